@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+// Runs the TypeScript sources directly (Node's type stripping) in a checkout, and the
+// packaged build when installed: Node does not strip types inside node_modules.
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+const installed = fileURLToPath(import.meta.url).includes('/node_modules/')
+const built = new URL('../dist/cli/main.js', import.meta.url)
+const entry = installed && existsSync(built) ? built : new URL('../src/cli/main.ts', import.meta.url)
+const { main } = await import(entry.href)
+await main(process.argv)

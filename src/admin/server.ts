@@ -1,0 +1,110 @@
+// The admin listener: /healthz and /readyz for orchestrators, /metrics for Prometheus, and the
+// admin API under /api/ (bearer auth). It shares the error taxonomy and problem+json answers.
+import { randomUUID } from 'node:crypto'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { asGatewayError, GatewayError, sendProblem } from '../errors/index.ts'
+import type { Logger } from '../telemetry/logger.ts'
+import type { AdminAuth } from './auth.ts'
+
+export interface AdminRequest {
+  method: string
+  path: string
+  query: URLSearchParams
+  /** Parsed JSON body for POST/PUT (undefined when empty). */
+  body: unknown
+  authorization: string | undefined
+}
+
+export interface AdminReply {
+  status?: number
+  body: unknown
+}
+
+export interface AdminRoute {
+  method: 'GET' | 'POST'
+  /** Path under /api/, e.g. `routes`. */
+  path: string
+  handle(request: AdminRequest): AdminReply | Promise<AdminReply>
+}
+
+export interface Readiness {
+  ready: boolean
+  checks: Record<string, string>
+}
+
+export interface AdminServerOptions {
+  logger: Logger
+  /** Read per request: a reload can change the admin credential. */
+  auth: () => AdminAuth
+  routes: readonly AdminRoute[]
+  readiness: () => Readiness
+  metrics?: () => Promise<{ contentType: string; body: string }>
+  /** Anything not handled here (the console's static files, later). */
+  fallback?: (req: IncomingMessage, res: ServerResponse) => boolean
+}
+
+const MAX_ADMIN_BODY = 1_048_576
+
+export function createAdminServer(options: AdminServerOptions): Server {
+  const table = new Map(options.routes.map((route) => [`${route.method} ${route.path}`, route]))
+  return createServer({ maxHeaderSize: 16_384 }, (req, res) => {
+    const requestId = randomUUID()
+    serve(options, table, req, res).catch((err: unknown) => {
+      const error = asGatewayError(err)
+      if (error.code === 'internal_error') options.logger.error({ err: error.cause, path: req.url }, 'admin request failed')
+      sendProblem(res, error, requestId, req.method === 'HEAD')
+    })
+  })
+}
+
+async function serve(options: AdminServerOptions, table: Map<string, AdminRoute>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://admin')
+  const method = req.method ?? 'GET'
+  if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' })
+  if (url.pathname === '/readyz') {
+    const readiness = options.readiness()
+    return sendJson(res, readiness.ready ? 200 : 503, { status: readiness.ready ? 'ready' : 'not ready', checks: readiness.checks })
+  }
+  if (url.pathname === '/metrics' && options.metrics) {
+    const { contentType, body } = await options.metrics()
+    res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) })
+    res.end(body)
+    return
+  }
+  if (url.pathname.startsWith('/api/')) {
+    options.auth().check(req.headers.authorization)
+    const path = url.pathname.slice('/api/'.length).replace(/\/+$/, '')
+    const route = table.get(`${method} ${path}`)
+    if (!route) {
+      const known = [...table.values()].some((r) => r.path === path)
+      throw new GatewayError(known ? 'method_not_allowed' : 'route_not_found', { detail: `No admin endpoint ${method} /api/${path}.` })
+    }
+    const body = method === 'POST' ? await readJson(req) : undefined
+    const reply = await route.handle({ method, path, query: url.searchParams, body, authorization: req.headers.authorization })
+    return sendJson(res, reply.status ?? 200, reply.body)
+  }
+  if (options.fallback?.(req, res)) return
+  throw new GatewayError('route_not_found', { detail: `Nothing at ${url.pathname} on the admin listener.` })
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+  res.end(text)
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length
+    if (size > MAX_ADMIN_BODY) throw new GatewayError('payload_too_large', { detail: 'Admin request bodies are limited to 1 MiB.' })
+    chunks.push(chunk as Buffer)
+  }
+  if (size === 0) return undefined
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  } catch {
+    throw new GatewayError('bad_request', { detail: 'The request body is not valid JSON.' })
+  }
+}

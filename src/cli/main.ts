@@ -1,0 +1,42 @@
+// `bouncer`: commands are registered from one file each. Exit codes (SPEC): 0 success, 1 a finding
+// or a user error (one line, no stack trace), 2 a usage error.
+import { Command, CommanderError } from 'commander'
+import { registerCheck } from './check.ts'
+import { registerServe } from './serve.ts'
+import { UserError } from './user-error.ts'
+
+export function buildProgram(): Command {
+  const program = new Command('bouncer')
+    .description('Bouncer: an identity-aware API gateway')
+    .showHelpAfterError()
+    .exitOverride()
+  registerServe(program)
+  registerCheck(program)
+  for (const command of program.commands) command.exitOverride()
+  return program
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram()
+  try {
+    await program.parseAsync(argv)
+  } catch (err) {
+    process.exitCode = exitCodeOf(err)
+  }
+}
+
+function exitCodeOf(err: unknown): number {
+  if (err instanceof CommanderError) {
+    // --help and --version end here with exit code 0; anything else is a usage error.
+    return err.exitCode === 0 ? 0 : 2
+  }
+  if (err instanceof UserError) {
+    console.error(`bouncer: ${err.message}`)
+    return err.exitCode
+  }
+  // A bug, not the user's doing: still one line unless asked for the stack.
+  const message = err instanceof Error ? err.message : String(err)
+  console.error(`bouncer: internal error: ${message}`)
+  if (process.env.BOUNCER_DEBUG && err instanceof Error) console.error(err.stack)
+  return 1
+}

@@ -1,0 +1,194 @@
+// Reads bouncer.yaml: YAML with source positions, `${env:NAME}` interpolation, `${secret:NAME}`
+// references collected for the secrets store, then the schema and the cross-reference checks.
+// Every problem becomes a Diagnostic with its line and column; nothing stops at the first one.
+import { readFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { isScalar, LineCounter, parse as parseScalar, parseDocument, visit, type Document } from 'yaml'
+import { createLocator, type Diagnostic, type Finding, type Locator } from './diagnostics.ts'
+import { configSchema, type Config } from './schema.ts'
+import { crossCheck } from './validate.ts'
+
+export interface SecretReference {
+  name: string
+  path: ReadonlyArray<string | number>
+}
+
+export interface LoadedConfig {
+  /** Present when there are no errors (warnings allowed). */
+  config: Config | undefined
+  diagnostics: Diagnostic[]
+  /** `${secret:NAME}` occurrences, resolved later by the secrets store. */
+  secretRefs: SecretReference[]
+  /** The file as given (for messages) and the directory relative paths in the config start from. */
+  file: string
+  baseDir: string
+  locate: Locator
+}
+
+export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return flag ?? env.BOUNCER_CONFIG ?? './bouncer.yaml'
+}
+
+export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message
+    const locate = createLocator(undefined, new LineCounter())
+    return {
+      config: undefined,
+      diagnostics: [locate({ severity: 'error', path: [], message: `cannot read the config file: ${reason}` })],
+      secretRefs: [],
+      file,
+      baseDir: dirname(resolve(file)),
+      locate,
+    }
+  }
+  return loadConfigText(text, file, env)
+}
+
+const REFERENCE = /\$\{(\w+):([^}]*)\}/g
+const SECRET_SECTIONS = new Set(['upstreams', 'admin'])
+
+export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
+  const locate = createLocator(doc, lines)
+  const baseDir = dirname(resolve(file))
+  const diagnostics: Diagnostic[] = []
+  const result = (config?: Config, secretRefs: SecretReference[] = []): LoadedConfig => ({
+    config,
+    diagnostics,
+    secretRefs,
+    file,
+    baseDir,
+    locate,
+  })
+
+  for (const error of doc.errors) {
+    const [line, col] = error.linePos?.[0] ? [error.linePos[0].line, error.linePos[0].col] : [1, 1]
+    diagnostics.push({ severity: 'error', path: [], message: yamlMessage(error.message), line, col })
+  }
+  if (diagnostics.length > 0) return result()
+
+  const findings: Finding[] = []
+  const secretRefs = interpolate(doc, env, findings)
+  const raw = doc.toJS({ maxAliasCount: 100 }) ?? {}
+  const parsed = configSchema.safeParse(raw)
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) findings.push(...findingsOf(issue, raw))
+  } else {
+    findings.push(...crossCheck(parsed.data, secretRefs))
+  }
+  diagnostics.push(...findings.map(locate))
+  diagnostics.sort((a, b) => a.line - b.line || a.col - b.col)
+  const failed = diagnostics.some((d) => d.severity === 'error')
+  return result(failed ? undefined : parsed.data, secretRefs)
+}
+
+/** Replaces `${env:NAME}` (and `${env:NAME:-default}`) in every string; records `${secret:NAME}`. */
+function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Finding[]): SecretReference[] {
+  const refs: SecretReference[] = []
+  visit(doc, {
+    Scalar(_key, node, ancestry) {
+      if (typeof node.value !== 'string' || !node.value.includes('${')) return
+      const path = pathOf(ancestry, node)
+      const original = node.value
+      let whole = false
+      const replaced = original.replace(REFERENCE, (text, kind: string, body: string) => {
+        if (kind === 'secret') {
+          if (!SECRET_SECTIONS.has(String(path[0]))) {
+            findings.push({ severity: 'error', path, message: `\${secret:${body}} may only be used under upstreams and admin` })
+          } else {
+            refs.push({ name: body, path })
+          }
+          return text
+        }
+        if (kind !== 'env') {
+          findings.push({ severity: 'error', path, message: `unknown reference "${text}": use \${env:NAME} or \${secret:NAME}` })
+          return text
+        }
+        const [name = '', fallback] = splitDefault(body)
+        const value = env[name] ?? fallback
+        if (value === undefined) {
+          findings.push({ severity: 'error', path, message: `environment variable ${name} is not set` })
+          return ''
+        }
+        whole = text === original
+        return value
+      })
+      // A value that is one whole `${env:…}` takes the type it spells (a port, a boolean).
+      node.value = whole ? scalarOf(replaced) : replaced
+    },
+  })
+  return refs
+}
+
+function splitDefault(body: string): [string, string | undefined] {
+  const at = body.indexOf(':-')
+  return at === -1 ? [body, undefined] : [body.slice(0, at), body.slice(at + 2)]
+}
+
+function scalarOf(text: string): unknown {
+  try {
+    const value: unknown = parseScalar(text)
+    return typeof value === 'number' || typeof value === 'boolean' ? value : text
+  } catch {
+    return text
+  }
+}
+
+/** The config path of a node from the visitor's ancestry (maps give keys, sequences indices). */
+function pathOf(ancestry: readonly unknown[], node: unknown): Array<string | number> {
+  const path: Array<string | number> = []
+  const chain = [...ancestry, node]
+  for (let i = 1; i < chain.length; i++) {
+    const parent = chain[i - 1] as { items?: unknown[]; key?: unknown; value?: unknown }
+    const child = chain[i]
+    if (parent && Array.isArray(parent.items)) {
+      const index = parent.items.indexOf(child)
+      // A pair inside a map contributes its key when we descend into its value.
+      if (!isPairLike(child)) path.push(index)
+    } else if (isPairLike(parent) && parent.value === child) {
+      path.push(isScalar(parent.key) ? String(parent.key.value) : String(parent.key))
+    }
+  }
+  return path
+}
+
+function isPairLike(node: unknown): node is { key: unknown; value: unknown } {
+  return typeof node === 'object' && node !== null && 'key' in node && 'value' in node && !('items' in node)
+}
+
+function findingsOf(
+  issue: { code: string; path: PropertyKey[]; message: string; keys?: string[]; input?: unknown },
+  raw: unknown,
+): Finding[] {
+  const path = issue.path.map((p) => (typeof p === 'number' ? p : String(p)))
+  if (issue.code === 'unrecognized_keys' && issue.keys) {
+    return issue.keys.map((key) => ({ severity: 'error', path: [...path, key], message: `unknown key "${key}"`, atKey: true }))
+  }
+  if (issue.code === 'invalid_type' && valueAt(raw, path) === undefined) {
+    const key = path.at(-1)
+    return [{ severity: 'error', path: path.slice(0, -1), message: `missing required key "${String(key)}"` }]
+  }
+  return [{ severity: 'error', path, message: friendly(issue.message) }]
+}
+
+function valueAt(root: unknown, path: ReadonlyArray<string | number>): unknown {
+  let node = root
+  for (const part of path) {
+    if (node === null || typeof node !== 'object') return undefined
+    node = (node as Record<string | number, unknown>)[part]
+  }
+  return node
+}
+
+function friendly(message: string): string {
+  return message.replace(/^Invalid input: /, '').replace(/^Invalid option: /, '')
+}
+
+function yamlMessage(message: string): string {
+  return message.split('\n')[0]?.replace(/ at line \d+, column \d+.*$/, '') ?? message
+}

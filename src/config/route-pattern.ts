@@ -1,0 +1,66 @@
+// Route path syntax (SPEC routes[].path): literal segments, `:param` segments, a trailing `/*`.
+import type { Parsed } from './values.ts'
+
+export type PatternSegment =
+  | { kind: 'literal'; value: string }
+  | { kind: 'param'; name: string }
+  | { kind: 'wildcard' }
+
+export interface RoutePattern {
+  text: string
+  /** After the leading `/`: `/` is [''], `/a/` is ['a', '']. Literals are decoded. */
+  segments: PatternSegment[]
+  params: string[]
+  wildcard: boolean
+}
+
+const PARAM = /^:([A-Za-z_][A-Za-z0-9_]*)$/
+// RFC 3986 pchar, without `*` (reserved for the wildcard) and with percent-escapes checked apart.
+const LITERAL = /^(?:[A-Za-z0-9\-._~!$&'()+,;=:@]|%[0-9A-Fa-f]{2})*$/
+
+export function parseRoutePattern(text: string): Parsed<RoutePattern> {
+  if (!text.startsWith('/')) return { ok: false, message: `a path starts with "/": "${text}"` }
+  const raw = text.slice(1).split('/')
+  const segments: PatternSegment[] = []
+  const params: string[] = []
+  for (let i = 0; i < raw.length; i++) {
+    const part = raw[i] as string
+    const last = i === raw.length - 1
+    if (part === '*') {
+      if (!last) return { ok: false, message: `"*" may only end a path: "${text}"` }
+      segments.push({ kind: 'wildcard' })
+      continue
+    }
+    if (part.startsWith(':')) {
+      const match = PARAM.exec(part)
+      if (!match) return { ok: false, message: `invalid parameter "${part}": write :name (letters, digits, _)` }
+      const name = match[1] as string
+      if (params.includes(name)) return { ok: false, message: `parameter ":${name}" appears twice` }
+      params.push(name)
+      segments.push({ kind: 'param', name })
+      continue
+    }
+    if (part === '' && !last) return { ok: false, message: `empty segment ("//") in "${text}"` }
+    if (!LITERAL.test(part)) return { ok: false, message: `invalid characters in segment "${part}"` }
+    let value: string
+    try {
+      value = decodeURIComponent(part)
+    } catch {
+      return { ok: false, message: `invalid percent-encoding in segment "${part}"` }
+    }
+    if (value === '.' || value === '..' || value.includes('/')) {
+      return { ok: false, message: `segment "${part}" is not allowed in a path` }
+    }
+    segments.push({ kind: 'literal', value })
+  }
+  return { ok: true, value: { text, segments, params, wildcard: segments.at(-1)?.kind === 'wildcard' } }
+}
+
+/** An `upstream_path` may use the route's params and, when the route has one, its wildcard. */
+export function checkRewrite(rewrite: RoutePattern, route: RoutePattern): string | undefined {
+  for (const name of rewrite.params) {
+    if (!route.params.includes(name)) return `":${name}" is not a parameter of the route path ${route.text}`
+  }
+  if (rewrite.wildcard && !route.wildcard) return `"*" needs a route path that ends in "/*"`
+  return undefined
+}

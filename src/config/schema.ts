@@ -1,0 +1,251 @@
+// The config file's shape (SPEC "The config file"). Objects are strict: an unknown key is an error.
+// Value types are parsed here, so the rest of the code gets milliseconds, rates and matchers.
+import { z } from 'zod'
+import { parseCidr, parseDuration, parseGlob, parseListen, parseRate, type Parsed } from './values.ts'
+
+function parsed<T>(parse: (text: string) => Parsed<T>) {
+  return z.string().transform((text, ctx): T => {
+    const result = parse(text)
+    if (result.ok) return result.value
+    ctx.addIssue({ code: 'custom', message: result.message })
+    return z.NEVER
+  })
+}
+
+const duration = parsed(parseDuration)
+const rate = parsed(parseRate)
+const cidr = parsed(parseCidr)
+const glob = parsed(parseGlob)
+const listen = parsed(parseListen)
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/
+const name = (what: string) =>
+  z.string().regex(NAME, `a ${what} name is letters, digits and . _ : - (starting with a letter or digit)`)
+
+const httpUrl = z.string().refine((text) => {
+  try {
+    const url = new URL(text)
+    return url.protocol === 'http:' || url.protocol === 'https:'
+  } catch {
+    return false
+  }
+}, 'must be an http:// or https:// URL')
+
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'] as const
+const method = z.enum([...HTTP_METHODS, '*'], { error: `a method is one of ${HTTP_METHODS.join(', ')} or "*"` })
+
+/** JWS algorithms an issuer may use. `none` and HS* are absent on purpose (SPEC: never accepted). */
+export const ASYMMETRIC_ALGORITHMS = [
+  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519',
+] as const
+const algorithm = z.string().refine(
+  (alg) => (ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg),
+  { error: (issue) => `algorithm "${String(issue.input)}" is not allowed: use one of ${ASYMMETRIC_ALGORITHMS.join(', ')} (none and HS* are never accepted)` },
+)
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+const headerName = z.string().regex(HEADER_NAME, 'not a valid HTTP header name')
+
+const claimValue = z.union([glob, z.array(glob).min(1)])
+const claimConditions = z.record(z.string().min(1), claimValue)
+
+const server = z.strictObject({
+  listen: listen.prefault('127.0.0.1:8080'),
+  trusted_proxies: z.array(cidr).default([]),
+  max_header_bytes: z.number().int().min(1024).max(1_048_576).default(16_384),
+  max_body_bytes: z.number().int().min(0).default(10_485_760),
+  max_token_bytes: z.number().int().min(512).max(65_536).default(8_192),
+  request_timeout: duration.prefault('60s'),
+  headers_timeout: duration.prefault('10s'),
+  keep_alive_timeout: duration.prefault('5s'),
+  shutdown_timeout: duration.prefault('30s'),
+})
+
+const admin = z.strictObject({
+  listen: listen.prefault('127.0.0.1:9090'),
+  token: z.string().min(1).optional(),
+  roles: z.array(z.string()).default([]),
+})
+
+const issuer = z.strictObject({
+  name: name('issuer'),
+  issuer: z.string().min(1),
+  audiences: z.array(z.string().min(1)).min(1, 'list at least one audience: a token is accepted only for its audience'),
+  jwks_uri: httpUrl.optional(),
+  algorithms: z.array(algorithm).min(1).default(['RS256', 'ES256']),
+  clock_tolerance: duration.prefault('30s'),
+  required_claims: z.array(z.string().min(1)).default([]),
+})
+
+const trustRule = z.strictObject({
+  issuer: z.string(),
+  subject: glob.optional(),
+  claims: claimConditions.optional(),
+})
+
+const role = z.strictObject({
+  name: name('role'),
+  description: z.string().optional(),
+  assumed_by: z.array(trustRule).min(1, 'a role needs at least one trust rule (assumed_by)'),
+  policies: z.array(z.string()).default([]),
+})
+
+const statement = z.strictObject({
+  sid: z.string().min(1).optional(),
+  effect: z.enum(['allow', 'deny'], { error: 'effect is allow or deny' }),
+  actions: z.array(method).min(1),
+  routes: z.array(glob).min(1).prefault(['*']),
+  conditions: z
+    .strictObject({
+      source_ip: z.array(cidr).min(1).optional(),
+      claims: claimConditions.optional(),
+    })
+    .optional(),
+})
+
+const policy = z.strictObject({
+  name: name('policy'),
+  description: z.string().optional(),
+  statements: z.array(statement).min(1),
+})
+
+const upstream = z.strictObject({
+  name: name('upstream'),
+  url: httpUrl,
+  connect_timeout: duration.prefault('5s'),
+  timeout: duration.prefault('30s'),
+  max_connections: z.number().int().min(1).max(65_536).default(128),
+  max_concurrent: z.number().int().min(1).optional(),
+  headers: z.record(headerName, z.string()).default({}),
+  identity_assertion: z.boolean().default(false),
+})
+
+const route = z.strictObject({
+  id: name('route'),
+  methods: z.array(method).min(1).default(['*']),
+  path: z.string(),
+  upstream: z.string(),
+  upstream_path: z.string().optional(),
+  limits: z.array(z.string()).default([]),
+  public: z.boolean().default(false),
+  forward_authorization: z.boolean().default(false),
+  websocket: z.boolean().default(false),
+})
+
+const LIMIT_KEY = /^(principal|role|route|ip|claim:[^\s]+|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/
+const limit = z
+  .strictObject({
+    name: name('limit'),
+    key: z.string().regex(LIMIT_KEY, 'key is principal, role, route, ip, claim:NAME or header:NAME'),
+    rate: rate.optional(),
+    burst: z.number().int().min(1).optional(),
+    quota: rate.optional(),
+  })
+  .superRefine((value, ctx) => {
+    if (!value.rate && !value.quota) ctx.addIssue({ code: 'custom', message: 'a limit needs a rate, a quota, or both' })
+    if (value.burst !== undefined && !value.rate) ctx.addIssue({ code: 'custom', path: ['burst'], message: 'burst needs a rate' })
+    if (value.quota && value.quota.periodMs < 60_000) {
+      ctx.addIssue({ code: 'custom', path: ['quota'], message: 'a quota counts per minute, hour or day (N/m, N/h, N/d); use rate for per-second limits' })
+    }
+  })
+
+const limitsStore = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('memory'), max_keys: z.number().int().min(100).default(100_000) }),
+  z.strictObject({
+    type: z.literal('redis'),
+    url: z.string().regex(/^rediss?:\/\//, 'a Redis URL starts with redis:// or rediss://'),
+    on_error: z.enum(['allow', 'deny']).default('deny'),
+    prefix: z.string().default('bouncer:'),
+    timeout: duration.prefault('500ms'),
+  }),
+], { error: 'limits_store.type is memory or redis' })
+
+const auditSink = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1) }),
+  z.strictObject({
+    type: z.literal('postgres'),
+    url: z.string().regex(/^postgres(ql)?:\/\//, 'a PostgreSQL URL starts with postgres://'),
+    schema: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'a schema name is lower-case letters, digits and _').default('bouncer'),
+  }),
+  z.strictObject({ type: z.literal('stdout') }),
+], { error: 'an audit sink type is sqlite, postgres or stdout' })
+
+const audit = z.strictObject({
+  sinks: z.array(auditSink).default([{ type: 'sqlite', path: './data/audit.db' }]),
+  retention: duration.prefault('30d'),
+  durability: z.enum(['batched', 'sync']).default('batched'),
+  flush_interval: duration.prefault('100ms'),
+  max_batch: z.number().int().min(1).max(100_000).default(2_000),
+  queue_capacity: z.number().int().min(100).default(100_000),
+  spill_dir: z.string().default('./data/audit-spill'),
+})
+
+const MASTER_KEY = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/
+const secretsStore = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('embedded'),
+    path: z.string().default('./data/secrets.db'),
+    master_key: z.string().regex(MASTER_KEY, 'master_key is env:NAME or file:PATH'),
+  }),
+  z.strictObject({ type: z.literal('env'), prefix: z.string().default('BOUNCER_SECRET_') }),
+  z.strictObject({ type: z.literal('file'), dir: z.string().min(1) }),
+], { error: 'secrets.store.type is embedded, env or file' })
+
+const rotationSchedule = z.strictObject({
+  every: duration,
+  hook: z.string().min(1).optional(),
+  generate: z.number().int().min(16).max(1024).default(32),
+})
+
+const secrets = z.strictObject({
+  store: secretsStore,
+  refresh_interval: duration.prefault('2s'),
+  rotation: z.record(z.string(), rotationSchedule).default({}),
+})
+
+const assertion = z.strictObject({
+  issuer: z.string().min(1).default('bouncer'),
+  ttl: duration.prefault('5m').refine((ms) => ms <= 300_000, 'an assertion lives at most 5m (SPEC)'),
+  rotate_every: duration.prefault('30d'),
+})
+
+const telemetry = z.strictObject({
+  otlp_endpoint: httpUrl.optional(),
+  service_name: z.string().default('bouncer'),
+  log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+})
+
+export const configSchema = z.strictObject({
+  server: server.prefault({}),
+  admin: admin.prefault({}),
+  issuers: z.array(issuer).default([]),
+  roles: z.array(role).default([]),
+  policies: z.array(policy).default([]),
+  upstreams: z.array(upstream).default([]),
+  routes: z.array(route).default([]),
+  limits: z.array(limit).default([]),
+  limits_store: limitsStore.default({ type: 'memory', max_keys: 100_000 }),
+  audit: audit.prefault({}),
+  secrets: secrets.optional(),
+  assertion: assertion.prefault({}),
+  telemetry: telemetry.prefault({}),
+})
+
+export type Config = z.output<typeof configSchema>
+export type ServerConfig = Config['server']
+export type AdminConfig = Config['admin']
+export type IssuerConfig = Config['issuers'][number]
+export type RoleConfig = Config['roles'][number]
+export type TrustRuleConfig = RoleConfig['assumed_by'][number]
+export type PolicyConfig = Config['policies'][number]
+export type StatementConfig = PolicyConfig['statements'][number]
+export type UpstreamConfig = Config['upstreams'][number]
+export type RouteConfig = Config['routes'][number]
+export type LimitConfig = Config['limits'][number]
+export type LimitsStoreConfig = Config['limits_store']
+export type AuditConfig = Config['audit']
+export type AuditSinkConfig = AuditConfig['sinks'][number]
+export type SecretsConfig = NonNullable<Config['secrets']>
+export type AssertionConfig = Config['assertion']
+export type TelemetryConfig = Config['telemetry']
+export type ClaimConditions = z.output<typeof claimConditions>

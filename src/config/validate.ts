@@ -1,0 +1,136 @@
+// Checks that need the whole file: names that must exist, names that must be unique, route
+// syntax, and (as warnings) configuration that is legal but almost certainly not what was meant.
+import type { Finding, ConfigPath } from './diagnostics.ts'
+import type { SecretReference } from './load.ts'
+import { checkRewrite, parseRoutePattern, type RoutePattern } from './route-pattern.ts'
+import type { Config } from './schema.ts'
+
+/** Headers an upstream's `headers` may not set: the gateway owns them (SPEC "On the wire"). */
+const RESERVED_UPSTREAM_HEADERS = new Set([
+  'host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  'content-length', 'x-request-id', 'traceparent', 'tracestate', 'x-forwarded-for', 'x-forwarded-proto',
+  'x-forwarded-host', 'forwarded',
+])
+
+export function crossCheck(config: Config, secretRefs: readonly SecretReference[]): Finding[] {
+  const findings: Finding[] = []
+  const error = (path: ConfigPath, message: string, atKey = false) => findings.push({ severity: 'error', path, message, atKey })
+  const warn = (path: ConfigPath, message: string) => findings.push({ severity: 'warning', path, message })
+
+  const issuers = uniqueNames(config.issuers, 'issuers', 'name', 'issuer', error)
+  const roles = uniqueNames(config.roles, 'roles', 'name', 'role', error)
+  const policies = uniqueNames(config.policies, 'policies', 'name', 'policy', error)
+  const upstreams = uniqueNames(config.upstreams, 'upstreams', 'name', 'upstream', error)
+  const limits = uniqueNames(config.limits, 'limits', 'name', 'limit', error)
+  uniqueNames(config.routes, 'routes', 'id', 'route', error)
+
+  const seenIssuerUrls = new Map<string, number>()
+  config.issuers.forEach((issuer, i) => {
+    const earlier = seenIssuerUrls.get(issuer.issuer)
+    if (earlier !== undefined) error(['issuers', i, 'issuer'], `issuer "${issuer.issuer}" is already configured by issuers[${earlier}]`)
+    seenIssuerUrls.set(issuer.issuer, i)
+  })
+
+  config.upstreams.forEach((upstream, i) => {
+    const url = new URL(upstream.url)
+    if (url.search || url.hash) error(['upstreams', i, 'url'], 'an upstream URL cannot hold a query or a fragment')
+    if (url.username || url.password) error(['upstreams', i, 'url'], 'put credentials in headers (with ${secret:NAME}), not in the URL')
+    for (const header of Object.keys(upstream.headers)) {
+      const lower = header.toLowerCase()
+      if (RESERVED_UPSTREAM_HEADERS.has(lower) || lower.startsWith('x-bouncer-')) {
+        error(['upstreams', i, 'headers', header], `the gateway sets ${header} itself; it cannot be configured`, true)
+      }
+    }
+  })
+
+  const routePatterns: RoutePattern[] = []
+  let needsIdentity = false
+  config.routes.forEach((route, i) => {
+    const parsed = parseRoutePattern(route.path)
+    if (!parsed.ok) error(['routes', i, 'path'], parsed.message)
+    else routePatterns.push(parsed.value)
+    if (route.upstream_path !== undefined) {
+      const rewrite = parseRoutePattern(route.upstream_path)
+      if (!rewrite.ok) error(['routes', i, 'upstream_path'], rewrite.message)
+      else if (parsed.ok) {
+        const problem = checkRewrite(rewrite.value, parsed.value)
+        if (problem) error(['routes', i, 'upstream_path'], problem)
+      }
+    }
+    if (!upstreams.has(route.upstream)) error(['routes', i, 'upstream'], `unknown upstream "${route.upstream}"`)
+    route.limits.forEach((name, j) => {
+      if (!limits.has(name)) error(['routes', i, 'limits', j], `unknown limit "${name}"`)
+      const limit = config.limits.find((l) => l.name === name)
+      if (route.public && limit && (limit.key === 'principal' || limit.key === 'role' || limit.key.startsWith('claim:'))) {
+        warn(['routes', i, 'limits', j], `limit "${name}" is keyed by ${limit.key}, but public route "${route.id}" has no identity: it is keyed by client IP there`)
+      }
+    })
+    if (!route.public) needsIdentity = true
+  })
+  if (needsIdentity && config.issuers.length === 0) {
+    warn(['routes'], 'routes that are not public need an identity, but no issuers are configured: every request to them gets 401')
+  }
+
+  config.roles.forEach((role, i) => {
+    role.assumed_by.forEach((rule, j) => {
+      if (!issuers.has(rule.issuer)) error(['roles', i, 'assumed_by', j, 'issuer'], `unknown issuer "${rule.issuer}"`)
+    })
+    role.policies.forEach((name, j) => {
+      if (!policies.has(name)) error(['roles', i, 'policies', j], `unknown policy "${name}"`)
+    })
+    if (role.policies.length === 0) warn(['roles', i, 'policies'], `role "${role.name}" has no policies: it allows nothing`)
+  })
+
+  config.admin.roles.forEach((name, i) => {
+    if (!roles.has(name)) error(['admin', 'roles', i], `unknown role "${name}"`)
+  })
+
+  const usedPolicies = new Set(config.roles.flatMap((role) => role.policies))
+  const routeIds = config.routes.map((route) => route.id)
+  config.policies.forEach((policy, i) => {
+    if (!usedPolicies.has(policy.name)) warn(['policies', i, 'name'], `policy "${policy.name}" is not used by any role`)
+    policy.statements.forEach((statement, j) => {
+      statement.routes.forEach((glob, k) => {
+        if (!routeIds.some((id) => glob.matches(id))) {
+          warn(['policies', i, 'statements', j, 'routes', k], `"${glob.text}" matches no route`)
+        }
+      })
+    })
+  })
+
+  if (secretRefs.length > 0 && !config.secrets) {
+    for (const ref of secretRefs) error(ref.path, `\${secret:${ref.name}} is used but no secrets store is configured (secrets.store)`)
+  }
+  if (config.secrets) {
+    for (const name of Object.keys(config.secrets.rotation)) {
+      if (config.secrets.store.type !== 'embedded') {
+        error(['secrets', 'rotation', name], `scheduled rotation needs the embedded store; the ${config.secrets.store.type} store is read-only`, true)
+      }
+    }
+  }
+
+  const sqlitePaths = new Set<string>()
+  config.audit.sinks.forEach((sink, i) => {
+    if (sink.type !== 'sqlite') return
+    if (sqlitePaths.has(sink.path)) error(['audit', 'sinks', i, 'path'], `two sqlite sinks write ${sink.path}`)
+    sqlitePaths.add(sink.path)
+  })
+
+  return findings
+}
+
+function uniqueNames<T>(
+  items: readonly T[],
+  section: string,
+  key: keyof T & string,
+  what: string,
+  error: (path: ConfigPath, message: string) => void,
+): Set<string> {
+  const names = new Set<string>()
+  items.forEach((item, i) => {
+    const value = String(item[key])
+    if (names.has(value)) error([section, i, key], `duplicate ${what} "${value}"`)
+    names.add(value)
+  })
+  return names
+}

@@ -1,0 +1,125 @@
+// Parsers for the value types SPEC defines (durations, rates, CIDRs, globs, listen addresses).
+// Each returns a result or a message; the schema turns messages into positioned diagnostics.
+import { BlockList, isIP } from 'node:net'
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string }
+
+const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
+const DURATION = /^(\d+)(ms|s|m|h|d)$/
+
+/** `500ms`, `30s`, `5m`, `1h`, `1d` → milliseconds. */
+export function parseDuration(text: string): Parsed<number> {
+  const match = DURATION.exec(text.trim())
+  if (!match) return { ok: false, message: `invalid duration "${text}": write it like 500ms, 30s, 5m, 1h or 1d` }
+  return { ok: true, value: Number(match[1]) * DURATION_UNITS_MS[match[2] as keyof typeof DURATION_UNITS_MS] }
+}
+
+export interface Rate {
+  count: number
+  periodMs: number
+  /** As written, for headers and messages. */
+  text: string
+}
+
+const RATE = /^(\d+)\/(s|m|h|d)$/
+
+/** `N/s`, `N/m`, `N/h`, `N/d`. */
+export function parseRate(text: string): Parsed<Rate> {
+  const match = RATE.exec(text.trim())
+  if (!match || Number(match[1]) <= 0) {
+    return { ok: false, message: `invalid rate "${text}": write it like 10/s, 600/m, 1000/h or 10000/d (N > 0)` }
+  }
+  const unit = match[2] as 's' | 'm' | 'h' | 'd'
+  return { ok: true, value: { count: Number(match[1]), periodMs: DURATION_UNITS_MS[unit], text: text.trim() } }
+}
+
+export interface Cidr {
+  address: string
+  prefix: number
+  family: 'ipv4' | 'ipv6'
+  text: string
+}
+
+/** `10.0.0.0/8`, `2001:db8::/32`, or a bare address (a /32 or /128). */
+export function parseCidr(text: string): Parsed<Cidr> {
+  const [address = '', prefixText, extra] = text.trim().split('/')
+  const version = isIP(address)
+  if (version === 0 || extra !== undefined) return { ok: false, message: `invalid CIDR "${text}"` }
+  const max = version === 4 ? 32 : 128
+  const prefix = prefixText === undefined ? max : Number(prefixText)
+  if (!/^\d+$/.test(prefixText ?? String(max)) || prefix > max) {
+    return { ok: false, message: `invalid CIDR "${text}": the prefix length must be 0 to ${max}` }
+  }
+  return { ok: true, value: { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6', text: text.trim() } }
+}
+
+/** A set of CIDRs; `contains` takes an address as Node reports it (IPv4-mapped IPv6 included). */
+export interface AddressSet {
+  readonly size: number
+  contains(address: string): boolean
+}
+
+export function addressSet(cidrs: readonly Cidr[]): AddressSet {
+  const list = new BlockList()
+  for (const cidr of cidrs) list.addSubnet(cidr.address, cidr.prefix, cidr.family)
+  return {
+    size: cidrs.length,
+    contains(address: string): boolean {
+      if (cidrs.length === 0) return false
+      const plain = unmapIpv4(address)
+      const family = isIP(plain)
+      if (family === 0) return false
+      return list.check(plain, family === 4 ? 'ipv4' : 'ipv6')
+    },
+  }
+}
+
+/** `::ffff:10.1.2.3` → `10.1.2.3`, so IPv4 rules apply to IPv4 clients on a dual-stack socket. */
+export function unmapIpv4(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address
+}
+
+export interface Glob {
+  text: string
+  /** Literal globs compare as strings; only globs with wildcards pay for a RegExp. */
+  matches(value: string): boolean
+  readonly literal: boolean
+}
+
+const GLOB_FORBIDDEN = /[[\]{}]/
+
+/** `*` matches any run of characters (including none), `?` exactly one. Nothing else is special. */
+export function parseGlob(text: string): Parsed<Glob> {
+  if (text.length === 0) return { ok: false, message: 'invalid glob: empty' }
+  if (GLOB_FORBIDDEN.test(text)) {
+    return { ok: false, message: `invalid glob "${text}": only * and ? are wildcards ([ ] { } are not supported)` }
+  }
+  if (!text.includes('*') && !text.includes('?')) {
+    return { ok: true, value: { text, literal: true, matches: (value) => value === text } }
+  }
+  const source = text.replace(/[.+^$()|\\/]/g, '\\$&').replace(/\*+/g, '.*').replace(/\?/g, '.')
+  const regex = new RegExp(`^${source}$`, 's')
+  return { ok: true, value: { text, literal: false, matches: (value) => regex.test(value) } }
+}
+
+export interface ListenAddress {
+  host: string
+  port: number
+  text: string
+}
+
+/** `127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:80`. Port 0 picks a free port. */
+export function parseListen(text: string): Parsed<ListenAddress> {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim())
+  const host = match?.[1] ?? match?.[2]
+  const port = Number(match?.[3])
+  if (!match || host === undefined || port > 65535) {
+    return { ok: false, message: `invalid listen address "${text}": write it like 127.0.0.1:8080 or [::1]:8080` }
+  }
+  return { ok: true, value: { host, port, text: text.trim() } }
+}
+
+/** The URL form of a listener, for the "listening on" lines and for clients. */
+export function listenUrl(host: string, port: number): string {
+  return `http://${isIP(host) === 6 ? `[${host}]` : host}:${port}`
+}

@@ -1,0 +1,3 @@
+export { ERROR_CODES, isErrorCode, type ErrorCode } from './codes.ts'
+export { GatewayError, gatewayError, asGatewayError, type GatewayErrorOptions } from './gateway-error.ts'
+export { problemBody, sendProblem } from './respond.ts'

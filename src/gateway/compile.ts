@@ -1,0 +1,68 @@
+// Config → the frozen runtime one request reads: a router, per-route settings resolved to objects,
+// upstream pools. A reload compiles a new runtime and swaps one reference; requests in flight keep
+// the runtime they started with.
+import { addressSet, parseRoutePattern, type AddressSet, type Config, type RoutePattern } from '../config/index.ts'
+import type { Upstream, UpstreamRegistry } from '../upstream/pools.ts'
+import { createRouter, type RoutableRoute, type Router } from './router.ts'
+
+export interface CompiledRoute extends RoutableRoute {
+  readonly id: string
+  readonly upstream: Upstream
+  readonly rewrite: RoutePattern | null
+  readonly public: boolean
+  readonly forwardAuthorization: boolean
+  readonly websocket: boolean
+  readonly limitNames: readonly string[]
+}
+
+export interface Runtime {
+  readonly generation: number
+  readonly config: Config
+  readonly router: Router<CompiledRoute>
+  readonly routes: readonly CompiledRoute[]
+  readonly upstreams: ReadonlyMap<string, Upstream>
+  readonly trustedProxies: AddressSet
+  /** Requests in flight on this runtime: its pools are retired only once this reaches 0. */
+  readonly usage: { inFlight: number }
+}
+
+export interface CompileDeps {
+  upstreams: UpstreamRegistry
+}
+
+let generations = 0
+
+/** Assumes a config that passed `loadConfig` (no errors): compile does not re-validate. */
+export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
+  const upstreams = deps.upstreams.acquire(config.upstreams)
+  const routes = config.routes.map((route, index): CompiledRoute => {
+    const methods = route.methods.includes('*') ? new Set<string>() : new Set<string>(route.methods)
+    return Object.freeze({
+      index,
+      id: route.id,
+      pattern: mustParse(route.path),
+      methods,
+      upstream: upstreams.get(route.upstream) as Upstream,
+      rewrite: route.upstream_path === undefined ? null : mustParse(route.upstream_path),
+      public: route.public,
+      forwardAuthorization: route.forward_authorization,
+      websocket: route.websocket,
+      limitNames: route.limits,
+    })
+  })
+  return Object.freeze({
+    generation: ++generations,
+    config,
+    router: createRouter(routes),
+    routes,
+    upstreams,
+    trustedProxies: addressSet(config.server.trusted_proxies),
+    usage: { inFlight: 0 },
+  })
+}
+
+function mustParse(path: string): RoutePattern {
+  const parsed = parseRoutePattern(path)
+  if (!parsed.ok) throw new Error(`route pattern passed validation but does not parse: ${parsed.message}`)
+  return parsed.value
+}

@@ -1,0 +1,95 @@
+// Everything known about one request as it moves through the pipeline: what was asked, who
+// asked, what was decided, and what happened upstream. The audit record is built from it.
+// Every field is set in `createContext` so all contexts share one shape (V8 keeps it monomorphic).
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { ErrorCode, GatewayError } from '../errors/index.ts'
+import type { TraceContext } from '../telemetry/trace-context.ts'
+import type { RequestHeaders } from './request-headers.ts'
+import type { CompiledRoute } from './compile.ts'
+
+export type Decision = 'allow' | 'deny' | 'error'
+
+/** A verified caller (filled by the identity stage). */
+export interface Identity {
+  /** The configured issuer's name. */
+  issuerName: string
+  /** The token's `iss`. */
+  iss: string
+  sub: string
+  /** `client_id`, else `azp`, else null. */
+  clientId: string | null
+  claims: Readonly<Record<string, unknown>>
+  /** Seconds since the epoch. */
+  expiresAt: number
+}
+
+export interface RequestContext {
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
+  /** Epoch milliseconds and a monotonic start for the duration. */
+  readonly startedAt: number
+  readonly startMono: number
+  id: string
+  method: string
+  /** The canonical path once parsed; the raw target until then (for the audit of a bad path). */
+  path: string
+  query: string
+  headers: RequestHeaders | null
+  clientIp: string
+  forwardedFor: string
+  viaTrustedProxy: boolean
+  trace: TraceContext | null
+  route: CompiledRoute | null
+  params: Record<string, string>
+  rest: string[]
+  identity: Identity | null
+  roles: string[]
+  statement: string | null
+  decision: Decision
+  code: ErrorCode | null
+  error: GatewayError | null
+  limit: string | null
+  upstream: string | null
+  upstreamStatus: number | null
+  status: number
+  bytesIn: number
+  bytesOut: number
+  /** Set for `Upgrade: websocket` requests: the raw client socket and its first bytes. */
+  upgrade: { socket: Duplex; head: Buffer } | null
+}
+
+export function createContext(req: IncomingMessage, res: ServerResponse, upgrade: RequestContext['upgrade'] = null): RequestContext {
+  const peer = req.socket.remoteAddress ?? ''
+  return {
+    req,
+    res,
+    startedAt: Date.now(),
+    startMono: performance.now(),
+    id: '',
+    method: req.method ?? 'GET',
+    path: req.url ?? '',
+    query: '',
+    headers: null,
+    clientIp: peer,
+    forwardedFor: peer,
+    viaTrustedProxy: false,
+    trace: null,
+    route: null,
+    params: {},
+    rest: [],
+    identity: null,
+    roles: [],
+    statement: null,
+    decision: 'allow',
+    code: null,
+    error: null,
+    limit: null,
+    upstream: null,
+    upstreamStatus: null,
+    status: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    upgrade,
+  }
+}

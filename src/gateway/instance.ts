@@ -1,0 +1,161 @@
+// A running gateway: config loaded and compiled, gateway and admin listeners bound, reload and
+// graceful shutdown. `bouncer serve` and the integration tests both start gateways through here.
+import { once } from 'node:events'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { adminAuth, type AdminAuth } from '../admin/auth.ts'
+import { createAdminServer, type AdminRoute } from '../admin/server.ts'
+import { formatDiagnostic, listenUrl, loadConfigFile, type LoadedConfig } from '../config/index.ts'
+import { createLogger, type Logger } from '../telemetry/logger.ts'
+import { createUpstreamRegistry } from '../upstream/pools.ts'
+import { compileRuntime, type Runtime } from './compile.ts'
+import { applyTimeouts, createGatewayServer } from './server.ts'
+import type { GatewayState } from './state.ts'
+
+export interface StartOptions {
+  configFile: string
+  /** Override the listen ports (0 picks a free one). */
+  port?: number
+  adminPort?: number
+  logger?: Logger
+  env?: NodeJS.ProcessEnv
+}
+
+export type ReloadResult =
+  | { ok: true; generation: number; warnings: string[] }
+  | { ok: false; errors: string[] }
+
+export interface GatewayInstance {
+  readonly url: string
+  readonly adminUrl: string
+  readonly state: GatewayState
+  readonly logger: Logger
+  reload(): Promise<ReloadResult>
+  /** Stops accepting, lets in-flight requests finish (bounded by server.shutdown_timeout), closes everything. */
+  shutdown(): Promise<void>
+}
+
+/** A config that does not validate: the lines to print, in `bouncer check` format. */
+export class ConfigError extends Error {
+  readonly lines: string[]
+  constructor(lines: string[]) {
+    super(`the config is not valid:\n${lines.join('\n')}`)
+    this.name = 'ConfigError'
+    this.lines = lines
+  }
+}
+
+function diagnosticLines(loaded: LoadedConfig, severity: 'error' | 'warning'): string[] {
+  return loaded.diagnostics.filter((d) => d.severity === severity).map((d) => formatDiagnostic(loaded.file, d))
+}
+
+export async function startGateway(options: StartOptions): Promise<GatewayInstance> {
+  const env = options.env ?? process.env
+  const loaded = await loadConfigFile(options.configFile, env)
+  if (!loaded.config) throw new ConfigError(diagnosticLines(loaded, 'error'))
+  const config = loaded.config
+  const logger = options.logger ?? createLogger({ level: config.telemetry.log_level })
+  for (const line of diagnosticLines(loaded, 'warning')) logger.warn(line)
+
+  const upstreams = createUpstreamRegistry()
+  let admin: AdminAuth = adminAuth(config.admin.token)
+
+  const state: GatewayState = {
+    runtime: compileRuntime(config, { upstreams }),
+    logger,
+    draining: false,
+    inFlight: 0,
+    onRequestDone: () => {},
+  }
+
+  const gatewayServer = createGatewayServer(state)
+  const adminRoutes: AdminRoute[] = [
+    {
+      method: 'GET',
+      path: 'routes',
+      handle: () => ({
+        body: state.runtime.config.routes.map((r) => ({
+          id: r.id, methods: r.methods, path: r.path, upstream: r.upstream, upstream_path: r.upstream_path ?? null,
+          public: r.public, limits: r.limits, websocket: r.websocket,
+        })),
+      }),
+    },
+    { method: 'POST', path: 'reload', handle: async () => { const result = await reload(); return { status: result.ok ? 200 : 422, body: result } } },
+  ]
+  const adminServer = createAdminServer({
+    logger,
+    auth: () => admin,
+    routes: adminRoutes,
+    readiness: () => ({ ready: !state.draining, checks: { config: 'loaded', draining: String(state.draining) } }),
+  })
+
+  const gatewayAddress = await listen(gatewayServer, config.server.listen.host, options.port ?? config.server.listen.port)
+  const adminAddress = await listen(adminServer, config.admin.listen.host, options.adminPort ?? config.admin.listen.port)
+
+  let reloading: Promise<ReloadResult> | null = null
+  function reload(): Promise<ReloadResult> {
+    // Reloads triggered together (SIGHUP and the API) share one load.
+    reloading ??= doReload().finally(() => {
+      reloading = null
+    })
+    return reloading
+  }
+
+  async function doReload(): Promise<ReloadResult> {
+    const next = await loadConfigFile(options.configFile, env)
+    if (!next.config) {
+      const errors = diagnosticLines(next, 'error')
+      logger.error({ errors }, 'config reload refused: the running config keeps serving')
+      return { ok: false, errors }
+    }
+    const previous = state.runtime
+    const runtime = compileRuntime(next.config, { upstreams })
+    if (next.config.server.listen.text !== previous.config.server.listen.text || next.config.admin.listen.text !== previous.config.admin.listen.text) {
+      logger.warn('a changed listen address takes effect at the next restart')
+    }
+    state.runtime = runtime // the swap: new requests see the new runtime from here on
+    admin = adminAuth(next.config.admin.token)
+    applyTimeouts(gatewayServer, next.config.server)
+    void retireWhenIdle(previous, runtime)
+    const warnings = diagnosticLines(next, 'warning')
+    logger.info({ generation: runtime.generation, warnings: warnings.length }, 'config reloaded')
+    return { ok: true, generation: runtime.generation, warnings }
+  }
+
+  /** Old pools close once no request that started on the old runtime still needs them. */
+  async function retireWhenIdle(previous: Runtime, current: Runtime): Promise<void> {
+    const deadline = Date.now() + previous.config.server.shutdown_timeout
+    while (previous.usage.inFlight > 0 && Date.now() < deadline) await sleep(50)
+    if (state.runtime === current) await upstreams.retire(current.upstreams)
+  }
+
+  async function shutdown(): Promise<void> {
+    if (state.draining) return
+    state.draining = true
+    gatewayServer.close()
+    gatewayServer.closeIdleConnections()
+    const deadline = Date.now() + state.runtime.config.server.shutdown_timeout
+    while (state.inFlight > 0 && Date.now() < deadline) await sleep(20)
+    if (state.inFlight > 0) logger.warn({ in_flight: state.inFlight }, 'shutdown timeout: closing connections with requests in flight')
+    gatewayServer.closeAllConnections()
+    adminServer.close()
+    adminServer.closeAllConnections()
+    await upstreams.closeAll()
+  }
+
+  return {
+    url: listenUrl(gatewayAddress.address, gatewayAddress.port),
+    adminUrl: listenUrl(adminAddress.address, adminAddress.port),
+    state,
+    logger,
+    reload,
+    shutdown,
+  }
+}
+
+async function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+  server.listen(port, host)
+  await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))])
+  return server.address() as AddressInfo
+}

@@ -1,0 +1,93 @@
+// One request, top to bottom: admit → match → authenticate → authorize → throttle → forward,
+// with the error response and the audit record in one place at the end.
+import { randomUUID } from 'node:crypto'
+import { asGatewayError, GatewayError, sendProblem } from '../errors/index.ts'
+import { traceContextOf } from '../telemetry/trace-context.ts'
+import { forward } from '../upstream/forward.ts'
+import { forwardUpgrade } from '../upstream/upgrade.ts'
+import { clientAddressOf } from './client-address.ts'
+import type { CompiledRoute, Runtime } from './compile.ts'
+import type { RequestContext } from './context.ts'
+import { parseTarget } from './paths.ts'
+import { acceptRequestId, inspectHeaders } from './request-headers.ts'
+import type { GatewayState } from './state.ts'
+
+export async function handle(state: GatewayState, ctx: RequestContext): Promise<void> {
+  const rt = state.runtime // in-flight requests keep the runtime they started with
+  state.inFlight++
+  rt.usage.inFlight++
+  try {
+    admit(state, rt, ctx)
+    const route = match(rt, ctx)
+    const options = {
+      upstream: route.upstream,
+      rewrite: route.rewrite,
+      forwardAuthorization: route.forwardAuthorization,
+      maxBodyBytes: rt.config.server.max_body_bytes,
+      extraHeaders: null,
+    }
+    if (ctx.upgrade) await forwardUpgrade(ctx, options)
+    else await forward(ctx, options)
+  } catch (err) {
+    fail(state, ctx, err)
+  } finally {
+    state.inFlight--
+    rt.usage.inFlight--
+    state.onRequestDone(ctx)
+  }
+}
+
+/** Framing, identity of the request (id, trace, client address) and size limits: before any routing. */
+function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
+  const headers = inspectHeaders(ctx.req.rawHeaders)
+  ctx.headers = headers
+  ctx.id = acceptRequestId(headers.requestId) ?? randomUUID()
+  ctx.trace = traceContextOf(headers.traceparent, headers.tracestate)
+  const address = clientAddressOf(ctx.req.socket.remoteAddress, headers.forwardedFor, rt.trustedProxies)
+  ctx.clientIp = address.clientIp
+  ctx.forwardedFor = address.forwardedFor
+  ctx.viaTrustedProxy = address.viaTrustedProxy
+  if (state.draining) ctx.res.setHeader('connection', 'close')
+  const max = rt.config.server.max_body_bytes
+  if (headers.contentLength !== undefined && headers.contentLength > max) {
+    throw new GatewayError('payload_too_large', { detail: `The request body exceeds ${max} bytes.` })
+  }
+}
+
+function match(rt: Runtime, ctx: RequestContext): CompiledRoute {
+  const target = parseTarget(ctx.req.url ?? '', ctx.headers?.host)
+  ctx.path = target.path
+  ctx.query = target.query
+  const found = rt.router.match(ctx.method, target.segments)
+  ctx.route = found.route
+  ctx.params = found.params
+  ctx.rest = found.rest
+  if (ctx.upgrade && !(found.route.websocket && ctx.headers?.upgrade?.toLowerCase() === 'websocket')) {
+    throw new GatewayError('bad_request', {
+      detail: found.route.websocket
+        ? 'Only "Upgrade: websocket" is accepted on this route.'
+        : `Route "${found.route.id}" does not allow protocol upgrades.`,
+    })
+  }
+  return found.route
+}
+
+function fail(state: GatewayState, ctx: RequestContext, err: unknown): void {
+  const error = asGatewayError(err)
+  if (ctx.id === '') ctx.id = randomUUID()
+  ctx.trace ??= traceContextOf(undefined, undefined)
+  ctx.error = error
+  ctx.code = error.code
+  ctx.status = error.status
+  ctx.decision = error.status >= 500 ? 'error' : 'deny'
+  if (error.code === 'internal_error') {
+    state.logger.error({ err: error.cause, request_id: ctx.id, route: ctx.route?.id }, 'request failed unexpectedly')
+  }
+  const { req, res } = ctx
+  // A body we did not read is not worth draining: close the connection after the answer.
+  if (!req.complete && (ctx.headers?.chunked || (ctx.headers?.contentLength ?? 0) > 0)) {
+    if (!res.headersSent) res.setHeader('connection', 'close')
+  }
+  ctx.bytesOut += sendProblem(res, error, ctx.id, ctx.method === 'HEAD')
+  if (ctx.upgrade) res.once('finish', () => ctx.upgrade?.socket.end())
+}

@@ -1,0 +1,155 @@
+// One pass over the request's raw headers (Node's `req.headers` silently drops duplicates of
+// Authorization, Host and Content-Length, which is exactly what smuggling and token confusion
+// exploit). It refuses ambiguous framing, pulls out what the pipeline needs, and keeps the headers
+// that may be forwarded: everything but hop-by-hop headers, headers the gateway rewrites, and
+// headers that some frameworks obey to change the path or method.
+import { GatewayError } from '../errors/index.ts'
+
+export interface RequestHeaders {
+  authorization: string | undefined
+  host: string | undefined
+  requestId: string | undefined
+  traceparent: string | undefined
+  tracestate: string | undefined
+  userAgent: string | undefined
+  forwardedFor: string | undefined
+  forwardedProto: string | undefined
+  forwardedHost: string | undefined
+  contentLength: number | undefined
+  chunked: boolean
+  upgrade: string | undefined
+  expectContinue: boolean
+  /** Forwardable headers as a flat [lower-case name, value, …] list. */
+  forward: string[]
+}
+
+/** Never forwarded: they describe this connection, or the gateway writes them itself. */
+const DROPPED = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'proxy-authorization', 'proxy-authenticate', 'http2-settings', 'host', 'expect',
+  'authorization', 'x-request-id', 'traceparent', 'tracestate',
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix',
+  'forwarded', 'x-real-ip', 'x-client-ip',
+  // Path and method overrides obeyed by some frameworks (IIS, Symfony, Express method-override).
+  'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-original-method', 'x-envoy-original-path',
+  'x-http-method-override', 'x-http-method', 'x-method-override',
+])
+
+function badRequest(detail: string): GatewayError {
+  return new GatewayError('bad_request', { detail })
+}
+
+export function inspectHeaders(raw: readonly string[]): RequestHeaders {
+  const out: RequestHeaders = {
+    authorization: undefined,
+    host: undefined,
+    requestId: undefined,
+    traceparent: undefined,
+    tracestate: undefined,
+    userAgent: undefined,
+    forwardedFor: undefined,
+    forwardedProto: undefined,
+    forwardedHost: undefined,
+    contentLength: undefined,
+    chunked: false,
+    upgrade: undefined,
+    expectContinue: false,
+    forward: [],
+  }
+  let connection: string | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase()
+    const value = raw[i + 1] as string
+    if (!DROPPED.has(name)) {
+      if (name.startsWith('x-bouncer-')) continue
+      if (name === 'content-length') {
+        const length = Number(value)
+        if (!/^\d+$/.test(value) || (out.contentLength !== undefined && out.contentLength !== length)) {
+          throw badRequest('conflicting or invalid Content-Length headers')
+        }
+        if (out.contentLength !== undefined) continue
+        out.contentLength = length
+      } else if (name === 'user-agent') {
+        out.userAgent = value
+      }
+      out.forward.push(name, value)
+      continue
+    }
+    switch (name) {
+      case 'authorization':
+        if (out.authorization !== undefined) throw badRequest('more than one Authorization header')
+        out.authorization = value
+        break
+      case 'host':
+        if (out.host !== undefined) throw badRequest('more than one Host header')
+        out.host = value
+        break
+      case 'transfer-encoding':
+        if (out.chunked || value.trim().toLowerCase() !== 'chunked') {
+          throw badRequest('only a single "Transfer-Encoding: chunked" is accepted')
+        }
+        out.chunked = true
+        break
+      case 'connection':
+        connection = connection === undefined ? value : `${connection},${value}`
+        break
+      case 'upgrade':
+        out.upgrade = value
+        break
+      case 'expect':
+        if (value.toLowerCase() !== '100-continue') throw badRequest(`unsupported Expect: ${value}`)
+        out.expectContinue = true
+        break
+      case 'x-request-id':
+        out.requestId ??= value
+        break
+      case 'traceparent':
+        // Two traceparent headers are invalid (W3C §3.2): start a fresh trace.
+        out.traceparent = out.traceparent === undefined ? value : ''
+        break
+      case 'tracestate':
+        out.tracestate = out.tracestate === undefined ? value : `${out.tracestate},${value}`
+        break
+      case 'x-forwarded-for':
+        out.forwardedFor = out.forwardedFor === undefined ? value : `${out.forwardedFor}, ${value}`
+        break
+      case 'x-forwarded-proto':
+        out.forwardedProto ??= value
+        break
+      case 'x-forwarded-host':
+        out.forwardedHost ??= value
+        break
+    }
+  }
+  // RFC 9112 §6.1: a message with both is a smuggling attempt; never guess which one wins.
+  if (out.chunked && out.contentLength !== undefined) {
+    throw badRequest('a request cannot carry both Content-Length and Transfer-Encoding')
+  }
+  if (connection !== undefined) dropConnectionNamed(out.forward, connection)
+  return out
+}
+
+/** RFC 9110 §7.6.1: headers named in Connection are for this hop only. */
+function dropConnectionNamed(forward: string[], connection: string): void {
+  const named = new Set<string>()
+  for (const token of connection.split(',')) {
+    const name = token.trim().toLowerCase()
+    if (name !== '' && name !== 'close' && name !== 'keep-alive') named.add(name)
+  }
+  if (named.size === 0) return
+  let write = 0
+  for (let read = 0; read < forward.length; read += 2) {
+    const name = forward[read] as string
+    if (named.has(name)) continue
+    forward[write++] = name
+    forward[write++] = forward[read + 1] as string
+  }
+  forward.length = write
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/
+
+/** SPEC: the client's X-Request-Id when it is 1–128 of [A-Za-z0-9._-], else a new UUID. */
+export function acceptRequestId(value: string | undefined): string | undefined {
+  return value !== undefined && REQUEST_ID.test(value) ? value : undefined
+}

@@ -1,0 +1,14 @@
+import type { Logger } from '../telemetry/logger.ts'
+import type { Runtime } from './compile.ts'
+import type { RequestContext } from './context.ts'
+
+/** What lives as long as the process: the current runtime (swapped on reload) and counters. */
+export interface GatewayState {
+  runtime: Runtime
+  readonly logger: Logger
+  /** Set on SIGTERM: responses say `Connection: close` so clients move to another instance. */
+  draining: boolean
+  inFlight: number
+  /** Called once per request when it is over, whatever its outcome (audit and metrics hook in here). */
+  onRequestDone(ctx: RequestContext): void
+}

@@ -1,0 +1,56 @@
+// Structured JSON logs on stderr (stdout carries the listener lines and the stdout audit sink).
+// Anything that may hold a credential is redacted by path, and values that look like bearer
+// tokens or JWTs are scrubbed from free text, so a careless message cannot leak one.
+import { pino, type Logger } from 'pino'
+
+export type { Logger }
+
+const REDACT_PATHS = [
+  'authorization', '*.authorization', 'headers.authorization', '*.headers.authorization',
+  'token', '*.token', 'secret', '*.secret', 'value', '*.value', 'password', '*.password',
+  'master_key', '*.master_key', 'cookie', '*.cookie', 'headers.cookie', '*.headers.cookie',
+]
+
+const JWT_LIKE = /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g
+const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi
+
+/** Removes anything shaped like a credential from a free-text string. */
+export function scrub(text: string): string {
+  return text.replace(JWT_LIKE, '[redacted-jwt]').replace(BEARER, '$1 [redacted]')
+}
+
+export interface LoggerOptions {
+  level?: string
+  /** Where to write: a file descriptor (default 2) or a stream, e.g. for tests. */
+  destination?: number | NodeJS.WritableStream
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const { level = process.env.BOUNCER_LOG_LEVEL ?? 'info', destination = 2 } = options
+  const stream = typeof destination === 'number' ? pino.destination({ fd: destination, sync: true }) : destination
+  return pino(
+    {
+      level,
+      base: { service: 'bouncer' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      formatters: { level: (label) => ({ level: label }) },
+      hooks: {
+        logMethod(args, method) {
+          method.apply(this, args.map((arg) => (typeof arg === 'string' ? scrub(arg) : arg)) as Parameters<typeof method>)
+        },
+      },
+      serializers: { err: serializeError },
+    },
+    stream,
+  )
+}
+
+function serializeError(err: unknown): Record<string, unknown> {
+  if (!(err instanceof Error)) return { message: scrub(String(err)) }
+  const out: Record<string, unknown> = { type: err.name, message: scrub(err.message), stack: scrub(err.stack ?? '') }
+  const code = (err as { code?: unknown }).code
+  if (code !== undefined) out.code = code
+  if (err.cause !== undefined) out.cause = serializeError(err.cause)
+  return out
+}

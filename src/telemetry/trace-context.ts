@@ -1,0 +1,55 @@
+// W3C Trace Context (https://www.w3.org/TR/trace-context/): continue a valid incoming trace,
+// start one otherwise. The gateway is a hop of its own, so it always sends a new parent id.
+import { randomBytes } from 'node:crypto'
+
+export interface TraceContext {
+  traceId: string
+  /** The gateway's own span id: the `parent-id` it sends upstream. */
+  spanId: string
+  /** The caller's span id, when the trace was continued. */
+  parentSpanId: string | null
+  flags: string
+  tracestate: string | null
+}
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/
+const ZERO_TRACE = '0'.repeat(32)
+const ZERO_SPAN = '0'.repeat(16)
+
+// Ids come from a pooled random buffer: one getrandom call per 512 requests, not one per request.
+const POOL_IDS = 512
+let pool = Buffer.alloc(0)
+let offset = 0
+
+function randomHex(bytes: number): string {
+  if (offset + bytes > pool.length) {
+    pool = randomBytes(POOL_IDS * 24)
+    offset = 0
+  }
+  const hex = pool.toString('hex', offset, offset + bytes)
+  offset += bytes
+  return hex
+}
+
+export function newSpanId(): string {
+  return randomHex(8)
+}
+
+export function traceContextOf(traceparent: string | undefined, tracestate: string | undefined): TraceContext {
+  if (traceparent !== undefined) {
+    const match = TRACEPARENT.exec(traceparent.trim())
+    // Version ff is invalid; version 00 allows nothing after the flags.
+    if (match && match[1] !== 'ff' && !(match[1] === '00' && match[5] !== undefined)) {
+      const traceId = match[2] as string
+      const parent = match[3] as string
+      if (traceId !== ZERO_TRACE && parent !== ZERO_SPAN) {
+        return { traceId, spanId: randomHex(8), parentSpanId: parent, flags: match[4] as string, tracestate: tracestate ?? null }
+      }
+    }
+  }
+  return { traceId: randomHex(16), spanId: randomHex(8), parentSpanId: null, flags: '01', tracestate: null }
+}
+
+export function traceparentOf(trace: TraceContext): string {
+  return `00-${trace.traceId}-${trace.spanId}-${trace.flags}`
+}

@@ -1,0 +1,244 @@
+// Forwards one request to its upstream and streams the answer back, both ways, without buffering.
+//
+// It uses undici's `dispatch` with a handler object: the upstream's chunks go straight into the
+// client's socket with backpressure (pause/resume), so memory stays flat however large the body.
+// Errors are translated to SPEC codes here, where undici's codes enter our code.
+import type { ServerResponse } from 'node:http'
+import { Transform, type Readable } from 'node:stream'
+import type { Dispatcher } from 'undici'
+import type { RoutePattern } from '../config/index.ts'
+import { GatewayError } from '../errors/index.ts'
+import type { RequestContext } from '../gateway/context.ts'
+import { encodeSegment } from '../gateway/paths.ts'
+import { traceparentOf } from '../telemetry/trace-context.ts'
+import type { Upstream } from './pools.ts'
+
+export interface ForwardOptions {
+  upstream: Upstream
+  rewrite: RoutePattern | null
+  forwardAuthorization: boolean
+  maxBodyBytes: number
+  /** Extra headers the pipeline computed for this request (e.g. X-Bouncer-Assertion). */
+  extraHeaders: string[] | null
+}
+
+/** Resolves when the response has been fully sent (or the exchange ended); rejects before any byte was sent. */
+export function forward(ctx: RequestContext, options: ForwardOptions): Promise<void> {
+  const { upstream } = options
+  if (upstream.inFlight >= upstream.maxConcurrent) {
+    throw new GatewayError('upstream_saturated', {
+      detail: `Upstream "${upstream.name}" already has ${upstream.maxConcurrent} requests in flight.`,
+      headers: { 'retry-after': '1' },
+    })
+  }
+  ctx.upstream = upstream.name
+  const headers = upstreamHeaders(ctx, options)
+  const body = requestBody(ctx, options.maxBodyBytes)
+  if (ctx.headers?.expectContinue) ctx.res.writeContinue()
+
+  upstream.inFlight++
+  return new Promise<void>((resolve, reject) => {
+    const handler = new ForwardHandler(ctx, upstream, resolve, reject)
+    upstream.pool.dispatch(
+      { origin: upstream.origin, path: upstreamPath(ctx, options), method: ctx.method, headers, body },
+      handler,
+    )
+  })
+}
+
+/** The canonical path that was matched and authorized, or its rewrite, under the upstream's base path. */
+export function upstreamPath(ctx: RequestContext, options: Pick<ForwardOptions, 'upstream' | 'rewrite'>): string {
+  const path = options.rewrite ? fillRewrite(options.rewrite, ctx.params, ctx.rest) : ctx.path
+  const base = options.upstream.basePath
+  return `${base}${path}${ctx.query === '' ? '' : `?${ctx.query}`}`
+}
+
+function fillRewrite(rewrite: RoutePattern, params: Record<string, string>, rest: readonly string[]): string {
+  let out = ''
+  for (const segment of rewrite.segments) {
+    if (segment.kind === 'literal') out += `/${encodeSegment(segment.value)}`
+    else if (segment.kind === 'param') out += `/${encodeSegment(params[segment.name] ?? '')}`
+    else if (rest.length > 0) out += `/${rest.map(encodeSegment).join('/')}`
+  }
+  return out === '' ? '/' : out
+}
+
+/** Headers sent upstream as a flat [name, value, …] list (SPEC "On the wire": removed, then added). */
+export function upstreamHeaders(ctx: RequestContext, options: ForwardOptions): string[] {
+  const inbound = ctx.headers
+  const { upstream } = options
+  const names = upstream.headerNames
+  const out: string[] = []
+  if (inbound) {
+    const forward = inbound.forward
+    for (let i = 0; i < forward.length; i += 2) {
+      const name = forward[i] as string
+      if (names.size > 0 && names.has(name)) continue // configured headers win: the client cannot set them
+      out.push(name, forward[i + 1] as string)
+    }
+    if (options.forwardAuthorization && inbound.authorization !== undefined && !names.has('authorization')) {
+      out.push('authorization', inbound.authorization)
+    }
+  }
+  const host = ctx.viaTrustedProxy && inbound?.forwardedHost ? inbound.forwardedHost : inbound?.host
+  const proto = ctx.viaTrustedProxy && inbound?.forwardedProto ? inbound.forwardedProto : 'http'
+  out.push('x-forwarded-for', ctx.forwardedFor, 'x-forwarded-proto', proto)
+  if (host !== undefined) out.push('x-forwarded-host', host)
+  out.push('x-request-id', ctx.id)
+  if (ctx.trace) {
+    out.push('traceparent', traceparentOf(ctx.trace))
+    if (ctx.trace.tracestate) out.push('tracestate', ctx.trace.tracestate)
+  }
+  for (let i = 0; i < upstream.headers.length; i++) out.push(upstream.headers[i] as string)
+  if (options.extraHeaders) for (const value of options.extraHeaders) out.push(value)
+  return out
+}
+
+function requestBody(ctx: RequestContext, maxBodyBytes: number): Readable | null {
+  const inbound = ctx.headers
+  if (!inbound) return null
+  if (inbound.chunked) return ctx.req.pipe(bodyLimit(ctx, maxBodyBytes))
+  if (inbound.contentLength !== undefined && inbound.contentLength > 0) {
+    ctx.bytesIn = inbound.contentLength
+    return ctx.req
+  }
+  return null
+}
+
+/** Counts a chunked body as it streams and stops it at max_body_bytes (SPEC: 413 also for chunked bodies). */
+function bodyLimit(ctx: RequestContext, maxBodyBytes: number): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      ctx.bytesIn += chunk.length
+      if (ctx.bytesIn > maxBodyBytes) {
+        callback(new GatewayError('payload_too_large', { detail: `The request body exceeds ${maxBodyBytes} bytes.` }))
+        return
+      }
+      callback(null, chunk)
+    },
+  })
+}
+
+/** Response headers that describe the upstream connection, not the message (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate'])
+
+export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string): Record<string, string | string[]> {
+  const connection = headers.connection
+  const named = connection === undefined ? null : new Set(String(connection).toLowerCase().split(',').map((t) => t.trim()))
+  const out: Record<string, string | string[]> = {}
+  for (const name in headers) {
+    const value = headers[name]
+    if (value === undefined || HOP_BY_HOP.has(name) || (named !== null && named.has(name))) continue
+    out[name] = value
+  }
+  out['x-request-id'] = requestId
+  return out
+}
+
+class ForwardHandler implements Dispatcher.DispatchHandler {
+  #ctx: RequestContext
+  #upstream: Upstream
+  #resolve: () => void
+  #reject: (err: GatewayError) => void
+  #controller: Dispatcher.DispatchController | null = null
+  #settled = false
+  #onClientClose: () => void
+
+  constructor(ctx: RequestContext, upstream: Upstream, resolve: () => void, reject: (err: GatewayError) => void) {
+    this.#ctx = ctx
+    this.#upstream = upstream
+    this.#resolve = resolve
+    this.#reject = reject
+    // A client that hangs up mid-exchange: stop the upstream request too.
+    this.#onClientClose = () => {
+      if (!this.#settled && !ctx.res.writableFinished) this.#controller?.abort(new ClientGone())
+    }
+    ctx.res.once('close', this.#onClientClose)
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller
+    if (this.#ctx.res.destroyed) controller.abort(new ClientGone())
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (statusCode < 200) return // 1xx interim responses are not relayed
+    const ctx = this.#ctx
+    const res: ServerResponse = ctx.res
+    ctx.upstreamStatus = statusCode
+    ctx.status = statusCode
+    if (res.destroyed) {
+      controller.abort(new ClientGone())
+      return
+    }
+    res.writeHead(statusCode, responseHeaders(headers, ctx.id))
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const res = this.#ctx.res
+    this.#ctx.bytesOut += chunk.length
+    if (!res.write(chunk)) {
+      controller.pause()
+      res.once('drain', () => controller.resume())
+    }
+  }
+
+  onResponseEnd(): void {
+    this.#ctx.res.end()
+    this.#settle()
+    this.#resolve()
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    const ctx = this.#ctx
+    this.#settle()
+    if (err instanceof ClientGone) {
+      this.#resolve()
+      return
+    }
+    const mapped = err instanceof GatewayError ? err : translateUndiciError(err, this.#upstream)
+    if (ctx.res.headersSent) {
+      // The status is already on the wire: cut the connection so the client sees a truncated
+      // response, and record what happened.
+      ctx.code = mapped.code
+      ctx.decision = 'error'
+      ctx.error = mapped
+      ctx.res.destroy()
+      this.#resolve()
+      return
+    }
+    this.#reject(mapped)
+  }
+
+  #settle(): void {
+    if (this.#settled) return
+    this.#settled = true
+    this.#upstream.inFlight--
+    this.#ctx.res.removeListener('close', this.#onClientClose)
+  }
+}
+
+class ClientGone extends Error {
+  constructor() {
+    super('the client closed the connection')
+    this.name = 'ClientGone'
+  }
+}
+
+const UNAVAILABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EADDRNOTAVAIL'])
+
+/** undici's error codes → SPEC's 502/504 codes. */
+export function translateUndiciError(err: Error, upstream: Upstream): GatewayError {
+  const code = (err as { code?: string }).code ?? ''
+  if (UNAVAILABLE.has(code)) {
+    const why = code === 'UND_ERR_CONNECT_TIMEOUT' ? 'the connection timed out' : `the connection failed (${code})`
+    return new GatewayError('upstream_unavailable', { detail: `Upstream "${upstream.name}" is unavailable: ${why}.`, cause: err })
+  }
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return new GatewayError('upstream_timeout', { detail: `Upstream "${upstream.name}" did not answer in time.`, cause: err })
+  }
+  if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+    return new GatewayError('bad_request', { detail: 'The request body did not match its Content-Length.', cause: err })
+  }
+  return new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" failed mid-exchange.`, cause: err })
+}

@@ -1,0 +1,97 @@
+// One undici keep-alive pool per upstream. A reload reuses the pool of every upstream whose
+// settings did not change, so warm sockets and the in-flight count survive it; pools no longer
+// used are closed once their requests finish.
+import { Pool } from 'undici'
+import type { UpstreamConfig } from '../config/index.ts'
+
+export interface Upstream {
+  readonly name: string
+  readonly origin: string
+  /** The URL's path without a trailing slash ('' for none): prefixed to every forwarded path. */
+  readonly basePath: string
+  readonly pool: Pool
+  readonly maxConcurrent: number
+  readonly timeoutMs: number
+  readonly identityAssertion: boolean
+  /** Configured header templates, possibly holding `${secret:NAME}`. */
+  readonly headerTemplates: ReadonlyArray<readonly [name: string, template: string]>
+  /** Lower-case names of the configured headers: a client's copy of any of them is dropped. */
+  readonly headerNames: ReadonlySet<string>
+  /** Resolved configured headers as a flat [name, value, …] list; replaced when a secret rotates. */
+  headers: string[]
+  inFlight: number
+}
+
+export interface UpstreamRegistry {
+  /** Upstreams for a config, reusing unchanged ones. */
+  acquire(configs: readonly UpstreamConfig[]): Map<string, Upstream>
+  /** Closes (gracefully) every upstream not in `keep`. */
+  retire(keep: ReadonlyMap<string, Upstream>): Promise<void>
+  closeAll(): Promise<void>
+}
+
+export function createUpstreamRegistry(): UpstreamRegistry {
+  const live = new Map<string, Upstream>()
+
+  function acquire(configs: readonly UpstreamConfig[]): Map<string, Upstream> {
+    const out = new Map<string, Upstream>()
+    for (const config of configs) {
+      const key = fingerprint(config)
+      let upstream = live.get(key)
+      if (!upstream) {
+        upstream = createUpstream(config)
+        live.set(key, upstream)
+      }
+      out.set(config.name, upstream)
+    }
+    return out
+  }
+
+  async function retire(keep: ReadonlyMap<string, Upstream>): Promise<void> {
+    const kept = new Set(keep.values())
+    const closing: Promise<void>[] = []
+    for (const [key, upstream] of live) {
+      if (kept.has(upstream)) continue
+      live.delete(key)
+      closing.push(upstream.pool.close())
+    }
+    await Promise.allSettled(closing)
+  }
+
+  async function closeAll(): Promise<void> {
+    const pools = [...live.values()].map((u) => u.pool.close())
+    live.clear()
+    await Promise.allSettled(pools)
+  }
+
+  return { acquire, retire, closeAll }
+}
+
+function fingerprint(config: UpstreamConfig): string {
+  return JSON.stringify(config)
+}
+
+function createUpstream(config: UpstreamConfig): Upstream {
+  const url = new URL(config.url)
+  const headerTemplates = Object.entries(config.headers).map(([name, value]) => [name.toLowerCase(), value] as const)
+  return {
+    name: config.name,
+    origin: url.origin,
+    basePath: url.pathname === '/' ? '' : url.pathname.replace(/\/+$/, ''),
+    pool: new Pool(url.origin, {
+      connections: config.max_connections,
+      connect: { timeout: config.connect_timeout },
+      headersTimeout: config.timeout,
+      bodyTimeout: config.timeout,
+      keepAliveTimeout: 4_000,
+      pipelining: 1,
+    }),
+    maxConcurrent: config.max_concurrent ?? Number.POSITIVE_INFINITY,
+    timeoutMs: config.timeout,
+    identityAssertion: config.identity_assertion,
+    headerTemplates,
+    headerNames: new Set(headerTemplates.map(([name]) => name)),
+    headers: headerTemplates.flatMap(([name, value]) => [name, value]),
+    inFlight: 0,
+  }
+}

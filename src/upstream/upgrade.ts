@@ -1,0 +1,108 @@
+// WebSocket upgrades on routes with `websocket: true`, after authentication and authorization.
+// node:http is used rather than undici's `upgrade()` because undici hides a refused handshake's
+// status; here a 401/403 from the upstream reaches the client as it was sent.
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import type { Duplex } from 'node:stream'
+import { GatewayError } from '../errors/index.ts'
+import type { RequestContext } from '../gateway/context.ts'
+import { responseHeaders, translateUndiciError, upstreamHeaders, upstreamPath, type ForwardOptions } from './forward.ts'
+
+export function forwardUpgrade(ctx: RequestContext, options: ForwardOptions): Promise<void> {
+  const { upstream } = options
+  const client = ctx.upgrade
+  if (!client) throw new Error('forwardUpgrade needs an upgrade request')
+  if (upstream.inFlight >= upstream.maxConcurrent) {
+    throw new GatewayError('upstream_saturated', { detail: `Upstream "${upstream.name}" already has ${upstream.maxConcurrent} requests in flight.` })
+  }
+  ctx.upstream = upstream.name
+  const url = new URL(upstream.origin)
+  const headers: Record<string, string | string[]> = {}
+  const flat = upstreamHeaders(ctx, options)
+  for (let i = 0; i < flat.length; i += 2) appendHeader(headers, flat[i] as string, flat[i + 1] as string)
+  headers.connection = 'upgrade'
+  headers.upgrade = 'websocket'
+
+  upstream.inFlight++
+  return new Promise<void>((resolve, reject) => {
+    let done = false
+    const finish = (err?: GatewayError) => {
+      if (done) return
+      done = true
+      upstream.inFlight--
+      if (err) reject(err)
+      else resolve()
+    }
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest
+    const outgoing = send({
+      host: url.hostname,
+      port: url.port,
+      path: upstreamPath(ctx, options),
+      method: 'GET',
+      headers,
+      agent: false,
+      timeout: upstream.timeoutMs,
+    })
+    outgoing.on('timeout', () => outgoing.destroy(Object.assign(new Error('upgrade timed out'), { code: 'UND_ERR_HEADERS_TIMEOUT' })))
+    outgoing.on('error', (err) => finish(translateUndiciError(err, upstream)))
+    outgoing.on('response', (response) => relayRefusal(ctx, response, () => finish()))
+    outgoing.on('upgrade', (response, socket, head) => {
+      outgoing.setTimeout(0)
+      ctx.status = 101
+      ctx.upstreamStatus = 101
+      client.socket.write(handshake(response, ctx.id))
+      if (head.length > 0) client.socket.write(head)
+      if (client.head.length > 0) socket.write(client.head)
+      splice(client.socket, socket, () => finish())
+    })
+    outgoing.end()
+  })
+}
+
+function appendHeader(headers: Record<string, string | string[]>, name: string, value: string): void {
+  const existing = headers[name]
+  if (existing === undefined) headers[name] = value
+  else headers[name] = Array.isArray(existing) ? [...existing, value] : [existing, value]
+}
+
+function handshake(response: IncomingMessage, requestId: string): string {
+  let text = 'HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n'
+  const headers = responseHeaders(response.headers, requestId)
+  for (const [name, value] of Object.entries(headers)) {
+    for (const v of Array.isArray(value) ? value : [value]) text += `${name}: ${v}\r\n`
+  }
+  return `${text}\r\n`
+}
+
+/** The upstream answered the handshake without upgrading: pass its answer on as is. */
+function relayRefusal(ctx: RequestContext, response: IncomingMessage, done: () => void): void {
+  const status = response.statusCode ?? 502
+  ctx.status = status
+  ctx.upstreamStatus = status
+  ctx.res.writeHead(status, { ...responseHeaders(response.headers, ctx.id), connection: 'close' })
+  response.on('data', (chunk: Buffer) => {
+    ctx.bytesOut += chunk.length
+  })
+  response.pipe(ctx.res)
+  ctx.res.once('finish', () => {
+    ctx.upgrade?.socket.end()
+    done()
+  })
+  ctx.res.once('close', done)
+}
+
+/** Two sockets joined until either side closes. */
+function splice(a: Duplex, b: Duplex, closed: () => void): void {
+  let open = 2
+  const onClose = () => {
+    a.destroy()
+    b.destroy()
+    if (--open === 0) closed()
+  }
+  a.once('close', onClose)
+  b.once('close', onClose)
+  a.on('error', () => a.destroy())
+  b.on('error', () => b.destroy())
+  a.pipe(b)
+  b.pipe(a)
+}
