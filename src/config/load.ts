@@ -67,8 +67,8 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   })
 
   for (const error of doc.errors) {
-    const [line, col] = error.linePos?.[0] ? [error.linePos[0].line, error.linePos[0].col] : [1, 1]
-    diagnostics.push({ severity: 'error', path: [], message: yamlMessage(error.message), line, col })
+    const { line, col } = lines.linePos(error.pos[0])
+    diagnostics.push({ severity: 'error', path: [], message: yamlMessage(error.message), line: Math.max(line, 1), col })
   }
   if (diagnostics.length > 0) return result()
 
@@ -77,7 +77,11 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   const raw = doc.toJS({ maxAliasCount: 100 }) ?? {}
   const parsed = configSchema.safeParse(raw)
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) findings.push(...findingsOf(issue, raw))
+    // A value already reported by interpolation (a missing variable) is not reported twice.
+    const reported = new Set(findings.map((f) => f.path.join('\0')))
+    for (const issue of parsed.error.issues) {
+      for (const finding of findingsOf(issue, raw)) if (!reported.has(finding.path.join('\0'))) findings.push(finding)
+    }
   } else {
     findings.push(...crossCheck(parsed.data, secretRefs))
   }

@@ -66,6 +66,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     logger,
     draining: false,
     inFlight: 0,
+    tunnels: new Set(),
     onRequestDone: () => {},
   }
 
@@ -139,6 +140,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     while (state.inFlight > 0 && Date.now() < deadline) await sleep(20)
     if (state.inFlight > 0) logger.warn({ in_flight: state.inFlight }, 'shutdown timeout: closing connections with requests in flight')
     gatewayServer.closeAllConnections()
+    for (const socket of state.tunnels) socket.destroy()
     adminServer.close()
     adminServer.closeAllConnections()
     await upstreams.closeAll()

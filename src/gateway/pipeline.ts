@@ -26,7 +26,7 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
       maxBodyBytes: rt.config.server.max_body_bytes,
       extraHeaders: null,
     }
-    if (ctx.upgrade) await forwardUpgrade(ctx, options)
+    if (ctx.upgrade) await forwardUpgrade(ctx, options, state.tunnels)
     else await forward(ctx, options)
   } catch (err) {
     fail(state, ctx, err)
@@ -41,6 +41,9 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
 function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
   const headers = inspectHeaders(ctx.req.rawHeaders)
   ctx.headers = headers
+  if (headers.host === undefined && ctx.req.httpVersion === '1.1') {
+    throw new GatewayError('bad_request', { detail: 'An HTTP/1.1 request needs a Host header.' })
+  }
   ctx.id = acceptRequestId(headers.requestId) ?? randomUUID()
   ctx.trace = traceContextOf(headers.traceparent, headers.tracestate)
   const address = clientAddressOf(ctx.req.socket.remoteAddress, headers.forwardedFor, rt.trustedProxies)

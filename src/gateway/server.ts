@@ -21,7 +21,8 @@ export function createGatewayServer(state: GatewayState, onClientError: (info: C
   const server = createServer({
     maxHeaderSize: settings.max_header_bytes,
     insecureHTTPParser: false,
-    requireHostHeader: true,
+    // Checked in the pipeline instead, so the refusal is a problem+json like every other.
+    requireHostHeader: false,
     joinDuplicateHeaders: false,
     // Node checks request and header timeouts on this interval (30 s by default): keep it tight.
     connectionsCheckingInterval: Math.max(50, Math.min(1_000, settings.headers_timeout / 4, settings.request_timeout / 4)),
@@ -35,6 +36,8 @@ export function createGatewayServer(state: GatewayState, onClientError: (info: C
   // With a listener, Node does not answer `Expect: 100-continue` itself: the forwarder sends
   // 100 Continue only once the request is authorized, so a refused upload is never sent.
   server.on('checkContinue', onRequest)
+  // Any other Expect: refused by the pipeline in SPEC's format (Node would answer a bare 417).
+  server.on('checkExpectation', onRequest)
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const res = new ServerResponse(req)
     res.assignSocket(socket as Socket)

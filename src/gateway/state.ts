@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream'
 import type { Logger } from '../telemetry/logger.ts'
 import type { Runtime } from './compile.ts'
 import type { RequestContext } from './context.ts'
@@ -9,6 +10,8 @@ export interface GatewayState {
   /** Set on SIGTERM: responses say `Connection: close` so clients move to another instance. */
   draining: boolean
   inFlight: number
+  /** Client sockets of open WebSocket tunnels: node:http no longer tracks them after the upgrade. */
+  readonly tunnels: Set<Duplex>
   /** Called once per request when it is over, whatever its outcome (audit and metrics hook in here). */
   onRequestDone(ctx: RequestContext): void
 }

@@ -8,7 +8,7 @@ import { GatewayError } from '../errors/index.ts'
 import type { RequestContext } from '../gateway/context.ts'
 import { responseHeaders, translateUndiciError, upstreamHeaders, upstreamPath, type ForwardOptions } from './forward.ts'
 
-export function forwardUpgrade(ctx: RequestContext, options: ForwardOptions): Promise<void> {
+export function forwardUpgrade(ctx: RequestContext, options: ForwardOptions, tunnels: Set<Duplex>): Promise<void> {
   const { upstream } = options
   const client = ctx.upgrade
   if (!client) throw new Error('forwardUpgrade needs an upgrade request')
@@ -53,7 +53,11 @@ export function forwardUpgrade(ctx: RequestContext, options: ForwardOptions): Pr
       client.socket.write(handshake(response, ctx.id))
       if (head.length > 0) client.socket.write(head)
       if (client.head.length > 0) socket.write(client.head)
-      splice(client.socket, socket, () => finish())
+      tunnels.add(client.socket)
+      splice(client.socket, socket, () => {
+        tunnels.delete(client.socket)
+        finish()
+      })
     })
     outgoing.end()
   })

@@ -1,0 +1,78 @@
+// Runs the real `bouncer` command (bin/bouncer.js) as a child process.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+
+export const BIN = fileURLToPath(new URL('../../bin/bouncer.js', import.meta.url))
+
+export interface CliResult {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+export async function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; timeout?: number } = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, ...options.env },
+    cwd: options.cwd,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  child.stdin.end(options.input ?? '')
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeout ?? 20_000)
+  const [code] = (await once(child, 'exit')) as [number | null]
+  clearTimeout(timer)
+  return { code, stdout, stderr }
+}
+
+export interface ServeProcess {
+  child: ChildProcess
+  url: string
+  adminUrl: string
+  stdout: () => string
+  stderr: () => string
+  exited: Promise<number | null>
+  stop(signal?: NodeJS.Signals): Promise<number | null>
+}
+
+/** Starts `bouncer serve` and waits until it prints both listener lines. */
+export async function startServe(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [BIN, 'serve', ...args], { env: { ...process.env, ...options.env }, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  const exited = once(child, 'exit').then(([code]) => code as number | null)
+  const urls = await new Promise<{ url: string; adminUrl: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stdout}\n${stderr}`)), 20_000)
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString()
+      const gateway = /gateway listening on (\S+)/.exec(stdout)
+      const admin = /admin listening on (\S+)/.exec(stdout)
+      if (gateway && admin) {
+        clearTimeout(timer)
+        resolve({ url: gateway[1] as string, adminUrl: admin[1] as string })
+      }
+    })
+    void exited.then((code) => {
+      clearTimeout(timer)
+      reject(new Error(`serve exited with ${code}:\n${stdout}\n${stderr}`))
+    })
+  })
+  return {
+    child,
+    ...urls,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null) child.kill(signal)
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+      const code = await exited
+      clearTimeout(timer)
+      return code
+    },
+  }
+}

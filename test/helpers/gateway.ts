@@ -1,0 +1,58 @@
+// A gateway started in-process from a config object (written to a temp dir as YAML), listening on
+// free ports, with its logs captured so tests can assert on them (and grep them for secrets).
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { stringify } from 'yaml'
+import { startGateway, type GatewayInstance } from '../../src/gateway/instance.ts'
+import { createLogger } from '../../src/telemetry/logger.ts'
+
+export interface TestGateway extends GatewayInstance {
+  dir: string
+  file: string
+  logs: string[]
+  /** Rewrites the config file (for reload tests). */
+  writeConfig(config: Record<string, unknown>): Promise<void>
+  close(): Promise<void>
+}
+
+export function withDefaults(config: Record<string, unknown>, dir: string): Record<string, unknown> {
+  const server = (config.server ?? {}) as Record<string, unknown>
+  const admin = (config.admin ?? {}) as Record<string, unknown>
+  return {
+    ...config,
+    server: { listen: '127.0.0.1:0', ...server },
+    admin: { listen: '127.0.0.1:0', ...admin },
+    audit: config.audit ?? { sinks: [], spill_dir: join(dir, 'spill') },
+  }
+}
+
+export async function startTestGateway(config: Record<string, unknown>, options: { env?: NodeJS.ProcessEnv } = {}): Promise<TestGateway> {
+  const dir = await mkdtemp(join(tmpdir(), 'bouncer-test-'))
+  const file = join(dir, 'bouncer.yaml')
+  const writeConfig = (next: Record<string, unknown>) => writeFile(file, stringify(withDefaults(next, dir)))
+  await writeConfig(config)
+  const logs: string[] = []
+  const logger = createLogger({
+    level: 'debug',
+    destination: new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        logs.push(chunk.toString('utf8'))
+        callback()
+      },
+    }),
+  })
+  const gateway = await startGateway({ configFile: file, port: 0, adminPort: 0, logger, env: { ...process.env, ...options.env } })
+  return {
+    ...gateway,
+    dir,
+    file,
+    logs,
+    writeConfig,
+    async close() {
+      await gateway.shutdown()
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}

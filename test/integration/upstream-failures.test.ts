@@ -1,0 +1,136 @@
+// SPEC "Decisions" step 6: an upstream that refuses, hangs, resets or is saturated gets the right
+// code, fast, and the gateway keeps serving.
+import { afterEach, describe, expect, it } from 'vitest'
+import { request } from 'undici'
+import { closedPort, startBlackhole } from '../helpers/faults.ts'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+
+const cleanup: Array<() => Promise<void> | void> = []
+afterEach(async () => {
+  while (cleanup.length > 0) await cleanup.pop()?.()
+})
+
+async function gatewayFor(url: string, upstream: Record<string, unknown> = {}): Promise<TestGateway> {
+  const gw = await startTestGateway({
+    upstreams: [{ name: 'api', url, ...upstream }],
+    routes: [{ id: 'api', path: '/*', upstream: 'api', public: true }],
+  })
+  cleanup.push(() => gw.close())
+  return gw
+}
+
+async function upstreamWith(handler: Parameters<typeof startUpstream>[0]): Promise<TestUpstream> {
+  const up = await startUpstream(handler)
+  cleanup.push(() => up.close())
+  return up
+}
+
+async function problem(url: string) {
+  const started = performance.now()
+  const res = await request(url)
+  const body = (await res.body.json()) as Record<string, unknown>
+  return { status: res.statusCode, body, headers: res.headers, ms: performance.now() - started }
+}
+
+describe('upstream failures', () => {
+  it('an upstream that refuses connections: 502 upstream_unavailable', async () => {
+    const gw = await gatewayFor(`http://127.0.0.1:${await closedPort()}`)
+    const { status, body, headers } = await problem(`${gw.url}/x`)
+    expect(status).toBe(502)
+    expect(headers['content-type']).toBe('application/problem+json')
+    expect(body).toMatchObject({ code: 'upstream_unavailable', status: 502, request_id: headers['x-request-id'] })
+    expect(String(body.detail)).toContain('ECONNREFUSED')
+  })
+
+  it('an upstream that never accepts: 502 upstream_unavailable after connect_timeout', async () => {
+    const hole = await startBlackhole()
+    cleanup.push(() => hole.close())
+    const gw = await gatewayFor(`http://127.0.0.1:${hole.port}`, { connect_timeout: '300ms' })
+    const { status, body, ms } = await problem(`${gw.url}/x`)
+    expect(status).toBe(502)
+    expect(body.code).toBe('upstream_unavailable')
+    expect(String(body.detail)).toContain('timed out')
+    expect(ms).toBeLessThan(3_000)
+  })
+
+  it('an upstream that hangs: 504 upstream_timeout after timeout', async () => {
+    const up = await upstreamWith(() => new Promise(() => {}))
+    const gw = await gatewayFor(up.url, { timeout: '300ms' })
+    const { status, body, ms } = await problem(`${gw.url}/x`)
+    expect(status).toBe(504)
+    expect(body.code).toBe('upstream_timeout')
+    expect(ms).toBeGreaterThanOrEqual(250)
+    expect(ms).toBeLessThan(3_000)
+  })
+
+  it('an upstream that resets before answering: 502 upstream_error', async () => {
+    const up = await upstreamWith((req) => {
+      req.socket.resetAndDestroy()
+    })
+    const gw = await gatewayFor(up.url)
+    const { status, body } = await problem(`${gw.url}/x`)
+    expect(status).toBe(502)
+    expect(body.code).toBe('upstream_error')
+  })
+
+  it('an upstream that resets mid-body: the client sees a truncated response, and the gateway keeps serving', async () => {
+    let calls = 0
+    const up = await upstreamWith((req, res) => {
+      calls++
+      if (req.url === '/ok') return void res.end('fine')
+      res.writeHead(200, { 'content-length': '100000' })
+      res.write(Buffer.alloc(10_000, 'a'))
+      setTimeout(() => req.socket.resetAndDestroy(), 50)
+    })
+    const gw = await gatewayFor(up.url)
+    const res = await request(`${gw.url}/broken`)
+    expect(res.statusCode).toBe(200)
+    await expect(res.body.arrayBuffer()).rejects.toThrow()
+    const ok = await request(`${gw.url}/ok`)
+    expect(await ok.body.text()).toBe('fine')
+    expect(calls).toBe(2)
+  })
+
+  it('more than max_concurrent in flight: 503 upstream_saturated, and the others complete', async () => {
+    const release: Array<() => void> = []
+    const up = await upstreamWith((_req, res) => new Promise<void>((resolve) => release.push(() => { res.end('done'); resolve() })))
+    const gw = await gatewayFor(up.url, { max_concurrent: 2 })
+    const first = request(`${gw.url}/1`)
+    const second = request(`${gw.url}/2`)
+    while (release.length < 2) await new Promise((r) => setTimeout(r, 10))
+    const third = await problem(`${gw.url}/3`)
+    expect(third.status).toBe(503)
+    expect(third.body.code).toBe('upstream_saturated')
+    expect(third.headers['retry-after']).toBe('1')
+    for (const r of release) r()
+    expect((await first).statusCode).toBe(200)
+    expect((await second).statusCode).toBe(200)
+    // The slots are free again.
+    const fourth = request(`${gw.url}/4`)
+    while (release.length < 3) await new Promise((r) => setTimeout(r, 10))
+    release[2]?.()
+    expect((await fourth).statusCode).toBe(200)
+  })
+
+  it('a client that hangs up mid-response: the upstream request is cancelled', async () => {
+    let upstreamClosed: () => void = () => {}
+    const closed = new Promise<void>((resolve) => (upstreamClosed = resolve))
+    const up = await upstreamWith((_req, res) => {
+      res.writeHead(200)
+      const timer = setInterval(() => res.write(Buffer.alloc(16_384)), 5)
+      res.on('close', () => {
+        clearInterval(timer)
+        upstreamClosed()
+      })
+    })
+    const gw = await gatewayFor(up.url)
+    const controller = new AbortController()
+    const res = await request(`${gw.url}/stream`, { signal: controller.signal })
+    expect(res.statusCode).toBe(200)
+    controller.abort()
+    await expect(Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('upstream still streaming')), 3_000))])).resolves.toBeUndefined()
+    await new Promise((r) => setTimeout(r, 50))
+    expect(gw.state.inFlight).toBe(0)
+  })
+})

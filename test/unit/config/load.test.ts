@@ -1,0 +1,142 @@
+import { describe, expect, it } from 'vitest'
+import { formatDiagnostic, loadConfigText } from '../../../src/config/index.ts'
+
+function check(text: string, env: NodeJS.ProcessEnv = {}) {
+  const loaded = loadConfigText(text, 'bouncer.yaml', env)
+  return { loaded, lines: loaded.diagnostics.map((d) => formatDiagnostic('bouncer.yaml', d)) }
+}
+
+const BASE = `upstreams:
+  - name: sales-api
+    url: http://127.0.0.1:9500
+routes:
+  - id: sales.daily
+    path: /sales/daily/:region
+    upstream: sales-api
+    public: true
+`
+
+describe('loading bouncer.yaml', () => {
+  it('accepts a valid file and fills in the defaults', () => {
+    const { loaded, lines } = check(BASE)
+    expect(lines).toEqual([])
+    expect(loaded.config?.server.listen).toMatchObject({ host: '127.0.0.1', port: 8080 })
+    expect(loaded.config?.server.max_header_bytes).toBe(16_384)
+    expect(loaded.config?.upstreams[0]?.timeout).toBe(30_000)
+    expect(loaded.config?.routes[0]?.methods).toEqual(['*'])
+    expect(loaded.config?.audit.durability).toBe('batched')
+  })
+
+  it('points at an unknown upstream with its line and column (the SPEC example)', () => {
+    const { loaded, lines } = check(BASE.replace('upstream: sales-api', 'upstream: sales'))
+    expect(loaded.config).toBeUndefined()
+    expect(lines).toEqual(['bouncer.yaml:7:15: routes[0].upstream: unknown upstream "sales"'])
+  })
+
+  it('reports an unknown key at the key, even deep down', () => {
+    const { lines } = check(`${BASE}    retries: 3\n`)
+    expect(lines).toEqual(['bouncer.yaml:9:5: routes[0].retries: unknown key "retries"'])
+  })
+
+  it('reports every problem, not just the first', () => {
+    const { lines } = check(`server:\n  request_timeout: 10x\n  max_body_bytes: -1\nbogus: true\n${BASE}`)
+    expect(lines).toEqual([
+      'bouncer.yaml:2:20: server.request_timeout: invalid duration "10x": write it like 500ms, 30s, 5m, 1h or 1d',
+      'bouncer.yaml:3:19: server.max_body_bytes: Too small: expected number to be >=0',
+      'bouncer.yaml:4:1: bogus: unknown key "bogus"',
+    ])
+  })
+
+  it('names a missing required key at its parent', () => {
+    const { lines } = check('upstreams:\n  - name: a\n')
+    expect(lines).toEqual(['bouncer.yaml:2:5: upstreams[0]: missing required key "url"'])
+  })
+
+  it('reports YAML syntax errors with their position', () => {
+    const { lines } = check('routes:\n  - id: a\n   path: /x\n')
+    expect(lines[0]).toMatch(/^bouncer\.yaml:3:\d+: /)
+  })
+
+  it('refuses duplicate keys', () => {
+    const { lines } = check('server:\n  listen: 127.0.0.1:1\n  listen: 127.0.0.1:2\n')
+    expect(lines[0]).toMatch(/^bouncer\.yaml:3:3: .*[Uu]nique/)
+  })
+
+  it('interpolates ${env:NAME}, typed when the value is the whole scalar', () => {
+    const { loaded } = check(`${BASE}server:\n  listen: \${env:LISTEN}\n  max_body_bytes: \${env:MAX}\nadmin:\n  token: "t-\${env:TOKEN}"\n`, {
+      LISTEN: '127.0.0.1:7000', MAX: '1024', TOKEN: 'abc',
+    })
+    expect(loaded.diagnostics).toEqual([])
+    expect(loaded.config?.server.listen.port).toBe(7000)
+    expect(loaded.config?.server.max_body_bytes).toBe(1024)
+    expect(loaded.config?.admin.token).toBe('t-abc')
+  })
+
+  it('uses ${env:NAME:-default} and reports a missing variable where it is used', () => {
+    expect(check(`${BASE}admin:\n  token: \${env:NOPE:-fallback-token}\n`).loaded.config?.admin.token).toBe('fallback-token')
+    expect(check(`${BASE}admin:\n  token: \${env:NOPE}\n`).lines).toEqual(['bouncer.yaml:10:10: admin.token: environment variable NOPE is not set'])
+  })
+
+  it('allows ${secret:NAME} only under upstreams and admin, and needs a secrets store', () => {
+    const { lines } = check(`${BASE.replace('    url: http://127.0.0.1:9500', '    url: http://127.0.0.1:9500\n    headers: { Authorization: "Bearer ${secret:tok}" }')}telemetry:\n  service_name: \${secret:x}\n`)
+    expect(lines).toEqual([
+      'bouncer.yaml:4:31: upstreams[0].headers.Authorization: ${secret:tok} is used but no secrets store is configured (secrets.store)',
+      'bouncer.yaml:11:17: telemetry.service_name: ${secret:x} may only be used under upstreams and admin',
+    ])
+  })
+
+  it('checks references between sections', () => {
+    const { lines } = check(`${BASE}    limits: [nope]
+issuers:
+  - { name: corp, issuer: "https://sso.example.com/", audiences: [api] }
+roles:
+  - name: reports
+    assumed_by: [{ issuer: corp }, { issuer: other }]
+    policies: [missing]
+admin:
+  roles: [ghost]
+`)
+    expect(lines).toEqual([
+      'bouncer.yaml:9:14: routes[0].limits[0]: unknown limit "nope"',
+      'bouncer.yaml:14:46: roles[0].assumed_by[1].issuer: unknown issuer "other"',
+      'bouncer.yaml:15:16: roles[0].policies[0]: unknown policy "missing"',
+      'bouncer.yaml:17:11: admin.roles[0]: unknown role "ghost"',
+    ])
+  })
+
+  it('refuses duplicate names and bad route syntax', () => {
+    const { lines } = check(`${BASE}  - id: sales.daily
+    path: /a/*/b
+    upstream: sales-api
+    upstream_path: /v1/:nope
+`)
+    expect(lines).toEqual([
+      'bouncer.yaml:5:3: warning: routes: routes that are not public need an identity, but no issuers are configured: every request to them gets 401',
+      'bouncer.yaml:9:9: routes[1].id: duplicate route "sales.daily"',
+      'bouncer.yaml:10:11: routes[1].path: "*" may only end a path: "/a/*/b"',
+    ])
+  })
+
+  it('refuses none and HMAC algorithms for issuers', () => {
+    const { lines } = check('issuers:\n  - { name: a, issuer: "https://x/", audiences: [b], algorithms: [none, HS256] }\n')
+    expect(lines).toHaveLength(2)
+    expect(lines[0]).toContain('algorithm "none" is not allowed')
+    expect(lines[1]).toContain('algorithm "HS256" is not allowed')
+  })
+
+  it('refuses upstream headers the gateway owns', () => {
+    const { lines } = check(BASE.replace('    url: http://127.0.0.1:9500', '    url: http://127.0.0.1:9500\n    headers: { X-Forwarded-For: 1.2.3.4, X-Bouncer-Assertion: x }'))
+    expect(lines).toEqual([
+      'bouncer.yaml:4:16: upstreams[0].headers.X-Forwarded-For: the gateway sets X-Forwarded-For itself; it cannot be configured',
+      'bouncer.yaml:4:42: upstreams[0].headers.X-Bouncer-Assertion: the gateway sets X-Bouncer-Assertion itself; it cannot be configured',
+    ])
+  })
+
+  it('warns (without failing) about a public route keyed by principal', () => {
+    const { loaded, lines } = check(`${BASE}    limits: [pp]\nlimits:\n  - { name: pp, key: principal, rate: 1/s }\n`)
+    expect(loaded.config).toBeDefined()
+    expect(lines).toEqual([
+      'bouncer.yaml:9:14: warning: routes[0].limits[0]: limit "pp" is keyed by principal, but public route "sales.daily" has no identity: it is keyed by client IP there',
+    ])
+  })
+})
