@@ -25,6 +25,7 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
       forwardAuthorization: route.forwardAuthorization,
       maxBodyBytes: rt.config.server.max_body_bytes,
       extraHeaders: null,
+      lifecycle: state,
     }
     if (ctx.upgrade) await forwardUpgrade(ctx, options, state.tunnels)
     else await forward(ctx, options)

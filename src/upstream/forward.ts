@@ -20,6 +20,8 @@ export interface ForwardOptions {
   maxBodyBytes: number
   /** Extra headers the pipeline computed for this request (e.g. X-Bouncer-Assertion). */
   extraHeaders: string[] | null
+  /** Read when the response starts: a draining gateway closes the connection after it. */
+  lifecycle: { readonly draining: boolean }
 }
 
 /** Resolves when the response has been fully sent (or the exchange ended); rejects before any byte was sent. */
@@ -38,7 +40,7 @@ export function forward(ctx: RequestContext, options: ForwardOptions): Promise<v
 
   upstream.inFlight++
   return new Promise<void>((resolve, reject) => {
-    const handler = new ForwardHandler(ctx, upstream, resolve, reject)
+    const handler = new ForwardHandler(ctx, options, resolve, reject)
     upstream.pool.dispatch(
       { origin: upstream.origin, path: upstreamPath(ctx, options), method: ctx.method, headers, body },
       handler,
@@ -138,15 +140,17 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
 class ForwardHandler implements Dispatcher.DispatchHandler {
   #ctx: RequestContext
   #upstream: Upstream
+  #lifecycle: ForwardOptions['lifecycle']
   #resolve: () => void
   #reject: (err: GatewayError) => void
   #controller: Dispatcher.DispatchController | null = null
   #settled = false
   #onClientClose: () => void
 
-  constructor(ctx: RequestContext, upstream: Upstream, resolve: () => void, reject: (err: GatewayError) => void) {
+  constructor(ctx: RequestContext, options: ForwardOptions, resolve: () => void, reject: (err: GatewayError) => void) {
     this.#ctx = ctx
-    this.#upstream = upstream
+    this.#upstream = options.upstream
+    this.#lifecycle = options.lifecycle
     this.#resolve = resolve
     this.#reject = reject
     // A client that hangs up mid-exchange: stop the upstream request too.
@@ -171,6 +175,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       controller.abort(new ClientGone())
       return
     }
+    if (this.#lifecycle.draining) res.shouldKeepAlive = false // tell the client to move on
     res.writeHead(statusCode, responseHeaders(headers, ctx.id))
   }
 

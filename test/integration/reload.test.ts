@@ -1,0 +1,73 @@
+// Reload under load: requests keep the runtime they started with, so a swap never fails one,
+// even when the swap replaces an upstream's pool (old pools close only once idle).
+import type { ServerResponse } from 'node:http'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Pool } from 'undici'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+
+let a: TestUpstream
+let b: TestUpstream
+let gateway: TestGateway
+
+const configFor = (upstreamUrl: string, generation: number) => ({
+  upstreams: [{ name: 'api', url: upstreamUrl, headers: { 'X-Generation': String(generation) } }],
+  routes: [
+    { id: 'data', path: '/data/*', upstream: 'api', public: true },
+    ...(generation % 2 === 0 ? [{ id: 'extra', path: '/extra/*', upstream: 'api', public: true }] : []),
+  ],
+})
+
+beforeAll(async () => {
+  const slowish = async (_req: unknown, res: ServerResponse) => {
+    await new Promise((r) => setTimeout(r, Math.random() * 5))
+    res.end('ok')
+  }
+  a = await startUpstream(slowish)
+  b = await startUpstream(slowish)
+  gateway = await startTestGateway(configFor(a.url, 1))
+})
+afterAll(async () => {
+  await gateway.close()
+  await a.close()
+  await b.close()
+})
+
+describe('reload under load', () => {
+  it('swaps the config 20 times during 4,000 requests without failing one', async () => {
+    const client = new Pool(gateway.url, { connections: 16 })
+    const statuses = new Map<number, number>()
+    let failures = 0
+    let sent = 0
+    const TOTAL = 4_000
+    const worker = async () => {
+      while (sent < TOTAL) {
+        sent++
+        try {
+          const res = await client.request({ path: '/data/x', method: 'GET' })
+          await res.body.text()
+          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
+        } catch {
+          failures++
+        }
+      }
+    }
+    const reloads = (async () => {
+      for (let generation = 2; generation <= 21; generation++) {
+        await gateway.writeConfig(configFor(generation % 3 === 0 ? b.url : a.url, generation))
+        const result = await gateway.reload()
+        expect(result.ok).toBe(true)
+        await new Promise((r) => setTimeout(r, 25))
+      }
+    })()
+    await Promise.all([...Array.from({ length: 16 }, worker), reloads])
+    await client.close()
+    expect(failures).toBe(0)
+    expect([...statuses.keys()]).toEqual([200])
+    expect(a.received.length + b.received.length).toBe(TOTAL)
+    // Requests reached both upstreams, with the headers of more than one generation.
+    expect(b.received.length).toBeGreaterThan(0)
+    const generations = new Set([...a.received, ...b.received].map((r) => r.headers['x-generation']))
+    expect(generations.size).toBeGreaterThan(5)
+  })
+})
