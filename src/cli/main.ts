@@ -2,6 +2,7 @@
 // or a user error (one line, no stack trace), 2 a usage error.
 import { Command, CommanderError } from 'commander'
 import { registerCheck } from './check.ts'
+import { registerDemo } from './demo.ts'
 import { registerServe } from './serve.ts'
 import { UserError } from './user-error.ts'
 
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .exitOverride()
   registerServe(program)
   registerCheck(program)
+  registerDemo(program)
   for (const command of program.commands) command.exitOverride()
   return program
 }

@@ -99,7 +99,7 @@ describe('bouncer serve', () => {
 
   it('prints one line per listener, and warns when the admin API has no auth', async () => {
     const gw = await serve(await writeConfig('noauth.yaml', config([], {})))
-    expect(gw.stdout()).toMatch(/^gateway listening on http:\/\/127\.0\.0\.1:\d+\nadmin listening on http:\/\/127\.0\.0\.1:\d+\nadmin API disabled/)
+    await expect.poll(() => gw.stdout()).toMatch(/^gateway listening on http:\/\/127\.0\.0\.1:\d+\nadmin listening on http:\/\/127\.0\.0\.1:\d+\nadmin API disabled/)
     const api = await get(`${gw.adminUrl}/api/routes`, { authorization: `Bearer ${ADMIN_TOKEN}` })
     expect(api.status).toBe(401)
     expect(JSON.parse(api.text)).toMatchObject({ code: 'unauthorized' })

@@ -1,0 +1,90 @@
+// Benchmark cases. Each starts what it needs on loopback and names the process whose CPU is the
+// cost being measured (the proxy, or the upstream when there is no proxy).
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { stringify } from 'yaml'
+import { startProcess, type Started } from './lib/processes.ts'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const NODE = process.execPath
+
+export interface CaseContext {
+  upstreamPort: number
+  quick: boolean
+}
+
+export interface RunningCase {
+  /** Where the load goes. */
+  url: string
+  headers?: Record<string, string>
+  wrkScript?: string
+  /** The process whose CPU per request is reported. */
+  measured: Started
+  stop(): Promise<void>
+}
+
+export interface BenchCase {
+  id: string
+  title: string
+  start(ctx: CaseContext): Promise<RunningCase>
+}
+
+export async function startUpstream(): Promise<Started & { port: number }> {
+  const started = await startProcess(NODE, [join(ROOT, 'bench/servers/upstream.ts')], /listening (\d+)/)
+  return Object.assign(started, { port: Number(started.match[1]) })
+}
+
+/** Writes a config into a temp dir and runs `bouncer serve` on it. */
+export async function startBouncer(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<Started & { url: string; dir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'bouncer-bench-'))
+  const file = join(dir, 'bouncer.yaml')
+  await writeFile(file, stringify({ server: { listen: '127.0.0.1:0' }, admin: { listen: '127.0.0.1:0' }, ...config }))
+  const started = await startProcess(NODE, [join(ROOT, 'bin/bouncer.js'), 'serve', '--config', file], /gateway listening on (\S+)/, {
+    env: { BOUNCER_LOG_LEVEL: 'warn', ...env },
+  })
+  const stop = started.stop
+  return Object.assign(started, {
+    url: started.match[1] as string,
+    dir,
+    async stop() {
+      await stop()
+      await rm(dir, { recursive: true, force: true })
+    },
+  })
+}
+
+export const upstreamAlone: BenchCase = {
+  id: 'upstream',
+  title: '(a) upstream alone',
+  async start(ctx) {
+    const upstream = await startUpstream()
+    void ctx
+    return { url: `http://127.0.0.1:${upstream.port}/`, measured: upstream, stop: () => upstream.stop() }
+  },
+}
+
+export const bouncerBare: BenchCase = {
+  id: 'bouncer-bare',
+  title: '(c) Bouncer, bare proxy',
+  async start(ctx) {
+    const gateway = await startBouncer({
+      audit: { sinks: [] },
+      upstreams: [{ name: 'api', url: `http://127.0.0.1:${ctx.upstreamPort}`, max_connections: 64 }],
+      routes: [{ id: 'all', path: '/*', upstream: 'api', public: true }],
+    })
+    return { url: `${gateway.url}/`, measured: gateway, stop: () => gateway.stop() }
+  },
+}
+
+export const minimalProxy: BenchCase = {
+  id: 'minimal',
+  title: 'reference: minimal node:http + undici proxy',
+  async start(ctx) {
+    const proxy = await startProcess(NODE, [join(ROOT, 'bench/servers/minimal-proxy.ts'), String(ctx.upstreamPort), 'dispatch'], /listening on (\S+)/)
+    return { url: `${proxy.match[1]}/`, measured: proxy, stop: () => proxy.stop() }
+  },
+}
+
+export const CASES: BenchCase[] = [upstreamAlone, minimalProxy, bouncerBare]

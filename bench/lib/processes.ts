@@ -1,0 +1,72 @@
+// Child processes for the benchmark, each pinned to a core when the machine has two or more.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { availableParallelism } from 'node:os'
+import { readFileSync } from 'node:fs'
+
+export const CORES = availableParallelism()
+const HAS_TASKSET = spawnSync('taskset', ['--version']).status === 0
+
+/** Server processes go on the last core, the load generator on core 0 (when there are two). */
+export const SERVER_CORE = CORES > 1 ? String(CORES - 1) : null
+export const LOAD_CORE = CORES > 1 ? '0' : null
+
+export function pinned(core: string | null, command: string, args: string[]): [string, string[]] {
+  return core !== null && HAS_TASKSET ? ['taskset', ['-c', core, command, ...args]] : [command, args]
+}
+
+export interface Started {
+  child: ChildProcess
+  output: () => string
+  stop(): Promise<void>
+}
+
+/** Starts a process and waits for a line matching `ready`. */
+export async function startProcess(command: string, args: string[], ready: RegExp, options: { env?: NodeJS.ProcessEnv; core?: string | null } = {}): Promise<Started & { match: RegExpExecArray }> {
+  const [cmd, argv] = pinned(options.core === undefined ? SERVER_CORE : options.core, command, args)
+  const child = spawn(cmd, argv, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  const match = await new Promise<RegExpExecArray>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${command} did not start:\n${output}`)), 20_000)
+    const onData = (data: Buffer) => {
+      output += data.toString()
+      const found = ready.exec(output)
+      if (found) {
+        clearTimeout(timer)
+        resolve(found)
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+    child.once('exit', (code) => reject(new Error(`${command} exited with ${code}:\n${output}`)))
+  })
+  return {
+    child,
+    match,
+    output: () => output,
+    async stop() {
+      if (child.exitCode !== null) return
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
+      await once(child, 'exit')
+      clearTimeout(timer)
+    },
+  }
+}
+
+/** CPU time (user + system) a process has used so far, in microseconds (from /proc). */
+export function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+  const ticks = Number(fields[11]) + Number(fields[12]) // utime, stime (fields 14 and 15)
+  return (ticks * 1_000_000) / 100 // USER_HZ is 100 on Linux
+}
+
+/** Resident memory in bytes (from /proc). */
+export function rssBytes(pid: number): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024
+}
+
+/** The real pid behind a `taskset` wrapper is the same process (taskset execs the command). */
+export function pidOf(started: Started): number {
+  return started.child.pid as number
+}

@@ -1,0 +1,82 @@
+// Router cost: loading N routes (parse + validate + compile) and matching one request, for our
+// segment trie and for find-my-way, at 10 → 10,000 routes. Run by bench/run.ts.
+import FindMyWay from 'find-my-way'
+import { stringify } from 'yaml'
+import { loadConfigText } from '../src/config/index.ts'
+import { compileRuntime } from '../src/gateway/compile.ts'
+import { createUpstreamRegistry } from '../src/upstream/pools.ts'
+
+function configWith(routes: number): string {
+  return stringify({
+    upstreams: [{ name: 'api', url: 'http://127.0.0.1:9' }],
+    routes: Array.from({ length: routes }, (_, i) => ({
+      id: `svc${i % 100}.r${i}`,
+      methods: ['GET', 'HEAD'],
+      path: `/svc${i % 100}/v${i}/:id/items/*`,
+      upstream: 'api',
+      public: true,
+    })),
+  })
+}
+
+function timeMs(fn: () => void, repeats = 5): number {
+  const times: number[] = []
+  for (let i = 0; i < repeats; i++) {
+    const started = performance.now()
+    fn()
+    times.push(performance.now() - started)
+  }
+  return times.sort((a, b) => a - b)[Math.floor(repeats / 2)] as number
+}
+
+function nsPerOp(fn: () => unknown, iterations = 1_000_000): number {
+  for (let i = 0; i < 100_000; i++) fn()
+  const started = performance.now()
+  for (let i = 0; i < iterations; i++) fn()
+  return ((performance.now() - started) * 1e6) / iterations
+}
+
+export interface RouterRow {
+  routes: number
+  loadMs: number
+  matchNs: number
+  missNs: number
+  findMyWayNs: number
+}
+
+export function benchRouter(sizes = [10, 100, 1_000, 10_000]): RouterRow[] {
+  const rows: RouterRow[] = []
+  for (const size of sizes) {
+    const text = configWith(size)
+    const registry = createUpstreamRegistry()
+    let runtime: ReturnType<typeof compileRuntime> | undefined
+    const loadMs = timeMs(() => {
+      const loaded = loadConfigText(text, 'bench.yaml')
+      if (!loaded.config) throw new Error('bench config invalid')
+      runtime = compileRuntime(loaded.config, { upstreams: registry })
+    })
+    const router = runtime!.router
+    const last = size - 1
+    const hit = ['svc' + (last % 100), `v${last}`, '42', 'items', 'a', 'b']
+    const miss = ['svc1', 'nope', '42', 'items']
+    const fmw = FindMyWay()
+    for (let i = 0; i < size; i++) fmw.on(['GET', 'HEAD'], `/svc${i % 100}/v${i}/:id/items/*`, () => {})
+    const fmwPath = `/svc${last % 100}/v${last}/42/items/a/b`
+    rows.push({
+      routes: size,
+      loadMs,
+      matchNs: nsPerOp(() => router.match('GET', hit)),
+      missNs: nsPerOp(() => {
+        try {
+          router.match('GET', miss)
+        } catch {
+          // 404 is the point
+        }
+      }, 200_000),
+      findMyWayNs: nsPerOp(() => fmw.find('GET', fmwPath)),
+    })
+    void registry.closeAll()
+  }
+  return rows
+}
+

@@ -1,0 +1,137 @@
+// npm run bench [-- --quick] [--cases a,b] [--duration S] [--repeats N] [--connections N] [--out DIR]
+//
+// Each case runs after a warm-up for a fixed duration at a fixed concurrency, repeated; the median
+// run is reported with the CPU the measured process spent per request (from /proc).
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { fileURLToPath } from 'node:url'
+import { CASES, startUpstream, type BenchCase } from './cases.ts'
+import { benchRouter, type RouterRow } from './router.ts'
+import { runLoad, type LoadResult } from './lib/load.ts'
+import { CORES, cpuMicros, LOAD_CORE, SERVER_CORE } from './lib/processes.ts'
+
+export interface CaseResult {
+  id: string
+  title: string
+  runs: LoadResult[]
+  median: LoadResult & { cpuMicrosPerRequest: number }
+}
+
+export interface BenchOptions {
+  quick: boolean
+  cases: string[] | null
+  durationSec: number
+  repeats: number
+  connections: number
+  warmupSec: number
+  out: string
+}
+
+export function parseOptions(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      cases: { type: 'string' },
+      duration: { type: 'string' },
+      repeats: { type: 'string' },
+      connections: { type: 'string', default: '50' },
+      out: { type: 'string', default: fileURLToPath(new URL('./results', import.meta.url)) },
+    },
+  })
+  const quick = values.quick === true
+  return {
+    quick,
+    cases: values.cases ? values.cases.split(',') : null,
+    durationSec: Number(values.duration ?? (quick ? 1 : 10)),
+    repeats: Number(values.repeats ?? (quick ? 1 : 3)),
+    connections: Number(values.connections),
+    warmupSec: quick ? 1 : 3,
+    out: values.out as string,
+  }
+}
+
+function median<T>(items: T[], key: (item: T) => number): T {
+  const sorted = [...items].sort((a, b) => key(a) - key(b))
+  return sorted[Math.floor(sorted.length / 2)] as T
+}
+
+async function runCase(bench: BenchCase, upstreamPort: number, options: BenchOptions): Promise<CaseResult> {
+  const running = await bench.start({ upstreamPort, quick: options.quick })
+  try {
+    const load = { url: running.url, connections: options.connections, headers: running.headers, wrkScript: running.wrkScript }
+    await runLoad({ ...load, durationSec: options.warmupSec })
+    const runs: Array<LoadResult & { cpuMicrosPerRequest: number }> = []
+    for (let i = 0; i < options.repeats; i++) {
+      const pid = running.measured.child.pid as number
+      const cpuBefore = cpuMicros(pid)
+      const result = await runLoad({ ...load, durationSec: options.durationSec })
+      const cpu = cpuMicros(pid) - cpuBefore
+      runs.push({ ...result, cpuMicrosPerRequest: result.requests > 0 ? cpu / result.requests : 0 })
+    }
+    return { id: bench.id, title: bench.title, runs, median: median(runs, (r) => r.rps) }
+  } finally {
+    await running.stop()
+  }
+}
+
+export function markdownTable(results: CaseResult[], baselineId = 'upstream'): string {
+  const baseline = results.find((r) => r.id === baselineId)?.median.rps
+  const lines = [
+    '| case | req/s | p50 ms | p99 ms | CPU µs/req | × upstream | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+  ]
+  for (const r of results) {
+    const m = r.median
+    const ratio = baseline ? (m.rps / baseline).toFixed(2) : '–'
+    lines.push(`| ${r.title} | ${Math.round(m.rps)} | ${m.p50ms.toFixed(2)} | ${m.p99ms.toFixed(2)} | ${m.cpuMicrosPerRequest.toFixed(1)} | ${ratio} | ${m.errors} |`)
+  }
+  return lines.join('\n')
+}
+
+export async function runBench(options: BenchOptions): Promise<CaseResult[]> {
+  const selected = options.cases ? CASES.filter((c) => options.cases?.includes(c.id)) : CASES
+  const upstream = await startUpstream()
+  const results: CaseResult[] = []
+  try {
+    for (const bench of selected) {
+      process.stderr.write(`running ${bench.title}…\n`)
+      results.push(await runCase(bench, upstream.port, options))
+    }
+  } finally {
+    await upstream.stop()
+  }
+  return results
+}
+
+export function routerTable(rows: RouterRow[]): string {
+  return [
+    '| routes | load: parse + validate + compile (ms) | match (ns) | 404 (ns) | find-my-way match (ns) |',
+    '|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.routes} | ${r.loadMs.toFixed(1)} | ${r.matchNs.toFixed(0)} | ${r.missNs.toFixed(0)} | ${r.findMyWayNs.toFixed(0)} |`),
+  ].join('\n')
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2))
+  const results = await runBench(options)
+  const router = benchRouter(options.quick ? [10, 1_000] : [10, 100, 1_000, 10_000])
+  const table = `${markdownTable(results)}\n\nRouter (in process, no network):\n\n${routerTable(router)}`
+  const header = `Bouncer benchmark — ${new Date().toISOString()}\n\n` +
+    `${CORES} cores; servers pinned to core ${SERVER_CORE ?? 'any'}, load on core ${LOAD_CORE ?? 'any'}; ` +
+    `${options.connections} connections, ${options.durationSec}s × ${options.repeats} after ${options.warmupSec}s warm-up; ` +
+    `load generator: ${results[0]?.median.tool ?? 'n/a'}${options.quick ? ' (quick mode: not a measurement)' : ''}\n`
+  console.log(`${header}\n${table}`)
+  await mkdir(options.out, { recursive: true })
+  const name = options.quick ? 'quick' : 'latest'
+  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), options, results, router }, null, 2))
+  await writeFile(join(options.out, `${name}.md`), `${header}\n${table}\n`)
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main().catch((err: unknown) => {
+    console.error(err)
+    process.exit(1)
+  })
+}
