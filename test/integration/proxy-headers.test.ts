@@ -168,6 +168,22 @@ describe('paths sent upstream', () => {
   })
 })
 
+describe('routing over the wire', () => {
+  it('404 route_not_found for a path no route matches', async () => {
+    const { status, headers, text } = await send('/nowhere')
+    expect(status).toBe(404)
+    expect(headers['content-type']).toBe('application/problem+json')
+    expect(JSON.parse(text)).toMatchObject({ code: 'route_not_found', request_id: headers['x-request-id'] })
+  })
+
+  it('405 method_not_allowed with Allow when only the method differs', async () => {
+    const { status, headers, text } = await send('/sales/daily/eu', {}, 'DELETE')
+    expect(status).toBe(405)
+    expect(headers.allow).toBe('GET')
+    expect(JSON.parse(text)).toMatchObject({ code: 'method_not_allowed' })
+  })
+})
+
 describe('responses', () => {
   it('drops hop-by-hop response headers and adds X-Request-Id', async () => {
     const odd = await startUpstream((_req, res) => {
