@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
+import { BENCH_AUDIENCE, type BenchIssuer } from './lib/issuer.ts'
 import { startProcess, type Started } from './lib/processes.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -12,6 +13,9 @@ const NODE = process.execPath
 
 export interface CaseContext {
   upstreamPort: number
+  issuer: BenchIssuer
+  /** A scratch directory for token files. */
+  dir: string
   quick: boolean
 }
 
@@ -19,7 +23,7 @@ export interface RunningCase {
   /** Where the load goes. */
   url: string
   headers?: Record<string, string>
-  wrkScript?: string
+  tokensFile?: string
   /** The process whose CPU per request is reported. */
   measured: Started
   stop(): Promise<void>
@@ -87,4 +91,38 @@ export const minimalProxy: BenchCase = {
   },
 }
 
-export const CASES: BenchCase[] = [upstreamAlone, minimalProxy, bouncerBare]
+function authenticatedGateway(ctx: CaseContext, algorithm: 'ES256' | 'RS256'): Promise<Started & { url: string }> {
+  return startBouncer({
+    audit: { sinks: [] },
+    issuers: [{ name: 'bench', issuer: ctx.issuer.issuer, audiences: [BENCH_AUDIENCE], algorithms: [algorithm] }],
+    upstreams: [{ name: 'api', url: `http://127.0.0.1:${ctx.upstreamPort}`, max_connections: 64 }],
+    routes: [{ id: 'all', path: '/*', upstream: 'api' }],
+  })
+}
+
+export const bouncerJwtCached: BenchCase = {
+  id: 'bouncer-jwt-cached',
+  title: 'Bouncer, ES256 token, verified once then cached',
+  async start(ctx) {
+    const gateway = await authenticatedGateway(ctx, 'ES256')
+    const [token] = await ctx.issuer.mint(1, 'ES256')
+    return { url: `${gateway.url}/`, headers: { authorization: `Bearer ${token}` }, measured: gateway, stop: () => gateway.stop() }
+  },
+}
+
+function coldCase(algorithm: 'ES256' | 'RS256'): BenchCase {
+  return {
+    id: `bouncer-jwt-cold-${algorithm.toLowerCase()}`,
+    title: `Bouncer, a new ${algorithm} token on every request`,
+    async start(ctx) {
+      const gateway = await authenticatedGateway(ctx, algorithm)
+      // More distinct tokens than one run sends: every request is a cache miss.
+      const tokens = await ctx.issuer.mint(ctx.quick ? 2_000 : 60_000, algorithm)
+      const tokensFile = join(ctx.dir, `tokens-${algorithm}.txt`)
+      await ctx.issuer.writeTokens(tokensFile, tokens)
+      return { url: `${gateway.url}/`, tokensFile, measured: gateway, stop: () => gateway.stop() }
+    },
+  }
+}
+
+export const CASES: BenchCase[] = [upstreamAlone, minimalProxy, bouncerBare, bouncerJwtCached, coldCase('ES256'), coldCase('RS256')]

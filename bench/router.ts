@@ -4,6 +4,8 @@ import FindMyWay from 'find-my-way'
 import { stringify } from 'yaml'
 import { loadConfigText } from '../src/config/index.ts'
 import { compileRuntime } from '../src/gateway/compile.ts'
+import { createIssuerRegistry } from '../src/identity/index.ts'
+import { createLogger } from '../src/telemetry/logger.ts'
 import { createUpstreamRegistry } from '../src/upstream/pools.ts'
 
 function configWith(routes: number): string {
@@ -49,11 +51,13 @@ export function benchRouter(sizes = [10, 100, 1_000, 10_000]): RouterRow[] {
   for (const size of sizes) {
     const text = configWith(size)
     const registry = createUpstreamRegistry()
+    const logger = createLogger({ level: 'silent' })
+    const issuers = createIssuerRegistry(logger, { refreshed() {}, failed() {} })
     let runtime: ReturnType<typeof compileRuntime> | undefined
     const loadMs = timeMs(() => {
       const loaded = loadConfigText(text, 'bench.yaml')
       if (!loaded.config) throw new Error('bench config invalid')
-      runtime = compileRuntime(loaded.config, { upstreams: registry })
+      runtime = compileRuntime(loaded.config, { upstreams: registry, issuers, logger })
     })
     const router = runtime!.router
     const last = size - 1

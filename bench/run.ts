@@ -2,12 +2,15 @@
 //
 // Each case runs after a warm-up for a fixed duration at a fixed concurrency, repeated; the median
 // run is reported with the CPU the measured process spent per request (from /proc).
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { CASES, startUpstream, type BenchCase } from './cases.ts'
+import { benchVerification, type VerifyRow } from './identity.ts'
 import { benchRouter, type RouterRow } from './router.ts'
+import { startBenchIssuer, type BenchIssuer } from './lib/issuer.ts'
 import { runLoad, type LoadResult } from './lib/load.ts'
 import { CORES, cpuMicros, LOAD_CORE, SERVER_CORE } from './lib/processes.ts'
 
@@ -57,10 +60,10 @@ function median<T>(items: T[], key: (item: T) => number): T {
   return sorted[Math.floor(sorted.length / 2)] as T
 }
 
-async function runCase(bench: BenchCase, upstreamPort: number, options: BenchOptions): Promise<CaseResult> {
-  const running = await bench.start({ upstreamPort, quick: options.quick })
+async function runCase(bench: BenchCase, shared: { upstreamPort: number; issuer: BenchIssuer; dir: string }, options: BenchOptions): Promise<CaseResult> {
+  const running = await bench.start({ ...shared, quick: options.quick })
   try {
-    const load = { url: running.url, connections: options.connections, headers: running.headers, wrkScript: running.wrkScript }
+    const load = { url: running.url, connections: options.connections, headers: running.headers, tokensFile: running.tokensFile }
     await runLoad({ ...load, durationSec: options.warmupSec })
     const runs: Array<LoadResult & { cpuMicrosPerRequest: number }> = []
     for (let i = 0; i < options.repeats; i++) {
@@ -93,14 +96,18 @@ export function markdownTable(results: CaseResult[], baselineId = 'upstream'): s
 export async function runBench(options: BenchOptions): Promise<CaseResult[]> {
   const selected = options.cases ? CASES.filter((c) => options.cases?.includes(c.id)) : CASES
   const upstream = await startUpstream()
+  const issuer = await startBenchIssuer()
+  const dir = await mkdtemp(join(tmpdir(), 'bouncer-bench-'))
   const results: CaseResult[] = []
   try {
     for (const bench of selected) {
       process.stderr.write(`running ${bench.title}…\n`)
-      results.push(await runCase(bench, upstream.port, options))
+      results.push(await runCase(bench, { upstreamPort: upstream.port, issuer, dir }, options))
     }
   } finally {
     await upstream.stop()
+    await issuer.close()
+    await rm(dir, { recursive: true, force: true })
   }
   return results
 }
@@ -113,11 +120,21 @@ export function routerTable(rows: RouterRow[]): string {
   ].join('\n')
 }
 
+export function verifyTable(rows: VerifyRow[]): string {
+  return [
+    '| token verification | CPU µs per token | wall µs per token, one at a time |',
+    '|---|---:|---:|',
+    ...rows.map((r) => `| ${r.case} | ${r.cpuMicrosPerToken.toFixed(1)} | ${r.wallMicrosPerToken.toFixed(1)} |`),
+  ].join('\n')
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2))
   const results = await runBench(options)
   const router = benchRouter(options.quick ? [10, 1_000] : [10, 100, 1_000, 10_000])
-  const table = `${markdownTable(results)}\n\nRouter (in process, no network):\n\n${routerTable(router)}`
+  const verification = await benchVerification(options.quick)
+  const table = `${markdownTable(results)}\n\nRouter (in process, no network):\n\n${routerTable(router)}\n\n` +
+    `Token verification (in process, one at a time, no network):\n\n${verifyTable(verification)}`
   const header = `Bouncer benchmark — ${new Date().toISOString()}\n\n` +
     `${CORES} cores; servers pinned to core ${SERVER_CORE ?? 'any'}, load on core ${LOAD_CORE ?? 'any'}; ` +
     `${options.connections} connections, ${options.durationSec}s × ${options.repeats} after ${options.warmupSec}s warm-up; ` +
@@ -125,7 +142,7 @@ async function main(): Promise<void> {
   console.log(`${header}\n${table}`)
   await mkdir(options.out, { recursive: true })
   const name = options.quick ? 'quick' : 'latest'
-  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), options, results, router }, null, 2))
+  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), options, results, router, verification }, null, 2))
   await writeFile(join(options.out, `${name}.md`), `${header}\n${table}\n`)
 }
 

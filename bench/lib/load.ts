@@ -1,6 +1,8 @@
 // The load generator: wrk (C, from apt) when it is on PATH, autocannon (npm) otherwise. Both run
 // with the same settings and report the same numbers.
 import { spawn, spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { LOAD_CORE, pinned } from './processes.ts'
 
@@ -9,9 +11,11 @@ export interface LoadOptions {
   connections: number
   durationSec: number
   headers?: Record<string, string>
-  /** A wrk Lua script (for per-request headers, e.g. rotating tokens). Ignored by autocannon. */
-  wrkScript?: string
+  /** A file of bearer tokens, one per line: each request sends the next one. */
+  tokensFile?: string
 }
+
+const ROTATE_TOKENS = fileURLToPath(new URL('./rotate-tokens.lua', import.meta.url))
 
 export interface LoadResult {
   tool: 'wrk' | 'autocannon'
@@ -35,10 +39,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 async function runWrk(options: LoadOptions): Promise<LoadResult> {
   const args = ['-t1', `-c${options.connections}`, `-d${options.durationSec}s`, '--latency']
   for (const [name, value] of Object.entries(options.headers ?? {})) args.push('-H', `${name}: ${value}`)
-  if (options.wrkScript) args.push('-s', options.wrkScript)
+  if (options.tokensFile) args.push('-s', ROTATE_TOKENS)
   args.push(options.url)
   const [command, argv] = pinned(LOAD_CORE, 'wrk', args)
-  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const env = options.tokensFile ? { ...process.env, TOKENS_FILE: options.tokensFile } : process.env
+  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env })
   let output = ''
   child.stdout.on('data', (d: Buffer) => (output += d.toString()))
   child.stderr.on('data', (d: Buffer) => (output += d.toString()))
@@ -75,11 +80,19 @@ export function parseWrk(output: string): LoadResult {
 }
 
 async function runAutocannon(options: LoadOptions): Promise<LoadResult> {
+  const tokens = options.tokensFile ? readFileSync(options.tokensFile, 'utf8').split('\n').filter(Boolean) : []
+  let next = 0
   const result = await autocannon({
     url: options.url,
     connections: options.connections,
     duration: options.durationSec,
     headers: options.headers,
+    requests: tokens.length === 0 ? undefined : [{
+      setupRequest(request) {
+        const token = tokens[next++ % tokens.length] as string
+        return { ...request, headers: { ...request.headers, authorization: `Bearer ${token}` } }
+      },
+    }],
   })
   return {
     tool: 'autocannon',

@@ -55,6 +55,7 @@ const server = z.strictObject({
   max_header_bytes: z.number().int().min(1024).max(1_048_576).default(16_384),
   max_body_bytes: z.number().int().min(0).default(10_485_760),
   max_token_bytes: z.number().int().min(512).max(65_536).default(8_192),
+  token_cache_entries: z.number().int().min(0).default(10_000),
   request_timeout: duration.prefault('60s'),
   headers_timeout: duration.prefault('10s'),
   keep_alive_timeout: duration.prefault('5s'),
@@ -75,6 +76,10 @@ const issuer = z.strictObject({
   algorithms: z.array(algorithm).min(1).default(['RS256', 'ES256']),
   clock_tolerance: duration.prefault('30s'),
   required_claims: z.array(z.string().min(1)).default([]),
+  jwks_refresh_interval: duration.prefault('5m'),
+  jwks_cooldown: duration.prefault('30s'),
+  /** AWS Cognito access tokens carry no aud: then client_id must be one of the audiences. */
+  client_id_audience: z.boolean().default(false),
 })
 
 const trustRule = z.strictObject({

@@ -2,6 +2,8 @@
 // upstream pools. A reload compiles a new runtime and swaps one reference; requests in flight keep
 // the runtime they started with.
 import { addressSet, parseRoutePattern, type AddressSet, type Config, type RoutePattern } from '../config/index.ts'
+import { createTokenVerifier, type IssuerKeys, type IssuerRegistry, type TokenVerifier } from '../identity/index.ts'
+import type { Logger } from '../telemetry/logger.ts'
 import type { Upstream, UpstreamRegistry } from '../upstream/pools.ts'
 import { createRouter, type RoutableRoute, type Router } from './router.ts'
 
@@ -21,6 +23,8 @@ export interface Runtime {
   readonly router: Router<CompiledRoute>
   readonly routes: readonly CompiledRoute[]
   readonly upstreams: ReadonlyMap<string, Upstream>
+  readonly issuerKeys: ReadonlyMap<string, IssuerKeys>
+  readonly identity: TokenVerifier
   readonly trustedProxies: AddressSet
   /** Requests in flight on this runtime: its pools are retired only once this reaches 0. */
   readonly usage: { inFlight: number }
@@ -28,6 +32,8 @@ export interface Runtime {
 
 export interface CompileDeps {
   upstreams: UpstreamRegistry
+  issuers: IssuerRegistry
+  logger: Logger
 }
 
 let generations = 0
@@ -35,6 +41,7 @@ let generations = 0
 /** Assumes a config that passed `loadConfig` (no errors): compile does not re-validate. */
 export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   const upstreams = deps.upstreams.acquire(config.upstreams)
+  const issuerKeys = deps.issuers.acquire(config.issuers)
   const routes = config.routes.map((route, index): CompiledRoute => {
     const methods = route.methods.includes('*') ? new Set<string>() : new Set<string>(route.methods)
     return Object.freeze({
@@ -56,6 +63,14 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     router: createRouter(routes),
     routes,
     upstreams,
+    issuerKeys,
+    identity: createTokenVerifier({
+      issuers: config.issuers,
+      keys: issuerKeys,
+      maxTokenBytes: config.server.max_token_bytes,
+      cacheEntries: config.server.token_cache_entries,
+      logger: deps.logger,
+    }),
     trustedProxies: addressSet(config.server.trusted_proxies),
     usage: { inFlight: 0 },
   })

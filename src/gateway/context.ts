@@ -17,7 +17,7 @@ export interface Identity {
   /** The token's `iss`. */
   iss: string
   sub: string
-  /** `client_id`, else `azp`, else null. */
+  /** `client_id`, else `azp`, else `appid` (Entra ID v1), else `cid` (Okta), else null. */
   clientId: string | null
   claims: Readonly<Record<string, unknown>>
   /** Seconds since the epoch. */

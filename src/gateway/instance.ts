@@ -5,8 +5,9 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { adminAuth, type AdminAuth } from '../admin/auth.ts'
-import { createAdminServer, type AdminRoute } from '../admin/server.ts'
+import { createAdminServer, type AdminRoute, type Readiness } from '../admin/server.ts'
 import { formatDiagnostic, listenUrl, loadConfigFile, type LoadedConfig } from '../config/index.ts'
+import { createIssuerRegistry } from '../identity/index.ts'
 import { createLogger, type Logger } from '../telemetry/logger.ts'
 import { createUpstreamRegistry } from '../upstream/pools.ts'
 import { compileRuntime, type Runtime } from './compile.ts'
@@ -59,10 +60,12 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   for (const line of diagnosticLines(loaded, 'warning')) logger.warn(line)
 
   const upstreams = createUpstreamRegistry()
+  const issuers = createIssuerRegistry(logger, { refreshed: () => {}, failed: () => {} })
+  const deps = { upstreams, issuers, logger }
   let admin: AdminAuth = adminAuth(config.admin.token)
 
   const state: GatewayState = {
-    runtime: compileRuntime(config, { upstreams }),
+    runtime: compileRuntime(config, deps),
     logger,
     draining: false,
     inFlight: 0,
@@ -88,7 +91,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     logger,
     auth: () => admin,
     routes: adminRoutes,
-    readiness: () => ({ ready: !state.draining, checks: { config: 'loaded', draining: String(state.draining) } }),
+    readiness: () => readiness(state),
   })
 
   const gatewayAddress = await listen(gatewayServer, config.server.listen.host, options.port ?? config.server.listen.port)
@@ -111,11 +114,12 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
       return { ok: false, errors }
     }
     const previous = state.runtime
-    const runtime = compileRuntime(next.config, { upstreams })
+    const runtime = compileRuntime(next.config, deps)
     if (next.config.server.listen.text !== previous.config.server.listen.text || next.config.admin.listen.text !== previous.config.admin.listen.text) {
       logger.warn('a changed listen address takes effect at the next restart')
     }
     state.runtime = runtime // the swap: new requests see the new runtime from here on
+    issuers.retire(runtime.issuerKeys)
     admin = adminAuth(next.config.admin.token)
     applyTimeouts(gatewayServer, next.config.server)
     void retireWhenIdle(previous, runtime)
@@ -144,6 +148,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     adminServer.close()
     adminServer.closeAllConnections()
     await upstreams.closeAll()
+    issuers.closeAll()
   }
 
   return {
@@ -154,6 +159,22 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     reload,
     shutdown,
   }
+}
+
+/**
+ * Ready once the config is loaded and every issuer's first key load has been tried: an identity
+ * provider that is down does not hold the whole gateway out of rotation (its tokens get 503
+ * identity_provider_unavailable while its keys are retried), but it shows in the checks.
+ */
+function readiness(state: GatewayState): Readiness {
+  const checks: Record<string, string> = { config: `generation ${state.runtime.generation}` }
+  let ready = !state.draining
+  if (state.draining) checks.draining = 'true'
+  for (const keys of state.runtime.issuerKeys.values()) {
+    if (!keys.attempted) ready = false
+    checks[`issuer:${keys.name}`] = keys.state === 'ready' ? 'keys loaded' : keys.attempted ? `unavailable: ${keys.lastError}` : 'loading'
+  }
+  return { ready, checks }
 }
 
 async function listen(server: Server, host: string, port: number): Promise<AddressInfo> {

@@ -19,10 +19,7 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
   try {
     admit(state, rt, ctx)
     const route = match(rt, ctx)
-    if (!route.public) {
-      // Fail closed until the identity stage exists: a route that needs a caller is never open.
-      throw new GatewayError('missing_token', { detail: 'This route needs a verified identity.', headers: { 'www-authenticate': 'Bearer' } })
-    }
+    if (!route.public) ctx.identity = await rt.identity.verify(ctx.headers?.authorization, ctx.query)
     const options = {
       upstream: route.upstream,
       rewrite: route.rewrite,

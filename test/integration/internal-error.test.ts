@@ -11,13 +11,15 @@ import { compileRuntime } from '../../src/gateway/compile.ts'
 import { createGatewayServer } from '../../src/gateway/server.ts'
 import type { GatewayState } from '../../src/gateway/state.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
+import { createIssuerRegistry } from '../../src/identity/index.ts'
 import { createUpstreamRegistry } from '../../src/upstream/pools.ts'
 
 describe('unexpected exceptions', () => {
   it('become 500 internal_error with the request id and a logged stack, and the gateway keeps serving', async () => {
     const loaded = loadConfigText('upstreams: [{ name: a, url: "http://127.0.0.1:9" }]\nroutes: [{ id: a, path: /a, upstream: a, public: true }]\n', 'x.yaml')
     const upstreams = createUpstreamRegistry()
-    const runtime = compileRuntime(loaded.config!, { upstreams })
+    const silent = createLogger({ level: 'silent' })
+    const runtime = compileRuntime(loaded.config!, { upstreams, issuers: createIssuerRegistry(silent, { refreshed() {}, failed() {} }), logger: silent })
     let calls = 0
     const faulty = {
       ...runtime,

@@ -4,16 +4,19 @@ import type { ServerResponse } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Pool } from 'undici'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
 let a: TestUpstream
 let b: TestUpstream
 let gateway: TestGateway
+let idp: TestIdentityProvider
 
 const configFor = (upstreamUrl: string, generation: number) => ({
+  issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
   upstreams: [{ name: 'api', url: upstreamUrl, headers: { 'X-Generation': String(generation) } }],
   routes: [
-    { id: 'data', path: '/data/*', upstream: 'api', public: true },
+    { id: 'data', path: '/data/*', upstream: 'api' },
     ...(generation % 2 === 0 ? [{ id: 'extra', path: '/extra/*', upstream: 'api', public: true }] : []),
   ],
 })
@@ -25,16 +28,21 @@ beforeAll(async () => {
   }
   a = await startUpstream(slowish)
   b = await startUpstream(slowish)
+  idp = await startIdentityProvider()
   gateway = await startTestGateway(configFor(a.url, 1))
 })
 afterAll(async () => {
   await gateway.close()
   await a.close()
   await b.close()
+  await idp.stop()
 })
 
 describe('reload under load', () => {
-  it('swaps the config 20 times during 4,000 requests without failing one', async () => {
+  it('swaps the config 20 times during 4,000 authenticated requests without failing one', async () => {
+    // A distinct token per request: each verification is a real (asynchronous) signature check,
+    // so requests are caught between reading the runtime and reaching the upstream by the swaps.
+    const tokens = await Promise.all(Array.from({ length: 4_000 }, (_, i) => idp.mint({ sub: `svc-${i}` })))
     const client = new Pool(gateway.url, { connections: 16 })
     const statuses = new Map<number, number>()
     let failures = 0
@@ -42,9 +50,9 @@ describe('reload under load', () => {
     const TOTAL = 4_000
     const worker = async () => {
       while (sent < TOTAL) {
-        sent++
+        const token = tokens[sent++] as string
         try {
-          const res = await client.request({ path: '/data/x', method: 'GET' })
+          const res = await client.request({ path: '/data/x', method: 'GET', headers: { authorization: `Bearer ${token}` } })
           await res.body.text()
           statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
         } catch {

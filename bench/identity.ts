@@ -1,0 +1,69 @@
+// Token verification cost in process (no network): a cold verification (signature and claims) per
+// algorithm, and a cache hit. Run by bench/run.ts.
+import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT } from 'jose'
+import { loadConfigText } from '../src/config/index.ts'
+import type { IssuerKeys } from '../src/identity/issuers.ts'
+import { createTokenVerifier } from '../src/identity/verify.ts'
+import { createLogger } from '../src/telemetry/logger.ts'
+
+export interface VerifyRow {
+  case: string
+  /** CPU per token, the thread pool's share included (jose's crypto runs there). */
+  cpuMicrosPerToken: number
+  /** Wall time per token, one at a time: adds the hop to the thread pool and back. */
+  wallMicrosPerToken: number
+}
+
+async function verifierFor(alg: 'ES256' | 'RS256' | 'EdDSA') {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true })
+  const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'k', alg }] }
+  const loaded = loadConfigText(`issuers: [{ name: b, issuer: "https://idp.bench", audiences: [api], algorithms: [${alg}] }]\n`, 'bench.yaml')
+  const config = loaded.config!
+  const getKey = createLocalJWKSet(jwks)
+  const keys: IssuerKeys = { name: 'b', issuer: 'https://idp.bench', getKey, state: 'ready', hasKeys: true, attempted: true, lastError: null, close() {} }
+  const verifier = createTokenVerifier({
+    issuers: config.issuers,
+    keys: new Map([['b', keys]]),
+    maxTokenBytes: 8192,
+    cacheEntries: 10_000,
+    logger: createLogger({ level: 'silent' }),
+  })
+  const now = Math.floor(Date.now() / 1000)
+  const mint = (i: number) =>
+    new SignJWT({ iss: 'https://idp.bench', aud: 'api', sub: `svc-${i}`, exp: now + 3600, iat: now }).setProtectedHeader({ alg, kid: 'k' }).sign(privateKey)
+  return { verifier, mint }
+}
+
+async function timePerToken(tokens: string[], verify: (header: string) => Promise<unknown>): Promise<Omit<VerifyRow, 'case'>> {
+  // Flat strings, as the HTTP parser hands them over (a template literal would be a cons string).
+  const headers = tokens.map((t) => Buffer.from(`Bearer ${t}`).toString())
+  const cpu = process.cpuUsage()
+  const started = performance.now()
+  // One at a time: the cost of one verification, not the thread pool's parallelism.
+  for (const header of headers) await verify(header)
+  const used = process.cpuUsage(cpu)
+  return {
+    cpuMicrosPerToken: (used.user + used.system) / tokens.length,
+    wallMicrosPerToken: ((performance.now() - started) * 1000) / tokens.length,
+  }
+}
+
+export async function benchVerification(quick: boolean): Promise<VerifyRow[]> {
+  const count = quick ? 200 : 3_000
+  const rows: VerifyRow[] = []
+  for (const alg of ['RS256', 'ES256', 'EdDSA'] as const) {
+    const { verifier, mint } = await verifierFor(alg)
+    const warm = await Promise.all(Array.from({ length: 200 }, (_, i) => mint(1_000_000 + i)))
+    const verify = (header: string) => verifier.verify(header, '')
+    await timePerToken(warm, verify)
+    const tokens = await Promise.all(Array.from({ length: count }, (_, i) => mint(i)))
+    rows.push({ case: `${alg}, cold (signature + claims)`, ...(await timePerToken(tokens, verify)) })
+    if (alg === 'ES256') {
+      const cached = await verifierFor('ES256')
+      const token = await cached.mint(0)
+      const again = Array.from({ length: count * 30 }, () => token)
+      rows.push({ case: 'ES256, cached (the same token again)', ...(await timePerToken(again, (h) => cached.verifier.verify(h, ''))) })
+    }
+  }
+  return rows
+}

@@ -1,0 +1,204 @@
+// Signing keys per issuer, through jose's remote key set (cached, one shared in-flight reload,
+// a newer answer never overwritten by an older one). Around it, what a gateway needs:
+//
+// - discovery of `jwks_uri` from `{issuer}/.well-known/openid-configuration` when not configured;
+// - loading in the background, so a gateway starts while an identity provider is down, serves its
+//   other issuers, and picks the provider up when it comes back (retry with backoff);
+// - a background refresh every `jwks_refresh_interval`; jose's own expiry is off (cacheMaxAge
+//   Infinity) because jose drops to "no keys" when a refresh of expired keys fails, and cached
+//   keys must keep serving while the provider is down;
+// - a cool-down for failed fetches too: jose cools down only after a successful load, so while a
+//   provider is down every token with an unknown `kid` would otherwise trigger a fetch.
+import { createRemoteJWKSet, customFetch, type JWTVerifyGetKey } from 'jose'
+import type { IssuerConfig } from '../config/index.ts'
+import type { Logger } from '../telemetry/logger.ts'
+
+const FETCH_TIMEOUT_MS = 5_000
+const FIRST_RETRY_MS = 500
+const MAX_RETRY_MS = 30_000
+
+export type KeySetState = 'loading' | 'ready' | 'unavailable'
+
+export interface IssuerKeys {
+  readonly name: string
+  readonly issuer: string
+  /** Resolves a token's verification key; undefined until the JWKS URL is known. */
+  readonly getKey: JWTVerifyGetKey | undefined
+  readonly state: KeySetState
+  /** Keys have been loaded at least once (they may be stale if the last refresh failed). */
+  readonly hasKeys: boolean
+  /** The first load attempt has finished, whatever its outcome (for /readyz). */
+  readonly attempted: boolean
+  readonly lastError: string | null
+  close(): void
+}
+
+export interface KeySetEvents {
+  refreshed(issuer: string): void
+  failed(issuer: string): void
+}
+
+/** A request wanted a fetch while the cool-down after a failure was still running. */
+export class CoolingDown extends Error {
+  constructor(issuer: string) {
+    super(`the last key fetch for issuer "${issuer}" failed moments ago; not retrying yet`)
+    this.name = 'CoolingDown'
+  }
+}
+
+type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>
+
+export function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEvents): IssuerKeys {
+  let keySet: RemoteKeySet | undefined
+  let state: KeySetState = 'loading'
+  let lastError: string | null = null
+  let attempted = false
+  let lastFailureAt = Number.NEGATIVE_INFINITY
+  let fromScheduler = false
+  let retryDelay = FIRST_RETRY_MS
+  let timer: NodeJS.Timeout | undefined
+  let closed = false
+
+  const gatedFetch = async (url: string, init: RequestInit): Promise<Response> => {
+    const scheduled = fromScheduler
+    fromScheduler = false
+    if (!scheduled && Date.now() - lastFailureAt < config.jwks_cooldown) throw new CoolingDown(config.name)
+    try {
+      const response = await fetch(url, init)
+      if (response.status !== 200) lastFailureAt = Date.now()
+      return response
+    } catch (err) {
+      lastFailureAt = Date.now()
+      throw err
+    }
+  }
+
+  function schedule(ms: number): void {
+    if (closed) return
+    clearTimeout(timer)
+    timer = setTimeout(() => void load(), ms)
+    timer.unref()
+  }
+
+  async function load(): Promise<void> {
+    try {
+      if (!keySet) {
+        const jwksUri = config.jwks_uri ?? (await discoverJwksUri(config.issuer))
+        keySet = createRemoteJWKSet(new URL(jwksUri), {
+          cooldownDuration: config.jwks_cooldown,
+          cacheMaxAge: Number.POSITIVE_INFINITY,
+          timeoutDuration: FETCH_TIMEOUT_MS,
+          [customFetch]: gatedFetch,
+        })
+      }
+      fromScheduler = true
+      await keySet.reload()
+      if (state !== 'ready') logger.info({ issuer: config.name }, 'issuer keys loaded')
+      state = 'ready'
+      lastError = null
+      retryDelay = FIRST_RETRY_MS
+      events.refreshed(config.name)
+      schedule(config.jwks_refresh_interval)
+    } catch (err) {
+      lastFailureAt = Date.now()
+      lastError = describeFetchError(err)
+      const cached = keySet?.jwks() !== undefined
+      state = cached ? 'ready' : 'unavailable'
+      events.failed(config.name)
+      logger.warn({ issuer: config.name, reason: lastError, cached_keys: cached }, cached ? 'issuer key refresh failed: serving cached keys' : 'issuer keys unavailable: retrying')
+      schedule(cached ? config.jwks_cooldown : retryDelay)
+      retryDelay = Math.min(retryDelay * 2, MAX_RETRY_MS)
+    } finally {
+      fromScheduler = false
+      attempted = true
+    }
+  }
+
+  void load()
+
+  return {
+    name: config.name,
+    issuer: config.issuer,
+    get getKey() {
+      return keySet
+    },
+    get state() {
+      return state
+    },
+    get hasKeys() {
+      return keySet?.jwks() !== undefined
+    },
+    get attempted() {
+      return attempted
+    },
+    get lastError() {
+      return lastError
+    },
+    close() {
+      closed = true
+      clearTimeout(timer)
+    },
+  }
+}
+
+/** OpenID Connect Discovery 1.0 §4: the document must name exactly the configured issuer. */
+async function discoverJwksUri(issuer: string): Promise<string> {
+  const url = `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`
+  const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers: { accept: 'application/json' } })
+  if (response.status !== 200) throw new Error(`discovery at ${url} answered ${response.status}`)
+  const document = (await response.json()) as { issuer?: unknown; jwks_uri?: unknown }
+  if (document.issuer !== issuer) {
+    throw new Error(`discovery at ${url} names issuer ${JSON.stringify(document.issuer)}, not the configured "${issuer}"`)
+  }
+  if (typeof document.jwks_uri !== 'string' || !/^https?:\/\//.test(document.jwks_uri)) {
+    throw new Error(`discovery at ${url} has no usable jwks_uri`)
+  }
+  return document.jwks_uri
+}
+
+export function describeFetchError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause
+  if (err.name === 'JWKSTimeout' || err.name === 'TimeoutError') return 'the identity provider did not answer in time'
+  if (cause?.code) return `${err.message} (${cause.code})`
+  return err.message
+}
+
+export interface IssuerRegistry {
+  /** Key sets for the configured issuers, by name; unchanged issuers keep their loaded keys. */
+  acquire(configs: readonly IssuerConfig[]): Map<string, IssuerKeys>
+  retire(keep: ReadonlyMap<string, IssuerKeys>): void
+  closeAll(): void
+}
+
+export function createIssuerRegistry(logger: Logger, events: KeySetEvents): IssuerRegistry {
+  const live = new Map<string, IssuerKeys>()
+  const fingerprint = (c: IssuerConfig) => JSON.stringify([c.name, c.issuer, c.jwks_uri, c.jwks_refresh_interval, c.jwks_cooldown])
+  return {
+    acquire(configs) {
+      const out = new Map<string, IssuerKeys>()
+      for (const config of configs) {
+        const key = fingerprint(config)
+        let keys = live.get(key)
+        if (!keys) {
+          keys = createIssuerKeys(config, logger, events)
+          live.set(key, keys)
+        }
+        out.set(config.name, keys)
+      }
+      return out
+    },
+    retire(keep) {
+      const kept = new Set(keep.values())
+      for (const [key, keys] of live) {
+        if (kept.has(keys)) continue
+        keys.close()
+        live.delete(key)
+      }
+    },
+    closeAll() {
+      for (const keys of live.values()) keys.close()
+      live.clear()
+    },
+  }
+}

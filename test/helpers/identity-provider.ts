@@ -1,0 +1,176 @@
+// A real OpenID provider (oidc-provider) on 127.0.0.1, with service-account clients that get JWT
+// access tokens through the client-credentials grant, fetched by a real client (openid-client).
+// It can be stopped and restarted on the same port with other keys (a key rotation), and it hands
+// its private keys to tests that must mint tokens the provider would never issue (attacks).
+import { once } from 'node:events'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from 'jose'
+import Provider from 'oidc-provider'
+import * as client from 'openid-client'
+import { Agent, fetch as undiciFetch } from 'undici'
+
+export interface SigningKey {
+  kid: string
+  alg: 'RS256' | 'ES256'
+  privateJwk: JWK
+  publicJwk: JWK
+}
+
+export async function signingKey(kid: string, alg: 'RS256' | 'ES256'): Promise<SigningKey> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true })
+  return {
+    kid,
+    alg,
+    privateJwk: { ...(await exportJWK(privateKey)), kid, alg, use: 'sig' },
+    publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' },
+  }
+}
+
+export interface ServiceAccount {
+  clientId: string
+  secret: string
+  /** Extra claims put in its access tokens (e.g. tenant, groups). */
+  claims?: Record<string, unknown>
+}
+
+export interface ProviderOptions {
+  port?: number
+  keys?: SigningKey[]
+  /** The key access tokens are signed with (default: the first ES256 key). */
+  signWith?: 'RS256' | 'ES256'
+  clients?: ServiceAccount[]
+  tokenTtlSeconds?: number
+}
+
+export interface TestIdentityProvider {
+  issuer: string
+  port: number
+  keys: SigningKey[]
+  /** A real access token for a client, through the client-credentials grant. */
+  token(clientId: string, options?: { resource?: string }): Promise<string>
+  /** A token the provider never issued, signed with one of its keys (or any key), built with jose. */
+  mint(claims: JWTPayload, options?: { key?: SigningKey; header?: Record<string, unknown> }): Promise<string>
+  stop(): Promise<void>
+  /** Starts again on the same port and issuer, with new keys (a rotation). */
+  restart(keys?: SigningKey[]): Promise<void>
+  /** How many times the JWKS endpoint has been fetched. */
+  readonly jwksFetches: number
+}
+
+export const AUDIENCE = 'api://bouncer'
+
+export const DEFAULT_CLIENTS: ServiceAccount[] = [
+  { clientId: 'looker-reports', secret: 'looker-reports-secret-0123456789', claims: { tenant: 'acme' } },
+  { clientId: 'analytics-agent', secret: 'analytics-agent-secret-012345678', claims: { tenant: 'acme', groups: ['agents', 'readers'] } },
+  { clientId: 'no-tenant', secret: 'no-tenant-secret-0123456789abcdef' },
+]
+
+export async function startIdentityProvider(options: ProviderOptions = {}): Promise<TestIdentityProvider> {
+  let keys = options.keys ?? [await signingKey('rsa-1', 'RS256'), await signingKey('ec-1', 'ES256')]
+  const clients = options.clients ?? DEFAULT_CLIENTS
+  const signWith = options.signWith ?? 'ES256'
+  let server: Server | undefined
+  const sockets = new Set<Socket>()
+  let port = options.port ?? 0
+  let issuer = ''
+  let jwksFetches = 0
+  // The client's own connection pool, replaced on every start: a restarted provider must not be
+  // reached through a keep-alive socket of the previous one.
+  let agent = new Agent()
+
+  async function start(): Promise<void> {
+    agent = new Agent()
+    server = createServer()
+    server.on('connection', (socket) => {
+      sockets.add(socket)
+      socket.on('close', () => sockets.delete(socket))
+    })
+    server.listen(port, '127.0.0.1')
+    await once(server, 'listening')
+    port = (server.address() as AddressInfo).port
+    issuer = `http://127.0.0.1:${port}`
+    const byClient = new Map(clients.map((c) => [c.clientId, c]))
+    const signingAlg = keys.some((k) => k.alg === signWith) ? signWith : (keys[0] as SigningKey).alg
+    const provider = new Provider(issuer, {
+      jwks: { keys: keys.map((k) => k.privateJwk) as never },
+      clients: clients.map((c) => ({
+        client_id: c.clientId,
+        client_secret: c.secret,
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+        id_token_signed_response_alg: signingAlg,
+      })),
+      features: {
+        clientCredentials: { enabled: true },
+        devInteractions: { enabled: false },
+        resourceIndicators: {
+          enabled: true,
+          defaultResource: () => AUDIENCE,
+          getResourceServerInfo: (_ctx: unknown, resource: string) => ({
+            scope: 'reports:read',
+            audience: resource,
+            accessTokenTTL: options.tokenTtlSeconds ?? 600,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: signingAlg } },
+          }),
+        },
+      },
+      extraTokenClaims: (_ctx: unknown, token: { clientId?: string }) => byClient.get(token.clientId ?? '')?.claims,
+      ttl: { ClientCredentials: options.tokenTtlSeconds ?? 600 },
+    } as never)
+    const callback = provider.callback()
+    server.on('request', (req, res) => {
+      if (req.url === '/jwks') jwksFetches++
+      void callback(req, res)
+    })
+  }
+
+  async function stop(): Promise<void> {
+    if (!server) return
+    for (const socket of sockets) socket.destroy()
+    server.close()
+    await once(server, 'close')
+    server = undefined
+    await agent.close()
+  }
+
+  await start()
+
+  return {
+    get issuer() {
+      return issuer
+    },
+    get port() {
+      return port
+    },
+    get keys() {
+      return keys
+    },
+    get jwksFetches() {
+      return jwksFetches
+    },
+    async token(clientId, tokenOptions = {}) {
+      const account = clients.find((c) => c.clientId === clientId)
+      if (!account) throw new Error(`no client ${clientId}`)
+      const fetchVia = ((url: string, init: object) => undiciFetch(url, { ...init, dispatcher: agent })) as unknown as client.CustomFetch
+      const config = await client.discovery(new URL(issuer), clientId, account.secret, undefined, { execute: [client.allowInsecureRequests], [client.customFetch]: fetchVia })
+      const tokens = await client.clientCredentialsGrant(config, { resource: tokenOptions.resource ?? AUDIENCE, scope: 'reports:read' })
+      return tokens.access_token
+    },
+    async mint(claims, mintOptions = {}) {
+      const key = mintOptions.key ?? (keys.find((k) => k.alg === signWith) as SigningKey)
+      const now = Math.floor(Date.now() / 1000)
+      return new SignJWT({ iss: issuer, aud: AUDIENCE, sub: 'minted', iat: now, exp: now + 300, ...claims })
+        .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt', ...mintOptions.header })
+        .sign(await importJWK(key.privateJwk, key.alg))
+    },
+    stop,
+    async restart(nextKeys) {
+      await stop()
+      if (nextKeys) keys = nextKeys
+      await start()
+    },
+  }
+}

@@ -1,0 +1,137 @@
+// Signing keys over time, with real providers: rotation without a gateway restart, the provider
+// going down, a gateway that starts while a provider is down, two issuers at once.
+import { setTimeout as sleep } from 'node:timers/promises'
+import { request } from 'undici'
+import { afterEach, describe, expect, it } from 'vitest'
+import { closedPort } from '../helpers/faults.ts'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { AUDIENCE, signingKey, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { startUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const cleanup: Array<() => Promise<void>> = []
+afterEach(async () => {
+  while (cleanup.length > 0) await cleanup.pop()?.()
+})
+
+async function setup(issuers: Array<{ name: string; issuer: string } & Record<string, unknown>>): Promise<TestGateway> {
+  const upstream = await startUpstream()
+  cleanup.push(() => upstream.close())
+  const gateway = await startTestGateway({
+    issuers: issuers.map((i) => ({ audiences: [AUDIENCE], ...i })),
+    upstreams: [{ name: 'data', url: upstream.url }],
+    routes: [{ id: 'data', path: '/*', upstream: 'data' }],
+  })
+  cleanup.push(() => gateway.close())
+  return gateway
+}
+
+async function provider(options: Parameters<typeof startIdentityProvider>[0] = {}): Promise<TestIdentityProvider> {
+  const idp = await startIdentityProvider(options)
+  cleanup.push(() => idp.stop())
+  return idp
+}
+
+async function statusOf(gateway: TestGateway, token: string): Promise<{ status: number; code?: string; headers: Record<string, unknown> }> {
+  const res = await request(`${gateway.url}/x`, { headers: { authorization: `Bearer ${token}` } })
+  const body = (await res.body.json()) as { code?: string }
+  return { status: res.statusCode, code: body.code, headers: res.headers }
+}
+
+const ready = (gateway: TestGateway, name: string) => waitFor(() => gateway.state.runtime.issuerKeys.get(name)?.state === 'ready', `${name} keys`)
+
+describe('key rotation at the provider', () => {
+  it('a new kid is accepted without a restart; the removed key is refused once the caches expire', async () => {
+    const idp = await provider({ keys: [await signingKey('ec-1', 'ES256')] })
+    const gateway = await setup([{ name: 'corp', issuer: idp.issuer, jwks_cooldown: '0s', jwks_refresh_interval: '1s' }])
+    await ready(gateway, 'corp')
+    const before = await idp.token('looker-reports')
+    expect((await statusOf(gateway, before)).status).toBe(200)
+    const oldKey = idp.keys[0]!
+
+    await idp.restart([await signingKey('ec-2', 'ES256')]) // ec-1 removed, ec-2 added
+    const after = await idp.token('looker-reports')
+    expect((await statusOf(gateway, after)).status).toBe(200) // the unknown kid triggered a refresh
+
+    expect(await statusOf(gateway, await idp.mint({}, { key: oldKey }))).toMatchObject({ status: 401, code: 'key_not_found' })
+    await sleep(1_200) // past the token cache's bound (one refresh interval)
+    expect(await statusOf(gateway, before)).toMatchObject({ status: 401, code: 'key_not_found' })
+  })
+
+  it('a new kid is picked up by the background refresh when the unknown-kid refresh is cooling down', async () => {
+    const idp = await provider({ keys: [await signingKey('ec-1', 'ES256')] })
+    const gateway = await setup([{ name: 'corp', issuer: idp.issuer, jwks_cooldown: '1h', jwks_refresh_interval: '1s' }])
+    await ready(gateway, 'corp')
+    await idp.restart([await signingKey('ec-1', 'ES256'), await signingKey('ec-2', 'ES256')])
+    const fresh = await idp.mint({}, { key: idp.keys[1] })
+    expect(await statusOf(gateway, fresh)).toMatchObject({ status: 401, code: 'key_not_found' })
+    await expect.poll(async () => (await statusOf(gateway, fresh)).status, { timeout: 5_000, interval: 200 }).toBe(200)
+  })
+
+  it('a flood of bogus kids costs the provider one fetch per cool-down', async () => {
+    const idp = await provider()
+    const gateway = await setup([{ name: 'corp', issuer: idp.issuer, jwks_cooldown: '1s' }])
+    await ready(gateway, 'corp')
+    await sleep(1_100) // the cool-down after the initial load has passed
+    const flood = () => Promise.all(Array.from({ length: 50 }, (_, i) => idp.mint({}, { header: { kid: `bogus-${i}` } })))
+    const before = idp.jwksFetches
+    const first = await Promise.all((await flood()).map((t) => statusOf(gateway, t)))
+    expect(first.every((r) => r.code === 'key_not_found')).toBe(true)
+    expect(idp.jwksFetches - before).toBe(1)
+    const second = await Promise.all((await flood()).map((t) => statusOf(gateway, t)))
+    expect(second.every((r) => r.code === 'key_not_found')).toBe(true)
+    expect(idp.jwksFetches - before).toBe(1) // still cooling down
+  })
+})
+
+describe('the provider going down', () => {
+  it('cached keys keep serving, also after a failed refresh', async () => {
+    const idp = await provider()
+    const gateway = await setup([{ name: 'corp', issuer: idp.issuer, jwks_refresh_interval: '1s' }])
+    await ready(gateway, 'corp')
+    await idp.stop()
+    expect((await statusOf(gateway, await idp.mint({}))).status).toBe(200)
+    await waitFor(() => gateway.logs.join('').includes('issuer key refresh failed: serving cached keys'), 'a failed refresh', 5_000)
+    expect((await statusOf(gateway, await idp.mint({ sub: 'another' }))).status).toBe(200)
+    const readyz = await request(`${gateway.adminUrl}/readyz`)
+    expect(readyz.statusCode).toBe(200)
+    await readyz.body.dump()
+  })
+})
+
+describe('a gateway that starts while a provider is down', () => {
+  it('starts, serves its other issuer, answers 503 for the missing one, and picks it up when it comes back', async () => {
+    const downPort = await closedPort()
+    const keysOfDown = [await signingKey('down-1', 'ES256')]
+    const up = await provider()
+    const gateway = await setup([
+      { name: 'up', issuer: up.issuer },
+      { name: 'down', issuer: `http://127.0.0.1:${downPort}` },
+    ])
+    await ready(gateway, 'up')
+    await waitFor(() => gateway.state.runtime.issuerKeys.get('down')?.attempted === true, 'the first attempt')
+
+    expect((await statusOf(gateway, await up.token('looker-reports'))).status).toBe(200)
+    const readyz = await request(`${gateway.adminUrl}/readyz`)
+    const checks = (await readyz.body.json()) as { checks: Record<string, string> }
+    expect(readyz.statusCode).toBe(200)
+    expect(checks.checks['issuer:up']).toBe('keys loaded')
+    expect(checks.checks['issuer:down']).toMatch(/^unavailable: /)
+
+    // A token for the missing issuer, signed with the key it will have: 503, not a misleading 401.
+    const pending = await provider({ keys: keysOfDown }).then(async (tmp) => {
+      const token = await tmp.mint({ iss: `http://127.0.0.1:${downPort}` })
+      await tmp.stop()
+      return token
+    })
+    const refused = await statusOf(gateway, pending)
+    expect(refused).toMatchObject({ status: 503, code: 'identity_provider_unavailable' })
+    expect(refused.headers['retry-after']).toBe('5')
+
+    const down = await provider({ port: downPort, keys: keysOfDown })
+    expect(down.issuer).toBe(`http://127.0.0.1:${downPort}`)
+    await expect.poll(async () => (await statusOf(gateway, pending)).status, { timeout: 15_000, interval: 250 }).toBe(200)
+    expect((await statusOf(gateway, await down.token('looker-reports'))).status).toBe(200)
+    expect((await statusOf(gateway, await up.token('analytics-agent'))).status).toBe(200)
+  })
+})
