@@ -95,6 +95,8 @@ function authenticatedGateway(ctx: CaseContext, algorithm: 'ES256' | 'RS256'): P
   return startBouncer({
     audit: { sinks: [] },
     issuers: [{ name: 'bench', issuer: ctx.issuer.issuer, audiences: [BENCH_AUDIENCE], algorithms: [algorithm] }],
+    roles: [{ name: 'service', assumed_by: [{ issuer: 'bench', subject: 'svc-*' }], policies: ['read'] }],
+    policies: [{ name: 'read', statements: [{ sid: 'ReadAll', effect: 'allow', actions: ['GET'], routes: ['*'] }] }],
     upstreams: [{ name: 'api', url: `http://127.0.0.1:${ctx.upstreamPort}`, max_connections: 64 }],
     routes: [{ id: 'all', path: '/*', upstream: 'api' }],
   })

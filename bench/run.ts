@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { CASES, startUpstream, type BenchCase } from './cases.ts'
+import { benchAccess, type AccessRow } from './access.ts'
 import { benchVerification, type VerifyRow } from './identity.ts'
 import { benchRouter, type RouterRow } from './router.ts'
 import { startBenchIssuer, type BenchIssuer } from './lib/issuer.ts'
@@ -128,13 +129,24 @@ export function verifyTable(rows: VerifyRow[]): string {
   ].join('\n')
 }
 
+export function accessTable(rows: AccessRow[]): string {
+  const base = rows[0]?.decisionNs ?? 1
+  return [
+    '| statements | routes | compile (ms) | decision (ns) | × the 10-statement cost |',
+    '|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.statements} | ${r.routes} | ${r.compileMs.toFixed(1)} | ${r.decisionNs.toFixed(0)} | ${(r.decisionNs / base).toFixed(2)} |`),
+  ].join('\n')
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2))
   const results = await runBench(options)
   const router = benchRouter(options.quick ? [10, 1_000] : [10, 100, 1_000, 10_000])
   const verification = await benchVerification(options.quick)
+  const access = benchAccess()
   const table = `${markdownTable(results)}\n\nRouter (in process, no network):\n\n${routerTable(router)}\n\n` +
-    `Token verification (in process, one at a time, no network):\n\n${verifyTable(verification)}`
+    `Token verification (in process, one at a time, no network):\n\n${verifyTable(verification)}\n\n` +
+    `Access decision (in process; 3 roles held):\n\n${accessTable(access)}`
   const header = `Bouncer benchmark — ${new Date().toISOString()}\n\n` +
     `${CORES} cores; servers pinned to core ${SERVER_CORE ?? 'any'}, load on core ${LOAD_CORE ?? 'any'}; ` +
     `${options.connections} connections, ${options.durationSec}s × ${options.repeats} after ${options.warmupSec}s warm-up; ` +
@@ -142,7 +154,7 @@ async function main(): Promise<void> {
   console.log(`${header}\n${table}`)
   await mkdir(options.out, { recursive: true })
   const name = options.quick ? 'quick' : 'latest'
-  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), options, results, router, verification }, null, 2))
+  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), options, results, router, verification, access }, null, 2))
   await writeFile(join(options.out, `${name}.md`), `${header}\n${table}\n`)
 }
 

@@ -6,6 +6,14 @@ import { fileURLToPath } from 'node:url'
 
 const installed = fileURLToPath(import.meta.url).includes('/node_modules/')
 const built = new URL('../dist/cli/main.js', import.meta.url)
-const entry = installed && existsSync(built) ? built : new URL('../src/cli/main.ts', import.meta.url)
+const useBuild = installed && existsSync(built)
+if (!useBuild && !process.features.typescript) {
+  console.error(
+    `bouncer: Node.js ${process.version} cannot run TypeScript sources. Use Node.js 22.18 or later, ` +
+      'or run it through npm (npm start, npx bouncer …), which uses the Node 24 this project pins.',
+  )
+  process.exit(1)
+}
+const entry = useBuild ? built : new URL('../src/cli/main.ts', import.meta.url)
 const { main } = await import(entry.href)
 await main(process.argv)

@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander'
 import { registerCheck } from './check.ts'
 import { registerDemo } from './demo.ts'
+import { registerExplain } from './explain.ts'
 import { registerServe } from './serve.ts'
 import { UserError } from './user-error.ts'
 
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .exitOverride()
   registerServe(program)
   registerCheck(program)
+  registerExplain(program)
   registerDemo(program)
   for (const command of program.commands) command.exitOverride()
   return program

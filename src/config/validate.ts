@@ -3,7 +3,9 @@
 import type { Finding, ConfigPath } from './diagnostics.ts'
 import type { SecretReference } from './load.ts'
 import { checkRewrite, parseRoutePattern, type RoutePattern } from './route-pattern.ts'
+import { accessFindings } from './access-checks.ts'
 import type { Config } from './schema.ts'
+import { routesSelectedBy } from './values.ts'
 
 /** Headers an upstream's `headers` may not set: the gateway owns them (SPEC "On the wire"). */
 const RESERVED_UPSTREAM_HEADERS = new Set([
@@ -87,16 +89,18 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
 
   const usedPolicies = new Set(config.roles.flatMap((role) => role.policies))
   const routeIds = config.routes.map((route) => route.id)
+  const knownRoutes = new Set(routeIds)
   config.policies.forEach((policy, i) => {
     if (!usedPolicies.has(policy.name)) warn(['policies', i, 'name'], `policy "${policy.name}" is not used by any role`)
     policy.statements.forEach((statement, j) => {
       statement.routes.forEach((glob, k) => {
-        if (!routeIds.some((id) => glob.matches(id))) {
+        if (routesSelectedBy([glob], routeIds, knownRoutes).length === 0) {
           warn(['policies', i, 'statements', j, 'routes', k], `"${glob.text}" matches no route`)
         }
       })
     })
   })
+  findings.push(...accessFindings(config))
 
   if (secretRefs.length > 0 && !config.secrets) {
     for (const ref of secretRefs) error(ref.path, `\${secret:${ref.name}} is used but no secrets store is configured (secrets.store)`)

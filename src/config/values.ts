@@ -123,3 +123,16 @@ export function parseListen(text: string): Parsed<ListenAddress> {
 export function listenUrl(host: string, port: number): string {
   return `http://${isIP(host) === 6 ? `[${host}]` : host}:${port}`
 }
+
+/** Route ids a list of globs selects: literal globs by lookup, wildcards by a scan. */
+export function routesSelectedBy(globs: readonly Glob[], routeIds: readonly string[], known: ReadonlySet<string>): string[] {
+  const selected = new Set<string>()
+  for (const glob of globs) {
+    if (glob.literal) {
+      if (known.has(glob.text)) selected.add(glob.text)
+    } else {
+      for (const id of routeIds) if (glob.matches(id)) selected.add(id)
+    }
+  }
+  return [...selected]
+}

@@ -2,6 +2,7 @@
 // upstream pools. A reload compiles a new runtime and swaps one reference; requests in flight keep
 // the runtime they started with.
 import { addressSet, parseRoutePattern, type AddressSet, type Config, type RoutePattern } from '../config/index.ts'
+import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
 import { createTokenVerifier, type IssuerKeys, type IssuerRegistry, type TokenVerifier } from '../identity/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { Upstream, UpstreamRegistry } from '../upstream/pools.ts'
@@ -15,6 +16,8 @@ export interface CompiledRoute extends RoutableRoute {
   readonly forwardAuthorization: boolean
   readonly websocket: boolean
   readonly limitNames: readonly string[]
+  /** The statements that can apply here, per role; undefined when no policy names the route. */
+  readonly policy: RoutePolicy | undefined
 }
 
 export interface Runtime {
@@ -25,6 +28,7 @@ export interface Runtime {
   readonly upstreams: ReadonlyMap<string, Upstream>
   readonly issuerKeys: ReadonlyMap<string, IssuerKeys>
   readonly identity: TokenVerifier
+  readonly access: AccessControl
   readonly trustedProxies: AddressSet
   /** Requests in flight on this runtime: its pools are retired only once this reaches 0. */
   readonly usage: { inFlight: number }
@@ -42,6 +46,7 @@ let generations = 0
 export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   const upstreams = deps.upstreams.acquire(config.upstreams)
   const issuerKeys = deps.issuers.acquire(config.issuers)
+  const access = compileAccess(config)
   const routes = config.routes.map((route, index): CompiledRoute => {
     const methods = route.methods.includes('*') ? new Set<string>() : new Set<string>(route.methods)
     return Object.freeze({
@@ -55,6 +60,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
       forwardAuthorization: route.forward_authorization,
       websocket: route.websocket,
       limitNames: route.limits,
+      policy: access.policyFor(route.id),
     })
   })
   return Object.freeze({
@@ -71,6 +77,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
       cacheEntries: config.server.token_cache_entries,
       logger: deps.logger,
     }),
+    access,
     trustedProxies: addressSet(config.server.trusted_proxies),
     usage: { inFlight: 0 },
   })

@@ -44,7 +44,7 @@ export interface RequestContext {
   params: Record<string, string>
   rest: string[]
   identity: Identity | null
-  roles: string[]
+  roles: readonly string[]
   statement: string | null
   decision: Decision
   code: ErrorCode | null

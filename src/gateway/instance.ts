@@ -5,7 +5,8 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { adminAuth, type AdminAuth } from '../admin/auth.ts'
-import { createAdminServer, type AdminRoute, type Readiness } from '../admin/server.ts'
+import { adminRoutes } from '../admin/api.ts'
+import { createAdminServer, type Readiness } from '../admin/server.ts'
 import { formatDiagnostic, listenUrl, loadConfigFile, type LoadedConfig } from '../config/index.ts'
 import { createIssuerRegistry } from '../identity/index.ts'
 import { createLogger, type Logger } from '../telemetry/logger.ts'
@@ -74,23 +75,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   }
 
   const gatewayServer = createGatewayServer(state)
-  const adminRoutes: AdminRoute[] = [
-    {
-      method: 'GET',
-      path: 'routes',
-      handle: () => ({
-        body: state.runtime.config.routes.map((r) => ({
-          id: r.id, methods: r.methods, path: r.path, upstream: r.upstream, upstream_path: r.upstream_path ?? null,
-          public: r.public, limits: r.limits, websocket: r.websocket,
-        })),
-      }),
-    },
-    { method: 'POST', path: 'reload', handle: async () => { const result = await reload(); return { status: result.ok ? 200 : 422, body: result } } },
-  ]
   const adminServer = createAdminServer({
     logger,
     auth: () => admin,
-    routes: adminRoutes,
+    routes: adminRoutes(state, () => reload()),
     readiness: () => readiness(state),
   })
 

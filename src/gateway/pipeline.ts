@@ -1,6 +1,7 @@
 // One request, top to bottom: admit → match → authenticate → authorize → throttle → forward,
 // with the error response and the audit record in one place at the end.
 import { randomUUID } from 'node:crypto'
+import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { asGatewayError, GatewayError, sendProblem } from '../errors/index.ts'
 import { traceContextOf } from '../telemetry/trace-context.ts'
 import { forward } from '../upstream/forward.ts'
@@ -19,7 +20,14 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
   try {
     admit(state, rt, ctx)
     const route = match(rt, ctx)
-    if (!route.public) ctx.identity = await rt.identity.verify(ctx.headers?.authorization, ctx.query)
+    if (!route.public) {
+      const identity = await rt.identity.verify(ctx.headers?.authorization, ctx.query)
+      ctx.identity = identity
+      const access = evaluateAccess(rt.access, identity, route, ctx.method, ctx.clientIp)
+      ctx.roles = access.roles
+      ctx.statement = access.decision.statement?.sid ?? null
+      if (access.decision.effect !== 'allow') throw accessDenied(access, identity, route.id, ctx.method)
+    }
     const options = {
       upstream: route.upstream,
       rewrite: route.rewrite,

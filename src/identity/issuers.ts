@@ -48,7 +48,8 @@ export class CoolingDown extends Error {
 
 type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>
 
-export function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEvents): IssuerKeys {
+/** `offline`: never fetch (bouncer explain compiles a runtime without touching the network). */
+export function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEvents, offline = false): IssuerKeys {
   let keySet: RemoteKeySet | undefined
   let state: KeySetState = 'loading'
   let lastError: string | null = null
@@ -114,7 +115,7 @@ export function createIssuerKeys(config: IssuerConfig, logger: Logger, events: K
     }
   }
 
-  void load()
+  if (!offline) void load()
 
   return {
     name: config.name,
@@ -171,7 +172,7 @@ export interface IssuerRegistry {
   closeAll(): void
 }
 
-export function createIssuerRegistry(logger: Logger, events: KeySetEvents): IssuerRegistry {
+export function createIssuerRegistry(logger: Logger, events: KeySetEvents, options: { offline?: boolean } = {}): IssuerRegistry {
   const live = new Map<string, IssuerKeys>()
   const fingerprint = (c: IssuerConfig) => JSON.stringify([c.name, c.issuer, c.jwks_uri, c.jwks_refresh_interval, c.jwks_cooldown])
   return {
@@ -181,7 +182,7 @@ export function createIssuerRegistry(logger: Logger, events: KeySetEvents): Issu
         const key = fingerprint(config)
         let keys = live.get(key)
         if (!keys) {
-          keys = createIssuerKeys(config, logger, events)
+          keys = createIssuerKeys(config, logger, events, options.offline === true)
           live.set(key, keys)
         }
         out.set(config.name, keys)

@@ -56,3 +56,11 @@ export async function startTestGateway(config: Record<string, unknown>, options:
     },
   }
 }
+
+/** Roles and policies that let any verified caller of these issuers do anything (identity tests). */
+export function allowAnyCaller(issuers: string[]): { roles: object[]; policies: object[] } {
+  return {
+    roles: [{ name: 'any-caller', assumed_by: issuers.map((issuer) => ({ issuer })), policies: ['allow-all'] }],
+    policies: [{ name: 'allow-all', statements: [{ sid: 'AllowAll', effect: 'allow', actions: ['*'], routes: ['*'] }] }],
+  }
+}

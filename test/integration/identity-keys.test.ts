@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
 import { closedPort } from '../helpers/faults.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, signingKey, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -19,6 +19,7 @@ async function setup(issuers: Array<{ name: string; issuer: string } & Record<st
   cleanup.push(() => upstream.close())
   const gateway = await startTestGateway({
     issuers: issuers.map((i) => ({ audiences: [AUDIENCE], ...i })),
+    ...allowAnyCaller(issuers.map((i) => i.name)),
     upstreams: [{ name: 'data', url: upstream.url }],
     routes: [{ id: 'data', path: '/*', upstream: 'data' }],
   })

@@ -4,7 +4,7 @@ import { createPublicKey } from 'node:crypto'
 import { base64url, exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { rawRequest } from '../helpers/raw.ts'
 import { startUpstream, type Received, type TestUpstream } from '../helpers/upstream.ts'
@@ -19,6 +19,7 @@ beforeAll(async () => {
   upstream = await startUpstream()
   gateway = await startTestGateway({
     issuers: [{ name: 'corp-sso', issuer: idp.issuer, audiences: [AUDIENCE], algorithms: ['RS256', 'ES256'], clock_tolerance: '5s', required_claims: ['tenant'], jwks_cooldown: '0s' }],
+    ...allowAnyCaller(['corp-sso']),
     upstreams: [{ name: 'data', url: upstream.url }],
     routes: [
       { id: 'data', path: '/data/*', upstream: 'data' },
@@ -137,6 +138,7 @@ describe('each 401 code', () => {
     await refusal(token, 'audience_mismatch')
     const cognitoStyle = await startTestGateway({
       issuers: [{ name: 'cognito', issuer: idp.issuer, audiences: [AUDIENCE], client_id_audience: true }],
+      ...allowAnyCaller(['cognito']),
       upstreams: [{ name: 'data', url: upstream.url }],
       routes: [{ id: 'data', path: '/*', upstream: 'data' }],
     })

@@ -3,7 +3,7 @@
 import type { ServerResponse } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Pool } from 'undici'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
@@ -14,6 +14,7 @@ let idp: TestIdentityProvider
 
 const configFor = (upstreamUrl: string, generation: number) => ({
   issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
+  ...allowAnyCaller(['corp']),
   upstreams: [{ name: 'api', url: upstreamUrl, headers: { 'X-Generation': String(generation) } }],
   routes: [
     { id: 'data', path: '/data/*', upstream: 'api' },

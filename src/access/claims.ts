@@ -1,0 +1,56 @@
+// Claim conditions, shared by trust rules (roles) and statement conditions (policies): each named
+// claim must match one of the globs; a list-valued claim (groups, roles) must contain a match.
+import type { ClaimConditions, Glob } from '../config/index.ts'
+
+export interface ClaimCondition {
+  name: string
+  globs: readonly Glob[]
+}
+
+export function compileClaimConditions(conditions: ClaimConditions | undefined): ClaimCondition[] | null {
+  if (!conditions) return null
+  const compiled = Object.entries(conditions).map(([name, value]) => ({ name, globs: Array.isArray(value) ? value : [value] }))
+  return compiled.length === 0 ? null : compiled
+}
+
+/** A claim by name; a dotted name reaches into objects (`realm_access.roles`) when no claim has it whole. */
+export function claimValue(claims: Readonly<Record<string, unknown>>, name: string): unknown {
+  if (Object.hasOwn(claims, name) || !name.includes('.')) return claims[name]
+  let value: unknown = claims
+  for (const part of name.split('.')) {
+    if (value === null || typeof value !== 'object') return undefined
+    value = (value as Record<string, unknown>)[part]
+  }
+  return value
+}
+
+function scalarMatches(value: unknown, globs: readonly Glob[]): boolean {
+  if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') return false
+  const text = String(value)
+  for (const glob of globs) if (glob.matches(text)) return true
+  return false
+}
+
+export function claimMatches(value: unknown, globs: readonly Glob[]): boolean {
+  if (Array.isArray(value)) {
+    for (const item of value) if (scalarMatches(item, globs)) return true
+    return false
+  }
+  return scalarMatches(value, globs)
+}
+
+/** The first condition the claims fail, or null when all hold. */
+export function failedClaim(conditions: readonly ClaimCondition[] | null, claims: Readonly<Record<string, unknown>>): ClaimCondition | null {
+  if (conditions === null) return null
+  for (const condition of conditions) {
+    if (!claimMatches(claimValue(claims, condition.name), condition.globs)) return condition
+  }
+  return null
+}
+
+export function describeClaimMismatch(condition: ClaimCondition, claims: Readonly<Record<string, unknown>>): string {
+  const value = claimValue(claims, condition.name)
+  const wanted = condition.globs.map((g) => JSON.stringify(g.text)).join(' or ')
+  if (value === undefined) return `claim ${condition.name} is missing (wanted ${wanted})`
+  return `claim ${condition.name} is ${JSON.stringify(value)}, not ${wanted}`
+}

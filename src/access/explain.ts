@@ -1,0 +1,228 @@
+// Explains one request's decision, offline: the route, the identity, every role and the trust rule
+// that granted it (or why not), every statement of the roles held that names the route and
+// whether it matched, and the verdict. It runs the gateway's own functions (target parsing, the
+// router, ruleMismatch, statementMismatch, decide, accessDenied), so it cannot disagree with them.
+import { decodeJwt, type JWTPayload } from 'jose'
+import type { IssuerConfig } from '../config/index.ts'
+import { GatewayError, type ErrorCode } from '../errors/index.ts'
+import type { CompiledRoute, Runtime } from '../gateway/compile.ts'
+import type { Identity } from '../gateway/context.ts'
+import { parseTarget } from '../gateway/paths.ts'
+import { checkClaims, describeDrift, findDrift, identityFromClaims } from '../identity/index.ts'
+import { describeClaimMismatch } from './claims.ts'
+import { accessDenied, evaluateAccess, type CompiledStatement, type Mismatch } from './index.ts'
+import { ruleMismatch } from './roles.ts'
+import { statementMismatch } from './policies.ts'
+
+export interface ExplainRequest {
+  method: string
+  path: string
+  /** Claims as the token would carry them, or a token whose claims are used (signature unchecked). */
+  claims?: Record<string, unknown>
+  token?: string
+  ip?: string
+  now?: number
+}
+
+export interface Explanation {
+  request: { method: string; path: string; ip: string }
+  route: { id: string; path: string; methods: string[]; upstream: string; public: boolean; limits: string[] } | null
+  identity: {
+    source: 'claims' | 'token'
+    signature_checked: false
+    issuer: string | null
+    iss: string | null
+    sub: string | null
+    client_id: string | null
+    problems: Array<{ code: ErrorCode; detail: string }>
+  } | null
+  roles: Array<{
+    role: string
+    held: boolean
+    rules: Array<{ rule: string; matched: boolean; why: string | null }>
+  }>
+  statements: Array<{ sid: string; policy: string; effect: 'allow' | 'deny'; roles: string[]; matched: boolean; why: string | null }>
+  decision: { effect: 'allow' | 'deny'; status: number; code: ErrorCode | null; statement: string | null; reason: string }
+}
+
+export function explain(rt: Runtime, request: ExplainRequest): Explanation {
+  const method = request.method.toUpperCase()
+  const ip = request.ip ?? '127.0.0.1'
+  const out: Explanation = {
+    request: { method, path: request.path, ip },
+    route: null,
+    identity: null,
+    roles: [],
+    statements: [],
+    decision: { effect: 'deny', status: 0, code: null, statement: null, reason: '' },
+  }
+  let route: CompiledRoute
+  try {
+    const target = parseTarget(request.path, undefined)
+    route = rt.router.match(method, target.segments).route
+  } catch (err) {
+    return refuse(out, err as GatewayError)
+  }
+  const config = rt.config.routes[route.index]
+  out.route = {
+    id: route.id,
+    path: route.pattern.text,
+    methods: config?.methods ?? ['*'],
+    upstream: route.upstream.name,
+    public: route.public,
+    limits: [...route.limitNames],
+  }
+  if (route.public) {
+    out.decision = { effect: 'allow', status: 200, code: null, statement: null, reason: `Route "${route.id}" is public: no identity is needed, no policy applies.` }
+    return out
+  }
+
+  const { identity, problems, described } = identityOf(rt.config.issuers, request)
+  out.identity = described
+  if (!identity) {
+    const problem = problems[0] ?? { code: 'missing_token' as const, detail: 'No claims or token were given: the gateway would ask for a bearer token.' }
+    return refuse(out, new GatewayError(problem.code, { detail: problem.detail }))
+  }
+
+  for (const role of rt.access.roles) {
+    const rules = role.rules.map((rule) => {
+      const why = ruleMismatch(rule, identity)
+      return { rule: describeRule(rule.index, rule.issuer, rule.subject?.text ?? null, rule.claims), matched: why === null, why }
+    })
+    out.roles.push({ role: role.name, held: rules.some((r) => r.matched), rules })
+  }
+
+  const result = evaluateAccess(rt.access, identity, route, method, ip)
+  const seen = new Map<CompiledStatement, Explanation['statements'][number]>()
+  for (const role of result.roles) {
+    const bucket = route.policy?.get(role)
+    for (const statement of [...(bucket?.deny ?? []), ...(bucket?.allow ?? [])]) {
+      const known = seen.get(statement)
+      if (known) {
+        known.roles.push(role)
+        continue
+      }
+      const why = describeMismatch(statementMismatch(statement, method, ip, identity.claims), statement, method, ip, identity.claims)
+      seen.set(statement, { sid: statement.sid, policy: statement.policy, effect: statement.effect, roles: [role], matched: why === null, why })
+    }
+  }
+  out.statements = [...seen.entries()].sort(([a], [b]) => a.order - b.order).map(([, entry]) => entry)
+
+  const { decision } = result
+  if (problems.length > 0) {
+    const first = problems[0] as { code: ErrorCode; detail: string }
+    refuse(out, new GatewayError(first.code, { detail: first.detail }))
+    const verdict = decision.effect === 'allow' ? 'allow' : 'deny'
+    out.decision.reason += ` With a valid token, the policies would ${verdict} it${decision.statement ? ` (statement "${decision.statement.sid}")` : ''}.`
+    return out
+  }
+  if (decision.effect === 'allow') {
+    out.decision = {
+      effect: 'allow',
+      status: 200,
+      code: null,
+      statement: decision.statement.sid,
+      reason: `Allowed by statement "${decision.statement.sid}" of policy "${decision.statement.policy}"; no deny statement matched.`,
+    }
+    return out
+  }
+  refuse(out, accessDenied(result, identity, route.id, method))
+  out.decision.statement = decision.statement?.sid ?? null
+  if (decision.reason === 'explicit_deny') out.decision.reason += ' An explicit deny wins over any allow.'
+  if (decision.reason === 'implicit_deny' && out.statements.length === 0) out.decision.reason += ' No statement of these roles names this route.'
+  return out
+}
+
+function refuse(out: Explanation, error: GatewayError): Explanation {
+  out.decision = { effect: 'deny', status: error.status, code: error.code, statement: null, reason: `${error.status} ${error.code}: ${error.detail}` }
+  return out
+}
+
+function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest): {
+  identity: Identity | null
+  problems: Array<{ code: ErrorCode; detail: string }>
+  described: Explanation['identity']
+} {
+  const problems: Array<{ code: ErrorCode; detail: string }> = []
+  if (request.token === undefined && request.claims === undefined) return { identity: null, problems, described: null }
+  const source: 'token' | 'claims' = request.token !== undefined ? 'token' : 'claims'
+  let claims: JWTPayload
+  try {
+    claims = request.token !== undefined ? decodeJwt(request.token) : (request.claims as JWTPayload)
+  } catch {
+    problems.push({ code: 'malformed_token', detail: 'The token is not a well-formed JWT.' })
+    return { identity: null, problems, described: { source, signature_checked: false, issuer: null, iss: null, sub: null, client_id: null, problems } }
+  }
+  let iss = typeof claims.iss === 'string' ? claims.iss : null
+  if (iss === null && issuers.length === 1) iss = (issuers[0] as IssuerConfig).issuer // a lone issuer is implied
+  const issuer = issuers.find((i) => i.issuer === iss)
+  const described = { source, signature_checked: false as const, issuer: issuer?.name ?? null, iss, sub: null as string | null, client_id: null as string | null, problems }
+  if (!issuer) {
+    const drift = iss === null ? undefined : findDrift(iss, issuers.map((i) => i.issuer))
+    problems.push({ code: 'issuer_unknown', detail: drift && iss ? describeDrift(iss, drift) : `No configured issuer has iss ${JSON.stringify(iss)}.` })
+    return { identity: null, problems, described }
+  }
+  // The gateway's own claim checks: all of them for a token, the required claims for hand-written claims.
+  try {
+    checkClaims(claims, issuer, request.now ?? Date.now(), source === 'claims')
+  } catch (err) {
+    if (err instanceof GatewayError) problems.push({ code: err.code, detail: err.detail })
+    else throw err
+  }
+  let identity: Identity
+  try {
+    identity = identityFromClaims(issuer, claims)
+  } catch (err) {
+    problems.push({ code: (err as GatewayError).code, detail: (err as GatewayError).detail })
+    return { identity: null, problems, described }
+  }
+  described.sub = identity.sub
+  described.client_id = identity.clientId
+  return { identity, problems, described }
+}
+
+function describeRule(index: number, issuer: string, subject: string | null, claims: ReadonlyArray<{ name: string; globs: ReadonlyArray<{ text: string }> }> | null): string {
+  const parts = [`assumed_by[${index}]: issuer ${issuer}`]
+  if (subject !== null) parts.push(`subject ${subject}`)
+  for (const claim of claims ?? []) parts.push(`${claim.name}=${claim.globs.map((g) => g.text).join('|')}`)
+  return parts.join(', ')
+}
+
+function describeMismatch(mismatch: Mismatch, statement: CompiledStatement, method: string, ip: string, claims: Readonly<Record<string, unknown>>): string | null {
+  if (mismatch === null) return null
+  if (mismatch === 'action') return `action ${method} is not in [${[...statement.actions].join(', ')}]`
+  if (mismatch === 'source_ip') return `source IP ${ip} is not in [${statement.sourceIpText.join(', ')}]`
+  return describeClaimMismatch(mismatch, claims)
+}
+
+/** The explanation for a person: one screen, the verdict last. */
+export function formatExplanation(e: Explanation): string {
+  const lines: string[] = []
+  const row = (label: string, text: string) => lines.push(`${label.padEnd(11)}${text}`)
+  row('Request', `${e.request.method} ${e.request.path} from ${e.request.ip}`)
+  if (e.route) row('Route', `${e.route.id}  (${e.route.methods.join(',')} ${e.route.path} → upstream ${e.route.upstream}${e.route.public ? ', public' : ''}${e.route.limits.length ? `, limits ${e.route.limits.join(', ')}` : ''})`)
+  else row('Route', 'none')
+  if (e.identity) {
+    const who = [`issuer ${e.identity.issuer ?? `(unknown: ${e.identity.iss ?? 'no iss'})`}`, `subject ${e.identity.sub ?? '(none)'}`]
+    if (e.identity.client_id) who.push(`client ${e.identity.client_id}`)
+    row('Identity', `${who.join(', ')}  (from ${e.identity.source}; signature not checked offline)`)
+    for (const problem of e.identity.problems) row('', `! ${problem.code}: ${problem.detail}`)
+  }
+  if (e.roles.length > 0) {
+    lines.push('Roles')
+    for (const role of e.roles) {
+      const granted = role.rules.find((r) => r.matched)
+      if (granted) row('', `+ ${role.role}: granted by ${granted.rule}`)
+      else row('', `- ${role.role}: not held (${role.rules.map((r) => `${r.rule.split(':')[0]}: ${r.why}`).join('; ')})`)
+    }
+  }
+  if (e.route && !e.route.public && e.identity) {
+    lines.push('Statements (of the roles held, naming this route)')
+    if (e.statements.length === 0) row('', '(none)')
+    for (const s of e.statements) {
+      row('', `${s.matched ? '+' : '-'} ${s.effect.padEnd(5)} ${s.sid} (policy ${s.policy}, role ${s.roles.join(', ')}): ${s.matched ? 'matches' : `does not match: ${s.why}`}`)
+    }
+  }
+  row('Decision', `${e.decision.effect.toUpperCase()}: ${e.decision.reason}`)
+  return lines.join('\n')
+}

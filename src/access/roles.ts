@@ -1,0 +1,63 @@
+// Roles (SPEC "Decisions" step 3): a verified identity holds every role with a trust rule that
+// matches it. A rule names an issuer, optionally a subject glob, and claim conditions.
+import type { Glob, RoleConfig } from '../config/index.ts'
+import type { Identity } from '../gateway/context.ts'
+import { compileClaimConditions, describeClaimMismatch, failedClaim, type ClaimCondition } from './claims.ts'
+
+export interface TrustRule {
+  role: string
+  index: number
+  issuer: string
+  subject: Glob | null
+  claims: ClaimCondition[] | null
+}
+
+export interface CompiledRole {
+  name: string
+  description: string | undefined
+  rules: TrustRule[]
+  policies: readonly string[]
+}
+
+export function compileRoles(roles: readonly RoleConfig[]): CompiledRole[] {
+  return roles.map((role) => ({
+    name: role.name,
+    description: role.description,
+    policies: role.policies,
+    rules: role.assumed_by.map((rule, index) => ({
+      role: role.name,
+      index,
+      issuer: rule.issuer,
+      subject: rule.subject ?? null,
+      claims: compileClaimConditions(rule.claims),
+    })),
+  }))
+}
+
+/** Why a trust rule does not match an identity, or null when it does. */
+export function ruleMismatch(rule: TrustRule, identity: Identity): string | null {
+  if (rule.issuer !== identity.issuerName) return `issuer is ${identity.issuerName}, not ${rule.issuer}`
+  if (rule.subject !== null && !rule.subject.matches(identity.sub)) return `subject ${JSON.stringify(identity.sub)} does not match ${JSON.stringify(rule.subject.text)}`
+  const failed = failedClaim(rule.claims, identity.claims)
+  return failed === null ? null : describeClaimMismatch(failed, identity.claims)
+}
+
+export interface RoleResolver {
+  /** Role names held by an identity, in file order; cached per verified identity. */
+  rolesFor(identity: Identity): readonly string[]
+}
+
+export function createRoleResolver(roles: readonly CompiledRole[]): RoleResolver {
+  // Identities are shared by the token cache, so a cached token also skips role resolution.
+  const held = new WeakMap<Identity, readonly string[]>()
+  return {
+    rolesFor(identity) {
+      let names = held.get(identity)
+      if (names === undefined) {
+        names = Object.freeze(roles.filter((role) => role.rules.some((rule) => ruleMismatch(rule, identity) === null)).map((role) => role.name))
+        held.set(identity, names)
+      }
+      return names
+    },
+  }
+}

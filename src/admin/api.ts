@@ -1,0 +1,74 @@
+// The admin API under /api/ (auth is checked by admin/server.ts before any of these run).
+import { explain } from '../access/explain.ts'
+import { GatewayError } from '../errors/index.ts'
+import type { ReloadResult } from '../gateway/instance.ts'
+import type { GatewayState } from '../gateway/state.ts'
+import type { AdminRoute } from './server.ts'
+
+export function adminRoutes(state: GatewayState, reload: () => Promise<ReloadResult>): AdminRoute[] {
+  return [
+    {
+      method: 'GET',
+      path: 'routes',
+      handle: () => ({
+        body: state.runtime.config.routes.map((r) => ({
+          id: r.id, methods: r.methods, path: r.path, upstream: r.upstream, upstream_path: r.upstream_path ?? null,
+          public: r.public, limits: r.limits, websocket: r.websocket,
+        })),
+      }),
+    },
+    {
+      method: 'GET',
+      path: 'roles',
+      handle: () => ({
+        body: state.runtime.config.roles.map((role) => ({
+          name: role.name,
+          description: role.description ?? null,
+          assumed_by: role.assumed_by.map((rule) => ({
+            issuer: rule.issuer,
+            subject: rule.subject?.text ?? null,
+            claims: Object.fromEntries(Object.entries(rule.claims ?? {}).map(([k, v]) => [k, Array.isArray(v) ? v.map((g) => g.text) : v.text])),
+          })),
+          policies: role.policies,
+        })),
+      }),
+    },
+    {
+      method: 'GET',
+      path: 'policies',
+      handle: () => ({
+        body: [...state.runtime.access.statements.entries()].map(([name, statements]) => ({
+          name,
+          statements: statements.map((s) => ({
+            sid: s.sid, effect: s.effect, actions: s.anyAction ? ['*'] : [...s.actions], routes: s.routes.map((g) => g.text),
+            conditions: { source_ip: s.sourceIpText, claims: Object.fromEntries((s.claims ?? []).map((c) => [c.name, c.globs.map((g) => g.text)])) },
+          })),
+        })),
+      }),
+    },
+    {
+      method: 'POST',
+      path: 'explain',
+      handle: ({ body }) => ({ body: explain(state.runtime, explainRequest(body)) }),
+    },
+    {
+      method: 'POST',
+      path: 'reload',
+      handle: async () => {
+        const result = await reload()
+        return { status: result.ok ? 200 : 422, body: result }
+      },
+    },
+  ]
+}
+
+function explainRequest(body: unknown): Parameters<typeof explain>[1] {
+  const b = (body ?? {}) as Record<string, unknown>
+  const bad = (detail: string) => new GatewayError('bad_request', { detail })
+  if (typeof b.method !== 'string' || typeof b.path !== 'string') throw bad('explain needs "method" and "path" strings.')
+  if (b.claims !== undefined && (typeof b.claims !== 'object' || b.claims === null || Array.isArray(b.claims))) throw bad('"claims" must be an object.')
+  if (b.token !== undefined && typeof b.token !== 'string') throw bad('"token" must be a string.')
+  if (b.claims !== undefined && b.token !== undefined) throw bad('give "claims" or "token", not both.')
+  if (b.ip !== undefined && typeof b.ip !== 'string') throw bad('"ip" must be a string.')
+  return { method: b.method, path: b.path, claims: b.claims as Record<string, unknown> | undefined, token: b.token as string | undefined, ip: b.ip as string | undefined }
+}

@@ -1,0 +1,59 @@
+// `bouncer explain`: the decision for one request, offline (no listener, no key fetch).
+import type { Command } from 'commander'
+import { explain, formatExplanation } from '../access/explain.ts'
+import { formatDiagnostic, loadConfigFile, resolveConfigPath } from '../config/index.ts'
+import { compileRuntime } from '../gateway/compile.ts'
+import { createIssuerRegistry } from '../identity/index.ts'
+import { createLogger } from '../telemetry/logger.ts'
+import { createUpstreamRegistry } from '../upstream/pools.ts'
+import { UserError } from './user-error.ts'
+
+interface ExplainOptions {
+  method: string
+  path: string
+  claims?: string
+  token?: string
+  ip?: string
+  config?: string
+  json?: boolean
+}
+
+export function registerExplain(program: Command): void {
+  program
+    .command('explain')
+    .description('explain the decision for one request, offline (exit 0 allowed, 1 denied)')
+    .requiredOption('--method <method>', 'HTTP method')
+    .requiredOption('--path <path>', 'request path, e.g. /sales/daily/eu')
+    .option('--claims <json>', 'the identity\'s claims as JSON, e.g. \'{"iss":"…","sub":"svc-looker"}\'')
+    .option('--token <jwt>', 'a token whose claims are used (its signature is not checked offline)')
+    .option('--ip <address>', 'client address for source_ip conditions', '127.0.0.1')
+    .option('--config <path>', 'config file (default: $BOUNCER_CONFIG or ./bouncer.yaml)')
+    .option('--json', 'print the explanation as a JSON document')
+    .action(async (opts: ExplainOptions) => {
+      if (opts.claims !== undefined && opts.token !== undefined) throw new UserError('give --claims or --token, not both', 2)
+      let claims: Record<string, unknown> | undefined
+      if (opts.claims !== undefined) {
+        try {
+          claims = JSON.parse(opts.claims) as Record<string, unknown>
+        } catch {
+          throw new UserError('--claims is not valid JSON')
+        }
+        if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) throw new UserError('--claims must be a JSON object')
+      }
+      const file = resolveConfigPath(opts.config)
+      const loaded = await loadConfigFile(file)
+      if (!loaded.config) {
+        for (const d of loaded.diagnostics) if (d.severity === 'error') console.error(formatDiagnostic(file, d))
+        throw new UserError(`${file} is not valid (see bouncer check)`)
+      }
+      const logger = createLogger({ level: 'silent' })
+      const upstreams = createUpstreamRegistry()
+      const issuers = createIssuerRegistry(logger, { refreshed() {}, failed() {} }, { offline: true })
+      const runtime = compileRuntime(loaded.config, { upstreams, issuers, logger })
+      const explanation = explain(runtime, { method: opts.method, path: opts.path, claims, token: opts.token, ip: opts.ip })
+      console.log(opts.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation))
+      await upstreams.closeAll()
+      issuers.closeAll()
+      process.exitCode = explanation.decision.effect === 'allow' ? 0 : 1
+    })
+}

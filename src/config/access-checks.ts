@@ -1,0 +1,104 @@
+// Warnings about roles and policies: legal, but almost certainly not what was meant.
+import type { ConfigPath, Finding } from './diagnostics.ts'
+import type { Config, StatementConfig } from './schema.ts'
+import { routesSelectedBy } from './values.ts'
+
+const MAX_OVERLAP_WARNINGS = 20
+
+export function accessFindings(config: Config): Finding[] {
+  return [...unreachableRoles(config), ...overlappingStatements(config)]
+}
+
+/** A role whose every trust rule contradicts itself can never be granted. */
+function unreachableRoles(config: Config): Finding[] {
+  const findings: Finding[] = []
+  config.roles.forEach((role, i) => {
+    const reasons = role.assumed_by.map((rule) => {
+      const issuerUrl = config.issuers.find((issuer) => issuer.name === rule.issuer)?.issuer
+      const subClaim = rule.claims?.sub
+      const iss = rule.claims?.iss
+      const literals = (value: typeof subClaim) => (value === undefined ? null : (Array.isArray(value) ? value : [value]).every((g) => g.literal) ? (Array.isArray(value) ? value : [value]).map((g) => g.text) : null)
+      const subs = literals(subClaim)
+      if (rule.subject?.literal && subs && !subs.includes(rule.subject.text)) return `subject "${rule.subject.text}" contradicts claims.sub`
+      const issValues = literals(iss)
+      if (issValues && issuerUrl !== undefined && !issValues.includes(issuerUrl)) return `claims.iss can never equal issuer ${rule.issuer}'s "${issuerUrl}"`
+      return null
+    })
+    if (reasons.every((reason) => reason !== null)) {
+      findings.push({ severity: 'warning', path: ['roles', i, 'assumed_by'], message: `role "${role.name}" can never be granted: ${reasons.join('; ')}` })
+    }
+  })
+  return findings
+}
+
+interface Located {
+  statement: StatementConfig
+  sid: string
+  path: ConfigPath
+}
+
+/**
+ * Allow/deny pairs in the policies of one role that cover the same route and method: the deny
+ * always wins there (unless their conditions never hold together), so the allow is partly dead.
+ */
+function overlappingStatements(config: Config): Finding[] {
+  const routeIds = config.routes.map((r) => r.id)
+  const known = new Set(routeIds)
+  const byPolicy = new Map<string, Array<Located & { routes: Set<string> }>>()
+  config.policies.forEach((policy, i) => {
+    byPolicy.set(policy.name, policy.statements.map((statement, j) => ({
+      statement,
+      sid: statement.sid ?? `${policy.name}#${j}`,
+      path: ['policies', i, 'statements', j],
+      routes: new Set(routesSelectedBy(statement.routes, routeIds, known)),
+    })))
+  })
+  // Only statements that share a route can overlap: bucket them per route and role first, so the
+  // cost follows the statements per route, not the square of all statements.
+  const buckets = new Map<string, { allow: Located[]; deny: Located[] }>()
+  for (const role of config.roles) {
+    for (const located of role.policies.flatMap((name) => byPolicy.get(name) ?? [])) {
+      for (const routeId of located.routes) {
+        const key = `${routeId}\n${role.name}`
+        let bucket = buckets.get(key)
+        if (!bucket) buckets.set(key, (bucket = { allow: [], deny: [] }))
+        bucket[located.statement.effect].push(located)
+      }
+    }
+  }
+  const pairs = new Map<string, { allow: Located; deny: Located; routes: Set<string>; methods: Set<string> }>()
+  for (const [key, bucket] of buckets) {
+    const routeId = key.slice(0, key.indexOf('\n'))
+    for (const allow of bucket.allow) {
+      for (const deny of bucket.deny) {
+        const methods = sharedActions(allow.statement.actions, deny.statement.actions)
+        if (methods.length === 0) continue
+        const pairKey = `${allow.sid}\n${deny.sid}`
+        const pair = pairs.get(pairKey) ?? { allow, deny, routes: new Set(), methods: new Set() }
+        pair.routes.add(routeId)
+        for (const m of methods) pair.methods.add(m)
+        pairs.set(pairKey, pair)
+      }
+    }
+  }
+  const findings: Finding[] = []
+  for (const pair of [...pairs.values()].slice(0, MAX_OVERLAP_WARNINGS)) {
+    const routes = [...pair.routes]
+    const shown = routes.slice(0, 3).join(', ') + (routes.length > 3 ? ` and ${routes.length - 3} more` : '')
+    findings.push({
+      severity: 'warning',
+      path: pair.allow.path,
+      message: `allow "${pair.allow.sid}" overlaps deny "${pair.deny.sid}" for ${[...pair.methods].join(', ')} on ${shown}: the deny wins there (unless their conditions never hold together)`,
+    })
+  }
+  if (pairs.size > MAX_OVERLAP_WARNINGS) {
+    findings.push({ severity: 'warning', path: ['policies'], message: `${pairs.size - MAX_OVERLAP_WARNINGS} more overlapping allow/deny pairs not shown` })
+  }
+  return findings
+}
+
+function sharedActions(a: readonly string[], b: readonly string[]): string[] {
+  if (a.includes('*')) return b.includes('*') ? ['*'] : [...b]
+  if (b.includes('*')) return [...a]
+  return a.filter((m) => b.includes(m))
+}
