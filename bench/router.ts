@@ -3,10 +3,8 @@
 import FindMyWay from 'find-my-way'
 import { stringify } from 'yaml'
 import { loadConfigText } from '../src/config/index.ts'
-import { compileRuntime } from '../src/gateway/compile.ts'
-import { createIssuerRegistry } from '../src/identity/index.ts'
+import { compileRuntime, createRuntimeDeps } from '../src/gateway/compile.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
-import { createUpstreamRegistry } from '../src/upstream/pools.ts'
 
 function configWith(routes: number): string {
   return stringify({
@@ -50,14 +48,12 @@ export function benchRouter(sizes = [10, 100, 1_000, 10_000]): RouterRow[] {
   const rows: RouterRow[] = []
   for (const size of sizes) {
     const text = configWith(size)
-    const registry = createUpstreamRegistry()
-    const logger = createLogger({ level: 'silent' })
-    const issuers = createIssuerRegistry(logger, { refreshed() {}, failed() {} })
+    const deps = createRuntimeDeps(createLogger({ level: 'silent' }), { offline: true })
     let runtime: ReturnType<typeof compileRuntime> | undefined
     const loadMs = timeMs(() => {
       const loaded = loadConfigText(text, 'bench.yaml')
       if (!loaded.config) throw new Error('bench config invalid')
-      runtime = compileRuntime(loaded.config, { upstreams: registry, issuers, logger })
+      runtime = compileRuntime(loaded.config, deps)
     })
     const router = runtime!.router
     const last = size - 1
@@ -79,7 +75,7 @@ export function benchRouter(sizes = [10, 100, 1_000, 10_000]): RouterRow[] {
       }, 200_000),
       findMyWayNs: nsPerOp(() => fmw.find('GET', fmwPath)),
     })
-    void registry.closeAll()
+    void deps.closeAll()
   }
   return rows
 }

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { CASES, startUpstream, type BenchCase } from './cases.ts'
 import { benchAccess, type AccessRow } from './access.ts'
 import { benchVerification, type VerifyRow } from './identity.ts'
+import { benchMemoryLimits, benchRedisAccuracy, benchRedisStore } from './limits.ts'
 import { benchRouter, type RouterRow } from './router.ts'
 import { startBenchIssuer, type BenchIssuer } from './lib/issuer.ts'
 import { runLoad, type LoadResult } from './lib/load.ts'
@@ -138,15 +139,32 @@ export function accessTable(rows: AccessRow[]): string {
   ].join('\n')
 }
 
+export function limitsTable(l: { memory: { nsPerRequest: number }; redis: { checksPerSec: number }; accuracy: Awaited<ReturnType<typeof benchRedisAccuracy>> }): string {
+  const a = l.accuracy
+  return [
+    '| measurement | result |',
+    '|---|---:|',
+    `| memory store: the limit stage per request (2 limits, 1,000 principals) | ${(l.memory.nsPerRequest / 1000).toFixed(2)} µs |`,
+    `| Redis store: checks/s from one process, 64 in flight | ${Math.round(l.redis.checksPerSec)} |`,
+    `| 3 gateways sharing Redis, one key, ${a.rate}/s burst ${a.burst} for ${a.seconds} s: admitted / expected | ${a.admitted} / ${a.expected} (${a.errorPercent >= 0 ? '+' : ''}${a.errorPercent.toFixed(2)}%) |`,
+  ].join('\n')
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2))
   const results = await runBench(options)
   const router = benchRouter(options.quick ? [10, 1_000] : [10, 100, 1_000, 10_000])
   const verification = await benchVerification(options.quick)
   const access = benchAccess()
+  const limits = {
+    memory: await benchMemoryLimits(options.quick),
+    redis: await benchRedisStore(options.quick ? 1 : 5),
+    accuracy: await benchRedisAccuracy(options.quick ? 2 : 10),
+  }
   const table = `${markdownTable(results)}\n\nRouter (in process, no network):\n\n${routerTable(router)}\n\n` +
     `Token verification (in process, one at a time, no network):\n\n${verifyTable(verification)}\n\n` +
-    `Access decision (in process; 3 roles held):\n\n${accessTable(access)}`
+    `Access decision (in process; 3 roles held):\n\n${accessTable(access)}\n\n` +
+    `Limits:\n\n${limitsTable(limits)}`
   const header = `Bouncer benchmark — ${new Date().toISOString()}\n\n` +
     `${CORES} cores; servers pinned to core ${SERVER_CORE ?? 'any'}, load on core ${LOAD_CORE ?? 'any'}; ` +
     `${options.connections} connections, ${options.durationSec}s × ${options.repeats} after ${options.warmupSec}s warm-up; ` +
@@ -154,7 +172,7 @@ async function main(): Promise<void> {
   console.log(`${header}\n${table}`)
   await mkdir(options.out, { recursive: true })
   const name = options.quick ? 'quick' : 'latest'
-  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), options, results, router, verification, access }, null, 2))
+  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), options, results, router, verification, access, limits }, null, 2))
   await writeFile(join(options.out, `${name}.md`), `${header}\n${table}\n`)
 }
 

@@ -70,7 +70,7 @@ export function explain(rt: Runtime, request: ExplainRequest): Explanation {
     methods: config?.methods ?? ['*'],
     upstream: route.upstream.name,
     public: route.public,
-    limits: [...route.limitNames],
+    limits: [...(route.limits?.names ?? [])],
   }
   if (route.public) {
     out.decision = { effect: 'allow', status: 200, code: null, statement: null, reason: `Route "${route.id}" is public: no identity is needed, no policy applies.` }

@@ -2,10 +2,8 @@
 import type { Command } from 'commander'
 import { explain, formatExplanation } from '../access/explain.ts'
 import { formatDiagnostic, loadConfigFile, resolveConfigPath } from '../config/index.ts'
-import { compileRuntime } from '../gateway/compile.ts'
-import { createIssuerRegistry } from '../identity/index.ts'
+import { compileRuntime, createRuntimeDeps } from '../gateway/compile.ts'
 import { createLogger } from '../telemetry/logger.ts'
-import { createUpstreamRegistry } from '../upstream/pools.ts'
 import { UserError } from './user-error.ts'
 
 interface ExplainOptions {
@@ -46,14 +44,11 @@ export function registerExplain(program: Command): void {
         for (const d of loaded.diagnostics) if (d.severity === 'error') console.error(formatDiagnostic(file, d))
         throw new UserError(`${file} is not valid (see bouncer check)`)
       }
-      const logger = createLogger({ level: 'silent' })
-      const upstreams = createUpstreamRegistry()
-      const issuers = createIssuerRegistry(logger, { refreshed() {}, failed() {} }, { offline: true })
-      const runtime = compileRuntime(loaded.config, { upstreams, issuers, logger })
+      const deps = createRuntimeDeps(createLogger({ level: 'silent' }), { offline: true })
+      const runtime = compileRuntime(loaded.config, deps)
       const explanation = explain(runtime, { method: opts.method, path: opts.path, claims, token: opts.token, ip: opts.ip })
       console.log(opts.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation))
-      await upstreams.closeAll()
-      issuers.closeAll()
+      await deps.closeAll()
       process.exitCode = explanation.decision.effect === 'allow' ? 0 : 1
     })
 }

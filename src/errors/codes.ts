@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   upstream_unavailable: { status: 502, title: 'Upstream unavailable' },
   upstream_error: { status: 502, title: 'Upstream error' },
   upstream_saturated: { status: 503, title: 'Upstream saturated' },
+  limits_unavailable: { status: 503, title: 'Limits store unavailable' },
   identity_provider_unavailable: { status: 503, title: 'Identity provider unavailable' },
   upstream_timeout: { status: 504, title: 'Upstream timeout' },
 } as const satisfies Record<string, { status: number; title: string }>

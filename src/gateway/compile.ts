@@ -4,8 +4,10 @@
 import { addressSet, parseRoutePattern, type AddressSet, type Config, type RoutePattern } from '../config/index.ts'
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
 import { createTokenVerifier, type IssuerKeys, type IssuerRegistry, type TokenVerifier } from '../identity/index.ts'
+import { createIssuerRegistry } from '../identity/index.ts'
+import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
-import type { Upstream, UpstreamRegistry } from '../upstream/pools.ts'
+import { createUpstreamRegistry, type Upstream, type UpstreamRegistry } from '../upstream/pools.ts'
 import { createRouter, type RoutableRoute, type Router } from './router.ts'
 
 export interface CompiledRoute extends RoutableRoute {
@@ -15,7 +17,8 @@ export interface CompiledRoute extends RoutableRoute {
   readonly public: boolean
   readonly forwardAuthorization: boolean
   readonly websocket: boolean
-  readonly limitNames: readonly string[]
+  /** The route's limits, compiled (null when it has none). */
+  readonly limits: RouteLimits | null
   /** The statements that can apply here, per role; undefined when no policy names the route. */
   readonly policy: RoutePolicy | undefined
 }
@@ -29,6 +32,7 @@ export interface Runtime {
   readonly issuerKeys: ReadonlyMap<string, IssuerKeys>
   readonly identity: TokenVerifier
   readonly access: AccessControl
+  readonly limiter: Limiter
   readonly trustedProxies: AddressSet
   /** Requests in flight on this runtime: its pools are retired only once this reaches 0. */
   readonly usage: { inFlight: number }
@@ -37,7 +41,25 @@ export interface Runtime {
 export interface CompileDeps {
   upstreams: UpstreamRegistry
   issuers: IssuerRegistry
+  limitsStores: LimitsStoreRegistry
   logger: Logger
+}
+
+/** The long-lived registries a runtime draws from. `offline`: no key fetches, no Redis (explain). */
+export function createRuntimeDeps(logger: Logger, options: { offline?: boolean } = {}): CompileDeps & { closeAll(): Promise<void> } {
+  const upstreams = createUpstreamRegistry()
+  const issuers = createIssuerRegistry(logger, { refreshed() {}, failed() {} }, options)
+  const limitsStores = createLimitsStoreRegistry(logger, options)
+  return {
+    upstreams,
+    issuers,
+    limitsStores,
+    logger,
+    async closeAll() {
+      issuers.closeAll()
+      await Promise.all([upstreams.closeAll(), limitsStores.closeAll()])
+    },
+  }
 }
 
 let generations = 0
@@ -59,7 +81,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
       public: route.public,
       forwardAuthorization: route.forward_authorization,
       websocket: route.websocket,
-      limitNames: route.limits,
+      limits: compileRouteLimits(route.limits, config.limits),
       policy: access.policyFor(route.id),
     })
   })
@@ -78,6 +100,11 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
       logger: deps.logger,
     }),
     access,
+    limiter: {
+      store: deps.limitsStores.acquire(config.limits_store),
+      onError: config.limits_store.type === 'redis' ? config.limits_store.on_error : 'deny',
+      logger: deps.logger,
+    },
     trustedProxies: addressSet(config.server.trusted_proxies),
     usage: { inFlight: 0 },
   })

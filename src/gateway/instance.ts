@@ -8,10 +8,8 @@ import { adminAuth, type AdminAuth } from '../admin/auth.ts'
 import { adminRoutes } from '../admin/api.ts'
 import { createAdminServer, type Readiness } from '../admin/server.ts'
 import { formatDiagnostic, listenUrl, loadConfigFile, type LoadedConfig } from '../config/index.ts'
-import { createIssuerRegistry } from '../identity/index.ts'
 import { createLogger, type Logger } from '../telemetry/logger.ts'
-import { createUpstreamRegistry } from '../upstream/pools.ts'
-import { compileRuntime, type Runtime } from './compile.ts'
+import { compileRuntime, createRuntimeDeps, type Runtime } from './compile.ts'
 import { applyTimeouts, createGatewayServer } from './server.ts'
 import type { GatewayState } from './state.ts'
 
@@ -60,9 +58,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const logger = options.logger ?? createLogger({ level: config.telemetry.log_level })
   for (const line of diagnosticLines(loaded, 'warning')) logger.warn(line)
 
-  const upstreams = createUpstreamRegistry()
-  const issuers = createIssuerRegistry(logger, { refreshed: () => {}, failed: () => {} })
-  const deps = { upstreams, issuers, logger }
+  const deps = createRuntimeDeps(logger)
+  const { upstreams, issuers, limitsStores } = deps
   let admin: AdminAuth = adminAuth(config.admin.token)
 
   const state: GatewayState = {
@@ -108,6 +105,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     }
     state.runtime = runtime // the swap: new requests see the new runtime from here on
     issuers.retire(runtime.issuerKeys)
+    limitsStores.retire(runtime.limiter.store)
     admin = adminAuth(next.config.admin.token)
     applyTimeouts(gatewayServer, next.config.server)
     void retireWhenIdle(previous, runtime)
@@ -135,8 +133,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     for (const socket of state.tunnels) socket.destroy()
     adminServer.close()
     adminServer.closeAllConnections()
-    await upstreams.closeAll()
-    issuers.closeAll()
+    await deps.closeAll()
   }
 
   return {
@@ -158,6 +155,7 @@ function readiness(state: GatewayState): Readiness {
   const checks: Record<string, string> = { config: `generation ${state.runtime.generation}` }
   let ready = !state.draining
   if (state.draining) checks.draining = 'true'
+  checks.limits_store = state.runtime.limiter.store.status()
   for (const keys of state.runtime.issuerKeys.values()) {
     if (!keys.attempted) ready = false
     checks[`issuer:${keys.name}`] = keys.state === 'ready' ? 'keys loaded' : keys.attempted ? `unavailable: ${keys.lastError}` : 'loading'

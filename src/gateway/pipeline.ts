@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { asGatewayError, GatewayError, sendProblem } from '../errors/index.ts'
+import { enforceLimits } from '../limits/index.ts'
 import { traceContextOf } from '../telemetry/trace-context.ts'
 import { forward } from '../upstream/forward.ts'
 import { forwardUpgrade } from '../upstream/upgrade.ts'
@@ -27,6 +28,10 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
       ctx.roles = access.roles
       ctx.statement = access.decision.statement?.sid ?? null
       if (access.decision.effect !== 'allow') throw accessDenied(access, identity, route.id, ctx.method)
+    }
+    if (route.limits) {
+      const pending = enforceLimits(rt.limiter, ctx, route.limits)
+      if (pending) await pending
     }
     const options = {
       upstream: route.upstream,

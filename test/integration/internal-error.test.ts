@@ -7,19 +7,16 @@ import { Writable } from 'node:stream'
 import { request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { loadConfigText } from '../../src/config/index.ts'
-import { compileRuntime } from '../../src/gateway/compile.ts'
+import { compileRuntime, createRuntimeDeps } from '../../src/gateway/compile.ts'
 import { createGatewayServer } from '../../src/gateway/server.ts'
 import type { GatewayState } from '../../src/gateway/state.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
-import { createIssuerRegistry } from '../../src/identity/index.ts'
-import { createUpstreamRegistry } from '../../src/upstream/pools.ts'
 
 describe('unexpected exceptions', () => {
   it('become 500 internal_error with the request id and a logged stack, and the gateway keeps serving', async () => {
     const loaded = loadConfigText('upstreams: [{ name: a, url: "http://127.0.0.1:9" }]\nroutes: [{ id: a, path: /a, upstream: a, public: true }]\n', 'x.yaml')
-    const upstreams = createUpstreamRegistry()
-    const silent = createLogger({ level: 'silent' })
-    const runtime = compileRuntime(loaded.config!, { upstreams, issuers: createIssuerRegistry(silent, { refreshed() {}, failed() {} }), logger: silent })
+    const deps = createRuntimeDeps(createLogger({ level: 'silent' }), { offline: true })
+    const runtime = compileRuntime(loaded.config!, deps)
     let calls = 0
     const faulty = {
       ...runtime,
@@ -57,6 +54,6 @@ describe('unexpected exceptions', () => {
     expect(entry.request_id).toBe('req-0')
     expect(entry.err?.stack).toContain('TypeError: boom: a bug in the router')
     server.close()
-    await upstreams.closeAll()
+    await deps.closeAll()
   })
 })

@@ -1,0 +1,24 @@
+// IETF RateLimit headers (draft-ietf-httpapi-ratelimit-headers), structured-field lists:
+//   RateLimit-Policy: "per-principal";q=20;w=2, "daily-quota";q=10000;w=86400
+//   RateLimit: "per-principal";r=19;t=1, "daily-quota";r=9941;t=43199
+// q: the quota (a rate's burst), w: the window in seconds it is restored over, r: what remains,
+// t: seconds until it is restored in full.
+import type { RateSpec } from './bucket.ts'
+import type { QuotaSpec } from './quota.ts'
+import type { CheckState } from './store.ts'
+
+export function policyItem(label: string, rate: RateSpec | null, quota: QuotaSpec | null): string {
+  if (rate) return `"${label}";q=${rate.burst};w=${Math.max(1, Math.ceil((rate.burst * rate.intervalMs) / 1000))}`
+  const q = quota as QuotaSpec
+  return `"${label}";q=${q.count};w=${Math.round(q.periodMs / 1000)}`
+}
+
+export function stateHeader(labels: readonly string[], states: readonly CheckState[]): string {
+  let out = ''
+  for (let i = 0; i < states.length; i++) {
+    const state = states[i] as CheckState
+    if (i > 0) out += ', '
+    out += `"${labels[i] as string}";r=${state.remaining};t=${Math.ceil(state.resetMs / 1000)}`
+  }
+  return out
+}

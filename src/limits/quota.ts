@@ -1,0 +1,31 @@
+// Quotas: a count per key over fixed calendar windows in UTC (a minute, an hour, a day). Epoch
+// milliseconds are UTC-aligned, so a window starts at a multiple of its length.
+
+export interface QuotaSpec {
+  count: number
+  periodMs: number
+}
+
+export interface QuotaOutcome {
+  allowed: boolean
+  /** The window this request counts in (part of the stored key). */
+  windowStart: number
+  /** The count to store when allowed. */
+  used: number
+  remaining: number
+  /** Milliseconds until the window ends. */
+  resetMs: number
+  retryAfterMs: number
+}
+
+export function windowStart(periodMs: number, now: number): number {
+  return Math.floor(now / periodMs) * periodMs
+}
+
+export function takeQuota(spec: QuotaSpec, storedUsed: number | undefined, now: number): QuotaOutcome {
+  const start = windowStart(spec.periodMs, now)
+  const resetMs = start + spec.periodMs - now
+  const used = storedUsed ?? 0
+  if (used >= spec.count) return { allowed: false, windowStart: start, used, remaining: 0, resetMs, retryAfterMs: resetMs }
+  return { allowed: true, windowStart: start, used: used + 1, remaining: spec.count - used - 1, resetMs, retryAfterMs: 0 }
+}

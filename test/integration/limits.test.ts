@@ -1,0 +1,247 @@
+// Throttling as clients see it: 429s with Retry-After, RateLimit headers on every response of a
+// limited route, each key type, several limits per route, upstream protection, and the Redis
+// store shared by three gateways and surviving Redis going away.
+import { setTimeout as sleep } from 'node:timers/promises'
+import { request } from 'undici'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { rawRequest } from '../helpers/raw.ts'
+import { startRedis, uniquePrefix } from '../helpers/redis.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+let upstream: TestUpstream
+let idp: TestIdentityProvider
+const cleanup: Array<() => Promise<void>> = []
+
+beforeAll(async () => {
+  upstream = await startUpstream((req, res) => {
+    if (req.url?.startsWith('/missing')) {
+      res.writeHead(404)
+      return void res.end('nope')
+    }
+    res.end('ok')
+  })
+  idp = await startIdentityProvider()
+})
+afterEach(async () => {
+  while (cleanup.length > 0) await cleanup.pop()?.()
+})
+afterAll(async () => {
+  await upstream.close()
+  await idp.stop()
+})
+
+const LIMITS = [
+  { name: 'per-client', key: 'header:X-Client', rate: '1/m', burst: 3 },
+  { name: 'per-ip', key: 'ip', rate: '1/m', burst: 2 },
+  { name: 'per-route', key: 'route', rate: '1/m', burst: 2 },
+  { name: 'per-principal', key: 'principal', rate: '1/m', burst: 2 },
+  { name: 'per-role', key: 'role', rate: '1/m', burst: 2 },
+  { name: 'per-tenant', key: 'claim:tenant', rate: '1/m', burst: 2 },
+  { name: 'three-a-minute', key: 'header:X-Client', quota: '3/m' },
+  { name: 'tight', key: 'header:X-Client', rate: '1/m', burst: 1 },
+  { name: 'loose', key: 'header:X-Client', rate: '1/m', burst: 5 },
+]
+
+async function gatewayWith(routes: object[], extra: Record<string, unknown> = {}): Promise<TestGateway> {
+  const gw = await startTestGateway({
+    server: { trusted_proxies: ['127.0.0.2/32'] },
+    issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
+    ...allowAnyCaller(['corp']),
+    upstreams: [{ name: 'api', url: upstream.url }],
+    limits: LIMITS,
+    routes,
+    ...extra,
+  })
+  cleanup.push(() => gw.close())
+  return gw
+}
+
+async function hit(gw: TestGateway, path: string, headers: Record<string, string> = {}) {
+  const res = await request(`${gw.url}${path}`, { headers })
+  const text = await res.body.text()
+  return { status: res.statusCode, headers: res.headers, body: text.startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : {} }
+}
+
+async function statuses(gw: TestGateway, count: number, path: string, headers: () => Record<string, string>): Promise<number[]> {
+  const out: number[] = []
+  for (let i = 0; i < count; i++) out.push((await hit(gw, path, headers())).status)
+  return out
+}
+
+describe('a rate limit', () => {
+  it('admits the burst, then 429 rate_limited with Retry-After, naming the limit', async () => {
+    const gw = await gatewayWith([{ id: 'r', path: '/r/*', upstream: 'api', public: true, limits: ['per-client'] }])
+    const results = []
+    for (let i = 0; i < 4; i++) results.push(await hit(gw, '/r/x', { 'x-client': 'bi-tool' }))
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 429])
+    const refused = results[3]!
+    expect(refused.body).toMatchObject({ code: 'rate_limited', status: 429 })
+    expect(String(refused.body.detail)).toContain('Limit "per-client"')
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1)
+    expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(60)
+  })
+
+  it('sends RateLimit-Policy and RateLimit on every response of the route, upstream errors included', async () => {
+    const gw = await gatewayWith([{ id: 'r', path: '/*', upstream: 'api', public: true, limits: ['per-client'] }])
+    const first = await hit(gw, '/x', { 'x-client': 'a' })
+    expect(first.headers['ratelimit-policy']).toBe('"per-client";q=3;w=180')
+    expect(first.headers.ratelimit).toBe('"per-client";r=2;t=60')
+    const missing = await hit(gw, '/missing', { 'x-client': 'a' })
+    expect(missing.status).toBe(404)
+    expect(missing.headers.ratelimit).toBe('"per-client";r=1;t=120')
+  })
+
+  it('is not applied to routes that do not name it', async () => {
+    const gw = await gatewayWith([{ id: 'free', path: '/*', upstream: 'api', public: true }])
+    expect(await statuses(gw, 6, '/x', () => ({ 'x-client': 'a' }))).toEqual([200, 200, 200, 200, 200, 200])
+    expect((await hit(gw, '/x')).headers).not.toHaveProperty('ratelimit')
+  })
+})
+
+describe('a quota', () => {
+  it('refuses with 429 quota_exceeded until the calendar window rolls over', async () => {
+    const gw = await gatewayWith([{ id: 'q', path: '/*', upstream: 'api', public: true, limits: ['three-a-minute'] }])
+    const results = []
+    for (let i = 0; i < 4; i++) results.push(await hit(gw, '/x', { 'x-client': 'nightly-job' }))
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 429])
+    expect(results[3]?.body.code).toBe('quota_exceeded')
+    const retryAfter = Number(results[3]?.headers['retry-after'])
+    const secondsToNextMinute = 60 - new Date().getUTCSeconds()
+    expect(Math.abs(retryAfter - secondsToNextMinute)).toBeLessThanOrEqual(1)
+    expect(results[0]?.headers['ratelimit-policy']).toBe('"three-a-minute";q=3;w=60')
+  })
+})
+
+describe('each key type', () => {
+  it('header: one budget per header value', async () => {
+    const gw = await gatewayWith([{ id: 'r', path: '/*', upstream: 'api', public: true, limits: ['per-client'] }])
+    expect(await statuses(gw, 4, '/x', () => ({ 'x-client': 'a' }))).toEqual([200, 200, 200, 429])
+    expect(await statuses(gw, 1, '/x', () => ({ 'x-client': 'b' }))).toEqual([200])
+  })
+
+  it('ip: a spoofed X-Forwarded-For from an untrusted peer does not buy a new budget', async () => {
+    const gw = await gatewayWith([{ id: 'r', path: '/*', upstream: 'api', public: true, limits: ['per-ip'] }])
+    let n = 0
+    expect(await statuses(gw, 3, '/x', () => ({ 'x-forwarded-for': `203.0.113.${++n}` }))).toEqual([200, 200, 429])
+  })
+
+  it('ip: behind a trusted proxy, each real client has its own budget', async () => {
+    const gw = await gatewayWith([{ id: 'r', path: '/*', upstream: 'api', public: true, limits: ['per-ip'] }])
+    const port = Number(new URL(gw.url).port)
+    const via = async (client: string) => (await rawRequest(port, `GET /x HTTP/1.1\r\nHost: gw\r\nX-Forwarded-For: ${client}\r\n\r\n`, { localAddress: '127.0.0.2' })).status
+    expect([await via('198.51.100.1'), await via('198.51.100.1'), await via('198.51.100.1')]).toEqual([200, 200, 429])
+    expect(await via('198.51.100.2')).toBe(200)
+  })
+
+  it('route: every caller of the route shares one budget', async () => {
+    const gw = await gatewayWith([
+      { id: 'shared', path: '/shared', upstream: 'api', public: true, limits: ['per-route'] },
+      { id: 'other', path: '/other', upstream: 'api', public: true, limits: ['per-route'] },
+    ])
+    let n = 0
+    expect(await statuses(gw, 3, '/shared', () => ({ 'x-client': String(++n) }))).toEqual([200, 200, 429])
+    expect(await statuses(gw, 1, '/other', () => ({}))).toEqual([200])
+  })
+
+  it('principal, role and claim: by the verified identity', async () => {
+    const gw = await gatewayWith([
+      { id: 'p', path: '/p', upstream: 'api', limits: ['per-principal'] },
+      { id: 'r', path: '/r', upstream: 'api', limits: ['per-role'] },
+      { id: 't', path: '/t', upstream: 'api', limits: ['per-tenant'] },
+    ])
+    await waitFor(() => gw.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'keys')
+    const looker = { authorization: `Bearer ${await idp.token('looker-reports')}` }
+    const agent = { authorization: `Bearer ${await idp.token('analytics-agent')}` }
+    // principal: each service account has its own budget
+    expect(await statuses(gw, 3, '/p', () => looker)).toEqual([200, 200, 429])
+    expect(await statuses(gw, 1, '/p', () => agent)).toEqual([200])
+    // role: both hold the same role (any-caller), so they share one budget
+    expect([...(await statuses(gw, 2, '/r', () => looker)), ...(await statuses(gw, 1, '/r', () => agent))]).toEqual([200, 200, 429])
+    // claim: both carry tenant acme
+    expect([...(await statuses(gw, 1, '/t', () => looker)), ...(await statuses(gw, 2, '/t', () => agent))]).toEqual([200, 200, 429])
+  })
+})
+
+describe('several limits on a route', () => {
+  it('the first exhausted one refuses, and the others are not charged for the refused request', async () => {
+    const gw = await gatewayWith([{ id: 'r', path: '/*', upstream: 'api', public: true, limits: ['loose', 'tight'] }])
+    const first = await hit(gw, '/x', { 'x-client': 'c' })
+    expect(first.headers['ratelimit-policy']).toBe('"loose";q=5;w=300, "tight";q=1;w=60')
+    const second = await hit(gw, '/x', { 'x-client': 'c' })
+    expect(second.status).toBe(429)
+    expect(String(second.body.detail)).toContain('"tight"')
+    const third = await hit(gw, '/x', { 'x-client': 'c' })
+    expect(third.status).toBe(429)
+    // loose: 5 - 1 (the admitted request) = 4, and one more "would-take" shown in the refusal's state
+    expect(String(third.headers.ratelimit)).toMatch(/^"loose";r=3;t=\d+, "tight";r=0;t=\d+$/)
+  })
+})
+
+describe('upstream protection', () => {
+  it('max_concurrent bounds an upstream however many principals stay within their own limits', async () => {
+    const release: Array<() => void> = []
+    const slow = await startUpstream((_req, res) => new Promise<void>((resolve) => release.push(() => { res.end('ok'); resolve() })))
+    cleanup.push(() => slow.close())
+    const gw = await gatewayWith([{ id: 'r', path: '/*', upstream: 'slow', public: true, limits: ['per-client'] }], {
+      upstreams: [{ name: 'api', url: upstream.url }, { name: 'slow', url: slow.url, max_concurrent: 3 }],
+    })
+    const inFlight = [1, 2, 3].map((i) => request(`${gw.url}/x`, { headers: { 'x-client': `principal-${i}` } }))
+    await waitFor(() => release.length === 3, 'three requests at the upstream')
+    const fourth = await hit(gw, '/x', { 'x-client': 'principal-4' })
+    expect(fourth.status).toBe(503)
+    expect(fourth.body.code).toBe('upstream_saturated')
+    for (const r of release) r()
+    expect((await Promise.all(inFlight)).map((r) => r.statusCode)).toEqual([200, 200, 200])
+  })
+})
+
+describe('the Redis store', () => {
+  it('three gateway instances share one budget, atomically', async () => {
+    const limits_store = { type: 'redis', url: 'redis://127.0.0.1:6379', prefix: uniquePrefix('shared') }
+    const gateways = await Promise.all([0, 1, 2].map(() => gatewayWith([{ id: 'r', path: '/*', upstream: 'api', public: true, limits: ['per-client'] }], { limits_store })))
+    await Promise.all(gateways.map((gw) => waitFor(() => gw.state.runtime.limiter.store.status() === 'ready', 'redis')))
+    // 30 concurrent requests spread over the three instances, one key: exactly the burst passes.
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => hit(gateways[i % 3]!, '/x', { 'x-client': 'shared-key' })))
+    expect(results.filter((r) => r.status === 200)).toHaveLength(3)
+    expect(results.filter((r) => r.status === 429)).toHaveLength(27)
+    expect(results.find((r) => r.status === 429)?.headers['retry-after']).toBeDefined()
+  })
+
+  it('keeps a quota across instances too', async () => {
+    const limits_store = { type: 'redis', url: 'redis://127.0.0.1:6379', prefix: uniquePrefix('quota') }
+    const [a, b] = await Promise.all([0, 1].map(() => gatewayWith([{ id: 'q', path: '/*', upstream: 'api', public: true, limits: ['three-a-minute'] }], { limits_store })))
+    await waitFor(() => a!.state.runtime.limiter.store.status() === 'ready' && b!.state.runtime.limiter.store.status() === 'ready', 'redis')
+    const codes = [await hit(a!, '/x', { 'x-client': 'q' }), await hit(b!, '/x', { 'x-client': 'q' }), await hit(a!, '/x', { 'x-client': 'q' }), await hit(b!, '/x', { 'x-client': 'q' })]
+    expect(codes.map((r) => r.status)).toEqual([200, 200, 200, 429])
+    expect(codes[3]?.body.code).toBe('quota_exceeded')
+  })
+
+  it.each(['allow', 'deny'] as const)('Redis stopped mid-test with on_error: %s, then back: the gateway recovers by itself', async (onError) => {
+    const redis = await startRedis()
+    cleanup.push(() => redis.stop())
+    const gw = await gatewayWith([{ id: 'r', path: '/*', upstream: 'api', public: true, limits: ['per-client'] }], {
+      limits_store: { type: 'redis', url: redis.url, on_error: onError, prefix: uniquePrefix('outage'), timeout: '200ms' },
+    })
+    await waitFor(() => gw.state.runtime.limiter.store.status() === 'ready', 'redis')
+    expect(await statuses(gw, 4, '/x', () => ({ 'x-client': 'k' }))).toEqual([200, 200, 200, 429])
+
+    await redis.stop()
+    const during = await hit(gw, '/x', { 'x-client': 'k' })
+    if (onError === 'allow') {
+      expect(during.status).toBe(200)
+      expect(during.headers).not.toHaveProperty('ratelimit')
+    } else {
+      expect(during.status).toBe(503)
+      expect(during.body.code).toBe('limits_unavailable')
+      expect(during.headers['retry-after']).toBe('1')
+    }
+
+    await redis.start() // an empty Redis: the budget starts afresh
+    await waitFor(async () => (await hit(gw, '/x', { 'x-client': 'fresh' })).headers.ratelimit !== undefined, 'reconnection', 15_000)
+    expect(await statuses(gw, 3, '/x', () => ({ 'x-client': 'fresh' }))).toEqual([200, 200, 429])
+    await sleep(10)
+  })
+})
