@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
 import { BENCH_AUDIENCE, type BenchIssuer } from './lib/issuer.ts'
-import { startProcess, type Started } from './lib/processes.ts'
+import { LOAD_CORE, pinThreads, startProcess, type Started } from './lib/processes.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const NODE = process.execPath
@@ -82,6 +82,32 @@ export const bouncerBare: BenchCase = {
   },
 }
 
+function auditCase(spread: boolean): BenchCase {
+  return {
+    id: spread ? 'bouncer-audit-spread' : 'bouncer-audit',
+    title: spread ? '(c) + SQLite audit, audit worker thread on the other core' : '(c) + SQLite audit, all on one core',
+    async start(ctx) {
+      const gateway = await startBouncer({
+        audit: { sinks: [{ type: 'sqlite', path: join(ctx.dir, `bench-audit-${spread}.db`) }], spill_dir: join(ctx.dir, `bench-spill-${spread}`) },
+        upstreams: [{ name: 'api', url: `http://127.0.0.1:${ctx.upstreamPort}`, max_connections: 64 }],
+        routes: [{ id: 'all', path: '/*', upstream: 'api', public: true }],
+      })
+      // The request thread stays on its core; the audit worker (Node names it WorkerThread) goes
+      // where a multi-core host would run it: a core the request thread does not use.
+      if (spread && LOAD_CORE !== null) await waitForThread(gateway.child.pid as number, 'WorkerThread', LOAD_CORE)
+      return { url: `${gateway.url}/`, measured: gateway, stop: () => gateway.stop() }
+    },
+  }
+}
+
+async function waitForThread(pid: number, name: string, core: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (pinThreads(pid, name, core) > 0) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`no ${name} thread in process ${pid}`)
+}
+
 export const minimalProxy: BenchCase = {
   id: 'minimal',
   title: 'reference: minimal node:http + undici proxy',
@@ -127,4 +153,4 @@ function coldCase(algorithm: 'ES256' | 'RS256'): BenchCase {
   }
 }
 
-export const CASES: BenchCase[] = [upstreamAlone, minimalProxy, bouncerBare, bouncerJwtCached, coldCase('ES256'), coldCase('RS256')]
+export const CASES: BenchCase[] = [upstreamAlone, minimalProxy, bouncerBare, auditCase(false), auditCase(true), bouncerJwtCached, coldCase('ES256'), coldCase('RS256')]

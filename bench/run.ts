@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { CASES, startUpstream, type BenchCase } from './cases.ts'
 import { benchAccess, type AccessRow } from './access.ts'
+import { benchRecordLine, benchSqliteSink } from './audit.ts'
 import { benchVerification, type VerifyRow } from './identity.ts'
 import { benchMemoryLimits, benchRedisAccuracy, benchRedisStore } from './limits.ts'
 import { benchRouter, type RouterRow } from './router.ts'
@@ -156,6 +157,7 @@ async function main(): Promise<void> {
   const router = benchRouter(options.quick ? [10, 1_000] : [10, 100, 1_000, 10_000])
   const verification = await benchVerification(options.quick)
   const access = benchAccess()
+  const audit = { recordLine: benchRecordLine(options.quick), sqlite: await benchSqliteSink(options.quick) }
   const limits = {
     memory: await benchMemoryLimits(options.quick),
     redis: await benchRedisStore(options.quick ? 1 : 5),
@@ -164,7 +166,10 @@ async function main(): Promise<void> {
   const table = `${markdownTable(results)}\n\nRouter (in process, no network):\n\n${routerTable(router)}\n\n` +
     `Token verification (in process, one at a time, no network):\n\n${verifyTable(verification)}\n\n` +
     `Access decision (in process; 3 roles held):\n\n${accessTable(access)}\n\n` +
-    `Limits:\n\n${limitsTable(limits)}`
+    `Limits:\n\n${limitsTable(limits)}\n\n` +
+    `Audit (in process):\n\n| measurement | result |\n|---|---:|\n` +
+    `| request thread: one finished request → its audit line | ${audit.recordLine.microsPerRecord.toFixed(2)} µs |\n` +
+    `| audit worker: parse + chain (SHA-256) + SQLite, batches of ${audit.sqlite.batch} | ${Math.round(audit.sqlite.recordsPerSec)} records/s |`
   const header = `Bouncer benchmark — ${new Date().toISOString()}\n\n` +
     `${CORES} cores; servers pinned to core ${SERVER_CORE ?? 'any'}, load on core ${LOAD_CORE ?? 'any'}; ` +
     `${options.connections} connections, ${options.durationSec}s × ${options.repeats} after ${options.warmupSec}s warm-up; ` +
@@ -172,7 +177,7 @@ async function main(): Promise<void> {
   console.log(`${header}\n${table}`)
   await mkdir(options.out, { recursive: true })
   const name = options.quick ? 'quick' : 'latest'
-  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), options, results, router, verification, access, limits }, null, 2))
+  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), options, results, router, verification, access, limits, audit }, null, 2))
   await writeFile(join(options.out, `${name}.md`), `${header}\n${table}\n`)
 }
 

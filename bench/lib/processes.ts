@@ -2,7 +2,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { availableParallelism } from 'node:os'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 export const CORES = availableParallelism()
 const HAS_TASKSET = spawnSync('taskset', ['--version']).status === 0
@@ -64,6 +64,20 @@ export function cpuMicros(pid: number): number {
 /** Resident memory in bytes (from /proc). */
 export function rssBytes(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024
+}
+
+/**
+ * Moves the threads of a process with a given name (from /proc/PID/task/TID/comm) to a core, e.g.
+ * the audit worker (`WorkerThread`) off the request thread's core. Answers how many moved.
+ */
+export function pinThreads(pid: number, name: string, core: string): number {
+  if (!HAS_TASKSET) return 0
+  let moved = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    if (readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() !== name) continue
+    if (spawnSync('taskset', ['-p', '-c', core, tid]).status === 0) moved++
+  }
+  return moved
 }
 
 /** The real pid behind a `taskset` wrapper is the same process (taskset execs the command). */

@@ -1,5 +1,7 @@
 // The admin API under /api/ (auth is checked by admin/server.ts before any of these run).
 import { explain } from '../access/explain.ts'
+import { ordered } from '../audit/record.ts'
+import { AuditQueryError, auditSourceOf, parseAuditQuery, searchAudit, type AuditQuery } from '../audit/search.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { ReloadResult } from '../gateway/instance.ts'
 import type { GatewayState } from '../gateway/state.ts'
@@ -52,6 +54,15 @@ export function adminRoutes(state: GatewayState, reload: () => Promise<ReloadRes
       handle: ({ body }) => ({ body: explain(state.runtime, explainRequest(body)) }),
     },
     {
+      method: 'GET',
+      path: 'audit',
+      handle: async ({ query }) => {
+        const source = auditSourceOf(state.runtime.config.audit)
+        if (!source) throw new GatewayError('route_not_found', { detail: 'No audit sink can be searched: configure an sqlite or postgres sink.' })
+        return { body: (await searchAudit(source, auditQuery(query))).map(ordered) }
+      },
+    },
+    {
       method: 'POST',
       path: 'reload',
       handle: async () => {
@@ -60,6 +71,16 @@ export function adminRoutes(state: GatewayState, reload: () => Promise<ReloadRes
       },
     },
   ]
+}
+
+/** GET /api/audit takes the filters of `bouncer audit` as query parameters. */
+function auditQuery(params: URLSearchParams): AuditQuery {
+  try {
+    return parseAuditQuery(Object.fromEntries(params), 1_000)
+  } catch (err) {
+    if (err instanceof AuditQueryError) throw new GatewayError('bad_request', { detail: `${err.message}.` })
+    throw err
+  }
 }
 
 function explainRequest(body: unknown): Parameters<typeof explain>[1] {

@@ -1,6 +1,7 @@
 // `bouncer`: commands are registered from one file each. Exit codes (SPEC): 0 success, 1 a finding
 // or a user error (one line, no stack trace), 2 a usage error.
 import { Command, CommanderError } from 'commander'
+import { registerAudit } from './audit.ts'
 import { registerCheck } from './check.ts'
 import { registerDemo } from './demo.ts'
 import { registerExplain } from './explain.ts'
@@ -15,8 +16,10 @@ export function buildProgram(): Command {
   registerServe(program)
   registerCheck(program)
   registerExplain(program)
+  registerAudit(program)
   registerDemo(program)
-  for (const command of program.commands) command.exitOverride()
+  const all = (command: Command): Command[] => [command, ...command.commands.flatMap(all)]
+  for (const command of all(program)) command.exitOverride()
   return program
 }
 

@@ -3,8 +3,7 @@
 // the runtime they started with.
 import { addressSet, parseRoutePattern, type AddressSet, type Config, type RoutePattern } from '../config/index.ts'
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
-import { createTokenVerifier, type IssuerKeys, type IssuerRegistry, type TokenVerifier } from '../identity/index.ts'
-import { createIssuerRegistry } from '../identity/index.ts'
+import { createIssuerRegistry, createTokenVerifier, type IssuerKeys, type IssuerRegistry, type KeySetEvents, type TokenVerifier } from '../identity/index.ts'
 import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { createUpstreamRegistry, type Upstream, type UpstreamRegistry } from '../upstream/pools.ts'
@@ -46,9 +45,12 @@ export interface CompileDeps {
 }
 
 /** The long-lived registries a runtime draws from. `offline`: no key fetches, no Redis (explain). */
-export function createRuntimeDeps(logger: Logger, options: { offline?: boolean } = {}): CompileDeps & { closeAll(): Promise<void> } {
+export function createRuntimeDeps(
+  logger: Logger,
+  options: { offline?: boolean; keySetEvents?: KeySetEvents } = {},
+): CompileDeps & { closeAll(): Promise<void> } {
   const upstreams = createUpstreamRegistry()
-  const issuers = createIssuerRegistry(logger, { refreshed() {}, failed() {} }, options)
+  const issuers = createIssuerRegistry(logger, options.keySetEvents ?? { refreshed() {}, failed() {} }, options)
   const limitsStores = createLimitsStoreRegistry(logger, options)
   return {
     upstreams,

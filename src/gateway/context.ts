@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { ErrorCode, GatewayError } from '../errors/index.ts'
 import type { TraceContext } from '../telemetry/trace-context.ts'
+import type { RequestSpans } from '../telemetry/tracing.ts'
 import type { RequestHeaders } from './request-headers.ts'
 import type { CompiledRoute } from './compile.ts'
 
@@ -52,11 +53,17 @@ export interface RequestContext {
   limit: string | null
   upstream: string | null
   upstreamStatus: number | null
+  /** Milliseconds from dispatch to the upstream's response headers. */
+  upstreamMs: number | null
   status: number
   bytesIn: number
   bytesOut: number
   /** Set for `Upgrade: websocket` requests: the raw client socket and its first bytes. */
   upgrade: { socket: Duplex; head: Buffer } | null
+  /** The audit record was already committed (durability: sync commits before the last bytes). */
+  audited: boolean
+  /** OpenTelemetry spans, only when tracing is configured. */
+  spans: RequestSpans | null
 }
 
 export function createContext(req: IncomingMessage, res: ServerResponse, upgrade: RequestContext['upgrade'] = null): RequestContext {
@@ -87,9 +94,12 @@ export function createContext(req: IncomingMessage, res: ServerResponse, upgrade
     limit: null,
     upstream: null,
     upstreamStatus: null,
+    upstreamMs: null,
     status: 0,
     bytesIn: 0,
     bytesOut: 0,
     upgrade,
+    audited: false,
+    spans: null,
   }
 }

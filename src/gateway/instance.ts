@@ -8,7 +8,10 @@ import { adminAuth, type AdminAuth } from '../admin/auth.ts'
 import { adminRoutes } from '../admin/api.ts'
 import { createAdminServer, type Readiness } from '../admin/server.ts'
 import { formatDiagnostic, listenUrl, loadConfigFile, type LoadedConfig } from '../config/index.ts'
+import { createAuditLog } from '../audit/log.ts'
 import { createLogger, type Logger } from '../telemetry/logger.ts'
+import { createMetrics } from '../telemetry/metrics.ts'
+import { startTracing } from '../telemetry/tracing.ts'
 import { compileRuntime, createRuntimeDeps, type Runtime } from './compile.ts'
 import { applyTimeouts, createGatewayServer } from './server.ts'
 import type { GatewayState } from './state.ts'
@@ -58,24 +61,35 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const logger = options.logger ?? createLogger({ level: config.telemetry.log_level })
   for (const line of diagnosticLines(loaded, 'warning')) logger.warn(line)
 
-  const deps = createRuntimeDeps(logger)
+  const audit = createAuditLog(config.audit, logger)
+  const tracing = await startTracing(config.telemetry)
+  const metrics = createMetrics({ audit: () => audit, inFlight: () => state.inFlight })
+  const deps = createRuntimeDeps(logger, {
+    keySetEvents: { refreshed: (issuer) => metrics.keySetEvent(issuer, true), failed: (issuer) => metrics.keySetEvent(issuer, false) },
+  })
   const { upstreams, issuers, limitsStores } = deps
   let admin: AdminAuth = adminAuth(config.admin.token)
 
   const state: GatewayState = {
     runtime: compileRuntime(config, deps),
     logger,
+    audit,
+    tracing,
     draining: false,
     inFlight: 0,
     tunnels: new Set(),
-    onRequestDone: () => {},
+    onRequestDone(ctx) {
+      if (!ctx.audited) audit.record(ctx)
+      metrics.observeRequest(ctx, (performance.now() - ctx.startMono) / 1000)
+    },
   }
 
-  const gatewayServer = createGatewayServer(state)
+  const gatewayServer = createGatewayServer(state, (rejected) => audit.recordRejected(rejected))
   const adminServer = createAdminServer({
     logger,
     auth: () => admin,
     routes: adminRoutes(state, () => reload()),
+    metrics: () => metrics.render(),
     readiness: () => readiness(state),
   })
 
@@ -102,6 +116,9 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     const runtime = compileRuntime(next.config, deps)
     if (next.config.server.listen.text !== previous.config.server.listen.text || next.config.admin.listen.text !== previous.config.admin.listen.text) {
       logger.warn('a changed listen address takes effect at the next restart')
+    }
+    if (JSON.stringify(next.config.audit) !== JSON.stringify(previous.config.audit)) {
+      logger.warn('a changed audit section takes effect at the next restart')
     }
     state.runtime = runtime // the swap: new requests see the new runtime from here on
     issuers.retire(runtime.issuerKeys)
@@ -134,6 +151,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     adminServer.close()
     adminServer.closeAllConnections()
     await deps.closeAll()
+    await audit.close() // last: every request's record is queued by now
+    await tracing?.shutdown()
   }
 
   return {
@@ -156,6 +175,7 @@ function readiness(state: GatewayState): Readiness {
   let ready = !state.draining
   if (state.draining) checks.draining = 'true'
   checks.limits_store = state.runtime.limiter.store.status()
+  for (const [sink, up] of Object.entries(state.audit.stats().sinks)) checks[`audit:${sink}`] = up ? 'writing' : 'spilling to disk'
   for (const keys of state.runtime.issuerKeys.values()) {
     if (!keys.attempted) ready = false
     checks[`issuer:${keys.name}`] = keys.state === 'ready' ? 'keys loaded' : keys.attempted ? `unavailable: ${keys.lastError}` : 'loading'

@@ -2,9 +2,10 @@
 // with the error response and the audit record in one place at the end.
 import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
-import { asGatewayError, GatewayError, sendProblem } from '../errors/index.ts'
+import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
 import { enforceLimits } from '../limits/index.ts'
 import { traceContextOf } from '../telemetry/trace-context.ts'
+import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan } from '../telemetry/tracing.ts'
 import { forward } from '../upstream/forward.ts'
 import { forwardUpgrade } from '../upstream/upgrade.ts'
 import { clientAddressOf } from './client-address.ts'
@@ -22,12 +23,14 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
     admit(state, rt, ctx)
     const route = match(rt, ctx)
     if (!route.public) {
+      if (state.tracing) startAuthSpan(state.tracing, ctx)
       const identity = await rt.identity.verify(ctx.headers?.authorization, ctx.query)
       ctx.identity = identity
       const access = evaluateAccess(rt.access, identity, route, ctx.method, ctx.clientIp)
       ctx.roles = access.roles
       ctx.statement = access.decision.statement?.sid ?? null
       if (access.decision.effect !== 'allow') throw accessDenied(access, identity, route.id, ctx.method)
+      if (state.tracing) endAuthSpan(ctx)
     }
     if (route.limits) {
       const pending = enforceLimits(rt.limiter, ctx, route.limits)
@@ -40,14 +43,17 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
       maxBodyBytes: rt.config.server.max_body_bytes,
       extraHeaders: null,
       lifecycle: state,
+      beforeEnd: state.audit.durability === 'sync' ? commitAudit(state) : null,
     }
+    if (state.tracing) startUpstreamSpan(state.tracing, ctx, route.upstream.name)
     if (ctx.upgrade) await forwardUpgrade(ctx, options, state.tunnels)
     else await forward(ctx, options)
   } catch (err) {
-    fail(state, ctx, err)
+    await fail(state, ctx, err)
   } finally {
     state.inFlight--
     rt.usage.inFlight--
+    if (ctx.spans) endRequestSpans(ctx)
     state.onRequestDone(ctx)
   }
 }
@@ -61,6 +67,7 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
   }
   ctx.id = acceptRequestId(headers.requestId) ?? randomUUID()
   ctx.trace = traceContextOf(headers.traceparent, headers.tracestate)
+  if (state.tracing) startRequestSpan(state.tracing, ctx)
   const address = clientAddressOf(ctx.req.socket.remoteAddress, headers.forwardedFor, rt.trustedProxies)
   ctx.clientIp = address.clientIp
   ctx.forwardedFor = address.forwardedFor
@@ -90,7 +97,15 @@ function match(rt: Runtime, ctx: RequestContext): CompiledRoute {
   return found.route
 }
 
-function fail(state: GatewayState, ctx: RequestContext, err: unknown): void {
+/** durability: sync — the record is committed before the response is complete, and only once. */
+function commitAudit(state: GatewayState): (ctx: RequestContext) => Promise<void> {
+  return async (ctx) => {
+    ctx.audited = true
+    await state.audit.commit(ctx)
+  }
+}
+
+async function fail(state: GatewayState, ctx: RequestContext, err: unknown): Promise<void> {
   const error = asGatewayError(err)
   if (ctx.id === '') ctx.id = randomUUID()
   ctx.trace ??= traceContextOf(undefined, undefined)
@@ -99,13 +114,20 @@ function fail(state: GatewayState, ctx: RequestContext, err: unknown): void {
   ctx.status = error.status
   ctx.decision = error.status >= 500 ? 'error' : 'deny'
   if (error.code === 'internal_error') {
-    state.logger.error({ err: error.cause, request_id: ctx.id, route: ctx.route?.id }, 'request failed unexpectedly')
+    state.logger.error({ err: error.cause, request_id: ctx.id, trace_id: ctx.trace.traceId, route: ctx.route?.id }, 'request failed unexpectedly')
   }
   const { req, res } = ctx
   // A body we did not read is not worth draining: close the connection after the answer.
   if (!req.complete && (ctx.headers?.chunked || (ctx.headers?.contentLength ?? 0) > 0)) {
     if (!res.headersSent) res.setHeader('connection', 'close')
   }
-  ctx.bytesOut += sendProblem(res, error, ctx.id, ctx.method === 'HEAD')
+  if (state.audit.durability === 'sync' && !res.headersSent && !ctx.audited) {
+    ctx.status = error.status
+    ctx.bytesOut += ctx.method === 'HEAD' ? 0 : Buffer.byteLength(problemBody(error, ctx.id))
+    await commitAudit(state)(ctx)
+    sendProblem(res, error, ctx.id, ctx.method === 'HEAD')
+  } else {
+    ctx.bytesOut += sendProblem(res, error, ctx.id, ctx.method === 'HEAD')
+  }
   if (ctx.upgrade) res.once('finish', () => ctx.upgrade?.socket.end())
 }

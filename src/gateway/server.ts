@@ -12,6 +12,7 @@ import type { GatewayState } from './state.ts'
 export interface ClientErrorInfo {
   code: ErrorCode
   status: number
+  detail: string
   requestId: string
   peer: string
 }
@@ -71,7 +72,7 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): ClientEr
   }
   const error = clientErrorOf(err)
   const requestId = writeRawProblem(socket, error)
-  return { code: error.code, status: error.status, requestId, peer: (socket as Socket).remoteAddress ?? '' }
+  return { code: error.code, status: error.status, detail: error.detail, requestId, peer: (socket as Socket).remoteAddress ?? '' }
 }
 
 function clientErrorOf(err: NodeJS.ErrnoException): GatewayError {

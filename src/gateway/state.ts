@@ -1,5 +1,7 @@
 import type { Duplex } from 'node:stream'
+import type { AuditLog } from '../audit/log.ts'
 import type { Logger } from '../telemetry/logger.ts'
+import type { Tracing } from '../telemetry/tracing.ts'
 import type { Runtime } from './compile.ts'
 import type { RequestContext } from './context.ts'
 
@@ -7,6 +9,9 @@ import type { RequestContext } from './context.ts'
 export interface GatewayState {
   runtime: Runtime
   readonly logger: Logger
+  readonly audit: AuditLog
+  /** null unless telemetry.otlp_endpoint is set. */
+  readonly tracing: Tracing | null
   /** Set on SIGTERM: responses say `Connection: close` so clients move to another instance. */
   draining: boolean
   inFlight: number

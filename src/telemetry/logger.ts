@@ -16,7 +16,7 @@ const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi
 
 /** Removes anything shaped like a credential from a free-text string. */
 export function scrub(text: string): string {
-  return text.replace(JWT_LIKE, '[redacted-jwt]').replace(BEARER, '$1 [redacted]')
+  return text.replace(JWT_LIKE, '[redacted]').replace(BEARER, '$1 [redacted]')
 }
 
 export interface LoggerOptions {

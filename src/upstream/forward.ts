@@ -22,6 +22,11 @@ export interface ForwardOptions {
   extraHeaders: string[] | null
   /** Read when the response starts: a draining gateway closes the connection after it. */
   lifecycle: { readonly draining: boolean }
+  /**
+   * durability: sync — called before the response's last bytes leave: the response is complete
+   * for the client only once its audit record is committed.
+   */
+  beforeEnd: ((ctx: RequestContext) => Promise<void>) | null
 }
 
 /** Resolves when the response has been fully sent (or the exchange ended); rejects before any byte was sent. */
@@ -141,16 +146,22 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #ctx: RequestContext
   #upstream: Upstream
   #lifecycle: ForwardOptions['lifecycle']
+  #beforeEnd: ForwardOptions['beforeEnd']
+  /** Sync durability: the head (for a bodiless response) and the last chunk wait for the commit. */
+  #heldHead: { status: number; headers: Record<string, string | string[]> } | null = null
+  #heldChunk: Buffer | null = null
   #resolve: () => void
   #reject: (err: GatewayError) => void
   #controller: Dispatcher.DispatchController | null = null
   #settled = false
   #onClientClose: () => void
+  #dispatchedAt = performance.now()
 
   constructor(ctx: RequestContext, options: ForwardOptions, resolve: () => void, reject: (err: GatewayError) => void) {
     this.#ctx = ctx
     this.#upstream = options.upstream
     this.#lifecycle = options.lifecycle
+    this.#beforeEnd = options.beforeEnd
     this.#resolve = resolve
     this.#reject = reject
     // A client that hangs up mid-exchange: stop the upstream request too.
@@ -170,18 +181,28 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const ctx = this.#ctx
     const res: ServerResponse = ctx.res
     ctx.upstreamStatus = statusCode
+    ctx.upstreamMs = performance.now() - this.#dispatchedAt
     ctx.status = statusCode
     if (res.destroyed) {
       controller.abort(new ClientGone())
       return
     }
     if (this.#lifecycle.draining) res.shouldKeepAlive = false // tell the client to move on
-    res.writeHead(statusCode, responseHeaders(headers, ctx.id))
+    if (this.#beforeEnd) this.#heldHead = { status: statusCode, headers: responseHeaders(headers, ctx.id) }
+    else res.writeHead(statusCode, responseHeaders(headers, ctx.id))
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const res = this.#ctx.res
     this.#ctx.bytesOut += chunk.length
+    if (this.#beforeEnd) {
+      // One chunk behind: the last one is sent only after the audit commit.
+      const previous = this.#heldChunk
+      this.#heldChunk = chunk
+      if (previous === null) return
+      this.#writeHeldHead()
+      chunk = previous
+    }
     if (!res.write(chunk)) {
       controller.pause()
       res.once('drain', () => controller.resume())
@@ -189,9 +210,24 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    this.#ctx.res.end()
-    this.#settle()
-    this.#resolve()
+    if (!this.#beforeEnd) {
+      this.#ctx.res.end()
+      this.#settle()
+      this.#resolve()
+      return
+    }
+    this.#beforeEnd(this.#ctx).then(() => {
+      this.#writeHeldHead()
+      this.#ctx.res.end(this.#heldChunk ?? undefined)
+      this.#settle()
+      this.#resolve()
+    }, (err: unknown) => this.onResponseError(this.#controller as Dispatcher.DispatchController, err as Error))
+  }
+
+  #writeHeldHead(): void {
+    if (this.#heldHead === null) return
+    this.#ctx.res.writeHead(this.#heldHead.status, this.#heldHead.headers)
+    this.#heldHead = null
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {

@@ -10,11 +10,12 @@ import { loadConfigText } from '../../src/config/index.ts'
 import { compileRuntime, createRuntimeDeps } from '../../src/gateway/compile.ts'
 import { createGatewayServer } from '../../src/gateway/server.ts'
 import type { GatewayState } from '../../src/gateway/state.ts'
+import { createAuditLog } from '../../src/audit/log.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
 
 describe('unexpected exceptions', () => {
   it('become 500 internal_error with the request id and a logged stack, and the gateway keeps serving', async () => {
-    const loaded = loadConfigText('upstreams: [{ name: a, url: "http://127.0.0.1:9" }]\nroutes: [{ id: a, path: /a, upstream: a, public: true }]\n', 'x.yaml')
+    const loaded = loadConfigText('audit: { sinks: [] }\nupstreams: [{ name: a, url: "http://127.0.0.1:9" }]\nroutes: [{ id: a, path: /a, upstream: a, public: true }]\n', 'x.yaml')
     const deps = createRuntimeDeps(createLogger({ level: 'silent' }), { offline: true })
     const runtime = compileRuntime(loaded.config!, deps)
     let calls = 0
@@ -32,6 +33,8 @@ describe('unexpected exceptions', () => {
     const state: GatewayState = {
       runtime: faulty,
       logger: createLogger({ destination: new Writable({ write: (c: Buffer, _e, cb) => (logs.push(c.toString()), cb()) }) }),
+      audit: createAuditLog(loaded.config!.audit, createLogger({ level: 'silent' })),
+      tracing: null,
       draining: false,
       inFlight: 0,
       tunnels: new Set(),

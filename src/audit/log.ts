@@ -1,0 +1,155 @@
+// The audit log as the request thread sees it: turn a finished request into a line, queue it, and
+// every `flush_interval` (or `max_batch` lines) hand the batch to the audit worker in one message.
+// `durability: sync` waits for the batch holding a record to be committed (group commit: whatever
+// is queued goes with it). Nothing here blocks on a sink.
+import { resolve } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import type { AuditConfig } from '../config/index.ts'
+import type { RequestContext } from '../gateway/context.ts'
+import type { Logger } from '../telemetry/logger.ts'
+import { recordLine, rejectedLine } from './record.ts'
+import type { FromWorker, ToWorker, WorkerConfig, WorkerSinkConfig, WorkerStats } from './worker.ts'
+
+export interface AuditStats extends WorkerStats {
+  /** Lines queued on the request thread plus records not yet handled by every sink. */
+  queueDepth: number
+}
+
+export interface AuditLog {
+  readonly enabled: boolean
+  readonly durability: 'batched' | 'sync'
+  /** Queues a finished request's record (it is written within flush_interval). */
+  record(ctx: RequestContext): void
+  /** Queues the record and resolves once it is committed (durability: sync). */
+  commit(ctx: RequestContext): Promise<void>
+  /** A request Node's parser refused before the pipeline saw it. */
+  recordRejected(info: { requestId: string; status: number; code: string; detail: string; peer: string }): void
+  stats(): AuditStats
+  /** Writes everything queued and stops the worker (SIGTERM). */
+  close(): Promise<void>
+}
+
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
+
+export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
+  if (config.sinks.length === 0) return disabledAuditLog
+  const workerConfig: WorkerConfig = {
+    sinks: config.sinks.map((sink): WorkerSinkConfig => (sink.type === 'sqlite' ? { type: 'sqlite', path: resolve(sink.path) } : sink)),
+    durable: config.durability === 'sync',
+    retentionMs: config.retention,
+    spillDir: resolve(config.spill_dir),
+    capacity: config.queue_capacity,
+  }
+
+  let pending: string[] = []
+  let waiters: Array<() => void> = []
+  let timer: NodeJS.Timeout | undefined
+  let nextId = 1
+  const inFlight = new Map<number, { count: number; waiters: Array<() => void> }>()
+  let inFlightRecords = 0
+  let workerStats: WorkerStats = { backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, sinks: {}, chain: '', seq: 0 }
+  let lost = 0
+  let closing = false
+  let drained: (() => void) | undefined
+  let worker = start()
+
+  function start(): Worker {
+    const w = new Worker(WORKER_URL, { workerData: workerConfig })
+    w.on('message', (message: FromWorker) => {
+      switch (message.type) {
+        case 'committed': {
+          const batch = inFlight.get(message.id)
+          inFlight.delete(message.id)
+          if (batch) {
+            inFlightRecords -= batch.count
+            for (const wake of batch.waiters) wake()
+          }
+          break
+        }
+        case 'stats':
+          workerStats = message.stats
+          break
+        case 'log':
+          logger[message.level](message.fields, message.msg)
+          break
+        case 'drained':
+          drained?.()
+          break
+        case 'ready':
+          logger.debug({ chain: message.chain }, 'audit worker ready')
+          break
+      }
+    })
+    w.on('error', (err) => logger.error({ err }, 'the audit worker failed'))
+    w.on('exit', (code) => {
+      if (closing) return
+      // Records handed to the dead worker but not committed are lost: count them, release any
+      // waiting response, and carry on with a new worker (it continues the chain from its state).
+      lost += inFlightRecords
+      logger.error({ code, lost: inFlightRecords }, 'the audit worker stopped: restarting it')
+      for (const batch of inFlight.values()) for (const wake of batch.waiters) wake()
+      inFlight.clear()
+      inFlightRecords = 0
+      worker = start()
+    })
+    return w
+  }
+
+  function flush(): void {
+    clearTimeout(timer)
+    timer = undefined
+    if (pending.length === 0) return
+    const id = nextId++
+    inFlight.set(id, { count: pending.length, waiters })
+    inFlightRecords += pending.length
+    worker.postMessage({ type: 'batch', id, lines: pending.join('\n') } satisfies ToWorker)
+    pending = []
+    waiters = []
+  }
+
+  function enqueue(line: string): void {
+    pending.push(line)
+    if (pending.length >= config.max_batch) flush()
+    else timer ??= setTimeout(flush, config.flush_interval)
+  }
+
+  return {
+    enabled: true,
+    durability: config.durability,
+    record(ctx) {
+      enqueue(recordLine(ctx))
+    },
+    commit(ctx) {
+      return new Promise<void>((done) => {
+        pending.push(recordLine(ctx))
+        waiters.push(done)
+        flush() // group commit: a waiting response does not sit out the flush interval
+      })
+    },
+    recordRejected(info) {
+      enqueue(rejectedLine(info))
+    },
+    stats() {
+      return { ...workerStats, dropped: workerStats.dropped + lost, queueDepth: pending.length + inFlightRecords + workerStats.backlog }
+    },
+    async close() {
+      flush()
+      closing = true
+      await new Promise<void>((done) => {
+        drained = done
+        worker.postMessage({ type: 'drain', id: nextId++ } satisfies ToWorker)
+      })
+      await worker.terminate()
+    },
+  }
+}
+
+const disabledAuditLog: AuditLog = {
+  enabled: false,
+  durability: 'batched',
+  record() {},
+  commit: async () => {},
+  recordRejected() {},
+  stats: () => ({ queueDepth: 0, backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, sinks: {}, chain: '', seq: 0 }),
+  close: async () => {},
+}

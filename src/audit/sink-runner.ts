@@ -1,0 +1,155 @@
+// Delivers the chain to one sink without losing or reordering a record, whatever the sink does.
+//
+// Mode `sink`: batches are written in order (one at a time). The first batch that fails — or a
+// backlog beyond `capacity` rows (a slow sink) — switches to mode `spill`: that batch and every later
+// one are appended to the sink's spill file, in order. A recovery loop pings the sink every second;
+// when it answers, the spill file is replayed from its start, in order, and the mode switches back
+// to `sink` only once the file is drained and no append is in flight (the file is emptied in the
+// same synchronous step). A sink therefore only ever receives a record after all earlier ones.
+// Nothing is dropped unless the spill file itself cannot be written (a full disk): that is counted.
+import type { AuditSink, StoredRow } from './sinks/sink.ts'
+import type { Spill } from './spill.ts'
+
+export interface RunnerEvents {
+  log(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void
+  written(sink: string, rows: number): void
+  spilled(sink: string, rows: number): void
+  replayed(sink: string, rows: number): void
+  dropped(sink: string, rows: number): void
+}
+
+export interface SinkRunner {
+  readonly name: string
+  readonly up: boolean
+  /** Resolves once the rows are in the sink or durably in its spill file. */
+  handle(rows: readonly StoredRow[]): Promise<void>
+  /** Rows accepted but not yet handled (for the queue-depth metric). */
+  readonly backlog: number
+  /** Waits until every accepted batch is handled (SIGTERM), then stops retrying. */
+  drain(): Promise<void>
+  retention(beforeMs: number): Promise<void>
+}
+
+const REPLAY_BATCH = 2_000
+const RECOVERY_INTERVAL_MS = 1_000
+
+export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capacity: number; durable: boolean; events: RunnerEvents; opened: boolean }): SinkRunner {
+  const { events } = options
+  let mode: 'sink' | 'spill' = options.opened && spill.size() === 0 ? 'sink' : 'spill'
+  let writes: Promise<void> = Promise.resolve()
+  let appends: Promise<void> = Promise.resolve()
+  let appending = 0
+  let backlog = 0
+  let recovering = false
+  let stopped = false
+  let opened = options.opened
+
+  const timer = setInterval(() => void recover(), RECOVERY_INTERVAL_MS)
+  timer.unref()
+
+  function appendToSpill(rows: readonly StoredRow[]): Promise<void> {
+    appending++
+    const task = appends.then(async () => {
+      try {
+        await spill.append(rows, options.durable)
+        events.spilled(sink.name, rows.length)
+      } catch (err) {
+        events.dropped(sink.name, rows.length)
+        events.log('error', 'audit records lost: the spill file cannot be written', { sink: sink.name, rows: rows.length, err })
+      } finally {
+        appending--
+      }
+    })
+    appends = task
+    return task
+  }
+
+  function goDown(reason: string, err?: unknown): void {
+    if (mode === 'spill') return
+    mode = 'spill'
+    events.log('warn', 'audit sink unavailable: spilling records to disk until it is back', { sink: sink.name, reason, spill: spill.path, err })
+  }
+
+  function handle(rows: readonly StoredRow[]): Promise<void> {
+    if (mode === 'sink' && backlog + rows.length > options.capacity) goDown(`more than ${options.capacity} records waiting`)
+    if (mode === 'spill') return appendToSpill(rows)
+    backlog += rows.length
+    const task = writes.then(async () => {
+      try {
+        // An earlier batch failed while this one waited: keep the order, spill it too.
+        if (mode === 'spill') return await appendToSpill(rows)
+        try {
+          await sink.write(rows)
+          events.written(sink.name, rows.length)
+        } catch (err) {
+          goDown('a write failed', err)
+          await appendToSpill(rows)
+        }
+      } finally {
+        backlog -= rows.length
+      }
+    })
+    writes = task
+    return task
+  }
+
+  async function recover(): Promise<void> {
+    if (mode === 'sink' || recovering || stopped) return
+    recovering = true
+    try {
+      await writes // no write of the old mode may still be in flight
+      if (!opened) {
+        await sink.open()
+        opened = true
+      } else {
+        await sink.ping()
+      }
+      let offset = 0
+      let replayed = 0
+      for (;;) {
+        await appends
+        const { rows, next } = await spill.read(offset, REPLAY_BATCH)
+        if (rows.length === 0) {
+          if (appending > 0) continue
+          spill.clear()
+          mode = 'sink'
+          break
+        }
+        await sink.write(rows)
+        events.replayed(sink.name, rows.length)
+        replayed += rows.length
+        offset = next
+      }
+      events.log('info', 'audit sink is back: spilled records replayed in order', { sink: sink.name, replayed })
+    } catch {
+      // Still away: stay in spill mode and try again on the next tick.
+    } finally {
+      recovering = false
+    }
+  }
+
+  return {
+    name: sink.name,
+    get up() {
+      return mode === 'sink'
+    },
+    get backlog() {
+      return backlog
+    },
+    handle,
+    async drain() {
+      await writes
+      await appends
+      stopped = true
+      clearInterval(timer)
+      await spill.close()
+    },
+    async retention(beforeMs) {
+      if (mode !== 'sink') return
+      await (writes = writes.then(async () => {
+        const deleted = await sink.deleteBefore(beforeMs)
+        if (deleted > 0) events.log('info', 'audit retention: old records deleted', { sink: sink.name, deleted })
+      }).catch((err: unknown) => events.log('warn', 'audit retention failed', { sink: sink.name, err })))
+    },
+  }
+}

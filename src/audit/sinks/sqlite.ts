@@ -1,0 +1,155 @@
+// The embedded audit sink: node:sqlite in WAL mode, every record field a column, plus the chain (a
+// small number, mapped to the chain's id in audit_chains) and its `seq`, unique together so a chain
+// started afresh never collides with an older one and a replay writes each record once. `time_ms`
+// lets the time indexes compare integers. Measured (bench/audit.ts): integer chain keys and 25-row
+// INSERT statements cut an insert from ~12 µs to ~6 µs with the four indexes.
+import { existsSync, mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import { AUDIT_FIELDS, type AuditRecord } from '../record.ts'
+import type { AuditSink, ChainHead, StoredRow } from './sink.ts'
+
+const SCHEMA_VERSION = 1
+const ROWS_PER_INSERT = 25
+
+const MIGRATIONS: Record<number, string> = {
+  1: `
+    CREATE TABLE audit_chains (no INTEGER PRIMARY KEY, chain TEXT NOT NULL UNIQUE);
+    CREATE TABLE audit_records (
+      chain INTEGER NOT NULL,
+      seq INTEGER NOT NULL,
+      time_ms INTEGER NOT NULL,
+      id TEXT NOT NULL, time TEXT NOT NULL, request_id TEXT, trace_id TEXT, method TEXT, path TEXT, route TEXT,
+      status INTEGER, decision TEXT, code TEXT, detail TEXT, statement TEXT, issuer TEXT, subject TEXT,
+      client_id TEXT, roles TEXT, source_ip TEXT, user_agent TEXT, upstream TEXT, upstream_status INTEGER,
+      duration_ms REAL, bytes_in INTEGER, bytes_out INTEGER, "limit" TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
+      UNIQUE (chain, seq)
+    );
+    CREATE INDEX audit_time ON audit_records (time_ms);
+    CREATE INDEX audit_subject ON audit_records (subject, time_ms);
+    CREATE INDEX audit_route ON audit_records (route, time_ms);
+    CREATE INDEX audit_decision ON audit_records (decision, time_ms);
+    CREATE TABLE audit_checkpoint (chain INTEGER PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
+  `,
+}
+
+/** Record fields as SQL column names (`limit` is a keyword). */
+export const COLUMNS = AUDIT_FIELDS.map((field) => (field === 'limit' ? '"limit"' : field))
+const INSERT_COLUMNS = ['chain', 'seq', 'time_ms', ...COLUMNS]
+
+export class NoAuditLog extends Error {}
+
+export function openSqlite(path: string, options: { readOnly?: boolean; durable?: boolean } = {}): DatabaseSync {
+  if (options.readOnly && !existsSync(path)) throw new NoAuditLog(`there is no audit log at ${path} yet`)
+  if (!options.readOnly) mkdirSync(dirname(path), { recursive: true })
+  const db = new DatabaseSync(path, { readOnly: options.readOnly === true })
+  db.exec('PRAGMA busy_timeout = 5000')
+  if (!options.readOnly) {
+    db.exec('PRAGMA journal_mode = WAL')
+    // NORMAL survives a killed process (the WAL is written before COMMIT returns); FULL also a power cut.
+    db.exec(`PRAGMA synchronous = ${options.durable ? 'FULL' : 'NORMAL'}`)
+    migrate(db)
+  }
+  return db
+}
+
+function migrate(db: DatabaseSync): void {
+  const { user_version: version } = db.prepare('PRAGMA user_version').get() as { user_version: number }
+  for (let next = version + 1; next <= SCHEMA_VERSION; next++) {
+    db.exec('BEGIN')
+    db.exec(MIGRATIONS[next] as string)
+    db.exec(`PRAGMA user_version = ${next}`)
+    db.exec('COMMIT')
+  }
+}
+
+/** A stored row back into a record (roles is kept as JSON text). */
+export function recordFromRow(row: Record<string, unknown>): AuditRecord {
+  const record: Record<string, unknown> = {}
+  for (const field of AUDIT_FIELDS) record[field] = row[field] ?? null
+  record.roles = typeof row.roles === 'string' ? (JSON.parse(row.roles) as string[]) : []
+  return record as unknown as AuditRecord
+}
+
+function bind(out: unknown[], chain: number, { seq, record: r }: StoredRow): void {
+  out.push(
+    chain, seq, Date.parse(r.time), r.id, r.time, r.request_id, r.trace_id, r.method, r.path, r.route, r.status, r.decision, r.code,
+    r.detail, r.statement, r.issuer, r.subject, r.client_id, JSON.stringify(r.roles), r.source_ip, r.user_agent, r.upstream,
+    r.upstream_status, r.duration_ms, r.bytes_in, r.bytes_out, r.limit, r.prev_hash, r.hash,
+  )
+}
+
+export function createSqliteSink(path: string, options: { durable: boolean; chain: string }): AuditSink {
+  let db: DatabaseSync | undefined
+  let chainNo = 0
+  const inserts = new Map<number, StatementSync>()
+
+  function insertOf(rows: number): StatementSync {
+    let statement = inserts.get(rows)
+    if (!statement) {
+      const one = `(${INSERT_COLUMNS.map(() => '?').join(', ')})`
+      statement = (db as DatabaseSync).prepare(`INSERT OR IGNORE INTO audit_records (${INSERT_COLUMNS.join(', ')}) VALUES ${new Array(rows).fill(one).join(', ')}`)
+      inserts.set(rows, statement)
+    }
+    return statement
+  }
+
+  return {
+    name: `sqlite:${path}`,
+    async open(): Promise<ChainHead | null> {
+      db = openSqlite(path, { durable: options.durable })
+      db.prepare('INSERT OR IGNORE INTO audit_chains (chain) VALUES (?)').run(options.chain)
+      chainNo = (db.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(options.chain) as { no: number }).no
+      const last = db.prepare('SELECT seq, hash FROM audit_records WHERE chain = ? ORDER BY seq DESC LIMIT 1').get(chainNo) as ChainHead | undefined
+      if (last) return { seq: last.seq, hash: last.hash }
+      const checkpoint = db.prepare('SELECT seq, hash FROM audit_checkpoint WHERE chain = ?').get(chainNo) as ChainHead | undefined
+      return checkpoint ? { seq: checkpoint.seq, hash: checkpoint.hash } : null
+    },
+    async write(rows) {
+      if (!db) throw new Error('the SQLite audit sink is not open')
+      db.exec('BEGIN')
+      try {
+        for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+          const chunk = rows.slice(i, i + ROWS_PER_INSERT)
+          const params: unknown[] = []
+          for (const row of chunk) bind(params, chainNo, row)
+          insertOf(chunk.length).run(...(params as Array<string | number | null>))
+        }
+        db.exec('COMMIT')
+      } catch (err) {
+        db.exec('ROLLBACK')
+        throw err
+      }
+    },
+    async ping() {
+      if (!db) throw new Error('the SQLite audit sink is not open')
+      db.prepare('SELECT 1').get()
+    },
+    async deleteBefore(timeMs) {
+      if (!db) return 0
+      // The checkpoint remembers the last deleted record of each chain, so `audit verify` knows
+      // where a chain legitimately starts after retention (chains of earlier runs age out too).
+      const lasts = db.prepare('SELECT chain, MAX(seq) AS seq FROM audit_records WHERE time_ms < ? GROUP BY chain').all(timeMs) as Array<{ chain: number; seq: number }>
+      if (lasts.length === 0) return 0
+      db.exec('BEGIN')
+      try {
+        let deleted = 0
+        for (const { chain, seq } of lasts) {
+          const { hash } = db.prepare('SELECT hash FROM audit_records WHERE chain = ? AND seq = ?').get(chain, seq) as { hash: string }
+          db.prepare('INSERT INTO audit_checkpoint (chain, seq, hash) VALUES (?, ?, ?) ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash').run(chain, seq, hash)
+          deleted += Number(db.prepare('DELETE FROM audit_records WHERE chain = ? AND seq <= ?').run(chain, seq).changes)
+        }
+        db.exec('COMMIT')
+        return deleted
+      } catch (err) {
+        db.exec('ROLLBACK')
+        throw err
+      }
+    },
+    async close() {
+      inserts.clear()
+      db?.close()
+      db = undefined
+    },
+  }
+}

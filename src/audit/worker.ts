@@ -1,0 +1,163 @@
+// The audit worker thread: it owns the hash chain and the sinks. The request thread only turns a
+// finished request into one JSON line (bench/audit.ts measures it); hashing, SQLite inserts,
+// PostgreSQL round trips, spilling and replay all happen here, off the request path.
+import { randomUUID } from 'node:crypto'
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parentPort, workerData } from 'node:worker_threads'
+import { GENESIS_HASH, linkLine } from './record.ts'
+import { createSinkRunner, type RunnerEvents, type SinkRunner } from './sink-runner.ts'
+import { createPostgresSink } from './sinks/postgres.ts'
+import type { AuditSink, ChainHead, StoredRow } from './sinks/sink.ts'
+import { createSqliteSink } from './sinks/sqlite.ts'
+import { createStdoutSink } from './sinks/stdout.ts'
+import { spillFor } from './spill.ts'
+
+export type WorkerSinkConfig = { type: 'sqlite'; path: string } | { type: 'postgres'; url: string; schema: string } | { type: 'stdout' }
+
+export interface WorkerConfig {
+  sinks: WorkerSinkConfig[]
+  durable: boolean
+  retentionMs: number
+  spillDir: string
+  capacity: number
+}
+
+export type ToWorker = { type: 'batch'; id: number; lines: string } | { type: 'drain'; id: number }
+
+export interface WorkerStats {
+  backlog: number
+  written: number
+  spilled: number
+  replayed: number
+  dropped: number
+  sinks: Record<string, boolean>
+  chain: string
+  seq: number
+}
+
+export type FromWorker =
+  | { type: 'ready'; chain: string }
+  | { type: 'committed'; id: number }
+  | { type: 'drained'; id: number }
+  | { type: 'stats'; stats: WorkerStats }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields: Record<string, unknown> }
+
+const OPEN_TIMEOUT_MS = 3_000
+
+const port = parentPort
+if (!port) throw new Error('audit/worker.ts runs as a worker thread')
+const config = workerData as WorkerConfig
+const send = (message: FromWorker) => port.postMessage(message)
+
+const counters = { written: 0, spilled: 0, replayed: 0, dropped: 0 }
+const events: RunnerEvents = {
+  log: (level, msg, fields = {}) => send({ type: 'log', level, msg, fields: cloneable(fields) }),
+  written: (_sink, rows) => (counters.written += rows),
+  spilled: (_sink, rows) => (counters.spilled += rows),
+  replayed: (_sink, rows) => (counters.replayed += rows),
+  dropped: (_sink, rows) => (counters.dropped += rows),
+}
+
+/** Errors lose their class across postMessage: keep what a log line needs. */
+function cloneable(fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(fields)) {
+    out[key] = value instanceof Error ? { type: value.name, message: value.message, code: (value as { code?: unknown }).code } : value
+  }
+  return out
+}
+
+/** The chain's state survives restarts here, so records continue the same chain. */
+const statePath = join(config.spillDir, 'chain.json')
+mkdirSync(config.spillDir, { recursive: true })
+const saved = (() => {
+  try {
+    return JSON.parse(readFileSync(statePath, 'utf8')) as { chain: string; seq: number; hash: string }
+  } catch {
+    return { chain: randomUUID(), seq: 0, hash: GENESIS_HASH }
+  }
+})()
+let head: ChainHead = { seq: saved.seq, hash: saved.hash }
+
+function saveState(): void {
+  writeFileSync(`${statePath}.tmp`, JSON.stringify({ chain: saved.chain, ...head }))
+  renameSync(`${statePath}.tmp`, statePath)
+}
+
+function createSink(sink: WorkerSinkConfig): AuditSink {
+  switch (sink.type) {
+    case 'sqlite':
+      return createSqliteSink(sink.path, { durable: config.durable, chain: saved.chain })
+    case 'postgres':
+      return createPostgresSink({ url: sink.url, schema: sink.schema, chain: saved.chain })
+    case 'stdout':
+      return createStdoutSink()
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())])
+}
+
+const sinks = config.sinks.map(createSink)
+const opened = await Promise.all(
+  sinks.map((sink) =>
+    withTimeout(sink.open(), OPEN_TIMEOUT_MS).then(
+      (sinkHead) => {
+        if (sinkHead && sinkHead.seq > head.seq) head = sinkHead
+        return true
+      },
+      (err: unknown) => {
+        events.log('warn', 'audit sink unavailable at start: spilling records to disk until it is back', { sink: sink.name, err })
+        return false
+      },
+    ),
+  ),
+)
+const runners: SinkRunner[] = sinks.map((sink, i) =>
+  createSinkRunner(sink, spillFor(config.spillDir, sink.name), { capacity: config.capacity, durable: config.durable, events, opened: opened[i] === true }),
+)
+
+function onBatch(id: number, lines: string): void {
+  // Chained synchronously, in arrival order; the sinks then take the rows at their own pace.
+  const rows: StoredRow[] = []
+  for (const line of lines.split('\n')) {
+    const record = linkLine(line, head.hash)
+    head = { seq: head.seq + 1, hash: record.hash }
+    rows.push({ seq: head.seq, record })
+  }
+  saveState()
+  void Promise.all(runners.map((runner) => runner.handle(rows))).then(() => send({ type: 'committed', id }))
+}
+
+port.on('message', (message: ToWorker) => {
+  if (message.type === 'batch') onBatch(message.id, message.lines)
+  else if (message.type === 'drain') {
+    void Promise.all(runners.map((runner) => runner.drain()))
+      .then(() => Promise.all(sinks.map((sink) => sink.close().catch(() => {}))))
+      .then(() => send({ type: 'drained', id: message.id }))
+  }
+})
+
+function stats(): WorkerStats {
+  return {
+    backlog: runners.reduce((sum, r) => sum + r.backlog, 0),
+    ...counters,
+    sinks: Object.fromEntries(runners.map((r) => [r.name, r.up])),
+    chain: saved.chain,
+    seq: head.seq,
+  }
+}
+setInterval(() => send({ type: 'stats', stats: stats() }), 1_000).unref()
+
+function retention(): void {
+  const before = Date.now() - config.retentionMs
+  for (const runner of runners) void runner.retention(before)
+}
+// A tenth of the retention period, between 1 s and 1 h: old records go soon after they are due.
+const retentionEvery = Math.min(3_600_000, Math.max(1_000, config.retentionMs / 10))
+setInterval(retention, retentionEvery).unref()
+
+send({ type: 'stats', stats: stats() })
+send({ type: 'ready', chain: saved.chain })

@@ -1,0 +1,301 @@
+// The audit log as compliance reads it: one record for every request whatever its outcome, with
+// the SPEC fields; search by the SPEC filters; and a hash chain that names an edited, deleted or
+// reordered record.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { DatabaseSync } from 'node:sqlite'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { stringify } from 'yaml'
+import { writeFile } from 'node:fs/promises'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { AuditRecord } from '../../src/audit/record.ts'
+import { searchAudit, verifyAudit } from '../../src/audit/search.ts'
+import { runCli } from '../helpers/cli.ts'
+import { closedPort } from '../helpers/faults.ts'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { rawRequest } from '../helpers/raw.ts'
+import { startUpstream, type Received, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const ADMIN = 'audit-test-admin-token-0123456789'
+let dir: string
+let db: string
+let idp: TestIdentityProvider
+let upstream: TestUpstream
+let gateway: TestGateway
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-audit-'))
+  db = join(dir, 'audit.db')
+  idp = await startIdentityProvider()
+  upstream = await startUpstream(async (req, res, received) => {
+    if (req.url === '/hang') return new Promise(() => {})
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify(received))
+  })
+  gateway = await startTestGateway({
+    server: { max_body_bytes: 100, max_header_bytes: 2048 },
+    admin: { token: ADMIN },
+    audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
+    issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
+    roles: [{ name: 'reports', assumed_by: [{ issuer: 'corp', subject: 'looker-*' }], policies: ['read'] }],
+    policies: [{ name: 'read', statements: [
+      { sid: 'ReadData', effect: 'allow', actions: ['GET', 'POST'], routes: ['data', 'limited', 'slow'] },
+      { sid: 'NoSecrets', effect: 'deny', actions: ['*'], routes: ['secrets'] },
+    ] }],
+    limits: [{ name: 'one-only', key: 'principal', rate: '1/m', burst: 1 }],
+    upstreams: [
+      { name: 'api', url: upstream.url },
+      { name: 'gone', url: `http://127.0.0.1:${await closedPort()}` },
+      { name: 'slow', url: upstream.url, timeout: '200ms' },
+    ],
+    routes: [
+      { id: 'data', path: '/data/*', upstream: 'api' },
+      { id: 'secrets', path: '/secrets', upstream: 'api' },
+      { id: 'limited', path: '/limited', upstream: 'api', limits: ['one-only'] },
+      { id: 'gone', path: '/gone', upstream: 'gone', public: true },
+      { id: 'slow', path: '/hang', upstream: 'slow' },
+      { id: 'open', path: '/open/*', upstream: 'api', public: true },
+    ],
+  })
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'keys')
+})
+
+afterAll(async () => {
+  await gateway.close()
+  await upstream.close()
+  await idp.stop()
+  await rm(dir, { recursive: true, force: true })
+})
+
+let n = 0
+async function send(path: string, options: { token?: string; method?: string; headers?: Record<string, string>; body?: string } = {}) {
+  const requestId = `audit-${++n}`
+  const headers: Record<string, string> = { 'x-request-id': requestId, 'user-agent': 'Looker/24.0', ...options.headers }
+  if (options.token) headers.authorization = `Bearer ${options.token}`
+  const res = await request(`${gateway.url}${path}`, { method: options.method ?? 'GET', headers, body: options.body })
+  const text = await res.body.text()
+  return { requestId, status: res.statusCode, text }
+}
+
+async function recordOf(requestId: string): Promise<AuditRecord> {
+  let found: AuditRecord | undefined
+  await waitFor(async () => {
+    found = (await searchAudit({ type: 'sqlite', path: db }, { limit: 500 }).catch(() => [])).find((r) => r.request_id === requestId)
+    return found !== undefined
+  }, `the audit record of ${requestId}`)
+  return found as AuditRecord
+}
+
+describe('one record for every request, whatever its outcome', () => {
+  it('allowed: who, what, which statement, how it went upstream', async () => {
+    const token = await idp.token('looker-reports')
+    const sent = await send('/data/daily?region=eu', { token, headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } })
+    expect(sent.status).toBe(200)
+    const record = await recordOf(sent.requestId)
+    expect(record).toMatchObject({
+      request_id: sent.requestId,
+      trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
+      method: 'GET',
+      path: '/data/daily',
+      route: 'data',
+      status: 200,
+      decision: 'allow',
+      code: null,
+      detail: null,
+      statement: 'ReadData',
+      issuer: idp.issuer,
+      subject: 'looker-reports',
+      client_id: 'looker-reports',
+      roles: ['reports'],
+      source_ip: '127.0.0.1',
+      user_agent: 'Looker/24.0',
+      upstream: 'api',
+      upstream_status: 200,
+      bytes_in: 0,
+      bytes_out: sent.text.length,
+      limit: null,
+    })
+    expect(record.id).toMatch(/^[0-9a-f-]{36}$/)
+    expect(Date.parse(record.time)).toBeGreaterThan(Date.now() - 60_000)
+    expect(record.duration_ms).toBeGreaterThan(0)
+    expect(record.hash).toMatch(/^[0-9a-f]{64}$/)
+    expect(record.prev_hash).toMatch(/^[0-9a-f]{64}$/)
+    expect((JSON.parse(sent.text) as Received).headers.traceparent).toContain('4bf92f3577b34da6a3ce929d0e0e4736')
+  })
+
+  it.each([
+    ['no token: 401 missing_token', '/data/x', {}, { status: 401, decision: 'deny', code: 'missing_token', route: 'data', subject: null }],
+    ['no route: 404', '/nowhere', {}, { status: 404, decision: 'deny', code: 'route_not_found', route: null }],
+    ['a hostile path: 400 bad_path, recorded as sent', '/data/a%2Fb', {}, { status: 400, code: 'bad_path', path: '/data/a%2Fb' }],
+    ['no connection upstream: 502', '/gone', {}, { status: 502, decision: 'error', code: 'upstream_unavailable', upstream: 'gone', upstream_status: null }],
+    ['a body too large: 413', '/open/x', { method: 'POST', body: 'x'.repeat(200) }, { status: 413, code: 'payload_too_large' }],
+  ] as const)('%s', async (_name, path, options, expected) => {
+    const sent = await send(path, options)
+    expect(sent.status).toBe(expected.status)
+    expect(await recordOf(sent.requestId)).toMatchObject(expected)
+  })
+
+  it('denied by policy: 403 with the statement and the roles held', async () => {
+    const sent = await send('/secrets', { token: await idp.token('looker-reports') })
+    expect(sent.status).toBe(403)
+    expect(await recordOf(sent.requestId)).toMatchObject({
+      decision: 'deny', code: 'policy_denied', statement: 'NoSecrets', roles: ['reports'], subject: 'looker-reports',
+      detail: 'Statement "NoSecrets" of policy "read" denies GET on route "secrets".',
+    })
+  })
+
+  it('no role: 403 no_role with the verified subject', async () => {
+    const sent = await send('/data/x', { token: await idp.token('analytics-agent') })
+    expect(await recordOf(sent.requestId)).toMatchObject({ status: 403, code: 'no_role', subject: 'analytics-agent', roles: [] })
+  })
+
+  it('throttled: 429 naming the limit', async () => {
+    const token = await idp.token('looker-reports')
+    await send('/limited', { token })
+    const sent = await send('/limited', { token })
+    expect(sent.status).toBe(429)
+    expect(await recordOf(sent.requestId)).toMatchObject({ code: 'rate_limited', limit: 'one-only', decision: 'deny' })
+  })
+
+  it('an upstream that does not answer: 504', async () => {
+    const sent = await send('/hang', { token: await idp.token('looker-reports') })
+    expect(await recordOf(sent.requestId)).toMatchObject({ status: 504, decision: 'error', code: 'upstream_timeout', upstream: 'slow' })
+  })
+
+  it('issuer drift is named in the record, and no unverified claim is recorded', async () => {
+    const sent = await send('/data/x', { token: await idp.mint({ iss: `${idp.issuer}/`, sub: 'looker-x' }) })
+    const record = await recordOf(sent.requestId)
+    expect(record).toMatchObject({ status: 401, code: 'issuer_unknown', issuer: null, subject: null })
+    expect(record.detail).toContain('issuer drift')
+  })
+
+  it('a request Node\'s parser refuses is recorded too', async () => {
+    const res = await rawRequest(Number(new URL(gateway.url).port), `GET /open/x HTTP/1.1\r\nHost: gw\r\nX-Big: ${'a'.repeat(3000)}\r\n\r\n`)
+    expect(res.status).toBe(431)
+    expect(await recordOf(res.headers['x-request-id'] as string)).toMatchObject({ status: 431, code: 'headers_too_large', method: '-', decision: 'deny' })
+  })
+})
+
+describe('search', () => {
+  it('bouncer audit filters by principal, route, decision and status, newest first', async () => {
+    const token = await idp.token('looker-reports')
+    await send('/data/a', { token })
+    await send('/data/b', { token })
+    const file = join(dir, 'bouncer.yaml')
+    await writeFile(file, stringify({ audit: { sinks: [{ type: 'sqlite', path: db }] } }))
+    await waitFor(async () => (await searchAudit({ type: 'sqlite', path: db }, { limit: 1, route: 'data', status: 200 }))[0]?.path === '/data/b', 'the newest record')
+    const json = await runCli(['audit', '--config', file, '--principal', 'looker-reports', '--route', 'data', '--decision', 'allow', '--since', '1h', '--json', '--limit', '2'])
+    expect(json.code).toBe(0)
+    const lines = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as AuditRecord)
+    expect(lines.map((r) => r.path)).toEqual(['/data/b', '/data/a'])
+    expect(Object.keys(lines[0]!).slice(0, 4)).toEqual(['id', 'time', 'request_id', 'trace_id'])
+    const table = await runCli(['audit', '--config', file, '--decision', 'deny', '--status', '403'])
+    expect(table.stdout.split('\n')[0]).toMatch(/^TIME \(UTC\)\s+STATUS\s+DECISION\s+REQUEST\s+ROUTE\s+SUBJECT\s+WHY$/)
+    expect(table.stdout).toContain('policy_denied (NoSecrets)')
+    expect(table.stdout).not.toContain(' 200 ')
+    expect((await runCli(['audit', '--config', file, '--since', 'yesterday-ish'])).code).toBe(2)
+  })
+
+  it('GET /api/audit takes the same filters', async () => {
+    const res = await request(`${gateway.adminUrl}/api/audit?decision=deny&status=429&limit=5`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    const records = (await res.body.json()) as AuditRecord[]
+    expect(records.length).toBeGreaterThanOrEqual(1)
+    expect(records.every((r) => r.status === 429 && r.decision === 'deny')).toBe(true)
+    const bad = await request(`${gateway.adminUrl}/api/audit?limit=100000`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    expect(bad.statusCode).toBe(400)
+    await bad.body.dump()
+  })
+})
+
+describe('tamper evidence', () => {
+  async function chainOf(count: number): Promise<{ path: string; file: string }> {
+    const own = await mkdtemp(join(dir, 'chain-'))
+    const path = join(own, 'audit.db')
+    const gw = await startTestGateway({
+      audit: { sinks: [{ type: 'sqlite', path }], spill_dir: join(own, 'spill'), flush_interval: '10ms' },
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'open', path: '/*', upstream: 'api', public: true }],
+    })
+    for (let i = 0; i < count; i++) await (await request(`${gw.url}/r/${i}`)).body.dump()
+    await gw.close()
+    const file = join(own, 'bouncer.yaml')
+    await writeFile(file, stringify({ audit: { sinks: [{ type: 'sqlite', path }] } }))
+    return { path, file }
+  }
+
+  const tamper = (path: string, sql: string) => {
+    const database = new DatabaseSync(path)
+    database.exec(sql)
+    database.close()
+  }
+
+  it('bouncer audit verify passes an untouched chain, and it continues across restarts', async () => {
+    const { path, file } = await chainOf(5)
+    expect(await runCli(['audit', 'verify', '--config', file])).toMatchObject({ code: 0, stdout: 'ok: 5 records in 1 chain verified\n' })
+    // A second gateway on the same files continues the chain.
+    const gw = await startTestGateway({
+      audit: { sinks: [{ type: 'sqlite', path }], spill_dir: join(path, '..', 'spill'), flush_interval: '10ms' },
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'open', path: '/*', upstream: 'api', public: true }],
+    })
+    await (await request(`${gw.url}/again`)).body.dump()
+    await gw.close()
+    expect(await verifyAudit({ type: 'sqlite', path })).toEqual({ ok: true, checked: 6, chains: 1 })
+  })
+
+  it('names an edited record', async () => {
+    const { path, file } = await chainOf(5)
+    tamper(path, "UPDATE audit_records SET path = '/nothing-to-see' WHERE seq = 3")
+    const result = await runCli(['audit', 'verify', '--config', file])
+    expect(result.code).toBe(1)
+    expect(result.stdout).toMatch(/^audit log tampered: record [0-9a-f-]{36} \(seq 3 of chain [0-9a-f-]{36}, .*\): its content does not match its hash \(the record was edited\)\n2 records before it verified\n$/)
+  })
+
+  it('names the record after a deleted one', async () => {
+    const { path } = await chainOf(5)
+    tamper(path, 'DELETE FROM audit_records WHERE seq = 2')
+    expect((await verifyAudit({ type: 'sqlite', path })).problem).toMatchObject({ seq: 3, reason: 'record 2 before it is missing (deleted)' })
+  })
+
+  it('names reordered records, even when their seq values were swapped to hide it', async () => {
+    const { path } = await chainOf(5)
+    tamper(path, 'UPDATE audit_records SET seq = -1 WHERE seq = 2; UPDATE audit_records SET seq = 2 WHERE seq = 4; UPDATE audit_records SET seq = 4 WHERE seq = -1')
+    expect((await verifyAudit({ type: 'sqlite', path })).problem).toMatchObject({ seq: 2, reason: 'its prev_hash does not match the record before it (records were reordered or replaced)' })
+  })
+
+  it('names an edit whose hash was recomputed to match (the next record still points at the old one)', async () => {
+    const { path } = await chainOf(5)
+    const database = new DatabaseSync(path)
+    const row = database.prepare('SELECT * FROM audit_records WHERE seq = 3').get() as Record<string, unknown>
+    const { hashOf } = await import('../../src/audit/record.ts')
+    const { recordFromRow } = await import('../../src/audit/sinks/sqlite.ts')
+    const forged = { ...recordFromRow(row), path: '/nothing-to-see' }
+    const { hash: _old, ...rest } = forged
+    database.prepare("UPDATE audit_records SET path = '/nothing-to-see', hash = ? WHERE seq = 3").run(hashOf(rest))
+    database.close()
+    expect((await verifyAudit({ type: 'sqlite', path })).problem).toMatchObject({ seq: 4, reason: expect.stringContaining('prev_hash') })
+  })
+})
+
+describe('retention', () => {
+  it('deletes records older than retention in the background, and the chain still verifies', async () => {
+    const own = await mkdtemp(join(dir, 'retention-'))
+    const path = join(own, 'audit.db')
+    const gw = await startTestGateway({
+      audit: { sinks: [{ type: 'sqlite', path }], spill_dir: join(own, 'spill'), flush_interval: '10ms', retention: '1s' },
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'open', path: '/*', upstream: 'api', public: true }],
+    })
+    for (let i = 0; i < 3; i++) await (await request(`${gw.url}/old/${i}`)).body.dump()
+    const count = async () => (await searchAudit({ type: 'sqlite', path }, { limit: 10 }).catch(() => [])).length
+    await waitFor(async () => (await count()) === 3, 'three records')
+    await waitFor(async () => (await count()) === 0, 'retention', 5_000)
+    await (await request(`${gw.url}/new`)).body.dump()
+    await waitFor(async () => (await count()) === 1, 'a new record')
+    expect(await verifyAudit({ type: 'sqlite', path })).toMatchObject({ ok: true, checked: 1 })
+    await gw.close()
+  })
+})

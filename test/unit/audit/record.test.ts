@@ -1,0 +1,64 @@
+// The canonical form is the contract a third party re-verifies the chain with: sorted keys,
+// JSON.stringify values, prev_hash included, hash excluded.
+import { createHash } from 'node:crypto'
+import { describe, expect, it } from 'vitest'
+import { AUDIT_FIELDS, canonicalJson, GENESIS_HASH, hashOf, linkLine, recordLine, type AuditRecord } from '../../../src/audit/record.ts'
+import type { RequestContext } from '../../../src/gateway/context.ts'
+
+const ctx = {
+  startedAt: Date.UTC(2026, 10, 26, 12, 0, 0),
+  startMono: 0,
+  id: 'req-1',
+  trace: { traceId: '4bf92f3577b34da6a3ce929d0e0e4736' },
+  method: 'GET',
+  path: '/sales/daily/eu',
+  route: { id: 'sales.daily' },
+  status: 403,
+  decision: 'deny',
+  code: 'policy_denied',
+  error: { detail: 'Statement "NoPII" denies GET.' },
+  statement: 'NoPII',
+  identity: { iss: 'https://sso.example.com/', sub: 'svc\u0000looker', clientId: 'looker-prod' },
+  roles: ['reports'],
+  clientIp: '10.1.2.3',
+  headers: { userAgent: 'Looker/24.0 "quoted"' },
+  upstream: null,
+  upstreamStatus: null,
+  bytesIn: 0,
+  bytesOut: 230,
+  limit: null,
+} as unknown as RequestContext
+
+describe('the audit record', () => {
+  it('is linked by splicing prev_hash into the canonical JSON the request thread wrote', () => {
+    const first = linkLine(recordLine(ctx, 3.25), GENESIS_HASH)
+    const second = linkLine(recordLine(ctx, 5), first.hash)
+    expect(first.prev_hash).toBe(GENESIS_HASH)
+    expect(second.prev_hash).toBe(first.hash)
+    const { hash, ...rest } = first
+    expect(hashOf(rest)).toBe(hash)
+    expect(hash).toBe(createHash('sha256').update(canonicalJson(rest)).digest('hex'))
+  })
+
+  it('has sorted keys, no whitespace, and every field but hash in its canonical form', () => {
+    const record = linkLine(recordLine(ctx, 3.25), GENESIS_HASH)
+    const { hash: _hash, ...rest } = record
+    const canonical = canonicalJson(rest)
+    const keys = Object.keys(JSON.parse(canonical) as object)
+    expect(keys).toEqual([...AUDIT_FIELDS].filter((f) => f !== 'hash').sort())
+    expect(canonical).not.toMatch(/": |, "/)
+    expect(canonical).toContain('"duration_ms":3.25')
+  })
+
+  it('cannot be confused by a value that looks like the placeholder', () => {
+    const tricky = { ...ctx, headers: { userAgent: '","prev_hash":"\u0001' } } as unknown as RequestContext
+    const record = linkLine(recordLine(tricky), 'f'.repeat(64))
+    expect(record.prev_hash).toBe('f'.repeat(64))
+    expect(record.user_agent).toBe('","prev_hash":"\u0001')
+  })
+
+  it('replaces NUL (PostgreSQL text cannot hold it) before hashing', () => {
+    const record: AuditRecord = linkLine(recordLine(ctx), GENESIS_HASH)
+    expect(record.subject).toBe('svc\ufffdlooker')
+  })
+})
