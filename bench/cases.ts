@@ -1,10 +1,12 @@
 // Benchmark cases. Each starts what it needs on loopback and names the process whose CPU is the
 // cost being measured (the proxy, or the upstream when there is no proxy).
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
+import { openEmbeddedStore } from '../src/secrets/embedded.ts'
 import { BENCH_AUDIENCE, type BenchIssuer } from './lib/issuer.ts'
 import { LOAD_CORE, pinThreads, startProcess, type Started } from './lib/processes.ts'
 
@@ -117,15 +119,16 @@ export const minimalProxy: BenchCase = {
   },
 }
 
-function authenticatedGateway(ctx: CaseContext, algorithm: 'ES256' | 'RS256'): Promise<Started & { url: string }> {
+function authenticatedGateway(ctx: CaseContext, algorithm: 'ES256' | 'RS256', extra: { config?: Record<string, unknown>; upstream?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {}): Promise<Started & { url: string }> {
   return startBouncer({
+    ...extra.config,
     audit: { sinks: [] },
     issuers: [{ name: 'bench', issuer: ctx.issuer.issuer, audiences: [BENCH_AUDIENCE], algorithms: [algorithm] }],
     roles: [{ name: 'service', assumed_by: [{ issuer: 'bench', subject: 'svc-*' }], policies: ['read'] }],
     policies: [{ name: 'read', statements: [{ sid: 'ReadAll', effect: 'allow', actions: ['GET'], routes: ['*'] }] }],
-    upstreams: [{ name: 'api', url: `http://127.0.0.1:${ctx.upstreamPort}`, max_connections: 64 }],
+    upstreams: [{ name: 'api', url: `http://127.0.0.1:${ctx.upstreamPort}`, max_connections: 64, ...extra.upstream }],
     routes: [{ id: 'all', path: '/*', upstream: 'api' }],
-  })
+  }, extra.env)
 }
 
 export const bouncerJwtCached: BenchCase = {
@@ -133,6 +136,26 @@ export const bouncerJwtCached: BenchCase = {
   title: 'Bouncer, ES256 token, verified once then cached',
   async start(ctx) {
     const gateway = await authenticatedGateway(ctx, 'ES256')
+    const [token] = await ctx.issuer.mint(1, 'ES256')
+    return { url: `${gateway.url}/`, headers: { authorization: `Bearer ${token}` }, measured: gateway, stop: () => gateway.stop() }
+  },
+}
+
+/** The cached-token case plus an upstream credential from the embedded store and X-Bouncer-Assertion. */
+export const bouncerCredentialAssertion: BenchCase = {
+  id: 'bouncer-credential-assertion',
+  title: 'Bouncer, cached ES256 token + injected credential + X-Bouncer-Assertion',
+  async start(ctx) {
+    const masterKey = randomBytes(32)
+    const path = join(ctx.dir, 'bench-secrets.db')
+    const store = openEmbeddedStore(path, masterKey)
+    store.put('api-token', randomBytes(32).toString('base64url'))
+    store.close()
+    const gateway = await authenticatedGateway(ctx, 'ES256', {
+      config: { secrets: { store: { type: 'embedded', path, master_key: 'env:BOUNCER_MASTER_KEY' } } },
+      upstream: { headers: { Authorization: 'Bearer ${secret:api-token}' }, identity_assertion: true },
+      env: { BOUNCER_MASTER_KEY: masterKey.toString('base64') },
+    })
     const [token] = await ctx.issuer.mint(1, 'ES256')
     return { url: `${gateway.url}/`, headers: { authorization: `Bearer ${token}` }, measured: gateway, stop: () => gateway.stop() }
   },
@@ -153,4 +176,4 @@ function coldCase(algorithm: 'ES256' | 'RS256'): BenchCase {
   }
 }
 
-export const CASES: BenchCase[] = [upstreamAlone, minimalProxy, bouncerBare, auditCase(false), auditCase(true), bouncerJwtCached, coldCase('ES256'), coldCase('RS256')]
+export const CASES: BenchCase[] = [upstreamAlone, minimalProxy, bouncerBare, auditCase(false), auditCase(true), bouncerJwtCached, bouncerCredentialAssertion, coldCase('ES256'), coldCase('RS256')]

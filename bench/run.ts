@@ -13,6 +13,7 @@ import { benchRecordLine, benchSqliteSink } from './audit.ts'
 import { benchVerification, type VerifyRow } from './identity.ts'
 import { benchMemoryLimits, benchRedisAccuracy, benchRedisStore } from './limits.ts'
 import { benchRouter, type RouterRow } from './router.ts'
+import { benchAssertion, benchRotationPickup, type AssertionCost, type RotationPickup } from './secrets.ts'
 import { startBenchIssuer, type BenchIssuer } from './lib/issuer.ts'
 import { runLoad, type LoadResult } from './lib/load.ts'
 import { CORES, cpuMicros, LOAD_CORE, SERVER_CORE } from './lib/processes.ts'
@@ -151,6 +152,19 @@ export function limitsTable(l: { memory: { nsPerRequest: number }; redis: { chec
   ].join('\n')
 }
 
+export function secretsTable(s: { assertion: AssertionCost; rotation: RotationPickup }): string {
+  const sorted = [...s.rotation.pickupMs].sort((a, b) => a - b)
+  const median = sorted[Math.floor(sorted.length / 2)] ?? 0
+  return [
+    '| measurement | result |',
+    '|---|---:|',
+    `| X-Bouncer-Assertion, cache hit (1,000 principals) | ${s.assertion.cachedNs.toFixed(0)} ns |`,
+    `| X-Bouncer-Assertion, cache miss (ES256 signature) | ${s.assertion.signMicros.toFixed(1)} µs |`,
+    `| rotated credential in use (refresh_interval ${s.rotation.refreshIntervalMs / 1000}s), ${s.rotation.rotations} rotations: median / max | ${median.toFixed(0)} ms / ${(sorted.at(-1) ?? 0).toFixed(0)} ms |`,
+    `| requests failed during those rotations | ${s.rotation.failed} of ${s.rotation.requests} |`,
+  ].join('\n')
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2))
   const results = await runBench(options)
@@ -163,10 +177,12 @@ async function main(): Promise<void> {
     redis: await benchRedisStore(options.quick ? 1 : 5),
     accuracy: await benchRedisAccuracy(options.quick ? 2 : 10),
   }
+  const secrets = { assertion: benchAssertion(options.quick), rotation: await benchRotationPickup(options.quick) }
   const table = `${markdownTable(results)}\n\nRouter (in process, no network):\n\n${routerTable(router)}\n\n` +
     `Token verification (in process, one at a time, no network):\n\n${verifyTable(verification)}\n\n` +
     `Access decision (in process; 3 roles held):\n\n${accessTable(access)}\n\n` +
     `Limits:\n\n${limitsTable(limits)}\n\n` +
+    `Secrets and assertions:\n\n${secretsTable(secrets)}\n\n` +
     `Audit (in process):\n\n| measurement | result |\n|---|---:|\n` +
     `| request thread: one finished request → its audit line | ${audit.recordLine.microsPerRecord.toFixed(2)} µs |\n` +
     `| audit worker: parse + chain (SHA-256) + SQLite, batches of ${audit.sqlite.batch} | ${Math.round(audit.sqlite.recordsPerSec)} records/s |`
@@ -177,7 +193,7 @@ async function main(): Promise<void> {
   console.log(`${header}\n${table}`)
   await mkdir(options.out, { recursive: true })
   const name = options.quick ? 'quick' : 'latest'
-  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), options, results, router, verification, access, limits, audit }, null, 2))
+  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), options, results, router, verification, access, limits, secrets, audit }, null, 2))
   await writeFile(join(options.out, `${name}.md`), `${header}\n${table}\n`)
 }
 

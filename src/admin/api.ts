@@ -5,9 +5,10 @@ import { AuditQueryError, auditSourceOf, parseAuditQuery, searchAudit, type Audi
 import { GatewayError } from '../errors/index.ts'
 import type { ReloadResult } from '../gateway/instance.ts'
 import type { GatewayState } from '../gateway/state.ts'
+import type { SecretStore } from '../secrets/index.ts'
 import type { AdminRoute } from './server.ts'
 
-export function adminRoutes(state: GatewayState, reload: () => Promise<ReloadResult>): AdminRoute[] {
+export function adminRoutes(state: GatewayState, reload: () => Promise<ReloadResult>, secretsStore: () => SecretStore | null): AdminRoute[] {
   return [
     {
       method: 'GET',
@@ -52,6 +53,23 @@ export function adminRoutes(state: GatewayState, reload: () => Promise<ReloadRes
       method: 'POST',
       path: 'explain',
       handle: ({ body }) => ({ body: explain(state.runtime, explainRequest(body)) }),
+    },
+    {
+      method: 'GET',
+      path: 'secrets',
+      handle: () => {
+        const store = secretsStore()
+        if (!store) return { body: { store: null, secrets: [] } }
+        return {
+          body: {
+            store: store.kind,
+            secrets: store.list().map((name) => ({
+              name,
+              versions: store.versions(name).map((v) => ({ version: v.version, created_at: v.createdAt || null, label: v.label })),
+            })),
+          },
+        }
+      },
     },
     {
       method: 'GET',

@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import { formatDiagnostic, loadConfigFile, resolveConfigPath } from '../config/index.ts'
+import { loadSecrets } from '../secrets/index.ts'
 
 export interface CheckResult {
   ok: boolean
@@ -8,9 +9,16 @@ export interface CheckResult {
 
 export async function runCheck(configFile: string, env: NodeJS.ProcessEnv = process.env): Promise<CheckResult> {
   const loaded = await loadConfigFile(configFile, env)
-  const lines = loaded.diagnostics.map((d) => formatDiagnostic(loaded.file, d))
-  const errors = loaded.diagnostics.filter((d) => d.severity === 'error').length
-  const warnings = loaded.diagnostics.length - errors
+  const diagnostics = [...loaded.diagnostics]
+  if (loaded.config) {
+    // Secrets are checked where they are kept: the store must open and hold every reference.
+    const secrets = loadSecrets(loaded, env)
+    secrets.store?.close()
+    diagnostics.push(...secrets.diagnostics)
+  }
+  const lines = diagnostics.map((d) => formatDiagnostic(loaded.file, d))
+  const errors = diagnostics.filter((d) => d.severity === 'error').length
+  const warnings = diagnostics.length - errors
   if (errors === 0) lines.push(warnings === 0 ? 'ok' : `ok (${warnings} warning${warnings === 1 ? '' : 's'})`)
   return { ok: errors === 0, lines }
 }

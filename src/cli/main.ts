@@ -5,6 +5,7 @@ import { registerAudit } from './audit.ts'
 import { registerCheck } from './check.ts'
 import { registerDemo } from './demo.ts'
 import { registerExplain } from './explain.ts'
+import { registerSecrets } from './secrets.ts'
 import { registerServe } from './serve.ts'
 import { UserError } from './user-error.ts'
 
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerCheck(program)
   registerExplain(program)
   registerAudit(program)
+  registerSecrets(program)
   registerDemo(program)
   const all = (command: Command): Command[] => [command, ...command.commands.flatMap(all)]
   for (const command of all(program)) command.exitOverride()

@@ -49,7 +49,10 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
 }
 
 const REFERENCE = /\$\{(\w+):([^}]*)\}/g
-const SECRET_SECTIONS = new Set(['upstreams', 'admin'])
+/** Where a secret is substituted: an upstream's header values, and the admin token. */
+function secretAllowedAt(path: ReadonlyArray<string | number>): boolean {
+  return (path[0] === 'upstreams' && path[2] === 'headers' && path.length === 4) || (path[0] === 'admin' && path[1] === 'token')
+}
 
 export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const lines = new LineCounter()
@@ -102,8 +105,8 @@ function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Finding[])
       let whole = false
       const replaced = original.replace(REFERENCE, (text, kind: string, body: string) => {
         if (kind === 'secret') {
-          if (!SECRET_SECTIONS.has(String(path[0]))) {
-            findings.push({ severity: 'error', path, message: `\${secret:${body}} may only be used under upstreams and admin` })
+          if (!secretAllowedAt(path)) {
+            findings.push({ severity: 'error', path, message: `\${secret:${body}} may only stand in an upstream's headers or in admin.token` })
           } else {
             refs.push({ name: body, path })
           }

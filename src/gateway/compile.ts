@@ -44,6 +44,13 @@ export interface CompileDeps {
   logger: Logger
 }
 
+/** Sets every upstream's configured headers from their templates, with the current secret values. */
+export function applyUpstreamHeaders(upstreams: ReadonlyMap<string, Upstream>, resolve: (template: string) => string): void {
+  for (const upstream of upstreams.values()) {
+    upstream.headers = upstream.headerTemplates.flatMap(([name, template]) => [name, resolve(template)])
+  }
+}
+
 /** The long-lived registries a runtime draws from. `offline`: no key fetches, no Redis (explain). */
 export function createRuntimeDeps(
   logger: Logger,

@@ -7,12 +7,14 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { adminAuth, type AdminAuth } from '../admin/auth.ts'
 import { adminRoutes } from '../admin/api.ts'
 import { createAdminServer, type Readiness } from '../admin/server.ts'
-import { formatDiagnostic, listenUrl, loadConfigFile, type LoadedConfig } from '../config/index.ts'
+import { formatDiagnostic, listenUrl, loadConfigFile, type Config, type LoadedConfig } from '../config/index.ts'
 import { createAuditLog } from '../audit/log.ts'
+import { openSecretsRuntime, SecretsUnavailable, type SecretsRuntime } from '../secrets/runtime.ts'
+import { createAssertionSigner, type AssertionSigner } from '../upstream/assertion.ts'
 import { createLogger, type Logger } from '../telemetry/logger.ts'
 import { createMetrics } from '../telemetry/metrics.ts'
 import { startTracing } from '../telemetry/tracing.ts'
-import { compileRuntime, createRuntimeDeps, type Runtime } from './compile.ts'
+import { applyUpstreamHeaders, compileRuntime, createRuntimeDeps, type Runtime } from './compile.ts'
 import { applyTimeouts, createGatewayServer } from './server.ts'
 import type { GatewayState } from './state.ts'
 
@@ -68,13 +70,41 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     keySetEvents: { refreshed: (issuer) => metrics.keySetEvent(issuer, true), failed: (issuer) => metrics.keySetEvent(issuer, false) },
   })
   const { upstreams, issuers, limitsStores } = deps
-  let admin: AdminAuth = adminAuth(config.admin.token)
+
+  /** Secrets, compile, secret values into headers and the admin token: one config, ready to swap in. */
+  function prepare(next: LoadedConfig & { config: Config }, assertions: AssertionSigner | null) {
+    let secrets: SecretsRuntime
+    try {
+      secrets = openSecretsRuntime(next, logger, env, (d) => formatDiagnostic(next.file, d))
+    } catch (err) {
+      if (err instanceof SecretsUnavailable) throw new ConfigError(err.lines)
+      throw err
+    }
+    const runtime = compileRuntime(next.config, deps)
+    applyUpstreamHeaders(runtime.upstreams, secrets.resolve)
+    const token = next.config.admin.token
+    const wantsAssertions = next.config.upstreams.some((u) => u.identity_assertion)
+    // A signer on a writable store is rebuilt on the new store handle (its key lives there, same kid);
+    // one with an in-memory key is kept, or assertions already out would lose their key.
+    const keep = assertions !== null && !secrets.store?.writable
+    const signer = !wantsAssertions
+      ? null
+      : keep
+        ? assertions
+        : createAssertionSigner({ issuer: next.config.assertion.issuer, ttlMs: next.config.assertion.ttl, rotateEveryMs: next.config.assertion.rotate_every, store: secrets.store, logger })
+    return { runtime, secrets, admin: adminAuth(token === undefined ? undefined : secrets.resolve(token)), assertions: signer }
+  }
+
+  const first = prepare({ ...loaded, config }, null)
+  let secrets = first.secrets
+  let admin: AdminAuth = first.admin
 
   const state: GatewayState = {
-    runtime: compileRuntime(config, deps),
+    runtime: first.runtime,
     logger,
     audit,
     tracing,
+    assertions: first.assertions,
     draining: false,
     inFlight: 0,
     tunnels: new Set(),
@@ -88,7 +118,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const adminServer = createAdminServer({
     logger,
     auth: () => admin,
-    routes: adminRoutes(state, () => reload()),
+    routes: adminRoutes(state, () => reload(), () => secrets.store),
     metrics: () => metrics.render(),
     readiness: () => readiness(state),
   })
@@ -113,7 +143,15 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
       return { ok: false, errors }
     }
     const previous = state.runtime
-    const runtime = compileRuntime(next.config, deps)
+    let prepared: ReturnType<typeof prepare>
+    try {
+      prepared = prepare({ ...next, config: next.config }, state.assertions)
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      logger.error({ errors: err.lines }, 'config reload refused: the running config keeps serving')
+      return { ok: false, errors: err.lines }
+    }
+    const { runtime } = prepared
     if (next.config.server.listen.text !== previous.config.server.listen.text || next.config.admin.listen.text !== previous.config.admin.listen.text) {
       logger.warn('a changed listen address takes effect at the next restart')
     }
@@ -121,9 +159,14 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
       logger.warn('a changed audit section takes effect at the next restart')
     }
     state.runtime = runtime // the swap: new requests see the new runtime from here on
+    state.assertions = prepared.assertions
+    admin = prepared.admin
+    if (prepared.secrets !== secrets) {
+      secrets.close()
+      secrets = prepared.secrets
+    }
     issuers.retire(runtime.issuerKeys)
     limitsStores.retire(runtime.limiter.store)
-    admin = adminAuth(next.config.admin.token)
     applyTimeouts(gatewayServer, next.config.server)
     void retireWhenIdle(previous, runtime)
     const warnings = diagnosticLines(next, 'warning')
@@ -138,9 +181,25 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     if (state.runtime === current) await upstreams.retire(current.upstreams)
   }
 
+  // New secret versions (a rotation), due rotations and the assertion key, every refresh interval.
+  const refresher = setInterval(async () => {
+    if (await secrets.refresh()) {
+      applyUpstreamHeaders(state.runtime.upstreams, secrets.resolve)
+      const token = state.runtime.config.admin.token
+      admin = adminAuth(token === undefined ? undefined : secrets.resolve(token))
+    }
+    try {
+      state.assertions?.rotateIfDue()
+    } catch (err) {
+      logger.error({ err }, 'identity assertion key rotation failed: the current key stays')
+    }
+  }, config.secrets?.refresh_interval ?? 2_000)
+  refresher.unref()
+
   async function shutdown(): Promise<void> {
     if (state.draining) return
     state.draining = true
+    clearInterval(refresher)
     gatewayServer.close()
     gatewayServer.closeIdleConnections()
     const deadline = Date.now() + state.runtime.config.server.shutdown_timeout
@@ -153,6 +212,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     await deps.closeAll()
     await audit.close() // last: every request's record is queued by now
     await tracing?.shutdown()
+    secrets.close()
   }
 
   return {

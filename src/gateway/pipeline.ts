@@ -21,7 +21,9 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
   rt.usage.inFlight++
   try {
     admit(state, rt, ctx)
-    const route = match(rt, ctx)
+    const segments = target(ctx)
+    if (ctx.path === JWKS_PATH) return serveJwks(state, ctx)
+    const route = match(rt, ctx, segments)
     if (!route.public) {
       if (state.tracing) startAuthSpan(state.tracing, ctx)
       const identity = await rt.identity.verify(ctx.headers?.authorization, ctx.query)
@@ -41,7 +43,7 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
       rewrite: route.rewrite,
       forwardAuthorization: route.forwardAuthorization,
       maxBodyBytes: rt.config.server.max_body_bytes,
-      extraHeaders: null,
+      extraHeaders: assertionHeader(state, ctx, route),
       lifecycle: state,
       beforeEnd: state.audit.durability === 'sync' ? commitAudit(state) : null,
     }
@@ -56,6 +58,26 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
     if (ctx.spans) endRequestSpans(ctx)
     state.onRequestDone(ctx)
   }
+}
+
+/** Where the keys of X-Bouncer-Assertion are published, on the gateway listener itself. */
+const JWKS_PATH = '/.well-known/jwks.json'
+
+function serveJwks(state: GatewayState, ctx: RequestContext): void {
+  if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+    throw new GatewayError('method_not_allowed', { detail: `${JWKS_PATH} answers GET.`, headers: { allow: 'GET, HEAD' } })
+  }
+  const body = JSON.stringify(state.assertions?.jwks() ?? { keys: [] })
+  ctx.status = 200
+  ctx.bytesOut = ctx.method === 'HEAD' ? 0 : Buffer.byteLength(body)
+  ctx.res.writeHead(200, { 'content-type': 'application/jwk-set+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'max-age=60', 'x-request-id': ctx.id })
+  ctx.res.end(ctx.method === 'HEAD' ? undefined : body)
+}
+
+/** X-Bouncer-Assertion for upstreams that want one: who is calling, signed by the gateway. */
+function assertionHeader(state: GatewayState, ctx: RequestContext, route: CompiledRoute): string[] | null {
+  if (!route.upstream.identityAssertion || ctx.identity === null || state.assertions === null) return null
+  return ['x-bouncer-assertion', state.assertions.assertion(route.upstream.name, ctx.identity, ctx.roles)]
 }
 
 /** Framing, identity of the request (id, trace, client address) and size limits: before any routing. */
@@ -79,11 +101,16 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
   }
 }
 
-function match(rt: Runtime, ctx: RequestContext): CompiledRoute {
-  const target = parseTarget(ctx.req.url ?? '', ctx.headers?.host)
-  ctx.path = target.path
-  ctx.query = target.query
-  const found = rt.router.match(ctx.method, target.segments)
+/** The canonical path (bad_path otherwise): what is matched, authorized and forwarded. */
+function target(ctx: RequestContext): string[] {
+  const parsed = parseTarget(ctx.req.url ?? '', ctx.headers?.host)
+  ctx.path = parsed.path
+  ctx.query = parsed.query
+  return parsed.segments
+}
+
+function match(rt: Runtime, ctx: RequestContext, segments: readonly string[]): CompiledRoute {
+  const found = rt.router.match(ctx.method, segments)
   ctx.route = found.route
   ctx.params = found.params
   ctx.rest = found.rest

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream'
 import type { AuditLog } from '../audit/log.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { Tracing } from '../telemetry/tracing.ts'
+import type { AssertionSigner } from '../upstream/assertion.ts'
 import type { Runtime } from './compile.ts'
 import type { RequestContext } from './context.ts'
 
@@ -12,6 +13,8 @@ export interface GatewayState {
   readonly audit: AuditLog
   /** null unless telemetry.otlp_endpoint is set. */
   readonly tracing: Tracing | null
+  /** Signs X-Bouncer-Assertion; null until an upstream asks for identity assertions. */
+  assertions: AssertionSigner | null
   /** Set on SIGTERM: responses say `Connection: close` so clients move to another instance. */
   draining: boolean
   inFlight: number

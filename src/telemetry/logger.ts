@@ -14,9 +14,33 @@ const REDACT_PATHS = [
 const JWT_LIKE = /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g
 const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi
 
-/** Removes anything shaped like a credential from a free-text string. */
+/** Secret values the gateway holds: never to appear in a log line, wherever they hide. */
+const known = new Set<string>()
+
+export function redactValues(values: Iterable<string>): void {
+  for (const value of values) if (value.length >= 6) known.add(value)
+}
+
+/** Removes anything shaped like a credential, and every known secret value, from a string. */
 export function scrub(text: string): string {
-  return text.replace(JWT_LIKE, '[redacted]').replace(BEARER, '$1 [redacted]')
+  let out = text.replace(JWT_LIKE, '[redacted]').replace(BEARER, '$1 [redacted]')
+  for (const value of known) if (out.includes(value)) out = out.replaceAll(value, '[redacted]')
+  return out
+}
+
+/** An object that holds a known secret value anywhere is logged as its scrubbed copy. */
+function scrubObject(value: unknown): unknown {
+  if (known.size === 0 || value === null || typeof value !== 'object' || value instanceof Error) return value
+  let text: string
+  try {
+    text = JSON.stringify(value)
+  } catch {
+    return value
+  }
+  for (const secret of known) {
+    if (text.includes(secret)) return JSON.parse(scrub(text)) as unknown
+  }
+  return value
 }
 
 export interface LoggerOptions {
@@ -37,7 +61,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       formatters: { level: (label) => ({ level: label }) },
       hooks: {
         logMethod(args, method) {
-          method.apply(this, args.map((arg) => (typeof arg === 'string' ? scrub(arg) : arg)) as Parameters<typeof method>)
+          method.apply(this, args.map((arg) => (typeof arg === 'string' ? scrub(arg) : scrubObject(arg))) as Parameters<typeof method>)
         },
       },
       serializers: { err: serializeError },

@@ -35,6 +35,7 @@ describe('unexpected exceptions', () => {
       logger: createLogger({ destination: new Writable({ write: (c: Buffer, _e, cb) => (logs.push(c.toString()), cb()) }) }),
       audit: createAuditLog(loaded.config!.audit, createLogger({ level: 'silent' })),
       tracing: null,
+      assertions: null,
       draining: false,
       inFlight: 0,
       tunnels: new Set(),

@@ -1,0 +1,126 @@
+// `bouncer secrets put|rotate|list|versions|delete|get`: the store of the config's `secrets`
+// section. No command prints a value, except `get NAME --reveal`.
+import type { Command } from 'commander'
+import { formatDiagnostic, loadConfigFile, resolveConfigPath } from '../config/index.ts'
+import { openSecretStore, ReadOnlyStore, SECRET_NAME, SecretsError, type SecretStore } from '../secrets/index.ts'
+import { generateSecret } from '../secrets/rotation.ts'
+import { ASSERTION_KEY, isAssertionKey, newAssertionKey } from '../upstream/assertion.ts'
+import { UserError } from './user-error.ts'
+
+async function withStore<T>(configPath: string | undefined, work: (store: SecretStore) => T | Promise<T>): Promise<T> {
+  const file = resolveConfigPath(configPath)
+  const loaded = await loadConfigFile(file)
+  if (!loaded.config) {
+    for (const d of loaded.diagnostics) if (d.severity === 'error') console.error(formatDiagnostic(file, d))
+    throw new UserError(`${file} is not valid (see bouncer check)`)
+  }
+  if (!loaded.config.secrets) throw new UserError(`${file} configures no secrets store (secrets.store)`)
+  let store: SecretStore
+  try {
+    store = openSecretStore(loaded.config.secrets)
+  } catch (err) {
+    if (err instanceof SecretsError) throw new UserError(err.message)
+    throw err
+  }
+  try {
+    return await work(store)
+  } catch (err) {
+    if (err instanceof SecretsError || err instanceof ReadOnlyStore) throw new UserError(err.message)
+    throw err
+  } finally {
+    store.close()
+  }
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new UserError('give the value on stdin, e.g. printf %s "$TOKEN" | bouncer secrets put NAME', 2)
+  let text = ''
+  for await (const chunk of process.stdin) text += chunk
+  const value = text.replace(/\r?\n$/, '')
+  if (value === '') throw new UserError('the value on stdin is empty')
+  return value
+}
+
+function checkName(name: string): void {
+  if (!SECRET_NAME.test(name)) throw new UserError(`"${name}" is not a valid secret name (letters, digits and . _ -)`, 2)
+}
+
+/** The assertion signing key is a key pair the gateway makes: a value given for it must be one. */
+function checkValue(name: string, value: string): void {
+  if (name === ASSERTION_KEY && !isAssertionKey(value)) {
+    throw new UserError(`${ASSERTION_KEY} holds the identity assertion signing key: rotate it with "bouncer secrets rotate ${ASSERTION_KEY}" (no value)`)
+  }
+}
+
+export function registerSecrets(program: Command): void {
+  const secrets = program.command('secrets').description('manage the secrets store (values are never printed, except by get --reveal)')
+  const configOption = (command: Command) => command.option('--config <path>', 'config file (default: $BOUNCER_CONFIG or ./bouncer.yaml)')
+
+  configOption(secrets.command('put').argument('<name>').description('store a secret (the value on stdin) as a new version'))
+    .action(async (name: string, opts: { config?: string }) => {
+      checkName(name)
+      const value = await readStdin()
+      checkValue(name, value)
+      const version = await withStore(opts.config, (store) => store.put(name, value))
+      console.log(`stored ${name}: version ${version} is current`)
+    })
+
+  configOption(secrets.command('rotate').argument('<name>').description(`add a new version (the value on stdin, or --generate) and make it current; ${ASSERTION_KEY} gets a new key pair`))
+    .option('--generate <bytes>', 'generate a random value of this many bytes (base64url) instead of reading stdin')
+    .action(async (name: string, opts: { config?: string; generate?: string }) => {
+      checkName(name)
+      let value: string
+      if (name === ASSERTION_KEY && opts.generate === undefined) {
+        value = newAssertionKey()
+      } else if (opts.generate !== undefined) {
+        const bytes = Number(opts.generate)
+        if (!Number.isInteger(bytes) || bytes < 16 || bytes > 1024) throw new UserError('--generate takes a number of bytes from 16 to 1024', 2)
+        value = generateSecret(bytes)
+      } else {
+        value = await readStdin()
+      }
+      checkValue(name, value)
+      const version = await withStore(opts.config, (store) => {
+        if (name !== ASSERTION_KEY && store.versions(name).length === 0 && store.writable) throw new UserError(`secret ${name} does not exist: store it first with bouncer secrets put ${name}`)
+        return store.put(name, value)
+      })
+      console.log(`rotated ${name}: version ${version} is current, version ${version - 1} is previous`)
+    })
+
+  configOption(secrets.command('list').description('the secrets in the store, with their current version'))
+    .action(async (opts: { config?: string }) => {
+      await withStore(opts.config, (store) => {
+        const names = store.list()
+        if (names.length === 0) return void console.log(`no secrets in the ${store.kind} store`)
+        for (const name of names) {
+          const current = store.versions(name)[0]
+          console.log(`${name}  version ${current?.version ?? '?'}${current?.createdAt ? `  ${current.createdAt}` : ''}`)
+        }
+      })
+    })
+
+  configOption(secrets.command('versions').argument('<name>').description("a secret's versions, newest first"))
+    .action(async (name: string, opts: { config?: string }) => {
+      await withStore(opts.config, (store) => {
+        const versions = store.versions(name)
+        if (versions.length === 0) throw new UserError(`no secret ${name}`)
+        for (const v of versions) console.log(`${String(v.version).padStart(4)}  ${v.createdAt}${v.label ? `  ${v.label}` : ''}`)
+      })
+    })
+
+  configOption(secrets.command('delete').argument('<name>').description('delete a secret and all its versions'))
+    .action(async (name: string, opts: { config?: string }) => {
+      const deleted = await withStore(opts.config, (store) => store.delete(name))
+      if (!deleted) throw new UserError(`no secret ${name}`)
+      console.log(`deleted ${name}`)
+    })
+
+  configOption(secrets.command('get').argument('<name>').description("print a secret's current value (only with --reveal)"))
+    .option('--reveal', 'yes, print the value')
+    .action(async (name: string, opts: { config?: string; reveal?: boolean }) => {
+      if (!opts.reveal) throw new UserError('bouncer secrets get prints a value only with --reveal')
+      const value = await withStore(opts.config, (store) => store.get(name))
+      if (value === undefined) throw new UserError(`no secret ${name}`)
+      process.stdout.write(`${value}\n`)
+    })
+}

@@ -1,0 +1,59 @@
+// Envelope encryption for the embedded store: each value is sealed with AES-256-GCM under a data key;
+// the data key is sealed under the master key. The additional data binds a ciphertext to its place
+// (which secret, which version), so a row edited or moved to another secret fails authentication
+// instead of decrypting into garbage.
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+
+const IV_BYTES = 12
+const TAG_BYTES = 16
+
+export class SecretsError extends Error {}
+
+export function seal(key: Buffer, plaintext: Buffer, aad: string): Buffer {
+  const iv = randomBytes(IV_BYTES)
+  const cipher = createCipheriv('aes-256-gcm', key, iv)
+  cipher.setAAD(Buffer.from(aad))
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()])
+  return Buffer.concat([iv, cipher.getAuthTag(), body])
+}
+
+/** Throws SecretsError when the key is wrong or the sealed bytes were changed. */
+export function open(key: Buffer, sealed: Buffer, aad: string, what: string): Buffer {
+  if (sealed.length < IV_BYTES + TAG_BYTES) throw new SecretsError(`${what} is damaged (too short)`)
+  const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, IV_BYTES))
+  decipher.setAAD(Buffer.from(aad))
+  decipher.setAuthTag(sealed.subarray(IV_BYTES, IV_BYTES + TAG_BYTES))
+  try {
+    return Buffer.concat([decipher.update(sealed.subarray(IV_BYTES + TAG_BYTES)), decipher.final()])
+  } catch {
+    throw new SecretsError(`${what} does not authenticate: the master key is wrong, or the store was tampered with`)
+  }
+}
+
+/**
+ * The master key from `env:NAME` or `file:PATH`: 32 random bytes written as base64, base64url or
+ * hex (e.g. `openssl rand -base64 32`).
+ */
+export function masterKeyFrom(reference: string, env: NodeJS.ProcessEnv = process.env): Buffer {
+  let text: string
+  if (reference.startsWith('env:')) {
+    const name = reference.slice(4)
+    const value = env[name]
+    if (value === undefined || value === '') throw new SecretsError(`the master key is missing: environment variable ${name} is not set`)
+    text = value
+  } else {
+    const path = reference.slice(5)
+    try {
+      text = readFileSync(path, 'utf8')
+    } catch (err) {
+      throw new SecretsError(`the master key is missing: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+    }
+  }
+  const trimmed = text.trim()
+  const key = /^[0-9a-fA-F]{64}$/.test(trimmed) ? Buffer.from(trimmed, 'hex') : Buffer.from(trimmed, 'base64')
+  if (key.length !== 32 || !/^[A-Za-z0-9+/_=-]+$/.test(trimmed)) {
+    throw new SecretsError('the master key must be 32 random bytes, written as base64 or hex (e.g. openssl rand -base64 32)')
+  }
+  return key
+}

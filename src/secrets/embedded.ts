@@ -1,0 +1,87 @@
+// The embedded secrets store: SQLite (node:sqlite), every value sealed with AES-256-GCM under a
+// data key that is itself sealed under the master key. Every put adds a version.
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { DatabaseSync } from 'node:sqlite'
+import { open, seal, SecretsError } from './crypto.ts'
+import { SECRET_NAME, type SecretStore, type SecretVersion } from './store.ts'
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS data_keys (id INTEGER PRIMARY KEY, sealed BLOB NOT NULL, created_at TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS secret_versions (
+    name TEXT NOT NULL, version INTEGER NOT NULL, data_key INTEGER NOT NULL REFERENCES data_keys (id),
+    sealed BLOB NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (name, version)
+  );
+`
+
+export function openEmbeddedStore(path: string, masterKey: Buffer): SecretStore {
+  mkdirSync(dirname(path), { recursive: true })
+  const db = new DatabaseSync(path)
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')
+  db.exec(SCHEMA)
+  const dataKeyAad = (id: number) => `bouncer:data-key:${id}`
+  let row = db.prepare('SELECT id, sealed FROM data_keys ORDER BY id DESC LIMIT 1').get() as { id: number; sealed: Uint8Array } | undefined
+  if (!row) {
+    db.exec('BEGIN')
+    const id = Number(db.prepare('INSERT INTO data_keys (sealed, created_at) VALUES (?, ?)').run(new Uint8Array(0), new Date().toISOString()).lastInsertRowid)
+    db.prepare('UPDATE data_keys SET sealed = ? WHERE id = ?').run(seal(masterKey, randomBytes(32), dataKeyAad(id)), id)
+    db.exec('COMMIT')
+    row = db.prepare('SELECT id, sealed FROM data_keys WHERE id = ?').get(id) as { id: number; sealed: Uint8Array }
+  }
+  const dataKeyId = row.id
+  let dataKey: Buffer
+  try {
+    dataKey = open(masterKey, Buffer.from(row.sealed), dataKeyAad(dataKeyId), 'the data key')
+  } catch (err) {
+    db.close()
+    throw new SecretsError(`the master key does not open the secrets store at ${path} (wrong key?): ${(err as Error).message}`)
+  }
+  const aad = (name: string, version: number) => `bouncer:secret:${name}:${version}`
+
+  const byAge = db.prepare('SELECT version, data_key, sealed FROM secret_versions WHERE name = ? ORDER BY version DESC LIMIT 1 OFFSET ?')
+  const latest = db.prepare('SELECT MAX(version) AS version FROM secret_versions WHERE name = ?')
+
+  return {
+    kind: 'embedded',
+    writable: true,
+    get(name, which = 'current') {
+      const found = byAge.get(name, which === 'current' ? 0 : 1) as { version: number; data_key: number; sealed: Uint8Array } | undefined
+      if (!found) return undefined
+      if (found.data_key !== dataKeyId) throw new SecretsError(`secret ${name} is sealed under an unknown data key`)
+      return open(dataKey, Buffer.from(found.sealed), aad(name, found.version), `secret ${name} (version ${found.version})`).toString('utf8')
+    },
+    marker(name) {
+      const found = latest.get(name) as { version: number | null }
+      return found.version === null ? undefined : String(found.version)
+    },
+    list() {
+      return (db.prepare('SELECT DISTINCT name FROM secret_versions ORDER BY name').all() as Array<{ name: string }>).map((r) => r.name)
+    },
+    versions(name): SecretVersion[] {
+      const rows = db.prepare('SELECT version, created_at FROM secret_versions WHERE name = ? ORDER BY version DESC').all(name) as Array<{ version: number; created_at: string }>
+      return rows.map((r, i) => ({ version: r.version, createdAt: r.created_at, label: i === 0 ? 'current' : i === 1 ? 'previous' : null }))
+    },
+    put(name, value) {
+      if (!SECRET_NAME.test(name)) throw new SecretsError(`"${name}" is not a valid secret name (letters, digits and . _ -)`)
+      db.exec('BEGIN IMMEDIATE')
+      try {
+        const version = ((latest.get(name) as { version: number | null }).version ?? 0) + 1
+        db.prepare('INSERT INTO secret_versions (name, version, data_key, sealed, created_at) VALUES (?, ?, ?, ?, ?)').run(
+          name, version, dataKeyId, seal(dataKey, Buffer.from(value, 'utf8'), aad(name, version)), new Date().toISOString(),
+        )
+        db.exec('COMMIT')
+        return version
+      } catch (err) {
+        db.exec('ROLLBACK')
+        throw err
+      }
+    },
+    delete(name) {
+      return Number(db.prepare('DELETE FROM secret_versions WHERE name = ?').run(name).changes) > 0
+    },
+    close() {
+      db.close()
+    },
+  }
+}

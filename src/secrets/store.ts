@@ -1,0 +1,33 @@
+// What a secrets store does. The embedded store keeps versions and can be written; the env and file
+// providers read values kept elsewhere (a platform's secret mounts, a CI's variables).
+export interface SecretVersion {
+  version: number
+  createdAt: string
+  /** `current` (the newest), `previous` (the one before), or null. */
+  label: 'current' | 'previous' | null
+}
+
+export interface SecretStore {
+  readonly kind: 'embedded' | 'env' | 'file'
+  readonly writable: boolean
+  /** The current value (or the previous one), or undefined when there is none. */
+  get(name: string, which?: 'current' | 'previous'): string | undefined
+  /** A cheap change marker for the current value (a version number, or a file's mtime). */
+  marker(name: string): string | undefined
+  list(): string[]
+  versions(name: string): SecretVersion[]
+  /** Adds a version (embedded only); returns its number. */
+  put(name: string, value: string): number
+  delete(name: string): boolean
+  close(): void
+}
+
+export class ReadOnlyStore extends Error {
+  constructor(kind: string) {
+    super(`the ${kind} secrets store is read-only: change the values where they are kept`)
+    this.name = 'ReadOnlyStore'
+  }
+}
+
+/** Names: letters, digits and . _ - (they appear in ${secret:NAME}, file names and env names). */
+export const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/

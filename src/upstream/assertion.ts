@@ -1,0 +1,167 @@
+// X-Bouncer-Assertion (SPEC "On the wire"): a JWT the gateway signs (ES256) telling an upstream who
+// is calling — `iss` the gateway, `aud` the upstream's name, `sub`, `roles`, `idp` the original
+// issuer, `exp` within 5 minutes — verifiable with the keys at GET /.well-known/jwks.json.
+//
+// Assertions are cached per upstream, principal and roles until shortly before they expire, so the
+// request path rarely signs; when it does, node:crypto signs synchronously. The signing key lives
+// in the secrets store (`bouncer.assertion-key`), rotates every `assertion.rotate_every`, and a
+// rotated-out key stays published until every assertion it signed has expired.
+import { createHash, createPrivateKey, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto'
+import type { Identity } from '../gateway/context.ts'
+import type { SecretStore } from '../secrets/index.ts'
+import type { Logger } from '../telemetry/logger.ts'
+
+export const ASSERTION_KEY = 'bouncer.assertion-key'
+const CACHE_ENTRIES = 10_000
+
+interface SigningKey {
+  kid: string
+  privateKey: KeyObject
+  publicJwk: Record<string, string>
+  createdAt: number
+}
+
+export interface PublishedJwks {
+  keys: Array<Record<string, string>>
+}
+
+export interface AssertionSigner {
+  /** The assertion for this caller and upstream (from the cache when it is fresh enough). */
+  assertion(upstream: string, identity: Identity, roles: readonly string[]): string
+  jwks(): PublishedJwks
+  /** Rotates the key when it is due (or now, with force). Answers whether it rotated. */
+  rotateIfDue(force?: boolean): boolean
+}
+
+function base64url(data: Buffer | string): string {
+  return Buffer.from(data).toString('base64url')
+}
+
+function keyFrom(serialized: string): SigningKey {
+  const { jwk, createdAt } = JSON.parse(serialized) as { jwk: Record<string, string>; createdAt: number }
+  const privateKey = createPrivateKey({ key: jwk as never, format: 'jwk' })
+  const { d: _private, ...publicJwk } = jwk
+  return { kid: thumbprint(publicJwk), privateKey, publicJwk, createdAt }
+}
+
+/** RFC 7638: the SHA-256 of the key's required members, in lexical order, as the key id. */
+function thumbprint(jwk: Record<string, string>): string {
+  return base64url(createHash('sha256').update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y })).digest())
+}
+
+/** A new signing key as the store keeps it (what `bouncer secrets rotate bouncer.assertion-key` puts). */
+export function newAssertionKey(): string {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  return JSON.stringify({ jwk: privateKey.export({ format: 'jwk' }), createdAt: Date.now() })
+}
+
+function keyOrUndefined(serialized: string | undefined): SigningKey | undefined {
+  if (serialized === undefined) return undefined
+  try {
+    return keyFrom(serialized)
+  } catch {
+    return undefined
+  }
+}
+
+export function isAssertionKey(serialized: string): boolean {
+  return keyOrUndefined(serialized) !== undefined
+}
+
+export interface SignerOptions {
+  issuer: string
+  ttlMs: number
+  rotateEveryMs: number
+  /** Where the key is kept; null (or a read-only store) keeps it in memory only. */
+  store: SecretStore | null
+  logger: Logger
+  now?: () => number
+}
+
+export function createAssertionSigner(options: SignerOptions): AssertionSigner {
+  const { issuer, ttlMs, logger } = options
+  const now = options.now ?? Date.now
+  const store = options.store?.writable ? options.store : null
+  if (!store) logger.warn('identity assertions are signed with a key kept in memory only (no writable secrets store): it changes at every restart')
+  let memory: { current: string; previous: string | undefined } | null = store ? null : { current: newAssertionKey(), previous: undefined }
+  let current: SigningKey | undefined
+  let previous: SigningKey | undefined
+  // Keys rotated out of current/previous stay published until every assertion they signed expired
+  // (rotations closer together than the ttl, e.g. by hand, must not strand live assertions).
+  let retired: Array<{ key: SigningKey; until: number }> = []
+  const cache = new Map<string, { token: string; refreshAt: number }>()
+
+  function load(): void {
+    // A store without a usable key (new, or a value that is not a key) gets a fresh one.
+    if (store && !isAssertionKey(store.get(ASSERTION_KEY) ?? '')) {
+      if (store.get(ASSERTION_KEY) !== undefined) logger.error(`secret ${ASSERTION_KEY} does not hold a signing key: a new one replaces it`)
+      store.put(ASSERTION_KEY, newAssertionKey())
+    }
+    const currentText = store ? (store.get(ASSERTION_KEY) as string) : (memory as { current: string }).current
+    const previousText = store ? store.get(ASSERTION_KEY, 'previous') : memory?.previous
+    const before = [current, previous]
+    current = keyFrom(currentText)
+    previous = keyOrUndefined(previousText)
+    const live = new Set([current.kid, previous?.kid, ...retired.map((r) => r.key.kid)])
+    for (const old of before) if (old && !live.has(old.kid)) retired.push({ key: old, until: now() + ttlMs })
+    cache.clear() // new assertions with the new key; the ones already out stay valid (old key published)
+  }
+  const signing = () => current as SigningKey
+  load()
+  let marker = store?.marker(ASSERTION_KEY)
+
+  function sign1(upstream: string, identity: Identity, roles: readonly string[]): { token: string; exp: number } {
+    const iat = Math.floor(now() / 1000)
+    const exp = iat + Math.floor(ttlMs / 1000)
+    const key = signing()
+    const header = base64url(JSON.stringify({ alg: 'ES256', kid: key.kid, typ: 'JWT' }))
+    const payload = base64url(JSON.stringify({
+      iss: issuer, aud: upstream, sub: identity.sub, roles, idp: identity.iss,
+      ...(identity.clientId ? { client_id: identity.clientId } : {}),
+      iat, exp, jti: randomUUID(),
+    }))
+    const input = `${header}.${payload}`
+    const signature = sign('sha256', Buffer.from(input), { key: key.privateKey, dsaEncoding: 'ieee-p1363' })
+    return { token: `${input}.${base64url(signature)}`, exp }
+  }
+
+  return {
+    assertion(upstream, identity, roles) {
+      const key = `${upstream}\n${identity.issuerName}\n${identity.sub}\n${roles.join(',')}`
+      const at = now()
+      const cached = cache.get(key)
+      if (cached && cached.refreshAt > at) return cached.token
+      const { token, exp } = sign1(upstream, identity, roles)
+      // Refresh with a margin so an upstream never receives one about to expire.
+      cache.delete(key)
+      cache.set(key, { token, refreshAt: exp * 1000 - Math.min(60_000, ttlMs / 2) })
+      if (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value as string)
+      return token
+    },
+    jwks() {
+      const at = now()
+      if (retired.some((r) => r.until <= at)) retired = retired.filter((r) => r.until > at)
+      const published = [signing(), ...(previous ? [previous] : []), ...retired.map((r) => r.key)]
+      return { keys: published.map((k) => ({ ...k.publicJwk, kid: k.kid, alg: 'ES256', use: 'sig' })) }
+    },
+    rotateIfDue(force = false) {
+      // Another process (bouncer secrets rotate) may have changed the key in the store.
+      const seen = store?.marker(ASSERTION_KEY)
+      if (store && seen !== marker) {
+        marker = seen
+        load()
+        return true
+      }
+      if (!force && now() - signing().createdAt < options.rotateEveryMs) return false
+      if (store) {
+        store.put(ASSERTION_KEY, newAssertionKey())
+        marker = store.marker(ASSERTION_KEY)
+      } else if (memory) {
+        memory = { current: newAssertionKey(), previous: memory.current }
+      }
+      load()
+      logger.info({ kid: signing().kid, previous: previous?.kid }, 'identity assertion key rotated')
+      return true
+    },
+  }
+}

@@ -1,0 +1,247 @@
+// Credentials only the gateway holds: injected from the store, rotated under load without one failed
+// request, rotated on a schedule through a hook, read from env and file providers, and a gateway
+// that will not start without its master key.
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Pool, request } from 'undici'
+import { stringify } from 'yaml'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { openEmbeddedStore } from '../../src/secrets/embedded.ts'
+import { ConfigError } from '../../src/gateway/instance.ts'
+import { runCli } from '../helpers/cli.ts'
+import { startTestGateway } from '../helpers/gateway.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+let dir: string
+const masterKey = randomBytes(32).toString('base64')
+const env = { BOUNCER_MASTER_KEY: masterKey }
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-secrets-it-'))
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+/** An upstream that accepts only the tokens in `accepted` (the current and the previous one). */
+async function tokenCheckingUpstream(accepted: Set<string>): Promise<TestUpstream & { seen: string[] }> {
+  const seen: string[] = []
+  const upstream = await startUpstream((req, res) => {
+    const token = String(req.headers.authorization ?? '').replace(/^Bearer /, '')
+    seen.push(token)
+    res.writeHead(accepted.has(token) ? 200 : 401)
+    res.end()
+  })
+  return Object.assign(upstream, { seen })
+}
+
+function storeAt(path: string) {
+  return openEmbeddedStore(path, Buffer.from(masterKey, 'base64'))
+}
+
+async function configFile(name: string, config: Record<string, unknown>): Promise<string> {
+  const file = join(dir, `${name}.yaml`)
+  await writeFile(file, stringify({ server: { listen: '127.0.0.1:0' }, admin: { listen: '127.0.0.1:0' }, audit: { sinks: [] }, ...config }))
+  return file
+}
+
+const secretsSection = (path: string, extra: Record<string, unknown> = {}) => ({
+  store: { type: 'embedded', path, master_key: 'env:BOUNCER_MASTER_KEY' },
+  refresh_interval: '300ms',
+  ...extra,
+})
+
+describe('an upstream credential from the store', () => {
+  it('is injected, and a rotation under load is picked up without a restart and without one failed request', { timeout: 30_000 }, async () => {
+    const path = join(dir, 'rotation.db')
+    const store = storeAt(path)
+    store.put('sales-token', 'token-version-1')
+    store.close()
+    const accepted = new Set(['token-version-1'])
+    const upstream = await tokenCheckingUpstream(accepted)
+    const gw = await startTestGateway({
+      secrets: secretsSection(path),
+      upstreams: [{ name: 'sales', url: upstream.url, headers: { Authorization: 'Bearer ${secret:sales-token}' } }],
+      routes: [{ id: 'sales', path: '/*', upstream: 'sales', public: true }],
+    }, { env })
+    const file = await configFile('rotation', { secrets: secretsSection(path) })
+    const client = new Pool(gw.url, { connections: 8 })
+    const statuses = new Map<number, number>()
+    let running = true
+    const worker = async () => {
+      while (running) {
+        const res = await client.request({ path: '/report', method: 'GET' })
+        await res.body.dump()
+        statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
+      }
+    }
+    const load = Promise.all(Array.from({ length: 8 }, worker))
+    let current = 'token-version-1'
+    for (let version = 2; version <= 4; version++) {
+      await sleep(1_000)
+      const next = `token-version-${version}`
+      accepted.clear() // the upstream now knows the new token and still the current one
+      accepted.add(current)
+      accepted.add(next)
+      const rotated = await runCli(['secrets', 'rotate', 'sales-token', '--config', file], { input: next, env })
+      expect(rotated.code, rotated.stderr).toBe(0)
+      expect(rotated.stdout).not.toContain(next)
+      current = next
+    }
+    await sleep(1_000)
+    running = false
+    await load
+    await client.close()
+    await gw.close()
+    await upstream.close()
+    expect([...statuses.keys()]).toEqual([200])
+    expect(statuses.get(200)).toBeGreaterThan(200)
+    expect(new Set(upstream.seen)).toEqual(new Set(['token-version-1', 'token-version-2', 'token-version-3', 'token-version-4']))
+    expect(upstream.seen.at(-1)).toBe('token-version-4')
+  })
+
+  it('the admin token can be a secret too, and a rotation changes it', async () => {
+    const path = join(dir, 'admin.db')
+    const store = storeAt(path)
+    store.put('admin-token', 'admin-token-one-0123456789')
+    const upstream = await startUpstream()
+    const gw = await startTestGateway({
+      admin: { token: '${secret:admin-token}' },
+      secrets: secretsSection(path),
+      upstreams: [{ name: 'u', url: upstream.url }],
+      routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
+    }, { env })
+    const status = async (token: string) => {
+      const res = await request(`${gw.adminUrl}/api/routes`, { headers: { authorization: `Bearer ${token}` } })
+      await res.body.dump()
+      return res.statusCode
+    }
+    expect(await status('admin-token-one-0123456789')).toBe(200)
+    store.put('admin-token', 'admin-token-two-0123456789')
+    store.close()
+    await waitFor(async () => (await status('admin-token-two-0123456789')) === 200, 'the rotated admin token')
+    expect(await status('admin-token-one-0123456789')).toBe(401)
+    const secrets = await request(`${gw.adminUrl}/api/secrets`, { headers: { authorization: 'Bearer admin-token-two-0123456789' } })
+    const body = await secrets.body.text()
+    expect(JSON.parse(body)).toMatchObject({ store: 'embedded', secrets: [{ name: 'admin-token', versions: [{ version: 2, label: 'current' }, { version: 1, label: 'previous' }] }] })
+    expect(body).not.toContain('admin-token-two')
+    await gw.close()
+    await upstream.close()
+  })
+})
+
+describe('scheduled rotation', () => {
+  it('runs the hook with the new value on stdin, then makes it current', { timeout: 20_000 }, async () => {
+    const path = join(dir, 'scheduled.db')
+    const store = storeAt(path)
+    store.put('sales-token', 'initial-value-abcdef')
+    store.close()
+    const installed = join(dir, 'installed-token')
+    const accepted = new Set(['initial-value-abcdef'])
+    const upstream = await tokenCheckingUpstream(accepted)
+    const gw = await startTestGateway({
+      secrets: secretsSection(path, { rotation: { 'sales-token': { every: '2s', generate: 24, hook: `cat > ${installed}` } } }),
+      upstreams: [{ name: 'sales', url: upstream.url, headers: { Authorization: 'Bearer ${secret:sales-token}' } }],
+      routes: [{ id: 'sales', path: '/*', upstream: 'sales', public: true }],
+    }, { env })
+    await waitFor(async () => (await readFile(installed, 'utf8').catch(() => '')).length > 0, 'the hook', 10_000)
+    const newValue = await readFile(installed, 'utf8')
+    expect(newValue).toMatch(/^[A-Za-z0-9_-]{32}$/) // 24 random bytes, base64url
+    accepted.add(newValue)
+    await waitFor(async () => {
+      const res = await request(`${gw.url}/x`)
+      await res.body.dump()
+      return upstream.seen.at(-1) === newValue
+    }, 'the new value in use')
+    const check = storeAt(path)
+    expect(check.get('sales-token')).toBe(newValue)
+    check.close()
+    expect(gw.logs.join('')).not.toContain(newValue)
+    await gw.close()
+    await upstream.close()
+  })
+
+  it('keeps the current value when the hook fails, logs it, and retries', { timeout: 20_000 }, async () => {
+    const path = join(dir, 'failing.db')
+    const store = storeAt(path)
+    store.put('sales-token', 'value-that-stays-123')
+    store.close()
+    const attempts = join(dir, 'attempts')
+    const upstream = await tokenCheckingUpstream(new Set(['value-that-stays-123']))
+    const gw = await startTestGateway({
+      secrets: { ...secretsSection(path, { rotation: { 'sales-token': { every: '1s', hook: `echo try >> ${attempts}; cat >&2; exit 3` } } }), refresh_interval: '200ms' },
+      upstreams: [{ name: 'sales', url: upstream.url, headers: { Authorization: 'Bearer ${secret:sales-token}' } }],
+      routes: [{ id: 'sales', path: '/*', upstream: 'sales', public: true }],
+    }, { env })
+    await waitFor(async () => (await readFile(attempts, 'utf8').catch(() => '')).split('\n').length > 2, 'two attempts', 10_000)
+    expect(gw.logs.join('')).toContain('secret rotation hook failed')
+    const check = storeAt(path)
+    expect(check.versions('sales-token')).toHaveLength(1)
+    check.close()
+    const res = await request(`${gw.url}/x`)
+    expect(res.statusCode).toBe(200)
+    await res.body.dump()
+    await gw.close()
+    await upstream.close()
+  })
+})
+
+describe('other providers', () => {
+  it('env: values from BOUNCER_SECRET_* variables', async () => {
+    const upstream = await tokenCheckingUpstream(new Set(['from-the-environment']))
+    const gw = await startTestGateway({
+      secrets: { store: { type: 'env' } },
+      upstreams: [{ name: 'sales', url: upstream.url, headers: { Authorization: 'Bearer ${secret:sales-token}' } }],
+      routes: [{ id: 'sales', path: '/*', upstream: 'sales', public: true }],
+    }, { env: { BOUNCER_SECRET_SALES_TOKEN: 'from-the-environment' } })
+    const res = await request(`${gw.url}/x`)
+    expect(res.statusCode).toBe(200)
+    await res.body.dump()
+    await gw.close()
+    await upstream.close()
+  })
+
+  it('file: one file per secret, a changed file picked up like a rotation', async () => {
+    const files = await mkdtemp(join(dir, 'mounted-'))
+    await writeFile(join(files, 'sales-token'), 'mounted-value-one\n')
+    const accepted = new Set(['mounted-value-one'])
+    const upstream = await tokenCheckingUpstream(accepted)
+    const gw = await startTestGateway({
+      secrets: { store: { type: 'file', dir: files }, refresh_interval: '200ms' },
+      upstreams: [{ name: 'sales', url: upstream.url, headers: { Authorization: 'Bearer ${secret:sales-token}' } }],
+      routes: [{ id: 'sales', path: '/*', upstream: 'sales', public: true }],
+    })
+    expect((await request(`${gw.url}/x`)).statusCode).toBe(200)
+    accepted.add('mounted-value-two')
+    await writeFile(join(files, 'sales-token'), 'mounted-value-two\n')
+    await waitFor(async () => {
+      await (await request(`${gw.url}/x`)).body.dump()
+      return upstream.seen.at(-1) === 'mounted-value-two'
+    }, 'the new file value')
+    await gw.close()
+    await upstream.close()
+  })
+})
+
+describe('a gateway without its master key', () => {
+  it('does not start, and says why', async () => {
+    const path = join(dir, 'locked.db')
+    storeAt(path).close()
+    const config = { secrets: secretsSection(path), upstreams: [{ name: 'u', url: 'http://127.0.0.1:9', headers: { 'X-Key': '${secret:k}' } }], routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }] }
+    await expect(startTestGateway(config, { env: { BOUNCER_MASTER_KEY: '' } })).rejects.toThrow(ConfigError)
+    const file = await configFile('locked', config)
+    const missing = await runCli(['serve', '--config', file], { env: { BOUNCER_MASTER_KEY: '' } })
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toContain('secrets.store: cannot open the secrets store: the master key is missing: environment variable BOUNCER_MASTER_KEY is not set')
+    const wrong = await runCli(['serve', '--config', file], { env: { BOUNCER_MASTER_KEY: randomBytes(32).toString('base64') } })
+    expect(wrong.code).toBe(1)
+    expect(wrong.stderr).toContain('the master key does not open the secrets store')
+    const check = await runCli(['check', '--config', file], { env })
+    expect(check.code).toBe(1)
+    expect(check.stdout).toContain('secret "k" does not exist in the embedded store')
+  })
+})
