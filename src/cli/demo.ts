@@ -1,58 +1,76 @@
-// `bouncer demo` (what `npm start` runs): everything on loopback, stopped cleanly by Ctrl-C.
+// `bouncer demo` (what `npm start` runs): an OpenID provider, the data API and the gateway on
+// loopback, a scripted tour run once, and the curl lines to try; Ctrl-C stops everything.
 import type { Command } from 'commander'
-import { fileURLToPath } from 'node:url'
-import { startDataApi } from '../demo/data-api.ts'
-import { ConfigError, startGateway } from '../gateway/instance.ts'
+import { ConfigError } from '../gateway/instance.ts'
+import { startDemo, type RunningDemo } from '../demo/run.ts'
+import { runTour } from '../demo/tour.ts'
 import { UserError } from './user-error.ts'
 
-const DEMO_CONFIG = fileURLToPath(new URL('../../examples/demo/bouncer.yaml', import.meta.url))
-
-interface DemoOptions {
+interface DemoFlags {
   port: string
   adminPort: string
+  idpPort: string
   apiPort: string
+  dataDir: string
+  tour: boolean
+}
+
+function port(value: string, flag: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new UserError(`${flag} takes a port number (0 picks a free one)`, 2)
+  return n
 }
 
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('the quick start: a demo data API and the gateway on loopback, with curl lines to try')
+    .description('the quick start: an OpenID provider, a data API and the gateway on loopback, a tour, and curl lines to try')
     .option('--port <n>', 'gateway port', '8080')
     .option('--admin-port <n>', 'admin port', '9090')
+    .option('--idp-port <n>', 'OpenID provider port', '9400')
     .option('--api-port <n>', 'demo data API port (0: any free port)', '0')
-    .action(async (opts: DemoOptions) => {
-      const api = await startDataApi({ port: Number(opts.apiPort) })
-      let gateway
+    .option('--data-dir <path>', 'master key, secrets and audit log', './data')
+    .option('--no-tour', 'start everything but skip the tour')
+    .action(async (flags: DemoFlags) => {
+      let demo: RunningDemo
       try {
-        gateway = await startGateway({
-          configFile: DEMO_CONFIG,
-          port: Number(opts.port),
-          adminPort: Number(opts.adminPort),
-          env: { ...process.env, DEMO_API_URL: api.url },
+        demo = await startDemo({
+          port: port(flags.port, '--port'),
+          adminPort: port(flags.adminPort, '--admin-port'),
+          idpPort: port(flags.idpPort, '--idp-port'),
+          apiPort: port(flags.apiPort, '--api-port'),
+          dataDir: flags.dataDir,
         })
       } catch (err) {
-        await api.close()
         if (err instanceof ConfigError) throw new UserError(err.message)
         if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-          throw new UserError(`${(err as Error).message}: pass --port and --admin-port to use other ports`)
+          throw new UserError(`${(err as Error).message}: pass --port, --admin-port and --idp-port to use other ports`)
         }
         throw err
       }
-      console.log(`gateway listening on ${gateway.url}`)
-      console.log(`admin listening on ${gateway.adminUrl}`)
-      console.log(`demo data API on ${api.url} (only the gateway should call it)`)
-      console.log('')
-      console.log('Try:')
-      console.log(`  curl -s ${gateway.url}/reports/daily/eu`)
-      console.log(`  curl -s ${gateway.url}/exports/orders.csv`)
-      console.log(`  curl -s ${gateway.url}/reports/daily/..%2fadmin     # 400 bad_path`)
-      console.log(`  curl -s ${gateway.url}/nothing-here                 # 404 route_not_found`)
-      console.log('')
-      console.log('Ctrl-C stops everything.')
       const stop = () => {
-        void Promise.allSettled([gateway.shutdown(), api.close()]).then(() => process.exit(0))
+        void demo.stop().then(() => process.exit(0))
       }
       process.once('SIGINT', stop)
       process.once('SIGTERM', stop)
+
+      const print = (line = '') => console.log(line)
+      print(`gateway listening on ${demo.gateway.url}`)
+      print(`admin listening on ${demo.gateway.adminUrl}`)
+      print(`OpenID provider on ${demo.issuer} (clients looker-reports and analytics-agent)`)
+      print(`demo data API on ${demo.apiUrl} (it answers only the gateway)`)
+      print(demo.firstRun
+        ? `first run: generated a master key in ${demo.masterKeyFile} and stored the data API's credential and the admin token, encrypted, in ${demo.dataDir}/secrets.db`
+        : `secrets: the master key in ${demo.masterKeyFile} opened ${demo.dataDir}/secrets.db`)
+      print()
+      if (flags.tour) {
+        try {
+          await runTour(demo, print)
+        } catch (err) {
+          print(`the tour failed: ${(err as Error).message}`)
+        }
+        print()
+      }
+      print('Ctrl-C stops everything.')
     })
 }

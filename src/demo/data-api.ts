@@ -1,12 +1,25 @@
-// The demo's data API: fresh numbers on every call, like the internal APIs Bouncer fronts.
+// The demo's data API: fresh numbers on every call, like the internal APIs Bouncer fronts. It
+// trusts only the gateway: a request must carry the credential the gateway injects from its
+// secrets store, and an X-Bouncer-Assertion that verifies against the gateway's published keys
+// (examples/assertion/verify-upstream.ts). The JSON answers say who the gateway vouched for.
 import { once } from 'node:events'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { timingSafeEqual } from 'node:crypto'
+import { assertionVerifier, type Caller } from '../../examples/assertion/verify-upstream.ts'
 
 export interface DataApi {
   url: string
   server: Server
+  /** From now on, X-Bouncer-Assertion is verified against this gateway's keys. */
+  trustGateway(gatewayUrl: string, upstreamName: string): void
   close(): Promise<void>
+}
+
+export interface DataApiOptions {
+  port?: number
+  /** The only Authorization value accepted: what the gateway injects. */
+  credential: string
 }
 
 const REGIONS = ['eu', 'us', 'apac']
@@ -41,19 +54,34 @@ function csvExport(): string {
   return `region,orders_today,as_of\n${rows.join('\n')}\n`
 }
 
-export type RequestCheck = (req: IncomingMessage) => Promise<string | undefined> | string | undefined
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given)
+  const b = Buffer.from(expected)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
 
-/** `check` may refuse a request (returns a reason): later the demo checks the gateway's credential. */
-export async function startDataApi(options: { port?: number; check?: RequestCheck } = {}): Promise<DataApi> {
+export async function startDataApi(options: DataApiOptions): Promise<DataApi> {
+  let verify: ((assertion: string | undefined) => Promise<Caller>) | null = null
   const server = createServer(async (req, res) => {
-    const refusal = await options.check?.(req)
-    if (refusal) return send(res, 401, 'application/json', JSON.stringify({ error: refusal }))
     const url = new URL(req.url ?? '/', 'http://data-api')
-    const daily = /^\/v1\/reports\/daily\/([a-z]+)$/.exec(url.pathname)
-    if (daily && REGIONS.includes(daily[1] as string)) return send(res, 200, 'application/json', JSON.stringify(dailyReport(daily[1] as string)))
-    if (url.pathname === '/v1/customers') return send(res, 200, 'application/json', JSON.stringify(customers()))
-    if (url.pathname === '/v1/export.csv') return send(res, 200, 'text/csv', csvExport())
     if (url.pathname === '/healthz') return send(res, 200, 'application/json', '{"status":"ok"}')
+    if (!sameSecret(req.headers.authorization ?? '', `Bearer ${options.credential}`)) {
+      return send(res, 401, 'application/json', JSON.stringify({ error: 'this API only answers the gateway (wrong or missing credential)' }))
+    }
+    let caller: Caller
+    try {
+      if (!verify) throw new Error('not ready')
+      caller = await verify(req.headers['x-bouncer-assertion'] as string | undefined)
+    } catch (err) {
+      return send(res, 401, 'application/json', JSON.stringify({ error: `no valid X-Bouncer-Assertion: ${(err as Error).message}` }))
+    }
+    const requestedBy = { subject: caller.sub, roles: caller.roles, identity_provider: caller.idp }
+    const daily = /^\/v1\/reports\/daily\/([a-z]+)$/.exec(url.pathname)
+    if (daily && REGIONS.includes(daily[1] as string)) {
+      return send(res, 200, 'application/json', JSON.stringify({ ...dailyReport(daily[1] as string), requested_by: requestedBy }))
+    }
+    if (url.pathname === '/v1/customers') return send(res, 200, 'application/json', JSON.stringify({ customers: customers(), requested_by: requestedBy }))
+    if (url.pathname === '/v1/export.csv') return send(res, 200, 'text/csv', csvExport())
     send(res, 404, 'application/json', JSON.stringify({ error: 'not found' }))
   })
   server.listen(options.port ?? 0, '127.0.0.1')
@@ -61,6 +89,9 @@ export async function startDataApi(options: { port?: number; check?: RequestChec
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     server,
+    trustGateway(gatewayUrl, upstreamName) {
+      verify = assertionVerifier(gatewayUrl, upstreamName)
+    },
     async close() {
       server.closeAllConnections()
       server.close()

@@ -72,7 +72,10 @@ export interface SignerOptions {
   issuer: string
   ttlMs: number
   rotateEveryMs: number
-  /** Where the key is kept; null (or a read-only store) keeps it in memory only. */
+  /**
+   * Where the key is kept: a writable store (rotated here), a read-only one that holds the key
+   * (env or file: several instances share it; rotated by whoever writes it), or else memory only.
+   */
   store: SecretStore | null
   logger: Logger
   now?: () => number
@@ -81,8 +84,9 @@ export interface SignerOptions {
 export function createAssertionSigner(options: SignerOptions): AssertionSigner {
   const { issuer, ttlMs, logger } = options
   const now = options.now ?? Date.now
-  const store = options.store?.writable ? options.store : null
-  if (!store) logger.warn('identity assertions are signed with a key kept in memory only (no writable secrets store): it changes at every restart')
+  const source = options.store
+  const store = source && (source.writable || isAssertionKey(source.get(ASSERTION_KEY) ?? '')) ? source : null
+  if (!store) logger.warn(`identity assertions are signed with a key kept in memory only (no writable secrets store, and no ${ASSERTION_KEY} in the ${source?.kind ?? 'absent'} store): it changes at every restart`)
   let memory: { current: string; previous: string | undefined } | null = store ? null : { current: newAssertionKey(), previous: undefined }
   let current: SigningKey | undefined
   let previous: SigningKey | undefined
@@ -93,14 +97,20 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
 
   function load(): void {
     // A store without a usable key (new, or a value that is not a key) gets a fresh one.
-    if (store && !isAssertionKey(store.get(ASSERTION_KEY) ?? '')) {
+    if (store?.writable && !isAssertionKey(store.get(ASSERTION_KEY) ?? '')) {
       if (store.get(ASSERTION_KEY) !== undefined) logger.error(`secret ${ASSERTION_KEY} does not hold a signing key: a new one replaces it`)
       store.put(ASSERTION_KEY, newAssertionKey())
     }
     const currentText = store ? (store.get(ASSERTION_KEY) as string) : (memory as { current: string }).current
     const previousText = store ? store.get(ASSERTION_KEY, 'previous') : memory?.previous
     const before = [current, previous]
-    current = keyFrom(currentText)
+    const next = keyOrUndefined(currentText)
+    if (!next) {
+      // Only a read-only store can get here (a writable one was just repaired): keep signing with what we have.
+      logger.error(`secret ${ASSERTION_KEY} in the ${store?.kind} store does not hold a signing key: the current key stays`)
+      if (current) return
+    }
+    current = next ?? keyFrom(currentText)
     previous = keyOrUndefined(previousText)
     const live = new Set([current.kid, previous?.kid, ...retired.map((r) => r.key.kid)])
     for (const old of before) if (old && !live.has(old.kid)) retired.push({ key: old, until: now() + ttlMs })
@@ -153,6 +163,7 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
         return true
       }
       if (!force && now() - signing().createdAt < options.rotateEveryMs) return false
+      if (store && !store.writable) return false // whoever writes the shared key rotates it
       if (store) {
         store.put(ASSERTION_KEY, newAssertionKey())
         marker = store.marker(ASSERTION_KEY)

@@ -6,7 +6,7 @@ import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from 'jose'
-import Provider from 'oidc-provider'
+import { openIdProvider, type ServiceAccount } from '../../src/demo/identity-provider.ts'
 import * as client from 'openid-client'
 import { Agent, fetch as undiciFetch } from 'undici'
 
@@ -27,12 +27,7 @@ export async function signingKey(kid: string, alg: 'RS256' | 'ES256'): Promise<S
   }
 }
 
-export interface ServiceAccount {
-  clientId: string
-  secret: string
-  /** Extra claims put in its access tokens (e.g. tenant, groups). */
-  claims?: Record<string, unknown>
-}
+export type { ServiceAccount }
 
 export interface ProviderOptions {
   port?: number
@@ -90,36 +85,15 @@ export async function startIdentityProvider(options: ProviderOptions = {}): Prom
     await once(server, 'listening')
     port = (server.address() as AddressInfo).port
     issuer = `http://127.0.0.1:${port}`
-    const byClient = new Map(clients.map((c) => [c.clientId, c]))
     const signingAlg = keys.some((k) => k.alg === signWith) ? signWith : (keys[0] as SigningKey).alg
-    const provider = new Provider(issuer, {
-      jwks: { keys: keys.map((k) => k.privateJwk) as never },
-      clients: clients.map((c) => ({
-        client_id: c.clientId,
-        client_secret: c.secret,
-        grant_types: ['client_credentials'],
-        redirect_uris: [],
-        response_types: [],
-        id_token_signed_response_alg: signingAlg,
-      })),
-      features: {
-        clientCredentials: { enabled: true },
-        devInteractions: { enabled: false },
-        resourceIndicators: {
-          enabled: true,
-          defaultResource: () => AUDIENCE,
-          getResourceServerInfo: (_ctx: unknown, resource: string) => ({
-            scope: 'reports:read',
-            audience: resource,
-            accessTokenTTL: options.tokenTtlSeconds ?? 600,
-            accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: signingAlg } },
-          }),
-        },
-      },
-      extraTokenClaims: (_ctx: unknown, token: { clientId?: string }) => byClient.get(token.clientId ?? '')?.claims,
-      ttl: { ClientCredentials: options.tokenTtlSeconds ?? 600 },
-    } as never)
+    const provider = openIdProvider(issuer, {
+      keys: keys.map((k) => k.privateJwk),
+      signWith: signingAlg,
+      clients,
+      audience: AUDIENCE,
+      scope: 'reports:read',
+      tokenTtlSeconds: options.tokenTtlSeconds ?? 600,
+    })
     const callback = provider.callback()
     server.on('request', (req, res) => {
       if (req.url === '/jwks') jwksFetches++

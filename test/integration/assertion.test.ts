@@ -2,13 +2,14 @@
 // published keys (examples/assertion/verify-upstream.ts), across key rotations, and nothing a
 // client sends can pass for one.
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decodeProtectedHeader } from 'jose'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { assertionVerifier, type Caller } from '../../examples/assertion/verify-upstream.ts'
+import { newAssertionKey } from '../../src/upstream/assertion.ts'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -128,5 +129,34 @@ describe('X-Bouncer-Assertion', () => {
     const assertion = upstream.received.at(-1)?.headers['x-bouncer-assertion'] as string
     const otherUpstream = assertionVerifier(gw.url, 'billing-api', { issuer: 'bouncer-test' })
     await expect(otherUpstream(assertion)).rejects.toThrow(/aud/)
+  })
+})
+
+describe('several gateways behind one load balancer', () => {
+  it('sign with the key they share through a read-only store, so either one’s JWKS verifies what the other signed', async () => {
+    const keys = join(dir, 'shared-keys')
+    await mkdir(keys)
+    await writeFile(join(keys, 'bouncer.assertion-key'), newAssertionKey())
+    const config = {
+      secrets: { store: { type: 'file', dir: keys } },
+      assertion: { issuer: 'bouncer-test' },
+      issuers: [{ name: 'corp-sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
+      ...allowAnyCaller(['corp-sso']),
+      upstreams: [{ name: 'sales-api', url: upstream.url, identity_assertion: true }],
+      routes: [{ id: 'data', path: '/data/*', upstream: 'sales-api' }],
+    }
+    const a = await startTestGateway(config)
+    const b = await startTestGateway(config)
+    try {
+      const jwksOf = async (url: string) => ((await (await request(`${url}/.well-known/jwks.json`)).body.json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid)
+      expect(await jwksOf(a.url)).toEqual(await jwksOf(b.url))
+      await (await request(`${a.url}/data/x`, { headers: { authorization: `Bearer ${token}` } })).body.dump()
+      const fromA = upstream.received.at(-1)?.headers['x-bouncer-assertion'] as string
+      await expect(assertionVerifier(b.url, 'sales-api', { issuer: 'bouncer-test' })(fromA)).resolves.toMatchObject({ sub: 'looker-reports' })
+      expect(a.logs.join('')).not.toContain('kept in memory only')
+    } finally {
+      await a.close()
+      await b.close()
+    }
   })
 })

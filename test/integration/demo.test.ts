@@ -1,33 +1,114 @@
-// `npm start` runs `bouncer demo`: it must start on a fresh machine, serve, and stop on Ctrl-C.
-import { spawn } from 'node:child_process'
+// `npm start` runs `bouncer demo`: on a fresh machine it must start a real OpenID provider, the data
+// API and the gateway, run the tour with the statuses the README promises, print curl lines that
+// work as printed, keep its master key and secrets for the next run, and stop cleanly on Ctrl-C.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { request } from 'undici'
-import { describe, expect, it } from 'vitest'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { DEMO_CONFIG } from '../../src/demo/run.ts'
 import { BIN } from '../helpers/cli.ts'
 
+let cwd: string
+
+beforeAll(async () => {
+  cwd = await mkdtemp(join(tmpdir(), 'bouncer-demo-'))
+})
+afterAll(async () => {
+  await rm(cwd, { recursive: true, force: true })
+})
+
+async function startDemo(extra: string[] = []): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(process.execPath, [BIN, 'demo', '--port', '0', '--admin-port', '0', '--idp-port', '0', ...extra], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()))
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()))
+  await expect.poll(() => stdout, { timeout: 30_000, interval: 100 }).toContain('Ctrl-C stops everything')
+  expect(stderr).toBe('') // a clean screen: no warnings, no stack traces
+  return { child, output: () => stdout }
+}
+
+async function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
+  child.kill(signal)
+  const [code] = (await once(child, 'exit')) as [number | null]
+  return code
+}
+
+/** Runs lines printed by the demo in bash, as a user pasting them would. */
+function bash(script: string): string {
+  const result = spawnSync('bash', ['-c', script], { cwd, encoding: 'utf8', timeout: 20_000 })
+  expect(result.status, result.stderr).toBe(0)
+  return result.stdout
+}
+
 describe('bouncer demo', () => {
-  it('starts the data API and the gateway, serves fresh data, and stops cleanly on SIGINT', async () => {
-    const child = spawn(process.execPath, [BIN, 'demo', '--port', '0', '--admin-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    await expect.poll(() => stdout, { timeout: 15_000 }).toContain('Ctrl-C stops everything')
-    const gateway = /gateway listening on (\S+)/.exec(stdout)?.[1] as string
+  it('runs the tour with the promised answers, prints curl lines that work, and stops cleanly on Ctrl-C', { timeout: 60_000 }, async () => {
+    const { child, output } = await startDemo()
+    const out = output()
+    expect(out).toMatch(/first run: generated a master key in .*data\/master\.key/)
+    expect((await stat(join(cwd, 'data', 'master.key'))).mode & 0o777).toBe(0o600)
 
-    const first = await request(`${gateway}/reports/daily/eu`)
-    const report = (await first.body.json()) as { region: string; generated_at: string }
-    expect(first.statusCode).toBe(200)
-    expect(report.region).toBe('eu')
-    await new Promise((r) => setTimeout(r, 5))
-    const second = (await (await request(`${gateway}/reports/daily/eu`)).body.json()) as { generated_at: string }
-    expect(second.generated_at).not.toBe(report.generated_at) // fresh on every call
+    // The tour's steps, with the statuses and reasons the issue asks for.
+    expect(out).toMatch(/GET \/reports\/daily\/eu → 200, \d+ hourly rows generated at \d{4}-/)
+    expect(out).toContain('the data API verified X-Bouncer-Assertion: caller looker-reports with roles ["reports"]')
+    expect(out).toContain('GET /customers → 403 policy_denied: Statement "DenyCustomerPII" of policy "no-pii" denies GET on route "customers".')
+    // A burst of 15 against bursts of 10 refilling at 5/s: at least 10 pass, and the rest (unless the
+    // machine is so slow the refill catches up) are throttled.
+    const [, passed, throttled] = (/GET \/reports\/daily\/us ×15 → (\d+) × 200, (\d+) × 429/.exec(out) ?? []).map(Number)
+    expect(passed).toBeGreaterThanOrEqual(10)
+    expect(throttled).toBeGreaterThanOrEqual(1)
+    expect((passed as number) + (throttled as number)).toBe(15)
+    expect(out).toMatch(/429 rate_limited with Retry-After: \d+/)
+    expect(out).toContain('401 issuer_unknown: No configured issuer has iss "https://login.unknown-idp.example/".')
+    expect(out).toMatch(/401 token_expired: The token expired at /)
+    // The audit table read back from SQLite has every one of those requests.
+    const table = out.slice(out.indexOf('6. the audit log'), out.indexOf('Try it by hand'))
+    expect(table.match(/ 429 +deny +GET \/reports\/daily\/us .*rate_limited \(per-principal\)/g)).toHaveLength(throttled as number)
+    expect(table).toMatch(/ 403 +deny +GET \/customers +customers +analytics-agent +policy_denied \(DenyCustomerPII\)/)
+    expect(table).toMatch(/ 401 +deny .*token_expired/)
+    expect(table).toMatch(/ 401 +deny .*issuer_unknown/)
+    expect(table).toMatch(/ 200 +allow +GET \/reports\/daily\/eu +reports\.daily +looker-reports/)
 
-    const csv = await request(`${gateway}/exports/orders.csv`)
-    expect(csv.headers['content-type']).toBe('text/csv')
-    expect(await csv.body.text()).toMatch(/^region,orders_today,as_of\n/)
-    expect(stdout).toContain(`curl -s ${gateway}/reports/daily/eu`)
+    // The curl lines, pasted as printed.
+    const lines = out.slice(out.indexOf('Try it by hand:')).split('\n').slice(1).map((l) => l.trim())
+    const tokens = lines.filter((l) => /^(REPORTS|AGENT)=/.test(l)).join('\n')
+    const curls = lines.filter((l) => l.startsWith('curl ')).map((l) => l.replace(/\s+#.*$/, ''))
+    expect(curls).toHaveLength(4)
+    const answers = curls.map((curl) => bash(`${tokens}\n${curl}`))
+    expect(JSON.parse(answers[0] as string)).toMatchObject({ region: 'eu', requested_by: { subject: 'looker-reports' } })
+    expect(answers[1]).toMatch(/^region,orders_today,as_of\n/)
+    expect(JSON.parse(answers[2] as string)).toMatchObject({ status: 403, code: 'policy_denied' })
+    expect(JSON.parse(answers[3] as string)).toMatchObject({ status: 401, code: 'missing_token' })
 
-    child.kill('SIGINT')
-    const [code] = (await once(child, 'exit')) as [number]
-    expect(code).toBe(0)
+    // The audit and explain lines, with this checkout's bouncer for `npx bouncer`.
+    const cli = lines.filter((l) => l.includes('npx bouncer')).map((l) => l.replace('npx bouncer', `${process.execPath} ${BIN}`))
+    expect(cli).toHaveLength(2)
+    expect(bash(cli[0] as string)).toMatch(/403 +deny +GET \/customers/)
+    expect(bash(`${cli[1]} || test $? -eq 1`)).toMatch(/DENY: 403 policy_denied: Statement "DenyCustomerPII"/)
+
+    // Around the gateway, the data API answers nobody: no credential, or a credential without an assertion.
+    const api = /demo data API on (\S+)/.exec(out)?.[1] as string
+    expect(JSON.parse(bash(`curl -s ${api}/v1/customers`))).toMatchObject({ error: expect.stringContaining('only answers the gateway') })
+    const stolen = bash(`curl -s -H "Authorization: Bearer not-the-credential" ${api}/v1/customers`)
+    expect(JSON.parse(stolen)).toMatchObject({ error: expect.stringContaining('wrong or missing credential') })
+    const credential = bash(`${process.execPath} ${BIN} secrets get data-api-token --reveal --config ${DEMO_CONFIG}`).trim()
+    const noAssertion = bash(`curl -s -H "Authorization: Bearer ${credential}" ${api}/v1/customers`)
+    expect(JSON.parse(noAssertion)).toMatchObject({ error: expect.stringContaining('no valid X-Bouncer-Assertion') })
+
+    expect(await stop(child, 'SIGINT')).toBe(0)
+  })
+
+  it('keeps its master key and secrets for the next run', { timeout: 60_000 }, async () => {
+    const { child, output } = await startDemo(['--no-tour'])
+    expect(output()).toMatch(/secrets: the master key in .*data\/master\.key opened .*data\/secrets\.db/)
+    expect(output()).not.toContain('The tour')
+    const gateway = /gateway listening on (\S+)/.exec(output())?.[1] as string
+    const issuer = /OpenID provider on (\S+)/.exec(output())?.[1] as string
+    const report = bash(`TOKEN=$(curl -s -u looker-reports:looker-reports-demo-secret -d grant_type=client_credentials -d resource=api://bouncer-demo ${issuer}/token | sed -E 's/.*"access_token":"([^"]+)".*/\\1/')
+curl -s -H "Authorization: Bearer $TOKEN" ${gateway}/reports/daily/eu`)
+    expect(JSON.parse(report)).toMatchObject({ region: 'eu' }) // the data API accepts the stored credential
+    expect(await stop(child, 'SIGTERM')).toBe(0)
   })
 })

@@ -1,0 +1,123 @@
+// Starts the quick start on loopback: an OpenID provider with the story's two service accounts, the
+// data API, and the gateway with examples/demo/bouncer.yaml. The first run makes a master key and
+// the secrets the gateway holds (the data API's credential, the admin token) in the data directory.
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { exportJWK, generateKeyPair, type JWK } from 'jose'
+import { masterKeyFrom } from '../secrets/crypto.ts'
+import { openEmbeddedStore } from '../secrets/embedded.ts'
+import { generateSecret } from '../secrets/rotation.ts'
+import { startGateway, type GatewayInstance } from '../gateway/instance.ts'
+import { createLogger } from '../telemetry/logger.ts'
+import { startDataApi, type DataApi } from './data-api.ts'
+import { openIdProvider, type ServiceAccount } from './identity-provider.ts'
+
+export const DEMO_CONFIG = fileURLToPath(new URL('../../examples/demo/bouncer.yaml', import.meta.url))
+export const DEMO_AUDIENCE = 'api://bouncer-demo'
+const UPSTREAM = 'data-api'
+
+/** The story's service accounts. Their secrets are the provider's, not the gateway's: demo values. */
+export const DEMO_CLIENTS = {
+  reports: { clientId: 'looker-reports', secret: 'looker-reports-demo-secret' },
+  agent: { clientId: 'analytics-agent', secret: 'analytics-agent-demo-secret' },
+} satisfies Record<string, ServiceAccount>
+
+export interface DemoOptions {
+  port: number
+  adminPort: number
+  idpPort: number
+  apiPort: number
+  dataDir: string
+}
+
+export interface RunningDemo {
+  gateway: GatewayInstance
+  issuer: string
+  apiUrl: string
+  dataDir: string
+  /** True when this run made the master key (and the secrets). */
+  firstRun: boolean
+  masterKeyFile: string
+  /** The provider's private signing key (the tour signs an expired token with it). */
+  providerKey: JWK
+  stop(): Promise<void>
+}
+
+/** The master key file and the two secrets, made on the first run and reused afterwards. */
+function prepareSecrets(dataDir: string): { firstRun: boolean; masterKeyFile: string; credential: string } {
+  mkdirSync(dataDir, { recursive: true })
+  const masterKeyFile = join(dataDir, 'master.key')
+  const firstRun = !existsSync(masterKeyFile)
+  if (firstRun) writeFileSync(masterKeyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 })
+  const store = openEmbeddedStore(join(dataDir, 'secrets.db'), masterKeyFrom(`file:${masterKeyFile}`))
+  try {
+    for (const name of ['data-api-token', 'admin-token']) if (store.get(name) === undefined) store.put(name, generateSecret(32))
+    return { firstRun, masterKeyFile, credential: store.get('data-api-token') as string }
+  } finally {
+    store.close()
+  }
+}
+
+async function listen(server: Server, port: number): Promise<number> {
+  server.listen(port, '127.0.0.1')
+  await once(server, 'listening')
+  return (server.address() as AddressInfo).port
+}
+
+export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
+  const dataDir = resolve(options.dataDir)
+  const { firstRun, masterKeyFile, credential } = prepareSecrets(dataDir)
+
+  const { privateKey } = await generateKeyPair('ES256', { extractable: true })
+  const providerKey: JWK = { ...(await exportJWK(privateKey)), kid: 'demo-es256', alg: 'ES256', use: 'sig' }
+  const idpServer = createServer()
+  const idpPort = await listen(idpServer, options.idpPort)
+  const issuer = `http://127.0.0.1:${idpPort}`
+  const provider = openIdProvider(issuer, {
+    keys: [providerKey],
+    signWith: 'ES256',
+    clients: Object.values(DEMO_CLIENTS),
+    audience: DEMO_AUDIENCE,
+    scope: 'data:read',
+    tokenTtlSeconds: 600,
+  })
+  idpServer.on('request', provider.callback())
+
+  let api: DataApi | undefined
+  try {
+    api = await startDataApi({ port: options.apiPort, credential })
+    const gateway = await startGateway({
+      configFile: DEMO_CONFIG,
+      port: options.port,
+      adminPort: options.adminPort,
+      // The tour's refusals are the point of the demo: the screen shows them, the log need not.
+      logger: createLogger({ level: process.env.BOUNCER_LOG_LEVEL ?? 'warn' }),
+      env: { ...process.env, DEMO_ISSUER: issuer, DEMO_API_URL: api.url, DEMO_DATA_DIR: dataDir },
+    })
+    api.trustGateway(gateway.url, UPSTREAM)
+    const started = api
+    return {
+      gateway,
+      issuer,
+      apiUrl: api.url,
+      dataDir,
+      firstRun,
+      masterKeyFile,
+      providerKey,
+      async stop() {
+        idpServer.closeAllConnections()
+        idpServer.close()
+        await Promise.allSettled([gateway.shutdown(), started.close()])
+      },
+    }
+  } catch (err) {
+    idpServer.close()
+    await api?.close()
+    throw err
+  }
+}

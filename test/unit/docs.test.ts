@@ -1,0 +1,44 @@
+// The README and the guides keep their promises: every relative link (and #anchor) resolves, and
+// every example config is introduced somewhere a reader will find it.
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const DOCS = ['README.md', 'bench/README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
+
+/** GitHub's heading anchors: lower case, punctuation dropped, spaces as hyphens. */
+function anchors(markdown: string): Set<string> {
+  const out = new Set<string>()
+  for (const match of markdown.matchAll(/^#{1,6} (.+)$/gm)) {
+    out.add((match[1] as string).toLowerCase().replace(/[^\p{L}\p{N} -]/gu, '').replace(/ /g, '-'))
+  }
+  return out
+}
+
+function links(markdown: string): string[] {
+  const withoutCode = markdown.replace(/```[\s\S]*?```/g, '')
+  return [...withoutCode.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1] as string).filter((target) => !/^[a-z]+:/.test(target))
+}
+
+describe('documentation', () => {
+  it.each(DOCS)('%s: every relative link and anchor resolves', (doc) => {
+    const text = readFileSync(join(ROOT, doc), 'utf8')
+    const broken: string[] = []
+    for (const target of links(text)) {
+      const [path, anchor] = target.split('#') as [string, string | undefined]
+      const file = path === '' ? join(ROOT, doc) : join(ROOT, dirname(doc), path)
+      if (!existsSync(file)) broken.push(`${target}: no such file`)
+      else if (anchor && file.endsWith('.md') && !anchors(readFileSync(file, 'utf8')).has(anchor)) broken.push(`${target}: no such heading`)
+    }
+    expect(broken).toEqual([])
+  })
+
+  it('introduces every example config in the README', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+    const examples = readdirSync(join(ROOT, 'examples'))
+    expect(examples.length).toBeGreaterThan(5)
+    expect(examples.filter((name) => !readme.includes(`examples/${name}`)).map((name) => relative(ROOT, join(ROOT, 'examples', name)))).toEqual([])
+  })
+})
