@@ -6,8 +6,10 @@
 #     -v /path/to/secrets:/run/secrets/bouncer:ro -v bouncer-data:/var/lib/bouncer bouncer
 FROM node:24-bookworm-slim
 
+# NODE_OPTIONS: a 16 MB young generation, ~90 MB less resident memory, same throughput (bench/README.md).
 ENV NODE_ENV=production \
-    BOUNCER_CONFIG=/etc/bouncer/bouncer.yaml
+    BOUNCER_CONFIG=/etc/bouncer/bouncer.yaml \
+    NODE_OPTIONS=--max-semi-space-size=16
 WORKDIR /opt/bouncer
 
 COPY package.json package-lock.json ./

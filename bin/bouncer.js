@@ -3,6 +3,13 @@
 // packaged build when installed: Node does not strip types inside node_modules.
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { setFlagsFromString } from 'node:v8'
+
+// V8 pretenures allocation sites whose objects survived during startup (config loading); under
+// load those sites then allocate per-request objects straight into the old generation, where
+// they die young but hold young objects alive: scavenges of 5-15 ms and a heap three times the
+// size. Without it the GC pauses stay under 3 ms (bench/README.md, "Profiling").
+setFlagsFromString('--no-allocation-site-pretenuring')
 
 const installed = fileURLToPath(import.meta.url).includes('/node_modules/')
 const built = new URL('../dist/cli/main.js', import.meta.url)

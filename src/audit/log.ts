@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads'
 import type { AuditConfig } from '../config/index.ts'
 import type { RequestContext } from '../gateway/context.ts'
 import type { Logger } from '../telemetry/logger.ts'
+import { LineBuffer } from './line-buffer.ts'
 import { recordLine, rejectedLine } from './record.ts'
 import type { FromWorker, ToWorker, WorkerConfig, WorkerSinkConfig, WorkerStats } from './worker.ts'
 
@@ -41,7 +42,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
     capacity: config.queue_capacity,
   }
 
-  let pending: string[] = []
+  const pending = new LineBuffer()
   let waiters: Array<() => void> = []
   let timer: NodeJS.Timeout | undefined
   let nextId = 1
@@ -54,7 +55,9 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
   let worker = start()
 
   function start(): Worker {
-    const w = new Worker(WORKER_URL, { workerData: workerConfig })
+    // The worker's young generation stays small: its batches are short-lived strings, and a
+    // default-sized one (up to 64 MB, like the request thread's) costs resident memory for nothing.
+    const w = new Worker(WORKER_URL, { workerData: workerConfig, resourceLimits: { maxYoungGenerationSizeMb: 8 } })
     w.on('message', (message: FromWorker) => {
       switch (message.type) {
         case 'committed': {
@@ -98,18 +101,23 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
   function flush(): void {
     clearTimeout(timer)
     timer = undefined
-    if (pending.length === 0) return
+    if (pending.count === 0) return
     const id = nextId++
-    inFlight.set(id, { count: pending.length, waiters })
-    inFlightRecords += pending.length
-    worker.postMessage({ type: 'batch', id, lines: pending.join('\n') } satisfies ToWorker)
-    pending = []
+    inFlight.set(id, { count: pending.count, waiters })
+    inFlightRecords += pending.count
+    const bytes = pending.take()
+    worker.postMessage({ type: 'batch', id, bytes } satisfies ToWorker, [bytes.buffer])
     waiters = []
   }
 
+  function push(line: string): void {
+    if (!pending.fits(line)) flush()
+    pending.append(line)
+  }
+
   function enqueue(line: string): void {
-    pending.push(line)
-    if (pending.length >= config.max_batch) flush()
+    push(line)
+    if (pending.count >= config.max_batch) flush()
     else timer ??= setTimeout(flush, config.flush_interval)
   }
 
@@ -121,7 +129,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
     },
     commit(ctx) {
       return new Promise<void>((done) => {
-        pending.push(recordLine(ctx))
+        push(recordLine(ctx))
         waiters.push(done)
         flush() // group commit: a waiting response does not sit out the flush interval
       })
@@ -130,7 +138,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
       enqueue(rejectedLine(info))
     },
     stats() {
-      return { ...workerStats, dropped: workerStats.dropped + lost, queueDepth: pending.length + inFlightRecords + workerStats.backlog }
+      return { ...workerStats, dropped: workerStats.dropped + lost, queueDepth: pending.count + inFlightRecords + workerStats.backlog }
     },
     async close() {
       flush()

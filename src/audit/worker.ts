@@ -23,7 +23,8 @@ export interface WorkerConfig {
   capacity: number
 }
 
-export type ToWorker = { type: 'batch'; id: number; lines: string } | { type: 'drain'; id: number }
+/** A batch is newline-separated UTF-8 lines, transferred (line-buffer.ts). */
+export type ToWorker = { type: 'batch'; id: number; bytes: Uint8Array } | { type: 'drain'; id: number }
 
 export interface WorkerStats {
   backlog: number
@@ -132,7 +133,7 @@ function onBatch(id: number, lines: string): void {
 }
 
 port.on('message', (message: ToWorker) => {
-  if (message.type === 'batch') onBatch(message.id, message.lines)
+  if (message.type === 'batch') onBatch(message.id, Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.byteLength).toString('utf8'))
   else if (message.type === 'drain') {
     void Promise.all(runners.map((runner) => runner.drain()))
       .then(() => Promise.all(sinks.map((sink) => sink.close().catch(() => {}))))

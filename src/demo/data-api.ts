@@ -1,12 +1,19 @@
 // The demo's data API: fresh numbers on every call, like the internal APIs Bouncer fronts. It
 // trusts only the gateway: a request must carry the credential the gateway injects from its
 // secrets store, and an X-Bouncer-Assertion that verifies against the gateway's published keys
-// (examples/assertion/verify-upstream.ts). The JSON answers say who the gateway vouched for.
+// (as examples/assertion/verify-upstream.ts shows an upstream doing it). The JSON answers say who
+// the gateway vouched for.
 import { once } from 'node:events'
 import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { timingSafeEqual } from 'node:crypto'
-import { assertionVerifier, type Caller } from '../../examples/assertion/verify-upstream.ts'
+import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose'
+
+interface Caller extends JWTPayload {
+  sub: string
+  roles: string[]
+  idp: string
+}
 
 export interface DataApi {
   url: string
@@ -90,7 +97,12 @@ export async function startDataApi(options: DataApiOptions): Promise<DataApi> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     server,
     trustGateway(gatewayUrl, upstreamName) {
-      verify = assertionVerifier(gatewayUrl, upstreamName)
+      const keys = createRemoteJWKSet(new URL('/.well-known/jwks.json', gatewayUrl))
+      verify = async (assertion) => {
+        if (!assertion) throw new Error('the request did not come through the gateway')
+        const { payload } = await jwtVerify(assertion, keys, { issuer: 'bouncer', audience: upstreamName, algorithms: ['ES256'], maxTokenAge: '5m' })
+        return payload as Caller
+      }
     },
     async close() {
       server.closeAllConnections()

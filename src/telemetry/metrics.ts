@@ -1,8 +1,9 @@
-// Prometheus metrics (prom-client), one registry per gateway. Label children are cached so the
-// request path pays a Map lookup, not prom-client's label hashing, per observation.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+// Prometheus metrics, one registry per gateway: prom-client for the process and gauge metrics, and
+// the per-request series (request-metrics.ts) kept as plain numbers, rendered after them.
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import type { AuditLog } from '../audit/log.ts'
 import type { RequestContext } from '../gateway/context.ts'
+import { LabelledHistogram, RequestCounter } from './request-metrics.ts'
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
@@ -17,9 +18,9 @@ export interface Metrics {
 export function createMetrics(sources: { audit: () => AuditLog; inFlight: () => number }): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'bouncer_' })
-  const requests = new Counter({ name: 'bouncer_requests_total', help: 'Requests by route, status and decision.', labelNames: ['route', 'status', 'decision'], registers: [registry] })
-  const duration = new Histogram({ name: 'bouncer_request_duration_seconds', help: 'Whole request, from first byte in to last byte out.', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers: [registry] })
-  const upstreamDuration = new Histogram({ name: 'bouncer_upstream_duration_seconds', help: 'The upstream part: from dispatch to the response headers.', labelNames: ['upstream'], buckets: LATENCY_BUCKETS, registers: [registry] })
+  const requests = new RequestCounter('bouncer_requests_total', 'Requests by route, status and decision.')
+  const duration = new LabelledHistogram('bouncer_request_duration_seconds', 'Whole request, from first byte in to last byte out.', 'route', LATENCY_BUCKETS)
+  const upstreamDuration = new LabelledHistogram('bouncer_upstream_duration_seconds', 'The upstream part: from dispatch to the response headers.', 'upstream', LATENCY_BUCKETS)
   const limited = new Counter({ name: 'bouncer_rate_limited_total', help: 'Requests refused by a limit.', labelNames: ['limit', 'code'], registers: [registry] })
   const keySets = new Counter({ name: 'bouncer_jwks_refreshes_total', help: 'Issuer key-set loads, by result.', labelNames: ['issuer', 'result'], registers: [registry] })
   new Gauge({ name: 'bouncer_requests_in_flight', help: 'Requests being handled now.', registers: [registry], collect() { this.set(sources.inFlight()) } })
@@ -40,33 +41,21 @@ export function createMetrics(sources: { audit: () => AuditLog; inFlight: () => 
   fromWorker('bouncer_audit_replayed_total', 'Spilled audit records replayed to their sink.', (s) => s.replayed)
   fromWorker('bouncer_audit_dropped_total', 'Audit records lost (only when a spill file cannot be written): should stay 0.', (s) => s.dropped)
 
-  const requestChildren = new Map<string, Counter.Internal>()
-  const durationChildren = new Map<string, Histogram.Internal<'route'>>()
-  const upstreamChildren = new Map<string, Histogram.Internal<'upstream'>>()
-
   return {
     registry,
     observeRequest(ctx, seconds) {
       const route = ctx.route?.id ?? '(none)'
-      const key = `${route}\n${ctx.status}\n${ctx.decision}`
-      let counter = requestChildren.get(key)
-      if (!counter) requestChildren.set(key, (counter = requests.labels(route, String(ctx.status), ctx.decision)))
-      counter.inc()
-      let histogram = durationChildren.get(route)
-      if (!histogram) durationChildren.set(route, (histogram = duration.labels(route)))
-      histogram.observe(seconds)
-      if (ctx.upstream !== null && ctx.upstreamMs !== null) {
-        let upstream = upstreamChildren.get(ctx.upstream)
-        if (!upstream) upstreamChildren.set(ctx.upstream, (upstream = upstreamDuration.labels(ctx.upstream)))
-        upstream.observe(ctx.upstreamMs / 1000)
-      }
+      requests.inc(route, ctx.status, ctx.decision)
+      duration.observe(route, seconds)
+      if (ctx.upstream !== null && ctx.upstreamMs !== null) upstreamDuration.observe(ctx.upstream, ctx.upstreamMs / 1000)
       if (ctx.limit !== null && ctx.code !== null) limited.labels(ctx.limit, ctx.code).inc()
     },
     keySetEvent(issuer, ok) {
       keySets.labels(issuer, ok ? 'ok' : 'error').inc()
     },
     async render() {
-      return { contentType: registry.contentType, body: await registry.metrics() }
+      const body = `${await registry.metrics()}${requests.render()}${duration.render()}${upstreamDuration.render()}`
+      return { contentType: registry.contentType, body }
     },
   }
 }

@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
+import { DEPLOYED_NODE_OPTIONS } from '../../bench/cases.ts'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const DOCS = ['README.md', 'bench/README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
@@ -40,5 +41,11 @@ describe('documentation', () => {
     const examples = readdirSync(join(ROOT, 'examples'))
     expect(examples.length).toBeGreaterThan(5)
     expect(examples.filter((name) => !readme.includes(`examples/${name}`)).map((name) => relative(ROOT, join(ROOT, 'examples', name)))).toEqual([])
+  })
+
+  it('deploys with the Node options the benchmark measures', () => {
+    for (const file of ['deploy/bouncer.service', 'Dockerfile']) {
+      expect(readFileSync(join(ROOT, file), 'utf8'), file).toContain(`NODE_OPTIONS=${DEPLOYED_NODE_OPTIONS}`)
+    }
   })
 })

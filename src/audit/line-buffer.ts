@@ -1,0 +1,44 @@
+// Audit lines wait here, as UTF-8 bytes outside the JS heap, until the batch goes to the worker.
+// Kept as strings they would outlive a scavenge or two (a batch waits up to flush_interval), be
+// promoted, and grow the old generation by megabytes a second; as bytes, each line's string dies
+// young, and the batch is handed over without a copy (the ArrayBuffer is transferred).
+
+/** Worst case: every UTF-16 unit becomes 3 bytes, plus the newline. */
+const maxBytes = (line: string) => line.length * 3 + 1
+
+export class LineBuffer {
+  #bytes: Buffer<ArrayBuffer>
+  #used = 0
+  #count = 0
+  readonly #capacity: number
+
+  constructor(capacity = 256 * 1024) {
+    this.#capacity = capacity
+    this.#bytes = Buffer.allocUnsafeSlow(capacity)
+  }
+
+  get count(): number {
+    return this.#count
+  }
+
+  /** False when the line may not fit: take() the batch first (an empty buffer grows to fit). */
+  fits(line: string): boolean {
+    return this.#used + maxBytes(line) <= this.#bytes.length || this.#count === 0
+  }
+
+  append(line: string): void {
+    if (this.#count === 0 && maxBytes(line) > this.#bytes.length) this.#bytes = Buffer.allocUnsafeSlow(maxBytes(line))
+    if (this.#count > 0) this.#bytes[this.#used++] = 0x0a
+    this.#used += this.#bytes.write(line, this.#used, 'utf8')
+    this.#count++
+  }
+
+  /** The batch so far (newline-separated lines), ready to transfer; the buffer starts afresh. */
+  take(): Uint8Array<ArrayBuffer> {
+    const batch = new Uint8Array(this.#bytes.buffer, this.#bytes.byteOffset, this.#used)
+    this.#bytes = Buffer.allocUnsafeSlow(this.#capacity)
+    this.#used = 0
+    this.#count = 0
+    return batch
+  }
+}
