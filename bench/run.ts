@@ -1,13 +1,20 @@
-// npm run bench [-- --quick] [--cases a,b] [--duration S] [--repeats N] [--connections N] [--out DIR]
+// npm run bench [-- --quick] [--cases a,b] [--sweeps routes,statements,principals|none]
+//                  [--skip micro] [--duration S] [--repeats N] [--connections N] [--out DIR]
+//                  [--profile CASE]
 //
 // Each case runs after a warm-up for a fixed duration at a fixed concurrency, repeated; the median
-// run is reported with the CPU the measured process spent per request (from /proc).
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+// run is reported with the CPU the measured process spent per request (from /proc), its ratio to
+// the upstream alone (a), nginx (b) and fastify (e), then the scaling sweeps, the in-process
+// micro-benchmarks, and the targets with a pass or a miss.
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { CASES, startUpstream, type BenchCase } from './cases.ts'
+import { CASES, CaseSkipped, startUpstream, type BenchCase, type RunningCase } from './cases.ts'
+import { summarise } from './profile-summary.ts'
+import { runSweep, type SweepName, type SweepPoint } from './sweep.ts'
+import { targetsTable } from './targets.ts'
 import { benchAccess, type AccessRow } from './access.ts'
 import { benchRecordLine, benchSqliteSink } from './audit.ts'
 import { benchVerification, type VerifyRow } from './identity.ts'
@@ -21,8 +28,11 @@ import { CORES, cpuMicros, LOAD_CORE, SERVER_CORE } from './lib/processes.ts'
 export interface CaseResult {
   id: string
   title: string
+  group: BenchCase['group']
   runs: LoadResult[]
   median: LoadResult & { cpuMicrosPerRequest: number }
+  /** Why the case did not run (nginx missing). */
+  skipped?: string
 }
 
 export interface BenchOptions {
@@ -32,8 +42,13 @@ export interface BenchOptions {
   repeats: number
   connections: number
   warmupSec: number
+  sweeps: SweepName[]
+  micro: boolean
+  profile: string | null
   out: string
 }
+
+const SWEEPS: SweepName[] = ['routes', 'statements', 'principals']
 
 export function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -44,76 +59,138 @@ export function parseOptions(argv: string[]): BenchOptions {
       duration: { type: 'string' },
       repeats: { type: 'string' },
       connections: { type: 'string', default: '50' },
+      sweeps: { type: 'string' },
+      skip: { type: 'string' },
+      profile: { type: 'string' },
       out: { type: 'string', default: fileURLToPath(new URL('./results', import.meta.url)) },
     },
   })
   const quick = values.quick === true
+  const sweeps = values.sweeps === 'none' ? [] : values.sweeps ? values.sweeps.split(',') : SWEEPS
+  for (const sweep of sweeps) if (!SWEEPS.includes(sweep as SweepName)) throw new UsageError(`unknown sweep "${sweep}" (routes, statements, principals or none)`)
+  const skip = values.skip ? values.skip.split(',') : []
   return {
     quick,
     cases: values.cases ? values.cases.split(',') : null,
     durationSec: Number(values.duration ?? (quick ? 1 : 10)),
     repeats: Number(values.repeats ?? (quick ? 1 : 3)),
     connections: Number(values.connections),
-    warmupSec: quick ? 1 : 3,
+    warmupSec: quick ? 1 : 5,
+    sweeps: sweeps as SweepName[],
+    micro: !skip.includes('micro'),
+    profile: values.profile ?? null,
     out: values.out as string,
   }
 }
+
+export class UsageError extends Error {}
 
 function median<T>(items: T[], key: (item: T) => number): T {
   const sorted = [...items].sort((a, b) => key(a) - key(b))
   return sorted[Math.floor(sorted.length / 2)] as T
 }
 
+type Measured = LoadResult & { cpuMicrosPerRequest: number }
+
+const NOT_RUN: Measured = { tool: 'wrk', requests: 0, rps: 0, p50ms: 0, p99ms: 0, bytesPerSec: 0, errors: 0, cpuMicrosPerRequest: 0 }
+
+async function measure(running: RunningCase, options: BenchOptions, durationSec: number): Promise<Measured> {
+  const load = { url: running.url, connections: options.connections, headers: running.headers, tokensFile: running.tokensFile }
+  const pid = running.measured.child.pid as number
+  const cpuBefore = cpuMicros(pid)
+  const result = await runLoad({ ...load, durationSec })
+  const cpu = cpuMicros(pid) - cpuBefore
+  return { ...result, cpuMicrosPerRequest: result.requests > 0 ? cpu / result.requests : 0 }
+}
+
+/**
+ * One case at a time: start it, warm it up, measure it `repeats` times, stop it. (Round-robin over
+ * cases that all stay up was tried: the idle proxies' keep-alive connections to the shared
+ * upstream, ~1,000 of them, made every later round 20-50% slower, the upstream alone included.)
+ */
 async function runCase(bench: BenchCase, shared: { upstreamPort: number; issuer: BenchIssuer; dir: string }, options: BenchOptions): Promise<CaseResult> {
-  const running = await bench.start({ ...shared, quick: options.quick })
+  let running: RunningCase
   try {
-    const load = { url: running.url, connections: options.connections, headers: running.headers, tokensFile: running.tokensFile }
-    await runLoad({ ...load, durationSec: options.warmupSec })
-    const runs: Array<LoadResult & { cpuMicrosPerRequest: number }> = []
-    for (let i = 0; i < options.repeats; i++) {
-      const pid = running.measured.child.pid as number
-      const cpuBefore = cpuMicros(pid)
-      const result = await runLoad({ ...load, durationSec: options.durationSec })
-      const cpu = cpuMicros(pid) - cpuBefore
-      runs.push({ ...result, cpuMicrosPerRequest: result.requests > 0 ? cpu / result.requests : 0 })
-    }
-    return { id: bench.id, title: bench.title, runs, median: median(runs, (r) => r.rps) }
+    running = await bench.start({ ...shared, quick: options.quick })
+  } catch (err) {
+    if (!(err instanceof CaseSkipped)) throw err
+    return { id: bench.id, title: bench.title, group: bench.group, runs: [], median: NOT_RUN, skipped: err.message }
+  }
+  try {
+    await measure(running, options, options.warmupSec)
+    const runs: Measured[] = []
+    for (let i = 0; i < options.repeats; i++) runs.push(await measure(running, options, options.durationSec))
+    return { id: bench.id, title: bench.title, group: bench.group, runs, median: median(runs, (r) => r.rps) }
   } finally {
     await running.stop()
   }
 }
 
-export function markdownTable(results: CaseResult[], baselineId = 'upstream'): string {
-  const baseline = results.find((r) => r.id === baselineId)?.median.rps
+const ratio = (value: number, base: number | undefined) => (base ? `${(value / base).toFixed(2)}` : '–')
+
+/** The 1 KB cases: req/s, latency, CPU per request, and the ratio to (a), (b) and (e). */
+export function markdownTable(results: CaseResult[]): string {
+  const main = results.filter((r) => r.group === 'main')
+  const base = (id: string) => main.find((r) => r.id === id && !r.skipped)?.median.rps
+  const [a, b, e] = [base('upstream'), base('nginx'), base('fastify')]
   const lines = [
-    '| case | req/s | p50 ms | p99 ms | CPU µs/req | × upstream | errors |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    '| case | req/s | p50 ms | p99 ms | CPU µs/req | × (a) upstream | × (b) nginx | × (e) fastify | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
-  for (const r of results) {
+  for (const r of main) {
     const m = r.median
-    const ratio = baseline ? (m.rps / baseline).toFixed(2) : '–'
-    lines.push(`| ${r.title} | ${Math.round(m.rps)} | ${m.p50ms.toFixed(2)} | ${m.p99ms.toFixed(2)} | ${m.cpuMicrosPerRequest.toFixed(1)} | ${ratio} | ${m.errors} |`)
+    if (r.skipped) lines.push(`| ${r.title} | skipped: ${r.skipped} | | | | | | | |`)
+    else lines.push(`| ${r.title} | ${Math.round(m.rps)} | ${m.p50ms.toFixed(2)} | ${m.p99ms.toFixed(2)} | ${m.cpuMicrosPerRequest.toFixed(1)} | ${ratio(m.rps, a)} | ${ratio(m.rps, b)} | ${ratio(m.rps, e)} | ${m.errors} |`)
   }
   return lines.join('\n')
 }
 
-export async function runBench(options: BenchOptions): Promise<CaseResult[]> {
+/** The 1 MB cases: MB/s through each proxy. */
+export function streamTable(results: CaseResult[]): string {
+  const stream = results.filter((r) => r.group === 'stream')
+  if (stream.length === 0) return ''
+  const mbps = (r: CaseResult) => r.median.bytesPerSec / 2 ** 20
+  const nginx = stream.find((r) => r.id === 'nginx-1mb' && !r.skipped)
+  const lines = ['| case (1 MB responses) | MB/s | req/s | p99 ms | CPU µs/req | × nginx | errors |', '|---|---:|---:|---:|---:|---:|---:|']
+  for (const r of stream) {
+    if (r.skipped) lines.push(`| ${r.title} | skipped: ${r.skipped} | | | | | |`)
+    else lines.push(`| ${r.title} | ${mbps(r).toFixed(0)} | ${Math.round(r.median.rps)} | ${r.median.p99ms.toFixed(2)} | ${r.median.cpuMicrosPerRequest.toFixed(0)} | ${ratio(mbps(r), nginx ? mbps(nginx) : undefined)} | ${r.median.errors} |`)
+  }
+  return lines.join('\n')
+}
+
+export function sweepTable(points: SweepPoint[]): string {
+  const lines = ['| sweep | value | req/s | × first point | p50 ms | p99 ms | CPU µs/req | RSS MB | peak RSS MB | errors |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+  for (const p of points) {
+    const first = points.find((q) => q.sweep === p.sweep)?.rps
+    lines.push(`| ${p.sweep} | ${p.value.toLocaleString('en-US')} | ${Math.round(p.rps)} | ${ratio(p.rps, first)} | ${p.p50ms.toFixed(2)} | ${p.p99ms.toFixed(2)} | ${p.cpuMicrosPerRequest.toFixed(1)} | ${p.rssMb.toFixed(0)} | ${p.peakRssMb.toFixed(0)} | ${p.errors} |`)
+  }
+  return lines.join('\n')
+}
+
+export async function runBench(options: BenchOptions): Promise<{ results: CaseResult[]; sweeps: SweepPoint[] }> {
   const selected = options.cases ? CASES.filter((c) => options.cases?.includes(c.id)) : CASES
   const upstream = await startUpstream()
   const issuer = await startBenchIssuer()
   const dir = await mkdtemp(join(tmpdir(), 'bouncer-bench-'))
   const results: CaseResult[] = []
+  const sweeps: SweepPoint[] = []
   try {
     for (const bench of selected) {
       process.stderr.write(`running ${bench.title}…\n`)
       results.push(await runCase(bench, { upstreamPort: upstream.port, issuer, dir }, options))
+    }
+    for (const sweep of options.sweeps) {
+      process.stderr.write(`sweeping ${sweep}…\n`)
+      const load = { connections: options.connections, durationSec: options.quick ? 1 : Math.min(options.durationSec, 5), warmupSec: options.warmupSec, repeats: options.repeats }
+      sweeps.push(...(await runSweep(sweep, { upstreamPort: upstream.port, issuer, dir, quick: options.quick }, load)))
     }
   } finally {
     await upstream.stop()
     await issuer.close()
     await rm(dir, { recursive: true, force: true })
   }
-  return results
+  return { results, sweeps }
 }
 
 export function routerTable(rows: RouterRow[]): string {
@@ -165,35 +242,75 @@ export function secretsTable(s: { assertion: AssertionCost; rotation: RotationPi
   ].join('\n')
 }
 
-async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2))
-  const results = await runBench(options)
-  const router = benchRouter(options.quick ? [10, 1_000] : [10, 100, 1_000, 10_000])
-  const verification = await benchVerification(options.quick)
-  const access = benchAccess()
-  const audit = { recordLine: benchRecordLine(options.quick), sqlite: await benchSqliteSink(options.quick) }
-  const limits = {
-    memory: await benchMemoryLimits(options.quick),
-    redis: await benchRedisStore(options.quick ? 1 : 5),
-    accuracy: await benchRedisAccuracy(options.quick ? 2 : 10),
+async function micro(options: BenchOptions) {
+  return {
+    router: benchRouter(options.quick ? [10, 1_000] : [10, 100, 1_000, 10_000]),
+    verification: await benchVerification(options.quick),
+    access: benchAccess(),
+    audit: { recordLine: benchRecordLine(options.quick), sqlite: await benchSqliteSink(options.quick) },
+    limits: {
+      memory: await benchMemoryLimits(options.quick),
+      redis: await benchRedisStore(options.quick ? 1 : 5),
+      accuracy: await benchRedisAccuracy(options.quick ? 2 : 10),
+    },
+    secrets: { assertion: benchAssertion(options.quick), rotation: await benchRotationPickup(options.quick) },
   }
-  const secrets = { assertion: benchAssertion(options.quick), rotation: await benchRotationPickup(options.quick) }
-  const table = `${markdownTable(results)}\n\nRouter (in process, no network):\n\n${routerTable(router)}\n\n` +
-    `Token verification (in process, one at a time, no network):\n\n${verifyTable(verification)}\n\n` +
-    `Access decision (in process; 3 roles held):\n\n${accessTable(access)}\n\n` +
-    `Limits:\n\n${limitsTable(limits)}\n\n` +
-    `Secrets and assertions:\n\n${secretsTable(secrets)}\n\n` +
+}
+
+function microTables(m: Awaited<ReturnType<typeof micro>>): string {
+  return `Router (in process, no network):\n\n${routerTable(m.router)}\n\n` +
+    `Token verification (in process, one at a time, no network):\n\n${verifyTable(m.verification)}\n\n` +
+    `Access decision (in process; 3 roles held):\n\n${accessTable(m.access)}\n\n` +
+    `Limits:\n\n${limitsTable(m.limits)}\n\n` +
+    `Secrets and assertions:\n\n${secretsTable(m.secrets)}\n\n` +
     `Audit (in process):\n\n| measurement | result |\n|---|---:|\n` +
-    `| request thread: one finished request → its audit line | ${audit.recordLine.microsPerRecord.toFixed(2)} µs |\n` +
-    `| audit worker: parse + chain (SHA-256) + SQLite, batches of ${audit.sqlite.batch} | ${Math.round(audit.sqlite.recordsPerSec)} records/s |`
+    `| request thread: one finished request → its audit line | ${m.audit.recordLine.microsPerRecord.toFixed(2)} µs |\n` +
+    `| audit worker: parse + chain (SHA-256) + SQLite, batches of ${m.audit.sqlite.batch} | ${Math.round(m.audit.sqlite.recordsPerSec)} records/s |`
+}
+
+/** `--profile CASE`: one run of that case with the measured process under --cpu-prof, then its hottest functions. */
+async function profileCase(options: BenchOptions, id: string): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'bouncer-prof-'))
+  process.env.BENCH_CPU_PROF_DIR = dir
+  try {
+    await runBench({ ...options, cases: [id], repeats: 1, sweeps: [] })
+    const profiles = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile'))
+    if (profiles.length === 0) throw new Error(`no profile written for ${id} (is it a Node process?)`)
+    console.log(`Hottest functions of ${id} (self time, whole run incl. warm-up):\n`)
+    console.log(summarise(join(dir, profiles[0] as string), 40))
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function main(): Promise<void> {
+  let options: BenchOptions
+  try {
+    options = parseOptions(process.argv.slice(2))
+  } catch (err) {
+    console.error(`bench: ${(err as Error).message}`)
+    process.exit(2)
+  }
+  if (options.profile) return profileCase(options, options.profile)
+  const { results, sweeps } = await runBench(options)
+  const m = options.micro ? await micro(options) : null
+  const es256 = m?.verification.find((r) => r.case.startsWith('ES256, cold'))?.cpuMicrosPerToken ?? null
+  const sections = [
+    `${markdownTable(results)}`,
+    streamTable(results) && `Streaming (1 MB responses):\n\n${streamTable(results)}`,
+    sweeps.length > 0 && `Scaling sweeps over (d) (each point its own gateway; median of ${options.repeats} × ${options.quick ? 1 : Math.min(options.durationSec, 5)}s after warm-up):\n\n${sweepTable(sweeps)}`,
+    `Targets:\n\n${targetsTable({ results, sweeps, es256VerifyMicros: es256 })}`,
+    m && microTables(m),
+  ].filter(Boolean)
+  const table = sections.join('\n\n')
   const header = `Bouncer benchmark — ${new Date().toISOString()}\n\n` +
     `${CORES} cores; servers pinned to core ${SERVER_CORE ?? 'any'}, load on core ${LOAD_CORE ?? 'any'}; ` +
     `${options.connections} connections, ${options.durationSec}s × ${options.repeats} after ${options.warmupSec}s warm-up; ` +
-    `load generator: ${results[0]?.median.tool ?? 'n/a'}${options.quick ? ' (quick mode: not a measurement)' : ''}\n`
+    `load generator: ${results.find((r) => !r.skipped)?.median.tool ?? 'n/a'}; Node ${process.version}${options.quick ? ' (quick mode: not a measurement)' : ''}\n`
   console.log(`${header}\n${table}`)
   await mkdir(options.out, { recursive: true })
   const name = options.quick ? 'quick' : 'latest'
-  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), options, results, router, verification, access, limits, secrets, audit }, null, 2))
+  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), node: process.version, cores: CORES, options, results, sweeps, ...m }, null, 2))
   await writeFile(join(options.out, `${name}.md`), `${header}\n${table}\n`)
 }
 

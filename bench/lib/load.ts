@@ -1,9 +1,10 @@
-// The load generator: wrk (C, from apt) when it is on PATH, autocannon (npm) otherwise. Both run
-// with the same settings and report the same numbers.
+// The load generator: wrk (C, from apt; installed when missing and possible), autocannon (npm)
+// otherwise. Both run with the same settings and report the same numbers.
 import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
+import { aptInstall } from './apt.ts'
 import { LOAD_CORE, pinned } from './processes.ts'
 
 export interface LoadOptions {
@@ -30,7 +31,7 @@ export interface LoadResult {
 }
 
 /** BENCH_LOAD=autocannon forces the fallback (it is what a machine without wrk runs). */
-export const HAS_WRK = process.env.BENCH_LOAD !== 'autocannon' && spawnSync('wrk', ['--version']).error === undefined
+export const HAS_WRK = process.env.BENCH_LOAD !== 'autocannon' && aptInstall('wrk', ['wrk'], () => spawnSync('wrk', ['--version']).error === undefined)
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   return HAS_WRK ? runWrk(options) : runAutocannon(options)

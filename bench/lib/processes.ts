@@ -21,12 +21,18 @@ export interface Started {
   stop(): Promise<void>
 }
 
-/** Starts a process and waits for a line matching `ready`. */
-export async function startProcess(command: string, args: string[], ready: RegExp, options: { env?: NodeJS.ProcessEnv; core?: string | null } = {}): Promise<Started & { match: RegExpExecArray }> {
+/** Starts a process and waits for a line matching `ready` (null: does not wait; the caller probes). */
+export async function startProcess(command: string, args: string[], ready: RegExp | null, options: { env?: NodeJS.ProcessEnv; core?: string | null } = {}): Promise<Started & { match: RegExpExecArray }> {
   const [cmd, argv] = pinned(options.core === undefined ? SERVER_CORE : options.core, command, args)
   const child = spawn(cmd, argv, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   const match = await new Promise<RegExpExecArray>((resolve, reject) => {
+    if (ready === null) {
+      child.stdout?.on('data', (data: Buffer) => (output += data.toString()))
+      child.stderr?.on('data', (data: Buffer) => (output += data.toString()))
+      child.once('exit', (code) => reject(new Error(`${command} exited with ${code}:\n${output}`)))
+      return resolve(Object.assign([''], { index: 0, input: '' }) as RegExpExecArray)
+    }
     const timer = setTimeout(() => reject(new Error(`${command} did not start:\n${output}`)), 20_000)
     const onData = (data: Buffer) => {
       output += data.toString()
@@ -54,16 +60,39 @@ export async function startProcess(command: string, args: string[], ready: RegEx
   }
 }
 
-/** CPU time (user + system) a process has used so far, in microseconds (from /proc). */
+function statFields(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+  } catch {
+    return [] // gone
+  }
+}
+
+/**
+ * CPU time (user + system) a process and its children (nginx's workers) have used so far, in
+ * microseconds (from /proc).
+ */
 export function cpuMicros(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-  const ticks = Number(fields[11]) + Number(fields[12]) // utime, stime (fields 14 and 15)
+  let ticks = 0
+  for (const each of [pid, ...childrenOf(pid)]) {
+    const fields = statFields(each)
+    ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0) // utime, stime (fields 14 and 15)
+  }
   return (ticks * 1_000_000) / 100 // USER_HZ is 100 on Linux
 }
 
-/** Resident memory in bytes (from /proc). */
-export function rssBytes(pid: number): number {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024
+function childrenOf(pid: number): number[] {
+  const out: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    if (Number(statFields(Number(entry))[1]) === pid) out.push(Number(entry)) // field 4: ppid
+  }
+  return out
+}
+
+/** Resident memory in bytes (from /proc): now (VmRSS), or the peak so far (VmHWM). */
+export function rssBytes(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024
 }
 
 /**
