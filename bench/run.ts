@@ -22,15 +22,15 @@ import { benchMemoryLimits, benchRedisAccuracy, benchRedisStore } from './limits
 import { benchRouter, type RouterRow } from './router.ts'
 import { benchAssertion, benchRotationPickup, type AssertionCost, type RotationPickup } from './secrets.ts'
 import { startBenchIssuer, type BenchIssuer } from './lib/issuer.ts'
-import { runLoad, type LoadResult } from './lib/load.ts'
-import { CORES, cpuMicros, LOAD_CORE, SERVER_CORE } from './lib/processes.ts'
+import { measureLoad, medianRun, type Measured } from './lib/load.ts'
+import { CORES, LOAD_CORE, SERVER_CORE } from './lib/processes.ts'
 
 export interface CaseResult {
   id: string
   title: string
   group: BenchCase['group']
-  runs: LoadResult[]
-  median: LoadResult & { cpuMicrosPerRequest: number }
+  runs: Measured[]
+  median: Measured
   /** Why the case did not run (nginx missing). */
   skipped?: string
 }
@@ -85,22 +85,11 @@ export function parseOptions(argv: string[]): BenchOptions {
 
 export class UsageError extends Error {}
 
-function median<T>(items: T[], key: (item: T) => number): T {
-  const sorted = [...items].sort((a, b) => key(a) - key(b))
-  return sorted[Math.floor(sorted.length / 2)] as T
-}
-
-type Measured = LoadResult & { cpuMicrosPerRequest: number }
-
 const NOT_RUN: Measured = { tool: 'wrk', requests: 0, rps: 0, p50ms: 0, p99ms: 0, bytesPerSec: 0, errors: 0, cpuMicrosPerRequest: 0 }
 
-async function measure(running: RunningCase, options: BenchOptions, durationSec: number): Promise<Measured> {
-  const load = { url: running.url, connections: options.connections, headers: running.headers, tokensFile: running.tokensFile }
-  const pid = running.measured.child.pid as number
-  const cpuBefore = cpuMicros(pid)
-  const result = await runLoad({ ...load, durationSec })
-  const cpu = cpuMicros(pid) - cpuBefore
-  return { ...result, cpuMicrosPerRequest: result.requests > 0 ? cpu / result.requests : 0 }
+function measure(running: RunningCase, options: BenchOptions, durationSec: number): Promise<Measured> {
+  const { url, headers, tokensFile } = running
+  return measureLoad(running.measured.child.pid as number, { url, headers, tokensFile, connections: options.connections, durationSec })
 }
 
 /**
@@ -120,7 +109,7 @@ async function runCase(bench: BenchCase, shared: { upstreamPort: number; issuer:
     await measure(running, options, options.warmupSec)
     const runs: Measured[] = []
     for (let i = 0; i < options.repeats; i++) runs.push(await measure(running, options, options.durationSec))
-    return { id: bench.id, title: bench.title, group: bench.group, runs, median: median(runs, (r) => r.rps) }
+    return { id: bench.id, title: bench.title, group: bench.group, runs, median: medianRun(runs) }
   } finally {
     await running.stop()
   }

@@ -4,9 +4,9 @@
 // Throughput (the median of the repeats), p99 and the gateway's memory at each point.
 import { join } from 'node:path'
 import { startPipeline, type CaseContext } from './cases.ts'
-import { runLoad, type LoadResult } from './lib/load.ts'
+import { measureLoad, medianRun, runLoad, type Measured } from './lib/load.ts'
 import { PIPELINE_TRACEPARENT } from './lib/pipeline-config.ts'
-import { cpuMicros, rssBytes } from './lib/processes.ts'
+import { rssBytes } from './lib/processes.ts'
 
 export type SweepName = 'routes' | 'statements' | 'principals'
 
@@ -52,14 +52,9 @@ export async function runSweep(sweep: SweepName, ctx: CaseContext, load: { conne
       const options = { url: gateway.url, connections: load.connections, headers: { traceparent: PIPELINE_TRACEPARENT }, tokensFile }
       await runLoad({ ...options, durationSec: load.warmupSec })
       const pid = gateway.child.pid as number
-      const runs: Array<{ result: LoadResult; cpu: number }> = []
-      for (let i = 0; i < load.repeats; i++) {
-        const cpuBefore = cpuMicros(pid)
-        const result = await runLoad({ ...options, durationSec: load.durationSec })
-        runs.push({ result, cpu: cpuMicros(pid) - cpuBefore })
-      }
-      // The median run by req/s, as for the cases.
-      const { result, cpu } = [...runs].sort((a, b) => a.result.rps - b.result.rps)[Math.floor(runs.length / 2)] as { result: LoadResult; cpu: number }
+      const runs: Measured[] = []
+      for (let i = 0; i < load.repeats; i++) runs.push(await measureLoad(pid, { ...options, durationSec: load.durationSec }))
+      const result = medianRun(runs)
       points.push({
         sweep,
         value,
@@ -67,7 +62,7 @@ export async function runSweep(sweep: SweepName, ctx: CaseContext, load: { conne
         p50ms: result.p50ms,
         p99ms: result.p99ms,
         errors: result.errors,
-        cpuMicrosPerRequest: result.requests > 0 ? cpu / result.requests : 0,
+        cpuMicrosPerRequest: result.cpuMicrosPerRequest,
         rssMb: rssBytes(pid) / 2 ** 20,
         peakRssMb: peakRssBytes(pid) / 2 ** 20,
       })

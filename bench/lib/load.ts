@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { aptInstall } from './apt.ts'
-import { LOAD_CORE, pinned } from './processes.ts'
+import { cpuMicros, LOAD_CORE, pinned } from './processes.ts'
 
 export interface LoadOptions {
   url: string
@@ -35,6 +35,21 @@ export const HAS_WRK = process.env.BENCH_LOAD !== 'autocannon' && aptInstall('wr
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   return HAS_WRK ? runWrk(options) : runAutocannon(options)
+}
+
+/** A run, with the CPU the measured process (its children included) spent per request. */
+export type Measured = LoadResult & { cpuMicrosPerRequest: number }
+
+export async function measureLoad(pid: number, options: LoadOptions): Promise<Measured> {
+  const cpuBefore = cpuMicros(pid)
+  const result = await runLoad(options)
+  const cpu = cpuMicros(pid) - cpuBefore
+  return { ...result, cpuMicrosPerRequest: result.requests > 0 ? cpu / result.requests : 0 }
+}
+
+/** The median of the repeats by req/s: what every table reports. */
+export function medianRun<T extends { rps: number }>(runs: readonly T[]): T {
+  return [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)] as T
 }
 
 async function runWrk(options: LoadOptions): Promise<LoadResult> {

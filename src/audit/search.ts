@@ -1,16 +1,11 @@
 // Reading the audit log back: search (newest first) and chain verification, for `bouncer audit`
 // and GET /api/audit. They read the first queryable sink: SQLite (read-only, safe beside a running
 // gateway thanks to WAL), else PostgreSQL.
-import { createRequire } from 'node:module'
-import type pg from 'pg'
 import type { AuditConfig } from '../config/index.ts'
 import { parseDuration } from '../config/index.ts'
 import { GENESIS_HASH, hashOf, type AuditRecord } from './record.ts'
-import { recordFromPgRow } from './sinks/postgres.ts'
+import { loadPg, recordFromPgRow } from './sinks/postgres.ts'
 import { openSqlite, recordFromRow } from './sinks/sqlite.ts'
-
-/** pg, loaded on first use: it adds ~5 MB of heap to a gateway without a PostgreSQL sink. */
-const loadPg = (): typeof pg => createRequire(import.meta.url)('pg') as typeof pg
 
 export type AuditSource = { type: 'sqlite'; path: string } | { type: 'postgres'; url: string; schema: string }
 

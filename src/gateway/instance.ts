@@ -82,7 +82,6 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     }
     const runtime = compileRuntime(next.config, deps)
     applyUpstreamHeaders(runtime.upstreams, secrets.resolve)
-    const token = next.config.admin.token
     const wantsAssertions = next.config.upstreams.some((u) => u.identity_assertion)
     // A signer on a writable store is rebuilt on the new store handle (its key lives there, same kid);
     // one with an in-memory key is kept, or assertions already out would lose their key.
@@ -92,7 +91,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
       : keep
         ? assertions
         : createAssertionSigner({ issuer: next.config.assertion.issuer, ttlMs: next.config.assertion.ttl, rotateEveryMs: next.config.assertion.rotate_every, store: secrets.store, logger })
-    return { runtime, secrets, admin: adminAuth(token === undefined ? undefined : secrets.resolve(token)), assertions: signer }
+    return { runtime, secrets, admin: adminFor(next.config, secrets), assertions: signer }
   }
 
   const first = prepare({ ...loaded, config }, null)
@@ -168,6 +167,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     issuers.retire(runtime.issuerKeys)
     limitsStores.retire(runtime.limiter.store)
     applyTimeouts(gatewayServer, next.config.server)
+    followRefreshInterval(previous.config, next.config)
     void retireWhenIdle(previous, runtime)
     const warnings = diagnosticLines(next, 'warning')
     logger.info({ generation: runtime.generation, warnings: warnings.length }, 'config reloaded')
@@ -181,20 +181,26 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     if (state.runtime === current) await upstreams.retire(current.upstreams)
   }
 
-  // New secret versions (a rotation), due rotations and the assertion key, every refresh interval.
-  const refresher = setInterval(async () => {
+  // New secret versions (a rotation), due rotations and the assertion key, every refresh interval
+  // of the config in force (a reload that changes it restarts the timer).
+  async function refreshSecrets(): Promise<void> {
     if (await secrets.refresh()) {
       applyUpstreamHeaders(state.runtime.upstreams, secrets.resolve)
-      const token = state.runtime.config.admin.token
-      admin = adminAuth(token === undefined ? undefined : secrets.resolve(token))
+      admin = adminFor(state.runtime.config, secrets)
     }
     try {
       state.assertions?.rotateIfDue()
     } catch (err) {
       logger.error({ err }, 'identity assertion key rotation failed: the current key stays')
     }
-  }, config.secrets?.refresh_interval ?? 2_000)
-  refresher.unref()
+  }
+  const refreshEvery = (c: Config) => c.secrets?.refresh_interval ?? 2_000
+  let refresher = setInterval(refreshSecrets, refreshEvery(config)).unref()
+  function followRefreshInterval(previous: Config, next: Config): void {
+    if (refreshEvery(previous) === refreshEvery(next)) return
+    clearInterval(refresher)
+    refresher = setInterval(refreshSecrets, refreshEvery(next)).unref()
+  }
 
   async function shutdown(): Promise<void> {
     if (state.draining) return
@@ -223,6 +229,12 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     reload,
     shutdown,
   }
+}
+
+/** Admin API auth for a config: its admin.token, `${secret:}` references resolved. */
+function adminFor(config: Config, secrets: SecretsRuntime): AdminAuth {
+  const token = config.admin.token
+  return adminAuth(token === undefined ? undefined : secrets.resolve(token))
 }
 
 /**

@@ -65,17 +65,20 @@ async function hit(gw: TestGateway, path: string, headers: Record<string, string
   return { status: res.statusCode, headers: res.headers, body: text.startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : {} }
 }
 
-async function statuses(gw: TestGateway, count: number, path: string, headers: () => Record<string, string>): Promise<number[]> {
-  const out: number[] = []
-  for (let i = 0; i < count; i++) out.push((await hit(gw, path, headers())).status)
+async function hits(gw: TestGateway, count: number, path: string, headers: () => Record<string, string> = () => ({})) {
+  const out = []
+  for (let i = 0; i < count; i++) out.push(await hit(gw, path, headers()))
   return out
+}
+
+async function statuses(gw: TestGateway, count: number, path: string, headers: () => Record<string, string>): Promise<number[]> {
+  return (await hits(gw, count, path, headers)).map((r) => r.status)
 }
 
 describe('a rate limit', () => {
   it('admits the burst, then 429 rate_limited with Retry-After, naming the limit', async () => {
     const gw = await gatewayWith([{ id: 'r', path: '/r/*', upstream: 'api', public: true, limits: ['per-client'] }])
-    const results = []
-    for (let i = 0; i < 4; i++) results.push(await hit(gw, '/r/x', { 'x-client': 'bi-tool' }))
+    const results = await hits(gw, 4, '/r/x', () => ({ 'x-client': 'bi-tool' }))
     expect(results.map((r) => r.status)).toEqual([200, 200, 200, 429])
     const refused = results[3]!
     expect(refused.body).toMatchObject({ code: 'rate_limited', status: 429 })
@@ -104,8 +107,7 @@ describe('a rate limit', () => {
 describe('a quota', () => {
   it('refuses with 429 quota_exceeded until the calendar window rolls over', async () => {
     const gw = await gatewayWith([{ id: 'q', path: '/*', upstream: 'api', public: true, limits: ['three-a-minute'] }])
-    const results = []
-    for (let i = 0; i < 4; i++) results.push(await hit(gw, '/x', { 'x-client': 'nightly-job' }))
+    const results = await hits(gw, 4, '/x', () => ({ 'x-client': 'nightly-job' }))
     expect(results.map((r) => r.status)).toEqual([200, 200, 200, 429])
     expect(results[3]?.body.code).toBe('quota_exceeded')
     const retryAfter = Number(results[3]?.headers['retry-after'])

@@ -43,6 +43,15 @@ function storeAt(path: string) {
   return openEmbeddedStore(path, Buffer.from(masterKey, 'base64'))
 }
 
+/** A store file under the test directory holding one secret; its path. */
+function seededStore(file: string, name: string, value: string): string {
+  const path = join(dir, file)
+  const store = storeAt(path)
+  store.put(name, value)
+  store.close()
+  return path
+}
+
 async function configFile(name: string, config: Record<string, unknown>): Promise<string> {
   const file = join(dir, `${name}.yaml`)
   await writeFile(file, stringify({ server: { listen: '127.0.0.1:0' }, admin: { listen: '127.0.0.1:0' }, audit: { sinks: [] }, ...config }))
@@ -57,10 +66,7 @@ const secretsSection = (path: string, extra: Record<string, unknown> = {}) => ({
 
 describe('an upstream credential from the store', () => {
   it('is injected, and a rotation under load is picked up without a restart and without one failed request', { timeout: 30_000 }, async () => {
-    const path = join(dir, 'rotation.db')
-    const store = storeAt(path)
-    store.put('sales-token', 'token-version-1')
-    store.close()
+    const path = seededStore('rotation.db', 'sales-token', 'token-version-1')
     const accepted = new Set(['token-version-1'])
     const upstream = await tokenCheckingUpstream(accepted)
     const gw = await startTestGateway({
@@ -134,12 +140,35 @@ describe('an upstream credential from the store', () => {
   })
 })
 
+describe('a reload', () => {
+  it('that shortens secrets.refresh_interval makes rotations show up at the new pace', { timeout: 20_000 }, async () => {
+    const path = seededStore('reload-interval.db', 'sales-token', 'before-reload-value')
+    const accepted = new Set(['before-reload-value', 'after-reload-value'])
+    const upstream = await tokenCheckingUpstream(accepted)
+    const config = (refresh: string) => ({
+      secrets: secretsSection(path, { refresh_interval: refresh }),
+      upstreams: [{ name: 'sales', url: upstream.url, headers: { Authorization: 'Bearer ${secret:sales-token}' } }],
+      routes: [{ id: 'sales', path: '/*', upstream: 'sales', public: true }],
+    })
+    const gw = await startTestGateway(config('1h'), { env })
+    await gw.writeConfig(config('200ms'))
+    expect(await gw.reload()).toMatchObject({ ok: true })
+    const store = storeAt(path)
+    store.put('sales-token', 'after-reload-value')
+    store.close()
+    await waitFor(async () => {
+      const res = await request(`${gw.url}/x`)
+      await res.body.dump()
+      return upstream.seen.at(-1) === 'after-reload-value'
+    }, 'the rotated value within a few refresh intervals', 3_000)
+    await gw.close()
+    await upstream.close()
+  })
+})
+
 describe('scheduled rotation', () => {
   it('runs the hook with the new value on stdin, then makes it current', { timeout: 20_000 }, async () => {
-    const path = join(dir, 'scheduled.db')
-    const store = storeAt(path)
-    store.put('sales-token', 'initial-value-abcdef')
-    store.close()
+    const path = seededStore('scheduled.db', 'sales-token', 'initial-value-abcdef')
     const installed = join(dir, 'installed-token')
     const accepted = new Set(['initial-value-abcdef'])
     const upstream = await tokenCheckingUpstream(accepted)
@@ -166,10 +195,7 @@ describe('scheduled rotation', () => {
   })
 
   it('keeps the current value when the hook fails, logs it, and retries', { timeout: 20_000 }, async () => {
-    const path = join(dir, 'failing.db')
-    const store = storeAt(path)
-    store.put('sales-token', 'value-that-stays-123')
-    store.close()
+    const path = seededStore('failing.db', 'sales-token', 'value-that-stays-123')
     const attempts = join(dir, 'attempts')
     const upstream = await tokenCheckingUpstream(new Set(['value-that-stays-123']))
     const gw = await startTestGateway({

@@ -7,7 +7,7 @@ import type { AuditRecord } from '../record.ts'
 import type { AuditSink, ChainHead, StoredRow } from './sink.ts'
 
 /** pg, loaded on first use: it adds ~5 MB of heap to a gateway without a PostgreSQL sink. */
-const loadPg = (): typeof pg => createRequire(import.meta.url)('pg') as typeof pg
+export const loadPg = (): typeof pg => createRequire(import.meta.url)('pg') as typeof pg
 
 const SCHEMA_VERSION = 1
 
