@@ -1,6 +1,7 @@
 // The admin API under /api/ (auth is checked by admin/server.ts before any of these run).
 import { explain } from '../access/explain.ts'
 import { ordered } from '../audit/record.ts'
+import { NoAuditLog } from '../audit/sinks/sqlite.ts'
 import { AuditQueryError, auditSourceOf, parseAuditQuery, searchAudit, type AuditQuery } from '../audit/search.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { ReloadResult } from '../gateway/instance.ts'
@@ -77,7 +78,12 @@ export function adminRoutes(state: GatewayState, reload: () => Promise<ReloadRes
       handle: async ({ query }) => {
         const source = auditSourceOf(state.runtime.config.audit)
         if (!source) throw new GatewayError('route_not_found', { detail: 'No audit sink can be searched: configure an sqlite or postgres sink.' })
-        return { body: (await searchAudit(source, auditQuery(query))).map(ordered) }
+        try {
+          return { body: (await searchAudit(source, auditQuery(query))).map(ordered) }
+        } catch (err) {
+          if (err instanceof NoAuditLog) return { body: [] } // a new gateway: nothing written yet
+          throw err
+        }
       },
     },
     {

@@ -210,6 +210,32 @@ describe('search', () => {
   })
 })
 
+describe('a log with no records yet', () => {
+  it('searches to an empty list, not an error: before the worker has created its tables, and when it cannot', async () => {
+    // A file the worker has created but not yet migrated, as a reader can catch it at start.
+    const empty = join(dir, 'not-yet-migrated.db')
+    new DatabaseSync(empty).close()
+    await expect(searchAudit({ type: 'sqlite', path: empty }, { limit: 10 })).rejects.toThrow(/no records yet/)
+    const file = join(dir, 'not-yet-migrated.yaml')
+    await writeFile(file, stringify({ audit: { sinks: [{ type: 'sqlite', path: empty }] } }))
+    const cli = await runCli(['audit', '--config', file])
+    expect(cli.code, cli.stderr).not.toBe(0)
+    expect(cli.stderr).toContain('no records yet')
+
+    // A sink that cannot open (its directory cannot exist): the gateway spills, and its log is empty.
+    const gw = await startTestGateway({
+      admin: { token: ADMIN },
+      audit: { sinks: [{ type: 'sqlite', path: '/dev/null/audit.db' }], spill_dir: join(dir, 'no-sink-spill') },
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'open', path: '/*', upstream: 'api', public: true }],
+    })
+    const res = await request(`${gw.adminUrl}/api/audit`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    expect(res.statusCode).toBe(200)
+    expect(await res.body.json()).toEqual([])
+    await gw.close()
+  })
+})
+
 describe('tamper evidence', () => {
   async function chainOf(count: number): Promise<{ path: string; file: string }> {
     const own = await mkdtemp(join(dir, 'chain-'))

@@ -44,6 +44,11 @@ export function openSqlite(path: string, options: { readOnly?: boolean; durable?
   if (!options.readOnly) mkdirSync(dirname(path), { recursive: true })
   const db = new DatabaseSync(path, { readOnly: options.readOnly === true })
   db.exec('PRAGMA busy_timeout = 5000')
+  if (options.readOnly && schemaVersion(db) === 0) {
+    // The gateway's audit worker creates the file, then its tables: a reader can come in between.
+    db.close()
+    throw new NoAuditLog(`the audit log at ${path} has no records yet`)
+  }
   if (!options.readOnly) {
     db.exec('PRAGMA journal_mode = WAL')
     // NORMAL survives a killed process (the WAL is written before COMMIT returns); FULL also a power cut.
@@ -53,8 +58,12 @@ export function openSqlite(path: string, options: { readOnly?: boolean; durable?
   return db
 }
 
+function schemaVersion(db: DatabaseSync): number {
+  return (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version
+}
+
 function migrate(db: DatabaseSync): void {
-  const { user_version: version } = db.prepare('PRAGMA user_version').get() as { user_version: number }
+  const version = schemaVersion(db)
   for (let next = version + 1; next <= SCHEMA_VERSION; next++) {
     db.exec('BEGIN')
     db.exec(MIGRATIONS[next] as string)
