@@ -4,6 +4,7 @@ import FindMyWay from 'find-my-way'
 import { stringify } from 'yaml'
 import { loadConfigText } from '../src/config/index.ts'
 import { compileRuntime, createRuntimeDeps } from '../src/gateway/compile.ts'
+import { parseTarget } from '../src/gateway/paths.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
 
 function configWith(routes: number): string {
@@ -57,8 +58,8 @@ export function benchRouter(sizes = [10, 100, 1_000, 10_000]): RouterRow[] {
     })
     const router = runtime!.router
     const last = size - 1
-    const hit = ['svc' + (last % 100), `v${last}`, '42', 'items', 'a', 'b']
-    const miss = ['svc1', 'nope', '42', 'items']
+    const hit = parseTarget(`/svc${last % 100}/v${last}/42/items/a/b`, undefined)
+    const miss = parseTarget('/svc1/nope/42/items', undefined)
     const fmw = FindMyWay()
     for (let i = 0; i < size; i++) fmw.on(['GET', 'HEAD'], `/svc${i % 100}/v${i}/:id/items/*`, () => {})
     const fmwPath = `/svc${last % 100}/v${last}/42/items/a/b`

@@ -59,7 +59,7 @@ export function explain(rt: Runtime, request: ExplainRequest): Explanation {
   let route: CompiledRoute
   try {
     const target = parseTarget(request.path, undefined)
-    route = rt.router.match(method, target.segments).route
+    route = rt.router.match(method, target).route
   } catch (err) {
     return refuse(out, err as GatewayError)
   }

@@ -1,5 +1,5 @@
 export { loadConfigFile, loadConfigText, resolveConfigPath, type LoadedConfig, type SecretReference } from './load.ts'
 export { formatDiagnostic, formatPath, type Diagnostic, type Finding } from './diagnostics.ts'
-export { parseRoutePattern, type RoutePattern, type PatternSegment } from './route-pattern.ts'
+export { foldPathCase, parseRoutePattern, type RoutePattern, type PatternSegment } from './route-pattern.ts'
 export * from './schema.ts'
 export * from './values.ts'

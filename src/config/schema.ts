@@ -60,6 +60,7 @@ const server = z.strictObject({
   headers_timeout: duration.prefault('10s'),
   keep_alive_timeout: duration.prefault('5s'),
   shutdown_timeout: duration.prefault('30s'),
+  case_sensitive_paths: z.boolean().default(false),
 })
 
 const admin = z.strictObject({
@@ -135,6 +136,7 @@ const route = z.strictObject({
   public: z.boolean().default(false),
   forward_authorization: z.boolean().default(false),
   websocket: z.boolean().default(false),
+  path_params: z.boolean().default(false),
 })
 
 const LIMIT_KEY = /^(principal|role|route|ip|claim:[^\s]+|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/

@@ -79,12 +79,12 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   const issuerKeys = deps.issuers.acquire(config.issuers)
   const access = compileAccess(config)
   const routes = config.routes.map((route, index): CompiledRoute => {
-    const methods = route.methods.includes('*') ? new Set<string>() : new Set<string>(route.methods)
     return Object.freeze({
       index,
       id: route.id,
       pattern: mustParse(route.path),
-      methods,
+      methods: new Set<string>(route.methods),
+      pathParams: route.path_params,
       upstream: upstreams.get(route.upstream) as Upstream,
       rewrite: route.upstream_path === undefined ? null : mustParse(route.upstream_path),
       public: route.public,
@@ -97,7 +97,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   return Object.freeze({
     generation: ++generations,
     config,
-    router: createRouter(routes),
+    router: createRouter(routes, { caseSensitive: config.server.case_sensitive_paths }),
     routes,
     upstreams,
     issuerKeys,

@@ -1,34 +1,62 @@
-// Request-target canonicalisation and the `bad_path` rules (SPEC "On the wire").
+// Request-target canonicalisation and the `bad_path` rules (SPEC "On the wire", README "Path rules").
 //
 // The router matches decoded segments; the upstream receives the canonical path built from the
-// same segments, so what was authorized is exactly what is forwarded. Anything that two parsers
-// could read differently (an encoded slash, a dot segment, a backslash, a control character) is
-// refused rather than guessed at.
+// same raw segments, so what was authorized is exactly what is forwarded. Anything that two parsers
+// could read differently (an encoded slash, a dot segment, a backslash, a control character, a
+// `;` parameter that servlet containers strip, a trailing dot or space that Windows trims, an
+// escape that a second decoding turns into `.` or `/`) is refused rather than guessed at.
 import { GatewayError } from '../errors/index.ts'
 
 export interface RequestTarget {
-  /** Canonical, percent-encoded path: forwarded byte-for-byte when the route has no rewrite. */
+  /**
+   * Canonical path, forwarded when the route has no rewrite: escapes of unreserved characters
+   * decoded, every other escape kept (upper-case hex), anything outside pchar encoded, `//` merged.
+   */
   path: string
-  /** Decoded segments after the leading `/` (`/` is ['']). */
+  /** Decoded segments after the leading `/`, each without its `;` parameters: what routes match (`/` is ['']). */
   segments: string[]
   /** The raw query string without `?`, or '' (forwarded unchanged). */
   query: string
+  /** Some segment holds a `;` (raw or decoded): only a route with `path_params: true` takes it. */
+  pathParams: boolean
 }
 
 function badPath(detail: string): GatewayError {
   return new GatewayError('bad_path', { detail })
 }
 
+function table(chars: string): Uint8Array {
+  const out = new Uint8Array(128)
+  for (const c of chars) out[c.charCodeAt(0)] = 1
+  return out
+}
+
+const UNRESERVED_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~'
 // Characters that may stand unencoded in a canonical segment: RFC 3986 pchar minus `%`.
-const SAFE = new Uint8Array(128)
-for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@") SAFE[c.charCodeAt(0)] = 1
+const SAFE = table(`${UNRESERVED_CHARS}!$&'()*+,;=:@`)
+// RFC 3986 §6.2.2.2: only escapes of unreserved characters may be decoded without changing what
+// the URI means; `%3B` decoded to `;` would become a path parameter for a servlet container.
+const UNRESERVED = table(UNRESERVED_CHARS)
+// What an upstream that decodes once more must not find: `.` `/` `\` (traversal), `;` (a path
+// parameter), `?` `#` (the end of the path), control characters (header injection, truncation).
+const NESTED_REFUSED = table('./\\;?#')
+for (let c = 0; c < 0x20; c++) NESTED_REFUSED[c] = 1
+NESTED_REFUSED[0x7f] = 1
+/** Deeper than this the gateway stops decoding and refuses: no client encodes a path nine times. */
+const MAX_NESTED_DECODES = 8
 
 const PERCENT = 0x25
 const BACKSLASH = 0x5c
 
+/** parseTarget's raw scan: the segment holds an escape / something the canonical form changes. */
+const HAS_ESCAPE = 1
+const NOT_PCHAR = 2
+
 /**
  * Splits a request target (origin-form, or absolute-form naming this host) into a canonical
  * path, decoded segments and the raw query. Throws `bad_path` for anything ambiguous.
+ * Per request: linear in the target; a plain path (no escapes, nothing to encode) allocates only
+ * its split and the segment list, and is forwarded as the very string that was received.
  */
 export function parseTarget(url: string, host: string | undefined): RequestTarget {
   let target = url
@@ -42,19 +70,32 @@ export function parseTarget(url: string, host: string | undefined): RequestTarge
   const parts = rawPath.split('/')
   const segments: string[] = []
   let changed = false
+  let pathParams = false
   // parts[0] is the empty string before the leading '/'.
   for (let i = 1; i < parts.length; i++) {
     const raw = parts[i] as string
-    if (raw === '' && i < parts.length - 1) {
+    const last = i === parts.length - 1
+    if (raw === '' && !last) {
       changed = true // `//` collapses to `/`, as nginx's merge_slashes does
       continue
     }
-    const { value, clean } = decodeSegment(raw)
-    if (isDotSegment(value)) throw badPath('dot segments ("." and "..", raw or encoded) are not allowed in a path')
-    if (!clean) changed = true
-    segments.push(value)
+    const flags = scanRaw(raw)
+    if (flags !== 0) changed = true
+    const value = (flags & HAS_ESCAPE) === 0 ? raw : decodeEscapes(raw)
+    const semi = value.indexOf(';')
+    const name = semi === -1 ? value : value.slice(0, semi)
+    if (name === '.' || name === '..') throw badPath('dot segments ("." and "..", raw or encoded, also "..;") are not allowed in a path')
+    if (endsInDotOrSpace(value) || endsInDotOrSpace(name)) {
+      throw badPath('a path segment cannot end in "." or whitespace (raw or encoded): Windows servers trim them')
+    }
+    if (semi !== -1) {
+      pathParams = true
+      // Tomcat reads `/a/;x/b` as `/a//b`, then `/a/b`: a segment of parameters alone is refused.
+      if (name === '' && !last) throw badPath('a path segment cannot hold only ";" parameters')
+    }
+    segments.push(name)
   }
-  return { path: changed ? '/' + segments.map(encodeSegment).join('/') : rawPath, segments, query }
+  return { path: changed ? canonicalPath(parts) : rawPath, segments, query, pathParams }
 }
 
 /** Absolute-form is accepted only for the host the request is addressed to (RFC 9112 §3.2.2). */
@@ -69,54 +110,127 @@ function originFormOf(target: string, host: string | undefined): string {
   return rest.startsWith('/') ? rest : `/${rest}`
 }
 
-function decodeSegment(raw: string): { value: string; clean: boolean } {
-  let hasPercent = false
-  let clean = true
+/** Refuses raw control characters and backslashes; says whether the segment needs decoding or re-encoding. */
+function scanRaw(raw: string): number {
+  let flags = 0
   for (let i = 0; i < raw.length; i++) {
     const c = raw.charCodeAt(i)
     if (c < 0x20 || c === 0x7f) throw badPath('control characters are not allowed in a path')
     if (c === BACKSLASH) throw badPath('a backslash is not allowed in a path')
-    if (c === PERCENT) hasPercent = true
-    else if (c >= 128 || SAFE[c] !== 1) clean = false
+    if (c === PERCENT) flags |= HAS_ESCAPE
+    else if (c >= 128 || SAFE[c] !== 1) flags |= NOT_PCHAR
   }
-  if (!hasPercent) return { value: raw, clean }
+  return flags
+}
+
+function decodeEscapes(raw: string): string {
   let value: string
   try {
     value = decodeURIComponent(raw)
   } catch {
     throw badPath('the path holds invalid percent-encoding')
   }
+  let nested = false
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i)
     if (c === 0x2f || c === BACKSLASH) throw badPath('an encoded slash or backslash (%2F, %5C) is not allowed in a path')
     if (c < 0x20 || c === 0x7f) throw badPath('encoded control characters are not allowed in a path')
+    if (c === PERCENT) nested = true
   }
-  // Re-encoding normalises the escapes (%7e → ~, %3a → :): clean only if that changes nothing.
-  return { value, clean: encodeSegment(value) === raw }
+  if (nested) refuseNestedEscapes(value)
+  return value
 }
 
-/** `.`, `..`, and the `..;` forms that Java servlet containers read as `..` (path parameter confusion). */
-function isDotSegment(value: string): boolean {
-  if (value.charCodeAt(0) !== 0x2e) return false
-  const semi = value.indexOf(';')
-  const name = semi === -1 ? value : value.slice(0, semi)
-  return name === '.' || name === '..'
-}
-
-/** Percent-encodes everything but pchar (uppercase hex, UTF-8). */
-export function encodeSegment(value: string): string {
-  let plain = true
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i)
-    if (c >= 128 || SAFE[c] !== 1) {
-      plain = false
-      break
+/**
+ * `%252e` decodes to `%2e`: harmless here, but `.` for an upstream that decodes again (a proxy in
+ * front of an app, a framework that decodes twice). Decodes the already-decoded segment again,
+ * leniently as such upstreams do, until nothing changes, refusing what NESTED_REFUSED names and a
+ * trailing dot or whitespace at any depth. Only segments that still hold a `%` get here.
+ */
+function refuseNestedEscapes(value: string): void {
+  let text = value
+  for (let depth = 1; ; depth++) {
+    let out = ''
+    let decoded = false
+    for (let i = 0; i < text.length; i++) {
+      const byte = text.charCodeAt(i) === PERCENT ? hexByte(text, i + 1) : -1
+      if (byte === -1) {
+        out += text[i]
+        continue
+      }
+      if (byte < 128 && NESTED_REFUSED[byte] === 1) {
+        throw badPath('the path holds a multiply-encoded ".", "/", "\\", ";", "?", "#" or control character (such as %252e)')
+      }
+      out += byte < 128 ? String.fromCharCode(byte) : '\u0080' // any non-ASCII byte: it cannot start an escape
+      decoded = true
+      i += 2
     }
+    if (!decoded) return
+    if (endsInDotOrSpace(out)) throw badPath('a path segment cannot end in a multiply-encoded "." or whitespace')
+    if (depth === MAX_NESTED_DECODES) throw badPath(`the path's percent-encoding is nested more than ${MAX_NESTED_DECODES} deep`)
+    text = out
   }
-  if (plain) return value
+}
+
+function hexByte(text: string, at: number): number {
+  if (at + 1 >= text.length) return -1
+  const high = hexDigit(text.charCodeAt(at))
+  const low = hexDigit(text.charCodeAt(at + 1))
+  return high === -1 || low === -1 ? -1 : high * 16 + low
+}
+
+function hexDigit(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30
+  const lower = c | 0x20
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1
+}
+
+/**
+ * IIS and Windows file APIs trim a trailing `.` or space, so `admin.` and `admin%20` name `admin`
+ * there. Whitespace as JavaScript's trim() knows it (Unicode White_Space and BOM): .NET trims the same.
+ */
+function endsInDotOrSpace(value: string): boolean {
+  if (value.length === 0) return false
+  const c = value.charCodeAt(value.length - 1)
+  return c === 0x2e || c === 0x20 || c === 0x85 || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff
+}
+
+/** Cold path: only for targets whose raw form is not already canonical. */
+function canonicalPath(parts: readonly string[]): string {
   let out = ''
-  for (const byte of Buffer.from(value, 'utf8')) {
-    out += byte < 128 && SAFE[byte] === 1 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`
+  for (let i = 1; i < parts.length; i++) {
+    const raw = parts[i] as string
+    if (raw === '' && i < parts.length - 1) continue
+    out += `/${canonicalSegment(raw)}`
   }
   return out
+}
+
+/**
+ * The forwarded form of a raw (already validated) segment: escapes of unreserved characters are
+ * decoded (`%7e` → `~`), every other escape stays, in upper-case hex (`%3b` → `%3B`, never `;`);
+ * characters outside pchar are encoded as UTF-8. Also gives `upstream_path` literals their form.
+ */
+export function canonicalSegment(raw: string): string {
+  let out = ''
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i)
+    const byte = c === PERCENT ? hexByte(raw, i + 1) : -1
+    if (byte !== -1) {
+      out += byte < 128 && UNRESERVED[byte] === 1 ? String.fromCharCode(byte) : `%${hex(byte)}`
+      i += 2
+    } else if (c < 128 && SAFE[c] === 1) {
+      out += raw[i]
+    } else {
+      const codePoint = raw.codePointAt(i) as number
+      if (codePoint > 0xffff) i++
+      for (const utf8 of Buffer.from(String.fromCodePoint(codePoint), 'utf8')) out += `%${hex(utf8)}`
+    }
+  }
+  return out
+}
+
+function hex(byte: number): string {
+  return byte.toString(16).toUpperCase().padStart(2, '0')
 }

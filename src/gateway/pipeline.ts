@@ -11,7 +11,7 @@ import { forwardUpgrade } from '../upstream/upgrade.ts'
 import { clientAddressOf } from './client-address.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
 import type { RequestContext } from './context.ts'
-import { parseTarget } from './paths.ts'
+import { parseTarget, type RequestTarget } from './paths.ts'
 import { acceptRequestId, inspectHeaders } from './request-headers.ts'
 import type { GatewayState } from './state.ts'
 
@@ -21,9 +21,9 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
   rt.usage.inFlight++
   try {
     admit(state, rt, ctx)
-    const segments = target(ctx)
+    const parsed = target(ctx)
     if (ctx.path === JWKS_PATH) return serveJwks(state, ctx)
-    const route = match(rt, ctx, segments)
+    const route = match(rt, ctx, parsed)
     if (!route.public) {
       if (state.tracing) startAuthSpan(state.tracing, ctx)
       const identity = await rt.identity.verify(ctx.headers?.authorization, ctx.query)
@@ -102,15 +102,15 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
 }
 
 /** The canonical path (bad_path otherwise): what is matched, authorized and forwarded. */
-function target(ctx: RequestContext): string[] {
+function target(ctx: RequestContext): RequestTarget {
   const parsed = parseTarget(ctx.req.url ?? '', ctx.headers?.host)
   ctx.path = parsed.path
   ctx.query = parsed.query
-  return parsed.segments
+  return parsed
 }
 
-function match(rt: Runtime, ctx: RequestContext, segments: readonly string[]): CompiledRoute {
-  const found = rt.router.match(ctx.method, segments)
+function match(rt: Runtime, ctx: RequestContext, parsed: RequestTarget): CompiledRoute {
+  const found = rt.router.match(ctx.method, parsed)
   ctx.route = found.route
   ctx.params = found.params
   ctx.rest = found.rest

@@ -4,21 +4,37 @@
 // branch per kind of segment and skips any subtree whose earliest route cannot beat the best
 // match found so far, so its cost follows the path's depth, not the number of routes
 // (bench/router.ts measures both against find-my-way).
-import type { RoutePattern } from '../config/route-pattern.ts'
+//
+// Literals match case-insensitively unless the router is built case-sensitive: the route an
+// upstream that ignores case (Express, ASP.NET) would run is the one that is authorized.
+import { foldPathCase, type RoutePattern } from '../config/route-pattern.ts'
 import { GatewayError } from '../errors/index.ts'
+import type { RequestTarget } from './paths.ts'
 
 export interface RoutableRoute {
   /** Position in the file: lower wins. */
   readonly index: number
   readonly pattern: RoutePattern
-  /** Upper-case methods; empty means any method. */
+  /** Upper-case methods as listed; `*` stands for every method but EXPLICIT_ONLY_METHODS. */
   readonly methods: ReadonlySet<string>
+  /** `path_params: true`: takes segments with `;` parameters (matched without them). */
+  readonly pathParams: boolean
 }
+
+/**
+ * Methods a route takes only when it lists them: `*` never includes them. TRACE echoes the request
+ * back, with the credentials the gateway added for the upstream (RFC 9110 §9.3.8; Cross-Site
+ * Tracing); TRACK is IIS's TRACE; CONNECT asks for a tunnel.
+ */
+export const EXPLICIT_ONLY_METHODS: ReadonlySet<string> = new Set(['TRACE', 'TRACK', 'CONNECT'])
+
+export type RouteTarget = Pick<RequestTarget, 'path' | 'segments' | 'pathParams'>
 
 export interface RouteMatch<R extends RoutableRoute> {
   route: R
+  /** The `:param` values as the client sent them, in the canonical (forwarded) form. */
   params: Record<string, string>
-  /** The part matched by a trailing `*`, as decoded segments. */
+  /** The segments matched by a trailing `*`, in the canonical (forwarded) form. */
   rest: string[]
 }
 
@@ -38,32 +54,51 @@ function newNode<R>(): TrieNode<R> {
 }
 
 export interface Router<R extends RoutableRoute> {
-  /** Throws route_not_found or method_not_allowed (with an Allow header). */
-  match(method: string, segments: readonly string[]): RouteMatch<R>
+  /**
+   * Throws route_not_found, method_not_allowed (with an Allow header), or bad_path when the path
+   * holds `;` parameters and the route it matches does not take them.
+   */
+  match(method: string, target: RouteTarget): RouteMatch<R>
   readonly size: number
 }
 
-export function createRouter<R extends RoutableRoute>(routes: readonly R[]): Router<R> {
-  const root = newNode<R>()
-  for (const route of routes) insert(root, route)
+export interface RouterOptions {
+  /** Match literals case-sensitively (`server.case_sensitive_paths`); by default case is ignored. */
+  caseSensitive?: boolean
+}
 
-  function match(method: string, segments: readonly string[]): RouteMatch<R> {
-    const route = find(root, segments, 0, method, Number.POSITIVE_INFINITY)
-    if (route) return { route, ...captures(route.pattern, segments) }
+export function createRouter<R extends RoutableRoute>(routes: readonly R[], options: RouterOptions = {}): Router<R> {
+  const fold = options.caseSensitive !== true
+  const root = newNode<R>()
+  for (const route of routes) insert(root, route, fold)
+
+  function match(method: string, target: RouteTarget): RouteMatch<R> {
+    const { segments } = target
+    const route = find(root, segments, 0, method, Number.POSITIVE_INFINITY, fold)
+    if (route) {
+      // Matching ignored the parameters (as servlet containers do); only an opted-in route takes them.
+      if (target.pathParams && !route.pathParams) {
+        throw new GatewayError('bad_path', { detail: 'A ";" in a path segment is refused: the route does not set path_params: true.' })
+      }
+      return { route, ...captures(route.pattern, target.path) }
+    }
     const allowed = new Set<string>()
-    collectMethods(root, segments, 0, allowed)
+    collectMethods(root, segments, 0, allowed, fold)
     if (allowed.size === 0) throw new GatewayError('route_not_found', { detail: 'No route matches this path.' })
-    const allow = allowed.has('*') ? '*' : [...allowed].sort().join(', ')
+    const any = allowed.has('*')
+    const allow = any ? '*' : [...allowed].sort().join(', ')
     throw new GatewayError('method_not_allowed', {
-      detail: `The route does not accept ${method}; it accepts ${allow}.`,
-      headers: allowed.has('*') ? undefined : { allow },
+      detail: any && EXPLICIT_ONLY_METHODS.has(method)
+        ? `The route does not accept ${method}: ${[...EXPLICIT_ONLY_METHODS].join(', ')} are accepted only where a route lists them.`
+        : `The route does not accept ${method}; it accepts ${allow}.`,
+      headers: any ? undefined : { allow },
     })
   }
 
   return { match, size: routes.length }
 }
 
-function insert<R extends RoutableRoute>(root: TrieNode<R>, route: R): void {
+function insert<R extends RoutableRoute>(root: TrieNode<R>, route: R, fold: boolean): void {
   let node = root
   node.minIndex = Math.min(node.minIndex, route.index)
   for (const segment of route.pattern.segments) {
@@ -76,8 +111,9 @@ function insert<R extends RoutableRoute>(root: TrieNode<R>, route: R): void {
       next = node.param ??= newNode()
     } else {
       node.literals ??= new Map()
-      next = node.literals.get(segment.value)
-      if (!next) node.literals.set(segment.value, (next = newNode()))
+      const key = fold ? foldPathCase(segment.value) : segment.value
+      next = node.literals.get(key)
+      if (!next) node.literals.set(key, (next = newNode()))
     }
     next.minIndex = Math.min(next.minIndex, route.index)
     node = next
@@ -86,7 +122,7 @@ function insert<R extends RoutableRoute>(root: TrieNode<R>, route: R): void {
 }
 
 function accepts(route: RoutableRoute, method: string): boolean {
-  return route.methods.size === 0 || route.methods.has(method)
+  return route.methods.has(method) || (route.methods.has('*') && !EXPLICIT_ONLY_METHODS.has(method))
 }
 
 /** Depth-first over literal, param and wildcard branches; `best` prunes what cannot win. */
@@ -96,6 +132,7 @@ function find<R extends RoutableRoute>(
   depth: number,
   method: string,
   bestIndex: number,
+  fold: boolean,
 ): R | undefined {
   let best: R | undefined
   if (node.wildcard) {
@@ -118,9 +155,9 @@ function find<R extends RoutableRoute>(
     return best
   }
   const segment = segments[depth] as string
-  const literal = node.literals?.get(segment)
+  const literal = node.literals?.get(fold ? foldPathCase(segment) : segment)
   if (literal && literal.minIndex < bestIndex) {
-    const found = find(literal, segments, depth + 1, method, bestIndex)
+    const found = find(literal, segments, depth + 1, method, bestIndex, fold)
     if (found) {
       best = found
       bestIndex = found.index
@@ -128,7 +165,7 @@ function find<R extends RoutableRoute>(
   }
   // A parameter matches exactly one non-empty segment.
   if (node.param && segment !== '' && node.param.minIndex < bestIndex) {
-    const found = find(node.param, segments, depth + 1, method, bestIndex)
+    const found = find(node.param, segments, depth + 1, method, bestIndex, fold)
     if (found) best = found
   }
   return best
@@ -140,12 +177,10 @@ function collectMethods<R extends RoutableRoute>(
   segments: readonly string[],
   depth: number,
   into: Set<string>,
+  fold: boolean,
 ): void {
   const add = (routes: readonly R[] | null) => {
-    for (const route of routes ?? []) {
-      if (route.methods.size === 0) into.add('*')
-      for (const m of route.methods) into.add(m)
-    }
+    for (const route of routes ?? []) for (const m of route.methods) into.add(m)
   }
   add(node.wildcard)
   if (depth === segments.length) {
@@ -153,19 +188,26 @@ function collectMethods<R extends RoutableRoute>(
     return
   }
   const segment = segments[depth] as string
-  const literal = node.literals?.get(segment)
-  if (literal) collectMethods(literal, segments, depth + 1, into)
-  if (node.param && segment !== '') collectMethods(node.param, segments, depth + 1, into)
+  const literal = node.literals?.get(fold ? foldPathCase(segment) : segment)
+  if (literal) collectMethods(literal, segments, depth + 1, into, fold)
+  if (node.param && segment !== '') collectMethods(node.param, segments, depth + 1, into, fold)
 }
 
-function captures(pattern: RoutePattern, segments: readonly string[]): { params: Record<string, string>; rest: string[] } {
+/**
+ * Params and rest from the canonical path, not the decoded segments, so a rewrite forwards them as
+ * the client sent them (`%3D` stays `%3D`). Its segments line up with the matched ones: the same
+ * raw segments, `//` merged the same way.
+ */
+function captures(pattern: RoutePattern, path: string): { params: Record<string, string>; rest: string[] } {
   const params: Record<string, string> = {}
   let rest: string[] = []
+  if (pattern.params.length === 0 && !pattern.wildcard) return { params, rest }
+  const encoded = path.split('/') // encoded[0] is the '' before the leading '/'
   const parts = pattern.segments
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i]
-    if (part?.kind === 'param') params[part.name] = segments[i] as string
-    else if (part?.kind === 'wildcard') rest = segments.slice(i)
+    if (part?.kind === 'param') params[part.name] = encoded[i + 1] as string
+    else if (part?.kind === 'wildcard') rest = encoded.slice(i + 1)
   }
   return { params, rest }
 }

@@ -9,7 +9,7 @@ import type { Dispatcher } from 'undici'
 import type { RoutePattern } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { RequestContext } from '../gateway/context.ts'
-import { encodeSegment } from '../gateway/paths.ts'
+import { canonicalSegment } from '../gateway/paths.ts'
 import { traceparentOf } from '../telemetry/trace-context.ts'
 import type { Upstream } from './pools.ts'
 
@@ -60,12 +60,13 @@ export function upstreamPath(ctx: RequestContext, options: Pick<ForwardOptions, 
   return `${base}${path}${ctx.query === '' ? '' : `?${ctx.query}`}`
 }
 
+/** Params and rest are already in the canonical form (router captures): they go in as they are. */
 function fillRewrite(rewrite: RoutePattern, params: Record<string, string>, rest: readonly string[]): string {
   let out = ''
   for (const segment of rewrite.segments) {
-    if (segment.kind === 'literal') out += `/${encodeSegment(segment.value)}`
-    else if (segment.kind === 'param') out += `/${encodeSegment(params[segment.name] ?? '')}`
-    else if (rest.length > 0) out += `/${rest.map(encodeSegment).join('/')}`
+    if (segment.kind === 'literal') out += `/${canonicalSegment(segment.raw)}`
+    else if (segment.kind === 'param') out += `/${params[segment.name] ?? ''}`
+    else if (rest.length > 0) out += `/${rest.join('/')}`
   }
   return out === '' ? '/' : out
 }

@@ -1,22 +1,23 @@
 import { describe, expect, it } from 'vitest'
 import { parseRoutePattern } from '../../../src/config/index.ts'
 import type { GatewayError } from '../../../src/errors/index.ts'
+import { parseTarget, type RequestTarget } from '../../../src/gateway/paths.ts'
 import { createRouter, type RoutableRoute } from '../../../src/gateway/router.ts'
 
 interface R extends RoutableRoute {
   id: string
 }
 
-function routes(...defs: Array<[id: string, path: string, methods?: string[]]>): R[] {
-  return defs.map(([id, path, methods = []], index) => {
+function routes(...defs: Array<[id: string, path: string, methods?: string[], options?: { pathParams?: boolean }]>): R[] {
+  return defs.map(([id, path, methods = ['*'], options = {}], index) => {
     const parsed = parseRoutePattern(path)
     if (!parsed.ok) throw new Error(parsed.message)
-    return { id, index, pattern: parsed.value, methods: new Set(methods) }
+    return { id, index, pattern: parsed.value, methods: new Set(methods), pathParams: options.pathParams ?? false }
   })
 }
 
-function segments(path: string): string[] {
-  return path.slice(1).split('/')
+function segments(path: string): RequestTarget {
+  return parseTarget(path, undefined)
 }
 
 function refusal(fn: () => unknown): GatewayError {
@@ -75,5 +76,92 @@ describe('router', () => {
     expect(router.size).toBe(10_000)
     expect(router.match('GET', segments('/svc42/v9942/7/items'))).toMatchObject({ route: { id: 'r9942' }, params: { id: '7' } })
     expect(refusal(() => router.match('GET', segments('/svc42/v9943/7/items'))).code).toBe('route_not_found')
+  })
+
+  it('never counts TRACE, TRACK or CONNECT in "*": they need a route that lists them', () => {
+    const router = createRouter(routes(['any', '/public/*']))
+    for (const method of ['TRACE', 'TRACK', 'CONNECT']) {
+      const refused = refusal(() => router.match(method, segments('/public/x')))
+      expect(refused.code).toBe('method_not_allowed')
+      expect(refused.detail).toContain('only where a route lists them')
+    }
+    expect(router.match('PROPFIND', segments('/public/x')).route.id).toBe('any')
+  })
+
+  it('takes TRACE where a route lists it, also next to "*"', () => {
+    const router = createRouter(routes(['diagnostics', '/debug/*', ['*', 'TRACE']], ['read', '/items/*', ['GET', 'TRACE']], ['any', '/*']))
+    expect(router.match('TRACE', segments('/debug/x')).route.id).toBe('diagnostics')
+    expect(router.match('GET', segments('/debug/x')).route.id).toBe('diagnostics')
+    expect(router.match('TRACE', segments('/items/1')).route.id).toBe('read')
+    expect(refusal(() => router.match('TRACE', segments('/other'))).code).toBe('method_not_allowed')
+  })
+
+  it('names the methods in Allow when TRACE meets a route with a method list', () => {
+    const router = createRouter(routes(['read', '/items/:id', ['GET', 'HEAD']]))
+    const refused = refusal(() => router.match('TRACE', segments('/items/1')))
+    expect(refused.code).toBe('method_not_allowed')
+    expect(refused.headers).toEqual({ allow: 'GET, HEAD' })
+  })
+
+  describe('letter case', () => {
+    const defs = [['admin', '/api/admin/*', ['*']], ['user', '/api/Users/:Id'], ['api', '/api/*']] as Array<[string, string, string[]?]>
+
+    it('matches literals case-insensitively by default', () => {
+      const router = createRouter(routes(...defs))
+      expect(router.match('GET', segments('/api/ADMIN/users')).route.id).toBe('admin')
+      expect(router.match('GET', segments('/API/Admin/users')).route.id).toBe('admin')
+      expect(router.match('GET', segments('/api/users/7')).route.id).toBe('user')
+    })
+
+    it('folds non-ASCII letters the way an upper-casing comparison does', () => {
+      const router = createRouter(routes(...defs))
+      expect(router.match('GET', segments('/api/adm%C4%B1n/users')).route.id).toBe('admin') // ı, dotless i
+      expect(router.match('GET', segments('/api/u%C5%BFers/7')).route.id).toBe('user') // ſ, long s
+    })
+
+    it('keeps the client\'s case in params and rest', () => {
+      const router = createRouter(routes(...defs))
+      expect(router.match('GET', segments('/API/USERS/AbC')).params).toEqual({ Id: 'AbC' })
+      expect(router.match('GET', segments('/api/Admin/Reports/Q1')).rest).toEqual(['Reports', 'Q1'])
+    })
+
+    it('matches case-sensitively when asked to', () => {
+      const router = createRouter(routes(...defs), { caseSensitive: true })
+      expect(router.match('GET', segments('/api/ADMIN/users')).route.id).toBe('api')
+      expect(router.match('GET', segments('/api/admin/users')).route.id).toBe('admin')
+      expect(router.match('GET', segments('/api/Users/7')).route.id).toBe('user')
+      expect(router.match('GET', segments('/api/users/7')).route.id).toBe('api')
+    })
+  })
+
+  describe('path parameters (;)', () => {
+    it('refuses them on the route the path matches without them, when it did not opt in', () => {
+      const router = createRouter(routes(['admin', '/api/admin/*'], ['api', '/api/*', ['*'], { pathParams: true }]))
+      for (const path of ['/api/admin;/users', '/api/admin;jsessionid=x/users', '/api/admin%3B/users', '/api/ADMIN;x/users']) {
+        expect(refusal(() => router.match('GET', segments(path))).code, path).toBe('bad_path')
+      }
+      // The route that opted in takes them.
+      expect(router.match('GET', segments('/api/public;jsessionid=x/a')).route.id).toBe('api')
+    })
+
+    it('matches an opted-in route without them and forwards them in params and rest', () => {
+      const router = createRouter(routes(['user', '/users/:id', ['GET'], { pathParams: true }], ['files', '/files/*', ['GET'], { pathParams: true }]))
+      const user = router.match('GET', segments('/users/7;jsessionid=X'))
+      expect(user.route.id).toBe('user')
+      expect(user.params).toEqual({ id: '7;jsessionid=X' })
+      expect(router.match('GET', segments('/files/a;v=1/b%3Bc')).rest).toEqual(['a;v=1', 'b%3Bc'])
+    })
+
+    it('changes nothing for a path without them', () => {
+      const router = createRouter(routes(['admin', '/api/admin/*']))
+      expect(router.match('GET', segments('/api/admin/users')).route.id).toBe('admin')
+    })
+  })
+
+  it('captures params and rest in the forwarded form: reserved escapes stay encoded', () => {
+    const router = createRouter(routes(['item', '/items/:id/*']))
+    const found = router.match('GET', segments('//items/a%3Db%2c/x%40y/%7Ez'))
+    expect(found.params).toEqual({ id: 'a%3Db%2C' })
+    expect(found.rest).toEqual(['x%40y', '~z'])
   })
 })
