@@ -4,6 +4,7 @@ import type { Finding, ConfigPath } from './diagnostics.ts'
 import type { SecretReference } from './load.ts'
 import { checkRewrite, parseRoutePattern, type RoutePattern } from './route-pattern.ts'
 import { accessFindings } from './access-checks.ts'
+import { routeFindings } from './route-checks.ts'
 import type { Config } from './schema.ts'
 import { routesSelectedBy } from './values.ts'
 
@@ -101,6 +102,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
     })
   })
   findings.push(...accessFindings(config))
+  findings.push(...routeFindings(config))
 
   if (secretRefs.length > 0 && !config.secrets) {
     for (const ref of secretRefs) error(ref.path, `\${secret:${ref.name}} is used but no secrets store is configured (secrets.store)`)
