@@ -28,7 +28,7 @@ export interface RoutableRoute {
  */
 export const EXPLICIT_ONLY_METHODS: ReadonlySet<string> = new Set(['TRACE', 'TRACK', 'CONNECT'])
 
-export type RouteTarget = Pick<RequestTarget, 'path' | 'segments' | 'pathParams'>
+export type RouteTarget = Pick<RequestTarget, 'parts' | 'segments' | 'pathParams'>
 
 export interface RouteMatch<R extends RoutableRoute> {
   route: R
@@ -80,7 +80,7 @@ export function createRouter<R extends RoutableRoute>(routes: readonly R[], opti
       if (target.pathParams && !route.pathParams) {
         throw new GatewayError('bad_path', { detail: 'A ";" in a path segment is refused: the route does not set path_params: true.' })
       }
-      return { route, ...captures(route.pattern, target.path) }
+      return { route, ...captures(route.pattern, target.parts) }
     }
     const allowed = new Set<string>()
     collectMethods(root, segments, 0, allowed, fold)
@@ -194,20 +194,17 @@ function collectMethods<R extends RoutableRoute>(
 }
 
 /**
- * Params and rest from the canonical path, not the decoded segments, so a rewrite forwards them as
- * the client sent them (`%3D` stays `%3D`). Its segments line up with the matched ones: the same
- * raw segments, `//` merged the same way.
+ * Params and rest from the canonical parts, not the decoded segments, so a rewrite forwards them
+ * as the client sent them (`%3D` stays `%3D`): `parts[i + 1]` is the forwarded form of segment i.
  */
-function captures(pattern: RoutePattern, path: string): { params: Record<string, string>; rest: string[] } {
+function captures(pattern: RoutePattern, parts: readonly string[]): { params: Record<string, string>; rest: string[] } {
   const params: Record<string, string> = {}
   let rest: string[] = []
-  if (pattern.params.length === 0 && !pattern.wildcard) return { params, rest }
-  const encoded = path.split('/') // encoded[0] is the '' before the leading '/'
-  const parts = pattern.segments
-  for (let i = 0; i < parts.length; i++) {
-    const part = parts[i]
-    if (part?.kind === 'param') params[part.name] = encoded[i + 1] as string
-    else if (part?.kind === 'wildcard') rest = encoded.slice(i + 1)
+  const segments = pattern.segments
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i]
+    if (segment?.kind === 'param') params[segment.name] = parts[i + 1] as string
+    else if (segment?.kind === 'wildcard') rest = parts.slice(i + 1)
   }
   return { params, rest }
 }

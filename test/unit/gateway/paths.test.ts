@@ -2,6 +2,12 @@ import { describe, expect, it } from 'vitest'
 import { GatewayError } from '../../../src/errors/index.ts'
 import { parseTarget } from '../../../src/gateway/paths.ts'
 
+/** What a test asserts about a target: `parts` is `path.split('/')` (checked in one test below). */
+function parsed(target: string, host = 'h') {
+  const { path, segments, query, pathParams } = parseTarget(target, host)
+  return { path, segments, query, pathParams }
+}
+
 function badPath(target: string, host = 'gw.local'): string {
   try {
     parseTarget(target, host)
@@ -106,7 +112,7 @@ describe('path parameters (;)', () => {
     ['/api/admin%3Bx%3Dy/users', ['api', 'admin', 'users'], '/api/admin%3Bx%3Dy/users'],
     ['/app/;jsessionid=ABC', ['app', ''], '/app/;jsessionid=ABC'],
   ])('%s is matched as %j and forwarded as %s', (target, segments, path) => {
-    expect(parseTarget(target, 'h')).toEqual({ path, segments, query: '', pathParams: true })
+    expect(parsed(target)).toEqual({ path, segments, query: '', pathParams: true })
   })
 })
 
@@ -133,14 +139,11 @@ describe('canonical paths', () => {
     ['/API/Users', '/API/Users', ['API', 'Users']],
     ['/a"b{c}', '/a%22b%7Bc%7D', ['a"b{c}']],
   ])('%s → %s', (target, path, segments) => {
-    const parsed = parseTarget(target, 'gw.local')
-    expect(parsed.path).toBe(path)
-    expect(parsed.segments).toEqual(segments)
-    expect(parsed.pathParams).toBe(false)
+    expect(parsed(target, 'gw.local')).toMatchObject({ path, segments, pathParams: false })
   })
 
   it('keeps the query string as sent', () => {
-    expect(parseTarget('/a?x=1&y=%2F', 'h')).toEqual({ path: '/a', segments: ['a'], query: 'x=1&y=%2F', pathParams: false })
+    expect(parsed('/a?x=1&y=%2F')).toEqual({ path: '/a', segments: ['a'], query: 'x=1&y=%2F', pathParams: false })
   })
 
   it('forwards a path that needs no change as the very string received', () => {
@@ -149,6 +152,12 @@ describe('canonical paths', () => {
   })
 
   it('accepts absolute-form for the host the request is addressed to', () => {
-    expect(parseTarget('http://GW.local/a/b?x', 'gw.local')).toEqual({ path: '/a/b', segments: ['a', 'b'], query: 'x', pathParams: false })
+    expect(parsed('http://GW.local/a/b?x', 'gw.local')).toEqual({ path: '/a/b', segments: ['a', 'b'], query: 'x', pathParams: false })
+  })
+
+  it.each(['/a/b', '/', '/a/', '//a///b/', '/a%3b%7E/b;x/%41', '/API/x%20y'])('%s: parts line up with the canonical path and the segments', (target) => {
+    const { path, parts, segments } = parseTarget(target, 'h')
+    expect(parts).toEqual(path.split('/'))
+    expect(parts).toHaveLength(segments.length + 1)
   })
 })
