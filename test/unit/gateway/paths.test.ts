@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { GatewayError } from '../../../src/errors/index.ts'
 import { parseTarget } from '../../../src/gateway/paths.ts'
@@ -159,5 +160,34 @@ describe('canonical paths', () => {
     const { path, parts, segments } = parseTarget(target, 'h')
     expect(parts).toEqual(path.split('/'))
     expect(parts).toHaveLength(segments.length + 1)
+  })
+})
+
+describe('the forwarded form (property)', () => {
+  // Pieces that make the tricky cases: escapes (of reserved, unreserved, nested %), dots, spaces,
+  // parameters, case, non-ASCII.
+  const piece = fc.constantFrom('a', 'B', '.', '/', ';', '=', '~', '%', '%25', '%2e', '%2E', '%3b', '%3B', '%3D', '%20', '%7e', '%41', '%C4%B1', '2', 'e', 'f', '5', 'x=1')
+  const target = fc.array(piece, { maxLength: 12 }).map((parts) => `/${parts.join('')}`)
+
+  it('is a fixpoint: what is forwarded parses to the same path and the same matched segments', () => {
+    fc.assert(
+      fc.property(target, (url) => {
+        let first
+        try {
+          first = parseTarget(url, 'h')
+        } catch (err) {
+          expect((err as GatewayError).code).toBe('bad_path')
+          return
+        }
+        const again = parseTarget(first.path, 'h')
+        expect(again.path).toBe(first.path)
+        expect(again.segments).toEqual(first.segments)
+        expect(again.pathParams).toBe(first.pathParams)
+        expect(first.parts).toEqual(first.path.split('/'))
+        // Only what the client sent raw is raw: a ';' or '=' forwarded raw was raw in the request.
+        for (const c of [';', '=']) expect(first.path.split(c).length).toBe(url.split(c).length)
+      }),
+      { numRuns: 2000 },
+    )
   })
 })
