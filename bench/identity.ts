@@ -14,7 +14,8 @@ export interface VerifyRow {
   wallMicrosPerToken: number
 }
 
-async function verifierFor(alg: 'ES256' | 'RS256' | 'EdDSA') {
+/** A verifier for one issuer with an in-memory key set (no network), and a minter for its tokens. */
+export async function verifierFor(alg: 'ES256' | 'RS256' | 'EdDSA', options: { maxTokenBytes?: number } = {}) {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true })
   const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'k', alg }] }
   const loaded = loadConfigText(`issuers: [{ name: b, issuer: "https://idp.bench", audiences: [api], algorithms: [${alg}] }]\n`, 'bench.yaml')
@@ -24,7 +25,7 @@ async function verifierFor(alg: 'ES256' | 'RS256' | 'EdDSA') {
   const verifier = createTokenVerifier({
     issuers: config.issuers,
     keys: new Map([['b', keys]]),
-    maxTokenBytes: 8192,
+    maxTokenBytes: options.maxTokenBytes ?? 8192,
     cacheEntries: 10_000,
     logger: createLogger({ level: 'silent' }),
   })

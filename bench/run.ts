@@ -17,6 +17,7 @@ import { runSweep, type SweepName, type SweepPoint } from './sweep.ts'
 import { targetsTable } from './targets.ts'
 import { benchAccess, type AccessRow } from './access.ts'
 import { benchRecordLine, benchSqliteSink } from './audit.ts'
+import { benchHostileTokens, hostileTable } from './hostile-tokens.ts'
 import { benchVerification, type VerifyRow } from './identity.ts'
 import { benchMemoryLimits, benchRedisAccuracy, benchRedisStore } from './limits.ts'
 import { benchRouter, type RouterRow } from './router.ts'
@@ -235,6 +236,7 @@ async function micro(options: BenchOptions) {
   return {
     router: benchRouter(options.quick ? [10, 1_000] : [10, 100, 1_000, 10_000]),
     verification: await benchVerification(options.quick),
+    hostileTokens: await benchHostileTokens(options.quick),
     access: benchAccess(),
     audit: { recordLine: benchRecordLine(options.quick), sqlite: await benchSqliteSink(options.quick) },
     limits: {
@@ -249,6 +251,7 @@ async function micro(options: BenchOptions) {
 function microTables(m: Awaited<ReturnType<typeof micro>>): string {
   return `Router (in process, no network):\n\n${routerTable(m.router)}\n\n` +
     `Token verification (in process, one at a time, no network):\n\n${verifyTable(m.verification)}\n\n` +
+    `Hostile tokens, none validly signed (in process; \`node bench/hostile-tokens.ts\` runs this table alone):\n\n${hostileTable(m.hostileTokens)}\n\n` +
     `Access decision (in process; 3 roles held):\n\n${accessTable(m.access)}\n\n` +
     `Limits:\n\n${limitsTable(m.limits)}\n\n` +
     `Secrets and assertions:\n\n${secretsTable(m.secrets)}\n\n` +

@@ -1,7 +1,7 @@
 // Access control: roles from trust rules, policies compiled per route, the decision, and the one
 // place a decision becomes a 403.
 import type { Config } from '../config/index.ts'
-import { GatewayError } from '../errors/index.ts'
+import { GatewayError, truncateClientValue } from '../errors/index.ts'
 import type { Identity } from '../gateway/context.ts'
 import { decide, type Decision } from './decide.ts'
 import { compileStatements, indexByRoute, type CompiledStatement, type RoutePolicy } from './policies.ts'
@@ -41,7 +41,7 @@ export function evaluateAccess(access: AccessControl, identity: Identity, route:
 export function accessDenied({ roles, decision }: AccessResult, identity: Identity, routeId: string, method: string): GatewayError {
   switch (decision.reason) {
     case 'no_role':
-      return new GatewayError('no_role', { detail: `No role's trust rule matches issuer "${identity.issuerName}", subject "${identity.sub}".` })
+      return new GatewayError('no_role', { detail: `No role's trust rule matches issuer "${identity.issuerName}", subject "${truncateClientValue(identity.sub)}".` })
     case 'explicit_deny':
       return new GatewayError('policy_denied', {
         detail: `Statement "${decision.statement.sid}" of policy "${decision.statement.policy}" denies ${method} on route "${routeId}".`,

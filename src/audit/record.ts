@@ -5,6 +5,7 @@
 // values as JSON.stringify writes them (RFC 8785 for these value types), `prev_hash` included. The
 // first record of a chain has a prev_hash of 64 zeros.
 import { createHash, randomUUID } from 'node:crypto'
+import { truncateClientValue } from '../errors/index.ts'
 import type { RequestContext } from '../gateway/context.ts'
 
 /** SPEC order: how records are shown, printed and stored. */
@@ -84,9 +85,17 @@ function clean(value: string): string {
   return value.includes('\u0000') ? value.replaceAll('\u0000', '\ufffd') : value
 }
 
-function cleanOrNull(value: string | null | undefined): string | null {
-  return value === null || value === undefined ? null : clean(value)
+function cleanOrNull(value: string | null | undefined, maxChars: number): string | null {
+  return value === null || value === undefined ? null : clean(truncateClientValue(value, maxChars))
 }
+
+// Values a client chose are bounded, so that one request writes a record of a bounded size (issue
+// 22: a 6 KB iss, repeated in every detail, added 184 MB for 35,000 requests). Generous enough that
+// real values arrive whole; a cut one ends in "…(truncated, N chars)".
+const MAX_PATH_CHARS = 2048
+const MAX_DETAIL_CHARS = 1024
+const MAX_USER_AGENT_CHARS = 512
+const MAX_PRINCIPAL_CHARS = 256
 
 /** A finished request as its canonical JSON, prev_hash pending (what crosses to the worker). */
 export function recordLine(ctx: RequestContext, now = performance.now()): string {
@@ -97,19 +106,19 @@ export function recordLine(ctx: RequestContext, now = performance.now()): string
     request_id: ctx.id,
     trace_id: ctx.trace?.traceId ?? null,
     method: clean(ctx.method),
-    path: clean(ctx.path),
+    path: clean(truncateClientValue(ctx.path, MAX_PATH_CHARS)),
     route: ctx.route?.id ?? null,
     status: ctx.status,
     decision: ctx.decision,
     code: ctx.code,
-    detail: cleanOrNull(ctx.error?.detail),
+    detail: cleanOrNull(ctx.error?.detail, MAX_DETAIL_CHARS),
     statement: ctx.statement,
     issuer: identity ? identity.iss : null,
-    subject: identity ? clean(identity.sub) : null,
-    client_id: identity ? cleanOrNull(identity.clientId) : null,
+    subject: identity ? cleanOrNull(identity.sub, MAX_PRINCIPAL_CHARS) : null,
+    client_id: identity ? cleanOrNull(identity.clientId, MAX_PRINCIPAL_CHARS) : null,
     roles: ctx.roles as string[],
     source_ip: ctx.clientIp,
-    user_agent: cleanOrNull(ctx.headers?.userAgent),
+    user_agent: cleanOrNull(ctx.headers?.userAgent, MAX_USER_AGENT_CHARS),
     upstream: ctx.upstream,
     upstream_status: ctx.upstreamStatus,
     duration_ms: Math.round((now - ctx.startMono) * 1000) / 1000,

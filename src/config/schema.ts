@@ -81,6 +81,8 @@ const issuer = z.strictObject({
   jwks_cooldown: duration.prefault('30s'),
   /** AWS Cognito access tokens carry no aud: then client_id must be one of the audiences. */
   client_id_audience: z.boolean().default(false),
+  /** The header typs accepted (RFC 7515 §4.1.9); `untyped`: no typ. Other JWT kinds are refused. */
+  token_types: z.array(z.string().min(1)).min(1, 'list at least one token type (at+jwt, JWT, untyped)').default(['at+jwt', 'JWT', 'untyped']),
 })
 
 const trustRule = z.strictObject({

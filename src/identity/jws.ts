@@ -1,11 +1,15 @@
-// JWS signature verification (RFC 7515 / RFC 7518 §3) with node:crypto, synchronously.
+// The compact JWS a bearer token is (RFC 7515 §7.1): decoding it with bounded work, and verifying
+// its signature (RFC 7518 §3) with node:crypto, synchronously.
+//
+// Decoding reads a token whose signature nobody has checked yet, so it is linear in the token's
+// length whatever the token holds (bench/hostile-tokens.ts measures the shapes that were not).
 //
 // Measured on the hot path (bench/identity.ts): jose v6 verifies through WebCrypto, which hops to
 // the libuv thread pool and back: RS256 89 µs and ES256 169 µs of CPU per token, against 22 µs and
 // 117 µs for node:crypto.verify on the same keys. jose still selects the key (JWKS, kid, key type);
 // this file only checks that the key fits the algorithm exactly and that the signature verifies.
 import { constants, createPublicKey, KeyObject, verify } from 'node:crypto'
-import type { JWK, JWTVerifyGetKey } from 'jose'
+import type { JWK, JWTPayload, JWTVerifyGetKey, ProtectedHeaderParameters } from 'jose'
 
 /** Whatever jose's key set hands out. */
 export type IssuerKey = Awaited<ReturnType<JWTVerifyGetKey>>
@@ -37,6 +41,86 @@ const ALGORITHMS: Readonly<Record<string, AlgorithmSpec>> = {
 /** RSA keys shorter than this are refused, as jose does (RFC 7518 §3.3: 2048 bits or larger). */
 const MIN_RSA_BITS = 2048
 const BASE64URL = /^[A-Za-z0-9_-]*$/
+
+/**
+ * Deeper JSON is refused before it is parsed: real headers and claims nest 3 or 4 levels
+ * (Keycloak's `resource_access.CLIENT.roles`), while JSON.parse of 24,000 nested arrays (one 64 KB
+ * token) took 5 ms, 8 times flat JSON of the same size, and String() of one overflows the stack.
+ */
+export const MAX_JSON_DEPTH = 32
+
+export interface DecodedJwt {
+  header: ProtectedHeaderParameters
+  claims: JWTPayload
+  /** The first part as sent: what jose's key selection reads. */
+  encodedHeader: string
+  /** `header.payload`, what the signature signs. */
+  signingInput: string
+  signature: string
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * RFC 7519 §7.2 steps 1–10 for a JWS: exactly three parts (a token of 32,000 segments is refused
+ * at its third dot, not split), the first two base64url JSON objects. Undefined for anything else.
+ */
+export function decodeCompactJwt(token: string): DecodedJwt | undefined {
+  const first = token.indexOf('.')
+  const second = first === -1 ? -1 : token.indexOf('.', first + 1)
+  if (second === -1 || token.indexOf('.', second + 1) !== -1) return undefined
+  const encodedHeader = token.slice(0, first)
+  const header = jsonObjectOf(encodedHeader)
+  const claims = header && jsonObjectOf(token.slice(first + 1, second))
+  if (!header || !claims) return undefined
+  return { header, claims, encodedHeader, signingInput: token.slice(0, second), signature: token.slice(second + 1) }
+}
+
+/** A base64url (no padding, RFC 7515 §2) UTF-8 JSON object, or undefined. */
+function jsonObjectOf(part: string): Record<string, unknown> | undefined {
+  if (part === '' || part.length % 4 === 1 || !BASE64URL.test(part)) return undefined
+  let text: string
+  try {
+    text = strictUtf8.decode(Buffer.from(part, 'base64url'))
+  } catch {
+    return undefined
+  }
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) return undefined
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
+}
+
+/** One pass over JSON text; strings are skipped with indexOf (their brackets do not count). */
+function nestsDeeperThan(json: string, maxDepth: number): boolean {
+  let depth = 0
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i)
+    if (c === 0x22) i = closingQuote(json, i)
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) return true
+    } else if (c === 0x5d || c === 0x7d) depth--
+  }
+  return false
+}
+
+/** Where the string opened at `open` ends (the text's length when it does not). */
+function closingQuote(json: string, open: number): number {
+  let at = json.indexOf('"', open + 1)
+  while (at !== -1 && isEscaped(json, at)) at = json.indexOf('"', at + 1)
+  return at === -1 ? json.length : at
+}
+
+/** An odd run of backslashes before `at` (each backslash is looked at once: linear overall). */
+function isEscaped(json: string, at: number): boolean {
+  let backslashes = 0
+  while (json.charCodeAt(at - 1 - backslashes) === 0x5c) backslashes++
+  return backslashes % 2 === 1
+}
 
 /** Does `signature` (base64url) sign `signingInput` (`header.payload`) under `alg` with `key`? */
 export function verifySignature(alg: string, key: KeyObject, signingInput: string, signature: string): boolean {

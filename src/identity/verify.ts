@@ -2,21 +2,29 @@
 //
 // The token's `iss` picks the issuer (exact match only), and then only that issuer's keys and
 // rules apply: its algorithm allow-list (never `none`, never HMAC), never a key the token brings
-// in its own header (`jwk`, `jku`, `x5u`, `x5c`), `exp` always required, `nbf`/`iat` with the
-// clock tolerance, an audience it was issued for, the required claims. jose's errors are
-// translated here, where they enter our code. jose selects the key; the signature is checked with
-// node:crypto (jws.ts says why) and the claims here, with jose's semantics.
-import { decodeJwt, decodeProtectedHeader, errors as jose, type CompactJWSHeaderParameters, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose'
+// in its own header (`jwk`, `jku`, `x5u`, `x5c`), a `typ` of an access token (token-types.ts),
+// `exp` always required, `nbf`/`iat` with the clock tolerance, an audience it was issued for, the
+// required claims. jose's errors are translated here, where they enter our code. jose selects the
+// key; the signature is checked with node:crypto (jws.ts says why) and the claims here, with
+// jose's semantics.
+//
+// Everything before the signature check reads attacker-controlled bytes, so it is linear in the
+// token and bounded (issue 22): client values repeated in a detail or a log line are truncated.
+import { errors as jose, type CompactJWSHeaderParameters, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose'
 import type { IssuerConfig } from '../config/index.ts'
-import { GatewayError, type ErrorCode } from '../errors/index.ts'
+import { GatewayError, truncateClientValue, type ErrorCode } from '../errors/index.ts'
 import type { Identity } from '../gateway/context.ts'
 import type { Logger } from '../telemetry/logger.ts'
-import { describeDrift, findDrift } from './drift.ts'
+import { describeDrift, findDrift, type Drift } from './drift.ts'
 import { CoolingDown, describeFetchError, type IssuerKeys } from './issuers.ts'
-import { toKeyObject, verifySignature, type IssuerKey } from './jws.ts'
+import { decodeCompactJwt, MAX_JSON_DEPTH, toKeyObject, verifySignature, type IssuerKey } from './jws.ts'
 import { createTokenCache } from './token-cache.ts'
+import { tokenTypeCheck, type TokenTypeCheck } from './token-types.ts'
 
 const EMBEDDED_KEY_PARAMETERS = ['jwk', 'jku', 'x5u', 'x5c'] as const
+
+/** At most one "issuer drift" warning per configured issuer in this long. */
+const DRIFT_WARNING_INTERVAL_MS = 60_000
 
 export interface VerifierOptions {
   issuers: readonly IssuerConfig[]
@@ -36,6 +44,7 @@ interface IssuerRule {
   config: IssuerConfig
   keys: IssuerKeys
   algorithms: Set<string>
+  acceptsTokenType: TokenTypeCheck
 }
 
 export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
@@ -44,11 +53,13 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   const byIss = new Map<string, IssuerRule>()
   for (const config of options.issuers) {
     const keys = options.keys.get(config.name)
-    if (keys) byIss.set(config.issuer, { config, keys, algorithms: new Set(config.algorithms) })
+    if (keys) byIss.set(config.issuer, { config, keys, algorithms: new Set(config.algorithms), acceptsTokenType: tokenTypeCheck(config.token_types) })
   }
   const configuredIssuers = [...byIss.keys()]
   const cache = createTokenCache<Identity>(options.cacheEntries)
-  const driftLogged = new Map<string, number>()
+  // Keyed by the configured issuer, never by the token's iss: one entry per issuer in the config,
+  // however many bogus issuers arrive (keyed by iss, it grew by every distinct one, for good).
+  const driftWarnings = new Map<string, { at: number; suppressed: number }>()
 
   async function verify(authorization: string | undefined, query: string): Promise<Identity> {
     if (query !== '' && hasAccessTokenParameter(query)) {
@@ -62,22 +73,20 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     const cached = cache.get(token, nowMs)
     if (cached) return cached
 
-    let header: ProtectedHeaderParameters
-    let claims: JWTPayload
-    try {
-      header = decodeProtectedHeader(token)
-      claims = decodeJwt(token)
-    } catch {
-      throw unauthorized('malformed_token', 'The token is not a well-formed JWT (three base64url parts, JSON header and claims).')
+    const decoded = decodeCompactJwt(token)
+    if (!decoded) {
+      throw unauthorized('malformed_token', `The token is not a well-formed JWT (three base64url parts; a header and claims that are JSON objects nested at most ${MAX_JSON_DEPTH} deep).`)
     }
+    const { header, claims } = decoded
     const iss = claims.iss
     if (typeof iss !== 'string') throw unauthorized('claim_missing', 'The token has no iss claim, so no issuer can be chosen.')
     const rule = byIss.get(iss)
     if (!rule) throw unknownIssuer(iss)
 
-    const alg = String(header.alg)
+    const alg = header.alg
+    if (typeof alg !== 'string') throw unauthorized('malformed_token', 'The token\'s header has no alg (RFC 7515 §4.1.1: a string).')
     if (!rule.algorithms.has(alg)) {
-      throw unauthorized('algorithm_not_allowed', `Algorithm ${alg} is not allowed for issuer "${rule.config.name}" (allowed: ${rule.config.algorithms.join(', ')}).`)
+      throw unauthorized('algorithm_not_allowed', `Algorithm ${truncateClientValue(alg, 32)} is not allowed for issuer "${rule.config.name}" (allowed: ${rule.config.algorithms.join(', ')}).`)
     }
     for (const parameter of EMBEDDED_KEY_PARAMETERS) {
       if (parameter in header) {
@@ -86,18 +95,17 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     }
     // RFC 7515 §4.1.11: extensions we do not implement (b64: false, …) must be refused.
     if ('crit' in header) throw unauthorized('malformed_token', 'The token names critical header extensions (crit), which are not supported.')
+    if (!rule.acceptsTokenType(header.typ)) throw wrongTokenType(header.typ, rule.config)
 
     const getKey = rule.keys.getKey
     if (!getKey) throw keysUnavailable(rule)
     let candidates: IssuerKey[]
     try {
-      candidates = await candidateKeys(getKey, header, token)
+      candidates = await candidateKeys(getKey, header, decoded.encodedHeader)
     } catch (err) {
       throw translate(err, rule)
     }
-    const dot = token.lastIndexOf('.')
-    const signingInput = token.slice(0, dot)
-    const signature = token.slice(dot + 1)
+    const { signingInput, signature } = decoded
     if (!candidates.some((key) => verifySignature(alg, toKeyObject(key), signingInput, signature))) {
       throw unauthorized('signature_invalid', `The token's signature does not verify with issuer "${rule.config.name}"'s key.`)
     }
@@ -113,14 +121,26 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
 
   function unknownIssuer(iss: string): GatewayError {
     const drift = findDrift(iss, configuredIssuers)
-    if (!drift) return unauthorized('issuer_unknown', `No configured issuer has iss "${iss}".`)
-    const detail = describeDrift(iss, drift)
-    const key = `${iss}\n${drift.configured}`
-    if (now() - (driftLogged.get(key) ?? 0) > 60_000) {
-      driftLogged.set(key, now())
-      logger.warn({ token_iss: iss, configured_issuer: drift.configured, differences: drift.differences }, 'issuer drift')
+    if (!drift) return unauthorized('issuer_unknown', `No configured issuer has iss "${truncateClientValue(iss)}".`)
+    warnOfDrift(iss, drift)
+    return unauthorized('issuer_unknown', describeDrift(iss, drift))
+  }
+
+  /** A misconfiguration deserves a warning, not one line per request: at most one a minute per issuer. */
+  function warnOfDrift(iss: string, drift: Drift): void {
+    const at = now()
+    const last = driftWarnings.get(drift.configured)
+    if (last !== undefined && at - last.at < DRIFT_WARNING_INTERVAL_MS) {
+      last.suppressed++
+      return
     }
-    return unauthorized('issuer_unknown', detail)
+    driftWarnings.set(drift.configured, { at, suppressed: 0 })
+    logger.warn({
+      token_iss: truncateClientValue(iss),
+      configured_issuer: drift.configured,
+      differences: drift.differences,
+      suppressed_since_last_warning: last?.suppressed ?? 0,
+    }, 'issuer drift')
   }
 
   return { verify }
@@ -166,10 +186,18 @@ function keysUnavailable(rule: IssuerRule, cause?: unknown): GatewayError {
   })
 }
 
+/** RFC 7515 §4.1.9, RFC 8725 §3.11: another kind of JWT the provider signs is not an access token. */
+function wrongTokenType(typ: unknown, config: IssuerConfig): GatewayError {
+  const accepted = `token_types: ${config.token_types.join(', ')}`
+  if (typ === undefined) return unauthorized('malformed_token', `The token has no typ, and issuer "${config.name}" accepts only typed tokens (${accepted}).`)
+  const named = typeof typ === 'string' ? `"${truncateClientValue(typ, 64)}"` : `of type ${typeof typ}`
+  return unauthorized('malformed_token', `The token's typ ${named} is not a kind of token issuer "${config.name}" accepts (${accepted}): ID tokens, logout tokens and other JWTs are not access tokens.`)
+}
+
 /** The issuer's key for this token; several when the token names no kid and several keys fit. */
-async function candidateKeys(getKey: JWTVerifyGetKey, header: ProtectedHeaderParameters, token: string): Promise<IssuerKey[]> {
+async function candidateKeys(getKey: JWTVerifyGetKey, header: ProtectedHeaderParameters, encodedHeader: string): Promise<IssuerKey[]> {
   try {
-    return [await getKey(header as CompactJWSHeaderParameters, { payload: '', signature: '', protected: token.slice(0, token.indexOf('.')) })]
+    return [await getKey(header as CompactJWSHeaderParameters, { payload: '', signature: '', protected: encodedHeader })]
   } catch (err) {
     if (!(err instanceof jose.JWKSMultipleMatchingKeys)) throw err
     const keys: IssuerKey[] = []
@@ -195,23 +223,23 @@ export function checkClaims(claims: JWTPayload, config: IssuerConfig, nowMs: num
   const now = nowMs / 1000
   const tolerance = config.clock_tolerance / 1000
   if (onlyRequired) return checkRequiredClaims(claims, config)
-  for (const name of ['exp', 'nbf', 'iat'] as const) {
-    if (claims[name] !== undefined && typeof claims[name] !== 'number') throw unauthorized('malformed_token', `The token's ${name} claim is not a number.`)
+  const exp = numericDate(claims, 'exp')
+  const nbf = numericDate(claims, 'nbf')
+  const iat = numericDate(claims, 'iat')
+  if (exp === undefined) throw unauthorized('claim_missing', 'The token has no exp claim (exp is always required).')
+  if (exp <= now - tolerance) throw unauthorized('token_expired', `The token expired at ${isoTime(exp)} (clock tolerance ${tolerance}s).`)
+  if (nbf !== undefined && nbf > now + tolerance) {
+    throw unauthorized('token_not_yet_valid', `The token is not valid before ${isoTime(nbf)} (clock tolerance ${tolerance}s).`)
   }
-  if (claims.exp === undefined) throw unauthorized('claim_missing', 'The token has no exp claim (exp is always required).')
-  if (claims.exp <= now - tolerance) throw unauthorized('token_expired', `The token expired at ${isoTime(claims.exp)} (clock tolerance ${tolerance}s).`)
-  if (claims.nbf !== undefined && claims.nbf > now + tolerance) {
-    throw unauthorized('token_not_yet_valid', `The token is not valid before ${isoTime(claims.nbf)} (clock tolerance ${tolerance}s).`)
-  }
-  if (claims.iat !== undefined && claims.iat > now + tolerance) {
-    throw unauthorized('token_not_yet_valid', `The token was issued in the future (iat ${isoTime(claims.iat)}), beyond the ${tolerance}s clock tolerance.`)
+  if (iat !== undefined && iat > now + tolerance) {
+    throw unauthorized('token_not_yet_valid', `The token was issued in the future (iat ${isoTime(iat)}), beyond the ${tolerance}s clock tolerance.`)
   }
   const aud = claims.aud
   const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : []
   // Opt-in, as AWS API Gateway's JWT authorizer does for Cognito: no aud at all, then client_id.
   if (aud === undefined && config.client_id_audience && typeof claims.client_id === 'string') audiences.push(claims.client_id)
   if (!audiences.some((a) => config.audiences.includes(a))) {
-    const named = audiences.length > 0 ? `audience ${audiences.join(', ')}` : 'no audience'
+    const named = audiences.length > 0 ? `audience ${truncateClientValue(audiences.join(', '))}` : 'no audience'
     throw unauthorized('audience_mismatch', `The token is for ${named}, not ${config.audiences.join(' or ')}.`)
   }
   checkRequiredClaims(claims, config)
@@ -240,6 +268,24 @@ export function identityFromClaims(config: IssuerConfig, payload: JWTPayload): I
   })
 }
 
-function isoTime(seconds: unknown): string {
-  return typeof seconds === 'number' ? new Date(seconds * 1000).toISOString() : String(seconds)
+/**
+ * ECMAScript dates reach ±8.64e15 ms (the year 275760): a NumericDate (RFC 7519 §2, seconds) past
+ * that names no time at all (new Date() of it is invalid, and toISOString() threw a 500).
+ */
+const MAX_NUMERIC_DATE_SECONDS = 8.64e12
+
+/** `exp`, `nbf` or `iat`: undefined when absent; malformed_token when it is not a time. */
+function numericDate(claims: JWTPayload, name: 'exp' | 'nbf' | 'iat'): number | undefined {
+  const value: unknown = claims[name]
+  if (value === undefined) return undefined
+  if (typeof value !== 'number') throw unauthorized('malformed_token', `The token's ${name} claim is not a number (it is ${value === null ? 'null' : `a ${typeof value}`}).`)
+  // JSON.parse reads 1e400 as Infinity; NaN cannot come from JSON but fails here too.
+  if (!(Math.abs(value) <= MAX_NUMERIC_DATE_SECONDS)) {
+    throw unauthorized('malformed_token', `The token's ${name} claim (${value}) is not a time: NumericDate seconds reach ±${MAX_NUMERIC_DATE_SECONDS} (RFC 7519 §2).`)
+  }
+  return value
+}
+
+function isoTime(seconds: number): string {
+  return new Date(seconds * 1000).toISOString()
 }
