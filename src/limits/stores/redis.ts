@@ -123,7 +123,7 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
         states.push({ remaining: reply[i] as number, resetMs: (reply[i + 1] as number) / 1000 })
       }
       const refused = (reply[0] as number) - 1
-      return { refused, retryAfterMs: refused === -1 ? 0 : (reply[1] as number) / 1000, states }
+      return { refused, reason: 'limit', retryAfterMs: refused === -1 ? 0 : (reply[1] as number) / 1000, states }
     },
     status: () => state,
     async close() {
