@@ -38,7 +38,7 @@ export function compileRouteLimits(names: readonly string[], limits: readonly Li
   const parts: LimitPart[] = []
   for (const name of names) {
     const config = limits.find((l) => l.name === name) as LimitConfig
-    const source = parseKeySource(config.key)
+    const source = parseKeySource(config.key, config.ip_prefix_v6)
     const both = config.rate !== undefined && config.quota !== undefined
     if (config.rate) {
       const rate = { intervalMs: config.rate.periodMs / config.rate.count, burst: config.burst ?? config.rate.count }
