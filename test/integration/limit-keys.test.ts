@@ -111,6 +111,7 @@ describe('a flood of new keys against a full memory store (max_keys: 100)', () =
     expect(refused[0]?.body).toMatchObject({ code: 'limits_unavailable', status: 503 })
     expect(String(refused[0]?.body.detail)).toContain('max_keys')
     expect(refused[0]?.headers['retry-after']).toBe('1')
+    expect(refused[0]?.headers).not.toHaveProperty('ratelimit') // nothing was counted
 
     const after = await hit(gw, '/quota', bearer(token))
     expect(after.status).toBe(429)
