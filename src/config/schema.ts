@@ -149,6 +149,8 @@ const limit = z
     rate: rate.optional(),
     burst: z.number().int().min(1).optional(),
     quota: rate.optional(),
+    // An IPv6 caller is counted by this prefix of its address (a subscriber holds a whole /64).
+    ip_prefix_v6: z.number().int().min(0).max(128).default(64),
   })
   .superRefine((value, ctx) => {
     if (!value.rate && !value.quota) ctx.addIssue({ code: 'custom', message: 'a limit needs a rate, a quota, or both' })

@@ -38,7 +38,7 @@ export function compileRouteLimits(names: readonly string[], limits: readonly Li
   const parts: LimitPart[] = []
   for (const name of names) {
     const config = limits.find((l) => l.name === name) as LimitConfig
-    const source = parseKeySource(config.key)
+    const source = parseKeySource(config.key, config.ip_prefix_v6)
     const both = config.rate !== undefined && config.quota !== undefined
     if (config.rate) {
       const rate = { intervalMs: config.rate.periodMs / config.rate.count, burst: config.burst ?? config.rate.count }
@@ -92,6 +92,7 @@ export function enforceLimits(limiter: Limiter, ctx: RequestContext, limits: Rou
 }
 
 function apply(ctx: RequestContext, limits: RouteLimits, result: TakeResult): void {
+  if (result.reason === 'full') return refuseFull(ctx, limits.parts[result.refused] as LimitPart, result.retryAfterMs)
   const res = ctx.res
   res.setHeader('ratelimit-policy', limits.policyHeader)
   res.setHeader('ratelimit', stateHeader(limits.labels, result.states))
@@ -109,6 +110,18 @@ function apply(ctx: RequestContext, limits: RouteLimits, result: TakeResult): vo
   throw new GatewayError('quota_exceeded', {
     detail: `Quota "${part.limit}" (${part.quota?.count} per window) is used up; it resets at ${new Date(Date.now() + result.retryAfterMs).toISOString()}.`,
     headers: { 'retry-after': String(retryAfter) },
+  })
+}
+
+/**
+ * The memory store is full of live limits and this request needs a new key. Naming the limit puts
+ * the refusal in the audit record and in bouncer_rate_limited_total{code="limits_unavailable"}.
+ */
+function refuseFull(ctx: RequestContext, part: LimitPart, retryAfterMs: number): never {
+  ctx.limit = part.limit
+  throw new GatewayError('limits_unavailable', {
+    detail: `The limits store is full (limits_store.max_keys) and limit "${part.limit}" has no state for this caller yet; retry shortly.`,
+    headers: { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) },
   })
 }
 
@@ -146,7 +159,7 @@ export function createLimitsStoreRegistry(logger: Logger, options: { offline?: b
       let store = live.get(key)
       if (!store) {
         store = config.type === 'memory' || options.offline
-          ? createMemoryStore({ maxKeys: config.type === 'memory' ? config.max_keys : 1_000 })
+          ? createMemoryStore({ maxKeys: config.type === 'memory' ? config.max_keys : 1_000, logger })
           : createRedisStore({ url: config.url, prefix: config.prefix, timeoutMs: config.timeout, logger })
         live.set(key, store)
       }

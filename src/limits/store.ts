@@ -17,6 +17,11 @@ export interface CheckState {
 export interface TakeResult {
   /** Index of the first check that refused, or -1. */
   refused: number
+  /**
+   * Why: its limit is spent (`limit`), or (memory store) the store is full of live state and has no
+   * room for that check's new key (`full`, with no states: nothing was counted).
+   */
+  reason: 'limit' | 'full'
   retryAfterMs: number
   /** One per check, in order (when refused, the states up to and including the refusing one). */
   states: CheckState[]

@@ -66,6 +66,24 @@ end
 return out
 `
 
+/**
+ * A Redis that evicts keys under memory pressure (any maxmemory-policy but noeviction: every limit
+ * key has a TTL, so volatile-* policies apply too) lets a flood of new keys push out a principal's
+ * live quota, which resets it. With noeviction a full Redis fails the script instead, and on_error
+ * decides. CONFIG may be disabled (managed Redis): then there is nothing to check.
+ */
+async function warnIfEvicting(client: RedisClient, logger: Logger): Promise<void> {
+  try {
+    const reply = (await client.config('GET', 'maxmemory-policy')) as string[]
+    const policy = reply[1]
+    if (policy !== undefined && policy !== 'noeviction') {
+      logger.warn({ store: 'redis', maxmemory_policy: policy }, 'the limits Redis may evict live limit keys under memory pressure, which resets them: set maxmemory-policy noeviction')
+    }
+  } catch {
+    // CONFIG is often renamed or refused on managed Redis.
+  }
+}
+
 interface RedisWithTake extends RedisClient {
   bouncerTake(...args: Array<string | number>): Promise<number[]>
 }
@@ -93,9 +111,14 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
   client.defineCommand('bouncerTake', { lua: TAKE })
   let state = 'connecting'
   let lastErrorLog = 0
+  let policyChecked = false
   client.on('ready', () => {
     if (state !== 'ready') options.logger.info({ store: 'redis' }, 'limits store connected')
     state = 'ready'
+    if (!policyChecked) {
+      policyChecked = true
+      void warnIfEvicting(client, options.logger)
+    }
   })
   client.on('error', (err: Error) => {
     state = `unavailable: ${err.message}`
@@ -123,7 +146,8 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
         states.push({ remaining: reply[i] as number, resetMs: (reply[i + 1] as number) / 1000 })
       }
       const refused = (reply[0] as number) - 1
-      return { refused, retryAfterMs: refused === -1 ? 0 : (reply[1] as number) / 1000, states }
+      // Keys expire by their TTL in Redis (maxmemory-policy should be noeviction: see README).
+      return { refused, reason: 'limit', retryAfterMs: refused === -1 ? 0 : (reply[1] as number) / 1000, states }
     },
     status: () => state,
     async close() {
