@@ -10,6 +10,7 @@ import type { RoutePattern } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { RequestContext } from '../gateway/context.ts'
 import { encodeSegment } from '../gateway/paths.ts'
+import { foldHeaderName, HOP_BY_HOP } from '../http/managed-headers.ts'
 import { traceparentOf } from '../telemetry/trace-context.ts'
 import type { Upstream } from './pools.ts'
 
@@ -80,7 +81,9 @@ export function upstreamHeaders(ctx: RequestContext, options: ForwardOptions): s
     const forward = inbound.forward
     for (let i = 0; i < forward.length; i += 2) {
       const name = forward[i] as string
-      if (names.size > 0 && names.has(name)) continue // configured headers win: the client cannot set them
+      // Configured headers win: the client cannot set them, nor a look-alike (X_Api_Key) that a
+      // folding upstream would read as one.
+      if (names.size > 0 && names.has(foldHeaderName(name))) continue
       out.push(name, forward[i + 1] as string)
     }
     if (options.forwardAuthorization && inbound.authorization !== undefined && !names.has('authorization')) {
@@ -126,9 +129,7 @@ function bodyLimit(ctx: RequestContext, maxBodyBytes: number): Transform {
   })
 }
 
-/** Response headers that describe the upstream connection, not the message (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate'])
-
+/** The upstream's response headers without the hop-by-hop ones (RFC 9110 §7.6.1), with our X-Request-Id. */
 export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string): Record<string, string | string[]> {
   const connection = headers.connection
   const named = connection === undefined ? null : new Set(String(connection).toLowerCase().split(',').map((t) => t.trim()))
