@@ -10,6 +10,7 @@ import type { RoutePattern } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { RequestContext } from '../gateway/context.ts'
 import { encodeSegment } from '../gateway/paths.ts'
+import type { HostAllowList } from '../http/hosts.ts'
 import { foldHeaderName, HOP_BY_HOP } from '../http/managed-headers.ts'
 import { traceparentOf } from '../telemetry/trace-context.ts'
 import type { Upstream } from './pools.ts'
@@ -18,6 +19,8 @@ export interface ForwardOptions {
   upstream: Upstream
   rewrite: RoutePattern | null
   forwardAuthorization: boolean
+  /** server.hosts: the client Hosts X-Forwarded-Host may repeat. */
+  publicHosts: HostAllowList
   maxBodyBytes: number
   /** Extra headers the pipeline computed for this request (e.g. X-Bouncer-Assertion). */
   extraHeaders: string[] | null
@@ -90,9 +93,9 @@ export function upstreamHeaders(ctx: RequestContext, options: ForwardOptions): s
       out.push('authorization', inbound.authorization)
     }
   }
-  const host = ctx.viaTrustedProxy && inbound?.forwardedHost ? inbound.forwardedHost : inbound?.host
   const proto = ctx.viaTrustedProxy && inbound?.forwardedProto ? inbound.forwardedProto : 'http'
   out.push('x-forwarded-for', ctx.forwardedFor, 'x-forwarded-proto', proto)
+  const host = forwardedHost(ctx, options.publicHosts)
   if (host !== undefined) out.push('x-forwarded-host', host)
   out.push('x-request-id', ctx.id)
   if (ctx.trace) {
@@ -102,6 +105,18 @@ export function upstreamHeaders(ctx: RequestContext, options: ForwardOptions): s
   for (let i = 0; i < upstream.headers.length; i++) out.push(upstream.headers[i] as string)
   if (options.extraHeaders) for (const value of options.extraHeaders) out.push(value)
   return out
+}
+
+/**
+ * A trusted proxy's X-Forwarded-Host as it sent it; otherwise the client's Host, only when
+ * server.hosts names it. Upstreams build redirects and reset links from this header, so a Host the
+ * gateway cannot vouch for is not repeated (Host header poisoning).
+ */
+function forwardedHost(ctx: RequestContext, publicHosts: HostAllowList): string | undefined {
+  const inbound = ctx.headers
+  if (!inbound) return undefined
+  if (ctx.viaTrustedProxy && inbound.forwardedHost) return inbound.forwardedHost
+  return inbound.host !== undefined && publicHosts.matches(inbound.host) ? inbound.host : undefined
 }
 
 function requestBody(ctx: RequestContext, maxBodyBytes: number): Readable | null {
