@@ -5,9 +5,9 @@
 // Names are compared as upstream stacks read them, not only as HTTP spells them: CGI, WSGI, PHP,
 // Rack and nginx with `underscores_in_headers` turn `-` into `_` and ignore case, so a client's
 // `X_Bouncer_Assertion` or `X-Forwarded_For` reaches the application as the header the gateway
-// manages (the header smuggling of oauth2-proxy's CVE-2025-64484; authentik and Traefik fixed the same).
-// Every character other than a letter or a digit is therefore read as `-` ("folded") before the
-// comparison; a header whose folded name is managed is removed, never interpreted.
+// manages (the header smuggling of oauth2-proxy's CVE-2025-64484, also fixed in authentik and
+// Traefik). Every character other than a letter or a digit is therefore read as `-` ("folded")
+// before the comparison; a header whose folded name is managed is removed, never interpreted.
 
 /** RFC 9110 §7.6.1: headers about one connection, relayed in neither direction. */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
@@ -18,7 +18,7 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 /** Written afresh by the gateway on every forwarded request: a client's copy would be a forgery. */
 const GATEWAY_WRITTEN = [
   'x-request-id', 'traceparent', 'tracestate',
-  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded',
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host',
   'x-bouncer-assertion',
 ]
 
@@ -28,7 +28,7 @@ const CONSUMED = ['host', 'expect', 'authorization']
 /** Removed and never written: rival client-address headers, and path or method overrides some
  * frameworks obey (IIS, Symfony, Express method-override, Envoy). */
 const REMOVED = [
-  'x-real-ip', 'x-client-ip',
+  'forwarded', 'x-real-ip', 'x-client-ip',
   'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-original-method', 'x-envoy-original-path',
   'x-http-method-override', 'x-http-method', 'x-method-override',
 ]
@@ -40,7 +40,7 @@ const MANAGED_PREFIXES = ['x-bouncer-', 'x-forwarded-'] as const
 export const MANAGED_REQUEST_HEADERS: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...GATEWAY_WRITTEN, ...CONSUMED, ...REMOVED])
 
 /** What an upstream's configured `headers` may not set: the connection's framing and what the gateway writes. */
-const RESERVED_FOR_CONFIG: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host', 'content-length', ...GATEWAY_WRITTEN])
+const RESERVED_FOR_CONFIG: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host', 'content-length', 'forwarded', ...GATEWAY_WRITTEN])
 
 const NEEDS_FOLDING = /[^a-z0-9-]/
 const FOLDED = /[^a-z0-9-]/g
