@@ -9,6 +9,7 @@ import type { CompiledRoute, Runtime } from '../gateway/compile.ts'
 import type { Identity } from '../gateway/context.ts'
 import { parseTarget } from '../gateway/paths.ts'
 import { checkClaims, describeDrift, findDrift, identityFromClaims } from '../identity/index.ts'
+import { printable } from '../text/index.ts'
 import { describeClaimMismatch } from './claims.ts'
 import { accessDenied, evaluateAccess, type CompiledStatement, type Mismatch } from './index.ts'
 import { ruleMismatch } from './roles.ts'
@@ -195,7 +196,7 @@ function describeMismatch(mismatch: Mismatch, statement: CompiledStatement, meth
   return describeClaimMismatch(mismatch, claims)
 }
 
-/** The explanation for a person: one screen, the verdict last. */
+/** The explanation for a person: one screen, the verdict last; claims and paths made printable line by line. */
 export function formatExplanation(e: Explanation): string {
   const lines: string[] = []
   const row = (label: string, text: string) => lines.push(`${label.padEnd(11)}${text}`)
@@ -224,5 +225,5 @@ export function formatExplanation(e: Explanation): string {
     }
   }
   row('Decision', `${e.decision.effect.toUpperCase()}: ${e.decision.reason}`)
-  return lines.join('\n')
+  return lines.map(printable).join('\n')
 }

@@ -4,6 +4,7 @@ import { formatDiagnostic, loadConfigFile, resolveConfigPath, type Config } from
 import { ordered, type AuditRecord } from '../audit/record.ts'
 import { AuditQueryError, auditSourceOf, parseAuditQuery, searchAudit, verifyAudit, type AuditQuery, type AuditSource } from '../audit/search.ts'
 import { NoAuditLog } from '../audit/sinks/sqlite.ts'
+import { printable } from '../text/index.ts'
 import { UserError } from './user-error.ts'
 
 interface SearchOptions {
@@ -40,7 +41,7 @@ function queryFrom(options: SearchOptions): AuditQuery {
   }
 }
 
-/** A table for people: one line per request, the reason last. */
+/** A table for people: one line per request, the reason last. Cells are printable (subjects are the caller's to choose). */
 export function formatTable(records: readonly AuditRecord[]): string {
   const rows = records.map((r) => [
     r.time.replace('T', ' ').replace('Z', ''),
@@ -50,7 +51,7 @@ export function formatTable(records: readonly AuditRecord[]): string {
     r.route ?? '-',
     r.subject ?? '-',
     r.code ? `${r.code}${r.limit ? ` (${r.limit})` : r.statement ? ` (${r.statement})` : ''}` : r.statement ?? '',
-  ])
+  ].map(printable))
   const header = ['TIME (UTC)', 'STATUS', 'DECISION', 'REQUEST', 'ROUTE', 'SUBJECT', 'WHY']
   const widths = header.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((row) => (row[i] as string).length))))
   const line = (cells: string[]) => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.slice(0, widths[i]).padEnd(widths[i] as number))).join('  ').trimEnd()
@@ -104,7 +105,7 @@ export function registerAudit(program: Command): void {
         return
       }
       const p = result.problem!
-      console.log(`audit log tampered: record ${p.id} (seq ${p.seq} of chain ${p.chain}, ${p.time}): ${p.reason}`)
+      console.log(printable(`audit log tampered: record ${p.id} (seq ${p.seq} of chain ${p.chain}, ${p.time}): ${p.reason}`))
       console.log(`${result.checked} records before it verified`)
       process.exitCode = 1
     })

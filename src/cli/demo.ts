@@ -4,6 +4,7 @@ import type { Command } from 'commander'
 import { ConfigError } from '../gateway/instance.ts'
 import { startDemo, type RunningDemo } from '../demo/run.ts'
 import { runTour } from '../demo/tour.ts'
+import { printable } from '../text/index.ts'
 import { UserError } from './user-error.ts'
 
 interface DemoFlags {
@@ -54,7 +55,7 @@ export function registerDemo(program: Command): void {
       process.once('SIGINT', stop)
       process.once('SIGTERM', stop)
 
-      const print = (line = '') => console.log(line)
+      const print = (line = '') => console.log(printable(line)) // the tour echoes subjects and refusals
       print(`gateway listening on ${demo.gateway.url}`)
       print(`admin listening on ${demo.gateway.adminUrl}`)
       print(`OpenID provider on ${demo.issuer} (clients looker-reports and analytics-agent)`)

@@ -6,6 +6,7 @@ import { registerCheck } from './check.ts'
 import { registerDemo } from './demo.ts'
 import { registerExplain } from './explain.ts'
 import { registerSecrets } from './secrets.ts'
+import { printable } from '../text/index.ts'
 import { registerServe } from './serve.ts'
 import { UserError } from './user-error.ts'
 
@@ -40,12 +41,12 @@ function exitCodeOf(err: unknown): number {
     return err.exitCode === 0 ? 0 : 2
   }
   if (err instanceof UserError) {
-    console.error(`bouncer: ${err.message}`)
+    console.error(`bouncer: ${printable(err.message)}`) // messages echo names and values the user or a file gave
     return err.exitCode
   }
   // A bug, not the user's doing: still one line unless asked for the stack.
   const message = err instanceof Error ? err.message : String(err)
-  console.error(`bouncer: internal error: ${message}`)
+  console.error(`bouncer: internal error: ${printable(message)}`)
   if (process.env.BOUNCER_DEBUG && err instanceof Error) console.error(err.stack)
   return 1
 }

@@ -4,6 +4,7 @@ import type { Command } from 'commander'
 import { formatDiagnostic, loadConfigFile, resolveConfigPath } from '../config/index.ts'
 import { openSecretStore, ReadOnlyStore, SECRET_NAME, SecretsError, type SecretStore } from '../secrets/index.ts'
 import { generateSecret } from '../secrets/rotation.ts'
+import { printable } from '../text/index.ts'
 import { ASSERTION_KEY, isAssertionKey, newAssertionKey } from '../upstream/assertion.ts'
 import { UserError } from './user-error.ts'
 
@@ -94,7 +95,8 @@ export function registerSecrets(program: Command): void {
         if (names.length === 0) return void console.log(`no secrets in the ${store.kind} store`)
         for (const name of names) {
           const current = store.versions(name)[0]
-          console.log(`${name}  version ${current?.version ?? '?'}${current?.createdAt ? `  ${current.createdAt}` : ''}`)
+          // An env or file store lists names as the environment or directory spells them.
+          console.log(printable(`${name}  version ${current?.version ?? '?'}${current?.createdAt ? `  ${current.createdAt}` : ''}`))
         }
       })
     })
@@ -104,7 +106,7 @@ export function registerSecrets(program: Command): void {
       await withStore(opts.config, (store) => {
         const versions = store.versions(name)
         if (versions.length === 0) throw new UserError(`no secret ${name}`)
-        for (const v of versions) console.log(`${String(v.version).padStart(4)}  ${v.createdAt}${v.label ? `  ${v.label}` : ''}`)
+        for (const v of versions) console.log(printable(`${String(v.version).padStart(4)}  ${v.createdAt}${v.label ? `  ${v.label}` : ''}`))
       })
     })
 
@@ -112,7 +114,7 @@ export function registerSecrets(program: Command): void {
     .action(async (name: string, opts: { config?: string }) => {
       const deleted = await withStore(opts.config, (store) => store.delete(name))
       if (!deleted) throw new UserError(`no secret ${name}`)
-      console.log(`deleted ${name}`)
+      console.log(printable(`deleted ${name}`))
     })
 
   configOption(secrets.command('get').argument('<name>').description("print a secret's current value (only with --reveal)"))

@@ -1,5 +1,6 @@
 // Problems in a config file, each pointing at the line and column it came from.
 import { isMap, isPair, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml'
+import { printable } from '../text/index.ts'
 
 export type ConfigPath = ReadonlyArray<string | number>
 
@@ -29,11 +30,14 @@ export function formatPath(path: ConfigPath): string {
   return text
 }
 
-/** `bouncer.yaml:14:7: routes[2].upstream: unknown upstream "sales"` (SPEC `bouncer check`). */
+/**
+ * `bouncer.yaml:14:7: routes[2].upstream: unknown upstream "sales"` (SPEC `bouncer check`), printable:
+ * a message echoes the file's own values and keys, whoever wrote them.
+ */
 export function formatDiagnostic(file: string, d: Diagnostic): string {
   const where = d.path.length > 0 ? `${formatPath(d.path)}: ` : ''
   const level = d.severity === 'warning' ? 'warning: ' : ''
-  return `${file}:${d.line}:${d.col}: ${level}${where}${d.message}`
+  return printable(`${file}:${d.line}:${d.col}: ${level}${where}${d.message}`)
 }
 
 /** Finds the deepest node of `path` that exists and reports where it starts. */

