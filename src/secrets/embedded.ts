@@ -51,6 +51,7 @@ export function openEmbeddedStore(path: string, masterKey: Buffer): SecretStore 
       if (found.data_key !== dataKeyId) throw new SecretsError(`secret ${name} is sealed under an unknown data key`)
       return open(dataKey, Buffer.from(found.sealed), aad(name, found.version), `secret ${name} (version ${found.version})`).toString('utf8')
     },
+    notFound: (name) => `no version of ${name} in ${path}`,
     marker(name) {
       const found = latest.get(name) as { version: number | null }
       return found.version === null ? undefined : String(found.version)
