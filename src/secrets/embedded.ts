@@ -18,8 +18,13 @@ const SCHEMA = `
 export function openEmbeddedStore(path: string, masterKey: Buffer): SecretStore {
   mkdirSync(dirname(path), { recursive: true })
   const db = new DatabaseSync(path)
-  db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')
-  db.exec(SCHEMA)
+  try {
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')
+    db.exec(SCHEMA)
+  } catch (err) {
+    db.close() // a file that is not a store (a failed reload must not leak the handle)
+    throw err
+  }
   const dataKeyAad = (id: number) => `bouncer:data-key:${id}`
   let row = db.prepare('SELECT id, sealed FROM data_keys ORDER BY id DESC LIMIT 1').get() as { id: number; sealed: Uint8Array } | undefined
   if (!row) {
