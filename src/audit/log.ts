@@ -6,6 +6,7 @@ import { resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { AuditConfig } from '../config/index.ts'
 import type { RequestContext } from '../gateway/context.ts'
+import type { BackgroundTasks } from '../telemetry/background.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { LineBuffer } from './line-buffer.ts'
 import { recordLine, rejectedLine } from './record.ts'
@@ -32,7 +33,7 @@ export interface AuditLog {
 
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
 
-export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
+export function createAuditLog(config: AuditConfig, logger: Logger, background: BackgroundTasks): AuditLog {
   if (config.sinks.length === 0) return disabledAuditLog
   const workerConfig: WorkerConfig = {
     sinks: config.sinks.map((sink): WorkerSinkConfig => (sink.type === 'sqlite' ? { type: 'sqlite', path: resolve(sink.path) } : sink)),
@@ -89,11 +90,11 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
       // Records handed to the dead worker but not committed are lost: count them, release any
       // waiting response, and carry on with a new worker (it continues the chain from its state).
       lost += inFlightRecords
-      logger.error({ code, lost: inFlightRecords }, 'the audit worker stopped: restarting it')
+      background.failed('audit_worker', new Error(`the audit worker exited with code ${code}`), { message: 'the audit worker stopped: restarting it', fields: { lost: inFlightRecords } })
       for (const batch of inFlight.values()) for (const wake of batch.waiters) wake()
       inFlight.clear()
       inFlightRecords = 0
-      worker = start()
+      void background.run('audit_worker', () => (worker = start()))
     })
     return w
   }

@@ -3,6 +3,9 @@ import { resolveConfigPath } from '../config/index.ts'
 import { ConfigError, startGateway } from '../gateway/instance.ts'
 import { UserError } from './user-error.ts'
 
+/** After an uncaught exception, how long past shutdown_timeout the drain may take before a hard exit. */
+const HARD_EXIT_MARGIN_MS = 5_000
+
 interface ServeOptions {
   config?: string
   port?: string
@@ -47,12 +50,13 @@ export function registerServe(program: Command): void {
       }
 
       let stopping = false
-      const stop = (signal: string) => {
+      let crashed = false
+      const stop = (reason: string) => {
         if (stopping) return
         stopping = true
-        gateway.logger.info({ signal }, 'draining')
+        gateway.logger.info({ signal: reason }, 'draining')
         gateway.shutdown().then(
-          () => process.exit(0),
+          () => process.exit(crashed ? 1 : 0),
           (err: unknown) => {
             gateway.logger.error({ err }, 'shutdown failed')
             process.exit(1)
@@ -62,7 +66,27 @@ export function registerServe(program: Command): void {
       process.on('SIGTERM', () => stop('SIGTERM'))
       process.on('SIGINT', () => stop('SIGINT'))
       process.on('SIGHUP', () => {
-        void gateway.reload()
+        void gateway.background.run('reload', () => gateway.reload())
+      })
+
+      // The last resort, for what no background task caught (each reports its own failures).
+      // A rejection nobody handled is one promise's work that failed: logged with its stack,
+      // counted, and the gateway keeps serving (Node 24 would exit on it).
+      process.on('unhandledRejection', (reason) => {
+        gateway.background.failed('unhandled_rejection', reason, { message: 'a promise rejected and nothing handled it: the gateway keeps serving' })
+      })
+      // An uncaught exception left a function half done: Node's documentation says the process is
+      // then in an undefined state and must not resume normal operation. So it does not: logged
+      // with its stack and counted, no new connections, the requests in flight get the
+      // shutdown_timeout to finish (their responses and audit records are not lost, as on SIGTERM),
+      // then exit 1 for the supervisor to start a clean process. A drain that cannot finish, or a
+      // second exception during it, exits at once.
+      process.on('uncaughtException', (err) => {
+        gateway.background.failed('uncaught_exception', err, { message: 'an uncaught exception: draining, then exiting 1' })
+        if (crashed) process.exit(1)
+        crashed = true
+        setTimeout(() => process.exit(1), gateway.state.runtime.config.server.shutdown_timeout + HARD_EXIT_MARGIN_MS)
+        stop('uncaughtException')
       })
     })
 }

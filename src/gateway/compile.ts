@@ -3,7 +3,7 @@
 // the runtime they started with.
 import { addressSet, parseRoutePattern, type AddressSet, type Config, type RoutePattern } from '../config/index.ts'
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
-import { createIssuerRegistry, createTokenVerifier, type IssuerKeys, type IssuerRegistry, type KeySetEvents, type TokenVerifier } from '../identity/index.ts'
+import { createIssuerRegistry, createTokenVerifier, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents, type TokenVerifier } from '../identity/index.ts'
 import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { createUpstreamRegistry, type Upstream, type UpstreamRegistry } from '../upstream/pools.ts'
@@ -51,10 +51,13 @@ export function applyUpstreamHeaders(upstreams: ReadonlyMap<string, Upstream>, r
   }
 }
 
-/** The long-lived registries a runtime draws from. `offline`: no key fetches, no Redis (explain). */
+/**
+ * The long-lived registries a runtime draws from. `offline`: no key fetches, no Redis (explain);
+ * otherwise `background` runs the key loads.
+ */
 export function createRuntimeDeps(
   logger: Logger,
-  options: { offline?: boolean; keySetEvents?: KeySetEvents } = {},
+  options: KeyLoading & { keySetEvents?: KeySetEvents },
 ): CompileDeps & { closeAll(): Promise<void> } {
   const upstreams = createUpstreamRegistry()
   const issuers = createIssuerRegistry(logger, options.keySetEvents ?? { refreshed() {}, failed() {} }, options)

@@ -11,6 +11,7 @@ import { formatDiagnostic, listenUrl, loadConfigFile, type Config, type LoadedCo
 import { createAuditLog } from '../audit/log.ts'
 import { openSecretsRuntime, SecretsUnavailable, type SecretsRuntime } from '../secrets/runtime.ts'
 import { createAssertionSigner, type AssertionSigner } from '../upstream/assertion.ts'
+import { createBackgroundTasks, type BackgroundTasks } from '../telemetry/background.ts'
 import { createLogger, type Logger } from '../telemetry/logger.ts'
 import { createMetrics } from '../telemetry/metrics.ts'
 import { startTracing } from '../telemetry/tracing.ts'
@@ -36,6 +37,8 @@ export interface GatewayInstance {
   readonly adminUrl: string
   readonly state: GatewayState
   readonly logger: Logger
+  /** Runs and reports the gateway's own work (SIGHUP reloads, timers): a failure never ends the process. */
+  readonly background: BackgroundTasks
   reload(): Promise<ReloadResult>
   /** Stops accepting, lets in-flight requests finish (bounded by server.shutdown_timeout), closes everything. */
   shutdown(): Promise<void>
@@ -63,10 +66,12 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const logger = options.logger ?? createLogger({ level: config.telemetry.log_level })
   for (const line of diagnosticLines(loaded, 'warning')) logger.warn(line)
 
-  const audit = createAuditLog(config.audit, logger)
-  const tracing = await startTracing(config.telemetry)
   const metrics = createMetrics({ audit: () => audit, inFlight: () => state.inFlight })
+  const background = createBackgroundTasks(logger, metrics)
+  const audit = createAuditLog(config.audit, logger, background)
+  const tracing = await startTracing(config.telemetry)
   const deps = createRuntimeDeps(logger, {
+    background,
     keySetEvents: { refreshed: (issuer) => metrics.keySetEvent(issuer, true), failed: (issuer) => metrics.keySetEvent(issuer, false) },
   })
   const { upstreams, issuers, limitsStores } = deps
@@ -75,23 +80,28 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   function prepare(next: LoadedConfig & { config: Config }, assertions: AssertionSigner | null) {
     let secrets: SecretsRuntime
     try {
-      secrets = openSecretsRuntime(next, logger, env, (d) => formatDiagnostic(next.file, d))
+      secrets = openSecretsRuntime(next, { logger, background, env, format: (d) => formatDiagnostic(next.file, d) })
     } catch (err) {
       if (err instanceof SecretsUnavailable) throw new ConfigError(err.lines)
       throw err
     }
-    const runtime = compileRuntime(next.config, deps)
-    applyUpstreamHeaders(runtime.upstreams, secrets.resolve)
-    const wantsAssertions = next.config.upstreams.some((u) => u.identity_assertion)
-    // A signer on a writable store is rebuilt on the new store handle (its key lives there, same kid);
-    // one with an in-memory key is kept, or assertions already out would lose their key.
-    const keep = assertions !== null && !secrets.store?.writable
-    const signer = !wantsAssertions
-      ? null
-      : keep
-        ? assertions
-        : createAssertionSigner({ issuer: next.config.assertion.issuer, ttlMs: next.config.assertion.ttl, rotateEveryMs: next.config.assertion.rotate_every, store: secrets.store, logger })
-    return { runtime, secrets, admin: adminFor(next.config, secrets), assertions: signer }
+    try {
+      const runtime = compileRuntime(next.config, deps)
+      applyUpstreamHeaders(runtime.upstreams, secrets.resolve)
+      const wantsAssertions = next.config.upstreams.some((u) => u.identity_assertion)
+      // A signer on a writable store is rebuilt on the new store handle (its key lives there, same kid);
+      // one with an in-memory key is kept, or assertions already out would lose their key.
+      const keep = assertions !== null && !secrets.store?.writable
+      const signer = !wantsAssertions
+        ? null
+        : keep
+          ? assertions
+          : createAssertionSigner({ issuer: next.config.assertion.issuer, ttlMs: next.config.assertion.ttl, rotateEveryMs: next.config.assertion.rotate_every, store: secrets.store, logger })
+      return { runtime, secrets, admin: adminFor(next.config, secrets), assertions: signer }
+    } catch (err) {
+      secrets.close() // the store handle this attempt opened; the running config keeps its own
+      throw err
+    }
   }
 
   const first = prepare({ ...loaded, config }, null)
@@ -168,7 +178,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     limitsStores.retire(runtime.limiter.store)
     applyTimeouts(gatewayServer, next.config.server)
     followRefreshInterval(previous.config, next.config)
-    void retireWhenIdle(previous, runtime)
+    void background.run('runtime_retirement', () => retireWhenIdle(previous, runtime))
     const warnings = diagnosticLines(next, 'warning')
     logger.info({ generation: runtime.generation, warnings: warnings.length }, 'config reloaded')
     return { ok: true, generation: runtime.generation, warnings }
@@ -181,18 +191,18 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     if (state.runtime === current) await upstreams.retire(current.upstreams)
   }
 
-  // New secret versions (a rotation), due rotations and the assertion key, every refresh interval
-  // of the config in force (a reload that changes it restarts the timer).
-  async function refreshSecrets(): Promise<void> {
-    if (await secrets.refresh()) {
-      applyUpstreamHeaders(state.runtime.upstreams, secrets.resolve)
-      admin = adminFor(state.runtime.config, secrets)
-    }
-    try {
-      state.assertions?.rotateIfDue()
-    } catch (err) {
-      logger.error({ err }, 'identity assertion key rotation failed: the current key stays')
-    }
+  /** New secret values into the upstreams' headers and the admin token. */
+  function applySecrets(): void {
+    applyUpstreamHeaders(state.runtime.upstreams, secrets.resolve)
+    admin = adminFor(state.runtime.config, secrets)
+  }
+  // Every refresh interval of the config in force (a reload that changes it restarts the timer):
+  // new secret versions (a rotation elsewhere, a changed file), due scheduled rotations, and the
+  // assertion key. Three tasks, each counted on its own: one that fails does not skip the others.
+  function refreshSecrets(): void {
+    void background.run('secrets_refresh', () => secrets.reread() && applySecrets())
+    void background.run('secret_rotation', async () => (await secrets.rotateDue()) && applySecrets())
+    void background.run('assertion_key_rotation', () => state.assertions?.rotateIfDue())
   }
   const refreshEvery = (c: Config) => c.secrets?.refresh_interval ?? 2_000
   let refresher = setInterval(refreshSecrets, refreshEvery(config)).unref()
@@ -226,6 +236,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     adminUrl: listenUrl(adminAddress.address, adminAddress.port),
     state,
     logger,
+    background,
     reload,
     shutdown,
   }

@@ -1,3 +1,3 @@
-export { createIssuerRegistry, type IssuerKeys, type IssuerRegistry, type KeySetEvents } from './issuers.ts'
+export { createIssuerRegistry, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents } from './issuers.ts'
 export { checkClaims, createTokenVerifier, identityFromClaims, type TokenVerifier } from './verify.ts'
 export { findDrift, describeDrift } from './drift.ts'

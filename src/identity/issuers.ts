@@ -11,6 +11,7 @@
 //   provider is down every token with an unknown `kid` would otherwise trigger a fetch.
 import { createRemoteJWKSet, customFetch, type JWTVerifyGetKey } from 'jose'
 import type { IssuerConfig } from '../config/index.ts'
+import type { BackgroundTasks } from '../telemetry/background.ts'
 import type { Logger } from '../telemetry/logger.ts'
 
 const FETCH_TIMEOUT_MS = 5_000
@@ -48,8 +49,13 @@ export class CoolingDown extends Error {
 
 type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>
 
-/** `offline`: never fetch (bouncer explain compiles a runtime without touching the network). */
-export function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEvents, offline = false): IssuerKeys {
+/**
+ * `offline`: never fetch (bouncer explain compiles a runtime without touching the network).
+ * Otherwise key loads run as the background task issuer_keys: a failed load is counted there.
+ */
+export type KeyLoading = { offline: true } | { offline?: false; background: BackgroundTasks }
+
+export function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEvents, loading: KeyLoading): IssuerKeys {
   let keySet: RemoteKeySet | undefined
   let state: KeySetState = 'loading'
   let lastError: string | null = null
@@ -59,6 +65,7 @@ export function createIssuerKeys(config: IssuerConfig, logger: Logger, events: K
   let retryDelay = FIRST_RETRY_MS
   let timer: NodeJS.Timeout | undefined
   let closed = false
+  const background = loading.offline ? undefined : loading.background
 
   const gatedFetch = async (url: string, init: RequestInit): Promise<Response> => {
     const scheduled = fromScheduler
@@ -77,7 +84,8 @@ export function createIssuerKeys(config: IssuerConfig, logger: Logger, events: K
   function schedule(ms: number): void {
     if (closed) return
     clearTimeout(timer)
-    timer = setTimeout(() => void load(), ms)
+    if (!background) return
+    timer = setTimeout(() => void background.run('issuer_keys', load), ms)
     timer.unref()
   }
 
@@ -98,24 +106,26 @@ export function createIssuerKeys(config: IssuerConfig, logger: Logger, events: K
       state = 'ready'
       lastError = null
       retryDelay = FIRST_RETRY_MS
-      events.refreshed(config.name)
       schedule(config.jwks_refresh_interval)
+      events.refreshed(config.name)
     } catch (err) {
       lastFailureAt = Date.now()
       lastError = describeFetchError(err)
       const cached = keySet?.jwks() !== undefined
       state = cached ? 'ready' : 'unavailable'
-      events.failed(config.name)
-      logger.warn({ issuer: config.name, reason: lastError, cached_keys: cached }, cached ? 'issuer key refresh failed: serving cached keys' : 'issuer keys unavailable: retrying')
+      // The next attempt is scheduled before the failure is reported: reporting must not stop retries.
       schedule(cached ? config.jwks_cooldown : retryDelay)
       retryDelay = Math.min(retryDelay * 2, MAX_RETRY_MS)
+      events.failed(config.name)
+      const message = cached ? 'issuer key refresh failed: serving cached keys' : 'issuer keys unavailable: retrying'
+      background?.failed('issuer_keys', err, { message, fields: { issuer: config.name, reason: lastError, cached_keys: cached } })
     } finally {
       fromScheduler = false
       attempted = true
     }
   }
 
-  if (!offline) void load()
+  if (background) void background.run('issuer_keys', load)
 
   return {
     name: config.name,
@@ -172,7 +182,7 @@ export interface IssuerRegistry {
   closeAll(): void
 }
 
-export function createIssuerRegistry(logger: Logger, events: KeySetEvents, options: { offline?: boolean } = {}): IssuerRegistry {
+export function createIssuerRegistry(logger: Logger, events: KeySetEvents, loading: KeyLoading): IssuerRegistry {
   const live = new Map<string, IssuerKeys>()
   const fingerprint = (c: IssuerConfig) => JSON.stringify([c.name, c.issuer, c.jwks_uri, c.jwks_refresh_interval, c.jwks_cooldown])
   return {
@@ -182,7 +192,7 @@ export function createIssuerRegistry(logger: Logger, events: KeySetEvents, optio
         const key = fingerprint(config)
         let keys = live.get(key)
         if (!keys) {
-          keys = createIssuerKeys(config, logger, events, options.offline === true)
+          keys = createIssuerKeys(config, logger, events, loading)
           live.set(key, keys)
         }
         out.set(config.name, keys)

@@ -18,8 +18,13 @@ const SCHEMA = `
 export function openEmbeddedStore(path: string, masterKey: Buffer): SecretStore {
   mkdirSync(dirname(path), { recursive: true })
   const db = new DatabaseSync(path)
-  db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')
-  db.exec(SCHEMA)
+  try {
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')
+    db.exec(SCHEMA)
+  } catch (err) {
+    db.close() // a file that is not a store (a failed reload must not leak the handle)
+    throw err
+  }
   const dataKeyAad = (id: number) => `bouncer:data-key:${id}`
   let row = db.prepare('SELECT id, sealed FROM data_keys ORDER BY id DESC LIMIT 1').get() as { id: number; sealed: Uint8Array } | undefined
   if (!row) {
@@ -51,6 +56,7 @@ export function openEmbeddedStore(path: string, masterKey: Buffer): SecretStore 
       if (found.data_key !== dataKeyId) throw new SecretsError(`secret ${name} is sealed under an unknown data key`)
       return open(dataKey, Buffer.from(found.sealed), aad(name, found.version), `secret ${name} (version ${found.version})`).toString('utf8')
     },
+    notFound: (name) => `no version of ${name} in ${path}`,
     marker(name) {
       const found = latest.get(name) as { version: number | null }
       return found.version === null ? undefined : String(found.version)

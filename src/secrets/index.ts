@@ -54,7 +54,7 @@ export function loadSecrets(loaded: LoadedConfig, env: NodeJS.ProcessEnv = proce
   for (const ref of loaded.secretRefs) {
     try {
       const value = store.get(ref.name)
-      if (value === undefined) diagnostics.push(loaded.locate({ severity: 'error', path: ref.path, message: `secret "${ref.name}" does not exist in the ${store.kind} store` }))
+      if (value === undefined) diagnostics.push(loaded.locate({ severity: 'error', path: ref.path, message: `secret "${ref.name}" does not exist in the ${store.kind} store: ${store.notFound(ref.name)}` }))
       else values.set(ref.name, value)
     } catch (err) {
       if (!(err instanceof SecretsError)) throw err

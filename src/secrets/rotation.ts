@@ -1,11 +1,13 @@
 // Rotation: a new random value (--generate, or a schedule's `generate` bytes, base64url), and for
 // scheduled rotations a hook that installs it at the upstream first. The hook gets the new value on
 // stdin (never in its arguments or environment); the value becomes the current version only when
-// the hook exits 0. A failed hook is logged (its output scrubbed) and retried with a backoff that
-// doubles from 1s up to 5 minutes, so a broken hook does not run (and log) at every check.
+// the hook exits 0. A failed rotation (the hook, or the store refusing the new version) is reported
+// as a background failure (its output scrubbed) and retried with a backoff that doubles from 1s up
+// to 5 minutes, so a broken hook does not run (and log) at every check.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import type { SecretsConfig } from '../config/index.ts'
+import type { BackgroundTasks } from '../telemetry/background.ts'
 import { redactValues, scrub, type Logger } from '../telemetry/logger.ts'
 import type { SecretStore } from './store.ts'
 
@@ -44,34 +46,42 @@ export interface RotationScheduler {
   due(): Promise<string[]>
 }
 
-export function rotationScheduler(store: SecretStore, schedules: SecretsConfig['rotation'], logger: Logger, now: () => number = Date.now): RotationScheduler {
+export function rotationScheduler(store: SecretStore, schedules: SecretsConfig['rotation'], logger: Logger, background: BackgroundTasks, now: () => number = Date.now): RotationScheduler {
   const running = new Set<string>()
   const failures = new Map<string, { count: number; retryAt: number }>()
+
+  function failed(name: string, err: unknown, message: string, fields: Record<string, unknown> = {}): void {
+    const count = (failures.get(name)?.count ?? 0) + 1
+    const retryInMs = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (count - 1))
+    failures.set(name, { count, retryAt: now() + retryInMs })
+    background.failed('secret_rotation', err, { message, fields: { secret_name: name, ...fields, failures: count, retry_in_ms: retryInMs } })
+  }
+
   return {
     async due() {
       const rotated: string[] = []
       for (const [name, schedule] of Object.entries(schedules)) {
         if (running.has(name) || (failures.get(name)?.retryAt ?? 0) > now()) continue
-        const latest = store.versions(name)[0]
-        if (latest && now() - Date.parse(latest.createdAt) < schedule.every) continue
         running.add(name)
         try {
+          const latest = store.versions(name)[0]
+          if (latest && now() - Date.parse(latest.createdAt) < schedule.every) continue
           const value = generateSecret(schedule.generate)
           redactValues([value])
           if (schedule.hook) {
             const { ok, output } = await runHook(schedule.hook, name, value)
             if (!ok) {
-              const count = (failures.get(name)?.count ?? 0) + 1
-              const retryInMs = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (count - 1))
-              failures.set(name, { count, retryAt: now() + retryInMs })
-              logger.error({ secret_name: name, hook: schedule.hook, output, failures: count, retry_in_ms: retryInMs }, 'secret rotation hook failed: the current value stays, retrying later')
+              failed(name, new Error('the rotation hook did not exit 0'), 'secret rotation hook failed: the current value stays, retrying later', { hook: schedule.hook, output })
               continue
             }
           }
-          failures.delete(name)
           const version = store.put(name, value)
+          failures.delete(name)
           logger.info({ secret_name: name, version }, 'secret rotated')
           rotated.push(name)
+        } catch (err) {
+          // The store would not give the versions or take the new one (locked, corrupt, full disk).
+          failed(name, err, 'secret rotation failed: the current value stays, retrying later')
         } finally {
           running.delete(name)
         }

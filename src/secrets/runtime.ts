@@ -3,9 +3,10 @@
 // `bouncer secrets`, by a schedule, or a changed file) and applies it to the running config without
 // a restart. Requests already under way keep the headers they were built with.
 import type { Config, LoadedConfig, SecretReference } from '../config/index.ts'
+import type { BackgroundTasks } from '../telemetry/background.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { redactValues } from '../telemetry/logger.ts'
-import { loadSecrets, substitute, type SecretStore } from './index.ts'
+import { loadSecrets, SecretsError, substitute, type SecretStore } from './index.ts'
 import { rotationScheduler, type RotationScheduler } from './rotation.ts'
 
 export interface SecretsRuntime {
@@ -13,8 +14,13 @@ export interface SecretsRuntime {
   readonly values: ReadonlyMap<string, string>
   /** A template with the current values (`Bearer ${secret:x}`). */
   resolve(template: string): string
-  /** Re-reads changed secrets and runs due rotations; answers whether a referenced value changed. */
-  refresh(): Promise<boolean>
+  /**
+   * Re-reads the referenced secrets whose marker changed; answers whether a value changed. One
+   * that cannot be read is a secrets_refresh failure, once per change, and keeps its last value.
+   */
+  reread(): boolean
+  /** Runs the scheduled rotations that are due; answers whether a referenced value changed. */
+  rotateDue(): Promise<boolean>
   close(): void
 }
 
@@ -26,32 +32,48 @@ export class SecretsUnavailable extends Error {
   }
 }
 
+export interface SecretsRuntimeOptions {
+  logger: Logger
+  background: BackgroundTasks
+  env?: NodeJS.ProcessEnv
+  format: (d: LoadedConfig['diagnostics'][number]) => string
+}
+
 /** Opens the store of a loaded config and reads its references; SecretsUnavailable lists why not. */
-export function openSecretsRuntime(loaded: LoadedConfig & { config: Config }, logger: Logger, env: NodeJS.ProcessEnv = process.env, format: (d: LoadedConfig['diagnostics'][number]) => string): SecretsRuntime {
-  const { store, values, diagnostics } = loadSecrets(loaded, env)
+export function openSecretsRuntime(loaded: LoadedConfig & { config: Config }, options: SecretsRuntimeOptions): SecretsRuntime {
+  const { logger, background } = options
+  const { store, values, diagnostics } = loadSecrets(loaded, options.env)
   if (diagnostics.length > 0) {
     store?.close()
-    throw new SecretsUnavailable(diagnostics.map(format))
+    throw new SecretsUnavailable(diagnostics.map(options.format))
   }
   const refs: readonly SecretReference[] = loaded.secretRefs
   const markers = new Map(refs.map((ref) => [ref.name, store?.marker(ref.name)]))
-  const scheduler: RotationScheduler | null = store?.writable && loaded.config.secrets ? rotationScheduler(store, loaded.config.secrets.rotation, logger) : null
+  const scheduler: RotationScheduler | null = store?.writable && loaded.config.secrets ? rotationScheduler(store, loaded.config.secrets.rotation, logger, background) : null
+
+  /** A secret's new value, or undefined when its marker did not move (the marker is taken first: a change that cannot be read is reported once). */
+  function changedValue(store: SecretStore, name: string): string | undefined {
+    const marker = store.marker(name)
+    if (marker === markers.get(name)) return undefined
+    markers.set(name, marker)
+    const value = store.get(name)
+    if (value === undefined) throw new SecretsError(`secret "${name}" is gone from the ${store.kind} store: ${store.notFound(name)}`)
+    return value
+  }
 
   function reread(): boolean {
     if (!store) return false
     let changed = false
     for (const name of new Set(refs.map((ref) => ref.name))) {
-      const marker = store.marker(name)
-      if (marker === markers.get(name)) continue
-      markers.set(name, marker)
-      const value = store.get(name)
-      if (value === undefined) {
-        logger.error({ secret_name: name }, 'a referenced secret disappeared from the store: its last value stays in use')
-        continue
+      try {
+        const value = changedValue(store, name)
+        if (value === undefined) continue
+        redactValues([value])
+        values.set(name, value)
+        changed = true
+      } catch (err) {
+        background.failed('secrets_refresh', err, { message: 'a referenced secret could not be re-read: its last value stays in use', fields: { secret_name: name } })
       }
-      redactValues([value])
-      values.set(name, value)
-      changed = true
     }
     if (changed) logger.info({ secrets: [...markers.keys()] }, 'secrets refreshed: new values in use')
     return changed
@@ -61,15 +83,9 @@ export function openSecretsRuntime(loaded: LoadedConfig & { config: Config }, lo
     store,
     values,
     resolve: (template) => substitute(template, values),
-    async refresh() {
-      try {
-        let changed = reread()
-        if (scheduler && (await scheduler.due()).length > 0) changed = reread() || changed
-        return changed
-      } catch (err) {
-        logger.error({ err }, 'secrets refresh failed: the current values stay in use')
-        return false
-      }
+    reread,
+    async rotateDue() {
+      return scheduler !== null && (await scheduler.due()).length > 0 && reread()
     },
     close() {
       store?.close()

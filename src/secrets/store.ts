@@ -12,6 +12,8 @@ export interface SecretStore {
   readonly writable: boolean
   /** The current value (or the previous one), or undefined when there is none. */
   get(name: string, which?: 'current' | 'previous'): string | undefined
+  /** Where the store looked for a secret it does not have, for "does not exist" messages. */
+  notFound(name: string): string
   /** A cheap change marker for the current value (a version number, or a file's mtime). */
   marker(name: string): string | undefined
   list(): string[]

@@ -3,11 +3,12 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import type { AuditLog } from '../audit/log.ts'
 import type { RequestContext } from '../gateway/context.ts'
+import { BACKGROUND_TASKS, type BackgroundTask, type FailureCounter } from './background.ts'
 import { LabelledHistogram, RequestCounter } from './request-metrics.ts'
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
-export interface Metrics {
+export interface Metrics extends FailureCounter {
   readonly registry: Registry
   /** Called once per finished request. */
   observeRequest(ctx: RequestContext, seconds: number): void
@@ -23,6 +24,9 @@ export function createMetrics(sources: { audit: () => AuditLog; inFlight: () => 
   const upstreamDuration = new LabelledHistogram('bouncer_upstream_duration_seconds', 'The upstream part: from dispatch to the response headers.', 'upstream', LATENCY_BUCKETS)
   const limited = new Counter({ name: 'bouncer_rate_limited_total', help: 'Requests refused by a limit.', labelNames: ['limit', 'code'], registers: [registry] })
   const keySets = new Counter({ name: 'bouncer_jwks_refreshes_total', help: 'Issuer key-set loads, by result.', labelNames: ['issuer', 'result'], registers: [registry] })
+  const backgroundFailures = new Counter({ name: 'bouncer_background_failures_total', help: 'Failed runs of background tasks (reload, secrets, keys, audit worker); the gateway kept serving.', labelNames: ['task'], registers: [registry] })
+  // Every task's series exists from the start, at 0: an alert on its increase needs a first sample.
+  for (const task of Object.keys(BACKGROUND_TASKS) as BackgroundTask[]) backgroundFailures.labels(task).inc(0)
   new Gauge({ name: 'bouncer_requests_in_flight', help: 'Requests being handled now.', registers: [registry], collect() { this.set(sources.inFlight()) } })
   new Gauge({ name: 'bouncer_audit_queue_depth', help: 'Audit records not yet in every sink (queued, in flight, or waiting for a sink).', registers: [registry], collect() { this.set(sources.audit().stats().queueDepth) } })
   new Gauge({ name: 'bouncer_audit_sink_up', help: '1 when an audit sink takes records, 0 while its records spill to disk.', labelNames: ['sink'], registers: [registry], collect() {
@@ -52,6 +56,9 @@ export function createMetrics(sources: { audit: () => AuditLog; inFlight: () => 
     },
     keySetEvent(issuer, ok) {
       keySets.labels(issuer, ok ? 'ok' : 'error').inc()
+    },
+    backgroundFailed(task) {
+      backgroundFailures.labels(task).inc()
     },
     async render() {
       const body = `${await registry.metrics()}${requests.render()}${duration.render()}${upstreamDuration.render()}`

@@ -11,6 +11,7 @@ import { compileRuntime, createRuntimeDeps } from '../../src/gateway/compile.ts'
 import { createGatewayServer } from '../../src/gateway/server.ts'
 import type { GatewayState } from '../../src/gateway/state.ts'
 import { createAuditLog } from '../../src/audit/log.ts'
+import { createBackgroundTasks } from '../../src/telemetry/background.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
 
 describe('unexpected exceptions', () => {
@@ -33,7 +34,7 @@ describe('unexpected exceptions', () => {
     const state: GatewayState = {
       runtime: faulty,
       logger: createLogger({ destination: new Writable({ write: (c: Buffer, _e, cb) => (logs.push(c.toString()), cb()) }) }),
-      audit: createAuditLog(loaded.config!.audit, createLogger({ level: 'silent' })),
+      audit: createAuditLog(loaded.config!.audit, createLogger({ level: 'silent' }), createBackgroundTasks(createLogger({ level: 'silent' }), { backgroundFailed() {} })),
       tracing: null,
       assertions: null,
       draining: false,

@@ -2,22 +2,27 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { deferred, waitForText } from '../helpers/wait.ts'
 
 const ADMIN_TOKEN = 'test-admin-token-0123456789'
 let dir: string
 let upstream: TestUpstream
 const running: ServeProcess[] = []
+/** A request to /hello/slow waits at the upstream until the test releases it. */
+let slow = { arrived: deferred(), release: deferred() }
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-life-'))
   upstream = await startUpstream(async (req, res) => {
-    if (req.url?.endsWith('/slow')) await sleep(600)
+    if (req.url?.endsWith('/slow')) {
+      slow.arrived.resolve()
+      await slow.release.promise
+    }
     res.end(`hello from ${req.url}`)
   })
 })
@@ -118,9 +123,12 @@ describe('bouncer serve', () => {
 
   it('SIGTERM: finishes the request in flight, refuses new connections, exits 0', async () => {
     const gw = await serve(await writeConfig('drain.yaml', config()))
+    slow = { arrived: deferred(), release: deferred() }
     const inFlight = get(`${gw.url}/hello/slow`)
-    await sleep(150)
+    await slow.arrived.promise // in flight: at the upstream
     gw.child.kill('SIGTERM')
+    await waitForText(gw.stderr, '"msg":"draining"')
+    slow.release.resolve()
     const response = await inFlight
     expect(response.status).toBe(200)
     expect(response.text).toBe('hello from /hello/slow')

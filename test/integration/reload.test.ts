@@ -6,6 +6,7 @@ import { Pool } from 'undici'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 let a: TestUpstream
 let b: TestUpstream
@@ -23,6 +24,8 @@ const configFor = (upstreamUrl: string, generation: number) => ({
 })
 
 beforeAll(async () => {
+  // Simulated work of 0-5 ms (not a wait for anything): answers come back out of order, so
+  // requests of several generations are at the upstreams when a swap retires a pool.
   const slowish = async (_req: unknown, res: ServerResponse) => {
     await new Promise((r) => setTimeout(r, Math.random() * 5))
     res.end('ok')
@@ -48,6 +51,7 @@ describe('reload under load', () => {
     const statuses = new Map<number, number>()
     let failures = 0
     let sent = 0
+    let done = 0
     const TOTAL = 4_000
     const worker = async () => {
       while (sent < TOTAL) {
@@ -59,14 +63,18 @@ describe('reload under load', () => {
         } catch {
           failures++
         }
+        done++
       }
     }
+    // The swaps are spread over the load by progress, not by time: 150 more answers between two
+    // reloads (20 × 150 < 4,000, so every reload happens while requests are still running).
     const reloads = (async () => {
       for (let generation = 2; generation <= 21; generation++) {
         await gateway.writeConfig(configFor(generation % 3 === 0 ? b.url : a.url, generation))
         const result = await gateway.reload()
         expect(result.ok).toBe(true)
-        await new Promise((r) => setTimeout(r, 25))
+        const until = done + 150
+        await waitFor(() => done >= until || sent >= TOTAL, `${until} answers`, 20_000)
       }
     })()
     await Promise.all([...Array.from({ length: 16 }, worker), reloads])

@@ -5,7 +5,6 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool, request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -14,7 +13,7 @@ import { ConfigError } from '../../src/gateway/instance.ts'
 import { runCli } from '../helpers/cli.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
+import { metricValue, waitFor } from '../helpers/wait.ts'
 
 let dir: string
 const masterKey = randomBytes(32).toString('base64')
@@ -86,9 +85,11 @@ describe('an upstream credential from the store', () => {
       }
     }
     const load = Promise.all(Array.from({ length: 8 }, worker))
+    // Each version serves a share of the load before the next rotation: counted at the upstream.
+    const servedWith = (token: string) => waitFor(() => upstream.seen.filter((t) => t === token).length >= 60, `60 requests with ${token}`, 15_000)
     let current = 'token-version-1'
     for (let version = 2; version <= 4; version++) {
-      await sleep(1_000)
+      await servedWith(current)
       const next = `token-version-${version}`
       accepted.clear() // the upstream now knows the new token and still the current one
       accepted.add(current)
@@ -98,7 +99,7 @@ describe('an upstream credential from the store', () => {
       expect(rotated.stdout).not.toContain(next)
       current = next
     }
-    await sleep(1_000)
+    await servedWith(current)
     running = false
     await load
     await client.close()
@@ -205,6 +206,7 @@ describe('scheduled rotation', () => {
     }, { env })
     await waitFor(async () => (await readFile(attempts, 'utf8').catch(() => '')).split('\n').length > 2, 'two attempts', 10_000)
     expect(gw.logs.join('')).toContain('secret rotation hook failed')
+    expect(await metricValue(gw.adminUrl, 'bouncer_background_failures_total{task="secret_rotation"}')).toBeGreaterThanOrEqual(1)
     const check = storeAt(path)
     expect(check.versions('sales-token')).toHaveLength(1)
     check.close()

@@ -11,6 +11,7 @@ export function openEnvStore(prefix: string, env: NodeJS.ProcessEnv = process.en
     kind: 'env',
     writable: false,
     get: (name, which = 'current') => (which === 'current' ? env[envVariableFor(prefix, name)] : undefined),
+    notFound: (name) => `environment variable ${envVariableFor(prefix, name)} is not set`,
     marker: (name) => (env[envVariableFor(prefix, name)] === undefined ? undefined : 'env'),
     list: () => Object.keys(env).filter((key) => key.startsWith(prefix)).map((key) => key.slice(prefix.length).toLowerCase().replace(/_/g, '-')),
     versions: (name) => (env[envVariableFor(prefix, name)] === undefined ? [] : [{ version: 1, createdAt: '', label: 'current' }]),

@@ -1,0 +1,286 @@
+// No background failure ends the process: each task the gateway runs on its own gets a real fault
+// that is not a config error, and the test shows the failure logged (with its stack), counted in
+// bouncer_background_failures_total{task}, and the gateway still answering.
+//
+// The faults are real: a secrets store that is not a database, a directory where a secret file
+// was, a store whose triggers refuse new versions, JWKS endpoints that answer garbage or hang up,
+// an audit worker thread that crashes (an exception thrown inside it through the inspector
+// protocol, the way a bug in a sink would), and, for the process-level policy of `bouncer serve`,
+// a preloaded module that rejects a promise or throws from a callback on SIGUSR2.
+// runtime_retirement is the one task no fault reaches (upstream pools close with allSettled); the
+// helper's unit test covers what happens when a task throws.
+import { randomBytes } from 'node:crypto'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { request } from 'undici'
+import { stringify } from 'yaml'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { openEmbeddedStore } from '../../src/secrets/embedded.ts'
+import { ASSERTION_KEY, newAssertionKey } from '../../src/upstream/assertion.ts'
+import { startServe, type ServeProcess } from '../helpers/cli.ts'
+import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { AUDIENCE } from '../helpers/identity-provider.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { deferred, metricValue, waitFor, waitForMetric, waitForText } from '../helpers/wait.ts'
+
+const ADMIN_TOKEN = 'background-admin-token-0123456789'
+const MASTER_KEY = randomBytes(32).toString('base64')
+const FAULT_MODULE = pathToFileURL(fileURLToPath(new URL('./fixtures/fault-on-sigusr2.ts', import.meta.url))).href
+
+let dir: string
+let upstream: TestUpstream
+/** The request to /hello/held waits at the upstream until the test releases it. */
+let held = { arrived: deferred(), release: deferred() }
+const cleanup: Array<() => Promise<unknown>> = []
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-background-'))
+  upstream = await startUpstream(async (req, res) => {
+    if (req.url?.endsWith('/held')) {
+      held.arrived.resolve()
+      await held.release.promise
+    }
+    res.end(`hello from ${req.url} with ${req.headers.authorization ?? 'no credential'}`)
+  })
+})
+afterEach(async () => {
+  while (cleanup.length > 0) await cleanup.pop()?.()
+})
+afterAll(async () => {
+  await upstream.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+const failures = (task: string) => `bouncer_background_failures_total{task="${task}"}`
+
+async function get(url: string): Promise<{ status: number; text: string; headers: Record<string, unknown> }> {
+  const res = await request(url)
+  return { status: res.statusCode, text: await res.body.text(), headers: res.headers }
+}
+
+interface LogLine {
+  level: string
+  msg: string
+  task?: string
+  err?: { message: string; stack: string }
+  [field: string]: unknown
+}
+
+/** The JSON log lines (of a TestGateway, or of a child's stderr) whose message is `msg`. */
+function logLines(text: string | string[], msg: string): LogLine[] {
+  const lines = (Array.isArray(text) ? text.join('') : text).split('\n').filter((l) => l.startsWith('{'))
+  return lines.map((l) => JSON.parse(l) as LogLine).filter((l) => l.msg === msg)
+}
+
+describe('bouncer serve', () => {
+  const serveConfig = (extra: Record<string, unknown> = {}) => ({
+    server: { listen: '127.0.0.1:0', shutdown_timeout: '5s' },
+    admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
+    audit: { sinks: [] },
+    upstreams: [{ name: 'api', url: upstream.url }],
+    routes: [{ id: 'hello', path: '/hello/*', upstream: 'api', public: true }],
+    ...extra,
+  })
+
+  async function serve(name: string, config: object, env: NodeJS.ProcessEnv = {}): Promise<{ gw: ServeProcess; file: string }> {
+    const file = join(dir, `${name}.yaml`)
+    await writeFile(file, stringify(config))
+    const gw = await startServe(['--config', file], { env: { BOUNCER_MASTER_KEY: MASTER_KEY, ...env } })
+    cleanup.push(() => gw.stop('SIGKILL'))
+    return { gw, file }
+  }
+
+  const withFault = (fault: 'reject' | 'throw') => ({ NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${FAULT_MODULE}`, BOUNCER_TEST_FAULT: fault })
+
+  it('SIGHUP: a reload that fails with an error that is not a config error is logged and counted, and the old config keeps serving', async () => {
+    const { gw, file } = await serve('reload', serveConfig())
+    expect(await metricValue(gw.adminUrl, failures('reload'))).toBe(0)
+    // A secrets store that is not a database: SQLite's own error, not a diagnostic of the config.
+    const notADatabase = join(dir, 'not-a-database.db')
+    await writeFile(notADatabase, 'these bytes are not an SQLite database. '.repeat(8))
+    await writeFile(file, stringify(serveConfig({ secrets: { store: { type: 'embedded', path: notADatabase, master_key: 'env:BOUNCER_MASTER_KEY' } } })))
+    gw.child.kill('SIGHUP')
+
+    await waitForText(gw.stderr, 'background task reload failed')
+    const [failure] = logLines(gw.stderr(), 'background task reload failed: the running config keeps serving')
+    expect(failure).toMatchObject({ level: 'error', task: 'reload', err: { message: 'file is not a database' } })
+    expect(failure?.err?.stack).toMatch(/\n\s+at /)
+    expect(gw.stderr()).not.toContain('config reload refused')
+    expect(await metricValue(gw.adminUrl, failures('reload'))).toBe(1)
+    expect(await get(`${gw.url}/hello/after`)).toMatchObject({ status: 200, text: 'hello from /hello/after with no credential' })
+    expect(gw.child.exitCode).toBeNull()
+  })
+
+  it('an unhandled rejection is logged with its stack and counted, and the gateway keeps serving', async () => {
+    const { gw } = await serve('rejection', serveConfig(), withFault('reject'))
+    expect(await metricValue(gw.adminUrl, failures('unhandled_rejection'))).toBe(0)
+    gw.child.kill('SIGUSR2')
+
+    const message = 'a promise rejected and nothing handled it: the gateway keeps serving'
+    await waitForText(gw.stderr, message)
+    const [failure] = logLines(gw.stderr(), message)
+    expect(failure).toMatchObject({ level: 'error', task: 'unhandled_rejection' })
+    expect(failure?.err?.stack).toMatch(/^Error: injected: a promise nobody handles\n\s+at .*fault-on-sigusr2\.ts/)
+    expect(await metricValue(gw.adminUrl, failures('unhandled_rejection'))).toBe(1)
+    expect((await get(`${gw.url}/hello/still`)).status).toBe(200)
+    expect(gw.child.exitCode).toBeNull()
+  })
+
+  it('an uncaught exception is logged with its stack and counted; requests in flight finish, then the process exits 1', async () => {
+    held = { arrived: deferred(), release: deferred() }
+    const { gw } = await serve('exception', serveConfig(), withFault('throw'))
+    const inFlight = get(`${gw.url}/hello/held`)
+    await held.arrived.promise
+    gw.child.kill('SIGUSR2')
+
+    await waitForText(gw.stderr, '"msg":"draining"')
+    const [failure] = logLines(gw.stderr(), 'an uncaught exception: draining, then exiting 1')
+    expect(failure).toMatchObject({ level: 'error', task: 'uncaught_exception' })
+    expect(failure?.err?.stack).toMatch(/^Error: injected: a throw nothing catches\n\s+at .*fault-on-sigusr2\.ts/)
+    expect(await metricValue(gw.adminUrl, failures('uncaught_exception'))).toBe(1) // the admin listener closes last
+    held.release.resolve()
+
+    const response = await inFlight
+    expect(response).toMatchObject({ status: 200, text: 'hello from /hello/held with no credential' })
+    expect(response.headers.connection).toBe('close')
+    expect(await gw.exited).toBe(1)
+  })
+})
+
+describe('tasks of a running gateway', () => {
+  async function gateway(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<TestGateway> {
+    const gw = await startTestGateway(config, { env })
+    cleanup.push(() => gw.close())
+    return gw
+  }
+
+  it('secrets refresh: a secret file replaced by a directory is a failure that names the file; the last value stays in use', async () => {
+    const secretsDir = await mkdtemp(join(dir, 'mounted-'))
+    const secretFile = join(secretsDir, 'sales-token')
+    await writeFile(secretFile, 'mounted-value-0123\n')
+    const gw = await gateway({
+      secrets: { store: { type: 'file', dir: secretsDir }, refresh_interval: '100ms' },
+      upstreams: [{ name: 'sales', url: upstream.url, headers: { Authorization: 'Bearer ${secret:sales-token}' } }],
+      routes: [{ id: 'sales', path: '/*', upstream: 'sales', public: true }],
+    })
+    expect((await get(`${gw.url}/before`)).text).toBe('hello from /before with Bearer mounted-value-0123')
+
+    await rm(secretFile)
+    await mkdir(secretFile) // a directory where the file was: no mock, the file system says EISDIR
+    // (A refresh between the two steps may first report the file missing: that is a failure too.)
+    const message = `cannot read secret file ${secretFile}: it is a directory, not a file (EISDIR)`
+    const failure = () => logLines(gw.logs, 'a referenced secret could not be re-read: its last value stays in use').find((l) => l.err?.message === message)
+    await waitFor(() => failure() !== undefined, 'the EISDIR failure')
+    expect(failure()).toMatchObject({ level: 'error', task: 'secrets_refresh', secret_name: 'sales-token' })
+    expect(await metricValue(gw.adminUrl, failures('secrets_refresh'))).toBeGreaterThanOrEqual(1)
+    expect(await get(`${gw.url}/after`)).toMatchObject({ status: 200, text: 'hello from /after with Bearer mounted-value-0123' })
+  })
+
+  it('scheduled rotation and the assertion key rotation: a store that refuses new versions is a failure; the current values stay', async () => {
+    const path = join(dir, 'frozen.db')
+    const store = openEmbeddedStore(path, Buffer.from(MASTER_KEY, 'base64'))
+    store.put('sales-token', 'value-that-stays-0123')
+    store.put(ASSERTION_KEY, newAssertionKey())
+    store.close()
+    const db = new DatabaseSync(path)
+    db.exec("CREATE TRIGGER frozen BEFORE INSERT ON secret_versions BEGIN SELECT RAISE(ABORT, 'the store is frozen for maintenance'); END")
+    db.close()
+    const gw = await gateway({
+      secrets: { store: { type: 'embedded', path, master_key: 'env:BOUNCER_MASTER_KEY' }, refresh_interval: '100ms', rotation: { 'sales-token': { every: '1s' } } },
+      assertion: { rotate_every: '1s' },
+      upstreams: [{ name: 'sales', url: upstream.url, identity_assertion: true, headers: { Authorization: 'Bearer ${secret:sales-token}' } }],
+      routes: [{ id: 'sales', path: '/*', upstream: 'sales', public: true }],
+    }, { BOUNCER_MASTER_KEY: MASTER_KEY })
+
+    await waitForMetric(gw.adminUrl, failures('secret_rotation'))
+    await waitForMetric(gw.adminUrl, failures('assertion_key_rotation'))
+    const [rotation] = logLines(gw.logs, 'secret rotation failed: the current value stays, retrying later')
+    expect(rotation).toMatchObject({ level: 'error', task: 'secret_rotation', secret_name: 'sales-token', failures: 1, retry_in_ms: 1000, err: { message: 'the store is frozen for maintenance' } })
+    const [assertionKey] = logLines(gw.logs, 'background task assertion_key_rotation failed: the current signing key stays')
+    expect(assertionKey).toMatchObject({ level: 'error', err: { message: 'the store is frozen for maintenance' } })
+    expect(await get(`${gw.url}/after`)).toMatchObject({ status: 200, text: 'hello from /after with Bearer value-that-stays-0123' })
+  })
+
+  it('issuer keys: a JWKS endpoint that answers garbage and one that hangs up are failures; the gateway serves and says why in /readyz', async () => {
+    const garbage = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end('<html>this is not a key set</html>')
+    })
+    const hangup = await startUpstream((req) => {
+      req.socket.destroy()
+    })
+    cleanup.push(() => garbage.close(), () => hangup.close())
+    const gw = await gateway({
+      issuers: [
+        { name: 'garbage', issuer: 'https://garbage.example', jwks_uri: `${garbage.url}/jwks`, audiences: [AUDIENCE] },
+        { name: 'hangup', issuer: 'https://hangup.example', jwks_uri: `${hangup.url}/jwks`, audiences: [AUDIENCE] },
+      ],
+      ...allowAnyCaller(['garbage', 'hangup']),
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'hello', path: '/hello/*', upstream: 'api', public: true }],
+    })
+
+    await waitForMetric(gw.adminUrl, failures('issuer_keys'), 2)
+    await waitFor(() => new Set(logLines(gw.logs, 'issuer keys unavailable: retrying').map((l) => l.issuer)).size === 2, 'a failure of each issuer')
+    const failureOf = (issuer: string) => logLines(gw.logs, 'issuer keys unavailable: retrying').find((l) => l.issuer === issuer)
+    expect(failureOf('garbage')).toMatchObject({
+      level: 'error', task: 'issuer_keys', cached_keys: false, reason: 'Failed to parse the JSON Web Key Set HTTP response as JSON',
+      err: { stack: expect.stringMatching(/\n\s+at /), cause: { type: 'SyntaxError' } },
+    })
+    expect(failureOf('hangup')).toMatchObject({ level: 'error', task: 'issuer_keys', cached_keys: false, reason: 'fetch failed (UND_ERR_SOCKET)', err: { cause: { code: 'UND_ERR_SOCKET' } } })
+    expect((await get(`${gw.url}/hello/x`)).status).toBe(200)
+    const readyz = JSON.parse((await get(`${gw.adminUrl}/readyz`)).text) as { checks: Record<string, string> }
+    expect(readyz.checks['issuer:garbage']).toMatch(/^unavailable: /)
+    expect(readyz.checks['issuer:hangup']).toMatch(/^unavailable: /)
+  })
+
+  it('audit worker: a worker thread that crashes is counted and replaced, and records keep reaching the sink', async () => {
+    const auditDir = await mkdtemp(join(dir, 'audit-'))
+    const gw = await gateway({
+      admin: { token: ADMIN_TOKEN },
+      audit: { sinks: [{ type: 'sqlite', path: join(auditDir, 'audit.db') }], spill_dir: join(auditDir, 'spill') },
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'hello', path: '/hello/*', upstream: 'api', public: true }],
+    })
+    const audited = async (path: string) => {
+      const res = await request(`${gw.adminUrl}/api/audit`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+      return (await res.body.text()).includes(`"${path}"`)
+    }
+    expect((await get(`${gw.url}/hello/before`)).status).toBe(200)
+    await waitFor(() => audited('/hello/before'), 'the first record in the sink')
+
+    const session = new Session()
+    session.connect()
+    try {
+      await crashWorker(session, '/audit/worker', 'injected: a bug in the audit worker')
+      expect(await waitForMetric(gw.adminUrl, failures('audit_worker'))).toBe(1)
+    } finally {
+      session.disconnect()
+    }
+    expect(logLines(gw.logs, 'the audit worker failed')[0]?.err).toMatchObject({ message: 'injected: a bug in the audit worker' })
+    expect(logLines(gw.logs, 'the audit worker stopped: restarting it')[0]).toMatchObject({ level: 'error', task: 'audit_worker', err: { message: 'the audit worker exited with code 1' } })
+
+    expect((await get(`${gw.url}/hello/after-the-crash`)).status).toBe(200)
+    await waitFor(() => audited('/hello/after-the-crash'), 'a record written by the new worker')
+  })
+})
+
+/**
+ * Throws an exception nothing catches inside the worker thread whose script URL contains `urlPart`,
+ * through the inspector's NodeWorker domain: the worker dies as it would of a bug in its own code.
+ */
+async function crashWorker(session: Session, urlPart: string, message: string): Promise<void> {
+  const attached = new Promise<string>((resolve) => {
+    session.on('NodeWorker.attachedToWorker', ({ params }) => {
+      if (params.workerInfo.url.includes(urlPart)) resolve(params.sessionId)
+    })
+  })
+  await session.post('NodeWorker.enable', { waitForDebuggerOnStart: false })
+  const sessionId = await attached
+  const expression = `setImmediate(() => { throw new Error(${JSON.stringify(message)}) })`
+  await session.post('NodeWorker.sendMessageToWorker', { sessionId, message: JSON.stringify({ id: 1, method: 'Runtime.evaluate', params: { expression } }) })
+}
