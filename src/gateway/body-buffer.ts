@@ -16,6 +16,8 @@ export function bodyBuffered(ctx: RequestContext): Promise<void> | null {
   if (!headers.chunked && !(declared !== undefined && declared > 0)) return null
   const window = Math.min(declared ?? Infinity, req.readableHighWaterMark)
   if (arrived(ctx, window)) return null
+  // Gone while an earlier stage awaited (a key fetch, the limits store): 'close' will not come again.
+  if (req.destroyed) return Promise.reject(bodyNeverArrived())
   if (headers.expectContinue) {
     // The client sends nothing until told to; the forwarder must not tell it twice.
     ctx.res.writeContinue()
@@ -26,7 +28,7 @@ export function bodyBuffered(ctx: RequestContext): Promise<void> | null {
     const check = () => {
       if (req.destroyed) {
         done()
-        reject(new GatewayError('request_timeout', { detail: 'The request body did not arrive before the connection closed.' }))
+        reject(bodyNeverArrived())
       } else if (arrived(ctx, window)) {
         done()
         resolve()
@@ -39,6 +41,10 @@ export function bodyBuffered(ctx: RequestContext): Promise<void> | null {
     req.on('readable', check)
     req.on('close', check)
   })
+}
+
+function bodyNeverArrived(): GatewayError {
+  return new GatewayError('request_timeout', { detail: 'The request body did not arrive before the connection closed.' })
 }
 
 function arrived(ctx: RequestContext, window: number): boolean {
