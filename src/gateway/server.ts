@@ -45,7 +45,8 @@ export function createGatewayServer(state: GatewayState, onClientError: (info: C
     // and the buffered bytes would be held forever. Node's socket timeout counts every byte the
     // kernel takes as progress (net.Socket#_onTimeout), so only a true stall fires it; Node
     // re-arms its keep-alive timeout once the response is done. One timer per response, as Node
-    // already arms one per keep-alive response.
+    // already arms one per keep-alive response: bench CPU µs/req with and without it were within
+    // noise (bare 58.3 / 59.2, full pipeline 98.0 / 100.8).
     res.setTimeout(state.runtime.config.server.send_timeout)
     res.on('timeout', cutIfStalled)
     void handle(state, createContext(req, res))
