@@ -19,6 +19,8 @@ const cidr = parsed(parseCidr)
 const glob = parsed(parseGlob)
 const listen = parsed(parseListen)
 const hostPattern = parsed(parseHostPattern)
+/** A client-facing timeout: Node reads 0 as "never", which would leave slow clients unbounded. */
+const clientTimeout = duration.refine((ms) => ms > 0, 'must be more than 0: 0 would never close a slow or idle client')
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/
 const name = (what: string) =>
@@ -60,11 +62,13 @@ const server = z.strictObject({
   max_body_bytes: z.number().int().min(0).default(10_485_760),
   max_token_bytes: z.number().int().min(512).max(65_536).default(8_192),
   token_cache_entries: z.number().int().min(0).default(10_000),
-  request_timeout: duration.prefault('60s'),
-  headers_timeout: duration.prefault('10s'),
-  keep_alive_timeout: duration.prefault('5s'),
+  request_timeout: clientTimeout.prefault('60s'),
+  headers_timeout: clientTimeout.prefault('10s'),
+  keep_alive_timeout: clientTimeout.prefault('5s'),
   shutdown_timeout: duration.prefault('30s'),
   case_sensitive_paths: z.boolean().default(false),
+  max_connections: z.number().int().min(1).max(1_000_000).default(10_000),
+  send_timeout: clientTimeout.prefault('60s'),
 })
 
 const admin = z.strictObject({

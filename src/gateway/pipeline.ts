@@ -10,6 +10,7 @@ import { forward } from '../upstream/forward.ts'
 import { forwardUpgrade } from '../upstream/upgrade.ts'
 import { clientAddressOf } from './client-address.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
+import { bodyBuffered } from './body-buffer.ts'
 import type { RequestContext } from './context.ts'
 import { parseTarget, type RequestTarget } from './paths.ts'
 import { acceptRequestId, inspectHeaders } from './request-headers.ts'
@@ -38,6 +39,9 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
       const pending = enforceLimits(rt.limiter, ctx, route.limits)
       if (pending) await pending
     }
+    // A slow body waits here, on its own connection, not on an upstream one (body-buffer.ts).
+    const buffering = bodyBuffered(ctx)
+    if (buffering) await buffering
     const options = {
       upstream: route.upstream,
       rewrite: route.rewrite,
