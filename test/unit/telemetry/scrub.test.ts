@@ -1,0 +1,34 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { redactJwts, scrub } from '../../../src/telemetry/logger.ts'
+
+// The regex the scanner replaces: the reference for what counts as JWT-shaped.
+const JWT_LIKE = /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g
+
+describe('scrubbing JWT-shaped text from log messages', () => {
+  it('redacts a token wherever it stands in a sentence', () => {
+    const token = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl'
+    expect(scrub(`verify failed for ${token}: bad`)).toBe('verify failed for [redacted]: bad')
+    expect(scrub(`a-${token}`)).toBe('a-[redacted]')
+    expect(scrub(`a_${token}`)).toBe(`a_${token}`) // no word boundary: as the regex reads it
+  })
+
+  it('matches exactly what the reference regex matches', () => {
+    const alphabet = fc.constantFrom('e', 'y', 'J', 'eyJ', '-', '_', '.', 'a', 'Z', '0', ' ', 'é')
+    fc.assert(
+      fc.property(fc.array(alphabet, { maxLength: 60 }).map((parts) => parts.join('')), (text) => {
+        expect(redactJwts(text)).toBe(text.replace(JWT_LIKE, '[redacted]'))
+      }),
+      { numRuns: 2_000 },
+    )
+  })
+
+  it('stays linear on a hostile message ("-eyJ" repeated, 64 KB)', () => {
+    const hostile = '-eyJ'.repeat(16_384)
+    const started = performance.now()
+    expect(scrub(hostile)).toBe(hostile)
+    // The regex took seconds here; the scan takes well under a millisecond. The bound is loose
+    // because the machine is shared.
+    expect(performance.now() - started).toBeLessThan(250)
+  })
+})
