@@ -50,6 +50,9 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
   let inFlightRecords = 0
   let workerStats: WorkerStats = { backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, sinks: {}, chain: '', seq: 0 }
   let lost = 0
+  // What workers that have stopped had counted: a new worker counts from 0, and the counters of
+  // /metrics must never go back or stand still while it catches up (Prometheus counters).
+  let carried: WorkerCounters = { written: 0, spilled: 0, replayed: 0, dropped: 0 }
   let closing = false
   let drained: (() => void) | undefined
   let worker = start()
@@ -59,6 +62,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
     // default-sized one (up to 64 MB, like the request thread's) costs resident memory for nothing.
     const w = new Worker(WORKER_URL, { workerData: workerConfig, resourceLimits: { maxYoungGenerationSizeMb: 8 } })
     w.on('message', (message: FromWorker) => {
+      if (w !== worker) return // a late message of a worker already replaced
       switch (message.type) {
         case 'committed': {
           const batch = inFlight.get(message.id)
@@ -89,6 +93,8 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
       // Records handed to the dead worker but not committed are lost: count them, release any
       // waiting response, and carry on with a new worker (it continues the chain from its state).
       lost += inFlightRecords
+      carried = addCounters(carried, workerStats)
+      workerStats = { ...workerStats, written: 0, spilled: 0, replayed: 0, dropped: 0 }
       logger.error({ code, lost: inFlightRecords }, 'the audit worker stopped: restarting it')
       for (const batch of inFlight.values()) for (const wake of batch.waiters) wake()
       inFlight.clear()
@@ -138,7 +144,8 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
       enqueue(rejectedLine(info))
     },
     stats() {
-      return { ...workerStats, dropped: workerStats.dropped + lost, queueDepth: pending.count + inFlightRecords + workerStats.backlog }
+      const counted = addCounters(carried, workerStats)
+      return { ...workerStats, ...counted, dropped: counted.dropped + lost, queueDepth: pending.count + inFlightRecords + workerStats.backlog }
     },
     async close() {
       flush()
@@ -150,6 +157,12 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
       await worker.terminate()
     },
   }
+}
+
+type WorkerCounters = Pick<WorkerStats, 'written' | 'spilled' | 'replayed' | 'dropped'>
+
+function addCounters(a: WorkerCounters, b: WorkerCounters): WorkerCounters {
+  return { written: a.written + b.written, spilled: a.spilled + b.spilled, replayed: a.replayed + b.replayed, dropped: a.dropped + b.dropped }
 }
 
 const disabledAuditLog: AuditLog = {
