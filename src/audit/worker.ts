@@ -2,13 +2,14 @@
 // finished request into one JSON line (bench/audit.ts measures it); hashing, SQLite inserts,
 // PostgreSQL round trips, spilling and replay all happen here, off the request path.
 import { randomUUID } from 'node:crypto'
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
-import { GENESIS_HASH, linkLine } from './record.ts'
+import { decideHead, readChainState, restartRecord, writeChainState } from './chain-head.ts'
+import { GENESIS_HASH, linkLine, type AuditRecord } from './record.ts'
 import { createSinkRunner, type RunnerEvents, type SinkRunner } from './sink-runner.ts'
 import { createPostgresSink } from './sinks/postgres.ts'
-import type { AuditSink, ChainHead, StoredRow } from './sinks/sink.ts'
+import type { AuditSink, ChainHead, SinkHead, StoredRow } from './sinks/sink.ts'
 import { createSqliteSink } from './sinks/sqlite.ts'
 import { createStdoutSink } from './sinks/stdout.ts'
 import { spillFor } from './spill.ts'
@@ -69,29 +70,12 @@ function cloneable(fields: Record<string, unknown>): Record<string, unknown> {
   return out
 }
 
-/** The chain's state survives restarts here, so records continue the same chain. */
-const statePath = join(config.spillDir, 'chain.json')
-mkdirSync(config.spillDir, { recursive: true })
-const saved = (() => {
-  try {
-    return JSON.parse(readFileSync(statePath, 'utf8')) as { chain: string; seq: number; hash: string }
-  } catch {
-    return { chain: randomUUID(), seq: 0, hash: GENESIS_HASH }
-  }
-})()
-let head: ChainHead = { seq: saved.seq, hash: saved.hash }
-
-function saveState(): void {
-  writeFileSync(`${statePath}.tmp`, JSON.stringify({ chain: saved.chain, ...head }))
-  renameSync(`${statePath}.tmp`, statePath)
-}
-
 function createSink(sink: WorkerSinkConfig): AuditSink {
   switch (sink.type) {
     case 'sqlite':
-      return createSqliteSink(sink.path, { durable: config.durable, chain: saved.chain })
+      return createSqliteSink(sink.path, { durable: config.durable })
     case 'postgres':
-      return createPostgresSink({ url: sink.url, schema: sink.schema, chain: saved.chain })
+      return createPostgresSink({ url: sink.url, schema: sink.schema })
     case 'stdout':
       return createStdoutSink()
   }
@@ -101,35 +85,65 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())])
 }
 
+/** The chain's state survives restarts here, so records continue the same chain. */
+const statePath = join(config.spillDir, 'chain.json')
+mkdirSync(config.spillDir, { recursive: true })
+const stateRead = readChainState(statePath)
+
 const sinks = config.sinks.map(createSink)
-const opened = await Promise.all(
-  sinks.map((sink) =>
-    withTimeout(sink.open(), OPEN_TIMEOUT_MS).then(
-      (sinkHead) => {
-        if (sinkHead && sinkHead.seq > head.seq) head = sinkHead
-        return true
-      },
-      (err: unknown) => {
-        events.log('warn', 'audit sink unavailable at start: spilling records to disk until it is back', { sink: sink.name, err })
-        return false
-      },
-    ),
-  ),
-)
+const unavailable = (sink: AuditSink) => (err: unknown) => {
+  events.log('warn', 'audit sink unavailable at start: spilling records to disk until it is back', { sink: sink.name, err })
+  return false
+}
+const opened = await Promise.all(sinks.map((sink) => withTimeout(sink.open(), OPEN_TIMEOUT_MS).then(() => true, unavailable(sink))))
+const known = stateRead.kind === 'read' ? stateRead.state.chain : null
+async function headIn(sink: AuditSink, i: number): Promise<{ sink: string; head: SinkHead | null }> {
+  if (known === null || !opened[i]) return { sink: sink.name, head: null }
+  try {
+    return { sink: sink.name, head: await withTimeout(sink.head(known), OPEN_TIMEOUT_MS) }
+  } catch (err) {
+    opened[i] = unavailable(sink)(err)
+    return { sink: sink.name, head: null }
+  }
+}
+const heads = await Promise.all(sinks.map(headIn))
+const decision = decideHead(stateRead, statePath, heads)
+const chainId = decision.kind === 'continue' ? (known as string) : randomUUID()
+let head: ChainHead = decision.kind === 'continue' ? decision.head : { seq: 0, hash: GENESIS_HASH, id: null }
+
+function saveState(): void {
+  writeChainState(statePath, { chain: chainId, ...head })
+}
+
 const runners: SinkRunner[] = sinks.map((sink, i) =>
   createSinkRunner(sink, spillFor(config.spillDir, sink.name), { capacity: config.capacity, durable: config.durable, events, opened: opened[i] === true }),
 )
 
+/** Hands chained rows to every sink (in order); resolves once each has them or has spilled them. */
+function handOver(rows: StoredRow[]): Promise<unknown> {
+  saveState()
+  return Promise.all(runners.map((runner) => runner.handle(rows)))
+}
+
+function append(record: AuditRecord): StoredRow {
+  head = { seq: head.seq + 1, hash: record.hash, id: record.id }
+  return { chain: chainId, seq: head.seq, record }
+}
+
+if (decision.kind === 'restart') {
+  events.log('error', 'the audit chain cannot be continued: a new chain starts, its first record says why (code chain_restarted)', {
+    previous_chain: decision.previous, chain: chainId, reason: decision.reason,
+  })
+  void handOver([append(restartRecord(decision.previous, decision.reason))])
+} else {
+  saveState()
+}
+
 function onBatch(id: number, lines: string): void {
   // Chained synchronously, in arrival order; the sinks then take the rows at their own pace.
   const rows: StoredRow[] = []
-  for (const line of lines.split('\n')) {
-    const record = linkLine(line, head.hash)
-    head = { seq: head.seq + 1, hash: record.hash }
-    rows.push({ seq: head.seq, record })
-  }
-  saveState()
-  void Promise.all(runners.map((runner) => runner.handle(rows))).then(() => send({ type: 'committed', id }))
+  for (const line of lines.split('\n')) rows.push(append(linkLine(line, head.hash)))
+  void handOver(rows).then(() => send({ type: 'committed', id }))
 }
 
 port.on('message', (message: ToWorker) => {
@@ -146,7 +160,7 @@ function stats(): WorkerStats {
     backlog: runners.reduce((sum, r) => sum + r.backlog, 0),
     ...counters,
     sinks: Object.fromEntries(runners.map((r) => [r.name, r.up])),
-    chain: saved.chain,
+    chain: chainId,
     seq: head.seq,
   }
 }
@@ -161,4 +175,4 @@ const retentionEvery = Math.min(3_600_000, Math.max(1_000, config.retentionMs / 
 setInterval(retention, retentionEvery).unref()
 
 send({ type: 'stats', stats: stats() })
-send({ type: 'ready', chain: saved.chain })
+send({ type: 'ready', chain: chainId })

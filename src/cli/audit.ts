@@ -2,7 +2,8 @@
 import type { Command } from 'commander'
 import { formatDiagnostic, loadConfigFile, resolveConfigPath, type Config } from '../config/index.ts'
 import { ordered, type AuditRecord } from '../audit/record.ts'
-import { AuditQueryError, auditSourceOf, parseAuditQuery, searchAudit, verifyAudit, type AuditQuery, type AuditSource } from '../audit/search.ts'
+import { AuditQueryError, auditSourceOf, parseAuditQuery, searchAudit, type AuditQuery, type AuditSource } from '../audit/search.ts'
+import { verifyAudit, type VerifyResult } from '../audit/verify.ts'
 import { NoAuditLog } from '../audit/sinks/sqlite.ts'
 import { UserError } from './user-error.ts'
 
@@ -57,6 +58,16 @@ export function formatTable(records: readonly AuditRecord[]): string {
   return [line(header), ...rows.map(line)].join('\n')
 }
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
+
+/** What `bouncer audit verify` prints: each problem, then what is worth knowing, then the count. */
+export function verifyReport(result: VerifyResult): string {
+  const counted = `${plural(result.checked, 'record')} in ${plural(result.chains, 'chain')} verified`
+  const problems = result.problems.map((p) => `audit log tampered: record ${p.id} (seq ${p.seq} of chain ${p.chain}, ${p.time}): ${p.reason}`)
+  const notes = result.restarts.map((r) => `chain ${r.chain} restarted at ${r.time} (record ${r.id}): ${r.detail ?? 'no reason recorded'}`)
+  return (result.ok ? [`ok: ${counted}`, ...notes] : [...problems, ...notes, `${counted} up to the problems above`]).join('\n')
+}
+
 /** Reading a log that is not there, or a database that does not answer, is the user's to fix. */
 async function userFacing<T>(work: Promise<T>): Promise<T> {
   try {
@@ -99,13 +110,7 @@ export function registerAudit(program: Command): void {
     .action(async (opts: { config?: string }, command: Command) => {
       const configPath = opts.config ?? (command.parent?.opts() as { config?: string }).config
       const result = await userFacing(verifyAudit(await sourceFrom(configPath)))
-      if (result.ok) {
-        console.log(`ok: ${result.checked} record${result.checked === 1 ? '' : 's'} in ${result.chains} chain${result.chains === 1 ? '' : 's'} verified`)
-        return
-      }
-      const p = result.problem!
-      console.log(`audit log tampered: record ${p.id} (seq ${p.seq} of chain ${p.chain}, ${p.time}): ${p.reason}`)
-      console.log(`${result.checked} records before it verified`)
-      process.exitCode = 1
+      console.log(verifyReport(result))
+      if (!result.ok) process.exitCode = 1
     })
 }

@@ -1,12 +1,16 @@
 // The audit log's integrity against real faults: a worker that dies, a damaged spill file, a chain
 // head that cannot be read, and the newest records deleted (signed checkpoints).
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { DatabaseSync } from 'node:sqlite'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import pg from 'pg'
 import { request } from 'undici'
+import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli } from '../helpers/cli.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
+import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -84,5 +88,118 @@ describe('the audit counters across a worker restart', () => {
     } finally {
       await gw.close()
     }
+  })
+})
+
+/** A gateway run: start, one request per path, stop (SIGTERM's drain writes everything). */
+async function run(audit: Record<string, unknown>, paths: string[]): Promise<string[]> {
+  const gw = await startTestGateway({ audit, ...routes() })
+  try {
+    for (const path of paths) expect(await get(`${gw.url}${path}`)).toBe(200)
+  } finally {
+    await gw.close()
+  }
+  return gw.logs
+}
+
+/** A config for the CLI with the gateway's audit section. */
+async function cliConfig(own: string, audit: Record<string, unknown>): Promise<string> {
+  const file = join(own, 'bouncer.yaml')
+  await writeFile(file, stringify({ audit }))
+  return file
+}
+
+interface ChainRow { chain: string; seq: number; code: string | null; detail: string | null; path: string }
+
+function sqliteRows(path: string): ChainRow[] {
+  const db = new DatabaseSync(path, { readOnly: true })
+  try {
+    return db.prepare('SELECT c.chain, r.seq, r.code, r.detail, r.path FROM audit_records r JOIN audit_chains c ON c.no = r.chain ORDER BY r.chain, r.seq').all() as unknown as ChainRow[]
+  } finally {
+    db.close()
+  }
+}
+
+async function pgQuery(sql: string): Promise<Array<Record<string, unknown>>> {
+  const client = new pg.Client({ connectionString: SHARED_POSTGRES })
+  await client.connect()
+  try {
+    return (await client.query(sql)).rows
+  } finally {
+    await client.end()
+  }
+}
+
+function sqliteExec(path: string, sql: string): void {
+  const db = new DatabaseSync(path)
+  db.exec(sql)
+  db.close()
+}
+
+const restartLine = /^chain ([0-9a-f-]{36}) restarted at \S+ \(record [0-9a-f-]{36}\): (.*)$/m
+
+describe('a chain head that cannot be read', () => {
+  it.each([
+    ['edited', 'UPDATE audit_records SET status = 299 WHERE seq = 3', 'does not match its hash'],
+    ['unreadable', "UPDATE audit_records SET roles = '{broken' WHERE seq = 3", 'cannot be read'],
+  ])('SQLite, last record %s: a new chain starts with a chain_restarted record, and verify reports both', async (_kind, damage, why) => {
+    const own = await mkdtemp(join(dir, 'head-sqlite-'))
+    const db = join(own, 'audit.db')
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms' }
+    await run(audit, ['/a', '/b', '/c'])
+    const old = sqliteRows(db)[0]?.chain as string
+    sqliteExec(db, damage)
+
+    const logs = await run(audit, ['/after'])
+    expect(logs.join('')).toContain('the audit chain cannot be continued')
+    const fresh = sqliteRows(db).filter((r) => r.chain !== old)
+    expect(fresh.map((r) => [r.seq, r.code, r.path])).toEqual([[1, 'chain_restarted', '-'], [2, null, '/after']])
+    expect(fresh[0]?.detail).toContain(`Chain ${old} cannot be continued: record 3 of chain ${old} in sqlite:${db} ${why}`)
+
+    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    expect(verify.code).toBe(1)
+    expect(verify.stdout).toContain(`(seq 3 of chain ${old}`)
+    expect(verify.stdout).toMatch(restartLine)
+    expect(restartLine.exec(verify.stdout)?.[1]).toBe(fresh[0]?.chain)
+  })
+
+  it('PostgreSQL, last record damaged: the same', async () => {
+    const own = await mkdtemp(join(dir, 'head-pg-'))
+    const schema = uniqueSchema('head')
+    const audit = { sinks: [{ type: 'postgres', url: SHARED_POSTGRES, schema }], spill_dir: join(own, 'spill'), flush_interval: '10ms' }
+    try {
+      await run(audit, ['/a', '/b', '/c'])
+      const [{ chain: old }] = (await pgQuery(`SELECT chain FROM ${schema}.audit_records LIMIT 1`)) as [{ chain: string }]
+      await pgQuery(`UPDATE ${schema}.audit_records SET hash = 'not-a-hash' WHERE seq = 3`)
+
+      await run(audit, ['/after'])
+      const fresh = await pgQuery(`SELECT seq, code, detail, path FROM ${schema}.audit_records WHERE chain <> '${old}' ORDER BY seq`)
+      expect(fresh.map((r) => [Number(r.seq), r.code, r.path])).toEqual([[1, 'chain_restarted', '-'], [2, null, '/after']])
+      expect(fresh[0]?.detail).toContain(`record 3 of chain ${old} in postgres:${schema} has no valid hash`)
+
+      const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+      expect(verify.code).toBe(1)
+      expect(verify.stdout).toContain(`(seq 3 of chain ${old}`)
+      expect(verify.stdout).toMatch(restartLine)
+    } finally {
+      await dropSchema(SHARED_POSTGRES, schema)
+    }
+  })
+
+  it('an unreadable chain state file: the old chain stays whole, the new one says why it began', async () => {
+    const own = await mkdtemp(join(dir, 'head-state-'))
+    const db = join(own, 'audit.db')
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms' }
+    await run(audit, ['/a', '/b'])
+    await writeFile(join(own, 'spill', 'chain.json'), '{"chain": "half a fi')
+    await run(audit, ['/after'])
+    const rows = sqliteRows(db)
+    expect(rows.map((r) => r.code)).toEqual([null, null, 'chain_restarted', null])
+    expect(rows[2]?.detail).toContain(`The previous chain cannot be continued: the chain state ${join(own, 'spill', 'chain.json')} cannot be read (not JSON`)
+
+    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    expect(verify.code, verify.stdout).toBe(0)
+    expect(verify.stdout).toMatch(/^ok: 4 records in 2 chains verified\n/)
+    expect(verify.stdout).toMatch(restartLine)
   })
 })

@@ -4,7 +4,8 @@
 import { createRequire } from 'node:module'
 import type pg from 'pg'
 import type { AuditRecord } from '../record.ts'
-import type { AuditSink, ChainHead, StoredRow } from './sink.ts'
+import { checkedHead } from '../chain-head.ts'
+import type { AuditSink, SinkHead, StoredRow } from './sink.ts'
 
 /** pg, loaded on first use: it adds ~5 MB of heap to a gateway without a PostgreSQL sink. */
 export const loadPg = (): typeof pg => createRequire(import.meta.url)('pg') as typeof pg
@@ -93,8 +94,8 @@ export function recordFromPgRow(row: Record<string, unknown>): AuditRecord {
   }
 }
 
-export function createPostgresSink(options: { url: string; schema: string; chain: string }): AuditSink {
-  const { schema, chain } = options
+export function createPostgresSink(options: { url: string; schema: string }): AuditSink {
+  const { schema } = options
   const pool = new (loadPg().Pool)({ connectionString: options.url, max: 2, connectionTimeoutMillis: 5_000, query_timeout: 15_000 })
   pool.on('error', () => {}) // an idle client lost with the server: the next write fails and spills
   // Every column as an array parameter; roles travels as text and becomes JSONB in the SELECT.
@@ -107,21 +108,24 @@ export function createPostgresSink(options: { url: string; schema: string; chain
 
   return {
     name: `postgres:${schema}`,
-    async open(): Promise<ChainHead | null> {
+    async open() {
       const client = await pool.connect()
       try {
         await migratePostgres(client, schema)
-        const last = await client.query(`SELECT seq, hash FROM ${schema}.audit_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1`, [chain])
-        if (last.rows[0]) return { seq: Number(last.rows[0].seq), hash: last.rows[0].hash as string }
-        const checkpoint = await client.query(`SELECT seq, hash FROM ${schema}.audit_checkpoint WHERE chain = $1`, [chain])
-        return checkpoint.rows[0] ? { seq: Number(checkpoint.rows[0].seq), hash: checkpoint.rows[0].hash as string } : null
       } finally {
         client.release()
       }
     },
+    async head(chain): Promise<SinkHead | null> {
+      const last = await pool.query(`SELECT * FROM ${schema}.audit_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1`, [chain])
+      const row = last.rows[0] as Record<string, unknown> | undefined
+      if (row) return checkedHead(Number(row.seq), () => recordFromPgRow(row))
+      const checkpoint = await pool.query(`SELECT seq, hash FROM ${schema}.audit_checkpoint WHERE chain = $1`, [chain])
+      return checkpoint.rows[0] ? { seq: Number(checkpoint.rows[0].seq), hash: checkpoint.rows[0].hash as string, id: null, problem: null } : null
+    },
     async write(rows: readonly StoredRow[]) {
       const columns: unknown[][] = INSERT_COLUMNS.map(() => [])
-      for (const { seq, record } of rows) {
+      for (const { chain, seq, record } of rows) {
         const values = [
           chain, seq, record.id, record.time, record.request_id, record.trace_id, record.method, record.path, record.route,
           record.status, record.decision, record.code, record.detail, record.statement, record.issuer, record.subject,

@@ -7,7 +7,8 @@ import type { AuditSink } from './sink.ts'
 export function createStdoutSink(fd = 1): AuditSink {
   return {
     name: 'stdout',
-    async open() {
+    async open() {},
+    async head() {
       return null
     },
     async write(rows) {
