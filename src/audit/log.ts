@@ -48,11 +48,11 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
   let nextId = 1
   const inFlight = new Map<number, { count: number; waiters: Array<() => void> }>()
   let inFlightRecords = 0
-  let workerStats: WorkerStats = { backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, sinks: {}, chain: '', seq: 0 }
+  let workerStats: WorkerStats = { backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {}, chain: '', seq: 0 }
   let lost = 0
   // What workers that have stopped had counted: a new worker counts from 0, and the counters of
   // /metrics must never go back or stand still while it catches up (Prometheus counters).
-  let carried: WorkerCounters = { written: 0, spilled: 0, replayed: 0, dropped: 0 }
+  let carried: WorkerCounters = { written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }
   let closing = false
   let drained: (() => void) | undefined
   let worker = start()
@@ -94,7 +94,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
       // waiting response, and carry on with a new worker (it continues the chain from its state).
       lost += inFlightRecords
       carried = addCounters(carried, workerStats)
-      workerStats = { ...workerStats, written: 0, spilled: 0, replayed: 0, dropped: 0 }
+      workerStats = { ...workerStats, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }
       logger.error({ code, lost: inFlightRecords }, 'the audit worker stopped: restarting it')
       for (const batch of inFlight.values()) for (const wake of batch.waiters) wake()
       inFlight.clear()
@@ -159,10 +159,13 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
   }
 }
 
-type WorkerCounters = Pick<WorkerStats, 'written' | 'spilled' | 'replayed' | 'dropped'>
+type WorkerCounters = Pick<WorkerStats, 'written' | 'spilled' | 'replayed' | 'dropped' | 'quarantined'>
 
 function addCounters(a: WorkerCounters, b: WorkerCounters): WorkerCounters {
-  return { written: a.written + b.written, spilled: a.spilled + b.spilled, replayed: a.replayed + b.replayed, dropped: a.dropped + b.dropped }
+  return {
+    written: a.written + b.written, spilled: a.spilled + b.spilled, replayed: a.replayed + b.replayed,
+    dropped: a.dropped + b.dropped, quarantined: a.quarantined + b.quarantined,
+  }
 }
 
 const disabledAuditLog: AuditLog = {
@@ -171,6 +174,6 @@ const disabledAuditLog: AuditLog = {
   record() {},
   commit: async () => {},
   recordRejected() {},
-  stats: () => ({ queueDepth: 0, backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, sinks: {}, chain: '', seq: 0 }),
+  stats: () => ({ queueDepth: 0, backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {}, chain: '', seq: 0 }),
   close: async () => {},
 }

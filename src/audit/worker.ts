@@ -33,6 +33,8 @@ export interface WorkerStats {
   spilled: number
   replayed: number
   dropped: number
+  /** Spill file lines that were not records, moved to quarantine. */
+  quarantined: number
   sinks: Record<string, boolean>
   chain: string
   seq: number
@@ -52,13 +54,14 @@ if (!port) throw new Error('audit/worker.ts runs as a worker thread')
 const config = workerData as WorkerConfig
 const send = (message: FromWorker) => port.postMessage(message)
 
-const counters = { written: 0, spilled: 0, replayed: 0, dropped: 0 }
+const counters = { written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }
 const events: RunnerEvents = {
   log: (level, msg, fields = {}) => send({ type: 'log', level, msg, fields: cloneable(fields) }),
   written: (_sink, rows) => (counters.written += rows),
   spilled: (_sink, rows) => (counters.spilled += rows),
   replayed: (_sink, rows) => (counters.replayed += rows),
   dropped: (_sink, rows) => (counters.dropped += rows),
+  quarantined: (_sink, lines) => (counters.quarantined += lines),
 }
 
 /** Errors lose their class across postMessage: keep what a log line needs. */

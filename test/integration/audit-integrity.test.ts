@@ -1,6 +1,6 @@
 // The audit log's integrity against real faults: a worker that dies, a damaged spill file, a chain
 // head that cannot be read, and the newest records deleted (signed checkpoints).
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { DatabaseSync } from 'node:sqlite'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -88,6 +88,54 @@ describe('the audit counters across a worker restart', () => {
     } finally {
       await gw.close()
     }
+  })
+})
+
+describe('replay of a damaged spill file', () => {
+  it('moves garbage, a JSON line that is not a record and a cut-short last line to quarantine, logs and counts them, and replays the rest', async () => {
+    const own = await mkdtemp(join(dir, 'spill-'))
+    // The SQLite sink cannot open while a file stands where its directory goes: records spill.
+    const store = join(own, 'store')
+    await writeFile(store, 'not a directory')
+    const db = join(store, 'audit.db')
+    const spillDir = join(own, 'spill')
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: spillDir, flush_interval: '10ms' }
+    await run(audit, ['/a', '/b', '/c', '/d'])
+    const [name] = (await readdir(spillDir)).filter((f) => f.endsWith('.ndjson'))
+    const spillFile = join(spillDir, name as string)
+    const lines = (await readFile(spillFile, 'utf8')).trim().split('\n')
+    expect(lines).toHaveLength(4)
+
+    // The disk damages it: garbage, a line that is JSON but no record, a last write cut short.
+    const damaged = [lines[0], 'garbage \u0007\u0007', lines[1], '{"seq":99,"record":{"hello":"world"}}', lines[2], lines[3], (lines[0] as string).slice(0, 50)]
+    await writeFile(spillFile, damaged.join('\n'))
+    await rm(store)
+    await mkdir(store)
+
+    const gw = await startTestGateway({ audit, ...routes() })
+    try {
+      await waitFor(() => rowsIn(db) === 4, 'the four records replayed')
+      await waitFor(async () => (await metric(gw.adminUrl, 'bouncer_audit_quarantined_total')) === 3, 'three lines counted as quarantined')
+      const logged = gw.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => String(l.msg).includes('moved to quarantine'))
+      expect(logged.map((l) => [l.line, l.offset])).toEqual([
+        [7, Buffer.byteLength(damaged.slice(0, 6).join('\n')) + 1],
+        [2, Buffer.byteLength(`${lines[0]}\n`)],
+        [4, Buffer.byteLength(damaged.slice(0, 3).join('\n')) + 1],
+      ])
+      expect(logged[1]).toMatchObject({ level: 'error', spill: spillFile, quarantine: `${spillFile}.quarantine`, reason: expect.stringMatching(/^not JSON/) })
+      expect(logged[2]?.reason).toBe('no chain')
+      const quarantine = (await readFile(`${spillFile}.quarantine`, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { line: number; text: string })
+      expect(quarantine.map((q) => [q.line, q.text])).toEqual([[7, damaged[6]], [2, damaged[1]], [4, damaged[3]]])
+
+      // The sink is back for good: the next record goes straight in, after the replayed ones.
+      expect(await get(`${gw.url}/e`)).toBe(200)
+      await waitFor(() => rowsIn(db) === 5, 'the new record')
+    } finally {
+      await gw.close()
+    }
+    expect(sqliteRows(db).map((r) => r.path)).toEqual(['/a', '/b', '/c', '/d', '/e'])
+    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    expect(verify.stdout).toMatch(/^ok: 5 records in 1 chain verified/)
   })
 })
 
