@@ -6,7 +6,10 @@ import { resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { AuditConfig } from '../config/index.ts'
 import type { RequestContext } from '../gateway/context.ts'
+import type { SecretStore } from '../secrets/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
+import { checkpointSigningKey, type PublicCheckpointKey } from './checkpoint-key.ts'
+import { checkpointPathOf, type Checkpoint } from './checkpoint.ts'
 import { LineBuffer } from './line-buffer.ts'
 import { recordLine, rejectedLine } from './record.ts'
 import type { FromWorker, ToWorker, WorkerConfig, WorkerSinkConfig, WorkerStats } from './worker.ts'
@@ -14,6 +17,16 @@ import type { FromWorker, ToWorker, WorkerConfig, WorkerSinkConfig, WorkerStats 
 export interface AuditStats extends WorkerStats {
   /** Lines queued on the request thread plus records not yet handled by every sink. */
   queueDepth: number
+}
+
+/** GET /api/audit/head: where the chain is now, its latest signed checkpoint, and the key to check it. */
+export interface AuditHead {
+  chain: string
+  /** The newest record in every sink (or durably spilled). */
+  head: { count: number; id: string | null; hash: string }
+  checkpoint: Checkpoint | null
+  checkpoint_file: string
+  key: PublicCheckpointKey
 }
 
 export interface AuditLog {
@@ -26,21 +39,28 @@ export interface AuditLog {
   /** A request Node's parser refused before the pipeline saw it. */
   recordRejected(info: { requestId: string; status: number; code: string; detail: string; peer: string }): void
   stats(): AuditStats
+  /** Null when the audit log is off, or before the worker has started. */
+  head(): AuditHead | null
   /** Writes everything queued and stops the worker (SIGTERM). */
   close(): Promise<void>
 }
 
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
 
-export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
+/** `secrets`: the store that keeps the checkpoint signing key, when there is one (checkpoint-key.ts). */
+export function createAuditLog(config: AuditConfig, logger: Logger, secrets: SecretStore | null = null): AuditLog {
   if (config.sinks.length === 0) return disabledAuditLog
+  const checkpointFile = resolve(checkpointPathOf(config))
+  const key = checkpointSigningKey(secrets, `${checkpointFile}.key`, logger)
   const workerConfig: WorkerConfig = {
     sinks: config.sinks.map((sink): WorkerSinkConfig => (sink.type === 'sqlite' ? { type: 'sqlite', path: resolve(sink.path) } : sink)),
     durable: config.durability === 'sync',
     retentionMs: config.retention,
     spillDir: resolve(config.spill_dir),
     capacity: config.queue_capacity,
+    checkpoint: { path: checkpointFile, intervalMs: config.checkpoint_interval, key: { kid: key.kid, jwk: key.jwk } },
   }
+  let head: AuditHead | null = null
 
   const pending = new LineBuffer()
   let waiters: Array<() => void> = []
@@ -65,6 +85,8 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
       if (w !== worker) return // a late message of a worker already replaced
       switch (message.type) {
         case 'committed': {
+          if (head) head.head = { count: message.head.seq, id: message.head.id, hash: message.head.hash }
+          if (message.id === null) break
           const batch = inFlight.get(message.id)
           inFlight.delete(message.id)
           if (batch) {
@@ -82,8 +104,15 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
         case 'drained':
           drained?.()
           break
+        case 'checkpoint':
+          if (head) head.checkpoint = message.checkpoint
+          break
         case 'ready':
-          logger.debug({ chain: message.chain }, 'audit worker ready')
+          head = {
+            chain: message.chain, head: { count: message.head.seq, id: message.head.id, hash: message.head.hash },
+            checkpoint: message.checkpoint, checkpoint_file: checkpointFile, key: key.publicKey,
+          }
+          logger.debug({ chain: message.chain, checkpoint_key: key.keptIn }, 'audit worker ready')
           break
       }
     })
@@ -147,6 +176,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger): AuditLog {
       const counted = addCounters(carried, workerStats)
       return { ...workerStats, ...counted, dropped: counted.dropped + lost, queueDepth: pending.count + inFlightRecords + workerStats.backlog }
     },
+    head: () => head,
     async close() {
       flush()
       closing = true
@@ -175,5 +205,6 @@ const disabledAuditLog: AuditLog = {
   commit: async () => {},
   recordRejected() {},
   stats: () => ({ queueDepth: 0, backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {}, chain: '', seq: 0 }),
+  head: () => null,
   close: async () => {},
 }

@@ -9,6 +9,7 @@
 // Nothing is dropped unless the spill file itself cannot be written (a full disk): that is counted.
 // A spill line that is not a record is quarantined (spill.ts), logged with its place and counted,
 // and the replay goes on.
+import type { Checkpoint } from './checkpoint.ts'
 import type { AuditSink, StoredRow } from './sinks/sink.ts'
 import { SPILL_START, type DamagedLine, type Spill } from './spill.ts'
 
@@ -31,6 +32,8 @@ export interface SinkRunner {
   /** Waits until every accepted batch is handled (SIGTERM), then stops retrying. */
   drain(): Promise<void>
   retention(beforeMs: number): Promise<void>
+  /** Stores a signed checkpoint after the writes before it (skipped while the sink is away). */
+  checkpoint(checkpoint: Checkpoint): Promise<void>
 }
 
 const REPLAY_BATCH = 2_000
@@ -164,6 +167,10 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
       stopped = true
       clearInterval(timer)
       await spill.close()
+    },
+    async checkpoint(checkpoint) {
+      if (mode !== 'sink') return
+      await (writes = writes.then(() => sink.checkpoint(checkpoint)).catch((err: unknown) => events.log('warn', 'audit checkpoint not kept in the sink', { sink: sink.name, err })))
     },
     async retention(beforeMs) {
       if (mode !== 'sink') return

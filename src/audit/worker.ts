@@ -1,11 +1,12 @@
 // The audit worker thread: it owns the hash chain and the sinks. The request thread only turns a
 // finished request into one JSON line (bench/audit.ts measures it); hashing, SQLite inserts,
 // PostgreSQL round trips, spilling and replay all happen here, off the request path.
-import { randomUUID } from 'node:crypto'
+import { createPrivateKey, createPublicKey, randomUUID, type JsonWebKey } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
 import { decideHead, readChainState, restartRecord, writeChainState } from './chain-head.ts'
+import { appendCheckpoint, checkpointProblem, latestByChain, readCheckpointFile, signCheckpoint, type Checkpoint } from './checkpoint.ts'
 import { GENESIS_HASH, linkLine, type AuditRecord } from './record.ts'
 import { createSinkRunner, type RunnerEvents, type SinkRunner } from './sink-runner.ts'
 import { createPostgresSink } from './sinks/postgres.ts'
@@ -22,6 +23,7 @@ export interface WorkerConfig {
   retentionMs: number
   spillDir: string
   capacity: number
+  checkpoint: { path: string; intervalMs: number; key: { kid: string; jwk: JsonWebKey } }
 }
 
 /** A batch is newline-separated UTF-8 lines, transferred (line-buffer.ts). */
@@ -41,8 +43,10 @@ export interface WorkerStats {
 }
 
 export type FromWorker =
-  | { type: 'ready'; chain: string }
-  | { type: 'committed'; id: number }
+  | { type: 'ready'; chain: string; head: ChainHead; checkpoint: Checkpoint | null }
+  /** A batch (id null: a record of the worker's own) is in every sink or its spill file. */
+  | { type: 'committed'; id: number | null; head: ChainHead }
+  | { type: 'checkpoint'; checkpoint: Checkpoint }
   | { type: 'drained'; id: number }
   | { type: 'stats'; stats: WorkerStats }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields: Record<string, unknown> }
@@ -122,10 +126,19 @@ const runners: SinkRunner[] = sinks.map((sink, i) =>
   createSinkRunner(sink, spillFor(config.spillDir, sink.name), { capacity: config.capacity, durable: config.durable, events, opened: opened[i] === true }),
 )
 
-/** Hands chained rows to every sink (in order); resolves once each has them or has spilled them. */
-function handOver(rows: StoredRow[]): Promise<unknown> {
+/** The newest record every sink has, or has durably spilled: what a checkpoint may vouch for. */
+let committed: ChainHead = head
+let committing: Promise<unknown> = Promise.resolve()
+
+/** Hands chained rows to every sink; `committed` follows in order, once each has them or has spilled them. */
+function handOver(rows: StoredRow[], batch: number | null): void {
   saveState()
-  return Promise.all(runners.map((runner) => runner.handle(rows)))
+  const last = head
+  const handled = Promise.all(runners.map((runner) => runner.handle(rows)))
+  committing = committing.then(() => handled).then(() => {
+    committed = last
+    send({ type: 'committed', id: batch, head: last })
+  })
 }
 
 function append(record: AuditRecord): StoredRow {
@@ -137,7 +150,7 @@ if (decision.kind === 'restart') {
   events.log('error', 'the audit chain cannot be continued: a new chain starts, its first record says why (code chain_restarted)', {
     previous_chain: decision.previous, chain: chainId, reason: decision.reason,
   })
-  void handOver([append(restartRecord(decision.previous, decision.reason))])
+  handOver([append(restartRecord(decision.previous, decision.reason))], null)
 } else {
   saveState()
 }
@@ -146,13 +159,46 @@ function onBatch(id: number, lines: string): void {
   // Chained synchronously, in arrival order; the sinks then take the rows at their own pace.
   const rows: StoredRow[] = []
   for (const line of lines.split('\n')) rows.push(append(linkLine(line, head.hash)))
-  void handOver(rows).then(() => send({ type: 'committed', id }))
+  handOver(rows, id)
 }
+
+const signingKey = { kid: config.checkpoint.key.kid, privateKey: createPrivateKey({ key: config.checkpoint.key.jwk as never, format: 'jwk' }) }
+const ownKeys = new Map([[signingKey.kid, createPublicKey(signingKey.privateKey)]])
+const ownCheckpoint = (c: Checkpoint) => c.chain === chainId && checkpointProblem(c, ownKeys) === null
+let latest: Checkpoint | null = null
+try {
+  latest = latestByChain(readCheckpointFile(config.checkpoint.path).checkpoints.filter(ownCheckpoint)).get(chainId) ?? null
+} catch (err) {
+  events.log('warn', 'the audit checkpoint file cannot be read', { path: config.checkpoint.path, err })
+}
+let fileFailing = false
+
+/** Signs the committed head when it moved since the last checkpoint, and keeps it apart from the records. */
+function checkpoint(): Promise<unknown> {
+  const head = committed
+  if (head.id === null || head.seq <= (latest?.count ?? 0)) return Promise.resolve()
+  const signed = signCheckpoint(chainId, { ...head, id: head.id }, signingKey)
+  try {
+    appendCheckpoint(config.checkpoint.path, signed, ownKeys)
+    if (fileFailing) events.log('info', 'the audit checkpoint file is written again', { path: config.checkpoint.path })
+    fileFailing = false
+  } catch (err) {
+    // Logged once per outage; the sinks and GET /api/audit/head still get the checkpoint.
+    if (!fileFailing) events.log('error', 'the audit checkpoint file cannot be written', { path: config.checkpoint.path, err })
+    fileFailing = true
+  }
+  latest = signed
+  send({ type: 'checkpoint', checkpoint: signed })
+  return Promise.all(runners.map((runner) => runner.checkpoint(signed)))
+}
+setInterval(checkpoint, config.checkpoint.intervalMs).unref()
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'batch') onBatch(message.id, Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.byteLength).toString('utf8'))
   else if (message.type === 'drain') {
     void Promise.all(runners.map((runner) => runner.drain()))
+      .then(() => committing)
+      .then(checkpoint) // the head at shutdown: the newest records are anchored too
       .then(() => Promise.all(sinks.map((sink) => sink.close().catch(() => {}))))
       .then(() => send({ type: 'drained', id: message.id }))
   }
@@ -178,4 +224,4 @@ const retentionEvery = Math.min(3_600_000, Math.max(1_000, config.retentionMs / 
 setInterval(retention, retentionEvery).unref()
 
 send({ type: 'stats', stats: stats() })
-send({ type: 'ready', chain: chainId })
+send({ type: 'ready', chain: chainId, head: committed, checkpoint: latest })

@@ -63,7 +63,6 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const logger = options.logger ?? createLogger({ level: config.telemetry.log_level })
   for (const line of diagnosticLines(loaded, 'warning')) logger.warn(line)
 
-  const audit = createAuditLog(config.audit, logger)
   const tracing = await startTracing(config.telemetry)
   const metrics = createMetrics({ audit: () => audit, inFlight: () => state.inFlight })
   const deps = createRuntimeDeps(logger, {
@@ -95,6 +94,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   }
 
   const first = prepare({ ...loaded, config }, null)
+  const audit = createAuditLog(config.audit, logger, first.secrets.store) // its checkpoint key may live in the store
   let secrets = first.secrets
   let admin: AdminAuth = first.admin
 

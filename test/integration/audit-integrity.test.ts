@@ -251,3 +251,100 @@ describe('a chain head that cannot be read', () => {
     expect(verify.stdout).toMatch(restartLine)
   })
 })
+
+const ADMIN = 'integrity-admin-token-0123456789abcdef'
+
+interface Head { chain: string; head: { count: number; id: string; hash: string }; checkpoint: { count: number; time: string; kid: string } | null; key: { kid: string; x: string } }
+
+/** GET /api/audit/head (null while the audit worker is starting: 404). */
+async function headOf(adminUrl: string): Promise<Head | null> {
+  const res = await request(`${adminUrl}/api/audit/head`, { headers: { authorization: `Bearer ${ADMIN}` } })
+  if (res.statusCode === 404) {
+    await res.body.dump()
+    return null
+  }
+  expect(res.statusCode).toBe(200)
+  return (await res.body.json()) as Head
+}
+
+/** Twenty requests, a checkpoint signed on schedule (not only at shutdown), then a stop. */
+async function twentyRecords(audit: Record<string, unknown>, extra: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<Head> {
+  const gw = await startTestGateway({ admin: { token: ADMIN }, audit, ...extra, ...routes() }, { env })
+  try {
+    for (let i = 0; i < 20; i++) expect(await get(`${gw.url}/r/${i}`)).toBe(200)
+    let head: Head | null = null
+    await waitFor(async () => (head = await headOf(gw.adminUrl))?.checkpoint?.count === 20, 'a checkpoint at count 20')
+    const { head: live, checkpoint, key } = head as unknown as Head
+    expect(live.count).toBe(20)
+    expect(checkpoint?.kid).toBe(key.kid)
+    return head as unknown as Head
+  } finally {
+    await gw.close()
+  }
+}
+
+const truncated = (chain: string, head: Head) =>
+  `audit log truncated: 3 records missing after record 17 of chain ${chain}: the log ends at count 17 but the checkpoint at ${head.checkpoint?.time} says 20`
+
+describe('truncation is seen: signed checkpoints of the chain head', () => {
+  it('SQLite: the three newest records deleted are named, from the checkpoint file or the table; a forged checkpoint is named', async () => {
+    const own = await mkdtemp(join(dir, 'truncate-sqlite-'))
+    const db = join(own, 'audit.db')
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
+    const head = await twentyRecords(audit)
+    const config = await cliConfig(own, audit)
+    expect(await runCli(['audit', 'verify', '--config', config])).toMatchObject({
+      code: 0, stdout: 'ok: 20 records in 1 chain verified\nanchored: 1 chain reaches its latest signed checkpoint\n',
+    })
+
+    sqliteExec(db, 'DELETE FROM audit_records WHERE seq > 17')
+    let verify = await runCli(['audit', 'verify', '--config', config])
+    expect(verify.code).toBe(1)
+    expect(verify.stdout.split('\n')[0]).toBe(truncated(head.chain, head))
+
+    // The table's copy deleted too: the file, kept apart from the records, still says 20.
+    sqliteExec(db, 'DELETE FROM audit_head_checkpoints')
+    verify = await runCli(['audit', 'verify', '--config', config])
+    expect(verify.code).toBe(1)
+    expect(verify.stdout.split('\n')[0]).toBe(truncated(head.chain, head))
+
+    // A checkpoint with a count it was not signed for.
+    const file = `${db}.checkpoints`
+    const lines = (await readFile(file, 'utf8')).trim().split('\n')
+    const forged = { ...(JSON.parse(lines.at(-1) as string) as Record<string, unknown>), count: 25 }
+    await writeFile(file, `${lines.join('\n')}\n${JSON.stringify(forged)}\n`)
+    verify = await runCli(['audit', 'verify', '--config', config])
+    expect(verify.code).toBe(1)
+    expect(verify.stdout).toContain(`checkpoint forged: the checkpoint at ${head.checkpoint?.time} for chain ${head.chain} (count 25) in the checkpoint file ${file}: its signature does not verify`)
+    expect(verify.stdout).toContain(truncated(head.chain, head)) // measured against the genuine one
+  })
+
+  it('PostgreSQL, the key in the secrets store: the three newest rows deleted are named', async () => {
+    const own = await mkdtemp(join(dir, 'truncate-pg-'))
+    const schema = uniqueSchema('truncate')
+    const env = { BOUNCER_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') }
+    const secrets = { store: { type: 'embedded', path: join(own, 'secrets.db'), master_key: 'env:BOUNCER_MASTER_KEY' } }
+    const audit = { sinks: [{ type: 'postgres', url: SHARED_POSTGRES, schema }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
+    try {
+      const head = await twentyRecords(audit, { secrets }, env)
+      const config = join(own, 'bouncer.yaml')
+      await writeFile(config, stringify({ audit, secrets }))
+      const list = await runCli(['secrets', 'list', '--config', config], { env })
+      expect(list.stdout).toContain('bouncer.audit-checkpoint-key')
+      await expect(readFile(join(own, 'spill', 'checkpoints.ndjson.key'))).rejects.toThrow() // no key file beside the log
+
+      await pgQuery(`DELETE FROM ${schema}.audit_records WHERE seq > 17`)
+      const verify = await runCli(['audit', 'verify', '--config', config], { env })
+      expect(verify.code).toBe(1)
+      expect(verify.stdout.split('\n')[0]).toBe(truncated(head.chain, head))
+
+      // Without the master key the checkpoints cannot be checked: that is not an ok either.
+      const blind = await runCli(['audit', 'verify', '--config', config], { env: { BOUNCER_MASTER_KEY: '' } })
+      expect(blind.code).toBe(1)
+      expect(blind.stdout).toContain('checkpoints not checked: ')
+      expect(blind.stdout).toContain('the secrets store cannot be read (the master key is missing')
+    } finally {
+      await dropSchema(SHARED_POSTGRES, schema)
+    }
+  })
+})

@@ -261,7 +261,7 @@ describe('tamper evidence', () => {
 
   it('bouncer audit verify passes an untouched chain, and it continues across restarts', async () => {
     const { path, file } = await chainOf(5)
-    expect(await runCli(['audit', 'verify', '--config', file])).toMatchObject({ code: 0, stdout: 'ok: 5 records in 1 chain verified\n' })
+    expect(await runCli(['audit', 'verify', '--config', file])).toMatchObject({ code: 0, stdout: 'ok: 5 records in 1 chain verified\nanchored: 1 chain reaches its latest signed checkpoint\n' })
     // A second gateway on the same files continues the chain.
     const gw = await startTestGateway({
       audit: { sinks: [{ type: 'sqlite', path }], spill_dir: join(path, '..', 'spill'), flush_interval: '10ms' },

@@ -10,7 +10,7 @@ import type { AuditSink, SinkHead, StoredRow } from './sink.ts'
 /** pg, loaded on first use: it adds ~5 MB of heap to a gateway without a PostgreSQL sink. */
 export const loadPg = (): typeof pg => createRequire(import.meta.url)('pg') as typeof pg
 
-const SCHEMA_VERSION = 1
+const SCHEMA_VERSION = 2
 
 function migrations(schema: string): Record<number, string> {
   return {
@@ -28,6 +28,12 @@ function migrations(schema: string): Record<number, string> {
       CREATE INDEX audit_route ON ${schema}.audit_records (route, time);
       CREATE INDEX audit_decision ON ${schema}.audit_records (decision, time);
       CREATE TABLE ${schema}.audit_checkpoint (chain TEXT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL);
+    `,
+    // audit_checkpoint is where retention left a chain; this one is its signed head (checkpoint.ts).
+    2: `
+      CREATE TABLE ${schema}.audit_head_checkpoints (
+        chain TEXT PRIMARY KEY, count BIGINT NOT NULL, id TEXT NOT NULL, hash TEXT NOT NULL, time TEXT NOT NULL, kid TEXT NOT NULL, sig TEXT NOT NULL
+      );
     `,
   }
 }
@@ -135,6 +141,14 @@ export function createPostgresSink(options: { url: string; schema: string }): Au
         for (let i = 0; i < values.length; i++) (columns[i] as unknown[]).push(values[i])
       }
       await pool.query(insert, columns)
+    },
+    async checkpoint(c) {
+      await pool.query(
+        `INSERT INTO ${schema}.audit_head_checkpoints AS h (chain, count, id, hash, time, kid, sig) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (chain) DO UPDATE SET count = excluded.count, id = excluded.id, hash = excluded.hash, time = excluded.time, kid = excluded.kid, sig = excluded.sig
+         WHERE excluded.count >= h.count`,
+        [c.chain, c.count, c.id, c.hash, c.time, c.kid, c.sig],
+      )
     },
     async ping() {
       await pool.query('SELECT 1')

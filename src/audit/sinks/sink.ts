@@ -1,5 +1,6 @@
 // What an audit sink does. Rows carry their chain and their position in it (`seq`) so that a replay
 // after an outage, or a retry after a crash, writes each record once, into the chain it belongs to.
+import type { Checkpoint } from '../checkpoint.ts'
 import type { AuditRecord } from '../record.ts'
 
 export interface StoredRow {
@@ -28,6 +29,8 @@ export interface AuditSink {
   /** The last record of a chain (checked), else its retention checkpoint; null when there is neither. */
   head(chain: string): Promise<SinkHead | null>
   write(rows: readonly StoredRow[]): Promise<void>
+  /** Keeps a chain's signed checkpoint (the latest per chain) apart from the records. */
+  checkpoint(checkpoint: Checkpoint): Promise<void>
   /** A cheap check that the sink answers again (after an outage). */
   ping(): Promise<void>
   /** Retention: deletes records older than `timeMs`, keeping a checkpoint of the chain. */

@@ -10,7 +10,7 @@ import { AUDIT_FIELDS, type AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
 import type { AuditSink, ChainHead, SinkHead, StoredRow } from './sink.ts'
 
-const SCHEMA_VERSION = 1
+const SCHEMA_VERSION = 2
 const ROWS_PER_INSERT = 25
 
 const MIGRATIONS: Record<number, string> = {
@@ -31,6 +31,12 @@ const MIGRATIONS: Record<number, string> = {
     CREATE INDEX audit_route ON audit_records (route, time_ms);
     CREATE INDEX audit_decision ON audit_records (decision, time_ms);
     CREATE TABLE audit_checkpoint (chain INTEGER PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
+  `,
+  // audit_checkpoint is where retention left a chain; this one is its signed head (checkpoint.ts).
+  2: `
+    CREATE TABLE audit_head_checkpoints (
+      chain INTEGER PRIMARY KEY, count INTEGER NOT NULL, id TEXT NOT NULL, hash TEXT NOT NULL, time TEXT NOT NULL, kid TEXT NOT NULL, sig TEXT NOT NULL
+    );
   `,
 }
 
@@ -146,6 +152,12 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
         db.exec('ROLLBACK')
         throw err
       }
+    },
+    async checkpoint(c) {
+      if (!db) throw new Error('the SQLite audit sink is not open')
+      db.prepare(`INSERT INTO audit_head_checkpoints (chain, count, id, hash, time, kid, sig) VALUES (?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (chain) DO UPDATE SET count = excluded.count, id = excluded.id, hash = excluded.hash, time = excluded.time, kid = excluded.kid, sig = excluded.sig
+        WHERE excluded.count >= audit_head_checkpoints.count`).run(chainNoOf(c.chain), c.count, c.id, c.hash, c.time, c.kid, c.sig)
     },
     async ping() {
       if (!db) throw new Error('the SQLite audit sink is not open')
