@@ -114,6 +114,20 @@ describe('the PostgreSQL sink', () => {
   })
 })
 
+/** Records in a SQLite log so far (0 before its table exists). */
+function storedIn(path: string): number {
+  try {
+    const database = new DatabaseSync(path, { readOnly: true })
+    try {
+      return (database.prepare('SELECT count(*) AS n FROM audit_records').get() as { n: number }).n
+    } finally {
+      database.close()
+    }
+  } catch {
+    return 0
+  }
+}
+
 describe('durability: sync', () => {
   it('SIGKILL during load: every request that got a response has its record on disk', { timeout: 30_000 }, async () => {
     const db = join(dir, 'sync.db')
@@ -142,7 +156,8 @@ describe('durability: sync', () => {
       }
     }
     const load = Promise.all(Array.from({ length: 8 }, worker))
-    await new Promise((r) => setTimeout(r, 1_500))
+    // Killed in full flow: well over a hundred answered, and records already committed to disk.
+    await waitFor(() => answered.length > 150 && storedIn(db) > 100, 'load with records committed', 20_000)
     gw.child.kill('SIGKILL')
     killed = true
     await gw.exited
