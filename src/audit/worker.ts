@@ -175,9 +175,9 @@ let fileFailing = false
 
 /** Signs the committed head when it moved since the last checkpoint, and keeps it apart from the records. */
 function checkpoint(): Promise<unknown> {
-  const head = committed
-  if (head.id === null || head.seq <= (latest?.count ?? 0)) return Promise.resolve()
-  const signed = signCheckpoint(chainId, { ...head, id: head.id }, signingKey)
+  const at = committed
+  if (at.id === null || at.seq <= (latest?.count ?? 0)) return Promise.resolve()
+  const signed = signCheckpoint(chainId, { ...at, id: at.id }, signingKey)
   try {
     appendCheckpoint(config.checkpoint.path, signed, ownKeys)
     if (fileFailing) events.log('info', 'the audit checkpoint file is written again', { path: config.checkpoint.path })
