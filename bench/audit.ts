@@ -48,7 +48,8 @@ export function benchRecordLine(quick: boolean): { microsPerRecord: number } {
 /** Records per second through the worker's path: chain (SHA-256), parse, and SQLite in batches of 2,000. */
 export async function benchSqliteSink(quick: boolean): Promise<{ recordsPerSec: number; batch: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'bouncer-audit-bench-'))
-  const sink = createSqliteSink(join(dir, 'audit.db'), { durable: false, chain: randomUUID() })
+  const sink = createSqliteSink(join(dir, 'audit.db'), { durable: false })
+  const chain = randomUUID()
   await sink.open()
   const batch = 2_000
   const total = quick ? 20_000 : 200_000
@@ -60,7 +61,7 @@ export async function benchSqliteSink(quick: boolean): Promise<{ recordsPerSec: 
     for (const line of lines) {
       const record = linkLine(line, head.hash)
       head = { seq: head.seq + 1, hash: record.hash }
-      rows.push({ seq: head.seq, record })
+      rows.push({ chain, seq: head.seq, record })
     }
     await sink.write(rows)
   }

@@ -87,6 +87,15 @@ export function adminRoutes(state: GatewayState, reload: () => Promise<ReloadRes
       },
     },
     {
+      method: 'GET',
+      path: 'audit/head',
+      handle: () => {
+        const head = state.audit.head()
+        if (!head) throw new GatewayError('route_not_found', { detail: 'The audit log is off (audit.sinks is empty), or its worker is starting.' })
+        return { body: head }
+      },
+    },
+    {
       method: 'POST',
       path: 'reload',
       handle: async () => {

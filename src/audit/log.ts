@@ -7,7 +7,10 @@ import { Worker } from 'node:worker_threads'
 import type { AuditConfig } from '../config/index.ts'
 import type { RequestContext } from '../gateway/context.ts'
 import type { BackgroundTasks } from '../telemetry/background.ts'
+import type { SecretStore } from '../secrets/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
+import { checkpointSigningKey, type PublicCheckpointKey } from './checkpoint-key.ts'
+import { checkpointPathOf, type Checkpoint } from './checkpoint.ts'
 import { LineBuffer } from './line-buffer.ts'
 import { recordLine, rejectedLine } from './record.ts'
 import type { FromWorker, ToWorker, WorkerConfig, WorkerSinkConfig, WorkerStats } from './worker.ts'
@@ -15,6 +18,16 @@ import type { FromWorker, ToWorker, WorkerConfig, WorkerSinkConfig, WorkerStats 
 export interface AuditStats extends WorkerStats {
   /** Lines queued on the request thread plus records not yet handled by every sink. */
   queueDepth: number
+}
+
+/** GET /api/audit/head: where the chain is now, its latest signed checkpoint, and the key to check it. */
+export interface AuditHead {
+  chain: string
+  /** The newest record in every sink (or durably spilled). */
+  head: { count: number; id: string | null; hash: string }
+  checkpoint: Checkpoint | null
+  checkpoint_file: string
+  key: PublicCheckpointKey
 }
 
 export interface AuditLog {
@@ -27,21 +40,28 @@ export interface AuditLog {
   /** A request Node's parser refused before the pipeline saw it. */
   recordRejected(info: { requestId: string; status: number; code: string; detail: string; peer: string }): void
   stats(): AuditStats
+  /** Null when the audit log is off, or before the worker has started. */
+  head(): AuditHead | null
   /** Writes everything queued and stops the worker (SIGTERM). */
   close(): Promise<void>
 }
 
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
 
-export function createAuditLog(config: AuditConfig, logger: Logger, background: BackgroundTasks): AuditLog {
+/** `secrets`: the store that keeps the checkpoint signing key, when there is one (checkpoint-key.ts). */
+export function createAuditLog(config: AuditConfig, logger: Logger, background: BackgroundTasks, secrets: SecretStore | null = null): AuditLog {
   if (config.sinks.length === 0) return disabledAuditLog
+  const checkpointFile = resolve(checkpointPathOf(config))
+  const key = checkpointSigningKey(secrets, `${checkpointFile}.key`, logger)
   const workerConfig: WorkerConfig = {
     sinks: config.sinks.map((sink): WorkerSinkConfig => (sink.type === 'sqlite' ? { type: 'sqlite', path: resolve(sink.path) } : sink)),
     durable: config.durability === 'sync',
     retentionMs: config.retention,
     spillDir: resolve(config.spill_dir),
     capacity: config.queue_capacity,
+    checkpoint: { path: checkpointFile, intervalMs: config.checkpoint_interval, key: { kid: key.kid, jwk: key.jwk } },
   }
+  let head: AuditHead | null = null
 
   const pending = new LineBuffer()
   let waiters: Array<() => void> = []
@@ -49,8 +69,11 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
   let nextId = 1
   const inFlight = new Map<number, { count: number; waiters: Array<() => void> }>()
   let inFlightRecords = 0
-  let workerStats: WorkerStats = { backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, sinks: {}, chain: '', seq: 0 }
+  let workerStats: WorkerStats = { backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {}, chain: '', seq: 0 }
   let lost = 0
+  // What workers that have stopped had counted: a new worker counts from 0, and the counters of
+  // /metrics must never go back or stand still while it catches up (Prometheus counters).
+  let carried: WorkerCounters = { written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }
   let closing = false
   let drained: (() => void) | undefined
   let worker = start()
@@ -60,8 +83,11 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
     // default-sized one (up to 64 MB, like the request thread's) costs resident memory for nothing.
     const w = new Worker(WORKER_URL, { workerData: workerConfig, resourceLimits: { maxYoungGenerationSizeMb: 8 } })
     w.on('message', (message: FromWorker) => {
+      if (w !== worker) return // a late message of a worker already replaced
       switch (message.type) {
         case 'committed': {
+          if (head) head.head = { count: message.head.seq, id: message.head.id, hash: message.head.hash }
+          if (message.id === null) break
           const batch = inFlight.get(message.id)
           inFlight.delete(message.id)
           if (batch) {
@@ -79,8 +105,15 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
         case 'drained':
           drained?.()
           break
+        case 'checkpoint':
+          if (head) head.checkpoint = message.checkpoint
+          break
         case 'ready':
-          logger.debug({ chain: message.chain }, 'audit worker ready')
+          head = {
+            chain: message.chain, head: { count: message.head.seq, id: message.head.id, hash: message.head.hash },
+            checkpoint: message.checkpoint, checkpoint_file: checkpointFile, key: key.publicKey,
+          }
+          logger.debug({ chain: message.chain, checkpoint_key: key.keptIn }, 'audit worker ready')
           break
       }
     })
@@ -90,6 +123,8 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
       // Records handed to the dead worker but not committed are lost: count them, release any
       // waiting response, and carry on with a new worker (it continues the chain from its state).
       lost += inFlightRecords
+      carried = addCounters(carried, workerStats)
+      workerStats = { ...workerStats, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }
       background.failed('audit_worker', new Error(`the audit worker exited with code ${code}`), { message: 'the audit worker stopped: restarting it', fields: { lost: inFlightRecords } })
       for (const batch of inFlight.values()) for (const wake of batch.waiters) wake()
       inFlight.clear()
@@ -139,8 +174,10 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
       enqueue(rejectedLine(info))
     },
     stats() {
-      return { ...workerStats, dropped: workerStats.dropped + lost, queueDepth: pending.count + inFlightRecords + workerStats.backlog }
+      const counted = addCounters(carried, workerStats)
+      return { ...workerStats, ...counted, dropped: counted.dropped + lost, queueDepth: pending.count + inFlightRecords + workerStats.backlog }
     },
+    head: () => head,
     async close() {
       flush()
       closing = true
@@ -153,12 +190,22 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
   }
 }
 
+type WorkerCounters = Pick<WorkerStats, 'written' | 'spilled' | 'replayed' | 'dropped' | 'quarantined'>
+
+function addCounters(a: WorkerCounters, b: WorkerCounters): WorkerCounters {
+  return {
+    written: a.written + b.written, spilled: a.spilled + b.spilled, replayed: a.replayed + b.replayed,
+    dropped: a.dropped + b.dropped, quarantined: a.quarantined + b.quarantined,
+  }
+}
+
 const disabledAuditLog: AuditLog = {
   enabled: false,
   durability: 'batched',
   record() {},
   commit: async () => {},
   recordRejected() {},
-  stats: () => ({ queueDepth: 0, backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, sinks: {}, chain: '', seq: 0 }),
+  stats: () => ({ queueDepth: 0, backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {}, chain: '', seq: 0 }),
+  head: () => null,
   close: async () => {},
 }

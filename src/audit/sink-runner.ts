@@ -7,8 +7,11 @@
 // to `sink` only once the file is drained and no append is in flight (the file is emptied in the
 // same synchronous step). A sink therefore only ever receives a record after all earlier ones.
 // Nothing is dropped unless the spill file itself cannot be written (a full disk): that is counted.
+// A spill line that is not a record is quarantined (spill.ts), logged with its place and counted,
+// and the replay goes on.
+import type { Checkpoint } from './checkpoint.ts'
 import type { AuditSink, StoredRow } from './sinks/sink.ts'
-import type { Spill } from './spill.ts'
+import { SPILL_START, type DamagedLine, type Spill } from './spill.ts'
 
 export interface RunnerEvents {
   log(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void
@@ -16,6 +19,7 @@ export interface RunnerEvents {
   spilled(sink: string, rows: number): void
   replayed(sink: string, rows: number): void
   dropped(sink: string, rows: number): void
+  quarantined(sink: string, lines: number): void
 }
 
 export interface SinkRunner {
@@ -28,6 +32,8 @@ export interface SinkRunner {
   /** Waits until every accepted batch is handled (SIGTERM), then stops retrying. */
   drain(): Promise<void>
   retention(beforeMs: number): Promise<void>
+  /** Stores a signed checkpoint after the writes before it (skipped while the sink is away). */
+  checkpoint(checkpoint: Checkpoint): Promise<void>
 }
 
 const REPLAY_BATCH = 2_000
@@ -46,6 +52,16 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
 
   const timer = setInterval(() => void recover(), RECOVERY_INTERVAL_MS)
   timer.unref()
+
+  function quarantined(damaged: DamagedLine | null): void {
+    if (!damaged) return
+    events.quarantined(sink.name, 1)
+    events.log('error', 'a damaged line of an audit spill file was moved to quarantine: it is not replayed', {
+      sink: sink.name, spill: spill.path, line: damaged.line, offset: damaged.offset, reason: damaged.reason, quarantine: spill.quarantinePath,
+    })
+  }
+  // Before the first append: a line cut short by a crash would swallow the next one.
+  quarantined(spill.repairTail())
 
   function appendToSpill(rows: readonly StoredRow[]): Promise<void> {
     appending++
@@ -104,21 +120,29 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
       } else {
         await sink.ping()
       }
-      let offset = 0
+      let cursor = SPILL_START
       let replayed = 0
       for (;;) {
         await appends
-        const { rows, next } = await spill.read(offset, REPLAY_BATCH)
-        if (rows.length === 0) {
-          if (appending > 0) continue
-          spill.clear()
-          mode = 'sink'
-          break
+        const { rows, next, damaged } = await spill.read(cursor, REPLAY_BATCH)
+        for (const line of damaged) quarantined(line)
+        if (rows.length > 0) {
+          await sink.write(rows)
+          events.replayed(sink.name, rows.length)
+          replayed += rows.length
         }
-        await sink.write(rows)
-        events.replayed(sink.name, rows.length)
-        replayed += rows.length
-        offset = next
+        const progressed = next.offset > cursor.offset
+        cursor = next
+        if (progressed || appending > 0) continue
+        // Nothing left to read and no append in flight: bytes past the cursor can only be a line
+        // without its newline (or an append that landed during the read: read again).
+        if (spill.size() > cursor.offset) {
+          quarantined(spill.repairTail())
+          continue
+        }
+        spill.clear()
+        mode = 'sink'
+        break
       }
       events.log('info', 'audit sink is back: spilled records replayed in order', { sink: sink.name, replayed })
     } catch {
@@ -143,6 +167,10 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
       stopped = true
       clearInterval(timer)
       await spill.close()
+    },
+    async checkpoint(checkpoint) {
+      if (mode !== 'sink') return
+      await (writes = writes.then(() => sink.checkpoint(checkpoint)).catch((err: unknown) => events.log('warn', 'audit checkpoint not kept in the sink', { sink: sink.name, err })))
     },
     async retention(beforeMs) {
       if (mode !== 'sink') return

@@ -1,14 +1,16 @@
 // The audit worker thread: it owns the hash chain and the sinks. The request thread only turns a
 // finished request into one JSON line (bench/audit.ts measures it); hashing, SQLite inserts,
 // PostgreSQL round trips, spilling and replay all happen here, off the request path.
-import { randomUUID } from 'node:crypto'
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { createPrivateKey, createPublicKey, randomUUID, type JsonWebKey } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
-import { GENESIS_HASH, linkLine } from './record.ts'
+import { decideHead, readChainState, restartRecord, writeChainState } from './chain-head.ts'
+import { appendCheckpoint, checkpointProblem, latestByChain, readCheckpointFile, signCheckpoint, type Checkpoint } from './checkpoint.ts'
+import { GENESIS_HASH, linkLine, type AuditRecord } from './record.ts'
 import { createSinkRunner, type RunnerEvents, type SinkRunner } from './sink-runner.ts'
 import { createPostgresSink } from './sinks/postgres.ts'
-import type { AuditSink, ChainHead, StoredRow } from './sinks/sink.ts'
+import type { AuditSink, ChainHead, SinkHead, StoredRow } from './sinks/sink.ts'
 import { createSqliteSink } from './sinks/sqlite.ts'
 import { createStdoutSink } from './sinks/stdout.ts'
 import { spillFor } from './spill.ts'
@@ -21,6 +23,7 @@ export interface WorkerConfig {
   retentionMs: number
   spillDir: string
   capacity: number
+  checkpoint: { path: string; intervalMs: number; key: { kid: string; jwk: JsonWebKey } }
 }
 
 /** A batch is newline-separated UTF-8 lines, transferred (line-buffer.ts). */
@@ -32,14 +35,18 @@ export interface WorkerStats {
   spilled: number
   replayed: number
   dropped: number
+  /** Spill file lines that were not records, moved to quarantine. */
+  quarantined: number
   sinks: Record<string, boolean>
   chain: string
   seq: number
 }
 
 export type FromWorker =
-  | { type: 'ready'; chain: string }
-  | { type: 'committed'; id: number }
+  | { type: 'ready'; chain: string; head: ChainHead; checkpoint: Checkpoint | null }
+  /** A batch (id null: a record of the worker's own) is in every sink or its spill file. */
+  | { type: 'committed'; id: number | null; head: ChainHead }
+  | { type: 'checkpoint'; checkpoint: Checkpoint }
   | { type: 'drained'; id: number }
   | { type: 'stats'; stats: WorkerStats }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields: Record<string, unknown> }
@@ -51,13 +58,14 @@ if (!port) throw new Error('audit/worker.ts runs as a worker thread')
 const config = workerData as WorkerConfig
 const send = (message: FromWorker) => port.postMessage(message)
 
-const counters = { written: 0, spilled: 0, replayed: 0, dropped: 0 }
+const counters = { written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }
 const events: RunnerEvents = {
   log: (level, msg, fields = {}) => send({ type: 'log', level, msg, fields: cloneable(fields) }),
   written: (_sink, rows) => (counters.written += rows),
   spilled: (_sink, rows) => (counters.spilled += rows),
   replayed: (_sink, rows) => (counters.replayed += rows),
   dropped: (_sink, rows) => (counters.dropped += rows),
+  quarantined: (_sink, lines) => (counters.quarantined += lines),
 }
 
 /** Errors lose their class across postMessage: keep what a log line needs. */
@@ -69,29 +77,12 @@ function cloneable(fields: Record<string, unknown>): Record<string, unknown> {
   return out
 }
 
-/** The chain's state survives restarts here, so records continue the same chain. */
-const statePath = join(config.spillDir, 'chain.json')
-mkdirSync(config.spillDir, { recursive: true })
-const saved = (() => {
-  try {
-    return JSON.parse(readFileSync(statePath, 'utf8')) as { chain: string; seq: number; hash: string }
-  } catch {
-    return { chain: randomUUID(), seq: 0, hash: GENESIS_HASH }
-  }
-})()
-let head: ChainHead = { seq: saved.seq, hash: saved.hash }
-
-function saveState(): void {
-  writeFileSync(`${statePath}.tmp`, JSON.stringify({ chain: saved.chain, ...head }))
-  renameSync(`${statePath}.tmp`, statePath)
-}
-
 function createSink(sink: WorkerSinkConfig): AuditSink {
   switch (sink.type) {
     case 'sqlite':
-      return createSqliteSink(sink.path, { durable: config.durable, chain: saved.chain })
+      return createSqliteSink(sink.path, { durable: config.durable })
     case 'postgres':
-      return createPostgresSink({ url: sink.url, schema: sink.schema, chain: saved.chain })
+      return createPostgresSink({ url: sink.url, schema: sink.schema })
     case 'stdout':
       return createStdoutSink()
   }
@@ -101,41 +92,113 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())])
 }
 
+/** The chain's state survives restarts here, so records continue the same chain. */
+const statePath = join(config.spillDir, 'chain.json')
+mkdirSync(config.spillDir, { recursive: true })
+const stateRead = readChainState(statePath)
+
 const sinks = config.sinks.map(createSink)
-const opened = await Promise.all(
-  sinks.map((sink) =>
-    withTimeout(sink.open(), OPEN_TIMEOUT_MS).then(
-      (sinkHead) => {
-        if (sinkHead && sinkHead.seq > head.seq) head = sinkHead
-        return true
-      },
-      (err: unknown) => {
-        events.log('warn', 'audit sink unavailable at start: spilling records to disk until it is back', { sink: sink.name, err })
-        return false
-      },
-    ),
-  ),
-)
+const unavailable = (sink: AuditSink) => (err: unknown) => {
+  events.log('warn', 'audit sink unavailable at start: spilling records to disk until it is back', { sink: sink.name, err })
+  return false
+}
+const opened = await Promise.all(sinks.map((sink) => withTimeout(sink.open(), OPEN_TIMEOUT_MS).then(() => true, unavailable(sink))))
+const known = stateRead.kind === 'read' ? stateRead.state.chain : null
+async function headIn(sink: AuditSink, i: number): Promise<{ sink: string; head: SinkHead | null }> {
+  if (known === null || !opened[i]) return { sink: sink.name, head: null }
+  try {
+    return { sink: sink.name, head: await withTimeout(sink.head(known), OPEN_TIMEOUT_MS) }
+  } catch (err) {
+    opened[i] = unavailable(sink)(err)
+    return { sink: sink.name, head: null }
+  }
+}
+const heads = await Promise.all(sinks.map(headIn))
+const decision = decideHead(stateRead, statePath, heads)
+const chainId = decision.kind === 'continue' ? (known as string) : randomUUID()
+let head: ChainHead = decision.kind === 'continue' ? decision.head : { seq: 0, hash: GENESIS_HASH, id: null }
+
+function saveState(): void {
+  writeChainState(statePath, { chain: chainId, ...head })
+}
+
 const runners: SinkRunner[] = sinks.map((sink, i) =>
   createSinkRunner(sink, spillFor(config.spillDir, sink.name), { capacity: config.capacity, durable: config.durable, events, opened: opened[i] === true }),
 )
 
+/** The newest record every sink has, or has durably spilled: what a checkpoint may vouch for. */
+let committed: ChainHead = head
+let committing: Promise<unknown> = Promise.resolve()
+
+/** Hands chained rows to every sink; `committed` follows in order, once each has them or has spilled them. */
+function handOver(rows: StoredRow[], batch: number | null): void {
+  saveState()
+  const last = head
+  const handled = Promise.all(runners.map((runner) => runner.handle(rows)))
+  committing = committing.then(() => handled).then(() => {
+    committed = last
+    send({ type: 'committed', id: batch, head: last })
+  })
+}
+
+function append(record: AuditRecord): StoredRow {
+  head = { seq: head.seq + 1, hash: record.hash, id: record.id }
+  return { chain: chainId, seq: head.seq, record }
+}
+
+if (decision.kind === 'restart') {
+  events.log('error', 'the audit chain cannot be continued: a new chain starts, its first record says why (code chain_restarted)', {
+    previous_chain: decision.previous, chain: chainId, reason: decision.reason,
+  })
+  handOver([append(restartRecord(decision.previous, decision.reason))], null)
+} else {
+  saveState()
+}
+
 function onBatch(id: number, lines: string): void {
   // Chained synchronously, in arrival order; the sinks then take the rows at their own pace.
   const rows: StoredRow[] = []
-  for (const line of lines.split('\n')) {
-    const record = linkLine(line, head.hash)
-    head = { seq: head.seq + 1, hash: record.hash }
-    rows.push({ seq: head.seq, record })
-  }
-  saveState()
-  void Promise.all(runners.map((runner) => runner.handle(rows))).then(() => send({ type: 'committed', id }))
+  for (const line of lines.split('\n')) rows.push(append(linkLine(line, head.hash)))
+  handOver(rows, id)
 }
+
+const signingKey = { kid: config.checkpoint.key.kid, privateKey: createPrivateKey({ key: config.checkpoint.key.jwk as never, format: 'jwk' }) }
+const ownKeys = new Map([[signingKey.kid, createPublicKey(signingKey.privateKey)]])
+const ownCheckpoint = (c: Checkpoint) => c.chain === chainId && checkpointProblem(c, ownKeys) === null
+let latest: Checkpoint | null = null
+try {
+  latest = latestByChain(readCheckpointFile(config.checkpoint.path).checkpoints.filter(ownCheckpoint)).get(chainId) ?? null
+} catch (err) {
+  events.log('warn', 'the audit checkpoint file cannot be read', { path: config.checkpoint.path, err })
+}
+let fileFailing = false
+
+/** Signs the committed head when it moved since the last checkpoint, and keeps it apart from the records. */
+function checkpoint(): Promise<unknown> {
+  const at = committed
+  if (at.id === null || at.seq <= (latest?.count ?? 0)) return Promise.resolve()
+  const signed = signCheckpoint(chainId, { ...at, id: at.id }, signingKey)
+  try {
+    appendCheckpoint(config.checkpoint.path, signed, ownKeys)
+    if (fileFailing) events.log('info', 'the audit checkpoint file is written again', { path: config.checkpoint.path })
+    fileFailing = false
+  } catch (err) {
+    // Logged once per outage; the sinks and GET /api/audit/head still get the checkpoint.
+    if (!fileFailing) events.log('error', 'the audit checkpoint file cannot be written', { path: config.checkpoint.path, err })
+    fileFailing = true
+  }
+  latest = signed
+  send({ type: 'checkpoint', checkpoint: signed })
+  return Promise.all(runners.map((runner) => runner.checkpoint(signed)))
+}
+setInterval(checkpoint, config.checkpoint.intervalMs).unref()
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'batch') onBatch(message.id, Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.byteLength).toString('utf8'))
   else if (message.type === 'drain') {
     void Promise.all(runners.map((runner) => runner.drain()))
+      .then(() => committing)
+      .then(checkpoint) // the head at shutdown: the newest records are anchored too
       .then(() => Promise.all(sinks.map((sink) => sink.close().catch(() => {}))))
       .then(() => send({ type: 'drained', id: message.id }))
   }
@@ -146,7 +209,7 @@ function stats(): WorkerStats {
     backlog: runners.reduce((sum, r) => sum + r.backlog, 0),
     ...counters,
     sinks: Object.fromEntries(runners.map((r) => [r.name, r.up])),
-    chain: saved.chain,
+    chain: chainId,
     seq: head.seq,
   }
 }
@@ -161,4 +224,4 @@ const retentionEvery = Math.min(3_600_000, Math.max(1_000, config.retentionMs / 
 setInterval(retention, retentionEvery).unref()
 
 send({ type: 'stats', stats: stats() })
-send({ type: 'ready', chain: saved.chain })
+send({ type: 'ready', chain: chainId, head: committed, checkpoint: latest })

@@ -2,9 +2,13 @@
 import type { Command } from 'commander'
 import { formatDiagnostic, loadConfigFile, resolveConfigPath, type Config } from '../config/index.ts'
 import { ordered, type AuditRecord } from '../audit/record.ts'
-import { AuditQueryError, auditSourceOf, parseAuditQuery, searchAudit, verifyAudit, type AuditQuery, type AuditSource } from '../audit/search.ts'
+import { AuditQueryError, auditSourceOf, parseAuditQuery, searchAudit, type AuditQuery, type AuditSource } from '../audit/search.ts'
+import { verifyAudit, type Anchors, type FoundCheckpoint, type VerifyResult } from '../audit/verify.ts'
+import { checkpointPathOf } from '../audit/checkpoint.ts'
+import { CHECKPOINT_KEY, checkpointVerificationKeys } from '../audit/checkpoint-key.ts'
 import { NoAuditLog } from '../audit/sinks/sqlite.ts'
 import { printable } from '../text/index.ts'
+import { openSecretStore, SecretsError, type SecretStore } from '../secrets/index.ts'
 import { UserError } from './user-error.ts'
 
 interface SearchOptions {
@@ -19,16 +23,42 @@ interface SearchOptions {
   json?: boolean
 }
 
-async function sourceFrom(configPath: string | undefined): Promise<AuditSource> {
+async function configFrom(configPath: string | undefined): Promise<Config> {
   const file = resolveConfigPath(configPath)
   const loaded = await loadConfigFile(file)
   if (!loaded.config) {
     for (const d of loaded.diagnostics) if (d.severity === 'error') console.error(formatDiagnostic(file, d))
     throw new UserError(`${file} is not valid (see bouncer check)`)
   }
-  const source = auditSourceOf(loaded.config.audit as Config['audit'])
+  return loaded.config
+}
+
+function sourceOf(config: Config): AuditSource {
+  const source = auditSourceOf(config.audit)
   if (!source) throw new UserError('no audit sink to read: configure an sqlite or postgres sink under audit.sinks')
   return source
+}
+
+/** The checkpoint file and the keys to check it: the secrets store's (when it opens), and the key file's. */
+function anchorsOf(config: Config): Anchors {
+  const file = checkpointPathOf(config.audit)
+  const keyFile = `${file}.key`
+  let store: SecretStore | null = null
+  let inStore = 'no secrets store is configured'
+  try {
+    if (config.secrets) {
+      store = openSecretStore(config.secrets)
+      inStore = `the ${store.kind} secrets store holds no ${CHECKPOINT_KEY}`
+    }
+    const keys = checkpointVerificationKeys(store, keyFile)
+    return { file, keys, keyProblem: keys.size > 0 ? null : `${inStore}, and there is no key file at ${keyFile}` }
+  } catch (err) {
+    if (!(err instanceof SecretsError)) throw err
+    const keys = checkpointVerificationKeys(null, keyFile)
+    return { file, keys, keyProblem: keys.size > 0 ? null : `the secrets store cannot be read (${err.message}), and there is no key file at ${keyFile}` }
+  } finally {
+    store?.close()
+  }
 }
 
 function queryFrom(options: SearchOptions): AuditQuery {
@@ -56,6 +86,30 @@ export function formatTable(records: readonly AuditRecord[]): string {
   const widths = header.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((row) => (row[i] as string).length))))
   const line = (cells: string[]) => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.slice(0, widths[i]).padEnd(widths[i] as number))).join('  ').trimEnd()
   return [line(header), ...rows.map(line)].join('\n')
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
+
+const at = (f: FoundCheckpoint) => `the checkpoint at ${f.checkpoint.time}`
+
+/** What `bouncer audit verify` prints: the verdict or each problem, then what is worth knowing. */
+export function verifyReport(result: VerifyResult): string {
+  const problems = [
+    ...result.problems.map((p) => `audit log tampered: record ${p.id} (seq ${p.seq} of chain ${p.chain}, ${p.time}): ${p.reason}`),
+    ...result.truncations.map((t) => `audit log truncated: ${plural(t.missing, 'record')} missing after record ${t.end} of chain ${t.chain}: the log ends at count ${t.end} but ${at(t)} says ${t.checkpoint.count}`),
+    ...result.rewritten.map((r) => `audit log rewritten: record ${r.checkpoint.count} of chain ${r.chain} (${r.id}) is not the record ${at(r)} signed (${r.checkpoint.id})`),
+    ...result.forged.map((f) => `checkpoint forged: ${at(f)} for chain ${f.checkpoint.chain} (count ${f.checkpoint.count}) in ${f.source}: its signature does not verify`),
+    ...(result.uncheckable ? [`checkpoints not checked: ${result.uncheckable}`] : []),
+  ]
+  const notes = [
+    ...result.restarts.map((r) => `chain ${r.chain} restarted at ${r.time} (record ${r.id}): ${r.detail ?? 'no reason recorded'}`),
+    ...(result.anchored > 0 ? [`anchored: ${plural(result.anchored, 'chain')} reach${result.anchored === 1 ? 'es' : ''} ${result.anchored === 1 ? 'its' : 'their'} latest signed checkpoint`] : []),
+    ...result.unanchored.map((chain) => `not anchored: chain ${chain} has no signed checkpoint, so records deleted from its end would not show`),
+    ...(result.unknownKeys > 0 ? [`not checked: ${plural(result.unknownKeys, 'checkpoint')} signed by keys this config does not hold (another instance's?)`] : []),
+    ...(result.damagedCheckpointLines > 0 ? [`not checked: ${plural(result.damagedCheckpointLines, 'line')} of the checkpoint file ${result.damagedCheckpointLines === 1 ? 'is' : 'are'} not a checkpoint`] : []),
+  ]
+  const counted = `${plural(result.checked, 'record')} in ${plural(result.chains, 'chain')} verified`
+  return (result.ok ? [`ok: ${counted}`, ...notes] : [...problems, ...notes, `${counted} up to the problems above`]).join('\n')
 }
 
 /** Reading a log that is not there, or a database that does not answer, is the user's to fix. */
@@ -86,7 +140,7 @@ export function registerAudit(program: Command): void {
     .option('--limit <n>', 'at most this many records', '50')
     .option('--json', 'one JSON record per line')
     .action(async (opts: SearchOptions) => {
-      const records = await userFacing(searchAudit(await sourceFrom(opts.config), queryFrom(opts)))
+      const records = await userFacing(searchAudit(sourceOf(await configFrom(opts.config)), queryFrom(opts)))
       if (opts.json) {
         for (const record of records) console.log(JSON.stringify(ordered(record)))
       } else {
@@ -99,14 +153,9 @@ export function registerAudit(program: Command): void {
     .option('--config <path>', 'config file (default: $BOUNCER_CONFIG or ./bouncer.yaml)')
     .action(async (opts: { config?: string }, command: Command) => {
       const configPath = opts.config ?? (command.parent?.opts() as { config?: string }).config
-      const result = await userFacing(verifyAudit(await sourceFrom(configPath)))
-      if (result.ok) {
-        console.log(`ok: ${result.checked} record${result.checked === 1 ? '' : 's'} in ${result.chains} chain${result.chains === 1 ? '' : 's'} verified`)
-        return
-      }
-      const p = result.problem!
-      console.log(printable(`audit log tampered: record ${p.id} (seq ${p.seq} of chain ${p.chain}, ${p.time}): ${p.reason}`))
-      console.log(`${result.checked} records before it verified`)
-      process.exitCode = 1
+      const config = await configFrom(configPath)
+      const result = await userFacing(verifyAudit(sourceOf(config), anchorsOf(config)))
+      console.log(verifyReport(result).split('\n').map(printable).join('\n'))
+      if (!result.ok) process.exitCode = 1
     })
 }

@@ -197,6 +197,8 @@ const audit = z.strictObject({
   max_batch: z.number().int().min(1).max(100_000).default(2_000),
   queue_capacity: z.number().int().min(100).default(100_000),
   spill_dir: z.string().default('./data/audit-spill'),
+  checkpoint_interval: duration.prefault('1m').refine((ms) => ms >= 100, 'checkpoint_interval is at least 100ms'),
+  checkpoint_path: z.string().min(1).optional(),
 })
 
 const MASTER_KEY = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/

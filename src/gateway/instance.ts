@@ -68,7 +68,6 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
 
   const metrics = createMetrics({ audit: () => audit, inFlight: () => state.inFlight })
   const background = createBackgroundTasks(logger, metrics)
-  const audit = createAuditLog(config.audit, logger, background)
   const tracing = await startTracing(config.telemetry)
   const deps = createRuntimeDeps(logger, {
     background,
@@ -105,6 +104,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   }
 
   const first = prepare({ ...loaded, config }, null)
+  const audit = createAuditLog(config.audit, logger, background, first.secrets.store) // its checkpoint key may live in the store
   let secrets = first.secrets
   let admin: AdminAuth = first.admin
 

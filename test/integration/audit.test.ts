@@ -10,7 +10,8 @@ import { stringify } from 'yaml'
 import { writeFile } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AuditRecord } from '../../src/audit/record.ts'
-import { searchAudit, verifyAudit } from '../../src/audit/search.ts'
+import { searchAudit } from '../../src/audit/search.ts'
+import { verifyAudit } from '../../src/audit/verify.ts'
 import { runCli } from '../helpers/cli.ts'
 import { closedPort } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -260,7 +261,7 @@ describe('tamper evidence', () => {
 
   it('bouncer audit verify passes an untouched chain, and it continues across restarts', async () => {
     const { path, file } = await chainOf(5)
-    expect(await runCli(['audit', 'verify', '--config', file])).toMatchObject({ code: 0, stdout: 'ok: 5 records in 1 chain verified\n' })
+    expect(await runCli(['audit', 'verify', '--config', file])).toMatchObject({ code: 0, stdout: 'ok: 5 records in 1 chain verified\nanchored: 1 chain reaches its latest signed checkpoint\n' })
     // A second gateway on the same files continues the chain.
     const gw = await startTestGateway({
       audit: { sinks: [{ type: 'sqlite', path }], spill_dir: join(path, '..', 'spill'), flush_interval: '10ms' },
@@ -269,7 +270,7 @@ describe('tamper evidence', () => {
     })
     await (await request(`${gw.url}/again`)).body.dump()
     await gw.close()
-    expect(await verifyAudit({ type: 'sqlite', path })).toEqual({ ok: true, checked: 6, chains: 1 })
+    expect(await verifyAudit({ type: 'sqlite', path })).toMatchObject({ ok: true, checked: 6, chains: 1, problems: [] })
   })
 
   it('names an edited record', async () => {
@@ -277,19 +278,19 @@ describe('tamper evidence', () => {
     tamper(path, "UPDATE audit_records SET path = '/nothing-to-see' WHERE seq = 3")
     const result = await runCli(['audit', 'verify', '--config', file])
     expect(result.code).toBe(1)
-    expect(result.stdout).toMatch(/^audit log tampered: record [0-9a-f-]{36} \(seq 3 of chain [0-9a-f-]{36}, .*\): its content does not match its hash \(the record was edited\)\n2 records before it verified\n$/)
+    expect(result.stdout).toMatch(/^audit log tampered: record [0-9a-f-]{36} \(seq 3 of chain [0-9a-f-]{36}, .*\): its content does not match its hash \(the record was edited\)\n2 records in 1 chain verified up to the problems above\n$/)
   })
 
   it('names the record after a deleted one', async () => {
     const { path } = await chainOf(5)
     tamper(path, 'DELETE FROM audit_records WHERE seq = 2')
-    expect((await verifyAudit({ type: 'sqlite', path })).problem).toMatchObject({ seq: 3, reason: 'record 2 before it is missing (deleted)' })
+    expect((await verifyAudit({ type: 'sqlite', path })).problems[0]).toMatchObject({ seq: 3, reason: 'record 2 before it is missing (deleted)' })
   })
 
   it('names reordered records, even when their seq values were swapped to hide it', async () => {
     const { path } = await chainOf(5)
     tamper(path, 'UPDATE audit_records SET seq = -1 WHERE seq = 2; UPDATE audit_records SET seq = 2 WHERE seq = 4; UPDATE audit_records SET seq = 4 WHERE seq = -1')
-    expect((await verifyAudit({ type: 'sqlite', path })).problem).toMatchObject({ seq: 2, reason: 'its prev_hash does not match the record before it (records were reordered or replaced)' })
+    expect((await verifyAudit({ type: 'sqlite', path })).problems[0]).toMatchObject({ seq: 2, reason: 'its prev_hash does not match the record before it (records were reordered or replaced)' })
   })
 
   it('names an edit whose hash was recomputed to match (the next record still points at the old one)', async () => {
@@ -302,7 +303,7 @@ describe('tamper evidence', () => {
     const { hash: _old, ...rest } = forged
     database.prepare("UPDATE audit_records SET path = '/nothing-to-see', hash = ? WHERE seq = 3").run(hashOf(rest))
     database.close()
-    expect((await verifyAudit({ type: 'sqlite', path })).problem).toMatchObject({ seq: 4, reason: expect.stringContaining('prev_hash') })
+    expect((await verifyAudit({ type: 'sqlite', path })).problems[0]).toMatchObject({ seq: 4, reason: expect.stringContaining('prev_hash') })
   })
 })
 

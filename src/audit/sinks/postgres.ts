@@ -4,12 +4,13 @@
 import { createRequire } from 'node:module'
 import type pg from 'pg'
 import type { AuditRecord } from '../record.ts'
-import type { AuditSink, ChainHead, StoredRow } from './sink.ts'
+import { checkedHead } from '../chain-head.ts'
+import type { AuditSink, SinkHead, StoredRow } from './sink.ts'
 
 /** pg, loaded on first use: it adds ~5 MB of heap to a gateway without a PostgreSQL sink. */
 export const loadPg = (): typeof pg => createRequire(import.meta.url)('pg') as typeof pg
 
-const SCHEMA_VERSION = 1
+const SCHEMA_VERSION = 2
 
 function migrations(schema: string): Record<number, string> {
   return {
@@ -27,6 +28,12 @@ function migrations(schema: string): Record<number, string> {
       CREATE INDEX audit_route ON ${schema}.audit_records (route, time);
       CREATE INDEX audit_decision ON ${schema}.audit_records (decision, time);
       CREATE TABLE ${schema}.audit_checkpoint (chain TEXT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL);
+    `,
+    // audit_checkpoint is where retention left a chain; this one is its signed head (checkpoint.ts).
+    2: `
+      CREATE TABLE ${schema}.audit_head_checkpoints (
+        chain TEXT PRIMARY KEY, count BIGINT NOT NULL, id TEXT NOT NULL, hash TEXT NOT NULL, time TEXT NOT NULL, kid TEXT NOT NULL, sig TEXT NOT NULL
+      );
     `,
   }
 }
@@ -93,8 +100,8 @@ export function recordFromPgRow(row: Record<string, unknown>): AuditRecord {
   }
 }
 
-export function createPostgresSink(options: { url: string; schema: string; chain: string }): AuditSink {
-  const { schema, chain } = options
+export function createPostgresSink(options: { url: string; schema: string }): AuditSink {
+  const { schema } = options
   const pool = new (loadPg().Pool)({ connectionString: options.url, max: 2, connectionTimeoutMillis: 5_000, query_timeout: 15_000 })
   pool.on('error', () => {}) // an idle client lost with the server: the next write fails and spills
   // Every column as an array parameter; roles travels as text and becomes JSONB in the SELECT.
@@ -107,21 +114,24 @@ export function createPostgresSink(options: { url: string; schema: string; chain
 
   return {
     name: `postgres:${schema}`,
-    async open(): Promise<ChainHead | null> {
+    async open() {
       const client = await pool.connect()
       try {
         await migratePostgres(client, schema)
-        const last = await client.query(`SELECT seq, hash FROM ${schema}.audit_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1`, [chain])
-        if (last.rows[0]) return { seq: Number(last.rows[0].seq), hash: last.rows[0].hash as string }
-        const checkpoint = await client.query(`SELECT seq, hash FROM ${schema}.audit_checkpoint WHERE chain = $1`, [chain])
-        return checkpoint.rows[0] ? { seq: Number(checkpoint.rows[0].seq), hash: checkpoint.rows[0].hash as string } : null
       } finally {
         client.release()
       }
     },
+    async head(chain): Promise<SinkHead | null> {
+      const last = await pool.query(`SELECT * FROM ${schema}.audit_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1`, [chain])
+      const row = last.rows[0] as Record<string, unknown> | undefined
+      if (row) return checkedHead(Number(row.seq), () => recordFromPgRow(row))
+      const checkpoint = await pool.query(`SELECT seq, hash FROM ${schema}.audit_checkpoint WHERE chain = $1`, [chain])
+      return checkpoint.rows[0] ? { seq: Number(checkpoint.rows[0].seq), hash: checkpoint.rows[0].hash as string, id: null, problem: null } : null
+    },
     async write(rows: readonly StoredRow[]) {
       const columns: unknown[][] = INSERT_COLUMNS.map(() => [])
-      for (const { seq, record } of rows) {
+      for (const { chain, seq, record } of rows) {
         const values = [
           chain, seq, record.id, record.time, record.request_id, record.trace_id, record.method, record.path, record.route,
           record.status, record.decision, record.code, record.detail, record.statement, record.issuer, record.subject,
@@ -131,6 +141,14 @@ export function createPostgresSink(options: { url: string; schema: string; chain
         for (let i = 0; i < values.length; i++) (columns[i] as unknown[]).push(values[i])
       }
       await pool.query(insert, columns)
+    },
+    async checkpoint(c) {
+      await pool.query(
+        `INSERT INTO ${schema}.audit_head_checkpoints AS h (chain, count, id, hash, time, kid, sig) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (chain) DO UPDATE SET count = excluded.count, id = excluded.id, hash = excluded.hash, time = excluded.time, kid = excluded.kid, sig = excluded.sig
+         WHERE excluded.count >= h.count`,
+        [c.chain, c.count, c.id, c.hash, c.time, c.kid, c.sig],
+      )
     },
     async ping() {
       await pool.query('SELECT 1')

@@ -7,9 +7,10 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { AUDIT_FIELDS, type AuditRecord } from '../record.ts'
-import type { AuditSink, ChainHead, StoredRow } from './sink.ts'
+import { checkedHead } from '../chain-head.ts'
+import type { AuditSink, ChainHead, SinkHead, StoredRow } from './sink.ts'
 
-const SCHEMA_VERSION = 1
+const SCHEMA_VERSION = 2
 const ROWS_PER_INSERT = 25
 
 const MIGRATIONS: Record<number, string> = {
@@ -30,6 +31,12 @@ const MIGRATIONS: Record<number, string> = {
     CREATE INDEX audit_route ON audit_records (route, time_ms);
     CREATE INDEX audit_decision ON audit_records (decision, time_ms);
     CREATE TABLE audit_checkpoint (chain INTEGER PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
+  `,
+  // audit_checkpoint is where retention left a chain; this one is its signed head (checkpoint.ts).
+  2: `
+    CREATE TABLE audit_head_checkpoints (
+      chain INTEGER PRIMARY KEY, count INTEGER NOT NULL, id TEXT NOT NULL, hash TEXT NOT NULL, time TEXT NOT NULL, kid TEXT NOT NULL, sig TEXT NOT NULL
+    );
   `,
 }
 
@@ -80,18 +87,30 @@ export function recordFromRow(row: Record<string, unknown>): AuditRecord {
   return record as unknown as AuditRecord
 }
 
-function bind(out: unknown[], chain: number, { seq, record: r }: StoredRow): void {
+function bind(out: unknown[], chainNo: number, { seq, record: r }: StoredRow): void {
   out.push(
-    chain, seq, Date.parse(r.time), r.id, r.time, r.request_id, r.trace_id, r.method, r.path, r.route, r.status, r.decision, r.code,
+    chainNo, seq, Date.parse(r.time), r.id, r.time, r.request_id, r.trace_id, r.method, r.path, r.route, r.status, r.decision, r.code,
     r.detail, r.statement, r.issuer, r.subject, r.client_id, JSON.stringify(r.roles), r.source_ip, r.user_agent, r.upstream,
     r.upstream_status, r.duration_ms, r.bytes_in, r.bytes_out, r.limit, r.prev_hash, r.hash,
   )
 }
 
-export function createSqliteSink(path: string, options: { durable: boolean; chain: string }): AuditSink {
+export function createSqliteSink(path: string, options: { durable: boolean }): AuditSink {
   let db: DatabaseSync | undefined
-  let chainNo = 0
+  const chainNos = new Map<string, number>()
   const inserts = new Map<number, StatementSync>()
+
+  /** The small number that stands for a chain in audit_records (registered on first use). */
+  function chainNoOf(chain: string): number {
+    let no = chainNos.get(chain)
+    if (no === undefined) {
+      const database = db as DatabaseSync
+      database.prepare('INSERT OR IGNORE INTO audit_chains (chain) VALUES (?)').run(chain)
+      no = (database.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(chain) as { no: number }).no
+      chainNos.set(chain, no)
+    }
+    return no
+  }
 
   function insertOf(rows: number): StatementSync {
     let statement = inserts.get(rows)
@@ -105,14 +124,18 @@ export function createSqliteSink(path: string, options: { durable: boolean; chai
 
   return {
     name: `sqlite:${path}`,
-    async open(): Promise<ChainHead | null> {
+    async open() {
       db = openSqlite(path, { durable: options.durable })
-      db.prepare('INSERT OR IGNORE INTO audit_chains (chain) VALUES (?)').run(options.chain)
-      chainNo = (db.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(options.chain) as { no: number }).no
-      const last = db.prepare('SELECT seq, hash FROM audit_records WHERE chain = ? ORDER BY seq DESC LIMIT 1').get(chainNo) as ChainHead | undefined
-      if (last) return { seq: last.seq, hash: last.hash }
-      const checkpoint = db.prepare('SELECT seq, hash FROM audit_checkpoint WHERE chain = ?').get(chainNo) as ChainHead | undefined
-      return checkpoint ? { seq: checkpoint.seq, hash: checkpoint.hash } : null
+      chainNos.clear()
+    },
+    async head(chain): Promise<SinkHead | null> {
+      if (!db) throw new Error('the SQLite audit sink is not open')
+      const known = db.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(chain) as { no: number } | undefined
+      if (!known) return null
+      const last = db.prepare('SELECT * FROM audit_records WHERE chain = ? ORDER BY seq DESC LIMIT 1').get(known.no) as Record<string, unknown> | undefined
+      if (last) return checkedHead(Number(last.seq), () => recordFromRow(last))
+      const checkpoint = db.prepare('SELECT seq, hash FROM audit_checkpoint WHERE chain = ?').get(known.no) as ChainHead | undefined
+      return checkpoint ? { seq: checkpoint.seq, hash: checkpoint.hash, id: null, problem: null } : null
     },
     async write(rows) {
       if (!db) throw new Error('the SQLite audit sink is not open')
@@ -121,7 +144,7 @@ export function createSqliteSink(path: string, options: { durable: boolean; chai
         for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
           const chunk = rows.slice(i, i + ROWS_PER_INSERT)
           const params: unknown[] = []
-          for (const row of chunk) bind(params, chainNo, row)
+          for (const row of chunk) bind(params, chainNoOf(row.chain), row)
           insertOf(chunk.length).run(...(params as Array<string | number | null>))
         }
         db.exec('COMMIT')
@@ -129,6 +152,12 @@ export function createSqliteSink(path: string, options: { durable: boolean; chai
         db.exec('ROLLBACK')
         throw err
       }
+    },
+    async checkpoint(c) {
+      if (!db) throw new Error('the SQLite audit sink is not open')
+      db.prepare(`INSERT INTO audit_head_checkpoints (chain, count, id, hash, time, kid, sig) VALUES (?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (chain) DO UPDATE SET count = excluded.count, id = excluded.id, hash = excluded.hash, time = excluded.time, kid = excluded.kid, sig = excluded.sig
+        WHERE excluded.count >= audit_head_checkpoints.count`).run(chainNoOf(c.chain), c.count, c.id, c.hash, c.time, c.kid, c.sig)
     },
     async ping() {
       if (!db) throw new Error('the SQLite audit sink is not open')

@@ -7,7 +7,8 @@ import type { AuditSink } from './sink.ts'
 export function createStdoutSink(fd = 1): AuditSink {
   return {
     name: 'stdout',
-    async open() {
+    async open() {},
+    async head() {
       return null
     },
     async write(rows) {
@@ -17,6 +18,7 @@ export function createStdoutSink(fd = 1): AuditSink {
       const bytes = Buffer.from(text)
       while (written < bytes.length) written += writeSync(fd, bytes, written)
     },
+    async checkpoint() {}, // stdout carries records only: a shipper expects the record's fields
     async ping() {},
     async deleteBefore() {
       return 0

@@ -1,0 +1,96 @@
+// Where the audit worker's chain goes on at start. The chain's state file (spill_dir/chain.json)
+// and every sink that holds the chain must agree on its last record, and that record must hash to
+// its hash. When they cannot be read or do not agree, the chain is not continued blindly (its next
+// record would link to something nobody can check) nor replaced silently: a new chain starts, and
+// its first record — an ordinary record with code `chain_restarted` — says which chain broke and
+// why, where `bouncer audit verify` shows it for as long as the record is kept.
+import { readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { randomUUID } from 'node:crypto'
+import { chain, GENESIS_HASH, hashOf, type AuditRecord } from './record.ts'
+import type { ChainHead, SinkHead } from './sinks/sink.ts'
+
+export const CHAIN_RESTARTED = 'chain_restarted'
+
+export interface ChainState extends ChainHead {
+  chain: string
+}
+
+export type StateRead = { kind: 'none' } | { kind: 'read'; state: ChainState } | { kind: 'unreadable'; reason: string }
+
+const HASH = /^[0-9a-f]{64}$/
+
+/** The state file: absent on a first start, else it must name a chain and a head. */
+export function readChainState(path: string): StateRead {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'none' }
+    return { kind: 'unreadable', reason: (err as Error).message }
+  }
+  let value: Partial<ChainState>
+  try {
+    value = JSON.parse(text) as Partial<ChainState>
+  } catch (err) {
+    return { kind: 'unreadable', reason: `not JSON: ${(err as Error).message}` }
+  }
+  const { chain: id, seq, hash } = value ?? {}
+  if (typeof id !== 'string' || id === '' || !Number.isSafeInteger(seq) || (seq as number) < 0 || typeof hash !== 'string' || !HASH.test(hash)) {
+    return { kind: 'unreadable', reason: 'it does not hold a chain id, a sequence number and a hash' }
+  }
+  return { kind: 'read', state: { chain: id, seq: seq as number, hash, id: typeof value.id === 'string' ? value.id : null } }
+}
+
+export function writeChainState(path: string, state: ChainState): void {
+  writeFileSync(`${path}.tmp`, JSON.stringify(state))
+  renameSync(`${path}.tmp`, path)
+}
+
+/** A sink's last record of a chain, checked: it must be readable and hash to its hash. */
+export function checkedHead(seq: number, read: () => AuditRecord): SinkHead {
+  let record: AuditRecord
+  try {
+    record = read()
+  } catch (err) {
+    return { seq, hash: '', id: null, problem: `cannot be read (${(err as Error).message})` }
+  }
+  const { hash, ...rest } = record
+  if (typeof hash !== 'string' || !HASH.test(hash)) return { seq, hash: '', id: record.id ?? null, problem: 'has no valid hash' }
+  if (hashOf(rest) !== hash) return { seq, hash, id: record.id, problem: 'does not match its hash (it was damaged or edited)' }
+  return { seq, hash, id: record.id, problem: null }
+}
+
+export type HeadDecision =
+  | { kind: 'new' }
+  | { kind: 'continue'; head: ChainHead }
+  | { kind: 'restart'; previous: string | null; reason: string }
+
+/**
+ * The state file says where the chain is; a sink may only be behind it (the rest waits in its
+ * spill file). A sink at or past it must hold a sound record that agrees with it.
+ */
+export function decideHead(read: StateRead, statePath: string, heads: ReadonlyArray<{ sink: string; head: SinkHead | null }>): HeadDecision {
+  if (read.kind === 'none') return { kind: 'new' }
+  if (read.kind === 'unreadable') return { kind: 'restart', previous: null, reason: `the chain state ${statePath} cannot be read (${read.reason})` }
+  const { state } = read
+  let head: ChainHead = { seq: state.seq, hash: state.hash, id: state.id }
+  for (const { sink, head: found } of heads) {
+    if (!found || found.seq < state.seq) continue
+    const where = `record ${found.seq} of chain ${state.chain} in ${sink}`
+    const restart = (why: string): HeadDecision => ({ kind: 'restart', previous: state.chain, reason: `${where} ${why}` })
+    if (found.problem) return restart(found.problem)
+    if (found.seq === head.seq && found.hash !== head.hash) return restart(`is not the record the chain state names (hash ${found.hash} instead of ${head.hash})`)
+    if (found.seq > head.seq) head = { seq: found.seq, hash: found.hash, id: found.id }
+  }
+  return { kind: 'continue', head }
+}
+
+/** The first record of a chain that replaces one that could not be continued. */
+export function restartRecord(previous: string | null, reason: string, now = new Date()): AuditRecord {
+  const detail = `${previous ? `Chain ${previous}` : 'The previous chain'} cannot be continued: ${reason}. Its records are kept as they are; this chain starts afresh.`
+  return chain({
+    id: randomUUID(), time: now.toISOString(), request_id: '-', trace_id: null, method: '-', path: '-', route: null, status: 0,
+    decision: 'error', code: CHAIN_RESTARTED, detail, statement: null, issuer: null, subject: null, client_id: null, roles: [],
+    source_ip: '-', user_agent: null, upstream: null, upstream_status: null, duration_ms: 0, bytes_in: 0, bytes_out: 0, limit: null,
+  }, GENESIS_HASH)
+}

@@ -1,0 +1,113 @@
+// The key that signs audit checkpoints (checkpoint.ts): an Ed25519 key pair the gateway makes.
+// Like the identity assertion key, it lives in the secrets store (`bouncer.audit-checkpoint-key`)
+// when that store holds it or can keep it — then someone who can edit the audit log's files still
+// cannot sign a checkpoint. Without one it is a file beside the checkpoint file
+// (`<checkpoint file>.key`, mode 0600), which only helps against someone who can reach the
+// database but not that file. `bouncer audit verify` reads the same places for the public key.
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
+import type { SecretStore } from '../secrets/index.ts'
+import type { Logger } from '../telemetry/logger.ts'
+
+export const CHECKPOINT_KEY = 'bouncer.audit-checkpoint-key'
+
+/** What GET /api/audit/head publishes, so a verifier elsewhere can pin the key. */
+export interface PublicCheckpointKey {
+  kid: string
+  kty: 'OKP'
+  crv: 'Ed25519'
+  x: string
+}
+
+export interface CheckpointKey {
+  kid: string
+  /** The private JWK (it crosses to the audit worker as plain data). */
+  jwk: JsonWebKey
+  publicKey: PublicCheckpointKey
+  /** Where it is kept, for the log. */
+  keptIn: string
+}
+
+/** A new key as the store or the key file keeps it. */
+export function newCheckpointKey(): string {
+  const { privateKey } = generateKeyPairSync('ed25519')
+  return JSON.stringify({ jwk: privateKey.export({ format: 'jwk' }), createdAt: Date.now() })
+}
+
+/** RFC 7638: the SHA-256 of an OKP key's required members, in lexical order. */
+function thumbprint(x: string): string {
+  return createHash('sha256').update(JSON.stringify({ crv: 'Ed25519', kty: 'OKP', x })).digest('base64url')
+}
+
+type ParsedKey = { jwk: JsonWebKey; publicKey: PublicCheckpointKey }
+
+function parseKey(serialized: string | undefined): ParsedKey | undefined {
+  if (serialized === undefined) return undefined
+  try {
+    const { jwk } = JSON.parse(serialized) as { jwk: JsonWebKey }
+    const exported = createPublicKey(createPrivateKey({ key: jwk as never, format: 'jwk' })).export({ format: 'jwk' })
+    if (exported.crv !== 'Ed25519' || typeof exported.x !== 'string') return undefined
+    return { jwk, publicKey: { kid: thumbprint(exported.x), kty: 'OKP', crv: 'Ed25519', x: exported.x } }
+  } catch {
+    return undefined
+  }
+}
+
+function keyed(parsed: ParsedKey, keptIn: string): CheckpointKey {
+  return { kid: parsed.publicKey.kid, jwk: parsed.jwk, publicKey: parsed.publicKey, keptIn }
+}
+
+/**
+ * The gateway's signing key: from a store that holds it or can keep it (made there on first use),
+ * else from the key file (made on first use), else — the file cannot be written — in memory only.
+ */
+export function checkpointSigningKey(store: SecretStore | null, keyFile: string, logger: Logger): CheckpointKey {
+  if (store) {
+    const held = parseKey(store.get(CHECKPOINT_KEY))
+    if (held) return keyed(held, `secret ${CHECKPOINT_KEY} of the ${store.kind} secrets store`)
+    if (store.writable) {
+      if (store.get(CHECKPOINT_KEY) !== undefined) logger.error(`secret ${CHECKPOINT_KEY} does not hold a checkpoint signing key: a new one replaces it`)
+      store.put(CHECKPOINT_KEY, newCheckpointKey())
+      return keyed(parseKey(store.get(CHECKPOINT_KEY)) as ParsedKey, `secret ${CHECKPOINT_KEY} of the ${store.kind} secrets store`)
+    }
+  }
+  try {
+    const existing = readKeyFile(keyFile)
+    if (existing !== undefined) {
+      const parsed = parseKey(existing)
+      if (parsed) return keyed(parsed, keyFile)
+      // Kept aside, not overwritten: it is evidence, and may still check older checkpoints.
+      const aside = `${keyFile}.damaged-${Date.now()}`
+      renameSync(keyFile, aside)
+      logger.error({ key_file: keyFile, moved_to: aside }, 'the audit checkpoint key file does not hold a key: a new one replaces it')
+    }
+    const made = newCheckpointKey()
+    mkdirSync(dirname(keyFile), { recursive: true })
+    writeFileSync(keyFile, made, { mode: 0o600, flag: 'wx' })
+    return keyed(parseKey(made) as ParsedKey, keyFile)
+  } catch (err) {
+    logger.warn({ key_file: keyFile, err }, 'the audit checkpoint key cannot be kept in a file: it is kept in memory only, and checkpoints signed with it cannot be checked after a restart')
+    return keyed(parseKey(newCheckpointKey()) as ParsedKey, 'memory')
+  }
+}
+
+function readKeyFile(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined
+    throw err
+  }
+}
+
+/** The public keys `bouncer audit verify` trusts, by kid: the store's current and previous key, and the key file's. */
+export function checkpointVerificationKeys(store: SecretStore | null, keyFile: string): Map<string, KeyObject> {
+  const keys = new Map<string, KeyObject>()
+  const texts = [store?.get(CHECKPOINT_KEY), store?.get(CHECKPOINT_KEY, 'previous'), readKeyFile(keyFile)]
+  for (const text of texts) {
+    const parsed = parseKey(text)
+    if (parsed) keys.set(parsed.publicKey.kid, createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: parsed.publicKey.x }, format: 'jwk' }))
+  }
+  return keys
+}

@@ -1,0 +1,122 @@
+// Signed checkpoints of a chain's head: what makes deleting the newest records visible. A hash
+// chain proves the order and integrity of what is there, but a chain cut short is still a valid
+// chain. Every `audit.checkpoint_interval` (and at shutdown) the audit worker signs the chain's
+// committed head — its record count, the head record's id and hash, the time — with the gateway's
+// own Ed25519 key (checkpoint-key.ts), and keeps it apart from the records: appended to the
+// checkpoint file, in each sink's audit_head_checkpoints table, and on GET /api/audit/head.
+// `bouncer audit verify` then names the records a log lacks against its latest checkpoint.
+import { sign, verify, type KeyObject } from 'node:crypto'
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import type { AuditConfig } from '../config/index.ts'
+import type { ChainHead } from './sinks/sink.ts'
+
+export interface Checkpoint {
+  chain: string
+  /** Records in the chain up to its head: the head record's seq (retention does not lower it). */
+  count: number
+  id: string
+  hash: string
+  /** When it was signed (RFC 3339, ms). */
+  time: string
+  /** The signing key's RFC 7638 thumbprint. */
+  kid: string
+  /** Ed25519 over the canonical JSON of the fields above (sorted keys), base64url. */
+  sig: string
+}
+
+/** The checkpoint file: audit.checkpoint_path, else beside the first SQLite log, else in spill_dir. */
+export function checkpointPathOf(config: AuditConfig): string {
+  if (config.checkpoint_path) return config.checkpoint_path
+  const sqlite = config.sinks.find((sink) => sink.type === 'sqlite')
+  return sqlite ? `${sqlite.path}.checkpoints` : join(config.spill_dir, 'checkpoints.ndjson')
+}
+
+function signedBytes(c: Omit<Checkpoint, 'sig'>): Buffer {
+  return Buffer.from(JSON.stringify({ chain: c.chain, count: c.count, hash: c.hash, id: c.id, kid: c.kid, time: c.time }))
+}
+
+export function signCheckpoint(chain: string, head: ChainHead & { id: string }, key: { kid: string; privateKey: KeyObject }, now = new Date()): Checkpoint {
+  const unsigned = { chain, count: head.seq, id: head.id, hash: head.hash, time: now.toISOString(), kid: key.kid }
+  return { ...unsigned, sig: sign(null, signedBytes(unsigned), key.privateKey).toString('base64url') }
+}
+
+/** 'unknown key' when no key of `keys` has its kid, 'bad signature' when it does not verify, else null. */
+export function checkpointProblem(checkpoint: Checkpoint, keys: ReadonlyMap<string, KeyObject>): 'unknown key' | 'bad signature' | null {
+  const key = keys.get(checkpoint.kid)
+  if (!key) return 'unknown key'
+  const { sig, ...unsigned } = checkpoint
+  return verify(null, signedBytes(unsigned), key, Buffer.from(sig, 'base64url')) ? null : 'bad signature'
+}
+
+const HASH = /^[0-9a-f]{64}$/
+
+/** A checkpoint read back from a file or a table, or null when it is not one. */
+export function checkpointFrom(value: unknown): Checkpoint | null {
+  if (typeof value !== 'object' || value === null) return null
+  const c = value as Record<string, unknown>
+  const text = (v: unknown) => typeof v === 'string' && v !== ''
+  const count = typeof c.count === 'string' ? Number(c.count) : c.count // pg answers BIGINT as text
+  if (!text(c.chain) || !Number.isSafeInteger(count) || (count as number) < 1 || !text(c.id) || typeof c.hash !== 'string' || !HASH.test(c.hash)) return null
+  if (!text(c.time) || !text(c.kid) || !text(c.sig)) return null
+  return { chain: c.chain as string, count: count as number, id: c.id as string, hash: c.hash, time: c.time as string, kid: c.kid as string, sig: c.sig as string }
+}
+
+/** Past this size the file keeps only the latest checkpoint of each chain (the only one verify needs). */
+const COMPACT_BYTES = 1 << 20
+
+/**
+ * Appends a checkpoint (fsynced), compacting the file when it has grown large: the latest of each
+ * chain that `keys` verify survives (a forged line must not push a genuine one out).
+ */
+export function appendCheckpoint(path: string, checkpoint: Checkpoint, keys: ReadonlyMap<string, KeyObject>): void {
+  mkdirSync(dirname(path), { recursive: true })
+  writeDurably(path, 'a', `${JSON.stringify(checkpoint)}\n`)
+  if (statSync(path).size > COMPACT_BYTES) {
+    const latest = latestByChain(readCheckpointFile(path).checkpoints.filter((c) => checkpointProblem(c, keys) === null))
+    writeDurably(`${path}.tmp`, 'w', [...latest.values()].map((c) => `${JSON.stringify(c)}\n`).join(''))
+    renameSync(`${path}.tmp`, path)
+  }
+}
+
+function writeDurably(path: string, flags: 'a' | 'w', text: string): void {
+  const fd = openSync(path, flags)
+  try {
+    writeSync(fd, text)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Every checkpoint of the file, and how many lines were not one (none when there is no file). */
+export function readCheckpointFile(path: string): { checkpoints: Checkpoint[]; damaged: number } {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { checkpoints: [], damaged: 0 }
+    throw err
+  }
+  const checkpoints: Checkpoint[] = []
+  let damaged = 0
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue
+    let checkpoint: Checkpoint | null = null
+    try {
+      checkpoint = checkpointFrom(JSON.parse(line))
+    } catch {
+      // counted below
+    }
+    if (checkpoint) checkpoints.push(checkpoint)
+    else damaged++
+  }
+  return { checkpoints, damaged }
+}
+
+/** The checkpoint with the highest count of each chain. */
+export function latestByChain(checkpoints: readonly Checkpoint[]): Map<string, Checkpoint> {
+  const latest = new Map<string, Checkpoint>()
+  for (const c of checkpoints) if ((latest.get(c.chain)?.count ?? 0) <= c.count) latest.set(c.chain, c)
+  return latest
+}

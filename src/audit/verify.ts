@@ -1,0 +1,271 @@
+// `bouncer audit verify`: walks every chain of the first queryable sink in seq order from its start
+// (64 zeros, or the retention checkpoint) and checks each record's hash against its content and its
+// prev_hash against the record before: an edited, deleted, inserted or reordered record breaks one
+// of the two, and is named. A chain's `chain_restarted` record (chain-head.ts) is reported too.
+//
+// With anchors (the checkpoint file and the keys), each chain is also held against its latest
+// signed checkpoint (checkpoint.ts), from the file or the sink's own table: a log that ends before
+// the checkpoint's count lacks its newest records, and the record at that count must be the one
+// signed. A checkpoint whose signature does not verify is named as forged.
+import type { KeyObject } from 'node:crypto'
+import { CHAIN_RESTARTED } from './chain-head.ts'
+import { checkpointFrom, checkpointProblem, latestByChain, readCheckpointFile, type Checkpoint } from './checkpoint.ts'
+import { GENESIS_HASH, hashOf, type AuditRecord } from './record.ts'
+import type { AuditSource } from './search.ts'
+import { loadPg, recordFromPgRow } from './sinks/postgres.ts'
+import { openSqlite, recordFromRow } from './sinks/sqlite.ts'
+
+/** A record that does not match: the first of its chain. */
+export interface RecordProblem {
+  chain: string
+  seq: number
+  id: string
+  time: string
+  reason: string
+}
+
+/** A chain that began because an earlier one could not be continued. */
+export interface ChainRestart {
+  chain: string
+  id: string
+  time: string
+  detail: string | null
+}
+
+/** Where checkpoints are kept apart from the records, and the keys that sign them. */
+export interface Anchors {
+  /** The checkpoint file; the sink's audit_head_checkpoints table is read too. */
+  file: string
+  /** Public keys by kid (checkpoint-key.ts). */
+  keys: ReadonlyMap<string, KeyObject>
+  /** Why there is no key, when there is none. */
+  keyProblem: string | null
+}
+
+/** A checkpoint and where it was found. */
+export interface FoundCheckpoint {
+  checkpoint: Checkpoint
+  source: string
+}
+
+/** A chain that ends before its latest checkpoint: its newest records were deleted. */
+export interface Truncation extends FoundCheckpoint {
+  chain: string
+  /** The last record the log has (0: none). */
+  end: number
+  missing: number
+}
+
+export interface VerifyResult {
+  ok: boolean
+  /** Records whose hash and link were checked (up to the first problem of each chain). */
+  checked: number
+  chains: number
+  problems: RecordProblem[]
+  restarts: ChainRestart[]
+  truncations: Truncation[]
+  /** The record at a checkpoint's count is not the one it signed: the chain was rewritten. */
+  rewritten: Array<FoundCheckpoint & { chain: string; id: string }>
+  /** Checkpoints whose signature does not verify with the key they name. */
+  forged: FoundCheckpoint[]
+  /** Chains that reach their latest signed checkpoint. */
+  anchored: number
+  /** Chains with records but no checkpoint signed by a known key: their newest records are not anchored. */
+  unanchored: string[]
+  /** Checkpoints signed by keys the config does not hold (not checked). */
+  unknownKeys: number
+  /** Checkpoints could not be checked at all: there is no key (exit 1). */
+  uncheckable: string | null
+  /** Lines of the checkpoint file that are not checkpoints. */
+  damagedCheckpointLines: number
+}
+
+const PAGE = 5_000
+
+interface ChainWalk {
+  checked: number
+  problem: RecordProblem | null
+  restarts: ChainRestart[]
+  /** At the checkpoint's count: the record there (null when the walk did not reach it). */
+  atCheckpoint: { id: string; hash: string } | null
+}
+
+function missingBefore(seq: number, prevSeq: number): string {
+  const many = seq - prevSeq > 2
+  return `record${many ? 's' : ''} ${prevSeq + 1}${many ? `–${seq - 1}` : ''} before it ${many ? 'are' : 'is'} missing (deleted)`
+}
+
+async function walk(reader: ChainReader, chain: string, start: { seq: number; hash: string } | null, checkpointAt: number): Promise<ChainWalk> {
+  const out: ChainWalk = { checked: 0, problem: null, restarts: [], atCheckpoint: null }
+  let prevHash = start?.hash ?? GENESIS_HASH
+  let prevSeq = start?.seq ?? 0
+  for (;;) {
+    const page = await reader.page(chain, prevSeq, PAGE)
+    if (page.length === 0) return out
+    for (const entry of page) {
+      const { seq } = entry
+      if (!('record' in entry)) return { ...out, problem: { chain, seq, id: entry.id, time: entry.time, reason: `it cannot be read (${entry.unreadable})` } }
+      const { record } = entry
+      const problem = (reason: string): ChainWalk => ({ ...out, problem: { chain, seq, id: record.id, time: record.time, reason } })
+      if (seq !== prevSeq + 1) return problem(missingBefore(seq, prevSeq))
+      const { hash, ...rest } = record
+      if (hashOf(rest) !== hash) return problem('its content does not match its hash (the record was edited)')
+      if (record.prev_hash !== prevHash) return problem('its prev_hash does not match the record before it (records were reordered or replaced)')
+      if (record.code === CHAIN_RESTARTED) out.restarts.push({ chain, id: record.id, time: record.time, detail: record.detail })
+      if (seq === checkpointAt) out.atCheckpoint = { id: record.id, hash }
+      prevHash = hash
+      prevSeq = seq
+      out.checked++
+    }
+  }
+}
+
+/** Every checkpoint of the file and the sink's table: the latest good one per chain, and the forged ones. */
+async function gatherCheckpoints(anchors: Anchors, reader: ChainReader, result: VerifyResult): Promise<Map<string, FoundCheckpoint>> {
+  const file = readCheckpointFile(anchors.file)
+  result.damagedCheckpointLines = file.damaged
+  const found: FoundCheckpoint[] = [
+    ...file.checkpoints.map((checkpoint) => ({ checkpoint, source: `the checkpoint file ${anchors.file}` })),
+    ...(await reader.checkpoints()).map((checkpoint) => ({ checkpoint, source: `the sink's audit_head_checkpoints table` })),
+  ]
+  if (found.length > 0 && anchors.keys.size === 0) {
+    result.uncheckable = `${found.length} checkpoint${found.length === 1 ? '' : 's'} but no key to check them: ${anchors.keyProblem ?? 'no key found'}`
+    return new Map()
+  }
+  const good: FoundCheckpoint[] = []
+  for (const f of found) {
+    const problem = checkpointProblem(f.checkpoint, anchors.keys)
+    if (problem === 'bad signature') result.forged.push(f)
+    else if (problem === 'unknown key') result.unknownKeys++
+    else good.push(f)
+  }
+  const latest = latestByChain(good.map((f) => f.checkpoint))
+  return new Map(good.filter((f) => latest.get(f.checkpoint.chain) === f.checkpoint).map((f) => [f.checkpoint.chain, f]))
+}
+
+/** Checks every chain; a problem in one does not stop the others from being checked. */
+export async function verifyAudit(source: AuditSource, anchors?: Anchors): Promise<VerifyResult> {
+  const reader = await chainReader(source)
+  try {
+    const result: VerifyResult = {
+      ok: true, checked: 0, chains: 0, problems: [], restarts: [], truncations: [], rewritten: [], forged: [], anchored: 0, unanchored: [],
+      unknownKeys: 0, uncheckable: null, damagedCheckpointLines: 0,
+    }
+    const latest = anchors ? await gatherCheckpoints(anchors, reader, result) : new Map<string, FoundCheckpoint>()
+    const chains = await reader.chains()
+    // A chain whose every record is gone is known from its checkpoint alone.
+    for (const chain of latest.keys()) if (!chains.some((c) => c.chain === chain)) chains.push({ chain, start: null })
+    result.chains = chains.length
+    for (const { chain, start } of chains) {
+      const anchor = latest.get(chain)
+      const walked = await walk(reader, chain, start, anchor?.checkpoint.count ?? 0)
+      result.checked += walked.checked
+      result.restarts.push(...walked.restarts)
+      if (walked.problem) result.problems.push(walked.problem)
+      if (!anchors || result.uncheckable) continue
+      if (!anchor) {
+        if (walked.checked > 0 || walked.problem) result.unanchored.push(chain)
+        continue
+      }
+      const end = await reader.end(chain)
+      const { count, hash } = anchor.checkpoint
+      if (end < count) result.truncations.push({ ...anchor, chain, end, missing: count - end })
+      else if (walked.atCheckpoint && walked.atCheckpoint.hash !== hash) result.rewritten.push({ ...anchor, chain, id: walked.atCheckpoint.id })
+      else if (start && start.seq === count && start.hash !== hash) result.rewritten.push({ ...anchor, chain, id: '(deleted by retention)' })
+      else if (walked.atCheckpoint || (start && start.seq >= count)) result.anchored++
+    }
+    result.ok = result.problems.length === 0 && result.truncations.length === 0 && result.rewritten.length === 0 && result.forged.length === 0 && result.uncheckable === null
+    return result
+  } finally {
+    await reader.close()
+  }
+}
+
+/** A stored row as a record, or why it is not one (a column damaged beyond parsing). */
+type PageEntry = { seq: number; record: AuditRecord } | { seq: number; id: string; time: string; unreadable: string }
+
+function entryOf(row: Record<string, unknown>, toRecord: (row: Record<string, unknown>) => AuditRecord): PageEntry {
+  try {
+    return { seq: Number(row.seq), record: toRecord(row) }
+  } catch (err) {
+    return { seq: Number(row.seq), id: String(row.id), time: String(row.time), unreadable: (err as Error).message }
+  }
+}
+
+interface ChainReader {
+  chains(): Promise<Array<{ chain: string; start: { seq: number; hash: string } | null }>>
+  page(chain: string, afterSeq: number, size: number): Promise<PageEntry[]>
+  /** The last seq the log has of a chain: its newest record, else where retention left it, else 0. */
+  end(chain: string): Promise<number>
+  /** The signed checkpoints kept in the sink (none before the table exists). */
+  checkpoints(): Promise<Checkpoint[]>
+  close(): Promise<void>
+}
+
+async function chainReader(source: AuditSource): Promise<ChainReader> {
+  if (source.type === 'sqlite') {
+    const db = openSqlite(source.path, { readOnly: true })
+    return {
+      async chains() {
+        const rows = db.prepare('SELECT no, chain FROM audit_chains ORDER BY no').all() as Array<{ no: number; chain: string }>
+        return rows
+          .map(({ no, chain }) => ({ chain, no, start: (db.prepare('SELECT seq, hash FROM audit_checkpoint WHERE chain = ?').get(no) as { seq: number; hash: string } | undefined) ?? null }))
+          .filter(({ no, start }) => start !== null || db.prepare('SELECT 1 FROM audit_records WHERE chain = ? LIMIT 1').get(no) !== undefined)
+      },
+      async page(chain, afterSeq, size) {
+        const no = (db.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(chain) as { no: number }).no
+        const rows = db.prepare('SELECT * FROM audit_records WHERE chain = ? AND seq > ? ORDER BY seq LIMIT ?').all(no, afterSeq, size) as Array<Record<string, unknown>>
+        return rows.map((row) => entryOf(row, recordFromRow))
+      },
+      async end(chain) {
+        const no = (db.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(chain) as { no: number } | undefined)?.no
+        if (no === undefined) return 0
+        const last = db.prepare('SELECT max(seq) AS seq FROM audit_records WHERE chain = ?').get(no) as { seq: number | null }
+        const retained = db.prepare('SELECT seq FROM audit_checkpoint WHERE chain = ?').get(no) as { seq: number } | undefined
+        return Math.max(last.seq ?? 0, retained?.seq ?? 0)
+      },
+      async checkpoints() {
+        if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_head_checkpoints'").get()) return []
+        const rows = db.prepare('SELECT c.chain, h.count, h.id, h.hash, h.time, h.kid, h.sig FROM audit_head_checkpoints h JOIN audit_chains c ON c.no = h.chain').all()
+        return rows.map(checkpointFrom).filter((c) => c !== null)
+      },
+      async close() {
+        db.close()
+      },
+    }
+  }
+  const client = new (loadPg().Client)({ connectionString: source.url, connectionTimeoutMillis: 5_000 })
+  await client.connect()
+  const { schema } = source
+  return {
+    async chains() {
+      // Oldest chain first, as SQLite lists them.
+      const { rows } = await client.query(`SELECT chain FROM (SELECT chain, min(time) AS since FROM ${schema}.audit_records GROUP BY chain
+        UNION ALL SELECT chain, NULL FROM ${schema}.audit_checkpoint) AS c GROUP BY chain ORDER BY min(since) NULLS FIRST, chain`)
+      const out = []
+      for (const { chain } of rows as Array<{ chain: string }>) {
+        const checkpoint = await client.query(`SELECT seq, hash FROM ${schema}.audit_checkpoint WHERE chain = $1`, [chain])
+        out.push({ chain, start: checkpoint.rows[0] ? { seq: Number(checkpoint.rows[0].seq), hash: checkpoint.rows[0].hash as string } : null })
+      }
+      return out
+    },
+    async page(chain, afterSeq, size) {
+      const { rows } = await client.query(`SELECT * FROM ${schema}.audit_records WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3`, [chain, afterSeq, size])
+      return rows.map((row: Record<string, unknown>) => entryOf(row, recordFromPgRow))
+    },
+    async end(chain) {
+      const { rows } = await client.query(`SELECT greatest((SELECT max(seq) FROM ${schema}.audit_records WHERE chain = $1),
+        (SELECT seq FROM ${schema}.audit_checkpoint WHERE chain = $1), 0) AS seq`, [chain])
+      return Number(rows[0].seq)
+    },
+    async checkpoints() {
+      const { rows: exists } = await client.query('SELECT to_regclass($1) AS t', [`${schema}.audit_head_checkpoints`])
+      if (exists[0].t === null) return []
+      const { rows } = await client.query(`SELECT chain, count, id, hash, time, kid, sig FROM ${schema}.audit_head_checkpoints`)
+      return (rows as unknown[]).map(checkpointFrom).filter((c) => c !== null)
+    },
+    async close() {
+      await client.end()
+    },
+  }
+}

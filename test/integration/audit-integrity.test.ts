@@ -1,0 +1,350 @@
+// The audit log's integrity against real faults: a worker that dies, a damaged spill file, a chain
+// head that cannot be read, and the newest records deleted (signed checkpoints).
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { DatabaseSync } from 'node:sqlite'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import { request } from 'undici'
+import { stringify } from 'yaml'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli } from '../helpers/cli.ts'
+import { startTestGateway } from '../helpers/gateway.ts'
+import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+let dir: string
+let upstream: TestUpstream
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-integrity-'))
+  upstream = await startUpstream((_req, res) => {
+    res.end('ok')
+  })
+})
+afterAll(async () => {
+  await upstream.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+const routes = () => ({ upstreams: [{ name: 'api', url: upstream.url }], routes: [{ id: 'open', path: '/*', upstream: 'api', public: true }] })
+
+async function get(url: string): Promise<number> {
+  const res = await request(url)
+  await res.body.dump()
+  return res.statusCode
+}
+
+/** One counter or gauge from GET /metrics (0 when it has no sample yet). */
+async function metric(adminUrl: string, name: string): Promise<number> {
+  const res = await request(`${adminUrl}/metrics`)
+  const text = await res.body.text()
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `))
+  return line ? Number(line.slice(name.length + 1)) : 0
+}
+
+function rowsIn(path: string): number {
+  try {
+    const db = new DatabaseSync(path, { readOnly: true })
+    try {
+      return (db.prepare('SELECT count(*) AS n FROM audit_records').get() as { n: number }).n
+    } finally {
+      db.close()
+    }
+  } catch {
+    return 0
+  }
+}
+
+describe('the audit counters across a worker restart', () => {
+  it('add the new worker\'s counts to the old one\'s: /metrics never goes back or stands still', async () => {
+    const own = await mkdtemp(join(dir, 'restart-'))
+    const db = join(own, 'audit.db')
+    const spill = join(own, 'spill')
+    const gw = await startTestGateway({ audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: spill, flush_interval: '10ms' }, ...routes() })
+    const seen: number[] = []
+    const written = async () => {
+      const value = await metric(gw.adminUrl, 'bouncer_audit_written_total')
+      seen.push(value)
+      return value
+    }
+    try {
+      for (let i = 0; i < 5; i++) expect(await get(`${gw.url}/before/${i}`)).toBe(200)
+      await waitFor(async () => (await written()) === 5, 'five records written')
+
+      // A real fault kills the worker: it cannot save the chain's state (a directory stands where
+      // the state file's temporary copy goes), and the gateway starts a new one.
+      await mkdir(join(spill, 'chain.json.tmp'))
+      expect(await get(`${gw.url}/lost`)).toBe(200)
+      await waitFor(() => gw.logs.some((l) => l.includes('the audit worker stopped: restarting it')), 'the worker to stop')
+      await rm(join(spill, 'chain.json.tmp'), { recursive: true })
+      await waitFor(async () => (await metric(gw.adminUrl, 'bouncer_audit_dropped_total')) === 1, 'the lost record counted')
+
+      for (let i = 0; i < 3; i++) expect(await get(`${gw.url}/after/${i}`)).toBe(200)
+      await waitFor(() => rowsIn(db) === 8, 'eight records in SQLite')
+      await waitFor(async () => (await written()) === 8, 'the counter to reach 8 (5 before the restart, 3 after)')
+      for (let i = 1; i < seen.length; i++) expect(seen[i]).toBeGreaterThanOrEqual(seen[i - 1] as number)
+    } finally {
+      await gw.close()
+    }
+  })
+})
+
+describe('replay of a damaged spill file', () => {
+  it('moves garbage, a JSON line that is not a record and a cut-short last line to quarantine, logs and counts them, and replays the rest', async () => {
+    const own = await mkdtemp(join(dir, 'spill-'))
+    // The SQLite sink cannot open while a file stands where its directory goes: records spill.
+    const store = join(own, 'store')
+    await writeFile(store, 'not a directory')
+    const db = join(store, 'audit.db')
+    const spillDir = join(own, 'spill')
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: spillDir, flush_interval: '10ms' }
+    await run(audit, ['/a', '/b', '/c', '/d'])
+    const [name] = (await readdir(spillDir)).filter((f) => f.endsWith('.ndjson'))
+    const spillFile = join(spillDir, name as string)
+    const lines = (await readFile(spillFile, 'utf8')).trim().split('\n')
+    expect(lines).toHaveLength(4)
+
+    // The disk damages it: garbage, a line that is JSON but no record, a last write cut short.
+    const damaged = [lines[0], 'garbage \u0007\u0007', lines[1], '{"seq":99,"record":{"hello":"world"}}', lines[2], lines[3], (lines[0] as string).slice(0, 50)]
+    await writeFile(spillFile, damaged.join('\n'))
+    await rm(store)
+    await mkdir(store)
+
+    const gw = await startTestGateway({ audit, ...routes() })
+    try {
+      await waitFor(() => rowsIn(db) === 4, 'the four records replayed')
+      await waitFor(async () => (await metric(gw.adminUrl, 'bouncer_audit_quarantined_total')) === 3, 'three lines counted as quarantined')
+      const logged = gw.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => String(l.msg).includes('moved to quarantine'))
+      expect(logged.map((l) => [l.line, l.offset])).toEqual([
+        [7, Buffer.byteLength(damaged.slice(0, 6).join('\n')) + 1],
+        [2, Buffer.byteLength(`${lines[0]}\n`)],
+        [4, Buffer.byteLength(damaged.slice(0, 3).join('\n')) + 1],
+      ])
+      expect(logged[1]).toMatchObject({ level: 'error', spill: spillFile, quarantine: `${spillFile}.quarantine`, reason: expect.stringMatching(/^not JSON/) })
+      expect(logged[2]?.reason).toBe('no chain')
+      const quarantine = (await readFile(`${spillFile}.quarantine`, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { line: number; text: string })
+      expect(quarantine.map((q) => [q.line, q.text])).toEqual([[7, damaged[6]], [2, damaged[1]], [4, damaged[3]]])
+
+      // The sink is back for good: the next record goes straight in, after the replayed ones.
+      expect(await get(`${gw.url}/e`)).toBe(200)
+      await waitFor(() => rowsIn(db) === 5, 'the new record')
+    } finally {
+      await gw.close()
+    }
+    expect(sqliteRows(db).map((r) => r.path)).toEqual(['/a', '/b', '/c', '/d', '/e'])
+    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    expect(verify.stdout).toMatch(/^ok: 5 records in 1 chain verified/)
+  })
+})
+
+/** A gateway run: start, one request per path, stop (SIGTERM's drain writes everything). */
+async function run(audit: Record<string, unknown>, paths: string[]): Promise<string[]> {
+  const gw = await startTestGateway({ audit, ...routes() })
+  try {
+    for (const path of paths) expect(await get(`${gw.url}${path}`)).toBe(200)
+  } finally {
+    await gw.close()
+  }
+  return gw.logs
+}
+
+/** A config for the CLI with the gateway's audit section. */
+async function cliConfig(own: string, audit: Record<string, unknown>): Promise<string> {
+  const file = join(own, 'bouncer.yaml')
+  await writeFile(file, stringify({ audit }))
+  return file
+}
+
+interface ChainRow { chain: string; seq: number; code: string | null; detail: string | null; path: string }
+
+function sqliteRows(path: string): ChainRow[] {
+  const db = new DatabaseSync(path, { readOnly: true })
+  try {
+    return db.prepare('SELECT c.chain, r.seq, r.code, r.detail, r.path FROM audit_records r JOIN audit_chains c ON c.no = r.chain ORDER BY r.chain, r.seq').all() as unknown as ChainRow[]
+  } finally {
+    db.close()
+  }
+}
+
+async function pgQuery(sql: string): Promise<Array<Record<string, unknown>>> {
+  const client = new pg.Client({ connectionString: SHARED_POSTGRES })
+  await client.connect()
+  try {
+    return (await client.query(sql)).rows
+  } finally {
+    await client.end()
+  }
+}
+
+function sqliteExec(path: string, sql: string): void {
+  const db = new DatabaseSync(path)
+  db.exec(sql)
+  db.close()
+}
+
+const restartLine = /^chain ([0-9a-f-]{36}) restarted at \S+ \(record [0-9a-f-]{36}\): (.*)$/m
+
+describe('a chain head that cannot be read', () => {
+  it.each([
+    ['edited', 'UPDATE audit_records SET status = 299 WHERE seq = 3', 'does not match its hash'],
+    ['unreadable', "UPDATE audit_records SET roles = '{broken' WHERE seq = 3", 'cannot be read'],
+  ])('SQLite, last record %s: a new chain starts with a chain_restarted record, and verify reports both', async (_kind, damage, why) => {
+    const own = await mkdtemp(join(dir, 'head-sqlite-'))
+    const db = join(own, 'audit.db')
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms' }
+    await run(audit, ['/a', '/b', '/c'])
+    const old = sqliteRows(db)[0]?.chain as string
+    sqliteExec(db, damage)
+
+    const logs = await run(audit, ['/after'])
+    expect(logs.join('')).toContain('the audit chain cannot be continued')
+    const fresh = sqliteRows(db).filter((r) => r.chain !== old)
+    expect(fresh.map((r) => [r.seq, r.code, r.path])).toEqual([[1, 'chain_restarted', '-'], [2, null, '/after']])
+    expect(fresh[0]?.detail).toContain(`Chain ${old} cannot be continued: record 3 of chain ${old} in sqlite:${db} ${why}`)
+
+    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    expect(verify.code).toBe(1)
+    expect(verify.stdout).toContain(`(seq 3 of chain ${old}`)
+    expect(verify.stdout).toMatch(restartLine)
+    expect(restartLine.exec(verify.stdout)?.[1]).toBe(fresh[0]?.chain)
+  })
+
+  it('PostgreSQL, last record damaged: the same', async () => {
+    const own = await mkdtemp(join(dir, 'head-pg-'))
+    const schema = uniqueSchema('head')
+    const audit = { sinks: [{ type: 'postgres', url: SHARED_POSTGRES, schema }], spill_dir: join(own, 'spill'), flush_interval: '10ms' }
+    try {
+      await run(audit, ['/a', '/b', '/c'])
+      const [{ chain: old }] = (await pgQuery(`SELECT chain FROM ${schema}.audit_records LIMIT 1`)) as [{ chain: string }]
+      await pgQuery(`UPDATE ${schema}.audit_records SET hash = 'not-a-hash' WHERE seq = 3`)
+
+      await run(audit, ['/after'])
+      const fresh = await pgQuery(`SELECT seq, code, detail, path FROM ${schema}.audit_records WHERE chain <> '${old}' ORDER BY seq`)
+      expect(fresh.map((r) => [Number(r.seq), r.code, r.path])).toEqual([[1, 'chain_restarted', '-'], [2, null, '/after']])
+      expect(fresh[0]?.detail).toContain(`record 3 of chain ${old} in postgres:${schema} has no valid hash`)
+
+      const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+      expect(verify.code).toBe(1)
+      expect(verify.stdout).toContain(`(seq 3 of chain ${old}`)
+      expect(verify.stdout).toMatch(restartLine)
+    } finally {
+      await dropSchema(SHARED_POSTGRES, schema)
+    }
+  })
+
+  it('an unreadable chain state file: the old chain stays whole, the new one says why it began', async () => {
+    const own = await mkdtemp(join(dir, 'head-state-'))
+    const db = join(own, 'audit.db')
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms' }
+    await run(audit, ['/a', '/b'])
+    await writeFile(join(own, 'spill', 'chain.json'), '{"chain": "half a fi')
+    await run(audit, ['/after'])
+    const rows = sqliteRows(db)
+    expect(rows.map((r) => r.code)).toEqual([null, null, 'chain_restarted', null])
+    expect(rows[2]?.detail).toContain(`The previous chain cannot be continued: the chain state ${join(own, 'spill', 'chain.json')} cannot be read (not JSON`)
+
+    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    expect(verify.code, verify.stdout).toBe(0)
+    expect(verify.stdout).toMatch(/^ok: 4 records in 2 chains verified\n/)
+    expect(verify.stdout).toMatch(restartLine)
+  })
+})
+
+const ADMIN = 'integrity-admin-token-0123456789abcdef'
+
+interface Head { chain: string; head: { count: number; id: string; hash: string }; checkpoint: { count: number; time: string; kid: string } | null; key: { kid: string; x: string } }
+
+/** GET /api/audit/head (null while the audit worker is starting: 404). */
+async function headOf(adminUrl: string): Promise<Head | null> {
+  const res = await request(`${adminUrl}/api/audit/head`, { headers: { authorization: `Bearer ${ADMIN}` } })
+  if (res.statusCode === 404) {
+    await res.body.dump()
+    return null
+  }
+  expect(res.statusCode).toBe(200)
+  return (await res.body.json()) as Head
+}
+
+/** Twenty requests, a checkpoint signed on schedule (not only at shutdown), then a stop. */
+async function twentyRecords(audit: Record<string, unknown>, extra: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<Head> {
+  const gw = await startTestGateway({ admin: { token: ADMIN }, audit, ...extra, ...routes() }, { env })
+  try {
+    for (let i = 0; i < 20; i++) expect(await get(`${gw.url}/r/${i}`)).toBe(200)
+    let head: Head | null = null
+    await waitFor(async () => (head = await headOf(gw.adminUrl))?.checkpoint?.count === 20, 'a checkpoint at count 20')
+    const { head: live, checkpoint, key } = head as unknown as Head
+    expect(live.count).toBe(20)
+    expect(checkpoint?.kid).toBe(key.kid)
+    return head as unknown as Head
+  } finally {
+    await gw.close()
+  }
+}
+
+const truncated = (chain: string, head: Head) =>
+  `audit log truncated: 3 records missing after record 17 of chain ${chain}: the log ends at count 17 but the checkpoint at ${head.checkpoint?.time} says 20`
+
+describe('truncation is seen: signed checkpoints of the chain head', () => {
+  it('SQLite: the three newest records deleted are named, from the checkpoint file or the table; a forged checkpoint is named', async () => {
+    const own = await mkdtemp(join(dir, 'truncate-sqlite-'))
+    const db = join(own, 'audit.db')
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
+    const head = await twentyRecords(audit)
+    const config = await cliConfig(own, audit)
+    expect(await runCli(['audit', 'verify', '--config', config])).toMatchObject({
+      code: 0, stdout: 'ok: 20 records in 1 chain verified\nanchored: 1 chain reaches its latest signed checkpoint\n',
+    })
+
+    sqliteExec(db, 'DELETE FROM audit_records WHERE seq > 17')
+    let verify = await runCli(['audit', 'verify', '--config', config])
+    expect(verify.code).toBe(1)
+    expect(verify.stdout.split('\n')[0]).toBe(truncated(head.chain, head))
+
+    // The table's copy deleted too: the file, kept apart from the records, still says 20.
+    sqliteExec(db, 'DELETE FROM audit_head_checkpoints')
+    verify = await runCli(['audit', 'verify', '--config', config])
+    expect(verify.code).toBe(1)
+    expect(verify.stdout.split('\n')[0]).toBe(truncated(head.chain, head))
+
+    // A checkpoint with a count it was not signed for.
+    const file = `${db}.checkpoints`
+    const lines = (await readFile(file, 'utf8')).trim().split('\n')
+    const forged = { ...(JSON.parse(lines.at(-1) as string) as Record<string, unknown>), count: 25 }
+    await writeFile(file, `${lines.join('\n')}\n${JSON.stringify(forged)}\n`)
+    verify = await runCli(['audit', 'verify', '--config', config])
+    expect(verify.code).toBe(1)
+    expect(verify.stdout).toContain(`checkpoint forged: the checkpoint at ${head.checkpoint?.time} for chain ${head.chain} (count 25) in the checkpoint file ${file}: its signature does not verify`)
+    expect(verify.stdout).toContain(truncated(head.chain, head)) // measured against the genuine one
+  })
+
+  it('PostgreSQL, the key in the secrets store: the three newest rows deleted are named', async () => {
+    const own = await mkdtemp(join(dir, 'truncate-pg-'))
+    const schema = uniqueSchema('truncate')
+    const env = { BOUNCER_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') }
+    const secrets = { store: { type: 'embedded', path: join(own, 'secrets.db'), master_key: 'env:BOUNCER_MASTER_KEY' } }
+    const audit = { sinks: [{ type: 'postgres', url: SHARED_POSTGRES, schema }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
+    try {
+      const head = await twentyRecords(audit, { secrets }, env)
+      const config = join(own, 'bouncer.yaml')
+      await writeFile(config, stringify({ audit, secrets }))
+      const list = await runCli(['secrets', 'list', '--config', config], { env })
+      expect(list.stdout).toContain('bouncer.audit-checkpoint-key')
+      await expect(readFile(join(own, 'spill', 'checkpoints.ndjson.key'))).rejects.toThrow() // no key file beside the log
+
+      await pgQuery(`DELETE FROM ${schema}.audit_records WHERE seq > 17`)
+      const verify = await runCli(['audit', 'verify', '--config', config], { env })
+      expect(verify.code).toBe(1)
+      expect(verify.stdout.split('\n')[0]).toBe(truncated(head.chain, head))
+
+      // Without the master key the checkpoints cannot be checked: that is not an ok either.
+      const blind = await runCli(['audit', 'verify', '--config', config], { env: { BOUNCER_MASTER_KEY: '' } })
+      expect(blind.code).toBe(1)
+      expect(blind.stdout).toContain('checkpoints not checked: ')
+      expect(blind.stdout).toContain('the secrets store cannot be read (the master key is missing')
+    } finally {
+      await dropSchema(SHARED_POSTGRES, schema)
+    }
+  })
+})

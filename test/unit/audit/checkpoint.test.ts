@@ -1,0 +1,102 @@
+// Signed checkpoints: what is signed, where the key lives, and the file that keeps them.
+import { createPublicKey, createPrivateKey } from 'node:crypto'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { describe, expect, it } from 'vitest'
+import { CHECKPOINT_KEY, checkpointSigningKey, checkpointVerificationKeys } from '../../../src/audit/checkpoint-key.ts'
+import { appendCheckpoint, checkpointPathOf, checkpointProblem, readCheckpointFile, signCheckpoint } from '../../../src/audit/checkpoint.ts'
+import type { AuditConfig } from '../../../src/config/index.ts'
+import { openEmbeddedStore } from '../../../src/secrets/embedded.ts'
+import { createLogger } from '../../../src/telemetry/logger.ts'
+
+const dir = () => mkdtempSync(join(tmpdir(), 'bouncer-checkpoint-'))
+const logs: string[] = []
+const logger = createLogger({ level: 'debug', destination: new Writable({ write: (c: Buffer, _e, cb) => (logs.push(c.toString()), cb()) }) })
+const head = { seq: 20, hash: 'a'.repeat(64), id: '00000000-0000-4000-8000-000000000020' }
+
+function signer(keyFile: string) {
+  const key = checkpointSigningKey(null, keyFile, logger)
+  return { key, signing: { kid: key.kid, privateKey: createPrivateKey({ key: key.jwk as never, format: 'jwk' }) } }
+}
+
+describe('a checkpoint', () => {
+  it('signs chain, count, id, hash, time and kid: changing any of them breaks the signature', () => {
+    const { key, signing } = signer(join(dir(), 'key'))
+    const checkpoint = signCheckpoint('c1', head, signing, new Date('2026-11-26T12:00:00Z'))
+    expect(checkpoint).toMatchObject({ chain: 'c1', count: 20, id: head.id, hash: head.hash, time: '2026-11-26T12:00:00.000Z', kid: key.kid })
+    const keys = new Map([[key.kid, createPublicKey(signing.privateKey)]])
+    expect(checkpointProblem(checkpoint, keys)).toBeNull()
+    for (const forged of [{ count: 25 }, { chain: 'c2' }, { hash: 'b'.repeat(64) }, { time: '2026-11-27T12:00:00.000Z' }, { id: 'x' }]) {
+      expect(checkpointProblem({ ...checkpoint, ...forged }, keys)).toBe('bad signature')
+    }
+    expect(checkpointProblem({ ...checkpoint, kid: 'other' }, keys)).toBe('unknown key')
+  })
+
+  it('is kept beside the first SQLite log, else in spill_dir, unless a path is configured', () => {
+    const config = (sinks: AuditConfig['sinks'], path?: string) => ({ sinks, spill_dir: './spill', checkpoint_path: path }) as AuditConfig
+    expect(checkpointPathOf(config([{ type: 'stdout' }, { type: 'sqlite', path: './data/audit.db' }]))).toBe('./data/audit.db.checkpoints')
+    expect(checkpointPathOf(config([{ type: 'postgres', url: 'postgres://x', schema: 'b' }]))).toBe('spill/checkpoints.ndjson')
+    expect(checkpointPathOf(config([{ type: 'sqlite', path: './a.db' }], '/worm/bouncer.checkpoints'))).toBe('/worm/bouncer.checkpoints')
+  })
+})
+
+describe('the checkpoint file', () => {
+  it('appends, reads back, counts lines that are not checkpoints, and compacts to the latest genuine one per chain', () => {
+    const own = dir()
+    const file = join(own, 'audit.db.checkpoints')
+    const { key, signing } = signer(join(own, 'key'))
+    const keys = new Map([[key.kid, createPublicKey(signing.privateKey)]])
+    appendCheckpoint(file, signCheckpoint('c1', { ...head, seq: 1 }, signing), keys)
+    writeFileSync(file, `${readFileSync(file, 'utf8')}not a checkpoint\n`)
+    expect(readCheckpointFile(file)).toMatchObject({ checkpoints: [{ chain: 'c1', count: 1 }], damaged: 1 })
+    expect(readCheckpointFile(join(own, 'none'))).toEqual({ checkpoints: [], damaged: 0 })
+
+    // A forged line with a huge count must not push the genuine latest one out when compacting.
+    const genuine = signCheckpoint('c1', { ...head, seq: 2 }, signing)
+    appendCheckpoint(file, genuine, keys)
+    writeFileSync(file, `${readFileSync(file, 'utf8')}${JSON.stringify({ ...genuine, count: 999 })}\n`)
+    const padding = signCheckpoint('c2', { ...head, seq: 1 }, signing)
+    writeFileSync(file, `${readFileSync(file, 'utf8')}${`${JSON.stringify(padding)}\n`.repeat(5_000)}`)
+    const other = signCheckpoint('c0', { ...head, seq: 7 }, signing)
+    appendCheckpoint(file, other, keys) // past 1 MiB: compacted
+    expect(readCheckpointFile(file)).toEqual({ checkpoints: [genuine, padding, other], damaged: 0 })
+  })
+})
+
+describe('the checkpoint key', () => {
+  it('without a store: a 0600 key file made once and reused; verify reads it', () => {
+    const keyFile = join(dir(), 'sub', 'audit.db.checkpoints.key')
+    const first = checkpointSigningKey(null, keyFile, logger)
+    expect(first.keptIn).toBe(keyFile)
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600)
+    expect(checkpointSigningKey(null, keyFile, logger).kid).toBe(first.kid)
+    expect([...checkpointVerificationKeys(null, keyFile).keys()]).toEqual([first.kid])
+  })
+
+  it('a damaged key file is set aside (not overwritten) and replaced; an unwritable place keeps it in memory', () => {
+    const own = dir()
+    const keyFile = join(own, 'key')
+    writeFileSync(keyFile, 'garbage')
+    const made = checkpointSigningKey(null, keyFile, logger)
+    expect(made.keptIn).toBe(keyFile)
+    expect(readdirSync(own).filter((f) => f.startsWith('key.damaged-'))).toHaveLength(1)
+    expect(checkpointSigningKey(null, '/dev/null/key', logger).keptIn).toBe('memory')
+    expect(logs.join('')).toContain('it is kept in memory only')
+  })
+
+  it('with a writable secrets store: made there, no key file; verify reads the store', () => {
+    const own = dir()
+    const store = openEmbeddedStore(join(own, 'secrets.db'), Buffer.alloc(32, 1))
+    try {
+      const key = checkpointSigningKey(store, join(own, 'key'), logger)
+      expect(key.keptIn).toBe(`secret ${CHECKPOINT_KEY} of the embedded secrets store`)
+      expect(existsSync(join(own, 'key'))).toBe(false)
+      expect(checkpointSigningKey(store, join(own, 'key'), logger).kid).toBe(key.kid)
+      expect([...checkpointVerificationKeys(store, join(own, 'key')).keys()]).toEqual([key.kid])
+    } finally {
+      store.close()
+    }
+  })
+})

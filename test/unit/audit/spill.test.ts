@@ -1,0 +1,101 @@
+// A spill file read back for replay, damaged the ways disks and crashes damage files: garbage, a
+// line that is JSON but not a record, a last line cut short, and characters across read boundaries.
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { chain, GENESIS_HASH, type AuditRecord, type RecordValues } from '../../../src/audit/record.ts'
+import type { StoredRow } from '../../../src/audit/sinks/sink.ts'
+import { SPILL_START, spillFor } from '../../../src/audit/spill.ts'
+
+const values = (i: number, userAgent: string | null = null): RecordValues => ({
+  id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, time: '2026-11-26T12:00:00.000Z', request_id: `r${i}`, trace_id: null,
+  method: 'GET', path: `/x/${i}`, route: 'x', status: 200, decision: 'allow', code: null, detail: null, statement: 'S', issuer: null,
+  subject: null, client_id: null, roles: ['a'], source_ip: '127.0.0.1', user_agent: userAgent, upstream: 'api', upstream_status: 200,
+  duration_ms: 1.5, bytes_in: 0, bytes_out: 2, limit: null,
+})
+
+function rowsOf(count: number, userAgent: (i: number) => string | null = () => null): StoredRow[] {
+  const rows: StoredRow[] = []
+  let prev = GENESIS_HASH
+  for (let i = 1; i <= count; i++) {
+    const record: AuditRecord = chain(values(i, userAgent(i)), prev)
+    prev = record.hash
+    rows.push({ chain: 'c1', seq: i, record })
+  }
+  return rows
+}
+
+const line = (row: StoredRow) => `${JSON.stringify(row)}\n`
+const fresh = () => spillFor(mkdtempSync(join(tmpdir(), 'bouncer-spill-')), 'sqlite:/data/audit.db')
+const quarantined = (path: string) => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+
+describe('replaying a damaged spill file', () => {
+  it('quarantines garbage, a JSON line that is not a record and a cut-short last line; the rest replays in order', async () => {
+    const spill = fresh()
+    const rows = rowsOf(4)
+    const garbage = 'x\u0000 not json at all'
+    const notARecord = JSON.stringify({ seq: 3, record: { hello: 'world' } })
+    const cut = line(rowsOf(5)[4] as StoredRow).slice(0, 60)
+    const text = line(rows[0]!) + `${garbage}\n` + line(rows[1]!) + `${notARecord}\n` + line(rows[2]!) + line(rows[3]!) + cut
+    writeFileSync(spill.path, text)
+
+    // At start, before anything is appended after it: the cut-short line goes.
+    const tail = spill.repairTail()
+    expect(tail).toEqual({ line: 7, offset: Buffer.byteLength(text) - cut.length, reason: expect.stringMatching(/^cut short \(not JSON/) })
+    expect(readFileSync(spill.path, 'utf8').endsWith('\n')).toBe(true)
+
+    const { rows: read, next, damaged } = await spill.read(SPILL_START, 100)
+    expect(read).toEqual(rows)
+    const garbageAt = Buffer.byteLength(line(rows[0]!))
+    expect(damaged).toEqual([
+      { line: 2, offset: garbageAt, reason: expect.stringMatching(/^not JSON/) },
+      { line: 4, offset: garbageAt + Buffer.byteLength(`${garbage}\n${line(rows[1]!)}`), reason: 'no chain' },
+    ])
+    expect(next).toEqual({ offset: spill.size(), line: 7 })
+
+    // Reported once: a second replay (after a failed write, or a restart) skips the blanked lines.
+    expect(await spill.read(SPILL_START, 100)).toEqual({ rows, next, damaged: [] })
+    expect(spill.size()).toBe(Buffer.byteLength(text) - cut.length)
+
+    const entries = quarantined(spill.quarantinePath)
+    expect(entries.map((e) => [e.line, e.text])).toEqual([[7, cut], [2, garbage], [4, notARecord]])
+    expect(entries[0]).toMatchObject({ spill: spill.path, offset: tail?.offset, reason: tail?.reason })
+  })
+
+  it('names the field that is wrong in a record that is almost one', async () => {
+    const spill = fresh()
+    const [row] = rowsOf(1) as [StoredRow]
+    writeFileSync(spill.path, line({ ...row, record: { ...row.record, status: '200' as unknown as number } }) + line({ ...row, seq: 0 }))
+    const { rows, damaged } = await spill.read(SPILL_START, 10)
+    expect(rows).toEqual([])
+    expect(damaged.map((d) => d.reason)).toEqual(['record.status is missing or not a valid number', 'no valid seq'])
+  })
+
+  it('keeps a last line that only lacks its newline, and invalid UTF-8 is quarantined as bytes', async () => {
+    const spill = fresh()
+    const rows = rowsOf(2)
+    writeFileSync(spill.path, Buffer.concat([Buffer.from(line(rows[0]!)), Buffer.from([0xff, 0xfe, 0x0a]), Buffer.from(line(rows[1]!).trimEnd())]))
+    expect(spill.repairTail()).toBeNull()
+    const { rows: read, damaged } = await spill.read(SPILL_START, 10)
+    expect(read).toEqual(rows)
+    expect(damaged).toMatchObject([{ line: 2, reason: 'not UTF-8' }])
+    expect(quarantined(spill.quarantinePath)[0]).toMatchObject({ line: 2, base64: Buffer.from([0xff, 0xfe]).toString('base64') })
+  })
+
+  it('splits lines as bytes: a character across the 1 MiB read boundary stays whole, offsets stay exact', async () => {
+    const spill = fresh()
+    // A record whose user agent runs across the first read's end, split inside a two-byte character.
+    const boundary = 1 << 20
+    let rows = rowsOf(3, (i) => (i === 2 ? 'é'.repeat(600_000) : 'Agent/1'))
+    const runStart = () => Buffer.byteLength(line(rows[0]!)) + Buffer.from(line(rows[1]!)).indexOf(Buffer.from('é'))
+    if ((boundary - runStart()) % 2 === 0) rows = rowsOf(3, (i) => (i === 2 ? 'é'.repeat(600_000) : 'Agent/10'))
+    expect((boundary - runStart()) % 2).toBe(1)
+    for (const row of rows) appendFileSync(spill.path, line(row))
+    const first = await spill.read(SPILL_START, 2)
+    const rest = await spill.read(first.next, 10)
+    expect([...first.rows, ...rest.rows]).toEqual(rows)
+    expect([...first.damaged, ...rest.damaged]).toEqual([])
+    expect(rest.next).toEqual({ offset: spill.size(), line: 4 })
+  })
+})
