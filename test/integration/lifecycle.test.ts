@@ -152,7 +152,7 @@ describe('bouncer serve', () => {
     const gw = await serve(file)
     await writeConfig('hup-bad.yaml', 'routes:\n  - id: x\n    path: no-slash\n    upstream: api\n')
     gw.child.kill('SIGHUP')
-    await expect.poll(() => gw.stderr(), { timeout: 5_000 }).toContain('config reload refused')
+    await expect.poll(() => gw.stderr(), { timeout: 20_000 }).toContain('config reload refused')
     expect(gw.stderr()).toContain('routes[0].path: a path starts with')
     expect((await get(`${gw.url}/hello/x`)).status).toBe(200)
   })
