@@ -68,7 +68,7 @@ describe('key rotation at the provider', () => {
     await idp.restart([await signingKey('ec-1', 'ES256'), await signingKey('ec-2', 'ES256')])
     const fresh = await idp.mint({}, { key: idp.keys[1] })
     expect(await statusOf(gateway, fresh)).toMatchObject({ status: 401, code: 'key_not_found' })
-    await expect.poll(async () => (await statusOf(gateway, fresh)).status, { timeout: 5_000, interval: 200 }).toBe(200)
+    await expect.poll(async () => (await statusOf(gateway, fresh)).status, { timeout: 20_000, interval: 200 }).toBe(200)
   })
 
   it('a flood of bogus kids costs the provider one fetch per cool-down', async () => {

@@ -143,7 +143,7 @@ describe('bouncer serve', () => {
     expect((await get(`${gw.url}/new/x`)).status).toBe(404)
     await writeConfig('hup.yaml', config([{ id: 'new', path: '/new/*', upstream: 'api', public: true }]))
     gw.child.kill('SIGHUP')
-    await expect.poll(async () => (await get(`${gw.url}/new/x`)).status, { timeout: 5_000 }).toBe(200)
+    await expect.poll(async () => (await get(`${gw.url}/new/x`)).status, { timeout: 20_000 }).toBe(200)
     expect((await get(`${gw.url}/hello/x`)).status).toBe(200)
   })
 
