@@ -1,10 +1,10 @@
 // `bouncer audit [filters]` and `bouncer audit verify`.
 import type { Command } from 'commander'
-import { formatDiagnostic, loadConfigFile, resolveConfigPath, type Config } from '../config/index.ts'
 import { ordered, type AuditRecord } from '../audit/record.ts'
 import { AuditQueryError, auditSourceOf, parseAuditQuery, searchAudit, verifyAudit, type AuditQuery, type AuditSource } from '../audit/search.ts'
 import { NoAuditLog } from '../audit/sinks/sqlite.ts'
 import { printable } from '../text/index.ts'
+import { configOption, loadCommandConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 
 interface SearchOptions {
@@ -20,13 +20,8 @@ interface SearchOptions {
 }
 
 async function sourceFrom(configPath: string | undefined): Promise<AuditSource> {
-  const file = resolveConfigPath(configPath)
-  const loaded = await loadConfigFile(file)
-  if (!loaded.config) {
-    for (const d of loaded.diagnostics) if (d.severity === 'error') console.error(formatDiagnostic(file, d))
-    throw new UserError(`${file} is not valid (see bouncer check)`)
-  }
-  const source = auditSourceOf(loaded.config.audit as Config['audit'])
+  const loaded = await loadCommandConfig(configPath)
+  const source = auditSourceOf(loaded.config.audit)
   if (!source) throw new UserError('no audit sink to read: configure an sqlite or postgres sink under audit.sinks')
   return source
 }
@@ -73,10 +68,9 @@ async function userFacing<T>(work: Promise<T>): Promise<T> {
 }
 
 export function registerAudit(program: Command): void {
-  const audit = program
+  const audit = configOption(program
     .command('audit')
-    .description('search the audit log, newest first (a table, or NDJSON with --json)')
-    .option('--config <path>', 'config file (default: $BOUNCER_CONFIG or ./bouncer.yaml)')
+    .description('search the audit log, newest first (a table, or NDJSON with --json)'))
     .option('--since <duration|time>', 'e.g. 1h, 30m, 2026-11-26T10:00:00Z')
     .option('--until <time>', 'e.g. 2026-11-26T11:00:00Z')
     .option('--principal <sub>', "the caller's subject")
@@ -93,10 +87,9 @@ export function registerAudit(program: Command): void {
         console.log(records.length === 0 ? 'no records match' : formatTable(records))
       }
     })
-  audit
+  configOption(audit
     .command('verify')
-    .description("check the audit log's hash chain: exit 0 with the count, or 1 naming the first record that does not match")
-    .option('--config <path>', 'config file (default: $BOUNCER_CONFIG or ./bouncer.yaml)')
+    .description("check the audit log's hash chain: exit 0 with the count, or 1 naming the first record that does not match"))
     .action(async (opts: { config?: string }, command: Command) => {
       const configPath = opts.config ?? (command.parent?.opts() as { config?: string }).config
       const result = await userFacing(verifyAudit(await sourceFrom(configPath)))
@@ -105,8 +98,9 @@ export function registerAudit(program: Command): void {
         return
       }
       const p = result.problem!
-      console.log(printable(`audit log tampered: record ${p.id} (seq ${p.seq} of chain ${p.chain}, ${p.time}): ${p.reason}`))
-      console.log(`${result.checked} records before it verified`)
+      // A finding, not a result: stderr (SPEC "Command line, added").
+      console.error(printable(`audit log tampered: record ${p.id} (seq ${p.seq} of chain ${p.chain}, ${p.time}): ${p.reason}`))
+      console.error(`${result.checked} records before it verified`)
       process.exitCode = 1
     })
 }

@@ -68,7 +68,7 @@ export function registerDemo(program: Command): void {
         try {
           await runTour(demo, print)
         } catch (err) {
-          print(`the tour failed: ${(err as Error).message}`)
+          console.error(printable(`the tour failed: ${(err as Error).message}`))
         }
         print()
       }

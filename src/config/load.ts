@@ -25,10 +25,6 @@ export interface LoadedConfig {
   locate: Locator
 }
 
-export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  return flag ?? env.BOUNCER_CONFIG ?? './bouncer.yaml'
-}
-
 export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
   let text: string
   try {
