@@ -80,7 +80,8 @@ export function registerAudit(program: Command): void {
     .option('--limit <n>', 'at most this many records', '50')
     .option('--json', 'one JSON record per line')
     .action(async (opts: SearchOptions) => {
-      const records = await userFacing(searchAudit(await sourceFrom(opts.config), queryFrom(opts)))
+      const query = queryFrom(opts) // a usage error is reported before the config is read
+      const records = await userFacing(searchAudit(await sourceFrom(opts.config), query))
       if (opts.json) {
         for (const record of records) console.log(JSON.stringify(ordered(record)))
       } else {
