@@ -6,6 +6,7 @@ import { registerAudit } from './audit.ts'
 import { registerCheck } from './check.ts'
 import { registerDemo } from './demo.ts'
 import { registerExplain } from './explain.ts'
+import { registerHealthcheck } from './healthcheck.ts'
 import { registerSchema } from './schema.ts'
 import { registerSecrets } from './secrets.ts'
 import { printable } from '../text/index.ts'
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerAudit(program)
   registerSecrets(program)
   registerSchema(program)
+  registerHealthcheck(program)
   registerDemo(program)
   const all = (command: Command): Command[] => [command, ...command.commands.flatMap(all)]
   for (const command of all(program)) command.exitOverride()
