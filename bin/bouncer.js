@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly (Node's type stripping) in a checkout, and the
-// packaged build when installed: Node does not strip types inside node_modules.
+// Runs the TypeScript sources in a checkout (Node's type stripping: no build step while developing),
+// and the compiled build (npm run build: dist/) everywhere else: installed as a package (Node does
+// not strip types inside node_modules), in the container image (which ships dist/ and no sources),
+// and on a Node that cannot strip types (or is told not to: --no-experimental-strip-types).
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
@@ -12,15 +14,17 @@ import { setFlagsFromString } from 'node:v8'
 setFlagsFromString('--no-allocation-site-pretenuring')
 
 const installed = fileURLToPath(import.meta.url).includes('/node_modules/')
+const sources = new URL('../src/cli/main.ts', import.meta.url)
 const built = new URL('../dist/cli/main.js', import.meta.url)
-const useBuild = installed && existsSync(built)
-if (!useBuild && !process.features.typescript) {
+const useSources = !installed && process.features.typescript && existsSync(sources)
+if (!useSources && !existsSync(built)) {
   console.error(
-    `bouncer: Node.js ${process.version} cannot run TypeScript sources. Use Node.js 22.18 or later, ` +
-      'or run it through npm (npm start, npx bouncer …), which uses the Node 24 this project pins.',
+    existsSync(sources)
+      ? `bouncer: Node.js ${process.version} cannot run TypeScript sources here. Use Node.js 22.18 or later, run it ` +
+          'through npm (npm start, npx bouncer …), which uses the Node 24 this project pins, or build it first (npm run build).'
+      : 'bouncer: neither the sources (src/) nor the build (dist/) is here: run npm run build.',
   )
   process.exit(1)
 }
-const entry = useBuild ? built : new URL('../src/cli/main.ts', import.meta.url)
-const { main } = await import(entry.href)
+const { main } = await import((useSources ? sources : built).href)
 await main(process.argv)

@@ -7,10 +7,16 @@ import { GatewayError } from '../errors/index.ts'
 import type { ReloadResult } from '../gateway/instance.ts'
 import type { GatewayState } from '../gateway/state.ts'
 import type { SecretStore } from '../secrets/index.ts'
+import { openApiDocument } from './openapi.ts'
 import type { AdminRoute } from './server.ts'
 
 export function adminRoutes(state: GatewayState, reload: () => Promise<ReloadResult>, secretsStore: () => SecretStore | null): AdminRoute[] {
   return [
+    {
+      method: 'GET',
+      path: 'openapi.json',
+      handle: () => ({ body: openApiDocument() }),
+    },
     {
       method: 'GET',
       path: 'routes',

@@ -45,6 +45,10 @@ export interface AdminServerOptions {
 
 const MAX_ADMIN_BODY = 1_048_576
 
+/** The endpoints outside /api/, for orchestrators and Prometheus: no auth, GET (and HEAD) only. */
+export const ADMIN_PROBES = ['/healthz', '/readyz', '/metrics'] as const
+const PROBES: ReadonlySet<string> = new Set(ADMIN_PROBES)
+
 export function createAdminServer(options: AdminServerOptions): Server {
   const table = new Map(options.routes.map((route) => [`${route.method} ${route.path}`, route]))
   return createServer({ maxHeaderSize: 16_384 }, (req, res) => {
@@ -60,6 +64,9 @@ export function createAdminServer(options: AdminServerOptions): Server {
 async function serve(options: AdminServerOptions, table: Map<string, AdminRoute>, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin')
   const method = req.method ?? 'GET'
+  if (PROBES.has(url.pathname) && method !== 'GET' && method !== 'HEAD') {
+    throw new GatewayError('method_not_allowed', { detail: `${url.pathname} answers GET and HEAD.`, headers: { allow: 'GET, HEAD' } })
+  }
   if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' })
   if (url.pathname === '/readyz') {
     const readiness = options.readiness()

@@ -1,6 +1,6 @@
 // `bouncer audit [filters]` and `bouncer audit verify`.
 import type { Command } from 'commander'
-import { formatDiagnostic, loadConfigFile, resolveConfigPath, type Config } from '../config/index.ts'
+import type { Config } from '../config/index.ts'
 import { ordered, type AuditRecord } from '../audit/record.ts'
 import { AuditQueryError, auditSourceOf, parseAuditQuery, searchAudit, type AuditQuery, type AuditSource } from '../audit/search.ts'
 import { verifyAudit, type Anchors, type FoundCheckpoint, type VerifyResult } from '../audit/verify.ts'
@@ -9,6 +9,7 @@ import { CHECKPOINT_KEY, checkpointVerificationKeys } from '../audit/checkpoint-
 import { NoAuditLog } from '../audit/sinks/sqlite.ts'
 import { printable } from '../text/index.ts'
 import { openSecretStore, SecretsError, type SecretStore } from '../secrets/index.ts'
+import { configOption, loadCommandConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 
 interface SearchOptions {
@@ -24,13 +25,7 @@ interface SearchOptions {
 }
 
 async function configFrom(configPath: string | undefined): Promise<Config> {
-  const file = resolveConfigPath(configPath)
-  const loaded = await loadConfigFile(file)
-  if (!loaded.config) {
-    for (const d of loaded.diagnostics) if (d.severity === 'error') console.error(formatDiagnostic(file, d))
-    throw new UserError(`${file} is not valid (see bouncer check)`)
-  }
-  return loaded.config
+  return (await loadCommandConfig(configPath)).config
 }
 
 function sourceOf(config: Config): AuditSource {
@@ -127,10 +122,9 @@ async function userFacing<T>(work: Promise<T>): Promise<T> {
 }
 
 export function registerAudit(program: Command): void {
-  const audit = program
+  const audit = configOption(program
     .command('audit')
-    .description('search the audit log, newest first (a table, or NDJSON with --json)')
-    .option('--config <path>', 'config file (default: $BOUNCER_CONFIG or ./bouncer.yaml)')
+    .description('search the audit log, newest first (a table, or NDJSON with --json)'))
     .option('--since <duration|time>', 'e.g. 1h, 30m, 2026-11-26T10:00:00Z')
     .option('--until <time>', 'e.g. 2026-11-26T11:00:00Z')
     .option('--principal <sub>', "the caller's subject")
@@ -140,22 +134,25 @@ export function registerAudit(program: Command): void {
     .option('--limit <n>', 'at most this many records', '50')
     .option('--json', 'one JSON record per line')
     .action(async (opts: SearchOptions) => {
-      const records = await userFacing(searchAudit(sourceOf(await configFrom(opts.config)), queryFrom(opts)))
+      const query = queryFrom(opts) // a usage error is reported before the config is read
+      const records = await userFacing(searchAudit(sourceOf(await configFrom(opts.config)), query))
       if (opts.json) {
         for (const record of records) console.log(JSON.stringify(ordered(record)))
       } else {
         console.log(records.length === 0 ? 'no records match' : formatTable(records))
       }
     })
-  audit
+  configOption(audit
     .command('verify')
-    .description("check the audit log's hash chain: exit 0 with the count, or 1 naming the first record that does not match")
-    .option('--config <path>', 'config file (default: $BOUNCER_CONFIG or ./bouncer.yaml)')
+    .description("check the audit log's hash chain: exit 0 with the count, or 1 naming the first record that does not match"))
     .action(async (opts: { config?: string }, command: Command) => {
       const configPath = opts.config ?? (command.parent?.opts() as { config?: string }).config
       const config = await configFrom(configPath)
       const result = await userFacing(verifyAudit(sourceOf(config), anchorsOf(config)))
-      console.log(verifyReport(result).split('\n').map(printable).join('\n'))
+      const report = verifyReport(result).split('\n').map(printable).join('\n')
+      // A failure is a finding, not a result: stderr (SPEC "Command line, added").
+      if (result.ok) console.log(report)
+      else console.error(report)
       if (!result.ok) process.exitCode = 1
     })
 }

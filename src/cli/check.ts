@@ -1,10 +1,14 @@
 import type { Command } from 'commander'
-import { formatDiagnostic, loadConfigFile, resolveConfigPath } from '../config/index.ts'
+import { formatDiagnostic, loadConfigFile } from '../config/index.ts'
 import { loadSecrets } from '../secrets/index.ts'
+import { configOption, findConfig } from './config.ts'
 
 export interface CheckResult {
   ok: boolean
-  lines: string[]
+  /** One line per problem (errors and warnings), for stderr. */
+  findings: string[]
+  /** `ok`, or `ok (N warnings)`, when there is no error: for stdout. */
+  verdict: string | null
 }
 
 export async function runCheck(configFile: string, env: NodeJS.ProcessEnv = process.env): Promise<CheckResult> {
@@ -16,21 +20,22 @@ export async function runCheck(configFile: string, env: NodeJS.ProcessEnv = proc
     secrets.store?.close()
     diagnostics.push(...secrets.diagnostics)
   }
-  const lines = diagnostics.map((d) => formatDiagnostic(loaded.file, d))
+  const findings = diagnostics.map((d) => formatDiagnostic(loaded.file, d))
   const errors = diagnostics.filter((d) => d.severity === 'error').length
   const warnings = diagnostics.length - errors
-  if (errors === 0) lines.push(warnings === 0 ? 'ok' : `ok (${warnings} warning${warnings === 1 ? '' : 's'})`)
-  return { ok: errors === 0, lines }
+  const verdict = errors > 0 ? null : warnings === 0 ? 'ok' : `ok (${warnings} warning${warnings === 1 ? '' : 's'})`
+  return { ok: errors === 0, findings, verdict }
 }
 
 export function registerCheck(program: Command): void {
-  program
+  configOption(program
     .command('check')
-    .description('validate the config without starting anything (exit 1 with PATH:LINE:COL lines when invalid)')
-    .option('--config <path>', 'config file (default: $BOUNCER_CONFIG or ./bouncer.yaml)')
+    .description('validate the config without starting anything (exit 1 with PATH:LINE:COL lines when invalid)'))
     .action(async (opts: { config?: string }) => {
-      const result = await runCheck(resolveConfigPath(opts.config))
-      for (const line of result.lines) console.log(line)
+      const result = await runCheck(findConfig(opts.config))
+      // Findings on stderr, the verdict on stdout (SPEC "Command line, added").
+      for (const line of result.findings) console.error(line)
+      if (result.verdict) console.log(result.verdict)
       process.exitCode = result.ok ? 0 : 1
     })
 }

@@ -2,8 +2,7 @@
 // loopback, a scripted tour run once, and the curl lines to try; Ctrl-C stops everything.
 import type { Command } from 'commander'
 import { ConfigError } from '../gateway/instance.ts'
-import { startDemo, type RunningDemo } from '../demo/run.ts'
-import { runTour } from '../demo/tour.ts'
+import type { RunningDemo } from '../demo/run.ts'
 import { printable } from '../text/index.ts'
 import { UserError } from './user-error.ts'
 
@@ -14,6 +13,22 @@ interface DemoFlags {
   apiPort: string
   dataDir: string
   tour: boolean
+}
+
+/**
+ * The demo's modules, loaded only for `bouncer demo`: its OpenID provider (oidc-provider) is a
+ * development dependency, which `serve` and the container image do without.
+ */
+async function demoModules() {
+  try {
+    const [{ startDemo }, { runTour }] = await Promise.all([import('../demo/run.ts'), import('../demo/tour.ts')])
+    return { startDemo, runTour }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && /oidc-provider|openid-client/.test((err as Error).message)) {
+      throw new UserError('bouncer demo needs the development dependencies (its OpenID provider): run it from a checkout after npm install')
+    }
+    throw err
+  }
 }
 
 function port(value: string, flag: string): number {
@@ -33,6 +48,7 @@ export function registerDemo(program: Command): void {
     .option('--data-dir <path>', 'master key, secrets and audit log', './data')
     .option('--no-tour', 'start everything but skip the tour')
     .action(async (flags: DemoFlags) => {
+      const { startDemo, runTour } = await demoModules()
       let demo: RunningDemo
       try {
         demo = await startDemo({
@@ -68,7 +84,7 @@ export function registerDemo(program: Command): void {
         try {
           await runTour(demo, print)
         } catch (err) {
-          print(`the tour failed: ${(err as Error).message}`)
+          console.error(printable(`the tour failed: ${(err as Error).message}`))
         }
         print()
       }

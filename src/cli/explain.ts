@@ -1,9 +1,9 @@
 // `bouncer explain`: the decision for one request, offline (no listener, no key fetch).
 import type { Command } from 'commander'
 import { explain, formatExplanation } from '../access/explain.ts'
-import { formatDiagnostic, loadConfigFile, resolveConfigPath } from '../config/index.ts'
 import { compileRuntime, createRuntimeDeps } from '../gateway/compile.ts'
 import { createLogger } from '../telemetry/logger.ts'
+import { configOption, loadCommandConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 
 interface ExplainOptions {
@@ -17,15 +17,14 @@ interface ExplainOptions {
 }
 
 export function registerExplain(program: Command): void {
-  program
+  configOption(program
     .command('explain')
     .description('explain the decision for one request, offline (exit 0 allowed, 1 denied)')
     .requiredOption('--method <method>', 'HTTP method')
     .requiredOption('--path <path>', 'request path, e.g. /sales/daily/eu')
     .option('--claims <json>', 'the identity\'s claims as JSON, e.g. \'{"iss":"…","sub":"svc-looker"}\'')
     .option('--token <jwt>', 'a token whose claims are used (its signature is not checked offline)')
-    .option('--ip <address>', 'client address for source_ip conditions', '127.0.0.1')
-    .option('--config <path>', 'config file (default: $BOUNCER_CONFIG or ./bouncer.yaml)')
+    .option('--ip <address>', 'client address for source_ip conditions', '127.0.0.1'))
     .option('--json', 'print the explanation as a JSON document')
     .action(async (opts: ExplainOptions) => {
       if (opts.claims !== undefined && opts.token !== undefined) throw new UserError('give --claims or --token, not both', 2)
@@ -38,12 +37,7 @@ export function registerExplain(program: Command): void {
         }
         if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) throw new UserError('--claims must be a JSON object')
       }
-      const file = resolveConfigPath(opts.config)
-      const loaded = await loadConfigFile(file)
-      if (!loaded.config) {
-        for (const d of loaded.diagnostics) if (d.severity === 'error') console.error(formatDiagnostic(file, d))
-        throw new UserError(`${file} is not valid (see bouncer check)`)
-      }
+      const loaded = await loadCommandConfig(opts.config)
       const deps = createRuntimeDeps(createLogger({ level: 'silent' }), { offline: true })
       const runtime = compileRuntime(loaded.config, deps)
       const explanation = explain(runtime, { method: opts.method, path: opts.path, claims, token: opts.token, ip: opts.ip })

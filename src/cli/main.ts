@@ -1,18 +1,28 @@
 // `bouncer`: commands are registered from one file each. Exit codes (SPEC): 0 success, 1 a finding
 // or a user error (one line, no stack trace), 2 a usage error.
+import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { registerAudit } from './audit.ts'
 import { registerCheck } from './check.ts'
 import { registerDemo } from './demo.ts'
 import { registerExplain } from './explain.ts'
+import { registerHealthcheck } from './healthcheck.ts'
+import { registerSchema } from './schema.ts'
 import { registerSecrets } from './secrets.ts'
 import { printable } from '../text/index.ts'
 import { registerServe } from './serve.ts'
 import { UserError } from './user-error.ts'
 
+/** `bouncer X.Y.Z (node vN)`: the package's version, from the checkout or the build alike. */
+export function versionLine(): string {
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return `bouncer ${version} (node ${process.version})`
+}
+
 export function buildProgram(): Command {
   const program = new Command('bouncer')
     .description('Bouncer: an identity-aware API gateway')
+    .version(versionLine(), '-v, --version', 'print the version')
     .showHelpAfterError()
     .exitOverride()
   registerServe(program)
@@ -20,6 +30,8 @@ export function buildProgram(): Command {
   registerExplain(program)
   registerAudit(program)
   registerSecrets(program)
+  registerSchema(program)
+  registerHealthcheck(program)
   registerDemo(program)
   const all = (command: Command): Command[] => [command, ...command.commands.flatMap(all)]
   for (const command of all(program)) command.exitOverride()

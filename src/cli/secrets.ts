@@ -1,21 +1,16 @@
 // `bouncer secrets put|rotate|list|versions|delete|get`: the store of the config's `secrets`
 // section. No command prints a value, except `get NAME --reveal`.
 import type { Command } from 'commander'
-import { formatDiagnostic, loadConfigFile, resolveConfigPath } from '../config/index.ts'
 import { openSecretStore, ReadOnlyStore, SECRET_NAME, SecretsError, type SecretStore } from '../secrets/index.ts'
 import { generateSecret } from '../secrets/rotation.ts'
 import { printable } from '../text/index.ts'
 import { ASSERTION_KEY, isAssertionKey, newAssertionKey } from '../upstream/assertion.ts'
+import { configOption, loadCommandConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 
 async function withStore<T>(configPath: string | undefined, work: (store: SecretStore) => T | Promise<T>): Promise<T> {
-  const file = resolveConfigPath(configPath)
-  const loaded = await loadConfigFile(file)
-  if (!loaded.config) {
-    for (const d of loaded.diagnostics) if (d.severity === 'error') console.error(formatDiagnostic(file, d))
-    throw new UserError(`${file} is not valid (see bouncer check)`)
-  }
-  if (!loaded.config.secrets) throw new UserError(`${file} configures no secrets store (secrets.store)`)
+  const loaded = await loadCommandConfig(configPath)
+  if (!loaded.config.secrets) throw new UserError(`${loaded.file} configures no secrets store (secrets.store)`)
   let store: SecretStore
   try {
     store = openSecretStore(loaded.config.secrets)
@@ -55,7 +50,6 @@ function checkValue(name: string, value: string): void {
 
 export function registerSecrets(program: Command): void {
   const secrets = program.command('secrets').description('manage the secrets store (values are never printed, except by get --reveal)')
-  const configOption = (command: Command) => command.option('--config <path>', 'config file (default: $BOUNCER_CONFIG or ./bouncer.yaml)')
 
   configOption(secrets.command('put').argument('<name>').description('store a secret (the value on stdin) as a new version'))
     .action(async (name: string, opts: { config?: string }) => {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
-import { resolveConfigPath } from '../config/index.ts'
 import { ConfigError, startGateway } from '../gateway/instance.ts'
+import { configOption, findConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 
 /** After an uncaught exception, how long past shutdown_timeout the drain may take before a hard exit. */
@@ -20,14 +20,13 @@ function portOption(value: string | undefined, flag: string): number | undefined
 }
 
 export function registerServe(program: Command): void {
-  program
+  configOption(program
     .command('serve')
-    .description('run the gateway (SIGTERM/SIGINT: drain and exit; SIGHUP: reload the config)')
-    .option('--config <path>', 'config file (default: $BOUNCER_CONFIG or ./bouncer.yaml)')
+    .description('run the gateway (SIGTERM/SIGINT: drain and exit; SIGHUP: reload the config)'))
     .option('--port <n>', 'gateway port (overrides server.listen)')
     .option('--admin-port <n>', 'admin port (overrides admin.listen)')
     .action(async (opts: ServeOptions) => {
-      const configFile = resolveConfigPath(opts.config)
+      const configFile = findConfig(opts.config)
       let gateway
       try {
         gateway = await startGateway({
@@ -46,7 +45,7 @@ export function registerServe(program: Command): void {
       console.log(`gateway listening on ${gateway.url}`)
       console.log(`admin listening on ${gateway.adminUrl}`)
       if (!gateway.state.runtime.config.admin.token) {
-        console.log('admin API disabled: no admin.token is configured, so /api/* answers 401')
+        console.error('admin API disabled: no admin.token is configured, so /api/* answers 401') // a finding: stderr
       }
 
       let stopping = false

@@ -1,5 +1,6 @@
-export { loadConfigFile, loadConfigText, resolveConfigPath, type LoadedConfig, type SecretReference } from './load.ts'
+export { loadConfigFile, loadConfigText, type LoadedConfig, type SecretReference } from './load.ts'
 export { formatDiagnostic, formatPath, type Diagnostic, type Finding } from './diagnostics.ts'
 export { foldPathCase, parseRoutePattern, type RoutePattern, type PatternSegment } from './route-pattern.ts'
 export * from './schema.ts'
 export * from './values.ts'
+export { configJsonSchema, type JsonSchema, type JsonSchemaOptions } from './json-schema.ts'

@@ -6,6 +6,7 @@ import { dirname, resolve } from 'node:path'
 import { isScalar, LineCounter, parse as parseScalar, parseDocument, visit, type Document } from 'yaml'
 import { createLocator, type Diagnostic, type Finding, type Locator } from './diagnostics.ts'
 import { configSchema, type Config } from './schema.ts'
+import { applyListenVariables } from './listen-env.ts'
 import { crossCheck } from './validate.ts'
 
 export interface SecretReference {
@@ -23,10 +24,6 @@ export interface LoadedConfig {
   file: string
   baseDir: string
   locate: Locator
-}
-
-export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  return flag ?? env.BOUNCER_CONFIG ?? './bouncer.yaml'
 }
 
 export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
@@ -78,6 +75,7 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   const findings: Finding[] = []
   const secretRefs = interpolate(doc, env, findings)
   const raw = doc.toJS({ maxAliasCount: 100 }) ?? {}
+  findings.push(...applyListenVariables(raw, env))
   const parsed = configSchema.safeParse(raw)
   if (!parsed.success) {
     // A value already reported by interpolation (a missing variable) is not reported twice.

@@ -4,21 +4,22 @@ import { z } from 'zod'
 import { hostAllowList, parseHostPattern } from '../http/hosts.ts'
 import { parseCidr, parseDuration, parseGlob, parseListen, parseRate, type Parsed } from './values.ts'
 
-function parsed<T>(parse: (text: string) => Parsed<T>) {
+/** `json`: how the value is written, for the JSON Schema (`bouncer schema`), where a transform has no shape. */
+function parsed<T>(parse: (text: string) => Parsed<T>, json: { description: string; pattern?: string }) {
   return z.string().transform((text, ctx): T => {
     const result = parse(text)
     if (result.ok) return result.value
     ctx.addIssue({ code: 'custom', message: result.message })
     return z.NEVER
-  })
+  }).meta(json)
 }
 
-const duration = parsed(parseDuration)
-const rate = parsed(parseRate)
-const cidr = parsed(parseCidr)
-const glob = parsed(parseGlob)
-const listen = parsed(parseListen)
-const hostPattern = parsed(parseHostPattern)
+const duration = parsed(parseDuration, { description: 'a duration: 500ms, 30s, 5m, 1h, 1d', pattern: '^\\s*\\d+(ms|s|m|h|d)\\s*$' })
+const rate = parsed(parseRate, { description: 'a rate: N/s, N/m, N/h, N/d', pattern: '^\\s*0*[1-9]\\d*/(s|m|h|d)\\s*$' })
+const cidr = parsed(parseCidr, { description: 'an IPv4 or IPv6 address, or a CIDR block (10.0.0.0/8, 2001:db8::/32)', pattern: '^\\s*[0-9A-Fa-f:.]+(/\\d{1,3})?\\s*$' })
+const glob = parsed(parseGlob, { description: 'a glob: * matches any run of characters, ? one character', pattern: '^[^\\[\\]{}]+$' })
+const listen = parsed(parseListen, { description: 'host:port, e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080', pattern: '^\\s*(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]]+):\\d{1,5}\\s*$' })
+const hostPattern = parsed(parseHostPattern, { description: 'a host name clients use: api.example.com, *.example.com or api.example.com:8443' })
 /** A client-facing timeout: Node reads 0 as "never", which would leave slow clients unbounded. */
 const clientTimeout = duration.refine((ms) => ms > 0, 'must be more than 0: 0 would never close a slow or idle client')
 
@@ -33,7 +34,7 @@ const httpUrl = z.string().refine((text) => {
   } catch {
     return false
   }
-}, 'must be an http:// or https:// URL')
+}, 'must be an http:// or https:// URL').meta({ pattern: '^https?://' })
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'] as const
 const method = z.enum([...HTTP_METHODS, '*'], { error: `a method is one of ${HTTP_METHODS.join(', ')} or "*"` })
@@ -45,7 +46,7 @@ export const ASYMMETRIC_ALGORITHMS = [
 const algorithm = z.string().refine(
   (alg) => (ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg),
   { error: (issue) => `algorithm "${String(issue.input)}" is not allowed: use one of ${ASYMMETRIC_ALGORITHMS.join(', ')} (none and HS* are never accepted)` },
-)
+).meta({ enum: [...ASYMMETRIC_ALGORITHMS] })
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const headerName = z.string().regex(HEADER_NAME, 'not a valid HTTP header name')
@@ -167,6 +168,7 @@ const limit = z
       ctx.addIssue({ code: 'custom', path: ['quota'], message: 'a quota counts per minute, hour or day (N/m, N/h, N/d); use rate for per-second limits' })
     }
   })
+  .meta({ anyOf: [{ required: ['rate'] }, { required: ['quota'] }] })
 
 const limitsStore = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('memory'), max_keys: z.number().int().min(100).default(100_000) }),

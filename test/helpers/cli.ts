@@ -11,8 +11,14 @@ export interface CliResult {
   stderr: string
 }
 
-export async function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; timeout?: number } = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [BIN, ...args], {
+/** `bin` and `nodeArgs`: another tree's bin/bouncer.js (a build), run with these Node flags. */
+interface Launch {
+  bin?: string
+  nodeArgs?: string[]
+}
+
+export async function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; timeout?: number } & Launch = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.bin ?? BIN, ...args], {
     env: { ...process.env, ...options.env },
     cwd: options.cwd,
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -39,8 +45,8 @@ export interface ServeProcess {
 }
 
 /** Starts `bouncer serve` and waits until it prints both listener lines. */
-export async function startServe(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve', ...args], { env: { ...process.env, ...options.env }, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+export async function startServe(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } & Launch = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.bin ?? BIN, 'serve', ...args], { env: { ...process.env, ...options.env }, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))

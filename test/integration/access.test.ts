@@ -210,12 +210,12 @@ routes:
 `)
     const result = await runCli(['check', '--config', file])
     expect(result.code).toBe(0)
-    expect(result.stdout.split('\n')).toEqual([
+    expect(result.stdout).toBe('ok (4 warnings)\n')
+    expect(result.stderr.split('\n')).toEqual([
       `${file}:8:17: warning: roles[1].assumed_by: role "ghost" can never be granted: subject "svc-a" contradicts claims.sub`,
       `${file}:13:9: warning: policies[0].statements[0]: allow "ReadAll" overlaps deny "NoPII" for GET on sales.customers: the deny wins there (unless their conditions never hold together)`,
       `${file}:15:62: warning: policies[0].statements[2].routes[0]: "slaes.daily" matches no route`,
       `${file}:16:11: warning: policies[1].name: policy "unused" is not used by any role`,
-      'ok (4 warnings)',
       '',
     ])
   })

@@ -206,9 +206,9 @@ describe('a chain head that cannot be read', () => {
 
     const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
     expect(verify.code).toBe(1)
-    expect(verify.stdout).toContain(`(seq 3 of chain ${old}`)
-    expect(verify.stdout).toMatch(restartLine)
-    expect(restartLine.exec(verify.stdout)?.[1]).toBe(fresh[0]?.chain)
+    expect(verify.stderr).toContain(`(seq 3 of chain ${old}`)
+    expect(verify.stderr).toMatch(restartLine)
+    expect(restartLine.exec(verify.stderr)?.[1]).toBe(fresh[0]?.chain)
   })
 
   it('PostgreSQL, last record damaged: the same', async () => {
@@ -227,8 +227,8 @@ describe('a chain head that cannot be read', () => {
 
       const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
       expect(verify.code).toBe(1)
-      expect(verify.stdout).toContain(`(seq 3 of chain ${old}`)
-      expect(verify.stdout).toMatch(restartLine)
+      expect(verify.stderr).toContain(`(seq 3 of chain ${old}`)
+      expect(verify.stderr).toMatch(restartLine)
     } finally {
       await dropSchema(SHARED_POSTGRES, schema)
     }
@@ -300,13 +300,13 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
     sqliteExec(db, 'DELETE FROM audit_records WHERE seq > 17')
     let verify = await runCli(['audit', 'verify', '--config', config])
     expect(verify.code).toBe(1)
-    expect(verify.stdout.split('\n')[0]).toBe(truncated(head.chain, head))
+    expect(verify.stderr.split('\n')[0]).toBe(truncated(head.chain, head))
 
     // The table's copy deleted too: the file, kept apart from the records, still says 20.
     sqliteExec(db, 'DELETE FROM audit_head_checkpoints')
     verify = await runCli(['audit', 'verify', '--config', config])
     expect(verify.code).toBe(1)
-    expect(verify.stdout.split('\n')[0]).toBe(truncated(head.chain, head))
+    expect(verify.stderr.split('\n')[0]).toBe(truncated(head.chain, head))
 
     // A checkpoint with a count it was not signed for.
     const file = `${db}.checkpoints`
@@ -315,8 +315,8 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
     await writeFile(file, `${lines.join('\n')}\n${JSON.stringify(forged)}\n`)
     verify = await runCli(['audit', 'verify', '--config', config])
     expect(verify.code).toBe(1)
-    expect(verify.stdout).toContain(`checkpoint forged: the checkpoint at ${head.checkpoint?.time} for chain ${head.chain} (count 25) in the checkpoint file ${file}: its signature does not verify`)
-    expect(verify.stdout).toContain(truncated(head.chain, head)) // measured against the genuine one
+    expect(verify.stderr).toContain(`checkpoint forged: the checkpoint at ${head.checkpoint?.time} for chain ${head.chain} (count 25) in the checkpoint file ${file}: its signature does not verify`)
+    expect(verify.stderr).toContain(truncated(head.chain, head)) // measured against the genuine one
   })
 
   it('PostgreSQL, the key in the secrets store: the three newest rows deleted are named', async () => {
@@ -336,13 +336,13 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
       await pgQuery(`DELETE FROM ${schema}.audit_records WHERE seq > 17`)
       const verify = await runCli(['audit', 'verify', '--config', config], { env })
       expect(verify.code).toBe(1)
-      expect(verify.stdout.split('\n')[0]).toBe(truncated(head.chain, head))
+      expect(verify.stderr.split('\n')[0]).toBe(truncated(head.chain, head))
 
       // Without the master key the checkpoints cannot be checked: that is not an ok either.
       const blind = await runCli(['audit', 'verify', '--config', config], { env: { BOUNCER_MASTER_KEY: '' } })
       expect(blind.code).toBe(1)
-      expect(blind.stdout).toContain('checkpoints not checked: ')
-      expect(blind.stdout).toContain('the secrets store cannot be read (the master key is missing')
+      expect(blind.stderr).toContain('checkpoints not checked: ')
+      expect(blind.stderr).toContain('the secrets store cannot be read (the master key is missing')
     } finally {
       await dropSchema(SHARED_POSTGRES, schema)
     }

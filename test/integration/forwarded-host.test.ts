@@ -79,6 +79,6 @@ describe('server.hosts in the config', () => {
     await writeFile(file, 'server:\n  hosts:\n    - api.example.com\n    - "api.*.com"\naudit:\n  sinks: []\n')
     const result = await runCli(['check', '--config', file])
     expect(result.code).toBe(1)
-    expect(result.stdout).toContain(`${file}:4:7: server.hosts[1]: invalid host "api.*.com": write it like api.example.com, *.example.com or api.example.com:8443`)
+    expect(result.stderr).toContain(`${file}:4:7: server.hosts[1]: invalid host "api.*.com": write it like api.example.com, *.example.com or api.example.com:8443`)
   })
 })

@@ -64,14 +64,15 @@ async function get(url: string, headers: Record<string, string> = {}, method = '
 describe('bouncer check', () => {
   it('prints ok and exits 0 for a valid config', async () => {
     const file = await writeConfig('valid.yaml', config())
-    expect(await runCli(['check', '--config', file])).toMatchObject({ code: 0, stdout: 'ok\n' })
+    expect(await runCli(['check', '--config', file])).toMatchObject({ code: 0, stdout: 'ok\n', stderr: '' })
   })
 
   it('prints PATH:LINE:COL lines and exits 1 for an invalid one', async () => {
     const file = await writeConfig('invalid.yaml', 'routes:\n  - id: a\n    path: /a\n    upstream: nowhere\n    public: true\n')
     const result = await runCli(['check', '--config', file])
     expect(result.code).toBe(1)
-    expect(result.stdout).toBe(`${file}:4:15: routes[0].upstream: unknown upstream "nowhere"\n`)
+    expect(result.stderr).toBe(`${file}:4:15: routes[0].upstream: unknown upstream "nowhere"\n`)
+    expect(result.stdout).toBe('')
   })
 
   it('finds the config through $BOUNCER_CONFIG', async () => {
@@ -82,7 +83,7 @@ describe('bouncer check', () => {
   it('says so when the file is missing', async () => {
     const result = await runCli(['check', '--config', join(dir, 'nope.yaml')])
     expect(result.code).toBe(1)
-    expect(result.stdout).toContain('nope.yaml:1:0: cannot read the config file: no such file')
+    expect(result.stderr).toContain('nope.yaml:1:0: cannot read the config file: no such file')
   })
 
   it('exits 2 on a usage error', async () => {
@@ -104,7 +105,8 @@ describe('bouncer serve', () => {
 
   it('prints one line per listener, and warns when the admin API has no auth', async () => {
     const gw = await serve(await writeConfig('noauth.yaml', config([], {})))
-    await expect.poll(() => gw.stdout()).toMatch(/^gateway listening on http:\/\/127\.0\.0\.1:\d+\nadmin listening on http:\/\/127\.0\.0\.1:\d+\nadmin API disabled/)
+    await expect.poll(() => gw.stdout()).toMatch(/^gateway listening on http:\/\/127\.0\.0\.1:\d+\nadmin listening on http:\/\/127\.0\.0\.1:\d+\n$/)
+    await expect.poll(() => gw.stderr()).toContain('admin API disabled')
     const api = await get(`${gw.adminUrl}/api/routes`, { authorization: `Bearer ${ADMIN_TOKEN}` })
     expect(api.status).toBe(401)
     expect(JSON.parse(api.text)).toMatchObject({ code: 'unauthorized' })

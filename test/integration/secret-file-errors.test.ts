@@ -65,12 +65,12 @@ describe('a secret file that cannot be read', () => {
     }))
     const asRoot = process.getuid?.() === 0
     const result = asRoot ? await checkAs(NOBODY, NOBODY, file) : await runCli(['check', '--config', file])
-    expect(result.stderr).toBe('')
+    expect(result.stdout).toBe('')
     expect(result.code).toBe(1)
-    expect(result.stdout).toBe(
+    expect(result.stderr).toBe(
       `${file}:11:22: upstreams[0].headers.Authorization: cannot read secret file ${join(secretsDir, 'sales-token')}: permission denied: the gateway user may not read it (EACCES)\n`,
     )
-    expect(result.stdout).not.toContain('does not exist')
+    expect(result.stderr).not.toContain('does not exist')
   })
 
   it('is a directory where the file should be (EISDIR): check, serve and the CLI say so', async () => {
@@ -78,7 +78,7 @@ describe('a secret file that cannot be read', () => {
       await mkdir(join(secrets, 'sales-token'))
     }))
     const reason = `cannot read secret file ${join(secretsDir, 'sales-token')}: it is a directory, not a file (EISDIR)`
-    expect(await runCli(['check', '--config', file])).toMatchObject({ code: 1, stdout: `${file}:11:22: upstreams[0].headers.Authorization: ${reason}\n` })
+    expect(await runCli(['check', '--config', file])).toMatchObject({ code: 1, stdout: '', stderr: `${file}:11:22: upstreams[0].headers.Authorization: ${reason}\n` })
 
     const serve = await runCli(['serve', '--config', file])
     expect(serve.code).toBe(1)
@@ -92,7 +92,7 @@ describe('a secret file that cannot be read', () => {
   it('is missing (ENOENT): a secret that does not exist, with the file the store looked for', async () => {
     const { file, secretsDir } = await configWith('enoent', withSecretsDir(async () => {}))
     const result = await runCli(['check', '--config', file])
-    expect(result).toMatchObject({ code: 1, stdout: `${file}:11:22: upstreams[0].headers.Authorization: secret "sales-token" does not exist in the file store: no file ${join(secretsDir, 'sales-token')}\n` })
+    expect(result).toMatchObject({ code: 1, stdout: '', stderr: `${file}:11:22: upstreams[0].headers.Authorization: secret "sales-token" does not exist in the file store: no file ${join(secretsDir, 'sales-token')}\n` })
     await expect(startTestGateway({
       secrets: { store: { type: 'file', dir: secretsDir } },
       upstreams: [{ name: 'sales', url: 'http://127.0.0.1:9', headers: { Authorization: 'Bearer ${secret:sales-token}' } }],
@@ -106,7 +106,7 @@ describe('a secret file that cannot be read', () => {
     })
     const result = await runCli(['check', '--config', file])
     expect(result.code).toBe(1)
-    expect(result.stdout).toMatch(new RegExp(`: secrets\\.store: cannot open the secrets store: cannot use ${secretsDir} as the secrets directory: it is not a directory\\n$`))
+    expect(result.stderr).toMatch(new RegExp(`: secrets\\.store: cannot open the secrets store: cannot use ${secretsDir} as the secrets directory: it is not a directory\\n$`))
     expect(await runCli(['secrets', 'list', '--config', file])).toMatchObject({ code: 1, stderr: `bouncer: cannot use ${secretsDir} as the secrets directory: it is not a directory\n` })
   })
 })

@@ -270,6 +270,6 @@ describe('a gateway without its master key', () => {
     expect(wrong.stderr).toContain('the master key does not open the secrets store')
     const check = await runCli(['check', '--config', file], { env })
     expect(check.code).toBe(1)
-    expect(check.stdout).toContain('secret "k" does not exist in the embedded store')
+    expect(check.stderr).toContain('secret "k" does not exist in the embedded store')
   })
 })

@@ -1,0 +1,270 @@
+// The admin listener's OpenAPI 3.1 document, served at GET /api/openapi.json (behind the admin
+// credential, like everything under /api/). Schemas are JSON Schema 2020-12, as OpenAPI 3.1 takes
+// them; where a response repeats a config value (a route's methods, a statement's effect) it points
+// into the config's own schema, generated from the definition that validates the file.
+// test/integration/openapi.test.ts calls every operation and checks each answer against it.
+import { readFileSync } from 'node:fs'
+import { AUDIT_FIELDS } from '../audit/record.ts'
+import { configJsonSchema, type JsonSchema } from '../config/index.ts'
+import { ERROR_CODES } from '../errors/index.ts'
+
+const string = { type: 'string' } as const
+const integer = { type: 'integer' } as const
+const boolean = { type: 'boolean' } as const
+const strings = { type: 'array', items: string } as const
+const orNull = (type: 'string' | 'integer') => ({ type: [type, 'null'] })
+const object = (properties: Record<string, JsonSchema>, description?: string): JsonSchema => ({
+  type: 'object',
+  ...(description ? { description } : {}),
+  properties,
+  required: Object.keys(properties),
+  additionalProperties: false,
+})
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
+const configRef = (pointer: string) => ({ $ref: `#/components/schemas/Config/${pointer}` })
+const ROUTE = 'properties/routes/items/properties'
+const STATEMENT = 'properties/policies/items/properties/statements/items/properties'
+
+const json = (schema: JsonSchema, description: string) => ({ description, content: { 'application/json': { schema } } })
+const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: ref('Problem') } } })
+const UNAUTHORIZED = problem('No admin credential, or not the right one (missing_token, unauthorized); also when no admin.token is configured.')
+
+const schemas: Record<string, JsonSchema> = {
+  Problem: object({
+    type: { type: 'string', description: 'urn:bouncer:error:CODE' },
+    title: string,
+    status: integer,
+    code: { type: 'string', enum: Object.keys(ERROR_CODES) },
+    detail: string,
+    request_id: string,
+  }, 'An error the gateway answers itself (RFC 9457).'),
+  Health: object({ status: { const: 'ok' } }),
+  Readiness: object({
+    status: { enum: ['ready', 'not ready'] },
+    checks: { type: 'object', additionalProperties: string, description: 'config, limits_store, audit:SINK, issuer:NAME (and draining): each with its state' },
+  }),
+  Route: object({
+    id: configRef(`${ROUTE}/id`),
+    methods: configRef(`${ROUTE}/methods`),
+    path: string,
+    upstream: string,
+    upstream_path: orNull('string'),
+    public: boolean,
+    limits: strings,
+    websocket: boolean,
+  }),
+  Role: object({
+    name: string,
+    description: orNull('string'),
+    assumed_by: {
+      type: 'array',
+      items: object({
+        issuer: string,
+        subject: orNull('string'),
+        claims: { type: 'object', additionalProperties: { anyOf: [string, strings] } },
+      }),
+    },
+    policies: strings,
+  }),
+  Policy: object({
+    name: string,
+    statements: {
+      type: 'array',
+      items: object({
+        sid: string,
+        effect: configRef(`${STATEMENT}/effect`),
+        actions: configRef(`${STATEMENT}/actions`),
+        routes: strings,
+        conditions: object({ source_ip: strings, claims: { type: 'object', additionalProperties: strings } }),
+      }),
+    },
+  }),
+  ExplainRequest: {
+    type: 'object',
+    description: 'The request to explain (the options of bouncer explain): claims or a token (its signature is not checked), not both.',
+    properties: { method: string, path: string, claims: { type: 'object' }, token: string, ip: string },
+    required: ['method', 'path'],
+    additionalProperties: false,
+  },
+  Explanation: object({
+    request: object({ method: string, path: string, ip: string }),
+    route: {
+      anyOf: [
+        { type: 'null' },
+        object({ id: string, path: string, methods: configRef(`${ROUTE}/methods`), upstream: string, public: boolean, limits: strings }),
+      ],
+    },
+    identity: {
+      anyOf: [
+        { type: 'null' },
+        object({
+          source: { enum: ['claims', 'token'] },
+          signature_checked: { const: false },
+          issuer: orNull('string'),
+          iss: orNull('string'),
+          sub: orNull('string'),
+          client_id: orNull('string'),
+          problems: { type: 'array', items: object({ code: ref('Problem/properties/code'), detail: string }) },
+        }),
+      ],
+    },
+    roles: {
+      type: 'array',
+      items: object({ role: string, held: boolean, rules: { type: 'array', items: object({ rule: string, matched: boolean, why: orNull('string') }) } }),
+    },
+    statements: {
+      type: 'array',
+      items: object({ sid: string, policy: string, effect: configRef(`${STATEMENT}/effect`), roles: strings, matched: boolean, why: orNull('string') }),
+    },
+    decision: object({
+      effect: configRef(`${STATEMENT}/effect`),
+      status: integer,
+      code: { anyOf: [{ type: 'null' }, ref('Problem/properties/code')] },
+      statement: orNull('string'),
+      reason: string,
+    }),
+  }, 'The decision for one request, and why: the route, the identity, each role and each statement that names the route.'),
+  AuditRecord: object(auditRecordProperties(), 'One audit record (README "The audit log"); hash chains it to the record before.'),
+  Secrets: object({
+    store: { enum: ['embedded', 'env', 'file', null] },
+    secrets: {
+      type: 'array',
+      items: object({
+        name: string,
+        versions: { type: 'array', items: object({ version: integer, created_at: orNull('string'), label: { enum: ['current', 'previous', null] } }) },
+      }),
+    },
+  }, 'The names and versions in the secrets store: never a value.'),
+  Reloaded: object({ ok: { const: true }, generation: integer, warnings: strings }),
+  ReloadRefused: object({ ok: { const: false }, errors: { ...strings, description: 'bouncer check lines: the running config keeps serving' } }),
+}
+
+function auditRecordProperties(): Record<string, JsonSchema> {
+  const types: Record<string, JsonSchema> = {
+    status: integer, method: string, path: string, id: string, time: { type: 'string', description: 'RFC 3339, milliseconds' },
+    request_id: string, decision: { enum: ['allow', 'deny', 'error'] }, roles: strings, source_ip: string,
+    upstream_status: orNull('integer'), duration_ms: { type: 'number' }, bytes_in: integer, bytes_out: integer,
+    prev_hash: string, hash: string,
+  }
+  return Object.fromEntries(AUDIT_FIELDS.map((field) => [field, types[field] ?? orNull('string')]))
+}
+
+const AUDIT_FILTERS = [
+  { name: 'since', schema: string, description: 'a duration back from now (1h) or a time (2026-11-26T10:00:00Z)' },
+  { name: 'until', schema: string, description: 'a time' },
+  { name: 'principal', schema: string, description: "the caller's subject" },
+  { name: 'route', schema: string, description: 'a route id' },
+  { name: 'decision', schema: { enum: ['allow', 'deny', 'error'] } },
+  { name: 'status', schema: integer, description: 'an HTTP status' },
+  { name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 }, description: 'at most this many records' },
+].map((p) => ({ in: 'query', ...p }))
+
+/** The probes: no credential, and HEAD answers as GET does, without the body. */
+const OPEN = { security: [], description: 'No credential needed. HEAD answers the same, without the body.' }
+
+function paths(): JsonSchema {
+  return {
+    '/healthz': { get: { ...OPEN, operationId: 'health', summary: 'The process runs', responses: { 200: json(ref('Health'), 'Always, while the process runs.') } } },
+    '/readyz': {
+      get: {
+        ...OPEN,
+        operationId: 'readiness',
+        summary: "Ready for traffic: a load balancer's health check",
+        responses: {
+          200: json(ref('Readiness'), 'Config loaded and every issuer\'s first key load tried.'),
+          503: json(ref('Readiness'), 'Starting, or draining.'),
+        },
+      },
+    },
+    '/metrics': {
+      get: {
+        ...OPEN,
+        operationId: 'metrics',
+        summary: 'Prometheus metrics',
+        responses: { 200: { description: 'The Prometheus text format.', content: { 'text/plain': { schema: string } } } },
+      },
+    },
+    '/api/openapi.json': {
+      get: { operationId: 'openapi', summary: 'This document', responses: { 200: json({ type: 'object' }, 'The OpenAPI 3.1 document.'), 401: UNAUTHORIZED } },
+    },
+    '/api/routes': {
+      get: { operationId: 'listRoutes', summary: 'The routes, in match order', responses: { 200: json({ type: 'array', items: ref('Route') }, 'The routes of the running config.'), 401: UNAUTHORIZED } },
+    },
+    '/api/roles': {
+      get: { operationId: 'listRoles', summary: 'The roles and their trust rules', responses: { 200: json({ type: 'array', items: ref('Role') }, 'The roles of the running config.'), 401: UNAUTHORIZED } },
+    },
+    '/api/policies': {
+      get: { operationId: 'listPolicies', summary: 'The policies and their statements', responses: { 200: json({ type: 'array', items: ref('Policy') }, 'The policies of the running config.'), 401: UNAUTHORIZED } },
+    },
+    '/api/explain': {
+      post: {
+        operationId: 'explain',
+        summary: 'Explain the decision for one request (what bouncer explain prints)',
+        requestBody: { required: true, content: { 'application/json': { schema: ref('ExplainRequest') } } },
+        responses: {
+          200: json(ref('Explanation'), 'The explanation, whatever the decision.'),
+          400: problem('The body is not JSON, or not an explain request (bad_request).'),
+          401: UNAUTHORIZED,
+          413: problem('The body is over 1 MiB (payload_too_large).'),
+        },
+      },
+    },
+    '/api/audit': {
+      get: {
+        operationId: 'searchAudit',
+        summary: 'Search the audit log, newest first (the filters of bouncer audit)',
+        parameters: AUDIT_FILTERS,
+        responses: {
+          200: json({ type: 'array', items: ref('AuditRecord') }, 'The matching records, newest first.'),
+          400: problem('A filter that does not parse (bad_request).'),
+          401: UNAUTHORIZED,
+          404: problem('No sqlite or postgres audit sink to search (route_not_found).'),
+        },
+      },
+    },
+    '/api/secrets': {
+      get: { operationId: 'listSecrets', summary: 'The secrets: names and versions, never values', responses: { 200: json(ref('Secrets'), 'The store and its secrets (store null: none configured).'), 401: UNAUTHORIZED } },
+    },
+    '/api/reload': {
+      post: {
+        operationId: 'reload',
+        summary: 'Read the config file again (as SIGHUP does)',
+        responses: {
+          200: json(ref('Reloaded'), 'The new config is in force.'),
+          401: UNAUTHORIZED,
+          422: json(ref('ReloadRefused'), 'The file has errors: the running config keeps serving.'),
+        },
+      },
+    },
+  }
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+}
+
+/** The config's schema as values are served: no ${env:} references, and no dialect (the document's). */
+function configSchemaComponent(): JsonSchema {
+  const { $schema: _dialect, ...config } = configJsonSchema({ envReferences: false })
+  return config
+}
+
+/** Built once per process: it depends on nothing a reload changes. */
+let document: JsonSchema | undefined
+export function openApiDocument(): JsonSchema {
+  document ??= {
+    openapi: '3.1.1',
+    info: {
+      title: 'Bouncer admin API',
+      version: packageVersion(),
+      description: 'The admin listener of Bouncer: health, readiness and metrics without auth; everything under /api/ with the admin token (admin.token) as a bearer token.',
+    },
+    security: [{ adminToken: [] }],
+    paths: paths(),
+    components: {
+      securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'admin.token from the config' } },
+      schemas: { ...schemas, Config: configSchemaComponent() },
+    },
+  }
+  return document
+}

@@ -1,0 +1,56 @@
+// `bouncer healthcheck`: exit 0 when the configured gateway answers ready on its admin listener
+// (GET /readyz), 1 otherwise. The container image's HEALTHCHECK runs it, so the probe follows
+// admin.listen (or BOUNCER_ADMIN_LISTEN) wherever the config puts it, not a port baked into the image.
+import { readFile } from 'node:fs/promises'
+import type { Command } from 'commander'
+import { parse, stringify } from 'yaml'
+import { listenUrl, loadConfigFile, loadConfigText, parseDuration, type ListenAddress } from '../config/index.ts'
+import { configOption, findConfig } from './config.ts'
+import { UserError } from './user-error.ts'
+
+/** Where to reach a listener bound to every address (0.0.0.0, ::) from the same host. */
+function reachable({ host, port }: ListenAddress): string {
+  const local = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host
+  return listenUrl(local, port)
+}
+
+/**
+ * The admin address. A file that no longer validates (an edit the running gateway refused to
+ * reload) still names it: a health check must not fail a gateway that serves its previous config.
+ */
+async function adminListen(file: string): Promise<ListenAddress> {
+  const loaded = await loadConfigFile(file)
+  if (loaded.config) return loaded.config.admin.listen
+  let written: unknown
+  try {
+    written = (parse(await readFile(file, 'utf8')) as { admin?: { listen?: unknown } } | null)?.admin?.listen
+  } catch {
+    written = undefined
+  }
+  // Only the admin address, through the loader: ${env:} references, BOUNCER_ADMIN_LISTEN and the default as serve sees them.
+  const adminOnly = loadConfigText(stringify(written === undefined ? {} : { admin: { listen: written } }), file)
+  if (!adminOnly.config) throw new UserError(`${file} names no usable admin.listen (see bouncer check)`)
+  return adminOnly.config.admin.listen
+}
+
+export function registerHealthcheck(program: Command): void {
+  configOption(program
+    .command('healthcheck')
+    .description("exit 0 when the configured gateway answers ready on its admin listener (/readyz), 1 otherwise: a container's HEALTHCHECK")
+    .option('--timeout <duration>', 'how long to wait for the answer', '3s'))
+    .action(async (opts: { config?: string; timeout: string }) => {
+      const timeout = parseDuration(opts.timeout)
+      if (!timeout.ok) throw new UserError(`--timeout: ${timeout.message}`, 2)
+      const url = `${reachable(await adminListen(findConfig(opts.config)))}/readyz`
+      let response: Response
+      try {
+        response = await fetch(url, { signal: AbortSignal.timeout(timeout.value) })
+      } catch (err) {
+        const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name
+        throw new UserError(`not ready: ${url}: no answer (${cause})`)
+      }
+      const body = await response.text()
+      if (response.status !== 200) throw new UserError(`not ready: ${url} answered ${response.status} ${body.slice(0, 500)}`)
+      console.log(`ready: ${url}`)
+    })
+}

@@ -1,0 +1,100 @@
+// What users expect of any command line (SPEC "Command line, added"): --version, results on stdout
+// and everything else on stderr, exit 2 for a usage error, and one way to find the config file for
+// every command: --config, else $BOUNCER_CONFIG, else ./bouncer.yaml, else /etc/bouncer/bouncer.yaml.
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli } from '../helpers/cli.ts'
+
+const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+/** A config that names its own file in the error `bouncer` prints: which file was read is then plain. */
+const INVALID = 'server:\n  listen: nowhere\n'
+const NO_CONFIG_ENV = { BOUNCER_CONFIG: '' }
+
+let dir: string
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-cli-'))
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+/** The file a command read, from its first error line (`FILE:LINE:COL: …`). */
+function fileRead(stderr: string): string | undefined {
+  return /^(.+?):2:11: server\.listen: invalid listen address/m.exec(stderr)?.[1]
+}
+
+describe('bouncer --version', () => {
+  it('prints bouncer X.Y.Z (node vN) from package.json and exits 0', async () => {
+    for (const flag of ['--version', '-v']) {
+      expect(await runCli([flag])).toEqual({ code: 0, stdout: `bouncer ${PACKAGE.version} (node ${process.version})\n`, stderr: '' })
+    }
+  })
+})
+
+describe('usage errors', () => {
+  it.each([
+    [['frobnicate']],
+    [['check', '--bogus']],
+    [['explain', '--path', '/x']],
+    [['audit', '--decision', 'maybe', '--config', '/nonexistent.yaml']],
+    [['serve', '--port', 'eighty', '--config', '/nonexistent.yaml']],
+  ])('%j exits 2, says why on stderr and prints nothing on stdout', async (args) => {
+    const result = await runCli(args)
+    expect(result.code).toBe(2)
+    expect(result.stdout).toBe('')
+    expect(result.stderr).not.toBe('')
+  })
+})
+
+describe('finding the config', () => {
+  it('takes --config, then $BOUNCER_CONFIG, then ./bouncer.yaml, then /etc/bouncer/bouncer.yaml', async () => {
+    const cwd = join(dir, 'order')
+    await mkdir(cwd)
+    const flagged = join(cwd, 'flag.yaml')
+    const fromEnv = join(cwd, 'env.yaml')
+    for (const file of [flagged, fromEnv, join(cwd, 'bouncer.yaml')]) await writeFile(file, INVALID)
+
+    const check = (args: string[], env: NodeJS.ProcessEnv) => runCli(['check', ...args], { cwd, env })
+    expect(fileRead((await check(['--config', flagged], { BOUNCER_CONFIG: fromEnv })).stderr)).toBe(flagged)
+    expect(fileRead((await check([], { BOUNCER_CONFIG: fromEnv })).stderr)).toBe(fromEnv)
+    expect(fileRead((await check([], NO_CONFIG_ENV)).stderr)).toBe('./bouncer.yaml')
+
+    // The last place: the real /etc/bouncer/bouncer.yaml, made for this test when the machine has none.
+    const etcDir = '/etc/bouncer'
+    const etcFile = join(etcDir, 'bouncer.yaml')
+    if (existsSync(etcFile)) return // a real installation's file: not ours to replace
+    const madeDir = !existsSync(etcDir)
+    await mkdir(etcDir, { recursive: true })
+    await writeFile(etcFile, INVALID)
+    try {
+      expect(fileRead((await check([], NO_CONFIG_ENV)).stderr)).toBe('./bouncer.yaml') // still second to ./bouncer.yaml
+      await rm(join(cwd, 'bouncer.yaml'))
+      expect(fileRead((await check([], NO_CONFIG_ENV)).stderr)).toBe(etcFile)
+    } finally {
+      await rm(etcFile, { force: true })
+      if (madeDir) await rmdir(etcDir)
+    }
+    const none = await check([], NO_CONFIG_ENV)
+    expect(none).toMatchObject({ code: 1, stdout: '' })
+    expect(none.stderr).toBe('bouncer: no config file: give --config PATH, set BOUNCER_CONFIG, or create ./bouncer.yaml or /etc/bouncer/bouncer.yaml\n')
+  })
+
+  it.each([
+    [['check']],
+    [['serve', '--port', '0', '--admin-port', '0']],
+    [['explain', '--method', 'GET', '--path', '/x', '--claims', '{}']],
+    [['audit']],
+    [['audit', 'verify']],
+    [['secrets', 'list']],
+  ])('%j finds ./bouncer.yaml the same way, and reports an invalid one on stderr with exit 1', async (args) => {
+    const cwd = await mkdtemp(join(dir, 'each-'))
+    await writeFile(join(cwd, 'bouncer.yaml'), INVALID)
+    const result = await runCli(args, { cwd, env: NO_CONFIG_ENV })
+    expect(result.code).toBe(1)
+    expect(result.stdout).toBe('')
+    expect(fileRead(result.stderr)).toBe('./bouncer.yaml')
+  })
+})

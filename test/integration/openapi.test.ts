@@ -1,0 +1,215 @@
+// The admin API's OpenAPI document against the real thing: a running gateway (a real identity
+// provider, upstream, SQLite audit log and secrets store) answers every documented operation, and
+// each answer's status, content type and body must be what the document says. And nothing the
+// admin listener answers is missing from the document.
+import { readFileSync } from 'node:fs'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { adminRoutes } from '../../src/admin/api.ts'
+import { ADMIN_PROBES } from '../../src/admin/server.ts'
+import { startTestGateway, allowAnyCaller, type TestGateway } from '../helpers/gateway.ts'
+import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { schemaErrors, type Schema } from '../helpers/json-schema.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { deferred, waitFor } from '../helpers/wait.ts'
+
+const ADMIN_TOKEN = 'openapi-test-admin-token-0123456789'
+const AUTH = { authorization: `Bearer ${ADMIN_TOKEN}` }
+const METHODS = ['get', 'head', 'post', 'put', 'patch', 'delete'] as const
+
+interface Operation {
+  responses: Record<string, { content?: Record<string, { schema: Schema }> }>
+  security?: unknown[]
+}
+type Document = Schema & { openapi: string; info: { version: string }; paths: Record<string, Partial<Record<(typeof METHODS)[number], Operation>>> }
+
+let idp: TestIdentityProvider
+let upstream: TestUpstream
+let gateway: TestGateway
+let doc: Document
+let auditDir: string
+
+function config(issuer: string) {
+  return {
+    audit: { sinks: [{ type: 'sqlite', path: join(auditDir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(auditDir, 'spill') },
+    admin: { token: ADMIN_TOKEN },
+    issuers: [{ name: 'corp-sso', issuer, audiences: [AUDIENCE] }],
+    ...allowAnyCaller(['corp-sso']),
+    upstreams: [{ name: 'api', url: upstream.url }],
+    routes: [
+      { id: 'reports', methods: ['GET'], path: '/reports/*', upstream: 'api' },
+      { id: 'open', path: '/open', upstream: 'api', public: true, limits: ['per-ip'] },
+    ],
+    limits: [{ name: 'per-ip', key: 'ip', rate: '100/s' }],
+    secrets: { store: { type: 'env', prefix: 'OPENAPI_TEST_SECRET_' } },
+  }
+}
+
+beforeAll(async () => {
+  idp = await startIdentityProvider()
+  upstream = await startUpstream()
+  auditDir = await mkdtemp(join(tmpdir(), 'bouncer-openapi-'))
+  gateway = await startTestGateway(config(idp.issuer), { env: { OPENAPI_TEST_SECRET_REPORTS_TOKEN: 'not-shown' } })
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'the issuer keys')
+  const token = await idp.token('looker-reports')
+  await (await request(`${gateway.url}/reports/daily`, { headers: { authorization: `Bearer ${token}` } })).body.dump()
+  await (await request(`${gateway.url}/reports/daily`)).body.dump() // 401: a deny in the log
+  await (await request(`${gateway.url}/open`)).body.dump()
+  await waitFor(async () => (JSON.parse(await text(`${gateway.adminUrl}/api/audit`, AUTH)) as unknown[]).length >= 3, 'three audit records')
+  doc = JSON.parse(await text(`${gateway.adminUrl}/api/openapi.json`, AUTH)) as Document
+})
+
+afterAll(async () => {
+  await gateway?.close()
+  await upstream?.close()
+  await idp?.stop()
+  await rm(auditDir, { recursive: true, force: true })
+})
+
+async function text(url: string, headers: Record<string, string> = {}): Promise<string> {
+  const res = await request(url, { headers })
+  return res.body.text()
+}
+
+interface Answer {
+  status: number
+  contentType: string
+  body: string
+}
+
+async function call(base: string, method: string, path: string, options: { headers?: Record<string, string>; body?: string } = {}): Promise<Answer> {
+  const res = await request(`${base}${path}`, { method: method.toUpperCase() as 'GET', headers: options.headers, body: options.body })
+  return { status: res.statusCode, contentType: String(res.headers['content-type'] ?? ''), body: await res.body.text() }
+}
+
+/** The answer is one the document gives for this operation: its status, media type and body shape. */
+function expectDocumented(path: string, method: string, answer: Answer): void {
+  const operation = doc.paths[path]?.[method === 'head' ? 'get' : (method as 'get')] // HEAD: GET without the body (RFC 9110 §9.3.2)
+  const where = `${method.toUpperCase()} ${path} → ${answer.status}`
+  expect(operation, `${method} ${path} is documented`).toBeDefined()
+  const response = operation!.responses[String(answer.status)]
+  expect(response, `${where} is a documented status (body: ${answer.body.slice(0, 200)})`).toBeDefined()
+  if (method === 'head') return
+  const mediaType = answer.contentType.split(';')[0] as string
+  const content = response!.content?.[mediaType]
+  expect(content, `${where}: ${mediaType} is the documented media type`).toBeDefined()
+  const body = mediaType === 'text/plain' ? answer.body : (JSON.parse(answer.body) as unknown)
+  expect(schemaErrors(body, content!.schema, doc), where).toEqual([])
+}
+
+const json = { ...AUTH, 'content-type': 'application/json' }
+
+describe('the OpenAPI document', () => {
+  it('is OpenAPI 3.1 for this version, and every reference in it resolves', () => {
+    expect(doc.openapi).toMatch(/^3\.1\.\d+$/)
+    expect(doc.info.version).toBe((JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version)
+    const refs = JSON.stringify(doc).match(/"\$ref":"[^"]+"/g) ?? []
+    expect(refs.length).toBeGreaterThan(10)
+    for (const ref of new Set(refs)) expect(() => schemaErrors(null, { $ref: JSON.parse(`{${ref}}`).$ref as string }, doc), ref).not.toThrow()
+  })
+
+  it('needs the admin credential, like everything under /api/', async () => {
+    const answer = await call(gateway.adminUrl, 'get', '/api/openapi.json')
+    expect(answer.status).toBe(401)
+    expectDocumented('/api/openapi.json', 'get', answer)
+  })
+
+  it('documents every route the admin listener answers, and nothing else answers', async () => {
+    const documented = Object.entries(doc.paths).flatMap(([path, item]) => METHODS.filter((m) => item[m]).map((m) => `${m.toUpperCase()} ${path}`))
+    const answered = [
+      ...ADMIN_PROBES.map((path) => `GET ${path}`),
+      ...adminRoutes(gateway.state, gateway.reload, () => null).map((route) => `${route.method} /api/${route.path}`),
+    ]
+    expect(documented.sort()).toEqual(answered.sort())
+
+    // From outside: a method the document does not give is 405, a path it does not list is 404.
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const method of ['post', 'put', 'patch', 'delete'] as const) {
+        if (item[method]) continue
+        expect((await call(gateway.adminUrl, method, path, { headers: AUTH })).status, `${method} ${path}`).toBe(405)
+      }
+    }
+    for (const path of ['/', '/api', '/api/', '/api/nothing', '/api/routes/x', '/healthz/x', '/openapi.json', '/console']) {
+      expect((await call(gateway.adminUrl, 'get', path, { headers: AUTH })).status, path).toBe(404)
+    }
+  })
+
+  it('describes what every operation answers', async () => {
+    const called = new Set<string>()
+    const check = async (method: string, path: string, options: { headers?: Record<string, string>; body?: string; query?: string } = {}) => {
+      const answer = await call(gateway.adminUrl, method, `${path}${options.query ?? ''}`, options)
+      expectDocumented(path, method, answer)
+      called.add(`${method} ${path} ${answer.status}`)
+      return answer
+    }
+
+    expect((await check('get', '/healthz')).status).toBe(200)
+    expect((await check('head', '/healthz')).status).toBe(200)
+    expect((await check('get', '/readyz')).status).toBe(200)
+    expect((await check('get', '/metrics')).body).toContain('bouncer_')
+    expect((await check('get', '/api/openapi.json', { headers: AUTH })).status).toBe(200)
+
+    const routes = JSON.parse((await check('get', '/api/routes', { headers: AUTH })).body) as Array<{ id: string }>
+    expect(routes.map((r) => r.id)).toEqual(['reports', 'open'])
+    expect(JSON.parse((await check('get', '/api/roles', { headers: AUTH })).body)).toHaveLength(1)
+    expect(JSON.parse((await check('get', '/api/policies', { headers: AUTH })).body)).toHaveLength(1)
+    expect(JSON.parse((await check('get', '/api/secrets', { headers: AUTH })).body)).toMatchObject({ store: 'env', secrets: [{ name: 'reports-token' }] })
+
+    const token = await idp.token('looker-reports')
+    const allowed = JSON.parse((await check('post', '/api/explain', { headers: json, body: JSON.stringify({ method: 'GET', path: '/reports/x', token }) })).body)
+    expect(allowed).toMatchObject({ decision: { effect: 'allow' } })
+    const refused = JSON.parse((await check('post', '/api/explain', { headers: json, body: JSON.stringify({ method: 'GET', path: '/nowhere', claims: {} }) })).body)
+    expect(refused).toMatchObject({ route: null, decision: { effect: 'deny', code: 'route_not_found' } })
+    const noIssuer = JSON.parse((await check('post', '/api/explain', { headers: json, body: JSON.stringify({ method: 'GET', path: '/reports/x', claims: { iss: 'https://elsewhere/' } }) })).body)
+    expect(noIssuer).toMatchObject({ identity: { problems: [{ code: 'issuer_unknown' }] } })
+    expect((await check('post', '/api/explain', { headers: json, body: '{"method":' })).status).toBe(400)
+    expect((await check('post', '/api/explain', { headers: json, body: JSON.stringify({ path: '/x' }) })).status).toBe(400)
+    expect((await check('post', '/api/explain', { headers: json, body: JSON.stringify({ method: 'GET', path: '/x', pad: 'x'.repeat(1_100_000) }) })).status).toBe(413)
+
+    const records = JSON.parse((await check('get', '/api/audit', { headers: AUTH })).body) as Array<{ decision: string }>
+    expect(new Set(records.map((r) => r.decision))).toEqual(new Set(['allow', 'deny']))
+    expect(JSON.parse((await check('get', '/api/audit', { headers: AUTH, query: '?decision=deny&limit=1&since=1h' })).body)).toHaveLength(1)
+    expect((await check('get', '/api/audit', { headers: AUTH, query: '?limit=0' })).status).toBe(400)
+
+    expect((await check('post', '/api/reload', { headers: AUTH })).status).toBe(200)
+    const good = await readFile(gateway.file, 'utf8')
+    await writeFile(gateway.file, `${good}\nnot_a_key: true\n`)
+    expect(JSON.parse((await check('post', '/api/reload', { headers: AUTH })).body)).toMatchObject({ ok: false })
+    await writeFile(gateway.file, good)
+
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const method of METHODS) {
+        if (!item[method] || item[method]!.security?.length === 0) continue
+        expect((await check(method, path)).status, `${method} ${path} without the token`).toBe(401)
+      }
+    }
+
+    // Answers that need another gateway: one still loading its keys, and one with no audit log to search.
+    const jwksHeld = deferred()
+    const slowKeys = await startUpstream(async (_req, res) => {
+      await jwksHeld.promise
+      res.writeHead(503).end()
+    })
+    const loading = await startTestGateway({ admin: { token: ADMIN_TOKEN }, issuers: [{ name: 'slow', issuer: 'https://slow.example/', audiences: ['a'], jwks_uri: `${slowKeys.url}/jwks` }] })
+    try {
+      const notReady = await call(loading.adminUrl, 'get', '/readyz')
+      expectDocumented('/readyz', 'get', notReady)
+      called.add(`get /readyz ${notReady.status}`)
+      const noLog = await call(loading.adminUrl, 'get', '/api/audit', { headers: AUTH })
+      expectDocumented('/api/audit', 'get', noLog)
+      called.add(`get /api/audit ${noLog.status}`)
+    } finally {
+      jwksHeld.resolve()
+      await loading.close()
+      await slowKeys.close()
+    }
+
+    // Every documented answer was seen for real.
+    const documented = Object.entries(doc.paths).flatMap(([path, item]) =>
+      METHODS.flatMap((m) => Object.keys(item[m]?.responses ?? {}).map((status) => `${m} ${path} ${status}`)))
+    expect(documented.filter((answer) => !called.has(answer))).toEqual([])
+  })
+})

@@ -1,0 +1,80 @@
+// The config's JSON Schema: the shipped file is what `bouncer schema` prints today, every example
+// config points editors at it and conforms to it, and it agrees with the loader on what it can say.
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import { parse } from 'yaml'
+import { schemaText } from '../../src/cli/schema.ts'
+import { configJsonSchema, loadConfigText } from '../../src/config/index.ts'
+import { runCli } from '../helpers/cli.ts'
+import { schemaErrors, type Schema } from '../helpers/json-schema.ts'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const SHIPPED = join(ROOT, 'schema/bouncer.schema.json')
+const SCHEMA_LINE = /^# yaml-language-server: \$schema=(\S+)\n/
+
+function exampleConfigs(dir = join(ROOT, 'examples')): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name)
+    if (statSync(path).isDirectory()) return exampleConfigs(path)
+    return name === 'bouncer.yaml' ? [path] : []
+  })
+}
+
+const schema = configJsonSchema() as Schema
+const errorsOf = (yaml: string) => schemaErrors(parse(yaml) ?? {}, schema)
+
+describe('the config JSON Schema', () => {
+  it('is current: schema/bouncer.schema.json is what bouncer schema prints (npm run schema writes it)', async () => {
+    expect(readFileSync(SHIPPED, 'utf8')).toBe(schemaText())
+    const printed = await runCli(['schema'])
+    expect(printed).toMatchObject({ code: 0, stderr: '' })
+    expect(printed.stdout).toBe(readFileSync(SHIPPED, 'utf8'))
+  })
+
+  it('is draft 2020-12, closed like the loader (an unknown key is an error), with defaults', () => {
+    expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema')
+    expect(errorsOf('server: { listen: 127.0.0.1:8080 }\nsevrer: {}\n')).toEqual(['$.sevrer: not allowed (additionalProperties: false)'])
+    expect(errorsOf('routes:\n  - { id: r, path: /x, upstream: api, publik: true }\n')).toEqual(['$.routes[0].publik: not allowed (additionalProperties: false)'])
+    const server = (schema.properties as Record<string, Schema>).server as Schema
+    expect((server.properties as Record<string, Schema>).request_timeout).toMatchObject({ default: '60s' })
+  })
+
+  it('writes durations, rates and listen addresses as the strings the loader parses, with patterns that agree with it', () => {
+    const samples: Array<[string, string]> = [
+      ['server:\n  request_timeout: ', '30s'], ['server:\n  request_timeout: ', '500ms'], ['server:\n  request_timeout: ', '30'],
+      ['server:\n  request_timeout: ', '1.5s'], ['server:\n  request_timeout: ', '5 minutes'],
+      ['server:\n  listen: ', '0.0.0.0:8080'], ['server:\n  listen: ', '"[::1]:9090"'], ['server:\n  listen: ', 'nowhere'],
+      ['limits:\n  - { name: l, key: ip, rate: ', '10/s }'], ['limits:\n  - { name: l, key: ip, rate: ', '0/s }'], ['limits:\n  - { name: l, key: ip, rate: ', '10/week }'],
+      ['server:\n  trusted_proxies: [', '10.0.0.0/8]'], ['server:\n  trusted_proxies: [', 'ten-dot]'],
+    ]
+    for (const [prefix, value] of samples) {
+      const text = `${prefix}${value}\naudit: { sinks: [] }\n`
+      const loaderAccepts = loadConfigText(text, 'sample.yaml', {}).config !== undefined
+      expect(errorsOf(text).length === 0, `${value}: the loader ${loaderAccepts ? 'accepts' : 'refuses'} it`).toBe(loaderAccepts)
+    }
+  })
+
+  it('accepts ${env:NAME} wherever a typed value may stand, since the loader replaces it first', () => {
+    expect(errorsOf('server:\n  max_body_bytes: ${env:MAX_BODY}\n  listen: ${env:LISTEN:-0.0.0.0:8080}\nlimits_store: { type: redis, url: "${env:REDIS_URL}" }\n')).toEqual([])
+    expect(errorsOf('server:\n  max_body_bytes: lots\n')).not.toEqual([])
+  })
+
+  it('refuses algorithms the gateway never accepts, and a limit with neither rate nor quota', () => {
+    expect(errorsOf('issuers:\n  - { name: i, issuer: https://i/, audiences: [a], algorithms: [HS256] }\n')).not.toEqual([])
+    expect(errorsOf('issuers:\n  - { name: i, issuer: https://i/, audiences: [a], algorithms: [ES256] }\n')).toEqual([])
+    expect(errorsOf('limits:\n  - { name: l, key: ip }\n')).not.toEqual([])
+    expect(errorsOf('limits:\n  - { name: l, key: ip, quota: 100/d }\n')).toEqual([])
+  })
+})
+
+describe('example configs and the schema', () => {
+  it.each(exampleConfigs().map((file) => [file.slice(ROOT.length), file]))('%s points editors at the schema and conforms to it', (_name, file) => {
+    const text = readFileSync(file, 'utf8')
+    const line = SCHEMA_LINE.exec(text)
+    expect(line, 'the first line is # yaml-language-server: $schema=…').not.toBeNull()
+    expect(resolve(dirname(file), (line as RegExpExecArray)[1] as string)).toBe(SHIPPED)
+    expect(schemaErrors(parse(text), schema)).toEqual([])
+  })
+})
