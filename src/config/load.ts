@@ -3,7 +3,7 @@
 // Every problem becomes a Diagnostic with its line and column; nothing stops at the first one.
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { isScalar, LineCounter, parse as parseScalar, parseDocument, visit, type Document } from 'yaml'
+import { isAlias, isScalar, LineCounter, parse as parseScalar, parseDocument, visit, type Document } from 'yaml'
 import { createLocator, type Diagnostic, type Finding, type Locator } from './diagnostics.ts'
 import { configSchema, type Config } from './schema.ts'
 import { crossCheck } from './validate.ts'
@@ -49,6 +49,8 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
 }
 
 const REFERENCE = /\$\{(\w+):([^}]*)\}/g
+/** Aliases expanded at most this often: a few anchors that double each other ("billion laughs") stop here. */
+const MAX_ALIAS_COUNT = 100
 /** Where a secret is substituted: an upstream's header values, and the admin token. */
 function secretAllowedAt(path: ReadonlyArray<string | number>): boolean {
   return (path[0] === 'upstreams' && path[2] === 'headers' && path.length === 4) || (path[0] === 'admin' && path[1] === 'token')
@@ -77,7 +79,13 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
 
   const findings: Finding[] = []
   const secretRefs = interpolate(doc, env, findings)
-  const raw = doc.toJS({ maxAliasCount: 100 }) ?? {}
+  let raw: unknown
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {}
+  } catch (err) {
+    diagnostics.push(aliasDiagnostic(doc, lines, err))
+    return result()
+  }
   const parsed = configSchema.safeParse(raw)
   if (!parsed.success) {
     // A value already reported by interpolation (a missing variable) is not reported twice.
@@ -92,6 +100,30 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   diagnostics.sort((a, b) => a.line - b.line || a.col - b.col)
   const failed = diagnostics.some((d) => d.severity === 'error')
   return result(failed ? undefined : parsed.data, secretRefs)
+}
+
+/**
+ * yaml reports neither an alias to an anchor not set before it (`upstream: *api`) nor an alias bomb
+ * as a document error: its toJS() throws a ReferenceError, which reached `bouncer check` as a stack
+ * trace (found by fuzzing). Pointed at the first alias whose anchor is missing, else the first alias.
+ */
+function aliasDiagnostic(doc: Document, lines: LineCounter, err: unknown): Diagnostic {
+  const anchors = new Set<string>()
+  let first: number | undefined
+  let unresolved: number | undefined
+  visit(doc, {
+    Node(_key, node) {
+      if (isAlias(node)) {
+        first ??= node.range?.[0]
+        if (!anchors.has(node.source)) unresolved ??= node.range?.[0]
+      } else if (node.anchor) {
+        anchors.add(node.anchor)
+      }
+    },
+  })
+  const message = err instanceof Error ? err.message : String(err)
+  const { line, col } = lines.linePos(unresolved ?? first ?? 0)
+  return { severity: 'error', path: [], message: yamlMessage(message), line: Math.max(line, 1), col }
 }
 
 /** Replaces `${env:NAME}` (and `${env:NAME:-default}`) in every string; records `${secret:NAME}`. */

@@ -104,6 +104,11 @@ export const yamlTexts = fuzzTarget({
   name: 'config.yaml-text',
   longRuns: 40_000,
   property: () => fc.property(yamlText, (text) => checkLoaded(load(text))),
+  examples: [
+    // yaml's toJS() threw ReferenceErrors out of loadConfigText: an alias bomb, an alias to no anchor.
+    ['a0: &a0 [x, x]\na1: &a1 [*a0, *a0]\na2: &a2 [*a1, *a1]\na3: &a3 [*a2, *a2]\na4: &a4 [*a3, *a3]\na5: &a5 [*a4, *a4]\n'],
+    ['\n  *a'],
+  ],
 })
 
 /** An example config with characters inserted, deleted or replaced. */

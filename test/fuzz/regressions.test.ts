@@ -1,0 +1,22 @@
+// What the fuzz targets found, as a user meets it: one readable test per bug fixed. The shrunk
+// counterexamples themselves are kept as examples of their targets (test/fuzz/targets/*).
+import { describe, expect, it } from 'vitest'
+import { formatDiagnostic, loadConfigText } from '../../src/config/index.ts'
+
+function check(text: string): { ok: boolean; lines: string[] } {
+  const loaded = loadConfigText(text, 'bouncer.yaml', {})
+  return { ok: loaded.config !== undefined, lines: loaded.diagnostics.map((d) => formatDiagnostic('bouncer.yaml', d)) }
+}
+
+describe('bouncer check on YAML aliases (config.yaml-text, config.large)', () => {
+  it('an alias to an anchor that is not set is an error at the alias, not a crash', () => {
+    const text = 'upstreams:\n  - name: api\n    url: http://127.0.0.1:9500\nroutes:\n  - id: r\n    path: /r\n    upstream: *api\n'
+    expect(check(text)).toEqual({ ok: false, lines: ['bouncer.yaml:7:15: Unresolved alias (the anchor must be set before the alias): api'] })
+  })
+
+  it('an alias bomb (anchors doubling each other) is an error, not a crash', () => {
+    const lines = ['a0: &a0 [x, x]']
+    for (let i = 1; i <= 12; i++) lines.push(`a${i}: &a${i} [*a${i - 1}, *a${i - 1}]`)
+    expect(check(lines.join('\n'))).toEqual({ ok: false, lines: ['bouncer.yaml:2:10: Excessive alias count indicates a resource exhaustion attack'] })
+  })
+})
