@@ -149,7 +149,8 @@ function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Finding[])
           return text
         }
         const [name = '', fallback] = splitDefault(body)
-        const value = env[name] ?? fallback
+        // Own variables only: `${env:toString}` is not set, whatever Object.prototype holds.
+        const value = (Object.hasOwn(env, name) ? env[name] : undefined) ?? fallback
         if (value === undefined) {
           findings.push({ severity: 'error', path, message: `environment variable ${name} is not set` })
           return ''

@@ -20,3 +20,11 @@ describe('bouncer check on YAML aliases (config.yaml-text, config.large)', () =>
     expect(check(lines.join('\n'))).toEqual({ ok: false, lines: ['bouncer.yaml:2:10: Excessive alias count indicates a resource exhaustion attack'] })
   })
 })
+
+describe('${env:NAME} (config.mutated)', () => {
+  it.each(['__proto__', 'constructor', 'toString', 'hasOwnProperty'])('${env:%s} is "not set" unless the environment has it', (name) => {
+    const text = `admin:\n  token: \${env:${name}}\n`
+    expect(check(text)).toEqual({ ok: false, lines: [`bouncer.yaml:2:10: admin.token: environment variable ${name} is not set`] })
+    expect(loadConfigText(text, 'bouncer.yaml', { [name]: 'from-env' }).config?.admin.token).toBe('from-env')
+  })
+})

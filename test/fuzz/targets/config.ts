@@ -157,7 +157,7 @@ const treeMutation: fc.Arbitrary<TreeMutation> = fc.oneof(
   fc.record({ op: fc.constant('add' as const), at: where, key: fc.oneof(fc.constantFrom(...KEYS), fc.string()), value: VALUE }),
   fc.record({ op: fc.constant('duplicate' as const), at: where }),
   fc.record({ op: fc.constant('share' as const), at: where, from: where }),
-  fc.record({ op: fc.constant('env' as const), at: where, name: fc.oneof(fc.constantFrom('UNSET', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'PORT'), fc.string({ minLength: 1 })) }),
+  fc.record({ op: fc.constant('env' as const), at: where, name: fc.oneof(fc.constantFrom('UNSET', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'PORT'), fc.string({ minLength: 1 }).filter((n) => !n.includes('}') && !n.includes(':-'))) }),
 )
 
 /** Walks down by indexes (each taken modulo the container's size): the container and the key of the last step. */
@@ -238,6 +238,10 @@ export const mutatedConfigs = fuzzTarget({
       }
     })
   },
+  examples: [
+    // `${env:__proto__}` read Object.prototype from the environment object: "set", as "[object Object]".
+    [0, [{ op: 'env', at: [0], name: '__proto__' }, { op: 'share', at: [0], from: [0] }]],
+  ],
 })
 
 export const largeConfigs = fuzzTarget({
