@@ -1,7 +1,7 @@
 // What the fuzz targets found, as a user meets it: one readable test per bug fixed. The shrunk
 // counterexamples themselves are kept as examples of their targets (test/fuzz/targets/*).
 import { describe, expect, it } from 'vitest'
-import { formatDiagnostic, loadConfigText } from '../../src/config/index.ts'
+import { formatDiagnostic, loadConfigText, parseGlob } from '../../src/config/index.ts'
 
 function check(text: string): { ok: boolean; lines: string[] } {
   const loaded = loadConfigText(text, 'bouncer.yaml', {})
@@ -26,5 +26,31 @@ describe('${env:NAME} (config.mutated)', () => {
     const text = `admin:\n  token: \${env:${name}}\n`
     expect(check(text)).toEqual({ ok: false, lines: [`bouncer.yaml:2:10: admin.token: environment variable ${name} is not set`] })
     expect(loadConfigText(text, 'bouncer.yaml', { [name]: 'from-env' }).config?.admin.token).toBe('from-env')
+  })
+})
+
+describe('globs on long values (values.large)', () => {
+  const glob = (text: string) => {
+    const parsed = parseGlob(text)
+    if (!parsed.ok) throw new Error(parsed.message)
+    return parsed.value
+  }
+
+  // A trust rule's `subject` or claim glob runs on the caller's claim values, on every request.
+  it('a glob with two * on a 64 KB claim value costs linear work, not seconds', () => {
+    const value = 'a'.repeat(65_536)
+    const before = process.cpuUsage()
+    expect(glob('*a*b').matches(value)).toBe(false)
+    const used = process.cpuUsage(before)
+    // Linear work is well under a millisecond here; the RegExp took 2.6 s for the first glob alone.
+    expect((used.user + used.system) / 1000).toBeLessThan(500)
+  })
+
+  it.each([
+    ['*', '', true], ['?', '', false], ['?', 'x', true], ['a*', 'a', true], ['*a', 'ba', true], ['a*a', 'a', false],
+    ['a*b*c', 'abc', true], ['a*b*c', 'acb', false], ['*?b', 'ab', true], ['*?b', 'b', false], ['svc-?-*', 'svc-a-x', true],
+    ['a.b', 'aXb', false], ['(a)+', '(a)+', true], ['x*', 'x\ny', true],
+  ])('"%s" on "%s": %s', (text, value, expected) => {
+    expect(glob(text).matches(value)).toBe(expected)
   })
 })

@@ -5,7 +5,7 @@ import { isIP } from 'node:net'
 import fc from 'fast-check'
 import { addressSet, parseCidr, parseDuration, parseGlob, parseListen, parseRate, parseRoutePattern, type RoutePattern } from '../../../src/config/index.ts'
 import { hostAllowList, parseHostPattern } from '../../../src/http/hosts.ts'
-import { anyText, fuzzTarget, LARGE_INPUT_CPU_MS, largeInput, stringOf, withinCpu } from '../lib.ts'
+import { anyText, fuzzTarget, LARGE_INPUT_BYTES, LARGE_INPUT_CPU_MS, largeInput, stringOf, withinCpu } from '../lib.ts'
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 const RATE_PERIODS = new Set([1_000, 60_000, 3_600_000, 86_400_000])
@@ -107,6 +107,10 @@ export const globs = fuzzTarget({
       })
       if (!glob.matches(instance)) throw new Error(`glob "${text}" does not match its instance "${instance}"`)
     }),
+  examples: [
+    // A glob of `?` alone, in the first version of the RegExp's replacement.
+    ['?', '', []],
+  ],
 })
 
 export const listens = fuzzTarget({
@@ -197,4 +201,8 @@ export const largeValues = fuzzTarget({
       bound('a Host header check', () => hosts.matches(`${text}.example.com`))
       bound('a Host header check', () => hosts.matches(text))
     }),
+  examples: [
+    // Globs compiled to a RegExp (`^.*a.*b$`) backtracked: seconds for one 64 KB claim value.
+    ['a'.repeat(LARGE_INPUT_BYTES), '*a*b'],
+  ],
 })
