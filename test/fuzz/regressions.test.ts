@@ -2,6 +2,8 @@
 // counterexamples themselves are kept as examples of their targets (test/fuzz/targets/*).
 import { describe, expect, it } from 'vitest'
 import { formatDiagnostic, loadConfigText, parseGlob } from '../../src/config/index.ts'
+import type { GatewayError } from '../../src/errors/index.ts'
+import { parseTarget } from '../../src/gateway/paths.ts'
 
 function check(text: string): { ok: boolean; lines: string[] } {
   const loaded = loadConfigText(text, 'bouncer.yaml', {})
@@ -52,5 +54,24 @@ describe('globs on long values (values.large)', () => {
     ['a.b', 'aXb', false], ['(a)+', '(a)+', true], ['x*', 'x\ny', true],
   ])('"%s" on "%s": %s', (text, value, expected) => {
     expect(glob(text).matches(value)).toBe(expected)
+  })
+})
+
+describe('paths that bouncer explain can be given (paths.canonical)', () => {
+  const refusal = (path: string) => {
+    try {
+      parseTarget(path, undefined)
+    } catch (err) {
+      return (err as GatewayError).code
+    }
+    return 'accepted'
+  }
+
+  it.each(['/\ud800', '/a\udfffb', '/x/\ud83d/y'])('an unpaired surrogate (%j) is bad_path: it has no UTF-8 form to forward', (path) => {
+    expect(refusal(path)).toBe('bad_path')
+  })
+
+  it('a surrogate pair is a character like any other: matched decoded, forwarded as UTF-8', () => {
+    expect(parseTarget('/caf\u00e9/\u{1f600}', undefined)).toMatchObject({ path: '/caf%C3%A9/%F0%9F%98%80', segments: ['caf\u00e9', '\u{1f600}'] })
   })
 })

@@ -115,6 +115,10 @@ export const canonicalPaths = fuzzTarget({
       if (JSON.stringify(again.segments) !== JSON.stringify(first.segments)) throw new Error(`${first.path} parses to other segments`)
       if (again.pathParams !== first.pathParams) throw new Error(`${first.path} changes pathParams`)
     }),
+  examples: [
+    // A lone surrogate was matched as itself and forwarded as %EF%BF%BD (U+FFFD), another segment.
+    ['/\ud800'],
+  ],
 })
 
 export const largePaths = fuzzTarget({
