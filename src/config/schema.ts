@@ -2,7 +2,7 @@
 // Value types are parsed here, so the rest of the code gets milliseconds, rates and matchers.
 import { z } from 'zod'
 import { hostAllowList, parseHostPattern } from '../http/hosts.ts'
-import { parseCidr, parseDuration, parseGlob, parseListen, parseRate, type Parsed } from './values.ts'
+import { MAX_RATE_COUNT, parseCidr, parseDuration, parseGlob, parseListen, parseRate, type Parsed } from './values.ts'
 
 function parsed<T>(parse: (text: string) => Parsed<T>) {
   return z.string().transform((text, ctx): T => {
@@ -151,7 +151,7 @@ const limit = z
     name: name('limit'),
     key: z.string().regex(LIMIT_KEY, 'key is principal, role, route, ip, claim:NAME or header:NAME'),
     rate: rate.optional(),
-    burst: z.number().int().min(1).optional(),
+    burst: z.number().int().min(1).max(MAX_RATE_COUNT).optional(),
     quota: rate.optional(),
     // An IPv6 caller is counted by this prefix of its address (a subscriber holds a whole /64).
     ip_prefix_v6: z.number().int().min(0).max(128).default(64),

@@ -6,12 +6,19 @@ export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string }
 
 const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
 const DURATION = /^(\d+)(ms|s|m|h|d)$/
+/**
+ * 100 years. Longer has no use, and unbounded digits gave 1e20 ms or Infinity (found by fuzzing):
+ * now + Infinity is no time, and a retention or a tolerance of Infinity silently means "never".
+ */
+export const MAX_DURATION_MS = 36_500 * 86_400_000
 
-/** `500ms`, `30s`, `5m`, `1h`, `1d` → milliseconds. */
+/** `500ms`, `30s`, `5m`, `1h`, `1d` → milliseconds, at most MAX_DURATION_MS. */
 export function parseDuration(text: string): Parsed<number> {
   const match = DURATION.exec(text.trim())
   if (!match) return { ok: false, message: `invalid duration "${text}": write it like 500ms, 30s, 5m, 1h or 1d` }
-  return { ok: true, value: Number(match[1]) * DURATION_UNITS_MS[match[2] as keyof typeof DURATION_UNITS_MS] }
+  const ms = Number(match[1]) * DURATION_UNITS_MS[match[2] as keyof typeof DURATION_UNITS_MS]
+  if (ms > MAX_DURATION_MS) return { ok: false, message: `invalid duration "${text}": at most 36500d (100 years)` }
+  return { ok: true, value: ms }
 }
 
 export interface Rate {
@@ -22,15 +29,21 @@ export interface Rate {
 }
 
 const RATE = /^(\d+)\/(s|m|h|d)$/
+/**
+ * N (and a rate's burst) is sent in RateLimit-Policy as an RFC 8941 integer: at most 15 digits.
+ * Unbounded, 2^53 + 1 lost its last digit and 400 digits gave Infinity, "q=Infinity" (found by fuzzing).
+ */
+export const MAX_RATE_COUNT = 999_999_999_999_999
 
-/** `N/s`, `N/m`, `N/h`, `N/d`. */
+/** `N/s`, `N/m`, `N/h`, `N/d`, N from 1 to MAX_RATE_COUNT. */
 export function parseRate(text: string): Parsed<Rate> {
   const match = RATE.exec(text.trim())
-  if (!match || Number(match[1]) <= 0) {
-    return { ok: false, message: `invalid rate "${text}": write it like 10/s, 600/m, 1000/h or 10000/d (N > 0)` }
+  const count = Number(match?.[1])
+  if (!match || !(count > 0 && count <= MAX_RATE_COUNT)) {
+    return { ok: false, message: `invalid rate "${text}": write it like 10/s, 600/m, 1000/h or 10000/d (N from 1 to 999999999999999)` }
   }
   const unit = match[2] as 's' | 'm' | 'h' | 'd'
-  return { ok: true, value: { count: Number(match[1]), periodMs: DURATION_UNITS_MS[unit], text: text.trim() } }
+  return { ok: true, value: { count, periodMs: DURATION_UNITS_MS[unit], text: text.trim() } }
 }
 
 export interface Cidr {

@@ -75,3 +75,34 @@ describe('paths that bouncer explain can be given (paths.canonical)', () => {
     expect(parseTarget('/caf\u00e9/\u{1f600}', undefined)).toMatchObject({ path: '/caf%C3%A9/%F0%9F%98%80', segments: ['caf\u00e9', '\u{1f600}'] })
   })
 })
+
+describe('durations and rates within their bounds (values.duration, values.rate)', () => {
+  it.each([
+    ['1e20 ms', '99999999999999999999ms'],
+    ['400 digits (Infinity)', `${'9'.repeat(400)}ms`],
+    ['one day too many', '36501d'],
+  ])('a retention of %s is refused', (_what, duration) => {
+    const { ok, lines } = check(`audit:\n  retention: ${duration}\n`)
+    expect(ok).toBe(false)
+    expect(lines).toEqual([expect.stringMatching(/^bouncer\.yaml:2:14: audit\.retention: invalid duration .*at most 36500d \(100 years\)$/)])
+  })
+
+  it('36500d (100 years) is the longest duration', () => {
+    expect(loadConfigText('audit:\n  retention: 36500d\n', 'bouncer.yaml', {}).config?.audit.retention).toBe(36_500 * 86_400_000)
+  })
+
+  it.each([
+    ['2^53 + 1', '9007199254740993/s'],
+    ['400 digits (Infinity)', `${'1'.repeat(400)}/m`],
+    ['16 digits', '1000000000000000/s'],
+  ])('a rate of %s is refused: N has at most 15 digits', (_what, rate) => {
+    const { ok, lines } = check(`limits:\n  - { name: l, key: ip, rate: ${rate} }\n`)
+    expect(ok).toBe(false)
+    expect(lines.join('\n')).toContain('N from 1 to 999999999999999')
+  })
+
+  it('a burst of 16 digits is refused; 15 digits are fine', () => {
+    expect(check('limits:\n  - { name: l, key: ip, rate: 10/s, burst: 1000000000000000 }\n').ok).toBe(false)
+    expect(check('limits:\n  - { name: l, key: ip, rate: 999999999999999/s, burst: 999999999999999 }\n').ok).toBe(true)
+  })
+})

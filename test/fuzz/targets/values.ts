@@ -3,7 +3,7 @@
 // against a reference matcher, and work linear in the input.
 import { isIP } from 'node:net'
 import fc from 'fast-check'
-import { addressSet, parseCidr, parseDuration, parseGlob, parseListen, parseRate, parseRoutePattern, type RoutePattern } from '../../../src/config/index.ts'
+import { addressSet, MAX_DURATION_MS, MAX_RATE_COUNT, parseCidr, parseDuration, parseGlob, parseListen, parseRate, parseRoutePattern, type RoutePattern } from '../../../src/config/index.ts'
 import { hostAllowList, parseHostPattern } from '../../../src/http/hosts.ts'
 import { anyText, fuzzTarget, LARGE_INPUT_BYTES, LARGE_INPUT_CPU_MS, largeInput, stringOf, withinCpu } from '../lib.ts'
 
@@ -23,12 +23,23 @@ export const durations = fuzzTarget({
   longRuns: 100_000,
   property: () =>
     fc.property(valueText, bigCount, fc.constantFrom(...Object.keys(UNIT_MS)), fc.constantFrom('', ' ', '\t'), (text, count, unit, pad) => {
-      const parsed = parseDuration(text)
-      if (parsed.ok && !(Number.isSafeInteger(parsed.value) && parsed.value >= 0)) throw new Error(`duration "${text}" is ${parsed.value} ms`)
-      const written = parseDuration(`${pad}${count}${unit}${pad}`)
+      const written = `${pad}${count}${unit}${pad}`
+      for (const input of [text, written]) {
+        const parsed = parseDuration(input)
+        if (parsed.ok && !(Number.isSafeInteger(parsed.value) && parsed.value >= 0 && parsed.value <= MAX_DURATION_MS)) {
+          throw new Error(`duration "${input}" is ${parsed.value} ms`)
+        }
+      }
+      // As written: N units, whenever that is within the bound.
       const ms = Number(count) * (UNIT_MS[unit] as number)
-      if (written.ok ? written.value !== ms : Number.isSafeInteger(ms)) throw new Error(`"${count}${unit}" parsed as ${JSON.stringify(written)}`)
+      const parsed = parseDuration(written)
+      if (parsed.ok ? parsed.value !== ms : ms <= MAX_DURATION_MS) throw new Error(`"${written}" parsed as ${JSON.stringify(parsed)}`)
     }),
+  examples: [
+    // Unbounded digits: 1e20 ms, and Infinity for 400 of them.
+    ['99999999999999999999ms', '0', 'ms', ''],
+    [`${'9'.repeat(400)}ms`, '0', 'ms', ''],
+  ],
 })
 
 export const rates = fuzzTarget({
@@ -40,12 +51,17 @@ export const rates = fuzzTarget({
         const parsed = parseRate(input)
         if (!parsed.ok) continue
         const { count: n, periodMs, text: written } = parsed.value
-        if (!(Number.isSafeInteger(n) && n >= 1) || !RATE_PERIODS.has(periodMs)) throw new Error(`rate "${input}" is ${n} per ${periodMs} ms`)
+        if (!(Number.isSafeInteger(n) && n >= 1 && n <= MAX_RATE_COUNT) || !RATE_PERIODS.has(periodMs)) throw new Error(`rate "${input}" is ${n} per ${periodMs} ms`)
         if (written !== input.trim()) throw new Error(`rate "${input}" keeps the text "${written}"`)
         const again = parseRate(written)
         if (!again.ok || JSON.stringify(again.value) !== JSON.stringify(parsed.value)) throw new Error(`rate "${written}" does not round-trip`)
       }
+      if (Number(count) >= 1 && Number(count) <= MAX_RATE_COUNT && !parseRate(`${count}/${unit}`).ok) throw new Error(`rate "${count}/${unit}" refused`)
     }),
+  examples: [
+    // 2^53 is not a count a rate can hold exactly (2^53 + 1 reads as 2^53), nor a 16-digit RFC 8941 integer.
+    ['', '9007199254740992', 's'],
+  ],
 })
 
 const ipv4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((p) => p.join('.'))
