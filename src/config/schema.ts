@@ -14,6 +14,14 @@ function parsed<T>(parse: (text: string) => Parsed<T>) {
 }
 
 const duration = parsed(parseDuration)
+/**
+ * A duration the gateway runs as a timer (setTimeout, setInterval): Node runs one longer than
+ * 2^31 - 1 ms (24.8 days) after 1 ms instead (found by fuzzing): a 30d `jwks_refresh_interval`
+ * refetched the keys in a loop, a 30d `limits_store.timeout` timed every Redis command out at once,
+ * a 30d `shutdown_timeout` cut the drain after an uncaught exception to 1 ms.
+ */
+const MAX_TIMER_MS = 24 * 86_400_000
+const timer = duration.refine((ms) => ms <= MAX_TIMER_MS, 'at most 24d: Node runs a longer timer at once')
 const rate = parsed(parseRate)
 const cidr = parsed(parseCidr)
 const glob = parsed(parseGlob)
@@ -63,7 +71,7 @@ const server = z.strictObject({
   request_timeout: duration.prefault('60s'),
   headers_timeout: duration.prefault('10s'),
   keep_alive_timeout: duration.prefault('5s'),
-  shutdown_timeout: duration.prefault('30s'),
+  shutdown_timeout: timer.prefault('30s'),
   case_sensitive_paths: z.boolean().default(false),
 })
 
@@ -81,8 +89,8 @@ const issuer = z.strictObject({
   algorithms: z.array(algorithm).min(1).default(['RS256', 'ES256']),
   clock_tolerance: duration.prefault('30s'),
   required_claims: z.array(z.string().min(1)).default([]),
-  jwks_refresh_interval: duration.prefault('5m'),
-  jwks_cooldown: duration.prefault('30s'),
+  jwks_refresh_interval: timer.prefault('5m'),
+  jwks_cooldown: timer.prefault('30s'),
   /** AWS Cognito access tokens carry no aud: then client_id must be one of the audiences. */
   client_id_audience: z.boolean().default(false),
   /** The header typs accepted (RFC 7515 §4.1.9); `untyped`: no typ. Other JWT kinds are refused. */
@@ -171,7 +179,7 @@ const limitsStore = z.discriminatedUnion('type', [
     url: z.string().regex(/^rediss?:\/\//, 'a Redis URL starts with redis:// or rediss://'),
     on_error: z.enum(['allow', 'deny']).default('deny'),
     prefix: z.string().default('bouncer:'),
-    timeout: duration.prefault('500ms'),
+    timeout: timer.prefault('500ms'),
   }),
 ], { error: 'limits_store.type is memory or redis' })
 
@@ -189,7 +197,7 @@ const audit = z.strictObject({
   sinks: z.array(auditSink).default([{ type: 'sqlite', path: './data/audit.db' }]),
   retention: duration.prefault('30d'),
   durability: z.enum(['batched', 'sync']).default('batched'),
-  flush_interval: duration.prefault('100ms'),
+  flush_interval: timer.prefault('100ms'),
   max_batch: z.number().int().min(1).max(100_000).default(2_000),
   queue_capacity: z.number().int().min(100).default(100_000),
   spill_dir: z.string().default('./data/audit-spill'),
@@ -214,7 +222,7 @@ const rotationSchedule = z.strictObject({
 
 const secrets = z.strictObject({
   store: secretsStore,
-  refresh_interval: duration.prefault('2s'),
+  refresh_interval: timer.prefault('2s'),
   rotation: z.record(z.string(), rotationSchedule).default({}),
 })
 

@@ -106,3 +106,22 @@ describe('durations and rates within their bounds (values.duration, values.rate)
     expect(check('limits:\n  - { name: l, key: ip, rate: 999999999999999/s, burst: 999999999999999 }\n').ok).toBe(true)
   })
 })
+
+describe('durations that become timers (config.mutated)', () => {
+  const issuer = '{ name: corp, issuer: "https://sso.example.com", audiences: [api], KEY: VALUE }'
+  it.each([
+    ['server.shutdown_timeout', 'server: { shutdown_timeout: VALUE }', '1:29'],
+    ['audit.flush_interval', 'audit: { sinks: [], flush_interval: VALUE }', '1:37'],
+    ['secrets.refresh_interval', 'secrets: { store: { type: env }, refresh_interval: VALUE }', '1:52'],
+    ['limits_store.timeout', 'limits_store: { type: redis, url: "redis://127.0.0.1:6379", timeout: VALUE }', '1:70'],
+    ['issuers[0].jwks_refresh_interval', `issuers: [${issuer.replace('KEY', 'jwks_refresh_interval')}]`, '1:101'],
+    ['issuers[0].jwks_cooldown', `issuers: [${issuer.replace('KEY', 'jwks_cooldown')}]`, '1:93'],
+  ])('%s: 25d is refused (Node would run the timer at once), 24d is fine', (path, yaml, at) => {
+    expect(check(yaml.replace('VALUE', '25d'))).toEqual({ ok: false, lines: [`bouncer.yaml:${at}: ${path}: at most 24d: Node runs a longer timer at once`] })
+    expect(check(yaml.replace('VALUE', '24d')).lines.filter((line) => !line.includes('warning'))).toEqual([])
+  })
+
+  it('durations compared to a clock, not run as timers, may be longer', () => {
+    expect(check('audit: { sinks: [], retention: 3650d }\nassertion: { rotate_every: 365d }\n')).toEqual({ ok: true, lines: [] })
+  })
+})

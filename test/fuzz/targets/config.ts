@@ -43,6 +43,27 @@ function checkBounds(config: Config): void {
     for (const [key, child] of Object.entries(value)) walk(child, `${path}.${key}`)
   }
   walk(config, 'config')
+  for (const [where, ms] of timerDurations(config)) {
+    if (ms > MAX_TIMER_MS) throw new Error(`accepted ${where}: ${ms} ms, which a Node timer runs after 1 ms`)
+  }
+}
+
+/** Node keeps a timer for at most 2^31 - 1 ms (24.8 days): a longer one fires after 1 ms, with a warning. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** Every duration of the config that the gateway (or ioredis) hands to setTimeout or setInterval. */
+function timerDurations(config: Config): Array<[string, number]> {
+  const { server, audit, limits_store: store, secrets } = config
+  return [
+    ['server.shutdown_timeout', server.shutdown_timeout],
+    ['audit.flush_interval', audit.flush_interval],
+    ...(store.type === 'redis' ? [['limits_store.timeout', store.timeout] as [string, number]] : []),
+    ...(secrets ? [['secrets.refresh_interval', secrets.refresh_interval] as [string, number]] : []),
+    ...config.issuers.flatMap((issuer, i): Array<[string, number]> => [
+      [`issuers[${i}].jwks_refresh_interval`, issuer.jwks_refresh_interval],
+      [`issuers[${i}].jwks_cooldown`, issuer.jwks_cooldown],
+    ]),
+  ]
 }
 
 function checkLoaded(loaded: LoadedConfig): void {
@@ -151,10 +172,17 @@ type TreeMutation =
   | { op: 'env'; at: number[]; name: string }
 
 const where = fc.array(fc.nat(), { minLength: 1, maxLength: 5 })
+const DURATION_KEYS = [
+  'request_timeout', 'headers_timeout', 'keep_alive_timeout', 'shutdown_timeout', 'flush_interval', 'refresh_interval', 'retention',
+  'jwks_refresh_interval', 'jwks_cooldown', 'clock_tolerance', 'connect_timeout', 'timeout', 'ttl', 'rotate_every',
+]
+const DURATIONS = ['0ms', '1ms', '30s', '24d', '25d', '30d', '36500d', '2147483647ms', '2147483648ms']
 const treeMutation: fc.Arbitrary<TreeMutation> = fc.oneof(
   fc.record({ op: fc.constant('delete' as const), at: where }),
   fc.record({ op: fc.constant('replace' as const), at: where, value: VALUE }),
   fc.record({ op: fc.constant('add' as const), at: where, key: fc.oneof(fc.constantFrom(...KEYS), fc.string()), value: VALUE }),
+  // A duration key, set where it may belong, to a value near a bound.
+  fc.record({ op: fc.constant('add' as const), at: fc.array(fc.nat(), { maxLength: 2 }).map((at) => [...at, 0]), key: fc.constantFrom(...DURATION_KEYS), value: fc.constantFrom(...DURATIONS) }),
   fc.record({ op: fc.constant('duplicate' as const), at: where }),
   fc.record({ op: fc.constant('share' as const), at: where, from: where }),
   fc.record({ op: fc.constant('env' as const), at: where, name: fc.oneof(fc.constantFrom('UNSET', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'PORT'), fc.string({ minLength: 1 }).filter((n) => !n.includes('}') && !n.includes(':-'))) }),
@@ -239,6 +267,8 @@ export const mutatedConfigs = fuzzTarget({
     })
   },
   examples: [
+    // A duration past 2^31 - 1 ms was accepted where it becomes a timer, which Node then runs after 1 ms.
+    [0, [{ op: 'add', at: [0], key: 'shutdown_timeout', value: '30d' }, { op: 'share', at: [0], from: [0] }]],
     // `${env:__proto__}` read Object.prototype from the environment object: "set", as "[object Object]".
     [0, [{ op: 'env', at: [0], name: '__proto__' }, { op: 'share', at: [0], from: [0] }]],
   ],
