@@ -276,8 +276,8 @@ export const mutatedConfigs = fuzzTarget({
 
 export const largeConfigs = fuzzTarget({
   name: 'config.large',
-  longRuns: 1_000,
-  shortScale: 0.05,
+  longRuns: 500,
+  shortScale: 0.02,
   property: () => {
     const piece = fc.constantFrom('a', ' ', '-', ':', '[', ']', '{', '}', ',', '"', "'", '\n', '\n  ', '&a', '*a', '#', '${env:', '}', '/', '*')
     // YAML parsing and schema checks cost more per byte than a path does: the bound is per 64 KB file.

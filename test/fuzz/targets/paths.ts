@@ -125,11 +125,15 @@ export const largePaths = fuzzTarget({
   name: 'paths.large',
   longRuns: 3_000,
   shortScale: 0.05,
-  property: () =>
-    fc.property(largeInput(piece), fc.boolean(), (text, withSlash) => {
+  property: () => {
+    const router = createRouter(routesOf([['/a/:p/*', ['GET'], false], ['/a/a/a/a', ['*'], true], ['/:p/:q', ['POST'], false], ['/*', ['PUT'], false]]))
+    return fc.property(largeInput(fc.oneof(piece, fc.constantFrom('a/', '/', 'a;b/', 'A/'))), fc.boolean(), (text, withSlash) => {
       const url = withSlash ? `/${text}` : text
-      withinCpu(LARGE_INPUT_CPU_MS, 'parseTarget of a 64 KB target', () => parse(url))
-    }),
+      const target = withinCpu(LARGE_INPUT_CPU_MS, 'parseTarget of a 64 KB target', () => parse(url))
+      if (target instanceof Error) return
+      withinCpu(LARGE_INPUT_CPU_MS, 'matching a 64 KB target', () => refusedWith(['route_not_found', 'method_not_allowed', 'bad_path'], () => router.match('GET', target)))
+    })
+  },
 })
 
 // --- the router, against a model that scans the routes in file order --------------------------

@@ -382,8 +382,8 @@ export const largeTokens = fuzzTarget({
   shortScale: 0.05,
   property: async () => {
     const context = await makeContext(0)
-    const piece = fc.constantFrom('[', ']', '{', '}', '"', '\\', '/', '.', 'a', ':', ',', '\\"', '\\\\', 'e30', 'A', '=', ' ')
-    return fc.asyncProperty(largeInput(piece, LARGE_INPUT_BYTES - 200), fc.constantFrom('raw', 'header', 'claims', 'iss', 'kid'), async (text, where) => {
+    const piece = fc.constantFrom('[', ']', '{', '}', '"', '\\', '/', '.', 'a', ':', ',', '\\"', '\\\\', 'e30', 'A', '=', ' ', '\t', '&', 'access_token')
+    return fc.asyncProperty(largeInput(piece, LARGE_INPUT_BYTES - 200), fc.constantFrom('raw', 'header', 'claims', 'iss', 'kid', 'scheme'), async (text, where) => {
       const header = (h: string) => b64(h).slice(0, LARGE_INPUT_BYTES - 300)
       const token =
         where === 'raw' ? text :
@@ -392,7 +392,8 @@ export const largeTokens = fuzzTarget({
         where === 'iss' ? `${b64('{"alg":"ES256","kid":"p256"}')}.${header(`{"iss":"${ISSUER}${text}"}`)}.AA` :
         `${header(`{"alg":"ES256","kid":"${text}"}`)}.${b64(`{"iss":"${ISSUER}","aud":"api","exp":${NOW_S + 60}}`)}.AA`
       const before = process.cpuUsage()
-      const result = await verifyOrRefuse(context.verifier, `Bearer ${token.slice(0, LARGE_INPUT_BYTES)}`, '')
+      const authorization = where === 'scheme' ? `Bearer${text.replace(/[a-z]/g, ' ')}\t` : `Bearer ${token.slice(0, LARGE_INPUT_BYTES)}`
+      const result = await verifyOrRefuse(context.verifier, authorization, where === 'scheme' ? `${text}&access_token=` : '')
       const used = process.cpuUsage(before)
       const ms = (used.user + used.system) / 1000
       if (ms > LARGE_INPUT_CPU_MS) throw new Error(`verifying a 64 KB token (${where}) took ${ms.toFixed(0)} ms of CPU`)
