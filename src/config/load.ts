@@ -36,16 +36,14 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message
     const locate = createLocator(undefined, new LineCounter())
-    return {
-      config: undefined,
-      diagnostics: [locate({ severity: 'error', path: [], message: `cannot read the config file: ${reason}` })],
-      secretRefs: [],
-      file,
-      baseDir: dirname(resolve(file)),
-      locate,
-    }
+    return withoutDocument(file, locate({ severity: 'error', path: [], message: `cannot read the config file: ${reason}` }))
   }
   return loadConfigText(text, file, env)
+}
+
+/** A file that yields no document at all: this one error. */
+function withoutDocument(file: string, diagnostic: Diagnostic): LoadedConfig {
+  return { config: undefined, diagnostics: [diagnostic], secretRefs: [], file, baseDir: dirname(resolve(file)), locate: createLocator(undefined, new LineCounter()) }
 }
 
 const REFERENCE = /\$\{(\w+):([^}]*)\}/g
@@ -57,6 +55,17 @@ function secretAllowedAt(path: ReadonlyArray<string | number>): boolean {
 }
 
 export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  try {
+    return loadDocument(text, file, env)
+  } catch (err) {
+    // yaml's parser recurses once per nested collection and, unlike its composer, lets running
+    // out of stack escape: 5,000 nested "- " then "}" threw a RangeError (found by fuzzing).
+    if (!(err instanceof RangeError && /call stack/i.test(err.message))) throw err
+    return withoutDocument(file, { severity: 'error', path: [], message: 'the file nests too deeply to be read (a config nests a few levels)', line: 1, col: 1 })
+  }
+}
+
+function loadDocument(text: string, file: string, env: NodeJS.ProcessEnv): LoadedConfig {
   const lines = new LineCounter()
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
   const locate = createLocator(doc, lines)

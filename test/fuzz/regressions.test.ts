@@ -23,6 +23,21 @@ describe('bouncer check on YAML aliases (config.yaml-text, config.large)', () =>
   })
 })
 
+describe('deep nesting (config.large, in the long run)', () => {
+  it.each([
+    ['nested block sequences and a "}"', `${'- '.repeat(5_000)}}`],
+    ['the long run\'s 64 KB counterexample', `${'- '.repeat(32_767)}}`],
+  ])('%s: an error, not a stack overflow', (_what, text) => {
+    expect(check(text)).toEqual({ ok: false, lines: ['bouncer.yaml:1:1: the file nests too deeply to be read (a config nests a few levels)'] })
+  })
+
+  it('nesting yaml reports itself stays a YAML error', () => {
+    const { ok, lines } = check(`${'- '.repeat(5_000)}x\n`)
+    expect(ok).toBe(false)
+    expect(lines[0]).toMatch(/^bouncer\.yaml:\d+:\d+: /)
+  })
+})
+
 describe('${env:NAME} (config.mutated)', () => {
   it.each(['__proto__', 'constructor', 'toString', 'hasOwnProperty'])('${env:%s} is "not set" unless the environment has it', (name) => {
     const text = `admin:\n  token: \${env:${name}}\n`
