@@ -8,7 +8,7 @@ describe('fuzz targets (short budget)', () => {
   for (const target of FUZZ_TARGETS) {
     it(`${target.name}: ${shortRuns(target)} inputs`, async () => {
       const details = await target.check({ numRuns: shortRuns(target) })
-      if (details.failed) throw new Error(`${describeCounterexample(details)}\nreplay: npm run fuzz -- --target ${target.name} --seed ${details.seed} --path "${details.counterexamplePath}"`)
+      if (details.failed) throw new Error(`${describeCounterexample(details)}\nreplay: npm run fuzz -- --target ${target.name} --seed=${details.seed} --path=${details.counterexamplePath}`)
     })
   }
 })

@@ -136,5 +136,5 @@ export function describeCounterexample(details: fc.RunDetails<unknown>, maxChars
   const text = fc.stringify(details.counterexample)
   const shown = text.length <= maxChars ? text : `${text.slice(0, maxChars / 2)} … (${text.length - maxChars} characters left out) … ${text.slice(-maxChars / 2)}`
   const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)
-  return `counterexample: ${shown}\nerror: ${error.length <= maxChars ? error : `${error.slice(0, maxChars)} …`}\nseed ${details.seed}, path "${details.counterexamplePath}" (shrunk ${details.numShrinks} times)`
+  return `counterexample: ${shown}\nerror: ${error.length <= maxChars ? error : `${error.slice(0, maxChars)} …`}\nseed ${details.seed}, path ${details.counterexamplePath} (shrunk ${details.numShrinks} times)`
 }

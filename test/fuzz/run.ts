@@ -1,9 +1,9 @@
-// npm run fuzz [-- --target NAME[,NAME…]] [--runs N] [--seed S] [--path P]
+// npm run fuzz [-- --target NAME[,NAME…]] [--runs N] [--seed=S] [--path=P]
 //
 // The long budget: every target of properties.ts for its share of (at least) a million inputs,
 // one after the other. Per target it prints the inputs run, inputs per second, and any
 // counterexample with the seed and path that replay it:
-//   npm run fuzz -- --target paths.canonical --seed 123 --path "4:1:0"
+//   npm run fuzz -- --target paths.canonical --seed=-123 --path=4:1:0
 // `--runs N` gives every selected target N inputs instead of its share. Exit 1 on a counterexample.
 import { parseArgs } from 'node:util'
 import { describeCounterexample } from './lib.ts'
@@ -43,7 +43,7 @@ for (const target of targets) {
   console.log(`${target.name.padEnd(22)} ${String(details.numRuns).padStart(9)} inputs  ${String(rate).padStart(7)} inputs/s  ${seconds.toFixed(1).padStart(7)} s  ${details.failed ? 'COUNTEREXAMPLE' : 'ok'}`)
   if (details.failed) {
     console.log(describeCounterexample(details))
-    console.log(`  replay: npm run fuzz -- --target ${target.name} --seed ${details.seed} --path "${details.counterexamplePath}"\n`)
+    console.log(`  replay: npm run fuzz -- --target ${target.name} --seed=${details.seed} --path=${details.counterexamplePath}\n`)
   }
 }
 

@@ -288,5 +288,8 @@ export const largeConfigs = fuzzTarget({
   examples: [
     // yaml's parser ran out of stack and threw (the long run's counterexample was 32,767 of them).
     [`${'- '.repeat(5_000)}}`],
+    // yaml's duplicate-key check compared every key with every earlier one: 2 s for one 64 KB map.
+    [`a\n${'*a:\n  \n'.repeat(9_000)}`],
+    [`x:\n${Array.from({ length: 8_000 }, (_, i) => `  k${i}: 1\n`).join('')}`],
   ],
 })
