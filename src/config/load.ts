@@ -3,7 +3,7 @@
 // Every problem becomes a Diagnostic with its line and column; nothing stops at the first one.
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { isScalar, LineCounter, parse as parseScalar, parseDocument, visit, type Document } from 'yaml'
+import { isAlias, isScalar, LineCounter, parse as parseScalar, parseDocument, visit, type Document } from 'yaml'
 import { createLocator, type Diagnostic, type Finding, type Locator } from './diagnostics.ts'
 import { configSchema, type Config } from './schema.ts'
 import { applyListenVariables } from './listen-env.ts'
@@ -33,27 +33,39 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message
     const locate = createLocator(undefined, new LineCounter())
-    return {
-      config: undefined,
-      diagnostics: [locate({ severity: 'error', path: [], message: `cannot read the config file: ${reason}` })],
-      secretRefs: [],
-      file,
-      baseDir: dirname(resolve(file)),
-      locate,
-    }
+    return withoutDocument(file, locate({ severity: 'error', path: [], message: `cannot read the config file: ${reason}` }))
   }
   return loadConfigText(text, file, env)
 }
 
+/** A file that yields no document at all: this one error. */
+function withoutDocument(file: string, diagnostic: Diagnostic): LoadedConfig {
+  return { config: undefined, diagnostics: [diagnostic], secretRefs: [], file, baseDir: dirname(resolve(file)), locate: createLocator(undefined, new LineCounter()) }
+}
+
 const REFERENCE = /\$\{(\w+):([^}]*)\}/g
+/** Aliases expanded at most this often: a few anchors that double each other ("billion laughs") stop here. */
+const MAX_ALIAS_COUNT = 100
 /** Where a secret is substituted: an upstream's header values, and the admin token. */
 function secretAllowedAt(path: ReadonlyArray<string | number>): boolean {
   return (path[0] === 'upstreams' && path[2] === 'headers' && path.length === 4) || (path[0] === 'admin' && path[1] === 'token')
 }
 
 export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  try {
+    return loadDocument(text, file, env)
+  } catch (err) {
+    // yaml's parser recurses once per nested collection and, unlike its composer, lets running
+    // out of stack escape: 5,000 nested "- " then "}" threw a RangeError (found by fuzzing).
+    if (!(err instanceof RangeError && /call stack/i.test(err.message))) throw err
+    return withoutDocument(file, { severity: 'error', path: [], message: 'the file nests too deeply to be read (a config nests a few levels)', line: 1, col: 1 })
+  }
+}
+
+function loadDocument(text: string, file: string, env: NodeJS.ProcessEnv): LoadedConfig {
   const lines = new LineCounter()
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
+  // uniqueKeys: false, and duplicateKeyOffsets() instead: yaml's own check is quadratic.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false })
   const locate = createLocator(doc, lines)
   const baseDir = dirname(resolve(file))
   const diagnostics: Diagnostic[] = []
@@ -66,15 +78,23 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
     locate,
   })
 
-  for (const error of doc.errors) {
-    const { line, col } = lines.linePos(error.pos[0])
-    diagnostics.push({ severity: 'error', path: [], message: yamlMessage(error.message), line: Math.max(line, 1), col })
+  const yamlErrors = doc.errors.map((error) => ({ offset: error.pos[0], message: yamlMessage(error.message) }))
+  for (const offset of duplicateKeyOffsets(doc)) yamlErrors.push({ offset, message: 'Map keys must be unique' })
+  for (const { offset, message } of yamlErrors.sort((a, b) => a.offset - b.offset)) {
+    const { line, col } = lines.linePos(offset)
+    diagnostics.push({ severity: 'error', path: [], message, line: Math.max(line, 1), col })
   }
   if (diagnostics.length > 0) return result()
 
   const findings: Finding[] = []
   const secretRefs = interpolate(doc, env, findings)
-  const raw = doc.toJS({ maxAliasCount: 100 }) ?? {}
+  let raw: unknown
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {}
+  } catch (err) {
+    diagnostics.push(aliasDiagnostic(doc, lines, err))
+    return result()
+  }
   findings.push(...applyListenVariables(raw, env))
   const parsed = configSchema.safeParse(raw)
   if (!parsed.success) {
@@ -90,6 +110,50 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   diagnostics.sort((a, b) => a.line - b.line || a.col - b.col)
   const failed = diagnostics.some((d) => d.severity === 'error')
   return result(failed ? undefined : parsed.data, secretRefs)
+}
+
+/**
+ * Where a key repeats one before it in the same map. yaml's own check (uniqueKeys: true) compares
+ * each key with every earlier one: 2.6 s of CPU for one map of 8,000 keys (found by fuzzing). One
+ * Set per map instead, comparing keys as yaml does: scalars by value, other keys never equal.
+ */
+function duplicateKeyOffsets(doc: Document): number[] {
+  const offsets: number[] = []
+  visit(doc, {
+    Map(_key, map) {
+      const seen = new Set<unknown>()
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue
+        if (seen.has(pair.key.value)) offsets.push(pair.key.range?.[0] ?? 0)
+        else seen.add(pair.key.value)
+      }
+    },
+  })
+  return offsets
+}
+
+/**
+ * yaml reports neither an alias to an anchor not set before it (`upstream: *api`) nor an alias bomb
+ * as a document error: its toJS() throws a ReferenceError, which reached `bouncer check` as a stack
+ * trace (found by fuzzing). Pointed at the first alias whose anchor is missing, else the first alias.
+ */
+function aliasDiagnostic(doc: Document, lines: LineCounter, err: unknown): Diagnostic {
+  const anchors = new Set<string>()
+  let first: number | undefined
+  let unresolved: number | undefined
+  visit(doc, {
+    Node(_key, node) {
+      if (isAlias(node)) {
+        first ??= node.range?.[0]
+        if (!anchors.has(node.source)) unresolved ??= node.range?.[0]
+      } else if (node.anchor) {
+        anchors.add(node.anchor)
+      }
+    },
+  })
+  const message = err instanceof Error ? err.message : String(err)
+  const { line, col } = lines.linePos(unresolved ?? first ?? 0)
+  return { severity: 'error', path: [], message: yamlMessage(message), line: Math.max(line, 1), col }
 }
 
 /** Replaces `${env:NAME}` (and `${env:NAME:-default}`) in every string; records `${secret:NAME}`. */
@@ -115,7 +179,8 @@ function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Finding[])
           return text
         }
         const [name = '', fallback] = splitDefault(body)
-        const value = env[name] ?? fallback
+        // Own variables only: `${env:toString}` is not set, whatever Object.prototype holds.
+        const value = (Object.hasOwn(env, name) ? env[name] : undefined) ?? fallback
         if (value === undefined) {
           findings.push({ severity: 'error', path, message: `environment variable ${name} is not set` })
           return ''

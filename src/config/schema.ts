@@ -2,7 +2,7 @@
 // Value types are parsed here, so the rest of the code gets milliseconds, rates and matchers.
 import { z } from 'zod'
 import { hostAllowList, parseHostPattern } from '../http/hosts.ts'
-import { parseCidr, parseDuration, parseGlob, parseListen, parseRate, type Parsed } from './values.ts'
+import { MAX_RATE_COUNT, parseCidr, parseDuration, parseGlob, parseListen, parseRate, type Parsed } from './values.ts'
 
 /** `json`: how the value is written, for the JSON Schema (`bouncer schema`), where a transform has no shape. */
 function parsed<T>(parse: (text: string) => Parsed<T>, json: { description: string; pattern?: string }) {
@@ -20,8 +20,16 @@ const cidr = parsed(parseCidr, { description: 'an IPv4 or IPv6 address, or a CID
 const glob = parsed(parseGlob, { description: 'a glob: * matches any run of characters, ? one character', pattern: '^[^\\[\\]{}]+$' })
 const listen = parsed(parseListen, { description: 'host:port, e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080', pattern: '^\\s*(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]]+):\\d{1,5}\\s*$' })
 const hostPattern = parsed(parseHostPattern, { description: 'a host name clients use: api.example.com, *.example.com or api.example.com:8443' })
+/**
+ * A duration the gateway runs as a timer (setTimeout, setInterval): Node runs one longer than
+ * 2^31 - 1 ms (24.8 days) after 1 ms instead (found by fuzzing): a 30d `jwks_refresh_interval`
+ * refetched the keys in a loop, a 30d `limits_store.timeout` timed every Redis command out at once,
+ * a 30d `shutdown_timeout` cut the drain after an uncaught exception to 1 ms.
+ */
+const MAX_TIMER_MS = 24 * 86_400_000
+const timer = duration.refine((ms) => ms <= MAX_TIMER_MS, 'at most 24d: Node runs a longer timer at once')
 /** A client-facing timeout: Node reads 0 as "never", which would leave slow clients unbounded. */
-const clientTimeout = duration.refine((ms) => ms > 0, 'must be more than 0: 0 would never close a slow or idle client')
+const clientTimeout = timer.refine((ms) => ms > 0, 'must be more than 0: 0 would never close a slow or idle client')
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/
 const name = (what: string) =>
@@ -66,7 +74,7 @@ const server = z.strictObject({
   request_timeout: clientTimeout.prefault('60s'),
   headers_timeout: clientTimeout.prefault('10s'),
   keep_alive_timeout: clientTimeout.prefault('5s'),
-  shutdown_timeout: duration.prefault('30s'),
+  shutdown_timeout: timer.prefault('30s'),
   case_sensitive_paths: z.boolean().default(false),
   max_connections: z.number().int().min(1).max(1_000_000).default(10_000),
   send_timeout: clientTimeout.prefault('60s'),
@@ -86,8 +94,8 @@ const issuer = z.strictObject({
   algorithms: z.array(algorithm).min(1).default(['RS256', 'ES256']),
   clock_tolerance: duration.prefault('30s'),
   required_claims: z.array(z.string().min(1)).default([]),
-  jwks_refresh_interval: duration.prefault('5m'),
-  jwks_cooldown: duration.prefault('30s'),
+  jwks_refresh_interval: timer.prefault('5m'),
+  jwks_cooldown: timer.prefault('30s'),
   /** AWS Cognito access tokens carry no aud: then client_id must be one of the audiences. */
   client_id_audience: z.boolean().default(false),
   /** The header typs accepted (RFC 7515 §4.1.9); `untyped`: no typ. Other JWT kinds are refused. */
@@ -156,7 +164,7 @@ const limit = z
     name: name('limit'),
     key: z.string().regex(LIMIT_KEY, 'key is principal, role, route, ip, claim:NAME or header:NAME'),
     rate: rate.optional(),
-    burst: z.number().int().min(1).optional(),
+    burst: z.number().int().min(1).max(MAX_RATE_COUNT).optional(),
     quota: rate.optional(),
     // An IPv6 caller is counted by this prefix of its address (a subscriber holds a whole /64).
     ip_prefix_v6: z.number().int().min(0).max(128).default(64),
@@ -177,7 +185,7 @@ const limitsStore = z.discriminatedUnion('type', [
     url: z.string().regex(/^rediss?:\/\//, 'a Redis URL starts with redis:// or rediss://'),
     on_error: z.enum(['allow', 'deny']).default('deny'),
     prefix: z.string().default('bouncer:'),
-    timeout: duration.prefault('500ms'),
+    timeout: timer.prefault('500ms'),
   }),
 ], { error: 'limits_store.type is memory or redis' })
 
@@ -195,7 +203,7 @@ const audit = z.strictObject({
   sinks: z.array(auditSink).default([{ type: 'sqlite', path: './data/audit.db' }]),
   retention: duration.prefault('30d'),
   durability: z.enum(['batched', 'sync']).default('batched'),
-  flush_interval: duration.prefault('100ms'),
+  flush_interval: timer.prefault('100ms'),
   max_batch: z.number().int().min(1).max(100_000).default(2_000),
   queue_capacity: z.number().int().min(100).default(100_000),
   spill_dir: z.string().default('./data/audit-spill'),
@@ -222,7 +230,7 @@ const rotationSchedule = z.strictObject({
 
 const secrets = z.strictObject({
   store: secretsStore,
-  refresh_interval: duration.prefault('2s'),
+  refresh_interval: timer.prefault('2s'),
   rotation: z.record(z.string(), rotationSchedule).default({}),
 })
 

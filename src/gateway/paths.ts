@@ -135,11 +135,21 @@ function scanRaw(raw: string): number {
       throw badPath('a backslash is not allowed in a path')
     } else if (c === SEMICOLON) {
       flags |= HAS_SEMICOLON
+    } else if (c >= 0xd800 && c <= 0xdfff) {
+      // Only explain's --path can hold one (HTTP carries bytes): a lone surrogate has no UTF-8 form,
+      // so the forwarded path would hold U+FFFD, another segment than the one matched (found by fuzzing).
+      if (c > 0xdbff || !isLowSurrogate(raw.charCodeAt(i + 1))) throw badPath('a path cannot hold an unpaired UTF-16 surrogate')
+      i++
+      flags |= NOT_CANONICAL
     } else if (c >= 128 || SAFE[c] !== 1) {
       flags |= NOT_CANONICAL
     }
   }
   return flags
+}
+
+function isLowSurrogate(c: number): boolean {
+  return c >= 0xdc00 && c <= 0xdfff
 }
 
 /** `%3B` is canonical; `%3b` (lower-case hex) and `%7E` (an unreserved character) are not. */
