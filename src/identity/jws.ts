@@ -132,6 +132,9 @@ export function verifySignature(alg: string, key: KeyObject, signingInput: strin
   if (spec.curve !== undefined && details?.namedCurve !== spec.curve) return false
   if ((keyType === 'rsa' || keyType === 'rsa-pss') && (details?.modulusLength ?? 0) < MIN_RSA_BITS) return false
   const bytes = Buffer.from(signature, 'base64url')
+  // One signature, one spelling: a last character whose unused low bits are set decodes to the
+  // same bytes (found by fuzzing), which would let one token be written several ways.
+  if (bytes.toString('base64url') !== signature) return false
   if (spec.signatureBytes !== undefined && bytes.length !== spec.signatureBytes) return false
   const input = Buffer.from(signingInput, 'latin1')
   if (spec.signatureBytes !== undefined) return verify(spec.hash, input, { key, dsaEncoding: 'ieee-p1363' }, bytes)

@@ -21,6 +21,15 @@ describe('verifySignature', () => {
     expect(verifySignature(alg, key, input, signature)).toBe(true)
   })
 
+  it('refuses a signature spelled with unused bits set in its last character (one token, one spelling)', async () => {
+    const { input, signature, key } = await signed('ES256') // 64 bytes: 86 characters, the last carrying 2 bits and 4 unused
+    const last = signature.at(-1) as string
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+    const sameBytes = alphabet[alphabet.indexOf(last) | 0b11] as string
+    expect(Buffer.from(signature.slice(0, -1) + sameBytes, 'base64url')).toEqual(Buffer.from(signature, 'base64url'))
+    expect(verifySignature('ES256', key, input, signature.slice(0, -1) + sameBytes)).toBe(last === sameBytes)
+  })
+
   it('refuses a signature over other content', async () => {
     const { input, signature, key } = await signed('ES256')
     expect(verifySignature('ES256', key, `${input}x`, signature)).toBe(false)
