@@ -1,7 +1,7 @@
 // Checks that need the whole file: names that must exist, names that must be unique, route
 // syntax, and (as warnings) configuration that is legal but almost certainly not what was meant.
 import type { Finding, ConfigPath } from './diagnostics.ts'
-import type { SecretReference } from './load.ts'
+import type { SecretReference } from './interpolate.ts'
 import { checkRewrite, parseRoutePattern, type RoutePattern } from './route-pattern.ts'
 import { accessFindings } from './access-checks.ts'
 import { routeFindings } from './route-checks.ts'
