@@ -25,16 +25,7 @@ import { benchAssertion, benchRotationPickup, type AssertionCost, type RotationP
 import { startBenchIssuer, type BenchIssuer } from './lib/issuer.ts'
 import { measureLoad, medianRun, type Measured } from './lib/load.ts'
 import { CORES, LOAD_CORE, SERVER_CORE } from './lib/processes.ts'
-
-export interface CaseResult {
-  id: string
-  title: string
-  group: BenchCase['group']
-  runs: Measured[]
-  median: Measured
-  /** Why the case did not run (nginx missing). */
-  skipped?: string
-}
+import type { CaseResult } from './results.ts'
 
 export interface BenchOptions {
   quick: boolean
