@@ -1,7 +1,7 @@
 // Limits: what the memory store adds per request, how many checks/s the Redis store sustains from
 // one process, and how accurately three gateway processes sharing Redis hold one key to its rate.
 import { Pool } from 'undici'
-import type { RequestContext } from '../src/gateway/context.ts'
+import type { RequestContext } from '../src/request/index.ts'
 import { compileRouteLimits, enforceLimits, type Limiter } from '../src/limits/index.ts'
 import { createMemoryStore } from '../src/limits/stores/memory.ts'
 import { createRedisStore } from '../src/limits/stores/redis.ts'

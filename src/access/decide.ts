@@ -1,7 +1,7 @@
 // The access decision, pure: an identity's roles, its route's policy index, the method and the
 // client address in; allow or deny out, with the statement that decided. An explicit deny in any
 // role held wins; otherwise the first matching allow; otherwise an implicit deny.
-import type { Identity } from '../gateway/context.ts'
+import type { Identity } from '../request/index.ts'
 import { statementMismatch, type CompiledStatement, type RoutePolicy } from './policies.ts'
 
 export type Decision =

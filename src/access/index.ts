@@ -2,7 +2,7 @@
 // place a decision becomes a 403.
 import type { Config } from '../config/index.ts'
 import { GatewayError, truncateClientValue } from '../errors/index.ts'
-import type { Identity } from '../gateway/context.ts'
+import type { Identity } from '../request/index.ts'
 import { decide, type Decision } from './decide.ts'
 import { compileStatements, indexByRoute, type CompiledStatement, type RoutePolicy } from './policies.ts'
 import { compileRoles, createRoleResolver, type CompiledRole, type RoleResolver } from './roles.ts'

@@ -5,7 +5,7 @@
 import { resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { AuditConfig } from '../config/index.ts'
-import type { RequestContext } from '../gateway/context.ts'
+import type { RequestFacts } from '../request/index.ts'
 import type { BackgroundTasks } from '../telemetry/background.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { LineBuffer } from './line-buffer.ts'
@@ -21,9 +21,9 @@ export interface AuditLog {
   readonly enabled: boolean
   readonly durability: 'batched' | 'sync'
   /** Queues a finished request's record (it is written within flush_interval). */
-  record(ctx: RequestContext): void
+  record(ctx: RequestFacts): void
   /** Queues the record and resolves once it is committed (durability: sync). */
-  commit(ctx: RequestContext): Promise<void>
+  commit(ctx: RequestFacts): Promise<void>
   /** A request Node's parser refused before the pipeline saw it. */
   recordRejected(info: { requestId: string; status: number; code: string; detail: string; peer: string }): void
   stats(): AuditStats

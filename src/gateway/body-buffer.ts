@@ -6,7 +6,7 @@
 // request_timeout (p99 5.9 s with request_timeout 6 s). nginx buffers request bodies for the same
 // reason (proxy_request_buffering).
 import { GatewayError } from '../errors/index.ts'
-import type { RequestContext } from './context.ts'
+import type { RequestContext } from '../request/index.ts'
 
 /** null when there is nothing to wait for (no body, or enough of it is here): the common case costs no promise. */
 export function bodyBuffered(ctx: RequestContext): Promise<void> | null {

@@ -66,7 +66,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const logger = options.logger ?? createLogger({ level: config.telemetry.log_level })
   for (const line of diagnosticLines(loaded, 'warning')) logger.warn(line)
 
-  const metrics = createMetrics({ audit: () => audit, inFlight: () => state.inFlight })
+  const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight })
   const background = createBackgroundTasks(logger, metrics)
   const audit = createAuditLog(config.audit, logger, background)
   const tracing = await startTracing(config.telemetry)

@@ -4,16 +4,13 @@ import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
 import { enforceLimits } from '../limits/index.ts'
-import { traceContextOf } from '../telemetry/trace-context.ts'
-import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan } from '../telemetry/tracing.ts'
+import { acceptRequestId, inspectHeaders, parseTarget, type RequestTarget } from '../http/index.ts'
+import { clientAddressOf, type RequestContext } from '../request/index.ts'
+import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
 import { forward } from '../upstream/forward.ts'
 import { forwardUpgrade } from '../upstream/upgrade.ts'
-import { clientAddressOf } from './client-address.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
 import { bodyBuffered } from './body-buffer.ts'
-import type { RequestContext } from './context.ts'
-import { parseTarget, type RequestTarget } from './paths.ts'
-import { acceptRequestId, inspectHeaders } from './request-headers.ts'
 import type { GatewayState } from './state.ts'
 
 export async function handle(state: GatewayState, ctx: RequestContext): Promise<void> {
@@ -26,14 +23,14 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
     if (ctx.path === JWKS_PATH) return serveJwks(state, ctx)
     const route = match(rt, ctx, parsed)
     if (!route.public) {
-      if (state.tracing) startAuthSpan(state.tracing, ctx)
+      if (state.tracing && ctx.spans) startAuthSpan(state.tracing, ctx.spans)
       const identity = await rt.identity.verify(ctx.headers?.authorization, ctx.query)
       ctx.identity = identity
       const access = evaluateAccess(rt.access, identity, route, ctx.method, ctx.clientIp)
       ctx.roles = access.roles
       ctx.statement = access.decision.statement?.sid ?? null
       if (access.decision.effect !== 'allow') throw accessDenied(access, identity, route.id, ctx.method)
-      if (state.tracing) endAuthSpan(ctx)
+      if (ctx.spans) endAuthSpan(ctx.spans, ctx)
     }
     if (route.limits) {
       const pending = enforceLimits(rt.limiter, ctx, route.limits)
@@ -52,7 +49,7 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
       lifecycle: state,
       beforeEnd: state.audit.durability === 'sync' ? commitAudit(state) : null,
     }
-    if (state.tracing) startUpstreamSpan(state.tracing, ctx, route.upstream.name)
+    if (state.tracing && ctx.spans && ctx.trace) ctx.trace.spanId = startUpstreamSpan(state.tracing, ctx.spans, route.upstream.name)
     if (ctx.upgrade) await forwardUpgrade(ctx, options, state.tunnels)
     else await forward(ctx, options)
   } catch (err) {
@@ -60,7 +57,7 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
   } finally {
     state.inFlight--
     rt.usage.inFlight--
-    if (ctx.spans) endRequestSpans(ctx)
+    if (ctx.spans) endRequestSpans(ctx.spans, ctx)
     state.onRequestDone(ctx)
   }
 }
@@ -94,7 +91,11 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
   }
   ctx.id = acceptRequestId(headers.requestId) ?? randomUUID()
   ctx.trace = traceContextOf(headers.traceparent, headers.tracestate)
-  if (state.tracing) startRequestSpan(state.tracing, ctx)
+  if (state.tracing) {
+    const traced = startRequestSpan(state.tracing, ctx, ctx.trace)
+    ctx.spans = traced.spans
+    ctx.trace = traced.trace
+  }
   const address = clientAddressOf(ctx.req.socket.remoteAddress, headers.forwardedFor, rt.trustedProxies)
   ctx.clientIp = address.clientIp
   ctx.forwardedFor = address.forwardedFor

@@ -9,7 +9,7 @@
 // upstream that ignores case (Express, ASP.NET) would run is the one that is authorized.
 import { foldPathCase, type RoutePattern } from '../config/route-pattern.ts'
 import { GatewayError } from '../errors/index.ts'
-import type { RequestTarget } from './paths.ts'
+import type { RequestTarget } from '../http/index.ts'
 
 export interface RoutableRoute {
   /** Position in the file: lower wins. */

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream'
 import { ERROR_CODES, GatewayError, problemBody, type ErrorCode } from '../errors/index.ts'
 import type { Config, ServerConfig } from '../config/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
-import { createContext } from './context.ts'
+import { createContext } from '../request/index.ts'
 import { handle } from './pipeline.ts'
 import type { GatewayState } from './state.ts'
 

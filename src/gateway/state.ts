@@ -4,7 +4,7 @@ import type { Logger } from '../telemetry/logger.ts'
 import type { Tracing } from '../telemetry/tracing.ts'
 import type { AssertionSigner } from '../upstream/assertion.ts'
 import type { Runtime } from './compile.ts'
-import type { RequestContext } from './context.ts'
+import type { RequestContext } from '../request/index.ts'
 
 /** What lives as long as the process: the current runtime (swapped on reload) and counters. */
 export interface GatewayState {

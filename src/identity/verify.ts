@@ -13,7 +13,7 @@
 import { errors as jose, type CompactJWSHeaderParameters, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose'
 import type { IssuerConfig } from '../config/index.ts'
 import { GatewayError, truncateClientValue, type ErrorCode } from '../errors/index.ts'
-import type { Identity } from '../gateway/context.ts'
+import type { Identity } from '../request/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { describeDrift, findDrift, type Drift } from './drift.ts'
 import { CoolingDown, describeFetchError, type IssuerKeys } from './issuers.ts'

@@ -3,7 +3,7 @@
 // response of a limited route carries the IETF RateLimit-Policy and RateLimit headers.
 import type { LimitConfig, LimitsStoreConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import type { RequestContext } from '../gateway/context.ts'
+import type { RequestContext } from '../request/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { RateSpec } from './bucket.ts'
 import { policyItem, stateHeader } from './headers.ts'

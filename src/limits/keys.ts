@@ -13,8 +13,7 @@
 // or `#:<sha-256>` of the typed value when it is long: a caller cannot make the store hold a
 // header's 16 KB per key, so max_keys bounds its memory (under 200 bytes a key, measured).
 import { hash } from 'node:crypto'
-import { claimValue } from '../access/claims.ts'
-import type { RequestContext } from '../gateway/context.ts'
+import { claimValue, type RequestContext } from '../request/index.ts'
 import { addressKey } from './address-key.ts'
 
 export type KeySource =

@@ -10,7 +10,7 @@
 // `assertion.rotate_every`, and a rotated-out key stays published until every assertion it signed
 // has expired.
 import { createHash, createPrivateKey, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto'
-import type { Identity } from '../gateway/context.ts'
+import type { Identity } from '../request/index.ts'
 import type { SecretStore } from '../secrets/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
 

@@ -5,7 +5,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
 import { GatewayError } from '../errors/index.ts'
-import type { RequestContext } from '../gateway/context.ts'
+import type { RequestContext } from '../request/index.ts'
 import { responseHeaders, translateUndiciError, upstreamHeaders, upstreamPath, type ForwardOptions } from './forward.ts'
 
 export function forwardUpgrade(ctx: RequestContext, options: ForwardOptions, tunnels: Set<Duplex>): Promise<void> {

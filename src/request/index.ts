@@ -1,0 +1,3 @@
+export { clientAddressOf, type ClientAddress } from './client-address.ts'
+export { createContext, type Decision, type RequestContext, type RequestFacts, type RouteRef } from './context.ts'
+export { claimValue, type Identity } from './identity.ts'
