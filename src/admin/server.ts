@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { asGatewayError, GatewayError, sendProblem } from '../errors/index.ts'
-import type { Logger } from '../telemetry/logger.ts'
+import type { Logger } from '../telemetry/index.ts'
 import type { AdminAuth } from './auth.ts'
 
 export interface AdminRequest {

@@ -1,9 +1,7 @@
 // `bouncer audit [filters]` and `bouncer audit verify`.
 import type { Command } from 'commander'
-import { formatDiagnostic, loadConfigFile, resolveConfigPath, type Config } from '../config/index.ts'
-import { ordered, type AuditRecord } from '../audit/record.ts'
-import { AuditQueryError, auditSourceOf, parseAuditQuery, searchAudit, verifyAudit, type AuditQuery, type AuditSource } from '../audit/search.ts'
-import { NoAuditLog } from '../audit/sinks/sqlite.ts'
+import { type Config, formatDiagnostic, loadConfigFile, resolveConfigPath } from '../config/index.ts'
+import { type AuditQuery, AuditQueryError, type AuditSource, auditSourceOf, formatAuditTable, NoAuditLog, ordered, parseAuditQuery, searchAudit, verifyAudit } from '../audit/index.ts'
 import { printable } from '../text/index.ts'
 import { UserError } from './user-error.ts'
 
@@ -41,23 +39,6 @@ function queryFrom(options: SearchOptions): AuditQuery {
   }
 }
 
-/** A table for people: one line per request, the reason last. Cells are printable (subjects are the caller's to choose). */
-export function formatTable(records: readonly AuditRecord[]): string {
-  const rows = records.map((r) => [
-    r.time.replace('T', ' ').replace('Z', ''),
-    String(r.status),
-    r.decision,
-    `${r.method} ${r.path}`,
-    r.route ?? '-',
-    r.subject ?? '-',
-    r.code ? `${r.code}${r.limit ? ` (${r.limit})` : r.statement ? ` (${r.statement})` : ''}` : r.statement ?? '',
-  ].map(printable))
-  const header = ['TIME (UTC)', 'STATUS', 'DECISION', 'REQUEST', 'ROUTE', 'SUBJECT', 'WHY']
-  const widths = header.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((row) => (row[i] as string).length))))
-  const line = (cells: string[]) => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.slice(0, widths[i]).padEnd(widths[i] as number))).join('  ').trimEnd()
-  return [line(header), ...rows.map(line)].join('\n')
-}
-
 /** Reading a log that is not there, or a database that does not answer, is the user's to fix. */
 async function userFacing<T>(work: Promise<T>): Promise<T> {
   try {
@@ -90,7 +71,7 @@ export function registerAudit(program: Command): void {
       if (opts.json) {
         for (const record of records) console.log(JSON.stringify(ordered(record)))
       } else {
-        console.log(records.length === 0 ? 'no records match' : formatTable(records))
+        console.log(records.length === 0 ? 'no records match' : formatAuditTable(records))
       }
     })
   audit

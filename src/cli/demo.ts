@@ -1,9 +1,8 @@
 // `bouncer demo` (what `npm start` runs): an OpenID provider, the data API and the gateway on
 // loopback, a scripted tour run once, and the curl lines to try; Ctrl-C stops everything.
 import type { Command } from 'commander'
-import { ConfigError } from '../gateway/instance.ts'
-import { startDemo, type RunningDemo } from '../demo/run.ts'
-import { runTour } from '../demo/tour.ts'
+import { ConfigError } from '../instance/index.ts'
+import { type RunningDemo, runTour, startDemo } from '../demo/index.ts'
 import { printable } from '../text/index.ts'
 import { UserError } from './user-error.ts'
 

@@ -1,9 +1,8 @@
 // `bouncer explain`: the decision for one request, offline (no listener, no key fetch).
 import type { Command } from 'commander'
-import { explain, formatExplanation } from '../access/explain.ts'
+import { compileRuntime, createRuntimeDeps, explain, formatExplanation } from '../gateway/index.ts'
 import { formatDiagnostic, loadConfigFile, resolveConfigPath } from '../config/index.ts'
-import { compileRuntime, createRuntimeDeps } from '../gateway/compile.ts'
-import { createLogger } from '../telemetry/logger.ts'
+import { createLogger } from '../telemetry/index.ts'
 import { UserError } from './user-error.ts'
 
 interface ExplainOptions {

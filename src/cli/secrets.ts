@@ -2,10 +2,9 @@
 // section. No command prints a value, except `get NAME --reveal`.
 import type { Command } from 'commander'
 import { formatDiagnostic, loadConfigFile, resolveConfigPath } from '../config/index.ts'
-import { openSecretStore, ReadOnlyStore, SECRET_NAME, SecretsError, type SecretStore } from '../secrets/index.ts'
-import { generateSecret } from '../secrets/rotation.ts'
+import { generateSecret, openSecretStore, ReadOnlyStore, SECRET_NAME, SecretsError, type SecretStore } from '../secrets/index.ts'
 import { printable } from '../text/index.ts'
-import { ASSERTION_KEY, isAssertionKey, newAssertionKey } from '../upstream/assertion.ts'
+import { ASSERTION_KEY, isAssertionKey, newAssertionKey } from '../upstream/index.ts'
 import { UserError } from './user-error.ts'
 
 async function withStore<T>(configPath: string | undefined, work: (store: SecretStore) => T | Promise<T>): Promise<T> {

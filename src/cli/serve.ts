@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { resolveConfigPath } from '../config/index.ts'
-import { ConfigError, startGateway } from '../gateway/instance.ts'
+import { ConfigError, startGateway } from '../instance/index.ts'
 import { UserError } from './user-error.ts'
 
 /** After an uncaught exception, how long past shutdown_timeout the drain may take before a hard exit. */

@@ -1,7 +1,7 @@
 // The config file's shape (SPEC "The config file"). Objects are strict: an unknown key is an error.
 // Value types are parsed here, so the rest of the code gets milliseconds, rates and matchers.
 import { z } from 'zod'
-import { hostAllowList, parseHostPattern } from '../http/hosts.ts'
+import { hostAllowList, parseHostPattern } from '../http/index.ts'
 import { parseCidr, parseDuration, parseGlob, parseListen, parseRate, type Parsed } from './values.ts'
 
 function parsed<T>(parse: (text: string) => Parsed<T>) {

@@ -7,7 +7,7 @@ import { accessFindings } from './access-checks.ts'
 import { routeFindings } from './route-checks.ts'
 import type { Config } from './schema.ts'
 import { routesSelectedBy } from './values.ts'
-import { isReservedForConfig } from '../http/managed-headers.ts'
+import { isReservedForConfig } from '../http/index.ts'
 
 export function crossCheck(config: Config, secretRefs: readonly SecretReference[]): Finding[] {
   const findings: Finding[] = []

@@ -5,8 +5,7 @@ import { join, relative } from 'node:path'
 import { generateKeyPair, importJWK, SignJWT, type JWK } from 'jose'
 import * as client from 'openid-client'
 import { request } from 'undici'
-import { searchAudit } from '../audit/search.ts'
-import { formatTable } from '../cli/audit.ts'
+import { formatAuditTable, searchAudit } from '../audit/index.ts'
 import { DEMO_AUDIENCE, DEMO_CLIENTS, DEMO_CONFIG, type RunningDemo } from './run.ts'
 
 interface Answer {
@@ -91,7 +90,7 @@ export async function runTour(demo: RunningDemo, print: (line?: string) => void)
   print('6. the audit log has all of it (bouncer audit --since 1m):')
   await new Promise((r) => setTimeout(r, 400)) // records reach SQLite within the 100 ms flush interval
   const records = await searchAudit({ type: 'sqlite', path: join(demo.dataDir, 'audit.db') }, { sinceMs: startedAt.getTime(), limit: 25 })
-  for (const line of formatTable(records).split('\n')) print(`   ${line}`)
+  for (const line of formatAuditTable(records).split('\n')) print(`   ${line}`)
   print()
 
   const configFlag = `--config ${shown(DEMO_CONFIG)}`

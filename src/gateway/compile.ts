@@ -1,12 +1,12 @@
 // Config → the frozen runtime one request reads: a router, per-route settings resolved to objects,
 // upstream pools. A reload compiles a new runtime and swaps one reference; requests in flight keep
 // the runtime they started with.
-import { addressSet, parseRoutePattern, type AddressSet, type Config, type RoutePattern } from '../config/index.ts'
-import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
+import { addressSet, type AddressSet, type Config, parseRoutePattern, type RoutePattern } from '../config/index.ts'
+import { type AccessControl, compileAccess, type RoutePolicy } from '../access/index.ts'
 import { createIssuerRegistry, createTokenVerifier, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents, type TokenVerifier } from '../identity/index.ts'
 import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
-import type { Logger } from '../telemetry/logger.ts'
-import { createUpstreamRegistry, type Upstream, type UpstreamRegistry } from '../upstream/pools.ts'
+import type { Logger } from '../telemetry/index.ts'
+import { createUpstreamRegistry, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
 import { createRouter, type RoutableRoute, type Router } from './router.ts'
 
 export interface CompiledRoute extends RoutableRoute {

@@ -1,8 +1,7 @@
 import type { Duplex } from 'node:stream'
-import type { AuditLog } from '../audit/log.ts'
-import type { Logger } from '../telemetry/logger.ts'
-import type { Tracing } from '../telemetry/tracing.ts'
-import type { AssertionSigner } from '../upstream/assertion.ts'
+import type { AuditLog } from '../audit/index.ts'
+import type { Logger, Tracing } from '../telemetry/index.ts'
+import type { AssertionSigner } from '../upstream/index.ts'
 import type { Runtime } from './compile.ts'
 import type { RequestContext } from '../request/index.ts'
 

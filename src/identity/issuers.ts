@@ -11,8 +11,7 @@
 //   provider is down every token with an unknown `kid` would otherwise trigger a fetch.
 import { createRemoteJWKSet, customFetch, type JWTVerifyGetKey } from 'jose'
 import type { IssuerConfig } from '../config/index.ts'
-import type { BackgroundTasks } from '../telemetry/background.ts'
-import type { Logger } from '../telemetry/logger.ts'
+import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 
 const FETCH_TIMEOUT_MS = 5_000
 const FIRST_RETRY_MS = 500

@@ -12,9 +12,9 @@
 // token and bounded (issue 22): client values repeated in a detail or a log line are truncated.
 import { errors as jose, type CompactJWSHeaderParameters, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose'
 import type { IssuerConfig } from '../config/index.ts'
-import { GatewayError, truncateClientValue, type ErrorCode } from '../errors/index.ts'
+import { type ErrorCode, GatewayError, truncateClientValue } from '../errors/index.ts'
 import type { Identity } from '../request/index.ts'
-import type { Logger } from '../telemetry/logger.ts'
+import type { Logger } from '../telemetry/index.ts'
 import { describeDrift, findDrift, type Drift } from './drift.ts'
 import { CoolingDown, describeFetchError, type IssuerKeys } from './issuers.ts'
 import { decodeCompactJwt, MAX_JSON_DEPTH, toKeyObject, verifySignature, type IssuerKey } from './jws.ts'

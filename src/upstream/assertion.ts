@@ -12,7 +12,7 @@
 import { createHash, createPrivateKey, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto'
 import type { Identity } from '../request/index.ts'
 import type { SecretStore } from '../secrets/index.ts'
-import type { Logger } from '../telemetry/logger.ts'
+import type { Logger } from '../telemetry/index.ts'
 
 export const ASSERTION_KEY = 'bouncer.assertion-key'
 const CACHE_ENTRIES = 10_000

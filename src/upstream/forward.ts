@@ -9,10 +9,8 @@ import type { Dispatcher } from 'undici'
 import type { RoutePattern } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { RequestContext } from '../request/index.ts'
-import { canonicalSegment } from '../http/index.ts'
-import type { HostAllowList } from '../http/hosts.ts'
-import { foldHeaderName, HOP_BY_HOP } from '../http/managed-headers.ts'
-import { traceparentOf } from '../telemetry/trace-context.ts'
+import { canonicalSegment, foldHeaderName, HOP_BY_HOP, type HostAllowList } from '../http/index.ts'
+import { traceparentOf } from '../telemetry/index.ts'
 import type { Upstream } from './pools.ts'
 
 export interface ForwardOptions {

@@ -3,7 +3,7 @@
 // used are closed once their requests finish.
 import { Pool } from 'undici'
 import type { UpstreamConfig } from '../config/index.ts'
-import { foldHeaderName } from '../http/managed-headers.ts'
+import { foldHeaderName } from '../http/index.ts'
 
 export interface Upstream {
   readonly name: string

@@ -4,16 +4,13 @@
 // router, ruleMismatch, statementMismatch, decide, accessDenied), so it cannot disagree with them.
 import { decodeJwt, type JWTPayload } from 'jose'
 import type { IssuerConfig } from '../config/index.ts'
-import { GatewayError, type ErrorCode } from '../errors/index.ts'
-import type { CompiledRoute, Runtime } from '../gateway/compile.ts'
-import type { Identity } from '../request/index.ts'
+import { type ErrorCode, GatewayError } from '../errors/index.ts'
+import { accessDenied, type CompiledStatement, describeClaimMismatch, evaluateAccess, type Mismatch, ruleMismatch, statementMismatch } from '../access/index.ts'
 import { parseTarget } from '../http/index.ts'
 import { checkClaims, describeDrift, findDrift, identityFromClaims } from '../identity/index.ts'
+import type { Identity } from '../request/index.ts'
 import { printable } from '../text/index.ts'
-import { describeClaimMismatch } from './claims.ts'
-import { accessDenied, evaluateAccess, type CompiledStatement, type Mismatch } from './index.ts'
-import { ruleMismatch } from './roles.ts'
-import { statementMismatch } from './policies.ts'
+import type { CompiledRoute, Runtime } from './compile.ts'
 
 export interface ExplainRequest {
   method: string

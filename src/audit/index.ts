@@ -1,0 +1,5 @@
+export { createAuditLog, type AuditLog, type AuditStats } from './log.ts'
+export { ordered, type AuditRecord } from './record.ts'
+export { AuditQueryError, auditSourceOf, parseAuditQuery, searchAudit, verifyAudit, type AuditQuery, type AuditSource } from './search.ts'
+export { NoAuditLog } from './sinks/sqlite.ts'
+export { formatAuditTable } from './table.ts'
