@@ -61,12 +61,11 @@ export function explain(rt: Runtime, request: ExplainRequest): Explanation {
   } catch (err) {
     return refuse(out, err as GatewayError)
   }
-  const config = rt.config.routes[route.index]
   out.route = {
     id: route.id,
     path: route.pattern.text,
-    methods: config?.methods ?? ['*'],
-    upstream: route.upstream.name,
+    methods: [...route.methods],
+    upstream: route.backend.upstream ?? '(built in)',
     public: route.public,
     limits: [...(route.limits?.names ?? [])],
   }

@@ -51,6 +51,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const compile = createRuntimeDeps(logger, {
     background,
     keySetEvents: { refreshed: (issuer) => metrics.keySetEvent(issuer, true), failed: (issuer) => metrics.keySetEvent(issuer, false) },
+    // The gateway's JWKS endpoint publishes the keys of the signer in force (it changes on reload).
+    builtIns: { publishedKeys: () => state.assertions?.jwks() ?? { keys: [] } },
   })
   const prepareDeps: PrepareDeps = { logger, background, env, compile }
 
@@ -59,15 +61,12 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     runtime: first.runtime,
     logger,
     audit,
+    metrics,
     tracing,
     assertions: first.assertions,
     draining: false,
     inFlight: 0,
     tunnels: new Set(),
-    onRequestDone(ctx) {
-      if (!ctx.audited) audit.record(ctx)
-      metrics.observeRequest(ctx, (performance.now() - ctx.startMono) / 1000)
-    },
   }
   const live: Live = { state, secrets: first.secrets, admin: first.admin }
 

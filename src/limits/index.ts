@@ -1,2 +1,5 @@
-export { compileRouteLimits, createLimitsStoreRegistry, enforceLimits, type Limiter, type LimitsStoreRegistry, type RouteLimits } from './limiter.ts'
+export { enforceLimits, type Limiter, type LimitVerdict } from './enforce.ts'
+export type { LimitedRequest } from './keys.ts'
+export { compileRouteLimits, type RouteLimits } from './route-limits.ts'
 export type { LimitsStore } from './store.ts'
+export { createLimitsStoreRegistry, type LimitsStoreRegistry } from './store-registry.ts'

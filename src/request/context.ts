@@ -55,6 +55,8 @@ export interface RequestContext extends RequestFacts {
   readonly res: ServerResponse
   /** Set for `Upgrade: websocket` requests: the raw client socket and its first bytes. */
   upgrade: { socket: Duplex; head: Buffer } | null
+  /** `Expect: 100-continue` was answered already (while the body was awaited): not to be sent twice. */
+  continued: boolean
   /** The audit record was already committed (durability: sync commits before the last bytes). */
   audited: boolean
   /** OpenTelemetry spans, only when tracing is configured. */
@@ -94,6 +96,7 @@ export function createContext(req: IncomingMessage, res: ServerResponse, upgrade
     bytesIn: 0,
     bytesOut: 0,
     upgrade,
+    continued: false,
     audited: false,
     spans: null,
   }
