@@ -11,6 +11,7 @@
 // Everything before the signature check reads attacker-controlled bytes, so it is linear in the
 // token and bounded (issue 22): client values repeated in a detail or a log line are truncated.
 import { errors as jose, type CompactJWSHeaderParameters, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose'
+import { createLru } from '../collections/index.ts'
 import type { IssuerConfig } from '../config/index.ts'
 import { type ErrorCode, GatewayError, truncateClientValue } from '../errors/index.ts'
 import type { Identity } from '../request/index.ts'
@@ -18,7 +19,6 @@ import type { Logger } from '../telemetry/index.ts'
 import { describeDrift, findDrift, type Drift } from './drift.ts'
 import { CoolingDown, describeFetchError, type IssuerKeys } from './issuers.ts'
 import { decodeCompactJwt, MAX_JSON_DEPTH, toKeyObject, verifySignature, type IssuerKey } from './jws.ts'
-import { createTokenCache } from './token-cache.ts'
 import { tokenTypeCheck, type TokenTypeCheck } from './token-types.ts'
 
 const EMBEDDED_KEY_PARAMETERS = ['jwk', 'jku', 'x5u', 'x5c'] as const
@@ -56,7 +56,11 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     if (keys) byIss.set(config.issuer, { config, keys, algorithms: new Set(config.algorithms), acceptsTokenType: tokenTypeCheck(config.token_types) })
   }
   const configuredIssuers = [...byIss.keys()]
-  const cache = createTokenCache<Identity>(options.cacheEntries)
+  // Verified tokens, so a dashboard sending the same token a thousand times pays for one signature
+  // check. Keyed by the whole token string (no encoding two tokens could share), bounded
+  // (server.token_cache_entries, least recently used out first); an entry never outlives its token
+  // nor one key refresh (below).
+  const cache = createLru<Identity>(options.cacheEntries)
   // Keyed by the configured issuer, never by the token's iss: one entry per issuer in the config,
   // however many bogus issuers arrive (keyed by iss, it grew by every distinct one, for good).
   const driftWarnings = new Map<string, { at: number; suppressed: number }>()

@@ -1,0 +1,1 @@
+export { createLru, type Lru } from './lru.ts'
