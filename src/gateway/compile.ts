@@ -75,8 +75,7 @@ export function createRuntimeDeps(
     logger,
     builtIns: options.builtIns ?? NO_KEYS,
     async closeAll() {
-      issuers.closeAll()
-      await Promise.all([upstreams.closeAll(), limitsStores.closeAll()])
+      await Promise.all([issuers.closeAll(), upstreams.closeAll(), limitsStores.closeAll()])
     },
   }
 }
@@ -85,8 +84,8 @@ let generations = 0
 
 /** Assumes a config that passed `loadConfig` (no errors): compile does not re-validate. */
 export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
-  const upstreams = deps.upstreams.acquire(config.upstreams)
-  const issuerKeys = deps.issuers.acquire(config.issuers)
+  const upstreams = new Map(config.upstreams.map((upstream) => [upstream.name, deps.upstreams.acquire(upstream)]))
+  const issuerKeys = new Map(config.issuers.map((issuer) => [issuer.name, deps.issuers.acquire(issuer)]))
   const access = compileAccess(config)
   const routes: CompiledRoute[] = builtInRoutes(deps.builtIns).map((route, index) => Object.freeze({
     index,

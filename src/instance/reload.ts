@@ -54,8 +54,8 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
       live.secrets.close()
       live.secrets = prepared.secrets
     }
-    compile.issuers.retire(runtime.issuerKeys)
-    compile.limitsStores.retire(runtime.limiter.store)
+    void compile.issuers.retire(runtime.issuerKeys.values())
+    void compile.limitsStores.retire([runtime.limiter.store])
     applyTimeouts(deps.gatewayServer, next.config.server)
     deps.refresh.follow(previous.config, next.config)
     void background.run('runtime_retirement', () => retireWhenIdle(previous, runtime))
@@ -68,7 +68,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
   async function retireWhenIdle(previous: Runtime, current: Runtime): Promise<void> {
     const deadline = Date.now() + previous.config.server.shutdown_timeout
     while (previous.usage.inFlight > 0 && Date.now() < deadline) await sleep(50)
-    if (state.runtime === current) await compile.upstreams.retire(current.upstreams)
+    if (state.runtime === current) await compile.upstreams.retire(current.upstreams.values())
   }
 
   return function reload(): Promise<ReloadResult> {
