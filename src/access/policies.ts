@@ -2,7 +2,7 @@
 // each role, the deny and allow statements that can apply there, in file order. A decision then
 // looks only at the statements of its route and of the roles held, so its cost does not grow with
 // the number of statements in the file.
-import { addressSet, type AddressSet, type Glob, type PolicyConfig, routesSelectedBy } from '../config/index.ts'
+import { addressSet, routesSelectedBy, type AddressSet, type Glob, type PolicyConfig } from '../config/index.ts'
 import { compileClaimConditions, failedClaim, type ClaimCondition } from './claims.ts'
 import type { CompiledRole } from './roles.ts'
 

@@ -1,5 +1,5 @@
 // The admin API under /api/ (auth is checked by admin/server.ts before any of these run).
-import { type AuditQuery, AuditQueryError, auditSourceOf, NoAuditLog, ordered, parseAuditQuery, searchAudit } from '../audit/index.ts'
+import { AuditQueryError, auditSourceOf, NoAuditLog, ordered, parseAuditQuery, searchAudit, type AuditQuery } from '../audit/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { explain, type Runtime } from '../gateway/index.ts'
 import type { SecretStore } from '../secrets/index.ts'

@@ -1,7 +1,7 @@
 // Reading the audit log back: search (newest first) and chain verification, for `bouncer audit`
 // and GET /api/audit. They read the first queryable sink: SQLite (read-only, safe beside a running
 // gateway thanks to WAL), else PostgreSQL.
-import { type AuditConfig, parseDuration } from '../config/index.ts'
+import { parseDuration, type AuditConfig } from '../config/index.ts'
 import { GENESIS_HASH, hashOf, type AuditRecord } from './record.ts'
 import { loadPg, recordFromPgRow } from './sinks/postgres.ts'
 import { openSqlite, recordFromRow } from './sinks/sqlite.ts'

@@ -1,7 +1,7 @@
 // `bouncer audit [filters]` and `bouncer audit verify`.
 import type { Command } from 'commander'
-import { type Config, formatDiagnostic, loadConfigFile, resolveConfigPath } from '../config/index.ts'
-import { type AuditQuery, AuditQueryError, type AuditSource, auditSourceOf, formatAuditTable, NoAuditLog, ordered, parseAuditQuery, searchAudit, verifyAudit } from '../audit/index.ts'
+import { formatDiagnostic, loadConfigFile, resolveConfigPath, type Config } from '../config/index.ts'
+import { AuditQueryError, auditSourceOf, formatAuditTable, NoAuditLog, ordered, parseAuditQuery, searchAudit, verifyAudit, type AuditQuery, type AuditSource } from '../audit/index.ts'
 import { printable } from '../text/index.ts'
 import { UserError } from './user-error.ts'
 

@@ -2,7 +2,7 @@
 // loopback, a scripted tour run once, and the curl lines to try; Ctrl-C stops everything.
 import type { Command } from 'commander'
 import { ConfigError } from '../instance/index.ts'
-import { type RunningDemo, runTour, startDemo } from '../demo/index.ts'
+import { runTour, startDemo, type RunningDemo } from '../demo/index.ts'
 import { printable } from '../text/index.ts'
 import { UserError } from './user-error.ts'
 

@@ -4,8 +4,8 @@
 // router, ruleMismatch, statementMismatch, decide, accessDenied), so it cannot disagree with them.
 import { decodeJwt, type JWTPayload } from 'jose'
 import type { IssuerConfig } from '../config/index.ts'
-import { type ErrorCode, GatewayError } from '../errors/index.ts'
-import { accessDenied, type CompiledStatement, describeClaimMismatch, evaluateAccess, type Mismatch, ruleMismatch, statementMismatch } from '../access/index.ts'
+import { GatewayError, type ErrorCode } from '../errors/index.ts'
+import { accessDenied, describeClaimMismatch, evaluateAccess, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch } from '../access/index.ts'
 import { parseTarget } from '../http/index.ts'
 import { checkClaims, describeDrift, findDrift, identityFromClaims } from '../identity/index.ts'
 import type { Identity } from '../request/index.ts'

@@ -2,11 +2,11 @@
 // the secret values put into the upstreams' headers, the admin credential and the assertion signer.
 // The first start and every reload go through here, so they cannot prepare a config differently.
 import { adminAuth, type AdminAuth } from '../admin/index.ts'
-import { type Config, formatDiagnostic, type LoadedConfig } from '../config/index.ts'
-import { applyUpstreamHeaders, type CompileDeps, compileRuntime, type Runtime } from '../gateway/index.ts'
-import { openSecretsRuntime, type SecretsRuntime, SecretsUnavailable } from '../secrets/index.ts'
+import { formatDiagnostic, type Config, type LoadedConfig } from '../config/index.ts'
+import { applyUpstreamHeaders, compileRuntime, type CompileDeps, type Runtime } from '../gateway/index.ts'
+import { openSecretsRuntime, SecretsUnavailable, type SecretsRuntime } from '../secrets/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
-import { type AssertionSigner, createAssertionSigner } from '../upstream/index.ts'
+import { createAssertionSigner, type AssertionSigner } from '../upstream/index.ts'
 
 /** A config that does not validate: the lines to print, in `bouncer check` format. */
 export class ConfigError extends Error {

@@ -2,7 +2,7 @@
 // only up to the first address that is not itself a trusted proxy (read from the right, the
 // end the trusted proxies wrote). A client cannot spoof its address by sending the header itself.
 import { isIP } from 'node:net'
-import { type AddressSet, unmapIpv4 } from '../config/index.ts'
+import { unmapIpv4, type AddressSet } from '../config/index.ts'
 
 export interface ClientAddress {
   /** The address limits, policies and the audit log use. */

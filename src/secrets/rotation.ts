@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import type { SecretsConfig } from '../config/index.ts'
-import { type BackgroundTasks, type Logger, redactValues, scrub } from '../telemetry/index.ts'
+import { redactValues, scrub, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import type { SecretStore } from './store.ts'
 
 const HOOK_TIMEOUT_MS = 60_000

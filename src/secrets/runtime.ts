@@ -3,7 +3,7 @@
 // `bouncer secrets`, by a schedule, or a changed file) and applies it to the running config without
 // a restart. Requests already under way keep the headers they were built with.
 import type { Config, LoadedConfig, SecretReference } from '../config/index.ts'
-import { type BackgroundTasks, type Logger, redactValues } from '../telemetry/index.ts'
+import { redactValues, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import { SecretsError } from './crypto.ts'
 import { loadSecrets, substitute } from './open.ts'
 import type { SecretStore } from './store.ts'
