@@ -13,7 +13,8 @@
 import { errors as jose, type CompactJWSHeaderParameters, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose'
 import { createLru } from '../collections/index.ts'
 import type { IssuerConfig } from '../config/index.ts'
-import { type ErrorCode, GatewayError, truncateClientValue } from '../errors/index.ts'
+import { GatewayError, truncateClientValue, type ErrorCode } from '../errors/index.ts'
+import { bearerToken } from '../http/index.ts'
 import type { Identity } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { describeDrift, findDrift, type Drift } from './drift.ts'
@@ -72,7 +73,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
         headers: { 'www-authenticate': 'Bearer error="invalid_request"' },
       })
     }
-    const token = bearerToken(authorization, maxTokenBytes)
+    const token = bearerTokenOf(authorization, maxTokenBytes)
     const nowMs = now()
     const cached = cache.get(token, nowMs)
     if (cached) return cached
@@ -154,20 +155,17 @@ function hasAccessTokenParameter(query: string): boolean {
   return /(?:^|&)access_token=/.test(query)
 }
 
-/** RFC 6750 §2.1: `Bearer` (any case), one space or more, the token. */
-function bearerToken(authorization: string | undefined, maxTokenBytes: number): string {
-  if (authorization === undefined || authorization.trim() === '') {
-    throw new GatewayError('missing_token', { detail: 'This route needs a bearer token (Authorization: Bearer …).', headers: { 'www-authenticate': 'Bearer' } })
-  }
-  const match = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(authorization)
-  if (!match) {
-    const scheme = authorization.split(/\s/, 1)[0] ?? ''
-    if (!/^bearer$/i.test(scheme)) {
-      throw new GatewayError('missing_token', { detail: `This route needs a bearer token; the request used the ${scheme.slice(0, 20)} scheme.`, headers: { 'www-authenticate': 'Bearer' } })
+function bearerTokenOf(authorization: string | undefined, maxTokenBytes: number): string {
+  const token = bearerToken(authorization)
+  if (typeof token !== 'string') {
+    if (token.problem === 'missing') {
+      throw new GatewayError('missing_token', { detail: 'This route needs a bearer token (Authorization: Bearer …).', headers: { 'www-authenticate': 'Bearer' } })
+    }
+    if (token.problem === 'other-scheme') {
+      throw new GatewayError('missing_token', { detail: `This route needs a bearer token; the request used the ${token.scheme.slice(0, 20)} scheme.`, headers: { 'www-authenticate': 'Bearer' } })
     }
     throw unauthorized('malformed_token', 'The Authorization header is not "Bearer <token>".')
   }
-  const token = match[1] as string
   if (token.length > maxTokenBytes) throw unauthorized('malformed_token', `The token is longer than ${maxTokenBytes} bytes.`)
   return token
 }
