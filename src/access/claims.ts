@@ -21,7 +21,7 @@ function scalarMatches(value: unknown, globs: readonly Glob[]): boolean {
   return false
 }
 
-export function claimMatches(value: unknown, globs: readonly Glob[]): boolean {
+function claimMatches(value: unknown, globs: readonly Glob[]): boolean {
   if (Array.isArray(value)) {
     for (const item of value) if (scalarMatches(item, globs)) return true
     return false

@@ -3,7 +3,7 @@
 import type { Config } from '../config/index.ts'
 import { GatewayError, truncateClientValue } from '../errors/index.ts'
 import type { Identity } from '../request/index.ts'
-import { decide, type Decision } from './decide.ts'
+import { decide, type AccessDecision } from './decide.ts'
 import { compileStatements, indexByRoute, type CompiledStatement, type RoutePolicy } from './policies.ts'
 import { compileRoles, createRoleResolver, type CompiledRole, type RoleResolver } from './roles.ts'
 
@@ -23,7 +23,7 @@ export function compileAccess(config: Config): AccessControl {
 
 export interface AccessResult {
   roles: readonly string[]
-  decision: Decision
+  decision: AccessDecision
 }
 
 /** SPEC steps 3–4 for one request: the roles held and the decision. */

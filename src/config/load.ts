@@ -2,7 +2,6 @@
 // references collected for the secrets store, then the schema and the cross-reference checks.
 // Every problem becomes a Diagnostic with its line and column; nothing stops at the first one.
 import { readFile } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
 import { createLocator, type Diagnostic, type Finding, type Locator } from './diagnostics.ts'
 import { configSchema, type Config } from './schema.ts'
@@ -15,9 +14,8 @@ export interface LoadedConfig {
   diagnostics: Diagnostic[]
   /** `${secret:NAME}` occurrences, resolved later by the secrets store. */
   secretRefs: SecretReference[]
-  /** The file as given (for messages) and the directory relative paths in the config start from. */
+  /** The file as given (for messages). */
   file: string
-  baseDir: string
   locate: Locator
 }
 
@@ -37,7 +35,6 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
       diagnostics: [locate({ severity: 'error', path: [], message: `cannot read the config file: ${reason}` })],
       secretRefs: [],
       file,
-      baseDir: dirname(resolve(file)),
       locate,
     }
   }
@@ -48,14 +45,12 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   const lines = new LineCounter()
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
   const locate = createLocator(doc, lines)
-  const baseDir = dirname(resolve(file))
   const diagnostics: Diagnostic[] = []
   const result = (config?: Config, secretRefs: SecretReference[] = []): LoadedConfig => ({
     config,
     diagnostics,
     secretRefs,
     file,
-    baseDir,
     locate,
   })
 

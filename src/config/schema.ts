@@ -74,7 +74,6 @@ const server = z.strictObject({
 const admin = z.strictObject({
   listen: listen.prefault('127.0.0.1:9090'),
   token: z.string().min(1).optional(),
-  roles: z.array(z.string()).default([]),
 })
 
 const issuer = z.strictObject({

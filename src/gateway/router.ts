@@ -26,7 +26,7 @@ export interface RoutableRoute {
  * back, with the credentials the gateway added for the upstream (RFC 9110 §9.3.8; Cross-Site
  * Tracing); TRACK is IIS's TRACE; CONNECT asks for a tunnel.
  */
-export const EXPLICIT_ONLY_METHODS: ReadonlySet<string> = new Set(['TRACE', 'TRACK', 'CONNECT'])
+const EXPLICIT_ONLY_METHODS: ReadonlySet<string> = new Set(['TRACE', 'TRACK', 'CONNECT'])
 
 export type RouteTarget = Pick<RequestTarget, 'parts' | 'segments' | 'pathParams'>
 

@@ -55,7 +55,7 @@ type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>
  */
 export type KeyLoading = { offline: true } | { offline?: false; background: BackgroundTasks }
 
-export function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEvents, loading: KeyLoading): IssuerKeys {
+function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEvents, loading: KeyLoading): IssuerKeys {
   let keySet: RemoteKeySet | undefined
   let state: KeySetState = 'loading'
   let lastError: string | null = null

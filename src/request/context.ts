@@ -9,6 +9,7 @@ import type { RequestHeaders } from '../http/index.ts'
 import type { RequestSpans, TraceContext } from '../telemetry/index.ts'
 import type { Identity } from './identity.ts'
 
+/** The audit record's `decision`: allowed, refused (4xx), or failed (5xx). */
 export type Decision = 'allow' | 'deny' | 'error'
 
 /** What the request facts keep of the matched route: its id (the pipeline holds the compiled route). */

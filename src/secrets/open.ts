@@ -23,10 +23,6 @@ export function openSecretStore(config: SecretsConfig, env: NodeJS.ProcessEnv = 
 
 const REFERENCE = /\$\{secret:([^}]*)\}/g
 
-export function referencedNames(template: string): string[] {
-  return [...template.matchAll(REFERENCE)].map((m) => m[1] as string)
-}
-
 /** `Bearer ${secret:sales-api-token}` with the current values. */
 export function substitute(template: string, values: ReadonlyMap<string, string>): string {
   return template.includes('${secret:') ? template.replace(REFERENCE, (_text, name: string) => values.get(name) ?? '') : template

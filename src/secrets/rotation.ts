@@ -19,7 +19,7 @@ export function generateSecret(bytes: number): string {
 }
 
 /** Runs a hook with the value on stdin; resolves with its exit status and the end of its output. */
-export function runHook(command: string, name: string, value: string): Promise<{ ok: boolean; output: string }> {
+function runHook(command: string, name: string, value: string): Promise<{ ok: boolean; output: string }> {
   return new Promise((resolve) => {
     const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, BOUNCER_SECRET_NAME: name } })
     let output = ''
