@@ -2,8 +2,10 @@
 // references collected for the secrets store, then the schema and the cross-reference checks.
 // Every problem becomes a Diagnostic with its line and column; nothing stops at the first one.
 import { readFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
 import { createLocator, type Diagnostic, type Finding, type Locator } from './diagnostics.ts'
+import { resolveFilePaths } from './file-paths.ts'
 import { configSchema, type Config } from './schema.ts'
 import { interpolate, type SecretReference } from './interpolate.ts'
 import { crossCheck } from './validate.ts'
@@ -64,6 +66,7 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   const secretRefs = interpolate(doc, env, findings)
   const raw = doc.toJS({ maxAliasCount: 100 }) ?? {}
   const parsed = configSchema.safeParse(raw)
+  let config: Config | undefined
   if (!parsed.success) {
     // A value already reported by interpolation (a missing variable) is not reported twice.
     const reported = new Set(findings.map((f) => f.path.join('\0')))
@@ -71,12 +74,13 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
       for (const finding of findingsOf(issue, raw)) if (!reported.has(finding.path.join('\0'))) findings.push(finding)
     }
   } else {
-    findings.push(...crossCheck(parsed.data, secretRefs))
+    config = resolveFilePaths(parsed.data, dirname(resolve(file)))
+    findings.push(...crossCheck(config, secretRefs))
   }
   diagnostics.push(...findings.map(locate))
   diagnostics.sort((a, b) => a.line - b.line || a.col - b.col)
   const failed = diagnostics.some((d) => d.severity === 'error')
-  return result(failed ? undefined : parsed.data, secretRefs)
+  return result(failed ? undefined : config, secretRefs)
 }
 
 function findingsOf(

@@ -16,6 +16,8 @@ import { startDataApi, type DataApi } from './data-api.ts'
 import { openIdProvider, type ServiceAccount } from './identity-provider.ts'
 
 export const DEMO_CONFIG = fileURLToPath(new URL('../../examples/demo/bouncer.yaml', import.meta.url))
+/** Where the demo config keeps its files without DEMO_DATA_DIR: its `../../data`, the checkout's data/ (`npm start`'s ./data). */
+export const DEMO_DEFAULT_DATA_DIR = fileURLToPath(new URL('../../data', import.meta.url))
 export const DEMO_AUDIENCE = 'api://bouncer-demo'
 const UPSTREAM = 'data-api'
 

@@ -6,7 +6,7 @@ import { generateKeyPair, importJWK, SignJWT, type JWK } from 'jose'
 import * as client from 'openid-client'
 import { request } from 'undici'
 import { formatAuditTable, searchAudit } from '../audit/index.ts'
-import { DEMO_AUDIENCE, DEMO_CLIENTS, DEMO_CONFIG, type RunningDemo } from './run.ts'
+import { DEMO_AUDIENCE, DEMO_CLIENTS, DEMO_CONFIG, DEMO_DEFAULT_DATA_DIR, type RunningDemo } from './run.ts'
 
 interface Answer {
   status: number
@@ -94,9 +94,10 @@ export async function runTour(demo: RunningDemo, print: (line?: string) => void)
   print()
 
   const configFlag = `--config ${shown(DEMO_CONFIG)}`
-  // The config's defaults are the demo's default ports and ./data; anything else is said on the line.
+  // The config's defaults are the demo's default ports and the checkout's data/; anything else is
+  // said on the line (a data directory in full: the config reads relative paths from its own folder).
   const env = [
-    ...(shown(demo.dataDir) === 'data' ? [] : [`DEMO_DATA_DIR=${shown(demo.dataDir)}`]),
+    ...(demo.dataDir === DEMO_DEFAULT_DATA_DIR ? [] : [`DEMO_DATA_DIR=${demo.dataDir}`]),
     ...(demo.issuer === 'http://127.0.0.1:9400' ? [] : [`DEMO_ISSUER=${demo.issuer}`]),
   ]
   const envPrefix = env.map((e) => `${e} `).join('')

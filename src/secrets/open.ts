@@ -1,6 +1,5 @@
 // Which store a config names, `${secret:NAME}` references checked and substituted, and the values
 // handed to the logger so that no log line can carry one.
-import { resolve } from 'node:path'
 import type { Diagnostic, LoadedConfig, SecretsConfig } from '../config/index.ts'
 import { redactValues } from '../telemetry/index.ts'
 import { masterKeyFrom, SecretsError } from './crypto.ts'
@@ -13,11 +12,11 @@ export function openSecretStore(config: SecretsConfig, env: NodeJS.ProcessEnv = 
   const store = config.store
   switch (store.type) {
     case 'embedded':
-      return openEmbeddedStore(resolve(store.path), masterKeyFrom(store.master_key, env))
+      return openEmbeddedStore(store.path, masterKeyFrom(store.master_key, env))
     case 'env':
       return openEnvStore(store.prefix, env)
     case 'file':
-      return openFileStore(resolve(store.dir))
+      return openFileStore(store.dir)
   }
 }
 
