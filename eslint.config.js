@@ -1,6 +1,48 @@
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
+// The layers of src/, from the bottom (README "Architecture"): a folder imports only from folders of
+// the layers below its own, and only through their index.ts. Folders of one layer do not import each
+// other. A lower layer that must call up is handed a function at compile time instead. Folders not
+// written yet have their place already. test/ and bench/ may import any file: a unit test exercises
+// one file's internals and a benchmark measures one function alone.
+const LAYERS = [
+  ['errors', 'text', 'collections'],
+  ['http'],
+  ['config'],
+  ['telemetry'],
+  ['request'],
+  ['identity', 'access', 'limits', 'secrets', 'audit'],
+  ['upstream', 'datasets', 'functions'],
+  ['agents'],
+  ['gateway'],
+  ['admin'],
+  ['instance'],
+  ['demo'],
+  ['cli'],
+]
+
+function layering() {
+  const all = LAYERS.flat()
+  return LAYERS.flatMap((layer, index) => {
+    const below = LAYERS.slice(0, index).flat()
+    return layer.map((folder) => {
+      const notBelow = all.filter((other) => other !== folder && !below.includes(other))
+      const patterns = [{
+        regex: `^(\\.\\./)+(${notBelow.join('|')})(/|$)`,
+        message: `${folder}/ imports only from the layers below it (README "Architecture"); to call up, take a function handed down at compile time.`,
+      }]
+      if (below.length > 0) {
+        patterns.push({
+          regex: `^(\\.\\./)+(${below.join('|')})/(?!index\\.ts$)`,
+          message: 'Import another folder only through its index.ts, its one public face.',
+        })
+      }
+      return { files: [`src/${folder}/**/*.ts`], rules: { 'no-restricted-imports': ['error', { patterns }] } }
+    })
+  })
+}
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', 'data/', 'bench/results/', 'src/admin/console/vendor/'] },
   js.configs.recommended,
@@ -13,6 +55,7 @@ export default tseslint.config(
       'no-restricted-syntax': ['error', { selector: 'ExportDefaultDeclaration', message: 'Named exports only.' }],
     },
   },
+  ...layering(),
   // Tool config files are the one place a default export is the tool's contract.
   { files: ['eslint.config.js', 'vitest.config.ts'], rules: { 'no-restricted-syntax': 'off' } },
 )

@@ -4,7 +4,7 @@ import FindMyWay from 'find-my-way'
 import { stringify } from 'yaml'
 import { loadConfigText } from '../src/config/index.ts'
 import { compileRuntime, createRuntimeDeps } from '../src/gateway/compile.ts'
-import { parseTarget } from '../src/gateway/paths.ts'
+import { parseTarget } from '../src/http/index.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
 
 function configWith(routes: number): string {

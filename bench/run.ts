@@ -20,21 +20,13 @@ import { benchRecordLine, benchSqliteSink } from './audit.ts'
 import { benchHostileTokens, hostileTable } from './hostile-tokens.ts'
 import { benchVerification, type VerifyRow } from './identity.ts'
 import { benchMemoryLimits, benchRedisAccuracy, benchRedisStore } from './limits.ts'
+import { benchLru, type LruRow } from './lru.ts'
 import { benchRouter, type RouterRow } from './router.ts'
 import { benchAssertion, benchRotationPickup, type AssertionCost, type RotationPickup } from './secrets.ts'
 import { startBenchIssuer, type BenchIssuer } from './lib/issuer.ts'
 import { measureLoad, medianRun, type Measured } from './lib/load.ts'
 import { CORES, LOAD_CORE, SERVER_CORE } from './lib/processes.ts'
-
-export interface CaseResult {
-  id: string
-  title: string
-  group: BenchCase['group']
-  runs: Measured[]
-  median: Measured
-  /** Why the case did not run (nginx missing). */
-  skipped?: string
-}
+import type { CaseResult } from './results.ts'
 
 export interface BenchOptions {
   quick: boolean
@@ -219,6 +211,14 @@ export function limitsTable(l: { memory: { nsPerRequest: number }; redis: { chec
   ].join('\n')
 }
 
+export function lruTable(rows: LruRow[]): string {
+  return [
+    '| LRU operation (800-character keys) | linked list (src/collections/lru.ts) | Map, delete + set on every hit |',
+    '|---|---:|---:|',
+    ...rows.map((r) => `| ${r.workload} | ${r.linkedNs.toFixed(0)} ns | ${r.mapNs.toFixed(0)} ns |`),
+  ].join('\n')
+}
+
 export function secretsTable(s: { assertion: AssertionCost; rotation: RotationPickup }): string {
   const sorted = [...s.rotation.pickupMs].sort((a, b) => a - b)
   const median = sorted[Math.floor(sorted.length / 2)] ?? 0
@@ -245,6 +245,7 @@ async function micro(options: BenchOptions) {
       accuracy: await benchRedisAccuracy(options.quick ? 2 : 10),
     },
     secrets: { assertion: benchAssertion(options.quick), rotation: await benchRotationPickup(options.quick) },
+    lru: benchLru(options.quick),
   }
 }
 
@@ -255,6 +256,7 @@ function microTables(m: Awaited<ReturnType<typeof micro>>): string {
     `Access decision (in process; 3 roles held):\n\n${accessTable(m.access)}\n\n` +
     `Limits:\n\n${limitsTable(m.limits)}\n\n` +
     `Secrets and assertions:\n\n${secretsTable(m.secrets)}\n\n` +
+    `The request path's LRU (token and assertion caches; \`node bench/lru.ts\` runs this table alone):\n\n${lruTable(m.lru)}\n\n` +
     `Audit (in process):\n\n| measurement | result |\n|---|---:|\n` +
     `| request thread: one finished request → its audit line | ${m.audit.recordLine.microsPerRecord.toFixed(2)} µs |\n` +
     `| audit worker: parse + chain (SHA-256) + SQLite, batches of ${m.audit.sqlite.batch} | ${Math.round(m.audit.sqlite.recordsPerSec)} records/s |`

@@ -1,6 +1,6 @@
 // The targets the benchmark reports against (issue "The benchmark"), each computed from the same
 // run: met, or missed by how much. A case that did not run makes its targets "not measured".
-import type { CaseResult } from './run.ts'
+import type { CaseResult } from './results.ts'
 import type { SweepPoint } from './sweep.ts'
 
 export interface TargetInputs {

@@ -1,6 +1,7 @@
 // Claim conditions, shared by trust rules (roles) and statement conditions (policies): each named
 // claim must match one of the globs; a list-valued claim (groups, roles) must contain a match.
 import type { ClaimConditions, Glob } from '../config/index.ts'
+import { claimValue } from '../request/index.ts'
 
 export interface ClaimCondition {
   name: string
@@ -13,17 +14,6 @@ export function compileClaimConditions(conditions: ClaimConditions | undefined):
   return compiled.length === 0 ? null : compiled
 }
 
-/** A claim by name; a dotted name reaches into objects (`realm_access.roles`) when no claim has it whole. */
-export function claimValue(claims: Readonly<Record<string, unknown>>, name: string): unknown {
-  if (Object.hasOwn(claims, name) || !name.includes('.')) return claims[name]
-  let value: unknown = claims
-  for (const part of name.split('.')) {
-    if (value === null || typeof value !== 'object') return undefined
-    value = (value as Record<string, unknown>)[part]
-  }
-  return value
-}
-
 function scalarMatches(value: unknown, globs: readonly Glob[]): boolean {
   if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') return false
   const text = String(value)
@@ -31,7 +21,7 @@ function scalarMatches(value: unknown, globs: readonly Glob[]): boolean {
   return false
 }
 
-export function claimMatches(value: unknown, globs: readonly Glob[]): boolean {
+function claimMatches(value: unknown, globs: readonly Glob[]): boolean {
   if (Array.isArray(value)) {
     for (const item of value) if (scalarMatches(item, globs)) return true
     return false

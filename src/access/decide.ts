@@ -1,10 +1,10 @@
 // The access decision, pure: an identity's roles, its route's policy index, the method and the
 // client address in; allow or deny out, with the statement that decided. An explicit deny in any
 // role held wins; otherwise the first matching allow; otherwise an implicit deny.
-import type { Identity } from '../gateway/context.ts'
+import type { Identity } from '../request/index.ts'
 import { statementMismatch, type CompiledStatement, type RoutePolicy } from './policies.ts'
 
-export type Decision =
+export type AccessDecision =
   | { effect: 'allow'; reason: 'allowed'; statement: CompiledStatement }
   | { effect: 'deny'; reason: 'explicit_deny'; statement: CompiledStatement }
   | { effect: 'deny'; reason: 'implicit_deny' | 'no_role'; statement: null }
@@ -18,10 +18,10 @@ export interface DecisionInput {
   clientIp: string
 }
 
-const NO_ROLE: Decision = Object.freeze({ effect: 'deny', reason: 'no_role', statement: null })
-const IMPLICIT_DENY: Decision = Object.freeze({ effect: 'deny', reason: 'implicit_deny', statement: null })
+const NO_ROLE: AccessDecision = Object.freeze({ effect: 'deny', reason: 'no_role', statement: null })
+const IMPLICIT_DENY: AccessDecision = Object.freeze({ effect: 'deny', reason: 'implicit_deny', statement: null })
 
-export function decide({ identity, roles, policy, method, clientIp }: DecisionInput): Decision {
+export function decide({ identity, roles, policy, method, clientIp }: DecisionInput): AccessDecision {
   if (roles.length === 0) return NO_ROLE
   if (policy === undefined) return IMPLICIT_DENY
   const claims = identity.claims

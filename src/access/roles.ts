@@ -1,7 +1,7 @@
 // Roles (SPEC "Decisions" step 3): a verified identity holds every role with a trust rule that
 // matches it. A rule names an issuer, optionally a subject glob, and claim conditions.
 import type { Glob, RoleConfig } from '../config/index.ts'
-import type { Identity } from '../gateway/context.ts'
+import type { Identity } from '../request/index.ts'
 import { compileClaimConditions, describeClaimMismatch, failedClaim, type ClaimCondition } from './claims.ts'
 
 export interface TrustRule {

@@ -1,16 +1,24 @@
 // The admin API under /api/ (auth is checked by admin/server.ts before any of these run).
-import { explain } from '../access/explain.ts'
-import { ordered } from '../audit/record.ts'
-import { NoAuditLog } from '../audit/sinks/sqlite.ts'
-import { AuditQueryError, auditSourceOf, parseAuditQuery, searchAudit, type AuditQuery } from '../audit/search.ts'
+import { AuditQueryError, auditSourceOf, NoAuditLog, ordered, parseAuditQuery, searchAudit, type AuditHead, type AuditQuery } from '../audit/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import type { ReloadResult } from '../gateway/instance.ts'
-import type { GatewayState } from '../gateway/state.ts'
+import { explain, type Runtime } from '../gateway/index.ts'
 import type { SecretStore } from '../secrets/index.ts'
 import { openApiDocument } from './openapi.ts'
 import type { AdminRoute } from './server.ts'
 
-export function adminRoutes(state: GatewayState, reload: () => Promise<ReloadResult>, secretsStore: () => SecretStore | null): AdminRoute[] {
+/** What the admin API reads and does, handed in by the running gateway (src/instance/). */
+export interface AdminActions {
+  /** The runtime in force (it changes on reload). */
+  runtime(): Runtime
+  /** Reloads the config; the answer is sent as the reply's body (200 when ok, else 422). */
+  reload(): Promise<{ ok: boolean }>
+  secretsStore(): SecretStore | null
+  /** The audit chain's live head and latest signed checkpoint; null while the log is off or starting. */
+  auditHead(): AuditHead | null
+}
+
+export function adminRoutes(actions: AdminActions): AdminRoute[] {
+  const { reload, secretsStore } = actions
   return [
     {
       method: 'GET',
@@ -21,7 +29,7 @@ export function adminRoutes(state: GatewayState, reload: () => Promise<ReloadRes
       method: 'GET',
       path: 'routes',
       handle: () => ({
-        body: state.runtime.config.routes.map((r) => ({
+        body: actions.runtime().config.routes.map((r) => ({
           id: r.id, methods: r.methods, path: r.path, upstream: r.upstream, upstream_path: r.upstream_path ?? null,
           public: r.public, limits: r.limits, websocket: r.websocket,
         })),
@@ -31,7 +39,7 @@ export function adminRoutes(state: GatewayState, reload: () => Promise<ReloadRes
       method: 'GET',
       path: 'roles',
       handle: () => ({
-        body: state.runtime.config.roles.map((role) => ({
+        body: actions.runtime().config.roles.map((role) => ({
           name: role.name,
           description: role.description ?? null,
           assumed_by: role.assumed_by.map((rule) => ({
@@ -47,7 +55,7 @@ export function adminRoutes(state: GatewayState, reload: () => Promise<ReloadRes
       method: 'GET',
       path: 'policies',
       handle: () => ({
-        body: [...state.runtime.access.statements.entries()].map(([name, statements]) => ({
+        body: [...actions.runtime().access.statements.entries()].map(([name, statements]) => ({
           name,
           statements: statements.map((s) => ({
             sid: s.sid, effect: s.effect, actions: s.anyAction ? ['*'] : [...s.actions], routes: s.routes.map((g) => g.text),
@@ -59,7 +67,7 @@ export function adminRoutes(state: GatewayState, reload: () => Promise<ReloadRes
     {
       method: 'POST',
       path: 'explain',
-      handle: ({ body }) => ({ body: explain(state.runtime, explainRequest(body)) }),
+      handle: ({ body }) => ({ body: explain(actions.runtime(), explainRequest(body)) }),
     },
     {
       method: 'GET',
@@ -82,7 +90,7 @@ export function adminRoutes(state: GatewayState, reload: () => Promise<ReloadRes
       method: 'GET',
       path: 'audit',
       handle: async ({ query }) => {
-        const source = auditSourceOf(state.runtime.config.audit)
+        const source = auditSourceOf(actions.runtime().config.audit)
         if (!source) throw new GatewayError('route_not_found', { detail: 'No audit sink can be searched: configure an sqlite or postgres sink.' })
         try {
           return { body: (await searchAudit(source, auditQuery(query))).map(ordered) }
@@ -96,7 +104,7 @@ export function adminRoutes(state: GatewayState, reload: () => Promise<ReloadRes
       method: 'GET',
       path: 'audit/head',
       handle: () => {
-        const head = state.audit.head()
+        const head = actions.auditHead()
         if (!head) throw new GatewayError('route_not_found', { detail: 'The audit log is off (audit.sinks is empty), or its worker is starting.' })
         return { body: head }
       },

@@ -2,6 +2,7 @@
 // sides first makes the comparison independent of the token's length as well as its content.
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { GatewayError } from '../errors/index.ts'
+import { bearerToken } from '../http/index.ts'
 
 export interface AdminAuth {
   readonly configured: boolean
@@ -27,8 +28,8 @@ export function adminAuth(token: string | undefined): AdminAuth {
       if (authorization === undefined) {
         throw new GatewayError('missing_token', { detail: 'The admin API needs a bearer token.', headers: { 'www-authenticate': 'Bearer realm="bouncer-admin"' } })
       }
-      const match = /^Bearer[ \t]+(\S+)\s*$/i.exec(authorization)
-      if (!match || !timingSafeEqual(digest(match[1] as string), expected)) {
+      const token = bearerToken(authorization)
+      if (typeof token !== 'string' || !timingSafeEqual(digest(token), expected)) {
         throw new GatewayError('unauthorized', {
           detail: 'The admin token is not valid.',
           headers: { 'www-authenticate': 'Bearer realm="bouncer-admin", error="invalid_token"' },

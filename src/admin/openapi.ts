@@ -4,7 +4,7 @@
 // into the config's own schema, generated from the definition that validates the file.
 // test/integration/openapi.test.ts calls every operation and checks each answer against it.
 import { readFileSync } from 'node:fs'
-import { AUDIT_FIELDS } from '../audit/record.ts'
+import { AUDIT_FIELDS } from '../audit/index.ts'
 import { configJsonSchema, type JsonSchema } from '../config/index.ts'
 import { ERROR_CODES } from '../errors/index.ts'
 

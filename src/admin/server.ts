@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { asGatewayError, GatewayError, sendProblem } from '../errors/index.ts'
-import type { Logger } from '../telemetry/logger.ts'
+import type { Logger } from '../telemetry/index.ts'
 import type { AdminAuth } from './auth.ts'
 
 export interface AdminRequest {
@@ -39,8 +39,6 @@ export interface AdminServerOptions {
   routes: readonly AdminRoute[]
   readiness: () => Readiness
   metrics?: () => Promise<{ contentType: string; body: string }>
-  /** Anything not handled here (the console's static files, later). */
-  fallback?: (req: IncomingMessage, res: ServerResponse) => boolean
 }
 
 const MAX_ADMIN_BODY = 1_048_576
@@ -90,11 +88,10 @@ async function serve(options: AdminServerOptions, table: Map<string, AdminRoute>
     const reply = await route.handle({ method, path, query: url.searchParams, body, authorization: req.headers.authorization })
     return sendJson(res, reply.status ?? 200, reply.body)
   }
-  if (options.fallback?.(req, res)) return
   throw new GatewayError('route_not_found', { detail: `Nothing at ${url.pathname} on the admin listener.` })
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body)
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
   res.end(text)

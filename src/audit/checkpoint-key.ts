@@ -7,8 +7,18 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
-import type { SecretStore } from '../secrets/index.ts'
-import type { Logger } from '../telemetry/logger.ts'
+import type { Logger } from '../telemetry/index.ts'
+
+/**
+ * What the checkpoint key needs of a secrets store: the gateway hands its store in (secrets/ sits
+ * beside audit/, not below it, so audit names only the few members it uses).
+ */
+export interface KeyStore {
+  readonly kind: string
+  readonly writable: boolean
+  get(name: string, which?: 'current' | 'previous'): string | undefined
+  put(name: string, value: string): number
+}
 
 export const CHECKPOINT_KEY = 'bouncer.audit-checkpoint-key'
 
@@ -62,7 +72,7 @@ function keyed(parsed: ParsedKey, keptIn: string): CheckpointKey {
  * The gateway's signing key: from a store that holds it or can keep it (made there on first use),
  * else from the key file (made on first use), else — the file cannot be written — in memory only.
  */
-export function checkpointSigningKey(store: SecretStore | null, keyFile: string, logger: Logger): CheckpointKey {
+export function checkpointSigningKey(store: KeyStore | null, keyFile: string, logger: Logger): CheckpointKey {
   if (store) {
     const held = parseKey(store.get(CHECKPOINT_KEY))
     if (held) return keyed(held, `secret ${CHECKPOINT_KEY} of the ${store.kind} secrets store`)
@@ -102,7 +112,7 @@ function readKeyFile(path: string): string | undefined {
 }
 
 /** The public keys `bouncer audit verify` trusts, by kid: the store's current and previous key, and the key file's. */
-export function checkpointVerificationKeys(store: SecretStore | null, keyFile: string): Map<string, KeyObject> {
+export function checkpointVerificationKeys(store: KeyStore | null, keyFile: string): Map<string, KeyObject> {
   const keys = new Map<string, KeyObject>()
   const texts = [store?.get(CHECKPOINT_KEY), store?.get(CHECKPOINT_KEY, 'previous'), readKeyFile(keyFile)]
   for (const text of texts) {

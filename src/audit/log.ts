@@ -5,11 +5,9 @@
 import { resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { AuditConfig } from '../config/index.ts'
-import type { RequestContext } from '../gateway/context.ts'
-import type { BackgroundTasks } from '../telemetry/background.ts'
-import type { SecretStore } from '../secrets/index.ts'
-import type { Logger } from '../telemetry/logger.ts'
-import { checkpointSigningKey, type PublicCheckpointKey } from './checkpoint-key.ts'
+import type { RequestFacts } from '../request/index.ts'
+import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
+import { checkpointSigningKey, type KeyStore, type PublicCheckpointKey } from './checkpoint-key.ts'
 import { checkpointPathOf, type Checkpoint } from './checkpoint.ts'
 import { LineBuffer } from './line-buffer.ts'
 import { recordLine, rejectedLine } from './record.ts'
@@ -34,9 +32,9 @@ export interface AuditLog {
   readonly enabled: boolean
   readonly durability: 'batched' | 'sync'
   /** Queues a finished request's record (it is written within flush_interval). */
-  record(ctx: RequestContext): void
+  record(ctx: RequestFacts): void
   /** Queues the record and resolves once it is committed (durability: sync). */
-  commit(ctx: RequestContext): Promise<void>
+  commit(ctx: RequestFacts): Promise<void>
   /** A request Node's parser refused before the pipeline saw it. */
   recordRejected(info: { requestId: string; status: number; code: string; detail: string; peer: string }): void
   stats(): AuditStats
@@ -49,7 +47,7 @@ export interface AuditLog {
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
 
 /** `secrets`: the store that keeps the checkpoint signing key, when there is one (checkpoint-key.ts). */
-export function createAuditLog(config: AuditConfig, logger: Logger, background: BackgroundTasks, secrets: SecretStore | null = null): AuditLog {
+export function createAuditLog(config: AuditConfig, logger: Logger, background: BackgroundTasks, secrets: KeyStore | null = null): AuditLog {
   if (config.sinks.length === 0) return disabledAuditLog
   const checkpointFile = resolve(checkpointPathOf(config))
   const key = checkpointSigningKey(secrets, `${checkpointFile}.key`, logger)

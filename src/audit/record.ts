@@ -6,7 +6,7 @@
 // first record of a chain has a prev_hash of 64 zeros.
 import { createHash, randomUUID } from 'node:crypto'
 import { truncateClientValue } from '../errors/index.ts'
-import type { RequestContext } from '../gateway/context.ts'
+import type { RequestFacts } from '../request/index.ts'
 
 /** SPEC order: how records are shown, printed and stored. */
 export const AUDIT_FIELDS = [
@@ -98,7 +98,7 @@ const MAX_USER_AGENT_CHARS = 512
 const MAX_PRINCIPAL_CHARS = 256
 
 /** A finished request as its canonical JSON, prev_hash pending (what crosses to the worker). */
-export function recordLine(ctx: RequestContext, now = performance.now()): string {
+export function recordLine(ctx: RequestFacts, now = performance.now()): string {
   const identity = ctx.identity
   return JSON.stringify(sortedRecord({
     id: randomUUID(),

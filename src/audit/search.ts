@@ -1,8 +1,7 @@
 // Reading the audit log back, newest first, for `bouncer audit` and GET /api/audit (verify.ts checks
 // it). Both read the first queryable sink: SQLite (read-only, safe beside a running gateway thanks
 // to WAL), else PostgreSQL.
-import type { AuditConfig } from '../config/index.ts'
-import { parseDuration } from '../config/index.ts'
+import { parseDuration, type AuditConfig } from '../config/index.ts'
 import type { AuditRecord } from './record.ts'
 import { loadPg, recordFromPgRow } from './sinks/postgres.ts'
 import { openSqlite, recordFromRow } from './sinks/sqlite.ts'

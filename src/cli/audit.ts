@@ -1,12 +1,10 @@
 // `bouncer audit [filters]` and `bouncer audit verify`.
 import type { Command } from 'commander'
 import type { Config } from '../config/index.ts'
-import { ordered, type AuditRecord } from '../audit/record.ts'
-import { AuditQueryError, auditSourceOf, parseAuditQuery, searchAudit, type AuditQuery, type AuditSource } from '../audit/search.ts'
-import { verifyAudit, type Anchors, type FoundCheckpoint, type VerifyResult } from '../audit/verify.ts'
-import { checkpointPathOf } from '../audit/checkpoint.ts'
-import { CHECKPOINT_KEY, checkpointVerificationKeys } from '../audit/checkpoint-key.ts'
-import { NoAuditLog } from '../audit/sinks/sqlite.ts'
+import {
+  AuditQueryError, auditSourceOf, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, formatAuditTable, NoAuditLog, ordered,
+  parseAuditQuery, searchAudit, verifyAudit, type Anchors, type AuditQuery, type AuditSource, type FoundCheckpoint, type VerifyResult,
+} from '../audit/index.ts'
 import { printable } from '../text/index.ts'
 import { openSecretStore, SecretsError, type SecretStore } from '../secrets/index.ts'
 import { configOption, loadCommandConfig } from './config.ts'
@@ -66,23 +64,6 @@ function queryFrom(options: SearchOptions): AuditQuery {
   }
 }
 
-/** A table for people: one line per request, the reason last. Cells are printable (subjects are the caller's to choose). */
-export function formatTable(records: readonly AuditRecord[]): string {
-  const rows = records.map((r) => [
-    r.time.replace('T', ' ').replace('Z', ''),
-    String(r.status),
-    r.decision,
-    `${r.method} ${r.path}`,
-    r.route ?? '-',
-    r.subject ?? '-',
-    r.code ? `${r.code}${r.limit ? ` (${r.limit})` : r.statement ? ` (${r.statement})` : ''}` : r.statement ?? '',
-  ].map(printable))
-  const header = ['TIME (UTC)', 'STATUS', 'DECISION', 'REQUEST', 'ROUTE', 'SUBJECT', 'WHY']
-  const widths = header.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((row) => (row[i] as string).length))))
-  const line = (cells: string[]) => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.slice(0, widths[i]).padEnd(widths[i] as number))).join('  ').trimEnd()
-  return [line(header), ...rows.map(line)].join('\n')
-}
-
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
 
 const at = (f: FoundCheckpoint) => `the checkpoint at ${f.checkpoint.time}`
@@ -139,7 +120,7 @@ export function registerAudit(program: Command): void {
       if (opts.json) {
         for (const record of records) console.log(JSON.stringify(ordered(record)))
       } else {
-        console.log(records.length === 0 ? 'no records match' : formatTable(records))
+        console.log(records.length === 0 ? 'no records match' : formatAuditTable(records))
       }
     })
   configOption(audit

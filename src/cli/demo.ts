@@ -1,8 +1,8 @@
 // `bouncer demo` (what `npm start` runs): an OpenID provider, the data API and the gateway on
 // loopback, a scripted tour run once, and the curl lines to try; Ctrl-C stops everything.
 import type { Command } from 'commander'
-import { ConfigError } from '../gateway/instance.ts'
-import type { RunningDemo } from '../demo/run.ts'
+import { ConfigError } from '../instance/index.ts'
+import type { RunningDemo } from '../demo/index.ts'
 import { printable } from '../text/index.ts'
 import { UserError } from './user-error.ts'
 
@@ -21,7 +21,7 @@ interface DemoFlags {
  */
 async function demoModules() {
   try {
-    const [{ startDemo }, { runTour }] = await Promise.all([import('../demo/run.ts'), import('../demo/tour.ts')])
+    const { startDemo, runTour } = await import('../demo/index.ts') // lazily: serve never loads the demo's provider
     return { startDemo, runTour }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && /oidc-provider|openid-client/.test((err as Error).message)) {

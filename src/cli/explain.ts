@@ -1,8 +1,7 @@
 // `bouncer explain`: the decision for one request, offline (no listener, no key fetch).
 import type { Command } from 'commander'
-import { explain, formatExplanation } from '../access/explain.ts'
-import { compileRuntime, createRuntimeDeps } from '../gateway/compile.ts'
-import { createLogger } from '../telemetry/logger.ts'
+import { compileRuntime, createRuntimeDeps, explain, formatExplanation } from '../gateway/index.ts'
+import { createLogger } from '../telemetry/index.ts'
 import { configOption, loadCommandConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 

@@ -1,10 +1,9 @@
 // `bouncer secrets put|rotate|list|versions|delete|get`: the store of the config's `secrets`
 // section. No command prints a value, except `get NAME --reveal`.
 import type { Command } from 'commander'
-import { openSecretStore, ReadOnlyStore, SECRET_NAME, SecretsError, type SecretStore } from '../secrets/index.ts'
-import { generateSecret } from '../secrets/rotation.ts'
+import { generateSecret, openSecretStore, ReadOnlyStore, SECRET_NAME, SecretsError, type SecretStore } from '../secrets/index.ts'
 import { printable } from '../text/index.ts'
-import { ASSERTION_KEY, isAssertionKey, newAssertionKey } from '../upstream/assertion.ts'
+import { ASSERTION_KEY, isAssertionKey, newAssertionKey } from '../upstream/index.ts'
 import { configOption, loadCommandConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 

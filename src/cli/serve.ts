@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { ConfigError, startGateway } from '../gateway/instance.ts'
+import { ConfigError, startGateway } from '../instance/index.ts'
 import { configOption, findConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 

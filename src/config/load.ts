@@ -3,16 +3,13 @@
 // Every problem becomes a Diagnostic with its line and column; nothing stops at the first one.
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { isAlias, isScalar, LineCounter, parse as parseScalar, parseDocument, visit, type Document } from 'yaml'
+import { isAlias, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml'
 import { createLocator, type Diagnostic, type Finding, type Locator } from './diagnostics.ts'
 import { configSchema, type Config } from './schema.ts'
 import { applyListenVariables } from './listen-env.ts'
+import { resolveFilePaths } from './file-paths.ts'
+import { interpolate, type SecretReference } from './interpolate.ts'
 import { crossCheck } from './validate.ts'
-
-export interface SecretReference {
-  name: string
-  path: ReadonlyArray<string | number>
-}
 
 export interface LoadedConfig {
   /** Present when there are no errors (warnings allowed). */
@@ -20,9 +17,8 @@ export interface LoadedConfig {
   diagnostics: Diagnostic[]
   /** `${secret:NAME}` occurrences, resolved later by the secrets store. */
   secretRefs: SecretReference[]
-  /** The file as given (for messages) and the directory relative paths in the config start from. */
+  /** The file as given (for messages). */
   file: string
-  baseDir: string
   locate: Locator
 }
 
@@ -40,16 +36,11 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
 
 /** A file that yields no document at all: this one error. */
 function withoutDocument(file: string, diagnostic: Diagnostic): LoadedConfig {
-  return { config: undefined, diagnostics: [diagnostic], secretRefs: [], file, baseDir: dirname(resolve(file)), locate: createLocator(undefined, new LineCounter()) }
+  return { config: undefined, diagnostics: [diagnostic], secretRefs: [], file, locate: createLocator(undefined, new LineCounter()) }
 }
 
-const REFERENCE = /\$\{(\w+):([^}]*)\}/g
 /** Aliases expanded at most this often: a few anchors that double each other ("billion laughs") stop here. */
 const MAX_ALIAS_COUNT = 100
-/** Where a secret is substituted: an upstream's header values, and the admin token. */
-function secretAllowedAt(path: ReadonlyArray<string | number>): boolean {
-  return (path[0] === 'upstreams' && path[2] === 'headers' && path.length === 4) || (path[0] === 'admin' && path[1] === 'token')
-}
 
 export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   try {
@@ -67,14 +58,12 @@ function loadDocument(text: string, file: string, env: NodeJS.ProcessEnv): Loade
   // uniqueKeys: false, and duplicateKeyOffsets() instead: yaml's own check is quadratic.
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false })
   const locate = createLocator(doc, lines)
-  const baseDir = dirname(resolve(file))
   const diagnostics: Diagnostic[] = []
   const result = (config?: Config, secretRefs: SecretReference[] = []): LoadedConfig => ({
     config,
     diagnostics,
     secretRefs,
     file,
-    baseDir,
     locate,
   })
 
@@ -97,6 +86,7 @@ function loadDocument(text: string, file: string, env: NodeJS.ProcessEnv): Loade
   }
   findings.push(...applyListenVariables(raw, env))
   const parsed = configSchema.safeParse(raw)
+  let config: Config | undefined
   if (!parsed.success) {
     // A value already reported by interpolation (a missing variable) is not reported twice.
     const reported = new Set(findings.map((f) => f.path.join('\0')))
@@ -104,12 +94,13 @@ function loadDocument(text: string, file: string, env: NodeJS.ProcessEnv): Loade
       for (const finding of findingsOf(issue, raw)) if (!reported.has(finding.path.join('\0'))) findings.push(finding)
     }
   } else {
-    findings.push(...crossCheck(parsed.data, secretRefs))
+    config = resolveFilePaths(parsed.data, dirname(resolve(file)))
+    findings.push(...crossCheck(config, secretRefs))
   }
   diagnostics.push(...findings.map(locate))
   diagnostics.sort((a, b) => a.line - b.line || a.col - b.col)
   const failed = diagnostics.some((d) => d.severity === 'error')
-  return result(failed ? undefined : parsed.data, secretRefs)
+  return result(failed ? undefined : config, secretRefs)
 }
 
 /**
@@ -156,80 +147,6 @@ function aliasDiagnostic(doc: Document, lines: LineCounter, err: unknown): Diagn
   return { severity: 'error', path: [], message: yamlMessage(message), line: Math.max(line, 1), col }
 }
 
-/** Replaces `${env:NAME}` (and `${env:NAME:-default}`) in every string; records `${secret:NAME}`. */
-function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Finding[]): SecretReference[] {
-  const refs: SecretReference[] = []
-  visit(doc, {
-    Scalar(_key, node, ancestry) {
-      if (typeof node.value !== 'string' || !node.value.includes('${')) return
-      const path = pathOf(ancestry, node)
-      const original = node.value
-      let whole = false
-      const replaced = original.replace(REFERENCE, (text, kind: string, body: string) => {
-        if (kind === 'secret') {
-          if (!secretAllowedAt(path)) {
-            findings.push({ severity: 'error', path, message: `\${secret:${body}} may only stand in an upstream's headers or in admin.token` })
-          } else {
-            refs.push({ name: body, path })
-          }
-          return text
-        }
-        if (kind !== 'env') {
-          findings.push({ severity: 'error', path, message: `unknown reference "${text}": use \${env:NAME} or \${secret:NAME}` })
-          return text
-        }
-        const [name = '', fallback] = splitDefault(body)
-        // Own variables only: `${env:toString}` is not set, whatever Object.prototype holds.
-        const value = (Object.hasOwn(env, name) ? env[name] : undefined) ?? fallback
-        if (value === undefined) {
-          findings.push({ severity: 'error', path, message: `environment variable ${name} is not set` })
-          return ''
-        }
-        whole = text === original
-        return value
-      })
-      // A value that is one whole `${env:…}` takes the type it spells (a port, a boolean).
-      node.value = whole ? scalarOf(replaced) : replaced
-    },
-  })
-  return refs
-}
-
-function splitDefault(body: string): [string, string | undefined] {
-  const at = body.indexOf(':-')
-  return at === -1 ? [body, undefined] : [body.slice(0, at), body.slice(at + 2)]
-}
-
-function scalarOf(text: string): unknown {
-  try {
-    const value: unknown = parseScalar(text)
-    return typeof value === 'number' || typeof value === 'boolean' ? value : text
-  } catch {
-    return text
-  }
-}
-
-/** The config path of a node from the visitor's ancestry (maps give keys, sequences indices). */
-function pathOf(ancestry: readonly unknown[], node: unknown): Array<string | number> {
-  const path: Array<string | number> = []
-  const chain = [...ancestry, node]
-  for (let i = 1; i < chain.length; i++) {
-    const parent = chain[i - 1] as { items?: unknown[]; key?: unknown; value?: unknown }
-    const child = chain[i]
-    if (parent && Array.isArray(parent.items)) {
-      const index = parent.items.indexOf(child)
-      // A pair inside a map contributes its key when we descend into its value.
-      if (!isPairLike(child)) path.push(index)
-    } else if (isPairLike(parent) && parent.value === child) {
-      path.push(isScalar(parent.key) ? String(parent.key.value) : String(parent.key))
-    }
-  }
-  return path
-}
-
-function isPairLike(node: unknown): node is { key: unknown; value: unknown } {
-  return typeof node === 'object' && node !== null && 'key' in node && 'value' in node && !('items' in node)
-}
 
 function findingsOf(
   issue: { code: string; path: PropertyKey[]; message: string; keys?: string[]; input?: unknown },

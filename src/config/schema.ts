@@ -1,7 +1,7 @@
 // The config file's shape (SPEC "The config file"). Objects are strict: an unknown key is an error.
 // Value types are parsed here, so the rest of the code gets milliseconds, rates and matchers.
 import { z } from 'zod'
-import { hostAllowList, parseHostPattern } from '../http/hosts.ts'
+import { hostAllowList, parseHostPattern } from '../http/index.ts'
 import { MAX_RATE_COUNT, parseCidr, parseDuration, parseGlob, parseListen, parseRate, type Parsed } from './values.ts'
 
 /** `json`: how the value is written, for the JSON Schema (`bouncer schema`), where a transform has no shape. */
@@ -83,7 +83,6 @@ const server = z.strictObject({
 const admin = z.strictObject({
   listen: listen.prefault('127.0.0.1:9090'),
   token: z.string().min(1).optional(),
-  roles: z.array(z.string()).default([]),
 })
 
 const issuer = z.strictObject({

@@ -1,13 +1,13 @@
 // Checks that need the whole file: names that must exist, names that must be unique, route
 // syntax, and (as warnings) configuration that is legal but almost certainly not what was meant.
 import type { Finding, ConfigPath } from './diagnostics.ts'
-import type { SecretReference } from './load.ts'
+import type { SecretReference } from './interpolate.ts'
 import { checkRewrite, parseRoutePattern, type RoutePattern } from './route-pattern.ts'
 import { accessFindings } from './access-checks.ts'
 import { routeFindings } from './route-checks.ts'
 import type { Config } from './schema.ts'
 import { routesSelectedBy } from './values.ts'
-import { isReservedForConfig } from '../http/managed-headers.ts'
+import { isReservedForConfig } from '../http/index.ts'
 
 export function crossCheck(config: Config, secretRefs: readonly SecretReference[]): Finding[] {
   const findings: Finding[] = []
@@ -15,7 +15,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   const warn = (path: ConfigPath, message: string) => findings.push({ severity: 'warning', path, message })
 
   const issuers = uniqueNames(config.issuers, 'issuers', 'name', 'issuer', error)
-  const roles = uniqueNames(config.roles, 'roles', 'name', 'role', error)
+  uniqueNames(config.roles, 'roles', 'name', 'role', error)
   const policies = uniqueNames(config.policies, 'policies', 'name', 'policy', error)
   const upstreams = uniqueNames(config.upstreams, 'upstreams', 'name', 'upstream', error)
   const limits = uniqueNames(config.limits, 'limits', 'name', 'limit', error)
@@ -75,10 +75,6 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
       if (!policies.has(name)) error(['roles', i, 'policies', j], `unknown policy "${name}"`)
     })
     if (role.policies.length === 0) warn(['roles', i, 'policies'], `role "${role.name}" has no policies: it allows nothing`)
-  })
-
-  config.admin.roles.forEach((name, i) => {
-    if (!roles.has(name)) error(['admin', 'roles', i], `unknown role "${name}"`)
   })
 
   const usedPolicies = new Set(config.roles.flatMap((role) => role.policies))

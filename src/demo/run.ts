@@ -9,15 +9,15 @@ import type { AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { exportJWK, generateKeyPair, type JWK } from 'jose'
-import { masterKeyFrom } from '../secrets/crypto.ts'
-import { openEmbeddedStore } from '../secrets/embedded.ts'
-import { generateSecret } from '../secrets/rotation.ts'
-import { startGateway, type GatewayInstance } from '../gateway/instance.ts'
-import { createLogger } from '../telemetry/logger.ts'
+import { generateSecret, masterKeyFrom, openEmbeddedStore } from '../secrets/index.ts'
+import { startGateway, type GatewayInstance } from '../instance/index.ts'
+import { createLogger } from '../telemetry/index.ts'
 import { startDataApi, type DataApi } from './data-api.ts'
 import { openIdProvider, type ServiceAccount } from './identity-provider.ts'
 
 export const DEMO_CONFIG = fileURLToPath(new URL('../../examples/demo/bouncer.yaml', import.meta.url))
+/** Where the demo config keeps its files without DEMO_DATA_DIR: its `../../data`, the checkout's data/ (`npm start`'s ./data). */
+export const DEMO_DEFAULT_DATA_DIR = fileURLToPath(new URL('../../data', import.meta.url))
 export const DEMO_AUDIENCE = 'api://bouncer-demo'
 const UPSTREAM = 'data-api'
 

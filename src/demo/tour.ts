@@ -5,9 +5,8 @@ import { join, relative } from 'node:path'
 import { generateKeyPair, importJWK, SignJWT, type JWK } from 'jose'
 import * as client from 'openid-client'
 import { request } from 'undici'
-import { searchAudit } from '../audit/search.ts'
-import { formatTable } from '../cli/audit.ts'
-import { DEMO_AUDIENCE, DEMO_CLIENTS, DEMO_CONFIG, type RunningDemo } from './run.ts'
+import { formatAuditTable, searchAudit } from '../audit/index.ts'
+import { DEMO_AUDIENCE, DEMO_CLIENTS, DEMO_CONFIG, DEMO_DEFAULT_DATA_DIR, type RunningDemo } from './run.ts'
 
 interface Answer {
   status: number
@@ -91,13 +90,14 @@ export async function runTour(demo: RunningDemo, print: (line?: string) => void)
   print('6. the audit log has all of it (bouncer audit --since 1m):')
   await new Promise((r) => setTimeout(r, 400)) // records reach SQLite within the 100 ms flush interval
   const records = await searchAudit({ type: 'sqlite', path: join(demo.dataDir, 'audit.db') }, { sinceMs: startedAt.getTime(), limit: 25 })
-  for (const line of formatTable(records).split('\n')) print(`   ${line}`)
+  for (const line of formatAuditTable(records).split('\n')) print(`   ${line}`)
   print()
 
   const configFlag = `--config ${shown(DEMO_CONFIG)}`
-  // The config's defaults are the demo's default ports and ./data; anything else is said on the line.
+  // The config's defaults are the demo's default ports and the checkout's data/; anything else is
+  // said on the line (a data directory in full: the config reads relative paths from its own folder).
   const env = [
-    ...(shown(demo.dataDir) === 'data' ? [] : [`DEMO_DATA_DIR=${shown(demo.dataDir)}`]),
+    ...(demo.dataDir === DEMO_DEFAULT_DATA_DIR ? [] : [`DEMO_DATA_DIR=${demo.dataDir}`]),
     ...(demo.issuer === 'http://127.0.0.1:9400' ? [] : [`DEMO_ISSUER=${demo.issuer}`]),
   ]
   const envPrefix = env.map((e) => `${e} `).join('')

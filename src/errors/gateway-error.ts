@@ -27,10 +27,6 @@ export class GatewayError extends Error {
   }
 }
 
-export function gatewayError(code: ErrorCode, detail?: string, headers?: Record<string, string>): GatewayError {
-  return new GatewayError(code, { detail, headers })
-}
-
 /** Anything that is not already a GatewayError is a bug: 500, with the cause kept for the log. */
 export function asGatewayError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err

@@ -1,4 +1,8 @@
+// The only place an error becomes a response: a problem+json answer (RFC 9457) on a ServerResponse,
+// or, for requests Node's HTTP parser refused before there was one, the same answer written on the
+// raw socket. Both carry the same headers and body.
 import type { ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { ERROR_CODES } from './codes.ts'
 import type { GatewayError } from './gateway-error.ts'
 
@@ -14,17 +18,7 @@ export function problemBody(err: GatewayError, requestId: string): string {
   })
 }
 
-/**
- * The only place an error becomes a response. When the upstream's headers have already been
- * sent the status can no longer change: the connection is cut so the client sees a truncated
- * response instead of a silently corrupted one. Returns the body bytes written.
- */
-export function sendProblem(res: ServerResponse, err: GatewayError, requestId: string, headOnly = false): number {
-  if (res.headersSent || res.destroyed) {
-    res.destroy()
-    return 0
-  }
-  const body = problemBody(err, requestId)
+function problemHeaders(err: GatewayError, requestId: string, body: string): Record<string, string | number> {
   const headers: Record<string, string | number> = {
     'content-type': 'application/problem+json',
     'content-length': Buffer.byteLength(body),
@@ -32,7 +26,29 @@ export function sendProblem(res: ServerResponse, err: GatewayError, requestId: s
     'x-request-id': requestId,
   }
   if (err.headers) Object.assign(headers, err.headers)
-  res.writeHead(err.status, headers)
+  return headers
+}
+
+/**
+ * When the upstream's headers have already been sent the status can no longer change: the
+ * connection is cut so the client sees a truncated response instead of a silently corrupted one.
+ * Returns the body bytes written.
+ */
+export function sendProblem(res: ServerResponse, err: GatewayError, requestId: string, headOnly = false): number {
+  if (res.headersSent || res.destroyed) {
+    res.destroy()
+    return 0
+  }
+  const body = problemBody(err, requestId)
+  res.writeHead(err.status, problemHeaders(err, requestId, body))
   res.end(headOnly ? undefined : body)
   return headOnly ? 0 : Buffer.byteLength(body)
+}
+
+/** A whole HTTP/1.1 problem response on a socket that has no ServerResponse; the connection closes after it. */
+export function sendRawProblem(socket: Duplex, err: GatewayError, requestId: string): void {
+  const body = problemBody(err, requestId)
+  let head = `HTTP/1.1 ${err.status} ${ERROR_CODES[err.code].title}\r\n`
+  for (const [name, value] of Object.entries(problemHeaders(err, requestId, body))) head += `${name}: ${value}\r\n`
+  socket.end(`${head}connection: close\r\n\r\n${body}`)
 }

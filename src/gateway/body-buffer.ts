@@ -5,31 +5,29 @@
 // byte every 250 ms took all 128 and queued every other client's request behind them until their
 // request_timeout (p99 5.9 s with request_timeout 6 s). nginx buffers request bodies for the same
 // reason (proxy_request_buffering).
+import type { IncomingMessage } from 'node:http'
 import { GatewayError } from '../errors/index.ts'
-import type { RequestContext } from './context.ts'
+import type { RequestHeaders } from '../http/index.ts'
 
-/** null when there is nothing to wait for (no body, or enough of it is here): the common case costs no promise. */
-export function bodyBuffered(ctx: RequestContext): Promise<void> | null {
-  const { req, headers } = ctx
-  if (headers === null || ctx.upgrade !== null) return null
+/** The bytes to wait for before forwarding; 0 when there is nothing to wait for (no body, or enough of it is here). */
+export function bodyWindow(req: IncomingMessage, headers: RequestHeaders): number {
   const declared = headers.contentLength
-  if (!headers.chunked && !(declared !== undefined && declared > 0)) return null
+  if (!headers.chunked && !(declared !== undefined && declared > 0)) return 0
   const window = Math.min(declared ?? Infinity, req.readableHighWaterMark)
-  if (arrived(ctx, window)) return null
+  return arrived(req, window) ? 0 : window
+}
+
+/** Resolves once `window` bytes (or the whole body) have arrived; request_timeout if the client goes first. */
+export function bodyArrival(req: IncomingMessage, window: number): Promise<void> {
   // Gone while an earlier stage awaited (a key fetch, the limits store): 'close' will not come again.
   if (req.destroyed) return Promise.reject(bodyNeverArrived())
-  if (headers.expectContinue) {
-    // The client sends nothing until told to; the forwarder must not tell it twice.
-    ctx.res.writeContinue()
-    headers.expectContinue = false
-  }
   return new Promise((resolve, reject) => {
     // 'readable' is only a notification: nothing is read here, the forwarder streams it all.
     const check = () => {
       if (req.destroyed) {
         done()
         reject(bodyNeverArrived())
-      } else if (arrived(ctx, window)) {
+      } else if (arrived(req, window)) {
         done()
         resolve()
       }
@@ -47,6 +45,6 @@ function bodyNeverArrived(): GatewayError {
   return new GatewayError('request_timeout', { detail: 'The request body did not arrive before the connection closed.' })
 }
 
-function arrived(ctx: RequestContext, window: number): boolean {
-  return ctx.req.complete || ctx.req.readableLength >= window
+function arrived(req: IncomingMessage, window: number): boolean {
+  return req.complete || req.readableLength >= window
 }

@@ -1,32 +1,34 @@
-// Config → the frozen runtime one request reads: a router, per-route settings resolved to objects,
-// upstream pools. A reload compiles a new runtime and swaps one reference; requests in flight keep
-// the runtime they started with.
-import { addressSet, parseRoutePattern, type AddressSet, type Config, type RoutePattern } from '../config/index.ts'
+// Config → the frozen runtime one request reads: a router whose routes carry their backend (the
+// upstream, or a built-in endpoint), per-route settings resolved to objects, upstream pools. A reload
+// compiles a new runtime and swaps one reference; requests in flight keep the runtime they started with.
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
+import { addressSet, parseRoutePattern, type AddressSet, type Config, type RoutePattern } from '../config/index.ts'
 import { createIssuerRegistry, createTokenVerifier, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents, type TokenVerifier } from '../identity/index.ts'
 import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
-import type { Logger } from '../telemetry/logger.ts'
-import { createUpstreamRegistry, type Upstream, type UpstreamRegistry } from '../upstream/pools.ts'
+import type { Backend } from '../request/index.ts'
+import type { Logger } from '../telemetry/index.ts'
+import { createUpstreamRegistry, upstreamBackend, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
+import { builtInRoutes, type BuiltInSources } from './built-ins.ts'
 import { createRouter, type RoutableRoute, type Router } from './router.ts'
 
 export interface CompiledRoute extends RoutableRoute {
   readonly id: string
-  readonly upstream: Upstream
-  readonly rewrite: RoutePattern | null
   readonly public: boolean
-  readonly forwardAuthorization: boolean
   readonly websocket: boolean
   /** The route's limits, compiled (null when it has none). */
   readonly limits: RouteLimits | null
   /** The statements that can apply here, per role; undefined when no policy names the route. */
   readonly policy: RoutePolicy | undefined
+  /** What serves the request: the route's upstream, or a built-in endpoint. */
+  readonly backend: Backend
+  /** The upstream X-Bouncer-Assertion is addressed to, when that upstream asks for one. */
+  readonly assertionAudience: string | null
 }
 
 export interface Runtime {
   readonly generation: number
   readonly config: Config
   readonly router: Router<CompiledRoute>
-  readonly routes: readonly CompiledRoute[]
   readonly upstreams: ReadonlyMap<string, Upstream>
   readonly issuerKeys: ReadonlyMap<string, IssuerKeys>
   readonly identity: TokenVerifier
@@ -42,6 +44,7 @@ export interface CompileDeps {
   issuers: IssuerRegistry
   limitsStores: LimitsStoreRegistry
   logger: Logger
+  builtIns: BuiltInSources
 }
 
 /** Sets every upstream's configured headers from their templates, with the current secret values. */
@@ -51,13 +54,16 @@ export function applyUpstreamHeaders(upstreams: ReadonlyMap<string, Upstream>, r
   }
 }
 
+const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }) }
+
 /**
  * The long-lived registries a runtime draws from. `offline`: no key fetches, no Redis (explain);
- * otherwise `background` runs the key loads.
+ * otherwise `background` runs the key loads. `builtIns`: what the gateway's own endpoints read
+ * (by default, no published keys).
  */
 export function createRuntimeDeps(
   logger: Logger,
-  options: KeyLoading & { keySetEvents?: KeySetEvents },
+  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources },
 ): CompileDeps & { closeAll(): Promise<void> } {
   const upstreams = createUpstreamRegistry()
   const issuers = createIssuerRegistry(logger, options.keySetEvents ?? { refreshed() {}, failed() {} }, options)
@@ -67,9 +73,9 @@ export function createRuntimeDeps(
     issuers,
     limitsStores,
     logger,
+    builtIns: options.builtIns ?? NO_KEYS,
     async closeAll() {
-      issuers.closeAll()
-      await Promise.all([upstreams.closeAll(), limitsStores.closeAll()])
+      await Promise.all([issuers.closeAll(), upstreams.closeAll(), limitsStores.closeAll()])
     },
   }
 }
@@ -78,30 +84,49 @@ let generations = 0
 
 /** Assumes a config that passed `loadConfig` (no errors): compile does not re-validate. */
 export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
-  const upstreams = deps.upstreams.acquire(config.upstreams)
-  const issuerKeys = deps.issuers.acquire(config.issuers)
+  const upstreams = new Map(config.upstreams.map((upstream) => [upstream.name, deps.upstreams.acquire(upstream)]))
+  const issuerKeys = new Map(config.issuers.map((issuer) => [issuer.name, deps.issuers.acquire(issuer)]))
   const access = compileAccess(config)
-  const routes = config.routes.map((route, index): CompiledRoute => {
-    return Object.freeze({
-      index,
+  const routes: CompiledRoute[] = builtInRoutes(deps.builtIns).map((route, index) => Object.freeze({
+    index,
+    id: route.id,
+    pattern: mustParse(route.path),
+    methods: new Set(route.methods),
+    pathParams: false,
+    public: true,
+    websocket: false,
+    limits: null,
+    policy: undefined,
+    backend: route.backend,
+    assertionAudience: null,
+  }))
+  const first = routes.length
+  for (const [index, route] of config.routes.entries()) {
+    const upstream = upstreams.get(route.upstream) as Upstream
+    routes.push(Object.freeze({
+      index: first + index,
       id: route.id,
       pattern: mustParse(route.path),
       methods: new Set<string>(route.methods),
       pathParams: route.path_params,
-      upstream: upstreams.get(route.upstream) as Upstream,
-      rewrite: route.upstream_path === undefined ? null : mustParse(route.upstream_path),
       public: route.public,
-      forwardAuthorization: route.forward_authorization,
       websocket: route.websocket,
       limits: compileRouteLimits(route.limits, config.limits),
       policy: access.policyFor(route.id),
-    })
-  })
+      backend: upstreamBackend({
+        upstream,
+        rewrite: route.upstream_path === undefined ? null : mustParse(route.upstream_path),
+        forwardAuthorization: route.forward_authorization,
+        publicHosts: config.server.hosts,
+        maxBodyBytes: config.server.max_body_bytes,
+      }),
+      assertionAudience: upstream.identityAssertion ? upstream.name : null,
+    }))
+  }
   return Object.freeze({
     generation: ++generations,
     config,
     router: createRouter(routes, { caseSensitive: config.server.case_sensitive_paths }),
-    routes,
     upstreams,
     issuerKeys,
     identity: createTokenVerifier({

@@ -1,19 +1,19 @@
-// One request, top to bottom: admit → match → authenticate → authorize → throttle → forward,
-// with the error response and the audit record in one place at the end.
+// One request, top to bottom: admit → match → authenticate → authorize → throttle → await the body
+// → serve, then the error answer, and in the `finally` the spans, the audit record and the metrics.
+// This is the one place that writes the request context: every stage returns what it found.
+//
+// durability: sync lives here too: the backend holds the response's last bytes until commitAudit
+// has committed the record (the beforeEnd hook), an error answer is sent after its commit, and the
+// `finally` queues only records not committed already.
 import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
-import { enforceLimits } from '../limits/index.ts'
-import { traceContextOf } from '../telemetry/trace-context.ts'
-import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan } from '../telemetry/tracing.ts'
-import { forward } from '../upstream/forward.ts'
-import { forwardUpgrade } from '../upstream/upgrade.ts'
-import { clientAddressOf } from './client-address.ts'
+import { acceptRequestId, inspectHeaders, parseTarget } from '../http/index.ts'
+import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
+import { clientAddressOf, type Exchange, type RequestContext, type Served } from '../request/index.ts'
+import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
+import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
-import { bodyBuffered } from './body-buffer.ts'
-import type { RequestContext } from './context.ts'
-import { parseTarget, type RequestTarget } from './paths.ts'
-import { acceptRequestId, inspectHeaders } from './request-headers.ts'
 import type { GatewayState } from './state.ts'
 
 export async function handle(state: GatewayState, ctx: RequestContext): Promise<void> {
@@ -22,67 +22,25 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
   rt.usage.inFlight++
   try {
     admit(state, rt, ctx)
-    const parsed = target(ctx)
-    if (ctx.path === JWKS_PATH) return serveJwks(state, ctx)
-    const route = match(rt, ctx, parsed)
-    if (!route.public) {
-      if (state.tracing) startAuthSpan(state.tracing, ctx)
-      const identity = await rt.identity.verify(ctx.headers?.authorization, ctx.query)
-      ctx.identity = identity
-      const access = evaluateAccess(rt.access, identity, route, ctx.method, ctx.clientIp)
-      ctx.roles = access.roles
-      ctx.statement = access.decision.statement?.sid ?? null
-      if (access.decision.effect !== 'allow') throw accessDenied(access, identity, route.id, ctx.method)
-      if (state.tracing) endAuthSpan(ctx)
-    }
+    const route = match(rt, ctx)
+    if (!route.public) await authorize(state, rt, ctx, route)
     if (route.limits) {
-      const pending = enforceLimits(rt.limiter, ctx, route.limits)
-      if (pending) await pending
+      const throttled = throttle(rt, ctx, route.limits)
+      if (throttled) await throttled
     }
     // A slow body waits here, on its own connection, not on an upstream one (body-buffer.ts).
-    const buffering = bodyBuffered(ctx)
-    if (buffering) await buffering
-    const options = {
-      upstream: route.upstream,
-      rewrite: route.rewrite,
-      forwardAuthorization: route.forwardAuthorization,
-      publicHosts: rt.config.server.hosts,
-      maxBodyBytes: rt.config.server.max_body_bytes,
-      extraHeaders: assertionHeader(state, ctx, route),
-      lifecycle: state,
-      beforeEnd: state.audit.durability === 'sync' ? commitAudit(state) : null,
-    }
-    if (state.tracing) startUpstreamSpan(state.tracing, ctx, route.upstream.name)
-    if (ctx.upgrade) await forwardUpgrade(ctx, options, state.tunnels)
-    else await forward(ctx, options)
+    const body = awaitBody(ctx)
+    if (body) await body
+    await serve(state, ctx, route)
   } catch (err) {
-    await fail(state, ctx, err)
+    await respondWithError(state, ctx, err)
   } finally {
     state.inFlight--
     rt.usage.inFlight--
-    if (ctx.spans) endRequestSpans(ctx)
-    state.onRequestDone(ctx)
+    if (ctx.spans) endRequestSpans(ctx.spans, ctx)
+    if (!ctx.audited) state.audit.record(ctx) // queued, never awaited
+    state.metrics.observeRequest(ctx, (performance.now() - ctx.startMono) / 1000)
   }
-}
-
-/** Where the keys of X-Bouncer-Assertion are published, on the gateway listener itself. */
-const JWKS_PATH = '/.well-known/jwks.json'
-
-function serveJwks(state: GatewayState, ctx: RequestContext): void {
-  if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
-    throw new GatewayError('method_not_allowed', { detail: `${JWKS_PATH} answers GET.`, headers: { allow: 'GET, HEAD' } })
-  }
-  const body = JSON.stringify(state.assertions?.jwks() ?? { keys: [] })
-  ctx.status = 200
-  ctx.bytesOut = ctx.method === 'HEAD' ? 0 : Buffer.byteLength(body)
-  ctx.res.writeHead(200, { 'content-type': 'application/jwk-set+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'max-age=60', 'x-request-id': ctx.id })
-  ctx.res.end(ctx.method === 'HEAD' ? undefined : body)
-}
-
-/** X-Bouncer-Assertion for upstreams that want one: who is calling, signed by the gateway. */
-function assertionHeader(state: GatewayState, ctx: RequestContext, route: CompiledRoute): string[] | null {
-  if (!route.upstream.identityAssertion || ctx.identity === null || state.assertions === null) return null
-  return ['x-bouncer-assertion', state.assertions.assertion(route.upstream.name, ctx.identity, ctx.roles)]
 }
 
 /** Framing, identity of the request (id, trace, client address) and size limits: before any routing. */
@@ -94,7 +52,11 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
   }
   ctx.id = acceptRequestId(headers.requestId) ?? randomUUID()
   ctx.trace = traceContextOf(headers.traceparent, headers.tracestate)
-  if (state.tracing) startRequestSpan(state.tracing, ctx)
+  if (state.tracing) {
+    const traced = startRequestSpan(state.tracing, ctx, ctx.trace)
+    ctx.spans = traced.spans
+    ctx.trace = traced.trace
+  }
   const address = clientAddressOf(ctx.req.socket.remoteAddress, headers.forwardedFor, rt.trustedProxies)
   ctx.clientIp = address.clientIp
   ctx.forwardedFor = address.forwardedFor
@@ -106,16 +68,12 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
   }
 }
 
-/** The canonical path (bad_path otherwise): what is matched, authorized and forwarded. */
-function target(ctx: RequestContext): RequestTarget {
-  const parsed = parseTarget(ctx.req.url ?? '', ctx.headers?.host)
-  ctx.path = parsed.path
-  ctx.query = parsed.query
-  return parsed
-}
-
-function match(rt: Runtime, ctx: RequestContext, parsed: RequestTarget): CompiledRoute {
-  const found = rt.router.match(ctx.method, parsed)
+/** The canonical path (bad_path otherwise), then the first route in file order that takes it (404, 405). */
+function match(rt: Runtime, ctx: RequestContext): CompiledRoute {
+  const target = parseTarget(ctx.req.url ?? '', ctx.headers?.host)
+  ctx.path = target.path
+  ctx.query = target.query
+  const found = rt.router.match(ctx.method, target)
   ctx.route = found.route
   ctx.params = found.params
   ctx.rest = found.rest
@@ -129,15 +87,93 @@ function match(rt: Runtime, ctx: RequestContext, parsed: RequestTarget): Compile
   return found.route
 }
 
-/** durability: sync — the record is committed before the response is complete, and only once. */
-function commitAudit(state: GatewayState): (ctx: RequestContext) => Promise<void> {
-  return async (ctx) => {
-    ctx.audited = true
-    await state.audit.commit(ctx)
-  }
+/** The bearer token's identity (401/503), its roles and the policies' decision (403). */
+async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, route: CompiledRoute): Promise<void> {
+  if (state.tracing && ctx.spans) startAuthSpan(state.tracing, ctx.spans)
+  const identity = await rt.identity.verify(ctx.headers?.authorization, ctx.query)
+  ctx.identity = identity
+  const access = evaluateAccess(rt.access, identity, route, ctx.method, ctx.clientIp)
+  ctx.roles = access.roles
+  ctx.statement = access.decision.statement?.sid ?? null
+  if (access.decision.effect !== 'allow') throw accessDenied(access, identity, route.id, ctx.method)
+  if (ctx.spans) endAuthSpan(ctx.spans, ctx)
 }
 
-async function fail(state: GatewayState, ctx: RequestContext, err: unknown): Promise<void> {
+/** The route's limits (429, 503 limits_unavailable). A promise only when the store answers asynchronously (Redis). */
+function throttle(rt: Runtime, ctx: RequestContext, limits: RouteLimits): Promise<void> | undefined {
+  const verdict = enforceLimits(rt.limiter, ctx, limits)
+  if (verdict instanceof Promise) return verdict.then((v) => applyLimits(ctx, v))
+  applyLimits(ctx, verdict)
+}
+
+function applyLimits(ctx: RequestContext, verdict: LimitVerdict): void {
+  // On every response of the route, the refusal's included (IETF RateLimit headers).
+  if (verdict.policy !== null) ctx.res.setHeader('ratelimit-policy', verdict.policy)
+  if (verdict.state !== null) ctx.res.setHeader('ratelimit', verdict.state)
+  ctx.limit = verdict.limit
+  if (verdict.error) throw verdict.error
+}
+
+/** Null when there is nothing to wait for (no body, or enough of it is here): the common case costs no promise. */
+function awaitBody(ctx: RequestContext): Promise<void> | null {
+  const headers = ctx.headers
+  if (headers === null || ctx.upgrade !== null) return null
+  const window = bodyWindow(ctx.req, headers)
+  if (window === 0) return null
+  if (headers.expectContinue && !ctx.req.destroyed) {
+    // The client sends nothing until told to; the backend must not tell it twice.
+    ctx.res.writeContinue()
+    ctx.continued = true
+  }
+  return bodyArrival(ctx.req, window)
+}
+
+/** The route's backend answers: the upstream (502/503/504 codes), or a built-in endpoint. */
+async function serve(state: GatewayState, ctx: RequestContext, route: CompiledRoute): Promise<void> {
+  const { backend } = route
+  const exchange: Exchange = {
+    extraHeaders: assertionHeader(state, ctx, route),
+    lifecycle: state,
+    tunnels: state.tunnels,
+    beforeEnd: state.audit.durability === 'sync' ? (served) => commitAudit(state, recordServed(ctx, backend.upstream, served)) : null,
+  }
+  if (state.tracing && ctx.spans && ctx.trace && backend.upstream !== null) {
+    ctx.trace.spanId = startUpstreamSpan(state.tracing, ctx.spans, backend.upstream)
+  }
+  const served = await backend.serve(ctx, exchange)
+  recordServed(ctx, backend.upstream, served)
+  const error = served.error
+  if (error === null) return
+  if (!ctx.res.headersSent) throw error
+  // The status is already on the wire and the backend cut the connection: record what happened.
+  ctx.error = error
+  ctx.code = error.code
+  ctx.decision = 'error'
+}
+
+function recordServed(ctx: RequestContext, upstream: string | null, served: Served): RequestContext {
+  ctx.upstream = upstream
+  ctx.status = served.status
+  ctx.upstreamStatus = served.upstreamStatus
+  ctx.upstreamMs = served.upstreamMs
+  ctx.bytesIn = served.bytesIn
+  ctx.bytesOut = served.bytesOut
+  return ctx
+}
+
+/** X-Bouncer-Assertion for upstreams that want one: who is calling, signed by the gateway. */
+function assertionHeader(state: GatewayState, ctx: RequestContext, route: CompiledRoute): string[] | null {
+  if (route.assertionAudience === null || ctx.identity === null || state.assertions === null) return null
+  return ['x-bouncer-assertion', state.assertions.assertion(route.assertionAudience, ctx.identity, ctx.roles)]
+}
+
+/** durability: sync — the record is committed before the response is complete, and only once. */
+function commitAudit(state: GatewayState, ctx: RequestContext): Promise<void> {
+  ctx.audited = true
+  return state.audit.commit(ctx)
+}
+
+async function respondWithError(state: GatewayState, ctx: RequestContext, err: unknown): Promise<void> {
   const error = asGatewayError(err)
   if (ctx.id === '') ctx.id = randomUUID()
   ctx.trace ??= traceContextOf(undefined, undefined)
@@ -154,9 +190,8 @@ async function fail(state: GatewayState, ctx: RequestContext, err: unknown): Pro
     if (!res.headersSent) res.setHeader('connection', 'close')
   }
   if (state.audit.durability === 'sync' && !res.headersSent && !ctx.audited) {
-    ctx.status = error.status
     ctx.bytesOut += ctx.method === 'HEAD' ? 0 : Buffer.byteLength(problemBody(error, ctx.id))
-    await commitAudit(state)(ctx)
+    await commitAudit(state, ctx)
     sendProblem(res, error, ctx.id, ctx.method === 'HEAD')
   } else {
     ctx.bytesOut += sendProblem(res, error, ctx.id, ctx.method === 'HEAD')

@@ -7,9 +7,9 @@
 //
 // Literals match case-insensitively unless the router is built case-sensitive: the route an
 // upstream that ignores case (Express, ASP.NET) would run is the one that is authorized.
-import { foldPathCase, type RoutePattern } from '../config/route-pattern.ts'
+import { foldPathCase, type RoutePattern } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import type { RequestTarget } from './paths.ts'
+import type { RequestTarget } from '../http/index.ts'
 
 export interface RoutableRoute {
   /** Position in the file: lower wins. */

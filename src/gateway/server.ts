@@ -4,10 +4,10 @@ import { readFileSync } from 'node:fs'
 import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { ERROR_CODES, GatewayError, problemBody, type ErrorCode } from '../errors/index.ts'
+import { GatewayError, sendRawProblem, type ErrorCode } from '../errors/index.ts'
 import type { Config, ServerConfig } from '../config/index.ts'
-import type { Logger } from '../telemetry/logger.ts'
-import { createContext } from './context.ts'
+import type { Logger } from '../telemetry/index.ts'
+import { createContext } from '../request/index.ts'
 import { handle } from './pipeline.ts'
 import type { GatewayState } from './state.ts'
 
@@ -159,13 +159,10 @@ function clientErrorOf(err: NodeJS.ErrnoException): GatewayError {
 /** How long a connection answered with a raw problem may stay for its peer to read the answer (nginx's lingering_timeout). */
 const RAW_ANSWER_LINGER_MS = 5_000
 
+/** The problem on the raw socket (errors/respond.ts), and the connection closed once the peer has read it. */
 function writeRawProblem(socket: Duplex, error: GatewayError): string {
   const requestId = crypto.randomUUID()
-  const body = problemBody(error, requestId)
-  socket.end(
-    `HTTP/1.1 ${error.status} ${ERROR_CODES[error.code].title}\r\ncontent-type: application/problem+json\r\n` +
-      `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
-  )
+  sendRawProblem(socket, error, requestId)
   // end() only half-closes: a peer that never closes its side kept the connection, and its
   // max_connections slot, forever (measured: 50 of 50 still open 8 s after their 408).
   const linger = setTimeout(() => socket.destroy(), RAW_ANSWER_LINGER_MS).unref()

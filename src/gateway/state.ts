@@ -1,16 +1,15 @@
 import type { Duplex } from 'node:stream'
-import type { AuditLog } from '../audit/log.ts'
-import type { Logger } from '../telemetry/logger.ts'
-import type { Tracing } from '../telemetry/tracing.ts'
-import type { AssertionSigner } from '../upstream/assertion.ts'
+import type { AuditLog } from '../audit/index.ts'
+import type { Logger, Metrics, Tracing } from '../telemetry/index.ts'
+import type { AssertionSigner } from '../upstream/index.ts'
 import type { Runtime } from './compile.ts'
-import type { RequestContext } from './context.ts'
 
 /** What lives as long as the process: the current runtime (swapped on reload) and counters. */
 export interface GatewayState {
   runtime: Runtime
   readonly logger: Logger
   readonly audit: AuditLog
+  readonly metrics: Metrics
   /** null unless telemetry.otlp_endpoint is set. */
   readonly tracing: Tracing | null
   /** Signs X-Bouncer-Assertion; null until an upstream asks for identity assertions. */
@@ -20,6 +19,4 @@ export interface GatewayState {
   inFlight: number
   /** Client sockets of open WebSocket tunnels: node:http no longer tracks them after the upgrade. */
   readonly tunnels: Set<Duplex>
-  /** Called once per request when it is over, whatever its outcome (audit and metrics hook in here). */
-  onRequestDone(ctx: RequestContext): void
 }

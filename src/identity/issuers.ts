@@ -10,9 +10,9 @@
 // - a cool-down for failed fetches too: jose cools down only after a successful load, so while a
 //   provider is down every token with an unknown `kid` would otherwise trigger a fetch.
 import { createRemoteJWKSet, customFetch, type JWTVerifyGetKey } from 'jose'
+import { createSharedResources, type SharedResources } from '../collections/index.ts'
 import type { IssuerConfig } from '../config/index.ts'
-import type { BackgroundTasks } from '../telemetry/background.ts'
-import type { Logger } from '../telemetry/logger.ts'
+import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 
 const FETCH_TIMEOUT_MS = 5_000
 const FIRST_RETRY_MS = 500
@@ -55,7 +55,7 @@ type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>
  */
 export type KeyLoading = { offline: true } | { offline?: false; background: BackgroundTasks }
 
-export function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEvents, loading: KeyLoading): IssuerKeys {
+function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEvents, loading: KeyLoading): IssuerKeys {
   let keySet: RemoteKeySet | undefined
   let state: KeySetState = 'loading'
   let lastError: string | null = null
@@ -175,41 +175,13 @@ export function describeFetchError(err: unknown): string {
   return err.message
 }
 
-export interface IssuerRegistry {
-  /** Key sets for the configured issuers, by name; unchanged issuers keep their loaded keys. */
-  acquire(configs: readonly IssuerConfig[]): Map<string, IssuerKeys>
-  retire(keep: ReadonlyMap<string, IssuerKeys>): void
-  closeAll(): void
-}
+export type IssuerRegistry = SharedResources<IssuerConfig, IssuerKeys>
 
+/** Key sets live as long as their issuer's settings: a reload keeps the loaded keys of an unchanged issuer. */
 export function createIssuerRegistry(logger: Logger, events: KeySetEvents, loading: KeyLoading): IssuerRegistry {
-  const live = new Map<string, IssuerKeys>()
-  const fingerprint = (c: IssuerConfig) => JSON.stringify([c.name, c.issuer, c.jwks_uri, c.jwks_refresh_interval, c.jwks_cooldown])
-  return {
-    acquire(configs) {
-      const out = new Map<string, IssuerKeys>()
-      for (const config of configs) {
-        const key = fingerprint(config)
-        let keys = live.get(key)
-        if (!keys) {
-          keys = createIssuerKeys(config, logger, events, loading)
-          live.set(key, keys)
-        }
-        out.set(config.name, keys)
-      }
-      return out
-    },
-    retire(keep) {
-      const kept = new Set(keep.values())
-      for (const [key, keys] of live) {
-        if (kept.has(keys)) continue
-        keys.close()
-        live.delete(key)
-      }
-    },
-    closeAll() {
-      for (const keys of live.values()) keys.close()
-      live.clear()
-    },
-  }
+  return createSharedResources({
+    fingerprint: (c) => JSON.stringify([c.name, c.issuer, c.jwks_uri, c.jwks_refresh_interval, c.jwks_cooldown]),
+    create: (config) => createIssuerKeys(config, logger, events, loading),
+    close: (keys) => keys.close(),
+  })
 }

@@ -4,7 +4,7 @@
 // an access token's (RFC 8725 §3.11 "Use explicit typing"; RFC 9068 §4 for access tokens).
 
 /** The `token_types` entry that accepts a token with no `typ` at all (most providers send none or "JWT"). */
-export const UNTYPED = 'untyped'
+const UNTYPED = 'untyped'
 
 /** No media type is longer; a longer `typ` is refused without being lower-cased. */
 const MAX_TYP_CHARS = 128
@@ -13,7 +13,7 @@ const MAX_TYP_CHARS = 128
  * RFC 7515 §4.1.9: media types compare case-insensitively, and a `typ` without "/" stands for
  * `application/<typ>` (so `at+jwt`, `AT+JWT` and `application/at+jwt` are one type).
  */
-export function mediaTypeOf(typ: string): string {
+function mediaTypeOf(typ: string): string {
   const lower = typ.toLowerCase()
   return lower.includes('/') ? lower : `application/${lower}`
 }

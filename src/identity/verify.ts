@@ -11,14 +11,15 @@
 // Everything before the signature check reads attacker-controlled bytes, so it is linear in the
 // token and bounded (issue 22): client values repeated in a detail or a log line are truncated.
 import { errors as jose, type CompactJWSHeaderParameters, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose'
+import { createLru } from '../collections/index.ts'
 import type { IssuerConfig } from '../config/index.ts'
 import { GatewayError, truncateClientValue, type ErrorCode } from '../errors/index.ts'
-import type { Identity } from '../gateway/context.ts'
-import type { Logger } from '../telemetry/logger.ts'
+import { bearerToken } from '../http/index.ts'
+import type { Identity } from '../request/index.ts'
+import type { Logger } from '../telemetry/index.ts'
 import { describeDrift, findDrift, type Drift } from './drift.ts'
 import { CoolingDown, describeFetchError, type IssuerKeys } from './issuers.ts'
 import { decodeCompactJwt, MAX_JSON_DEPTH, toKeyObject, verifySignature, type IssuerKey } from './jws.ts'
-import { createTokenCache } from './token-cache.ts'
 import { tokenTypeCheck, type TokenTypeCheck } from './token-types.ts'
 
 const EMBEDDED_KEY_PARAMETERS = ['jwk', 'jku', 'x5u', 'x5c'] as const
@@ -56,7 +57,11 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     if (keys) byIss.set(config.issuer, { config, keys, algorithms: new Set(config.algorithms), acceptsTokenType: tokenTypeCheck(config.token_types) })
   }
   const configuredIssuers = [...byIss.keys()]
-  const cache = createTokenCache<Identity>(options.cacheEntries)
+  // Verified tokens, so a dashboard sending the same token a thousand times pays for one signature
+  // check. Keyed by the whole token string (no encoding two tokens could share), bounded
+  // (server.token_cache_entries, least recently used out first); an entry never outlives its token
+  // nor one key refresh (below).
+  const cache = createLru<Identity>(options.cacheEntries)
   // Keyed by the configured issuer, never by the token's iss: one entry per issuer in the config,
   // however many bogus issuers arrive (keyed by iss, it grew by every distinct one, for good).
   const driftWarnings = new Map<string, { at: number; suppressed: number }>()
@@ -68,7 +73,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
         headers: { 'www-authenticate': 'Bearer error="invalid_request"' },
       })
     }
-    const token = bearerToken(authorization, maxTokenBytes)
+    const token = bearerTokenOf(authorization, maxTokenBytes)
     const nowMs = now()
     const cached = cache.get(token, nowMs)
     if (cached) return cached
@@ -150,20 +155,17 @@ function hasAccessTokenParameter(query: string): boolean {
   return /(?:^|&)access_token=/.test(query)
 }
 
-/** RFC 6750 §2.1: `Bearer` (any case), one space or more, the token. */
-function bearerToken(authorization: string | undefined, maxTokenBytes: number): string {
-  if (authorization === undefined || authorization.trim() === '') {
-    throw new GatewayError('missing_token', { detail: 'This route needs a bearer token (Authorization: Bearer …).', headers: { 'www-authenticate': 'Bearer' } })
-  }
-  const match = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(authorization)
-  if (!match) {
-    const scheme = authorization.split(/\s/, 1)[0] ?? ''
-    if (!/^bearer$/i.test(scheme)) {
-      throw new GatewayError('missing_token', { detail: `This route needs a bearer token; the request used the ${scheme.slice(0, 20)} scheme.`, headers: { 'www-authenticate': 'Bearer' } })
+function bearerTokenOf(authorization: string | undefined, maxTokenBytes: number): string {
+  const token = bearerToken(authorization)
+  if (typeof token !== 'string') {
+    if (token.problem === 'missing') {
+      throw new GatewayError('missing_token', { detail: 'This route needs a bearer token (Authorization: Bearer …).', headers: { 'www-authenticate': 'Bearer' } })
+    }
+    if (token.problem === 'other-scheme') {
+      throw new GatewayError('missing_token', { detail: `This route needs a bearer token; the request used the ${token.scheme.slice(0, 20)} scheme.`, headers: { 'www-authenticate': 'Bearer' } })
     }
     throw unauthorized('malformed_token', 'The Authorization header is not "Bearer <token>".')
   }
-  const token = match[1] as string
   if (token.length > maxTokenBytes) throw unauthorized('malformed_token', `The token is longer than ${maxTokenBytes} bytes.`)
   return token
 }

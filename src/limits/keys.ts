@@ -13,8 +13,7 @@
 // or `#:<sha-256>` of the typed value when it is long: a caller cannot make the store hold a
 // header's 16 KB per key, so max_keys bounds its memory (under 200 bytes a key, measured).
 import { hash } from 'node:crypto'
-import { claimValue } from '../access/claims.ts'
-import type { RequestContext } from '../gateway/context.ts'
+import { claimValue, type RequestFacts } from '../request/index.ts'
 import { addressKey } from './address-key.ts'
 
 export type KeySource =
@@ -29,7 +28,10 @@ export function parseKeySource(text: string, ipPrefixV6: number): KeySource {
 }
 
 /** A caller with no identity (a public route) is counted by its address for identity-based keys. */
-export function keyValue(source: KeySource, ctx: RequestContext): string {
+/** What a key is made of, of the request. */
+export type LimitedRequest = Pick<RequestFacts, 'identity' | 'roles' | 'clientIp' | 'route' | 'headers'>
+
+export function keyValue(source: KeySource, ctx: LimitedRequest): string {
   const identity = ctx.identity
   switch (source.kind) {
     case 'principal':
@@ -50,7 +52,7 @@ export function keyValue(source: KeySource, ctx: RequestContext): string {
   }
 }
 
-function ipKey(source: KeySource, ctx: RequestContext): string {
+function ipKey(source: KeySource, ctx: LimitedRequest): string {
   return `ip:${addressKey(ctx.clientIp, source.ipPrefixV6)}`
 }
 

@@ -7,8 +7,7 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import type { SecretsConfig } from '../config/index.ts'
-import type { BackgroundTasks } from '../telemetry/background.ts'
-import { redactValues, scrub, type Logger } from '../telemetry/logger.ts'
+import { redactValues, scrub, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import type { SecretStore } from './store.ts'
 
 const HOOK_TIMEOUT_MS = 60_000
@@ -20,7 +19,7 @@ export function generateSecret(bytes: number): string {
 }
 
 /** Runs a hook with the value on stdin; resolves with its exit status and the end of its output. */
-export function runHook(command: string, name: string, value: string): Promise<{ ok: boolean; output: string }> {
+function runHook(command: string, name: string, value: string): Promise<{ ok: boolean; output: string }> {
   return new Promise((resolve) => {
     const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, BOUNCER_SECRET_NAME: name } })
     let output = ''

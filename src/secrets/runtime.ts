@@ -3,10 +3,10 @@
 // `bouncer secrets`, by a schedule, or a changed file) and applies it to the running config without
 // a restart. Requests already under way keep the headers they were built with.
 import type { Config, LoadedConfig, SecretReference } from '../config/index.ts'
-import type { BackgroundTasks } from '../telemetry/background.ts'
-import type { Logger } from '../telemetry/logger.ts'
-import { redactValues } from '../telemetry/logger.ts'
-import { loadSecrets, SecretsError, substitute, type SecretStore } from './index.ts'
+import { redactValues, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
+import { SecretsError } from './crypto.ts'
+import { loadSecrets, substitute } from './open.ts'
+import type { SecretStore } from './store.ts'
 import { rotationScheduler, type RotationScheduler } from './rotation.ts'
 
 export interface SecretsRuntime {

@@ -1,22 +1,42 @@
 // Prometheus metrics, one registry per gateway: prom-client for the process and gauge metrics, and
 // the per-request series (request-metrics.ts) kept as plain numbers, rendered after them.
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
-import type { AuditLog } from '../audit/log.ts'
-import type { RequestContext } from '../gateway/context.ts'
 import { BACKGROUND_TASKS, type BackgroundTask, type FailureCounter } from './background.ts'
 import { LabelledHistogram, RequestCounter } from './request-metrics.ts'
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
+/** What the metrics read of a finished request. */
+export interface ObservedRequest {
+  route: { id: string } | null
+  status: number
+  decision: string
+  upstream: string | null
+  upstreamMs: number | null
+  limit: string | null
+  code: string | null
+}
+
+/** What the metrics read of the audit log, at scrape time. */
+export interface AuditGauges {
+  queueDepth: number
+  sinks: Record<string, boolean>
+  written: number
+  spilled: number
+  replayed: number
+  dropped: number
+  quarantined: number
+}
+
 export interface Metrics extends FailureCounter {
   readonly registry: Registry
   /** Called once per finished request. */
-  observeRequest(ctx: RequestContext, seconds: number): void
+  observeRequest(request: ObservedRequest, seconds: number): void
   keySetEvent(issuer: string, ok: boolean): void
   render(): Promise<{ contentType: string; body: string }>
 }
 
-export function createMetrics(sources: { audit: () => AuditLog; inFlight: () => number }): Metrics {
+export function createMetrics(sources: { audit: () => AuditGauges; inFlight: () => number }): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'bouncer_' })
   const requests = new RequestCounter('bouncer_requests_total', 'Requests by route, status and decision.')
@@ -28,14 +48,14 @@ export function createMetrics(sources: { audit: () => AuditLog; inFlight: () => 
   // Every task's series exists from the start, at 0: an alert on its increase needs a first sample.
   for (const task of Object.keys(BACKGROUND_TASKS) as BackgroundTask[]) backgroundFailures.labels(task).inc(0)
   new Gauge({ name: 'bouncer_requests_in_flight', help: 'Requests being handled now.', registers: [registry], collect() { this.set(sources.inFlight()) } })
-  new Gauge({ name: 'bouncer_audit_queue_depth', help: 'Audit records not yet in every sink (queued, in flight, or waiting for a sink).', registers: [registry], collect() { this.set(sources.audit().stats().queueDepth) } })
+  new Gauge({ name: 'bouncer_audit_queue_depth', help: 'Audit records not yet in every sink (queued, in flight, or waiting for a sink).', registers: [registry], collect() { this.set(sources.audit().queueDepth) } })
   new Gauge({ name: 'bouncer_audit_sink_up', help: '1 when an audit sink takes records, 0 while its records spill to disk.', labelNames: ['sink'], registers: [registry], collect() {
-    for (const [sink, up] of Object.entries(sources.audit().stats().sinks)) this.set({ sink }, up ? 1 : 0)
+    for (const [sink, up] of Object.entries(sources.audit().sinks)) this.set({ sink }, up ? 1 : 0)
   } })
-  const fromWorker = (name: string, help: string, read: (s: ReturnType<AuditLog['stats']>) => number) => {
+  const fromWorker = (name: string, help: string, read: (s: AuditGauges) => number) => {
     let seen = 0
     new Counter({ name, help, registers: [registry], collect() {
-      const now = read(sources.audit().stats())
+      const now = read(sources.audit())
       if (now > seen) this.inc(now - seen)
       seen = Math.max(seen, now)
     } })
@@ -48,12 +68,12 @@ export function createMetrics(sources: { audit: () => AuditLog; inFlight: () => 
 
   return {
     registry,
-    observeRequest(ctx, seconds) {
-      const route = ctx.route?.id ?? '(none)'
-      requests.inc(route, ctx.status, ctx.decision)
+    observeRequest(request, seconds) {
+      const route = request.route?.id ?? '(none)'
+      requests.inc(route, request.status, request.decision)
       duration.observe(route, seconds)
-      if (ctx.upstream !== null && ctx.upstreamMs !== null) upstreamDuration.observe(ctx.upstream, ctx.upstreamMs / 1000)
-      if (ctx.limit !== null && ctx.code !== null) limited.labels(ctx.limit, ctx.code).inc()
+      if (request.upstream !== null && request.upstreamMs !== null) upstreamDuration.observe(request.upstream, request.upstreamMs / 1000)
+      if (request.limit !== null && request.code !== null) limited.labels(request.limit, request.code).inc()
     },
     keySetEvent(issuer, ok) {
       keySets.labels(issuer, ok ? 'ok' : 'error').inc()

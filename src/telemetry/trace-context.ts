@@ -31,10 +31,6 @@ function randomHex(bytes: number): string {
   return hex
 }
 
-export function newSpanId(): string {
-  return randomHex(8)
-}
-
 export function traceContextOf(traceparent: string | undefined, tracestate: string | undefined): TraceContext {
   if (traceparent !== undefined) {
     const match = TRACEPARENT.exec(traceparent.trim())

@@ -3,16 +3,18 @@
 //
 // A request gets a server span (a child of the caller's W3C parent when there is one), with child
 // spans for authentication and for the upstream call; the upstream call's span id is what goes
-// upstream in `traceparent`, and the trace id is the one in the audit record and the logs.
+// upstream in `traceparent`, and the trace id is the one in the audit record and the logs. These
+// functions answer the ids; the pipeline records them in the request context.
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api'
 import type { TelemetryConfig } from '../config/index.ts'
-import type { RequestContext } from '../gateway/context.ts'
+import type { TraceContext } from './trace-context.ts'
 
 export interface Tracing {
   readonly tracer: Tracer
   shutdown(): Promise<void>
 }
 
+/** One request's open spans (its own state: ending a span clears its slot). */
 export interface RequestSpans {
   request: Span
   auth: Span | null
@@ -35,67 +37,80 @@ export async function startTracing(config: TelemetryConfig): Promise<Tracing | n
   return { tracer: provider.getTracer('bouncer'), shutdown: () => provider.shutdown() }
 }
 
-/** The request's server span; the context's trace ids become the span's. */
-export function startRequestSpan(tracing: Tracing, ctx: RequestContext): void {
-  const incoming = ctx.trace
-  const parent = incoming?.parentSpanId
+export interface TracedRequest {
+  method: string
+  path: string
+  id: string
+}
+
+/** The request's server span, continuing `incoming`; the trace the request carries from here on has the span's ids. */
+export function startRequestSpan(tracing: Tracing, request: TracedRequest, incoming: TraceContext): { spans: RequestSpans; trace: TraceContext } {
+  const parent = incoming.parentSpanId
     ? trace.setSpanContext(ROOT_CONTEXT, { traceId: incoming.traceId, spanId: incoming.parentSpanId, traceFlags: parseInt(incoming.flags, 16) & 1, isRemote: true })
     : ROOT_CONTEXT
-  const request = tracing.tracer.startSpan(`${ctx.method} gateway`, { kind: SpanKind.SERVER, attributes: { 'http.request.method': ctx.method, 'url.path': ctx.path, 'bouncer.request_id': ctx.id } }, parent)
-  const ids = request.spanContext()
-  if (incoming) {
-    incoming.traceId = ids.traceId
-    incoming.spanId = ids.spanId
-  }
-  ctx.spans = { request, auth: null, upstream: null }
+  const attributes = { 'http.request.method': request.method, 'url.path': request.path, 'bouncer.request_id': request.id }
+  const span = tracing.tracer.startSpan(`${request.method} gateway`, { kind: SpanKind.SERVER, attributes }, parent)
+  const ids = span.spanContext()
+  return { spans: { request: span, auth: null, upstream: null }, trace: { ...incoming, traceId: ids.traceId, spanId: ids.spanId } }
 }
 
-function child(tracing: Tracing, ctx: RequestContext, name: string, kind: SpanKind): Span | null {
-  if (!ctx.spans) return null
-  return tracing.tracer.startSpan(name, { kind }, trace.setSpan(context.active(), ctx.spans.request))
+function child(tracing: Tracing, spans: RequestSpans, name: string, kind: SpanKind): Span {
+  return tracing.tracer.startSpan(name, { kind }, trace.setSpan(context.active(), spans.request))
 }
 
-export function startAuthSpan(tracing: Tracing, ctx: RequestContext): void {
-  if (ctx.spans) ctx.spans.auth = child(tracing, ctx, 'authenticate', SpanKind.INTERNAL)
+export function startAuthSpan(tracing: Tracing, spans: RequestSpans): void {
+  spans.auth = child(tracing, spans, 'authenticate', SpanKind.INTERNAL)
 }
 
-export function endAuthSpan(ctx: RequestContext): void {
-  const span = ctx.spans?.auth
+export interface AuthOutcome {
+  identity: { sub: string; issuerName: string } | null
+  roles: readonly string[]
+  code: string | null
+}
+
+export function endAuthSpan(spans: RequestSpans, outcome: AuthOutcome): void {
+  const span = spans.auth
   if (!span) return
-  if (ctx.identity) span.setAttributes({ 'enduser.id': ctx.identity.sub, 'bouncer.issuer': ctx.identity.issuerName, 'bouncer.roles': ctx.roles.join(',') })
-  if (ctx.code !== null) span.setStatus({ code: SpanStatusCode.ERROR, message: ctx.code })
+  if (outcome.identity) span.setAttributes({ 'enduser.id': outcome.identity.sub, 'bouncer.issuer': outcome.identity.issuerName, 'bouncer.roles': outcome.roles.join(',') })
+  if (outcome.code !== null) span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.code })
   span.end()
-  if (ctx.spans) ctx.spans.auth = null
+  spans.auth = null
 }
 
-/** The upstream call's span: its id is the parent-id the upstream receives in traceparent. */
-export function startUpstreamSpan(tracing: Tracing, ctx: RequestContext, upstream: string): void {
-  const span = child(tracing, ctx, `upstream ${upstream}`, SpanKind.CLIENT)
-  if (!span || !ctx.spans || !ctx.trace) return
+/** The upstream call's span; answers its id, the parent-id the upstream receives in traceparent. */
+export function startUpstreamSpan(tracing: Tracing, spans: RequestSpans, upstream: string): string {
+  const span = child(tracing, spans, `upstream ${upstream}`, SpanKind.CLIENT)
   span.setAttribute('bouncer.upstream', upstream)
-  ctx.spans.upstream = span
-  ctx.trace.spanId = span.spanContext().spanId
+  spans.upstream = span
+  return span.spanContext().spanId
+}
+
+export interface RequestOutcome extends AuthOutcome {
+  status: number
+  decision: string
+  route: { id: string } | null
+  statement: string | null
+  limit: string | null
+  upstreamStatus: number | null
 }
 
 /** Ends whatever is still open, with the request's outcome. */
-export function endRequestSpans(ctx: RequestContext): void {
-  const spans = ctx.spans
-  if (!spans) return
-  endAuthSpan(ctx)
+export function endRequestSpans(spans: RequestSpans, outcome: RequestOutcome): void {
+  endAuthSpan(spans, outcome)
   if (spans.upstream) {
-    if (ctx.upstreamStatus !== null) spans.upstream.setAttribute('http.response.status_code', ctx.upstreamStatus)
-    if (ctx.upstreamStatus === null || ctx.upstreamStatus >= 500) spans.upstream.setStatus({ code: SpanStatusCode.ERROR })
+    if (outcome.upstreamStatus !== null) spans.upstream.setAttribute('http.response.status_code', outcome.upstreamStatus)
+    if (outcome.upstreamStatus === null || outcome.upstreamStatus >= 500) spans.upstream.setStatus({ code: SpanStatusCode.ERROR })
     spans.upstream.end()
+    spans.upstream = null
   }
   spans.request.setAttributes({
-    'http.response.status_code': ctx.status,
-    'bouncer.decision': ctx.decision,
-    ...(ctx.route ? { 'http.route': ctx.route.id } : {}),
-    ...(ctx.code ? { 'bouncer.code': ctx.code } : {}),
-    ...(ctx.statement ? { 'bouncer.statement': ctx.statement } : {}),
-    ...(ctx.limit ? { 'bouncer.limit': ctx.limit } : {}),
+    'http.response.status_code': outcome.status,
+    'bouncer.decision': outcome.decision,
+    ...(outcome.route ? { 'http.route': outcome.route.id } : {}),
+    ...(outcome.code ? { 'bouncer.code': outcome.code } : {}),
+    ...(outcome.statement ? { 'bouncer.statement': outcome.statement } : {}),
+    ...(outcome.limit ? { 'bouncer.limit': outcome.limit } : {}),
   })
-  if (ctx.status >= 500) spans.request.setStatus({ code: SpanStatusCode.ERROR, message: ctx.code ?? undefined })
+  if (outcome.status >= 500) spans.request.setStatus({ code: SpanStatusCode.ERROR, message: outcome.code ?? undefined })
   spans.request.end()
-  ctx.spans = null
 }

@@ -10,9 +10,10 @@
 // `assertion.rotate_every`, and a rotated-out key stays published until every assertion it signed
 // has expired.
 import { createHash, createPrivateKey, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto'
-import type { Identity } from '../gateway/context.ts'
+import { createLru } from '../collections/index.ts'
+import type { Identity } from '../request/index.ts'
 import type { SecretStore } from '../secrets/index.ts'
-import type { Logger } from '../telemetry/logger.ts'
+import type { Logger } from '../telemetry/index.ts'
 
 export const ASSERTION_KEY = 'bouncer.assertion-key'
 const CACHE_ENTRIES = 10_000
@@ -112,7 +113,7 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
   // Keys rotated out of current/previous stay published until every assertion they signed expired
   // (rotations closer together than the ttl, e.g. by hand, must not strand live assertions).
   let retired: Array<{ key: SigningKey; until: number }> = []
-  const cache = new Map<string, { token: string; refreshAt: number }>()
+  const cache = createLru<string>(CACHE_ENTRIES)
 
   function load(): void {
     // A store without a usable key (new, or a value that is not a key) gets a fresh one.
@@ -156,13 +157,11 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
       // ≈1 µs per request (Node 24, measured) for a key that cannot fall out of step with the payload.
       const key = JSON.stringify(stated)
       const at = now()
-      const cached = cache.get(key)
-      if (cached && cached.refreshAt > at) return cached.token
+      const cached = cache.get(key, at)
+      if (cached !== undefined) return cached
       const { token, exp } = sign1(stated)
       // Refresh with a margin so an upstream never receives one about to expire.
-      cache.delete(key)
-      cache.set(key, { token, refreshAt: exp * 1000 - Math.min(60_000, ttlMs / 2) })
-      if (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value as string)
+      cache.set(key, token, exp * 1000 - Math.min(60_000, ttlMs / 2))
       return token
     },
     jwks() {

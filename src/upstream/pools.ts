@@ -2,8 +2,9 @@
 // settings did not change, so warm sockets and the in-flight count survive it; pools no longer
 // used are closed once their requests finish.
 import { Pool } from 'undici'
+import { createSharedResources, type SharedResources } from '../collections/index.ts'
 import type { UpstreamConfig } from '../config/index.ts'
-import { foldHeaderName } from '../http/managed-headers.ts'
+import { foldHeaderName } from '../http/index.ts'
 
 export interface Upstream {
   readonly name: string
@@ -23,53 +24,11 @@ export interface Upstream {
   inFlight: number
 }
 
-export interface UpstreamRegistry {
-  /** Upstreams for a config, reusing unchanged ones. */
-  acquire(configs: readonly UpstreamConfig[]): Map<string, Upstream>
-  /** Closes (gracefully) every upstream not in `keep`. */
-  retire(keep: ReadonlyMap<string, Upstream>): Promise<void>
-  closeAll(): Promise<void>
-}
+export type UpstreamRegistry = SharedResources<UpstreamConfig, Upstream>
 
+/** Upstreams live as long as their settings: a reload keeps the pool (warm sockets, in-flight count) of one that did not change. */
 export function createUpstreamRegistry(): UpstreamRegistry {
-  const live = new Map<string, Upstream>()
-
-  function acquire(configs: readonly UpstreamConfig[]): Map<string, Upstream> {
-    const out = new Map<string, Upstream>()
-    for (const config of configs) {
-      const key = fingerprint(config)
-      let upstream = live.get(key)
-      if (!upstream) {
-        upstream = createUpstream(config)
-        live.set(key, upstream)
-      }
-      out.set(config.name, upstream)
-    }
-    return out
-  }
-
-  async function retire(keep: ReadonlyMap<string, Upstream>): Promise<void> {
-    const kept = new Set(keep.values())
-    const closing: Promise<void>[] = []
-    for (const [key, upstream] of live) {
-      if (kept.has(upstream)) continue
-      live.delete(key)
-      closing.push(upstream.pool.close())
-    }
-    await Promise.allSettled(closing)
-  }
-
-  async function closeAll(): Promise<void> {
-    const pools = [...live.values()].map((u) => u.pool.close())
-    live.clear()
-    await Promise.allSettled(pools)
-  }
-
-  return { acquire, retire, closeAll }
-}
-
-function fingerprint(config: UpstreamConfig): string {
-  return JSON.stringify(config)
+  return createSharedResources({ fingerprint: (config) => JSON.stringify(config), create: createUpstream, close: (upstream) => upstream.pool.close() })
 }
 
 function createUpstream(config: UpstreamConfig): Upstream {

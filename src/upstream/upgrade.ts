@@ -4,58 +4,60 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
-import { GatewayError } from '../errors/index.ts'
-import type { RequestContext } from '../gateway/context.ts'
-import { responseHeaders, translateUndiciError, upstreamHeaders, upstreamPath, type ForwardOptions } from './forward.ts'
+import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
+import { translateUndiciError, upstreamSaturated } from './errors.ts'
+import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
+import { responseHeaders } from './response.ts'
 
-export function forwardUpgrade(ctx: RequestContext, options: ForwardOptions, tunnels: Set<Duplex>): Promise<void> {
-  const { upstream } = options
+/** Resolves when the tunnel closes, the upstream's refusal has been relayed, or the handshake failed. */
+export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardSettings, exchange: Exchange): Promise<Served> {
+  const { upstream } = settings
   const client = ctx.upgrade
   if (!client) throw new Error('forwardUpgrade needs an upgrade request')
-  if (upstream.inFlight >= upstream.maxConcurrent) {
-    throw new GatewayError('upstream_saturated', { detail: `Upstream "${upstream.name}" already has ${upstream.maxConcurrent} requests in flight.` })
-  }
-  ctx.upstream = upstream.name
+  if (upstream.inFlight >= upstream.maxConcurrent) throw upstreamSaturated(upstream, false)
+  const served = nothingServed()
   const url = new URL(upstream.origin)
   const headers: Record<string, string | string[]> = {}
-  const flat = upstreamHeaders(ctx, options)
+  const flat = upstreamHeaders(ctx, settings, exchange.extraHeaders)
   for (let i = 0; i < flat.length; i += 2) appendHeader(headers, flat[i] as string, flat[i + 1] as string)
   headers.connection = 'upgrade'
   headers.upgrade = 'websocket'
 
   upstream.inFlight++
-  return new Promise<void>((resolve, reject) => {
+  return new Promise<Served>((resolve) => {
     let done = false
-    const finish = (err?: GatewayError) => {
+    const finish = () => {
       if (done) return
       done = true
       upstream.inFlight--
-      if (err) reject(err)
-      else resolve()
+      resolve(served)
     }
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest
     const outgoing = send({
       host: url.hostname,
       port: url.port,
-      path: upstreamPath(ctx, options),
+      path: upstreamPath(ctx, settings),
       method: 'GET',
       headers,
       agent: false,
       timeout: upstream.timeoutMs,
     })
     outgoing.on('timeout', () => outgoing.destroy(Object.assign(new Error('upgrade timed out'), { code: 'UND_ERR_HEADERS_TIMEOUT' })))
-    outgoing.on('error', (err) => finish(translateUndiciError(err, upstream)))
-    outgoing.on('response', (response) => relayRefusal(ctx, response, () => finish()))
+    outgoing.on('error', (err) => {
+      if (!done) served.error = translateUndiciError(err, upstream)
+      finish()
+    })
+    outgoing.on('response', (response) => relayRefusal(ctx, response, served, finish))
     outgoing.on('upgrade', (response, socket, head) => {
       outgoing.setTimeout(0)
-      ctx.status = 101
-      ctx.upstreamStatus = 101
+      served.status = 101
+      served.upstreamStatus = 101
       client.socket.write(handshake(response, ctx.id))
       if (head.length > 0) client.socket.write(head)
       if (client.head.length > 0) socket.write(client.head)
-      tunnels.add(client.socket)
+      exchange.tunnels.add(client.socket)
       splice(client.socket, socket, () => {
-        tunnels.delete(client.socket)
+        exchange.tunnels.delete(client.socket)
         finish()
       })
     })
@@ -79,13 +81,13 @@ function handshake(response: IncomingMessage, requestId: string): string {
 }
 
 /** The upstream answered the handshake without upgrading: pass its answer on as is. */
-function relayRefusal(ctx: RequestContext, response: IncomingMessage, done: () => void): void {
+function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, done: () => void): void {
   const status = response.statusCode ?? 502
-  ctx.status = status
-  ctx.upstreamStatus = status
+  served.status = status
+  served.upstreamStatus = status
   ctx.res.writeHead(status, { ...responseHeaders(response.headers, ctx.id), connection: 'close' })
   response.on('data', (chunk: Buffer) => {
-    ctx.bytesOut += chunk.length
+    served.bytesOut += chunk.length
   })
   response.pipe(ctx.res)
   ctx.res.once('finish', () => {

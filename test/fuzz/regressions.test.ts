@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest'
 import { formatDiagnostic, loadConfigText, parseGlob } from '../../src/config/index.ts'
 import type { GatewayError } from '../../src/errors/index.ts'
-import { parseTarget } from '../../src/gateway/paths.ts'
+import { parseTarget } from '../../src/http/request-target.ts'
 
 function check(text: string): { ok: boolean; lines: string[] } {
   const loaded = loadConfigText(text, 'bouncer.yaml', {})

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { stringify } from 'yaml'
-import { startGateway, type GatewayInstance } from '../../src/gateway/instance.ts'
+import { startGateway, type GatewayInstance } from '../../src/instance/index.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
 
 export interface TestGateway extends GatewayInstance {

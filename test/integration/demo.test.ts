@@ -93,7 +93,8 @@ describe('bouncer demo', () => {
     expect(JSON.parse(bash(`curl -s ${api}/v1/customers`))).toMatchObject({ error: expect.stringContaining('only answers the gateway') })
     const stolen = bash(`curl -s -H "Authorization: Bearer not-the-credential" ${api}/v1/customers`)
     expect(JSON.parse(stolen)).toMatchObject({ error: expect.stringContaining('wrong or missing credential') })
-    const credential = bash(`${process.execPath} ${BIN} secrets get data-api-token --reveal --config ${DEMO_CONFIG}`).trim()
+    // The config reads its relative paths from its own folder: this demo's data dir is in the temporary cwd.
+    const credential = bash(`DEMO_DATA_DIR=${join(cwd, 'data')} ${process.execPath} ${BIN} secrets get data-api-token --reveal --config ${DEMO_CONFIG}`).trim()
     const noAssertion = bash(`curl -s -H "Authorization: Bearer ${credential}" ${api}/v1/customers`)
     expect(JSON.parse(noAssertion)).toMatchObject({ error: expect.stringContaining('no valid X-Bouncer-Assertion') })
 

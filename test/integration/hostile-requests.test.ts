@@ -67,6 +67,8 @@ describe('refused before they reach the upstream', () => {
     const res = await rawRequest(port, raw)
     expect(res.status).toBe(status)
     expect(res.headers['content-type']).toBe('application/problem+json')
+    // The same answer whether Node's parser refused it (written on the raw socket) or the pipeline did.
+    expect(res.headers['cache-control']).toBe('no-store')
     const body = JSON.parse(res.body) as { status: number; code: string; request_id: string }
     expect(body.status).toBe(status)
     expect(body.request_id).toBe(res.headers['x-request-id'])

@@ -13,6 +13,7 @@ import type { GatewayState } from '../../src/gateway/state.ts'
 import { createAuditLog } from '../../src/audit/log.ts'
 import { createBackgroundTasks } from '../../src/telemetry/background.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
+import { createMetrics } from '../../src/telemetry/metrics.ts'
 
 describe('unexpected exceptions', () => {
   it('become 500 internal_error with the request id and a logged stack, and the gateway keeps serving', async () => {
@@ -35,12 +36,12 @@ describe('unexpected exceptions', () => {
       runtime: faulty,
       logger: createLogger({ destination: new Writable({ write: (c: Buffer, _e, cb) => (logs.push(c.toString()), cb()) }) }),
       audit: createAuditLog(loaded.config!.audit, createLogger({ level: 'silent' }), createBackgroundTasks(createLogger({ level: 'silent' }), { backgroundFailed() {} })),
+      metrics: createMetrics({ audit: () => ({ queueDepth: 0, sinks: {}, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }), inFlight: () => 0 }),
       tracing: null,
       assertions: null,
       draining: false,
       inFlight: 0,
       tunnels: new Set(),
-      onRequestDone: () => {},
     }
     const server = createGatewayServer(state)
     server.listen(0, '127.0.0.1')

@@ -121,7 +121,7 @@ describe('the OpenAPI document', () => {
     const documented = Object.entries(doc.paths).flatMap(([path, item]) => METHODS.filter((m) => item[m]).map((m) => `${m.toUpperCase()} ${path}`))
     const answered = [
       ...ADMIN_PROBES.map((path) => `GET ${path}`),
-      ...adminRoutes(gateway.state, gateway.reload, () => null).map((route) => `${route.method} /api/${route.path}`),
+      ...adminRoutes({ runtime: () => gateway.state.runtime, reload: gateway.reload, secretsStore: () => null, auditHead: () => null }).map((route) => `${route.method} /api/${route.path}`),
     ]
     expect(documented.sort()).toEqual(answered.sort())
 

@@ -5,7 +5,7 @@
 // allowed, and an upstream credential the gateway injects.
 import { request } from 'undici'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import type { Explanation } from '../../src/access/explain.ts'
+import type { Explanation } from '../../src/gateway/explain.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { rawRequest, type RawResponse } from '../helpers/raw.ts'

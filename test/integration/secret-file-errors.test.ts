@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ConfigError } from '../../src/gateway/instance.ts'
+import { ConfigError } from '../../src/instance/index.ts'
 import { BIN, runCli } from '../helpers/cli.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 

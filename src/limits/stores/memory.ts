@@ -11,7 +11,7 @@
 // counted and logged) rather than counted in some shared overflow budget: refusing never widens
 // anyone's budget, while an overflow bucket would be drained by the same flood and answer the
 // callers it strands with a misleading 429. Existing keys keep working throughout.
-import type { Logger } from '../../telemetry/logger.ts'
+import type { Logger } from '../../telemetry/index.ts'
 import { takeRate } from '../bucket.ts'
 import { takeQuota } from '../quota.ts'
 import type { Check, CheckState, LimitsStore, TakeResult } from '../store.ts'

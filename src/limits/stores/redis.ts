@@ -9,7 +9,7 @@
 // Auto-pipelining stays off: it halves a script's throughput (DESIGN, measured).
 import { createRequire } from 'node:module'
 import type { Redis as RedisClient } from 'ioredis'
-import type { Logger } from '../../telemetry/logger.ts'
+import type { Logger } from '../../telemetry/index.ts'
 import type { Check, CheckState, LimitsStore, TakeResult } from '../store.ts'
 
 const TAKE = `

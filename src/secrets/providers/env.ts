@@ -2,7 +2,7 @@
 // BOUNCER_SECRET_SALES_API_TOKEN (the prefix, then the name upper-cased with - and . as _). Read-only.
 import { ReadOnlyStore, type SecretStore } from '../store.ts'
 
-export function envVariableFor(prefix: string, name: string): string {
+function envVariableFor(prefix: string, name: string): string {
   return `${prefix}${name.toUpperCase().replace(/[.-]/g, '_')}`
 }
 

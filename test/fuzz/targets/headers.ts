@@ -1,8 +1,8 @@
-// The raw header inspector (src/gateway/request-headers.ts) and the managed-header folding
+// The raw header inspector (src/http/request-headers.ts) and the managed-header folding
 // (src/http/managed-headers.ts), against a model written from README "What reaches the upstream".
 import fc from 'fast-check'
 import type { GatewayError } from '../../../src/errors/index.ts'
-import { inspectHeaders, type RequestHeaders } from '../../../src/gateway/request-headers.ts'
+import { inspectHeaders, type RequestHeaders } from '../../../src/http/request-headers.ts'
 import { foldHeaderName, isManagedVariant, isReservedForConfig, MANAGED_REQUEST_HEADERS } from '../../../src/http/managed-headers.ts'
 import { anyText, fuzzTarget, LARGE_INPUT_CPU_MS, largeInput, refusedWith, stringOf, withinCpu } from '../lib.ts'
 

@@ -1,9 +1,9 @@
-// The path canonicaliser (src/gateway/paths.ts) and the router matching its output.
+// The path canonicaliser (src/http/request-target.ts) and the router matching its output.
 import fc from 'fast-check'
 import { parseRoutePattern } from '../../../src/config/index.ts'
 import { foldPathCase } from '../../../src/config/route-pattern.ts'
 import type { GatewayError } from '../../../src/errors/index.ts'
-import { parseTarget, type RequestTarget } from '../../../src/gateway/paths.ts'
+import { parseTarget, type RequestTarget } from '../../../src/http/request-target.ts'
 import { createRouter, EXPLICIT_ONLY_METHODS, type RoutableRoute } from '../../../src/gateway/router.ts'
 import { anyText, expectGatewayError, fuzzTarget, hasControlCharacter, LARGE_INPUT_CPU_MS, largeInput, loneSurrogate, refusedWith, withinCpu } from '../lib.ts'
 

@@ -2,7 +2,7 @@
 // record of bounded size; real values arrive whole.
 import { describe, expect, it } from 'vitest'
 import { GENESIS_HASH, linkLine, recordLine } from '../../../src/audit/record.ts'
-import type { RequestContext } from '../../../src/gateway/context.ts'
+import type { RequestContext } from '../../../src/request/index.ts'
 
 function finished(overrides: { path?: string; userAgent?: string; sub?: string; clientId?: string; detail?: string }) {
   return {

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { AUDIT_FIELDS, canonicalJson, GENESIS_HASH, hashOf, linkLine, recordLine, type AuditRecord } from '../../../src/audit/record.ts'
-import type { RequestContext } from '../../../src/gateway/context.ts'
+import type { RequestContext } from '../../../src/request/index.ts'
 
 const ctx = {
   startedAt: Date.UTC(2026, 10, 26, 12, 0, 0),

@@ -1,7 +1,7 @@
 // The benchmark's verdicts: a target is met, missed (with the measured value), or not measured when
 // its case did not run — never silently passed.
 import { describe, expect, it } from 'vitest'
-import type { CaseResult } from '../../../bench/run.ts'
+import type { CaseResult } from '../../../bench/results.ts'
 import type { SweepPoint } from '../../../bench/sweep.ts'
 import { evaluateTargets } from '../../../bench/targets.ts'
 

@@ -95,15 +95,17 @@ roles:
   - name: reports
     assumed_by: [{ issuer: corp }, { issuer: other }]
     policies: [missing]
-admin:
-  roles: [ghost]
 `)
     expect(lines).toEqual([
       'bouncer.yaml:9:14: routes[0].limits[0]: unknown limit "nope"',
       'bouncer.yaml:14:46: roles[0].assumed_by[1].issuer: unknown issuer "other"',
       'bouncer.yaml:15:16: roles[0].policies[0]: unknown policy "missing"',
-      'bouncer.yaml:17:11: admin.roles[0]: unknown role "ghost"',
     ])
+  })
+
+  it('refuses admin.roles: nothing would enforce it until sign-in (it was accepted and ignored)', () => {
+    const { lines } = check(`${BASE}admin:\n  roles: [reports]\n`)
+    expect(lines).toEqual(['bouncer.yaml:10:3: admin.roles: unknown key "roles"'])
   })
 
   it('refuses duplicate names and bad route syntax', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { parseRoutePattern } from '../../../src/config/index.ts'
 import type { GatewayError } from '../../../src/errors/index.ts'
-import { parseTarget, type RequestTarget } from '../../../src/gateway/paths.ts'
+import { parseTarget, type RequestTarget } from '../../../src/http/index.ts'
 import { createRouter, type RoutableRoute } from '../../../src/gateway/router.ts'
 
 interface R extends RoutableRoute {

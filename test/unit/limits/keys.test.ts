@@ -2,7 +2,7 @@
 // budget no sent value can reach, and long values cannot make a key (and the store) large.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import type { Identity, RequestContext } from '../../../src/gateway/context.ts'
+import type { Identity, RequestContext } from '../../../src/request/index.ts'
 import { keyValue, parseKeySource } from '../../../src/limits/keys.ts'
 
 function caller(options: { headers?: string[]; identity?: Partial<Identity> | null; clientIp?: string } = {}): RequestContext {

@@ -2,12 +2,11 @@
 // counted on the real Prometheus registry, and nothing escapes to end the process.
 import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import type { AuditLog } from '../../../src/audit/log.ts'
 import { BACKGROUND_TASKS, createBackgroundTasks } from '../../../src/telemetry/background.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
-import { createMetrics } from '../../../src/telemetry/metrics.ts'
+import { createMetrics, type AuditGauges } from '../../../src/telemetry/metrics.ts'
 
-const noAudit = { stats: () => ({ queueDepth: 0, backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, sinks: {}, chain: '', seq: 0 }) } as unknown as AuditLog
+const noAudit: AuditGauges = { queueDepth: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {} }
 
 function setup(destination?: Writable) {
   const lines: Array<Record<string, unknown>> = []

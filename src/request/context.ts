@@ -1,33 +1,24 @@
 // Everything known about one request as it moves through the pipeline: what was asked, who
 // asked, what was decided, and what happened upstream. The audit record is built from it.
 // Every field is set in `createContext` so all contexts share one shape (V8 keeps it monomorphic).
+// Only the pipeline (src/gateway/pipeline.ts) writes these fields; the stages return values.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { ErrorCode, GatewayError } from '../errors/index.ts'
-import type { TraceContext } from '../telemetry/trace-context.ts'
-import type { RequestSpans } from '../telemetry/tracing.ts'
-import type { RequestHeaders } from './request-headers.ts'
-import type { CompiledRoute } from './compile.ts'
+import type { RequestHeaders } from '../http/index.ts'
+import type { RequestSpans, TraceContext } from '../telemetry/index.ts'
+import type { Identity } from './identity.ts'
 
+/** The audit record's `decision`: allowed, refused (4xx), or failed (5xx). */
 export type Decision = 'allow' | 'deny' | 'error'
 
-/** A verified caller (filled by the identity stage). */
-export interface Identity {
-  /** The configured issuer's name. */
-  issuerName: string
-  /** The token's `iss`. */
-  iss: string
-  sub: string
-  /** `client_id`, else `azp`, else `appid` (Entra ID v1), else `cid` (Okta), else null. */
-  clientId: string | null
-  claims: Readonly<Record<string, unknown>>
-  /** Seconds since the epoch. */
-  expiresAt: number
+/** What the request facts keep of the matched route: its id (the pipeline holds the compiled route). */
+export interface RouteRef {
+  readonly id: string
 }
 
-export interface RequestContext {
-  readonly req: IncomingMessage
-  readonly res: ServerResponse
+/** What one request was and became, without its sockets: what the audit record and metrics read. */
+export interface RequestFacts {
   /** Epoch milliseconds and a monotonic start for the duration. */
   readonly startedAt: number
   readonly startMono: number
@@ -41,7 +32,7 @@ export interface RequestContext {
   forwardedFor: string
   viaTrustedProxy: boolean
   trace: TraceContext | null
-  route: CompiledRoute | null
+  route: RouteRef | null
   params: Record<string, string>
   rest: string[]
   identity: Identity | null
@@ -58,8 +49,15 @@ export interface RequestContext {
   status: number
   bytesIn: number
   bytesOut: number
+}
+
+export interface RequestContext extends RequestFacts {
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
   /** Set for `Upgrade: websocket` requests: the raw client socket and its first bytes. */
   upgrade: { socket: Duplex; head: Buffer } | null
+  /** `Expect: 100-continue` was answered already (while the body was awaited): not to be sent twice. */
+  continued: boolean
   /** The audit record was already committed (durability: sync commits before the last bytes). */
   audited: boolean
   /** OpenTelemetry spans, only when tracing is configured. */
@@ -99,6 +97,7 @@ export function createContext(req: IncomingMessage, res: ServerResponse, upgrade
     bytesIn: 0,
     bytesOut: 0,
     upgrade,
+    continued: false,
     audited: false,
     spans: null,
   }

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { GatewayError } from '../../../src/errors/index.ts'
-import { parseTarget } from '../../../src/gateway/paths.ts'
+import { parseTarget } from '../../../src/http/index.ts'
 
 /** What a test asserts about a target: `parts` is `path.split('/')` (checked in one test below). */
 function parsed(target: string, host = 'h') {

@@ -5,15 +5,12 @@
 import { decodeJwt, type JWTPayload } from 'jose'
 import type { IssuerConfig } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
-import type { CompiledRoute, Runtime } from '../gateway/compile.ts'
-import type { Identity } from '../gateway/context.ts'
-import { parseTarget } from '../gateway/paths.ts'
+import { accessDenied, describeClaimMismatch, evaluateAccess, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch } from '../access/index.ts'
+import { parseTarget } from '../http/index.ts'
 import { checkClaims, describeDrift, findDrift, identityFromClaims } from '../identity/index.ts'
+import type { Identity } from '../request/index.ts'
 import { printable } from '../text/index.ts'
-import { describeClaimMismatch } from './claims.ts'
-import { accessDenied, evaluateAccess, type CompiledStatement, type Mismatch } from './index.ts'
-import { ruleMismatch } from './roles.ts'
-import { statementMismatch } from './policies.ts'
+import type { CompiledRoute, Runtime } from './compile.ts'
 
 export interface ExplainRequest {
   method: string
@@ -64,12 +61,11 @@ export function explain(rt: Runtime, request: ExplainRequest): Explanation {
   } catch (err) {
     return refuse(out, err as GatewayError)
   }
-  const config = rt.config.routes[route.index]
   out.route = {
     id: route.id,
     path: route.pattern.text,
-    methods: config?.methods ?? ['*'],
-    upstream: route.upstream.name,
+    methods: [...route.methods],
+    upstream: route.backend.upstream ?? '(built in)',
     public: route.public,
     limits: [...(route.limits?.names ?? [])],
   }

@@ -1,0 +1,8 @@
+export { createAuditLog, type AuditHead, type AuditLog, type AuditStats } from './log.ts'
+export { AUDIT_FIELDS, ordered, type AuditRecord } from './record.ts'
+export { AuditQueryError, auditSourceOf, parseAuditQuery, searchAudit, type AuditQuery, type AuditSource } from './search.ts'
+export { verifyAudit, type Anchors, type FoundCheckpoint, type VerifyResult } from './verify.ts'
+export { checkpointPathOf, type Checkpoint } from './checkpoint.ts'
+export { CHECKPOINT_KEY, checkpointVerificationKeys, type KeyStore } from './checkpoint-key.ts'
+export { NoAuditLog } from './sinks/sqlite.ts'
+export { formatAuditTable } from './table.ts'

@@ -1,0 +1,20 @@
+// Audit records as a table for people (`bouncer audit`, the demo's tour).
+import { printable } from '../text/index.ts'
+import type { AuditRecord } from './record.ts'
+
+/** A table for people: one line per request, the reason last. Cells are printable (subjects are the caller's to choose). */
+export function formatAuditTable(records: readonly AuditRecord[]): string {
+  const rows = records.map((r) => [
+    r.time.replace('T', ' ').replace('Z', ''),
+    String(r.status),
+    r.decision,
+    `${r.method} ${r.path}`,
+    r.route ?? '-',
+    r.subject ?? '-',
+    r.code ? `${r.code}${r.limit ? ` (${r.limit})` : r.statement ? ` (${r.statement})` : ''}` : r.statement ?? '',
+  ].map(printable))
+  const header = ['TIME (UTC)', 'STATUS', 'DECISION', 'REQUEST', 'ROUTE', 'SUBJECT', 'WHY']
+  const widths = header.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((row) => (row[i] as string).length))))
+  const line = (cells: string[]) => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.slice(0, widths[i]).padEnd(widths[i] as number))).join('  ').trimEnd()
+  return [line(header), ...rows.map(line)].join('\n')
+}

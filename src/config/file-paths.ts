@@ -1,0 +1,34 @@
+// Relative paths in a config start from the config file's folder, not from the directory the
+// gateway was started in: `bouncer serve --config /etc/bouncer/bouncer.yaml` run from / (a systemd
+// unit, a container's entrypoint) keeps ./data/audit.db next to the file, as whoever wrote it meant,
+// and every command reading the same file (serve, audit, secrets) finds the same files. The defaults
+// (./data/…) are paths in the config too. A rotation hook is a command, not a path: it is run as
+// written, in the gateway's working directory.
+import { isAbsolute, resolve } from 'node:path'
+import type { Config } from './schema.ts'
+
+export function resolveFilePaths(config: Config, baseDir: string): Config {
+  const path = (value: string) => (isAbsolute(value) ? value : resolve(baseDir, value))
+  const audit = {
+    ...config.audit,
+    sinks: config.audit.sinks.map((sink) => (sink.type === 'sqlite' ? { ...sink, path: path(sink.path) } : sink)),
+    spill_dir: path(config.audit.spill_dir),
+  }
+  const secrets = config.secrets && { ...config.secrets, store: storeWithPaths(config.secrets.store, path) }
+  return { ...config, audit, secrets }
+}
+
+type SecretsStore = NonNullable<Config['secrets']>['store']
+
+function storeWithPaths(store: SecretsStore, path: (value: string) => string): SecretsStore {
+  switch (store.type) {
+    case 'embedded': {
+      const masterKey = store.master_key.startsWith('file:') ? `file:${path(store.master_key.slice('file:'.length))}` : store.master_key
+      return { ...store, path: path(store.path), master_key: masterKey }
+    }
+    case 'file':
+      return { ...store, dir: path(store.dir) }
+    case 'env':
+      return store
+  }
+}

@@ -1,0 +1,90 @@
+// `${env:NAME}` interpolation and `${secret:NAME}` references, on the parsed YAML document (so each
+// finding keeps the position of the value it came from).
+import { isScalar, parse as parseScalar, visit, type Document } from 'yaml'
+import type { Finding } from './diagnostics.ts'
+
+export interface SecretReference {
+  name: string
+  path: ReadonlyArray<string | number>
+}
+
+const REFERENCE = /\$\{(\w+):([^}]*)\}/g
+/** Where a secret is substituted: an upstream's header values, and the admin token. */
+function secretAllowedAt(path: ReadonlyArray<string | number>): boolean {
+  return (path[0] === 'upstreams' && path[2] === 'headers' && path.length === 4) || (path[0] === 'admin' && path[1] === 'token')
+}
+
+/** Replaces `${env:NAME}` (and `${env:NAME:-default}`) in every string; records `${secret:NAME}`. */
+export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Finding[]): SecretReference[] {
+  const refs: SecretReference[] = []
+  visit(doc, {
+    Scalar(_key, node, ancestry) {
+      if (typeof node.value !== 'string' || !node.value.includes('${')) return
+      const path = pathOf(ancestry, node)
+      const original = node.value
+      let whole = false
+      const replaced = original.replace(REFERENCE, (text, kind: string, body: string) => {
+        if (kind === 'secret') {
+          if (!secretAllowedAt(path)) {
+            findings.push({ severity: 'error', path, message: `\${secret:${body}} may only stand in an upstream's headers or in admin.token` })
+          } else {
+            refs.push({ name: body, path })
+          }
+          return text
+        }
+        if (kind !== 'env') {
+          findings.push({ severity: 'error', path, message: `unknown reference "${text}": use \${env:NAME} or \${secret:NAME}` })
+          return text
+        }
+        const [name = '', fallback] = splitDefault(body)
+        // Own variables only: `${env:toString}` is not set, whatever Object.prototype holds.
+        const value = (Object.hasOwn(env, name) ? env[name] : undefined) ?? fallback
+        if (value === undefined) {
+          findings.push({ severity: 'error', path, message: `environment variable ${name} is not set` })
+          return ''
+        }
+        whole = text === original
+        return value
+      })
+      // A value that is one whole `${env:…}` takes the type it spells (a port, a boolean).
+      node.value = whole ? scalarOf(replaced) : replaced
+    },
+  })
+  return refs
+}
+
+function splitDefault(body: string): [string, string | undefined] {
+  const at = body.indexOf(':-')
+  return at === -1 ? [body, undefined] : [body.slice(0, at), body.slice(at + 2)]
+}
+
+function scalarOf(text: string): unknown {
+  try {
+    const value: unknown = parseScalar(text)
+    return typeof value === 'number' || typeof value === 'boolean' ? value : text
+  } catch {
+    return text
+  }
+}
+
+/** The config path of a node from the visitor's ancestry (maps give keys, sequences indices). */
+function pathOf(ancestry: readonly unknown[], node: unknown): Array<string | number> {
+  const path: Array<string | number> = []
+  const chain = [...ancestry, node]
+  for (let i = 1; i < chain.length; i++) {
+    const parent = chain[i - 1] as { items?: unknown[]; key?: unknown; value?: unknown }
+    const child = chain[i]
+    if (parent && Array.isArray(parent.items)) {
+      const index = parent.items.indexOf(child)
+      // A pair inside a map contributes its key when we descend into its value.
+      if (!isPairLike(child)) path.push(index)
+    } else if (isPairLike(parent) && parent.value === child) {
+      path.push(isScalar(parent.key) ? String(parent.key.value) : String(parent.key))
+    }
+  }
+  return path
+}
+
+function isPairLike(node: unknown): node is { key: unknown; value: unknown } {
+  return typeof node === 'object' && node !== null && 'key' in node && 'value' in node && !('items' in node)
+}

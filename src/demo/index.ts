@@ -1,0 +1,2 @@
+export { startDemo, type DemoOptions, type RunningDemo } from './run.ts'
+export { runTour } from './tour.ts'

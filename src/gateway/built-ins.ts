@@ -1,0 +1,48 @@
+// The gateway's own endpoints, added to the router when a config is compiled as routes whose backend
+// is built in, ahead of the config's routes: the router matches them like any other, and a config
+// route cannot shadow them. Their ids start with `builtin/`, which no config route id can (a route
+// id holds no `/`), so the audit log and metrics name them without ever meaning a configured route.
+import { GatewayError } from '../errors/index.ts'
+import { nothingServed, type Backend } from '../request/index.ts'
+import type { PublishedJwks } from '../upstream/index.ts'
+
+/** What the built-in endpoints read from the running gateway, handed in at compile time. */
+export interface BuiltInSources {
+  /** The keys X-Bouncer-Assertion is signed with (the signer changes on reload and rotation). */
+  publishedKeys(): PublishedJwks
+}
+
+export interface BuiltInRoute {
+  id: string
+  path: string
+  /** Every method reaches the endpoint, which answers 405 itself: a config route never takes its path. */
+  methods: readonly string[]
+  backend: Backend
+}
+
+/** Where the keys of X-Bouncer-Assertion are published, on the gateway listener itself. */
+const JWKS_PATH = '/.well-known/jwks.json'
+const EVERY_METHOD = ['*', 'TRACE', 'TRACK', 'CONNECT']
+
+export function builtInRoutes(sources: BuiltInSources): BuiltInRoute[] {
+  return [{ id: 'builtin/jwks', path: JWKS_PATH, methods: EVERY_METHOD, backend: jwksBackend(sources.publishedKeys) }]
+}
+
+function jwksBackend(publishedKeys: () => PublishedJwks): Backend {
+  return {
+    upstream: null,
+    async serve(ctx, exchange) {
+      if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+        throw new GatewayError('method_not_allowed', { detail: `${JWKS_PATH} answers GET.`, headers: { allow: 'GET, HEAD' } })
+      }
+      const body = JSON.stringify(publishedKeys())
+      const served = nothingServed()
+      served.status = 200
+      served.bytesOut = ctx.method === 'HEAD' ? 0 : Buffer.byteLength(body)
+      if (exchange.beforeEnd) await exchange.beforeEnd(served)
+      ctx.res.writeHead(200, { 'content-type': 'application/jwk-set+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'max-age=60', 'x-request-id': ctx.id })
+      ctx.res.end(ctx.method === 'HEAD' ? undefined : body)
+      return served
+    },
+  }
+}

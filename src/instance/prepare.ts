@@ -1,0 +1,73 @@
+// One loaded config made ready to serve: its secrets store opened and read, the runtime compiled,
+// the secret values put into the upstreams' headers, the admin credential and the assertion signer.
+// The first start and every reload go through here, so they cannot prepare a config differently.
+import { adminAuth, type AdminAuth } from '../admin/index.ts'
+import { formatDiagnostic, type Config, type LoadedConfig } from '../config/index.ts'
+import { applyUpstreamHeaders, compileRuntime, type CompileDeps, type Runtime } from '../gateway/index.ts'
+import { openSecretsRuntime, SecretsUnavailable, type SecretsRuntime } from '../secrets/index.ts'
+import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
+import { createAssertionSigner, type AssertionSigner } from '../upstream/index.ts'
+
+/** A config that does not validate: the lines to print, in `bouncer check` format. */
+export class ConfigError extends Error {
+  readonly lines: string[]
+  constructor(lines: string[]) {
+    super(`the config is not valid:\n${lines.join('\n')}`)
+    this.name = 'ConfigError'
+    this.lines = lines
+  }
+}
+
+export function diagnosticLines(loaded: LoadedConfig, severity: 'error' | 'warning'): string[] {
+  return loaded.diagnostics.filter((d) => d.severity === severity).map((d) => formatDiagnostic(loaded.file, d))
+}
+
+export interface Prepared {
+  runtime: Runtime
+  secrets: SecretsRuntime
+  admin: AdminAuth
+  assertions: AssertionSigner | null
+}
+
+export interface PrepareDeps {
+  logger: Logger
+  background: BackgroundTasks
+  env: NodeJS.ProcessEnv
+  compile: CompileDeps
+}
+
+/** Secrets, compile, secret values into headers and the admin token: one config, ready to swap in. */
+export function prepare(next: LoadedConfig & { config: Config }, assertions: AssertionSigner | null, deps: PrepareDeps): Prepared {
+  const { logger } = deps
+  let secrets: SecretsRuntime
+  try {
+    secrets = openSecretsRuntime(next, { logger, background: deps.background, env: deps.env, format: (d) => formatDiagnostic(next.file, d) })
+  } catch (err) {
+    if (err instanceof SecretsUnavailable) throw new ConfigError(err.lines)
+    throw err
+  }
+  try {
+    const runtime = compileRuntime(next.config, deps.compile)
+    applyUpstreamHeaders(runtime.upstreams, secrets.resolve)
+    return { runtime, secrets, admin: adminFor(next.config, secrets), assertions: signerFor(next.config, secrets, assertions, logger) }
+  } catch (err) {
+    secrets.close() // the store handle this attempt opened; the running config keeps its own
+    throw err
+  }
+}
+
+/**
+ * A signer on a writable store is rebuilt on the new store handle (its key lives there, same kid);
+ * one with an in-memory key is kept, or assertions already out would lose their key.
+ */
+function signerFor(config: Config, secrets: SecretsRuntime, running: AssertionSigner | null, logger: Logger): AssertionSigner | null {
+  if (!config.upstreams.some((u) => u.identity_assertion)) return null
+  if (running !== null && !secrets.store?.writable) return running
+  return createAssertionSigner({ issuer: config.assertion.issuer, ttlMs: config.assertion.ttl, rotateEveryMs: config.assertion.rotate_every, store: secrets.store, logger })
+}
+
+/** Admin API auth for a config: its admin.token, `${secret:}` references resolved. */
+export function adminFor(config: Config, secrets: SecretsRuntime): AdminAuth {
+  const token = config.admin.token
+  return adminAuth(token === undefined ? undefined : secrets.resolve(token))
+}

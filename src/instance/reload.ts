@@ -1,0 +1,81 @@
+// A reload: load the file again, prepare it beside the running config, swap it in with one
+// assignment, and retire what only the old config used. A config that does not load or prepare is
+// refused and the running one keeps serving.
+import type { Server } from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { loadConfigFile } from '../config/index.ts'
+import { applyTimeouts, type Runtime } from '../gateway/index.ts'
+import type { Live } from './live.ts'
+import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
+import type { SecretsRefresh } from './secrets-refresh.ts'
+
+export type ReloadResult =
+  | { ok: true; generation: number; warnings: string[] }
+  | { ok: false; errors: string[] }
+
+export interface ReloadDeps extends PrepareDeps {
+  configFile: string
+  gatewayServer: Server
+  refresh: SecretsRefresh
+}
+
+export function createReload(live: Live, deps: ReloadDeps): () => Promise<ReloadResult> {
+  const { logger, background, compile } = deps
+  const { state } = live
+  let reloading: Promise<ReloadResult> | null = null
+
+  async function load(): Promise<ReloadResult> {
+    const next = await loadConfigFile(deps.configFile, deps.env)
+    if (!next.config) {
+      const errors = diagnosticLines(next, 'error')
+      logger.error({ errors }, 'config reload refused: the running config keeps serving')
+      return { ok: false, errors }
+    }
+    const previous = state.runtime
+    let prepared: ReturnType<typeof prepare>
+    try {
+      prepared = prepare({ ...next, config: next.config }, state.assertions, deps)
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      logger.error({ errors: err.lines }, 'config reload refused: the running config keeps serving')
+      return { ok: false, errors: err.lines }
+    }
+    const { runtime } = prepared
+    if (next.config.server.listen.text !== previous.config.server.listen.text || next.config.admin.listen.text !== previous.config.admin.listen.text) {
+      logger.warn('a changed listen address takes effect at the next restart')
+    }
+    if (JSON.stringify(next.config.audit) !== JSON.stringify(previous.config.audit)) {
+      logger.warn('a changed audit section takes effect at the next restart')
+    }
+    state.runtime = runtime // the swap: new requests see the new runtime from here on
+    state.assertions = prepared.assertions
+    live.admin = prepared.admin
+    if (prepared.secrets !== live.secrets) {
+      live.secrets.close()
+      live.secrets = prepared.secrets
+    }
+    void compile.issuers.retire(runtime.issuerKeys.values())
+    void compile.limitsStores.retire([runtime.limiter.store])
+    applyTimeouts(deps.gatewayServer, next.config.server)
+    deps.refresh.follow(previous.config, next.config)
+    void background.run('runtime_retirement', () => retireWhenIdle(previous, runtime))
+    const warnings = diagnosticLines(next, 'warning')
+    logger.info({ generation: runtime.generation, warnings: warnings.length }, 'config reloaded')
+    return { ok: true, generation: runtime.generation, warnings }
+  }
+
+  /** Old pools close once no request that started on the old runtime still needs them. */
+  async function retireWhenIdle(previous: Runtime, current: Runtime): Promise<void> {
+    const deadline = Date.now() + previous.config.server.shutdown_timeout
+    while (previous.usage.inFlight > 0 && Date.now() < deadline) await sleep(50)
+    if (state.runtime === current) await compile.upstreams.retire(current.upstreams.values())
+  }
+
+  return function reload(): Promise<ReloadResult> {
+    // Reloads triggered together (SIGHUP and the API) share one load.
+    reloading ??= load().finally(() => {
+      reloading = null
+    })
+    return reloading
+  }
+}

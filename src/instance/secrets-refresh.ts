@@ -1,0 +1,40 @@
+// Every refresh interval of the config in force (a reload that changes it restarts the timer):
+// new secret versions (a rotation elsewhere, a changed file), due scheduled rotations, and the
+// assertion key. Three tasks, each counted on its own: one that fails does not skip the others.
+import type { Config } from '../config/index.ts'
+import { applyUpstreamHeaders } from '../gateway/index.ts'
+import type { BackgroundTasks } from '../telemetry/index.ts'
+import type { Live } from './live.ts'
+import { adminFor } from './prepare.ts'
+
+export interface SecretsRefresh {
+  /** A reload changed the config: keep to its refresh interval. */
+  follow(previous: Config, next: Config): void
+  stop(): void
+}
+
+const refreshEvery = (config: Config) => config.secrets?.refresh_interval ?? 2_000
+
+export function startSecretsRefresh(live: Live, background: BackgroundTasks): SecretsRefresh {
+  /** New secret values into the upstreams' headers and the admin token. */
+  function applySecrets(): void {
+    applyUpstreamHeaders(live.state.runtime.upstreams, live.secrets.resolve)
+    live.admin = adminFor(live.state.runtime.config, live.secrets)
+  }
+  function refresh(): void {
+    void background.run('secrets_refresh', () => live.secrets.reread() && applySecrets())
+    void background.run('secret_rotation', async () => (await live.secrets.rotateDue()) && applySecrets())
+    void background.run('assertion_key_rotation', () => live.state.assertions?.rotateIfDue())
+  }
+  let timer = setInterval(refresh, refreshEvery(live.state.runtime.config)).unref()
+  return {
+    follow(previous, next) {
+      if (refreshEvery(previous) === refreshEvery(next)) return
+      clearInterval(timer)
+      timer = setInterval(refresh, refreshEvery(next)).unref()
+    },
+    stop() {
+      clearInterval(timer)
+    },
+  }
+}

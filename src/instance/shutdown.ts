@@ -1,0 +1,39 @@
+// SIGTERM: stop accepting, let requests in flight finish (bounded by server.shutdown_timeout), then
+// close listeners, pools, key sets, stores, the audit log (last: every record is queued by then).
+import type { Server } from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { AuditLog } from '../audit/index.ts'
+import type { Tracing } from '../telemetry/index.ts'
+import type { Live } from './live.ts'
+import type { SecretsRefresh } from './secrets-refresh.ts'
+
+export interface ShutdownDeps {
+  gatewayServer: Server
+  adminServer: Server
+  refresh: SecretsRefresh
+  closeRegistries(): Promise<void>
+  audit: AuditLog
+  tracing: Tracing | null
+}
+
+export function createShutdown(live: Live, deps: ShutdownDeps): () => Promise<void> {
+  const { state } = live
+  return async function shutdown(): Promise<void> {
+    if (state.draining) return
+    state.draining = true
+    deps.refresh.stop()
+    deps.gatewayServer.close()
+    deps.gatewayServer.closeIdleConnections()
+    const deadline = Date.now() + state.runtime.config.server.shutdown_timeout
+    while (state.inFlight > 0 && Date.now() < deadline) await sleep(20)
+    if (state.inFlight > 0) state.logger.warn({ in_flight: state.inFlight }, 'shutdown timeout: closing connections with requests in flight')
+    deps.gatewayServer.closeAllConnections()
+    for (const socket of state.tunnels) socket.destroy()
+    deps.adminServer.close()
+    deps.adminServer.closeAllConnections()
+    await deps.closeRegistries()
+    await deps.audit.close() // last: every request's record is queued by now
+    await deps.tracing?.shutdown()
+    live.secrets.close()
+  }
+}

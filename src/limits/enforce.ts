@@ -1,0 +1,128 @@
+// Throttling (SPEC "Decisions" step 5): each limit of the route, keyed as configured, checked and
+// taken together in the store; the first exhausted limit refuses with 429 and Retry-After. Every
+// response of a limited route carries the IETF RateLimit-Policy and RateLimit headers: the verdict
+// says what they hold, and the pipeline writes them.
+import { GatewayError } from '../errors/index.ts'
+import type { Logger } from '../telemetry/index.ts'
+import { stateHeader } from './headers.ts'
+import { keyValue, type LimitedRequest } from './keys.ts'
+import type { LimitPart, RouteLimits } from './route-limits.ts'
+import type { Check, LimitsStore, TakeResult } from './store.ts'
+
+export interface Limiter {
+  readonly store: LimitsStore
+  readonly onError: 'allow' | 'deny'
+  readonly logger: Logger
+}
+
+/** What throttling decided for one request. */
+export interface LimitVerdict {
+  /** RateLimit-Policy for the response; null when nothing was counted. */
+  readonly policy: string | null
+  /** RateLimit for the response; null when nothing was counted. */
+  readonly state: string | null
+  /** The limit that refused (for the audit record and metrics), or null. */
+  readonly limit: string | null
+  /** The refusal to answer with (429, or 503 limits_unavailable), or null to go on. */
+  readonly error: GatewayError | null
+}
+
+/** on_error: allow, and the store did not answer: nothing counted, nothing refused. */
+const UNCOUNTED: LimitVerdict = Object.freeze({ policy: null, state: null, limit: null, error: null })
+
+let lastAllowLog = 0
+
+/**
+ * Checks and takes the route's limits. A promise only when the store needs one (Redis): the
+ * memory store answers at once, and an await would cost it more than the check itself. One small
+ * verdict object per request, besides the checks and the RateLimit value.
+ */
+export function enforceLimits(limiter: Limiter, request: LimitedRequest, limits: RouteLimits): LimitVerdict | Promise<LimitVerdict> {
+  const parts = limits.parts
+  const checks: Check[] = new Array(parts.length)
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i] as LimitPart
+    checks[i] = { key: part.keyPrefix + keyValue(part.source, request), rate: part.rate, quota: part.quota }
+  }
+  let taken: TakeResult | Promise<TakeResult>
+  try {
+    taken = limiter.store.take(checks)
+  } catch (err) {
+    return storeFailed(limiter, request, err)
+  }
+  if (taken instanceof Promise) {
+    return taken.then(
+      (result) => verdictOf(limits, result),
+      (err: unknown) => storeFailed(limiter, request, err),
+    )
+  }
+  return verdictOf(limits, taken)
+}
+
+function verdictOf(limits: RouteLimits, result: TakeResult): LimitVerdict {
+  if (result.reason === 'full') return refuseFull(limits.parts[result.refused] as LimitPart, result.retryAfterMs)
+  const policy = limits.policyHeader
+  const state = stateHeader(limits.labels, result.states)
+  if (result.refused === -1) return { policy, state, limit: null, error: null }
+  const part = limits.parts[result.refused] as LimitPart
+  const retryAfter = Math.max(1, Math.ceil(result.retryAfterMs / 1000))
+  if (part.rate) {
+    const perSecond = Math.round((1000 / part.rate.intervalMs) * 100) / 100
+    return {
+      policy,
+      state,
+      limit: part.limit,
+      error: new GatewayError('rate_limited', {
+        detail: `Limit "${part.limit}" allows ${perSecond} requests/s with a burst of ${part.rate.burst}; retry in ${retryAfter}s.`,
+        headers: { 'retry-after': String(retryAfter) },
+      }),
+    }
+  }
+  return {
+    policy,
+    state,
+    limit: part.limit,
+    error: new GatewayError('quota_exceeded', {
+      detail: `Quota "${part.limit}" (${part.quota?.count} per window) is used up; it resets at ${new Date(Date.now() + result.retryAfterMs).toISOString()}.`,
+      headers: { 'retry-after': String(retryAfter) },
+    }),
+  }
+}
+
+/**
+ * The memory store is full of live limits and this request needs a new key. Naming the limit puts
+ * the refusal in the audit record and in bouncer_rate_limited_total{code="limits_unavailable"};
+ * nothing was counted, so there are no RateLimit headers.
+ */
+function refuseFull(part: LimitPart, retryAfterMs: number): LimitVerdict {
+  return {
+    policy: null,
+    state: null,
+    limit: part.limit,
+    error: new GatewayError('limits_unavailable', {
+      detail: `The limits store is full (limits_store.max_keys) and limit "${part.limit}" has no state for this caller yet; retry shortly.`,
+      headers: { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) },
+    }),
+  }
+}
+
+/** on_error: allow lets the request through (logged at most every 10 s); deny refuses it. */
+function storeFailed(limiter: Limiter, request: LimitedRequest, err: unknown): LimitVerdict {
+  if (limiter.onError === 'allow') {
+    if (Date.now() - lastAllowLog > 10_000) {
+      lastAllowLog = Date.now()
+      limiter.logger.warn({ err, route: request.route?.id }, 'limits store unavailable: letting requests through (on_error: allow)')
+    }
+    return UNCOUNTED
+  }
+  return {
+    policy: null,
+    state: null,
+    limit: null,
+    error: new GatewayError('limits_unavailable', {
+      detail: 'The limits store is unavailable and limits_store.on_error is deny.',
+      headers: { 'retry-after': '1' },
+      cause: err,
+    }),
+  }
+}

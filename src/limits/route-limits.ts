@@ -1,0 +1,49 @@
+// A route's limits, compiled once per config: each limit's rate and quota as separate parts (a
+// limit with both keeps two states per key), their key sources, and the RateLimit-Policy value.
+import type { LimitConfig } from '../config/index.ts'
+import type { RateSpec } from './bucket.ts'
+import { policyItem } from './headers.ts'
+import { parseKeySource, type KeySource } from './keys.ts'
+import type { QuotaSpec } from './quota.ts'
+
+export interface LimitPart {
+  limit: string
+  /** `name|` for a rate, `name#q|` for a quota: a limit with both keeps two states per key. */
+  keyPrefix: string
+  /** The policy's name in the RateLimit headers (`name`, or `name/rate` and `name/quota`). */
+  label: string
+  source: KeySource
+  rate: RateSpec | null
+  quota: QuotaSpec | null
+}
+
+export interface RouteLimits {
+  readonly names: readonly string[]
+  readonly parts: readonly LimitPart[]
+  readonly labels: readonly string[]
+  readonly policyHeader: string
+}
+
+export function compileRouteLimits(names: readonly string[], limits: readonly LimitConfig[]): RouteLimits | null {
+  if (names.length === 0) return null
+  const parts: LimitPart[] = []
+  for (const name of names) {
+    const config = limits.find((l) => l.name === name) as LimitConfig
+    const source = parseKeySource(config.key, config.ip_prefix_v6)
+    const both = config.rate !== undefined && config.quota !== undefined
+    if (config.rate) {
+      const rate = { intervalMs: config.rate.periodMs / config.rate.count, burst: config.burst ?? config.rate.count }
+      parts.push({ limit: name, keyPrefix: `${name}|`, label: both ? `${name}/rate` : name, source, rate, quota: null })
+    }
+    if (config.quota) {
+      const quota = { count: config.quota.count, periodMs: config.quota.periodMs }
+      parts.push({ limit: name, keyPrefix: `${name}#q|`, label: both ? `${name}/quota` : name, source, rate: null, quota })
+    }
+  }
+  return Object.freeze({
+    names,
+    parts,
+    labels: parts.map((p) => p.label),
+    policyHeader: parts.map((p) => policyItem(p.label, p.rate, p.quota)).join(', '),
+  })
+}

@@ -1,0 +1,47 @@
+// What a route's target is to the pipeline: a backend it calls `serve` on, whatever it is. The HTTP
+// upstream (src/upstream/) is one; the gateway's own endpoints (the JWKS) are another; datasets and
+// functions will be more. The pipeline never asks which kind it has.
+import type { Duplex } from 'node:stream'
+import type { GatewayError } from '../errors/index.ts'
+import type { RequestContext } from './context.ts'
+
+/** What the pipeline hands a backend for one request, beside the request itself. */
+export interface Exchange {
+  /** Headers the pipeline computed for this request (X-Bouncer-Assertion) as a flat [name, value, …] list. */
+  readonly extraHeaders: string[] | null
+  /** Read when the response starts: a draining gateway closes the connection after it. */
+  readonly lifecycle: { readonly draining: boolean }
+  /** Open WebSocket tunnels: node:http no longer tracks a socket once it is upgraded. */
+  readonly tunnels: Set<Duplex>
+  /**
+   * Awaited before the response's last bytes leave, with what was served so far (durability: sync
+   * commits the audit record there); null when nothing needs to wait.
+   */
+  readonly beforeEnd: ((served: Served) => Promise<void>) | null
+}
+
+/** What serving one request did. The pipeline records it in the request context. */
+export interface Served {
+  status: number
+  upstreamStatus: number | null
+  /** Milliseconds from dispatch to the upstream's response headers. */
+  upstreamMs: number | null
+  bytesIn: number
+  bytesOut: number
+  /** Why the exchange failed: answered as a problem, or, once the response has begun, cut short. */
+  error: GatewayError | null
+}
+
+export interface Backend {
+  /** The upstream's name, for the audit record, metrics and spans; null for the gateway's own endpoints. */
+  readonly upstream: string | null
+  /**
+   * Resolves once the response is complete or the exchange ended, with what was served. A refusal
+   * before anything was sent (an upstream at its concurrency cap) may throw instead.
+   */
+  serve(ctx: Readonly<RequestContext>, exchange: Exchange): Promise<Served>
+}
+
+export function nothingServed(): Served {
+  return { status: 0, upstreamStatus: null, upstreamMs: null, bytesIn: 0, bytesOut: 0, error: null }
+}

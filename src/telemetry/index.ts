@@ -1,0 +1,5 @@
+export { BACKGROUND_TASKS, createBackgroundTasks, type BackgroundTask, type BackgroundTasks, type FailureCounter } from './background.ts'
+export { createLogger, redactValues, scrub, type Logger, type LoggerOptions } from './logger.ts'
+export { createMetrics, type AuditGauges, type Metrics, type ObservedRequest } from './metrics.ts'
+export { traceContextOf, traceparentOf, type TraceContext } from './trace-context.ts'
+export { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startTracing, startUpstreamSpan, type RequestSpans, type Tracing } from './tracing.ts'

@@ -1,0 +1,109 @@
+// What is sent upstream: the path that was matched and authorized (or its rewrite) under the
+// upstream's base path, the headers (SPEC "On the wire": the managed ones removed, then the gateway's
+// added), and the body, counted, and cut at max_body_bytes when it is chunked.
+import { Transform, type Readable } from 'node:stream'
+import type { RoutePattern } from '../config/index.ts'
+import { GatewayError } from '../errors/index.ts'
+import { canonicalSegment, foldHeaderName, type HostAllowList } from '../http/index.ts'
+import type { RequestContext, Served } from '../request/index.ts'
+import { traceparentOf } from '../telemetry/index.ts'
+import type { Upstream } from './pools.ts'
+
+/** A route's forwarding settings, fixed when the config is compiled. */
+export interface ForwardSettings {
+  upstream: Upstream
+  rewrite: RoutePattern | null
+  forwardAuthorization: boolean
+  /** server.hosts: the client Hosts X-Forwarded-Host may repeat. */
+  publicHosts: HostAllowList
+  maxBodyBytes: number
+}
+
+/** The canonical path that was matched and authorized, or its rewrite, under the upstream's base path. */
+export function upstreamPath(ctx: Readonly<RequestContext>, settings: Pick<ForwardSettings, 'upstream' | 'rewrite'>): string {
+  const path = settings.rewrite ? fillRewrite(settings.rewrite, ctx.params, ctx.rest) : ctx.path
+  const base = settings.upstream.basePath
+  return `${base}${path}${ctx.query === '' ? '' : `?${ctx.query}`}`
+}
+
+/** Params and rest are already in the canonical form (router captures): they go in as they are. */
+function fillRewrite(rewrite: RoutePattern, params: Record<string, string>, rest: readonly string[]): string {
+  let out = ''
+  for (const segment of rewrite.segments) {
+    if (segment.kind === 'literal') out += `/${canonicalSegment(segment.raw)}`
+    else if (segment.kind === 'param') out += `/${params[segment.name] ?? ''}`
+    else if (rest.length > 0) out += `/${rest.join('/')}`
+  }
+  return out === '' ? '/' : out
+}
+
+/** Headers sent upstream as a flat [name, value, …] list (SPEC "On the wire": removed, then added). */
+export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: ForwardSettings, extraHeaders: string[] | null): string[] {
+  const inbound = ctx.headers
+  const { upstream } = settings
+  const names = upstream.headerNames
+  const out: string[] = []
+  if (inbound) {
+    const forward = inbound.forward
+    for (let i = 0; i < forward.length; i += 2) {
+      const name = forward[i] as string
+      // Configured headers win: the client cannot set them, nor a look-alike (X_Api_Key) that a
+      // folding upstream would read as one.
+      if (names.size > 0 && names.has(foldHeaderName(name))) continue
+      out.push(name, forward[i + 1] as string)
+    }
+    if (settings.forwardAuthorization && inbound.authorization !== undefined && !names.has('authorization')) {
+      out.push('authorization', inbound.authorization)
+    }
+  }
+  const proto = ctx.viaTrustedProxy && inbound?.forwardedProto ? inbound.forwardedProto : 'http'
+  out.push('x-forwarded-for', ctx.forwardedFor, 'x-forwarded-proto', proto)
+  const host = forwardedHost(ctx, settings.publicHosts)
+  if (host !== undefined) out.push('x-forwarded-host', host)
+  out.push('x-request-id', ctx.id)
+  if (ctx.trace) {
+    out.push('traceparent', traceparentOf(ctx.trace))
+    if (ctx.trace.tracestate) out.push('tracestate', ctx.trace.tracestate)
+  }
+  for (let i = 0; i < upstream.headers.length; i++) out.push(upstream.headers[i] as string)
+  if (extraHeaders) for (const value of extraHeaders) out.push(value)
+  return out
+}
+
+/**
+ * A trusted proxy's X-Forwarded-Host as it sent it; otherwise the client's Host, only when
+ * server.hosts names it. Upstreams build redirects and reset links from this header, so a Host the
+ * gateway cannot vouch for is not repeated (Host header poisoning).
+ */
+function forwardedHost(ctx: Readonly<RequestContext>, publicHosts: HostAllowList): string | undefined {
+  const inbound = ctx.headers
+  if (!inbound) return undefined
+  if (ctx.viaTrustedProxy && inbound.forwardedHost) return inbound.forwardedHost
+  return inbound.host !== undefined && publicHosts.matches(inbound.host) ? inbound.host : undefined
+}
+
+/** The body to stream upstream, its bytes counted into `served.bytesIn`; null when there is none. */
+export function requestBody(ctx: Readonly<RequestContext>, maxBodyBytes: number, served: Served): Readable | null {
+  const inbound = ctx.headers
+  if (!inbound) return null
+  if (inbound.chunked) return ctx.req.pipe(bodyLimit(served, maxBodyBytes))
+  if (inbound.contentLength !== undefined && inbound.contentLength > 0) {
+    served.bytesIn = inbound.contentLength
+    return ctx.req
+  }
+  return null
+}
+
+/** Counts a chunked body as it streams and stops it at max_body_bytes (SPEC: 413 also for chunked bodies). */
+function bodyLimit(served: Served, maxBodyBytes: number): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      served.bytesIn += chunk.length
+      if (served.bytesIn > maxBodyBytes) {
+        callback(new GatewayError('payload_too_large', { detail: `The request body exceeds ${maxBodyBytes} bytes.` }))
+        return
+      }
+      callback(null, chunk)
+    },
+  })
+}
