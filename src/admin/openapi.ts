@@ -4,7 +4,7 @@
 // into the config's own schema, generated from the definition that validates the file.
 // test/integration/openapi.test.ts calls every operation and checks each answer against it.
 import { readFileSync } from 'node:fs'
-import { AUDIT_FIELDS } from '../audit/record.ts'
+import { FIELD_KINDS, FIELD_SPECS } from '../audit/fields.ts'
 import { configJsonSchema, type JsonSchema } from '../config/index.ts'
 import { ERROR_CODES } from '../errors/index.ts'
 
@@ -139,14 +139,17 @@ const schemas: Record<string, JsonSchema> = {
   ReloadRefused: object({ ok: { const: false }, errors: { ...strings, description: 'bouncer check lines: the running config keeps serving' } }),
 }
 
+/** A value of the schema, or null. */
+function orNullOf(schema: JsonSchema): JsonSchema {
+  return Array.isArray(schema.enum) ? { enum: [...schema.enum, null] } : { ...schema, type: [schema.type, 'null'] }
+}
+
+/** The audit record's fields, from their table (src/audit/fields.ts). */
 function auditRecordProperties(): Record<string, JsonSchema> {
-  const types: Record<string, JsonSchema> = {
-    status: integer, method: string, path: string, id: string, time: { type: 'string', description: 'RFC 3339, milliseconds' },
-    request_id: string, decision: { enum: ['allow', 'deny', 'error'] }, roles: strings, source_ip: string,
-    upstream_status: orNull('integer'), duration_ms: { type: 'number' }, bytes_in: integer, bytes_out: integer,
-    prev_hash: string, hash: string,
-  }
-  return Object.fromEntries(AUDIT_FIELDS.map((field) => [field, types[field] ?? orNull('string')]))
+  return Object.fromEntries(FIELD_SPECS.map((field) => {
+    const schema: JsonSchema = FIELD_KINDS[field.kind].schema
+    return [field.name, field.nullable ? orNullOf(schema) : schema]
+  }))
 }
 
 const AUDIT_FILTERS = [

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { checkedHead, decideHead, readChainState, restartRecord, writeChainState, type StateRead } from '../../../src/audit/chain-head.ts'
-import { chain, GENESIS_HASH, hashOf, type RecordValues } from '../../../src/audit/record.ts'
+import { chain, GENESIS_HASH, hashOf, type RecordInput } from '../../../src/audit/record.ts'
 
-const values: RecordValues = {
+const values: RecordInput = {
   id: '00000000-0000-4000-8000-000000000001', time: '2026-11-26T12:00:00.000Z', request_id: 'r1', trace_id: null, method: 'GET',
   path: '/x', route: 'x', status: 200, decision: 'allow', code: null, detail: null, statement: 'S', issuer: null, subject: null,
   client_id: null, roles: [], source_ip: '127.0.0.1', user_agent: null, upstream: 'api', upstream_status: 200, duration_ms: 1.5,

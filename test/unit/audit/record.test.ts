@@ -1,8 +1,9 @@
 // The canonical form is the contract a third party re-verifies the chain with: sorted keys,
 // JSON.stringify values, prev_hash included, hash excluded.
 import { createHash } from 'node:crypto'
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { AUDIT_FIELDS, canonicalJson, GENESIS_HASH, hashOf, linkLine, recordLine, type AuditRecord } from '../../../src/audit/record.ts'
+import { AUDIT_FIELDS, canonicalJson, GENESIS_HASH, hashOf, jsonValue, linkLine, recordLine, type AuditRecord } from '../../../src/audit/record.ts'
 import type { RequestContext } from '../../../src/gateway/context.ts'
 
 const ctx = {
@@ -60,5 +61,18 @@ describe('the audit record', () => {
   it('replaces NUL (PostgreSQL text cannot hold it) before hashing', () => {
     const record: AuditRecord = linkLine(recordLine(ctx), GENESIS_HASH)
     expect(record.subject).toBe('svc\ufffdlooker')
+  })
+})
+
+describe('a canonical value', () => {
+  // The line skips JSON.stringify for plain strings and numbers; what it writes must not differ.
+  it('is what JSON.stringify writes, for any string, number or list of strings', () => {
+    const tricky = ['', '"', '\\', '\u0000', '\u001f', '\u007f', '\u2028', '\ud800', '\udc00x', '\ud83d\ude00', 'é', '…(truncated, 9 chars)']
+    for (const value of [...tricky, 0, -0, 1.5, 1e21, 5e-324, Number.NaN, Number.POSITIVE_INFINITY, null, tricky]) {
+      expect(jsonValue(value)).toBe(JSON.stringify(value))
+    }
+    fc.assert(fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.double(), fc.integer(), fc.array(fc.string({ unit: 'grapheme' }))), (value) => {
+      expect(jsonValue(value)).toBe(JSON.stringify(value))
+    }), { numRuns: 2_000 })
   })
 })

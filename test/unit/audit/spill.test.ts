@@ -4,11 +4,11 @@ import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { chain, GENESIS_HASH, type AuditRecord, type RecordValues } from '../../../src/audit/record.ts'
+import { chain, GENESIS_HASH, type AuditRecord, type RecordInput } from '../../../src/audit/record.ts'
 import type { StoredRow } from '../../../src/audit/sinks/sink.ts'
 import { SPILL_START, spillFor } from '../../../src/audit/spill.ts'
 
-const values = (i: number, userAgent: string | null = null): RecordValues => ({
+const values = (i: number, userAgent: string | null = null): RecordInput => ({
   id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, time: '2026-11-26T12:00:00.000Z', request_id: `r${i}`, trace_id: null,
   method: 'GET', path: `/x/${i}`, route: 'x', status: 200, decision: 'allow', code: null, detail: null, statement: 'S', issuer: null,
   subject: null, client_id: null, roles: ['a'], source_ip: '127.0.0.1', user_agent: userAgent, upstream: 'api', upstream_status: 200,
@@ -69,7 +69,16 @@ describe('replaying a damaged spill file', () => {
     writeFileSync(spill.path, line({ ...row, record: { ...row.record, status: '200' as unknown as number } }) + line({ ...row, seq: 0 }))
     const { rows, damaged } = await spill.read(SPILL_START, 10)
     expect(rows).toEqual([])
-    expect(damaged.map((d) => d.reason)).toEqual(['record.status is missing or not a valid number', 'no valid seq'])
+    expect(damaged.map((d) => d.reason)).toEqual(['record.status is missing or not a valid integer', 'no valid seq'])
+  })
+
+  it('quarantines a whole number its column cannot hold (PostgreSQL integer)', async () => {
+    const spill = fresh()
+    const [row] = rowsOf(1) as [StoredRow]
+    writeFileSync(spill.path, line({ ...row, record: { ...row.record, status: 2 ** 31 } }))
+    const { rows, damaged } = await spill.read(SPILL_START, 10)
+    expect(rows).toEqual([])
+    expect(damaged.map((d) => d.reason)).toEqual(['record.status is missing or not a valid integer'])
   })
 
   it('keeps a last line that only lacks its newline, and invalid UTF-8 is quarantined as bytes', async () => {
