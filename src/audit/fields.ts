@@ -6,7 +6,8 @@
 //
 // A new field is one line, before prev_hash, with `added: true` (which needs `nullable: true`):
 // existing logs gain its column in place (ALTER TABLE … ADD COLUMN), records written before it read
-// as null, and it is left out of the canonical JSON while null, so their hashes still verify.
+// as null, and it is left out of the canonical JSON while null, so their hashes still verify. Where
+// a request sets it, record.ts's requestValues says from what (the compiler asks for it there).
 
 /** What a field holds: its JSON value, its SQL column in each sink, and its JSON Schema. */
 export const FIELD_KINDS = {
@@ -84,6 +85,13 @@ export const FIELDS = [
   { name: 'bytes_in', kind: 'count' },
   { name: 'bytes_out', kind: 'count' },
   { name: 'limit', kind: 'text', nullable: true },
+  // SPEC "The audit record, added": appended after `limit`.
+  { name: 'credential', kind: 'text', nullable: true, added: true },
+  { name: 'actor', kind: 'text', nullable: true, client: 256, added: true },
+  { name: 'tool', kind: 'text', nullable: true, client: 256, added: true },
+  { name: 'args_sha256', kind: 'sha256', nullable: true, added: true },
+  { name: 'attempts', kind: 'integer', nullable: true, added: true },
+  { name: 'instance', kind: 'text', nullable: true, added: true },
   { name: 'prev_hash', kind: 'sha256' },
   { name: 'hash', kind: 'sha256' },
 ] as const satisfies readonly FieldSpec[]

@@ -19,6 +19,9 @@ export type RecordInput = Omit<RecordValues, NullableField> & Partial<Pick<Recor
 
 export const GENESIS_HASH = '0'.repeat(64)
 
+/** The credential a verified caller presented (SPEC "The audit record, added"). */
+const BEARER_CREDENTIAL = 'bearer'
+
 interface CanonicalField {
   name: string
   /** `"name":`, written once. */
@@ -90,7 +93,7 @@ export function hashOf(record: Omit<AuditRecord, 'hash'>): string {
 }
 
 /** Every value of a record a request writes, read from its context: the one place the record reads it. */
-function requestValues(ctx: RequestContext, now: number): RecordValues {
+function requestValues(ctx: RequestContext, instance: string, now: number): RecordValues {
   const identity = ctx.identity
   return {
     id: randomUUID(),
@@ -117,6 +120,14 @@ function requestValues(ctx: RequestContext, now: number): RecordValues {
     bytes_in: ctx.bytesIn,
     bytes_out: ctx.bytesOut,
     limit: ctx.limit,
+    // Bearer tokens are the only credential so far; a request without a verified identity had none.
+    credential: identity ? BEARER_CREDENTIAL : null,
+    actor: null,
+    tool: null,
+    args_sha256: null,
+    // One try per request until upstreams retry: ctx.upstream is set once the request is sent.
+    attempts: ctx.upstream === null ? null : 1,
+    instance,
   }
 }
 
@@ -135,15 +146,16 @@ function pendingLine(values: RecordValues): string {
 }
 
 /** A finished request as its canonical JSON, prev_hash pending (what crosses to the worker). */
-export function recordLine(ctx: RequestContext, now = performance.now()): string {
-  return pendingLine(requestValues(ctx, now))
+export function recordLine(ctx: RequestContext, instance: string, now = performance.now()): string {
+  return pendingLine(requestValues(ctx, instance, now))
 }
 
 /** A request Node's HTTP parser refused before the pipeline saw it. */
-export function rejectedLine(info: { requestId: string; status: number; code: string; detail: string; peer: string }): string {
+export function rejectedLine(info: { requestId: string; status: number; code: string; detail: string; peer: string }, instance: string): string {
   return pendingLine(recordValues({
     id: randomUUID(), time: new Date().toISOString(), request_id: info.requestId, method: '-', path: '-', status: info.status,
     decision: 'deny', code: info.code, detail: info.detail, roles: [], source_ip: info.peer, duration_ms: 0, bytes_in: 0, bytes_out: 0,
+    instance,
   }))
 }
 

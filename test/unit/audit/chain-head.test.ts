@@ -57,8 +57,8 @@ describe('deciding where the chain goes on', () => {
   })
 
   it('writes the break as an ordinary record, first of its chain', () => {
-    const first = restartRecord('c1', 'record 3 of chain c1 in sqlite:a has no valid hash')
-    expect(first).toMatchObject({ code: 'chain_restarted', decision: 'error', prev_hash: GENESIS_HASH, detail: expect.stringContaining('Chain c1 cannot be continued: record 3') })
+    const first = restartRecord('c1', 'record 3 of chain c1 in sqlite:a has no valid hash', 'gw-1')
+    expect(first).toMatchObject({ code: 'chain_restarted', decision: 'error', prev_hash: GENESIS_HASH, detail: expect.stringContaining('Chain c1 cannot be continued: record 3'), instance: 'gw-1' })
     const { hash, ...rest } = first
     expect(hashOf(rest)).toBe(hash)
   })

@@ -30,10 +30,12 @@ const ctx = {
   limit: null,
 } as unknown as RequestContext
 
+const INSTANCE = 'gw-eu-1:4242'
+
 describe('the audit record', () => {
   it('is linked by splicing prev_hash into the canonical JSON the request thread wrote', () => {
-    const first = linkLine(recordLine(ctx, 3.25), GENESIS_HASH)
-    const second = linkLine(recordLine(ctx, 5), first.hash)
+    const first = linkLine(recordLine(ctx, INSTANCE, 3.25), GENESIS_HASH)
+    const second = linkLine(recordLine(ctx, INSTANCE, 5), first.hash)
     expect(first.prev_hash).toBe(GENESIS_HASH)
     expect(second.prev_hash).toBe(first.hash)
     const { hash, ...rest } = first
@@ -41,25 +43,34 @@ describe('the audit record', () => {
     expect(hash).toBe(createHash('sha256').update(canonicalJson(rest)).digest('hex'))
   })
 
-  it('has sorted keys, no whitespace, and every field but hash in its canonical form', () => {
-    const record = linkLine(recordLine(ctx, 3.25), GENESIS_HASH)
+  it('has sorted keys, no whitespace, and every field but hash in its canonical form (an added one only when set)', () => {
+    const record = linkLine(recordLine(ctx, INSTANCE, 3.25), GENESIS_HASH)
     const { hash: _hash, ...rest } = record
     const canonical = canonicalJson(rest)
     const keys = Object.keys(JSON.parse(canonical) as object)
-    expect(keys).toEqual([...AUDIT_FIELDS].filter((f) => f !== 'hash').sort())
+    const unset = ['actor', 'tool', 'args_sha256', 'attempts'] // no agent, and not sent upstream
+    expect(keys).toEqual([...AUDIT_FIELDS].filter((f) => f !== 'hash' && !unset.includes(f)).sort())
     expect(canonical).not.toMatch(/": |, "/)
     expect(canonical).toContain('"duration_ms":3.25')
+    expect(record).toMatchObject({ actor: null, tool: null, args_sha256: null, attempts: null }) // read back as null
+  })
+
+  it('names the credential of a verified caller, the tries upstream and the instance that wrote it', () => {
+    const verified = linkLine(recordLine(ctx, INSTANCE), GENESIS_HASH)
+    expect(verified).toMatchObject({ credential: 'bearer', attempts: null, instance: INSTANCE, actor: null, tool: null, args_sha256: null })
+    const forwarded = { ...ctx, identity: null, upstream: 'sales-api', upstreamStatus: 200, status: 200, decision: 'allow' } as unknown as RequestContext
+    expect(linkLine(recordLine(forwarded, INSTANCE), GENESIS_HASH)).toMatchObject({ credential: null, attempts: 1, upstream: 'sales-api', instance: INSTANCE })
   })
 
   it('cannot be confused by a value that looks like the placeholder', () => {
     const tricky = { ...ctx, headers: { userAgent: '","prev_hash":"\u0001' } } as unknown as RequestContext
-    const record = linkLine(recordLine(tricky), 'f'.repeat(64))
+    const record = linkLine(recordLine(tricky, INSTANCE), 'f'.repeat(64))
     expect(record.prev_hash).toBe('f'.repeat(64))
     expect(record.user_agent).toBe('","prev_hash":"\u0001')
   })
 
   it('replaces NUL (PostgreSQL text cannot hold it) before hashing', () => {
-    const record: AuditRecord = linkLine(recordLine(ctx), GENESIS_HASH)
+    const record: AuditRecord = linkLine(recordLine(ctx, INSTANCE), GENESIS_HASH)
     expect(record.subject).toBe('svc\ufffdlooker')
   })
 })
