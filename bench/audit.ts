@@ -9,6 +9,8 @@ import { GENESIS_HASH, linkLine, recordLine } from '../src/audit/record.ts'
 import type { StoredRow } from '../src/audit/sinks/sink.ts'
 import { createSqliteSink } from '../src/audit/sinks/sqlite.ts'
 
+const INSTANCE = 'bench-host:4242'
+
 function finishedRequest(i: number): RequestContext {
   return {
     startedAt: Date.now(),
@@ -39,9 +41,9 @@ function finishedRequest(i: number): RequestContext {
 export function benchRecordLine(quick: boolean): { microsPerRecord: number } {
   const contexts = Array.from({ length: 1_000 }, (_, i) => finishedRequest(i))
   const n = quick ? 50_000 : 500_000
-  for (let i = 0; i < 50_000; i++) recordLine(contexts[i % 1_000] as RequestContext)
+  for (let i = 0; i < 50_000; i++) recordLine(contexts[i % 1_000] as RequestContext, INSTANCE)
   const started = performance.now()
-  for (let i = 0; i < n; i++) recordLine(contexts[i % 1_000] as RequestContext)
+  for (let i = 0; i < n; i++) recordLine(contexts[i % 1_000] as RequestContext, INSTANCE)
   return { microsPerRecord: ((performance.now() - started) * 1000) / n }
 }
 
@@ -53,7 +55,7 @@ export async function benchSqliteSink(quick: boolean): Promise<{ recordsPerSec: 
   await sink.open()
   const batch = 2_000
   const total = quick ? 20_000 : 200_000
-  const lines = Array.from({ length: batch }, (_, i) => recordLine(finishedRequest(i)))
+  const lines = Array.from({ length: batch }, (_, i) => recordLine(finishedRequest(i), INSTANCE))
   let head = { seq: 0, hash: GENESIS_HASH }
   const started = performance.now()
   for (let written = 0; written < total; written += batch) {

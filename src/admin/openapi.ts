@@ -4,7 +4,7 @@
 // into the config's own schema, generated from the definition that validates the file.
 // test/integration/openapi.test.ts calls every operation and checks each answer against it.
 import { readFileSync } from 'node:fs'
-import { AUDIT_FIELDS } from '../audit/index.ts'
+import { FIELD_KINDS, FIELD_SPECS } from '../audit/index.ts'
 import { configJsonSchema, type JsonSchema } from '../config/index.ts'
 import { ERROR_CODES } from '../errors/index.ts'
 
@@ -136,17 +136,32 @@ const schemas: Record<string, JsonSchema> = {
     },
   }, 'The names and versions in the secrets store: never a value.'),
   Reloaded: object({ ok: { const: true }, generation: integer, warnings: strings }),
+  Checkpoint: object({
+    chain: string, count: integer, id: string, hash: string, time: string,
+    kid: { type: 'string', description: "the signing key's RFC 7638 thumbprint" },
+    sig: { type: 'string', description: 'Ed25519 over the canonical JSON of the other fields, base64url' },
+  }, 'A signed checkpoint of the chain head: what bouncer audit verify measures the log against.'),
+  AuditHead: object({
+    chain: string,
+    head: object({ count: integer, id: orNull('string'), hash: string }, 'The newest record in every sink (or durably spilled).'),
+    checkpoint: { anyOf: [ref('Checkpoint'), { type: 'null' }] },
+    checkpoint_file: string,
+    key: object({ kid: string, kty: { const: 'OKP' }, crv: { const: 'Ed25519' }, x: string }, 'The public key that checks the checkpoints.'),
+  }),
   ReloadRefused: object({ ok: { const: false }, errors: { ...strings, description: 'bouncer check lines: the running config keeps serving' } }),
 }
 
+/** A value of the schema, or null. */
+function orNullOf(schema: JsonSchema): JsonSchema {
+  return Array.isArray(schema.enum) ? { enum: [...schema.enum, null] } : { ...schema, type: [schema.type, 'null'] }
+}
+
+/** The audit record's fields, from their table (src/audit/fields.ts). */
 function auditRecordProperties(): Record<string, JsonSchema> {
-  const types: Record<string, JsonSchema> = {
-    status: integer, method: string, path: string, id: string, time: { type: 'string', description: 'RFC 3339, milliseconds' },
-    request_id: string, decision: { enum: ['allow', 'deny', 'error'] }, roles: strings, source_ip: string,
-    upstream_status: orNull('integer'), duration_ms: { type: 'number' }, bytes_in: integer, bytes_out: integer,
-    prev_hash: string, hash: string,
-  }
-  return Object.fromEntries(AUDIT_FIELDS.map((field) => [field, types[field] ?? orNull('string')]))
+  return Object.fromEntries(FIELD_SPECS.map((field) => {
+    const schema: JsonSchema = FIELD_KINDS[field.kind].schema
+    return [field.name, field.nullable ? orNullOf(schema) : schema]
+  }))
 }
 
 const AUDIT_FILTERS = [
@@ -219,6 +234,17 @@ function paths(): JsonSchema {
           400: problem('A filter that does not parse (bad_request).'),
           401: UNAUTHORIZED,
           404: problem('No sqlite or postgres audit sink to search (route_not_found).'),
+        },
+      },
+    },
+    '/api/audit/head': {
+      get: {
+        operationId: 'auditHead',
+        summary: "The audit chain's live head, its latest signed checkpoint and the key that checks it",
+        responses: {
+          200: json(ref('AuditHead'), 'The head of this gateway\'s chain.'),
+          401: UNAUTHORIZED,
+          404: problem('The audit log is off (audit.sinks is empty), or its worker is starting (route_not_found).'),
         },
       },
     },

@@ -86,11 +86,10 @@ export function decideHead(read: StateRead, statePath: string, heads: ReadonlyAr
 }
 
 /** The first record of a chain that replaces one that could not be continued. */
-export function restartRecord(previous: string | null, reason: string, now = new Date()): AuditRecord {
+export function restartRecord(previous: string | null, reason: string, instance: string, now = new Date()): AuditRecord {
   const detail = `${previous ? `Chain ${previous}` : 'The previous chain'} cannot be continued: ${reason}. Its records are kept as they are; this chain starts afresh.`
   return chain({
-    id: randomUUID(), time: now.toISOString(), request_id: '-', trace_id: null, method: '-', path: '-', route: null, status: 0,
-    decision: 'error', code: CHAIN_RESTARTED, detail, statement: null, issuer: null, subject: null, client_id: null, roles: [],
-    source_ip: '-', user_agent: null, upstream: null, upstream_status: null, duration_ms: 0, bytes_in: 0, bytes_out: 0, limit: null,
+    id: randomUUID(), time: now.toISOString(), request_id: '-', method: '-', path: '-', status: 0, decision: 'error', code: CHAIN_RESTARTED,
+    detail, roles: [], source_ip: '-', duration_ms: 0, bytes_in: 0, bytes_out: 0, instance,
   }, GENESIS_HASH)
 }

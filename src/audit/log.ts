@@ -2,6 +2,7 @@
 // every `flush_interval` (or `max_batch` lines) hand the batch to the audit worker in one message.
 // `durability: sync` waits for the batch holding a record to be committed (group commit: whatever
 // is queued goes with it). Nothing here blocks on a sink.
+import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { AuditConfig } from '../config/index.ts'
@@ -44,6 +45,14 @@ export interface AuditLog {
   close(): Promise<void>
 }
 
+/**
+ * Which gateway wrote a record (its `instance`): `audit.instance_id`, else $BOUNCER_INSTANCE, else
+ * host name and process id — unique among running gateways, and what an operator finds in `ps`.
+ */
+export function instanceIdOf(configured: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return configured ?? (env.BOUNCER_INSTANCE || `${hostname()}:${process.pid}`)
+}
+
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
 
 /** `secrets`: the store that keeps the checkpoint signing key, when there is one (checkpoint-key.ts). */
@@ -51,6 +60,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
   if (config.sinks.length === 0) return disabledAuditLog
   const checkpointFile = resolve(checkpointPathOf(config))
   const key = checkpointSigningKey(secrets, `${checkpointFile}.key`, logger)
+  const instance = instanceIdOf(config.instance_id)
   const workerConfig: WorkerConfig = {
     sinks: config.sinks.map((sink): WorkerSinkConfig => (sink.type === 'sqlite' ? { type: 'sqlite', path: resolve(sink.path) } : sink)),
     durable: config.durability === 'sync',
@@ -58,6 +68,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
     spillDir: resolve(config.spill_dir),
     capacity: config.queue_capacity,
     checkpoint: { path: checkpointFile, intervalMs: config.checkpoint_interval, key: { kid: key.kid, jwk: key.jwk } },
+    instance,
   }
   let head: AuditHead | null = null
 
@@ -159,17 +170,17 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
     enabled: true,
     durability: config.durability,
     record(ctx) {
-      enqueue(recordLine(ctx))
+      enqueue(recordLine(ctx, instance))
     },
     commit(ctx) {
       return new Promise<void>((done) => {
-        push(recordLine(ctx))
+        push(recordLine(ctx, instance))
         waiters.push(done)
         flush() // group commit: a waiting response does not sit out the flush interval
       })
     },
     recordRejected(info) {
-      enqueue(rejectedLine(info))
+      enqueue(rejectedLine(info, instance))
     },
     stats() {
       const counted = addCounters(carried, workerStats)

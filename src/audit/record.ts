@@ -1,75 +1,56 @@
-// The audit record (SPEC "The audit record", plus `detail`: the problem detail of a refusal, so
-// that "why" — issuer drift included — is in the log too) and its hash chain.
+// The audit record (its fields: fields.ts) and its hash chain.
 //
 // `hash` is the SHA-256 of the record's canonical JSON without `hash`: keys sorted, no whitespace,
 // values as JSON.stringify writes them (RFC 8785 for these value types), `prev_hash` included. The
-// first record of a chain has a prev_hash of 64 zeros.
+// first record of a chain has a prev_hash of 64 zeros. A field added after logs existed (`added` in
+// fields.ts) is left out while it is null: a record written before it existed hashes as it did
+// then, and a value set later cannot be removed, nor one added, without changing the hash.
 import { createHash, randomUUID } from 'node:crypto'
 import { truncateClientValue } from '../errors/index.ts'
 import type { RequestFacts } from '../request/index.ts'
+import { ADDED_FIELDS, AUDIT_FIELDS, FIELD_SPECS, type AuditRecord, type NullableField } from './fields.ts'
 
-/** SPEC order: how records are shown, printed and stored. */
-export const AUDIT_FIELDS = [
-  'id', 'time', 'request_id', 'trace_id', 'method', 'path', 'route', 'status', 'decision', 'code', 'detail',
-  'statement', 'issuer', 'subject', 'client_id', 'roles', 'source_ip', 'user_agent', 'upstream', 'upstream_status',
-  'duration_ms', 'bytes_in', 'bytes_out', 'limit', 'prev_hash', 'hash',
-] as const
-
-export type AuditField = (typeof AUDIT_FIELDS)[number]
-
-export interface AuditRecord {
-  id: string
-  time: string
-  request_id: string
-  trace_id: string | null
-  method: string
-  path: string
-  route: string | null
-  status: number
-  decision: 'allow' | 'deny' | 'error'
-  code: string | null
-  detail: string | null
-  statement: string | null
-  issuer: string | null
-  subject: string | null
-  client_id: string | null
-  roles: string[]
-  source_ip: string
-  user_agent: string | null
-  upstream: string | null
-  upstream_status: number | null
-  duration_ms: number
-  bytes_in: number
-  bytes_out: number
-  limit: string | null
-  prev_hash: string
-  hash: string
-}
+export { AUDIT_FIELDS, type AuditField, type AuditRecord } from './fields.ts'
 
 export type RecordValues = Omit<AuditRecord, 'prev_hash' | 'hash'>
 
+/** Record values with every nullable field optional (null when left out). */
+export type RecordInput = Omit<RecordValues, NullableField> & Partial<Pick<RecordValues, NullableField>>
+
 export const GENESIS_HASH = '0'.repeat(64)
 
+/** The credential a verified caller presented (SPEC "The audit record, added"). */
+const BEARER_CREDENTIAL = 'bearer'
+
+interface CanonicalField {
+  name: string
+  /** `"name":`, written once. */
+  key: string
+  /** Left out while null (an `added` field). */
+  omitNull: boolean
+  /** A client's value: bounded when a request's line is written (`client` in fields.ts). */
+  client: number | undefined
+}
+
+/** The fields hashed, in canonical (sorted) order. */
+const CANONICAL: readonly CanonicalField[] = FIELD_SPECS
+  .filter((field) => field.name !== 'hash')
+  .map((field) => ({ name: field.name, key: `${JSON.stringify(field.name)}:`, omitNull: field.added === true, client: field.client }))
+  .sort((a, b) => (a.name < b.name ? -1 : 1))
+
+/** What JSON.stringify would escape in a string: quotes, backslashes, controls, and lone surrogates. */
+// eslint-disable-next-line no-control-regex -- the control characters are what it looks for
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/
+
 /**
- * The one place the canonical form is defined: the fields in sorted order (JSON.stringify keeps
- * insertion order), so that JSON.stringify of this object is the canonical JSON.
+ * JSON.stringify of one value, without calling it for null, numbers and plain strings: measured on
+ * the request thread (bench/audit.ts), a call per value made a record's line take twice as long.
  */
-function sortedRecord(r: Omit<AuditRecord, 'hash'>): Omit<AuditRecord, 'hash'> {
-  return {
-    bytes_in: r.bytes_in, bytes_out: r.bytes_out, client_id: r.client_id, code: r.code, decision: r.decision, detail: r.detail,
-    duration_ms: r.duration_ms, id: r.id, issuer: r.issuer, limit: r.limit, method: r.method, path: r.path, prev_hash: r.prev_hash,
-    request_id: r.request_id, roles: r.roles, route: r.route, source_ip: r.source_ip, statement: r.statement, status: r.status,
-    subject: r.subject, time: r.time, trace_id: r.trace_id, upstream: r.upstream, upstream_status: r.upstream_status, user_agent: r.user_agent,
-  }
-}
-
-/** RFC 8785-style canonical JSON of a record without its hash. */
-export function canonicalJson(record: Omit<AuditRecord, 'hash'>): string {
-  return JSON.stringify(sortedRecord(record))
-}
-
-export function hashOf(record: Omit<AuditRecord, 'hash'>): string {
-  return createHash('sha256').update(canonicalJson(record)).digest('hex')
+export function jsonValue(value: unknown): string {
+  if (value === null) return 'null'
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'null'
+  if (typeof value === 'string' && !NEEDS_ESCAPE.test(value)) return `"${value}"`
+  return JSON.stringify(value)
 }
 
 /**
@@ -85,57 +66,96 @@ function clean(value: string): string {
   return value.includes('\u0000') ? value.replaceAll('\u0000', '\ufffd') : value
 }
 
-function cleanOrNull(value: string | null | undefined, maxChars: number): string | null {
-  return value === null || value === undefined ? null : clean(truncateClientValue(value, maxChars))
+/**
+ * The one place the canonical form is written. An absent value counts as null: a record read from
+ * a table that lacks an added field's column hashes as one that has it, null. `pending`: a
+ * request's line, its client values bounded and its prev_hash pending, in the same pass (no copy).
+ */
+function canonicalOf(values: Record<string, unknown>, pending: boolean): string {
+  let json = ''
+  for (const field of CANONICAL) {
+    let value = pending && field.name === 'prev_hash' ? PENDING : values[field.name]
+    if (value === undefined || (value === null && field.omitNull)) continue
+    // A cut value ends in "…(truncated, N chars)" (issue 22).
+    if (pending && field.client !== undefined && typeof value === 'string') value = clean(truncateClientValue(value, field.client))
+    json += (json === '' ? '{' : ',') + field.key + jsonValue(value)
+  }
+  return json === '' ? '{}' : `${json}}`
 }
 
-// Values a client chose are bounded, so that one request writes a record of a bounded size (issue
-// 22: a 6 KB iss, repeated in every detail, added 184 MB for 35,000 requests). Generous enough that
-// real values arrive whole; a cut one ends in "…(truncated, N chars)".
-const MAX_PATH_CHARS = 2048
-const MAX_DETAIL_CHARS = 1024
-const MAX_USER_AGENT_CHARS = 512
-const MAX_PRINCIPAL_CHARS = 256
+/** RFC 8785-style canonical JSON of a record without its hash. */
+export function canonicalJson(record: Omit<AuditRecord, 'hash'>): string {
+  return canonicalOf(record as unknown as Record<string, unknown>, false)
+}
 
-/** A finished request as its canonical JSON, prev_hash pending (what crosses to the worker). */
-export function recordLine(ctx: RequestFacts, now = performance.now()): string {
+export function hashOf(record: Omit<AuditRecord, 'hash'>): string {
+  return createHash('sha256').update(canonicalJson(record)).digest('hex')
+}
+
+/** Every value of a record a request writes, read from its context: the one place the record reads it. */
+function requestValues(ctx: RequestFacts, instance: string, now: number): RecordValues {
   const identity = ctx.identity
-  return JSON.stringify(sortedRecord({
+  return {
     id: randomUUID(),
     time: new Date(ctx.startedAt).toISOString(),
     request_id: ctx.id,
     trace_id: ctx.trace?.traceId ?? null,
-    method: clean(ctx.method),
-    path: clean(truncateClientValue(ctx.path, MAX_PATH_CHARS)),
+    method: ctx.method,
+    path: ctx.path,
     route: ctx.route?.id ?? null,
     status: ctx.status,
     decision: ctx.decision,
     code: ctx.code,
-    detail: cleanOrNull(ctx.error?.detail, MAX_DETAIL_CHARS),
+    detail: ctx.error?.detail ?? null,
     statement: ctx.statement,
     issuer: identity ? identity.iss : null,
-    subject: identity ? cleanOrNull(identity.sub, MAX_PRINCIPAL_CHARS) : null,
-    client_id: identity ? cleanOrNull(identity.clientId, MAX_PRINCIPAL_CHARS) : null,
+    subject: identity ? identity.sub : null,
+    client_id: identity ? identity.clientId : null,
     roles: ctx.roles as string[],
     source_ip: ctx.clientIp,
-    user_agent: cleanOrNull(ctx.headers?.userAgent, MAX_USER_AGENT_CHARS),
+    user_agent: ctx.headers?.userAgent ?? null,
     upstream: ctx.upstream,
     upstream_status: ctx.upstreamStatus,
     duration_ms: Math.round((now - ctx.startMono) * 1000) / 1000,
     bytes_in: ctx.bytesIn,
     bytes_out: ctx.bytesOut,
     limit: ctx.limit,
-    prev_hash: PENDING,
-  }))
+    // Bearer tokens are the only credential so far; a request without a verified identity had none.
+    credential: identity ? BEARER_CREDENTIAL : null,
+    actor: null,
+    tool: null,
+    args_sha256: null,
+    // One try per request until upstreams retry: ctx.upstream is set once the request is sent.
+    attempts: ctx.upstream === null ? null : 1,
+    instance,
+  }
+}
+
+/** Values with every nullable field not given set to null. */
+export function recordValues(input: RecordInput): RecordValues {
+  const values: Record<string, unknown> = {}
+  for (const field of AUDIT_FIELDS) {
+    if (field !== 'prev_hash' && field !== 'hash') values[field] = (input as Record<string, unknown>)[field] ?? null
+  }
+  return values as RecordValues
+}
+
+/** A record's line for the worker: canonical JSON, client values bounded, prev_hash pending. */
+function pendingLine(values: RecordValues): string {
+  return canonicalOf(values as unknown as Record<string, unknown>, true)
+}
+
+/** A finished request as its canonical JSON, prev_hash pending (what crosses to the worker). */
+export function recordLine(ctx: RequestFacts, instance: string, now = performance.now()): string {
+  return pendingLine(requestValues(ctx, instance, now))
 }
 
 /** A request Node's HTTP parser refused before the pipeline saw it. */
-export function rejectedLine(info: { requestId: string; status: number; code: string; detail: string; peer: string }): string {
-  return JSON.stringify(sortedRecord({
-    id: randomUUID(), time: new Date().toISOString(), request_id: info.requestId, trace_id: null, method: '-', path: '-', route: null,
-    status: info.status, decision: 'deny', code: info.code, detail: info.detail, statement: null, issuer: null, subject: null,
-    client_id: null, roles: [], source_ip: info.peer, user_agent: null, upstream: null, upstream_status: null, duration_ms: 0,
-    bytes_in: 0, bytes_out: 0, limit: null, prev_hash: PENDING,
+export function rejectedLine(info: { requestId: string; status: number; code: string; detail: string; peer: string }, instance: string): string {
+  return pendingLine(recordValues({
+    id: randomUUID(), time: new Date().toISOString(), request_id: info.requestId, method: '-', path: '-', status: info.status,
+    decision: 'deny', code: info.code, detail: info.detail, roles: [], source_ip: info.peer, duration_ms: 0, bytes_in: 0, bytes_out: 0,
+    instance,
   }))
 }
 
@@ -144,20 +164,22 @@ export function linkLine(line: string, prevHash: string): AuditRecord {
   const at = line.indexOf(PENDING_FIELD)
   if (at === -1) throw new Error('an audit line without its prev_hash placeholder')
   const canonical = `${line.slice(0, at)}"prev_hash":"${prevHash}"${line.slice(at + PENDING_FIELD.length)}`
-  const record = JSON.parse(canonical) as AuditRecord
+  const record = JSON.parse(canonical) as Record<string, unknown>
+  for (const field of ADDED_FIELDS) record[field.name] ??= null // left out of the canonical JSON while null
   record.hash = createHash('sha256').update(canonical).digest('hex')
-  return record
+  return record as AuditRecord
 }
 
 /** Links a record to the chain. */
-export function chain(values: RecordValues, prevHash: string): AuditRecord {
-  const linked = { ...values, prev_hash: prevHash }
+export function chain(input: RecordInput, prevHash: string): AuditRecord {
+  const linked = { ...recordValues(input), prev_hash: prevHash }
   return { ...linked, hash: hashOf(linked) }
 }
 
-/** A record with its fields in SPEC order (for JSON output). */
+/** A record with its fields in SPEC order (for JSON output); an absent added field is null. */
 export function ordered(record: AuditRecord): AuditRecord {
+  const values = record as unknown as Record<string, unknown>
   const out: Record<string, unknown> = {}
-  for (const field of AUDIT_FIELDS) out[field] = record[field]
-  return out as unknown as AuditRecord
+  for (const field of AUDIT_FIELDS) out[field] = values[field] ?? null
+  return out as AuditRecord
 }

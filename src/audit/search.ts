@@ -2,6 +2,7 @@
 // it). Both read the first queryable sink: SQLite (read-only, safe beside a running gateway thanks
 // to WAL), else PostgreSQL.
 import { parseDuration, type AuditConfig } from '../config/index.ts'
+import { columnOf, FIELD_SPECS, type FieldSpec, type FilterName, type FilterValues } from './fields.ts'
 import type { AuditRecord } from './record.ts'
 import { loadPg, recordFromPgRow } from './sinks/postgres.ts'
 import { openSqlite, recordFromRow } from './sinks/sqlite.ts'
@@ -16,15 +17,11 @@ export function auditSourceOf(config: AuditConfig): AuditSource | null {
   return null
 }
 
-export interface AuditQuery {
-  sinceMs?: number
-  untilMs?: number
-  principal?: string
-  route?: string
-  decision?: 'allow' | 'deny' | 'error'
-  status?: number
-  limit: number
-}
+/** Records from `sinceMs` to `untilMs`, newest first, at most `limit`, with the filters' values (fields.ts). */
+export type AuditQuery = { sinceMs?: number; untilMs?: number; limit: number } & Partial<FilterValues>
+
+/** The fields a search can select by, and the name of each filter. */
+const FILTERS = FIELD_SPECS.filter((field): field is FieldSpec & { filter: FilterName } => field.filter !== undefined)
 
 /** `--since 1h` or `--since 2026-11-26T10:00:00Z`. */
 export function parseSince(text: string, now = Date.now()): number | undefined {
@@ -36,8 +33,25 @@ export function parseSince(text: string, now = Date.now()): number | undefined {
 
 export class AuditQueryError extends Error {}
 
+/** A filter's value as its field's kind holds it. */
+function filterValue(field: FieldSpec & { filter: FilterName }, text: string): string | number {
+  switch (field.kind) {
+    case 'decision':
+      if (text !== 'allow' && text !== 'deny' && text !== 'error') throw new AuditQueryError(`${field.filter} is allow, deny or error`)
+      return text
+    case 'integer':
+    case 'count': {
+      const value = Number(text)
+      if (!Number.isInteger(value)) throw new AuditQueryError(`${field.filter} must be a number`)
+      return value
+    }
+    default:
+      return text
+  }
+}
+
 /** The filters of `bouncer audit` (flags) and GET /api/audit (query parameters), checked once. */
-export function parseAuditQuery(input: Partial<Record<'since' | 'until' | 'principal' | 'route' | 'decision' | 'status' | 'limit', string>>, maxLimit = Number.POSITIVE_INFINITY): AuditQuery {
+export function parseAuditQuery(input: Partial<Record<'since' | 'until' | 'limit' | FilterName, string>>, maxLimit = Number.POSITIVE_INFINITY): AuditQuery {
   const limit = Number(input.limit ?? 50)
   if (!Number.isInteger(limit) || limit < 1 || limit > maxLimit) throw new AuditQueryError(`limit must be a whole number from 1${Number.isFinite(maxLimit) ? ` to ${maxLimit}` : ''}`)
   const query: AuditQuery = { limit }
@@ -49,16 +63,11 @@ export function parseAuditQuery(input: Partial<Record<'since' | 'until' | 'princ
     query.untilMs = Date.parse(input.until)
     if (Number.isNaN(query.untilMs)) throw new AuditQueryError(`until "${input.until}" is not a time`)
   }
-  if (input.decision !== undefined) {
-    if (input.decision !== 'allow' && input.decision !== 'deny' && input.decision !== 'error') throw new AuditQueryError('decision is allow, deny or error')
-    query.decision = input.decision
+  const filters = query as Record<string, unknown>
+  for (const field of FILTERS) {
+    const text = input[field.filter]
+    if (text !== undefined) filters[field.filter] = filterValue(field, text)
   }
-  if (input.status !== undefined) {
-    query.status = Number(input.status)
-    if (!Number.isInteger(query.status)) throw new AuditQueryError('status must be a number')
-  }
-  if (input.principal !== undefined) query.principal = input.principal
-  if (input.route !== undefined) query.route = input.route
   return query
 }
 
@@ -74,10 +83,10 @@ function whereClause(query: AuditQuery, dialect: 'sqlite' | 'postgres'): { sql: 
   const timeColumn = dialect === 'sqlite' ? 'time_ms' : 'time'
   if (query.sinceMs !== undefined) add(timeColumn, '>=', time(query.sinceMs))
   if (query.untilMs !== undefined) add(timeColumn, '<=', time(query.untilMs))
-  if (query.principal !== undefined) add('subject', '=', query.principal)
-  if (query.route !== undefined) add('route', '=', query.route)
-  if (query.decision !== undefined) add('decision', '=', query.decision)
-  if (query.status !== undefined) add('status', '=', query.status)
+  for (const field of FILTERS) {
+    const value = query[field.filter]
+    if (value !== undefined) add(columnOf(field), '=', value)
+  }
   return { sql: conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '', params }
 }
 

@@ -1,36 +1,28 @@
 // What a line of a spill file must be before replay hands it to a sink: UTF-8 JSON of a stored row
-// whose record has every field with its type. Anything else (a disk error, a write cut short, a
-// hand edit) would make the sink's insert fail on every replay, and the sink would never come back.
-import type { AuditField } from './record.ts'
+// whose record has every field with its kind (fields.ts). Anything else (a disk error, a write cut
+// short, a hand edit) would make the sink's insert fail on every replay, and the sink would never
+// come back.
+import { ADDED_FIELDS, FIELD_SPECS, type FieldKind } from './fields.ts'
 import type { StoredRow } from './sinks/sink.ts'
 
-type Kind = 'text' | 'text?' | 'number' | 'number?' | 'time' | 'hash' | 'decision' | 'roles'
-
-/** Every record field and what it holds (a new field fails to compile until it is listed here). */
-const FIELD_KINDS: Record<AuditField, Kind> = {
-  id: 'text', time: 'time', request_id: 'text', trace_id: 'text?', method: 'text', path: 'text', route: 'text?',
-  status: 'number', decision: 'decision', code: 'text?', detail: 'text?', statement: 'text?', issuer: 'text?',
-  subject: 'text?', client_id: 'text?', roles: 'roles', source_ip: 'text', user_agent: 'text?', upstream: 'text?',
-  upstream_status: 'number?', duration_ms: 'number', bytes_in: 'number', bytes_out: 'number', limit: 'text?',
-  prev_hash: 'hash', hash: 'hash',
-}
-
 const HASH = /^[0-9a-f]{64}$/
+const INT32 = 2 ** 31 - 1
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-function fits(kind: Kind, value: unknown): boolean {
+/** Whether a value is one of its kind, as the sinks' columns take it (PostgreSQL refuses 2^31 in an integer). */
+function fits(kind: FieldKind, value: unknown): boolean {
   switch (kind) {
     case 'text':
       return typeof value === 'string'
-    case 'text?':
-      return value === null || typeof value === 'string'
+    case 'integer':
+      return Number.isInteger(value) && Math.abs(value as number) <= INT32
+    case 'count':
+      return Number.isSafeInteger(value)
     case 'number':
       return typeof value === 'number' && Number.isFinite(value)
-    case 'number?':
-      return value === null || (typeof value === 'number' && Number.isFinite(value))
     case 'time':
       return typeof value === 'string' && !Number.isNaN(Date.parse(value))
-    case 'hash':
+    case 'sha256':
       return typeof value === 'string' && HASH.test(value)
     case 'decision':
       return value === 'allow' || value === 'deny' || value === 'error'
@@ -48,10 +40,19 @@ function rowProblem(value: unknown): string | null {
   if (!Number.isSafeInteger(value.seq) || (value.seq as number) < 1) return 'no valid seq'
   const record = value.record
   if (!isObject(record)) return 'no record'
-  for (const [field, kind] of Object.entries(FIELD_KINDS)) {
-    if (!fits(kind, record[field])) return `record.${field} is missing or not a valid ${kind.replace('?', ' or null')}`
+  for (const field of FIELD_SPECS) {
+    const value = record[field.name]
+    if ((value === null && field.nullable) || (value === undefined && field.added)) continue
+    if (!fits(field.kind, value)) return `record.${field.name} is missing or not a valid ${field.kind}${field.nullable ? ' or null' : ''}`
   }
   return null
+}
+
+/** A line spilled before a field was added has none: it is null, as in the sinks. */
+function withAddedFields(row: StoredRow): StoredRow {
+  const record = row.record as unknown as Record<string, unknown>
+  for (const field of ADDED_FIELDS) record[field.name] ??= null
+  return row
 }
 
 /** A spill line: the row, null for a blank line, or why it cannot be replayed. */
@@ -70,5 +71,5 @@ export function parseSpillLine(bytes: Uint8Array): StoredRow | null | { problem:
     return { problem: `not JSON (${(err as Error).message})` }
   }
   const problem = rowProblem(value)
-  return problem === null ? (value as StoredRow) : { problem }
+  return problem === null ? withAddedFields(value as StoredRow) : { problem }
 }

@@ -24,6 +24,8 @@ export interface WorkerConfig {
   spillDir: string
   capacity: number
   checkpoint: { path: string; intervalMs: number; key: { kid: string; jwk: JsonWebKey } }
+  /** The `instance` of the records this worker writes itself. */
+  instance: string
 }
 
 /** A batch is newline-separated UTF-8 lines, transferred (line-buffer.ts). */
@@ -150,7 +152,7 @@ if (decision.kind === 'restart') {
   events.log('error', 'the audit chain cannot be continued: a new chain starts, its first record says why (code chain_restarted)', {
     previous_chain: decision.previous, chain: chainId, reason: decision.reason,
   })
-  handOver([append(restartRecord(decision.previous, decision.reason))], null)
+  handOver([append(restartRecord(decision.previous, decision.reason, config.instance))], null)
 } else {
   saveState()
 }

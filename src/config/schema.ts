@@ -208,6 +208,8 @@ const audit = z.strictObject({
   spill_dir: z.string().default('./data/audit-spill'),
   checkpoint_interval: duration.prefault('1m').refine((ms) => ms >= 100, 'checkpoint_interval is at least 100ms'),
   checkpoint_path: z.string().min(1).optional(),
+  /** The `instance` of every record this gateway writes; default $BOUNCER_INSTANCE, else host:pid. */
+  instance_id: z.string().regex(NAME, 'an instance id is letters, digits and . _ : - (starting with a letter or digit)').max(128).optional(),
 })
 
 const MASTER_KEY = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/

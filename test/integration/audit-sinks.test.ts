@@ -60,7 +60,7 @@ describe('the PostgreSQL sink', () => {
     await client.connect()
     const columns = (await client.query('SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2', [schema, 'audit_records'])).rows.map((r) => r.column_name as string)
     await client.end()
-    for (const field of ['id', 'time', 'request_id', 'trace_id', 'method', 'path', 'route', 'status', 'decision', 'code', 'statement', 'issuer', 'subject', 'client_id', 'roles', 'source_ip', 'user_agent', 'upstream', 'upstream_status', 'duration_ms', 'bytes_in', 'bytes_out', 'limit', 'prev_hash', 'hash']) {
+    for (const field of ['id', 'time', 'request_id', 'trace_id', 'method', 'path', 'route', 'status', 'decision', 'code', 'statement', 'issuer', 'subject', 'client_id', 'roles', 'source_ip', 'user_agent', 'upstream', 'upstream_status', 'duration_ms', 'bytes_in', 'bytes_out', 'limit', 'credential', 'actor', 'tool', 'args_sha256', 'attempts', 'instance', 'prev_hash', 'hash']) {
       expect(columns).toContain(field)
     }
     const fromPg = await searchAudit({ type: 'postgres', url: SHARED_POSTGRES, schema }, { limit: 10 })
@@ -183,7 +183,7 @@ describe('the stdout sink', () => {
     await gw.stop()
     const records = gw.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as AuditRecord)
     expect(records.map((r) => r.request_id)).toEqual(['out-0', 'out-1', 'out-2'])
-    expect(Object.keys(records[0]!)).toEqual(['id', 'time', 'request_id', 'trace_id', 'method', 'path', 'route', 'status', 'decision', 'code', 'detail', 'statement', 'issuer', 'subject', 'client_id', 'roles', 'source_ip', 'user_agent', 'upstream', 'upstream_status', 'duration_ms', 'bytes_in', 'bytes_out', 'limit', 'prev_hash', 'hash'])
+    expect(Object.keys(records[0]!)).toEqual(['id', 'time', 'request_id', 'trace_id', 'method', 'path', 'route', 'status', 'decision', 'code', 'detail', 'statement', 'issuer', 'subject', 'client_id', 'roles', 'source_ip', 'user_agent', 'upstream', 'upstream_status', 'duration_ms', 'bytes_in', 'bytes_out', 'limit', 'credential', 'actor', 'tool', 'args_sha256', 'attempts', 'instance', 'prev_hash', 'hash'])
     expect(records[1]?.prev_hash).toBe(records[0]?.hash)
   })
 })

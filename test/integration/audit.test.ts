@@ -9,7 +9,7 @@ import { request } from 'undici'
 import { stringify } from 'yaml'
 import { writeFile } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { AuditRecord } from '../../src/audit/record.ts'
+import { AUDIT_FIELDS, type AuditRecord } from '../../src/audit/record.ts'
 import { searchAudit } from '../../src/audit/search.ts'
 import { verifyAudit } from '../../src/audit/verify.ts'
 import { runCli } from '../helpers/cli.ts'
@@ -39,7 +39,7 @@ beforeAll(async () => {
   gateway = await startTestGateway({
     server: { max_body_bytes: 100, max_header_bytes: 2048 },
     admin: { token: ADMIN },
-    audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
+    audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(dir, 'spill'), flush_interval: '20ms', instance_id: 'audit-test-1' },
     issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
     roles: [{ name: 'reports', assumed_by: [{ issuer: 'corp', subject: 'looker-*' }], policies: ['read'] }],
     policies: [{ name: 'read', statements: [
@@ -118,6 +118,12 @@ describe('one record for every request, whatever its outcome', () => {
       bytes_in: 0,
       bytes_out: sent.text.length,
       limit: null,
+      credential: 'bearer',
+      actor: null,
+      tool: null,
+      args_sha256: null,
+      attempts: 1,
+      instance: 'audit-test-1',
     })
     expect(record.id).toMatch(/^[0-9a-f-]{36}$/)
     expect(Date.parse(record.time)).toBeGreaterThan(Date.now() - 60_000)
@@ -128,10 +134,10 @@ describe('one record for every request, whatever its outcome', () => {
   })
 
   it.each([
-    ['no token: 401 missing_token', '/data/x', {}, { status: 401, decision: 'deny', code: 'missing_token', route: 'data', subject: null }],
-    ['no route: 404', '/nowhere', {}, { status: 404, decision: 'deny', code: 'route_not_found', route: null }],
+    ['no token: 401 missing_token', '/data/x', {}, { status: 401, decision: 'deny', code: 'missing_token', route: 'data', subject: null, credential: null, attempts: null }],
+    ['no route: 404', '/nowhere', {}, { status: 404, decision: 'deny', code: 'route_not_found', route: null, attempts: null, instance: 'audit-test-1' }],
     ['a hostile path: 400 bad_path, recorded as sent', '/data/a%2Fb', {}, { status: 400, code: 'bad_path', path: '/data/a%2Fb' }],
-    ['no connection upstream: 502', '/gone', {}, { status: 502, decision: 'error', code: 'upstream_unavailable', upstream: 'gone', upstream_status: null }],
+    ['no connection upstream: 502 (tried once)', '/gone', {}, { status: 502, decision: 'error', code: 'upstream_unavailable', upstream: 'gone', upstream_status: null, credential: null, attempts: 1 }],
     ['a body too large: 413', '/open/x', { method: 'POST', body: 'x'.repeat(200) }, { status: 413, code: 'payload_too_large' }],
   ] as const)('%s', async (_name, path, options, expected) => {
     const sent = await send(path, options)
@@ -176,7 +182,7 @@ describe('one record for every request, whatever its outcome', () => {
   it('a request Node\'s parser refuses is recorded too', async () => {
     const res = await rawRequest(Number(new URL(gateway.url).port), `GET /open/x HTTP/1.1\r\nHost: gw\r\nX-Big: ${'a'.repeat(3000)}\r\n\r\n`)
     expect(res.status).toBe(431)
-    expect(await recordOf(res.headers['x-request-id'] as string)).toMatchObject({ status: 431, code: 'headers_too_large', method: '-', decision: 'deny' })
+    expect(await recordOf(res.headers['x-request-id'] as string)).toMatchObject({ status: 431, code: 'headers_too_large', method: '-', decision: 'deny', credential: null, attempts: null, instance: 'audit-test-1' })
   })
 })
 
@@ -192,7 +198,8 @@ describe('search', () => {
     expect(json.code).toBe(0)
     const lines = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as AuditRecord)
     expect(lines.map((r) => r.path)).toEqual(['/data/b', '/data/a'])
-    expect(Object.keys(lines[0]!).slice(0, 4)).toEqual(['id', 'time', 'request_id', 'trace_id'])
+    expect(Object.keys(lines[0]!)).toEqual(AUDIT_FIELDS) // every field, in SPEC order
+    expect(lines[0]).toMatchObject({ credential: 'bearer', attempts: 1, instance: 'audit-test-1', actor: null, tool: null, args_sha256: null })
     const table = await runCli(['audit', '--config', file, '--decision', 'deny', '--status', '403'])
     expect(table.stdout.split('\n')[0]).toMatch(/^TIME \(UTC\)\s+STATUS\s+DECISION\s+REQUEST\s+ROUTE\s+SUBJECT\s+WHY$/)
     expect(table.stdout).toContain('policy_denied (NoSecrets)')

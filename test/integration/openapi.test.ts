@@ -173,6 +173,9 @@ describe('the OpenAPI document', () => {
     expect(new Set(records.map((r) => r.decision))).toEqual(new Set(['allow', 'deny']))
     expect(JSON.parse((await check('get', '/api/audit', { headers: AUTH, query: '?decision=deny&limit=1&since=1h' })).body)).toHaveLength(1)
     expect((await check('get', '/api/audit', { headers: AUTH, query: '?limit=0' })).status).toBe(400)
+    // The head is known once the audit worker has started and reported it.
+    await expect.poll(async () => (await call(gateway.adminUrl, 'get', '/api/audit/head', { headers: AUTH })).status, { timeout: 20_000 }).toBe(200)
+    expect(JSON.parse((await check('get', '/api/audit/head', { headers: AUTH })).body)).toMatchObject({ key: { crv: 'Ed25519' } })
 
     expect((await check('post', '/api/reload', { headers: AUTH })).status).toBe(200)
     const good = await readFile(gateway.file, 'utf8')
@@ -201,6 +204,9 @@ describe('the OpenAPI document', () => {
       const noLog = await call(loading.adminUrl, 'get', '/api/audit', { headers: AUTH })
       expectDocumented('/api/audit', 'get', noLog)
       called.add(`get /api/audit ${noLog.status}`)
+      const noHead = await call(loading.adminUrl, 'get', '/api/audit/head', { headers: AUTH })
+      expectDocumented('/api/audit/head', 'get', noHead)
+      called.add(`get /api/audit/head ${noHead.status}`)
     } finally {
       jwksHeld.resolve()
       await loading.close()

@@ -3,6 +3,7 @@
 // The schema is created and migrated by the gateway; a batch is one INSERT … SELECT FROM unnest().
 import { createRequire } from 'node:module'
 import type pg from 'pg'
+import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_KINDS, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import type { AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
 import type { AuditSink, SinkHead, StoredRow } from './sink.ts'
@@ -12,15 +13,14 @@ export const loadPg = (): typeof pg => createRequire(import.meta.url)('pg') as t
 
 const SCHEMA_VERSION = 2
 
+// The record's columns are the field table's (fields.ts): a new schema gets them all here, one made
+// before a field was added gets its column from addMissingColumns.
 function migrations(schema: string): Record<number, string> {
   return {
     1: `
       CREATE TABLE ${schema}.audit_records (
         chain TEXT NOT NULL, seq BIGINT NOT NULL,
-        id TEXT NOT NULL, time TIMESTAMPTZ NOT NULL, request_id TEXT, trace_id TEXT, method TEXT, path TEXT, route TEXT,
-        status INTEGER, decision TEXT, code TEXT, detail TEXT, statement TEXT, issuer TEXT, subject TEXT,
-        client_id TEXT, roles JSONB, source_ip TEXT, user_agent TEXT, upstream TEXT, upstream_status INTEGER,
-        duration_ms DOUBLE PRECISION, bytes_in BIGINT, bytes_out BIGINT, "limit" TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
+        ${FIELD_SPECS.map((field) => columnDefinition(field, 'postgres')).join(', ')},
         PRIMARY KEY (chain, seq)
       );
       CREATE INDEX audit_time ON ${schema}.audit_records (time);
@@ -55,49 +55,38 @@ export async function migratePostgres(client: pg.PoolClient | pg.Client, schema:
       await client.query(`UPDATE ${schema}.audit_meta SET version = $1`, [version])
       await client.query('COMMIT')
     }
+    await addMissingColumns(client, schema)
   } finally {
     await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`bouncer-audit:${schema}`])
   }
 }
 
-const INSERT_COLUMNS = [
-  ['chain', 'text'], ['seq', 'bigint'], ['id', 'text'], ['time', 'timestamptz'], ['request_id', 'text'], ['trace_id', 'text'],
-  ['method', 'text'], ['path', 'text'], ['route', 'text'], ['status', 'integer'], ['decision', 'text'], ['code', 'text'],
-  ['detail', 'text'], ['statement', 'text'], ['issuer', 'text'], ['subject', 'text'], ['client_id', 'text'], ['roles', 'jsonb'],
-  ['source_ip', 'text'], ['user_agent', 'text'], ['upstream', 'text'], ['upstream_status', 'integer'], ['duration_ms', 'double precision'],
-  ['bytes_in', 'bigint'], ['bytes_out', 'bigint'], ['"limit"', 'text'], ['prev_hash', 'text'], ['hash', 'text'],
-] as const
+/**
+ * A schema made before a field was added gets its column in place (its records read as null).
+ * Under the migration lock, and only when one is missing: ALTER TABLE waits for every writer.
+ */
+async function addMissingColumns(client: pg.PoolClient | pg.Client, schema: string): Promise<void> {
+  const { rows } = await client.query('SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2', [schema, 'audit_records'])
+  const columns = new Set((rows as Array<{ column_name: string }>).map((row) => row.column_name))
+  const missing = ADDED_FIELDS.filter((field) => !columns.has(field.name))
+  if (missing.length === 0) return
+  await client.query(`ALTER TABLE ${schema}.audit_records ${missing.map((field) => `ADD COLUMN IF NOT EXISTS ${columnDefinition(field, 'postgres')}`).join(', ')}`)
+}
 
-/** A row read back into a record (pg returns BIGINT as text, TIMESTAMPTZ as Date). */
+/** A column read back (pg returns BIGINT as text, TIMESTAMPTZ as Date); a column an older schema lacks reads as null. */
+function fromColumn(field: FieldSpec, value: unknown): unknown {
+  if (field.kind === 'roles') return value ?? []
+  if (value === null || value === undefined) return null
+  if (field.kind === 'time') return value instanceof Date ? value.toISOString() : value
+  if (field.kind === 'integer' || field.kind === 'count' || field.kind === 'number') return Number(value)
+  return value
+}
+
+/** A row read back into a record. */
 export function recordFromPgRow(row: Record<string, unknown>): AuditRecord {
-  return {
-    id: row.id as string,
-    time: (row.time as Date).toISOString(),
-    request_id: row.request_id as string,
-    trace_id: (row.trace_id as string | null) ?? null,
-    method: row.method as string,
-    path: row.path as string,
-    route: (row.route as string | null) ?? null,
-    status: Number(row.status),
-    decision: row.decision as AuditRecord['decision'],
-    code: (row.code as string | null) ?? null,
-    detail: (row.detail as string | null) ?? null,
-    statement: (row.statement as string | null) ?? null,
-    issuer: (row.issuer as string | null) ?? null,
-    subject: (row.subject as string | null) ?? null,
-    client_id: (row.client_id as string | null) ?? null,
-    roles: (row.roles as string[] | null) ?? [],
-    source_ip: row.source_ip as string,
-    user_agent: (row.user_agent as string | null) ?? null,
-    upstream: (row.upstream as string | null) ?? null,
-    upstream_status: row.upstream_status === null ? null : Number(row.upstream_status),
-    duration_ms: Number(row.duration_ms),
-    bytes_in: Number(row.bytes_in),
-    bytes_out: Number(row.bytes_out),
-    limit: (row.limit as string | null) ?? null,
-    prev_hash: row.prev_hash as string,
-    hash: row.hash as string,
-  }
+  const record: Record<string, unknown> = {}
+  for (const field of FIELD_SPECS) record[field.name] = fromColumn(field, row[field.name])
+  return record as AuditRecord
 }
 
 export function createPostgresSink(options: { url: string; schema: string }): AuditSink {
@@ -105,9 +94,10 @@ export function createPostgresSink(options: { url: string; schema: string }): Au
   const pool = new (loadPg().Pool)({ connectionString: options.url, max: 2, connectionTimeoutMillis: 5_000, query_timeout: 15_000 })
   pool.on('error', () => {}) // an idle client lost with the server: the next write fails and spills
   // Every column as an array parameter; roles travels as text and becomes JSONB in the SELECT.
-  const names = INSERT_COLUMNS.map(([column]) => column)
-  const params = INSERT_COLUMNS.map(([, type], i) => `$${i + 1}::${type === 'jsonb' ? 'text' : type}[]`)
-  const selected = INSERT_COLUMNS.map(([column, type]) => (type === 'jsonb' ? `t.${column}::jsonb` : `t.${column}`))
+  const columns = [['chain', 'text'], ['seq', 'bigint'], ...FIELD_SPECS.map((field) => [columnOf(field), FIELD_KINDS[field.kind].postgres])]
+  const names = columns.map(([column]) => column)
+  const params = columns.map(([, type], i) => `$${i + 1}::${type === 'jsonb' ? 'text' : type}[]`)
+  const selected = columns.map(([column, type]) => (type === 'jsonb' ? `t.${column}::jsonb` : `t.${column}`))
   const insert = `INSERT INTO ${schema}.audit_records (${names.join(', ')})
     SELECT ${selected.join(', ')} FROM unnest(${params.join(', ')}) AS t(${names.join(', ')})
     ON CONFLICT (chain, seq) DO NOTHING`
@@ -130,17 +120,13 @@ export function createPostgresSink(options: { url: string; schema: string }): Au
       return checkpoint.rows[0] ? { seq: Number(checkpoint.rows[0].seq), hash: checkpoint.rows[0].hash as string, id: null, problem: null } : null
     },
     async write(rows: readonly StoredRow[]) {
-      const columns: unknown[][] = INSERT_COLUMNS.map(() => [])
+      const arrays: unknown[][] = columns.map(() => [])
       for (const { chain, seq, record } of rows) {
-        const values = [
-          chain, seq, record.id, record.time, record.request_id, record.trace_id, record.method, record.path, record.route,
-          record.status, record.decision, record.code, record.detail, record.statement, record.issuer, record.subject,
-          record.client_id, JSON.stringify(record.roles), record.source_ip, record.user_agent, record.upstream, record.upstream_status,
-          record.duration_ms, record.bytes_in, record.bytes_out, record.limit, record.prev_hash, record.hash,
-        ]
-        for (let i = 0; i < values.length; i++) (columns[i] as unknown[]).push(values[i])
+        const values = record as unknown as Record<string, unknown>
+        const row = [chain, seq, ...FIELD_SPECS.map((field) => (field.kind === 'roles' ? JSON.stringify(values[field.name]) : (values[field.name] ?? null)))]
+        for (let i = 0; i < row.length; i++) (arrays[i] as unknown[]).push(row[i])
       }
-      await pool.query(insert, columns)
+      await pool.query(insert, arrays)
     },
     async checkpoint(c) {
       await pool.query(

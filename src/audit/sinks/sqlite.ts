@@ -1,4 +1,4 @@
-// The embedded audit sink: node:sqlite in WAL mode, every record field a column, plus the chain (a
+// The embedded audit sink: node:sqlite in WAL mode, every record field a column (fields.ts), plus the chain (a
 // small number, mapped to the chain's id in audit_chains) and its `seq`, unique together so a chain
 // started afresh never collides with an older one and a replay writes each record once. `time_ms`
 // lets the time indexes compare integers. Measured (bench/audit.ts): integer chain keys and 25-row
@@ -6,13 +6,16 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
-import { AUDIT_FIELDS, type AuditRecord } from '../record.ts'
+import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_SPECS, type FieldSpec } from '../fields.ts'
+import type { AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
 import type { AuditSink, ChainHead, SinkHead, StoredRow } from './sink.ts'
 
 const SCHEMA_VERSION = 2
 const ROWS_PER_INSERT = 25
 
+// The record's columns are the field table's (fields.ts): a new log gets them all here, a log made
+// before a field was added gets its column from addMissingColumns.
 const MIGRATIONS: Record<number, string> = {
   1: `
     CREATE TABLE audit_chains (no INTEGER PRIMARY KEY, chain TEXT NOT NULL UNIQUE);
@@ -20,10 +23,7 @@ const MIGRATIONS: Record<number, string> = {
       chain INTEGER NOT NULL,
       seq INTEGER NOT NULL,
       time_ms INTEGER NOT NULL,
-      id TEXT NOT NULL, time TEXT NOT NULL, request_id TEXT, trace_id TEXT, method TEXT, path TEXT, route TEXT,
-      status INTEGER, decision TEXT, code TEXT, detail TEXT, statement TEXT, issuer TEXT, subject TEXT,
-      client_id TEXT, roles TEXT, source_ip TEXT, user_agent TEXT, upstream TEXT, upstream_status INTEGER,
-      duration_ms REAL, bytes_in INTEGER, bytes_out INTEGER, "limit" TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
+      ${FIELD_SPECS.map((field) => columnDefinition(field, 'sqlite')).join(', ')},
       UNIQUE (chain, seq)
     );
     CREATE INDEX audit_time ON audit_records (time_ms);
@@ -40,9 +40,7 @@ const MIGRATIONS: Record<number, string> = {
   `,
 }
 
-/** Record fields as SQL column names (`limit` is a keyword). */
-export const COLUMNS = AUDIT_FIELDS.map((field) => (field === 'limit' ? '"limit"' : field))
-const INSERT_COLUMNS = ['chain', 'seq', 'time_ms', ...COLUMNS]
+const INSERT_COLUMNS = ['chain', 'seq', 'time_ms', ...FIELD_SPECS.map(columnOf)]
 
 export class NoAuditLog extends Error {}
 
@@ -61,6 +59,7 @@ export function openSqlite(path: string, options: { readOnly?: boolean; durable?
     // NORMAL survives a killed process (the WAL is written before COMMIT returns); FULL also a power cut.
     db.exec(`PRAGMA synchronous = ${options.durable ? 'FULL' : 'NORMAL'}`)
     migrate(db)
+    addMissingColumns(db)
   }
   return db
 }
@@ -79,20 +78,47 @@ function migrate(db: DatabaseSync): void {
   }
 }
 
-/** A stored row back into a record (roles is kept as JSON text). */
-export function recordFromRow(row: Record<string, unknown>): AuditRecord {
-  const record: Record<string, unknown> = {}
-  for (const field of AUDIT_FIELDS) record[field] = row[field] ?? null
-  record.roles = typeof row.roles === 'string' ? (JSON.parse(row.roles) as string[]) : []
-  return record as unknown as AuditRecord
+function missingColumns(db: DatabaseSync): FieldSpec[] {
+  const columns = new Set((db.prepare('PRAGMA table_info(audit_records)').all() as Array<{ name: string }>).map((column) => column.name))
+  return ADDED_FIELDS.filter((field) => !columns.has(field.name))
 }
 
-function bind(out: unknown[], chainNo: number, { seq, record: r }: StoredRow): void {
-  out.push(
-    chainNo, seq, Date.parse(r.time), r.id, r.time, r.request_id, r.trace_id, r.method, r.path, r.route, r.status, r.decision, r.code,
-    r.detail, r.statement, r.issuer, r.subject, r.client_id, JSON.stringify(r.roles), r.source_ip, r.user_agent, r.upstream,
-    r.upstream_status, r.duration_ms, r.bytes_in, r.bytes_out, r.limit, r.prev_hash, r.hash,
-  )
+/**
+ * A log written before a field was added gets its column in place (its records read as null).
+ * Checked on every open, so it is idempotent; the write lock (IMMEDIATE) keeps two openers apart.
+ */
+function addMissingColumns(db: DatabaseSync): void {
+  if (missingColumns(db).length === 0) return
+  db.exec('BEGIN IMMEDIATE')
+  try {
+    for (const field of missingColumns(db)) db.exec(`ALTER TABLE audit_records ADD COLUMN ${columnDefinition(field, 'sqlite')}`)
+    db.exec('COMMIT')
+  } catch (err) {
+    db.exec('ROLLBACK')
+    throw err
+  }
+}
+
+/** A stored value back into a record's value: roles is kept as JSON text; a column an older log lacks reads as null. */
+function fromColumn(field: FieldSpec, value: unknown): unknown {
+  if (field.kind === 'roles') return typeof value === 'string' ? (JSON.parse(value) as string[]) : []
+  return value ?? null
+}
+
+/** A stored row back into a record. */
+export function recordFromRow(row: Record<string, unknown>): AuditRecord {
+  const record: Record<string, unknown> = {}
+  for (const field of FIELD_SPECS) record[field.name] = fromColumn(field, row[field.name])
+  return record as AuditRecord
+}
+
+function bind(out: unknown[], chainNo: number, { seq, record }: StoredRow): void {
+  const values = record as unknown as Record<string, unknown>
+  out.push(chainNo, seq, Date.parse(record.time))
+  for (const field of FIELD_SPECS) {
+    const value = values[field.name]
+    out.push(field.kind === 'roles' ? JSON.stringify(value) : (value ?? null))
+  }
 }
 
 export function createSqliteSink(path: string, options: { durable: boolean }): AuditSink {

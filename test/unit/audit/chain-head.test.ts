@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { checkedHead, decideHead, readChainState, restartRecord, writeChainState, type StateRead } from '../../../src/audit/chain-head.ts'
-import { chain, GENESIS_HASH, hashOf, type RecordValues } from '../../../src/audit/record.ts'
+import { chain, GENESIS_HASH, hashOf, type RecordInput } from '../../../src/audit/record.ts'
 
-const values: RecordValues = {
+const values: RecordInput = {
   id: '00000000-0000-4000-8000-000000000001', time: '2026-11-26T12:00:00.000Z', request_id: 'r1', trace_id: null, method: 'GET',
   path: '/x', route: 'x', status: 200, decision: 'allow', code: null, detail: null, statement: 'S', issuer: null, subject: null,
   client_id: null, roles: [], source_ip: '127.0.0.1', user_agent: null, upstream: 'api', upstream_status: 200, duration_ms: 1.5,
@@ -57,8 +57,8 @@ describe('deciding where the chain goes on', () => {
   })
 
   it('writes the break as an ordinary record, first of its chain', () => {
-    const first = restartRecord('c1', 'record 3 of chain c1 in sqlite:a has no valid hash')
-    expect(first).toMatchObject({ code: 'chain_restarted', decision: 'error', prev_hash: GENESIS_HASH, detail: expect.stringContaining('Chain c1 cannot be continued: record 3') })
+    const first = restartRecord('c1', 'record 3 of chain c1 in sqlite:a has no valid hash', 'gw-1')
+    expect(first).toMatchObject({ code: 'chain_restarted', decision: 'error', prev_hash: GENESIS_HASH, detail: expect.stringContaining('Chain c1 cannot be continued: record 3'), instance: 'gw-1' })
     const { hash, ...rest } = first
     expect(hashOf(rest)).toBe(hash)
   })

@@ -30,7 +30,7 @@ function finished(overrides: { path?: string; userAgent?: string; sub?: string; 
   } as unknown as RequestContext
 }
 
-const record = (overrides: Parameters<typeof finished>[0]) => linkLine(recordLine(finished(overrides), 1), GENESIS_HASH)
+const record = (overrides: Parameters<typeof finished>[0]) => linkLine(recordLine(finished(overrides), 'gw-1', 1), GENESIS_HASH)
 
 describe('audit record fields a client chose', () => {
   it('arrive whole at ordinary lengths', () => {
@@ -54,7 +54,7 @@ describe('audit record fields a client chose', () => {
 
   it('a record of a request with every such field huge stays small', () => {
     const huge = 'x'.repeat(60_000)
-    const line = recordLine(finished({ path: `/${huge}`, userAgent: huge, sub: huge, clientId: huge, detail: huge }), 1)
+    const line = recordLine(finished({ path: `/${huge}`, userAgent: huge, sub: huge, clientId: huge, detail: huge }), 'gw-1', 1)
     expect(line.length).toBeLessThan(6_000)
   })
 })

@@ -1,8 +1,9 @@
 // The canonical form is the contract a third party re-verifies the chain with: sorted keys,
 // JSON.stringify values, prev_hash included, hash excluded.
 import { createHash } from 'node:crypto'
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { AUDIT_FIELDS, canonicalJson, GENESIS_HASH, hashOf, linkLine, recordLine, type AuditRecord } from '../../../src/audit/record.ts'
+import { AUDIT_FIELDS, canonicalJson, GENESIS_HASH, hashOf, jsonValue, linkLine, recordLine, type AuditRecord } from '../../../src/audit/record.ts'
 import type { RequestContext } from '../../../src/request/index.ts'
 
 const ctx = {
@@ -29,10 +30,12 @@ const ctx = {
   limit: null,
 } as unknown as RequestContext
 
+const INSTANCE = 'gw-eu-1:4242'
+
 describe('the audit record', () => {
   it('is linked by splicing prev_hash into the canonical JSON the request thread wrote', () => {
-    const first = linkLine(recordLine(ctx, 3.25), GENESIS_HASH)
-    const second = linkLine(recordLine(ctx, 5), first.hash)
+    const first = linkLine(recordLine(ctx, INSTANCE, 3.25), GENESIS_HASH)
+    const second = linkLine(recordLine(ctx, INSTANCE, 5), first.hash)
     expect(first.prev_hash).toBe(GENESIS_HASH)
     expect(second.prev_hash).toBe(first.hash)
     const { hash, ...rest } = first
@@ -40,25 +43,47 @@ describe('the audit record', () => {
     expect(hash).toBe(createHash('sha256').update(canonicalJson(rest)).digest('hex'))
   })
 
-  it('has sorted keys, no whitespace, and every field but hash in its canonical form', () => {
-    const record = linkLine(recordLine(ctx, 3.25), GENESIS_HASH)
+  it('has sorted keys, no whitespace, and every field but hash in its canonical form (an added one only when set)', () => {
+    const record = linkLine(recordLine(ctx, INSTANCE, 3.25), GENESIS_HASH)
     const { hash: _hash, ...rest } = record
     const canonical = canonicalJson(rest)
     const keys = Object.keys(JSON.parse(canonical) as object)
-    expect(keys).toEqual([...AUDIT_FIELDS].filter((f) => f !== 'hash').sort())
+    const unset = ['actor', 'tool', 'args_sha256', 'attempts'] // no agent, and not sent upstream
+    expect(keys).toEqual([...AUDIT_FIELDS].filter((f) => f !== 'hash' && !unset.includes(f)).sort())
     expect(canonical).not.toMatch(/": |, "/)
     expect(canonical).toContain('"duration_ms":3.25')
+    expect(record).toMatchObject({ actor: null, tool: null, args_sha256: null, attempts: null }) // read back as null
+  })
+
+  it('names the credential of a verified caller, the tries upstream and the instance that wrote it', () => {
+    const verified = linkLine(recordLine(ctx, INSTANCE), GENESIS_HASH)
+    expect(verified).toMatchObject({ credential: 'bearer', attempts: null, instance: INSTANCE, actor: null, tool: null, args_sha256: null })
+    const forwarded = { ...ctx, identity: null, upstream: 'sales-api', upstreamStatus: 200, status: 200, decision: 'allow' } as unknown as RequestContext
+    expect(linkLine(recordLine(forwarded, INSTANCE), GENESIS_HASH)).toMatchObject({ credential: null, attempts: 1, upstream: 'sales-api', instance: INSTANCE })
   })
 
   it('cannot be confused by a value that looks like the placeholder', () => {
     const tricky = { ...ctx, headers: { userAgent: '","prev_hash":"\u0001' } } as unknown as RequestContext
-    const record = linkLine(recordLine(tricky), 'f'.repeat(64))
+    const record = linkLine(recordLine(tricky, INSTANCE), 'f'.repeat(64))
     expect(record.prev_hash).toBe('f'.repeat(64))
     expect(record.user_agent).toBe('","prev_hash":"\u0001')
   })
 
   it('replaces NUL (PostgreSQL text cannot hold it) before hashing', () => {
-    const record: AuditRecord = linkLine(recordLine(ctx), GENESIS_HASH)
+    const record: AuditRecord = linkLine(recordLine(ctx, INSTANCE), GENESIS_HASH)
     expect(record.subject).toBe('svc\ufffdlooker')
+  })
+})
+
+describe('a canonical value', () => {
+  // The line skips JSON.stringify for plain strings and numbers; what it writes must not differ.
+  it('is what JSON.stringify writes, for any string, number or list of strings', () => {
+    const tricky = ['', '"', '\\', '\u0000', '\u001f', '\u007f', '\u2028', '\ud800', '\udc00x', '\ud83d\ude00', 'é', '…(truncated, 9 chars)']
+    for (const value of [...tricky, 0, -0, 1.5, 1e21, 5e-324, Number.NaN, Number.POSITIVE_INFINITY, null, tricky]) {
+      expect(jsonValue(value)).toBe(JSON.stringify(value))
+    }
+    fc.assert(fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.double(), fc.integer(), fc.array(fc.string({ unit: 'grapheme' }))), (value) => {
+      expect(jsonValue(value)).toBe(JSON.stringify(value))
+    }), { numRuns: 2_000 })
   })
 })

@@ -4,11 +4,11 @@ import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { chain, GENESIS_HASH, type AuditRecord, type RecordValues } from '../../../src/audit/record.ts'
+import { chain, GENESIS_HASH, hashOf, type AuditRecord, type RecordInput } from '../../../src/audit/record.ts'
 import type { StoredRow } from '../../../src/audit/sinks/sink.ts'
 import { SPILL_START, spillFor } from '../../../src/audit/spill.ts'
 
-const values = (i: number, userAgent: string | null = null): RecordValues => ({
+const values = (i: number, userAgent: string | null = null): RecordInput => ({
   id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, time: '2026-11-26T12:00:00.000Z', request_id: `r${i}`, trace_id: null,
   method: 'GET', path: `/x/${i}`, route: 'x', status: 200, decision: 'allow', code: null, detail: null, statement: 'S', issuer: null,
   subject: null, client_id: null, roles: ['a'], source_ip: '127.0.0.1', user_agent: userAgent, upstream: 'api', upstream_status: 200,
@@ -69,7 +69,29 @@ describe('replaying a damaged spill file', () => {
     writeFileSync(spill.path, line({ ...row, record: { ...row.record, status: '200' as unknown as number } }) + line({ ...row, seq: 0 }))
     const { rows, damaged } = await spill.read(SPILL_START, 10)
     expect(rows).toEqual([])
-    expect(damaged.map((d) => d.reason)).toEqual(['record.status is missing or not a valid number', 'no valid seq'])
+    expect(damaged.map((d) => d.reason)).toEqual(['record.status is missing or not a valid integer', 'no valid seq'])
+  })
+
+  it('replays lines spilled before the added fields existed: those read as null, and each record as it was hashed', async () => {
+    const spill = fresh()
+    writeFileSync(spill.path, readFileSync(new URL('../../integration/fixtures/audit-0.1/spill.ndjson', import.meta.url)))
+    const { rows, damaged } = await spill.read(SPILL_START, 100)
+    expect(damaged).toEqual([])
+    expect(rows.map((row) => row.seq)).toEqual([1, 2, 3, 4, 5, 6, 7])
+    for (const { record } of rows) {
+      expect(record).toMatchObject({ credential: null, actor: null, tool: null, args_sha256: null, attempts: null, instance: null })
+      const { hash, ...rest } = record
+      expect(hashOf(rest)).toBe(hash)
+    }
+  })
+
+  it('quarantines an added field of the wrong kind', async () => {
+    const spill = fresh()
+    const [row] = rowsOf(1) as [StoredRow]
+    writeFileSync(spill.path, line({ ...row, record: { ...row.record, attempts: '1' as unknown as number } }) + line({ ...row, record: { ...row.record, status: 2 ** 31 } }))
+    const { rows, damaged } = await spill.read(SPILL_START, 10)
+    expect(rows).toEqual([])
+    expect(damaged.map((d) => d.reason)).toEqual(['record.attempts is missing or not a valid integer or null', 'record.status is missing or not a valid integer'])
   })
 
   it('keeps a last line that only lacks its newline, and invalid UTF-8 is quarantined as bytes', async () => {
