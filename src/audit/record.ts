@@ -19,8 +19,6 @@ export type RecordInput = Omit<RecordValues, NullableField> & Partial<Pick<Recor
 
 export const GENESIS_HASH = '0'.repeat(64)
 
-/** The credential a verified caller presented (SPEC "The audit record, added"). */
-const BEARER_CREDENTIAL = 'bearer'
 
 interface CanonicalField {
   name: string
@@ -120,8 +118,7 @@ function requestValues(ctx: RequestFacts, instance: string, now: number): Record
     bytes_in: ctx.bytesIn,
     bytes_out: ctx.bytesOut,
     limit: ctx.limit,
-    // Bearer tokens are the only credential so far; a request without a verified identity had none.
-    credential: identity ? BEARER_CREDENTIAL : null,
+    credential: ctx.credential,
     actor: null,
     tool: null,
     args_sha256: null,

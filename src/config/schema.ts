@@ -144,6 +144,10 @@ const upstream = z.strictObject({
   identity_assertion: z.boolean().default(false),
 })
 
+/** What a route may accept (SPEC "Callers, added"), in the order it tries them; `bearer` by default. */
+export const ACCEPTED_CREDENTIALS = ['bearer', 'session', 'api_key', 'client_cert'] as const
+export type AcceptedCredential = (typeof ACCEPTED_CREDENTIALS)[number]
+
 const route = z.strictObject({
   id: name('route'),
   methods: z.array(method).min(1).default(['*']),
@@ -155,6 +159,8 @@ const route = z.strictObject({
   forward_authorization: z.boolean().default(false),
   websocket: z.boolean().default(false),
   path_params: z.boolean().default(false),
+  accept: z.array(z.enum(ACCEPTED_CREDENTIALS)).min(1).default(['bearer'])
+    .refine((kinds) => new Set(kinds).size === kinds.length, 'list each credential kind once'),
 })
 
 const LIMIT_KEY = /^(principal|role|route|ip|claim:[^\s]+|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/

@@ -5,7 +5,7 @@ import type { SecretReference } from './interpolate.ts'
 import { checkRewrite, parseRoutePattern, type RoutePattern } from './route-pattern.ts'
 import { accessFindings } from './access-checks.ts'
 import { routeFindings } from './route-checks.ts'
-import type { Config } from './schema.ts'
+import type { AcceptedCredential, Config } from './schema.ts'
 import { routesSelectedBy } from './values.ts'
 import { isReservedForConfig } from '../http/index.ts'
 
@@ -54,6 +54,10 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
       }
     }
     if (!upstreams.has(route.upstream)) error(['routes', i, 'upstream'], `unknown upstream "${route.upstream}"`)
+    route.accept.forEach((kind, j) => {
+      const missing = credentialSetup(config, kind)
+      if (missing) error(['routes', i, 'accept', j], missing)
+    })
     route.limits.forEach((name, j) => {
       if (!limits.has(name)) error(['routes', i, 'limits', j], `unknown limit "${name}"`)
       const limit = config.limits.find((l) => l.name === name)
@@ -128,4 +132,16 @@ function uniqueNames<T>(
     names.add(value)
   })
   return names
+}
+
+/** Why a route cannot accept this kind of credential with this config, or null when it can. */
+function credentialSetup(_config: Config, kind: AcceptedCredential): string | null {
+  switch (kind) {
+    case 'bearer':
+      return null
+    case 'session':
+    case 'api_key':
+    case 'client_cert':
+      return `accepting ${kind} credentials is not available yet`
+  }
 }

@@ -2,8 +2,8 @@
 // upstream, or a built-in endpoint), per-route settings resolved to objects, upstream pools. A reload
 // compiles a new runtime and swaps one reference; requests in flight keep the runtime they started with.
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
-import { addressSet, parseRoutePattern, type AddressSet, type Config, type RoutePattern } from '../config/index.ts'
-import { createIssuerRegistry, createTokenVerifier, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents, type TokenVerifier } from '../identity/index.ts'
+import { addressSet, parseRoutePattern, type AcceptedCredential, type AddressSet, type Config, type RoutePattern } from '../config/index.ts'
+import { bearerVerifier, createAuthenticator, createIssuerRegistry, createTokenVerifier, type Authenticator, type CredentialVerifier, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents } from '../identity/index.ts'
 import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
 import type { Backend } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
@@ -14,6 +14,8 @@ import { createRouter, type RoutableRoute, type Router } from './router.ts'
 export interface CompiledRoute extends RoutableRoute {
   readonly id: string
   readonly public: boolean
+  /** The credentials it takes, in the order they are tried (routes[].accept). */
+  readonly accept: readonly AcceptedCredential[]
   readonly websocket: boolean
   /** The route's limits, compiled (null when it has none). */
   readonly limits: RouteLimits | null
@@ -31,7 +33,8 @@ export interface Runtime {
   readonly router: Router<CompiledRoute>
   readonly upstreams: ReadonlyMap<string, Upstream>
   readonly issuerKeys: ReadonlyMap<string, IssuerKeys>
-  readonly identity: TokenVerifier
+  /** Turns a request's credential into an Identity, for the kinds each route accepts. */
+  readonly authenticator: Authenticator
   readonly access: AccessControl
   readonly limiter: Limiter
   readonly trustedProxies: AddressSet
@@ -80,6 +83,8 @@ export function createRuntimeDeps(
   }
 }
 
+const BEARER_ONLY: readonly AcceptedCredential[] = Object.freeze(['bearer'])
+
 let generations = 0
 
 /** Assumes a config that passed `loadConfig` (no errors): compile does not re-validate. */
@@ -94,6 +99,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     methods: new Set(route.methods),
     pathParams: false,
     public: true,
+    accept: BEARER_ONLY,
     websocket: false,
     limits: null,
     policy: undefined,
@@ -110,6 +116,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
       methods: new Set<string>(route.methods),
       pathParams: route.path_params,
       public: route.public,
+      accept: Object.freeze(route.accept),
       websocket: route.websocket,
       limits: compileRouteLimits(route.limits, config.limits),
       policy: access.policyFor(route.id),
@@ -129,13 +136,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     router: createRouter(routes, { caseSensitive: config.server.case_sensitive_paths }),
     upstreams,
     issuerKeys,
-    identity: createTokenVerifier({
-      issuers: config.issuers,
-      keys: issuerKeys,
-      maxTokenBytes: config.server.max_token_bytes,
-      cacheEntries: config.server.token_cache_entries,
-      logger: deps.logger,
-    }),
+    authenticator: createAuthenticator(credentialVerifiers(config, issuerKeys, deps)),
     access,
     limiter: {
       store: deps.limitsStores.acquire(config.limits_store),
@@ -145,6 +146,18 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     trustedProxies: addressSet(config.server.trusted_proxies),
     usage: { inFlight: 0 },
   })
+}
+
+/** One verifier per kind of credential this config can check. */
+function credentialVerifiers(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, deps: CompileDeps): Map<AcceptedCredential, CredentialVerifier> {
+  const tokens = createTokenVerifier({
+    issuers: config.issuers,
+    keys: issuerKeys,
+    maxTokenBytes: config.server.max_token_bytes,
+    cacheEntries: config.server.token_cache_entries,
+    logger: deps.logger,
+  })
+  return new Map<AcceptedCredential, CredentialVerifier>([['bearer', bearerVerifier(tokens)]])
 }
 
 function mustParse(path: string): RoutePattern {

@@ -87,11 +87,13 @@ function match(rt: Runtime, ctx: RequestContext): CompiledRoute {
   return found.route
 }
 
-/** The bearer token's identity (401/503), its roles and the policies' decision (403). */
+/** The credential's identity (401/503), its roles and the policies' decision (403). */
 async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, route: CompiledRoute): Promise<void> {
   if (state.tracing && ctx.spans) startAuthSpan(state.tracing, ctx.spans)
-  const identity = await rt.identity.verify(ctx.headers?.authorization, ctx.query)
+  const input = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.req.socket }
+  const { identity, credential } = await rt.authenticator.authenticate(input, route.accept)
   ctx.identity = identity
+  ctx.credential = credential
   const access = evaluateAccess(rt.access, identity, route, ctx.method, ctx.clientIp)
   ctx.roles = access.roles
   ctx.statement = access.decision.statement?.sid ?? null

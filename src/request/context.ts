@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream'
 import type { ErrorCode, GatewayError } from '../errors/index.ts'
 import type { RequestHeaders } from '../http/index.ts'
 import type { RequestSpans, TraceContext } from '../telemetry/index.ts'
-import type { Identity } from './identity.ts'
+import type { CredentialKind, Identity } from './identity.ts'
 
 /** The audit record's `decision`: allowed, refused (4xx), or failed (5xx). */
 export type Decision = 'allow' | 'deny' | 'error'
@@ -36,6 +36,8 @@ export interface RequestFacts {
   params: Record<string, string>
   rest: string[]
   identity: Identity | null
+  /** The kind of credential that proved `identity` (null until authenticated, and on public routes). */
+  credential: CredentialKind | null
   roles: readonly string[]
   statement: string | null
   decision: Decision
@@ -84,6 +86,7 @@ export function createContext(req: IncomingMessage, res: ServerResponse, upgrade
     params: {},
     rest: [],
     identity: null,
+    credential: null,
     roles: [],
     statement: null,
     decision: 'allow',

@@ -1,6 +1,9 @@
 // The verified caller, as every stage after authentication sees it: access, limits, the audit record
 // and identity assertions read it and never ask how it was proven.
 
+/** How the caller proved who it is (the audit record's `credential`). */
+export type CredentialKind = 'bearer' | 'session' | 'api_key' | 'client_cert' | 'exchanged'
+
 export interface Identity {
   /** The configured issuer's name. */
   issuerName: string
