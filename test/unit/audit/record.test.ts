@@ -20,6 +20,7 @@ const ctx = {
   error: { detail: 'Statement "NoPII" denies GET.' },
   statement: 'NoPII',
   identity: { iss: 'https://sso.example.com/', sub: 'svc\u0000looker', clientId: 'looker-prod' },
+  credential: 'bearer',
   roles: ['reports'],
   clientIp: '10.1.2.3',
   headers: { userAgent: 'Looker/24.0 "quoted"' },
