@@ -122,8 +122,8 @@ function requestValues(ctx: RequestFacts, instance: string, now: number): Record
     actor: null,
     tool: null,
     args_sha256: null,
-    // One try per request until upstreams retry: ctx.upstream is set once the request is sent.
-    attempts: ctx.upstream === null ? null : 1,
+    // Tries sent upstream, retries included; null when nothing was sent (refused, or a built-in endpoint).
+    attempts: ctx.attempts === 0 ? null : ctx.attempts,
     instance,
   }
 }

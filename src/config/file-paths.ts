@@ -15,7 +15,8 @@ export function resolveFilePaths(config: Config, baseDir: string): Config {
     spill_dir: path(config.audit.spill_dir),
   }
   const secrets = config.secrets && { ...config.secrets, store: storeWithPaths(config.secrets.store, path) }
-  return { ...config, audit, secrets }
+  const upstreams = config.upstreams.map((upstream) => (upstream.tls ? { ...upstream, tls: tlsWithPaths(upstream.tls, path) } : upstream))
+  return { ...config, audit, secrets, upstreams }
 }
 
 type SecretsStore = NonNullable<Config['secrets']>['store']
@@ -31,4 +32,11 @@ function storeWithPaths(store: SecretsStore, path: (value: string) => string): S
     case 'env':
       return store
   }
+}
+
+type UpstreamTls = NonNullable<Config['upstreams'][number]['tls']>
+
+function tlsWithPaths(tls: UpstreamTls, path: (value: string) => string): UpstreamTls {
+  const optional = (value: string | undefined) => (value === undefined ? undefined : path(value))
+  return { ...tls, ca: optional(tls.ca), cert: optional(tls.cert), key: optional(tls.key) }
 }

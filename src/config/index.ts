@@ -5,3 +5,4 @@ export { foldPathCase, parseRoutePattern, type RoutePattern, type PatternSegment
 export * from './schema.ts'
 export * from './values.ts'
 export { configJsonSchema, type JsonSchema, type JsonSchemaOptions } from './json-schema.ts'
+export { loadTlsMaterial, type TlsMaterial, type UpstreamTlsConfig } from './tls-files.ts'

@@ -2,7 +2,7 @@
 // Value types are parsed here, so the rest of the code gets milliseconds, rates and matchers.
 import { z } from 'zod'
 import { hostAllowList, parseHostPattern } from '../http/index.ts'
-import { MAX_RATE_COUNT, parseCidr, parseDuration, parseGlob, parseListen, parseRate, type Parsed } from './values.ts'
+import { MAX_RATE_COUNT, parseCidr, parseDuration, parseGlob, parseListen, parsePercent, parseRate, type Parsed } from './values.ts'
 
 /** `json`: how the value is written, for the JSON Schema (`bouncer schema`), where a transform has no shape. */
 function parsed<T>(parse: (text: string) => Parsed<T>, json: { description: string; pattern?: string }) {
@@ -19,6 +19,7 @@ const rate = parsed(parseRate, { description: 'a rate: N/s, N/m, N/h, N/d', patt
 const cidr = parsed(parseCidr, { description: 'an IPv4 or IPv6 address, or a CIDR block (10.0.0.0/8, 2001:db8::/32)', pattern: '^\\s*[0-9A-Fa-f:.]+(/\\d{1,3})?\\s*$' })
 const glob = parsed(parseGlob, { description: 'a glob: * matches any run of characters, ? one character', pattern: '^[^\\[\\]{}]+$' })
 const listen = parsed(parseListen, { description: 'host:port, e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080', pattern: '^\\s*(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]]+):\\d{1,5}\\s*$' })
+const percent = parsed(parsePercent, { description: 'a percentage: 20%, 12.5%', pattern: '^\\s*\\d{1,3}(\\.\\d{1,2})?%\\s*$' })
 const hostPattern = parsed(parseHostPattern, { description: 'a host name clients use: api.example.com, *.example.com or api.example.com:8443' })
 /**
  * A duration the gateway runs as a timer (setTimeout, setInterval): Node runs one longer than
@@ -133,16 +134,72 @@ const policy = z.strictObject({
   statements: z.array(statement).min(1),
 })
 
+/** How requests are spread over an upstream's targets (SPEC "Upstreams, added"). */
+export const BALANCE_STRATEGIES = ['round_robin', 'least_request', 'hash:principal'] as const
+/** What a retry may follow: no connection (nothing was sent), a reset or a timeout before the answer, or a 5xx status. */
+export const RETRY_FAILURES = ['connect_failure', 'reset', 'timeout'] as const
+
+const positiveTimer = timer.refine((ms) => ms > 0, 'must be more than 0')
+
+const healthCheck = z.strictObject({
+  path: z.string().regex(/^\/[^\s#]*$/, 'a path on the target, starting with /'),
+  interval: positiveTimer.prefault('5s'),
+  timeout: positiveTimer.prefault('1s'),
+  unhealthy_after: z.number().int().min(1).max(100).default(2),
+  healthy_after: z.number().int().min(1).max(100).default(2),
+})
+
+const eject = z.strictObject({
+  after: z.number().int().min(1).max(1000).default(5),
+  for: positiveTimer.prefault('30s'),
+})
+
+const retryOn = z.union([
+  z.enum(RETRY_FAILURES),
+  z.string().regex(/^5\d\d$/, 'a retry condition is connect_failure, reset, timeout or a 5xx status ("503")'),
+  z.number().int().min(500).max(599),
+], { error: 'a retry condition is connect_failure, reset, timeout or a 5xx status ("503")' })
+
+const retries = z.strictObject({
+  /** Tries in all, the first included. */
+  attempts: z.number().int().min(1).max(10).default(2),
+  on: z.array(retryOn).min(1).default(['connect_failure', '503']),
+  budget: percent.prefault('20%'),
+})
+
+const upstreamTls = z.strictObject({
+  /** PEM file of the CAs that may sign the upstream's certificate (instead of the system's). */
+  ca: z.string().min(1).optional(),
+  /** PEM files of the client certificate and key presented to the upstream (mTLS). */
+  cert: z.string().min(1).optional(),
+  key: z.string().min(1).optional(),
+  /** SNI and the name the upstream's certificate must carry (by default the target's host). */
+  server_name: z.string().regex(/^[A-Za-z0-9.-]+$/, 'a host name (letters, digits, . and -)').optional(),
+})
+
 const upstream = z.strictObject({
   name: name('upstream'),
-  url: httpUrl,
+  url: httpUrl.optional(),
+  /** Several copies of one service, instead of url. */
+  targets: z.array(httpUrl).min(1).optional(),
+  balance: z.enum(BALANCE_STRATEGIES).default('round_robin'),
+  health_check: healthCheck.optional(),
+  eject: eject.optional(),
+  retries: retries.optional(),
+  tls: upstreamTls.optional(),
   connect_timeout: duration.prefault('5s'),
   timeout: duration.prefault('30s'),
   max_connections: z.number().int().min(1).max(65_536).default(128),
   max_concurrent: z.number().int().min(1).optional(),
   headers: z.record(headerName, z.string()).default({}),
   identity_assertion: z.boolean().default(false),
-})
+}).superRefine((value, ctx) => {
+  if (value.url === undefined && value.targets === undefined) ctx.addIssue({ code: 'custom', message: 'an upstream needs url (one target) or targets (several)' })
+  if (value.url !== undefined && value.targets !== undefined) ctx.addIssue({ code: 'custom', path: ['targets'], message: 'give url or targets, not both' })
+  if (value.tls && (value.tls.cert === undefined) !== (value.tls.key === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['tls', value.tls.cert === undefined ? 'key' : 'cert'], message: 'a client certificate needs both cert and key' })
+  }
+}).meta({ oneOf: [{ required: ['url'] }, { required: ['targets'] }] })
 
 /** What a route may accept (SPEC "Callers, added"), in the order it tries them; `bearer` by default. */
 export const ACCEPTED_CREDENTIALS = ['bearer', 'session', 'api_key', 'client_cert'] as const
@@ -287,3 +344,6 @@ export type SecretsConfig = NonNullable<Config['secrets']>
 export type AssertionConfig = Config['assertion']
 export type TelemetryConfig = Config['telemetry']
 export type ClaimConditions = z.output<typeof claimConditions>
+export type BalanceStrategy = UpstreamConfig['balance']
+export type HealthCheckConfig = NonNullable<UpstreamConfig['health_check']>
+export type RetriesConfig = NonNullable<UpstreamConfig['retries']>

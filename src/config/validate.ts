@@ -5,6 +5,7 @@ import type { SecretReference } from './interpolate.ts'
 import { checkRewrite, parseRoutePattern, type RoutePattern } from './route-pattern.ts'
 import { accessFindings } from './access-checks.ts'
 import { routeFindings } from './route-checks.ts'
+import { upstreamFindings } from './upstream-checks.ts'
 import type { AcceptedCredential, Config } from './schema.ts'
 import { routesSelectedBy } from './values.ts'
 import { isReservedForConfig } from '../http/index.ts'
@@ -29,9 +30,6 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   })
 
   config.upstreams.forEach((upstream, i) => {
-    const url = new URL(upstream.url)
-    if (url.search || url.hash) error(['upstreams', i, 'url'], 'an upstream URL cannot hold a query or a fragment')
-    if (url.username || url.password) error(['upstreams', i, 'url'], 'put credentials in headers (with ${secret:NAME}), not in the URL')
     for (const header of Object.keys(upstream.headers)) {
       if (isReservedForConfig(header)) {
         error(['upstreams', i, 'headers', header], `the gateway sets ${header} itself; it cannot be configured`, true)
@@ -96,6 +94,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   })
   findings.push(...accessFindings(config))
   findings.push(...routeFindings(config))
+  findings.push(...upstreamFindings(config))
 
   if (secretRefs.length > 0 && !config.secrets) {
     for (const ref of secretRefs) error(ref.path, `\${secret:${ref.name}} is used but no secrets store is configured (secrets.store)`)

@@ -46,6 +46,16 @@ export function parseRate(text: string): Parsed<Rate> {
   return { ok: true, value: { count, periodMs: DURATION_UNITS_MS[unit], text: text.trim() } }
 }
 
+const PERCENT = /^(\d{1,3})(\.\d{1,2})?%$/
+
+/** `20%`, `12.5%` (0 to 100) → a ratio from 0 to 1. */
+export function parsePercent(text: string): Parsed<number> {
+  const match = PERCENT.exec(text.trim())
+  const value = match ? Number(`${match[1]}${match[2] ?? ''}`) : Number.NaN
+  if (!match || value > 100) return { ok: false, message: `invalid percentage "${text}": write it like 20% (0% to 100%)` }
+  return { ok: true, value: value / 100 }
+}
+
 export interface Cidr {
   address: string
   prefix: number

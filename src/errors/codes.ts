@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   unauthorized: { status: 401, title: 'Unauthorized' },
   no_role: { status: 403, title: 'No role' },
   policy_denied: { status: 403, title: 'Denied by policy' },
+  untrusted_proxy: { status: 403, title: 'Untrusted proxy' },
   route_not_found: { status: 404, title: 'Route not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   request_timeout: { status: 408, title: 'Request timeout' },

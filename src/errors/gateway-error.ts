@@ -7,6 +7,11 @@ export interface GatewayErrorOptions {
   cause?: unknown
   /** Extra response headers, e.g. Retry-After, WWW-Authenticate, Allow. */
   headers?: Record<string, string>
+  /**
+   * Only where SPEC gives a code a second status: 503 upstream_unavailable when no target of an
+   * upstream is healthy (refused at once), where the code's 502 means a connection that failed.
+   */
+  status?: 503
 }
 
 /** The one error type the pipeline throws; `respond.ts` turns it into a problem+json answer. */
@@ -21,7 +26,7 @@ export class GatewayError extends Error {
     super(options.detail ?? title, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'GatewayError'
     this.code = code
-    this.status = status
+    this.status = options.status ?? status
     this.detail = options.detail ?? title
     this.headers = options.headers
   }

@@ -68,7 +68,7 @@ export function createRuntimeDeps(
   logger: Logger,
   options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources },
 ): CompileDeps & { closeAll(): Promise<void> } {
-  const upstreams = createUpstreamRegistry()
+  const upstreams = createUpstreamRegistry({ logger, background: options.offline ? null : options.background })
   const issuers = createIssuerRegistry(logger, options.keySetEvents ?? { refreshed() {}, failed() {} }, options)
   const limitsStores = createLimitsStoreRegistry(logger, options)
   return {

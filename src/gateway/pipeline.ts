@@ -158,6 +158,7 @@ function recordServed(ctx: RequestContext, upstream: string | null, served: Serv
   ctx.status = served.status
   ctx.upstreamStatus = served.upstreamStatus
   ctx.upstreamMs = served.upstreamMs
+  ctx.attempts = served.attempts
   ctx.bytesIn = served.bytesIn
   ctx.bytesOut = served.bytesOut
   return ctx

@@ -44,7 +44,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const logger = options.logger ?? createLogger({ level: config.telemetry.log_level })
   for (const line of diagnosticLines(loaded, 'warning')) logger.warn(line)
 
-  const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight })
+  const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values() })
   const background = createBackgroundTasks(logger, metrics)
   const tracing = await startTracing(config.telemetry)
   const compile = createRuntimeDeps(logger, {

@@ -28,6 +28,8 @@ export interface Served {
   upstreamMs: number | null
   bytesIn: number
   bytesOut: number
+  /** Tries sent upstream (a retry is one more); 0 when nothing was sent. */
+  attempts: number
   /** Why the exchange failed: answered as a problem, or, once the response has begun, cut short. */
   error: GatewayError | null
 }
@@ -43,5 +45,5 @@ export interface Backend {
 }
 
 export function nothingServed(): Served {
-  return { status: 0, upstreamStatus: null, upstreamMs: null, bytesIn: 0, bytesOut: 0, error: null }
+  return { status: 0, upstreamStatus: null, upstreamMs: null, bytesIn: 0, bytesOut: 0, attempts: 0, error: null }
 }

@@ -48,6 +48,8 @@ export interface RequestFacts {
   upstreamStatus: number | null
   /** Milliseconds from dispatch to the upstream's response headers. */
   upstreamMs: number | null
+  /** Tries sent upstream, retries included (the audit record's `attempts`); 0 when none was. */
+  attempts: number
   status: number
   bytesIn: number
   bytesOut: number
@@ -96,6 +98,7 @@ export function createContext(req: IncomingMessage, res: ServerResponse, upgrade
     upstream: null,
     upstreamStatus: null,
     upstreamMs: null,
+    attempts: 0,
     status: 0,
     bytesIn: 0,
     bytesOut: 0,

@@ -3,6 +3,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import { BACKGROUND_TASKS, type BackgroundTask, type FailureCounter } from './background.ts'
 import { LabelledHistogram, RequestCounter } from './request-metrics.ts'
+import { renderUpstreamMetrics, type UpstreamGauges } from './upstream-metrics.ts'
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
@@ -36,7 +37,14 @@ export interface Metrics extends FailureCounter {
   render(): Promise<{ contentType: string; body: string }>
 }
 
-export function createMetrics(sources: { audit: () => AuditGauges; inFlight: () => number }): Metrics {
+/** Where the scrape-time series are read: the audit log, requests in flight, and the running upstreams and their targets. */
+export interface MetricSources {
+  audit: () => AuditGauges
+  inFlight: () => number
+  upstreams?: () => Iterable<UpstreamGauges>
+}
+
+export function createMetrics(sources: MetricSources): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'bouncer_' })
   const requests = new RequestCounter('bouncer_requests_total', 'Requests by route, status and decision.')
@@ -82,7 +90,8 @@ export function createMetrics(sources: { audit: () => AuditGauges; inFlight: () 
       backgroundFailures.labels(task).inc()
     },
     async render() {
-      const body = `${await registry.metrics()}${requests.render()}${duration.render()}${upstreamDuration.render()}`
+      const targets = sources.upstreams ? renderUpstreamMetrics(sources.upstreams()) : ''
+      const body = `${await registry.metrics()}${requests.render()}${duration.render()}${upstreamDuration.render()}${targets}`
       return { contentType: registry.contentType, body }
     },
   }

@@ -1,32 +1,41 @@
-// Forwards one request to its upstream and streams the answer back, both ways, without buffering.
+// Forwards one request to a target of its upstream and streams the answer back, both ways,
+// without buffering; a failed try may be sent again to another target (retry.ts).
 //
 // It uses undici's `dispatch` with a handler object: the upstream's chunks go straight into the
 // client's socket with backpressure (pause/resume), so memory stays flat however large the body.
+// The same handler carries every try of a request: an answer that will be retried is read and
+// dropped (the connection stays reusable), and nothing reaches the client until a try's answer
+// is the one it gets.
 import type { ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors/index.ts'
 import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
-import { translateUndiciError, upstreamSaturated } from './errors.ts'
+import { pickTarget } from './balance.ts'
+import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import type { Upstream } from './pools.ts'
 import { requestBody, upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
 import { responseHeaders } from './response.ts'
+import { depositRetryCredit, replayable, retriesFailure, takeRetry, type Failure, type Replayable } from './retry.ts'
+import { targetFailed, targetSucceeded, type Target } from './targets.ts'
 
-/** Resolves when the response has been fully sent or the exchange ended; throws upstream_saturated before sending anything. */
+/** Resolves when the response has been fully sent or the exchange ended; throws upstream_saturated or upstream_unavailable (503) before sending anything. */
 export function forward(ctx: Readonly<RequestContext>, settings: ForwardSettings, exchange: Exchange): Promise<Served> {
   const { upstream } = settings
   if (upstream.inFlight >= upstream.maxConcurrent) throw upstreamSaturated(upstream, true)
+  const target = pickTarget(upstream, ctx, null)
+  if (target === null) throw noHealthyTarget(upstream)
   const served = nothingServed()
   const headers = upstreamHeaders(ctx, settings, exchange.extraHeaders)
-  const body = requestBody(ctx, settings.maxBodyBytes, served)
+  const policy = upstream.retry
+  const replay = policy === null ? null : replayable(ctx, settings.maxBodyBytes, served)
+  if (policy !== null && replay !== null) depositRetryCredit(upstream, policy)
+  const body = replay === null ? requestBody(ctx, settings.maxBodyBytes, served) : replay.body
   if (ctx.headers?.expectContinue && !ctx.continued) ctx.res.writeContinue()
 
   upstream.inFlight++
   return new Promise<Served>((resolve) => {
-    const handler = new ForwardHandler(ctx, upstream, exchange, served, resolve)
-    upstream.pool.dispatch(
-      { origin: upstream.origin, path: upstreamPath(ctx, settings), method: ctx.method, headers, body },
-      handler,
-    )
+    const request: Dispatcher.DispatchOptions = { origin: target.url, path: upstreamPath(ctx, settings), method: ctx.method, headers, body }
+    new ForwardHandler(ctx, upstream, exchange, served, resolve, request, replay).send(target)
   })
 }
 
@@ -36,6 +45,15 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #lifecycle: Exchange['lifecycle']
   #beforeEnd: Exchange['beforeEnd']
   #served: Served
+  #request: Dispatcher.DispatchOptions
+  /** Null when the request can be sent only once (no retries, or a body that streams). */
+  #replay: Replayable | null
+  #target: Target | null = null
+  /** Targets of the tries that failed, and the one the next try goes to. */
+  #tried: Target[] | null = null
+  #nextTarget: Target | null = null
+  /** This try's answer is being read and dropped: the request goes again once it has ended. */
+  #discarding = false
   /** A beforeEnd hook waits: the head (for a bodiless response) and the last chunk are held until it resolves. */
   #heldHead: { status: number; headers: Record<string, string | string[]> } | null = null
   #heldChunk: Buffer | null = null
@@ -45,18 +63,33 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #onClientClose: () => void
   #dispatchedAt = performance.now()
 
-  constructor(ctx: Readonly<RequestContext>, upstream: Upstream, exchange: Exchange, served: Served, resolve: (served: Served) => void) {
+  constructor(ctx: Readonly<RequestContext>, upstream: Upstream, exchange: Exchange, served: Served, resolve: (served: Served) => void, request: Dispatcher.DispatchOptions, replay: Replayable | null) {
     this.#ctx = ctx
     this.#upstream = upstream
     this.#lifecycle = exchange.lifecycle
     this.#beforeEnd = exchange.beforeEnd
     this.#served = served
     this.#resolve = resolve
+    this.#request = request
+    this.#replay = replay
     // A client that hangs up mid-exchange: stop the upstream request too.
     this.#onClientClose = () => {
       if (!this.#settled && !ctx.res.writableFinished) this.#controller?.abort(new ClientGone())
     }
     ctx.res.once('close', this.#onClientClose)
+  }
+
+  /** One try, to this target. */
+  send(target: Target): void {
+    this.#target = target
+    this.#controller = null
+    this.#discarding = false
+    target.inFlight++
+    target.requests++
+    this.#served.attempts++
+    const request = this.#request
+    if (request.origin !== target.url) request.origin = target.url
+    target.pool.dispatch(request, this)
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -66,6 +99,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (statusCode < 200) return // 1xx interim responses are not relayed
+    const target = this.#target as Target
+    if (statusCode >= 500) {
+      targetFailed(this.#upstream, target)
+      if (this.#mayRetry(statusCode)) {
+        this.#discarding = true
+        return
+      }
+    } else {
+      targetSucceeded(target)
+    }
     const ctx = this.#ctx
     const res: ServerResponse = ctx.res
     const served = this.#served
@@ -82,6 +125,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#discarding) return
     const res = this.#ctx.res
     this.#served.bytesOut += chunk.length
     if (this.#beforeEnd) {
@@ -99,6 +143,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    if (this.#discarding) {
+      this.#sendAgain()
+      return
+    }
     if (!this.#beforeEnd) {
       this.#ctx.res.end()
       this.#finish()
@@ -119,17 +167,63 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.#settled) return
-    if (!(err instanceof ClientGone)) {
-      this.#served.error = err instanceof GatewayError ? err : translateUndiciError(err, this.#upstream)
-      // The status is already on the wire: cut the connection so the client sees a truncated response.
-      if (this.#ctx.res.headersSent) this.#ctx.res.destroy()
+    if (err instanceof ClientGone) {
+      this.#finish()
+      return
     }
+    if (this.#discarding) {
+      // The answer being dropped broke off: the retry was decided already.
+      this.#sendAgain()
+      return
+    }
+    if (this.#served.upstreamStatus === null && !(err instanceof GatewayError)) {
+      // No answer from this target: its fault, unless it is no fault at all (a bad request body).
+      const failure = failureOf(err)
+      if (failure !== null) {
+        targetFailed(this.#upstream, this.#target as Target)
+        if (this.#mayRetry(failure)) {
+          this.#sendAgain()
+          return
+        }
+      }
+    }
+    this.#served.error = err instanceof GatewayError ? err : translateUndiciError(err, this.#upstream)
+    // The status is already on the wire: cut the connection so the client sees a truncated response.
+    if (this.#ctx.res.headersSent) this.#ctx.res.destroy()
     this.#finish()
+  }
+
+  /** Whether this failed try is sent again: policy, tries left, a target to take it, and the budget, in that order. */
+  #mayRetry(failure: Failure): boolean {
+    const replay = this.#replay
+    const policy = this.#upstream.retry
+    if (replay === null || policy === null || this.#served.attempts >= policy.attempts || this.#ctx.res.destroyed) return false
+    if (!retriesFailure(policy, failure, replay.idempotent)) return false
+    const tried = (this.#tried ??= [])
+    tried.push(this.#target as Target)
+    const next = pickTarget(this.#upstream, this.#ctx, tried)
+    if (next === null || !takeRetry(this.#upstream)) return false
+    this.#nextTarget = next
+    return true
+  }
+
+  #sendAgain(): void {
+    this.#endTry()
+    const next = this.#nextTarget as Target
+    this.#nextTarget = null
+    this.send(next)
+  }
+
+  #endTry(): void {
+    if (this.#target === null) return
+    this.#target.inFlight--
+    this.#target = null
   }
 
   #finish(): void {
     if (this.#settled) return
     this.#settled = true
+    this.#endTry()
     this.#upstream.inFlight--
     this.#ctx.res.removeListener('close', this.#onClientClose)
     this.#resolve(this.#served)

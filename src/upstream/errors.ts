@@ -1,13 +1,52 @@
-// undici's and node:http's failures become SPEC's codes here, where they enter our code.
+// undici's and node:http's failures become SPEC's codes here, where they enter our code, and are
+// sorted into the kinds a retry and passive ejection look at.
 import { GatewayError } from '../errors/index.ts'
-import type { Upstream } from './pools.ts'
+import type { Failure } from './retry.ts'
 
-const UNAVAILABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EADDRNOTAVAIL'])
+/** What the messages name: the upstream (a target's address is not the client's business). */
+interface Named {
+  readonly name: string
+}
+
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EADDRNOTAVAIL'])
+/** OpenSSL's verification results as Node reports them (X509_V_ERR_* without the prefix), and Node's own. */
+const CERTIFICATE_FAILURES = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_SIGNATURE_FAILURE', 'CERT_NOT_YET_VALID', 'CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN', 'CERT_UNTRUSTED', 'CERT_REVOKED', 'INVALID_CA', 'HOSTNAME_MISMATCH',
+  'CERT_CHAIN_TOO_LONG', 'INVALID_PURPOSE', 'CERT_REJECTED', 'ERR_TLS_CERT_ALTNAME_INVALID',
+])
+const RESETS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED'])
+
+function codeOf(err: Error): string {
+  return (err as { code?: string }).code ?? ''
+}
+
+/** A failed TLS handshake: the upstream's certificate, or the client certificate it wanted. */
+function tlsFailure(code: string): boolean {
+  return CERTIFICATE_FAILURES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')
+}
+
+/**
+ * The kind of a failure before the answer began, for retries and ejection: no connection (nothing
+ * of the request was read: refused, unreachable, connect timeout, a TLS handshake that failed), a
+ * connection that broke, or no answer in time. Null for what is no fault of the target.
+ */
+export function failureOf(err: Error): Exclude<Failure, number> | null {
+  const code = codeOf(err)
+  if (CONNECT_FAILURES.has(code) || tlsFailure(code)) return 'connect_failure'
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') return 'timeout'
+  if (RESETS.has(code)) return 'reset'
+  return null
+}
 
 /** undici's error codes → SPEC's 502/504 codes. */
-export function translateUndiciError(err: Error, upstream: Upstream): GatewayError {
-  const code = (err as { code?: string }).code ?? ''
-  if (UNAVAILABLE.has(code)) {
+export function translateUndiciError(err: Error, upstream: Named): GatewayError {
+  const code = codeOf(err)
+  if (tlsFailure(code)) {
+    return new GatewayError('upstream_unavailable', { detail: `Upstream "${upstream.name}" is unavailable: the TLS handshake failed (${code}: ${err.message}).`, cause: err })
+  }
+  if (CONNECT_FAILURES.has(code)) {
     const why = code === 'UND_ERR_CONNECT_TIMEOUT' ? 'the connection timed out' : `the connection failed (${code})`
     return new GatewayError('upstream_unavailable', { detail: `Upstream "${upstream.name}" is unavailable: ${why}.`, cause: err })
   }
@@ -21,9 +60,22 @@ export function translateUndiciError(err: Error, upstream: Upstream): GatewayErr
 }
 
 /** max_concurrent reached: refused before anything is sent. */
-export function upstreamSaturated(upstream: Upstream, retryAfter: boolean): GatewayError {
+export function upstreamSaturated(upstream: Named & { readonly maxConcurrent: number }, retryAfter: boolean): GatewayError {
   return new GatewayError('upstream_saturated', {
     detail: `Upstream "${upstream.name}" already has ${upstream.maxConcurrent} requests in flight.`,
     headers: retryAfter ? { 'retry-after': '1' } : undefined,
+  })
+}
+
+/**
+ * SPEC: no healthy target is 503 upstream_unavailable at once, without a connection attempt.
+ * Retry-After: when the first ejected target is due back, else the next health check.
+ */
+export function noHealthyTarget(upstream: Named & { readonly targets: readonly unknown[]; readonly retryAfterSeconds: number }): GatewayError {
+  const count = upstream.targets.length
+  return new GatewayError('upstream_unavailable', {
+    status: 503,
+    detail: `Upstream "${upstream.name}" has no healthy target (${count === 1 ? 'its one target is' : `all ${count} are`} failing health checks or ejected); no connection was tried.`,
+    headers: { 'retry-after': String(upstream.retryAfterSeconds) },
   })
 }

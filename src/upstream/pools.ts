@@ -1,17 +1,27 @@
-// One undici keep-alive pool per upstream. A reload reuses the pool of every upstream whose
-// settings did not change, so warm sockets and the in-flight count survive it; pools no longer
-// used are closed once their requests finish.
-import { Pool } from 'undici'
+// An upstream and its targets, each with its own undici keep-alive pool. A reload reuses the
+// upstream whose settings (and TLS files) did not change, so warm sockets, health, ejections, the
+// retry budget and the in-flight count survive it; upstreams no longer used are closed once their
+// requests finish, their health checks stopped.
 import { createSharedResources, type SharedResources } from '../collections/index.ts'
-import type { UpstreamConfig } from '../config/index.ts'
+import { loadTlsMaterial, type BalanceStrategy, type TlsMaterial, type UpstreamConfig } from '../config/index.ts'
 import { foldHeaderName } from '../http/index.ts'
+import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
+import { startHealthChecks } from './health.ts'
+import { RETRY_RESERVE, retryPolicy, type RetryBudget, type RetryPolicy } from './retry.ts'
+import { closeTarget, createTarget, type Target, type TargetOwner } from './targets.ts'
 
-export interface Upstream {
+export interface Upstream extends TargetOwner, RetryBudget {
   readonly name: string
-  readonly origin: string
-  /** The URL's path without a trailing slash ('' for none): prefixed to every forwarded path. */
+  readonly targets: readonly Target[]
+  readonly balance: BalanceStrategy
+  next: number
+  /** The targets' path without a trailing slash ('' for none): prefixed to every forwarded path. */
   readonly basePath: string
-  readonly pool: Pool
+  /** https targets' TLS settings (WebSocket handshakes use them too); null for the defaults. */
+  readonly tls: TlsMaterial | null
+  readonly retry: RetryPolicy | null
+  /** Retry-After of the 503 when no target is available: when a check or an ejection may bring one back. */
+  readonly retryAfterSeconds: number
   readonly maxConcurrent: number
   readonly timeoutMs: number
   readonly identityAssertion: boolean
@@ -22,30 +32,51 @@ export interface Upstream {
   /** Resolved configured headers as a flat [name, value, …] list; replaced when a secret rotates. */
   headers: string[]
   inFlight: number
+  /** Stops the health checks (a no-op without them). */
+  stopChecks: () => void
 }
 
 export type UpstreamRegistry = SharedResources<UpstreamConfig, Upstream>
 
-/** Upstreams live as long as their settings: a reload keeps the pool (warm sockets, in-flight count) of one that did not change. */
-export function createUpstreamRegistry(): UpstreamRegistry {
-  return createSharedResources({ fingerprint: (config) => JSON.stringify(config), create: createUpstream, close: (upstream) => upstream.pool.close() })
+export interface UpstreamDeps {
+  logger: Logger
+  /** Runs the health checks; null offline (bouncer explain), where nothing is checked. */
+  background: BackgroundTasks | null
 }
 
-function createUpstream(config: UpstreamConfig): Upstream {
-  const url = new URL(config.url)
+/** Upstreams live as long as their settings: a reload keeps the targets (warm sockets, health, in-flight count) of one that did not change. */
+export function createUpstreamRegistry(deps: UpstreamDeps): UpstreamRegistry {
+  return createSharedResources({
+    // The TLS files' contents count: a renewed certificate is picked up by a reload.
+    fingerprint: (config) => JSON.stringify([config, config.tls ? loadTlsMaterial(config.tls).material : null]),
+    create: (config) => createUpstream(config, deps),
+    close: async (upstream) => {
+      upstream.stopChecks()
+      await Promise.all(upstream.targets.map(closeTarget))
+    },
+  })
+}
+
+function createUpstream(config: UpstreamConfig, deps: UpstreamDeps): Upstream {
+  const urls = (config.targets ?? [config.url as string]).map((text) => new URL(text))
+  const first = urls[0] as URL
+  const tls = config.tls ? tlsOf(config.name, config.tls) : null
   const headerTemplates = Object.entries(config.headers).map(([name, value]) => [name.toLowerCase(), value] as const)
-  return {
+  const ejection = config.eject ? { after: config.eject.after, forMs: config.eject.for } : null
+  const upstream: Upstream = {
     name: config.name,
-    origin: url.origin,
-    basePath: url.pathname === '/' ? '' : url.pathname.replace(/\/+$/, ''),
-    pool: new Pool(url.origin, {
-      connections: config.max_connections,
-      connect: { timeout: config.connect_timeout },
-      headersTimeout: config.timeout,
-      bodyTimeout: config.timeout,
-      keepAliveTimeout: 4_000,
-      pipelining: 1,
-    }),
+    targets: urls.map((url) => createTarget(url.origin, { connections: config.max_connections, connectTimeoutMs: config.connect_timeout, timeoutMs: config.timeout, tls })),
+    balance: config.balance,
+    next: 0,
+    basePath: first.pathname === '/' ? '' : first.pathname.replace(/\/+$/, ''),
+    tls,
+    retry: retryPolicy(config.retries),
+    retryCredit: RETRY_RESERVE,
+    retries: 0,
+    retriesOverBudget: 0,
+    retryAfterSeconds: Math.max(1, Math.ceil(Math.min(config.health_check?.interval ?? Infinity, ejection?.forMs ?? Infinity, 30_000) / 1000)),
+    ejection,
+    logger: deps.logger,
     maxConcurrent: config.max_concurrent ?? Number.POSITIVE_INFINITY,
     timeoutMs: config.timeout,
     identityAssertion: config.identity_assertion,
@@ -53,5 +84,15 @@ function createUpstream(config: UpstreamConfig): Upstream {
     headerNames: new Set(headerTemplates.map(([name]) => foldHeaderName(name))),
     headers: headerTemplates.flatMap(([name, value]) => [name, value]),
     inFlight: 0,
+    stopChecks: () => {},
   }
+  if (config.health_check && deps.background) upstream.stopChecks = startHealthChecks(upstream, config.health_check, deps.background)
+  return upstream
+}
+
+function tlsOf(name: string, config: NonNullable<UpstreamConfig['tls']>): TlsMaterial {
+  const { material, problems } = loadTlsMaterial(config)
+  // bouncer check reports these with their line; here the files changed since, or were never checked.
+  if (problems.length > 0) throw new Error(`upstream "${name}" tls: ${problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`)
+  return material
 }

@@ -5,18 +5,26 @@ import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
 import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
-import { translateUndiciError, upstreamSaturated } from './errors.ts'
+import { pickTarget } from './balance.ts'
+import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
 import { responseHeaders } from './response.ts'
+import { targetFailed, targetSucceeded, tlsConnectOptions } from './targets.ts'
 
-/** Resolves when the tunnel closes, the upstream's refusal has been relayed, or the handshake failed. */
+/**
+ * Resolves when the tunnel closes, the upstream's refusal has been relayed, or the handshake failed.
+ * A handshake is tried once, on the target balancing picks: it is never retried.
+ */
 export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardSettings, exchange: Exchange): Promise<Served> {
   const { upstream } = settings
   const client = ctx.upgrade
   if (!client) throw new Error('forwardUpgrade needs an upgrade request')
   if (upstream.inFlight >= upstream.maxConcurrent) throw upstreamSaturated(upstream, false)
+  const target = pickTarget(upstream, ctx, null)
+  if (target === null) throw noHealthyTarget(upstream)
   const served = nothingServed()
-  const url = new URL(upstream.origin)
+  served.attempts = 1
+  const url = new URL(target.url)
   const headers: Record<string, string | string[]> = {}
   const flat = upstreamHeaders(ctx, settings, exchange.extraHeaders)
   for (let i = 0; i < flat.length; i += 2) appendHeader(headers, flat[i] as string, flat[i + 1] as string)
@@ -24,17 +32,21 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
   headers.upgrade = 'websocket'
 
   upstream.inFlight++
+  target.inFlight++
+  target.requests++
   return new Promise<Served>((resolve) => {
     let done = false
     const finish = () => {
       if (done) return
       done = true
       upstream.inFlight--
+      target.inFlight--
       resolve(served)
     }
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest
-    const outgoing = send({
-      host: url.hostname,
+    const https = url.protocol === 'https:'
+    const outgoing = (https ? httpsRequest : httpRequest)({
+      ...(https ? tlsConnectOptions(upstream.tls) : {}),
+      host: url.hostname.replace(/^\[|\]$/g, ''),
       port: url.port,
       path: upstreamPath(ctx, settings),
       method: 'GET',
@@ -44,11 +56,19 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
     })
     outgoing.on('timeout', () => outgoing.destroy(Object.assign(new Error('upgrade timed out'), { code: 'UND_ERR_HEADERS_TIMEOUT' })))
     outgoing.on('error', (err) => {
-      if (!done) served.error = translateUndiciError(err, upstream)
+      if (!done) {
+        served.error = translateUndiciError(err, upstream)
+        if (failureOf(err) !== null) targetFailed(upstream, target)
+      }
       finish()
     })
-    outgoing.on('response', (response) => relayRefusal(ctx, response, served, finish))
+    outgoing.on('response', (response) => {
+      if ((response.statusCode ?? 502) >= 500) targetFailed(upstream, target)
+      else targetSucceeded(target)
+      relayRefusal(ctx, response, served, finish)
+    })
     outgoing.on('upgrade', (response, socket, head) => {
+      targetSucceeded(target)
       outgoing.setTimeout(0)
       served.status = 101
       served.upstreamStatus = 101

@@ -1,0 +1,63 @@
+// Active health checks (upstreams[].health_check): every `interval`, each target is asked for
+// `path` through its own pool (the same connection settings and TLS as requests), and a 2xx within
+// `timeout` is a pass. `unhealthy_after` failures in a row take it out of rotation, `healthy_after`
+// passes in a row bring it back. A target starts healthy, so a starting gateway serves at once;
+// the first round runs at start. The checks run as a background task: a bug in one is logged and
+// counted (bouncer_background_failures_total{task="upstream_health_checks"}), never fatal, and the
+// target keeps its state until the next round.
+import type { HealthCheckConfig } from '../config/index.ts'
+import type { BackgroundTasks } from '../telemetry/index.ts'
+import { setTargetHealth, type Target, type TargetOwner } from './targets.ts'
+
+/** Starts the checks of every target; answers the function that stops them. */
+export function startHealthChecks(owner: TargetOwner & { readonly targets: readonly Target[] }, check: HealthCheckConfig, background: BackgroundTasks): () => void {
+  let stopped = false
+  const timers = new Map<Target, NodeJS.Timeout>()
+  for (const target of owner.targets) {
+    let passes = 0
+    let failures = 0
+    const round = async () => {
+      const failure = await probe(target, check)
+      if (stopped) return
+      if (failure === null) {
+        failures = 0
+        if (++passes >= check.healthy_after) setTargetHealth(owner, target, true, '')
+      } else {
+        passes = 0
+        if (++failures >= check.unhealthy_after) setTargetHealth(owner, target, false, failure)
+      }
+    }
+    const loop = () => {
+      void background.run('upstream_health_checks', round).then(() => {
+        if (stopped) return
+        const timer = setTimeout(loop, check.interval)
+        timer.unref()
+        timers.set(target, timer)
+      })
+    }
+    loop()
+  }
+  return () => {
+    stopped = true
+    for (const timer of timers.values()) clearTimeout(timer)
+  }
+}
+
+/** Null for a pass; otherwise why it failed, for the log line. */
+async function probe(target: Target, check: HealthCheckConfig): Promise<string | null> {
+  try {
+    const res = await target.pool.request({
+      path: check.path,
+      method: 'GET',
+      headers: { 'user-agent': 'bouncer-health-check' },
+      headersTimeout: check.timeout,
+      bodyTimeout: check.timeout,
+      signal: AbortSignal.timeout(check.timeout),
+    })
+    await res.body.dump({ limit: 65_536 })
+    return res.statusCode >= 200 && res.statusCode < 300 ? null : `GET ${check.path} answered ${res.statusCode}`
+  } catch (err) {
+    const code = (err as { code?: string; name?: string }).code ?? (err as Error).name
+    return `GET ${check.path} failed: ${(err as Error).message} (${code})`
+  }
+}

@@ -1,0 +1,131 @@
+// The targets of an upstream (SPEC "Upstreams, added"): each copy of the service has its own
+// keep-alive pool and its own state. A target takes requests while it is `available`: healthy by
+// its active checks (health.ts) and not ejected by its passive record here. Both are kept as
+// booleans that change on events (a check, a failure, a timer), so choosing a target reads no clock.
+import { Pool } from 'undici'
+import type { TlsMaterial } from '../config/index.ts'
+import type { Logger } from '../telemetry/index.ts'
+
+export interface Target {
+  /** The target's origin (`https://10.0.0.5:9500`): its metrics label and what it is called in logs. */
+  readonly url: string
+  readonly pool: Pool
+  /** The target's own hash, mixed with a principal's for rendezvous hashing (balance.ts). */
+  readonly seed: number
+  /** Active health checks' verdict (true until they say otherwise, and without checks). */
+  healthy: boolean
+  /** Out of rotation after `eject.after` consecutive failures, until `eject.for` has passed. */
+  ejected: boolean
+  /** healthy && !ejected: read on every request. */
+  available: boolean
+  inFlight: number
+  consecutiveFailures: number
+  /** Counters for the metrics: tries sent, failed tries, ejections. */
+  requests: number
+  failures: number
+  ejections: number
+  readmit: NodeJS.Timeout | null
+}
+
+export interface TargetPoolOptions {
+  connections: number
+  connectTimeoutMs: number
+  timeoutMs: number
+  tls: TlsMaterial | null
+}
+
+export function createTarget(origin: string, options: TargetPoolOptions): Target {
+  return {
+    url: origin,
+    pool: new Pool(origin, {
+      connections: options.connections,
+      connect: { timeout: options.connectTimeoutMs, ...(origin.startsWith('https:') ? tlsConnectOptions(options.tls) : {}) },
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      keepAliveTimeout: 4_000,
+      pipelining: 1,
+    }),
+    seed: hashString(origin),
+    healthy: true,
+    ejected: false,
+    available: true,
+    inFlight: 0,
+    consecutiveFailures: 0,
+    requests: 0,
+    failures: 0,
+    ejections: 0,
+    readmit: null,
+  }
+}
+
+/**
+ * What node:tls is given for an https target. rejectUnauthorized is always set: left out, Node
+ * would read NODE_TLS_REJECT_UNAUTHORIZED=0 from the environment and stop verifying, silently.
+ * There is no key that turns verification off.
+ */
+export function tlsConnectOptions(tls: TlsMaterial | null): { rejectUnauthorized: true; ca?: string; cert?: string; key?: string; servername?: string } {
+  if (tls === null) return { rejectUnauthorized: true }
+  return {
+    rejectUnauthorized: true,
+    ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+    ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }),
+    ...(tls.servername === undefined ? {} : { servername: tls.servername }),
+  }
+}
+
+/** What a target's state changes are told to: the upstream's name and settings, and the log. */
+export interface TargetOwner {
+  readonly name: string
+  readonly ejection: { readonly after: number; readonly forMs: number } | null
+  readonly logger: Logger
+}
+
+/** A try that got an answer below 500: the failure streak is over. */
+export function targetSucceeded(target: Target): void {
+  target.consecutiveFailures = 0
+}
+
+/** A try that failed (no connection, a reset or timeout before the answer, a 5xx): counted, and maybe ejected. */
+export function targetFailed(owner: TargetOwner, target: Target): void {
+  target.failures++
+  const ejection = owner.ejection
+  if (ejection === null || target.ejected) return
+  if (++target.consecutiveFailures < ejection.after) return
+  target.ejected = true
+  target.available = false
+  target.ejections++
+  owner.logger.warn({ upstream: owner.name, target: target.url, failures: target.consecutiveFailures, for_ms: ejection.forMs }, 'upstream target ejected after consecutive failures')
+  target.readmit = setTimeout(() => {
+    target.readmit = null
+    target.ejected = false
+    target.consecutiveFailures = 0
+    target.available = target.healthy
+    owner.logger.info({ upstream: owner.name, target: target.url }, 'upstream target back in rotation after its ejection')
+  }, ejection.forMs)
+  target.readmit.unref()
+}
+
+/** The active checks' verdict changed. */
+export function setTargetHealth(owner: TargetOwner, target: Target, healthy: boolean, why: string): void {
+  if (target.healthy === healthy) return
+  target.healthy = healthy
+  target.available = healthy && !target.ejected
+  if (healthy) owner.logger.info({ upstream: owner.name, target: target.url }, 'upstream target healthy again')
+  else owner.logger.warn({ upstream: owner.name, target: target.url, reason: why }, 'upstream target unhealthy')
+}
+
+export function closeTarget(target: Target): Promise<void> {
+  if (target.readmit !== null) clearTimeout(target.readmit)
+  target.readmit = null
+  return target.pool.close()
+}
+
+/** FNV-1a, 32 bits: a cheap, well-spread hash for short strings (a principal, a URL). */
+export function hashString(text: string): number {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return hash >>> 0
+}
