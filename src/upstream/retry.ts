@@ -93,7 +93,10 @@ export function replayable(ctx: Readonly<RequestContext>, maxBodyBytes: number, 
   const inbound = ctx.headers
   if (inbound === null || (!inbound.chunked && !(inbound.contentLength !== undefined && inbound.contentLength > 0))) return { body: null, idempotent }
   const req: Readable & { complete: boolean } = ctx.req
-  if (!req.complete || req.readableLength > REPLAY_LIMIT) return null
+  // Every byte a Content-Length announced is here (`complete` comes a tick later); a chunked body
+  // is whole only once its last chunk was read.
+  const whole = inbound.chunked ? req.complete : req.readableLength >= (inbound.contentLength as number)
+  if (!whole || req.readableLength > REPLAY_LIMIT) return null
   const body = (req.read() as Buffer | null) ?? Buffer.alloc(0)
   if (body.length > maxBodyBytes) throw new GatewayError('payload_too_large', { detail: `The request body exceeds ${maxBodyBytes} bytes.` })
   served.bytesIn = body.length
