@@ -121,8 +121,8 @@ export function closeTarget(target: Target): Promise<void> {
 }
 
 /** FNV-1a, 32 bits: a cheap, well-spread hash for short strings (a principal, a URL). */
-export function hashString(text: string): number {
-  let hash = 0x811c9dc5
+export function hashString(text: string, seed = 0x811c9dc5): number {
+  let hash = seed
   for (let i = 0; i < text.length; i++) {
     hash ^= text.charCodeAt(i)
     hash = Math.imul(hash, 0x01000193)
