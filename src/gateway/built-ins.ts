@@ -18,14 +18,43 @@ export interface BuiltInRoute {
   /** Every method reaches the endpoint, which answers 405 itself: a config route never takes its path. */
   methods: readonly string[]
   backend: Backend
+  /** The stages decide for the request a trusted proxy describes, and the backend answers the decision (forward-auth). */
+  forwardAuth?: true
 }
 
 /** Where the keys of X-Bouncer-Assertion are published, on the gateway listener itself. */
 const JWKS_PATH = '/.well-known/jwks.json'
+/** Forward-auth (nginx auth_request, Traefik ForwardAuth, Caddy forward_auth, Envoy ext_authz): `/*` takes Envoy's path prefix. */
+export const FORWARD_AUTH_PATH = '/.bouncer/auth'
 const EVERY_METHOD = ['*', 'TRACE', 'TRACK', 'CONNECT']
 
 export function builtInRoutes(sources: BuiltInSources): BuiltInRoute[] {
-  return [{ id: 'builtin/jwks', path: JWKS_PATH, methods: EVERY_METHOD, backend: jwksBackend(sources.publishedKeys) }]
+  return [
+    { id: 'builtin/jwks', path: JWKS_PATH, methods: EVERY_METHOD, backend: jwksBackend(sources.publishedKeys) },
+    { id: 'builtin/forward-auth', path: `${FORWARD_AUTH_PATH}/*`, methods: EVERY_METHOD, backend: forwardAuthBackend(), forwardAuth: true },
+  ]
+}
+
+/**
+ * The answer to an allowed forward-auth request: 200, no body, and the headers the gateway would
+ * have sent upstream for it (X-Bouncer-Assertion, the upstream's configured headers), which the
+ * pipeline put in `extraHeaders`, for the proxy to copy onto the request it forwards.
+ */
+function forwardAuthBackend(): Backend {
+  return {
+    upstream: null,
+    async serve(ctx, exchange) {
+      const served = nothingServed()
+      served.status = 200
+      if (exchange.beforeEnd) await exchange.beforeEnd(served)
+      const res = ctx.res
+      const extra = exchange.extraHeaders
+      if (extra) for (let i = 0; i < extra.length; i += 2) res.setHeader(extra[i] as string, extra[i + 1] as string)
+      res.writeHead(200, { 'content-length': 0, 'cache-control': 'no-store', 'x-request-id': ctx.id })
+      res.end()
+      return served
+    },
+  }
 }
 
 function jwksBackend(publishedKeys: () => PublishedJwks): Backend {

@@ -25,6 +25,10 @@ export interface CompiledRoute extends RoutableRoute {
   readonly backend: Backend
   /** The upstream X-Bouncer-Assertion is addressed to, when that upstream asks for one. */
   readonly assertionAudience: string | null
+  /** The upstream's configured headers (flat [name, value, …]) as they are now; null for a built-in endpoint. */
+  readonly upstreamHeaders: (() => readonly string[]) | null
+  /** Forward-auth: the stages decide for the request a trusted proxy describes (pipeline.ts). */
+  readonly forwardAuth: boolean
 }
 
 export interface Runtime {
@@ -105,6 +109,8 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     policy: undefined,
     backend: route.backend,
     assertionAudience: null,
+    upstreamHeaders: null,
+    forwardAuth: route.forwardAuth === true,
   }))
   const first = routes.length
   for (const [index, route] of config.routes.entries()) {
@@ -128,6 +134,9 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
         maxBodyBytes: config.server.max_body_bytes,
       }),
       assertionAudience: upstream.identityAssertion ? upstream.name : null,
+      // Read at each decision: a rotated secret replaces the upstream's headers in place.
+      upstreamHeaders: () => upstream.headers,
+      forwardAuth: false,
     }))
   }
   return Object.freeze({

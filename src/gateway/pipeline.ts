@@ -2,13 +2,18 @@
 // → serve, then the error answer, and in the `finally` the spans, the audit record and the metrics.
 // This is the one place that writes the request context: every stage returns what it found.
 //
+// Forward-auth (/.bouncer/auth) runs the same stages for the request a trusted proxy describes:
+// after its own route matched, the context becomes the described request (its method, path,
+// route), so the decision, the answer and the audit record are the ones that request would get;
+// the built-in backend then answers 200 with the headers to copy instead of forwarding.
+//
 // durability: sync lives here too: the backend holds the response's last bytes until commitAudit
 // has committed the record (the beforeEnd hook), an error answer is sent after its commit, and the
 // `finally` queues only records not committed already.
 import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
-import { acceptRequestId, inspectHeaders, parseTarget } from '../http/index.ts'
+import { acceptRequestId, describedRequest, inspectHeaders, parseTarget } from '../http/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { clientAddressOf, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
@@ -22,16 +27,17 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
   rt.usage.inFlight++
   try {
     admit(state, rt, ctx)
-    const route = match(rt, ctx)
+    const matched = match(rt, ctx, ctx.req.url ?? '', ctx.headers?.host)
+    const route = matched.forwardAuth ? matchDescribed(rt, ctx) : matched
     if (!route.public) await authorize(state, rt, ctx, route)
     if (route.limits) {
       const throttled = throttle(rt, ctx, route.limits)
       if (throttled) await throttled
     }
     // A slow body waits here, on its own connection, not on an upstream one (body-buffer.ts).
-    const body = awaitBody(ctx)
+    const body = route === matched ? awaitBody(ctx) : null
     if (body) await body
-    await serve(state, ctx, route)
+    await serve(state, ctx, matched, route)
   } catch (err) {
     await respondWithError(state, ctx, err)
   } finally {
@@ -69,8 +75,8 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
 }
 
 /** The canonical path (bad_path otherwise), then the first route in file order that takes it (404, 405). */
-function match(rt: Runtime, ctx: RequestContext): CompiledRoute {
-  const target = parseTarget(ctx.req.url ?? '', ctx.headers?.host)
+function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: string | undefined): CompiledRoute {
+  const target = parseTarget(requestTarget, host)
   ctx.path = target.path
   ctx.query = target.query
   const found = rt.router.match(ctx.method, target)
@@ -85,6 +91,22 @@ function match(rt: Runtime, ctx: RequestContext): CompiledRoute {
     })
   }
   return found.route
+}
+
+/**
+ * Forward-auth: only a peer in server.trusted_proxies may ask (403 untrusted_proxy: the answer holds
+ * the upstream's credentials), and it names the original request; from here on the context is that
+ * request, matched as the gateway would match it (400, 404, 405 alike).
+ */
+function matchDescribed(rt: Runtime, ctx: RequestContext): CompiledRoute {
+  if (!ctx.viaTrustedProxy) {
+    throw new GatewayError('untrusted_proxy', { detail: `Only the proxies in server.trusted_proxies may ask ${ctx.path}; ${ctx.req.socket.remoteAddress ?? 'this peer'} is not one.` })
+  }
+  // Envoy's path prefix form; a query on the check alone is no description (Caddy keeps the original's there).
+  const pathForm = ctx.rest.length > 0 ? `/${ctx.rest.join('/')}${ctx.query === '' ? '' : `?${ctx.query}`}` : null
+  const described = describedRequest(ctx.req.rawHeaders, pathForm, ctx.method)
+  ctx.method = described.method
+  return match(rt, ctx, described.target, described.host)
 }
 
 /** The credential's identity (401/503), its roles and the policies' decision (403). */
@@ -130,11 +152,15 @@ function awaitBody(ctx: RequestContext): Promise<void> | null {
   return bodyArrival(ctx.req, window)
 }
 
-/** The route's backend answers: the upstream (502/503/504 codes), or a built-in endpoint. */
-async function serve(state: GatewayState, ctx: RequestContext, route: CompiledRoute): Promise<void> {
-  const { backend } = route
+/**
+ * The matched route's backend answers: the upstream (502/503/504 codes), or a built-in endpoint.
+ * `decided` is the route the stages decided for: the matched one, or forward-auth's described one,
+ * whose assertion and upstream headers are then the answer's.
+ */
+async function serve(state: GatewayState, ctx: RequestContext, matched: CompiledRoute, decided: CompiledRoute): Promise<void> {
+  const { backend } = matched
   const exchange: Exchange = {
-    extraHeaders: assertionHeader(state, ctx, route),
+    extraHeaders: matched === decided ? assertionHeader(state, ctx, decided) : decisionHeaders(state, ctx, decided),
     lifecycle: state,
     tunnels: state.tunnels,
     beforeEnd: state.audit.durability === 'sync' ? (served) => commitAudit(state, recordServed(ctx, backend.upstream, served)) : null,
@@ -162,6 +188,14 @@ function recordServed(ctx: RequestContext, upstream: string | null, served: Serv
   ctx.bytesIn = served.bytesIn
   ctx.bytesOut = served.bytesOut
   return ctx
+}
+
+/** Forward-auth's answer: what the gateway would have added to the request upstream, for the proxy to copy. */
+function decisionHeaders(state: GatewayState, ctx: RequestContext, decided: CompiledRoute): string[] | null {
+  const assertion = assertionHeader(state, ctx, decided)
+  const configured = decided.upstreamHeaders?.() ?? []
+  if (configured.length === 0) return assertion
+  return assertion === null ? [...configured] : [...assertion, ...configured]
 }
 
 /** X-Bouncer-Assertion for upstreams that want one: who is calling, signed by the gateway. */

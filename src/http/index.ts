@@ -3,3 +3,4 @@ export { hostAllowList, parseHostPattern, type HostAllowList, type HostPattern, 
 export { foldHeaderName, HOP_BY_HOP, isManagedVariant, isReservedForConfig, MANAGED_REQUEST_HEADERS } from './managed-headers.ts'
 export { acceptRequestId, inspectHeaders, type RequestHeaders } from './request-headers.ts'
 export { canonicalSegment, parseTarget, type RequestTarget } from './request-target.ts'
+export { describedRequest, type DescribedRequest } from './described-request.ts'

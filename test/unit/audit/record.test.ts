@@ -59,8 +59,10 @@ describe('the audit record', () => {
   it('names the credential of a verified caller, the tries upstream and the instance that wrote it', () => {
     const verified = linkLine(recordLine(ctx, INSTANCE), GENESIS_HASH)
     expect(verified).toMatchObject({ credential: 'bearer', attempts: null, instance: INSTANCE, actor: null, tool: null, args_sha256: null })
-    const forwarded = { ...ctx, identity: null, credential: null, upstream: 'sales-api', upstreamStatus: 200, status: 200, decision: 'allow' } as unknown as RequestContext
+    const forwarded = { ...ctx, identity: null, credential: null, upstream: 'sales-api', upstreamStatus: 200, status: 200, decision: 'allow', attempts: 1 } as unknown as RequestContext
     expect(linkLine(recordLine(forwarded, INSTANCE), GENESIS_HASH)).toMatchObject({ credential: null, attempts: 1, upstream: 'sales-api', instance: INSTANCE })
+    const retried = { ...forwarded, attempts: 3 } as unknown as RequestContext
+    expect(linkLine(recordLine(retried, INSTANCE), GENESIS_HASH)).toMatchObject({ attempts: 3 })
   })
 
   it('cannot be confused by a value that looks like the placeholder', () => {

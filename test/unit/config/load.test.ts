@@ -48,8 +48,15 @@ describe('loading bouncer.yaml', () => {
   })
 
   it('names a missing required key at its parent', () => {
-    const { lines } = check('upstreams:\n  - name: a\n')
-    expect(lines).toEqual(['bouncer.yaml:2:5: upstreams[0]: missing required key "url"'])
+    const { lines } = check('routes:\n  - id: a\n    upstream: x\n')
+    expect(lines).toEqual(['bouncer.yaml:2:5: routes[0]: missing required key "path"'])
+  })
+
+  it('an upstream names its target: url, or targets', () => {
+    expect(check('upstreams:\n  - name: a\n').lines).toEqual(['bouncer.yaml:2:5: upstreams[0]: an upstream needs url (one target) or targets (several)'])
+    expect(check('upstreams:\n  - name: a\n    url: http://127.0.0.1:1\n    targets: [http://127.0.0.1:2]\n').lines).toEqual([
+      expect.stringMatching(/^bouncer\.yaml:4:\d+: upstreams\[0\]\.targets: give url or targets, not both$/),
+    ])
   })
 
   it('reports YAML syntax errors with their position', () => {
