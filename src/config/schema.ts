@@ -197,6 +197,7 @@ const upstream = z.strictObject({
   if (value.url === undefined && value.targets === undefined) ctx.addIssue({ code: 'custom', message: 'an upstream needs url (one target) or targets (several)' })
   if (value.url !== undefined && value.targets !== undefined) ctx.addIssue({ code: 'custom', path: ['targets'], message: 'give url or targets, not both' })
   if (value.tls && (value.tls.cert === undefined) !== (value.tls.key === undefined)) {
+    // At the one given: the missing key has no place in the file to point at.
     ctx.addIssue({ code: 'custom', path: ['tls', value.tls.cert === undefined ? 'key' : 'cert'], message: 'a client certificate needs both cert and key' })
   }
 }).meta({ oneOf: [{ required: ['url'] }, { required: ['targets'] }] })
