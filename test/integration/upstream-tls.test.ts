@@ -134,6 +134,18 @@ describe('upstream TLS', () => {
     expect(['upstream_error', 'upstream_unavailable']).toContain(body.code)
   })
 
+  it('a reload reads the files again: a replaced CA file is in force for new connections', async () => {
+    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'other-ca.key', '-out', 'other-ca.pem', '-days', '2', '-subj', '/CN=Another CA')
+    await writeFile(files('in-force.pem'), await readFile(files('ca.pem')))
+    const gw = await gatewayFor({ url: plain, tls: { ca: files('in-force.pem'), server_name: 'sales.internal' } })
+    expect((await get(gw)).status).toBe(200)
+    await writeFile(files('in-force.pem'), await readFile(files('other-ca.pem')))
+    expect((await gw.reload()).ok).toBe(true)
+    const { status, body } = await get(gw)
+    expect(status).toBe(502)
+    expect(body.detail).toContain('TLS handshake failed')
+  })
+
   it('bouncer check reads the files: unreadable, not a certificate, a key that is not the certificate\'s, tls on an http target', async () => {
     const text = [
       'upstreams:',
