@@ -119,7 +119,10 @@ describe('several targets under failures', () => {
     }
     // Connection refused carried nothing: POSTs that met it were sent on, so most POSTs succeeded.
     expect(outcomes.filter((o) => o.status === 200).length).toBeGreaterThan(590)
-    // b is back in rotation after its ejection ends, and takes requests again.
+    // b is back in rotation once its ejection ends, and takes requests again.
+    await waitForMetric(gw.adminUrl, `bouncer_upstream_target_up{upstream="api",target="${b.url}"}`, 1)
+    const after = await load(gw, 30, 3)
+    expect(after.filter((o) => o.status !== 200)).toEqual([])
     expect(b.count()).toBeGreaterThan(bAtRevival)
     expect(a.count() + c.count()).toBeGreaterThan(400)
     expect(await metricValue(gw.adminUrl, `bouncer_upstream_target_ejections_total{upstream="api",target="${b.url}"}`)).toBeGreaterThanOrEqual(1)
