@@ -58,7 +58,9 @@ describe('relative paths in the config', () => {
       expect(res.statusCode).toBe(200)
       await res.body.dump()
       const auditDb = join(configDir, 'data', 'audit.db')
-      await waitFor(async () => existsSync(auditDb) && (await searchAudit({ type: 'sqlite', path: auditDb }, { limit: 5 })).some((r) => r.request_id === 'from-elsewhere'), 'the record in the audit log next to the config')
+      // The file exists a moment before the worker has created its table: until then there is nothing to read.
+      const recorded = () => searchAudit({ type: 'sqlite', path: auditDb }, { limit: 5 }).then((records) => records.some((r) => r.request_id === 'from-elsewhere'), () => false)
+      await waitFor(async () => existsSync(auditDb) && (await recorded()), 'the record in the audit log next to the config', 20_000)
       // The admin token came from the store next to the config, opened with the key next to it.
       const routes = await request(`${gw.adminUrl}/api/routes`, { headers: { authorization: 'Bearer admin-token-0123456789' } })
       expect(routes.statusCode).toBe(200)
