@@ -15,7 +15,8 @@ export function resolveFilePaths(config: Config, baseDir: string): Config {
     spill_dir: path(config.audit.spill_dir),
   }
   const secrets = config.secrets && { ...config.secrets, store: storeWithPaths(config.secrets.store, path) }
-  return { ...config, audit, secrets }
+  const apiKeys = config.api_keys && (config.api_keys.store.type === 'sqlite' ? { ...config.api_keys, store: { ...config.api_keys.store, path: path(config.api_keys.store.path) } } : config.api_keys)
+  return { ...config, audit, secrets, api_keys: apiKeys }
 }
 
 type SecretsStore = NonNullable<Config['secrets']>['store']
