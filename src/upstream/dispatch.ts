@@ -22,7 +22,7 @@ export function forward(ctx: Readonly<RequestContext>, settings: ForwardSettings
 
   upstream.inFlight++
   return new Promise<Served>((resolve) => {
-    const handler = new ForwardHandler(ctx, upstream, exchange, served, resolve)
+    const handler = new ForwardHandler(ctx, settings, exchange, served, resolve)
     upstream.pool.dispatch(
       { origin: upstream.origin, path: upstreamPath(ctx, settings), method: ctx.method, headers, body },
       handler,
@@ -33,6 +33,7 @@ export function forward(ctx: Readonly<RequestContext>, settings: ForwardSettings
 class ForwardHandler implements Dispatcher.DispatchHandler {
   #ctx: Readonly<RequestContext>
   #upstream: Upstream
+  #ownsCors: boolean
   #lifecycle: Exchange['lifecycle']
   #beforeEnd: Exchange['beforeEnd']
   #served: Served
@@ -45,9 +46,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #onClientClose: () => void
   #dispatchedAt = performance.now()
 
-  constructor(ctx: Readonly<RequestContext>, upstream: Upstream, exchange: Exchange, served: Served, resolve: (served: Served) => void) {
+  constructor(ctx: Readonly<RequestContext>, settings: ForwardSettings, exchange: Exchange, served: Served, resolve: (served: Served) => void) {
     this.#ctx = ctx
-    this.#upstream = upstream
+    this.#upstream = settings.upstream
+    this.#ownsCors = settings.ownsCors
     this.#lifecycle = exchange.lifecycle
     this.#beforeEnd = exchange.beforeEnd
     this.#served = served
@@ -77,8 +79,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       return
     }
     if (this.#lifecycle.draining) res.shouldKeepAlive = false // tell the client to move on
-    if (this.#beforeEnd) this.#heldHead = { status: statusCode, headers: responseHeaders(headers, ctx.id) }
-    else res.writeHead(statusCode, responseHeaders(headers, ctx.id))
+    const out = responseHeaders(headers, ctx.id, this.#ownsCors)
+    if (this.#beforeEnd) this.#heldHead = { status: statusCode, headers: out }
+    else res.writeHead(statusCode, out)
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
