@@ -3,6 +3,7 @@
 // whose store is a SQLite file that a second gateway (a `bouncer serve` process) shares. A key's
 // principal is a caller like any other: trust rules, policies, limits and the audit record.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { DatabaseSync } from 'node:sqlite'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
@@ -14,7 +15,7 @@ import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type Received, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
+import { waitFor, waitForMetric } from '../helpers/wait.ts'
 
 const ADMIN = 'api-keys-test-admin-token-0123456'
 const KEY = /^bk_[0-9a-f]{16}_[0-9a-f]{64}$/
@@ -290,5 +291,31 @@ describe('revocation', () => {
     const listed = await runCli(['keys', 'list', '--config', configFile, '--json'])
     const document = listed.stdout.trim().split('\n').map((line) => JSON.parse(line) as { id: string; last_used_at: string | null }).find((d) => d.id === id)
     expect(Date.parse(document?.last_used_at ?? '')).toBeGreaterThanOrEqual(before)
+  })
+})
+
+describe('last-used times that cannot be written', () => {
+  it('are a background failure (api_key_usage), kept for the next write; keys keep working', async () => {
+    const keysDb = join(dir, 'faulty-keys.db')
+    const file = join(dir, 'faulty.yaml')
+    await writeFile(file, stringify({ api_keys: { store: { type: 'sqlite', path: keysDb } } }))
+    const created = await runCli(['keys', 'create', '--config', file, '--principal', 'looker-faulty'])
+    const key = created.stdout.trim()
+    // A store that refuses to record a use (as a full disk or a read-only replica would).
+    const db = new DatabaseSync(keysDb)
+    db.exec("CREATE TRIGGER no_use BEFORE UPDATE OF last_used_at ON api_keys BEGIN SELECT RAISE(ABORT, 'read-only'); END")
+    const faulty = await startTestGateway({ ...gatewayConfig(keysDb), admin: {} })
+    try {
+      expect((await call(faulty.url, '/keys/x', { 'x-api-key': key })).status).toBe(200)
+      await waitForMetric(faulty.adminUrl, 'bouncer_background_failures_total{task="api_key_usage"}', 1, 20_000)
+      expect(faulty.logs.join('')).toContain('read-only')
+      expect((await call(faulty.url, '/keys/x', { 'x-api-key': key })).status).toBe(200)
+      db.exec('DROP TRIGGER no_use')
+    } finally {
+      await faulty.close() // the kept time is written at shutdown
+    }
+    const row = db.prepare('SELECT last_used_at FROM api_keys').get() as { last_used_at: number | null }
+    db.close()
+    expect(row.last_used_at).toBeGreaterThan(0)
   })
 })
