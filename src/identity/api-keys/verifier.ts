@@ -17,7 +17,7 @@ export function apiKeyVerifier(directory: ApiKeyDirectory, header: string, now: 
   const name = header.toLowerCase()
   return {
     kind: 'api_key',
-    presentIn: (input) => headerCount(input.rawHeaders, name) > 0 || isApiKeyBearer(input.headers?.authorization),
+    presentIn: (input) => keyHeader(input.rawHeaders, name).count > 0 || isApiKeyBearer(input.headers?.authorization),
     async authenticate(input) {
       const presented = presentedKey(input, name, header)
       const parsed = parseApiKey(presented)
@@ -49,14 +49,14 @@ export function apiKeyVerifier(directory: ApiKeyDirectory, header: string, now: 
 
 /** The one key the request carries; two (two headers, or a header and a bearer key) are ambiguous. */
 function presentedKey(input: CredentialInput, name: string, header: string): string {
-  const count = headerCount(input.rawHeaders, name)
+  const { count, value } = keyHeader(input.rawHeaders, name)
   const authorization = input.headers?.authorization
   const bearer = isApiKeyBearer(authorization) ? bearerToken(authorization) : undefined
   if (count > 1) throw new GatewayError('bad_request', { detail: `The request carries ${count} ${header} headers: send one API key.` })
   if (count === 1 && bearer !== undefined) {
     throw new GatewayError('bad_request', { detail: `The request carries an API key in both ${header} and Authorization: send one.` })
   }
-  if (count === 1) return firstValue(input.rawHeaders, name)
+  if (count === 1) return value
   if (typeof bearer === 'string') return bearer
   if (bearer !== undefined) throw refusal('api_key_invalid', 'The Authorization header is not "Bearer <API key>".')
   throw new GatewayError('missing_token', {
@@ -65,21 +65,16 @@ function presentedKey(input: CredentialInput, name: string, header: string): str
   })
 }
 
-function headerCount(raw: readonly string[], name: string): number {
+/** How many times the key header is there (more than once is ambiguous), and its first value. */
+function keyHeader(raw: readonly string[], name: string): { count: number; value: string } {
   let count = 0
+  let value = ''
   for (let i = 0; i < raw.length; i += 2) {
     const candidate = raw[i] as string
-    if (candidate.length === name.length && candidate.toLowerCase() === name) count++
+    if (candidate.length !== name.length || candidate.toLowerCase() !== name) continue
+    if (count++ === 0) value = (raw[i + 1] as string).trim()
   }
-  return count
-}
-
-function firstValue(raw: readonly string[], name: string): string {
-  for (let i = 0; i < raw.length; i += 2) {
-    const candidate = raw[i] as string
-    if (candidate.length === name.length && candidate.toLowerCase() === name) return (raw[i + 1] as string).trim()
-  }
-  return ''
+  return { count, value }
 }
 
 function refusal(code: ErrorCode, detail: string): GatewayError {
