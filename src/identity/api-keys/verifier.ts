@@ -5,8 +5,9 @@
 // the key's id, so the log says which key was used.
 //
 // Per request, with the record cached: one scan of the raw headers, one regex on the key, an LRU
-// hit, SHA-256 of 64 bytes and a constant-time compare (about 1 µs together), and a Map write for
-// the last-used time.
+// hit, SHA-256 of the secret and a constant-time compare, and a Map write for the last-used time.
+// Measured (bench/identity.ts): 2.7 µs against 2.0 µs for a cached JWT; SHA-256 is most of the
+// difference (1.7% of the bouncer-api-key case's CPU profile).
 import { GatewayError, type ErrorCode } from '../../errors/index.ts'
 import { bearerToken, isApiKeyBearer } from '../../http/index.ts'
 import type { CredentialInput, CredentialVerifier } from '../authenticate.ts'
