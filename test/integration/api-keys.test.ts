@@ -45,6 +45,7 @@ function gatewayConfig(keysDb: string): Record<string, unknown> {
       { id: 'jwt-only', path: '/jwt/*', upstream: 'api' },
       { id: 'keys-only', path: '/keys/*', upstream: 'api', accept: ['api_key'] },
       { id: 'limited', path: '/limited', upstream: 'api', accept: ['api_key'], limits: ['per-principal'] },
+      { id: 'forwarding', path: '/forwarding/*', upstream: 'api', accept: ['api_key', 'bearer'], forward_authorization: true },
     ],
   }
 }
@@ -142,6 +143,14 @@ describe('a key over HTTP', () => {
       expect(res.status).toBe(200)
       expect(await recordOf(`api-key-bearer-${scheme}`)).toMatchObject({ credential: 'api_key', subject: 'looker-bearer' })
     }
+  })
+
+  it('is never forwarded, even in Authorization on a route that forwards Authorization', async () => {
+    const { key } = await createKey('looker-forwarded')
+    const received = (await call(gateway.url, '/forwarding/x', { authorization: `Bearer ${key}` })).body as unknown as Received
+    expect(received.headers).not.toHaveProperty('authorization')
+    const token = await idp.token('looker-reports')
+    expect(((await call(gateway.url, '/forwarding/x', { authorization: `Bearer ${token}` })).body as unknown as Received).headers.authorization).toBe(`Bearer ${token}`)
   })
 
   it('is refused when it is wrong, malformed, unknown, or sent twice', async () => {

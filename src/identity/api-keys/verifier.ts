@@ -35,7 +35,8 @@ export function apiKeyVerifier(directory: ApiKeyDirectory, header: string, now: 
           cause: err,
         })
       }
-      // One answer for an unknown id and a wrong secret: neither says which ids exist.
+      // One answer for an unknown id and a wrong secret. Ids are no secret (listed, and logged as
+      // client_id); the secret is, and it is only ever compared through its hash, in constant time.
       if (known === undefined || !secretMatches(parsed.secret, known.hash)) throw refusal('api_key_invalid', 'The API key is not valid.')
       const { record } = known
       if (record.revokedAt !== null) throw refusal('api_key_revoked', `The API key ${record.id} was revoked at ${new Date(record.revokedAt).toISOString()}.`)
