@@ -2,7 +2,7 @@
 // endpoint: real opaque tokens from the client-credentials grant, revoked at the provider's RFC 7009
 // endpoint. Answers are cached within `introspection.cache` and never past the token's exp; a burst
 // with one token costs the provider one introspection.
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
@@ -165,6 +165,17 @@ describe('when introspection cannot answer', () => {
     const res = await call(gateway, token)
     expect(res.status).toBe(503)
     expect(res.body).toMatchObject({ code: 'identity_provider_unavailable', detail: expect.stringMatching(/answered HTTP 401: check introspection.client_id and client_secret/) })
+  })
+
+  it('a new client secret in the secrets store is used without a restart', async () => {
+    const secretsDir = join(dir, 'secrets')
+    await mkdir(secretsDir, { recursive: true })
+    await writeFile(join(secretsDir, 'introspection-secret'), 'an-old-secret')
+    const gateway = await gatewayFor({ ...config(idp, {}), secrets: { store: { type: 'file', dir: secretsDir }, refresh_interval: '100ms' } })
+    const token = await idp.token('looker-reports', { resource: OPAQUE })
+    expect((await call(gateway, token)).status).toBe(503)
+    await writeFile(join(secretsDir, 'introspection-secret'), GATEWAY_CLIENT.secret)
+    await waitFor(async () => (await call(gateway, token)).status === 200, 'the new secret in use')
   })
 
   it('an issuer that only introspects loads no keys: /readyz does not wait for them', async () => {
