@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
+import { newApiKey } from '../src/identity/api-keys/key.ts'
+import { openSqliteKeyStore } from '../src/identity/api-keys/sqlite-store.ts'
 import { openEmbeddedStore } from '../src/secrets/embedded.ts'
 import { BENCH_AUDIENCE, type BenchIssuer } from './lib/issuer.ts'
 import { nginxAvailability, startNginx } from './lib/nginx.ts'
@@ -136,15 +138,15 @@ export const minimalProxy: BenchCase = {
   },
 }
 
-function authenticatedGateway(ctx: CaseContext, algorithm: 'ES256' | 'RS256', extra: { config?: Record<string, unknown>; upstream?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {}): Promise<Started & { url: string }> {
+function authenticatedGateway(ctx: CaseContext, algorithm: 'ES256' | 'RS256', extra: { config?: Record<string, unknown>; upstream?: Record<string, unknown>; env?: NodeJS.ProcessEnv; accept?: string[] } = {}): Promise<Started & { url: string }> {
   return startBouncer({
     ...extra.config,
     audit: { sinks: [] },
     issuers: [{ name: 'bench', issuer: ctx.issuer.issuer, audiences: [BENCH_AUDIENCE], algorithms: [algorithm] }],
-    roles: [{ name: 'service', assumed_by: [{ issuer: 'bench', subject: 'svc-*' }], policies: ['read'] }],
+    roles: [{ name: 'service', assumed_by: [{ issuer: 'bench', subject: 'svc-*' }, ...(extra.accept?.includes('api_key') ? [{ issuer: 'api-keys', subject: 'svc-*' }] : [])], policies: ['read'] }],
     policies: [{ name: 'read', statements: [{ sid: 'ReadAll', effect: 'allow', actions: ['GET'], routes: ['*'] }] }],
     upstreams: [{ name: 'api', url: `http://127.0.0.1:${ctx.upstreamPort}`, max_connections: 64, ...extra.upstream }],
-    routes: [{ id: 'all', path: '/*', upstream: 'api' }],
+    routes: [{ id: 'all', path: '/*', upstream: 'api', ...(extra.accept ? { accept: extra.accept } : {}) }],
   }, extra.env)
 }
 
@@ -156,6 +158,26 @@ export const bouncerJwtCached: BenchCase = {
     const gateway = await authenticatedGateway(ctx, 'ES256')
     const [token] = await ctx.issuer.mint(1, 'ES256')
     return { url: `${gateway.url}/`, headers: { authorization: `Bearer ${token}` }, measured: gateway, stop: () => gateway.stop() }
+  },
+}
+
+/**
+ * The cached-token case with an API key instead (issue 17): the same roles and policy, the key's
+ * record read once from the SQLite store and then every api_keys.cache (500 ms), the secret hashed
+ * and compared on every request, its use noted for the batched last-used write.
+ */
+export const bouncerApiKey: BenchCase = {
+  id: 'bouncer-api-key',
+  group: 'main',
+  title: 'Bouncer, API key in X-API-Key (record cached, hash checked per request)',
+  async start(ctx) {
+    const path = join(ctx.dir, 'bench-api-keys.db')
+    const store = openSqliteKeyStore(path)
+    const created = newApiKey()
+    await store.insert({ id: created.id, principal: 'svc-bench', description: 'bench', hash: created.hash, createdAt: Date.now(), expiresAt: null, revokedAt: null, lastUsedAt: null })
+    await store.close()
+    const gateway = await authenticatedGateway(ctx, 'ES256', { config: { api_keys: { store: { type: 'sqlite', path } } }, accept: ['api_key'] })
+    return { url: `${gateway.url}/`, headers: { 'x-api-key': created.key }, measured: gateway, stop: () => gateway.stop() }
   },
 }
 
@@ -257,7 +279,7 @@ function streaming(base: BenchCase, title: string): BenchCase {
 
 export const CASES: BenchCase[] = [
   upstreamAlone, nginxProxy, minimalProxy, fastifyProxy, bouncerBare, pipelineCase(false), pipelineCase(true),
-  auditCase(false), auditCase(true), bouncerJwtCached, bouncerCredentialAssertion, coldCase('ES256'), coldCase('RS256'),
+  auditCase(false), auditCase(true), bouncerJwtCached, bouncerApiKey, bouncerCredentialAssertion, coldCase('ES256'), coldCase('RS256'),
   streaming(upstreamAlone, '(a) upstream alone, 1 MB'), streaming(nginxProxy, '(b) nginx, 1 MB'),
   streaming(fastifyProxy, '(e) fastify + reply-from, 1 MB'), streaming(bouncerBare, '(c) Bouncer, bare proxy, 1 MB'),
 ]

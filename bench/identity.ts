@@ -1,9 +1,18 @@
 // Token verification cost in process (no network): a cold verification (signature and claims) per
 // algorithm, and a cache hit. Run by bench/run.ts.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { loadConfigText } from '../src/config/index.ts'
+import { createApiKeyDirectory } from '../src/identity/api-keys/directory.ts'
+import { newApiKey } from '../src/identity/api-keys/key.ts'
+import { openSqliteKeyStore } from '../src/identity/api-keys/sqlite-store.ts'
+import { apiKeyVerifier } from '../src/identity/api-keys/verifier.ts'
+import { bearerVerifier, type CredentialInput, type CredentialVerifier } from '../src/identity/authenticate.ts'
 import type { IssuerKeys } from '../src/identity/issuers.ts'
 import { createTokenVerifier } from '../src/identity/verify.ts'
+import { createBackgroundTasks } from '../src/telemetry/background.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
 
 export interface VerifyRow {
@@ -64,7 +73,47 @@ export async function benchVerification(quick: boolean): Promise<VerifyRow[]> {
       const token = await cached.mint(0)
       const again = Array.from({ length: count * 30 }, () => token)
       rows.push({ case: 'ES256, cached (the same token again)', ...(await timePerToken(again, (h) => cached.verifier.verify(h, ''))) })
+      rows.push(...(await credentialRows(count * 30, cached.verifier, token)))
     }
   }
   return rows
+}
+
+/**
+ * The cached bearer token against an API key whose record is cached (issue 17), both as the
+ * authenticator calls them (a CredentialVerifier each): the API key pays SHA-256 of its secret and a
+ * constant-time compare on every request, where the cached token pays a Map lookup.
+ */
+async function credentialRows(count: number, tokens: ReturnType<typeof createTokenVerifier>, token: string): Promise<VerifyRow[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'bouncer-bench-keys-'))
+  const store = openSqliteKeyStore(join(dir, 'keys.db'))
+  const created = newApiKey()
+  await store.insert({ id: created.id, principal: 'svc-bench', description: null, hash: created.hash, createdAt: Date.now(), expiresAt: null, revokedAt: null, lastUsedAt: null })
+  const logger = createLogger({ level: 'silent' })
+  const directory = createApiKeyDirectory(store, { cacheMs: 500, background: createBackgroundTasks(logger, { backgroundFailed() {} }) })
+  // Flat strings in Node's raw header list, as the HTTP parser hands them over.
+  const input = (name: string, value: string): CredentialInput => {
+    const flat = Buffer.from(value).toString()
+    return { headers: name === 'Authorization' ? ({ authorization: flat } as CredentialInput['headers']) : null, rawHeaders: ['Host', '127.0.0.1:8080', name, flat, 'User-Agent', 'wrk'], query: '', socket: null as never }
+  }
+  const time = async (verifier: CredentialVerifier, make: () => CredentialInput): Promise<Omit<VerifyRow, 'case'>> => {
+    const inputs = Array.from({ length: count }, make)
+    const cpu = process.cpuUsage()
+    const started = performance.now()
+    for (const one of inputs) await verifier.authenticate(one)
+    const used = process.cpuUsage(cpu)
+    return { cpuMicrosPerToken: (used.user + used.system) / count, wallMicrosPerToken: ((performance.now() - started) * 1000) / count }
+  }
+  try {
+    const bearer = bearerVerifier(tokens)
+    const apiKey = apiKeyVerifier(directory, 'X-API-Key')
+    await time(apiKey, () => input('X-API-Key', created.key)) // warm-up, and the record read once
+    return [
+      { case: 'ES256 cached, through the bearer credential verifier', ...(await time(bearer, () => input('Authorization', `Bearer ${token}`))) },
+      { case: 'API key, record cached (SHA-256 + constant-time compare)', ...(await time(apiKey, () => input('X-API-Key', created.key))) },
+    ]
+  } finally {
+    await directory.close()
+    await rm(dir, { recursive: true, force: true })
+  }
 }

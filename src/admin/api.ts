@@ -2,6 +2,7 @@
 import { AuditQueryError, auditSourceOf, NoAuditLog, ordered, parseAuditQuery, searchAudit, type AuditHead, type AuditQuery } from '../audit/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { explain, type Runtime } from '../gateway/index.ts'
+import { apiKeyId, keyDocument, type ApiKeyDirectory } from '../identity/index.ts'
 import type { SecretStore } from '../secrets/index.ts'
 import { openApiDocument } from './openapi.ts'
 import type { AdminRoute } from './server.ts'
@@ -110,6 +111,26 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
       },
     },
     {
+      method: 'GET',
+      path: 'keys',
+      handle: async () => {
+        const now = Date.now()
+        return { body: (await apiKeysOf(actions.runtime()).store.list()).map((record) => keyDocument(record, now)) }
+      },
+    },
+    {
+      method: 'DELETE',
+      path: 'keys/{id}',
+      handle: async ({ params }) => {
+        const directory = apiKeysOf(actions.runtime())
+        const id = apiKeyId(params.id ?? '')
+        const record = id === null ? undefined : await directory.store.revoke(id, Date.now())
+        if (!record) throw new GatewayError('route_not_found', { detail: `No API key ${JSON.stringify(params.id ?? '')}.` })
+        directory.forget(record.id) // refused here at once; other instances within api_keys.cache
+        return { body: keyDocument(record, Date.now()) }
+      },
+    },
+    {
       method: 'POST',
       path: 'reload',
       handle: async () => {
@@ -118,6 +139,11 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
       },
     },
   ]
+}
+
+function apiKeysOf(runtime: Runtime): ApiKeyDirectory {
+  if (!runtime.apiKeys) throw new GatewayError('route_not_found', { detail: 'No API keys are configured (api_keys).' })
+  return runtime.apiKeys
 }
 
 /** GET /api/audit takes the filters of `bouncer audit` as query parameters. */

@@ -79,6 +79,16 @@ const schemas: Record<string, JsonSchema> = {
       }),
     },
   }),
+  ApiKey: object({
+    id: string,
+    principal: string,
+    description: orNull('string'),
+    status: { enum: ['active', 'expired', 'revoked'] },
+    created_at: { type: 'string', format: 'date-time' },
+    expires_at: { type: ['string', 'null'], format: 'date-time' },
+    last_used_at: { type: ['string', 'null'], format: 'date-time', description: 'written in batches, every few seconds' },
+    revoked_at: { type: ['string', 'null'], format: 'date-time' },
+  }, 'An API key (never the key or its hash).'),
   ExplainRequest: {
     type: 'object',
     description: 'The request to explain (the options of bouncer explain): claims or a token (its signature is not checked), not both.',
@@ -250,6 +260,29 @@ function paths(): JsonSchema {
     },
     '/api/secrets': {
       get: { operationId: 'listSecrets', summary: 'The secrets: names and versions, never values', responses: { 200: json(ref('Secrets'), 'The store and its secrets (store null: none configured).'), 401: UNAUTHORIZED } },
+    },
+    '/api/keys': {
+      get: {
+        operationId: 'listApiKeys',
+        summary: 'The API keys, newest first (what bouncer keys list prints)',
+        responses: {
+          200: json({ type: 'array', items: ref('ApiKey') }, 'Every key of the api_keys store.'),
+          401: UNAUTHORIZED,
+          404: problem('No API keys are configured (route_not_found).'),
+        },
+      },
+    },
+    '/api/keys/{id}': {
+      delete: {
+        operationId: 'revokeApiKey',
+        summary: 'Revoke an API key: refused at once by this gateway, by every other within api_keys.cache',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: string, description: 'the key\'s id (bk_<id> works too)' }],
+        responses: {
+          200: json(ref('ApiKey'), 'The key, revoked (a key revoked before keeps its first revocation time).'),
+          401: UNAUTHORIZED,
+          404: problem('No such key, or no API keys configured (route_not_found).'),
+        },
+      },
     },
     '/api/reload': {
       post: {

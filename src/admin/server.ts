@@ -10,6 +10,8 @@ export interface AdminRequest {
   method: string
   path: string
   query: URLSearchParams
+  /** The `{name}` segments of the route's path, as the request gave them. */
+  params: Record<string, string>
   /** Parsed JSON body for POST/PUT (undefined when empty). */
   body: unknown
   authorization: string | undefined
@@ -21,8 +23,8 @@ export interface AdminReply {
 }
 
 export interface AdminRoute {
-  method: 'GET' | 'POST'
-  /** Path under /api/, e.g. `routes`. */
+  method: 'GET' | 'POST' | 'DELETE'
+  /** Path under /api/, e.g. `routes`; a `{name}` segment takes any one segment (`keys/{id}`). */
   path: string
   handle(request: AdminRequest): AdminReply | Promise<AdminReply>
 }
@@ -48,7 +50,7 @@ export const ADMIN_PROBES = ['/healthz', '/readyz', '/metrics'] as const
 const PROBES: ReadonlySet<string> = new Set(ADMIN_PROBES)
 
 export function createAdminServer(options: AdminServerOptions): Server {
-  const table = new Map(options.routes.map((route) => [`${route.method} ${route.path}`, route]))
+  const table = routeTable(options.routes)
   return createServer({ maxHeaderSize: 16_384 }, (req, res) => {
     const requestId = randomUUID()
     serve(options, table, req, res).catch((err: unknown) => {
@@ -59,7 +61,42 @@ export function createAdminServer(options: AdminServerOptions): Server {
   })
 }
 
-async function serve(options: AdminServerOptions, table: Map<string, AdminRoute>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+interface RouteTable {
+  /** The route for a method and path, with its parameters; `known` when the path is served by another method. */
+  find(method: string, path: string): { route: AdminRoute; params: Record<string, string> } | { route: null; known: boolean }
+}
+
+function routeTable(routes: readonly AdminRoute[]): RouteTable {
+  const segmentsOf = (path: string) => path.split('/')
+  const patterns = routes.map((route) => ({ route, segments: segmentsOf(route.path) }))
+  const paramName = (segment: string) => (segment.startsWith('{') && segment.endsWith('}') ? segment.slice(1, -1) : null)
+  function matches(segments: readonly string[], path: readonly string[]): Record<string, string> | null {
+    if (segments.length !== path.length) return null
+    const params: Record<string, string> = {}
+    for (let i = 0; i < segments.length; i++) {
+      const name = paramName(segments[i] as string)
+      const value = name === null || path[i] === '' ? null : decoded(path[i] as string)
+      if (name !== null && value !== null) params[name] = value
+      else if (segments[i] !== path[i]) return null
+    }
+    return params
+  }
+  return {
+    find(method, path) {
+      const parts = segmentsOf(path)
+      let known = false
+      for (const { route, segments } of patterns) {
+        const params = matches(segments, parts)
+        if (params === null) continue
+        if (route.method === method) return { route, params }
+        known = true
+      }
+      return { route: null, known }
+    },
+  }
+}
+
+async function serve(options: AdminServerOptions, table: RouteTable, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin')
   const method = req.method ?? 'GET'
   if (PROBES.has(url.pathname) && method !== 'GET' && method !== 'HEAD') {
@@ -79,16 +116,24 @@ async function serve(options: AdminServerOptions, table: Map<string, AdminRoute>
   if (url.pathname.startsWith('/api/')) {
     options.auth().check(req.headers.authorization)
     const path = url.pathname.slice('/api/'.length).replace(/\/+$/, '')
-    const route = table.get(`${method} ${path}`)
-    if (!route) {
-      const known = [...table.values()].some((r) => r.path === path)
-      throw new GatewayError(known ? 'method_not_allowed' : 'route_not_found', { detail: `No admin endpoint ${method} /api/${path}.` })
+    const found = table.find(method, path)
+    if (found.route === null) {
+      throw new GatewayError(found.known ? 'method_not_allowed' : 'route_not_found', { detail: `No admin endpoint ${method} /api/${path}.` })
     }
     const body = method === 'POST' ? await readJson(req) : undefined
-    const reply = await route.handle({ method, path, query: url.searchParams, body, authorization: req.headers.authorization })
+    const reply = await found.route.handle({ method, path, query: url.searchParams, params: found.params, body, authorization: req.headers.authorization })
     return sendJson(res, reply.status ?? 200, reply.body)
   }
   throw new GatewayError('route_not_found', { detail: `Nothing at ${url.pathname} on the admin listener.` })
+}
+
+/** A path segment's text; null when its escapes are not UTF-8 (no route takes it). */
+function decoded(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return null
+  }
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -7,6 +7,7 @@ import { registerCheck } from './check.ts'
 import { registerDemo } from './demo.ts'
 import { registerExplain } from './explain.ts'
 import { registerHealthcheck } from './healthcheck.ts'
+import { registerKeys } from './keys.ts'
 import { registerSchema } from './schema.ts'
 import { registerSecrets } from './secrets.ts'
 import { printable } from '../text/index.ts'
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerExplain(program)
   registerAudit(program)
   registerSecrets(program)
+  registerKeys(program)
   registerSchema(program)
   registerHealthcheck(program)
   registerDemo(program)

@@ -1,7 +1,7 @@
 // The config file's shape (SPEC "The config file"). Objects are strict: an unknown key is an error.
 // Value types are parsed here, so the rest of the code gets milliseconds, rates and matchers.
 import { z } from 'zod'
-import { hostAllowList, parseHostPattern } from '../http/index.ts'
+import { hostAllowList, parseHostPattern, parseOrigin } from '../http/index.ts'
 import { MAX_RATE_COUNT, parseCidr, parseDuration, parseGlob, parseListen, parsePercent, parseRate, type Parsed } from './values.ts'
 
 /** `json`: how the value is written, for the JSON Schema (`bouncer schema`), where a transform has no shape. */
@@ -61,6 +61,7 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const headerName = z.string().regex(HEADER_NAME, 'not a valid HTTP header name')
 
 const claimValue = z.union([glob, z.array(glob).min(1)])
+const origin = parsed(parseOrigin, { description: 'an origin as browsers send it (https://lookerstudio.google.com), or * for any', pattern: '^(\\*|https?://[^/?#]+)$' })
 const claimConditions = z.record(z.string().min(1), claimValue)
 
 const server = z.strictObject({
@@ -86,6 +87,17 @@ const admin = z.strictObject({
   token: z.string().min(1).optional(),
 })
 
+/** RFC 7662: opaque access tokens are checked by asking the provider (identity/introspection.ts). */
+const introspection = z.strictObject({
+  url: httpUrl,
+  client_id: z.string().min(1),
+  /** May be a `${secret:NAME}` reference. */
+  client_secret: z.string().min(1),
+  /** An active answer is kept this long at most, and never past the token's exp; 0s asks every time. */
+  cache: duration.prefault('60s'),
+  timeout: duration.prefault('5s').refine((ms) => ms > 0, 'must be more than 0'),
+})
+
 const issuer = z.strictObject({
   name: name('issuer'),
   issuer: z.string().min(1),
@@ -100,6 +112,7 @@ const issuer = z.strictObject({
   client_id_audience: z.boolean().default(false),
   /** The header typs accepted (RFC 7515 §4.1.9); `untyped`: no typ. Other JWT kinds are refused. */
   token_types: z.array(z.string().min(1)).min(1, 'list at least one token type (at+jwt, JWT, untyped)').default(['at+jwt', 'JWT', 'untyped']),
+  introspection: introspection.optional(),
 })
 
 const trustRule = z.strictObject({
@@ -206,6 +219,17 @@ const upstream = z.strictObject({
 export const ACCEPTED_CREDENTIALS = ['bearer', 'session', 'api_key', 'client_cert'] as const
 export type AcceptedCredential = (typeof ACCEPTED_CREDENTIALS)[number]
 
+/** Browsers cache a preflight answer at most 24h (Firefox; Chromium 2h): a longer max_age says nothing more. */
+const MAX_CORS_AGE_MS = 86_400_000
+const cors = z.strictObject({
+  origins: z.array(origin).min(1),
+  methods: z.array(z.enum(HTTP_METHODS)).min(1).default(['GET']),
+  headers: z.array(headerName).default([]),
+  expose_headers: z.array(headerName).default([]),
+  credentials: z.boolean().default(false),
+  max_age: duration.prefault('10m').refine((ms) => ms <= MAX_CORS_AGE_MS, 'at most 1d: browsers keep a preflight answer no longer'),
+})
+
 const route = z.strictObject({
   id: name('route'),
   methods: z.array(method).min(1).default(['*']),
@@ -219,6 +243,7 @@ const route = z.strictObject({
   path_params: z.boolean().default(false),
   accept: z.array(z.enum(ACCEPTED_CREDENTIALS)).min(1).default(['bearer'])
     .refine((kinds) => new Set(kinds).size === kinds.length, 'list each credential kind once'),
+  cors: cors.optional(),
 })
 
 const LIMIT_KEY = /^(principal|role|route|ip|claim:[^\s]+|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/
@@ -252,12 +277,15 @@ const limitsStore = z.discriminatedUnion('type', [
   }),
 ], { error: 'limits_store.type is memory or redis' })
 
+const postgresUrl = z.string().regex(/^postgres(ql)?:\/\//, 'a PostgreSQL URL starts with postgres://')
+const postgresSchema = z.string().regex(/^[a-z_][a-z0-9_]*$/, 'a schema name is lower-case letters, digits and _')
+
 const auditSink = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1) }),
   z.strictObject({
     type: z.literal('postgres'),
-    url: z.string().regex(/^postgres(ql)?:\/\//, 'a PostgreSQL URL starts with postgres://'),
-    schema: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'a schema name is lower-case letters, digits and _').default('bouncer'),
+    url: postgresUrl,
+    schema: postgresSchema.default('bouncer'),
   }),
   z.strictObject({ type: z.literal('stdout') }),
 ], { error: 'an audit sink type is sqlite, postgres or stdout' })
@@ -274,6 +302,25 @@ const audit = z.strictObject({
   checkpoint_path: z.string().min(1).optional(),
   /** The `instance` of every record this gateway writes; default $BOUNCER_INSTANCE, else host:pid. */
   instance_id: z.string().regex(NAME, 'an instance id is letters, digits and . _ : - (starting with a letter or digit)').max(128).optional(),
+})
+
+/** The issuer name of every API key's identity: trust rules match API keys with `issuer: api-keys`. */
+export const API_KEYS_ISSUER = 'api-keys'
+const DEFAULT_API_KEYS_PATH = './data/api-keys.db'
+
+const apiKeyStore = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1).default(DEFAULT_API_KEYS_PATH) }),
+  z.strictObject({ type: z.literal('postgres'), url: postgresUrl, schema: postgresSchema.default('bouncer') }),
+], { error: 'api_keys.store.type is sqlite or postgres' })
+
+const apiKeys = z.strictObject({
+  /** `sqlite` (one host, or instances sharing the file), or `{type: postgres, url}` for several instances. */
+  store: z.union([z.literal('sqlite'), apiKeyStore], { error: 'api_keys.store is sqlite, {type: sqlite, path}, or {type: postgres, url, schema} (PostgreSQL needs its url)' })
+    .default('sqlite')
+    .transform((store) => (store === 'sqlite' ? { type: 'sqlite' as const, path: DEFAULT_API_KEYS_PATH } : store)),
+  header: headerName.default('X-API-Key'),
+  /** How long a key's record is used before it is read again: the bound on a revocation's delay. */
+  cache: duration.prefault('500ms').refine((ms) => ms <= 1_000, 'at most 1s: a revoked key must be refused within a second on every instance'),
 })
 
 const MASTER_KEY = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/
@@ -322,6 +369,7 @@ export const configSchema = z.strictObject({
   limits: z.array(limit).default([]),
   limits_store: limitsStore.default({ type: 'memory', max_keys: 100_000 }),
   audit: audit.prefault({}),
+  api_keys: apiKeys.optional(),
   secrets: secrets.optional(),
   assertion: assertion.prefault({}),
   telemetry: telemetry.prefault({}),
@@ -331,16 +379,20 @@ export type Config = z.output<typeof configSchema>
 export type ServerConfig = Config['server']
 export type AdminConfig = Config['admin']
 export type IssuerConfig = Config['issuers'][number]
+export type IntrospectionConfig = NonNullable<IssuerConfig['introspection']>
 export type RoleConfig = Config['roles'][number]
 export type TrustRuleConfig = RoleConfig['assumed_by'][number]
 export type PolicyConfig = Config['policies'][number]
 export type StatementConfig = PolicyConfig['statements'][number]
 export type UpstreamConfig = Config['upstreams'][number]
 export type RouteConfig = Config['routes'][number]
+export type CorsConfig = NonNullable<RouteConfig['cors']>
 export type LimitConfig = Config['limits'][number]
 export type LimitsStoreConfig = Config['limits_store']
 export type AuditConfig = Config['audit']
 export type AuditSinkConfig = AuditConfig['sinks'][number]
+export type ApiKeysConfig = NonNullable<Config['api_keys']>
+export type ApiKeyStoreConfig = ApiKeysConfig['store']
 export type SecretsConfig = NonNullable<Config['secrets']>
 export type AssertionConfig = Config['assertion']
 export type TelemetryConfig = Config['telemetry']

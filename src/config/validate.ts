@@ -6,7 +6,8 @@ import { checkRewrite, parseRoutePattern, type RoutePattern } from './route-patt
 import { accessFindings } from './access-checks.ts'
 import { routeFindings } from './route-checks.ts'
 import { upstreamFindings } from './upstream-checks.ts'
-import type { AcceptedCredential, Config } from './schema.ts'
+import { callerFindings } from './caller-checks.ts'
+import { API_KEYS_ISSUER, type AcceptedCredential, type Config } from './schema.ts'
 import { routesSelectedBy } from './values.ts'
 import { isReservedForConfig } from '../http/index.ts'
 
@@ -71,7 +72,9 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
 
   config.roles.forEach((role, i) => {
     role.assumed_by.forEach((rule, j) => {
-      if (!issuers.has(rule.issuer)) error(['roles', i, 'assumed_by', j, 'issuer'], `unknown issuer "${rule.issuer}"`)
+      if (rule.issuer === API_KEYS_ISSUER && !issuers.has(rule.issuer)) {
+        if (!config.api_keys) error(['roles', i, 'assumed_by', j, 'issuer'], `issuer "${API_KEYS_ISSUER}" is the gateway's API keys: configure api_keys to use them`)
+      } else if (!issuers.has(rule.issuer)) error(['roles', i, 'assumed_by', j, 'issuer'], `unknown issuer "${rule.issuer}"`)
     })
     role.policies.forEach((name, j) => {
       if (!policies.has(name)) error(['roles', i, 'policies', j], `unknown policy "${name}"`)
@@ -95,6 +98,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   findings.push(...accessFindings(config))
   findings.push(...routeFindings(config))
   findings.push(...upstreamFindings(config))
+  findings.push(...callerFindings(config))
 
   if (secretRefs.length > 0 && !config.secrets) {
     for (const ref of secretRefs) error(ref.path, `\${secret:${ref.name}} is used but no secrets store is configured (secrets.store)`)
@@ -134,12 +138,13 @@ function uniqueNames<T>(
 }
 
 /** Why a route cannot accept this kind of credential with this config, or null when it can. */
-function credentialSetup(_config: Config, kind: AcceptedCredential): string | null {
+function credentialSetup(config: Config, kind: AcceptedCredential): string | null {
   switch (kind) {
     case 'bearer':
       return null
-    case 'session':
     case 'api_key':
+      return config.api_keys ? null : 'accepting api_key credentials needs api_keys (e.g. api_keys: { store: sqlite })'
+    case 'session':
     case 'client_cert':
       return `accepting ${kind} credentials is not available yet`
   }

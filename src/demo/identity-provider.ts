@@ -20,6 +20,11 @@ export interface OpenIdProviderOptions {
   audience: string
   scope: string
   tokenTtlSeconds: number
+  /**
+   * Access tokens for this resource (audience) are opaque, not JWTs: checked through the RFC 7662
+   * introspection endpoint (/token/introspection) and revoked at RFC 7009's (/token/revocation).
+   */
+  opaqueAudience?: string
 }
 
 /**
@@ -76,6 +81,9 @@ export function openIdProvider(issuer: string, options: OpenIdProviderOptions): 
     features: {
       clientCredentials: { enabled: true },
       devInteractions: { enabled: false },
+      // Any confidential client may introspect, and revoke its own tokens (oidc-provider's defaults, spelt out).
+      introspection: { enabled: options.opaqueAudience !== undefined, allowedPolicy: async () => true },
+      revocation: { enabled: options.opaqueAudience !== undefined, allowedPolicy: async (_ctx: unknown, client: { clientId: string }, token: { clientId?: string }) => client.clientId === token.clientId },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => options.audience,
@@ -83,7 +91,7 @@ export function openIdProvider(issuer: string, options: OpenIdProviderOptions): 
           scope: options.scope,
           audience: resource,
           accessTokenTTL: options.tokenTtlSeconds,
-          accessTokenFormat: 'jwt',
+          accessTokenFormat: resource === options.opaqueAudience ? 'opaque' : 'jwt',
           jwt: { sign: { alg: options.signWith } },
         }),
       },

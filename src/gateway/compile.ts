@@ -2,8 +2,12 @@
 // upstream, or a built-in endpoint), per-route settings resolved to objects, upstream pools. A reload
 // compiles a new runtime and swaps one reference; requests in flight keep the runtime they started with.
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
-import { addressSet, parseRoutePattern, type AcceptedCredential, type AddressSet, type Config, type RoutePattern } from '../config/index.ts'
-import { bearerVerifier, createAuthenticator, createIssuerRegistry, createTokenVerifier, type Authenticator, type CredentialVerifier, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents } from '../identity/index.ts'
+import { addressSet, parseRoutePattern, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RoutePattern } from '../config/index.ts'
+import { corsPolicy, foldHeaderName, type CorsPolicy } from '../http/index.ts'
+import {
+  apiKeyVerifier, bearerVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createTokenVerifier,
+  type ApiKeyDirectory, type ApiKeyDirectoryRegistry, type Authenticator, type CredentialVerifier, type Introspector, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents,
+} from '../identity/index.ts'
 import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
 import type { Backend } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
@@ -17,6 +21,8 @@ export interface CompiledRoute extends RoutableRoute {
   /** The credentials it takes, in the order they are tried (routes[].accept). */
   readonly accept: readonly AcceptedCredential[]
   readonly websocket: boolean
+  /** routes[].cors: the gateway answers preflights and sets the CORS headers (null: no CORS). */
+  readonly cors: CorsPolicy | null
   /** The route's limits, compiled (null when it has none). */
   readonly limits: RouteLimits | null
   /** The statements that can apply here, per role; undefined when no policy names the route. */
@@ -39,6 +45,10 @@ export interface Runtime {
   readonly issuerKeys: ReadonlyMap<string, IssuerKeys>
   /** Turns a request's credential into an Identity, for the kinds each route accepts. */
   readonly authenticator: Authenticator
+  /** The issuer that introspects opaque tokens, if one does (its client secret is set from the secrets store). */
+  readonly introspection: Introspector | null
+  /** The API keys (api_keys), when configured. */
+  readonly apiKeys: ApiKeyDirectory | null
   readonly access: AccessControl
   readonly limiter: Limiter
   readonly trustedProxies: AddressSet
@@ -50,15 +60,20 @@ export interface CompileDeps {
   upstreams: UpstreamRegistry
   issuers: IssuerRegistry
   limitsStores: LimitsStoreRegistry
+  apiKeys: ApiKeyDirectoryRegistry
   logger: Logger
   builtIns: BuiltInSources
 }
 
-/** Sets every upstream's configured headers from their templates, with the current secret values. */
-export function applyUpstreamHeaders(upstreams: ReadonlyMap<string, Upstream>, resolve: (template: string) => string): void {
-  for (const upstream of upstreams.values()) {
+/**
+ * Puts the current secret values where the config references them: every upstream's configured
+ * headers, and the introspecting issuer's client secret. At compile and after every refresh.
+ */
+export function applySecretValues(runtime: Runtime, resolve: (template: string) => string): void {
+  for (const upstream of runtime.upstreams.values()) {
     upstream.headers = upstream.headerTemplates.flatMap(([name, template]) => [name, resolve(template)])
   }
+  if (runtime.introspection) runtime.introspection.clientSecret = resolve(runtime.introspection.issuer.introspection.client_secret)
 }
 
 const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }) }
@@ -75,14 +90,16 @@ export function createRuntimeDeps(
   const upstreams = createUpstreamRegistry({ logger, background: options.offline ? null : options.background })
   const issuers = createIssuerRegistry(logger, options.keySetEvents ?? { refreshed() {}, failed() {} }, options)
   const limitsStores = createLimitsStoreRegistry(logger, options)
+  const apiKeys = createApiKeyDirectoryRegistry(logger, options)
   return {
     upstreams,
     issuers,
     limitsStores,
+    apiKeys,
     logger,
     builtIns: options.builtIns ?? NO_KEYS,
     async closeAll() {
-      await Promise.all([issuers.closeAll(), upstreams.closeAll(), limitsStores.closeAll()])
+      await Promise.all([issuers.closeAll(), upstreams.closeAll(), limitsStores.closeAll(), apiKeys.closeAll()])
     },
   }
 }
@@ -94,7 +111,10 @@ let generations = 0
 /** Assumes a config that passed `loadConfig` (no errors): compile does not re-validate. */
 export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   const upstreams = new Map(config.upstreams.map((upstream) => [upstream.name, deps.upstreams.acquire(upstream)]))
-  const issuerKeys = new Map(config.issuers.map((issuer) => [issuer.name, deps.issuers.acquire(issuer)]))
+  const issuerKeys = new Map(config.issuers.filter(verifiesJwts).map((issuer) => [issuer.name, deps.issuers.acquire(issuer)]))
+  const apiKeys = config.api_keys ? deps.apiKeys.acquire(config.api_keys) : null
+  // The API key header is the gateway's credential: no upstream ever gets it.
+  const withheldHeaders: ReadonlySet<string> = new Set(config.api_keys ? [foldHeaderName(config.api_keys.header.toLowerCase())] : [])
   const access = compileAccess(config)
   const routes: CompiledRoute[] = builtInRoutes(deps.builtIns).map((route, index) => Object.freeze({
     index,
@@ -105,6 +125,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     public: true,
     accept: BEARER_ONLY,
     websocket: false,
+    cors: null,
     limits: null,
     policy: undefined,
     backend: route.backend,
@@ -124,6 +145,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
       public: route.public,
       accept: Object.freeze(route.accept),
       websocket: route.websocket,
+      cors: route.cors ? corsOf(route.cors) : null,
       limits: compileRouteLimits(route.limits, config.limits),
       policy: access.policyFor(route.id),
       backend: upstreamBackend({
@@ -132,6 +154,8 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
         forwardAuthorization: route.forward_authorization,
         publicHosts: config.server.hosts,
         maxBodyBytes: config.server.max_body_bytes,
+        withheldHeaders,
+        ownsCors: route.cors !== undefined,
       }),
       assertionAudience: upstream.identityAssertion ? upstream.name : null,
       // Read at each decision: a rotated secret replaces the upstream's headers in place.
@@ -145,7 +169,8 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     router: createRouter(routes, { caseSensitive: config.server.case_sensitive_paths }),
     upstreams,
     issuerKeys,
-    authenticator: createAuthenticator(credentialVerifiers(config, issuerKeys, deps)),
+    ...credentials(config, issuerKeys, apiKeys, deps),
+    apiKeys,
     access,
     limiter: {
       store: deps.limitsStores.acquire(config.limits_store),
@@ -157,16 +182,42 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   })
 }
 
-/** One verifier per kind of credential this config can check. */
-function credentialVerifiers(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, deps: CompileDeps): Map<AcceptedCredential, CredentialVerifier> {
+/**
+ * An issuer verifies JWTs with its keys, unless it introspects and names no jwks_uri: a legacy
+ * provider with opaque tokens only has no keys to load (and would show as unavailable forever).
+ */
+function verifiesJwts(issuer: IssuerConfig): boolean {
+  return issuer.introspection === undefined || issuer.jwks_uri !== undefined
+}
+
+/** One verifier per kind of credential this config can check, and the introspector among them. */
+function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, apiKeys: ApiKeyDirectory | null, deps: CompileDeps): { authenticator: Authenticator; introspection: Introspector | null } {
+  const introspecting = config.issuers.find((issuer) => issuer.introspection !== undefined)
+  const introspection = introspecting?.introspection
+    ? createIntrospector({ ...introspecting, introspection: introspecting.introspection }, { cacheEntries: config.server.token_cache_entries })
+    : null
   const tokens = createTokenVerifier({
     issuers: config.issuers,
     keys: issuerKeys,
     maxTokenBytes: config.server.max_token_bytes,
     cacheEntries: config.server.token_cache_entries,
     logger: deps.logger,
+    introspection,
   })
-  return new Map<AcceptedCredential, CredentialVerifier>([['bearer', bearerVerifier(tokens)]])
+  const verifiers = new Map<AcceptedCredential, CredentialVerifier>([['bearer', bearerVerifier(tokens)]])
+  if (apiKeys && config.api_keys) verifiers.set('api_key', apiKeyVerifier(apiKeys, config.api_keys.header))
+  return { authenticator: createAuthenticator(verifiers), introspection }
+}
+
+function corsOf(cors: CorsConfig): CorsPolicy {
+  return corsPolicy({
+    origins: cors.origins,
+    methods: cors.methods,
+    headers: cors.headers,
+    exposeHeaders: cors.expose_headers,
+    credentials: cors.credentials,
+    maxAgeSeconds: Math.floor(cors.max_age / 1000),
+  })
 }
 
 function mustParse(path: string): RoutePattern {

@@ -3,7 +3,7 @@
 // whether it matched, and the verdict. It runs the gateway's own functions (target parsing, the
 // router, ruleMismatch, statementMismatch, decide, accessDenied), so it cannot disagree with them.
 import { decodeJwt, type JWTPayload } from 'jose'
-import type { IssuerConfig } from '../config/index.ts'
+import { API_KEYS_ISSUER, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { accessDenied, describeClaimMismatch, evaluateAccess, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch } from '../access/index.ts'
 import { parseTarget } from '../http/index.ts'
@@ -74,7 +74,7 @@ export function explain(rt: Runtime, request: ExplainRequest): Explanation {
     return out
   }
 
-  const { identity, problems, described } = identityOf(rt.config.issuers, request)
+  const { identity, problems, described } = identityOf(rt.config.issuers, request, rt.config.api_keys !== undefined)
   out.identity = described
   if (!identity) {
     const problem = problems[0] ?? { code: 'missing_token' as const, detail: 'No claims or token were given: the gateway would ask for a bearer token.' }
@@ -135,7 +135,7 @@ function refuse(out: Explanation, error: GatewayError): Explanation {
   return out
 }
 
-function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest): {
+function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, apiKeys: boolean): {
   identity: Identity | null
   problems: Array<{ code: ErrorCode; detail: string }>
   described: Explanation['identity']
@@ -151,6 +151,7 @@ function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest): 
     return { identity: null, problems, described: { source, signature_checked: false, issuer: null, iss: null, sub: null, client_id: null, problems } }
   }
   let iss = typeof claims.iss === 'string' ? claims.iss : null
+  if (iss === API_KEYS_ISSUER && apiKeys) return apiKeyIdentity(claims, source, problems)
   if (iss === null && issuers.length === 1) iss = (issuers[0] as IssuerConfig).issuer // a lone issuer is implied
   const issuer = issuers.find((i) => i.issuer === iss)
   const described = { source, signature_checked: false as const, issuer: issuer?.name ?? null, iss, sub: null as string | null, client_id: null as string | null, problems }
@@ -175,6 +176,19 @@ function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest): 
   }
   described.sub = identity.sub
   described.client_id = identity.clientId
+  return { identity, problems, described }
+}
+
+/** `{"iss": "api-keys", "sub": PRINCIPAL}`: an API key's principal, as the gateway would see it. */
+function apiKeyIdentity(claims: JWTPayload, source: 'token' | 'claims', problems: Array<{ code: ErrorCode; detail: string }>): ReturnType<typeof identityOf> {
+  const clientId = typeof claims.client_id === 'string' ? claims.client_id : null
+  const described = { source, signature_checked: false as const, issuer: API_KEYS_ISSUER, iss: API_KEYS_ISSUER, sub: null as string | null, client_id: clientId, problems }
+  if (typeof claims.sub !== 'string') {
+    problems.push({ code: 'api_key_invalid', detail: 'An API key\'s claims name its principal in sub.' })
+    return { identity: null, problems, described }
+  }
+  described.sub = claims.sub
+  const identity: Identity = { issuerName: API_KEYS_ISSUER, iss: API_KEYS_ISSUER, sub: claims.sub, clientId, claims: { iss: API_KEYS_ISSUER, sub: claims.sub, client_id: clientId }, expiresAt: 0 }
   return { identity, problems, described }
 }
 

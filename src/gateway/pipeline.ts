@@ -1,5 +1,6 @@
-// One request, top to bottom: admit → match → authenticate → authorize → throttle → await the body
-// → serve, then the error answer, and in the `finally` the spans, the audit record and the metrics.
+// One request, top to bottom: admit → match → CORS (a preflight is answered here) → authenticate →
+// authorize → throttle → await the body → serve, then the error answer, and in the `finally` the
+// spans, the audit record and the metrics.
 // This is the one place that writes the request context: every stage returns what it found.
 //
 // Forward-auth (/.bouncer/auth) runs the same stages for the request a trusted proxy describes:
@@ -13,12 +14,14 @@
 import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
-import { acceptRequestId, describedRequest, inspectHeaders, parseTarget } from '../http/index.ts'
+import { acceptRequestId, describedRequest, inspectHeaders, parseTarget, type CorsPolicy, type RequestTarget } from '../http/index.ts'
+import { rawHeader } from '../identity/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { clientAddressOf, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
+import type { RouteMatch } from './router.ts'
 import type { GatewayState } from './state.ts'
 
 export async function handle(state: GatewayState, ctx: RequestContext): Promise<void> {
@@ -29,6 +32,8 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
     admit(state, rt, ctx)
     const matched = match(rt, ctx, ctx.req.url ?? '', ctx.headers?.host)
     const route = matched.forwardAuth ? matchDescribed(rt, ctx) : matched
+    // CORS is the browser's business with this gateway, never a forward-auth check's.
+    if (!matched.forwardAuth && route.cors !== null && answerCors(ctx, route.cors)) return // a preflight, answered
     if (!route.public) await authorize(state, rt, ctx, route)
     if (route.limits) {
       const throttled = throttle(rt, ctx, route.limits)
@@ -79,7 +84,7 @@ function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: st
   const target = parseTarget(requestTarget, host)
   ctx.path = target.path
   ctx.query = target.query
-  const found = rt.router.match(ctx.method, target)
+  const found = preflightMatch(rt, ctx, target) ?? rt.router.match(ctx.method, target)
   ctx.route = found.route
   ctx.params = found.params
   ctx.rest = found.rest
@@ -107,6 +112,51 @@ function matchDescribed(rt: Runtime, ctx: RequestContext): CompiledRoute {
   const described = describedRequest(ctx.req.rawHeaders, pathForm, ctx.method)
   ctx.method = described.method
   return match(rt, ctx, described.target, described.host)
+}
+
+/**
+ * A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) asks about the request
+ * a page wants to make: it belongs to the route that request would match, when that route has
+ * `cors`. Anything else is matched as the OPTIONS request it is.
+ */
+function preflightMatch(rt: Runtime, ctx: RequestContext, target: RequestTarget): RouteMatch<CompiledRoute> | null {
+  if (ctx.method !== 'OPTIONS') return null
+  const raw = ctx.req.rawHeaders
+  const method = rawHeader(raw, 'access-control-request-method')
+  if (method === undefined || rawHeader(raw, 'origin') === undefined) return null
+  try {
+    const found = rt.router.match(method, target)
+    return found.route.cors !== null ? found : null
+  } catch {
+    return null // no route takes that method here: the OPTIONS request's own 404 or 405 follows
+  }
+}
+
+/**
+ * routes[].cors, before any credential: browsers send none with a preflight, and a refusal must
+ * carry the CORS headers or the page cannot read it. True when the request was a preflight, now
+ * answered (204, or 403 cors_origin_denied thrown for an origin, method or header not listed).
+ */
+function answerCors(ctx: RequestContext, cors: CorsPolicy): boolean {
+  const { res } = ctx
+  res.setHeader('vary', 'Origin') // on every answer of the route: caches must keep origins apart
+  const raw = ctx.req.rawHeaders
+  const origin = rawHeader(raw, 'origin')
+  if (origin === undefined) return false
+  const method = ctx.method === 'OPTIONS' ? rawHeader(raw, 'access-control-request-method') : undefined
+  if (method === undefined) {
+    if (cors.allows(origin)) {
+      const headers = cors.responseHeaders(origin)
+      for (let i = 0; i < headers.length; i += 2) res.setHeader(headers[i] as string, headers[i + 1] as string)
+    }
+    return false
+  }
+  const answer = cors.preflight(origin, method, rawHeader(raw, 'access-control-request-headers'))
+  if (!answer.ok) throw new GatewayError('cors_origin_denied', { detail: answer.reason })
+  res.writeHead(204, { ...answer.headers, 'x-request-id': ctx.id })
+  res.end()
+  ctx.status = 204
+  return true
 }
 
 /** The credential's identity (401/503), its roles and the policies' decision (403). */

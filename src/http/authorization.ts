@@ -20,3 +20,16 @@ export function bearerToken(authorization: string | undefined): string | NoBeare
   const scheme = authorization.split(/\s/, 1)[0] ?? ''
   return /^bearer$/i.test(scheme) ? MALFORMED : { problem: 'other-scheme', scheme }
 }
+
+/**
+ * The gateway's own API keys (`bk_<id>_<secret>`) may come as bearer tokens too. The prefix is
+ * reserved: such a token is an API key, never an OAuth token to verify or introspect, and never
+ * sent upstream.
+ */
+export const API_KEY_PREFIX = 'bk_'
+const API_KEY_BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr][ \t]+bk_/
+
+/** `Authorization: Bearer bk_…`. Anchored and short: it reads a few bytes, however long the token. */
+export function isApiKeyBearer(authorization: string | undefined): boolean {
+  return authorization !== undefined && API_KEY_BEARER.test(authorization)
+}

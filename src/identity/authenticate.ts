@@ -5,7 +5,7 @@
 // never ask which kind it was, except to record `credential`.
 import type { Socket } from 'node:net'
 import { GatewayError } from '../errors/index.ts'
-import type { RequestHeaders } from '../http/index.ts'
+import { isApiKeyBearer, type RequestHeaders } from '../http/index.ts'
 import type { AcceptedCredential } from '../config/index.ts'
 import type { CredentialKind, Identity } from '../request/index.ts'
 
@@ -58,9 +58,31 @@ export function createAuthenticator(verifiers: ReadonlyMap<AcceptedCredential, C
       }
       // Nothing the route takes: the first accepted kind says what was missing (missing_token for bearer).
       const first = verifiers.get(accept[0] as AcceptedCredential)
-      return first ? first.authenticate(input) : Promise.reject(notConfigured(accept))
+      if (!first) return Promise.reject(notConfigured(accept))
+      const carried = carriedElsewhere(verifiers, accept, input)
+      return carried === null ? first.authenticate(input) : first.authenticate(input).catch((err: unknown) => Promise.reject(notAccepted(err, carried, accept)))
     },
   }
+}
+
+/** A kind of credential the request carries that the route does not take (an API key on a bearer-only route). */
+function carriedElsewhere(verifiers: ReadonlyMap<AcceptedCredential, CredentialVerifier>, accept: readonly AcceptedCredential[], input: CredentialInput): AcceptedCredential | null {
+  for (const [kind, verifier] of verifiers) if (!accept.includes(kind) && verifier.presentIn(input)) return kind
+  return null
+}
+
+const CREDENTIAL_NAMES: Record<AcceptedCredential, string> = {
+  bearer: 'a bearer token',
+  session: 'a session cookie',
+  api_key: 'an API key',
+  client_cert: 'a client certificate',
+}
+
+/** The missing-credential refusal, saying what the request sent instead: a clear 401, not a puzzle. */
+function notAccepted(err: unknown, carried: AcceptedCredential, accept: readonly AcceptedCredential[]): unknown {
+  if (!(err instanceof GatewayError) || err.status !== 401) return err
+  const detail = `${err.detail} The request carries ${CREDENTIAL_NAMES[carried]}, which this route does not accept (accept: ${accept.join(', ')}).`
+  return new GatewayError(err.code, { detail, headers: err.headers })
 }
 
 function notConfigured(accept: readonly AcceptedCredential[]): GatewayError {
@@ -68,14 +90,19 @@ function notConfigured(accept: readonly AcceptedCredential[]): GatewayError {
   return new GatewayError('internal_error', { detail: `No verifier is configured for ${accept.join(', ')}.` })
 }
 
-/** Bearer JWTs from the configured issuers (verify.ts): the default credential. */
+/**
+ * Bearer tokens from the configured issuers (verify.ts: JWTs, and opaque tokens by introspection):
+ * the default credential. `Authorization: Bearer bk_…` is an API key, not a bearer token: it is
+ * the api_key verifier's, and absent to this one.
+ */
 export function bearerVerifier(tokens: { verify(authorization: string | undefined, query: string): Promise<Identity> }): CredentialVerifier {
   return {
     kind: 'bearer',
     // A token in the query string counts as present, so that it is refused (400), not ignored.
-    presentIn: (input) => input.headers?.authorization !== undefined || input.query.includes('access_token='),
+    presentIn: (input) => (input.headers?.authorization !== undefined && !isApiKeyBearer(input.headers.authorization)) || input.query.includes('access_token='),
     async authenticate(input) {
-      return { identity: await tokens.verify(input.headers?.authorization, input.query), credential: 'bearer' }
+      const authorization = input.headers?.authorization
+      return { identity: await tokens.verify(isApiKeyBearer(authorization) ? undefined : authorization, input.query), credential: 'bearer' }
     },
   }
 }

@@ -5,3 +5,8 @@ export {
   bearerVerifier, createAuthenticator, rawHeader,
   type Authenticated, type Authenticator, type CredentialInput, type CredentialVerifier,
 } from './authenticate.ts'
+export { createIntrospector, type Introspector } from './introspection.ts'
+export { apiKeyVerifier } from './api-keys/verifier.ts'
+export { createApiKeyDirectoryRegistry, openApiKeyStore, type ApiKeyDirectory, type ApiKeyDirectoryRegistry } from './api-keys/directory.ts'
+export { apiKeyId, newApiKey, PRINCIPAL_NAME } from './api-keys/key.ts'
+export { ApiKeyStoreError, keyDocument, statusOf, type ApiKeyDocument, type ApiKeyRecord, type ApiKeyStatus, type ApiKeyStore } from './api-keys/store.ts'

@@ -18,6 +18,7 @@ import { bearerToken } from '../http/index.ts'
 import type { Identity } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { describeDrift, findDrift, type Drift } from './drift.ts'
+import type { Introspector } from './introspection.ts'
 import { CoolingDown, describeFetchError, type IssuerKeys } from './issuers.ts'
 import { decodeCompactJwt, MAX_JSON_DEPTH, toKeyObject, verifySignature, type IssuerKey } from './jws.ts'
 import { tokenTypeCheck, type TokenTypeCheck } from './token-types.ts'
@@ -33,6 +34,11 @@ export interface VerifierOptions {
   maxTokenBytes: number
   cacheEntries: number
   logger: Logger
+  /**
+   * The issuer that introspects (at most one): it gets every token that is not a JWT, and the JWTs
+   * naming it when it verifies none itself (no jwks_uri).
+   */
+  introspection?: Introspector | null
   now?: () => number
 }
 
@@ -50,6 +56,7 @@ interface IssuerRule {
 
 export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   const { maxTokenBytes, logger } = options
+  const introspection = options.introspection ?? null
   const now = options.now ?? Date.now
   const byIss = new Map<string, IssuerRule>()
   for (const config of options.issuers) {
@@ -79,6 +86,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     if (cached) return cached
 
     const decoded = decodeCompactJwt(token)
+    if (!decoded && introspection) return introspection.introspect(token)
     if (!decoded) {
       throw unauthorized('malformed_token', `The token is not a well-formed JWT (three base64url parts; a header and claims that are JSON objects nested at most ${MAX_JSON_DEPTH} deep).`)
     }
@@ -86,6 +94,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     const iss = claims.iss
     if (typeof iss !== 'string') throw unauthorized('claim_missing', 'The token has no iss claim, so no issuer can be chosen.')
     const rule = byIss.get(iss)
+    if (!rule && introspection?.issuer.issuer === iss) return introspection.introspect(token)
     if (!rule) throw unknownIssuer(iss)
 
     const alg = header.alg
@@ -170,7 +179,8 @@ function bearerTokenOf(authorization: string | undefined, maxTokenBytes: number)
   return token
 }
 
-function unauthorized(code: ErrorCode, detail: string): GatewayError {
+/** A 401 with RFC 6750's WWW-Authenticate naming the problem. */
+export function unauthorized(code: ErrorCode, detail: string): GatewayError {
   return new GatewayError(code, { detail, headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${headerSafe(detail)}"` } })
 }
 
@@ -222,14 +232,26 @@ function translate(err: unknown, rule: IssuerRule): GatewayError {
  * claims. `onlyRequired` checks just the required claims (for claims written by hand in explain).
  */
 export function checkClaims(claims: JWTPayload, config: IssuerConfig, nowMs: number, onlyRequired = false): void {
+  if (onlyRequired) return checkRequiredClaims(claims, config)
+  if (claims.exp === undefined) throw unauthorized('claim_missing', 'The token has no exp claim (exp is always required).')
+  checkClaimValues(claims, config, nowMs)
+}
+
+/**
+ * The claims of an introspection answer (RFC 7662 §2.2): as a JWT's, but `exp` may be absent (the
+ * provider vouches for the token's life: it said `active`).
+ */
+export function checkIntrospectedClaims(claims: JWTPayload, config: IssuerConfig, nowMs: number): void {
+  checkClaimValues(claims, config, nowMs)
+}
+
+function checkClaimValues(claims: JWTPayload, config: IssuerConfig, nowMs: number): void {
   const now = nowMs / 1000
   const tolerance = config.clock_tolerance / 1000
-  if (onlyRequired) return checkRequiredClaims(claims, config)
   const exp = numericDate(claims, 'exp')
   const nbf = numericDate(claims, 'nbf')
   const iat = numericDate(claims, 'iat')
-  if (exp === undefined) throw unauthorized('claim_missing', 'The token has no exp claim (exp is always required).')
-  if (exp <= now - tolerance) throw unauthorized('token_expired', `The token expired at ${isoTime(exp)} (clock tolerance ${tolerance}s).`)
+  if (exp !== undefined && exp <= now - tolerance) throw unauthorized('token_expired', `The token expired at ${isoTime(exp)} (clock tolerance ${tolerance}s).`)
   if (nbf !== undefined && nbf > now + tolerance) {
     throw unauthorized('token_not_yet_valid', `The token is not valid before ${isoTime(nbf)} (clock tolerance ${tolerance}s).`)
   }

@@ -3,7 +3,7 @@
 // The first start and every reload go through here, so they cannot prepare a config differently.
 import { adminAuth, type AdminAuth } from '../admin/index.ts'
 import { formatDiagnostic, type Config, type LoadedConfig } from '../config/index.ts'
-import { applyUpstreamHeaders, compileRuntime, type CompileDeps, type Runtime } from '../gateway/index.ts'
+import { applySecretValues, compileRuntime, type CompileDeps, type Runtime } from '../gateway/index.ts'
 import { openSecretsRuntime, SecretsUnavailable, type SecretsRuntime } from '../secrets/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import { createAssertionSigner, type AssertionSigner } from '../upstream/index.ts'
@@ -48,7 +48,7 @@ export function prepare(next: LoadedConfig & { config: Config }, assertions: Ass
   }
   try {
     const runtime = compileRuntime(next.config, deps.compile)
-    applyUpstreamHeaders(runtime.upstreams, secrets.resolve)
+    applySecretValues(runtime, secrets.resolve)
     return { runtime, secrets, admin: adminFor(next.config, secrets), assertions: signerFor(next.config, secrets, assertions, logger) }
   } catch (err) {
     secrets.close() // the store handle this attempt opened; the running config keeps its own

@@ -64,11 +64,12 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     return { ok: true, generation: runtime.generation, warnings }
   }
 
-  /** Old pools close once no request that started on the old runtime still needs them. */
+  /** Old pools and API key stores close once no request that started on the old runtime still needs them. */
   async function retireWhenIdle(previous: Runtime, current: Runtime): Promise<void> {
     const deadline = Date.now() + previous.config.server.shutdown_timeout
     while (previous.usage.inFlight > 0 && Date.now() < deadline) await sleep(50)
-    if (state.runtime === current) await compile.upstreams.retire(current.upstreams.values())
+    if (state.runtime !== current) return
+    await Promise.all([compile.upstreams.retire(current.upstreams.values()), compile.apiKeys.retire(current.apiKeys ? [current.apiKeys] : [])])
   }
 
   return function reload(): Promise<ReloadResult> {

@@ -2,7 +2,7 @@
 // new secret versions (a rotation elsewhere, a changed file), due scheduled rotations, and the
 // assertion key. Three tasks, each counted on its own: one that fails does not skip the others.
 import type { Config } from '../config/index.ts'
-import { applyUpstreamHeaders } from '../gateway/index.ts'
+import { applySecretValues } from '../gateway/index.ts'
 import type { BackgroundTasks } from '../telemetry/index.ts'
 import type { Live } from './live.ts'
 import { adminFor } from './prepare.ts'
@@ -16,9 +16,9 @@ export interface SecretsRefresh {
 const refreshEvery = (config: Config) => config.secrets?.refresh_interval ?? 2_000
 
 export function startSecretsRefresh(live: Live, background: BackgroundTasks): SecretsRefresh {
-  /** New secret values into the upstreams' headers and the admin token. */
+  /** New secret values into the upstreams' headers, the introspection client secret and the admin token. */
   function applySecrets(): void {
-    applyUpstreamHeaders(live.state.runtime.upstreams, live.secrets.resolve)
+    applySecretValues(live.state.runtime, live.secrets.resolve)
     live.admin = adminFor(live.state.runtime.config, live.secrets)
   }
   function refresh(): void {

@@ -35,13 +35,14 @@ export function forward(ctx: Readonly<RequestContext>, settings: ForwardSettings
   upstream.inFlight++
   return new Promise<Served>((resolve) => {
     const request: Dispatcher.DispatchOptions = { origin: target.url, path: upstreamPath(ctx, settings), method: ctx.method, headers, body }
-    new ForwardHandler(ctx, upstream, exchange, served, resolve, request, replay).send(target)
+    new ForwardHandler(ctx, settings, exchange, served, resolve, request, replay).send(target)
   })
 }
 
 class ForwardHandler implements Dispatcher.DispatchHandler {
   #ctx: Readonly<RequestContext>
   #upstream: Upstream
+  #ownsCors: boolean
   #lifecycle: Exchange['lifecycle']
   #beforeEnd: Exchange['beforeEnd']
   #served: Served
@@ -63,9 +64,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #onClientClose: () => void
   #dispatchedAt = performance.now()
 
-  constructor(ctx: Readonly<RequestContext>, upstream: Upstream, exchange: Exchange, served: Served, resolve: (served: Served) => void, request: Dispatcher.DispatchOptions, replay: Replayable | null) {
+  constructor(ctx: Readonly<RequestContext>, settings: ForwardSettings, exchange: Exchange, served: Served, resolve: (served: Served) => void, request: Dispatcher.DispatchOptions, replay: Replayable | null) {
     this.#ctx = ctx
-    this.#upstream = upstream
+    this.#upstream = settings.upstream
+    this.#ownsCors = settings.ownsCors
     this.#lifecycle = exchange.lifecycle
     this.#beforeEnd = exchange.beforeEnd
     this.#served = served
@@ -120,8 +122,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       return
     }
     if (this.#lifecycle.draining) res.shouldKeepAlive = false // tell the client to move on
-    if (this.#beforeEnd) this.#heldHead = { status: statusCode, headers: responseHeaders(headers, ctx.id) }
-    else res.writeHead(statusCode, responseHeaders(headers, ctx.id))
+    const out = responseHeaders(headers, ctx.id, this.#ownsCors)
+    if (this.#beforeEnd) this.#heldHead = { status: statusCode, headers: out }
+    else res.writeHead(statusCode, out)
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {

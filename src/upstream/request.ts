@@ -4,7 +4,7 @@
 import { Transform, type Readable } from 'node:stream'
 import type { RoutePattern } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import { canonicalSegment, foldHeaderName, type HostAllowList } from '../http/index.ts'
+import { canonicalSegment, foldHeaderName, isApiKeyBearer, type HostAllowList } from '../http/index.ts'
 import type { RequestContext, Served } from '../request/index.ts'
 import { traceparentOf } from '../telemetry/index.ts'
 import type { Upstream } from './pools.ts'
@@ -17,6 +17,13 @@ export interface ForwardSettings {
   /** server.hosts: the client Hosts X-Forwarded-Host may repeat. */
   publicHosts: HostAllowList
   maxBodyBytes: number
+  /**
+   * Request headers that are the gateway's credentials (api_keys.header), folded: never sent on,
+   * nor a look-alike (X_Api_Key) a folding upstream would read as one.
+   */
+  withheldHeaders: ReadonlySet<string>
+  /** The route's CORS is the gateway's (routes[].cors): the upstream's own CORS headers are replaced. */
+  ownsCors: boolean
 }
 
 /** The canonical path that was matched and authorized, or its rewrite, under the upstream's base path. */
@@ -42,6 +49,7 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
   const inbound = ctx.headers
   const { upstream } = settings
   const names = upstream.headerNames
+  const withheld = settings.withheldHeaders
   const out: string[] = []
   if (inbound) {
     const forward = inbound.forward
@@ -49,10 +57,14 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
       const name = forward[i] as string
       // Configured headers win: the client cannot set them, nor a look-alike (X_Api_Key) that a
       // folding upstream would read as one.
-      if (names.size > 0 && names.has(foldHeaderName(name))) continue
+      if (names.size > 0 || withheld.size > 0) {
+        const folded = foldHeaderName(name)
+        if (names.has(folded) || withheld.has(folded)) continue
+      }
       out.push(name, forward[i + 1] as string)
     }
-    if (settings.forwardAuthorization && inbound.authorization !== undefined && !names.has('authorization')) {
+    // An API key is the gateway's credential, not the upstream's: never forwarded.
+    if (settings.forwardAuthorization && inbound.authorization !== undefined && !names.has('authorization') && !isApiKeyBearer(inbound.authorization)) {
       out.push('authorization', inbound.authorization)
     }
   }

@@ -1,15 +1,28 @@
 import { HOP_BY_HOP } from '../http/index.ts'
 
-/** The upstream's response headers without the hop-by-hop ones (RFC 9110 §7.6.1), with our X-Request-Id. */
-export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string): Record<string, string | string[]> {
+/**
+ * The upstream's response headers without the hop-by-hop ones (RFC 9110 §7.6.1), with our
+ * X-Request-Id. `ownsCors`: the gateway answers CORS for this route (routes[].cors), so the
+ * upstream's Access-Control-* headers are dropped (the gateway's, set on the response already,
+ * stay) and its Vary keeps Origin, or a shared cache would hand one origin's answer to another.
+ */
+export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string, ownsCors = false): Record<string, string | string[]> {
   const connection = headers.connection
   const named = connection === undefined ? null : new Set(String(connection).toLowerCase().split(',').map((t) => t.trim()))
   const out: Record<string, string | string[]> = {}
   for (const name in headers) {
     const value = headers[name]
     if (value === undefined || HOP_BY_HOP.has(name) || (named !== null && named.has(name))) continue
+    if (ownsCors && name.startsWith('access-control-')) continue
     out[name] = value
   }
+  if (ownsCors && out.vary !== undefined) out.vary = varyWithOrigin(out.vary)
   out['x-request-id'] = requestId
   return out
+}
+
+function varyWithOrigin(vary: string | string[]): string {
+  const text = Array.isArray(vary) ? vary.join(', ') : vary
+  const fields = text.split(',').map((f) => f.trim().toLowerCase())
+  return fields.includes('origin') || fields.includes('*') ? text : `${text}, Origin`
 }

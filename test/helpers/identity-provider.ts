@@ -36,6 +36,8 @@ export interface ProviderOptions {
   signWith?: 'RS256' | 'ES256'
   clients?: ServiceAccount[]
   tokenTtlSeconds?: number
+  /** Tokens for this resource are opaque: checked at /token/introspection, revoked at /token/revocation. */
+  opaqueAudience?: string
 }
 
 export interface TestIdentityProvider {
@@ -49,8 +51,12 @@ export interface TestIdentityProvider {
   stop(): Promise<void>
   /** Starts again on the same port and issuer, with new keys (a rotation). */
   restart(keys?: SigningKey[]): Promise<void>
+  /** Revokes a token at the provider (RFC 7009), as its client. */
+  revoke(clientId: string, token: string): Promise<void>
   /** How many times the JWKS endpoint has been fetched. */
   readonly jwksFetches: number
+  /** How many introspection requests the provider has answered (RFC 7662). */
+  readonly introspections: number
 }
 
 export const AUDIENCE = 'api://bouncer'
@@ -70,6 +76,7 @@ export async function startIdentityProvider(options: ProviderOptions = {}): Prom
   let port = options.port ?? 0
   let issuer = ''
   let jwksFetches = 0
+  let introspections = 0
   // The client's own connection pool, replaced on every start: a restarted provider must not be
   // reached through a keep-alive socket of the previous one.
   let agent = new Agent()
@@ -93,10 +100,12 @@ export async function startIdentityProvider(options: ProviderOptions = {}): Prom
       audience: AUDIENCE,
       scope: 'reports:read',
       tokenTtlSeconds: options.tokenTtlSeconds ?? 600,
+      opaqueAudience: options.opaqueAudience,
     })
     const callback = provider.callback()
     server.on('request', (req, res) => {
       if (req.url === '/jwks') jwksFetches++
+      if (req.url === '/token/introspection') introspections++
       void callback(req, res)
     })
   }
@@ -124,6 +133,20 @@ export async function startIdentityProvider(options: ProviderOptions = {}): Prom
     },
     get jwksFetches() {
       return jwksFetches
+    },
+    get introspections() {
+      return introspections
+    },
+    async revoke(clientId, token) {
+      const account = clients.find((c) => c.clientId === clientId)
+      if (!account) throw new Error(`no client ${clientId}`)
+      const res = await undiciFetch(`${issuer}/token/revocation`, {
+        method: 'POST',
+        dispatcher: agent,
+        headers: { authorization: `Basic ${Buffer.from(`${clientId}:${account.secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token, token_type_hint: 'access_token' }).toString(),
+      })
+      if (res.status !== 200) throw new Error(`revocation answered ${res.status}: ${await res.text()}`)
     },
     async token(clientId, tokenOptions = {}) {
       const account = clients.find((c) => c.clientId === clientId)

@@ -12,6 +12,7 @@ import { adminRoutes } from '../../src/admin/api.ts'
 import { ADMIN_PROBES } from '../../src/admin/server.ts'
 import { startTestGateway, allowAnyCaller, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { runCli } from '../helpers/cli.ts'
 import { schemaErrors, type Schema } from '../helpers/json-schema.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred, waitFor } from '../helpers/wait.ts'
@@ -45,6 +46,7 @@ function config(issuer: string) {
     ],
     limits: [{ name: 'per-ip', key: 'ip', rate: '100/s' }],
     secrets: { store: { type: 'env', prefix: 'OPENAPI_TEST_SECRET_' } },
+    api_keys: { store: { type: 'sqlite', path: join(auditDir, 'keys.db') } },
   }
 }
 
@@ -139,8 +141,9 @@ describe('the OpenAPI document', () => {
 
   it('describes what every operation answers', async () => {
     const called = new Set<string>()
-    const check = async (method: string, path: string, options: { headers?: Record<string, string>; body?: string; query?: string } = {}) => {
-      const answer = await call(gateway.adminUrl, method, `${path}${options.query ?? ''}`, options)
+    const check = async (method: string, path: string, options: { headers?: Record<string, string>; body?: string; query?: string; params?: Record<string, string> } = {}) => {
+      const actual = path.replace(/\{(\w+)\}/g, (text, name: string) => options.params?.[name] ?? text)
+      const answer = await call(gateway.adminUrl, method, `${actual}${options.query ?? ''}`, options)
       expectDocumented(path, method, answer)
       called.add(`${method} ${path} ${answer.status}`)
       return answer
@@ -177,6 +180,12 @@ describe('the OpenAPI document', () => {
     await expect.poll(async () => (await call(gateway.adminUrl, 'get', '/api/audit/head', { headers: AUTH })).status, { timeout: 20_000 }).toBe(200)
     expect(JSON.parse((await check('get', '/api/audit/head', { headers: AUTH })).body)).toMatchObject({ key: { crv: 'Ed25519' } })
 
+    const created = await runCli(['keys', 'create', '--config', gateway.file, '--principal', 'looker-studio', '--description', 'Looker Studio'])
+    const id = created.stdout.trim().slice(3, 19)
+    expect(JSON.parse((await check('get', '/api/keys', { headers: AUTH })).body)).toMatchObject([{ id, principal: 'looker-studio', status: 'active' }])
+    expect(JSON.parse((await check('delete', '/api/keys/{id}', { headers: AUTH, params: { id } })).body)).toMatchObject({ id, status: 'revoked' })
+    expect((await check('delete', '/api/keys/{id}', { headers: AUTH, params: { id: 'fedcba9876543210' } })).status).toBe(404)
+
     expect((await check('post', '/api/reload', { headers: AUTH })).status).toBe(200)
     const good = await readFile(gateway.file, 'utf8')
     await writeFile(gateway.file, `${good}\nnot_a_key: true\n`)
@@ -207,6 +216,9 @@ describe('the OpenAPI document', () => {
       const noHead = await call(loading.adminUrl, 'get', '/api/audit/head', { headers: AUTH })
       expectDocumented('/api/audit/head', 'get', noHead)
       called.add(`get /api/audit/head ${noHead.status}`)
+      const noKeys = await call(loading.adminUrl, 'get', '/api/keys', { headers: AUTH })
+      expectDocumented('/api/keys', 'get', noKeys)
+      called.add(`get /api/keys ${noKeys.status}`)
     } finally {
       jwksHeld.resolve()
       await loading.close()

@@ -1,0 +1,73 @@
+// Checks about how callers get in (SPEC "Callers, added"): API keys, token introspection and CORS.
+// Errors for settings that cannot work or would open a hole; warnings for ones that do nothing.
+import { isManagedVariant, MANAGED_REQUEST_HEADERS } from '../http/index.ts'
+import type { Finding } from './diagnostics.ts'
+import { API_KEYS_ISSUER, type Config } from './schema.ts'
+
+export function callerFindings(config: Config): Finding[] {
+  return [...apiKeyFindings(config), ...introspectionFindings(config), ...corsFindings(config)]
+}
+
+function apiKeyFindings(config: Config): Finding[] {
+  const findings: Finding[] = []
+  config.issuers.forEach((issuer, i) => {
+    if (issuer.name === API_KEYS_ISSUER) {
+      findings.push({ severity: 'error', path: ['issuers', i, 'name'], message: `the issuer name "${API_KEYS_ISSUER}" is reserved: trust rules name the gateway's API keys with it` })
+    }
+  })
+  const header = config.api_keys?.header.toLowerCase()
+  if (header !== undefined && (MANAGED_REQUEST_HEADERS.has(header) || isManagedVariant(header))) {
+    const hint = header === 'authorization' ? ': Authorization: Bearer bk_… is accepted anyway' : ''
+    findings.push({ severity: 'error', path: ['api_keys', 'header'], message: `the gateway manages ${header} itself; it cannot carry API keys${hint}` })
+  }
+  return findings
+}
+
+function introspectionFindings(config: Config): Finding[] {
+  const findings: Finding[] = []
+  let first: number | undefined
+  config.issuers.forEach((issuer, i) => {
+    if (!issuer.introspection) return
+    const url = new URL(issuer.introspection.url)
+    if (url.username || url.password) {
+      findings.push({ severity: 'error', path: ['issuers', i, 'introspection', 'url'], message: 'put the client credentials in client_id and client_secret, not in the URL' })
+    }
+    // An opaque token does not say who issued it: it goes to the one issuer that introspects. Sending
+    // it to a second provider as well would hand that provider another's credential.
+    if (first !== undefined) {
+      findings.push({
+        severity: 'error',
+        path: ['issuers', i, 'introspection'],
+        message: `issuers[${first}] introspects already: an opaque token names no issuer, so one issuer may introspect (a token is never sent to a provider that did not issue it)`,
+        atKey: true,
+      })
+    }
+    first ??= i
+  })
+  return findings
+}
+
+function corsFindings(config: Config): Finding[] {
+  const findings: Finding[] = []
+  config.routes.forEach((route, i) => {
+    const cors = route.cors
+    if (!cors) return
+    if (cors.credentials && cors.origins.includes('*')) {
+      findings.push({
+        severity: 'error',
+        path: ['routes', i, 'cors', 'credentials'],
+        message: 'credentials: true with origins ["*"] would let every web page send its visitors\' cookies here and read the answer: list the origins',
+      })
+    }
+    const anyMethod = route.methods.includes('*')
+    cors.methods.forEach((method, j) => {
+      if (!anyMethod && !route.methods.includes(method)) {
+        findings.push({ severity: 'warning', path: ['routes', i, 'cors', 'methods', j], message: `route "${route.id}" does not take ${method}: a preflight for it gets 405 before CORS applies` })
+      }
+    })
+    if (route.public && cors.headers.some((h) => h.toLowerCase() === 'authorization')) {
+      findings.push({ severity: 'warning', path: ['routes', i, 'cors', 'headers'], message: `route "${route.id}" is public: it reads no Authorization header` })
+    }
+  })
+  return findings
+}

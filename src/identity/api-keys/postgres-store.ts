@@ -1,0 +1,140 @@
+// API keys in PostgreSQL, for several gateway instances: each reads a key by its id (the primary
+// key), so a revocation written by any of them, or by `bouncer keys`, is seen by all at their next
+// read. The schema is created on first use (serialized by an advisory lock, as the audit sink does).
+import { createRequire } from 'node:module'
+import type pg from 'pg'
+import { ApiKeyStoreError, type ApiKeyRecord, type ApiKeyStore } from './store.ts'
+
+/** pg, loaded on first use: a gateway without a PostgreSQL store does not pay for it. */
+const loadPg = (): typeof pg => createRequire(import.meta.url)('pg') as typeof pg
+
+const COLUMNS = 'id, principal, description, hash, created_at, expires_at, revoked_at, last_used_at'
+
+interface Row {
+  id: string
+  principal: string
+  description: string | null
+  hash: string
+  created_at: string
+  expires_at: string | null
+  revoked_at: string | null
+  last_used_at: string | null
+}
+
+export interface PostgresKeyStoreOptions {
+  url: string
+  schema: string
+  /** Connections: lookups are one short query each. */
+  maxConnections?: number
+  /** How long a query may take before the store counts as unavailable. */
+  timeoutMs?: number
+}
+
+export function openPostgresKeyStore(options: PostgresKeyStoreOptions): ApiKeyStore {
+  const { schema } = options
+  const table = `${schema}.api_keys`
+  const pool = new (loadPg().Pool)({
+    connectionString: options.url,
+    max: options.maxConnections ?? 4,
+    connectionTimeoutMillis: options.timeoutMs ?? 5_000,
+    query_timeout: options.timeoutMs ?? 5_000,
+  })
+  pool.on('error', () => {}) // an idle client lost with the server: the next query fails and says so
+  const location = `${databaseOf(options.url)}, schema ${schema}`
+  let ready: Promise<void> | null = null
+
+  /** The table, created once; a failed attempt (the server away) is tried again by the next query. */
+  function migrated(): Promise<void> {
+    ready ??= migrate(pool, schema).catch((err: unknown) => {
+      ready = null
+      throw err
+    })
+    return ready
+  }
+
+  async function query(text: string, values: unknown[]): Promise<Row[]> {
+    try {
+      await migrated()
+      return (await pool.query(text, values)).rows as Row[]
+    } catch (err) {
+      throw new ApiKeyStoreError(`the API key store (PostgreSQL ${location}) cannot be read: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  return {
+    kind: 'postgres',
+    location,
+    async find(id) {
+      const [row] = await query(`SELECT ${COLUMNS} FROM ${table} WHERE id = $1`, [id])
+      return row && fromRow(row)
+    },
+    async insert(record) {
+      await query(`INSERT INTO ${table} (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, [
+        record.id, record.principal, record.description, record.hash, record.createdAt, record.expiresAt, record.revokedAt, record.lastUsedAt,
+      ])
+    },
+    async list() {
+      return (await query(`SELECT ${COLUMNS} FROM ${table} ORDER BY created_at DESC, id`, [])).map(fromRow)
+    },
+    async revoke(id, at) {
+      const [row] = await query(`UPDATE ${table} SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING ${COLUMNS}`, [at, id])
+      return row && fromRow(row)
+    },
+    async recordUse(uses) {
+      if (uses.size === 0) return
+      // One statement for the batch; GREATEST: another instance may have written a later time.
+      await query(
+        `UPDATE ${table} AS k SET last_used_at = GREATEST(COALESCE(k.last_used_at, 0), u.at)
+         FROM unnest($1::text[], $2::bigint[]) AS u(id, at) WHERE k.id = u.id`,
+        [[...uses.keys()], [...uses.values()]],
+      )
+    },
+    async close() {
+      await pool.end()
+    },
+  }
+}
+
+async function migrate(pool: pg.Pool, schema: string): Promise<void> {
+  const client = await pool.connect()
+  const lock = `bouncer-api-keys:${schema}`
+  try {
+    await client.query('SELECT pg_advisory_lock(hashtext($1))', [lock])
+    try {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`)
+      await client.query(`CREATE TABLE IF NOT EXISTS ${schema}.api_keys (
+        id TEXT PRIMARY KEY, principal TEXT NOT NULL, description TEXT, hash TEXT NOT NULL,
+        created_at BIGINT NOT NULL, expires_at BIGINT, revoked_at BIGINT, last_used_at BIGINT
+      )`)
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lock])
+    }
+  } finally {
+    client.release()
+  }
+}
+
+/** pg returns BIGINT as text. */
+function fromRow(row: Row): ApiKeyRecord {
+  const time = (value: string | null) => (value === null ? null : Number(value))
+  return {
+    id: row.id,
+    principal: row.principal,
+    description: row.description,
+    hash: row.hash,
+    createdAt: Number(row.created_at),
+    expiresAt: time(row.expires_at),
+    revokedAt: time(row.revoked_at),
+    lastUsedAt: time(row.last_used_at),
+  }
+}
+
+/** `host:port/database` of a URL, for messages: never its user or password. */
+function databaseOf(url: string): string {
+  try {
+    const parsed = new URL(url)
+    return `${parsed.host}${parsed.pathname}`
+  } catch {
+    return 'the configured database'
+  }
+}

@@ -1,0 +1,100 @@
+// API keys in a SQLite file (node:sqlite, WAL). Several gateways on one host may share the file:
+// WAL lets them read while `bouncer keys` or another instance writes, and busy_timeout makes a
+// writer wait for the lock instead of failing.
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { ApiKeyStoreError, type ApiKeyRecord, type ApiKeyStore } from './store.ts'
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY, principal TEXT NOT NULL, description TEXT, hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL, expires_at INTEGER, revoked_at INTEGER, last_used_at INTEGER
+  );
+`
+
+interface Row {
+  id: string
+  principal: string
+  description: string | null
+  hash: string
+  created_at: number
+  expires_at: number | null
+  revoked_at: number | null
+  last_used_at: number | null
+}
+
+const COLUMNS = 'id, principal, description, hash, created_at, expires_at, revoked_at, last_used_at'
+
+export function openSqliteKeyStore(path: string): ApiKeyStore {
+  let db: DatabaseSync
+  try {
+    mkdirSync(dirname(path), { recursive: true })
+    db = new DatabaseSync(path)
+  } catch (err) {
+    throw new ApiKeyStoreError(`cannot open the API key store ${path}: ${(err as Error).message}`, { cause: err })
+  }
+  try {
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')
+    db.exec(SCHEMA)
+  } catch (err) {
+    db.close() // a file that is not a store: a failed reload must not leak the handle
+    throw new ApiKeyStoreError(`${path} is not an API key store: ${(err as Error).message}`, { cause: err })
+  }
+  const byId = db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE id = ?`)
+  const all = db.prepare(`SELECT ${COLUMNS} FROM api_keys ORDER BY created_at DESC, id`)
+  const insert = db.prepare(`INSERT INTO api_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+  const revoke = db.prepare('UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?')
+  const used = db.prepare('UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?')
+
+  const find = (id: string) => {
+    const row = byId.get(id) as Row | undefined
+    return row && fromRow(row)
+  }
+
+  return {
+    kind: 'sqlite',
+    location: path,
+    async find(id) {
+      return find(id)
+    },
+    async insert(record) {
+      insert.run(record.id, record.principal, record.description, record.hash, record.createdAt, record.expiresAt, record.revokedAt, record.lastUsedAt)
+    },
+    async list() {
+      return (all.all() as unknown as Row[]).map(fromRow)
+    },
+    async revoke(id, at) {
+      revoke.run(at, id)
+      return find(id)
+    },
+    async recordUse(uses) {
+      if (uses.size === 0) return
+      // One transaction for the batch: one fsync, one lock, whatever the number of keys.
+      db.exec('BEGIN IMMEDIATE')
+      try {
+        for (const [id, at] of uses) used.run(at, id)
+        db.exec('COMMIT')
+      } catch (err) {
+        db.exec('ROLLBACK')
+        throw err
+      }
+    },
+    async close() {
+      if (db.isOpen) db.close()
+    },
+  }
+}
+
+function fromRow(row: Row): ApiKeyRecord {
+  return {
+    id: row.id,
+    principal: row.principal,
+    description: row.description,
+    hash: row.hash,
+    createdAt: Number(row.created_at),
+    expiresAt: row.expires_at === null ? null : Number(row.expires_at),
+    revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
+    lastUsedAt: row.last_used_at === null ? null : Number(row.last_used_at),
+  }
+}

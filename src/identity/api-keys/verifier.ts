@@ -1,0 +1,84 @@
+// The api_key credential: a key in the configured header (X-API-Key by default) or as
+// `Authorization: Bearer bk_…`, for tools that can send nothing else (BI connectors, spreadsheets,
+// webhooks). Its identity is the key's principal under the issuer `api-keys`, so trust rules,
+// policies, limits and the audit record treat it like any other caller; the record's client_id is
+// the key's id, so the log says which key was used.
+//
+// Per request, with the record cached: one scan of the raw headers, one regex on the key, an LRU
+// hit, SHA-256 of the secret and a constant-time compare, and a Map write for the last-used time.
+// Measured (bench/identity.ts): 2.7 µs against 2.0 µs for a cached JWT; SHA-256 is most of the
+// difference (1.7% of the bouncer-api-key case's CPU profile).
+import { GatewayError, type ErrorCode } from '../../errors/index.ts'
+import { bearerToken, isApiKeyBearer } from '../../http/index.ts'
+import type { CredentialInput, CredentialVerifier } from '../authenticate.ts'
+import type { ApiKeyDirectory } from './directory.ts'
+import { parseApiKey, secretMatches } from './key.ts'
+
+export function apiKeyVerifier(directory: ApiKeyDirectory, header: string, now: () => number = Date.now): CredentialVerifier {
+  const name = header.toLowerCase()
+  return {
+    kind: 'api_key',
+    presentIn: (input) => keyHeader(input.rawHeaders, name).count > 0 || isApiKeyBearer(input.headers?.authorization),
+    async authenticate(input) {
+      const presented = presentedKey(input, name, header)
+      const parsed = parseApiKey(presented)
+      if (!parsed) throw refusal('api_key_invalid', 'The API key is not of the form bk_<id>_<secret>.')
+      const at = now()
+      let known
+      try {
+        const found = directory.lookup(parsed.id, at)
+        known = found instanceof Promise ? await found : found
+      } catch (err) {
+        throw new GatewayError('identity_provider_unavailable', {
+          detail: `The API key store cannot be read: API keys cannot be checked right now.`,
+          headers: { 'retry-after': '1' },
+          cause: err,
+        })
+      }
+      // One answer for an unknown id and a wrong secret. Ids are no secret (listed, and logged as
+      // client_id); the secret is, and it is only ever compared through its hash, in constant time.
+      if (known === undefined || !secretMatches(parsed.secret, known.hash)) throw refusal('api_key_invalid', 'The API key is not valid.')
+      const { record } = known
+      if (record.revokedAt !== null) throw refusal('api_key_revoked', `The API key ${record.id} was revoked at ${new Date(record.revokedAt).toISOString()}.`)
+      if (record.expiresAt !== null && record.expiresAt <= at) {
+        throw refusal('api_key_invalid', `The API key ${record.id} expired at ${new Date(record.expiresAt).toISOString()}.`)
+      }
+      directory.used(record.id, at)
+      return { identity: known.identity, credential: 'api_key' }
+    },
+  }
+}
+
+/** The one key the request carries; two (two headers, or a header and a bearer key) are ambiguous. */
+function presentedKey(input: CredentialInput, name: string, header: string): string {
+  const { count, value } = keyHeader(input.rawHeaders, name)
+  const authorization = input.headers?.authorization
+  const bearer = isApiKeyBearer(authorization) ? bearerToken(authorization) : undefined
+  if (count > 1) throw new GatewayError('bad_request', { detail: `The request carries ${count} ${header} headers: send one API key.` })
+  if (count === 1 && bearer !== undefined) {
+    throw new GatewayError('bad_request', { detail: `The request carries an API key in both ${header} and Authorization: send one.` })
+  }
+  if (count === 1) return value
+  if (typeof bearer === 'string') return bearer
+  if (bearer !== undefined) throw refusal('api_key_invalid', 'The Authorization header is not "Bearer <API key>".')
+  throw new GatewayError('missing_token', {
+    detail: `This route needs an API key (${header}: bk_…, or Authorization: Bearer bk_…).`,
+    headers: { 'www-authenticate': 'Bearer' },
+  })
+}
+
+/** How many times the key header is there (more than once is ambiguous), and its first value. */
+function keyHeader(raw: readonly string[], name: string): { count: number; value: string } {
+  let count = 0
+  let value = ''
+  for (let i = 0; i < raw.length; i += 2) {
+    const candidate = raw[i] as string
+    if (candidate.length !== name.length || candidate.toLowerCase() !== name) continue
+    if (count++ === 0) value = (raw[i + 1] as string).trim()
+  }
+  return { count, value }
+}
+
+function refusal(code: ErrorCode, detail: string): GatewayError {
+  return new GatewayError(code, { detail, headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${detail.replace(/["\\]/g, "'")}"` } })
+}

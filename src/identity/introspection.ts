@@ -1,0 +1,139 @@
+// Opaque access tokens (RFC 7662): a token that is not a JWT cannot be checked locally, so the
+// issuer with `introspection` is asked whether it is active, with the gateway's own client
+// credentials (client_secret_basic, RFC 6749 §2.3.1).
+//
+// - An active answer is cached for at most `introspection.cache`, and never past the token's
+//   `exp`: a revocation at the provider is seen within the cache time, an expiry at once. The
+//   cache time counts from when the question was sent, so an answer that arrives late is not
+//   trusted longer than one that came at once.
+// - `active: false` (revoked, expired, or unknown to the provider) is 401 token_revoked.
+// - One question in flight per token: a burst of requests with one token (a dashboard's tiles)
+//   waits for one answer, so the provider sees one introspection, not a flood.
+// - The provider unreachable, slow or answering nonsense is 503 identity_provider_unavailable:
+//   never a token let through, nor a caller told its valid token is bad.
+// - The answer's claims meet the issuer's rules as a JWT's would (audiences, required claims,
+//   times with the clock tolerance); a `token_type` other than Bearer (a refresh token) is refused.
+import { request } from 'undici'
+import type { JWTPayload } from 'jose'
+import { createLru } from '../collections/index.ts'
+import type { IntrospectionConfig, IssuerConfig } from '../config/index.ts'
+import { GatewayError, truncateClientValue } from '../errors/index.ts'
+import type { Identity } from '../request/index.ts'
+import { checkIntrospectedClaims, identityFromClaims, unauthorized } from './verify.ts'
+
+/** An answer larger than this is not an introspection answer. */
+const MAX_ANSWER_BYTES = 65_536
+
+export interface Introspector {
+  /** The issuer that introspects. */
+  readonly issuer: IssuerConfig & { introspection: IntrospectionConfig }
+  /**
+   * `introspection.client_secret` with its `${secret:}` references resolved: set once the config is
+   * compiled, and again whenever the secrets store has a new value.
+   */
+  clientSecret: string
+  introspect(token: string): Promise<Identity>
+}
+
+export interface IntrospectorOptions {
+  cacheEntries: number
+  now?: () => number
+}
+
+export function createIntrospector(issuer: IssuerConfig & { introspection: IntrospectionConfig }, options: IntrospectorOptions): Introspector {
+  const settings = issuer.introspection
+  const now = options.now ?? Date.now
+  const cache = createLru<Identity>(settings.cache > 0 ? options.cacheEntries : 0)
+  const asking = new Map<string, Promise<Identity>>()
+
+  const introspector: Introspector = {
+    issuer,
+    clientSecret: settings.client_secret,
+    introspect(token) {
+      const at = now()
+      const cached = cache.get(token, at)
+      if (cached) return Promise.resolve(cached)
+      let answer = asking.get(token)
+      if (answer === undefined) {
+        answer = ask(token, at).finally(() => asking.delete(token))
+        asking.set(token, answer)
+      }
+      return answer
+    },
+  }
+
+  async function ask(token: string, askedAt: number): Promise<Identity> {
+    const claims = await answerFor(token)
+    if (claims.active !== true) {
+      throw unauthorized('token_revoked', `Issuer "${issuer.name}" says the token is not active: it was revoked, it expired, or the issuer does not know it.`)
+    }
+    if (typeof claims.iss === 'string' && claims.iss !== issuer.issuer) {
+      throw unauthorized('issuer_unknown', `The introspection answer names iss "${truncateClientValue(claims.iss)}", not issuer "${issuer.name}"'s ${issuer.issuer}.`)
+    }
+    const type = claims.token_type
+    if (type !== undefined && (typeof type !== 'string' || type.toLowerCase() !== 'bearer')) {
+      throw unauthorized('malformed_token', `The token is a ${truncateClientValue(String(type), 64)} token, not a bearer access token.`)
+    }
+    const checkedAt = now()
+    checkIntrospectedClaims(claims, issuer, checkedAt)
+    const identity = identityFromClaims(issuer, claims)
+    const until = typeof claims.exp === 'number' ? Math.min(askedAt + settings.cache, claims.exp * 1000) : askedAt + settings.cache
+    if (until > checkedAt) cache.set(token, identity, until)
+    return identity
+  }
+
+  /** The provider's answer, or 503: unreachable, an HTTP error, or not an RFC 7662 answer. */
+  async function answerFor(token: string): Promise<JWTPayload & { active?: unknown; token_type?: unknown }> {
+    const unavailable = (why: string, cause?: unknown) => new GatewayError('identity_provider_unavailable', {
+      detail: `Issuer "${issuer.name}"'s introspection endpoint ${why}: the token cannot be checked right now.`,
+      headers: { 'retry-after': '5' },
+      cause,
+    })
+    let res
+    try {
+      res = await request(settings.url, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${formEncode(settings.client_id)}:${formEncode(introspector.clientSecret)}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+          accept: 'application/json',
+        },
+        body: new URLSearchParams({ token, token_type_hint: 'access_token' }).toString(),
+        headersTimeout: settings.timeout,
+        bodyTimeout: settings.timeout,
+      })
+    } catch (err) {
+      throw unavailable(`cannot be reached (${(err as Error).message})`, err)
+    }
+    if (res.statusCode !== 200) {
+      await res.body.dump()
+      const hint = res.statusCode === 401 || res.statusCode === 403 ? ': check introspection.client_id and client_secret' : ''
+      throw unavailable(`answered HTTP ${res.statusCode}${hint}`)
+    }
+    let text = ''
+    for await (const chunk of res.body) {
+      text += (chunk as Buffer).toString('utf8')
+      if (text.length > MAX_ANSWER_BYTES) {
+        res.body.destroy()
+        throw unavailable(`answered more than ${MAX_ANSWER_BYTES} bytes`)
+      }
+    }
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch (err) {
+      throw unavailable('answered something that is not JSON', err)
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || typeof (parsed as { active?: unknown }).active !== 'boolean') {
+      throw unavailable('answered without a boolean "active" (RFC 7662 §2.2)')
+    }
+    return parsed as JWTPayload & { active: boolean }
+  }
+
+  return introspector
+}
+
+/** RFC 6749 §2.3.1: the client id and secret are form-urlencoded before they are joined. */
+function formEncode(value: string): string {
+  return new URLSearchParams({ v: value }).toString().slice(2)
+}
