@@ -15,7 +15,8 @@ export function resolveFilePaths(config: Config, baseDir: string): Config {
     spill_dir: path(config.audit.spill_dir),
   }
   const secrets = config.secrets && { ...config.secrets, store: storeWithPaths(config.secrets.store, path) }
-  return { ...config, audit, secrets }
+  const functions = config.functions.map((fn) => ({ ...fn, module: path(fn.module) }))
+  return { ...config, audit, secrets, functions }
 }
 
 type SecretsStore = NonNullable<Config['secrets']>['store']

@@ -64,11 +64,11 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     return { ok: true, generation: runtime.generation, warnings }
   }
 
-  /** Old pools close once no request that started on the old runtime still needs them. */
+  /** Old pools (a function's workers too) close once no request that started on the old runtime still needs them. */
   async function retireWhenIdle(previous: Runtime, current: Runtime): Promise<void> {
     const deadline = Date.now() + previous.config.server.shutdown_timeout
     while (previous.usage.inFlight > 0 && Date.now() < deadline) await sleep(50)
-    if (state.runtime === current) await compile.upstreams.retire(current.upstreams.values())
+    if (state.runtime === current) await Promise.all([compile.upstreams.retire(current.upstreams.values()), compile.functions.retire(current.functions.values())])
   }
 
   return function reload(): Promise<ReloadResult> {

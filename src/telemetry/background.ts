@@ -15,6 +15,7 @@ export const BACKGROUND_TASKS = {
   issuer_keys: 'cached keys, if any, keep serving; retrying',
   audit_worker: 'a new worker takes over the queue',
   runtime_retirement: 'the old runtime is closed at shutdown instead',
+  function_worker: 'a new worker takes its place',
   // Not tasks: what `bouncer serve` catches at the process level (see src/cli/serve.ts).
   unhandled_rejection: 'the gateway keeps serving',
   uncaught_exception: 'draining, then exiting 1',
