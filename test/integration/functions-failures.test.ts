@@ -8,7 +8,7 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitForText } from '../helpers/wait.ts'
+import { metricValue, waitForMetric, waitForText } from '../helpers/wait.ts'
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/functions/', import.meta.url))
 
@@ -25,12 +25,14 @@ beforeAll(async () => {
       // A long timeout: the memory limit, not the clock, must stop it, however slow the machine.
       { name: 'hog', module: join(FIXTURES, 'misbehave.js'), timeout: '60s', memory: '64MB', concurrency: 1 },
       { name: 'echo', module: join(FIXTURES, 'echo.ts'), concurrency: 1 },
+      { name: 'late', module: join(FIXTURES, 'late-throw.js'), concurrency: 1 },
     ],
     routes: [
       { id: 'throw', path: '/throw', function: 'thrower', public: true },
       { id: 'looper', path: '/looper', function: 'looper', public: true },
       { id: 'hog', path: '/hog', function: 'hog', public: true },
       { id: 'echo', path: '/echo', function: 'echo', public: true },
+      { id: 'late', path: '/late', function: 'late', public: true },
       { id: 'api', path: '/api/*', upstream: 'api', public: true },
     ],
   })
@@ -91,5 +93,14 @@ describe('a function that fails', () => {
     expect(logLines().some((l) => l.request_id === 'fn-hog-1' && String(l.msg).includes('ran out of memory'))).toBe(true)
     await othersAnswer('after-hog')
     expect(await call('/hog', 'fn-hog-2')).toEqual({ status: 200, body: { ok: true, mode: 'none' } })
+  })
+
+  it('a worker that dies between invocations is a background failure; the next call starts a new one', async () => {
+    const series = 'bouncer_background_failures_total{task="function_worker"}'
+    expect(await metricValue(gw.adminUrl, series)).toBe(0)
+    expect(await call('/late?late=throw', 'fn-late-1')).toEqual({ status: 200, body: { answered: true } })
+    await waitForMetric(gw.adminUrl, series, 1)
+    expect(logLines().some((l) => l.task === 'function_worker' && l.function === 'late' && String((l.err as { message?: string })?.message).includes('a timer failed after the answer'))).toBe(true)
+    expect(await call('/late', 'fn-late-2')).toEqual({ status: 200, body: { answered: true } })
   })
 })
