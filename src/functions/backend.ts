@@ -32,7 +32,7 @@ async function invoke(ctx: Readonly<RequestContext>, settings: FunctionRouteSett
   served.bytesIn = body?.length ?? 0
   const slot = pool.take()
   if (slot === null) throw saturated(pool)
-  const event = payloadV2Event(ctx, settings, body)
+  const event = JSON.stringify(payloadV2Event(ctx, settings, body))
   const started = performance.now()
   let response: FunctionResponse
   try {

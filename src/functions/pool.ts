@@ -27,7 +27,7 @@ export interface FunctionPool {
   /** A free worker for one invocation; null when all `concurrency` are busy. */
   take(): PoolSlot | null
   /** Runs the handler on a taken worker. Rejects only with a GatewayError (function_error, function_timeout). */
-  run(slot: PoolSlot, event: unknown, requestId: string): Promise<FunctionResponse>
+  run(slot: PoolSlot, event: string, requestId: string): Promise<FunctionResponse>
   /** Gives back a worker that was taken but not run (the request body never came). */
   giveBack(slot: PoolSlot): void
   /** Lets the invocations in flight finish (each bounded by the timeout), then terminates every worker. */

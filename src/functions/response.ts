@@ -29,12 +29,24 @@ export function httpResponseOf(result: unknown): ResponseResult {
   if (json === undefined) json = 'null' // a function or a symbol: JSON has no such value
   if (typeof result === 'string') return inferred(result)
   if (typeof result !== 'object' || result === null) return inferred(json)
+  if (isPlainObject(result)) {
+    // The common case, without parsing the JSON back: a plain object reads the same either way.
+    // Whatever it would not accept as it is goes the exact way below.
+    if (!('statusCode' in result)) return inferred(json)
+    const taken = structured(result)
+    if (taken.ok) return taken
+  }
   // The JSON round trip is what API Gateway reads (toJSON applied, undefined members gone).
   const value: unknown = JSON.parse(json)
   if (typeof value === 'object' && value !== null && !Array.isArray(value) && 'statusCode' in value) {
     return structured(value as Record<string, unknown>)
   }
   return inferred(json)
+}
+
+function isPlainObject(value: object): value is Record<string, unknown> {
+  const proto: unknown = Object.getPrototypeOf(value)
+  return (proto === Object.prototype || proto === null) && typeof (value as { toJSON?: unknown }).toJSON !== 'function'
 }
 
 function inferred(body: string): ResponseResult {

@@ -78,9 +78,10 @@ function call(handler: Handler, invoke: Invoke): Promise<unknown> {
     callbackWaitsForEmptyEventLoop: true,
     getRemainingTimeInMillis: () => Math.max(0, invoke.deadline - Date.now()),
   }
-  if (handler.length < 3) return Promise.resolve(handler(invoke.event, context))
+  const event: unknown = JSON.parse(invoke.event)
+  if (handler.length < 3) return Promise.resolve(handler(event, context))
   return new Promise((resolve, reject) => {
-    const returned = handler(invoke.event, context, (err, result) => (err === null || err === undefined ? resolve(result) : reject(err)))
+    const returned = handler(event, context, (err, result) => (err === null || err === undefined ? resolve(result) : reject(err)))
     if (returned instanceof Promise) returned.then(resolve, reject)
   })
 }
