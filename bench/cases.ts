@@ -35,6 +35,8 @@ export interface RunningCase {
   tokensFile?: string
   /** The process whose CPU per request is reported. */
   measured: Started
+  /** Connections for this case when it cannot take --connections (a function's pool refuses beyond its concurrency). */
+  connections?: number
   stop(): Promise<void>
 }
 
@@ -218,6 +220,42 @@ export const fastifyProxy: BenchCase = {
   },
 }
 
+/**
+ * Functions: one echo handler invoked through the gateway (a public route, a pool of worker threads)
+ * and the same handler behind a plain node:http server. Both get as many connections as the pool
+ * has workers: beyond that the gateway would refuse with 503, as it is meant to.
+ */
+const FUNCTION_CONCURRENCY = 8
+
+function functionCase(spread: boolean): BenchCase {
+  return {
+    id: spread ? 'function-echo-spread' : 'function-echo',
+    group: 'main',
+    title: spread ? 'function: echo handler through Bouncer, its workers on the other core' : 'function: echo handler through Bouncer (worker pool), all on one core',
+    async start() {
+      const gateway = await startBouncer({
+        audit: { sinks: [] },
+        functions: [{ name: 'echo', module: join(ROOT, 'bench/functions/echo.ts'), concurrency: FUNCTION_CONCURRENCY }],
+        routes: [{ id: 'echo', path: '/*', function: 'echo', public: true }],
+      })
+      // As on any multi-core host: the handler's threads (Node names them WorkerThread; this case
+      // has no audit worker) run beside the request thread, not in turn with it.
+      if (spread && LOAD_CORE !== null) await waitForThread(gateway.child.pid as number, 'WorkerThread', LOAD_CORE)
+      return { url: `${gateway.url}/`, measured: gateway, connections: FUNCTION_CONCURRENCY, stop: () => gateway.stop() }
+    },
+  }
+}
+
+export const functionPlain: BenchCase = {
+  id: 'function-plain',
+  group: 'main',
+  title: 'function: the same handler behind plain node:http',
+  async start() {
+    const server = await startProcess(NODE, [join(ROOT, 'bench/servers/function-plain.ts')], /listening on (\S+)/)
+    return { url: `${server.match[1]}/`, measured: server, connections: FUNCTION_CONCURRENCY, stop: () => server.stop() }
+  },
+}
+
 /** (d): the whole pipeline, sized by `shape` (the sweeps vary it). */
 export async function startPipeline(ctx: CaseContext, shape: { routes: number; statements: number }, spreadAudit = false): Promise<Started & { url: string }> {
   const dir = await mkdtemp(join(ctx.dir, 'pipeline-'))
@@ -260,4 +298,5 @@ export const CASES: BenchCase[] = [
   auditCase(false), auditCase(true), bouncerJwtCached, bouncerCredentialAssertion, coldCase('ES256'), coldCase('RS256'),
   streaming(upstreamAlone, '(a) upstream alone, 1 MB'), streaming(nginxProxy, '(b) nginx, 1 MB'),
   streaming(fastifyProxy, '(e) fastify + reply-from, 1 MB'), streaming(bouncerBare, '(c) Bouncer, bare proxy, 1 MB'),
+  functionPlain, functionCase(false), functionCase(true),
 ]

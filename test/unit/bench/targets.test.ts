@@ -52,6 +52,13 @@ describe('benchmark targets', () => {
     expect(verdict(rows, 'RSS under 200 MB')).toMatchObject({ met: true })
   })
 
+  it('judges function invocations against the same handler behind node:http, and the spread placement when it ran', () => {
+    const rows = evaluateTargets({ results: [result('function-plain', 10_000), result('function-echo', 5_500), result('function-echo-spread', 7_000)], sweeps: [], es256VerifyMicros: null })
+    expect(verdict(rows, 'function invocations ≥ 60%')).toMatchObject({ met: false, measured: expect.stringContaining('0.55') })
+    expect(verdict(rows, 'function invocations, workers on the other core')).toMatchObject({ met: true, measured: expect.stringContaining('0.70') })
+    expect(verdict(evaluateTargets({ results: [result('function-plain', 10_000)], sweeps: [], es256VerifyMicros: null }), 'function invocations ≥ 60%')).toMatchObject({ met: null })
+  })
+
   it('says "not measured" for targets whose case did not run', () => {
     const rows = evaluateTargets({ results: [result('bouncer-bare', 10_000), result('nginx', 0, { skipped: 'nginx is not installed' })], sweeps: [], es256VerifyMicros: null })
     expect(verdict(rows, '(c) bare proxy ≥ 0.45')).toMatchObject({ met: null, measured: 'not measured' })
