@@ -158,6 +158,8 @@ const fn = z.strictObject({
   timeout: timer.refine((ms) => ms > 0, 'must be more than 0').prefault('30s'),
   memory: size.refine((mb) => mb >= 32 && mb <= 16_384, 'memory is 32MB to 16GB').prefault('128MB'),
   concurrency: z.number().int().min(1).max(256).default(4),
+  /** The worker's process.env, as Lambda's Environment.Variables: the gateway's own environment is not handed on. */
+  environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name is letters, digits and _'), z.string()).default({}),
 })
 
 /** What a route may accept (SPEC "Callers, added"), in the order it tries them; `bearer` by default. */

@@ -61,6 +61,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   // The young generation is a slice of `memory`, not extra: small, so a leak reaches the old space's limit.
   const young = Math.max(1, Math.min(16, Math.floor(config.memory / 8)))
   const resourceLimits = { maxOldGenerationSizeMb: config.memory - young, maxYoungGenerationSizeMb: young }
+  const env = workerEnvironment(config)
   const slots: PoolSlot[] = Array.from({ length: config.concurrency }, () => ({ worker: null, pending: null }))
   const idle: PoolSlot[] = [...slots]
   let inFlight = 0
@@ -69,7 +70,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   let drained: (() => void) | null = null
 
   function start(slot: PoolSlot): Worker {
-    const worker = new Worker(WORKER_URL, { workerData: setup, resourceLimits, stdout: true, stderr: true })
+    const worker = new Worker(WORKER_URL, { workerData: setup, resourceLimits, env, stdout: true, stderr: true })
     slot.worker = worker
     // What the handler writes around console (process.stdout.write) goes to the log, not the gateway's stdout.
     logLines(worker.stdout, (text) => logger.info({ function: name, stream: 'stdout' }, text))
@@ -185,6 +186,25 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       await Promise.allSettled(slots.map((slot) => slot.worker?.terminate()))
     },
   }
+}
+
+/** Handed on from the gateway: what a program expects to find, never the gateway's secrets (BOUNCER_MASTER_KEY, BOUNCER_SECRET_*). */
+const INHERITED = ['PATH', 'LANG', 'TZ']
+
+/**
+ * The handler's process.env: the function's `environment` and what Lambda sets about the function
+ * (AWS_LAMBDA_FUNCTION_NAME, …), as in a Lambda environment; of the gateway's own, only INHERITED.
+ */
+function workerEnvironment(config: FunctionConfig): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const name of INHERITED) {
+    const value = process.env[name]
+    if (value !== undefined) env[name] = value
+  }
+  env.AWS_LAMBDA_FUNCTION_NAME = config.name
+  env.AWS_LAMBDA_FUNCTION_VERSION = '$LATEST'
+  env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE = String(config.memory)
+  return Object.assign(env, config.environment)
 }
 
 /** A worker's stdout or stderr as log lines (the stream must be read, or it would buffer without bound). */

@@ -19,6 +19,8 @@ let idp: TestIdentityProvider
 let gw: TestGateway
 
 beforeAll(async () => {
+  // What the gateway's environment holds must not reach a handler (the embedded store's key, a secret).
+  process.env.BOUNCER_SECRET_FN_TEST = 'never-in-a-function'
   idp = await startIdentityProvider()
   gw = await startTestGateway({
     server: { hosts: ['api.example.com'] },
@@ -29,7 +31,7 @@ beforeAll(async () => {
     ],
     policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['*'], routes: ['*'] }] }],
     functions: [
-      { name: 'echo', module: join(FIXTURES, 'echo.ts') },
+      { name: 'echo', module: join(FIXTURES, 'echo.ts'), environment: { REPORT_BUCKET: 'reports-eu' } },
       { name: 'infer', module: join(FIXTURES, 'infer.js'), concurrency: 1 },
       { name: 'binary', module: join(FIXTURES, 'binary.cjs'), concurrency: 1 },
     ],
@@ -51,6 +53,7 @@ afterAll(async () => {
 interface Echoed {
   event: Record<string, unknown> & { requestContext: Record<string, unknown> & { authorizer?: Record<string, unknown> } }
   context: { awsRequestId: string; functionName: string; functionVersion: string; memoryLimitInMB: string; remainingMs: number }
+  env: Record<string, string>
 }
 
 /**
@@ -135,7 +138,7 @@ describe('a function as a route target', () => {
     expect(res.headers['x-echo']).toBe('yes')
     expect(res.headers['set-cookie']).toEqual(['seen=1; Path=/', 'flavour=oat'])
     expect(res.headers['x-request-id']).toBe('fn-echo-1')
-    const { event, context } = (await res.body.json()) as Echoed
+    const { event, context, env } = (await res.body.json()) as Echoed
 
     expect(shapeMismatches(event, AWS_EXAMPLE_SHAPE, '')).toEqual([])
     expect(Object.keys(event)).toEqual(Object.keys(AWS_EXAMPLE_SHAPE).filter((key) => key in event))
@@ -180,6 +183,8 @@ describe('a function as a route target', () => {
     expect(context).toMatchObject({ awsRequestId: 'fn-echo-1', functionName: 'echo', functionVersion: '$LATEST', memoryLimitInMB: '128' })
     expect(context.remainingMs).toBeGreaterThan(0)
     expect(context.remainingMs).toBeLessThanOrEqual(30_000)
+    // The function's environment, as Lambda's: its own variables and Lambda's about it, none of the gateway's.
+    expect(env).toEqual({ REPORT_BUCKET: 'reports-eu', AWS_LAMBDA_FUNCTION_NAME: 'echo', AWS_LAMBDA_FUNCTION_VERSION: '$LATEST', AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '128' })
   })
 
   it('a public route has no authorizer, an unvouched Host is not handed on, and a request without a body has none', async () => {

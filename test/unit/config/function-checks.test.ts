@@ -19,7 +19,7 @@ describe('function checks', () => {
   it('accepts a function route, resolves the module from the config file\'s folder, and fills in the defaults', () => {
     const { loaded, lines } = check(`${FUNCTIONS}routes:\n  - { id: r, path: /r, function: echo, public: true }\n`)
     expect(lines).toEqual([])
-    expect(loaded.config?.functions).toEqual([{ name: 'echo', module: fixture('echo.ts'), handler: 'handler', timeout: 30_000, memory: 128, concurrency: 4 }])
+    expect(loaded.config?.functions).toEqual([{ name: 'echo', module: fixture('echo.ts'), handler: 'handler', timeout: 30_000, memory: 128, concurrency: 4, environment: {} }])
   })
 
   it('refuses a route with no target, or with two', () => {
