@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { searchAudit } from '../../src/audit/search.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -26,6 +27,7 @@ beforeAll(async () => {
   gw = await startTestGateway({
     functions: [{ name: 'held', module: join(FIXTURES, 'hold.ts'), concurrency: 2 }],
     routes: [{ id: 'held', path: '/held', function: 'held', public: true }],
+    audit: { sinks: [{ type: 'sqlite', path: './audit.db' }], spill_dir: './spill', flush_interval: '50ms' },
   })
 })
 
@@ -35,8 +37,8 @@ afterAll(async () => {
   holder.close()
 })
 
-const call = (requestId: string) =>
-  request(`${gw.url}/held?hold=${encodeURIComponent(holdUrl)}`, { headers: { 'x-request-id': requestId } }).then(async (res) => ({
+const call = (requestId: string, signal?: AbortSignal) =>
+  request(`${gw.url}/held?hold=${encodeURIComponent(holdUrl)}`, { headers: { 'x-request-id': requestId }, signal }).then(async (res) => ({
     status: res.statusCode,
     retryAfter: res.headers['retry-after'],
     body: (await res.body.json()) as Record<string, unknown>,
@@ -58,5 +60,23 @@ describe('the concurrency cap', () => {
     await waitFor(() => held.length === 1, 'the next invocation holding a worker')
     held.splice(0).forEach((res) => res.end('go'))
     expect(await again).toMatchObject({ status: 200 })
+  })
+
+  it('a client that leaves while its invocation runs: the handler finishes (as on Lambda) and its worker is free again', async () => {
+    const controller = new AbortController()
+    const leaving = call('cap-left', controller.signal).catch((err: Error) => err)
+    await waitFor(() => held.length === 1, 'the invocation holding a worker')
+    controller.abort()
+    expect(await leaving).toBeInstanceOf(Error)
+    held.splice(0).forEach((res) => res.end('go'))
+    const source = { type: 'sqlite' as const, path: join(gw.dir, 'audit.db') }
+    let record: Record<string, unknown> | undefined
+    await waitFor(async () => (record = (await searchAudit(source, { limit: 50 })).find((r) => r.request_id === 'cap-left')) !== undefined, 'the audit record')
+    expect(record).toMatchObject({ upstream: 'function:held', upstream_status: 200 })
+    // Both workers are free: two calls hold them again.
+    const next = [call('cap-5'), call('cap-6')]
+    await waitFor(() => held.length === 2, 'two invocations holding both workers')
+    held.splice(0).forEach((res) => res.end('go'))
+    for (const answer of await Promise.all(next)) expect(answer.status).toBe(200)
   })
 })
