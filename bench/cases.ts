@@ -241,6 +241,9 @@ function functionCase(spread: boolean): BenchCase {
       // As on any multi-core host: the handler's threads (Node names them WorkerThread; this case
       // has no audit worker) run beside the request thread, not in turn with it.
       if (spread && LOAD_CORE !== null) await waitForThread(gateway.child.pid as number, 'WorkerThread', LOAD_CORE)
+      // One invocation per worker before the load: a worker still loading its module (type
+      // stripping takes ~0.2 s of CPU each) would make the first requests outlast wrk's timeout.
+      await Promise.all(Array.from({ length: FUNCTION_CONCURRENCY }, async () => (await fetch(`${gateway.url}/`)).text()))
       return { url: `${gateway.url}/`, measured: gateway, connections: FUNCTION_CONCURRENCY, stop: () => gateway.stop() }
     },
   }
