@@ -47,5 +47,7 @@ export type FromWorker =
    * (`handler`), or what it returned is not a response AWS would accept (`response`).
    */
   | { type: 'failed'; id: number; phase: 'init' | 'handler' | 'response'; error: FailureDetails }
+  /** The module loaded (or not), once per worker: a module that cannot load is reported before any request. */
+  | { type: 'loaded'; error: FailureDetails | null }
   /** A console line of the handler, with the request it was running for (null between invocations). */
   | { type: 'log'; requestId: string | null; level: 'debug' | 'info' | 'warn' | 'error'; text: string }

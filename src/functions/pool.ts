@@ -67,6 +67,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   let inFlight = 0
   let nextId = 0
   let closing = false
+  let loadFailureReported = false
   let drained: (() => void) | null = null
 
   function start(slot: PoolSlot): Worker {
@@ -107,6 +108,14 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   }
 
   function receive(slot: PoolSlot, message: FromWorker): void {
+    if (message.type === 'loaded') {
+      // Once per pool (every worker loads the same file): known before the first request fails on it.
+      if (message.error !== null && !loadFailureReported) {
+        loadFailureReported = true
+        background?.failed('function_worker', asError(message.error), { message: `function ${name}: its module could not be loaded; its invocations answer 502 function_error`, fields: { function: name } })
+      }
+      return
+    }
     if (message.type === 'log') {
       const text = message.text.length > MAX_LOG_LINE ? `${message.text.slice(0, MAX_LOG_LINE)}…(truncated, ${message.text.length} chars)` : message.text
       logger[message.level]({ function: name, request_id: message.requestId }, text)
@@ -125,7 +134,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
 
   /** The stack goes to the log, with the request id the client got; never to the client. */
   function logFailure(requestId: string, phase: 'init' | 'handler' | 'response', error: FailureDetails): void {
-    const err = Object.assign(new Error(error.message), { name: error.name, stack: error.stack ?? `${error.name}: ${error.message}` })
+    const err = asError(error)
     const what = phase === 'init' ? `function ${name} could not be loaded` : phase === 'handler' ? `function ${name} threw` : `function ${name} returned a malformed response`
     logger.error({ function: name, request_id: requestId, err }, what)
   }
@@ -186,6 +195,11 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       await Promise.allSettled(slots.map((slot) => slot.worker?.terminate()))
     },
   }
+}
+
+/** A worker's error as an Error again, so the log shows its type, message and stack. */
+function asError(error: FailureDetails): Error {
+  return Object.assign(new Error(error.message), { name: error.name, stack: error.stack ?? `${error.name}: ${error.message}` })
 }
 
 /** Handed on from the gateway: what a program expects to find, never the gateway's secrets (BOUNCER_MASTER_KEY, BOUNCER_SECRET_*). */

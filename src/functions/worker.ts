@@ -32,7 +32,8 @@ for (const [method, level] of [['debug', 'debug'], ['trace', 'debug'], ['log', '
 }
 
 const loading: Promise<Handler> = loadHandler()
-loading.catch(() => {}) // reported to every invocation, with its request id
+// Said once to the pool, and again to every invocation, with its request id.
+loading.then(() => send({ type: 'loaded', error: null }), (err: unknown) => send({ type: 'loaded', error: details(err) }))
 
 async function loadHandler(): Promise<Handler> {
   const module = (await import(pathToFileURL(setup.module).href)) as Record<string, unknown>

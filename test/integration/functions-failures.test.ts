@@ -26,6 +26,7 @@ beforeAll(async () => {
       { name: 'hog', module: join(FIXTURES, 'misbehave.js'), timeout: '60s', memory: '64MB', concurrency: 1 },
       { name: 'echo', module: join(FIXTURES, 'echo.ts'), concurrency: 1 },
       { name: 'late', module: join(FIXTURES, 'late-throw.js'), concurrency: 1 },
+      { name: 'broken', module: join(FIXTURES, 'broken.ts'), concurrency: 2 },
     ],
     routes: [
       { id: 'throw', path: '/throw', function: 'thrower', public: true },
@@ -33,6 +34,7 @@ beforeAll(async () => {
       { id: 'hog', path: '/hog', function: 'hog', public: true },
       { id: 'echo', path: '/echo', function: 'echo', public: true },
       { id: 'late', path: '/late', function: 'late', public: true },
+      { id: 'broken', path: '/broken', function: 'broken', public: true },
       { id: 'api', path: '/api/*', upstream: 'api', public: true },
     ],
   })
@@ -96,11 +98,22 @@ describe('a function that fails', () => {
   })
 
   it('a worker that dies between invocations is a background failure; the next call starts a new one', async () => {
-    const series = 'bouncer_background_failures_total{task="function_worker"}'
-    expect(await metricValue(gw.adminUrl, series)).toBe(0)
     expect(await call('/late?late=throw', 'fn-late-1')).toEqual({ status: 200, body: { answered: true } })
-    await waitForMetric(gw.adminUrl, series, 1)
+    await waitForText(logs, 'function late: a worker stopped between invocations')
     expect(logLines().some((l) => l.task === 'function_worker' && l.function === 'late' && String((l.err as { message?: string })?.message).includes('a timer failed after the answer'))).toBe(true)
+    expect(await metricValue(gw.adminUrl, 'bouncer_background_failures_total{task="function_worker"}')).toBeGreaterThanOrEqual(1)
     expect(await call('/late', 'fn-late-2')).toEqual({ status: 200, body: { answered: true } })
+  })
+
+  it('a module that cannot load is reported once, before any request; each invocation is 502 with the reason in the log', async () => {
+    await waitForText(logs, 'function broken: its module could not be loaded')
+    const reports = logLines().filter((l) => l.task === 'function_worker' && l.function === 'broken')
+    expect(reports).toHaveLength(1) // two workers, one report
+    expect((reports[0]?.err as { message: string }).message).toBe('REPORTS_TABLE is not set')
+    await waitForMetric(gw.adminUrl, 'bouncer_background_failures_total{task="function_worker"}', 1)
+    const { status, body } = await call('/broken', 'fn-broken-1')
+    expect(status).toBe(502)
+    expect(body).toMatchObject({ code: 'function_error', request_id: 'fn-broken-1' })
+    await waitForText(logs, /"request_id":"fn-broken-1"[^\n]*"msg":"function broken could not be loaded"/)
   })
 })
