@@ -227,26 +227,21 @@ export const fastifyProxy: BenchCase = {
  */
 const FUNCTION_CONCURRENCY = 8
 
-function functionCase(spread: boolean): BenchCase {
-  return {
-    id: spread ? 'function-echo-spread' : 'function-echo',
-    group: 'main',
-    title: spread ? 'function: echo handler through Bouncer, its workers on the other core' : 'function: echo handler through Bouncer (worker pool), all on one core',
-    async start() {
-      const gateway = await startBouncer({
-        audit: { sinks: [] },
-        functions: [{ name: 'echo', module: join(ROOT, 'bench/functions/echo.ts'), concurrency: FUNCTION_CONCURRENCY }],
-        routes: [{ id: 'echo', path: '/*', function: 'echo', public: true }],
-      })
-      // As on any multi-core host: the handler's threads (Node names them WorkerThread; this case
-      // has no audit worker) run beside the request thread, not in turn with it.
-      if (spread && LOAD_CORE !== null) await waitForThread(gateway.child.pid as number, 'WorkerThread', LOAD_CORE)
-      // One invocation per worker before the load: a worker still loading its module (type
-      // stripping takes ~0.2 s of CPU each) would make the first requests outlast wrk's timeout.
-      await Promise.all(Array.from({ length: FUNCTION_CONCURRENCY }, async () => (await fetch(`${gateway.url}/`)).text()))
-      return { url: `${gateway.url}/`, measured: gateway, connections: FUNCTION_CONCURRENCY, stop: () => gateway.stop() }
-    },
-  }
+export const functionEcho: BenchCase = {
+  id: 'function-echo',
+  group: 'main',
+  title: 'function: echo handler through Bouncer (worker pool)',
+  async start() {
+    const gateway = await startBouncer({
+      audit: { sinks: [] },
+      functions: [{ name: 'echo', module: join(ROOT, 'bench/functions/echo.ts'), concurrency: FUNCTION_CONCURRENCY }],
+      routes: [{ id: 'echo', path: '/*', function: 'echo', public: true }],
+    })
+    // One invocation per worker before the load: a worker still loading its module (type
+    // stripping takes ~0.2 s of CPU each) would make the first requests outlast wrk's timeout.
+    await Promise.all(Array.from({ length: FUNCTION_CONCURRENCY }, async () => (await fetch(`${gateway.url}/`)).text()))
+    return { url: `${gateway.url}/`, measured: gateway, connections: FUNCTION_CONCURRENCY, stop: () => gateway.stop() }
+  },
 }
 
 export const functionPlain: BenchCase = {
@@ -301,5 +296,5 @@ export const CASES: BenchCase[] = [
   auditCase(false), auditCase(true), bouncerJwtCached, bouncerCredentialAssertion, coldCase('ES256'), coldCase('RS256'),
   streaming(upstreamAlone, '(a) upstream alone, 1 MB'), streaming(nginxProxy, '(b) nginx, 1 MB'),
   streaming(fastifyProxy, '(e) fastify + reply-from, 1 MB'), streaming(bouncerBare, '(c) Bouncer, bare proxy, 1 MB'),
-  functionPlain, functionCase(false), functionCase(true),
+  functionPlain, functionEcho,
 ]

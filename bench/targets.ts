@@ -36,7 +36,6 @@ export function evaluateTargets(input: TargetInputs): Row[] {
   ratioRow('(c) bare proxy ≥ 0.45 × (b) nginx', c, b, 0.45)
   ratioRow('(d) full pipeline ≥ (e) fastify + reply-from', d, e, 1)
   ratioRow('function invocations ≥ 60% of the same handler behind node:http', get('function-echo'), get('function-plain'), 0.6)
-  if (get('function-echo-spread')) ratioRow('function invocations, workers on the other core, ≥ 60% of node:http', get('function-echo-spread'), get('function-plain'), 0.6)
   rows.push(d ? { target: 'p99 of (d) under 5 ms at 50 connections', measured: `${d.p99ms.toFixed(2)} ms`, met: d.p99ms < 5 } : { target: 'p99 of (d) under 5 ms', measured: 'not measured', met: null })
 
   const stream = (id: string) => input.results.find((r) => r.id === id && !r.skipped)?.median.bytesPerSec
