@@ -58,5 +58,7 @@ describe('function checks', () => {
     expect(lines.join('\n')).toMatch(/memory: memory is 32MB to 16GB/)
     expect(lines.join('\n')).toMatch(/timeout: must be more than 0/)
     expect(lines.join('\n')).toMatch(/concurrency: /)
+    expect(check('functions:\n  - { name: f, module: ./echo.ts, memory: lots }\n').lines.join('\n')).toMatch(/memory: invalid size "lots": write it like 128MB or 1GB/)
+    expect(check('functions:\n  - { name: f, module: ./echo.ts, memory: 1GB }\nroutes:\n  - { id: r, path: /r, function: f, public: true }\n').loaded.config?.functions[0]?.memory).toBe(1024)
   })
 })
