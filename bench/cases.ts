@@ -37,6 +37,8 @@ export interface RunningCase {
   tokensFile?: string
   /** The process whose CPU per request is reported. */
   measured: Started
+  /** Connections for this case when it cannot take --connections (a function's pool refuses beyond its concurrency). */
+  connections?: number
   stop(): Promise<void>
 }
 
@@ -240,6 +242,40 @@ export const fastifyProxy: BenchCase = {
   },
 }
 
+/**
+ * Functions: one echo handler invoked through the gateway (a public route, a pool of worker threads)
+ * and the same handler behind a plain node:http server. Both get as many connections as the pool
+ * has workers: beyond that the gateway would refuse with 503, as it is meant to.
+ */
+const FUNCTION_CONCURRENCY = 8
+
+export const functionEcho: BenchCase = {
+  id: 'function-echo',
+  group: 'main',
+  title: 'function: echo handler through Bouncer (worker pool)',
+  async start() {
+    const gateway = await startBouncer({
+      audit: { sinks: [] },
+      functions: [{ name: 'echo', module: join(ROOT, 'bench/functions/echo.ts'), concurrency: FUNCTION_CONCURRENCY }],
+      routes: [{ id: 'echo', path: '/*', function: 'echo', public: true }],
+    })
+    // One invocation per worker before the load: a worker still loading its module (type
+    // stripping takes ~0.2 s of CPU each) would make the first requests outlast wrk's timeout.
+    await Promise.all(Array.from({ length: FUNCTION_CONCURRENCY }, async () => (await fetch(`${gateway.url}/`)).text()))
+    return { url: `${gateway.url}/`, measured: gateway, connections: FUNCTION_CONCURRENCY, stop: () => gateway.stop() }
+  },
+}
+
+export const functionPlain: BenchCase = {
+  id: 'function-plain',
+  group: 'main',
+  title: 'function: the same handler behind plain node:http',
+  async start() {
+    const server = await startProcess(NODE, [join(ROOT, 'bench/servers/function-plain.ts')], /listening on (\S+)/)
+    return { url: `${server.match[1]}/`, measured: server, connections: FUNCTION_CONCURRENCY, stop: () => server.stop() }
+  },
+}
+
 /** (d): the whole pipeline, sized by `shape` (the sweeps vary it). */
 export async function startPipeline(ctx: CaseContext, shape: { routes: number; statements: number }, spreadAudit = false): Promise<Started & { url: string }> {
   const dir = await mkdtemp(join(ctx.dir, 'pipeline-'))
@@ -282,4 +318,5 @@ export const CASES: BenchCase[] = [
   auditCase(false), auditCase(true), bouncerJwtCached, bouncerApiKey, bouncerCredentialAssertion, coldCase('ES256'), coldCase('RS256'),
   streaming(upstreamAlone, '(a) upstream alone, 1 MB'), streaming(nginxProxy, '(b) nginx, 1 MB'),
   streaming(fastifyProxy, '(e) fastify + reply-from, 1 MB'), streaming(bouncerBare, '(c) Bouncer, bare proxy, 1 MB'),
+  functionPlain, functionEcho,
 ]

@@ -82,7 +82,7 @@ const NOT_RUN: Measured = { tool: 'wrk', requests: 0, rps: 0, p50ms: 0, p99ms: 0
 
 function measure(running: RunningCase, options: BenchOptions, durationSec: number): Promise<Measured> {
   const { url, headers, tokensFile } = running
-  return measureLoad(running.measured.child.pid as number, { url, headers, tokensFile, connections: options.connections, durationSec })
+  return measureLoad(running.measured.child.pid as number, { url, headers, tokensFile, connections: running.connections ?? options.connections, durationSec })
 }
 
 /**

@@ -45,6 +45,7 @@ export function evaluateTargets(input: TargetInputs): Row[] {
         met: apiKey.rps / jwt.rps >= 0.95,
       }
     : { target: 'API key ≥ 95% of the cached-JWT case', measured: 'not measured', met: null })
+  ratioRow('function invocations ≥ 60% of the same handler behind node:http', get('function-echo'), get('function-plain'), 0.6)
   rows.push(d ? { target: 'p99 of (d) under 5 ms at 50 connections', measured: `${d.p99ms.toFixed(2)} ms`, met: d.p99ms < 5 } : { target: 'p99 of (d) under 5 ms', measured: 'not measured', met: null })
 
   const stream = (id: string) => input.results.find((r) => r.id === id && !r.skipped)?.median.bytesPerSec

@@ -17,7 +17,8 @@ export function resolveFilePaths(config: Config, baseDir: string): Config {
   const secrets = config.secrets && { ...config.secrets, store: storeWithPaths(config.secrets.store, path) }
   const upstreams = config.upstreams.map((upstream) => (upstream.tls ? { ...upstream, tls: tlsWithPaths(upstream.tls, path) } : upstream))
   const apiKeys = config.api_keys && (config.api_keys.store.type === 'sqlite' ? { ...config.api_keys, store: { ...config.api_keys.store, path: path(config.api_keys.store.path) } } : config.api_keys)
-  return { ...config, audit, secrets, upstreams, api_keys: apiKeys }
+  const functions = config.functions.map((fn) => ({ ...fn, module: path(fn.module) }))
+  return { ...config, audit, secrets, upstreams, api_keys: apiKeys, functions }
 }
 
 type SecretsStore = NonNullable<Config['secrets']>['store']

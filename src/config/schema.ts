@@ -2,7 +2,7 @@
 // Value types are parsed here, so the rest of the code gets milliseconds, rates and matchers.
 import { z } from 'zod'
 import { hostAllowList, parseHostPattern, parseOrigin } from '../http/index.ts'
-import { MAX_RATE_COUNT, parseCidr, parseDuration, parseGlob, parseListen, parsePercent, parseRate, type Parsed } from './values.ts'
+import { MAX_RATE_COUNT, parseCidr, parseDuration, parseGlob, parseListen, parsePercent, parseRate, parseSize, type Parsed } from './values.ts'
 
 /** `json`: how the value is written, for the JSON Schema (`bouncer schema`), where a transform has no shape. */
 function parsed<T>(parse: (text: string) => Parsed<T>, json: { description: string; pattern?: string }) {
@@ -20,6 +20,7 @@ const cidr = parsed(parseCidr, { description: 'an IPv4 or IPv6 address, or a CID
 const glob = parsed(parseGlob, { description: 'a glob: * matches any run of characters, ? one character', pattern: '^[^\\[\\]{}]+$' })
 const listen = parsed(parseListen, { description: 'host:port, e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080', pattern: '^\\s*(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]]+):\\d{1,5}\\s*$' })
 const percent = parsed(parsePercent, { description: 'a percentage: 20%, 12.5%', pattern: '^\\s*\\d{1,3}(\\.\\d{1,2})?%\\s*$' })
+const size = parsed(parseSize, { description: 'a size: 128MB, 1GB', pattern: '^\\s*\\d+\\s*(MB|GB)\\s*$' })
 const hostPattern = parsed(parseHostPattern, { description: 'a host name clients use: api.example.com, *.example.com or api.example.com:8443' })
 /**
  * A duration the gateway runs as a timer (setTimeout, setInterval): Node runs one longer than
@@ -215,6 +216,23 @@ const upstream = z.strictObject({
   }
 }).meta({ oneOf: [{ required: ['url'] }, { required: ['targets'] }] })
 
+/**
+ * A function: a module exporting an AWS Lambda-style handler, run in a pool of worker threads
+ * (src/functions/). `memory` bounds each worker's JS heap; `concurrency` is the pool's size and the
+ * most invocations in flight at once.
+ */
+const fn = z.strictObject({
+  name: name('function'),
+  module: z.string().min(1),
+  /** The export to call: Lambda's handler setting is `file.export`; `handler` when not said. */
+  handler: z.string().regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, 'a handler is the name of an export of the module').default('handler'),
+  timeout: timer.refine((ms) => ms > 0, 'must be more than 0').prefault('30s'),
+  memory: size.refine((mb) => mb >= 32 && mb <= 16_384, 'memory is 32MB to 16GB').prefault('128MB'),
+  concurrency: z.number().int().min(1).max(256).default(4),
+  /** The worker's process.env, as Lambda's Environment.Variables: the gateway's own environment is not handed on. */
+  environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name is letters, digits and _'), z.string()).default({}),
+})
+
 /** What a route may accept (SPEC "Callers, added"), in the order it tries them; `bearer` by default. */
 export const ACCEPTED_CREDENTIALS = ['bearer', 'session', 'api_key', 'client_cert'] as const
 export type AcceptedCredential = (typeof ACCEPTED_CREDENTIALS)[number]
@@ -234,7 +252,9 @@ const route = z.strictObject({
   id: name('route'),
   methods: z.array(method).min(1).default(['*']),
   path: z.string(),
-  upstream: z.string(),
+  /** The route's target: exactly one of these (bouncer check says so otherwise). */
+  upstream: z.string().optional(),
+  function: z.string().optional(),
   upstream_path: z.string().optional(),
   limits: z.array(z.string()).default([]),
   public: z.boolean().default(false),
@@ -366,6 +386,7 @@ export const configSchema = z.strictObject({
   policies: z.array(policy).default([]),
   upstreams: z.array(upstream).default([]),
   routes: z.array(route).default([]),
+  functions: z.array(fn).default([]),
   limits: z.array(limit).default([]),
   limits_store: limitsStore.default({ type: 'memory', max_keys: 100_000 }),
   audit: audit.prefault({}),
@@ -387,6 +408,7 @@ export type StatementConfig = PolicyConfig['statements'][number]
 export type UpstreamConfig = Config['upstreams'][number]
 export type RouteConfig = Config['routes'][number]
 export type CorsConfig = NonNullable<RouteConfig['cors']>
+export type FunctionConfig = Config['functions'][number]
 export type LimitConfig = Config['limits'][number]
 export type LimitsStoreConfig = Config['limits_store']
 export type AuditConfig = Config['audit']

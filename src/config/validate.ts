@@ -4,12 +4,16 @@ import type { Finding, ConfigPath } from './diagnostics.ts'
 import type { SecretReference } from './interpolate.ts'
 import { checkRewrite, parseRoutePattern, type RoutePattern } from './route-pattern.ts'
 import { accessFindings } from './access-checks.ts'
+import { functionFindings } from './function-checks.ts'
 import { routeFindings } from './route-checks.ts'
 import { upstreamFindings } from './upstream-checks.ts'
 import { callerFindings } from './caller-checks.ts'
 import { API_KEYS_ISSUER, type AcceptedCredential, type Config } from './schema.ts'
 import { routesSelectedBy } from './values.ts'
 import { isReservedForConfig } from '../http/index.ts'
+
+/** What a route's request can go to: exactly one per route. */
+const ROUTE_TARGETS = ['upstream', 'function'] as const
 
 export function crossCheck(config: Config, secretRefs: readonly SecretReference[]): Finding[] {
   const findings: Finding[] = []
@@ -52,7 +56,13 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
         if (problem) error(['routes', i, 'upstream_path'], problem)
       }
     }
-    if (!upstreams.has(route.upstream)) error(['routes', i, 'upstream'], `unknown upstream "${route.upstream}"`)
+    const targets = ROUTE_TARGETS.filter((target) => route[target] !== undefined)
+    if (targets.length !== 1) {
+      error(['routes', i], targets.length === 0
+        ? `route "${route.id}" has no target: give it one of ${ROUTE_TARGETS.join(', ')}`
+        : `route "${route.id}" has both ${targets.join(' and ')}: give it exactly one target`)
+    }
+    if (route.upstream !== undefined && !upstreams.has(route.upstream)) error(['routes', i, 'upstream'], `unknown upstream "${route.upstream}"`)
     route.accept.forEach((kind, j) => {
       const missing = credentialSetup(config, kind)
       if (missing) error(['routes', i, 'accept', j], missing)
@@ -99,6 +109,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   findings.push(...routeFindings(config))
   findings.push(...upstreamFindings(config))
   findings.push(...callerFindings(config))
+  findings.push(...functionFindings(config))
 
   if (secretRefs.length > 0 && !config.secrets) {
     for (const ref of secretRefs) error(ref.path, `\${secret:${ref.name}} is used but no secrets store is configured (secrets.store)`)

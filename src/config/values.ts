@@ -21,6 +21,16 @@ export function parseDuration(text: string): Parsed<number> {
   return { ok: true, value: ms }
 }
 
+const SIZE_UNITS_MB = { MB: 1, GB: 1024 } as const
+const SIZE = /^(\d{1,6})\s*(MB|GB)$/
+
+/** `128MB`, `1GB` → megabytes (MiB, as Lambda's `memory` means them). */
+export function parseSize(text: string): Parsed<number> {
+  const match = SIZE.exec(text.trim())
+  if (!match) return { ok: false, message: `invalid size "${text}": write it like 128MB or 1GB` }
+  return { ok: true, value: Number(match[1]) * SIZE_UNITS_MB[match[2] as keyof typeof SIZE_UNITS_MB] }
+}
+
 export interface Rate {
   count: number
   periodMs: number

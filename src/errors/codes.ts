@@ -31,10 +31,12 @@ export const ERROR_CODES = {
   internal_error: { status: 500, title: 'Internal error' },
   upstream_unavailable: { status: 502, title: 'Upstream unavailable' },
   upstream_error: { status: 502, title: 'Upstream error' },
+  function_error: { status: 502, title: 'Function error' },
   upstream_saturated: { status: 503, title: 'Upstream saturated' },
   limits_unavailable: { status: 503, title: 'Limits store unavailable' },
   identity_provider_unavailable: { status: 503, title: 'Identity provider unavailable' },
   upstream_timeout: { status: 504, title: 'Upstream timeout' },
+  function_timeout: { status: 504, title: 'Function timeout' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type ErrorCode = keyof typeof ERROR_CODES

@@ -1,13 +1,15 @@
 // Config → the frozen runtime one request reads: a router whose routes carry their backend (the
-// upstream, or a built-in endpoint), per-route settings resolved to objects, upstream pools. A reload
+// upstream, a function, or a built-in endpoint), per-route settings resolved to objects, upstream
+// pools and function pools. A reload
 // compiles a new runtime and swaps one reference; requests in flight keep the runtime they started with.
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
-import { addressSet, parseRoutePattern, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RoutePattern } from '../config/index.ts'
+import { addressSet, parseRoutePattern, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
 import { corsPolicy, foldHeaderName, type CorsPolicy } from '../http/index.ts'
 import {
   apiKeyVerifier, bearerVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createTokenVerifier,
   type ApiKeyDirectory, type ApiKeyDirectoryRegistry, type Authenticator, type CredentialVerifier, type Introspector, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents,
 } from '../identity/index.ts'
+import { createFunctionRegistry, functionBackend, routeKeyOf, type FunctionPool, type FunctionRegistry } from '../functions/index.ts'
 import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
 import type { Backend } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
@@ -27,7 +29,7 @@ export interface CompiledRoute extends RoutableRoute {
   readonly limits: RouteLimits | null
   /** The statements that can apply here, per role; undefined when no policy names the route. */
   readonly policy: RoutePolicy | undefined
-  /** What serves the request: the route's upstream, or a built-in endpoint. */
+  /** What serves the request: the route's upstream, its function, or a built-in endpoint. */
   readonly backend: Backend
   /** The upstream X-Bouncer-Assertion is addressed to, when that upstream asks for one. */
   readonly assertionAudience: string | null
@@ -42,6 +44,8 @@ export interface Runtime {
   readonly config: Config
   readonly router: Router<CompiledRoute>
   readonly upstreams: ReadonlyMap<string, Upstream>
+  /** Each function's pool of workers. */
+  readonly functions: ReadonlyMap<string, FunctionPool>
   readonly issuerKeys: ReadonlyMap<string, IssuerKeys>
   /** Turns a request's credential into an Identity, for the kinds each route accepts. */
   readonly authenticator: Authenticator
@@ -58,6 +62,7 @@ export interface Runtime {
 
 export interface CompileDeps {
   upstreams: UpstreamRegistry
+  functions: FunctionRegistry
   issuers: IssuerRegistry
   limitsStores: LimitsStoreRegistry
   apiKeys: ApiKeyDirectoryRegistry
@@ -88,18 +93,20 @@ export function createRuntimeDeps(
   options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources },
 ): CompileDeps & { closeAll(): Promise<void> } {
   const upstreams = createUpstreamRegistry({ logger, background: options.offline ? null : options.background })
+  const functions = createFunctionRegistry(logger, options)
   const issuers = createIssuerRegistry(logger, options.keySetEvents ?? { refreshed() {}, failed() {} }, options)
   const limitsStores = createLimitsStoreRegistry(logger, options)
   const apiKeys = createApiKeyDirectoryRegistry(logger, options)
   return {
     upstreams,
+    functions,
     issuers,
     limitsStores,
     apiKeys,
     logger,
     builtIns: options.builtIns ?? NO_KEYS,
     async closeAll() {
-      await Promise.all([issuers.closeAll(), upstreams.closeAll(), limitsStores.closeAll(), apiKeys.closeAll()])
+      await Promise.all([issuers.closeAll(), upstreams.closeAll(), functions.closeAll(), limitsStores.closeAll(), apiKeys.closeAll()])
     },
   }
 }
@@ -111,6 +118,7 @@ let generations = 0
 /** Assumes a config that passed `loadConfig` (no errors): compile does not re-validate. */
 export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   const upstreams = new Map(config.upstreams.map((upstream) => [upstream.name, deps.upstreams.acquire(upstream)]))
+  const functions = new Map(config.functions.map((fn) => [fn.name, deps.functions.acquire(fn)]))
   const issuerKeys = new Map(config.issuers.filter(verifiesJwts).map((issuer) => [issuer.name, deps.issuers.acquire(issuer)]))
   const apiKeys = config.api_keys ? deps.apiKeys.acquire(config.api_keys) : null
   // The API key header is the gateway's credential: no upstream ever gets it.
@@ -135,7 +143,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   }))
   const first = routes.length
   for (const [index, route] of config.routes.entries()) {
-    const upstream = upstreams.get(route.upstream) as Upstream
+    const upstream = route.upstream === undefined ? null : (upstreams.get(route.upstream) as Upstream)
     routes.push(Object.freeze({
       index: first + index,
       id: route.id,
@@ -148,7 +156,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
       cors: route.cors ? corsOf(route.cors) : null,
       limits: compileRouteLimits(route.limits, config.limits),
       policy: access.policyFor(route.id),
-      backend: upstreamBackend({
+      backend: upstream === null ? routeFunction(route, functions, config) : upstreamBackend({
         upstream,
         rewrite: route.upstream_path === undefined ? null : mustParse(route.upstream_path),
         forwardAuthorization: route.forward_authorization,
@@ -157,9 +165,9 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
         withheldHeaders,
         ownsCors: route.cors !== undefined,
       }),
-      assertionAudience: upstream.identityAssertion ? upstream.name : null,
+      assertionAudience: upstream?.identityAssertion ? upstream.name : null,
       // Read at each decision: a rotated secret replaces the upstream's headers in place.
-      upstreamHeaders: () => upstream.headers,
+      upstreamHeaders: upstream === null ? null : () => upstream.headers,
       forwardAuth: false,
     }))
   }
@@ -168,6 +176,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     config,
     router: createRouter(routes, { caseSensitive: config.server.case_sensitive_paths }),
     upstreams,
+    functions,
     issuerKeys,
     ...credentials(config, issuerKeys, apiKeys, deps),
     apiKeys,
@@ -179,6 +188,17 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     },
     trustedProxies: addressSet(config.server.trusted_proxies),
     usage: { inFlight: 0 },
+  })
+}
+
+/** A route whose target is a function (bouncer check has made sure it names one). */
+function routeFunction(route: RouteConfig, functions: ReadonlyMap<string, FunctionPool>, config: Config): Backend {
+  return functionBackend({
+    pool: functions.get(route.function as string) as FunctionPool,
+    routeKey: routeKeyOf(route.methods, route.path),
+    forwardAuthorization: route.forward_authorization,
+    publicHosts: config.server.hosts,
+    maxBodyBytes: config.server.max_body_bytes,
   })
 }
 

@@ -64,12 +64,16 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     return { ok: true, generation: runtime.generation, warnings }
   }
 
-  /** Old pools and API key stores close once no request that started on the old runtime still needs them. */
+  /** Old pools, API key stores and functions' workers close once no request that started on the old runtime still needs them. */
   async function retireWhenIdle(previous: Runtime, current: Runtime): Promise<void> {
     const deadline = Date.now() + previous.config.server.shutdown_timeout
     while (previous.usage.inFlight > 0 && Date.now() < deadline) await sleep(50)
     if (state.runtime !== current) return
-    await Promise.all([compile.upstreams.retire(current.upstreams.values()), compile.apiKeys.retire(current.apiKeys ? [current.apiKeys] : [])])
+    await Promise.all([
+      compile.upstreams.retire(current.upstreams.values()),
+      compile.apiKeys.retire(current.apiKeys ? [current.apiKeys] : []),
+      compile.functions.retire(current.functions.values()),
+    ])
   }
 
   return function reload(): Promise<ReloadResult> {

@@ -60,6 +60,13 @@ describe('benchmark targets', () => {
     expect(verdict(evaluateTargets({ results: [], sweeps: [], es256VerifyMicros: null }), 'API key ≥ 95%')).toMatchObject({ met: null })
   })
 
+  it('judges function invocations against the same handler behind node:http', () => {
+    const rows = evaluateTargets({ results: [result('function-plain', 10_000), result('function-echo', 5_500)], sweeps: [], es256VerifyMicros: null })
+    expect(verdict(rows, 'function invocations ≥ 60%')).toMatchObject({ met: false, measured: expect.stringContaining('0.55') })
+    expect(verdict(evaluateTargets({ results: [result('function-plain', 10_000), result('function-echo', 6_500)], sweeps: [], es256VerifyMicros: null }), 'function invocations ≥ 60%')).toMatchObject({ met: true })
+    expect(verdict(evaluateTargets({ results: [result('function-plain', 10_000)], sweeps: [], es256VerifyMicros: null }), 'function invocations ≥ 60%')).toMatchObject({ met: null })
+  })
+
   it('says "not measured" for targets whose case did not run', () => {
     const rows = evaluateTargets({ results: [result('bouncer-bare', 10_000), result('nginx', 0, { skipped: 'nginx is not installed' })], sweeps: [], es256VerifyMicros: null })
     expect(verdict(rows, '(c) bare proxy ≥ 0.45')).toMatchObject({ met: null, measured: 'not measured' })

@@ -1,0 +1,73 @@
+// A function as a route's backend: the whole body, the payload 2.0 event, one invocation on a worker
+// of the function's pool, and its answer written back. The audit record, the metrics and the spans
+// name the target `function:NAME` where an upstream's name would be.
+import { GatewayError } from '../errors/index.ts'
+import { nothingServed, type Backend, type Exchange, type RequestContext, type Served } from '../request/index.ts'
+import { readBody } from './body.ts'
+import { payloadV2Event, type EventSettings } from './event.ts'
+import type { FunctionResponse } from './messages.ts'
+import type { FunctionPool } from './pool.ts'
+
+export interface FunctionRouteSettings extends EventSettings {
+  pool: FunctionPool
+  maxBodyBytes: number
+}
+
+export function functionBackend(settings: FunctionRouteSettings): Backend {
+  return {
+    upstream: `function:${settings.pool.name}`,
+    serve: (ctx, exchange) => invoke(ctx, settings, exchange),
+  }
+}
+
+/** Throws upstream_saturated before anything is sent; a failed invocation comes back in `served.error`. */
+async function invoke(ctx: Readonly<RequestContext>, settings: FunctionRouteSettings, exchange: Exchange): Promise<Served> {
+  const { pool } = settings
+  // Refused before the body is read when no worker is free; checked again once it is.
+  if (pool.inFlight >= pool.concurrency) throw saturated(pool)
+  const served = nothingServed()
+  const reading = readBody(ctx.req, ctx.headers, settings.maxBodyBytes)
+  if (reading !== null && ctx.headers?.expectContinue && !ctx.continued) ctx.res.writeContinue()
+  const body = reading === null ? null : await reading
+  served.bytesIn = body?.length ?? 0
+  const slot = pool.take()
+  if (slot === null) throw saturated(pool)
+  const event = JSON.stringify(payloadV2Event(ctx, settings, body))
+  const started = performance.now()
+  let response: FunctionResponse
+  try {
+    response = await pool.run(slot, event, ctx.id)
+  } catch (err) {
+    served.upstreamMs = performance.now() - started
+    served.error = err as GatewayError
+    return served
+  }
+  served.upstreamMs = performance.now() - started
+  served.upstreamStatus = response.status
+  served.status = response.status
+  await respond(ctx, response, exchange, served)
+  return served
+}
+
+/** 204 and 304 carry no body (RFC 9110 §6.4.1); HEAD gets the headers GET would. */
+async function respond(ctx: Readonly<RequestContext>, response: FunctionResponse, exchange: Exchange, served: Served): Promise<void> {
+  const { res } = ctx
+  const { status, headers, body } = response
+  const bodiless = status === 204 || status === 304
+  const length = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength
+  if (!bodiless) headers.push('content-length', String(length))
+  headers.push('x-request-id', ctx.id)
+  const sendBody = !bodiless && ctx.method !== 'HEAD'
+  served.bytesOut = sendBody ? length : 0
+  if (exchange.lifecycle.draining) res.shouldKeepAlive = false
+  if (exchange.beforeEnd) await exchange.beforeEnd(served)
+  res.writeHead(status, headers)
+  res.end(sendBody ? body : undefined)
+}
+
+function saturated(pool: FunctionPool): GatewayError {
+  return new GatewayError('upstream_saturated', {
+    detail: `Function "${pool.name}" already has ${pool.concurrency} invocations in flight.`,
+    headers: { 'retry-after': '1' },
+  })
+}

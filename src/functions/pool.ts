@@ -1,0 +1,240 @@
+// A function's warm pool: `concurrency` worker threads, each with the function's memory limit, each
+// running one invocation at a time. A worker whose invocation passes the timeout is terminated and
+// replaced (V8 stops even a tight loop); one that dies (out of memory, an uncaught error,
+// process.exit) fails its invocation with function_error and is replaced. The gateway's thread and
+// every other function's workers carry on: a handler that leaks or loops costs its own worker only.
+//
+// Beyond `concurrency` invocations in flight the pool refuses at once (upstream_saturated, as an
+// upstream at max_concurrent), as Lambda throttles at a function's reserved concurrency.
+import type { Readable } from 'node:stream'
+import { Worker } from 'node:worker_threads'
+import type { FunctionConfig } from '../config/index.ts'
+import { GatewayError } from '../errors/index.ts'
+import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
+import type { FailureDetails, FromWorker, FunctionResponse, Invoke, WorkerSetup } from './messages.ts'
+
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
+/** A console line longer than this is cut: a handler logging a whole body must not flood the log. */
+const MAX_LOG_LINE = 8_192
+
+export interface FunctionPool {
+  readonly name: string
+  readonly concurrency: number
+  readonly timeoutMs: number
+  readonly memoryMb: number
+  /** Invocations holding a worker (taken, not yet given back). */
+  readonly inFlight: number
+  /** A free worker for one invocation; null when all `concurrency` are busy. */
+  take(): PoolSlot | null
+  /** Runs the handler on a taken worker. Rejects only with a GatewayError (function_error, function_timeout). */
+  run(slot: PoolSlot, event: string, requestId: string): Promise<FunctionResponse>
+  /** Gives back a worker that was taken but not run (the request body never came). */
+  giveBack(slot: PoolSlot): void
+  /** Lets the invocations in flight finish (each bounded by the timeout), then terminates every worker. */
+  close(): Promise<void>
+}
+
+export interface PoolDeps {
+  logger: Logger
+  /** Null offline (bouncer explain): such a pool never starts a worker. */
+  background: BackgroundTasks | null
+}
+
+export interface PoolSlot {
+  /** Null until needed: a worker that died between invocations is started again on the next take. */
+  worker: Worker | null
+  pending: Pending | null
+}
+
+interface Pending {
+  id: number
+  requestId: string
+  timer: NodeJS.Timeout
+  resolve(response: FunctionResponse): void
+  reject(error: GatewayError): void
+}
+
+export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): FunctionPool {
+  const { logger, background } = deps
+  const name = config.name
+  const setup: WorkerSetup = { module: config.module, handler: config.handler, functionName: name, memoryLimitInMB: String(config.memory) }
+  // The young generation is a slice of `memory`, not extra: small, so a leak reaches the old space's limit.
+  const young = Math.max(1, Math.min(16, Math.floor(config.memory / 8)))
+  const resourceLimits = { maxOldGenerationSizeMb: config.memory - young, maxYoungGenerationSizeMb: young }
+  const env = workerEnvironment(config)
+  const slots: PoolSlot[] = Array.from({ length: config.concurrency }, () => ({ worker: null, pending: null }))
+  const idle: PoolSlot[] = [...slots]
+  let inFlight = 0
+  let nextId = 0
+  let closing = false
+  let loadFailureReported = false
+  let drained: (() => void) | null = null
+
+  function start(slot: PoolSlot): Worker {
+    const worker = new Worker(WORKER_URL, { workerData: setup, resourceLimits, env, stdout: true, stderr: true })
+    slot.worker = worker
+    // What the handler writes around console (process.stdout.write) goes to the log, not the gateway's stdout.
+    logLines(worker.stdout, (text) => logger.info({ function: name, stream: 'stdout' }, text))
+    logLines(worker.stderr, (text) => logger.warn({ function: name, stream: 'stderr' }, text))
+    worker.on('message', (message: FromWorker) => {
+      if (slot.worker === worker) receive(slot, message)
+    })
+    let failure: Error | null = null
+    worker.on('error', (err) => {
+      failure = err
+    })
+    worker.on('exit', (code) => {
+      if (slot.worker !== worker || closing) return // terminated on purpose
+      slot.worker = null
+      const why = failure ?? new Error(`the worker exited with code ${code}`)
+      const pending = slot.pending
+      if (pending) {
+        const outOfMemory = (failure as { code?: string } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY'
+        logger.error({ function: name, request_id: pending.requestId, err: why }, outOfMemory ? `function ${name} ran out of memory (${config.memory}MB): its worker was replaced` : `function ${name} failed: its worker stopped and was replaced`)
+        settle(slot, pending, new GatewayError('function_error', {
+          detail: outOfMemory
+            ? `Function "${name}" ran out of memory (${config.memory}MB).`
+            : `Function "${name}" failed: its worker stopped. The gateway's log has the error under this request id.`,
+          cause: why,
+        }))
+        start(slot) // replaced now: its next invocation should find it warm
+      } else {
+        // Not caused by a request: started again on the next take, so a module that kills its
+        // worker at once costs one start per request, never a loop.
+        background?.failed('function_worker', why, { message: `function ${name}: a worker stopped between invocations; it is started again when needed`, fields: { function: name } })
+      }
+    })
+    return worker
+  }
+
+  function receive(slot: PoolSlot, message: FromWorker): void {
+    if (message.type === 'loaded') {
+      // Once per pool (every worker loads the same file): known before the first request fails on it.
+      if (message.error !== null && !loadFailureReported) {
+        loadFailureReported = true
+        background?.failed('function_worker', asError(message.error), { message: `function ${name}: its module could not be loaded; its invocations answer 502 function_error`, fields: { function: name } })
+      }
+      return
+    }
+    if (message.type === 'log') {
+      const text = message.text.length > MAX_LOG_LINE ? `${message.text.slice(0, MAX_LOG_LINE)}…(truncated, ${message.text.length} chars)` : message.text
+      logger[message.level]({ function: name, request_id: message.requestId }, text)
+      return
+    }
+    const pending = slot.pending
+    if (pending === null || pending.id !== message.id) return
+    if (message.type === 'result') return settle(slot, pending, message.response)
+    logFailure(pending.requestId, message.phase, message.error)
+    settle(slot, pending, new GatewayError('function_error', {
+      detail: message.phase === 'response'
+        ? `Function "${name}" returned a response that is not valid: ${message.error.message}.`
+        : `Function "${name}" failed. The gateway's log has the error under this request id.`,
+    }))
+  }
+
+  /** The stack goes to the log, with the request id the client got; never to the client. */
+  function logFailure(requestId: string, phase: 'init' | 'handler' | 'response', error: FailureDetails): void {
+    const err = asError(error)
+    const what = phase === 'init' ? `function ${name} could not be loaded` : phase === 'handler' ? `function ${name} threw` : `function ${name} returned a malformed response`
+    logger.error({ function: name, request_id: requestId, err }, what)
+  }
+
+  function timedOut(slot: PoolSlot, pending: Pending): void {
+    if (slot.pending !== pending) return
+    const worker = slot.worker
+    logger.warn({ function: name, request_id: pending.requestId, timeout_ms: config.timeout }, `function ${name} timed out: its worker was terminated and replaced`)
+    settle(slot, pending, new GatewayError('function_timeout', { detail: `Function "${name}" did not finish within ${config.timeout}ms.` }))
+    start(slot) // before terminating: the old worker's exit is then no longer this slot's
+    void worker?.terminate()
+  }
+
+  function settle(slot: PoolSlot, pending: Pending, outcome: FunctionResponse | GatewayError): void {
+    clearTimeout(pending.timer)
+    slot.pending = null
+    release(slot)
+    if (outcome instanceof GatewayError) pending.reject(outcome)
+    else pending.resolve(outcome)
+  }
+
+  function release(slot: PoolSlot): void {
+    idle.push(slot)
+    inFlight--
+    if (inFlight === 0 && drained) drained()
+  }
+
+  if (background !== null) for (const slot of slots) start(slot)
+
+  return {
+    name,
+    concurrency: config.concurrency,
+    timeoutMs: config.timeout,
+    memoryMb: config.memory,
+    get inFlight() {
+      return inFlight
+    },
+    take() {
+      if (closing) return null
+      const slot = idle.pop()
+      if (slot === undefined) return null
+      inFlight++
+      return slot
+    },
+    run(slot, event, requestId) {
+      const worker = slot.worker ?? start(slot)
+      return new Promise<FunctionResponse>((resolve, reject) => {
+        const id = ++nextId
+        const pending: Pending = { id, requestId, resolve, reject, timer: setTimeout(() => timedOut(slot, pending), config.timeout) }
+        slot.pending = pending
+        worker.postMessage({ id, event, deadline: Date.now() + config.timeout, requestId } satisfies Invoke)
+      })
+    },
+    giveBack: release,
+    async close() {
+      closing = true
+      if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve))
+      await Promise.allSettled(slots.map((slot) => slot.worker?.terminate()))
+    },
+  }
+}
+
+/** A worker's error as an Error again, so the log shows its type, message and stack. */
+function asError(error: FailureDetails): Error {
+  return Object.assign(new Error(error.message), { name: error.name, stack: error.stack ?? `${error.name}: ${error.message}` })
+}
+
+/** Handed on from the gateway: what a program expects to find, never the gateway's secrets (BOUNCER_MASTER_KEY, BOUNCER_SECRET_*). */
+const INHERITED = ['PATH', 'LANG', 'TZ']
+
+/**
+ * The handler's process.env: the function's `environment` and what Lambda sets about the function
+ * (AWS_LAMBDA_FUNCTION_NAME, …), as in a Lambda environment; of the gateway's own, only INHERITED.
+ */
+function workerEnvironment(config: FunctionConfig): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const name of INHERITED) {
+    const value = process.env[name]
+    if (value !== undefined) env[name] = value
+  }
+  env.AWS_LAMBDA_FUNCTION_NAME = config.name
+  env.AWS_LAMBDA_FUNCTION_VERSION = '$LATEST'
+  env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE = String(config.memory)
+  return Object.assign(env, config.environment)
+}
+
+/** A worker's stdout or stderr as log lines (the stream must be read, or it would buffer without bound). */
+function logLines(stream: Readable, emit: (line: string) => void): void {
+  let partial = ''
+  stream.setEncoding('utf8')
+  stream.on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n')
+    partial = lines.pop() as string
+    if (partial.length > MAX_LOG_LINE) {
+      lines.push(partial)
+      partial = ''
+    }
+    for (const line of lines) if (line !== '') emit(line.slice(0, MAX_LOG_LINE))
+  })
+  stream.on('end', () => {
+    if (partial !== '') emit(partial.slice(0, MAX_LOG_LINE))
+  })
+}

@@ -1,0 +1,98 @@
+// What a handler returns, made an HTTP response by API Gateway's rules for payload format 2.0
+// ("Working with AWS Lambda proxy integrations for HTTP APIs", Lambda function response for format
+// 2.0), so a handler written for an HTTP API answers the same here:
+//
+// - the result is serialized as Lambda's Node.js runtime does (JSON.stringify; undefined is null);
+// - valid JSON without a `statusCode` is inferred: 200, `content-type: application/json`, the JSON as
+//   the body; a string is the body itself ("Hello from Lambda!" is sent as Hello from Lambda!);
+// - an object with a `statusCode` is the response: `headers` (values joined with commas for several),
+//   `cookies` (each a Set-Cookie), `body` (a string; base64 when `isBase64Encoded`).
+//
+// A result API Gateway would call a "malformed Lambda proxy response" is refused with the reason.
+// This runs in the function's worker, so the gateway's thread only writes what comes out.
+import { validateHeaderName, validateHeaderValue } from 'node:http'
+import { HOP_BY_HOP } from '../http/index.ts'
+import type { FunctionResponse } from './messages.ts'
+
+export type ResponseResult = { ok: true; response: FunctionResponse } | { ok: false; message: string }
+
+/** Headers the gateway writes itself: the length of what it sends, and its own request id. */
+const GATEWAY_WRITTEN = new Set(['content-length', 'x-request-id'])
+
+export function httpResponseOf(result: unknown): ResponseResult {
+  let json: string | undefined
+  try {
+    json = JSON.stringify(result === undefined ? null : result)
+  } catch (err) {
+    return { ok: false, message: `the handler's result cannot be serialized as JSON: ${(err as Error).message}` }
+  }
+  if (json === undefined) json = 'null' // a function or a symbol: JSON has no such value
+  if (typeof result === 'string') return inferred(result)
+  if (typeof result !== 'object' || result === null) return inferred(json)
+  if (isPlainObject(result)) {
+    // The common case, without parsing the JSON back: a plain object reads the same either way.
+    // Whatever it would not accept as it is goes the exact way below.
+    if (!('statusCode' in result)) return inferred(json)
+    const taken = structured(result)
+    if (taken.ok) return taken
+  }
+  // The JSON round trip is what API Gateway reads (toJSON applied, undefined members gone).
+  const value: unknown = JSON.parse(json)
+  if (typeof value === 'object' && value !== null && !Array.isArray(value) && 'statusCode' in value) {
+    return structured(value as Record<string, unknown>)
+  }
+  return inferred(json)
+}
+
+function isPlainObject(value: object): value is Record<string, unknown> {
+  const proto: unknown = Object.getPrototypeOf(value)
+  return (proto === Object.prototype || proto === null) && typeof (value as { toJSON?: unknown }).toJSON !== 'function'
+}
+
+function inferred(body: string): ResponseResult {
+  return { ok: true, response: { status: 200, headers: ['content-type', 'application/json'], body } }
+}
+
+function structured(value: Record<string, unknown>): ResponseResult {
+  const { statusCode, headers, cookies, body, isBase64Encoded } = value
+  if (typeof statusCode !== 'number' || !Number.isInteger(statusCode) || statusCode < 200 || statusCode > 599) {
+    return { ok: false, message: `statusCode must be an integer from 200 to 599, not ${JSON.stringify(statusCode)}` }
+  }
+  if (body !== undefined && body !== null && typeof body !== 'string') {
+    return { ok: false, message: `body must be a string (JSON.stringify an object), not ${Array.isArray(body) ? 'an array' : typeof body}` }
+  }
+  const out: string[] = []
+  if (headers !== undefined && headers !== null) {
+    if (typeof headers !== 'object' || Array.isArray(headers)) return { ok: false, message: 'headers must be an object of header names and values' }
+    for (const [name, raw] of Object.entries(headers)) {
+      if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') {
+        return { ok: false, message: `header "${name}" must be a string, a number or a boolean (several values: join them with commas)` }
+      }
+      const lower = name.toLowerCase()
+      const problem = headerProblem(lower, String(raw))
+      if (problem) return { ok: false, message: problem }
+      if (!HOP_BY_HOP.has(lower) && !GATEWAY_WRITTEN.has(lower)) out.push(lower, String(raw))
+    }
+  }
+  if (cookies !== undefined && cookies !== null) {
+    if (!Array.isArray(cookies) || cookies.some((cookie) => typeof cookie !== 'string')) return { ok: false, message: 'cookies must be an array of strings' }
+    for (const cookie of cookies as string[]) {
+      const problem = headerProblem('set-cookie', cookie)
+      if (problem) return { ok: false, message: problem }
+      out.push('set-cookie', cookie)
+    }
+  }
+  const text = typeof body === 'string' ? body : ''
+  return { ok: true, response: { status: statusCode, headers: out, body: isBase64Encoded === true ? new Uint8Array(Buffer.from(text, 'base64')) : text } }
+}
+
+/** Node's own checks, so the gateway's writeHead never throws on what a handler sent. */
+function headerProblem(name: string, value: string): string | null {
+  try {
+    validateHeaderName(name)
+    validateHeaderValue(name, value)
+    return null
+  } catch (err) {
+    return `header "${name}": ${(err as Error).message}`
+  }
+}

@@ -1,0 +1,88 @@
+// A reload picks up a changed module: the function gets a new pool, the old one finishes what it
+// was running and is then closed. An unchanged function keeps its pool, warm workers and module
+// state included. The module's path is relative to the config file's folder.
+import { once } from 'node:events'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { createServer, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const held: ServerResponse[] = []
+const holder = createServer((_req, res) => void held.push(res))
+let holdUrl: string
+let gw: TestGateway
+
+const CONFIG = {
+  functions: [{ name: 'counter', module: './functions/counter.ts', concurrency: 1 }],
+  routes: [{ id: 'counter', path: '/counter', function: 'counter', public: true }],
+}
+
+/** A module that counts its calls in a module variable (so a kept pool shows), optionally held open by the test. */
+const counterModule = (version: number) => `
+let calls = 0
+export async function handler(event: { queryStringParameters?: { hold?: string } }) {
+  calls++
+  const hold = event.queryStringParameters?.hold
+  if (hold) await (await fetch(hold)).text()
+  return { version: ${version}, calls }
+}
+`
+
+beforeAll(async () => {
+  holder.listen(0, '127.0.0.1')
+  await once(holder, 'listening')
+  holdUrl = `http://127.0.0.1:${(holder.address() as AddressInfo).port}/release`
+  // The gateway's folder exists once it is started: the first module goes where its config will be.
+  gw = await startTestGateway({ routes: [] })
+  await mkdir(join(gw.dir, 'functions'))
+  await writeFile(join(gw.dir, 'functions', 'counter.ts'), counterModule(1))
+  await gw.writeConfig(CONFIG)
+  expect((await gw.reload()).ok).toBe(true)
+})
+
+afterAll(async () => {
+  await gw?.close()
+  holder.closeAllConnections()
+  holder.close()
+})
+
+const call = async (query = '') => {
+  const res = await request(`${gw.url}/counter${query}`)
+  return (await res.body.json()) as { version: number; calls: number }
+}
+
+describe('reloading functions', () => {
+  it('an unchanged module keeps its pool; a changed one gets a new pool, the old finishing its invocation first', async () => {
+    expect(await call()).toEqual({ version: 1, calls: 1 })
+    expect(await call()).toEqual({ version: 1, calls: 2 })
+
+    expect((await gw.reload()).ok).toBe(true)
+    expect(await call()).toEqual({ version: 1, calls: 3 }) // the same warm worker, its module state kept
+
+    const old = gw.state.runtime.functions.get('counter')
+    const inFlight = call(`?hold=${encodeURIComponent(holdUrl)}`)
+    await waitFor(() => held.length === 1, 'an invocation running on the old pool')
+
+    await writeFile(join(gw.dir, 'functions', 'counter.ts'), counterModule(2))
+    expect((await gw.reload()).ok).toBe(true)
+    expect(gw.state.runtime.functions.get('counter')).not.toBe(old)
+    expect(await call()).toEqual({ version: 2, calls: 1 })
+
+    held.splice(0).forEach((res) => res.end('go'))
+    expect(await inFlight).toEqual({ version: 1, calls: 4 })
+    // Once the old runtime is idle its pool is closed: it takes no more invocations.
+    await waitFor(() => old?.take() === null, 'the old pool closed')
+  })
+
+  it('a reload whose module is missing is refused, and the running function keeps serving', async () => {
+    await gw.writeConfig({ ...CONFIG, functions: [{ ...CONFIG.functions[0], module: './functions/nowhere.ts' }] })
+    const result = await gw.reload()
+    expect(result.ok).toBe(false)
+    expect(JSON.stringify(result)).toContain('functions[0].module: no such file')
+    expect((await call()).version).toBe(2)
+  })
+})

@@ -1,0 +1,64 @@
+// `bouncer check` on functions and the routes that target them: one target per route, names that
+// exist, modules that can be loaded, and route settings that only an HTTP upstream can use.
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import { formatDiagnostic, loadConfigText } from '../../../src/config/index.ts'
+
+// The config "file" sits in the fixtures' folder, so ./echo.ts is the fixture.
+const FILE = fileURLToPath(new URL('../../fixtures/functions/bouncer.yaml', import.meta.url))
+const fixture = (name: string) => fileURLToPath(new URL(`../../fixtures/functions/${name}`, import.meta.url))
+
+function check(text: string) {
+  const loaded = loadConfigText(text, FILE, {})
+  return { loaded, lines: loaded.diagnostics.map((d) => formatDiagnostic('bouncer.yaml', d)) }
+}
+
+const FUNCTIONS = 'upstreams:\n  - { name: api, url: http://127.0.0.1:9500 }\nfunctions:\n  - { name: echo, module: ./echo.ts }\n'
+
+describe('function checks', () => {
+  it('accepts a function route, resolves the module from the config file\'s folder, and fills in the defaults', () => {
+    const { loaded, lines } = check(`${FUNCTIONS}routes:\n  - { id: r, path: /r, function: echo, public: true }\n`)
+    expect(lines).toEqual([])
+    expect(loaded.config?.functions).toEqual([{ name: 'echo', module: fixture('echo.ts'), handler: 'handler', timeout: 30_000, memory: 128, concurrency: 4, environment: {} }])
+  })
+
+  it('refuses a route with no target, or with two', () => {
+    const { loaded, lines } = check(`${FUNCTIONS}routes:\n  - { id: none, path: /n, public: true }\n  - { id: both, path: /b, upstream: api, function: echo, public: true }\n`)
+    expect(loaded.config).toBeUndefined()
+    expect(lines).toEqual([
+      'bouncer.yaml:6:5: routes[0]: route "none" has no target: give it one of upstream, function',
+      'bouncer.yaml:7:5: routes[1]: route "both" has both upstream and function: give it exactly one target',
+    ])
+  })
+
+  it('refuses an unknown function, a missing module, an unloadable file, duplicates and upstream-only settings', () => {
+    const text =
+      'upstreams:\n  - { name: "function:echo", url: http://127.0.0.1:9500 }\n' +
+      'functions:\n  - { name: echo, module: ./echo.ts }\n  - { name: echo, module: ./nowhere.ts }\n  - { name: text, module: ./README.md }\n' +
+      'routes:\n' +
+      '  - { id: a, path: /a, function: nothing, public: true }\n' +
+      '  - { id: b, path: /b/:x, function: echo, upstream_path: /x/:x, public: true }\n' +
+      '  - { id: c, path: /c, function: echo, websocket: true, public: true }\n'
+    const { loaded, lines } = check(text)
+    expect(loaded.config).toBeUndefined()
+    expect(lines).toEqual([
+      'bouncer.yaml:2:13: upstreams[0].name: an upstream name cannot start with "function:": the audit log names a function route\'s target so',
+      'bouncer.yaml:5:13: functions[1].name: duplicate function "echo"',
+      `bouncer.yaml:5:27: functions[1].module: no such file: "${fixture('nowhere.ts')}"`,
+      'bouncer.yaml:6:13: warning: functions[2].name: function "text" is not the target of any route',
+      `bouncer.yaml:6:27: functions[2].module: a function module is a .js, .mjs, .cjs, .ts, .mts or .cts file: "${fixture('README.md')}"`,
+      'bouncer.yaml:8:34: routes[0].function: unknown function "nothing"',
+      'bouncer.yaml:9:58: routes[1].upstream_path: upstream_path rewrites the path sent to an upstream; a function gets the request path (rawPath) as it is',
+      'bouncer.yaml:10:51: routes[2].websocket: a function answers requests, it cannot hold a WebSocket',
+    ])
+  })
+
+  it('checks memory, timeout and concurrency', () => {
+    const { lines } = check('functions:\n  - { name: f, module: ./echo.ts, memory: 8MB, timeout: 0s, concurrency: 0 }\nroutes:\n  - { id: r, path: /r, function: f, public: true }\n')
+    expect(lines.join('\n')).toMatch(/memory: memory is 32MB to 16GB/)
+    expect(lines.join('\n')).toMatch(/timeout: must be more than 0/)
+    expect(lines.join('\n')).toMatch(/concurrency: /)
+    expect(check('functions:\n  - { name: f, module: ./echo.ts, memory: lots }\n').lines.join('\n')).toMatch(/memory: invalid size "lots": write it like 128MB or 1GB/)
+    expect(check('functions:\n  - { name: f, module: ./echo.ts, memory: 1GB }\nroutes:\n  - { id: r, path: /r, function: f, public: true }\n').loaded.config?.functions[0]?.memory).toBe(1024)
+  })
+})
