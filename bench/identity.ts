@@ -1,7 +1,7 @@
 // Token verification cost in process (no network): a cold verification (signature and claims) per
 // algorithm, and a cache hit. Run by bench/run.ts.
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT } from 'jose'
-import { loadConfigText } from '../src/config/index.ts'
+import { jwtIssuers, loadConfigText } from '../src/config/index.ts'
 import type { IssuerKeys } from '../src/identity/issuers.ts'
 import { createTokenVerifier } from '../src/identity/verify.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
@@ -23,7 +23,7 @@ export async function verifierFor(alg: 'ES256' | 'RS256' | 'EdDSA', options: { m
   const getKey = createLocalJWKSet(jwks)
   const keys: IssuerKeys = { name: 'b', issuer: 'https://idp.bench', getKey, state: 'ready', hasKeys: true, attempted: true, lastError: null, close() {} }
   const verifier = createTokenVerifier({
-    issuers: config.issuers,
+    issuers: jwtIssuers(config),
     keys: new Map([['b', keys]]),
     maxTokenBytes: options.maxTokenBytes ?? 8192,
     cacheEntries: 10_000,

@@ -4,4 +4,5 @@ export { formatDiagnostic, formatPath, type Diagnostic, type Finding } from './d
 export { foldPathCase, parseRoutePattern, type RoutePattern, type PatternSegment } from './route-pattern.ts'
 export * from './schema.ts'
 export * from './values.ts'
+export { distinguishedName, readCertificates, readTlsMaterial, type TlsMaterial, type TlsRead } from './tls-files.ts'
 export { configJsonSchema, type JsonSchema, type JsonSchemaOptions } from './json-schema.ts'

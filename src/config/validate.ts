@@ -5,6 +5,7 @@ import type { SecretReference } from './interpolate.ts'
 import { checkRewrite, parseRoutePattern, type RoutePattern } from './route-pattern.ts'
 import { accessFindings } from './access-checks.ts'
 import { routeFindings } from './route-checks.ts'
+import { tlsFindings } from './tls-checks.ts'
 import type { AcceptedCredential, Config } from './schema.ts'
 import { routesSelectedBy } from './values.ts'
 import { isReservedForConfig } from '../http/index.ts'
@@ -23,6 +24,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
 
   const seenIssuerUrls = new Map<string, number>()
   config.issuers.forEach((issuer, i) => {
+    if (issuer.type !== 'jwt') return
     const earlier = seenIssuerUrls.get(issuer.issuer)
     if (earlier !== undefined) error(['issuers', i, 'issuer'], `issuer "${issuer.issuer}" is already configured by issuers[${earlier}]`)
     seenIssuerUrls.set(issuer.issuer, i)
@@ -96,6 +98,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   })
   findings.push(...accessFindings(config))
   findings.push(...routeFindings(config))
+  findings.push(...tlsFindings(config))
 
   if (secretRefs.length > 0 && !config.secrets) {
     for (const ref of secretRefs) error(ref.path, `\${secret:${ref.name}} is used but no secrets store is configured (secrets.store)`)
@@ -135,13 +138,21 @@ function uniqueNames<T>(
 }
 
 /** Why a route cannot accept this kind of credential with this config, or null when it can. */
-function credentialSetup(_config: Config, kind: AcceptedCredential): string | null {
+function credentialSetup(config: Config, kind: AcceptedCredential): string | null {
   switch (kind) {
     case 'bearer':
       return null
+    case 'client_cert': {
+      // On a listener that asks for no certificate, such a route could never see one.
+      const tls = config.server.tls
+      if (!tls || tls.client_ca === undefined || tls.client_auth === 'none') {
+        return 'accepting client_cert needs a listener that asks for client certificates (server.tls with client_ca): without one this route never sees a certificate'
+      }
+      if (!config.issuers.some((issuer) => issuer.type === 'x509')) return 'accepting client_cert needs an issuer of type x509 (whose certificates it accepts)'
+      return null
+    }
     case 'session':
     case 'api_key':
-    case 'client_cert':
       return `accepting ${kind} credentials is not available yet`
   }
 }

@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   signature_invalid: { status: 401, title: 'Invalid signature' },
   claim_missing: { status: 401, title: 'Required claim missing' },
   unauthorized: { status: 401, title: 'Unauthorized' },
+  client_cert_required: { status: 401, title: 'Client certificate required' },
   no_role: { status: 403, title: 'No role' },
   policy_denied: { status: 403, title: 'Denied by policy' },
   route_not_found: { status: 404, title: 'Route not found' },

@@ -1,9 +1,10 @@
 // Config → the frozen runtime one request reads: a router whose routes carry their backend (the
 // upstream, or a built-in endpoint), per-route settings resolved to objects, upstream pools. A reload
 // compiles a new runtime and swaps one reference; requests in flight keep the runtime they started with.
+import type { X509Certificate } from 'node:crypto'
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
-import { addressSet, parseRoutePattern, type AcceptedCredential, type AddressSet, type Config, type RoutePattern } from '../config/index.ts'
-import { bearerVerifier, createAuthenticator, createIssuerRegistry, createTokenVerifier, type Authenticator, type CredentialVerifier, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents } from '../identity/index.ts'
+import { addressSet, jwtIssuers, parseRoutePattern, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type RoutePattern } from '../config/index.ts'
+import { bearerVerifier, clientCertVerifier, createAuthenticator, createIssuerRegistry, createTokenVerifier, type Authenticator, type CredentialVerifier, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents } from '../identity/index.ts'
 import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
 import type { Backend } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
@@ -90,7 +91,7 @@ let generations = 0
 /** Assumes a config that passed `loadConfig` (no errors): compile does not re-validate. */
 export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   const upstreams = new Map(config.upstreams.map((upstream) => [upstream.name, deps.upstreams.acquire(upstream)]))
-  const issuerKeys = new Map(config.issuers.map((issuer) => [issuer.name, deps.issuers.acquire(issuer)]))
+  const issuerKeys = new Map(jwtIssuers(config).map((issuer) => [issuer.name, deps.issuers.acquire(issuer)]))
   const access = compileAccess(config)
   const routes: CompiledRoute[] = builtInRoutes(deps.builtIns).map((route, index) => Object.freeze({
     index,
@@ -151,13 +152,28 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
 /** One verifier per kind of credential this config can check. */
 function credentialVerifiers(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, deps: CompileDeps): Map<AcceptedCredential, CredentialVerifier> {
   const tokens = createTokenVerifier({
-    issuers: config.issuers,
+    issuers: jwtIssuers(config),
     keys: issuerKeys,
     maxTokenBytes: config.server.max_token_bytes,
     cacheEntries: config.server.token_cache_entries,
     logger: deps.logger,
   })
-  return new Map<AcceptedCredential, CredentialVerifier>([['bearer', bearerVerifier(tokens)]])
+  const verifiers = new Map<AcceptedCredential, CredentialVerifier>([['bearer', bearerVerifier(tokens)]])
+  const certificateIssuers = x509Issuers(config)
+  if (certificateIssuers.length > 0) {
+    verifiers.set('client_cert', clientCertVerifier(certificateIssuers.map((issuer) => ({
+      name: issuer.name,
+      cas: mustReadCertificates(issuer.ca ?? config.server.tls?.client_ca ?? ''),
+    }))))
+  }
+  return verifiers
+}
+
+/** `bouncer check` read the file already; one replaced since then is refused here instead. */
+function mustReadCertificates(path: string): X509Certificate[] {
+  const read = readCertificates(path)
+  if (!read.ok) throw new Error(`an x509 issuer's CA file changed since the config was checked: ${read.message}`)
+  return read.certificates
 }
 
 function mustParse(path: string): RoutePattern {

@@ -5,3 +5,4 @@ export {
   bearerVerifier, createAuthenticator, rawHeader,
   type Authenticated, type Authenticator, type CredentialInput, type CredentialVerifier,
 } from './authenticate.ts'
+export { clientCertVerifier, subjectAltNames, type X509Issuer } from './x509.ts'
