@@ -3,7 +3,7 @@
 // the settings and limits that bound what one connection may ask for (the known floods: rapid
 // reset, CONTINUATION, SETTINGS and PING), how long an idle session may stay, and the few places
 // where a stream is not a connection.
-import { constants, Http2ServerResponse, type Http2ServerRequest, type Http2Session, type SecureServerOptions, type ServerHttp2Stream } from 'node:http2'
+import { constants, Http2ServerRequest, Http2ServerResponse, type Http2Session, type SecureServerOptions, type ServerHttp2Stream } from 'node:http2'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2Framing } from '../http/index.ts'
 import type { ServerConfig } from '../config/index.ts'
@@ -47,6 +47,28 @@ Object.defineProperties(GatewayHttp2Response.prototype, {
   writableFinished: { get(this: Http2ServerResponse) { return this.stream.writableFinished } },
 })
 
+const BODY_RECEIVED = Symbol('bodyReceived')
+const baseComplete = Object.getOwnPropertyDescriptor(Http2ServerRequest.prototype, 'complete')?.get as (this: Http2ServerRequest) => boolean
+
+/**
+ * node:http2's request, whose `complete` also says what node:http's does: the whole body has
+ * arrived (END_STREAM), read or not. Node's own is true only once the body has been read, and the
+ * pipeline waits for a body to arrive before it forwards it (body-buffer.ts).
+ */
+export class GatewayHttp2Request extends Http2ServerRequest {
+  constructor(...args: ConstructorParameters<typeof Http2ServerRequest>) {
+    super(...args)
+    const [stream] = args
+    // Before node:http2's own listener, which pushes the end of the body and may announce it at once.
+    stream.prependOnceListener('end', () => ((this as unknown as Record<symbol, boolean>)[BODY_RECEIVED] = true))
+  }
+}
+Object.defineProperty(GatewayHttp2Request.prototype, 'complete', {
+  get(this: Http2ServerRequest & Record<symbol, boolean>) {
+    return this[BODY_RECEIVED] === true || baseComplete.call(this)
+  },
+})
+
 /** The HTTP/2 part of the secure server's options. */
 export function http2Options(settings: ServerConfig): Partial<SecureServerOptions> {
   return {
@@ -61,6 +83,7 @@ export function http2Options(settings: ServerConfig): Partial<SecureServerOption
     maxSessionRejectedStreams: H2_MAX_REJECTED_STREAMS,
     streamResetBurst: H2_RESET_BURST,
     streamResetRate: H2_RESET_RATE,
+    Http2ServerRequest: GatewayHttp2Request,
     Http2ServerResponse: GatewayHttp2Response,
   } as Partial<SecureServerOptions>
 }
@@ -77,9 +100,13 @@ export function http2Framing(req: IncomingMessage, maxHeaderBytes: number): Http
 export function stopRequestAfterAnswer(res: ServerResponse): void {
   const stream = (res as unknown as Http2ServerResponse).stream as ServerHttp2Stream | undefined
   if (!stream) return
-  res.once('finish', () => {
+  // The stream's own 'finish' (the answer is all handed over): the response's comes only once the
+  // stream is closed, which a client still sending its body never does.
+  const stop = () => {
     if (!stream.closed) stream.close(constants.NGHTTP2_NO_ERROR)
-  })
+  }
+  if (stream.writableFinished) stop()
+  else stream.once('finish', stop)
 }
 
 /**

@@ -61,8 +61,8 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     socket.destroy()
   }
   // HTTP/2: a stream's timeout fires when nothing moved on it; only the stream is cut, not its session.
-  const cutStreamIfStalled = (res: GatewayHttp2Response) => {
-    const stream = res.stream
+  const cutStreamIfStalled = function (this: GatewayHttp2Response) {
+    const stream = this.stream
     if (stream.writableLength === 0) return
     state.logger.debug({ peer: stream.session?.socket?.remoteAddress, unsent_bytes: stream.writableLength }, 'send_timeout: resetting a stream whose client stopped reading')
     stream.close(h2constants.NGHTTP2_CANCEL)
@@ -111,7 +111,14 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     secureHandshakes(server, state.logger)
   }
   const sessions = listener.http2 ? createSessionTracker(() => state.runtime.config.server) : null
-  if (sessions) server.on('session', (session: Http2Session) => sessions.add(session))
+  if (sessions) {
+    server.on('session', (session: Http2Session) => sessions.add(session))
+    // A session nghttp2 ended for breaking its limits (a reset flood, invalid frames): debug only,
+    // as any client can cause it.
+    server.on('sessionError', (err: Error, session: Http2Session) => {
+      state.logger.debug({ peer: session.socket?.remoteAddress, reason: err.message }, 'HTTP/2 session ended')
+    })
+  }
 
   return {
     server,
