@@ -41,11 +41,13 @@ const MAX_CHAIN_DEPTH = 10
 export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => number = Date.now): CredentialVerifier {
   const byFingerprint = new Map<string, { issuer: X509Issuer; ca: X509Certificate }>()
   for (const issuer of issuers) for (const ca of issuer.cas) if (!byFingerprint.has(ca.fingerprint256)) byFingerprint.set(ca.fingerprint256, { issuer, ca })
+  // Only connections that presented a certificate get an entry.
   const outcomes = new WeakMap<object, PeerOutcome>()
 
-  function outcomeOf(connection: TlsConnection): PeerOutcome {
+  /** What the connection's certificate proves; undefined when it presented none. */
+  function outcomeOf(connection: TlsConnection): PeerOutcome | undefined {
     let outcome = outcomes.get(connection)
-    if (outcome === undefined) {
+    if (outcome === undefined && peerCertificate(connection) !== undefined) {
       outcome = examine(connection, byFingerprint)
       outcomes.set(connection, outcome)
     }
@@ -54,15 +56,15 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
 
   return {
     kind: 'client_cert',
-    presentIn: (input) => peerCertificate(input.socket as TlsConnection) !== undefined,
+    presentIn: (input) => outcomeOf(input.socket as TlsConnection) !== undefined,
     async authenticate(input: CredentialInput): Promise<Authenticated> {
       const connection = input.socket as TlsConnection
-      if (peerCertificate(connection) === undefined) {
+      const outcome = outcomeOf(connection)
+      if (outcome === undefined) {
         throw refusal(connection.encrypted
           ? 'This route needs a client certificate (TLS client authentication); the connection presented none.'
           : 'This route needs a client certificate, and this connection is not TLS.')
       }
-      const outcome = outcomeOf(connection)
       if ('refusal' in outcome) throw refusal(outcome.refusal)
       const nowMs = now()
       // The connection may outlive its certificate: checked on every request, not only at the handshake.
