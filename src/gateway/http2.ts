@@ -3,8 +3,8 @@
 // the settings and limits that bound what one connection may ask for (the known floods: rapid
 // reset, CONTINUATION, SETTINGS and PING), how long an idle session may stay, and the few places
 // where a stream is not a connection.
-import { constants, Http2ServerRequest, Http2ServerResponse, type Http2Session, type SecureServerOptions, type ServerHttp2Stream } from 'node:http2'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { Http2ServerRequest, Http2ServerResponse, type Http2Session, type SecureServerOptions, type ServerHttp2Stream } from 'node:http2'
+import type { IncomingMessage } from 'node:http'
 import type { Http2Framing } from '../http/index.ts'
 import type { ServerConfig } from '../config/index.ts'
 
@@ -91,22 +91,6 @@ export function http2Options(settings: ServerConfig): Partial<SecureServerOption
 /** How the pipeline reads an HTTP/2 request's headers. */
 export function http2Framing(req: IncomingMessage, maxHeaderBytes: number): Http2Framing {
   return { bodyFollows: !(req as unknown as Http2ServerRequest).stream.endAfterHeaders, maxHeaderBytes }
-}
-
-/**
- * Once the answer is out, end the stream without reading the rest of its request (RFC 9113 §8.1:
- * RST_STREAM with NO_ERROR), as HTTP/1.1 closes the connection.
- */
-export function stopRequestAfterAnswer(res: ServerResponse): void {
-  const stream = (res as unknown as Http2ServerResponse).stream as ServerHttp2Stream | undefined
-  if (!stream) return
-  // The stream's own 'finish' (the answer is all handed over): the response's comes only once the
-  // stream is closed, which a client still sending its body never does.
-  const stop = () => {
-    if (!stream.closed) stream.close(constants.NGHTTP2_NO_ERROR)
-  }
-  if (stream.writableFinished) stop()
-  else stream.once('finish', stop)
 }
 
 /**

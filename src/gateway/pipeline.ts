@@ -14,7 +14,7 @@ import { clientAddressOf, type Exchange, type RequestContext, type Served } from
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
-import { http2Framing, stopRequestAfterAnswer } from './http2.ts'
+import { http2Framing } from './http2.ts'
 import type { GatewayState } from './state.ts'
 
 export async function handle(state: GatewayState, ctx: RequestContext): Promise<void> {
@@ -192,11 +192,11 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
     state.logger.error({ err: error.cause, request_id: ctx.id, trace_id: ctx.trace.traceId, route: ctx.route?.id }, 'request failed unexpectedly')
   }
   const { req, res } = ctx
-  // A body we did not read is not worth draining: close the connection after the answer (on
-  // HTTP/2, only the stream).
-  if (!req.complete && (ctx.headers?.chunked || (ctx.headers?.contentLength ?? 0) > 0)) {
-    if (ctx.http2) stopRequestAfterAnswer(res)
-    else if (!res.headersSent) res.setHeader('connection', 'close')
+  // A body we did not read is not worth draining: close the connection after the answer. (On
+  // HTTP/2, node:http2 resets the stream with NO_ERROR once the answer ends before the request,
+  // RFC 9113 §8.1: the connection's other streams go on.)
+  if (!ctx.http2 && !req.complete && (ctx.headers?.chunked || (ctx.headers?.contentLength ?? 0) > 0)) {
+    if (!res.headersSent) res.setHeader('connection', 'close')
   }
   if (state.audit.durability === 'sync' && !res.headersSent && !ctx.audited) {
     ctx.bytesOut += ctx.method === 'HEAD' ? 0 : Buffer.byteLength(problemBody(error, ctx.id))

@@ -51,6 +51,8 @@ beforeAll(async () => {
       max_header_bytes: 4096,
       max_body_bytes: MAX_BODY,
       request_timeout: '3s',
+      keep_alive_timeout: '1s',
+      send_timeout: '1s',
     },
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
     upstreams: [{ name: 'api', url: upstream.url }],
@@ -91,7 +93,7 @@ function h2(client: ClientHttp2Session, headers: OutgoingHttpHeaders, body?: Buf
     stream.on('response', (h) => (answer = { status: Number(h[':status']), headers: h }))
     stream.on('data', (chunk: Buffer) => chunks.push(chunk))
     // The answer is whole at 'end'; a stream still sending a refused body closes only later (the
-    // gateway resets it with NO_ERROR, RFC 9113 §8.1, but node:http2's client waits for its writes).
+    // server resets it with NO_ERROR, RFC 9113 §8.1, but node:http2's client waits for its writes).
     stream.on('end', () => resolve({ ...answer, body: Buffer.concat(chunks) }))
     stream.on('close', () => resolve({ ...answer, body: Buffer.concat(chunks), reset: stream.rstCode || undefined }))
     stream.on('error', () => {})
@@ -234,6 +236,38 @@ describe('HTTP/2 limits and streaming', () => {
     const big = await h2(client, { ':path': '/big/download' })
     expect(big.status).toBe(200)
     expect(big.body.length).toBe(8 * 1_048_576)
+    client.close()
+  })
+
+  it('answers a refused upload, then resets its stream with NO_ERROR instead of reading the rest (RFC 9113 §8.1)', async () => {
+    const raw = await rawH2(gateway.url, ca)
+    raw.send(frame(FRAME.HEADERS, FLAG.END_HEADERS, 1, headerBlock([[':method', 'POST'], [':scheme', 'https'], [':path', '/upload'], [':authority', 'localhost'], ['content-length', String(MAX_BODY * 2)]])))
+    raw.send(frame(FRAME.DATA, 0, 1, Buffer.alloc(1000)))
+    const reset = await raw.waitFor((f) => f.type === FRAME.RST_STREAM && f.stream === 1, 'the reset after the answer')
+    expect(errorCode(reset)).toBe(0)
+    const answered = raw.frames.filter((f) => f.stream === 1 && f.type === FRAME.DATA).map((f) => f.payload.toString('utf8')).join('')
+    expect(JSON.parse(answered)).toMatchObject({ code: 'payload_too_large' })
+    raw.socket.destroy()
+  })
+
+  it('closes a session idle for keep_alive_timeout with GOAWAY', async () => {
+    const client = await session()
+    expect((await h2(client, { ':path': '/then-idle' })).status).toBe(200)
+    const [code] = (await once(client, 'goaway')) as [number]
+    expect(code).toBe(constants.NGHTTP2_NO_ERROR)
+    await once(client, 'close')
+  })
+
+  it('resets a stream whose client stops reading (send_timeout), and only that stream', async () => {
+    const client = await session()
+    const stalled = client.request({ ':path': '/big/stalled' })
+    stalled.pause() // read nothing: the flow-control window fills and the gateway's writes stall
+    stalled.on('error', () => {})
+    await once(stalled, 'response')
+    await once(stalled, 'close')
+    expect(stalled.rstCode).toBe(constants.NGHTTP2_CANCEL)
+    // The session goes on.
+    expect((await h2(client, { ':path': '/after-stall' })).status).toBe(200)
     client.close()
   })
 
