@@ -136,7 +136,8 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
       sessions?.closeIdle()
     },
     closeAllConnections() {
-      // node:http2's server keeps no list of its HTTP/1.1 connections' closer of its own.
+      // node:http2's server has no closeAllConnections; node:http's works on the HTTP/1.1
+      // connections it tracks for it (allowHTTP1), and on node:https's.
       HttpServer.prototype.closeAllConnections.call(server as unknown as HttpServer)
       sessions?.destroyAll()
     },
