@@ -3,7 +3,7 @@
 // file. Run by bench/run.ts.
 import { stringify } from 'yaml'
 import { compileAccess, evaluateAccess } from '../src/access/index.ts'
-import { loadConfigText } from '../src/config/index.ts'
+import { jwtIssuers, loadConfigText } from '../src/config/index.ts'
 import { identityFromClaims } from '../src/identity/index.ts'
 
 export interface AccessRow {
@@ -46,7 +46,7 @@ export function benchAccess(): AccessRow[] {
     const started = performance.now()
     const access = compileAccess(loaded.config)
     const compileMs = performance.now() - started
-    const issuer = loaded.config.issuers[0]!
+    const issuer = jwtIssuers(loaded.config)[0]!
     const identity = identityFromClaims(issuer, { iss: issuer.issuer, sub: 'svc-looker', tenant: 'acme' })
     // The same route in both files: the first one (svc0.r0), which the wildcards also cover.
     const route = { policy: access.policyFor('svc0.r0') }

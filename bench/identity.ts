@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT } from 'jose'
-import { loadConfigText } from '../src/config/index.ts'
+import { jwtIssuers, loadConfigText } from '../src/config/index.ts'
 import { createApiKeyDirectory } from '../src/identity/api-keys/directory.ts'
 import { newApiKey } from '../src/identity/api-keys/key.ts'
 import { openSqliteKeyStore } from '../src/identity/api-keys/sqlite-store.ts'
@@ -32,7 +32,7 @@ export async function verifierFor(alg: 'ES256' | 'RS256' | 'EdDSA', options: { m
   const getKey = createLocalJWKSet(jwks)
   const keys: IssuerKeys = { name: 'b', issuer: 'https://idp.bench', getKey, state: 'ready', hasKeys: true, attempted: true, lastError: null, close() {} }
   const verifier = createTokenVerifier({
-    issuers: config.issuers,
+    issuers: jwtIssuers(config),
     keys: new Map([['b', keys]]),
     maxTokenBytes: options.maxTokenBytes ?? 8192,
     cacheEntries: 10_000,

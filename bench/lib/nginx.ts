@@ -2,6 +2,7 @@
 // apt-get when missing and possible, else skipped with the reason. One worker process, keep-alive
 // to the upstream, access log off: nginx at its plainest and fastest.
 import { mkdir, writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import { aptInstall, runs } from './apt.ts'
 import { startProcess, type Started } from './processes.ts'
@@ -22,9 +23,19 @@ export function nginxAvailability(): NginxAvailability {
   return availability
 }
 
-/** nginx proxying 127.0.0.1:PORT/ to the upstream, in its own prefix directory. */
-export async function startNginx(binary: string, dir: string, upstreamPort: number): Promise<Started & { url: string }> {
-  const prefix = join(dir, `nginx-${upstreamPort}`)
+/** What nginx terminates TLS with (bench/front-door.ts): the same certificate as Bouncer's. */
+export interface NginxTls {
+  cert: string
+  key: string
+}
+
+/**
+ * nginx proxying 127.0.0.1:PORT/ to the upstream, in its own prefix directory; with `tls`, over
+ * TLS 1.2/1.3 with HTTP/2 by ALPN and session resumption (a shared cache and tickets), as one
+ * would configure it in front of an API.
+ */
+export async function startNginx(binary: string, dir: string, upstreamPort: number, tls: NginxTls | null = null): Promise<Started & { url: string }> {
+  const prefix = join(dir, `nginx-${upstreamPort}${tls ? '-tls' : ''}`)
   await mkdir(join(prefix, 'logs'), { recursive: true })
   const port = 20_000 + Math.floor(Math.random() * 20_000)
   const conf = join(prefix, 'nginx.conf')
@@ -49,7 +60,12 @@ http {
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:${port};
+    listen 127.0.0.1:${port}${tls ? ` ssl http2;
+    ssl_certificate "${tls.cert}";
+    ssl_certificate_key "${tls.key}";
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:10m;
+    ssl_session_tickets on` : ''};
     location / {
       proxy_pass http://api;
       proxy_http_version 1.1;
@@ -60,17 +76,20 @@ http {
 `)
   // nginx prints nothing when it is ready: wait for the port instead.
   const started = await startProcess(binary, ['-p', prefix, '-c', conf], null)
-  const url = `http://127.0.0.1:${port}`
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`
   for (let i = 0; i < 100; i++) {
-    try {
-      const res = await fetch(`${url}/`)
-      await res.arrayBuffer()
-      if (res.ok) return Object.assign(started, { url })
-    } catch {
-      // not listening yet
-    }
+    if (await accepts(port)) return Object.assign(started, { url })
     await new Promise((r) => setTimeout(r, 50))
   }
   await started.stop()
   throw new Error(`nginx did not answer on ${url}:\n${started.output()}`)
+}
+
+/** Whether something accepts connections on the port (nginx prints nothing when it is ready). */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port })
+    socket.once('connect', () => (socket.destroy(), resolve(true)))
+    socket.once('error', () => resolve(false))
+  })
 }

@@ -1,6 +1,6 @@
 // Warnings about roles and policies: legal, but almost certainly not what was meant.
 import type { ConfigPath, Finding } from './diagnostics.ts'
-import type { Config, StatementConfig } from './schema.ts'
+import { jwtIssuers, type Config, type StatementConfig } from './schema.ts'
 import { routesSelectedBy } from './values.ts'
 
 const MAX_OVERLAP_WARNINGS = 20
@@ -14,7 +14,7 @@ function unreachableRoles(config: Config): Finding[] {
   const findings: Finding[] = []
   config.roles.forEach((role, i) => {
     const reasons = role.assumed_by.map((rule) => {
-      const issuerUrl = config.issuers.find((issuer) => issuer.name === rule.issuer)?.issuer
+      const issuerUrl = jwtIssuers(config).find((issuer) => issuer.name === rule.issuer)?.issuer
       const subClaim = rule.claims?.sub
       const iss = rule.claims?.iss
       const literals = (value: typeof subClaim) => (value === undefined ? null : (Array.isArray(value) ? value : [value]).every((g) => g.literal) ? (Array.isArray(value) ? value : [value]).map((g) => g.text) : null)

@@ -27,7 +27,7 @@ function introspectionFindings(config: Config): Finding[] {
   const findings: Finding[] = []
   let first: number | undefined
   config.issuers.forEach((issuer, i) => {
-    if (!issuer.introspection) return
+    if (issuer.type !== 'jwt' || !issuer.introspection) return
     const url = new URL(issuer.introspection.url)
     if (url.username || url.password) {
       findings.push({ severity: 'error', path: ['issuers', i, 'introspection', 'url'], message: 'put the client credentials in client_id and client_secret, not in the URL' })

@@ -3,7 +3,8 @@
 // unit, a container's entrypoint) keeps ./data/audit.db next to the file, as whoever wrote it meant,
 // and every command reading the same file (serve, audit, secrets) finds the same files. The defaults
 // (./data/…) are paths in the config too. A rotation hook is a command, not a path: it is run as
-// written, in the gateway's working directory.
+// written, in the gateway's working directory. The PEM files of server.tls and x509 issuers resolve
+// the same way.
 import { isAbsolute, resolve } from 'node:path'
 import type { Config } from './schema.ts'
 
@@ -18,7 +19,15 @@ export function resolveFilePaths(config: Config, baseDir: string): Config {
   const upstreams = config.upstreams.map((upstream) => (upstream.tls ? { ...upstream, tls: tlsWithPaths(upstream.tls, path) } : upstream))
   const apiKeys = config.api_keys && (config.api_keys.store.type === 'sqlite' ? { ...config.api_keys, store: { ...config.api_keys.store, path: path(config.api_keys.store.path) } } : config.api_keys)
   const functions = config.functions.map((fn) => ({ ...fn, module: path(fn.module) }))
-  return { ...config, audit, secrets, upstreams, api_keys: apiKeys, functions }
+  const tls = config.server.tls && {
+    ...config.server.tls,
+    cert: path(config.server.tls.cert),
+    key: path(config.server.tls.key),
+    client_ca: config.server.tls.client_ca === undefined ? undefined : path(config.server.tls.client_ca),
+  }
+  const server = tls ? { ...config.server, tls } : config.server
+  const issuers = config.issuers.map((issuer) => (issuer.type !== 'x509' ? issuer : { ...issuer, ca: issuer.ca === undefined ? issuer.ca : path(issuer.ca) }))
+  return { ...config, server, issuers, audit, secrets, upstreams, api_keys: apiKeys, functions }
 }
 
 type SecretsStore = NonNullable<Config['secrets']>['store']

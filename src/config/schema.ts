@@ -65,6 +65,20 @@ const claimValue = z.union([glob, z.array(glob).min(1)])
 const origin = parsed(parseOrigin, { description: 'an origin as browsers send it (https://lookerstudio.google.com), or * for any', pattern: '^(\\*|https?://[^/?#]+)$' })
 const claimConditions = z.record(z.string().min(1), claimValue)
 
+/** The TLS versions a listener may take as its lowest: TLS 1.0 and 1.1 are deprecated (RFC 8996). */
+export const TLS_MIN_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const
+
+const tls = z.strictObject({
+  /** PEM: the certificate first, then its intermediates. */
+  cert: z.string().min(1),
+  key: z.string().min(1),
+  min_version: z.enum(TLS_MIN_VERSIONS, { error: 'min_version is TLSv1.2 or TLSv1.3' }).default('TLSv1.2'),
+  /** PEM: the CAs client certificates must chain to; asking for client certificates needs it. */
+  client_ca: z.string().min(1).optional(),
+  /** none: no certificate asked for; optional: asked for, checked where a route accepts client_cert; require: no connection without a valid one. Default: optional with client_ca, else none. */
+  client_auth: z.enum(['none', 'optional', 'require'], { error: 'client_auth is none, optional or require' }).optional(),
+}).transform((value) => ({ ...value, client_auth: value.client_auth ?? (value.client_ca === undefined ? 'none' as const : 'optional' as const) }))
+
 const server = z.strictObject({
   listen: listen.prefault('127.0.0.1:8080'),
   trusted_proxies: z.array(cidr).default([]),
@@ -81,6 +95,10 @@ const server = z.strictObject({
   case_sensitive_paths: z.boolean().default(false),
   max_connections: z.number().int().min(1).max(1_000_000).default(10_000),
   send_timeout: clientTimeout.prefault('60s'),
+  /** TLS termination on the gateway listener (files re-read when they change, and on SIGHUP). */
+  tls: tls.optional(),
+  /** HTTP/2 by ALPN on a TLS listener, HTTP/1.1 alongside. */
+  http2: z.boolean().default(false),
 })
 
 const admin = z.strictObject({
@@ -99,8 +117,9 @@ const introspection = z.strictObject({
   timeout: duration.prefault('5s').refine((ms) => ms > 0, 'must be more than 0'),
 })
 
-const issuer = z.strictObject({
+const jwtIssuer = z.strictObject({
   name: name('issuer'),
+  type: z.literal('jwt').default('jwt'),
   issuer: z.string().min(1),
   audiences: z.array(z.string().min(1)).min(1, 'list at least one audience: a token is accepted only for its audience'),
   jwks_uri: httpUrl.optional(),
@@ -115,6 +134,16 @@ const issuer = z.strictObject({
   token_types: z.array(z.string().min(1)).min(1, 'list at least one token type (at+jwt, JWT, untyped)').default(['at+jwt', 'JWT', 'untyped']),
   introspection: introspection.optional(),
 })
+
+/** Workload identity from client certificates: subject = the URI SAN (a SPIFFE ID), else the CN. */
+const x509Issuer = z.strictObject({
+  name: name('issuer'),
+  type: z.literal('x509'),
+  /** PEM: the CAs whose certificates this issuer vouches for; default server.tls.client_ca. */
+  ca: z.string().min(1).optional(),
+})
+
+const issuer = z.discriminatedUnion('type', [jwtIssuer, x509Issuer], { error: 'an issuer type is jwt (the default: bearer tokens) or x509 (client certificates)' })
 
 const trustRule = z.strictObject({
   issuer: z.string(),
@@ -399,7 +428,12 @@ export const configSchema = z.strictObject({
 export type Config = z.output<typeof configSchema>
 export type ServerConfig = Config['server']
 export type AdminConfig = Config['admin']
-export type IssuerConfig = Config['issuers'][number]
+export type AnyIssuerConfig = Config['issuers'][number]
+/** An issuer of bearer tokens (JWTs). */
+export type IssuerConfig = Extract<AnyIssuerConfig, { type: 'jwt' }>
+/** An issuer of client certificates. */
+export type X509IssuerConfig = Extract<AnyIssuerConfig, { type: 'x509' }>
+export type TlsConfig = NonNullable<ServerConfig['tls']>
 export type IntrospectionConfig = NonNullable<IssuerConfig['introspection']>
 export type RoleConfig = Config['roles'][number]
 export type TrustRuleConfig = RoleConfig['assumed_by'][number]
@@ -422,3 +456,13 @@ export type ClaimConditions = z.output<typeof claimConditions>
 export type BalanceStrategy = UpstreamConfig['balance']
 export type HealthCheckConfig = NonNullable<UpstreamConfig['health_check']>
 export type RetriesConfig = NonNullable<UpstreamConfig['retries']>
+
+/** The issuers of bearer tokens, in file order. */
+export function jwtIssuers(config: Pick<Config, 'issuers'>): IssuerConfig[] {
+  return config.issuers.filter((issuer): issuer is IssuerConfig => issuer.type === 'jwt')
+}
+
+/** The issuers of client certificates, in file order. */
+export function x509Issuers(config: Pick<Config, 'issuers'>): X509IssuerConfig[] {
+  return config.issuers.filter((issuer): issuer is X509IssuerConfig => issuer.type === 'x509')
+}

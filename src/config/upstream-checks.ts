@@ -2,7 +2,7 @@
 // are copies of one service, the TLS files; and warnings for what is legal but unwise.
 import type { Finding } from './diagnostics.ts'
 import type { Config } from './schema.ts'
-import { loadTlsMaterial } from './tls-files.ts'
+import { loadTlsMaterial } from './upstream-tls.ts'
 
 export function upstreamFindings(config: Config): Finding[] {
   const findings: Finding[] = []

@@ -9,6 +9,7 @@ import { routeFindings } from './route-checks.ts'
 import { upstreamFindings } from './upstream-checks.ts'
 import { callerFindings } from './caller-checks.ts'
 import { API_KEYS_ISSUER, type AcceptedCredential, type Config } from './schema.ts'
+import { tlsFindings } from './tls-checks.ts'
 import { routesSelectedBy } from './values.ts'
 import { isReservedForConfig } from '../http/index.ts'
 
@@ -29,6 +30,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
 
   const seenIssuerUrls = new Map<string, number>()
   config.issuers.forEach((issuer, i) => {
+    if (issuer.type !== 'jwt') return
     const earlier = seenIssuerUrls.get(issuer.issuer)
     if (earlier !== undefined) error(['issuers', i, 'issuer'], `issuer "${issuer.issuer}" is already configured by issuers[${earlier}]`)
     seenIssuerUrls.set(issuer.issuer, i)
@@ -110,6 +112,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   findings.push(...upstreamFindings(config))
   findings.push(...callerFindings(config))
   findings.push(...functionFindings(config))
+  findings.push(...tlsFindings(config))
 
   if (secretRefs.length > 0 && !config.secrets) {
     for (const ref of secretRefs) error(ref.path, `\${secret:${ref.name}} is used but no secrets store is configured (secrets.store)`)
@@ -155,8 +158,16 @@ function credentialSetup(config: Config, kind: AcceptedCredential): string | nul
       return null
     case 'api_key':
       return config.api_keys ? null : 'accepting api_key credentials needs api_keys (e.g. api_keys: { store: sqlite })'
+    case 'client_cert': {
+      // On a listener that asks for no certificate, such a route could never see one.
+      const tls = config.server.tls
+      if (!tls || tls.client_ca === undefined || tls.client_auth === 'none') {
+        return 'accepting client_cert needs a listener that asks for client certificates (server.tls with client_ca): without one this route never sees a certificate'
+      }
+      if (!config.issuers.some((issuer) => issuer.type === 'x509')) return 'accepting client_cert needs an issuer of type x509 (whose certificates it accepts)'
+      return null
+    }
     case 'session':
-    case 'client_cert':
       return `accepting ${kind} credentials is not available yet`
   }
 }

@@ -197,8 +197,8 @@ export function parseListen(text: string): Parsed<ListenAddress> {
 }
 
 /** The URL form of a listener, for the "listening on" lines and for clients. */
-export function listenUrl(host: string, port: number): string {
-  return `http://${isIP(host) === 6 ? `[${host}]` : host}:${port}`
+export function listenUrl(host: string, port: number, scheme: 'http' | 'https' = 'http'): string {
+  return `${scheme}://${isIP(host) === 6 ? `[${host}]` : host}:${port}`
 }
 
 /** Route ids a list of globs selects: literal globs by lookup, wildcards by a scan. */

@@ -17,11 +17,19 @@ export function bodyWindow(req: IncomingMessage, headers: RequestHeaders): numbe
   return arrived(req, window) ? 0 : window
 }
 
-/** Resolves once `window` bytes (or the whole body) have arrived; request_timeout if the client goes first. */
-export function bodyArrival(req: IncomingMessage, window: number): Promise<void> {
+/**
+ * Resolves once `window` bytes (or the whole body) have arrived; request_timeout if the client goes
+ * first, or when `timeoutMs` passes (HTTP/2: node:http2 has no request timeout of its own, where
+ * node:http answers 408 at request_timeout itself).
+ */
+export function bodyArrival(req: IncomingMessage, window: number, timeoutMs: number | null = null): Promise<void> {
   // Gone while an earlier stage awaited (a key fetch, the limits store): 'close' will not come again.
   if (req.destroyed) return Promise.reject(bodyNeverArrived())
   return new Promise((resolve, reject) => {
+    const timer = timeoutMs === null ? null : setTimeout(() => {
+      done()
+      reject(new GatewayError('request_timeout', { detail: 'The request body did not arrive within request_timeout.' }))
+    }, Math.max(0, timeoutMs))
     // 'readable' is only a notification: nothing is read here, the forwarder streams it all.
     const check = () => {
       if (req.destroyed) {
@@ -33,6 +41,7 @@ export function bodyArrival(req: IncomingMessage, window: number): Promise<void>
       }
     }
     const done = () => {
+      if (timer !== null) clearTimeout(timer)
       req.removeListener('readable', check)
       req.removeListener('close', check)
     }

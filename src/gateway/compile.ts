@@ -2,11 +2,12 @@
 // upstream, a function, or a built-in endpoint), per-route settings resolved to objects, upstream
 // pools and function pools. A reload
 // compiles a new runtime and swaps one reference; requests in flight keep the runtime they started with.
+import type { X509Certificate } from 'node:crypto'
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
-import { addressSet, parseRoutePattern, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
+import { addressSet, jwtIssuers, parseRoutePattern, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
 import { corsPolicy, foldHeaderName, type CorsPolicy } from '../http/index.ts'
 import {
-  apiKeyVerifier, bearerVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createTokenVerifier,
+  apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createTokenVerifier,
   type ApiKeyDirectory, type ApiKeyDirectoryRegistry, type Authenticator, type CredentialVerifier, type Introspector, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents,
 } from '../identity/index.ts'
 import { createFunctionRegistry, functionBackend, routeKeyOf, type FunctionPool, type FunctionRegistry } from '../functions/index.ts'
@@ -119,7 +120,7 @@ let generations = 0
 export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   const upstreams = new Map(config.upstreams.map((upstream) => [upstream.name, deps.upstreams.acquire(upstream)]))
   const functions = new Map(config.functions.map((fn) => [fn.name, deps.functions.acquire(fn)]))
-  const issuerKeys = new Map(config.issuers.filter(verifiesJwts).map((issuer) => [issuer.name, deps.issuers.acquire(issuer)]))
+  const issuerKeys = new Map(jwtIssuers(config).filter(verifiesJwts).map((issuer) => [issuer.name, deps.issuers.acquire(issuer)]))
   const apiKeys = config.api_keys ? deps.apiKeys.acquire(config.api_keys) : null
   // The API key header is the gateway's credential: no upstream ever gets it.
   const withheldHeaders: ReadonlySet<string> = new Set(config.api_keys ? [foldHeaderName(config.api_keys.header.toLowerCase())] : [])
@@ -212,12 +213,12 @@ function verifiesJwts(issuer: IssuerConfig): boolean {
 
 /** One verifier per kind of credential this config can check, and the introspector among them. */
 function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, apiKeys: ApiKeyDirectory | null, deps: CompileDeps): { authenticator: Authenticator; introspection: Introspector | null } {
-  const introspecting = config.issuers.find((issuer) => issuer.introspection !== undefined)
+  const introspecting = jwtIssuers(config).find((issuer) => issuer.introspection !== undefined)
   const introspection = introspecting?.introspection
     ? createIntrospector({ ...introspecting, introspection: introspecting.introspection }, { cacheEntries: config.server.token_cache_entries })
     : null
   const tokens = createTokenVerifier({
-    issuers: config.issuers,
+    issuers: jwtIssuers(config),
     keys: issuerKeys,
     maxTokenBytes: config.server.max_token_bytes,
     cacheEntries: config.server.token_cache_entries,
@@ -226,6 +227,13 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
   })
   const verifiers = new Map<AcceptedCredential, CredentialVerifier>([['bearer', bearerVerifier(tokens)]])
   if (apiKeys && config.api_keys) verifiers.set('api_key', apiKeyVerifier(apiKeys, config.api_keys.header))
+  const certificateIssuers = x509Issuers(config)
+  if (certificateIssuers.length > 0) {
+    verifiers.set('client_cert', clientCertVerifier(certificateIssuers.map((issuer) => ({
+      name: issuer.name,
+      cas: mustReadCertificates(issuer.ca ?? config.server.tls?.client_ca ?? ''),
+    }))))
+  }
   return { authenticator: createAuthenticator(verifiers), introspection }
 }
 
@@ -238,6 +246,13 @@ function corsOf(cors: CorsConfig): CorsPolicy {
     credentials: cors.credentials,
     maxAgeSeconds: Math.floor(cors.max_age / 1000),
   })
+}
+
+/** `bouncer check` read the file already; one replaced since then is refused here instead. */
+function mustReadCertificates(path: string): X509Certificate[] {
+  const read = readCertificates(path)
+  if (!read.ok) throw new Error(`an x509 issuer's CA file changed since the config was checked: ${read.message}`)
+  return read.certificates
 }
 
 function mustParse(path: string): RoutePattern {

@@ -3,7 +3,7 @@
 // whether it matched, and the verdict. It runs the gateway's own functions (target parsing, the
 // router, ruleMismatch, statementMismatch, decide, accessDenied), so it cannot disagree with them.
 import { decodeJwt, type JWTPayload } from 'jose'
-import { API_KEYS_ISSUER, type IssuerConfig } from '../config/index.ts'
+import { API_KEYS_ISSUER, jwtIssuers, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { accessDenied, describeClaimMismatch, evaluateAccess, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch } from '../access/index.ts'
 import { parseTarget } from '../http/index.ts'
@@ -74,7 +74,7 @@ export function explain(rt: Runtime, request: ExplainRequest): Explanation {
     return out
   }
 
-  const { identity, problems, described } = identityOf(rt.config.issuers, request, rt.config.api_keys !== undefined)
+  const { identity, problems, described } = identityOf(jwtIssuers(rt.config), request, rt.config.api_keys !== undefined)
   out.identity = described
   if (!identity) {
     const problem = problems[0] ?? { code: 'missing_token' as const, detail: 'No claims or token were given: the gateway would ask for a bearer token.' }

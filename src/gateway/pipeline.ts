@@ -22,6 +22,7 @@ import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUps
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
 import type { RouteMatch } from './router.ts'
+import { http2Framing } from './http2.ts'
 import type { GatewayState } from './state.ts'
 
 export async function handle(state: GatewayState, ctx: RequestContext): Promise<void> {
@@ -40,7 +41,7 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
       if (throttled) await throttled
     }
     // A slow body waits here, on its own connection, not on an upstream one (body-buffer.ts).
-    const body = route === matched ? awaitBody(ctx) : null
+    const body = route === matched ? awaitBody(rt, ctx) : null
     if (body) await body
     await serve(state, ctx, matched, route)
   } catch (err) {
@@ -56,10 +57,10 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
 
 /** Framing, identity of the request (id, trace, client address) and size limits: before any routing. */
 function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
-  const headers = inspectHeaders(ctx.req.rawHeaders)
+  const headers = inspectHeaders(ctx.req.rawHeaders, ctx.http2 ? http2Framing(ctx.req, rt.config.server.max_header_bytes) : null)
   ctx.headers = headers
-  if (headers.host === undefined && ctx.req.httpVersion === '1.1') {
-    throw new GatewayError('bad_request', { detail: 'An HTTP/1.1 request needs a Host header.' })
+  if (headers.host === undefined && (ctx.http2 || ctx.req.httpVersion === '1.1')) {
+    throw new GatewayError('bad_request', { detail: ctx.http2 ? 'An HTTP/2 request needs :authority (or Host).' : 'An HTTP/1.1 request needs a Host header.' })
   }
   ctx.id = acceptRequestId(headers.requestId) ?? randomUUID()
   ctx.trace = traceContextOf(headers.traceparent, headers.tracestate)
@@ -68,11 +69,12 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
     ctx.spans = traced.spans
     ctx.trace = traced.trace
   }
-  const address = clientAddressOf(ctx.req.socket.remoteAddress, headers.forwardedFor, rt.trustedProxies)
+  const address = clientAddressOf(ctx.connection.remoteAddress, headers.forwardedFor, rt.trustedProxies)
   ctx.clientIp = address.clientIp
   ctx.forwardedFor = address.forwardedFor
   ctx.viaTrustedProxy = address.viaTrustedProxy
-  if (state.draining) ctx.res.setHeader('connection', 'close')
+  // HTTP/2 has no Connection header: a draining listener sends its sessions GOAWAY instead.
+  if (state.draining && !ctx.http2) ctx.res.setHeader('connection', 'close')
   const max = rt.config.server.max_body_bytes
   if (headers.contentLength !== undefined && headers.contentLength > max) {
     throw new GatewayError('payload_too_large', { detail: `The request body exceeds ${max} bytes.` })
@@ -81,6 +83,8 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
 
 /** The canonical path (bad_path otherwise), then the first route in file order that takes it (404, 405). */
 function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: string | undefined): CompiledRoute {
+  // HTTP/1.1 CONNECT never gets here (the listener refuses it); an HTTP/2 one does.
+  if (ctx.method === 'CONNECT') throw new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
   const target = parseTarget(requestTarget, host)
   ctx.path = target.path
   ctx.query = target.query
@@ -162,7 +166,7 @@ function answerCors(ctx: RequestContext, cors: CorsPolicy): boolean {
 /** The credential's identity (401/503), its roles and the policies' decision (403). */
 async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, route: CompiledRoute): Promise<void> {
   if (state.tracing && ctx.spans) startAuthSpan(state.tracing, ctx.spans)
-  const input = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.req.socket }
+  const input = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection }
   const { identity, credential } = await rt.authenticator.authenticate(input, route.accept)
   ctx.identity = identity
   ctx.credential = credential
@@ -189,7 +193,7 @@ function applyLimits(ctx: RequestContext, verdict: LimitVerdict): void {
 }
 
 /** Null when there is nothing to wait for (no body, or enough of it is here): the common case costs no promise. */
-function awaitBody(ctx: RequestContext): Promise<void> | null {
+function awaitBody(rt: Runtime, ctx: RequestContext): Promise<void> | null {
   const headers = ctx.headers
   if (headers === null || ctx.upgrade !== null) return null
   const window = bodyWindow(ctx.req, headers)
@@ -199,7 +203,8 @@ function awaitBody(ctx: RequestContext): Promise<void> | null {
     ctx.res.writeContinue()
     ctx.continued = true
   }
-  return bodyArrival(ctx.req, window)
+  const timeout = ctx.http2 ? rt.config.server.request_timeout - (performance.now() - ctx.startMono) : null
+  return bodyArrival(ctx.req, window, timeout)
 }
 
 /**
@@ -272,8 +277,10 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
     state.logger.error({ err: error.cause, request_id: ctx.id, trace_id: ctx.trace.traceId, route: ctx.route?.id }, 'request failed unexpectedly')
   }
   const { req, res } = ctx
-  // A body we did not read is not worth draining: close the connection after the answer.
-  if (!req.complete && (ctx.headers?.chunked || (ctx.headers?.contentLength ?? 0) > 0)) {
+  // A body we did not read is not worth draining: close the connection after the answer. (On
+  // HTTP/2, node:http2 resets the stream with NO_ERROR once the answer ends before the request,
+  // RFC 9113 §8.1: the connection's other streams go on.)
+  if (!ctx.http2 && !req.complete && (ctx.headers?.chunked || (ctx.headers?.contentLength ?? 0) > 0)) {
     if (!res.headersSent) res.setHeader('connection', 'close')
   }
   if (state.audit.durability === 'sync' && !res.headersSent && !ctx.audited) {

@@ -1,15 +1,22 @@
-// The gateway's node:http listener. Node's strict parser stays on (never `insecureHTTPParser`):
-// it already refuses most smuggling shapes, and `request-headers.ts` refuses the rest.
+// The gateway's listener: node:http, or with server.tls node:https, or with server.http2 too a
+// node:http2 secure server that takes HTTP/1.1 alongside (allowHTTP1: the same node:http code
+// serves those connections). Node's strict parser stays on (never `insecureHTTPParser`): it already
+// refuses most smuggling shapes, and `request-headers.ts` refuses the rest.
 import { readFileSync } from 'node:fs'
-import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http'
-import type { Socket } from 'node:net'
+import { createServer, Server as HttpServer, ServerResponse, type IncomingMessage, type Server, type ServerOptions } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import { constants as h2constants, createSecureServer, type Http2Session } from 'node:http2'
+import type { Server as NetServer, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
+import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { GatewayError, sendRawProblem, type ErrorCode } from '../errors/index.ts'
-import type { Config, ServerConfig } from '../config/index.ts'
+import { readTlsMaterial, type Config, type ServerConfig, type TlsConfig } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { createContext } from '../request/index.ts'
+import { createSessionTracker, http2Options, type GatewayHttp2Response } from './http2.ts'
 import { handle } from './pipeline.ts'
 import type { GatewayState } from './state.ts'
+import { clientAuthOptions, createTlsReloader, secureContextOptions, type TlsReloader } from './tls.ts'
 
 export interface ClientErrorInfo {
   code: ErrorCode
@@ -19,17 +26,31 @@ export interface ClientErrorInfo {
   peer: string
 }
 
-export function createGatewayServer(state: GatewayState, onClientError: (info: ClientErrorInfo) => void = () => {}): Server {
+/** The gateway's listener, whatever it speaks: what starting, reloading and draining it needs. */
+export interface GatewayServer {
+  /** What `listen()` is called on. */
+  readonly server: NetServer
+  /** TLS on this listener (its URL is https://). */
+  readonly secure: boolean
+  /** Applies a reloaded config's server settings: timeouts, the connection bound, the TLS files. */
+  reconfigure(settings: ServerConfig): void
+  /** Stops accepting; idle HTTP/2 sessions get GOAWAY, and the busy ones once their streams end. */
+  close(): void
+  closeIdleConnections(): void
+  closeAllConnections(): void
+}
+
+export interface GatewayServerOptions {
+  onClientError?: (info: ClientErrorInfo) => void
+  /** Called when server.tls's files change on disk: the instance reloads (as on SIGHUP). */
+  onTlsFilesChanged?: () => void
+}
+
+export function createGatewayServer(state: GatewayState, options: GatewayServerOptions = {}): GatewayServer {
+  const onClientError = options.onClientError ?? (() => {})
   const settings = state.runtime.config.server
-  const server = createServer({
-    maxHeaderSize: settings.max_header_bytes,
-    insecureHTTPParser: false,
-    // Checked in the pipeline instead, so the refusal is a problem+json like every other.
-    requireHostHeader: false,
-    joinDuplicateHeaders: false,
-    // Node checks request and header timeouts on this interval (30 s by default): keep it tight.
-    connectionsCheckingInterval: Math.max(50, Math.min(1_000, settings.headers_timeout / 4, settings.request_timeout / 4)),
-  })
+  const listener = createListener(settings)
+  const server = listener.server
   applyTimeouts(server, settings)
   warnIfFileLimitTooLow(state.runtime.config, state.logger)
   reportRefusedConnections(server, state.logger)
@@ -38,6 +59,13 @@ export function createGatewayServer(state: GatewayState, onClientError: (info: C
     if (socket.writableLength === 0) return // quiet (a slow upstream, a long poll), not stalled
     state.logger.debug({ peer: socket.remoteAddress, unsent_bytes: socket.writableLength }, 'send_timeout: closing a connection whose client stopped reading')
     socket.destroy()
+  }
+  // HTTP/2: a stream's timeout fires when nothing moved on it; only the stream is cut, not its session.
+  const cutStreamIfStalled = function (this: GatewayHttp2Response) {
+    const stream = this.stream
+    if (stream.writableLength === 0) return
+    state.logger.debug({ peer: stream.session?.socket?.remoteAddress, unsent_bytes: stream.writableLength }, 'send_timeout: resetting a stream whose client stopped reading')
+    stream.close(h2constants.NGHTTP2_CANCEL)
   }
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     // send_timeout. A client that stops reading pauses the upstream (backpressure), and undici's
@@ -48,7 +76,7 @@ export function createGatewayServer(state: GatewayState, onClientError: (info: C
     // already arms one per keep-alive response: bench CPU µs/req with and without it were within
     // noise (bare 58.3 / 59.2, full pipeline 98.0 / 100.8).
     res.setTimeout(state.runtime.config.server.send_timeout)
-    res.on('timeout', cutIfStalled)
+    res.on('timeout', req.httpVersionMajor === 2 ? cutStreamIfStalled : cutIfStalled)
     void handle(state, createContext(req, res))
   }
   server.on('request', onRequest)
@@ -64,18 +92,118 @@ export function createGatewayServer(state: GatewayState, onClientError: (info: C
     socket.on('error', () => socket.destroy())
     void handle(state, createContext(req, res, { socket, head }))
   })
-  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-    writeRawProblem(socket, new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' }))
+  server.on('connect', (req: IncomingMessage, socketOrResponse: Duplex | ServerResponse) => {
+    // HTTP/2's CONNECT is a stream with a response: the pipeline refuses it and audits it.
+    if (req.httpVersionMajor === 2) return onRequest(req, socketOrResponse as ServerResponse)
+    writeRawProblem(socketOrResponse as Duplex, new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' }))
   })
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const info = answerClientError(err, socket)
     if (info) onClientError(info)
   })
-  return server
+
+  let tls: TlsReloader | null = null
+  if (settings.tls) {
+    tls = createTlsReloader(server as unknown as TlsServer, settings.tls, {
+      logger: state.logger,
+      onFilesChanged: options.onTlsFilesChanged ?? (() => {}),
+    })
+    secureHandshakes(server, state.logger)
+  }
+  const sessions = listener.http2 ? createSessionTracker(() => state.runtime.config.server) : null
+  if (sessions) {
+    server.on('session', (session: Http2Session) => sessions.add(session))
+    // A session nghttp2 ended for breaking its limits (a reset flood, invalid frames): debug only,
+    // as any client can cause it.
+    server.on('sessionError', (err: Error, session: Http2Session) => {
+      state.logger.debug({ peer: session.socket?.remoteAddress, reason: err.message }, 'HTTP/2 session ended')
+    })
+  }
+
+  return {
+    server,
+    secure: settings.tls !== undefined,
+    reconfigure(next) {
+      applyTimeouts(server, next)
+      if (tls && next.tls) tls.apply(next.tls)
+    },
+    close() {
+      tls?.stop()
+      server.close()
+    },
+    closeIdleConnections() {
+      listener.closeIdleConnections()
+      sessions?.closeIdle()
+    },
+    closeAllConnections() {
+      // node:http2's server has no closeAllConnections; node:http's works on the HTTP/1.1
+      // connections it tracks for it (allowHTTP1), and on node:https's.
+      HttpServer.prototype.closeAllConnections.call(server as unknown as HttpServer)
+      sessions?.destroyAll()
+    },
+  }
+}
+
+/** The options every HTTP/1.1 connection is read with, on any listener. */
+function http1Options(settings: ServerConfig): ServerOptions {
+  return {
+    maxHeaderSize: settings.max_header_bytes,
+    insecureHTTPParser: false,
+    // Checked in the pipeline instead, so the refusal is a problem+json like every other.
+    requireHostHeader: false,
+    joinDuplicateHeaders: false,
+    // Node checks request and header timeouts on this interval (30 s by default): keep it tight.
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, settings.headers_timeout / 4, settings.request_timeout / 4)),
+  }
+}
+
+/** node:http, node:https, or node:http2 with HTTP/1.1 alongside. */
+function createListener(settings: ServerConfig): { server: Server; http2: boolean; closeIdleConnections(): void } {
+  if (!settings.tls) {
+    const server = createServer(http1Options(settings))
+    return { server, http2: false, closeIdleConnections: () => server.closeIdleConnections() }
+  }
+  const tlsOptions = {
+    ...secureContextOptions(settings.tls, loadTls(settings.tls)),
+    ...clientAuthOptions(settings.tls),
+    // A slow handshake holds a connection as a slow request head does.
+    handshakeTimeout: settings.headers_timeout,
+  }
+  if (!settings.http2) {
+    const server = createHttpsServer({ ...http1Options(settings), ...tlsOptions, ALPNProtocols: ['http/1.1'] }) as unknown as Server
+    return { server, http2: false, closeIdleConnections: () => server.closeIdleConnections() }
+  }
+  const server = createSecureServer({ ...http1Options(settings), ...tlsOptions, ...http2Options(settings) } as Parameters<typeof createSecureServer>[0])
+  // node:http2 closes idle HTTP/1.1 connections too (allowHTTP1), though its types do not say so.
+  const idle = server as unknown as { closeIdleConnections(): void }
+  return { server: server as unknown as Server, http2: true, closeIdleConnections: () => idle.closeIdleConnections() }
+}
+
+/** `bouncer check` read these files already; one replaced in between fails the start here. */
+function loadTls(tls: TlsConfig) {
+  const read = readTlsMaterial(tls)
+  if (!read.ok) throw new Error(`server.tls cannot be loaded: ${read.errors.map((e) => e.message).join('; ')}`)
+  return read.material
+}
+
+/**
+ * Handshakes that fail (a client that does not trust the certificate, a scanner, with
+ * client_auth: require a missing or bad client certificate) close the connection; they are logged
+ * at debug level only, as anyone can cause them. A TLS connection is never renegotiated: it would
+ * let a client swap certificates mid-connection, and is a known CPU sink (CVE-2011-1473).
+ */
+function secureHandshakes(server: Server, logger: Logger): void {
+  // node:http2's server passes handshake errors to 'clientError', which would answer them in HTTP.
+  server.removeAllListeners('tlsClientError')
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    logger.debug({ peer: socket.remoteAddress, reason: err.code ?? err.message }, 'TLS handshake failed')
+    socket.destroy()
+  })
+  server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation())
 }
 
 /** Timeouts and the connection bound: what a reload may change on a running listener. */
-export function applyTimeouts(server: Server, settings: ServerConfig): void {
+function applyTimeouts(server: Server, settings: ServerConfig): void {
   server.requestTimeout = settings.request_timeout
   server.headersTimeout = Math.min(settings.headers_timeout, settings.request_timeout)
   server.keepAliveTimeout = settings.keep_alive_timeout

@@ -29,7 +29,21 @@ function badRequest(detail: string): GatewayError {
   return new GatewayError('bad_request', { detail })
 }
 
-export function inspectHeaders(raw: readonly string[]): RequestHeaders {
+/** What an HTTP/2 request's headers are read with (its `rawHeaders` hold the pseudo-headers too). */
+export interface Http2Framing {
+  /** DATA frames follow the HEADERS frame (no END_STREAM): a body, of unknown length unless content-length says. */
+  bodyFollows: boolean
+  /** server.max_header_bytes, counted as HTTP/2 counts a header list (RFC 9113 §6.5.2). */
+  maxHeaderBytes: number
+}
+
+/** RFC 9113 §8.2.2: HTTP/2 has no connection-specific headers; a request with one is malformed. */
+const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'])
+
+/** RFC 9113 §6.5.2: each field counts its name and value and 32 octets of overhead. */
+const H2_FIELD_OVERHEAD = 32
+
+export function inspectHeaders(raw: readonly string[], http2: Http2Framing | null = null): RequestHeaders {
   const out: RequestHeaders = {
     authorization: undefined,
     host: undefined,
@@ -47,9 +61,22 @@ export function inspectHeaders(raw: readonly string[]): RequestHeaders {
     forward: [],
   }
   let connection: string | undefined
+  let authority: string | undefined
+  let listBytes = 0
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase()
     const value = raw[i + 1] as string
+    if (http2 !== null) {
+      listBytes += name.length + value.length + H2_FIELD_OVERHEAD
+      if (name.charCodeAt(0) === 0x3a) { // a pseudo-header (`:path`, `:authority`…): node:http2 read the rest
+        if (name === ':authority') authority = value
+        continue
+      }
+      // nghttp2 resets such a stream before the gateway sees it; refused here too, never relied on.
+      if (CONNECTION_SPECIFIC.has(name) || (name === 'te' && value.trim().toLowerCase() !== 'trailers')) {
+        throw badRequest(`HTTP/2 forbids the connection-specific header ${name} (RFC 9113 §8.2.2)`)
+      }
+    }
     if (!MANAGED_REQUEST_HEADERS.has(name)) {
       if (isManagedVariant(name)) continue // X-Bouncer-*, X-Forwarded-*, or a look-alike (X_Real_IP)
       if (name === 'content-length') {
@@ -116,7 +143,26 @@ export function inspectHeaders(raw: readonly string[]): RequestHeaders {
     throw badRequest('a request cannot carry both Content-Length and Transfer-Encoding')
   }
   if (connection !== undefined) dropConnectionNamed(out.forward, connection)
+  if (http2 !== null) readHttp2Framing(out, http2, authority, listBytes)
   return out
+}
+
+/** The rules HTTP/2 adds: the header list's size, :authority as the Host, a body without a length. */
+function readHttp2Framing(out: RequestHeaders, http2: Http2Framing, authority: string | undefined, listBytes: number): void {
+  if (listBytes > http2.maxHeaderBytes) {
+    throw new GatewayError('headers_too_large', { detail: 'The request headers exceed max_header_bytes.' })
+  }
+  if (authority !== undefined) {
+    // RFC 9113 §8.3.1: a Host naming another authority makes the request malformed. Two names
+    // would let the route be chosen by one and the upstream's X-Forwarded-Host say the other.
+    if (out.host !== undefined && out.host.toLowerCase() !== authority.toLowerCase()) {
+      throw badRequest(':authority and Host name different hosts')
+    }
+    out.host = authority
+  }
+  // No chunked coding in HTTP/2: DATA frames without a content-length are streamed like a chunked
+  // body (counted against max_body_bytes, sent upstream chunked).
+  if (http2.bodyFollows && out.contentLength === undefined) out.chunked = true
 }
 
 /** RFC 9110 §7.6.1: headers named in Connection are for this hop only. */

@@ -1,10 +1,9 @@
 // A reload: load the file again, prepare it beside the running config, swap it in with one
 // assignment, and retire what only the old config used. A config that does not load or prepare is
 // refused and the running one keeps serving.
-import type { Server } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { loadConfigFile } from '../config/index.ts'
-import { applyTimeouts, type Runtime } from '../gateway/index.ts'
+import type { GatewayServer, Runtime } from '../gateway/index.ts'
 import type { Live } from './live.ts'
 import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
 import type { SecretsRefresh } from './secrets-refresh.ts'
@@ -15,7 +14,7 @@ export type ReloadResult =
 
 export interface ReloadDeps extends PrepareDeps {
   configFile: string
-  gatewayServer: Server
+  gatewayServer: GatewayServer
   refresh: SecretsRefresh
 }
 
@@ -44,6 +43,9 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     if (next.config.server.listen.text !== previous.config.server.listen.text || next.config.admin.listen.text !== previous.config.admin.listen.text) {
       logger.warn('a changed listen address takes effect at the next restart')
     }
+    if ((next.config.server.tls === undefined) !== (previous.config.server.tls === undefined) || next.config.server.http2 !== previous.config.server.http2) {
+      logger.warn('turning server.tls or server.http2 on or off takes effect at the next restart')
+    }
     if (JSON.stringify(next.config.audit) !== JSON.stringify(previous.config.audit)) {
       logger.warn('a changed audit section takes effect at the next restart')
     }
@@ -56,7 +58,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     }
     void compile.issuers.retire(runtime.issuerKeys.values())
     void compile.limitsStores.retire([runtime.limiter.store])
-    applyTimeouts(deps.gatewayServer, next.config.server)
+    deps.gatewayServer.reconfigure(next.config.server) // timeouts, the connection bound, the TLS files
     deps.refresh.follow(previous.config, next.config)
     void background.run('runtime_retirement', () => retireWhenIdle(previous, runtime))
     const warnings = diagnosticLines(next, 'warning')

@@ -1,6 +1,7 @@
 // SIGTERM: stop accepting, let requests in flight finish (bounded by server.shutdown_timeout), then
 // close listeners, pools, key sets, stores, the audit log (last: every record is queued by then).
 import type { Server } from 'node:http'
+import type { GatewayServer } from '../gateway/index.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { AuditLog } from '../audit/index.ts'
 import type { Tracing } from '../telemetry/index.ts'
@@ -8,7 +9,7 @@ import type { Live } from './live.ts'
 import type { SecretsRefresh } from './secrets-refresh.ts'
 
 export interface ShutdownDeps {
-  gatewayServer: Server
+  gatewayServer: GatewayServer
   adminServer: Server
   refresh: SecretsRefresh
   closeRegistries(): Promise<void>

@@ -1,8 +1,7 @@
 // A running gateway: config loaded and compiled, gateway and admin listeners bound, reload and
 // graceful shutdown. `bouncer serve`, the demo and the integration tests all start gateways here.
 import { once } from 'node:events'
-import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Server as NetServer } from 'node:net'
 import { adminRoutes, createAdminServer } from '../admin/index.ts'
 import { createAuditLog } from '../audit/index.ts'
 import { listenUrl, loadConfigFile } from '../config/index.ts'
@@ -70,7 +69,11 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   }
   const live: Live = { state, secrets: first.secrets, admin: first.admin }
 
-  const gatewayServer = createGatewayServer(state, (rejected) => audit.recordRejected(rejected))
+  const gatewayServer = createGatewayServer(state, {
+    onClientError: (rejected) => audit.recordRejected(rejected),
+    // A renewed certificate is read by a reload, as on SIGHUP: one path checks and applies it.
+    onTlsFilesChanged: () => void background.run('reload', () => reload()),
+  })
   const adminServer = createAdminServer({
     logger,
     auth: () => live.admin,
@@ -79,13 +82,13 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     readiness: () => readiness(state),
   })
 
-  const gatewayAddress = await listen(gatewayServer, config.server.listen.host, options.port ?? config.server.listen.port)
+  const gatewayAddress = await listen(gatewayServer.server, config.server.listen.host, options.port ?? config.server.listen.port)
   const adminAddress = await listen(adminServer, config.admin.listen.host, options.adminPort ?? config.admin.listen.port)
   const refresh = startSecretsRefresh(live, background)
   const reload = createReload(live, { ...prepareDeps, configFile: options.configFile, gatewayServer, refresh })
 
   return {
-    url: listenUrl(gatewayAddress.address, gatewayAddress.port),
+    url: listenUrl(gatewayAddress.address, gatewayAddress.port, gatewayServer.secure ? 'https' : 'http'),
     adminUrl: listenUrl(adminAddress.address, adminAddress.port),
     state,
     logger,
@@ -95,7 +98,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   }
 }
 
-async function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+async function listen(server: NetServer, host: string, port: number): Promise<AddressInfo> {
   server.listen(port, host)
   await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))])
   return server.address() as AddressInfo

@@ -3,6 +3,8 @@
 // Every field is set in `createContext` so all contexts share one shape (V8 keeps it monomorphic).
 // Only the pipeline (src/gateway/pipeline.ts) writes these fields; the stages return values.
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest } from 'node:http2'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { ErrorCode, GatewayError } from '../errors/index.ts'
 import type { RequestHeaders } from '../http/index.ts'
@@ -56,8 +58,18 @@ export interface RequestFacts {
 }
 
 export interface RequestContext extends RequestFacts {
+  /**
+   * On HTTP/2, node:http2's compatibility objects (Http2ServerRequest, and the listener's subclass
+   * of Http2ServerResponse): they offer what the gateway uses of these, under the same names.
+   */
   readonly req: IncomingMessage
   readonly res: ServerResponse
+  /** An HTTP/2 stream (by ALPN on a TLS listener) rather than an HTTP/1.x request. */
+  readonly http2: boolean
+  /** The connection came over TLS (X-Forwarded-Proto: https). */
+  readonly secure: boolean
+  /** The client connection: its TLS socket (an HTTP/2 stream's is its session's), one per connection. */
+  readonly connection: Socket
   /** Set for `Upgrade: websocket` requests: the raw client socket and its first bytes. */
   upgrade: { socket: Duplex; head: Buffer } | null
   /** `Expect: 100-continue` was answered already (while the body was awaited): not to be sent twice. */
@@ -69,10 +81,16 @@ export interface RequestContext extends RequestFacts {
 }
 
 export function createContext(req: IncomingMessage, res: ServerResponse, upgrade: RequestContext['upgrade'] = null): RequestContext {
-  const peer = req.socket.remoteAddress ?? ''
+  const http2 = req.httpVersionMajor === 2
+  // An HTTP/2 request's own `socket` is a new proxy per stream; its session's is one per connection.
+  const connection = http2 ? ((req as unknown as Http2ServerRequest).stream.session?.socket as Socket | undefined) ?? req.socket : req.socket
+  const peer = connection.remoteAddress ?? ''
   return {
     req,
     res,
+    http2,
+    secure: (connection as Socket & { encrypted?: boolean }).encrypted === true,
+    connection,
     startedAt: Date.now(),
     startMono: performance.now(),
     id: '',

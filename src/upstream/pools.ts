@@ -3,7 +3,7 @@
 // retry budget and the in-flight count survive it; upstreams no longer used are closed once their
 // requests finish, their health checks stopped.
 import { createSharedResources, type SharedResources } from '../collections/index.ts'
-import { loadTlsMaterial, type BalanceStrategy, type TlsMaterial, type UpstreamConfig } from '../config/index.ts'
+import { loadTlsMaterial, type BalanceStrategy, type UpstreamTlsMaterial, type UpstreamConfig } from '../config/index.ts'
 import { foldHeaderName } from '../http/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import { startHealthChecks } from './health.ts'
@@ -18,7 +18,7 @@ export interface Upstream extends TargetOwner, RetryBudget {
   /** The targets' path without a trailing slash ('' for none): prefixed to every forwarded path. */
   readonly basePath: string
   /** https targets' TLS settings (WebSocket handshakes use them too); null for the defaults. */
-  readonly tls: TlsMaterial | null
+  readonly tls: UpstreamTlsMaterial | null
   readonly retry: RetryPolicy | null
   /** Retry-After of the 503 when no target is available: when a check or an ejection may bring one back. */
   readonly retryAfterSeconds: number
@@ -90,7 +90,7 @@ function createUpstream(config: UpstreamConfig, deps: UpstreamDeps): Upstream {
   return upstream
 }
 
-function tlsOf(name: string, config: NonNullable<UpstreamConfig['tls']>): TlsMaterial {
+function tlsOf(name: string, config: NonNullable<UpstreamConfig['tls']>): UpstreamTlsMaterial {
   const { material, problems } = loadTlsMaterial(config)
   // bouncer check reports these with their line; here the files changed since, or were never checked.
   if (problems.length > 0) throw new Error(`upstream "${name}" tls: ${problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`)

@@ -68,7 +68,7 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
       out.push('authorization', inbound.authorization)
     }
   }
-  const proto = ctx.viaTrustedProxy && inbound?.forwardedProto ? inbound.forwardedProto : 'http'
+  const proto = ctx.viaTrustedProxy && inbound?.forwardedProto ? inbound.forwardedProto : ctx.secure ? 'https' : 'http'
   out.push('x-forwarded-for', ctx.forwardedFor, 'x-forwarded-proto', proto)
   const host = forwardedHost(ctx, settings.publicHosts)
   if (host !== undefined) out.push('x-forwarded-host', host)

@@ -3,7 +3,7 @@
 // its active checks (health.ts) and not ejected by its passive record here. Both are kept as
 // booleans that change on events (a check, a failure, a timer), so choosing a target reads no clock.
 import { Pool } from 'undici'
-import type { TlsMaterial } from '../config/index.ts'
+import type { UpstreamTlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 
 export interface Target {
@@ -31,7 +31,7 @@ export interface TargetPoolOptions {
   connections: number
   connectTimeoutMs: number
   timeoutMs: number
-  tls: TlsMaterial | null
+  tls: UpstreamTlsMaterial | null
 }
 
 export function createTarget(origin: string, options: TargetPoolOptions): Target {
@@ -63,7 +63,7 @@ export function createTarget(origin: string, options: TargetPoolOptions): Target
  * would read NODE_TLS_REJECT_UNAUTHORIZED=0 from the environment and stop verifying, silently.
  * There is no key that turns verification off.
  */
-export function tlsConnectOptions(tls: TlsMaterial | null): { rejectUnauthorized: true; ca?: string; cert?: string; key?: string; servername?: string } {
+export function tlsConnectOptions(tls: UpstreamTlsMaterial | null): { rejectUnauthorized: true; ca?: string; cert?: string; key?: string; servername?: string } {
   if (tls === null) return { rejectUnauthorized: true }
   return {
     rejectUnauthorized: true,

@@ -43,7 +43,7 @@ describe('unexpected exceptions', () => {
       inFlight: 0,
       tunnels: new Set(),
     }
-    const server = createGatewayServer(state)
+    const { server } = createGatewayServer(state)
     server.listen(0, '127.0.0.1')
     await once(server, 'listening')
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`

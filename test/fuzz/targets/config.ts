@@ -59,7 +59,7 @@ function timerDurations(config: Config): Array<[string, number]> {
     ['audit.flush_interval', audit.flush_interval],
     ...(store.type === 'redis' ? [['limits_store.timeout', store.timeout] as [string, number]] : []),
     ...(secrets ? [['secrets.refresh_interval', secrets.refresh_interval] as [string, number]] : []),
-    ...config.issuers.flatMap((issuer, i): Array<[string, number]> => [
+    ...config.issuers.flatMap((issuer, i): Array<[string, number]> => issuer.type !== 'jwt' ? [] : [
       [`issuers[${i}].jwks_refresh_interval`, issuer.jwks_refresh_interval],
       [`issuers[${i}].jwks_cooldown`, issuer.jwks_cooldown],
     ]),

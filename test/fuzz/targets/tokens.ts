@@ -7,7 +7,7 @@ import { constants, createHmac, KeyObject, sign } from 'node:crypto'
 import { Writable } from 'node:stream'
 import fc from 'fast-check'
 import { CompactSign, compactVerify, createLocalJWKSet, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose'
-import { loadConfigText } from '../../../src/config/index.ts'
+import { jwtIssuers, loadConfigText } from '../../../src/config/index.ts'
 import { GatewayError, type ErrorCode } from '../../../src/errors/index.ts'
 import type { Identity } from '../../../src/request/identity.ts'
 import { createTokenVerifier, type TokenVerifier } from '../../../src/identity/index.ts'
@@ -178,7 +178,7 @@ async function makeContext(cacheEntries: number): Promise<Context> {
   const issuerKeys: IssuerKeys = { name: 'fuzz', issuer: ISSUER, getKey, state: 'ready', hasKeys: true, attempted: true, lastError: null, close() {} }
   const logger = createLogger({ level: 'silent', destination: new Writable({ write: (_chunk, _encoding, done) => done() }) })
   const verifier = createTokenVerifier({
-    issuers: config.issuers,
+    issuers: jwtIssuers(config),
     keys: new Map([['fuzz', issuerKeys]]),
     maxTokenBytes: LARGE_INPUT_BYTES,
     cacheEntries,

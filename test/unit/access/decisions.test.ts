@@ -2,7 +2,7 @@
 // and the statement that made it.
 import { describe, expect, it } from 'vitest'
 import { compileAccess, evaluateAccess } from '../../../src/access/index.ts'
-import { loadConfigText } from '../../../src/config/index.ts'
+import { jwtIssuers, loadConfigText } from '../../../src/config/index.ts'
 import { identityFromClaims } from '../../../src/identity/index.ts'
 
 const CONFIG = `
@@ -116,7 +116,7 @@ const CASES: Array<[name: string, issuer: 'corp' | 'partner', claims: Record<str
 
 describe('access decisions', () => {
   it.each(CASES)('%s', (_name, issuerName, claims, routeId, method, ip, expected) => {
-    const issuer = config.issuers.find((i) => i.name === issuerName)!
+    const issuer = jwtIssuers(config).find((i) => i.name === issuerName)!
     const identity = identityFromClaims(issuer, { iss: issuer.issuer, ...claims })
     const { decision } = evaluateAccess(access, identity, { policy: access.policyFor(routeId) }, method, ip)
     const actual = decision.effect === 'allow' ? ['allow', decision.statement.sid] : decision.reason === 'explicit_deny' ? ['explicit_deny', decision.statement.sid] : [decision.reason]

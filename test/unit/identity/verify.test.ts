@@ -4,7 +4,7 @@
 import { Writable } from 'node:stream'
 import { CompactSign, createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { loadConfigText } from '../../../src/config/index.ts'
+import { jwtIssuers, loadConfigText } from '../../../src/config/index.ts'
 import { GatewayError } from '../../../src/errors/index.ts'
 import { checkClaims, createTokenVerifier, type TokenVerifier } from '../../../src/identity/index.ts'
 import type { IssuerKeys } from '../../../src/identity/issuers.ts'
@@ -28,7 +28,7 @@ function verifier(options: { issuerYaml?: string; now?: () => number } = {}) {
   const { config } = loadConfigText(yaml, 'test.yaml')
   const logs: string[] = []
   const logger = createLogger({ level: 'debug', destination: new Writable({ write: (chunk: Buffer, _e, done) => (logs.push(chunk.toString()), done()) }) })
-  const v = createTokenVerifier({ issuers: config!.issuers, keys: new Map([['corp', keys]]), maxTokenBytes: MAX_TOKEN_BYTES, cacheEntries: 100, logger, now: options.now })
+  const v = createTokenVerifier({ issuers: jwtIssuers(config!), keys: new Map([['corp', keys]]), maxTokenBytes: MAX_TOKEN_BYTES, cacheEntries: 100, logger, now: options.now })
   return { verifier: v, logs }
 }
 
@@ -195,7 +195,7 @@ describe('token types (issuers[].token_types)', () => {
 
 describe('exp, nbf and iat that are not times (checkClaims)', () => {
   const { config } = loadConfigText(`issuers: [{ name: corp, issuer: "${ISSUER}", audiences: [api], clock_tolerance: 30s }]\n`, 'test.yaml')
-  const issuer = config!.issuers[0]!
+  const issuer = jwtIssuers(config!)[0]!
   const nowMs = Date.UTC(2026, 0, 1)
   const now = nowMs / 1000
   const codeOf = (claims: Record<string, unknown>): string => {

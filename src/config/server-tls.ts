@@ -1,0 +1,135 @@
+// The PEM files of server.tls and of x509 issuers, read and checked: at `bouncer check` (a broken
+// or mismatched certificate and key is an error with the file's line), at start, at a reload and
+// when the files change (the gateway keeps the running certificate then, and says why). One reader
+// for all of them, so what `check` accepts is exactly what the listener loads.
+import { readFileSync } from 'node:fs'
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
+import { createSecureContext } from 'node:tls'
+import type { ConfigPath, Finding } from './diagnostics.ts'
+import type { TlsConfig } from './schema.ts'
+
+/** What a TLS listener is built from, read and checked. */
+export interface TlsMaterial {
+  /** The certificate chain as read (PEM), the leaf first. */
+  readonly cert: Buffer
+  readonly key: Buffer
+  readonly leaf: X509Certificate
+  /** server.tls.client_ca as read, and its certificates; null when client certificates are not asked for. */
+  readonly clientCa: Buffer | null
+  readonly clientCas: readonly X509Certificate[]
+}
+
+export type TlsRead = { ok: true; material: TlsMaterial; warnings: Finding[] } | { ok: false; errors: Finding[]; warnings: Finding[] }
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g
+
+function describeReadError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'ENOENT') return 'no such file'
+  if (code === 'EACCES') return 'permission denied (EACCES)'
+  if (code === 'EISDIR') return 'it is a directory, not a file (EISDIR)'
+  return (err as Error).message
+}
+
+/** Every certificate of a PEM file, in order; a message saying why not. */
+export function readCertificates(path: string): { ok: true; pem: Buffer; certificates: X509Certificate[] } | { ok: false; message: string } {
+  let pem: Buffer
+  try {
+    pem = readFileSync(path)
+  } catch (err) {
+    return { ok: false, message: `cannot read ${path}: ${describeReadError(err)}` }
+  }
+  const blocks = pem.toString('latin1').match(PEM_CERTIFICATE) ?? []
+  if (blocks.length === 0) return { ok: false, message: `${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)` }
+  const certificates: X509Certificate[] = []
+  for (const [i, block] of blocks.entries()) {
+    try {
+      certificates.push(new X509Certificate(block))
+    } catch (err) {
+      return { ok: false, message: `certificate ${i + 1} of ${path} cannot be read: ${(err as Error).message}` }
+    }
+  }
+  return { ok: true, pem, certificates }
+}
+
+/** `CN=api.example.com, O=Example` (RFC 4514 order is the reverse of Node's lines; this is for people). */
+export function distinguishedName(certificateName: string): string {
+  return certificateName.split('\n').join(', ')
+}
+
+export function readKey(path: string): { ok: true; pem: Buffer; key: KeyObject } | { ok: false; message: string } {
+  let pem: Buffer
+  try {
+    pem = readFileSync(path)
+  } catch (err) {
+    return { ok: false, message: `cannot read ${path}: ${describeReadError(err)}` }
+  }
+  try {
+    return { ok: true, pem, key: createPrivateKey(pem) }
+  } catch (err) {
+    const message = (err as Error).message
+    return {
+      ok: false,
+      message: /passphrase/i.test(message)
+        ? `${path} is an encrypted private key: give the gateway an unencrypted one (readable by it alone)`
+        : `${path} holds no PEM private key: ${message}`,
+    }
+  }
+}
+
+/**
+ * Reads and checks server.tls: the chain parses, the key is a private key that matches the
+ * certificate, OpenSSL accepts the pair, client_ca parses. An expired or not yet valid server
+ * certificate is a warning (clients will refuse it, but serving it is the operator's call).
+ */
+export function readTlsMaterial(tls: TlsConfig, nowMs: number = Date.now()): TlsRead {
+  const errors: Finding[] = []
+  const warnings: Finding[] = []
+  const at = (key: string): ConfigPath => ['server', 'tls', key]
+  const error = (key: string, message: string) => errors.push({ severity: 'error', path: at(key), message })
+  const warn = (key: string, message: string) => warnings.push({ severity: 'warning', path: at(key), message })
+
+  const chain = readCertificates(tls.cert)
+  if (!chain.ok) error('cert', chain.message)
+  const key = readKey(tls.key)
+  if (!key.ok) error('key', key.message)
+  let clientCa: { pem: Buffer; certificates: X509Certificate[] } | null = null
+  if (tls.client_ca !== undefined) {
+    const read = readCertificates(tls.client_ca)
+    if (!read.ok) error('client_ca', read.message)
+    else {
+      clientCa = read
+      for (const ca of read.certificates) {
+        if (!ca.ca) warn('client_ca', `"${distinguishedName(ca.subject)}" in ${tls.client_ca} is not a CA certificate (basicConstraints CA:TRUE): only a client presenting that very certificate would be accepted`)
+      }
+    }
+  }
+  if (tls.client_auth !== 'none' && tls.client_ca === undefined) {
+    error('client_auth', `client_auth: ${tls.client_auth} needs client_ca, the CAs client certificates must chain to`)
+  }
+  if (tls.client_auth === 'none' && tls.client_ca !== undefined) {
+    warn('client_ca', 'client_auth is none: no client certificate is asked for, so client_ca is not used')
+  }
+  if (!chain.ok || !key.ok) return { ok: false, errors, warnings }
+
+  const leaf = chain.certificates[0] as X509Certificate
+  const subject = distinguishedName(leaf.subject)
+  if (!leaf.checkPrivateKey(key.key)) {
+    error('key', `the key in ${tls.key} does not match the certificate "${subject}" in ${tls.cert}`)
+    return { ok: false, errors, warnings }
+  }
+  try {
+    createSecureContext({ cert: chain.pem, key: key.pem, ca: clientCa?.pem, minVersion: tls.min_version })
+  } catch (err) {
+    error('cert', `OpenSSL refuses the certificate and key: ${(err as Error).message}`)
+    return { ok: false, errors, warnings }
+  }
+  if (Date.parse(leaf.validTo) < nowMs) warn('cert', `the certificate "${subject}" expired at ${new Date(leaf.validTo).toISOString()}: clients will refuse it`)
+  else if (Date.parse(leaf.validFrom) > nowMs) warn('cert', `the certificate "${subject}" is not valid before ${new Date(leaf.validFrom).toISOString()}: clients will refuse it until then`)
+  if (errors.length > 0) return { ok: false, errors, warnings }
+  return {
+    ok: true,
+    material: { cert: chain.pem, key: key.pem, leaf, clientCa: tls.client_auth === 'none' ? null : clientCa?.pem ?? null, clientCas: clientCa?.certificates ?? [] },
+    warnings,
+  }
+}

@@ -1,0 +1,102 @@
+// TLS termination on the gateway listener (server.tls). The certificate, key and client CAs are
+// read again at every reload: on SIGHUP, and when one of their files changes (polled: a renamed-over
+// file, a certbot renewal, a Kubernetes secret's symlink swap all show as a new mtime or inode),
+// which starts the same reload, so the files and the x509 issuers that name client_ca's CAs never
+// disagree. A new pair is installed with setSecureContext: connections already open keep the
+// context they were made with, new handshakes get the new one (and new session ticket keys, so no
+// session made under the old CAs resumes). Files that do not load (unreadable, not PEM, a key that
+// does not match) fail the reload's check: the running certificate stays, and the reload says why.
+import { unwatchFile, watchFile, type Stats } from 'node:fs'
+import type { Server as TlsServer, SecureContextOptions } from 'node:tls'
+import { distinguishedName, readTlsMaterial, type TlsConfig, type TlsMaterial } from '../config/index.ts'
+import type { Logger } from '../telemetry/index.ts'
+
+/**
+ * TLS 1.2 suites: forward secrecy and AEAD only (Mozilla's "intermediate" list without DHE, which
+ * needs parameters of its own); the CBC suites Node also allows are left out, as HTTP/2 forbids
+ * them (RFC 9113 §9.2.2). TLS 1.3's suites are OpenSSL's defaults, all AEAD.
+ */
+const TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':')
+
+/** How often the certificate files are looked at (a stat each). */
+const TLS_FILE_POLL_MS = 1_000
+/** A certificate and its key are rarely replaced in the same instant: read them once both have settled. */
+const TLS_FILE_SETTLE_MS = 200
+
+/** The context a TLS listener is made with, and replaced by on a reload. */
+export function secureContextOptions(tls: TlsConfig, material: TlsMaterial): SecureContextOptions {
+  return {
+    cert: material.cert,
+    key: material.key,
+    ca: material.clientCa ?? undefined,
+    minVersion: tls.min_version,
+    ciphers: TLS12_CIPHERS,
+    // The server's order, so a client offering CBC or RSA key exchange first still gets ECDHE+AEAD.
+    honorCipherOrder: true,
+  }
+}
+
+/**
+ * Whether a client certificate is asked for, and whether a connection without a valid one is
+ * refused in the handshake (require) or let through for the routes to answer 401 (optional).
+ */
+export function clientAuthOptions(tls: TlsConfig): { requestCert: boolean; rejectUnauthorized: boolean } {
+  return { requestCert: tls.client_auth !== 'none', rejectUnauthorized: tls.client_auth === 'require' }
+}
+
+export interface TlsReloader {
+  /** Reads server.tls's files again and installs them; false (with the reasons logged) when they do not load. */
+  apply(tls: TlsConfig): boolean
+  stop(): void
+}
+
+export function createTlsReloader(server: TlsServer, initial: TlsConfig, deps: { logger: Logger; onFilesChanged: () => void }): TlsReloader {
+  let watched: string[] = []
+  let settle: NodeJS.Timeout | null = null
+
+  function apply(tls: TlsConfig): boolean {
+    watch(tls)
+    const read = readTlsMaterial(tls)
+    if (!read.ok) {
+      // The reload checked these files a moment ago: they changed again since.
+      deps.logger.error({ reasons: read.errors.map((e) => e.message) }, 'TLS files not loaded: the running certificate keeps serving')
+      return false
+    }
+    server.setSecureContext(secureContextOptions(tls, read.material))
+    Object.assign(server, clientAuthOptions(tls))
+    const leaf = read.material.leaf
+    deps.logger.info({ subject: distinguishedName(leaf.subject), not_after: new Date(leaf.validTo).toISOString(), fingerprint_sha256: leaf.fingerprint256 }, 'TLS certificate loaded')
+    return true
+  }
+
+  const changed = (now: Stats, before: Stats) => {
+    if (now.mtimeMs === before.mtimeMs && now.ino === before.ino && now.size === before.size) return
+    if (settle !== null) clearTimeout(settle)
+    settle = setTimeout(() => {
+      settle = null
+      deps.onFilesChanged()
+    }, TLS_FILE_SETTLE_MS).unref()
+  }
+
+  function watch(tls: TlsConfig): void {
+    const paths = [tls.cert, tls.key, ...(tls.client_ca === undefined ? [] : [tls.client_ca])]
+    if (paths.join('\0') === watched.join('\0')) return
+    for (const path of watched) unwatchFile(path, changed)
+    watched = paths
+    for (const path of paths) watchFile(path, { interval: TLS_FILE_POLL_MS, persistent: false }, changed)
+  }
+
+  watch(initial)
+  return {
+    apply,
+    stop() {
+      if (settle !== null) clearTimeout(settle)
+      for (const path of watched) unwatchFile(path, changed)
+      watched = []
+    },
+  }
+}

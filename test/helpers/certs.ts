@@ -1,0 +1,111 @@
+// Certificates made by the tests themselves with the `openssl` command, into a temp dir: a test CA,
+// a server certificate for 127.0.0.1 and localhost, and client certificates of any shape (a SPIFFE
+// URI SAN, a CN only, expired, not yet valid, from another CA). `openssl ca` is used because it is
+// the one command of OpenSSL 3.0 that sets a certificate's start and end dates freely.
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export interface Issued {
+  /** Paths of the PEM files. */
+  cert: string
+  key: string
+}
+
+export interface TestCa extends Issued {
+  name: string
+  /** A certificate signed by this CA. Dates are `YYYYMMDDHHMMSSZ`; by default valid from an hour ago for a year. */
+  issue(name: string, options: IssueOptions): Issued
+}
+
+export interface IssueOptions {
+  /** `/CN=…/O=…`; default `/CN=<name>`. */
+  subject?: string
+  /** subjectAltName entries, e.g. `URI:spiffe://prod/ns/etl/sa/loader`, `DNS:localhost`, `IP:127.0.0.1`. */
+  san?: string[]
+  usage: 'server' | 'client'
+  notBefore?: string
+  notAfter?: string
+}
+
+export interface TestPki {
+  dir: string
+  ca: TestCa
+  /** Signed by `ca`, for 127.0.0.1 and localhost. */
+  server: Issued
+  /** A second, unrelated CA (its certificates are "from another CA"). */
+  otherCa: TestCa
+  /** Makes a new CA in the same directory. */
+  newCa(name: string): TestCa
+  close(): void
+}
+
+function openssl(args: string[], cwd: string): void {
+  execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] })
+}
+
+/** YYYYMMDDHHMMSSZ, the date form `openssl ca -startdate/-enddate` takes. */
+export function opensslDate(date: Date): string {
+  return `${date.toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`
+}
+
+const HOUR = 3_600_000
+
+function createCa(dir: string, name: string): TestCa {
+  const home = join(dir, name)
+  mkdirSync(join(home, 'issued'), { recursive: true })
+  writeFileSync(join(home, 'index.txt'), '')
+  writeFileSync(join(home, 'serial'), '1000\n')
+  writeFileSync(join(home, 'ca.cnf'), [
+    '[ ca ]', 'default_ca = test',
+    '[ test ]', `dir = ${home}`, 'database = $dir/index.txt', 'new_certs_dir = $dir/issued', 'serial = $dir/serial',
+    'default_md = sha256', 'policy = any', 'unique_subject = no', 'email_in_dn = no', 'copy_extensions = none',
+    '[ any ]', 'commonName = optional', 'organizationName = optional', 'organizationalUnitName = optional', '',
+  ].join('\n'))
+  const cert = join(home, 'ca.crt')
+  const key = join(home, 'ca.key')
+  openssl([
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert,
+    '-days', '3650', '-subj', `/CN=${name}/O=Bouncer tests`,
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+  ], home)
+  return {
+    name,
+    cert,
+    key,
+    issue(leaf, options) {
+      const base = join(home, leaf)
+      const extensions = [
+        'basicConstraints = critical,CA:FALSE',
+        'keyUsage = critical,digitalSignature',
+        `extendedKeyUsage = ${options.usage === 'server' ? 'serverAuth' : 'clientAuth'}`,
+      ]
+      if (options.san && options.san.length > 0) extensions.push(`subjectAltName = ${options.san.join(',')}`)
+      writeFileSync(`${base}.ext`, `${extensions.join('\n')}\n`)
+      openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', options.subject ?? `/CN=${leaf}`], home)
+      openssl([
+        'ca', '-batch', '-notext', '-config', join(home, 'ca.cnf'), '-cert', cert, '-keyfile', key,
+        '-in', `${base}.csr`, '-out', `${base}.crt`, '-extfile', `${base}.ext`,
+        '-startdate', options.notBefore ?? opensslDate(new Date(Date.now() - HOUR)),
+        '-enddate', options.notAfter ?? opensslDate(new Date(Date.now() + 365 * 24 * HOUR)),
+      ], home)
+      return { cert: `${base}.crt`, key: `${base}.key` }
+    },
+  }
+}
+
+export function createPki(): TestPki {
+  const dir = mkdtempSync(join(tmpdir(), 'bouncer-pki-'))
+  const ca = createCa(dir, 'Test CA')
+  const otherCa = createCa(dir, 'Other CA')
+  const server = ca.issue('server', { usage: 'server', san: ['DNS:localhost', 'IP:127.0.0.1'] })
+  return {
+    dir,
+    ca,
+    server,
+    otherCa,
+    newCa: (name) => createCa(dir, name),
+    close: () => rmSync(dir, { recursive: true, force: true }),
+  }
+}
