@@ -35,9 +35,22 @@ export interface NginxTls {
  * would configure it in front of an API.
  */
 export async function startNginx(binary: string, dir: string, upstreamPort: number, tls: NginxTls | null = null): Promise<Started & { url: string }> {
-  const prefix = join(dir, `nginx-${upstreamPort}${tls ? '-tls' : ''}`)
+  // nginx cannot be told to pick a free port, so one is drawn below Linux's ephemeral range (32768
+  // and up, where a busy machine's client sockets live) and drawn again if it is taken anyway.
+  let lastError: unknown
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      return await startNginxOn(10_000 + Math.floor(Math.random() * 20_000), binary, dir, upstreamPort, tls)
+    } catch (error) {
+      lastError = error
+    }
+  }
+  throw lastError
+}
+
+async function startNginxOn(port: number, binary: string, dir: string, upstreamPort: number, tls: NginxTls | null): Promise<Started & { url: string }> {
+  const prefix = join(dir, `nginx-${upstreamPort}${tls ? '-tls' : ''}-${port}`)
   await mkdir(join(prefix, 'logs'), { recursive: true })
-  const port = 20_000 + Math.floor(Math.random() * 20_000)
   const conf = join(prefix, 'nginx.conf')
   await writeFile(conf, `
 daemon off;
@@ -78,6 +91,7 @@ http {
   const started = await startProcess(binary, ['-p', prefix, '-c', conf], null)
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`
   for (let i = 0; i < 100; i++) {
+    if (/Address already in use/.test(started.output())) break
     if (await accepts(port)) return Object.assign(started, { url })
     await new Promise((r) => setTimeout(r, 50))
   }
