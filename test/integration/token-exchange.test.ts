@@ -2,6 +2,7 @@
 // tokens (client credentials), the gateway exchanges them at POST /oauth2/token, and the exchanged
 // token is used against a real upstream: on-behalf-of decisions for both sides, the audit record
 // naming both, the identity assertion carrying `act`, and limits keyed by the agent.
+import { generateKeyPairSync } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -316,5 +317,57 @@ describe('limits keyed by the agent (key: actor)', () => {
   it('count a caller without an actor by its principal', async () => {
     for (let i = 0; i < 3; i++) expect((await call('/limited/y', alice)).status).toBe(200)
     expect((await call('/limited/y', alice)).status).toBe(429)
+  })
+})
+
+describe('the signing key an operator keeps (token_exchange.signing.key)', () => {
+  const config = (enabled: boolean) => ({
+    secrets: { store: { type: 'env', prefix: 'EXCHANGE_TEST_SECRET_' } },
+    issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
+    roles: [{ name: 'anyone', assumed_by: [{ issuer: 'corp' }], policies: ['read'] }],
+    policies: [{ name: 'read', statements: [{ effect: 'allow', actions: ['GET'], routes: ['reports'] }] }],
+    upstreams: [{ name: 'data-api', url: upstream.url }],
+    routes: [{ id: 'reports', path: '/reports/*', upstream: 'data-api' }],
+    token_exchange: { enabled, issuer: ISSUER, actors: [{ role: 'anyone', delegated_roles: ['*'] }], signing: { key: '${secret:sts-signing-key}' } },
+  })
+
+  it('signs with the PEM key in the secrets store, and a disabled exchange has no endpoints and trusts none of its tokens', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const env = { EXCHANGE_TEST_SECRET_STS_SIGNING_KEY: privateKey.export({ format: 'pem', type: 'pkcs8' }) as string }
+    const withKey = await startTestGateway(config(true), { env })
+    let token: string
+    try {
+      const res = await request(`${withKey.url}/oauth2/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS_TOKEN, actor_token: agent, actor_token_type: ACCESS_TOKEN }).toString(),
+      })
+      const body = (await res.body.json()) as { access_token: string }
+      expect(res.statusCode).toBe(200)
+      token = body.access_token
+      await jwtVerify(token, publicKey, { issuer: ISSUER, audience: ISSUER }) // the operator's key signed it
+      expect((await request(`${withKey.url}/reports/a`, { headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(200)
+    } finally {
+      await withKey.close()
+    }
+    const disabled = await startTestGateway(config(false), { env })
+    try {
+      for (const path of ['/oauth2/token', '/oauth2/jwks', '/.well-known/oauth-authorization-server']) {
+        const res = await request(`${disabled.url}${path}`)
+        expect(res.statusCode, path).toBe(404)
+        await res.body.dump()
+      }
+      const res = await request(`${disabled.url}/reports/a`, { headers: { authorization: `Bearer ${token}` } })
+      expect(res.statusCode).toBe(401)
+      expect(((await res.body.json()) as { code: string }).code).toBe('issuer_unknown')
+    } finally {
+      await disabled.close()
+    }
+  })
+
+  it('refuses to start with a secret that is not an EC P-256 private key', async () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'pem', type: 'pkcs8' }) as string
+    await expect(startTestGateway(config(true), { env: { EXCHANGE_TEST_SECRET_STS_SIGNING_KEY: rsa } }))
+      .rejects.toThrow(/token_exchange\.signing\.key: secret sts-signing-key in the env secrets store does not hold an EC P-256 private key/)
   })
 })
