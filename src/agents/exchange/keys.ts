@@ -92,6 +92,11 @@ export function parseExchangeKey(text: string | undefined): SigningKey | undefin
   }
 }
 
+/** Does this value hold a key the exchange can sign with (what `bouncer secrets put` checks)? */
+export function isExchangeKey(text: string): boolean {
+  return parseExchangeKey(text) !== undefined
+}
+
 export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
   const { logger, store, secretName } = options
   const now = options.now ?? Date.now
