@@ -99,7 +99,7 @@ interface TokenAnswer {
 }
 
 /** A token request as a form, as RFC 8693 §2.1 has it; `null` leaves a default parameter out. */
-async function exchange(params: Record<string, string | null>, options: { contentType?: string; body?: string } = {}): Promise<TokenAnswer> {
+async function exchange(params: Record<string, string | null>, options: { contentType?: string; body?: string; requestId?: string } = {}): Promise<TokenAnswer> {
   const form = new URLSearchParams()
   const all: Record<string, string | null> = {
     grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS_TOKEN, actor_token: agent, actor_token_type: ACCESS_TOKEN, ...params,
@@ -107,7 +107,7 @@ async function exchange(params: Record<string, string | null>, options: { conten
   for (const [name, value] of Object.entries(all)) if (value !== null) form.append(name, value)
   const res = await request(`${gw.url}/oauth2/token`, {
     method: 'POST',
-    headers: { 'content-type': options.contentType ?? 'application/x-www-form-urlencoded' },
+    headers: { 'content-type': options.contentType ?? 'application/x-www-form-urlencoded', ...(options.requestId ? { 'x-request-id': options.requestId } : {}) },
     body: options.body ?? form.toString(),
   })
   return { status: res.statusCode, headers: res.headers, body: (await res.body.json()) as TokenAnswer['body'] }
@@ -186,6 +186,17 @@ describe('POST /oauth2/token', () => {
       act: { sub: 'reports-agent', iss: idp.issuer, client_id: 'reports-agent', roles: ['agent'] },
     })
     expect((payload.exp as number) - (payload.iat as number)).toBe(600) // token_exchange.lifetime
+  })
+
+  it('is audited: the record names the user, the agent and the roles granted; a refusal names its reason', async () => {
+    expect((await exchange({ scope: 'analyst' }, { requestId: 'exchange-ok' })).status).toBe(200)
+    expect(await auditRecord('exchange-ok')).toMatchObject({
+      route: 'builtin/oauth-token', status: 200, decision: 'allow', subject: 'alice-app', actor: 'reports-agent', issuer: idp.issuer, roles: ['analyst'], credential: 'bearer',
+    })
+    expect((await exchange({ actor_token: rogue }, { requestId: 'exchange-refused' })).status).toBe(400)
+    expect(await auditRecord('exchange-refused')).toMatchObject({
+      route: 'builtin/oauth-token', status: 400, decision: 'deny', code: 'unauthorized_client', detail: expect.stringContaining('rogue-agent'),
+    })
   })
 
   it('lives no longer than asked (expires_in), and never past the user\'s own token', async () => {
@@ -292,6 +303,12 @@ describe('on behalf of a user', () => {
     expect(status).toBe(403)
     expect(body.detail).toBe('"alice-app", for whom agent "reports-agent" acts, is denied by the user\'s roles: No statement allows GET on route "agent-tools" for role analyst.')
     expect(await auditRecord('obo-user-denied')).toMatchObject({ status: 403, subject: 'alice-app', actor: 'reports-agent' })
+  })
+
+  it('keeps working across a reload (the key kept in memory is kept)', async () => {
+    const token = await exchanged()
+    expect((await gw.reload()).ok).toBe(true)
+    expect((await call('/reports/after-reload', token)).status).toBe(200)
   })
 
   it('is refused when the token is not one the gateway signed', async () => {

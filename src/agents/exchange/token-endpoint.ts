@@ -14,7 +14,7 @@
 import { randomUUID } from 'node:crypto'
 import type { TokenExchangeConfig } from '../../config/index.ts'
 import { GatewayError, type ErrorCode } from '../../errors/index.ts'
-import { nothingServed, type Backend, type Identity, type RequestContext } from '../../request/index.ts'
+import { nothingServed, type Backend, type Identity, type RequestContext, type Served } from '../../request/index.ts'
 import { audiencesOf, issuerOf } from './issuer.ts'
 import type { ExchangeKeys } from './keys.ts'
 import { readForm } from './form.ts'
@@ -71,7 +71,7 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     return identity
   }
 
-  async function issue(params: Map<string, string>): Promise<Record<string, unknown>> {
+  async function issue(params: Map<string, string>): Promise<{ answer: Record<string, unknown>; caller: NonNullable<Served['caller']> }> {
     const grant = params.get('grant_type')
     if (grant === undefined) throw refuse('invalid_request', 'grant_type is missing.')
     if (grant !== TOKEN_EXCHANGE_GRANT) throw refuse('unsupported_grant_type', `Only ${TOKEN_EXCHANGE_GRANT} is supported here.`)
@@ -131,7 +131,18 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     if (token.length > options.maxTokenBytes) {
       throw refuse('invalid_grant', `subject_token: its claims make the exchanged token ${token.length} bytes long, more than server.max_token_bytes (${options.maxTokenBytes}) accepts.`)
     }
-    return { access_token: token, issued_token_type: ACCESS_TOKEN_TYPE, token_type: 'Bearer', expires_in: lifetime, scope: claims.scope }
+    // The audit record of the exchange names whom the token is for and who acts, with what was granted.
+    const act = claims.act as Record<string, unknown> | undefined
+    const caller = {
+      identity: Object.freeze({
+        ...subject,
+        grantedRoles: granted,
+        actor: actor && act ? { issuerName: actor.issuerName, iss: actor.iss, sub: actor.sub, clientId: actor.clientId, roles: actorRoles, claims: act } : null,
+      }),
+      credential: 'bearer' as const,
+      roles: granted,
+    }
+    return { answer: { access_token: token, issued_token_type: ACCESS_TOKEN_TYPE, token_type: 'Bearer', expires_in: lifetime, scope: claims.scope }, caller }
   }
 
   /** The user roles the agent may act with: the delegated_roles of every actors entry its roles name. */
@@ -160,9 +171,11 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     async serve(ctx, pipelineExchange) {
       if (ctx.method !== 'POST') throw new GatewayError('method_not_allowed', { detail: 'The token endpoint answers POST (RFC 6749 §3.2).', headers: { allow: 'POST' } })
       const { params, bytes } = await readForm(ctx as RequestContext)
-      const answer = JSON.stringify(await issue(params))
+      const issued = await issue(params)
+      const answer = JSON.stringify(issued.answer)
       const served = nothingServed()
       served.status = 200
+      served.caller = issued.caller
       served.bytesIn = bytes
       served.bytesOut = Buffer.byteLength(answer)
       if (pipelineExchange.beforeEnd) await pipelineExchange.beforeEnd(served)
