@@ -49,6 +49,11 @@ export interface RoleResolver {
   actorRolesFor(actor: Actor): readonly string[]
 }
 
+/** The agent as trust rules read an identity: its issuer's name, sub, and the `act` claim's members as its claims. */
+function actorIdentity(actor: Actor): Identity {
+  return { issuerName: actor.issuerName, iss: actor.iss, sub: actor.sub, clientId: actor.clientId, claims: actor.claims, expiresAt: 0 }
+}
+
 export function createRoleResolver(roles: readonly CompiledRole[]): RoleResolver {
   // Identities are shared by the token cache, so a cached token also skips role resolution.
   const held = new WeakMap<Identity | Actor, readonly string[]>()
@@ -68,7 +73,11 @@ export function createRoleResolver(roles: readonly CompiledRole[]): RoleResolver
     },
     actorRolesFor(actor) {
       let names = held.get(actor)
-      if (names === undefined) held.set(actor, (names = named(actor.roles)))
+      if (names === undefined) {
+        const acting = actor.roles
+        names = acting !== null ? named(acting) : Object.freeze(roles.filter((role) => role.rules.some((rule) => ruleMismatch(rule, actorIdentity(actor)) === null)).map((role) => role.name))
+        held.set(actor, names)
+      }
       return names
     },
   }

@@ -38,6 +38,28 @@ function strings(value: unknown): string[] {
 }
 
 /**
+ * The agent an `act` claim names (RFC 8693 §4.1): undefined when there is no `act`, null when it
+ * names nobody (no `sub`). `iss` defaults to the token's own issuer. `roles`: the roles the gateway
+ * recorded for the agent in a token it issued; null for another issuer's token, whose actor holds
+ * the roles its trust rules give it.
+ */
+export function actorOf(act: unknown, tokenIss: string, issuerNameOf: (iss: string) => string | undefined, roles: 'from-claim' | 'from-trust-rules'): Actor | null | undefined {
+  if (act === undefined) return undefined
+  if (act === null || typeof act !== 'object' || Array.isArray(act)) return null
+  const claims = act as Record<string, unknown>
+  if (typeof claims.sub !== 'string' || (claims.iss !== undefined && typeof claims.iss !== 'string')) return null
+  const iss = (claims.iss as string | undefined) ?? tokenIss
+  return Object.freeze({
+    issuerName: issuerNameOf(iss) ?? EXCHANGE_ISSUER,
+    iss,
+    sub: claims.sub,
+    clientId: typeof claims.client_id === 'string' ? claims.client_id : null,
+    roles: roles === 'from-claim' ? Object.freeze(strings(claims.roles)) : null,
+    claims: Object.freeze(claims),
+  })
+}
+
+/**
  * An exchanged token's Identity: the user stays the principal, under the name of the issuer their
  * own token came from (`idp`), so limits keyed by principal count their direct and delegated calls
  * as one; the roles are the ones the exchange granted; `act` becomes the actor. Null when `act`
@@ -45,23 +67,24 @@ function strings(value: unknown): string[] {
  */
 export function exchangedIdentity(identity: Identity, claims: JWTPayload, issuerNameOf: (iss: string) => string | undefined): Identity | null {
   const idp = typeof claims.idp === 'string' ? claims.idp : undefined
-  let actor: Actor | null = null
-  if (claims.act !== undefined) {
-    const act = claims.act as Record<string, unknown> | null
-    if (act === null || typeof act !== 'object' || typeof act.sub !== 'string' || typeof act.iss !== 'string') return null
-    actor = Object.freeze({
-      issuerName: issuerNameOf(act.iss) ?? EXCHANGE_ISSUER,
-      iss: act.iss,
-      sub: act.sub,
-      clientId: typeof act.client_id === 'string' ? act.client_id : null,
-      roles: Object.freeze(strings(act.roles)),
-      claims: Object.freeze(act),
-    })
-  }
+  const actor = actorOf(claims.act, identity.iss, issuerNameOf, 'from-claim')
+  if (actor === null) return null
   return Object.freeze({
     ...identity,
     issuerName: (idp !== undefined ? issuerNameOf(idp) : undefined) ?? EXCHANGE_ISSUER,
     grantedRoles: Object.freeze(strings(claims.roles)),
-    actor,
+    actor: actor ?? null,
   })
+}
+
+/**
+ * Another issuer's token acting for a user (an `act` claim, as an identity provider's own token
+ * exchange or on-behalf-of flow writes it): the same Identity with its actor, decided for both.
+ * Null when `act` names nobody: refused, never read as the user alone.
+ */
+export function delegatedIdentity(identity: Identity, claims: JWTPayload, issuerNameOf: (iss: string) => string | undefined): Identity | null {
+  const actor = actorOf(claims.act, identity.iss, issuerNameOf, 'from-trust-rules')
+  if (actor === undefined) return identity
+  if (actor === null) return null
+  return Object.freeze({ ...identity, actor })
 }

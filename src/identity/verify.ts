@@ -21,7 +21,7 @@ import { describeDrift, findDrift, type Drift } from './drift.ts'
 import type { Introspector } from './introspection.ts'
 import { CoolingDown, describeFetchError, type IssuerKeys } from './issuers.ts'
 import { decodeCompactJwt, MAX_JSON_DEPTH, toKeyObject, verifySignature, type IssuerKey } from './jws.ts'
-import { exchangedIdentity, ownIssuerKeys, type OwnTokens } from './own-tokens.ts'
+import { delegatedIdentity, exchangedIdentity, ownIssuerKeys, type OwnTokens } from './own-tokens.ts'
 import { tokenTypeCheck, type TokenTypeCheck } from './token-types.ts'
 
 const EMBEDDED_KEY_PARAMETERS = ['jwk', 'jku', 'x5u', 'x5c'] as const
@@ -136,8 +136,8 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     checkClaims(claims, rule.config, nowMs)
     const toleranceSec = rule.config.clock_tolerance / 1000
     const verified = identityFromClaims(rule.config, claims)
-    const identity = rule.own ? exchangedIdentity(verified, claims, issuerNameOf) : verified
-    if (identity === null) throw unauthorized('malformed_token', 'The token\'s act claim names no actor (sub and iss).')
+    const identity = rule.own ? exchangedIdentity(verified, claims, issuerNameOf) : delegatedIdentity(verified, claims, issuerNameOf)
+    if (identity === null) throw unauthorized('malformed_token', 'The token\'s act claim names no actor (RFC 8693 §4.1: an object with sub).')
     // A cached verification lives at most one key refresh: a key removed from the issuer's JWKS
     // stops being honoured for cached tokens on the same schedule as for new ones.
     const expiresAtMs = Math.min((identity.expiresAt + toleranceSec) * 1000, nowMs + rule.config.jwks_refresh_interval)

@@ -31,8 +31,11 @@ export interface Actor {
   iss: string
   sub: string
   clientId: string | null
-  /** The roles the agent held when the token was exchanged: its side of every decision. */
-  roles: readonly string[]
+  /**
+   * The roles the agent held when the gateway exchanged the token (its side of every decision);
+   * null for another issuer's token naming an actor, whose roles its trust rules give it.
+   */
+  roles: readonly string[] | null
   /** The `act` claim itself: what statement conditions on claims see for the agent. */
   claims: Readonly<Record<string, unknown>>
 }

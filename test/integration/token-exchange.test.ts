@@ -305,6 +305,24 @@ describe('on behalf of a user', () => {
     expect(await auditRecord('obo-user-denied')).toMatchObject({ status: 403, subject: 'alice-app', actor: 'reports-agent' })
   })
 
+  it('holds for another issuer\'s token naming an actor too: the agent\'s roles come from its trust rules', async () => {
+    const delegated = await idp.mint({ sub: 'alice-app', act: { sub: 'reports-agent' } }) // act.iss: the token's own issuer
+    expect((await call('/reports/daily', delegated, 'idp-obo-allowed')).status).toBe(200)
+    expect(await auditRecord('idp-obo-allowed')).toMatchObject({ subject: 'alice-app', actor: 'reports-agent', credential: 'bearer', roles: ['analyst', 'reporter'] })
+    const denied = await call('/pii/customers', delegated)
+    expect(denied.status).toBe(403)
+    expect(denied.body.detail).toMatch(/^Agent "reports-agent" acting for "alice-app" is denied by the agent's roles: Statement "AgentsNoPii"/)
+    // An actor no trust rule knows holds no role: the deny on its side wins.
+    const stranger = await call('/reports/daily', await idp.mint({ sub: 'alice-app', act: { sub: 'unknown-bot' } }))
+    expect(stranger).toMatchObject({ status: 403, body: { code: 'no_role' } })
+    expect(stranger.body.detail).toBe('Agent "unknown-bot" acting for "alice-app" is denied by the agent\'s roles: the agent holds no role.')
+    const malformed = await call('/reports/daily', await idp.mint({ sub: 'alice-app', act: 'reports-agent' }))
+    expect(malformed).toMatchObject({ status: 401, body: { code: 'malformed_token' } })
+    // Such a token is not exchanged again: its delegation would be lost.
+    const again = await exchange({ subject_token: delegated })
+    expect(again).toMatchObject({ status: 400, body: { error: 'invalid_grant', error_description: 'subject_token already names an actor (act): exchange the user\'s own token' } })
+  })
+
   it('keeps working across a reload (the key kept in memory is kept)', async () => {
     const token = await exchanged()
     expect((await gw.reload()).ok).toBe(true)

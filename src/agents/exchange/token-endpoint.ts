@@ -68,6 +68,7 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     if (identity.grantedRoles !== undefined) {
       throw refuse('invalid_grant', `${which} is a token the gateway issued by token exchange: exchange the ${which === 'subject_token' ? 'user\'s' : 'agent\'s'} own token`)
     }
+    if (identity.actor) throw refuse('invalid_grant', `${which} already names an actor (act): exchange the ${which === 'subject_token' ? 'user\'s' : 'agent\'s'} own token`)
     return identity
   }
 
