@@ -271,6 +271,8 @@ describe('POST /oauth2/token', () => {
     const json = await exchange({}, { contentType: 'application/json', body: JSON.stringify({ grant_type: GRANT }) })
     expect(json).toMatchObject({ status: 400, body: { error: 'invalid_request' } })
     expect(json.body.error_description).toMatch(/Content-Type: application\/x-www-form-urlencoded/)
+    const huge = await exchange({ subject_token: 'x'.repeat(70_000) })
+    expect(huge).toMatchObject({ status: 400, body: { error: 'invalid_request', error_description: 'The token request is larger than 65536 bytes.' } })
     const twice = await exchange({}, { body: `grant_type=${encodeURIComponent(GRANT)}&scope=analyst&scope=reporter` })
     expect(twice).toMatchObject({ status: 400, body: { error: 'invalid_request', error_description: 'scope is given more than once (RFC 6749 §3.1).' } })
   })
@@ -363,7 +365,7 @@ describe('the signing key an operator keeps (token_exchange.signing.key)', () =>
     policies: [{ name: 'read', statements: [{ effect: 'allow', actions: ['GET'], routes: ['reports'] }] }],
     upstreams: [{ name: 'data-api', url: upstream.url }],
     routes: [{ id: 'reports', path: '/reports/*', upstream: 'data-api' }],
-    token_exchange: { enabled, issuer: ISSUER, actors: [{ role: 'anyone', delegated_roles: ['*'] }], signing: { key: '${secret:sts-signing-key}' } },
+    token_exchange: { enabled, issuer: ISSUER, require_actor: false, actors: [{ role: 'anyone', delegated_roles: ['*'] }], signing: { key: '${secret:sts-signing-key}' } },
   })
 
   it('signs with the PEM key in the secrets store, and a disabled exchange has no endpoints and trusts none of its tokens', async () => {
@@ -382,6 +384,17 @@ describe('the signing key an operator keeps (token_exchange.signing.key)', () =>
       token = body.access_token
       await jwtVerify(token, publicKey, { issuer: ISSUER, audience: ISSUER }) // the operator's key signed it
       expect((await request(`${withKey.url}/reports/a`, { headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(200)
+      // require_actor: false — a user may narrow their own token: no act, the user's own client.
+      const own = await request(`${withKey.url}/oauth2/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS_TOKEN, expires_in: '30' }).toString(),
+      })
+      expect(own.statusCode).toBe(200)
+      const narrowed = decodeJwt(((await own.body.json()) as { access_token: string }).access_token)
+      expect(narrowed).toMatchObject({ sub: 'alice-app', client_id: 'alice-app', roles: ['anyone'] })
+      expect(narrowed.act).toBeUndefined()
+      expect((narrowed.exp as number) - (narrowed.iat as number)).toBe(30)
     } finally {
       await withKey.close()
     }
