@@ -20,6 +20,7 @@ const ISSUER = 'https://gateway.test'
 const MCP_AUDIENCE = 'https://gateway.test/mcp'
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
+const ADMIN_TOKEN = 'exchange-test-admin-token-0123'
 
 let dir: string
 let db: string
@@ -80,6 +81,7 @@ beforeAll(async () => {
       actors: [{ role: 'agent', delegated_roles: ['analyst'] }],
     },
     audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
+    admin: { token: ADMIN_TOKEN },
   })
   const tokens = await Promise.all(['alice-app', 'reports-agent', 'second-agent', 'rogue-agent'].map((c) => idp.token(c)))
   ;[alice, agent, secondAgent, rogue] = tokens as [string, string, string, string]
@@ -323,6 +325,25 @@ describe('on behalf of a user', () => {
     // Such a token is not exchanged again: its delegation would be lost.
     const again = await exchange({ subject_token: delegated })
     expect(again).toMatchObject({ status: 400, body: { error: 'invalid_grant', error_description: 'subject_token already names an actor (act): exchange the user\'s own token' } })
+  })
+
+  it('is explained as it is decided (POST /api/explain): the same side denies', async () => {
+    const explainFor = async (path: string, token: string) => {
+      const res = await request(`${gw.adminUrl}/api/explain`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ method: 'GET', path, token }),
+      })
+      expect(res.statusCode).toBe(200)
+      return ((await res.body.json()) as { decision: { effect: string; code: string | null; reason: string } }).decision
+    }
+    const token = await exchanged()
+    expect(await explainFor('/reports/daily', token)).toMatchObject({ effect: 'allow' })
+    const pii = await explainFor('/pii/customers', token)
+    expect(pii).toMatchObject({ effect: 'deny', code: 'policy_denied' })
+    expect(pii.reason).toContain('Agent "reports-agent" acting for "alice-app" is denied by the agent\'s roles')
+    const delegated = await explainFor('/pii/customers', await idp.mint({ sub: 'alice-app', act: { sub: 'reports-agent' } }))
+    expect(delegated.reason).toContain('is denied by the agent\'s roles')
   })
 
   it('keeps working across a reload (the key kept in memory is kept)', async () => {
