@@ -230,7 +230,8 @@ describe('POST /oauth2/token', () => {
     const notHeld = await exchange({ scope: 'agent' })
     expect(notHeld).toMatchObject({ status: 400, body: { error: 'invalid_scope' } })
     expect(notHeld.body.error_description).toBe('Role "agent" is not one the user holds (analyst, reporter).')
-    // Without an agent the user can narrow their own token, when the config does not require one: not here.
+    const long = await exchange({ scope: 'r'.repeat(5000) })
+    expect(long.body.error_description).toBe(`Role "${'r'.repeat(64)}…(truncated, 5000 chars)" is not one the user holds (analyst, reporter).`)
   })
 
   it('refuses an agent no token_exchange.actors entry names (unauthorized_client)', async () => {

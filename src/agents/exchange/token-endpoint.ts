@@ -13,7 +13,7 @@
 // in OAuth's JSON shape (RFC 6749 §5.2).
 import { randomUUID } from 'node:crypto'
 import type { TokenExchangeConfig } from '../../config/index.ts'
-import { GatewayError, type ErrorCode } from '../../errors/index.ts'
+import { GatewayError, truncateClientValue, type ErrorCode } from '../../errors/index.ts'
 import { nothingServed, type Backend, type Identity, type RequestContext, type Served } from '../../request/index.ts'
 import { audiencesOf, issuerOf } from './issuer.ts'
 import type { ExchangeKeys } from './keys.ts'
@@ -98,8 +98,8 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     const available = userRoles.filter((role) => delegable.includes(role))
     if (requested !== null) {
       for (const role of requested) {
-        if (!userRoles.includes(role)) throw refuse('invalid_scope', `Role "${role}" is not one the user holds (${listed(userRoles)}).`)
-        if (!delegable.includes(role)) throw refuse('invalid_scope', `Role "${role}" is not one agent "${actor?.sub}" may act with (${listed(delegable)}).`)
+        if (!userRoles.includes(role)) throw refuse('invalid_scope', `Role "${truncateClientValue(role, 64)}" is not one the user holds (${listed(userRoles)}).`)
+        if (!delegable.includes(role)) throw refuse('invalid_scope', `Role "${truncateClientValue(role, 64)}" is not one agent "${actor?.sub}" may act with (${listed(delegable)}).`)
       }
     }
     const granted = requested === null ? available : available.filter((role) => requested.includes(role))
@@ -108,7 +108,8 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     }
 
     const issuedAt = Math.floor(now() / 1000)
-    const remaining = subject.expiresAt - issuedAt
+    // An introspected token may have no exp (expiresAt 0): the provider vouched for it, and lifetime bounds the new one.
+    const remaining = subject.expiresAt > 0 ? subject.expiresAt - issuedAt : Infinity
     if (remaining <= 0) throw refuse('invalid_grant', 'subject_token: the token has expired.')
     const lifetime = Math.min(Math.floor(exchange.lifetime / 1000), requestedSeconds ?? Infinity, remaining)
     const claims: Record<string, unknown> = {
@@ -163,7 +164,7 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
       throw refuse('invalid_target', 'audience and resource name different targets: give one.')
     }
     const wanted = audience ?? resource ?? (audiences[0] as string)
-    if (!audiences.includes(wanted)) throw refuse('invalid_target', `The token cannot be for "${truncated(wanted)}": token_exchange.audiences lists ${audiences.join(', ')}.`)
+    if (!audiences.includes(wanted)) throw refuse('invalid_target', `The token cannot be for "${truncateClientValue(wanted, 80)}": token_exchange.audiences lists ${audiences.join(', ')}.`)
     return wanted
   }
 
@@ -196,7 +197,7 @@ function tokenParameter(params: Map<string, string>, name: 'subject_token' | 'ac
   }
   const type = params.get(`${name}_type`)
   if (type === undefined) throw refuse('invalid_request', `${name}_type is missing (RFC 8693 §2.1): ${ACCESS_TOKEN_TYPE}.`)
-  if (!INPUT_TOKEN_TYPES.has(type)) throw refuse('invalid_request', `${name}_type "${truncated(type)}" is not supported: the gateway exchanges access tokens (${ACCESS_TOKEN_TYPE}).`)
+  if (!INPUT_TOKEN_TYPES.has(type)) throw refuse('invalid_request', `${name}_type "${truncateClientValue(type, 80)}" is not supported: the gateway exchanges access tokens (${ACCESS_TOKEN_TYPE}).`)
   return token
 }
 
@@ -217,8 +218,4 @@ function carriedClaims(subject: Identity): Record<string, unknown> {
 
 function listed(roles: readonly string[]): string {
   return roles.length === 0 ? 'none' : roles.join(', ')
-}
-
-function truncated(text: string): string {
-  return text.length > 80 ? `${text.slice(0, 80)}…` : text
 }
