@@ -10,7 +10,8 @@ export type AccessDecision =
   | { effect: 'deny'; reason: 'implicit_deny' | 'no_role'; statement: null }
 
 export interface DecisionInput {
-  identity: Identity
+  /** Whose claims statement conditions read: the caller's, or the acting agent's (`act`). */
+  identity: Pick<Identity, 'claims'>
   roles: readonly string[]
   /** The route's statements per role; undefined when no policy mentions the route. */
   policy: RoutePolicy | undefined

@@ -24,16 +24,45 @@ export function compileAccess(config: Config): AccessControl {
 export interface AccessResult {
   roles: readonly string[]
   decision: AccessDecision
+  /**
+   * On behalf of (an identity with an actor): the agent's roles, and whose decision denied — the
+   * user's (`subject`) or the agent's (`actor`). Absent for a caller acting for itself.
+   */
+  actorRoles?: readonly string[]
+  deniedBy?: 'subject' | 'actor' | null
 }
 
-/** SPEC steps 3–4 for one request: the roles held and the decision. */
+/**
+ * SPEC steps 3–4 for one request: the roles held and the decision. On behalf of a user (SPEC
+ * "Agents"), the agent's roles decide too: allowed only where both the user's and the agent's
+ * roles allow, a deny on either wins.
+ */
 export function evaluateAccess(access: AccessControl, identity: Identity, route: { policy: RoutePolicy | undefined }, method: string, clientIp: string): AccessResult {
   const roles = access.resolver.rolesFor(identity)
-  return { roles, decision: decide({ identity, roles, policy: route.policy, method, clientIp }) }
+  const decision = decide({ identity, roles, policy: route.policy, method, clientIp })
+  const actor = identity.actor
+  if (!actor) return { roles, decision }
+  const actorRoles = access.resolver.actorRolesFor(actor)
+  if (decision.effect !== 'allow') return { roles, decision, actorRoles, deniedBy: 'subject' }
+  const actorDecision = decide({ identity: actor, roles: actorRoles, policy: route.policy, method, clientIp })
+  if (actorDecision.effect !== 'allow') return { roles, decision: actorDecision, actorRoles, deniedBy: 'actor' }
+  return { roles, decision, actorRoles, deniedBy: null }
 }
 
-/** The 403 for a denial, naming what decided it. */
-export function accessDenied({ roles, decision }: AccessResult, identity: Identity, routeId: string, method: string): GatewayError {
+/** The 403 for a denial, naming what decided it, and on behalf of a user, whose roles denied. */
+export function accessDenied(result: AccessResult, identity: Identity, routeId: string, method: string): GatewayError {
+  const actor = identity.actor
+  if (!actor || !result.deniedBy) return denial(result.decision, result.roles, identity, routeId, method)
+  const { decision } = result
+  const roles = result.deniedBy === 'actor' ? (result.actorRoles ?? []) : result.roles
+  const who = result.deniedBy === 'actor'
+    ? `Agent "${truncateClientValue(actor.sub)}" acting for "${truncateClientValue(identity.sub)}" is denied by the agent's roles`
+    : `"${truncateClientValue(identity.sub)}", for whom agent "${truncateClientValue(actor.sub)}" acts, is denied by the user's roles`
+  if (decision.reason === 'no_role') return new GatewayError('no_role', { detail: `${who}: ${result.deniedBy === 'actor' ? 'the agent' : 'the user'} holds no role.` })
+  return new GatewayError('policy_denied', { detail: `${who}: ${denial(decision, roles, identity, routeId, method).detail}` })
+}
+
+function denial(decision: AccessDecision, roles: readonly string[], identity: Identity, routeId: string, method: string): GatewayError {
   switch (decision.reason) {
     case 'no_role':
       return new GatewayError('no_role', { detail: `No role's trust rule matches issuer "${identity.issuerName}", subject "${truncateClientValue(identity.sub)}".` })

@@ -1,7 +1,7 @@
 // Roles (SPEC "Decisions" step 3): a verified identity holds every role with a trust rule that
 // matches it. A rule names an issuer, optionally a subject glob, and claim conditions.
 import type { Glob, RoleConfig } from '../config/index.ts'
-import type { Identity } from '../request/index.ts'
+import type { Actor, Identity } from '../request/index.ts'
 import { compileClaimConditions, describeClaimMismatch, failedClaim, type ClaimCondition } from './claims.ts'
 
 export interface TrustRule {
@@ -45,17 +45,38 @@ export function ruleMismatch(rule: TrustRule, identity: Identity): string | null
 export interface RoleResolver {
   /** Role names held by an identity, in file order; cached per verified identity. */
   rolesFor(identity: Identity): readonly string[]
+  /** The roles of the agent acting for a user (an exchanged token's `act`), in file order. */
+  actorRolesFor(actor: Actor): readonly string[]
+}
+
+/** The agent as trust rules read an identity: its issuer's name, sub, and the `act` claim's members as its claims. */
+function actorIdentity(actor: Actor): Identity {
+  return { issuerName: actor.issuerName, iss: actor.iss, sub: actor.sub, clientId: actor.clientId, claims: actor.claims, expiresAt: 0 }
 }
 
 export function createRoleResolver(roles: readonly CompiledRole[]): RoleResolver {
   // Identities are shared by the token cache, so a cached token also skips role resolution.
-  const held = new WeakMap<Identity, readonly string[]>()
+  const held = new WeakMap<Identity | Actor, readonly string[]>()
+  /** The roles a token the gateway issued names, that this config still has. */
+  const named = (names: readonly string[]) => Object.freeze(roles.filter((role) => names.includes(role.name)).map((role) => role.name))
   return {
     rolesFor(identity) {
       let names = held.get(identity)
       if (names === undefined) {
-        names = Object.freeze(roles.filter((role) => role.rules.some((rule) => ruleMismatch(rule, identity) === null)).map((role) => role.name))
+        // A token the gateway issued holds the roles its exchange granted: those, not trust rules.
+        names = identity.grantedRoles !== undefined
+          ? named(identity.grantedRoles)
+          : Object.freeze(roles.filter((role) => role.rules.some((rule) => ruleMismatch(rule, identity) === null)).map((role) => role.name))
         held.set(identity, names)
+      }
+      return names
+    },
+    actorRolesFor(actor) {
+      let names = held.get(actor)
+      if (names === undefined) {
+        const acting = actor.roles
+        names = acting !== null ? named(acting) : Object.freeze(roles.filter((role) => role.rules.some((rule) => ruleMismatch(rule, actorIdentity(actor)) === null)).map((role) => role.name))
+        held.set(actor, names)
       }
       return names
     },

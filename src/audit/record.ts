@@ -119,7 +119,8 @@ function requestValues(ctx: RequestFacts, instance: string, now: number): Record
     bytes_out: ctx.bytesOut,
     limit: ctx.limit,
     credential: ctx.credential,
-    actor: null,
+    // On behalf of (token exchange): the agent acting for `subject`.
+    actor: identity?.actor ? identity.actor.sub : null,
     tool: null,
     args_sha256: null,
     // Tries sent upstream, retries included; null when nothing was sent (refused, or a built-in endpoint).

@@ -4,6 +4,7 @@ import type { Command } from 'commander'
 import { generateSecret, openSecretStore, ReadOnlyStore, SECRET_NAME, SecretsError, type SecretStore } from '../secrets/index.ts'
 import { printable } from '../text/index.ts'
 import { ASSERTION_KEY, isAssertionKey, newAssertionKey } from '../upstream/index.ts'
+import { EXCHANGE_KEY, isExchangeKey, newExchangeKey } from '../agents/index.ts'
 import { configOption, loadCommandConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 
@@ -40,12 +41,18 @@ function checkName(name: string): void {
   if (!SECRET_NAME.test(name)) throw new UserError(`"${name}" is not a valid secret name (letters, digits and . _ -)`, 2)
 }
 
-/** The assertion signing key is a key pair the gateway makes: a value given for it must be one. */
+/** The assertion and token exchange signing keys are key pairs the gateway makes: a value given for one must be one. */
 function checkValue(name: string, value: string): void {
   if (name === ASSERTION_KEY && !isAssertionKey(value)) {
     throw new UserError(`${ASSERTION_KEY} holds the identity assertion signing key: rotate it with "bouncer secrets rotate ${ASSERTION_KEY}" (no value)`)
   }
+  if (name === EXCHANGE_KEY && !isExchangeKey(value)) {
+    throw new UserError(`${EXCHANGE_KEY} holds the token exchange signing key: rotate it with "bouncer secrets rotate ${EXCHANGE_KEY}" (no value), or give an EC P-256 private key (PEM)`)
+  }
 }
+
+/** The keys the gateway makes itself: rotated without a value, they get a new key pair. */
+const GENERATED_KEYS: Readonly<Record<string, () => string>> = { [ASSERTION_KEY]: newAssertionKey, [EXCHANGE_KEY]: newExchangeKey }
 
 export function registerSecrets(program: Command): void {
   const secrets = program.command('secrets').description('manage the secrets store (values are never printed, except by get --reveal)')
@@ -59,13 +66,14 @@ export function registerSecrets(program: Command): void {
       console.log(`stored ${name}: version ${version} is current`)
     })
 
-  configOption(secrets.command('rotate').argument('<name>').description(`add a new version (the value on stdin, or --generate) and make it current; ${ASSERTION_KEY} gets a new key pair`))
+  configOption(secrets.command('rotate').argument('<name>').description(`add a new version (the value on stdin, or --generate) and make it current; ${ASSERTION_KEY} and ${EXCHANGE_KEY} get a new key pair`))
     .option('--generate <bytes>', 'generate a random value of this many bytes (base64url) instead of reading stdin')
     .action(async (name: string, opts: { config?: string; generate?: string }) => {
       checkName(name)
       let value: string
-      if (name === ASSERTION_KEY && opts.generate === undefined) {
-        value = newAssertionKey()
+      const generated = Object.hasOwn(GENERATED_KEYS, name) ? GENERATED_KEYS[name] : undefined
+      if (generated && opts.generate === undefined) {
+        value = generated()
       } else if (opts.generate !== undefined) {
         const bytes = Number(opts.generate)
         if (!Number.isInteger(bytes) || bytes < 16 || bytes > 1024) throw new UserError('--generate takes a number of bytes from 16 to 1024', 2)
@@ -75,7 +83,7 @@ export function registerSecrets(program: Command): void {
       }
       checkValue(name, value)
       const version = await withStore(opts.config, (store) => {
-        if (name !== ASSERTION_KEY && store.versions(name).length === 0 && store.writable) throw new UserError(`secret ${name} does not exist: store it first with bouncer secrets put ${name}`)
+        if (!generated && store.versions(name).length === 0 && store.writable) throw new UserError(`secret ${name} does not exist: store it first with bouncer secrets put ${name}`)
         return store.put(name, value)
       })
       console.log(`rotated ${name}: version ${version} is current, version ${version - 1} is previous`)

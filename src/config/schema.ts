@@ -295,11 +295,11 @@ const route = z.strictObject({
   cors: cors.optional(),
 })
 
-const LIMIT_KEY = /^(principal|role|route|ip|claim:[^\s]+|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/
+const LIMIT_KEY = /^(principal|actor|role|route|ip|claim:[^\s]+|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/
 const limit = z
   .strictObject({
     name: name('limit'),
-    key: z.string().regex(LIMIT_KEY, 'key is principal, role, route, ip, claim:NAME or header:NAME'),
+    key: z.string().regex(LIMIT_KEY, 'key is principal, actor, role, route, ip, claim:NAME or header:NAME'),
     rate: rate.optional(),
     burst: z.number().int().min(1).max(MAX_RATE_COUNT).optional(),
     quota: rate.optional(),
@@ -401,6 +401,37 @@ const assertion = z.strictObject({
   rotate_every: duration.prefault('30d'),
 })
 
+/** The role an agent holds, and which of a user's roles it may act with (`*`: any of them). */
+const exchangeActor = z.strictObject({
+  role: z.string().min(1),
+  delegated_roles: z.array(z.string().min(1)).min(1, 'list the user roles this agent may act with, or ["*"]'),
+})
+
+/**
+ * RFC 8693 token exchange at POST /oauth2/token (SPEC "Agents: MCP and token exchange"): an agent
+ * trades a user's token and its own for a short-lived token the gateway signs, with `act` naming
+ * the agent. Checked further in exchange-checks.ts.
+ */
+const tokenExchange = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** `iss` of the tokens it signs, and where the metadata (RFC 8414) says the endpoints are: an origin. */
+  issuer: httpUrl,
+  /** What an exchanged token may be for (`aud`; `audience` or `resource` picks one); default the issuer. */
+  audiences: z.array(z.string().min(1)).min(1).optional(),
+  /** The longest an exchanged token lives; never past the subject token's own `exp`. */
+  lifetime: duration.prefault('15m').refine((ms) => ms >= 1_000 && ms <= 86_400_000, 'lifetime is 1s to 1d'),
+  /** Refuse an exchange without actor_token (no `act`: a user merely narrowing their own token). */
+  require_actor: z.boolean().default(true),
+  /** Agents that may act for users: a caller holding `role`, with at most `delegated_roles` of the user's. */
+  actors: z.array(exchangeActor).default([]),
+  signing: z.strictObject({
+    /** `${secret:NAME}`: an EC P-256 private key (PEM) kept in the secrets store; default a key the gateway makes (bouncer.exchange-key). */
+    key: z.string().min(1).optional(),
+    /** How often the key the gateway makes is replaced (the old one stays published while its tokens live). */
+    rotate_every: duration.prefault('30d'),
+  }).prefault({}),
+})
+
 const telemetry = z.strictObject({
   otlp_endpoint: httpUrl.optional(),
   service_name: z.string().default('bouncer'),
@@ -422,6 +453,7 @@ export const configSchema = z.strictObject({
   api_keys: apiKeys.optional(),
   secrets: secrets.optional(),
   assertion: assertion.prefault({}),
+  token_exchange: tokenExchange.optional(),
   telemetry: telemetry.prefault({}),
 })
 
@@ -451,6 +483,7 @@ export type ApiKeysConfig = NonNullable<Config['api_keys']>
 export type ApiKeyStoreConfig = ApiKeysConfig['store']
 export type SecretsConfig = NonNullable<Config['secrets']>
 export type AssertionConfig = Config['assertion']
+export type TokenExchangeConfig = NonNullable<Config['token_exchange']>
 export type TelemetryConfig = Config['telemetry']
 export type ClaimConditions = z.output<typeof claimConditions>
 export type BalanceStrategy = UpstreamConfig['balance']

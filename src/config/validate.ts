@@ -8,6 +8,7 @@ import { functionFindings } from './function-checks.ts'
 import { routeFindings } from './route-checks.ts'
 import { upstreamFindings } from './upstream-checks.ts'
 import { callerFindings } from './caller-checks.ts'
+import { exchangeFindings } from './exchange-checks.ts'
 import { API_KEYS_ISSUER, type AcceptedCredential, type Config } from './schema.ts'
 import { tlsFindings } from './tls-checks.ts'
 import { routesSelectedBy } from './values.ts'
@@ -72,7 +73,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
     route.limits.forEach((name, j) => {
       if (!limits.has(name)) error(['routes', i, 'limits', j], `unknown limit "${name}"`)
       const limit = config.limits.find((l) => l.name === name)
-      if (route.public && limit && (limit.key === 'principal' || limit.key === 'role' || limit.key.startsWith('claim:'))) {
+      if (route.public && limit && (limit.key === 'principal' || limit.key === 'actor' || limit.key === 'role' || limit.key.startsWith('claim:'))) {
         warn(['routes', i, 'limits', j], `limit "${name}" is keyed by ${limit.key}, but public route "${route.id}" has no identity: it is keyed by client IP there`)
       }
     })
@@ -113,6 +114,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   findings.push(...callerFindings(config))
   findings.push(...functionFindings(config))
   findings.push(...tlsFindings(config))
+  findings.push(...exchangeFindings(config))
 
   if (secretRefs.length > 0 && !config.secrets) {
     for (const ref of secretRefs) error(ref.path, `\${secret:${ref.name}} is used but no secrets store is configured (secrets.store)`)

@@ -1,5 +1,7 @@
 // Every error the gateway answers itself, with its HTTP status and problem title (SPEC "Errors").
 // The README's error table is checked against this list by test/unit/errors/codes.test.ts.
+// `oauth`: a code of the token endpoint (RFC 6749 §5.2, RFC 8693 §2.2.2), answered in OAuth's
+// JSON shape ({"error", "error_description"}) rather than as problem+json (respond.ts).
 export const ERROR_CODES = {
   bad_request: { status: 400, title: 'Bad request' },
   bad_path: { status: 400, title: 'Bad path' },
@@ -22,6 +24,12 @@ export const ERROR_CODES = {
   policy_denied: { status: 403, title: 'Denied by policy' },
   untrusted_proxy: { status: 403, title: 'Untrusted proxy' },
   cors_origin_denied: { status: 403, title: 'Cross-origin request denied' },
+  invalid_request: { status: 400, title: 'Invalid token request', oauth: true },
+  invalid_grant: { status: 400, title: 'Invalid grant', oauth: true },
+  unauthorized_client: { status: 400, title: 'Unauthorized client', oauth: true },
+  invalid_scope: { status: 400, title: 'Invalid scope', oauth: true },
+  invalid_target: { status: 400, title: 'Invalid target', oauth: true },
+  unsupported_grant_type: { status: 400, title: 'Unsupported grant type', oauth: true },
   route_not_found: { status: 404, title: 'Route not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   request_timeout: { status: 408, title: 'Request timeout' },
@@ -38,6 +46,11 @@ export const ERROR_CODES = {
   identity_provider_unavailable: { status: 503, title: 'Identity provider unavailable' },
   upstream_timeout: { status: 504, title: 'Upstream timeout' },
   function_timeout: { status: 504, title: 'Function timeout' },
-} as const satisfies Record<string, { status: number; title: string }>
+} as const satisfies Record<string, { status: number; title: string; oauth?: true }>
 
 export type ErrorCode = keyof typeof ERROR_CODES
+
+/** Is this a token endpoint's code, answered in OAuth's JSON shape? */
+export function isOAuthCode(code: ErrorCode): boolean {
+  return 'oauth' in ERROR_CODES[code]
+}

@@ -3,11 +3,15 @@
 // raw socket. Both carry the same headers and body.
 import type { ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { ERROR_CODES } from './codes.ts'
+import { ERROR_CODES, isOAuthCode } from './codes.ts'
 import type { GatewayError } from './gateway-error.ts'
 
-/** RFC 9457 problem details. `type` is a URN per code: stable, and never dereferenced by clients. */
+/**
+ * RFC 9457 problem details. `type` is a URN per code: stable, and never dereferenced by clients.
+ * The token endpoint's codes take OAuth's shape instead (RFC 6749 §5.2), which OAuth clients read.
+ */
 export function problemBody(err: GatewayError, requestId: string): string {
+  if (isOAuthCode(err.code)) return JSON.stringify({ error: err.code, error_description: err.detail, request_id: requestId })
   return JSON.stringify({
     type: `urn:bouncer:error:${err.code}`,
     title: ERROR_CODES[err.code].title,
@@ -20,7 +24,7 @@ export function problemBody(err: GatewayError, requestId: string): string {
 
 function problemHeaders(err: GatewayError, requestId: string, body: string): Record<string, string | number> {
   const headers: Record<string, string | number> = {
-    'content-type': 'application/problem+json',
+    'content-type': isOAuthCode(err.code) ? 'application/json' : 'application/problem+json',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
     'x-request-id': requestId,

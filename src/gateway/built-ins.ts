@@ -2,6 +2,7 @@
 // is built in, ahead of the config's routes: the router matches them like any other, and a config
 // route cannot shadow them. Their ids start with `builtin/`, which no config route id can (a route
 // id holds no `/`), so the audit log and metrics name them without ever meaning a configured route.
+import type { ExchangeEndpoint, ExchangeKeys } from '../agents/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { nothingServed, type Backend } from '../request/index.ts'
 import type { PublishedJwks } from '../upstream/index.ts'
@@ -10,6 +11,8 @@ import type { PublishedJwks } from '../upstream/index.ts'
 export interface BuiltInSources {
   /** The keys X-Bouncer-Assertion is signed with (the signer changes on reload and rotation). */
   publishedKeys(): PublishedJwks
+  /** The keys exchanged tokens are signed with, when token_exchange is on (they change on reload and rotation). */
+  exchangeKeys(): ExchangeKeys | null
 }
 
 export interface BuiltInRoute {
@@ -28,10 +31,12 @@ const JWKS_PATH = '/.well-known/jwks.json'
 export const FORWARD_AUTH_PATH = '/.bouncer/auth'
 const EVERY_METHOD = ['*', 'TRACE', 'TRACK', 'CONNECT']
 
-export function builtInRoutes(sources: BuiltInSources): BuiltInRoute[] {
+/** `exchange`: the token exchange's endpoints (token, metadata, keys), when it is enabled. */
+export function builtInRoutes(sources: BuiltInSources, exchange: readonly ExchangeEndpoint[] = []): BuiltInRoute[] {
   return [
     { id: 'builtin/jwks', path: JWKS_PATH, methods: EVERY_METHOD, backend: jwksBackend(sources.publishedKeys) },
     { id: 'builtin/forward-auth', path: `${FORWARD_AUTH_PATH}/*`, methods: EVERY_METHOD, backend: forwardAuthBackend(), forwardAuth: true },
+    ...exchange.map((endpoint) => ({ ...endpoint, methods: EVERY_METHOD })),
   ]
 }
 

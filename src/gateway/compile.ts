@@ -4,11 +4,13 @@
 // compiles a new runtime and swaps one reference; requests in flight keep the runtime they started with.
 import type { X509Certificate } from 'node:crypto'
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
+import { ownIssuerConfig, tokenExchangeEndpoints, type ExchangeEndpoint } from '../agents/index.ts'
 import { addressSet, jwtIssuers, parseRoutePattern, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
 import { corsPolicy, foldHeaderName, type CorsPolicy } from '../http/index.ts'
 import {
   apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createTokenVerifier,
   type ApiKeyDirectory, type ApiKeyDirectoryRegistry, type Authenticator, type CredentialVerifier, type Introspector, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents,
+  type OwnTokens, type TokenVerifier,
 } from '../identity/index.ts'
 import { createFunctionRegistry, functionBackend, routeKeyOf, type FunctionPool, type FunctionRegistry } from '../functions/index.ts'
 import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
@@ -82,7 +84,7 @@ export function applySecretValues(runtime: Runtime, resolve: (template: string) 
   if (runtime.introspection) runtime.introspection.clientSecret = resolve(runtime.introspection.issuer.introspection.client_secret)
 }
 
-const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }) }
+const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }), exchangeKeys: () => null }
 
 /**
  * The long-lived registries a runtime draws from. `offline`: no key fetches, no Redis (explain);
@@ -125,7 +127,8 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   // The API key header is the gateway's credential: no upstream ever gets it.
   const withheldHeaders: ReadonlySet<string> = new Set(config.api_keys ? [foldHeaderName(config.api_keys.header.toLowerCase())] : [])
   const access = compileAccess(config)
-  const routes: CompiledRoute[] = builtInRoutes(deps.builtIns).map((route, index) => Object.freeze({
+  const { tokens, ...verifiers } = credentials(config, issuerKeys, apiKeys, deps)
+  const routes: CompiledRoute[] = builtInRoutes(deps.builtIns, exchangeEndpoints(config, tokens, access, deps)).map((route, index) => Object.freeze({
     index,
     id: route.id,
     pattern: mustParse(route.path),
@@ -179,7 +182,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     upstreams,
     functions,
     issuerKeys,
-    ...credentials(config, issuerKeys, apiKeys, deps),
+    ...verifiers,
     apiKeys,
     access,
     limiter: {
@@ -211,8 +214,28 @@ function verifiesJwts(issuer: IssuerConfig): boolean {
   return issuer.introspection === undefined || issuer.jwks_uri !== undefined
 }
 
+/** token_exchange's endpoints, verifying subject and actor tokens with the runtime's own verifier. */
+function exchangeEndpoints(config: Config, tokens: TokenVerifier, access: AccessControl, deps: CompileDeps): ExchangeEndpoint[] {
+  const exchange = config.token_exchange
+  if (!exchange?.enabled) return []
+  return tokenExchangeEndpoints({
+    exchange,
+    verify: (token) => tokens.verify(`Bearer ${token}`, ''),
+    rolesFor: (identity) => access.resolver.rolesFor(identity),
+    keys: () => deps.builtIns.exchangeKeys(),
+    maxTokenBytes: config.server.max_token_bytes,
+  })
+}
+
+/** The gateway's own tokens, trusted while token_exchange is enabled, with the keys that sign them. */
+function ownTokens(config: Config, deps: CompileDeps): OwnTokens | null {
+  const exchange = config.token_exchange
+  if (!exchange?.enabled) return null
+  return { config: ownIssuerConfig(exchange), publicKey: (kid) => deps.builtIns.exchangeKeys()?.publicKey(kid) }
+}
+
 /** One verifier per kind of credential this config can check, and the introspector among them. */
-function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, apiKeys: ApiKeyDirectory | null, deps: CompileDeps): { authenticator: Authenticator; introspection: Introspector | null } {
+function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, apiKeys: ApiKeyDirectory | null, deps: CompileDeps): { authenticator: Authenticator; introspection: Introspector | null; tokens: TokenVerifier } {
   const introspecting = jwtIssuers(config).find((issuer) => issuer.introspection !== undefined)
   const introspection = introspecting?.introspection
     ? createIntrospector({ ...introspecting, introspection: introspecting.introspection }, { cacheEntries: config.server.token_cache_entries })
@@ -224,6 +247,7 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
     cacheEntries: config.server.token_cache_entries,
     logger: deps.logger,
     introspection,
+    own: ownTokens(config, deps),
   })
   const verifiers = new Map<AcceptedCredential, CredentialVerifier>([['bearer', bearerVerifier(tokens)]])
   if (apiKeys && config.api_keys) verifiers.set('api_key', apiKeyVerifier(apiKeys, config.api_keys.header))
@@ -234,7 +258,7 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
       cas: mustReadCertificates(issuer.ca ?? config.server.tls?.client_ca ?? ''),
     }))))
   }
-  return { authenticator: createAuthenticator(verifiers), introspection }
+  return { authenticator: createAuthenticator(verifiers), introspection, tokens }
 }
 
 function corsOf(cors: CorsConfig): CorsPolicy {

@@ -3,11 +3,12 @@
 // whether it matched, and the verdict. It runs the gateway's own functions (target parsing, the
 // router, ruleMismatch, statementMismatch, decide, accessDenied), so it cannot disagree with them.
 import { decodeJwt, type JWTPayload } from 'jose'
-import { API_KEYS_ISSUER, jwtIssuers, type IssuerConfig } from '../config/index.ts'
+import { ownIssuerConfig } from '../agents/index.ts'
+import { API_KEYS_ISSUER, EXCHANGE_ISSUER, jwtIssuers, type Config, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { accessDenied, describeClaimMismatch, evaluateAccess, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch } from '../access/index.ts'
 import { parseTarget } from '../http/index.ts'
-import { checkClaims, describeDrift, findDrift, identityFromClaims } from '../identity/index.ts'
+import { checkClaims, delegatedIdentity, describeDrift, exchangedIdentity, findDrift, identityFromClaims } from '../identity/index.ts'
 import type { Identity } from '../request/index.ts'
 import { printable } from '../text/index.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
@@ -74,7 +75,7 @@ export function explain(rt: Runtime, request: ExplainRequest): Explanation {
     return out
   }
 
-  const { identity, problems, described } = identityOf(jwtIssuers(rt.config), request, rt.config.api_keys !== undefined)
+  const { identity, problems, described } = identityOf(trustedIssuers(rt.config), request, rt.config.api_keys !== undefined)
   out.identity = described
   if (!identity) {
     const problem = problems[0] ?? { code: 'missing_token' as const, detail: 'No claims or token were given: the gateway would ask for a bearer token.' }
@@ -135,6 +136,12 @@ function refuse(out: Explanation, error: GatewayError): Explanation {
   return out
 }
 
+/** The issuers whose tokens the gateway takes: the configured ones, and its own when it exchanges tokens. */
+function trustedIssuers(config: Config): IssuerConfig[] {
+  const exchange = config.token_exchange
+  return exchange?.enabled ? [...jwtIssuers(config), ownIssuerConfig(exchange)] : jwtIssuers(config)
+}
+
 function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, apiKeys: boolean): {
   identity: Identity | null
   problems: Array<{ code: ErrorCode; detail: string }>
@@ -174,6 +181,14 @@ function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, a
     problems.push({ code: (err as GatewayError).code, detail: (err as GatewayError).detail })
     return { identity: null, problems, described }
   }
+  // On behalf of (an `act` claim): decided for the user and the agent, as the verifier reads it.
+  const issuerNameOf = (iss: string) => issuers.find((i) => i.issuer === iss)?.name
+  const acting = issuer.name === EXCHANGE_ISSUER ? exchangedIdentity(identity, claims, issuerNameOf) : delegatedIdentity(identity, claims, issuerNameOf)
+  if (acting === null) {
+    problems.push({ code: 'malformed_token', detail: 'The token\'s act claim names no actor (RFC 8693 §4.1: an object with sub).' })
+    return { identity: null, problems, described }
+  }
+  identity = acting
   described.sub = identity.sub
   described.client_id = identity.clientId
   return { identity, problems, described }

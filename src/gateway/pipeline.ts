@@ -235,6 +235,11 @@ async function serve(state: GatewayState, ctx: RequestContext, matched: Compiled
 }
 
 function recordServed(ctx: RequestContext, upstream: string | null, served: Served): RequestContext {
+  if (served.caller) {
+    ctx.identity = served.caller.identity
+    ctx.credential = served.caller.credential
+    ctx.roles = served.caller.roles
+  }
   ctx.upstream = upstream
   ctx.status = served.status
   ctx.upstreamStatus = served.upstreamStatus

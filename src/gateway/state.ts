@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream'
+import type { ExchangeKeys } from '../agents/index.ts'
 import type { AuditLog } from '../audit/index.ts'
 import type { Logger, Metrics, Tracing } from '../telemetry/index.ts'
 import type { AssertionSigner } from '../upstream/index.ts'
@@ -14,6 +15,8 @@ export interface GatewayState {
   readonly tracing: Tracing | null
   /** Signs X-Bouncer-Assertion; null until an upstream asks for identity assertions. */
   assertions: AssertionSigner | null
+  /** Signs the tokens POST /oauth2/token issues; null unless token_exchange is enabled. */
+  exchangeKeys: ExchangeKeys | null
   /** Set on SIGTERM: responses say `Connection: close` so clients move to another instance. */
   draining: boolean
   inFlight: number

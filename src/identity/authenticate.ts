@@ -102,7 +102,9 @@ export function bearerVerifier(tokens: { verify(authorization: string | undefine
     presentIn: (input) => (input.headers?.authorization !== undefined && !isApiKeyBearer(input.headers.authorization)) || input.query.includes('access_token='),
     async authenticate(input) {
       const authorization = input.headers?.authorization
-      return { identity: await tokens.verify(isApiKeyBearer(authorization) ? undefined : authorization, input.query), credential: 'bearer' }
+      const identity = await tokens.verify(isApiKeyBearer(authorization) ? undefined : authorization, input.query)
+      // A token the gateway issued by token exchange is a bearer token too; the audit record tells them apart.
+      return { identity, credential: identity.grantedRoles === undefined ? 'bearer' : 'exchanged' }
     },
   }
 }

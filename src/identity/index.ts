@@ -11,3 +11,4 @@ export { createApiKeyDirectoryRegistry, openApiKeyStore, type ApiKeyDirectory, t
 export { apiKeyId, newApiKey, PRINCIPAL_NAME } from './api-keys/key.ts'
 export { ApiKeyStoreError, keyDocument, statusOf, type ApiKeyDocument, type ApiKeyRecord, type ApiKeyStatus, type ApiKeyStore } from './api-keys/store.ts'
 export { clientCertVerifier, subjectAltNames, type X509Issuer } from './x509.ts'
+export { delegatedIdentity, exchangedIdentity, type OwnTokens } from './own-tokens.ts'

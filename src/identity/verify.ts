@@ -21,6 +21,7 @@ import { describeDrift, findDrift, type Drift } from './drift.ts'
 import type { Introspector } from './introspection.ts'
 import { CoolingDown, describeFetchError, type IssuerKeys } from './issuers.ts'
 import { decodeCompactJwt, MAX_JSON_DEPTH, toKeyObject, verifySignature, type IssuerKey } from './jws.ts'
+import { delegatedIdentity, exchangedIdentity, ownIssuerKeys, type OwnTokens } from './own-tokens.ts'
 import { tokenTypeCheck, type TokenTypeCheck } from './token-types.ts'
 
 const EMBEDDED_KEY_PARAMETERS = ['jwk', 'jku', 'x5u', 'x5c'] as const
@@ -39,6 +40,8 @@ export interface VerifierOptions {
    * naming it when it verifies none itself (no jwks_uri).
    */
   introspection?: Introspector | null
+  /** The tokens the gateway issues itself by token exchange, when it does. */
+  own?: OwnTokens | null
   now?: () => number
 }
 
@@ -52,6 +55,8 @@ interface IssuerRule {
   keys: IssuerKeys
   algorithms: Set<string>
   acceptsTokenType: TokenTypeCheck
+  /** The gateway's own issuer (own-tokens.ts). */
+  own: boolean
 }
 
 export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
@@ -61,8 +66,13 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   const byIss = new Map<string, IssuerRule>()
   for (const config of options.issuers) {
     const keys = options.keys.get(config.name)
-    if (keys) byIss.set(config.issuer, { config, keys, algorithms: new Set(config.algorithms), acceptsTokenType: tokenTypeCheck(config.token_types) })
+    if (keys) byIss.set(config.issuer, { config, keys, algorithms: new Set(config.algorithms), acceptsTokenType: tokenTypeCheck(config.token_types), own: false })
   }
+  const own = options.own
+  if (own) {
+    byIss.set(own.config.issuer, { config: own.config, keys: ownIssuerKeys(own), algorithms: new Set(own.config.algorithms), acceptsTokenType: tokenTypeCheck(own.config.token_types), own: true })
+  }
+  const issuerNameOf = (iss: string) => byIss.get(iss)?.config.name
   const configuredIssuers = [...byIss.keys()]
   // Verified tokens, so a dashboard sending the same token a thousand times pays for one signature
   // check. Keyed by the whole token string (no encoding two tokens could share), bounded
@@ -125,7 +135,9 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     }
     checkClaims(claims, rule.config, nowMs)
     const toleranceSec = rule.config.clock_tolerance / 1000
-    const identity = identityFromClaims(rule.config, claims)
+    const verified = identityFromClaims(rule.config, claims)
+    const identity = rule.own ? exchangedIdentity(verified, claims, issuerNameOf) : delegatedIdentity(verified, claims, issuerNameOf)
+    if (identity === null) throw unauthorized('malformed_token', 'The token\'s act claim names no actor (RFC 8693 §4.1: an object with sub).')
     // A cached verification lives at most one key refresh: a key removed from the issuer's JWKS
     // stops being honoured for cached tokens on the same schedule as for new ones.
     const expiresAtMs = Math.min((identity.expiresAt + toleranceSec) * 1000, nowMs + rule.config.jwks_refresh_interval)

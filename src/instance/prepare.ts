@@ -2,7 +2,8 @@
 // the secret values put into the upstreams' headers, the admin credential and the assertion signer.
 // The first start and every reload go through here, so they cannot prepare a config differently.
 import { adminAuth, type AdminAuth } from '../admin/index.ts'
-import { formatDiagnostic, type Config, type LoadedConfig } from '../config/index.ts'
+import { createExchangeKeys, ExchangeKeyError, type ExchangeKeys } from '../agents/index.ts'
+import { formatDiagnostic, signingSecretName, type Config, type LoadedConfig } from '../config/index.ts'
 import { applySecretValues, compileRuntime, type CompileDeps, type Runtime } from '../gateway/index.ts'
 import { openSecretsRuntime, SecretsUnavailable, type SecretsRuntime } from '../secrets/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
@@ -27,6 +28,7 @@ export interface Prepared {
   secrets: SecretsRuntime
   admin: AdminAuth
   assertions: AssertionSigner | null
+  exchangeKeys: ExchangeKeys | null
 }
 
 export interface PrepareDeps {
@@ -37,7 +39,7 @@ export interface PrepareDeps {
 }
 
 /** Secrets, compile, secret values into headers and the admin token: one config, ready to swap in. */
-export function prepare(next: LoadedConfig & { config: Config }, assertions: AssertionSigner | null, deps: PrepareDeps): Prepared {
+export function prepare(next: LoadedConfig & { config: Config }, assertions: AssertionSigner | null, deps: PrepareDeps, exchangeKeys: ExchangeKeys | null = null): Prepared {
   const { logger } = deps
   let secrets: SecretsRuntime
   try {
@@ -49,7 +51,13 @@ export function prepare(next: LoadedConfig & { config: Config }, assertions: Ass
   try {
     const runtime = compileRuntime(next.config, deps.compile)
     applySecretValues(runtime, secrets.resolve)
-    return { runtime, secrets, admin: adminFor(next.config, secrets), assertions: signerFor(next.config, secrets, assertions, logger) }
+    return {
+      runtime,
+      secrets,
+      admin: adminFor(next.config, secrets),
+      assertions: signerFor(next.config, secrets, assertions, logger),
+      exchangeKeys: exchangeKeysFor(next.config, secrets, exchangeKeys, logger),
+    }
   } catch (err) {
     secrets.close() // the store handle this attempt opened; the running config keeps its own
     throw err
@@ -64,6 +72,23 @@ function signerFor(config: Config, secrets: SecretsRuntime, running: AssertionSi
   if (!config.upstreams.some((u) => u.identity_assertion)) return null
   if (running !== null && !secrets.store?.writable) return running
   return createAssertionSigner({ issuer: config.assertion.issuer, ttlMs: config.assertion.ttl, rotateEveryMs: config.assertion.rotate_every, store: secrets.store, logger })
+}
+
+/**
+ * The token exchange's signing keys, read from the store the config names (a bad key there is a
+ * config error). Keys kept in memory are kept across reloads, or the tokens out would stop verifying.
+ */
+function exchangeKeysFor(config: Config, secrets: SecretsRuntime, running: ExchangeKeys | null, logger: Logger): ExchangeKeys | null {
+  const exchange = config.token_exchange
+  if (!exchange?.enabled) return null
+  const secretName = exchange.signing.key === undefined ? null : signingSecretName(exchange.signing.key)
+  if (running !== null && running.keptIn === 'memory' && secretName === null && !secrets.store?.writable) return running
+  try {
+    return createExchangeKeys({ secretName, rotateEveryMs: exchange.signing.rotate_every, retainMs: exchange.lifetime, store: secrets.store, logger })
+  } catch (err) {
+    if (err instanceof ExchangeKeyError) throw new ConfigError([`token_exchange.signing.key: ${err.message}`])
+    throw err
+  }
 }
 
 /** Admin API auth for a config: its admin.token, `${secret:}` references resolved. */

@@ -33,7 +33,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     const previous = state.runtime
     let prepared: ReturnType<typeof prepare>
     try {
-      prepared = prepare({ ...next, config: next.config }, state.assertions, deps)
+      prepared = prepare({ ...next, config: next.config }, state.assertions, deps, state.exchangeKeys)
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
       logger.error({ errors: err.lines }, 'config reload refused: the running config keeps serving')
@@ -51,6 +51,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     }
     state.runtime = runtime // the swap: new requests see the new runtime from here on
     state.assertions = prepared.assertions
+    state.exchangeKeys = prepared.exchangeKeys
     live.admin = prepared.admin
     if (prepared.secrets !== live.secrets) {
       live.secrets.close()

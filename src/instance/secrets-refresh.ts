@@ -1,6 +1,6 @@
 // Every refresh interval of the config in force (a reload that changes it restarts the timer):
 // new secret versions (a rotation elsewhere, a changed file), due scheduled rotations, and the
-// assertion key. Three tasks, each counted on its own: one that fails does not skip the others.
+// assertion and token exchange keys. Four tasks, each counted on its own: one that fails does not skip the others.
 import type { Config } from '../config/index.ts'
 import { applySecretValues } from '../gateway/index.ts'
 import type { BackgroundTasks } from '../telemetry/index.ts'
@@ -25,6 +25,7 @@ export function startSecretsRefresh(live: Live, background: BackgroundTasks): Se
     void background.run('secrets_refresh', () => live.secrets.reread() && applySecrets())
     void background.run('secret_rotation', async () => (await live.secrets.rotateDue()) && applySecrets())
     void background.run('assertion_key_rotation', () => live.state.assertions?.rotateIfDue())
+    void background.run('exchange_key_rotation', () => live.state.exchangeKeys?.refresh())
   }
   let timer = setInterval(refresh, refreshEvery(live.state.runtime.config)).unref()
   return {

@@ -50,7 +50,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     background,
     keySetEvents: { refreshed: (issuer) => metrics.keySetEvent(issuer, true), failed: (issuer) => metrics.keySetEvent(issuer, false) },
     // The gateway's JWKS endpoint publishes the keys of the signer in force (it changes on reload).
-    builtIns: { publishedKeys: () => state.assertions?.jwks() ?? { keys: [] } },
+    builtIns: { publishedKeys: () => state.assertions?.jwks() ?? { keys: [] }, exchangeKeys: () => state.exchangeKeys },
   })
   const prepareDeps: PrepareDeps = { logger, background, env, compile }
 
@@ -63,6 +63,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     metrics,
     tracing,
     assertions: first.assertions,
+    exchangeKeys: first.exchangeKeys,
     draining: false,
     inFlight: 0,
     tunnels: new Set(),

@@ -3,7 +3,10 @@
 //
 // A key is the limit's own prefix (index.ts) and one of these. Every part a caller or an identity
 // provider chooses is typed, so no two different callers can spell the same key:
-//   p:<issuer length>:<issuer>:<value>   principal (issuer names may hold `:`)
+//   p:<issuer length>:<issuer>:<value>   principal (issuer names may hold `:`), and actor: the agent
+//                                        acting for a user, counted as that agent's own principal, so
+//                                        its direct calls and the ones it makes for users share one
+//                                        budget; a request without an actor counts by its principal
 //   r:<role>,<role>                      role (role names hold no `,`)
 //   route:<id>                           route
 //   ip:<address>                         ip, and identity keys on a public route (address-key.ts)
@@ -17,14 +20,14 @@ import { claimValue, type RequestFacts } from '../request/index.ts'
 import { addressKey } from './address-key.ts'
 
 export type KeySource =
-  | { kind: 'principal' | 'role' | 'route' | 'ip'; ipPrefixV6: number }
+  | { kind: 'principal' | 'actor' | 'role' | 'route' | 'ip'; ipPrefixV6: number }
   | { kind: 'claim'; name: string; ipPrefixV6: number }
   | { kind: 'header'; name: string; ipPrefixV6: number }
 
 export function parseKeySource(text: string, ipPrefixV6: number): KeySource {
   if (text.startsWith('claim:')) return { kind: 'claim', name: text.slice(6), ipPrefixV6 }
   if (text.startsWith('header:')) return { kind: 'header', name: text.slice(7).toLowerCase(), ipPrefixV6 }
-  return { kind: text as 'principal' | 'role' | 'route' | 'ip', ipPrefixV6 }
+  return { kind: text as 'principal' | 'actor' | 'role' | 'route' | 'ip', ipPrefixV6 }
 }
 
 /** A caller with no identity (a public route) is counted by its address for identity-based keys. */
@@ -36,6 +39,10 @@ export function keyValue(source: KeySource, ctx: LimitedRequest): string {
   switch (source.kind) {
     case 'principal':
       return identity ? `p:${identity.issuerName.length}:${identity.issuerName}:${typedString(identity.sub)}` : ipKey(source, ctx)
+    case 'actor': {
+      const who = identity?.actor ?? identity
+      return who ? `p:${who.issuerName.length}:${who.issuerName}:${typedString(who.sub)}` : ipKey(source, ctx)
+    }
     case 'role':
       return identity ? `r:${ctx.roles.join(',')}` : ipKey(source, ctx)
     case 'route':

@@ -4,6 +4,7 @@
 import type { Duplex } from 'node:stream'
 import type { GatewayError } from '../errors/index.ts'
 import type { RequestContext } from './context.ts'
+import type { CredentialKind, Identity } from './identity.ts'
 
 /** What the pipeline hands a backend for one request, beside the request itself. */
 export interface Exchange {
@@ -32,6 +33,11 @@ export interface Served {
   attempts: number
   /** Why the exchange failed: answered as a problem, or, once the response has begun, cut short. */
   error: GatewayError | null
+  /**
+   * Who a public built-in endpoint found the caller to be, for the audit record (the token
+   * endpoint: the user and the agent a token was issued for, with the roles granted).
+   */
+  caller?: { identity: Identity; credential: CredentialKind; roles: readonly string[] }
 }
 
 export interface Backend {

@@ -15,6 +15,29 @@ export interface Identity {
   claims: Readonly<Record<string, unknown>>
   /** Seconds since the epoch. */
   expiresAt: number
+  /**
+   * A token the gateway issued itself (token exchange, RFC 8693): the roles it granted, which are
+   * the roles this identity holds (no trust rule is consulted). Absent for every other credential.
+   */
+  grantedRoles?: readonly string[]
+  /** On behalf of: the agent acting for `sub` (the token's `act` claim, RFC 8693 §4.1). */
+  actor?: Actor | null
+}
+
+/** The agent named by an exchanged token's `act` claim, as access, limits, audit and assertions see it. */
+export interface Actor {
+  /** The configured issuer's name of the agent's own token (the `act.iss` it maps to). */
+  issuerName: string
+  iss: string
+  sub: string
+  clientId: string | null
+  /**
+   * The roles the agent held when the gateway exchanged the token (its side of every decision);
+   * null for another issuer's token naming an actor, whose roles its trust rules give it.
+   */
+  roles: readonly string[] | null
+  /** The `act` claim itself: what statement conditions on claims see for the agent. */
+  claims: Readonly<Record<string, unknown>>
 }
 
 /** A claim by name; a dotted name reaches into objects (`realm_access.roles`) when no claim has it whole. */

@@ -12,6 +12,7 @@ export const BACKGROUND_TASKS = {
   secrets_refresh: 'the values in use stay until the next refresh',
   secret_rotation: 'the current value stays; retried later',
   assertion_key_rotation: 'the current signing key stays',
+  exchange_key_rotation: 'the current token exchange signing key stays',
   issuer_keys: 'cached keys, if any, keep serving; retrying',
   audit_worker: 'a new worker takes over the queue',
   runtime_retirement: 'the old runtime is closed at shutdown instead',

@@ -79,12 +79,16 @@ interface StatedClaims {
   roles: readonly string[]
   idp: string
   client_id?: string
+  /** On behalf of: the agent acting for `sub` (RFC 8693 §4.1), as the exchanged token named it. */
+  act?: { sub: string; iss: string; client_id?: string }
 }
 
 function statedClaims(upstream: string, identity: Identity, roles: readonly string[]): StatedClaims {
+  const actor = identity.actor
   return {
     aud: upstream, sub: identity.sub, roles, idp: identity.iss,
     ...(identity.clientId ? { client_id: identity.clientId } : {}),
+    ...(actor ? { act: { sub: actor.sub, iss: actor.iss, ...(actor.clientId ? { client_id: actor.clientId } : {}) } } : {}),
   }
 }
 

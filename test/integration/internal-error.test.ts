@@ -39,6 +39,7 @@ describe('unexpected exceptions', () => {
       metrics: createMetrics({ audit: () => ({ queueDepth: 0, sinks: {}, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }), inFlight: () => 0 }),
       tracing: null,
       assertions: null,
+      exchangeKeys: null,
       draining: false,
       inFlight: 0,
       tunnels: new Set(),

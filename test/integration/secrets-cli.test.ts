@@ -1,6 +1,6 @@
 // `bouncer secrets …` as an operator runs it: values in on stdin, never out except with --reveal,
 // one-line reasons and the SPEC's exit codes when something is wrong.
-import { randomBytes } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -88,5 +88,12 @@ describe('bouncer secrets', () => {
     expect(await secrets(['rotate', 'bouncer.assertion-key'])).toMatchObject({ code: 0, stdout: expect.stringContaining('version 1 is current') })
     expect((await secrets(['rotate', 'bouncer.assertion-key'])).code).toBe(0)
     expect((await secrets(['versions', 'bouncer.assertion-key'])).stdout.trim().split('\n')).toHaveLength(2)
+  })
+
+  it('makes a new key pair for the token exchange signing key, and takes only a key for it', async () => {
+    expect(await secrets(['put', 'bouncer.exchange-key'], { input: 'not-a-key' })).toMatchObject({ code: 1, stderr: expect.stringContaining('rotate it with "bouncer secrets rotate bouncer.exchange-key"') })
+    expect(await secrets(['rotate', 'bouncer.exchange-key'])).toMatchObject({ code: 0, stdout: expect.stringContaining('version 1 is current') })
+    const pem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }) as string
+    expect(await secrets(['put', 'bouncer.exchange-key'], { input: pem })).toMatchObject({ code: 0, stdout: expect.stringContaining('version 2 is current') })
   })
 })

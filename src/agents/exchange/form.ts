@@ -1,0 +1,28 @@
+// The body of a token request: application/x-www-form-urlencoded (RFC 6749 §3.2), small, and each
+// parameter at most once (RFC 6749 §3.1: "MUST NOT be included more than once").
+import { GatewayError } from '../../errors/index.ts'
+import { rawHeader } from '../../identity/index.ts'
+import type { RequestContext } from '../../request/index.ts'
+
+/** A token request is a few tokens and names: two 8 KB tokens fit many times over. */
+const MAX_FORM_BYTES = 64 * 1024
+
+export async function readForm(ctx: RequestContext): Promise<{ params: Map<string, string>; bytes: number }> {
+  const type = rawHeader(ctx.req.rawHeaders, 'content-type')
+  if (type === undefined || type.split(';')[0]?.trim().toLowerCase() !== 'application/x-www-form-urlencoded') {
+    throw new GatewayError('invalid_request', { detail: 'A token request is a form: Content-Type: application/x-www-form-urlencoded (RFC 6749 §3.2).' })
+  }
+  const chunks: Buffer[] = []
+  let bytes = 0
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    bytes += chunk.length
+    if (bytes > MAX_FORM_BYTES) throw new GatewayError('invalid_request', { detail: `The token request is larger than ${MAX_FORM_BYTES} bytes.` })
+    chunks.push(chunk)
+  }
+  const params = new Map<string, string>()
+  for (const [name, value] of new URLSearchParams(Buffer.concat(chunks).toString('utf8'))) {
+    if (params.has(name)) throw new GatewayError('invalid_request', { detail: `${name.slice(0, 40)} is given more than once (RFC 6749 §3.1).` })
+    params.set(name, value)
+  }
+  return { params, bytes }
+}

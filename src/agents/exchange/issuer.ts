@@ -1,0 +1,36 @@
+// The gateway as an OAuth authorization server for one grant, token exchange: its issuer
+// identifier, the audiences its tokens may be for, and the issuer rules its own tokens are
+// verified with when they come back as bearer tokens.
+import { EXCHANGE_ISSUER, type IssuerConfig, type TokenExchangeConfig } from '../../config/index.ts'
+
+export const TOKEN_PATH = '/oauth2/token'
+export const EXCHANGE_JWKS_PATH = '/oauth2/jwks'
+export const METADATA_PATH = '/.well-known/oauth-authorization-server'
+
+/** The issuer identifier as tokens and the metadata state it (RFC 8414 §2: no trailing slash needed). */
+export function issuerOf(exchange: TokenExchangeConfig): string {
+  return exchange.issuer.replace(/\/+$/, '')
+}
+
+/** What an exchanged token may be for: the configured audiences, or the issuer itself. */
+export function audiencesOf(exchange: TokenExchangeConfig): readonly string[] {
+  return exchange.audiences ?? [issuerOf(exchange)]
+}
+
+/** The rules the gateway's own tokens are verified with: its key (ES256), typ at+jwt, its audiences. */
+export function ownIssuerConfig(exchange: TokenExchangeConfig): IssuerConfig {
+  return {
+    name: EXCHANGE_ISSUER,
+    type: 'jwt',
+    issuer: issuerOf(exchange),
+    audiences: [...audiencesOf(exchange)],
+    algorithms: ['ES256'],
+    clock_tolerance: 30_000,
+    required_claims: [],
+    // Bounds how long a verified token stays cached: a key withdrawn stops being honoured within it.
+    jwks_refresh_interval: 60_000,
+    jwks_cooldown: 30_000,
+    client_id_audience: false,
+    token_types: ['at+jwt'],
+  }
+}

@@ -1,0 +1,181 @@
+// The key the gateway signs exchanged tokens with (ES256), and the keys it publishes for them.
+//
+// Where it is kept, as the identity assertion key is (upstream/assertion.ts):
+// - `token_exchange.signing.key: ${secret:NAME}`: an EC P-256 private key (PEM, or the JWK form
+//   below) the operator keeps in the secrets store; rotated by putting a new version
+//   (`bouncer secrets rotate NAME`), the previous version staying published;
+// - otherwise a key the gateway makes and keeps in a writable store (`bouncer.exchange-key`),
+//   replaced every `signing.rotate_every`; without such a store, in memory (it changes at restart).
+// A key rotated out stays published until every token it signed has expired.
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
+import type { SecretStore } from '../../secrets/index.ts'
+import type { Logger } from '../../telemetry/index.ts'
+
+export const EXCHANGE_KEY = 'bouncer.exchange-key'
+
+export interface PublishedKeySet {
+  keys: Array<Record<string, string>>
+}
+
+interface SigningKey {
+  kid: string
+  privateKey: KeyObject
+  publicKey: KeyObject
+  publicJwk: Record<string, string>
+  /** When the gateway made it; null for a key the operator supplied (never rotated here). */
+  createdAt: number | null
+}
+
+export interface ExchangeKeys {
+  /** A compact JWS of these claims (ES256, typ at+jwt: an access token, RFC 9068 §2.1). */
+  sign(claims: Record<string, unknown>): string
+  /** The published keys (JWKS, RFC 7517): the current one, the previous one and retired ones still needed. */
+  jwks(): PublishedKeySet
+  /** The published key with this kid (the current one when none is named), for verifying. */
+  publicKey(kid: string | undefined): KeyObject | undefined
+  /** Reads the store again (a rotation elsewhere) and replaces the gateway's own key when due. */
+  refresh(): boolean
+  /** Where the key is kept, for the log and the report. */
+  readonly keptIn: string
+}
+
+/** The store holds a value that is not a usable key: the config cannot be served. */
+export class ExchangeKeyError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'ExchangeKeyError'
+  }
+}
+
+export interface ExchangeKeyOptions {
+  /** The secret token_exchange.signing.key names; null: the key the gateway makes. */
+  secretName: string | null
+  rotateEveryMs: number
+  /** How long a key rotated out stays published: the longest an exchanged token lives. */
+  retainMs: number
+  store: SecretStore | null
+  logger: Logger
+  now?: () => number
+}
+
+/** A new key as the store keeps it. */
+export function newExchangeKey(): string {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  return JSON.stringify({ jwk: privateKey.export({ format: 'jwk' }), createdAt: Date.now() })
+}
+
+/** RFC 7638 thumbprint of an EC public key: the key id. */
+function thumbprint(jwk: Record<string, string>): string {
+  return createHash('sha256').update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y })).digest('base64url')
+}
+
+/** An EC P-256 private key from the JWK form (`{"jwk": …, "createdAt": …}`) or PEM; undefined otherwise. */
+export function parseExchangeKey(text: string | undefined): SigningKey | undefined {
+  if (text === undefined) return undefined
+  try {
+    let privateKey: KeyObject
+    let createdAt: number | null = null
+    if (text.trimStart().startsWith('{')) {
+      const parsed = JSON.parse(text) as { jwk: Record<string, string>; createdAt?: number }
+      privateKey = createPrivateKey({ key: parsed.jwk as never, format: 'jwk' })
+      createdAt = typeof parsed.createdAt === 'number' ? parsed.createdAt : null
+    } else {
+      privateKey = createPrivateKey(text)
+    }
+    if (privateKey.asymmetricKeyType !== 'ec' || privateKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') return undefined
+    const publicKey = createPublicKey(privateKey)
+    const jwk = publicKey.export({ format: 'jwk' }) as Record<string, string>
+    const publicJwk = { kty: jwk.kty as string, crv: jwk.crv as string, x: jwk.x as string, y: jwk.y as string }
+    return { kid: thumbprint(publicJwk), privateKey, publicKey, publicJwk, createdAt }
+  } catch {
+    return undefined
+  }
+}
+
+/** Does this value hold a key the exchange can sign with (what `bouncer secrets put` checks)? */
+export function isExchangeKey(text: string): boolean {
+  return parseExchangeKey(text) !== undefined
+}
+
+export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
+  const { logger, store, secretName } = options
+  const now = options.now ?? Date.now
+  const name = secretName ?? EXCHANGE_KEY
+  const managed = secretName === null
+  // The gateway's own key needs a store that can keep it, or one that holds it (several instances share it).
+  const keeper = store && (!managed || store.writable || parseExchangeKey(store.get(name)) !== undefined) ? store : null
+  let memory: { current: string; previous: string | undefined } | null = null
+  if (!keeper) {
+    memory = { current: newExchangeKey(), previous: undefined }
+    logger.warn(`exchanged tokens are signed with a key kept in memory only (no writable secrets store, and no ${EXCHANGE_KEY} in it): it changes at every restart, and tokens issued before one stop verifying`)
+  }
+  const keptIn = keeper ? `secret ${name} of the ${keeper.kind} secrets store` : 'memory'
+  let current: SigningKey
+  let previous: SigningKey | undefined
+  let retired: Array<{ key: SigningKey; until: number }> = []
+
+  function load(): void {
+    if (keeper && managed && keeper.writable && parseExchangeKey(keeper.get(name)) === undefined) {
+      if (keeper.get(name) !== undefined) logger.error(`secret ${name} does not hold a signing key: a new one replaces it`)
+      keeper.put(name, newExchangeKey())
+    }
+    const currentText = keeper ? keeper.get(name) : memory?.current
+    const next = parseExchangeKey(currentText)
+    if (!next) {
+      const problem = `secret ${name} in the ${keeper?.kind} secrets store does not hold an EC P-256 private key (PEM, e.g. openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256)`
+      // At start: the config cannot be served. Later (a bad rotation elsewhere): keep signing with what we have.
+      if (current === undefined) throw new ExchangeKeyError(problem)
+      logger.error(`${problem}: the current key stays`)
+      return
+    }
+    const before = [current, previous]
+    current = next
+    previous = parseExchangeKey(keeper ? keeper.get(name, 'previous') : memory?.previous)
+    const live = new Set([current.kid, previous?.kid, ...retired.map((r) => r.key.kid)])
+    for (const old of before) if (old && !live.has(old.kid)) retired.push({ key: old, until: now() + options.retainMs })
+  }
+  load()
+  let marker = keeper?.marker(name)
+
+  function published(): SigningKey[] {
+    const at = now()
+    if (retired.some((r) => r.until <= at)) retired = retired.filter((r) => r.until > at)
+    return [current, ...(previous ? [previous] : []), ...retired.map((r) => r.key)]
+  }
+
+  return {
+    keptIn,
+    sign(claims) {
+      const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: current.kid, typ: 'at+jwt' })).toString('base64url')
+      const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`
+      const signature = sign('sha256', Buffer.from(input), { key: current.privateKey, dsaEncoding: 'ieee-p1363' })
+      return `${input}.${signature.toString('base64url')}`
+    },
+    jwks() {
+      return { keys: published().map((k) => ({ ...k.publicJwk, kid: k.kid, alg: 'ES256', use: 'sig' })) }
+    },
+    publicKey(kid) {
+      if (kid === undefined) return current.publicKey
+      return published().find((k) => k.kid === kid)?.publicKey
+    },
+    refresh() {
+      const seen = keeper?.marker(name)
+      if (keeper && seen !== marker) {
+        marker = seen
+        load()
+        return true
+      }
+      if (!managed || current.createdAt === null || now() - current.createdAt < options.rotateEveryMs) return false
+      if (keeper && !keeper.writable) return false // whoever writes the shared key rotates it
+      if (keeper) {
+        keeper.put(name, newExchangeKey())
+        marker = keeper.marker(name)
+      } else if (memory) {
+        memory = { current: newExchangeKey(), previous: memory.current }
+      }
+      load()
+      logger.info({ kid: current.kid, previous: previous?.kid }, 'token exchange signing key rotated')
+      return true
+    },
+  }
+}
