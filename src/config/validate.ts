@@ -8,6 +8,7 @@ import { functionFindings } from './function-checks.ts'
 import { routeFindings } from './route-checks.ts'
 import { upstreamFindings } from './upstream-checks.ts'
 import { callerFindings } from './caller-checks.ts'
+import { signInFindings } from './sign-in-checks.ts'
 import { API_KEYS_ISSUER, type AcceptedCredential, type Config } from './schema.ts'
 import { tlsFindings } from './tls-checks.ts'
 import { routesSelectedBy } from './values.ts'
@@ -111,6 +112,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   findings.push(...routeFindings(config))
   findings.push(...upstreamFindings(config))
   findings.push(...callerFindings(config))
+  findings.push(...signInFindings(config))
   findings.push(...functionFindings(config))
   findings.push(...tlsFindings(config))
 
@@ -168,6 +170,6 @@ function credentialSetup(config: Config, kind: AcceptedCredential): string | nul
       return null
     }
     case 'session':
-      return `accepting ${kind} credentials is not available yet`
+      return config.sign_in ? null : 'accepting session credentials needs sign_in (the OpenID provider people sign in at)'
   }
 }

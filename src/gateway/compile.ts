@@ -4,11 +4,11 @@
 // compiles a new runtime and swaps one reference; requests in flight keep the runtime they started with.
 import type { X509Certificate } from 'node:crypto'
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
-import { addressSet, jwtIssuers, parseRoutePattern, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
+import { addressSet, cookieSecureByDefault, jwtIssuers, parseRoutePattern, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
 import { corsPolicy, foldHeaderName, type CorsPolicy } from '../http/index.ts'
 import {
-  apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createTokenVerifier,
-  type ApiKeyDirectory, type ApiKeyDirectoryRegistry, type Authenticator, type CredentialVerifier, type Introspector, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents,
+  apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createSessionStoreRegistry, createSignIn, createTokenVerifier,
+  type SessionStoreRegistry, type SignIn, type ApiKeyDirectory, type ApiKeyDirectoryRegistry, type Authenticator, type CredentialVerifier, type Introspector, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents,
 } from '../identity/index.ts'
 import { createFunctionRegistry, functionBackend, routeKeyOf, type FunctionPool, type FunctionRegistry } from '../functions/index.ts'
 import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
@@ -54,6 +54,8 @@ export interface Runtime {
   readonly introspection: Introspector | null
   /** The API keys (api_keys), when configured. */
   readonly apiKeys: ApiKeyDirectory | null
+  /** Browser sign-in and its sessions (sign_in), when configured. */
+  readonly signIn: SignIn | null
   readonly access: AccessControl
   readonly limiter: Limiter
   readonly trustedProxies: AddressSet
@@ -67,6 +69,7 @@ export interface CompileDeps {
   issuers: IssuerRegistry
   limitsStores: LimitsStoreRegistry
   apiKeys: ApiKeyDirectoryRegistry
+  sessionStores: SessionStoreRegistry
   logger: Logger
   builtIns: BuiltInSources
 }
@@ -80,6 +83,8 @@ export function applySecretValues(runtime: Runtime, resolve: (template: string) 
     upstream.headers = upstream.headerTemplates.flatMap(([name, template]) => [name, resolve(template)])
   }
   if (runtime.introspection) runtime.introspection.clientSecret = resolve(runtime.introspection.issuer.introspection.client_secret)
+  const signInSecret = runtime.config.sign_in?.client_secret
+  if (runtime.signIn && signInSecret !== undefined) runtime.signIn.clientSecret = resolve(signInSecret)
 }
 
 const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }) }
@@ -98,16 +103,18 @@ export function createRuntimeDeps(
   const issuers = createIssuerRegistry(logger, options.keySetEvents ?? { refreshed() {}, failed() {} }, options)
   const limitsStores = createLimitsStoreRegistry(logger, options)
   const apiKeys = createApiKeyDirectoryRegistry(logger, options)
+  const sessionStores = createSessionStoreRegistry(logger, options)
   return {
     upstreams,
     functions,
     issuers,
     limitsStores,
     apiKeys,
+    sessionStores,
     logger,
     builtIns: options.builtIns ?? NO_KEYS,
     async closeAll() {
-      await Promise.all([issuers.closeAll(), upstreams.closeAll(), functions.closeAll(), limitsStores.closeAll(), apiKeys.closeAll()])
+      await Promise.all([issuers.closeAll(), upstreams.closeAll(), functions.closeAll(), limitsStores.closeAll(), apiKeys.closeAll(), sessionStores.closeAll()])
     },
   }
 }
@@ -124,8 +131,11 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   const apiKeys = config.api_keys ? deps.apiKeys.acquire(config.api_keys) : null
   // The API key header is the gateway's credential: no upstream ever gets it.
   const withheldHeaders: ReadonlySet<string> = new Set(config.api_keys ? [foldHeaderName(config.api_keys.header.toLowerCase())] : [])
+  const signIn = compileSignIn(config, issuerKeys, deps)
+  // The session cookies are the gateway's credential: no upstream ever gets them.
+  const withheldCookies: ReadonlySet<string> = new Set(signIn ? [signIn.cookieName, `${signIn.cookieName}_state`] : [])
   const access = compileAccess(config)
-  const routes: CompiledRoute[] = builtInRoutes(deps.builtIns).map((route, index) => Object.freeze({
+  const routes: CompiledRoute[] = builtInRoutes(deps.builtIns, signIn).map((route, index) => Object.freeze({
     index,
     id: route.id,
     pattern: mustParse(route.path),
@@ -164,6 +174,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
         publicHosts: config.server.hosts,
         maxBodyBytes: config.server.max_body_bytes,
         withheldHeaders,
+        withheldCookies,
         ownsCors: route.cors !== undefined,
       }),
       assertionAudience: upstream?.identityAssertion ? upstream.name : null,
@@ -179,8 +190,9 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     upstreams,
     functions,
     issuerKeys,
-    ...credentials(config, issuerKeys, apiKeys, deps),
+    ...credentials(config, issuerKeys, apiKeys, signIn, deps),
     apiKeys,
+    signIn,
     access,
     limiter: {
       store: deps.limitsStores.acquire(config.limits_store),
@@ -212,7 +224,7 @@ function verifiesJwts(issuer: IssuerConfig): boolean {
 }
 
 /** One verifier per kind of credential this config can check, and the introspector among them. */
-function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, apiKeys: ApiKeyDirectory | null, deps: CompileDeps): { authenticator: Authenticator; introspection: Introspector | null } {
+function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, apiKeys: ApiKeyDirectory | null, signIn: SignIn | null, deps: CompileDeps): { authenticator: Authenticator; introspection: Introspector | null } {
   const introspecting = jwtIssuers(config).find((issuer) => issuer.introspection !== undefined)
   const introspection = introspecting?.introspection
     ? createIntrospector({ ...introspecting, introspection: introspecting.introspection }, { cacheEntries: config.server.token_cache_entries })
@@ -227,6 +239,7 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
   })
   const verifiers = new Map<AcceptedCredential, CredentialVerifier>([['bearer', bearerVerifier(tokens)]])
   if (apiKeys && config.api_keys) verifiers.set('api_key', apiKeyVerifier(apiKeys, config.api_keys.header))
+  if (signIn) verifiers.set('session', signIn.verifier)
   const certificateIssuers = x509Issuers(config)
   if (certificateIssuers.length > 0) {
     verifiers.set('client_cert', clientCertVerifier(certificateIssuers.map((issuer) => ({
@@ -235,6 +248,21 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
     }))))
   }
   return { authenticator: createAuthenticator(verifiers), introspection }
+}
+
+/** sign_in: the provider (bouncer check made sure it names a jwt issuer with keys) and the session store. */
+function compileSignIn(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, deps: CompileDeps): SignIn | null {
+  const settings = config.sign_in
+  if (!settings) return null
+  const issuer = jwtIssuers(config).find((candidate) => candidate.name === settings.issuer) as IssuerConfig
+  return createSignIn({
+    config: settings,
+    issuer,
+    keys: issuerKeys,
+    store: deps.sessionStores.acquire({ store: settings.session.store, idle: settings.session.idle }),
+    cookieSecure: settings.cookie.secure ?? cookieSecureByDefault(config),
+    logger: deps.logger,
+  })
 }
 
 function corsOf(cors: CorsConfig): CorsPolicy {

@@ -11,3 +11,6 @@ export { createApiKeyDirectoryRegistry, openApiKeyStore, type ApiKeyDirectory, t
 export { apiKeyId, newApiKey, PRINCIPAL_NAME } from './api-keys/key.ts'
 export { ApiKeyStoreError, keyDocument, statusOf, type ApiKeyDocument, type ApiKeyRecord, type ApiKeyStatus, type ApiKeyStore } from './api-keys/store.ts'
 export { clientCertVerifier, subjectAltNames, type X509Issuer } from './x509.ts'
+export { createSignIn, sessionId, type BrowserAnswer, type SignIn } from './sessions/sign-in.ts'
+export { createSessionStoreRegistry, openSessionStore, type SessionStoreRegistry } from './sessions/registry.ts'
+export { SESSION_ID, SessionStoreError, sessionDocument, type SessionDocument, type SessionRecord, type SessionStore } from './sessions/store.ts'
