@@ -252,7 +252,9 @@ export function createSignIn(options: SignInOptions): SignIn {
       // The session is over here whatever the provider says; its own session ends another time.
       logger.warn({ err, issuer: issuer.name }, 'RP-initiated logout skipped: the provider cannot be reached')
     }
-    return { status: 302, headers: { location, 'set-cookie': clearCookie(cookie), 'cache-control': 'no-store', 'clear-site-data': '"cookies"' }, body: '' }
+    // Not Clear-Site-Data "cookies": it clears the whole registrable domain's cookies (the SSO's and
+    // every sibling application's on the company domain), not just this gateway's.
+    return { status: 302, headers: { location, 'set-cookie': clearCookie(cookie), 'cache-control': 'no-store' }, body: '' }
   }
 
   async function refreshOnce(input: CredentialInput, record: SessionRecord, value: string): Promise<SessionRecord> {
