@@ -28,7 +28,7 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
       const replaced = original.replace(REFERENCE, (text, kind: string, body: string) => {
         if (kind === 'secret') {
           if (!secretAllowedAt(path)) {
-            findings.push({ severity: 'error', path, message: `\${secret:${body}} may only stand in an upstream's headers, in admin.token in an issuer's introspection.client_secret or in sign_in.client_secret` })
+            findings.push({ severity: 'error', path, message: `\${secret:${body}} may only stand in an upstream's headers, in admin.token, in an issuer's introspection.client_secret or in sign_in.client_secret` })
           } else {
             refs.push({ name: body, path })
           }
