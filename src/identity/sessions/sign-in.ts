@@ -15,8 +15,9 @@
 //   refreshed with the refresh token when the ID token expires, and a refusal ends the session.
 // - A state-changing request (not GET, HEAD, OPTIONS) carried by the session cookie needs an
 //   Origin of this gateway (CSRF); without one, 403 cors_origin_denied.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import * as oidc from 'openid-client'
+import { createLru } from '../../collections/index.ts'
 import type { IssuerConfig, SignInConfig } from '../../config/index.ts'
 import { GatewayError, type ErrorCode } from '../../errors/index.ts'
 import type { Identity } from '../../request/index.ts'
@@ -86,9 +87,14 @@ export function createSignIn(options: SignInOptions): SignIn {
   const idle = config.session.idle
   const touchEvery = Math.min(Math.floor(idle / 10), 60_000)
   const identities = new WeakMap<object, Identity>()
+  // Cookie → session id, so a busy browser's cookie is hashed once, not per request (as verified
+  // tokens are kept by their whole string). Bounded; an entry lives no longer than a session can.
+  const ids = createLru<string>(10_000)
   const refreshing = new Map<string, Promise<SessionRecord>>()
   const idTokens: TokenVerifier = createTokenVerifier({
-    issuers: [{ ...issuer, audiences: [config.client_id], token_types: ['JWT', 'untyped'] }],
+    // An ID token is for this client (aud), and OIDC fixes its claims: the issuer's required_claims
+    // are about its access tokens (client_id, scp…), which an ID token need not carry.
+    issuers: [{ ...issuer, audiences: [config.client_id], token_types: ['JWT', 'untyped'], required_claims: ['sub'] }],
     keys: options.keys,
     maxTokenBytes: MAX_ID_TOKEN_BYTES,
     cacheEntries: 0,
@@ -117,9 +123,20 @@ export function createSignIn(options: SignInOptions): SignIn {
     if (value === undefined) return refuse(input, 'session_required', 'This route needs a signed-in session: sign in with a browser.')
     if (!COOKIE_VALUE.test(value)) return refuse(input, 'session_required', 'The session cookie is not one this gateway issued: sign in again.')
     if (!SAFE_METHODS.has(input.method ?? 'GET')) checkOrigin(input)
-    const id = sessionId(value)
-    const found = await storeCall(() => store.get(id))
     const at = now()
+    let id = ids.get(value, at)
+    if (id === undefined) {
+      id = sessionId(value)
+      ids.set(value, id, at + ttl)
+    }
+    // The memory and SQLite stores answer at once: no promise on the hot path.
+    let got
+    try {
+      got = store.get(id)
+    } catch (err) {
+      throw storeFailure(err)
+    }
+    const found = got instanceof Promise ? await storeCall(() => got) : got
     if (found === undefined) return refuse(input, 'session_expired', 'The session has ended (signed out, revoked or expired): sign in again.')
     let record = found
     if (record.expiresAt <= at || record.lastSeenAt + idle <= at) {
@@ -359,7 +376,7 @@ function onlyMethods(input: CredentialInput, methods: readonly string[], path: s
 
 /** The store's name for a session: the cookie's hash (the cookie itself is never stored). */
 export function sessionId(cookieValue: string): string {
-  return createHash('sha256').update(cookieValue).digest('hex').slice(0, 32)
+  return hash('sha256', cookieValue, 'hex').slice(0, 32)
 }
 
 function personalClaims(claims: Record<string, unknown>): Record<string, unknown> {
@@ -383,9 +400,11 @@ async function storeCall<T>(work: () => T | Promise<T>): Promise<T> {
   try {
     return await work()
   } catch (err) {
-    if (err instanceof SessionStoreError) {
-      throw new GatewayError('identity_provider_unavailable', { detail: 'The session store cannot be reached right now; try again shortly.', headers: { 'retry-after': '1' }, cause: err })
-    }
-    throw err
+    throw storeFailure(err)
   }
+}
+
+function storeFailure(err: unknown): unknown {
+  if (!(err instanceof SessionStoreError)) return err
+  return new GatewayError('identity_provider_unavailable', { detail: 'The session store cannot be reached right now; try again shortly.', headers: { 'retry-after': '1' }, cause: err })
 }
