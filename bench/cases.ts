@@ -187,13 +187,14 @@ export const bouncerApiKey: BenchCase = {
 
 /**
  * The cached-token case with a browser's session cookie instead (issue 17): the same roles and
- * policy; the session (signed in beforehand, as the callback would have written it) read from the
- * SQLite store on every request (so a revocation anywhere is seen at once), the cookie hashed.
+ * policy; the session (signed in beforehand, as the callback would have written it) in the SQLite
+ * store, its record kept in memory while PRAGMA data_version (checked once per event-loop turn)
+ * says no other process wrote the file, so a revocation anywhere is seen at the next request.
  */
 export const bouncerSession: BenchCase = {
   id: 'bouncer-session',
   group: 'main',
-  title: 'Bouncer, session cookie (SQLite session store, read per request)',
+  title: 'Bouncer, session cookie (SQLite session store, version-checked per loop turn)',
   async start(ctx) {
     const path = join(ctx.dir, 'bench-sessions.db')
     const store = openSqliteSessionStore(path, 3_600_000)
