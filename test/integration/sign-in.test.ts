@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { request } from 'undici'
 import { searchAudit } from '../../src/audit/search.ts'
@@ -20,6 +21,7 @@ import { waitFor } from '../helpers/wait.ts'
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts', 'finance'] }
 const BOB: Person = { username: 'bob', password: 'bob-password-123', name: 'Bob Builder', email: 'bob@example.com', groups: ['contractors'] }
 const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
+const FUNCTIONS = fileURLToPath(new URL('../fixtures/functions/', import.meta.url))
 const ADMIN = { authorization: 'Bearer sign-in-test-admin-token-0123456789' }
 
 let dir: string
@@ -39,9 +41,13 @@ function signInConfig(session: Record<string, unknown>): Record<string, unknown>
       { name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['read-write'] },
       { name: 'services', assumed_by: [{ issuer: 'sso', subject: 'looker-*' }], policies: ['read-write'] },
     ],
-    policies: [{ name: 'read-write', statements: [{ sid: 'AppAccess', effect: 'allow', actions: ['GET', 'POST'], routes: ['app'] }] }],
+    policies: [{ name: 'read-write', statements: [{ sid: 'AppAccess', effect: 'allow', actions: ['GET', 'POST'], routes: ['app', 'fn'] }] }],
     upstreams: [{ name: 'app', url: upstream.url, identity_assertion: true }],
-    routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['session', 'bearer'] }],
+    functions: [{ name: 'echo', module: join(FUNCTIONS, 'echo.ts'), concurrency: 1 }],
+    routes: [
+      { id: 'app', path: '/app/*', upstream: 'app', accept: ['session', 'bearer'] },
+      { id: 'fn', path: '/fn', function: 'echo', accept: ['session'] },
+    ],
   }
 }
 
@@ -161,6 +167,15 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
     const withOwn = await cookieJar().request(`${gateway.url}/app/own`, { headers: { cookie: `theme=dark; bouncer_session=${cookie.bouncer_session}; lang=en` } })
     expect(withOwn.status).toBe(200)
     expect((JSON.parse(withOwn.body) as { headers: Record<string, string> }).headers.cookie).toBe('theme=dark; lang=en')
+
+    // Nor does a function see it in its event's cookies.
+    const fn = await cookieJar().request(`${gateway.url}/fn`, { html: false, headers: { cookie: `theme=dark; bouncer_session=${cookie.bouncer_session}` } })
+    expect(fn.status).toBe(200)
+    expect((JSON.parse(fn.body) as { event: { cookies: string[] } }).event.cookies).toEqual(['theme=dark'])
+
+    // A reload keeps the sessions.
+    expect((await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: ADMIN })).statusCode).toBe(200)
+    expect((await client.request(`${gateway.url}/app/reports`)).status).toBe(200)
 
     // The audit record says which credential.
     const requestId = landed.reply!.headers['x-request-id'] as string

@@ -1,17 +1,20 @@
 // Sessions in this process's memory: one gateway process, lost at restart. Kept across reloads
 // while sign_in.session.store does not change (a shared resource). Expired entries are swept
-// once a minute, so a browser that never comes back costs nothing for long.
+// once a minute, so a browser that never comes back costs nothing for long. Every page load
+// without a session begins a sign-in, so the pending ones are bounded (the oldest go first): a
+// flood of page loads cannot grow the process without limit.
+import { createLru } from '../../collections/index.ts'
 import type { PendingSignIn, SessionRecord, SessionStore } from './store.ts'
 
 const SWEEP_MS = 60_000
+const MAX_PENDING = 100_000
 
 export function openMemorySessionStore(idleMs: number): SessionStore {
   const sessions = new Map<string, SessionRecord>()
-  const pending = new Map<string, { pending: PendingSignIn; expiresAt: number }>()
+  const pending = createLru<PendingSignIn>(MAX_PENDING)
   const sweep = setInterval(() => {
     const now = Date.now()
     for (const [id, record] of sessions) if (record.expiresAt <= now || record.lastSeenAt + idleMs <= now) sessions.delete(id)
-    for (const [state, entry] of pending) if (entry.expiresAt <= now) pending.delete(state)
   }, SWEEP_MS).unref()
   return {
     kind: 'memory',
@@ -31,12 +34,12 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
       return [...sessions.values()].filter((r) => r.expiresAt > now).sort((a, b) => b.createdAt - a.createdAt)
     },
     async putPending(state, entry, expiresAt) {
-      pending.set(state, { pending: entry, expiresAt })
+      pending.set(state, entry, expiresAt)
     },
     async takePending(state, now) {
-      const entry = pending.get(state)
+      const entry = pending.get(state, now)
       pending.delete(state)
-      return entry && entry.expiresAt > now ? entry.pending : undefined
+      return entry
     },
     async close() {
       clearInterval(sweep)
