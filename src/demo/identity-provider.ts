@@ -72,9 +72,24 @@ class MemoryAdapter implements Adapter {
   async destroy(id: string): Promise<void> {
     MemoryAdapter.items.delete(this.key(id))
   }
+  static forgetAccount(accountId: string): number {
+    let forgotten = 0
+    for (const [key, item] of MemoryAdapter.items) {
+      if (item.accountId === accountId) {
+        MemoryAdapter.items.delete(key)
+        forgotten++
+      }
+    }
+    return forgotten
+  }
   async revokeByGrantId(grantId: string): Promise<void> {
     for (const [key, item] of MemoryAdapter.items) if (item.grantId === grantId) MemoryAdapter.items.delete(key)
   }
+}
+
+/** Forgets every grant (and so every refresh token) of a person: as an administrator disabling them would. */
+export function revokeGrantsOf(accountId: string): number {
+  return MemoryAdapter.forgetAccount(accountId)
 }
 
 export function openIdProvider(issuer: string, options: OpenIdProviderOptions): Provider {

@@ -23,6 +23,8 @@ export interface CredentialInput {
   /** TLS on this connection; and whether the peer is a trusted proxy (its X-Forwarded-Proto/-Host count). */
   readonly secure?: boolean
   readonly viaTrustedProxy?: boolean
+  /** A forward-auth check (/.bouncer/auth): the answer goes to a proxy, not to a browser to follow. */
+  readonly forwardAuth?: boolean
 }
 
 export interface Authenticated {

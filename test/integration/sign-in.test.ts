@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { request } from 'undici'
 import { searchAudit } from '../../src/audit/search.ts'
+import { revokeGrantsOf } from '../../src/demo/identity-provider.ts'
 import { runCli } from '../helpers/cli.ts'
 import { uniquePrefix } from '../helpers/redis.ts'
 import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-jar.ts'
@@ -34,6 +35,7 @@ let auditDb: string
 
 function signInConfig(session: Record<string, unknown>): Record<string, unknown> {
   return {
+    server: { trusted_proxies: ['127.0.0.1/32'] },
     admin: { token: 'sign-in-test-admin-token-0123456789' },
     issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
     sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'], session },
@@ -295,6 +297,31 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
     const [a, b] = await Promise.all([client.request(`${gateway.url}/app/one`), client.request(`${gateway.url}/app/two`)])
     expect([a.status, b.status]).toEqual([200, 200])
     expect(idp.tokenRequests).toBe(before + 1)
+  })
+
+  it('forward-auth (a proxy\'s sub-request) gets 401 session_required, never a redirect it could not pass on; with the cookie, 200', async () => {
+    const ask = (headers: Record<string, string>) => cookieJar().request(`${gateway.url}/.bouncer/auth`, { headers: { 'x-original-method': 'GET', 'x-original-uri': '/app/page', ...headers } })
+    const anonymous = await ask({})
+    expect(anonymous.status).toBe(401)
+    expect(problem(anonymous).code).toBe('session_required')
+    const client = cookieJar()
+    await signIn(client, gateway.url, '/app/home', ALICE)
+    const allowed = await ask({ cookie: `bouncer_session=${client.cookies(gateway.url).bouncer_session}` })
+    expect(allowed.status).toBe(200)
+    expect(allowed.headers['x-bouncer-assertion']).toMatch(/^ey/)
+  })
+
+  it('when the provider refuses the refresh (the person was disabled there), the session ends', async () => {
+    const client = cookieJar()
+    await signIn(client, gateway.url, '/app/home', ALICE)
+    const signedInAt = Date.now()
+    expect(revokeGrantsOf('alice')).toBeGreaterThan(0)
+    await waitFor(() => Date.now() > signedInAt + 3_500, 'the ID token to expire', 10_000)
+    const refused = await client.request(`${gateway.url}/app/home`, { html: false })
+    expect(refused.status).toBe(401)
+    expect(problem(refused)).toMatchObject({ code: 'session_expired', detail: expect.stringContaining('refresh token was refused') })
+    // Ended for good: the page load now asks to sign in.
+    expect((await client.request(`${gateway.url}/app/home`)).status).toBe(302)
   })
 
   it('bouncer sessions lists and revokes; the admin API too; each is refused at the next request', async () => {

@@ -363,6 +363,8 @@ export function createSignIn(options: SignInOptions): SignIn {
 
 /** A page load: what a browser sends when a person opens a link (Accept: text/html, GET or HEAD). */
 function isBrowserNavigation(input: CredentialInput): boolean {
+  // A proxy's auth sub-request (nginx auth_request) cannot pass a redirect on: it gets the 401.
+  if (input.forwardAuth === true) return false
   const method = input.method ?? 'GET'
   if (method !== 'GET' && method !== 'HEAD') return false
   return rawHeader(input.rawHeaders, 'accept')?.includes('text/html') === true
