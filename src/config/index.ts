@@ -8,3 +8,4 @@ export { distinguishedName, readCertificates, readTlsMaterial, type TlsMaterial,
 export { configJsonSchema, type JsonSchema, type JsonSchemaOptions } from './json-schema.ts'
 export { loadTlsMaterial, type UpstreamTlsMaterial, type UpstreamTlsConfig } from './upstream-tls.ts'
 export { EXCHANGE_ISSUER, signingSecretName } from './exchange-checks.ts'
+export { cookieSecureByDefault } from './sign-in-checks.ts'

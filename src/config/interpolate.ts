@@ -11,11 +11,12 @@ export interface SecretReference {
 const REFERENCE = /\$\{(\w+):([^}]*)\}/g
 /**
  * Where a secret is substituted: an upstream's header values, the admin token, an issuer's
- * introspection client secret, and the token exchange's signing key.
+ * introspection client secret, sign_in's client secret and the token exchange's signing key.
  */
 function secretAllowedAt(path: ReadonlyArray<string | number>): boolean {
   return (path[0] === 'upstreams' && path[2] === 'headers' && path.length === 4) || (path[0] === 'admin' && path[1] === 'token') ||
     (path[0] === 'issuers' && path[2] === 'introspection' && path[3] === 'client_secret' && path.length === 4) ||
+    (path[0] === 'sign_in' && path[1] === 'client_secret' && path.length === 2) ||
     (path[0] === 'token_exchange' && path[1] === 'signing' && path[2] === 'key' && path.length === 3)
 }
 
@@ -31,7 +32,7 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
       const replaced = original.replace(REFERENCE, (text, kind: string, body: string) => {
         if (kind === 'secret') {
           if (!secretAllowedAt(path)) {
-            findings.push({ severity: 'error', path, message: `\${secret:${body}} may only stand in an upstream's headers, in admin.token, in an issuer's introspection.client_secret or in token_exchange.signing.key` })
+            findings.push({ severity: 'error', path, message: `\${secret:${body}} may only stand in an upstream's headers, in admin.token, in an issuer's introspection.client_secret, in sign_in.client_secret or in token_exchange.signing.key` })
           } else {
             refs.push({ name: body, path })
           }

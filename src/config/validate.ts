@@ -9,6 +9,7 @@ import { routeFindings } from './route-checks.ts'
 import { upstreamFindings } from './upstream-checks.ts'
 import { callerFindings } from './caller-checks.ts'
 import { exchangeFindings } from './exchange-checks.ts'
+import { signInFindings } from './sign-in-checks.ts'
 import { API_KEYS_ISSUER, type AcceptedCredential, type Config } from './schema.ts'
 import { tlsFindings } from './tls-checks.ts'
 import { routesSelectedBy } from './values.ts'
@@ -112,6 +113,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   findings.push(...routeFindings(config))
   findings.push(...upstreamFindings(config))
   findings.push(...callerFindings(config))
+  findings.push(...signInFindings(config))
   findings.push(...functionFindings(config))
   findings.push(...tlsFindings(config))
   findings.push(...exchangeFindings(config))
@@ -170,6 +172,6 @@ function credentialSetup(config: Config, kind: AcceptedCredential): string | nul
       return null
     }
     case 'session':
-      return `accepting ${kind} credentials is not available yet`
+      return config.sign_in ? null : 'accepting session credentials needs sign_in (the OpenID provider people sign in at)'
   }
 }

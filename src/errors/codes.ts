@@ -20,6 +20,8 @@ export const ERROR_CODES = {
   api_key_revoked: { status: 401, title: 'API key revoked' },
   unauthorized: { status: 401, title: 'Unauthorized' },
   client_cert_required: { status: 401, title: 'Client certificate required' },
+  session_required: { status: 401, title: 'Session required' },
+  session_expired: { status: 401, title: 'Session expired' },
   no_role: { status: 403, title: 'No role' },
   policy_denied: { status: 403, title: 'Denied by policy' },
   untrusted_proxy: { status: 403, title: 'Untrusted proxy' },
