@@ -9,9 +9,9 @@ export interface SecretReference {
 }
 
 const REFERENCE = /\$\{(\w+):([^}]*)\}/g
-/** Where a secret is substituted: an upstream's header values, the admin token, an issuer's introspection client secret. */
+/** Where a secret is substituted: an upstream's header values, the admin token, an issuer's introspection client secret, a datasource's url and key. */
 function secretAllowedAt(path: ReadonlyArray<string | number>): boolean {
-  return (path[0] === 'upstreams' && path[2] === 'headers' && path.length === 4) || (path[0] === 'admin' && path[1] === 'token') ||
+  return (path[0] === 'datasources' && (path[2] === 'url' || path[2] === 'key') && path.length === 3) || (path[0] === 'upstreams' && path[2] === 'headers' && path.length === 4) || (path[0] === 'admin' && path[1] === 'token') ||
     (path[0] === 'issuers' && path[2] === 'introspection' && path[3] === 'client_secret' && path.length === 4)
 }
 
@@ -27,7 +27,7 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
       const replaced = original.replace(REFERENCE, (text, kind: string, body: string) => {
         if (kind === 'secret') {
           if (!secretAllowedAt(path)) {
-            findings.push({ severity: 'error', path, message: `\${secret:${body}} may only stand in an upstream's headers, in admin.token or in an issuer's introspection.client_secret` })
+            findings.push({ severity: 'error', path, message: `\${secret:${body}} may only stand in an upstream's headers, in admin.token, in an issuer's introspection.client_secret or in a datasource's url or key` })
           } else {
             refs.push({ name: body, path })
           }

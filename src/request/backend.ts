@@ -32,6 +32,8 @@ export interface Served {
   attempts: number
   /** Why the exchange failed: answered as a problem, or, once the response has begun, cut short. */
   error: GatewayError | null
+  /** A dataset's columns masked for this caller, comma-separated (the audit record's `masked`); null otherwise. */
+  masked: string | null
 }
 
 export interface Backend {
@@ -45,5 +47,5 @@ export interface Backend {
 }
 
 export function nothingServed(): Served {
-  return { status: 0, upstreamStatus: null, upstreamMs: null, bytesIn: 0, bytesOut: 0, attempts: 0, error: null }
+  return { status: 0, upstreamStatus: null, upstreamMs: null, bytesIn: 0, bytesOut: 0, attempts: 0, error: null, masked: null }
 }
