@@ -2,7 +2,7 @@
 // …}`), NDJSON, CSV (RFC 4180: CRLF, a header row, quotes doubled) and the Apache Arrow IPC stream.
 // Each writer turns one batch of rows (cells in PostgreSQL's text format) into one chunk, so the
 // gateway holds one batch at a time, whatever the result's size.
-import { AsyncByteQueue, Binary, Bool, DateDay, Field, Float64, Int32, Int64, makeBuilder, makeData, RecordBatch, RecordBatchStreamWriter, Schema, Struct, TimestampMillisecond, Utf8, type DataType } from 'apache-arrow'
+import { AsyncByteQueue, Binary, Bool, DateDay, Field, Float64, Int32, Int64, makeBuilder, makeData, RecordBatch, RecordBatchStreamWriter, Schema, Struct, TimestampMillisecond, Utf8, type Data, type DataType } from 'apache-arrow'
 import { invalidParameter } from './params.ts'
 import type { Cell, Column, ColumnKind, Row } from './source.ts'
 
@@ -281,6 +281,8 @@ function arrowWriter(columns: readonly Column[]): FormatWriter {
     rows(rows) {
       if (rows.length === 0) return ''
       const children = columns.map((column, i) => {
+        const fast = fastColumn(column.kind, rows, i)
+        if (fast !== null) return fast
         const builder = makeBuilder({ type: arrowType(column.kind), nullValues: [null] })
         const convert = converters[i] as (text: string) => ArrowValue
         for (const row of rows) {
@@ -296,6 +298,69 @@ function arrowWriter(columns: readonly Column[]): FormatWriter {
       writer.finish()
       return sink.taken.length === 0 ? '' : sink.drain()
     },
+  }
+}
+
+/**
+ * The common kinds built straight into Arrow's buffers (values, validity bitmap, UTF-8 offsets):
+ * the generic builders cost about five times as much per cell. Null for the other kinds.
+ */
+function fastColumn(kind: ColumnKind, rows: readonly Row[], index: number): Data | null {
+  const length = rows.length
+  const validity = new Uint8Array((length + 7) >> 3)
+  let nullCount = 0
+  const valid = (i: number, cell: Cell): cell is string => {
+    if (cell === null) {
+      nullCount++
+      return false
+    }
+    validity[i >> 3] = (validity[i >> 3] as number) | (1 << (i & 7))
+    return true
+  }
+  switch (kind) {
+    case 'int': {
+      const data = new Int32Array(length)
+      for (let i = 0; i < length; i++) {
+        const cell = (rows[i] as Row)[index] as Cell
+        if (valid(i, cell)) data[i] = Number(cell)
+      }
+      return makeData({ type: new Int32(), length, nullCount, nullBitmap: validity, data })
+    }
+    case 'bigint': {
+      const data = new BigInt64Array(length)
+      for (let i = 0; i < length; i++) {
+        const cell = (rows[i] as Row)[index] as Cell
+        if (valid(i, cell)) data[i] = BigInt(cell)
+      }
+      return makeData({ type: new Int64(), length, nullCount, nullBitmap: validity, data })
+    }
+    case 'number':
+    case 'decimal': {
+      const data = new Float64Array(length)
+      for (let i = 0; i < length; i++) {
+        const cell = (rows[i] as Row)[index] as Cell
+        if (valid(i, cell)) data[i] = Number(cell)
+      }
+      return makeData({ type: new Float64(), length, nullCount, nullBitmap: validity, data })
+    }
+    case 'string':
+    case 'json': {
+      const offsets = new Int32Array(length + 1)
+      let bytes = 0
+      for (let i = 0; i < length; i++) {
+        const cell = (rows[i] as Row)[index] as Cell
+        if (valid(i, cell)) bytes += Buffer.byteLength(cell)
+        offsets[i + 1] = bytes
+      }
+      const data = Buffer.allocUnsafe(bytes)
+      for (let i = 0; i < length; i++) {
+        const cell = (rows[i] as Row)[index] as Cell
+        if (cell !== null) data.write(cell, offsets[i] as number)
+      }
+      return makeData({ type: new Utf8(), length, nullCount, nullBitmap: validity, valueOffsets: offsets, data })
+    }
+    default:
+      return null
   }
 }
 

@@ -121,7 +121,8 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
       }
     },
     applySecrets(resolve) {
-      url = resolve(config.url)
+      // Each secret percent-encoded: a generated password holds `/`, `+` and `=`, which a URL would misread.
+      url = config.url.replace(/\$\{secret:[^}]*\}/g, (reference) => encodeURIComponent(resolve(reference)))
       if (config.key !== undefined) key = Buffer.from(resolve(config.key))
     },
     async close() {
