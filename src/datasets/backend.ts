@@ -174,10 +174,15 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     if (!(await send(res, writer.start(), served))) return served
 
     for (;;) {
+      // The next batch is asked for before this one is written: the database produces it while the
+      // client takes this one. One batch ahead at most, so memory stays bounded and a client that
+      // stops reading still stops the cursor.
+      const ahead = exhausted || more ? null : source.read(BATCH_ROWS)
+      ahead?.catch(() => {}) // a client that goes meanwhile aborts it: handled where it is awaited
       applyMasks(first, masks, dataset.source.key)
       if (!(await send(res, writer.rows(first), served))) return served
-      if (exhausted || more) break
-      batch = await source.read(BATCH_ROWS)
+      if (ahead === null) break
+      batch = await ahead
       if (gone) return served
       exhausted = batch.length < BATCH_ROWS
       first = take(batch)
