@@ -45,7 +45,7 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
       application_name: `bouncer:${config.name}`,
     })
     // An idle connection the server closed: the pool drops it; the next query opens another.
-    pool.on('error', (err) => logger.warn({ datasource: config.name, err: { message: err.message } }, `datasource ${config.name}: an idle connection failed`))
+    pool.on('error', (err) => logger.warn({ datasource: config.name, reason: err.message }, `datasource ${config.name}: an idle connection failed`))
     poolUrl = url
     if (old !== null) void old.end().catch(() => {})
     return pool
@@ -54,7 +54,7 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
   function markDown(err: Error): void {
     const first = !state.startsWith('unavailable')
     state = `unavailable: ${err.message}`
-    if (first) logger.warn({ datasource: config.name, err: { message: err.message } }, `datasource ${config.name} is unavailable: its datasets answer 502 datasource_error`)
+    if (first) logger.warn({ datasource: config.name, reason: err.message }, `datasource ${config.name} is unavailable: its datasets answer 502 datasource_error`)
     if (reprobe === null && !closed && !options.offline) {
       reprobe = setTimeout(() => {
         reprobe = null
@@ -204,7 +204,7 @@ function queryError(name: string, err: unknown, logger: Logger, requestId: strin
   if (code === '25006') {
     return new GatewayError('datasource_error', { detail: `The dataset's statement tried to write: datasets run in a read-only transaction (${message ?? ''}).`, cause: err })
   }
-  logger.error({ datasource: name, request_id: requestId, err: { message, code } }, `datasource ${name}: the statement failed`)
+  logger.error({ datasource: name, request_id: requestId, reason: message, sqlstate: code }, `datasource ${name}: the statement failed`)
   return new GatewayError('datasource_error', {
     detail: code === undefined ? `Datasource "${name}" failed: ${message ?? 'connection lost'}.` : `Datasource "${name}" refused the statement (SQLSTATE ${code}); the gateway's log has the message under this request id.`,
     cause: err,

@@ -25,7 +25,7 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
     } catch (err) {
       const first = !state.startsWith('unavailable')
       state = `unavailable: ${(err as Error).message}`
-      if (first) logger.warn({ datasource: config.name, err: { message: (err as Error).message } }, `datasource ${config.name} is unavailable: its datasets answer 502 datasource_error`)
+      if (first) logger.warn({ datasource: config.name, reason: (err as Error).message }, `datasource ${config.name} is unavailable: its datasets answer 502 datasource_error`)
       throw new GatewayError('datasource_error', { detail: `Datasource "${config.name}" is unavailable: ${(err as Error).message}.`, cause: err })
     }
   }
@@ -158,6 +158,6 @@ function failure(name: string, err: unknown, logger: Logger, requestId: string):
   if (/readonly|read-only/i.test(message)) {
     return new GatewayError('datasource_error', { detail: `The dataset's statement tried to write: datasource "${name}" is opened read-only.`, cause: err })
   }
-  logger.error({ datasource: name, request_id: requestId, err: { message } }, `datasource ${name}: the statement failed`)
+  logger.error({ datasource: name, request_id: requestId, reason: message }, `datasource ${name}: the statement failed`)
   return new GatewayError('datasource_error', { detail: `Datasource "${name}" refused the statement; the gateway's log has the message under this request id.`, cause: err })
 }
