@@ -31,7 +31,7 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
       path: 'routes',
       handle: () => ({
         body: actions.runtime().config.routes.map((r) => ({
-          id: r.id, methods: r.methods, path: r.path, upstream: r.upstream ?? null, function: r.function ?? null, upstream_path: r.upstream_path ?? null,
+          id: r.id, methods: r.methods, path: r.path, upstream: r.upstream ?? null, function: r.function ?? null, dataset: r.dataset?.source ?? null, upstream_path: r.upstream_path ?? null,
           public: r.public, limits: r.limits, websocket: r.websocket,
         })),
       }),

@@ -41,7 +41,7 @@ const schemas: Record<string, JsonSchema> = {
   Health: object({ status: { const: 'ok' } }),
   Readiness: object({
     status: { enum: ['ready', 'not ready'] },
-    checks: { type: 'object', additionalProperties: string, description: 'config, limits_store, audit:SINK, issuer:NAME (and draining): each with its state' },
+    checks: { type: 'object', additionalProperties: string, description: 'config, limits_store, audit:SINK, issuer:NAME, datasource:NAME (and draining): each with its state' },
   }),
   Route: object({
     id: configRef(`${ROUTE}/id`),
@@ -49,6 +49,7 @@ const schemas: Record<string, JsonSchema> = {
     path: string,
     upstream: orNull('string'),
     function: orNull('string'),
+    dataset: { ...orNull('string'), description: 'the datasource of a dataset route' },
     upstream_path: orNull('string'),
     public: boolean,
     limits: strings,

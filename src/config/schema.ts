@@ -2,6 +2,7 @@
 // Value types are parsed here, so the rest of the code gets milliseconds, rates and matchers.
 import { z } from 'zod'
 import { hostAllowList, parseHostPattern, parseOrigin } from '../http/index.ts'
+import { datasetSchema, datasourceSchema } from './dataset-schema.ts'
 import { MAX_RATE_COUNT, parseCidr, parseDuration, parseGlob, parseListen, parsePercent, parseRate, parseSize, type Parsed } from './values.ts'
 
 /** `json`: how the value is written, for the JSON Schema (`bouncer schema`), where a transform has no shape. */
@@ -284,6 +285,7 @@ const route = z.strictObject({
   /** The route's target: exactly one of these (bouncer check says so otherwise). */
   upstream: z.string().optional(),
   function: z.string().optional(),
+  dataset: datasetSchema.optional(),
   upstream_path: z.string().optional(),
   limits: z.array(z.string()).default([]),
   public: z.boolean().default(false),
@@ -500,6 +502,7 @@ export const configSchema = z.strictObject({
   upstreams: z.array(upstream).default([]),
   routes: z.array(route).default([]),
   functions: z.array(fn).default([]),
+  datasources: z.array(datasourceSchema).default([]),
   limits: z.array(limit).default([]),
   limits_store: limitsStore.default({ type: 'memory', max_keys: 100_000 }),
   audit: audit.prefault({}),
@@ -529,6 +532,7 @@ export type UpstreamConfig = Config['upstreams'][number]
 export type RouteConfig = Config['routes'][number]
 export type CorsConfig = NonNullable<RouteConfig['cors']>
 export type FunctionConfig = Config['functions'][number]
+export type { DatasourceConfig, DatasetConfig, DatasetParamConfig, MaskConfig } from './dataset-schema.ts'
 export type LimitConfig = Config['limits'][number]
 export type LimitsStoreConfig = Config['limits_store']
 export type AuditConfig = Config['audit']

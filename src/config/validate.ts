@@ -4,6 +4,7 @@ import type { Finding, ConfigPath } from './diagnostics.ts'
 import type { SecretReference } from './interpolate.ts'
 import { checkRewrite, parseRoutePattern, type RoutePattern } from './route-pattern.ts'
 import { accessFindings } from './access-checks.ts'
+import { datasetFindings } from './dataset-checks.ts'
 import { functionFindings } from './function-checks.ts'
 import { routeFindings } from './route-checks.ts'
 import { upstreamFindings } from './upstream-checks.ts'
@@ -16,7 +17,7 @@ import { routesSelectedBy } from './values.ts'
 import { isReservedForConfig } from '../http/index.ts'
 
 /** What a route's request can go to: exactly one per route. */
-const ROUTE_TARGETS = ['upstream', 'function'] as const
+const ROUTE_TARGETS = ['upstream', 'function', 'dataset'] as const
 
 export function crossCheck(config: Config, secretRefs: readonly SecretReference[]): Finding[] {
   const findings: Finding[] = []
@@ -115,6 +116,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   findings.push(...callerFindings(config))
   findings.push(...signInFindings(config))
   findings.push(...functionFindings(config))
+  findings.push(...datasetFindings(config))
   findings.push(...tlsFindings(config))
   findings.push(...exchangeFindings(config))
 

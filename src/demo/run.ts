@@ -15,6 +15,7 @@ import { createLogger } from '../telemetry/index.ts'
 import { startDataApi, type DataApi } from './data-api.ts'
 import { openIdProvider, type Person, type ServiceAccount } from './identity-provider.ts'
 import { providerHandler } from './sign-in-pages.ts'
+import { writeShopDatabase } from './shop-db.ts'
 
 export const DEMO_CONFIG = fileURLToPath(new URL('../../examples/demo/bouncer.yaml', import.meta.url))
 /** Where the demo config keeps its files without DEMO_DATA_DIR: its `../../data`, the checkout's data/ (`npm start`'s ./data). */
@@ -26,6 +27,7 @@ const UPSTREAM = 'data-api'
 export const DEMO_CLIENTS = {
   reports: { clientId: 'looker-reports', secret: 'looker-reports-demo-secret' },
   agent: { clientId: 'analytics-agent', secret: 'analytics-agent-demo-secret' },
+  finance: { clientId: 'finance-analyst', secret: 'finance-analyst-demo-secret' },
 } satisfies Record<string, ServiceAccount>
 
 /** The demo SSO's test account: a person who signs in through the browser (sign_in). */
@@ -62,7 +64,7 @@ function prepareSecrets(dataDir: string): { firstRun: boolean; masterKeyFile: st
   if (firstRun) writeFileSync(masterKeyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 })
   const store = openEmbeddedStore(join(dataDir, 'secrets.db'), masterKeyFrom(`file:${masterKeyFile}`))
   try {
-    for (const name of ['data-api-token', 'admin-token', 'sso-client-secret']) if (store.get(name) === undefined) store.put(name, generateSecret(32))
+    for (const name of ['data-api-token', 'admin-token', 'sso-client-secret', 'dataset-key']) if (store.get(name) === undefined) store.put(name, generateSecret(32))
     return { firstRun, masterKeyFile, credential: store.get('data-api-token') as string, ssoClientSecret: store.get('sso-client-secret') as string }
   } finally {
     store.close()
@@ -78,6 +80,7 @@ async function listen(server: Server, port: number): Promise<number> {
 export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   const dataDir = resolve(options.dataDir)
   const { firstRun, masterKeyFile, credential, ssoClientSecret } = prepareSecrets(dataDir)
+  writeShopDatabase(join(dataDir, 'shop.db'))
 
   const { privateKey } = await generateKeyPair('ES256', { extractable: true })
   const providerKey: JWK = { ...(await exportJWK(privateKey)), kid: 'demo-es256', alg: 'ES256', use: 'sig' }

@@ -5,6 +5,7 @@
 export const ERROR_CODES = {
   bad_request: { status: 400, title: 'Bad request' },
   bad_path: { status: 400, title: 'Bad path' },
+  invalid_parameter: { status: 400, title: 'Invalid parameter' },
   missing_token: { status: 401, title: 'Missing token' },
   malformed_token: { status: 401, title: 'Malformed token' },
   token_expired: { status: 401, title: 'Token expired' },
@@ -43,11 +44,13 @@ export const ERROR_CODES = {
   upstream_unavailable: { status: 502, title: 'Upstream unavailable' },
   upstream_error: { status: 502, title: 'Upstream error' },
   function_error: { status: 502, title: 'Function error' },
+  datasource_error: { status: 502, title: 'Datasource error' },
   upstream_saturated: { status: 503, title: 'Upstream saturated' },
   limits_unavailable: { status: 503, title: 'Limits store unavailable' },
   identity_provider_unavailable: { status: 503, title: 'Identity provider unavailable' },
   upstream_timeout: { status: 504, title: 'Upstream timeout' },
   function_timeout: { status: 504, title: 'Function timeout' },
+  query_timeout: { status: 504, title: 'Query timeout' },
 } as const satisfies Record<string, { status: number; title: string; oauth?: true }>
 
 export type ErrorCode = keyof typeof ERROR_CODES

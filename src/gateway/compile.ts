@@ -12,6 +12,7 @@ import {
   type SessionStoreRegistry, type SignIn, type ApiKeyDirectory, type ApiKeyDirectoryRegistry, type Authenticator, type CredentialVerifier, type Introspector, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents,
   type OwnTokens, type TokenVerifier,
 } from '../identity/index.ts'
+import { compileDataset, createDatasourceRegistry, datasetBackend, datasetSchemaBackend, type Datasource, type DatasetRoute, type DatasourceRegistry } from '../datasets/index.ts'
 import { createFunctionRegistry, functionBackend, routeKeyOf, type FunctionPool, type FunctionRegistry } from '../functions/index.ts'
 import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
 import type { Backend } from '../request/index.ts'
@@ -49,6 +50,8 @@ export interface Runtime {
   readonly upstreams: ReadonlyMap<string, Upstream>
   /** Each function's pool of workers. */
   readonly functions: ReadonlyMap<string, FunctionPool>
+  /** Each datasource of the datasets (its pool, or its SQLite file). */
+  readonly datasources: ReadonlyMap<string, Datasource>
   readonly issuerKeys: ReadonlyMap<string, IssuerKeys>
   /** Turns a request's credential into an Identity, for the kinds each route accepts. */
   readonly authenticator: Authenticator
@@ -68,6 +71,7 @@ export interface Runtime {
 export interface CompileDeps {
   upstreams: UpstreamRegistry
   functions: FunctionRegistry
+  datasources: DatasourceRegistry
   issuers: IssuerRegistry
   limitsStores: LimitsStoreRegistry
   apiKeys: ApiKeyDirectoryRegistry
@@ -84,6 +88,7 @@ export function applySecretValues(runtime: Runtime, resolve: (template: string) 
   for (const upstream of runtime.upstreams.values()) {
     upstream.headers = upstream.headerTemplates.flatMap(([name, template]) => [name, resolve(template)])
   }
+  for (const source of runtime.datasources.values()) source.applySecrets(resolve)
   if (runtime.introspection) runtime.introspection.clientSecret = resolve(runtime.introspection.issuer.introspection.client_secret)
   const signInSecret = runtime.config.sign_in?.client_secret
   if (runtime.signIn && signInSecret !== undefined) runtime.signIn.clientSecret = resolve(signInSecret)
@@ -102,6 +107,7 @@ export function createRuntimeDeps(
 ): CompileDeps & { closeAll(): Promise<void> } {
   const upstreams = createUpstreamRegistry({ logger, background: options.offline ? null : options.background })
   const functions = createFunctionRegistry(logger, options)
+  const datasources = createDatasourceRegistry(logger, options)
   const issuers = createIssuerRegistry(logger, options.keySetEvents ?? { refreshed() {}, failed() {} }, options)
   const limitsStores = createLimitsStoreRegistry(logger, options)
   const apiKeys = createApiKeyDirectoryRegistry(logger, options)
@@ -109,6 +115,7 @@ export function createRuntimeDeps(
   return {
     upstreams,
     functions,
+    datasources,
     issuers,
     limitsStores,
     apiKeys,
@@ -116,7 +123,7 @@ export function createRuntimeDeps(
     logger,
     builtIns: options.builtIns ?? NO_KEYS,
     async closeAll() {
-      await Promise.all([issuers.closeAll(), upstreams.closeAll(), functions.closeAll(), limitsStores.closeAll(), apiKeys.closeAll(), sessionStores.closeAll()])
+      await Promise.all([issuers.closeAll(), upstreams.closeAll(), functions.closeAll(), datasources.closeAll(), limitsStores.closeAll(), apiKeys.closeAll(), sessionStores.closeAll()])
     },
   }
 }
@@ -129,6 +136,7 @@ let generations = 0
 export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   const upstreams = new Map(config.upstreams.map((upstream) => [upstream.name, deps.upstreams.acquire(upstream)]))
   const functions = new Map(config.functions.map((fn) => [fn.name, deps.functions.acquire(fn)]))
+  const datasources = new Map(config.datasources.map((source) => [source.name, deps.datasources.acquire(source)]))
   const issuerKeys = new Map(jwtIssuers(config).filter(verifiesJwts).map((issuer) => [issuer.name, deps.issuers.acquire(issuer)]))
   const apiKeys = config.api_keys ? deps.apiKeys.acquire(config.api_keys) : null
   // The API key header is the gateway's credential: no upstream ever gets it.
@@ -155,11 +163,10 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     upstreamHeaders: null,
     forwardAuth: route.forwardAuth === true,
   }))
-  const first = routes.length
-  for (const [index, route] of config.routes.entries()) {
+  for (const route of config.routes) {
     const upstream = route.upstream === undefined ? null : (upstreams.get(route.upstream) as Upstream)
     routes.push(Object.freeze({
-      index: first + index,
+      index: routes.length,
       id: route.id,
       pattern: mustParse(route.path),
       methods: new Set<string>(route.methods),
@@ -170,7 +177,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
       cors: route.cors ? corsOf(route.cors) : null,
       limits: compileRouteLimits(route.limits, config.limits),
       policy: access.policyFor(route.id),
-      backend: upstream === null ? routeFunction(route, functions, config, withheldCookies) : upstreamBackend({
+      backend: route.dataset ? routeDataset(route, datasources) : upstream === null ? routeFunction(route, functions, config, withheldCookies) : upstreamBackend({
         upstream,
         rewrite: route.upstream_path === undefined ? null : mustParse(route.upstream_path),
         forwardAuthorization: route.forward_authorization,
@@ -185,6 +192,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
       upstreamHeaders: upstream === null ? null : () => upstream.headers,
       forwardAuth: false,
     }))
+    if (route.dataset) routes.push(datasetSchemaRoute(routes.at(-1) as CompiledRoute, routes.length))
   }
   return Object.freeze({
     generation: ++generations,
@@ -192,6 +200,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     router: createRouter(routes, { caseSensitive: config.server.case_sensitive_paths }),
     upstreams,
     functions,
+    datasources,
     issuerKeys,
     ...verifiers,
     apiKeys,
@@ -216,6 +225,32 @@ function routeFunction(route: RouteConfig, functions: ReadonlyMap<string, Functi
     publicHosts: config.server.hosts,
     maxBodyBytes: config.server.max_body_bytes,
     withheldCookies,
+  })
+}
+
+/** Each dataset route's backend, and the dataset it serves (its `_schema` route serves the same). */
+const compiledDatasets = new WeakMap<Backend, DatasetRoute>()
+
+/** A route whose target is a dataset (bouncer check has made sure its datasource exists). */
+function routeDataset(route: RouteConfig, datasources: ReadonlyMap<string, Datasource>): Backend {
+  const config = route.dataset as NonNullable<RouteConfig['dataset']>
+  const dataset = compileDataset(route.id, route.path, config, datasources.get(config.source) as Datasource)
+  const backend = datasetBackend(dataset)
+  compiledDatasets.set(backend, dataset)
+  return backend
+}
+
+/**
+ * `GET <path>/_schema` of a dataset route: the same route id (the same policies decide), right after
+ * it, so that a route further down that takes any segment (`<path>/:id`) does not take this one.
+ */
+function datasetSchemaRoute(route: CompiledRoute, index: number): CompiledRoute {
+  const dataset = compiledDatasets.get(route.backend) as DatasetRoute
+  return Object.freeze({
+    ...route,
+    index,
+    pattern: mustParse(`${dataset.path.replace(/\/$/, '')}/_schema`),
+    backend: datasetSchemaBackend(dataset),
   })
 }
 

@@ -247,6 +247,7 @@ function recordServed(ctx: RequestContext, upstream: string | null, served: Serv
   ctx.attempts = served.attempts
   ctx.bytesIn = served.bytesIn
   ctx.bytesOut = served.bytesOut
+  ctx.masked = served.masked
   return ctx
 }
 
