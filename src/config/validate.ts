@@ -5,6 +5,7 @@ import type { SecretReference } from './interpolate.ts'
 import { checkRewrite, parseRoutePattern, type RoutePattern } from './route-pattern.ts'
 import { accessFindings } from './access-checks.ts'
 import { functionFindings } from './function-checks.ts'
+import { mcpFindings } from './mcp-checks.ts'
 import { routeFindings } from './route-checks.ts'
 import { upstreamFindings } from './upstream-checks.ts'
 import { callerFindings } from './caller-checks.ts'
@@ -112,6 +113,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   findings.push(...upstreamFindings(config))
   findings.push(...callerFindings(config))
   findings.push(...functionFindings(config))
+  findings.push(...mcpFindings(config))
   findings.push(...tlsFindings(config))
 
   if (secretRefs.length > 0 && !config.secrets) {

@@ -3,13 +3,17 @@
 // route cannot shadow them. Their ids start with `builtin/`, which no config route id can (a route
 // id holds no `/`), so the audit log and metrics name them without ever meaning a configured route.
 import { GatewayError } from '../errors/index.ts'
-import { nothingServed, type Backend } from '../request/index.ts'
+import { nothingServed, type Backend, type InternalDispatch, type RecordAudit } from '../request/index.ts'
 import type { PublishedJwks } from '../upstream/index.ts'
 
 /** What the built-in endpoints read from the running gateway, handed in at compile time. */
 export interface BuiltInSources {
   /** The keys X-Bouncer-Assertion is signed with (the signer changes on reload and rotation). */
   publishedKeys(): PublishedJwks
+  /** Runs an MCP tool call's request through the pipeline (gateway/internal-dispatch.ts); bound once the gateway runs. */
+  dispatch?: InternalDispatch
+  /** Queues an audit record of a tool call the MCP endpoint served itself. */
+  audit?: RecordAudit
 }
 
 export interface BuiltInRoute {

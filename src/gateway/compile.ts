@@ -12,7 +12,8 @@ import {
 } from '../identity/index.ts'
 import { createFunctionRegistry, functionBackend, routeKeyOf, type FunctionPool, type FunctionRegistry } from '../functions/index.ts'
 import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
-import type { Backend } from '../request/index.ts'
+import { compileMcp, createAgentsRegistry, type AgentsRegistry, type CompiledMcp, type ToolRoute } from '../agents/index.ts'
+import type { Backend, InternalDispatch } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { createUpstreamRegistry, upstreamBackend, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
 import { builtInRoutes, type BuiltInSources } from './built-ins.ts'
@@ -59,6 +60,8 @@ export interface Runtime {
   readonly trustedProxies: AddressSet
   /** Requests in flight on this runtime: its pools are retired only once this reaches 0. */
   readonly usage: { inFlight: number }
+  /** The MCP endpoint (mcp), when configured. */
+  readonly mcp: CompiledMcp | null
 }
 
 export interface CompileDeps {
@@ -69,6 +72,7 @@ export interface CompileDeps {
   apiKeys: ApiKeyDirectoryRegistry
   logger: Logger
   builtIns: BuiltInSources
+  agents: AgentsRegistry
 }
 
 /**
@@ -80,6 +84,7 @@ export function applySecretValues(runtime: Runtime, resolve: (template: string) 
     upstream.headers = upstream.headerTemplates.flatMap(([name, template]) => [name, resolve(template)])
   }
   if (runtime.introspection) runtime.introspection.clientSecret = resolve(runtime.introspection.issuer.introspection.client_secret)
+  runtime.mcp?.applySecrets(resolve)
 }
 
 const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }) }
@@ -98,6 +103,7 @@ export function createRuntimeDeps(
   const issuers = createIssuerRegistry(logger, options.keySetEvents ?? { refreshed() {}, failed() {} }, options)
   const limitsStores = createLimitsStoreRegistry(logger, options)
   const apiKeys = createApiKeyDirectoryRegistry(logger, options)
+  const agents = createAgentsRegistry(logger)
   return {
     upstreams,
     functions,
@@ -106,8 +112,9 @@ export function createRuntimeDeps(
     apiKeys,
     logger,
     builtIns: options.builtIns ?? NO_KEYS,
+    agents,
     async closeAll() {
-      await Promise.all([issuers.closeAll(), upstreams.closeAll(), functions.closeAll(), limitsStores.closeAll(), apiKeys.closeAll()])
+      await Promise.all([issuers.closeAll(), upstreams.closeAll(), functions.closeAll(), limitsStores.closeAll(), apiKeys.closeAll(), agents.closeAll()])
     },
   }
 }
@@ -125,7 +132,8 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   // The API key header is the gateway's credential: no upstream ever gets it.
   const withheldHeaders: ReadonlySet<string> = new Set(config.api_keys ? [foldHeaderName(config.api_keys.header.toLowerCase())] : [])
   const access = compileAccess(config)
-  const routes: CompiledRoute[] = builtInRoutes(deps.builtIns).map((route, index) => Object.freeze({
+  const mcp = config.mcp ? compileMcp(config, config.mcp, mcpDeps(config, access, issuerKeys, deps)) : null
+  const routes: CompiledRoute[] = [...builtInRoutes(deps.builtIns), ...(mcp?.routes ?? [])].map((route, index) => Object.freeze({
     index,
     id: route.id,
     pattern: mustParse(route.path),
@@ -140,7 +148,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     backend: route.backend,
     assertionAudience: null,
     upstreamHeaders: null,
-    forwardAuth: route.forwardAuth === true,
+    forwardAuth: 'forwardAuth' in route && route.forwardAuth === true,
   }))
   const first = routes.length
   for (const [index, route] of config.routes.entries()) {
@@ -189,7 +197,28 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     },
     trustedProxies: addressSet(config.server.trusted_proxies),
     usage: { inFlight: 0 },
+    mcp,
   })
+}
+
+const NO_DISPATCH: InternalDispatch = () => Promise.reject(new Error('MCP tool calls run once the gateway listens'))
+
+/** What the MCP endpoint needs from this compile: keys, access, the routes its tools name, the pipeline to call. */
+function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<string, IssuerKeys>, deps: CompileDeps) {
+  const routes = new Map<string, ToolRoute>(config.routes.map((route) => [route.id, {
+    id: route.id, methods: route.methods, pattern: mustParse(route.path), public: route.public, policy: access.policyFor(route.id),
+  }]))
+  const builtIns = deps.builtIns
+  return {
+    issuerKeys,
+    access,
+    routes,
+    dispatch: (request: Parameters<InternalDispatch>[0]) => (builtIns.dispatch ?? NO_DISPATCH)(request),
+    audit: (facts: Parameters<NonNullable<BuiltInSources['audit']>>[0]) => builtIns.audit?.(facts),
+    servers: deps.agents.servers,
+    approvals: (path: string) => deps.agents.approvals(path),
+    logger: deps.logger,
+  }
 }
 
 /** A route whose target is a function (bouncer check has made sure it names one). */

@@ -55,6 +55,12 @@ export interface RequestFacts {
   status: number
   bytesIn: number
   bytesOut: number
+  /** An MCP tool call: the tool's name, the SHA-256 of its arguments, and (opt-in) the arguments. */
+  tool: string | null
+  argsSha256: string | null
+  args: string | null
+  /** What happened, where no error says it (an approval pending, given or refused). */
+  note: string | null
 }
 
 export interface RequestContext extends RequestFacts {
@@ -120,6 +126,10 @@ export function createContext(req: IncomingMessage, res: ServerResponse, upgrade
     status: 0,
     bytesIn: 0,
     bytesOut: 0,
+    tool: null,
+    argsSha256: null,
+    args: null,
+    note: null,
     upgrade,
     continued: false,
     audited: false,

@@ -1,0 +1,6 @@
+export { compileMcp, type CompiledMcp, type McpBuiltInRoute, type McpCompileDeps, type ToolRoute } from './mcp/endpoint.ts'
+export { createAgentsRegistry, type AgentsRegistry } from './mcp/registry.ts'
+export { openApprovalStore, ApprovalStoreError, type Approval, type ApprovalStatus, type ApprovalStore, type Decision as ApprovalDecision } from './mcp/approvals.ts'
+export { approvalRuleFor, auditFacts } from './mcp/protocol.ts'
+export { argumentsDigest, canonicalJson, redactArguments } from './mcp/arguments.ts'
+export { METADATA_PREFIX } from './mcp/resource-server.ts'
