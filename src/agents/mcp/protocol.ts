@@ -2,7 +2,7 @@
 // `tools/list` and `tools/call` answer from the caller's decision (catalog.ts). A call is audited
 // with `tool` and `args_sha256`: a route tool by the pipeline (its request is the record), the rest
 // here. Calls matching mcp.approvals wait for an approver (approvals.ts).
-import { ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type ServerContext } from '@modelcontextprotocol/server'
+import { ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type ServerCapabilities, type ServerContext } from '@modelcontextprotocol/server'
 import type { McpApprovalConfig, McpConfig } from '../../config/index.ts'
 import type { ErrorCode } from '../../errors/index.ts'
 import type { Caller, Decision, InternalDispatch, RecordAudit, RequestFacts, ToolCallFacts } from '../../request/index.ts'
@@ -10,6 +10,7 @@ import type { Logger } from '../../telemetry/index.ts'
 import { argumentsDigest, redactArguments } from './arguments.ts'
 import type { ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
+import type { UpstreamMcpServer } from './servers.ts'
 import { routeRequestOf } from './route-tools.ts'
 
 export const SERVER_INFO = { name: 'bouncer', version: '1' }
@@ -38,13 +39,20 @@ export function approvalRuleFor(mcp: McpConfig, tool: string): McpApprovalConfig
   return mcp.approvals.find((rule) => rule.tools.some((glob) => glob.matches(tool)))
 }
 
-export function buildServer(caller: Caller, deps: ProtocolDeps): Server {
+/** The one upstream server of the transparent mode (mcp.servers: one, with prefix: false). */
+export function transparentServer(deps: Pick<ProtocolDeps, 'mcp' | 'catalog'>): UpstreamMcpServer | undefined {
+  return deps.mcp.servers.length === 1 && deps.mcp.servers[0]?.prefix === false ? deps.catalog.servers[0] : undefined
+}
+
+export async function buildServer(caller: Caller, deps: ProtocolDeps): Promise<Server> {
   const { catalog } = deps
-  const transparent = deps.mcp.servers.length === 1 && deps.mcp.servers[0]?.prefix === false ? catalog.servers[0] : undefined
+  const transparent = transparentServer(deps)
+  // Transparent: the upstream's own capabilities (what it can answer), tools always listChanged.
+  const upstream: ServerCapabilities = transparent ? await transparent.client().then((c) => c.getServerCapabilities() ?? {}, () => ({})) : {}
   const server = new Server(SERVER_INFO, {
     capabilities: {
+      ...(transparent ? { resources: upstream.resources, prompts: upstream.prompts, completions: upstream.completions, logging: upstream.logging } : {}),
       tools: { listChanged: true },
-      ...(transparent ? { resources: {}, prompts: {}, completions: {}, logging: {} } : {}),
     },
   })
   server.setRequestHandler('tools/list', async () => {
@@ -64,7 +72,9 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
   const { catalog, mcp } = deps
   const started = performance.now()
   const facts = toolCallFacts(mcp, name, args)
-  const entry = await catalog.find(name)
+  // Transparent: a name the server does not list is still its to answer (as it would directly).
+  const transparent = transparentServer(deps)
+  const entry = (await catalog.find(name)) ?? (transparent ? { name, definition: { name, inputSchema: { type: 'object' as const } }, target: { kind: 'server' as const, server: transparent, upstreamName: name } } : undefined)
   const verdict = entry ? catalog.toolAccess(caller, entry) : null
   if (!entry || !verdict?.allowed) {
     // Unknown and not allowed read the same to the caller: the list never showed either.
@@ -155,6 +165,8 @@ function passThrough(server: Server, caller: Caller, deps: ProtocolDeps, upstrea
   server.setRequestHandler('prompts/list', async (request) => (allowed('prompts'), (await client()).listPrompts(request.params)) as never)
   server.setRequestHandler('prompts/get', async (request) => (allowed('prompts'), (await client()).getPrompt(request.params)) as never)
   server.setRequestHandler('completion/complete', async (request) => (allowed('completions'), (await client()).complete(request.params)) as never)
+  server.setRequestHandler('resources/subscribe', async (request) => (allowed('resources'), (await client()).subscribeResource(request.params)) as never)
+  server.setRequestHandler('resources/unsubscribe', async (request) => (allowed('resources'), (await client()).unsubscribeResource(request.params)) as never)
   server.setRequestHandler('logging/setLevel', async (request) => (await (await client()).setLoggingLevel(request.params.level), {}) as never)
 }
 
