@@ -51,6 +51,8 @@ export interface CompiledMcp {
   readonly catalog: Catalog
   readonly resourceServer: ResourceServer
   readonly approvals: ApprovalStore | null
+  /** Queues an audit record (an approval decided). */
+  readonly audit: RecordAudit
   /** Puts resolved secret values in the servers' headers (at compile and after each refresh). */
   applySecrets(resolve: (template: string) => string): void
 }
@@ -89,6 +91,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     catalog,
     resourceServer,
     approvals,
+    audit: deps.audit,
     routes: [
       { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: metadataBackend(resourceServer) },
       { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler) },
