@@ -29,6 +29,7 @@ beforeAll(async () => {
       { name: 'everything', url: everything.url },
       { name: 'tickets', url: tickets.url, headers: { 'X-Tickets-Key': 'tickets-key-0123' } },
     ],
+    log_arguments: true,
   })
   // The agent may call the tickets server's tools only.
   config.policies[0]!.statements.push({ sid: 'AgentTickets', effect: 'allow', actions: ['call'], routes: ['mcp:tickets__*'] })
@@ -60,7 +61,7 @@ describe('aggregated MCP servers', () => {
   it('calls a server\'s tool with the gateway\'s credentials for it, never the agent\'s token, audited', async () => {
     const agent = await connect(`${gateway.url}/mcp`, agentToken, '2026-07-28')
     try {
-      const result = await agent.callTool({ name: 'tickets__alpha', arguments: {} })
+      const result = await agent.callTool({ name: 'tickets__alpha', arguments: { note: 'ship it', password: 'hunter2' } })
       expect(result.content).toEqual([{ type: 'text', text: 'alpha done' }])
       expect(tickets.requests.length).toBeGreaterThan(0)
       for (const headers of tickets.requests) {
@@ -72,6 +73,8 @@ describe('aggregated MCP servers', () => {
       await waitFor(() => (rows = auditRows(join(dir, 'audit.db'), `tool = 'tickets__alpha'`)).length === 1, 'the audit record', 20_000)
       expect(rows[0]).toMatchObject({ route: 'mcp:tickets__alpha', subject: 'analytics-agent', decision: 'allow', upstream: 'mcp:tickets' })
       expect(rows[0]!.args_sha256).toMatch(/^[0-9a-f]{64}$/)
+      // mcp.log_arguments: true — the arguments, with the secret redacted.
+      expect(JSON.parse(rows[0]!.args as string)).toEqual({ note: 'ship it', password: '[redacted]' })
     } finally {
       await agent.close()
     }
