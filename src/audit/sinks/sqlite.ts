@@ -60,6 +60,7 @@ export function openSqlite(path: string, options: { readOnly?: boolean; durable?
     db.exec(`PRAGMA synchronous = ${options.durable ? 'FULL' : 'NORMAL'}`)
     migrate(db)
     addMissingColumns(db)
+    addConsoleIndex(db)
   }
   return db
 }
@@ -97,6 +98,17 @@ function addMissingColumns(db: DatabaseSync): void {
     db.exec('ROLLBACK')
     throw err
   }
+}
+
+/**
+ * The console's aggregates (aggregate.ts) scan a time range reading these columns only: with them
+ * in the index the scan never touches the table (bench/console.ts). After addMissingColumns, as it
+ * names an added field; building it on an existing log takes a few seconds per million records, once.
+ */
+export const CONSOLE_INDEX_COLUMNS = ['decision', 'code', 'route', 'subject', 'duration_ms', 'upstream_ms']
+
+function addConsoleIndex(db: DatabaseSync): void {
+  db.exec(`CREATE INDEX IF NOT EXISTS audit_console ON audit_records (time_ms, ${CONSOLE_INDEX_COLUMNS.join(', ')})`)
 }
 
 /** A stored value back into a record's value: roles is kept as JSON text; a column an older log lacks reads as null. */
