@@ -4,6 +4,7 @@ import { GatewayError } from '../errors/index.ts'
 import { explain, type Runtime } from '../gateway/index.ts'
 import { apiKeyId, keyDocument, type ApiKeyDirectory } from '../identity/index.ts'
 import type { SecretStore } from '../secrets/index.ts'
+import { consoleRoutes } from './console-api.ts'
 import { openApiDocument } from './openapi.ts'
 import type { AdminRoute } from './server.ts'
 
@@ -121,6 +122,7 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
     {
       method: 'DELETE',
       path: 'keys/{id}',
+      access: 'admin',
       handle: async ({ params }) => {
         const directory = apiKeysOf(actions.runtime())
         const id = apiKeyId(params.id ?? '')
@@ -133,11 +135,13 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
     {
       method: 'POST',
       path: 'reload',
+      access: 'admin',
       handle: async () => {
         const result = await reload()
         return { status: result.ok ? 200 : 422, body: result }
       },
     },
+    ...consoleRoutes(actions),
   ]
 }
 

@@ -266,3 +266,31 @@ export async function auditDenials(source: AuditSource, q: Omit<AggregateQuery, 
 function bound(source: AuditSource, params: unknown[]): unknown[] {
   return source.type === 'sqlite' ? params : params.map((p, i) => (i < 2 ? new Date(p as number) : p))
 }
+
+export interface AuditCounts {
+  /** Requests each limit refused since the time asked. */
+  limits: Array<{ limit: string; count: number; last: string }>
+  /** Tokens of issuers no config names (drift is in the detail: "differs only by …"). */
+  unknown_issuers: Array<{ detail: string | null; count: number; last: string }>
+}
+
+/** What the catalog shows beside the config: refusals by limit, and unknown issuers seen. */
+export async function auditCounts(source: AuditSource, sinceMs: number): Promise<AuditCounts> {
+  return withRunner(source, { limits: [], unknown_issuers: [] } as AuditCounts, async (run) => {
+    const since = source.type === 'sqlite' ? sinceMs : new Date(sinceMs)
+    const limits = await run.all({
+      sqlite: 'SELECT "limit" AS name, COUNT(*) AS n, MAX(time_ms) AS last FROM audit_records WHERE time_ms >= ? AND "limit" IS NOT NULL GROUP BY 1',
+      postgres: 'SELECT "limit" AS name, count(*) AS n, (extract(epoch from max(time)) * 1000)::bigint AS last FROM {schema}.audit_records WHERE time >= $1 AND "limit" IS NOT NULL GROUP BY 1',
+    }, [since])
+    const unknown = await run.all({
+      sqlite: `SELECT detail, COUNT(*) AS n, MAX(time_ms) AS last FROM audit_records WHERE decision = 'deny' AND time_ms >= ? AND code = 'issuer_unknown'
+        GROUP BY detail ORDER BY n DESC LIMIT 20`,
+      postgres: `SELECT detail, count(*) AS n, (extract(epoch from max(time)) * 1000)::bigint AS last FROM {schema}.audit_records
+        WHERE decision = 'deny' AND time >= $1 AND code = 'issuer_unknown' GROUP BY detail ORDER BY n DESC LIMIT 20`,
+    }, [since])
+    return {
+      limits: limits.map((r) => ({ limit: r.name as string, count: num(r.n), last: new Date(num(r.last)).toISOString() })),
+      unknown_issuers: unknown.map((r) => ({ detail: (r.detail as string | null) ?? null, count: num(r.n), last: new Date(num(r.last)).toISOString() })),
+    }
+  })
+}

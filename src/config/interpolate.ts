@@ -11,7 +11,7 @@ export interface SecretReference {
 const REFERENCE = /\$\{(\w+):([^}]*)\}/g
 /** Where a secret is substituted: an upstream's header values, the admin token, an issuer's introspection client secret. */
 function secretAllowedAt(path: ReadonlyArray<string | number>): boolean {
-  return (path[0] === 'upstreams' && path[2] === 'headers' && path.length === 4) || (path[0] === 'admin' && path[1] === 'token') ||
+  return (path[0] === 'upstreams' && path[2] === 'headers' && path.length === 4) || (path[0] === 'admin' && (path[1] === 'token' || path[1] === 'read_token')) ||
     (path[0] === 'issuers' && path[2] === 'introspection' && path[3] === 'client_secret' && path.length === 4)
 }
 

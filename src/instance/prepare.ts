@@ -68,6 +68,6 @@ function signerFor(config: Config, secrets: SecretsRuntime, running: AssertionSi
 
 /** Admin API auth for a config: its admin.token, `${secret:}` references resolved. */
 export function adminFor(config: Config, secrets: SecretsRuntime): AdminAuth {
-  const token = config.admin.token
-  return adminAuth(token === undefined ? undefined : secrets.resolve(token))
+  const { token, read_token: readToken } = config.admin
+  return adminAuth(token === undefined ? undefined : secrets.resolve(token), readToken === undefined ? undefined : secrets.resolve(readToken))
 }
