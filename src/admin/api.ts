@@ -21,7 +21,7 @@ export interface AdminActions {
 
 export function adminRoutes(actions: AdminActions): AdminRoute[] {
   const { reload, secretsStore } = actions
-  return [
+  const routes: AdminRoute[] = [
     {
       method: 'GET',
       path: 'openapi.json',
@@ -141,8 +141,10 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
         return { status: result.ok ? 200 : 422, body: result }
       },
     },
-    ...consoleRoutes(actions),
   ]
+  // The console asks whether an endpoint exists (approvals come with agents) rather than calling it to see.
+  routes.push(...consoleRoutes(actions, (method, path) => routes.some((r) => r.method === method && r.path === path)))
+  return routes
 }
 
 function apiKeysOf(runtime: Runtime): ApiKeyDirectory {

@@ -101,7 +101,7 @@ function matrixOf(runtime: Runtime): Record<string, Record<string, { allow: stri
   return out
 }
 
-export function consoleRoutes(actions: AdminActions): AdminRoute[] {
+export function consoleRoutes(actions: AdminActions, served: (method: string, path: string) => boolean): AdminRoute[] {
   const runtime = () => actions.runtime()
   return [
     {
@@ -236,6 +236,7 @@ export function consoleRoutes(actions: AdminActions): AdminRoute[] {
               ...x509Issuers(rt.config).map((issuer) => ({ name: issuer.name, type: 'x509', issuer: null, jwks_uri: null, state: 'ready', keys: [], last_refresh: null, last_error: null })),
             ],
             drift: counts.unknown_issuers,
+            approvals: served('GET', 'approvals'),
             limits: rt.config.limits.map((limit) => ({
               name: limit.name, key: limit.key, rate: limit.rate?.text ?? null, burst: limit.burst ?? null, quota: limit.quota?.text ?? null,
               routes: rt.config.routes.filter((r) => r.limits.includes(limit.name)).map((r) => r.id),

@@ -26,7 +26,7 @@ export interface Overview {
   buckets: number[]
   /** `allow`, `deny:CODE`, `error:CODE`: requests per bucket. */
   outcomes: Array<{ key: string; counts: number[] }>
-  /** Milliseconds per bucket; null where the bucket has no request (or none sent upstream). */
+  /** Milliseconds per bucket, of the requests sent upstream: in all (total) and at the upstream; null where none was. */
   latency: { total_p50: Array<number | null>; total_p99: Array<number | null>; upstream_p50: Array<number | null>; upstream_p99: Array<number | null> }
   totals: { requests: number; allow: number; deny: number; error: number }
   top_routes: Array<{ route: string | null; requests: number; denied: number; errors: number }>
@@ -54,6 +54,8 @@ export function bucketFor(rangeMs: number): number {
 }
 
 const TOP = 10
+/** A forwarded request's whole duration (null otherwise: percentiles skip nulls), to set beside its upstream_ms. */
+const FORWARDED = 'CASE WHEN upstream_ms IS NOT NULL THEN duration_ms END'
 
 interface Runner {
   all(sql: { sqlite: string; postgres: string }, params: unknown[]): Promise<Array<Record<string, unknown>>>
@@ -178,10 +180,10 @@ export async function auditOverview(source: AuditSource, q: AggregateQuery): Pro
       .map(([key, counts]) => ({ key, counts }))
 
     const latencyRows = await byBucket(
-      `SELECT median(duration_ms) AS t50, percentile(duration_ms, 99) AS t99, median(upstream_ms) AS u50, percentile(upstream_ms, 99) AS u99
+      `SELECT median(${FORWARDED}) AS t50, percentile(${FORWARDED}, 99) AS t99, median(upstream_ms) AS u50, percentile(upstream_ms, 99) AS u99
         FROM audit_records {where}`,
-      `SELECT ${pgBucket} AS b, percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS t50,
-        percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms) AS t99, percentile_cont(0.5) WITHIN GROUP (ORDER BY upstream_ms) AS u50,
+      `SELECT ${pgBucket} AS b, percentile_cont(0.5) WITHIN GROUP (ORDER BY ${FORWARDED}) AS t50,
+        percentile_cont(0.99) WITHIN GROUP (ORDER BY ${FORWARDED}) AS t99, percentile_cont(0.5) WITHIN GROUP (ORDER BY upstream_ms) AS u50,
         percentile_cont(0.99) WITHIN GROUP (ORDER BY upstream_ms) AS u99 FROM {schema}.audit_records ${w.postgres} GROUP BY 1`,
     )
     for (const row of latencyRows) {
