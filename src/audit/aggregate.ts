@@ -139,6 +139,7 @@ export async function auditOverview(source: AuditSource, q: AggregateQuery): Pro
     denial_reasons: [],
   }
   return withRunner(source, empty, async (run) => {
+    if (await rollupsServe(run, source, q)) return fromRollups(run, q, empty, first)
     const w = where(q)
     const b = q.bucketMs
     const pgBucket = `floor(extract(epoch from time) * 1000 / ${b})::bigint`
@@ -226,6 +227,87 @@ export async function auditOverview(source: AuditSource, q: AggregateQuery): Pro
     empty.denial_reasons = reasonRows.map((r) => ({ code: (r.code as string | null) ?? null, statement: (r.statement as string | null) ?? null, count: num(r.n) }))
     return empty
   })
+}
+
+/**
+ * SQLite keeps per-minute rollups (sinks/sqlite.ts): a range over an hour, unfiltered, in whole-minute
+ * buckets, is summed from them — its edges rounded to the minute, its percentiles from log-scale bins
+ * (±4.5%). Shorter or filtered ranges read the records themselves (exact).
+ */
+async function rollupsServe(run: Runner, source: AuditSource, q: AggregateQuery): Promise<boolean> {
+  if (source.type !== 'sqlite' || q.route !== undefined || q.principal !== undefined) return false
+  if (q.untilMs - q.sinceMs <= 3_600_000 || q.bucketMs % 60_000 !== 0) return false
+  return (await run.all({ sqlite: "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_rollup'", postgres: '' }, [])).length > 0
+}
+
+/** A percentile from a histogram of log-scale bins (bin b holds values near 2^(b/8)). */
+function percentileOf(bins: Array<[number, number]>, p: number): number | null {
+  const total = bins.reduce((sum, [, n]) => sum + n, 0)
+  if (total === 0) return null
+  const rank = Math.max(1, Math.ceil(total * p))
+  let seen = 0
+  for (const [bin, n] of bins.sort((a, b) => a[0] - b[0])) {
+    seen += n
+    if (seen >= rank) return Math.round(2 ** (bin / 8) * 1000) / 1000
+  }
+  return null
+}
+
+async function fromRollups(run: Runner, q: AggregateQuery, out: Overview, first: number): Promise<Overview> {
+  const from = Math.floor(q.sinceMs / 60_000)
+  const to = Math.ceil(q.untilMs / 60_000)
+  const perBucket = Math.round(q.bucketMs / 60_000)
+  const range = [from, to]
+  const sql = (text: string) => ({ sqlite: text, postgres: '' })
+  const outcomes = await run.all(sql(`SELECT minute / ${perBucket} AS b, decision, code, SUM(n) AS n FROM audit_rollup_outcomes
+    WHERE minute >= ? AND minute < ? GROUP BY 1, 2, 3`), range)
+  const series = new Map<string, number[]>()
+  for (const row of outcomes) {
+    const decision = row.decision as 'allow' | 'deny' | 'error'
+    const key = decision === 'allow' ? 'allow' : `${decision}:${(row.code as string) || 'none'}`
+    let counts = series.get(key)
+    if (!counts) series.set(key, (counts = out.buckets.map(() => 0)))
+    const index = num(row.b) - first
+    const n = num(row.n)
+    if (index >= 0 && index < counts.length) counts[index] = (counts[index] as number) + n
+    out.totals.requests += n
+    out.totals[decision] += n
+  }
+  const rank = (key: string) => (key === 'allow' ? 0 : key.startsWith('deny:') ? 1 : 2)
+  const total = (counts: number[]) => counts.reduce((a, c) => a + c, 0)
+  out.outcomes = [...series.entries()]
+    .sort(([a, ca], [bk, cb]) => rank(a) - rank(bk) || total(cb) - total(ca) || (a < bk ? -1 : 1))
+    .map(([key, counts]) => ({ key, counts }))
+
+  const bins = new Map<string, Array<[number, number]>>()
+  for (const row of await run.all(sql(`SELECT minute / ${perBucket} AS b, kind, bin, SUM(n) AS n FROM audit_rollup_latency
+    WHERE minute >= ? AND minute < ? GROUP BY 1, 2, 3`), range)) {
+    const key = `${num(row.b) - first}:${num(row.kind)}`
+    let list = bins.get(key)
+    if (!list) bins.set(key, (list = []))
+    list.push([num(row.bin), num(row.n)])
+  }
+  for (let i = 0; i < out.buckets.length; i++) {
+    const total = bins.get(`${i}:0`) ?? []
+    const upstream = bins.get(`${i}:1`) ?? []
+    out.latency.total_p50[i] = percentileOf(total, 0.5)
+    out.latency.total_p99[i] = percentileOf(total, 0.99)
+    out.latency.upstream_p50[i] = percentileOf(upstream, 0.5)
+    out.latency.upstream_p99[i] = percentileOf(upstream, 0.99)
+  }
+
+  const nullIfEmpty = (v: unknown) => ((v as string) === '' ? null : (v as string))
+  out.top_routes = (await run.all(sql(`SELECT route, SUM(n) AS n, SUM(CASE WHEN decision = 'deny' THEN n ELSE 0 END) AS denied,
+    SUM(CASE WHEN decision = 'error' THEN n ELSE 0 END) AS errors FROM audit_rollup_outcomes WHERE minute >= ? AND minute < ?
+    GROUP BY route ORDER BY n DESC, route LIMIT ${TOP}`), range))
+    .map((r) => ({ route: nullIfEmpty(r.route), requests: num(r.n), denied: num(r.denied), errors: num(r.errors) }))
+  out.top_principals = (await run.all(sql(`SELECT subject, SUM(n) AS n, SUM(CASE WHEN decision = 'deny' THEN n ELSE 0 END) AS denied
+    FROM audit_rollup_principals WHERE minute >= ? AND minute < ? GROUP BY subject ORDER BY n DESC, subject LIMIT ${TOP}`), range))
+    .map((r) => ({ principal: nullIfEmpty(r.subject), requests: num(r.n), denied: num(r.denied) }))
+  out.denial_reasons = (await run.all(sql(`SELECT code, statement, SUM(n) AS n FROM audit_rollup_outcomes WHERE minute >= ? AND minute < ?
+    AND decision = 'deny' GROUP BY code, statement ORDER BY n DESC, code LIMIT ${TOP}`), range))
+    .map((r) => ({ code: nullIfEmpty(r.code), statement: nullIfEmpty(r.statement), count: num(r.n) }))
+  return out
 }
 
 /** Denials in the range, grouped by code × route × principal, the largest groups first. */
