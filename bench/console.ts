@@ -97,16 +97,18 @@ try {
           const first = await page.locator('.totals small').innerText()
           const clicked = performance.now()
           await page.click(`.ranges button:text("${range}")`)
-          await page.waitForFunction(`document.querySelector('.totals small')?.textContent !== ${JSON.stringify(first)}`, undefined, { timeout: 120_000 })
+          await page.locator('.totals small').filter({ hasNotText: first }).waitFor({ timeout: 120_000 })
           times.push(performance.now() - clicked)
         } else {
           await page.waitForSelector('[data-ready=true] .chart canvas', { timeout: 120_000 })
           times.push(performance.now() - started)
           // The document and its files (not the API's answers), as the browser fetched them.
-          weight ??= (await page.evaluate(`(() => {
-            const files = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')].filter((e) => !e.name.includes('/api/'))
+          weight ??= await page.evaluate(() => {
+            type Entry = { name: string; transferSize: number; decodedBodySize: number }
+            const entries = [...performance.getEntriesByType('navigation' as 'resource'), ...performance.getEntriesByType('resource')] as unknown as Entry[]
+            const files = entries.filter((e) => !e.name.includes('/api/'))
             return { files: files.length, transferred: files.reduce((s, e) => s + e.transferSize, 0), decoded: files.reduce((s, e) => s + e.decodedBodySize, 0) }
-          })()`)) as { files: number; transferred: number; decoded: number }
+          })
         }
         if (values.screenshot && i === 0 && range === '24h') {
           await mkdir(join(values.screenshot, '..'), { recursive: true })

@@ -214,7 +214,7 @@ export function consoleRoutes(actions: AdminActions, served: (method: string, pa
       handle: async () => {
         const rt = runtime()
         const source = auditSourceOf(rt.config.audit)
-        const counts = source ? await auditCounts(source, Date.now() - 86_400_000) : { limits: [], unknown_issuers: [] }
+        const counts = source ? await auditCounts(source, Date.now() - 3_600_000) : { limits: [], unknown_issuers: [] }
         const limitedBy = new Map(counts.limits.map((l) => [l.limit, l]))
         return {
           body: {
@@ -240,7 +240,7 @@ export function consoleRoutes(actions: AdminActions, served: (method: string, pa
             limits: rt.config.limits.map((limit) => ({
               name: limit.name, key: limit.key, rate: limit.rate?.text ?? null, burst: limit.burst ?? null, quota: limit.quota?.text ?? null,
               routes: rt.config.routes.filter((r) => r.limits.includes(limit.name)).map((r) => r.id),
-              refused_24h: limitedBy.get(limit.name)?.count ?? 0,
+              refused_1h: limitedBy.get(limit.name)?.count ?? 0,
               last_refused: limitedBy.get(limit.name)?.last ?? null,
             })),
           },

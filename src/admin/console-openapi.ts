@@ -70,7 +70,7 @@ export const consoleSchemas: Record<string, JsonSchema> = {
     matrix: { type: 'object', description: 'route id → role → { allow: methods, deny: methods, conditional }' },
     issuers: array(shape({ name: string, type: string, state: string, keys: array({ type: 'object' }), last_refresh: nullable(string), last_error: nullable(string) })),
     drift: array(shape({ detail: nullable(string), count: integer, last: string })),
-    limits: array(shape({ name: string, key: string, rate: nullable(string), burst: nullable(integer), quota: nullable(string), routes: array(string), refused_24h: integer })),
+    limits: array(shape({ name: string, key: string, rate: nullable(string), burst: nullable(integer), quota: nullable(string), routes: array(string), refused_1h: integer })),
     approvals: { type: 'boolean', description: 'whether this gateway has approvals (GET /api/approvals)' },
   }),
   ReplayRequest: {
@@ -151,7 +151,7 @@ export function consolePaths(): Record<string, JsonSchema> {
     '/api/catalog': {
       get: {
         operationId: 'catalog',
-        summary: 'Routes × roles, issuers with their keys and drift seen, limits and what they refused',
+        summary: 'Routes × roles, issuers with their keys and unknown issuers seen (last hour), limits and what they refused (last hour)',
         responses: { 200: json(ref('Catalog'), 'The running config, as the console shows it.'), 401: UNAUTHORIZED },
       },
     },

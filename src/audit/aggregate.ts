@@ -49,8 +49,9 @@ const STEPS = [1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 
 export const MAX_BUCKETS = 120
 export const MAX_RANGE_MS = 31 * 86_400_000
 
+/** The bucket for a range: at most MAX_BUCKETS; from an hour up, whole minutes (the rollups' grain). */
 export function bucketFor(rangeMs: number): number {
-  return STEPS.find((step) => rangeMs / step <= MAX_BUCKETS) ?? (STEPS.at(-1) as number)
+  return STEPS.find((step) => rangeMs / step <= MAX_BUCKETS && (rangeMs < 3_600_000 || step % 60_000 === 0)) ?? (STEPS.at(-1) as number)
 }
 
 const TOP = 10
@@ -230,13 +231,13 @@ export async function auditOverview(source: AuditSource, q: AggregateQuery): Pro
 }
 
 /**
- * SQLite keeps per-minute rollups (sinks/sqlite.ts): a range over an hour, unfiltered, in whole-minute
+ * SQLite keeps per-minute rollups (sinks/sqlite.ts): a range of an hour or more, unfiltered, in whole-minute
  * buckets, is summed from them — its edges rounded to the minute, its percentiles from log-scale bins
  * (±4.5%). Shorter or filtered ranges read the records themselves (exact).
  */
 async function rollupsServe(run: Runner, source: AuditSource, q: AggregateQuery): Promise<boolean> {
   if (source.type !== 'sqlite' || q.route !== undefined || q.principal !== undefined) return false
-  if (q.untilMs - q.sinceMs <= 3_600_000 || q.bucketMs % 60_000 !== 0) return false
+  if (q.untilMs - q.sinceMs < 3_600_000 || q.bucketMs % 60_000 !== 0) return false
   return (await run.all({ sqlite: "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_rollup'", postgres: '' }, [])).length > 0
 }
 

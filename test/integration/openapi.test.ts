@@ -101,7 +101,7 @@ function expectDocumented(path: string, method: string, answer: Answer): void {
   const mediaType = answer.contentType.split(';')[0] as string
   const content = response!.content?.[mediaType]
   expect(content, `${where}: ${mediaType} is the documented media type`).toBeDefined()
-  const body = mediaType === 'text/plain' ? answer.body : (JSON.parse(answer.body) as unknown)
+  const body = ['text/plain', 'text/csv', 'application/x-ndjson'].includes(mediaType) ? answer.body : (JSON.parse(answer.body) as unknown)
   expect(schemaErrors(body, content!.schema, doc), where).toEqual([])
 }
 

@@ -11,7 +11,7 @@ interface Catalog {
   matrix: Record<string, Record<string, { allow: string[]; deny: string[]; conditional: boolean }>>
   issuers: Array<{ name: string; type: string; issuer: string | null; state: string; keys: Array<{ kid: string | null; alg: string | null; kty: string }>; last_refresh: string | null; last_error: string | null }>
   drift: Array<{ detail: string | null; count: number; last: string }>
-  limits: Array<{ name: string; key: string; rate: string | null; burst: number | null; quota: string | null; routes: string[]; refused_24h: number; last_refused: string | null }>
+  limits: Array<{ name: string; key: string; rate: string | null; burst: number | null; quota: string | null; routes: string[]; refused_1h: number; last_refused: string | null }>
   approvals: boolean
 }
 interface Secrets { store: string | null; secrets: Array<{ name: string; versions: Array<{ version: number; created_at: string | null; label: string | null }> }> }
@@ -103,7 +103,7 @@ export function CatalogPage() {
                   </tbody>
                 </table>
               )}
-              <h3>Unknown issuers seen (24 h)</h3>
+              <h3>Unknown issuers seen (last hour)</h3>
               {catalog.drift.length === 0 ? <Empty>None: every token named a configured issuer.</Empty> : (
                 <ul class="plain">{catalog.drift.map((d) => <li>{count(d.count)}× {d.detail} <small>({ago(d.last)})</small></li>)}</ul>
               )}
@@ -111,13 +111,13 @@ export function CatalogPage() {
             <Panel title="Limits">
               {catalog.limits.length === 0 ? <Empty>No limits configured.</Empty> : (
                 <table class="rows">
-                  <thead><tr><th>limit</th><th>key</th><th>rate / quota</th><th>routes</th><th class="num">refused 24 h</th></tr></thead>
+                  <thead><tr><th>limit</th><th>key</th><th>rate / quota</th><th>routes</th><th class="num">refused, last hour</th></tr></thead>
                   <tbody>
                     {catalog.limits.map((l) => (
                       <tr>
                         <td><b>{l.name}</b></td><td>{l.key}</td>
                         <td>{[l.rate && `${l.rate}${l.burst ? ` (burst ${l.burst})` : ''}`, l.quota && `quota ${l.quota}`].filter(Boolean).join(', ')}</td>
-                        <td>{l.routes.join(', ') || '–'}</td><td class="num">{count(l.refused_24h)}{l.last_refused && <small> ({ago(l.last_refused)})</small>}</td>
+                        <td>{l.routes.join(', ') || '–'}</td><td class="num">{count(l.refused_1h)}{l.last_refused && <small> ({ago(l.last_refused)})</small>}</td>
                       </tr>
                     ))}
                   </tbody>
