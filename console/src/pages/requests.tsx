@@ -78,6 +78,7 @@ export function TraceView({ id, at }: { id: string; at: string }) {
         <dd>{r.trace_id ? (trace.trace_url ? <a href={trace.trace_url} target="_blank" rel="noopener noreferrer">{r.trace_id}</a> : <code>{r.trace_id}</code>) : '–'} · request id <code>{r.request_id}</code></dd>
       </dl>
       <h3>The decision, explained under the running config</h3>
+      <p class="hint">From the identity the record keeps (issuer, subject, client): a claim it does not keep reads as absent.</p>
       <ExplanationView e={trace.explanation} />
     </div>
   )
