@@ -3,8 +3,8 @@
 // of a recorded request, the denials' "why" and the replay all run the gateway's own decision code
 // (gateway/explain.ts), so the console cannot disagree with the gateway.
 import {
-  AuditQueryError, auditCounts, auditDenials, auditOverview, auditSourceOf, bucketFor, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys,
-  MAX_RANGE_MS, NoAuditLog, ordered, parseAuditQuery, parseSince, searchAudit, verifyAudit, type AuditQuery, type AuditRecord, type AuditSource,
+  AuditQueryError, auditSourceOf, bucketFor, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, MAX_RANGE_MS, NoAuditLog, ordered, parseAuditQuery,
+  parseSince, readCounts, readDenials, readOverview, readRecords, verifyAudit, type AuditQuery, type AuditRecord, type AuditSource,
 } from '../audit/index.ts'
 import { jwtIssuers, x509Issuers } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
@@ -117,7 +117,7 @@ export function consoleRoutes(actions: AdminActions, served: (method: string, pa
       handle: async ({ query }) => {
         const range = rangeOf(query)
         const q = { ...range, bucketMs: bucketFor(range.untilMs - range.sinceMs), ...filtersOf(query) }
-        return { body: await auditOverview(sourceOf(runtime()), q) }
+        return { body: await readOverview(sourceOf(runtime()), q) }
       },
     },
     {
@@ -125,7 +125,7 @@ export function consoleRoutes(actions: AdminActions, served: (method: string, pa
       path: 'denials',
       handle: async ({ query }) => {
         const rt = runtime()
-        const groups = await auditDenials(sourceOf(rt), { ...rangeOf(query, Date.now(), '24h'), ...filtersOf(query) })
+        const groups = await readDenials(sourceOf(rt), { ...rangeOf(query, Date.now(), '24h'), ...filtersOf(query) })
         return {
           body: groups.map((group) => {
             const recorded = { method: group.sample.method, path: group.sample.path, issuer: group.sample.issuer, subject: group.principal, client_id: group.sample.client_id, source_ip: group.sample.source_ip }
@@ -146,7 +146,7 @@ export function consoleRoutes(actions: AdminActions, served: (method: string, pa
       handle: async ({ query }) => {
         const q = searchOf(query, 200)
         // One more than asked, to know whether there is a next page; the offset's records are skipped.
-        const rows = await orEmpty(searchAudit(sourceOf(runtime()), { ...q, limit: q.offset + q.limit + 1 }), [] as AuditRecord[])
+        const rows = await orEmpty(readRecords(sourceOf(runtime()), { ...q, limit: q.offset + q.limit + 1 }), [] as AuditRecord[])
         const page = rows.slice(q.offset, q.offset + q.limit)
         return { body: { records: page.map(ordered), offset: q.offset, limit: q.limit, more: rows.length > q.offset + q.limit } }
       },
@@ -158,7 +158,7 @@ export function consoleRoutes(actions: AdminActions, served: (method: string, pa
         const format = query.get('format') ?? 'ndjson'
         if (format !== 'csv' && format !== 'ndjson') throw new GatewayError('bad_request', { detail: 'format is csv or ndjson.' })
         const q = searchOf(query.has('limit') ? query : new URLSearchParams([...query, ['limit', String(EXPORT_MAX)]]), EXPORT_MAX)
-        const records = (await orEmpty(searchAudit(sourceOf(runtime()), q), [] as AuditRecord[])).map(ordered)
+        const records = (await orEmpty(readRecords(sourceOf(runtime()), q), [] as AuditRecord[])).map(ordered)
         const stamp = new Date().toISOString().replace(/[:.]/g, '-')
         if (format === 'ndjson') {
           return { download: { type: 'application/x-ndjson', filename: `bouncer-audit-${stamp}.ndjson`, lines: records.map((r) => `${JSON.stringify(r)}\n`) } }
@@ -178,7 +178,7 @@ export function consoleRoutes(actions: AdminActions, served: (method: string, pa
         const at = Date.parse(time)
         const rt = runtime()
         // The time narrows the search to one index range; the id picks the record.
-        const candidates = await orEmpty(searchAudit(sourceOf(rt), { sinceMs: at, untilMs: at, limit: 10_000 }), [] as AuditRecord[])
+        const candidates = await orEmpty(readRecords(sourceOf(rt), { sinceMs: at, untilMs: at, limit: 10_000 }), [] as AuditRecord[])
         const record = candidates.find((r) => r.id === id)
         if (!record) throw new GatewayError('route_not_found', { detail: `No audit record ${JSON.stringify(id)} at ${time}.` })
         const template = rt.config.telemetry.trace_url
@@ -214,7 +214,7 @@ export function consoleRoutes(actions: AdminActions, served: (method: string, pa
       handle: async () => {
         const rt = runtime()
         const source = auditSourceOf(rt.config.audit)
-        const counts = source ? await auditCounts(source, Date.now() - 3_600_000) : { limits: [], unknown_issuers: [] }
+        const counts = source ? await readCounts(source, Date.now() - 3_600_000) : { limits: [], unknown_issuers: [] }
         const limitedBy = new Map(counts.limits.map((l) => [l.limit, l]))
         return {
           body: {

@@ -7,7 +7,7 @@
 // then the draft's doing alone; a rule or condition on a claim the record does not keep decides
 // the same way both times, so a change that hinges only on such a claim is not seen (the answer says
 // so). Limits and upstream failures are not replayed: only route, identity, roles and policy.
-import { searchAudit, type AuditRecord, type AuditSource } from '../audit/index.ts'
+import { readRecords, type AuditRecord, type AuditSource } from '../audit/index.ts'
 import { formatDiagnostic, loadConfigText } from '../config/index.ts'
 import { compileRuntime, createRuntimeDeps, explain, type Runtime } from '../gateway/index.ts'
 import { createLogger } from '../telemetry/index.ts'
@@ -59,7 +59,7 @@ export async function replay(current: Runtime, source: AuditSource, options: { d
   const deps = createRuntimeDeps(createLogger({ level: 'silent' }), { offline: true })
   try {
     const draft = compileRuntime(loaded.config, deps)
-    const records = await searchAudit(source, { sinceMs: options.sinceMs, limit: REPLAY_MAX_RECORDS + 1 })
+    const records = await readRecords(source, { sinceMs: options.sinceMs, limit: REPLAY_MAX_RECORDS + 1 })
     const truncated = records.length > REPLAY_MAX_RECORDS
     const scanned = Math.min(records.length, REPLAY_MAX_RECORDS)
     // Requests alike in everything the decision reads are decided once.
