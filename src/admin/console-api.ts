@@ -4,7 +4,7 @@
 // (gateway/explain.ts), so the console cannot disagree with the gateway.
 import {
   AuditQueryError, auditSourceOf, bucketFor, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, MAX_RANGE_MS, NoAuditLog, ordered, parseAuditQuery,
-  parseSince, readCounts, readDenials, readOverview, readRecords, verifyAudit, type AuditQuery, type AuditRecord, type AuditSource,
+  parseSince, readCounts, readDenials, readOverview, readRecords, readVerification, type AuditQuery, type AuditRecord, type AuditSource,
 } from '../audit/index.ts'
 import { jwtIssuers, x509Issuers } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
@@ -203,7 +203,7 @@ export function consoleRoutes(actions: AdminActions, served: (method: string, pa
         const keys = checkpointVerificationKeys(actions.secretsStore(), keyFile)
         const keyProblem = keys.size > 0 ? null : `no ${CHECKPOINT_KEY} in the secrets store, and no key file at ${keyFile}`
         const started = performance.now()
-        const result = await orEmpty(verifyAudit(sourceOf(rt), { file, keys, keyProblem }), null)
+        const result = await orEmpty(readVerification(sourceOf(rt), { file, keys, keyProblem }), null)
         if (result === null) return { body: { ok: true, checked: 0, chains: 0, empty: true, ms: 0 } }
         return { body: { ...result, ms: Math.round(performance.now() - started) } }
       },

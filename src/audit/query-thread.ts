@@ -7,12 +7,14 @@ import { auditCounts, auditDenials, auditOverview, type AggregateQuery, type Aud
 import type { AuditRecord } from './record.ts'
 import { searchAudit, type AuditQuery, type AuditSource } from './search.ts'
 import { NoAuditLog } from './sinks/sqlite.ts'
+import { verifyAudit, type Anchors, type VerifyResult } from './verify.ts'
 
 export type QueryJob =
   | { kind: 'overview'; source: AuditSource; query: AggregateQuery }
   | { kind: 'denials'; source: AuditSource; query: Omit<AggregateQuery, 'bucketMs'>; limit?: number }
   | { kind: 'counts'; source: AuditSource; sinceMs: number }
   | { kind: 'search'; source: AuditSource; query: AuditQuery }
+  | { kind: 'verify'; source: AuditSource; anchors: Anchors }
 
 export type QueryReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; noLog: boolean; message: string }
 
@@ -70,4 +72,9 @@ export function readCounts(source: AuditSource, sinceMs: number): Promise<AuditC
 
 export function readRecords(source: AuditSource, query: AuditQuery): Promise<AuditRecord[]> {
   return source.type === 'sqlite' ? offThread({ kind: 'search', source, query }) : searchAudit(source, query)
+}
+
+/** `bouncer audit verify` for the console: a million records hashed again, off the gateway's thread (the keys are cloned across). */
+export function readVerification(source: AuditSource, anchors: Anchors): Promise<VerifyResult> {
+  return source.type === 'sqlite' ? offThread({ kind: 'verify', source, anchors }) : verifyAudit(source, anchors)
 }

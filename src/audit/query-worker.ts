@@ -5,6 +5,7 @@ import { auditCounts, auditDenials, auditOverview } from './aggregate.ts'
 import type { QueryJob, QueryReply } from './query-thread.ts'
 import { searchAudit } from './search.ts'
 import { NoAuditLog } from './sinks/sqlite.ts'
+import { verifyAudit } from './verify.ts'
 
 async function run(job: QueryJob): Promise<unknown> {
   switch (job.kind) {
@@ -16,6 +17,8 @@ async function run(job: QueryJob): Promise<unknown> {
       return auditCounts(job.source, job.sinceMs)
     case 'search':
       return searchAudit(job.source, job.query)
+    case 'verify':
+      return verifyAudit(job.source, job.anchors)
   }
 }
 
