@@ -340,6 +340,28 @@ describe('the console', () => {
     }
   })
 
+  it('says what is wrong with a token that is not valid, and with claims that are not JSON', async () => {
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    page.setDefaultTimeout(UI_TIMEOUT)
+    page.on('pageerror', (err) => errors.push(`bad input: ${err.message}`))
+    try {
+      await page.goto(gateway.adminUrl)
+      await page.fill('input[name=token]', 'not-the-token')
+      await page.click('button[type=submit]')
+      expect(await page.locator('[role=alert]').innerText()).toBe('That token is not valid for this gateway.')
+      expect(await page.evaluate(() => JSON.stringify(sessionStorage))).toBe('{}')
+      await page.fill('input[name=token]', ADMIN_TOKEN)
+      await page.click('button[type=submit]')
+      await show(page, 'simulator')
+      await page.fill('textarea[name=claims]', '{"sub": ')
+      await page.click('form.simulate button:text("Explain")')
+      expect(await page.locator('[role=alert]').innerText()).toMatch(/^The claims are not JSON: /)
+    } finally {
+      await context.close()
+    }
+  })
+
   it('logged no error in any page (CSP violations, failed requests, exceptions)', () => {
     // The reader's fetch of /api/reload answered 403 on purpose: Chromium logs that as an error.
     expect(errors.filter((e) => !/reader: .*403/.test(e))).toEqual([])
