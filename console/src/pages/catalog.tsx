@@ -15,33 +15,43 @@ interface Catalog {
   approvals: boolean
 }
 interface Secrets { store: string | null; secrets: Array<{ name: string; versions: Array<{ version: number; created_at: string | null; label: string | null }> }> }
-interface Approval { id: string; tool?: string; principal?: string; expires_at?: string; [key: string]: unknown }
+/** An agent's tool call waiting for a person (mcp.approvals; GET /api/approvals). */
+interface Approval { id: string; tool: string; subject: string; approvers: string[]; status: string; expires_at: string }
 
 function Approvals({ served }: { served: boolean }) {
   const [items, setItems] = useState<Approval[] | null>(null)
   const [absent, setAbsent] = useState(false)
   const [error, setError] = useState<unknown>(null)
-  const load = () => api<Approval[] | { approvals: Approval[] }>('approvals').then((a) => setItems(Array.isArray(a) ? a : a.approvals), (err) => {
-    if (err instanceof ApiError && (err.status === 404 || err.status === 405)) setAbsent(true)
+  const [approver, setApprover] = useState('')
+  const load = () => api<Approval[]>('approvals?status=pending').then(setItems, (err) => {
+    if (err instanceof ApiError && err.status === 404) setAbsent(true)
     else setError(err)
   })
   useEffect(() => void (served ? load() : setAbsent(true)), [served])
-  const decide = (id: string, verdict: 'approve' | 'deny') => api(`approvals/${encodeURIComponent(id)}/${verdict}`, { method: 'POST' }).then(load, setError)
+  // The admin token opens the API; the approver's own token (one of the rule's roles) decides.
+  const decide = (id: string, verdict: 'approve' | 'deny') =>
+    api(`approvals/${encodeURIComponent(id)}/${verdict}`, { method: 'POST', body: { token: approver.trim() } }).then(load, setError)
   return (
     <Panel title="Pending approvals">
       <Failure error={error} />
-      {absent ? <Empty>No approvals on this gateway (mcp.approvals is not configured, or this version has none).</Empty>
+      {absent ? <Empty>No approvals on this gateway (mcp.approvals is not configured).</Empty>
         : items && items.length === 0 ? <Empty>Nothing waits for approval.</Empty> : (
-          <table class="rows">
-            <tbody>
-              {items?.map((a) => (
-                <tr>
-                  <td><code>{a.id}</code></td><td>{a.tool ?? ''}</td><td>{a.principal ?? ''}</td><td>{a.expires_at ? `expires ${a.expires_at}` : ''}</td>
-                  <td>{session.value?.may.approve && <><button type="button" onClick={() => decide(a.id, 'approve')}>Approve</button> <button type="button" onClick={() => decide(a.id, 'deny')}>Deny</button></>}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <>
+            <table class="rows">
+              <thead><tr><th>tool</th><th>caller</th><th>approvers</th><th>expires</th><th /></tr></thead>
+              <tbody>
+                {items?.map((a) => (
+                  <tr>
+                    <td><code>{a.tool}</code></td><td>{a.subject}</td><td>{a.approvers.join(', ')}</td><td>{a.expires_at}</td>
+                    <td>{session.value?.may.approve && <><button type="button" disabled={!approver.trim()} onClick={() => decide(a.id, 'approve')}>Approve</button> <button type="button" disabled={!approver.trim()} onClick={() => decide(a.id, 'deny')}>Deny</button></>}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            {session.value?.may.approve && (
+              <label class="inline">your token (an approver role) <input type="password" autocomplete="off" value={approver} onInput={(e) => setApprover((e.target as HTMLInputElement).value)} /></label>
+            )}
+          </>
         )}
     </Panel>
   )
