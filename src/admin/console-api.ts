@@ -236,7 +236,8 @@ export function consoleRoutes(actions: AdminActions, served: (method: string, pa
               ...x509Issuers(rt.config).map((issuer) => ({ name: issuer.name, type: 'x509', issuer: null, jwks_uri: null, state: 'ready', keys: [], last_refresh: null, last_error: null })),
             ],
             drift: counts.unknown_issuers,
-            approvals: served('GET', 'approvals'),
+            // The endpoint is always routed; it has something to say only where mcp.approvals is configured.
+            approvals: served('GET', 'approvals') && Boolean(rt.mcp?.approvals),
             limits: rt.config.limits.map((limit) => ({
               name: limit.name, key: limit.key, rate: limit.rate?.text ?? null, burst: limit.burst ?? null, quota: limit.quota?.text ?? null,
               routes: rt.config.routes.filter((r) => r.limits.includes(limit.name)).map((r) => r.id),

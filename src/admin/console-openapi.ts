@@ -35,7 +35,7 @@ const series = array(nullable(number))
 const verdict = shape({ effect: { enum: ['allow', 'deny'] }, status: integer, code: nullable(string), statement: nullable(string), reason: string })
 
 export const consoleSchemas: Record<string, JsonSchema> = {
-  Session: shape({
+  ConsoleSession: shape({
     access: { enum: ['read', 'admin'] },
     via: { enum: ['token', 'read_token'] },
     may: shape({ reload: boolean, verify: boolean, approve: boolean }),
@@ -92,7 +92,7 @@ export const consoleSchemas: Record<string, JsonSchema> = {
 export function consolePaths(): Record<string, JsonSchema> {
   return {
     '/api/session': {
-      get: { operationId: 'session', summary: 'Who is signed in to the console, and what they may do', responses: { 200: json(ref('Session'), 'The caller.'), 401: UNAUTHORIZED } },
+      get: { operationId: 'session', summary: 'Who is signed in to the console, and what they may do', responses: { 200: json(ref('ConsoleSession'), 'The caller.'), 401: UNAUTHORIZED } },
     },
     '/api/overview': {
       get: {
