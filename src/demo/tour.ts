@@ -130,8 +130,16 @@ export async function runTour(demo: RunningDemo, print: (line?: string) => void)
   print()
 
   print('6. the audit log has all of it (bouncer audit --since 1m):')
-  await new Promise((r) => setTimeout(r, 400)) // records reach SQLite within the 100 ms flush interval
-  const records = await searchAudit({ type: 'sqlite', path: join(demo.dataDir, 'audit.db') }, { sinceMs: startedAt.getTime(), limit: 25 })
+  // Records reach SQLite within the 100 ms flush interval; a loaded machine may take longer (the
+  // first run's file does not exist until then): wait for all of the tour's requests, 10 s at most.
+  const source = { type: 'sqlite' as const, path: join(demo.dataDir, 'audit.db') }
+  const made = 1 + 1 + burst.length + 2
+  let records: Awaited<ReturnType<typeof searchAudit>> = []
+  for (let waited = 0; waited <= 10_000; waited += 100) {
+    await new Promise((r) => setTimeout(r, 100))
+    records = await searchAudit(source, { sinceMs: startedAt.getTime(), limit: 25 }).catch(() => [])
+    if (records.length >= Math.min(made, 25)) break
+  }
   for (const line of formatAuditTable(records).split('\n')) print(`   ${line}`)
   print()
 
