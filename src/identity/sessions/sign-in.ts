@@ -16,7 +16,6 @@
 // - A state-changing request (not GET, HEAD, OPTIONS) carried by the session cookie needs an
 //   Origin of this gateway (CSRF); without one, 403 cors_origin_denied.
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
-import * as oidc from 'openid-client'
 import { createLru } from '../../collections/index.ts'
 import type { IssuerConfig, SignInConfig } from '../../config/index.ts'
 import { GatewayError, type ErrorCode } from '../../errors/index.ts'
@@ -168,16 +167,17 @@ export function createSignIn(options: SignInOptions): SignIn {
   }
 
   async function beginSignIn(input: CredentialInput, returnTo: string): Promise<{ location: string; cookie: string }> {
-    const state = oidc.randomState()
-    const nonce = oidc.randomNonce()
-    const codeVerifier = oidc.randomPKCECodeVerifier()
+    // 256 bits each (RFC 7636 §4.1: a verifier of 43 base64url characters).
+    const state = randomBytes(32).toString('base64url')
+    const nonce = randomBytes(32).toString('base64url')
+    const codeVerifier = randomBytes(32).toString('base64url')
     const at = now()
     await storeCall(() => store.putPending(state, { nonce, codeVerifier, returnTo, createdAt: at }, at + config.login_timeout))
     const url = await provider.authorizationUrl({
       redirect_uri: `${publicOrigin(input)}${config.callback_path}`,
       scope: config.scopes.join(' '),
       response_type: 'code',
-      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge: hash('sha256', codeVerifier, 'base64url'), // RFC 7636 §4.2, S256
       code_challenge_method: 'S256',
       state,
       nonce,
