@@ -142,6 +142,11 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
     const stateCookie = ([page.headers['set-cookie']].flat()[0] ?? '') as string
     expect(stateCookie).toMatch(new RegExp(`^bouncer_session_state=${q.get('state')}; Path=/.bouncer/callback; Max-Age=600; HttpOnly; SameSite=Lax$`))
 
+    // Behind a TLS-terminating proxy (a trusted peer): the redirect URI is https, the cookie Secure.
+    const proxied = await cookieJar().request(`${gateway.url}/app/reports`, { headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'gateway.example.com' } })
+    expect(new URL(proxied.location!).searchParams.get('redirect_uri')).toBe('https://gateway.example.com/.bouncer/callback')
+    expect([proxied.headers['set-cookie']].flat()[0]).toMatch(/; HttpOnly; SameSite=Lax; Secure$/)
+
     const api = await client.request(`${gateway.url}/app/reports`, { html: false, headers: { accept: 'application/json' } })
     expect(api.status).toBe(401)
     expect(JSON.parse(api.body)).toMatchObject({ code: 'session_required' })

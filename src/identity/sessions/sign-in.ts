@@ -69,6 +69,7 @@ export interface SignInOptions {
   issuer: IssuerConfig
   keys: ReadonlyMap<string, IssuerKeys>
   store: SessionStore
+  /** Secure by configuration or a TLS listener; otherwise Secure still whenever the browser came over https (a TLS-terminating proxy's X-Forwarded-Proto). */
   cookieSecure: boolean
   logger: Logger
   /** Tests inject a provider; by default openid-client against the issuer. */
@@ -182,7 +183,7 @@ export function createSignIn(options: SignInOptions): SignIn {
       state,
       nonce,
     })
-    return { location: url.href, cookie: setCookie(stateCookie, state, { maxAgeSeconds: Math.ceil(config.login_timeout / 1000), path: config.callback_path }) }
+    return { location: url.href, cookie: setCookie(secureFor(input, stateCookie), state, { maxAgeSeconds: Math.ceil(config.login_timeout / 1000), path: config.callback_path }) }
   }
 
   async function start(input: CredentialInput): Promise<BrowserAnswer> {
@@ -235,7 +236,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     }
     await storeCall(() => store.put(record))
     logger.info({ session: record.id, issuer: issuer.name, subject: record.subject }, 'signed in')
-    const cookies = [setCookie(cookie, value, { maxAgeSeconds: Math.floor(ttl / 1000) }), clearCookie(stateCookie, config.callback_path)]
+    const cookies = [setCookie(secureFor(input, cookie), value, { maxAgeSeconds: Math.floor(ttl / 1000) }), clearCookie(secureFor(input, stateCookie), config.callback_path)]
     if (config.cookie.same_site === 'strict') {
       // A Strict cookie is not sent on a navigation a cross-site redirect chain began: go on from this origin.
       const href = escapeHtml(pending.returnTo)
@@ -271,7 +272,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     }
     // Not Clear-Site-Data "cookies": it clears the whole registrable domain's cookies (the SSO's and
     // every sibling application's on the company domain), not just this gateway's.
-    return { status: 302, headers: { location, 'set-cookie': clearCookie(cookie), 'cache-control': 'no-store' }, body: '' }
+    return { status: 302, headers: { location, 'set-cookie': clearCookie(secureFor(input, cookie)), 'cache-control': 'no-store' }, body: '' }
   }
 
   async function refreshOnce(input: CredentialInput, record: SessionRecord, value: string): Promise<SessionRecord> {
@@ -332,6 +333,12 @@ export function createSignIn(options: SignInOptions): SignIn {
     if (claims.azp !== undefined && claims.azp !== config.client_id) throw new GatewayError('bad_request', { detail: 'The ID token was issued to another client (azp).' })
     if (typeof claims.sub !== 'string') throw new GatewayError('bad_request', { detail: 'The ID token names no subject.' })
     return claims
+  }
+
+  /** A cookie is Secure whenever the browser reached the gateway over https, unless cookie.secure says false. */
+  function secureFor(input: CredentialInput, settings: CookieSettings): CookieSettings {
+    if (settings.secure || config.cookie.secure === false || !publicOrigin(input).startsWith('https:')) return settings
+    return { ...settings, secure: true }
   }
 
   /** CSRF: a state-changing request carried by the session cookie must come from a page of this gateway. */
