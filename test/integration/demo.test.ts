@@ -73,7 +73,7 @@ describe('bouncer demo', () => {
     expect(out).toMatch(/approves it → approved \(bouncer approvals approve [0-9a-f-]{36}\)/)
     expect(out).toMatch(/tools\/call export_orders again → ran once: \d+ CSV rows/)
     // The audit table read back from SQLite has every one of those requests.
-    const table = out.slice(out.indexOf('7. the audit log'), out.indexOf('Try it by hand'))
+    const table = out.slice(out.indexOf('8. the audit log'), out.indexOf('Try it by hand'))
     expect(table).toMatch(/ 403 +deny +POST \/mcp +mcp:list_customers +analytics-agent +policy_denied/)
     expect(table).toMatch(/ 200 +allow +GET \/exports\/orders\.csv +exports\.csv +analytics-agent/)
     expect(table.match(/ 429 +deny +GET \/reports\/daily\/us .*rate_limited \(per-principal\)/g)).toHaveLength(throttled as number)

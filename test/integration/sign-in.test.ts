@@ -142,6 +142,11 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
     const stateCookie = ([page.headers['set-cookie']].flat()[0] ?? '') as string
     expect(stateCookie).toMatch(new RegExp(`^bouncer_session_state=${q.get('state')}; Path=/.bouncer/callback; Max-Age=600; HttpOnly; SameSite=Lax$`))
 
+    // Behind a TLS-terminating proxy (a trusted peer): the redirect URI is https, the cookie Secure.
+    const proxied = await cookieJar().request(`${gateway.url}/app/reports`, { headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'gateway.example.com' } })
+    expect(new URL(proxied.location!).searchParams.get('redirect_uri')).toBe('https://gateway.example.com/.bouncer/callback')
+    expect([proxied.headers['set-cookie']].flat()[0]).toMatch(/; HttpOnly; SameSite=Lax; Secure$/)
+
     const api = await client.request(`${gateway.url}/app/reports`, { html: false, headers: { accept: 'application/json' } })
     expect(api.status).toBe(401)
     expect(JSON.parse(api.body)).toMatchObject({ code: 'session_required' })
@@ -404,6 +409,16 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
       const onOne = await cookieJar().request(`${one.url}/app/home`, { html: false, headers: { cookie } })
       expect(onOne.status).toBe(401)
       expect(problem(onOne).code).toBe('session_expired')
+
+      // A sign-in begun at one instance completes at the other (as a load balancer may send it):
+      // the pending sign-in is in Redis. Host says the name the browser used: one's.
+      const { client: other, callback } = await callbackOf(one.url, ALICE)
+      const state = other.cookies(one.url).bouncer_session_state as string
+      const atTwo = await request(`${two.url}/.bouncer/callback${new URL(callback).search}`, { headers: { host: new URL(one.url).host, cookie: `bouncer_session_state=${state}` } })
+      expect(atTwo.statusCode).toBe(302)
+      expect(atTwo.headers.location).toBe('/app/start')
+      expect(String(atTwo.headers['set-cookie'])).toMatch(/^bouncer_session=[A-Za-z0-9_-]{43};/)
+      await atTwo.body.dump()
     } finally {
       await one.close()
       await two.close()

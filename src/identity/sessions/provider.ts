@@ -6,8 +6,8 @@
 //
 // Discovery runs at the first sign-in, not at start: a gateway starts while its provider is down
 // and serves its other routes. One discovery at a time; a failed one is retried by the next
-// sign-in.
-import * as oidc from 'openid-client'
+// sign-in. openid-client itself is loaded then too: a gateway without sign_in never loads it.
+import type * as Oidc from 'openid-client'
 import type { IssuerConfig } from '../../config/index.ts'
 import { GatewayError } from '../../errors/index.ts'
 
@@ -38,10 +38,18 @@ export class SignInRefused extends Error {
   }
 }
 
-export function signInProvider(issuer: IssuerConfig, clientId: string, clientSecret: () => string | undefined): SignInProvider {
-  let discovered: { secret: string | undefined; config: Promise<oidc.Configuration> } | null = null
+type OidcModule = typeof Oidc
+let loading: Promise<OidcModule> | null = null
+function openidClient(): Promise<OidcModule> {
+  loading ??= import('openid-client')
+  return loading
+}
 
-  function configuration(): Promise<oidc.Configuration> {
+export function signInProvider(issuer: IssuerConfig, clientId: string, clientSecret: () => string | undefined): SignInProvider {
+  let discovered: { secret: string | undefined; config: Promise<Oidc.Configuration> } | null = null
+  let oidc: OidcModule
+
+  function configuration(): Promise<Oidc.Configuration> {
     const secret = clientSecret()
     // A rotated client secret takes effect at the next sign-in.
     if (discovered && discovered.secret === secret) return discovered.config
@@ -61,8 +69,9 @@ export function signInProvider(issuer: IssuerConfig, clientId: string, clientSec
     return config
   }
 
-  async function ready(): Promise<oidc.Configuration> {
+  async function ready(): Promise<Oidc.Configuration> {
     try {
+      oidc ??= await openidClient()
       return await configuration()
     } catch (err) {
       throw unavailable(issuer, err)
@@ -71,7 +80,8 @@ export function signInProvider(issuer: IssuerConfig, clientId: string, clientSec
 
   return {
     async authorizationUrl(parameters) {
-      return oidc.buildAuthorizationUrl(await ready(), parameters)
+      const config = await ready()
+      return oidc.buildAuthorizationUrl(config, parameters)
     },
     async exchangeCode(callbackUrl, checks) {
       const config = await ready()
@@ -84,7 +94,7 @@ export function signInProvider(issuer: IssuerConfig, clientId: string, clientSec
         }, { redirect_uri: checks.redirectUri })
         return tokensOf(tokens)
       } catch (err) {
-        throw translate(issuer, err)
+        throw translate(oidc, issuer, err)
       }
     },
     async refresh(refreshToken) {
@@ -92,7 +102,7 @@ export function signInProvider(issuer: IssuerConfig, clientId: string, clientSec
       try {
         return tokensOf(await oidc.refreshTokenGrant(config, refreshToken))
       } catch (err) {
-        throw translate(issuer, err)
+        throw translate(oidc, issuer, err)
       }
     },
     async endSessionUrl(parameters) {
@@ -103,7 +113,7 @@ export function signInProvider(issuer: IssuerConfig, clientId: string, clientSec
   }
 }
 
-function tokensOf(tokens: oidc.TokenEndpointResponse): ProviderTokens {
+function tokensOf(tokens: Oidc.TokenEndpointResponse): ProviderTokens {
   return {
     idToken: tokens.id_token ?? null,
     refreshToken: tokens.refresh_token ?? null,
@@ -112,7 +122,7 @@ function tokensOf(tokens: oidc.TokenEndpointResponse): ProviderTokens {
 }
 
 /** The provider's own refusals (an OAuth error answer, a response that fails openid-client's checks) end the sign-in; the rest is the provider being unreachable. */
-function translate(issuer: IssuerConfig, err: unknown): Error {
+function translate(oidc: OidcModule, issuer: IssuerConfig, err: unknown): Error {
   if (err instanceof oidc.ResponseBodyError) return new SignInRefused(`the provider refused: ${err.error}${err.error_description ? ` (${err.error_description})` : ''}`, { cause: err })
   if (err instanceof oidc.AuthorizationResponseError) return new SignInRefused(`the provider answered: ${err.error}`, { cause: err })
   if (err instanceof oidc.ClientError && (err as { code?: string }).code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED') return new SignInRefused(err.message, { cause: err })

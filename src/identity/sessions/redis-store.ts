@@ -5,6 +5,7 @@
 // with GETDEL: one callback gets one, a replay finds nothing.
 import { createRequire } from 'node:module'
 import type { Redis as RedisClient } from 'ioredis'
+import { createLru } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import { SessionStoreError, type PendingSignIn, type SessionRecord, type SessionStore } from './store.ts'
 
@@ -40,6 +41,9 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
       options.logger?.warn({ store: 'redis', err }, 'session store unavailable')
     }
   })
+  // The record last parsed per session, by its JSON: an unchanged session is not parsed again, and
+  // stays the same object (its identity is built once). Redis is still asked every time.
+  const parsed = createLru<{ data: string; record: SessionRecord }>(10_000)
   const sessionKey = (id: string) => `${options.prefix}s:${id}`
   const pendingKey = (state: string) => `${options.prefix}p:${state}`
   const url = new URL(options.url)
@@ -53,9 +57,15 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
     }
   }
 
-  function parse(data: string | null, seen: string | null): SessionRecord | undefined {
+  function parse(id: string, data: string | null, seen: string | null): SessionRecord | undefined {
     if (data === null) return undefined
-    const record = JSON.parse(data) as SessionRecord
+    let record: SessionRecord
+    const known = parsed.get(id, Date.now())
+    if (known?.data === data) record = known.record
+    else {
+      record = JSON.parse(data) as SessionRecord
+      parsed.set(id, { data, record }, record.expiresAt)
+    }
     const lastSeenAt = Math.max(record.lastSeenAt, Number(seen ?? 0))
     return lastSeenAt === record.lastSeenAt ? record : { ...record, lastSeenAt }
   }
@@ -66,7 +76,7 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
     get(id) {
       return guard(async () => {
         const [data, seen] = await client.hmget(sessionKey(id), 'data', 'seen')
-        return parse(data ?? null, seen ?? null)
+        return parse(id, data ?? null, seen ?? null)
       })
     },
     put(record) {
@@ -96,7 +106,7 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
         const records: SessionRecord[] = []
         for (const key of keys) {
           const [data, seen] = await client.hmget(key, 'data', 'seen')
-          const record = parse(data ?? null, seen ?? null)
+          const record = parse(key.slice(options.prefix.length + 2), data ?? null, seen ?? null)
           if (record && record.expiresAt > now) records.push(record)
         }
         return records.sort((a, b) => b.createdAt - a.createdAt)

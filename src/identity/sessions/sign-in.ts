@@ -16,7 +16,6 @@
 // - A state-changing request (not GET, HEAD, OPTIONS) carried by the session cookie needs an
 //   Origin of this gateway (CSRF); without one, 403 cors_origin_denied.
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
-import * as oidc from 'openid-client'
 import { createLru } from '../../collections/index.ts'
 import type { IssuerConfig, SignInConfig } from '../../config/index.ts'
 import { GatewayError, type ErrorCode } from '../../errors/index.ts'
@@ -70,6 +69,7 @@ export interface SignInOptions {
   issuer: IssuerConfig
   keys: ReadonlyMap<string, IssuerKeys>
   store: SessionStore
+  /** Secure by configuration or a TLS listener; otherwise Secure still whenever the browser came over https (a TLS-terminating proxy's X-Forwarded-Proto). */
   cookieSecure: boolean
   logger: Logger
   /** Tests inject a provider; by default openid-client against the issuer. */
@@ -168,21 +168,22 @@ export function createSignIn(options: SignInOptions): SignIn {
   }
 
   async function beginSignIn(input: CredentialInput, returnTo: string): Promise<{ location: string; cookie: string }> {
-    const state = oidc.randomState()
-    const nonce = oidc.randomNonce()
-    const codeVerifier = oidc.randomPKCECodeVerifier()
+    // 256 bits each (RFC 7636 §4.1: a verifier of 43 base64url characters).
+    const state = randomBytes(32).toString('base64url')
+    const nonce = randomBytes(32).toString('base64url')
+    const codeVerifier = randomBytes(32).toString('base64url')
     const at = now()
     await storeCall(() => store.putPending(state, { nonce, codeVerifier, returnTo, createdAt: at }, at + config.login_timeout))
     const url = await provider.authorizationUrl({
       redirect_uri: `${publicOrigin(input)}${config.callback_path}`,
       scope: config.scopes.join(' '),
       response_type: 'code',
-      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge: hash('sha256', codeVerifier, 'base64url'), // RFC 7636 §4.2, S256
       code_challenge_method: 'S256',
       state,
       nonce,
     })
-    return { location: url.href, cookie: setCookie(stateCookie, state, { maxAgeSeconds: Math.ceil(config.login_timeout / 1000), path: config.callback_path }) }
+    return { location: url.href, cookie: setCookie(secureFor(input, stateCookie), state, { maxAgeSeconds: Math.ceil(config.login_timeout / 1000), path: config.callback_path }) }
   }
 
   async function start(input: CredentialInput): Promise<BrowserAnswer> {
@@ -235,7 +236,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     }
     await storeCall(() => store.put(record))
     logger.info({ session: record.id, issuer: issuer.name, subject: record.subject }, 'signed in')
-    const cookies = [setCookie(cookie, value, { maxAgeSeconds: Math.floor(ttl / 1000) }), clearCookie(stateCookie, config.callback_path)]
+    const cookies = [setCookie(secureFor(input, cookie), value, { maxAgeSeconds: Math.floor(ttl / 1000) }), clearCookie(secureFor(input, stateCookie), config.callback_path)]
     if (config.cookie.same_site === 'strict') {
       // A Strict cookie is not sent on a navigation a cross-site redirect chain began: go on from this origin.
       const href = escapeHtml(pending.returnTo)
@@ -271,7 +272,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     }
     // Not Clear-Site-Data "cookies": it clears the whole registrable domain's cookies (the SSO's and
     // every sibling application's on the company domain), not just this gateway's.
-    return { status: 302, headers: { location, 'set-cookie': clearCookie(cookie), 'cache-control': 'no-store' }, body: '' }
+    return { status: 302, headers: { location, 'set-cookie': clearCookie(secureFor(input, cookie)), 'cache-control': 'no-store' }, body: '' }
   }
 
   async function refreshOnce(input: CredentialInput, record: SessionRecord, value: string): Promise<SessionRecord> {
@@ -332,6 +333,12 @@ export function createSignIn(options: SignInOptions): SignIn {
     if (claims.azp !== undefined && claims.azp !== config.client_id) throw new GatewayError('bad_request', { detail: 'The ID token was issued to another client (azp).' })
     if (typeof claims.sub !== 'string') throw new GatewayError('bad_request', { detail: 'The ID token names no subject.' })
     return claims
+  }
+
+  /** A cookie is Secure whenever the browser reached the gateway over https, unless cookie.secure says false. */
+  function secureFor(input: CredentialInput, settings: CookieSettings): CookieSettings {
+    if (settings.secure || config.cookie.secure === false || !publicOrigin(input).startsWith('https:')) return settings
+    return { ...settings, secure: true }
   }
 
   /** CSRF: a state-changing request carried by the session cookie must come from a page of this gateway. */
