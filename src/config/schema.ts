@@ -99,6 +99,8 @@ const server = z.strictObject({
   tls: tls.optional(),
   /** HTTP/2 by ALPN on a TLS listener, HTTP/1.1 alongside. */
   http2: z.boolean().default(false),
+  /** Request-path workers on the one port (SO_REUSEPORT): `auto` is one per core (src/instance/workers). */
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)], { error: 'server.workers is auto or a whole number from 1 to 256' }).default(1),
 })
 
 const admin = z.strictObject({

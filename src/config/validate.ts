@@ -10,6 +10,7 @@ import { upstreamFindings } from './upstream-checks.ts'
 import { callerFindings } from './caller-checks.ts'
 import { API_KEYS_ISSUER, type AcceptedCredential, type Config } from './schema.ts'
 import { tlsFindings } from './tls-checks.ts'
+import { workersFindings } from './workers-checks.ts'
 import { routesSelectedBy } from './values.ts'
 import { isReservedForConfig } from '../http/index.ts'
 
@@ -113,6 +114,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   findings.push(...callerFindings(config))
   findings.push(...functionFindings(config))
   findings.push(...tlsFindings(config))
+  findings.push(...workersFindings(config))
 
   if (secretRefs.length > 0 && !config.secrets) {
     for (const ref of secretRefs) error(ref.path, `\${secret:${ref.name}} is used but no secrets store is configured (secrets.store)`)

@@ -11,7 +11,7 @@ import {
   type ApiKeyDirectory, type ApiKeyDirectoryRegistry, type Authenticator, type CredentialVerifier, type Introspector, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents,
 } from '../identity/index.ts'
 import { createFunctionRegistry, functionBackend, routeKeyOf, type FunctionPool, type FunctionRegistry } from '../functions/index.ts'
-import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
+import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits, type SharedLimitsTable } from '../limits/index.ts'
 import type { Backend } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { createUpstreamRegistry, upstreamBackend, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
@@ -91,7 +91,7 @@ const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }) }
  */
 export function createRuntimeDeps(
   logger: Logger,
-  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources },
+  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources; sharedLimits?: SharedLimitsTable },
 ): CompileDeps & { closeAll(): Promise<void> } {
   const upstreams = createUpstreamRegistry({ logger, background: options.offline ? null : options.background })
   const functions = createFunctionRegistry(logger, options)
