@@ -11,6 +11,7 @@ import { Client, request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
+import { schemaErrors, type Schema } from '../helpers/json-schema.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred, metricValue, waitFor, waitForText } from '../helpers/wait.ts'
 
@@ -113,6 +114,21 @@ describe('server.workers: 2', () => {
     const ready = (await (await request(`${gateway.adminUrl}/readyz`)).body.json()) as { status: string; checks: Record<string, string> }
     expect(ready).toMatchObject({ status: 'ready', checks: { w1: 'ready', w2: 'ready', workers: '2 of 2 running' } })
   }, 120_000)
+
+  it('answers /api/* for the whole gateway: every worker\'s audit chain in /api/audit/head', async () => {
+    const doc = (await (await request(`${gateway.adminUrl}/api/openapi.json`, { headers: AUTH })).body.json()) as Schema
+    let head: { chain: string; workers: Array<{ worker: string; chain: string; head: { count: number } }> } | undefined
+    await waitFor(async () => {
+      const res = await request(`${gateway.adminUrl}/api/audit/head`, { headers: AUTH })
+      head = res.statusCode === 200 ? ((await res.body.json()) as typeof head) : (await res.body.dump(), undefined)
+      return head?.workers.length === 2 && head.workers.every((w) => w.head.count > 0)
+    }, 'both workers\' chain heads', 30_000)
+    expect(schemaErrors(head, { $ref: '#/components/schemas/AuditHead' }, doc)).toEqual([])
+    expect(head?.workers.map((w) => w.worker)).toEqual(['w1', 'w2'])
+    expect(new Set(head?.workers.map((w) => w.chain)).size).toBe(2)
+    expect(head?.chain).toBe(head?.workers[0]?.chain)
+    expect((await request(`${gateway.adminUrl}/api/audit/head`)).statusCode).toBe(401)
+  }, 60_000)
 
   it('holds a quota and a rate across both workers: one budget, not one per worker', async () => {
     const quota = await Promise.all(Array.from({ length: 100 }, () => fresh('/quota')))

@@ -222,6 +222,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       const result = await reload()
       return sendJson(res, result.ok ? 200 : 422, result)
     }
+    if (path === '/api/audit/head' && method === 'GET') return auditHeads(req, res)
     // /healthz and the rest of /api/*: any worker answers as the gateway would (auth included).
     const slot = running()[0]
     if (!slot) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
@@ -237,6 +238,26 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     res.writeHead(answer.status, pickHeaders(answer.headers))
     res.end(answer.body)
     return false
+  }
+
+  /** The first worker's head, as one gateway answers, and every worker's chain under `workers`. */
+  async function auditHeads(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const live = running()
+    if (live.length === 0) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
+    const answers = await Promise.all(live.map((slot) => ask(slot, 'GET', '/api/audit/head', req.headers.authorization).catch(() => null)))
+    const first = answers[0]
+    if (!first || first.status !== 200) {
+      if (!first) throw new GatewayError('internal_error', { detail: `Worker ${(live[0] as Slot).id} did not answer.` })
+      res.writeHead(first.status, pickHeaders(first.headers))
+      res.end(first.body)
+      return
+    }
+    const heads = answers.flatMap((answer, i) => {
+      if (answer?.status !== 200) return []
+      const { chain, head, checkpoint } = JSON.parse(answer.body) as { chain: string; head: unknown; checkpoint: unknown }
+      return [{ worker: (live[i] as Slot).id, chain, head, checkpoint }]
+    })
+    sendJson(res, 200, { ...(JSON.parse(first.body) as object), workers: heads })
   }
 
   async function metrics(res: ServerResponse): Promise<void> {
