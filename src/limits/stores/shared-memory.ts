@@ -8,8 +8,8 @@
 // of `capacity` slots, a power of two at least twice max_keys. A slot is 128 contiguous bytes (one
 // or two cache lines: a lookup touches nothing else): the entry's value, window and expiry, the
 // key's hash and length, and the key — its characters as bytes when they are ASCII and fit, else
-// 0xFF and the SHA-256 of its UTF-16 code units (no ASCII key starts with 0xFF). Laid out as three
-// separate arrays it cost 3-5x the Map store per lookup (a cache and TLB miss for each).
+// 0xFF and the SHA-256 of its UTF-16 code units (no ASCII key starts with 0xFF). Spread over three
+// arrays, a decision cost 5-13 µs; in one slot about 2 µs (same loop, same loaded machine).
 // One lock (Atomics, a three-state futex mutex) guards the whole table for the length of one take:
 // a take is about a microsecond, so workers rarely meet on it, and one lock makes the check-and-take
 // of all of a request's limits atomic across workers as it is within one.
