@@ -4,7 +4,8 @@
 // connection, and SIGTERM draining both with exit 0. The crash is a real uncaught exception thrown
 // inside one worker, through the inspector protocol (no test hook in the gateway).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { get } from 'node:http'
+import { createServer, get } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client, request } from 'undici'
@@ -210,6 +211,28 @@ describe('server.workers: 2', () => {
     const slow = list.stdout.trim().split('\n').map((line) => JSON.parse(line) as Audited)
     expect(slow).toHaveLength(10)
     expect(new Set(slow.map((r) => r.instance.replace(/^.*\//, ''))).size).toBe(2)
+  }, 120_000)
+})
+
+describe('server.workers: what cannot start', () => {
+  it('says which port is taken, and leaves no worker behind', async () => {
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+    const port = (taken.address() as AddressInfo).port
+    const bad = join(dir, 'taken.yaml')
+    try {
+      await writeFile(bad, stringify({ ...config(), server: { listen: `127.0.0.1:${port}`, workers: 2 }, audit: { sinks: [] } }))
+      const gatewayTaken = await runCli(['serve', '--config', bad], { timeout: 60_000 })
+      expect(gatewayTaken.code).toBe(1)
+      expect(gatewayTaken.stderr).toContain(`bouncer: cannot listen: listen EADDRINUSE: address already in use 127.0.0.1:${port}`)
+
+      await writeFile(bad, stringify({ ...config(), server: { listen: '127.0.0.1:0', workers: 2 }, admin: { listen: `127.0.0.1:${port}` }, audit: { sinks: [] } }))
+      const adminTaken = await runCli(['serve', '--config', bad], { timeout: 60_000 })
+      expect(adminTaken.code).toBe(1) // the workers were drained: the process ends on its own
+      expect(adminTaken.stderr).toContain(`bouncer: cannot listen: listen EADDRINUSE: address already in use 127.0.0.1:${port}`)
+    } finally {
+      taken.close()
+    }
   }, 120_000)
 })
 

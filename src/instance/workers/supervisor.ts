@@ -310,10 +310,23 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks })
   }
 
-  const adminAddress = await new Promise<AddressInfo>((resolve, reject) => {
-    admin.once('error', reject)
-    admin.listen({ host: config.admin.listen.host, port: options.adminPort ?? config.admin.listen.port }, () => resolve(admin.address() as AddressInfo))
-  })
+  let adminAddress: AddressInfo
+  try {
+    adminAddress = await new Promise<AddressInfo>((resolve, reject) => {
+      admin.once('error', reject)
+      admin.listen({ host: config.admin.listen.host, port: options.adminPort ?? config.admin.listen.port }, () => resolve(admin.address() as AddressInfo))
+    })
+  } catch (err) {
+    await stopAll()
+    throw err
+  }
+
+  async function stopAll(): Promise<void> {
+    stopping = true
+    for (const slot of slots) stopWorker(slot, true)
+    await Promise.all(slots.map((s) => s.exited))
+    rmSync(sockets, { recursive: true, force: true })
+  }
 
   return {
     url,
@@ -323,12 +336,9 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     reload,
     async shutdown() {
       if (stopping) return
-      stopping = true
-      for (const slot of slots) stopWorker(slot, true)
-      await Promise.all(slots.map((s) => s.exited))
+      await stopAll()
       admin.close()
       admin.closeAllConnections()
-      rmSync(sockets, { recursive: true, force: true })
     },
   }
 }
