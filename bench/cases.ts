@@ -57,7 +57,7 @@ export async function startUpstream(): Promise<Started & { port: number }> {
 }
 
 /** Writes a config into a temp dir and runs `bouncer serve` on it. */
-export async function startBouncer(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, options: { core?: string | null } = {}): Promise<Started & { url: string; dir: string }> {
+export async function startBouncer(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, options: { core?: string | null; startTimeoutMs?: number } = {}): Promise<Started & { url: string; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'bouncer-bench-'))
   const file = join(dir, 'bouncer.yaml')
   await writeFile(file, stringify({ server: { listen: '127.0.0.1:0' }, admin: { listen: '127.0.0.1:0' }, ...config }))
@@ -68,6 +68,7 @@ export async function startBouncer(config: Record<string, unknown>, env: NodeJS.
   const started = await startProcess(NODE, [join(ROOT, 'bin/bouncer.js'), 'serve', '--config', file], /gateway listening on (\S+)/, {
     env: { BOUNCER_LOG_LEVEL: 'warn', NODE_OPTIONS: `${DEPLOYED_NODE_OPTIONS}${profile}`, ...env },
     core: options.core,
+    startTimeoutMs: options.startTimeoutMs,
   })
   const stop = started.stop
   return Object.assign(started, {

@@ -20,7 +20,7 @@ function workersCase(workers: number, limited: boolean): BenchCase {
         ...(limited ? { limits: [{ name: 'per-ip', key: 'ip', rate: '1000000/s' }] } : {}),
         upstreams: [{ name: 'api', url: `http://127.0.0.1:${ctx.upstreamPort}`, max_connections: 64 }],
         routes: [{ id: 'all', path: '/*', upstream: 'api', public: true, ...(limited ? { limits: ['per-ip'] } : {}) }],
-      }, {}, { core: null })
+      }, {}, { core: null, startTimeoutMs: 120_000 }) // N isolates each load the whole gateway: slow on a busy machine
       return { url: `${gateway.url}/`, measured: gateway, stop: () => gateway.stop() }
     },
   }

@@ -27,7 +27,8 @@ let held = deferred()
 
 function config(extraRoutes: object[] = []) {
   return {
-    server: { listen: '127.0.0.1:0', workers: 2, shutdown_timeout: '20s' },
+    // keep_alive_timeout: the crash test's connection must outlive a slow restart on a busy machine.
+    server: { listen: '127.0.0.1:0', workers: 2, shutdown_timeout: '20s', keep_alive_timeout: '120s' },
     admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
     limits: [
@@ -86,8 +87,8 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-type': 'text/plain' }).end('ok')
   })
   await writeFile(file, stringify(config()))
-  gateway = await startServe(['--config', file], { nodeArgs: ['--inspect=127.0.0.1:0'] })
-}, 60_000)
+  gateway = await startServe(['--config', file], { nodeArgs: ['--inspect=127.0.0.1:0'], startTimeout: 90_000 })
+}, 120_000)
 
 afterAll(async () => {
   held.resolve()
@@ -147,7 +148,7 @@ describe('server.workers: 2', () => {
     expect(passed).toBeLessThanOrEqual(32)
   }, 120_000)
 
-  it('reloads both workers on SIGHUP', async () => {
+  it('reloads both workers on SIGHUP and POST /api/reload', async () => {
     expect((await fresh('/added')).status).toBe(404)
     await writeFile(file, stringify(config([{ id: 'added', path: '/added', upstream: 'api', public: true }])))
     gateway.child.kill('SIGHUP')
@@ -156,6 +157,20 @@ describe('server.workers: 2', () => {
     const answers = await Promise.all(Array.from({ length: 20 }, () => fresh('/added')))
     expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200))
     expect(new Set((await instancesOf(answers.map((a) => a.requestId))).values()).size).toBe(2)
+
+    // POST /api/reload reaches both too, behind the admin credential; a broken file is refused by both.
+    expect((await request(`${gateway.adminUrl}/api/reload`, { method: 'POST' })).statusCode).toBe(401)
+    const reloaded = await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: AUTH })
+    expect(reloaded.statusCode).toBe(200)
+    expect(await reloaded.body.json()).toMatchObject({ ok: true, generation: 3 })
+    const reloads = (worker: string) => gateway.stderr().split('\n').filter((l) => l.includes(`"worker":"${worker}"`) && l.includes('"msg":"config reloaded"')).length
+    expect([reloads('w1'), reloads('w2')]).toEqual([2, 2])
+    await writeFile(file, 'server: [not, a, mapping]\n')
+    const refused = await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: AUTH })
+    expect(refused.statusCode).toBe(422)
+    expect(await refused.body.json()).toMatchObject({ ok: false, errors: [expect.stringContaining('server')] })
+    await writeFile(file, stringify(config([{ id: 'added', path: '/added', upstream: 'api', public: true }])))
+    expect((await fresh('/added')).status).toBe(200) // the running config kept serving
   }, 120_000)
 
   it('replaces a crashed worker while the other keeps its connections', async () => {
