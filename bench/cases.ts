@@ -13,7 +13,7 @@ import { BENCH_AUDIENCE, type BenchIssuer } from './lib/issuer.ts'
 import { nginxAvailability, startNginx } from './lib/nginx.ts'
 import { PIPELINE_TRACEPARENT, pipelineConfig } from './lib/pipeline-config.ts'
 import { LOAD_CORE, pinThreads, startProcess, type Started } from './lib/processes.ts'
-import { WORKER_CASES } from './workers.ts'
+import { OPT_IN_WORKER_CASES, WORKER_CASES } from './workers.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 /** What deploy/bouncer.service and the Dockerfile set (a test keeps the three the same). */
@@ -323,3 +323,6 @@ export const CASES: BenchCase[] = [
   streaming(fastifyProxy, '(e) fastify + reply-from, 1 MB'), streaming(bouncerBare, '(c) Bouncer, bare proxy, 1 MB'),
   functionPlain, functionEcho, ...WORKER_CASES,
 ]
+
+/** Cases that run only when `--cases` names them. */
+export const OPT_IN_CASES: BenchCase[] = [...OPT_IN_WORKER_CASES]
