@@ -183,6 +183,8 @@ describe('server.workers: 2', () => {
     const keeper = (await instancesOf([String(first.headers['x-request-id'])])).values().next().value as string
     const victim = keeper.endsWith('/w1') ? 'w2' : 'w1'
 
+    const series = 'bouncer_requests_total{route="open",status="200",decision="allow"}'
+    const before = (await metricValue(gateway.adminUrl, series)) as number
     const crashedAt = new Date().toISOString()
     await crashWorker(victim)
     await waitForText(gateway.stderr, new RegExp(`"worker":"${victim}".*"msg":"worker stopped: starting a replacement"`), 30_000)
@@ -197,6 +199,8 @@ describe('server.workers: 2', () => {
     }
     expect(connects).toBe(1)
     await client.close()
+    // The victim's count stayed in the total (kept from its last scrape): counters never go back.
+    expect(await metricValue(gateway.adminUrl, series)).toBe(before + 5)
 
     // The replacement answers new connections, in the victim's chain.
     await waitFor(async () => {
