@@ -15,6 +15,7 @@ import { BENCH_AUDIENCE, type BenchIssuer } from './lib/issuer.ts'
 import { nginxAvailability, startNginx } from './lib/nginx.ts'
 import { PIPELINE_TRACEPARENT, pipelineConfig } from './lib/pipeline-config.ts'
 import { LOAD_CORE, pinThreads, startProcess, type Started } from './lib/processes.ts'
+import { OPT_IN_WORKER_CASES, WORKER_CASES } from './workers.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 /** What deploy/bouncer.service and the Dockerfile set (a test keeps the three the same). */
@@ -58,7 +59,7 @@ export async function startUpstream(): Promise<Started & { port: number }> {
 }
 
 /** Writes a config into a temp dir and runs `bouncer serve` on it. */
-export async function startBouncer(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<Started & { url: string; dir: string }> {
+export async function startBouncer(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, options: { core?: string | null; startTimeoutMs?: number } = {}): Promise<Started & { url: string; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'bouncer-bench-'))
   const file = join(dir, 'bouncer.yaml')
   await writeFile(file, stringify({ server: { listen: '127.0.0.1:0' }, admin: { listen: '127.0.0.1:0' }, ...config }))
@@ -68,6 +69,8 @@ export async function startBouncer(config: Record<string, unknown>, env: NodeJS.
   const profile = process.env.BENCH_CPU_PROF_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}` : ''
   const started = await startProcess(NODE, [join(ROOT, 'bin/bouncer.js'), 'serve', '--config', file], /gateway listening on (\S+)/, {
     env: { BOUNCER_LOG_LEVEL: 'warn', NODE_OPTIONS: `${DEPLOYED_NODE_OPTIONS}${profile}`, ...env },
+    core: options.core,
+    startTimeoutMs: options.startTimeoutMs,
   })
   const stop = started.stop
   return Object.assign(started, {
@@ -348,5 +351,8 @@ export const CASES: BenchCase[] = [
   auditCase(false), auditCase(true), bouncerJwtCached, bouncerApiKey, bouncerSession, bouncerCredentialAssertion, coldCase('ES256'), coldCase('RS256'),
   streaming(upstreamAlone, '(a) upstream alone, 1 MB'), streaming(nginxProxy, '(b) nginx, 1 MB'),
   streaming(fastifyProxy, '(e) fastify + reply-from, 1 MB'), streaming(bouncerBare, '(c) Bouncer, bare proxy, 1 MB'),
-  functionPlain, functionEcho,
+  functionPlain, functionEcho, ...WORKER_CASES,
 ]
+
+/** Cases that run only when `--cases` names them. */
+export const OPT_IN_CASES: BenchCase[] = [...OPT_IN_WORKER_CASES]

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { CASES, CaseSkipped, startUpstream, type BenchCase, type RunningCase } from './cases.ts'
+import { CASES, CaseSkipped, OPT_IN_CASES, startUpstream, type BenchCase, type RunningCase } from './cases.ts'
 import { summarise } from './profile-summary.ts'
 import { runSweep, type SweepName, type SweepPoint } from './sweep.ts'
 import { targetsTable } from './targets.ts'
@@ -159,7 +159,7 @@ export function sweepTable(points: SweepPoint[]): string {
 }
 
 export async function runBench(options: BenchOptions): Promise<{ results: CaseResult[]; sweeps: SweepPoint[] }> {
-  const selected = options.cases ? CASES.filter((c) => options.cases?.includes(c.id)) : CASES
+  const selected = options.cases ? [...CASES, ...OPT_IN_CASES].filter((c) => options.cases?.includes(c.id)) : CASES
   const upstream = await startUpstream()
   const issuer = await startBenchIssuer()
   const dir = await mkdtemp(join(tmpdir(), 'bouncer-bench-'))

@@ -22,7 +22,7 @@ export interface Started {
 }
 
 /** Starts a process and waits for a line matching `ready` (null: does not wait; the caller probes). */
-export async function startProcess(command: string, args: string[], ready: RegExp | null, options: { env?: NodeJS.ProcessEnv; core?: string | null } = {}): Promise<Started & { match: RegExpExecArray }> {
+export async function startProcess(command: string, args: string[], ready: RegExp | null, options: { env?: NodeJS.ProcessEnv; core?: string | null; startTimeoutMs?: number } = {}): Promise<Started & { match: RegExpExecArray }> {
   const [cmd, argv] = pinned(options.core === undefined ? SERVER_CORE : options.core, command, args)
   const child = spawn(cmd, argv, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
@@ -33,7 +33,7 @@ export async function startProcess(command: string, args: string[], ready: RegEx
       child.once('exit', (code) => reject(new Error(`${command} exited with ${code}:\n${output}`)))
       return resolve(Object.assign([''], { index: 0, input: '' }) as RegExpExecArray)
     }
-    const timer = setTimeout(() => reject(new Error(`${command} did not start:\n${output}`)), 20_000)
+    const timer = setTimeout(() => reject(new Error(`${command} did not start:\n${output}`)), options.startTimeoutMs ?? 20_000)
     const onData = (data: Buffer) => {
       output += data.toString()
       const found = ready.exec(output)

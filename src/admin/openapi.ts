@@ -21,6 +21,8 @@ const object = (properties: Record<string, JsonSchema>, description?: string): J
   required: Object.keys(properties),
   additionalProperties: false,
 })
+/** An object schema with properties that may be absent. */
+const withOptional = (schema: JsonSchema, optional: Record<string, JsonSchema>): JsonSchema => ({ ...schema, properties: { ...(schema.properties as Record<string, JsonSchema>), ...optional } })
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
 const configRef = (pointer: string) => ({ $ref: `#/components/schemas/Config/${pointer}` })
 const ROUTE = 'properties/routes/items/properties'
@@ -164,12 +166,23 @@ const schemas: Record<string, JsonSchema> = {
     kid: { type: 'string', description: "the signing key's RFC 7638 thumbprint" },
     sig: { type: 'string', description: 'Ed25519 over the canonical JSON of the other fields, base64url' },
   }, 'A signed checkpoint of the chain head: what bouncer audit verify measures the log against.'),
-  AuditHead: object({
+  AuditHead: withOptional(object({
     chain: string,
     head: object({ count: integer, id: orNull('string'), hash: string }, 'The newest record in every sink (or durably spilled).'),
     checkpoint: { anyOf: [ref('Checkpoint'), { type: 'null' }] },
     checkpoint_file: string,
     key: object({ kid: string, kty: { const: 'OKP' }, crv: { const: 'Ed25519' }, x: string }, 'The public key that checks the checkpoints.'),
+  }), {
+    workers: {
+      type: 'array',
+      description: 'With server.workers above 1: each worker\'s chain (each writes its own); the fields above are the first worker\'s.',
+      items: object({
+        worker: string,
+        chain: string,
+        head: object({ count: integer, id: orNull('string'), hash: string }),
+        checkpoint: { anyOf: [ref('Checkpoint'), { type: 'null' }] },
+      }),
+    },
   }),
   Approval: object({
     id: string,

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { ConfigError, startGateway } from '../instance/index.ts'
+import { ConfigError, startServing } from '../instance/index.ts'
 import { configOption, findConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 
@@ -29,7 +29,7 @@ export function registerServe(program: Command): void {
       const configFile = findConfig(opts.config)
       let gateway
       try {
-        gateway = await startGateway({
+        gateway = await startServing({
           configFile,
           port: portOption(opts.port, '--port'),
           adminPort: portOption(opts.adminPort, '--admin-port'),
@@ -78,7 +78,7 @@ export function registerServe(program: Command): void {
         gateway.background.failed('uncaught_exception', err, { message: 'an uncaught exception: draining, then exiting 1' })
         if (crashed) process.exit(1)
         crashed = true
-        setTimeout(() => process.exit(1), gateway.state.runtime.config.server.shutdown_timeout + HARD_EXIT_MARGIN_MS)
+        setTimeout(() => process.exit(1), gateway.config().server.shutdown_timeout + HARD_EXIT_MARGIN_MS)
         stop('uncaughtException')
       })
       // Announced last: a supervisor or test that signals the process as soon as it reads these
@@ -86,7 +86,7 @@ export function registerServe(program: Command): void {
       // killed 12 of 15 processes that installed their handler after printing).
       console.log(`gateway listening on ${gateway.url}`)
       console.log(`admin listening on ${gateway.adminUrl}`)
-      if (!gateway.state.runtime.config.admin.token) {
+      if (!gateway.config().admin.token) {
         console.error('admin API disabled: no admin.token is configured, so /api/* answers 401') // a finding: stderr
       }
     })

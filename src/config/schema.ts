@@ -81,6 +81,8 @@ const tls = z.strictObject({
   client_auth: z.enum(['none', 'optional', 'require'], { error: 'client_auth is none, optional or require' }).optional(),
 }).transform((value) => ({ ...value, client_auth: value.client_auth ?? (value.client_ca === undefined ? 'none' as const : 'optional' as const) }))
 
+const WORKERS = 'workers is auto (one per core) or a whole number from 1 to 256'
+
 const server = z.strictObject({
   listen: listen.prefault('127.0.0.1:8080'),
   trusted_proxies: z.array(cidr).default([]),
@@ -101,6 +103,8 @@ const server = z.strictObject({
   tls: tls.optional(),
   /** HTTP/2 by ALPN on a TLS listener, HTTP/1.1 alongside. */
   http2: z.boolean().default(false),
+  /** Request-path workers on the one port (SO_REUSEPORT): `auto` is one per core (src/instance/workers). */
+  workers: z.union([z.literal('auto'), z.number().int(WORKERS).min(1, WORKERS).max(256, WORKERS)], { error: WORKERS }).default(1),
 })
 
 const admin = z.strictObject({

@@ -14,6 +14,7 @@ import { exchangeFindings } from './exchange-checks.ts'
 import { signInFindings } from './sign-in-checks.ts'
 import { API_KEYS_ISSUER, type AcceptedCredential, type Config } from './schema.ts'
 import { tlsFindings } from './tls-checks.ts'
+import { workersFindings } from './workers-checks.ts'
 import { routesSelectedBy } from './values.ts'
 import { isReservedForConfig } from '../http/index.ts'
 
@@ -124,6 +125,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   findings.push(...mcpFindings(config))
   findings.push(...tlsFindings(config))
   findings.push(...exchangeFindings(config))
+  findings.push(...workersFindings(config))
 
   if (secretRefs.length > 0 && !config.secrets) {
     for (const ref of secretRefs) error(ref.path, `\${secret:${ref.name}} is used but no secrets store is configured (secrets.store)`)

@@ -14,7 +14,7 @@ import {
 } from '../identity/index.ts'
 import { compileDataset, createDatasourceRegistry, datasetBackend, datasetSchemaBackend, type Datasource, type DatasetRoute, type DatasourceRegistry } from '../datasets/index.ts'
 import { createFunctionRegistry, functionBackend, routeKeyOf, type FunctionPool, type FunctionRegistry } from '../functions/index.ts'
-import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
+import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits, type SharedLimitsTable } from '../limits/index.ts'
 import { compileMcp, createAgentsRegistry, type AgentsRegistry, type CompiledMcp, type ToolRoute } from '../agents/index.ts'
 import type { Backend, InternalDispatch } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
@@ -108,7 +108,7 @@ const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }), exchangeK
  */
 export function createRuntimeDeps(
   logger: Logger,
-  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources },
+  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources; sharedLimits?: SharedLimitsTable },
 ): CompileDeps & { closeAll(): Promise<void> } {
   const upstreams = createUpstreamRegistry({ logger, background: options.offline ? null : options.background })
   const functions = createFunctionRegistry(logger, options)

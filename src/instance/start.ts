@@ -1,7 +1,7 @@
 // A running gateway: config loaded and compiled, gateway and admin listeners bound, reload and
 // graceful shutdown. `bouncer serve`, the demo and the integration tests all start gateways here.
 import { once } from 'node:events'
-import type { AddressInfo, Server as NetServer } from 'node:net'
+import type { AddressInfo, ListenOptions, Server as NetServer } from 'node:net'
 import { adminRoutes, createAdminServer } from '../admin/index.ts'
 import { createAuditLog } from '../audit/index.ts'
 import { listenUrl, loadConfigFile } from '../config/index.ts'
@@ -14,6 +14,7 @@ import { readiness } from './readiness.ts'
 import { createReload, type ReloadResult } from './reload.ts'
 import { startSecretsRefresh } from './secrets-refresh.ts'
 import { createShutdown } from './shutdown.ts'
+import { workerAuditConfig, type WorkerRole } from './workers/role.ts'
 
 export interface StartOptions {
   configFile: string
@@ -22,6 +23,8 @@ export interface StartOptions {
   adminPort?: number
   logger?: Logger
   env?: NodeJS.ProcessEnv
+  /** One of server.workers' request-path workers (src/instance/workers): shares the port and the limits table. */
+  worker?: WorkerRole
 }
 
 export interface GatewayInstance {
@@ -41,7 +44,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const loaded = await loadConfigFile(options.configFile, env)
   if (!loaded.config) throw new ConfigError(diagnosticLines(loaded, 'error'))
   const config = loaded.config
-  const logger = options.logger ?? createLogger({ level: config.telemetry.log_level })
+  const root = options.logger ?? createLogger({ level: config.telemetry.log_level })
+  const logger = options.worker ? root.child({ worker: options.worker.id }) : root
   for (const line of diagnosticLines(loaded, 'warning')) logger.warn(line)
 
   const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values() })
@@ -49,6 +53,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const tracing = await startTracing(config.telemetry)
   const compile = createRuntimeDeps(logger, {
     background,
+    sharedLimits: options.worker?.sharedLimits,
     keySetEvents: { refreshed: (issuer) => metrics.keySetEvent(issuer, true), failed: (issuer) => metrics.keySetEvent(issuer, false) },
     // The gateway's JWKS endpoint publishes the keys of the signer in force (it changes on reload).
     builtIns: {
@@ -62,7 +67,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const prepareDeps: PrepareDeps = { logger, background, env, compile }
 
   const first = prepare({ ...loaded, config }, null, prepareDeps)
-  const audit = createAuditLog(config.audit, logger, background, first.secrets.store) // its checkpoint key may live in the store
+  const audit = createAuditLog(options.worker ? workerAuditConfig(config.audit, options.worker.id, env) : config.audit, logger, background, first.secrets.store) // its checkpoint key may live in the store
   const state: GatewayState = {
     runtime: first.runtime,
     logger,
@@ -91,14 +96,16 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     readiness: () => readiness(state),
   })
 
-  const gatewayAddress = await listen(gatewayServer.server, config.server.listen.host, options.port ?? config.server.listen.port)
-  const adminAddress = await listen(adminServer, config.admin.listen.host, options.adminPort ?? config.admin.listen.port)
+  const gatewayAddress = await listen(gatewayServer.server, { host: config.server.listen.host, port: options.port ?? config.server.listen.port, reusePort: options.worker !== undefined })
+  // A worker's admin listener is a socket only its primary reaches: the primary speaks for the gateway.
+  const adminAddress = options.worker ? null : await listen(adminServer, { host: config.admin.listen.host, port: options.adminPort ?? config.admin.listen.port })
+  if (options.worker) await listen(adminServer, { path: options.worker.adminSocket })
   const refresh = startSecretsRefresh(live, background)
   const reload = createReload(live, { ...prepareDeps, configFile: options.configFile, gatewayServer, refresh })
 
   return {
     url: listenUrl(gatewayAddress.address, gatewayAddress.port, gatewayServer.secure ? 'https' : 'http'),
-    adminUrl: listenUrl(adminAddress.address, adminAddress.port),
+    adminUrl: adminAddress ? listenUrl(adminAddress.address, adminAddress.port) : `unix:${options.worker?.adminSocket}`,
     state,
     logger,
     background,
@@ -107,8 +114,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   }
 }
 
-async function listen(server: NetServer, host: string, port: number): Promise<AddressInfo> {
-  server.listen(port, host)
+async function listen(server: NetServer, where: ListenOptions): Promise<AddressInfo> {
+  server.listen(where)
   await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))])
   return server.address() as AddressInfo
 }

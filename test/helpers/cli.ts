@@ -45,14 +45,15 @@ export interface ServeProcess {
 }
 
 /** Starts `bouncer serve` and waits until it prints both listener lines. */
-export async function startServe(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } & Launch = {}): Promise<ServeProcess> {
+/** `startTimeout`: how long it may take to print its listener lines (several workers start slower). */
+export async function startServe(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; startTimeout?: number } & Launch = {}): Promise<ServeProcess> {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.bin ?? BIN, 'serve', ...args], { env: { ...process.env, ...options.env }, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
   const exited = once(child, 'exit').then(([code]) => code as number | null)
   const urls = await new Promise<{ url: string; adminUrl: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stdout}\n${stderr}`)), 20_000)
+    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stdout}\n${stderr}`)), options.startTimeout ?? 20_000)
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString()
       const gateway = /gateway listening on (\S+)/.exec(stdout)

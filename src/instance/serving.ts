@@ -1,0 +1,36 @@
+// What `bouncer serve` runs: one gateway in this process (server.workers: 1, the default), or a
+// primary and its request-path worker threads (src/instance/workers) when the config asks for more.
+import { loadConfigFile, workerCount, type Config } from '../config/index.ts'
+import { createLogger, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
+import { ConfigError, diagnosticLines } from './prepare.ts'
+import type { ReloadResult } from './reload.ts'
+import { startGateway, type StartOptions } from './start.ts'
+import { startWorkers } from './workers/supervisor.ts'
+
+export interface Serving {
+  readonly url: string
+  readonly adminUrl: string
+  readonly logger: Logger
+  readonly background: BackgroundTasks
+  /** How many request-path workers serve (1: this process's own event loop). */
+  readonly workers: number
+  /** The config in force (with workers, the one they started with: shutdown_timeout, admin.token). */
+  config(): Config
+  reload(): Promise<ReloadResult>
+  shutdown(): Promise<void>
+}
+
+export async function startServing(options: StartOptions): Promise<Serving> {
+  const env = options.env ?? process.env
+  const loaded = await loadConfigFile(options.configFile, env)
+  if (!loaded.config) throw new ConfigError(diagnosticLines(loaded, 'error'))
+  const config = loaded.config
+  const count = workerCount(config.server)
+  if (count <= 1) {
+    const gateway = await startGateway(options)
+    return { ...gateway, workers: 1, config: () => gateway.state.runtime.config }
+  }
+  const logger = options.logger ?? createLogger({ level: config.telemetry.log_level })
+  const workers = await startWorkers({ configFile: options.configFile, config, count, port: options.port, adminPort: options.adminPort, logger, env })
+  return { ...workers, workers: count, config: () => config }
+}

@@ -1,0 +1,28 @@
+// What makes a gateway one of server.workers' request-path workers rather than the whole gateway.
+import { join } from 'node:path'
+import { checkpointPathOf, instanceIdOf } from '../../audit/index.ts'
+import type { AuditConfig } from '../../config/index.ts'
+import type { SharedLimitsTable } from '../../limits/index.ts'
+
+export interface WorkerRole {
+  /** `w1`, `w2`, …: a restarted worker keeps its id, so it continues its audit chain. */
+  id: string
+  /** The memory limits store every worker shares (the primary made it). */
+  sharedLimits?: SharedLimitsTable
+  /** Where its admin listener is: a Unix socket in a directory only the primary's user reads. */
+  adminSocket: string
+}
+
+/**
+ * Each worker writes its own audit chain (a chain is one writer's sequence): records say
+ * `<instance>/w1`, and the chain's state and spill files live in `<spill_dir>/w1`. The checkpoint
+ * file stays the gateway's one file (each line names its chain), where `audit verify` reads it.
+ */
+export function workerAuditConfig(audit: AuditConfig, id: string, env: NodeJS.ProcessEnv = process.env): AuditConfig {
+  return {
+    ...audit,
+    instance_id: `${instanceIdOf(audit.instance_id, env)}/${id}`,
+    spill_dir: join(audit.spill_dir, id),
+    checkpoint_path: checkpointPathOf(audit),
+  }
+}

@@ -1,0 +1,396 @@
+// server.workers > 1: the primary. It serves no gateway requests itself; it starts N worker threads
+// (thread.ts), each a whole gateway on the one port by SO_REUSEPORT, so the kernel spreads new
+// connections over them; it holds the limits table they share; it keeps the admin listener, which
+// speaks for the whole gateway (merged /metrics and /readyz, reload to every worker, the rest of
+// /api/* answered by a worker over its private socket); it sends SIGHUP's reload and SIGTERM's
+// drain to every worker; and it replaces a worker that ends on its own (a crash) while the others
+// keep their connections.
+//
+// Threads, not processes: one table in a SharedArrayBuffer keeps every limit exact across workers
+// with a lock held for a microsecond, where processes would need a round trip to an owner per
+// request; a thread's crash (an uncaught exception, its heap limit) still ends only that thread.
+// What a thread cannot survive is what ends the process (a native crash, the process's memory).
+import { once } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import { randomUUID } from 'node:crypto'
+import { listenUrl, type Config } from '../../config/index.ts'
+import { asGatewayError, GatewayError, sendProblem } from '../../errors/index.ts'
+import { createSharedLimitsTable } from '../../limits/index.ts'
+import { BACKGROUND_TASKS, createBackgroundTasks, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
+import { ConfigError } from '../prepare.ts'
+import type { ReloadResult } from '../reload.ts'
+import type { FromThread, ThreadData, ToThread } from './messages.ts'
+import { carry, mergeMetrics, parseMetrics, type Families } from './metrics-merge.ts'
+
+const THREAD_URL = new URL(import.meta.url.endsWith('.ts') ? './thread.ts' : './thread.js', import.meta.url)
+/** A drain that has not ended the thread this long past shutdown_timeout is cut short. */
+const HARD_STOP_MARGIN_MS = 5_000
+/** A replacement waits this long after a crash, doubling while crashes follow each other (to 5 s). */
+const FIRST_BACKOFF_MS = 100
+const MAX_BACKOFF_MS = 5_000
+
+export interface WorkersOptions {
+  configFile: string
+  config: Config
+  count: number
+  port?: number
+  adminPort?: number
+  logger: Logger
+  env: NodeJS.ProcessEnv
+}
+
+export interface Workers {
+  readonly url: string
+  readonly adminUrl: string
+  readonly logger: Logger
+  readonly background: BackgroundTasks
+  reload(): Promise<ReloadResult>
+  shutdown(): Promise<void>
+}
+
+type SlotState = 'starting' | 'running' | 'draining' | 'stopped'
+
+interface Slot {
+  id: string
+  socket: string
+  thread: Worker | null
+  state: SlotState
+  startedAt: number
+  restarts: number
+  /** Crashes in a row, for the backoff (a worker that ran a minute starts again at once). */
+  streak: number
+  threadId: number | null
+  /** Its /metrics as last scraped: what it leaves behind if it stops. */
+  lastMetrics: Families | null
+  reloads: Map<number, (result: ReloadResult) => void>
+  exited: Promise<void> | null
+}
+
+export async function startWorkers(options: WorkersOptions): Promise<Workers> {
+  const { config, logger } = options
+  const failures = new Map<BackgroundTask, number>()
+  const background = createBackgroundTasks(logger, { backgroundFailed: (task) => failures.set(task, (failures.get(task) ?? 0) + 1) })
+  const maxKeys = config.limits_store.type === 'memory' ? config.limits_store.max_keys : 100_000
+  const sharedLimits = createSharedLimitsTable(maxKeys)
+  const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
+  const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
+    id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0,
+    threadId: null, lastMetrics: null, reloads: new Map(), exited: null,
+  }))
+  const carried: Families = new Map()
+  let port = options.port ?? config.server.listen.port
+  let url = ''
+  let stopping = false
+  let nextReload = 1
+
+  /** Starts a worker; resolves when it listens, rejects with why it could not start. */
+  function start(slot: Slot): Promise<void> {
+    const data: ThreadData = { configFile: options.configFile, port, role: { id: slot.id, sharedLimits, adminSocket: slot.socket }, env: options.env }
+    rmSync(slot.socket, { force: true })
+    const thread = new Worker(THREAD_URL, { workerData: data, env: options.env, name: `bouncer ${slot.id}` })
+    slot.thread = thread
+    slot.state = 'starting'
+    slot.threadId = thread.threadId
+    let ready: (() => void) | null = null
+    let failed: ((err: Error) => void) | null = null
+    const started = new Promise<void>((resolve, reject) => {
+      ready = resolve
+      failed = reject
+    })
+    thread.on('message', (message: FromThread) => {
+      switch (message.type) {
+        case 'ready':
+          slot.state = 'running'
+          slot.startedAt = Date.now()
+          if (url === '') {
+            url = message.url
+            port = message.port // --port 0: the first worker's port is every worker's
+          }
+          logger.info({ worker: slot.id, thread: thread.threadId }, 'worker listening')
+          ready?.()
+          break
+        case 'failed':
+          failed?.(message.lines ? new ConfigError(message.lines) : Object.assign(new Error(message.message), { code: message.code ?? undefined }))
+          break
+        case 'reloaded':
+          slot.reloads.get(message.id)?.(message.result)
+          slot.reloads.delete(message.id)
+          break
+      }
+    })
+    thread.on('error', (err) => logger.error({ err, worker: slot.id }, 'worker failed'))
+    slot.exited = once(thread, 'exit').then(([code]) => {
+      failed?.(new Error(`worker ${slot.id} ended with code ${code as number} before it listened`)) // a no-op once it did
+      exited(slot, thread, code as number)
+    })
+    return started
+  }
+
+  function exited(slot: Slot, thread: Worker, code: number): void {
+    if (slot.thread !== thread) return
+    const wasRunning = slot.state === 'running' || slot.state === 'draining'
+    slot.thread = null
+    slot.threadId = null
+    for (const done of slot.reloads.values()) done({ ok: false, errors: [`worker ${slot.id} stopped during the reload`] })
+    slot.reloads.clear()
+    if (slot.lastMetrics) carry(carried, slot.lastMetrics)
+    slot.lastMetrics = null
+    if (stopping) {
+      slot.state = 'stopped'
+      return
+    }
+    // Ended on its own (a crash), or was stopped to be replaced: a new one takes its place.
+    slot.state = 'stopped'
+    slot.restarts++
+    slot.streak = wasRunning && Date.now() - slot.startedAt > 60_000 ? 1 : slot.streak + 1
+    const delay = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** (slot.streak - 1))
+    logger.error({ worker: slot.id, code, restart_in_ms: delay }, 'worker stopped: starting a replacement')
+    setTimeout(() => {
+      if (stopping) return
+      start(slot).catch((err: unknown) => logger.error({ err, worker: slot.id }, 'the replacement worker could not start'))
+    }, delay).unref()
+  }
+
+  function running(): Slot[] {
+    return slots.filter((s) => s.state === 'running' && s.thread !== null)
+  }
+
+  function reloadOne(slot: Slot): Promise<ReloadResult> {
+    const id = nextReload++
+    return new Promise((resolve) => {
+      slot.reloads.set(id, resolve)
+      slot.thread?.postMessage({ type: 'reload', id } satisfies ToThread)
+    })
+  }
+
+  async function reload(): Promise<ReloadResult> {
+    const live = running()
+    if (live.length === 0) return { ok: false, errors: ['no worker is running (a replacement is starting)'] }
+    const results = await Promise.all(live.map(reloadOne))
+    return results.find((r) => !r.ok) ?? (results[0] as ReloadResult)
+  }
+
+  /** Stops one worker: drained, or at once. */
+  function stopWorker(slot: Slot, drain: boolean): void {
+    const thread = slot.thread
+    if (!thread) return
+    if (!drain) {
+      void thread.terminate()
+      return
+    }
+    slot.state = 'draining'
+    thread.postMessage({ type: 'drain' } satisfies ToThread)
+    setTimeout(() => {
+      if (slot.thread === thread) void thread.terminate()
+    }, config.server.shutdown_timeout + HARD_STOP_MARGIN_MS).unref()
+  }
+
+  // The first worker alone: it creates what the others then share (the audit log's tables, the
+  // checkpoint key, the port when it is 0). Then the rest together.
+  try {
+    await start(slots[0] as Slot)
+    await Promise.all(slots.slice(1).map(start))
+  } catch (err) {
+    stopping = true
+    for (const slot of slots) stopWorker(slot, false)
+    await Promise.all(slots.map((s) => s.exited))
+    rmSync(sockets, { recursive: true, force: true })
+    throw err
+  }
+
+  const admin = createServer({ maxHeaderSize: 16_384 }, (req, res) => {
+    const requestId = randomUUID()
+    serveAdmin(req, res).catch((err: unknown) => {
+      const error = asGatewayError(err)
+      if (error.code === 'internal_error') logger.error({ err: error.cause ?? err, path: req.url }, 'admin request failed')
+      sendProblem(res, error, requestId, req.method === 'HEAD')
+    })
+  })
+
+  async function serveAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://admin').pathname.replace(/\/+$/, '')
+    const method = req.method ?? 'GET'
+    if (path === '/metrics' && (method === 'GET' || method === 'HEAD')) return metrics(res)
+    if (path === '/readyz' && (method === 'GET' || method === 'HEAD')) return readyz(res)
+    if (path === '/api/reload' && method === 'POST') {
+      if (!(await authorized(req, res))) return
+      const result = await reload()
+      return sendJson(res, result.ok ? 200 : 422, result)
+    }
+    if (path === '/api/audit/head' && method === 'GET') return auditHeads(req, res)
+    // /healthz and the rest of /api/*: any worker answers as the gateway would (auth included).
+    const slot = running()[0]
+    if (!slot) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
+    await pipeTo(slot, req, res)
+  }
+
+  /** An /api/* request the primary answers itself is let in when a worker accepts its credential. */
+  async function authorized(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const slot = running()[0]
+    if (!slot) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
+    const answer = await ask(slot, 'GET', '/api/openapi.json', req.headers.authorization)
+    if (answer.status === 200) return true
+    res.writeHead(answer.status, pickHeaders(answer.headers))
+    res.end(answer.body)
+    return false
+  }
+
+  /** The first worker's head, as one gateway answers, and every worker's chain under `workers`. */
+  async function auditHeads(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const live = running()
+    if (live.length === 0) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
+    const answers = await Promise.all(live.map((slot) => ask(slot, 'GET', '/api/audit/head', req.headers.authorization).catch(() => null)))
+    const first = answers[0]
+    if (!first || first.status !== 200) {
+      if (!first) throw new GatewayError('internal_error', { detail: `Worker ${(live[0] as Slot).id} did not answer.` })
+      res.writeHead(first.status, pickHeaders(first.headers))
+      res.end(first.body)
+      return
+    }
+    const heads = answers.flatMap((answer, i) => {
+      if (answer?.status !== 200) return []
+      const { chain, head, checkpoint } = JSON.parse(answer.body) as { chain: string; head: unknown; checkpoint: unknown }
+      return [{ worker: (live[i] as Slot).id, chain, head, checkpoint }]
+    })
+    sendJson(res, 200, { ...(JSON.parse(first.body) as object), workers: heads })
+  }
+
+  async function metrics(res: ServerResponse): Promise<void> {
+    const live = running()
+    const texts = await Promise.all(live.map(async (slot) => {
+      const answer = await ask(slot, 'GET', '/metrics').catch(() => null)
+      if (answer?.status !== 200) return null
+      const families = parseMetrics(answer.body)
+      slot.lastMetrics = families
+      return families
+    }))
+    const own = parseMetrics(primaryMetrics())
+    const body = mergeMetrics([...texts.filter((t): t is Families => t !== null), own], carried)
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+    res.end(body)
+  }
+
+  function primaryMetrics(): string {
+    const byState = new Map<SlotState, number>([['starting', 0], ['running', 0], ['draining', 0], ['stopped', 0]])
+    for (const slot of slots) byState.set(slot.state, (byState.get(slot.state) ?? 0) + 1)
+    let out = '# HELP bouncer_workers Request-path workers (server.workers) by state.\n# TYPE bouncer_workers gauge\n'
+    for (const [state, n] of byState) out += `bouncer_workers{state="${state}"} ${n}\n`
+    out += '# HELP bouncer_worker_restarts_total Workers replaced after they stopped on their own (a crash).\n# TYPE bouncer_worker_restarts_total counter\n'
+    out += `bouncer_worker_restarts_total ${slots.reduce((n, s) => n + s.restarts, 0)}\n`
+    if (failures.size > 0) {
+      out += '# TYPE bouncer_background_failures_total counter\n'
+      for (const task of Object.keys(BACKGROUND_TASKS) as BackgroundTask[]) out += `bouncer_background_failures_total{task="${task}"} ${failures.get(task) ?? 0}\n`
+    }
+    return out
+  }
+
+  async function readyz(res: ServerResponse): Promise<void> {
+    const checks: Record<string, string> = {}
+    let ready = !stopping
+    for (const slot of slots) {
+      if (slot.state !== 'running') {
+        checks[slot.id] = slot.state
+        continue
+      }
+      const answer = await ask(slot, 'GET', '/readyz').catch(() => null)
+      const body = answer ? (JSON.parse(answer.body) as { checks?: Record<string, string> }) : {}
+      if (answer?.status !== 200) ready = false
+      checks[slot.id] = answer?.status === 200 ? 'ready' : 'not ready'
+      for (const [name, value] of Object.entries(body.checks ?? {})) checks[`${slot.id}:${name}`] = value
+    }
+    // Ready while at least one worker serves: a worker being replaced does not take the port away.
+    const serving = running().length
+    if (serving === 0) ready = false
+    checks.workers = `${serving} of ${slots.length} running`
+    sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks })
+  }
+
+  let adminAddress: AddressInfo
+  try {
+    adminAddress = await new Promise<AddressInfo>((resolve, reject) => {
+      admin.once('error', reject)
+      admin.listen({ host: config.admin.listen.host, port: options.adminPort ?? config.admin.listen.port }, () => resolve(admin.address() as AddressInfo))
+    })
+  } catch (err) {
+    await stopAll()
+    throw err
+  }
+
+  async function stopAll(): Promise<void> {
+    stopping = true
+    for (const slot of slots) stopWorker(slot, true)
+    await Promise.all(slots.map((s) => s.exited))
+    rmSync(sockets, { recursive: true, force: true })
+  }
+
+  return {
+    url,
+    adminUrl: listenUrl(adminAddress.address, adminAddress.port),
+    logger,
+    background,
+    reload,
+    async shutdown() {
+      if (stopping) return
+      await stopAll()
+      admin.close()
+      admin.closeAllConnections()
+    },
+  }
+}
+
+interface Answer {
+  status: number
+  headers: IncomingHttpHeaders
+  body: string
+}
+
+/** A request to a worker's admin socket, its answer read whole. */
+function ask(slot: Slot, method: string, path: string, authorization?: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: slot.socket, method, path, headers: authorization === undefined ? {} : { authorization } }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () => resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.setTimeout(10_000, () => req.destroy(new Error(`worker ${slot.id} did not answer ${path} within 10 s`)))
+    req.end()
+  })
+}
+
+/** An admin request passed through to a worker, and its answer back. */
+function pipeTo(slot: Slot, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const headers = { ...req.headers }
+    delete headers.connection
+    const upstream = request({ socketPath: slot.socket, method: req.method, path: req.url, headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, pickHeaders(answer.headers))
+      answer.pipe(res)
+      answer.on('end', resolve)
+      answer.on('error', reject)
+    })
+    upstream.on('error', reject)
+    req.pipe(upstream)
+  })
+}
+
+function pickHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || name === 'connection' || name === 'keep-alive' || name === 'transfer-encoding') continue
+    out[name] = value
+  }
+  return out
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+  res.end(text)
+}

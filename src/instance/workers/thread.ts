@@ -1,0 +1,62 @@
+// A request-path worker thread of server.workers: a whole gateway (startGateway) on the shared port
+// (SO_REUSEPORT), its admin listener on a Unix socket only the primary reaches, its own audit
+// chain, and the limits table the primary made. The primary reloads and drains it by message; an
+// uncaught exception drains it and ends the thread with 1, and the primary starts a replacement.
+import { parentPort, workerData } from 'node:worker_threads'
+import { ConfigError } from '../prepare.ts'
+import { startGateway, type GatewayInstance } from '../start.ts'
+import type { FromThread, ThreadData, ToThread } from './messages.ts'
+
+/** After an uncaught exception, how long past shutdown_timeout the drain may take. */
+const HARD_EXIT_MARGIN_MS = 5_000
+
+const data = workerData as ThreadData
+const port = parentPort as NonNullable<typeof parentPort>
+const say = (message: FromThread) => port.postMessage(message)
+
+let gateway: GatewayInstance
+try {
+  gateway = await startGateway({ configFile: data.configFile, port: data.port, env: data.env, worker: data.role })
+} catch (err) {
+  const lines = err instanceof ConfigError ? err.lines : null
+  say({ type: 'failed', message: (err as Error).message, code: ((err as NodeJS.ErrnoException).code ?? null), lines })
+  process.exit(2)
+}
+
+let stopping = false
+let crashed = false
+function drain(): void {
+  if (stopping) return
+  stopping = true
+  gateway.shutdown().then(
+    () => process.exit(crashed ? 1 : 0),
+    (err: unknown) => {
+      gateway.logger.error({ err }, 'worker shutdown failed')
+      process.exit(1)
+    },
+  )
+}
+
+port.on('message', (message: ToThread) => {
+  if (message.type === 'drain') drain()
+  else if (message.type === 'reload') {
+    void gateway.background.run('reload', async () => {
+      say({ type: 'reloaded', id: message.id, result: await gateway.reload() })
+    })
+  }
+})
+process.on('unhandledRejection', (reason) => {
+  gateway.background.failed('unhandled_rejection', reason, { message: 'a promise rejected and nothing handled it: the worker keeps serving' })
+})
+// As `bouncer serve` does for the whole process (src/cli/serve.ts): the thread is in an undefined
+// state, so it drains and ends; the primary starts a clean one in its place.
+process.on('uncaughtException', (err) => {
+  gateway.background.failed('uncaught_exception', err, { message: 'an uncaught exception: draining the worker, then ending it' })
+  if (crashed) process.exit(1)
+  crashed = true
+  setTimeout(() => process.exit(1), gateway.state.runtime.config.server.shutdown_timeout + HARD_EXIT_MARGIN_MS).unref()
+  drain()
+})
+
+const address = new URL(gateway.url)
+say({ type: 'ready', url: gateway.url, port: Number(address.port || (address.protocol === 'https:' ? 443 : 80)) })
