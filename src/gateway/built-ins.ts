@@ -9,10 +9,11 @@ import type { PublishedJwks } from '../upstream/index.ts'
 
 /** What the built-in endpoints read from the running gateway, handed in at compile time. */
 export interface BuiltInSources {
-  /** The keys X-Bouncer-Assertion is signed with (the signer changes on reload and rotation). */
-  publishedKeys(): PublishedJwks
   /** The keys exchanged tokens are signed with, when token_exchange is on (they change on reload and rotation). */
   exchangeKeys(): ExchangeKeys | null
+
+  /** The keys X-Bouncer-Assertion is signed with (the signer changes on reload and rotation). */
+  publishedKeys(): PublishedJwks
 }
 
 export interface BuiltInRoute {
