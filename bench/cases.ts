@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
 import { newApiKey } from '../src/identity/api-keys/key.ts'
 import { openSqliteKeyStore } from '../src/identity/api-keys/sqlite-store.ts'
+import { sessionId } from '../src/identity/sessions/sign-in.ts'
+import { openSqliteSessionStore } from '../src/identity/sessions/sqlite-store.ts'
 import { openEmbeddedStore } from '../src/secrets/embedded.ts'
 import { BENCH_AUDIENCE, type BenchIssuer } from './lib/issuer.ts'
 import { nginxAvailability, startNginx } from './lib/nginx.ts'
@@ -183,6 +185,34 @@ export const bouncerApiKey: BenchCase = {
   },
 }
 
+/**
+ * The cached-token case with a browser's session cookie instead (issue 17): the same roles and
+ * policy; the session (signed in beforehand, as the callback would have written it) in the SQLite
+ * store, its record kept in memory while PRAGMA data_version (checked once per event-loop turn)
+ * says no other process wrote the file, so a revocation anywhere is seen at the next request.
+ */
+export const bouncerSession: BenchCase = {
+  id: 'bouncer-session',
+  group: 'main',
+  title: 'Bouncer, session cookie (SQLite session store, version-checked per loop turn)',
+  async start(ctx) {
+    const path = join(ctx.dir, 'bench-sessions.db')
+    const store = openSqliteSessionStore(path, 3_600_000)
+    const cookie = randomBytes(32).toString('base64url')
+    const now = Date.now()
+    await store.put({
+      id: sessionId(cookie), issuer: 'bench', subject: 'svc-bench', claims: { sub: 'svc-bench', email: 'svc@example.com', groups: ['bench'] },
+      createdAt: now, lastSeenAt: now, expiresAt: now + 8 * 3_600_000, refreshAt: null, sealed: null,
+    })
+    await store.close()
+    const gateway = await authenticatedGateway(ctx, 'ES256', {
+      config: { sign_in: { issuer: 'bench', client_id: 'bench-web', session: { ttl: '8h', idle: '1h', store: { type: 'sqlite', path } } } },
+      accept: ['session'],
+    })
+    return { url: `${gateway.url}/`, headers: { cookie: `bouncer_session=${cookie}` }, measured: gateway, stop: () => gateway.stop() }
+  },
+}
+
 /** The cached-token case plus an upstream credential from the embedded store and X-Bouncer-Assertion. */
 export const bouncerCredentialAssertion: BenchCase = {
   id: 'bouncer-credential-assertion',
@@ -315,7 +345,7 @@ function streaming(base: BenchCase, title: string): BenchCase {
 
 export const CASES: BenchCase[] = [
   upstreamAlone, nginxProxy, minimalProxy, fastifyProxy, bouncerBare, pipelineCase(false), pipelineCase(true),
-  auditCase(false), auditCase(true), bouncerJwtCached, bouncerApiKey, bouncerCredentialAssertion, coldCase('ES256'), coldCase('RS256'),
+  auditCase(false), auditCase(true), bouncerJwtCached, bouncerApiKey, bouncerSession, bouncerCredentialAssertion, coldCase('ES256'), coldCase('RS256'),
   streaming(upstreamAlone, '(a) upstream alone, 1 MB'), streaming(nginxProxy, '(b) nginx, 1 MB'),
   streaming(fastifyProxy, '(e) fastify + reply-from, 1 MB'), streaming(bouncerBare, '(c) Bouncer, bare proxy, 1 MB'),
   functionPlain, functionEcho,

@@ -2,7 +2,7 @@
 import { AuditQueryError, auditSourceOf, NoAuditLog, ordered, parseAuditQuery, searchAudit, type AuditHead, type AuditQuery } from '../audit/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { explain, type Runtime } from '../gateway/index.ts'
-import { apiKeyId, keyDocument, type ApiKeyDirectory } from '../identity/index.ts'
+import { apiKeyId, keyDocument, SESSION_ID, sessionDocument, type ApiKeyDirectory, type SignIn } from '../identity/index.ts'
 import type { SecretStore } from '../secrets/index.ts'
 import { openApiDocument } from './openapi.ts'
 import type { AdminRoute } from './server.ts'
@@ -31,7 +31,7 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
       path: 'routes',
       handle: () => ({
         body: actions.runtime().config.routes.map((r) => ({
-          id: r.id, methods: r.methods, path: r.path, upstream: r.upstream ?? null, function: r.function ?? null, upstream_path: r.upstream_path ?? null,
+          id: r.id, methods: r.methods, path: r.path, upstream: r.upstream ?? null, function: r.function ?? null, dataset: r.dataset?.source ?? null, upstream_path: r.upstream_path ?? null,
           public: r.public, limits: r.limits, websocket: r.websocket,
         })),
       }),
@@ -131,6 +131,26 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
       },
     },
     {
+      method: 'GET',
+      path: 'sessions',
+      handle: async () => {
+        const signIn = signInOf(actions.runtime())
+        return { body: (await signIn.store.list(Date.now())).map(sessionDocument) }
+      },
+    },
+    {
+      method: 'DELETE',
+      path: 'sessions/{id}',
+      handle: async ({ params }) => {
+        const signIn = signInOf(actions.runtime())
+        const id = (params.id ?? '').toLowerCase()
+        const record = SESSION_ID.test(id) ? await signIn.store.get(id) : undefined
+        // Ended in the shared store: every instance refuses the cookie at its next request.
+        if (!record || !(await signIn.revoke(id))) throw new GatewayError('route_not_found', { detail: `No session ${JSON.stringify(params.id ?? '')}.` })
+        return { body: sessionDocument(record) }
+      },
+    },
+    {
       method: 'POST',
       path: 'reload',
       handle: async () => {
@@ -144,6 +164,11 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
 function apiKeysOf(runtime: Runtime): ApiKeyDirectory {
   if (!runtime.apiKeys) throw new GatewayError('route_not_found', { detail: 'No API keys are configured (api_keys).' })
   return runtime.apiKeys
+}
+
+function signInOf(runtime: Runtime): SignIn {
+  if (!runtime.signIn) throw new GatewayError('route_not_found', { detail: 'No browser sign-in is configured (sign_in).' })
+  return runtime.signIn
 }
 
 /** GET /api/audit takes the filters of `bouncer audit` as query parameters. */

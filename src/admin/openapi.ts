@@ -41,7 +41,7 @@ const schemas: Record<string, JsonSchema> = {
   Health: object({ status: { const: 'ok' } }),
   Readiness: object({
     status: { enum: ['ready', 'not ready'] },
-    checks: { type: 'object', additionalProperties: string, description: 'config, limits_store, audit:SINK, issuer:NAME (and draining): each with its state' },
+    checks: { type: 'object', additionalProperties: string, description: 'config, limits_store, audit:SINK, issuer:NAME, datasource:NAME (and draining): each with its state' },
   }),
   Route: object({
     id: configRef(`${ROUTE}/id`),
@@ -49,6 +49,7 @@ const schemas: Record<string, JsonSchema> = {
     path: string,
     upstream: orNull('string'),
     function: orNull('string'),
+    dataset: { ...orNull('string'), description: 'the datasource of a dataset route' },
     upstream_path: orNull('string'),
     public: boolean,
     limits: strings,
@@ -90,6 +91,16 @@ const schemas: Record<string, JsonSchema> = {
     last_used_at: { type: ['string', 'null'], format: 'date-time', description: 'written in batches, every few seconds' },
     revoked_at: { type: ['string', 'null'], format: 'date-time' },
   }, 'An API key (never the key or its hash).'),
+  Session: object({
+    id: { type: 'string', pattern: '^[0-9a-f]{32}$', description: 'the first 32 hex digits of the SHA-256 of the session cookie (the cookie itself is never stored)' },
+    issuer: string,
+    subject: string,
+    name: orNull('string'),
+    email: orNull('string'),
+    created_at: { type: 'string', format: 'date-time' },
+    last_seen_at: { type: 'string', format: 'date-time', description: 'recorded every tenth of sign_in.session.idle at most' },
+    expires_at: { type: 'string', format: 'date-time', description: 'the absolute end (sign-in + ttl); an idle session ends earlier' },
+  }, 'A signed-in browser session (never its cookie or tokens).'),
   ExplainRequest: {
     type: 'object',
     description: 'The request to explain (the options of bouncer explain): claims or a token (its signature is not checked), not both.',
@@ -283,6 +294,29 @@ function paths(): JsonSchema {
           200: json(ref('ApiKey'), 'The key, revoked (a key revoked before keeps its first revocation time).'),
           401: UNAUTHORIZED,
           404: problem('No such key, or no API keys configured (route_not_found).'),
+        },
+      },
+    },
+    '/api/sessions': {
+      get: {
+        operationId: 'listSessions',
+        summary: 'The live browser sessions, newest first (what bouncer sessions list prints)',
+        responses: {
+          200: json({ type: 'array', items: ref('Session') }, 'Every session of the sign_in store.'),
+          401: UNAUTHORIZED,
+          404: problem('No browser sign-in is configured (route_not_found).'),
+        },
+      },
+    },
+    '/api/sessions/{id}': {
+      delete: {
+        operationId: 'revokeSession',
+        summary: 'End a session: its cookie is refused at the next request, on every instance sharing the store',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: string, description: 'the session\'s id, as listed' }],
+        responses: {
+          200: json(ref('Session'), 'The session, now ended.'),
+          401: UNAUTHORIZED,
+          404: problem('No such session, or no sign_in configured (route_not_found).'),
         },
       },
     },

@@ -92,6 +92,8 @@ export const FIELDS = [
   { name: 'args_sha256', kind: 'sha256', nullable: true, added: true },
   { name: 'attempts', kind: 'integer', nullable: true, added: true },
   { name: 'instance', kind: 'text', nullable: true, added: true },
+  // A dataset's columns masked for the caller, comma-separated (issue 18).
+  { name: 'masked', kind: 'text', nullable: true, added: true },
   { name: 'prev_hash', kind: 'sha256' },
   { name: 'hash', kind: 'sha256' },
 ] as const satisfies readonly FieldSpec[]

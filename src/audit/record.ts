@@ -126,6 +126,7 @@ function requestValues(ctx: RequestFacts, instance: string, now: number): Record
     // Tries sent upstream, retries included; null when nothing was sent (refused, or a built-in endpoint).
     attempts: ctx.attempts === 0 ? null : ctx.attempts,
     instance,
+    masked: ctx.masked,
   }
 }
 

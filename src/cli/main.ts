@@ -10,6 +10,7 @@ import { registerHealthcheck } from './healthcheck.ts'
 import { registerKeys } from './keys.ts'
 import { registerSchema } from './schema.ts'
 import { registerSecrets } from './secrets.ts'
+import { registerSessions } from './sessions.ts'
 import { printable } from '../text/index.ts'
 import { registerServe } from './serve.ts'
 import { UserError } from './user-error.ts'
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerAudit(program)
   registerSecrets(program)
   registerKeys(program)
+  registerSessions(program)
   registerSchema(program)
   registerHealthcheck(program)
   registerDemo(program)

@@ -19,6 +19,7 @@ export function resolveFilePaths(config: Config, baseDir: string): Config {
   const upstreams = config.upstreams.map((upstream) => (upstream.tls ? { ...upstream, tls: tlsWithPaths(upstream.tls, path) } : upstream))
   const apiKeys = config.api_keys && (config.api_keys.store.type === 'sqlite' ? { ...config.api_keys, store: { ...config.api_keys.store, path: path(config.api_keys.store.path) } } : config.api_keys)
   const functions = config.functions.map((fn) => ({ ...fn, module: path(fn.module) }))
+  const datasources = config.datasources.map((source) => (source.type === 'sqlite' ? { ...source, path: path(source.path) } : source))
   const tls = config.server.tls && {
     ...config.server.tls,
     cert: path(config.server.tls.cert),
@@ -27,7 +28,7 @@ export function resolveFilePaths(config: Config, baseDir: string): Config {
   }
   const server = tls ? { ...config.server, tls } : config.server
   const issuers = config.issuers.map((issuer) => (issuer.type !== 'x509' ? issuer : { ...issuer, ca: issuer.ca === undefined ? issuer.ca : path(issuer.ca) }))
-  return { ...config, server, issuers, audit, secrets, upstreams, api_keys: apiKeys, functions }
+  return { ...config, server, issuers, audit, secrets, upstreams, api_keys: apiKeys, functions, datasources }
 }
 
 type SecretsStore = NonNullable<Config['secrets']>['store']

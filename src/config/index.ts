@@ -8,3 +8,6 @@ export { distinguishedName, readCertificates, readTlsMaterial, type TlsMaterial,
 export { configJsonSchema, type JsonSchema, type JsonSchemaOptions } from './json-schema.ts'
 export { loadTlsMaterial, type UpstreamTlsMaterial, type UpstreamTlsConfig } from './upstream-tls.ts'
 export { EXCHANGE_ISSUER, signingSecretName } from './exchange-checks.ts'
+export { cookieSecureByDefault } from './sign-in-checks.ts'
+export { identityPlaceholder, scanSql, type Placeholder, type ScannedSql } from './dataset-sql.ts'
+export { RESERVED_QUERY } from './dataset-checks.ts'

@@ -10,13 +10,22 @@ export interface SecretReference {
 
 const REFERENCE = /\$\{(\w+):([^}]*)\}/g
 /**
- * Where a secret is substituted: an upstream's header values, the admin token, an issuer's
- * introspection client secret, and the token exchange's signing key.
+ * Where a secret may be substituted, one entry per place (`*` is any key or index), and how the
+ * error names it: other values are config an operator reads, never credentials.
  */
+const SECRET_PLACES: ReadonlyArray<{ path: readonly string[]; name: string }> = [
+  { path: ['upstreams', '*', 'headers', '*'], name: "an upstream's headers" },
+  { path: ['admin', 'token'], name: 'admin.token' },
+  { path: ['issuers', '*', 'introspection', 'client_secret'], name: "an issuer's introspection.client_secret" },
+  { path: ['sign_in', 'client_secret'], name: 'sign_in.client_secret' },
+  { path: ['token_exchange', 'signing', 'key'], name: 'token_exchange.signing.key' },
+  { path: ['datasources', '*', 'url'], name: "a datasource's url" },
+  { path: ['datasources', '*', 'key'], name: "a datasource's key" },
+]
+const SECRET_PLACE_NAMES = SECRET_PLACES.map((place) => place.name).join(', ')
+
 function secretAllowedAt(path: ReadonlyArray<string | number>): boolean {
-  return (path[0] === 'upstreams' && path[2] === 'headers' && path.length === 4) || (path[0] === 'admin' && path[1] === 'token') ||
-    (path[0] === 'issuers' && path[2] === 'introspection' && path[3] === 'client_secret' && path.length === 4) ||
-    (path[0] === 'token_exchange' && path[1] === 'signing' && path[2] === 'key' && path.length === 3)
+  return SECRET_PLACES.some((place) => place.path.length === path.length && place.path.every((part, i) => part === '*' || part === path[i]))
 }
 
 /** Replaces `${env:NAME}` (and `${env:NAME:-default}`) in every string; records `${secret:NAME}`. */
@@ -31,7 +40,7 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
       const replaced = original.replace(REFERENCE, (text, kind: string, body: string) => {
         if (kind === 'secret') {
           if (!secretAllowedAt(path)) {
-            findings.push({ severity: 'error', path, message: `\${secret:${body}} may only stand in an upstream's headers, in admin.token, in an issuer's introspection.client_secret or in token_exchange.signing.key` })
+            findings.push({ severity: 'error', path, message: `\${secret:${body}} may only stand in one of: ${SECRET_PLACE_NAMES}` })
           } else {
             refs.push({ name: body, path })
           }

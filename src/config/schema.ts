@@ -2,6 +2,7 @@
 // Value types are parsed here, so the rest of the code gets milliseconds, rates and matchers.
 import { z } from 'zod'
 import { hostAllowList, parseHostPattern, parseOrigin } from '../http/index.ts'
+import { datasetSchema, datasourceSchema } from './dataset-schema.ts'
 import { MAX_RATE_COUNT, parseCidr, parseDuration, parseGlob, parseListen, parsePercent, parseRate, parseSize, type Parsed } from './values.ts'
 
 /** `json`: how the value is written, for the JSON Schema (`bouncer schema`), where a transform has no shape. */
@@ -284,6 +285,7 @@ const route = z.strictObject({
   /** The route's target: exactly one of these (bouncer check says so otherwise). */
   upstream: z.string().optional(),
   function: z.string().optional(),
+  dataset: datasetSchema.optional(),
   upstream_path: z.string().optional(),
   limits: z.array(z.string()).default([]),
   public: z.boolean().default(false),
@@ -372,6 +374,59 @@ const apiKeys = z.strictObject({
   cache: duration.prefault('500ms').refine((ms) => ms <= 1_000, 'at most 1s: a revoked key must be refused within a second on every instance'),
 })
 
+/** A path on the gateway itself (sign_in's endpoints): absolute, no query, no `..`. */
+const gatewayPath = z.string().regex(/^\/(?!\/)[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/, 'a path on this gateway, starting with / (no query, no //)')
+  .refine((path) => !path.split('/').some((segment) => segment === '.' || segment === '..'), 'no . or .. segments')
+
+const DEFAULT_SESSIONS_PATH = './data/sessions.db'
+const sessionStore = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('memory') }),
+  z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1).default(DEFAULT_SESSIONS_PATH) }),
+  z.strictObject({
+    type: z.literal('redis'),
+    url: z.string().regex(/^rediss?:\/\//, 'a Redis URL starts with redis:// or rediss://').default('redis://127.0.0.1:6379'),
+    prefix: z.string().default('bouncer:sessions:'),
+    timeout: positiveTimer.prefault('1s'),
+  }),
+], { error: 'sign_in.session.store.type is memory, sqlite or redis' })
+
+/** People in a browser (SPEC "Callers, added"): OIDC authorization code flow with PKCE, server-side sessions. */
+const signIn = z.strictObject({
+  /** The issuers entry (type jwt) whose provider people sign in at; its keys verify the ID token. */
+  issuer: z.string().min(1),
+  client_id: z.string().min(1),
+  /** May be a `${secret:NAME}` reference; absent for a public client (PKCE only). */
+  client_secret: z.string().min(1).optional(),
+  scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes')).min(1).default(['openid', 'email', 'profile']),
+  /** The gateway's public URL (https://gateway.example.com): redirect_uri and the same-origin check use it. Default: the request's own scheme and Host. */
+  base_url: httpUrl.optional(),
+  callback_path: gatewayPath.default('/.bouncer/callback'),
+  sign_in_path: gatewayPath.default('/.bouncer/sign_in'),
+  sign_out_path: gatewayPath.default('/.bouncer/sign_out'),
+  /** Where the browser goes after signing out (a path on this gateway; registered at the provider as post_logout_redirect_uri). */
+  after_sign_out_path: gatewayPath.default('/'),
+  cookie: z.strictObject({
+    name: z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'a cookie name is a token (letters, digits and !#$%&\'*+.^_`|~-)').default('bouncer_session'),
+    /** Default: true on a TLS listener or with an https base_url. */
+    secure: z.boolean().optional(),
+    same_site: z.enum(['lax', 'strict', 'none'], { error: 'same_site is lax, strict or none' }).default('lax'),
+  }).prefault({}),
+  session: z.strictObject({
+    /** Absolute: a session ends this long after sign-in, however active. */
+    ttl: positiveTimer.prefault('8h'),
+    /** A session unused this long ends. */
+    idle: positiveTimer.prefault('1h'),
+    store: z.union([z.enum(['memory', 'sqlite', 'redis']), sessionStore], { error: 'sign_in.session.store is memory, sqlite, redis, or {type: sqlite, path} / {type: redis, url, prefix}' })
+      .default('memory')
+      .transform((store) => (typeof store !== 'string' ? store
+        : store === 'memory' ? { type: 'memory' as const }
+          : store === 'sqlite' ? { type: 'sqlite' as const, path: DEFAULT_SESSIONS_PATH }
+            : { type: 'redis' as const, url: 'redis://127.0.0.1:6379', prefix: 'bouncer:sessions:', timeout: 1_000 })),
+  }).prefault({}),
+  /** How long a sign-in may take at the provider (the state, nonce and PKCE verifier are kept this long). */
+  login_timeout: positiveTimer.prefault('10m'),
+})
+
 const MASTER_KEY = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/
 const secretsStore = z.discriminatedUnion('type', [
   z.strictObject({
@@ -447,10 +502,12 @@ export const configSchema = z.strictObject({
   upstreams: z.array(upstream).default([]),
   routes: z.array(route).default([]),
   functions: z.array(fn).default([]),
+  datasources: z.array(datasourceSchema).default([]),
   limits: z.array(limit).default([]),
   limits_store: limitsStore.default({ type: 'memory', max_keys: 100_000 }),
   audit: audit.prefault({}),
   api_keys: apiKeys.optional(),
+  sign_in: signIn.optional(),
   secrets: secrets.optional(),
   assertion: assertion.prefault({}),
   token_exchange: tokenExchange.optional(),
@@ -475,12 +532,15 @@ export type UpstreamConfig = Config['upstreams'][number]
 export type RouteConfig = Config['routes'][number]
 export type CorsConfig = NonNullable<RouteConfig['cors']>
 export type FunctionConfig = Config['functions'][number]
+export type { DatasourceConfig, DatasetConfig, DatasetParamConfig, MaskConfig } from './dataset-schema.ts'
 export type LimitConfig = Config['limits'][number]
 export type LimitsStoreConfig = Config['limits_store']
 export type AuditConfig = Config['audit']
 export type AuditSinkConfig = AuditConfig['sinks'][number]
 export type ApiKeysConfig = NonNullable<Config['api_keys']>
 export type ApiKeyStoreConfig = ApiKeysConfig['store']
+export type SignInConfig = NonNullable<Config['sign_in']>
+export type SessionStoreConfig = SignInConfig['session']['store']
 export type SecretsConfig = NonNullable<Config['secrets']>
 export type AssertionConfig = Config['assertion']
 export type TokenExchangeConfig = NonNullable<Config['token_exchange']>

@@ -4,18 +4,20 @@ import type { Finding, ConfigPath } from './diagnostics.ts'
 import type { SecretReference } from './interpolate.ts'
 import { checkRewrite, parseRoutePattern, type RoutePattern } from './route-pattern.ts'
 import { accessFindings } from './access-checks.ts'
+import { datasetFindings } from './dataset-checks.ts'
 import { functionFindings } from './function-checks.ts'
 import { routeFindings } from './route-checks.ts'
 import { upstreamFindings } from './upstream-checks.ts'
 import { callerFindings } from './caller-checks.ts'
 import { exchangeFindings } from './exchange-checks.ts'
+import { signInFindings } from './sign-in-checks.ts'
 import { API_KEYS_ISSUER, type AcceptedCredential, type Config } from './schema.ts'
 import { tlsFindings } from './tls-checks.ts'
 import { routesSelectedBy } from './values.ts'
 import { isReservedForConfig } from '../http/index.ts'
 
 /** What a route's request can go to: exactly one per route. */
-const ROUTE_TARGETS = ['upstream', 'function'] as const
+const ROUTE_TARGETS = ['upstream', 'function', 'dataset'] as const
 
 export function crossCheck(config: Config, secretRefs: readonly SecretReference[]): Finding[] {
   const findings: Finding[] = []
@@ -112,7 +114,9 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   findings.push(...routeFindings(config))
   findings.push(...upstreamFindings(config))
   findings.push(...callerFindings(config))
+  findings.push(...signInFindings(config))
   findings.push(...functionFindings(config))
+  findings.push(...datasetFindings(config))
   findings.push(...tlsFindings(config))
   findings.push(...exchangeFindings(config))
 
@@ -170,6 +174,6 @@ function credentialSetup(config: Config, kind: AcceptedCredential): string | nul
       return null
     }
     case 'session':
-      return `accepting ${kind} credentials is not available yet`
+      return config.sign_in ? null : 'accepting session credentials needs sign_in (the OpenID provider people sign in at)'
   }
 }

@@ -1,8 +1,13 @@
 // A real OpenID provider (oidc-provider) for service accounts: each client gets JWT access tokens
 // for the gateway's audience through the client-credentials grant, the way a BI tool's scheduled
-// reports or an agent runtime would. The demo runs it; the test suite runs it too.
+// reports or an agent runtime would. With `people` and `webClients` it is also the company SSO a
+// person signs in at through a browser (authorization code flow): a small login page of its own
+// (sign-in.ts). The demo runs it; the test suite runs it too.
 import type { JWK } from 'jose'
 import Provider, { type Adapter, type AdapterPayload } from 'oidc-provider'
+import { PERSON_SCOPES, personAccounts, signOutPage, type Person, type WebClient } from './sign-in-pages.ts'
+
+export type { Person, WebClient }
 
 export interface ServiceAccount {
   clientId: string
@@ -25,6 +30,12 @@ export interface OpenIdProviderOptions {
    * introspection endpoint (/token/introspection) and revoked at RFC 7009's (/token/revocation).
    */
   opaqueAudience?: string
+  /** People who sign in with a username and password at the provider's login page. */
+  people?: Person[]
+  /** Browser-facing applications (the gateway's sign_in) that people sign in to. */
+  webClients?: WebClient[]
+  /** How long ID tokens live (default: tokenTtlSeconds). */
+  idTokenTtlSeconds?: number
 }
 
 /**
@@ -50,7 +61,8 @@ class MemoryAdapter implements Adapter {
   async findByUserCode(): Promise<undefined> {
     return undefined
   }
-  async findByUid(): Promise<undefined> {
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    for (const [key, item] of MemoryAdapter.items) if (key.startsWith(`${this.name}:`) && item.uid === uid) return item
     return undefined
   }
   async consume(id: string): Promise<void> {
@@ -60,27 +72,77 @@ class MemoryAdapter implements Adapter {
   async destroy(id: string): Promise<void> {
     MemoryAdapter.items.delete(this.key(id))
   }
+  static forgetAccount(accountId: string): number {
+    let forgotten = 0
+    for (const [key, item] of MemoryAdapter.items) {
+      if (item.accountId === accountId) {
+        MemoryAdapter.items.delete(key)
+        forgotten++
+      }
+    }
+    return forgotten
+  }
   async revokeByGrantId(grantId: string): Promise<void> {
     for (const [key, item] of MemoryAdapter.items) if (item.grantId === grantId) MemoryAdapter.items.delete(key)
   }
 }
 
+/** Forgets every grant (and so every refresh token) of a person: as an administrator disabling them would. */
+export function revokeGrantsOf(accountId: string): number {
+  return MemoryAdapter.forgetAccount(accountId)
+}
+
 export function openIdProvider(issuer: string, options: OpenIdProviderOptions): Provider {
   const byClient = new Map(options.clients.map((c) => [c.clientId, c]))
+  const people = personAccounts(options.people ?? [])
+  const idTokenTtl = options.idTokenTtlSeconds ?? options.tokenTtlSeconds
   return new Provider(issuer, {
     adapter: MemoryAdapter,
     jwks: { keys: options.keys as never },
-    clients: options.clients.map((c) => ({
-      client_id: c.clientId,
-      client_secret: c.secret,
-      grant_types: ['client_credentials'],
-      redirect_uris: [],
-      response_types: [],
-      id_token_signed_response_alg: options.signWith,
-    })),
+    clients: [
+      ...options.clients.map((c) => ({
+        client_id: c.clientId,
+        client_secret: c.secret,
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+        id_token_signed_response_alg: options.signWith,
+      })),
+      ...(options.webClients ?? []).map((c) => ({
+        client_id: c.clientId,
+        client_secret: c.secret,
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: c.redirectUris,
+        post_logout_redirect_uris: c.postLogoutRedirectUris,
+        token_endpoint_auth_method: 'client_secret_post',
+        id_token_signed_response_alg: options.signWith,
+      })),
+    ],
+    // People: their claims (groups included) go in the ID token, which is what the gateway reads.
+    findAccount: (_ctx: unknown, sub: string) => people.find(sub),
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'preferred_username'], groups: ['groups'] },
+    scopes: PERSON_SCOPES,
+    conformIdTokenClaims: false,
+    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
+    // A first-party SSO: no consent screen, the scopes asked for are granted.
+    loadExistingGrant: async (ctx: { oidc: { client?: { clientId: string }; session?: { accountId?: string; grantIdFor(id: string): string | undefined }; provider: Provider; result?: { consent?: { grantId?: string } } } }) => {
+      const { client, session, provider } = ctx.oidc
+      if (!client || !session?.accountId) return undefined
+      const grantId = ctx.oidc.result?.consent?.grantId ?? session.grantIdFor(client.clientId)
+      if (grantId) return provider.Grant.find(grantId)
+      const grant = new provider.Grant({ clientId: client.clientId, accountId: session.accountId })
+      grant.addOIDCScope(PERSON_SCOPES.join(' '))
+      await grant.save()
+      return grant
+    },
+    // A refresh token for every browser client that may use one (no offline_access dance).
+    issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed('refresh_token'),
+    pkce: { required: () => true },
     features: {
       clientCredentials: { enabled: true },
       devInteractions: { enabled: false },
+      rpInitiatedLogout: { enabled: true, logoutSource: signOutPage },
       // Any confidential client may introspect, and revoke its own tokens (oidc-provider's defaults, spelt out).
       introspection: { enabled: options.opaqueAudience !== undefined, allowedPolicy: async () => true },
       revocation: { enabled: options.opaqueAudience !== undefined, allowedPolicy: async (_ctx: unknown, client: { clientId: string }, token: { clientId?: string }) => client.clientId === token.clientId },
@@ -97,6 +159,15 @@ export function openIdProvider(issuer: string, options: OpenIdProviderOptions): 
       },
     },
     extraTokenClaims: (_ctx: unknown, token: { clientId?: string }) => byClient.get(token.clientId ?? '')?.claims,
-    ttl: { ClientCredentials: options.tokenTtlSeconds },
+    ttl: {
+      ClientCredentials: options.tokenTtlSeconds,
+      AccessToken: options.tokenTtlSeconds,
+      IdToken: idTokenTtl,
+      AuthorizationCode: 60,
+      RefreshToken: 86_400,
+      Interaction: 600,
+      Session: 86_400,
+      Grant: 86_400,
+    },
   } as never)
 }

@@ -13,7 +13,9 @@ import { generateSecret, masterKeyFrom, openEmbeddedStore } from '../secrets/ind
 import { startGateway, type GatewayInstance } from '../instance/index.ts'
 import { createLogger } from '../telemetry/index.ts'
 import { startDataApi, type DataApi } from './data-api.ts'
-import { openIdProvider, type ServiceAccount } from './identity-provider.ts'
+import { openIdProvider, type Person, type ServiceAccount } from './identity-provider.ts'
+import { providerHandler } from './sign-in-pages.ts'
+import { writeShopDatabase } from './shop-db.ts'
 
 export const DEMO_CONFIG = fileURLToPath(new URL('../../examples/demo/bouncer.yaml', import.meta.url))
 /** Where the demo config keeps its files without DEMO_DATA_DIR: its `../../data`, the checkout's data/ (`npm start`'s ./data). */
@@ -25,7 +27,13 @@ const UPSTREAM = 'data-api'
 export const DEMO_CLIENTS = {
   reports: { clientId: 'looker-reports', secret: 'looker-reports-demo-secret' },
   agent: { clientId: 'analytics-agent', secret: 'analytics-agent-demo-secret' },
+  finance: { clientId: 'finance-analyst', secret: 'finance-analyst-demo-secret' },
 } satisfies Record<string, ServiceAccount>
+
+/** The demo SSO's test account: a person who signs in through the browser (sign_in). */
+export const DEMO_PERSON: Person = { username: 'alice', password: 'alice-demo-password', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
+/** The gateway's sign_in client at the demo provider (its secret is the gateway's secret sso-client-secret). */
+export const DEMO_WEB_CLIENT_ID = 'bouncer-demo'
 
 export interface DemoOptions {
   port: number
@@ -49,15 +57,15 @@ export interface RunningDemo {
 }
 
 /** The master key file and the two secrets, made on the first run and reused afterwards. */
-function prepareSecrets(dataDir: string): { firstRun: boolean; masterKeyFile: string; credential: string } {
+function prepareSecrets(dataDir: string): { firstRun: boolean; masterKeyFile: string; credential: string; ssoClientSecret: string } {
   mkdirSync(dataDir, { recursive: true })
   const masterKeyFile = join(dataDir, 'master.key')
   const firstRun = !existsSync(masterKeyFile)
   if (firstRun) writeFileSync(masterKeyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 })
   const store = openEmbeddedStore(join(dataDir, 'secrets.db'), masterKeyFrom(`file:${masterKeyFile}`))
   try {
-    for (const name of ['data-api-token', 'admin-token']) if (store.get(name) === undefined) store.put(name, generateSecret(32))
-    return { firstRun, masterKeyFile, credential: store.get('data-api-token') as string }
+    for (const name of ['data-api-token', 'admin-token', 'sso-client-secret', 'dataset-key']) if (store.get(name) === undefined) store.put(name, generateSecret(32))
+    return { firstRun, masterKeyFile, credential: store.get('data-api-token') as string, ssoClientSecret: store.get('sso-client-secret') as string }
   } finally {
     store.close()
   }
@@ -71,22 +79,33 @@ async function listen(server: Server, port: number): Promise<number> {
 
 export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   const dataDir = resolve(options.dataDir)
-  const { firstRun, masterKeyFile, credential } = prepareSecrets(dataDir)
+  const { firstRun, masterKeyFile, credential, ssoClientSecret } = prepareSecrets(dataDir)
+  writeShopDatabase(join(dataDir, 'shop.db'))
 
   const { privateKey } = await generateKeyPair('ES256', { extractable: true })
   const providerKey: JWK = { ...(await exportJWK(privateKey)), kid: 'demo-es256', alg: 'ES256', use: 'sig' }
   const idpServer = createServer()
   const idpPort = await listen(idpServer, options.idpPort)
   const issuer = `http://127.0.0.1:${idpPort}`
-  const provider = openIdProvider(issuer, {
+  // The gateway's browser client is registered with its callback URL, known once the gateway
+  // listens (--port 0): until then the provider serves the service accounts alone.
+  const providerFor = (gatewayUrl: string | null) => openIdProvider(issuer, {
     keys: [providerKey],
     signWith: 'ES256',
     clients: Object.values(DEMO_CLIENTS),
     audience: DEMO_AUDIENCE,
     scope: 'data:read',
     tokenTtlSeconds: 600,
+    people: [DEMO_PERSON],
+    webClients: gatewayUrl === null ? [] : [{
+      clientId: DEMO_WEB_CLIENT_ID,
+      secret: ssoClientSecret,
+      redirectUris: [`${gatewayUrl}/.bouncer/callback`],
+      postLogoutRedirectUris: [`${gatewayUrl}/healthz`],
+    }],
   })
-  idpServer.on('request', provider.callback())
+  let handle = providerHandler(providerFor(null), [DEMO_PERSON])
+  idpServer.on('request', (req, res) => handle(req, res))
 
   let api: DataApi | undefined
   try {
@@ -100,6 +119,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       env: { ...process.env, DEMO_ISSUER: issuer, DEMO_API_URL: api.url, DEMO_DATA_DIR: dataDir },
     })
     api.trustGateway(gateway.url, UPSTREAM)
+    handle = providerHandler(providerFor(gateway.url), [DEMO_PERSON])
     const started = api
     return {
       gateway,

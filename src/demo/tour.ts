@@ -6,7 +6,7 @@ import { generateKeyPair, importJWK, SignJWT, type JWK } from 'jose'
 import * as client from 'openid-client'
 import { request } from 'undici'
 import { formatAuditTable, searchAudit } from '../audit/index.ts'
-import { DEMO_AUDIENCE, DEMO_CLIENTS, DEMO_CONFIG, DEMO_DEFAULT_DATA_DIR, type RunningDemo } from './run.ts'
+import { DEMO_AUDIENCE, DEMO_CLIENTS, DEMO_CONFIG, DEMO_DEFAULT_DATA_DIR, DEMO_PERSON, type RunningDemo } from './run.ts'
 
 interface Answer {
   status: number
@@ -33,6 +33,48 @@ async function clientToken(issuer: string, account: { clientId: string; secret: 
 
 async function signed(key: JWK, claims: Record<string, unknown>): Promise<string> {
   return new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'at+jwt' }).sign(await importJWK(key, 'ES256'))
+}
+
+/**
+ * What a browser does with the sign-in link, by hand: follow the redirects, keep each origin's
+ * cookies, fill in the provider's login form. Answers the page it lands on and the session cookie.
+ */
+async function browserSignIn(link: string, username: string, password: string): Promise<{ landed: string; page: Answer; hops: number }> {
+  const jars = new Map<string, Map<string, string>>()
+  const jar = (url: URL) => jars.get(url.origin) ?? jars.set(url.origin, new Map()).get(url.origin) as Map<string, string>
+  async function go(url: string, init: { method?: 'GET' | 'POST'; body?: string } = {}) {
+    const target = new URL(url)
+    const cookie = [...jar(target)].map(([k, v]) => `${k}=${v}`).join('; ')
+    const res = await request(url, {
+      method: init.method ?? 'GET',
+      body: init.body,
+      headers: { accept: 'text/html', ...(cookie ? { cookie } : {}), ...(init.body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+    })
+    for (const line of [res.headers['set-cookie'] ?? []].flat()) {
+      const [pair = ''] = line.split(';')
+      const eq = pair.indexOf('=')
+      if (/max-age=0/i.test(line) || eq === pair.length - 1) jar(target).delete(pair.slice(0, eq))
+      else jar(target).set(pair.slice(0, eq), pair.slice(eq + 1))
+    }
+    const text = await res.body.text()
+    const location = res.headers.location as string | undefined
+    return { status: res.statusCode, headers: res.headers, text, next: location === undefined ? undefined : new URL(location, url).href }
+  }
+  let hops = 0
+  let reply = await go(link)
+  let url = link
+  for (; reply.next !== undefined && hops < 20; hops++) reply = await go((url = reply.next))
+  const action = /<form method="post" action="([^"]+)"/.exec(reply.text)?.[1]
+  if (!action) throw new Error(`no login form at ${url}`)
+  reply = await go(new URL(action, url).href, { method: 'POST', body: new URLSearchParams({ username, password }).toString() })
+  for (; reply.next !== undefined && hops < 40; hops++) reply = await go((url = reply.next))
+  let body: Record<string, unknown>
+  try {
+    body = JSON.parse(reply.text) as Record<string, unknown>
+  } catch {
+    body = { text: reply.text }
+  }
+  return { landed: url, page: { status: reply.status, headers: reply.headers, body }, hops }
 }
 
 const refusal = (a: Answer) => `${a.status} ${String(a.body.code)}: ${String(a.body.detail)}`
@@ -62,6 +104,16 @@ export async function runTour(demo: RunningDemo, print: (line?: string) => void)
   const agentToken = await clientToken(demo.issuer, DEMO_CLIENTS.agent)
   const pii = await get(`${gw}/customers`, agentToken)
   print(`   GET /customers → ${refusal(pii)}`)
+  print('   It may read the orders dataset, fresh from the database as CSV (what a spreadsheet\'s')
+  print('   import-from-URL reads), with the customers\' emails masked; finance sees them:')
+  const agentCsv = await get(`${gw}/datasets/orders?region=eu&format=csv`, agentToken)
+  const financeToken = await clientToken(demo.issuer, DEMO_CLIENTS.finance)
+  const financeCsv = await get(`${gw}/datasets/orders?region=eu&format=csv`, financeToken)
+  const lines = (a: Answer) => String(a.body.text ?? '').split('\r\n')
+  print(`   analytics-agent: GET /datasets/orders?region=eu&format=csv → ${agentCsv.status}, ${lines(agentCsv).filter(Boolean).length - 1} rows; emails masked:`)
+  for (const line of lines(agentCsv).slice(0, 3)) print(`     ${line}`)
+  print(`   finance-analyst (role finance): the same request → ${financeCsv.status}; emails as they are:`)
+  for (const line of lines(financeCsv).slice(0, 3)) print(`     ${line}`)
   print()
 
   print('3. analytics-agent fires 15 requests at once (its limit: bursts of 10, then 5/s):')
@@ -91,6 +143,17 @@ export async function runTour(demo: RunningDemo, print: (line?: string) => void)
   await new Promise((r) => setTimeout(r, 400)) // records reach SQLite within the 100 ms flush interval
   const records = await searchAudit({ type: 'sqlite', path: join(demo.dataDir, 'audit.db') }, { sinceMs: startedAt.getTime(), limit: 25 })
   for (const line of formatAuditTable(records).split('\n')) print(`   ${line}`)
+  print()
+
+  print('7. a person in a browser: alice (group analysts) opens the sign-in link and signs in at the demo SSO:')
+  const link = `${gw}/.bouncer/sign_in?return_to=/reports/daily/eu`
+  const person = await browserSignIn(link, DEMO_PERSON.username, DEMO_PERSON.password)
+  const viewer = person.page.body.requested_by as { subject?: string; roles?: string[] } | undefined
+  print(`   ${new URL(person.landed).pathname} → ${person.page.status} after ${person.hops} redirects (the provider's login page, the callback);`)
+  print(`   the data API saw caller ${viewer?.subject ?? '?'} with roles ${JSON.stringify(viewer?.roles ?? [])}, from a session cookie`)
+  print('   Try it in your browser:')
+  print(`     ${link}`)
+  print(`     username ${DEMO_PERSON.username}, password ${DEMO_PERSON.password}; sign out at ${gw}/.bouncer/sign_out`)
   print()
 
   const configFlag = `--config ${shown(DEMO_CONFIG)}`

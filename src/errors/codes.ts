@@ -5,6 +5,7 @@
 export const ERROR_CODES = {
   bad_request: { status: 400, title: 'Bad request' },
   bad_path: { status: 400, title: 'Bad path' },
+  invalid_parameter: { status: 400, title: 'Invalid parameter' },
   missing_token: { status: 401, title: 'Missing token' },
   malformed_token: { status: 401, title: 'Malformed token' },
   token_expired: { status: 401, title: 'Token expired' },
@@ -20,6 +21,8 @@ export const ERROR_CODES = {
   api_key_revoked: { status: 401, title: 'API key revoked' },
   unauthorized: { status: 401, title: 'Unauthorized' },
   client_cert_required: { status: 401, title: 'Client certificate required' },
+  session_required: { status: 401, title: 'Session required' },
+  session_expired: { status: 401, title: 'Session expired' },
   no_role: { status: 403, title: 'No role' },
   policy_denied: { status: 403, title: 'Denied by policy' },
   untrusted_proxy: { status: 403, title: 'Untrusted proxy' },
@@ -41,11 +44,13 @@ export const ERROR_CODES = {
   upstream_unavailable: { status: 502, title: 'Upstream unavailable' },
   upstream_error: { status: 502, title: 'Upstream error' },
   function_error: { status: 502, title: 'Function error' },
+  datasource_error: { status: 502, title: 'Datasource error' },
   upstream_saturated: { status: 503, title: 'Upstream saturated' },
   limits_unavailable: { status: 503, title: 'Limits store unavailable' },
   identity_provider_unavailable: { status: 503, title: 'Identity provider unavailable' },
   upstream_timeout: { status: 504, title: 'Upstream timeout' },
   function_timeout: { status: 504, title: 'Function timeout' },
+  query_timeout: { status: 504, title: 'Query timeout' },
 } as const satisfies Record<string, { status: number; title: string; oauth?: true }>
 
 export type ErrorCode = keyof typeof ERROR_CODES

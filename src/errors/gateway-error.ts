@@ -9,9 +9,10 @@ export interface GatewayErrorOptions {
   headers?: Record<string, string>
   /**
    * Only where SPEC gives a code a second status: 503 upstream_unavailable when no target of an
-   * upstream is healthy (refused at once), where the code's 502 means a connection that failed.
+   * upstream is healthy (refused at once), where the code's 502 means a connection that failed;
+   * 302 for session_required and session_expired answered to a browser, sent to sign in (Location).
    */
-  status?: 503
+  status?: 503 | 302
 }
 
 /** The one error type the pipeline throws; `respond.ts` turns it into a problem+json answer. */

@@ -18,6 +18,8 @@ export interface EventSettings {
   forwardAuthorization: boolean
   /** server.hosts: the Hosts a handler may build links from (host, requestContext.domainName). */
   publicHosts: HostAllowList
+  /** Cookies that are the gateway's credentials (the sign-in session's): never in the event. Absent: none. */
+  withheldCookies?: ReadonlySet<string>
 }
 
 export interface PayloadV2Event {
@@ -106,7 +108,10 @@ function eventHeaders(ctx: Readonly<RequestContext>, settings: EventSettings): {
       const name = forward[i] as string
       const value = forward[i + 1] as string
       if (name === 'cookie') {
-        for (const cookie of value.split(';')) if (cookie.trim() !== '') cookies.push(cookie.trim())
+        for (const cookie of value.split(';')) {
+          const trimmed = cookie.trim()
+          if (trimmed !== '' && !settings.withheldCookies?.has(trimmed.slice(0, Math.max(0, trimmed.indexOf('='))))) cookies.push(trimmed)
+        }
       } else {
         add(name, value)
       }

@@ -4,7 +4,8 @@
 // id holds no `/`), so the audit log and metrics name them without ever meaning a configured route.
 import type { ExchangeEndpoint, ExchangeKeys } from '../agents/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import { nothingServed, type Backend } from '../request/index.ts'
+import type { BrowserAnswer, CredentialInput, SignIn } from '../identity/index.ts'
+import { nothingServed, type Backend, type RequestContext } from '../request/index.ts'
 import type { PublishedJwks } from '../upstream/index.ts'
 
 /** What the built-in endpoints read from the running gateway, handed in at compile time. */
@@ -33,12 +34,52 @@ export const FORWARD_AUTH_PATH = '/.bouncer/auth'
 const EVERY_METHOD = ['*', 'TRACE', 'TRACK', 'CONNECT']
 
 /** `exchange`: the token exchange's endpoints (token, metadata, keys), when it is enabled. */
-export function builtInRoutes(sources: BuiltInSources, exchange: readonly ExchangeEndpoint[] = []): BuiltInRoute[] {
-  return [
+export function builtInRoutes(sources: BuiltInSources, exchange: readonly ExchangeEndpoint[] = [], signIn: SignIn | null = null): BuiltInRoute[] {
+  const routes: BuiltInRoute[] = [
     { id: 'builtin/jwks', path: JWKS_PATH, methods: EVERY_METHOD, backend: jwksBackend(sources.publishedKeys) },
     { id: 'builtin/forward-auth', path: `${FORWARD_AUTH_PATH}/*`, methods: EVERY_METHOD, backend: forwardAuthBackend(), forwardAuth: true },
     ...exchange.map((endpoint) => ({ ...endpoint, methods: EVERY_METHOD })),
   ]
+  if (signIn) {
+    // sign_in's endpoints (SPEC "Callers, added"): public routes, since they are how a browser gets a session.
+    routes.push(
+      { id: 'builtin/sign-in', path: signIn.paths.signIn, methods: EVERY_METHOD, backend: browserBackend((input) => signIn.start(input)) },
+      { id: 'builtin/sign-in-callback', path: signIn.paths.callback, methods: EVERY_METHOD, backend: browserBackend((input) => signIn.callback(input)) },
+      { id: 'builtin/sign-out', path: signIn.paths.signOut, methods: EVERY_METHOD, backend: browserBackend((input) => signIn.signOut(input)) },
+    )
+  }
+  return routes
+}
+
+/** What a sign-in endpoint reads of the request: the same facts a credential verifier gets. */
+export function browserInput(ctx: Readonly<RequestContext>): CredentialInput {
+  return {
+    headers: ctx.headers,
+    rawHeaders: ctx.req.rawHeaders,
+    query: ctx.query,
+    socket: ctx.connection,
+    method: ctx.method,
+    target: ctx.req.url ?? '/',
+    secure: ctx.secure,
+    viaTrustedProxy: ctx.viaTrustedProxy,
+  }
+}
+
+/** A sign-in endpoint: its answer (a redirect with cookies, mostly) written as it is. */
+function browserBackend(answer: (input: CredentialInput) => Promise<BrowserAnswer>): Backend {
+  return {
+    upstream: null,
+    async serve(ctx, exchange) {
+      const reply = await answer(browserInput(ctx))
+      const served = nothingServed()
+      served.status = reply.status
+      served.bytesOut = ctx.method === 'HEAD' ? 0 : Buffer.byteLength(reply.body)
+      if (exchange.beforeEnd) await exchange.beforeEnd(served)
+      ctx.res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(reply.body), 'x-request-id': ctx.id })
+      ctx.res.end(ctx.method === 'HEAD' ? undefined : reply.body)
+      return served
+    },
+  }
 }
 
 /**

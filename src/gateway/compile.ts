@@ -5,13 +5,14 @@
 import type { X509Certificate } from 'node:crypto'
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
 import { ownIssuerConfig, tokenExchangeEndpoints, type ExchangeEndpoint } from '../agents/index.ts'
-import { addressSet, jwtIssuers, parseRoutePattern, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
+import { addressSet, cookieSecureByDefault, jwtIssuers, parseRoutePattern, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
 import { corsPolicy, foldHeaderName, type CorsPolicy } from '../http/index.ts'
 import {
-  apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createTokenVerifier,
-  type ApiKeyDirectory, type ApiKeyDirectoryRegistry, type Authenticator, type CredentialVerifier, type Introspector, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents,
+  apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createSessionStoreRegistry, createSignIn, createTokenVerifier,
+  type SessionStoreRegistry, type SignIn, type ApiKeyDirectory, type ApiKeyDirectoryRegistry, type Authenticator, type CredentialVerifier, type Introspector, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents,
   type OwnTokens, type TokenVerifier,
 } from '../identity/index.ts'
+import { compileDataset, createDatasourceRegistry, datasetBackend, datasetSchemaBackend, type Datasource, type DatasetRoute, type DatasourceRegistry } from '../datasets/index.ts'
 import { createFunctionRegistry, functionBackend, routeKeyOf, type FunctionPool, type FunctionRegistry } from '../functions/index.ts'
 import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
 import type { Backend } from '../request/index.ts'
@@ -49,6 +50,8 @@ export interface Runtime {
   readonly upstreams: ReadonlyMap<string, Upstream>
   /** Each function's pool of workers. */
   readonly functions: ReadonlyMap<string, FunctionPool>
+  /** Each datasource of the datasets (its pool, or its SQLite file). */
+  readonly datasources: ReadonlyMap<string, Datasource>
   readonly issuerKeys: ReadonlyMap<string, IssuerKeys>
   /** Turns a request's credential into an Identity, for the kinds each route accepts. */
   readonly authenticator: Authenticator
@@ -56,6 +59,8 @@ export interface Runtime {
   readonly introspection: Introspector | null
   /** The API keys (api_keys), when configured. */
   readonly apiKeys: ApiKeyDirectory | null
+  /** Browser sign-in and its sessions (sign_in), when configured. */
+  readonly signIn: SignIn | null
   readonly access: AccessControl
   readonly limiter: Limiter
   readonly trustedProxies: AddressSet
@@ -66,9 +71,11 @@ export interface Runtime {
 export interface CompileDeps {
   upstreams: UpstreamRegistry
   functions: FunctionRegistry
+  datasources: DatasourceRegistry
   issuers: IssuerRegistry
   limitsStores: LimitsStoreRegistry
   apiKeys: ApiKeyDirectoryRegistry
+  sessionStores: SessionStoreRegistry
   logger: Logger
   builtIns: BuiltInSources
 }
@@ -81,7 +88,10 @@ export function applySecretValues(runtime: Runtime, resolve: (template: string) 
   for (const upstream of runtime.upstreams.values()) {
     upstream.headers = upstream.headerTemplates.flatMap(([name, template]) => [name, resolve(template)])
   }
+  for (const source of runtime.datasources.values()) source.applySecrets(resolve)
   if (runtime.introspection) runtime.introspection.clientSecret = resolve(runtime.introspection.issuer.introspection.client_secret)
+  const signInSecret = runtime.config.sign_in?.client_secret
+  if (runtime.signIn && signInSecret !== undefined) runtime.signIn.clientSecret = resolve(signInSecret)
 }
 
 const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }), exchangeKeys: () => null }
@@ -97,19 +107,23 @@ export function createRuntimeDeps(
 ): CompileDeps & { closeAll(): Promise<void> } {
   const upstreams = createUpstreamRegistry({ logger, background: options.offline ? null : options.background })
   const functions = createFunctionRegistry(logger, options)
+  const datasources = createDatasourceRegistry(logger, options)
   const issuers = createIssuerRegistry(logger, options.keySetEvents ?? { refreshed() {}, failed() {} }, options)
   const limitsStores = createLimitsStoreRegistry(logger, options)
   const apiKeys = createApiKeyDirectoryRegistry(logger, options)
+  const sessionStores = createSessionStoreRegistry(logger, options)
   return {
     upstreams,
     functions,
+    datasources,
     issuers,
     limitsStores,
     apiKeys,
+    sessionStores,
     logger,
     builtIns: options.builtIns ?? NO_KEYS,
     async closeAll() {
-      await Promise.all([issuers.closeAll(), upstreams.closeAll(), functions.closeAll(), limitsStores.closeAll(), apiKeys.closeAll()])
+      await Promise.all([issuers.closeAll(), upstreams.closeAll(), functions.closeAll(), datasources.closeAll(), limitsStores.closeAll(), apiKeys.closeAll(), sessionStores.closeAll()])
     },
   }
 }
@@ -122,13 +136,17 @@ let generations = 0
 export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   const upstreams = new Map(config.upstreams.map((upstream) => [upstream.name, deps.upstreams.acquire(upstream)]))
   const functions = new Map(config.functions.map((fn) => [fn.name, deps.functions.acquire(fn)]))
+  const datasources = new Map(config.datasources.map((source) => [source.name, deps.datasources.acquire(source)]))
   const issuerKeys = new Map(jwtIssuers(config).filter(verifiesJwts).map((issuer) => [issuer.name, deps.issuers.acquire(issuer)]))
   const apiKeys = config.api_keys ? deps.apiKeys.acquire(config.api_keys) : null
   // The API key header is the gateway's credential: no upstream ever gets it.
   const withheldHeaders: ReadonlySet<string> = new Set(config.api_keys ? [foldHeaderName(config.api_keys.header.toLowerCase())] : [])
+  const signIn = compileSignIn(config, issuerKeys, deps)
+  // The session cookies are the gateway's credential: no upstream ever gets them.
+  const withheldCookies: ReadonlySet<string> = new Set(signIn ? [signIn.cookieName, `${signIn.cookieName}_state`] : [])
   const access = compileAccess(config)
-  const { tokens, ...verifiers } = credentials(config, issuerKeys, apiKeys, deps)
-  const routes: CompiledRoute[] = builtInRoutes(deps.builtIns, exchangeEndpoints(config, tokens, access, deps)).map((route, index) => Object.freeze({
+  const { tokens, ...verifiers } = credentials(config, issuerKeys, apiKeys, signIn, deps)
+  const routes: CompiledRoute[] = builtInRoutes(deps.builtIns, exchangeEndpoints(config, tokens, access, deps), signIn).map((route, index) => Object.freeze({
     index,
     id: route.id,
     pattern: mustParse(route.path),
@@ -145,11 +163,10 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     upstreamHeaders: null,
     forwardAuth: route.forwardAuth === true,
   }))
-  const first = routes.length
-  for (const [index, route] of config.routes.entries()) {
+  for (const route of config.routes) {
     const upstream = route.upstream === undefined ? null : (upstreams.get(route.upstream) as Upstream)
     routes.push(Object.freeze({
-      index: first + index,
+      index: routes.length,
       id: route.id,
       pattern: mustParse(route.path),
       methods: new Set<string>(route.methods),
@@ -160,13 +177,14 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
       cors: route.cors ? corsOf(route.cors) : null,
       limits: compileRouteLimits(route.limits, config.limits),
       policy: access.policyFor(route.id),
-      backend: upstream === null ? routeFunction(route, functions, config) : upstreamBackend({
+      backend: route.dataset ? routeDataset(route, datasources) : upstream === null ? routeFunction(route, functions, config, withheldCookies) : upstreamBackend({
         upstream,
         rewrite: route.upstream_path === undefined ? null : mustParse(route.upstream_path),
         forwardAuthorization: route.forward_authorization,
         publicHosts: config.server.hosts,
         maxBodyBytes: config.server.max_body_bytes,
         withheldHeaders,
+        withheldCookies,
         ownsCors: route.cors !== undefined,
       }),
       assertionAudience: upstream?.identityAssertion ? upstream.name : null,
@@ -174,6 +192,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
       upstreamHeaders: upstream === null ? null : () => upstream.headers,
       forwardAuth: false,
     }))
+    if (route.dataset) routes.push(datasetSchemaRoute(routes.at(-1) as CompiledRoute, routes.length))
   }
   return Object.freeze({
     generation: ++generations,
@@ -181,9 +200,11 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     router: createRouter(routes, { caseSensitive: config.server.case_sensitive_paths }),
     upstreams,
     functions,
+    datasources,
     issuerKeys,
     ...verifiers,
     apiKeys,
+    signIn,
     access,
     limiter: {
       store: deps.limitsStores.acquire(config.limits_store),
@@ -196,13 +217,40 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
 }
 
 /** A route whose target is a function (bouncer check has made sure it names one). */
-function routeFunction(route: RouteConfig, functions: ReadonlyMap<string, FunctionPool>, config: Config): Backend {
+function routeFunction(route: RouteConfig, functions: ReadonlyMap<string, FunctionPool>, config: Config, withheldCookies: ReadonlySet<string>): Backend {
   return functionBackend({
     pool: functions.get(route.function as string) as FunctionPool,
     routeKey: routeKeyOf(route.methods, route.path),
     forwardAuthorization: route.forward_authorization,
     publicHosts: config.server.hosts,
     maxBodyBytes: config.server.max_body_bytes,
+    withheldCookies,
+  })
+}
+
+/** Each dataset route's backend, and the dataset it serves (its `_schema` route serves the same). */
+const compiledDatasets = new WeakMap<Backend, DatasetRoute>()
+
+/** A route whose target is a dataset (bouncer check has made sure its datasource exists). */
+function routeDataset(route: RouteConfig, datasources: ReadonlyMap<string, Datasource>): Backend {
+  const config = route.dataset as NonNullable<RouteConfig['dataset']>
+  const dataset = compileDataset(route.id, route.path, config, datasources.get(config.source) as Datasource)
+  const backend = datasetBackend(dataset)
+  compiledDatasets.set(backend, dataset)
+  return backend
+}
+
+/**
+ * `GET <path>/_schema` of a dataset route: the same route id (the same policies decide), right after
+ * it, so that a route further down that takes any segment (`<path>/:id`) does not take this one.
+ */
+function datasetSchemaRoute(route: CompiledRoute, index: number): CompiledRoute {
+  const dataset = compiledDatasets.get(route.backend) as DatasetRoute
+  return Object.freeze({
+    ...route,
+    index,
+    pattern: mustParse(`${dataset.path.replace(/\/$/, '')}/_schema`),
+    backend: datasetSchemaBackend(dataset),
   })
 }
 
@@ -235,7 +283,7 @@ function ownTokens(config: Config, deps: CompileDeps): OwnTokens | null {
 }
 
 /** One verifier per kind of credential this config can check, and the introspector among them. */
-function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, apiKeys: ApiKeyDirectory | null, deps: CompileDeps): { authenticator: Authenticator; introspection: Introspector | null; tokens: TokenVerifier } {
+function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, apiKeys: ApiKeyDirectory | null, signIn: SignIn | null, deps: CompileDeps): { authenticator: Authenticator; introspection: Introspector | null; tokens: TokenVerifier } {
   const introspecting = jwtIssuers(config).find((issuer) => issuer.introspection !== undefined)
   const introspection = introspecting?.introspection
     ? createIntrospector({ ...introspecting, introspection: introspecting.introspection }, { cacheEntries: config.server.token_cache_entries })
@@ -251,6 +299,7 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
   })
   const verifiers = new Map<AcceptedCredential, CredentialVerifier>([['bearer', bearerVerifier(tokens)]])
   if (apiKeys && config.api_keys) verifiers.set('api_key', apiKeyVerifier(apiKeys, config.api_keys.header))
+  if (signIn) verifiers.set('session', signIn.verifier)
   const certificateIssuers = x509Issuers(config)
   if (certificateIssuers.length > 0) {
     verifiers.set('client_cert', clientCertVerifier(certificateIssuers.map((issuer) => ({
@@ -259,6 +308,21 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
     }))))
   }
   return { authenticator: createAuthenticator(verifiers), introspection, tokens }
+}
+
+/** sign_in: the provider (bouncer check made sure it names a jwt issuer with keys) and the session store. */
+function compileSignIn(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, deps: CompileDeps): SignIn | null {
+  const settings = config.sign_in
+  if (!settings) return null
+  const issuer = jwtIssuers(config).find((candidate) => candidate.name === settings.issuer) as IssuerConfig
+  return createSignIn({
+    config: settings,
+    issuer,
+    keys: issuerKeys,
+    store: deps.sessionStores.acquire({ store: settings.session.store, idle: settings.session.idle }),
+    cookieSecure: settings.cookie.secure ?? cookieSecureByDefault(config),
+    logger: deps.logger,
+  })
 }
 
 function corsOf(cors: CorsConfig): CorsPolicy {

@@ -35,7 +35,7 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
     const route = matched.forwardAuth ? matchDescribed(rt, ctx) : matched
     // CORS is the browser's business with this gateway, never a forward-auth check's.
     if (!matched.forwardAuth && route.cors !== null && answerCors(ctx, route.cors)) return // a preflight, answered
-    if (!route.public) await authorize(state, rt, ctx, route)
+    if (!route.public) await authorize(state, rt, ctx, route, matched.forwardAuth)
     if (route.limits) {
       const throttled = throttle(rt, ctx, route.limits)
       if (throttled) await throttled
@@ -164,9 +164,9 @@ function answerCors(ctx: RequestContext, cors: CorsPolicy): boolean {
 }
 
 /** The credential's identity (401/503), its roles and the policies' decision (403). */
-async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, route: CompiledRoute): Promise<void> {
+async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, route: CompiledRoute, forwardAuth: boolean): Promise<void> {
   if (state.tracing && ctx.spans) startAuthSpan(state.tracing, ctx.spans)
-  const input = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection }
+  const input = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, target: ctx.req.url, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, forwardAuth }
   const { identity, credential } = await rt.authenticator.authenticate(input, route.accept)
   ctx.identity = identity
   ctx.credential = credential
@@ -247,6 +247,7 @@ function recordServed(ctx: RequestContext, upstream: string | null, served: Serv
   ctx.attempts = served.attempts
   ctx.bytesIn = served.bytesIn
   ctx.bytesOut = served.bytesOut
+  ctx.masked = served.masked
   return ctx
 }
 

@@ -17,6 +17,14 @@ export interface CredentialInput {
   readonly query: string
   /** The connection: a TLS socket (node:tls TLSSocket) carries the client certificate (client_cert). */
   readonly socket: Socket
+  /** The request's method and target as sent (sessions: a browser's page load is sent to sign in, and comes back here). */
+  readonly method?: string
+  readonly target?: string
+  /** TLS on this connection; and whether the peer is a trusted proxy (its X-Forwarded-Proto/-Host count). */
+  readonly secure?: boolean
+  readonly viaTrustedProxy?: boolean
+  /** A forward-auth check (/.bouncer/auth): the answer goes to a proxy, not to a browser to follow. */
+  readonly forwardAuth?: boolean
 }
 
 export interface Authenticated {
@@ -34,6 +42,11 @@ export interface CredentialVerifier {
    * kind the route lists: it then answers the refusal for its missing credential (missing_token).
    */
   authenticate(input: CredentialInput): Promise<Authenticated>
+  /**
+   * For a request carrying nothing the route takes: should this kind answer the refusal, whatever
+   * its place in `accept`? (A browser's page load is sent to sign in rather than told missing_token.)
+   */
+  answersMissing?(input: CredentialInput): boolean
 }
 
 export interface Authenticator {
@@ -56,7 +69,12 @@ export function createAuthenticator(verifiers: ReadonlyMap<AcceptedCredential, C
         const verifier = verifiers.get(kind)
         if (verifier !== undefined && verifier.presentIn(input)) return verifier.authenticate(input)
       }
-      // Nothing the route takes: the first accepted kind says what was missing (missing_token for bearer).
+      // Nothing the route takes: a kind that claims the case answers it (a browser is sent to sign
+      // in); otherwise the first accepted kind says what was missing (missing_token for bearer).
+      for (const kind of accept) {
+        const verifier = verifiers.get(kind)
+        if (verifier?.answersMissing?.(input)) return verifier.authenticate(input)
+      }
       const first = verifiers.get(accept[0] as AcceptedCredential)
       if (!first) return Promise.reject(notConfigured(accept))
       const carried = carriedElsewhere(verifiers, accept, input)

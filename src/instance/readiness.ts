@@ -16,5 +16,7 @@ export function readiness(state: GatewayState): Readiness {
     if (!keys.attempted) ready = false
     checks[`issuer:${keys.name}`] = keys.state === 'ready' ? 'keys loaded' : keys.attempted ? `unavailable: ${keys.lastError}` : 'loading'
   }
+  // A datasource that is down fails its datasets only (502 datasource_error): named, not blocking.
+  for (const source of state.runtime.datasources.values()) checks[`datasource:${source.name}`] = source.status()
   return { ready, checks }
 }

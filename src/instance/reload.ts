@@ -76,6 +76,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
       compile.upstreams.retire(current.upstreams.values()),
       compile.apiKeys.retire(current.apiKeys ? [current.apiKeys] : []),
       compile.functions.retire(current.functions.values()),
+      compile.datasources.retire(current.datasources.values()),
     ])
   }
 

@@ -38,6 +38,8 @@ export interface Served {
    * endpoint: the user and the agent a token was issued for, with the roles granted).
    */
   caller?: { identity: Identity; credential: CredentialKind; roles: readonly string[] }
+  /** A dataset's columns masked for this caller, comma-separated (the audit record's `masked`); null otherwise. */
+  masked: string | null
 }
 
 export interface Backend {
@@ -51,5 +53,5 @@ export interface Backend {
 }
 
 export function nothingServed(): Served {
-  return { status: 0, upstreamStatus: null, upstreamMs: null, bytesIn: 0, bytesOut: 0, attempts: 0, error: null }
+  return { status: 0, upstreamStatus: null, upstreamMs: null, bytesIn: 0, bytesOut: 0, attempts: 0, error: null, masked: null }
 }

@@ -55,6 +55,8 @@ export interface RequestFacts {
   status: number
   bytesIn: number
   bytesOut: number
+  /** A dataset's columns masked for this caller (comma-separated), null when none. */
+  masked: string | null
 }
 
 export interface RequestContext extends RequestFacts {
@@ -120,6 +122,7 @@ export function createContext(req: IncomingMessage, res: ServerResponse, upgrade
     status: 0,
     bytesIn: 0,
     bytesOut: 0,
+    masked: null,
     upgrade,
     continued: false,
     audited: false,

@@ -4,7 +4,7 @@
 import { Transform, type Readable } from 'node:stream'
 import type { RoutePattern } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import { canonicalSegment, foldHeaderName, isApiKeyBearer, type HostAllowList } from '../http/index.ts'
+import { canonicalSegment, foldHeaderName, isApiKeyBearer, withoutCookies, type HostAllowList } from '../http/index.ts'
 import type { RequestContext, Served } from '../request/index.ts'
 import { traceparentOf } from '../telemetry/index.ts'
 import type { Upstream } from './pools.ts'
@@ -22,6 +22,8 @@ export interface ForwardSettings {
    * nor a look-alike (X_Api_Key) a folding upstream would read as one.
    */
   withheldHeaders: ReadonlySet<string>
+  /** Cookies that are the gateway's credentials (the sign-in session's): taken out of the Cookie header. */
+  withheldCookies: ReadonlySet<string>
   /** The route's CORS is the gateway's (routes[].cors): the upstream's own CORS headers are replaced. */
   ownsCors: boolean
 }
@@ -60,6 +62,11 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
       if (names.size > 0 || withheld.size > 0) {
         const folded = foldHeaderName(name)
         if (names.has(folded) || withheld.has(folded)) continue
+      }
+      if (name === 'cookie' && settings.withheldCookies.size > 0) {
+        const kept = withoutCookies(forward[i + 1] as string, settings.withheldCookies)
+        if (kept !== '') out.push(name, kept)
+        continue
       }
       out.push(name, forward[i + 1] as string)
     }

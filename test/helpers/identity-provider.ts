@@ -6,7 +6,8 @@ import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from 'jose'
-import { openIdProvider, type ServiceAccount } from '../../src/demo/identity-provider.ts'
+import { openIdProvider, type Person, type ServiceAccount, type WebClient } from '../../src/demo/identity-provider.ts'
+import { providerHandler } from '../../src/demo/sign-in-pages.ts'
 import * as client from 'openid-client'
 import { Agent, fetch as undiciFetch } from 'undici'
 
@@ -27,7 +28,7 @@ export async function signingKey(kid: string, alg: 'RS256' | 'ES256'): Promise<S
   }
 }
 
-export type { ServiceAccount }
+export type { Person, ServiceAccount, WebClient }
 
 export interface ProviderOptions {
   port?: number
@@ -38,6 +39,10 @@ export interface ProviderOptions {
   tokenTtlSeconds?: number
   /** Tokens for this resource are opaque: checked at /token/introspection, revoked at /token/revocation. */
   opaqueAudience?: string
+  /** People who sign in at the provider's login page (authorization code flow), and the browser clients they sign in to. */
+  people?: Person[]
+  webClients?: WebClient[]
+  idTokenTtlSeconds?: number
 }
 
 export interface TestIdentityProvider {
@@ -57,6 +62,8 @@ export interface TestIdentityProvider {
   readonly jwksFetches: number
   /** How many introspection requests the provider has answered (RFC 7662). */
   readonly introspections: number
+  /** Requests to the token endpoint (code exchanges and refreshes included). */
+  readonly tokenRequests: number
 }
 
 export const AUDIENCE = 'api://bouncer'
@@ -77,6 +84,7 @@ export async function startIdentityProvider(options: ProviderOptions = {}): Prom
   let issuer = ''
   let jwksFetches = 0
   let introspections = 0
+  let tokenRequests = 0
   // The client's own connection pool, replaced on every start: a restarted provider must not be
   // reached through a keep-alive socket of the previous one.
   let agent = new Agent()
@@ -101,11 +109,15 @@ export async function startIdentityProvider(options: ProviderOptions = {}): Prom
       scope: 'reports:read',
       tokenTtlSeconds: options.tokenTtlSeconds ?? 600,
       opaqueAudience: options.opaqueAudience,
+      people: options.people,
+      webClients: options.webClients,
+      idTokenTtlSeconds: options.idTokenTtlSeconds,
     })
-    const callback = provider.callback()
+    const callback = providerHandler(provider, options.people ?? [])
     server.on('request', (req, res) => {
       if (req.url === '/jwks') jwksFetches++
       if (req.url === '/token/introspection') introspections++
+      if (req.url === '/token') tokenRequests++
       void callback(req, res)
     })
   }
@@ -136,6 +148,9 @@ export async function startIdentityProvider(options: ProviderOptions = {}): Prom
     },
     get introspections() {
       return introspections
+    },
+    get tokenRequests() {
+      return tokenRequests
     },
     async revoke(clientId, token) {
       const account = clients.find((c) => c.clientId === clientId)

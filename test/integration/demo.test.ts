@@ -54,6 +54,9 @@ describe('bouncer demo', () => {
     expect(out).toMatch(/GET \/reports\/daily\/eu → 200, \d+ hourly rows generated at \d{4}-/)
     expect(out).toContain('the data API verified X-Bouncer-Assertion: caller looker-reports with roles ["reports"]')
     expect(out).toContain('GET /customers → 403 policy_denied: Statement "DenyCustomerPII" of policy "no-pii" denies GET on route "customers".')
+    // The orders dataset as CSV: the agent sees the emails' domains only, finance the emails.
+    expect(out).toMatch(/analytics-agent: GET \/datasets\/orders\?region=eu&format=csv → 200, \d+ rows; emails masked:\n +id,region,customer_email,total,created_at\n +\d+,eu,\*\*\*@[a-z.]+,/)
+    expect(out).toMatch(/finance-analyst \(role finance\): the same request → 200; emails as they are:\n +id,region,customer_email,total,created_at\n +\d+,eu,[a-z]+\.\d+@[a-z.]+,/)
     // A burst of 15 against bursts of 10 refilling at 5/s: at least 10 pass, and the rest (unless the
     // machine is so slow the refill catches up) are throttled.
     const [, passed, throttled] = (/GET \/reports\/daily\/us ×15 → (\d+) × 200, (\d+) × 429/.exec(out) ?? []).map(Number)

@@ -47,6 +47,7 @@ function config(issuer: string) {
     limits: [{ name: 'per-ip', key: 'ip', rate: '100/s' }],
     secrets: { store: { type: 'env', prefix: 'OPENAPI_TEST_SECRET_' } },
     api_keys: { store: { type: 'sqlite', path: join(auditDir, 'keys.db') } },
+    sign_in: { issuer: 'corp-sso', client_id: 'bouncer-web', session: { store: 'memory' } },
   }
 }
 
@@ -186,6 +187,17 @@ describe('the OpenAPI document', () => {
     expect(JSON.parse((await check('delete', '/api/keys/{id}', { headers: AUTH, params: { id } })).body)).toMatchObject({ id, status: 'revoked' })
     expect((await check('delete', '/api/keys/{id}', { headers: AUTH, params: { id: 'fedcba9876543210' } })).status).toBe(404)
 
+    // A signed-in browser's session, put in the gateway's own store as the callback would.
+    const sessionId = 'a'.repeat(32)
+    const now = Date.now()
+    await gateway.state.runtime.signIn!.store.put({
+      id: sessionId, issuer: 'corp-sso', subject: 'alice', claims: { sub: 'alice', email: 'alice@example.com' },
+      createdAt: now, lastSeenAt: now, expiresAt: now + 3_600_000, refreshAt: null, sealed: null,
+    })
+    expect(JSON.parse((await check('get', '/api/sessions', { headers: AUTH })).body)).toMatchObject([{ id: sessionId, subject: 'alice', email: 'alice@example.com', name: null }])
+    expect(JSON.parse((await check('delete', '/api/sessions/{id}', { headers: AUTH, params: { id: sessionId } })).body)).toMatchObject({ id: sessionId })
+    expect((await check('delete', '/api/sessions/{id}', { headers: AUTH, params: { id: sessionId } })).status).toBe(404)
+
     expect((await check('post', '/api/reload', { headers: AUTH })).status).toBe(200)
     const good = await readFile(gateway.file, 'utf8')
     await writeFile(gateway.file, `${good}\nnot_a_key: true\n`)
@@ -219,6 +231,9 @@ describe('the OpenAPI document', () => {
       const noKeys = await call(loading.adminUrl, 'get', '/api/keys', { headers: AUTH })
       expectDocumented('/api/keys', 'get', noKeys)
       called.add(`get /api/keys ${noKeys.status}`)
+      const noSessions = await call(loading.adminUrl, 'get', '/api/sessions', { headers: AUTH })
+      expectDocumented('/api/sessions', 'get', noSessions)
+      called.add(`get /api/sessions ${noSessions.status}`)
     } finally {
       jwksHeld.resolve()
       await loading.close()

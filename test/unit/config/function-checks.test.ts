@@ -26,7 +26,7 @@ describe('function checks', () => {
     const { loaded, lines } = check(`${FUNCTIONS}routes:\n  - { id: none, path: /n, public: true }\n  - { id: both, path: /b, upstream: api, function: echo, public: true }\n`)
     expect(loaded.config).toBeUndefined()
     expect(lines).toEqual([
-      'bouncer.yaml:6:5: routes[0]: route "none" has no target: give it one of upstream, function',
+      'bouncer.yaml:6:5: routes[0]: route "none" has no target: give it one of upstream, function, dataset',
       'bouncer.yaml:7:5: routes[1]: route "both" has both upstream and function: give it exactly one target',
     ])
   })

@@ -1,0 +1,41 @@
+// Checks for browser sign-in (SPEC "Callers, added"): the provider it names, its endpoints'
+// paths, and cookie settings a browser would refuse or that would weaken the session.
+import type { Finding } from './diagnostics.ts'
+import type { Config } from './schema.ts'
+
+export function signInFindings(config: Config): Finding[] {
+  const signIn = config.sign_in
+  if (!signIn) return []
+  const findings: Finding[] = []
+  const error = (path: (string | number)[], message: string) => findings.push({ severity: 'error', path, message })
+  const issuer = config.issuers.find((candidate) => candidate.name === signIn.issuer)
+  if (!issuer) error(['sign_in', 'issuer'], `unknown issuer "${signIn.issuer}"`)
+  else if (issuer.type !== 'jwt') error(['sign_in', 'issuer'], `issuer "${signIn.issuer}" is of type ${issuer.type}: people sign in at an OpenID provider (an issuer of type jwt)`)
+  else if (issuer.introspection && issuer.jwks_uri === undefined) {
+    error(['sign_in', 'issuer'], `issuer "${signIn.issuer}" introspects opaque tokens and loads no keys: the ID token is verified with the issuer's keys (give it a jwks_uri)`)
+  }
+  if (!signIn.scopes.includes('openid')) error(['sign_in', 'scopes'], 'the scopes must include openid: sign-in needs an ID token')
+  const paths = [['callback_path', signIn.callback_path], ['sign_in_path', signIn.sign_in_path], ['sign_out_path', signIn.sign_out_path]] as const
+  paths.forEach(([key, path], i) => {
+    const earlier = paths.slice(0, i).find(([, other]) => other.toLowerCase() === path.toLowerCase())
+    if (earlier) error(['sign_in', key], `${key} is the same path as ${earlier[0]} (${path})`)
+  })
+  const ownPaths = new Set(paths.map(([, path]) => path.toLowerCase()))
+  if (ownPaths.has(signIn.after_sign_out_path.toLowerCase())) {
+    error(['sign_in', 'after_sign_out_path'], 'after_sign_out_path must be a page of the gateway\'s routes, not one of sign_in\'s own endpoints')
+  }
+  const secure = signIn.cookie.secure ?? cookieSecureByDefault(config)
+  if (signIn.cookie.same_site === 'none' && !secure) {
+    error(['sign_in', 'cookie', 'same_site'], 'same_site: none needs a Secure cookie (browsers refuse it otherwise): serve TLS, give an https base_url, or set cookie.secure: true')
+  }
+  if (signIn.session.idle > signIn.session.ttl) {
+    findings.push({ severity: 'warning', path: ['sign_in', 'session', 'idle'], message: 'idle is longer than ttl: a session ends at ttl anyway' })
+  }
+  if (signIn.cookie.name.startsWith('__Host-') && !secure) error(['sign_in', 'cookie', 'name'], 'a __Host- cookie must be Secure')
+  return findings
+}
+
+/** Secure by default where the gateway is reached over TLS: its own listener, or an https base_url. */
+export function cookieSecureByDefault(config: Pick<Config, 'server' | 'sign_in'>): boolean {
+  return config.server.tls !== undefined || (config.sign_in?.base_url?.startsWith('https:') ?? false)
+}

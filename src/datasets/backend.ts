@@ -1,0 +1,267 @@
+// A dataset as a route's backend: the parameters checked (400 before any query), the statement run
+// in the datasource's read-only transaction, its rows streamed from the cursor in the format asked
+// for, masked for this caller. The next batch is read from the database only once the client has
+// taken the last one (backpressure); a client that hangs up cancels the query. The audit record,
+// metrics and spans name the target `dataset:SOURCE`, and the record lists the masked columns.
+import type { ServerResponse } from 'node:http'
+import type { DatasetConfig } from '../config/index.ts'
+import { RESERVED_QUERY } from '../config/index.ts'
+import { GatewayError } from '../errors/index.ts'
+import { nothingServed, type Backend, type Exchange, type RequestContext, type Served } from '../request/index.ts'
+import { signCursor, verifyCursor } from './cursor.ts'
+import { chooseFormat, CONTENT_TYPES, createWriter, type Ending } from './formats.ts'
+import { applyMasks, maskedColumns, masksFor } from './masks.ts'
+import { compileParams, readParams, type CompiledParam, type ParamValue } from './params.ts'
+import { bindValues, pagedStatement, prepareStatement, type Paging, type PreparedStatement } from './query.ts'
+import { columnsSchema } from './schema.ts'
+import type { Column, Datasource, Row, RowSource } from './source.ts'
+
+/** Rows per read from the database: one chunk to the client each. */
+const BATCH_ROWS = 4_096
+
+export interface DatasetRoute {
+  readonly id: string
+  readonly path: string
+  readonly config: DatasetConfig
+  readonly source: Datasource
+  readonly params: readonly CompiledParam[]
+  readonly statement: PreparedStatement
+  /** The key columns for paging: configured, or the result's first column (learnt on first use). */
+  key: readonly string[] | null
+  /** The result's columns as last seen (for `_schema` without a query). */
+  columns: readonly Column[] | null
+}
+
+export function compileDataset(id: string, path: string, config: DatasetConfig, source: Datasource): DatasetRoute {
+  const pathParams = new Set((path.match(/:[A-Za-z_][A-Za-z0-9_]*/g) ?? []).map((p) => p.slice(1)))
+  return {
+    id,
+    path,
+    config,
+    source,
+    params: compileParams(config.params, pathParams),
+    statement: prepareStatement(config.sql, source.type),
+    key: config.key ?? null,
+    columns: null,
+  }
+}
+
+export function datasetBackend(dataset: DatasetRoute): Backend {
+  return {
+    upstream: `dataset:${dataset.source.name}`,
+    serve: (ctx, exchange) => serveDataset(ctx, dataset, exchange),
+  }
+}
+
+/** GET <path>/_schema: the columns as JSON Schema, masks applied for this caller. */
+export function datasetSchemaBackend(dataset: DatasetRoute): Backend {
+  return {
+    upstream: `dataset:${dataset.source.name}`,
+    async serve(ctx, exchange) {
+      const served = nothingServed()
+      const columns = dataset.columns ?? (dataset.columns = await dataset.source.describe(dataset.statement.text, dataset.statement.slots.length))
+      const masks = masksFor(dataset.config.masks, columns, ctx.roles)
+      served.masked = maskedNames(columns, masks)
+      const body = JSON.stringify(columnsSchema(dataset, maskedColumns(columns, masks), masks))
+      served.status = 200
+      served.bytesOut = ctx.method === 'HEAD' ? 0 : Buffer.byteLength(body)
+      if (exchange.beforeEnd) await exchange.beforeEnd(served)
+      ctx.res.writeHead(200, { 'content-type': 'application/schema+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-request-id': ctx.id })
+      ctx.res.end(ctx.method === 'HEAD' ? undefined : body)
+      return served
+    },
+  }
+}
+
+async function serveDataset(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exchange: Exchange): Promise<Served> {
+  const served = nothingServed()
+  const { config, source } = dataset
+  const query = new URLSearchParams(ctx.query)
+  const format = chooseFormat(query.get('format'), headerOf(ctx, 'accept'))
+  const params = readParams(dataset.params, query, ctx.params, RESERVED_QUERY, Date.now())
+  const paging = config.page_size !== undefined
+  const limit = paging ? Math.min(config.page_size as number, config.max_rows) : config.max_rows
+  const scope = paging ? cursorScope(dataset, params) : ''
+  const cursorText = query.get('cursor')
+  const after = paging && cursorText !== null && cursorText !== '' ? verifyCursor(cursorText, scope, source.key).after : null
+  if (!paging && cursorText !== null) throw new GatewayError('invalid_parameter', { detail: 'Parameter "cursor": this dataset does not page (no page_size).' })
+
+  const values = bindValues(dataset.statement, params, ctx.identity, ctx.roles, source.type)
+  let text = dataset.statement.text
+  let bound = values
+  let key: readonly string[] = []
+  if (paging) {
+    key = dataset.key ?? (dataset.key = [await firstColumn(dataset)])
+    if (after !== null && after.length !== key.length) throw new GatewayError('invalid_parameter', { detail: 'Parameter "cursor": issued before the dataset\'s key changed.' })
+    const page: Paging = { key, after, fetch: limit + 1 }
+    ;({ text, values: bound } = pagedStatement(dataset.statement, values, page, source.type))
+  }
+
+  const started = performance.now()
+  const rows = await source.open({ text, values: bound, timeoutMs: config.timeout, requestId: ctx.id })
+  return stream(ctx, dataset, exchange, served, rows, { format, limit, paging, key, scope, started })
+}
+
+interface StreamPlan {
+  format: ReturnType<typeof chooseFormat>
+  limit: number
+  paging: boolean
+  key: readonly string[]
+  scope: string
+  started: number
+}
+
+async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exchange: Exchange, served: Served, source: RowSource, plan: StreamPlan): Promise<Served> {
+  const { res } = ctx
+  let gone = false
+  const onClose = () => {
+    if (!res.writableFinished) {
+      gone = true
+      source.abort()
+    }
+  }
+  res.once('close', onClose)
+  try {
+    let sent = 0
+    let more = false
+    let last: Row | null = null
+    // The first batch before the head: a failing statement is still a clean 502/504, and a small
+    // result's paging facts go in headers, where a spreadsheet import can see them.
+    let batch = await source.read(Math.min(BATCH_ROWS, plan.limit + 1))
+    served.upstreamMs = performance.now() - plan.started
+    const columns = source.columns
+    if (dataset.columns === null && columns.length > 0) dataset.columns = columns
+    const masks = masksFor(dataset.config.masks, columns, ctx.roles)
+    served.masked = maskedNames(columns, masks)
+    const keyIndexes = plan.key.map((name) => columns.findIndex((column) => column.name === name))
+    const writer = createWriter(plan.format, maskedColumns(columns, masks))
+    let exhausted = batch.length < Math.min(BATCH_ROWS, plan.limit + 1)
+
+    const take = (rows: Row[]): Row[] => {
+      if (sent + rows.length > plan.limit) {
+        more = true
+        rows = rows.slice(0, plan.limit - sent)
+      }
+      sent += rows.length
+      if (rows.length > 0) last = rows[rows.length - 1] as Row
+      return rows
+    }
+    const ending = (): Ending => {
+      const next = plan.paging && more && last !== null ? signCursor({ after: keyIndexes.map((i) => keyValue((last as Row)[i] ?? null, columns[i])) }, plan.scope, dataset.source.key) : null
+      return { next, truncated: more && !plan.paging }
+    }
+
+    let first = take(batch)
+    const knownAtHead = exhausted || more
+    const headers: Record<string, string> = { 'content-type': CONTENT_TYPES[plan.format], 'cache-control': 'no-store', 'x-request-id': ctx.id }
+    if (knownAtHead) {
+      const end = ending()
+      if (end.next !== null) headers['bouncer-next-cursor'] = end.next
+      headers['bouncer-truncated'] = String(end.truncated)
+    } else {
+      headers.trailer = 'Bouncer-Next-Cursor, Bouncer-Truncated'
+    }
+    if (exchange.lifecycle.draining) res.shouldKeepAlive = false
+    served.status = 200
+    served.upstreamStatus = 200
+    res.writeHead(200, headers)
+    if (ctx.method === 'HEAD') {
+      await source.close()
+      if (exchange.beforeEnd) await exchange.beforeEnd(served)
+      res.end()
+      return served
+    }
+    if (!(await send(res, writer.start(), served))) return served
+
+    for (;;) {
+      // The next batch is asked for before this one is written: the database produces it while the
+      // client takes this one. One batch ahead at most, so memory stays bounded and a client that
+      // stops reading still stops the cursor.
+      const ahead = exhausted || more ? null : source.read(BATCH_ROWS)
+      ahead?.catch(() => {}) // a client that goes meanwhile aborts it: handled where it is awaited
+      applyMasks(first, masks, dataset.source.key)
+      if (!(await send(res, writer.rows(first), served))) return served
+      if (ahead === null) break
+      batch = await ahead
+      if (gone) return served
+      exhausted = batch.length < BATCH_ROWS
+      first = take(batch)
+      if (first.length === 0) break
+    }
+    await source.close()
+    const end = ending()
+    const tail = writer.end(end)
+    if (exchange.beforeEnd) await exchange.beforeEnd(served)
+    if (!knownAtHead) {
+      const trailers: Record<string, string> = { 'bouncer-truncated': String(end.truncated) }
+      if (end.next !== null) trailers['bouncer-next-cursor'] = end.next
+      res.addTrailers(trailers)
+    }
+    served.bytesOut += byteLength(tail)
+    res.end(tail)
+    return served
+  } catch (err) {
+    source.abort()
+    if (gone) return served
+    const error = err instanceof GatewayError ? err : new GatewayError('datasource_error', { detail: `Datasource "${dataset.source.name}" failed mid-query.`, cause: err })
+    if (!res.headersSent) throw error
+    // The status is on the wire: cut the connection, so the client sees an incomplete response.
+    served.error = error
+    res.destroy()
+    return served
+  } finally {
+    res.removeListener('close', onClose)
+  }
+}
+
+/** Writes one chunk; waits while the client's buffer is full. False when the client has gone. */
+async function send(res: ServerResponse, chunk: string | Uint8Array, served: Served): Promise<boolean> {
+  const size = byteLength(chunk)
+  if (size === 0) return !res.destroyed
+  served.bytesOut += size
+  if (res.write(chunk)) return true
+  if (res.destroyed) return false
+  return new Promise<boolean>((resolve) => {
+    const done = (ok: boolean) => {
+      res.removeListener('drain', onDrain)
+      res.removeListener('close', onClose)
+      resolve(ok)
+    }
+    const onDrain = () => done(true)
+    const onClose = () => done(false)
+    res.once('drain', onDrain)
+    res.once('close', onClose)
+  })
+}
+
+function byteLength(chunk: string | Uint8Array): number {
+  return typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength
+}
+
+/** A key value as the cursor keeps it: numbers as numbers (SQLite compares them so), the rest as text. */
+function keyValue(cell: string | null, column: Column | undefined): string | number {
+  if (cell === null) return ''
+  if (column && (column.kind === 'int' || column.kind === 'number' || (column.kind === 'bigint' && Number.isSafeInteger(Number(cell))))) return Number(cell)
+  return cell
+}
+
+/** What a cursor is good for: this dataset with these parameters' values. */
+function cursorScope(dataset: DatasetRoute, params: ReadonlyMap<string, ParamValue>): string {
+  return JSON.stringify([dataset.id, [...params.entries()].sort(([a], [b]) => (a < b ? -1 : 1))])
+}
+
+async function firstColumn(dataset: DatasetRoute): Promise<string> {
+  const columns = dataset.columns ?? (dataset.columns = await dataset.source.describe(dataset.statement.text, dataset.statement.slots.length))
+  const first = columns[0]
+  if (first === undefined) throw new GatewayError('datasource_error', { detail: 'The dataset\'s statement returns no columns to page by.' })
+  return first.name
+}
+
+function maskedNames(columns: readonly Column[], masks: ReturnType<typeof masksFor>): string | null {
+  return masks.length === 0 ? null : masks.map((mask) => (columns[mask.index] as Column).name).join(',')
+}
+
+function headerOf(ctx: Readonly<RequestContext>, name: string): string | undefined {
+  const value = ctx.req.headers[name]
+  return Array.isArray(value) ? value.join(',') : value
+}

@@ -1,0 +1,165 @@
+// A dataset's parameters: read from the query string (and the route's path parameters), each
+// checked against its declared type and rules before anything is queried. A failure is 400
+// invalid_parameter naming the parameter and the rule. The values come out in the form they are
+// bound: strings, numbers, booleans, `YYYY-MM-DD` dates and RFC 3339 timestamps (UTC).
+import type { DatasetParamConfig } from '../config/index.ts'
+import { GatewayError } from '../errors/index.ts'
+
+export type ParamValue = string | number | boolean | null | ParamValue[]
+
+export interface CompiledParam {
+  readonly name: string
+  readonly config: DatasetParamConfig
+  readonly allowed: ReadonlySet<string> | null
+  readonly fromPath: boolean
+}
+
+export function compileParams(params: Readonly<Record<string, DatasetParamConfig>>, pathParams: ReadonlySet<string>): CompiledParam[] {
+  return Object.entries(params).map(([name, config]) => {
+    const values = config.values ?? config.enum
+    return { name, config, allowed: values ? new Set(values) : null, fromPath: pathParams.has(name) }
+  })
+}
+
+export function invalidParameter(name: string, rule: string): GatewayError {
+  return new GatewayError('invalid_parameter', { detail: `Parameter "${name}": ${rule}.` })
+}
+
+/**
+ * The parameters' values from the query and the path. `reserved` names (format, cursor) are the
+ * gateway's; any other name the dataset does not declare is refused (a typo would otherwise be a
+ * filter silently left out).
+ */
+export function readParams(compiled: readonly CompiledParam[], query: URLSearchParams, pathValues: Readonly<Record<string, string>>, reserved: ReadonlySet<string>, now: number): Map<string, ParamValue> {
+  const known = new Set(compiled.map((p) => p.name))
+  for (const name of query.keys()) {
+    if (!known.has(name) && !reserved.has(name)) throw invalidParameter(name, 'not a parameter of this dataset')
+  }
+  const out = new Map<string, ParamValue>()
+  for (const param of compiled) {
+    const raw = param.fromPath ? (pathValues[param.name] === undefined ? [] : [decoded(pathValues[param.name] as string)]) : query.getAll(param.name)
+    out.set(param.name, valueOf(param, raw, now))
+  }
+  return out
+}
+
+function valueOf(param: CompiledParam, raw: string[], now: number): ParamValue {
+  const { config, name } = param
+  if (raw.length === 0 || (raw.length === 1 && raw[0] === '')) {
+    if (config.required) throw invalidParameter(name, 'required')
+    if (config.default === undefined) return config.list ? [] : null
+    const defaults = Array.isArray(config.default) ? config.default.map(String) : [String(config.default)]
+    return config.list ? defaults.map((text) => parseOne(param, text, now)) : parseOne(param, defaults[0] as string, now)
+  }
+  if (!config.list) {
+    if (raw.length > 1) throw invalidParameter(name, 'one value expected, got several')
+    return parseOne(param, raw[0] as string, now)
+  }
+  const items = raw.flatMap((text) => text.split(','))
+  if (items.length > config.max_items) throw invalidParameter(name, `at most ${config.max_items} values`)
+  return items.map((text) => parseOne(param, text, now))
+}
+
+const INT = /^[-+]?\d{1,16}$/
+const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/
+const DATE = /^(\d{4})-(\d{2})-(\d{2})$/
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?$/i
+const RELATIVE = /^([-+])(\d{1,6})(s|min|h|d|w)$/
+const RELATIVE_MS = { s: 1_000, min: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const
+const TRUE = new Set(['true', '1', 'yes', 'on'])
+const FALSE = new Set(['false', '0', 'no', 'off'])
+
+function parseOne(param: CompiledParam, text: string, now: number): string | number | boolean {
+  const { config, name } = param
+  switch (config.type) {
+    case 'string': {
+      if (param.allowed && !param.allowed.has(text)) throw invalidParameter(name, `one of ${[...param.allowed].join(', ')}`)
+      if (typeof config.min === 'number' && text.length < config.min) throw invalidParameter(name, `at least ${config.min} characters`)
+      if (typeof config.max === 'number' && text.length > config.max) throw invalidParameter(name, `at most ${config.max} characters`)
+      if (text.includes('\u0000')) throw invalidParameter(name, 'must not contain NUL')
+      return text
+    }
+    case 'enum': {
+      if (!param.allowed?.has(text)) throw invalidParameter(name, `one of ${[...(param.allowed ?? [])].join(', ')}`)
+      return text
+    }
+    case 'int': {
+      if (!INT.test(text) || !Number.isSafeInteger(Number(text))) throw invalidParameter(name, 'an integer')
+      return bounded(param, Number(text))
+    }
+    case 'number': {
+      const value = Number(text)
+      if (!NUMBER.test(text) || !Number.isFinite(value)) throw invalidParameter(name, 'a number')
+      return bounded(param, value)
+    }
+    case 'bool': {
+      const lower = text.toLowerCase()
+      if (TRUE.has(lower)) return true
+      if (FALSE.has(lower)) return false
+      throw invalidParameter(name, 'true or false')
+    }
+    case 'date': {
+      const ms = dateMs(text, now)
+      if (ms === null) throw invalidParameter(name, 'a date: YYYY-MM-DD, today, or relative like -30d')
+      return new Date(boundedTime(param, ms, now, dateMs)).toISOString().slice(0, 10)
+    }
+    case 'timestamp': {
+      const ms = timestampMs(text, now)
+      if (ms === null) throw invalidParameter(name, 'a timestamp: RFC 3339 (2026-01-31T12:00:00Z), now, or relative like -12h')
+      return new Date(boundedTime(param, ms, now, timestampMs)).toISOString()
+    }
+  }
+}
+
+function bounded(param: CompiledParam, value: number): number {
+  const { min, max } = param.config
+  if (typeof min === 'number' && value < min) throw invalidParameter(param.name, `at least ${min}`)
+  if (typeof max === 'number' && value > max) throw invalidParameter(param.name, `at most ${max}`)
+  return value
+}
+
+function boundedTime(param: CompiledParam, ms: number, now: number, parse: (text: string, now: number) => number | null): number {
+  const { min, max } = param.config
+  const minMs = min === undefined ? null : parse(String(min), now)
+  const maxMs = max === undefined ? null : parse(String(max), now)
+  if (minMs !== null && ms < minMs) throw invalidParameter(param.name, `not before ${String(min)}`)
+  if (maxMs !== null && ms > maxMs) throw invalidParameter(param.name, `not after ${String(max)}`)
+  return ms
+}
+
+/** Midnight UTC of a YYYY-MM-DD date, `today`, or a relative date (`-30d`, `+1w`): whole days only. */
+export function dateMs(text: string, now: number): number | null {
+  const today = Math.floor(now / 86_400_000) * 86_400_000
+  if (text === 'today') return today
+  const relative = RELATIVE.exec(text)
+  if (relative) {
+    const unit = relative[3] as keyof typeof RELATIVE_MS
+    if (unit !== 'd' && unit !== 'w') return null
+    return today + (relative[1] === '-' ? -1 : 1) * Number(relative[2]) * RELATIVE_MS[unit]
+  }
+  const match = DATE.exec(text)
+  if (!match) return null
+  const ms = Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]))
+  // 2026-02-30 is not a date (Date.UTC would roll it into March).
+  return new Date(ms).toISOString().slice(0, 10) === text ? ms : null
+}
+
+/** An RFC 3339 timestamp (no zone: UTC), `now`, or relative (`-12h`, `-15min`, `-30d`). */
+export function timestampMs(text: string, now: number): number | null {
+  if (text === 'now') return now
+  const relative = RELATIVE.exec(text)
+  if (relative) return now + (relative[1] === '-' ? -1 : 1) * Number(relative[2]) * RELATIVE_MS[relative[3] as keyof typeof RELATIVE_MS]
+  if (DATE.test(text)) return dateMs(text, now)
+  if (!TIMESTAMP.test(text)) return null
+  const zoned = /(Z|[+-]\d{2}(:?\d{2})?)$/i.test(text) ? text : `${text}Z`
+  const ms = Date.parse(zoned.replace(' ', 'T'))
+  return Number.isNaN(ms) ? null : ms
+}
+
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    throw invalidParameter('path', 'not valid percent-encoding')
+  }
+}

@@ -1,0 +1,212 @@
+// A PostgreSQL datasource: a bounded pool (max_connections), each query in its own READ ONLY
+// transaction with SET LOCAL statement_timeout, its rows read from a server-side cursor (pg-cursor)
+// a batch at a time. The url may hold a secret: when a refresh changes it, the next query opens a
+// new pool with it and the old one closes once its connections come back (no restart).
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import Cursor from 'pg-cursor'
+import type { DatasourceConfig } from '../config/index.ts'
+import { GatewayError } from '../errors/index.ts'
+import type { Logger } from '../telemetry/index.ts'
+import type { Column, ColumnKind, Datasource, Row, RowSource, SourceQuery } from './source.ts'
+
+type PostgresConfig = Extract<DatasourceConfig, { type: 'postgres' }>
+
+/** Every value as PostgreSQL sent it (text): the writers read it by the column's kind. */
+const AS_TEXT = { getTypeParser: () => (text: string) => text } as unknown as pg.CustomTypesConfig
+
+/** Type OIDs (pg_type) and how their text is read; any other type is a string. */
+const KINDS: ReadonlyMap<number, ColumnKind> = new Map([
+  [16, 'bool'], [17, 'bytes'], [20, 'bigint'], [21, 'int'], [23, 'int'], [26, 'int'], [700, 'number'], [701, 'number'],
+  [1700, 'decimal'], [1082, 'date'], [1114, 'timestamp'], [1184, 'timestamptz'], [114, 'json'], [3802, 'json'],
+] as [number, ColumnKind][])
+
+/** How often a datasource that is down is tried again for /readyz (requests try at once anyway). */
+const REPROBE_MS = 10_000
+
+export function postgresDatasource(config: PostgresConfig, logger: Logger, options: { offline: boolean }): Datasource {
+  let url = config.url
+  let key: Buffer = config.key === undefined ? randomBytes(32) : Buffer.from(config.key)
+  let pool: pg.Pool | null = null
+  let poolUrl = ''
+  let state = 'not yet connected'
+  let closed = false
+  let reprobe: NodeJS.Timeout | null = null
+
+  function currentPool(): pg.Pool {
+    if (pool !== null && poolUrl === url) return pool
+    const old = pool
+    pool = new pg.Pool({
+      connectionString: url,
+      max: config.max_connections,
+      connectionTimeoutMillis: config.connect_timeout,
+      idleTimeoutMillis: 30_000,
+      allowExitOnIdle: true,
+      application_name: `bouncer:${config.name}`,
+    })
+    // An idle connection the server closed: the pool drops it; the next query opens another.
+    pool.on('error', (err) => logger.warn({ datasource: config.name, reason: err.message }, `datasource ${config.name}: an idle connection failed`))
+    poolUrl = url
+    if (old !== null) void old.end().catch(() => {})
+    return pool
+  }
+
+  function markDown(err: Error): void {
+    const first = !state.startsWith('unavailable')
+    state = `unavailable: ${err.message}`
+    if (first) logger.warn({ datasource: config.name, reason: err.message }, `datasource ${config.name} is unavailable: its datasets answer 502 datasource_error`)
+    if (reprobe === null && !closed && !options.offline) {
+      reprobe = setTimeout(() => {
+        reprobe = null
+        void probe()
+      }, REPROBE_MS).unref()
+    }
+  }
+
+  async function probe(): Promise<void> {
+    if (closed) return
+    try {
+      const client = await currentPool().connect()
+      client.release()
+      state = 'connected'
+    } catch (err) {
+      markDown(err as Error)
+    }
+  }
+
+  async function connect(): Promise<pg.PoolClient> {
+    try {
+      const client = await currentPool().connect()
+      state = 'connected'
+      return client
+    } catch (err) {
+      markDown(err as Error)
+      throw new GatewayError('datasource_error', { detail: `Datasource "${config.name}" is unavailable: ${(err as Error).message}.`, cause: err })
+    }
+  }
+
+  /** The transaction every dataset query runs in: read-only, bounded in time, timestamps in UTC. */
+  async function begin(client: pg.PoolClient, timeoutMs: number): Promise<void> {
+    await client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${Math.floor(timeoutMs)}; SET LOCAL TimeZone = 'UTC'`)
+  }
+
+  const datasource: Datasource = {
+    name: config.name,
+    type: 'postgres',
+    get key() {
+      return key
+    },
+    status: () => state,
+    async open(query: SourceQuery): Promise<RowSource> {
+      const client = await connect()
+      try {
+        await begin(client, query.timeoutMs)
+      } catch (err) {
+        client.release(true)
+        throw queryError(config.name, err, logger, query.requestId)
+      }
+      return cursorSource(client, query, url, config.name, logger)
+    },
+    async describe(text: string, parameterCount: number): Promise<Column[]> {
+      const client = await connect()
+      try {
+        await begin(client, 10_000)
+        const result = await client.query({ text: `SELECT * FROM (\n${text}\n) AS bouncer_schema LIMIT 0`, values: new Array<null>(parameterCount).fill(null), types: AS_TEXT })
+        await client.query('ROLLBACK')
+        client.release()
+        return result.fields.map((field) => ({ name: field.name, kind: KINDS.get(field.dataTypeID) ?? 'string' }))
+      } catch (err) {
+        client.release(true)
+        throw queryError(config.name, err, logger, 'schema')
+      }
+    },
+    applySecrets(resolve) {
+      // Each secret percent-encoded: a generated password holds `/`, `+` and `=`, which a URL would misread.
+      url = config.url.replace(/\$\{secret:[^}]*\}/g, (reference) => encodeURIComponent(resolve(reference)))
+      if (config.key !== undefined) key = Buffer.from(resolve(config.key))
+    },
+    async close() {
+      closed = true
+      if (reprobe !== null) clearTimeout(reprobe)
+      await pool?.end().catch(() => {})
+    },
+  }
+  if (!options.offline) setImmediate(() => void probe())
+  return datasource
+}
+
+function cursorSource(client: pg.PoolClient, query: SourceQuery, url: string, name: string, logger: Logger): RowSource {
+  const cursor = client.query(new Cursor<Row>(query.text, query.values as unknown[], { rowMode: 'array', types: AS_TEXT }))
+  let columns: Column[] = []
+  let done = false
+  let reading = false
+  let finished = false
+
+  function finish(destroy: boolean): void {
+    if (finished) return
+    finished = true
+    client.release(destroy)
+  }
+
+  return {
+    get columns() {
+      return columns
+    },
+    read(max) {
+      if (done) return Promise.resolve([])
+      reading = true
+      return new Promise<Row[]>((resolve, reject) => {
+        cursor.read(max, (err, rows, result) => {
+          reading = false
+          if (err) {
+            done = true
+            finish(true)
+            reject(queryError(name, err, logger, query.requestId))
+            return
+          }
+          if (columns.length === 0) columns = result.fields.map((field) => ({ name: field.name, kind: KINDS.get(field.dataTypeID) ?? 'string' }))
+          if (rows.length < max) done = true
+          resolve(rows)
+        })
+      })
+    },
+    async close() {
+      if (finished) return
+      try {
+        await cursor.close()
+        await client.query('ROLLBACK')
+        finish(false)
+      } catch {
+        finish(true)
+      }
+    },
+    abort() {
+      if (finished) return
+      // A statement still running (a read in flight) is cancelled in the server (a CancelRequest on
+      // a new connection); then the connection is closed, which ends the transaction and its portal.
+      if (reading) {
+        const canceller = new pg.Client({ connectionString: url })
+        canceller.on('error', () => {})
+        ;(canceller as unknown as { cancel(client: pg.PoolClient, query: unknown): void }).cancel(client, cursor)
+      }
+      finish(true)
+    },
+  }
+}
+
+/** A failed statement as the client sees it: the timeout, a write refused, or the server's error (logged). */
+function queryError(name: string, err: unknown, logger: Logger, requestId: string): GatewayError {
+  if (err instanceof GatewayError) return err
+  const { code, message } = err as { code?: string; message?: string }
+  if (code === '57014' && message?.includes('statement timeout')) {
+    return new GatewayError('query_timeout', { detail: `The query of datasource "${name}" ran longer than the dataset's timeout and was cancelled.`, cause: err })
+  }
+  if (code === '25006') {
+    return new GatewayError('datasource_error', { detail: `The dataset's statement tried to write: datasets run in a read-only transaction (${message ?? ''}).`, cause: err })
+  }
+  logger.error({ datasource: name, request_id: requestId, reason: message, sqlstate: code }, `datasource ${name}: the statement failed`)
+  return new GatewayError('datasource_error', {
+    detail: code === undefined ? `Datasource "${name}" failed: ${message ?? 'connection lost'}.` : `Datasource "${name}" refused the statement (SQLSTATE ${code}); the gateway's log has the message under this request id.`,
+    cause: err,
+  })
+}

@@ -1,0 +1,53 @@
+// What the dataset backend needs of a database, whatever it is: a query opened in a read-only
+// transaction with a statement timeout, its rows read in batches (the next batch is asked for only
+// once the client took the last: backpressure reaches the database), and a way to end it early.
+//
+// Every cell is text in PostgreSQL's text format (or null), whatever the database: the writers
+// (formats.ts) turn it into JSON, CSV or Arrow by the column's kind. CSV, the busiest, then costs
+// almost nothing per cell, as psql's \copy.
+
+/** How a column's text is read. */
+export type ColumnKind = 'int' | 'bigint' | 'number' | 'decimal' | 'bool' | 'date' | 'timestamp' | 'timestamptz' | 'json' | 'string' | 'bytes'
+
+export interface Column {
+  readonly name: string
+  readonly kind: ColumnKind
+}
+
+export type Cell = string | null
+export type Row = Cell[]
+
+export interface RowSource {
+  /** The result's columns: known once the first read returned. */
+  readonly columns: readonly Column[]
+  /** Up to `max` rows; an empty array once the result is exhausted. */
+  read(max: number): Promise<Row[]>
+  /** The end of a query that ran its course (or stopped at max_rows): its connection goes back to the pool. */
+  close(): Promise<void>
+  /** The client went away: the query is cancelled in the database and its connection dropped. */
+  abort(): void
+}
+
+export interface SourceQuery {
+  /** The statement, with positional parameters ($1 in PostgreSQL, ?1 in SQLite). */
+  text: string
+  values: readonly unknown[]
+  timeoutMs: number
+  requestId: string
+}
+
+export interface Datasource {
+  readonly name: string
+  readonly type: 'postgres' | 'sqlite'
+  /** The key for `hash` masks and paging cursors (datasources[].key, or one made at start). */
+  readonly key: Buffer
+  /** For /readyz: `connected`, `unavailable: why`, `not yet connected`. */
+  status(): string
+  /** Throws 502 datasource_error (unreachable, refused) or 504 query_timeout before any row. */
+  open(query: SourceQuery): Promise<RowSource>
+  /** The columns of a statement without its rows (for `_schema`). */
+  describe(text: string, parameterCount: number): Promise<Column[]>
+  /** Secrets referenced by url and key, resolved now (at compile and after each refresh): a rotated password is used by the next connection. */
+  applySecrets(resolve: (template: string) => string): void
+  close(): Promise<void>
+}

@@ -1,0 +1,131 @@
+// The OpenID provider people sign in at, through openid-client (the protocol is not written by
+// hand): discovery, the authorization URL with PKCE (S256), state and nonce, the code exchange
+// (openid-client checks state, PKCE, and the ID token's iss, aud, exp, iat and nonce), the
+// refresh grant, and RP-initiated logout's end_session_endpoint. The ID token's signature is then
+// checked by the gateway's own bearer-token verifier, with the issuer's keys (sign-in.ts).
+//
+// Discovery runs at the first sign-in, not at start: a gateway starts while its provider is down
+// and serves its other routes. One discovery at a time; a failed one is retried by the next
+// sign-in.
+import * as oidc from 'openid-client'
+import type { IssuerConfig } from '../../config/index.ts'
+import { GatewayError } from '../../errors/index.ts'
+
+const PROVIDER_TIMEOUT_SECONDS = 10
+
+export interface ProviderTokens {
+  idToken: string | null
+  refreshToken: string | null
+  /** Seconds the access token lives, when the provider says. */
+  expiresIn: number | null
+}
+
+export interface SignInProvider {
+  authorizationUrl(parameters: Record<string, string>): Promise<URL>
+  /** The code exchange for the callback URL the browser brought back; throws GatewayError. */
+  exchangeCode(callbackUrl: URL, checks: { state: string; nonce: string; codeVerifier: string; redirectUri: string }): Promise<ProviderTokens>
+  /** New tokens for a refresh token; `invalid_grant` (revoked or expired at the provider) is SignInRefused. */
+  refresh(refreshToken: string): Promise<ProviderTokens>
+  /** RP-initiated logout, when the provider has an end_session_endpoint; else null. */
+  endSessionUrl(parameters: Record<string, string>): Promise<URL | null>
+}
+
+/** The provider refused (a bad or replayed code, a revoked refresh token): the user must sign in again. */
+export class SignInRefused extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'SignInRefused'
+  }
+}
+
+export function signInProvider(issuer: IssuerConfig, clientId: string, clientSecret: () => string | undefined): SignInProvider {
+  let discovered: { secret: string | undefined; config: Promise<oidc.Configuration> } | null = null
+
+  function configuration(): Promise<oidc.Configuration> {
+    const secret = clientSecret()
+    // A rotated client secret takes effect at the next sign-in.
+    if (discovered && discovered.secret === secret) return discovered.config
+    const config = oidc.discovery(
+      new URL(issuer.issuer),
+      clientId,
+      // The same algorithm allow-list as the issuer's bearer tokens (oauth4webapi takes a list).
+      { id_token_signed_response_alg: issuer.algorithms as unknown as string, [oidc.clockTolerance]: Math.ceil(issuer.clock_tolerance / 1000) },
+      secret === undefined ? oidc.None() : oidc.ClientSecretPost(secret),
+      { execute: issuer.issuer.startsWith('http:') ? [oidc.allowInsecureRequests] : [], timeout: PROVIDER_TIMEOUT_SECONDS },
+    )
+    const entry = { secret, config }
+    discovered = entry
+    config.catch(() => {
+      if (discovered === entry) discovered = null
+    })
+    return config
+  }
+
+  async function ready(): Promise<oidc.Configuration> {
+    try {
+      return await configuration()
+    } catch (err) {
+      throw unavailable(issuer, err)
+    }
+  }
+
+  return {
+    async authorizationUrl(parameters) {
+      return oidc.buildAuthorizationUrl(await ready(), parameters)
+    },
+    async exchangeCode(callbackUrl, checks) {
+      const config = await ready()
+      try {
+        const tokens = await oidc.authorizationCodeGrant(config, callbackUrl, {
+          expectedState: checks.state,
+          expectedNonce: checks.nonce,
+          pkceCodeVerifier: checks.codeVerifier,
+          idTokenExpected: true,
+        }, { redirect_uri: checks.redirectUri })
+        return tokensOf(tokens)
+      } catch (err) {
+        throw translate(issuer, err)
+      }
+    },
+    async refresh(refreshToken) {
+      const config = await ready()
+      try {
+        return tokensOf(await oidc.refreshTokenGrant(config, refreshToken))
+      } catch (err) {
+        throw translate(issuer, err)
+      }
+    },
+    async endSessionUrl(parameters) {
+      const config = await ready()
+      if (config.serverMetadata().end_session_endpoint === undefined) return null
+      return oidc.buildEndSessionUrl(config, parameters)
+    },
+  }
+}
+
+function tokensOf(tokens: oidc.TokenEndpointResponse): ProviderTokens {
+  return {
+    idToken: tokens.id_token ?? null,
+    refreshToken: tokens.refresh_token ?? null,
+    expiresIn: typeof tokens.expires_in === 'number' ? tokens.expires_in : null,
+  }
+}
+
+/** The provider's own refusals (an OAuth error answer, a response that fails openid-client's checks) end the sign-in; the rest is the provider being unreachable. */
+function translate(issuer: IssuerConfig, err: unknown): Error {
+  if (err instanceof oidc.ResponseBodyError) return new SignInRefused(`the provider refused: ${err.error}${err.error_description ? ` (${err.error_description})` : ''}`, { cause: err })
+  if (err instanceof oidc.AuthorizationResponseError) return new SignInRefused(`the provider answered: ${err.error}`, { cause: err })
+  if (err instanceof oidc.ClientError && (err as { code?: string }).code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED') return new SignInRefused(err.message, { cause: err })
+  if (err instanceof oidc.ClientError && /unexpected|invalid|missing|mismatch/i.test(err.message) && !/fetch|network|timeout/i.test(err.message)) {
+    return new SignInRefused(err.message, { cause: err })
+  }
+  return unavailable(issuer, err)
+}
+
+function unavailable(issuer: IssuerConfig, err: unknown): GatewayError {
+  return new GatewayError('identity_provider_unavailable', {
+    detail: `The sign-in provider of issuer "${issuer.name}" cannot be reached right now; try again shortly.`,
+    headers: { 'retry-after': '5' },
+    cause: err,
+  })
+}

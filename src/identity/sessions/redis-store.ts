@@ -1,0 +1,120 @@
+// Sessions in Redis: several gateway instances share them. Each session is a hash (`data`: the
+// record as JSON; `seen`: the last use) that expires with the session's absolute end, so Redis
+// drops it by itself; every request reads it (one round trip), so a sign-out or a revocation on
+// any instance is seen by every instance at the next request. Pending sign-ins are strings taken
+// with GETDEL: one callback gets one, a replay finds nothing.
+import { createRequire } from 'node:module'
+import type { Redis as RedisClient } from 'ioredis'
+import type { Logger } from '../../telemetry/index.ts'
+import { SessionStoreError, type PendingSignIn, type SessionRecord, type SessionStore } from './store.ts'
+
+/** A use is recorded only on a session that still exists: a revoked one is not brought back as an empty hash. */
+const TOUCH = `if redis.call('EXISTS', KEYS[1]) == 1 then
+  local seen = tonumber(redis.call('HGET', KEYS[1], 'seen') or '0')
+  if seen < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'seen', ARGV[1]) end
+  return 1
+end
+return 0`
+
+export interface RedisSessionStoreOptions {
+  url: string
+  prefix: string
+  timeoutMs: number
+  logger: Logger | null
+}
+
+export function openRedisSessionStore(options: RedisSessionStoreOptions): SessionStore {
+  // Loaded only when configured, as the limits store does.
+  const { Redis } = createRequire(import.meta.url)('ioredis') as { Redis: typeof RedisClient }
+  const client = new Redis(options.url, {
+    maxRetriesPerRequest: 1,
+    commandTimeout: options.timeoutMs,
+    connectTimeout: Math.max(options.timeoutMs, 1_000),
+    lazyConnect: false,
+    retryStrategy: (times) => Math.min(times * 100, 2_000),
+  })
+  let lastErrorLog = 0
+  client.on('error', (err: Error) => {
+    if (Date.now() - lastErrorLog > 10_000) {
+      lastErrorLog = Date.now()
+      options.logger?.warn({ store: 'redis', err }, 'session store unavailable')
+    }
+  })
+  const sessionKey = (id: string) => `${options.prefix}s:${id}`
+  const pendingKey = (state: string) => `${options.prefix}p:${state}`
+  const url = new URL(options.url)
+  const location = `${url.protocol}//${url.host} ${options.prefix}`
+
+  async function guard<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work()
+    } catch (err) {
+      throw new SessionStoreError(`the session store (Redis ${url.host}) failed: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  function parse(data: string | null, seen: string | null): SessionRecord | undefined {
+    if (data === null) return undefined
+    const record = JSON.parse(data) as SessionRecord
+    const lastSeenAt = Math.max(record.lastSeenAt, Number(seen ?? 0))
+    return lastSeenAt === record.lastSeenAt ? record : { ...record, lastSeenAt }
+  }
+
+  return {
+    kind: 'redis',
+    location,
+    get(id) {
+      return guard(async () => {
+        const [data, seen] = await client.hmget(sessionKey(id), 'data', 'seen')
+        return parse(data ?? null, seen ?? null)
+      })
+    },
+    put(record) {
+      return guard(async () => {
+        const key = sessionKey(record.id)
+        const ttl = Math.max(1, record.expiresAt - Date.now())
+        await client.multi().del(key).hset(key, 'data', JSON.stringify(record), 'seen', String(record.lastSeenAt)).pexpire(key, ttl).exec()
+      })
+    },
+    touch(id, at) {
+      return guard(async () => {
+        await client.eval(TOUCH, 1, sessionKey(id), String(at))
+      })
+    },
+    delete(id) {
+      return guard(async () => (await client.del(sessionKey(id))) > 0)
+    },
+    list(now) {
+      return guard(async () => {
+        const keys: string[] = []
+        let cursor = '0'
+        do {
+          const [next, batch] = await client.scan(cursor, 'MATCH', `${options.prefix}s:*`, 'COUNT', 500)
+          cursor = next
+          keys.push(...batch)
+        } while (cursor !== '0')
+        const records: SessionRecord[] = []
+        for (const key of keys) {
+          const [data, seen] = await client.hmget(key, 'data', 'seen')
+          const record = parse(data ?? null, seen ?? null)
+          if (record && record.expiresAt > now) records.push(record)
+        }
+        return records.sort((a, b) => b.createdAt - a.createdAt)
+      })
+    },
+    putPending(state, pending, expiresAt) {
+      return guard(async () => {
+        await client.set(pendingKey(state), JSON.stringify(pending), 'PX', Math.max(1, expiresAt - Date.now()))
+      })
+    },
+    takePending(state) {
+      return guard(async () => {
+        const data = await client.getdel(pendingKey(state))
+        return data === null ? undefined : (JSON.parse(data) as PendingSignIn)
+      })
+    },
+    async close() {
+      client.disconnect()
+    },
+  }
+}

@@ -1,0 +1,41 @@
+// Session stores live as long as their settings: a reload that keeps sign_in.session.store keeps
+// every session (the memory store's included). `offline` (bouncer explain) opens nothing.
+import { createSharedResources, type SharedResources } from '../../collections/index.ts'
+import type { SessionStoreConfig } from '../../config/index.ts'
+import type { Logger } from '../../telemetry/index.ts'
+import type { KeyLoading } from '../issuers.ts'
+import { openMemorySessionStore } from './memory-store.ts'
+import { openRedisSessionStore } from './redis-store.ts'
+import { openSqliteSessionStore } from './sqlite-store.ts'
+import type { SessionStore } from './store.ts'
+
+export interface SessionStoreSettings {
+  store: SessionStoreConfig
+  idle: number
+}
+
+export function openSessionStore(settings: SessionStoreSettings, logger: Logger | null): SessionStore {
+  const { store, idle } = settings
+  switch (store.type) {
+    case 'memory':
+      return openMemorySessionStore(idle)
+    case 'sqlite':
+      return openSqliteSessionStore(store.path, idle)
+    case 'redis':
+      return openRedisSessionStore({ url: store.url, prefix: store.prefix, timeoutMs: store.timeout, logger })
+  }
+}
+
+export type SessionStoreRegistry = SharedResources<SessionStoreSettings, SessionStore>
+
+export function createSessionStoreRegistry(logger: Logger, loading: KeyLoading): SessionStoreRegistry {
+  return createSharedResources({
+    fingerprint: (settings) => JSON.stringify([settings.store, settings.idle]),
+    create: (settings) => {
+      const store = openSessionStore(loading.offline ? { ...settings, store: { type: 'memory' } } : settings, logger)
+      logger.debug({ store: store.kind, location: store.location }, 'session store open')
+      return store
+    },
+    close: (store) => store.close(),
+  })
+}

@@ -1,0 +1,412 @@
+// Browser sign-in (SPEC "Callers, added"): the OIDC authorization code flow with PKCE, state and
+// nonce, and the server-side session it ends in. Three endpoints (built-in routes: sign-in,
+// callback, sign-out) and one credential verifier (`session`).
+//
+// - A browser without a session (GET or HEAD, Accept: text/html) is sent to the provider (302)
+//   and comes back to the path it asked for: a path on this gateway only (return-to.ts). Any
+//   other client gets 401 session_required (or session_expired).
+// - The state travels twice: in the provider's round trip and in a short-lived cookie scoped to the
+//   callback, so a callback carrying someone else's state (login CSRF, a tampered state) is
+//   refused; the pending sign-in is taken from the store once, so a replayed callback finds nothing.
+// - The ID token is verified by the same verifier as bearer tokens, with the issuer's keys, its
+//   algorithm allow-list and clock tolerance; only its audience is the client_id (OIDC Core §3.1.3.7).
+// - The session cookie is 256 random bits; the store knows it by its SHA-256 only. HttpOnly,
+//   SameSite as configured, Secure on TLS. Absolute (ttl) and idle timeouts; the claims are
+//   refreshed with the refresh token when the ID token expires, and a refusal ends the session.
+// - A state-changing request (not GET, HEAD, OPTIONS) carried by the session cookie needs an
+//   Origin of this gateway (CSRF); without one, 403 cors_origin_denied.
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
+import * as oidc from 'openid-client'
+import { createLru } from '../../collections/index.ts'
+import type { IssuerConfig, SignInConfig } from '../../config/index.ts'
+import { GatewayError, type ErrorCode } from '../../errors/index.ts'
+import type { Identity } from '../../request/index.ts'
+import type { Logger } from '../../telemetry/index.ts'
+import type { CredentialInput, CredentialVerifier } from '../authenticate.ts'
+import { rawHeader } from '../authenticate.ts'
+import type { IssuerKeys } from '../issuers.ts'
+import { createTokenVerifier, identityFromClaims, type TokenVerifier } from '../verify.ts'
+import { clearCookie, hasCookie, readCookie, setCookie, type CookieSettings } from '../../http/index.ts'
+import { SignInRefused, signInProvider, type SignInProvider } from './provider.ts'
+import { safeReturnTo } from './return-to.ts'
+import { openTokens, sealTokens } from './seal.ts'
+import { SessionStoreError, type SessionRecord, type SessionStore } from './store.ts'
+
+/** 256 bits, base64url: what the gateway writes as a session cookie; anything else is no session. */
+const COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/
+/** Claims of the protocol, not of the person: not kept with the session. */
+const PROTOCOL_CLAIMS = ['nonce', 'at_hash', 'c_hash', 's_hash', 'exp', 'iat', 'nbf', 'auth_time', 'jti']
+const HOST = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+/** ID tokens carrying many groups (Entra ID, Okta) outgrow an access token's bound. */
+const MAX_ID_TOKEN_BYTES = 65_536
+
+/** What a sign-in endpoint answers: written by the built-in route (gateway/built-ins.ts). */
+export interface BrowserAnswer {
+  status: number
+  headers: Record<string, string | string[]>
+  body: string
+}
+
+export interface SignIn {
+  readonly store: SessionStore
+  readonly cookieName: string
+  readonly paths: { readonly signIn: string; readonly callback: string; readonly signOut: string }
+  /** The client secret, from the secrets store (set at compile and after every refresh). */
+  clientSecret: string | undefined
+  readonly verifier: CredentialVerifier
+  /** GET sign_in_path?return_to=/path: sends the browser to the provider. */
+  start(input: CredentialInput): Promise<BrowserAnswer>
+  /** GET callback_path?code&state: the provider's answer becomes a session. */
+  callback(input: CredentialInput): Promise<BrowserAnswer>
+  /** GET or POST sign_out_path: ends the session, then RP-initiated logout where the provider has it. */
+  signOut(input: CredentialInput): Promise<BrowserAnswer>
+  /** Ends a session by id (CLI, admin API): refused at the next request, on every instance. */
+  revoke(id: string): Promise<boolean>
+}
+
+export interface SignInOptions {
+  config: SignInConfig
+  issuer: IssuerConfig
+  keys: ReadonlyMap<string, IssuerKeys>
+  store: SessionStore
+  cookieSecure: boolean
+  logger: Logger
+  /** Tests inject a provider; by default openid-client against the issuer. */
+  provider?: SignInProvider
+  now?: () => number
+}
+
+export function createSignIn(options: SignInOptions): SignIn {
+  const { config, issuer, store, logger } = options
+  const now = options.now ?? Date.now
+  const cookie: CookieSettings = { name: config.cookie.name, secure: options.cookieSecure, sameSite: config.cookie.same_site }
+  // The state cookie is Lax whatever the session's SameSite: the provider's redirect back is a cross-site navigation.
+  const stateCookie: CookieSettings = { name: `${config.cookie.name}_state`, secure: options.cookieSecure, sameSite: 'lax' }
+  const ttl = config.session.ttl
+  const idle = config.session.idle
+  const touchEvery = Math.min(Math.floor(idle / 10), 60_000)
+  const identities = new WeakMap<object, Identity>()
+  // Cookie → session id, so a busy browser's cookie is hashed once, not per request (as verified
+  // tokens are kept by their whole string). Bounded; an entry lives no longer than a session can.
+  const ids = createLru<string>(10_000)
+  const refreshing = new Map<string, Promise<SessionRecord>>()
+  const idTokens: TokenVerifier = createTokenVerifier({
+    // An ID token is for this client (aud), and OIDC fixes its claims: the issuer's required_claims
+    // are about its access tokens (client_id, scp…), which an ID token need not carry.
+    issuers: [{ ...issuer, audiences: [config.client_id], token_types: ['JWT', 'untyped'], required_claims: ['sub'] }],
+    keys: options.keys,
+    maxTokenBytes: MAX_ID_TOKEN_BYTES,
+    cacheEntries: 0,
+    logger,
+  })
+  const signIn: SignIn = {
+    store,
+    cookieName: cookie.name,
+    paths: { signIn: config.sign_in_path, callback: config.callback_path, signOut: config.sign_out_path },
+    clientSecret: config.client_secret,
+    verifier: {
+      kind: 'session',
+      presentIn: (input) => hasCookie(input.rawHeaders, cookie.name),
+      answersMissing: isBrowserNavigation,
+      authenticate,
+    },
+    start,
+    callback,
+    signOut,
+    revoke: (id) => storeCall(() => store.delete(id)),
+  }
+  const provider = options.provider ?? signInProvider(issuer, config.client_id, () => signIn.clientSecret)
+
+  async function authenticate(input: CredentialInput) {
+    const value = readCookie(input.rawHeaders, cookie.name)
+    if (value === undefined) return refuse(input, 'session_required', 'This route needs a signed-in session: sign in with a browser.')
+    if (!COOKIE_VALUE.test(value)) return refuse(input, 'session_required', 'The session cookie is not one this gateway issued: sign in again.')
+    if (!SAFE_METHODS.has(input.method ?? 'GET')) checkOrigin(input)
+    const at = now()
+    let id = ids.get(value, at)
+    if (id === undefined) {
+      id = sessionId(value)
+      ids.set(value, id, at + ttl)
+    }
+    // The memory and SQLite stores answer at once: no promise on the hot path.
+    let got
+    try {
+      got = store.get(id)
+    } catch (err) {
+      throw storeFailure(err)
+    }
+    const found = got instanceof Promise ? await storeCall(() => got) : got
+    if (found === undefined) return refuse(input, 'session_expired', 'The session has ended (signed out, revoked or expired): sign in again.')
+    let record = found
+    if (record.expiresAt <= at || record.lastSeenAt + idle <= at) {
+      void store.delete(id).catch(() => {})
+      const why = record.expiresAt <= at ? `it reached its ${ttl / 1000}s lifetime` : `it was idle for more than ${idle / 1000}s`
+      return refuse(input, 'session_expired', `The session has expired (${why}): sign in again.`)
+    }
+    if (record.refreshAt !== null && record.refreshAt <= at) record = await refreshOnce(input, record, value)
+    if (at - record.lastSeenAt >= touchEvery) void store.touch(id, at).catch((err: unknown) => logger.warn({ err }, 'session use not recorded'))
+    return { identity: identityOf(record), credential: 'session' as const }
+  }
+
+  function identityOf(record: SessionRecord): Identity {
+    let identity = identities.get(record.claims)
+    if (identity === undefined) {
+      const base = identityFromClaims(issuer, { ...record.claims, sub: record.subject })
+      identity = Object.freeze({ ...base, expiresAt: Math.floor(record.expiresAt / 1000) })
+      identities.set(record.claims, identity)
+    }
+    return identity
+  }
+
+  /** A missing or ended session: a browser is sent to sign in (302), anyone else gets 401. */
+  async function refuse(input: CredentialInput, code: ErrorCode, detail: string): Promise<never> {
+    if (!isBrowserNavigation(input)) throw new GatewayError(code, { detail })
+    const returnTo = safeReturnTo(input.target ?? '/') ?? '/'
+    const answer = await beginSignIn(input, returnTo)
+    throw new GatewayError(code, { status: 302, detail, headers: { location: answer.location, 'set-cookie': answer.cookie } })
+  }
+
+  async function beginSignIn(input: CredentialInput, returnTo: string): Promise<{ location: string; cookie: string }> {
+    const state = oidc.randomState()
+    const nonce = oidc.randomNonce()
+    const codeVerifier = oidc.randomPKCECodeVerifier()
+    const at = now()
+    await storeCall(() => store.putPending(state, { nonce, codeVerifier, returnTo, createdAt: at }, at + config.login_timeout))
+    const url = await provider.authorizationUrl({
+      redirect_uri: `${publicOrigin(input)}${config.callback_path}`,
+      scope: config.scopes.join(' '),
+      response_type: 'code',
+      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+    })
+    return { location: url.href, cookie: setCookie(stateCookie, state, { maxAgeSeconds: Math.ceil(config.login_timeout / 1000), path: config.callback_path }) }
+  }
+
+  async function start(input: CredentialInput): Promise<BrowserAnswer> {
+    onlyMethods(input, ['GET', 'HEAD'], config.sign_in_path)
+    const asked = new URLSearchParams(input.query).get('return_to') ?? '/'
+    const returnTo = safeReturnTo(asked)
+    if (returnTo === null) throw new GatewayError('bad_request', { detail: 'return_to must be a path on this gateway (starting with a single /).' })
+    const { location, cookie: set } = await beginSignIn(input, returnTo)
+    return { status: 302, headers: { location, 'set-cookie': set }, body: '' }
+  }
+
+  async function callback(input: CredentialInput): Promise<BrowserAnswer> {
+    onlyMethods(input, ['GET'], config.callback_path)
+    const query = new URLSearchParams(input.query)
+    const state = query.get('state')
+    const sent = readCookie(input.rawHeaders, stateCookie.name)
+    // The browser that began the sign-in holds its state; any other browser's callback is refused.
+    if (state === null || sent === undefined || !sameText(state, sent)) {
+      throw new GatewayError('bad_request', { detail: 'The sign-in\'s state does not match the one this browser began with: start again.' })
+    }
+    const pending = await storeCall(() => store.takePending(state, now()))
+    if (pending === undefined) throw new GatewayError('bad_request', { detail: 'This sign-in is unknown, expired or already used (a replayed callback): start again.' })
+    const providerError = query.get('error')
+    if (providerError !== null) {
+      throw new GatewayError('bad_request', { detail: `The provider did not sign you in (${providerError.slice(0, 64).replace(/[^\x20-\x7e]/g, '?')}).` })
+    }
+    const redirectUri = `${publicOrigin(input)}${config.callback_path}`
+    let tokens
+    try {
+      tokens = await provider.exchangeCode(new URL(`${redirectUri}?${input.query}`), { state, nonce: pending.nonce, codeVerifier: pending.codeVerifier, redirectUri })
+    } catch (err) {
+      if (err instanceof SignInRefused) throw new GatewayError('bad_request', { detail: 'The provider refused the sign-in (the code is invalid or was used already): start again.', cause: err })
+      throw err
+    }
+    if (tokens.idToken === null) throw new GatewayError('bad_request', { detail: 'The provider answered without an ID token.' })
+    const claims = await verifiedClaims(tokens.idToken)
+    if (claims.nonce !== pending.nonce) throw new GatewayError('bad_request', { detail: 'The ID token\'s nonce is not this sign-in\'s.' })
+    const value = randomBytes(32).toString('base64url')
+    const at = now()
+    const record: SessionRecord = {
+      id: sessionId(value),
+      issuer: issuer.name,
+      subject: claims.sub as string,
+      claims: personalClaims(claims),
+      createdAt: at,
+      lastSeenAt: at,
+      expiresAt: at + ttl,
+      refreshAt: tokens.refreshToken !== null && typeof claims.exp === 'number' ? claims.exp * 1000 : null,
+      sealed: sealTokens({ idToken: tokens.idToken, refreshToken: tokens.refreshToken }, value),
+    }
+    await storeCall(() => store.put(record))
+    logger.info({ session: record.id, issuer: issuer.name, subject: record.subject }, 'signed in')
+    const cookies = [setCookie(cookie, value, { maxAgeSeconds: Math.floor(ttl / 1000) }), clearCookie(stateCookie, config.callback_path)]
+    if (config.cookie.same_site === 'strict') {
+      // A Strict cookie is not sent on a navigation a cross-site redirect chain began: go on from this origin.
+      const href = escapeHtml(pending.returnTo)
+      return { status: 200, headers: { 'set-cookie': cookies, 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }, body: `<!doctype html><meta http-equiv="refresh" content="0;url=${href}"><a href="${href}">Continue</a>` }
+    }
+    return { status: 302, headers: { location: pending.returnTo, 'set-cookie': cookies, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }, body: '' }
+  }
+
+  async function signOut(input: CredentialInput): Promise<BrowserAnswer> {
+    onlyMethods(input, ['GET', 'POST'], config.sign_out_path)
+    if (input.method === 'POST') checkOrigin(input)
+    const value = readCookie(input.rawHeaders, cookie.name)
+    let idToken: string | null = null
+    if (value !== undefined && COOKIE_VALUE.test(value)) {
+      const id = sessionId(value)
+      const record = await storeCall(() => store.get(id))
+      idToken = openTokens(record?.sealed ?? null, value)?.idToken ?? null
+      await storeCall(() => store.delete(id))
+      if (record) logger.info({ session: id, issuer: record.issuer, subject: record.subject }, 'signed out')
+    }
+    const after = `${publicOrigin(input)}${config.after_sign_out_path}`
+    let location = config.after_sign_out_path
+    try {
+      const endSession = await provider.endSessionUrl({
+        client_id: config.client_id,
+        post_logout_redirect_uri: after,
+        ...(idToken === null ? {} : { id_token_hint: idToken }),
+      })
+      if (endSession) location = endSession.href
+    } catch (err) {
+      // The session is over here whatever the provider says; its own session ends another time.
+      logger.warn({ err, issuer: issuer.name }, 'RP-initiated logout skipped: the provider cannot be reached')
+    }
+    // Not Clear-Site-Data "cookies": it clears the whole registrable domain's cookies (the SSO's and
+    // every sibling application's on the company domain), not just this gateway's.
+    return { status: 302, headers: { location, 'set-cookie': clearCookie(cookie), 'cache-control': 'no-store' }, body: '' }
+  }
+
+  async function refreshOnce(input: CredentialInput, record: SessionRecord, value: string): Promise<SessionRecord> {
+    let pending = refreshing.get(record.id)
+    if (!pending) {
+      pending = refresh(record, value).finally(() => refreshing.delete(record.id))
+      refreshing.set(record.id, pending)
+    }
+    try {
+      return await pending
+    } catch (err) {
+      if (err instanceof SignInRefused) return refuse(input, 'session_expired', 'The provider no longer vouches for this session (its refresh token was refused): sign in again.')
+      throw err
+    }
+  }
+
+  async function refresh(record: SessionRecord, value: string): Promise<SessionRecord> {
+    const tokens = openTokens(record.sealed, value)
+    if (tokens?.refreshToken == null) {
+      const kept = { ...record, refreshAt: null }
+      await storeCall(() => store.put(kept))
+      return kept
+    }
+    let fresh
+    try {
+      fresh = await provider.refresh(tokens.refreshToken)
+    } catch (err) {
+      if (err instanceof SignInRefused) {
+        await store.delete(record.id).catch(() => {})
+        logger.info({ session: record.id, subject: record.subject, reason: err.message }, 'session ended: refresh refused')
+      }
+      throw err
+    }
+    let claims = record.claims
+    let refreshAt: number | null = fresh.expiresIn === null ? null : now() + fresh.expiresIn * 1000
+    if (fresh.idToken !== null) {
+      const verified = await verifiedClaims(fresh.idToken)
+      // OIDC Core §12.2: the refreshed ID token is about the same person.
+      if (verified.sub !== record.subject) throw new SignInRefused('the refreshed ID token names another subject')
+      claims = personalClaims(verified)
+      if (typeof verified.exp === 'number') refreshAt = verified.exp * 1000
+    }
+    const refreshToken = fresh.refreshToken ?? tokens.refreshToken
+    const updated: SessionRecord = {
+      ...record,
+      claims,
+      refreshAt: refreshAt === null || refreshAt >= record.expiresAt ? null : refreshAt,
+      sealed: sealTokens({ idToken: fresh.idToken ?? tokens.idToken, refreshToken }, value),
+    }
+    await storeCall(() => store.put(updated))
+    return updated
+  }
+
+  async function verifiedClaims(idToken: string): Promise<Record<string, unknown>> {
+    const identity = await idTokens.verify(`Bearer ${idToken}`, '')
+    const claims = identity.claims as Record<string, unknown>
+    // OIDC Core §3.1.3.7: with several audiences, azp names the client.
+    if (claims.azp !== undefined && claims.azp !== config.client_id) throw new GatewayError('bad_request', { detail: 'The ID token was issued to another client (azp).' })
+    if (typeof claims.sub !== 'string') throw new GatewayError('bad_request', { detail: 'The ID token names no subject.' })
+    return claims
+  }
+
+  /** CSRF: a state-changing request carried by the session cookie must come from a page of this gateway. */
+  function checkOrigin(input: CredentialInput): void {
+    const origin = rawHeader(input.rawHeaders, 'origin')
+    const own = publicOrigin(input)
+    if (origin === undefined) {
+      throw new GatewayError('cors_origin_denied', { detail: `A ${input.method ?? ''} request signed in by session cookie needs an Origin header naming ${own} (cross-site request forgery protection).` })
+    }
+    if (origin.toLowerCase() !== own.toLowerCase()) {
+      throw new GatewayError('cors_origin_denied', { detail: `A ${input.method ?? ''} request signed in by session cookie must come from ${own}, not from another origin (cross-site request forgery protection).` })
+    }
+  }
+
+  /** The gateway's origin as the browser sees it: base_url, else the scheme and Host of the request. */
+  function publicOrigin(input: CredentialInput): string {
+    if (config.base_url !== undefined) return new URL(config.base_url).origin
+    const headers = input.headers
+    const trusted = input.viaTrustedProxy === true
+    const host = (trusted ? headers?.forwardedHost : undefined) ?? headers?.host
+    if (host === undefined || !HOST.test(host)) throw new GatewayError('bad_request', { detail: 'Sign-in needs a valid Host header (or set sign_in.base_url).' })
+    const forwarded = trusted ? headers?.forwardedProto?.toLowerCase() : undefined
+    const scheme = forwarded === 'https' || forwarded === 'http' ? forwarded : input.secure ? 'https' : 'http'
+    return `${scheme}://${host.toLowerCase()}`
+  }
+
+  return signIn
+}
+
+/** A page load: what a browser sends when a person opens a link (Accept: text/html, GET or HEAD). */
+function isBrowserNavigation(input: CredentialInput): boolean {
+  // A proxy's auth sub-request (nginx auth_request) cannot pass a redirect on: it gets the 401.
+  if (input.forwardAuth === true) return false
+  const method = input.method ?? 'GET'
+  if (method !== 'GET' && method !== 'HEAD') return false
+  return rawHeader(input.rawHeaders, 'accept')?.includes('text/html') === true
+}
+
+function onlyMethods(input: CredentialInput, methods: readonly string[], path: string): void {
+  if (!methods.includes(input.method ?? 'GET')) {
+    throw new GatewayError('method_not_allowed', { detail: `${path} answers ${methods.join(' and ')}.`, headers: { allow: methods.join(', ') } })
+  }
+}
+
+/** The store's name for a session: the cookie's hash (the cookie itself is never stored). */
+export function sessionId(cookieValue: string): string {
+  return hash('sha256', cookieValue, 'hex').slice(0, 32)
+}
+
+function personalClaims(claims: Record<string, unknown>): Record<string, unknown> {
+  const kept: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(claims)) if (!PROTOCOL_CLAIMS.includes(name)) kept[name] = value
+  return Object.freeze(kept)
+}
+
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a)
+  const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+}
+
+/** A store that cannot be read or written: 503, fail closed. */
+async function storeCall<T>(work: () => T | Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (err) {
+    throw storeFailure(err)
+  }
+}
+
+function storeFailure(err: unknown): unknown {
+  if (!(err instanceof SessionStoreError)) return err
+  return new GatewayError('identity_provider_unavailable', { detail: 'The session store cannot be reached right now; try again shortly.', headers: { 'retry-after': '1' }, cause: err })
+}

@@ -1,0 +1,88 @@
+// Where sessions are kept (sign_in.session.store): a server-side record per signed-in browser,
+// named by the hash of its cookie, never by the cookie itself, so a copy of the store holds no
+// usable credential. `memory` (one process), `sqlite` (one host; several processes share the file)
+// or `redis` (several instances). The pending sign-ins (state, nonce, PKCE verifier) live in the
+// same store, so the instance that answers the callback need not be the one that sent the browser
+// to the provider. Times are epoch milliseconds.
+
+export interface SessionRecord {
+  /** Hex SHA-256 of the cookie value (its first 32 digits): how the CLI and admin API name it. */
+  readonly id: string
+  /** The configured issuer's name. */
+  readonly issuer: string
+  readonly subject: string
+  /** The ID token's claims (groups included), without its protocol fields (nonce, at_hash, exp…). */
+  readonly claims: Readonly<Record<string, unknown>>
+  readonly createdAt: number
+  readonly lastSeenAt: number
+  /** Absolute end: sign-in time + session.ttl. */
+  readonly expiresAt: number
+  /** When to refresh the claims with the refresh token (the ID token's exp); null: never. */
+  readonly refreshAt: number | null
+  /** The provider's ID and refresh tokens, sealed with a key only the cookie gives (seal.ts); null when none. */
+  readonly sealed: string | null
+}
+
+/** A sign-in under way: what the callback checks the provider's answer against. */
+export interface PendingSignIn {
+  readonly nonce: string
+  readonly codeVerifier: string
+  /** A path on this gateway, checked when the sign-in began. */
+  readonly returnTo: string
+  readonly createdAt: number
+}
+
+export interface SessionStore {
+  readonly kind: 'memory' | 'sqlite' | 'redis'
+  /** For messages: the file, or the Redis address and prefix (never a password). */
+  readonly location: string
+  /** The record, or undefined; a promise only when the store answers asynchronously (Redis). Rejects with SessionStoreError. */
+  get(id: string): SessionRecord | undefined | Promise<SessionRecord | undefined>
+  put(record: SessionRecord): Promise<void>
+  /** Marks a use (for the idle timeout); written at most every few seconds per session by the caller. */
+  touch(id: string, at: number): Promise<void>
+  /** Ends a session; false when there was none. */
+  delete(id: string): Promise<boolean>
+  /** The live sessions, newest first. */
+  list(now: number): Promise<SessionRecord[]>
+  putPending(state: string, pending: PendingSignIn, expiresAt: number): Promise<void>
+  /** Takes a pending sign-in once: a second take of the same state finds nothing (a replayed callback). */
+  takePending(state: string, now: number): Promise<PendingSignIn | undefined>
+  close(): Promise<void>
+}
+
+export class SessionStoreError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'SessionStoreError'
+  }
+}
+
+/** What the CLI and the admin API show of a session: never its tokens or cookie. */
+export interface SessionDocument {
+  id: string
+  issuer: string
+  subject: string
+  name: string | null
+  email: string | null
+  created_at: string
+  last_seen_at: string
+  expires_at: string
+}
+
+export function sessionDocument(record: SessionRecord): SessionDocument {
+  const text = (value: unknown) => (typeof value === 'string' ? value : null)
+  return {
+    id: record.id,
+    issuer: record.issuer,
+    subject: record.subject,
+    name: text(record.claims.name),
+    email: text(record.claims.email),
+    created_at: new Date(record.createdAt).toISOString(),
+    last_seen_at: new Date(record.lastSeenAt).toISOString(),
+    expires_at: new Date(record.expiresAt).toISOString(),
+  }
+}
+
+/** A session id as the CLI and admin API take it: 32 hex digits. */
+export const SESSION_ID = /^[0-9a-f]{32}$/

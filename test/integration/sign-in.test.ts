@@ -1,0 +1,412 @@
+// Browser sign-in (issue 17 point 1) with a cookie-jar HTTP client walking the redirects by hand:
+// the code flow against a real oidc-provider (its login page filled in as a person would), the
+// session it ends in, and the edge cases a real browser would not produce: a tampered state, a
+// replayed callback, expired sessions, open-redirect attempts, CSRF without Origin.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { request } from 'undici'
+import { searchAudit } from '../../src/audit/search.ts'
+import { revokeGrantsOf } from '../../src/demo/identity-provider.ts'
+import { runCli } from '../helpers/cli.ts'
+import { uniquePrefix } from '../helpers/redis.ts'
+import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-jar.ts'
+import { closedPort } from '../helpers/faults.ts'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts', 'finance'] }
+const BOB: Person = { username: 'bob', password: 'bob-password-123', name: 'Bob Builder', email: 'bob@example.com', groups: ['contractors'] }
+const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
+const FUNCTIONS = fileURLToPath(new URL('../fixtures/functions/', import.meta.url))
+const ADMIN = { authorization: 'Bearer sign-in-test-admin-token-0123456789' }
+
+let dir: string
+let idp: TestIdentityProvider
+let upstream: TestUpstream
+let gateway: TestGateway
+let gatewayPort: number
+let ports: number[]
+let auditDb: string
+
+function signInConfig(session: Record<string, unknown>): Record<string, unknown> {
+  return {
+    server: { trusted_proxies: ['127.0.0.1/32'] },
+    admin: { token: 'sign-in-test-admin-token-0123456789' },
+    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
+    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'], session },
+    roles: [
+      { name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['read-write'] },
+      { name: 'services', assumed_by: [{ issuer: 'sso', subject: 'looker-*' }], policies: ['read-write'] },
+    ],
+    policies: [{ name: 'read-write', statements: [{ sid: 'AppAccess', effect: 'allow', actions: ['GET', 'POST'], routes: ['app', 'fn'] }] }],
+    upstreams: [{ name: 'app', url: upstream.url, identity_assertion: true }],
+    functions: [{ name: 'echo', module: join(FUNCTIONS, 'echo.ts'), concurrency: 1 }],
+    routes: [
+      { id: 'app', path: '/app/*', upstream: 'app', accept: ['session', 'bearer'] },
+      { id: 'fn', path: '/fn', function: 'echo', accept: ['session'] },
+    ],
+  }
+}
+
+/** A gateway on a port known in advance: the provider registers its callback URL. */
+async function gatewayWith(port: number, session: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<TestGateway> {
+  const started = await startTestGateway({ ...signInConfig(session), ...extra }, { port })
+  await waitFor(() => started.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
+  return started
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-sign-in-'))
+  auditDb = join(dir, 'audit.db')
+  upstream = await startUpstream()
+  ports = [await closedPort(), await closedPort(), await closedPort(), await closedPort()]
+  gatewayPort = ports[0] as number
+  idp = await startIdentityProvider({
+    people: [ALICE, BOB],
+    idTokenTtlSeconds: 3,
+    webClients: [{
+      ...CLIENT,
+      redirectUris: ports.map((p) => `http://127.0.0.1:${p}/.bouncer/callback`),
+      postLogoutRedirectUris: ports.map((p) => `http://127.0.0.1:${p}/`),
+    }],
+  })
+  gateway = await gatewayWith(gatewayPort, { store: { type: 'sqlite', path: join(dir, 'sessions.db') } }, {
+    audit: { sinks: [{ type: 'sqlite', path: auditDb }], spill_dir: join(dir, 'spill'), flush_interval: '50ms' },
+  })
+}, 60_000)
+
+afterAll(async () => {
+  await gateway?.close()
+  await upstream?.close()
+  await idp?.stop()
+  await rm(dir, { recursive: true, force: true })
+})
+
+/** Opens `path` in the "browser", signs in at the provider as `person`, and answers where it landed. */
+async function signIn(client: CookieJarClient, base: string, path: string, person: Person) {
+  const toLogin = await client.follow(`${base}${path}`)
+  expect(toLogin.reply?.status, toLogin.reply?.body).toBe(200)
+  expect(toLogin.url).toMatch(new RegExp(`^${idp.issuer}/interaction/`))
+  const loggedIn = await submitLogin(client, toLogin.reply!, person.username, person.password)
+  expect(loggedIn.status, loggedIn.body).toBe(303)
+  let callback = ''
+  // The stop function only notes the callback URL (for replays) and lets it through.
+  const back = await client.follow(loggedIn.location!, { stop: (url) => url.startsWith(`${base}/.bouncer/callback`) && !(callback = url) })
+  return { landed: back, callback }
+}
+
+/** Signs in up to the provider's redirect back, without following it: the callback URL and the browser that holds its state. */
+async function callbackOf(base: string, person: Person): Promise<{ client: CookieJarClient; callback: string }> {
+  const client = cookieJar()
+  const toLogin = await client.follow(`${base}/app/start`)
+  const loggedIn = await submitLogin(client, toLogin.reply!, person.username, person.password)
+  const stopped = await client.follow(loggedIn.location!, { stop: (url) => url.startsWith(`${base}/.bouncer/callback`) })
+  expect(stopped.reply).toBeNull()
+  return { client, callback: stopped.url }
+}
+
+function problem(reply: { body: string }): { code: string; detail: string } {
+  return JSON.parse(reply.body) as { code: string; detail: string }
+}
+
+async function sessionIdOf(client: CookieJarClient, base: string): Promise<string> {
+  const listed = await request(`${gateway.adminUrl}/api/sessions`, { headers: ADMIN })
+  const sessions = (await listed.body.json()) as { id: string; subject: string; created_at: string }[]
+  const { createHash } = await import('node:crypto')
+  const id = createHash('sha256').update(client.cookies(base).bouncer_session ?? '').digest('hex').slice(0, 32)
+  expect(sessions.map((s) => s.id)).toContain(id)
+  return id
+}
+
+describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
+  it('a page load without a session goes to the provider with PKCE, state and nonce; other clients get 401 session_required', async () => {
+    const client = cookieJar()
+    const page = await client.request(`${gateway.url}/app/reports?month=11`)
+    expect(page.status).toBe(302)
+    const location = new URL(page.location!)
+    expect(location.origin + location.pathname).toBe(`${idp.issuer}/auth`)
+    const q = location.searchParams
+    expect(q.get('client_id')).toBe(CLIENT.clientId)
+    expect(q.get('response_type')).toBe('code')
+    expect(q.get('code_challenge_method')).toBe('S256')
+    expect(q.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(q.get('state')).toMatch(/^[A-Za-z0-9_-]{20,}$/)
+    expect(q.get('nonce')).toMatch(/^[A-Za-z0-9_-]{20,}$/)
+    expect(q.get('redirect_uri')).toBe(`${gateway.url}/.bouncer/callback`)
+    expect(q.get('scope')).toBe('openid email profile groups')
+    const stateCookie = ([page.headers['set-cookie']].flat()[0] ?? '') as string
+    expect(stateCookie).toMatch(new RegExp(`^bouncer_session_state=${q.get('state')}; Path=/.bouncer/callback; Max-Age=600; HttpOnly; SameSite=Lax$`))
+
+    const api = await client.request(`${gateway.url}/app/reports`, { html: false, headers: { accept: 'application/json' } })
+    expect(api.status).toBe(401)
+    expect(JSON.parse(api.body)).toMatchObject({ code: 'session_required' })
+    const post = await cookieJar().request(`${gateway.url}/app/reports`, { method: 'POST' })
+    expect(post.status).toBe(401)
+  })
+
+  it('signs in at the provider, comes back to the page it asked for, and the person reaches the upstream with their groups', async () => {
+    const client = cookieJar()
+    const { landed } = await signIn(client, gateway.url, '/app/reports?month=11', ALICE)
+    expect(landed.url).toBe(`${gateway.url}/app/reports?month=11`)
+    expect(landed.reply?.status).toBe(200)
+    const seen = JSON.parse(landed.reply!.body) as { url: string; headers: Record<string, string> }
+    expect(seen.url).toBe('/app/reports?month=11')
+    // The session is the gateway's credential: never forwarded.
+    expect(seen.headers.cookie).toBeUndefined()
+    const assertion = JSON.parse(Buffer.from((seen.headers['x-bouncer-assertion'] ?? '').split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>
+    expect(assertion).toMatchObject({ sub: ALICE.username, roles: ['analysts'] })
+
+    const cookie = client.cookies(gateway.url)
+    expect(cookie.bouncer_session).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(cookie.bouncer_session_state).toBeUndefined() // cleared at the callback
+
+    // Other cookies of the application still reach it.
+    const withOwn = await cookieJar().request(`${gateway.url}/app/own`, { headers: { cookie: `theme=dark; bouncer_session=${cookie.bouncer_session}; lang=en` } })
+    expect(withOwn.status).toBe(200)
+    expect((JSON.parse(withOwn.body) as { headers: Record<string, string> }).headers.cookie).toBe('theme=dark; lang=en')
+
+    // Nor does a function see it in its event's cookies.
+    const fn = await cookieJar().request(`${gateway.url}/fn`, { html: false, headers: { cookie: `theme=dark; bouncer_session=${cookie.bouncer_session}` } })
+    expect(fn.status).toBe(200)
+    expect((JSON.parse(fn.body) as { event: { cookies: string[] } }).event.cookies).toEqual(['theme=dark'])
+
+    // A reload keeps the sessions.
+    expect((await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: ADMIN })).statusCode).toBe(200)
+    expect((await client.request(`${gateway.url}/app/reports`)).status).toBe(200)
+
+    // The audit record says which credential.
+    const requestId = landed.reply!.headers['x-request-id'] as string
+    let record: { credential: string | null; subject: string | null; roles: string[] } | undefined
+    await waitFor(async () => {
+      record = (await searchAudit({ type: 'sqlite', path: auditDb }, { limit: 200 }).catch(() => [])).find((r) => r.request_id === requestId)
+      return record !== undefined
+    }, 'the audit record')
+    expect(record).toMatchObject({ credential: 'session', subject: ALICE.username, roles: ['analysts'] })
+  })
+
+  it('a tampered state is refused, and so is the right state in a browser that did not begin the sign-in (login CSRF)', async () => {
+    const { client, callback } = await callbackOf(gateway.url, ALICE)
+    const tampered = new URL(callback)
+    tampered.searchParams.set('state', `${tampered.searchParams.get('state')}x`)
+    const refused = await client.request(tampered.href)
+    expect(refused.status).toBe(400)
+    expect(problem(refused)).toMatchObject({ code: 'bad_request', detail: expect.stringContaining('state does not match') })
+    expect(client.cookies(gateway.url).bouncer_session).toBeUndefined()
+
+    // An attacker's own callback URL, opened in the victim's browser: no state cookie there.
+    const victim = cookieJar()
+    const forced = await victim.request(callback)
+    expect(forced.status).toBe(400)
+    expect(victim.cookies(gateway.url).bouncer_session).toBeUndefined()
+
+    // The browser that began it still completes it.
+    const done = await client.request(callback)
+    expect(done.status).toBe(302)
+    expect(done.location).toBe(`${gateway.url}/app/start`)
+  })
+
+  it('a replayed callback (the same code and state again) is refused, and makes no second session', async () => {
+    const { client, callback } = await callbackOf(gateway.url, ALICE)
+    const stateCookie = client.cookies(gateway.url).bouncer_session_state as string
+    const first = await client.request(callback)
+    expect(first.status).toBe(302)
+    const tokenRequests = idp.tokenRequests
+    const thief = cookieJar()
+    thief.setCookie(gateway.url, 'bouncer_session_state', stateCookie) // even with the state cookie copied
+    const replayed = await thief.request(callback)
+    expect(replayed.status).toBe(400)
+    expect(problem(replayed)).toMatchObject({ code: 'bad_request', detail: expect.stringContaining('already used') })
+    expect(thief.cookies(gateway.url).bouncer_session).toBeUndefined()
+    expect(idp.tokenRequests).toBe(tokenRequests) // the code never went back to the provider
+  })
+
+  it('never redirects off the gateway: return_to must be a path here, and the page asked for is where the browser lands', async () => {
+    const client = cookieJar()
+    for (const target of ['https://evil.example/', '//evil.example/x', '/\\evil.example', '/%2F%2Fevil.example', 'javascript:alert(1)', '/\t/evil.example']) {
+      const reply = await client.request(`${gateway.url}/.bouncer/sign_in?return_to=${encodeURIComponent(target)}`)
+      expect(reply.status, target).toBe(400)
+      expect(problem(reply)).toMatchObject({ code: 'bad_request', detail: 'return_to must be a path on this gateway (starting with a single /).' })
+    }
+    // A protected page whose request target is a network path: the browser still comes back here.
+    const sneaky = await client.request(`${gateway.url}//evil.example/app/x`)
+    expect(sneaky.location === undefined || new URL(sneaky.location).origin === idp.issuer).toBe(true)
+    // A good one: sign in from the link, land on the page.
+    const start = await client.request(`${gateway.url}/.bouncer/sign_in?return_to=${encodeURIComponent('/app/after?x=1')}`)
+    expect(start.status).toBe(302)
+    const toLogin = await client.follow(start.location!)
+    const loggedIn = await submitLogin(client, toLogin.reply!, ALICE.username, ALICE.password)
+    const back = await client.follow(loggedIn.location!)
+    expect(back.url).toBe(`${gateway.url}/app/after?x=1`)
+    expect(back.reply?.status).toBe(200)
+  })
+
+  it('a state-changing request with the session cookie needs an Origin of this gateway (CSRF)', async () => {
+    const client = cookieJar()
+    await signIn(client, gateway.url, '/app/home', ALICE)
+    const post = (headers: Record<string, string>) => client.request(`${gateway.url}/app/orders`, { method: 'POST', html: false, headers: { 'content-type': 'application/json', ...headers }, body: '{}' })
+    const noOrigin = await post({})
+    expect(noOrigin.status).toBe(403)
+    expect(problem(noOrigin)).toMatchObject({ code: 'cors_origin_denied', detail: expect.stringContaining('needs an Origin header') })
+    const otherSite = await post({ origin: 'https://evil.example' })
+    expect(otherSite.status).toBe(403)
+    expect(problem(otherSite).code).toBe('cors_origin_denied')
+    const nullOrigin = await post({ origin: 'null' })
+    expect(nullOrigin.status).toBe(403)
+    const sameOrigin = await post({ origin: gateway.url })
+    expect(sameOrigin.status).toBe(200)
+    // A bearer token is no ambient credential: no Origin needed.
+    const token = await idp.token('looker-reports')
+    const machine = await cookieJar().request(`${gateway.url}/app/orders`, { method: 'POST', html: false, headers: { authorization: `Bearer ${token}` }, body: '{}' })
+    expect(machine.status).toBe(200)
+  })
+
+  it('signing out ends the session here and at the provider (RP-initiated logout), and the next page load asks to sign in again', async () => {
+    const client = cookieJar()
+    await signIn(client, gateway.url, '/app/home', ALICE)
+    const cookie = client.cookies(gateway.url).bouncer_session as string
+    const out = await client.request(`${gateway.url}/.bouncer/sign_out`)
+    expect(out.status).toBe(302)
+    const endSession = new URL(out.location!)
+    expect(endSession.origin + endSession.pathname).toBe(`${idp.issuer}/session/end`)
+    expect(endSession.searchParams.get('post_logout_redirect_uri')).toBe(`${gateway.url}/`)
+    expect(endSession.searchParams.get('id_token_hint')).toMatch(/^ey/)
+    expect(client.cookies(gateway.url).bouncer_session).toBeUndefined()
+    // The old cookie, kept by someone, names nothing any more.
+    const stale = await cookieJar().request(`${gateway.url}/app/home`, { html: false, headers: { cookie: `bouncer_session=${cookie}` } })
+    expect(stale.status).toBe(401)
+    expect(problem(stale).code).toBe('session_expired')
+    const again = await client.request(`${gateway.url}/app/home`)
+    expect(again.status).toBe(302)
+    expect(again.location).toMatch(new RegExp(`^${idp.issuer}/auth\\?`))
+    // A POST sign-out from another site is refused (it would sign people out at will).
+    expect((await client.request(`${gateway.url}/.bouncer/sign_out`, { method: 'POST', headers: { origin: 'https://evil.example' } })).status).toBe(403)
+  })
+
+  it('refreshes the claims with the refresh token when the ID token expires, and keeps the session', async () => {
+    const client = cookieJar()
+    await signIn(client, gateway.url, '/app/home', ALICE)
+    const before = idp.tokenRequests
+    // The ID tokens live 3 s: after that, the next request refreshes them once.
+    const signedInAt = Date.now()
+    await waitFor(() => Date.now() > signedInAt + 3_500, 'the ID token to expire', 10_000)
+    const [a, b] = await Promise.all([client.request(`${gateway.url}/app/one`), client.request(`${gateway.url}/app/two`)])
+    expect([a.status, b.status]).toEqual([200, 200])
+    expect(idp.tokenRequests).toBe(before + 1)
+  })
+
+  it('forward-auth (a proxy\'s sub-request) gets 401 session_required, never a redirect it could not pass on; with the cookie, 200', async () => {
+    const ask = (headers: Record<string, string>) => cookieJar().request(`${gateway.url}/.bouncer/auth`, { headers: { 'x-original-method': 'GET', 'x-original-uri': '/app/page', ...headers } })
+    const anonymous = await ask({})
+    expect(anonymous.status).toBe(401)
+    expect(problem(anonymous).code).toBe('session_required')
+    const client = cookieJar()
+    await signIn(client, gateway.url, '/app/home', ALICE)
+    const allowed = await ask({ cookie: `bouncer_session=${client.cookies(gateway.url).bouncer_session}` })
+    expect(allowed.status).toBe(200)
+    expect(allowed.headers['x-bouncer-assertion']).toMatch(/^ey/)
+  })
+
+  it('when the provider refuses the refresh (the person was disabled there), the session ends', async () => {
+    const client = cookieJar()
+    await signIn(client, gateway.url, '/app/home', ALICE)
+    const signedInAt = Date.now()
+    expect(revokeGrantsOf('alice')).toBeGreaterThan(0)
+    await waitFor(() => Date.now() > signedInAt + 3_500, 'the ID token to expire', 10_000)
+    const refused = await client.request(`${gateway.url}/app/home`, { html: false })
+    expect(refused.status).toBe(401)
+    expect(problem(refused)).toMatchObject({ code: 'session_expired', detail: expect.stringContaining('refresh token was refused') })
+    // Ended for good: the page load now asks to sign in.
+    expect((await client.request(`${gateway.url}/app/home`)).status).toBe(302)
+  })
+
+  it('bouncer sessions lists and revokes; the admin API too; each is refused at the next request', async () => {
+    const alice = cookieJar()
+    const bob = cookieJar()
+    await signIn(alice, gateway.url, '/app/home', ALICE)
+    await signIn(bob, gateway.url, '/app/home', BOB) // bob holds no role: 403, but a session
+    const aliceId = await sessionIdOf(alice, gateway.url)
+    const listed = await runCli(['sessions', 'list', '--json', '--config', gateway.file])
+    expect(listed.code, listed.stderr).toBe(0)
+    const documents = listed.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
+    expect(documents).toContainEqual(expect.objectContaining({ id: aliceId, subject: 'alice', email: ALICE.email, name: ALICE.name }))
+    expect(listed.stdout).not.toContain(alice.cookies(gateway.url).bouncer_session)
+    const table = await runCli(['sessions', 'list', '--config', gateway.file])
+    expect(table.stdout).toMatch(/^ID\s+SUBJECT\s+EMAIL/)
+
+    const revoked = await runCli(['sessions', 'revoke', aliceId, '--config', gateway.file])
+    expect(revoked).toMatchObject({ code: 0, stdout: `ended session ${aliceId}\n` })
+    const after = await alice.request(`${gateway.url}/app/home`, { html: false })
+    expect(after.status).toBe(401)
+    expect(problem(after).code).toBe('session_expired')
+    expect((await runCli(['sessions', 'revoke', aliceId, '--config', gateway.file]))).toMatchObject({ code: 1, stderr: `bouncer: no session ${aliceId}\n` })
+    expect((await runCli(['sessions', 'revoke', 'nope', '--config', gateway.file])).code).toBe(2)
+
+    const bobId = await sessionIdOf(bob, gateway.url)
+    const deleted = await request(`${gateway.adminUrl}/api/sessions/${bobId}`, { method: 'DELETE', headers: ADMIN })
+    expect(deleted.statusCode).toBe(200)
+    expect(await deleted.body.json()).toMatchObject({ id: bobId, subject: 'bob' })
+    expect(problem(await bob.request(`${gateway.url}/app/home`, { html: false })).code).toBe('session_expired')
+  })
+
+  it('a session that sat idle, or reached its lifetime, has expired: 401 session_expired, and a page load signs in again', async () => {
+    const short = await gatewayWith(ports[1] as number, { ttl: '6s', idle: '2s', store: 'memory' })
+    try {
+      const idle = cookieJar()
+      await signIn(idle, short.url, '/app/home', ALICE)
+      expect((await idle.request(`${short.url}/app/home`)).status).toBe(200)
+      const lastUse = Date.now()
+      await waitFor(() => Date.now() > lastUse + 2_200, 'the idle timeout to pass', 10_000)
+      const idled = await idle.request(`${short.url}/app/home`, { html: false })
+      expect(idled.status).toBe(401)
+      expect(problem(idled)).toMatchObject({ code: 'session_expired', detail: expect.stringContaining('idle for more than 2s') })
+
+      const busy = cookieJar()
+      const signedIn = Date.now()
+      await signIn(busy, short.url, '/app/home', ALICE)
+      // Used every few hundred milliseconds: never idle, but it ends at ttl all the same.
+      let last = await busy.request(`${short.url}/app/home`, { html: false })
+      while (last.status === 200 && Date.now() < signedIn + 20_000) {
+        await new Promise((r) => setTimeout(r, 300))
+        last = await busy.request(`${short.url}/app/home`, { html: false })
+      }
+      expect(Date.now() - signedIn).toBeGreaterThanOrEqual(5_500)
+      expect(problem(last)).toMatchObject({ code: 'session_expired', detail: expect.stringContaining('6s lifetime') })
+      // A page load is sent to sign in again.
+      const page = await busy.request(`${short.url}/app/home`)
+      expect(page.status).toBe(302)
+      expect(page.location).toMatch(new RegExp(`^${idp.issuer}/auth`))
+    } finally {
+      await short.close()
+    }
+  })
+
+  it('sessions in Redis are shared: signed in at one gateway, seen by another, and a revocation at either is effective at once', async () => {
+    const store = { type: 'redis', url: 'redis://127.0.0.1:6379', prefix: uniquePrefix('sign-in') }
+    const one = await gatewayWith(ports[2] as number, { store })
+    const two = await gatewayWith(ports[3] as number, { store })
+    try {
+      const client = cookieJar()
+      const { landed } = await signIn(client, one.url, '/app/home', ALICE)
+      expect(landed.reply?.status).toBe(200)
+      const cookie = `bouncer_session=${client.cookies(one.url).bouncer_session}`
+      const onTwo = await cookieJar().request(`${two.url}/app/home`, { html: false, headers: { cookie } })
+      expect(onTwo.status).toBe(200)
+      const listed = (await (await request(`${two.adminUrl}/api/sessions`, { headers: ADMIN })).body.json()) as { id: string }[]
+      expect(listed).toHaveLength(1)
+      const revoked = await request(`${two.adminUrl}/api/sessions/${listed[0]!.id}`, { method: 'DELETE', headers: ADMIN })
+      expect(revoked.statusCode).toBe(200)
+      // No cache to wait out: the very next request on the other gateway is refused.
+      const onOne = await cookieJar().request(`${one.url}/app/home`, { html: false, headers: { cookie } })
+      expect(onOne.status).toBe(401)
+      expect(problem(onOne).code).toBe('session_expired')
+    } finally {
+      await one.close()
+      await two.close()
+    }
+  })
+})

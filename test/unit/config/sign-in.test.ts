@@ -1,0 +1,66 @@
+// sign_in: the provider it names, its paths and cookie settings are checked with line and column.
+import { describe, expect, it } from 'vitest'
+import { formatDiagnostic, loadConfigText } from '../../../src/config/index.ts'
+
+const BASE = `issuers:
+  - { name: sso, issuer: "https://sso.example.com", audiences: [api://bouncer] }
+upstreams: [{ name: app, url: "http://127.0.0.1:9" }]
+routes:
+  - { id: app, path: /app/*, upstream: app, accept: [session, bearer] }
+`
+
+function load(signIn: string, base = BASE) {
+  const loaded = loadConfigText(`${base}sign_in:\n${signIn}`, 'bouncer.yaml', {})
+  return { config: loaded.config, lines: loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => formatDiagnostic('bouncer.yaml', d)) }
+}
+
+describe('sign_in', () => {
+  it('takes SPEC\'s example and fills in the defaults', () => {
+    const { config, lines } = load(`  issuer: sso
+  client_id: bouncer
+  client_secret: s3cret-value
+  scopes: [openid, email, profile, groups]
+  callback_path: /.bouncer/callback
+  sign_out_path: /.bouncer/sign_out
+  cookie: { name: bouncer_session, secure: true, same_site: lax }
+  session: { ttl: 8h, idle: 1h, store: sqlite }
+`)
+    expect(lines).toEqual([])
+    expect(config?.sign_in).toMatchObject({
+      sign_in_path: '/.bouncer/sign_in',
+      session: { ttl: 8 * 3_600_000, idle: 3_600_000, store: { type: 'sqlite', path: './data/sessions.db' } },
+      cookie: { name: 'bouncer_session', secure: true, same_site: 'lax' },
+    })
+  })
+
+  it('a route accepting session needs sign_in', () => {
+    const loaded = loadConfigText(BASE, 'bouncer.yaml', {})
+    expect(loaded.diagnostics.map((d) => formatDiagnostic('bouncer.yaml', d))).toContain(
+      'bouncer.yaml:5:54: routes[0].accept[0]: accepting session credentials needs sign_in (the OpenID provider people sign in at)',
+    )
+  })
+
+  it('refuses an unknown issuer, an x509 issuer, and scopes without openid', () => {
+    expect(load('  issuer: nope\n  client_id: c\n').lines).toEqual(['bouncer.yaml:7:11: sign_in.issuer: unknown issuer "nope"'])
+    const withX509 = BASE.replace('issuers:\n', 'issuers:\n  - { name: mesh, type: x509, ca: /dev/null }\n')
+    expect(load('  issuer: mesh\n  client_id: c\n', withX509).lines).toContainEqual(expect.stringMatching(/sign_in\.issuer: issuer "mesh" is of type x509/))
+    expect(load('  issuer: sso\n  client_id: c\n  scopes: [email]\n').lines).toEqual(['bouncer.yaml:9:11: sign_in.scopes: the scopes must include openid: sign-in needs an ID token'])
+  })
+
+  it('refuses paths that are not paths on this gateway, or that collide', () => {
+    expect(load('  issuer: sso\n  client_id: c\n  callback_path: https://evil.example/cb\n').lines[0]).toMatch(/sign_in\.callback_path: a path on this gateway/)
+    expect(load('  issuer: sso\n  client_id: c\n  callback_path: //evil.example\n').lines[0]).toMatch(/sign_in\.callback_path: a path on this gateway/)
+    expect(load('  issuer: sso\n  client_id: c\n  sign_out_path: /.bouncer/callback\n').lines[0]).toMatch(/sign_out_path is the same path as callback_path/)
+  })
+
+  it('refuses SameSite=None without Secure, and a store it does not know', () => {
+    expect(load('  issuer: sso\n  client_id: c\n  cookie: { same_site: none }\n').lines[0]).toMatch(/same_site: none needs a Secure cookie/)
+    expect(load('  issuer: sso\n  client_id: c\n  cookie: { same_site: none, secure: true }\n').lines).toEqual([])
+    expect(load('  issuer: sso\n  client_id: c\n  session: { store: postgres }\n').lines[0]).toMatch(/sign_in\.session\.store is memory, sqlite, redis/)
+  })
+
+  it('takes the client secret from the secrets store', () => {
+    const lines = load('  issuer: sso\n  client_id: c\n  client_secret: ${secret:sso-client}\n').lines
+    expect(lines).toEqual(['bouncer.yaml:9:18: sign_in.client_secret: ${secret:sso-client} is used but no secrets store is configured (secrets.store)'])
+  })
+})
