@@ -1,5 +1,6 @@
 export { describeClaimMismatch } from './claims.ts'
 export { decide, type AccessDecision } from './decide.ts'
 export { accessDenied, compileAccess, evaluateAccess, type AccessControl, type AccessResult } from './evaluate.ts'
+export { indexByRoute } from './policies.ts'
 export { statementMismatch, type CompiledStatement, type Mismatch, type RoutePolicy } from './policies.ts'
 export { ruleMismatch, type CompiledRole, type TrustRule } from './roles.ts'

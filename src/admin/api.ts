@@ -4,6 +4,7 @@ import { GatewayError } from '../errors/index.ts'
 import { explain, type Runtime } from '../gateway/index.ts'
 import { apiKeyId, keyDocument, SESSION_ID, sessionDocument, type ApiKeyDirectory, type SignIn } from '../identity/index.ts'
 import type { SecretStore } from '../secrets/index.ts'
+import { approvalRoutes } from './approvals.ts'
 import { openApiDocument } from './openapi.ts'
 import type { AdminRoute } from './server.ts'
 
@@ -158,6 +159,7 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
         return { status: result.ok ? 200 : 422, body: result }
       },
     },
+    ...approvalRoutes(actions.runtime),
   ]
 }
 

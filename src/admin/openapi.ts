@@ -170,6 +170,25 @@ const schemas: Record<string, JsonSchema> = {
     checkpoint_file: string,
     key: object({ kid: string, kty: { const: 'OKP' }, crv: { const: 'Ed25519' }, x: string }, 'The public key that checks the checkpoints.'),
   }),
+  Approval: object({
+    id: string,
+    tool: string,
+    issuer: string,
+    subject: string,
+    args_sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+    approvers: strings,
+    status: { enum: ['pending', 'approved', 'denied', 'used', 'expired'] },
+    created_at: string,
+    expires_at: string,
+    decided_by: orNull('string'),
+    decided_at: orNull('string'),
+  }, 'A tool call waiting for (or given) a person\'s approval (mcp.approvals).'),
+  ApprovalDecision: {
+    type: 'object',
+    properties: { token: { type: 'string', description: 'the approver\'s own bearer token: one of its roles must be in the rule\'s approvers' } },
+    required: ['token'],
+    additionalProperties: false,
+  },
   ReloadRefused: object({ ok: { const: false }, errors: { ...strings, description: 'bouncer check lines: the running config keeps serving' } }),
 }
 
@@ -317,6 +336,61 @@ function paths(): JsonSchema {
           200: json(ref('Session'), 'The session, now ended.'),
           401: UNAUTHORIZED,
           404: problem('No such session, or no sign_in configured (route_not_found).'),
+        },
+      },
+    },
+    '/api/approvals': {
+      get: {
+        operationId: 'listApprovals',
+        summary: 'Tool calls waiting for approval, and the decided ones (newest first, at most 1,000)',
+        parameters: [{ name: 'status', in: 'query', required: false, schema: { enum: ['pending', 'approved', 'denied', 'used', 'expired'] } }],
+        responses: {
+          200: json({ type: 'array', items: ref('Approval') }, 'The approvals.'),
+          400: problem('An unknown status (bad_request).'),
+          401: UNAUTHORIZED,
+          404: problem('No approvals configured (route_not_found).'),
+        },
+      },
+    },
+    '/api/approvals/{id}': {
+      get: {
+        operationId: 'getApproval',
+        summary: 'One approval',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: string }],
+        responses: {
+          200: json(ref('Approval'), 'The approval.'),
+          401: UNAUTHORIZED,
+          404: problem('No such approval, or no approvals configured (route_not_found).'),
+        },
+      },
+    },
+    '/api/approvals/{id}/approve': {
+      post: {
+        operationId: 'approveApproval',
+        summary: 'Approve a pending tool call: the same caller\'s same call then runs once before it expires',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: string }],
+        requestBody: { required: true, content: { 'application/json': { schema: ref('ApprovalDecision') } } },
+        responses: {
+          200: json(ref('Approval'), 'The approval, decided (audited).'),
+          400: problem('Already decided, used or expired: final (bad_request).'),
+          401: problem('No admin credential, or the approver\'s token is not valid.'),
+          403: problem('The approver holds none of the approvers roles, or asked for the call itself (policy_denied).'),
+          404: problem('No such approval, or no approvals configured (route_not_found).'),
+        },
+      },
+    },
+    '/api/approvals/{id}/deny': {
+      post: {
+        operationId: 'denyApproval',
+        summary: 'Deny a pending tool call (final)',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: string }],
+        requestBody: { required: true, content: { 'application/json': { schema: ref('ApprovalDecision') } } },
+        responses: {
+          200: json(ref('Approval'), 'The approval, decided (audited).'),
+          400: problem('Already decided, used or expired: final (bad_request).'),
+          401: problem('No admin credential, or the approver\'s token is not valid.'),
+          403: problem('The approver holds none of the approvers roles, or asked for the call itself (policy_denied).'),
+          404: problem('No such approval, or no approvals configured (route_not_found).'),
         },
       },
     },

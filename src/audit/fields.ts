@@ -94,6 +94,8 @@ export const FIELDS = [
   { name: 'instance', kind: 'text', nullable: true, added: true },
   // A dataset's columns masked for the caller, comma-separated (issue 18).
   { name: 'masked', kind: 'text', nullable: true, added: true },
+  // A tool call's arguments, secrets redacted: only with mcp.log_arguments: true (issue 19).
+  { name: 'args', kind: 'text', nullable: true, client: 4096, added: true },
   { name: 'prev_hash', kind: 'sha256' },
   { name: 'hash', kind: 'sha256' },
 ] as const satisfies readonly FieldSpec[]

@@ -104,7 +104,7 @@ function requestValues(ctx: RequestFacts, instance: string, now: number): Record
     status: ctx.status,
     decision: ctx.decision,
     code: ctx.code,
-    detail: ctx.error?.detail ?? null,
+    detail: ctx.error?.detail ?? ctx.note,
     statement: ctx.statement,
     issuer: identity ? identity.iss : null,
     subject: identity ? identity.sub : null,
@@ -121,8 +121,9 @@ function requestValues(ctx: RequestFacts, instance: string, now: number): Record
     credential: ctx.credential,
     // On behalf of (token exchange): the agent acting for `subject`.
     actor: identity?.actor ? identity.actor.sub : null,
-    tool: null,
-    args_sha256: null,
+    tool: ctx.tool,
+    args_sha256: ctx.argsSha256,
+    args: ctx.args,
     // Tries sent upstream, retries included; null when nothing was sent (refused, or a built-in endpoint).
     attempts: ctx.attempts === 0 ? null : ctx.attempts,
     instance,

@@ -2,6 +2,7 @@
 // or a user error (one line, no stack trace), 2 a usage error.
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
+import { registerApprovals } from './approvals.ts'
 import { registerAudit } from './audit.ts'
 import { registerCheck } from './check.ts'
 import { registerDemo } from './demo.ts'
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerSchema(program)
   registerHealthcheck(program)
   registerDemo(program)
+  registerApprovals(program)
   const all = (command: Command): Command[] => [command, ...command.commands.flatMap(all)]
   for (const command of all(program)) command.exitOverride()
   return program

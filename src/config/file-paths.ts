@@ -28,7 +28,8 @@ export function resolveFilePaths(config: Config, baseDir: string): Config {
   }
   const server = tls ? { ...config.server, tls } : config.server
   const issuers = config.issuers.map((issuer) => (issuer.type !== 'x509' ? issuer : { ...issuer, ca: issuer.ca === undefined ? issuer.ca : path(issuer.ca) }))
-  return { ...config, server, issuers, audit, secrets, upstreams, api_keys: apiKeys, functions, datasources }
+  const mcp = config.mcp && { ...config.mcp, approvals_store: { ...config.mcp.approvals_store, path: path(config.mcp.approvals_store.path) } }
+  return { ...config, server, issuers, audit, secrets, upstreams, api_keys: apiKeys, functions, datasources, mcp }
 }
 
 type SecretsStore = NonNullable<Config['secrets']>['store']

@@ -3,6 +3,7 @@
 import { z } from 'zod'
 import { hostAllowList, parseHostPattern, parseOrigin } from '../http/index.ts'
 import { datasetSchema, datasourceSchema } from './dataset-schema.ts'
+import { mcpSchema } from './mcp-schema.ts'
 import { MAX_RATE_COUNT, parseCidr, parseDuration, parseGlob, parseListen, parsePercent, parseRate, parseSize, type Parsed } from './values.ts'
 
 /** `json`: how the value is written, for the JSON Schema (`bouncer schema`), where a transform has no shape. */
@@ -162,7 +163,8 @@ const role = z.strictObject({
 const statement = z.strictObject({
   sid: z.string().min(1).optional(),
   effect: z.enum(['allow', 'deny'], { error: 'effect is allow or deny' }),
-  actions: z.array(method).min(1),
+  // `call`: an MCP tool call (routes `mcp:<tool>`, SPEC "Agents: MCP and token exchange").
+  actions: z.array(z.union([method, z.literal('call')])).min(1),
   routes: z.array(glob).min(1).prefault(['*']),
   conditions: z
     .strictObject({
@@ -512,6 +514,7 @@ export const configSchema = z.strictObject({
   assertion: assertion.prefault({}),
   token_exchange: tokenExchange.optional(),
   telemetry: telemetry.prefault({}),
+  mcp: mcpSchema({ duration, glob, httpUrl, headerName, method, origin }).optional(),
 })
 
 export type Config = z.output<typeof configSchema>
@@ -545,6 +548,10 @@ export type SecretsConfig = NonNullable<Config['secrets']>
 export type AssertionConfig = Config['assertion']
 export type TokenExchangeConfig = NonNullable<Config['token_exchange']>
 export type TelemetryConfig = Config['telemetry']
+export type McpConfig = NonNullable<Config['mcp']>
+export type McpToolConfig = McpConfig['tools'][number]
+export type McpServerConfig = McpConfig['servers'][number]
+export type McpApprovalConfig = McpConfig['approvals'][number]
 export type ClaimConditions = z.output<typeof claimConditions>
 export type BalanceStrategy = UpstreamConfig['balance']
 export type HealthCheckConfig = NonNullable<UpstreamConfig['health_check']>

@@ -6,6 +6,7 @@ import { checkRewrite, parseRoutePattern, type RoutePattern } from './route-patt
 import { accessFindings } from './access-checks.ts'
 import { datasetFindings } from './dataset-checks.ts'
 import { functionFindings } from './function-checks.ts'
+import { mcpFindings } from './mcp-checks.ts'
 import { routeFindings } from './route-checks.ts'
 import { upstreamFindings } from './upstream-checks.ts'
 import { callerFindings } from './caller-checks.ts'
@@ -98,13 +99,16 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   })
 
   const usedPolicies = new Set(config.roles.flatMap((role) => role.policies))
-  const routeIds = config.routes.map((route) => route.id)
+  // MCP tools are routes `mcp:<tool>` too; an aggregated server's tools are only known once it answers.
+  const toolRoutes = (config.mcp?.tools ?? []).map((tool) => `mcp:${tool.name ?? tool.route}`)
+  const serverTools = (config.mcp?.servers.length ?? 0) > 0
+  const routeIds = [...config.routes.map((route) => route.id), ...toolRoutes]
   const knownRoutes = new Set(routeIds)
   config.policies.forEach((policy, i) => {
     if (!usedPolicies.has(policy.name)) warn(['policies', i, 'name'], `policy "${policy.name}" is not used by any role`)
     policy.statements.forEach((statement, j) => {
       statement.routes.forEach((glob, k) => {
-        if (routesSelectedBy([glob], routeIds, knownRoutes).length === 0) {
+        if (routesSelectedBy([glob], routeIds, knownRoutes).length === 0 && !(serverTools && glob.text.startsWith('mcp:'))) {
           warn(['policies', i, 'statements', j, 'routes', k], `"${glob.text}" matches no route`)
         }
       })
@@ -117,6 +121,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   findings.push(...signInFindings(config))
   findings.push(...functionFindings(config))
   findings.push(...datasetFindings(config))
+  findings.push(...mcpFindings(config))
   findings.push(...tlsFindings(config))
   findings.push(...exchangeFindings(config))
 

@@ -53,11 +53,15 @@ export interface RunningDemo {
   masterKeyFile: string
   /** The provider's private signing key (the tour signs an expired token with it). */
   providerKey: JWK
+  /** The admin API's token (the tour decides an approval there). */
+  adminToken: string
+  /** The MCP endpoint's resource (the audience of agents' MCP tokens). */
+  mcpResource: string
   stop(): Promise<void>
 }
 
 /** The master key file and the two secrets, made on the first run and reused afterwards. */
-function prepareSecrets(dataDir: string): { firstRun: boolean; masterKeyFile: string; credential: string; ssoClientSecret: string } {
+function prepareSecrets(dataDir: string): { firstRun: boolean; masterKeyFile: string; credential: string; ssoClientSecret: string; adminToken: string } {
   mkdirSync(dataDir, { recursive: true })
   const masterKeyFile = join(dataDir, 'master.key')
   const firstRun = !existsSync(masterKeyFile)
@@ -65,7 +69,7 @@ function prepareSecrets(dataDir: string): { firstRun: boolean; masterKeyFile: st
   const store = openEmbeddedStore(join(dataDir, 'secrets.db'), masterKeyFrom(`file:${masterKeyFile}`))
   try {
     for (const name of ['data-api-token', 'admin-token', 'sso-client-secret', 'dataset-key']) if (store.get(name) === undefined) store.put(name, generateSecret(32))
-    return { firstRun, masterKeyFile, credential: store.get('data-api-token') as string, ssoClientSecret: store.get('sso-client-secret') as string }
+    return { firstRun, masterKeyFile, credential: store.get('data-api-token') as string, ssoClientSecret: store.get('sso-client-secret') as string, adminToken: store.get('admin-token') as string }
   } finally {
     store.close()
   }
@@ -79,7 +83,7 @@ async function listen(server: Server, port: number): Promise<number> {
 
 export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   const dataDir = resolve(options.dataDir)
-  const { firstRun, masterKeyFile, credential, ssoClientSecret } = prepareSecrets(dataDir)
+  const { firstRun, masterKeyFile, credential, ssoClientSecret, adminToken } = prepareSecrets(dataDir)
   writeShopDatabase(join(dataDir, 'shop.db'))
 
   const { privateKey } = await generateKeyPair('ES256', { extractable: true })
@@ -107,6 +111,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   let handle = providerHandler(providerFor(null), [DEMO_PERSON])
   idpServer.on('request', (req, res) => handle(req, res))
 
+  const mcpResource = `http://127.0.0.1:${options.port === 0 ? 8080 : options.port}/mcp`
   let api: DataApi | undefined
   try {
     api = await startDataApi({ port: options.apiPort, credential })
@@ -116,7 +121,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       adminPort: options.adminPort,
       // The tour's refusals are the point of the demo: the screen shows them, the log need not.
       logger: createLogger({ level: process.env.BOUNCER_LOG_LEVEL ?? 'warn' }),
-      env: { ...process.env, DEMO_ISSUER: issuer, DEMO_API_URL: api.url, DEMO_DATA_DIR: dataDir },
+      env: { ...process.env, DEMO_ISSUER: issuer, DEMO_API_URL: api.url, DEMO_DATA_DIR: dataDir, DEMO_MCP_RESOURCE: mcpResource },
     })
     api.trustGateway(gateway.url, UPSTREAM)
     handle = providerHandler(providerFor(gateway.url), [DEMO_PERSON])
@@ -129,6 +134,8 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       firstRun,
       masterKeyFile,
       providerKey,
+      adminToken,
+      mcpResource,
       async stop() {
         idpServer.closeAllConnections()
         idpServer.close()

@@ -4,6 +4,7 @@
 import { join, relative } from 'node:path'
 import { generateKeyPair, importJWK, SignJWT, type JWK } from 'jose'
 import * as client from 'openid-client'
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { formatAuditTable, searchAudit } from '../audit/index.ts'
 import { DEMO_AUDIENCE, DEMO_CLIENTS, DEMO_CONFIG, DEMO_DEFAULT_DATA_DIR, DEMO_PERSON, type RunningDemo } from './run.ts'
@@ -26,9 +27,40 @@ async function get(url: string, token: string): Promise<Answer> {
   return { status: res.statusCode, headers: res.headers, body }
 }
 
-async function clientToken(issuer: string, account: { clientId: string; secret: string }): Promise<string> {
+async function clientToken(issuer: string, account: { clientId: string; secret: string }, resource = DEMO_AUDIENCE): Promise<string> {
   const config = await client.discovery(new URL(issuer), account.clientId, account.secret, undefined, { execute: [client.allowInsecureRequests] })
-  return (await client.clientCredentialsGrant(config, { resource: DEMO_AUDIENCE })).access_token
+  return (await client.clientCredentialsGrant(config, { resource })).access_token
+}
+
+/**
+ * The agent over MCP: what it may see, a PII tool refused, and a bulk export that waits for a
+ * person in the `reports` role, approved here through the admin API, then run once.
+ */
+async function mcpStep(demo: RunningDemo, print: (line?: string) => void): Promise<void> {
+  const token = await clientToken(demo.issuer, DEMO_CLIENTS.agent, demo.mcpResource)
+  const agent = new Client({ name: 'analytics-agent', version: '1.0.0' })
+  await agent.connect(new StreamableHTTPClientTransport(new URL(`${demo.gateway.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }))
+  try {
+    const { tools } = await agent.listTools()
+    print(`   tools/list → ${tools.map((t) => t.name).join(', ')} (list_customers is not offered: its route holds PII)`)
+    const refused = await agent.callTool({ name: 'list_customers', arguments: {} }).then(() => 'ran', (err: Error) => err.message)
+    print(`   tools/call list_customers → refused: ${refused.replace(/^MCP error -?\d+: /, '')}`)
+    const pending = (await agent.callTool({ name: 'export_orders', arguments: {} })).structuredContent as { status: string; approval_id: string }
+    print(`   tools/call export_orders → ${pending.status} ${pending.approval_id}`)
+    const reportsToken = await clientToken(demo.issuer, DEMO_CLIENTS.reports)
+    const decided = await request(`${demo.gateway.adminUrl}/api/approvals/${pending.approval_id}/approve`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${demo.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ token: reportsToken }),
+    })
+    const approval = (await decided.body.json()) as { status?: string; decided_by?: string }
+    print(`   looker-reports (role reports, an approver) approves it → ${String(approval.status)} (bouncer approvals approve ${pending.approval_id})`)
+    const ran = await agent.callTool({ name: 'export_orders', arguments: {} })
+    const text = (ran.content as { type: string; text?: string }[])[0]?.text ?? ''
+    print(`   tools/call export_orders again → ${ran.isError ? 'error' : 'ran once'}: ${text.split('\n').length - 1} CSV rows; a third call would ask again`)
+  } finally {
+    await agent.close()
+  }
 }
 
 async function signed(key: JWK, claims: Record<string, unknown>): Promise<string> {
@@ -139,9 +171,13 @@ export async function runTour(demo: RunningDemo, print: (line?: string) => void)
   print(`   GET /reports/daily/eu → ${refusal(await get(`${gw}/reports/daily/eu`, expired))}`)
   print()
 
-  print('6. the audit log has all of it (bouncer audit --since 1m):')
+  print('6. analytics-agent as an MCP client (POST /mcp with the official SDK, a token for the MCP resource):')
+  await mcpStep(demo, print)
+  print()
+
+  print('7. the audit log has all of it (bouncer audit --since 1m):')
   await new Promise((r) => setTimeout(r, 400)) // records reach SQLite within the 100 ms flush interval
-  const records = await searchAudit({ type: 'sqlite', path: join(demo.dataDir, 'audit.db') }, { sinceMs: startedAt.getTime(), limit: 25 })
+  const records = await searchAudit({ type: 'sqlite', path: join(demo.dataDir, 'audit.db') }, { sinceMs: startedAt.getTime(), limit: 60 })
   for (const line of formatAuditTable(records).split('\n')) print(`   ${line}`)
   print()
 

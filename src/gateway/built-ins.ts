@@ -5,16 +5,19 @@
 import type { ExchangeEndpoint, ExchangeKeys } from '../agents/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { BrowserAnswer, CredentialInput, SignIn } from '../identity/index.ts'
-import { nothingServed, type Backend, type RequestContext } from '../request/index.ts'
+import { nothingServed, type Backend, type InternalDispatch, type RecordAudit, type RequestContext } from '../request/index.ts'
 import type { PublishedJwks } from '../upstream/index.ts'
 
 /** What the built-in endpoints read from the running gateway, handed in at compile time. */
 export interface BuiltInSources {
-  /** The keys exchanged tokens are signed with, when token_exchange is on (they change on reload and rotation). */
-  exchangeKeys(): ExchangeKeys | null
-
   /** The keys X-Bouncer-Assertion is signed with (the signer changes on reload and rotation). */
   publishedKeys(): PublishedJwks
+  /** The keys exchanged tokens are signed with, when token_exchange is on (they change on reload and rotation). */
+  exchangeKeys(): ExchangeKeys | null
+  /** Runs an MCP tool call's request through the pipeline (gateway/internal-dispatch.ts); bound once the gateway runs. */
+  dispatch?: InternalDispatch
+  /** Queues an audit record of a tool call the MCP endpoint served itself. */
+  audit?: RecordAudit
 }
 
 export interface BuiltInRoute {

@@ -15,7 +15,8 @@ import {
 import { compileDataset, createDatasourceRegistry, datasetBackend, datasetSchemaBackend, type Datasource, type DatasetRoute, type DatasourceRegistry } from '../datasets/index.ts'
 import { createFunctionRegistry, functionBackend, routeKeyOf, type FunctionPool, type FunctionRegistry } from '../functions/index.ts'
 import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits } from '../limits/index.ts'
-import type { Backend } from '../request/index.ts'
+import { compileMcp, createAgentsRegistry, type AgentsRegistry, type CompiledMcp, type ToolRoute } from '../agents/index.ts'
+import type { Backend, InternalDispatch } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { createUpstreamRegistry, upstreamBackend, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
 import { builtInRoutes, type BuiltInSources } from './built-ins.ts'
@@ -66,6 +67,8 @@ export interface Runtime {
   readonly trustedProxies: AddressSet
   /** Requests in flight on this runtime: its pools are retired only once this reaches 0. */
   readonly usage: { inFlight: number }
+  /** The MCP endpoint (mcp), when configured. */
+  readonly mcp: CompiledMcp | null
 }
 
 export interface CompileDeps {
@@ -78,6 +81,7 @@ export interface CompileDeps {
   sessionStores: SessionStoreRegistry
   logger: Logger
   builtIns: BuiltInSources
+  agents: AgentsRegistry
 }
 
 /**
@@ -92,6 +96,7 @@ export function applySecretValues(runtime: Runtime, resolve: (template: string) 
   if (runtime.introspection) runtime.introspection.clientSecret = resolve(runtime.introspection.issuer.introspection.client_secret)
   const signInSecret = runtime.config.sign_in?.client_secret
   if (runtime.signIn && signInSecret !== undefined) runtime.signIn.clientSecret = resolve(signInSecret)
+  runtime.mcp?.applySecrets(resolve)
 }
 
 const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }), exchangeKeys: () => null }
@@ -112,6 +117,7 @@ export function createRuntimeDeps(
   const limitsStores = createLimitsStoreRegistry(logger, options)
   const apiKeys = createApiKeyDirectoryRegistry(logger, options)
   const sessionStores = createSessionStoreRegistry(logger, options)
+  const agents = createAgentsRegistry(logger)
   return {
     upstreams,
     functions,
@@ -122,8 +128,9 @@ export function createRuntimeDeps(
     sessionStores,
     logger,
     builtIns: options.builtIns ?? NO_KEYS,
+    agents,
     async closeAll() {
-      await Promise.all([issuers.closeAll(), upstreams.closeAll(), functions.closeAll(), datasources.closeAll(), limitsStores.closeAll(), apiKeys.closeAll(), sessionStores.closeAll()])
+      await Promise.all([issuers.closeAll(), upstreams.closeAll(), functions.closeAll(), datasources.closeAll(), limitsStores.closeAll(), apiKeys.closeAll(), sessionStores.closeAll(), agents.closeAll()])
     },
   }
 }
@@ -145,8 +152,9 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   // The session cookies are the gateway's credential: no upstream ever gets them.
   const withheldCookies: ReadonlySet<string> = new Set(signIn ? [signIn.cookieName, `${signIn.cookieName}_state`] : [])
   const access = compileAccess(config)
+  const mcp = config.mcp ? compileMcp(config, config.mcp, mcpDeps(config, access, issuerKeys, deps)) : null
   const { tokens, ...verifiers } = credentials(config, issuerKeys, apiKeys, signIn, deps)
-  const routes: CompiledRoute[] = builtInRoutes(deps.builtIns, exchangeEndpoints(config, tokens, access, deps), signIn).map((route, index) => Object.freeze({
+  const routes: CompiledRoute[] = [...builtInRoutes(deps.builtIns, exchangeEndpoints(config, tokens, access, deps), signIn), ...(mcp?.routes ?? [])].map((route, index) => Object.freeze({
     index,
     id: route.id,
     pattern: mustParse(route.path),
@@ -161,7 +169,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     backend: route.backend,
     assertionAudience: null,
     upstreamHeaders: null,
-    forwardAuth: route.forwardAuth === true,
+    forwardAuth: 'forwardAuth' in route && route.forwardAuth === true,
   }))
   for (const route of config.routes) {
     const upstream = route.upstream === undefined ? null : (upstreams.get(route.upstream) as Upstream)
@@ -213,7 +221,28 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     },
     trustedProxies: addressSet(config.server.trusted_proxies),
     usage: { inFlight: 0 },
+    mcp,
   })
+}
+
+const NO_DISPATCH: InternalDispatch = () => Promise.reject(new Error('MCP tool calls run once the gateway listens'))
+
+/** What the MCP endpoint needs from this compile: keys, access, the routes its tools name, the pipeline to call. */
+function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<string, IssuerKeys>, deps: CompileDeps) {
+  const routes = new Map<string, ToolRoute>(config.routes.map((route) => [route.id, {
+    id: route.id, methods: route.methods, pattern: mustParse(route.path), public: route.public, policy: access.policyFor(route.id),
+  }]))
+  const builtIns = deps.builtIns
+  return {
+    issuerKeys,
+    access,
+    routes,
+    dispatch: (request: Parameters<InternalDispatch>[0]) => (builtIns.dispatch ?? NO_DISPATCH)(request),
+    audit: (facts: Parameters<NonNullable<BuiltInSources['audit']>>[0]) => builtIns.audit?.(facts),
+    servers: deps.agents.servers,
+    approvals: (path: string) => deps.agents.approvals(path),
+    logger: deps.logger,
+  }
 }
 
 /** A route whose target is a function (bouncer check has made sure it names one). */

@@ -3,3 +3,4 @@ export { applySecretValues, compileRuntime, createRuntimeDeps, type CompileDeps,
 export { explain, formatExplanation, type Explanation, type ExplainRequest } from './explain.ts'
 export { createGatewayServer, type ClientErrorInfo, type GatewayServer, type GatewayServerOptions } from './server.ts'
 export type { GatewayState } from './state.ts'
+export { createInternalDispatch } from './internal-dispatch.ts'

@@ -17,7 +17,7 @@ import { asGatewayError, GatewayError, problemBody, sendProblem } from '../error
 import { acceptRequestId, describedRequest, inspectHeaders, parseTarget, type CorsPolicy, type RequestTarget } from '../http/index.ts'
 import { rawHeader } from '../identity/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
-import { clientAddressOf, type Exchange, type RequestContext, type Served } from '../request/index.ts'
+import { clientAddressOf, internalRequestOf, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
@@ -73,6 +73,15 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
   ctx.clientIp = address.clientIp
   ctx.forwardedFor = address.forwardedFor
   ctx.viaTrustedProxy = address.viaTrustedProxy
+  const internal = internalRequestOf(ctx.connection)
+  if (internal) {
+    // An MCP tool call (gateway/internal-dispatch.ts): the agent's address and the call's facts.
+    ctx.clientIp = internal.caller.clientIp
+    ctx.forwardedFor = internal.caller.clientIp
+    ctx.tool = internal.call.tool
+    ctx.argsSha256 = internal.call.argsSha256
+    ctx.args = internal.call.args
+  }
   // HTTP/2 has no Connection header: a draining listener sends its sessions GOAWAY instead.
   if (state.draining && !ctx.http2) ctx.res.setHeader('connection', 'close')
   const max = rt.config.server.max_body_bytes
@@ -167,7 +176,9 @@ function answerCors(ctx: RequestContext, cors: CorsPolicy): boolean {
 async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, route: CompiledRoute, forwardAuth: boolean): Promise<void> {
   if (state.tracing && ctx.spans) startAuthSpan(state.tracing, ctx.spans)
   const input = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, target: ctx.req.url, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, forwardAuth }
-  const { identity, credential } = await rt.authenticator.authenticate(input, route.accept)
+  // An MCP tool call's caller was authenticated at the MCP endpoint; it carries no token of its own.
+  const internal = internalRequestOf(ctx.connection)
+  const { identity, credential } = internal ? internal.caller : await rt.authenticator.authenticate(input, route.accept)
   ctx.identity = identity
   ctx.credential = credential
   const access = evaluateAccess(rt.access, identity, route, ctx.method, ctx.clientIp)

@@ -5,7 +5,8 @@ import type { AddressInfo, Server as NetServer } from 'node:net'
 import { adminRoutes, createAdminServer } from '../admin/index.ts'
 import { createAuditLog } from '../audit/index.ts'
 import { listenUrl, loadConfigFile } from '../config/index.ts'
-import { createGatewayServer, createRuntimeDeps, type GatewayState } from '../gateway/index.ts'
+import { createGatewayServer, createInternalDispatch, createRuntimeDeps, type GatewayState } from '../gateway/index.ts'
+import type { InternalDispatch } from '../request/index.ts'
 import { createBackgroundTasks, createLogger, createMetrics, startTracing, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import type { Live } from './live.ts'
 import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
@@ -50,7 +51,13 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     background,
     keySetEvents: { refreshed: (issuer) => metrics.keySetEvent(issuer, true), failed: (issuer) => metrics.keySetEvent(issuer, false) },
     // The gateway's JWKS endpoint publishes the keys of the signer in force (it changes on reload).
-    builtIns: { publishedKeys: () => state.assertions?.jwks() ?? { keys: [] }, exchangeKeys: () => state.exchangeKeys },
+    builtIns: {
+      publishedKeys: () => state.assertions?.jwks() ?? { keys: [] },
+      exchangeKeys: () => state.exchangeKeys,
+      // MCP tool calls run through this gateway's own pipeline, and are audited in its log.
+      dispatch: (request) => dispatchInternally(request),
+      audit: (facts) => audit.record(facts),
+    },
   })
   const prepareDeps: PrepareDeps = { logger, background, env, compile }
 
@@ -68,6 +75,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     inFlight: 0,
     tunnels: new Set(),
   }
+  const dispatchInternally: InternalDispatch = createInternalDispatch(state)
   const live: Live = { state, secrets: first.secrets, admin: first.admin }
 
   const gatewayServer = createGatewayServer(state, {

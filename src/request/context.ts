@@ -57,6 +57,12 @@ export interface RequestFacts {
   bytesOut: number
   /** A dataset's columns masked for this caller (comma-separated), null when none. */
   masked: string | null
+  /** An MCP tool call: the tool's name, the SHA-256 of its arguments, and (opt-in) the arguments. */
+  tool: string | null
+  argsSha256: string | null
+  args: string | null
+  /** What happened, where no error says it (an approval pending, given or refused). */
+  note: string | null
 }
 
 export interface RequestContext extends RequestFacts {
@@ -123,6 +129,10 @@ export function createContext(req: IncomingMessage, res: ServerResponse, upgrade
     bytesIn: 0,
     bytesOut: 0,
     masked: null,
+    tool: null,
+    argsSha256: null,
+    args: null,
+    note: null,
     upgrade,
     continued: false,
     audited: false,

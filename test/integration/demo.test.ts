@@ -66,8 +66,16 @@ describe('bouncer demo', () => {
     expect(out).toMatch(/429 rate_limited with Retry-After: \d+/)
     expect(out).toContain('401 issuer_unknown: No configured issuer has iss "https://login.unknown-idp.example/".')
     expect(out).toMatch(/401 token_expired: The token expired at /)
+    // The agent over MCP: only its tools listed, the PII tool refused, the export approved and run once.
+    expect(out).toContain('tools/list → get_daily_report, export_orders (list_customers is not offered: its route holds PII)')
+    expect(out).toContain('tools/call list_customers → refused: Unknown tool: list_customers')
+    expect(out).toMatch(/tools\/call export_orders → pending_approval [0-9a-f-]{36}/)
+    expect(out).toMatch(/approves it → approved \(bouncer approvals approve [0-9a-f-]{36}\)/)
+    expect(out).toMatch(/tools\/call export_orders again → ran once: \d+ CSV rows/)
     // The audit table read back from SQLite has every one of those requests.
-    const table = out.slice(out.indexOf('6. the audit log'), out.indexOf('Try it by hand'))
+    const table = out.slice(out.indexOf('7. the audit log'), out.indexOf('Try it by hand'))
+    expect(table).toMatch(/ 403 +deny +POST \/mcp +mcp:list_customers +analytics-agent +policy_denied/)
+    expect(table).toMatch(/ 200 +allow +GET \/exports\/orders\.csv +exports\.csv +analytics-agent/)
     expect(table.match(/ 429 +deny +GET \/reports\/daily\/us .*rate_limited \(per-principal\)/g)).toHaveLength(throttled as number)
     expect(table).toMatch(/ 403 +deny +GET \/customers +customers +analytics-agent +policy_denied \(DenyCustomerPII\)/)
     expect(table).toMatch(/ 401 +deny .*token_expired/)

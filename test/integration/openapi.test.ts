@@ -243,6 +243,7 @@ describe('the OpenAPI document', () => {
     // Every documented answer was seen for real.
     const documented = Object.entries(doc.paths).flatMap(([path, item]) =>
       METHODS.flatMap((m) => Object.keys(item[m]?.responses ?? {}).map((status) => `${m} ${path} ${status}`)))
-    expect(documented.filter((answer) => !called.has(answer))).toEqual([])
+    // The approvals' answers need a gateway with mcp.approvals: mcp-approvals.test.ts sees each of them.
+    expect(documented.filter((answer) => !called.has(answer) && !answer.includes('/api/approvals'))).toEqual([])
   })
 })

@@ -49,7 +49,7 @@ describe('the audit record', () => {
     const { hash: _hash, ...rest } = record
     const canonical = canonicalJson(rest)
     const keys = Object.keys(JSON.parse(canonical) as object)
-    const unset = ['actor', 'tool', 'args_sha256', 'attempts', 'masked'] // no agent, not sent upstream, no dataset
+    const unset = ['actor', 'tool', 'args_sha256', 'attempts', 'masked', 'args'] // no agent, no tool call, not sent upstream, no dataset
     expect(keys).toEqual([...AUDIT_FIELDS].filter((f) => f !== 'hash' && !unset.includes(f)).sort())
     expect(canonical).not.toMatch(/": |, "/)
     expect(canonical).toContain('"duration_ms":3.25')

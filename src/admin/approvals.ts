@@ -1,0 +1,51 @@
+// The admin API's approvals (mcp.approvals): list them, and approve or deny one. Deciding takes the
+// approver's own bearer token ("token"): the admin token opens the API, the approver's roles decide.
+import { approverOf, decideApproval, type ApprovalStatus, type ApprovalStore, type CompiledMcp } from '../agents/index.ts'
+import { GatewayError } from '../errors/index.ts'
+import type { Runtime } from '../gateway/index.ts'
+import type { AdminRoute } from './server.ts'
+
+const STATUSES: readonly ApprovalStatus[] = ['pending', 'approved', 'denied', 'used', 'expired']
+
+export function approvalRoutes(runtime: () => Runtime): AdminRoute[] {
+  const decide = (decision: 'approve' | 'deny'): AdminRoute => ({
+    method: 'POST',
+    path: `approvals/{id}/${decision}`,
+    handle: async ({ params, body }) => {
+      const rt = runtime()
+      const { mcp, store } = approvalsOf(rt)
+      const approver = await approverOf((body as { token?: unknown } | undefined)?.token, rt.authenticator, rt.access)
+      return { body: decideApproval(store, params.id ?? '', decision, approver, mcp.audit, mcp.config.path) }
+    },
+  })
+  return [
+    {
+      method: 'GET',
+      path: 'approvals',
+      handle: ({ query }) => {
+        const status = query.get('status') ?? undefined
+        if (status !== undefined && !STATUSES.includes(status as ApprovalStatus)) {
+          throw new GatewayError('bad_request', { detail: `status is one of ${STATUSES.join(', ')}.` })
+        }
+        return { body: approvalsOf(runtime()).store.list({ status: status as ApprovalStatus | undefined }) }
+      },
+    },
+    {
+      method: 'GET',
+      path: 'approvals/{id}',
+      handle: ({ params }) => {
+        const approval = approvalsOf(runtime()).store.get(params.id ?? '')
+        if (!approval) throw new GatewayError('route_not_found', { detail: `No approval ${JSON.stringify(params.id ?? '')}.` })
+        return { body: approval }
+      },
+    },
+    decide('approve'),
+    decide('deny'),
+  ]
+}
+
+function approvalsOf(runtime: Runtime): { mcp: CompiledMcp; store: ApprovalStore } {
+  const mcp = runtime.mcp
+  if (!mcp?.approvals) throw new GatewayError('route_not_found', { detail: 'No approvals are configured (mcp.approvals).' })
+  return { mcp, store: mcp.approvals }
+}

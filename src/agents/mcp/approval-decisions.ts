@@ -1,0 +1,49 @@
+// An approver's decision on a pending tool call: who may decide (a role in the rule's `approvers`,
+// and never the caller who asked: four eyes), the store's answer, and the audit record of it.
+import { GatewayError } from '../../errors/index.ts'
+import { inspectHeaders } from '../../http/index.ts'
+import type { Authenticator } from '../../identity/index.ts'
+import type { AccessControl } from '../../access/index.ts'
+import type { Identity, RecordAudit } from '../../request/index.ts'
+import type { Approval, ApprovalStore, Decision } from './approvals.ts'
+import { auditFacts } from './protocol.ts'
+
+export interface Approver {
+  identity: Identity
+  roles: readonly string[]
+}
+
+/** The person behind a bearer token, as the gateway's routes would take it (their issuers and audiences). */
+export async function approverOf(token: unknown, authenticator: Authenticator, access: AccessControl): Promise<Approver> {
+  if (typeof token !== 'string' || token === '') {
+    throw new GatewayError('missing_token', { detail: 'Deciding an approval needs the approver\'s bearer token in "token".' })
+  }
+  const rawHeaders = ['authorization', `Bearer ${token}`]
+  const input = { headers: inspectHeaders(rawHeaders, null), rawHeaders, query: '', socket: {} as never }
+  const { identity } = await authenticator.authenticate(input, ['bearer'])
+  return { identity, roles: access.resolver.rolesFor(identity) }
+}
+
+export function decideApproval(store: ApprovalStore, id: string, decision: Decision, approver: Approver, audit: RecordAudit, path: string): Approval {
+  const started = performance.now()
+  const approval = store.get(id)
+  if (!approval) throw new GatewayError('route_not_found', { detail: `No approval ${JSON.stringify(id)}.` })
+  if (!approver.roles.some((role) => approval.approvers.includes(role))) {
+    throw new GatewayError('policy_denied', { detail: `Approval ${id} is decided by ${approval.approvers.join(' or ')}; ${approver.identity.sub} holds ${approver.roles.join(', ') || 'no role'}.` })
+  }
+  if (approver.identity.iss === approval.issuer && approver.identity.sub === approval.subject) {
+    throw new GatewayError('policy_denied', { detail: 'A caller cannot approve its own tool call.' })
+  }
+  const result = store.decide(id, decision, `${approver.identity.sub} (${approver.identity.iss})`)
+  if (!result.ok) {
+    throw new GatewayError('bad_request', { detail: `Approval ${id} is ${result.approval?.status ?? 'gone'}: a decided or expired approval is final.` })
+  }
+  audit(auditFacts(
+    { identity: approver.identity, credential: 'bearer', roles: approver.roles, clientIp: '', userAgent: null },
+    { tool: approval.tool, argsSha256: approval.args_sha256, args: null },
+    path,
+    started,
+    { route: `mcp:${approval.tool}`, status: 200, decision: decision === 'approve' ? 'allow' : 'deny', code: null, statement: null, note: `Approval ${id} ${decision === 'approve' ? 'approved' : 'denied'} for ${approval.subject}.` },
+  ))
+  return result.approval
+}

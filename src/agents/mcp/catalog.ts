@@ -1,0 +1,103 @@
+// The tools the gateway offers and the one decision about them. `tools/list` shows a tool exactly
+// when `toolAccess` allows it, and `tools/call` runs a tool exactly when `toolAccess` allows it:
+// one function, so the list can never offer what a call refuses, or hide what a call allows.
+//
+// A tool is the route `mcp:<tool>` to the policies, with the action `call`. A tool backed by a
+// route is also that route's request: the route's own decision (its policy, for the method the
+// tool sends) is part of the tool's, so an agent cannot do through MCP what its role cannot do
+// over HTTP — and the call then goes through the pipeline, which decides again and throttles.
+import type { Tool } from '@modelcontextprotocol/client'
+import { decide, indexByRoute, type AccessControl, type AccessDecision, type RoutePolicy } from '../../access/index.ts'
+import type { Caller } from '../../request/index.ts'
+import type { Logger } from '../../telemetry/index.ts'
+import type { RouteToolSource, ToolDefinition } from './route-tools.ts'
+import { routeToolDefinition } from './route-tools.ts'
+import type { UpstreamMcpServer } from './servers.ts'
+
+/** Aggregated tools are named SERVER__TOOL (unless the server's `prefix` is false). */
+export const SEPARATOR = '__'
+
+export type ToolTarget =
+  | { kind: 'route'; source: RouteToolSource; route: { public: boolean; policy: RoutePolicy | undefined } }
+  | { kind: 'server'; server: UpstreamMcpServer; upstreamName: string }
+
+export interface ToolEntry {
+  readonly name: string
+  readonly definition: Tool | ToolDefinition
+  readonly target: ToolTarget
+}
+
+export interface ToolVerdict {
+  allowed: boolean
+  /** What decided: the tool's own statement, or the route's when the route refused. */
+  decision: AccessDecision
+  /** `mcp:<tool>`, or the route's id when the route refused. */
+  decidedOn: string
+}
+
+export interface Catalog {
+  /** Every tool, the unavailable servers' left out (logged). */
+  entries(): Promise<ToolEntry[]>
+  find(name: string): Promise<ToolEntry | undefined>
+  toolAccess(caller: Caller, entry: ToolEntry): ToolVerdict
+  /** The policy of a route `mcp:<name>` (e.g. mcp:resources for the transparent mode's pass-through). */
+  policyOf(routeId: string): RoutePolicy | undefined
+  readonly servers: readonly UpstreamMcpServer[]
+}
+
+export function createCatalog(routeTools: ReadonlyMap<string, ToolEntry>, servers: readonly UpstreamMcpServer[], access: AccessControl, logger: Logger): Catalog {
+  const policies = new Map<string, RoutePolicy | undefined>()
+  const policyOf = (routeId: string): RoutePolicy | undefined => {
+    if (!policies.has(routeId)) {
+      if (policies.size > 10_000) policies.clear() // bounded: servers may list tools by the thousand
+      policies.set(routeId, indexByRoute([routeId], access.roles, access.statements).get(routeId))
+    }
+    return policies.get(routeId)
+  }
+
+  async function serverEntries(server: UpstreamMcpServer): Promise<ToolEntry[]> {
+    try {
+      const tools = await server.tools()
+      return tools.map((tool) => {
+        const name = server.config.prefix ? `${server.config.name}${SEPARATOR}${tool.name}` : tool.name
+        return { name, definition: { ...tool, name }, target: { kind: 'server', server, upstreamName: tool.name } }
+      })
+    } catch (err) {
+      logger.warn({ server: server.config.name, reason: (err as Error).message }, 'MCP server unavailable: its tools are not listed')
+      return []
+    }
+  }
+
+  const catalog: Catalog = {
+    servers,
+    policyOf,
+    async entries() {
+      const fromServers = servers.length === 0 ? [] : (await Promise.all(servers.map(serverEntries))).flat()
+      const seen = new Set(routeTools.keys())
+      // A route tool's name wins over a server's; a server's later duplicate is dropped (bouncer check warns).
+      return [...routeTools.values(), ...fromServers.filter((entry) => !seen.has(entry.name) && seen.add(entry.name))]
+    },
+    async find(name) {
+      const routeTool = routeTools.get(name)
+      if (routeTool) return routeTool
+      if (servers.length === 0) return undefined
+      return (await catalog.entries()).find((entry) => entry.name === name)
+    },
+    toolAccess(caller, entry) {
+      const input = { identity: caller.identity, roles: caller.roles, clientIp: caller.clientIp }
+      const toolRoute = `mcp:${entry.name}`
+      const decision = decide({ ...input, policy: policyOf(toolRoute), method: 'call' })
+      if (decision.effect !== 'allow' || entry.target.kind !== 'route' || entry.target.route.public) {
+        return { allowed: decision.effect === 'allow', decision, decidedOn: toolRoute }
+      }
+      const routeDecision = decide({ ...input, policy: entry.target.route.policy, method: entry.target.source.method })
+      if (routeDecision.effect === 'allow') return { allowed: true, decision, decidedOn: toolRoute }
+      return { allowed: false, decision: routeDecision, decidedOn: entry.target.source.routeId }
+    },
+  }
+  return catalog
+}
+
+export function routeToolEntry(name: string, source: RouteToolSource, route: { public: boolean; policy: RoutePolicy | undefined }): ToolEntry {
+  return { name, definition: routeToolDefinition(name, source), target: { kind: 'route', source, route } }
+}

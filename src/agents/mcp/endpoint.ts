@@ -1,0 +1,195 @@
+// The MCP endpoint (mcp.path) and its protected-resource metadata, as built-in routes' backends.
+// Streamable HTTP is the SDK's (`createMcpHandler`): 2026-07-28 clients are served per request
+// (`server/discover`, the per-request envelope), 2025-era clients (2025-06-18, 2025-11-25) by the
+// SDK's stateless legacy serving. Our part is the resource server in front of it (who calls, from
+// which origin) and the per-caller server instance behind it (protocol.ts).
+import { Readable } from 'node:stream'
+import { createMcpHandler, type McpHttpHandler } from '@modelcontextprotocol/server'
+import type { AccessControl, RoutePolicy } from '../../access/index.ts'
+import type { Config, McpConfig, RoutePattern } from '../../config/index.ts'
+import { GatewayError } from '../../errors/index.ts'
+import { rawHeader, type IssuerKeys } from '../../identity/index.ts'
+import { nothingServed, type Backend, type Caller, type InternalDispatch, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
+import type { Logger } from '../../telemetry/index.ts'
+import type { ApprovalStore } from './approvals.ts'
+import { createCatalog, routeToolEntry, type Catalog, type ToolEntry } from './catalog.ts'
+import { buildServer, type ProtocolDeps } from './protocol.ts'
+import { createResourceServer, type ResourceServer } from './resource-server.ts'
+import { routeToolSource } from './route-tools.ts'
+import type { McpServerRegistry, UpstreamMcpServer } from './servers.ts'
+
+/** What the gateway tells the MCP endpoint about a route a tool names. */
+export interface ToolRoute {
+  readonly id: string
+  readonly methods: readonly string[]
+  readonly pattern: RoutePattern
+  readonly public: boolean
+  readonly policy: RoutePolicy | undefined
+}
+
+export interface McpCompileDeps {
+  issuerKeys: ReadonlyMap<string, IssuerKeys>
+  access: AccessControl
+  routes: ReadonlyMap<string, ToolRoute>
+  dispatch: InternalDispatch
+  audit: RecordAudit
+  servers: McpServerRegistry
+  approvals: (path: string) => ApprovalStore
+  logger: Logger
+}
+
+export interface McpBuiltInRoute {
+  id: string
+  path: string
+  methods: string[]
+  backend: Backend
+}
+
+export interface CompiledMcp {
+  readonly config: McpConfig
+  readonly routes: McpBuiltInRoute[]
+  readonly catalog: Catalog
+  readonly resourceServer: ResourceServer
+  readonly approvals: ApprovalStore | null
+  /** Queues an audit record (an approval decided). */
+  readonly audit: RecordAudit
+  /** Puts resolved secret values in the servers' headers (at compile and after each refresh). */
+  applySecrets(resolve: (template: string) => string): void
+}
+
+const EVERY_METHOD = ['*', 'TRACE', 'TRACK', 'CONNECT']
+
+export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps): CompiledMcp {
+  const resourceServer = createResourceServer(config, mcp, deps)
+  const routeTools = new Map<string, ToolEntry>()
+  for (const tool of mcp.tools) {
+    const route = deps.routes.get(tool.route)
+    if (!route) throw new Error(`mcp.tools names route "${tool.route}", which bouncer check should have refused`)
+    const name = tool.name ?? tool.route
+    routeTools.set(name, routeToolEntry(name, routeToolSource(route.id, route.methods, route.pattern, tool), route))
+  }
+  const servers: UpstreamMcpServer[] = mcp.servers.map((server) => deps.servers.acquire(server))
+  const catalog = createCatalog(routeTools, servers, deps.access, deps.logger)
+  const approvals = mcp.approvals.length > 0 ? deps.approvals(mcp.approvals_store.path) : null
+  const protocol: ProtocolDeps = {
+    mcp,
+    catalog,
+    dispatch: deps.dispatch,
+    audit: deps.audit,
+    approvals,
+    logger: deps.logger,
+    approveHint: (id) => `\`bouncer approvals approve ${id}\`, or POST /api/approvals/${id}/approve on the admin API`,
+  }
+  const handler = createMcpHandler(({ authInfo }) => buildServer((authInfo?.extra as { caller: Caller }).caller, protocol), {
+    legacy: 'stateless',
+    maxRequestBodySize: config.server.max_body_bytes,
+    onerror: (err) => deps.logger.debug({ reason: err.message }, 'MCP request refused'),
+  })
+  for (const server of servers) server.onToolsChanged(() => handler.notify.toolsChanged())
+  return {
+    config: mcp,
+    catalog,
+    resourceServer,
+    approvals,
+    audit: deps.audit,
+    routes: [
+      { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: metadataBackend(resourceServer) },
+      { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler) },
+    ],
+    applySecrets(resolve) {
+      mcp.servers.forEach((config, i) => {
+        const server = servers[i] as UpstreamMcpServer
+        server.headers = Object.fromEntries(Object.entries(config.headers).map(([name, value]) => [name, resolve(value)]))
+      })
+    },
+  }
+}
+
+function metadataBackend(resourceServer: ResourceServer): Backend {
+  return {
+    upstream: null,
+    async serve(ctx, exchange) {
+      if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+        throw new GatewayError('method_not_allowed', { detail: `${resourceServer.metadataPath} answers GET.`, headers: { allow: 'GET, HEAD' } })
+      }
+      const body = JSON.stringify(resourceServer.metadata())
+      const served = nothingServed()
+      served.status = 200
+      served.bytesOut = ctx.method === 'HEAD' ? 0 : Buffer.byteLength(body)
+      if (exchange.beforeEnd) await exchange.beforeEnd(served)
+      // Any origin may read it: browser-based MCP clients discover the authorization server here.
+      ctx.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'max-age=300', 'access-control-allow-origin': '*', 'x-request-id': ctx.id })
+      ctx.res.end(ctx.method === 'HEAD' ? undefined : body)
+      return served
+    },
+  }
+}
+
+function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: McpHttpHandler): Backend {
+  return {
+    upstream: null,
+    async serve(ctx, exchange) {
+      resourceServer.checkOrigin(rawHeader(ctx.req.rawHeaders, 'origin'))
+      const caller = await resourceServer.authenticate(ctx)
+      const abort = new AbortController()
+      ctx.res.once('close', () => abort.abort())
+      const response = await handler.fetch(webRequest(ctx, mcp, abort.signal), {
+        // The client's token stays here: the SDK and every server behind it see only the caller.
+        authInfo: { token: '', clientId: caller.identity.clientId ?? caller.identity.sub, scopes: [], expiresAt: caller.identity.expiresAt, extra: { caller } },
+      })
+      return writeWebResponse(ctx, response, exchange.beforeEnd)
+    },
+  }
+}
+
+function webRequest(ctx: Readonly<RequestContext>, mcp: McpConfig, signal: AbortSignal): Request {
+  const headers = new Headers()
+  const raw = ctx.req.rawHeaders
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase()
+    if (name === 'authorization' || name === 'cookie' || name.startsWith(':')) continue
+    headers.append(name, raw[i + 1] as string)
+  }
+  const method = ctx.method
+  const hasBody = method !== 'GET' && method !== 'HEAD' && method !== 'DELETE'
+  return new Request(new URL(`${mcp.path}${ctx.query === '' ? '' : `?${ctx.query}`}`, mcp.resource), {
+    method,
+    headers,
+    signal,
+    ...(hasBody ? { body: Readable.toWeb(ctx.req) as ReadableStream, duplex: 'half' } : {}),
+  } as RequestInit)
+}
+
+async function writeWebResponse(ctx: Readonly<RequestContext>, response: Response, beforeEnd: ((served: Served) => Promise<void>) | null): Promise<Served> {
+  const served = nothingServed()
+  served.status = response.status
+  const headers: Record<string, string> = { 'x-request-id': ctx.id }
+  response.headers.forEach((value, name) => {
+    headers[name] = value
+  })
+  const res = ctx.res
+  if (!response.body) {
+    if (beforeEnd) await beforeEnd(served)
+    res.writeHead(response.status, headers)
+    res.end()
+    return served
+  }
+  res.writeHead(response.status, headers)
+  const reader = response.body.getReader()
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      served.bytesOut += value.byteLength
+      if (!res.write(value)) await new Promise<void>((resolve) => { res.once('drain', resolve); res.once('close', resolve) })
+      if (res.destroyed) break
+    }
+  } catch {
+    // the client went away, or the handler closed the stream: end what was sent
+  } finally {
+    reader.releaseLock()
+  }
+  if (beforeEnd) await beforeEnd(served)
+  res.end()
+  return served
+}

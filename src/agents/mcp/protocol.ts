@@ -1,0 +1,221 @@
+// One MCP server instance per HTTP request (the SDK's per-request factory), built for its caller:
+// `tools/list` and `tools/call` answer from the caller's decision (catalog.ts). A call is audited
+// with `tool` and `args_sha256`: a route tool by the pipeline (its request is the record), the rest
+// here. Calls matching mcp.approvals wait for an approver (approvals.ts).
+import { ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type ServerCapabilities, type ServerContext } from '@modelcontextprotocol/server'
+import type { McpApprovalConfig, McpConfig } from '../../config/index.ts'
+import type { ErrorCode } from '../../errors/index.ts'
+import type { Caller, Decision, InternalDispatch, RecordAudit, RequestFacts, ToolCallFacts } from '../../request/index.ts'
+import type { Logger } from '../../telemetry/index.ts'
+import { argumentsDigest, redactArguments } from './arguments.ts'
+import type { ApprovalStore } from './approvals.ts'
+import type { Catalog, ToolEntry } from './catalog.ts'
+import type { UpstreamMcpServer } from './servers.ts'
+import { routeRequestOf } from './route-tools.ts'
+
+export const SERVER_INFO = { name: 'bouncer', version: '1' }
+
+export interface ProtocolDeps {
+  mcp: McpConfig
+  catalog: Catalog
+  dispatch: InternalDispatch
+  audit: RecordAudit
+  approvals: ApprovalStore | null
+  logger: Logger
+  /** Where approvers decide, for the pending answer. */
+  approveHint: (id: string) => string
+}
+
+/** A tool call's facts for the audit record (arguments only with mcp.log_arguments). */
+export function toolCallFacts(mcp: McpConfig, tool: string, args: Record<string, unknown>): ToolCallFacts {
+  return {
+    tool,
+    argsSha256: argumentsDigest(args),
+    args: mcp.log_arguments ? JSON.stringify(redactArguments(args)) : null,
+  }
+}
+
+export function approvalRuleFor(mcp: McpConfig, tool: string): McpApprovalConfig | undefined {
+  return mcp.approvals.find((rule) => rule.tools.some((glob) => glob.matches(tool)))
+}
+
+/** The one upstream server of the transparent mode (mcp.servers: one, with prefix: false). */
+export function transparentServer(deps: Pick<ProtocolDeps, 'mcp' | 'catalog'>): UpstreamMcpServer | undefined {
+  return deps.mcp.servers.length === 1 && deps.mcp.servers[0]?.prefix === false ? deps.catalog.servers[0] : undefined
+}
+
+export async function buildServer(caller: Caller, deps: ProtocolDeps): Promise<Server> {
+  const { catalog } = deps
+  const transparent = transparentServer(deps)
+  // Transparent: the upstream's own capabilities (what it can answer), tools always listChanged.
+  const upstream: ServerCapabilities = transparent ? await transparent.client().then((c) => c.getServerCapabilities() ?? {}, () => ({})) : {}
+  const server = new Server(SERVER_INFO, {
+    capabilities: {
+      ...(transparent ? { resources: upstream.resources, prompts: upstream.prompts, completions: upstream.completions, logging: upstream.logging } : {}),
+      tools: { listChanged: true },
+    },
+  })
+  server.setRequestHandler('tools/list', async () => {
+    const entries = await catalog.entries()
+    return { tools: entries.filter((entry) => catalog.toolAccess(caller, entry).allowed).map((entry) => entry.definition) } as never
+  })
+  server.setRequestHandler('tools/call', async (request, ctx) => {
+    const params = request.params
+    const args = (params.arguments ?? {}) as Record<string, unknown>
+    return (await callTool(caller, params.name, args, ctx, deps)) as never
+  })
+  if (transparent) passThrough(server, caller, deps, transparent)
+  return server
+}
+
+async function callTool(caller: Caller, name: string, args: Record<string, unknown>, ctx: ServerContext, deps: ProtocolDeps): Promise<CallToolResult> {
+  const { catalog, mcp } = deps
+  const started = performance.now()
+  const facts = toolCallFacts(mcp, name, args)
+  // Transparent: a name the server does not list is still its to answer (as it would directly).
+  const transparent = transparentServer(deps)
+  const entry = (await catalog.find(name)) ?? (transparent ? { name, definition: { name, inputSchema: { type: 'object' as const } }, target: { kind: 'server' as const, server: transparent, upstreamName: name } } : undefined)
+  const verdict = entry ? catalog.toolAccess(caller, entry) : null
+  if (!entry || !verdict?.allowed) {
+    // Unknown and not allowed read the same to the caller: the list never showed either.
+    deps.audit(auditFacts(caller, facts, mcp.path, started, {
+      route: `mcp:${name}`, status: 403, decision: 'deny', code: entry ? 'policy_denied' : 'route_not_found',
+      statement: verdict?.decision.statement?.sid ?? null,
+      note: entry ? `No statement allows call on ${verdict?.decidedOn ?? `mcp:${name}`}.` : `No tool "${name}".`,
+    }))
+    throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${name}`)
+  }
+  const rule = deps.approvals ? approvalRuleFor(mcp, name) : undefined
+  if (rule && deps.approvals) {
+    const call = { tool: name, issuer: caller.identity.iss, subject: caller.identity.sub, argsSha256: facts.argsSha256 }
+    const taken = deps.approvals.take(call)
+    if (!taken) {
+      const approval = deps.approvals.request({ ...call, approvers: rule.approvers, ttlMs: rule.ttl })
+      deps.audit(auditFacts(caller, facts, mcp.path, started, {
+        route: `mcp:${name}`, status: 202, decision: 'deny', code: null, statement: verdict.decision.statement?.sid ?? null,
+        note: `Approval ${approval.id} pending (approvers: ${rule.approvers.join(', ')}; expires ${approval.expires_at}).`,
+      }))
+      const pending = { status: 'pending_approval', approval_id: approval.id, expires_at: approval.expires_at }
+      return {
+        content: [{ type: 'text', text: `${JSON.stringify(pending)}\nThis call needs approval by ${rule.approvers.join(' or ')}: ${deps.approveHint(approval.id)}. Call the tool again with the same arguments once it is approved.` }],
+        structuredContent: pending,
+      }
+    }
+  }
+  return entry.target.kind === 'route' ? callRoute(caller, entry, args, facts, deps) : callServer(caller, entry, args, facts, ctx, deps, started)
+}
+
+/** The route's request through the pipeline: the pipeline audits it (with the tool's facts). */
+async function callRoute(caller: Caller, entry: ToolEntry, args: Record<string, unknown>, facts: ToolCallFacts, deps: ProtocolDeps): Promise<CallToolResult> {
+  if (entry.target.kind !== 'route') throw new Error('not a route tool')
+  const request = routeRequestOf(entry.target.source, args)
+  if (typeof request === 'string') throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid arguments for tool ${entry.name}: ${request}`)
+  const headers: Record<string, string> = { accept: 'application/json' }
+  if (request.contentType) headers['content-type'] = request.contentType
+  if (caller.userAgent) headers['user-agent'] = caller.userAgent
+  const response = await deps.dispatch({ method: request.method, target: request.target, headers, body: request.body, caller, call: facts })
+  const text = response.body.toString('utf8')
+  const result: CallToolResult = { content: [{ type: 'text', text }], isError: response.status >= 400 }
+  const type = String(response.headers['content-type'] ?? '')
+  if (response.status < 400 && /json/i.test(type)) {
+    try {
+      const parsed: unknown = JSON.parse(text)
+      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) result.structuredContent = parsed as Record<string, unknown>
+    } catch {
+      // not JSON after all: the text stands
+    }
+  }
+  return result
+}
+
+/** An aggregated server's tool: its progress streamed back to the caller, the call audited here. */
+async function callServer(caller: Caller, entry: ToolEntry, args: Record<string, unknown>, facts: ToolCallFacts, ctx: ServerContext, deps: ProtocolDeps, started: number): Promise<CallToolResult> {
+  if (entry.target.kind !== 'server') throw new Error('not a server tool')
+  const { server, upstreamName } = entry.target
+  const progressToken = ctx.mcpReq._meta?.progressToken
+  const onprogress = progressToken === undefined ? undefined : (progress: { progress: number; total?: number; message?: string }) => {
+    void ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, ...progress } })
+  }
+  const base = { route: `mcp:${entry.name}`, statement: null as string | null, upstream: `mcp:${server.config.name}` }
+  try {
+    const result = await server.callTool(upstreamName, args, { signal: ctx.mcpReq.signal, onprogress })
+    deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, status: 200, decision: 'allow', code: null, note: result.isError ? 'The tool answered with an error.' : null }))
+    return result
+  } catch (err) {
+    const message = (err as Error).message
+    deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, status: 502, decision: 'error', code: 'upstream_error', note: `MCP server ${server.config.name}: ${message}` }))
+    if (err instanceof ProtocolError) throw err
+    return { content: [{ type: 'text', text: `The MCP server ${server.config.name} failed: ${message}` }], isError: true }
+  }
+}
+
+/**
+ * The transparent mode (one server, prefix: false): resources, prompts, completions and logging
+ * pass through too, for callers allowed `call` on `mcp:resources`, `mcp:prompts`, `mcp:completions`.
+ */
+function passThrough(server: Server, caller: Caller, deps: ProtocolDeps, upstream: Catalog['servers'][number]): void {
+  const allowed = (what: string) => {
+    const verdict = deps.catalog.toolAccess(caller, { name: what, definition: { name: what, inputSchema: { type: 'object' } }, target: { kind: 'server', server: upstream, upstreamName: what } })
+    if (!verdict.allowed) throw new ProtocolError(ProtocolErrorCode.InvalidRequest, `Not allowed: mcp:${what}`)
+  }
+  const client = () => upstream.client()
+  server.setRequestHandler('resources/list', async (request) => (allowed('resources'), (await client()).listResources(request.params)) as never)
+  server.setRequestHandler('resources/templates/list', async (request) => (allowed('resources'), (await client()).listResourceTemplates(request.params)) as never)
+  server.setRequestHandler('resources/read', async (request) => (allowed('resources'), (await client()).readResource(request.params)) as never)
+  server.setRequestHandler('prompts/list', async (request) => (allowed('prompts'), (await client()).listPrompts(request.params)) as never)
+  server.setRequestHandler('prompts/get', async (request) => (allowed('prompts'), (await client()).getPrompt(request.params)) as never)
+  server.setRequestHandler('completion/complete', async (request) => (allowed('completions'), (await client()).complete(request.params)) as never)
+  server.setRequestHandler('resources/subscribe', async (request) => (allowed('resources'), (await client()).subscribeResource(request.params)) as never)
+  server.setRequestHandler('resources/unsubscribe', async (request) => (allowed('resources'), (await client()).unsubscribeResource(request.params)) as never)
+  server.setRequestHandler('logging/setLevel', async (request) => (await (await client()).setLoggingLevel(request.params.level), {}) as never)
+}
+
+interface Outcome {
+  route: string
+  status: number
+  decision: Decision
+  code: ErrorCode | null
+  statement: string | null
+  note: string | null
+  upstream?: string
+}
+
+/** The audit record of a tool call the pipeline did not carry (refused, pending, or an MCP server's). */
+export function auditFacts(caller: Caller, call: ToolCallFacts, path: string, started: number, outcome: Outcome): RequestFacts {
+  return {
+    startedAt: Date.now() - (performance.now() - started),
+    startMono: started,
+    id: crypto.randomUUID(),
+    method: 'POST',
+    path,
+    query: '',
+    headers: null,
+    clientIp: caller.clientIp,
+    forwardedFor: caller.clientIp,
+    viaTrustedProxy: false,
+    trace: null,
+    route: { id: outcome.route },
+    params: {},
+    rest: [],
+    identity: caller.identity,
+    credential: caller.credential,
+    roles: caller.roles,
+    statement: outcome.statement,
+    decision: outcome.decision,
+    code: outcome.code,
+    error: null,
+    limit: null,
+    upstream: outcome.upstream ?? null,
+    upstreamStatus: null,
+    upstreamMs: null,
+    attempts: 0,
+    status: outcome.status,
+    bytesIn: 0,
+    bytesOut: 0,
+    masked: null,
+    tool: call.tool,
+    argsSha256: call.argsSha256,
+    args: call.args,
+    note: outcome.note,
+  }
+}

@@ -1,0 +1,93 @@
+// The MCP endpoint as an OAuth resource server (MCP "Authorization", 2025-06-18 and later):
+// - RFC 9728 protected-resource metadata at /.well-known/oauth-protected-resource<mcp.path>;
+// - 401 with `WWW-Authenticate: Bearer resource_metadata="…"` so clients find the authorization server;
+// - tokens must carry mcp.resource as audience (RFC 8707): a token minted for another API, even by
+//   a trusted issuer, is refused here (the confused-deputy attack the spec warns about);
+// - 403 with error="insufficient_scope" when a required scope is missing;
+// - an Origin that is neither the resource's nor listed is refused (DNS rebinding).
+import type { AccessControl } from '../../access/index.ts'
+import { jwtIssuers, type Config, type McpConfig } from '../../config/index.ts'
+import { GatewayError } from '../../errors/index.ts'
+import { createTokenVerifier, type IssuerKeys, type TokenVerifier } from '../../identity/index.ts'
+import type { Caller, RequestContext } from '../../request/index.ts'
+import type { Logger } from '../../telemetry/index.ts'
+
+export const METADATA_PREFIX = '/.well-known/oauth-protected-resource'
+
+export interface ResourceServer {
+  readonly metadataPath: string
+  readonly metadataUrl: string
+  metadata(): Record<string, unknown>
+  /** The caller of an MCP request (401/403 GatewayErrors with the challenges MCP clients read). */
+  authenticate(ctx: Readonly<RequestContext>): Promise<Caller>
+  checkOrigin(origin: string | undefined): void
+}
+
+export function createResourceServer(config: Config, mcp: McpConfig, deps: { issuerKeys: ReadonlyMap<string, IssuerKeys>; access: AccessControl; logger: Logger }): ResourceServer {
+  const resource = new URL(mcp.resource)
+  const metadataPath = `${METADATA_PREFIX}${mcp.path === '/' ? '' : mcp.path}`
+  const metadataUrl = `${resource.origin}${metadataPath}`
+  // The same issuers and keys as every route, with one audience: this resource.
+  const tokens: TokenVerifier = createTokenVerifier({
+    issuers: jwtIssuers(config).map((issuer) => ({ ...issuer, audiences: [mcp.resource], client_id_audience: false })),
+    keys: deps.issuerKeys,
+    maxTokenBytes: config.server.max_token_bytes,
+    cacheEntries: config.server.token_cache_entries,
+    logger: deps.logger,
+  })
+  const scope = mcp.scopes.join(' ')
+  const challenge = (extra: string) => `Bearer resource_metadata="${metadataUrl}"${scope === '' ? '' : `, scope="${scope}"`}${extra}`
+  const authorizationServers = mcp.authorization_servers ?? jwtIssuers(config).map((issuer) => issuer.issuer)
+  const allowedOrigins = new Set<string>([resource.origin, ...mcp.allowed_origins])
+
+  return {
+    metadataPath,
+    metadataUrl,
+    metadata: () => ({
+      resource: mcp.resource,
+      authorization_servers: authorizationServers,
+      bearer_methods_supported: ['header'],
+      ...(mcp.scopes.length > 0 ? { scopes_supported: mcp.scopes } : {}),
+      resource_name: 'Bouncer MCP gateway',
+    }),
+    async authenticate(ctx) {
+      const authorization = ctx.headers?.authorization
+      let identity
+      try {
+        identity = await tokens.verify(authorization, ctx.query)
+      } catch (err) {
+        if (!(err instanceof GatewayError) || err.status !== 401) throw err
+        const invalid = authorization === undefined ? '' : `, error="invalid_token", error_description="${err.code}"`
+        throw new GatewayError(err.code, { detail: err.detail, headers: { 'www-authenticate': challenge(invalid) } })
+      }
+      const missing = mcp.scopes.filter((s) => !scopesOf(identity.claims).has(s))
+      if (missing.length > 0) {
+        throw new GatewayError('policy_denied', {
+          detail: `The token lacks the scope${missing.length === 1 ? '' : 's'} ${missing.join(', ')} this MCP endpoint needs.`,
+          headers: { 'www-authenticate': challenge(', error="insufficient_scope"') },
+        })
+      }
+      return {
+        identity,
+        credential: 'bearer',
+        roles: deps.access.resolver.rolesFor(identity),
+        clientIp: ctx.clientIp,
+        userAgent: ctx.headers?.userAgent ?? null,
+      }
+    },
+    checkOrigin(origin) {
+      if (origin === undefined || allowedOrigins.has('*') || allowedOrigins.has(origin)) return
+      throw new GatewayError('cors_origin_denied', { detail: `Origin ${origin} may not call this MCP endpoint (mcp.allowed_origins).` })
+    },
+  }
+}
+
+/** OAuth `scope` (space-separated) or `scp` (an array, or a string as Entra ID writes it). */
+function scopesOf(claims: Readonly<Record<string, unknown>>): Set<string> {
+  const scopes = new Set<string>()
+  for (const value of [claims.scope, claims.scp]) {
+    if (typeof value === 'string') for (const s of value.split(' ')) if (s !== '') scopes.add(s)
+    if (Array.isArray(value)) for (const s of value) if (typeof s === 'string') scopes.add(s)
+  }
+  return scopes
+}

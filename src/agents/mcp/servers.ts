@@ -1,0 +1,136 @@
+// Upstream MCP servers (mcp.servers), aggregated: one long-lived SDK client per server, connected
+// on first use and again after a failure. Their tools are cached and refreshed when the server
+// says `notifications/tools/list_changed`; the gateway then tells its own clients the same. The
+// server's credentials are the configured headers (secrets resolved by the gateway), never the
+// token of the agent calling through the gateway.
+import { Client, StreamableHTTPClientTransport, type CallToolResult, type Tool } from '@modelcontextprotocol/client'
+import type { McpServerConfig } from '../../config/index.ts'
+import type { Logger } from '../../telemetry/index.ts'
+
+export interface CallOptions {
+  signal?: AbortSignal
+  onprogress?: (progress: { progress: number; total?: number; message?: string }) => void
+}
+
+export interface UpstreamMcpServer {
+  readonly config: McpServerConfig
+  /** The server's tools, as it lists them (cached until it says they changed). */
+  tools(): Promise<Tool[]>
+  callTool(name: string, args: Record<string, unknown>, options?: CallOptions): Promise<CallToolResult>
+  /** The connected client, for passing other requests through (the transparent mode). */
+  client(): Promise<Client>
+  /** Called when the server's tool list changed (after the cache has been refreshed). */
+  onToolsChanged(listener: () => void): () => void
+  /** The configured headers with their secrets resolved (set by the gateway, again after a refresh). */
+  headers: Record<string, string>
+  close(): Promise<void>
+}
+
+const CLIENT_INFO = { name: 'bouncer', version: '1' }
+
+export function upstreamMcpServer(config: McpServerConfig, logger: Logger): UpstreamMcpServer {
+  let connecting: Promise<Client> | null = null
+  let cached: Promise<Tool[]> | null = null
+  const listeners = new Set<() => void>()
+  let closed = false
+
+  const server: UpstreamMcpServer = {
+    config,
+    headers: { ...config.headers },
+    client: () => (connecting ??= connect()),
+    async tools() {
+      cached ??= listAll().catch((err: unknown) => {
+        cached = null
+        throw err
+      })
+      return cached
+    },
+    async callTool(name, args, options = {}) {
+      const client = await server.client()
+      try {
+        return (await client.callTool({ name, arguments: args }, { timeout: config.timeout, signal: options.signal, onprogress: options.onprogress, resetTimeoutOnProgress: true })) as CallToolResult
+      } catch (err) {
+        if (isConnectionFailure(err)) dropConnection()
+        throw err
+      }
+    },
+    onToolsChanged(listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+    async close() {
+      closed = true
+      const current = connecting
+      connecting = null
+      if (current) await current.then((c) => c.close(), () => {})
+    },
+  }
+
+  async function connect(): Promise<Client> {
+    const client = new Client(CLIENT_INFO, { capabilities: {} })
+    client.setNotificationHandler('notifications/tools/list_changed', () => {
+      cached = null
+      void server.tools().then(() => { for (const listener of listeners) listener() }, () => {})
+    })
+    client.onclose = () => {
+      if (!closed) dropConnection()
+    }
+    const transport = new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: server.headers } })
+    try {
+      await client.connect(transport, { timeout: config.timeout })
+    } catch (err) {
+      connecting = null
+      logger.warn({ server: config.name, url: config.url, reason: (err as Error).message }, 'MCP server unavailable')
+      throw err
+    }
+    return client
+  }
+
+  function dropConnection(): void {
+    const current = connecting
+    connecting = null
+    cached = null
+    if (current) void current.then((c) => c.close(), () => {})
+  }
+
+  async function listAll(): Promise<Tool[]> {
+    const client = await server.client()
+    const tools: Tool[] = []
+    let cursor: string | undefined
+    do {
+      const page = await client.listTools(cursor === undefined ? undefined : { cursor }, { timeout: config.timeout })
+      tools.push(...page.tools)
+      cursor = page.nextCursor
+    } while (cursor !== undefined)
+    return tools
+  }
+
+  return server
+}
+
+function isConnectionFailure(err: unknown): boolean {
+  const text = String((err as Error)?.message ?? err)
+  return /fetch failed|ECONNREFUSED|ECONNRESET|closed|session/i.test(text)
+}
+
+/** Long-lived across reloads: a server whose settings did not change keeps its connection. */
+export interface McpServerRegistry {
+  acquire(config: McpServerConfig): UpstreamMcpServer
+  closeAll(): Promise<void>
+}
+
+export function createMcpServerRegistry(logger: Logger): McpServerRegistry {
+  const servers = new Map<string, UpstreamMcpServer>()
+  return {
+    acquire(config) {
+      const key = JSON.stringify(config)
+      let server = servers.get(key)
+      if (!server) servers.set(key, (server = upstreamMcpServer(config, logger)))
+      return server
+    },
+    async closeAll() {
+      await Promise.all([...servers.values()].map((s) => s.close()))
+      servers.clear()
+    },
+  }
+}

@@ -1,0 +1,38 @@
+// Checks about the MCP endpoint (mcp): tools name routes that exist, tool and server names are
+// unique, the transparent mode has one server, approvers are roles.
+import type { Finding } from './diagnostics.ts'
+import type { Config } from './schema.ts'
+
+export function mcpFindings(config: Config): Finding[] {
+  const mcp = config.mcp
+  if (!mcp) return []
+  const findings: Finding[] = []
+  const error = (path: (string | number)[], message: string) => findings.push({ severity: 'error', path: ['mcp', ...path], message })
+  const routes = new Set(config.routes.map((r) => r.id))
+  const names = new Set<string>()
+  mcp.tools.forEach((tool, i) => {
+    if (!routes.has(tool.route)) error(['tools', i, 'route'], `unknown route "${tool.route}"`)
+    const name = tool.name ?? tool.route
+    if (!/^[A-Za-z0-9_.-]{1,128}$/.test(name)) error(['tools', i, 'name'], `"${name}" is not a valid tool name: give the tool a name (letters, digits, _ - .)`)
+    if (names.has(name)) error(['tools', i, 'name'], `duplicate tool name "${name}"`)
+    names.add(name)
+  })
+  const servers = new Set<string>()
+  mcp.servers.forEach((server, i) => {
+    if (servers.has(server.name)) error(['servers', i, 'name'], `duplicate MCP server "${server.name}"`)
+    servers.add(server.name)
+    if (!server.prefix && mcp.servers.length > 1) error(['servers', i, 'prefix'], 'prefix: false (the transparent mode) needs exactly one server: with several, their tool names could collide')
+  })
+  const roles = new Set(config.roles.map((r) => r.name))
+  mcp.approvals.forEach((rule, i) => {
+    rule.approvers.forEach((role, j) => {
+      if (!roles.has(role)) error(['approvals', i, 'approvers', j], `unknown role "${role}"`)
+    })
+  })
+  config.routes.forEach((route, i) => {
+    if (route.path === mcp.path || route.path.startsWith(`${mcp.path}/`)) {
+      findings.push({ severity: 'error', path: ['routes', i, 'path'], message: `${route.path} is the MCP endpoint's path (mcp.path)` })
+    }
+  })
+  return findings
+}

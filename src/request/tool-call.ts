@@ -1,0 +1,60 @@
+// An MCP tool call backed by a route is the same request through the same pipeline (SPEC "Agents:
+// MCP and token exchange"): src/agents builds it, the gateway hands down a function that runs it
+// (layers point down). The caller was authenticated at the MCP endpoint already, so the inner
+// request carries the caller itself, never the client's token: it is attached to the in-process
+// connection the request arrives on, which no client can open (src/gateway/internal-dispatch.ts).
+import type { IncomingHttpHeaders } from 'node:http'
+import type { RequestFacts } from './context.ts'
+import type { CredentialKind, Identity } from './identity.ts'
+
+/** Who calls, as the MCP endpoint established it. */
+export interface Caller {
+  readonly identity: Identity
+  readonly credential: CredentialKind | null
+  readonly roles: readonly string[]
+  readonly clientIp: string
+  readonly userAgent: string | null
+}
+
+/** What the audit record says of a tool call. */
+export interface ToolCallFacts {
+  readonly tool: string
+  /** SHA-256 of the arguments' canonical JSON. */
+  readonly argsSha256: string
+  /** The arguments (secrets redacted), only with mcp.log_arguments: true. */
+  readonly args: string | null
+}
+
+export interface InternalRequest {
+  readonly method: string
+  /** Path and query, as a client would send them. */
+  readonly target: string
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: Buffer | null
+  readonly caller: Caller
+  readonly call: ToolCallFacts
+}
+
+export interface InternalResponse {
+  readonly status: number
+  readonly headers: IncomingHttpHeaders
+  readonly body: Buffer
+}
+
+/** Runs a request through the gateway's pipeline in-process. */
+export type InternalDispatch = (request: InternalRequest) => Promise<InternalResponse>
+
+/** Queues an audit record for something that is not a request of its own (a tool call served by the MCP endpoint). */
+export type RecordAudit = (facts: RequestFacts) => void
+
+/** The property of an in-process connection that carries its one request's caller and call. */
+export const INTERNAL_CALL: unique symbol = Symbol('bouncer.internal-call')
+
+export interface InternalConnection {
+  [INTERNAL_CALL]?: InternalRequest
+}
+
+/** The internal request this connection carries, or undefined for every client connection. */
+export function internalRequestOf(connection: object): InternalRequest | undefined {
+  return (connection as InternalConnection)[INTERNAL_CALL]
+}

@@ -1,0 +1,137 @@
+// Real MCP servers for the gateway to aggregate: the reference "everything" server
+// (@modelcontextprotocol/server-everything, Streamable HTTP, its own process), and a small server
+// built with the official SDK whose tools a test can change (notifications/tools/list_changed).
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { Readable } from 'node:stream'
+import { McpServer, WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server'
+import { waitForText } from './wait.ts'
+
+export interface RunningMcpServer {
+  url: string
+  /** Headers of every request the server received. */
+  requests: IncomingMessage['headers'][]
+  close(): Promise<void>
+}
+
+async function freePort(): Promise<number> {
+  const probe = createServer().listen(0, '127.0.0.1')
+  await once(probe, 'listening')
+  const { port } = probe.address() as AddressInfo
+  probe.close()
+  await once(probe, 'close')
+  return port
+}
+
+const EVERYTHING = fileURLToPath(new URL('../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url))
+
+/** server-everything on Streamable HTTP (its own process, on a free port). */
+export async function startEverything(): Promise<RunningMcpServer & { process: ChildProcess }> {
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort()
+    const child = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    try {
+      await waitForText(() => stderr, /listening on port|already in use/, 30_000)
+    } catch (err) {
+      child.kill()
+      throw err
+    }
+    if (stderr.includes('already in use') && attempt < 3) {
+      child.kill()
+      continue
+    }
+    return {
+      url: `http://127.0.0.1:${port}/mcp`,
+      requests: [],
+      process: child,
+      async close() {
+        if (child.exitCode !== null) return
+        child.kill()
+        await once(child, 'exit')
+      },
+    }
+  }
+}
+
+export interface ChangingMcpServer extends RunningMcpServer {
+  /** Adds a tool to every session; connected clients are told the list changed. */
+  addTool(name: string): void
+}
+
+/** A sessionful Streamable HTTP server (official SDK) with tools `alpha` and `slow` (which reports progress). */
+export async function startChangingServer(): Promise<ChangingMcpServer> {
+  const sessions = new Map<string, { transport: WebStandardStreamableHTTPServerTransport; server: McpServer }>()
+  const extra: string[] = []
+  const requests: IncomingMessage['headers'][] = []
+  const build = () => {
+    const server = new McpServer({ name: 'changing', version: '1' }, { capabilities: { tools: { listChanged: true } } })
+    server.registerTool('alpha', { description: 'the first tool' }, async () => ({ content: [{ type: 'text', text: 'alpha done' }] }))
+    server.registerTool('slow', { description: 'reports progress' }, async (ctx) => {
+      const token = ctx.mcpReq._meta?.progressToken
+      if (token !== undefined) {
+        for (let i = 1; i <= 3; i++) await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: 3 } })
+      }
+      return { content: [{ type: 'text', text: 'slow done' }] }
+    })
+    for (const name of extra) server.registerTool(name, { description: `added ${name}` }, async () => ({ content: [{ type: 'text', text: `${name} done` }] }))
+    return server
+  }
+  const sockets = new Set<Socket>()
+  const http = createServer((req, res) => void handle(req, res))
+  http.on('connection', (socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  })
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    requests.push(req.headers)
+    const id = req.headers['mcp-session-id'] as string | undefined
+    let session = id === undefined ? undefined : sessions.get(id)
+    if (!session) {
+      const server = build()
+      const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator: () => crypto.randomUUID(),
+        onsessioninitialized: (sid) => void sessions.set(sid, { transport, server }),
+      })
+      await server.connect(transport)
+      session = { transport, server }
+    }
+    const headers = new Headers()
+    for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value)
+    const hasBody = req.method === 'POST'
+    const response = await session.transport.handleRequest(new Request(`http://127.0.0.1${req.url}`, {
+      method: req.method, headers, ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream, duplex: 'half' } : {}),
+    } as RequestInit))
+    const out: Record<string, string> = {}
+    response.headers.forEach((v, k) => (out[k] = v))
+    res.writeHead(response.status, out)
+    if (!response.body) return void res.end()
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) res.write(chunk)
+    } catch {
+      // the stream was closed
+    }
+    res.end()
+  }
+  http.listen(0, '127.0.0.1')
+  await once(http, 'listening')
+  const { port } = http.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    requests,
+    addTool(name) {
+      extra.push(name)
+      for (const { server } of sessions.values()) server.registerTool(name, { description: `added ${name}` }, async () => ({ content: [{ type: 'text', text: `${name} done` }] }))
+    },
+    async close() {
+      for (const { transport } of sessions.values()) await transport.close().catch(() => {})
+      for (const socket of sockets) socket.destroy()
+      http.close()
+      await once(http, 'close').catch(() => {})
+    },
+  }
+}

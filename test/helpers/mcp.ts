@@ -1,0 +1,67 @@
+// What the MCP tests share: a gateway config with route tools, the SDK client for a protocol
+// version, and the audit rows a test reads back.
+import { DatabaseSync } from 'node:sqlite'
+import { join } from 'node:path'
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
+import { AUDIENCE } from './identity-provider.ts'
+
+export const MCP_RESOURCE = 'https://mcp.bouncer.test/mcp'
+
+export function mcpTestConfig(issuer: string, upstreamUrl: string, dir: string, mcp: Record<string, unknown> = {}) {
+  return {
+    issuers: [{ name: 'corp-sso', issuer, audiences: [AUDIENCE] }],
+    roles: [
+      { name: 'agent', assumed_by: [{ issuer: 'corp-sso', subject: 'analytics-agent' }], policies: ['agent'] },
+      { name: 'reporter', assumed_by: [{ issuer: 'corp-sso', subject: 'looker-*' }], policies: ['reporter'] },
+    ],
+    policies: [
+      {
+        name: 'agent',
+        statements: [
+          { sid: 'AgentTools', effect: 'allow', actions: ['call'], routes: ['mcp:get_daily_report', 'mcp:list_customers'] },
+          { sid: 'AgentDaily', effect: 'allow', actions: ['GET'], routes: ['sales.daily'] },
+        ],
+      },
+      {
+        name: 'reporter',
+        statements: [
+          { sid: 'ReporterTools', effect: 'allow', actions: ['call'], routes: ['mcp:*'] },
+          { sid: 'ReporterSales', effect: 'allow', actions: ['GET'], routes: ['sales.*'] },
+        ],
+      },
+    ],
+    upstreams: [{ name: 'sales-api', url: upstreamUrl }],
+    routes: [
+      { id: 'sales.daily', methods: ['GET'], path: '/sales/daily/:region', upstream: 'sales-api' },
+      { id: 'sales.customers', methods: ['GET'], path: '/sales/customers', upstream: 'sales-api' },
+    ],
+    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
+    mcp: {
+      path: '/mcp',
+      resource: MCP_RESOURCE,
+      tools: [
+        { route: 'sales.daily', name: 'get_daily_report', description: 'Daily sales for a region', query: { limit: { type: 'integer', description: 'rows at most' } } },
+        { route: 'sales.customers', name: 'list_customers' },
+      ],
+      approvals_store: { type: 'sqlite', path: join(dir, 'approvals.db') },
+      ...mcp,
+    },
+  }
+}
+
+export async function connect(url: string, token: string, version: string): Promise<Client> {
+  const modern = version >= '2026-07-28'
+  const client = new Client({ name: 'mcp-test', version: '1' }, modern ? { versionNegotiation: { mode: { pin: version } } } : { supportedProtocolVersions: [version] })
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${token}` } } }))
+  return client
+}
+
+export function auditRows(dbPath: string, where = '1 = 1'): Record<string, unknown>[] {
+  const db = new DatabaseSync(dbPath, { readOnly: true })
+  try {
+    return db.prepare(`SELECT * FROM audit_records WHERE ${where} ORDER BY time_ms, id`).all() as Record<string, unknown>[]
+  } finally {
+    db.close()
+  }
+}
+

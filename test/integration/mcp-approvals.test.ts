@@ -1,0 +1,161 @@
+// Approvals end to end: an agent's call to an approval-gated tool answers pending; approvers (a
+// role in `approvers`, never the caller) decide through `bouncer approvals` or the admin API; the
+// same call by the same caller with the same arguments then runs once before the ttl; denied and
+// expired approvals are final; every step is in the audit log.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Client } from '@modelcontextprotocol/client'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { openApiDocument } from '../../src/admin/openapi.ts'
+import { runCli } from '../helpers/cli.ts'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { DEFAULT_CLIENTS, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { auditRows, connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const ADMIN = 'approvals-test-admin-token-0123456789'
+let idp: TestIdentityProvider
+let upstream: TestUpstream
+let gateway: TestGateway
+let dir: string
+let reporter: Client
+let opsToken: string
+let agentToken: string
+let reporterApiToken: string
+
+interface Pending { status: string; approval_id: string; expires_at: string }
+
+beforeAll(async () => {
+  ;[idp, upstream] = await Promise.all([
+    startIdentityProvider({ clients: [...DEFAULT_CLIENTS, { clientId: 'ops-oncall', secret: 'ops-oncall-secret-0123456789abcd' }] }),
+    startUpstream(),
+  ])
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-mcp-approvals-'))
+  const config = mcpTestConfig(idp.issuer, upstream.url, dir, {
+    approvals: [
+      { tools: ['list_*'], approvers: ['ops'], ttl: '15m' },
+      { tools: ['get_daily_report'], approvers: ['ops'], ttl: '1s' },
+    ],
+  })
+  config.mcp.tools[1] = { ...config.mcp.tools[1]!, query: { region: { type: 'string' } } } as never
+  config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'ops-oncall' }], policies: [] })
+  gateway = await startTestGateway({ ...config, admin: { token: ADMIN } })
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+  reporter = await connect(`${gateway.url}/mcp`, await idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
+  // Approvers sign in to the gateway's API (its audience), as people do.
+  opsToken = await idp.token('ops-oncall')
+  agentToken = await idp.token('analytics-agent')
+  reporterApiToken = await idp.token('looker-reports')
+}, 90_000)
+
+afterAll(async () => {
+  await reporter?.close()
+  await gateway?.close()
+  await Promise.all([upstream?.close(), idp?.stop()])
+  await rm(dir, { recursive: true, force: true })
+})
+
+/** An admin API call, checked against the OpenAPI document's answers for it. */
+async function admin(method: 'GET' | 'POST', path: string, body?: unknown, documented?: string) {
+  const res = await request(`${gateway.adminUrl}/api/${path}`, {
+    method, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const json = (await res.body.json()) as Record<string, unknown>
+  if (documented) {
+    const operation = (openApiDocument() as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> }).paths[documented]?.[method.toLowerCase()]
+    expect(Object.keys(operation?.responses ?? {}), `${method} ${documented}`).toContain(String(res.statusCode))
+  }
+  return { status: res.statusCode, body: json }
+}
+
+async function call(name: string, args: Record<string, unknown>) {
+  return reporter.callTool({ name, arguments: args })
+}
+
+const cli = (args: string[], token?: string) => runCli(['approvals', ...args, '--admin-url', gateway.adminUrl], { env: { BOUNCER_ADMIN_TOKEN: ADMIN, BOUNCER_APPROVER_TOKEN: token ?? '' } })
+
+describe('approvals', () => {
+  it('hold a gated call until an approver approves it; then it runs once', async () => {
+    const first = await call('list_customers', { })
+    const pending = first.structuredContent as unknown as Pending
+    expect(pending).toMatchObject({ status: 'pending_approval', approval_id: expect.any(String), expires_at: expect.any(String) })
+    expect(JSON.stringify(first.content)).toContain(pending.approval_id)
+    expect(JSON.stringify(first.content)).toContain(`bouncer approvals approve ${pending.approval_id}`)
+    expect(upstream.received).toHaveLength(0)
+    // Asking again is the same approval, still pending.
+    expect(((await call('list_customers', {})).structuredContent as unknown as Pending).approval_id).toBe(pending.approval_id)
+
+    const listed = await admin('GET', 'approvals?status=pending', undefined, '/api/approvals')
+    expect(listed.body).toMatchObject([{ id: pending.approval_id, tool: 'list_customers', subject: 'looker-reports', status: 'pending', approvers: ['ops'] }])
+    expect((await admin('GET', 'approvals?status=bogus', undefined, '/api/approvals')).status).toBe(400)
+    expect((await admin('GET', `approvals/${pending.approval_id}`, undefined, '/api/approvals/{id}')).body).toMatchObject({ status: 'pending' })
+    expect((await admin('GET', 'approvals/nope', undefined, '/api/approvals/{id}')).status).toBe(404)
+    const listedByCli = await cli(['list', '--status', 'pending'])
+    expect(listedByCli.stdout).toContain(pending.approval_id)
+
+    // Not the caller itself, not a role outside `approvers`, not without a token.
+    expect(await admin('POST', `approvals/${pending.approval_id}/approve`, { token: reporterApiToken }, '/api/approvals/{id}/approve')).toMatchObject({ status: 403 })
+    expect(await admin('POST', `approvals/${pending.approval_id}/approve`, { token: agentToken }, '/api/approvals/{id}/approve')).toMatchObject({ status: 403, body: { code: 'policy_denied' } })
+    expect(await admin('POST', `approvals/${pending.approval_id}/approve`, {}, '/api/approvals/{id}/approve')).toMatchObject({ status: 401 })
+    expect(await admin('POST', 'approvals/nope/approve', { token: opsToken }, '/api/approvals/{id}/approve')).toMatchObject({ status: 404 })
+    const withoutToken = await cli(['approve', pending.approval_id])
+    expect(withoutToken.code).toBe(1)
+    expect(withoutToken.stderr).toContain('BOUNCER_APPROVER_TOKEN')
+
+    const approved = await cli(['approve', pending.approval_id], opsToken)
+    expect(approved.stderr).toBe('')
+    expect(approved.stdout).toContain('approved')
+    expect(approved.stdout).toContain('decided by ops-oncall')
+
+    // Other arguments are another call: a new approval, nothing run.
+    const other = (await call('list_customers', { region: 'us' })).structuredContent as unknown as Pending
+    expect(other.status).toBe('pending_approval')
+    expect(other.approval_id).not.toBe(pending.approval_id)
+    expect(upstream.received).toHaveLength(0)
+
+    // The approved call runs, once.
+    const ran = await call('list_customers', {})
+    expect(ran.isError).toBe(false)
+    expect((ran.structuredContent as { url: string }).url).toBe('/sales/customers')
+    expect(upstream.received).toHaveLength(1)
+    const again = (await call('list_customers', {})).structuredContent as unknown as Pending
+    expect(again.status).toBe('pending_approval')
+    expect(again.approval_id).not.toBe(pending.approval_id)
+    expect(upstream.received).toHaveLength(1)
+    expect((await admin('GET', `approvals/${pending.approval_id}`)).body).toMatchObject({ status: 'used', decided_by: expect.stringContaining('ops-oncall') })
+    expect(await admin('POST', `approvals/${pending.approval_id}/approve`, { token: opsToken }, '/api/approvals/{id}/approve')).toMatchObject({ status: 400 })
+  }, 60_000)
+
+  it('a denied approval is final', async () => {
+    const pending = (await call('list_customers', { region: 'apac' })).structuredContent as unknown as Pending
+    expect(await admin('POST', `approvals/${pending.approval_id}/deny`, { token: opsToken }, '/api/approvals/{id}/deny')).toMatchObject({ status: 200, body: { status: 'denied' } })
+    expect(await admin('POST', `approvals/${pending.approval_id}/approve`, { token: opsToken }, '/api/approvals/{id}/approve')).toMatchObject({ status: 400 })
+    const denied = await cli(['approve', pending.approval_id], opsToken)
+    expect(denied.code).toBe(1)
+    expect(denied.stderr).toContain('final')
+    const next = (await call('list_customers', { region: 'apac' })).structuredContent as unknown as Pending
+    expect(next.approval_id).not.toBe(pending.approval_id)
+    expect(upstream.received.some((r) => r.url.includes('apac'))).toBe(false)
+  }, 60_000)
+
+  it('an expired approval is final', async () => {
+    const pending = (await call('get_daily_report', { region: 'eu' })).structuredContent as unknown as Pending
+    expect(pending.status).toBe('pending_approval')
+    await waitFor(async () => (await admin('GET', `approvals/${pending.approval_id}`)).body.status === 'expired', 'the approval to expire', 20_000)
+    expect(await admin('POST', `approvals/${pending.approval_id}/approve`, { token: opsToken }, '/api/approvals/{id}/approve')).toMatchObject({ status: 400 })
+  }, 60_000)
+
+  it('audits the pending call, the decision and the run', async () => {
+    let rows: Record<string, unknown>[] = []
+    await waitFor(() => (rows = auditRows(join(dir, 'audit.db'), `tool = 'list_customers'`)).some((r) => r.route === 'sales.customers'), 'the run', 20_000)
+    const details = rows.map((r) => `${String(r.route)} ${String(r.status)} ${String(r.subject)} ${String(r.detail)}`)
+    expect(details.some((d) => /^mcp:list_customers 202 looker-reports Approval \S+ pending/.test(d))).toBe(true)
+    expect(details.some((d) => /^mcp:list_customers 200 ops-oncall Approval \S+ approved for looker-reports/.test(d))).toBe(true)
+    expect(details.some((d) => /^mcp:list_customers 200 ops-oncall Approval \S+ denied for looker-reports/.test(d))).toBe(true)
+    expect(details.some((d) => /^sales.customers 200 looker-reports/.test(d))).toBe(true)
+    expect(new Set(rows.map((r) => r.args_sha256)).size).toBeGreaterThan(1)
+  }, 30_000)
+})

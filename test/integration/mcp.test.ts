@@ -1,0 +1,143 @@
+// The MCP endpoint end to end: the official SDK's client (each protocol version it speaks) against
+// a real gateway, tokens from a real OpenID provider, a real upstream behind the route tools.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { auditRows, connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
+import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+let idp: TestIdentityProvider
+let upstream: TestUpstream
+let gateway: TestGateway
+let agentToken: string
+let reporterToken: string
+let dir: string
+
+beforeAll(async () => {
+  idp = await startIdentityProvider()
+  upstream = await startUpstream()
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-mcp-'))
+  gateway = await startTestGateway(mcpTestConfig(idp.issuer, upstream.url, dir))
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+  agentToken = await idp.token('analytics-agent', { resource: MCP_RESOURCE })
+  reporterToken = await idp.token('looker-reports', { resource: MCP_RESOURCE })
+}, 60_000)
+
+afterAll(async () => {
+  await gateway?.close()
+  await upstream?.close()
+  await idp?.stop()
+  await rm(dir, { recursive: true, force: true })
+})
+
+const initialize = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'curl', version: '1' } } })
+const mcpHeaders = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
+
+describe('the MCP endpoint as a resource server', () => {
+  it('answers an unauthenticated request 401 with resource_metadata, and serves the metadata', async () => {
+    const res = await request(`${gateway.url}/mcp`, { method: 'POST', headers: mcpHeaders, body: initialize })
+    expect(res.statusCode).toBe(401)
+    expect(res.headers['www-authenticate']).toBe('Bearer resource_metadata="https://mcp.bouncer.test/.well-known/oauth-protected-resource/mcp"')
+    await res.body.dump()
+    const meta = await request(`${gateway.url}/.well-known/oauth-protected-resource/mcp`)
+    expect(meta.statusCode).toBe(200)
+    expect(await meta.body.json()).toMatchObject({ resource: MCP_RESOURCE, authorization_servers: [idp.issuer], bearer_methods_supported: ['header'] })
+  })
+
+  it('refuses a token issued for another audience (RFC 8707), even from a trusted issuer', async () => {
+    const apiToken = await idp.token('analytics-agent') // aud: the HTTP API's
+    const res = await request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${apiToken}` }, body: initialize })
+    expect(res.statusCode).toBe(401)
+    expect(res.headers['www-authenticate']).toContain('error="invalid_token"')
+    expect(res.headers['www-authenticate']).toContain('resource_metadata=')
+    expect(await res.body.json()).toMatchObject({ code: 'audience_mismatch' })
+  })
+
+  it('refuses a browser Origin that is not the resource\'s (DNS rebinding)', async () => {
+    const res = await request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...mcpHeaders, origin: 'http://evil.example', authorization: `Bearer ${agentToken}` }, body: initialize })
+    expect(res.statusCode).toBe(403)
+    expect(await res.body.json()).toMatchObject({ code: 'cors_origin_denied' })
+  })
+
+  it('answers 403 insufficient_scope when the token lacks a required scope', async () => {
+    const other = await startTestGateway(mcpTestConfig(idp.issuer, upstream.url, join(dir, 'scoped'), { scopes: ['reports:read', 'tickets:write'] }))
+    try {
+      await waitFor(() => other.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+      const res = await request(`${other.url}/mcp`, { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${agentToken}` }, body: initialize })
+      expect(res.statusCode).toBe(403)
+      expect(res.headers['www-authenticate']).toBe('Bearer resource_metadata="https://mcp.bouncer.test/.well-known/oauth-protected-resource/mcp", scope="reports:read tickets:write", error="insufficient_scope"')
+      await res.body.dump()
+    } finally {
+      await other.close()
+    }
+  }, 60_000)
+})
+
+describe.each(['2025-06-18', '2025-11-25', '2026-07-28'])('an MCP client of protocol %s', (version) => {
+  it('lists only the tools its role may call, with a JSON Schema 2020-12 input and hints', async () => {
+    const client = await connect(`${gateway.url}/mcp`, agentToken, version)
+    try {
+      const { tools } = await client.listTools()
+      expect(tools.map((t) => t.name)).toEqual(['get_daily_report'])
+      const tool = tools[0]!
+      expect(tool.inputSchema).toMatchObject({
+        $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', required: ['region'],
+        properties: { region: { type: 'string' }, limit: { type: 'integer' } },
+      })
+      expect(tool.annotations).toMatchObject({ readOnlyHint: true, idempotentHint: true })
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('calls a route tool through the pipeline, without the client\'s token upstream, audited with tool and args_sha256', async () => {
+    const client = await connect(`${gateway.url}/mcp`, agentToken, version)
+    try {
+      const before = upstream.received.length
+      const result = await client.callTool({ name: 'get_daily_report', arguments: { region: `eu-${version}`, limit: 5 } })
+      expect(result.isError).toBe(false)
+      const echoed = result.structuredContent as { url: string; headers: Record<string, string> }
+      expect(echoed.url).toBe(`/sales/daily/eu-${version}?limit=5`)
+      expect(echoed.headers.authorization).toBeUndefined()
+      expect(upstream.received.length).toBe(before + 1)
+      expect(JSON.stringify(upstream.received.at(-1)?.headers)).not.toContain(agentToken)
+      let rows: Record<string, unknown>[] = []
+      await waitFor(() => (rows = auditRows(join(dir, 'audit.db'), `path = '/sales/daily/eu-${version}'`)).length === 1, 'the audit record', 20_000)
+      expect(rows[0]).toMatchObject({ route: 'sales.daily', tool: 'get_daily_report', subject: 'analytics-agent', decision: 'allow', status: 200, args: null })
+      expect(rows[0]!.args_sha256).toMatch(/^[0-9a-f]{64}$/)
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('refuses a tool its role may not call as unknown, and audits the refusal', async () => {
+    const client = await connect(`${gateway.url}/mcp`, agentToken, version)
+    try {
+      await expect(client.callTool({ name: 'list_customers', arguments: { v: version } })).rejects.toThrow(/Unknown tool: list_customers/)
+      let rows: Record<string, unknown>[] = []
+      await waitFor(() => (rows = auditRows(join(dir, 'audit.db'), `route = 'mcp:list_customers' AND subject = 'analytics-agent'`)).length > 0, 'the refusal', 20_000)
+      expect(rows.at(-1)).toMatchObject({ tool: 'list_customers', decision: 'deny', status: 403, code: 'policy_denied' })
+    } finally {
+      await client.close()
+    }
+  })
+})
+
+describe('a role that may read customers', () => {
+  it('sees and calls both tools', async () => {
+    const client = await connect(`${gateway.url}/mcp`, reporterToken, '2025-11-25')
+    try {
+      expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['get_daily_report', 'list_customers'])
+      const result = await client.callTool({ name: 'list_customers', arguments: {} })
+      expect((result.structuredContent as { url: string }).url).toBe('/sales/customers')
+      await expect(client.callTool({ name: 'get_daily_report', arguments: { region: 'eu', bogus: 1 } })).rejects.toThrow(/unknown argument "bogus"/)
+    } finally {
+      await client.close()
+    }
+  })
+})
