@@ -35,6 +35,8 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 
 # No sources: bin/bouncer.js runs dist/ (test/integration/build.test.ts runs serve from such a tree).
 COPY --from=build /src/dist ./dist
+# The console's built files (committed, checked current by test/integration/console-build.test.ts).
+COPY console/build ./console/build
 COPY bin ./bin
 COPY schema ./schema
 COPY README.md ./

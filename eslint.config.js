@@ -44,7 +44,7 @@ function layering() {
 }
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'data/', 'bench/results/', 'src/admin/console/vendor/'] },
+  { ignores: ['node_modules/', 'dist/', 'data/', 'bench/results/', 'src/admin/console/vendor/', 'console/build/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -57,5 +57,5 @@ export default tseslint.config(
   },
   ...layering(),
   // Tool config files are the one place a default export is the tool's contract.
-  { files: ['eslint.config.js', 'vitest.config.ts'], rules: { 'no-restricted-syntax': 'off' } },
+  { files: ['eslint.config.js', 'vitest.config.ts', 'console/vite.config.ts'], rules: { 'no-restricted-syntax': 'off' } },
 )

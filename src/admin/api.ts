@@ -5,6 +5,7 @@ import { explain, type Runtime } from '../gateway/index.ts'
 import { apiKeyId, keyDocument, SESSION_ID, sessionDocument, type ApiKeyDirectory, type SignIn } from '../identity/index.ts'
 import type { SecretStore } from '../secrets/index.ts'
 import { approvalRoutes } from './approvals.ts'
+import { consoleRoutes } from './console-api.ts'
 import { openApiDocument } from './openapi.ts'
 import type { AdminRoute } from './server.ts'
 
@@ -21,7 +22,7 @@ export interface AdminActions {
 
 export function adminRoutes(actions: AdminActions): AdminRoute[] {
   const { reload, secretsStore } = actions
-  return [
+  const routes: AdminRoute[] = [
     {
       method: 'GET',
       path: 'openapi.json',
@@ -122,6 +123,7 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
     {
       method: 'DELETE',
       path: 'keys/{id}',
+      access: 'admin',
       handle: async ({ params }) => {
         const directory = apiKeysOf(actions.runtime())
         const id = apiKeyId(params.id ?? '')
@@ -154,6 +156,7 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
     {
       method: 'POST',
       path: 'reload',
+      access: 'admin',
       handle: async () => {
         const result = await reload()
         return { status: result.ok ? 200 : 422, body: result }
@@ -161,6 +164,9 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
     },
     ...approvalRoutes(actions.runtime),
   ]
+  // The console asks whether an endpoint exists (approvals come with agents) rather than calling it to see.
+  routes.push(...consoleRoutes(actions, (method, path) => routes.some((r) => r.method === method && r.path === path)))
+  return routes
 }
 
 function apiKeysOf(runtime: Runtime): ApiKeyDirectory {

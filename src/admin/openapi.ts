@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { FIELD_KINDS, FIELD_SPECS } from '../audit/index.ts'
 import { configJsonSchema, type JsonSchema } from '../config/index.ts'
 import { ERROR_CODES } from '../errors/index.ts'
+import { consolePaths, consoleSchemas } from './console-openapi.ts'
 
 const string = { type: 'string' } as const
 const integer = { type: 'integer' } as const
@@ -312,6 +313,7 @@ function paths(): JsonSchema {
         responses: {
           200: json(ref('ApiKey'), 'The key, revoked (a key revoked before keeps its first revocation time).'),
           401: UNAUTHORIZED,
+          403: problem('The credential reads only (admin.read_token): this changes something, so it needs admin.token (policy_denied).'),
           404: problem('No such key, or no API keys configured (route_not_found).'),
         },
       },
@@ -401,6 +403,7 @@ function paths(): JsonSchema {
         responses: {
           200: json(ref('Reloaded'), 'The new config is in force.'),
           401: UNAUTHORIZED,
+          403: problem('The credential reads only (admin.read_token): this changes something, so it needs admin.token (policy_denied).'),
           422: json(ref('ReloadRefused'), 'The file has errors: the running config keeps serving.'),
         },
       },
@@ -426,13 +429,13 @@ export function openApiDocument(): JsonSchema {
     info: {
       title: 'Bouncer admin API',
       version: packageVersion(),
-      description: 'The admin listener of Bouncer: health, readiness and metrics without auth; everything under /api/ with the admin token (admin.token) as a bearer token.',
+      description: 'The admin listener of Bouncer: health, readiness and metrics without auth; everything under /api/ with the admin token (admin.token) as a bearer token; admin.read_token reads but changes nothing (403 policy_denied). The console is served at /.',
     },
     security: [{ adminToken: [] }],
-    paths: paths(),
+    paths: { ...paths(), ...consolePaths() },
     components: {
       securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'admin.token from the config' } },
-      schemas: { ...schemas, Config: configSchemaComponent() },
+      schemas: { ...schemas, ...consoleSchemas, Config: configSchemaComponent() },
     },
   }
   return document

@@ -1,10 +1,12 @@
 // The admin listener: /healthz and /readyz for orchestrators, /metrics for Prometheus, and the
 // admin API under /api/ (bearer auth). It shares the error taxonomy and problem+json answers.
 import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { asGatewayError, GatewayError, sendProblem } from '../errors/index.ts'
 import type { Logger } from '../telemetry/index.ts'
-import type { AdminAuth } from './auth.ts'
+import type { AdminAuth, AdminCaller } from './auth.ts'
+import { loadConsoleAssets, type ConsoleAssets } from './console-assets.ts'
 
 export interface AdminRequest {
   method: string
@@ -15,15 +17,21 @@ export interface AdminRequest {
   /** Parsed JSON body for POST/PUT (undefined when empty). */
   body: unknown
   authorization: string | undefined
+  /** Who is asking, and what they may do. */
+  caller: AdminCaller
 }
 
 export interface AdminReply {
   status?: number
-  body: unknown
+  body?: unknown
+  /** A file to save instead of a JSON body (an export): its lines, streamed. */
+  download?: { type: string; filename: string; lines: AsyncIterable<string> | Iterable<string> }
 }
 
 export interface AdminRoute {
   method: 'GET' | 'POST' | 'DELETE'
+  /** `admin`: changes something (reload, verify, revoke), refused to read-only callers; default `read`. */
+  access?: 'read' | 'admin'
   /** Path under /api/, e.g. `routes`; a `{name}` segment takes any one segment (`keys/{id}`). */
   path: string
   handle(request: AdminRequest): AdminReply | Promise<AdminReply>
@@ -51,9 +59,10 @@ const PROBES: ReadonlySet<string> = new Set(ADMIN_PROBES)
 
 export function createAdminServer(options: AdminServerOptions): Server {
   const table = routeTable(options.routes)
+  const consoleAssets = loadConsoleAssets()
   return createServer({ maxHeaderSize: 16_384 }, (req, res) => {
     const requestId = randomUUID()
-    serve(options, table, req, res).catch((err: unknown) => {
+    serve(options, table, consoleAssets, req, res).catch((err: unknown) => {
       const error = asGatewayError(err)
       if (error.code === 'internal_error') options.logger.error({ err: error.cause, path: req.url }, 'admin request failed')
       sendProblem(res, error, requestId, req.method === 'HEAD')
@@ -96,7 +105,7 @@ function routeTable(routes: readonly AdminRoute[]): RouteTable {
   }
 }
 
-async function serve(options: AdminServerOptions, table: RouteTable, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function serve(options: AdminServerOptions, table: RouteTable, consoleAssets: ConsoleAssets, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin')
   const method = req.method ?? 'GET'
   if (PROBES.has(url.pathname) && method !== 'GET' && method !== 'HEAD') {
@@ -114,16 +123,22 @@ async function serve(options: AdminServerOptions, table: RouteTable, req: Incomi
     return
   }
   if (url.pathname.startsWith('/api/')) {
-    options.auth().check(req.headers.authorization)
+    const caller = options.auth().check(req.headers.authorization)
     const path = url.pathname.slice('/api/'.length).replace(/\/+$/, '')
     const found = table.find(method, path)
     if (found.route === null) {
       throw new GatewayError(found.known ? 'method_not_allowed' : 'route_not_found', { detail: `No admin endpoint ${method} /api/${path}.` })
     }
+    if (found.route.access === 'admin' && caller.access !== 'admin') {
+      throw new GatewayError('policy_denied', { detail: `${method} /api/${path} changes the gateway: it needs admin access, and this credential reads only.` })
+    }
     const body = method === 'POST' ? await readJson(req) : undefined
-    const reply = await found.route.handle({ method, path, query: url.searchParams, params: found.params, body, authorization: req.headers.authorization })
+    const reply = await found.route.handle({ method, path, query: url.searchParams, params: found.params, body, authorization: req.headers.authorization, caller })
+    if (reply.download) return sendDownload(res, reply.download)
     return sendJson(res, reply.status ?? 200, reply.body)
   }
+  // The console: its page and files, GET and HEAD only (its data comes from /api/).
+  if ((method === 'GET' || method === 'HEAD') && consoleAssets.serve(url.pathname, req, res)) return
   throw new GatewayError('route_not_found', { detail: `Nothing at ${url.pathname} on the admin listener.` })
 }
 
@@ -134,6 +149,19 @@ function decoded(segment: string): string | null {
   } catch {
     return null
   }
+}
+
+async function sendDownload(res: ServerResponse, download: NonNullable<AdminReply['download']>): Promise<void> {
+  res.writeHead(200, {
+    'content-type': download.type,
+    'content-disposition': `attachment; filename="${download.filename}"`,
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+  })
+  for await (const line of download.lines) {
+    if (!res.write(line)) await once(res, 'drain')
+  }
+  res.end()
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -96,6 +96,8 @@ export const FIELDS = [
   { name: 'masked', kind: 'text', nullable: true, added: true },
   // A tool call's arguments, secrets redacted: only with mcp.log_arguments: true (issue 19).
   { name: 'args', kind: 'text', nullable: true, client: 4096, added: true },
+  // The console's latency split (issue 20): time from dispatch to the backend's answer headers, ms.
+  { name: 'upstream_ms', kind: 'number', nullable: true, added: true },
   { name: 'prev_hash', kind: 'sha256' },
   { name: 'hash', kind: 'sha256' },
 ] as const satisfies readonly FieldSpec[]

@@ -128,6 +128,7 @@ function requestValues(ctx: RequestFacts, instance: string, now: number): Record
     attempts: ctx.attempts === 0 ? null : ctx.attempts,
     instance,
     masked: ctx.masked,
+    upstream_ms: typeof ctx.upstreamMs === 'number' ? Math.round(ctx.upstreamMs * 1000) / 1000 : null,
   }
 }
 

@@ -16,6 +16,7 @@ const REFERENCE = /\$\{(\w+):([^}]*)\}/g
 const SECRET_PLACES: ReadonlyArray<{ path: readonly string[]; name: string }> = [
   { path: ['upstreams', '*', 'headers', '*'], name: "an upstream's headers" },
   { path: ['admin', 'token'], name: 'admin.token' },
+  { path: ['admin', 'read_token'], name: 'admin.read_token' },
   { path: ['issuers', '*', 'introspection', 'client_secret'], name: "an issuer's introspection.client_secret" },
   { path: ['sign_in', 'client_secret'], name: 'sign_in.client_secret' },
   { path: ['token_exchange', 'signing', 'key'], name: 'token_exchange.signing.key' },

@@ -106,6 +106,8 @@ const server = z.strictObject({
 const admin = z.strictObject({
   listen: listen.prefault('127.0.0.1:9090'),
   token: z.string().min(1).optional(),
+  /** A second token that reads everything (the console's read-only access) but reloads, verifies and revokes nothing. */
+  read_token: z.string().min(1).optional(),
 })
 
 /** RFC 7662: opaque access tokens are checked by asking the provider (identity/introspection.ts). */
@@ -492,6 +494,8 @@ const tokenExchange = z.strictObject({
 const telemetry = z.strictObject({
   otlp_endpoint: httpUrl.optional(),
   service_name: z.string().default('bouncer'),
+  /** The tracing UI's page for a trace: `{trace_id}` is replaced (the console links each request's trace there). */
+  trace_url: z.string().url().refine((url) => url.includes('{trace_id}'), 'must contain {trace_id}').optional(),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 

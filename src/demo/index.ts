@@ -1,2 +1,2 @@
 export { startDemo, type DemoOptions, type RunningDemo } from './run.ts'
-export { runTour } from './tour.ts'
+export { consoleLine, runTour } from './tour.ts'

@@ -31,6 +31,10 @@ export interface IssuerKeys {
   /** The first load attempt has finished, whatever its outcome (for /readyz). */
   readonly attempted: boolean
   readonly lastError: string | null
+  /** When the keys were last fetched successfully (ms since the epoch), for the console. */
+  readonly lastRefreshAt?: number | null
+  /** The public keys held now: their ids and algorithms, never more (the console's issuer list). */
+  readonly keys?: ReadonlyArray<{ kid: string | null; kty: string; alg: string | null }>
   close(): void
 }
 
@@ -59,6 +63,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
   let keySet: RemoteKeySet | undefined
   let state: KeySetState = 'loading'
   let lastError: string | null = null
+  let lastRefreshAt: number | null = null
   let attempted = false
   let lastFailureAt = Number.NEGATIVE_INFINITY
   let fromScheduler = false
@@ -105,6 +110,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
       if (state !== 'ready') logger.info({ issuer: config.name }, 'issuer keys loaded')
       state = 'ready'
       lastError = null
+      lastRefreshAt = Date.now()
       retryDelay = FIRST_RETRY_MS
       schedule(config.jwks_refresh_interval)
       events.refreshed(config.name)
@@ -144,6 +150,12 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     },
     get lastError() {
       return lastError
+    },
+    get lastRefreshAt() {
+      return lastRefreshAt
+    },
+    get keys() {
+      return (keySet?.jwks()?.keys ?? []).map((key) => ({ kid: key.kid ?? null, kty: key.kty ?? 'unknown', alg: key.alg ?? null }))
     },
     close() {
       closed = true

@@ -93,6 +93,6 @@ function exchangeKeysFor(config: Config, secrets: SecretsRuntime, running: Excha
 
 /** Admin API auth for a config: its admin.token, `${secret:}` references resolved. */
 export function adminFor(config: Config, secrets: SecretsRuntime): AdminAuth {
-  const token = config.admin.token
-  return adminAuth(token === undefined ? undefined : secrets.resolve(token))
+  const { token, read_token: readToken } = config.admin
+  return adminAuth(token === undefined ? undefined : secrets.resolve(token), readToken === undefined ? undefined : secrets.resolve(readToken))
 }

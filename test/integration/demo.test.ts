@@ -121,6 +121,12 @@ describe('bouncer demo', () => {
     const report = bash(`TOKEN=$(curl -s -u looker-reports:looker-reports-demo-secret -d grant_type=client_credentials -d resource=api://bouncer-demo ${issuer}/token | sed -E 's/.*"access_token":"([^"]+)".*/\\1/')
 curl -s -H "Authorization: Bearer $TOKEN" ${gateway}/reports/daily/eu`)
     expect(JSON.parse(report)).toMatchObject({ region: 'eu' }) // the data API accepts the stored credential
+
+    // The console's address, and a line that reveals the token it signs in with.
+    const [, consoleUrl, reveal] = /console on (\S+) \(sign in with the admin token: (.+)\)/.exec(output()) ?? []
+    expect(bash(`curl -s ${consoleUrl}`)).toContain('<div id="app">')
+    const adminToken = bash((reveal as string).replace('npx bouncer', `${process.execPath} ${BIN}`)).trim()
+    expect(JSON.parse(bash(`curl -s -H "Authorization: Bearer ${adminToken}" ${consoleUrl}api/session`))).toMatchObject({ access: 'admin' })
     expect(await stop(child, 'SIGTERM')).toBe(0)
   })
 })

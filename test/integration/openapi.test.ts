@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
+import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { adminRoutes } from '../../src/admin/api.ts'
 import { ADMIN_PROBES } from '../../src/admin/server.ts'
@@ -19,6 +20,8 @@ import { deferred, waitFor } from '../helpers/wait.ts'
 
 const ADMIN_TOKEN = 'openapi-test-admin-token-0123456789'
 const AUTH = { authorization: `Bearer ${ADMIN_TOKEN}` }
+const READ_TOKEN = 'openapi-test-read-token-0123456789'
+const READER = { authorization: `Bearer ${READ_TOKEN}` }
 const METHODS = ['get', 'head', 'post', 'put', 'patch', 'delete'] as const
 
 interface Operation {
@@ -36,7 +39,7 @@ let auditDir: string
 function config(issuer: string) {
   return {
     audit: { sinks: [{ type: 'sqlite', path: join(auditDir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(auditDir, 'spill') },
-    admin: { token: ADMIN_TOKEN },
+    admin: { token: ADMIN_TOKEN, read_token: READ_TOKEN },
     issuers: [{ name: 'corp-sso', issuer, audiences: [AUDIENCE] }],
     ...allowAnyCaller(['corp-sso']),
     upstreams: [{ name: 'api', url: upstream.url }],
@@ -99,7 +102,7 @@ function expectDocumented(path: string, method: string, answer: Answer): void {
   const mediaType = answer.contentType.split(';')[0] as string
   const content = response!.content?.[mediaType]
   expect(content, `${where}: ${mediaType} is the documented media type`).toBeDefined()
-  const body = mediaType === 'text/plain' ? answer.body : (JSON.parse(answer.body) as unknown)
+  const body = ['text/plain', 'text/csv', 'application/x-ndjson'].includes(mediaType) ? answer.body : (JSON.parse(answer.body) as unknown)
   expect(schemaErrors(body, content!.schema, doc), where).toEqual([])
 }
 
@@ -135,7 +138,8 @@ describe('the OpenAPI document', () => {
         expect((await call(gateway.adminUrl, method, path, { headers: AUTH })).status, `${method} ${path}`).toBe(405)
       }
     }
-    for (const path of ['/', '/api', '/api/', '/api/nothing', '/api/routes/x', '/healthz/x', '/openapi.json', '/console']) {
+    // `/` is the console's page (test/integration/console.test.ts), not an API.
+    for (const path of ['/api', '/api/', '/api/nothing', '/api/routes/x', '/healthz/x', '/openapi.json', '/console']) {
       expect((await call(gateway.adminUrl, 'get', path, { headers: AUTH })).status, path).toBe(404)
     }
   })
@@ -181,6 +185,36 @@ describe('the OpenAPI document', () => {
     await expect.poll(async () => (await call(gateway.adminUrl, 'get', '/api/audit/head', { headers: AUTH })).status, { timeout: 20_000 }).toBe(200)
     expect(JSON.parse((await check('get', '/api/audit/head', { headers: AUTH })).body)).toMatchObject({ key: { crv: 'Ed25519' } })
 
+    // The console's endpoints (src/admin/console-openapi.ts).
+    expect(JSON.parse((await check('get', '/api/session', { headers: AUTH })).body)).toMatchObject({ access: 'admin', may: { reload: true } })
+    expect(JSON.parse((await check('get', '/api/session', { headers: READER })).body)).toMatchObject({ access: 'read', may: { reload: false } })
+    const overview = JSON.parse((await check('get', '/api/overview', { headers: AUTH, query: '?since=15m' })).body) as { totals: { requests: number } }
+    expect(overview.totals.requests).toBeGreaterThanOrEqual(3)
+    expect((await check('get', '/api/overview', { headers: AUTH, query: '?since=60d' })).status).toBe(400)
+    expect(JSON.parse((await check('get', '/api/denials', { headers: AUTH })).body)).toMatchObject([{ code: 'missing_token', route: 'reports' }])
+    expect((await check('get', '/api/denials', { headers: AUTH, query: '?since=soon' })).status).toBe(400)
+    const page = JSON.parse((await check('get', '/api/audit/page', { headers: AUTH, query: '?limit=2' })).body) as { records: Array<{ id: string; time: string }>; more: boolean }
+    expect(page).toMatchObject({ offset: 0, limit: 2, more: true })
+    expect((await check('get', '/api/audit/page', { headers: AUTH, query: '?offset=-1' })).status).toBe(400)
+    expect((await check('get', '/api/audit/export', { headers: AUTH, query: '?format=csv' })).body).toMatch(/^id,time,request_id,/)
+    expect((await check('get', '/api/audit/export', { headers: AUTH, query: '?format=ndjson&decision=deny' })).body.trim().split('\n')).toHaveLength(1)
+    expect((await check('get', '/api/audit/export', { headers: AUTH, query: '?format=xml' })).status).toBe(400)
+    const first = page.records[0] as { id: string; time: string }
+    expect(JSON.parse((await check('get', '/api/audit/trace', { headers: AUTH, query: `?id=${first.id}&time=${first.time}` })).body)).toMatchObject({ record: { id: first.id } })
+    expect((await check('get', '/api/audit/trace', { headers: AUTH, query: '?id=x' })).status).toBe(400)
+    expect((await check('get', '/api/audit/trace', { headers: AUTH, query: `?id=nothing&time=${first.time}` })).status).toBe(404)
+    expect(JSON.parse((await check('post', '/api/audit/verify', { headers: AUTH })).body)).toMatchObject({ ok: true })
+    expect((await check('post', '/api/audit/verify', { headers: READER })).status).toBe(403)
+    expect(JSON.parse((await check('get', '/api/catalog', { headers: AUTH })).body)).toMatchObject({ roles: ['any-caller'], matrix: { reports: { 'any-caller': { allow: ['GET'] } } } })
+    const draft = stringify({ ...config(idp.issuer), policies: [{ name: 'allow-all', statements: [{ sid: 'NothingNow', effect: 'deny', actions: ['*'], routes: ['*'] }] }] })
+    const replayed = JSON.parse((await check('post', '/api/replay', { headers: json, body: JSON.stringify({ config: draft, hours: 1 }) })).body) as { changes: Array<{ after: { effect: string } }> }
+    expect(replayed.changes.map((c) => c.after.effect)).toContain('deny')
+    expect((await check('post', '/api/replay', { headers: json, body: JSON.stringify({ config: 'routes: [' }) })).status).toBe(422)
+    expect((await check('post', '/api/replay', { headers: json, body: JSON.stringify({ hours: 1 }) })).status).toBe(400)
+    expect((await check('post', '/api/replay', { headers: { ...READER, 'content-type': 'application/json' }, body: JSON.stringify({ config: draft }) })).status).toBe(403)
+    expect((await check('post', '/api/reload', { headers: READER })).status).toBe(403)
+    expect((await check('delete', '/api/keys/{id}', { headers: READER, params: { id: 'fedcba9876543210' } })).status).toBe(403)
+
     const created = await runCli(['keys', 'create', '--config', gateway.file, '--principal', 'looker-studio', '--description', 'Looker Studio'])
     const id = created.stdout.trim().slice(3, 19)
     expect(JSON.parse((await check('get', '/api/keys', { headers: AUTH })).body)).toMatchObject([{ id, principal: 'looker-studio', status: 'active' }])
@@ -225,6 +259,9 @@ describe('the OpenAPI document', () => {
       const noLog = await call(loading.adminUrl, 'get', '/api/audit', { headers: AUTH })
       expectDocumented('/api/audit', 'get', noLog)
       called.add(`get /api/audit ${noLog.status}`)
+      const noSink = await call(loading.adminUrl, 'get', '/api/overview', { headers: AUTH })
+      expectDocumented('/api/overview', 'get', noSink)
+      called.add(`get /api/overview ${noSink.status}`)
       const noHead = await call(loading.adminUrl, 'get', '/api/audit/head', { headers: AUTH })
       expectDocumented('/api/audit/head', 'get', noHead)
       called.add(`get /api/audit/head ${noHead.status}`)

@@ -56,6 +56,10 @@ export async function migratePostgres(client: pg.PoolClient | pg.Client, schema:
       await client.query('COMMIT')
     }
     await addMissingColumns(client, schema)
+    // The console's aggregates (aggregate.ts): a time range read from the index alone (after
+    // addMissingColumns, as it names an added field).
+    await client.query(`CREATE INDEX IF NOT EXISTS audit_console ON ${schema}.audit_records (time)
+      INCLUDE (decision, code, route, subject, duration_ms, upstream_ms)`)
   } finally {
     await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`bouncer-audit:${schema}`])
   }

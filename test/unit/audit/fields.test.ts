@@ -20,7 +20,7 @@ function canonicalBeforeTheTable(r: Omit<AuditRecord, 'hash'>): string {
   })
 }
 
-const ADDED = ['credential', 'actor', 'tool', 'args_sha256', 'attempts', 'instance', 'masked', 'args']
+const ADDED = ['credential', 'actor', 'tool', 'args_sha256', 'attempts', 'instance', 'masked', 'args', 'upstream_ms']
 
 describe('the field table', () => {
   it('is SPEC\'s record in SPEC\'s order, with detail, and the added fields after limit', () => {
@@ -47,7 +47,7 @@ describe('the canonical JSON', () => {
       expect(canonicalJson(rest)).toBe(canonicalBeforeTheTable(rest))
       expect(hashOf(rest)).toBe(hash)
       // Read back from a migrated table, the added fields are null: the same record, the same hash.
-      expect(hashOf({ ...rest, credential: null, actor: null, tool: null, args_sha256: null, attempts: null, instance: null, masked: null, args: null })).toBe(hash)
+      expect(hashOf({ ...rest, credential: null, actor: null, tool: null, args_sha256: null, attempts: null, instance: null, masked: null, args: null, upstream_ms: null })).toBe(hash)
     }
   })
 
@@ -78,7 +78,7 @@ describe('the canonical JSON', () => {
   it('treats a null added field and one the record lacks alike (a table without its column reads so)', () => {
     const [old] = oldRecords as [AuditRecord]
     const { hash: _hash, ...rest } = old
-    const withNulls = { ...rest, credential: null, actor: null, tool: null, args_sha256: null, attempts: null, instance: null, masked: null, args: null }
+    const withNulls = { ...rest, credential: null, actor: null, tool: null, args_sha256: null, attempts: null, instance: null, masked: null, args: null, upstream_ms: null }
     expect(canonicalJson(withNulls)).toBe(canonicalJson(rest))
     // A field of the first record never is left out: a null there is written as null.
     expect(canonicalJson(rest)).toContain('"limit":null')

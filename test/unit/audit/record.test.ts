@@ -26,6 +26,7 @@ const ctx = {
   headers: { userAgent: 'Looker/24.0 "quoted"' },
   upstream: null,
   upstreamStatus: null,
+  upstreamMs: null,
   bytesIn: 0,
   bytesOut: 230,
   limit: null,
@@ -49,7 +50,7 @@ describe('the audit record', () => {
     const { hash: _hash, ...rest } = record
     const canonical = canonicalJson(rest)
     const keys = Object.keys(JSON.parse(canonical) as object)
-    const unset = ['actor', 'tool', 'args_sha256', 'attempts', 'masked', 'args'] // no agent, no tool call, not sent upstream, no dataset
+    const unset = ['actor', 'tool', 'args_sha256', 'attempts', 'masked', 'args', 'upstream_ms'] // no agent, no tool call, not sent upstream, no dataset
     expect(keys).toEqual([...AUDIT_FIELDS].filter((f) => f !== 'hash' && !unset.includes(f)).sort())
     expect(canonical).not.toMatch(/": |, "/)
     expect(canonical).toContain('"duration_ms":3.25')
@@ -63,6 +64,8 @@ describe('the audit record', () => {
     expect(linkLine(recordLine(forwarded, INSTANCE), GENESIS_HASH)).toMatchObject({ credential: null, attempts: 1, upstream: 'sales-api', instance: INSTANCE })
     const retried = { ...forwarded, attempts: 3 } as unknown as RequestContext
     expect(linkLine(recordLine(retried, INSTANCE), GENESIS_HASH)).toMatchObject({ attempts: 3 })
+    const timed = { ...forwarded, upstreamMs: 12.34567 } as unknown as RequestContext
+    expect(linkLine(recordLine(timed, INSTANCE), GENESIS_HASH)).toMatchObject({ upstream_ms: 12.346 })
   })
 
   it('cannot be confused by a value that looks like the placeholder', () => {

@@ -79,7 +79,7 @@ describe('replaying a damaged spill file', () => {
     expect(damaged).toEqual([])
     expect(rows.map((row) => row.seq)).toEqual([1, 2, 3, 4, 5, 6, 7])
     for (const { record } of rows) {
-      expect(record).toMatchObject({ credential: null, actor: null, tool: null, args_sha256: null, attempts: null, instance: null })
+      expect(record).toMatchObject({ credential: null, actor: null, tool: null, args_sha256: null, attempts: null, instance: null, upstream_ms: null })
       const { hash, ...rest } = record
       expect(hashOf(rest)).toBe(hash)
     }

@@ -1,0 +1,77 @@
+// An explanation (POST /api/explain, or a recorded request's trace) as a person reads it: route,
+// identity, each role with the trust rule that granted it (or why not), each statement, the verdict.
+export interface Explanation {
+  request: { method: string; path: string; ip: string }
+  route: { id: string; path: string; methods: string[]; upstream: string; public: boolean; limits: string[] } | null
+  identity: { source: string; issuer: string | null; iss: string | null; sub: string | null; client_id: string | null; problems: Array<{ code: string; detail: string }> } | null
+  roles: Array<{ role: string; held: boolean; rules: Array<{ rule: string; matched: boolean; why: string | null }> }>
+  statements: Array<{ sid: string; policy: string; effect: 'allow' | 'deny'; roles: string[]; matched: boolean; why: string | null }>
+  decision: { effect: 'allow' | 'deny'; status: number; code: string | null; statement: string | null; reason: string }
+}
+
+export function ExplanationView({ e }: { e: Explanation }) {
+  return (
+    <dl class="explanation" data-testid="explanation">
+      <dt>Request</dt>
+      <dd><code>{e.request.method} {e.request.path}</code> from {e.request.ip}</dd>
+      <dt>Route</dt>
+      <dd>
+        {e.route ? (
+          <>
+            <b>{e.route.id}</b> <code>{e.route.methods.join(',')} {e.route.path}</code> → {e.route.upstream}
+            {e.route.public && ' (public)'}
+            {e.route.limits.length > 0 && <> · limits {e.route.limits.join(', ')}</>}
+          </>
+        ) : 'none matches'}
+      </dd>
+      {e.identity && (
+        <>
+          <dt>Identity</dt>
+          <dd>
+            issuer {e.identity.issuer ?? <i>unknown ({e.identity.iss ?? 'no iss'})</i>}, subject <b>{e.identity.sub ?? '–'}</b>
+            {e.identity.client_id && <>, client {e.identity.client_id}</>} <small>(from {e.identity.source}; signature not checked)</small>
+            {e.identity.problems.map((p) => <div class="problem">! {p.code}: {p.detail}</div>)}
+          </dd>
+        </>
+      )}
+      {e.roles.length > 0 && (
+        <>
+          <dt>Roles</dt>
+          <dd>
+            <ul class="plain">
+              {e.roles.map((r) => {
+                const granted = r.rules.find((rule) => rule.matched)
+                return (
+                  <li class={r.held ? 'yes' : 'no'}>
+                    {r.held ? '+' : '−'} <b>{r.role}</b>: {granted ? <>granted by <code>{granted.rule}</code></> : <>not held ({r.rules.map((rule) => rule.why).join('; ') || 'no trust rule'})</>}
+                  </li>
+                )
+              })}
+            </ul>
+          </dd>
+        </>
+      )}
+      {e.route && !e.route.public && e.identity && (
+        <>
+          <dt>Statements</dt>
+          <dd>
+            {e.statements.length === 0 ? <i>no statement of the roles held names this route</i> : (
+              <ul class="plain">
+                {e.statements.map((s) => (
+                  <li class={s.matched ? (s.effect === 'allow' ? 'yes' : 'no') : 'skip'} data-testid="statement">
+                    {s.matched ? '✓' : '·'} {s.effect} <b>{s.sid}</b> <small>(policy {s.policy}, role {s.roles.join(', ')})</small>
+                    {s.matched ? ' matches' : `: ${s.why}`}
+                  </li>
+                ))}
+              </ul>
+            )}
+          </dd>
+        </>
+      )}
+      <dt>Decision</dt>
+      <dd class={`verdict ${e.decision.effect}`} data-testid="decision">
+        <b>{e.decision.effect.toUpperCase()}</b> {e.decision.status > 0 && e.decision.status} {e.decision.code} — {e.decision.reason}
+      </dd>
+    </dl>
+  )
+}

@@ -1,0 +1,112 @@
+import { render } from 'preact'
+import { useEffect, useState } from 'preact/hooks'
+import { api, ApiError, session, signIn, signOut, token, type Session } from './api'
+import { here } from './router'
+import { AuditPage } from './pages/audit'
+import { CatalogPage } from './pages/catalog'
+import { DenialsPage } from './pages/denials'
+import { OverviewPage } from './pages/overview'
+import { RequestsPage } from './pages/requests'
+import { SimulatorPage } from './pages/simulator'
+import './style.css'
+
+const PAGES: Record<string, { title: string; view: () => preact.JSX.Element }> = {
+  overview: { title: 'Overview', view: OverviewPage },
+  requests: { title: 'Requests', view: RequestsPage },
+  denials: { title: 'Denials', view: DenialsPage },
+  simulator: { title: 'Simulator', view: SimulatorPage },
+  audit: { title: 'Audit', view: AuditPage },
+  catalog: { title: 'Catalog', view: CatalogPage },
+}
+
+function SignIn() {
+  const [value, setValue] = useState('')
+  const [error, setError] = useState<string | null>(null)
+  const [busy, setBusy] = useState(false)
+  const submit = async (e: Event) => {
+    e.preventDefault()
+    setBusy(true)
+    setError(null)
+    try {
+      await signIn(value.trim())
+    } catch (err) {
+      setError(err instanceof ApiError && err.status === 401 ? 'That token is not valid for this gateway.' : (err as Error).message)
+    } finally {
+      setBusy(false)
+    }
+  }
+  return (
+    <main class="signin">
+      <h1>Bouncer</h1>
+      <form onSubmit={submit}>
+        <label>
+          Admin token
+          <input name="token" type="password" autocomplete="off" value={value} onInput={(e) => setValue((e.target as HTMLInputElement).value)} autofocus />
+        </label>
+        <button type="submit" disabled={busy || value.trim() === ''}>Sign in</button>
+        {error && <p class="error" role="alert">{error}</p>}
+        <p class="hint">admin.token may do everything; admin.read_token reads and simulates but changes nothing. The token stays in this tab only.</p>
+      </form>
+    </main>
+  )
+}
+
+function ReloadButton() {
+  const [state, setState] = useState<string | null>(null)
+  const reload = async () => {
+    setState('reloading…')
+    try {
+      const result = await api<{ ok: boolean; generation?: number; errors?: string[] }>('reload', { method: 'POST', accept: [422] })
+      setState(result.ok ? `reloaded (generation ${result.generation})` : `refused: ${(result.errors ?? []).join('; ')}`)
+    } catch (err) {
+      setState((err as Error).message)
+    }
+  }
+  return (
+    <span class="reload">
+      <button type="button" onClick={reload} data-testid="reload">Reload config</button>
+      {state && <small role="status">{state}</small>}
+    </span>
+  )
+}
+
+function Shell({ me }: { me: Session }) {
+  const page = PAGES[here.value.page] ?? PAGES.overview
+  const View = page.view
+  return (
+    <>
+      <header>
+        <strong class="brand">Bouncer</strong>
+        <nav>
+          {Object.entries(PAGES).map(([key, p]) => (
+            <a href={`#/${key}`} class={p === page ? 'active' : ''} aria-current={p === page ? 'page' : undefined}>{p.title}</a>
+          ))}
+        </nav>
+        <span class="who">
+          <span class={`badge ${me.access}`} data-testid="access">{me.access === 'admin' ? 'admin' : 'read-only'}</span>
+          {me.may.reload && <ReloadButton />}
+          <button type="button" class="link" onClick={signOut}>Sign out</button>
+        </span>
+      </header>
+      <main>
+        <View key={`${here.value.page}?${here.value.params.toString()}`} />
+      </main>
+    </>
+  )
+}
+
+function App() {
+  const [checking, setChecking] = useState(token.value !== null && session.value === null)
+  useEffect(() => {
+    if (token.value === null || session.value !== null) return
+    api<Session>('session')
+      .then((s) => (session.value = s))
+      .catch(() => signOut())
+      .finally(() => setChecking(false))
+  }, [])
+  if (checking) return <p class="loading">Loading…</p>
+  const me = session.value
+  return me ? <Shell me={me} /> : <SignIn />
+}
+
+render(<App />, document.getElementById('app') as HTMLElement)

@@ -1,0 +1,101 @@
+// Audit search with the CLI's filters, export of the current filter, and the chain's state.
+import { useEffect, useState } from 'preact/hooks'
+import { api, download, session } from '../api'
+import { ago, count, time } from '../format'
+import { Empty, Failure, Panel } from '../ui'
+import { FilterForm, filterQuery, NO_FILTERS, type AuditRecord, type Filters } from './requests'
+
+interface Head {
+  chain: string
+  head: { count: number; id: string | null; hash: string }
+  checkpoint: { count: number; time: string; id: string; kid: string } | null
+  checkpoint_file: string
+  key: { kid: string }
+}
+interface Verification {
+  ok: boolean; checked: number; chains: number; ms: number; anchored?: number; unanchored?: string[]
+  problems?: Array<{ chain: string; seq: number; id: string; time: string; reason: string }>
+  truncations?: Array<{ chain: string; end: number; missing: number }>
+  rewritten?: Array<{ chain: string; id: string }>
+  forged?: unknown[]
+}
+
+function Chain() {
+  const [head, setHead] = useState<Head | null>(null)
+  const [headError, setHeadError] = useState<unknown>(null)
+  const [result, setResult] = useState<Verification | null>(null)
+  const [error, setError] = useState<unknown>(null)
+  const [busy, setBusy] = useState(false)
+  useEffect(() => void api<Head>('audit/head').then(setHead, setHeadError), [])
+  const verify = async () => {
+    setBusy(true)
+    setError(null)
+    try {
+      setResult(await api<Verification>('audit/verify', { method: 'POST' }))
+    } catch (err) {
+      setError(err)
+    } finally {
+      setBusy(false)
+    }
+  }
+  const breaks = result ? [
+    ...(result.problems ?? []).map((p) => `record ${p.seq} of chain ${p.chain} (${p.id}, ${p.time}): ${p.reason}`),
+    ...(result.truncations ?? []).map((t) => `chain ${t.chain} truncated: ${t.missing} records missing after ${t.end}`),
+    ...(result.rewritten ?? []).map((r) => `chain ${r.chain} rewritten at ${r.id}`),
+    ...((result.forged ?? []).length > 0 ? [`${(result.forged ?? []).length} forged checkpoint(s)`] : []),
+  ] : []
+  return (
+    <Panel title="The chain" actions={session.value?.may.verify ? <button type="button" onClick={verify} disabled={busy} data-testid="verify">{busy ? 'Verifying…' : 'Verify now'}</button> : <small>verify: admin only</small>}>
+      {headError ? <Failure error={headError} /> : head && (
+        <dl class="explanation">
+          <dt>This gateway's chain</dt><dd><code>{head.chain}</code>: {count(head.head.count)} records, head <code>{head.head.hash.slice(0, 16)}…</code></dd>
+          <dt>Latest checkpoint</dt><dd>{head.checkpoint ? <>record {count(head.checkpoint.count)}, signed {ago(head.checkpoint.time)} by key <code>{head.checkpoint.kid.slice(0, 12)}…</code></> : 'none yet'}</dd>
+        </dl>
+      )}
+      <Failure error={error} />
+      {result && (
+        <div class={`verdict ${result.ok ? 'allow' : 'deny'}`} data-testid="verification">
+          {result.ok ? <>✓ Verified through record {count(result.checked)} ({result.chains} chain{result.chains === 1 ? '' : 's'}, {result.anchored ?? 0} anchored to a signed checkpoint) in {result.ms} ms.</> : <>✗ The chain does not verify ({count(result.checked)} records checked).</>}
+          {breaks.length > 0 && <ul>{breaks.map((b) => <li>{b}</li>)}</ul>}
+        </div>
+      )}
+    </Panel>
+  )
+}
+
+export function AuditPage() {
+  const [filters, setFilters] = useState<Filters>(NO_FILTERS)
+  const [rows, setRows] = useState<AuditRecord[] | null>(null)
+  const [error, setError] = useState<unknown>(null)
+  const [saved, setSaved] = useState<string | null>(null)
+  useEffect(() => {
+    api<{ records: AuditRecord[] }>(`audit/page${filterQuery(filters, { limit: 100 })}`).then((p) => (setRows(p.records), setError(null)), setError)
+  }, [filters])
+  const save = (format: 'csv' | 'ndjson') => download(`audit/export${filterQuery(filters, { format })}`).then(setSaved, setError)
+  return (
+    <div class="audit" data-ready={rows ? 'true' : undefined}>
+      <Chain />
+      <Panel title="Search" actions={<>
+        <button type="button" onClick={() => save('csv')} data-testid="export-csv">Export CSV</button>
+        <button type="button" onClick={() => save('ndjson')} data-testid="export-ndjson">Export NDJSON</button>
+      </>}>
+        <FilterForm value={filters} onChange={setFilters} />
+        {saved && <p class="hint" role="status">Saved {saved} (every record of this filter, up to 100,000).</p>}
+        <Failure error={error} />
+        {rows && rows.length === 0 ? <Empty>No records match.</Empty> : (
+          <table class="rows">
+            <thead><tr><th>time (UTC)</th><th>status</th><th>decision</th><th>request</th><th>route</th><th>subject</th><th>why</th></tr></thead>
+            <tbody>
+              {rows?.map((r) => (
+                <tr class={r.decision}>
+                  <td>{time(r.time)}</td><td>{r.status}</td><td>{r.decision}</td><td><code>{r.method} {r.path}</code></td><td>{r.route ?? '–'}</td>
+                  <td>{r.subject ?? '–'}</td><td>{r.code ? `${r.code}${r.limit ? ` (${r.limit})` : r.statement ? ` (${r.statement})` : ''}` : (r.statement ?? '')}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Panel>
+    </div>
+  )
+}

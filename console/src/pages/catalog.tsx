@@ -1,0 +1,156 @@
+// What the running config offers: routes × roles, issuers and their keys, limits and their use,
+// secrets (names and versions, never values), pending approvals.
+import { useEffect, useState } from 'preact/hooks'
+import { api, ApiError, session } from '../api'
+import { ago, count } from '../format'
+import { Empty, Failure, Panel } from '../ui'
+
+interface Catalog {
+  routes: Array<{ id: string; methods: string[]; path: string; public: boolean; limits: string[]; target: { kind: string; name: string | null } }>
+  roles: string[]
+  matrix: Record<string, Record<string, { allow: string[]; deny: string[]; conditional: boolean }>>
+  issuers: Array<{ name: string; type: string; issuer: string | null; state: string; keys: Array<{ kid: string | null; alg: string | null; kty: string }>; last_refresh: string | null; last_error: string | null }>
+  drift: Array<{ detail: string | null; count: number; last: string }>
+  limits: Array<{ name: string; key: string; rate: string | null; burst: number | null; quota: string | null; routes: string[]; refused_1h: number; last_refused: string | null }>
+  approvals: boolean
+}
+interface Secrets { store: string | null; secrets: Array<{ name: string; versions: Array<{ version: number; created_at: string | null; label: string | null }> }> }
+/** An agent's tool call waiting for a person (mcp.approvals; GET /api/approvals). */
+interface Approval { id: string; tool: string; subject: string; approvers: string[]; status: string; expires_at: string }
+
+function Approvals({ served }: { served: boolean }) {
+  const [items, setItems] = useState<Approval[] | null>(null)
+  const [absent, setAbsent] = useState(false)
+  const [error, setError] = useState<unknown>(null)
+  const [approver, setApprover] = useState('')
+  const load = () => api<Approval[]>('approvals?status=pending').then(setItems, (err) => {
+    if (err instanceof ApiError && err.status === 404) setAbsent(true)
+    else setError(err)
+  })
+  useEffect(() => void (served ? load() : setAbsent(true)), [served])
+  // The admin token opens the API; the approver's own token (one of the rule's roles) decides.
+  const decide = (id: string, verdict: 'approve' | 'deny') =>
+    api(`approvals/${encodeURIComponent(id)}/${verdict}`, { method: 'POST', body: { token: approver.trim() } }).then(load, setError)
+  return (
+    <Panel title="Pending approvals">
+      <Failure error={error} />
+      {absent ? <Empty>No approvals on this gateway (mcp.approvals is not configured).</Empty>
+        : items && items.length === 0 ? <Empty>Nothing waits for approval.</Empty> : (
+          <>
+            <table class="rows">
+              <thead><tr><th>tool</th><th>caller</th><th>approvers</th><th>expires</th><th /></tr></thead>
+              <tbody>
+                {items?.map((a) => (
+                  <tr>
+                    <td><code>{a.tool}</code></td><td>{a.subject}</td><td>{a.approvers.join(', ')}</td><td>{a.expires_at}</td>
+                    <td>{session.value?.may.approve && <><button type="button" disabled={!approver.trim()} onClick={() => decide(a.id, 'approve')}>Approve</button> <button type="button" disabled={!approver.trim()} onClick={() => decide(a.id, 'deny')}>Deny</button></>}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            {session.value?.may.approve && (
+              <label class="inline">your token (an approver role) <input type="password" autocomplete="off" value={approver} onInput={(e) => setApprover((e.target as HTMLInputElement).value)} /></label>
+            )}
+          </>
+        )}
+    </Panel>
+  )
+}
+
+export function CatalogPage() {
+  const [catalog, setCatalog] = useState<Catalog | null>(null)
+  const [secrets, setSecrets] = useState<Secrets | null>(null)
+  const [error, setError] = useState<unknown>(null)
+  useEffect(() => {
+    api<Catalog>('catalog').then(setCatalog, setError)
+    api<Secrets>('secrets').then(setSecrets, setError)
+  }, [])
+  return (
+    <div class="catalog" data-ready={catalog ? 'true' : undefined}>
+      <Failure error={error} />
+      {catalog && (
+        <>
+          <Panel title="Routes × roles">
+            <div class="scroll">
+              <table class="matrix" data-testid="matrix">
+                <thead><tr><th>route</th><th>target</th>{catalog.roles.map((r) => <th class="role">{r}</th>)}</tr></thead>
+                <tbody>
+                  {catalog.routes.map((route) => (
+                    <tr>
+                      <td><b>{route.id}</b><br /><small><code>{route.methods.join(',')} {route.path}</code></small></td>
+                      <td><small>{route.target.kind} {route.target.name ?? ''}</small></td>
+                      {catalog.roles.map((role) => {
+                        if (route.public) return <td class="cell public">public</td>
+                        const cell = catalog.matrix[route.id]?.[role]
+                        if (!cell || (cell.allow.length === 0 && cell.deny.length === 0)) return <td class="cell none">–</td>
+                        return (
+                          <td class={`cell ${cell.allow.length > 0 ? 'allow' : 'deny'}`} title={cell.conditional ? 'some statements have conditions (source IP, claims)' : ''}>
+                            {cell.allow.join(' ')}{cell.deny.length > 0 && <s> {cell.deny.join(' ')}</s>}{cell.conditional && '*'}
+                          </td>
+                        )
+                      })}
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+            <p class="hint">Methods each role may call (struck: denied outright); * some statements have conditions.</p>
+          </Panel>
+          <div class="grid2">
+            <Panel title="Issuers">
+              {catalog.issuers.length === 0 ? <Empty>No issuers configured.</Empty> : (
+                <table class="rows">
+                  <thead><tr><th>name</th><th>state</th><th>keys</th><th>last refresh</th></tr></thead>
+                  <tbody>
+                    {catalog.issuers.map((i) => (
+                      <tr>
+                        <td><b>{i.name}</b><br /><small>{i.issuer ?? i.type}</small></td>
+                        <td class={i.state === 'ready' ? 'ok' : 'bad'}>{i.state}{i.last_error && <div class="problem">{i.last_error}</div>}</td>
+                        <td>{i.keys.length === 0 ? '–' : i.keys.map((k) => <div><code>{k.kid ?? '(no kid)'}</code> {k.alg ?? k.kty}</div>)}</td>
+                        <td>{ago(i.last_refresh)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              )}
+              <h3>Unknown issuers seen (last hour)</h3>
+              {catalog.drift.length === 0 ? <Empty>None: every token named a configured issuer.</Empty> : (
+                <ul class="plain">{catalog.drift.map((d) => <li>{count(d.count)}× {d.detail} <small>({ago(d.last)})</small></li>)}</ul>
+              )}
+            </Panel>
+            <Panel title="Limits">
+              {catalog.limits.length === 0 ? <Empty>No limits configured.</Empty> : (
+                <table class="rows">
+                  <thead><tr><th>limit</th><th>key</th><th>rate / quota</th><th>routes</th><th class="num">refused, last hour</th></tr></thead>
+                  <tbody>
+                    {catalog.limits.map((l) => (
+                      <tr>
+                        <td><b>{l.name}</b></td><td>{l.key}</td>
+                        <td>{[l.rate && `${l.rate}${l.burst ? ` (burst ${l.burst})` : ''}`, l.quota && `quota ${l.quota}`].filter(Boolean).join(', ')}</td>
+                        <td>{l.routes.join(', ') || '–'}</td><td class="num">{count(l.refused_1h)}{l.last_refused && <small> ({ago(l.last_refused)})</small>}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              )}
+            </Panel>
+            <Panel title="Secrets">
+              {!secrets ? null : secrets.store === null ? <Empty>No secrets store configured.</Empty> : secrets.secrets.length === 0 ? <Empty>The {secrets.store} store holds no secrets.</Empty> : (
+                <table class="rows" data-testid="secrets">
+                  <thead><tr><th>name</th><th>versions</th></tr></thead>
+                  <tbody>
+                    {secrets.secrets.map((s) => (
+                      <tr><td><b>{s.name}</b></td><td>{s.versions.map((v) => `v${v.version}${v.label ? ` (${v.label})` : ''}`).join(', ') || '–'}</td></tr>
+                    ))}
+                  </tbody>
+                </table>
+              )}
+              <p class="hint">Names and versions only: no value ever leaves the gateway.</p>
+            </Panel>
+            <Approvals served={catalog.approvals} />
+          </div>
+        </>
+      )}
+    </div>
+  )
+}

@@ -1,0 +1,174 @@
+// Traffic over time by outcome, latency (the whole request vs the upstream's share), the busiest
+// routes and principals, and the denial reasons. Drag across a chart to zoom into that range
+// (brushing); click a route or a principal to filter by it. A relative range refreshes every 10 s.
+import { useEffect, useMemo, useState } from 'preact/hooks'
+import { api, query } from '../api'
+import { Chart, type Series } from '../chart'
+import { count, ms, time } from '../format'
+import { go } from '../router'
+import { Empty, Failure, outcomeColor, Panel } from '../ui'
+
+interface Overview {
+  since: string
+  until: string
+  bucket_ms: number
+  buckets: number[]
+  outcomes: Array<{ key: string; counts: number[] }>
+  latency: { total_p50: Array<number | null>; total_p99: Array<number | null>; upstream_p50: Array<number | null>; upstream_p99: Array<number | null> }
+  totals: { requests: number; allow: number; deny: number; error: number }
+  top_routes: Array<{ route: string | null; requests: number; denied: number; errors: number }>
+  top_principals: Array<{ principal: string | null; requests: number; denied: number }>
+  denial_reasons: Array<{ code: string | null; statement: string | null; count: number }>
+}
+
+const RANGES = ['15m', '1h', '6h', '24h', '7d', '30d']
+const LIVE_MS = 10_000
+
+export function OverviewPage() {
+  const [range, setRange] = useState('1h')
+  const [brush, setBrush] = useState<{ from: number; to: number } | null>(null)
+  const [route, setRoute] = useState<string | null>(null)
+  const [principal, setPrincipal] = useState<string | null>(null)
+  const [data, setData] = useState<Overview | null>(null)
+  const [error, setError] = useState<unknown>(null)
+  const [live, setLive] = useState(true)
+
+  const path = `overview${query({
+    since: brush ? new Date(brush.from).toISOString() : range,
+    until: brush ? new Date(brush.to).toISOString() : undefined,
+    route,
+    principal,
+  })}`
+
+  useEffect(() => {
+    let stopped = false
+    const load = () =>
+      api<Overview>(path).then((d) => !stopped && (setData(d), setError(null)), (err) => !stopped && setError(err))
+    void load()
+    const timer = live && !brush ? setInterval(load, LIVE_MS) : undefined
+    return () => {
+      stopped = true
+      clearInterval(timer)
+    }
+  }, [path, live])
+
+  const traffic = useMemo<Series[]>(() => {
+    if (!data) return []
+    // Stacked bars: each series is the running sum, drawn tallest first so each shows its own band.
+    const sums = data.buckets.map(() => 0)
+    const stacked = data.outcomes.map((o, i) => ({
+      label: o.key,
+      color: outcomeColor(o.key, i),
+      values: o.counts.map((c, j) => (sums[j] = (sums[j] as number) + c)),
+      bars: true,
+    }))
+    return stacked.reverse()
+  }, [data])
+
+  const latency = useMemo<Series[]>(() => (data ? [
+    { label: 'request p50', color: '#1f77b4', values: data.latency.total_p50 },
+    { label: 'request p99', color: '#1f77b4', values: data.latency.total_p99, dash: [6, 4] },
+    { label: 'upstream p50', color: '#ff7f0e', values: data.latency.upstream_p50 },
+    { label: 'upstream p99', color: '#ff7f0e', values: data.latency.upstream_p99, dash: [6, 4] },
+  ] : []), [data])
+
+  const xEnd = data ? (data.buckets.at(-1) ?? 0) + data.bucket_ms : 0
+  const onSelect = (from: number, to: number) => setBrush({ from: Math.floor(from), to: Math.ceil(to) })
+
+  return (
+    <div class="overview" data-ready={data ? 'true' : undefined}>
+      <div class="toolbar">
+        <span class="ranges" role="group" aria-label="Range">
+          {RANGES.map((r) => (
+            <button type="button" class={!brush && r === range ? 'on' : ''} onClick={() => (setBrush(null), setRange(r))}>{r}</button>
+          ))}
+        </span>
+        {brush && (
+          <span class="chip">
+            {time(new Date(brush.from).toISOString())} – {time(new Date(brush.to).toISOString())}
+            <button type="button" class="link" onClick={() => setBrush(null)} aria-label="Clear the selected range">×</button>
+          </span>
+        )}
+        {route !== null && <span class="chip">route {route} <button type="button" class="link" onClick={() => setRoute(null)}>×</button></span>}
+        {principal !== null && <span class="chip">principal {principal} <button type="button" class="link" onClick={() => setPrincipal(null)}>×</button></span>}
+        <label class="live"><input type="checkbox" checked={live} onChange={(e) => setLive((e.target as HTMLInputElement).checked)} /> live</label>
+      </div>
+      <Failure error={error} />
+      {data && (
+        <>
+          <div class="totals">
+            <span><b>{count(data.totals.requests)}</b> requests</span>
+            <span class="allow"><b>{count(data.totals.allow)}</b> allowed</span>
+            <span class="deny"><b>{count(data.totals.deny)}</b> denied</span>
+            <span class="err"><b>{count(data.totals.error)}</b> errors</span>
+            <small>{time(data.since)} – {time(data.until)} UTC, {data.bucket_ms / 1000}s buckets; drag across a chart to zoom</small>
+          </div>
+          <div class="charts">
+            <div>
+              <Chart title="Requests by outcome" x={data.buckets} xEnd={xEnd} series={traffic} onSelect={onSelect} />
+              <ul class="legend">
+                {data.outcomes.map((o, i) => (
+                  <li><i class="swatch" style={{ background: outcomeColor(o.key, i) }} />{o.key} <b>{count(o.counts.reduce((a, c) => a + c, 0))}</b></li>
+                ))}
+              </ul>
+            </div>
+            <Chart title="Latency of forwarded requests: in all vs at the upstream (ms)" x={data.buckets} xEnd={xEnd} series={latency} unit="ms" onSelect={onSelect} />
+          </div>
+          <div class="grid3">
+            <Panel title="Top routes">
+              {data.top_routes.length === 0 ? <Empty>No requests in this range.</Empty> : (
+                <table>
+                  <thead><tr><th>route</th><th class="num">requests</th><th class="num">denied</th><th class="num">errors</th></tr></thead>
+                  <tbody>
+                    {data.top_routes.map((r) => (
+                      <tr>
+                        <td>{r.route === null ? <i>no route</i> : <button type="button" class="link" onClick={() => setRoute(r.route)}>{r.route}</button>}</td>
+                        <td class="num">{count(r.requests)}</td><td class="num">{count(r.denied)}</td><td class="num">{count(r.errors)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              )}
+            </Panel>
+            <Panel title="Top principals">
+              {data.top_principals.length === 0 ? <Empty>No requests in this range.</Empty> : (
+                <table>
+                  <thead><tr><th>principal</th><th class="num">requests</th><th class="num">denied</th></tr></thead>
+                  <tbody>
+                    {data.top_principals.map((p) => (
+                      <tr>
+                        <td>{p.principal === null ? <i>anonymous</i> : <button type="button" class="link" onClick={() => setPrincipal(p.principal)}>{p.principal}</button>}</td>
+                        <td class="num">{count(p.requests)}</td><td class="num">{count(p.denied)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              )}
+            </Panel>
+            <Panel title="Denial reasons" actions={<a href="#/denials">all denials →</a>}>
+              {data.denial_reasons.length === 0 ? <Empty>No denials in this range.</Empty> : (
+                <table>
+                  <thead><tr><th>code</th><th>statement</th><th class="num">count</th></tr></thead>
+                  <tbody>
+                    {data.denial_reasons.map((d) => (
+                      <tr>
+                        <td><button type="button" class="link" onClick={() => go('denials')}>{d.code ?? '–'}</button></td>
+                        <td>{d.statement ?? '–'}</td><td class="num">{count(d.count)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              )}
+            </Panel>
+          </div>
+          <p class="hint">Forwarded requests, median of the buckets' p50: {ms(median(data.latency.total_p50))} ms in all, {ms(median(data.latency.upstream_p50))} ms at the upstream; the difference is the gateway's own time.</p>
+        </>
+      )}
+    </div>
+  )
+}
+
+function median(values: Array<number | null>): number | null {
+  const known = values.filter((v): v is number => v !== null).sort((a, b) => a - b)
+  return known.length === 0 ? null : (known[Math.floor(known.length / 2)] as number)
+}

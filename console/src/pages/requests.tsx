@@ -1,0 +1,130 @@
+// The audit log as a paged table; a row opens its decision trace.
+import { useEffect, useState } from 'preact/hooks'
+import { api, query } from '../api'
+import { ExplanationView, type Explanation } from '../explanation'
+import { ms, time } from '../format'
+import { here } from '../router'
+import { Empty, Failure, Panel } from '../ui'
+
+export interface AuditRecord {
+  id: string; time: string; request_id: string; trace_id: string | null; method: string; path: string; route: string | null; status: number
+  decision: string; code: string | null; detail: string | null; statement: string | null; issuer: string | null; subject: string | null
+  client_id: string | null; roles: string[]; source_ip: string; upstream: string | null; upstream_status: number | null; duration_ms: number
+  upstream_ms: number | null; limit: string | null; attempts: number | null; credential: string | null
+}
+
+export interface Filters { since: string; until: string; decision: string; status: string; route: string; principal: string }
+export const NO_FILTERS: Filters = { since: '24h', until: '', decision: '', status: '', route: '', principal: '' }
+
+export function FilterForm({ value, onChange, children }: { value: Filters; onChange: (f: Filters) => void; children?: preact.ComponentChildren }) {
+  const [draft, setDraft] = useState(value)
+  const field = (name: keyof Filters, label: string, placeholder = '') => (
+    <label>
+      {label}
+      <input name={name} value={draft[name]} placeholder={placeholder} onInput={(e) => setDraft({ ...draft, [name]: (e.target as HTMLInputElement).value })} />
+    </label>
+  )
+  return (
+    <form class="filters" onSubmit={(e) => (e.preventDefault(), onChange(draft))}>
+      {field('since', 'since', '1h or a time')}
+      {field('until', 'until', 'a time')}
+      <label>
+        decision
+        <select name="decision" value={draft.decision} onChange={(e) => setDraft({ ...draft, decision: (e.target as HTMLSelectElement).value })}>
+          <option value="">any</option><option>allow</option><option>deny</option><option>error</option>
+        </select>
+      </label>
+      {field('status', 'status', '403')}
+      {field('route', 'route', 'route id')}
+      {field('principal', 'principal', 'subject')}
+      <button type="submit">Search</button>
+      {children}
+    </form>
+  )
+}
+
+export const filterQuery = (f: Filters, extra: Record<string, string | number> = {}) => query({ ...f, ...extra })
+
+interface Trace { record: AuditRecord; explanation: Explanation; claims: Record<string, unknown> | null; trace_url: string | null }
+
+export function TraceView({ id, at }: { id: string; at: string }) {
+  const [trace, setTrace] = useState<Trace | null>(null)
+  const [error, setError] = useState<unknown>(null)
+  useEffect(() => {
+    setTrace(null)
+    api<Trace>(`audit/trace${query({ id, time: at })}`).then(setTrace, setError)
+  }, [id, at])
+  if (error) return <Failure error={error} />
+  if (!trace) return <p class="loading">Loading the trace…</p>
+  const r = trace.record
+  return (
+    <div class="trace" data-testid="trace">
+      <dl class="explanation">
+        <dt>Recorded</dt>
+        <dd>
+          <b class={`tag ${r.decision}`}>{r.status} {r.decision}</b> {r.code && <code>{r.code}</code>} {r.statement && <>statement <b>{r.statement}</b></>}
+          {r.detail && <div class="detail">{r.detail}</div>}
+        </dd>
+        <dt>Identity</dt>
+        <dd>{r.subject ? <>{r.subject} <small>({r.issuer}{r.client_id ? `, client ${r.client_id}` : ''}; {r.credential ?? 'credential unknown'})</small></> : <i>none verified</i>} · roles {r.roles.join(', ') || '–'}</dd>
+        <dt>Limit</dt>
+        <dd>{r.limit ? <>refused by <b>{r.limit}</b></> : 'no limit refused it'}</dd>
+        <dt>Timing</dt>
+        <dd>
+          {ms(r.duration_ms)} ms in all{r.upstream && <>; upstream <b>{r.upstream}</b> answered {r.upstream_status ?? '–'} in {ms(r.upstream_ms)} ms{r.attempts && r.attempts > 1 ? ` after ${r.attempts} tries` : ''}</>}
+          {r.upstream_ms !== null && <> · gateway {ms(r.duration_ms - r.upstream_ms)} ms</>}
+        </dd>
+        <dt>Trace</dt>
+        <dd>{r.trace_id ? (trace.trace_url ? <a href={trace.trace_url} target="_blank" rel="noopener noreferrer">{r.trace_id}</a> : <code>{r.trace_id}</code>) : '–'} · request id <code>{r.request_id}</code></dd>
+      </dl>
+      <h3>The decision, explained under the running config</h3>
+      <p class="hint">From the identity the record keeps (issuer, subject, client): a claim it does not keep reads as absent.</p>
+      <ExplanationView e={trace.explanation} />
+    </div>
+  )
+}
+
+export function RequestsPage() {
+  const p = here.value.params
+  const [filters, setFilters] = useState<Filters>({ ...NO_FILTERS, route: p.get('route') ?? '', principal: p.get('principal') ?? '', decision: p.get('decision') ?? '', status: p.get('status') ?? '' })
+  const [offset, setOffset] = useState(0)
+  const [page, setPage] = useState<{ records: AuditRecord[]; more: boolean } | null>(null)
+  const [error, setError] = useState<unknown>(null)
+  const [open, setOpen] = useState<AuditRecord | null>(null)
+  const LIMIT = 50
+  useEffect(() => {
+    api<{ records: AuditRecord[]; more: boolean }>(`audit/page${filterQuery(filters, { limit: LIMIT, offset })}`).then((d) => (setPage(d), setError(null)), setError)
+  }, [filters, offset])
+  return (
+    <div class="requests" data-ready={page ? 'true' : undefined}>
+      <FilterForm value={filters} onChange={(f) => (setOffset(0), setFilters(f))} />
+      <Failure error={error} />
+      <div class={open ? 'split' : ''}>
+        <Panel title="Requests" actions={<span class="pager">
+          <button type="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - LIMIT))}>← newer</button>
+          <span>{offset + 1}–{offset + (page?.records.length ?? 0)}</span>
+          <button type="button" disabled={!page?.more} onClick={() => setOffset(offset + LIMIT)}>older →</button>
+        </span>}>
+          {page && page.records.length === 0 ? <Empty>No records match.</Empty> : (
+            <table class="rows">
+              <thead><tr><th>time (UTC)</th><th>status</th><th>request</th><th>route</th><th>principal</th><th>code</th><th class="num">ms</th></tr></thead>
+              <tbody>
+                {page?.records.map((r) => (
+                  <tr class={`${r.decision}${open?.id === r.id ? ' open' : ''}`} onClick={() => setOpen(r)} tabIndex={0} onKeyDown={(e) => e.key === 'Enter' && setOpen(r)} data-testid="row">
+                    <td>{time(r.time)}</td><td><b class={`tag ${r.decision}`}>{r.status}</b></td><td><code>{r.method} {r.path}</code></td>
+                    <td>{r.route ?? '–'}</td><td>{r.subject ?? '–'}</td><td>{r.code ?? ''}</td><td class="num">{ms(r.duration_ms)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </Panel>
+        {open && (
+          <Panel title={`Trace of ${open.method} ${open.path}`} actions={<button type="button" class="link" onClick={() => setOpen(null)}>close</button>}>
+            <TraceView id={open.id} at={open.time} />
+          </Panel>
+        )}
+      </div>
+    </div>
+  )
+}

@@ -1,0 +1,266 @@
+// What the console reads and does under /api/ (issue 20), beside the admin API's own endpoints
+// (api.ts). Aggregates come from the audit database (audit/aggregate.ts); explanations, the trace
+// of a recorded request, the denials' "why" and the replay all run the gateway's own decision code
+// (gateway/explain.ts), so the console cannot disagree with the gateway.
+import {
+  AuditQueryError, auditSourceOf, bucketFor, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, MAX_RANGE_MS, NoAuditLog, ordered, parseAuditQuery,
+  parseSince, readCounts, readDenials, readOverview, readRecords, readVerification, type AuditQuery, type AuditRecord, type AuditSource,
+} from '../audit/index.ts'
+import { jwtIssuers, x509Issuers } from '../config/index.ts'
+import { GatewayError } from '../errors/index.ts'
+import { explain, type Explanation, type Runtime } from '../gateway/index.ts'
+import type { AdminActions } from './api.ts'
+import { recordedClaims, replay } from './replay.ts'
+import type { AdminRoute } from './server.ts'
+
+/** The columns of an export, in the record's order (roles as `a;b` in CSV). */
+const EXPORT_MAX = 100_000
+
+function sourceOf(runtime: Runtime): AuditSource {
+  const source = auditSourceOf(runtime.config.audit)
+  if (!source) throw new GatewayError('route_not_found', { detail: 'No audit sink can be searched: configure an sqlite or postgres sink.' })
+  return source
+}
+
+/** since (a duration back from now, or a time) and until (a time, default now): a range the console may ask for. */
+export function rangeOf(query: URLSearchParams, now = Date.now(), fallback = '1h'): { sinceMs: number; untilMs: number } {
+  const since = query.get('since') ?? fallback
+  const sinceMs = parseSince(since, now)
+  if (sinceMs === undefined) throw new GatewayError('bad_request', { detail: `since "${since}" is neither a duration (1h) nor a time (2026-11-26T10:00:00Z).` })
+  const until = query.get('until')
+  const untilMs = until === null ? now : Date.parse(until)
+  if (Number.isNaN(untilMs)) throw new GatewayError('bad_request', { detail: `until "${until}" is not a time.` })
+  if (untilMs <= sinceMs) throw new GatewayError('bad_request', { detail: 'since must be before until.' })
+  if (untilMs - sinceMs > MAX_RANGE_MS) throw new GatewayError('bad_request', { detail: 'The range is at most 31 days.' })
+  return { sinceMs, untilMs }
+}
+
+function filtersOf(query: URLSearchParams): { route?: string; principal?: string } {
+  const out: { route?: string; principal?: string } = {}
+  const route = query.get('route')
+  const principal = query.get('principal')
+  if (route) out.route = route
+  if (principal) out.principal = principal
+  return out
+}
+
+/** The audit search's filters (those of `bouncer audit`), plus `offset` for paging. */
+function searchOf(query: URLSearchParams, maxLimit: number): AuditQuery & { offset: number } {
+  const { offset, ...rest } = Object.fromEntries(query) as Record<string, string>
+  delete rest.format
+  try {
+    const parsed = parseAuditQuery(rest, maxLimit)
+    const skip = Number(offset ?? 0)
+    if (!Number.isInteger(skip) || skip < 0 || skip > 100_000) throw new AuditQueryError('offset must be a whole number from 0 to 100000')
+    return { ...parsed, offset: skip }
+  } catch (err) {
+    if (err instanceof AuditQueryError) throw new GatewayError('bad_request', { detail: `${err.message}.` })
+    throw err
+  }
+}
+
+async function orEmpty<T>(work: Promise<T>, empty: T): Promise<T> {
+  try {
+    return await work
+  } catch (err) {
+    if (err instanceof NoAuditLog) return empty
+    throw err
+  }
+}
+
+function explainRecorded(runtime: Runtime, record: Pick<AuditRecord, 'method' | 'path' | 'issuer' | 'subject' | 'client_id' | 'source_ip'>): Explanation {
+  return explain(runtime, { method: record.method, path: record.path, claims: recordedClaims(record), ip: record.source_ip })
+}
+
+function csvCell(value: unknown): string {
+  const text = value === null || value === undefined ? '' : Array.isArray(value) ? value.join(';') : String(value)
+  // A cell a spreadsheet would run as a formula is prefixed with ' (OWASP "CSV injection").
+  const safe = /^[=+\-@\t\r]/.test(text) ? `'${text}` : text
+  return /[",\n\r]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe
+}
+
+/** The routes × roles matrix: for each route, each role's methods allowed, and whether conditions apply. */
+function matrixOf(runtime: Runtime): Record<string, Record<string, { allow: string[]; deny: string[]; conditional: boolean }>> {
+  const out: Record<string, Record<string, { allow: string[]; deny: string[]; conditional: boolean }>> = {}
+  for (const route of runtime.config.routes) {
+    const cells: (typeof out)[string] = {}
+    const policy = runtime.access.policyFor(route.id)
+    for (const role of runtime.access.roles) {
+      const bucket = policy?.get(role.name)
+      if (!bucket) continue
+      const methods = route.methods.includes('*') ? ['*'] : route.methods
+      const covers = (s: { anyAction: boolean; actions: ReadonlySet<string> }, m: string) => s.anyAction || s.actions.has(m)
+      const conditional = (s: { sourceIp: unknown; claims: unknown }) => s.sourceIp !== null || s.claims !== null
+      const deny = methods.filter((m) => bucket.deny.some((s) => covers(s, m) && !conditional(s)))
+      const allow = methods.filter((m) => !deny.includes(m) && bucket.allow.some((s) => covers(s, m)))
+      const isConditional = [...bucket.allow, ...bucket.deny].some(conditional)
+      cells[role.name] = { allow, deny, conditional: isConditional }
+    }
+    out[route.id] = cells
+  }
+  return out
+}
+
+export function consoleRoutes(actions: AdminActions, served: (method: string, path: string) => boolean): AdminRoute[] {
+  const runtime = () => actions.runtime()
+  return [
+    {
+      method: 'GET',
+      path: 'session',
+      handle: ({ caller }) => ({
+        body: { access: caller.access, via: caller.via, may: { reload: caller.access === 'admin', verify: caller.access === 'admin', approve: caller.access === 'admin' } },
+      }),
+    },
+    {
+      method: 'GET',
+      path: 'overview',
+      handle: async ({ query }) => {
+        const range = rangeOf(query)
+        const q = { ...range, bucketMs: bucketFor(range.untilMs - range.sinceMs), ...filtersOf(query) }
+        return { body: await readOverview(sourceOf(runtime()), q) }
+      },
+    },
+    {
+      method: 'GET',
+      path: 'denials',
+      handle: async ({ query }) => {
+        const rt = runtime()
+        const groups = await readDenials(sourceOf(rt), { ...rangeOf(query, Date.now(), '24h'), ...filtersOf(query) })
+        return {
+          body: groups.map((group) => {
+            const recorded = { method: group.sample.method, path: group.sample.path, issuer: group.sample.issuer, subject: group.principal, client_id: group.sample.client_id, source_ip: group.sample.source_ip }
+            const explanation = explainRecorded(rt, recorded)
+            const claims = recordedClaims(recorded)
+            return {
+              ...group,
+              explanation: explanation.decision,
+              simulate: { method: recorded.method, path: recorded.path, ip: recorded.source_ip, ...(claims ? { claims } : {}) },
+            }
+          }),
+        }
+      },
+    },
+    {
+      method: 'GET',
+      path: 'audit/page',
+      handle: async ({ query }) => {
+        const q = searchOf(query, 200)
+        // One more than asked, to know whether there is a next page; the offset's records are skipped.
+        const rows = await orEmpty(readRecords(sourceOf(runtime()), { ...q, limit: q.offset + q.limit + 1 }), [] as AuditRecord[])
+        const page = rows.slice(q.offset, q.offset + q.limit)
+        return { body: { records: page.map(ordered), offset: q.offset, limit: q.limit, more: rows.length > q.offset + q.limit } }
+      },
+    },
+    {
+      method: 'GET',
+      path: 'audit/export',
+      handle: async ({ query }) => {
+        const format = query.get('format') ?? 'ndjson'
+        if (format !== 'csv' && format !== 'ndjson') throw new GatewayError('bad_request', { detail: 'format is csv or ndjson.' })
+        const q = searchOf(query.has('limit') ? query : new URLSearchParams([...query, ['limit', String(EXPORT_MAX)]]), EXPORT_MAX)
+        const records = (await orEmpty(readRecords(sourceOf(runtime()), q), [] as AuditRecord[])).map(ordered)
+        const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+        if (format === 'ndjson') {
+          return { download: { type: 'application/x-ndjson', filename: `bouncer-audit-${stamp}.ndjson`, lines: records.map((r) => `${JSON.stringify(r)}\n`) } }
+        }
+        const fields = Object.keys(ordered({} as AuditRecord))
+        const lines = [`${fields.join(',')}\n`, ...records.map((r) => `${fields.map((f) => csvCell((r as unknown as Record<string, unknown>)[f])).join(',')}\n`)]
+        return { download: { type: 'text/csv; charset=utf-8', filename: `bouncer-audit-${stamp}.csv`, lines } }
+      },
+    },
+    {
+      method: 'GET',
+      path: 'audit/trace',
+      handle: async ({ query }) => {
+        const id = query.get('id')
+        const time = query.get('time')
+        if (!id || !time || Number.isNaN(Date.parse(time))) throw new GatewayError('bad_request', { detail: 'trace needs the record\'s id and time.' })
+        const at = Date.parse(time)
+        const rt = runtime()
+        // The time narrows the search to one index range; the id picks the record.
+        const candidates = await orEmpty(readRecords(sourceOf(rt), { sinceMs: at, untilMs: at, limit: 10_000 }), [] as AuditRecord[])
+        const record = candidates.find((r) => r.id === id)
+        if (!record) throw new GatewayError('route_not_found', { detail: `No audit record ${JSON.stringify(id)} at ${time}.` })
+        const template = rt.config.telemetry.trace_url
+        return {
+          body: {
+            record: ordered(record),
+            explanation: explainRecorded(rt, record),
+            claims: recordedClaims(record) ?? null,
+            trace_url: template && record.trace_id ? template.replaceAll('{trace_id}', encodeURIComponent(record.trace_id)) : null,
+          },
+        }
+      },
+    },
+    {
+      method: 'POST',
+      path: 'audit/verify',
+      access: 'admin',
+      handle: async () => {
+        const rt = runtime()
+        const file = checkpointPathOf(rt.config.audit)
+        const keyFile = `${file}.key`
+        const keys = checkpointVerificationKeys(actions.secretsStore(), keyFile)
+        const keyProblem = keys.size > 0 ? null : `no ${CHECKPOINT_KEY} in the secrets store, and no key file at ${keyFile}`
+        const started = performance.now()
+        const result = await orEmpty(readVerification(sourceOf(rt), { file, keys, keyProblem }), null)
+        if (result === null) return { body: { ok: true, checked: 0, chains: 0, empty: true, ms: 0 } }
+        return { body: { ...result, ms: Math.round(performance.now() - started) } }
+      },
+    },
+    {
+      method: 'GET',
+      path: 'catalog',
+      handle: async () => {
+        const rt = runtime()
+        const source = auditSourceOf(rt.config.audit)
+        const counts = source ? await readCounts(source, Date.now() - 3_600_000) : { limits: [], unknown_issuers: [] }
+        const limitedBy = new Map(counts.limits.map((l) => [l.limit, l]))
+        return {
+          body: {
+            routes: rt.config.routes.map((r) => ({
+              id: r.id, methods: r.methods, path: r.path, public: r.public, limits: r.limits,
+              target: r.upstream ? { kind: 'upstream', name: r.upstream } : r.function ? { kind: 'function', name: r.function } : 'dataset' in r && r.dataset ? { kind: 'dataset', name: (r.dataset as { source: string }).source } : { kind: 'none', name: null },
+            })),
+            roles: rt.access.roles.map((role) => role.name),
+            matrix: matrixOf(rt),
+            issuers: [
+              ...jwtIssuers(rt.config).map((issuer) => {
+                const keys = rt.issuerKeys.get(issuer.name)
+                return {
+                  name: issuer.name, type: 'jwt', issuer: issuer.issuer, jwks_uri: issuer.jwks_uri ?? null,
+                  state: keys?.state ?? (issuer.introspection ? 'introspection' : 'none'), keys: keys?.keys ?? [],
+                  last_refresh: keys?.lastRefreshAt ? new Date(keys.lastRefreshAt).toISOString() : null, last_error: keys?.lastError ?? null,
+                }
+              }),
+              ...x509Issuers(rt.config).map((issuer) => ({ name: issuer.name, type: 'x509', issuer: null, jwks_uri: null, state: 'ready', keys: [], last_refresh: null, last_error: null })),
+            ],
+            drift: counts.unknown_issuers,
+            approvals: served('GET', 'approvals'),
+            limits: rt.config.limits.map((limit) => ({
+              name: limit.name, key: limit.key, rate: limit.rate?.text ?? null, burst: limit.burst ?? null, quota: limit.quota?.text ?? null,
+              routes: rt.config.routes.filter((r) => r.limits.includes(limit.name)).map((r) => r.id),
+              refused_1h: limitedBy.get(limit.name)?.count ?? 0,
+              last_refused: limitedBy.get(limit.name)?.last ?? null,
+            })),
+          },
+        }
+      },
+    },
+    {
+      method: 'POST',
+      path: 'replay',
+      // It reads a pasted config, whose ${env:} references this process resolves: admins only.
+      access: 'admin',
+      handle: async ({ body }) => {
+        const b = (body ?? {}) as Record<string, unknown>
+        if (typeof b.config !== 'string' || b.config.trim() === '') throw new GatewayError('bad_request', { detail: 'replay needs "config": the draft config as YAML text.' })
+        const hours = b.hours === undefined ? 1 : Number(b.hours)
+        if (!Number.isFinite(hours) || hours <= 0 || hours > 24 * 31) throw new GatewayError('bad_request', { detail: '"hours" is a number from 0 to 744.' })
+        const rt = runtime()
+        const result = await replay(rt, sourceOf(rt), { draft: b.config, sinceMs: Date.now() - hours * 3_600_000 })
+        return { status: result.ok ? 200 : 422, body: result }
+      },
+    },
+  ]
+}

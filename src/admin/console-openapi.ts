@@ -1,0 +1,173 @@
+// The console's endpoints (console-api.ts) in the admin API's OpenAPI document (openapi.ts adds
+// these paths and schemas to its own). test/integration/openapi.test.ts calls each and checks it.
+import type { JsonSchema } from '../config/index.ts'
+
+const string = { type: 'string' } as const
+const integer = { type: 'integer' } as const
+const number = { type: 'number' } as const
+const boolean = { type: 'boolean' } as const
+const nullable = (schema: JsonSchema): JsonSchema => ({ anyOf: [schema, { type: 'null' }] })
+const array = (items: JsonSchema): JsonSchema => ({ type: 'array', items })
+/** Every property given is required; more may come in later versions. */
+const shape = (properties: Record<string, JsonSchema>, description?: string): JsonSchema => ({
+  type: 'object', ...(description ? { description } : {}), properties, required: Object.keys(properties),
+})
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
+const json = (schema: JsonSchema, description: string) => ({ description, content: { 'application/json': { schema } } })
+const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: ref('Problem') } } })
+const UNAUTHORIZED = problem('No admin credential, or not the right one (missing_token, unauthorized).')
+const READ_ONLY = problem('The credential reads only (admin.read_token): this changes something, so it needs admin.token (policy_denied).')
+const BAD_RANGE = problem('since, until or a filter does not parse, or the range is over 31 days (bad_request).')
+const NO_SINK = problem('No sqlite or postgres audit sink to read (route_not_found).')
+
+const RANGE = [
+  { name: 'since', in: 'query', schema: string, description: 'a duration back from now (15m, 1h, 30d) or a time; default 1h (denials: 24h)' },
+  { name: 'until', in: 'query', schema: string, description: 'a time; default now' },
+  { name: 'route', in: 'query', schema: string, description: 'only this route id' },
+  { name: 'principal', in: 'query', schema: string, description: "only this caller's subject" },
+]
+const SEARCH = [
+  ...['since', 'until', 'principal', 'route'].map((name) => ({ name, in: 'query', schema: string })),
+  { name: 'decision', in: 'query', schema: { enum: ['allow', 'deny', 'error'] } },
+  { name: 'status', in: 'query', schema: integer },
+]
+const series = array(nullable(number))
+const verdict = shape({ effect: { enum: ['allow', 'deny'] }, status: integer, code: nullable(string), statement: nullable(string), reason: string })
+
+export const consoleSchemas: Record<string, JsonSchema> = {
+  Session: shape({
+    access: { enum: ['read', 'admin'] },
+    via: { enum: ['token', 'read_token'] },
+    may: shape({ reload: boolean, verify: boolean, approve: boolean }),
+  }, 'Who the credential is, and what the console offers it.'),
+  Overview: shape({
+    since: string, until: string, bucket_ms: integer,
+    buckets: { ...array(integer), description: "each bucket's start, ms since the epoch" },
+    outcomes: array(shape({ key: { type: 'string', description: 'allow, deny:CODE or error:CODE' }, counts: array(integer) })),
+    latency: shape({ total_p50: series, total_p99: series, upstream_p50: series, upstream_p99: series }, 'milliseconds per bucket (null: no request)'),
+    totals: shape({ requests: integer, allow: integer, deny: integer, error: integer }),
+    top_routes: array(shape({ route: nullable(string), requests: integer, denied: integer, errors: integer })),
+    top_principals: array(shape({ principal: nullable(string), requests: integer, denied: integer })),
+    denial_reasons: array(shape({ code: nullable(string), statement: nullable(string), count: integer })),
+  }, 'Requests over time by outcome, latency percentiles, the busiest routes and principals, the denial reasons: computed by the audit database.'),
+  DenialGroup: shape({
+    code: nullable(string), route: nullable(string), principal: nullable(string), count: integer, last: string,
+    sample: shape({ method: string, path: string, statement: nullable(string), detail: nullable(string), issuer: nullable(string), client_id: nullable(string), source_ip: string, status: integer }),
+    explanation: verdict,
+    simulate: { ...shape({ method: string, path: string, ip: string }), description: 'an ExplainRequest for the simulator (claims: the recorded identity)' },
+  }),
+  AuditPage: shape({ records: array(ref('AuditRecord')), offset: integer, limit: integer, more: boolean }),
+  Trace: shape({
+    record: ref('AuditRecord'),
+    explanation: ref('Explanation'),
+    claims: nullable({ type: 'object' }),
+    trace_url: nullable(string),
+  }, "A recorded request and its decision explained under the running config, from the identity the record keeps."),
+  Verification: shape({ ok: boolean, checked: integer, chains: integer }, 'What bouncer audit verify finds (its JSON), and how long it took (ms).'),
+  Catalog: shape({
+    routes: array(shape({ id: string, methods: array(string), path: string, public: boolean, limits: array(string), target: { type: 'object' } })),
+    roles: array(string),
+    matrix: { type: 'object', description: 'route id → role → { allow: methods, deny: methods, conditional }' },
+    issuers: array(shape({ name: string, type: string, state: string, keys: array({ type: 'object' }), last_refresh: nullable(string), last_error: nullable(string) })),
+    drift: array(shape({ detail: nullable(string), count: integer, last: string })),
+    limits: array(shape({ name: string, key: string, rate: nullable(string), burst: nullable(integer), quota: nullable(string), routes: array(string), refused_1h: integer })),
+    approvals: { type: 'boolean', description: 'whether this gateway has approvals (GET /api/approvals)' },
+  }),
+  ReplayRequest: {
+    type: 'object',
+    properties: { config: { type: 'string', description: 'the draft config (YAML)' }, hours: { type: 'number', description: 'replay this many hours back (default 1, at most 744)' } },
+    required: ['config'],
+  },
+  Replay: {
+    anyOf: [
+      shape({
+        ok: { const: true }, scanned: integer, distinct: integer, truncated: boolean, note: string,
+        changes: array(shape({ method: string, path: string, principal: nullable(string), requests: integer, before: verdict, after: verdict })),
+      }),
+      shape({ ok: { const: false }, errors: array(string) }),
+    ],
+  },
+}
+
+export function consolePaths(): Record<string, JsonSchema> {
+  return {
+    '/api/session': {
+      get: { operationId: 'session', summary: 'Who is signed in to the console, and what they may do', responses: { 200: json(ref('Session'), 'The caller.'), 401: UNAUTHORIZED } },
+    },
+    '/api/overview': {
+      get: {
+        operationId: 'overview',
+        summary: 'Traffic over time by outcome, latency, top routes, principals and denial reasons',
+        parameters: RANGE,
+        responses: { 200: json(ref('Overview'), 'The aggregates of the range.'), 400: BAD_RANGE, 401: UNAUTHORIZED, 404: NO_SINK },
+      },
+    },
+    '/api/denials': {
+      get: {
+        operationId: 'denials',
+        summary: 'Denials grouped by code × route × principal, each explained, with a request to simulate',
+        parameters: RANGE,
+        responses: { 200: json(array(ref('DenialGroup')), 'The groups, the largest first (at most 100).'), 400: BAD_RANGE, 401: UNAUTHORIZED },
+      },
+    },
+    '/api/audit/page': {
+      get: {
+        operationId: 'auditPage',
+        summary: 'A page of audit records, newest first (the filters of bouncer audit, with offset)',
+        parameters: [...SEARCH, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } }, { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0, maximum: 100_000, default: 0 } }],
+        responses: { 200: json(ref('AuditPage'), 'The page, and whether there is another.'), 400: BAD_RANGE, 401: UNAUTHORIZED },
+      },
+    },
+    '/api/audit/export': {
+      get: {
+        operationId: 'auditExport',
+        summary: 'The records of a search as a file to save: CSV or NDJSON',
+        parameters: [...SEARCH, { name: 'format', in: 'query', schema: { enum: ['csv', 'ndjson'], default: 'ndjson' } }, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100_000, default: 100_000 } }],
+        responses: {
+          200: {
+            description: 'An attachment: one record per line (CSV: a header line, roles joined by ;, a cell a spreadsheet would run prefixed with \').',
+            content: { 'application/x-ndjson': { schema: string }, 'text/csv': { schema: string } },
+          },
+          400: BAD_RANGE,
+          401: UNAUTHORIZED,
+        },
+      },
+    },
+    '/api/audit/trace': {
+      get: {
+        operationId: 'auditTrace',
+        summary: "A recorded request's decision trace: route, identity and the trust rule behind each role, the statements, limit, upstream timing, trace link",
+        parameters: [{ name: 'id', in: 'query', required: true, schema: string }, { name: 'time', in: 'query', required: true, schema: string, description: "the record's time" }],
+        responses: { 200: json(ref('Trace'), 'The record and its explanation.'), 400: problem('id or time is missing (bad_request).'), 401: UNAUTHORIZED, 404: problem('No such record (route_not_found).') },
+      },
+    },
+    '/api/audit/verify': {
+      post: {
+        operationId: 'auditVerify',
+        summary: "Check the audit log's hash chain and checkpoints now (what bouncer audit verify does)",
+        responses: { 200: json(ref('Verification'), 'The verdict (ok false names each problem).'), 401: UNAUTHORIZED, 403: READ_ONLY },
+      },
+    },
+    '/api/catalog': {
+      get: {
+        operationId: 'catalog',
+        summary: 'Routes × roles, issuers with their keys and unknown issuers seen (last hour), limits and what they refused (last hour)',
+        responses: { 200: json(ref('Catalog'), 'The running config, as the console shows it.'), 401: UNAUTHORIZED },
+      },
+    },
+    '/api/replay': {
+      post: {
+        operationId: 'replay',
+        summary: 'Decide the recorded requests of the last hours again under a draft config; list every decision that changes',
+        requestBody: { required: true, content: { 'application/json': { schema: ref('ReplayRequest') } } },
+        responses: {
+          200: json(ref('Replay'), 'The changes.'),
+          400: problem('No config, or hours out of range (bad_request).'),
+          401: UNAUTHORIZED,
+          403: READ_ONLY,
+          422: json(ref('Replay'), 'The draft has errors (bouncer check lines).'),
+        },
+      },
+    },
+  }
+}

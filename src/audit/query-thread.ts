@@ -1,0 +1,80 @@
+// The console's reads of an SQLite audit log go to one worker thread (query-worker.ts), so a long
+// aggregate never holds up the requests the gateway is serving: node:sqlite is synchronous, and the
+// gateway's event loop is the one its requests run on. PostgreSQL is asynchronous already: its
+// reads stay here. The worker starts on first use and does not keep the process alive.
+import { Worker } from 'node:worker_threads'
+import { auditCounts, auditDenials, auditOverview, type AggregateQuery, type AuditCounts, type DenialGroup, type Overview } from './aggregate.ts'
+import type { AuditRecord } from './record.ts'
+import { searchAudit, type AuditQuery, type AuditSource } from './search.ts'
+import { NoAuditLog } from './sinks/sqlite.ts'
+import { verifyAudit, type Anchors, type VerifyResult } from './verify.ts'
+
+export type QueryJob =
+  | { kind: 'overview'; source: AuditSource; query: AggregateQuery }
+  | { kind: 'denials'; source: AuditSource; query: Omit<AggregateQuery, 'bucketMs'>; limit?: number }
+  | { kind: 'counts'; source: AuditSource; sinceMs: number }
+  | { kind: 'search'; source: AuditSource; query: AuditQuery }
+  | { kind: 'verify'; source: AuditSource; anchors: Anchors }
+
+export type QueryReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; noLog: boolean; message: string }
+
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './query-worker.ts' : './query-worker.js', import.meta.url)
+
+let worker: Worker | undefined
+let nextId = 1
+const waiting = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>()
+
+function failAll(err: Error): void {
+  for (const { reject } of waiting.values()) reject(err)
+  waiting.clear()
+  worker = undefined
+}
+
+function thread(): Worker {
+  if (worker) return worker
+  const w = new Worker(WORKER_URL)
+  w.unref()
+  w.on('message', (reply: QueryReply) => {
+    const job = waiting.get(reply.id)
+    if (!job) return
+    waiting.delete(reply.id)
+    if (waiting.size === 0) w.unref()
+    if (reply.ok) job.resolve(reply.result)
+    else job.reject(reply.noLog ? new NoAuditLog(reply.message) : new Error(reply.message))
+  })
+  w.on('error', (err) => failAll(err))
+  w.on('exit', () => failAll(new Error('the audit query thread stopped')))
+  worker = w
+  return w
+}
+
+function offThread<T>(job: QueryJob): Promise<T> {
+  const w = thread()
+  const id = nextId++
+  w.ref() // while a page waits for an answer
+  return new Promise<T>((resolve, reject) => {
+    waiting.set(id, { resolve: resolve as (value: unknown) => void, reject })
+    w.postMessage({ id, job })
+  })
+}
+
+export function readOverview(source: AuditSource, query: AggregateQuery): Promise<Overview> {
+  return source.type === 'sqlite' ? offThread({ kind: 'overview', source, query }) : auditOverview(source, query)
+}
+
+export function readDenials(source: AuditSource, query: Omit<AggregateQuery, 'bucketMs'>, limit?: number): Promise<DenialGroup[]> {
+  return source.type === 'sqlite' ? offThread({ kind: 'denials', source, query, limit }) : auditDenials(source, query, limit)
+}
+
+export function readCounts(source: AuditSource, sinceMs: number): Promise<AuditCounts> {
+  return source.type === 'sqlite' ? offThread({ kind: 'counts', source, sinceMs }) : auditCounts(source, sinceMs)
+}
+
+export function readRecords(source: AuditSource, query: AuditQuery): Promise<AuditRecord[]> {
+  return source.type === 'sqlite' ? offThread({ kind: 'search', source, query }) : searchAudit(source, query)
+}
+
+/** `bouncer audit verify` for the console: a million records hashed again, off the gateway's thread (the keys are cloned across). */
+export function readVerification(source: AuditSource, anchors: Anchors): Promise<VerifyResult> {
+  return source.type === 'sqlite' ? offThread({ kind: 'verify', source, anchors }) : verifyAudit(source, anchors)
+}

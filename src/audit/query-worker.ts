@@ -1,0 +1,30 @@
+// The console's SQLite reads, run on a thread of their own (query-thread.ts): node:sqlite blocks
+// the thread it runs on, and a day's aggregates take a second on a million records.
+import { parentPort } from 'node:worker_threads'
+import { auditCounts, auditDenials, auditOverview } from './aggregate.ts'
+import type { QueryJob, QueryReply } from './query-thread.ts'
+import { searchAudit } from './search.ts'
+import { NoAuditLog } from './sinks/sqlite.ts'
+import { verifyAudit } from './verify.ts'
+
+async function run(job: QueryJob): Promise<unknown> {
+  switch (job.kind) {
+    case 'overview':
+      return auditOverview(job.source, job.query)
+    case 'denials':
+      return auditDenials(job.source, job.query, job.limit)
+    case 'counts':
+      return auditCounts(job.source, job.sinceMs)
+    case 'search':
+      return searchAudit(job.source, job.query)
+    case 'verify':
+      return verifyAudit(job.source, job.anchors)
+  }
+}
+
+parentPort?.on('message', (message: { id: number; job: QueryJob }) => {
+  run(message.job).then(
+    (result) => parentPort?.postMessage({ id: message.id, ok: true, result } satisfies QueryReply),
+    (err: unknown) => parentPort?.postMessage({ id: message.id, ok: false, noLog: err instanceof NoAuditLog, message: (err as Error).message ?? String(err) } satisfies QueryReply),
+  )
+})
