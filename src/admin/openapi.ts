@@ -223,6 +223,7 @@ const AUDIT_FILTERS = [
   { name: 'since', schema: string, description: 'a duration back from now (1h) or a time (2026-11-26T10:00:00Z)' },
   { name: 'until', schema: string, description: 'a time' },
   { name: 'principal', schema: string, description: "the caller's subject" },
+  { name: 'actor', schema: string, description: 'the agent acting for the caller (token exchange)' },
   { name: 'route', schema: string, description: 'a route id' },
   { name: 'decision', schema: { enum: ['allow', 'deny', 'error'] } },
   { name: 'status', schema: integer, description: 'an HTTP status' },

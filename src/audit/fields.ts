@@ -87,7 +87,7 @@ export const FIELDS = [
   { name: 'limit', kind: 'text', nullable: true },
   // SPEC "The audit record, added": appended after `limit`.
   { name: 'credential', kind: 'text', nullable: true, added: true },
-  { name: 'actor', kind: 'text', nullable: true, client: 256, added: true },
+  { name: 'actor', kind: 'text', nullable: true, client: 256, added: true, filter: 'actor' },
   { name: 'tool', kind: 'text', nullable: true, client: 256, added: true },
   { name: 'args_sha256', kind: 'sha256', nullable: true, added: true },
   { name: 'attempts', kind: 'integer', nullable: true, added: true },

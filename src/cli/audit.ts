@@ -15,6 +15,7 @@ interface SearchOptions {
   since?: string
   until?: string
   principal?: string
+  actor?: string
   route?: string
   decision?: string
   status?: string
@@ -109,6 +110,7 @@ export function registerAudit(program: Command): void {
     .option('--since <duration|time>', 'e.g. 1h, 30m, 2026-11-26T10:00:00Z')
     .option('--until <time>', 'e.g. 2026-11-26T11:00:00Z')
     .option('--principal <sub>', "the caller's subject")
+    .option('--actor <sub>', 'the agent acting for the caller (token exchange)')
     .option('--route <id>', 'route id')
     .option('--decision <decision>', 'allow, deny or error')
     .option('--status <n>', 'HTTP status')

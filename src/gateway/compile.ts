@@ -235,6 +235,7 @@ function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<
   const builtIns = deps.builtIns
   return {
     issuerKeys,
+    own: ownTokens(config, deps),
     access,
     routes,
     dispatch: (request: Parameters<InternalDispatch>[0]) => (builtIns.dispatch ?? NO_DISPATCH)(request),

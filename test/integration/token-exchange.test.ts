@@ -83,6 +83,7 @@ beforeAll(async () => {
     audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
     admin: { token: ADMIN_TOKEN },
   })
+  await waitFor(() => gw.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'the issuer keys', 20_000)
   const tokens = await Promise.all(['alice-app', 'reports-agent', 'second-agent', 'rogue-agent'].map((c) => idp.token(c)))
   ;[alice, agent, secondAgent, rogue] = tokens as [string, string, string, string]
 }, 60_000)
@@ -293,6 +294,16 @@ describe('on behalf of a user', () => {
     })
   })
 
+  it('can be searched by the acting agent (bouncer audit --actor, GET /api/audit?actor=)', async () => {
+    await call('/reports/by-second-agent', await exchanged({ actor_token: secondAgent }), 'obo-second-agent')
+    await auditRecord('obo-second-agent')
+    const res = await request(`${gw.adminUrl}/api/audit?actor=second-agent&route=reports`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+    expect(res.statusCode).toBe(200)
+    const records = (await res.body.json()) as AuditRecord[]
+    expect(records.map((r) => r.request_id)).toContain('obo-second-agent')
+    expect(new Set(records.map((r) => r.actor))).toEqual(new Set(['second-agent']))
+  })
+
   it('is denied where only the user may: the explanation says the agent\'s roles denied', async () => {
     expect((await call('/pii/customers', alice)).status).toBe(200) // the user, directly
     const { status, body } = await call('/pii/customers', await exchanged(), 'obo-agent-denied')
@@ -396,6 +407,7 @@ describe('the signing key an operator keeps (token_exchange.signing.key)', () =>
     const withKey = await startTestGateway(config(true), { env })
     let token: string
     try {
+      await waitFor(() => withKey.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'the issuer keys', 20_000)
       const res = await request(`${withKey.url}/oauth2/token`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -422,6 +434,7 @@ describe('the signing key an operator keeps (token_exchange.signing.key)', () =>
     }
     const disabled = await startTestGateway(config(false), { env })
     try {
+      await waitFor(() => disabled.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'the issuer keys', 20_000)
       for (const path of ['/oauth2/token', '/oauth2/jwks', '/.well-known/oauth-authorization-server']) {
         const res = await request(`${disabled.url}${path}`)
         expect(res.statusCode, path).toBe(404)

@@ -55,6 +55,17 @@ export function createCatalog(routeTools: ReadonlyMap<string, ToolEntry>, server
     return policies.get(routeId)
   }
 
+  /**
+   * The caller's decision; on behalf of a user (an identity with an actor, SPEC "Agents"), the
+   * agent's roles decide too, and a deny on either side wins.
+   */
+  function decideForBoth(caller: Caller, policy: RoutePolicy | undefined, method: string): AccessDecision {
+    const decision = decide({ identity: caller.identity, roles: caller.roles, clientIp: caller.clientIp, policy, method })
+    const actor = caller.identity.actor
+    if (!actor || decision.effect !== 'allow') return decision
+    return decide({ identity: actor, roles: access.resolver.actorRolesFor(actor), clientIp: caller.clientIp, policy, method })
+  }
+
   async function serverEntries(server: UpstreamMcpServer): Promise<ToolEntry[]> {
     try {
       const tools = await server.tools()
@@ -84,13 +95,12 @@ export function createCatalog(routeTools: ReadonlyMap<string, ToolEntry>, server
       return (await catalog.entries()).find((entry) => entry.name === name)
     },
     toolAccess(caller, entry) {
-      const input = { identity: caller.identity, roles: caller.roles, clientIp: caller.clientIp }
       const toolRoute = `mcp:${entry.name}`
-      const decision = decide({ ...input, policy: policyOf(toolRoute), method: 'call' })
+      const decision = decideForBoth(caller, policyOf(toolRoute), 'call')
       if (decision.effect !== 'allow' || entry.target.kind !== 'route' || entry.target.route.public) {
         return { allowed: decision.effect === 'allow', decision, decidedOn: toolRoute }
       }
-      const routeDecision = decide({ ...input, policy: entry.target.route.policy, method: entry.target.source.method })
+      const routeDecision = decideForBoth(caller, entry.target.route.policy, entry.target.source.method)
       if (routeDecision.effect === 'allow') return { allowed: true, decision, decidedOn: toolRoute }
       return { allowed: false, decision: routeDecision, decidedOn: entry.target.source.routeId }
     },

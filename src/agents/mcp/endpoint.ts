@@ -8,7 +8,7 @@ import { createMcpHandler, type McpHttpHandler } from '@modelcontextprotocol/ser
 import type { AccessControl, RoutePolicy } from '../../access/index.ts'
 import type { Config, McpConfig, RoutePattern } from '../../config/index.ts'
 import { GatewayError } from '../../errors/index.ts'
-import { rawHeader, type IssuerKeys } from '../../identity/index.ts'
+import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
 import { nothingServed, type Backend, type Caller, type InternalDispatch, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
@@ -29,6 +29,8 @@ export interface ToolRoute {
 
 export interface McpCompileDeps {
   issuerKeys: ReadonlyMap<string, IssuerKeys>
+  /** The gateway's own tokens (token exchange), trusted here too when they name this resource. */
+  own?: OwnTokens | null
   access: AccessControl
   routes: ReadonlyMap<string, ToolRoute>
   dispatch: InternalDispatch

@@ -8,7 +8,7 @@
 import type { AccessControl } from '../../access/index.ts'
 import { jwtIssuers, type Config, type McpConfig } from '../../config/index.ts'
 import { GatewayError } from '../../errors/index.ts'
-import { createTokenVerifier, type IssuerKeys, type TokenVerifier } from '../../identity/index.ts'
+import { createTokenVerifier, type IssuerKeys, type OwnTokens, type TokenVerifier } from '../../identity/index.ts'
 import type { Caller, RequestContext } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 
@@ -23,7 +23,7 @@ export interface ResourceServer {
   checkOrigin(origin: string | undefined): void
 }
 
-export function createResourceServer(config: Config, mcp: McpConfig, deps: { issuerKeys: ReadonlyMap<string, IssuerKeys>; access: AccessControl; logger: Logger }): ResourceServer {
+export function createResourceServer(config: Config, mcp: McpConfig, deps: { issuerKeys: ReadonlyMap<string, IssuerKeys>; own?: OwnTokens | null; access: AccessControl; logger: Logger }): ResourceServer {
   const resource = new URL(mcp.resource)
   const metadataPath = `${METADATA_PREFIX}${mcp.path === '/' ? '' : mcp.path}`
   const metadataUrl = `${resource.origin}${metadataPath}`
@@ -34,6 +34,8 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
     maxTokenBytes: config.server.max_token_bytes,
     cacheEntries: config.server.token_cache_entries,
     logger: deps.logger,
+    // On behalf of a user: the gateway's own exchanged tokens, when exchanged for this resource.
+    own: deps.own ? { ...deps.own, config: { ...deps.own.config, audiences: [mcp.resource] } } : null,
   })
   const scope = mcp.scopes.join(' ')
   const challenge = (extra: string) => `Bearer resource_metadata="${metadataUrl}"${scope === '' ? '' : `, scope="${scope}"`}${extra}`
@@ -69,7 +71,7 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
       }
       return {
         identity,
-        credential: 'bearer',
+        credential: identity.grantedRoles === undefined ? 'bearer' : 'exchanged',
         roles: deps.access.resolver.rolesFor(identity),
         clientIp: ctx.clientIp,
         userAgent: ctx.headers?.userAgent ?? null,

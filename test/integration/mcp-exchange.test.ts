@@ -1,0 +1,93 @@
+// On behalf of a user over MCP: an agent exchanges the user's token and its own for a token naming
+// the MCP resource, and the MCP endpoint takes it. `tools/list` then shows, and `tools/call` runs,
+// only the tools that both the user's roles and the agent's roles allow; the audit record of a
+// call names both.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { auditRows, connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
+
+let idp: TestIdentityProvider
+let upstream: TestUpstream
+let gateway: TestGateway
+let dir: string
+
+beforeAll(async () => {
+  ;[idp, upstream] = await Promise.all([startIdentityProvider(), startUpstream()])
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-mcp-exchange-'))
+  gateway = await startTestGateway({
+    ...mcpTestConfig(idp.issuer, upstream.url, dir),
+    // looker-reports (role reporter: every tool, every sales route) is the user; analytics-agent
+    // (role agent: the two tools, but only the sales.daily route) acts for it.
+    token_exchange: { issuer: 'https://mcp.bouncer.test', audiences: [MCP_RESOURCE], actors: [{ role: 'agent', delegated_roles: ['reporter'] }] },
+  })
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+}, 90_000)
+
+afterAll(async () => {
+  await gateway?.close()
+  await Promise.all([upstream?.close(), idp?.stop()])
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function exchangedForMcp(): Promise<string> {
+  const res = await request(`${gateway.url}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: await idp.token('looker-reports'), subject_token_type: ACCESS_TOKEN,
+      actor_token: await idp.token('analytics-agent'), actor_token_type: ACCESS_TOKEN,
+      resource: MCP_RESOURCE,
+    }).toString(),
+  })
+  const body = (await res.body.json()) as { access_token: string }
+  expect(res.statusCode, JSON.stringify(body)).toBe(200)
+  return body.access_token
+}
+
+it('lists and runs only the tools both the user and the agent may use, and audits both', async () => {
+  const user = await connect(`${gateway.url}/mcp`, await idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
+  try {
+    expect((await user.listTools()).tools.map((t) => t.name).sort()).toEqual(['get_daily_report', 'list_customers'])
+  } finally {
+    await user.close()
+  }
+  const client = await connect(`${gateway.url}/mcp`, await exchangedForMcp(), '2025-11-25')
+  try {
+    // The agent's role may call list_customers, but not the route behind it: so neither may the delegation.
+    expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['get_daily_report'])
+    const result = await client.callTool({ name: 'get_daily_report', arguments: { region: 'eu' } })
+    expect(result.isError).toBeFalsy()
+    // Calling it anyway gets the answer of a tool that does not exist (list == call).
+    await expect(client.callTool({ name: 'list_customers', arguments: {} })).rejects.toThrow(/Unknown tool: list_customers/)
+  } finally {
+    await client.close()
+  }
+  await waitFor(() => auditRows(join(dir, 'audit.db'), "tool = 'get_daily_report' AND status = 200").length > 0, 'the tool call\'s audit record', 20_000)
+  const [row] = auditRows(join(dir, 'audit.db'), "tool = 'get_daily_report' AND status = 200")
+  expect(row).toMatchObject({ subject: 'looker-reports', actor: 'analytics-agent', credential: 'exchanged' })
+})
+
+it('refuses an exchanged token for another audience', async () => {
+  const res = await request(`${gateway.url}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: await idp.token('looker-reports'), subject_token_type: ACCESS_TOKEN,
+      actor_token: await idp.token('analytics-agent'), actor_token_type: ACCESS_TOKEN,
+      audience: 'https://elsewhere.test',
+    }).toString(),
+  })
+  expect(res.statusCode).toBe(400)
+  expect(((await res.body.json()) as { error: string }).error).toBe('invalid_target')
+})
