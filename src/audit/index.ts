@@ -1,4 +1,4 @@
-export { createAuditLog, type AuditHead, type AuditLog, type AuditStats } from './log.ts'
+export { createAuditLog, instanceIdOf, type AuditHead, type AuditLog, type AuditStats } from './log.ts'
 export { AUDIT_FIELDS, ordered, type AuditRecord } from './record.ts'
 export { AuditQueryError, auditSourceOf, parseAuditQuery, searchAudit, type AuditQuery, type AuditSource } from './search.ts'
 export { verifyAudit, type Anchors, type FoundCheckpoint, type VerifyResult } from './verify.ts'

@@ -99,6 +99,8 @@ const server = z.strictObject({
   tls: tls.optional(),
   /** HTTP/2 by ALPN on a TLS listener, HTTP/1.1 alongside. */
   http2: z.boolean().default(false),
+  /** Reload when the config file changes on disk (polled each second; a Kubernetes ConfigMap's swap counts), as on SIGHUP. */
+  watch_config: z.boolean().default(false),
 })
 
 const admin = z.strictObject({
