@@ -26,6 +26,8 @@ export interface LoadResult {
   byCode: Record<string, number>
   /** Request ids of the 2xx answers. */
   answeredIds: string[]
+  /** When each request was decided, roughly: the midpoint of sending it and its answer (ms since the start). */
+  decidedAt: number[]
   elapsedMs: number
 }
 
@@ -33,7 +35,7 @@ export function runLoad(options: LoadOptions): { done: Promise<LoadResult>; resu
   const rate = options.rate ?? 150
   const concurrency = options.concurrency ?? 16
   const pool = new Pool(options.url, { connections: concurrency, pipelining: 1, headersTimeout: 30_000, bodyTimeout: 30_000 })
-  const result: LoadResult = { requests: 0, answered: 0, errors: 0, byStatus: {}, byCode: {}, answeredIds: [], elapsedMs: 0 }
+  const result: LoadResult = { requests: 0, answered: 0, errors: 0, byStatus: {}, byCode: {}, answeredIds: [], decidedAt: [], elapsedMs: 0 }
   const started = performance.now()
   const deadline = started + options.durationMs
   const interval = 1000 / rate
@@ -45,8 +47,10 @@ export function runLoad(options: LoadOptions): { done: Promise<LoadResult>; resu
     const path = typeof options.path === 'function' ? options.path(n) : options.path
     result.requests++
     inFlight++
+    const sent = performance.now()
     try {
       const res = await pool.request({ path, method: 'GET', headers: { ...options.headers, 'x-request-id': id } })
+      result.decidedAt.push((sent + performance.now()) / 2 - started)
       const body = await res.body.text()
       result.byStatus[res.statusCode] = (result.byStatus[res.statusCode] ?? 0) + 1
       if (res.statusCode < 300) {
@@ -99,4 +103,24 @@ export function figure(name: string, r: LoadResult, extra: Record<string, string
   const codes = Object.entries(r.byCode).map(([code, n]) => `${code}=${n}`).join(' ')
   const more = Object.entries(extra).map(([k, v]) => `${k}=${v}`).join(' ')
   return `[cluster] ${name}: requests=${r.requests} answered=${r.answered} errors=${r.errors} (${(100 * r.errors / Math.max(1, r.requests)).toFixed(2)}%)${codes ? ` [${codes}]` : ''} over ${(r.elapsedMs / 1000).toFixed(1)}s${more ? ` ${more}` : ''}`
+}
+
+/**
+ * How many of these requests one exact token bucket (`rate` a second, `burst` deep) would have let
+ * through: what a fleet that shares its buckets perfectly allows for the same arrivals, whatever
+ * rate the loaded machine actually managed to offer.
+ */
+export function idealBucketAllows(decidedAt: readonly number[], rate: number, burst: number): number {
+  let tokens = burst
+  let last = 0
+  let allowed = 0
+  for (const at of [...decidedAt].sort((a, b) => a - b)) {
+    tokens = Math.min(burst, tokens + ((at - last) * rate) / 1000)
+    last = at
+    if (tokens >= 1) {
+      tokens -= 1
+      allowed++
+    }
+  }
+  return allowed
 }
