@@ -83,7 +83,7 @@ function configOf(c: { dir: string; idp: TestIdentityProvider; redis: TestRedis;
       // Every request of the steady load takes a token from Redis: the store is on the path.
       { name: 'bulk', key: 'header:X-Tenant', rate: '100000/s', burst: 100000 },
       // Aggregate accuracy: one tenant's rate, held across three instances.
-      { name: 'metered', key: 'header:X-Tenant', rate: '50/s', burst: 50 },
+      { name: 'metered', key: 'header:X-Tenant', rate: '10/s', burst: 10 },
       // Exactness after a Redis outage: a fresh tenant gets exactly 5, then nothing for a minute.
       { name: 'probe', key: 'header:X-Tenant', rate: '1/m', burst: 5 },
     ],

@@ -76,10 +76,13 @@ describe('a cluster of three gateways behind HAProxy', () => {
     const redisAfter = await redisCalls()
     const view = await cluster.balancerView()
     const rss = await Promise.all(cluster.instances.map((i) => i.metric('bouncer_process_resident_memory_bytes')))
+    const [size] = await cluster.query<{ bytes: string; rows: string }>(`SELECT pg_total_relation_size('${AUDIT_SCHEMA}.audit_records') AS bytes, (SELECT count(*) FROM ${AUDIT_SCHEMA}.audit_records) AS rows`)
     report(figure('steady load', load, {
-      redis_ops_per_request: ((redisAfter - redisBefore) / load.requests).toFixed(2),
+      redis_round_trips_per_request: ((redisAfter.roundTrips - redisBefore.roundTrips) / load.requests).toFixed(2),
+      redis_commands_per_request: ((redisAfter.commands - redisBefore.commands) / load.requests).toFixed(2),
       pg_commits_per_request: ((after.commits - before.commits) / load.requests).toFixed(2),
       pg_rows_per_request: ((after.inserted - before.inserted) / load.requests).toFixed(2),
+      pg_bytes_per_record: Math.round(Number(size?.bytes) / Number(size?.rows)),
       rss_mb: rss.map((b) => Math.round((b ?? 0) / 1e6)).join('/'),
       balancer: view.map((s) => `${s.server}:${s.status}:${s.sessions}`).join(','),
     }))
@@ -124,6 +127,7 @@ describe('a cluster of three gateways behind HAProxy', () => {
 
     await cluster.redis.start()
     const back = Date.now()
+    const redisDownMs = back - stoppedAt
     // A fresh tenant on the probe limit (burst 5, then 1 a minute): exact means 5 of 8 answered,
     // whichever instances the 8 land on.
     let exactAfter = -1
@@ -136,7 +140,7 @@ describe('a cluster of three gateways behind HAProxy', () => {
       if (statuses.filter((s) => s === 200).length === 5 && statuses.filter((s) => s === 429).length === 3) exactAfter = Date.now() - back
       else await sleep(100)
     }
-    report(`[cluster] Redis back: limits exact again after ${exactAfter} ms (5 of 8 requests of a fresh tenant across 3 instances)`)
+    report(`[cluster] Redis back after ${(redisDownMs / 1000).toFixed(1)} s down: limits exact again after ${exactAfter} ms (5 of 8 requests of a fresh tenant across 3 instances)`)
     expect(exactAfter).toBeGreaterThanOrEqual(0)
     expect(exactAfter).toBeLessThan(2_000)
 
@@ -145,13 +149,15 @@ describe('a cluster of three gateways behind HAProxy', () => {
     await waitForReload(cluster, restore)
   })
 
-  it('aggregate limit accuracy: one tenant at 50/s (burst 50) across three instances is held within 5%', async () => {
-    const load = await runLoad({ url: cluster.url, path: '/metered/x', headers: { ...auth(), 'x-tenant': 'metered' }, rate: 120, durationMs: 10_000, tag: 'metered' }).done
+  it('aggregate limit accuracy: one tenant at 10/s (burst 10) across three instances is held within 5%', async () => {
+    // Offered at 4× the limit: well above it even when the loaded machine manages half of that.
+    const load = await runLoad({ url: cluster.url, path: '/metered/x', headers: { ...auth(), 'x-tenant': 'metered' }, rate: 40, durationMs: 12_000, tag: 'metered' }).done
     // Against one exact bucket fed the same arrivals (the loaded machine does not hold 120/s exactly).
-    const expected = idealBucketAllows(load.decidedAt, 50, 50)
+    const expected = idealBucketAllows(load.decidedAt, 10, 10)
     const accuracy = load.answered / expected
-    report(figure('aggregate limit 50/s burst 50', load, { allowed: load.answered, exact_bucket_allows: expected, accuracy: `${(100 * accuracy).toFixed(1)}%` }))
+    report(figure('aggregate limit 10/s burst 10', load, { allowed: load.answered, exact_bucket_allows: expected, accuracy: `${(100 * accuracy).toFixed(1)}%` }))
     expect(Object.keys(load.byCode).filter((c) => c !== 'rate_limited')).toEqual([])
+    expect(load.byCode.rate_limited).toBeGreaterThan(load.answered) // the limit did the refusing
     expect(Math.abs(accuracy - 1)).toBeLessThan(0.05)
   })
 
@@ -161,15 +167,17 @@ describe('a cluster of three gateways behind HAProxy', () => {
     const load = runLoad({ url: cluster.url, path: '/api/postgres', headers: auth(), rate: 100, durationMs: POSTGRES_OUTAGE_MS + 6_000, tag: 'postgres' })
     await sleep(2_000)
     await cluster.postgres.stop()
+    const stoppedAt = Date.now()
     await sleep(POSTGRES_OUTAGE_MS)
     await cluster.postgres.start()
+    const downMs = Date.now() - stoppedAt
     const result = await load.done
     await auditSettled()
     const spilled = (await sumMetric('bouncer_audit_spilled_total')) - spilledBefore
     const replayed = (await sumMetric('bouncer_audit_replayed_total')) - replayedBefore
     const missing = await missingRecords(result.answeredIds)
     const verify = await verifyChains()
-    report(figure(`PostgreSQL down ${POSTGRES_OUTAGE_MS / 1000} s`, result, { spilled, replayed, answered_without_record: missing.length, verify: `"${verify.output}"` }))
+    report(figure(`PostgreSQL down ${(downMs / 1000).toFixed(1)} s`, result, { spilled, replayed, answered_without_record: missing.length, verify: `"${verify.output}"` }))
     expect(result.errors).toBe(0)
     expect(spilled).toBeGreaterThan(0)
     expect(replayed).toBeGreaterThanOrEqual(spilled)
@@ -180,6 +188,7 @@ describe('a cluster of three gateways behind HAProxy', () => {
   it(`identity provider down ${IDP_OUTAGE_MS / 1000} s with a key rotation: cached keys serve, the new key gets 503 until it is back, then is picked up`, async () => {
     const rotated = await signingKey('ec-2', 'ES256')
     await cluster.idp.stop()
+    const stoppedAt = Date.now()
     const load = runLoad({ url: cluster.url, path: '/api/idp', headers: auth(), rate: 80, durationMs: IDP_OUTAGE_MS, tag: 'idp' })
     await sleep(1_000)
     const newToken = await cluster.idp.mint({ sub: 'rotated' }, { key: rotated })
@@ -190,6 +199,7 @@ describe('a cluster of three gateways behind HAProxy', () => {
     const result = await load.done
     await cluster.idp.restart([rotated]) // the same issuer and port, only the new key
     const back = Date.now()
+    const downMs = back - stoppedAt
     await waitFor(async () => {
       const answers = await Promise.all(cluster.instances.map(async (i) => (await request(`${i.url}/api/new-key`, { headers: { authorization: `Bearer ${newToken}`, 'x-tenant': 'load' } }).then(async (r) => {
         await r.body.dump()
@@ -198,7 +208,7 @@ describe('a cluster of three gateways behind HAProxy', () => {
       return answers.every((s) => s === 200)
     }, 'every instance to accept the rotated key', 60_000)
     const pickedUp = Date.now() - back
-    report(figure(`identity provider down ${IDP_OUTAGE_MS / 1000} s`, result, { new_key_during_outage: during.join(','), rotated_key_accepted_after_ms: pickedUp }))
+    report(figure(`identity provider down ${(downMs / 1000).toFixed(1)} s`, result, { new_key_during_outage: during.join(','), rotated_key_accepted_after_ms: pickedUp }))
     expect(result.errors).toBe(0)
     expect(during).toEqual(['identity_provider_unavailable', 'identity_provider_unavailable', 'identity_provider_unavailable'])
     token = await cluster.idp.token('looker-reports') // the provider's tokens are signed with the new key from now on
@@ -237,13 +247,18 @@ async function pgStats(): Promise<{ commits: number; inserted: number }> {
   return { commits: Number(row?.commits), inserted: Number(row?.inserted) }
 }
 
-async function redisCalls(): Promise<number> {
+/** Redis INFO commandstats: commands run (those a script runs included) and round trips (scripts called). */
+async function redisCalls(): Promise<{ commands: number; roundTrips: number }> {
   const { stdout } = await promisify(execFile)('redis-cli', ['-p', String(cluster.redis.port), 'INFO', 'commandstats'])
-  let calls = 0
+  let commands = 0
+  let roundTrips = 0
   for (const match of stdout.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)) {
-    if (!['info', 'config', 'ping', 'client', 'command', 'hello'].includes(match[1] as string)) calls += Number(match[2])
+    const name = match[1] as string
+    if (['info', 'config', 'ping', 'client', 'command', 'hello', 'script'].includes(name)) continue
+    commands += Number(match[2])
+    if (name === 'evalsha' || name === 'eval') roundTrips += Number(match[2])
   }
-  return calls
+  return { commands, roundTrips }
 }
 
 /** `bouncer audit verify` as each instance would run it (its checkpoint key is in its own state directory). */
