@@ -1,6 +1,7 @@
 // What several instances behind one load balancer need of each: a config file that reloads itself
 // when it changes (a ConfigMap), /readyz held back until the shared stores have answered, and the
 // instance id in every log line and on /metrics.
+import { writeFile } from 'node:fs/promises'
 import { afterEach, describe, expect, it } from 'vitest'
 import { request } from 'undici'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -37,6 +38,14 @@ describe('server.watch_config', () => {
     await gateway.writeConfig({ server: { watch_config: true }, ...routes('two') })
     await waitFor(async () => (await (await request(`${gateway!.url}/x`)).body.text()) === 'two', 'the changed file to be reloaded', 20_000)
     expect(gateway.logs.join('')).toContain('config file changed: reloading')
+  })
+
+  it('refuses a changed file that does not load, says why, and keeps serving the running config', async () => {
+    upstream = await startUpstream((req, res) => void res.end(String(req.headers['x-generation'])))
+    gateway = await startTestGateway({ server: { watch_config: true }, ...routes('one') })
+    await writeFile(gateway.file, 'server: { watch_config: true }\nroutes: [{ id: any, path: "/*", upstream: nowhere, public: true }]\n')
+    await waitFor(() => gateway!.logs.join('').includes('config reload refused'), 'the refusal in the log', 20_000)
+    expect(await (await request(`${gateway.url}/x`)).body.text()).toBe('one')
   })
 
   it('leaves a changed file alone when it is off (the default): SIGHUP or the API reloads it', async () => {
