@@ -43,6 +43,8 @@ export interface Instance {
   drain(): Promise<number | null>
   readyz(): Promise<{ status: number; checks: Record<string, string> }>
   metric(series: string): Promise<number | undefined>
+  /** The sum of every series of a metric, whatever its labels. */
+  metricSum(name: string): Promise<number>
 }
 
 export interface Cluster {
@@ -186,6 +188,14 @@ function createInstance(name: string, port: number, adminPort: number, configFil
       const body = await res.body.text()
       const line = body.split('\n').find((l) => l.startsWith(`${series} `))
       return line === undefined ? undefined : Number(line.slice(series.length + 1))
+    },
+    async metricSum(name) {
+      const res = await request(`${instance.adminUrl}/metrics`)
+      let sum = 0
+      for (const line of (await res.body.text()).split('\n')) {
+        if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1))
+      }
+      return sum
     },
   }
   return instance

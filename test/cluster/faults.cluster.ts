@@ -216,13 +216,26 @@ describe('a cluster of three gateways behind HAProxy', () => {
 
   it('an upstream target dies and another hangs: retries and ejection keep the error rate under the retry budget', async () => {
     const [dead, hung] = cluster.targets as [Cluster['targets'][number], Cluster['targets'][number]]
+    const upstreamCounts = async () => {
+      let retries = 0
+      let ejections = 0
+      for (const i of cluster.instances) {
+        retries += await i.metricSum('bouncer_upstream_retries_total')
+        ejections += await i.metricSum('bouncer_upstream_target_ejections_total')
+      }
+      return { retries, ejections }
+    }
+    const countsBefore = await upstreamCounts()
     const load = runLoad({ url: cluster.url, path: '/api/targets', headers: auth(), rate: 100, durationMs: 10_000, tag: 'targets' })
     await sleep(1_500)
     await dead.die()
     hung.mode = 'hang'
     const result = await load.done
     const overBudget = await sumMetric('bouncer_upstream_retries_over_budget_total')
-    report(figure('upstream target dead + target hanging', result, { retries_over_budget: overBudget, budget: '20%' }))
+    const countsAfter = await upstreamCounts()
+    report(figure('upstream target dead + target hanging', result, {
+      retries: countsAfter.retries - countsBefore.retries, ejections: countsAfter.ejections - countsBefore.ejections, retries_over_budget: overBudget, budget: '20%',
+    }))
     expect(result.errors / result.requests).toBeLessThan(0.2)
     await dead.revive()
     hung.mode = 'ok'
