@@ -10,7 +10,7 @@ import { BIN } from '../helpers/cli.ts'
 import { signingKey } from '../helpers/identity-provider.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { AUDIT_SCHEMA, generations, startCluster, waitForReload, type Cluster } from './cluster.ts'
-import { figure, idealBucketAllows, runLoad } from './load.ts'
+import { figure, idealBucketAllows, runLoad, type LoadResult } from './load.ts'
 
 const SHORT = process.env.CLUSTER_SHORT === '1'
 const seconds = (full: number, short: number) => 1000 * Number(process.env[`CLUSTER_OUTAGE_${full}S`] ?? (SHORT ? short : full))
@@ -94,10 +94,18 @@ describe('a cluster of three gateways behind HAProxy', () => {
   it('SIGKILL of one instance and SIGTERM of another: the others answer, every answered request has its audit record', async () => {
     const [victim, drained] = cluster.instances as [Cluster['instances'][number], Cluster['instances'][number]]
     const load = runLoad({ url: cluster.url, path: '/api/kill', headers: auth(), durationMs: 8_000, tag: 'kill' })
-    await sleep(2_000)
-    await victim.kill()
-    await sleep(2_000)
-    const code = await drained.drain()
+    let code: number | null
+    try {
+      await sleep(2_000)
+      await victim.kill()
+      await sleep(2_000)
+      code = await drained.drain()
+    } finally {
+      await load.done
+      // Back to three before anything is asserted: the scenarios after this one need them.
+      await Promise.all([victim.process ? null : victim.start(), drained.process ? null : drained.start()])
+      await cluster.allUp()
+    }
     const result = await load.done
     await auditSettled()
     const missing = await missingRecords(result.answeredIds)
@@ -105,48 +113,53 @@ describe('a cluster of three gateways behind HAProxy', () => {
     expect(code).toBe(0)
     expect(result.errors).toBe(0)
     expect(missing).toEqual([])
-    await Promise.all([victim.start(), drained.start()])
-    await cluster.allUp()
   })
 
   it(`Redis stopped ${REDIS_OUTAGE_MS / 1000} s: on_error allow keeps serving, deny refuses with 503 limits_unavailable, limits exact within ~1 s of its return`, async () => {
     const half = REDIS_OUTAGE_MS / 2
     await cluster.redis.stop()
     const stoppedAt = Date.now()
-    const allow = await runLoad({ url: cluster.url, path: '/api/redis-allow', headers: auth(), durationMs: half - 500, tag: 'redis-allow' }).done
-    report(figure(`Redis down, on_error: allow (${(half / 1000).toFixed(1)} s)`, allow))
-    expect(allow.errors).toBe(0)
+    let restarted = false
+    try {
+      const allow = await runLoad({ url: cluster.url, path: '/api/redis-allow', headers: auth(), durationMs: half - 500, tag: 'redis-allow' }).done
+      report(figure(`Redis down, on_error: allow (${(half / 1000).toFixed(1)} s)`, allow))
+      expect(allow.errors).toBe(0)
 
-    const before = await generations(cluster)
-    cluster.writeConfig({ onError: 'deny' }) // rolled to every instance by server.watch_config
-    await waitForReload(cluster, before)
-    const deny = await runLoad({ url: cluster.url, path: '/api/redis-deny', headers: auth(), durationMs: Math.max(1_000, stoppedAt + REDIS_OUTAGE_MS - Date.now()), tag: 'redis-deny' }).done
-    report(figure('Redis down, on_error: deny', deny))
-    expect(deny.answered).toBe(0)
-    expect(deny.byCode.limits_unavailable).toBe(deny.requests)
+      const before = await generations(cluster)
+      cluster.writeConfig({ onError: 'deny' }) // rolled to every instance by server.watch_config
+      await waitForReload(cluster, before)
+      const deny = await runLoad({ url: cluster.url, path: '/api/redis-deny', headers: auth(), durationMs: Math.max(1_000, stoppedAt + REDIS_OUTAGE_MS - Date.now()), tag: 'redis-deny' }).done
+      report(figure('Redis down, on_error: deny', deny))
+      expect(deny.answered).toBe(0)
+      expect(deny.byCode.limits_unavailable).toBe(deny.requests)
 
-    await cluster.redis.start()
-    const back = Date.now()
-    const redisDownMs = back - stoppedAt
-    // A fresh tenant on the probe limit (burst 5, then 1 a minute): exact means 5 of 8 answered,
-    // whichever instances the 8 land on.
-    let exactAfter = -1
-    for (let attempt = 0; exactAfter < 0 && Date.now() - back < 30_000; attempt++) {
-      const tenant = `probe-${attempt}`
-      const statuses = await Promise.all(Array.from({ length: 8 }, () => request(`${cluster.url}/probe/x`, { headers: { ...auth(), 'x-tenant': tenant } }).then(async (r) => {
-        await r.body.dump()
-        return r.statusCode
-      })))
-      if (statuses.filter((s) => s === 200).length === 5 && statuses.filter((s) => s === 429).length === 3) exactAfter = Date.now() - back
-      else await sleep(100)
+      await cluster.redis.start()
+      restarted = true
+      const back = Date.now()
+      const redisDownMs = back - stoppedAt
+      // A fresh tenant on the probe limit (burst 5, then 1 a minute): exact means 5 of 8 answered,
+      // whichever instances the 8 land on.
+      let exactAfter = -1
+      for (let attempt = 0; exactAfter < 0 && Date.now() - back < 30_000; attempt++) {
+        const tenant = `probe-${attempt}`
+        const statuses = await Promise.all(Array.from({ length: 8 }, () => request(`${cluster.url}/probe/x`, { headers: { ...auth(), 'x-tenant': tenant } }).then(async (r) => {
+          await r.body.dump()
+          return r.statusCode
+        })))
+        if (statuses.filter((s) => s === 200).length === 5 && statuses.filter((s) => s === 429).length === 3) exactAfter = Date.now() - back
+        else await sleep(100)
+      }
+      report(`[cluster] Redis back after ${(redisDownMs / 1000).toFixed(1)} s down: limits exact again after ${exactAfter} ms (5 of 8 requests of a fresh tenant across 3 instances)`)
+      expect(exactAfter).toBeGreaterThanOrEqual(0)
+      expect(exactAfter).toBeLessThan(2_000)
+    } finally {
+      if (!restarted) await cluster.redis.start()
+      const restore = await generations(cluster)
+      if (cluster.settings.onError !== 'allow') {
+        cluster.writeConfig({ onError: 'allow' })
+        await waitForReload(cluster, restore)
+      }
     }
-    report(`[cluster] Redis back after ${(redisDownMs / 1000).toFixed(1)} s down: limits exact again after ${exactAfter} ms (5 of 8 requests of a fresh tenant across 3 instances)`)
-    expect(exactAfter).toBeGreaterThanOrEqual(0)
-    expect(exactAfter).toBeLessThan(2_000)
-
-    const restore = await generations(cluster)
-    cluster.writeConfig({ onError: 'allow' })
-    await waitForReload(cluster, restore)
   })
 
   it('aggregate limit accuracy: one tenant at 10/s (burst 10) across three instances is held within 5%', async () => {
@@ -168,8 +181,11 @@ describe('a cluster of three gateways behind HAProxy', () => {
     await sleep(2_000)
     await cluster.postgres.stop()
     const stoppedAt = Date.now()
-    await sleep(POSTGRES_OUTAGE_MS)
-    await cluster.postgres.start()
+    try {
+      await sleep(POSTGRES_OUTAGE_MS)
+    } finally {
+      await cluster.postgres.start()
+    }
     const downMs = Date.now() - stoppedAt
     const result = await load.done
     await auditSettled()
@@ -190,14 +206,19 @@ describe('a cluster of three gateways behind HAProxy', () => {
     await cluster.idp.stop()
     const stoppedAt = Date.now()
     const load = runLoad({ url: cluster.url, path: '/api/idp', headers: auth(), rate: 80, durationMs: IDP_OUTAGE_MS, tag: 'idp' })
-    await sleep(1_000)
     const newToken = await cluster.idp.mint({ sub: 'rotated' }, { key: rotated })
-    const during = await Promise.all(cluster.instances.map(async (i) => {
-      const res = await request(`${i.url}/api/new-key`, { headers: { authorization: `Bearer ${newToken}`, 'x-tenant': 'load' } })
-      return ((await res.body.json()) as { code?: string }).code ?? String(res.statusCode)
-    }))
-    const result = await load.done
-    await cluster.idp.restart([rotated]) // the same issuer and port, only the new key
+    let during: string[]
+    let result: LoadResult
+    try {
+      await sleep(1_000)
+      during = await Promise.all(cluster.instances.map(async (i) => {
+        const res = await request(`${i.url}/api/new-key`, { headers: { authorization: `Bearer ${newToken}`, 'x-tenant': 'load' } })
+        return ((await res.body.json()) as { code?: string }).code ?? String(res.statusCode)
+      }))
+    } finally {
+      result = await load.done
+      await cluster.idp.restart([rotated]) // the same issuer and port, only the new key
+    }
     const back = Date.now()
     const downMs = back - stoppedAt
     await waitFor(async () => {
@@ -231,14 +252,14 @@ describe('a cluster of three gateways behind HAProxy', () => {
     await dead.die()
     hung.mode = 'hang'
     const result = await load.done
+    await dead.revive()
+    hung.mode = 'ok'
     const overBudget = await sumMetric('bouncer_upstream_retries_over_budget_total')
     const countsAfter = await upstreamCounts()
     report(figure('upstream target dead + target hanging', result, {
       retries: countsAfter.retries - countsBefore.retries, ejections: countsAfter.ejections - countsBefore.ejections, retries_over_budget: overBudget, budget: '20%',
     }))
     expect(result.errors / result.requests).toBeLessThan(0.2)
-    await dead.revive()
-    hung.mode = 'ok'
   })
 
   it('a config reload rolled to every instance under load: no failed request', async () => {
