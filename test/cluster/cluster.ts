@@ -79,7 +79,10 @@ function configOf(c: { dir: string; idp: TestIdentityProvider; redis: TestRedis;
     admin: { listen: '127.0.0.1:9090', token: ADMIN_TOKEN },
     // A rotated key is fetched at most 2 s after a failed fetch (the default cool-down is 30 s).
     issuers: [{ name: 'corp', issuer: c.idp.issuer, audiences: [AUDIENCE], jwks_cooldown: '2s' }],
-    roles: [{ name: 'any-caller', assumed_by: [{ issuer: 'corp' }], policies: ['allow-all'] }],
+    roles: [{ name: 'any-caller', assumed_by: [{ issuer: 'corp' }, { issuer: 'api-keys', subject: 'bi-*' }], policies: ['allow-all'] }],
+    // API keys in PostgreSQL: made with `bouncer keys`, revoked through any instance's admin API,
+    // refused by every instance within `cache`.
+    api_keys: { store: { type: 'postgres', url: c.postgres.url, schema: 'bouncer_keys' }, cache: '1s' },
     policies: [{ name: 'allow-all', statements: [{ sid: 'AllowAll', effect: 'allow', actions: ['*'], routes: ['*'] }] }],
     limits: [
       // Every request of the steady load takes a token from Redis: the store is on the path.
@@ -106,6 +109,7 @@ function configOf(c: { dir: string; idp: TestIdentityProvider; redis: TestRedis;
       { id: 'api', path: '/api/*', upstream: 'api', limits: ['bulk'] },
       { id: 'metered', path: '/metered/*', upstream: 'api', limits: ['metered'] },
       { id: 'probe', path: '/probe/*', upstream: 'api', limits: ['probe'] },
+      { id: 'keyed', path: '/keyed/*', upstream: 'api', accept: ['api_key'] },
     ],
     audit: {
       sinks: [{ type: 'postgres', url: c.postgres.url, schema: AUDIT_SCHEMA }],

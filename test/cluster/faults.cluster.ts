@@ -6,10 +6,10 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { request } from 'undici'
-import { BIN } from '../helpers/cli.ts'
+import { BIN, runCli } from '../helpers/cli.ts'
 import { signingKey } from '../helpers/identity-provider.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { AUDIT_SCHEMA, generations, startCluster, waitForReload, type Cluster } from './cluster.ts'
+import { ADMIN_TOKEN, AUDIT_SCHEMA, generations, startCluster, waitForReload, type Cluster } from './cluster.ts'
 import { figure, idealBucketAllows, runLoad, type LoadResult } from './load.ts'
 
 const SHORT = process.env.CLUSTER_SHORT === '1'
@@ -160,6 +160,32 @@ describe('a cluster of three gateways behind HAProxy', () => {
         await waitForReload(cluster, restore)
       }
     }
+  })
+
+  it('an API key revoked through one instance is refused by all three within api_keys.cache (1 s)', async () => {
+    const created = await runCli(['keys', 'create', '--config', cluster.configFile, '--principal', 'bi-sheets'], { env: { BOUNCER_INSTANCE: 'cli' } })
+    expect(created.code, created.stderr).toBe(0)
+    const key = created.stdout.trim()
+    const id = key.slice(3, 19)
+    const statusAt = async (base: string) => {
+      const res = await request(`${base}/keyed/x`, { headers: { 'x-api-key': key } })
+      await res.body.dump()
+      return res.statusCode
+    }
+    const load = runLoad({ url: cluster.url, path: '/keyed/x', headers: { 'x-api-key': key }, rate: 50, durationMs: 2_000, tag: 'key' })
+    const before = await load.done
+    for (const instance of cluster.instances) expect(await statusAt(instance.url)).toBe(200) // each holds the key in its cache
+    const revoked = await request(`${cluster.instances[0]?.adminUrl}/api/keys/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+    const revokedAt = Date.now()
+    await revoked.body.dump()
+    expect(revoked.statusCode).toBe(200)
+    const refusedAfter = await Promise.all(cluster.instances.map(async (instance) => {
+      await waitFor(async () => (await statusAt(instance.url)) === 401, `${instance.name} to refuse the revoked key`, 30_000)
+      return Date.now() - revokedAt
+    }))
+    report(figure('API key in PostgreSQL, then revoked on gw-1', before, { refused_by_each_instance_after_ms: refusedAfter.join('/'), cache_ms: 1000 }))
+    expect(before.errors).toBe(0)
+    for (const ms of refusedAfter) expect(ms).toBeLessThan(2_500) // the cache (1 s), a poll and a loaded machine
   })
 
   it('aggregate limit accuracy: one tenant at 10/s (burst 10) across three instances is held within 5%', async () => {
