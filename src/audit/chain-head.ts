@@ -62,14 +62,14 @@ export function checkedHead(seq: number, read: () => AuditRecord): SinkHead {
 
 export type HeadDecision =
   | { kind: 'new' }
-  | { kind: 'continue'; head: ChainHead }
+  | { kind: 'continue'; head: ChainHead; unstored?: { from: number; to: number } }
   | { kind: 'restart'; previous: string | null; reason: string }
 
 /**
  * The state file says where the chain is; a sink may only be behind it (the rest waits in its
  * spill file). A sink at or past it must hold a sound record that agrees with it.
  */
-export function decideHead(read: StateRead, statePath: string, heads: ReadonlyArray<{ sink: string; head: SinkHead | null }>): HeadDecision {
+export function decideHead(read: StateRead, statePath: string, heads: ReadonlyArray<{ sink: string; head: SinkHead | null; spilled?: boolean; unavailable?: boolean }>): HeadDecision {
   if (read.kind === 'none') return { kind: 'new' }
   if (read.kind === 'unreadable') return { kind: 'restart', previous: null, reason: `the chain state ${statePath} cannot be read (${read.reason})` }
   const { state } = read
@@ -81,6 +81,20 @@ export function decideHead(read: StateRead, statePath: string, heads: ReadonlyAr
     if (found.problem) return restart(found.problem)
     if (found.seq === head.seq && found.hash !== head.hash) return restart(`is not the record the chain state names (hash ${found.hash} instead of ${head.hash})`)
     if (found.seq > head.seq) head = { seq: found.seq, hash: found.hash, id: found.id }
+  }
+  // The state is written when records are chained, before the sinks take them: a process killed
+  // in between (SIGKILL, out of memory) leaves a state that names records no sink holds and no
+  // spill file keeps. Under `durability: sync` none of them was answered. Continuing from the
+  // state would link the next record to records that do not exist (a hole `audit verify` calls
+  // deleted); the chain continues from the newest record a sink does hold instead.
+  const readable = heads.filter((h) => h.head !== null)
+  if (
+    head.seq === state.seq && readable.length > 0 && heads.every((h) => !h.spilled && !h.unavailable) &&
+    readable.every((h) => (h.head as SinkHead).seq < state.seq)
+  ) {
+    const best = readable.map((h) => ({ sink: h.sink, head: h.head as SinkHead })).reduce((a, b) => (b.head.seq > a.head.seq ? b : a))
+    if (best.head.problem) return { kind: 'restart', previous: state.chain, reason: `record ${best.head.seq} of chain ${state.chain} in ${best.sink} ${best.head.problem}` }
+    return { kind: 'continue', head: { seq: best.head.seq, hash: best.head.hash, id: best.head.id }, unstored: { from: best.head.seq + 1, to: state.seq } }
   }
   return { kind: 'continue', head }
 }

@@ -106,13 +106,14 @@ const unavailable = (sink: AuditSink) => (err: unknown) => {
 }
 const opened = await Promise.all(sinks.map((sink) => withTimeout(sink.open(), OPEN_TIMEOUT_MS).then(() => true, unavailable(sink))))
 const known = stateRead.kind === 'read' ? stateRead.state.chain : null
-async function headIn(sink: AuditSink, i: number): Promise<{ sink: string; head: SinkHead | null }> {
-  if (known === null || !opened[i]) return { sink: sink.name, head: null }
+async function headIn(sink: AuditSink, i: number): Promise<{ sink: string; head: SinkHead | null; spilled: boolean; unavailable: boolean }> {
+  const spilled = spillFor(config.spillDir, sink.name).size() > 0
+  if (known === null || !opened[i]) return { sink: sink.name, head: null, spilled, unavailable: true }
   try {
-    return { sink: sink.name, head: await withTimeout(sink.head(known), OPEN_TIMEOUT_MS) }
+    return { sink: sink.name, head: await withTimeout(sink.head(known), OPEN_TIMEOUT_MS), spilled, unavailable: false }
   } catch (err) {
     opened[i] = unavailable(sink)(err)
-    return { sink: sink.name, head: null }
+    return { sink: sink.name, head: null, spilled, unavailable: true }
   }
 }
 const heads = await Promise.all(sinks.map(headIn))
@@ -148,6 +149,11 @@ function append(record: AuditRecord): StoredRow {
   return { chain: chainId, seq: head.seq, record }
 }
 
+if (decision.kind === 'continue' && decision.unstored) {
+  events.log('warn', 'the audit chain continues from the last stored record: the previous process stopped after chaining records no sink took (none was answered under durability: sync)', {
+    chain: chainId, unstored_from: decision.unstored.from, unstored_to: decision.unstored.to,
+  })
+}
 if (decision.kind === 'restart') {
   events.log('error', 'the audit chain cannot be continued: a new chain starts, its first record says why (code chain_restarted)', {
     previous_chain: decision.previous, chain: chainId, reason: decision.reason,

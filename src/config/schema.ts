@@ -105,6 +105,8 @@ const server = z.strictObject({
   http2: z.boolean().default(false),
   /** Request-path workers on the one port (SO_REUSEPORT): `auto` is one per core (src/instance/workers). */
   workers: z.union([z.literal('auto'), z.number().int(WORKERS).min(1, WORKERS).max(256, WORKERS)], { error: WORKERS }).default(1),
+  /** Reload when the config file changes on disk (polled each second; a Kubernetes ConfigMap's swap counts), as on SIGHUP. */
+  watch_config: z.boolean().default(false),
 })
 
 const admin = z.strictObject({

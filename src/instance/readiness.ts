@@ -2,21 +2,43 @@ import type { Readiness } from '../admin/index.ts'
 import type { GatewayState } from '../gateway/index.ts'
 
 /**
- * Ready once the config is loaded and every issuer's first key load has been tried: an identity
- * provider that is down does not hold the whole gateway out of rotation (its tokens get 503
- * identity_provider_unavailable while its keys are retried), but it shows in the checks.
+ * Ready once the config is loaded, every issuer's first key load has been tried, and the shared
+ * stores have answered once: the Redis limits store has connected and every PostgreSQL audit sink
+ * has taken records. An identity provider that is down does not hold the whole gateway out of
+ * rotation (its tokens get 503 identity_provider_unavailable while its keys are retried), but it
+ * shows in the checks.
+ *
+ * The shared stores count only until they have answered once: a Redis or PostgreSQL outage later
+ * affects every instance alike, and taking them all out of the load balancer would turn what
+ * `on_error` and the audit spill handle into a full outage. It shows in the checks instead.
  */
-export function readiness(state: GatewayState): Readiness {
-  const checks: Record<string, string> = { config: `generation ${state.runtime.generation}` }
-  let ready = !state.draining
-  if (state.draining) checks.draining = 'true'
-  checks.limits_store = state.runtime.limiter.store.status()
-  for (const [sink, up] of Object.entries(state.audit.stats().sinks)) checks[`audit:${sink}`] = up ? 'writing' : 'spilling to disk'
-  for (const keys of state.runtime.issuerKeys.values()) {
-    if (!keys.attempted) ready = false
-    checks[`issuer:${keys.name}`] = keys.state === 'ready' ? 'keys loaded' : keys.attempted ? `unavailable: ${keys.lastError}` : 'loading'
+export function createReadiness(state: GatewayState): () => Readiness {
+  let limitsAnswered = false
+  let auditAnswered = false
+  return function readiness(): Readiness {
+    const checks: Record<string, string> = { config: `generation ${state.runtime.generation}` }
+    let ready = !state.draining
+    if (state.draining) checks.draining = 'true'
+    const store = state.runtime.limiter.store
+    checks.limits_store = store.status()
+    if (store.kind === 'redis' && !limitsAnswered) {
+      limitsAnswered = checks.limits_store === 'ready'
+      if (!limitsAnswered) ready = false
+    }
+    const sinks = Object.entries(state.audit.stats().sinks)
+    for (const [sink, up] of sinks) checks[`audit:${sink}`] = up ? 'writing' : 'spilling to disk'
+    if (!auditAnswered) {
+      const shared = sinks.filter(([sink]) => sink.startsWith('postgres'))
+      const expected = state.runtime.config.audit.sinks.length
+      auditAnswered = sinks.length >= expected && shared.every(([, up]) => up)
+      if (!auditAnswered) ready = false
+    }
+    for (const keys of state.runtime.issuerKeys.values()) {
+      if (!keys.attempted) ready = false
+      checks[`issuer:${keys.name}`] = keys.state === 'ready' ? 'keys loaded' : keys.attempted ? `unavailable: ${keys.lastError}` : 'loading'
+    }
+    // A datasource that is down fails its datasets only (502 datasource_error): named, not blocking.
+    for (const source of state.runtime.datasources.values()) checks[`datasource:${source.name}`] = source.status()
+    return { ready, checks }
   }
-  // A datasource that is down fails its datasets only (502 datasource_error): named, not blocking.
-  for (const source of state.runtime.datasources.values()) checks[`datasource:${source.name}`] = source.status()
-  return { ready, checks }
 }

@@ -3,14 +3,15 @@
 import { once } from 'node:events'
 import type { AddressInfo, ListenOptions, Server as NetServer } from 'node:net'
 import { adminRoutes, createAdminServer } from '../admin/index.ts'
-import { createAuditLog } from '../audit/index.ts'
+import { createAuditLog, instanceIdOf } from '../audit/index.ts'
 import { listenUrl, loadConfigFile } from '../config/index.ts'
 import { createGatewayServer, createInternalDispatch, createRuntimeDeps, type GatewayState } from '../gateway/index.ts'
 import type { InternalDispatch } from '../request/index.ts'
 import { createBackgroundTasks, createLogger, createMetrics, startTracing, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import type { Live } from './live.ts'
 import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
-import { readiness } from './readiness.ts'
+import { watchConfigFile } from './config-watch.ts'
+import { createReadiness } from './readiness.ts'
 import { createReload, type ReloadResult } from './reload.ts'
 import { startSecretsRefresh } from './secrets-refresh.ts'
 import { createShutdown } from './shutdown.ts'
@@ -44,11 +45,14 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const loaded = await loadConfigFile(options.configFile, env)
   if (!loaded.config) throw new ConfigError(diagnosticLines(loaded, 'error'))
   const config = loaded.config
-  const root = options.logger ?? createLogger({ level: config.telemetry.log_level })
+  // Every log line and metric names the instance, as its audit records do (several behind one balancer);
+  // a worker's lines name the worker too.
+  const instance = instanceIdOf(config.audit.instance_id, env)
+  const root = (options.logger ?? createLogger({ level: config.telemetry.log_level })).child({ instance })
   const logger = options.worker ? root.child({ worker: options.worker.id }) : root
   for (const line of diagnosticLines(loaded, 'warning')) logger.warn(line)
 
-  const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values() })
+  const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values(), instance })
   const background = createBackgroundTasks(logger, metrics)
   const tracing = await startTracing(config.telemetry)
   const compile = createRuntimeDeps(logger, {
@@ -93,7 +97,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     auth: () => live.admin,
     routes: adminRoutes({ runtime: () => state.runtime, reload: () => reload(), secretsStore: () => live.secrets.store, auditHead: () => audit.head() }),
     metrics: () => metrics.render(),
-    readiness: () => readiness(state),
+    readiness: createReadiness(state),
   })
 
   const gatewayAddress = await listen(gatewayServer.server, { host: config.server.listen.host, port: options.port ?? config.server.listen.port, reusePort: options.worker !== undefined })
@@ -102,6 +106,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   if (options.worker) await listen(adminServer, { path: options.worker.adminSocket })
   const refresh = startSecretsRefresh(live, background)
   const reload = createReload(live, { ...prepareDeps, configFile: options.configFile, gatewayServer, refresh })
+  const configWatch = watchConfigFile(options.configFile, state, () => void background.run('reload', () => reload()))
+  const shutdown = createShutdown(live, { gatewayServer, adminServer, refresh, closeRegistries: () => compile.closeAll(), audit, tracing })
 
   return {
     url: listenUrl(gatewayAddress.address, gatewayAddress.port, gatewayServer.secure ? 'https' : 'http'),
@@ -110,7 +116,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     logger,
     background,
     reload,
-    shutdown: createShutdown(live, { gatewayServer, adminServer, refresh, closeRegistries: () => compile.closeAll(), audit, tracing }),
+    shutdown: () => {
+      configWatch.stop()
+      return shutdown()
+    },
   }
 }
 

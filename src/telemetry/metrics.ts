@@ -42,6 +42,13 @@ export interface MetricSources {
   audit: () => AuditGauges
   inFlight: () => number
   upstreams?: () => Iterable<UpstreamGauges>
+  /**
+   * Published as `bouncer_instance_info{instance_id}` = 1, not as a label on every series:
+   * Prometheus attaches the target's own labels (`instance`, and `pod` through the ServiceMonitor)
+   * to each series it scrapes, and its guide for exporters asks to leave that to it; the info
+   * series joins a target to the id in the logs and audit records.
+   */
+  instance?: string
 }
 
 export function createMetrics(sources: MetricSources): Metrics {
@@ -55,6 +62,9 @@ export function createMetrics(sources: MetricSources): Metrics {
   const backgroundFailures = new Counter({ name: 'bouncer_background_failures_total', help: 'Failed runs of background tasks (reload, secrets, keys, audit worker); the gateway kept serving.', labelNames: ['task'], registers: [registry] })
   // Every task's series exists from the start, at 0: an alert on its increase needs a first sample.
   for (const task of Object.keys(BACKGROUND_TASKS) as BackgroundTask[]) backgroundFailures.labels(task).inc(0)
+  if (sources.instance !== undefined) {
+    new Gauge({ name: 'bouncer_instance_info', help: 'The instance id this gateway writes in its log lines and audit records.', labelNames: ['instance_id'], registers: [registry] }).set({ instance_id: sources.instance }, 1)
+  }
   new Gauge({ name: 'bouncer_requests_in_flight', help: 'Requests being handled now.', registers: [registry], collect() { this.set(sources.inFlight()) } })
   new Gauge({ name: 'bouncer_audit_queue_depth', help: 'Audit records not yet in every sink (queued, in flight, or waiting for a sink).', registers: [registry], collect() { this.set(sources.audit().queueDepth) } })
   new Gauge({ name: 'bouncer_audit_sink_up', help: '1 when an audit sink takes records, 0 while its records spill to disk.', labelNames: ['sink'], registers: [registry], collect() {
@@ -96,3 +106,4 @@ export function createMetrics(sources: MetricSources): Metrics {
     },
   }
 }
+

@@ -38,7 +38,7 @@ export async function startRedis(): Promise<TestRedis> {
     port,
     start,
     async stop() {
-      if (!child || child.exitCode !== null) return
+      if (!child || child.exitCode !== null || child.signalCode !== null) return // already gone (a killed child has a signalCode, no exitCode)
       child.kill('SIGKILL') // as abrupt as a crash
       await once(child, 'exit')
     },
