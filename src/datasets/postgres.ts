@@ -64,7 +64,8 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
   }
 
   async function probe(): Promise<void> {
-    if (closed) return
+    // Not before the secrets are in the url (they are put there right after compiling).
+    if (closed || url.includes('${secret:')) return
     try {
       const client = await currentPool().connect()
       client.release()

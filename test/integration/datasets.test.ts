@@ -120,6 +120,7 @@ beforeAll(async () => {
           masks: { customer_email: { with: 'redact', unless_roles: ['finance'] } },
         },
       },
+      { id: 'lite.totals', methods: ['GET'], path: '/lite/totals', dataset: { source: 'shop', sql: 'SELECT region, count(*) AS n, sum(total) AS revenue FROM orders GROUP BY region ORDER BY region' } },
       { id: 'lite.write', methods: ['GET'], path: '/lite/write', dataset: { source: 'shop', sql: 'DELETE FROM orders RETURNING id' } },
       { id: 'gone.orders', methods: ['GET'], path: '/gone/orders', dataset: { source: 'gone', sql: 'SELECT 1 AS one' } },
     ],
@@ -370,6 +371,12 @@ describe('dataset routes on SQLite', () => {
     expect(arrow.get(0)?.toJSON()).toMatchObject({ id: 1n, customer_email: '***', paid: false })
     const open = (await get('/lite/orders?regions=eu', finance)).json() as unknown as Page
     expect(open.rows[0]).toMatchObject({ id: 1, customer_email: 'customer1@example.com', paid: false })
+  })
+
+  it('answers expressions (count, sum) as numbers: their kind is taken from the values', async () => {
+    const page = (await get('/lite/totals')).json() as unknown as Page
+    const eu = ORDERS.filter((o) => o.region === 'eu')
+    expect(page.rows[0]).toEqual({ region: 'eu', n: eu.length, revenue: eu.reduce((sum, o) => sum + o.total, 0) })
   })
 
   it('refuses an enum list item outside its values', async () => {
