@@ -107,6 +107,10 @@ beforeAll(async () => {
         id: 'datasets.search', methods: ['GET'], path: '/datasets/search',
         dataset: { source: 'warehouse', sql: `SELECT id FROM ${TABLE} WHERE customer_email LIKE :q || '%' AND region = ANY(:regions) ORDER BY id`, params: { q: { type: 'string', required: true }, regions: { type: 'string', list: true, default: ['eu', 'us'] } } },
       },
+      {
+        id: 'datasets.described', methods: ['GET', 'HEAD'], path: '/datasets/described',
+        dataset: { source: 'warehouse', sql: `SELECT id, paid, created_at, total FROM ${TABLE} WHERE region = :region AND id = ANY(:ids)`, params: { region: { type: 'string' }, ids: { type: 'int', list: true } }, masks: { total: { with: 'null' } } },
+      },
       { id: 'datasets.write', methods: ['GET'], path: '/datasets/write', dataset: { source: 'warehouse', sql: `WITH gone AS (DELETE FROM ${TABLE} RETURNING id) SELECT count(*) FROM gone` } },
       { id: 'datasets.slow', methods: ['GET'], path: '/datasets/slow', dataset: { source: 'warehouse', sql: 'SELECT pg_sleep(5) AS slept', timeout: '300ms' } },
       { id: 'datasets.who', methods: ['GET'], path: '/datasets/who', dataset: { source: 'warehouse', sql: 'SELECT :principal.sub::text AS sub, :roles::text[] AS roles, :claims.tenant::text AS tenant' } },
@@ -333,6 +337,22 @@ describe('dataset routes on PostgreSQL', () => {
     await waitFor(async () => (records = (await searchAudit(source, { limit: 500 })).filter((r) => String(r.request_id).startsWith('ds-audit-'))).length === 2, 'the audit records')
     expect(records.find((r) => r.request_id === 'ds-audit-masked')).toMatchObject({ route: 'datasets.orders', upstream: 'dataset:warehouse', status: 200, masked: 'customer_email' })
     expect(records.find((r) => r.request_id === 'ds-audit-unmasked')).toMatchObject({ masked: null })
+  })
+
+  it('_schema describes a dataset that never ran, from PostgreSQL\'s description of its statement', async () => {
+    const res = await get('/datasets/described/_schema')
+    expect(res.status, res.text).toBe(200)
+    const schema = res.json() as { properties: Record<string, Record<string, unknown>>; 'x-bouncer-parameters': unknown }
+    expect(Object.keys(schema.properties)).toEqual(['id', 'paid', 'created_at', 'total'])
+    expect(schema.properties.total).toMatchObject({ type: ['number', 'null'], 'x-bouncer-mask': 'null' })
+    expect(schema['x-bouncer-parameters']).toEqual({ region: { type: 'string', list: false, required: false }, ids: { type: 'int', list: true, required: false } })
+  })
+
+  it('HEAD answers the headers GET would, without rows', async () => {
+    const res = await request(`${gw.url}/datasets/described?region=eu&ids=1&format=csv`, { method: 'HEAD', headers: { authorization: `Bearer ${analyst}` } })
+    await res.body.dump()
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['content-type']).toContain('text/csv')
   })
 
   it('_schema describes the columns as JSON Schema, with the caller\'s masks', async () => {
