@@ -248,6 +248,13 @@ describe('dataset routes on PostgreSQL', () => {
     ['a list item', "/datasets/search?q=c&regions=eu%27%20OR%20%271%27%3D%271"],
     ['a path parameter', '/datasets/orders/1%20OR%201%3D1'],
     ['an email parameter', "/datasets/orders?region=eu&email=x%27%20OR%20%27a%27%3D%27a"],
+    ['an enum parameter', "/datasets/orders?region=eu%27%20OR%20%271%27%3D%271"],
+    ['an int list item', '/datasets/orders?region=eu&ids=1%29%20OR%20%281%3D1'],
+    ['a number parameter', '/datasets/orders?region=eu&min_total=0%20OR%201%3D1'],
+    ['a bool parameter', "/datasets/orders?region=eu&paid=true%27%20OR%20%271"],
+    ['a date parameter', "/datasets/orders?region=eu&since=2020-01-01%27%20OR%20%271%27%3D%271"],
+    ['a timestamp parameter', "/datasets/orders?region=eu&before=2030-01-01T00%3A00%3A00Z%27%3B%20DELETE%20FROM%20" + TABLE + "%3B--"],
+    ['the cursor', "/datasets/orders?region=eu&cursor=%27%3B%20DROP%20TABLE%20" + TABLE + "%3B--"],
   ])('an injection attempt in %s finds nothing and changes nothing', async (_what, path) => {
     const res = await get(path)
     expect([200, 400]).toContain(res.status)
