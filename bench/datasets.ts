@@ -107,6 +107,11 @@ export function datasetsTable(bench: DatasetBench): string {
   for (const r of bench.results) {
     lines.push(`| ${r.how} | ${Math.round(r.rowsPerSec).toLocaleString('en')} | ${r.mbPerSec.toFixed(1)} | ${psql ? (r.rowsPerSec / psql).toFixed(2) : '–'} | ${r.peakRssMb ?? '–'} |`)
   }
+  const csv = bench.results.find((r) => r.how === 'gateway, csv')
+  if (csv && psql) {
+    const ratio = csv.rowsPerSec / psql
+    lines.push('', `Target, gateway CSV ≥ 0.50 × psql's rows/s: ${ratio >= 0.5 ? 'met' : '**missed**'} (${ratio.toFixed(2)})`)
+  }
   return lines.join('\n')
 }
 
