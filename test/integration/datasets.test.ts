@@ -77,6 +77,7 @@ beforeAll(async () => {
       { name: 'warehouse', type: 'postgres', url: SHARED_POSTGRES, max_connections: 4, key: 'a-test-key-of-32-characters-long' },
       { name: 'shop', type: 'sqlite', path: join(dir, 'shop.db'), key: 'a-test-key-of-32-characters-long' },
       { name: 'gone', type: 'postgres', url: 'postgres://postgres@127.0.0.1:1/test', connect_timeout: '2s' },
+      { name: 'narrow', type: 'postgres', url: SHARED_POSTGRES, max_connections: 1, connect_timeout: '300ms' },
     ],
     routes: [
       {
@@ -126,6 +127,7 @@ beforeAll(async () => {
       },
       { id: 'lite.totals', methods: ['GET'], path: '/lite/totals', dataset: { source: 'shop', sql: 'SELECT region, count(*) AS n, sum(total) AS revenue FROM orders GROUP BY region ORDER BY region' } },
       { id: 'lite.write', methods: ['GET'], path: '/lite/write', dataset: { source: 'shop', sql: 'DELETE FROM orders RETURNING id' } },
+      { id: 'narrow.sleep', methods: ['GET'], path: '/narrow/sleep', dataset: { source: 'narrow', sql: 'SELECT pg_sleep(:s) AS slept', params: { s: { type: 'number', default: 0 } } } },
       { id: 'gone.orders', methods: ['GET'], path: '/gone/orders', dataset: { source: 'gone', sql: 'SELECT 1 AS one' } },
     ],
     audit: { sinks: [{ type: 'sqlite', path: './audit.db' }], spill_dir: './spill', flush_interval: '50ms' },
@@ -437,6 +439,21 @@ describe('a datasource that is down', () => {
     expect(body.checks['datasource:warehouse']).toBe('connected')
     expect(body.checks['datasource:shop']).toBe('connected')
   })
+})
+
+describe('a datasource with every connection in use', () => {
+  it('answers 503 upstream_saturated with Retry-After, and stays connected in /readyz', async () => {
+    const holding = get('/narrow/sleep?s=3')
+    await waitFor(async () => (await db.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep($1)%' AND application_name = 'bouncer:narrow'")).rows[0].n === 1, 'the only connection to be busy', 30_000)
+    const refused = await get('/narrow/sleep')
+    expect(refused.status).toBe(503)
+    expect(refused.json()).toMatchObject({ code: 'upstream_saturated' })
+    expect(refused.headers['retry-after']).toBe('1')
+    expect((await holding).status).toBe(200)
+    expect((await get('/narrow/sleep')).status).toBe(200)
+    const body = (await (await request(`${gw.adminUrl}/readyz`)).body.json()) as { checks: Record<string, string> }
+    expect(body.checks['datasource:narrow']).toBe('connected')
+  }, 60_000)
 })
 
 describe('the loader', () => {
