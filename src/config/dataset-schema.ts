@@ -5,6 +5,9 @@ import { parseDuration } from './values.ts'
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/
 
+/** At least 16 characters, unless a secret stands there (its value is checked when it is resolved). */
+const key = z.string().refine((text) => text.includes('${secret:') || text.length >= 16, 'a key is at least 16 characters')
+
 const statementTimeout = z.string().transform((text, ctx): number => {
   const result = parseDuration(text)
   if (!result.ok) {
@@ -29,14 +32,14 @@ export const datasourceSchema = z.discriminatedUnion('type', [
     /** How long a request waits for a free connection (or a new one) before 502 datasource_error. */
     connect_timeout: statementTimeout.prefault('5s'),
     /** Keys the `hash` masks and signs the paging cursors; `${secret:NAME}`. Without it, a key made at start (hashes and cursors change on restart). */
-    key: z.string().min(16, 'a key is at least 16 characters').optional(),
+    key: key.optional(),
   }),
   z.strictObject({
     name: z.string().regex(NAME, 'a datasource name is letters, digits and . _ : - (starting with a letter or digit)'),
     type: z.literal('sqlite'),
     /** Opened read-only: a dataset never writes to it. */
     path: z.string().min(1),
-    key: z.string().min(16, 'a key is at least 16 characters').optional(),
+    key: key.optional(),
   }),
 ], { error: 'a datasource type is postgres or sqlite' })
 

@@ -64,7 +64,8 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
   }
 
   async function probe(): Promise<void> {
-    if (closed) return
+    // Not before the secrets are in the url (they are put there right after compiling).
+    if (closed || url.includes('${secret:')) return
     try {
       const client = await currentPool().connect()
       client.release()
@@ -75,11 +76,20 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
   }
 
   async function connect(): Promise<pg.PoolClient> {
+    const current = currentPool()
+    const busy = current.totalCount >= config.max_connections && current.idleCount === 0
     try {
-      const client = await currentPool().connect()
+      const client = await current.connect()
       state = 'connected'
       return client
     } catch (err) {
+      // Every connection was in use and none came free in time: the database is busy, not down.
+      if (busy && current.totalCount >= config.max_connections) {
+        throw new GatewayError('upstream_saturated', {
+          detail: `Datasource "${config.name}" has all ${config.max_connections} connections in use; none came free within ${config.connect_timeout}ms.`,
+          headers: { 'retry-after': '1' },
+        })
+      }
       markDown(err as Error)
       throw new GatewayError('datasource_error', { detail: `Datasource "${config.name}" is unavailable: ${(err as Error).message}.`, cause: err })
     }

@@ -67,6 +67,8 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
         throw failure(config.name, err, logger, query.requestId)
       }
       const columns: Column[] = declared.map((column) => ({ name: column.name, kind: kindOf(column.type) }))
+      // An expression (count(*), a + b) declares no type: its kind is taken from the first row's value.
+      let untyped = declared.flatMap((column, i) => (column.type === null ? [i] : []))
       let done = false
       return {
         columns,
@@ -81,6 +83,7 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
                 done = true
                 break
               }
+              if (untyped.length > 0) untyped = inferKinds(next.value as unknown[], columns, untyped)
               out.push(textRow(next.value as unknown[], columns))
               if ((out.length & 255) === 0 && performance.now() - started > query.timeoutMs) throw timeout(config.name)
             }
@@ -132,6 +135,18 @@ function kindOf(declared: string | null): ColumnKind {
   if (type.includes('REAL') || type.includes('FLOA') || type.includes('DOUB')) return 'number'
   if (type.includes('NUM') || type.includes('DEC')) return 'decimal'
   return 'string'
+}
+
+/** The kinds of untyped columns that have a value in this row; the indexes still unknown. */
+function inferKinds(values: readonly unknown[], columns: Column[], untyped: readonly number[]): number[] {
+  const left: number[] = []
+  for (const i of untyped) {
+    const value = values[i]
+    const kind: ColumnKind | null = typeof value === 'bigint' ? 'bigint' : typeof value === 'number' ? 'number' : value === null || value === undefined ? null : 'string'
+    if (kind === null) left.push(i)
+    else columns[i] = { name: (columns[i] as Column).name, kind }
+  }
+  return left
 }
 
 /** A row in PostgreSQL's text format, as the writers read every source. */

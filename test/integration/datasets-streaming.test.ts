@@ -4,7 +4,7 @@
 // the next connection without a restart.
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { get as httpGet } from 'node:http'
+import { get as httpGet, type IncomingMessage } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RecordBatchReader } from 'apache-arrow'
@@ -18,6 +18,7 @@ import { SHARED_POSTGRES } from '../helpers/postgres.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const MARKER = `ds_disconnect_${process.pid}_${Date.now() % 1_000_000}`
+const HELD = `ds_held_${process.pid}_${Date.now() % 1_000_000}`
 const ROWS = 1_000_000
 /**
  * Node's RSS grows to a plateau while it streams (Buffers outside the JS heap are freed when V8
@@ -44,6 +45,10 @@ beforeAll(async () => {
       {
         id: 'big', methods: ['GET'], path: '/big', public: true,
         dataset: { source: 'warehouse', sql: "SELECT g AS id, md5(g::text) AS digest, repeat('x', 50) AS filler, g * 1.5 AS amount FROM generate_series(1, :n) g", params: { n: { type: 'int', default: ROWS, max: ROWS } }, timeout: '5m' },
+      },
+      {
+        id: 'held', methods: ['GET'], path: '/held', public: true,
+        dataset: { source: 'warehouse', sql: `SELECT g AS id, md5(g::text) AS digest /* ${HELD} */ FROM generate_series(1, ${ROWS}) g`, timeout: '5m' },
       },
       {
         // Fast for the first batch, then slow: the client has its first bytes while the statement still runs.
@@ -131,6 +136,43 @@ describe('a million rows', () => {
   }, 300_000)
 })
 
+describe('a client that stops reading', () => {
+  it('holds the cursor where it is: the transaction waits in PostgreSQL, and the rest follows when the client reads again', async () => {
+    // Between Execute messages of a cursor (no Sync), the backend stays `active`, waiting to read
+    // the client's next message: ClientRead. A gateway that kept reading would finish in seconds.
+    const state = async () => {
+      const row = (await db.query(`SELECT state, wait_event FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()`, [`%${HELD}%`])).rows[0] as { state: string; wait_event: string | null } | undefined
+      return row === undefined ? undefined : `${row.state}/${row.wait_event ?? ''}`
+    }
+    let lines = 0
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      httpGet(`${gw.url}/held?format=csv`, resolve).on('error', reject)
+    })
+    expect(res.statusCode).toBe(200)
+    res.pause()
+    // The gateway stopped asking for rows: the cursor's transaction is idle, its query unfinished.
+    await waitFor(async () => (await state()) === 'active/ClientRead', 'the cursor to wait for the client', 30_000)
+    // Held for longer than reading every row takes (a gateway that did not wait for its client
+    // would have read the million rows into memory and ended the query well within this).
+    const heldSince = Date.now()
+    await waitFor(async () => {
+      expect(await state(), 'the query ended while its client was not reading').toMatch(/^active\//)
+      return Date.now() - heldSince > 10_000
+    }, 'ten seconds of a held cursor', 30_000)
+    let tail = ''
+    res.setEncoding('utf8')
+    res.on('data', (chunk: string) => {
+      const parts = (tail + chunk).split('\r\n')
+      tail = parts.pop() as string
+      lines += parts.length
+    })
+    res.resume()
+    await new Promise((resolve) => res.once('end', resolve))
+    expect(lines).toBe(ROWS + 1)
+    await waitFor(async () => (await state()) === undefined, 'the query to end', 30_000)
+  }, 120_000)
+})
+
 describe('a client that hangs up mid-stream', () => {
   const running = async () => (await db.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()`, [`%${MARKER}%`])).rows[0].n as number
 
@@ -173,9 +215,11 @@ describe('a rotated datasource credential', () => {
   })
 
   it('is used by the next connection, without a restart', async () => {
-    // While the pool swaps connections a request may meet the old one's end (502 datasource_error,
-    // no rows): that is not the answer being waited for, and not a failure of the rotation.
-    const who = async () => ((await (await request(`${rotating.url}/whoami`)).body.json()) as { rows?: Array<{ who: string }> }).rows?.[0]?.who
+    const who = async () => {
+      const body = (await (await request(`${rotating.url}/whoami`)).body.json()) as { rows?: Array<{ who: string }>; detail?: string }
+      if (body.rows === undefined) throw new Error(`no rows: ${JSON.stringify(body)}`)
+      return body.rows[0]?.who
+    }
     expect(await who()).toBe(roles[0])
     await writeFile(join(files, 'wh-user'), `${roles[1]}\n`)
     await waitFor(async () => (await who()) === roles[1], 'the rotated credential to be used', 30_000)

@@ -77,6 +77,7 @@ beforeAll(async () => {
       { name: 'warehouse', type: 'postgres', url: SHARED_POSTGRES, max_connections: 4, key: 'a-test-key-of-32-characters-long' },
       { name: 'shop', type: 'sqlite', path: join(dir, 'shop.db'), key: 'a-test-key-of-32-characters-long' },
       { name: 'gone', type: 'postgres', url: 'postgres://postgres@127.0.0.1:1/test', connect_timeout: '2s' },
+      { name: 'narrow', type: 'postgres', url: SHARED_POSTGRES, max_connections: 1, connect_timeout: '300ms' },
     ],
     routes: [
       {
@@ -107,6 +108,10 @@ beforeAll(async () => {
         id: 'datasets.search', methods: ['GET'], path: '/datasets/search',
         dataset: { source: 'warehouse', sql: `SELECT id FROM ${TABLE} WHERE customer_email LIKE :q || '%' AND region = ANY(:regions) ORDER BY id`, params: { q: { type: 'string', required: true }, regions: { type: 'string', list: true, default: ['eu', 'us'] } } },
       },
+      {
+        id: 'datasets.described', methods: ['GET', 'HEAD'], path: '/datasets/described',
+        dataset: { source: 'warehouse', sql: `SELECT id, paid, created_at, total FROM ${TABLE} WHERE region = :region AND id = ANY(:ids)`, params: { region: { type: 'string' }, ids: { type: 'int', list: true } }, masks: { total: { with: 'null' } } },
+      },
       { id: 'datasets.write', methods: ['GET'], path: '/datasets/write', dataset: { source: 'warehouse', sql: `WITH gone AS (DELETE FROM ${TABLE} RETURNING id) SELECT count(*) FROM gone` } },
       { id: 'datasets.slow', methods: ['GET'], path: '/datasets/slow', dataset: { source: 'warehouse', sql: 'SELECT pg_sleep(5) AS slept', timeout: '300ms' } },
       { id: 'datasets.who', methods: ['GET'], path: '/datasets/who', dataset: { source: 'warehouse', sql: 'SELECT :principal.sub::text AS sub, :roles::text[] AS roles, :claims.tenant::text AS tenant' } },
@@ -120,7 +125,9 @@ beforeAll(async () => {
           masks: { customer_email: { with: 'redact', unless_roles: ['finance'] } },
         },
       },
+      { id: 'lite.totals', methods: ['GET'], path: '/lite/totals', dataset: { source: 'shop', sql: 'SELECT region, count(*) AS n, sum(total) AS revenue FROM orders GROUP BY region ORDER BY region' } },
       { id: 'lite.write', methods: ['GET'], path: '/lite/write', dataset: { source: 'shop', sql: 'DELETE FROM orders RETURNING id' } },
+      { id: 'narrow.sleep', methods: ['GET'], path: '/narrow/sleep', dataset: { source: 'narrow', sql: 'SELECT pg_sleep(:s) AS slept', params: { s: { type: 'number', default: 0 } } } },
       { id: 'gone.orders', methods: ['GET'], path: '/gone/orders', dataset: { source: 'gone', sql: 'SELECT 1 AS one' } },
     ],
     audit: { sinks: [{ type: 'sqlite', path: './audit.db' }], spill_dir: './spill', flush_interval: '50ms' },
@@ -243,6 +250,13 @@ describe('dataset routes on PostgreSQL', () => {
     ['a list item', "/datasets/search?q=c&regions=eu%27%20OR%20%271%27%3D%271"],
     ['a path parameter', '/datasets/orders/1%20OR%201%3D1'],
     ['an email parameter', "/datasets/orders?region=eu&email=x%27%20OR%20%27a%27%3D%27a"],
+    ['an enum parameter', "/datasets/orders?region=eu%27%20OR%20%271%27%3D%271"],
+    ['an int list item', '/datasets/orders?region=eu&ids=1%29%20OR%20%281%3D1'],
+    ['a number parameter', '/datasets/orders?region=eu&min_total=0%20OR%201%3D1'],
+    ['a bool parameter', "/datasets/orders?region=eu&paid=true%27%20OR%20%271"],
+    ['a date parameter', "/datasets/orders?region=eu&since=2020-01-01%27%20OR%20%271%27%3D%271"],
+    ['a timestamp parameter', "/datasets/orders?region=eu&before=2030-01-01T00%3A00%3A00Z%27%3B%20DELETE%20FROM%20" + TABLE + "%3B--"],
+    ['the cursor', "/datasets/orders?region=eu&cursor=%27%3B%20DROP%20TABLE%20" + TABLE + "%3B--"],
   ])('an injection attempt in %s finds nothing and changes nothing', async (_what, path) => {
     const res = await get(path)
     expect([200, 400]).toContain(res.status)
@@ -334,6 +348,22 @@ describe('dataset routes on PostgreSQL', () => {
     expect(records.find((r) => r.request_id === 'ds-audit-unmasked')).toMatchObject({ masked: null })
   })
 
+  it('_schema describes a dataset that never ran, from PostgreSQL\'s description of its statement', async () => {
+    const res = await get('/datasets/described/_schema')
+    expect(res.status, res.text).toBe(200)
+    const schema = res.json() as { properties: Record<string, Record<string, unknown>>; 'x-bouncer-parameters': unknown }
+    expect(Object.keys(schema.properties)).toEqual(['id', 'paid', 'created_at', 'total'])
+    expect(schema.properties.total).toMatchObject({ type: ['number', 'null'], 'x-bouncer-mask': 'null' })
+    expect(schema['x-bouncer-parameters']).toEqual({ region: { type: 'string', list: false, required: false }, ids: { type: 'int', list: true, required: false } })
+  })
+
+  it('HEAD answers the headers GET would, without rows', async () => {
+    const res = await request(`${gw.url}/datasets/described?region=eu&ids=1&format=csv`, { method: 'HEAD', headers: { authorization: `Bearer ${analyst}` } })
+    await res.body.dump()
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['content-type']).toContain('text/csv')
+  })
+
   it('_schema describes the columns as JSON Schema, with the caller\'s masks', async () => {
     const res = await get('/datasets/orders/_schema')
     expect(res.status).toBe(200)
@@ -372,6 +402,12 @@ describe('dataset routes on SQLite', () => {
     expect(open.rows[0]).toMatchObject({ id: 1, customer_email: 'customer1@example.com', paid: false })
   })
 
+  it('answers expressions (count, sum) as numbers: their kind is taken from the values', async () => {
+    const page = (await get('/lite/totals')).json() as unknown as Page
+    const eu = ORDERS.filter((o) => o.region === 'eu')
+    expect(page.rows[0]).toEqual({ region: 'eu', n: eu.length, revenue: eu.reduce((sum, o) => sum + o.total, 0) })
+  })
+
   it('refuses an enum list item outside its values', async () => {
     const res = await get('/lite/orders?regions=eu,mars')
     expect(res.status).toBe(400)
@@ -403,6 +439,21 @@ describe('a datasource that is down', () => {
     expect(body.checks['datasource:warehouse']).toBe('connected')
     expect(body.checks['datasource:shop']).toBe('connected')
   })
+})
+
+describe('a datasource with every connection in use', () => {
+  it('answers 503 upstream_saturated with Retry-After, and stays connected in /readyz', async () => {
+    const holding = get('/narrow/sleep?s=3')
+    await waitFor(async () => (await db.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep($1)%' AND application_name = 'bouncer:narrow'")).rows[0].n === 1, 'the only connection to be busy', 30_000)
+    const refused = await get('/narrow/sleep')
+    expect(refused.status).toBe(503)
+    expect(refused.json()).toMatchObject({ code: 'upstream_saturated' })
+    expect(refused.headers['retry-after']).toBe('1')
+    expect((await holding).status).toBe(200)
+    expect((await get('/narrow/sleep')).status).toBe(200)
+    const body = (await (await request(`${gw.adminUrl}/readyz`)).body.json()) as { checks: Record<string, string> }
+    expect(body.checks['datasource:narrow']).toBe('connected')
+  }, 60_000)
 })
 
 describe('the loader', () => {

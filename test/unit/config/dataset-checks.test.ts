@@ -1,0 +1,55 @@
+// bouncer check on datasets: the loader refuses what would fail (or leak) at the first request.
+import { describe, expect, it } from 'vitest'
+import { loadConfigText } from '../../../src/config/index.ts'
+
+function findings(route: string, extra = '') {
+  const loaded = loadConfigText(`datasources:\n  - { name: wh, type: sqlite, path: ./x.db }\n${extra}routes:\n${route}`, 'bouncer.yaml', {})
+  return {
+    errors: loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => d.message),
+    warnings: loaded.diagnostics.filter((d) => d.severity === 'warning').map((d) => d.message),
+  }
+}
+
+describe('dataset checks', () => {
+  it('refuses an unknown datasource', () => {
+    expect(findings('  - { id: d, path: /d, methods: [GET], dataset: { source: nope, sql: "SELECT 1" } }\n').errors).toContain('unknown datasource "nope"')
+  })
+
+  it('refuses a parameter named like the gateway\'s own (format, cursor)', () => {
+    const { errors } = findings('  - { id: d, path: /d, methods: [GET], dataset: { source: wh, sql: "SELECT :format AS f", params: { format: { type: string } } } }\n')
+    expect(errors).toContain('"format" is read by the gateway itself (?format=, ?cursor=): name the parameter otherwise')
+  })
+
+  it('refuses identity placeholders on a public route, and principal fields it does not bind', () => {
+    expect(findings('  - { id: d, path: /d, public: true, methods: [GET], dataset: { source: wh, sql: "SELECT :claims.tenant AS t" } }\n').errors)
+      .toContain(':claims.tenant binds the caller\'s identity, but route "d" is public: it has none')
+    expect(findings('  - { id: d, path: /d, methods: [GET], dataset: { source: wh, sql: "SELECT :principal.email AS e" } }\n').errors)
+      .toContain(':principal.email is not bound: the caller is :principal.sub, :claims.NAME or :roles')
+  })
+
+  it('refuses an enum without values, and min/max that do not fit the type', () => {
+    const { errors } = findings('  - { id: d, path: /d, methods: [GET], dataset: { source: wh, sql: "SELECT :a, :b, :c", params: { a: { type: enum }, b: { type: bool, min: 1 }, c: { type: int, max: "-1d" } } } }\n')
+    expect(errors).toEqual(expect.arrayContaining(['an enum parameter needs its values', 'min and max do not apply to type bool', 'min and max of a int parameter are numbers']))
+  })
+
+  it('refuses a literal that never ends, a second statement and a list bound to a path segment', () => {
+    expect(findings('  - { id: d, path: /d, methods: [GET], dataset: { source: wh, sql: "SELECT \'open" } }\n').errors).toContain('a string literal never ends')
+    expect(findings('  - { id: d, path: /d, methods: [GET], dataset: { source: wh, sql: "SELECT 1; SELECT 2" } }\n').errors).toContain('the sql holds 2 statements: a dataset runs exactly one')
+    expect(findings('  - { id: d, path: "/d/:ids", methods: [GET], dataset: { source: wh, sql: "SELECT :ids", params: { ids: { type: int, list: true } } } }\n').errors).toContain('a path parameter holds one value, not a list')
+  })
+
+  it('warns about a parameter the sql does not use, an unknown mask role and a hash mask without a key', () => {
+    const { warnings } = findings('  - { id: d, path: /d, methods: [GET], dataset: { source: wh, sql: "SELECT email FROM t", params: { a: { type: string } }, masks: { email: { with: hash, unless_roles: [ghost] } } } }\n')
+    expect(warnings).toEqual(expect.arrayContaining([
+      'parameter "a" is not used in the sql',
+      'unknown role "ghost"',
+      'datasource "wh" has no key: hashes change on every start, so they cannot be joined across days (set datasources[].key)',
+    ]))
+  })
+
+  it('refuses a datasource secret outside url and key, and accepts one in them', () => {
+    const loaded = loadConfigText('datasources:\n  - { name: wh, type: postgres, url: "postgres://r:${secret:pw}@h/db", key: "${secret:k}" }\n  - { name: s, type: sqlite, path: "${secret:p}" }\nsecrets: { store: { type: env } }\n', 'bouncer.yaml', {})
+    const errors = loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.path.join('.')}: ${d.message}`)
+    expect(errors).toEqual(['datasources.1.path: ${secret:p} may only stand in an upstream\'s headers, in admin.token, in an issuer\'s introspection.client_secret or in a datasource\'s url or key'])
+  })
+})
