@@ -11,6 +11,9 @@ export function approvalRoutes(runtime: () => Runtime): AdminRoute[] {
   const decide = (decision: 'approve' | 'deny'): AdminRoute => ({
     method: 'POST',
     path: `approvals/{id}/${decision}`,
+    // A decision changes what runs: the admin token opens it (admin.read_token gets 403), and the
+    // approver's own token in the body decides whether they may.
+    access: 'admin',
     handle: async ({ params, body }) => {
       const rt = runtime()
       const { mcp, store } = approvalsOf(rt)

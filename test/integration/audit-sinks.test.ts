@@ -183,7 +183,7 @@ describe('the stdout sink', () => {
     await gw.stop()
     const records = gw.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as AuditRecord)
     expect(records.map((r) => r.request_id)).toEqual(['out-0', 'out-1', 'out-2'])
-    expect(Object.keys(records[0]!)).toEqual(['id', 'time', 'request_id', 'trace_id', 'method', 'path', 'route', 'status', 'decision', 'code', 'detail', 'statement', 'issuer', 'subject', 'client_id', 'roles', 'source_ip', 'user_agent', 'upstream', 'upstream_status', 'duration_ms', 'bytes_in', 'bytes_out', 'limit', 'credential', 'actor', 'tool', 'args_sha256', 'attempts', 'instance', 'upstream_ms', 'prev_hash', 'hash'])
+    expect(Object.keys(records[0]!)).toEqual(['id', 'time', 'request_id', 'trace_id', 'method', 'path', 'route', 'status', 'decision', 'code', 'detail', 'statement', 'issuer', 'subject', 'client_id', 'roles', 'source_ip', 'user_agent', 'upstream', 'upstream_status', 'duration_ms', 'bytes_in', 'bytes_out', 'limit', 'credential', 'actor', 'tool', 'args_sha256', 'attempts', 'instance', 'masked', 'args', 'upstream_ms', 'prev_hash', 'hash'])
     expect(records[1]?.prev_hash).toBe(records[0]?.hash)
   })
 })

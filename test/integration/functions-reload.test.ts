@@ -45,9 +45,10 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  await gw?.close()
+  // Release any invocation still held first: the gateway's drain waits for it.
   holder.closeAllConnections()
   holder.close()
+  await gw?.close()
 })
 
 const call = async (query = '') => {

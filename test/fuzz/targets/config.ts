@@ -29,12 +29,22 @@ function exampleTexts(): string[] {
     })
 }
 
-/** Every number in an accepted config is a count, a size, a port or milliseconds: a safe integer, not negative. */
+/** A ratio parsed from a percentage (`retries.budget: 20%` is 0.2). */
+const RATIO = /\.budget$/
+/** Values a dataset's or a tool's parameters are checked against: the caller's data, not a bound of the gateway's. */
+const PARAMETER_VALUE = /\.(params|query)\.[^.]+\.(min|max|default)(\.\d+)?$/
+
+/**
+ * Every number in an accepted config is a count, a size, a port or milliseconds: a safe integer,
+ * not negative; a ratio between 0 and 1; or a parameter's own value.
+ */
 function checkBounds(config: Config): void {
   const seen = new Set<object>()
   const walk = (value: unknown, path: string): void => {
     if (typeof value === 'number') {
-      if (!(Number.isSafeInteger(value) && value >= 0)) throw new Error(`accepted config holds ${value} at ${path}`)
+      if (PARAMETER_VALUE.test(path)) return
+      const inBounds = RATIO.test(path) ? value >= 0 && value <= 1 : Number.isSafeInteger(value) && value >= 0
+      if (!inBounds) throw new Error(`accepted config holds ${value} at ${path}`)
       return
     }
     if (typeof value !== 'object' || value === null || seen.has(value)) return
