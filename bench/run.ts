@@ -18,6 +18,7 @@ import { targetsTable } from './targets.ts'
 import { benchAccess, type AccessRow } from './access.ts'
 import { benchRecordLine, benchSqliteSink } from './audit.ts'
 import { benchFrontDoor, frontDoorTables } from './front-door.ts'
+import { benchMcp, mcpTable } from './mcp.ts'
 import { benchHostileTokens, hostileTable } from './hostile-tokens.ts'
 import { benchVerification, type VerifyRow } from './identity.ts'
 import { benchMemoryLimits, benchRedisAccuracy, benchRedisStore } from './limits.ts'
@@ -40,6 +41,8 @@ export interface BenchOptions {
   micro: boolean
   /** TLS and HTTP/2 against nginx with TLS (front-door.ts): unless --skip front-door, or --cases without it. */
   frontDoor: boolean
+  /** MCP tool calls vs HTTP, and aggregation (mcp.ts): unless --skip mcp, or --cases without it. */
+  mcp: boolean
   profile: string | null
   out: string
 }
@@ -75,6 +78,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     sweeps: sweeps as SweepName[],
     micro: !skip.includes('micro'),
     frontDoor: !skip.includes('front-door') && (!values.cases || values.cases.split(',').includes('front-door')),
+    mcp: !skip.includes('mcp') && (!values.cases || values.cases.split(',').includes('mcp')),
     profile: values.profile ?? null,
     out: values.out as string,
   }
@@ -294,6 +298,7 @@ async function main(): Promise<void> {
   const frontDoor = options.frontDoor
     ? await benchFrontDoor({ quick: options.quick, durationSec: options.quick ? 1 : Math.min(options.durationSec, 5), repeats: options.repeats, warmupSec: options.warmupSec, connections: options.connections })
     : null
+  const mcp = options.mcp ? await benchMcp({ durationSec: options.quick ? 1 : Math.min(options.durationSec, 5), connections: Math.min(options.connections, 10) }) : null
   const m = options.micro ? await micro(options) : null
   const es256 = m?.verification.find((r) => r.case.startsWith('ES256, cold'))?.cpuMicrosPerToken ?? null
   const sections = [
@@ -302,6 +307,7 @@ async function main(): Promise<void> {
     sweeps.length > 0 && `Scaling sweeps over (d) (each point its own gateway; median of ${options.repeats} × ${options.quick ? 1 : Math.min(options.durationSec, 5)}s after warm-up):\n\n${sweepTable(sweeps)}`,
     `Targets:\n\n${targetsTable({ results, sweeps, es256VerifyMicros: es256 })}`,
     frontDoor && `The front door: TLS and HTTP/2, against nginx terminating TLS (\`node bench/front-door.ts\` runs this alone):\n\n${frontDoorTables(frontDoor)}`,
+    mcp && `MCP: tools/call through the gateway (\`node bench/mcp.ts\` runs this alone):\n\n${mcpTable(mcp)}`,
     m && microTables(m),
   ].filter(Boolean)
   const table = sections.join('\n\n')
@@ -312,7 +318,7 @@ async function main(): Promise<void> {
   console.log(`${header}\n${table}`)
   await mkdir(options.out, { recursive: true })
   const name = options.quick ? 'quick' : 'latest'
-  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), node: process.version, cores: CORES, options, results, sweeps, frontDoor, ...m }, null, 2))
+  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), node: process.version, cores: CORES, options, results, sweeps, frontDoor, mcp, ...m }, null, 2))
   await writeFile(join(options.out, `${name}.md`), `${header}\n${table}\n`)
 }
 
