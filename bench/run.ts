@@ -19,6 +19,7 @@ import { benchAccess, type AccessRow } from './access.ts'
 import { benchRecordLine, benchSqliteSink } from './audit.ts'
 import { benchDatasets, datasetsTable } from './datasets.ts'
 import { benchFrontDoor, frontDoorTables } from './front-door.ts'
+import { benchMcp, mcpTable } from './mcp.ts'
 import { benchHostileTokens, hostileTable } from './hostile-tokens.ts'
 import { benchVerification, type VerifyRow } from './identity.ts'
 import { benchMemoryLimits, benchRedisAccuracy, benchRedisStore } from './limits.ts'
@@ -43,6 +44,8 @@ export interface BenchOptions {
   frontDoor: boolean
   /** Rows/s from PostgreSQL through a dataset route against psql's \copy (datasets.ts): unless --skip datasets, or --cases without it. */
   datasets: boolean
+  /** MCP tool calls vs HTTP, and aggregation (mcp.ts): unless --skip mcp, or --cases without it. */
+  mcp: boolean
   profile: string | null
   out: string
 }
@@ -79,6 +82,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     micro: !skip.includes('micro'),
     frontDoor: !skip.includes('front-door') && (!values.cases || values.cases.split(',').includes('front-door')),
     datasets: !skip.includes('datasets') && (!values.cases || values.cases.split(',').includes('datasets')),
+    mcp: !skip.includes('mcp') && (!values.cases || values.cases.split(',').includes('mcp')),
     profile: values.profile ?? null,
     out: values.out as string,
   }
@@ -299,6 +303,7 @@ async function main(): Promise<void> {
     ? await benchFrontDoor({ quick: options.quick, durationSec: options.quick ? 1 : Math.min(options.durationSec, 5), repeats: options.repeats, warmupSec: options.warmupSec, connections: options.connections })
     : null
   const datasets = options.datasets ? await benchDatasets({ quick: options.quick, repeats: options.repeats }) : null
+  const mcp = options.mcp ? await benchMcp({ durationSec: options.quick ? 1 : Math.min(options.durationSec, 5), connections: Math.min(options.connections, 10) }) : null
   const m = options.micro ? await micro(options) : null
   const es256 = m?.verification.find((r) => r.case.startsWith('ES256, cold'))?.cpuMicrosPerToken ?? null
   const sections = [
@@ -308,6 +313,7 @@ async function main(): Promise<void> {
     `Targets:\n\n${targetsTable({ results, sweeps, es256VerifyMicros: es256 })}`,
     frontDoor && `The front door: TLS and HTTP/2, against nginx terminating TLS (\`node bench/front-door.ts\` runs this alone):\n\n${frontDoorTables(frontDoor)}`,
     datasets && `Datasets: rows/s from PostgreSQL through a dataset route, against psql (\`node bench/datasets.ts\` runs this alone):\n\n${datasetsTable(datasets)}`,
+    mcp && `MCP: tools/call through the gateway (\`node bench/mcp.ts\` runs this alone):\n\n${mcpTable(mcp)}`,
     m && microTables(m),
   ].filter(Boolean)
   const table = sections.join('\n\n')
@@ -318,7 +324,7 @@ async function main(): Promise<void> {
   console.log(`${header}\n${table}`)
   await mkdir(options.out, { recursive: true })
   const name = options.quick ? 'quick' : 'latest'
-  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), node: process.version, cores: CORES, options, results, sweeps, frontDoor, datasets, ...m }, null, 2))
+  await writeFile(join(options.out, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), node: process.version, cores: CORES, options, results, sweeps, frontDoor, datasets, mcp, ...m }, null, 2))
   await writeFile(join(options.out, `${name}.md`), `${header}\n${table}\n`)
 }
 

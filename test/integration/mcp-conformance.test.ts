@@ -59,10 +59,4 @@ const EXPECTED_DIFFERENCES = {
     direct: { 'localhost-host-rebinding-rejected': ['FAILURE'], 'localhost-host-valid-accepted': ['SUCCESS'] },
     through: { 'localhost-host-rebinding-rejected': ['SUCCESS'], 'localhost-host-valid-accepted': ['SUCCESS'] },
   },
-  // 2025-era clients are served by the SDK's stateless legacy mode: no Mcp-Session-Id, so the
-  // scenario stops at its session warning instead of opening several streams on one session.
-  'server-sse-multiple-streams': {
-    direct: { 'server-accepts-multiple-post-streams': ['SUCCESS'], 'server-sse-streams-functional': ['SUCCESS'] },
-    through: { 'server-sse-multiple-streams-session': ['WARNING'] },
-  },
 }

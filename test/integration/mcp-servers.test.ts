@@ -102,10 +102,16 @@ describe('aggregated MCP servers', () => {
     }
   }, 60_000)
 
-  it('follows a server\'s tools/list_changed', async () => {
+  it('follows a server\'s tools/list_changed, and tells a 2025-era client in its session', async () => {
     const agent = await connect(`${gateway.url}/mcp`, agentToken, '2025-11-25')
+    let told = false
+    agent.setNotificationHandler('notifications/tools/list_changed', () => {
+      told = true
+    })
     try {
+      await agent.listTools() // the session's GET stream is open by now
       tickets.addTool('beta')
+      await waitFor(() => told, 'notifications/tools/list_changed from the gateway', 30_000)
       await waitFor(async () => (await agent.listTools()).tools.some((t) => t.name === 'tickets__beta'), 'tickets__beta listed', 30_000)
       expect(await agent.callTool({ name: 'tickets__beta', arguments: {} })).toMatchObject({ content: [{ type: 'text', text: 'beta done' }] })
     } finally {

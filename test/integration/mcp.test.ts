@@ -78,6 +78,27 @@ describe('the MCP endpoint as a resource server', () => {
   }, 60_000)
 })
 
+describe('sessions of 2025-era clients', () => {
+  it('belong to the identity that opened them: another token with the session id gets 404', async () => {
+    const opened = await request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${agentToken}` }, body: initialize })
+    expect(opened.statusCode).toBe(200)
+    const session = opened.headers['mcp-session-id'] as string
+    expect(session).toMatch(/^[0-9a-f-]{36}$/)
+    await opened.body.dump()
+    const list = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' })
+    const sessionHeaders = { ...mcpHeaders, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' }
+    const own = await request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...sessionHeaders, authorization: `Bearer ${agentToken}` }, body: list })
+    expect(own.statusCode).toBe(200)
+    expect(await own.body.text()).toContain('get_daily_report')
+    const other = await request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...sessionHeaders, authorization: `Bearer ${reporterToken}` }, body: list })
+    expect(other.statusCode).toBe(404)
+    await other.body.dump()
+    const unknown = await request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...sessionHeaders, 'mcp-session-id': crypto.randomUUID(), authorization: `Bearer ${agentToken}` }, body: list })
+    expect(unknown.statusCode).toBe(404)
+    await unknown.body.dump()
+  })
+})
+
 describe.each(['2025-06-18', '2025-11-25', '2026-07-28'])('an MCP client of protocol %s', (version) => {
   it('lists only the tools its role may call, with a JSON Schema 2020-12 input and hints', async () => {
     const client = await connect(`${gateway.url}/mcp`, agentToken, version)

@@ -14,6 +14,7 @@ import type { Logger } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import { createCatalog, routeToolEntry, type Catalog, type ToolEntry } from './catalog.ts'
 import { buildServer, type ProtocolDeps } from './protocol.ts'
+import { createLegacySessions, type LegacySessions } from './sessions.ts'
 import { createResourceServer, type ResourceServer } from './resource-server.ts'
 import { routeToolSource } from './route-tools.ts'
 import type { McpServerRegistry, UpstreamMcpServer } from './servers.ts'
@@ -87,7 +88,13 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     maxRequestBodySize: config.server.max_body_bytes,
     onerror: (err) => deps.logger.debug({ reason: err.message }, 'MCP request refused'),
   })
-  for (const server of servers) server.onToolsChanged(() => handler.notify.toolsChanged())
+  const sessions = createLegacySessions((caller) => buildServer(caller, protocol), config.server.max_body_bytes)
+  for (const server of servers) {
+    server.onToolsChanged(() => {
+      handler.notify.toolsChanged()
+      sessions.toolsChanged()
+    })
+  }
   return {
     config: mcp,
     catalog,
@@ -96,7 +103,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     audit: deps.audit,
     routes: [
       { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: metadataBackend(resourceServer) },
-      { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler) },
+      { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, sessions, config.server.max_body_bytes) },
     ],
     applySecrets(resolve) {
       mcp.servers.forEach((config, i) => {
@@ -127,7 +134,7 @@ function metadataBackend(resourceServer: ResourceServer): Backend {
   }
 }
 
-function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: McpHttpHandler): Backend {
+function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: McpHttpHandler, sessions: LegacySessions, maxBodyBytes: number): Backend {
   return {
     upstream: null,
     async serve(ctx, exchange) {
@@ -135,16 +142,39 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
       const caller = await resourceServer.authenticate(ctx)
       const abort = new AbortController()
       ctx.res.once('close', () => abort.abort())
-      const response = await handler.fetch(webRequest(ctx, mcp, abort.signal), {
-        // The client's token stays here: the SDK and every server behind it see only the caller.
-        authInfo: { token: '', clientId: caller.identity.clientId ?? caller.identity.sub, scopes: [], expiresAt: caller.identity.expiresAt, extra: { caller } },
-      })
+      const text = ctx.method === 'POST' ? await readBody(ctx, maxBodyBytes) : null
+      const parsedBody = text === null ? undefined : parseJson(text)
+      const request = webRequest(ctx, mcp, abort.signal, text)
+      // The client's token stays here: the SDK and every server behind it see only the caller.
+      const authInfo = { token: '', clientId: caller.identity.clientId ?? caller.identity.sub, scopes: [], expiresAt: caller.identity.expiresAt, extra: { caller } }
+      const inSession = sessions.handle(request, parsedBody, caller, authInfo)
+      const response = inSession ? await inSession : await handler.fetch(request, { authInfo, ...(parsedBody === undefined ? {} : { parsedBody }) })
       return writeWebResponse(ctx, response, exchange.beforeEnd)
     },
   }
 }
 
-function webRequest(ctx: Readonly<RequestContext>, mcp: McpConfig, signal: AbortSignal): Request {
+async function readBody(ctx: Readonly<RequestContext>, maxBytes: number): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > maxBytes) throw new GatewayError('payload_too_large', { detail: `The request body exceeds ${maxBytes} bytes.` })
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+/** undefined for a body that is not JSON: the SDK answers it with its parse error. */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return undefined
+  }
+}
+
+function webRequest(ctx: Readonly<RequestContext>, mcp: McpConfig, signal: AbortSignal, body: string | null): Request {
   const headers = new Headers()
   const raw = ctx.req.rawHeaders
   for (let i = 0; i < raw.length; i += 2) {
@@ -153,12 +183,12 @@ function webRequest(ctx: Readonly<RequestContext>, mcp: McpConfig, signal: Abort
     headers.append(name, raw[i + 1] as string)
   }
   const method = ctx.method
-  const hasBody = method !== 'GET' && method !== 'HEAD' && method !== 'DELETE'
+  const streamed = body === null && method !== 'GET' && method !== 'HEAD' && method !== 'DELETE'
   return new Request(new URL(`${mcp.path}${ctx.query === '' ? '' : `?${ctx.query}`}`, mcp.resource), {
     method,
     headers,
     signal,
-    ...(hasBody ? { body: Readable.toWeb(ctx.req) as ReadableStream, duplex: 'half' } : {}),
+    ...(body !== null ? { body } : streamed ? { body: Readable.toWeb(ctx.req) as ReadableStream, duplex: 'half' } : {}),
   } as RequestInit)
 }
 

@@ -159,15 +159,23 @@ function passThrough(server: Server, caller: Caller, deps: ProtocolDeps, upstrea
     if (!verdict.allowed) throw new ProtocolError(ProtocolErrorCode.InvalidRequest, `Not allowed: mcp:${what}`)
   }
   const client = () => upstream.client()
-  server.setRequestHandler('resources/list', async (request) => (allowed('resources'), (await client()).listResources(request.params)) as never)
-  server.setRequestHandler('resources/templates/list', async (request) => (allowed('resources'), (await client()).listResourceTemplates(request.params)) as never)
-  server.setRequestHandler('resources/read', async (request) => (allowed('resources'), (await client()).readResource(request.params)) as never)
-  server.setRequestHandler('prompts/list', async (request) => (allowed('prompts'), (await client()).listPrompts(request.params)) as never)
-  server.setRequestHandler('prompts/get', async (request) => (allowed('prompts'), (await client()).getPrompt(request.params)) as never)
-  server.setRequestHandler('completion/complete', async (request) => (allowed('completions'), (await client()).complete(request.params)) as never)
-  server.setRequestHandler('resources/subscribe', async (request) => (allowed('resources'), (await client()).subscribeResource(request.params)) as never)
-  server.setRequestHandler('resources/unsubscribe', async (request) => (allowed('resources'), (await client()).unsubscribeResource(request.params)) as never)
-  server.setRequestHandler('logging/setLevel', async (request) => (await (await client()).setLoggingLevel(request.params.level), {}) as never)
+  /** The upstream's answer to a request the caller may make (`call` on mcp:<what>). */
+  const gated = async <T>(what: string, ask: (c: Awaited<ReturnType<typeof client>>) => Promise<T>): Promise<T> => {
+    allowed(what)
+    return ask(await client())
+  }
+  server.setRequestHandler('resources/list', (request) => gated('resources', (c) => c.listResources(request.params)) as never)
+  server.setRequestHandler('resources/templates/list', (request) => gated('resources', (c) => c.listResourceTemplates(request.params)) as never)
+  server.setRequestHandler('resources/read', (request) => gated('resources', (c) => c.readResource(request.params)) as never)
+  server.setRequestHandler('resources/subscribe', (request) => gated('resources', (c) => c.subscribeResource(request.params)) as never)
+  server.setRequestHandler('resources/unsubscribe', (request) => gated('resources', (c) => c.unsubscribeResource(request.params)) as never)
+  server.setRequestHandler('prompts/list', (request) => gated('prompts', (c) => c.listPrompts(request.params)) as never)
+  server.setRequestHandler('prompts/get', (request) => gated('prompts', (c) => c.getPrompt(request.params)) as never)
+  server.setRequestHandler('completion/complete', (request) => gated('completions', (c) => c.complete(request.params)) as never)
+  server.setRequestHandler('logging/setLevel', async (request) => {
+    await (await client()).setLoggingLevel(request.params.level)
+    return {} as never
+  })
 }
 
 interface Outcome {

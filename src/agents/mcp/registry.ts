@@ -10,6 +10,27 @@ export interface AgentsRegistry {
   closeAll(): Promise<void>
 }
 
+/**
+ * Opened on first use: compiling a config (`bouncer explain`, a reload that is then refused) must
+ * not create the file; a gateway opens it with the first approval-gated call or admin request.
+ */
+function lazyStore(path: string): ApprovalStore {
+  let store: ApprovalStore | null = null
+  const open = () => (store ??= openApprovalStore(path))
+  return {
+    location: path,
+    request: (call, now) => open().request(call, now),
+    take: (call, now) => open().take(call, now),
+    get: (id, now) => open().get(id, now),
+    list: (filter, now) => open().list(filter, now),
+    decide: (id, decision, by, now) => open().decide(id, decision, by, now),
+    close: () => {
+      store?.close()
+      store = null
+    },
+  }
+}
+
 export function createAgentsRegistry(logger: Logger): AgentsRegistry {
   const servers = createMcpServerRegistry(logger)
   const stores = new Map<string, ApprovalStore>()
@@ -17,7 +38,7 @@ export function createAgentsRegistry(logger: Logger): AgentsRegistry {
     servers,
     approvals(path) {
       let store = stores.get(path)
-      if (!store) stores.set(path, (store = openApprovalStore(path)))
+      if (!store) stores.set(path, (store = lazyStore(path)))
       return store
     },
     async closeAll() {

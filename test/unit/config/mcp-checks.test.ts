@@ -1,0 +1,68 @@
+// `bouncer check` on the mcp section: tools name routes that exist, names are unique and valid,
+// the transparent mode has one server, approvers are roles, the endpoint's path is its own.
+import { describe, expect, it } from 'vitest'
+import { formatDiagnostic, loadConfigText } from '../../../src/config/index.ts'
+
+function check(text: string) {
+  const loaded = loadConfigText(text, '/etc/bouncer/bouncer.yaml', {})
+  return { loaded, lines: loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => formatDiagnostic('bouncer.yaml', d)) }
+}
+
+const BASE = [
+  'upstreams:\n  - { name: api, url: http://127.0.0.1:9500 }',
+  'roles:\n  - { name: ops, assumed_by: [{ issuer: corp }], policies: [] }',
+  'issuers:\n  - { name: corp, issuer: https://sso.example.com/, audiences: [api] }',
+  'routes:\n  - { id: reports.daily, methods: [GET], path: /reports/:region, upstream: api }',
+].join('\n')
+
+describe('mcp checks', () => {
+  it('accepts a complete section and fills in the defaults', () => {
+    const { loaded, lines } = check(`${BASE}\nmcp:\n  resource: https://gw.example.com/mcp\n  tools: [{ route: reports.daily, name: get_report }]\n  servers: [{ name: tickets, url: http://127.0.0.1:7000/mcp }]\n  approvals: [{ tools: ["tickets__close_*"], approvers: [ops] }]\n`)
+    expect(lines).toEqual([])
+    expect(loaded.config?.mcp).toMatchObject({
+      path: '/mcp', scopes: [], log_arguments: false,
+      servers: [{ name: 'tickets', prefix: true, timeout: 60_000, headers: {} }],
+      approvals: [{ approvers: ['ops'], ttl: 900_000 }],
+      approvals_store: { type: 'sqlite', path: '/etc/bouncer/data/approvals.db' },
+    })
+  })
+
+  it('refuses unknown routes, duplicate and invalid names, a transparent mode with two servers, unknown approvers and a route on the endpoint\'s path', () => {
+    const { loaded, lines } = check(`${BASE}
+  - { id: shadow, path: /mcp, upstream: api }
+mcp:
+  resource: https://gw.example.com/mcp
+  tools:
+    - { route: nowhere }
+    - { route: reports.daily, name: dup }
+    - { route: reports.daily, name: dup }
+  servers:
+    - { name: a, url: http://127.0.0.1:7000/mcp, prefix: false }
+    - { name: a, url: http://127.0.0.1:7001/mcp }
+  approvals: [{ tools: ["*"], approvers: [nobody] }]
+`)
+    expect(loaded.config).toBeUndefined()
+    expect(lines).toEqual(expect.arrayContaining([
+      expect.stringContaining('mcp.tools[0].route: unknown route "nowhere"'),
+      expect.stringContaining('mcp.tools[2].name: duplicate tool name "dup"'),
+      expect.stringContaining('mcp.servers[0].prefix: prefix: false (the transparent mode) needs exactly one server'),
+      expect.stringContaining('mcp.servers[1].name: duplicate MCP server "a"'),
+      expect.stringContaining('mcp.approvals[0].approvers[0]: unknown role "nobody"'),
+      expect.stringContaining('routes[1].path: /mcp is the MCP endpoint\'s path (mcp.path)'),
+    ]))
+  })
+
+  it('refuses a server name that would make SERVER__TOOL ambiguous, and a tool name MCP does not allow', () => {
+    const { lines } = check(`${BASE}\nmcp:\n  resource: https://gw.example.com/mcp\n  tools: [{ route: reports.daily, name: "get report" }]\n  servers: [{ name: a__b, url: http://127.0.0.1:7000/mcp }]\n`)
+    expect(lines).toEqual(expect.arrayContaining([
+      expect.stringContaining('a tool name is 1-128 letters, digits and _ - .'),
+      expect.stringContaining('a server name is letters, digits, - and single _'),
+    ]))
+  })
+
+  it('needs a resource, and takes `call` as a statement action', () => {
+    expect(check(`${BASE}\nmcp:\n  tools: []\n`).lines).toEqual([expect.stringContaining('mcp: missing required key "resource"')])
+    const { lines } = check(`${BASE}\npolicies:\n  - { name: p, statements: [{ effect: allow, actions: [call], routes: ["mcp:get_report"] }] }\nmcp:\n  resource: https://gw.example.com/mcp\n  tools: [{ route: reports.daily, name: get_report }]\n`)
+    expect(lines).toEqual([])
+  })
+})
