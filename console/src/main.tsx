@@ -99,8 +99,9 @@ function App() {
   const [checking, setChecking] = useState(token.value !== null && session.value === null)
   useEffect(() => {
     if (token.value === null || session.value !== null) return
+    performance.mark('bouncer:session-asked')
     api<Session>('session')
-      .then((s) => (session.value = s))
+      .then((s) => (performance.mark('bouncer:session'), (session.value = s)))
       .catch(() => signOut())
       .finally(() => setChecking(false))
   }, [])
