@@ -83,6 +83,7 @@ try {
   try {
     const render: Record<string, number> = {}
     const shell: number[] = []
+    const marks: Record<string, number[]> = {}
     let weight: { files: number; transferred: number; decoded: number } | undefined
     for (const range of ['1h', '24h']) {
       const times: number[] = []
@@ -108,6 +109,10 @@ try {
             const [nav] = performance.getEntriesByType('navigation' as 'resource') as unknown as Array<{ domContentLoadedEventEnd: number }>
             return nav?.domContentLoadedEventEnd ?? 0
           }))
+          // The console's own marks (page clock, from navigation): session known, data in, charts drawn.
+          while (!(await page.evaluate(() => performance.getEntriesByName('bouncer:overview-drawn').length > 0))) await page.waitForTimeout(20)
+          const found = await page.evaluate(() => performance.getEntriesByType('mark').map((m) => [m.name, m.startTime] as [string, number]))
+          for (const [name, at] of found) (marks[name] ??= []).push(at)
           // The document and its files (not the API's answers), as the browser fetched them.
           weight ??= await page.evaluate(() => {
             type Entry = { name: string; transferSize: number; decodedBodySize: number }
@@ -125,6 +130,7 @@ try {
       render[range === '1h' ? 'first render, 1 h (the default)' : `switch to ${range} (all ${RECORDS.toLocaleString('en')} records)`] = Math.round(median(times))
     }
     render['of which: page and script loaded (DOMContentLoaded)'] = Math.round(median(shell))
+    for (const [name, at] of Object.entries(marks)) render[`page clock: ${name.replace('bouncer:', '')}`] = Math.round(median(at))
     results.render_ms = render
     results.page_weight = weight
   } finally {

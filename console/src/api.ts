@@ -56,7 +56,26 @@ async function call(path: string, init: { method?: string; body?: unknown; accep
   throw new ApiError(problem?.detail ?? `${res.status} ${res.statusText}`, res.status, problem?.code ?? null)
 }
 
+const early = new Map<string, Promise<unknown>>()
+
+/** Asks now for what a page will ask for once the session is known: the two round trips overlap. */
+export function prefetch(path: string): void {
+  if (token.value === null) return
+  const answer = call(path).then((res) => res.json())
+  answer.catch(() => {}) // the page asks again, and reports
+  early.set(path, answer)
+}
+
 export async function api<T>(path: string, init: { method?: string; body?: unknown; accept?: number[] } = {}): Promise<T> {
+  const ready = init.method === undefined ? early.get(path) : undefined
+  if (ready) {
+    early.delete(path)
+    try {
+      return (await ready) as T
+    } catch {
+      // asked again below
+    }
+  }
   return (await (await call(path, init)).json()) as T
 }
 

@@ -1,6 +1,6 @@
 import { render } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
-import { api, ApiError, session, signIn, signOut, token, type Session } from './api'
+import { api, ApiError, prefetch, session, signIn, signOut, token, type Session } from './api'
 import { here } from './router'
 import { AuditPage } from './pages/audit'
 import { CatalogPage } from './pages/catalog'
@@ -99,8 +99,9 @@ function App() {
   const [checking, setChecking] = useState(token.value !== null && session.value === null)
   useEffect(() => {
     if (token.value === null || session.value !== null) return
+    performance.mark('bouncer:session-asked')
     api<Session>('session')
-      .then((s) => (session.value = s))
+      .then((s) => (performance.mark('bouncer:session'), (session.value = s)))
       .catch(() => signOut())
       .finally(() => setChecking(false))
   }, [])
@@ -109,4 +110,6 @@ function App() {
   return me ? <Shell me={me} /> : <SignIn />
 }
 
+// A returning tab opens on the overview: its data is asked for beside the session, not after it.
+if (here.value.page === 'overview' && here.value.params.size === 0) prefetch('overview?since=1h')
 render(<App />, document.getElementById('app') as HTMLElement)

@@ -164,8 +164,8 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
     },
     ...approvalRoutes(actions.runtime),
   ]
-  // The console asks whether an endpoint exists (approvals come with agents) rather than calling it to see.
-  routes.push(...consoleRoutes(actions, (method, path) => routes.some((r) => r.method === method && r.path === path)))
+  // The console reads other endpoints' answers (approvals come with agents) without a request of its own.
+  routes.push(...consoleRoutes(actions, (method, path) => routes.find((r) => r.method === method && r.path === path)))
   return routes
 }
 

@@ -11,7 +11,7 @@ import { GatewayError } from '../errors/index.ts'
 import { explain, type Explanation, type Runtime } from '../gateway/index.ts'
 import type { AdminActions } from './api.ts'
 import { recordedClaims, replay } from './replay.ts'
-import type { AdminRoute } from './server.ts'
+import type { AdminRequest, AdminRoute } from './server.ts'
 
 /** The columns of an export, in the record's order (roles as `a;b` in CSV). */
 const EXPORT_MAX = 100_000
@@ -101,7 +101,19 @@ function matrixOf(runtime: Runtime): Record<string, Record<string, { allow: stri
   return out
 }
 
-export function consoleRoutes(actions: AdminActions, served: (method: string, path: string) => boolean): AdminRoute[] {
+/** The approvals waiting, as GET /api/approvals?status=pending answers; null where the gateway has none (no endpoint, or no mcp.approvals). */
+async function pendingApprovals(list: AdminRoute | undefined, request: AdminRequest): Promise<unknown[] | null> {
+  if (!list) return null
+  try {
+    const reply = await list.handle({ ...request, path: 'approvals', query: new URLSearchParams({ status: 'pending' }), params: {}, body: undefined })
+    return Array.isArray(reply.body) ? reply.body : null
+  } catch (err) {
+    if (err instanceof GatewayError && err.code === 'route_not_found') return null
+    throw err
+  }
+}
+
+export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRoute['method'], path: string) => AdminRoute | undefined): AdminRoute[] {
   const runtime = () => actions.runtime()
   return [
     {
@@ -211,7 +223,7 @@ export function consoleRoutes(actions: AdminActions, served: (method: string, pa
     {
       method: 'GET',
       path: 'catalog',
-      handle: async () => {
+      handle: async (request) => {
         const rt = runtime()
         const source = auditSourceOf(rt.config.audit)
         const counts = source ? await readCounts(source, Date.now() - 3_600_000) : { limits: [], unknown_issuers: [] }
@@ -236,8 +248,7 @@ export function consoleRoutes(actions: AdminActions, served: (method: string, pa
               ...x509Issuers(rt.config).map((issuer) => ({ name: issuer.name, type: 'x509', issuer: null, jwks_uri: null, state: 'ready', keys: [], last_refresh: null, last_error: null })),
             ],
             drift: counts.unknown_issuers,
-            // The endpoint is always routed; it has something to say only where mcp.approvals is configured.
-            approvals: served('GET', 'approvals') && Boolean(rt.mcp?.approvals),
+            approvals: await pendingApprovals(endpoint('GET', 'approvals'), request),
             limits: rt.config.limits.map((limit) => ({
               name: limit.name, key: limit.key, rate: limit.rate?.text ?? null, burst: limit.burst ?? null, quota: limit.quota?.text ?? null,
               routes: rt.config.routes.filter((r) => r.limits.includes(limit.name)).map((r) => r.id),

@@ -71,7 +71,7 @@ export const consoleSchemas: Record<string, JsonSchema> = {
     issuers: array(shape({ name: string, type: string, state: string, keys: array({ type: 'object' }), last_refresh: nullable(string), last_error: nullable(string) })),
     drift: array(shape({ detail: nullable(string), count: integer, last: string })),
     limits: array(shape({ name: string, key: string, rate: nullable(string), burst: nullable(integer), quota: nullable(string), routes: array(string), refused_1h: integer })),
-    approvals: { type: 'boolean', description: 'whether this gateway has approvals (GET /api/approvals)' },
+    approvals: { anyOf: [{ type: 'null' }, array({ type: 'object' })], description: 'the pending approvals (GET /api/approvals?status=pending); null where the gateway has none' },
   }),
   ReplayRequest: {
     type: 'object',

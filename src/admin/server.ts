@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { warmAuditReads } from '../audit/index.ts'
 import { asGatewayError, GatewayError, sendProblem } from '../errors/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import type { AdminAuth, AdminCaller } from './auth.ts'
@@ -138,7 +139,11 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
     return sendJson(res, reply.status ?? 200, reply.body)
   }
   // The console: its page and files, GET and HEAD only (its data comes from /api/).
-  if ((method === 'GET' || method === 'HEAD') && consoleAssets.serve(url.pathname, req, res)) return
+  if ((method === 'GET' || method === 'HEAD') && consoleAssets.serve(url.pathname, req, res)) {
+    // The page's questions follow within moments: have the audit reads' thread ready for them.
+    if (url.pathname === '/') warmAuditReads()
+    return
+  }
   throw new GatewayError('route_not_found', { detail: `Nothing at ${url.pathname} on the admin listener.` })
 }
 

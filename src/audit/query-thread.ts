@@ -48,6 +48,11 @@ function thread(): Worker {
   return w
 }
 
+/** Starts the thread ahead of its first job (the console's page is loading: its questions follow). */
+export function warmAuditReads(): void {
+  thread()
+}
+
 function offThread<T>(job: QueryJob): Promise<T> {
   const w = thread()
   const id = nextId++

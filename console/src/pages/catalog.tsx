@@ -1,7 +1,7 @@
 // What the running config offers: routes × roles, issuers and their keys, limits and their use,
 // secrets (names and versions, never values), pending approvals.
 import { useEffect, useState } from 'preact/hooks'
-import { api, ApiError, session } from '../api'
+import { api, session } from '../api'
 import { ago, count } from '../format'
 import { Empty, Failure, Panel } from '../ui'
 
@@ -12,22 +12,18 @@ interface Catalog {
   issuers: Array<{ name: string; type: string; issuer: string | null; state: string; keys: Array<{ kid: string | null; alg: string | null; kty: string }>; last_refresh: string | null; last_error: string | null }>
   drift: Array<{ detail: string | null; count: number; last: string }>
   limits: Array<{ name: string; key: string; rate: string | null; burst: number | null; quota: string | null; routes: string[]; refused_1h: number; last_refused: string | null }>
-  approvals: boolean
+  approvals: Approval[] | null
 }
 interface Secrets { store: string | null; secrets: Array<{ name: string; versions: Array<{ version: number; created_at: string | null; label: string | null }> }> }
 /** An agent's tool call waiting for a person (mcp.approvals; GET /api/approvals). */
 interface Approval { id: string; tool: string; subject: string; approvers: string[]; status: string; expires_at: string }
 
-function Approvals({ served }: { served: boolean }) {
-  const [items, setItems] = useState<Approval[] | null>(null)
-  const [absent, setAbsent] = useState(false)
+function Approvals({ pending }: { pending: Approval[] | null }) {
+  const [items, setItems] = useState<Approval[] | null>(pending)
+  const absent = pending === null
   const [error, setError] = useState<unknown>(null)
   const [approver, setApprover] = useState('')
-  const load = () => api<Approval[]>('approvals?status=pending').then(setItems, (err) => {
-    if (err instanceof ApiError && err.status === 404) setAbsent(true)
-    else setError(err)
-  })
-  useEffect(() => void (served ? load() : setAbsent(true)), [served])
+  const load = () => api<Approval[]>('approvals?status=pending').then(setItems, setError)
   // The admin token opens the API; the approver's own token (one of the rule's roles) decides.
   const decide = (id: string, verdict: 'approve' | 'deny') =>
     api(`approvals/${encodeURIComponent(id)}/${verdict}`, { method: 'POST', body: { token: approver.trim() } }).then(load, setError)
@@ -147,7 +143,7 @@ export function CatalogPage() {
               )}
               <p class="hint">Names and versions only: no value ever leaves the gateway.</p>
             </Panel>
-            <Approvals served={catalog.approvals} />
+            <Approvals pending={catalog.approvals} />
           </div>
         </>
       )}

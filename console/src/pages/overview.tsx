@@ -22,6 +22,7 @@ interface Overview {
 }
 
 const RANGES = ['15m', '1h', '6h', '24h', '7d', '30d']
+let loadedAt = 0
 const LIVE_MS = 10_000
 
 export function OverviewPage() {
@@ -43,7 +44,7 @@ export function OverviewPage() {
   useEffect(() => {
     let stopped = false
     const load = () =>
-      api<Overview>(path).then((d) => !stopped && (setData(d), setError(null)), (err) => !stopped && setError(err))
+      api<Overview>(path).then((d) => !stopped && ((loadedAt = performance.now()), setData(d), setError(null)), (err) => !stopped && setError(err))
     void load()
     const timer = live && !brush ? setInterval(load, LIVE_MS) : undefined
     return () => {
@@ -73,6 +74,13 @@ export function OverviewPage() {
   ] : []), [data])
 
   const xEnd = data ? (data.buckets.at(-1) ?? 0) + data.bucket_ms : 0
+  // Marks for bench/console.ts: when the first data arrived, and when its charts were drawn.
+  useEffect(() => {
+    if (data && performance.getEntriesByName('bouncer:overview-drawn').length === 0) {
+      performance.mark('bouncer:overview-data', { startTime: loadedAt })
+      requestAnimationFrame(() => performance.mark('bouncer:overview-drawn'))
+    }
+  }, [data])
   const onSelect = (from: number, to: number) => setBrush({ from: Math.floor(from), to: Math.ceil(to) })
 
   return (
