@@ -39,6 +39,8 @@ export interface RunningCase {
   measured: Started
   /** Connections for this case when it cannot take --connections (a function's pool refuses beyond its concurrency). */
   connections?: number
+  /** The SQLite audit log of an audited case: its records are counted once the gateway has stopped (issue 15). */
+  auditDb?: string
   stop(): Promise<void>
 }
 
@@ -109,15 +111,16 @@ function auditCase(spread: boolean): BenchCase {
     group: 'main',
     title: spread ? '(c) + SQLite audit, audit worker thread on the other core' : '(c) + SQLite audit, all on one core',
     async start(ctx) {
+      const auditDb = join(ctx.dir, `bench-audit-${spread}.db`)
       const gateway = await startBouncer({
-        audit: { sinks: [{ type: 'sqlite', path: join(ctx.dir, `bench-audit-${spread}.db`) }], spill_dir: join(ctx.dir, `bench-spill-${spread}`) },
+        audit: { sinks: [{ type: 'sqlite', path: auditDb }], spill_dir: join(ctx.dir, `bench-spill-${spread}`) },
         upstreams: [{ name: 'api', url: `http://127.0.0.1:${ctx.upstreamPort}`, max_connections: 64 }],
         routes: [{ id: 'all', path: '/*', upstream: 'api', public: true }],
       })
       // The request thread stays on its core; the audit worker (Node names it WorkerThread) goes
       // where a multi-core host would run it: a core the request thread does not use.
       if (spread && LOAD_CORE !== null) await waitForThread(gateway.child.pid as number, 'WorkerThread', LOAD_CORE)
-      return { url: `${gateway.url}/`, measured: gateway, stop: () => gateway.stop() }
+      return { url: `${gateway.url}/`, measured: gateway, auditDb, stop: () => gateway.stop() }
     },
   }
 }
@@ -277,12 +280,12 @@ export const functionPlain: BenchCase = {
 }
 
 /** (d): the whole pipeline, sized by `shape` (the sweeps vary it). */
-export async function startPipeline(ctx: CaseContext, shape: { routes: number; statements: number }, spreadAudit = false): Promise<Started & { url: string }> {
+export async function startPipeline(ctx: CaseContext, shape: { routes: number; statements: number }, spreadAudit = false): Promise<Started & { url: string; auditDb: string }> {
   const dir = await mkdtemp(join(ctx.dir, 'pipeline-'))
   const { config, path } = pipelineConfig({ ...shape, issuer: ctx.issuer.issuer, upstreamPort: ctx.upstreamPort, dir })
   const gateway = await startBouncer(config)
   if (spreadAudit && LOAD_CORE !== null) await waitForThread(gateway.child.pid as number, 'WorkerThread', LOAD_CORE)
-  return Object.assign(gateway, { url: `${gateway.url}${path}` })
+  return Object.assign(gateway, { url: `${gateway.url}${path}`, auditDb: join(dir, 'audit.db') })
 }
 
 function pipelineCase(spread: boolean): BenchCase {
@@ -295,7 +298,7 @@ function pipelineCase(spread: boolean): BenchCase {
     async start(ctx) {
       const gateway = await startPipeline(ctx, { routes: 1_000, statements: 200 }, spread)
       const [token] = await ctx.issuer.mint(1, 'ES256')
-      return { url: gateway.url, headers: { authorization: `Bearer ${token}`, traceparent: PIPELINE_TRACEPARENT }, measured: gateway, stop: () => gateway.stop() }
+      return { url: gateway.url, headers: { authorization: `Bearer ${token}`, traceparent: PIPELINE_TRACEPARENT }, measured: gateway, auditDb: gateway.auditDb, stop: () => gateway.stop() }
     },
   }
 }

@@ -9,6 +9,7 @@
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { CASES, CaseSkipped, startUpstream, type BenchCase, type RunningCase } from './cases.ts'
@@ -102,13 +103,33 @@ async function runCase(bench: BenchCase, shared: { upstreamPort: number; issuer:
     if (!(err instanceof CaseSkipped)) throw err
     return { id: bench.id, title: bench.title, group: bench.group, runs: [], median: NOT_RUN, skipped: err.message }
   }
+  let result: CaseResult
+  let responses = 0
   try {
-    await measure(running, options, options.warmupSec)
+    responses += (await measure(running, options, options.warmupSec)).requests
     const runs: Measured[] = []
     for (let i = 0; i < options.repeats; i++) runs.push(await measure(running, options, options.durationSec))
-    return { id: bench.id, title: bench.title, group: bench.group, runs, median: medianRun(runs) }
+    responses += runs.reduce((sum, run) => sum + run.requests, 0)
+    result = { id: bench.id, title: bench.title, group: bench.group, runs, median: medianRun(runs) }
   } finally {
     await running.stop()
+  }
+  // Issue 15: every answered request has its record once the gateway has drained (wrk counts only
+  // the responses it read, so there may be more records, never fewer).
+  if (running.auditDb) {
+    const records = countAuditRecords(running.auditDb)
+    result.audit = { records, responses }
+    if (records < responses) process.stderr.write(`${bench.id}: ${responses - records} audit records missing (${records} for ${responses} responses)\n`)
+  }
+  return result
+}
+
+function countAuditRecords(path: string): number {
+  const db = new DatabaseSync(path, { readOnly: true })
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM audit_records').get() as { n: number }).n
+  } finally {
+    db.close()
   }
 }
 
@@ -128,6 +149,8 @@ export function markdownTable(results: CaseResult[]): string {
     if (r.skipped) lines.push(`| ${r.title} | skipped: ${r.skipped} | | | | | | | |`)
     else lines.push(`| ${r.title} | ${Math.round(m.rps)} | ${m.p50ms.toFixed(2)} | ${m.p99ms.toFixed(2)} | ${m.cpuMicrosPerRequest.toFixed(1)} | ${ratio(m.rps, a)} | ${ratio(m.rps, b)} | ${ratio(m.rps, e)} | ${m.errors} |`)
   }
+  const audited = main.filter((r) => r.audit)
+  if (audited.length > 0) lines.push('', `Audit records after each audited case, all written: ${audited.map((r) => `${r.id} ${r.audit?.records} for ${r.audit?.responses} responses`).join('; ')}.`)
   return lines.join('\n')
 }
 
