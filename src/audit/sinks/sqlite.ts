@@ -9,7 +9,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import type { AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
-import type { AuditSink, ChainHead, SinkHead, StoredRow } from './sink.ts'
+import { rowColumns, type AuditSink, type ChainHead, type SinkHead, type StoredRow } from './sink.ts'
 
 const SCHEMA_VERSION = 2
 const ROWS_PER_INSERT = 25
@@ -112,13 +112,12 @@ export function recordFromRow(row: Record<string, unknown>): AuditRecord {
   return record as AuditRecord
 }
 
-function bind(out: unknown[], chainNo: number, { seq, record }: StoredRow): void {
-  const values = record as unknown as Record<string, unknown>
-  out.push(chainNo, seq, Date.parse(record.time))
-  for (const field of FIELD_SPECS) {
-    const value = values[field.name]
-    out.push(field.kind === 'roles' ? JSON.stringify(value) : (value ?? null))
-  }
+const TIME_COLUMN = FIELD_SPECS.findIndex((field) => field.name === 'time')
+
+function bind(out: unknown[], chainNo: number, row: StoredRow): void {
+  const columns = rowColumns(row)
+  out.push(chainNo, row.seq, Date.parse(columns[TIME_COLUMN] as string))
+  for (const value of columns) out.push(value)
 }
 
 export function createSqliteSink(path: string, options: { durable: boolean }): AuditSink {
