@@ -4,7 +4,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { columnValues } from '../../../src/audit/canonical-scan.ts'
 import { FIELD_SPECS } from '../../../src/audit/fields.ts'
-import { chain, canonicalJson, GENESIS_HASH, link, recordLine, recordOf, type RecordInput } from '../../../src/audit/record.ts'
+import { chain, canonicalJson, GENESIS_HASH, isoTime, link, recordLine, recordOf, type RecordInput } from '../../../src/audit/record.ts'
 import { LinkedRow, rowColumns } from '../../../src/audit/sinks/sink.ts'
 import type { RequestFacts } from '../../../src/request/index.ts'
 
@@ -54,5 +54,17 @@ describe('columns read from the canonical text', () => {
     expect(() => columnValues(odd.linked.canonical, odd.linked.hash)).toThrow()
     expect(rowColumns(odd)).toEqual(FIELD_SPECS.map((field) => { const value = (odd.record as unknown as Record<string, unknown>)[field.name]; return field.kind === 'roles' ? JSON.stringify(value) : value ?? null }))
     expect(JSON.parse(JSON.stringify(row))).toEqual({ chain: 'c', seq: 1, record: JSON.parse(JSON.stringify(row.record)) })
+  })
+})
+
+describe('the record time', () => {
+  it('is what Date#toISOString writes, for any whole millisecond, in and across seconds', () => {
+    for (const ms of [0, 999, 1000, 1_764_609_267_001, 1_764_609_267_010, 1_764_609_267_100, 1_764_609_267_999, 1_764_609_268_000, -1, -1001, 253_402_300_799_999, 253_402_300_800_000]) {
+      expect(isoTime(ms)).toBe(new Date(ms).toISOString())
+    }
+    fc.assert(fc.property(fc.integer({ min: -62_000_000_000_000, max: 8_000_000_000_000_000 }), (ms) => {
+      expect(isoTime(ms)).toBe(new Date(ms).toISOString())
+    }))
+    expect(isoTime(1.5)).toBe(new Date(1.5).toISOString())
   })
 })
