@@ -1,5 +1,6 @@
 // Benchmark cases. Each starts what it needs on loopback and names the process whose CPU is the
 // cost being measured (the proxy, or the upstream when there is no proxy).
+import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -18,6 +19,18 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url))
 /** What deploy/bouncer.service and the Dockerfile set (a test keeps the three the same). */
 export const DEPLOYED_NODE_OPTIONS = '--max-semi-space-size=16'
 const NODE = process.execPath
+
+let compiledBuild = false
+
+/**
+ * Builds dist/ (npm run build) and runs every gateway from it, as deployed; run.ts does this
+ * unless --sources (quick mode runs the sources: the test suite calls it).
+ */
+export function useCompiledBuild(): void {
+  const built = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' })
+  if (built.status !== 0) throw new Error('npm run build failed: the benchmark runs the compiled build (or pass --sources)')
+  compiledBuild = true
+}
 
 export interface CaseContext {
   upstreamPort: number
@@ -66,7 +79,11 @@ export async function startBouncer(config: Record<string, unknown>, env: NodeJS.
   // of V8's default growth to 32 MB semi-spaces: ~90 MB less resident memory, the same throughput.
   // --profile adds a CPU profile written when the gateway exits (bench/run.ts reads it).
   const profile = process.env.BENCH_CPU_PROF_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}` : ''
-  const started = await startProcess(NODE, [join(ROOT, 'bin/bouncer.js'), 'serve', '--config', file], /gateway listening on (\S+)/, {
+  // Issue 15: what a deployment runs is the compiled build (the image ships dist/): bin/bouncer.js
+  // takes it when type stripping is off. The sources cost ~30-60 MB more resident memory (Node's
+  // TypeScript stripper and the source maps), the same CPU once warm.
+  const runtime = compiledBuild ? ['--no-experimental-strip-types'] : []
+  const started = await startProcess(NODE, [...runtime, join(ROOT, 'bin/bouncer.js'), 'serve', '--config', file], /gateway listening on (\S+)/, {
     env: { BOUNCER_LOG_LEVEL: 'warn', NODE_OPTIONS: `${DEPLOYED_NODE_OPTIONS}${profile}`, ...env },
   })
   const stop = started.stop

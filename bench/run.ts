@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--cases a,b] [--sweeps routes,statements,principals|none]
+// npm run bench [-- --quick] [--sources] [--cases a,b] [--sweeps routes,statements,principals|none]
 //                  [--skip micro] [--duration S] [--repeats N] [--connections N] [--out DIR]
 //                  [--profile CASE]
 //
@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { CASES, CaseSkipped, startUpstream, type BenchCase, type RunningCase } from './cases.ts'
+import { CASES, CaseSkipped, startUpstream, useCompiledBuild, type BenchCase, type RunningCase } from './cases.ts'
 import { summarise } from './profile-summary.ts'
 import { runSweep, type SweepName, type SweepPoint } from './sweep.ts'
 import { targetsTable } from './targets.ts'
@@ -42,6 +42,8 @@ export interface BenchOptions {
   /** TLS and HTTP/2 against nginx with TLS (front-door.ts): unless --skip front-door, or --cases without it. */
   frontDoor: boolean
   profile: string | null
+  /** Run the gateway from src/ instead of the compiled build (quick mode always does). */
+  sources: boolean
   out: string
 }
 
@@ -59,6 +61,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       sweeps: { type: 'string' },
       skip: { type: 'string' },
       profile: { type: 'string' },
+      sources: { type: 'boolean', default: false },
       out: { type: 'string', default: fileURLToPath(new URL('./results', import.meta.url)) },
     },
   })
@@ -77,6 +80,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     micro: !skip.includes('micro'),
     frontDoor: !skip.includes('front-door') && (!values.cases || values.cases.split(',').includes('front-door')),
     profile: values.profile ?? null,
+    sources: quick || values.sources === true,
     out: values.out as string,
   }
 }
@@ -179,6 +183,7 @@ export function sweepTable(points: SweepPoint[]): string {
 
 export async function runBench(options: BenchOptions): Promise<{ results: CaseResult[]; sweeps: SweepPoint[] }> {
   const selected = options.cases ? CASES.filter((c) => options.cases?.includes(c.id)) : CASES
+  if (!options.sources) useCompiledBuild()
   const upstream = await startUpstream()
   const issuer = await startBenchIssuer()
   const dir = await mkdtemp(join(tmpdir(), 'bouncer-bench-'))
@@ -331,7 +336,7 @@ async function main(): Promise<void> {
   const header = `Bouncer benchmark — ${new Date().toISOString()}\n\n` +
     `${CORES} cores; servers pinned to core ${SERVER_CORE ?? 'any'}, load on core ${LOAD_CORE ?? 'any'}; ` +
     `${options.connections} connections, ${options.durationSec}s × ${options.repeats} after ${options.warmupSec}s warm-up; ` +
-    `load generator: ${results.find((r) => !r.skipped)?.median.tool ?? 'n/a'}; Node ${process.version}${options.quick ? ' (quick mode: not a measurement)' : ''}\n`
+    `load generator: ${results.find((r) => !r.skipped)?.median.tool ?? 'n/a'}; gateway from ${options.sources ? 'the sources (src/)' : 'the compiled build (dist/)'}; Node ${process.version}${options.quick ? ' (quick mode: not a measurement)' : ''}\n`
   console.log(`${header}\n${table}`)
   await mkdir(options.out, { recursive: true })
   const name = options.quick ? 'quick' : 'latest'
