@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { RequestContext } from '../src/request/index.ts'
-import { GENESIS_HASH, linkLine, recordLine } from '../src/audit/record.ts'
-import type { StoredRow } from '../src/audit/sinks/sink.ts'
+import { GENESIS_HASH, link, recordLine } from '../src/audit/record.ts'
+import { LinkedRow, type StoredRow } from '../src/audit/sinks/sink.ts'
 import { createSqliteSink } from '../src/audit/sinks/sqlite.ts'
 
 const INSTANCE = 'bench-host:4242'
@@ -61,9 +61,9 @@ export async function benchSqliteSink(quick: boolean): Promise<{ recordsPerSec: 
   for (let written = 0; written < total; written += batch) {
     const rows: StoredRow[] = []
     for (const line of lines) {
-      const record = linkLine(line, head.hash)
-      head = { seq: head.seq + 1, hash: record.hash }
-      rows.push({ chain, seq: head.seq, record })
+      const linked = link(line, head.hash) // as the worker does (worker.ts onBatch)
+      head = { seq: head.seq + 1, hash: linked.hash }
+      rows.push(new LinkedRow(chain, head.seq, linked))
     }
     await sink.write(rows)
   }

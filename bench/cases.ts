@@ -1,5 +1,6 @@
 // Benchmark cases. Each starts what it needs on loopback and names the process whose CPU is the
 // cost being measured (the proxy, or the upstream when there is no proxy).
+import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -22,6 +23,18 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const DEPLOYED_NODE_OPTIONS = '--max-semi-space-size=16'
 const NODE = process.execPath
 
+let compiledBuild = false
+
+/**
+ * Builds dist/ (npm run build) and runs every gateway from it, as deployed; run.ts does this
+ * unless --sources (quick mode runs the sources: the test suite calls it).
+ */
+export function useCompiledBuild(): void {
+  const built = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' })
+  if (built.status !== 0) throw new Error('npm run build failed: the benchmark runs the compiled build (or pass --sources)')
+  compiledBuild = true
+}
+
 export interface CaseContext {
   upstreamPort: number
   issuer: BenchIssuer
@@ -42,6 +55,8 @@ export interface RunningCase {
   measured: Started
   /** Connections for this case when it cannot take --connections (a function's pool refuses beyond its concurrency). */
   connections?: number
+  /** The SQLite audit log of an audited case: its records are counted once the gateway has stopped (issue 15). */
+  auditDb?: string
   stop(): Promise<void>
 }
 
@@ -67,7 +82,11 @@ export async function startBouncer(config: Record<string, unknown>, env: NodeJS.
   // of V8's default growth to 32 MB semi-spaces: ~90 MB less resident memory, the same throughput.
   // --profile adds a CPU profile written when the gateway exits (bench/run.ts reads it).
   const profile = process.env.BENCH_CPU_PROF_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}` : ''
-  const started = await startProcess(NODE, [join(ROOT, 'bin/bouncer.js'), 'serve', '--config', file], /gateway listening on (\S+)/, {
+  // Issue 15: what a deployment runs is the compiled build (the image ships dist/): bin/bouncer.js
+  // takes it when type stripping is off. The sources cost ~30-60 MB more resident memory (Node's
+  // TypeScript stripper and the source maps), the same CPU once warm.
+  const runtime = compiledBuild ? ['--no-experimental-strip-types'] : []
+  const started = await startProcess(NODE, [...runtime, join(ROOT, 'bin/bouncer.js'), 'serve', '--config', file], /gateway listening on (\S+)/, {
     env: { BOUNCER_LOG_LEVEL: 'warn', NODE_OPTIONS: `${DEPLOYED_NODE_OPTIONS}${profile}`, ...env },
     core: options.core,
     startTimeoutMs: options.startTimeoutMs,
@@ -114,15 +133,16 @@ function auditCase(spread: boolean): BenchCase {
     group: 'main',
     title: spread ? '(c) + SQLite audit, audit worker thread on the other core' : '(c) + SQLite audit, all on one core',
     async start(ctx) {
+      const auditDb = join(ctx.dir, `bench-audit-${spread}.db`)
       const gateway = await startBouncer({
-        audit: { sinks: [{ type: 'sqlite', path: join(ctx.dir, `bench-audit-${spread}.db`) }], spill_dir: join(ctx.dir, `bench-spill-${spread}`) },
+        audit: { sinks: [{ type: 'sqlite', path: auditDb }], spill_dir: join(ctx.dir, `bench-spill-${spread}`) },
         upstreams: [{ name: 'api', url: `http://127.0.0.1:${ctx.upstreamPort}`, max_connections: 64 }],
         routes: [{ id: 'all', path: '/*', upstream: 'api', public: true }],
       })
       // The request thread stays on its core; the audit worker (Node names it WorkerThread) goes
       // where a multi-core host would run it: a core the request thread does not use.
       if (spread && LOAD_CORE !== null) await waitForThread(gateway.child.pid as number, 'WorkerThread', LOAD_CORE)
-      return { url: `${gateway.url}/`, measured: gateway, stop: () => gateway.stop() }
+      return { url: `${gateway.url}/`, measured: gateway, auditDb, stop: () => gateway.stop() }
     },
   }
 }
@@ -310,12 +330,12 @@ export const functionPlain: BenchCase = {
 }
 
 /** (d): the whole pipeline, sized by `shape` (the sweeps vary it). */
-export async function startPipeline(ctx: CaseContext, shape: { routes: number; statements: number }, spreadAudit = false): Promise<Started & { url: string }> {
+export async function startPipeline(ctx: CaseContext, shape: { routes: number; statements: number }, spreadAudit = false): Promise<Started & { url: string; auditDb: string }> {
   const dir = await mkdtemp(join(ctx.dir, 'pipeline-'))
   const { config, path } = pipelineConfig({ ...shape, issuer: ctx.issuer.issuer, upstreamPort: ctx.upstreamPort, dir })
   const gateway = await startBouncer(config)
   if (spreadAudit && LOAD_CORE !== null) await waitForThread(gateway.child.pid as number, 'WorkerThread', LOAD_CORE)
-  return Object.assign(gateway, { url: `${gateway.url}${path}` })
+  return Object.assign(gateway, { url: `${gateway.url}${path}`, auditDb: join(dir, 'audit.db') })
 }
 
 function pipelineCase(spread: boolean): BenchCase {
@@ -328,7 +348,7 @@ function pipelineCase(spread: boolean): BenchCase {
     async start(ctx) {
       const gateway = await startPipeline(ctx, { routes: 1_000, statements: 200 }, spread)
       const [token] = await ctx.issuer.mint(1, 'ES256')
-      return { url: gateway.url, headers: { authorization: `Bearer ${token}`, traceparent: PIPELINE_TRACEPARENT }, measured: gateway, stop: () => gateway.stop() }
+      return { url: gateway.url, headers: { authorization: `Bearer ${token}`, traceparent: PIPELINE_TRACEPARENT }, measured: gateway, auditDb: gateway.auditDb, stop: () => gateway.stop() }
     },
   }
 }

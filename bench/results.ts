@@ -8,6 +8,8 @@ export interface CaseResult {
   group: BenchCase['group']
   runs: Measured[]
   median: Measured
+  /** An audited case: records in its SQLite log after it stopped, against the responses wrk counted (warm-up included). */
+  audit?: { records: number; responses: number }
   /** Why the case did not run (nginx missing). */
   skipped?: string
 }

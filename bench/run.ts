@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--cases a,b] [--sweeps routes,statements,principals|none]
+// npm run bench [-- --quick] [--sources] [--cases a,b] [--sweeps routes,statements,principals|none]
 //                  [--skip micro] [--duration S] [--repeats N] [--connections N] [--out DIR]
 //                  [--profile CASE]
 //
@@ -9,9 +9,10 @@
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { CASES, CaseSkipped, OPT_IN_CASES, startUpstream, type BenchCase, type RunningCase } from './cases.ts'
+import { CASES, CaseSkipped, OPT_IN_CASES, startUpstream, useCompiledBuild, type BenchCase, type RunningCase } from './cases.ts'
 import { summarise } from './profile-summary.ts'
 import { runSweep, type SweepName, type SweepPoint } from './sweep.ts'
 import { targetsTable } from './targets.ts'
@@ -47,6 +48,8 @@ export interface BenchOptions {
   /** MCP tool calls vs HTTP, and aggregation (mcp.ts): unless --skip mcp, or --cases without it. */
   mcp: boolean
   profile: string | null
+  /** Run the gateway from src/ instead of the compiled build (quick mode always does). */
+  sources: boolean
   out: string
 }
 
@@ -64,6 +67,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       sweeps: { type: 'string' },
       skip: { type: 'string' },
       profile: { type: 'string' },
+      sources: { type: 'boolean', default: false },
       out: { type: 'string', default: fileURLToPath(new URL('./results', import.meta.url)) },
     },
   })
@@ -84,6 +88,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     datasets: !skip.includes('datasets') && (!values.cases || values.cases.split(',').includes('datasets')),
     mcp: !skip.includes('mcp') && (!values.cases || values.cases.split(',').includes('mcp')),
     profile: values.profile ?? null,
+    sources: quick || values.sources === true,
     out: values.out as string,
   }
 }
@@ -110,13 +115,33 @@ async function runCase(bench: BenchCase, shared: { upstreamPort: number; issuer:
     if (!(err instanceof CaseSkipped)) throw err
     return { id: bench.id, title: bench.title, group: bench.group, runs: [], median: NOT_RUN, skipped: err.message }
   }
+  let result: CaseResult
+  let responses = 0
   try {
-    await measure(running, options, options.warmupSec)
+    responses += (await measure(running, options, options.warmupSec)).requests
     const runs: Measured[] = []
     for (let i = 0; i < options.repeats; i++) runs.push(await measure(running, options, options.durationSec))
-    return { id: bench.id, title: bench.title, group: bench.group, runs, median: medianRun(runs) }
+    responses += runs.reduce((sum, run) => sum + run.requests, 0)
+    result = { id: bench.id, title: bench.title, group: bench.group, runs, median: medianRun(runs) }
   } finally {
     await running.stop()
+  }
+  // Issue 15: every answered request has its record once the gateway has drained (wrk counts only
+  // the responses it read, so there may be more records, never fewer).
+  if (running.auditDb) {
+    const records = countAuditRecords(running.auditDb)
+    result.audit = { records, responses }
+    if (records < responses) process.stderr.write(`${bench.id}: ${responses - records} audit records missing (${records} for ${responses} responses)\n`)
+  }
+  return result
+}
+
+function countAuditRecords(path: string): number {
+  const db = new DatabaseSync(path, { readOnly: true })
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM audit_records').get() as { n: number }).n
+  } finally {
+    db.close()
   }
 }
 
@@ -136,6 +161,8 @@ export function markdownTable(results: CaseResult[]): string {
     if (r.skipped) lines.push(`| ${r.title} | skipped: ${r.skipped} | | | | | | | |`)
     else lines.push(`| ${r.title} | ${Math.round(m.rps)} | ${m.p50ms.toFixed(2)} | ${m.p99ms.toFixed(2)} | ${m.cpuMicrosPerRequest.toFixed(1)} | ${ratio(m.rps, a)} | ${ratio(m.rps, b)} | ${ratio(m.rps, e)} | ${m.errors} |`)
   }
+  const audited = main.filter((r) => r.audit)
+  if (audited.length > 0) lines.push('', `Audit records after each audited case, all written: ${audited.map((r) => `${r.id} ${r.audit?.records} for ${r.audit?.responses} responses`).join('; ')}.`)
   return lines.join('\n')
 }
 
@@ -164,6 +191,7 @@ export function sweepTable(points: SweepPoint[]): string {
 
 export async function runBench(options: BenchOptions): Promise<{ results: CaseResult[]; sweeps: SweepPoint[] }> {
   const selected = options.cases ? [...CASES, ...OPT_IN_CASES].filter((c) => options.cases?.includes(c.id)) : CASES
+  if (!options.sources) useCompiledBuild()
   const upstream = await startUpstream()
   const issuer = await startBenchIssuer()
   const dir = await mkdtemp(join(tmpdir(), 'bouncer-bench-'))
@@ -320,7 +348,7 @@ async function main(): Promise<void> {
   const header = `Bouncer benchmark — ${new Date().toISOString()}\n\n` +
     `${CORES} cores; servers pinned to core ${SERVER_CORE ?? 'any'}, load on core ${LOAD_CORE ?? 'any'}; ` +
     `${options.connections} connections, ${options.durationSec}s × ${options.repeats} after ${options.warmupSec}s warm-up; ` +
-    `load generator: ${results.find((r) => !r.skipped)?.median.tool ?? 'n/a'}; Node ${process.version}${options.quick ? ' (quick mode: not a measurement)' : ''}\n`
+    `load generator: ${results.find((r) => !r.skipped)?.median.tool ?? 'n/a'}; gateway from ${options.sources ? 'the sources (src/)' : 'the compiled build (dist/)'}; Node ${process.version}${options.quick ? ' (quick mode: not a measurement)' : ''}\n`
   console.log(`${header}\n${table}`)
   await mkdir(options.out, { recursive: true })
   const name = options.quick ? 'quick' : 'latest'

@@ -92,7 +92,53 @@ export function evaluateTargets(input: TargetInputs): Row[] {
     }
     rows.push({ target: `RSS under 200 MB at ${last.value.toLocaleString('en-US')} principals`, measured: `${last.peakRssMb.toFixed(0)} MB peak`, met: last.peakRssMb < 200 })
   }
+  issue15Targets(input, rows)
   return rows
+}
+
+/**
+ * Issue 15 (performance), each from the same run: the audit's own CPU per request, the full
+ * pipeline against the bare proxy, the tail, memory after the principals sweep, and the bare proxy
+ * against the minimal Node proxy.
+ */
+function issue15Targets(input: TargetInputs, rows: Row[]): void {
+  const get = (id: string) => input.results.find((r) => r.id === id && !r.skipped)?.median
+  const c = get('bouncer-bare')
+  const audit = get('bouncer-audit')
+  rows.push(c && audit
+    ? {
+        target: 'audit ≤ 6 µs per request (CPU of (c) + SQLite audit − (c), worker thread included)',
+        measured: `${(audit.cpuMicrosPerRequest - c.cpuMicrosPerRequest).toFixed(1)} µs (${audit.cpuMicrosPerRequest.toFixed(1)} − ${c.cpuMicrosPerRequest.toFixed(1)})`,
+        met: audit.cpuMicrosPerRequest - c.cpuMicrosPerRequest <= 6,
+      }
+    : { target: 'audit ≤ 6 µs per request', measured: 'not measured', met: null })
+  const ratio = (target: string, num: { rps: number } | undefined, den: { rps: number } | undefined, min: number) => {
+    if (!num || !den) return rows.push({ target, measured: 'not measured', met: null })
+    const r = num.rps / den.rps
+    rows.push({ target, measured: `${r.toFixed(2)} (${Math.round(num.rps)} / ${Math.round(den.rps)} req/s)`, met: r >= min })
+  }
+  ratio('(d) full pipeline ≥ 0.80 × (c), all on one core', get('bouncer-full'), c, 0.8)
+  ratio('(d) spread: the audit worker on the other core ≥ 0.90 × (c)', get('bouncer-full-spread'), c, 0.9)
+  for (const [id, name] of [['bouncer-bare', '(c)'], ['bouncer-full', '(d)']] as const) {
+    const m = get(id)
+    rows.push(m
+      ? { target: `p99 ≤ 2 × p50 for ${name}`, measured: `${(m.p99ms / m.p50ms).toFixed(2)} (${m.p99ms.toFixed(2)} / ${m.p50ms.toFixed(2)} ms)`, met: m.p99ms <= 2 * m.p50ms }
+      : { target: `p99 ≤ 2 × p50 for ${name}`, measured: 'not measured', met: null })
+  }
+  const last = input.sweeps.filter((p) => p.sweep === 'principals').at(-1)
+  rows.push(last
+    ? { target: `RSS < 150 MB after the ${last.value.toLocaleString('en-US')}-principal sweep`, measured: `${last.rssMb.toFixed(0)} MB (peak ${last.peakRssMb.toFixed(0)} MB)`, met: last.rssMb < 150 }
+    : { target: 'RSS < 150 MB after the principals sweep', measured: 'not measured', met: null })
+  ratio('(c) bare proxy ≥ 0.95 × the minimal Node proxy', c, get('minimal'), 0.95)
+  // A case with a record missing fails, whatever its speed.
+  const audited = input.results.filter((r) => r.audit)
+  rows.push(audited.length > 0
+    ? {
+        target: 'every audited request has its record (counted in SQLite after the case)',
+        measured: audited.map((r) => `${r.id}: ${r.audit?.records} / ${r.audit?.responses}`).join('; '),
+        met: audited.every((r) => (r.audit?.records ?? 0) >= (r.audit?.responses ?? 0)),
+      }
+    : { target: 'every audited request has its record', measured: 'not measured', met: null })
 }
 
 export function targetsTable(input: TargetInputs): string {

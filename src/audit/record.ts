@@ -5,7 +5,7 @@
 // first record of a chain has a prev_hash of 64 zeros. A field added after logs existed (`added` in
 // fields.ts) is left out while it is null: a record written before it existed hashes as it did
 // then, and a value set later cannot be removed, nor one added, without changing the hash.
-import { createHash, randomUUID } from 'node:crypto'
+import { createHash, hash, randomUUID } from 'node:crypto'
 import { truncateClientValue } from '../errors/index.ts'
 import type { RequestFacts } from '../request/index.ts'
 import { ADDED_FIELDS, AUDIT_FIELDS, FIELD_SPECS, type AuditRecord, type NullableField } from './fields.ts'
@@ -90,12 +90,31 @@ export function hashOf(record: Omit<AuditRecord, 'hash'>): string {
   return createHash('sha256').update(canonicalJson(record)).digest('hex')
 }
 
+/**
+ * `Date#toISOString` for a time in milliseconds, its second's prefix kept: measured ~0.5 µs per
+ * call on the request thread, ~0.05 µs when the second is the one before (as it nearly always is).
+ */
+let isoSecond = Number.NaN
+let isoPrefix = ''
+export function isoTime(ms: number): string {
+  if (!Number.isInteger(ms)) return new Date(ms).toISOString()
+  const second = Math.floor(ms / 1000)
+  if (second !== isoSecond) {
+    const iso = new Date(second * 1000).toISOString() // 2026-12-01T17:14:27.000Z
+    if (iso.length !== 24) return new Date(ms).toISOString() // a year past 9999 or before 0: no cache
+    isoSecond = second
+    isoPrefix = iso.slice(0, 20)
+  }
+  const millis = ms - second * 1000
+  return `${isoPrefix}${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`
+}
+
 /** Every value of a record a request writes, read from its context: the one place the record reads it. */
 function requestValues(ctx: RequestFacts, instance: string, now: number): RecordValues {
   const identity = ctx.identity
   return {
     id: randomUUID(),
-    time: new Date(ctx.startedAt).toISOString(),
+    time: isoTime(ctx.startedAt),
     request_id: ctx.id,
     trace_id: ctx.trace?.traceId ?? null,
     method: ctx.method,
@@ -160,15 +179,35 @@ export function rejectedLine(info: { requestId: string; status: number; code: st
   }))
 }
 
-/** Links a line to the chain: the prev_hash spliced in, the hash taken, the record parsed once. */
-export function linkLine(line: string, prevHash: string): AuditRecord {
+/** A line linked to the chain: the canonical JSON that was hashed, and its hash. */
+export interface LinkedLine {
+  canonical: string
+  hash: string
+}
+
+/**
+ * Links a line to the chain: the prev_hash spliced in and the hash taken, nothing parsed (the
+ * SQLite and PostgreSQL sinks read their columns from the text: canonical-scan.ts). crypto.hash is
+ * the one-shot form: measured ~0.7 µs against ~1.3 µs for createHash().update().digest().
+ */
+export function link(line: string, prevHash: string): LinkedLine {
   const at = line.indexOf(PENDING_FIELD)
   if (at === -1) throw new Error('an audit line without its prev_hash placeholder')
   const canonical = `${line.slice(0, at)}"prev_hash":"${prevHash}"${line.slice(at + PENDING_FIELD.length)}`
-  const record = JSON.parse(canonical) as Record<string, unknown>
+  return { canonical, hash: hash('sha256', canonical, 'hex') }
+}
+
+/** The record a linked line stands for, parsed (an added field left out of the text is null). */
+export function recordOf(linked: LinkedLine): AuditRecord {
+  const record = JSON.parse(linked.canonical) as Record<string, unknown>
   for (const field of ADDED_FIELDS) record[field.name] ??= null // left out of the canonical JSON while null
-  record.hash = createHash('sha256').update(canonical).digest('hex')
+  record.hash = linked.hash
   return record as AuditRecord
+}
+
+/** Links a line to the chain: the prev_hash spliced in, the hash taken, the record parsed once. */
+export function linkLine(line: string, prevHash: string): AuditRecord {
+  return recordOf(link(line, prevHash))
 }
 
 /** Links a record to the chain. */

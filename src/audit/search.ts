@@ -87,6 +87,8 @@ function whereClause(query: AuditQuery, dialect: 'sqlite' | 'postgres'): { sql: 
     const value = query[field.filter]
     if (value !== undefined) add(columnOf(field), '=', value)
   }
+  // The term of SQLite's partial index of refusals (sinks/sqlite.ts): the planner uses the index only when the query says it.
+  if (dialect === 'sqlite' && query.decision !== undefined && query.decision !== 'allow') conditions.push(`decision <> 'allow'`)
   return { sql: conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '', params }
 }
 

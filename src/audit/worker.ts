@@ -7,10 +7,10 @@ import { join } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
 import { decideHead, readChainState, restartRecord, writeChainState } from './chain-head.ts'
 import { appendCheckpoint, checkpointProblem, latestByChain, readCheckpointFile, signCheckpoint, type Checkpoint } from './checkpoint.ts'
-import { GENESIS_HASH, linkLine, type AuditRecord } from './record.ts'
+import { GENESIS_HASH, link, type AuditRecord } from './record.ts'
 import { createSinkRunner, type RunnerEvents, type SinkRunner } from './sink-runner.ts'
 import { createPostgresSink } from './sinks/postgres.ts'
-import type { AuditSink, ChainHead, SinkHead, StoredRow } from './sinks/sink.ts'
+import { LinkedRow, type AuditSink, type ChainHead, type SinkHead, type StoredRow } from './sinks/sink.ts'
 import { createSqliteSink } from './sinks/sqlite.ts'
 import { createStdoutSink } from './sinks/stdout.ts'
 import { spillFor } from './spill.ts'
@@ -163,10 +163,18 @@ if (decision.kind === 'restart') {
   saveState()
 }
 
+/** The id of a request's record, from its canonical text (`"id":"<uuid>"`, written by recordLine). */
+const ID_FIELD = ',"id":"'
+
 function onBatch(id: number, lines: string): void {
   // Chained synchronously, in arrival order; the sinks then take the rows at their own pace.
   const rows: StoredRow[] = []
-  for (const line of lines.split('\n')) rows.push(append(linkLine(line, head.hash)))
+  for (const line of lines.split('\n')) {
+    const linked = link(line, head.hash)
+    const at = linked.canonical.indexOf(ID_FIELD) + ID_FIELD.length
+    head = { seq: head.seq + 1, hash: linked.hash, id: linked.canonical.slice(at, linked.canonical.indexOf('"', at)) }
+    rows.push(new LinkedRow(chainId, head.seq, linked))
+  }
   handOver(rows, id)
 }
 

@@ -6,7 +6,7 @@ import type pg from 'pg'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_KINDS, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import type { AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
-import type { AuditSink, SinkHead, StoredRow } from './sink.ts'
+import { rowColumns, type AuditSink, type SinkHead, type StoredRow } from './sink.ts'
 
 /** pg, loaded on first use: it adds ~5 MB of heap to a gateway without a PostgreSQL sink. */
 export const loadPg = (): typeof pg => createRequire(import.meta.url)('pg') as typeof pg
@@ -125,9 +125,8 @@ export function createPostgresSink(options: { url: string; schema: string }): Au
     },
     async write(rows: readonly StoredRow[]) {
       const arrays: unknown[][] = columns.map(() => [])
-      for (const { chain, seq, record } of rows) {
-        const values = record as unknown as Record<string, unknown>
-        const row = [chain, seq, ...FIELD_SPECS.map((field) => (field.kind === 'roles' ? JSON.stringify(values[field.name]) : (values[field.name] ?? null)))]
+      for (const stored of rows) {
+        const row = [stored.chain, stored.seq, ...rowColumns(stored)]
         for (let i = 0; i < row.length; i++) (arrays[i] as unknown[]).push(row[i])
       }
       await pool.query(insert, arrays)

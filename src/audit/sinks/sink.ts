@@ -1,12 +1,55 @@
 // What an audit sink does. Rows carry their chain and their position in it (`seq`) so that a replay
 // after an outage, or a retry after a crash, writes each record once, into the chain it belongs to.
 import type { Checkpoint } from '../checkpoint.ts'
-import type { AuditRecord } from '../record.ts'
+import { columnValues, type ColumnValue } from '../canonical-scan.ts'
+import { FIELD_SPECS } from '../fields.ts'
+import { recordOf, type AuditRecord, type LinkedLine } from '../record.ts'
 
 export interface StoredRow {
   chain: string
   seq: number
   record: AuditRecord
+}
+
+/**
+ * A row the audit worker has just chained: its canonical JSON and hash, the record object parsed
+ * only if a sink or the spill file asks for it (the SQLite and PostgreSQL sinks take their columns
+ * from the text: rowColumns). Measured on the worker: JSON.parse and the object per record were
+ * ~1.5 µs of it, and most of its young garbage.
+ */
+export class LinkedRow implements StoredRow {
+  readonly chain: string
+  readonly seq: number
+  readonly linked: LinkedLine
+  #record: AuditRecord | undefined
+
+  constructor(chain: string, seq: number, linked: LinkedLine) {
+    this.chain = chain
+    this.seq = seq
+    this.linked = linked
+  }
+
+  get record(): AuditRecord {
+    return (this.#record ??= recordOf(this.linked))
+  }
+
+  /** A spill file's line, as for any stored row. */
+  toJSON(): { chain: string; seq: number; record: AuditRecord } {
+    return { chain: this.chain, seq: this.seq, record: this.record }
+  }
+}
+
+/** A row's column values in FIELD_SPECS order, roles as JSON text: from the canonical text when there is one. */
+export function rowColumns(row: StoredRow): ColumnValue[] {
+  if (row instanceof LinkedRow) {
+    try {
+      return columnValues(row.linked.canonical, row.linked.hash)
+    } catch {
+      // not canonical after all: read it the long way
+    }
+  }
+  const values = row.record as unknown as Record<string, unknown>
+  return FIELD_SPECS.map((field) => (field.kind === 'roles' ? JSON.stringify(values[field.name]) : ((values[field.name] ?? null) as ColumnValue)))
 }
 
 export interface ChainHead {

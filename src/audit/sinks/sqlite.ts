@@ -2,16 +2,17 @@
 // small number, mapped to the chain's id in audit_chains) and its `seq`, unique together so a chain
 // started afresh never collides with an older one and a replay writes each record once. `time_ms`
 // lets the time indexes compare integers. Measured (bench/audit.ts): integer chain keys and 25-row
-// INSERT statements cut an insert from ~12 µs to ~6 µs with the four indexes.
+// INSERT statements cut an insert from ~12 µs to ~6 µs; schema 3 keeps three indexes (time, subject,
+// and refusals only: issue 15).
 import { existsSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import type { AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
-import type { AuditSink, ChainHead, SinkHead, StoredRow } from './sink.ts'
+import { rowColumns, type AuditSink, type ChainHead, type SinkHead, type StoredRow } from './sink.ts'
 
-const SCHEMA_VERSION = 2
+const SCHEMA_VERSION = 3
 const ROWS_PER_INSERT = 25
 
 // The record's columns are the field table's (fields.ts): a new log gets them all here, a log made
@@ -37,6 +38,15 @@ const MIGRATIONS: Record<number, string> = {
     CREATE TABLE audit_head_checkpoints (
       chain INTEGER PRIMARY KEY, count INTEGER NOT NULL, id TEXT NOT NULL, hash TEXT NOT NULL, time TEXT NOT NULL, kid TEXT NOT NULL, sig TEXT NOT NULL
     );
+  `,
+  // Issue 15: every index is a B-tree insert per record. The route and decision indexes cost ~2 µs
+  // of the ~9 µs a record's insert took (bench/README.md, "Profiling"), and served searches the time
+  // index serves well enough (newest first, filtered). Refusals, the rare records one looks for
+  // among millions of allowed requests, keep a partial index: allowed requests never enter it.
+  3: `
+    DROP INDEX IF EXISTS audit_route;
+    DROP INDEX IF EXISTS audit_decision;
+    CREATE INDEX audit_refused ON audit_records (time_ms) WHERE decision <> 'allow';
   `,
 }
 
@@ -168,13 +178,12 @@ export function recordFromRow(row: Record<string, unknown>): AuditRecord {
   return record as AuditRecord
 }
 
-function bind(out: unknown[], chainNo: number, { seq, record }: StoredRow): void {
-  const values = record as unknown as Record<string, unknown>
-  out.push(chainNo, seq, Date.parse(record.time))
-  for (const field of FIELD_SPECS) {
-    const value = values[field.name]
-    out.push(field.kind === 'roles' ? JSON.stringify(value) : (value ?? null))
-  }
+const TIME_COLUMN = FIELD_SPECS.findIndex((field) => field.name === 'time')
+
+function bind(out: unknown[], chainNo: number, row: StoredRow): void {
+  const columns = rowColumns(row)
+  out.push(chainNo, row.seq, Date.parse(columns[TIME_COLUMN] as string))
+  for (const value of columns) out.push(value)
 }
 
 export function createSqliteSink(path: string, options: { durable: boolean }): AuditSink {

@@ -81,4 +81,25 @@ describe('benchmark targets', () => {
     expect(verdict(rows, 'p99 of (d)')).toMatchObject({ met: null })
     expect(verdict(rows, '1 MB streaming')).toMatchObject({ met: null })
   })
+
+  it('judges the issue 15 targets: audit cost, ratios, tail, memory, records', () => {
+    const withCpu = (r: CaseResult, cpu: number, p50ms = 1): CaseResult => ({ ...r, median: { ...r.median, cpuMicrosPerRequest: cpu, p50ms } })
+    const rows = evaluateTargets({
+      results: [
+        withCpu(result('bouncer-bare', 10_000, { p99ms: 1.8 }), 50), withCpu(result('bouncer-audit', 9_000), 55),
+        withCpu(result('bouncer-full', 7_900, { p99ms: 3 }), 70), result('bouncer-full-spread', 9_100), result('minimal', 10_400),
+        { ...result('bouncer-audit', 9_000), id: 'bouncer-audit-spread', audit: { records: 99, responses: 100 } },
+      ],
+      sweeps: [point('principals', 10, 9_000), { ...point('principals', 100_000, 3_600, 160), rssMb: 140 }],
+      es256VerifyMicros: null,
+    })
+    expect(verdict(rows, 'audit ≤ 6 µs')).toMatchObject({ met: true, measured: '5.0 µs (55.0 − 50.0)' })
+    expect(verdict(rows, '(d) full pipeline ≥ 0.80')).toMatchObject({ met: false })
+    expect(verdict(rows, '(d) spread')).toMatchObject({ met: true })
+    expect(verdict(rows, 'p99 ≤ 2 × p50 for (c)')).toMatchObject({ met: true })
+    expect(verdict(rows, 'p99 ≤ 2 × p50 for (d)')).toMatchObject({ met: false })
+    expect(verdict(rows, 'RSS < 150 MB')).toMatchObject({ met: true, measured: '140 MB (peak 160 MB)' })
+    expect(verdict(rows, '(c) bare proxy ≥ 0.95 × the minimal')).toMatchObject({ met: true })
+    expect(verdict(rows, 'every audited request')).toMatchObject({ met: false })
+  })
 })
