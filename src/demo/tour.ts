@@ -172,6 +172,9 @@ export async function runTour(demo: RunningDemo, print: (line?: string) => void)
   print()
 
   print('6. analytics-agent as an MCP client (POST /mcp with the official SDK, a token for the MCP resource):')
+  // The agent's burst in step 3 emptied its bucket: its approved call below would meet the same
+  // 429, so the tour lets the Retry-After it was given pass first.
+  if (throttled) await new Promise((r) => setTimeout(r, 1_000 * Number(throttled.headers['retry-after'] ?? 1)))
   await mcpStep(demo, print)
   print()
 
