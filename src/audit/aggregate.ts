@@ -238,7 +238,7 @@ export async function auditOverview(source: AuditSource, q: AggregateQuery): Pro
 async function rollupsServe(run: Runner, source: AuditSource, q: AggregateQuery): Promise<boolean> {
   if (source.type !== 'sqlite' || q.route !== undefined || q.principal !== undefined) return false
   if (q.untilMs - q.sinceMs < 3_600_000 || q.bucketMs % 60_000 !== 0) return false
-  return (await run.all({ sqlite: "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_rollup'", postgres: '' }, [])).length > 0
+  return (await run.all({ sqlite: "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_rollup_outcomes'", postgres: '' }, [])).length > 0
 }
 
 /** A percentile from a histogram of log-scale bins (bin b holds values near 2^(b/8)). */

@@ -125,39 +125,52 @@ function addConsoleIndex(db: DatabaseSync): void {
 /**
  * Per-minute counts for the console's long ranges (a day of 1,000,000 records is ~100,000 rollup
  * rows to sum instead of a million to group): outcomes by route, principals, and latency histograms
- * (log-scale bins of 1/8 octave, ±4.5%) of forwarded requests, in all and at the upstream. A trigger
- * keeps them: it fires only for a record actually inserted, so a replayed record (INSERT OR IGNORE)
- * is never counted twice. Made once, from the records already there. '' stands for null in keys.
+ * (log-scale bins of 1/8 octave, ±4.5%) of forwarded requests, in all and at the upstream. The sink
+ * keeps them per batch (rollUp, in the batch's transaction): one grouped upsert per table over the
+ * rows the batch actually inserted, so a replayed record (INSERT OR IGNORE) is never counted twice.
+ * A per-record trigger did the same at ~7 µs a record (issue 15; bench/README.md, "Profiling").
+ * Made once, from the records already there; a log that has the old trigger loses it (its rollups
+ * are already complete). '' stands for null in keys. The tables' existence says they are complete.
  */
 export const ROLLUP_BINS_PER_OCTAVE = 8
 const binOf = (column: string) => `CAST(round(log2(max(${column}, 0.01)) * ${ROLLUP_BINS_PER_OCTAVE}) AS INTEGER)`
 
+/** The rollups' rows for the records matched by `where` (the whole log, or a batch's rowid range). */
+function rollupInserts(where: string, upsert: string): string[] {
+  const latency = (kind: number, column: string) =>
+    `INSERT INTO audit_rollup_latency SELECT time_ms / 60000, ${kind}, ${binOf(column)}, COUNT(*) FROM audit_records
+      WHERE ${where} AND upstream_ms IS NOT NULL GROUP BY 1, 3 ${upsert}`
+  return [
+    `INSERT INTO audit_rollup_outcomes SELECT time_ms / 60000, decision, coalesce(code, ''), coalesce(statement, ''), coalesce(route, ''), COUNT(*)
+      FROM audit_records WHERE ${where} GROUP BY 1, 2, 3, 4, 5 ${upsert}`,
+    `INSERT INTO audit_rollup_principals SELECT time_ms / 60000, coalesce(subject, ''), decision, COUNT(*) FROM audit_records WHERE ${where} GROUP BY 1, 2, 3 ${upsert}`,
+    latency(0, 'duration_ms'),
+    latency(1, 'upstream_ms'),
+  ]
+}
+
+const hasRollups = (db: DatabaseSync) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_rollup_outcomes'").get() !== undefined
+const hasTrigger = (db: DatabaseSync) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_rollup'").get() !== undefined
+
 function addRollups(db: DatabaseSync): void {
-  if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_rollup'").get()) return
+  if (hasRollups(db) && !hasTrigger(db)) return
   db.exec('BEGIN IMMEDIATE')
   try {
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS audit_rollup_outcomes (
-        minute INTEGER NOT NULL, decision TEXT NOT NULL, code TEXT NOT NULL, statement TEXT NOT NULL, route TEXT NOT NULL, n INTEGER NOT NULL,
-        PRIMARY KEY (minute, decision, code, statement, route)) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS audit_rollup_principals (
-        minute INTEGER NOT NULL, subject TEXT NOT NULL, decision TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (minute, subject, decision)) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS audit_rollup_latency (
-        minute INTEGER NOT NULL, kind INTEGER NOT NULL, bin INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (minute, kind, bin)) WITHOUT ROWID;
-      DELETE FROM audit_rollup_outcomes; DELETE FROM audit_rollup_principals; DELETE FROM audit_rollup_latency;
-      INSERT INTO audit_rollup_outcomes SELECT time_ms / 60000, decision, coalesce(code, ''), coalesce(statement, ''), coalesce(route, ''), COUNT(*)
-        FROM audit_records GROUP BY 1, 2, 3, 4, 5;
-      INSERT INTO audit_rollup_principals SELECT time_ms / 60000, coalesce(subject, ''), decision, COUNT(*) FROM audit_records GROUP BY 1, 2, 3;
-      INSERT INTO audit_rollup_latency SELECT time_ms / 60000, 0, ${binOf('duration_ms')}, COUNT(*) FROM audit_records WHERE upstream_ms IS NOT NULL GROUP BY 1, 3;
-      INSERT INTO audit_rollup_latency SELECT time_ms / 60000, 1, ${binOf('upstream_ms')}, COUNT(*) FROM audit_records WHERE upstream_ms IS NOT NULL GROUP BY 1, 3;
-      CREATE TRIGGER audit_rollup AFTER INSERT ON audit_records BEGIN
-        INSERT INTO audit_rollup_outcomes VALUES (NEW.time_ms / 60000, NEW.decision, coalesce(NEW.code, ''), coalesce(NEW.statement, ''), coalesce(NEW.route, ''), 1)
-          ON CONFLICT DO UPDATE SET n = n + 1;
-        INSERT INTO audit_rollup_principals VALUES (NEW.time_ms / 60000, coalesce(NEW.subject, ''), NEW.decision, 1) ON CONFLICT DO UPDATE SET n = n + 1;
-        INSERT INTO audit_rollup_latency SELECT NEW.time_ms / 60000, 0, ${binOf('NEW.duration_ms')}, 1 WHERE NEW.upstream_ms IS NOT NULL ON CONFLICT DO UPDATE SET n = n + 1;
-        INSERT INTO audit_rollup_latency SELECT NEW.time_ms / 60000, 1, ${binOf('NEW.upstream_ms')}, 1 WHERE NEW.upstream_ms IS NOT NULL ON CONFLICT DO UPDATE SET n = n + 1;
-      END;
-    `)
+    // Checked again under the write lock: another opener may have done it meanwhile.
+    if (hasRollups(db)) {
+      db.exec('DROP TRIGGER IF EXISTS audit_rollup')
+    } else {
+      db.exec(`
+        CREATE TABLE audit_rollup_outcomes (
+          minute INTEGER NOT NULL, decision TEXT NOT NULL, code TEXT NOT NULL, statement TEXT NOT NULL, route TEXT NOT NULL, n INTEGER NOT NULL,
+          PRIMARY KEY (minute, decision, code, statement, route)) WITHOUT ROWID;
+        CREATE TABLE audit_rollup_principals (
+          minute INTEGER NOT NULL, subject TEXT NOT NULL, decision TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (minute, subject, decision)) WITHOUT ROWID;
+        CREATE TABLE audit_rollup_latency (
+          minute INTEGER NOT NULL, kind INTEGER NOT NULL, bin INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (minute, kind, bin)) WITHOUT ROWID;
+      `)
+      for (const insert of rollupInserts('true', '')) db.exec(insert)
+    }
     db.exec('COMMIT')
   } catch (err) {
     db.exec('ROLLBACK')
@@ -190,6 +203,8 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
   let db: DatabaseSync | undefined
   const chainNos = new Map<string, number>()
   const inserts = new Map<number, StatementSync>()
+  let maxRowid: StatementSync | undefined
+  let rollUps: StatementSync[] | undefined
 
   /** The small number that stands for a chain in audit_records (registered on first use). */
   function chainNoOf(chain: string): number {
@@ -218,6 +233,8 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
     async open() {
       db = openSqlite(path, { durable: options.durable })
       chainNos.clear()
+      maxRowid = undefined
+      rollUps = undefined
     },
     async head(chain): Promise<SinkHead | null> {
       if (!db) throw new Error('the SQLite audit sink is not open')
@@ -230,14 +247,20 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
     },
     async write(rows) {
       if (!db) throw new Error('the SQLite audit sink is not open')
-      db.exec('BEGIN')
+      // IMMEDIATE: the write lock before reading where the table ends, so no other writer comes between.
+      db.exec('BEGIN IMMEDIATE')
       try {
+        // New rows get rowids above the largest (no rowid is reused while it is the largest), so
+        // the rows above it are exactly the ones this batch inserted: not the ignored replays.
+        const before = (maxRowid ??= db.prepare('SELECT coalesce(max(rowid), 0) AS last FROM audit_records')).get() as { last: number }
         for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
           const chunk = rows.slice(i, i + ROWS_PER_INSERT)
           const params: unknown[] = []
           for (const row of chunk) bind(params, chainNoOf(row.chain), row)
           insertOf(chunk.length).run(...(params as Array<string | number | null>))
         }
+        rollUps ??= rollupInserts('rowid > ?', 'ON CONFLICT DO UPDATE SET n = n + excluded.n').map((sql) => (db as DatabaseSync).prepare(sql))
+        for (const rollUp of rollUps) rollUp.run(before.last)
         db.exec('COMMIT')
       } catch (err) {
         db.exec('ROLLBACK')
@@ -281,6 +304,8 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
     },
     async close() {
       inserts.clear()
+      maxRowid = undefined
+      rollUps = undefined
       db?.close()
       db = undefined
     },

@@ -27,13 +27,13 @@ describe('the SQLite audit log indexes', () => {
     const path = tempDb()
     openSqlite(path).close()
     const db = new DatabaseSync(path)
-    expect(indexes(db)).toEqual(['audit_refused', 'audit_subject', 'audit_time'])
+    expect(indexes(db)).toEqual(['audit_console', 'audit_refused', 'audit_subject', 'audit_time'])
     // Back to schema 2, as an older gateway left it.
     db.exec("DROP INDEX audit_refused; CREATE INDEX audit_route ON audit_records (route, time_ms); CREATE INDEX audit_decision ON audit_records (decision, time_ms); PRAGMA user_version = 2")
     db.close()
     openSqlite(path).close()
     const again = new DatabaseSync(path)
-    expect(indexes(again)).toEqual(['audit_refused', 'audit_subject', 'audit_time'])
+    expect(indexes(again)).toEqual(['audit_console', 'audit_refused', 'audit_subject', 'audit_time'])
     again.close()
   })
 
