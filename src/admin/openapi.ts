@@ -32,6 +32,25 @@ const json = (schema: JsonSchema, description: string) => ({ description, conten
 const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: ref('Problem') } } })
 const UNAUTHORIZED = problem('No admin credential, or not the right one (missing_token, unauthorized); also when no admin.token is configured.')
 
+/** POST /api/approvals/{id}/approve and …/deny: the approver's token in the body decides. */
+function approvalDecision(operationId: string, summary: string): Record<string, unknown> {
+  return {
+    post: {
+      operationId,
+      summary,
+      parameters: [{ name: 'id', in: 'path', required: true, schema: string }],
+      requestBody: { required: true, content: { 'application/json': { schema: ref('ApprovalDecision') } } },
+      responses: {
+        200: json(ref('Approval'), 'The approval, decided (audited).'),
+        400: problem('Already decided, used or expired: final (bad_request).'),
+        401: problem('No admin credential, or the approver\'s token is not valid.'),
+        403: problem('The approver holds none of the approvers roles, or asked for the call itself; or the credential is admin.read_token, which reads only (policy_denied).'),
+        404: problem('No such approval, or no approvals configured (route_not_found).'),
+      },
+    },
+  }
+}
+
 const schemas: Record<string, JsonSchema> = {
   Problem: object({
     type: { type: 'string', description: 'urn:bouncer:error:CODE' },
@@ -379,36 +398,8 @@ function paths(): JsonSchema {
         },
       },
     },
-    '/api/approvals/{id}/approve': {
-      post: {
-        operationId: 'approveApproval',
-        summary: 'Approve a pending tool call: the same caller\'s same call then runs once before it expires',
-        parameters: [{ name: 'id', in: 'path', required: true, schema: string }],
-        requestBody: { required: true, content: { 'application/json': { schema: ref('ApprovalDecision') } } },
-        responses: {
-          200: json(ref('Approval'), 'The approval, decided (audited).'),
-          400: problem('Already decided, used or expired: final (bad_request).'),
-          401: problem('No admin credential, or the approver\'s token is not valid.'),
-          403: problem('The approver holds none of the approvers roles, or asked for the call itself; or the credential is admin.read_token, which reads only (policy_denied).'),
-          404: problem('No such approval, or no approvals configured (route_not_found).'),
-        },
-      },
-    },
-    '/api/approvals/{id}/deny': {
-      post: {
-        operationId: 'denyApproval',
-        summary: 'Deny a pending tool call (final)',
-        parameters: [{ name: 'id', in: 'path', required: true, schema: string }],
-        requestBody: { required: true, content: { 'application/json': { schema: ref('ApprovalDecision') } } },
-        responses: {
-          200: json(ref('Approval'), 'The approval, decided (audited).'),
-          400: problem('Already decided, used or expired: final (bad_request).'),
-          401: problem('No admin credential, or the approver\'s token is not valid.'),
-          403: problem('The approver holds none of the approvers roles, or asked for the call itself; or the credential is admin.read_token, which reads only (policy_denied).'),
-          404: problem('No such approval, or no approvals configured (route_not_found).'),
-        },
-      },
-    },
+    '/api/approvals/{id}/approve': approvalDecision('approveApproval', 'Approve a pending tool call: the same caller\'s same call then runs once before it expires'),
+    '/api/approvals/{id}/deny': approvalDecision('denyApproval', 'Deny a pending tool call (final)'),
     '/api/reload': {
       post: {
         operationId: 'reload',
