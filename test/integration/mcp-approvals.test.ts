@@ -17,6 +17,7 @@ import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ADMIN = 'approvals-test-admin-token-0123456789'
+const READER = 'approvals-test-read-token-0123456789'
 let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
@@ -42,7 +43,7 @@ beforeAll(async () => {
   })
   config.mcp.tools[1] = { ...config.mcp.tools[1]!, query: { region: { type: 'string' } } } as never
   config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'ops-oncall' }], policies: [] })
-  gateway = await startTestGateway({ ...config, admin: { token: ADMIN } })
+  gateway = await startTestGateway({ ...config, admin: { token: ADMIN, read_token: READER } })
   await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
   reporter = await connect(`${gateway.url}/mcp`, await idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
   // Approvers sign in to the gateway's API (its audience), as people do.
@@ -59,9 +60,9 @@ afterAll(async () => {
 })
 
 /** An admin API call, checked against the OpenAPI document's answers for it. */
-async function admin(method: 'GET' | 'POST', path: string, body?: unknown, documented?: string) {
+async function admin(method: 'GET' | 'POST', path: string, body?: unknown, documented?: string, credential = ADMIN) {
   const res = await request(`${gateway.adminUrl}/api/${path}`, {
-    method, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+    method, headers: { authorization: `Bearer ${credential}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
   })
   const json = (await res.body.json()) as Record<string, unknown>
   if (documented) {
@@ -101,6 +102,9 @@ describe('approvals', () => {
     expect(await admin('POST', `approvals/${pending.approval_id}/approve`, { token: agentToken }, '/api/approvals/{id}/approve')).toMatchObject({ status: 403, body: { code: 'policy_denied' } })
     expect(await admin('POST', `approvals/${pending.approval_id}/approve`, {}, '/api/approvals/{id}/approve')).toMatchObject({ status: 401 })
     expect(await admin('POST', 'approvals/nope/approve', { token: opsToken }, '/api/approvals/{id}/approve')).toMatchObject({ status: 404 })
+    // The read-only admin credential lists approvals but cannot decide one, whoever's token it carries.
+    expect((await admin('GET', 'approvals?status=pending', undefined, '/api/approvals', READER)).status).toBe(200)
+    expect(await admin('POST', `approvals/${pending.approval_id}/approve`, { token: opsToken }, '/api/approvals/{id}/approve', READER)).toMatchObject({ status: 403, body: { code: 'policy_denied' } })
     const withoutToken = await cli(['approve', pending.approval_id])
     expect(withoutToken.code).toBe(1)
     expect(withoutToken.stderr).toContain('BOUNCER_APPROVER_TOKEN')
