@@ -25,6 +25,8 @@ export function createShutdown(live: Live, deps: ShutdownDeps): () => Promise<vo
     deps.refresh.stop()
     deps.gatewayServer.close()
     deps.gatewayServer.closeIdleConnections()
+    // MCP sessions' notification streams never end on their own: end them, not wait them out.
+    await state.runtime.mcp?.endSessions().catch(() => {})
     const deadline = Date.now() + state.runtime.config.server.shutdown_timeout
     while (state.inFlight > 0 && Date.now() < deadline) await sleep(20)
     if (state.inFlight > 0) state.logger.warn({ in_flight: state.inFlight }, 'shutdown timeout: closing connections with requests in flight')

@@ -58,6 +58,11 @@ export interface CompiledMcp {
   readonly audit: RecordAudit
   /** Puts resolved secret values in the servers' headers (at compile and after each refresh). */
   applySecrets(resolve: (template: string) => string): void
+  /**
+   * Ends the sessions and their open notification streams: a drain would otherwise wait out
+   * shutdown_timeout for streams that never finish on their own.
+   */
+  endSessions(): Promise<void>
 }
 
 const EVERY_METHOD = ['*', 'TRACE', 'TRACK', 'CONNECT']
@@ -111,6 +116,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
         server.headers = Object.fromEntries(Object.entries(config.headers).map(([name, value]) => [name, resolve(value)]))
       })
     },
+    endSessions: () => sessions.close(),
   }
 }
 
