@@ -8,6 +8,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { Readable } from 'node:stream'
 import { McpServer, WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server'
+import { closedPort } from './faults.ts'
 import { waitForText } from './wait.ts'
 
 export interface RunningMcpServer {
@@ -17,21 +18,13 @@ export interface RunningMcpServer {
   close(): Promise<void>
 }
 
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1')
-  await once(probe, 'listening')
-  const { port } = probe.address() as AddressInfo
-  probe.close()
-  await once(probe, 'close')
-  return port
-}
 
 const EVERYTHING = fileURLToPath(new URL('../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url))
 
 /** server-everything on Streamable HTTP (its own process, on a free port). */
 export async function startEverything(): Promise<RunningMcpServer & { process: ChildProcess }> {
   for (let attempt = 0; ; attempt++) {
-    const port = await freePort()
+    const port = await closedPort()
     const child = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] })
     let stderr = ''
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()))

@@ -8,13 +8,13 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, readFileSync } from 'node:fs'
 import { cp, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { closedPort } from '../helpers/faults.ts'
 import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
@@ -58,14 +58,6 @@ async function productionModules(target: string): Promise<void> {
   }
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-build-'))
@@ -100,7 +92,7 @@ describe('the compiled build, as the container image runs it', () => {
   })
 
   it('serves a request through a real upstream, records it, reports healthy and drains on SIGTERM', async () => {
-    const adminPort = await freePort()
+    const adminPort = await closedPort()
     const config = join(dir, 'bouncer.yaml')
     const audit = join(dir, 'audit.db')
     await writeFile(config, stringify({
