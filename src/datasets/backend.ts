@@ -134,7 +134,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     const masks = masksFor(dataset.config.masks, columns, ctx.roles)
     served.masked = maskedNames(columns, masks)
     const keyIndexes = plan.key.map((name) => columns.findIndex((column) => column.name === name))
-    const writer = createWriter(plan.format, maskedColumns(columns, masks))
+    const writer = await createWriter(plan.format, maskedColumns(columns, masks))
     let exhausted = batch.length < Math.min(BATCH_ROWS, plan.limit + 1)
 
     const take = (rows: Row[]): Row[] => {
