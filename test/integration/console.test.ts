@@ -172,15 +172,19 @@ describe('the console', () => {
       await page.click('.grid3 button:text("sales.customers")')
       await page.waitForSelector('.chip:has-text("route sales.customers")')
       await expect.poll(async () => page.locator('.legend').innerText()).not.toMatch(/^allow/)
-      // Brushing: a drag across the chart narrows the range to what was selected.
-      const canvas = page.locator('.chart .u-over').first()
-      const box = await canvas.boundingBox()
-      if (!box) throw new Error('no chart')
-      await page.mouse.move(box.x + box.width * 0.2, box.y + box.height / 2)
-      await page.mouse.down()
-      await page.mouse.move(box.x + box.width * 0.98, box.y + box.height / 2, { steps: 5 })
-      await page.mouse.up()
-      await page.waitForSelector('.chip:has-text("–")')
+      // Brushing: a drag across the chart narrows the range to what was selected. Live refresh is
+      // turned off first (a new first bucket rebuilds the chart under the mouse), and the drag is
+      // retried until the chip shows, since the filter's own redraw may still be replacing the canvas.
+      await page.locator('label.live input').uncheck()
+      await expect.poll(async () => {
+        const box = await page.locator('.chart .u-over').first().boundingBox()
+        if (!box) return false
+        await page.mouse.move(box.x + box.width * 0.2, box.y + box.height / 2)
+        await page.mouse.down()
+        await page.mouse.move(box.x + box.width * 0.98, box.y + box.height / 2, { steps: 5 })
+        await page.mouse.up()
+        return (await page.locator('.chip:has-text("–")').count()) > 0
+      }, { timeout: 15_000 }).toBe(true)
     } finally {
       await context.close()
     }
