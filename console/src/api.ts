@@ -1,17 +1,29 @@
-// The console's one way to the gateway: /api/* with the admin token as a bearer header. The token
-// lives in this tab's sessionStorage only (gone when the tab closes) and is never put in a cookie or
-// a URL, so another site cannot make the browser use it (CSRF), and it never reaches a log.
+// The console's one way to the gateway: /api/*, with the admin token as a bearer header or, for a
+// person signed in (admin.roles), the listener's HttpOnly session cookie. The token lives in this
+// tab's sessionStorage only (gone when the tab closes) and is never put in a cookie or a URL, so
+// another site cannot make the browser use it (CSRF), and it never reaches a log. The cookie's
+// CSRF guard is the gateway's: a POST must carry this listener's Origin, which fetch sends.
 import { signal } from '@preact/signals'
 
 export interface Session {
   access: 'read' | 'admin'
-  via: string
+  via: 'token' | 'read_token' | 'sign_in'
+  sign_in: string | null
+  principal: string | null
+  role: string | null
   may: { reload: boolean; verify: boolean; approve: boolean }
 }
+
+/** Where the console's sign-out is served (src/gateway/compile.ts CONSOLE_SIGN_IN_PATHS). */
+const SIGN_OUT_PATH = '/.bouncer/sign_out'
 
 const KEY = 'bouncer.console.token'
 export const token = signal<string | null>(sessionStorage.getItem(KEY))
 export const session = signal<Session | null>(null)
+/** Why the gateway refused who signed in (403 no_role: none of admin.roles), shown on the sign-in page. */
+export const refusal = signal<string | null>(null)
+/** Where a person signs in, when the gateway offers it (a 401's X-Bouncer-Sign-In). */
+export const signInPath = signal<string | null>(null)
 
 export class ApiError extends Error {
   readonly status: number
@@ -23,16 +35,35 @@ export class ApiError extends Error {
   }
 }
 
-export function signOut(): void {
+/** Forgets the credential in this tab (an expired one included): the sign-in page shows. */
+export function forget(): void {
   sessionStorage.removeItem(KEY)
   token.value = null
   session.value = null
 }
 
+/**
+ * A person's session ends at the gateway, then the sign-in page shows; a token is forgotten. fetch,
+ * not a form: the page's no-referrer policy makes a form's POST say `Origin: null`, which the CSRF
+ * check refuses; a same-origin fetch names this origin.
+ */
+export async function signOut(): Promise<void> {
+  const signedIn = session.value?.via === 'sign_in'
+  forget()
+  if (!signedIn) return
+  await fetch(SIGN_OUT_PATH, { method: 'POST', credentials: 'same-origin', redirect: 'manual', cache: 'no-store' }).catch(() => {})
+  location.assign('/') // a fresh page: it asks who is signed in, and offers the sign-in again
+}
+
+/** What /api/session answers: the caller, or nobody (no credential sent) and where to sign in. */
+export type Whoami = Session | (Omit<Session, 'access' | 'via'> & { access: null; via: null })
+
 export async function signIn(value: string): Promise<void> {
   token.value = value
   try {
-    session.value = await api<Session>('session')
+    const me = await api<Whoami>('session')
+    if (me.access === null) throw new ApiError('That token is not valid for this gateway.', 401, 'unauthorized')
+    session.value = me
     sessionStorage.setItem(KEY, value)
   } catch (err) {
     token.value = null
@@ -41,18 +72,20 @@ export async function signIn(value: string): Promise<void> {
 }
 
 async function call(path: string, init: { method?: string; body?: unknown; accept?: number[] } = {}): Promise<Response> {
-  const headers: Record<string, string> = { authorization: `Bearer ${token.value ?? ''}` }
+  const headers: Record<string, string> = token.value === null ? {} : { authorization: `Bearer ${token.value}` }
   if (init.body !== undefined) headers['content-type'] = 'application/json'
   const res = await fetch(`/api/${path}`, {
     method: init.method ?? 'GET',
     headers,
     body: init.body === undefined ? undefined : JSON.stringify(init.body),
     cache: 'no-store',
-    credentials: 'omit',
+    // A token never travels with a cookie; without one, the session cookie is the credential.
+    credentials: token.value === null ? 'same-origin' : 'omit',
   })
   if (res.ok || init.accept?.includes(res.status)) return res
   const problem = (await res.json().catch(() => null)) as { detail?: string; code?: string } | null
-  if (res.status === 401 && path !== 'session') signOut()
+  if (res.status === 401) signInPath.value = res.headers.get('x-bouncer-sign-in')
+  if (res.status === 401 && path !== 'session') forget()
   throw new ApiError(problem?.detail ?? `${res.status} ${res.statusText}`, res.status, problem?.code ?? null)
 }
 
@@ -60,7 +93,7 @@ const early = new Map<string, Promise<unknown>>()
 
 /** Asks now for what a page will ask for once the session is known: the two round trips overlap. */
 export function prefetch(path: string): void {
-  if (token.value === null) return
+  if (token.value === null) return // a session cookie may be there or not: the page waits to know
   const answer = call(path).then((res) => res.json())
   answer.catch(() => {}) // the page asks again, and reports
   early.set(path, answer)

@@ -1,6 +1,6 @@
 import { render } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
-import { api, ApiError, prefetch, session, signIn, signOut, token, type Session } from './api'
+import { api, ApiError, forget, prefetch, refusal, session, signIn, signInPath, signOut, type Session, type Whoami } from './api'
 import { here } from './router'
 import { AuditPage } from './pages/audit'
 import { CatalogPage } from './pages/catalog'
@@ -35,9 +35,17 @@ function SignIn() {
       setBusy(false)
     }
   }
+  const sso = signInPath.value
   return (
     <main class="signin">
       <h1>Bouncer</h1>
+      {refusal.value && <p class="error" role="alert" data-testid="refusal">{refusal.value}</p>}
+      {sso && (
+        <p class="sso">
+          <a class="button" href={`${sso}?return_to=/`} data-testid="sso">Sign in with your company account</a>
+        </p>
+      )}
+      {sso && <p class="hint">or with a token:</p>}
       <form onSubmit={submit}>
         <label>
           Admin token
@@ -83,6 +91,7 @@ function Shell({ me }: { me: Session }) {
           ))}
         </nav>
         <span class="who">
+          {me.principal && <span class="principal" data-testid="principal" title={me.role ? `as ${me.role}` : undefined}>{me.principal}</span>}
           <span class={`badge ${me.access}`} data-testid="access">{me.access === 'admin' ? 'admin' : 'read-only'}</span>
           {me.may.reload && <ReloadButton />}
           <button type="button" class="link" onClick={signOut}>Sign out</button>
@@ -96,13 +105,21 @@ function Shell({ me }: { me: Session }) {
 }
 
 function App() {
-  const [checking, setChecking] = useState(token.value !== null && session.value === null)
+  // With a token from this tab, or a session cookie the page cannot see (HttpOnly): ask either way.
+  const [checking, setChecking] = useState(session.value === null)
   useEffect(() => {
-    if (token.value === null || session.value !== null) return
+    if (session.value !== null) return
     performance.mark('bouncer:session-asked')
-    api<Session>('session')
-      .then((s) => (performance.mark('bouncer:session'), (session.value = s)))
-      .catch(() => signOut())
+    api<Whoami>('session')
+      .then((me) => {
+        performance.mark('bouncer:session')
+        if (me.access === null) signInPath.value = me.sign_in
+        else session.value = me
+      })
+      .catch((err: unknown) => {
+        if (err instanceof ApiError && err.status === 403) refusal.value = err.message
+        forget()
+      })
       .finally(() => setChecking(false))
   }, [])
   if (checking) return <p class="loading">Loading…</p>

@@ -2,18 +2,54 @@
 // one (admin.read_token) that reads but changes nothing (no reload, no verify, no revoke), compared
 // in constant time. Hashing both sides first makes the comparison independent of the token's
 // length as well as its content. Browser sign-in (SPEC `sign_in` with `admin.roles`) is another way
-// to the same AdminCaller: it plugs in here, and the API and the console only ever see the caller.
+// to the same AdminCaller (sessionCaller): the API and the console only ever see the caller.
 import { createHash, timingSafeEqual } from 'node:crypto'
+import type { AdminConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
+import type { Runtime } from '../gateway/index.ts'
 import { bearerToken } from '../http/index.ts'
+import type { SignIn } from '../identity/index.ts'
+import type { Identity } from '../request/index.ts'
 
 /** `admin` may do everything; `read` may read everything and simulate, but not change anything. */
 export type AdminAccess = 'read' | 'admin'
 
 export interface AdminCaller {
   access: AdminAccess
-  /** How the caller proved it: which token. */
-  via: 'token' | 'read_token'
+  /** How the caller proved it: which token, or a console sign-in. */
+  via: 'token' | 'read_token' | 'sign_in'
+  /** Who signed in (`issuer/subject`), and the role that gave the access: sign-in only. */
+  principal?: string
+  role?: string
+}
+
+/** People signing in to the console (admin.roles): the sign-in, and what a signed-in identity may do. */
+export interface ConsoleSignIn {
+  signIn: SignIn
+  /** The caller a signed-in person is, by their roles; throws 403 no_role. */
+  callerOf(identity: Identity): AdminCaller
+}
+
+/** The console's sign-in under a runtime's config: null without sign_in or admin roles. */
+export function consoleSignInOf(runtime: Pick<Runtime, 'consoleSignIn' | 'access' | 'config'>): ConsoleSignIn | null {
+  const signIn = runtime.consoleSignIn
+  if (signIn === null) return null
+  return { signIn, callerOf: (identity) => sessionCaller(identity, runtime.access.resolver.rolesFor(identity), runtime.config.admin) }
+}
+
+/**
+ * A person signed in to the console: admin access by a role of admin.roles, read-only by one of
+ * admin.read_roles; anyone else is refused (403 no_role), with the roles they do have.
+ */
+export function sessionCaller(identity: Identity, roles: readonly string[], admin: Pick<AdminConfig, 'roles' | 'read_roles'>): AdminCaller {
+  const principal = `${identity.issuerName}/${identity.sub}`
+  const adminRole = roles.find((role) => admin.roles.includes(role))
+  if (adminRole !== undefined) return { access: 'admin', via: 'sign_in', principal, role: adminRole }
+  const readRole = roles.find((role) => admin.read_roles.includes(role))
+  if (readRole !== undefined) return { access: 'read', via: 'sign_in', principal, role: readRole }
+  const held = roles.length === 0 ? 'no role' : `the roles ${roles.join(', ')}`
+  const wanted = [...admin.roles, ...admin.read_roles].join(', ')
+  throw new GatewayError('no_role', { detail: `Signed in as ${principal} with ${held}: the console needs one of ${wanted} (admin.roles, admin.read_roles).` })
 }
 
 export interface AdminAuth {

@@ -119,9 +119,14 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
     {
       method: 'GET',
       path: 'session',
-      handle: ({ caller }) => ({
-        body: { access: caller.access, via: caller.via, may: { reload: caller.access === 'admin', verify: caller.access === 'admin', approve: caller.access === 'admin' } },
-      }),
+      // Asked with no credential, it answers "nobody" and where to sign in: the page asks it first.
+      access: 'anyone',
+      handle: ({ caller, signInPath }) => {
+        const admin = caller?.access === 'admin'
+        return {
+          body: { access: caller?.access ?? null, via: caller?.via ?? null, principal: caller?.principal ?? null, role: caller?.role ?? null, may: { reload: admin, verify: admin, approve: admin }, sign_in: signInPath },
+        }
+      },
     },
     {
       method: 'GET',

@@ -15,7 +15,7 @@ const shape = (properties: Record<string, JsonSchema>, description?: string): Js
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
 const json = (schema: JsonSchema, description: string) => ({ description, content: { 'application/json': { schema } } })
 const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: ref('Problem') } } })
-const UNAUTHORIZED = problem('No admin credential, or not the right one (missing_token, unauthorized).')
+const UNAUTHORIZED = problem('No admin credential, or not the right one (missing_token, unauthorized; session_required or session_expired where the console signs people in, with the sign-in path in X-Bouncer-Sign-In).')
 const READ_ONLY = problem('The credential reads only (admin.read_token): this changes something, so it needs admin.token (policy_denied).')
 const BAD_RANGE = problem('since, until or a filter does not parse, or the range is over 31 days (bad_request).')
 const NO_SINK = problem('No sqlite or postgres audit sink to read (route_not_found).')
@@ -36,9 +36,12 @@ const verdict = shape({ effect: { enum: ['allow', 'deny'] }, status: integer, co
 
 export const consoleSchemas: Record<string, JsonSchema> = {
   ConsoleSession: shape({
-    access: { enum: ['read', 'admin'] },
-    via: { enum: ['token', 'read_token'] },
+    access: { enum: ['read', 'admin', null], description: 'null: no credential was sent (nobody is signed in)' },
+    via: { enum: ['token', 'read_token', 'sign_in', null] },
+    principal: { ...nullable(string), description: 'who signed in (issuer/subject); null for a token' },
+    role: { ...nullable(string), description: 'the role of admin.roles or admin.read_roles that gave the access; null for a token' },
     may: shape({ reload: boolean, verify: boolean, approve: boolean }),
+    sign_in: { ...nullable(string), description: 'where a person signs in to the console (admin.roles with sign_in); null when only tokens are taken' },
   }, 'Who the credential is, and what the console offers it.'),
   Overview: shape({
     since: string, until: string, bucket_ms: integer,
@@ -92,7 +95,7 @@ export const consoleSchemas: Record<string, JsonSchema> = {
 export function consolePaths(): Record<string, JsonSchema> {
   return {
     '/api/session': {
-      get: { operationId: 'session', summary: 'Who is signed in to the console, and what they may do', responses: { 200: json(ref('ConsoleSession'), 'The caller.'), 401: UNAUTHORIZED } },
+      get: { operationId: 'session', security: [{}, { adminToken: [] }, { consoleSession: [] }], summary: 'Who is signed in to the console, and what they may do (asked with no credential: nobody, and where to sign in)', responses: { 200: json(ref('ConsoleSession'), 'The caller, or nobody.'), 401: UNAUTHORIZED } },
     },
     '/api/overview': {
       get: {

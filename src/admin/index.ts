@@ -1,3 +1,3 @@
 export { adminRoutes, type AdminActions } from './api.ts'
-export { adminAuth, type AdminAuth } from './auth.ts'
+export { adminAuth, consoleSignInOf, type AdminAuth } from './auth.ts'
 export { createAdminServer, type AdminRoute, type Readiness } from './server.ts'

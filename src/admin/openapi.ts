@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { FIELD_KINDS, FIELD_SPECS } from '../audit/index.ts'
 import { configJsonSchema, type JsonSchema } from '../config/index.ts'
 import { ERROR_CODES } from '../errors/index.ts'
+import { CONSOLE_COOKIE } from '../gateway/index.ts'
 import { consolePaths, consoleSchemas } from './console-openapi.ts'
 
 const string = { type: 'string' } as const
@@ -435,10 +436,13 @@ export function openApiDocument(): JsonSchema {
       version: packageVersion(),
       description: 'The admin listener of Bouncer: health, readiness and metrics without auth; everything under /api/ with the admin token (admin.token) as a bearer token; admin.read_token reads but changes nothing (403 policy_denied). The console is served at /.',
     },
-    security: [{ adminToken: [] }],
+    security: [{ adminToken: [] }, { consoleSession: [] }],
     paths: { ...paths(), ...consolePaths() },
     components: {
-      securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'admin.token from the config' } },
+      securitySchemes: {
+        adminToken: { type: 'http', scheme: 'bearer', description: 'admin.token (everything) or admin.read_token (read-only) from the config' },
+        consoleSession: { type: 'apiKey', in: 'cookie', name: CONSOLE_COOKIE, description: 'A person signed in to the console at /.bouncer/sign_in (sign_in), with a role of admin.roles or admin.read_roles; a POST, PUT or DELETE needs this listener\'s Origin' },
+      },
       schemas: { ...schemas, ...consoleSchemas, Config: configSchemaComponent() },
     },
   }

@@ -5,8 +5,10 @@ import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { warmAuditReads } from '../audit/index.ts'
 import { asGatewayError, GatewayError, sendProblem } from '../errors/index.ts'
+import { hasCookie, inspectHeaders } from '../http/index.ts'
+import type { CredentialInput, SignIn } from '../identity/index.ts'
 import type { Logger } from '../telemetry/index.ts'
-import type { AdminAuth, AdminCaller } from './auth.ts'
+import type { AdminAuth, AdminCaller, ConsoleSignIn } from './auth.ts'
 import { loadConsoleAssets, type ConsoleAssets } from './console-assets.ts'
 
 export interface AdminRequest {
@@ -18,8 +20,10 @@ export interface AdminRequest {
   /** Parsed JSON body for POST/PUT (undefined when empty). */
   body: unknown
   authorization: string | undefined
-  /** Who is asking, and what they may do. */
-  caller: AdminCaller
+  /** Who is asking, and what they may do; null only on an `anyone` route asked with no credential. */
+  caller: AdminCaller | null
+  /** Where a person signs in to the console, when this config offers it. */
+  signInPath: string | null
 }
 
 export interface AdminReply {
@@ -31,8 +35,8 @@ export interface AdminReply {
 
 export interface AdminRoute {
   method: 'GET' | 'POST' | 'DELETE'
-  /** `admin`: changes something (reload, verify, revoke), refused to read-only callers; default `read`. */
-  access?: 'read' | 'admin'
+  /** `admin`: changes something (reload, verify, revoke), refused to read-only callers; default `read`; `anyone`: answers without a credential too (but refuses a wrong one). */
+  access?: 'read' | 'admin' | 'anyone'
   /** Path under /api/, e.g. `routes`; a `{name}` segment takes any one segment (`keys/{id}`). */
   path: string
   handle(request: AdminRequest): AdminReply | Promise<AdminReply>
@@ -43,10 +47,15 @@ export interface Readiness {
   checks: Record<string, string>
 }
 
+/** On a 401 from /api/, where a browser signs in to the console (the console shows the button). */
+export const SIGN_IN_HINT_HEADER = 'x-bouncer-sign-in'
+
 export interface AdminServerOptions {
   logger: Logger
   /** Read per request: a reload can change the admin credential. */
   auth: () => AdminAuth
+  /** Read per request, as auth: null when the config has no admin.roles or no sign_in. */
+  consoleSignIn?: () => ConsoleSignIn | null
   routes: readonly AdminRoute[]
   readiness: () => Readiness
   metrics?: () => Promise<{ contentType: string; body: string }>
@@ -123,18 +132,29 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
     res.end(body)
     return
   }
+  const consoleSignIn = options.consoleSignIn?.() ?? null
+  if (consoleSignIn) {
+    const answer = await signInEndpoint(consoleSignIn.signIn, url.pathname, credentialInput(req, url))
+    if (answer) {
+      res.writeHead(answer.status, answer.headers)
+      res.end(method === 'HEAD' ? undefined : answer.body)
+      return
+    }
+  }
   if (url.pathname.startsWith('/api/')) {
-    const caller = options.auth().check(req.headers.authorization)
     const path = url.pathname.slice('/api/'.length).replace(/\/+$/, '')
     const found = table.find(method, path)
+    const presented = req.headers.authorization !== undefined || (consoleSignIn !== null && hasCookie(req.rawHeaders, consoleSignIn.signIn.cookieName))
+    const caller = found.route?.access === 'anyone' && !presented ? null : await callerOf(options.auth(), consoleSignIn, req, url)
     if (found.route === null) {
       throw new GatewayError(found.known ? 'method_not_allowed' : 'route_not_found', { detail: `No admin endpoint ${method} /api/${path}.` })
     }
-    if (found.route.access === 'admin' && caller.access !== 'admin') {
+    if (found.route.access === 'admin' && caller?.access !== 'admin') {
       throw new GatewayError('policy_denied', { detail: `${method} /api/${path} changes the gateway: it needs admin access, and this credential reads only.` })
     }
     const body = method === 'POST' ? await readJson(req) : undefined
-    const reply = await found.route.handle({ method, path, query: url.searchParams, params: found.params, body, authorization: req.headers.authorization, caller })
+    const signInPath = consoleSignIn?.signIn.paths.signIn ?? null
+    const reply = await found.route.handle({ method, path, query: url.searchParams, params: found.params, body, authorization: req.headers.authorization, caller, signInPath })
     if (reply.download) return sendDownload(res, reply.download)
     return sendJson(res, reply.status ?? 200, reply.body)
   }
@@ -145,6 +165,53 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
     return
   }
   throw new GatewayError('route_not_found', { detail: `Nothing at ${url.pathname} on the admin listener.` })
+}
+
+/**
+ * Who is asking: a bearer token (admin.token, admin.read_token), else the console's session cookie
+ * (its CSRF check: a POST needs this listener's Origin). Without either, a 401 that says where a
+ * browser signs in, when it can.
+ */
+async function callerOf(auth: AdminAuth, consoleSignIn: ConsoleSignIn | null, req: IncomingMessage, url: URL): Promise<AdminCaller> {
+  const authorization = req.headers.authorization
+  if (consoleSignIn === null || authorization !== undefined) return auth.check(authorization)
+  const { signIn } = consoleSignIn
+  if (hasCookie(req.rawHeaders, signIn.cookieName)) {
+    try {
+      const { identity } = await signIn.verifier.authenticate(credentialInput(req, url))
+      return consoleSignIn.callerOf(identity)
+    } catch (err) {
+      throw withSignInHint(err, signIn)
+    }
+  }
+  throw withSignInHint(new GatewayError('session_required', { detail: `Sign in at ${signIn.paths.signIn}, or send an admin token as a bearer header.` }), signIn)
+}
+
+function withSignInHint(err: unknown, signIn: SignIn): unknown {
+  if (!(err instanceof GatewayError) || err.status !== 401) return err
+  return new GatewayError(err.code, { detail: err.detail, cause: err, headers: { ...err.headers, [SIGN_IN_HINT_HEADER]: signIn.paths.signIn } })
+}
+
+/** The console's sign-in endpoints on this listener; null for any other path. */
+function signInEndpoint(signIn: SignIn, path: string, input: CredentialInput) {
+  if (path === signIn.paths.signIn) return signIn.start(input)
+  if (path === signIn.paths.callback) return signIn.callback(input)
+  if (path === signIn.paths.signOut) return signIn.signOut(input)
+  return null
+}
+
+/** The admin listener speaks plain HTTP and trusts no proxy: admin.base_url says otherwise where it has to. */
+function credentialInput(req: IncomingMessage, url: URL): CredentialInput {
+  return {
+    headers: inspectHeaders(req.rawHeaders),
+    rawHeaders: req.rawHeaders,
+    query: url.search.slice(1),
+    socket: req.socket,
+    method: req.method ?? 'GET',
+    target: req.url ?? '/',
+    secure: false,
+    viaTrustedProxy: false,
+  }
 }
 
 /** A path segment's text; null when its escapes are not UTF-8 (no route takes it). */

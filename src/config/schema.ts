@@ -114,6 +114,12 @@ const admin = z.strictObject({
   token: z.string().min(1).optional(),
   /** A second token that reads everything (the console's read-only access) but reloads, verifies and revokes nothing. */
   read_token: z.string().min(1).optional(),
+  /** Console sign-in (SPEC "Console"): people signed in through `sign_in` whose roles include one of these may do everything… */
+  roles: z.array(z.string().min(1)).default([]),
+  /** …and these may read and simulate, but change nothing (as read_token). */
+  read_roles: z.array(z.string().min(1)).default([]),
+  /** The admin listener's public URL as a browser reaches it (https://bouncer-admin.example.com): the sign-in's redirect_uri and same-origin check use it. Default: the request's own Host, over http. */
+  base_url: httpUrl.optional(),
 })
 
 /** RFC 7662: opaque access tokens are checked by asking the provider (identity/introspection.ts). */

@@ -4,9 +4,9 @@ import type { Finding } from './diagnostics.ts'
 import type { Config } from './schema.ts'
 
 export function signInFindings(config: Config): Finding[] {
+  const findings: Finding[] = consoleSignInFindings(config)
   const signIn = config.sign_in
-  if (!signIn) return []
-  const findings: Finding[] = []
+  if (!signIn) return findings
   const error = (path: (string | number)[], message: string) => findings.push({ severity: 'error', path, message })
   const issuer = config.issuers.find((candidate) => candidate.name === signIn.issuer)
   if (!issuer) error(['sign_in', 'issuer'], `unknown issuer "${signIn.issuer}"`)
@@ -38,4 +38,23 @@ export function signInFindings(config: Config): Finding[] {
 /** Secure by default where the gateway is reached over TLS: its own listener, or an https base_url. */
 export function cookieSecureByDefault(config: Pick<Config, 'server' | 'sign_in'>): boolean {
   return config.server.tls !== undefined || (config.sign_in?.base_url?.startsWith('https:') ?? false)
+}
+
+/** admin.roles and admin.read_roles: people sign in to the console through sign_in, as one of these roles. */
+function consoleSignInFindings(config: Config): Finding[] {
+  const findings: Finding[] = []
+  const known = new Set(config.roles.map((role) => role.name))
+  for (const key of ['roles', 'read_roles'] as const) {
+    const names = config.admin[key]
+    if (names.length > 0 && !config.sign_in) {
+      findings.push({ severity: 'error', path: ['admin', key], message: `admin.${key} signs people in to the console through sign_in: configure sign_in (or use admin.token / admin.read_token)` })
+    }
+    names.forEach((name, i) => {
+      if (!known.has(name)) findings.push({ severity: 'error', path: ['admin', key, i], message: `unknown role "${name}"` })
+    })
+  }
+  for (const name of config.admin.read_roles) {
+    if (config.admin.roles.includes(name)) findings.push({ severity: 'warning', path: ['admin', 'read_roles'], message: `role "${name}" is in roles too: it has admin access` })
+  }
+  return findings
 }

@@ -96,7 +96,9 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
     role.policies.forEach((name, j) => {
       if (!policies.has(name)) error(['roles', i, 'policies', j], `unknown policy "${name}"`)
     })
-    if (role.policies.length === 0) warn(['roles', i, 'policies'], `role "${role.name}" has no policies: it allows nothing`)
+    // A role that only opens the console (admin.roles, admin.read_roles) needs no policy on the gateway.
+    const consoleOnly = config.admin.roles.includes(role.name) || config.admin.read_roles.includes(role.name)
+    if (role.policies.length === 0 && !consoleOnly) warn(['roles', i, 'policies'], `role "${role.name}" has no policies: it allows nothing`)
   })
 
   const usedPolicies = new Set(config.roles.flatMap((role) => role.policies))

@@ -93,7 +93,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   const issuer = `http://127.0.0.1:${idpPort}`
   // The gateway's browser client is registered with its callback URL, known once the gateway
   // listens (--port 0): until then the provider serves the service accounts alone.
-  const providerFor = (gatewayUrl: string | null) => openIdProvider(issuer, {
+  const providerFor = (gateway: { url: string; adminUrl: string } | null) => openIdProvider(issuer, {
     keys: [providerKey],
     signWith: 'ES256',
     clients: Object.values(DEMO_CLIENTS),
@@ -101,11 +101,12 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     scope: 'data:read',
     tokenTtlSeconds: 600,
     people: [DEMO_PERSON],
-    webClients: gatewayUrl === null ? [] : [{
+    webClients: gateway === null ? [] : [{
       clientId: DEMO_WEB_CLIENT_ID,
       secret: ssoClientSecret,
-      redirectUris: [`${gatewayUrl}/.bouncer/callback`],
-      postLogoutRedirectUris: [`${gatewayUrl}/healthz`],
+      // The gateway's sign-in, and the console's on the admin listener (admin.read_roles).
+      redirectUris: [`${gateway.url}/.bouncer/callback`, `${gateway.adminUrl}/.bouncer/callback`],
+      postLogoutRedirectUris: [`${gateway.url}/healthz`],
     }],
   })
   let handle = providerHandler(providerFor(null), [DEMO_PERSON])
@@ -124,7 +125,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       env: { ...process.env, DEMO_ISSUER: issuer, DEMO_API_URL: api.url, DEMO_DATA_DIR: dataDir, DEMO_MCP_RESOURCE: mcpResource },
     })
     api.trustGateway(gateway.url, UPSTREAM)
-    handle = providerHandler(providerFor(gateway.url), [DEMO_PERSON])
+    handle = providerHandler(providerFor(gateway), [DEMO_PERSON])
     const started = api
     return {
       gateway,

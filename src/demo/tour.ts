@@ -224,8 +224,8 @@ export async function runTour(demo: RunningDemo, print: (line?: string) => void)
   print(`  ${envPrefix}npx bouncer explain ${configFlag} --method GET --path /customers --claims '{"iss":"${demo.issuer}","sub":"analytics-agent","client_id":"analytics-agent"}'`)
 }
 
-/** Where the console is, and how to get the token that signs in to it (printed, never the token itself). */
+/** Where the console is, and how to sign in to it: as the demo's person (read-only), or with the admin token (printed, never the token itself). */
 export function consoleLine(demo: RunningDemo): string {
   const prefix = demo.dataDir === DEMO_DEFAULT_DATA_DIR ? '' : `DEMO_DATA_DIR=${demo.dataDir} `
-  return `console on ${demo.gateway.adminUrl}/ (sign in with the admin token: ${prefix}npx bouncer secrets get admin-token --reveal --config ${shown(DEMO_CONFIG)})`
+  return `console on ${demo.gateway.adminUrl}/ (sign in as ${DEMO_PERSON.username}, password ${DEMO_PERSON.password}, to read; with the admin token to change things: ${prefix}npx bouncer secrets get admin-token --reveal --config ${shown(DEMO_CONFIG)})`
 }

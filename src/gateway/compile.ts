@@ -62,6 +62,8 @@ export interface Runtime {
   readonly apiKeys: ApiKeyDirectory | null
   /** Browser sign-in and its sessions (sign_in), when configured. */
   readonly signIn: SignIn | null
+  /** Sign-in to the console on the admin listener (admin.roles / admin.read_roles): the same provider and store, its own cookie. */
+  readonly consoleSignIn: SignIn | null
   readonly access: AccessControl
   readonly limiter: Limiter
   readonly trustedProxies: AddressSet
@@ -95,7 +97,10 @@ export function applySecretValues(runtime: Runtime, resolve: (template: string) 
   for (const source of runtime.datasources.values()) source.applySecrets(resolve)
   if (runtime.introspection) runtime.introspection.clientSecret = resolve(runtime.introspection.issuer.introspection.client_secret)
   const signInSecret = runtime.config.sign_in?.client_secret
-  if (runtime.signIn && signInSecret !== undefined) runtime.signIn.clientSecret = resolve(signInSecret)
+  if (signInSecret !== undefined) {
+    if (runtime.signIn) runtime.signIn.clientSecret = resolve(signInSecret)
+    if (runtime.consoleSignIn) runtime.consoleSignIn.clientSecret = resolve(signInSecret)
+  }
   runtime.mcp?.applySecrets(resolve)
 }
 
@@ -149,8 +154,10 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   // The API key header is the gateway's credential: no upstream ever gets it.
   const withheldHeaders: ReadonlySet<string> = new Set(config.api_keys ? [foldHeaderName(config.api_keys.header.toLowerCase())] : [])
   const signIn = compileSignIn(config, issuerKeys, deps)
-  // The session cookies are the gateway's credential: no upstream ever gets them.
-  const withheldCookies: ReadonlySet<string> = new Set(signIn ? [signIn.cookieName, `${signIn.cookieName}_state`] : [])
+  const consoleSignIn = compileConsoleSignIn(config, issuerKeys, deps)
+  // The session cookies are the gateway's credential: no upstream ever gets them. The console's
+  // too: a cookie is not kept to its port, so a browser sends it to the gateway on the same host.
+  const withheldCookies: ReadonlySet<string> = new Set([signIn, consoleSignIn].flatMap((s) => (s ? [s.cookieName, `${s.cookieName}_state`] : [])))
   const access = compileAccess(config)
   const mcp = config.mcp ? compileMcp(config, config.mcp, mcpDeps(config, access, issuerKeys, deps)) : null
   const { tokens, ...verifiers } = credentials(config, issuerKeys, apiKeys, signIn, deps)
@@ -213,6 +220,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     ...verifiers,
     apiKeys,
     signIn,
+    consoleSignIn,
     access,
     limiter: {
       store: deps.limitsStores.acquire(config.limits_store),
@@ -354,6 +362,41 @@ function compileSignIn(config: Config, issuerKeys: ReadonlyMap<string, IssuerKey
     logger: deps.logger,
   })
 }
+
+/** The console's cookie: one name whatever sign_in's is (a `__Host-` name would need TLS on the admin listener too). */
+export const CONSOLE_COOKIE = 'bouncer_console'
+
+/**
+ * Sign-in to the console (admin.roles, admin.read_roles): sign_in's provider, client and session
+ * store, with the admin listener's own endpoints and cookie. Signing out of the console ends only
+ * the console's session, not the person's session at the provider.
+ */
+function compileConsoleSignIn(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, deps: CompileDeps): SignIn | null {
+  const settings = config.sign_in
+  const { admin } = config
+  if (!settings || admin.roles.length + admin.read_roles.length === 0) return null
+  const issuer = jwtIssuers(config).find((candidate) => candidate.name === settings.issuer) as IssuerConfig
+  return createSignIn({
+    config: {
+      ...settings,
+      base_url: admin.base_url,
+      sign_in_path: CONSOLE_SIGN_IN_PATHS.signIn,
+      callback_path: CONSOLE_SIGN_IN_PATHS.callback,
+      sign_out_path: CONSOLE_SIGN_IN_PATHS.signOut,
+      after_sign_out_path: '/',
+      cookie: { name: CONSOLE_COOKIE, same_site: 'lax', secure: admin.base_url?.startsWith('https:') ?? false },
+    },
+    issuer,
+    keys: issuerKeys,
+    store: deps.sessionStores.acquire({ store: settings.session.store, idle: settings.session.idle }),
+    cookieSecure: admin.base_url?.startsWith('https:') ?? false,
+    endsProviderSession: false,
+    logger: deps.logger,
+  })
+}
+
+/** Where the admin listener serves the console's sign-in (register `{admin base}/.bouncer/callback` at the provider). */
+export const CONSOLE_SIGN_IN_PATHS = { signIn: '/.bouncer/sign_in', callback: '/.bouncer/callback', signOut: '/.bouncer/sign_out' } as const
 
 function corsOf(cors: CorsConfig): CorsPolicy {
   return corsPolicy({

@@ -2,7 +2,7 @@
 // graceful shutdown. `bouncer serve`, the demo and the integration tests all start gateways here.
 import { once } from 'node:events'
 import type { AddressInfo, ListenOptions, Server as NetServer } from 'node:net'
-import { adminRoutes, createAdminServer } from '../admin/index.ts'
+import { adminRoutes, consoleSignInOf, createAdminServer } from '../admin/index.ts'
 import { createAuditLog, instanceIdOf } from '../audit/index.ts'
 import { listenUrl, loadConfigFile } from '../config/index.ts'
 import { createGatewayServer, createInternalDispatch, createRuntimeDeps, type GatewayState } from '../gateway/index.ts'
@@ -95,6 +95,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const adminServer = createAdminServer({
     logger,
     auth: () => live.admin,
+    consoleSignIn: () => consoleSignInOf(state.runtime),
     routes: adminRoutes({ runtime: () => state.runtime, reload: () => reload(), secretsStore: () => live.secrets.store, auditHead: () => audit.head() }),
     metrics: () => metrics.render(),
     readiness: createReadiness(state),

@@ -28,8 +28,8 @@ export function withDefaults(config: Record<string, unknown>, dir: string): Reco
   }
 }
 
-/** `port`: the gateway listener's port (default 0, any free one), for tests that must know it in advance (a provider's registered redirect URI). */
-export async function startTestGateway(config: Record<string, unknown>, options: { env?: NodeJS.ProcessEnv; port?: number } = {}): Promise<TestGateway> {
+/** `port`, `adminPort`: the listeners' ports (default 0, any free one), for tests that must know one in advance (a provider's registered redirect URI). */
+export async function startTestGateway(config: Record<string, unknown>, options: { env?: NodeJS.ProcessEnv; port?: number; adminPort?: number } = {}): Promise<TestGateway> {
   const dir = await mkdtemp(join(tmpdir(), 'bouncer-test-'))
   const file = join(dir, 'bouncer.yaml')
   const writeConfig = (next: Record<string, unknown>) => writeFile(file, stringify(withDefaults(next, dir)))
@@ -44,7 +44,7 @@ export async function startTestGateway(config: Record<string, unknown>, options:
       },
     }),
   })
-  const gateway = await startGateway({ configFile: file, port: options.port ?? 0, adminPort: 0, logger, env: { ...process.env, ...options.env } })
+  const gateway = await startGateway({ configFile: file, port: options.port ?? 0, adminPort: options.adminPort ?? 0, logger, env: { ...process.env, ...options.env } })
   return {
     ...gateway,
     dir,

@@ -123,8 +123,14 @@ curl -s -H "Authorization: Bearer $TOKEN" ${gateway}/reports/daily/eu`)
     expect(JSON.parse(report)).toMatchObject({ region: 'eu' }) // the data API accepts the stored credential
 
     // The console's address, and a line that reveals the token it signs in with.
-    const [, consoleUrl, reveal] = /console on (\S+) \(sign in with the admin token: (.+)\)/.exec(output()) ?? []
+    const [, consoleUrl, reveal] = /console on (\S+) \(sign in as alice, password alice-demo-password, to read; with the admin token to change things: (.+)\)/.exec(output()) ?? []
     expect(bash(`curl -s ${consoleUrl}`)).toContain('<div id="app">')
+    // The person signs in at the demo provider, which knows the console's callback.
+    const signIn = bash(`curl -s -o /dev/null -w '%{http_code} %{redirect_url}' '${consoleUrl}.bouncer/sign_in?return_to=/'`)
+    expect(signIn).toMatch(new RegExp(`^302 ${issuer}/auth\\?`))
+    const redirect = new URL(signIn.split(' ')[1] as string).searchParams.get('redirect_uri')
+    expect(redirect).toBe(`${consoleUrl}.bouncer/callback`)
+    expect(bash(`curl -s -o /dev/null -w '%{http_code}' -L -c /dev/null '${signIn.split(' ')[1]}'`)).toBe('200') // its login page
     const adminToken = bash((reveal as string).replace('npx bouncer', `${process.execPath} ${BIN}`)).trim()
     expect(JSON.parse(bash(`curl -s -H "Authorization: Bearer ${adminToken}" ${consoleUrl}api/session`))).toMatchObject({ access: 'admin' })
     expect(await stop(child, 'SIGTERM')).toBe(0)

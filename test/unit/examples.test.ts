@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { formatDiagnostic, loadConfigFile } from '../../src/config/index.ts'
 
 const EXAMPLES = fileURLToPath(new URL('../../examples', import.meta.url))
-const ENV = { BOUNCER_ADMIN_TOKEN: 'example-admin-token-123456', REPORTS_API_KEY: 'k', BOUNCER_MASTER_KEY: 'x'.repeat(44), TICKETS_TOKEN: 't' }
+const ENV = { BOUNCER_ADMIN_TOKEN: 'example-admin-token-123456', REPORTS_API_KEY: 'k', BOUNCER_MASTER_KEY: 'x'.repeat(44), TICKETS_TOKEN: 't', BOUNCER_SSO_CLIENT_SECRET: 's' }
 
 function configs(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

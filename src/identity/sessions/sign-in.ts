@@ -72,6 +72,8 @@ export interface SignInOptions {
   /** Secure by configuration or a TLS listener; otherwise Secure still whenever the browser came over https (a TLS-terminating proxy's X-Forwarded-Proto). */
   cookieSecure: boolean
   logger: Logger
+  /** Sign-out also ends the person's session at the provider (RP-initiated logout): the gateway's does; the console's ends only its own. Default true. */
+  endsProviderSession?: boolean
   /** Tests inject a provider; by default openid-client against the issuer. */
   provider?: SignInProvider
   now?: () => number
@@ -259,16 +261,18 @@ export function createSignIn(options: SignInOptions): SignIn {
     }
     const after = `${publicOrigin(input)}${config.after_sign_out_path}`
     let location = config.after_sign_out_path
-    try {
-      const endSession = await provider.endSessionUrl({
-        client_id: config.client_id,
-        post_logout_redirect_uri: after,
-        ...(idToken === null ? {} : { id_token_hint: idToken }),
-      })
-      if (endSession) location = endSession.href
-    } catch (err) {
-      // The session is over here whatever the provider says; its own session ends another time.
-      logger.warn({ err, issuer: issuer.name }, 'RP-initiated logout skipped: the provider cannot be reached')
+    if (options.endsProviderSession !== false) {
+      try {
+        const endSession = await provider.endSessionUrl({
+          client_id: config.client_id,
+          post_logout_redirect_uri: after,
+          ...(idToken === null ? {} : { id_token_hint: idToken }),
+        })
+        if (endSession) location = endSession.href
+      } catch (err) {
+        // The session is over here whatever the provider says; its own session ends another time.
+        logger.warn({ err, issuer: issuer.name }, 'RP-initiated logout skipped: the provider cannot be reached')
+      }
     }
     // Not Clear-Site-Data "cookies": it clears the whole registrable domain's cookies (the SSO's and
     // every sibling application's on the company domain), not just this gateway's.

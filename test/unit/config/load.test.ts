@@ -110,9 +110,9 @@ roles:
     ])
   })
 
-  it('refuses admin.roles: nothing would enforce it until sign-in (it was accepted and ignored)', () => {
+  it('refuses admin.roles without sign_in: people sign in to the console through it', () => {
     const { lines } = check(`${BASE}admin:\n  roles: [reports]\n`)
-    expect(lines).toEqual(['bouncer.yaml:10:3: admin.roles: unknown key "roles"'])
+    expect(lines).toContainEqual('bouncer.yaml:10:10: admin.roles: admin.roles signs people in to the console through sign_in: configure sign_in (or use admin.token / admin.read_token)')
   })
 
   it('refuses duplicate names and bad route syntax', () => {

@@ -63,4 +63,15 @@ describe('sign_in', () => {
     const lines = load('  issuer: sso\n  client_id: c\n  client_secret: ${secret:sso-client}\n').lines
     expect(lines).toEqual(['bouncer.yaml:9:18: sign_in.client_secret: ${secret:sso-client} is used but no secrets store is configured (secrets.store)'])
   })
+
+  it('admin.roles and admin.read_roles name roles, and need sign_in', () => {
+    const roles = 'roles:\n  - { name: ops, assumed_by: [{ issuer: sso }], policies: [] }\n'
+    const admin = (text: string) => `admin:\n${text}`
+    expect(load('  issuer: sso\n  client_id: c\n', `${BASE}${roles}${admin('  roles: [ops]\n  read_roles: [viewers]\n')}`).lines)
+      .toEqual(['bouncer.yaml:10:16: admin.read_roles[0]: unknown role "viewers"'])
+    const withoutSignIn = loadConfigText(`${BASE}${roles}${admin('  roles: [ops]\n')}`, 'bouncer.yaml', {})
+    expect(withoutSignIn.diagnostics.map((d) => formatDiagnostic('bouncer.yaml', d))).toContain(
+      'bouncer.yaml:9:10: admin.roles: admin.roles signs people in to the console through sign_in: configure sign_in (or use admin.token / admin.read_token)',
+    )
+  })
 })

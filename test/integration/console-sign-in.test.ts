@@ -1,0 +1,176 @@
+// Signing in to the console as a person (SPEC "Console": a sign-in whose roles include one of
+// admin.roles), in a real browser (Debian's chromium, playwright-core) against a real provider
+// (oidc-provider): an admin role may reload, a read role may not, anyone else is refused with the
+// reason; the session cookie is the console's own (HttpOnly, never forwarded upstream), its POSTs
+// need the console's Origin (CSRF), and signing out ends it. No admin token is configured at all.
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { chromium, type Browser, type BrowserContext } from 'playwright-core'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { closedPort } from '../helpers/faults.ts'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const SCREENSHOTS = fileURLToPath(new URL('../../test-results/console/', import.meta.url))
+const CLIENT = { clientId: 'bouncer-console', secret: 'bouncer-console-client-secret-0123' }
+const ALICE = { username: 'alice', password: 'alice-password-123', name: 'Alice Admin', email: 'alice@example.com', groups: ['platform'] }
+const BOB = { username: 'bob', password: 'bob-password-12345', name: 'Bob Viewer', email: 'bob@example.com', groups: ['support'] }
+const CAROL = { username: 'carol', password: 'carol-password-123', name: 'Carol Sales', email: 'carol@example.com', groups: ['sales'] }
+
+let idp: TestIdentityProvider
+let upstream: TestUpstream
+let gateway: TestGateway
+let browser: Browser
+let admin: string
+let dir: string
+
+beforeAll(async () => {
+  await mkdir(SCREENSHOTS, { recursive: true })
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-console-sign-in-'))
+  upstream = await startUpstream()
+  const adminPort = await closedPort()
+  admin = `http://127.0.0.1:${adminPort}`
+  idp = await startIdentityProvider({ people: [ALICE, BOB, CAROL], webClients: [{ ...CLIENT, redirectUris: [`${admin}/.bouncer/callback`], postLogoutRedirectUris: [] }] })
+  gateway = await startTestGateway({
+    admin: { roles: ['console-admins'], read_roles: ['console-viewers'] },
+    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
+    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
+    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'] },
+    roles: [
+      { name: 'console-admins', assumed_by: [{ issuer: 'sso', claims: { groups: 'platform' } }], policies: ['apps'] },
+      { name: 'console-viewers', assumed_by: [{ issuer: 'sso', claims: { groups: 'support' } }], policies: ['apps'] },
+      { name: 'sales', assumed_by: [{ issuer: 'sso', claims: { groups: 'sales' } }], policies: ['apps'] },
+      { name: 'services', assumed_by: [{ issuer: 'sso', subject: 'looker-reports' }], policies: ['apps'] },
+    ],
+    policies: [{ name: 'apps', statements: [{ sid: 'Apps', effect: 'allow', actions: ['*'], routes: ['app'] }] }],
+    upstreams: [{ name: 'app', url: upstream.url }],
+    routes: [{ id: 'app', path: '/app/*', upstream: 'app' }],
+  }, { adminPort })
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
+}, 90_000)
+
+afterAll(async () => {
+  await browser?.close()
+  await gateway?.close()
+  await upstream?.close()
+  await idp?.stop()
+  await rm(dir, { recursive: true, force: true })
+})
+
+/** Opens the console, follows "Sign in with your company account" and signs in at the provider. */
+async function signIn(person: typeof ALICE): Promise<{ context: BrowserContext; page: Awaited<ReturnType<BrowserContext['newPage']>>; errors: string[] }> {
+  const context = await browser.newContext()
+  context.setDefaultTimeout(60_000) // a loaded machine starts chromium slowly
+  const page = await context.newPage()
+  const errors: string[] = []
+  page.on('pageerror', (err) => errors.push(err.message))
+  await page.goto(admin)
+  await page.click('[data-testid=sso]')
+  await page.waitForURL(new RegExp(`^${idp.issuer}/interaction/`))
+  await page.fill('input[name=username]', person.username)
+  await page.fill('input[name=password]', person.password)
+  await page.click('#sign-in')
+  await page.waitForURL(new RegExp(`^${admin}/`))
+  return { context, page, errors }
+}
+
+async function consoleCookie(context: BrowserContext): Promise<string> {
+  const cookie = (await context.cookies(admin)).find((c) => c.name === 'bouncer_console')
+  if (!cookie) throw new Error('no console session cookie')
+  return `${cookie.name}=${cookie.value}`
+}
+
+describe('signing in to the console', () => {
+  it('says where to sign in (the session of nobody, a 401), and sends the browser to the provider with the admin listener\'s callback', async () => {
+    const nobody = await request(`${admin}/api/session`)
+    expect(nobody.statusCode).toBe(200)
+    expect(await nobody.body.json()).toMatchObject({ access: null, via: null, sign_in: '/.bouncer/sign_in', may: { reload: false } })
+    const res = await request(`${admin}/api/overview`)
+    expect(res.statusCode).toBe(401)
+    expect(res.headers['x-bouncer-sign-in']).toBe('/.bouncer/sign_in')
+    expect(((await res.body.json()) as { code: string }).code).toBe('session_required')
+    // A credential that is sent must hold, on the session endpoint too.
+    const wrong = await request(`${admin}/api/session`, { headers: { authorization: 'Bearer not-a-token' } })
+    expect(wrong.statusCode).toBe(401)
+    await wrong.body.dump()
+    const start = await request(`${admin}/.bouncer/sign_in?return_to=/`)
+    await start.body.dump()
+    expect(start.statusCode).toBe(302)
+    const location = new URL(String(start.headers.location))
+    expect(location.origin).toBe(new URL(idp.issuer).origin)
+    expect(location.searchParams.get('redirect_uri')).toBe(`${admin}/.bouncer/callback`)
+    expect(location.searchParams.get('code_challenge_method')).toBe('S256')
+  })
+
+  it('an admin role may reload; the cookie is HttpOnly, never reaches an upstream, and its POSTs need the console\'s Origin', { timeout: 180_000 }, async () => {
+    const { context, page, errors } = await signIn(ALICE)
+    try {
+      await expect.poll(() => page.locator('[data-testid=access]').textContent()).toBe('admin')
+      expect(await page.locator('[data-testid=principal]').textContent()).toBe('sso/alice')
+      await page.locator('.overview[data-ready=true]').waitFor()
+      await page.screenshot({ path: join(SCREENSHOTS, 'sign-in-admin.png'), fullPage: true })
+      await page.click('[data-testid=reload]')
+      await expect.poll(() => page.locator('.reload [role=status]').textContent()).toMatch(/^reloaded \(generation \d+\)$/)
+
+      const cookies = await context.cookies(admin)
+      expect(cookies.find((c) => c.name === 'bouncer_console')).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' })
+      expect(await page.evaluate('document.cookie')).not.toContain('bouncer_console')
+
+      // CSRF: the same cookie from another origin, or with no Origin, changes nothing.
+      const cookie = await consoleCookie(context)
+      for (const origin of ['http://evil.example', undefined]) {
+        const res = await request(`${admin}/api/reload`, { method: 'POST', headers: { cookie, ...(origin ? { origin } : {}) } })
+        expect(res.statusCode).toBe(403)
+        expect(((await res.body.json()) as { code: string }).code).toBe('cors_origin_denied')
+      }
+      const own = await request(`${admin}/api/reload`, { method: 'POST', headers: { cookie, origin: admin } })
+      expect(own.statusCode).toBe(200)
+      await own.body.dump()
+
+      // A browser sends a cookie to every port of its host: the gateway keeps the console's to itself.
+      const token = await idp.token('looker-reports')
+      const forwarded = await request(`${gateway.url}/app/x`, { headers: { authorization: `Bearer ${token}`, cookie: `${cookie}; theme=dark` } })
+      expect(forwarded.statusCode).toBe(200)
+      await forwarded.body.dump()
+      expect(upstream.received.at(-1)?.headers.cookie).toBe('theme=dark')
+
+      // Signing out ends the session: the cookie no longer opens the API, and the console asks again.
+      await page.click('header button.link:text("Sign out")')
+      await page.locator('[data-testid=sso]').waitFor()
+      const after = await request(`${admin}/api/session`, { headers: { cookie } })
+      expect(after.statusCode).toBe(401)
+      expect(((await after.body.json()) as { code: string }).code).toBe('session_expired')
+      expect(errors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  })
+
+  it('a read role reads but cannot reload; a person with neither role is told why', { timeout: 180_000 }, async () => {
+    const bob = await signIn(BOB)
+    try {
+      await expect.poll(() => bob.page.locator('[data-testid=access]').textContent()).toBe('read-only')
+      expect(await bob.page.locator('[data-testid=reload]').count()).toBe(0)
+      await bob.page.locator('.overview[data-ready=true]').waitFor()
+      const res = await request(`${admin}/api/reload`, { method: 'POST', headers: { cookie: await consoleCookie(bob.context), origin: admin } })
+      expect(res.statusCode).toBe(403)
+      expect(((await res.body.json()) as { code: string; detail: string }).detail).toMatch(/needs admin access/)
+    } finally {
+      await bob.context.close()
+    }
+    const carol = await signIn(CAROL)
+    try {
+      await expect.poll(() => carol.page.locator('[data-testid=refusal]').textContent())
+        .toBe('Signed in as sso/carol with the roles sales: the console needs one of console-admins, console-viewers (admin.roles, admin.read_roles).')
+      await carol.page.screenshot({ path: join(SCREENSHOTS, 'sign-in-refused.png'), fullPage: true })
+    } finally {
+      await carol.context.close()
+    }
+  })
+})
