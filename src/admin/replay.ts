@@ -9,7 +9,7 @@
 // so). Limits and upstream failures are not replayed: only route, identity, roles and policy.
 import { readRecords, type AuditRecord, type AuditSource } from '../audit/index.ts'
 import { formatDiagnostic, loadConfigText } from '../config/index.ts'
-import { compileRuntime, createRuntimeDeps, explain, type Runtime } from '../gateway/index.ts'
+import { compileRuntime, createRuntimeDeps, explain, loadModulesFor, type Runtime } from '../gateway/index.ts'
 import { createLogger } from '../telemetry/index.ts'
 
 /** At most this many records are read; the answer says when the range held more. */
@@ -58,6 +58,7 @@ export async function replay(current: Runtime, source: AuditSource, options: { d
   }
   const deps = createRuntimeDeps(createLogger({ level: 'silent' }), { offline: true })
   try {
+    await loadModulesFor(loaded.config)
     const draft = compileRuntime(loaded.config, deps)
     const records = await readRecords(source, { sinceMs: options.sinceMs, limit: REPLAY_MAX_RECORDS + 1 })
     const truncated = records.length > REPLAY_MAX_RECORDS

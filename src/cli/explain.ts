@@ -1,6 +1,6 @@
 // `bouncer explain`: the decision for one request, offline (no listener, no key fetch).
 import type { Command } from 'commander'
-import { compileRuntime, createRuntimeDeps, explain, formatExplanation } from '../gateway/index.ts'
+import { compileRuntime, createRuntimeDeps, explain, formatExplanation, loadModulesFor } from '../gateway/index.ts'
 import { createLogger } from '../telemetry/index.ts'
 import { configOption, loadCommandConfig } from './config.ts'
 import { UserError } from './user-error.ts'
@@ -38,6 +38,7 @@ export function registerExplain(program: Command): void {
       }
       const loaded = await loadCommandConfig(opts.config)
       const deps = createRuntimeDeps(createLogger({ level: 'silent' }), { offline: true })
+      await loadModulesFor(loaded.config)
       const runtime = compileRuntime(loaded.config, deps)
       const explanation = explain(runtime, { method: opts.method, path: opts.path, claims, token: opts.token, ip: opts.ip })
       console.log(opts.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation))

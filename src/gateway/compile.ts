@@ -15,7 +15,7 @@ import {
 import { compileDataset, createDatasourceRegistry, datasetBackend, datasetSchemaBackend, type Datasource, type DatasetRoute, type DatasourceRegistry } from '../datasets/index.ts'
 import { createFunctionRegistry, functionBackend, routeKeyOf, type FunctionPool, type FunctionRegistry } from '../functions/index.ts'
 import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits, type SharedLimitsTable } from '../limits/index.ts'
-import { compileMcp, createAgentsRegistry, type AgentsRegistry, type CompiledMcp, type ToolRoute } from '../agents/index.ts'
+import { compileMcp, createAgentsRegistry, loadMcpFor, type AgentsRegistry, type CompiledMcp, type ToolRoute } from '../agents/index.ts'
 import type { Backend, InternalDispatch } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { createUpstreamRegistry, upstreamBackend, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
@@ -144,7 +144,12 @@ const BEARER_ONLY: readonly AcceptedCredential[] = Object.freeze(['bearer'])
 
 let generations = 0
 
-/** Assumes a config that passed `loadConfig` (no errors): compile does not re-validate. */
+/** Loads what compileRuntime needs for this config that a gateway without it never loads (the MCP SDK): await it first. */
+export function loadModulesFor(config: Config): Promise<void> {
+  return loadMcpFor(config)
+}
+
+/** Assumes a config that passed `loadConfig` (no errors), and loadModulesFor(config) awaited: compile does not re-validate. */
 export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   const upstreams = new Map(config.upstreams.map((upstream) => [upstream.name, deps.upstreams.acquire(upstream)]))
   const functions = new Map(config.functions.map((fn) => [fn.name, deps.functions.acquire(fn)]))

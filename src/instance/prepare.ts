@@ -4,7 +4,7 @@
 import { adminAuth, type AdminAuth } from '../admin/index.ts'
 import { createExchangeKeys, ExchangeKeyError, type ExchangeKeys } from '../agents/index.ts'
 import { formatDiagnostic, signingSecretName, type Config, type LoadedConfig } from '../config/index.ts'
-import { applySecretValues, compileRuntime, type CompileDeps, type Runtime } from '../gateway/index.ts'
+import { applySecretValues, compileRuntime, loadModulesFor, type CompileDeps, type Runtime } from '../gateway/index.ts'
 import { openSecretsRuntime, SecretsUnavailable, type SecretsRuntime } from '../secrets/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import { createAssertionSigner, type AssertionSigner } from '../upstream/index.ts'
@@ -39,8 +39,9 @@ export interface PrepareDeps {
 }
 
 /** Secrets, compile, secret values into headers and the admin token: one config, ready to swap in. */
-export function prepare(next: LoadedConfig & { config: Config }, assertions: AssertionSigner | null, deps: PrepareDeps, exchangeKeys: ExchangeKeys | null = null): Prepared {
+export async function prepare(next: LoadedConfig & { config: Config }, assertions: AssertionSigner | null, deps: PrepareDeps, exchangeKeys: ExchangeKeys | null = null): Promise<Prepared> {
   const { logger } = deps
+  await loadModulesFor(next.config) // before anything is opened: nothing to close if it fails
   let secrets: SecretsRuntime
   try {
     secrets = openSecretsRuntime(next, { logger, background: deps.background, env: deps.env, format: (d) => formatDiagnostic(next.file, d) })

@@ -31,9 +31,9 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
       return { ok: false, errors }
     }
     const previous = state.runtime
-    let prepared: ReturnType<typeof prepare>
+    let prepared: Awaited<ReturnType<typeof prepare>>
     try {
-      prepared = prepare({ ...next, config: next.config }, state.assertions, deps, state.exchangeKeys)
+      prepared = await prepare({ ...next, config: next.config }, state.assertions, deps, state.exchangeKeys)
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
       logger.error({ errors: err.lines }, 'config reload refused: the running config keeps serving')

@@ -70,7 +70,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   })
   const prepareDeps: PrepareDeps = { logger, background, env, compile }
 
-  const first = prepare({ ...loaded, config }, null, prepareDeps)
+  const first = await prepare({ ...loaded, config }, null, prepareDeps)
   const audit = createAuditLog(options.worker ? workerAuditConfig(config.audit, options.worker.id, env) : config.audit, logger, background, first.secrets.store) // its checkpoint key may live in the store
   const state: GatewayState = {
     runtime: first.runtime,

@@ -6,7 +6,7 @@ import type { Authenticator } from '../../identity/index.ts'
 import type { AccessControl } from '../../access/index.ts'
 import type { Identity, RecordAudit } from '../../request/index.ts'
 import type { Approval, ApprovalStore, Decision } from './approvals.ts'
-import { auditFacts } from './protocol.ts'
+import { auditFacts } from './tool-calls.ts'
 
 export interface Approver {
   identity: Identity

@@ -3,15 +3,14 @@
 // with `tool` and `args_sha256`: a route tool by the pipeline (its request is the record), the rest
 // here. Calls matching mcp.approvals wait for an approver (approvals.ts).
 import { ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type ServerCapabilities, type ServerContext } from '@modelcontextprotocol/server'
-import type { McpApprovalConfig, McpConfig } from '../../config/index.ts'
-import type { ErrorCode } from '../../errors/index.ts'
-import type { Caller, Decision, InternalDispatch, RecordAudit, RequestFacts, ToolCallFacts } from '../../request/index.ts'
+import type { McpConfig } from '../../config/index.ts'
+import type { Caller, InternalDispatch, RecordAudit, ToolCallFacts } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
-import { argumentsDigest, redactArguments } from './arguments.ts'
 import type { ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
 import type { UpstreamMcpServer } from './servers.ts'
 import { routeRequestOf } from './route-tools.ts'
+import { approvalRuleFor, auditFacts, toolCallFacts } from './tool-calls.ts'
 
 export const SERVER_INFO = { name: 'bouncer', version: '1' }
 
@@ -24,19 +23,6 @@ export interface ProtocolDeps {
   logger: Logger
   /** Where approvers decide, for the pending answer. */
   approveHint: (id: string) => string
-}
-
-/** A tool call's facts for the audit record (arguments only with mcp.log_arguments). */
-export function toolCallFacts(mcp: McpConfig, tool: string, args: Record<string, unknown>): ToolCallFacts {
-  return {
-    tool,
-    argsSha256: argumentsDigest(args),
-    args: mcp.log_arguments ? JSON.stringify(redactArguments(args)) : null,
-  }
-}
-
-export function approvalRuleFor(mcp: McpConfig, tool: string): McpApprovalConfig | undefined {
-  return mcp.approvals.find((rule) => rule.tools.some((glob) => glob.matches(tool)))
 }
 
 /** The one upstream server of the transparent mode (mcp.servers: one, with prefix: false). */
@@ -176,54 +162,4 @@ function passThrough(server: Server, caller: Caller, deps: ProtocolDeps, upstrea
     await (await client()).setLoggingLevel(request.params.level)
     return {} as never
   })
-}
-
-interface Outcome {
-  route: string
-  status: number
-  decision: Decision
-  code: ErrorCode | null
-  statement: string | null
-  note: string | null
-  upstream?: string
-}
-
-/** The audit record of a tool call the pipeline did not carry (refused, pending, or an MCP server's). */
-export function auditFacts(caller: Caller, call: ToolCallFacts, path: string, started: number, outcome: Outcome): RequestFacts {
-  return {
-    startedAt: Date.now() - (performance.now() - started),
-    startMono: started,
-    id: crypto.randomUUID(),
-    method: 'POST',
-    path,
-    query: '',
-    headers: null,
-    clientIp: caller.clientIp,
-    forwardedFor: caller.clientIp,
-    viaTrustedProxy: false,
-    trace: null,
-    route: { id: outcome.route },
-    params: {},
-    rest: [],
-    identity: caller.identity,
-    credential: caller.credential,
-    roles: caller.roles,
-    statement: outcome.statement,
-    decision: outcome.decision,
-    code: outcome.code,
-    error: null,
-    limit: null,
-    upstream: outcome.upstream ?? null,
-    upstreamStatus: null,
-    upstreamMs: null,
-    attempts: 0,
-    status: outcome.status,
-    bytesIn: 0,
-    bytesOut: 0,
-    masked: null,
-    tool: call.tool,
-    argsSha256: call.argsSha256,
-    args: call.args,
-    note: outcome.note,
-  }
 }
