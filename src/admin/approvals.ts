@@ -1,5 +1,6 @@
-// The admin API's approvals (mcp.approvals): list them, and approve or deny one. Deciding takes the
-// approver's own bearer token ("token"): the admin token opens the API, the approver's roles decide.
+// The admin API's approvals (mcp.approvals): list them, and approve or deny one. The approver is the
+// person signed in to the console, or the one whose bearer token is in the body ("token": the admin
+// token opens the API, the approver's roles decide).
 import { approverOf, decideApproval, type ApprovalStatus, type ApprovalStore, type CompiledMcp } from '../agents/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { Runtime } from '../gateway/index.ts'
@@ -14,10 +15,14 @@ export function approvalRoutes(runtime: () => Runtime): AdminRoute[] {
     // A decision changes what runs: the admin token opens it (admin.read_token gets 403), and the
     // approver's own token in the body decides whether they may.
     access: 'admin',
-    handle: async ({ params, body }) => {
+    handle: async ({ params, body, caller }) => {
       const rt = runtime()
       const { mcp, store } = approvalsOf(rt)
-      const approver = await approverOf((body as { token?: unknown } | undefined)?.token, rt.authenticator, rt.access)
+      const token = (body as { token?: unknown } | undefined)?.token
+      const signedIn = caller?.identity
+      const approver = token === undefined && signedIn !== undefined
+        ? { identity: signedIn, roles: rt.access.resolver.rolesFor(signedIn), credential: 'session' as const }
+        : await approverOf(token, rt.authenticator, rt.access)
       return { body: decideApproval(store, params.id ?? '', decision, approver, mcp.audit, mcp.config.path) }
     },
   })

@@ -18,9 +18,10 @@ export interface AdminCaller {
   access: AdminAccess
   /** How the caller proved it: which token, or a console sign-in. */
   via: 'token' | 'read_token' | 'sign_in'
-  /** Who signed in (`issuer/subject`), and the role that gave the access: sign-in only. */
+  /** Who signed in (`issuer/subject`), the role that gave the access, and the identity itself: sign-in only. */
   principal?: string
   role?: string
+  identity?: Identity
 }
 
 /** People signing in to the console (admin.roles): the sign-in, and what a signed-in identity may do. */
@@ -44,9 +45,9 @@ export function consoleSignInOf(runtime: Pick<Runtime, 'consoleSignIn' | 'access
 export function sessionCaller(identity: Identity, roles: readonly string[], admin: Pick<AdminConfig, 'roles' | 'read_roles'>): AdminCaller {
   const principal = `${identity.issuerName}/${identity.sub}`
   const adminRole = roles.find((role) => admin.roles.includes(role))
-  if (adminRole !== undefined) return { access: 'admin', via: 'sign_in', principal, role: adminRole }
+  if (adminRole !== undefined) return { access: 'admin', via: 'sign_in', principal, role: adminRole, identity }
   const readRole = roles.find((role) => admin.read_roles.includes(role))
-  if (readRole !== undefined) return { access: 'read', via: 'sign_in', principal, role: readRole }
+  if (readRole !== undefined) return { access: 'read', via: 'sign_in', principal, role: readRole, identity }
   const held = roles.length === 0 ? 'no role' : `the roles ${roles.join(', ')}`
   const wanted = [...admin.roles, ...admin.read_roles].join(', ')
   throw new GatewayError('no_role', { detail: `Signed in as ${principal} with ${held}: the console needs one of ${wanted} (admin.roles, admin.read_roles).` })

@@ -2,17 +2,20 @@
 // admin.roles), in a real browser (Debian's chromium, playwright-core) against a real provider
 // (oidc-provider): an admin role may reload, a read role may not, anyone else is refused with the
 // reason; the session cookie is the console's own (HttpOnly, never forwarded upstream), its POSTs
-// need the console's Origin (CSRF), and signing out ends it. No admin token is configured at all.
+// need the console's Origin (CSRF), and signing out ends it. A person signed in approves an agent's
+// pending tool call as themself. No admin token is configured at all.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { Client } from '@modelcontextprotocol/client'
 import { chromium, type Browser, type BrowserContext } from 'playwright-core'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closedPort } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { auditRows, connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -28,6 +31,7 @@ let gateway: TestGateway
 let browser: Browser
 let admin: string
 let dir: string
+let reporter: Client
 
 beforeAll(async () => {
   await mkdir(SCREENSHOTS, { recursive: true })
@@ -36,26 +40,25 @@ beforeAll(async () => {
   const adminPort = await closedPort()
   admin = `http://127.0.0.1:${adminPort}`
   idp = await startIdentityProvider({ people: [ALICE, BOB, CAROL], webClients: [{ ...CLIENT, redirectUris: [`${admin}/.bouncer/callback`], postLogoutRedirectUris: [] }] })
+  // The MCP test config (issuer corp-sso, sales routes, tools): listing customers waits for an approver.
+  const base = mcpTestConfig(idp.issuer, upstream.url, dir, { approvals: [{ tools: ['list_*'], approvers: ['console-admins'], ttl: '15m' }] })
   gateway = await startTestGateway({
+    ...base,
     admin: { roles: ['console-admins'], read_roles: ['console-viewers'] },
-    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'] },
+    sign_in: { issuer: 'corp-sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'] },
     roles: [
-      { name: 'console-admins', assumed_by: [{ issuer: 'sso', claims: { groups: 'platform' } }], policies: ['apps'] },
-      { name: 'console-viewers', assumed_by: [{ issuer: 'sso', claims: { groups: 'support' } }], policies: ['apps'] },
-      { name: 'sales', assumed_by: [{ issuer: 'sso', claims: { groups: 'sales' } }], policies: ['apps'] },
-      { name: 'services', assumed_by: [{ issuer: 'sso', subject: 'looker-reports' }], policies: ['apps'] },
+      ...base.roles,
+      { name: 'console-admins', assumed_by: [{ issuer: 'corp-sso', claims: { groups: 'platform' } }], policies: [] },
+      { name: 'console-viewers', assumed_by: [{ issuer: 'corp-sso', claims: { groups: 'support' } }], policies: [] },
+      { name: 'sales', assumed_by: [{ issuer: 'corp-sso', claims: { groups: 'sales' } }], policies: ['reporter'] },
     ],
-    policies: [{ name: 'apps', statements: [{ sid: 'Apps', effect: 'allow', actions: ['*'], routes: ['app'] }] }],
-    upstreams: [{ name: 'app', url: upstream.url }],
-    routes: [{ id: 'app', path: '/app/*', upstream: 'app' }],
   }, { adminPort })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'the issuer keys')
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
 }, 90_000)
 
 afterAll(async () => {
+  await reporter?.close()
   await browser?.close()
   await gateway?.close()
   await upstream?.close()
@@ -112,7 +115,7 @@ describe('signing in to the console', () => {
     const { context, page, errors } = await signIn(ALICE)
     try {
       await expect.poll(() => page.locator('[data-testid=access]').textContent()).toBe('admin')
-      expect(await page.locator('[data-testid=principal]').textContent()).toBe('sso/alice')
+      expect(await page.locator('[data-testid=principal]').textContent()).toBe('corp-sso/alice')
       await page.locator('.overview[data-ready=true]').waitFor()
       await page.screenshot({ path: join(SCREENSHOTS, 'sign-in-admin.png'), fullPage: true })
       await page.click('[data-testid=reload]')
@@ -135,10 +138,25 @@ describe('signing in to the console', () => {
 
       // A browser sends a cookie to every port of its host: the gateway keeps the console's to itself.
       const token = await idp.token('looker-reports')
-      const forwarded = await request(`${gateway.url}/app/x`, { headers: { authorization: `Bearer ${token}`, cookie: `${cookie}; theme=dark` } })
+      const forwarded = await request(`${gateway.url}/sales/daily/eu`, { headers: { authorization: `Bearer ${token}`, cookie: `${cookie}; theme=dark` } })
       expect(forwarded.statusCode).toBe(200)
       await forwarded.body.dump()
       expect(upstream.received.at(-1)?.headers.cookie).toBe('theme=dark')
+
+      // An agent's call waits for approval; alice, signed in, approves it as herself (no token to paste).
+      // (Connected after the reloads above: a reload starts MCP sessions afresh.)
+      reporter = await connect(`${gateway.url}/mcp`, await idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
+      const pending = (await reporter.callTool({ name: 'list_customers', arguments: {} })).structuredContent as { status: string; approval_id: string }
+      expect(pending.status).toBe('pending_approval')
+      await page.goto(`${admin}/#/catalog`)
+      await page.locator('tr', { hasText: 'list_customers' }).locator('button:text("Approve")').click()
+      await expect.poll(async () => {
+        const res = await request(`${admin}/api/approvals/${pending.approval_id}`, { headers: { cookie } })
+        return ((await res.body.json()) as { status: string }).status
+      }).toBe('approved')
+      await expect.poll(() => auditRows(join(dir, 'audit.db'), `detail LIKE 'Approval ${pending.approval_id} approved%'`)[0])
+        .toMatchObject({ subject: 'alice', credential: 'session', tool: 'list_customers' })
+      expect(await page.locator('input[type=password]').count()).toBe(0)
 
       // Signing out ends the session: the cookie no longer opens the API, and the console asks again.
       await page.click('header button.link:text("Sign out")')
@@ -167,7 +185,7 @@ describe('signing in to the console', () => {
     const carol = await signIn(CAROL)
     try {
       await expect.poll(() => carol.page.locator('[data-testid=refusal]').textContent())
-        .toBe('Signed in as sso/carol with the roles sales: the console needs one of console-admins, console-viewers (admin.roles, admin.read_roles).')
+        .toBe('Signed in as corp-sso/carol with the roles sales: the console needs one of console-admins, console-viewers (admin.roles, admin.read_roles).')
       await carol.page.screenshot({ path: join(SCREENSHOTS, 'sign-in-refused.png'), fullPage: true })
     } finally {
       await carol.context.close()

@@ -24,9 +24,11 @@ function Approvals({ pending }: { pending: Approval[] | null }) {
   const [error, setError] = useState<unknown>(null)
   const [approver, setApprover] = useState('')
   const load = () => api<Approval[]>('approvals?status=pending').then(setItems, setError)
-  // The admin token opens the API; the approver's own token (one of the rule's roles) decides.
+  // A person signed in is the approver; with the admin token, the approver's own token (one of the rule's roles) decides.
+  const signedIn = session.value?.via === 'sign_in'
+  const ready = signedIn || approver.trim() !== ''
   const decide = (id: string, verdict: 'approve' | 'deny') =>
-    api(`approvals/${encodeURIComponent(id)}/${verdict}`, { method: 'POST', body: { token: approver.trim() } }).then(load, setError)
+    api(`approvals/${encodeURIComponent(id)}/${verdict}`, { method: 'POST', body: signedIn ? {} : { token: approver.trim() } }).then(load, setError)
   return (
     <Panel title="Pending approvals">
       <Failure error={error} />
@@ -39,12 +41,12 @@ function Approvals({ pending }: { pending: Approval[] | null }) {
                 {items?.map((a) => (
                   <tr>
                     <td><code>{a.tool}</code></td><td>{a.subject}</td><td>{a.approvers.join(', ')}</td><td>{a.expires_at}</td>
-                    <td>{session.value?.may.approve && <><button type="button" disabled={!approver.trim()} onClick={() => decide(a.id, 'approve')}>Approve</button> <button type="button" disabled={!approver.trim()} onClick={() => decide(a.id, 'deny')}>Deny</button></>}</td>
+                    <td>{session.value?.may.approve && <><button type="button" disabled={!ready} onClick={() => decide(a.id, 'approve')}>Approve</button> <button type="button" disabled={!ready} onClick={() => decide(a.id, 'deny')}>Deny</button></>}</td>
                   </tr>
                 ))}
               </tbody>
             </table>
-            {session.value?.may.approve && (
+            {session.value?.may.approve && !signedIn && (
               <label class="inline">your token (an approver role) <input type="password" autocomplete="off" value={approver} onInput={(e) => setApprover((e.target as HTMLInputElement).value)} /></label>
             )}
           </>

@@ -4,13 +4,15 @@ import { GatewayError } from '../../errors/index.ts'
 import { inspectHeaders } from '../../http/index.ts'
 import type { Authenticator } from '../../identity/index.ts'
 import type { AccessControl } from '../../access/index.ts'
-import type { Identity, RecordAudit } from '../../request/index.ts'
+import type { CredentialKind, Identity, RecordAudit } from '../../request/index.ts'
 import type { Approval, ApprovalStore, Decision } from './approvals.ts'
 import { auditFacts } from './tool-calls.ts'
 
 export interface Approver {
   identity: Identity
   roles: readonly string[]
+  /** How the approver proved it: their bearer token, or their console session. */
+  credential: CredentialKind
 }
 
 /** The person behind a bearer token, as the gateway's routes would take it (their issuers and audiences). */
@@ -21,7 +23,7 @@ export async function approverOf(token: unknown, authenticator: Authenticator, a
   const rawHeaders = ['authorization', `Bearer ${token}`]
   const input = { headers: inspectHeaders(rawHeaders, null), rawHeaders, query: '', socket: {} as never }
   const { identity } = await authenticator.authenticate(input, ['bearer'])
-  return { identity, roles: access.resolver.rolesFor(identity) }
+  return { identity, roles: access.resolver.rolesFor(identity), credential: 'bearer' }
 }
 
 export function decideApproval(store: ApprovalStore, id: string, decision: Decision, approver: Approver, audit: RecordAudit, path: string): Approval {
@@ -39,7 +41,7 @@ export function decideApproval(store: ApprovalStore, id: string, decision: Decis
     throw new GatewayError('bad_request', { detail: `Approval ${id} is ${result.approval?.status ?? 'gone'}: a decided or expired approval is final.` })
   }
   audit(auditFacts(
-    { identity: approver.identity, credential: 'bearer', roles: approver.roles, clientIp: '', userAgent: null },
+    { identity: approver.identity, credential: approver.credential, roles: approver.roles, clientIp: '', userAgent: null },
     { tool: approval.tool, argsSha256: approval.args_sha256, args: null },
     path,
     started,
