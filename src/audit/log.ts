@@ -54,6 +54,9 @@ export function instanceIdOf(configured: string | undefined, env: NodeJS.Process
 }
 
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
+/** A worker that could not start is started again after 100 ms, 200 ms, 400 ms… up to 30 s. */
+const RESTART_DELAY_MS = 100
+const MAX_RESTART_DELAY_MS = 30_000
 
 /** `secrets`: the store that keeps the checkpoint signing key, when there is one (checkpoint-key.ts). */
 export function createAuditLog(config: AuditConfig, logger: Logger, background: BackgroundTasks, secrets: KeyStore | null = null): AuditLog {
@@ -85,12 +88,19 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
   let carried: WorkerCounters = { written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }
   let closing = false
   let drained: (() => void) | undefined
+  // Starts in a row that ended before the worker was ready (its sink or spill directory cannot be
+  // opened): the next waits RESTART_DELAY_MS × 2^n, at most MAX_RESTART_DELAY_MS, instead of
+  // spawning threads in a loop. The first restart after a crash is at once, as a crash loses nothing then.
+  let failedStarts = 0
+  let restartTimer: NodeJS.Timeout | undefined
+  let down = false
   let worker = start()
 
   function start(): Worker {
     // The worker's young generation stays small: its batches are short-lived strings, and a
     // default-sized one (up to 64 MB, like the request thread's) costs resident memory for nothing.
     const w = new Worker(WORKER_URL, { workerData: workerConfig, resourceLimits: { maxYoungGenerationSizeMb: 8 } })
+    let ready = false
     w.on('message', (message: FromWorker) => {
       if (w !== worker) return // a late message of a worker already replaced
       switch (message.type) {
@@ -118,6 +128,8 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
           if (head) head.checkpoint = message.checkpoint
           break
         case 'ready':
+          ready = true
+          failedStarts = 0
           head = {
             chain: message.chain, head: { count: message.head.seq, id: message.head.id, hash: message.head.hash },
             checkpoint: message.checkpoint, checkpoint_file: checkpointFile, key: key.publicKey,
@@ -138,7 +150,16 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
       for (const batch of inFlight.values()) for (const wake of batch.waiters) wake()
       inFlight.clear()
       inFlightRecords = 0
-      void background.run('audit_worker', () => (worker = start()))
+      const delay = ready ? 0 : Math.min(MAX_RESTART_DELAY_MS, RESTART_DELAY_MS * 2 ** failedStarts)
+      if (!ready) failedStarts++
+      down = true
+      restartTimer = setTimeout(() => {
+        restartTimer = undefined
+        void background.run('audit_worker', () => {
+          worker = start()
+          down = false
+        })
+      }, delay)
     })
     return w
   }
@@ -147,6 +168,14 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
     clearTimeout(timer)
     timer = undefined
     if (pending.count === 0) return
+    if (down) {
+      // No worker until the next start: these records cannot be written (counted as dropped).
+      lost += pending.count
+      pending.take()
+      for (const wake of waiters) wake()
+      waiters = []
+      return
+    }
     const id = nextId++
     inFlight.set(id, { count: pending.count, waiters })
     inFlightRecords += pending.count
@@ -190,6 +219,10 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
     async close() {
       flush()
       closing = true
+      if (down) {
+        clearTimeout(restartTimer)
+        return // nothing to drain: the last worker has exited
+      }
       await new Promise<void>((done) => {
         drained = done
         worker.postMessage({ type: 'drain', id: nextId++ } satisfies ToWorker)

@@ -267,6 +267,33 @@ describe('tasks of a running gateway', () => {
     expect((await get(`${gw.url}/hello/after-the-crash`)).status).toBe(200)
     await waitFor(() => audited('/hello/after-the-crash'), 'a record written by the new worker')
   })
+  it('audit worker: one that cannot start (its directory is a file) is retried with a growing delay, not in a loop, and writes again once it can', async () => {
+    // The audit directory's name is taken by a file: the worker can open neither its sink nor its spill.
+    const auditDir = join(dir, 'audit-is-a-file')
+    await writeFile(auditDir, 'not a directory')
+    const gw = await gateway({
+      admin: { token: ADMIN_TOKEN },
+      audit: { sinks: [{ type: 'sqlite', path: join(auditDir, 'audit.db') }], spill_dir: join(auditDir, 'spill') },
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'hello', path: '/hello/*', upstream: 'api', public: true }],
+    })
+    await waitForMetric(gw.adminUrl, failures('audit_worker'), 2) // two starts that failed
+    const started = Date.now()
+    await new Promise((resolve) => setTimeout(resolve, 2_000)) // the span over which restarts are counted
+    const failed = await metricValue(gw.adminUrl, failures('audit_worker'))
+    // 100 ms, 200, 400, 800…: a handful in two seconds (without the delay: 15, a new thread each, a core kept busy).
+    expect(failed, `restarts in ${Date.now() - started} ms`).toBeLessThanOrEqual(8)
+    expect((await get(`${gw.url}/hello/while-down`)).status).toBe(200) // the gateway answers throughout
+
+    await rm(auditDir, { force: true })
+    await mkdir(auditDir)
+    expect((await get(`${gw.url}/hello/once-back`)).status).toBe(200)
+    await waitFor(async () => {
+      expect((await get(`${gw.url}/hello/once-back`)).status).toBe(200)
+      const res = await request(`${gw.adminUrl}/api/audit`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+      return res.statusCode === 200 && (await res.body.text()).includes('"/hello/once-back"')
+    }, 'a record written once the directory is back', 40_000)
+  })
 })
 
 /**

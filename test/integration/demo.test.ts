@@ -6,14 +6,20 @@ import { once } from 'node:events'
 import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DEMO_CONFIG } from '../../src/demo/run.ts'
 import { BIN } from '../helpers/cli.ts'
 
 let cwd: string
+/** Demos still running: a failed test's is killed here, not left behind (its data directory is deleted). */
+const running = new Set<ChildProcess>()
 
 beforeAll(async () => {
   cwd = await mkdtemp(join(tmpdir(), 'bouncer-demo-'))
+})
+afterEach(async () => {
+  for (const child of running) if (child.exitCode === null && child.signalCode === null) await stop(child, 'SIGKILL')
+  running.clear()
 })
 afterAll(async () => {
   await rm(cwd, { recursive: true, force: true })
@@ -21,6 +27,7 @@ afterAll(async () => {
 
 async function startDemo(extra: string[] = []): Promise<{ child: ChildProcess; output: () => string }> {
   const child = spawn(process.execPath, [BIN, 'demo', '--port', '0', '--admin-port', '0', '--idp-port', '0', ...extra], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+  running.add(child)
   let stdout = ''
   let stderr = ''
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()))
