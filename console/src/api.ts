@@ -9,13 +9,12 @@ export interface Session {
   access: 'read' | 'admin'
   via: 'token' | 'read_token' | 'sign_in'
   sign_in: string | null
+  sign_out: string | null
   principal: string | null
   role: string | null
   may: { reload: boolean; verify: boolean; approve: boolean }
 }
 
-/** Where the console's sign-out is served (src/gateway/compile.ts CONSOLE_SIGN_IN_PATHS). */
-const SIGN_OUT_PATH = '/.bouncer/sign_out'
 
 const KEY = 'bouncer.console.token'
 export const token = signal<string | null>(sessionStorage.getItem(KEY))
@@ -48,10 +47,10 @@ export function forget(): void {
  * check refuses; a same-origin fetch names this origin.
  */
 export async function signOut(): Promise<void> {
-  const signedIn = session.value?.via === 'sign_in'
+  const signOutPath = session.value?.via === 'sign_in' ? session.value.sign_out : null
   forget()
-  if (!signedIn) return
-  await fetch(SIGN_OUT_PATH, { method: 'POST', credentials: 'same-origin', redirect: 'manual', cache: 'no-store' }).catch(() => {})
+  if (signOutPath === null) return
+  await fetch(signOutPath, { method: 'POST', credentials: 'same-origin', redirect: 'manual', cache: 'no-store' }).catch(() => {})
   location.assign('/') // a fresh page: it asks who is signed in, and offers the sign-in again
 }
 

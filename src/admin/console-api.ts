@@ -121,10 +121,10 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
       path: 'session',
       // Asked with no credential, it answers "nobody" and where to sign in: the page asks it first.
       access: 'anyone',
-      handle: ({ caller, signInPath }) => {
+      handle: ({ caller, signInPaths }) => {
         const admin = caller?.access === 'admin'
         return {
-          body: { access: caller?.access ?? null, via: caller?.via ?? null, principal: caller?.principal ?? null, role: caller?.role ?? null, may: { reload: admin, verify: admin, approve: admin }, sign_in: signInPath },
+          body: { access: caller?.access ?? null, via: caller?.via ?? null, principal: caller?.principal ?? null, role: caller?.role ?? null, may: { reload: admin, verify: admin, approve: admin }, sign_in: signInPaths?.signIn ?? null, sign_out: signInPaths?.signOut ?? null },
         }
       },
     },

@@ -42,6 +42,7 @@ export const consoleSchemas: Record<string, JsonSchema> = {
     role: { ...nullable(string), description: 'the role of admin.roles or admin.read_roles that gave the access; null for a token' },
     may: shape({ reload: boolean, verify: boolean, approve: boolean }),
     sign_in: { ...nullable(string), description: 'where a person signs in to the console (admin.roles with sign_in); null when only tokens are taken' },
+    sign_out: { ...nullable(string), description: 'where a signed-in person signs out of the console (POST, with this listener\'s Origin)' },
   }, 'Who the credential is, and what the console offers it.'),
   Overview: shape({
     since: string, until: string, bucket_ms: integer,

@@ -22,8 +22,8 @@ export interface AdminRequest {
   authorization: string | undefined
   /** Who is asking, and what they may do; null only on an `anyone` route asked with no credential. */
   caller: AdminCaller | null
-  /** Where a person signs in to the console, when this config offers it. */
-  signInPath: string | null
+  /** Where a person signs in to and out of the console, when this config offers it. */
+  signInPaths: SignIn['paths'] | null
 }
 
 export interface AdminReply {
@@ -134,7 +134,7 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
   }
   const consoleSignIn = options.consoleSignIn?.() ?? null
   if (consoleSignIn) {
-    const answer = await signInEndpoint(consoleSignIn.signIn, url.pathname, credentialInput(req, url))
+    const answer = await signInEndpoint(consoleSignIn.signIn, url.pathname, () => credentialInput(req, url))
     if (answer) {
       res.writeHead(answer.status, answer.headers)
       res.end(method === 'HEAD' ? undefined : answer.body)
@@ -153,8 +153,8 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
       throw new GatewayError('policy_denied', { detail: `${method} /api/${path} changes the gateway: it needs admin access, and this credential reads only.` })
     }
     const body = method === 'POST' ? await readJson(req) : undefined
-    const signInPath = consoleSignIn?.signIn.paths.signIn ?? null
-    const reply = await found.route.handle({ method, path, query: url.searchParams, params: found.params, body, authorization: req.headers.authorization, caller, signInPath })
+    const signInPaths = consoleSignIn?.signIn.paths ?? null
+    const reply = await found.route.handle({ method, path, query: url.searchParams, params: found.params, body, authorization: req.headers.authorization, caller, signInPaths })
     if (reply.download) return sendDownload(res, reply.download)
     return sendJson(res, reply.status ?? 200, reply.body)
   }
@@ -192,11 +192,11 @@ function withSignInHint(err: unknown, signIn: SignIn): unknown {
   return new GatewayError(err.code, { detail: err.detail, cause: err, headers: { ...err.headers, [SIGN_IN_HINT_HEADER]: signIn.paths.signIn } })
 }
 
-/** The console's sign-in endpoints on this listener; null for any other path. */
-function signInEndpoint(signIn: SignIn, path: string, input: CredentialInput) {
-  if (path === signIn.paths.signIn) return signIn.start(input)
-  if (path === signIn.paths.callback) return signIn.callback(input)
-  if (path === signIn.paths.signOut) return signIn.signOut(input)
+/** The console's sign-in endpoints on this listener; null for any other path (its headers not even read). */
+function signInEndpoint(signIn: SignIn, path: string, input: () => CredentialInput) {
+  if (path === signIn.paths.signIn) return signIn.start(input())
+  if (path === signIn.paths.callback) return signIn.callback(input())
+  if (path === signIn.paths.signOut) return signIn.signOut(input())
   return null
 }
 

@@ -1,5 +1,6 @@
 // What the MCP tests share: a gateway config with route tools, the SDK client for a protocol
 // version, and the audit rows a test reads back.
+import { existsSync } from 'node:fs'
 import { DatabaseSync } from 'node:sqlite'
 import { join } from 'node:path'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
@@ -56,9 +57,13 @@ export async function connect(url: string, token: string, version: string): Prom
   return client
 }
 
+/** The audit log's rows; none while the audit worker has not yet created the file or its table (a loaded machine starts it late). */
 export function auditRows(dbPath: string, where = '1 = 1'): Record<string, unknown>[] {
+  if (!existsSync(dbPath)) return []
   const db = new DatabaseSync(dbPath, { readOnly: true })
   try {
+    const created = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_records'").get() !== undefined
+    if (!created) return []
     return db.prepare(`SELECT * FROM audit_records WHERE ${where} ORDER BY time_ms, id`).all() as Record<string, unknown>[]
   } finally {
     db.close()

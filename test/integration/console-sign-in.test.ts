@@ -93,7 +93,7 @@ describe('signing in to the console', () => {
   it('says where to sign in (the session of nobody, a 401), and sends the browser to the provider with the admin listener\'s callback', async () => {
     const nobody = await request(`${admin}/api/session`)
     expect(nobody.statusCode).toBe(200)
-    expect(await nobody.body.json()).toMatchObject({ access: null, via: null, sign_in: '/.bouncer/sign_in', may: { reload: false } })
+    expect(await nobody.body.json()).toMatchObject({ access: null, via: null, sign_in: '/.bouncer/sign_in', sign_out: '/.bouncer/sign_out', may: { reload: false } })
     const res = await request(`${admin}/api/overview`)
     expect(res.statusCode).toBe(401)
     expect(res.headers['x-bouncer-sign-in']).toBe('/.bouncer/sign_in')
