@@ -7,7 +7,7 @@ import type { ServerResponse } from 'node:http'
 import type { DatasetConfig } from '../config/index.ts'
 import { RESERVED_QUERY } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import { nothingServed, type Backend, type Exchange, type RequestContext, type Served } from '../request/index.ts'
+import { nothingServed, sendWhole, type Backend, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { signCursor, verifyCursor } from './cursor.ts'
 import { chooseFormat, CONTENT_TYPES, createWriter, type Ending } from './formats.ts'
 import { applyMasks, maskedColumns, masksFor } from './masks.ts'
@@ -58,17 +58,12 @@ export function datasetSchemaBackend(dataset: DatasetRoute): Backend {
   return {
     upstream: `dataset:${dataset.source.name}`,
     async serve(ctx, exchange) {
-      const served = nothingServed()
       const columns = dataset.columns ?? (dataset.columns = await dataset.source.describe(dataset.statement.text, dataset.statement.slots.length))
       const masks = masksFor(dataset.config.masks, columns, ctx.roles)
-      served.masked = maskedNames(columns, masks)
       const body = JSON.stringify(columnsSchema(dataset, maskedColumns(columns, masks), masks))
-      served.status = 200
-      served.bytesOut = ctx.method === 'HEAD' ? 0 : Buffer.byteLength(body)
-      if (exchange.beforeEnd) await exchange.beforeEnd(served)
-      ctx.res.writeHead(200, { 'content-type': 'application/schema+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-request-id': ctx.id })
-      ctx.res.end(ctx.method === 'HEAD' ? undefined : body)
-      return served
+      const served = nothingServed()
+      served.masked = maskedNames(columns, masks)
+      return sendWhole(ctx, exchange, 200, { 'content-type': 'application/schema+json', 'cache-control': 'no-store' }, body, served)
     },
   }
 }

@@ -3,9 +3,8 @@
 // route cannot shadow them. Their ids start with `builtin/`, which no config route id can (a route
 // id holds no `/`), so the audit log and metrics name them without ever meaning a configured route.
 import type { ExchangeEndpoint, ExchangeKeys } from '../agents/index.ts'
-import { GatewayError } from '../errors/index.ts'
 import type { BrowserAnswer, CredentialInput, SignIn } from '../identity/index.ts'
-import { nothingServed, type Backend, type InternalDispatch, type RecordAudit, type RequestContext } from '../request/index.ts'
+import { documentBackend, nothingServed, sendWhole, type Backend, type InternalDispatch, type RecordAudit, type RequestContext } from '../request/index.ts'
 import type { PublishedJwks } from '../upstream/index.ts'
 
 /** What the built-in endpoints read from the running gateway, handed in at compile time. */
@@ -39,7 +38,7 @@ const EVERY_METHOD = ['*', 'TRACE', 'TRACK', 'CONNECT']
 /** `exchange`: the token exchange's endpoints (token, metadata, keys), when it is enabled. */
 export function builtInRoutes(sources: BuiltInSources, exchange: readonly ExchangeEndpoint[] = [], signIn: SignIn | null = null): BuiltInRoute[] {
   const routes: BuiltInRoute[] = [
-    { id: 'builtin/jwks', path: JWKS_PATH, methods: EVERY_METHOD, backend: jwksBackend(sources.publishedKeys) },
+    { id: 'builtin/jwks', path: JWKS_PATH, methods: EVERY_METHOD, backend: documentBackend(JWKS_PATH, { 'content-type': 'application/jwk-set+json', 'cache-control': 'max-age=60' }, sources.publishedKeys) },
     { id: 'builtin/forward-auth', path: `${FORWARD_AUTH_PATH}/*`, methods: EVERY_METHOD, backend: forwardAuthBackend(), forwardAuth: true },
     ...exchange.map((endpoint) => ({ ...endpoint, methods: EVERY_METHOD })),
   ]
@@ -74,13 +73,7 @@ function browserBackend(answer: (input: CredentialInput) => Promise<BrowserAnswe
     upstream: null,
     async serve(ctx, exchange) {
       const reply = await answer(browserInput(ctx))
-      const served = nothingServed()
-      served.status = reply.status
-      served.bytesOut = ctx.method === 'HEAD' ? 0 : Buffer.byteLength(reply.body)
-      if (exchange.beforeEnd) await exchange.beforeEnd(served)
-      ctx.res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(reply.body), 'x-request-id': ctx.id })
-      ctx.res.end(ctx.method === 'HEAD' ? undefined : reply.body)
-      return served
+      return sendWhole(ctx, exchange, reply.status, reply.headers, reply.body)
     },
   }
 }
@@ -107,21 +100,3 @@ function forwardAuthBackend(): Backend {
   }
 }
 
-function jwksBackend(publishedKeys: () => PublishedJwks): Backend {
-  return {
-    upstream: null,
-    async serve(ctx, exchange) {
-      if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
-        throw new GatewayError('method_not_allowed', { detail: `${JWKS_PATH} answers GET.`, headers: { allow: 'GET, HEAD' } })
-      }
-      const body = JSON.stringify(publishedKeys())
-      const served = nothingServed()
-      served.status = 200
-      served.bytesOut = ctx.method === 'HEAD' ? 0 : Buffer.byteLength(body)
-      if (exchange.beforeEnd) await exchange.beforeEnd(served)
-      ctx.res.writeHead(200, { 'content-type': 'application/jwk-set+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'max-age=60', 'x-request-id': ctx.id })
-      ctx.res.end(ctx.method === 'HEAD' ? undefined : body)
-      return served
-    },
-  }
-}

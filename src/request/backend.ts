@@ -1,8 +1,9 @@
 // What a route's target is to the pipeline: a backend it calls `serve` on, whatever it is. The HTTP
 // upstream (src/upstream/) is one; the gateway's own endpoints (the JWKS) are another; datasets and
 // functions will be more. The pipeline never asks which kind it has.
+import type { OutgoingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { GatewayError } from '../errors/index.ts'
+import { GatewayError } from '../errors/index.ts'
 import type { RequestContext } from './context.ts'
 import type { CredentialKind, Identity } from './identity.ts'
 
@@ -54,4 +55,32 @@ export interface Backend {
 
 export function nothingServed(): Served {
   return { status: 0, upstreamStatus: null, upstreamMs: null, bytesIn: 0, bytesOut: 0, attempts: 0, error: null, masked: null }
+}
+
+/**
+ * A whole answer the gateway writes itself (a built-in endpoint, a dataset's schema): what is served
+ * is counted and handed to the pipeline (beforeEnd: the audit record), then sent; HEAD gets the
+ * headers alone. `served` may carry more for the record (a dataset's masked columns).
+ */
+export async function sendWhole(ctx: Readonly<RequestContext>, exchange: Exchange, status: number, headers: OutgoingHttpHeaders, body: string, served = nothingServed()): Promise<Served> {
+  const length = Buffer.byteLength(body)
+  served.status = status
+  served.bytesOut = ctx.method === 'HEAD' ? 0 : length
+  if (exchange.beforeEnd) await exchange.beforeEnd(served)
+  ctx.res.writeHead(status, { ...headers, 'content-length': length, 'x-request-id': ctx.id })
+  ctx.res.end(ctx.method === 'HEAD' ? undefined : body)
+  return served
+}
+
+/** A JSON document the gateway publishes at `path` (key sets, metadata), answered to GET and HEAD. */
+export function documentBackend(path: string, headers: OutgoingHttpHeaders & { 'content-type': string; 'cache-control': string }, document: () => unknown): Backend {
+  return {
+    upstream: null,
+    async serve(ctx, exchange) {
+      if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+        throw new GatewayError('method_not_allowed', { detail: `${path} answers GET.`, headers: { allow: 'GET, HEAD' } })
+      }
+      return sendWhole(ctx, exchange, 200, headers, JSON.stringify(document()))
+    },
+  }
 }

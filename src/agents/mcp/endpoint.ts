@@ -9,7 +9,7 @@ import type { AccessControl, RoutePolicy } from '../../access/index.ts'
 import type { Config, McpConfig, RoutePattern } from '../../config/index.ts'
 import { GatewayError } from '../../errors/index.ts'
 import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
-import { nothingServed, type Backend, type Caller, type InternalDispatch, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
+import { documentBackend, nothingServed, type Backend, type Caller, type InternalDispatch, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import { createCatalog, routeToolEntry, type Catalog, type ToolEntry } from './catalog.ts'
@@ -18,6 +18,9 @@ import { createLegacySessions, type LegacySessions } from './sessions.ts'
 import { createResourceServer, type ResourceServer } from './resource-server.ts'
 import { routeToolSource } from './route-tools.ts'
 import type { McpServerRegistry, UpstreamMcpServer } from './servers.ts'
+
+/** Any origin may read the metadata: browser-based MCP clients discover the authorization server there. */
+const METADATA_HEADERS = { 'content-type': 'application/json', 'cache-control': 'max-age=300', 'access-control-allow-origin': '*' }
 
 /** What the gateway tells the MCP endpoint about a route a tool names. */
 export interface ToolRoute {
@@ -107,7 +110,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     approvals,
     audit: deps.audit,
     routes: [
-      { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: metadataBackend(resourceServer) },
+      { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: documentBackend(resourceServer.metadataPath, METADATA_HEADERS, () => resourceServer.metadata()) },
       { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, sessions, config.server.max_body_bytes) },
     ],
     applySecrets(resolve) {
@@ -120,25 +123,6 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
   }
 }
 
-function metadataBackend(resourceServer: ResourceServer): Backend {
-  return {
-    upstream: null,
-    async serve(ctx, exchange) {
-      if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
-        throw new GatewayError('method_not_allowed', { detail: `${resourceServer.metadataPath} answers GET.`, headers: { allow: 'GET, HEAD' } })
-      }
-      const body = JSON.stringify(resourceServer.metadata())
-      const served = nothingServed()
-      served.status = 200
-      served.bytesOut = ctx.method === 'HEAD' ? 0 : Buffer.byteLength(body)
-      if (exchange.beforeEnd) await exchange.beforeEnd(served)
-      // Any origin may read it: browser-based MCP clients discover the authorization server here.
-      ctx.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'max-age=300', 'access-control-allow-origin': '*', 'x-request-id': ctx.id })
-      ctx.res.end(ctx.method === 'HEAD' ? undefined : body)
-      return served
-    },
-  }
-}
 
 function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: McpHttpHandler, sessions: LegacySessions, maxBodyBytes: number): Backend {
   return {
