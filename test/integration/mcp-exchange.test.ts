@@ -38,17 +38,22 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-async function exchangedForMcp(): Promise<string> {
-  const res = await request(`${gateway.url}/oauth2/token`, {
+/** The token endpoint's answer to exchanging looker-reports' token, with the agent as actor, for `target`. */
+async function exchange(target: Record<string, string>) {
+  return request(`${gateway.url}/oauth2/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({
       grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
       subject_token: await idp.token('looker-reports'), subject_token_type: ACCESS_TOKEN,
       actor_token: await idp.token('analytics-agent'), actor_token_type: ACCESS_TOKEN,
-      resource: MCP_RESOURCE,
+      ...target,
     }).toString(),
   })
+}
+
+async function exchangedForMcp(): Promise<string> {
+  const res = await exchange({ resource: MCP_RESOURCE })
   const body = (await res.body.json()) as { access_token: string }
   expect(res.statusCode, JSON.stringify(body)).toBe(200)
   return body.access_token
@@ -78,16 +83,7 @@ it('lists and runs only the tools both the user and the agent may use, and audit
 })
 
 it('refuses an exchanged token for another audience', async () => {
-  const res = await request(`${gateway.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: await idp.token('looker-reports'), subject_token_type: ACCESS_TOKEN,
-      actor_token: await idp.token('analytics-agent'), actor_token_type: ACCESS_TOKEN,
-      audience: 'https://elsewhere.test',
-    }).toString(),
-  })
+  const res = await exchange({ audience: 'https://elsewhere.test' })
   expect(res.statusCode).toBe(400)
   expect(((await res.body.json()) as { error: string }).error).toBe('invalid_target')
 })
