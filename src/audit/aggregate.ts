@@ -5,9 +5,12 @@
 //
 // Every query is a range scan of the console index (sinks/: time first, then the columns these
 // read), so it reads the index, not the table: bench/console.ts measures them on 1,000,000 records.
+import type { DenialGroup, Overview } from './aggregate-shapes.ts'
 import type { AuditSource } from './search.ts'
 import { loadPg } from './sinks/postgres.ts'
 import { NoAuditLog, openSqlite } from './sinks/sqlite.ts'
+
+export type { DenialGroup, Overview } from './aggregate-shapes.ts'
 
 export interface AggregateQuery {
   sinceMs: number
@@ -16,32 +19,6 @@ export interface AggregateQuery {
   bucketMs: number
   route?: string
   principal?: string
-}
-
-export interface Overview {
-  since: string
-  until: string
-  bucket_ms: number
-  /** Each bucket's start (ms since the epoch), oldest first; every series has one value per bucket. */
-  buckets: number[]
-  /** `allow`, `deny:CODE`, `error:CODE`: requests per bucket. */
-  outcomes: Array<{ key: string; counts: number[] }>
-  /** Milliseconds per bucket, of the requests sent upstream: in all (total) and at the upstream; null where none was. */
-  latency: { total_p50: Array<number | null>; total_p99: Array<number | null>; upstream_p50: Array<number | null>; upstream_p99: Array<number | null> }
-  totals: { requests: number; allow: number; deny: number; error: number }
-  top_routes: Array<{ route: string | null; requests: number; denied: number; errors: number }>
-  top_principals: Array<{ principal: string | null; requests: number; denied: number }>
-  denial_reasons: Array<{ code: string | null; statement: string | null; count: number }>
-}
-
-export interface DenialGroup {
-  code: string | null
-  route: string | null
-  principal: string | null
-  count: number
-  last: string
-  /** The newest denial of the group, as recorded. */
-  sample: { method: string; path: string; statement: string | null; detail: string | null; issuer: string | null; client_id: string | null; source_ip: string; status: number }
 }
 
 /** The widths a bucket may have: at most MAX_BUCKETS of them cover the range. */

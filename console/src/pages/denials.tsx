@@ -5,10 +5,10 @@ import { ago, count } from '../format'
 import { go } from '../router'
 import { prefill, type Simulation } from '../state'
 import { Empty, Failure, Panel } from '../ui'
+import type { DenialGroup } from '../../../src/audit/aggregate-shapes.ts'
 
-interface Group {
-  code: string | null; route: string | null; principal: string | null; count: number; last: string
-  sample: { method: string; path: string; statement: string | null; detail: string | null; source_ip: string; status: number }
+/** A group as /api/denials answers it: the aggregate, the running config's explanation and the simulator's prefill. */
+interface Group extends DenialGroup {
   explanation: { effect: string; code: string | null; statement: string | null; reason: string }
   simulate: Simulation
 }

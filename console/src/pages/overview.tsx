@@ -7,19 +7,7 @@ import { Chart, type Series } from '../chart'
 import { count, ms, time } from '../format'
 import { go } from '../router'
 import { Empty, Failure, outcomeColor, Panel } from '../ui'
-
-interface Overview {
-  since: string
-  until: string
-  bucket_ms: number
-  buckets: number[]
-  outcomes: Array<{ key: string; counts: number[] }>
-  latency: { total_p50: Array<number | null>; total_p99: Array<number | null>; upstream_p50: Array<number | null>; upstream_p99: Array<number | null> }
-  totals: { requests: number; allow: number; deny: number; error: number }
-  top_routes: Array<{ route: string | null; requests: number; denied: number; errors: number }>
-  top_principals: Array<{ principal: string | null; requests: number; denied: number }>
-  denial_reasons: Array<{ code: string | null; statement: string | null; count: number }>
-}
+import type { Overview } from '../../../src/audit/aggregate-shapes.ts'
 
 const RANGES = ['15m', '1h', '6h', '24h', '7d', '30d']
 let loadedAt = 0

@@ -1,0 +1,29 @@
+// The answers of the console's aggregate endpoints (GET /api/overview, /api/denials), as the server
+// computes them (aggregate.ts) and the console reads them (console/src/pages/): one description, with
+// no imports, so the browser's build can take its types too.
+
+export interface Overview {
+  since: string
+  until: string
+  bucket_ms: number
+  /** Each bucket's start (ms since the epoch), oldest first; every series has one value per bucket. */
+  buckets: number[]
+  /** `allow`, `deny:CODE`, `error:CODE`: requests per bucket. */
+  outcomes: Array<{ key: string; counts: number[] }>
+  /** Milliseconds per bucket, of the requests sent upstream: in all (total) and at the upstream; null where none was. */
+  latency: { total_p50: Array<number | null>; total_p99: Array<number | null>; upstream_p50: Array<number | null>; upstream_p99: Array<number | null> }
+  totals: { requests: number; allow: number; deny: number; error: number }
+  top_routes: Array<{ route: string | null; requests: number; denied: number; errors: number }>
+  top_principals: Array<{ principal: string | null; requests: number; denied: number }>
+  denial_reasons: Array<{ code: string | null; statement: string | null; count: number }>
+}
+
+export interface DenialGroup {
+  code: string | null
+  route: string | null
+  principal: string | null
+  count: number
+  last: string
+  /** The newest denial of the group, as recorded. */
+  sample: { method: string; path: string; statement: string | null; detail: string | null; issuer: string | null; client_id: string | null; source_ip: string; status: number }
+}
