@@ -54,7 +54,6 @@ export function sessionCaller(identity: Identity, roles: readonly string[], admi
 }
 
 export interface AdminAuth {
-  readonly configured: boolean
   /** The caller; throws 401 unless the request carries an admin credential. */
   check(authorization: string | undefined): AdminCaller
 }
@@ -67,7 +66,6 @@ export function adminAuth(token: string | undefined, readToken?: string): AdminA
   const expected = token === undefined ? undefined : digest(token)
   const reader = readToken === undefined ? undefined : digest(readToken)
   return {
-    configured: expected !== undefined || reader !== undefined,
     check(authorization) {
       if (!expected && !reader) {
         throw new GatewayError('unauthorized', {
