@@ -82,11 +82,14 @@ export async function startBouncer(config: Record<string, unknown>, env: NodeJS.
   // of V8's default growth to 32 MB semi-spaces: ~90 MB less resident memory, the same throughput.
   // --profile adds a CPU profile written when the gateway exits (bench/run.ts reads it).
   const profile = process.env.BENCH_CPU_PROF_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}` : ''
+  // BENCH_NODE_FLAGS: Node or V8 flags to try on the gateway alone (A/B runs of a flag), given on
+  // the command line because NODE_OPTIONS refuses some V8 flags.
+  const flags = process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []
   // Issue 15: what a deployment runs is the compiled build (the image ships dist/): bin/bouncer.js
   // takes it when type stripping is off. The sources cost ~30-60 MB more resident memory (Node's
   // TypeScript stripper and the source maps), the same CPU once warm.
   const runtime = compiledBuild ? ['--no-experimental-strip-types'] : []
-  const started = await startProcess(NODE, [...runtime, join(ROOT, 'bin/bouncer.js'), 'serve', '--config', file], /gateway listening on (\S+)/, {
+  const started = await startProcess(NODE, [...runtime, ...flags, join(ROOT, 'bin/bouncer.js'), 'serve', '--config', file], /gateway listening on (\S+)/, {
     env: { BOUNCER_LOG_LEVEL: 'warn', NODE_OPTIONS: `${DEPLOYED_NODE_OPTIONS}${profile}`, ...env },
     core: options.core,
     startTimeoutMs: options.startTimeoutMs,

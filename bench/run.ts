@@ -29,7 +29,7 @@ import { benchRouter, type RouterRow } from './router.ts'
 import { benchAssertion, benchRotationPickup, type AssertionCost, type RotationPickup } from './secrets.ts'
 import { startBenchIssuer, type BenchIssuer } from './lib/issuer.ts'
 import { measureLoad, medianRun, type Measured } from './lib/load.ts'
-import { CORES, LOAD_CORE, SERVER_CORE } from './lib/processes.ts'
+import { CORES, LOAD_CORE, SERVER_CORE, treeRssBytes } from './lib/processes.ts'
 import type { CaseResult } from './results.ts'
 
 export interface BenchOptions {
@@ -122,7 +122,7 @@ async function runCase(bench: BenchCase, shared: { upstreamPort: number; issuer:
     const runs: Measured[] = []
     for (let i = 0; i < options.repeats; i++) runs.push(await measure(running, options, options.durationSec))
     responses += runs.reduce((sum, run) => sum + run.requests, 0)
-    result = { id: bench.id, title: bench.title, group: bench.group, runs, median: medianRun(runs) }
+    result = { id: bench.id, title: bench.title, group: bench.group, runs, median: medianRun(runs), rssMb: treeRssBytes(running.measured.child.pid as number) / 2 ** 20 }
   } finally {
     await running.stop()
   }
@@ -153,13 +153,13 @@ export function markdownTable(results: CaseResult[]): string {
   const base = (id: string) => main.find((r) => r.id === id && !r.skipped)?.median.rps
   const [a, b, e] = [base('upstream'), base('nginx'), base('fastify')]
   const lines = [
-    '| case | req/s | p50 ms | p99 ms | CPU µs/req | × (a) upstream | × (b) nginx | × (e) fastify | errors |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| case | req/s | p50 ms | p99 ms | CPU µs/req | RSS MB | × (a) upstream | × (b) nginx | × (e) fastify | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   for (const r of main) {
     const m = r.median
-    if (r.skipped) lines.push(`| ${r.title} | skipped: ${r.skipped} | | | | | | | |`)
-    else lines.push(`| ${r.title} | ${Math.round(m.rps)} | ${m.p50ms.toFixed(2)} | ${m.p99ms.toFixed(2)} | ${m.cpuMicrosPerRequest.toFixed(1)} | ${ratio(m.rps, a)} | ${ratio(m.rps, b)} | ${ratio(m.rps, e)} | ${m.errors} |`)
+    if (r.skipped) lines.push(`| ${r.title} | skipped: ${r.skipped} | | | | | | | | |`)
+    else lines.push(`| ${r.title} | ${Math.round(m.rps)} | ${m.p50ms.toFixed(2)} | ${m.p99ms.toFixed(2)} | ${m.cpuMicrosPerRequest.toFixed(1)} | ${r.rssMb?.toFixed(0) ?? '–'} | ${ratio(m.rps, a)} | ${ratio(m.rps, b)} | ${ratio(m.rps, e)} | ${m.errors} |`)
   }
   const audited = main.filter((r) => r.audit)
   if (audited.length > 0) lines.push('', `Audit records after each audited case, all written: ${audited.map((r) => `${r.id} ${r.audit?.records} for ${r.audit?.responses} responses`).join('; ')}.`)

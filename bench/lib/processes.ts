@@ -95,6 +95,11 @@ export function rssBytes(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): numbe
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024
 }
 
+/** Resident memory of a process and its children (nginx's workers), in bytes: after a run, the memory it serves with. */
+export function treeRssBytes(pid: number): number {
+  return [pid, ...childrenOf(pid)].reduce((sum, each) => sum + rssBytes(each), 0)
+}
+
 /**
  * Moves the threads of a process with a given name (from /proc/PID/task/TID/comm) to a core, e.g.
  * the audit worker (`WorkerThread`) off the request thread's core. Answers how many moved.

@@ -1,0 +1,87 @@
+// A/B runs: cases (or one case with different Node/V8 flags) started one at a time in alternating
+// rounds, each loaded with wrk, and the CPU per request of every thread of the measured process
+// (request thread, audit worker, V8's helper threads) from /proc/PID/task/TID/stat, plus its RSS
+// under load. On a shared machine whose speed drifts by tens of percent from minute to minute,
+// only rounds run side by side compare (issue 15).
+//
+//   node bench/ab.ts bouncer-full,bouncer-full@--heap-growing-percent=50 [--rounds 4] [--duration 8]
+//
+// `CASE@flag1+flag2` runs CASE with those flags on the gateway's command line (BENCH_NODE_FLAGS).
+import { readdirSync, readFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { CASES, OPT_IN_CASES, startUpstream, useCompiledBuild } from './cases.ts'
+import { startBenchIssuer } from './lib/issuer.ts'
+import { runLoad } from './lib/load.ts'
+import { rssBytes } from './lib/processes.ts'
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { rounds: { type: 'string', default: '3' }, duration: { type: 'string', default: '8' }, sources: { type: 'boolean', default: false } },
+})
+const variants = (positionals[0] ?? 'bouncer-bare,bouncer-audit').split(',')
+const rounds = Number(values.rounds)
+const durationSec = Number(values.duration)
+const WARMUP_SEC = 4
+const USER_HZ = 100
+
+/** CPU ticks by thread kind: the request thread, the audit worker, V8's helpers (summed). */
+function threadTicks(pid: number): Map<string, number> {
+  const ticks = new Map<string, number>()
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()
+      const fields = (readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1] as string).split(' ')
+      const kind = comm.startsWith('V8Worker') ? 'V8Worker' : comm
+      ticks.set(kind, (ticks.get(kind) ?? 0) + Number(fields[11]) + Number(fields[12]))
+    } catch {
+      // the thread ended between listing and reading
+    }
+  }
+  return ticks
+}
+
+if (!values.sources) useCompiledBuild()
+const upstream = await startUpstream()
+const issuer = await startBenchIssuer()
+const dir = await mkdtemp(join(tmpdir(), 'bouncer-ab-'))
+const totals = new Map<string, string[]>()
+try {
+  for (let round = 0; round < rounds; round++) {
+    for (const variant of variants) {
+      const [id, flags = ''] = variant.split('@') as [string, string?]
+      const bench = [...CASES, ...OPT_IN_CASES].find((c) => c.id === id)
+      if (!bench) throw new Error(`no case ${id}`)
+      process.env.BENCH_NODE_FLAGS = flags.replaceAll('+', ' ')
+      const running = await bench.start({ upstreamPort: upstream.port, issuer, dir, quick: false })
+      try {
+        const pid = running.measured.child.pid as number
+        const load = { url: running.url, headers: running.headers, tokensFile: running.tokensFile, connections: running.connections ?? 50 }
+        await runLoad({ ...load, durationSec: WARMUP_SEC })
+        const before = threadTicks(pid)
+        const result = await runLoad({ ...load, durationSec })
+        const after = threadTicks(pid)
+        const rssMb = rssBytes(pid) / 2 ** 20
+        let total = 0
+        const parts: string[] = []
+        for (const [kind, ticks] of after) {
+          const micros = ((ticks - (before.get(kind) ?? 0)) * (1_000_000 / USER_HZ)) / result.requests
+          total += micros
+          if (micros >= 0.1) parts.push(`${kind} ${micros.toFixed(1)}`)
+        }
+        console.log(`${variant}: ${Math.round(result.rps)} req/s, CPU ${total.toFixed(1)} µs/req (${parts.join(', ')}), RSS ${rssMb.toFixed(0)} MB, p50 ${result.p50ms} ms, p99 ${result.p99ms} ms`)
+        totals.set(variant, [...(totals.get(variant) ?? []), total.toFixed(1)])
+      } finally {
+        await running.stop()
+      }
+    }
+  }
+  console.log('\nCPU µs per request, round by round:')
+  for (const [variant, each] of totals) console.log(`  ${variant}: ${each.join(' ')}`)
+} finally {
+  await issuer.close()
+  await upstream.stop()
+  await rm(dir, { recursive: true, force: true })
+}
