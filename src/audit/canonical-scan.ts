@@ -4,9 +4,10 @@
 // against ~1.5 µs per record on a loaded core, and leaves no 30-property object per record for
 // the worker's small young generation (bench/README.md, "Profiling").
 //
-// The text is canonical: keys sorted, no whitespace, values as JSON.stringify writes them. A field
-// that is absent (an `added` field left out while null) reads as null. Anything else throws: the
-// caller falls back to JSON.parse.
+// The text is canonical: keys sorted, no whitespace, values as JSON.stringify writes them. A
+// nullable field that is absent (an `added` field left out while null, or a value left undefined,
+// which JSON.stringify drops) reads as null, as it does parsed. Anything else throws: the caller
+// falls back to JSON.parse.
 import { FIELD_SPECS } from './fields.ts'
 
 /** A column's value as the sinks bind it: roles stays the JSON text it already is. */
@@ -17,12 +18,13 @@ interface ScanField {
   key: string
   /** Where its value goes in FIELD_SPECS order. */
   column: number
+  /** Nullable: absent from the text, it is null (JSON.parse would give undefined, bound as null). */
   absentIsNull: boolean
 }
 
 /** Every field but `hash`, in canonical (sorted) order. */
 const SCAN: readonly ScanField[] = FIELD_SPECS
-  .map((field, column) => ({ name: field.name, key: `${JSON.stringify(field.name)}:`, column, absentIsNull: field.added === true }))
+  .map((field, column) => ({ name: field.name, key: `${JSON.stringify(field.name)}:`, column, absentIsNull: field.nullable === true }))
   .filter((field) => field.name !== 'hash')
   .sort((a, b) => (a.name < b.name ? -1 : 1))
 

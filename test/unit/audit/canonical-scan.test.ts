@@ -50,6 +50,11 @@ describe('columns read from the canonical text', () => {
     const linked = link(recordLine(ctx, 'host:1'), GENESIS_HASH)
     const row = new LinkedRow('c', 1, linked)
     expect(rowColumns(row)).toEqual(fromRecord(row.record))
+    // A nullable value left undefined (here the context's note, so `detail`) is dropped from the
+    // line: it reads as null, as parsed, instead of sending every such record down the slow path.
+    const noDetail = link(recordLine({ ...ctx, note: undefined } as unknown as RequestFacts, 'host:1'), GENESIS_HASH)
+    expect(noDetail.canonical).not.toContain('"detail"')
+    expect(columnValues(noDetail.canonical, noDetail.hash)).toEqual(fromRecord(new LinkedRow('c', 1, noDetail).record))
     const odd = new LinkedRow('c', 1, { canonical: `{"zzz":1,${linked.canonical.slice(1)}`, hash: linked.hash })
     expect(() => columnValues(odd.linked.canonical, odd.linked.hash)).toThrow()
     expect(rowColumns(odd)).toEqual(FIELD_SPECS.map((field) => { const value = (odd.record as unknown as Record<string, unknown>)[field.name]; return field.kind === 'roles' ? JSON.stringify(value) : value ?? null }))
