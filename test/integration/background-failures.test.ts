@@ -286,7 +286,8 @@ describe('tasks of a running gateway', () => {
     expect((await get(`${gw.url}/hello/while-down`)).status).toBe(200) // the gateway answers throughout
 
     await rm(auditDir, { force: true })
-    await mkdir(auditDir)
+    // A worker restarting in between makes the directory itself (openSqlite's mkdir): either way it is back.
+    await mkdir(auditDir, { recursive: true })
     expect((await get(`${gw.url}/hello/once-back`)).status).toBe(200)
     await waitFor(async () => {
       expect((await get(`${gw.url}/hello/once-back`)).status).toBe(200)
