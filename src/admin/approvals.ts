@@ -1,7 +1,7 @@
 // The admin API's approvals (mcp.approvals): list them, and approve or deny one. The approver is the
 // person signed in to the console, or the one whose bearer token is in the body ("token": the admin
 // token opens the API, the approver's roles decide).
-import { approverOf, decideApproval, type ApprovalStatus, type ApprovalStore, type CompiledMcp } from '../agents/index.ts'
+import { approverOf, decideApproval, sessionApprover, type ApprovalStatus, type ApprovalStore, type CompiledMcp } from '../agents/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { Runtime } from '../gateway/index.ts'
 import type { AdminRoute } from './server.ts'
@@ -20,9 +20,7 @@ export function approvalRoutes(runtime: () => Runtime): AdminRoute[] {
       const { mcp, store } = approvalsOf(rt)
       const token = (body as { token?: unknown } | undefined)?.token
       const signedIn = caller?.identity
-      const approver = token === undefined && signedIn !== undefined
-        ? { identity: signedIn, roles: rt.access.resolver.rolesFor(signedIn), credential: 'session' as const }
-        : await approverOf(token, rt.authenticator, rt.access)
+      const approver = token === undefined && signedIn !== undefined ? sessionApprover(signedIn, rt.access) : await approverOf(token, rt.authenticator, rt.access)
       return { body: decideApproval(store, params.id ?? '', decision, approver, mcp.audit, mcp.config.path) }
     },
   })

@@ -8,4 +8,4 @@ export { openApprovalStore, ApprovalStoreError, type Approval, type ApprovalStat
 export { approvalRuleFor, auditFacts } from './mcp/tool-calls.ts'
 export { argumentsDigest, canonicalJson, redactArguments } from './mcp/arguments.ts'
 export { METADATA_PREFIX } from './mcp/resource-server.ts'
-export { approverOf, decideApproval, type Approver } from './mcp/approval-decisions.ts'
+export { approverOf, decideApproval, sessionApprover, type Approver } from './mcp/approval-decisions.ts'

@@ -90,7 +90,8 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
   let drained: (() => void) | undefined
   // Starts in a row that ended before the worker was ready (its sink or spill directory cannot be
   // opened): the next waits RESTART_DELAY_MS × 2^n, at most MAX_RESTART_DELAY_MS, instead of
-  // spawning threads in a loop. The first restart after a crash is at once, as a crash loses nothing then.
+  // spawning threads in a loop; while it waits (`down`) records have no worker and are counted as
+  // dropped. A worker that crashed after starting is replaced at once.
   let failedStarts = 0
   let restartTimer: NodeJS.Timeout | undefined
   let down = false
@@ -150,18 +151,20 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
       for (const batch of inFlight.values()) for (const wake of batch.waiters) wake()
       inFlight.clear()
       inFlightRecords = 0
-      const delay = ready ? 0 : Math.min(MAX_RESTART_DELAY_MS, RESTART_DELAY_MS * 2 ** failedStarts)
-      if (!ready) failedStarts++
+      // A crash: a new worker at once, and the queue goes to it (it buffers messages until it runs).
+      if (ready) return restart()
       down = true
-      restartTimer = setTimeout(() => {
-        restartTimer = undefined
-        void background.run('audit_worker', () => {
-          worker = start()
-          down = false
-        })
-      }, delay)
+      restartTimer = setTimeout(restart, Math.min(MAX_RESTART_DELAY_MS, RESTART_DELAY_MS * 2 ** failedStarts++))
     })
     return w
+  }
+
+  function restart(): void {
+    restartTimer = undefined
+    void background.run('audit_worker', () => {
+      worker = start()
+      down = false
+    })
   }
 
   function flush(): void {

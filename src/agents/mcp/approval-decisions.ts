@@ -26,6 +26,11 @@ export async function approverOf(token: unknown, authenticator: Authenticator, a
   return { identity, roles: access.resolver.rolesFor(identity), credential: 'bearer' }
 }
 
+/** A person signed in to the console (their session, already checked): the approver themself. */
+export function sessionApprover(identity: Identity, access: AccessControl): Approver {
+  return { identity, roles: access.resolver.rolesFor(identity), credential: 'session' }
+}
+
 export function decideApproval(store: ApprovalStore, id: string, decision: Decision, approver: Approver, audit: RecordAudit, path: string): Approval {
   const started = performance.now()
   const approval = store.get(id)
