@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util'
 import { CASES, OPT_IN_CASES, startUpstream, useCompiledBuild } from './cases.ts'
 import { startBenchIssuer } from './lib/issuer.ts'
 import { runLoad } from './lib/load.ts'
-import { rssBytes } from './lib/processes.ts'
+import { rssBytes, statFields } from './lib/processes.ts'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -31,14 +31,16 @@ const USER_HZ = 100
 function threadTicks(pid: number): Map<string, number> {
   const ticks = new Map<string, number>()
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const fields = statFields(pid, tid)
+    if (fields.length === 0) continue // the thread ended between listing and reading
+    let comm: string
     try {
-      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()
-      const fields = (readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1] as string).split(' ')
-      const kind = comm.startsWith('V8Worker') ? 'V8Worker' : comm
-      ticks.set(kind, (ticks.get(kind) ?? 0) + Number(fields[11]) + Number(fields[12]))
+      comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()
     } catch {
-      // the thread ended between listing and reading
+      continue // gone since
     }
+    const kind = comm.startsWith('V8Worker') ? 'V8Worker' : comm
+    ticks.set(kind, (ticks.get(kind) ?? 0) + Number(fields[11]) + Number(fields[12])) // utime, stime
   }
   return ticks
 }

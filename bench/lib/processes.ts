@@ -60,9 +60,10 @@ export async function startProcess(command: string, args: string[], ready: RegEx
   }
 }
 
-function statFields(pid: number): string[] {
+/** The fields of /proc/PID/stat after the command name (or of one thread: `statFields(pid, tid)`); none once gone. */
+export function statFields(pid: number, tid?: number | string): string[] {
   try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
   } catch {
     return [] // gone
   }
