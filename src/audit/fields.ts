@@ -7,7 +7,7 @@
 // A new field is one line, before prev_hash, with `added: true` (which needs `nullable: true`):
 // existing logs gain its column in place (ALTER TABLE … ADD COLUMN), records written before it read
 // as null, and it is left out of the canonical JSON while null, so their hashes still verify. Where
-// a request sets it, record.ts's requestValues says from what (the compiler asks for it there).
+// a request sets it, record.ts's recordLine says from what (the compiler asks for it there).
 
 /** What a field holds: its JSON value, its SQL column in each sink, and its JSON Schema. */
 export const FIELD_KINDS = {

@@ -81,6 +81,39 @@ describe('the audit record', () => {
   })
 })
 
+describe("a request's line", () => {
+  // recordLine writes its keys in canonical order and lets one JSON.stringify serialise them (the
+  // hot path): whatever the values, the line must be the canonical form of the record it holds.
+  const text = fc.oneof(fc.string({ unit: 'binary' }), fc.constantFrom('"', '\\', '\u0000', '\u0001', '\ud800', '","prev_hash":"\u0001'), fc.string({ minLength: 2_000, maxLength: 5_000 }))
+  const maybe = <T,>(value: fc.Arbitrary<T>) => fc.option(value, { nil: null })
+  const number = fc.oneof(fc.double(), fc.integer(), fc.constant(-0))
+  const arbitraryContext = fc.record({
+    startedAt: fc.integer({ min: 0, max: 4_102_444_800_000 }), startMono: fc.double({ min: 0, max: 1e6, noNaN: true }), id: text,
+    trace: maybe(fc.record({ traceId: text })), method: text, path: text, route: maybe(fc.record({ id: text })), status: fc.integer(), decision: fc.constantFrom('allow', 'deny', 'error'),
+    code: maybe(text), error: maybe(fc.record({ detail: text })), note: maybe(text), statement: maybe(text),
+    identity: maybe(fc.record({ iss: text, sub: text, clientId: maybe(text), actor: maybe(fc.record({ sub: text })) })),
+    credential: maybe(text), roles: fc.array(text, { maxLength: 4 }), clientIp: text, headers: maybe(fc.record({ userAgent: maybe(text) })),
+    upstream: maybe(text), upstreamStatus: maybe(fc.integer()), upstreamMs: maybe(number), bytesIn: number, bytesOut: number, limit: maybe(text),
+    tool: maybe(text), argsSha256: maybe(text), args: maybe(text), attempts: fc.integer({ min: 0, max: 5 }), masked: maybe(text),
+  })
+
+  it('is the canonical JSON of the record it holds, for any values', () => {
+    fc.assert(fc.property(arbitraryContext, text, fc.double({ min: 0, max: 1e7, noNaN: true }), (values, instance, now) => {
+      const line = recordLine(values as unknown as RequestContext, instance, now)
+      const record = JSON.parse(line) as Omit<AuditRecord, 'hash'>
+      const canonical = canonicalJson(record)
+      let at = 0 // compared around the first difference: the lines are kilobytes long
+      while (at < line.length && canonical[at] === line[at]) at++
+      expect(line.slice(at - 80, at + 40)).toBe(canonical.slice(at - 80, at + 40))
+      expect(line.length).toBe(canonical.length)
+      expect(record.prev_hash).toBe('\u0001') // pending: the worker splices the chain's hash in
+      for (const name of ['path', 'user_agent', 'subject', 'detail', 'args'] as const) {
+        expect(String(record[name] ?? '')).not.toContain('\u0000')
+      }
+    }), { numRuns: 500 })
+  })
+})
+
 describe('a canonical value', () => {
   // The line skips JSON.stringify for plain strings and numbers; what it writes must not differ.
   it('is what JSON.stringify writes, for any string, number or list of strings', () => {
