@@ -6,7 +6,11 @@
 //
 //   node bench/ab.ts bouncer-full,bouncer-full@--heap-growing-percent=50 [--rounds 4] [--duration 8]
 //
-// `CASE@flag1+flag2` runs CASE with those flags on the gateway's command line (BENCH_NODE_FLAGS).
+// `CASE@flag1+flag2` runs CASE with those flags on the gateway's command line (BENCH_NODE_FLAGS);
+// `CASE~audit.flush_interval=25ms~audit.max_batch=400` with those settings in its config
+// (BENCH_CONFIG_SET); both may be given, flags first. `CASE^DIR` runs the gateway of another
+// checkout (its dist/ built: `git worktree add DIR REV && (cd DIR && npm run build)`), for a code
+// change against the commit before it (BENCH_GATEWAY_ROOT).
 import { readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -15,7 +19,7 @@ import { parseArgs } from 'node:util'
 import { CASES, OPT_IN_CASES, startUpstream, useCompiledBuild } from './cases.ts'
 import { startBenchIssuer } from './lib/issuer.ts'
 import { runLoad } from './lib/load.ts'
-import { rssBytes, statFields } from './lib/processes.ts'
+import { machineTicks, rssBytes, statFields } from './lib/processes.ts'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -53,7 +57,11 @@ const totals = new Map<string, string[]>()
 try {
   for (let round = 0; round < rounds; round++) {
     for (const variant of variants) {
-      const [id, flags = ''] = variant.split('@') as [string, string?]
+      const [run, root = ''] = variant.split('^') as [string, string?]
+      process.env.BENCH_GATEWAY_ROOT = root
+      const [named, ...settings] = run.split('~')
+      const [id, flags = ''] = (named as string).split('@') as [string, string?]
+      process.env.BENCH_CONFIG_SET = settings.join(';')
       const bench = [...CASES, ...OPT_IN_CASES].find((c) => c.id === id)
       if (!bench) throw new Error(`no case ${id}`)
       process.env.BENCH_NODE_FLAGS = flags.replaceAll('+', ' ')
@@ -63,8 +71,11 @@ try {
         const load = { url: running.url, headers: running.headers, tokensFile: running.tokensFile, connections: running.connections ?? 50 }
         await runLoad({ ...load, durationSec: WARMUP_SEC })
         const before = threadTicks(pid)
+        const machineBefore = machineTicks()
         const result = await runLoad({ ...load, durationSec })
         const after = threadTicks(pid)
+        const machineAfter = machineTicks()
+        const stealPct = (100 * (machineAfter.steal - machineBefore.steal)) / Math.max(1, machineAfter.total - machineBefore.total)
         const rssMb = rssBytes(pid) / 2 ** 20
         let total = 0
         const parts: string[] = []
@@ -73,7 +84,7 @@ try {
           total += micros
           if (micros >= 0.1) parts.push(`${kind} ${micros.toFixed(1)}`)
         }
-        console.log(`${variant}: ${Math.round(result.rps)} req/s, CPU ${total.toFixed(1)} µs/req (${parts.join(', ')}), RSS ${rssMb.toFixed(0)} MB, p50 ${result.p50ms} ms, p99 ${result.p99ms} ms`)
+        console.log(`${variant}: ${Math.round(result.rps)} req/s, CPU ${total.toFixed(1)} µs/req (${parts.join(', ')}), RSS ${rssMb.toFixed(0)} MB, p50 ${result.p50ms} ms, p99 ${result.p99ms} ms (${(result.p99ms / result.p50ms).toFixed(2)}×), steal ${stealPct.toFixed(1)}%`)
         totals.set(variant, [...(totals.get(variant) ?? []), total.toFixed(1)])
       } finally {
         await running.stop()

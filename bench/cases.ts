@@ -77,7 +77,11 @@ export async function startUpstream(): Promise<Started & { port: number }> {
 export async function startBouncer(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, options: { core?: string | null; startTimeoutMs?: number } = {}): Promise<Started & { url: string; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'bouncer-bench-'))
   const file = join(dir, 'bouncer.yaml')
-  await writeFile(file, stringify({ server: { listen: '127.0.0.1:0' }, admin: { listen: '127.0.0.1:0' }, ...config }))
+  const full = { server: { listen: '127.0.0.1:0' }, admin: { listen: '127.0.0.1:0' }, ...config }
+  // BENCH_CONFIG_SET="audit.flush_interval=25ms;server.x=1": settings to try on every gateway of
+  // the run (A/B runs of a setting: bench/ab.ts's `CASE~path=value`).
+  for (const assignment of (process.env.BENCH_CONFIG_SET ?? '').split(';').filter(Boolean)) setPath(full, assignment)
+  await writeFile(file, stringify(full))
   // The deployment setting (deploy/bouncer.service, Dockerfile): a 16 MB young generation instead
   // of V8's default growth to 32 MB semi-spaces: ~90 MB less resident memory, the same throughput.
   // --profile adds a CPU profile written when the gateway exits (bench/run.ts reads it).
@@ -89,7 +93,9 @@ export async function startBouncer(config: Record<string, unknown>, env: NodeJS.
   // takes it when type stripping is off. The sources cost ~30-60 MB more resident memory (Node's
   // TypeScript stripper and the source maps), the same CPU once warm.
   const runtime = compiledBuild ? ['--no-experimental-strip-types'] : []
-  const started = await startProcess(NODE, [...runtime, ...flags, join(ROOT, 'bin/bouncer.js'), 'serve', '--config', file], /gateway listening on (\S+)/, {
+  // BENCH_GATEWAY_ROOT: another checkout's gateway (its dist/ built), for A/B runs of a code change (bench/ab.ts's `CASE^DIR`).
+  const bin = join(process.env.BENCH_GATEWAY_ROOT || ROOT, 'bin/bouncer.js')
+  const started = await startProcess(NODE, [...runtime, ...flags, bin, 'serve', '--config', file], /gateway listening on (\S+)/, {
     env: { BOUNCER_LOG_LEVEL: 'warn', NODE_OPTIONS: `${DEPLOYED_NODE_OPTIONS}${profile}`, ...env },
     core: options.core,
     startTimeoutMs: options.startTimeoutMs,
@@ -103,6 +109,15 @@ export async function startBouncer(config: Record<string, unknown>, env: NodeJS.
       await rm(dir, { recursive: true, force: true })
     },
   })
+}
+
+/** `a.b.c=value` into a config object: a number when it reads as one; a section it names but the config lacks is created. */
+function setPath(config: Record<string, unknown>, assignment: string): void {
+  const [path = '', value = ''] = assignment.split('=', 2)
+  const keys = path.split('.')
+  let at = config
+  for (const key of keys.slice(0, -1)) at = (at[key] ??= {}) as Record<string, unknown>
+  at[keys.at(-1) as string] = value !== '' && Number.isFinite(Number(value)) ? Number(value) : value
 }
 
 export const upstreamAlone: BenchCase = {

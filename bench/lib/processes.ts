@@ -92,6 +92,16 @@ function childrenOf(pid: number): number[] {
 }
 
 /** Resident memory in bytes (from /proc): now (VmRSS), or the peak so far (VmHWM). */
+/**
+ * The machine's CPU time so far (all cores), and how much of it the hypervisor gave to other
+ * guests (steal): /proc/stat's first line, in USER_HZ ticks. A run with steal is a run whose
+ * latencies include pauses the gateway did not cause.
+ */
+export function machineTicks(): { total: number; steal: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]?.trim().split(/\s+/).slice(1).map(Number) ?? []
+  return { total: fields.slice(0, 8).reduce((sum, n) => sum + n, 0), steal: fields[7] ?? 0 }
+}
+
 export function rssBytes(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024
 }
