@@ -77,6 +77,7 @@ try {
         const machineAfter = machineTicks()
         const stealPct = (100 * (machineAfter.steal - machineBefore.steal)) / Math.max(1, machineAfter.total - machineBefore.total)
         const rssMb = rssBytes(pid) / 2 ** 20
+        const anonMb = rssBytes(pid, 'RssAnon') / 2 ** 20
         let total = 0
         const parts: string[] = []
         for (const [kind, ticks] of after) {
@@ -84,7 +85,7 @@ try {
           total += micros
           if (micros >= 0.1) parts.push(`${kind} ${micros.toFixed(1)}`)
         }
-        console.log(`${variant}: ${Math.round(result.rps)} req/s, CPU ${total.toFixed(1)} µs/req (${parts.join(', ')}), RSS ${rssMb.toFixed(0)} MB, p50 ${result.p50ms} ms, p99 ${result.p99ms} ms (${(result.p99ms / result.p50ms).toFixed(2)}×), steal ${stealPct.toFixed(1)}%`)
+        console.log(`${variant}: ${Math.round(result.rps)} req/s, CPU ${total.toFixed(1)} µs/req (${parts.join(', ')}), RSS ${rssMb.toFixed(0)} MB (anonymous ${anonMb.toFixed(0)}), p50 ${result.p50ms} ms, p99 ${result.p99ms} ms (${(result.p99ms / result.p50ms).toFixed(2)}×), steal ${stealPct.toFixed(1)}%`)
         totals.set(variant, [...(totals.get(variant) ?? []), total.toFixed(1)])
       } finally {
         await running.stop()

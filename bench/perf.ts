@@ -6,7 +6,7 @@
 //
 //   node bench/perf.ts bouncer-bare,bouncer-full [--rounds 1] [--duration 8] [--frequency 2000] [--top 25]
 //   node bench/perf.ts 'bouncer-full^/tmp/base'       # another checkout's gateway (see ab.ts)
-//   node bench/perf.ts bouncer-full --focus recordLine  # the hottest leaves under one function
+//   node bench/perf.ts bouncer-full --focus recordLine  # the hottest leaves under one function (or a path: dist/audit/)
 //
 // Prints, per run: CPU µs per request by thread, the main thread's split (kernel, V8/Node native,
 // JIT-compiled JavaScript), its hottest leaf functions, and the inclusive cost of each of the
@@ -91,7 +91,7 @@ function report(samples: Sample[], requests: number, periodNs: number, top: numb
     const under = new Map<string, number>()
     let total = 0
     for (const sample of main) {
-      if (!sample.frames.some((frame) => frame.includes(`'${focus} `) || frame.includes(`*${focus} `))) continue
+      if (!sample.frames.some((frame) => frame.includes(focus))) continue // a function's name, or a path: dist/audit/
       total++
       const name = (sample.frames[0] as string).replace(/ \(\/[^)]*\)$/, '')
       under.set(name, (under.get(name) ?? 0) + 1)

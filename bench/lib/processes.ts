@@ -102,7 +102,8 @@ export function machineTicks(): { total: number; steal: number } {
   return { total: fields.slice(0, 8).reduce((sum, n) => sum + n, 0), steal: fields[7] ?? 0 }
 }
 
-export function rssBytes(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
+/** VmRSS = RssAnon (heaps, malloc) + RssFile (the mapped node binary and libraries) + RssShmem. */
+export function rssBytes(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile' = 'VmRSS'): number {
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024
 }
 
