@@ -132,10 +132,10 @@ const CLIENT_BOUND = Object.fromEntries(FIELD_SPECS.flatMap((field) => (field.cl
  *
  * Hot path (issue 15): the keys are written in canonical (sorted) order, so one JSON.stringify of
  * this literal is the canonical form — V8's serializer, with no per-field megamorphic load, escape
- * test or concatenation. Measured in process (500,000 lines, CPU, 5 alternating rounds): 4.8–6.5
- * µs per line through canonicalOf, 2.6–4.1 µs this way; in the gateway, perf put canonicalOf at
- * ~8.9 µs of (d)'s request thread. The order is checked by a test (record.test.ts), and that a
- * line re-canonicalises to itself.
+ * test or concatenation. Measured in process (300,000 lines, CPU, 6 alternating rounds): median
+ * 6.37 µs per line through canonicalOf, 3.82 this way; in the gateway, perf had put canonicalOf at
+ * ~8.9 µs of (d)'s request thread (bench/README.md, "Profiling"). A property test (record.test.ts)
+ * checks that any line re-canonicalises to itself, so the order here cannot drift.
  */
 export function recordLine(ctx: RequestFacts, instance: string, now = performance.now()): string {
   const identity = ctx.identity
