@@ -111,6 +111,9 @@ export type AuditRecord = { [F in Field as F['name']]: KindValue[F['kind']] | (F
 
 export type NullableField = Extract<Field, { nullable: true }>['name']
 
+/** The fields a client's value goes into, bounded (`client`). */
+export type ClientField = Extract<Field, { client: number }>['name']
+
 /** `principal`, `route`, …: a filter's name, and the value it selects. */
 type FilterField = Extract<Field, { filter: string }>
 export type FilterName = FilterField['filter']

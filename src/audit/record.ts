@@ -8,7 +8,7 @@
 import { createHash, hash, randomUUID } from 'node:crypto'
 import { truncateClientValue } from '../errors/index.ts'
 import type { RequestFacts } from '../request/index.ts'
-import { ADDED_FIELDS, AUDIT_FIELDS, FIELD_SPECS, type AuditRecord, type NullableField } from './fields.ts'
+import { ADDED_FIELDS, AUDIT_FIELDS, FIELD_SPECS, type AuditRecord, type ClientField, type NullableField } from './fields.ts'
 
 export { AUDIT_FIELDS, type AuditField, type AuditRecord } from './fields.ts'
 
@@ -75,7 +75,7 @@ function canonicalOf(values: Record<string, unknown>, pending: boolean): string 
     let value = pending && field.name === 'prev_hash' ? PENDING : values[field.name]
     if (value === undefined || (value === null && field.omitNull)) continue
     // A cut value ends in "…(truncated, N chars)" (issue 22).
-    if (pending && field.client !== undefined && typeof value === 'string') value = clean(truncateClientValue(value, field.client))
+    if (pending && field.client !== undefined && typeof value === 'string') value = bounded(value, field.client)
     json += (json === '' ? '{' : ',') + field.key + jsonValue(value)
   }
   return json === '' ? '{}' : `${json}}`
@@ -124,7 +124,7 @@ function finiteOrNothing(value: number): number | undefined {
   return Number.isFinite(value) ? value : undefined
 }
 
-const CLIENT_BOUND = Object.fromEntries(FIELD_SPECS.flatMap((field) => (field.client === undefined ? [] : [[field.name, field.client]]))) as Record<string, number>
+const CLIENT_BOUND = Object.fromEntries(FIELD_SPECS.flatMap((field) => (field.client === undefined ? [] : [[field.name, field.client]]))) as Record<ClientField, number>
 
 /**
  * A finished request as its canonical JSON, prev_hash pending (what crosses to the worker): every
@@ -140,26 +140,26 @@ const CLIENT_BOUND = Object.fromEntries(FIELD_SPECS.flatMap((field) => (field.cl
 export function recordLine(ctx: RequestFacts, instance: string, now = performance.now()): string {
   const identity = ctx.identity
   const values = {
-    actor: unlessNull(bounded(identity?.actor ? identity.actor.sub : null, CLIENT_BOUND.actor as number)), // on behalf of (token exchange)
-    args: unlessNull(bounded(ctx.args, CLIENT_BOUND.args as number)),
+    actor: unlessNull(bounded(identity?.actor ? identity.actor.sub : null, CLIENT_BOUND.actor)), // on behalf of (token exchange)
+    args: unlessNull(bounded(ctx.args, CLIENT_BOUND.args)),
     args_sha256: unlessNull(ctx.argsSha256),
     // Tries sent upstream, retries included; left out when nothing was sent (refused, or a built-in endpoint).
     attempts: ctx.attempts === 0 ? undefined : unlessNull(ctx.attempts),
     bytes_in: ctx.bytesIn,
     bytes_out: ctx.bytesOut,
-    client_id: bounded(identity ? identity.clientId : null, CLIENT_BOUND.client_id as number),
+    client_id: bounded(identity ? identity.clientId : null, CLIENT_BOUND.client_id),
     code: ctx.code,
     credential: unlessNull(ctx.credential),
     decision: ctx.decision,
-    detail: bounded(ctx.error?.detail ?? ctx.note, CLIENT_BOUND.detail as number),
+    detail: bounded(ctx.error?.detail ?? ctx.note, CLIENT_BOUND.detail),
     duration_ms: Math.round((now - ctx.startMono) * 1000) / 1000,
     id: randomUUID(),
     instance: unlessNull(instance),
     issuer: identity ? identity.iss : null,
     limit: ctx.limit,
     masked: unlessNull(ctx.masked),
-    method: bounded(ctx.method, CLIENT_BOUND.method as number),
-    path: bounded(ctx.path, CLIENT_BOUND.path as number),
+    method: bounded(ctx.method, CLIENT_BOUND.method),
+    path: bounded(ctx.path, CLIENT_BOUND.path),
     prev_hash: PENDING,
     request_id: ctx.id,
     roles: ctx.roles,
@@ -167,14 +167,14 @@ export function recordLine(ctx: RequestFacts, instance: string, now = performanc
     source_ip: ctx.clientIp,
     statement: ctx.statement,
     status: ctx.status,
-    subject: bounded(identity ? identity.sub : null, CLIENT_BOUND.subject as number),
+    subject: bounded(identity ? identity.sub : null, CLIENT_BOUND.subject),
     time: isoTime(ctx.startedAt),
-    tool: unlessNull(bounded(ctx.tool, CLIENT_BOUND.tool as number)),
+    tool: unlessNull(bounded(ctx.tool, CLIENT_BOUND.tool)),
     trace_id: ctx.trace?.traceId ?? null,
     upstream: ctx.upstream,
     upstream_ms: typeof ctx.upstreamMs === 'number' ? finiteOrNothing(Math.round(ctx.upstreamMs * 1000) / 1000) : undefined,
     upstream_status: ctx.upstreamStatus,
-    user_agent: bounded(ctx.headers?.userAgent ?? null, CLIENT_BOUND.user_agent as number),
+    user_agent: bounded(ctx.headers?.userAgent ?? null, CLIENT_BOUND.user_agent),
   } satisfies { [F in Exclude<keyof AuditRecord, 'hash'>]: unknown }
   return JSON.stringify(values)
 }
