@@ -1,25 +1,22 @@
-// A/B runs: cases (or one case with different Node/V8 flags) started one at a time in alternating
-// rounds, each loaded with wrk, and the CPU per request of every thread of the measured process
-// (request thread, audit worker, V8's helper threads) from /proc/PID/task/TID/stat, plus its RSS
-// under load. On a shared machine whose speed drifts by tens of percent from minute to minute,
-// only rounds run side by side compare (issue 15).
+// A/B runs: cases, or variants of one (flags, a setting, another checkout: bench/variants.ts),
+// started one at a time in alternating rounds, each loaded with wrk, and the CPU per request of
+// every thread of the measured process (request thread, audit worker, V8's helper threads) from
+// /proc/PID/task/TID/stat, its RSS under load, p99 against p50, and the hypervisor's steal during
+// the run. On a shared machine whose speed drifts by tens of percent from minute to minute, only
+// rounds run side by side compare (issue 15).
 //
 //   node bench/ab.ts bouncer-full,bouncer-full@--heap-growing-percent=50 [--rounds 4] [--duration 8]
-//
-// `CASE@flag1+flag2` runs CASE with those flags on the gateway's command line (BENCH_NODE_FLAGS);
-// `CASE~audit.flush_interval=25ms~audit.max_batch=400` with those settings in its config
-// (BENCH_CONFIG_SET); both may be given, flags first. `CASE^DIR` runs the gateway of another
-// checkout (its dist/ built: `git worktree add DIR REV && (cd DIR && npm run build)`), for a code
-// change against the commit before it (BENCH_GATEWAY_ROOT).
+//   node bench/ab.ts 'bouncer-full^/tmp/base,bouncer-full'   # a code change against the commit before
 import { readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { CASES, OPT_IN_CASES, startUpstream, useCompiledBuild } from './cases.ts'
+import { startUpstream, useCompiledBuild } from './cases.ts'
 import { startBenchIssuer } from './lib/issuer.ts'
 import { runLoad } from './lib/load.ts'
 import { machineTicks, rssBytes, statFields } from './lib/processes.ts'
+import { startVariant } from './variants.ts'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -28,7 +25,6 @@ const { values, positionals } = parseArgs({
 const variants = (positionals[0] ?? 'bouncer-bare,bouncer-audit').split(',')
 const rounds = Number(values.rounds)
 const durationSec = Number(values.duration)
-const WARMUP_SEC = 4
 const USER_HZ = 100
 
 /** CPU ticks by thread kind: the request thread, the audit worker, V8's helpers (summed). */
@@ -57,19 +53,8 @@ const totals = new Map<string, string[]>()
 try {
   for (let round = 0; round < rounds; round++) {
     for (const variant of variants) {
-      const [run, root = ''] = variant.split('^') as [string, string?]
-      process.env.BENCH_GATEWAY_ROOT = root
-      const [named, ...settings] = run.split('~')
-      const [id, flags = ''] = (named as string).split('@') as [string, string?]
-      process.env.BENCH_CONFIG_SET = settings.join(';')
-      const bench = [...CASES, ...OPT_IN_CASES].find((c) => c.id === id)
-      if (!bench) throw new Error(`no case ${id}`)
-      process.env.BENCH_NODE_FLAGS = flags.replaceAll('+', ' ')
-      const running = await bench.start({ upstreamPort: upstream.port, issuer, dir, quick: false })
+      const { running, pid, load } = await startVariant(variant, { upstreamPort: upstream.port, issuer, dir, quick: false })
       try {
-        const pid = running.measured.child.pid as number
-        const load = { url: running.url, headers: running.headers, tokensFile: running.tokensFile, connections: running.connections ?? 50 }
-        await runLoad({ ...load, durationSec: WARMUP_SEC })
         const before = threadTicks(pid)
         const machineBefore = machineTicks()
         const result = await runLoad({ ...load, durationSec })

@@ -79,7 +79,7 @@ export async function startBouncer(config: Record<string, unknown>, env: NodeJS.
   const file = join(dir, 'bouncer.yaml')
   const full = { server: { listen: '127.0.0.1:0' }, admin: { listen: '127.0.0.1:0' }, ...config }
   // BENCH_CONFIG_SET="audit.flush_interval=25ms;server.x=1": settings to try on every gateway of
-  // the run (A/B runs of a setting: bench/ab.ts's `CASE~path=value`).
+  // the run (a variant's `CASE~path=value`: bench/variants.ts).
   for (const assignment of (process.env.BENCH_CONFIG_SET ?? '').split(';').filter(Boolean)) setPath(full, assignment)
   await writeFile(file, stringify(full))
   // The deployment setting (deploy/bouncer.service, Dockerfile): a 16 MB young generation instead
@@ -93,7 +93,7 @@ export async function startBouncer(config: Record<string, unknown>, env: NodeJS.
   // takes it when type stripping is off. The sources cost ~30-60 MB more resident memory (Node's
   // TypeScript stripper and the source maps), the same CPU once warm.
   const runtime = compiledBuild ? ['--no-experimental-strip-types'] : []
-  // BENCH_GATEWAY_ROOT: another checkout's gateway (its dist/ built), for A/B runs of a code change (bench/ab.ts's `CASE^DIR`).
+  // BENCH_GATEWAY_ROOT: another checkout's gateway (its dist/ built), a variant's `CASE^DIR` (bench/variants.ts).
   const bin = join(process.env.BENCH_GATEWAY_ROOT || ROOT, 'bin/bouncer.js')
   const started = await startProcess(NODE, [...runtime, ...flags, bin, 'serve', '--config', file], /gateway listening on (\S+)/, {
     env: { BOUNCER_LOG_LEVEL: 'warn', NODE_OPTIONS: `${DEPLOYED_NODE_OPTIONS}${profile}`, ...env },

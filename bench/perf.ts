@@ -5,7 +5,7 @@
 // time, kernel included, and each thread is apart (issue 15).
 //
 //   node bench/perf.ts bouncer-bare,bouncer-full [--rounds 1] [--duration 8] [--frequency 2000] [--top 25]
-//   node bench/perf.ts 'bouncer-full^/tmp/base'       # another checkout's gateway (see ab.ts)
+//   node bench/perf.ts 'bouncer-full^/tmp/base'       # a variant: another checkout's gateway (bench/variants.ts)
 //   node bench/perf.ts bouncer-full --focus recordLine  # the hottest leaves under one function (or a path: dist/audit/)
 //
 // Prints, per run: CPU µs per request by thread, the main thread's split (kernel, V8/Node native,
@@ -17,9 +17,10 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { CASES, OPT_IN_CASES, startUpstream, useCompiledBuild } from './cases.ts'
+import { startUpstream, useCompiledBuild } from './cases.ts'
 import { startBenchIssuer } from './lib/issuer.ts'
 import { runLoad } from './lib/load.ts'
+import { startVariant } from './variants.ts'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -31,8 +32,6 @@ const { values, positionals } = parseArgs({
     focus: { type: 'string' },
   },
 })
-const WARMUP_SEC = 4
-
 interface Sample {
   thread: string
   /** Leaf first: `symbol (dso)`. */
@@ -51,9 +50,10 @@ function parseSamples(text: string): Sample[] {
   return samples
 }
 
-function kindOf(frame: string): 'kernel' | 'javascript' | 'native' {
+/** The kernel; code V8 generated (compiled JavaScript, regular expressions, and V8's builtins, which perf inject names from the same dump); everything else in Node's binary and libraries. */
+function kindOf(frame: string): 'kernel' | 'V8 code' | 'native' {
   if (frame.endsWith('([kernel.kallsyms])')) return 'kernel'
-  if (frame.startsWith('JS:') || frame.startsWith('RegExp') || frame.includes('/jitted-')) return 'javascript'
+  if (frame.includes('/jitted-')) return 'V8 code'
   return 'native'
 }
 
@@ -61,7 +61,11 @@ function report(samples: Sample[], requests: number, periodNs: number, top: numb
   const micros = (count: number) => ((count * periodNs) / 1000 / requests).toFixed(2).padStart(7)
   const lines: string[] = []
   const byThread = new Map<string, Sample[]>()
-  for (const sample of samples) byThread.set(sample.thread, [...(byThread.get(sample.thread) ?? []), sample])
+  for (const sample of samples) {
+    const each = byThread.get(sample.thread)
+    if (each) each.push(sample)
+    else byThread.set(sample.thread, [sample])
+  }
   lines.push(`CPU µs per request by thread: ${[...byThread].map(([thread, each]) => `${thread} ${micros(each.length).trim()}`).join(', ')}`)
   const main = byThread.get('MainThread') ?? []
   const kinds = new Map<string, number>()
@@ -115,23 +119,16 @@ if (spawnSync('perf', ['--version']).error) {
 useCompiledBuild()
 const work = await mkdtemp(join(tmpdir(), 'bouncer-perf-'))
 process.chdir(work) // V8 writes jit-PID.dump in the gateway's working directory, perf inject its .so files beside it
-process.env.BENCH_NODE_FLAGS = '--perf-prof'
 const upstream = await startUpstream()
 const issuer = await startBenchIssuer()
 const frequency = Number(values.frequency)
 try {
   for (let round = 0; round < Number(values.rounds); round++) {
     for (const variant of (positionals[0] ?? 'bouncer-bare,bouncer-full').split(',')) {
-      const [id, root = ''] = variant.split('^') as [string, string?]
-      process.env.BENCH_GATEWAY_ROOT = root
-      const bench = [...CASES, ...OPT_IN_CASES].find((c) => c.id === id)
-      if (!bench) throw new Error(`no case ${id}`)
-      const running = await bench.start({ upstreamPort: upstream.port, issuer, dir: work, quick: false })
-      const data = join(work, `${id}-${round}.data`)
+      // --perf-prof: V8 writes a dump of the code it generates (jit-PID.dump), which perf inject reads.
+      const { running, pid, load } = await startVariant(variant, { upstreamPort: upstream.port, issuer, dir: work, quick: false }, ['--perf-prof'])
+      const data = join(work, `run-${round}.data`)
       try {
-        const pid = running.measured.child.pid as number
-        const load = { url: running.url, headers: running.headers, tokensFile: running.tokensFile, connections: running.connections ?? 50 }
-        await runLoad({ ...load, durationSec: WARMUP_SEC })
         // -k 1: the monotonic clock, which perf inject needs to match samples with the JIT dump.
         const perf = spawn('perf', ['record', '-k', '1', '-g', '-e', 'cpu-clock', '-F', String(frequency), '-p', String(pid), '-o', data, '--', 'sleep', values.duration], { stdio: 'ignore' })
         const recorded = new Promise((resolve) => perf.on('exit', resolve))

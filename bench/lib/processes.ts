@@ -91,7 +91,6 @@ function childrenOf(pid: number): number[] {
   return out
 }
 
-/** Resident memory in bytes (from /proc): now (VmRSS), or the peak so far (VmHWM). */
 /**
  * The machine's CPU time so far (all cores), and how much of it the hypervisor gave to other
  * guests (steal): /proc/stat's first line, in USER_HZ ticks. A run with steal is a run whose
@@ -102,7 +101,10 @@ export function machineTicks(): { total: number; steal: number } {
   return { total: fields.slice(0, 8).reduce((sum, n) => sum + n, 0), steal: fields[7] ?? 0 }
 }
 
-/** VmRSS = RssAnon (heaps, malloc) + RssFile (the mapped node binary and libraries) + RssShmem. */
+/**
+ * Resident memory in bytes (from /proc): now (VmRSS), the peak so far (VmHWM), or a part of VmRSS:
+ * RssAnon (heaps, malloc) and RssFile (the mapped node binary and libraries; the rest is RssShmem).
+ */
 export function rssBytes(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile' = 'VmRSS'): number {
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024
 }
