@@ -196,9 +196,14 @@ function throttle(rt: Runtime, ctx: RequestContext, limits: RouteLimits): Promis
 }
 
 function applyLimits(ctx: RequestContext, verdict: LimitVerdict): void {
-  // On every response of the route, the refusal's included (IETF RateLimit headers).
-  if (verdict.policy !== null) ctx.res.setHeader('ratelimit-policy', verdict.policy)
-  if (verdict.state !== null) ctx.res.setHeader('ratelimit', verdict.state)
+  // On every response of the route, the refusal's included (IETF RateLimit headers): held for the
+  // answer's head (RequestContext.answerHeaders), which serve or respondWithError puts them in.
+  if (verdict.policy !== null || verdict.state !== null) {
+    const held: string[] = []
+    if (verdict.policy !== null) held.push('ratelimit-policy', verdict.policy)
+    if (verdict.state !== null) held.push('ratelimit', verdict.state)
+    ctx.answerHeaders = held
+  }
   ctx.limit = verdict.limit
   if (verdict.error) throw verdict.error
 }
@@ -230,7 +235,9 @@ async function serve(state: GatewayState, ctx: RequestContext, matched: Compiled
     lifecycle: state,
     tunnels: state.tunnels,
     beforeEnd: state.audit.durability === 'sync' ? (served) => commitAudit(state, recordServed(ctx, backend.upstream, served)) : null,
+    answerHeaders: ctx.answerHeaders,
   }
+  if (backend.writesAnswerHeaders !== true) setAnswerHeaders(ctx)
   if (state.tracing && ctx.spans && ctx.trace && backend.upstream !== null) {
     ctx.trace.spanId = startUpstreamSpan(state.tracing, ctx.spans, backend.upstream)
   }
@@ -276,6 +283,13 @@ function assertionHeader(state: GatewayState, ctx: RequestContext, route: Compil
   return ['x-bouncer-assertion', state.assertions.assertion(route.assertionAudience, ctx.identity, ctx.roles)]
 }
 
+/** The answer's held fields (RequestContext.answerHeaders) set on the response, for an answer not written by the HTTP upstream's head. */
+function setAnswerHeaders(ctx: RequestContext): void {
+  const held = ctx.answerHeaders
+  if (held === null || ctx.res.headersSent) return
+  for (let i = 0; i < held.length; i += 2) ctx.res.setHeader(held[i] as string, held[i + 1] as string)
+}
+
 /** durability: sync — the record is committed before the response is complete, and only once. */
 function commitAudit(state: GatewayState, ctx: RequestContext): Promise<void> {
   ctx.audited = true
@@ -300,6 +314,7 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
   if (!ctx.http2 && !req.complete && (ctx.headers?.chunked || (ctx.headers?.contentLength ?? 0) > 0)) {
     if (!res.headersSent) res.setHeader('connection', 'close')
   }
+  setAnswerHeaders(ctx)
   if (state.audit.durability === 'sync' && !res.headersSent && !ctx.audited) {
     ctx.bytesOut += ctx.method === 'HEAD' ? 0 : Buffer.byteLength(problemBody(error, ctx.id))
     await commitAudit(state, ctx)

@@ -80,6 +80,12 @@ export interface RequestContext extends RequestFacts {
   readonly connection: Socket
   /** Set for `Upgrade: websocket` requests: the raw client socket and its first bytes. */
   upgrade: { socket: Duplex; head: Buffer } | null
+  /**
+   * Fields the gateway adds to this request's answer (the route's RateLimit ones) as a flat
+   * [name, value, …] list: held here, not set on the response, so that the HTTP upstream's one
+   * writeHead stays on Node's fast path (a header set before writeHead makes it merge every field).
+   */
+  answerHeaders: string[] | null
   /** `Expect: 100-continue` was answered already (while the body was awaited): not to be sent twice. */
   continued: boolean
   /** The audit record was already committed (durability: sync commits before the last bytes). */
@@ -121,6 +127,7 @@ export function createContext(req: IncomingMessage, res: ServerResponse, upgrade
     code: null,
     error: null,
     limit: null,
+    answerHeaders: null,
     upstream: null,
     upstreamStatus: null,
     upstreamMs: null,

@@ -8,6 +8,7 @@ import { forwardUpgrade } from './upgrade.ts'
 export function upstreamBackend(settings: ForwardSettings): Backend {
   return {
     upstream: settings.upstream.name,
+    writesAnswerHeaders: true,
     serve: (ctx, exchange) => (ctx.upgrade ? forwardUpgrade(ctx, settings, exchange) : forward(ctx, settings, exchange)),
   }
 }

@@ -2,11 +2,12 @@ import { HOP_BY_HOP } from '../http/index.ts'
 
 /**
  * The upstream's response headers without the hop-by-hop ones (RFC 9110 §7.6.1), with our
- * X-Request-Id. `ownsCors`: the gateway answers CORS for this route (routes[].cors), so the
+ * X-Request-Id and the gateway's answer fields (`answerHeaders`, RateLimit), each over an upstream
+ * field of the same name: on a limited route the client reads the gateway's limits. `ownsCors`: the gateway answers CORS for this route (routes[].cors), so the
  * upstream's Access-Control-* headers are dropped (the gateway's, set on the response already,
  * stay) and its Vary keeps Origin, or a shared cache would hand one origin's answer to another.
  */
-export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string, ownsCors = false): Record<string, string | string[]> {
+export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string, ownsCors: boolean, answerHeaders: readonly string[] | null): Record<string, string | string[]> {
   const connection = headers.connection
   const named = connection === undefined ? null : new Set(String(connection).toLowerCase().split(',').map((t) => t.trim()))
   const out: Record<string, string | string[]> = {}
@@ -18,6 +19,7 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
   }
   if (ownsCors && out.vary !== undefined) out.vary = varyWithOrigin(out.vary)
   out['x-request-id'] = requestId
+  if (answerHeaders !== null) for (let i = 0; i < answerHeaders.length; i += 2) out[answerHeaders[i] as string] = answerHeaders[i + 1] as string
   return out
 }
 

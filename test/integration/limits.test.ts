@@ -21,6 +21,11 @@ beforeAll(async () => {
       res.writeHead(404)
       return void res.end('nope')
     }
+    if (req.url?.startsWith('/own-limits')) {
+      // An upstream with RateLimit fields of its own: on a limited route the gateway's are the answer's.
+      res.writeHead(200, { 'ratelimit-policy': '"upstream";q=99;w=1', ratelimit: '"upstream";r=98;t=1' })
+      return void res.end('ok')
+    }
     res.end('ok')
   })
   idp = await startIdentityProvider()
@@ -95,6 +100,25 @@ describe('a rate limit', () => {
     const missing = await hit(gw, '/missing', { 'x-client': 'a' })
     expect(missing.status).toBe(404)
     expect(missing.headers.ratelimit).toBe('"per-client";r=1;t=120')
+    const own = await hit(gw, '/own-limits', { 'x-client': 'a' })
+    expect(own.headers['ratelimit-policy']).toBe('"per-client";q=3;w=180')
+    expect(own.headers.ratelimit).toBe('"per-client";r=0;t=180')
+    const refused = await hit(gw, '/x', { 'x-client': 'a' })
+    expect(refused.status).toBe(429)
+    expect(refused.headers['ratelimit-policy']).toBe('"per-client";q=3;w=180')
+    expect(refused.headers.ratelimit).toMatch(/^"per-client";r=0;t=\d+$/)
+  })
+
+  it('sends them on the gateway\'s own answer when the upstream cannot be reached (502)', async () => {
+    const gw = await gatewayWith(
+      [{ id: 'down', path: '/*', upstream: 'down', public: true, limits: ['per-client'] }],
+      { upstreams: [{ name: 'api', url: upstream.url }, { name: 'down', url: 'http://127.0.0.1:9' }] },
+    )
+    const unreachable = await hit(gw, '/x', { 'x-client': 'b' })
+    expect(unreachable.status).toBe(502)
+    expect(unreachable.body.code).toBe('upstream_unavailable')
+    expect(unreachable.headers['ratelimit-policy']).toBe('"per-client";q=3;w=180')
+    expect(unreachable.headers.ratelimit).toBe('"per-client";r=2;t=60')
   })
 
   it('is not applied to routes that do not name it', async () => {
