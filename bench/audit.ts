@@ -11,7 +11,7 @@ import { createSqliteSink } from '../src/audit/sinks/sqlite.ts'
 
 const INSTANCE = 'bench-host:4242'
 
-function finishedRequest(i: number): RequestContext {
+export function finishedRequest(i: number): RequestContext {
   return {
     startedAt: Date.now(),
     startMono: performance.now() - 3,
