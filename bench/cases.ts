@@ -243,7 +243,7 @@ export const bouncerSession: BenchCase = {
     const now = Date.now()
     await store.put({
       id: sessionId(cookie), issuer: 'bench', subject: 'svc-bench', claims: { sub: 'svc-bench', email: 'svc@example.com', groups: ['bench'] },
-      createdAt: now, lastSeenAt: now, expiresAt: now + 8 * 3_600_000, refreshAt: null, sealed: null,
+      createdAt: now, lastSeenAt: now, expiresAt: now + 8 * 3_600_000, refreshAt: null, sealed: null, audience: 'gateway',
     })
     await store.close()
     const gateway = await authenticatedGateway(ctx, 'ES256', {

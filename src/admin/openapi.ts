@@ -118,6 +118,7 @@ const schemas: Record<string, JsonSchema> = {
     id: { type: 'string', pattern: '^[0-9a-f]{32}$', description: 'the first 32 hex digits of the SHA-256 of the session cookie (the cookie itself is never stored)' },
     issuer: string,
     subject: string,
+    audience: { enum: ['gateway', 'console'], description: 'the sign-in that made it, and the only one that accepts it: the gateway\'s (sign_in) or the admin console\'s' },
     name: orNull('string'),
     email: orNull('string'),
     created_at: { type: 'string', format: 'date-time' },

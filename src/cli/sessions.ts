@@ -64,9 +64,9 @@ export function registerSessions(program: Command): void {
 }
 
 function table(documents: readonly SessionDocument[]): string {
-  const rows = [['ID', 'SUBJECT', 'EMAIL', 'SIGNED IN (UTC)', 'LAST SEEN', 'EXPIRES']]
+  const rows = [['ID', 'FOR', 'SUBJECT', 'EMAIL', 'SIGNED IN (UTC)', 'LAST SEEN', 'EXPIRES']]
   const time = (iso: string) => `${iso.slice(0, 10)} ${iso.slice(11, 19)}`
-  for (const d of documents) rows.push([d.id, d.subject, d.email ?? '-', time(d.created_at), time(d.last_seen_at), time(d.expires_at)])
+  for (const d of documents) rows.push([d.id, d.audience, d.subject, d.email ?? '-', time(d.created_at), time(d.last_seen_at), time(d.expires_at)])
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
   // Subjects and emails come from the provider: made printable so they cannot rewrite the rows.
   return rows.map((row) => printable(row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd())).join('\n')

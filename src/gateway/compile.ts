@@ -363,6 +363,7 @@ function compileSignIn(config: Config, issuerKeys: ReadonlyMap<string, IssuerKey
     issuer,
     keys: issuerKeys,
     store: deps.sessionStores.acquire({ store: settings.session.store, idle: settings.session.idle }),
+    audience: 'gateway',
     cookieSecure: settings.cookie.secure ?? cookieSecureByDefault(config),
     logger: deps.logger,
   })
@@ -394,6 +395,7 @@ function compileConsoleSignIn(config: Config, issuerKeys: ReadonlyMap<string, Is
     issuer,
     keys: issuerKeys,
     store: deps.sessionStores.acquire({ store: settings.session.store, idle: settings.session.idle }),
+    audience: 'console',
     cookieSecure: admin.base_url?.startsWith('https:') ?? false,
     endsProviderSession: false,
     logger: deps.logger,

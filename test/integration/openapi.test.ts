@@ -228,7 +228,7 @@ describe('the OpenAPI document', () => {
     const now = Date.now()
     await gateway.state.runtime.signIn!.store.put({
       id: sessionId, issuer: 'corp-sso', subject: 'alice', claims: { sub: 'alice', email: 'alice@example.com' },
-      createdAt: now, lastSeenAt: now, expiresAt: now + 3_600_000, refreshAt: null, sealed: null,
+      createdAt: now, lastSeenAt: now, expiresAt: now + 3_600_000, refreshAt: null, sealed: null, audience: 'gateway',
     })
     expect(JSON.parse((await check('get', '/api/sessions', { headers: AUTH })).body)).toMatchObject([{ id: sessionId, subject: 'alice', email: 'alice@example.com', name: null }])
     expect(JSON.parse((await check('delete', '/api/sessions/{id}', { headers: AUTH, params: { id: sessionId } })).body)).toMatchObject({ id: sessionId })

@@ -338,10 +338,11 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
     const listed = await runCli(['sessions', 'list', '--json', '--config', gateway.file])
     expect(listed.code, listed.stderr).toBe(0)
     const documents = listed.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
-    expect(documents).toContainEqual(expect.objectContaining({ id: aliceId, subject: 'alice', email: ALICE.email, name: ALICE.name }))
+    expect(documents).toContainEqual(expect.objectContaining({ id: aliceId, subject: 'alice', audience: 'gateway', email: ALICE.email, name: ALICE.name }))
     expect(listed.stdout).not.toContain(alice.cookies(gateway.url).bouncer_session)
     const table = await runCli(['sessions', 'list', '--config', gateway.file])
-    expect(table.stdout).toMatch(/^ID\s+SUBJECT\s+EMAIL/)
+    expect(table.stdout).toMatch(/^ID\s+FOR\s+SUBJECT\s+EMAIL/)
+    expect(table.stdout).toMatch(new RegExp(`^${aliceId}\\s+gateway\\s+alice\\s`, 'm'))
 
     const revoked = await runCli(['sessions', 'revoke', aliceId, '--config', gateway.file])
     expect(revoked).toMatchObject({ code: 0, stdout: `ended session ${aliceId}\n` })

@@ -63,7 +63,9 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
     const known = parsed.get(id, Date.now())
     if (known?.data === data) record = known.record
     else {
-      record = JSON.parse(data) as SessionRecord
+      const stored = JSON.parse(data) as SessionRecord
+      // Written before sessions named their sign-in: the gateway's (store.ts, SessionAudience).
+      record = stored.audience === undefined ? { ...stored, audience: 'gateway' } : stored
       parsed.set(id, { data, record }, record.expiresAt)
     }
     const lastSeenAt = Math.max(record.lastSeenAt, Number(seen ?? 0))

@@ -29,7 +29,7 @@ import { clearCookie, hasCookie, readCookie, setCookie, type CookieSettings } fr
 import { SignInRefused, signInProvider, type SignInProvider } from './provider.ts'
 import { safeReturnTo } from './return-to.ts'
 import { openTokens, sealTokens } from './seal.ts'
-import { SessionStoreError, type SessionRecord, type SessionStore } from './store.ts'
+import { SessionStoreError, type SessionAudience, type SessionRecord, type SessionStore } from './store.ts'
 
 /** 256 bits, base64url: what the gateway writes as a session cookie; anything else is no session. */
 const COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/
@@ -69,6 +69,8 @@ export interface SignInOptions {
   issuer: IssuerConfig
   keys: ReadonlyMap<string, IssuerKeys>
   store: SessionStore
+  /** Whose sessions these are: each sign-in accepts only the sessions it made (store.ts, SessionAudience). */
+  audience: SessionAudience
   /** Secure by configuration or a TLS listener; otherwise Secure still whenever the browser came over https (a TLS-terminating proxy's X-Forwarded-Proto). */
   cookieSecure: boolean
   logger: Logger
@@ -140,6 +142,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     }
     const found = got instanceof Promise ? await storeCall(() => got) : got
     if (found === undefined) return refuse(input, 'session_expired', 'The session has ended (signed out, revoked or expired): sign in again.')
+    if (found.audience !== options.audience) return refuse(input, 'session_required', `The cookie's session was made by the ${found.audience === 'console' ? 'admin console' : 'gateway'}'s sign-in, not this one: sign in here.`)
     let record = found
     if (record.expiresAt <= at || record.lastSeenAt + idle <= at) {
       void store.delete(id).catch(() => {})
@@ -235,6 +238,7 @@ export function createSignIn(options: SignInOptions): SignIn {
       expiresAt: at + ttl,
       refreshAt: tokens.refreshToken !== null && typeof claims.exp === 'number' ? claims.exp * 1000 : null,
       sealed: sealTokens({ idToken: tokens.idToken, refreshToken: tokens.refreshToken }, value),
+      audience: options.audience,
     }
     await storeCall(() => store.put(record))
     logger.info({ session: record.id, issuer: issuer.name, subject: record.subject }, 'signed in')

@@ -17,7 +17,7 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY, issuer TEXT NOT NULL, subject TEXT NOT NULL, claims TEXT NOT NULL,
     created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
-    refresh_at INTEGER, sealed TEXT
+    refresh_at INTEGER, sealed TEXT, audience TEXT NOT NULL DEFAULT 'gateway'
   );
   CREATE TABLE IF NOT EXISTS pending_sign_ins (state TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at INTEGER NOT NULL);
 `
@@ -35,9 +35,10 @@ interface Row {
   expires_at: number
   refresh_at: number | null
   sealed: string | null
+  audience: string
 }
 
-const COLUMNS = 'id, issuer, subject, claims, created_at, last_seen_at, expires_at, refresh_at, sealed'
+const COLUMNS = 'id, issuer, subject, claims, created_at, last_seen_at, expires_at, refresh_at, sealed, audience'
 
 export function openSqliteSessionStore(path: string, idleMs: number): SessionStore {
   let db: DatabaseSync
@@ -50,13 +51,14 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
   try {
     db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')
     db.exec(SCHEMA)
+    addAudience(db)
   } catch (err) {
     db.close()
     throw new SessionStoreError(`${path} is not a session store: ${(err as Error).message}`, { cause: err })
   }
   const byId = db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE id = ?`)
   const all = db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE expires_at > ? ORDER BY created_at DESC, id`)
-  const upsert = db.prepare(`INSERT OR REPLACE INTO sessions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+  const upsert = db.prepare(`INSERT OR REPLACE INTO sessions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
   const touch = db.prepare('UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?) WHERE id = ?')
   const remove = db.prepare('DELETE FROM sessions WHERE id = ?')
   const putPending = db.prepare('INSERT OR REPLACE INTO pending_sign_ins (state, data, expires_at) VALUES (?, ?, ?)')
@@ -115,7 +117,7 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
       return record
     },
     async put(r) {
-      guard(() => upsert.run(r.id, r.issuer, r.subject, JSON.stringify(r.claims), r.createdAt, r.lastSeenAt, r.expiresAt, r.refreshAt, r.sealed))
+      guard(() => upsert.run(r.id, r.issuer, r.subject, JSON.stringify(r.claims), r.createdAt, r.lastSeenAt, r.expiresAt, r.refreshAt, r.sealed, r.audience))
       kept.set(r.id, r, r.expiresAt)
     },
     async touch(id, at) {
@@ -155,5 +157,20 @@ function fromRow(row: Row): SessionRecord {
     expiresAt: Number(row.expires_at),
     refreshAt: row.refresh_at === null ? null : Number(row.refresh_at),
     sealed: row.sealed,
+    audience: row.audience === 'console' ? 'console' : 'gateway',
+  }
+}
+
+/**
+ * A store written before sessions named their sign-in gets the column; its sessions count as the
+ * gateway's (a console user signs in to the console once more). Another process may add it first.
+ */
+function addAudience(db: DatabaseSync): void {
+  const columns = db.prepare('PRAGMA table_info(sessions)').all() as Array<{ name: string }>
+  if (columns.some((column) => column.name === 'audience')) return
+  try {
+    db.exec("ALTER TABLE sessions ADD COLUMN audience TEXT NOT NULL DEFAULT 'gateway'")
+  } catch (err) {
+    if (!/duplicate column/i.test((err as Error).message)) throw err
   }
 }

@@ -5,6 +5,13 @@
 // same store, so the instance that answers the callback need not be the one that sent the browser
 // to the provider. Times are epoch milliseconds.
 
+/**
+ * Which sign-in made a session: the gateway's (sign_in) or the admin console's. Both keep their
+ * sessions in sign_in's store; each accepts only its own, so a cookie value that leaks from one
+ * (the gateway's domain is the applications') is no way into the other.
+ */
+export type SessionAudience = 'gateway' | 'console'
+
 export interface SessionRecord {
   /** Hex SHA-256 of the cookie value (its first 32 digits): how the CLI and admin API name it. */
   readonly id: string
@@ -21,6 +28,7 @@ export interface SessionRecord {
   readonly refreshAt: number | null
   /** The provider's ID and refresh tokens, sealed with a key only the cookie gives (seal.ts); null when none. */
   readonly sealed: string | null
+  readonly audience: SessionAudience
 }
 
 /** A sign-in under way: what the callback checks the provider's answer against. */
@@ -63,6 +71,8 @@ export interface SessionDocument {
   id: string
   issuer: string
   subject: string
+  /** The sign-in it belongs to: the gateway's, or the admin console's. */
+  audience: SessionAudience
   name: string | null
   email: string | null
   created_at: string
@@ -76,6 +86,7 @@ export function sessionDocument(record: SessionRecord): SessionDocument {
     id: record.id,
     issuer: record.issuer,
     subject: record.subject,
+    audience: record.audience,
     name: text(record.claims.name),
     email: text(record.claims.email),
     created_at: new Date(record.createdAt).toISOString(),
