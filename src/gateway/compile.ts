@@ -255,6 +255,7 @@ function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<
     audit: (facts: Parameters<NonNullable<BuiltInSources['audit']>>[0]) => builtIns.audit?.(facts),
     servers: deps.agents.servers,
     approvals: (path: string) => deps.agents.approvals(path),
+    sessions: (path: string, create: Parameters<AgentsRegistry['sessions']>[1]) => deps.agents.sessions(path, create),
     logger: deps.logger,
   }
 }

@@ -99,6 +99,43 @@ describe('sessions of 2025-era clients', () => {
   })
 })
 
+describe('a 2025-era session across a config reload', () => {
+  it('goes on: the same Mcp-Session-Id lists the reloaded tools, and its stream is told they changed', async () => {
+    const opened = await request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${agentToken}` }, body: initialize })
+    expect(opened.statusCode).toBe(200)
+    await opened.body.dump()
+    const sessionHeaders = { ...mcpHeaders, 'mcp-session-id': opened.headers['mcp-session-id'] as string, 'mcp-protocol-version': '2025-06-18', authorization: `Bearer ${agentToken}` }
+    const list = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' })
+    const before = await request(`${gateway.url}/mcp`, { method: 'POST', headers: sessionHeaders, body: list })
+    expect(await before.body.text()).toContain('"get_daily_report"')
+
+    // The session's notification stream, as a 2025-era client holds it: its head comes at once.
+    const stream = await request(`${gateway.url}/mcp`, { method: 'GET', headers: { ...sessionHeaders, accept: 'text/event-stream' }, headersTimeout: 5_000 })
+    expect(stream.statusCode).toBe(200)
+    let heard = ''
+    stream.body.on('data', (chunk: Buffer) => {
+      heard += chunk.toString()
+    })
+
+    const config = mcpTestConfig(idp.issuer, upstream.url, dir)
+    const tools = (config.mcp as { tools: Array<Record<string, unknown>> }).tools
+    try {
+      await gateway.writeConfig({ ...config, mcp: { ...(config.mcp as object), tools: tools.map((tool) => (tool.name === 'get_daily_report' ? { ...tool, description: 'Daily sales, as reloaded' } : tool)) } })
+      expect((await gateway.reload()).ok).toBe(true)
+      const after = await request(`${gateway.url}/mcp`, { method: 'POST', headers: sessionHeaders, body: list })
+      expect(after.statusCode).toBe(200)
+      const text = await after.body.text()
+      expect(text).toContain('Daily sales, as reloaded')
+      expect(text).not.toContain('Daily sales for a region')
+      await waitFor(() => heard.includes('notifications/tools/list_changed'), 'tools/list_changed on the session\'s stream')
+    } finally {
+      stream.body.destroy()
+      await gateway.writeConfig(config)
+      expect((await gateway.reload()).ok).toBe(true)
+    }
+  })
+})
+
 describe.each(['2025-06-18', '2025-11-25', '2026-07-28'])('an MCP client of protocol %s', (version) => {
   it('lists only the tools its role may call, with a JSON Schema 2020-12 input and hints', async () => {
     const client = await connect(`${gateway.url}/mcp`, agentToken, version)

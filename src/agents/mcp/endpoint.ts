@@ -41,6 +41,8 @@ export interface McpCompileDeps {
   audit: RecordAudit
   servers: McpServerRegistry
   approvals: (path: string) => ApprovalStore
+  /** The 2025-era sessions at an mcp.path, kept across reloads (registry.ts). */
+  sessions: (path: string, create: () => LegacySessions) => LegacySessions
   logger: Logger
 }
 
@@ -70,6 +72,9 @@ export interface CompiledMcp {
 
 const EVERY_METHOD = ['*', 'TRACE', 'TRACK', 'CONNECT']
 
+/** Counts compiles: a later one is a newer config, which the sessions move onto (LegacySessions.serveFrom). */
+let compiles = 0
+
 export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps): CompiledMcp {
   const resourceServer = createResourceServer(config, mcp, deps)
   const routeTools = new Map<string, ToolEntry>()
@@ -91,16 +96,17 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     logger: deps.logger,
     approveHint: (id) => `\`bouncer approvals approve ${id}\`, or POST /api/approvals/${id}/approve on the admin API`,
   }
-  const handler = createMcpHandler(({ authInfo }) => buildServer((authInfo?.extra as { caller: Caller }).caller, protocol), {
+  const handler = createMcpHandler(({ authInfo }) => buildServer((authInfo?.extra as { caller: Caller }).caller, () => protocol), {
     legacy: 'stateless',
     maxRequestBodySize: config.server.max_body_bytes,
     onerror: (err) => deps.logger.debug({ reason: err.message }, 'MCP request refused'),
   })
-  const sessions = createLegacySessions((caller) => buildServer(caller, protocol), config.server.max_body_bytes)
+  const sessions = deps.sessions(mcp.path, createLegacySessions)
+  const serving = { order: ++compiles, deps: protocol, maxBodyBytes: config.server.max_body_bytes }
   for (const server of servers) {
     server.onToolsChanged(() => {
       handler.notify.toolsChanged()
-      sessions.toolsChanged()
+      if (sessions.servesFrom(protocol)) sessions.toolsChanged()
     })
   }
   return {
@@ -111,7 +117,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     audit: deps.audit,
     routes: [
       { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: documentBackend(resourceServer.metadataPath, METADATA_HEADERS, () => resourceServer.metadata()) },
-      { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, sessions, config.server.max_body_bytes) },
+      { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, sessions, serving) },
     ],
     applySecrets(resolve) {
       mcp.servers.forEach((config, i) => {
@@ -124,7 +130,8 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
 }
 
 
-function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: McpHttpHandler, sessions: LegacySessions, maxBodyBytes: number): Backend {
+function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: McpHttpHandler, sessions: LegacySessions, serving: { order: number; deps: ProtocolDeps; maxBodyBytes: number }): Backend {
+  const { maxBodyBytes } = serving
   return {
     upstream: null,
     async serve(ctx, exchange) {
@@ -137,6 +144,7 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
       const request = webRequest(ctx, mcp, abort.signal, text)
       // The client's token stays here: the SDK and every server behind it see only the caller.
       const authInfo = { token: '', clientId: caller.identity.clientId ?? caller.identity.sub, scopes: [], expiresAt: caller.identity.expiresAt, extra: { caller } }
+      sessions.serveFrom(serving.order, serving.deps, maxBodyBytes)
       const inSession = sessions.handle(request, parsedBody, caller, authInfo)
       const response = inSession ? await inSession : await handler.fetch(request, { authInfo, ...(parsedBody === undefined ? {} : { parsedBody }) })
       return writeWebResponse(ctx, response, exchange.beforeEnd)
@@ -197,6 +205,8 @@ async function writeWebResponse(ctx: Readonly<RequestContext>, response: Respons
     return served
   }
   res.writeHead(response.status, headers)
+  // A notification stream may say nothing for minutes: its client waits for the head, not the first event.
+  if (headers['content-type']?.startsWith('text/event-stream')) res.flushHeaders()
   const reader = response.body.getReader()
   try {
     for (;;) {

@@ -30,9 +30,12 @@ export function transparentServer(deps: Pick<ProtocolDeps, 'mcp' | 'catalog'>): 
   return deps.mcp.servers.length === 1 && deps.mcp.servers[0]?.prefix === false ? deps.catalog.servers[0] : undefined
 }
 
-export async function buildServer(caller: Caller, deps: ProtocolDeps): Promise<Server> {
-  const { catalog } = deps
-  const transparent = transparentServer(deps)
+/**
+ * `current` gives the deps of the runtime serving now, read at each request: a 2025-era session's
+ * server outlives a reload (sessions.ts) and then answers from the new config's tools.
+ */
+export async function buildServer(caller: Caller, current: () => ProtocolDeps): Promise<Server> {
+  const transparent = transparentServer(current())
   // Transparent: the upstream's own capabilities (what it can answer), tools always listChanged.
   const upstream: ServerCapabilities = transparent ? await transparent.client().then((c) => c.getServerCapabilities() ?? {}, () => ({})) : {}
   const server = new Server(SERVER_INFO, {
@@ -42,15 +45,16 @@ export async function buildServer(caller: Caller, deps: ProtocolDeps): Promise<S
     },
   })
   server.setRequestHandler('tools/list', async () => {
+    const { catalog } = current()
     const entries = await catalog.entries()
     return { tools: entries.filter((entry) => catalog.toolAccess(caller, entry).allowed).map((entry) => entry.definition) } as never
   })
   server.setRequestHandler('tools/call', async (request, ctx) => {
     const params = request.params
     const args = (params.arguments ?? {}) as Record<string, unknown>
-    return (await callTool(caller, params.name, args, ctx, deps)) as never
+    return (await callTool(caller, params.name, args, ctx, current())) as never
   })
-  if (transparent) passThrough(server, caller, deps, transparent)
+  if (transparent) passThrough(server, caller, current, transparent)
   return server
 }
 
@@ -139,9 +143,9 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
  * The transparent mode (one server, prefix: false): resources, prompts, completions and logging
  * pass through too, for callers allowed `call` on `mcp:resources`, `mcp:prompts`, `mcp:completions`.
  */
-function passThrough(server: Server, caller: Caller, deps: ProtocolDeps, upstream: Catalog['servers'][number]): void {
+function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps, upstream: Catalog['servers'][number]): void {
   const allowed = (what: string) => {
-    const verdict = deps.catalog.toolAccess(caller, { name: what, definition: { name: what, inputSchema: { type: 'object' } }, target: { kind: 'server', server: upstream, upstreamName: what } })
+    const verdict = current().catalog.toolAccess(caller, { name: what, definition: { name: what, inputSchema: { type: 'object' } }, target: { kind: 'server', server: upstream, upstreamName: what } })
     if (!verdict.allowed) throw new ProtocolError(ProtocolErrorCode.InvalidRequest, `Not allowed: mcp:${what}`)
   }
   const client = () => upstream.client()

@@ -1,12 +1,16 @@
-// What outlives one runtime: the connections to upstream MCP servers and the approvals stores. A
-// reload that keeps a server's settings keeps its connection; a store path keeps its handle.
+// What outlives one runtime: the connections to upstream MCP servers, the approvals stores and the
+// 2025-era sessions. A reload that keeps a server's settings keeps its connection; a store path
+// keeps its handle; an mcp.path keeps its sessions (sessions.ts).
 import type { Logger } from '../../telemetry/index.ts'
 import { openApprovalStore, type ApprovalStore } from './approvals.ts'
 import { createMcpServerRegistry, type McpServerRegistry } from './servers.ts'
+import type { LegacySessions } from './sessions.ts'
 
 export interface AgentsRegistry {
   readonly servers: McpServerRegistry
   approvals(path: string): ApprovalStore
+  /** The sessions of the MCP endpoint at `path`, made by `create` at first (the SDK loads with the endpoint, not here). */
+  sessions(path: string, create: () => LegacySessions): LegacySessions
   closeAll(): Promise<void>
 }
 
@@ -34,6 +38,7 @@ function lazyStore(path: string): ApprovalStore {
 export function createAgentsRegistry(logger: Logger): AgentsRegistry {
   const servers = createMcpServerRegistry(logger)
   const stores = new Map<string, ApprovalStore>()
+  const sessionsByPath = new Map<string, LegacySessions>()
   return {
     servers,
     approvals(path) {
@@ -41,7 +46,14 @@ export function createAgentsRegistry(logger: Logger): AgentsRegistry {
       if (!store) stores.set(path, (store = lazyStore(path)))
       return store
     },
+    sessions(path, create) {
+      let sessions = sessionsByPath.get(path)
+      if (!sessions) sessionsByPath.set(path, (sessions = create()))
+      return sessions
+    },
     async closeAll() {
+      await Promise.all([...sessionsByPath.values()].map((sessions) => sessions.close()))
+      sessionsByPath.clear()
       await servers.closeAll()
       for (const store of stores.values()) store.close()
       stores.clear()

@@ -3,12 +3,15 @@
 // a GET stream for notifications (tools/list_changed) and several streams at once. Every request
 // of a session is authenticated again, and a session belongs to the identity that opened it: a
 // request with another identity's token gets 404, as an unknown session does (spec: the client
-// then initializes again). Sessions live in this gateway's memory: idle ones end after
-// SESSION_IDLE_MS, a reload starts afresh, and several instances need sticky sessions (or
-// clients that re-initialize on 404).
+// then initializes again). Sessions live in this gateway's memory, one set per mcp.path for the
+// life of the process (registry.ts): a reload keeps them, and each session's server answers from
+// the newest runtime that has served a request (serveFrom), its clients told the tools changed.
+// Idle ones end after SESSION_IDLE_MS; several instances need sticky sessions (or clients that
+// re-initialize on 404).
 import { WebStandardStreamableHTTPServerTransport, type AuthInfo, type Server } from '@modelcontextprotocol/server'
 import { GatewayError } from '../../errors/index.ts'
 import type { Caller } from '../../request/index.ts'
+import { buildServer, type ProtocolDeps } from './protocol.ts'
 
 const SESSION_IDLE_MS = 30 * 60_000
 const MAX_SESSIONS = 10_000
@@ -23,6 +26,14 @@ interface Session {
 }
 
 export interface LegacySessions {
+  /**
+   * The runtime to answer from, given by each runtime before it hands a request over: `order`
+   * says which was compiled later, so a request still finishing on a replaced runtime changes
+   * nothing. Moving to a newer one tells every open session its tools changed.
+   */
+  serveFrom(order: number, deps: ProtocolDeps, maxBodyBytes: number): void
+  /** Whether `deps` is what the sessions answer from (a replaced runtime's events are not theirs). */
+  servesFrom(deps: ProtocolDeps): boolean
   /** The answer when the request belongs to sessions (an initialize, or an Mcp-Session-Id); null otherwise. */
   handle(request: Request, body: unknown, caller: Caller, authInfo: AuthInfo): Promise<Response> | null
   /** notifications/tools/list_changed to every open session (on its GET stream, when it holds one). */
@@ -47,8 +58,14 @@ function isInitialize(body: unknown): boolean {
 
 const notFound = () => new Response(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }), { status: 404, headers: { 'content-type': 'application/json' } })
 
-export function createLegacySessions(build: (caller: Caller) => Promise<Server>, maxBodyBytes: number): LegacySessions {
+export function createLegacySessions(): LegacySessions {
   const sessions = new Map<string, Session>()
+  let serving: { order: number; deps: ProtocolDeps; maxBodyBytes: number } | null = null
+  const servingNow = () => {
+    if (serving === null) throw new Error('MCP sessions asked before any runtime served them')
+    return serving
+  }
+  const current = () => servingNow().deps
   const sweep = setInterval(() => {
     const now = Date.now()
     for (const [id, session] of sessions) if (now - session.lastUsed > SESSION_IDLE_MS) void end(id, session)
@@ -63,10 +80,10 @@ export function createLegacySessions(build: (caller: Caller) => Promise<Server>,
   async function open(request: Request, body: unknown, caller: Caller, authInfo: AuthInfo): Promise<Response> {
     if (sessions.size >= MAX_SESSIONS) throw new GatewayError('upstream_saturated', { detail: 'Too many MCP sessions are open; try again later.' })
     const ref = { current: caller }
-    const server = await build(liveCaller(ref))
+    const server = await buildServer(liveCaller(ref), current)
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
-      maxRequestBodySize: maxBodyBytes,
+      maxRequestBodySize: servingNow().maxBodyBytes,
       onsessioninitialized: (id) => void sessions.set(id, { transport, server, issuer: caller.identity.iss, subject: caller.identity.sub, caller: ref, lastUsed: Date.now() }),
       onsessionclosed: (id) => void sessions.delete(id),
     })
@@ -74,7 +91,18 @@ export function createLegacySessions(build: (caller: Caller) => Promise<Server>,
     return transport.handleRequest(request, { parsedBody: body, authInfo })
   }
 
+  function toolsChanged(): void {
+    for (const session of sessions.values()) void session.server.notification({ method: 'notifications/tools/list_changed' }).catch(() => {})
+  }
+
   return {
+    serveFrom(order, deps, maxBodyBytes) {
+      if (serving !== null && serving.order >= order) return
+      const moved = serving !== null
+      serving = { order, deps, maxBodyBytes }
+      if (moved) toolsChanged()
+    },
+    servesFrom: (deps) => serving?.deps === deps,
     handle(request, body, caller, authInfo) {
       const id = request.headers.get('mcp-session-id')
       if (id === null) return request.method === 'POST' && isInitialize(body) ? open(request, body, caller, authInfo) : null
@@ -84,9 +112,7 @@ export function createLegacySessions(build: (caller: Caller) => Promise<Server>,
       session.lastUsed = Date.now()
       return session.transport.handleRequest(request, { parsedBody: body, authInfo })
     },
-    toolsChanged() {
-      for (const session of sessions.values()) void session.server.notification({ method: 'notifications/tools/list_changed' }).catch(() => {})
-    },
+    toolsChanged,
     async close() {
       clearInterval(sweep)
       await Promise.all([...sessions].map(([id, session]) => end(id, session)))
