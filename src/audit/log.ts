@@ -11,7 +11,7 @@ import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import { checkpointSigningKey, type KeyStore, type PublicCheckpointKey } from './checkpoint-key.ts'
 import { checkpointPathOf, type Checkpoint } from './checkpoint.ts'
 import { LineBuffer } from './line-buffer.ts'
-import { recordLine, rejectedLine } from './record.ts'
+import { recordLine, rejectedLine, type RejectedRequest } from './record.ts'
 import type { FromWorker, ToWorker, WorkerConfig, WorkerSinkConfig, WorkerStats } from './worker.ts'
 
 export interface AuditStats extends WorkerStats {
@@ -37,7 +37,7 @@ export interface AuditLog {
   /** Queues the record and resolves once it is committed (durability: sync). */
   commit(ctx: RequestFacts): Promise<void>
   /** A request Node's parser refused before the pipeline saw it. */
-  recordRejected(info: { requestId: string; status: number; code: string; detail: string; peer: string }): void
+  recordRejected(info: RejectedRequest): void
   stats(): AuditStats
   /** Null when the audit log is off, or before the worker has started. */
   head(): AuditHead | null

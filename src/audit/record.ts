@@ -6,7 +6,7 @@
 // fields.ts) is left out while it is null: a record written before it existed hashes as it did
 // then, and a value set later cannot be removed, nor one added, without changing the hash.
 import { createHash, hash, randomUUID } from 'node:crypto'
-import { truncateClientValue } from '../errors/index.ts'
+import { truncateClientValue, type ErrorCode } from '../errors/index.ts'
 import type { RequestFacts } from '../request/index.ts'
 import { ADDED_FIELDS, AUDIT_FIELDS, FIELD_SPECS, type AuditRecord, type ClientField, type NullableField } from './fields.ts'
 
@@ -26,14 +26,12 @@ interface CanonicalField {
   key: string
   /** Left out while null (an `added` field). */
   omitNull: boolean
-  /** A client's value: bounded when a request's line is written (`client` in fields.ts). */
-  client: number | undefined
 }
 
 /** The fields hashed, in canonical (sorted) order. */
 const CANONICAL: readonly CanonicalField[] = FIELD_SPECS
   .filter((field) => field.name !== 'hash')
-  .map((field) => ({ name: field.name, key: `${JSON.stringify(field.name)}:`, omitNull: field.added === true, client: field.client }))
+  .map((field) => ({ name: field.name, key: `${JSON.stringify(field.name)}:`, omitNull: field.added === true }))
   .sort((a, b) => (a.name < b.name ? -1 : 1))
 
 /** What JSON.stringify would escape in a string: quotes, backslashes, controls, and lone surrogates. */
@@ -41,8 +39,8 @@ const CANONICAL: readonly CanonicalField[] = FIELD_SPECS
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/
 
 /**
- * JSON.stringify of one value, without calling it for null, numbers and plain strings: measured on
- * the request thread (bench/audit.ts), a call per value made a record's line take twice as long.
+ * JSON.stringify of one value, without calling it for null, numbers and plain strings (canonicalJson
+ * runs for every stored record `audit verify` checks).
  */
 export function jsonValue(value: unknown): string {
   if (value === null) return 'null'
@@ -65,25 +63,20 @@ function clean(value: string): string {
 }
 
 /**
- * The one place the canonical form is written. An absent value counts as null: a record read from
- * a table that lacks an added field's column hashes as one that has it, null. `pending`: a
- * request's line, its client values bounded and its prev_hash pending, in the same pass (no copy).
+ * RFC 8785-style canonical JSON of a record without its hash: what `audit verify` and the sinks'
+ * fallbacks hash a stored record by. An absent value counts as null: a record read from a table
+ * that lacks an added field's column hashes as one that has it, null. A request's own line is
+ * written by recordLine, which the property test in record.test.ts holds to this form.
  */
-function canonicalOf(values: Record<string, unknown>, pending: boolean): string {
+export function canonicalJson(record: Omit<AuditRecord, 'hash'>): string {
+  const values = record as unknown as Record<string, unknown>
   let json = ''
   for (const field of CANONICAL) {
-    let value = pending && field.name === 'prev_hash' ? PENDING : values[field.name]
+    const value = values[field.name]
     if (value === undefined || (value === null && field.omitNull)) continue
-    // A cut value ends in "…(truncated, N chars)" (issue 22).
-    if (pending && field.client !== undefined && typeof value === 'string') value = bounded(value, field.client)
     json += (json === '' ? '{' : ',') + field.key + jsonValue(value)
   }
   return json === '' ? '{}' : `${json}}`
-}
-
-/** RFC 8785-style canonical JSON of a record without its hash. */
-export function canonicalJson(record: Omit<AuditRecord, 'hash'>): string {
-  return canonicalOf(record as unknown as Record<string, unknown>, false)
 }
 
 export function hashOf(record: Omit<AuditRecord, 'hash'>): string {
@@ -188,18 +181,25 @@ export function recordValues(input: RecordInput): RecordValues {
   return values as RecordValues
 }
 
-/** A record's line for the worker: canonical JSON, client values bounded, prev_hash pending. */
-function pendingLine(values: RecordValues): string {
-  return canonicalOf(values as unknown as Record<string, unknown>, true)
+/** What the audit knows of a request Node's HTTP parser refused before the pipeline saw it. */
+export interface RejectedRequest {
+  requestId: string
+  status: number
+  code: ErrorCode
+  detail: string
+  peer: string
 }
 
-/** A request Node's HTTP parser refused before the pipeline saw it. */
-export function rejectedLine(info: { requestId: string; status: number; code: string; detail: string; peer: string }, instance: string): string {
-  return pendingLine(recordValues({
-    id: randomUUID(), time: new Date().toISOString(), request_id: info.requestId, method: '-', path: '-', status: info.status,
-    decision: 'deny', code: info.code, detail: info.detail, roles: [], source_ip: info.peer, duration_ms: 0, bytes_in: 0, bytes_out: 0,
-    instance,
-  }))
+/** A refused request's line, written by recordLine as every request's is (method and path: `-`). */
+export function rejectedLine(info: RejectedRequest, instance: string): string {
+  const now = performance.now()
+  return recordLine({
+    startedAt: Date.now(), startMono: now, id: info.requestId, method: '-', path: '-', query: '', headers: null,
+    clientIp: info.peer, forwardedFor: info.peer, viaTrustedProxy: false, trace: null, route: null, params: {}, rest: [],
+    identity: null, credential: null, roles: [], statement: null, decision: 'deny', code: info.code, error: null, limit: null,
+    upstream: null, upstreamStatus: null, upstreamMs: null, attempts: 0, status: info.status, bytesIn: 0, bytesOut: 0,
+    masked: null, tool: null, argsSha256: null, args: null, note: info.detail,
+  }, instance, now)
 }
 
 /** A line linked to the chain: the canonical JSON that was hashed, and its hash. */
