@@ -16,6 +16,7 @@ export interface FunctionRouteSettings extends EventSettings {
 export function functionBackend(settings: FunctionRouteSettings): Backend {
   return {
     upstream: `function:${settings.pool.name}`,
+    writesAnswerHeaders: true,
     serve: (ctx, exchange) => invoke(ctx, settings, exchange),
   }
 }
@@ -61,8 +62,20 @@ async function respond(ctx: Readonly<RequestContext>, response: FunctionResponse
   served.bytesOut = sendBody ? length : 0
   if (exchange.lifecycle.draining) res.shouldKeepAlive = false
   if (exchange.beforeEnd) await exchange.beforeEnd(served)
-  res.writeHead(status, headers)
+  res.writeHead(status, exchange.answerHeaders === null ? headers : withAnswerHeaders(headers, exchange.answerHeaders))
   res.end(sendBody ? body : undefined)
+}
+
+/** The function's fields with the gateway's (RateLimit, Exchange.answerHeaders) in place of any of the same name. */
+function withAnswerHeaders(headers: readonly string[], answer: readonly string[]): string[] {
+  const names = new Set<string>()
+  for (let i = 0; i < answer.length; i += 2) names.add(answer[i] as string)
+  const out: string[] = []
+  for (let i = 0; i < headers.length; i += 2) {
+    if (!names.has((headers[i] as string).toLowerCase())) out.push(headers[i] as string, headers[i + 1] as string)
+  }
+  out.push(...answer)
+  return out
 }
 
 function saturated(pool: FunctionPool): GatewayError {

@@ -2,6 +2,7 @@
 // limited route, each key type, several limits per route, upstream protection, and the Redis
 // store shared by three gateways and surviving Redis going away.
 import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -107,6 +108,17 @@ describe('a rate limit', () => {
     expect(refused.status).toBe(429)
     expect(refused.headers['ratelimit-policy']).toBe('"per-client";q=3;w=180')
     expect(refused.headers.ratelimit).toMatch(/^"per-client";r=0;t=\d+$/)
+  })
+
+  it('sends the gateway\'s over a function\'s own RateLimit fields', async () => {
+    const gw = await gatewayWith(
+      [{ id: 'fn', path: '/fn', function: 'own', public: true, limits: ['per-client'] }],
+      { functions: [{ name: 'own', module: fileURLToPath(new URL('../fixtures/functions/own-ratelimit.ts', import.meta.url)), concurrency: 1 }] },
+    )
+    const answered = await hit(gw, '/fn', { 'x-client': 'c' })
+    expect(answered.status).toBe(200)
+    expect(answered.headers['ratelimit-policy']).toBe('"per-client";q=3;w=180')
+    expect(answered.headers.ratelimit).toBe('"per-client";r=2;t=60')
   })
 
   it('sends them on the gateway\'s own answer when the upstream cannot be reached (502)', async () => {
