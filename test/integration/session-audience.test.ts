@@ -92,6 +92,24 @@ describe('a session belongs to the sign-in that made it', () => {
     expect(refused.headers['x-bouncer-sign-in']).toBe('/.bouncer/sign_in')
   })
 
+  it('signing out of one ends none of the other\'s sessions', async () => {
+    const consoles = await sessionOf('console', 'sam')
+    const signedOut = await request(`${gateway.url}/.bouncer/sign_out`, { headers: { cookie: `bouncer_session=${consoles.value}` } })
+    expect(signedOut.statusCode).toBe(302)
+    await signedOut.body.dump()
+    const still = await request(`${admin}/api/session`, { headers: { cookie: `bouncer_console=${consoles.value}` } })
+    expect(still.statusCode).toBe(200)
+    await still.body.dump()
+
+    const gateways = await sessionOf('gateway', 'gil')
+    const consoleSignOut = await request(`${admin}/.bouncer/sign_out`, { headers: { cookie: `bouncer_console=${gateways.value}` } })
+    expect(consoleSignOut.statusCode).toBe(302)
+    await consoleSignOut.body.dump()
+    const opened = await request(`${gateway.url}/app/reports`, { headers: { cookie: `bouncer_session=${gateways.value}` } })
+    expect(opened.statusCode).toBe(200)
+    await opened.body.dump()
+  })
+
   it('bouncer sessions list and the admin API say whose each session is', async () => {
     const person = await sessionOf('gateway', 'pat')
     const operator = await sessionOf('console', 'ola')

@@ -259,9 +259,12 @@ export function createSignIn(options: SignInOptions): SignIn {
     if (value !== undefined && COOKIE_VALUE.test(value)) {
       const id = sessionId(value)
       const record = await storeCall(() => store.get(id))
-      idToken = openTokens(record?.sealed ?? null, value)?.idToken ?? null
-      await storeCall(() => store.delete(id))
-      if (record) logger.info({ session: id, issuer: record.issuer, subject: record.subject }, 'signed out')
+      // Another sign-in's session is not this one's to end (nor its ID token to send the provider).
+      if (record?.audience === options.audience) {
+        idToken = openTokens(record.sealed, value)?.idToken ?? null
+        await storeCall(() => store.delete(id))
+        logger.info({ session: id, issuer: record.issuer, subject: record.subject }, 'signed out')
+      }
     }
     const after = `${publicOrigin(input)}${config.after_sign_out_path}`
     let location = config.after_sign_out_path
