@@ -59,6 +59,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     }
     void compile.issuers.retire(runtime.issuerKeys.values())
     void compile.limitsStores.retire([runtime.limiter.store])
+    void compile.agents.endSessions(runtime.mcp?.config.path ?? null) // the sessions of a path the new config dropped
     deps.gatewayServer.reconfigure(next.config.server) // timeouts, the connection bound, the TLS files
     deps.refresh.follow(previous.config, next.config)
     void background.run('runtime_retirement', () => retireWhenIdle(previous, runtime))

@@ -13,6 +13,8 @@ export interface ShutdownDeps {
   adminServer: Server
   refresh: SecretsRefresh
   closeRegistries(): Promise<void>
+  /** Ends the MCP sessions and their notification streams (agents registry). */
+  endMcpSessions(): Promise<void>
   audit: AuditLog
   tracing: Tracing | null
 }
@@ -26,7 +28,7 @@ export function createShutdown(live: Live, deps: ShutdownDeps): () => Promise<vo
     deps.gatewayServer.close()
     deps.gatewayServer.closeIdleConnections()
     // MCP sessions' notification streams never end on their own: end them, not wait them out.
-    await state.runtime.mcp?.endSessions().catch(() => {})
+    await deps.endMcpSessions().catch(() => {})
     const deadline = Date.now() + state.runtime.config.server.shutdown_timeout
     while (state.inFlight > 0 && Date.now() < deadline) await sleep(20)
     if (state.inFlight > 0) state.logger.warn({ in_flight: state.inFlight }, 'shutdown timeout: closing connections with requests in flight')

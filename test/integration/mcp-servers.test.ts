@@ -20,11 +20,12 @@ let gateway: TestGateway
 let dir: string
 let agentToken: string
 let reporterToken: string
+let config: ReturnType<typeof mcpTestConfig>
 
 beforeAll(async () => {
   ;[idp, upstream, everything, tickets] = await Promise.all([startIdentityProvider(), startUpstream(), startEverything(), startChangingServer()])
   dir = await mkdtemp(join(tmpdir(), 'bouncer-mcp-servers-'))
-  const config = mcpTestConfig(idp.issuer, upstream.url, dir, {
+  config = mcpTestConfig(idp.issuer, upstream.url, dir, {
     servers: [
       { name: 'everything', url: everything.url },
       { name: 'tickets', url: tickets.url, headers: { 'X-Tickets-Key': 'tickets-key-0123' } },
@@ -116,6 +117,24 @@ describe('aggregated MCP servers', () => {
       expect(await agent.callTool({ name: 'tickets__beta', arguments: {} })).toMatchObject({ content: [{ type: 'text', text: 'beta done' }] })
     } finally {
       await agent.close()
+    }
+  }, 60_000)
+
+  it('stops passing a 2025-era session through once a reload leaves the transparent mode', async () => {
+    // Transparent: the one server, unprefixed, its resources passed through to callers with `call` on mcp:resources.
+    await gateway.writeConfig({ ...config, mcp: { ...config.mcp, servers: [{ name: 'everything', url: everything.url, prefix: false }] } })
+    expect((await gateway.reload()).ok).toBe(true)
+    const reporter = await connect(`${gateway.url}/mcp`, reporterToken, '2025-11-25')
+    try {
+      expect((await reporter.listResources()).resources.length).toBeGreaterThan(0)
+      await gateway.writeConfig(config)
+      expect((await gateway.reload()).ok).toBe(true)
+      // The same session, now answered from a config with no server to pass through to.
+      await expect(reporter.listResources()).rejects.toThrow(/initialize again/)
+    } finally {
+      await reporter.close()
+      await gateway.writeConfig(config)
+      expect((await gateway.reload()).ok).toBe(true)
     }
   }, 60_000)
 })

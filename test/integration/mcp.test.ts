@@ -134,6 +134,31 @@ describe('a 2025-era session across a config reload', () => {
       expect((await gateway.reload()).ok).toBe(true)
     }
   })
+
+  it('ends when a reload moves the endpoint: its stream closes, and the new path knows nothing of it', async () => {
+    const opened = await request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${agentToken}` }, body: initialize })
+    await opened.body.dump()
+    const session = opened.headers['mcp-session-id'] as string
+    const sessionHeaders = { ...mcpHeaders, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18', authorization: `Bearer ${agentToken}` }
+    const stream = await request(`${gateway.url}/mcp`, { method: 'GET', headers: { ...sessionHeaders, accept: 'text/event-stream' }, headersTimeout: 5_000 })
+    expect(stream.statusCode).toBe(200)
+    const ended = new Promise<void>((resolve) => {
+      stream.body.on('end', resolve).on('error', () => resolve()).on('close', resolve)
+      stream.body.resume()
+    })
+    const config = mcpTestConfig(idp.issuer, upstream.url, dir)
+    try {
+      await gateway.writeConfig({ ...config, mcp: { ...(config.mcp as object), path: '/mcp-v2' } })
+      expect((await gateway.reload()).ok).toBe(true)
+      await ended
+      const elsewhere = await request(`${gateway.url}/mcp-v2`, { method: 'POST', headers: sessionHeaders, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }) })
+      expect(elsewhere.statusCode).toBe(404)
+      await elsewhere.body.dump()
+    } finally {
+      await gateway.writeConfig(config)
+      expect((await gateway.reload()).ok).toBe(true)
+    }
+  })
 })
 
 describe.each(['2025-06-18', '2025-11-25', '2026-07-28'])('an MCP client of protocol %s', (version) => {

@@ -63,11 +63,6 @@ export interface CompiledMcp {
   readonly audit: RecordAudit
   /** Puts resolved secret values in the servers' headers (at compile and after each refresh). */
   applySecrets(resolve: (template: string) => string): void
-  /**
-   * Ends the sessions and their open notification streams: a drain would otherwise wait out
-   * shutdown_timeout for streams that never finish on their own.
-   */
-  endSessions(): Promise<void>
 }
 
 const EVERY_METHOD = ['*', 'TRACE', 'TRACK', 'CONNECT']
@@ -101,12 +96,13 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     maxRequestBodySize: config.server.max_body_bytes,
     onerror: (err) => deps.logger.debug({ reason: err.message }, 'MCP request refused'),
   })
-  const sessions = deps.sessions(mcp.path, createLegacySessions)
-  const serving = { order: ++compiles, deps: protocol, maxBodyBytes: config.server.max_body_bytes }
+  // Taken when this runtime first serves: a config compiled and then refused takes none.
+  let sessions: LegacySessions | null = null
+  const serving = { order: ++compiles, deps: protocol, maxBodyBytes: config.server.max_body_bytes, sessions: () => (sessions ??= deps.sessions(mcp.path, createLegacySessions)) }
   for (const server of servers) {
     server.onToolsChanged(() => {
       handler.notify.toolsChanged()
-      if (sessions.servesFrom(protocol)) sessions.toolsChanged()
+      if (sessions?.servesFrom(protocol)) sessions.toolsChanged()
     })
   }
   return {
@@ -117,7 +113,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     audit: deps.audit,
     routes: [
       { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: documentBackend(resourceServer.metadataPath, METADATA_HEADERS, () => resourceServer.metadata()) },
-      { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, sessions, serving) },
+      { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, serving) },
     ],
     applySecrets(resolve) {
       mcp.servers.forEach((config, i) => {
@@ -125,12 +121,19 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
         server.headers = Object.fromEntries(Object.entries(config.headers).map(([name, value]) => [name, resolve(value)]))
       })
     },
-    endSessions: () => sessions.close(),
   }
 }
 
 
-function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: McpHttpHandler, sessions: LegacySessions, serving: { order: number; deps: ProtocolDeps; maxBodyBytes: number }): Backend {
+interface Serving {
+  /** This compile's place among all: a later one is a newer config (LegacySessions.serveFrom). */
+  order: number
+  deps: ProtocolDeps
+  maxBodyBytes: number
+  sessions: () => LegacySessions
+}
+
+function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: McpHttpHandler, serving: Serving): Backend {
   const { maxBodyBytes } = serving
   return {
     upstream: null,
@@ -144,6 +147,7 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
       const request = webRequest(ctx, mcp, abort.signal, text)
       // The client's token stays here: the SDK and every server behind it see only the caller.
       const authInfo = { token: '', clientId: caller.identity.clientId ?? caller.identity.sub, scopes: [], expiresAt: caller.identity.expiresAt, extra: { caller } }
+      const sessions = serving.sessions()
       sessions.serveFrom(serving.order, serving.deps, maxBodyBytes)
       const inSession = sessions.handle(request, parsedBody, caller, authInfo)
       const response = inSession ? await inSession : await handler.fetch(request, { authInfo, ...(parsedBody === undefined ? {} : { parsedBody }) })

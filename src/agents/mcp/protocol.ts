@@ -54,7 +54,7 @@ export async function buildServer(caller: Caller, current: () => ProtocolDeps): 
     const args = (params.arguments ?? {}) as Record<string, unknown>
     return (await callTool(caller, params.name, args, ctx, current())) as never
   })
-  if (transparent) passThrough(server, caller, current, transparent)
+  if (transparent) passThrough(server, caller, current)
   return server
 }
 
@@ -143,12 +143,18 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
  * The transparent mode (one server, prefix: false): resources, prompts, completions and logging
  * pass through too, for callers allowed `call` on `mcp:resources`, `mcp:prompts`, `mcp:completions`.
  */
-function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps, upstream: Catalog['servers'][number]): void {
+function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps): void {
+  // Read at each request: a session outlives a reload that may move or drop the server (sessions.ts).
+  const upstream = () => {
+    const now = transparentServer(current())
+    if (!now) throw new ProtocolError(ProtocolErrorCode.InvalidRequest, 'The gateway no longer passes this through to an MCP server (its config was reloaded): initialize again.')
+    return now
+  }
   const allowed = (what: string) => {
-    const verdict = current().catalog.toolAccess(caller, { name: what, definition: { name: what, inputSchema: { type: 'object' } }, target: { kind: 'server', server: upstream, upstreamName: what } })
+    const verdict = current().catalog.toolAccess(caller, { name: what, definition: { name: what, inputSchema: { type: 'object' } }, target: { kind: 'server', server: upstream(), upstreamName: what } })
     if (!verdict.allowed) throw new ProtocolError(ProtocolErrorCode.InvalidRequest, `Not allowed: mcp:${what}`)
   }
-  const client = () => upstream.client()
+  const client = () => upstream().client()
   /** The upstream's answer to a request the caller may make (`call` on mcp:<what>). */
   const gated = async <T>(what: string, ask: (c: Awaited<ReturnType<typeof client>>) => Promise<T>): Promise<T> => {
     allowed(what)

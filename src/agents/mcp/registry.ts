@@ -11,6 +11,11 @@ export interface AgentsRegistry {
   approvals(path: string): ApprovalStore
   /** The sessions of the MCP endpoint at `path`, made by `create` at first (the SDK loads with the endpoint, not here). */
   sessions(path: string, create: () => LegacySessions): LegacySessions
+  /**
+   * Ends the sessions of every path but `except` (the endpoint's path once a reload has swapped
+   * runtimes; null at shutdown, where their streams would otherwise be waited out).
+   */
+  endSessions(except: string | null): Promise<void>
   closeAll(): Promise<void>
 }
 
@@ -39,6 +44,11 @@ export function createAgentsRegistry(logger: Logger): AgentsRegistry {
   const servers = createMcpServerRegistry(logger)
   const stores = new Map<string, ApprovalStore>()
   const sessionsByPath = new Map<string, LegacySessions>()
+  async function endSessions(except: string | null): Promise<void> {
+    const ending = [...sessionsByPath].filter(([path]) => path !== except)
+    for (const [path] of ending) sessionsByPath.delete(path)
+    await Promise.all(ending.map(([, sessions]) => sessions.close()))
+  }
   return {
     servers,
     approvals(path) {
@@ -51,9 +61,9 @@ export function createAgentsRegistry(logger: Logger): AgentsRegistry {
       if (!sessions) sessionsByPath.set(path, (sessions = create()))
       return sessions
     },
+    endSessions,
     async closeAll() {
-      await Promise.all([...sessionsByPath.values()].map((sessions) => sessions.close()))
-      sessionsByPath.clear()
+      await endSessions(null)
       await servers.closeAll()
       for (const store of stores.values()) store.close()
       stores.clear()

@@ -61,6 +61,8 @@ const notFound = () => new Response(JSON.stringify({ jsonrpc: '2.0', error: { co
 export function createLegacySessions(): LegacySessions {
   const sessions = new Map<string, Session>()
   let serving: { order: number; deps: ProtocolDeps; maxBodyBytes: number } | null = null
+  // Closed (shutdown, or a reload that dropped this path): a runtime still finishing a request opens nothing here.
+  let closed = false
   const servingNow = () => {
     if (serving === null) throw new Error('MCP sessions asked before any runtime served them')
     return serving
@@ -105,7 +107,7 @@ export function createLegacySessions(): LegacySessions {
     servesFrom: (deps) => serving?.deps === deps,
     handle(request, body, caller, authInfo) {
       const id = request.headers.get('mcp-session-id')
-      if (id === null) return request.method === 'POST' && isInitialize(body) ? open(request, body, caller, authInfo) : null
+      if (id === null) return !closed && request.method === 'POST' && isInitialize(body) ? open(request, body, caller, authInfo) : null
       const session = sessions.get(id)
       if (!session || session.issuer !== caller.identity.iss || session.subject !== caller.identity.sub) return Promise.resolve(notFound())
       session.caller.current = caller
@@ -114,6 +116,7 @@ export function createLegacySessions(): LegacySessions {
     },
     toolsChanged,
     async close() {
+      closed = true
       clearInterval(sweep)
       await Promise.all([...sessions].map(([id, session]) => end(id, session)))
     },
