@@ -125,14 +125,19 @@ describe('aggregated MCP servers', () => {
     await gateway.writeConfig({ ...config, mcp: { ...config.mcp, servers: [{ name: 'everything', url: everything.url, prefix: false }] } })
     expect((await gateway.reload()).ok).toBe(true)
     const reporter = await connect(`${gateway.url}/mcp`, reporterToken, '2025-11-25')
+    const agent = await connect(`${gateway.url}/mcp`, agentToken, '2025-11-25')
     try {
       expect((await reporter.listResources()).resources.length).toBeGreaterThan(0)
+      // The server's log level: for callers allowed mcp:logging (the reporter holds mcp:*), not for the agent.
+      await expect(reporter.setLoggingLevel('debug')).resolves.toBeDefined()
+      await expect(agent.setLoggingLevel('debug')).rejects.toThrow(/Not allowed: mcp:logging/)
       await gateway.writeConfig(config)
       expect((await gateway.reload()).ok).toBe(true)
       // The same session, now answered from a config with no server to pass through to.
       await expect(reporter.listResources()).rejects.toThrow(/initialize again/)
     } finally {
       await reporter.close()
+      await agent.close()
       await gateway.writeConfig(config)
       expect((await gateway.reload()).ok).toBe(true)
     }

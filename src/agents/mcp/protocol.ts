@@ -141,7 +141,8 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
 
 /**
  * The transparent mode (one server, prefix: false): resources, prompts, completions and logging
- * pass through too, for callers allowed `call` on `mcp:resources`, `mcp:prompts`, `mcp:completions`.
+ * pass through too, for callers allowed `call` on `mcp:resources`, `mcp:prompts`, `mcp:completions`
+ * and `mcp:logging` (the server's log level is every caller's concern: not anyone's to set).
  */
 function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps): void {
   // Read at each request: a session outlives a reload that may move or drop the server (sessions.ts).
@@ -168,8 +169,8 @@ function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps
   server.setRequestHandler('prompts/list', (request) => gated('prompts', (c) => c.listPrompts(request.params)) as never)
   server.setRequestHandler('prompts/get', (request) => gated('prompts', (c) => c.getPrompt(request.params)) as never)
   server.setRequestHandler('completion/complete', (request) => gated('completions', (c) => c.complete(request.params)) as never)
-  server.setRequestHandler('logging/setLevel', async (request) => {
-    await (await client()).setLoggingLevel(request.params.level)
-    return {} as never
-  })
+  server.setRequestHandler('logging/setLevel', (request) => gated('logging', async (c) => {
+    await c.setLoggingLevel(request.params.level)
+    return {}
+  }) as never)
 }
