@@ -62,11 +62,11 @@ async function respond(ctx: Readonly<RequestContext>, response: FunctionResponse
   served.bytesOut = sendBody ? length : 0
   if (exchange.lifecycle.draining) res.shouldKeepAlive = false
   if (exchange.beforeEnd) await exchange.beforeEnd(served)
-  res.writeHead(status, exchange.answerHeaders === null ? headers : withAnswerHeaders(headers, exchange.answerHeaders))
+  res.writeHead(status, ctx.answerHeaders === null ? headers : withAnswerHeaders(headers, ctx.answerHeaders))
   res.end(sendBody ? body : undefined)
 }
 
-/** The function's fields with the gateway's (RateLimit, Exchange.answerHeaders) in place of any of the same name. */
+/** The function's fields with the gateway's (RateLimit, RequestContext.answerHeaders) in place of any of the same name. */
 function withAnswerHeaders(headers: readonly string[], answer: readonly string[]): string[] {
   const names = new Set<string>()
   for (let i = 0; i < answer.length; i += 2) names.add(answer[i] as string)

@@ -235,7 +235,6 @@ async function serve(state: GatewayState, ctx: RequestContext, matched: Compiled
     lifecycle: state,
     tunnels: state.tunnels,
     beforeEnd: state.audit.durability === 'sync' ? (served) => commitAudit(state, recordServed(ctx, backend.upstream, served)) : null,
-    answerHeaders: ctx.answerHeaders,
   }
   if (backend.writesAnswerHeaders !== true) setAnswerHeaders(ctx)
   if (state.tracing && ctx.spans && ctx.trace && backend.upstream !== null) {

@@ -20,11 +20,6 @@ export interface Exchange {
    * commits the audit record there); null when nothing needs to wait.
    */
   readonly beforeEnd: ((served: Served) => Promise<void>) | null
-  /**
-   * What the gateway adds to the answer (RequestContext.answerHeaders), for a backend that writes it
-   * in its own head (Backend.writesAnswerHeaders); every other backend finds it set on the response.
-   */
-  readonly answerHeaders: readonly string[] | null
 }
 
 /** What serving one request did. The pipeline records it in the request context. */
@@ -52,7 +47,7 @@ export interface Backend {
   /** The upstream's name, for the audit record, metrics and spans; null for the gateway's own endpoints. */
   readonly upstream: string | null
   /**
-   * True when the backend puts the exchange's answerHeaders in the head it writes, over any field of
+   * True when the backend puts the context's answerHeaders in the head it writes, over any field of
    * the same name it relays (the hot path: no header is set on the response before it). Otherwise
    * the pipeline sets them on the response before calling serve.
    */

@@ -45,7 +45,6 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #ownsCors: boolean
   #lifecycle: Exchange['lifecycle']
   #beforeEnd: Exchange['beforeEnd']
-  #answerHeaders: Exchange['answerHeaders']
   #served: Served
   #request: Dispatcher.DispatchOptions
   /** Null when the request can be sent only once (no retries, or a body that streams). */
@@ -71,7 +70,6 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#ownsCors = settings.ownsCors
     this.#lifecycle = exchange.lifecycle
     this.#beforeEnd = exchange.beforeEnd
-    this.#answerHeaders = exchange.answerHeaders
     this.#served = served
     this.#resolve = resolve
     this.#request = request
@@ -124,7 +122,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       return
     }
     if (this.#lifecycle.draining) res.shouldKeepAlive = false // tell the client to move on
-    const out = responseHeaders(headers, ctx.id, this.#ownsCors, this.#answerHeaders)
+    const out = responseHeaders(headers, ctx.id, this.#ownsCors, ctx.answerHeaders)
     if (this.#beforeEnd) this.#heldHead = { status: statusCode, headers: out }
     else res.writeHead(statusCode, out)
   }

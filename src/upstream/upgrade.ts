@@ -65,14 +65,14 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
     outgoing.on('response', (response) => {
       if ((response.statusCode ?? 502) >= 500) targetFailed(upstream, target)
       else targetSucceeded(target)
-      relayRefusal(ctx, response, exchange.answerHeaders, served, finish)
+      relayRefusal(ctx, response, served, finish)
     })
     outgoing.on('upgrade', (response, socket, head) => {
       targetSucceeded(target)
       outgoing.setTimeout(0)
       served.status = 101
       served.upstreamStatus = 101
-      client.socket.write(handshake(response, ctx.id, exchange.answerHeaders))
+      client.socket.write(handshake(response, ctx.id, ctx.answerHeaders))
       if (head.length > 0) client.socket.write(head)
       if (client.head.length > 0) socket.write(client.head)
       exchange.tunnels.add(client.socket)
@@ -101,11 +101,11 @@ function handshake(response: IncomingMessage, requestId: string, answerHeaders: 
 }
 
 /** The upstream answered the handshake without upgrading: pass its answer on as is. */
-function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, answerHeaders: readonly string[] | null, served: Served, done: () => void): void {
+function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, done: () => void): void {
   const status = response.statusCode ?? 502
   served.status = status
   served.upstreamStatus = status
-  ctx.res.writeHead(status, { ...responseHeaders(response.headers, ctx.id, false, answerHeaders), connection: 'close' })
+  ctx.res.writeHead(status, { ...responseHeaders(response.headers, ctx.id, false, ctx.answerHeaders), connection: 'close' })
   response.on('data', (chunk: Buffer) => {
     served.bytesOut += chunk.length
   })
