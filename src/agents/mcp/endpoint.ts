@@ -14,7 +14,7 @@ import type { Logger } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import { createCatalog, routeToolEntry, type Catalog, type ToolEntry } from './catalog.ts'
 import { buildServer, type ProtocolDeps } from './protocol.ts'
-import { createLegacySessions, type LegacySessions } from './sessions.ts'
+import { createLegacySessions, type LegacySessions, type Serving } from './sessions.ts'
 import { createResourceServer, type ResourceServer } from './resource-server.ts'
 import { routeToolSource } from './route-tools.ts'
 import type { McpServerRegistry, UpstreamMcpServer } from './servers.ts'
@@ -98,7 +98,8 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
   })
   // Taken when this runtime first serves: a config compiled and then refused takes none.
   let sessions: LegacySessions | null = null
-  const serving = { order: ++compiles, deps: protocol, maxBodyBytes: config.server.max_body_bytes, sessions: () => (sessions ??= deps.sessions(mcp.path, createLegacySessions)) }
+  const serving: Serving = { order: ++compiles, deps: protocol, maxBodyBytes: config.server.max_body_bytes }
+  const sessionsOf = () => (sessions ??= deps.sessions(mcp.path, createLegacySessions))
   for (const server of servers) {
     server.onToolsChanged(() => {
       handler.notify.toolsChanged()
@@ -113,7 +114,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     audit: deps.audit,
     routes: [
       { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: documentBackend(resourceServer.metadataPath, METADATA_HEADERS, () => resourceServer.metadata()) },
-      { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, serving) },
+      { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, serving, sessionsOf) },
     ],
     applySecrets(resolve) {
       mcp.servers.forEach((config, i) => {
@@ -125,15 +126,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
 }
 
 
-interface Serving {
-  /** This compile's place among all: a later one is a newer config (LegacySessions.serveFrom). */
-  order: number
-  deps: ProtocolDeps
-  maxBodyBytes: number
-  sessions: () => LegacySessions
-}
-
-function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: McpHttpHandler, serving: Serving): Backend {
+function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: McpHttpHandler, serving: Serving, sessionsOf: () => LegacySessions): Backend {
   const { maxBodyBytes } = serving
   return {
     upstream: null,
@@ -147,8 +140,8 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
       const request = webRequest(ctx, mcp, abort.signal, text)
       // The client's token stays here: the SDK and every server behind it see only the caller.
       const authInfo = { token: '', clientId: caller.identity.clientId ?? caller.identity.sub, scopes: [], expiresAt: caller.identity.expiresAt, extra: { caller } }
-      const sessions = serving.sessions()
-      sessions.serveFrom(serving.order, serving.deps, maxBodyBytes)
+      const sessions = sessionsOf()
+      sessions.serveFrom(serving)
       const inSession = sessions.handle(request, parsedBody, caller, authInfo)
       const response = inSession ? await inSession : await handler.fetch(request, { authInfo, ...(parsedBody === undefined ? {} : { parsedBody }) })
       return writeWebResponse(ctx, response, exchange.beforeEnd)

@@ -25,13 +25,21 @@ interface Session {
   lastUsed: number
 }
 
+/** What one runtime's MCP endpoint answers from. */
+export interface Serving {
+  /** This compile's place among all: a later one is a newer config. */
+  order: number
+  deps: ProtocolDeps
+  maxBodyBytes: number
+}
+
 export interface LegacySessions {
   /**
    * The runtime to answer from, given by each runtime before it hands a request over: `order`
    * says which was compiled later, so a request still finishing on a replaced runtime changes
    * nothing. Moving to a newer one tells every open session its tools changed.
    */
-  serveFrom(order: number, deps: ProtocolDeps, maxBodyBytes: number): void
+  serveFrom(runtime: Serving): void
   /** Whether `deps` is what the sessions answer from (a replaced runtime's events are not theirs). */
   servesFrom(deps: ProtocolDeps): boolean
   /** The answer when the request belongs to sessions (an initialize, or an Mcp-Session-Id); null otherwise. */
@@ -60,7 +68,7 @@ const notFound = () => new Response(JSON.stringify({ jsonrpc: '2.0', error: { co
 
 export function createLegacySessions(): LegacySessions {
   const sessions = new Map<string, Session>()
-  let serving: { order: number; deps: ProtocolDeps; maxBodyBytes: number } | null = null
+  let serving: Serving | null = null
   // Closed (shutdown, or a reload that dropped this path): a runtime still finishing a request opens nothing here.
   let closed = false
   const servingNow = () => {
@@ -98,10 +106,10 @@ export function createLegacySessions(): LegacySessions {
   }
 
   return {
-    serveFrom(order, deps, maxBodyBytes) {
-      if (serving !== null && serving.order >= order) return
+    serveFrom(runtime) {
+      if (serving !== null && serving.order >= runtime.order) return
       const moved = serving !== null
-      serving = { order, deps, maxBodyBytes }
+      serving = runtime
       if (moved) toolsChanged()
     },
     servesFrom: (deps) => serving?.deps === deps,
