@@ -183,7 +183,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
     inFlight.set(id, { count: pending.count, waiters })
     inFlightRecords += pending.count
     const bytes = pending.take()
-    worker.postMessage({ type: 'batch', id, bytes } satisfies ToWorker, [bytes.buffer])
+    worker.postMessage({ type: 'batch', id, bytes, postedAt: Date.now() } satisfies ToWorker, [bytes.buffer])
     waiters = []
   }
 

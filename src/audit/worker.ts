@@ -2,13 +2,13 @@
 // finished request into one JSON line (bench/audit.ts measures it); hashing, SQLite inserts,
 // PostgreSQL round trips, spilling and replay all happen here, off the request path.
 import { createPrivateKey, createPublicKey, randomUUID, type JsonWebKey } from 'node:crypto'
-import { mkdirSync, readlinkSync } from 'node:fs'
-import { getPriority, setPriority } from 'node:os'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
 import { decideHead, readChainState, restartRecord, writeChainState } from './chain-head.ts'
 import { appendCheckpoint, checkpointProblem, latestByChain, readCheckpointFile, signCheckpoint, type Checkpoint } from './checkpoint.ts'
 import { GENESIS_HASH, link, type AuditRecord } from './record.ts'
+import { ownThreadNice, workerPriority } from './worker-priority.ts'
 import { createSinkRunner, type RunnerEvents, type SinkRunner } from './sink-runner.ts'
 import { createPostgresSink } from './sinks/postgres.ts'
 import { LinkedRow, type AuditSink, type ChainHead, type SinkHead, type StoredRow } from './sinks/sink.ts'
@@ -30,7 +30,8 @@ export interface WorkerConfig {
 }
 
 /** A batch is newline-separated UTF-8 lines, transferred (line-buffer.ts). */
-export type ToWorker = { type: 'batch'; id: number; bytes: Uint8Array } | { type: 'drain'; id: number }
+/** `postedAt`: Date.now() when the request thread posted it (how far behind the worker is). */
+export type ToWorker = { type: 'batch'; id: number; bytes: Uint8Array; postedAt: number } | { type: 'drain'; id: number }
 
 export interface WorkerStats {
   backlog: number
@@ -91,31 +92,12 @@ function createSink(sink: WorkerSinkConfig): AuditSink {
   }
 }
 
-/** How much less than the request thread the batched audit worker weighs on a shared core. */
-const BATCHED_NICE = 5
-
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())])
 }
 
-/**
- * With batched durability the worker's ~100 ms batches are a burst of hashing and inserts that, on
- * a core it shares with the request thread, stalls the requests in flight: nice 5 gives it a
- * quarter of a contended core (CFS weights 335 against 1,024), about twice what it needs at full
- * load, so it catches up in the gaps instead. bench/README.md "Profiling": p99/p50 of (c) + audit
- * 2.64 → 2.33 (medians of 7 alternating rounds). With sync durability a response waits for its
- * commit, so the worker keeps the request thread's priority. Five above the process's own nice
- * value; Linux only (where a thread has its own).
- */
-function yieldToRequestThread(): void {
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop())
-    if (Number.isInteger(tid)) setPriority(tid, Math.min(19, getPriority(tid) + BATCHED_NICE))
-  } catch {
-    // not Linux, or no /proc: the worker runs at the process's priority
-  }
-}
-if (!config.durable) yieldToRequestThread()
+// With sync durability a response waits for this worker's commit: it keeps the request thread's priority.
+const priority = workerPriority(config.durable ? null : ownThreadNice())
 
 /** The chain's state survives restarts here, so records continue the same chain. */
 const statePath = join(config.spillDir, 'chain.json')
@@ -233,8 +215,11 @@ function checkpoint(): Promise<unknown> {
 setInterval(checkpoint, config.checkpoint.intervalMs).unref()
 
 port.on('message', (message: ToWorker) => {
-  if (message.type === 'batch') onBatch(message.id, Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.byteLength).toString('utf8'))
-  else if (message.type === 'drain') {
+  if (message.type === 'batch') {
+    priority.observeLag(Date.now() - message.postedAt)
+    onBatch(message.id, Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.byteLength).toString('utf8'))
+  } else if (message.type === 'drain') {
+    priority.restore()
     void Promise.all(runners.map((runner) => runner.drain()))
       .then(() => committing)
       .then(checkpoint) // the head at shutdown: the newest records are anchored too

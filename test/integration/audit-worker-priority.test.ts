@@ -1,6 +1,7 @@
-// The audit worker's scheduling priority (Linux): with batched durability it runs at nice +5 so its
-// batches do not stall requests on a shared core; with sync durability a response waits for its
-// commit, so it keeps the request thread's priority. Read from /proc, as `top -H` would show it.
+// The audit worker's scheduling priority (Linux): with batched durability it runs at nice +5 while it
+// keeps up, so its batches weigh less on a core it shares with the request thread; with sync
+// durability a response waits for its commit, so it keeps the request thread's priority. Read from
+// /proc, as `top -H` shows it. (Falling behind and catching up: test/unit/audit/worker-priority.test.ts.)
 import { readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -26,18 +27,21 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-/** Each thread of a process: its name and nice value (field 19 of /proc/PID/task/TID/stat). */
-function threadsOf(pid: number): { name: string; nice: number }[] {
+/** Each thread of a process and its nice value (field 19 of /proc/PID/task/TID/stat); the request thread's id is the pid. */
+function threadsOf(pid: number): { tid: number; nice: number }[] {
   return readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // past "PID (comm) "
-      return [{ name: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(), nice: Number(fields[16]) }]
+      return [{ tid: Number(tid), nice: Number(fields[16]) }]
     } catch {
       return [] // the thread ended meanwhile
     }
   })
 }
+
+/** The worker's nice value is clamped at 19: a runner already that low leaves nothing to see. */
+const ownNice = process.platform === 'linux' ? Number(readFileSync('/proc/self/stat', 'utf8').split(') ')[1]?.split(' ')[16]) : 0
 
 async function serveWith(durability: 'batched' | 'sync') {
   const file = join(dir, `${durability}.yaml`)
@@ -49,22 +53,22 @@ async function serveWith(durability: 'batched' | 'sync') {
     routes: [{ id: 'open', path: '/*', upstream: 'api', public: true }],
   }))
   const gw = await startServe(['--config', file])
-  // The worker is past its start-up (where it sets its priority) once a record of this request is written.
   const res = await request(`${gw.url}/x`)
   await res.body.dump()
   expect(res.statusCode).toBe(200)
   return gw
 }
 
-describe.runIf(process.platform === 'linux')('the audit worker thread', () => {
+describe.runIf(process.platform === 'linux' && ownNice <= 14)('the audit worker thread', () => {
   it('runs five nice levels below the request thread with batched durability', async () => {
     const gw = await serveWith('batched')
     try {
       const pid = gw.child.pid as number
-      const main = threadsOf(pid).find((t) => t.name === 'MainThread' || t.name === 'node')
-      expect(main).toBeDefined()
-      await waitFor(() => threadsOf(pid).some((t) => t.name === 'WorkerThread' && t.nice === (main?.nice ?? 0) + 5), 'an audit worker at nice +5')
-      expect(threadsOf(pid).filter((t) => t.nice !== main?.nice).map((t) => t.name)).toEqual(['WorkerThread'])
+      const main = threadsOf(pid).find((t) => t.tid === pid)
+      expect(main?.nice).toBe(ownNice)
+      // One thread, the audit worker, five levels lower; every other (V8's, libuv's) at the request thread's.
+      await waitFor(() => threadsOf(pid).some((t) => t.nice === ownNice + 5), 'a thread at nice +5')
+      expect(threadsOf(pid).filter((t) => t.nice !== ownNice).map((t) => t.nice)).toEqual([ownNice + 5])
     } finally {
       await gw.stop()
     }
@@ -73,9 +77,8 @@ describe.runIf(process.platform === 'linux')('the audit worker thread', () => {
   it('keeps the request thread priority with sync durability, where responses wait for its commits', async () => {
     const gw = await serveWith('sync')
     try {
-      const threads = threadsOf(gw.child.pid as number)
-      expect(threads.some((t) => t.name === 'WorkerThread')).toBe(true)
-      expect(new Set(threads.map((t) => t.nice)).size).toBe(1)
+      // The answer waited for its record's commit: the worker is running, past where it would yield.
+      expect(threadsOf(gw.child.pid as number).map((t) => t.nice).filter((nice) => nice !== ownNice)).toEqual([])
     } finally {
       await gw.stop()
     }
