@@ -14,7 +14,7 @@ import type { Logger } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import { createCatalog, routeToolEntry, type Catalog, type ToolEntry } from './catalog.ts'
 import { buildServer, type ProtocolDeps } from './protocol.ts'
-import { createLegacySessions, type LegacySessions, type Serving } from './sessions.ts'
+import { createLegacySessions, type LegacySessions, type McpServing } from './sessions.ts'
 import { createResourceServer, type ResourceServer } from './resource-server.ts'
 import { routeToolSource } from './route-tools.ts'
 import type { McpServerRegistry, UpstreamMcpServer } from './servers.ts'
@@ -98,7 +98,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
   })
   // Taken when this runtime first serves: a config compiled and then refused takes none.
   let sessions: LegacySessions | null = null
-  const serving: Serving = { order: ++compiles, deps: protocol, maxBodyBytes: config.server.max_body_bytes }
+  const serving: McpServing = { order: ++compiles, deps: protocol, maxBodyBytes: config.server.max_body_bytes }
   const sessionsOf = () => (sessions ??= deps.sessions(mcp.path, createLegacySessions))
   for (const server of servers) {
     server.onToolsChanged(() => {
@@ -126,7 +126,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
 }
 
 
-function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: McpHttpHandler, serving: Serving, sessionsOf: () => LegacySessions): Backend {
+function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: McpHttpHandler, serving: McpServing, sessionsOf: () => LegacySessions): Backend {
   const { maxBodyBytes } = serving
   return {
     upstream: null,

@@ -26,7 +26,7 @@ interface Session {
 }
 
 /** What one runtime's MCP endpoint answers from. */
-export interface Serving {
+export interface McpServing {
   /** This compile's place among all: a later one is a newer config. */
   order: number
   deps: ProtocolDeps
@@ -39,7 +39,7 @@ export interface LegacySessions {
    * says which was compiled later, so a request still finishing on a replaced runtime changes
    * nothing. Moving to a newer one tells every open session its tools changed.
    */
-  serveFrom(runtime: Serving): void
+  serveFrom(runtime: McpServing): void
   /** Whether `deps` is what the sessions answer from (a replaced runtime's events are not theirs). */
   servesFrom(deps: ProtocolDeps): boolean
   /** The answer when the request belongs to sessions (an initialize, or an Mcp-Session-Id); null otherwise. */
@@ -68,7 +68,7 @@ const notFound = () => new Response(JSON.stringify({ jsonrpc: '2.0', error: { co
 
 export function createLegacySessions(): LegacySessions {
   const sessions = new Map<string, Session>()
-  let serving: Serving | null = null
+  let serving: McpServing | null = null
   // Closed (shutdown, or a reload that dropped this path): a runtime still finishing a request opens nothing here.
   let closed = false
   const servingNow = () => {
