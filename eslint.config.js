@@ -26,7 +26,7 @@ function layering() {
   const all = LAYERS.flat()
   return LAYERS.flatMap((layer, index) => {
     const below = LAYERS.slice(0, index).flat()
-    return layer.map((folder) => {
+    return layer.flatMap((folder) => {
       const notBelow = all.filter((other) => other !== folder && !below.includes(other))
       const patterns = [{
         regex: `^(\\.\\./)+(${notBelow.join('|')})(/|$)`,
@@ -38,7 +38,17 @@ function layering() {
           message: 'Import another folder only through its index.ts, its one public face.',
         })
       }
-      return { files: [`src/${folder}/**/*.ts`], rules: { 'no-restricted-imports': ['error', { patterns }] } }
+      // A shapes file describes answers the console's build reads too (console/tsconfig.json: no
+      // node types): it imports only types, from files that import nothing themselves, which it
+      // names directly (an index.ts imports the rest of its folder).
+      const shapes = [patterns[0], {
+        regex: `^(?!(\\./|(\\.\\./)+)([a-z-]+/)*[a-z-]+-shapes\\.ts$|(\\.\\./)+(audit/fields|errors/codes)\\.ts$)`,
+        message: 'A *-shapes.ts file imports only types from files without imports (*-shapes.ts, audit/fields.ts, errors/codes.ts): the console\'s build reads it.',
+      }]
+      return [
+        { files: [`src/${folder}/**/*.ts`], rules: { 'no-restricted-imports': ['error', { patterns }] } },
+        { files: [`src/${folder}/**/*-shapes.ts`], rules: { 'no-restricted-imports': ['error', { patterns: shapes }] } },
+      ]
     })
   })
 }

@@ -1,6 +1,6 @@
-// The answers of the console's aggregate endpoints (GET /api/overview, /api/denials), as the server
-// computes them (aggregate.ts) and the console reads them (console/src/pages/): one description, with
-// no imports, so the browser's build can take its types too.
+// The answers of the console's aggregate endpoints (GET /api/overview, /api/denials, the counts in
+// GET /api/catalog), as the server computes them (aggregate.ts) and the console reads them
+// (console/src/pages/): one description, with no imports, so the browser's build can take its types too.
 
 export interface Overview {
   since: string
@@ -26,4 +26,12 @@ export interface DenialGroup {
   last: string
   /** The newest denial of the group, as recorded. */
   sample: { method: string; path: string; statement: string | null; detail: string | null; issuer: string | null; client_id: string | null; source_ip: string; status: number }
+}
+
+/** What the catalog shows beside the config (GET /api/catalog): refusals by limit, and unknown issuers seen. */
+export interface AuditCounts {
+  /** Requests each limit refused since the time asked. */
+  limits: Array<{ limit: string; count: number; last: string }>
+  /** Tokens of issuers no config names (drift is in the detail: "differs only by …"). */
+  unknown_issuers: Array<{ detail: string | null; count: number; last: string }>
 }

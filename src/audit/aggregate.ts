@@ -5,12 +5,12 @@
 //
 // Every query is a range scan of the console index (sinks/: time first, then the columns these
 // read), so it reads the index, not the table: bench/console.ts measures them on 1,000,000 records.
-import type { DenialGroup, Overview } from './aggregate-shapes.ts'
+import type { AuditCounts, DenialGroup, Overview } from './aggregate-shapes.ts'
 import type { AuditSource } from './search.ts'
 import { loadPg } from './sinks/postgres.ts'
 import { NoAuditLog, openSqlite } from './sinks/sqlite.ts'
 
-export type { DenialGroup, Overview } from './aggregate-shapes.ts'
+export type { AuditCounts, DenialGroup, Overview } from './aggregate-shapes.ts'
 
 export interface AggregateQuery {
   sinceMs: number
@@ -327,13 +327,6 @@ export async function auditDenials(source: AuditSource, q: Omit<AggregateQuery, 
 /** The parameters as each dialect compares them: SQLite's time_ms integers, PostgreSQL's timestamps (the first two). */
 function bound(source: AuditSource, params: unknown[]): unknown[] {
   return source.type === 'sqlite' ? params : params.map((p, i) => (i < 2 ? new Date(p as number) : p))
-}
-
-export interface AuditCounts {
-  /** Requests each limit refused since the time asked. */
-  limits: Array<{ limit: string; count: number; last: string }>
-  /** Tokens of issuers no config names (drift is in the detail: "differs only by …"). */
-  unknown_issuers: Array<{ detail: string | null; count: number; last: string }>
 }
 
 /** What the catalog shows beside the config: refusals by limit, and unknown issuers seen. */

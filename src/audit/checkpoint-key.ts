@@ -8,6 +8,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, typ
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Logger } from '../telemetry/index.ts'
+import type { PublicCheckpointKey } from './chain-shapes.ts'
 
 /**
  * What the checkpoint key needs of a secrets store: the gateway hands its store in (secrets/ sits
@@ -22,13 +23,7 @@ export interface KeyStore {
 
 export const CHECKPOINT_KEY = 'bouncer.audit-checkpoint-key'
 
-/** What GET /api/audit/head publishes, so a verifier elsewhere can pin the key. */
-export interface PublicCheckpointKey {
-  kid: string
-  kty: 'OKP'
-  crv: 'Ed25519'
-  x: string
-}
+export type { PublicCheckpointKey } from './chain-shapes.ts'
 
 export interface CheckpointKey {
   kid: string

@@ -9,21 +9,10 @@ import { sign, verify, type KeyObject } from 'node:crypto'
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { AuditConfig } from '../config/index.ts'
+import type { Checkpoint } from './chain-shapes.ts'
 import type { ChainHead } from './sinks/sink.ts'
 
-export interface Checkpoint {
-  chain: string
-  /** Records in the chain up to its head: the head record's seq (retention does not lower it). */
-  count: number
-  id: string
-  hash: string
-  /** When it was signed (RFC 3339, ms). */
-  time: string
-  /** The signing key's RFC 7638 thumbprint. */
-  kid: string
-  /** Ed25519 over the canonical JSON of the fields above (sorted keys), base64url. */
-  sig: string
-}
+export type { Checkpoint } from './chain-shapes.ts'
 
 /** The checkpoint file: audit.checkpoint_path, else beside the first SQLite log, else in spill_dir. */
 export function checkpointPathOf(config: AuditConfig): string {

@@ -8,8 +8,9 @@ import { Worker } from 'node:worker_threads'
 import type { AuditConfig } from '../config/index.ts'
 import type { RequestFacts } from '../request/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
-import { checkpointSigningKey, type KeyStore, type PublicCheckpointKey } from './checkpoint-key.ts'
-import { checkpointPathOf, type Checkpoint } from './checkpoint.ts'
+import type { AuditHead } from './chain-shapes.ts'
+import { checkpointSigningKey, type KeyStore } from './checkpoint-key.ts'
+import { checkpointPathOf } from './checkpoint.ts'
 import { LineBuffer } from './line-buffer.ts'
 import { recordLine, rejectedLine, type RejectedRequest } from './record.ts'
 import type { FromWorker, ToWorker, WorkerConfig, WorkerSinkConfig, WorkerStats } from './worker.ts'
@@ -19,15 +20,7 @@ export interface AuditStats extends WorkerStats {
   queueDepth: number
 }
 
-/** GET /api/audit/head: where the chain is now, its latest signed checkpoint, and the key to check it. */
-export interface AuditHead {
-  chain: string
-  /** The newest record in every sink (or durably spilled). */
-  head: { count: number; id: string | null; hash: string }
-  checkpoint: Checkpoint | null
-  checkpoint_file: string
-  key: PublicCheckpointKey
-}
+export type { AuditHead } from './chain-shapes.ts'
 
 export interface AuditLog {
   readonly enabled: boolean

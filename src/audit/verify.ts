@@ -12,25 +12,11 @@ import { CHAIN_RESTARTED } from './chain-head.ts'
 import { checkpointFrom, checkpointProblem, latestByChain, readCheckpointFile, type Checkpoint } from './checkpoint.ts'
 import { GENESIS_HASH, hashOf, type AuditRecord } from './record.ts'
 import type { AuditSource } from './search.ts'
+import type { ChainRestart, FoundCheckpoint, RecordProblem, VerifyResult } from './chain-shapes.ts'
 import { loadPg, recordFromPgRow } from './sinks/postgres.ts'
 import { openSqlite, recordFromRow } from './sinks/sqlite.ts'
 
-/** A record that does not match: the first of its chain. */
-export interface RecordProblem {
-  chain: string
-  seq: number
-  id: string
-  time: string
-  reason: string
-}
-
-/** A chain that began because an earlier one could not be continued. */
-export interface ChainRestart {
-  chain: string
-  id: string
-  time: string
-  detail: string | null
-}
+export type { ChainRestart, FoundCheckpoint, RecordProblem, Truncation, VerifyResult } from './chain-shapes.ts'
 
 /** Where checkpoints are kept apart from the records, and the keys that sign them. */
 export interface Anchors {
@@ -40,44 +26,6 @@ export interface Anchors {
   keys: ReadonlyMap<string, KeyObject>
   /** Why there is no key, when there is none. */
   keyProblem: string | null
-}
-
-/** A checkpoint and where it was found. */
-export interface FoundCheckpoint {
-  checkpoint: Checkpoint
-  source: string
-}
-
-/** A chain that ends before its latest checkpoint: its newest records were deleted. */
-export interface Truncation extends FoundCheckpoint {
-  chain: string
-  /** The last record the log has (0: none). */
-  end: number
-  missing: number
-}
-
-export interface VerifyResult {
-  ok: boolean
-  /** Records whose hash and link were checked (up to the first problem of each chain). */
-  checked: number
-  chains: number
-  problems: RecordProblem[]
-  restarts: ChainRestart[]
-  truncations: Truncation[]
-  /** The record at a checkpoint's count is not the one it signed: the chain was rewritten. */
-  rewritten: Array<FoundCheckpoint & { chain: string; id: string }>
-  /** Checkpoints whose signature does not verify with the key they name. */
-  forged: FoundCheckpoint[]
-  /** Chains that reach their latest signed checkpoint. */
-  anchored: number
-  /** Chains with records but no checkpoint signed by a known key: their newest records are not anchored. */
-  unanchored: string[]
-  /** Checkpoints signed by keys the config does not hold (not checked). */
-  unknownKeys: number
-  /** Checkpoints could not be checked at all: there is no key (exit 1). */
-  uncheckable: string | null
-  /** Lines of the checkpoint file that are not checkpoints. */
-  damagedCheckpointLines: number
 }
 
 const PAGE = 5_000

@@ -12,6 +12,9 @@ import { checkClaims, delegatedIdentity, describeDrift, exchangedIdentity, findD
 import type { Identity } from '../request/index.ts'
 import { printable } from '../text/index.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
+import type { Explanation } from './explanation-shapes.ts'
+
+export type { Explanation, Verdict } from './explanation-shapes.ts'
 
 export interface ExplainRequest {
   method: string
@@ -21,27 +24,6 @@ export interface ExplainRequest {
   token?: string
   ip?: string
   now?: number
-}
-
-export interface Explanation {
-  request: { method: string; path: string; ip: string }
-  route: { id: string; path: string; methods: string[]; upstream: string; public: boolean; limits: string[] } | null
-  identity: {
-    source: 'claims' | 'token'
-    signature_checked: false
-    issuer: string | null
-    iss: string | null
-    sub: string | null
-    client_id: string | null
-    problems: Array<{ code: ErrorCode; detail: string }>
-  } | null
-  roles: Array<{
-    role: string
-    held: boolean
-    rules: Array<{ rule: string; matched: boolean; why: string | null }>
-  }>
-  statements: Array<{ sid: string; policy: string; effect: 'allow' | 'deny'; roles: string[]; matched: boolean; why: string | null }>
-  decision: { effect: 'allow' | 'deny'; status: number; code: ErrorCode | null; statement: string | null; reason: string }
 }
 
 export function explain(rt: Runtime, request: ExplainRequest): Explanation {

@@ -1,0 +1,91 @@
+// The audit chain's state and its verification, as the server builds them (log.ts, checkpoint.ts,
+// verify.ts) and answers them (GET /api/audit/head, POST /api/audit/verify, `bouncer audit verify
+// --json`) and the console reads them (console/src/pages/audit.tsx): one description, with no
+// imports, so the browser's build can take its types too.
+
+export interface Checkpoint {
+  chain: string
+  /** Records in the chain up to its head: the head record's seq (retention does not lower it). */
+  count: number
+  id: string
+  hash: string
+  /** When it was signed (RFC 3339, ms). */
+  time: string
+  /** The signing key's RFC 7638 thumbprint. */
+  kid: string
+  /** Ed25519 over the canonical JSON of the fields above (sorted keys), base64url. */
+  sig: string
+}
+
+/** What GET /api/audit/head publishes, so a verifier elsewhere can pin the key. */
+export interface PublicCheckpointKey {
+  kid: string
+  kty: 'OKP'
+  crv: 'Ed25519'
+  x: string
+}
+
+/** GET /api/audit/head: where the chain is now, its latest signed checkpoint, and the key to check it. */
+export interface AuditHead {
+  chain: string
+  /** The newest record in every sink (or durably spilled). */
+  head: { count: number; id: string | null; hash: string }
+  checkpoint: Checkpoint | null
+  checkpoint_file: string
+  key: PublicCheckpointKey
+}
+
+/** A record that does not match: the first of its chain. */
+export interface RecordProblem {
+  chain: string
+  seq: number
+  id: string
+  time: string
+  reason: string
+}
+
+/** A chain that began because an earlier one could not be continued. */
+export interface ChainRestart {
+  chain: string
+  id: string
+  time: string
+  detail: string | null
+}
+
+/** A checkpoint and where it was found. */
+export interface FoundCheckpoint {
+  checkpoint: Checkpoint
+  source: string
+}
+
+/** A chain that ends before its latest checkpoint: its newest records were deleted. */
+export interface Truncation extends FoundCheckpoint {
+  chain: string
+  /** The last record the log has (0: none). */
+  end: number
+  missing: number
+}
+
+export interface VerifyResult {
+  ok: boolean
+  /** Records whose hash and link were checked (up to the first problem of each chain). */
+  checked: number
+  chains: number
+  problems: RecordProblem[]
+  restarts: ChainRestart[]
+  truncations: Truncation[]
+  /** The record at a checkpoint's count is not the one it signed: the chain was rewritten. */
+  rewritten: Array<FoundCheckpoint & { chain: string; id: string }>
+  /** Checkpoints whose signature does not verify with the key they name. */
+  forged: FoundCheckpoint[]
+  /** Chains that reach their latest signed checkpoint. */
+  anchored: number
+  /** Chains with records but no checkpoint signed by a known key: their newest records are not anchored. */
+  unanchored: string[]
+  /** Checkpoints signed by keys the config does not hold (not checked). */
+  unknownKeys: number
+  /** Checkpoints could not be checked at all: there is no key (exit 1). */
+  uncheckable: string | null
+  /** Lines of the checkpoint file that are not checkpoints. */
+  damagedCheckpointLines: number
+}

@@ -1,0 +1,29 @@
+// The answer of POST /api/explain and `bouncer explain --json`, as explain.ts builds it and the
+// console reads it (console/src/explanation.tsx, the trace, the denials, the replay): one
+// description, importing only errors/codes.ts (itself without imports), so the browser's build can
+// take its types too.
+import type { ErrorCode } from '../errors/codes.ts'
+
+export interface Explanation {
+  request: { method: string; path: string; ip: string }
+  route: { id: string; path: string; methods: string[]; upstream: string; public: boolean; limits: string[] } | null
+  identity: {
+    source: 'claims' | 'token'
+    signature_checked: false
+    issuer: string | null
+    iss: string | null
+    sub: string | null
+    client_id: string | null
+    problems: Array<{ code: ErrorCode; detail: string }>
+  } | null
+  roles: Array<{
+    role: string
+    held: boolean
+    rules: Array<{ rule: string; matched: boolean; why: string | null }>
+  }>
+  statements: Array<{ sid: string; policy: string; effect: 'allow' | 'deny'; roles: string[]; matched: boolean; why: string | null }>
+  decision: Verdict
+}
+
+/** A decision in short: what the denials and the replay show of an explanation. */
+export interface Verdict { effect: 'allow' | 'deny'; status: number; code: ErrorCode | null; statement: string | null; reason: string }
