@@ -6,6 +6,7 @@ import { apiKeyId, keyDocument, SESSION_ID, sessionDocument, type ApiKeyDirector
 import type { SecretStore } from '../secrets/index.ts'
 import { approvalRoutes } from './approvals.ts'
 import { consoleRoutes } from './console-api.ts'
+import type { ReloadResult, Secrets } from './console-shapes.ts'
 import { openApiDocument } from './openapi.ts'
 import type { AdminRoute } from './server.ts'
 
@@ -14,7 +15,7 @@ export interface AdminActions {
   /** The runtime in force (it changes on reload). */
   runtime(): Runtime
   /** Reloads the config; the answer is sent as the reply's body (200 when ok, else 422). */
-  reload(): Promise<{ ok: boolean }>
+  reload(): Promise<ReloadResult>
   secretsStore(): SecretStore | null
   /** The audit chain's live head and latest signed checkpoint; null while the log is off or starting. */
   auditHead(): AuditHead | null
@@ -77,7 +78,7 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
       path: 'secrets',
       handle: () => {
         const store = secretsStore()
-        if (!store) return { body: { store: null, secrets: [] } }
+        if (!store) return { body: { store: null, secrets: [] } satisfies Secrets }
         return {
           body: {
             store: store.kind,
@@ -85,7 +86,7 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
               name,
               versions: store.versions(name).map((v) => ({ version: v.version, created_at: v.createdAt || null, label: v.label })),
             })),
-          },
+          } satisfies Secrets,
         }
       },
     },

@@ -10,14 +10,12 @@ import type { Runtime } from '../gateway/index.ts'
 import { bearerToken } from '../http/index.ts'
 import type { SignIn } from '../identity/index.ts'
 import type { Identity } from '../request/index.ts'
-
-/** `admin` may do everything; `read` may read everything and simulate, but not change anything. */
-export type AdminAccess = 'read' | 'admin'
+import type { AdminAccess, AdminVia } from './console-shapes.ts'
 
 export interface AdminCaller {
   access: AdminAccess
   /** How the caller proved it: which token, or a console sign-in. */
-  via: 'token' | 'read_token' | 'sign_in'
+  via: AdminVia
   /** Who signed in (`issuer/subject`), the role that gave the access, and the identity itself: sign-in only. */
   principal?: string
   role?: string

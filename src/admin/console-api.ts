@@ -9,7 +9,10 @@ import {
 import { jwtIssuers, x509Issuers } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { explain, type Explanation, type Runtime } from '../gateway/index.ts'
+import type { Approval } from '../agents/index.ts'
 import type { AdminActions } from './api.ts'
+import type { AdminCaller } from './auth.ts'
+import type { AuditPage, Catalog, ConsoleSession, ExplainedDenial, MatrixCell, Trace, Verification } from './console-shapes.ts'
 import { recordedClaims, replay } from './replay.ts'
 import type { AdminRequest, AdminRoute } from './server.ts'
 
@@ -80,10 +83,10 @@ function csvCell(value: unknown): string {
 }
 
 /** The routes × roles matrix: for each route, each role's methods allowed, and whether conditions apply. */
-function matrixOf(runtime: Runtime): Record<string, Record<string, { allow: string[]; deny: string[]; conditional: boolean }>> {
-  const out: Record<string, Record<string, { allow: string[]; deny: string[]; conditional: boolean }>> = {}
+function matrixOf(runtime: Runtime): Catalog['matrix'] {
+  const out: Catalog['matrix'] = {}
   for (const route of runtime.config.routes) {
-    const cells: (typeof out)[string] = {}
+    const cells: Record<string, MatrixCell> = {}
     const policy = runtime.access.policyFor(route.id)
     for (const role of runtime.access.roles) {
       const bucket = policy?.get(role.name)
@@ -102,15 +105,58 @@ function matrixOf(runtime: Runtime): Record<string, Record<string, { allow: stri
 }
 
 /** The approvals waiting, as GET /api/approvals?status=pending answers; null where the gateway has none (no endpoint, or no mcp.approvals). */
-async function pendingApprovals(list: AdminRoute | undefined, request: AdminRequest): Promise<unknown[] | null> {
+async function pendingApprovals(list: AdminRoute | undefined, request: AdminRequest): Promise<Approval[] | null> {
   if (!list) return null
   try {
     const reply = await list.handle({ ...request, path: 'approvals', query: new URLSearchParams({ status: 'pending' }), params: {}, body: undefined })
-    return Array.isArray(reply.body) ? reply.body : null
+    return Array.isArray(reply.body) ? (reply.body as Approval[]) : null
   } catch (err) {
     if (err instanceof GatewayError && err.code === 'route_not_found') return null
     throw err
   }
+}
+
+/** The running config as the console shows it, with the last hour's refusals and unknown issuers, and the approvals waiting. */
+async function catalogOf(rt: Runtime, approvals: AdminRoute | undefined, request: AdminRequest): Promise<Catalog> {
+  const source = auditSourceOf(rt.config.audit)
+  const counts = source ? await readCounts(source, Date.now() - 3_600_000) : { limits: [], unknown_issuers: [] }
+  const limitedBy = new Map(counts.limits.map((l) => [l.limit, l]))
+  type Issuer = Catalog['issuers'][number]
+  return {
+    routes: rt.config.routes.map((r) => ({
+      id: r.id, methods: r.methods, path: r.path, public: r.public, limits: r.limits,
+      target: r.upstream ? { kind: 'upstream', name: r.upstream } : r.function ? { kind: 'function', name: r.function } : 'dataset' in r && r.dataset ? { kind: 'dataset', name: (r.dataset as { source: string }).source } : { kind: 'none', name: null },
+    })),
+    roles: rt.access.roles.map((role) => role.name),
+    matrix: matrixOf(rt),
+    issuers: [
+      ...jwtIssuers(rt.config).map((issuer): Issuer => {
+        const keys = rt.issuerKeys.get(issuer.name)
+        return {
+          name: issuer.name, type: 'jwt', issuer: issuer.issuer, jwks_uri: issuer.jwks_uri ?? null,
+          state: keys?.state ?? (issuer.introspection ? 'introspection' : 'none'), keys: keys?.keys ?? [],
+          last_refresh: keys?.lastRefreshAt ? new Date(keys.lastRefreshAt).toISOString() : null, last_error: keys?.lastError ?? null,
+        }
+      }),
+      ...x509Issuers(rt.config).map((issuer): Issuer => ({ name: issuer.name, type: 'x509', issuer: null, jwks_uri: null, state: 'ready', keys: [], last_refresh: null, last_error: null })),
+    ],
+    drift: counts.unknown_issuers,
+    approvals: await pendingApprovals(approvals, request),
+    limits: rt.config.limits.map((limit) => ({
+      name: limit.name, key: limit.key, rate: limit.rate?.text ?? null, burst: limit.burst ?? null, quota: limit.quota?.text ?? null,
+      routes: rt.config.routes.filter((r) => r.limits.includes(limit.name)).map((r) => r.id),
+      refused_1h: limitedBy.get(limit.name)?.count ?? 0,
+      last_refused: limitedBy.get(limit.name)?.last ?? null,
+    })),
+  }
+}
+
+/** Who the caller is, and what the console offers it; nobody when no credential was sent. */
+function sessionOf(caller: AdminCaller | null, signInPaths: AdminRequest['signInPaths']): ConsoleSession {
+  const where = { sign_in: signInPaths?.signIn ?? null, sign_out: signInPaths?.signOut ?? null }
+  if (caller === null) return { access: null, via: null, principal: null, role: null, may: { reload: false, verify: false, approve: false }, ...where }
+  const admin = caller.access === 'admin'
+  return { access: caller.access, via: caller.via, principal: caller.principal ?? null, role: caller.role ?? null, may: { reload: admin, verify: admin, approve: admin }, ...where }
 }
 
 export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRoute['method'], path: string) => AdminRoute | undefined): AdminRoute[] {
@@ -121,12 +167,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
       path: 'session',
       // Asked with no credential, it answers "nobody" and where to sign in: the page asks it first.
       access: 'anyone',
-      handle: ({ caller, signInPaths }) => {
-        const admin = caller?.access === 'admin'
-        return {
-          body: { access: caller?.access ?? null, via: caller?.via ?? null, principal: caller?.principal ?? null, role: caller?.role ?? null, may: { reload: admin, verify: admin, approve: admin }, sign_in: signInPaths?.signIn ?? null, sign_out: signInPaths?.signOut ?? null },
-        }
-      },
+      handle: ({ caller, signInPaths }) => ({ body: sessionOf(caller, signInPaths) }),
     },
     {
       method: 'GET',
@@ -152,7 +193,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
               ...group,
               explanation: explanation.decision,
               simulate: { method: recorded.method, path: recorded.path, ip: recorded.source_ip, ...(claims ? { claims } : {}) },
-            }
+            } satisfies ExplainedDenial
           }),
         }
       },
@@ -165,7 +206,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
         // One more than asked, to know whether there is a next page; the offset's records are skipped.
         const rows = await orEmpty(readRecords(sourceOf(runtime()), { ...q, limit: q.offset + q.limit + 1 }), [] as AuditRecord[])
         const page = rows.slice(q.offset, q.offset + q.limit)
-        return { body: { records: page.map(ordered), offset: q.offset, limit: q.limit, more: rows.length > q.offset + q.limit } }
+        return { body: { records: page.map(ordered), offset: q.offset, limit: q.limit, more: rows.length > q.offset + q.limit } satisfies AuditPage }
       },
     },
     {
@@ -205,7 +246,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
             explanation: explainRecorded(rt, record),
             claims: recordedClaims(record) ?? null,
             trace_url: template && record.trace_id ? template.replaceAll('{trace_id}', encodeURIComponent(record.trace_id)) : null,
-          },
+          } satisfies Trace,
         }
       },
     },
@@ -221,48 +262,14 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
         const keyProblem = keys.size > 0 ? null : `no ${CHECKPOINT_KEY} in the secrets store, and no key file at ${keyFile}`
         const started = performance.now()
         const result = await orEmpty(readVerification(sourceOf(rt), { file, keys, keyProblem }), null)
-        if (result === null) return { body: { ok: true, checked: 0, chains: 0, empty: true, ms: 0 } }
-        return { body: { ...result, ms: Math.round(performance.now() - started) } }
+        if (result === null) return { body: { ok: true, checked: 0, chains: 0, empty: true, ms: 0 } satisfies Verification }
+        return { body: { ...result, ms: Math.round(performance.now() - started) } satisfies Verification }
       },
     },
     {
       method: 'GET',
       path: 'catalog',
-      handle: async (request) => {
-        const rt = runtime()
-        const source = auditSourceOf(rt.config.audit)
-        const counts = source ? await readCounts(source, Date.now() - 3_600_000) : { limits: [], unknown_issuers: [] }
-        const limitedBy = new Map(counts.limits.map((l) => [l.limit, l]))
-        return {
-          body: {
-            routes: rt.config.routes.map((r) => ({
-              id: r.id, methods: r.methods, path: r.path, public: r.public, limits: r.limits,
-              target: r.upstream ? { kind: 'upstream', name: r.upstream } : r.function ? { kind: 'function', name: r.function } : 'dataset' in r && r.dataset ? { kind: 'dataset', name: (r.dataset as { source: string }).source } : { kind: 'none', name: null },
-            })),
-            roles: rt.access.roles.map((role) => role.name),
-            matrix: matrixOf(rt),
-            issuers: [
-              ...jwtIssuers(rt.config).map((issuer) => {
-                const keys = rt.issuerKeys.get(issuer.name)
-                return {
-                  name: issuer.name, type: 'jwt', issuer: issuer.issuer, jwks_uri: issuer.jwks_uri ?? null,
-                  state: keys?.state ?? (issuer.introspection ? 'introspection' : 'none'), keys: keys?.keys ?? [],
-                  last_refresh: keys?.lastRefreshAt ? new Date(keys.lastRefreshAt).toISOString() : null, last_error: keys?.lastError ?? null,
-                }
-              }),
-              ...x509Issuers(rt.config).map((issuer) => ({ name: issuer.name, type: 'x509', issuer: null, jwks_uri: null, state: 'ready', keys: [], last_refresh: null, last_error: null })),
-            ],
-            drift: counts.unknown_issuers,
-            approvals: await pendingApprovals(endpoint('GET', 'approvals'), request),
-            limits: rt.config.limits.map((limit) => ({
-              name: limit.name, key: limit.key, rate: limit.rate?.text ?? null, burst: limit.burst ?? null, quota: limit.quota?.text ?? null,
-              routes: rt.config.routes.filter((r) => r.limits.includes(limit.name)).map((r) => r.id),
-              refused_1h: limitedBy.get(limit.name)?.count ?? 0,
-              last_refused: limitedBy.get(limit.name)?.last ?? null,
-            })),
-          },
-        }
-      },
+      handle: async (request) => ({ body: await catalogOf(runtime(), endpoint('GET', 'approvals'), request) }),
     },
     {
       method: 'POST',

@@ -9,30 +9,12 @@
 // so). Limits and upstream failures are not replayed: only route, identity, roles and policy.
 import { readRecords, type AuditRecord, type AuditSource } from '../audit/index.ts'
 import { formatDiagnostic, loadConfigText } from '../config/index.ts'
-import { compileRuntime, createRuntimeDeps, explain, loadModulesFor, type Runtime } from '../gateway/index.ts'
+import { compileRuntime, createRuntimeDeps, explain, loadModulesFor, type Runtime, type Verdict } from '../gateway/index.ts'
 import { createLogger } from '../telemetry/index.ts'
+import type { ReplayChange, ReplayResult } from './console-shapes.ts'
 
 /** At most this many records are read; the answer says when the range held more. */
 export const REPLAY_MAX_RECORDS = 100_000
-
-type Verdict = { effect: 'allow' | 'deny'; status: number; code: string | null; statement: string | null; reason: string }
-
-export interface ReplayChange {
-  method: string
-  path: string
-  principal: string | null
-  issuer: string | null
-  source_ip: string
-  /** How many recorded requests this one stands for, and the newest of them. */
-  requests: number
-  last: { id: string; time: string; status: number; decision: string }
-  before: Verdict
-  after: Verdict
-}
-
-export type ReplayResult =
-  | { ok: true; scanned: number; distinct: number; truncated: boolean; changes: ReplayChange[]; note: string }
-  | { ok: false; errors: string[] }
 
 /** The claims a recorded request's verified identity stands for (the record keeps iss, sub and the client). */
 export function recordedClaims(record: Pick<AuditRecord, 'issuer' | 'subject' | 'client_id'>): Record<string, unknown> | undefined {

@@ -12,19 +12,9 @@ import { checkClaims, delegatedIdentity, describeDrift, exchangedIdentity, findD
 import type { Identity } from '../request/index.ts'
 import { printable } from '../text/index.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
-import type { Explanation } from './explanation-shapes.ts'
+import type { ExplainRequest, Explanation } from './explanation-shapes.ts'
 
-export type { Explanation, Verdict } from './explanation-shapes.ts'
-
-export interface ExplainRequest {
-  method: string
-  path: string
-  /** Claims as the token would carry them, or a token whose claims are used (signature unchecked). */
-  claims?: Record<string, unknown>
-  token?: string
-  ip?: string
-  now?: number
-}
+export type { ExplainRequest, Explanation, Verdict } from './explanation-shapes.ts'
 
 export function explain(rt: Runtime, request: ExplainRequest): Explanation {
   const method = request.method.toUpperCase()

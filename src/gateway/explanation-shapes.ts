@@ -1,8 +1,18 @@
-// The answer of POST /api/explain and `bouncer explain --json`, as explain.ts builds it and the
-// console reads it (console/src/explanation.tsx, the trace, the denials, the replay): one
-// description, importing only errors/codes.ts (itself without imports), so the browser's build can
-// take its types too.
+// POST /api/explain's request and answer (and `bouncer explain --json`'s), as explain.ts takes and
+// builds them and the console reads them (console/src/explanation.tsx, the trace, the denials, the
+// replay): one description, importing only errors/codes.ts (itself without imports), so the
+// browser's build can take its types too.
 import type { ErrorCode } from '../errors/codes.ts'
+
+export interface ExplainRequest {
+  method: string
+  path: string
+  /** Claims as the token would carry them, or a token whose claims are used (signature unchecked). */
+  claims?: Record<string, unknown>
+  token?: string
+  ip?: string
+  now?: number
+}
 
 export interface Explanation {
   request: { method: string; path: string; ip: string }

@@ -3,14 +3,13 @@
 // refused and the running one keeps serving.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { loadConfigFile } from '../config/index.ts'
+import type { ReloadResult } from '../admin/index.ts'
 import type { GatewayServer, Runtime } from '../gateway/index.ts'
 import type { Live } from './live.ts'
 import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
 import type { SecretsRefresh } from './secrets-refresh.ts'
 
-export type ReloadResult =
-  | { ok: true; generation: number; warnings: string[] }
-  | { ok: false; errors: string[] }
+export type { ReloadResult } from '../admin/index.ts'
 
 export interface ReloadDeps extends PrepareDeps {
   configFile: string

@@ -10,24 +10,9 @@ import { randomUUID } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
+import type { Approval, ApprovalStatus } from './approval-shapes.ts'
 
-export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'used' | 'expired'
-
-export interface Approval {
-  id: string
-  tool: string
-  /** The caller: `iss` and `sub` of the identity that asked. */
-  issuer: string
-  subject: string
-  args_sha256: string
-  /** The roles that may decide (the matching rule's approvers). */
-  approvers: string[]
-  status: ApprovalStatus
-  created_at: string
-  expires_at: string
-  decided_by: string | null
-  decided_at: string | null
-}
+export type { Approval, ApprovalStatus } from './approval-shapes.ts'
 
 export interface NewApproval {
   tool: string

@@ -1,0 +1,108 @@
+// The admin API's answers the console reads (console/src/), as the server builds them (api.ts,
+// console-api.ts, replay.ts; the reload's in instance/): one description, importing only other files
+// without imports, so the browser's build can take its types too. The OpenAPI document
+// (console-openapi.ts, openapi.ts) describes the same answers for other clients.
+import type { Approval } from '../agents/mcp/approval-shapes.ts'
+import type { AuditCounts, DenialGroup } from '../audit/aggregate-shapes.ts'
+import type { VerifyResult } from '../audit/chain-shapes.ts'
+import type { AuditRecord } from '../audit/fields.ts'
+import type { ExplainRequest, Explanation, Verdict } from '../gateway/explanation-shapes.ts'
+
+/** `admin` may do everything; `read` may read everything and simulate, but not change anything. */
+export type AdminAccess = 'read' | 'admin'
+
+/** How a caller proved it: which token, or a console sign-in. */
+export type AdminVia = 'token' | 'read_token' | 'sign_in'
+
+/** Who the credential is, and what the console offers it. */
+export interface ConsoleCaller {
+  access: AdminAccess
+  via: AdminVia
+  /** Where a person signs in to the console (admin.roles with sign_in); null when only tokens are taken. */
+  sign_in: string | null
+  /** Where a signed-in person signs out (POST, with this listener's Origin). */
+  sign_out: string | null
+  /** Who signed in (issuer/subject); null for a token. */
+  principal: string | null
+  /** The role of admin.roles or admin.read_roles that gave the access; null for a token. */
+  role: string | null
+  may: { reload: boolean; verify: boolean; approve: boolean }
+}
+
+/** GET /api/session: the caller, or nobody (no credential was sent) and where to sign in. */
+export type ConsoleSession = ConsoleCaller | (Omit<ConsoleCaller, 'access' | 'via'> & { access: null; via: null })
+
+/** POST /api/reload (and SIGHUP, and a worker's reload): the new config serves, or the old one still does. */
+export type ReloadResult =
+  | { ok: true; generation: number; warnings: string[] }
+  | { ok: false; errors: string[] }
+
+/** GET /api/secrets: names and versions, never a value. */
+export interface Secrets {
+  store: 'embedded' | 'env' | 'file' | null
+  secrets: Array<{ name: string; versions: Array<{ version: number; created_at: string | null; label: 'current' | 'previous' | null }> }>
+}
+
+/** A route × role cell of the catalog: the methods the role may call, those denied outright, and whether some statements have conditions. */
+export interface MatrixCell { allow: string[]; deny: string[]; conditional: boolean }
+
+/** GET /api/catalog: the running config as the console shows it, with the last hour's refusals and unknown issuers. */
+export interface Catalog {
+  routes: Array<{
+    id: string; methods: string[]; path: string; public: boolean; limits: string[]
+    target: { kind: 'upstream' | 'function' | 'dataset' | 'none'; name: string | null }
+  }>
+  roles: string[]
+  /** route id → role → cell (a role with no statement for the route has none). */
+  matrix: Record<string, Record<string, MatrixCell>>
+  issuers: Array<{
+    name: string; type: 'jwt' | 'x509'; issuer: string | null; jwks_uri: string | null
+    /** loading, ready or unavailable (its key set); introspection or none for an issuer without one. */
+    state: 'loading' | 'ready' | 'unavailable' | 'introspection' | 'none'
+    /** The public keys held now: their ids and algorithms, never more. */
+    keys: ReadonlyArray<{ kid: string | null; kty: string; alg: string | null }>
+    last_refresh: string | null; last_error: string | null
+  }>
+  /** Tokens of issuers no config names, seen in the last hour. */
+  drift: AuditCounts['unknown_issuers']
+  /** The pending approvals (GET /api/approvals?status=pending); null where the gateway has none. */
+  approvals: Approval[] | null
+  limits: Array<{
+    name: string; key: string; rate: string | null; burst: number | null; quota: string | null; routes: string[]
+    refused_1h: number; last_refused: string | null
+  }>
+}
+
+/** GET /api/denials: a group as audit/aggregate.ts finds it, its decision under the running config, and the request to simulate. */
+export type ExplainedDenial = DenialGroup & {
+  explanation: Verdict
+  simulate: Pick<ExplainRequest, 'method' | 'path' | 'claims'> & { ip: string }
+}
+
+/** GET /api/audit/page: records newest first, and whether there is another page. */
+export interface AuditPage { records: AuditRecord[]; offset: number; limit: number; more: boolean }
+
+/** GET /api/audit/trace: a recorded request and its decision explained under the running config, from the identity the record keeps. */
+export interface Trace { record: AuditRecord; explanation: Explanation; claims: Record<string, unknown> | null; trace_url: string | null }
+
+/** POST /api/audit/verify: what `bouncer audit verify` finds and how long it took (ms); `empty` when there is no log yet. */
+export type Verification = (VerifyResult & { ms: number }) | { ok: true; checked: 0; chains: 0; empty: true; ms: 0 }
+
+/** A recorded request whose decision the draft changes (POST /api/replay), standing for all alike. */
+export interface ReplayChange {
+  method: string
+  path: string
+  principal: string | null
+  issuer: string | null
+  source_ip: string
+  /** How many recorded requests this one stands for, and the newest of them. */
+  requests: number
+  last: Pick<AuditRecord, 'id' | 'time' | 'status' | 'decision'>
+  before: Verdict
+  after: Verdict
+}
+
+/** POST /api/replay: the decisions a draft config changes (200), or the draft's errors (422). */
+export type ReplayResult =
+  | { ok: true; scanned: number; distinct: number; truncated: boolean; changes: ReplayChange[]; note: string }
+  | { ok: false; errors: string[] }
