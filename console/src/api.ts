@@ -4,21 +4,11 @@
 // another site cannot make the browser use it (CSRF), and it never reaches a log. The cookie's
 // CSRF guard is the gateway's: a POST must carry this listener's Origin, which fetch sends.
 import { signal } from '@preact/signals'
-
-export interface Session {
-  access: 'read' | 'admin'
-  via: 'token' | 'read_token' | 'sign_in'
-  sign_in: string | null
-  sign_out: string | null
-  principal: string | null
-  role: string | null
-  may: { reload: boolean; verify: boolean; approve: boolean }
-}
-
+import type { ConsoleCaller, ConsoleSession } from '../../src/admin/console-shapes.ts'
 
 const KEY = 'bouncer.console.token'
 export const token = signal<string | null>(sessionStorage.getItem(KEY))
-export const session = signal<Session | null>(null)
+export const session = signal<ConsoleCaller | null>(null)
 /** Why the gateway refused who signed in (403 no_role: none of admin.roles), shown on the sign-in page. */
 export const refusal = signal<string | null>(null)
 /** Where a person signs in, when the gateway offers it (a 401's X-Bouncer-Sign-In). */
@@ -54,13 +44,10 @@ export async function signOut(): Promise<void> {
   location.assign('/') // a fresh page: it asks who is signed in, and offers the sign-in again
 }
 
-/** What /api/session answers: the caller, or nobody (no credential sent) and where to sign in. */
-export type Whoami = Session | (Omit<Session, 'access' | 'via'> & { access: null; via: null })
-
 export async function signIn(value: string): Promise<void> {
   token.value = value
   try {
-    const me = await api<Whoami>('session')
+    const me = await api<ConsoleSession>('session')
     if (me.access === null) throw new ApiError('That token is not valid for this gateway.', 401, 'unauthorized')
     session.value = me
     sessionStorage.setItem(KEY, value)

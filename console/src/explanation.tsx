@@ -1,13 +1,6 @@
 // An explanation (POST /api/explain, or a recorded request's trace) as a person reads it: route,
 // identity, each role with the trust rule that granted it (or why not), each statement, the verdict.
-export interface Explanation {
-  request: { method: string; path: string; ip: string }
-  route: { id: string; path: string; methods: string[]; upstream: string; public: boolean; limits: string[] } | null
-  identity: { source: string; issuer: string | null; iss: string | null; sub: string | null; client_id: string | null; problems: Array<{ code: string; detail: string }> } | null
-  roles: Array<{ role: string; held: boolean; rules: Array<{ rule: string; matched: boolean; why: string | null }> }>
-  statements: Array<{ sid: string; policy: string; effect: 'allow' | 'deny'; roles: string[]; matched: boolean; why: string | null }>
-  decision: { effect: 'allow' | 'deny'; status: number; code: string | null; statement: string | null; reason: string }
-}
+import type { Explanation } from '../../src/gateway/explanation-shapes.ts'
 
 export function ExplanationView({ e }: { e: Explanation }) {
   return (

@@ -1,6 +1,6 @@
 import { render } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
-import { api, ApiError, forget, prefetch, refusal, session, signIn, signInPath, signOut, type Session, type Whoami } from './api'
+import { api, ApiError, forget, prefetch, refusal, session, signIn, signInPath, signOut } from './api'
 import { here } from './router'
 import { AuditPage } from './pages/audit'
 import { CatalogPage } from './pages/catalog'
@@ -8,6 +8,7 @@ import { DenialsPage } from './pages/denials'
 import { OverviewPage } from './pages/overview'
 import { RequestsPage } from './pages/requests'
 import { SimulatorPage } from './pages/simulator'
+import type { ConsoleCaller, ConsoleSession, ReloadResult } from '../../src/admin/console-shapes.ts'
 import './style.css'
 
 const PAGES: Record<string, { title: string; view: () => preact.JSX.Element }> = {
@@ -64,8 +65,8 @@ function ReloadButton() {
   const reload = async () => {
     setState('reloading…')
     try {
-      const result = await api<{ ok: boolean; generation?: number; errors?: string[] }>('reload', { method: 'POST', accept: [422] })
-      setState(result.ok ? `reloaded (generation ${result.generation})` : `refused: ${(result.errors ?? []).join('; ')}`)
+      const result = await api<ReloadResult>('reload', { method: 'POST', accept: [422] })
+      setState(result.ok ? `reloaded (generation ${result.generation})` : `refused: ${result.errors.join('; ')}`)
     } catch (err) {
       setState((err as Error).message)
     }
@@ -78,7 +79,7 @@ function ReloadButton() {
   )
 }
 
-function Shell({ me }: { me: Session }) {
+function Shell({ me }: { me: ConsoleCaller }) {
   const page = PAGES[here.value.page] ?? PAGES.overview
   const View = page.view
   return (
@@ -110,7 +111,7 @@ function App() {
   useEffect(() => {
     if (session.value !== null) return
     performance.mark('bouncer:session-asked')
-    api<Whoami>('session')
+    api<ConsoleSession>('session')
       .then((me) => {
         performance.mark('bouncer:session')
         if (me.access === null) signInPath.value = me.sign_in

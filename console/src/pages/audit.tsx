@@ -3,30 +3,18 @@ import { useEffect, useState } from 'preact/hooks'
 import { api, download, session } from '../api'
 import { ago, count, time } from '../format'
 import { Empty, Failure, Panel } from '../ui'
-import { FilterForm, filterQuery, NO_FILTERS, type AuditRecord, type Filters } from './requests'
-
-interface Head {
-  chain: string
-  head: { count: number; id: string | null; hash: string }
-  checkpoint: { count: number; time: string; id: string; kid: string } | null
-  checkpoint_file: string
-  key: { kid: string }
-}
-interface Verification {
-  ok: boolean; checked: number; chains: number; ms: number; anchored?: number; unanchored?: string[]
-  problems?: Array<{ chain: string; seq: number; id: string; time: string; reason: string }>
-  truncations?: Array<{ chain: string; end: number; missing: number }>
-  rewritten?: Array<{ chain: string; id: string }>
-  forged?: unknown[]
-}
+import { FilterForm, filterQuery, NO_FILTERS, type Filters } from './requests'
+import type { AuditPage as RecordsPage, Verification } from '../../../src/admin/console-shapes.ts'
+import type { AuditHead } from '../../../src/audit/chain-shapes.ts'
+import type { AuditRecord } from '../../../src/audit/fields.ts'
 
 function Chain() {
-  const [head, setHead] = useState<Head | null>(null)
+  const [head, setHead] = useState<AuditHead | null>(null)
   const [headError, setHeadError] = useState<unknown>(null)
   const [result, setResult] = useState<Verification | null>(null)
   const [error, setError] = useState<unknown>(null)
   const [busy, setBusy] = useState(false)
-  useEffect(() => void api<Head>('audit/head').then(setHead, setHeadError), [])
+  useEffect(() => void api<AuditHead>('audit/head').then(setHead, setHeadError), [])
   const verify = async () => {
     setBusy(true)
     setError(null)
@@ -38,11 +26,14 @@ function Chain() {
       setBusy(false)
     }
   }
-  const breaks = result ? [
-    ...(result.problems ?? []).map((p) => `record ${p.seq} of chain ${p.chain} (${p.id}, ${p.time}): ${p.reason}`),
-    ...(result.truncations ?? []).map((t) => `chain ${t.chain} truncated: ${t.missing} records missing after ${t.end}`),
-    ...(result.rewritten ?? []).map((r) => `chain ${r.chain} rewritten at ${r.id}`),
-    ...((result.forged ?? []).length > 0 ? [`${(result.forged ?? []).length} forged checkpoint(s)`] : []),
+  // No log yet: nothing to check, and nothing found.
+  const found = result && !('empty' in result) ? result : null
+  const breaks = found ? [
+    ...found.problems.map((p) => `record ${p.seq} of chain ${p.chain} (${p.id}, ${p.time}): ${p.reason}`),
+    ...found.truncations.map((t) => `chain ${t.chain} truncated: ${t.missing} records missing after ${t.end}`),
+    ...found.rewritten.map((r) => `chain ${r.chain} rewritten at ${r.id}`),
+    ...(found.forged.length > 0 ? [`${found.forged.length} forged checkpoint(s)`] : []),
+    ...(found.uncheckable ? [`checkpoints not checked: ${found.uncheckable}`] : []),
   ] : []
   return (
     <Panel title="The chain" actions={session.value?.may.verify ? <button type="button" onClick={verify} disabled={busy} data-testid="verify">{busy ? 'Verifying…' : 'Verify now'}</button> : <small>verify: admin only</small>}>
@@ -55,7 +46,7 @@ function Chain() {
       <Failure error={error} />
       {result && (
         <div class={`verdict ${result.ok ? 'allow' : 'deny'}`} data-testid="verification">
-          {result.ok ? <>✓ Verified through record {count(result.checked)} ({result.chains} chain{result.chains === 1 ? '' : 's'}, {result.anchored ?? 0} anchored to a signed checkpoint) in {result.ms} ms.</> : <>✗ The chain does not verify ({count(result.checked)} records checked).</>}
+          {result.ok ? <>✓ Verified through record {count(result.checked)} ({result.chains} chain{result.chains === 1 ? '' : 's'}, {found?.anchored ?? 0} anchored to a signed checkpoint) in {result.ms} ms.</> : <>✗ The chain does not verify ({count(result.checked)} records checked).</>}
           {breaks.length > 0 && <ul>{breaks.map((b) => <li>{b}</li>)}</ul>}
         </div>
       )}
@@ -69,7 +60,7 @@ export function AuditPage() {
   const [error, setError] = useState<unknown>(null)
   const [saved, setSaved] = useState<string | null>(null)
   useEffect(() => {
-    api<{ records: AuditRecord[] }>(`audit/page${filterQuery(filters, { limit: 100 })}`).then((p) => (setRows(p.records), setError(null)), setError)
+    api<RecordsPage>(`audit/page${filterQuery(filters, { limit: 100 })}`).then((p) => (setRows(p.records), setError(null)), setError)
   }, [filters])
   const save = (format: 'csv' | 'ndjson') => download(`audit/export${filterQuery(filters, { format })}`).then(setSaved, setError)
   return (

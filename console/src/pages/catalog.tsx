@@ -4,19 +4,8 @@ import { useEffect, useState } from 'preact/hooks'
 import { api, session } from '../api'
 import { ago, count } from '../format'
 import { Empty, Failure, Panel } from '../ui'
-
-interface Catalog {
-  routes: Array<{ id: string; methods: string[]; path: string; public: boolean; limits: string[]; target: { kind: string; name: string | null } }>
-  roles: string[]
-  matrix: Record<string, Record<string, { allow: string[]; deny: string[]; conditional: boolean }>>
-  issuers: Array<{ name: string; type: string; issuer: string | null; state: string; keys: Array<{ kid: string | null; alg: string | null; kty: string }>; last_refresh: string | null; last_error: string | null }>
-  drift: Array<{ detail: string | null; count: number; last: string }>
-  limits: Array<{ name: string; key: string; rate: string | null; burst: number | null; quota: string | null; routes: string[]; refused_1h: number; last_refused: string | null }>
-  approvals: Approval[] | null
-}
-interface Secrets { store: string | null; secrets: Array<{ name: string; versions: Array<{ version: number; created_at: string | null; label: string | null }> }> }
-/** An agent's tool call waiting for a person (mcp.approvals; GET /api/approvals). */
-interface Approval { id: string; tool: string; subject: string; approvers: string[]; status: string; expires_at: string }
+import type { Catalog, Secrets } from '../../../src/admin/console-shapes.ts'
+import type { Approval } from '../../../src/agents/mcp/approval-shapes.ts'
 
 function Approvals({ pending }: { pending: Approval[] | null }) {
   const [items, setItems] = useState<Approval[] | null>(pending)

@@ -3,26 +3,20 @@ import { useEffect, useState } from 'preact/hooks'
 import { api, query } from '../api'
 import { ago, count } from '../format'
 import { go } from '../router'
-import { prefill, type Simulation } from '../state'
+import { prefill } from '../state'
 import { Empty, Failure, Panel } from '../ui'
-import type { DenialGroup } from '../../../src/audit/aggregate-shapes.ts'
-
-/** A group as /api/denials answers it: the aggregate, the running config's explanation and the simulator's prefill. */
-interface Group extends DenialGroup {
-  explanation: { effect: string; code: string | null; statement: string | null; reason: string }
-  simulate: Simulation
-}
+import type { ExplainedDenial } from '../../../src/admin/console-shapes.ts'
 
 const RANGES = ['1h', '24h', '7d', '30d']
 
 export function DenialsPage() {
   const [since, setSince] = useState('24h')
-  const [groups, setGroups] = useState<Group[] | null>(null)
+  const [groups, setGroups] = useState<ExplainedDenial[] | null>(null)
   const [error, setError] = useState<unknown>(null)
   useEffect(() => {
-    api<Group[]>(`denials${query({ since })}`).then((g) => (setGroups(g), setError(null)), setError)
+    api<ExplainedDenial[]>(`denials${query({ since })}`).then((g) => (setGroups(g), setError(null)), setError)
   }, [since])
-  const simulate = (g: Group) => {
+  const simulate = (g: ExplainedDenial) => {
     prefill.value = g.simulate
     go('simulator')
   }

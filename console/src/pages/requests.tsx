@@ -1,17 +1,12 @@
 // The audit log as a paged table; a row opens its decision trace.
 import { useEffect, useState } from 'preact/hooks'
 import { api, query } from '../api'
-import { ExplanationView, type Explanation } from '../explanation'
+import { ExplanationView } from '../explanation'
 import { ms, time } from '../format'
 import { here } from '../router'
 import { Empty, Failure, Panel } from '../ui'
-
-export interface AuditRecord {
-  id: string; time: string; request_id: string; trace_id: string | null; method: string; path: string; route: string | null; status: number
-  decision: string; code: string | null; detail: string | null; statement: string | null; issuer: string | null; subject: string | null
-  client_id: string | null; roles: string[]; source_ip: string; upstream: string | null; upstream_status: number | null; duration_ms: number
-  upstream_ms: number | null; limit: string | null; attempts: number | null; credential: string | null
-}
+import type { AuditPage, Trace } from '../../../src/admin/console-shapes.ts'
+import type { AuditRecord } from '../../../src/audit/fields.ts'
 
 export interface Filters { since: string; until: string; decision: string; status: string; route: string; principal: string }
 export const NO_FILTERS: Filters = { since: '24h', until: '', decision: '', status: '', route: '', principal: '' }
@@ -44,8 +39,6 @@ export function FilterForm({ value, onChange, children }: { value: Filters; onCh
 }
 
 export const filterQuery = (f: Filters, extra: Record<string, string | number> = {}) => query({ ...f, ...extra })
-
-interface Trace { record: AuditRecord; explanation: Explanation; claims: Record<string, unknown> | null; trace_url: string | null }
 
 export function TraceView({ id, at }: { id: string; at: string }) {
   const [trace, setTrace] = useState<Trace | null>(null)
@@ -88,12 +81,12 @@ export function RequestsPage() {
   const p = here.value.params
   const [filters, setFilters] = useState<Filters>({ ...NO_FILTERS, route: p.get('route') ?? '', principal: p.get('principal') ?? '', decision: p.get('decision') ?? '', status: p.get('status') ?? '' })
   const [offset, setOffset] = useState(0)
-  const [page, setPage] = useState<{ records: AuditRecord[]; more: boolean } | null>(null)
+  const [page, setPage] = useState<AuditPage | null>(null)
   const [error, setError] = useState<unknown>(null)
   const [open, setOpen] = useState<AuditRecord | null>(null)
   const LIMIT = 50
   useEffect(() => {
-    api<{ records: AuditRecord[]; more: boolean }>(`audit/page${filterQuery(filters, { limit: LIMIT, offset })}`).then((d) => (setPage(d), setError(null)), setError)
+    api<AuditPage>(`audit/page${filterQuery(filters, { limit: LIMIT, offset })}`).then((d) => (setPage(d), setError(null)), setError)
   }, [filters, offset])
   return (
     <div class="requests" data-ready={page ? 'true' : undefined}>

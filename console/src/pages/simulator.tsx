@@ -2,9 +2,11 @@
 // and a replay of the recorded requests against a draft config.
 import { useState } from 'preact/hooks'
 import { api, session } from '../api'
-import { ExplanationView, type Explanation } from '../explanation'
+import { ExplanationView } from '../explanation'
 import { prefill } from '../state'
 import { Empty, Failure, Panel } from '../ui'
+import type { ReplayResult } from '../../../src/admin/console-shapes.ts'
+import type { Explanation, Verdict } from '../../../src/gateway/explanation-shapes.ts'
 
 /** A JWT's claims, for showing only: the signature is not checked (nor by the server's explain). */
 function decodeToken(token: string): Record<string, unknown> | null {
@@ -69,10 +71,6 @@ function Explain() {
     </Panel>
   )
 }
-
-interface Verdict { effect: string; status: number; code: string | null; statement: string | null; reason: string }
-interface Change { method: string; path: string; principal: string | null; source_ip: string; requests: number; last: { time: string }; before: Verdict; after: Verdict }
-type ReplayResult = { ok: true; scanned: number; distinct: number; truncated: boolean; changes: Change[]; note: string } | { ok: false; errors: string[] }
 
 function Replay() {
   const [draft, setDraft] = useState('')
