@@ -1,18 +1,28 @@
-// The audit worker's insert, two ways, in process and in alternating rounds (issue 15): today's
+// The audit worker's insert, three ways, in process and in alternating rounds (issue 15): today's
 // (the worker scans the canonical line for its columns, canonical-scan.ts, and binds ~36 values a
 // row into 25-row statements, then the console's roll-ups) against SQLite reading the columns out
-// of the line itself (`json_extract` over 4 bound values a row: chain, seq, line, hash).
+// of the line itself (`json_extract` over 4 bound values a row: chain, seq, line, hash), and a
+// sketch of the layout that is not a row per record: each batch one row of its lines, with the
+// batch's time range and its distinct subjects and routes in side tables for search to find the
+// batches to scan (the worker still scans each line for those values, as it would for the
+// roll-ups). `batch-bytes` goes further: the line arrives with a 64-character prev_hash
+// placeholder, and the worker writes each hash into the batch's own UTF-8 bytes, hashes the line's
+// bytes in place and stores the batch as one BLOB: no string per record, no scan (search's few
+// values would come from the request thread beside the line, not measured here). The sketches are
+// what such a design's floor would be, not sinks: nothing reads them. `link-only` is today's chain
+// alone (splice + SHA-256), what every string-based layout pays.
 //
 //   node bench/audit-insert.ts [--rounds 4]
 //
 // Prints process CPU per record (link + insert), each round. The second shape skips the roll-ups,
 // so it is flattered; it still lost (bench/README "Profiling").
-import { randomUUID } from 'node:crypto'
+import { hash, randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { parseArgs } from 'node:util'
+import { columnValues } from '../src/audit/canonical-scan.ts'
 import { columnOf, FIELD_SPECS } from '../src/audit/fields.ts'
 import { GENESIS_HASH, link, recordLine } from '../src/audit/record.ts'
 import { LinkedRow } from '../src/audit/sinks/sink.ts'
@@ -23,7 +33,7 @@ const { values } = parseArgs({ options: { rounds: { type: 'string', default: '4'
 const BATCH = 1_600
 const TOTAL = 64_000
 const ROWS_PER_INSERT = 25
-type Shape = 'scan-and-bind' | 'json_extract'
+type Shape = 'scan-and-bind' | 'json_extract' | 'batch-row' | 'batch-bytes' | 'link-only'
 
 /** One row's values from its line in SQLite: `time_ms` as the sink computes it (Date.parse), the rest by name. */
 function extractingInsert(db: DatabaseSync): StatementSync {
@@ -38,6 +48,71 @@ function extractingInsert(db: DatabaseSync): StatementSync {
   return db.prepare(`INSERT OR IGNORE INTO audit_records (${columns.join(', ')}) VALUES ${rows}`)
 }
 
+const column = (name: string) => FIELD_SPECS.findIndex((field) => field.name === name)
+const [TIME, SUBJECT, ROUTE] = [column('time'), column('subject'), column('route')]
+
+/** The sketch's tables: a batch per row, and what search would look batches up by. */
+function batchTables(db: DatabaseSync): { batch: StatementSync; subject: StatementSync; route: StatementSync } {
+  db.exec(`
+    CREATE TABLE sketch_batches (chain INTEGER NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, time_min INTEGER NOT NULL, time_max INTEGER NOT NULL, lines TEXT NOT NULL, hashes TEXT NOT NULL, UNIQUE (chain, first_seq));
+    CREATE INDEX sketch_time ON sketch_batches (time_max);
+    CREATE TABLE sketch_subjects (batch INTEGER NOT NULL, subject TEXT, PRIMARY KEY (subject, batch)) WITHOUT ROWID;
+    CREATE TABLE sketch_routes (batch INTEGER NOT NULL, route TEXT, PRIMARY KEY (route, batch)) WITHOUT ROWID;
+  `)
+  return {
+    batch: db.prepare('INSERT INTO sketch_batches VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    subject: db.prepare('INSERT INTO sketch_subjects VALUES (?, ?)'),
+    route: db.prepare('INSERT INTO sketch_routes VALUES (?, ?)'),
+  }
+}
+
+function writeBatch(db: DatabaseSync, tables: ReturnType<typeof batchTables>, chainNo: number, rows: LinkedRow[]): void {
+  const subjects = new Set<unknown>()
+  const routes = new Set<unknown>()
+  let timeMin = Infinity
+  let timeMax = -Infinity
+  for (const row of rows) {
+    const values = columnValues(row.linked.canonical, row.linked.hash)
+    subjects.add(values[SUBJECT])
+    routes.add(values[ROUTE])
+    const time = Date.parse(values[TIME] as string)
+    if (time < timeMin) timeMin = time
+    if (time > timeMax) timeMax = time
+  }
+  db.exec('BEGIN IMMEDIATE')
+  const first = rows[0] as LinkedRow
+  const { lastInsertRowid } = tables.batch.run(chainNo, first.seq, first.seq + rows.length - 1, timeMin, timeMax, rows.map((row) => row.linked.canonical).join('\n'), rows.map((row) => row.linked.hash).join(''))
+  for (const subject of subjects) tables.subject.run(lastInsertRowid, subject as string | null)
+  for (const route of routes) tables.route.run(lastInsertRowid, route as string | null)
+  db.exec('COMMIT')
+}
+
+const PREV_HASH_KEY = Buffer.from('"prev_hash":"')
+/** A batch as the worker would receive it: UTF-8 lines, each with a 64-character prev_hash placeholder. */
+function placeholderBatch(lines: string[]): Buffer {
+  return Buffer.from(lines.map((line) => line.replace('"prev_hash":"\\u0001"', `"prev_hash":"${'0'.repeat(64)}"`)).join('\n'))
+}
+
+/** The chain written into the batch's bytes, line by line; then the batch as one row. Returns the head. */
+function writeBatchBytes(db: DatabaseSync, insert: StatementSync, chainNo: number, firstSeq: number, batch: Buffer, head: string): string {
+  let start = 0
+  let seq = firstSeq
+  while (start < batch.length) {
+    let end = batch.indexOf(10, start)
+    if (end === -1) end = batch.length
+    const at = batch.indexOf(PREV_HASH_KEY, start)
+    if (at === -1 || at > end) throw new Error('a line without its prev_hash placeholder')
+    batch.write(head, at + PREV_HASH_KEY.length, 64, 'latin1')
+    head = hash('sha256', batch.subarray(start, end), 'hex')
+    start = end + 1
+    seq++
+  }
+  db.exec('BEGIN IMMEDIATE')
+  insert.run(chainNo, firstSeq, seq - 1, batch)
+  db.exec('COMMIT')
+  return head
+}
+
 async function round(shape: Shape): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'bouncer-audit-insert-'))
   const path = join(dir, 'audit.db')
@@ -48,10 +123,22 @@ async function round(shape: Shape): Promise<number> {
   db.prepare('INSERT INTO audit_chains (chain) VALUES (?)').run(chain)
   const chainNo = (db.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(chain) as { no: number }).no
   const insert = extractingInsert(db)
+  const tables = batchTables(db)
+  db.exec('CREATE TABLE sketch_blobs (chain INTEGER NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, lines BLOB NOT NULL, UNIQUE (chain, first_seq))')
+  const insertBlob = db.prepare('INSERT INTO sketch_blobs VALUES (?, ?, ?, ?)')
   const batches = Array.from({ length: TOTAL / BATCH }, (_, b) => Array.from({ length: BATCH }, (_, i) => recordLine(finishedRequest(b * BATCH + i), 'bench:1')))
+  const byteBatches = shape === 'batch-bytes' ? batches.map(placeholderBatch) : []
+  if (shape === 'batch-bytes') {
+    // The same chain as today's: the first line's hash in place equals link()'s.
+    const first = placeholderBatch([batches[0]?.[0] as string])
+    const inPlace = writeBatchBytes(db, insertBlob, chainNo, 1_000_000, first, GENESIS_HASH)
+    if (inPlace !== link(batches[0]?.[0] as string, GENESIS_HASH).hash) throw new Error('batch-bytes: not the chain link() makes')
+    db.exec('DELETE FROM sketch_blobs')
+  }
   let head = { seq: 0, hash: GENESIS_HASH }
   const started = process.cpuUsage()
-  for (const lines of batches) {
+  for (const batch of byteBatches) head = { seq: head.seq + BATCH, hash: writeBatchBytes(db, insertBlob, chainNo, head.seq + 1, batch, head.hash) }
+  for (const lines of shape === 'batch-bytes' ? [] : batches) {
     const rows = lines.map((line) => {
       const linked = link(line, head.hash)
       head = { seq: head.seq + 1, hash: linked.hash }
@@ -61,6 +148,11 @@ async function round(shape: Shape): Promise<number> {
       await sink.write(rows)
       continue
     }
+    if (shape === 'batch-row') {
+      writeBatch(db, tables, chainNo, rows)
+      continue
+    }
+    if (shape === 'link-only') continue
     db.exec('BEGIN IMMEDIATE')
     for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
       insert.run(...rows.slice(i, i + ROWS_PER_INSERT).flatMap((row) => [chainNo, row.seq, row.linked.canonical, row.linked.hash]))
@@ -68,7 +160,11 @@ async function round(shape: Shape): Promise<number> {
     db.exec('COMMIT')
   }
   const cpu = process.cpuUsage(started)
-  const stored = (db.prepare('SELECT count(*) AS n FROM audit_records').get() as { n: number }).n
+  const stored = shape === 'link-only'
+    ? TOTAL
+    : shape === 'batch-row' || shape === 'batch-bytes'
+    ? (db.prepare(`SELECT sum(last_seq - first_seq + 1) AS n FROM ${shape === 'batch-row' ? 'sketch_batches' : 'sketch_blobs'}`).get() as { n: number }).n
+    : (db.prepare('SELECT count(*) AS n FROM audit_records').get() as { n: number }).n
   if (stored !== TOTAL) throw new Error(`${shape}: ${stored} rows stored of ${TOTAL}`)
   db.close()
   await sink.close()
@@ -76,7 +172,7 @@ async function round(shape: Shape): Promise<number> {
   return (cpu.user + cpu.system) / TOTAL
 }
 
-const results: Record<Shape, string[]> = { 'scan-and-bind': [], json_extract: [] }
+const results: Record<Shape, string[]> = { 'scan-and-bind': [], json_extract: [], 'batch-row': [], 'batch-bytes': [], 'link-only': [] }
 for (let r = 0; r < Number(values.rounds); r++) {
   for (const shape of Object.keys(results) as Shape[]) results[shape].push((await round(shape)).toFixed(1))
 }
