@@ -67,7 +67,15 @@ export const consoleSchemas: Record<string, JsonSchema> = {
     claims: nullable({ type: 'object' }),
     trace_url: nullable(string),
   }, "A recorded request and its decision explained under the running config, from the identity the record keeps."),
-  Verification: shape({ ok: boolean, checked: integer, chains: integer }, 'What bouncer audit verify finds (its JSON), and how long it took (ms).'),
+  Verification: {
+    ...shape({ ok: boolean, checked: integer, chains: integer, ms: integer }, 'What bouncer audit verify finds (its JSON), and how long it took (ms); only ok, checked, chains, empty and ms when there is no log yet.'),
+    properties: {
+      ok: boolean, checked: integer, chains: integer, ms: integer,
+      empty: { type: 'boolean', description: 'true: there is no log yet, so nothing was checked' },
+      anchored: { type: 'integer', description: 'chains that reach their latest signed checkpoint' },
+      uncheckable: { ...nullable(string), description: 'why checkpoints could not be checked at all (no key): ok is then false though every record verified' },
+    },
+  },
   Catalog: shape({
     routes: array(shape({ id: string, methods: array(string), path: string, public: boolean, limits: array(string), target: { type: 'object' } })),
     roles: array(string),

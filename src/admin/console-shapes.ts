@@ -1,7 +1,8 @@
 // The admin API's answers the console reads (console/src/), as the server builds them (api.ts,
-// console-api.ts, replay.ts; the reload's in instance/): one description, importing only other files
-// without imports, so the browser's build can take its types too. The OpenAPI document
-// (console-openapi.ts, openapi.ts) describes the same answers for other clients.
+// console-api.ts, replay.ts; the reload's in instance/): one description, importing only types from
+// other shapes files and files with no imports, so the browser's build can take its types too. The
+// OpenAPI document (console-openapi.ts, openapi.ts) describes the same answers for other clients,
+// as JSON Schema (test/integration/openapi.test.ts checks real answers against it).
 import type { Approval } from '../agents/mcp/approval-shapes.ts'
 import type { AuditCounts, DenialGroup } from '../audit/aggregate-shapes.ts'
 import type { VerifyResult } from '../audit/chain-shapes.ts'

@@ -33,6 +33,8 @@ export interface AuditHead {
   checkpoint: Checkpoint | null
   checkpoint_file: string
   key: PublicCheckpointKey
+  /** With `server.workers`: each worker's own chain (its `instance`), the first's being the one above. */
+  workers?: Array<{ worker: string; chain: string; head: AuditHead['head']; checkpoint: Checkpoint | null }>
 }
 
 /** A record that does not match: the first of its chain. */

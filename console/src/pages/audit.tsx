@@ -4,6 +4,7 @@ import { api, download, session } from '../api'
 import { ago, count, time } from '../format'
 import { Empty, Failure, Panel } from '../ui'
 import { FilterForm, filterQuery, NO_FILTERS, type Filters } from './requests'
+import { summarizeVerification } from '../verification'
 import type { AuditPage as RecordsPage, Verification } from '../../../src/admin/console-shapes.ts'
 import type { AuditHead } from '../../../src/audit/chain-shapes.ts'
 import type { AuditRecord } from '../../../src/audit/fields.ts'
@@ -26,15 +27,7 @@ function Chain() {
       setBusy(false)
     }
   }
-  // No log yet: nothing to check, and nothing found.
-  const found = result && !('empty' in result) ? result : null
-  const breaks = found ? [
-    ...found.problems.map((p) => `record ${p.seq} of chain ${p.chain} (${p.id}, ${p.time}): ${p.reason}`),
-    ...found.truncations.map((t) => `chain ${t.chain} truncated: ${t.missing} records missing after ${t.end}`),
-    ...found.rewritten.map((r) => `chain ${r.chain} rewritten at ${r.id}`),
-    ...(found.forged.length > 0 ? [`${found.forged.length} forged checkpoint(s)`] : []),
-    ...(found.uncheckable ? [`checkpoints not checked: ${found.uncheckable}`] : []),
-  ] : []
+  const summary = result ? summarizeVerification(result) : null
   return (
     <Panel title="The chain" actions={session.value?.may.verify ? <button type="button" onClick={verify} disabled={busy} data-testid="verify">{busy ? 'Verifying…' : 'Verify now'}</button> : <small>verify: admin only</small>}>
       {headError ? <Failure error={headError} /> : head && (
@@ -44,10 +37,10 @@ function Chain() {
         </dl>
       )}
       <Failure error={error} />
-      {result && (
-        <div class={`verdict ${result.ok ? 'allow' : 'deny'}`} data-testid="verification">
-          {result.ok ? <>✓ Verified through record {count(result.checked)} ({result.chains} chain{result.chains === 1 ? '' : 's'}, {found?.anchored ?? 0} anchored to a signed checkpoint) in {result.ms} ms.</> : <>✗ The chain does not verify ({count(result.checked)} records checked).</>}
-          {breaks.length > 0 && <ul>{breaks.map((b) => <li>{b}</li>)}</ul>}
+      {summary && (
+        <div class={`verdict ${summary.ok ? 'allow' : 'deny'}`} data-testid="verification">
+          {summary.headline}
+          {summary.breaks.length > 0 && <ul>{summary.breaks.map((b) => <li>{b}</li>)}</ul>}
         </div>
       )}
     </Panel>

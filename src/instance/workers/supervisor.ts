@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { randomUUID } from 'node:crypto'
+import type { AuditHead } from '../../audit/index.ts'
 import { listenUrl, type Config } from '../../config/index.ts'
 import { asGatewayError, GatewayError, sendProblem } from '../../errors/index.ts'
 import { createSharedLimitsTable } from '../../limits/index.ts'
@@ -254,10 +255,10 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     }
     const heads = answers.flatMap((answer, i) => {
       if (answer?.status !== 200) return []
-      const { chain, head, checkpoint } = JSON.parse(answer.body) as { chain: string; head: unknown; checkpoint: unknown }
+      const { chain, head, checkpoint } = JSON.parse(answer.body) as AuditHead
       return [{ worker: (live[i] as Slot).id, chain, head, checkpoint }]
     })
-    sendJson(res, 200, { ...(JSON.parse(first.body) as object), workers: heads })
+    sendJson(res, 200, { ...(JSON.parse(first.body) as AuditHead), workers: heads } satisfies AuditHead)
   }
 
   async function metrics(res: ServerResponse): Promise<void> {

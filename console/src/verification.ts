@@ -1,0 +1,31 @@
+// What the audit page says of POST /api/audit/verify's answer: a headline and the breaks found.
+// Plain functions (no Preact), so test/unit/console/verification.test.ts reads the same text.
+import type { Verification } from '../../src/admin/console-shapes.ts'
+import { count } from './format.ts'
+
+export interface VerificationSummary {
+  ok: boolean
+  headline: string
+  breaks: string[]
+}
+
+export function summarizeVerification(result: Verification): VerificationSummary {
+  // No log yet: nothing to check, and nothing found.
+  if ('empty' in result) return { ok: true, headline: 'The log has no records yet: nothing to verify.', breaks: [] }
+  const breaks = [
+    ...result.problems.map((p) => `record ${p.seq} of chain ${p.chain} (${p.id}, ${p.time}): ${p.reason}`),
+    ...result.truncations.map((t) => `chain ${t.chain} truncated: ${t.missing} records missing after ${t.end}`),
+    ...result.rewritten.map((r) => `chain ${r.chain} rewritten at ${r.id}`),
+    ...(result.forged.length > 0 ? [`${result.forged.length} forged checkpoint(s)`] : []),
+    ...(result.uncheckable ? [`checkpoints not checked: ${result.uncheckable}`] : []),
+  ]
+  if (result.ok) {
+    const chains = `${result.chains} chain${result.chains === 1 ? '' : 's'}`
+    return { ok: true, headline: `✓ Verified through record ${count(result.checked)} (${chains}, ${result.anchored} anchored to a signed checkpoint) in ${result.ms} ms.`, breaks }
+  }
+  // Only the checkpoints went unchecked (no key to check them with): every record's hash did verify.
+  if (breaks.length === 1 && result.uncheckable !== null) {
+    return { ok: false, headline: `✗ ${count(result.checked)} records verified, but their checkpoints could not be checked.`, breaks }
+  }
+  return { ok: false, headline: `✗ The chain does not verify (${count(result.checked)} records checked).`, breaks }
+}

@@ -1,0 +1,36 @@
+// What the console's audit page says of a verification (console/src/verification.ts): the text a
+// person reads for a clean log, an empty one, checkpoints that could not be checked, and a break.
+import { describe, expect, it } from 'vitest'
+import type { Verification } from '../../../src/admin/console-shapes.ts'
+import type { VerifyResult } from '../../../src/audit/chain-shapes.ts'
+import { summarizeVerification } from '../../../console/src/verification.ts'
+
+const clean: VerifyResult & { ms: number } = {
+  ok: true, checked: 1200, chains: 1, problems: [], restarts: [], truncations: [], rewritten: [], forged: [],
+  anchored: 1, unanchored: [], unknownKeys: 0, uncheckable: null, damagedCheckpointLines: 0, ms: 12,
+}
+
+describe('the audit page\'s verification summary', () => {
+  it('a clean log: verified through its last record, with its anchored chains', () => {
+    expect(summarizeVerification(clean)).toEqual({ ok: true, headline: '✓ Verified through record 1,200 (1 chain, 1 anchored to a signed checkpoint) in 12 ms.', breaks: [] })
+  })
+
+  it('no log yet: says there is nothing to verify, not that record 0 verified', () => {
+    const empty: Verification = { ok: true, checked: 0, chains: 0, empty: true, ms: 0 }
+    expect(summarizeVerification(empty)).toEqual({ ok: true, headline: 'The log has no records yet: nothing to verify.', breaks: [] })
+  })
+
+  it('checkpoints without a key: the records verified, the checkpoints did not, and why', () => {
+    const summary = summarizeVerification({ ...clean, ok: false, anchored: 0, uncheckable: '2 checkpoints but no key to check them: no key found' })
+    expect(summary.ok).toBe(false)
+    expect(summary.headline).toBe('✗ 1,200 records verified, but their checkpoints could not be checked.')
+    expect(summary.breaks).toEqual(['checkpoints not checked: 2 checkpoints but no key to check them: no key found'])
+  })
+
+  it('a broken record: the chain does not verify, and the record is named', () => {
+    const problem = { chain: 'c1', seq: 7, id: 'r7', time: '2026-12-02T08:00:00.000Z', reason: 'its hash does not match its content' }
+    const summary = summarizeVerification({ ...clean, ok: false, checked: 7, problems: [problem], uncheckable: 'no key' })
+    expect(summary.headline).toBe('✗ The chain does not verify (7 records checked).')
+    expect(summary.breaks).toEqual(['record 7 of chain c1 (r7, 2026-12-02T08:00:00.000Z): its hash does not match its content', 'checkpoints not checked: no key'])
+  })
+})
