@@ -96,8 +96,6 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())])
 }
 
-// With sync durability a response waits for this worker's commit: it keeps the request thread's priority.
-const priority = workerPriority(config.durable ? null : ownThreadNice())
 
 /** The chain's state survives restarts here, so records continue the same chain. */
 const statePath = join(config.spillDir, 'chain.json')
@@ -213,6 +211,11 @@ function checkpoint(): Promise<unknown> {
   return Promise.all(runners.map((runner) => runner.checkpoint(signed)))
 }
 setInterval(checkpoint, config.checkpoint.intervalMs).unref()
+
+// Yielding starts once the sinks are open and the chain's head is known: start-up runs at the
+// request thread's priority, so a busy core does not hold back the gateway's first records. With
+// sync durability a response waits for this worker's commit: it keeps that priority throughout.
+const priority = workerPriority(config.durable ? null : ownThreadNice())
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'batch') {
