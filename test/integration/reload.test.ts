@@ -49,6 +49,8 @@ describe('reload under load', () => {
     const tokens = await Promise.all(Array.from({ length: 4_000 }, (_, i) => idp.mint({ sub: `svc-${i}` })))
     const client = new Pool(gateway.url, { connections: 16 })
     const statuses = new Map<number, number>()
+    // What a refused request was told (its problem's code and detail), for a failure to name its cause.
+    const refusals: string[] = []
     let failures = 0
     let sent = 0
     let done = 0
@@ -58,8 +60,9 @@ describe('reload under load', () => {
         const token = tokens[sent++] as string
         try {
           const res = await client.request({ path: '/data/x', method: 'GET', headers: { authorization: `Bearer ${token}` } })
-          await res.body.text()
+          const body = await res.body.text()
           statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
+          if (res.statusCode !== 200 && refusals.length < 5) refusals.push(`${res.statusCode} ${body}`)
         } catch {
           failures++
         }
@@ -80,7 +83,7 @@ describe('reload under load', () => {
     await Promise.all([...Array.from({ length: 16 }, worker), reloads])
     await client.close()
     expect(failures).toBe(0)
-    expect([...statuses.keys()]).toEqual([200])
+    expect([...statuses.keys()], refusals.join('\n')).toEqual([200])
     expect(a.received.length + b.received.length).toBe(TOTAL)
     // Requests reached both upstreams, with the headers of more than one generation.
     expect(b.received.length).toBeGreaterThan(0)
