@@ -29,8 +29,10 @@ export interface WorkerConfig {
   instance: string
 }
 
-/** A batch is newline-separated UTF-8 lines, transferred (line-buffer.ts). */
-/** `postedAt`: Date.now() when the request thread posted it (how far behind the worker is). */
+/**
+ * A batch is newline-separated UTF-8 lines, transferred (line-buffer.ts); `postedAt` is Date.now()
+ * when the request thread posted it (how far behind the worker is: worker-priority.ts).
+ */
 export type ToWorker = { type: 'batch'; id: number; bytes: Uint8Array; postedAt: number } | { type: 'drain'; id: number }
 
 export interface WorkerStats {
@@ -95,7 +97,6 @@ function createSink(sink: WorkerSinkConfig): AuditSink {
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())])
 }
-
 
 /** The chain's state survives restarts here, so records continue the same chain. */
 const statePath = join(config.spillDir, 'chain.json')

@@ -41,7 +41,7 @@ function threadsOf(pid: number): { tid: number; nice: number }[] {
 }
 
 /** The worker's nice value is clamped at 19: a runner already that low leaves nothing to see. */
-const ownNice = process.platform === 'linux' ? Number(readFileSync('/proc/self/stat', 'utf8').split(') ')[1]?.split(' ')[16]) : 0
+const ownNice = process.platform === 'linux' ? (threadsOf(process.pid).find((t) => t.tid === process.pid)?.nice ?? 0) : 0
 
 async function serveWith(durability: 'batched' | 'sync') {
   const file = join(dir, `${durability}.yaml`)
