@@ -21,6 +21,8 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
   const { logger, background, compile } = deps
   const { state } = live
   let reloading: Promise<ReloadResult> | null = null
+  // Runtimes a reload replaced whose requests may still be running (retireWhenIdle).
+  const draining = new Set<Runtime>()
 
   async function load(): Promise<ReloadResult> {
     const next = await loadConfigFile(deps.configFile, deps.env)
@@ -56,8 +58,6 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
       live.secrets.close()
       live.secrets = prepared.secrets
     }
-    void compile.issuers.retire(runtime.issuerKeys.values())
-    void compile.limitsStores.retire([runtime.limiter.store])
     void compile.agents.endSessions(runtime.mcp?.config.path ?? null) // the sessions of a path the new config dropped
     deps.gatewayServer.reconfigure(next.config.server) // timeouts, the connection bound, the TLS files
     deps.refresh.follow(previous.config, next.config)
@@ -67,12 +67,26 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     return { ok: true, generation: runtime.generation, warnings }
   }
 
-  /** Old pools, API key stores and functions' workers close once no request that started on the old runtime still needs them. */
+  /**
+   * Old pools, key sets, limits stores, API key stores and functions' workers close once no request
+   * that started on an older runtime still needs them: not only the runtime this reload replaced, but
+   * any replaced before it whose requests are still running (a request keeps the runtime it started
+   * with, however many reloads come after it; a pool closed under one answered it 502). Bounded by
+   * `shutdown_timeout` from the last reload, as a shutdown is.
+   */
   async function retireWhenIdle(previous: Runtime, current: Runtime): Promise<void> {
+    draining.add(previous)
     const deadline = Date.now() + previous.config.server.shutdown_timeout
-    while (previous.usage.inFlight > 0 && Date.now() < deadline) await sleep(50)
-    if (state.runtime !== current) return
+    for (;;) {
+      for (const runtime of draining) if (runtime.usage.inFlight === 0) draining.delete(runtime)
+      if (draining.size === 0 || Date.now() >= deadline) break
+      await sleep(50)
+    }
+    if (state.runtime !== current) return // a later reload retires, once these are idle too
+    draining.clear()
     await Promise.all([
+      compile.issuers.retire(current.issuerKeys.values()),
+      compile.limitsStores.retire([current.limiter.store]),
       compile.upstreams.retire(current.upstreams.values()),
       compile.apiKeys.retire(current.apiKeys ? [current.apiKeys] : []),
       compile.functions.retire(current.functions.values()),

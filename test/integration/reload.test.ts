@@ -2,9 +2,11 @@
 // even when the swap replaces an upstream's pool (old pools close only once idle).
 import type { ServerResponse } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Pool } from 'undici'
+import { Redis } from 'ioredis'
+import { Pool, request } from 'undici'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { startRedis } from '../helpers/redis.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -90,4 +92,50 @@ describe('reload under load', () => {
     const generations = new Set([...a.received, ...b.received].map((r) => r.headers['x-generation']))
     expect(generations.size).toBeGreaterThan(5)
   }, 120_000) // 4,000 requests and 20 reloads: seconds alone, a minute or more on a loaded machine
+})
+
+describe('a request that outlives two reloads', () => {
+  // Each reload retired what the new config no longer named once the runtime just replaced was idle,
+  // but a request of an older runtime could still be on its way to an upstream: a reload to another
+  // upstream then closed the pool under it. It is held here before its upstream call by a paused
+  // Redis (its rate limit's check waits for it): a real, observable place for a request to wait.
+  it('still reaches the upstream of the config it started with', async () => {
+    const redis = await startRedis()
+    const control = new Redis(redis.url)
+    const heldConfig = (upstreamUrl: string, generation: number, prefix = 'bouncer:') => ({
+      issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
+      ...allowAnyCaller(['corp']),
+      limits_store: { type: 'redis', url: redis.url, timeout: '20s', prefix },
+      limits: [{ name: 'per-route', key: 'route', rate: '1000/s', burst: 1000 }],
+      upstreams: [{ name: 'api', url: upstreamUrl, headers: { 'X-Generation': String(generation) } }],
+      routes: [{ id: 'data', path: '/data/*', upstream: 'api', limits: ['per-route'] }],
+    })
+    const held = await startTestGateway(heldConfig(a.url, 1))
+    try {
+      const headers = { authorization: `Bearer ${await idp.mint({ sub: 'held' })}` }
+      const warm = await request(`${held.url}/data/warm`, { headers })
+      expect(warm.statusCode).toBe(200) // the limiter's script is loaded and the pool to a open
+      await warm.body.text()
+      await control.call('CLIENT', 'PAUSE', '20000', 'WRITE') // the limiter's script waits; CLIENT UNPAUSE does not
+      const answer = request(`${held.url}/data/held`, { headers })
+      await waitFor(() => held.state.inFlight === 1, 'the request waiting for its rate limit')
+      await held.writeConfig(heldConfig(a.url, 2))
+      expect((await held.reload()).ok).toBe(true)
+      // Neither the first runtime's upstream pool nor its limits store (its Redis connection, on
+      // which the request waits) is in the config now.
+      await held.writeConfig(heldConfig(b.url, 3, 'bouncer-3:'))
+      expect((await held.reload()).ok).toBe(true)
+      await control.call('CLIENT', 'UNPAUSE')
+      const res = await answer
+      const body = await res.body.text()
+      expect(res.statusCode, body).toBe(200)
+      expect(a.received.at(-1)?.url).toBe('/data/held')
+      expect(a.received.at(-1)?.headers['x-generation']).toBe('1')
+    } finally {
+      await control.call('CLIENT', 'UNPAUSE').catch(() => {})
+      control.disconnect()
+      await held.close()
+      await redis.stop()
+    }
+  }, 60_000)
 })
