@@ -12,9 +12,8 @@
 // anyone's budget, while an overflow bucket would be drained by the same flood and answer the
 // callers it strands with a misleading 429. Existing keys keep working throughout.
 import type { Logger } from '../../telemetry/index.ts'
-import { takeRate } from '../bucket.ts'
-import { takeQuota } from '../quota.ts'
 import type { Check, CheckState, LimitsStore, TakeResult } from '../store.ts'
+import { expiryOf, FULL_SWEEP_EVERY_MS, fullStoreRefusals, outcomeOf, refusedBy, SWEEP_EVERY_MS, valueToStore, windowToStore } from './entry-rules.ts'
 
 interface Entry {
   value: number
@@ -23,11 +22,6 @@ interface Entry {
   /** After this the entry is equivalent to no entry at all. */
   expiresAt: number
 }
-
-const SWEEP_EVERY_MS = 10_000
-/** A sweep of 100,000 live entries takes 2–12 ms (measured): once a second bounds what a flood costs. */
-const FULL_SWEEP_EVERY_MS = 1_000
-const FULL_LOG_EVERY_MS = 10_000
 
 export interface MemoryStore extends LimitsStore {
   /** Synchronous: no I/O, so the request path does not wait on a promise for it. */
@@ -50,8 +44,7 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
   let nextSweep = now() + SWEEP_EVERY_MS
   let nextFullSweep = 0
   let refusedFull = 0
-  let refusedSinceLog = 0
-  let nextFullLog = 0
+  const refuse = fullStoreRefusals(options.maxKeys, options.logger)
 
   /** Drops keys whose state has decayed to fresh. */
   function sweep(at: number): void {
@@ -70,16 +63,7 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
 
   function refuseFull(index: number, at: number): TakeResult {
     refusedFull++
-    refusedSinceLog++
-    if (options.logger && at >= nextFullLog) {
-      nextFullLog = at + FULL_LOG_EVERY_MS
-      options.logger.warn(
-        { store: 'memory', max_keys: options.maxKeys, refused: refusedSinceLog },
-        'limits store full of live limits: refusing requests that need a new key (raise limits_store.max_keys)',
-      )
-      refusedSinceLog = 0
-    }
-    return { refused: index, reason: 'full', retryAfterMs: FULL_SWEEP_EVERY_MS, states: [] }
+    return refuse(index, at)
   }
 
   function commit(key: string, entry: Entry | undefined, value: number, window: number, expiresAt: number): void {
@@ -106,30 +90,19 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
       for (let i = 0; i < count; i++) {
         const check = checks[i] as Check
         const entry = entries.get(check.key)
-        const live = entry !== undefined && entry.expiresAt > at ? entry : undefined
         found[i] = entry
         if (entry === undefined && fresh++ === 0) firstFresh = i
-        if (check.rate) {
-          const outcome = takeRate(check.rate, live?.value, at)
-          states[i] = outcome
-          if (!outcome.allowed) return { refused: i, reason: 'limit', retryAfterMs: outcome.retryAfterMs, states: states.slice(0, i + 1) }
-          next[i] = outcome.tat
-        } else if (check.quota) {
-          const window = Math.floor(at / check.quota.periodMs)
-          const outcome = takeQuota(check.quota, live !== undefined && live.window === window ? live.value : undefined, at)
-          states[i] = outcome
-          if (!outcome.allowed) return { refused: i, reason: 'limit', retryAfterMs: outcome.retryAfterMs, states: states.slice(0, i + 1) }
-          next[i] = outcome.used
-        }
+        const outcome = outcomeOf(check, entry !== undefined && entry.expiresAt > at, entry?.value ?? 0, entry?.window ?? 0, at)
+        if (outcome === null) continue
+        states[i] = outcome
+        if (!outcome.allowed) return refusedBy(i, outcome, states)
+        next[i] = valueToStore(check, outcome)
       }
       if (fresh > 0 && !hasRoom(fresh, at)) return refuseFull(firstFresh, at)
       for (let i = 0; i < count; i++) {
         const check = checks[i] as Check
-        if (check.rate) commit(check.key, found[i], next[i] as number, 0, next[i] as number)
-        else if (check.quota) {
-          const window = Math.floor(at / check.quota.periodMs)
-          commit(check.key, found[i], next[i] as number, window, (window + 1) * check.quota.periodMs)
-        }
+        const value = next[i]
+        if (value !== undefined) commit(check.key, found[i], value, windowToStore(check, at), expiryOf(check, value, at))
       }
       return { refused: -1, reason: 'limit', retryAfterMs: 0, states }
     },

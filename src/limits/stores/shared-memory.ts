@@ -1,8 +1,9 @@
 // The memory limits store of a gateway with several request-path workers (server.workers): one
 // table in a SharedArrayBuffer that every worker thread maps, so a principal has one bucket and one
 // quota however its connections spread over the workers — not N buckets each allowing the limit.
-// The semantics are the memory store's (memory.ts): GCRA rates and windowed quotas, a decayed entry
-// is dropped, a live one never is, and a request that needs a new key in a full table is refused.
+// The semantics are the memory store's (both read and write entries by entry-rules.ts): GCRA rates
+// and windowed quotas, a decayed entry is dropped, a live one never is, and a request that needs a
+// new key in a full table is refused.
 //
 // Layout: an open-addressing hash table (linear probing, backward-shift deletion, so no tombstones)
 // of `capacity` slots, a power of two at least twice max_keys. A slot is 128 contiguous bytes (one
@@ -15,9 +16,8 @@
 // of all of a request's limits atomic across workers as it is within one.
 import { hash as digest, randomInt } from 'node:crypto'
 import type { Logger } from '../../telemetry/index.ts'
-import { takeRate } from '../bucket.ts'
-import { takeQuota } from '../quota.ts'
 import type { Check, CheckState, LimitsStore, TakeResult } from '../store.ts'
+import { expiryOf, FULL_SWEEP_EVERY_MS, fullStoreRefusals, outcomeOf, refusedBy, SWEEP_EVERY_MS, valueToStore, windowToStore } from './entry-rules.ts'
 
 const SLOT_BYTES = 128
 // Per slot: Float64 [value, window, expiresAt] at bytes 0-23, Int32 [used, hash, key length] at 24-35, the key from 36.
@@ -36,10 +36,6 @@ const SEED = 2
 const REFUSED = 3
 const NEXT_SWEEP = 0
 const NEXT_FULL_SWEEP = 1
-
-const SWEEP_EVERY_MS = 10_000
-const FULL_SWEEP_EVERY_MS = 1_000
-const FULL_LOG_EVERY_MS = 10_000
 
 /** What the primary makes and hands to every worker (a structured clone shares the memory). */
 export interface SharedLimitsTable {
@@ -80,8 +76,7 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: { log
   let scratch = new Uint8Array(KEY_BYTES * 4)
   let scratchWords = new Int32Array(scratch.buffer)
   let keyHash = 0
-  let nextFullLog = 0
-  let refusedSinceLog = 0
+  const refuse = fullStoreRefusals(maxKeys, options.logger)
 
   function lock(): void {
     let c = Atomics.compareExchange(header, LOCK, 0, 1)
@@ -210,16 +205,7 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: { log
 
   function refuseFull(index: number, at: number): TakeResult {
     Atomics.add(header, REFUSED, 1)
-    refusedSinceLog++
-    if (options.logger && at >= nextFullLog) {
-      nextFullLog = at + FULL_LOG_EVERY_MS
-      options.logger.warn(
-        { store: 'memory', max_keys: maxKeys, refused: refusedSinceLog },
-        'limits store full of live limits: refusing requests that need a new key (raise limits_store.max_keys)',
-      )
-      refusedSinceLog = 0
-    }
-    return { refused: index, reason: 'full', retryAfterMs: FULL_SWEEP_EVERY_MS, states: [] }
+    return refuse(index, at)
   }
 
   function take(checks: readonly Check[]): TakeResult {
@@ -246,36 +232,26 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: { log
         const check = checks[i] as Check
         const slot = find(i * KEY_BYTES, lengths[i] as number, hashes[i] as number)
         const base = slot * (SLOT_BYTES / 8)
-        const live = slot >= 0 && (floats[base + 2] as number) > at
         if (slot < 0 && fresh++ === 0) firstFresh = i
-        if (check.rate) {
-          const outcome = takeRate(check.rate, live ? floats[base] : undefined, at)
-          states[i] = outcome
-          if (!outcome.allowed) return { refused: i, reason: 'limit', retryAfterMs: outcome.retryAfterMs, states: states.slice(0, i + 1) }
-          next[i] = outcome.tat
-        } else if (check.quota) {
-          const window = Math.floor(at / check.quota.periodMs)
-          const outcome = takeQuota(check.quota, live && floats[base + 1] === window ? floats[base] : undefined, at)
-          states[i] = outcome
-          if (!outcome.allowed) return { refused: i, reason: 'limit', retryAfterMs: outcome.retryAfterMs, states: states.slice(0, i + 1) }
-          next[i] = outcome.used
-        }
+        const live = slot >= 0 && (floats[base + 2] as number) > at
+        const outcome = outcomeOf(check, live, live ? (floats[base] as number) : 0, live ? (floats[base + 1] as number) : 0, at)
+        if (outcome === null) continue
+        states[i] = outcome
+        if (!outcome.allowed) return refusedBy(i, outcome, states)
+        next[i] = valueToStore(check, outcome)
       }
       if (fresh > 0 && !hasRoom(fresh, at)) return refuseFull(firstFresh, at)
       for (let i = 0; i < count; i++) {
-        const check = checks[i] as Check
-        if (!check.rate && !check.quota) continue
+        const value = next[i]
+        if (value === undefined) continue
         // Found again: an earlier check's insert may have taken the empty slot this one saw.
         let slot = find(i * KEY_BYTES, lengths[i] as number, hashes[i] as number)
         if (slot < 0) {
           slot = -slot - 1
           insert(slot, i * KEY_BYTES, lengths[i] as number, hashes[i] as number)
         }
-        if (check.rate) write(slot, next[i] as number, 0, next[i] as number)
-        else if (check.quota) {
-          const window = Math.floor(at / check.quota.periodMs)
-          write(slot, next[i] as number, window, (window + 1) * check.quota.periodMs)
-        }
+        const check = checks[i] as Check
+        write(slot, value, windowToStore(check, at), expiryOf(check, value, at))
       }
       return { refused: -1, reason: 'limit', retryAfterMs: 0, states }
     } finally {

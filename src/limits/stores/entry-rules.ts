@@ -1,0 +1,70 @@
+// What the two in-process stores agree on (memory.ts, a Map; shared-memory.ts, a table every
+// request-path worker maps): how a check reads its key's stored entry, what it stores when the
+// request is allowed, and how a store full of live entries says so. They differ only in where an
+// entry lives; one definition here keeps a principal's budget the same whichever of them holds it.
+import type { Logger } from '../../telemetry/index.ts'
+import { takeRate, type RateOutcome } from '../bucket.ts'
+import { takeQuota, type QuotaOutcome } from '../quota.ts'
+import type { Check, CheckState, TakeResult } from '../store.ts'
+
+/** A decayed entry is dropped by a sweep this often. */
+export const SWEEP_EVERY_MS = 10_000
+/** A sweep of 100,000 live entries takes 2–12 ms (measured): once a second bounds what a flood costs. */
+export const FULL_SWEEP_EVERY_MS = 1_000
+const FULL_LOG_EVERY_MS = 10_000
+
+/**
+ * Check `check` against its entry: `live` when the key has an entry that has not yet decayed,
+ * `value` and `window` what it holds (a rate's TAT; a quota's count and the window it counts in).
+ * Null for a check that limits nothing.
+ */
+export function outcomeOf(check: Check, live: boolean, value: number, window: number, at: number): RateOutcome | QuotaOutcome | null {
+  if (check.rate) return takeRate(check.rate, live ? value : undefined, at)
+  if (check.quota) return takeQuota(check.quota, live && window === quotaWindowOf(check.quota.periodMs, at) ? value : undefined, at)
+  return null
+}
+
+/** The value an allowed check stores: the rate's new TAT, or the quota's new count. */
+export function valueToStore(check: Check, outcome: RateOutcome | QuotaOutcome): number {
+  return check.rate ? (outcome as RateOutcome).tat : (outcome as QuotaOutcome).used
+}
+
+/** The window an entry's count belongs to (0 for a rate: its TAT is absolute). */
+export function windowToStore(check: Check, at: number): number {
+  return !check.rate && check.quota ? quotaWindowOf(check.quota.periodMs, at) : 0
+}
+
+/** When the stored entry will have decayed to no entry at all: a rate's TAT, a quota's window end. */
+export function expiryOf(check: Check, value: number, at: number): number {
+  return !check.rate && check.quota ? (quotaWindowOf(check.quota.periodMs, at) + 1) * check.quota.periodMs : value
+}
+
+function quotaWindowOf(periodMs: number, at: number): number {
+  return Math.floor(at / periodMs)
+}
+
+/** The answer when check `index` refused: the states so far, its own included. */
+export function refusedBy(index: number, outcome: RateOutcome | QuotaOutcome, states: CheckState[]): TakeResult {
+  return { refused: index, reason: 'limit', retryAfterMs: outcome.retryAfterMs, states: states.slice(0, index + 1) }
+}
+
+/**
+ * The answer for a request whose new key finds the store full of live entries; logged at most
+ * every 10 s, with how many were refused since the last line.
+ */
+export function fullStoreRefusals(maxKeys: number, logger: Logger | undefined): (index: number, at: number) => TakeResult {
+  let nextLog = 0
+  let refusedSinceLog = 0
+  return (index, at) => {
+    refusedSinceLog++
+    if (logger && at >= nextLog) {
+      nextLog = at + FULL_LOG_EVERY_MS
+      logger.warn(
+        { store: 'memory', max_keys: maxKeys, refused: refusedSinceLog },
+        'limits store full of live limits: refusing requests that need a new key (raise limits_store.max_keys)',
+      )
+      refusedSinceLog = 0
+    }
+    return { refused: index, reason: 'full', retryAfterMs: FULL_SWEEP_EVERY_MS, states: [] }
+  }
+}
