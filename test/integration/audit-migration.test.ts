@@ -122,6 +122,7 @@ describe('a SQLite audit log written by 0.1.0', () => {
     await gateway.close()
 
     expect(columnsOf(path)).toEqual(expect.arrayContaining(ADDED))
+    expect(pageSizeOf(path)).toBe(4096) // an existing log keeps its pages (a new one gets 16 KB)
     const result = await verifyAudit(source)
     expect(result).toMatchObject({ ok: true, checked: 10, chains: 1, problems: [], restarts: [] })
     expectUpgradedChain(await searchAudit(source, { limit: 20 }), 'sqlite', 'gw-sqlite-1')
@@ -134,6 +135,15 @@ describe('a SQLite audit log written by 0.1.0', () => {
     expect(await verifyAudit(source)).toMatchObject({ ok: true, checked: 10 })
   })
 })
+
+function pageSizeOf(path: string): number {
+  const db = new DatabaseSync(path, { readOnly: true })
+  try {
+    return (db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size
+  } finally {
+    db.close()
+  }
+}
 
 function columnsOf(path: string): string[] {
   const db = new DatabaseSync(path, { readOnly: true })

@@ -1,5 +1,6 @@
 // Schema 3 (issue 15): the SQLite log indexes time, subject and refusals only; a log of schema 2
 // loses its route and decision indexes in place, and a search for refusals still uses an index.
+// A new log has 16 KB pages.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -28,6 +29,7 @@ describe('the SQLite audit log indexes', () => {
     openSqlite(path).close()
     const db = new DatabaseSync(path)
     expect(indexes(db)).toEqual(['audit_console', 'audit_refused', 'audit_subject', 'audit_time'])
+    expect(db.prepare('PRAGMA page_size').get()).toEqual({ page_size: 16384 }) // a new log's pages (issue 15)
     // Back to schema 2, as an older gateway left it.
     db.exec("DROP INDEX audit_refused; CREATE INDEX audit_route ON audit_records (route, time_ms); CREATE INDEX audit_decision ON audit_records (decision, time_ms); PRAGMA user_version = 2")
     db.close()
