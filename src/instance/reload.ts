@@ -21,8 +21,10 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
   const { logger, background, compile } = deps
   const { state } = live
   let reloading: Promise<ReloadResult> | null = null
-  // Runtimes a reload replaced whose requests may still be running (retireWhenIdle).
-  const draining = new Set<Runtime>()
+  // Runtimes a reload replaced whose requests may still be running, each with the time after which
+  // its requests no longer hold anything open (retireUnused).
+  const draining = new Map<Runtime, number>()
+  let polling = false
 
   async function load(): Promise<ReloadResult> {
     const next = await loadConfigFile(deps.configFile, deps.env)
@@ -51,6 +53,8 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
       logger.warn('a changed audit section takes effect at the next restart')
     }
     state.runtime = runtime // the swap: new requests see the new runtime from here on
+    draining.set(previous, Date.now() + previous.config.server.shutdown_timeout)
+    void background.run('runtime_retirement', retireWhenIdle)
     state.assertions = prepared.assertions
     state.exchangeKeys = prepared.exchangeKeys
     live.admin = prepared.admin
@@ -61,37 +65,47 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     void compile.agents.endSessions(runtime.mcp?.config.path ?? null) // the sessions of a path the new config dropped
     deps.gatewayServer.reconfigure(next.config.server) // timeouts, the connection bound, the TLS files
     deps.refresh.follow(previous.config, next.config)
-    void background.run('runtime_retirement', () => retireWhenIdle(previous, runtime))
     const warnings = diagnosticLines(next, 'warning')
     logger.info({ generation: runtime.generation, warnings: warnings.length }, 'config reloaded')
     return { ok: true, generation: runtime.generation, warnings }
   }
 
   /**
-   * Old pools, key sets, limits stores, API key stores and functions' workers close once no request
-   * that started on an older runtime still needs them: not only the runtime this reload replaced, but
-   * any replaced before it whose requests are still running (a request keeps the runtime it started
-   * with, however many reloads come after it; a pool closed under one answered it 502). Bounded by
-   * `shutdown_timeout` from the last reload, as a shutdown is.
+   * Closes what no config and no running request uses any more: old pools, issuers' key sets, limits
+   * stores, API key stores, functions' workers, datasets' pools. What the current runtime uses is
+   * kept, and so is what any replaced runtime uses while requests that started on it are running
+   * (a request keeps the runtime it started with, however many reloads come after it: a pool closed
+   * under one answered it 502), each for at most `shutdown_timeout` after its replacement, as a
+   * shutdown waits. So one long request (a WebSocket, a stream) holds its own runtime's resources,
+   * never every later reload's. Also closes what a refused reload acquired before it was refused.
    */
-  async function retireWhenIdle(previous: Runtime, current: Runtime): Promise<void> {
-    draining.add(previous)
-    const deadline = Date.now() + previous.config.server.shutdown_timeout
-    for (;;) {
-      for (const runtime of draining) if (runtime.usage.inFlight === 0) draining.delete(runtime)
-      if (draining.size === 0 || Date.now() >= deadline) break
-      await sleep(50)
-    }
-    if (state.runtime !== current) return // a later reload retires, once these are idle too
-    draining.clear()
-    await Promise.all([
-      compile.issuers.retire(current.issuerKeys.values()),
-      compile.limitsStores.retire([current.limiter.store]),
-      compile.upstreams.retire(current.upstreams.values()),
-      compile.apiKeys.retire(current.apiKeys ? [current.apiKeys] : []),
-      compile.functions.retire(current.functions.values()),
-      compile.datasources.retire(current.datasources.values()),
+  function retireUnused(): Promise<unknown> {
+    const now = Date.now()
+    for (const [runtime, until] of draining) if (runtime.usage.inFlight === 0 || now >= until) draining.delete(runtime)
+    const kept = [state.runtime, ...draining.keys()]
+    return Promise.all([
+      compile.issuers.retire(kept.flatMap((runtime) => [...runtime.issuerKeys.values()])),
+      compile.limitsStores.retire(kept.map((runtime) => runtime.limiter.store)),
+      compile.upstreams.retire(kept.flatMap((runtime) => [...runtime.upstreams.values()])),
+      compile.apiKeys.retire(kept.flatMap((runtime) => (runtime.apiKeys ? [runtime.apiKeys] : []))),
+      compile.functions.retire(kept.flatMap((runtime) => [...runtime.functions.values()])),
+      compile.datasources.retire(kept.flatMap((runtime) => [...runtime.datasources.values()])),
     ])
+  }
+
+  /** After a swap: retire at once what nothing needs, then every 50 ms while replaced runtimes drain (one loop however many reloads). */
+  async function retireWhenIdle(): Promise<void> {
+    await retireUnused()
+    if (polling) return
+    polling = true
+    try {
+      while (draining.size > 0) {
+        await sleep(50)
+        await retireUnused()
+      }
+    } finally {
+      polling = false
+    }
   }
 
   return function reload(): Promise<ReloadResult> {

@@ -1,6 +1,8 @@
 // Reload under load: requests keep the runtime they started with, so a swap never fails one,
 // even when the swap replaces an upstream's pool (old pools close only once idle).
-import type { ServerResponse } from 'node:http'
+import { once } from 'node:events'
+import { createServer, type ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Redis } from 'ioredis'
 import { Pool, request } from 'undici'
@@ -95,20 +97,34 @@ describe('reload under load', () => {
 })
 
 describe('a request that outlives two reloads', () => {
-  // Each reload retired what the new config no longer named once the runtime just replaced was idle,
-  // but a request of an older runtime could still be on its way to an upstream: a reload to another
-  // upstream then closed the pool under it. It is held here before its upstream call by a paused
-  // Redis (its rate limit's check waits for it): a real, observable place for a request to wait.
-  it('still reaches the upstream of the config it started with', async () => {
+  // A reload closes what no config uses any more once no request needs it. A request of an older
+  // runtime than the one a reload replaced could still be on its way to an upstream, and a reload to
+  // another upstream closed the pool under it (502); and one long request must not keep every later
+  // reload's pools open either. The request is held before its upstream call by a paused Redis (its
+  // rate limit's check waits for it): a real, observable place for a request to wait.
+  it('reaches the upstream of the config it started with, while what only a reload between used is closed', async () => {
     const redis = await startRedis()
     const control = new Redis(redis.url)
+    // Between: an upstream only the second config names, its open connections counted.
+    const between = createServer((_req, res) => res.end('between'))
+    const sockets = new Set<Socket>()
+    between.on('connection', (socket) => {
+      sockets.add(socket)
+      socket.on('close', () => sockets.delete(socket))
+    })
+    // Idle connections stay open a minute (undici follows the Keep-Alive hint): one that closes within
+    // the wait below was closed by the gateway's pool, not by an idle timeout.
+    between.keepAliveTimeout = 60_000
+    between.listen(0, '127.0.0.1')
+    await once(between, 'listening')
+    const betweenUrl = `http://127.0.0.1:${(between.address() as AddressInfo).port}`
     const heldConfig = (upstreamUrl: string, generation: number, prefix = 'bouncer:') => ({
       issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
       ...allowAnyCaller(['corp']),
-      limits_store: { type: 'redis', url: redis.url, timeout: '20s', prefix },
+      limits_store: { type: 'redis', url: redis.url, timeout: '30s', prefix },
       limits: [{ name: 'per-route', key: 'route', rate: '1000/s', burst: 1000 }],
       upstreams: [{ name: 'api', url: upstreamUrl, headers: { 'X-Generation': String(generation) } }],
-      routes: [{ id: 'data', path: '/data/*', upstream: 'api', limits: ['per-route'] }],
+      routes: [{ id: 'data', path: '/data/*', upstream: 'api', limits: ['per-route'] }, { id: 'open', path: '/open/*', upstream: 'api' }],
     })
     const held = await startTestGateway(heldConfig(a.url, 1))
     try {
@@ -116,15 +132,24 @@ describe('a request that outlives two reloads', () => {
       const warm = await request(`${held.url}/data/warm`, { headers })
       expect(warm.statusCode).toBe(200) // the limiter's script is loaded and the pool to a open
       await warm.body.text()
+      await waitFor(() => held.state.inFlight === 0, 'the warm-up request to end')
       await control.call('CLIENT', 'PAUSE', '20000', 'WRITE') // the limiter's script waits; CLIENT UNPAUSE does not
       const answer = request(`${held.url}/data/held`, { headers })
       await waitFor(() => held.state.inFlight === 1, 'the request waiting for its rate limit')
-      await held.writeConfig(heldConfig(a.url, 2))
+
+      await held.writeConfig(heldConfig(betweenUrl, 2))
       expect((await held.reload()).ok).toBe(true)
+      const open = await request(`${held.url}/open/x`, { headers })
+      expect(await open.body.text()).toBe('between')
+      expect(sockets.size).toBe(1)
       // Neither the first runtime's upstream pool nor its limits store (its Redis connection, on
-      // which the request waits) is in the config now.
+      // which the request waits) is in the config now, nor the second's pool.
       await held.writeConfig(heldConfig(b.url, 3, 'bouncer-3:'))
       expect((await held.reload()).ok).toBe(true)
+      // The second runtime has no request running: its pool closes, the first's held request or not.
+      await waitFor(() => sockets.size === 0, 'the pool only the second config used to close')
+      expect(held.state.inFlight).toBe(1) // still held: what follows is its own runtime's doing
+
       await control.call('CLIENT', 'UNPAUSE')
       const res = await answer
       const body = await res.body.text()
@@ -136,6 +161,7 @@ describe('a request that outlives two reloads', () => {
       control.disconnect()
       await held.close()
       await redis.stop()
+      between.close()
     }
   }, 60_000)
 })
