@@ -23,10 +23,11 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
   let reloading: Promise<ReloadResult> | null = null
   // Runtimes a reload replaced whose requests may still be running, each with the time after which
   // its requests no longer hold anything open (retireUnused).
-  const draining = new Map<Runtime, number>()
+  const replaced = new Map<Runtime, number>()
   let polling = false
 
   async function load(): Promise<ReloadResult> {
+    if (state.draining) return shuttingDown()
     const next = await loadConfigFile(deps.configFile, deps.env)
     if (!next.config) {
       const errors = diagnosticLines(next, 'error')
@@ -43,6 +44,13 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
       return { ok: false, errors: err.lines }
     }
     const { runtime } = prepared
+    if (state.draining) {
+      // A shutdown began while this config was being prepared: it is not swapped in, and what it
+      // opened closes (the running config's resources stay until the shutdown closes them).
+      if (prepared.secrets !== live.secrets) prepared.secrets.close()
+      void background.run('runtime_retirement', retireUnused)
+      return shuttingDown()
+    }
     if (next.config.server.listen.text !== previous.config.server.listen.text || next.config.admin.listen.text !== previous.config.admin.listen.text) {
       logger.warn('a changed listen address takes effect at the next restart')
     }
@@ -53,7 +61,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
       logger.warn('a changed audit section takes effect at the next restart')
     }
     state.runtime = runtime // the swap: new requests see the new runtime from here on
-    draining.set(previous, Date.now() + previous.config.server.shutdown_timeout)
+    replaced.set(previous, Date.now() + previous.config.server.shutdown_timeout)
     void background.run('runtime_retirement', retireWhenIdle)
     state.assertions = prepared.assertions
     state.exchangeKeys = prepared.exchangeKeys
@@ -70,6 +78,11 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     return { ok: true, generation: runtime.generation, warnings }
   }
 
+  function shuttingDown(): ReloadResult {
+    logger.warn('config reload refused: the gateway is shutting down')
+    return { ok: false, errors: ['the gateway is shutting down: the config is not reloaded'] }
+  }
+
   /**
    * Closes what no config and no running request uses any more: old pools, issuers' key sets, limits
    * stores, API key stores, functions' workers, datasets' pools. What the current runtime uses is
@@ -81,8 +94,8 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
    */
   function retireUnused(): Promise<unknown> {
     const now = Date.now()
-    for (const [runtime, until] of draining) if (runtime.usage.inFlight === 0 || now >= until) draining.delete(runtime)
-    const kept = [state.runtime, ...draining.keys()]
+    for (const [runtime, until] of replaced) if (runtime.usage.inFlight === 0 || now >= until) replaced.delete(runtime)
+    const kept = [state.runtime, ...replaced.keys()]
     return Promise.all([
       compile.issuers.retire(kept.flatMap((runtime) => [...runtime.issuerKeys.values()])),
       compile.limitsStores.retire(kept.map((runtime) => runtime.limiter.store)),
@@ -99,7 +112,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     if (polling) return
     polling = true
     try {
-      while (draining.size > 0) {
+      while (replaced.size > 0) {
         await sleep(50)
         await retireUnused()
       }

@@ -165,3 +165,32 @@ describe('a request that outlives two reloads', () => {
     }
   }, 60_000)
 })
+
+describe('a reload once shutdown has begun', () => {
+  it('is refused, and the request in flight finishes on the running config', async () => {
+    let release = () => {}
+    const released = new Promise<void>((resolve) => (release = resolve))
+    const slow = await startUpstream(async (_req, res) => {
+      await released
+      res.end('finished')
+    })
+    const draining = await startTestGateway({ upstreams: [{ name: 'api', url: slow.url }], routes: [{ id: 'open', path: '/open/*', upstream: 'api', public: true }] })
+    try {
+      const answer = request(`${draining.url}/open/x`)
+      await waitFor(() => slow.received.length === 1, 'the request to reach the upstream')
+      const closing = draining.close()
+      await waitFor(() => draining.state.draining, 'the shutdown to begin')
+      await draining.writeConfig({ upstreams: [{ name: 'api', url: a.url }], routes: [{ id: 'open', path: '/open/*', upstream: 'api', public: true }] })
+      expect(await draining.reload()).toEqual({ ok: false, errors: ['the gateway is shutting down: the config is not reloaded'] })
+      expect(draining.logs.join('')).toContain('config reload refused: the gateway is shutting down')
+      release()
+      const res = await answer
+      expect(res.statusCode).toBe(200)
+      expect(await res.body.text()).toBe('finished')
+      await closing
+    } finally {
+      release()
+      await slow.close()
+    }
+  }, 30_000)
+})
