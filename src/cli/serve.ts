@@ -78,7 +78,7 @@ export function registerServe(program: Command): void {
         gateway.background.failed('uncaught_exception', err, { message: 'an uncaught exception: draining, then exiting 1' })
         if (crashed) process.exit(1)
         crashed = true
-        setTimeout(() => process.exit(1), gateway.config().server.shutdown_timeout + HARD_EXIT_MARGIN_MS)
+        setTimeout(() => process.exit(1), gateway.shutdownTimeout() + HARD_EXIT_MARGIN_MS)
         stop('uncaughtException')
       })
       // Announced last: a supervisor or test that signals the process as soon as it reads these

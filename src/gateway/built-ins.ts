@@ -2,7 +2,7 @@
 // is built in, ahead of the config's routes: the router matches them like any other, and a config
 // route cannot shadow them. Their ids start with `builtin/`, which no config route id can (a route
 // id holds no `/`), so the audit log and metrics name them without ever meaning a configured route.
-import type { ExchangeEndpoint, ExchangeKeys } from '../agents/index.ts'
+import type { ExchangeEndpoint } from '../agents/index.ts'
 import type { BrowserAnswer, CredentialInput, SignIn } from '../identity/index.ts'
 import { documentBackend, nothingServed, sendWhole, type Backend, type InternalDispatch, type RecordAudit, type RequestContext } from '../request/index.ts'
 import type { PublishedJwks } from '../upstream/index.ts'
@@ -11,8 +11,6 @@ import type { PublishedJwks } from '../upstream/index.ts'
 export interface BuiltInSources {
   /** The keys X-Bouncer-Assertion is signed with (the signer changes on reload and rotation). */
   publishedKeys(): PublishedJwks
-  /** The keys exchanged tokens are signed with, when token_exchange is on (they change on reload and rotation). */
-  exchangeKeys(): ExchangeKeys | null
   /** Runs an MCP tool call's request through the pipeline (gateway/internal-dispatch.ts); bound once the gateway runs. */
   dispatch?: InternalDispatch
   /** Queues an audit record of a tool call the MCP endpoint served itself. */

@@ -4,7 +4,7 @@
 // compiles a new runtime and swaps one reference; requests in flight keep the runtime they started with.
 import type { X509Certificate } from 'node:crypto'
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
-import { ownIssuerConfig, tokenExchangeEndpoints, type ExchangeEndpoint } from '../agents/index.ts'
+import { ownIssuerConfig, tokenExchangeEndpoints, type ExchangeEndpoint, type ExchangeKeys } from '../agents/index.ts'
 import { addressSet, cookieSecureByDefault, jwtIssuers, parseRoutePattern, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
 import { corsPolicy, foldHeaderName, type CorsPolicy } from '../http/index.ts'
 import {
@@ -18,7 +18,7 @@ import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type Limit
 import { compileMcp, createAgentsRegistry, loadMcpFor, type AgentsRegistry, type CompiledMcp, type ToolRoute } from '../agents/index.ts'
 import type { Backend, InternalDispatch } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
-import { createUpstreamRegistry, upstreamBackend, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
+import { createUpstreamRegistry, upstreamBackend, type AssertionSigner, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
 import { builtInRoutes, type BuiltInSources } from './built-ins.ts'
 import { createRouter, type RoutableRoute, type Router } from './router.ts'
 
@@ -71,6 +71,16 @@ export interface Runtime {
   readonly usage: { inFlight: number }
   /** The MCP endpoint (mcp), when configured. */
   readonly mcp: CompiledMcp | null
+  /** This config's signers, set by prepare before the swap: a request signs with its own runtime's, whatever a later reload sets. */
+  readonly signing: RuntimeSigning
+}
+
+/** The keys a runtime signs with: X-Bouncer-Assertion, and the tokens POST /oauth2/token issues. */
+export interface RuntimeSigning {
+  /** null unless an upstream asks for identity assertions. */
+  assertions: AssertionSigner | null
+  /** null unless token_exchange is enabled. */
+  exchangeKeys: ExchangeKeys | null
 }
 
 export interface CompileDeps {
@@ -104,7 +114,7 @@ export function applySecretValues(runtime: Runtime, resolve: (template: string) 
   runtime.mcp?.applySecrets(resolve)
 }
 
-const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }), exchangeKeys: () => null }
+const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }) }
 
 /**
  * The long-lived registries a runtime draws from. `offline`: no key fetches, no Redis (explain);
@@ -164,9 +174,11 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   // too: a cookie is not kept to its port, so a browser sends it to the gateway on the same host.
   const withheldCookies: ReadonlySet<string> = new Set([signIn, consoleSignIn].flatMap((s) => (s ? [s.cookieName, `${s.cookieName}_state`] : [])))
   const access = compileAccess(config)
-  const mcp = config.mcp ? compileMcp(config, config.mcp, mcpDeps(config, access, issuerKeys, deps)) : null
-  const { tokens, ...verifiers } = credentials(config, issuerKeys, apiKeys, signIn, deps)
-  const routes: CompiledRoute[] = [...builtInRoutes(deps.builtIns, exchangeEndpoints(config, tokens, access, deps), signIn), ...(mcp?.routes ?? [])].map((route, index) => Object.freeze({
+  // Filled by prepare (instance/prepare.ts) once the secrets are read, before the runtime serves.
+  const signing: RuntimeSigning = { assertions: null, exchangeKeys: null }
+  const mcp = config.mcp ? compileMcp(config, config.mcp, mcpDeps(config, access, issuerKeys, signing, deps)) : null
+  const { tokens, ...verifiers } = credentials(config, issuerKeys, apiKeys, signIn, signing, deps)
+  const routes: CompiledRoute[] = [...builtInRoutes(deps.builtIns, exchangeEndpoints(config, tokens, access, signing), signIn), ...(mcp?.routes ?? [])].map((route, index) => Object.freeze({
     index,
     id: route.id,
     pattern: mustParse(route.path),
@@ -235,20 +247,21 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     trustedProxies: addressSet(config.server.trusted_proxies),
     usage: { inFlight: 0 },
     mcp,
+    signing,
   })
 }
 
 const NO_DISPATCH: InternalDispatch = () => Promise.reject(new Error('MCP tool calls run once the gateway listens'))
 
 /** What the MCP endpoint needs from this compile: keys, access, the routes its tools name, the pipeline to call. */
-function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<string, IssuerKeys>, deps: CompileDeps) {
+function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<string, IssuerKeys>, signing: RuntimeSigning, deps: CompileDeps) {
   const routes = new Map<string, ToolRoute>(config.routes.map((route) => [route.id, {
     id: route.id, methods: route.methods, pattern: mustParse(route.path), public: route.public, policy: access.policyFor(route.id),
   }]))
   const builtIns = deps.builtIns
   return {
     issuerKeys,
-    own: ownTokens(config, deps),
+    own: ownTokens(config, signing),
     access,
     routes,
     dispatch: (request: Parameters<InternalDispatch>[0]) => (builtIns.dispatch ?? NO_DISPATCH)(request),
@@ -307,27 +320,27 @@ function verifiesJwts(issuer: IssuerConfig): boolean {
 }
 
 /** token_exchange's endpoints, verifying subject and actor tokens with the runtime's own verifier. */
-function exchangeEndpoints(config: Config, tokens: TokenVerifier, access: AccessControl, deps: CompileDeps): ExchangeEndpoint[] {
+function exchangeEndpoints(config: Config, tokens: TokenVerifier, access: AccessControl, signing: RuntimeSigning): ExchangeEndpoint[] {
   const exchange = config.token_exchange
   if (!exchange?.enabled) return []
   return tokenExchangeEndpoints({
     exchange,
     verify: (token) => tokens.verify(`Bearer ${token}`, ''),
     rolesFor: (identity) => access.resolver.rolesFor(identity),
-    keys: () => deps.builtIns.exchangeKeys(),
+    keys: () => signing.exchangeKeys,
     maxTokenBytes: config.server.max_token_bytes,
   })
 }
 
 /** The gateway's own tokens, trusted while token_exchange is enabled, with the keys that sign them. */
-function ownTokens(config: Config, deps: CompileDeps): OwnTokens | null {
+function ownTokens(config: Config, signing: RuntimeSigning): OwnTokens | null {
   const exchange = config.token_exchange
   if (!exchange?.enabled) return null
-  return { config: ownIssuerConfig(exchange), publicKey: (kid) => deps.builtIns.exchangeKeys()?.publicKey(kid) }
+  return { config: ownIssuerConfig(exchange), publicKey: (kid) => signing.exchangeKeys?.publicKey(kid) }
 }
 
 /** One verifier per kind of credential this config can check, and the introspector among them. */
-function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, apiKeys: ApiKeyDirectory | null, signIn: SignIn | null, deps: CompileDeps): { authenticator: Authenticator; introspection: Introspector | null; tokens: TokenVerifier } {
+function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, apiKeys: ApiKeyDirectory | null, signIn: SignIn | null, signing: RuntimeSigning, deps: CompileDeps): { authenticator: Authenticator; introspection: Introspector | null; tokens: TokenVerifier } {
   const introspecting = jwtIssuers(config).find((issuer) => issuer.introspection !== undefined)
   const introspection = introspecting?.introspection
     ? createIntrospector({ ...introspecting, introspection: introspecting.introspection }, { cacheEntries: config.server.token_cache_entries })
@@ -339,7 +352,7 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
     cacheEntries: config.server.token_cache_entries,
     logger: deps.logger,
     introspection,
-    own: ownTokens(config, deps),
+    own: ownTokens(config, signing),
   })
   const verifiers = new Map<AcceptedCredential, CredentialVerifier>([['bearer', bearerVerifier(tokens)]])
   if (apiKeys && config.api_keys) verifiers.set('api_key', apiKeyVerifier(apiKeys, config.api_keys.header))

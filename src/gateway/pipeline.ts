@@ -43,7 +43,7 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
     // A slow body waits here, on its own connection, not on an upstream one (body-buffer.ts).
     const body = route === matched ? awaitBody(rt, ctx) : null
     if (body) await body
-    await serve(state, ctx, matched, route)
+    await serve(state, rt, ctx, matched, route)
   } catch (err) {
     await respondWithError(state, ctx, err)
   } finally {
@@ -228,10 +228,10 @@ function awaitBody(rt: Runtime, ctx: RequestContext): Promise<void> | null {
  * `decided` is the route the stages decided for: the matched one, or forward-auth's described one,
  * whose assertion and upstream headers are then the answer's.
  */
-async function serve(state: GatewayState, ctx: RequestContext, matched: CompiledRoute, decided: CompiledRoute): Promise<void> {
+async function serve(state: GatewayState, rt: Runtime, ctx: RequestContext, matched: CompiledRoute, decided: CompiledRoute): Promise<void> {
   const { backend } = matched
   const exchange: Exchange = {
-    extraHeaders: matched === decided ? assertionHeader(state, ctx, decided) : decisionHeaders(state, ctx, decided),
+    extraHeaders: matched === decided ? assertionHeader(rt, ctx, decided) : decisionHeaders(rt, ctx, decided),
     lifecycle: state,
     tunnels: state.tunnels,
     beforeEnd: state.audit.durability === 'sync' ? (served) => commitAudit(state, recordServed(ctx, backend.upstream, served)) : null,
@@ -269,17 +269,18 @@ function recordServed(ctx: RequestContext, upstream: string | null, served: Serv
 }
 
 /** Forward-auth's answer: what the gateway would have added to the request upstream, for the proxy to copy. */
-function decisionHeaders(state: GatewayState, ctx: RequestContext, decided: CompiledRoute): string[] | null {
-  const assertion = assertionHeader(state, ctx, decided)
+function decisionHeaders(rt: Runtime, ctx: RequestContext, decided: CompiledRoute): string[] | null {
+  const assertion = assertionHeader(rt, ctx, decided)
   const configured = decided.upstreamHeaders?.() ?? []
   if (configured.length === 0) return assertion
   return assertion === null ? [...configured] : [...assertion, ...configured]
 }
 
-/** X-Bouncer-Assertion for upstreams that want one: who is calling, signed by the gateway. */
-function assertionHeader(state: GatewayState, ctx: RequestContext, route: CompiledRoute): string[] | null {
-  if (route.assertionAudience === null || ctx.identity === null || state.assertions === null) return null
-  return ['x-bouncer-assertion', state.assertions.assertion(route.assertionAudience, ctx.identity, ctx.roles)]
+/** X-Bouncer-Assertion for upstreams that want one: who is calling, signed by the request's own runtime's signer. */
+function assertionHeader(rt: Runtime, ctx: RequestContext, route: CompiledRoute): string[] | null {
+  const signer = rt.signing.assertions
+  if (route.assertionAudience === null || ctx.identity === null || signer === null) return null
+  return ['x-bouncer-assertion', signer.assertion(route.assertionAudience, ctx.identity, ctx.roles)]
 }
 
 /** The answer's held fields (RequestContext.answerHeaders) set on the response, for an answer not written by the HTTP upstream's head. */

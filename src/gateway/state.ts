@@ -13,9 +13,13 @@ export interface GatewayState {
   readonly metrics: Metrics
   /** null unless telemetry.otlp_endpoint is set. */
   readonly tracing: Tracing | null
-  /** Signs X-Bouncer-Assertion; null until an upstream asks for identity assertions. */
+  /**
+   * The current runtime's signer of X-Bouncer-Assertion (null until an upstream asks for identity
+   * assertions): the JWKS endpoint publishes it and the next reload carries it on. A request signs
+   * with its own runtime's (Runtime.signing), which a reload does not change under it.
+   */
   assertions: AssertionSigner | null
-  /** Signs the tokens POST /oauth2/token issues; null unless token_exchange is enabled. */
+  /** The current runtime's keys for the tokens POST /oauth2/token issues (null unless token_exchange is on); rotated in place. */
   exchangeKeys: ExchangeKeys | null
   /** Set on SIGTERM: responses say `Connection: close` so clients move to another instance. */
   draining: boolean

@@ -52,13 +52,10 @@ export async function prepare(next: LoadedConfig & { config: Config }, assertion
   try {
     const runtime = compileRuntime(next.config, deps.compile)
     applySecretValues(runtime, secrets.resolve)
-    return {
-      runtime,
-      secrets,
-      admin: adminFor(next.config, secrets),
-      assertions: signerFor(next.config, secrets, assertions, logger),
-      exchangeKeys: exchangeKeysFor(next.config, secrets, exchangeKeys, logger),
-    }
+    // The runtime's own signers: its requests sign with them however many reloads come after.
+    runtime.signing.assertions = signerFor(next.config, secrets, assertions, logger)
+    runtime.signing.exchangeKeys = exchangeKeysFor(next.config, secrets, exchangeKeys, logger)
+    return { runtime, secrets, admin: adminFor(next.config, secrets), assertions: runtime.signing.assertions, exchangeKeys: runtime.signing.exchangeKeys }
   } catch (err) {
     secrets.close() // the store handle this attempt opened; the running config keeps its own
     throw err

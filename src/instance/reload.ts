@@ -85,7 +85,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
 
   /**
    * Closes what no config and no running request uses any more: old pools, issuers' key sets, limits
-   * stores, API key stores, functions' workers, datasets' pools. What the current runtime uses is
+   * stores, API key stores, sign-in session stores, functions' workers, datasets' pools. What the current runtime uses is
    * kept, and so is what any replaced runtime uses while requests that started on it are running
    * (a request keeps the runtime it started with, however many reloads come after it: a pool closed
    * under one answered it 502), each for at most `shutdown_timeout` after its replacement, as a
@@ -101,6 +101,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
       compile.limitsStores.retire(kept.map((runtime) => runtime.limiter.store)),
       compile.upstreams.retire(kept.flatMap((runtime) => [...runtime.upstreams.values()])),
       compile.apiKeys.retire(kept.flatMap((runtime) => (runtime.apiKeys ? [runtime.apiKeys] : []))),
+      compile.sessionStores.retire(kept.flatMap((runtime) => [runtime.signIn, runtime.consoleSignIn].flatMap((signIn) => (signIn ? [signIn.store] : [])))),
       compile.functions.retire(kept.flatMap((runtime) => [...runtime.functions.values()])),
       compile.datasources.retire(kept.flatMap((runtime) => [...runtime.datasources.values()])),
     ])

@@ -14,8 +14,10 @@ export interface Serving {
   readonly background: BackgroundTasks
   /** How many request-path workers serve (1: this process's own event loop). */
   readonly workers: number
-  /** The config in force (with workers, the one they started with: shutdown_timeout, admin.token). */
+  /** The config it started with (admin.token at start-up). */
   config(): Config
+  /** server.shutdown_timeout in force, a reload's included: how long a drain may take. */
+  shutdownTimeout(): number
   reload(): Promise<ReloadResult>
   shutdown(): Promise<void>
 }
@@ -28,7 +30,7 @@ export async function startServing(options: StartOptions): Promise<Serving> {
   const count = workerCount(config.server)
   if (count <= 1) {
     const gateway = await startGateway(options)
-    return { ...gateway, workers: 1, config: () => gateway.state.runtime.config }
+    return { ...gateway, workers: 1, config: () => config, shutdownTimeout: () => gateway.state.runtime.config.server.shutdown_timeout }
   }
   const logger = options.logger ?? createLogger({ level: config.telemetry.log_level })
   const workers = await startWorkers({ configFile: options.configFile, config, count, port: options.port, adminPort: options.adminPort, logger, env })

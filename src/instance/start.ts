@@ -62,7 +62,6 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     // The gateway's JWKS endpoint publishes the keys of the signer in force (it changes on reload).
     builtIns: {
       publishedKeys: () => state.assertions?.jwks() ?? { keys: [] },
-      exchangeKeys: () => state.exchangeKeys,
       // MCP tool calls run through this gateway's own pipeline, and are audited in its log.
       dispatch: (request) => dispatchInternally(request),
       audit: (facts) => audit.record(facts),

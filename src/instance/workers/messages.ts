@@ -18,4 +18,5 @@ export type FromThread =
   | { type: 'ready'; url: string; port: number }
   /** It could not start: a config error's lines, or a listen error's code and message. */
   | { type: 'failed'; message: string; code: string | null; lines: string[] | null }
-  | { type: 'reloaded'; id: number; result: ReloadResult }
+  /** `shutdownTimeoutMs`: the worker's server.shutdown_timeout after the reload (a drain's bound). */
+  | { type: 'reloaded'; id: number; result: ReloadResult; shutdownTimeoutMs: number }

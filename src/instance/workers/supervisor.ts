@@ -51,6 +51,8 @@ export interface Workers {
   readonly logger: Logger
   readonly background: BackgroundTasks
   reload(): Promise<ReloadResult>
+  /** server.shutdown_timeout in force: the config's, then what the last reload set. */
+  shutdownTimeout(): number
   shutdown(): Promise<void>
 }
 
@@ -84,6 +86,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     threadId: null, lastMetrics: null, reloads: new Map(), exited: null,
   }))
   const carried: Families = new Map()
+  let shutdownTimeoutMs = config.server.shutdown_timeout
   let port = options.port ?? config.server.listen.port
   let url = ''
   let stopping = false
@@ -119,6 +122,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
           failed?.(message.lines ? new ConfigError(message.lines) : Object.assign(new Error(message.message), { code: message.code ?? undefined }))
           break
         case 'reloaded':
+          // A drain is bounded by the reloaded config's timeout: the worker drains by it.
+          if (message.result.ok) shutdownTimeoutMs = message.shutdownTimeoutMs
           slot.reloads.get(message.id)?.(message.result)
           slot.reloads.delete(message.id)
           break
@@ -188,7 +193,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     thread.postMessage({ type: 'drain' } satisfies ToThread)
     setTimeout(() => {
       if (slot.thread === thread) void thread.terminate()
-    }, config.server.shutdown_timeout + HARD_STOP_MARGIN_MS).unref()
+    }, shutdownTimeoutMs + HARD_STOP_MARGIN_MS).unref()
   }
 
   // The first worker alone: it creates what the others then share (the audit log's tables, the
@@ -335,6 +340,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     logger,
     background,
     reload,
+    shutdownTimeout: () => shutdownTimeoutMs,
     async shutdown() {
       if (stopping) return
       await stopAll()

@@ -41,7 +41,8 @@ port.on('message', (message: ToThread) => {
   if (message.type === 'drain') drain()
   else if (message.type === 'reload') {
     void gateway.background.run('reload', async () => {
-      say({ type: 'reloaded', id: message.id, result: await gateway.reload() })
+      const result = await gateway.reload()
+      say({ type: 'reloaded', id: message.id, result, shutdownTimeoutMs: gateway.state.runtime.config.server.shutdown_timeout })
     })
   }
 })
