@@ -61,6 +61,9 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
       logger.warn('a changed audit section takes effect at the next restart')
     }
     state.runtime = runtime // the swap: new requests see the new runtime from here on
+    // MCP sessions of a path the new config dropped: no new stream, their calls in flight answered,
+    // ended with the runtimes that served them (retireUnused).
+    compile.agents.retireSessions(runtime.mcp?.config.path ?? null)
     replaced.set(previous, Date.now() + previous.config.server.shutdown_timeout)
     void background.run('runtime_retirement', retireWhenIdle)
     state.assertions = prepared.assertions
@@ -70,7 +73,6 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
       live.secrets.close()
       live.secrets = prepared.secrets
     }
-    void compile.agents.endSessions(runtime.mcp?.config.path ?? null) // the sessions of a path the new config dropped
     deps.gatewayServer.reconfigure(next.config.server) // timeouts, the connection bound, the TLS files
     deps.refresh.follow(previous.config, next.config)
     const warnings = diagnosticLines(next, 'warning')
@@ -96,7 +98,9 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     const now = Date.now()
     for (const [runtime, until] of replaced) if (runtime.usage.inFlight === 0 || now >= until) replaced.delete(runtime)
     const kept = [state.runtime, ...replaced.keys()]
+    const drainingPaths = new Set([...replaced.keys()].flatMap((runtime) => (runtime.mcp ? [runtime.mcp.config.path] : [])))
     return Promise.all([
+      compile.agents.endRetiredSessions(drainingPaths),
       compile.issuers.retire(kept.flatMap((runtime) => [...runtime.issuerKeys.values()])),
       compile.limitsStores.retire(kept.map((runtime) => runtime.limiter.store)),
       compile.upstreams.retire(kept.flatMap((runtime) => [...runtime.upstreams.values()])),

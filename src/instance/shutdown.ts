@@ -13,8 +13,8 @@ export interface ShutdownDeps {
   adminServer: Server
   refresh: SecretsRefresh
   closeRegistries(): Promise<void>
-  /** Ends the MCP sessions and their notification streams (agents registry). */
-  endMcpSessions(): Promise<void>
+  /** Ends the MCP sessions' notification streams, leaving their calls in flight to finish (agents registry). */
+  quiesceMcpSessions(): void
   audit: AuditLog
   tracing: Tracing | null
 }
@@ -27,8 +27,9 @@ export function createShutdown(live: Live, deps: ShutdownDeps): () => Promise<vo
     deps.refresh.stop()
     deps.gatewayServer.close()
     deps.gatewayServer.closeIdleConnections()
-    // MCP sessions' notification streams never end on their own: end them, not wait them out.
-    await deps.endMcpSessions().catch(() => {})
+    // MCP sessions' notification streams never end on their own: end them, not wait them out. Their
+    // tool calls in flight are requests like any other: drained, then the sessions close with the registries.
+    deps.quiesceMcpSessions()
     const deadline = Date.now() + state.runtime.config.server.shutdown_timeout
     while (state.inFlight > 0 && Date.now() < deadline) await sleep(20)
     if (state.inFlight > 0) state.logger.warn({ in_flight: state.inFlight }, 'shutdown timeout: closing connections with requests in flight')

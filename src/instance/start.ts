@@ -107,7 +107,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const refresh = startSecretsRefresh(live, background)
   const reload = createReload(live, { ...prepareDeps, configFile: options.configFile, gatewayServer, refresh })
   const configWatch = watchConfigFile(options.configFile, state, () => void background.run('reload', () => reload()))
-  const shutdown = createShutdown(live, { gatewayServer, adminServer, refresh, closeRegistries: () => compile.closeAll(), endMcpSessions: () => compile.agents.endSessions(null), audit, tracing })
+  const shutdown = createShutdown(live, { gatewayServer, adminServer, refresh, closeRegistries: () => compile.closeAll(), quiesceMcpSessions: () => compile.agents.quiesceSessions(), audit, tracing })
 
   return {
     url: listenUrl(gatewayAddress.address, gatewayAddress.port, gatewayServer.secure ? 'https' : 'http'),

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startServe } from '../helpers/cli.ts'
 import { allowAnyCaller, startTestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, DEFAULT_CLIENTS, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
 import { startRedis } from '../helpers/redis.ts'
 import { startUpstream } from '../helpers/upstream.ts'
 import { deferred, waitFor, waitForText } from '../helpers/wait.ts'
@@ -142,6 +143,99 @@ describe('a token exchange that outlives a reload', () => {
       await gateway.close()
     }
   }, 30_000)
+})
+
+describe('an MCP tool call in a 2025-era session', () => {
+  // Sessions (agents/mcp/sessions.ts) are ended by `agents.endSessions`: at shutdown before the
+  // requests in flight are waited for (shutdown.ts: "notification streams never end on their own"),
+  // and on a reload that moves mcp.path (reload.ts). Ending a session closes its transport, and with
+  // it the answer stream of every request of the session still running: a tools/call already sent
+  // on to its route's upstream. The call itself goes on (the pipeline's internal request reaches the
+  // upstream and is audited) but its result has nowhere to go: the client gets 200 and an event
+  // stream that ends with no JSON-RPC answer. A plain request in flight is drained instead.
+  const initialize = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'held', version: '1' } } })
+  const call = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_daily_report', arguments: { region: 'emea' } } })
+  const mcpHeaders = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
+
+  /** A tools/call held at its route's upstream while `end` runs; `end` answers what is left to await once the upstream has answered. */
+  async function heldCall(end: (gateway: Awaited<ReturnType<typeof startTestGateway>>, config: ReturnType<typeof mcpTestConfig>) => Promise<{ rest: Promise<unknown> }>): Promise<void> {
+    const released = deferred()
+    const upstream = await startUpstream(async (_req, res) => {
+      await released.promise
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end('{"rows":3}')
+    })
+    const dir = await mkdtemp(join(tmpdir(), 'bouncer-lifecycle-mcp-'))
+    const config = mcpTestConfig(idp.issuer, upstream.url, dir)
+    const gateway = await startTestGateway(config)
+    let rest: Promise<unknown> = Promise.resolve()
+    try {
+      await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+      const token = await idp.token('analytics-agent', { resource: MCP_RESOURCE })
+      const opened = await request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${token}` }, body: initialize })
+      expect(opened.statusCode).toBe(200)
+      await opened.body.dump()
+      const sessionHeaders = { ...mcpHeaders, 'mcp-session-id': opened.headers['mcp-session-id'] as string, 'mcp-protocol-version': '2025-06-18', authorization: `Bearer ${token}` }
+      const answer = request(`${gateway.url}/mcp`, { method: 'POST', headers: sessionHeaders, body: call })
+      await waitFor(() => upstream.received.length === 1, 'the tool call to reach the route\'s upstream')
+
+      rest = (await end(gateway, config)).rest
+      released.resolve()
+      const res = await answer
+      const body = await res.body.text()
+      expect(res.statusCode).toBe(200)
+      expect(body, 'the session\'s answer stream ended without the call\'s result').toContain('"id":7')
+      expect(body).toContain('rows')
+    } finally {
+      released.resolve()
+      await rest
+      await gateway.close() // after a shutdown: a no-op but for the temporary directory
+      await upstream.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+
+  it('answers when a shutdown begins while it runs: the shutdown drains it like any request', async () => {
+    await heldCall(async (gateway) => {
+      // Not awaited here: the shutdown waits for the call's internal request, which is held until
+      // the upstream is released (shutdown_timeout is 30 s by default).
+      const rest = gateway.shutdown()
+      await waitFor(() => gateway.state.draining, 'the shutdown to begin')
+      return { rest }
+    })
+  }, 60_000)
+
+  it('ends its notification stream when a shutdown begins, so the drain does not wait 30 s for it', async () => {
+    const upstream = await startUpstream()
+    const dir = await mkdtemp(join(tmpdir(), 'bouncer-lifecycle-mcp-'))
+    const gateway = await startTestGateway(mcpTestConfig(idp.issuer, upstream.url, dir)) // shutdown_timeout: 30 s
+    try {
+      await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+      const token = await idp.token('analytics-agent', { resource: MCP_RESOURCE })
+      const opened = await request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${token}` }, body: initialize })
+      await opened.body.dump()
+      const sessionHeaders = { 'mcp-session-id': opened.headers['mcp-session-id'] as string, 'mcp-protocol-version': '2025-06-18', authorization: `Bearer ${token}` }
+      const stream = await request(`${gateway.url}/mcp`, { method: 'GET', headers: { ...sessionHeaders, accept: 'text/event-stream' } })
+      expect(stream.statusCode).toBe(200)
+      await waitFor(() => gateway.state.inFlight === 1, 'the notification stream to be open')
+      const started = Date.now()
+      await gateway.shutdown()
+      await stream.body.text() // ended, not cut: the gateway closed it
+      expect(Date.now() - started).toBeLessThan(15_000)
+    } finally {
+      await gateway.close()
+      await upstream.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 30_000)
+
+  it('answers when a reload moves mcp.path while it runs', async () => {
+    await heldCall(async (gateway, config) => {
+      await gateway.writeConfig({ ...config, mcp: { ...(config.mcp as object), path: '/mcp-v2' } })
+      expect((await gateway.reload()).ok).toBe(true)
+      return { rest: Promise.resolve() }
+    })
+  }, 60_000)
 })
 
 describe('server.workers: a drain after a reload that lengthened shutdown_timeout', () => {

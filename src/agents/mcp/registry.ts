@@ -12,10 +12,14 @@ export interface AgentsRegistry {
   /** The sessions of the MCP endpoint at `path`, made by `create` at first (the SDK loads with the endpoint, not here). */
   sessions(path: string, create: () => LegacySessions): LegacySessions
   /**
-   * Ends the sessions of every path but `except` (the endpoint's path once a reload has swapped
-   * runtimes; null at shutdown, where their streams would otherwise be waited out).
+   * A reload has swapped runtimes: the sessions of every path but `except` (the new endpoint's path)
+   * are quiesced (their calls in flight still answered) and set aside until endRetiredSessions.
    */
-  endSessions(except: string | null): Promise<void>
+  retireSessions(except: string | null): void
+  /** Ends the set-aside sessions of every path no runtime still draining serves. */
+  endRetiredSessions(draining: ReadonlySet<string>): Promise<void>
+  /** Shutdown: every path's sessions quiesced, so the drain waits for calls, not for notification streams. */
+  quiesceSessions(): void
   closeAll(): Promise<void>
 }
 
@@ -44,10 +48,12 @@ export function createAgentsRegistry(logger: Logger): AgentsRegistry {
   const servers = createMcpServerRegistry(logger)
   const stores = new Map<string, ApprovalStore>()
   const sessionsByPath = new Map<string, LegacySessions>()
-  async function endSessions(except: string | null): Promise<void> {
-    const ending = [...sessionsByPath].filter(([path]) => path !== except)
-    for (const [path] of ending) sessionsByPath.delete(path)
-    await Promise.all(ending.map(([, sessions]) => sessions.close()))
+  // Sessions of paths a reload dropped, quiesced, until the runtimes that served them have drained.
+  let retired: Array<{ path: string; sessions: LegacySessions }> = []
+  async function endRetiredSessions(draining: ReadonlySet<string>): Promise<void> {
+    const ending = retired.filter(({ path }) => !draining.has(path))
+    retired = retired.filter(({ path }) => draining.has(path))
+    await Promise.all(ending.map(({ sessions }) => sessions.close()))
   }
   return {
     servers,
@@ -61,9 +67,23 @@ export function createAgentsRegistry(logger: Logger): AgentsRegistry {
       if (!sessions) sessionsByPath.set(path, (sessions = create()))
       return sessions
     },
-    endSessions,
+    retireSessions(except) {
+      for (const [path, sessions] of sessionsByPath) {
+        if (path === except) continue
+        sessionsByPath.delete(path)
+        sessions.quiesce()
+        retired.push({ path, sessions })
+      }
+    },
+    endRetiredSessions,
+    quiesceSessions() {
+      for (const sessions of sessionsByPath.values()) sessions.quiesce()
+    },
     async closeAll() {
-      await endSessions(null)
+      const open = [...sessionsByPath.values(), ...retired.map(({ sessions }) => sessions)]
+      sessionsByPath.clear()
+      retired = []
+      await Promise.all(open.map((sessions) => sessions.close()))
       await servers.closeAll()
       for (const store of stores.values()) store.close()
       stores.clear()

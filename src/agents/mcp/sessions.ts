@@ -46,6 +46,12 @@ export interface LegacySessions {
   handle(request: Request, body: unknown, caller: Caller, authInfo: AuthInfo): Promise<Response> | null
   /** notifications/tools/list_changed to every open session (on its GET stream, when it holds one). */
   toolsChanged(): void
+  /**
+   * Winds down without cutting a call: no new session, the notification (GET) streams ended and
+   * refused from now on, while requests already sent are answered on their own streams. A drain
+   * waits for those; the GET streams never end by themselves, so they go at once.
+   */
+  quiesce(): void
   close(): Promise<void>
 }
 
@@ -64,12 +70,16 @@ function isInitialize(body: unknown): boolean {
   return body !== null && typeof body === 'object' && !Array.isArray(body) && (body as { method?: unknown }).method === 'initialize'
 }
 
+// Streamable HTTP: a server that offers no GET stream answers 405, and the client stops asking.
+const noNotificationStream = () => new Response(null, { status: 405, headers: { allow: 'POST, DELETE' } })
+
 const notFound = () => new Response(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }), { status: 404, headers: { 'content-type': 'application/json' } })
 
 export function createLegacySessions(): LegacySessions {
   const sessions = new Map<string, Session>()
   let serving: McpServing | null = null
-  // Closed (shutdown, or a reload that dropped this path): a runtime still finishing a request opens nothing here.
+  // Quiesced or closed (shutdown, or a reload that dropped this path): a runtime still finishing a
+  // request opens nothing here, and no notification stream.
   let closed = false
   const servingNow = () => {
     if (serving === null) throw new Error('MCP sessions asked before any runtime served them')
@@ -118,11 +128,16 @@ export function createLegacySessions(): LegacySessions {
       if (id === null) return !closed && request.method === 'POST' && isInitialize(body) ? open(request, body, caller, authInfo) : null
       const session = sessions.get(id)
       if (!session || session.issuer !== caller.identity.iss || session.subject !== caller.identity.sub) return Promise.resolve(notFound())
+      if (closed && request.method === 'GET') return Promise.resolve(noNotificationStream())
       session.caller.current = caller
       session.lastUsed = Date.now()
       return session.transport.handleRequest(request, { parsedBody: body, authInfo })
     },
     toolsChanged,
+    quiesce() {
+      closed = true
+      for (const session of sessions.values()) session.transport.closeStandaloneSSEStream()
+    },
     async close() {
       closed = true
       clearInterval(sweep)
