@@ -1,5 +1,5 @@
 import type { AdminAuth } from '../admin/index.ts'
-import type { GatewayState } from '../gateway/index.ts'
+import type { GatewayState, Runtime } from '../gateway/index.ts'
 import type { SecretsRuntime } from '../secrets/index.ts'
 
 /**
@@ -10,4 +10,10 @@ export interface Live {
   readonly state: GatewayState
   secrets: SecretsRuntime
   admin: AdminAuth
+  /**
+   * Runtimes a reload replaced whose requests may still be running, each with the time after which
+   * its requests no longer hold anything open (reload.ts retireUnused; the JWKS endpoint publishes
+   * their signers' keys meanwhile).
+   */
+  readonly replaced: Map<Runtime, number>
 }

@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { loadConfigFile } from '../config/index.ts'
 import type { ReloadResult } from '../admin/index.ts'
-import type { GatewayServer, Runtime } from '../gateway/index.ts'
+import type { GatewayServer } from '../gateway/index.ts'
 import type { Live } from './live.ts'
 import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
 import type { SecretsRefresh } from './secrets-refresh.ts'
@@ -21,9 +21,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
   const { logger, background, compile } = deps
   const { state } = live
   let reloading: Promise<ReloadResult> | null = null
-  // Runtimes a reload replaced whose requests may still be running, each with the time after which
-  // its requests no longer hold anything open (retireUnused).
-  const replaced = new Map<Runtime, number>()
+  const { replaced } = live
   let polling = false
 
   async function load(): Promise<ReloadResult> {
@@ -60,6 +58,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     if (JSON.stringify(next.config.audit) !== JSON.stringify(previous.config.audit)) {
       logger.warn('a changed audit section takes effect at the next restart')
     }
+    runtime.mcp?.takeSessions()
     state.runtime = runtime // the swap: new requests see the new runtime from here on
     // MCP sessions of a path the new config dropped: no new stream, their calls in flight answered,
     // ended with the runtimes that served them (retireUnused).

@@ -8,6 +8,7 @@ import { listenUrl, loadConfigFile } from '../config/index.ts'
 import { createGatewayServer, createInternalDispatch, createRuntimeDeps, type GatewayState } from '../gateway/index.ts'
 import type { InternalDispatch } from '../request/index.ts'
 import { createBackgroundTasks, createLogger, createMetrics, startTracing, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
+import { publishedKeysOf } from '../upstream/index.ts'
 import type { Live } from './live.ts'
 import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
 import { watchConfigFile } from './config-watch.ts'
@@ -59,9 +60,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     background,
     sharedLimits: options.worker?.sharedLimits,
     keySetEvents: { refreshed: (issuer) => metrics.keySetEvent(issuer, true), failed: (issuer) => metrics.keySetEvent(issuer, false) },
-    // The gateway's JWKS endpoint publishes the keys of the signer in force (it changes on reload).
+    // The gateway's JWKS endpoint publishes the keys of the signer in force (it changes on reload) and
+    // of the runtimes a reload replaced while their requests may still sign.
     builtIns: {
-      publishedKeys: () => state.assertions?.jwks() ?? { keys: [] },
+      publishedKeys: () => publishedKeysOf([state.assertions, ...[...live.replaced.keys()].map((runtime) => runtime.signing.assertions)]),
       // MCP tool calls run through this gateway's own pipeline, and are audited in its log.
       dispatch: (request) => dispatchInternally(request),
       audit: (facts) => audit.record(facts),
@@ -71,6 +73,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
 
   const first = await prepare({ ...loaded, config }, null, prepareDeps)
   const audit = createAuditLog(options.worker ? workerAuditConfig(config.audit, options.worker.id, env) : config.audit, logger, background, first.secrets.store) // its checkpoint key may live in the store
+  first.runtime.mcp?.takeSessions()
   const state: GatewayState = {
     runtime: first.runtime,
     logger,
@@ -84,7 +87,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     tunnels: new Set(),
   }
   const dispatchInternally: InternalDispatch = createInternalDispatch(state)
-  const live: Live = { state, secrets: first.secrets, admin: first.admin }
+  const live: Live = { state, secrets: first.secrets, admin: first.admin, replaced: new Map() }
 
   const gatewayServer = createGatewayServer(state, {
     onClientError: (rejected) => audit.recordRejected(rejected),

@@ -29,6 +29,16 @@ export interface PublishedJwks {
   keys: Array<Record<string, string>>
 }
 
+/**
+ * The keys of several signers, each kid once: the current runtime's and those of runtimes a reload
+ * replaced whose requests may still sign (a reload that moves the key elsewhere makes a new one).
+ */
+export function publishedKeysOf(signers: Iterable<AssertionSigner | null>): PublishedJwks {
+  const keys = new Map<string, Record<string, string>>()
+  for (const signer of signers) for (const key of signer?.jwks().keys ?? []) if (!keys.has(key.kid as string)) keys.set(key.kid as string, key)
+  return { keys: [...keys.values()] }
+}
+
 export interface AssertionSigner {
   /** The assertion for this caller and upstream (from the cache when it is fresh enough). */
   assertion(upstream: string, identity: Identity, roles: readonly string[]): string

@@ -84,12 +84,17 @@ describe('the identity assertion of a request that outlives a reload', () => {
       await gateway.writeConfig({ ...base, upstreams: [{ name: 'v2', url: plain.url }], routes: [{ id: 'data', path: '/data/*', upstream: 'v2' }] })
       expect((await gateway.reload()).ok).toBe(true)
 
+      // While it may still sign, the signer of its config stays published, though no config asks for assertions now.
+      const jwks = (await (await request(`${gateway.url}/.well-known/jwks.json`)).body.json()) as { keys: Array<{ kid: string }> }
       held.finish()
       const res = await held.answer
       const body = await res.body.text()
       expect(strict.received.at(-1)?.url).toBe('/data/held') // it went where its own config sent it
-      expect(strict.received.at(-1)?.headers['x-bouncer-assertion'], 'the held request reached its upstream without the assertion its config promised').toBeDefined()
+      const assertion = strict.received.at(-1)?.headers['x-bouncer-assertion']
+      expect(assertion, 'the held request reached its upstream without the assertion its config promised').toBeDefined()
       expect(res.statusCode, body).toBe(200)
+      const { kid } = JSON.parse(Buffer.from(String(assertion).split('.')[0] as string, 'base64url').toString()) as { kid: string }
+      expect(jwks.keys.map((key) => key.kid)).toContain(kid)
     } finally {
       await gateway.close()
       await strict.close()
@@ -244,7 +249,7 @@ describe('server.workers: a drain after a reload that lengthened shutdown_timeou
   // with plus a 5 s margin (supervisor.ts stopWorker reads `config`, never updated by a reload; so
   // does cli/serve.ts's hard exit through Serving.config()). A request the reloaded config gives 30 s
   // to finish is cut after 1 s + 5 s: the client's connection is reset, with no answer.
-  it('lets the request in flight finish within the reloaded shutdown_timeout', async () => {
+  it.each([['by the admin API', false], ['by each worker itself, watching the file', true]])('lets the request in flight finish within the reloaded shutdown_timeout (reloaded %s)', async (_how, watching) => {
     const dir = await mkdtemp(join(tmpdir(), 'bouncer-lifecycle-workers-'))
     const file = join(dir, 'bouncer.yaml')
     const released = deferred()
@@ -253,7 +258,7 @@ describe('server.workers: a drain after a reload that lengthened shutdown_timeou
       res.end('finished')
     })
     const config = (shutdownTimeout: string) => ({
-      server: { listen: '127.0.0.1:0', workers: 2, shutdown_timeout: shutdownTimeout },
+      server: { listen: '127.0.0.1:0', workers: 2, shutdown_timeout: shutdownTimeout, watch_config: watching },
       admin: { listen: '127.0.0.1:0', token: 'lifecycle-workers-admin-token-0123456789' },
       audit: { sinks: [], spill_dir: join(dir, 'spill') },
       upstreams: [{ name: 'api', url: upstream.url }],
@@ -263,8 +268,13 @@ describe('server.workers: a drain after a reload that lengthened shutdown_timeou
     const gateway = await startServe(['--config', file], { startTimeout: 90_000 })
     try {
       await writeFile(file, stringify(config('30s')))
-      const reloaded = await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: { authorization: 'Bearer lifecycle-workers-admin-token-0123456789' } })
-      expect(await reloaded.body.json()).toMatchObject({ ok: true })
+      if (watching) {
+        // Each worker reloads on its own: the primary is told nothing until a drain.
+        await waitFor(() => (gateway.stderr().match(/"msg":"config reloaded"/g) ?? []).length >= 2, 'both workers to reload the file', 20_000)
+      } else {
+        const reloaded = await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: { authorization: 'Bearer lifecycle-workers-admin-token-0123456789' } })
+        expect(await reloaded.body.json()).toMatchObject({ ok: true })
+      }
       let cut = false
       const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
         get(`${gateway.url}/slow`, { agent: false }, (res) => {

@@ -63,6 +63,11 @@ export interface CompiledMcp {
   readonly audit: RecordAudit
   /** Puts resolved secret values in the servers' headers (at compile and after each refresh). */
   applySecrets(resolve: (template: string) => string): void
+  /**
+   * Takes this path's 2025-era sessions from the registry, once: called when the runtime is swapped
+   * in, so a request of this runtime finds them even after a later reload set the path's aside.
+   */
+  takeSessions(): void
 }
 
 const EVERY_METHOD = ['*', 'TRACE', 'TRACK', 'CONNECT']
@@ -96,7 +101,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     maxRequestBodySize: config.server.max_body_bytes,
     onerror: (err) => deps.logger.debug({ reason: err.message }, 'MCP request refused'),
   })
-  // Taken when this runtime first serves: a config compiled and then refused takes none.
+  // Taken when this runtime is swapped in (takeSessions) or first serves: a config compiled and then refused takes none.
   let sessions: LegacySessions | null = null
   const serving: McpServing = { order: ++compiles, deps: protocol, maxBodyBytes: config.server.max_body_bytes }
   const sessionsOf = () => (sessions ??= deps.sessions(mcp.path, createLegacySessions))
@@ -116,6 +121,9 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
       { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: documentBackend(resourceServer.metadataPath, METADATA_HEADERS, () => resourceServer.metadata()) },
       { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, serving, sessionsOf) },
     ],
+    takeSessions() {
+      sessionsOf()
+    },
     applySecrets(resolve) {
       mcp.servers.forEach((config, i) => {
         const server = servers[i] as UpstreamMcpServer

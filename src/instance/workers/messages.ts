@@ -18,5 +18,7 @@ export type FromThread =
   | { type: 'ready'; url: string; port: number }
   /** It could not start: a config error's lines, or a listen error's code and message. */
   | { type: 'failed'; message: string; code: string | null; lines: string[] | null }
-  /** `shutdownTimeoutMs`: the worker's server.shutdown_timeout after the reload (a drain's bound). */
+  /** `shutdownTimeoutMs`: the worker's server.shutdown_timeout after the reload. */
   | { type: 'reloaded'; id: number; result: ReloadResult; shutdownTimeoutMs: number }
+  /** It began draining, within its own shutdown_timeout (whatever reload, its own or the primary's, set it last). */
+  | { type: 'draining'; shutdownTimeoutMs: number }

@@ -72,6 +72,8 @@ interface Slot {
   lastMetrics: Families | null
   reloads: Map<number, (result: ReloadResult) => void>
   exited: Promise<void> | null
+  /** When a draining worker is stopped if it has not ended: its own shutdown_timeout + 5 s. */
+  hardStop: NodeJS.Timeout | null
 }
 
 export async function startWorkers(options: WorkersOptions): Promise<Workers> {
@@ -83,7 +85,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
   const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
     id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0,
-    threadId: null, lastMetrics: null, reloads: new Map(), exited: null,
+    threadId: null, lastMetrics: null, reloads: new Map(), exited: null, hardStop: null,
   }))
   const carried: Families = new Map()
   let shutdownTimeoutMs = config.server.shutdown_timeout
@@ -121,8 +123,11 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
         case 'failed':
           failed?.(message.lines ? new ConfigError(message.lines) : Object.assign(new Error(message.message), { code: message.code ?? undefined }))
           break
+        case 'draining':
+          // The worker drains by its own config's timeout, whichever reload set it: the bound follows.
+          armHardStop(slot, thread, message.shutdownTimeoutMs)
+          break
         case 'reloaded':
-          // A drain is bounded by the reloaded config's timeout: the worker drains by it.
           if (message.result.ok) shutdownTimeoutMs = message.shutdownTimeoutMs
           slot.reloads.get(message.id)?.(message.result)
           slot.reloads.delete(message.id)
@@ -191,9 +196,15 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     }
     slot.state = 'draining'
     thread.postMessage({ type: 'drain' } satisfies ToThread)
-    setTimeout(() => {
+    armHardStop(slot, thread, shutdownTimeoutMs) // until the worker says what its own is
+  }
+
+  function armHardStop(slot: Slot, thread: Worker, timeoutMs: number): void {
+    if (slot.hardStop) clearTimeout(slot.hardStop)
+    slot.hardStop = setTimeout(() => {
       if (slot.thread === thread) void thread.terminate()
-    }, shutdownTimeoutMs + HARD_STOP_MARGIN_MS).unref()
+    }, timeoutMs + HARD_STOP_MARGIN_MS)
+    slot.hardStop.unref()
   }
 
   // The first worker alone: it creates what the others then share (the audit log's tables, the

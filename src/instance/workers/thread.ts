@@ -28,6 +28,7 @@ let crashed = false
 function drain(): void {
   if (stopping) return
   stopping = true
+  say({ type: 'draining', shutdownTimeoutMs: gateway.state.runtime.config.server.shutdown_timeout })
   gateway.shutdown().then(
     () => process.exit(crashed ? 1 : 0),
     (err: unknown) => {
