@@ -3,8 +3,8 @@ import type { GatewayState, Runtime } from '../gateway/index.ts'
 import type { SecretsRuntime } from '../secrets/index.ts'
 
 /**
- * What a reload replaces in a running gateway: the state the pipeline reads (the runtime and the
- * assertion signer), the secrets in use and the admin credential.
+ * What a reload replaces in a running gateway: the state the pipeline reads (the runtime, with its
+ * signers), the secrets in use and the admin credential.
  */
 export interface Live {
   readonly state: GatewayState

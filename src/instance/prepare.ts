@@ -4,7 +4,7 @@
 import { adminAuth, type AdminAuth } from '../admin/index.ts'
 import { createExchangeKeys, ExchangeKeyError, type ExchangeKeys } from '../agents/index.ts'
 import { formatDiagnostic, signingSecretName, type Config, type LoadedConfig } from '../config/index.ts'
-import { applySecretValues, compileRuntime, loadModulesFor, type CompileDeps, type Runtime } from '../gateway/index.ts'
+import { applySecretValues, compileRuntime, loadModulesFor, type CompileDeps, type Runtime, type RuntimeSigning } from '../gateway/index.ts'
 import { openSecretsRuntime, SecretsUnavailable, type SecretsRuntime } from '../secrets/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import { createAssertionSigner, type AssertionSigner } from '../upstream/index.ts'
@@ -27,8 +27,6 @@ export interface Prepared {
   runtime: Runtime
   secrets: SecretsRuntime
   admin: AdminAuth
-  assertions: AssertionSigner | null
-  exchangeKeys: ExchangeKeys | null
 }
 
 export interface PrepareDeps {
@@ -39,7 +37,8 @@ export interface PrepareDeps {
 }
 
 /** Secrets, compile, secret values into headers and the admin token: one config, ready to swap in. */
-export async function prepare(next: LoadedConfig & { config: Config }, assertions: AssertionSigner | null, deps: PrepareDeps, exchangeKeys: ExchangeKeys | null = null): Promise<Prepared> {
+/** `running`: the signers of the runtime in force, which a new one keeps where its key must not change (null at start). */
+export async function prepare(next: LoadedConfig & { config: Config }, running: RuntimeSigning | null, deps: PrepareDeps): Promise<Prepared> {
   const { logger } = deps
   await loadModulesFor(next.config) // before anything is opened: nothing to close if it fails
   let secrets: SecretsRuntime
@@ -53,9 +52,9 @@ export async function prepare(next: LoadedConfig & { config: Config }, assertion
     const runtime = compileRuntime(next.config, deps.compile)
     applySecretValues(runtime, secrets.resolve)
     // The runtime's own signers: its requests sign with them however many reloads come after.
-    runtime.signing.assertions = signerFor(next.config, secrets, assertions, logger)
-    runtime.signing.exchangeKeys = exchangeKeysFor(next.config, secrets, exchangeKeys, logger)
-    return { runtime, secrets, admin: adminFor(next.config, secrets), assertions: runtime.signing.assertions, exchangeKeys: runtime.signing.exchangeKeys }
+    runtime.signing.assertions = signerFor(next.config, secrets, running?.assertions ?? null, logger)
+    runtime.signing.exchangeKeys = exchangeKeysFor(next.config, secrets, running?.exchangeKeys ?? null, logger)
+    return { runtime, secrets, admin: adminFor(next.config, secrets) }
   } catch (err) {
     secrets.close() // the store handle this attempt opened; the running config keeps its own
     throw err

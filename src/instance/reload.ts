@@ -35,7 +35,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     const previous = state.runtime
     let prepared: Awaited<ReturnType<typeof prepare>>
     try {
-      prepared = await prepare({ ...next, config: next.config }, state.assertions, deps, state.exchangeKeys)
+      prepared = await prepare({ ...next, config: next.config }, state.runtime.signing, deps)
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
       logger.error({ errors: err.lines }, 'config reload refused: the running config keeps serving')
@@ -65,8 +65,6 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     compile.agents.retireSessions(runtime.mcp?.config.path ?? null)
     replaced.set(previous, Date.now() + previous.config.server.shutdown_timeout)
     void background.run('runtime_retirement', retireWhenIdle)
-    state.assertions = prepared.assertions
-    state.exchangeKeys = prepared.exchangeKeys
     live.admin = prepared.admin
     if (prepared.secrets !== live.secrets) {
       live.secrets.close()

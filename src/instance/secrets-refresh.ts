@@ -24,8 +24,8 @@ export function startSecretsRefresh(live: Live, background: BackgroundTasks): Se
   function refresh(): void {
     void background.run('secrets_refresh', () => live.secrets.reread() && applySecrets())
     void background.run('secret_rotation', async () => (await live.secrets.rotateDue()) && applySecrets())
-    void background.run('assertion_key_rotation', () => live.state.assertions?.rotateIfDue())
-    void background.run('exchange_key_rotation', () => live.state.exchangeKeys?.refresh())
+    void background.run('assertion_key_rotation', () => live.state.runtime.signing.assertions?.rotateIfDue())
+    void background.run('exchange_key_rotation', () => live.state.runtime.signing.exchangeKeys?.refresh())
   }
   let timer = setInterval(refresh, refreshEvery(live.state.runtime.config)).unref()
   return {

@@ -63,7 +63,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     // The gateway's JWKS endpoint publishes the keys of the signer in force (it changes on reload) and
     // of the runtimes a reload replaced while their requests may still sign.
     builtIns: {
-      publishedKeys: () => publishedKeysOf([state.assertions, ...[...live.replaced.keys()].map((runtime) => runtime.signing.assertions)]),
+      publishedKeys: () => publishedKeysOf([state.runtime, ...live.replaced.keys()].map((runtime) => runtime.signing.assertions)),
       // MCP tool calls run through this gateway's own pipeline, and are audited in its log.
       dispatch: (request) => dispatchInternally(request),
       audit: (facts) => audit.record(facts),
@@ -80,8 +80,6 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     audit,
     metrics,
     tracing,
-    assertions: first.assertions,
-    exchangeKeys: first.exchangeKeys,
     draining: false,
     inFlight: 0,
     tunnels: new Set(),

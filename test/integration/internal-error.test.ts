@@ -38,8 +38,6 @@ describe('unexpected exceptions', () => {
       audit: createAuditLog(loaded.config!.audit, createLogger({ level: 'silent' }), createBackgroundTasks(createLogger({ level: 'silent' }), { backgroundFailed() {} })),
       metrics: createMetrics({ audit: () => ({ queueDepth: 0, sinks: {}, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }), inFlight: () => 0 }),
       tracing: null,
-      assertions: null,
-      exchangeKeys: null,
       draining: false,
       inFlight: 0,
       tunnels: new Set(),

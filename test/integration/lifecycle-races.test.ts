@@ -50,13 +50,13 @@ function heldPost(url: string, headers: Record<string, string>, body: string) {
 }
 
 describe('the identity assertion of a request that outlives a reload', () => {
-  // A request's route and upstream are its runtime's (the upstream's pool is even kept open for it,
-  // retireUnused), but the assertion signer is read from the gateway's state when the request is
-  // served (pipeline.ts assertionHeader reads state.assertions). A reload to a config in which no
-  // upstream asks for assertions sets it to null: the held request still goes to its upstream, one
-  // whose config says it must carry X-Bouncer-Assertion, without one. An upstream that relies on the
-  // assertion refuses it (here 401, passed through to the client); one that only reads it when
-  // present serves it as nobody.
+  // A request's route and upstream are its runtime's (the upstream's pool is kept open for it,
+  // retireUnused), and so is its signer (Runtime.signing). It once was the gateway's current signer,
+  // read when the request was served: a reload to a config in which no upstream asks for assertions
+  // set it to null, and the held request went to its upstream, one whose config says it must carry
+  // X-Bouncer-Assertion, without one. An upstream that relies on the assertion refuses it (here 401,
+  // passed through to the client); one that only reads it when present would serve it as nobody.
+  // The key it signs with must stay published meanwhile, though no config asks for assertions now.
   it('still carries X-Bouncer-Assertion to the upstream whose config asked for one', async () => {
     const strict = await startUpstream(async (req, res) => {
       if (req.headers['x-bouncer-assertion'] === undefined) {
@@ -104,11 +104,10 @@ describe('the identity assertion of a request that outlives a reload', () => {
 })
 
 describe('a token exchange that outlives a reload', () => {
-  // POST /oauth2/token signs with `deps.builtIns.exchangeKeys()`, that is state.exchangeKeys when it
-  // signs, not the keys of the runtime the request started on. A reload that turns token_exchange
-  // off sets them to null while an exchange is in flight (here: its form still arriving), and the
-  // client that the endpoint of its own config accepted gets 500 internal_error "The token exchange
-  // has no signing key." instead of its token.
+  // POST /oauth2/token signs with the keys of the runtime the request started on. It once read the
+  // gateway's current keys when it signed: a reload that turned token_exchange off while an exchange
+  // was in flight (here: its form still arriving) answered the client that the endpoint of its own
+  // config had accepted 500 internal_error "The token exchange has no signing key.".
   it('issues the token from the config it started on', async () => {
     const corp = (subject: string) => ({ issuer: 'corp', subject })
     const withExchange = (enabled: boolean) => ({
@@ -151,13 +150,11 @@ describe('a token exchange that outlives a reload', () => {
 })
 
 describe('an MCP tool call in a 2025-era session', () => {
-  // Sessions (agents/mcp/sessions.ts) are ended by `agents.endSessions`: at shutdown before the
-  // requests in flight are waited for (shutdown.ts: "notification streams never end on their own"),
-  // and on a reload that moves mcp.path (reload.ts). Ending a session closes its transport, and with
-  // it the answer stream of every request of the session still running: a tools/call already sent
-  // on to its route's upstream. The call itself goes on (the pipeline's internal request reaches the
-  // upstream and is audited) but its result has nowhere to go: the client gets 200 and an event
-  // stream that ends with no JSON-RPC answer. A plain request in flight is drained instead.
+  // A shutdown, and a reload that moves mcp.path, once closed every session's transport at once, and
+  // with it the answer stream of every request of the session still running: a tools/call already
+  // sent on to its route's upstream went on (reached the upstream, was audited) but the client got
+  // 200 and an event stream that ended with no JSON-RPC answer. Sessions are now quiesced instead
+  // (sessions.ts): their notification streams end, their calls in flight are drained like any request.
   const initialize = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'held', version: '1' } } })
   const call = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_daily_report', arguments: { region: 'emea' } } })
   const mcpHeaders = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
@@ -244,11 +241,11 @@ describe('an MCP tool call in a 2025-era session', () => {
 })
 
 describe('server.workers: a drain after a reload that lengthened shutdown_timeout', () => {
-  // Each worker drains by its own runtime's shutdown_timeout, the reloaded one; but the primary cuts
-  // a draining worker short (thread.terminate()) at the shutdown_timeout of the config it STARTED
-  // with plus a 5 s margin (supervisor.ts stopWorker reads `config`, never updated by a reload; so
-  // does cli/serve.ts's hard exit through Serving.config()). A request the reloaded config gives 30 s
-  // to finish is cut after 1 s + 5 s: the client's connection is reset, with no answer.
+  // Each worker drains by its own runtime's shutdown_timeout, the reloaded one. The primary once cut a
+  // draining worker short (thread.terminate()) at the shutdown_timeout of the config it STARTED with
+  // plus a 5 s margin: a request the reloaded config gives 30 s to finish was cut after 1 s + 5 s,
+  // its connection reset with no answer. A worker now tells the primary its timeout as it begins
+  // to drain, whether the primary's reload set it or the worker's own (watch_config).
   it.each([['by the admin API', false], ['by each worker itself, watching the file', true]])('lets the request in flight finish within the reloaded shutdown_timeout (reloaded %s)', async (_how, watching) => {
     const dir = await mkdtemp(join(tmpdir(), 'bouncer-lifecycle-workers-'))
     const file = join(dir, 'bouncer.yaml')
@@ -308,12 +305,10 @@ describe('server.workers: a drain after a reload that lengthened shutdown_timeou
 })
 
 describe('a sign-in session store the reloaded config no longer uses', () => {
-  // retireUnused (reload.ts) closes pools, key sets, limits stores, API key stores, functions' and
-  // datasets' pools that no runtime uses; sign-in session stores (compile.sessionStores) are not in
-  // its list, nor MCP server clients or approvals stores (agents registry): they stay open until
-  // shutdown. A reload that moves sign_in.session.store elsewhere leaves the old store's Redis
-  // connection open for the life of the process (one more per reload that changes the store), while
-  // the limits store dropped by the same reload is closed.
+  // retireUnused (reload.ts) closes what no runtime uses any more. Sign-in session stores were once
+  // missing from its list: a reload that moved sign_in.session.store elsewhere left the old store's
+  // Redis connection open for the life of the process, while the limits store dropped by the same
+  // reload was closed. (MCP server clients and approvals stores are still closed only at shutdown.)
   it('is closed, like the limits store the same reload dropped', async () => {
     const redis = await startRedis()
     const control = new Redis(redis.url)

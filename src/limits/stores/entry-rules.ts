@@ -34,9 +34,9 @@ export function windowToStore(check: Check, at: number): number {
   return !check.rate && check.quota ? quotaWindowOf(check.quota.periodMs, at) : 0
 }
 
-/** When the stored entry will have decayed to no entry at all: a rate's TAT, a quota's window end. */
-export function expiryOf(check: Check, value: number, at: number): number {
-  return !check.rate && check.quota ? (quotaWindowOf(check.quota.periodMs, at) + 1) * check.quota.periodMs : value
+/** When the stored entry will have decayed to no entry at all: a rate's TAT, the end of a quota's window (windowToStore's). */
+export function expiryOf(check: Check, value: number, window: number): number {
+  return !check.rate && check.quota ? (window + 1) * check.quota.periodMs : value
 }
 
 function quotaWindowOf(periodMs: number, at: number): number {

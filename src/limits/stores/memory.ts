@@ -102,7 +102,9 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
       for (let i = 0; i < count; i++) {
         const check = checks[i] as Check
         const value = next[i]
-        if (value !== undefined) commit(check.key, found[i], value, windowToStore(check, at), expiryOf(check, value, at))
+        if (value === undefined) continue
+        const window = windowToStore(check, at)
+        commit(check.key, found[i], value, window, expiryOf(check, value, window))
       }
       return { refused: -1, reason: 'limit', retryAfterMs: 0, states }
     },

@@ -251,7 +251,8 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: { log
           insert(slot, i * KEY_BYTES, lengths[i] as number, hashes[i] as number)
         }
         const check = checks[i] as Check
-        write(slot, value, windowToStore(check, at), expiryOf(check, value, at))
+        const window = windowToStore(check, at)
+        write(slot, value, window, expiryOf(check, value, window))
       }
       return { refused: -1, reason: 'limit', retryAfterMs: 0, states }
     } finally {
