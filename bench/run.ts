@@ -137,7 +137,7 @@ async function runCase(bench: BenchCase, shared: { upstreamPort: number; issuer:
 }
 
 function countAuditRecords(path: string): number {
-  const db = new DatabaseSync(path, { readOnly: true })
+  const db = new DatabaseSync(path, { readOnly: true, timeout: 5000 })
   try {
     return (db.prepare('SELECT count(*) AS n FROM audit_records').get() as { n: number }).n
   } finally {

@@ -60,7 +60,7 @@ export async function connect(url: string, token: string, version: string): Prom
 /** The audit log's rows; none while the audit worker has not yet created the file or its table (a loaded machine starts it late). */
 export function auditRows(dbPath: string, where = '1 = 1'): Record<string, unknown>[] {
   if (!existsSync(dbPath)) return []
-  const db = new DatabaseSync(dbPath, { readOnly: true })
+  const db = new DatabaseSync(dbPath, { readOnly: true, timeout: 5000 })
   try {
     const created = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_records'").get() !== undefined
     if (!created) return []

@@ -46,7 +46,7 @@ async function metric(adminUrl: string, name: string): Promise<number> {
 
 function rowsIn(path: string): number {
   try {
-    const db = new DatabaseSync(path, { readOnly: true })
+    const db = new DatabaseSync(path, { readOnly: true, timeout: 5000 })
     try {
       return (db.prepare('SELECT count(*) AS n FROM audit_records').get() as { n: number }).n
     } finally {
@@ -160,7 +160,7 @@ async function cliConfig(own: string, audit: Record<string, unknown>): Promise<s
 interface ChainRow { chain: string; seq: number; code: string | null; detail: string | null; path: string }
 
 function sqliteRows(path: string): ChainRow[] {
-  const db = new DatabaseSync(path, { readOnly: true })
+  const db = new DatabaseSync(path, { readOnly: true, timeout: 5000 })
   try {
     return db.prepare('SELECT c.chain, r.seq, r.code, r.detail, r.path FROM audit_records r JOIN audit_chains c ON c.no = r.chain ORDER BY r.chain, r.seq').all() as unknown as ChainRow[]
   } finally {

@@ -137,7 +137,7 @@ describe('a SQLite audit log written by 0.1.0', () => {
 })
 
 function pageSizeOf(path: string): number {
-  const db = new DatabaseSync(path, { readOnly: true })
+  const db = new DatabaseSync(path, { readOnly: true, timeout: 5000 })
   try {
     return (db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size
   } finally {
@@ -146,7 +146,7 @@ function pageSizeOf(path: string): number {
 }
 
 function columnsOf(path: string): string[] {
-  const db = new DatabaseSync(path, { readOnly: true })
+  const db = new DatabaseSync(path, { readOnly: true, timeout: 5000 })
   try {
     return (db.prepare('PRAGMA table_info(audit_records)').all() as Array<{ name: string }>).map((column) => column.name)
   } finally {

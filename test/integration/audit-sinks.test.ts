@@ -117,7 +117,7 @@ describe('the PostgreSQL sink', () => {
 /** Records in a SQLite log so far (0 before its table exists). */
 function storedIn(path: string): number {
   try {
-    const database = new DatabaseSync(path, { readOnly: true })
+    const database = new DatabaseSync(path, { readOnly: true, timeout: 5000 })
     try {
       return (database.prepare('SELECT count(*) AS n FROM audit_records').get() as { n: number }).n
     } finally {
@@ -165,7 +165,7 @@ describe('durability: sync', () => {
     await client.close()
 
     expect(answered.length).toBeGreaterThan(100)
-    const database = new DatabaseSync(db, { readOnly: true })
+    const database = new DatabaseSync(db, { readOnly: true, timeout: 5000 })
     const stored = new Set((database.prepare('SELECT request_id FROM audit_records').all() as Array<{ request_id: string }>).map((r) => r.request_id))
     database.close()
     const missing = answered.filter((id) => !stored.has(id))

@@ -115,7 +115,7 @@ describe('the console aggregates', () => {
     await sink.close()
     const lite = await auditOverview(sqlite(), query(6))
     expect(lite.totals.requests).toBe(1_500)
-    const db = new DatabaseSync(sqlite().path, { readOnly: true })
+    const db = new DatabaseSync(sqlite().path, { readOnly: true, timeout: 5000 })
     const summed = db.prepare('SELECT SUM(n) AS n FROM audit_rollup_outcomes').get() as { n: number }
     db.close()
     expect(summed.n).toBe(1_500)

@@ -57,7 +57,7 @@ describe('the SQLite audit log indexes', () => {
     const denied = await searchAudit({ type: 'sqlite', path }, { limit: 10, decision: 'deny' })
     expect(denied.map((r) => r.request_id)).toEqual(['r23', 'r13', 'r3'])
     expect((await searchAudit({ type: 'sqlite', path }, { limit: 2, decision: 'allow', route: 'route-1' })).map((r) => r.request_id)).toEqual(['r29', 'r27'])
-    const db = new DatabaseSync(path, { readOnly: true })
+    const db = new DatabaseSync(path, { readOnly: true, timeout: 5000 })
     const plan = (db.prepare(`EXPLAIN QUERY PLAN SELECT * FROM audit_records WHERE "decision" = ? AND decision <> 'allow' ORDER BY time_ms DESC, seq DESC LIMIT 10`).all('deny') as Array<{ detail: string }>).map((r) => r.detail).join(' ')
     db.close()
     expect(plan).toContain('audit_refused')

@@ -49,7 +49,7 @@ const RECOMPUTED = {
 const ORDER = { audit_rollup_outcomes: '1, 2, 3, 4, 5', audit_rollup_principals: '1, 2, 3', audit_rollup_latency: '1, 2, 3' }
 
 function expectRollupsMatchRecords(path: string, records: number): void {
-  const db = new DatabaseSync(path, { readOnly: true })
+  const db = new DatabaseSync(path, { readOnly: true, timeout: 5000 })
   try {
     expect((db.prepare('SELECT COUNT(*) AS n FROM audit_records').get() as { n: number }).n).toBe(records)
     for (const [table, recomputed] of Object.entries(RECOMPUTED)) {
