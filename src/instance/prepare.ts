@@ -48,8 +48,9 @@ export async function prepare(next: LoadedConfig & { config: Config }, running: 
     if (err instanceof SecretsUnavailable) throw new ConfigError(err.lines)
     throw err
   }
+  let runtime: Runtime | null = null
   try {
-    const runtime = compileRuntime(next.config, deps.compile)
+    runtime = compileRuntime(next.config, deps.compile)
     applySecretValues(runtime, secrets.resolve)
     // The runtime's own signers: its requests sign with them however many reloads come after.
     runtime.signing.assertions = signerFor(next.config, secrets, running?.assertions ?? null, logger)
@@ -57,6 +58,7 @@ export async function prepare(next: LoadedConfig & { config: Config }, running: 
     return { runtime, secrets, admin: adminFor(next.config, secrets) }
   } catch (err) {
     secrets.close() // the store handle this attempt opened; the running config keeps its own
+    runtime?.mcp?.detach()
     throw err
   }
 }

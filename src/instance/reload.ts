@@ -39,6 +39,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
       logger.error({ errors: err.lines }, 'config reload refused: the running config keeps serving')
+      void background.run('runtime_retirement', retireUnused) // what the refused config acquired before it failed
       return { ok: false, errors: err.lines }
     }
     const { runtime } = prepared
@@ -46,6 +47,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
       // A shutdown began while this config was being prepared: it is not swapped in, and what it
       // opened closes (the running config's resources stay until the shutdown closes them).
       if (prepared.secrets !== live.secrets) prepared.secrets.close()
+      runtime.mcp?.detach()
       void background.run('runtime_retirement', retireUnused)
       return shuttingDown()
     }
@@ -84,7 +86,8 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
 
   /**
    * Closes what no config and no running request uses any more: old pools, issuers' key sets, limits
-   * stores, API key stores, sign-in session stores, functions' workers, datasets' pools. What the current runtime uses is
+   * stores, API key stores, sign-in session stores, functions' workers, datasets' pools, upstream MCP
+   * servers' connections and approvals stores. What the current runtime uses is
    * kept, and so is what any replaced runtime uses while requests that started on it are running
    * (a request keeps the runtime it started with, however many reloads come after it: a pool closed
    * under one answered it 502), each for at most `shutdown_timeout` after its replacement, as a
@@ -93,7 +96,11 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
    */
   function retireUnused(): Promise<unknown> {
     const now = Date.now()
-    for (const [runtime, until] of replaced) if (runtime.usage.inFlight === 0 || now >= until) replaced.delete(runtime)
+    for (const [runtime, until] of replaced) {
+      if (runtime.usage.inFlight > 0 && now < until) continue
+      replaced.delete(runtime)
+      runtime.mcp?.detach()
+    }
     const kept = [state.runtime, ...replaced.keys()]
     const drainingPaths = new Set([...replaced.keys()].flatMap((runtime) => (runtime.mcp ? [runtime.mcp.config.path] : [])))
     return Promise.all([
@@ -105,6 +112,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
       compile.sessionStores.retire(kept.flatMap((runtime) => [runtime.signIn, runtime.consoleSignIn].flatMap((signIn) => (signIn ? [signIn.store] : [])))),
       compile.functions.retire(kept.flatMap((runtime) => [...runtime.functions.values()])),
       compile.datasources.retire(kept.flatMap((runtime) => [...runtime.datasources.values()])),
+      compile.agents.retire(kept.flatMap((runtime) => (runtime.mcp ? [runtime.mcp] : []))),
     ])
   }
 

@@ -54,6 +54,8 @@ export async function startEverything(): Promise<RunningMcpServer & { process: C
 export interface ChangingMcpServer extends RunningMcpServer {
   /** Adds a tool to every session; connected clients are told the list changed. */
   addTool(name: string): void
+  /** Notification streams (GET) a client holds open now. */
+  openStreams(): number
 }
 
 /** A sessionful Streamable HTTP server (official SDK) with tools `alpha` and `slow` (which reports progress). */
@@ -75,7 +77,13 @@ export async function startChangingServer(): Promise<ChangingMcpServer> {
     return server
   }
   const sockets = new Set<Socket>()
-  const http = createServer((req, res) => void handle(req, res))
+  let streams = 0
+  const http = createServer((req, res) => {
+    if (req.method !== 'GET') return void handle(req, res)
+    streams++
+    res.on('close', () => streams--)
+    void handle(req, res)
+  })
   http.on('connection', (socket) => {
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
@@ -120,6 +128,7 @@ export async function startChangingServer(): Promise<ChangingMcpServer> {
       extra.push(name)
       for (const { server } of sessions.values()) server.registerTool(name, { description: `added ${name}` }, async () => ({ content: [{ type: 'text', text: `${name} done` }] }))
     },
+    openStreams: () => streams,
     async close() {
       for (const { transport } of sessions.values()) await transport.close().catch(() => {})
       for (const socket of sockets) socket.destroy()

@@ -59,6 +59,8 @@ export interface CompiledMcp {
   readonly catalog: Catalog
   readonly resourceServer: ResourceServer
   readonly approvals: ApprovalStore | null
+  /** The upstream MCP servers it aggregates (shared with other runtimes of the same settings). */
+  readonly servers: readonly UpstreamMcpServer[]
   /** Queues an audit record (an approval decided). */
   readonly audit: RecordAudit
   /** Puts resolved secret values in the servers' headers (at compile and after each refresh). */
@@ -68,6 +70,8 @@ export interface CompiledMcp {
    * in, so a request of this runtime finds them even after a later reload set the path's aside.
    */
   takeSessions(): void
+  /** Stops following the servers' tool lists: the runtime is retired (or was never swapped in). */
+  detach(): void
 }
 
 const EVERY_METHOD = ['*', 'TRACE', 'TRACK', 'CONNECT']
@@ -105,17 +109,17 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
   let sessions: LegacySessions | null = null
   const serving: McpServing = { order: ++compiles, deps: protocol, maxBodyBytes: config.server.max_body_bytes }
   const sessionsOf = () => (sessions ??= deps.sessions(mcp.path, createLegacySessions))
-  for (const server of servers) {
-    server.onToolsChanged(() => {
-      handler.notify.toolsChanged()
-      if (sessions?.servesFrom(protocol)) sessions.toolsChanged()
-    })
-  }
+  // Servers outlive this runtime (a reload with the same settings shares them): detach() lets go.
+  const unsubscribes = servers.map((server) => server.onToolsChanged(() => {
+    handler.notify.toolsChanged()
+    if (sessions?.servesFrom(protocol)) sessions.toolsChanged()
+  }))
   return {
     config: mcp,
     catalog,
     resourceServer,
     approvals,
+    servers,
     audit: deps.audit,
     routes: [
       { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: documentBackend(resourceServer.metadataPath, METADATA_HEADERS, () => resourceServer.metadata()) },
@@ -123,6 +127,9 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     ],
     takeSessions() {
       sessionsOf()
+    },
+    detach() {
+      for (const unsubscribe of unsubscribes.splice(0)) unsubscribe()
     },
     applySecrets(resolve) {
       mcp.servers.forEach((config, i) => {
@@ -213,6 +220,11 @@ async function writeWebResponse(ctx: Readonly<RequestContext>, response: Respons
   // A notification stream may say nothing for minutes: its client waits for the head, not the first event.
   if (headers['content-type']?.startsWith('text/event-stream')) res.flushHeaders()
   const reader = response.body.getReader()
+  // A client that goes away: the stream is cancelled, so the read waiting on it (a notification
+  // stream may say nothing for hours) ends, the request stops counting as in flight, and the SDK
+  // forgets the stream (a session holds one, and refuses a second while it thinks the first is open).
+  const cancel = () => void reader.cancel().catch(() => {})
+  res.once('close', cancel)
   try {
     for (;;) {
       const { done, value } = await reader.read()
@@ -224,6 +236,7 @@ async function writeWebResponse(ctx: Readonly<RequestContext>, response: Respons
   } catch {
     // the client went away, or the handler closed the stream: end what was sent
   } finally {
+    res.off('close', cancel)
     reader.releaseLock()
   }
   if (beforeEnd) await beforeEnd(served)

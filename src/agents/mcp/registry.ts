@@ -1,14 +1,17 @@
 // What outlives one runtime: the connections to upstream MCP servers, the approvals stores and the
 // 2025-era sessions. A reload that keeps a server's settings keeps its connection; a store path
-// keeps its handle; an mcp.path keeps its sessions (sessions.ts).
+// keeps its handle; an mcp.path keeps its sessions (sessions.ts). What no runtime uses any more is
+// closed (`retire`, called as the other shared resources are).
 import type { Logger } from '../../telemetry/index.ts'
 import { openApprovalStore, type ApprovalStore } from './approvals.ts'
-import { createMcpServerRegistry, type McpServerRegistry } from './servers.ts'
+import { createMcpServerRegistry, type McpServerRegistry, type UpstreamMcpServer } from './servers.ts'
 import type { LegacySessions } from './sessions.ts'
 
 export interface AgentsRegistry {
   readonly servers: McpServerRegistry
   approvals(path: string): ApprovalStore
+  /** Disconnects the servers and closes the approvals stores of every runtime but those kept. */
+  retire(keep: Iterable<{ servers: readonly UpstreamMcpServer[]; approvals: ApprovalStore | null }>): Promise<void>
   /** The sessions of the MCP endpoint at `path`, made by `create` at first (the SDK loads with the endpoint, not here). */
   sessions(path: string, create: () => LegacySessions): LegacySessions
   /**
@@ -61,6 +64,16 @@ export function createAgentsRegistry(logger: Logger): AgentsRegistry {
       let store = stores.get(path)
       if (!store) stores.set(path, (store = lazyStore(path)))
       return store
+    },
+    async retire(keep) {
+      const kept = [...keep]
+      const keptStores = new Set(kept.flatMap((mcp) => (mcp.approvals ? [mcp.approvals] : [])))
+      for (const [path, store] of stores) {
+        if (keptStores.has(store)) continue
+        stores.delete(path)
+        store.close()
+      }
+      await servers.retire(kept.flatMap((mcp) => mcp.servers))
     },
     sessions(path, create) {
       let sessions = sessionsByPath.get(path)

@@ -4,6 +4,7 @@
 // server's credentials are the configured headers (secrets resolved by the gateway), never the
 // token of the agent calling through the gateway.
 import type { CallToolResult, Client, Tool } from '@modelcontextprotocol/client'
+import { createSharedResources } from '../../collections/index.ts'
 import type { McpServerConfig } from '../../config/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 
@@ -115,24 +116,21 @@ function isConnectionFailure(err: unknown): boolean {
   return /fetch failed|ECONNREFUSED|ECONNRESET|closed|session/i.test(text)
 }
 
-/** Long-lived across reloads: a server whose settings did not change keeps its connection. */
+/**
+ * Long-lived across reloads: a server whose settings did not change keeps its connection; one no
+ * config (and no draining runtime) uses any more is disconnected (`retire`).
+ */
 export interface McpServerRegistry {
   acquire(config: McpServerConfig): UpstreamMcpServer
+  /** Closes every server's connection but those in `keep`. */
+  retire(keep: Iterable<UpstreamMcpServer>): Promise<void>
   closeAll(): Promise<void>
 }
 
 export function createMcpServerRegistry(logger: Logger): McpServerRegistry {
-  const servers = new Map<string, UpstreamMcpServer>()
-  return {
-    acquire(config) {
-      const key = JSON.stringify(config)
-      let server = servers.get(key)
-      if (!server) servers.set(key, (server = upstreamMcpServer(config, logger)))
-      return server
-    },
-    async closeAll() {
-      await Promise.all([...servers.values()].map((s) => s.close()))
-      servers.clear()
-    },
-  }
+  return createSharedResources<McpServerConfig, UpstreamMcpServer>({
+    fingerprint: (config) => JSON.stringify(config),
+    create: (config) => upstreamMcpServer(config, logger),
+    close: (server) => server.close(),
+  })
 }
