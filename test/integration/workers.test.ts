@@ -2,7 +2,7 @@
 // requests answered by both (the audit record's `instance`), one limit across them, /metrics
 // counting every request, SIGHUP reaching both, a crashed worker replaced while the other keeps its
 // connection, and SIGTERM draining both with exit 0. The crash is a real uncaught exception thrown
-// inside one worker, through the inspector protocol (no test hook in the gateway).
+// inside one worker, through the inspector protocol (test/helpers/inspector.ts).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, get } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -12,6 +12,7 @@ import { Client, request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
+import { crashWorker } from '../helpers/inspector.ts'
 import { schemaErrors, type Schema } from '../helpers/json-schema.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred, metricValue, waitFor, waitForText } from '../helpers/wait.ts'
@@ -186,7 +187,7 @@ describe('server.workers: 2', () => {
     const series = 'bouncer_requests_total{route="open",status="200",decision="allow"}'
     const before = (await metricValue(gateway.adminUrl, series)) as number
     const crashedAt = new Date().toISOString()
-    await crashWorker(victim)
+    await crashWorker(gateway.stderr, victim)
     await waitForText(gateway.stderr, new RegExp(`"worker":"${victim}".*"msg":"worker stopped: starting a replacement"`), 30_000)
     await waitFor(async () => (await metricValue(gateway.adminUrl, 'bouncer_worker_restarts_total')) === 1, 'the replacement counted', 30_000)
     await waitFor(async () => (await metrics()).includes('bouncer_workers{state="running"} 2'), 'both workers running again', 30_000)
@@ -257,26 +258,3 @@ describe('server.workers: what cannot start', () => {
     }
   }, 120_000)
 })
-
-/** Throws an uncaught exception inside one worker thread, through the inspector's NodeWorker domain. */
-async function crashWorker(id: string): Promise<void> {
-  const url = /Debugger listening on (ws:\/\/\S+)/.exec(gateway.stderr())?.[1]
-  if (!url) throw new Error(`no inspector URL in:\n${gateway.stderr().slice(0, 2000)}`)
-  const socket = new WebSocket(url)
-  await new Promise((resolve, reject) => {
-    socket.addEventListener('open', resolve)
-    socket.addEventListener('error', reject)
-  })
-  const attached = new Promise<string>((resolve) => {
-    socket.addEventListener('message', (event) => {
-      const message = JSON.parse(String(event.data)) as { method?: string; params?: { sessionId: string; workerInfo: { title: string } } }
-      if (message.method === 'NodeWorker.attachedToWorker' && message.params?.workerInfo.title.includes(`bouncer ${id}`)) resolve(message.params.sessionId)
-    })
-  })
-  socket.send(JSON.stringify({ id: 1, method: 'NodeWorker.enable', params: { waitForDebuggerOnStart: false } }))
-  const sessionId = await attached
-  const evaluate = { id: 1, method: 'Runtime.evaluate', params: { expression: 'setTimeout(() => { throw new Error("a crash, by workers.test.ts") }, 0); 1' } }
-  socket.send(JSON.stringify({ id: 2, method: 'NodeWorker.sendMessageToWorker', params: { sessionId, message: JSON.stringify(evaluate) } }))
-  await waitForText(gateway.stderr, 'a crash, by workers.test.ts', 30_000)
-  socket.close()
-}

@@ -180,6 +180,14 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   }
 
   async function reload(): Promise<ReloadResult> {
+    // A worker still starting may have read the file before it changed: it reloads too, once it
+    // listens (its port holds the message until then). Its answer is logged, not awaited: a start
+    // can take as long as its config's secrets store does.
+    for (const slot of slots.filter((s) => s.state === 'starting' && s.thread !== null)) {
+      void reloadOne(slot).then((result) => {
+        if (!result.ok) logger.warn({ worker: slot.id, errors: result.errors }, 'a worker that was starting during the reload did not reload')
+      })
+    }
     const live = running()
     if (live.length === 0) return { ok: false, errors: ['no worker is running (a replacement is starting)'] }
     const results = await Promise.all(live.map(reloadOne))

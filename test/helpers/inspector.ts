@@ -1,0 +1,26 @@
+// Crashing one worker thread of a real `bouncer serve` (started with --inspect=127.0.0.1:0): an
+// uncaught exception thrown inside it through the inspector protocol, so the gateway has no test hook.
+import { waitForText } from './wait.ts'
+
+/** Throws an uncaught exception in the worker thread named `bouncer <id>`; resolves once its stderr says so. */
+export async function crashWorker(stderr: () => string, id: string): Promise<void> {
+  const url = /Debugger listening on (ws:\/\/\S+)/.exec(stderr())?.[1]
+  if (!url) throw new Error(`no inspector URL in:\n${stderr().slice(0, 2000)}`)
+  const socket = new WebSocket(url)
+  await new Promise((resolve, reject) => {
+    socket.addEventListener('open', resolve)
+    socket.addEventListener('error', reject)
+  })
+  const attached = new Promise<string>((resolve) => {
+    socket.addEventListener('message', (event) => {
+      const message = JSON.parse(String(event.data)) as { method?: string; params?: { sessionId: string; workerInfo: { title: string } } }
+      if (message.method === 'NodeWorker.attachedToWorker' && message.params?.workerInfo.title.includes(`bouncer ${id}`)) resolve(message.params.sessionId)
+    })
+  })
+  socket.send(JSON.stringify({ id: 1, method: 'NodeWorker.enable', params: { waitForDebuggerOnStart: false } }))
+  const sessionId = await attached
+  const evaluate = { id: 1, method: 'Runtime.evaluate', params: { expression: 'setTimeout(() => { throw new Error("a crash, by a test") }, 0); 1' } }
+  socket.send(JSON.stringify({ id: 2, method: 'NodeWorker.sendMessageToWorker', params: { sessionId, message: JSON.stringify(evaluate) } }))
+  await waitForText(stderr, 'a crash, by a test', 30_000)
+  socket.close()
+}
