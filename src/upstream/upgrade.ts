@@ -43,6 +43,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       target.inFlight--
       resolve(served)
     }
+    if (client.socket.destroyed) return finish() // the client left while it was authenticated
     const https = url.protocol === 'https:'
     const outgoing = (https ? httpsRequest : httpRequest)({
       ...(https ? tlsConnectOptions(upstream.tls) : {}),
@@ -63,11 +64,19 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       finish()
     })
     outgoing.on('response', (response) => {
+      waiting.stop() // the refusal is relayed, and ends with the response (what the client sent meanwhile is dropped)
       if ((response.statusCode ?? 502) >= 500) targetFailed(upstream, target)
       else targetSucceeded(target)
       relayRefusal(ctx, response, served, finish)
     })
+    const waiting = watchClientLeaving(client.socket, () => {
+      if (done) return
+      finish()
+      outgoing.destroy()
+    })
     outgoing.on('upgrade', (response, socket, head) => {
+      const early = waiting.stop()
+      if (done) return void socket.destroy()
       targetSucceeded(target)
       outgoing.setTimeout(0)
       served.status = 101
@@ -75,6 +84,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       client.socket.write(handshake(response, ctx.id, ctx.answerHeaders))
       if (head.length > 0) client.socket.write(head)
       if (client.head.length > 0) socket.write(client.head)
+      if (early.length > 0) socket.write(early)
       exchange.tunnels.add(client.socket)
       splice(client.socket, socket, () => {
         exchange.tunnels.delete(client.socket)
@@ -83,6 +93,38 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
     })
     outgoing.end()
   })
+}
+
+/** Bytes a client may send before its handshake is answered (it should send none: RFC 6455 4.1). */
+const MAX_EARLY_BYTES = 65_536
+
+/**
+ * While the upstream answers the handshake, reads the client's socket: node:http leaves it paused
+ * after the upgrade, so a client that hung up (FIN) went unseen, and an answer that came later
+ * opened a tunnel to nobody, in flight and counted against the upstream's concurrency until the
+ * upstream closed it. What the client sends meanwhile is kept for the tunnel; `stop` hands it over
+ * and leaves the socket paused again.
+ */
+function watchClientLeaving(socket: Duplex, left: () => void): { stop(): Buffer } {
+  const early: Buffer[] = []
+  let bytes = 0
+  const onData = (chunk: Buffer) => {
+    bytes += chunk.length
+    if (bytes > MAX_EARLY_BYTES) socket.destroy()
+    else early.push(chunk)
+  }
+  socket.on('data', onData)
+  socket.once('end', left)
+  socket.once('close', left)
+  return {
+    stop() {
+      socket.pause()
+      socket.removeListener('data', onData)
+      socket.removeListener('end', left)
+      socket.removeListener('close', left)
+      return Buffer.concat(early)
+    },
+  }
 }
 
 function appendHeader(headers: Record<string, string | string[]>, name: string, value: string): void {

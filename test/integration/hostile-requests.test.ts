@@ -3,11 +3,12 @@
 import { createHash } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import { once } from 'node:events'
-import type { AddressInfo, Socket } from 'node:net'
+import { connect, type AddressInfo, type Socket } from 'node:net'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { rawRequest } from '../helpers/raw.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { deferred, waitFor } from '../helpers/wait.ts'
 
 let upstream: TestUpstream
 let gateway: TestGateway
@@ -123,11 +124,20 @@ describe('accepted, but cleaned', () => {
 })
 
 describe('WebSocket upgrades on a route that allows them', () => {
+  const lateHandshake = { arrived: deferred(), answer: deferred(), hungUp: deferred() }
   let wsServer: Server
   let ws: TestGateway
   beforeAll(async () => {
     wsServer = createServer((_req, res) => res.end('not a websocket'))
-    wsServer.on('upgrade', (req, socket: Socket) => {
+    wsServer.on('upgrade', async (req, socket: Socket) => {
+      if (req.url === '/late') {
+        // Answers the handshake only when the test says, and reads, so it sees the gateway hang up.
+        socket.on('error', () => {})
+        socket.once('end', () => lateHandshake.hungUp.resolve())
+        socket.resume()
+        lateHandshake.arrived.resolve()
+        await lateHandshake.answer.promise
+      }
       if (req.url === '/refuse') {
         socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 6\r\nconnection: close\r\n\r\nno way')
         return
@@ -176,6 +186,28 @@ describe('WebSocket upgrades on a route that allows them', () => {
     await gw.close()
     await closed
     expect(performance.now() - started).toBeLessThan(2_000)
+  })
+
+  it('a client that hangs up before the upstream answers its handshake: the handshake is dropped, nothing stays in flight', async () => {
+    const client = connect(Number(new URL(ws.url).port), '127.0.0.1')
+    await once(client, 'connect')
+    client.write(`GET /late HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`)
+    await lateHandshake.arrived.promise
+    client.destroy()
+    // The gateway hangs up on the upstream too (before, node:http left the client's socket paused
+    // after the upgrade, so its leaving went unseen, and the answer that came later opened a tunnel
+    // to nobody: in flight, and counted against the upstream's concurrency, for good).
+    await lateHandshake.hungUp.promise
+    lateHandshake.answer.resolve()
+    await waitFor(() => ws.state.inFlight === 0, 'the request to end', 10_000)
+    expect(ws.state.runtime.upstreams.get('ws')?.inFlight).toBe(0)
+    // And the route still tunnels.
+    const socket = new WebSocket(`${ws.url.replace('http', 'ws')}/chat`)
+    await new Promise((resolve, reject) => {
+      socket.onopen = resolve
+      socket.onerror = () => reject(new Error('websocket failed'))
+    })
+    socket.close()
   })
 
   it('passes an upstream refusal of the handshake on as is', async () => {
