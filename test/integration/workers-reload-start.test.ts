@@ -6,7 +6,6 @@
 import { execFileSync } from 'node:child_process'
 import { constants } from 'node:fs'
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises'
-import { get } from 'node:http'
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,6 +13,7 @@ import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { startServe, type ServeProcess } from '../helpers/cli.ts'
+import { freshRequest } from '../helpers/fresh.ts'
 import { crashWorker } from '../helpers/inspector.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred, waitFor, waitForText } from '../helpers/wait.ts'
@@ -60,15 +60,7 @@ function config(masterKey: string, extraRoutes: object[] = []) {
   }
 }
 
-/** One request on its own connection (the kernel hands each to either worker). */
-function fresh(path: string): Promise<{ status: number; requestId: string }> {
-  return new Promise((resolve, reject) => {
-    get(`${gateway.url}${path}`, { agent: false }, (res) => {
-      res.resume()
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, requestId: String(res.headers['x-request-id']) }))
-    }).on('error', reject)
-  })
-}
+const fresh = (path: string) => freshRequest(`${gateway.url}${path}`)
 
 const reloadsOf = (worker: string) => gateway.stderr().split('\n').filter((l) => l.includes(`"worker":"${worker}"`) && l.includes('"msg":"config reloaded"')).length
 

@@ -4,7 +4,7 @@
 // connection, and SIGTERM draining both with exit 0. The crash is a real uncaught exception thrown
 // inside one worker, through the inspector protocol (test/helpers/inspector.ts).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer, get } from 'node:http'
+import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,6 +12,7 @@ import { Client, request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
+import { freshRequest } from '../helpers/fresh.ts'
 import { crashWorker } from '../helpers/inspector.ts'
 import { schemaErrors, type Schema } from '../helpers/json-schema.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -47,15 +48,7 @@ function config(extraRoutes: object[] = []) {
   }
 }
 
-/** One request on its own connection (so the kernel may hand it to either worker). */
-function fresh(path: string): Promise<{ status: number; requestId: string }> {
-  return new Promise((resolve, reject) => {
-    get(`${gateway.url}${path}`, { agent: false }, (res) => {
-      res.resume()
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, requestId: String(res.headers['x-request-id']) }))
-    }).on('error', reject)
-  })
-}
+const fresh = (path: string) => freshRequest(`${gateway.url}${path}`)
 
 interface Audited { request_id: string; instance: string; status: number; time: string }
 
