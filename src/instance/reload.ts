@@ -17,10 +17,13 @@ export interface ReloadDeps extends PrepareDeps {
   refresh: SecretsRefresh
 }
 
+const noop = () => {}
+
 export function createReload(live: Live, deps: ReloadDeps): () => Promise<ReloadResult> {
   const { logger, background, compile } = deps
   const { state } = live
   let reloading: Promise<ReloadResult> | null = null
+  let queued: Promise<ReloadResult> | null = null
   const { replaced } = live
   let polling = false
 
@@ -132,10 +135,19 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
   }
 
   return function reload(): Promise<ReloadResult> {
-    // Reloads triggered together (SIGHUP and the API) share one load.
-    reloading ??= load().finally(() => {
-      reloading = null
+    if (reloading === null) {
+      reloading = load().finally(() => {
+        reloading = null
+      })
+      return reloading
+    }
+    // One is under way, and may have read the file before this request's edit: one more load once
+    // it ends, shared by every request made meanwhile (before, they shared the load under way, and
+    // an edit saved while it ran was not applied until the next reload).
+    queued ??= reloading.then(noop, noop).then(() => {
+      queued = null
+      return reload()
     })
-    return reloading
+    return queued
   }
 }

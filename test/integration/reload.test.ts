@@ -1,12 +1,16 @@
 // Reload under load: requests keep the runtime they started with, so a swap never fails one,
 // even when the swap replaces an upstream's pool (old pools close only once idle).
+import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
+import { constants } from 'node:fs'
+import { open, rm } from 'node:fs/promises'
 import { createServer, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Redis } from 'ioredis'
 import { Pool, request } from 'undici'
-import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { stringify } from 'yaml'
+import { allowAnyCaller, startTestGateway, withDefaults, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startRedis } from '../helpers/redis.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -128,10 +132,11 @@ describe('a request that outlives two reloads', () => {
     })
     const held = await startTestGateway(heldConfig(a.url, 1))
     try {
+      // The issuer's keys first (fetched at start): on a busy machine a first request could outwait the fetch.
+      await waitFor(() => held.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'the issuer\'s keys', 20_000)
       const headers = { authorization: `Bearer ${await idp.mint({ sub: 'held' })}` }
       const warm = await request(`${held.url}/data/warm`, { headers })
-      expect(warm.statusCode).toBe(200) // the limiter's script is loaded and the pool to a open
-      await warm.body.text()
+      expect(warm.statusCode, await warm.body.text()).toBe(200) // the limiter's script is loaded and the pool to a open
       await waitFor(() => held.state.inFlight === 0, 'the warm-up request to end')
       await control.call('CLIENT', 'PAUSE', '20000', 'WRITE') // the limiter's script waits; CLIENT UNPAUSE does not
       const answer = request(`${held.url}/data/held`, { headers })
@@ -191,6 +196,35 @@ describe('a reload once shutdown has begun', () => {
     } finally {
       release()
       await slow.close()
+    }
+  }, 30_000)
+})
+
+describe('a reload asked for while one is under way', () => {
+  it('reads the file again once it ends: an edit saved meanwhile is applied', async () => {
+    const routes = (ids: string[]) => ({ upstreams: [{ name: 'api', url: a.url }], routes: ids.map((id) => ({ id, path: `/${id}`, upstream: 'api', public: true })) })
+    const gw = await startTestGateway(routes(['first']))
+    // The config file becomes a named pipe: each load reads what the test writes when it says so.
+    await rm(gw.file)
+    execFileSync('mkfifo', [gw.file])
+    const feed = async (config: Record<string, unknown>) => {
+      const writer = await open(gw.file, 'w') // returns once a load has opened the file
+      await writer.writeFile(stringify(withDefaults(config, gw.dir)))
+      await writer.close()
+    }
+    try {
+      const under = gw.reload() // reading the file
+      const asked = gw.reload() // asked for meanwhile, after an edit the first may not have read
+      await feed(routes(['first', 'second']))
+      expect(await under).toMatchObject({ ok: true })
+      void feed(routes(['first', 'second', 'third'])) // the edit saved while the first load ran
+      expect(await asked).toMatchObject({ ok: true })
+      // Before, the second request shared the first load: its edit waited for the next reload.
+      expect((await request(`${gw.url}/third`)).statusCode).toBe(200)
+    } finally {
+      // A writer still waiting for a load that never came: be its reader, so it returns.
+      await (await open(gw.file, constants.O_RDONLY | constants.O_NONBLOCK).catch(() => null))?.close()
+      await gw.close()
     }
   }, 30_000)
 })
