@@ -66,8 +66,9 @@ export interface CompiledMcp {
   /** Puts resolved secret values in the servers' headers (at compile and after each refresh). */
   applySecrets(resolve: (template: string) => string): void
   /**
-   * Takes this path's 2025-era sessions from the registry, once: called when the runtime is swapped
-   * in, so a request of this runtime finds them even after a later reload set the path's aside.
+   * Takes this path's 2025-era sessions from the registry and serves them from this runtime: called
+   * when the runtime is swapped in, so a request of this runtime finds them even after a later
+   * reload set the path's aside, and an idle session hears this runtime's tool changes.
    */
   takeSessions(): void
   /** Stops following the servers' tool lists: the runtime is retired (or was never swapped in). */
@@ -126,7 +127,10 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
       { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, serving, sessionsOf) },
     ],
     takeSessions() {
-      sessionsOf()
+      // Serving from this runtime from now on, not at its first MCP request: a session that only
+      // holds its notification stream open still hears this runtime's servers change their tools
+      // once the replaced runtime, whose listeners reached it, is retired.
+      sessionsOf().serveFrom(serving)
     },
     detach() {
       for (const unsubscribe of unsubscribes.splice(0)) unsubscribe()
@@ -225,6 +229,7 @@ async function writeWebResponse(ctx: Readonly<RequestContext>, response: Respons
   // forgets the stream (a session holds one, and refuses a second while it thinks the first is open).
   const cancel = () => void reader.cancel().catch(() => {})
   res.once('close', cancel)
+  if (res.destroyed) cancel() // it left before the answer began (while its token was checked)
   try {
     for (;;) {
       const { done, value } = await reader.read()

@@ -29,18 +29,30 @@ export interface AgentsRegistry {
 /**
  * Opened on first use: compiling a config (`bouncer explain`, a reload that is then refused) must
  * not create the file; a gateway opens it with the first approval-gated call or admin request.
+ * Once retired (no config uses it), a request that began before still reaches its approvals, each
+ * on a handle of its own closed after it: nothing is left open that no registry would close.
  */
 function lazyStore(path: string): ApprovalStore {
   let store: ApprovalStore | null = null
-  const open = () => (store ??= openApprovalStore(path))
+  let retired = false
+  function use<T>(operation: (store: ApprovalStore) => T): T {
+    if (!retired) return operation((store ??= openApprovalStore(path)))
+    const once = openApprovalStore(path)
+    try {
+      return operation(once)
+    } finally {
+      once.close()
+    }
+  }
   return {
     location: path,
-    request: (call, now) => open().request(call, now),
-    take: (call, now) => open().take(call, now),
-    get: (id, now) => open().get(id, now),
-    list: (filter, now) => open().list(filter, now),
-    decide: (id, decision, by, now) => open().decide(id, decision, by, now),
+    request: (call, now) => use((s) => s.request(call, now)),
+    take: (call, now) => use((s) => s.take(call, now)),
+    get: (id, now) => use((s) => s.get(id, now)),
+    list: (filter, now) => use((s) => s.list(filter, now)),
+    decide: (id, decision, by, now) => use((s) => s.decide(id, decision, by, now)),
     close: () => {
+      retired = true
       store?.close()
       store = null
     },

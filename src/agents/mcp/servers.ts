@@ -68,6 +68,9 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger): Upst
   }
 
   async function connect(): Promise<Client> {
+    // Closed when no config uses it any more: a request that outlived its config's shutdown_timeout
+    // does not open a connection nothing would close.
+    if (closed) throw new Error(`the MCP server "${config.name}" is no longer in the gateway's config`)
     // Loaded at the first connection: a gateway without mcp.servers never loads the SDK (~25 MB, ~0.3 s).
     const { Client, StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client')
     const client = new Client(CLIENT_INFO, { capabilities: {} })
