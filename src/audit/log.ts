@@ -65,6 +65,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
     capacity: config.queue_capacity,
     checkpoint: { path: checkpointFile, intervalMs: config.checkpoint_interval, key: { kid: key.kid, jwk: key.jwk } },
     instance,
+    posted: new BigInt64Array(new SharedArrayBuffer(8)),
   }
   let head: AuditHead | null = null
 
@@ -173,10 +174,12 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
       return
     }
     const id = nextId++
-    inFlight.set(id, { count: pending.count, waiters })
-    inFlightRecords += pending.count
+    const count = pending.count
+    inFlight.set(id, { count, waiters })
+    inFlightRecords += count
     const bytes = pending.take()
-    worker.postMessage({ type: 'batch', id, bytes, postedAt: Date.now() } satisfies ToWorker, [bytes.buffer])
+    const postedEnd = Number(Atomics.add(workerConfig.posted, 0, BigInt(count))) + count
+    worker.postMessage({ type: 'batch', id, bytes, postedAt: Date.now(), postedEnd } satisfies ToWorker, [bytes.buffer])
     waiters = []
   }
 

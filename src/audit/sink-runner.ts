@@ -1,7 +1,8 @@
 // Delivers the chain to one sink without losing or reordering a record, whatever the sink does.
 //
 // Mode `sink`: batches are written in order (one at a time). The first batch that fails — or a
-// backlog beyond `capacity` rows (a slow sink) — switches to mode `spill`: that batch and every later
+// backlog beyond `capacity` rows (a slow sink; the records still in the worker's queue count, as a
+// synchronous write that holds the thread keeps them there) — switches to mode `spill`: that batch and every later
 // one are appended to the sink's spill file, in order. A recovery loop pings the sink every second;
 // when it answers, the spill file is replayed from its start, in order, and the mode switches back
 // to `sink` only once the file is drained and no append is in flight (the file is emptied in the
@@ -25,8 +26,11 @@ export interface RunnerEvents {
 export interface SinkRunner {
   readonly name: string
   readonly up: boolean
-  /** Resolves once the rows are in the sink or durably in its spill file. */
-  handle(rows: readonly StoredRow[]): Promise<void>
+  /**
+   * Resolves once the rows are in the sink or durably in its spill file. `queued`: records still
+   * waiting in the worker's queue behind them, counted against `capacity` with the backlog.
+   */
+  handle(rows: readonly StoredRow[], queued?: number): Promise<void>
   /** Rows accepted but not yet handled (for the queue-depth metric). */
   readonly backlog: number
   /** Waits until every accepted batch is handled (SIGTERM), then stops retrying. */
@@ -86,8 +90,8 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
     events.log('warn', 'audit sink unavailable: spilling records to disk until it is back', { sink: sink.name, reason, spill: spill.path, err })
   }
 
-  function handle(rows: readonly StoredRow[]): Promise<void> {
-    if (mode === 'sink' && backlog + rows.length > options.capacity) goDown(`more than ${options.capacity} records waiting`)
+  function handle(rows: readonly StoredRow[], queued = 0): Promise<void> {
+    if (mode === 'sink' && backlog + queued + rows.length > options.capacity) goDown(`more than ${options.capacity} records waiting`)
     if (mode === 'spill') return appendToSpill(rows)
     backlog += rows.length
     const task = writes.then(async () => {

@@ -4,9 +4,9 @@
 // levels lower, the worker gets less of a contended core (CFS weight 335 against 1,024 for one
 // competing thread) and does its work in the gaps: bench/README.md "Profiling" has the A/B.
 //
-// A lower priority must never let records pile up unwritten: batches waiting in the worker's
-// queue are not counted against queue_capacity nor spilled. So the worker yields only while it
-// keeps up. A batch that reaches it late (FALLEN_BEHIND_MS after it was posted) puts it back at
+// A lower priority must never let records pile up unwritten (those waiting in the worker's queue
+// count against queue_capacity, but past it they spill, which costs a replay later). So the worker
+// yields only while it keeps up. A batch that reaches it late (FALLEN_BEHIND_MS after it was posted) puts it back at
 // the request thread's priority until batches arrive fresh again; a drain (shutdown) does too.
 // Linux only, where a thread has its own nice value; elsewhere nothing changes.
 import { readlinkSync } from 'node:fs'

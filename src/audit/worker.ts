@@ -27,13 +27,20 @@ export interface WorkerConfig {
   checkpoint: { path: string; intervalMs: number; key: { kid: string; jwk: JsonWebKey } }
   /** The `instance` of the records this worker writes itself. */
   instance: string
+  /**
+   * How many records the request thread has posted so far, shared: a batch's `postedEnd` against
+   * it is how many wait behind it in this worker's queue, which count against `capacity` (a sink
+   * whose synchronous writes hold the thread must not let them pile up in memory unbounded).
+   */
+  posted: BigInt64Array
 }
 
 /**
  * A batch is newline-separated UTF-8 lines, transferred (line-buffer.ts); `postedAt` is Date.now()
- * when the request thread posted it (how far behind the worker is: worker-priority.ts).
+ * when the request thread posted it (how far behind the worker is: worker-priority.ts);
+ * `postedEnd` the count of records posted up to and including it (WorkerConfig.posted).
  */
-export type ToWorker = { type: 'batch'; id: number; bytes: Uint8Array; postedAt: number } | { type: 'drain'; id: number }
+export type ToWorker = { type: 'batch'; id: number; bytes: Uint8Array; postedAt: number; postedEnd: number } | { type: 'drain'; id: number }
 
 export interface WorkerStats {
   backlog: number
@@ -137,11 +144,14 @@ const runners: SinkRunner[] = sinks.map((sink, i) =>
 let committed: ChainHead = head
 let committing: Promise<unknown> = Promise.resolve()
 
-/** Hands chained rows to every sink; `committed` follows in order, once each has them or has spilled them. */
-function handOver(rows: StoredRow[], batch: number | null): void {
+/**
+ * Hands chained rows to every sink; `committed` follows in order, once each has them or has
+ * spilled them. `queued`: records still in this worker's queue behind them.
+ */
+function handOver(rows: StoredRow[], batch: number | null, queued = 0): void {
   saveState()
   const last = head
-  const handled = Promise.all(runners.map((runner) => runner.handle(rows)))
+  const handled = Promise.all(runners.map((runner) => runner.handle(rows, queued)))
   committing = committing.then(() => handled).then(() => {
     committed = last
     send({ type: 'committed', id: batch, head: last })
@@ -170,7 +180,7 @@ if (decision.kind === 'restart') {
 /** The id of a request's record, from its canonical text (`"id":"<uuid>"`, written by recordLine). */
 const ID_FIELD = ',"id":"'
 
-function onBatch(id: number, lines: string): void {
+function onBatch(id: number, lines: string, postedEnd: number): void {
   // Chained synchronously, in arrival order; the sinks then take the rows at their own pace.
   const rows: StoredRow[] = []
   for (const line of lines.split('\n')) {
@@ -179,7 +189,7 @@ function onBatch(id: number, lines: string): void {
     head = { seq: head.seq + 1, hash: linked.hash, id: linked.canonical.slice(at, linked.canonical.indexOf('"', at)) }
     rows.push(new LinkedRow(chainId, head.seq, linked))
   }
-  handOver(rows, id)
+  handOver(rows, id, Number(Atomics.load(config.posted, 0)) - postedEnd)
 }
 
 const signingKey = { kid: config.checkpoint.key.kid, privateKey: createPrivateKey({ key: config.checkpoint.key.jwk as never, format: 'jwk' }) }
@@ -221,7 +231,7 @@ const priority = workerPriority(config.durable ? null : ownThreadNice())
 port.on('message', (message: ToWorker) => {
   if (message.type === 'batch') {
     priority.observeLag(Date.now() - message.postedAt)
-    onBatch(message.id, Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.byteLength).toString('utf8'))
+    onBatch(message.id, Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.byteLength).toString('utf8'), message.postedEnd)
   } else if (message.type === 'drain') {
     priority.restore()
     void Promise.all(runners.map((runner) => runner.drain()))

@@ -1,5 +1,6 @@
 // Audit sinks against real servers and real failures: PostgreSQL (shared, and a private one that
 // is stopped during load), stdout, and a gateway SIGKILLed with durability: sync.
+import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { DatabaseSync } from 'node:sqlite'
 import { tmpdir } from 'node:os'
@@ -15,7 +16,7 @@ import { startServe } from '../helpers/cli.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { dropSchema, SHARED_POSTGRES, startPostgres, uniqueSchema } from '../helpers/postgres.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
+import { metricValue, waitFor } from '../helpers/wait.ts'
 
 let dir: string
 let upstream: TestUpstream
@@ -127,6 +128,46 @@ function storedIn(path: string): number {
     return 0
   }
 }
+
+describe('a sink whose writes hold the audit worker', () => {
+  // A SQLite write waits on its lock, here held by the test as a slow disk or a long checkpoint
+  // would: the worker's thread is held, and the batches the request thread goes on posting wait in
+  // its queue. Those were not counted against queue_capacity (the sink's backlog stayed one batch),
+  // so a sink that stayed slow let them grow in memory without bound. They count now: past the
+  // capacity they spill to disk, and are replayed once the sink keeps up.
+  it('counts the records waiting in the worker\'s queue against queue_capacity: past it they spill, and none is lost', { timeout: 30_000 }, async () => {
+    const path = join(dir, 'held.db')
+    const gw = await startTestGateway({ ...route(), audit: { sinks: [{ type: 'sqlite', path }], flush_interval: '10ms', queue_capacity: 100, spill_dir: join(dir, 'held-spill') } })
+    const rows = () => {
+      if (!existsSync(path)) return 0
+      const db = new DatabaseSync(path, { readOnly: true, timeout: 5000 })
+      try {
+        return (db.prepare('SELECT count(*) AS n FROM audit_records').get() as { n: number }).n
+      } catch {
+        return 0 // the worker has created the file, not yet its tables
+      } finally {
+        db.close()
+      }
+    }
+    const lock = new DatabaseSync(path, { timeout: 5000 })
+    try {
+      await (await request(`${gw.url}/first`)).body.text()
+      await waitFor(() => rows() === 1, 'the first record')
+      lock.exec('BEGIN IMMEDIATE') // the worker's next write waits for it
+      for (let i = 0; i < 300; i++) await (await request(`${gw.url}/held/${i}`)).body.text()
+      await waitFor(async () => ((await metricValue(gw.adminUrl, 'bouncer_audit_queue_depth')) ?? 0) >= 300, 'the records to be queued')
+      lock.exec('COMMIT')
+      await waitFor(async () => ((await metricValue(gw.adminUrl, 'bouncer_audit_spilled_total')) ?? 0) > 0, 'records past the capacity to spill', 10_000)
+      await waitFor(() => rows() === 301, 'every record in the log, the spilled ones replayed', 20_000)
+      expect(await metricValue(gw.adminUrl, 'bouncer_audit_dropped_total')).toBe(0)
+      expect(gw.logs.join('')).toContain('more than 100 records waiting')
+    } finally {
+      if (lock.isTransaction) lock.exec('ROLLBACK')
+      lock.close()
+      await gw.close()
+    }
+  })
+})
 
 describe('durability: sync', () => {
   it('SIGKILL during load: every request that got a response has its record on disk', { timeout: 30_000 }, async () => {
