@@ -1,6 +1,7 @@
 import type { AdminAuth } from '../admin/index.ts'
 import type { GatewayState, Runtime } from '../gateway/index.ts'
 import type { SecretsRuntime } from '../secrets/index.ts'
+import type { AssertionSigner } from '../upstream/index.ts'
 
 /**
  * What a reload replaces in a running gateway: the state the pipeline reads (the runtime, with its
@@ -16,4 +17,16 @@ export interface Live {
    * their signers' keys meanwhile).
    */
   readonly replaced: Map<Runtime, number>
+  /**
+   * The assertion signers of runtimes retired since, each with the time its last assertion expires
+   * (its config's assertion ttl after it retired): the JWKS endpoint publishes their keys until
+   * then, so an upstream that checks an assertion late still finds its key.
+   */
+  readonly retiredSigners: Map<AssertionSigner, number>
+}
+
+/** The assertion signers whose keys the JWKS endpoint publishes now: the current runtime's, the replaced ones', the recently retired ones'. */
+export function signersToPublish(live: Live, now = Date.now()): Array<AssertionSigner | null> {
+  for (const [signer, until] of live.retiredSigners) if (until <= now) live.retiredSigners.delete(signer)
+  return [live.state.runtime, ...live.replaced.keys()].map((runtime) => runtime.signing.assertions).concat([...live.retiredSigners.keys()])
 }

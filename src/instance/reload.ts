@@ -103,6 +103,8 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
       if (runtime.usage.inFlight > 0 && now < until) continue
       replaced.delete(runtime)
       runtime.mcp?.detach()
+      const signer = runtime.signing.assertions
+      if (signer) live.retiredSigners.set(signer, now + runtime.config.assertion.ttl)
     }
     const kept = [state.runtime, ...replaced.keys()]
     const drainingPaths = new Set([...replaced.keys()].flatMap((runtime) => (runtime.mcp ? [runtime.mcp.config.path] : [])))

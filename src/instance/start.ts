@@ -9,7 +9,7 @@ import { createGatewayServer, createInternalDispatch, createRuntimeDeps, type Ga
 import type { InternalDispatch } from '../request/index.ts'
 import { createBackgroundTasks, createLogger, createMetrics, startTracing, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import { publishedKeysOf } from '../upstream/index.ts'
-import type { Live } from './live.ts'
+import { signersToPublish, type Live } from './live.ts'
 import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
 import { watchConfigFile } from './config-watch.ts'
 import { createReadiness } from './readiness.ts'
@@ -61,9 +61,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     sharedLimits: options.worker?.sharedLimits,
     keySetEvents: { refreshed: (issuer) => metrics.keySetEvent(issuer, true), failed: (issuer) => metrics.keySetEvent(issuer, false) },
     // The gateway's JWKS endpoint publishes the keys of the signer in force (it changes on reload) and
-    // of the runtimes a reload replaced while their requests may still sign.
+    // of the runtimes a reload replaced while their requests may still sign, and for an assertion ttl
+    // after they retire (live.ts signersToPublish).
     builtIns: {
-      publishedKeys: () => publishedKeysOf([state.runtime, ...live.replaced.keys()].map((runtime) => runtime.signing.assertions)),
+      publishedKeys: () => publishedKeysOf(signersToPublish(live)),
       // MCP tool calls run through this gateway's own pipeline, and are audited in its log.
       dispatch: (request) => dispatchInternally(request),
       audit: (facts) => audit.record(facts),
@@ -85,7 +86,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     tunnels: new Set(),
   }
   const dispatchInternally: InternalDispatch = createInternalDispatch(state)
-  const live: Live = { state, secrets: first.secrets, admin: first.admin, replaced: new Map() }
+  const live: Live = { state, secrets: first.secrets, admin: first.admin, replaced: new Map(), retiredSigners: new Map() }
 
   const gatewayServer = createGatewayServer(state, {
     onClientError: (rejected) => audit.recordRejected(rejected),

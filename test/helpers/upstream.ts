@@ -21,6 +21,8 @@ export interface TestUpstream {
   url: string
   port: number
   received: Received[]
+  /** Connections open to it now (a client's pool closing shows as this dropping). */
+  connections(): number
   close(): Promise<void>
 }
 
@@ -67,6 +69,7 @@ export async function startUpstream(handler: UpstreamHandler = echo, options: { 
     url: `http://127.0.0.1:${port}`,
     port,
     received,
+    connections: () => sockets.size,
     async close() {
       for (const socket of sockets) socket.destroy()
       server.close()

@@ -95,6 +95,12 @@ describe('the identity assertion of a request that outlives a reload', () => {
       expect(res.statusCode, body).toBe(200)
       const { kid } = JSON.parse(Buffer.from(String(assertion).split('.')[0] as string, 'base64url').toString()) as { kid: string }
       expect(jwks.keys.map((key) => key.kid)).toContain(kid)
+      // Its request over, the replaced config retires (its pool to the strict upstream closes): the
+      // key stays published for an assertion's ttl after, since an upstream may check the assertion
+      // it holds later than it got it. It left the JWKS with the runtime before.
+      await waitFor(() => strict.connections() === 0, 'the replaced config to retire')
+      const after = (await (await request(`${gateway.url}/.well-known/jwks.json`)).body.json()) as { keys: Array<{ kid: string }> }
+      expect(after.keys.map((key) => key.kid)).toContain(kid)
     } finally {
       await gateway.close()
       await strict.close()
