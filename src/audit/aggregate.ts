@@ -7,7 +7,7 @@
 // read), so it reads the index, not the table: bench/console.ts measures them on 1,000,000 records.
 import type { AuditCounts, DenialGroup, Overview } from './aggregate-shapes.ts'
 import type { AuditSource } from './search.ts'
-import { loadPg } from './sinks/postgres.ts'
+import { auditReader } from './sinks/postgres.ts'
 import { NoAuditLog, openSqlite } from './sinks/sqlite.ts'
 
 export type { AuditCounts, DenialGroup, Overview } from './aggregate-shapes.ts'
@@ -53,7 +53,7 @@ async function runnerFor(source: AuditSource): Promise<Runner> {
       },
     }
   }
-  const client = new (loadPg().Client)({ connectionString: source.url, connectionTimeoutMillis: 5_000 })
+  const client = auditReader(source.url)
   await client.connect()
   return {
     async all(sql, params) {

@@ -4,7 +4,7 @@
 import { parseDuration, type AuditConfig } from '../config/index.ts'
 import { columnOf, FIELD_SPECS, type FieldSpec, type FilterName, type FilterValues } from './fields.ts'
 import type { AuditRecord } from './record.ts'
-import { loadPg, recordFromPgRow } from './sinks/postgres.ts'
+import { auditReader, recordFromPgRow } from './sinks/postgres.ts'
 import { openSqlite, recordFromRow } from './sinks/sqlite.ts'
 
 export type AuditSource = { type: 'sqlite'; path: string } | { type: 'postgres'; url: string; schema: string }
@@ -103,7 +103,7 @@ export async function searchAudit(source: AuditSource, query: AuditQuery): Promi
       db.close()
     }
   }
-  const client = new (loadPg().Client)({ connectionString: source.url, connectionTimeoutMillis: 5_000 })
+  const client = auditReader(source.url)
   await client.connect()
   try {
     const { sql, params } = whereClause(query, 'postgres')

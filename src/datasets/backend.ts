@@ -115,6 +115,12 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
       source.abort()
     }
   }
+  if (res.destroyed) {
+    // It left while the query was being opened (waiting for a connection, BEGIN): its 'close' came
+    // before any listener, and the connection was kept in its transaction for good.
+    source.abort()
+    return served
+  }
   res.once('close', onClose)
   try {
     let sent = 0

@@ -109,23 +109,32 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
     status: () => state,
     async open(query: SourceQuery): Promise<RowSource> {
       const client = await connect()
+      const ignore = () => {} // until cursorSource listens: BEGIN's own failure is its query's
+      client.on('error', ignore)
       try {
         await begin(client, query.timeoutMs)
       } catch (err) {
+        client.removeListener('error', ignore)
         client.release(true)
         throw queryError(config.name, err, logger, query.requestId)
       }
+      client.removeListener('error', ignore)
       return cursorSource(client, query, url, config.name, logger)
     },
     async describe(text: string, parameterCount: number): Promise<Column[]> {
       const client = await connect()
+      // As in cursorSource: the connection's own failure must not be thrown as uncaught.
+      const ignore = () => {}
+      client.on('error', ignore)
       try {
         await begin(client, 10_000)
         const result = await client.query({ text: `SELECT * FROM (\n${text}\n) AS bouncer_schema LIMIT 0`, values: new Array<null>(parameterCount).fill(null), types: AS_TEXT })
         await client.query('ROLLBACK')
+        client.removeListener('error', ignore)
         client.release()
         return result.fields.map((field) => ({ name: field.name, kind: KINDS.get(field.dataTypeID) ?? 'string' }))
       } catch (err) {
+        client.removeListener('error', ignore)
         client.release(true)
         throw queryError(config.name, err, logger, 'schema')
       }
@@ -151,10 +160,19 @@ function cursorSource(client: pg.PoolClient, query: SourceQuery, url: string, na
   let done = false
   let reading = false
   let finished = false
+  // pg-pool takes its error listener off a client it lends: the connection failing while no read
+  // waits on it (PostgreSQL ended it while the client was slow to take the rows) was thrown as
+  // uncaught and ended the gateway. Kept here: the next read answers it.
+  let broken: Error | null = null
+  const onError = (err: Error) => {
+    broken = err
+  }
+  client.on('error', onError)
 
   function finish(destroy: boolean): void {
     if (finished) return
     finished = true
+    client.removeListener('error', onError)
     client.release(destroy)
   }
 
@@ -163,6 +181,11 @@ function cursorSource(client: pg.PoolClient, query: SourceQuery, url: string, na
       return columns
     },
     read(max) {
+      if (broken !== null) {
+        done = true
+        finish(true)
+        return Promise.reject(queryError(name, broken, logger, query.requestId))
+      }
       if (done) return Promise.resolve([])
       reading = true
       return new Promise<Row[]>((resolve, reject) => {

@@ -11,6 +11,16 @@ import { rowColumns, type AuditSink, type SinkHead, type StoredRow } from './sin
 /** pg, loaded on first use: it adds ~5 MB of heap to a gateway without a PostgreSQL sink. */
 export const loadPg = (): typeof pg => createRequire(import.meta.url)('pg') as typeof pg
 
+/**
+ * A connection for one read of the log (a search, the console's figures): bounded in time, so that
+ * reads whose callers gave up (a locked table, a slow disk) do not pile up on the server, whose
+ * connections the sink and the datasets share. `bouncer audit verify` reads the whole chain and is
+ * not bounded.
+ */
+export function auditReader(url: string): pg.Client {
+  return new (loadPg().Client)({ connectionString: url, connectionTimeoutMillis: 5_000, statement_timeout: 30_000, query_timeout: 35_000 })
+}
+
 const SCHEMA_VERSION = 2
 
 // The record's columns are the field table's (fields.ts): a new schema gets them all here, one made
