@@ -24,7 +24,7 @@ export function bodyWindow(req: IncomingMessage, headers: RequestHeaders): numbe
  */
 export function bodyArrival(req: IncomingMessage, window: number, timeoutMs: number | null = null): Promise<void> {
   // Gone while an earlier stage awaited (a key fetch, the limits store): 'close' will not come again.
-  if (req.destroyed) return Promise.reject(bodyNeverArrived())
+  if (gone(req)) return Promise.reject(bodyNeverArrived())
   return new Promise((resolve, reject) => {
     const timer = timeoutMs === null ? null : setTimeout(() => {
       done()
@@ -32,7 +32,7 @@ export function bodyArrival(req: IncomingMessage, window: number, timeoutMs: num
     }, Math.max(0, timeoutMs))
     // 'readable' is only a notification: nothing is read here, the forwarder streams it all.
     const check = () => {
-      if (req.destroyed) {
+      if (gone(req)) {
         done()
         reject(bodyNeverArrived())
       } else if (arrived(req, window)) {
@@ -40,18 +40,30 @@ export function bodyArrival(req: IncomingMessage, window: number, timeoutMs: num
         resolve()
       }
     }
+    // Closed: the body is whole, or it never will be (an HTTP/2 stream reset leaves the request
+    // itself not destroyed).
+    const closed = () => {
+      done()
+      if (req.complete) resolve()
+      else reject(bodyNeverArrived())
+    }
     const done = () => {
       if (timer !== null) clearTimeout(timer)
       req.removeListener('readable', check)
-      req.removeListener('close', check)
+      req.removeListener('close', closed)
     }
     req.on('readable', check)
-    req.on('close', check)
+    req.on('close', closed)
   })
 }
 
 function bodyNeverArrived(): GatewayError {
   return new GatewayError('request_timeout', { detail: 'The request body did not arrive before the connection closed.' })
+}
+
+/** The client has gone: its connection, or (HTTP/2) its stream, which node:http2's request does not say. */
+function gone(req: IncomingMessage): boolean {
+  return req.destroyed || ((req as { stream?: { destroyed: boolean } }).stream?.destroyed ?? false)
 }
 
 function arrived(req: IncomingMessage, window: number): boolean {

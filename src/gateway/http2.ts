@@ -36,24 +36,33 @@ const HEADER_LIST_HARD_LIMIT_FACTOR = 2
 /** Fields per header list (Node's default is 128; node:http takes 2,000 lines). */
 const H2_MAX_HEADER_PAIRS = 512
 
+/** Whether a stream was reset (by the client, or by the gateway) rather than ended: node:http2 ends both its sides either way. */
+function wasReset(stream: ServerHttp2Stream): boolean {
+  return stream.aborted || (stream.rstCode ?? 0) !== 0
+}
+
 /**
  * node:http2's response with what the pipeline and the forwarder ask of a node:http response:
  * whether the stream is gone, and whether the response was fully handed over. (@types/node
- * declares both on Http2ServerResponse; Node 24 has neither, so they are defined here.)
+ * declares both on Http2ServerResponse; Node 24 has neither, so they are defined here.) A reset
+ * stream's writable side is finished too, but nothing was handed over: read as finished, a reset
+ * did not cancel the upstream request (it streamed on, in flight until it ended by itself).
  */
 export class GatewayHttp2Response extends Http2ServerResponse {}
 Object.defineProperties(GatewayHttp2Response.prototype, {
   destroyed: { get(this: Http2ServerResponse) { return this.stream.destroyed } },
-  writableFinished: { get(this: Http2ServerResponse) { return this.stream.writableFinished } },
+  writableFinished: { get(this: Http2ServerResponse) { return this.stream.writableFinished && !wasReset(this.stream) } },
 })
 
 const BODY_RECEIVED = Symbol('bodyReceived')
 const baseComplete = Object.getOwnPropertyDescriptor(Http2ServerRequest.prototype, 'complete')?.get as (this: Http2ServerRequest) => boolean
 
 /**
- * node:http2's request, whose `complete` also says what node:http's does: the whole body has
- * arrived (END_STREAM), read or not. Node's own is true only once the body has been read, and the
- * pipeline waits for a body to arrive before it forwards it (body-buffer.ts).
+ * node:http2's request, whose `complete` says what node:http's does: the whole body has arrived
+ * (END_STREAM), read or not. Node's own is true only once the body has been read, and the
+ * pipeline waits for a body to arrive before it forwards it (body-buffer.ts); it is also true for
+ * a reset stream, whose readable side node:http2 ends as if the body were whole: so was a body cut
+ * short dispatched, and streamed upstream with a proper end (upstream/request.ts).
  */
 export class GatewayHttp2Request extends Http2ServerRequest {
   constructor(...args: ConstructorParameters<typeof Http2ServerRequest>) {
@@ -65,6 +74,7 @@ export class GatewayHttp2Request extends Http2ServerRequest {
 }
 Object.defineProperty(GatewayHttp2Request.prototype, 'complete', {
   get(this: Http2ServerRequest & Record<symbol, boolean>) {
+    if (wasReset(this.stream)) return false
     return this[BODY_RECEIVED] === true || baseComplete.call(this)
   },
 })
@@ -104,12 +114,19 @@ export function createSessionTracker(settings: () => ServerConfig): {
   destroyAll(): void
 } {
   const sessions = new Map<Http2Session, { open: number; idle: NodeJS.Timeout | null }>()
+  // GOAWAY, then the session ends once its streams have; a client that takes nothing (not even the
+  // GOAWAY) held it open for good: it is destroyed after send_timeout.
+  const close = (session: Http2Session) => {
+    if (session.closed) return
+    session.close()
+    setTimeout(() => {
+      if (!session.destroyed) session.destroy()
+    }, settings().send_timeout).unref()
+  }
   const goIdle = (session: Http2Session, ms: number) => {
     const state = sessions.get(session)
     if (!state) return
-    state.idle = setTimeout(() => {
-      if (!session.closed) session.close()
-    }, ms).unref()
+    state.idle = setTimeout(() => close(session), ms).unref()
   }
   return {
     add(session) {
@@ -130,7 +147,7 @@ export function createSessionTracker(settings: () => ServerConfig): {
       })
     },
     closeIdle() {
-      for (const [session, state] of sessions) if (state.open === 0) session.close()
+      for (const [session, state] of sessions) if (state.open === 0) close(session)
     },
     destroyAll() {
       for (const session of sessions.keys()) session.destroy()

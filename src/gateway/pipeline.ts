@@ -219,8 +219,8 @@ function awaitBody(rt: Runtime, ctx: RequestContext): Promise<void> | null {
     ctx.res.writeContinue()
     ctx.continued = true
   }
-  const timeout = ctx.http2 ? rt.config.server.request_timeout - (performance.now() - ctx.startMono) : null
-  return bodyArrival(ctx.req, window, timeout)
+  if (ctx.http2) ctx.bodyDeadline = ctx.startMono + rt.config.server.request_timeout
+  return bodyArrival(ctx.req, window, ctx.bodyDeadline === null ? null : ctx.bodyDeadline - performance.now())
 }
 
 /**

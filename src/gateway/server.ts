@@ -66,6 +66,9 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     if (stream.writableLength === 0) return
     state.logger.debug({ peer: stream.session?.socket?.remoteAddress, unsent_bytes: stream.writableLength }, 'send_timeout: resetting a stream whose client stopped reading')
     stream.close(h2constants.NGHTTP2_CANCEL)
+    // A client that stopped reading the whole connection does not take the RST_STREAM either: the
+    // stream would wait to close, its request in flight, for good. Destroyed, it ends here.
+    stream.destroy()
   }
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     // send_timeout. A client that stops reading pauses the upstream (backpressure), and undici's

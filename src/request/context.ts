@@ -88,6 +88,11 @@ export interface RequestContext extends RequestFacts {
   answerHeaders: string[] | null
   /** `Expect: 100-continue` was answered already (while the body was awaited): not to be sent twice. */
   continued: boolean
+  /**
+   * HTTP/2: when (performance.now()) the request body must have arrived whole, request_timeout
+   * after the request began; node:http enforces it itself for HTTP/1.1. Null: no such bound here.
+   */
+  bodyDeadline: number | null
   /** The audit record was already committed (durability: sync commits before the last bytes). */
   audited: boolean
   /** OpenTelemetry spans, only when tracing is configured. */
@@ -142,6 +147,7 @@ export function createContext(req: IncomingMessage, res: ServerResponse, upgrade
     note: null,
     upgrade,
     continued: false,
+    bodyDeadline: null,
     audited: false,
     spans: null,
   }

@@ -105,17 +105,31 @@ function forwardedHost(ctx: Readonly<RequestContext>, publicHosts: HostAllowList
 export function requestBody(ctx: Readonly<RequestContext>, maxBodyBytes: number, served: Served): Readable | null {
   const inbound = ctx.headers
   if (!inbound) return null
-  if (inbound.chunked) return ctx.req.pipe(bodyLimit(served, maxBodyBytes))
-  if (inbound.contentLength !== undefined && inbound.contentLength > 0) {
-    served.bytesIn = inbound.contentLength
-    return ctx.req
-  }
+  // Counted as it streams, a declared length too: a body cut short is recorded as what arrived.
+  if (inbound.chunked || (inbound.contentLength !== undefined && inbound.contentLength > 0)) return ctx.req.pipe(bodyLimit(ctx, served, maxBodyBytes))
   return null
 }
 
-/** Counts a chunked body as it streams and stops it at max_body_bytes (SPEC: 413 also for chunked bodies). */
-function bodyLimit(served: Served, maxBodyBytes: number): Transform {
-  return new Transform({
+/**
+ * Counts a chunked body as it streams and stops it at max_body_bytes (SPEC: 413 also for chunked
+ * bodies). A body that ended without arriving whole (an HTTP/2 stream reset mid-upload, which
+ * node:http2 ends like any other) fails instead of ending: the upstream must not get a short body
+ * with a proper end, and act on a partial upload.
+ */
+function bodyLimit(ctx: Readonly<RequestContext>, served: Served, maxBodyBytes: number): Transform {
+  // HTTP/2: the rest of the body must still arrive by request_timeout (a client trickling it after
+  // its first window held an upstream pool connection for as long as it liked: node:http2 has no
+  // request timeout of its own). The upstream request then fails with 408 request_timeout.
+  let deadline: NodeJS.Timeout | null = null
+  const counting: Transform = new Transform({
+    flush(callback) {
+      if (deadline !== null) clearTimeout(deadline)
+      callback(ctx.req.complete ? null : new Error('the client stopped sending the request body'))
+    },
+    destroy(err, callback) {
+      if (deadline !== null) clearTimeout(deadline)
+      callback(err)
+    },
     transform(chunk: Buffer, _encoding, callback) {
       served.bytesIn += chunk.length
       if (served.bytesIn > maxBodyBytes) {
@@ -125,4 +139,10 @@ function bodyLimit(served: Served, maxBodyBytes: number): Transform {
       callback(null, chunk)
     },
   })
+  if (ctx.bodyDeadline !== null && !ctx.req.complete) {
+    deadline = setTimeout(() => {
+      if (!ctx.req.complete) counting.destroy(new GatewayError('request_timeout', { detail: 'The request body did not arrive within request_timeout.' }))
+    }, Math.max(0, ctx.bodyDeadline - performance.now()))
+  }
+  return counting
 }

@@ -1,0 +1,69 @@
+// request_timeout (README "Limits and timeouts": 408 if the body is not complete within it, a
+// trickling body) on HTTP/2, where node:http2 has no request timeout of its own and the pipeline
+// arms one only while it waits for the first 64 KiB (pipeline.ts awaitBody). A body whose first
+// 64 KiB arrive at once and whose rest trickles is forwarded, and then holds an upstream connection.
+import { readFileSync } from 'node:fs'
+import { connect } from 'node:http2'
+import { connect as tlsConnect } from 'node:tls'
+import { once } from 'node:events'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createPki, type TestPki } from '../helpers/certs.ts'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+let pki: TestPki
+let upstream: TestUpstream
+let gateway: TestGateway
+
+beforeAll(async () => {
+  pki = createPki()
+  upstream = await startUpstream()
+  gateway = await startTestGateway({
+    server: { tls: { cert: pki.server.cert, key: pki.server.key }, http2: true, hosts: ['localhost'], request_timeout: '2s', shutdown_timeout: '1s' },
+    upstreams: [{ name: 'api', url: upstream.url }],
+    routes: [{ id: 'all', path: '/*', upstream: 'api', public: true }],
+  })
+})
+afterAll(async () => {
+  await gateway?.close()
+  await upstream?.close()
+  pki?.close()
+})
+
+describe('HTTP/2 request_timeout', () => {
+  it.each([['with content-length', true], ['without', false]])('a body that trickles after its first 64 KiB gets 408 at request_timeout (%s)', async (_name, declared) => {
+    const client = connect(gateway.url, { ca: readFileSync(pki.ca.cert), servername: 'localhost' })
+    client.on('error', () => {})
+    const stream = client.request({ ':method': 'POST', ':path': '/upload', ...(declared ? { 'content-length': '1000000' } : {}) }, { endStream: false })
+    stream.on('error', () => {})
+    let status = 0
+    stream.on('response', (headers) => (status = Number(headers[':status'])))
+    stream.write(Buffer.alloc(70_000, 0x61)) // past the 64 KiB window: forwarded now
+    const started = Date.now()
+    const trickle = setInterval(() => stream.write(Buffer.alloc(1, 0x61)), 250)
+    // request_timeout is 2 s from the request's start; its check runs every second or less.
+    const answered = await waitFor(() => status !== 0 || stream.closed, 'an answer or a reset', 5_000).then(() => true, () => false)
+    clearInterval(trickle)
+    const elapsed = Date.now() - started
+    const upstreamInFlight = gateway.state.inFlight
+    client.destroy()
+    expect({ answered, status, upstreamInFlight }).toEqual({ answered: true, status: 408, upstreamInFlight: 0 })
+    expect(elapsed).toBeLessThan(4_000)
+  }, 15_000)
+
+  it('the reference: HTTP/1.1 gets its 408 at request_timeout', async () => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: Number(new URL(gateway.url).port), ca: readFileSync(pki.ca.cert), servername: 'localhost', ALPNProtocols: ['http/1.1'] })
+    await once(socket, 'secureConnect')
+    let text = ''
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')))
+    socket.on('error', () => {})
+    socket.write('POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000\r\n\r\n')
+    socket.write(Buffer.alloc(70_000, 0x61))
+    const trickle = setInterval(() => socket.write(Buffer.alloc(1, 0x61)), 250)
+    const answered = await waitFor(() => text.startsWith('HTTP/1.1'), 'an answer', 5_000).then(() => true, () => false)
+    clearInterval(trickle)
+    socket.destroy()
+    expect({ answered, status: text.slice(9, 12) }).toEqual({ answered: true, status: '408' })
+  }, 15_000)
+})
