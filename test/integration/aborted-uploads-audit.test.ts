@@ -9,7 +9,8 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { searchAudit } from '../../src/audit/search.ts'
 import { createPki, type TestPki } from '../helpers/certs.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import { startH2Gateway } from '../helpers/h2-gateway.ts'
 import { FLAG, frame, FRAME, headerBlock, rawH2 } from '../helpers/h2-frames.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -21,14 +22,9 @@ let gateway: TestGateway
 
 beforeAll(async () => {
   pki = createPki()
-  dir = mkdtempSync(join(tmpdir(), 'bouncer-scratch-b-'))
+  dir = mkdtempSync(join(tmpdir(), 'bouncer-aborted-uploads-'))
   upstream = await startUpstream()
-  gateway = await startTestGateway({
-    server: { tls: { cert: pki.server.cert, key: pki.server.key }, http2: true, hosts: ['localhost'], max_body_bytes: 1_048_576 },
-    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
-    upstreams: [{ name: 'api', url: upstream.url }],
-    routes: [{ id: 'all', path: '/*', upstream: 'api', public: true }],
-  })
+  gateway = await startH2Gateway(pki, upstream.url, { max_body_bytes: 1_048_576 }, { audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' } })
 })
 afterAll(async () => {
   await gateway?.close()

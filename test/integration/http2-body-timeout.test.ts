@@ -8,7 +8,8 @@ import { connect as tlsConnect } from 'node:tls'
 import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPki, type TestPki } from '../helpers/certs.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import { startH2Gateway } from '../helpers/h2-gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -19,11 +20,7 @@ let gateway: TestGateway
 beforeAll(async () => {
   pki = createPki()
   upstream = await startUpstream()
-  gateway = await startTestGateway({
-    server: { tls: { cert: pki.server.cert, key: pki.server.key }, http2: true, hosts: ['localhost'], request_timeout: '2s', shutdown_timeout: '1s' },
-    upstreams: [{ name: 'api', url: upstream.url }],
-    routes: [{ id: 'all', path: '/*', upstream: 'api', public: true }],
-  })
+  gateway = await startH2Gateway(pki, upstream.url, { request_timeout: '2s', shutdown_timeout: '1s' })
 })
 afterAll(async () => {
   await gateway?.close()

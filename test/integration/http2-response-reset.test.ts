@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs'
 import { connect, constants } from 'node:http2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPki, type TestPki } from '../helpers/certs.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import { closeWithin, startH2Gateway } from '../helpers/h2-gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -26,14 +27,10 @@ beforeAll(async () => {
       upstreamClosed++
     })
   })
-  gateway = await startTestGateway({
-    server: { tls: { cert: pki.server.cert, key: pki.server.key }, http2: true, hosts: ['localhost'], shutdown_timeout: '1s' },
-    upstreams: [{ name: 'api', url: upstream.url }],
-    routes: [{ id: 'all', path: '/*', upstream: 'api', public: true }],
-  })
+  gateway = await startH2Gateway(pki, upstream.url, { shutdown_timeout: '1s' })
 })
 afterAll(async () => {
-  await Promise.race([gateway?.close(), new Promise((resolve) => setTimeout(resolve, 3_000))]) // bounded: see the last expectation
+  await closeWithin(gateway) // bounded: see the last expectation
   await upstream?.close()
   pki?.close()
 })

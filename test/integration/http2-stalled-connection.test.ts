@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPki, type TestPki } from '../helpers/certs.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import { closeWithin, startH2Gateway } from '../helpers/h2-gateway.ts'
 import { FLAG, frame, FRAME, headerBlock, rawH2, requestHeaders } from '../helpers/h2-frames.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -24,14 +25,10 @@ beforeAll(async () => {
     }
     res.end()
   })
-  gateway = await startTestGateway({
-    server: { tls: { cert: pki.server.cert, key: pki.server.key }, http2: true, hosts: ['localhost'], send_timeout: '1s', keep_alive_timeout: '1s', shutdown_timeout: '1s' },
-    upstreams: [{ name: 'api', url: upstream.url }],
-    routes: [{ id: 'all', path: '/*', upstream: 'api', public: true }],
-  })
+  gateway = await startH2Gateway(pki, upstream.url, { send_timeout: '1s', keep_alive_timeout: '1s', shutdown_timeout: '1s' })
 })
 afterAll(async () => {
-  await Promise.race([gateway?.close(), new Promise((resolve) => setTimeout(resolve, 3_000))]) // bounded: see the last expectation
+  await closeWithin(gateway) // bounded: see the last expectation
   await upstream?.close()
   pki?.close()
 })

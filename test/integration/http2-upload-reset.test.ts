@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPki, type TestPki } from '../helpers/certs.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import { startH2Gateway } from '../helpers/h2-gateway.ts'
 import { FLAG, frame, FRAME, headerBlock, rawH2 } from '../helpers/h2-frames.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -16,11 +17,7 @@ let gateway: TestGateway
 beforeAll(async () => {
   pki = createPki()
   upstream = await startUpstream()
-  gateway = await startTestGateway({
-    server: { tls: { cert: pki.server.cert, key: pki.server.key }, http2: true, hosts: ['localhost'], shutdown_timeout: '1s' },
-    upstreams: [{ name: 'api', url: upstream.url }],
-    routes: [{ id: 'all', path: '/*', upstream: 'api', public: true }],
-  })
+  gateway = await startH2Gateway(pki, upstream.url, { shutdown_timeout: '1s' })
 })
 afterAll(async () => {
   await gateway?.close()

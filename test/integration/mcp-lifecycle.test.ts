@@ -2,7 +2,6 @@
 // a reload disconnects an upstream MCP server the new config no longer aggregates (the server sees
 // the gateway's notification stream end), keeps one whose settings did not change, and closes an
 // approvals store no config uses.
-import { readdirSync, readlinkSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,6 +12,7 @@ import { startIdentityProvider, type TestIdentityProvider } from '../helpers/ide
 import { connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
 import { startChangingServer, type ChangingMcpServer } from '../helpers/mcp-servers.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { handlesOn } from '../helpers/open-files.ts'
 import { metricValue, waitFor } from '../helpers/wait.ts'
 
 const ADMIN = 'mcp-retire-admin-token-0123456789'
@@ -32,16 +32,6 @@ function config(servers: object[], approvalsPath: string) {
   return { ...base, admin: { token: ADMIN } }
 }
 
-/** This process's open files at `path` (the in-process gateway's SQLite handles). */
-function handlesOn(path: string): number {
-  return readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`) === path
-    } catch {
-      return false // closed while listed
-    }
-  }).length
-}
 
 /** Sessions the gateway opened on the server: its initialize requests carry no session id. */
 const initializes = () => tickets.requests.filter((headers) => headers['mcp-session-id'] === undefined).length

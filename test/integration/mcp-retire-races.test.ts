@@ -9,7 +9,6 @@
 // stream ending, a socket's close, a metric), never on sleeps.
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { once } from 'node:events'
-import { readdirSync, readlinkSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
@@ -22,6 +21,7 @@ import { DEFAULT_CLIENTS, signingKey, startIdentityProvider, type SigningKey, ty
 import { connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
 import { startChangingServer, type ChangingMcpServer } from '../helpers/mcp-servers.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { handlesOn } from '../helpers/open-files.ts'
 import { deferred, metricValue, waitFor } from '../helpers/wait.ts'
 
 const ADMIN = 'mcp-retire-races-admin-token-0123456789'
@@ -128,16 +128,6 @@ async function holdJwks(jwks: HeldJwks, key: SigningKey) {
   return jwks.holdNext(key)
 }
 
-/** This process's open files at `path` (the in-process gateway's SQLite handles). */
-function handlesOn(path: string): number {
-  return readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`) === path
-    } catch {
-      return false // closed while listed
-    }
-  }).length
-}
 
 const inFlight = (gateway: TestGateway) => metricValue(gateway.adminUrl, 'bouncer_requests_in_flight')
 
