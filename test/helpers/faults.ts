@@ -2,10 +2,42 @@
 // is full so that a new connection's SYN is dropped and connect() hangs (a connect timeout).
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { createServer, connect, type Socket, type AddressInfo } from 'node:net'
 
-/** A port that was free a moment ago: connecting to it is refused. */
+/** Where this machine's ephemeral ports begin (Linux); another system's usual value elsewhere. */
+function ephemeralLow(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32_768
+  } catch {
+    return 32_768
+  }
+}
+
+/** Whether a listener can take `port` now (it is let go at once). */
+async function free(port: number): Promise<boolean> {
+  const server = createServer()
+  server.listen(port, '127.0.0.1')
+  const taken = await Promise.race([once(server, 'listening').then(() => false), once(server, 'error').then(() => true)])
+  if (!taken) {
+    server.close()
+    await once(server, 'close')
+  }
+  return !taken
+}
+
+/**
+ * A port that was free a moment ago: connecting to it is refused, and a test may listen on it later
+ * (a gateway whose callback URL an identity provider must know first). Taken below the kernel's
+ * ephemeral range: one from listen(0) could be handed to any outgoing connection or other listener
+ * of the parallel tests before the test used it (CI saw EADDRINUSE so).
+ */
 export async function closedPort(): Promise<number> {
+  const low = Math.min(ephemeralLow(), 65_536)
+  for (let attempt = 0; low > 12_000 && attempt < 100; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000))
+    if (await free(port)) return port
+  }
   const server = createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -13,6 +45,26 @@ export async function closedPort(): Promise<number> {
   server.close()
   await once(server, 'close')
   return port
+}
+
+/**
+ * A port held by a placeholder listener until the test lets it go to listen there itself: for a
+ * port that must be known long before it is used (an identity provider's registered callback),
+ * where even closedPort's could be taken meanwhile by another test's listener.
+ */
+export async function heldPort(): Promise<{ port: number; release(): Promise<void> }> {
+  const server = createServer()
+  server.listen(await closedPort(), '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  return {
+    port,
+    async release() {
+      if (!server.listening) return
+      server.close()
+      await once(server, 'close')
+    },
+  }
 }
 
 export interface Blackhole {

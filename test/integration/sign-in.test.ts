@@ -13,7 +13,7 @@ import { revokeGrantsOf } from '../../src/demo/identity-provider.ts'
 import { runCli } from '../helpers/cli.ts'
 import { uniquePrefix } from '../helpers/redis.ts'
 import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-jar.ts'
-import { closedPort } from '../helpers/faults.ts'
+import { heldPort } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -31,6 +31,7 @@ let upstream: TestUpstream
 let gateway: TestGateway
 let gatewayPort: number
 let ports: number[]
+let held: Array<{ port: number; release(): Promise<void> }>
 let auditDb: string
 
 function signInConfig(session: Record<string, unknown>): Record<string, unknown> {
@@ -55,6 +56,7 @@ function signInConfig(session: Record<string, unknown>): Record<string, unknown>
 
 /** A gateway on a port known in advance: the provider registers its callback URL. */
 async function gatewayWith(port: number, session: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<TestGateway> {
+  await held.find((h) => h.port === port)?.release() // held until now, so no other test's listener took it
   const started = await startTestGateway({ ...signInConfig(session), ...extra }, { port })
   await waitFor(() => started.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
   return started
@@ -64,7 +66,8 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-sign-in-'))
   auditDb = join(dir, 'audit.db')
   upstream = await startUpstream()
-  ports = [await closedPort(), await closedPort(), await closedPort(), await closedPort()]
+  held = [await heldPort(), await heldPort(), await heldPort(), await heldPort()]
+  ports = held.map((h) => h.port)
   gatewayPort = ports[0] as number
   idp = await startIdentityProvider({
     people: [ALICE, BOB],
@@ -82,6 +85,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await gateway?.close()
+  await Promise.all((held ?? []).map((h) => h.release()))
   await upstream?.close()
   await idp?.stop()
   await rm(dir, { recursive: true, force: true })
