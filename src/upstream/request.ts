@@ -105,10 +105,11 @@ function forwardedHost(ctx: Readonly<RequestContext>, publicHosts: HostAllowList
 export function requestBody(ctx: Readonly<RequestContext>, maxBodyBytes: number, served: Served): Readable | null {
   const inbound = ctx.headers
   if (!inbound) return null
-  // HTTP/2 bodies always go through bodyLimit: node:http2 ends a reset stream's body like a whole one,
-  // and bounds no body by request_timeout (both checked there).
-  if (inbound.chunked || ctx.http2) return ctx.req.pipe(bodyLimit(ctx, served, maxBodyBytes))
-  if (inbound.contentLength !== undefined && inbound.contentLength > 0) {
+  const declared = inbound.contentLength !== undefined && inbound.contentLength > 0
+  // An HTTP/2 body always goes through bodyLimit: node:http2 ends a reset stream's body like a whole
+  // one, and bounds no body by request_timeout (both checked there).
+  if (inbound.chunked || (declared && ctx.http2)) return ctx.req.pipe(bodyLimit(ctx, served, maxBodyBytes))
+  if (declared) {
     // Counted as it streams, so that an upload cut short is recorded as what arrived, by a listener
     // beside undici's own (it reads a stream body with 'data' and resumes it): piped through
     // bodyLimit instead, a 1 KB POST cost 7-9 µs more (bench/README.md "Profiling"). Paused until

@@ -2,6 +2,7 @@
 // Without content-length the body is streamed upstream chunked (README "HTTP/2"): the upstream must
 // never see the part that arrived as a complete request body (a truncated POST it would act on).
 import { readFileSync } from 'node:fs'
+import { connect } from 'node:http2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPki, type TestPki } from '../helpers/certs.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
@@ -45,5 +46,29 @@ describe('an HTTP/2 upload cut short after it began to stream upstream', () => {
     raw.socket.destroy()
     const seen = upstream.received.find((r) => r.url === path)
     expect({ bodyBytes: seen?.bodyBytes, aborted: seen?.aborted ?? false }).toEqual({ bodyBytes: expect.any(Number), aborted: true })
+  })
+})
+
+describe('HTTP/2 requests that arrive whole', () => {
+  it('a GET reaches the upstream with no body, a POST with its whole body and its length', async () => {
+    const client = connect(gateway.url, { ca: readFileSync(pki.ca.cert), servername: 'localhost' })
+    try {
+      const ask = (headers: Record<string, string>, body?: Buffer) => new Promise<number>((resolve, reject) => {
+        const stream = client.request(headers, { endStream: body === undefined })
+        stream.on('response', (h) => resolve(Number(h[':status'])))
+        stream.on('error', reject)
+        stream.resume()
+        if (body !== undefined) stream.end(body)
+      })
+      expect(await ask({ ':path': '/whole-get' })).toBe(200)
+      const get = upstream.received.find((r) => r.url === '/whole-get')
+      expect(get?.headers['transfer-encoding']).toBeUndefined()
+      expect(get?.bodyBytes).toBe(0)
+      expect(await ask({ ':method': 'POST', ':path': '/whole-post', 'content-length': '5000' }, Buffer.alloc(5000, 0x62))).toBe(200)
+      const post = upstream.received.find((r) => r.url === '/whole-post')
+      expect({ length: post?.headers['content-length'], bytes: post?.bodyBytes, aborted: post?.aborted ?? false }).toEqual({ length: '5000', bytes: 5000, aborted: false })
+    } finally {
+      client.close()
+    }
   })
 })
