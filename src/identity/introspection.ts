@@ -89,9 +89,14 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
       headers: { 'retry-after': '5' },
       cause,
     })
+    // One deadline for the whole answer: undici's timeouts bound the wait for the head and each gap
+    // between chunks, so an answer trickled a byte at a time held the request (and every request
+    // with the same token, which waits on this lookup) for hours.
+    const deadline = AbortSignal.timeout(settings.timeout)
     let res
     try {
       res = await request(settings.url, {
+        signal: deadline,
         method: 'POST',
         headers: {
           authorization: `Basic ${Buffer.from(`${formEncode(settings.client_id)}:${formEncode(introspector.clientSecret)}`).toString('base64')}`,
@@ -111,12 +116,18 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
       throw unavailable(`answered HTTP ${res.statusCode}${hint}`)
     }
     let text = ''
-    for await (const chunk of res.body) {
-      text += (chunk as Buffer).toString('utf8')
-      if (text.length > MAX_ANSWER_BYTES) {
-        res.body.destroy()
-        throw unavailable(`answered more than ${MAX_ANSWER_BYTES} bytes`)
+    try {
+      for await (const chunk of res.body) {
+        text += (chunk as Buffer).toString('utf8')
+        if (text.length > MAX_ANSWER_BYTES) {
+          res.body.destroy()
+          throw unavailable(`answered more than ${MAX_ANSWER_BYTES} bytes`)
+        }
       }
+    } catch (err) {
+      // Cut off, stalled past the deadline, or reset mid-answer: the provider's fault, not a 500.
+      if (err instanceof GatewayError) throw err
+      throw unavailable(`broke off its answer (${(err as Error).message})`, err)
     }
     let parsed: unknown
     try {

@@ -4,6 +4,7 @@
 // principal is a caller like any other: trust rules, policies, limits and the audit record.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { DatabaseSync } from 'node:sqlite'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
@@ -325,6 +326,33 @@ describe('last-used times that cannot be written', () => {
     }
     const row = db.prepare('SELECT last_used_at FROM api_keys').get() as { last_used_at: number | null }
     db.close()
+    expect(row.last_used_at).toBeGreaterThan(0)
+  })
+
+  it('a store whose write lock another process holds: the write fails at once and is kept, the gateway does not stand still', async () => {
+    // SQLite waits for a lock synchronously: the batch's write waited its 5 s busy timeout on the
+    // event loop, every flush, and every request of the gateway waited with it.
+    const keysDb = join(dir, 'locked-keys.db')
+    const file = join(dir, 'locked.yaml')
+    await writeFile(file, stringify({ api_keys: { store: { type: 'sqlite', path: keysDb } } }))
+    const key = (await runCli(['keys', 'create', '--config', file, '--principal', 'looker-locked'])).stdout.trim()
+    const gateway = await startTestGateway({ ...gatewayConfig(keysDb), admin: {} })
+    const other = new DatabaseSync(keysDb) // as another process: `bouncer keys`, an operator's sqlite3
+    const stalls = monitorEventLoopDelay({ resolution: 10 })
+    try {
+      expect((await call(gateway.url, '/keys/x', { 'x-api-key': key })).status).toBe(200)
+      other.exec('PRAGMA busy_timeout = 0; BEGIN IMMEDIATE')
+      stalls.enable()
+      await waitForMetric(gateway.adminUrl, 'bouncer_background_failures_total{task="api_key_usage"}', 1, 20_000)
+      stalls.disable()
+      expect(stalls.max / 1e6).toBeLessThan(1_000) // ms; it was the busy timeout, 5,000
+      other.exec('COMMIT')
+    } finally {
+      if (other.isTransaction) other.exec('ROLLBACK')
+      await gateway.close() // the kept time is written at shutdown
+    }
+    const row = other.prepare('SELECT last_used_at FROM api_keys').get() as { last_used_at: number | null }
+    other.close()
     expect(row.last_used_at).toBeGreaterThan(0)
   })
 })

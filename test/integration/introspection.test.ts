@@ -2,6 +2,9 @@
 // endpoint: real opaque tokens from the client-credentials grant, revoked at the provider's RFC 7009
 // endpoint. Answers are cached within `introspection.cache` and never past the token's exp; a burst
 // with one token costs the provider one introspection.
+import { once } from 'node:events'
+import { createServer, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -158,6 +161,46 @@ describe('when introspection cannot answer', () => {
     expect(res.status).toBe(503)
     expect(res.body).toMatchObject({ code: 'identity_provider_unavailable', detail: expect.stringContaining('introspection endpoint cannot be reached') })
   })
+
+  it('an answer that breaks off, stalls after its head, or trickles: 503 within the timeout, never a 500 or a hang', async () => {
+    // An introspection endpoint of the test's own: it answers its head, then what each case says.
+    let behaviour: (res: ServerResponse) => void = () => {}
+    const endpoint = createServer((req, res) => {
+      req.resume()
+      req.on('end', () => behaviour(res))
+    })
+    endpoint.listen(0, '127.0.0.1')
+    await once(endpoint, 'listening')
+    try {
+      const gateway = await gatewayFor(config(idp, { url: `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/introspect`, timeout: '1s', cache: '0s' }))
+      const cases: Array<[string, (res: ServerResponse) => void]> = [
+        ['silent after part of its body', (res) => {
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.write('{"active": tr')
+        }],
+        ['reset mid-body', (res) => {
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.write('{"active": tr', () => res.socket?.destroy())
+        }],
+        ['a byte every 300 ms', (res) => {
+          res.writeHead(200, { 'content-type': 'application/json' })
+          const trickle = setInterval(() => res.write(' '), 300)
+          res.on('close', () => clearInterval(trickle))
+        }],
+      ]
+      for (const [name, answer] of cases) {
+        behaviour = answer
+        const started = performance.now()
+        const res = await call(gateway, `opaque-token-${name.replaceAll(' ', '-')}`)
+        expect({ name, status: res.status, code: res.body.code }).toEqual({ name, status: 503, code: 'identity_provider_unavailable' })
+        // Before: a 500 for the first two, and the trickle held the request for as long as it went on.
+        expect(performance.now() - started, name).toBeLessThan(5_000)
+      }
+    } finally {
+      endpoint.closeAllConnections()
+      endpoint.close()
+    }
+  }, 30_000)
 
   it('a client secret the provider refuses is 503 too, naming the setting, not the caller\'s fault', async () => {
     const gateway = await gatewayFor(config(idp, { client_secret: 'not-the-secret' }))

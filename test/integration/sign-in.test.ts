@@ -2,7 +2,9 @@
 // the code flow against a real oidc-provider (its login page filled in as a person would), the
 // session it ends in, and the edge cases a real browser would not produce: a tampered state, a
 // replayed callback, expired sessions, open-redirect attempts, CSRF without Origin.
+import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -428,5 +430,36 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
       await one.close()
       await two.close()
     }
+  })
+
+  it('a provider that answers no OAuth answer at all (a proxy\'s 502 page): 503 identity_provider_unavailable at a refresh and at a callback, and the session is kept', async () => {
+    const client = cookieJar()
+    await signIn(client, gateway.url, '/app/home', ALICE)
+    const signedInAt = Date.now()
+    const { client: midway, callback } = await callbackOf(gateway.url, ALICE)
+    // The provider goes; a proxy in front of it answers 502 with its HTML page.
+    await idp.stop()
+    const proxy = createServer((_req, res) => {
+      res.writeHead(502, { 'content-type': 'text/html' }).end('<html><body>502 Bad Gateway</body></html>')
+    })
+    proxy.listen(idp.port, '127.0.0.1')
+    await once(proxy, 'listening')
+    try {
+      await waitFor(() => Date.now() > signedInAt + 3_500, 'the ID token to expire', 10_000)
+      // Before: read as the provider refusing, the refresh ended the session (401 session_expired)
+      // and the callback answered 400.
+      const refreshing = await client.request(`${gateway.url}/app/home`, { html: false })
+      expect(refreshing.status, refreshing.body).toBe(503)
+      expect(problem(refreshing).code).toBe('identity_provider_unavailable')
+      const exchanging = await midway.request(callback, { html: false })
+      expect(exchanging.status, exchanging.body).toBe(503)
+      expect(problem(exchanging).code).toBe('identity_provider_unavailable')
+    } finally {
+      proxy.close()
+      await once(proxy, 'close')
+      await idp.restart(idp.keys)
+    }
+    // The provider back, the same session refreshes and goes on.
+    expect((await client.request(`${gateway.url}/app/home`, { html: false })).status).toBe(200)
   })
 })

@@ -26,6 +26,9 @@ interface Row {
 
 const COLUMNS = 'id, principal, description, hash, created_at, expires_at, revoked_at, last_used_at'
 
+/** How long a lookup or an operator's write waits for another process's write lock. */
+const BUSY_TIMEOUT_MS = 5_000
+
 export function openSqliteKeyStore(path: string): ApiKeyStore {
   let db: DatabaseSync
   try {
@@ -35,7 +38,7 @@ export function openSqliteKeyStore(path: string): ApiKeyStore {
     throw new ApiKeyStoreError(`cannot open the API key store ${path}: ${(err as Error).message}`, { cause: err })
   }
   try {
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')
+    db.exec(`PRAGMA journal_mode = WAL; PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`)
     db.exec(SCHEMA)
   } catch (err) {
     db.close() // a file that is not a store: a failed reload must not leak the handle
@@ -70,8 +73,16 @@ export function openSqliteKeyStore(path: string): ApiKeyStore {
     },
     async recordUse(uses) {
       if (uses.size === 0) return
-      // One transaction for the batch: one fsync, one lock, whatever the number of keys.
-      db.exec('BEGIN IMMEDIATE')
+      // One transaction for the batch: one fsync, one lock, whatever the number of keys. Without
+      // waiting for the lock: SQLite waits synchronously, so while another process held it (another
+      // instance, `bouncer keys`, an operator's sqlite3) every request of the gateway stood still
+      // for the busy timeout, every flush. A busy store fails the batch, kept for the next flush.
+      db.exec('PRAGMA busy_timeout = 0')
+      try {
+        db.exec('BEGIN IMMEDIATE')
+      } finally {
+        db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`)
+      }
       try {
         for (const [id, at] of uses) used.run(at, id)
         db.exec('COMMIT')

@@ -121,11 +121,18 @@ function tokensOf(tokens: Oidc.TokenEndpointResponse): ProviderTokens {
   }
 }
 
+/** openid-client's codes for an answer that is not the endpoint's (an unexpected status or content type). */
+const NOT_AN_ANSWER = new Set(['OAUTH_RESPONSE_IS_NOT_CONFORM', 'OAUTH_RESPONSE_IS_NOT_JSON'])
+
 /** The provider's own refusals (an OAuth error answer, a response that fails openid-client's checks) end the sign-in; the rest is the provider being unreachable. */
 function translate(oidc: OidcModule, issuer: IssuerConfig, err: unknown): Error {
   if (err instanceof oidc.ResponseBodyError) return new SignInRefused(`the provider refused: ${err.error}${err.error_description ? ` (${err.error_description})` : ''}`, { cause: err })
   if (err instanceof oidc.AuthorizationResponseError) return new SignInRefused(`the provider answered: ${err.error}`, { cause: err })
   if (err instanceof oidc.ClientError && (err as { code?: string }).code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED') return new SignInRefused(err.message, { cause: err })
+  // An answer that is no OAuth answer at all (a proxy's 502 page, a 503, HTML): the provider is not
+  // there, which is no refusal. Read as one, a refresh deleted the user's session (401) and a
+  // callback answered 400, where the provider being down is 503 (docs/people.md).
+  if (err instanceof oidc.ClientError && NOT_AN_ANSWER.has((err as { code?: string }).code ?? '')) return unavailable(issuer, err)
   if (err instanceof oidc.ClientError && /unexpected|invalid|missing|mismatch/i.test(err.message) && !/fetch|network|timeout/i.test(err.message)) {
     return new SignInRefused(err.message, { cause: err })
   }
