@@ -27,6 +27,16 @@ export interface Live {
 
 /** The assertion signers whose keys the JWKS endpoint publishes now: the current runtime's, the replaced ones', the recently retired ones'. */
 export function signersToPublish(live: Live, now = Date.now()): Array<AssertionSigner | null> {
-  for (const [signer, until] of live.retiredSigners) if (until <= now) live.retiredSigners.delete(signer)
-  return [live.state.runtime, ...live.replaced.keys()].map((runtime) => runtime.signing.assertions).concat([...live.retiredSigners.keys()])
+  const retired = [...live.retiredSigners].flatMap(([signer, until]) => (until > now ? [signer] : []))
+  return [live.state.runtime, ...live.replaced.keys()].map((runtime) => runtime.signing.assertions).concat(retired)
+}
+
+/**
+ * Adds the signer of a runtime that has retired, published until `until`, and forgets those past
+ * their deadline: here, where they are added, so that a gateway whose JWKS nobody fetches keeps
+ * only the last ttl's worth however many reloads it takes.
+ */
+export function retireSigner(live: Live, signer: AssertionSigner | null, until: number, now = Date.now()): void {
+  for (const [kept, deadline] of live.retiredSigners) if (deadline <= now) live.retiredSigners.delete(kept)
+  if (signer) live.retiredSigners.set(signer, until)
 }

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { loadConfigFile } from '../config/index.ts'
 import type { ReloadResult } from '../admin/index.ts'
 import type { GatewayServer } from '../gateway/index.ts'
-import type { Live } from './live.ts'
+import { retireSigner, type Live } from './live.ts'
 import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
 import type { SecretsRefresh } from './secrets-refresh.ts'
 
@@ -103,8 +103,7 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
       if (runtime.usage.inFlight > 0 && now < until) continue
       replaced.delete(runtime)
       runtime.mcp?.detach()
-      const signer = runtime.signing.assertions
-      if (signer) live.retiredSigners.set(signer, now + runtime.config.assertion.ttl)
+      retireSigner(live, runtime.signing.assertions, now + runtime.config.assertion.ttl, now)
     }
     const kept = [state.runtime, ...replaced.keys()]
     const drainingPaths = new Set([...replaced.keys()].flatMap((runtime) => (runtime.mcp ? [runtime.mcp.config.path] : [])))
