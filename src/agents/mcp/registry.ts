@@ -2,6 +2,7 @@
 // 2025-era sessions. A reload that keeps a server's settings keeps its connection; a store path
 // keeps its handle; an mcp.path keeps its sessions (sessions.ts). What no runtime uses any more is
 // closed (`retire`, called as the other shared resources are).
+import { createSharedResources } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import { openApprovalStore, type ApprovalStore } from './approvals.ts'
 import { createMcpServerRegistry, type McpServerRegistry, type UpstreamMcpServer } from './servers.ts'
@@ -61,7 +62,8 @@ function lazyStore(path: string): ApprovalStore {
 
 export function createAgentsRegistry(logger: Logger): AgentsRegistry {
   const servers = createMcpServerRegistry(logger)
-  const stores = new Map<string, ApprovalStore>()
+  // One store per path, kept across reloads and retired like the other shared resources.
+  const stores = createSharedResources<string, ApprovalStore>({ fingerprint: (path) => path, create: lazyStore, close: (store) => store.close() })
   const sessionsByPath = new Map<string, LegacySessions>()
   // Sessions of paths a reload dropped, quiesced, until the runtimes that served them have drained.
   let retired: Array<{ path: string; sessions: LegacySessions }> = []
@@ -72,20 +74,10 @@ export function createAgentsRegistry(logger: Logger): AgentsRegistry {
   }
   return {
     servers,
-    approvals(path) {
-      let store = stores.get(path)
-      if (!store) stores.set(path, (store = lazyStore(path)))
-      return store
-    },
+    approvals: (path) => stores.acquire(path),
     async retire(keep) {
       const kept = [...keep]
-      const keptStores = new Set(kept.flatMap((mcp) => (mcp.approvals ? [mcp.approvals] : [])))
-      for (const [path, store] of stores) {
-        if (keptStores.has(store)) continue
-        stores.delete(path)
-        store.close()
-      }
-      await servers.retire(kept.flatMap((mcp) => mcp.servers))
+      await Promise.all([stores.retire(kept.flatMap((mcp) => (mcp.approvals ? [mcp.approvals] : []))), servers.retire(kept.flatMap((mcp) => mcp.servers))])
     },
     sessions(path, create) {
       let sessions = sessionsByPath.get(path)
@@ -109,9 +101,7 @@ export function createAgentsRegistry(logger: Logger): AgentsRegistry {
       sessionsByPath.clear()
       retired = []
       await Promise.all(open.map((sessions) => sessions.close()))
-      await servers.closeAll()
-      for (const store of stores.values()) store.close()
-      stores.clear()
+      await Promise.all([servers.closeAll(), stores.closeAll()])
     },
   }
 }
