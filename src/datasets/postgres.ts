@@ -75,13 +75,13 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
     }
   }
 
-  async function connect(): Promise<pg.PoolClient> {
+  async function connect(): Promise<Lent> {
     const current = currentPool()
     const busy = current.totalCount >= config.max_connections && current.idleCount === 0
     try {
       const client = await current.connect()
       state = 'connected'
-      return client
+      return lent(client)
     } catch (err) {
       // Every connection was in use and none came free in time: the database is busy, not down.
       if (busy && current.totalCount >= config.max_connections) {
@@ -108,34 +108,26 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
     },
     status: () => state,
     async open(query: SourceQuery): Promise<RowSource> {
-      const client = await connect()
-      const ignore = () => {} // until cursorSource listens: BEGIN's own failure is its query's
-      client.on('error', ignore)
+      const lentClient = await connect()
       try {
-        await begin(client, query.timeoutMs)
+        await begin(lentClient.client, query.timeoutMs)
       } catch (err) {
-        client.removeListener('error', ignore)
-        client.release(true)
+        lentClient.release(true)
         throw queryError(config.name, err, logger, query.requestId)
       }
-      client.removeListener('error', ignore)
-      return cursorSource(client, query, url, config.name, logger)
+      return cursorSource(lentClient, query, url, config.name, logger)
     },
     async describe(text: string, parameterCount: number): Promise<Column[]> {
-      const client = await connect()
-      // As in cursorSource: the connection's own failure must not be thrown as uncaught.
-      const ignore = () => {}
-      client.on('error', ignore)
+      const lentClient = await connect()
+      const { client } = lentClient
       try {
         await begin(client, 10_000)
         const result = await client.query({ text: `SELECT * FROM (\n${text}\n) AS bouncer_schema LIMIT 0`, values: new Array<null>(parameterCount).fill(null), types: AS_TEXT })
         await client.query('ROLLBACK')
-        client.removeListener('error', ignore)
-        client.release()
+        lentClient.release()
         return result.fields.map((field) => ({ name: field.name, kind: KINDS.get(field.dataTypeID) ?? 'string' }))
       } catch (err) {
-        client.removeListener('error', ignore)
-        client.release(true)
+        lentClient.release(true)
         throw queryError(config.name, err, logger, 'schema')
       }
     },
@@ -154,26 +146,53 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
   return datasource
 }
 
-function cursorSource(client: pg.PoolClient, query: SourceQuery, url: string, name: string, logger: Logger): RowSource {
+/** A connection lent by the pool, with what failed on it between statements. */
+interface Lent {
+  readonly client: pg.PoolClient
+  /** The connection's own failure while no statement waited on it (the next one answers it). */
+  readonly failure: Error | null
+  /** Back to the pool (destroyed: closed instead); once. */
+  release(destroy?: boolean): void
+}
+
+/**
+ * pg-pool takes its error listener off a client it lends: the connection failing while no statement
+ * waits on it (PostgreSQL ended it while a dataset's client was slow to take the rows) was thrown as
+ * uncaught and ended the gateway. A lent client has a listener of ours for the whole checkout.
+ */
+function lent(client: pg.PoolClient): Lent {
+  let failure: Error | null = null
+  let released = false
+  const onError = (err: Error) => {
+    failure = err
+  }
+  client.on('error', onError)
+  return {
+    client,
+    get failure() {
+      return failure
+    },
+    release(destroy = false) {
+      if (released) return
+      released = true
+      client.removeListener('error', onError)
+      client.release(destroy)
+    },
+  }
+}
+
+function cursorSource(lentClient: Lent, query: SourceQuery, url: string, name: string, logger: Logger): RowSource {
+  const { client } = lentClient
   const cursor = client.query(new Cursor<Row>(query.text, query.values as unknown[], { rowMode: 'array', types: AS_TEXT }))
   let columns: Column[] = []
   let done = false
   let reading = false
   let finished = false
-  // pg-pool takes its error listener off a client it lends: the connection failing while no read
-  // waits on it (PostgreSQL ended it while the client was slow to take the rows) was thrown as
-  // uncaught and ended the gateway. Kept here: the next read answers it.
-  let broken: Error | null = null
-  const onError = (err: Error) => {
-    broken = err
-  }
-  client.on('error', onError)
 
   function finish(destroy: boolean): void {
     if (finished) return
     finished = true
-    client.removeListener('error', onError)
-    client.release(destroy)
+    lentClient.release(destroy)
   }
 
   return {
@@ -181,10 +200,11 @@ function cursorSource(client: pg.PoolClient, query: SourceQuery, url: string, na
       return columns
     },
     read(max) {
-      if (broken !== null) {
+      const failure = lentClient.failure
+      if (failure !== null) {
         done = true
         finish(true)
-        return Promise.reject(queryError(name, broken, logger, query.requestId))
+        return Promise.reject(queryError(name, failure, logger, query.requestId))
       }
       if (done) return Promise.resolve([])
       reading = true
