@@ -89,9 +89,9 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
       headers: { 'retry-after': '5' },
       cause,
     })
-    // One deadline for the whole answer: undici's timeouts bound the wait for the head and each gap
-    // between chunks, so an answer trickled a byte at a time held the request (and every request
-    // with the same token, which waits on this lookup) for hours.
+    // One deadline for the whole answer, head and body: undici's headersTimeout and bodyTimeout
+    // bound only each wait, so an answer trickled a byte at a time held the request (and every
+    // request with the same token, which waits on this lookup) for hours.
     const deadline = AbortSignal.timeout(settings.timeout)
     let res
     try {
@@ -104,8 +104,6 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
           accept: 'application/json',
         },
         body: new URLSearchParams({ token, token_type_hint: 'access_token' }).toString(),
-        headersTimeout: settings.timeout,
-        bodyTimeout: settings.timeout,
       })
     } catch (err) {
       throw unavailable(`cannot be reached (${(err as Error).message})`, err)
