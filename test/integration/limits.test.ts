@@ -3,6 +3,7 @@
 // store shared by three gateways and surviving Redis going away.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -47,6 +48,7 @@ const LIMITS = [
   { name: 'per-role', key: 'role', rate: '1/m', burst: 2 },
   { name: 'per-tenant', key: 'claim:tenant', rate: '1/m', burst: 2 },
   { name: 'three-a-minute', key: 'header:X-Client', quota: '3/m' },
+  { name: 'three-a-day', key: 'header:X-Client', quota: '3/d' },
   { name: 'tight', key: 'header:X-Client', rate: '1/m', burst: 1 },
   { name: 'loose', key: 'header:X-Client', rate: '1/m', burst: 5 },
 ]
@@ -259,6 +261,40 @@ describe('the Redis store', () => {
     const codes = [await hit(a!, '/x', { 'x-client': 'q' }), await hit(b!, '/x', { 'x-client': 'q' }), await hit(a!, '/x', { 'x-client': 'q' }), await hit(b!, '/x', { 'x-client': 'q' })]
     expect(codes.map((r) => r.status)).toEqual([200, 200, 200, 429])
     expect(codes[3]?.body.code).toBe('quota_exceeded')
+  })
+
+  it.each(['allow', 'deny'] as const)('a take that Redis runs after the deadline (on_error: %s) is given back: the caller is not charged for it', async (onError) => {
+    const redis = await startRedis()
+    cleanup.push(() => redis.stop())
+    const prefix = uniquePrefix('late')
+    const gw = await gatewayWith([{ id: 'q', path: '/*', upstream: 'api', public: true, limits: ['three-a-day', 'per-client'] }], {
+      limits_store: { type: 'redis', url: redis.url, on_error: onError, prefix, timeout: '150ms' },
+    })
+    await waitFor(() => gw.state.runtime.limiter.store.status() === 'ready', 'redis')
+    expect((await hit(gw, '/x', { 'x-client': 'late' })).headers.ratelimit).toMatch(/^"three-a-day";r=2;t=\d+, "per-client";r=2;t=60$/)
+
+    // A paused Redis holds the next take and runs it when the pause ends, long after the gateway gave up on it.
+    const admin = new Redis(redis.url)
+    cleanup.push(async () => void admin.disconnect())
+    await admin.call('CLIENT', 'PAUSE', '600', 'ALL')
+    const during = await hit(gw, '/x', { 'x-client': 'late' })
+    if (onError === 'allow') {
+      expect(during.status).toBe(200)
+      expect(during.headers).not.toHaveProperty('ratelimit')
+    } else {
+      expect(during.status).toBe(503)
+      expect(during.body.code).toBe('limits_unavailable')
+    }
+    // The late take ran, then its refund: the quota's window holds the first request only, the rate's time one interval.
+    const quotaKey = async () => (await admin.keys(`${prefix}*@*`))[0]
+    await waitFor(async () => {
+      const key = await quotaKey()
+      return key !== undefined && (await admin.get(key)) === '1'
+    }, 'the late take given back', 5_000)
+
+    const after = await hit(gw, '/x', { 'x-client': 'late' })
+    expect(after.status).toBe(200)
+    expect(after.headers.ratelimit).toMatch(/^"three-a-day";r=1;t=\d+, "per-client";r=1;t=120$/)
   })
 
   it.each(['allow', 'deny'] as const)('Redis stopped mid-test with on_error: %s, then back: the gateway recovers by itself', async (onError) => {

@@ -63,7 +63,32 @@ for _, w in ipairs(writes) do
     redis.call('PEXPIRE', w[2], w[4])
   end
 end
+-- When it took: a take the gateway stopped waiting for is given back (REFUND), in the windows it took from.
+table.insert(out, now)
 return out
+`
+
+/**
+ * Gives back what a TAKE took, for a take whose answer came after the gateway stopped waiting (the
+ * request was let through uncounted or refused by on_error). Same keys and arguments as the take,
+ * then the take's own time: a rate's theoretical arrival time moves back one interval, a quota's
+ * count in the take's window goes down by one (a window already gone holds nothing to give back).
+ */
+const REFUND = `
+local took = tonumber(ARGV[#ARGV])
+for i, key in ipairs(KEYS) do
+  local kind = ARGV[(i - 1) * 3 + 1]
+  local a = tonumber(ARGV[(i - 1) * 3 + 2])
+  local b = tonumber(ARGV[(i - 1) * 3 + 3])
+  if kind == 'r' then
+    local tat = tonumber(redis.call('GET', key) or '0')
+    if tat > 0 then redis.call('SET', key, string.format('%.0f', tat - a), 'KEEPTTL') end
+  else
+    local wkey = key .. '@' .. string.format('%.0f', math.floor(took / b))
+    if tonumber(redis.call('GET', wkey) or '0') > 0 then redis.call('DECR', wkey) end
+  end
+end
+return 0
 `
 
 /**
@@ -86,7 +111,14 @@ async function warnIfEvicting(client: RedisClient, logger: Logger): Promise<void
 
 interface RedisWithTake extends RedisClient {
   bouncerTake(...args: Array<string | number>): Promise<number[]>
+  bouncerRefund(...args: Array<string | number>): Promise<number>
 }
+
+/** A take the gateway stopped waiting for; its late answer may still take (see REFUND). */
+export class LimitsStoreTimeout extends Error {}
+
+/** ioredis's own timeout, a backstop for a connection that neither answers nor closes: a late answer past it is not refunded. */
+const BACKSTOP_MS = 30_000
 
 export interface RedisStoreOptions {
   url: string
@@ -101,7 +133,9 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
   const client = new Redis(options.url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    commandTimeout: options.timeoutMs,
+    // The caller's deadline is take()'s own (see below); this one only releases a command whose
+    // connection neither answers nor closes, so that nothing waits on it for ever.
+    commandTimeout: Math.max(options.timeoutMs, BACKSTOP_MS),
     connectTimeout: Math.max(options.timeoutMs, 1_000),
     enableAutoPipelining: false,
     lazyConnect: false,
@@ -110,6 +144,7 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
     retryStrategy: (times) => Math.min(times * 100, 500),
   }) as RedisWithTake
   client.defineCommand('bouncerTake', { lua: TAKE })
+  client.defineCommand('bouncerRefund', { lua: REFUND })
   let state = 'connecting'
   let lastErrorLog = 0
   let policyChecked = false
@@ -132,6 +167,41 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
     state = 'closed'
   })
 
+  /**
+   * The take's answer, or LimitsStoreTimeout once the caller's deadline has passed. A take is not
+   * withdrawn by giving up on it: Redis runs it when it reaches it (a slow or paused Redis), and it
+   * would count a request that on_error let through uncounted or refused. So its late answer, if
+   * it took, is given back on the same connection.
+   */
+  function withinDeadline(take: Promise<number[]>, args: Array<string | number>): Promise<number[]> {
+    return new Promise((resolve, reject) => {
+      let late = false
+      const timer = setTimeout(() => {
+        late = true
+        reject(new LimitsStoreTimeout(`the limits store did not answer within ${options.timeoutMs} ms`))
+      }, options.timeoutMs)
+      take.then(
+        (reply) => {
+          if (!late) {
+            clearTimeout(timer)
+            return resolve(reply)
+          }
+          if (reply[0] === 0) refund(args, reply[reply.length - 1] as number)
+        },
+        (err: unknown) => {
+          clearTimeout(timer)
+          reject(err)
+        },
+      )
+    })
+  }
+
+  function refund(args: Array<string | number>, took: number): void {
+    client.bouncerRefund(...args, took).catch((err: unknown) => {
+      options.logger.warn({ store: 'redis', err }, 'a limit taken after its deadline could not be given back')
+    })
+  }
+
   return {
     kind: 'redis',
     async take(checks: readonly Check[]): Promise<TakeResult> {
@@ -141,12 +211,13 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
         if (check.rate) args.push('r', Math.round(check.rate.intervalMs * 1000), check.rate.burst)
         else if (check.quota) args.push('q', check.quota.count, check.quota.periodMs * 1000)
       }
-      const reply = await client.bouncerTake(...args)
-      const states: CheckState[] = []
-      for (let i = 2; i + 1 < reply.length; i += 2) {
-        states.push({ remaining: reply[i] as number, resetMs: (reply[i + 1] as number) / 1000 })
-      }
+      const reply = await withinDeadline(client.bouncerTake(...args), args)
       const refused = (reply[0] as number) - 1
+      const states: CheckState[] = []
+      const pairs = refused === -1 ? checks.length : refused + 1
+      for (let i = 0; i < pairs; i++) {
+        states.push({ remaining: reply[2 + 2 * i] as number, resetMs: (reply[3 + 2 * i] as number) / 1000 })
+      }
       // Keys expire by their TTL in Redis (maxmemory-policy should be noeviction: see README).
       return { refused, reason: 'limit', retryAfterMs: refused === -1 ? 0 : (reply[1] as number) / 1000, states }
     },
