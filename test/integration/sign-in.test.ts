@@ -13,7 +13,8 @@ import { request } from 'undici'
 import { searchAudit } from '../../src/audit/search.ts'
 import { revokeGrantsOf } from '../../src/demo/identity-provider.ts'
 import { runCli } from '../helpers/cli.ts'
-import { uniquePrefix } from '../helpers/redis.ts'
+import { Redis } from 'ioredis'
+import { startRedis, uniquePrefix } from '../helpers/redis.ts'
 import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -68,7 +69,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-sign-in-'))
   auditDb = join(dir, 'audit.db')
   upstream = await startUpstream()
-  held = [await heldPort(), await heldPort(), await heldPort(), await heldPort()]
+  held = [await heldPort(), await heldPort(), await heldPort(), await heldPort(), await heldPort()]
   ports = held.map((h) => h.port)
   gatewayPort = ports[0] as number
   idp = await startIdentityProvider({
@@ -429,6 +430,32 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
     } finally {
       await one.close()
       await two.close()
+    }
+  })
+
+  it('a callback whose pending sign-in Redis hands over too late answers 503, and the same callback again signs in', async () => {
+    const redis = await startRedis()
+    const prefix = uniquePrefix('late-callback')
+    const late = await gatewayWith(ports[4] as number, { store: { type: 'redis', url: redis.url, prefix, timeout: '150ms' } })
+    const admin = new Redis(redis.url)
+    try {
+      const { client, callback } = await callbackOf(late.url, ALICE)
+      const pendingKey = `${prefix}p:${new URL(callback).searchParams.get('state')}`
+      expect(await admin.exists(pendingKey)).toBe(1)
+      // A paused Redis runs the callback's take of the pending sign-in when the pause ends, after the gateway gave up on it.
+      await admin.call('CLIENT', 'PAUSE', '600', 'ALL')
+      const gaveUp = await client.request(callback, { html: false })
+      expect(gaveUp.status, gaveUp.body).toBe(503)
+      // Before: the late take deleted it, and the retry below was 400 (an unknown sign-in).
+      await waitFor(async () => (await admin.exists(pendingKey)) === 1, 'the pending sign-in put back', 5_000)
+      const retried = await client.request(callback, { html: false })
+      expect(retried.status, retried.body).toBe(302)
+      expect(retried.location).toBe(`${late.url}/app/start`)
+      expect(await admin.exists(pendingKey)).toBe(0)
+    } finally {
+      admin.disconnect()
+      await late.close()
+      await redis.stop()
     }
   })
 

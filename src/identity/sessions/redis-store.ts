@@ -5,7 +5,7 @@
 // with GETDEL: one callback gets one, a replay finds nothing.
 import { createRequire } from 'node:module'
 import type { Redis as RedisClient } from 'ioredis'
-import { createLru } from '../../collections/index.ts'
+import { createLru, withinDeadline } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import { SessionStoreError, type PendingSignIn, type SessionRecord, type SessionStore } from './store.ts'
 
@@ -16,6 +16,14 @@ const TOUCH = `if redis.call('EXISTS', KEYS[1]) == 1 then
   return 1
 end
 return 0`
+
+/** A pending sign-in taken once, with what was left of its time: a take answered too late puts it back for that long. */
+const TAKE_PENDING = `local ttl = redis.call('PTTL', KEYS[1])
+local data = redis.call('GETDEL', KEYS[1])
+return {data, ttl}`
+
+/** ioredis's own timeout, a backstop for a connection that neither answers nor closes; callers wait `timeoutMs` (guard). */
+const BACKSTOP_MS = 30_000
 
 export interface RedisSessionStoreOptions {
   url: string
@@ -29,7 +37,7 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
   const { Redis } = createRequire(import.meta.url)('ioredis') as { Redis: typeof RedisClient }
   const client = new Redis(options.url, {
     maxRetriesPerRequest: 1,
-    commandTimeout: options.timeoutMs,
+    commandTimeout: Math.max(options.timeoutMs, BACKSTOP_MS),
     connectTimeout: Math.max(options.timeoutMs, 1_000),
     lazyConnect: false,
     retryStrategy: (times) => Math.min(times * 100, 2_000),
@@ -49,9 +57,15 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
   const url = new URL(options.url)
   const location = `${url.protocol}//${url.host} ${options.prefix}`
 
-  async function guard<T>(work: () => Promise<T>): Promise<T> {
+  /**
+   * The work's answer within the store's timeout, its failures as SessionStoreError. A command
+   * given up on still runs when Redis reaches it: `late` undoes one whose effect the caller must
+   * not lose (a pending sign-in taken); the others are as good late as on time (a use recorded, a
+   * session stored or ended). The scan behind `list` has no deadline but the backstop's.
+   */
+  async function guard<T>(work: () => Promise<T>, late: (result: T) => void = () => {}, deadline = true): Promise<T> {
     try {
-      return await work()
+      return await (deadline ? withinDeadline(work(), options.timeoutMs, 'the session store', late) : work())
     } catch (err) {
       throw new SessionStoreError(`the session store (Redis ${url.host}) failed: ${(err as Error).message}`, { cause: err })
     }
@@ -112,7 +126,7 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
           if (record && record.expiresAt > now) records.push(record)
         }
         return records.sort((a, b) => b.createdAt - a.createdAt)
-      })
+      }, undefined, false)
     },
     putPending(state, pending, expiresAt) {
       return guard(async () => {
@@ -120,10 +134,14 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
       })
     },
     takePending(state) {
-      return guard(async () => {
-        const data = await client.getdel(pendingKey(state))
-        return data === null ? undefined : (JSON.parse(data) as PendingSignIn)
-      })
+      const key = pendingKey(state)
+      return guard(
+        async () => (await client.eval(TAKE_PENDING, 1, key)) as [string | null, number],
+        // Taken after the callback gave up (it answered 503): put back, so that the user's retry of the same callback signs in.
+        ([data, ttl]) => {
+          if (data !== null && ttl > 0) client.set(key, data, 'PX', ttl, 'NX').catch(() => {})
+        },
+      ).then(([data]) => (data === null ? undefined : (JSON.parse(data) as PendingSignIn)))
     },
     async close() {
       client.disconnect()

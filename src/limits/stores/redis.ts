@@ -9,6 +9,7 @@
 // Auto-pipelining stays off: it halves a script's throughput (DESIGN, measured).
 import { createRequire } from 'node:module'
 import type { Redis as RedisClient } from 'ioredis'
+import { withinDeadline } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { Check, CheckState, LimitsStore, TakeResult } from '../store.ts'
 
@@ -114,9 +115,6 @@ interface RedisWithTake extends RedisClient {
   bouncerRefund(...args: Array<string | number>): Promise<number>
 }
 
-/** A take the gateway stopped waiting for; its late answer may still take (see REFUND). */
-export class LimitsStoreTimeout extends Error {}
-
 /** ioredis's own timeout, a backstop for a connection that neither answers nor closes: a late answer past it is not refunded. */
 const BACKSTOP_MS = 30_000
 
@@ -167,35 +165,6 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
     state = 'closed'
   })
 
-  /**
-   * The take's answer, or LimitsStoreTimeout once the caller's deadline has passed. A take is not
-   * withdrawn by giving up on it: Redis runs it when it reaches it (a slow or paused Redis), and it
-   * would count a request that on_error let through uncounted or refused. So its late answer, if
-   * it took, is given back on the same connection.
-   */
-  function withinDeadline(take: Promise<number[]>, args: Array<string | number>): Promise<number[]> {
-    return new Promise((resolve, reject) => {
-      let late = false
-      const timer = setTimeout(() => {
-        late = true
-        reject(new LimitsStoreTimeout(`the limits store did not answer within ${options.timeoutMs} ms`))
-      }, options.timeoutMs)
-      take.then(
-        (reply) => {
-          if (!late) {
-            clearTimeout(timer)
-            return resolve(reply)
-          }
-          if (reply[0] === 0) refund(args, reply[reply.length - 1] as number)
-        },
-        (err: unknown) => {
-          clearTimeout(timer)
-          reject(err)
-        },
-      )
-    })
-  }
-
   function refund(args: Array<string | number>, took: number): void {
     client.bouncerRefund(...args, took).catch((err: unknown) => {
       options.logger.warn({ store: 'redis', err }, 'a limit taken after its deadline could not be given back')
@@ -211,7 +180,12 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
         if (check.rate) args.push('r', Math.round(check.rate.intervalMs * 1000), check.rate.burst)
         else if (check.quota) args.push('q', check.quota.count, check.quota.periodMs * 1000)
       }
-      const reply = await withinDeadline(client.bouncerTake(...args), args)
+      // A take is not withdrawn by giving up on it: Redis runs it when it reaches it (a slow or
+      // paused Redis) and would count a request that on_error let through uncounted or refused.
+      // So a late answer that took is given back, on the same connection.
+      const reply = await withinDeadline(client.bouncerTake(...args), options.timeoutMs, 'the limits store', (late) => {
+        if (late[0] === 0) refund(args, late[late.length - 1] as number)
+      })
       const refused = (reply[0] as number) - 1
       const states: CheckState[] = []
       const pairs = refused === -1 ? checks.length : refused + 1
