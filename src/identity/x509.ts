@@ -56,8 +56,13 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
 
   return {
     kind: 'client_cert',
-    presentIn: (input) => outcomeOf(input.socket as TlsConnection) !== undefined,
+    // A forward-auth check's connection is the proxy's: its certificate is the proxy's own
+    // workload identity, not the end user's, so there it is no credential at all.
+    presentIn: (input) => !input.forwardAuth && outcomeOf(input.socket as TlsConnection) !== undefined,
     async authenticate(input: CredentialInput): Promise<Authenticated> {
+      if (input.forwardAuth) {
+        throw refusal('A forward-auth check describes a request the proxy received: the client certificate on this connection is the proxy\'s own, not the caller\'s, so it proves nothing about the caller.')
+      }
       const connection = input.socket as TlsConnection
       const outcome = outcomeOf(connection)
       if (outcome === undefined) {
