@@ -4,11 +4,12 @@
 // plainly (README "Functions"). What the gateway adds sits under requestContext.authorizer.bouncer.
 //
 // The headers are the ones an upstream would get (README "What reaches the upstream"): the managed
-// ones removed, Authorization only with forward_authorization, X-Forwarded-For/-Proto, X-Request-Id
+// ones and the API key header removed, Authorization only with forward_authorization (and only a
+// verified bearer token, or a public route's), X-Forwarded-For/-Proto, X-Request-Id
 // and traceparent written by the gateway. Linear in the request's headers, query and claims.
 import { isUtf8 } from 'node:buffer'
-import type { HostAllowList } from '../http/index.ts'
-import type { Identity, RequestContext } from '../request/index.ts'
+import { foldHeaderName, type HostAllowList } from '../http/index.ts'
+import { forwardableAuthorization, type Identity, type RequestContext } from '../request/index.ts'
 import { traceparentOf } from '../telemetry/index.ts'
 
 /** What a function route fixes at compile time for its events. */
@@ -20,6 +21,8 @@ export interface EventSettings {
   publicHosts: HostAllowList
   /** Cookies that are the gateway's credentials (the sign-in session's): never in the event. Absent: none. */
   withheldCookies?: ReadonlySet<string>
+  /** Headers that are the gateway's credentials (api_keys.header), folded (foldHeaderName): never in the event, nor a look-alike. Absent: none. */
+  withheldHeaders?: ReadonlySet<string>
 }
 
 export interface PayloadV2Event {
@@ -107,6 +110,7 @@ function eventHeaders(ctx: Readonly<RequestContext>, settings: EventSettings): {
     for (let i = 0; i < forward.length; i += 2) {
       const name = forward[i] as string
       const value = forward[i + 1] as string
+      if (settings.withheldHeaders !== undefined && settings.withheldHeaders.size > 0 && settings.withheldHeaders.has(foldHeaderName(name))) continue
       if (name === 'cookie') {
         for (const cookie of value.split(';')) {
           const trimmed = cookie.trim()
@@ -116,7 +120,10 @@ function eventHeaders(ctx: Readonly<RequestContext>, settings: EventSettings): {
         add(name, value)
       }
     }
-    if (settings.forwardAuthorization && inbound.authorization !== undefined) headers.authorization = inbound.authorization
+    if (settings.forwardAuthorization) {
+      const authorization = forwardableAuthorization(ctx.credential, inbound.authorization)
+      if (authorization !== undefined) headers.authorization = authorization
+    }
   }
   const host = vouchedHost(ctx, settings.publicHosts)
   if (host !== undefined) headers.host = host

@@ -209,7 +209,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
       cors: route.cors ? corsOf(route.cors) : null,
       limits: compileRouteLimits(route.limits, config.limits),
       policy: access.policyFor(route.id),
-      backend: route.dataset ? routeDataset(route, datasources) : upstream === null ? routeFunction(route, functions, config, withheldCookies) : upstreamBackend({
+      backend: route.dataset ? routeDataset(route, datasources) : upstream === null ? routeFunction(route, functions, config, withheldHeaders, withheldCookies) : upstreamBackend({
         upstream,
         rewrite: route.upstream_path === undefined ? null : mustParse(route.upstream_path),
         forwardAuthorization: route.forward_authorization,
@@ -274,13 +274,14 @@ function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<
 }
 
 /** A route whose target is a function (bouncer check has made sure it names one). */
-function routeFunction(route: RouteConfig, functions: ReadonlyMap<string, FunctionPool>, config: Config, withheldCookies: ReadonlySet<string>): Backend {
+function routeFunction(route: RouteConfig, functions: ReadonlyMap<string, FunctionPool>, config: Config, withheldHeaders: ReadonlySet<string>, withheldCookies: ReadonlySet<string>): Backend {
   return functionBackend({
     pool: functions.get(route.function as string) as FunctionPool,
     routeKey: routeKeyOf(route.methods, route.path),
     forwardAuthorization: route.forward_authorization,
     publicHosts: config.server.hosts,
     maxBodyBytes: config.server.max_body_bytes,
+    withheldHeaders,
     withheldCookies,
   })
 }

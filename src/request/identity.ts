@@ -1,8 +1,22 @@
 // The verified caller, as every stage after authentication sees it: access, limits, the audit record
 // and identity assertions read it and never ask how it was proven.
 
+import { isApiKeyBearer } from '../http/index.ts'
+
 /** How the caller proved who it is (the audit record's `credential`). */
 export type CredentialKind = 'bearer' | 'session' | 'api_key' | 'client_cert' | 'exchanged'
+
+/**
+ * The Authorization a `forward_authorization` route hands on (to an upstream, or in a function's
+ * event): the bearer token this request was authenticated by, or on a public route (nothing
+ * authenticated) the client's own, for the upstream to check. Never an API key (`Bearer bk_…` is
+ * the gateway's credential), and never a header that sat unchecked beside the credential that did
+ * authenticate (an API key, a session, a certificate): the upstream would take it as verified.
+ */
+export function forwardableAuthorization(credential: CredentialKind | null, authorization: string | undefined): string | undefined {
+  if (authorization === undefined || isApiKeyBearer(authorization)) return undefined
+  return credential === null || credential === 'bearer' || credential === 'exchanged' ? authorization : undefined
+}
 
 export interface Identity {
   /** The configured issuer's name. */

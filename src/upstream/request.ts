@@ -4,8 +4,8 @@
 import { Transform, type Readable } from 'node:stream'
 import type { RoutePattern } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import { canonicalSegment, foldHeaderName, isApiKeyBearer, withoutCookies, type HostAllowList } from '../http/index.ts'
-import type { RequestContext, Served } from '../request/index.ts'
+import { canonicalSegment, foldHeaderName, withoutCookies, type HostAllowList } from '../http/index.ts'
+import { forwardableAuthorization, type RequestContext, type Served } from '../request/index.ts'
 import { traceparentOf } from '../telemetry/index.ts'
 import type { Upstream } from './pools.ts'
 
@@ -70,9 +70,9 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
       }
       out.push(name, forward[i + 1] as string)
     }
-    // An API key is the gateway's credential, not the upstream's: never forwarded.
-    if (settings.forwardAuthorization && inbound.authorization !== undefined && !names.has('authorization') && !isApiKeyBearer(inbound.authorization)) {
-      out.push('authorization', inbound.authorization)
+    if (settings.forwardAuthorization && !names.has('authorization')) {
+      const authorization = forwardableAuthorization(ctx.credential, inbound.authorization)
+      if (authorization !== undefined) out.push('authorization', authorization)
     }
   }
   const proto = ctx.viaTrustedProxy && inbound?.forwardedProto ? inbound.forwardedProto : ctx.secure ? 'https' : 'http'

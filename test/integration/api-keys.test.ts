@@ -154,6 +154,16 @@ describe('a key over HTTP', () => {
     expect(((await call(gateway.url, '/forwarding/x', { authorization: `Bearer ${token}` })).body as unknown as Received).headers.authorization).toBe(`Bearer ${token}`)
   })
 
+  it('authenticating the request, it lets no unchecked Authorization beside it through to the upstream (forward_authorization forwards only a verified token)', async () => {
+    const { key } = await createKey('looker-beside')
+    // A token nobody signed (alg none) claiming an admin: the API key decides, the token is never looked at.
+    const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url')
+    const forged = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ iss: idp.issuer, aud: AUDIENCE, sub: 'admin', exp: Math.floor(Date.now() / 1000) + 3600 })}.`
+    const res = await call(gateway.url, '/forwarding/x', { 'x-api-key': key, authorization: `Bearer ${forged}` })
+    expect(res.status).toBe(200)
+    expect((res.body as unknown as Received).headers).not.toHaveProperty('authorization')
+  })
+
   it('is refused when it is wrong, malformed, unknown, or sent twice', async () => {
     const { key } = await createKey('looker-wrong')
     const wrongSecret = `${key.slice(0, 20)}${'0'.repeat(64)}`
