@@ -5,8 +5,9 @@
 // match found so far, so its cost follows the path's depth, not the number of routes
 // (bench/router.ts measures both against find-my-way).
 //
-// Literals match case-insensitively unless the router is built case-sensitive: the route an
-// upstream that ignores case (Express, ASP.NET) would run is the one that is authorized.
+// Literals match case-insensitively unless the router is built case-sensitive, and a trailing slash
+// is optional: the route an upstream that ignores case and the slash (Express, ASP.NET) would run
+// is the one that is authorized.
 import { foldPathCase, type RoutePattern } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { RequestTarget } from '../http/index.ts'
@@ -125,6 +126,16 @@ function accepts(route: RoutableRoute, method: string): boolean {
   return route.methods.has(method) || (route.methods.has('*') && !EXPLICIT_ONLY_METHODS.has(method))
 }
 
+/** The first of `routes` (in file order) before `bestIndex` that takes the method. */
+function firstAccepting<R extends RoutableRoute>(routes: readonly R[] | null, method: string, bestIndex: number): R | undefined {
+  if (routes === null) return undefined
+  for (const route of routes) {
+    if (route.index >= bestIndex) break
+    if (accepts(route, method)) return route
+  }
+  return undefined
+}
+
 /** Depth-first over literal, param and wildcard branches; `best` prunes what cannot win. */
 function find<R extends RoutableRoute>(
   node: TrieNode<R>,
@@ -146,15 +157,21 @@ function find<R extends RoutableRoute>(
     }
   }
   if (depth === segments.length) {
-    if (node.exact) {
-      for (const route of node.exact) {
-        if (route.index >= bestIndex) break
-        if (accepts(route, method)) return route
-      }
-    }
-    return best
+    // `/admin` also matches a route written `/admin/` (below: and the other way round).
+    const exact = firstAccepting(node.exact, method, bestIndex)
+    const slashed = firstAccepting(node.literals?.get('')?.exact ?? null, method, exact?.index ?? bestIndex)
+    return slashed ?? exact ?? best
   }
   const segment = segments[depth] as string
+  // A trailing slash reads as none: Express (non-strict), Spring before 6 and ASP.NET run `/admin/`
+  // with `/admin`'s handler, so that route is the one authorized, not a catch-all after it.
+  if (segment === '' && depth === segments.length - 1 && node.exact) {
+    const exact = firstAccepting(node.exact, method, bestIndex)
+    if (exact) {
+      best = exact
+      bestIndex = exact.index
+    }
+  }
   const literal = node.literals?.get(fold ? foldPathCase(segment) : segment)
   if (literal && literal.minIndex < bestIndex) {
     const found = find(literal, segments, depth + 1, method, bestIndex, fold)
@@ -185,9 +202,11 @@ function collectMethods<R extends RoutableRoute>(
   add(node.wildcard)
   if (depth === segments.length) {
     add(node.exact)
+    add(node.literals?.get('')?.exact ?? null)
     return
   }
   const segment = segments[depth] as string
+  if (segment === '' && depth === segments.length - 1) add(node.exact)
   const literal = node.literals?.get(fold ? foldPathCase(segment) : segment)
   if (literal) collectMethods(literal, segments, depth + 1, into, fold)
   if (node.param && segment !== '') collectMethods(node.param, segments, depth + 1, into, fold)

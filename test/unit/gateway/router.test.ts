@@ -51,6 +51,24 @@ describe('router', () => {
     expect(router.match('GET', segments('/files/a/b')).rest).toEqual(['a', 'b'])
   })
 
+  it('reads a trailing slash as none, both ways, so the route Express would run is the one authorized', () => {
+    const router = createRouter(routes(['admin', '/admin', ['GET']], ['user', '/users/:id'], ['docs', '/docs/'], ['all', '/*']))
+    expect(router.match('GET', segments('/admin/')).route.id).toBe('admin')
+    expect(router.match('GET', segments('/ADMIN/')).route.id).toBe('admin')
+    expect(router.match('GET', segments('/users/42/'))).toMatchObject({ route: { id: 'user' }, params: { id: '42' } })
+    expect(router.match('GET', segments('/docs')).route.id).toBe('docs')
+    expect(router.match('GET', segments('/docs/')).route.id).toBe('docs')
+    // Only a trailing one: an empty segment inside is merged, and a second slash at the end is another segment's.
+    expect(router.match('GET', segments('/admin/x')).route.id).toBe('all')
+    // The earlier route still wins: a wildcard before the exact route takes the slashed path too.
+    const first = createRouter(routes(['files', '/files/*'], ['file-index', '/files']))
+    expect(first.match('GET', segments('/files/'))).toMatchObject({ route: { id: 'files' }, rest: [''] })
+    // 405, not 404, for a method the slashed path's route does not take.
+    const only = createRouter(routes(['admin', '/admin', ['GET']]))
+    expect(refusal(() => only.match('POST', segments('/admin/'))).code).toBe('method_not_allowed')
+    expect(refusal(() => only.match('GET', segments('/admin/x'))).code).toBe('route_not_found')
+  })
+
   it('does not match an empty segment with a parameter', () => {
     const router = createRouter(routes(['one', '/u/:id']))
     expect(refusal(() => router.match('GET', segments('/u/'))).code).toBe('route_not_found')
