@@ -125,7 +125,9 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
   try {
     let sent = 0
     let more = false
-    let last: Row | null = null
+    // The last row's key values as read, before its masks are applied in place (a masked key would
+    // send the next page back to the start).
+    let lastKey: Array<string | number> | null = null
     // The first batch before the head: a failing statement is still a clean 502/504, and a small
     // result's paging facts go in headers, where a spreadsheet import can see them.
     let batch = await source.read(Math.min(BATCH_ROWS, plan.limit + 1))
@@ -144,11 +146,14 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
         rows = rows.slice(0, plan.limit - sent)
       }
       sent += rows.length
-      if (rows.length > 0) last = rows[rows.length - 1] as Row
+      if (rows.length > 0 && plan.paging) {
+        const last = rows[rows.length - 1] as Row
+        lastKey = keyIndexes.map((i) => keyValue(last[i] ?? null, columns[i]))
+      }
       return rows
     }
     const ending = (): Ending => {
-      const next = plan.paging && more && last !== null ? signCursor({ after: keyIndexes.map((i) => keyValue((last as Row)[i] ?? null, columns[i])) }, plan.scope, dataset.source.key) : null
+      const next = plan.paging && more && lastKey !== null ? signCursor({ after: lastKey }, plan.scope, dataset.source.key) : null
       return { next, truncated: more && !plan.paging }
     }
 

@@ -1,9 +1,14 @@
 // The paging cursor: where the last page stopped (its key columns' values), for which dataset and
-// which parameters, signed with an HMAC under the datasource's key. A cursor someone altered, or one
-// taken to another dataset or to other parameters, is refused (400 invalid_parameter): it could
-// otherwise page through rows the parameters were meant to select out.
-import { createHmac, timingSafeEqual } from 'node:crypto'
+// which parameters, sealed (AES-256-GCM) under a key derived from the datasource's key. A cursor
+// someone altered, or one taken to another dataset or to other parameters, is refused (400
+// invalid_parameter): it could otherwise page through rows the parameters were meant to select
+// out. Sealed, not only signed: the key columns' values may be masked for the caller (a hashed id),
+// and a cursor readable as base64 JSON would hand them out.
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
 import { invalidParameter } from './params.ts'
+
+const IV_BYTES = 12
+const TAG_BYTES = 16
 
 export interface PagePosition {
   /** The key columns' values of the last row sent. */
@@ -11,29 +16,33 @@ export interface PagePosition {
 }
 
 export function signCursor(position: PagePosition, scope: string, key: Buffer): string {
-  const body = Buffer.from(JSON.stringify({ a: position.after, s: scope })).toString('base64url')
-  return `${body}.${mac(body, key)}`
+  const iv = randomBytes(IV_BYTES)
+  const cipher = createCipheriv('aes-256-gcm', sealingKey(key), iv)
+  const sealed = Buffer.concat([iv, cipher.update(JSON.stringify({ a: position.after, s: scope }), 'utf8'), cipher.final(), cipher.getAuthTag()])
+  return sealed.toString('base64url')
 }
 
 export function verifyCursor(cursor: string, scope: string, key: Buffer): PagePosition {
-  const dot = cursor.indexOf('.')
-  const body = cursor.slice(0, dot)
-  const signature = Buffer.from(cursor.slice(dot + 1), 'base64url')
-  const expected = Buffer.from(mac(body, key), 'base64url')
-  if (dot === -1 || signature.length !== expected.length || !timingSafeEqual(signature, expected)) {
-    throw invalidParameter('cursor', 'not a cursor this gateway issued (altered, or signed with another key)')
-  }
+  const sealed = Buffer.from(cursor, 'base64url')
   let decoded: { a?: unknown; s?: unknown }
   try {
-    decoded = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as { a?: unknown; s?: unknown }
+    if (sealed.length < IV_BYTES + TAG_BYTES) throw new Error('too short')
+    const decipher = createDecipheriv('aes-256-gcm', sealingKey(key), sealed.subarray(0, IV_BYTES))
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES))
+    const text = Buffer.concat([decipher.update(sealed.subarray(IV_BYTES, sealed.length - TAG_BYTES)), decipher.final()]).toString('utf8')
+    decoded = JSON.parse(text) as { a?: unknown; s?: unknown }
   } catch {
-    throw invalidParameter('cursor', 'not a cursor this gateway issued')
+    throw invalidParameter('cursor', 'not a cursor this gateway issued (altered, or sealed with another key)')
   }
   if (decoded.s !== scope) throw invalidParameter('cursor', 'issued for other parameters or another dataset: page with the same parameters')
   if (!Array.isArray(decoded.a) || !decoded.a.every((v) => typeof v === 'string' || typeof v === 'number')) throw invalidParameter('cursor', 'not a cursor this gateway issued')
   return { after: decoded.a as Array<string | number> }
 }
 
-function mac(body: string, key: Buffer): string {
-  return createHmac('sha256', key).update(`bouncer-cursor:${body}`).digest('base64url')
+/** The datasource key is also the masks' HMAC key: the cursors' cipher gets a key of its own from it. */
+const sealingKeys = new WeakMap<Buffer, Buffer>()
+function sealingKey(key: Buffer): Buffer {
+  let sealing = sealingKeys.get(key)
+  if (sealing === undefined) sealingKeys.set(key, (sealing = createHmac('sha256', key).update('bouncer-cursor-sealing').digest()))
+  return sealing
 }
