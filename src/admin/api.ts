@@ -71,6 +71,7 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
     {
       method: 'POST',
       path: 'explain',
+      access: 'read', // asks how a request would be decided; changes nothing
       handle: ({ body }) => ({ body: explain(actions.runtime(), explainRequest(body)) }),
     },
     {

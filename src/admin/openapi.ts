@@ -371,6 +371,7 @@ function paths(): JsonSchema {
         responses: {
           200: json(ref('Session'), 'The session, now ended.'),
           401: UNAUTHORIZED,
+          403: problem('The credential reads only (admin.read_token): this changes something, so it needs admin.token (policy_denied).'),
           404: problem('No such session, or no sign_in configured (route_not_found).'),
         },
       },

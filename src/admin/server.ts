@@ -35,7 +35,12 @@ export interface AdminReply {
 
 export interface AdminRoute {
   method: 'GET' | 'POST' | 'DELETE'
-  /** `admin`: changes something (reload, verify, revoke), refused to read-only callers; default `read`; `anyone`: answers without a credential too (but refuses a wrong one). */
+  /**
+   * `admin`: changes something (reload, verify, revoke), refused to read-only callers; `read`;
+   * `anyone`: answers without a credential too (but refuses a wrong one). By default `read` for a
+   * GET and `admin` for the rest: an endpoint that changes something cannot be left open to the
+   * read-only credential by forgetting to say so (a POST that only reads says `read`).
+   */
   access?: 'read' | 'admin' | 'anyone'
   /** Path under /api/, e.g. `routes`; a `{name}` segment takes any one segment (`keys/{id}`). */
   path: string
@@ -149,7 +154,7 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
     if (found.route === null) {
       throw new GatewayError(found.known ? 'method_not_allowed' : 'route_not_found', { detail: `No admin endpoint ${method} /api/${path}.` })
     }
-    if (found.route.access === 'admin' && caller?.access !== 'admin') {
+    if ((found.route.access ?? (found.route.method === 'GET' ? 'read' : 'admin')) === 'admin' && caller?.access !== 'admin') {
       throw new GatewayError('policy_denied', { detail: `${method} /api/${path} changes the gateway: it needs admin access, and this credential reads only.` })
     }
     const body = method === 'POST' ? await readJson(req) : undefined

@@ -231,6 +231,9 @@ describe('the OpenAPI document', () => {
       createdAt: now, lastSeenAt: now, expiresAt: now + 3_600_000, refreshAt: null, sealed: null, audience: 'gateway',
     })
     expect(JSON.parse((await check('get', '/api/sessions', { headers: AUTH })).body)).toMatchObject([{ id: sessionId, subject: 'alice', email: 'alice@example.com', name: null }])
+    // The read-only credential may not end a person's session (found by a helper's probe: it did).
+    expect((await check('delete', '/api/sessions/{id}', { headers: READER, params: { id: sessionId } })).status).toBe(403)
+    expect(await gateway.state.runtime.signIn!.store.get(sessionId)).toBeDefined()
     expect(JSON.parse((await check('delete', '/api/sessions/{id}', { headers: AUTH, params: { id: sessionId } })).body)).toMatchObject({ id: sessionId })
     expect((await check('delete', '/api/sessions/{id}', { headers: AUTH, params: { id: sessionId } })).status).toBe(404)
 
