@@ -98,6 +98,7 @@ function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: st
   ctx.path = target.path
   ctx.query = target.query
   const found = preflightMatch(rt, ctx, target) ?? rt.router.match(ctx.method, target)
+  if (ctx.tool !== null) toolsOwnRoute(ctx, found.route)
   ctx.route = found.route
   ctx.params = found.params
   ctx.rest = found.rest
@@ -109,6 +110,14 @@ function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: st
     })
   }
   return found.route
+}
+
+/** An MCP tool call's request matches its tool's route, or it is refused: its arguments spelled another route's path. */
+function toolsOwnRoute(ctx: RequestContext, route: CompiledRoute): void {
+  const internal = internalRequestOf(ctx.connection)
+  if (internal !== undefined && route.id !== internal.routeId) {
+    throw new GatewayError('bad_path', { detail: `The tool's arguments make the path ${ctx.path}, which is route "${route.id}"'s, not the tool's route "${internal.routeId}".` })
+  }
 }
 
 /**

@@ -33,6 +33,12 @@ export interface InternalRequest {
   readonly body: Buffer | null
   readonly caller: Caller
   readonly call: ToolCallFacts
+  /**
+   * The tool's route: the request must match it and no other. A path parameter's value may spell
+   * another route's literal (`/customers/:id` with id `export` is `/customers/export`), whose
+   * approval rule or `mcp:<tool>` deny the call would otherwise pass by.
+   */
+  readonly routeId: string
 }
 
 export interface InternalResponse {

@@ -103,7 +103,7 @@ async function callRoute(caller: Caller, entry: ToolEntry, args: Record<string, 
   const headers: Record<string, string> = { accept: 'application/json' }
   if (request.contentType) headers['content-type'] = request.contentType
   if (caller.userAgent) headers['user-agent'] = caller.userAgent
-  const response = await deps.dispatch({ method: request.method, target: request.target, headers, body: request.body, caller, call: facts })
+  const response = await deps.dispatch({ method: request.method, target: request.target, headers, body: request.body, caller, call: facts, routeId: entry.target.source.routeId })
   const text = response.body.toString('utf8')
   const result: CallToolResult = { content: [{ type: 'text', text }], isError: response.status >= 400 }
   const type = String(response.headers['content-type'] ?? '')
