@@ -210,6 +210,7 @@ const schemas: Record<string, JsonSchema> = {
     tool: string,
     issuer: string,
     subject: string,
+    actor: orNull('string'),
     args_sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
     approvers: strings,
     status: { enum: ['pending', 'approved', 'denied', 'used', 'expired'] },

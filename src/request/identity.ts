@@ -7,6 +7,24 @@ import { isApiKeyBearer } from '../http/index.ts'
 export type CredentialKind = 'bearer' | 'session' | 'api_key' | 'client_cert' | 'exchanged'
 
 /**
+ * The issuer that vouched for `sub`: the user's own identity provider. A token the gateway issued
+ * by token exchange has the gateway as `iss` and the provider in its `idp` claim; two users of two
+ * providers with one `sub` are two people, and one user through two agents is two callers (actorOf).
+ */
+export function subjectIssuer(identity: Identity): string {
+  if (identity.grantedRoles !== undefined) {
+    const idp = identity.claims.idp
+    if (typeof idp === 'string') return idp
+  }
+  return identity.iss
+}
+
+/** The agent acting for the subject, as one string (`iss sub`), or null: part of what binds a session or an approval to its caller. */
+export function actorOf(identity: Identity): string | null {
+  return identity.actor ? `${identity.actor.iss} ${identity.actor.sub}` : null
+}
+
+/**
  * The Authorization a `forward_authorization` route hands on (to an upstream, or in a function's
  * event): the bearer token this request was authenticated by, or on a public route (nothing
  * authenticated) the client's own, for the upstream to check. Never an API key (`Bearer bk_…` is

@@ -1,5 +1,5 @@
 export { documentBackend, nothingServed, sendWhole, type Backend, type Exchange, type Served } from './backend.ts'
 export { clientAddressOf, type ClientAddress } from './client-address.ts'
 export { createContext, type Decision, type RequestContext, type RequestFacts, type RouteRef } from './context.ts'
-export { claimValue, forwardableAuthorization, type Actor, type CredentialKind, type Identity } from './identity.ts'
+export { actorOf, claimValue, forwardableAuthorization, subjectIssuer, type Actor, type CredentialKind, type Identity } from './identity.ts'
 export { INTERNAL_CALL, internalRequestOf, type Caller, type InternalConnection, type InternalDispatch, type InternalRequest, type InternalResponse, type RecordAudit, type ToolCallFacts } from './tool-call.ts'

@@ -11,7 +11,7 @@
 // has expired.
 import { createHash, createPrivateKey, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto'
 import { createLru } from '../collections/index.ts'
-import type { Identity } from '../request/index.ts'
+import { subjectIssuer, type Identity } from '../request/index.ts'
 import type { SecretStore } from '../secrets/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 
@@ -96,7 +96,7 @@ interface StatedClaims {
 function statedClaims(upstream: string, identity: Identity, roles: readonly string[]): StatedClaims {
   const actor = identity.actor
   return {
-    aud: upstream, sub: identity.sub, roles, idp: identity.iss,
+    aud: upstream, sub: identity.sub, roles, idp: subjectIssuer(identity),
     ...(identity.clientId ? { client_id: identity.clientId } : {}),
     ...(actor ? { act: { sub: actor.sub, iss: actor.iss, ...(actor.clientId ? { client_id: actor.clientId } : {}) } } : {}),
   }

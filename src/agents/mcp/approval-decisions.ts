@@ -4,7 +4,7 @@ import { GatewayError } from '../../errors/index.ts'
 import { inspectHeaders } from '../../http/index.ts'
 import type { Authenticator } from '../../identity/index.ts'
 import type { AccessControl } from '../../access/index.ts'
-import type { CredentialKind, Identity, RecordAudit } from '../../request/index.ts'
+import { subjectIssuer, type CredentialKind, type Identity, type RecordAudit } from '../../request/index.ts'
 import type { Approval, ApprovalStore, Decision } from './approvals.ts'
 import { auditFacts } from './tool-calls.ts'
 
@@ -38,7 +38,7 @@ export function decideApproval(store: ApprovalStore, id: string, decision: Decis
   if (!approver.roles.some((role) => approval.approvers.includes(role))) {
     throw new GatewayError('policy_denied', { detail: `Approval ${id} is decided by ${approval.approvers.join(' or ')}; ${approver.identity.sub} holds ${approver.roles.join(', ') || 'no role'}.` })
   }
-  if (approver.identity.iss === approval.issuer && approver.identity.sub === approval.subject) {
+  if (subjectIssuer(approver.identity) === approval.issuer && approver.identity.sub === approval.subject) {
     throw new GatewayError('policy_denied', { detail: 'A caller cannot approve its own tool call.' })
   }
   const result = store.decide(id, decision, `${approver.identity.sub} (${approver.identity.iss})`)

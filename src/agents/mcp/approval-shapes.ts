@@ -7,9 +7,11 @@ export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'used' | 'expir
 export interface Approval {
   id: string
   tool: string
-  /** The caller: `iss` and `sub` of the identity that asked. */
+  /** The caller: the provider that vouched for the subject (for an exchanged token, the user's, not the gateway) and `sub`. */
   issuer: string
   subject: string
+  /** The agent acting for the subject (`iss sub` of its token), or null: another agent's same call is another approval. */
+  actor: string | null
   args_sha256: string
   /** The roles that may decide (the matching rule's approvers). */
   approvers: string[]

@@ -16,8 +16,10 @@ export type { Approval, ApprovalStatus } from './approval-shapes.ts'
 
 export interface NewApproval {
   tool: string
+  /** The provider that vouched for the subject (subjectIssuer), the subject, and the agent acting for it (actorOf) or null. */
   issuer: string
   subject: string
+  actor: string | null
   argsSha256: string
   approvers: readonly string[]
   ttlMs: number
@@ -48,11 +50,23 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS approvals_call ON approvals (tool, subject, args_sha256, status);
 `
 
+/** A store made before approvals named the acting agent gets the column (its approvals were asked for by no agent). */
+function addActor(db: DatabaseSync): void {
+  const columns = db.prepare('PRAGMA table_info(approvals)').all() as Array<{ name: string }>
+  if (columns.some((column) => column.name === 'actor')) return
+  try {
+    db.exec('ALTER TABLE approvals ADD COLUMN actor TEXT')
+  } catch (err) {
+    if (!/duplicate column/i.test((err as Error).message)) throw err
+  }
+}
+
 interface Row {
   id: string
   tool: string
   issuer: string
   subject: string
+  actor: string | null
   args_sha256: string
   approvers: string
   status: ApprovalStatus
@@ -73,14 +87,15 @@ export function openApprovalStore(path: string): ApprovalStore {
     db = new DatabaseSync(path)
     db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')
     db.exec(SCHEMA)
+    addActor(db)
   } catch (err) {
     throw new ApprovalStoreError(`cannot open the approvals store ${path}: ${(err as Error).message}`, { cause: err })
   }
   const byId = db.prepare('SELECT * FROM approvals WHERE id = ?')
-  const openFor = db.prepare(`SELECT * FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND args_sha256 = ? AND status = 'pending' AND expires_at > ? ORDER BY created_at DESC LIMIT 1`)
-  const approvedFor = db.prepare(`SELECT id FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND args_sha256 = ? AND status = 'approved' AND expires_at > ? ORDER BY created_at LIMIT 1`)
+  const openFor = db.prepare(`SELECT * FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'pending' AND expires_at > ? ORDER BY created_at DESC LIMIT 1`)
+  const approvedFor = db.prepare(`SELECT id FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'approved' AND expires_at > ? ORDER BY created_at LIMIT 1`)
   const use = db.prepare(`UPDATE approvals SET status = 'used' WHERE id = ? AND status = 'approved' AND expires_at > ?`)
-  const insert = db.prepare('INSERT INTO approvals (id, tool, issuer, subject, args_sha256, approvers, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, \'pending\', ?, ?)')
+  const insert = db.prepare('INSERT INTO approvals (id, tool, issuer, subject, actor, args_sha256, approvers, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, \'pending\', ?, ?)')
   const expire = db.prepare(`UPDATE approvals SET status = 'expired' WHERE status IN ('pending', 'approved') AND expires_at <= ?`)
   const decide = db.prepare('UPDATE approvals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND status = \'pending\' AND expires_at > ?')
   const all = db.prepare('SELECT * FROM approvals ORDER BY created_at DESC LIMIT 1000')
@@ -96,14 +111,14 @@ export function openApprovalStore(path: string): ApprovalStore {
     location: path,
     request(call, now = Date.now()) {
       expire.run(now)
-      const open = openFor.get(call.tool, call.issuer, call.subject, call.argsSha256, now) as Row | undefined
+      const open = openFor.get(call.tool, call.issuer, call.subject, call.actor, call.argsSha256, now) as Row | undefined
       if (open) return fromRow(open)
       const id = randomUUID()
-      insert.run(id, call.tool, call.issuer, call.subject, call.argsSha256, JSON.stringify(call.approvers), now, now + call.ttlMs)
+      insert.run(id, call.tool, call.issuer, call.subject, call.actor, call.argsSha256, JSON.stringify(call.approvers), now, now + call.ttlMs)
       return read(id, now) as Approval
     },
     take(call, now = Date.now()) {
-      const found = approvedFor.get(call.tool, call.issuer, call.subject, call.argsSha256, now) as { id: string } | undefined
+      const found = approvedFor.get(call.tool, call.issuer, call.subject, call.actor, call.argsSha256, now) as { id: string } | undefined
       if (!found) return null
       // The one place a call is let through: only the UPDATE that changed the row runs it.
       if (Number(use.run(found.id, now).changes) !== 1) return null
@@ -131,6 +146,7 @@ function fromRow(row: Row): Approval {
     tool: row.tool,
     issuer: row.issuer,
     subject: row.subject,
+    actor: row.actor ?? null,
     args_sha256: row.args_sha256,
     approvers: JSON.parse(row.approvers) as string[],
     status: row.status,

@@ -4,7 +4,7 @@
 // here. Calls matching mcp.approvals wait for an approver (approvals.ts).
 import { ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type ServerCapabilities, type ServerContext } from '@modelcontextprotocol/server'
 import type { McpConfig } from '../../config/index.ts'
-import type { Caller, InternalDispatch, RecordAudit, ToolCallFacts } from '../../request/index.ts'
+import { actorOf, subjectIssuer, type Caller, type InternalDispatch, type RecordAudit, type ToolCallFacts } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
@@ -77,7 +77,7 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
   }
   const rule = deps.approvals ? approvalRuleFor(mcp, name) : undefined
   if (rule && deps.approvals) {
-    const call = { tool: name, issuer: caller.identity.iss, subject: caller.identity.sub, argsSha256: facts.argsSha256 }
+    const call = { tool: name, issuer: subjectIssuer(caller.identity), subject: caller.identity.sub, actor: actorOf(caller.identity), argsSha256: facts.argsSha256 }
     const taken = deps.approvals.take(call)
     if (!taken) {
       const approval = deps.approvals.request({ ...call, approvers: rule.approvers, ttlMs: rule.ttl })

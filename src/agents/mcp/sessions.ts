@@ -10,17 +10,26 @@
 // re-initialize on 404).
 import { WebStandardStreamableHTTPServerTransport, type AuthInfo, type Server } from '@modelcontextprotocol/server'
 import { GatewayError } from '../../errors/index.ts'
-import type { Caller } from '../../request/index.ts'
+import { actorOf, subjectIssuer, type Caller } from '../../request/index.ts'
 import { buildServer, type ProtocolDeps } from './protocol.ts'
 
 const SESSION_IDLE_MS = 30 * 60_000
+
+/**
+ * A session belongs to one caller: the subject at the provider that vouched for it (not the
+ * gateway, for an exchanged token) and the agent acting for it. Another agent acting for the same
+ * user, or the same `sub` at another provider, is someone else (404).
+ */
+function ownerOf(caller: Caller): string {
+  return JSON.stringify([subjectIssuer(caller.identity), caller.identity.sub, actorOf(caller.identity)])
+}
 const MAX_SESSIONS = 10_000
 
 interface Session {
   transport: WebStandardStreamableHTTPServerTransport
   server: Server
-  issuer: string
-  subject: string
+  /** Whose it is (callerOf): the subject at the provider that vouched for it, and the agent acting for it. */
+  owner: string
   caller: { current: Caller }
   lastUsed: number
 }
@@ -104,7 +113,7 @@ export function createLegacySessions(): LegacySessions {
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
       maxRequestBodySize: servingNow().maxBodyBytes,
-      onsessioninitialized: (id) => void sessions.set(id, { transport, server, issuer: caller.identity.iss, subject: caller.identity.sub, caller: ref, lastUsed: Date.now() }),
+      onsessioninitialized: (id) => void sessions.set(id, { transport, server, owner: ownerOf(caller), caller: ref, lastUsed: Date.now() }),
       onsessionclosed: (id) => void sessions.delete(id),
     })
     await server.connect(transport)
@@ -127,7 +136,7 @@ export function createLegacySessions(): LegacySessions {
       const id = request.headers.get('mcp-session-id')
       if (id === null) return !closed && request.method === 'POST' && isInitialize(body) ? open(request, body, caller, authInfo) : null
       const session = sessions.get(id)
-      if (!session || session.issuer !== caller.identity.iss || session.subject !== caller.identity.sub) return Promise.resolve(notFound())
+      if (!session || session.owner !== ownerOf(caller)) return Promise.resolve(notFound())
       if (closed && request.method === 'GET') return Promise.resolve(noNotificationStream())
       session.caller.current = caller
       session.lastUsed = Date.now()
