@@ -30,13 +30,18 @@ beforeAll(async () => {
   ])
   partner = await startIdentityProvider({ clients: [{ clientId: 'looker-reports', secret: 'looker-reports-secret-0123456789' }] })
   dir = await mkdtemp(join(tmpdir(), 'bouncer-actor-binding-'))
-  const config = mcpTestConfig(idp.issuer, upstream.url, dir, { approvals: [{ tools: ['list_*', 'get_*'], approvers: ['ops'], ttl: '15m' }] }) as any
+  const config = mcpTestConfig(idp.issuer, upstream.url, dir, { approvals: [{ tools: ['list_*', 'get_*'], approvers: ['ops'], ttl: '15m' }] }) as {
+    issuers: object[]
+    roles: Array<{ name: string; assumed_by: object[]; policies: string[] }>
+    policies: Array<{ statements: object[] }>
+    token_exchange?: object
+  }
   config.issuers.push({ name: 'partner-sso', issuer: partner.issuer, audiences: [AUDIENCE] })
-  config.roles[1].assumed_by.push({ issuer: 'partner-sso', subject: 'looker-*' })
+  config.roles[1]!.assumed_by.push({ issuer: 'partner-sso', subject: 'looker-*' })
   config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'ops-oncall' }], policies: [] })
   config.roles.push({ name: 'agent2', assumed_by: [{ issuer: 'corp-sso', subject: 'rogue-agent' }], policies: ['reporter'] })
   // Both agents may call every tool and GET sales.*.
-  config.policies[0].statements = [
+  config.policies[0]!.statements = [
     { sid: 'AgentTools', effect: 'allow', actions: ['call'], routes: ['mcp:*'] },
     { sid: 'AgentSales', effect: 'allow', actions: ['GET'], routes: ['sales.*'] },
   ]
