@@ -57,9 +57,16 @@ export function jsonValue(value: unknown): string {
 const PENDING = '\u0001'
 const PENDING_FIELD = `"prev_hash":${JSON.stringify(PENDING)}`
 
-/** PostgreSQL text cannot hold NUL, and a token's claims can: replace it before anything is hashed. */
+/**
+ * What a sink stores must read back as what was hashed. PostgreSQL text cannot hold NUL, and a
+ * token's claims can; an unpaired UTF-16 surrogate (an `iss` of "\ud800" in an unsigned token,
+ * quoted in the refusal's detail) is escaped by JSON.stringify but stored as UTF-8, which turns it
+ * into U+FFFD: the record read back no longer matched its hash, and verify cried tampering. Both
+ * are replaced with U+FFFD before anything is hashed.
+ */
 function clean(value: string): string {
-  return value.includes('\u0000') ? value.replaceAll('\u0000', '\ufffd') : value
+  const wellFormed = value.isWellFormed() ? value : value.toWellFormed()
+  return wellFormed.includes('\u0000') ? wellFormed.replaceAll('\u0000', '\ufffd') : wellFormed
 }
 
 /**
@@ -102,7 +109,7 @@ export function isoTime(ms: number): string {
   return `${isoPrefix}${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`
 }
 
-/** A client's value as the record keeps it: NUL replaced, cut at the field's bound (fields.ts `client`). */
+/** A client's value as the record keeps it: NUL and unpaired surrogates replaced, cut at the field's bound (fields.ts `client`). */
 function bounded(value: string | null | undefined, maxChars: number): string | null | undefined {
   return typeof value === 'string' ? clean(truncateClientValue(value, maxChars)) : value
 }

@@ -52,7 +52,7 @@ async function walk(reader: ChainReader, chain: string, start: { seq: number; ha
     if (page.length === 0) return out
     for (const entry of page) {
       const { seq } = entry
-      if (!('record' in entry)) return { ...out, problem: { chain, seq, id: entry.id, time: entry.time, reason: `it cannot be read (${entry.unreadable})` } }
+      if (!('record' in entry)) return { ...out, problem: { chain, seq, id: entry.id, time: entry.time, reason: entry.reason } }
       const { record } = entry
       const problem = (reason: string): ChainWalk => ({ ...out, problem: { chain, seq, id: record.id, time: record.time, reason } })
       if (seq !== prevSeq + 1) return problem(missingBefore(seq, prevSeq))
@@ -104,6 +104,7 @@ export async function verifyAudit(source: AuditSource, anchors?: Anchors): Promi
     // A chain whose every record is gone is known from its checkpoint alone.
     for (const chain of latest.keys()) if (!chains.some((c) => c.chain === chain)) chains.push({ chain, start: null })
     result.chains = chains.length
+    if (reader.strays) result.problems.push(...(await reader.strays()))
     for (const { chain, start } of chains) {
       const anchor = latest.get(chain)
       const walked = await walk(reader, chain, start, anchor?.checkpoint.count ?? 0)
@@ -129,19 +130,32 @@ export async function verifyAudit(source: AuditSource, anchors?: Anchors): Promi
   }
 }
 
-/** A stored row as a record, or why it is not one (a column damaged beyond parsing). */
-type PageEntry = { seq: number; record: AuditRecord } | { seq: number; id: string; time: string; unreadable: string }
+/** A stored row as a record, or what is wrong with it (a column damaged beyond parsing). */
+type PageEntry = { seq: number; record: AuditRecord } | { seq: number; id: string; time: string; reason: string }
 
 function entryOf(row: Record<string, unknown>, toRecord: (row: Record<string, unknown>) => AuditRecord): PageEntry {
   try {
     return { seq: Number(row.seq), record: toRecord(row) }
   } catch (err) {
-    return { seq: Number(row.seq), id: String(row.id), time: String(row.time), unreadable: (err as Error).message }
+    return { seq: Number(row.seq), id: String(row.id), time: String(row.time), reason: `it cannot be read (${(err as Error).message})` }
   }
+}
+
+/**
+ * SQLite's `time_ms` is what searches, the console and retention compare; it is not hashed, the
+ * record's `time` is. One that says another time hides the record from a search by time.
+ */
+function sqliteEntryOf(row: Record<string, unknown>): PageEntry {
+  if (Number(row.time_ms) !== Date.parse(String(row.time))) {
+    return { seq: Number(row.seq), id: String(row.id), time: String(row.time), reason: `its time_ms (${String(row.time_ms)}) is not its time: searches by time would miss it (the row was edited)` }
+  }
+  return entryOf(row, recordFromRow)
 }
 
 interface ChainReader {
   chains(): Promise<Array<{ chain: string; start: { seq: number; hash: string } | null }>>
+  /** Records no chain holds (SQLite: a chain number audit_chains does not name). */
+  strays?(): Promise<RecordProblem[]>
   page(chain: string, afterSeq: number, size: number): Promise<PageEntry[]>
   /** The last seq the log has of a chain: its newest record, else where retention left it, else 0. */
   end(chain: string): Promise<number>
@@ -154,6 +168,15 @@ async function chainReader(source: AuditSource): Promise<ChainReader> {
   if (source.type === 'sqlite') {
     const db = openSqlite(source.path, { readOnly: true })
     return {
+      async strays() {
+        // Rows under a chain number audit_chains does not name: search and export show them, and
+        // no chain walk would ever read them. The gateway never writes one.
+        const rows = db.prepare(`SELECT r.chain AS no, min(r.seq) AS seq FROM audit_records r WHERE r.chain NOT IN (SELECT no FROM audit_chains) GROUP BY r.chain`).all() as Array<{ no: number; seq: number }>
+        return rows.map(({ no, seq }) => {
+          const first = db.prepare('SELECT id, time FROM audit_records WHERE chain = ? AND seq = ?').get(no, seq) as { id: string; time: string }
+          return { chain: `#${no}`, seq, id: first.id, time: first.time, reason: `it is under chain number ${no}, which audit_chains does not name: a record no chain holds (added outside the gateway)` }
+        })
+      },
       async chains() {
         const rows = db.prepare('SELECT no, chain FROM audit_chains ORDER BY no').all() as Array<{ no: number; chain: string }>
         return rows
@@ -163,7 +186,7 @@ async function chainReader(source: AuditSource): Promise<ChainReader> {
       async page(chain, afterSeq, size) {
         const no = (db.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(chain) as { no: number }).no
         const rows = db.prepare('SELECT * FROM audit_records WHERE chain = ? AND seq > ? ORDER BY seq LIMIT ?').all(no, afterSeq, size) as Array<Record<string, unknown>>
-        return rows.map((row) => entryOf(row, recordFromRow))
+        return rows.map(sqliteEntryOf)
       },
       async end(chain) {
         const no = (db.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(chain) as { no: number } | undefined)?.no
