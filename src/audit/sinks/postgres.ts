@@ -162,8 +162,13 @@ export function createPostgresSink(options: { url: string; schema: string }): Au
           await client.query('COMMIT')
           return 0
         }
+        // Each chain loses the records before its first one still in the window: records are numbered
+        // as requests end, so an old-started long request's record can follow younger ones, which stay.
         const lasts = await client.query(
-          `SELECT DISTINCT ON (chain) chain, seq, hash FROM ${schema}.audit_records WHERE time < $1 ORDER BY chain, seq DESC`,
+          `SELECT r.chain, r.seq, r.hash FROM (
+             SELECT chain, coalesce((SELECT min(k.seq) - 1 FROM ${schema}.audit_records k WHERE k.chain = o.chain AND k.time >= $1), max(seq)) AS cut
+             FROM ${schema}.audit_records o WHERE time < $1 GROUP BY chain
+           ) c JOIN ${schema}.audit_records r ON r.chain = c.chain AND r.seq = c.cut`,
           [new Date(timeMs)],
         )
         let deleted = 0

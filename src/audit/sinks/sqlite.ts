@@ -287,13 +287,18 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
       if (!db) return 0
       // The checkpoint remembers the last deleted record of each chain, so `audit verify` knows
       // where a chain legitimately starts after retention (chains of earlier runs age out too).
-      const lasts = db.prepare('SELECT chain, MAX(seq) AS seq FROM audit_records WHERE time_ms < ? GROUP BY chain').all(timeMs) as Array<{ chain: number; seq: number }>
+      // Each chain loses the records before its first one still in the window: records are numbered
+      // as requests end, so an old-started long request's record can follow younger ones, which stay.
+      const lasts = db.prepare(`SELECT chain, coalesce((SELECT min(k.seq) - 1 FROM audit_records k WHERE k.chain = o.chain AND k.time_ms >= ?), max(seq)) AS seq
+        FROM audit_records o WHERE time_ms < ? GROUP BY chain`).all(timeMs, timeMs) as Array<{ chain: number; seq: number }>
       if (lasts.length === 0) return 0
       db.exec('BEGIN')
       try {
         let deleted = 0
         for (const { chain, seq } of lasts) {
-          const { hash } = db.prepare('SELECT hash FROM audit_records WHERE chain = ? AND seq = ?').get(chain, seq) as { hash: string }
+          const cut = db.prepare('SELECT hash FROM audit_records WHERE chain = ? AND seq = ?').get(chain, seq) as { hash: string } | undefined
+          if (cut === undefined) continue // the chain's first record is still in the window: nothing goes yet
+          const { hash } = cut
           db.prepare('INSERT INTO audit_checkpoint (chain, seq, hash) VALUES (?, ?, ?) ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash').run(chain, seq, hash)
           deleted += Number(db.prepare('DELETE FROM audit_records WHERE chain = ? AND seq <= ?').run(chain, seq).changes)
         }

@@ -1,0 +1,63 @@
+// Found by an adversarial probe (helper): retention cut every chain at the newest seq whose record started before the window, so a long request's record (written, and numbered, when it ended) took every younger record before it along.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { searchAudit } from '../../src/audit/search.ts'
+import { startTestGateway } from '../helpers/gateway.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
+import type { AuditSource } from '../../src/audit/search.ts'
+
+let dir: string
+let upstream: TestUpstream
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-retention-window-ret-'))
+  upstream = await startUpstream(async (req, res) => {
+    if (req.url?.startsWith('/slow')) await sleep(6_000)
+    res.end('ok')
+  })
+})
+afterAll(async () => {
+  await upstream.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+describe('retention and a long request', () => {
+  const schema = uniqueSchema('retwindow')
+  afterAll(() => dropSchema(SHARED_POSTGRES, schema))
+  const cases: Array<[string, () => { sink: object; source: AuditSource }]> = [
+    ['SQLite', () => ({ sink: { type: 'sqlite', path: join(dir, 'audit.db') }, source: { type: 'sqlite', path: join(dir, 'audit.db') } })],
+    ['PostgreSQL', () => ({ sink: { type: 'postgres', url: SHARED_POSTGRES, schema }, source: { type: 'postgres', url: SHARED_POSTGRES, schema } })],
+  ]
+  for (const [name, setup] of cases) {
+    it(`${name}: records younger than retention survive when a long request's record (old start time) is written after them`, { timeout: 30_000 }, async () => {
+      const { sink, source } = setup()
+      const gw = await startTestGateway({
+        audit: { sinks: [sink], spill_dir: join(dir, `spill-${name}`), flush_interval: '10ms', retention: '4s' },
+        upstreams: [{ name: 'api', url: upstream.url, timeout: '20s' }],
+        server: { request_timeout: '20s' },
+        routes: [{ id: 'open', path: '/*', upstream: 'api', public: true }],
+      })
+      try {
+        const slow = request(`${gw.url}/slow`).then((r) => r.body.text())
+        await sleep(5_000)
+        for (let i = 0; i < 3; i++) await (await request(`${gw.url}/fast/${i}`)).body.dump()
+        const fastAt = Date.now()
+        await slow
+        await waitFor(async () => (await searchAudit(source, { limit: 50 }).catch(() => [])).some((r) => r.path === '/slow'), 'the slow record')
+        // Nothing is deleted, so no event says a pass ran: wait out one (retention runs every second).
+        await sleep(1_500)
+        const records = await searchAudit(source, { limit: 50 })
+        expect(Date.now() - fastAt).toBeLessThan(4_000) // the fast records are still within retention
+        expect(records.filter((r) => r.path.startsWith('/fast/')).map((r) => r.path).sort()).toEqual(['/fast/0', '/fast/1', '/fast/2'])
+      } finally {
+        await gw.close()
+      }
+    })
+  }
+})
