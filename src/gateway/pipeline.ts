@@ -55,10 +55,18 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
   }
 }
 
+const LOWER_CASE = /[a-z]/
+
 /** Framing, identity of the request (id, trace, client address) and size limits: before any routing. */
 function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
   const headers = inspectHeaders(ctx.req.rawHeaders, ctx.http2 ? http2Framing(ctx.req, rt.config.server.max_header_bytes) : null)
   ctx.headers = headers
+  // HTTP/2 takes any token as :method, HTTP/1.1's parser only upper-case ones. Methods are
+  // case-sensitive (RFC 9110 §9.1): `delete` would pass by a statement on DELETE, and the `*`
+  // exclusion of TRACE, yet ASP.NET or Werkzeug upstreams run it as DELETE or TRACE.
+  if (ctx.http2 && LOWER_CASE.test(ctx.method)) {
+    throw new GatewayError('bad_request', { detail: `The method "${ctx.method}" has lower-case letters: methods are case-sensitive, and every method the gateway routes is upper-case.` })
+  }
   if (headers.host === undefined && (ctx.http2 || ctx.req.httpVersion === '1.1')) {
     throw new GatewayError('bad_request', { detail: ctx.http2 ? 'An HTTP/2 request needs :authority (or Host).' : 'An HTTP/1.1 request needs a Host header.' })
   }
