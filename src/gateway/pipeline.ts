@@ -64,6 +64,13 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
   // HTTP/2 takes any token as :method, HTTP/1.1's parser only upper-case ones. Methods are
   // case-sensitive (RFC 9110 §9.1): `delete` would pass by a statement on DELETE, and the `*`
   // exclusion of TRACE, yet ASP.NET or Werkzeug upstreams run it as DELETE or TRACE.
+  // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing. An HTTP/1.0
+  // proxy in front frames it otherwise (by its length or the connection's end), so whatever follows
+  // the chunked body on this connection could be a request smuggled past it: refused, and closed.
+  if (headers.chunked && !ctx.http2 && ctx.req.httpVersion === '1.0') {
+    ctx.res.shouldKeepAlive = false
+    throw new GatewayError('bad_request', { detail: 'An HTTP/1.0 request cannot carry Transfer-Encoding (RFC 9112 §6.1): its framing is faulty, and the connection is closed.' })
+  }
   if (ctx.http2 && LOWER_CASE.test(ctx.method)) {
     throw new GatewayError('bad_request', { detail: `The method "${ctx.method}" has lower-case letters: methods are case-sensitive, and every method the gateway routes is upper-case.` })
   }
