@@ -5,7 +5,7 @@ import { parseDuration, type AuditConfig } from '../config/index.ts'
 import { columnOf, FIELD_SPECS, type FieldSpec, type FilterName, type FilterValues } from './fields.ts'
 import type { AuditRecord } from './record.ts'
 import { auditReader, recordFromPgRow } from './sinks/postgres.ts'
-import { openSqlite, recordFromRow } from './sinks/sqlite.ts'
+import { NoAuditLog, openSqlite, recordFromRow } from './sinks/sqlite.ts'
 
 export type AuditSource = { type: 'sqlite'; path: string } | { type: 'postgres'; url: string; schema: string }
 
@@ -42,7 +42,8 @@ function filterValue(field: FieldSpec & { filter: FilterName }, text: string): s
     case 'integer':
     case 'count': {
       const value = Number(text)
-      if (!Number.isInteger(value)) throw new AuditQueryError(`${field.filter} must be a number`)
+      // PostgreSQL's integer columns hold 32 bits: a larger number would fail the query (500), not select nothing.
+      if (!Number.isInteger(value) || Math.abs(value) > 2_147_483_647) throw new AuditQueryError(`${field.filter} must be a whole number (32 bits)`)
       return value
     }
     default:
@@ -107,7 +108,11 @@ export async function searchAudit(source: AuditSource, query: AuditQuery): Promi
   await client.connect()
   try {
     const { sql, params } = whereClause(query, 'postgres')
-    const result = await client.query(`SELECT * FROM ${source.schema}.audit_records ${sql} ORDER BY time DESC, seq DESC LIMIT $${params.length + 1}`, [...params, query.limit])
+    const result = await client.query(`SELECT * FROM ${source.schema}.audit_records ${sql} ORDER BY time DESC, seq DESC LIMIT $${params.length + 1}`, [...params, query.limit]).catch((err: unknown) => {
+      // No gateway has created the schema or its table yet: nothing written, as for a SQLite file not made yet.
+      if ((err as { code?: string }).code === '42P01') throw new NoAuditLog(`the audit log in PostgreSQL schema ${source.schema} has no records yet`)
+      throw err
+    })
     return result.rows.map(recordFromPgRow)
   } finally {
     await client.end()

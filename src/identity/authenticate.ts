@@ -8,6 +8,7 @@ import { GatewayError } from '../errors/index.ts'
 import { isApiKeyBearer, type RequestHeaders } from '../http/index.ts'
 import type { AcceptedCredential } from '../config/index.ts'
 import type { CredentialKind, Identity } from '../request/index.ts'
+import { hasAccessTokenParameter } from './verify.ts'
 
 /** The parts of a request a credential may be read from, and nothing else. */
 export interface CredentialInput {
@@ -117,7 +118,8 @@ export function bearerVerifier(tokens: { verify(authorization: string | undefine
   return {
     kind: 'bearer',
     // A token in the query string counts as present, so that it is refused (400), not ignored.
-    presentIn: (input) => (input.headers?.authorization !== undefined && !isApiKeyBearer(input.headers.authorization)) || input.query.includes('access_token='),
+    // The same test as the refusal's (verify.ts): `?no_access_token=1` is no token, and hides no other credential.
+    presentIn: (input) => (input.headers?.authorization !== undefined && !isApiKeyBearer(input.headers.authorization)) || (input.query !== '' && hasAccessTokenParameter(input.query)),
     async authenticate(input) {
       const authorization = input.headers?.authorization
       const identity = await tokens.verify(isApiKeyBearer(authorization) ? undefined : authorization, input.query)

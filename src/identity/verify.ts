@@ -172,7 +172,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   return { verify }
 }
 
-function hasAccessTokenParameter(query: string): boolean {
+export function hasAccessTokenParameter(query: string): boolean {
   return /(?:^|&)access_token=/.test(query)
 }
 

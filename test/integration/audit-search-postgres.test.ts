@@ -1,0 +1,61 @@
+// Found by an adversarial probe (helper): hostile search filters against the PostgreSQL log (a status past 32 bits was a 500), and a log whose schema no gateway has created yet.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { writeFile } from 'node:fs/promises'
+import { stringify } from 'yaml'
+import { searchAudit } from '../../src/audit/search.ts'
+import { runCli } from '../helpers/cli.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const ADMIN = 'audit-search-pg-admin-token-0123456789'
+let dir: string
+let upstream: TestUpstream
+let gw: TestGateway
+const schema = uniqueSchema('pgsearch')
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-audit-search-pg-'))
+  upstream = await startUpstream(async (_req, res) => { res.end('ok') })
+  gw = await startTestGateway({
+    admin: { token: ADMIN },
+    audit: { sinks: [{ type: 'postgres', url: SHARED_POSTGRES, schema }], spill_dir: join(dir, 'spill'), flush_interval: '10ms' },
+    upstreams: [{ name: 'api', url: upstream.url }],
+    routes: [{ id: 'open', path: '/open/*', upstream: 'api', public: true }],
+  })
+  await (await request(`${gw.url}/open/1`)).body.dump()
+  await waitFor(async () => (await searchAudit({ type: 'postgres', url: SHARED_POSTGRES, schema }, { limit: 5 }).catch(() => [])).length === 1, 'the record')
+})
+afterAll(async () => {
+  await gw.close()
+  await upstream.close()
+  await dropSchema(SHARED_POSTGRES, schema)
+  await rm(dir, { recursive: true, force: true })
+})
+
+describe('GET /api/audit on PostgreSQL', () => {
+  for (const query of ['status=3000000000', 'since=0001-01-01T00:00:00Z', 'until=275760-09-13T00:00:00Z']) {
+    it(`${query}: a client error or an answer, not a 500`, async () => {
+      const res = await request(`${gw.adminUrl}/api/audit?${query}`, { headers: { authorization: `Bearer ${ADMIN}` } })
+      const body = await res.body.text()
+      expect(res.statusCode, `${body}\n${gw.logs.filter((l) => l.includes('"level":50') || l.includes('error')).slice(-2).join('')}`).toBeLessThan(500)
+    })
+  }
+})
+
+describe('a PostgreSQL log with no records yet', () => {
+  it('bouncer audit says so (as for SQLite), with no stack trace, before any gateway created the schema', async () => {
+    const fresh = uniqueSchema('pgnone')
+    const file = join(dir, 'none.yaml')
+    await writeFile(file, stringify({ audit: { sinks: [{ type: 'postgres', url: SHARED_POSTGRES, schema: fresh }] } }))
+    const cli = await runCli(['audit', '--config', file])
+    expect(cli.stderr).toContain('no records yet')
+    const api = await runCli(['audit', 'verify', '--config', file])
+    expect(api.stderr).not.toMatch(/\n\s+at /)
+  })
+})
