@@ -127,6 +127,11 @@ function boundedTime(param: CompiledParam, ms: number, now: number, parse: (text
   return ms
 }
 
+/** Years 0001 to 9999: what a YYYY-MM-DD date can write and PostgreSQL's and SQLite's dates read back; further is no date a client meant. */
+const FIRST_MS = -62_135_596_800_000 // 0001-01-01T00:00:00Z
+const LAST_MS = 253_402_300_799_999 // 9999-12-31T23:59:59.999Z
+const inRange = (ms: number): number | null => (ms >= FIRST_MS && ms <= LAST_MS ? ms : null)
+
 /** Midnight UTC of a YYYY-MM-DD date, `today`, or a relative date (`-30d`, `+1w`): whole days only. */
 export function dateMs(text: string, now: number): number | null {
   const today = Math.floor(now / 86_400_000) * 86_400_000
@@ -135,7 +140,7 @@ export function dateMs(text: string, now: number): number | null {
   if (relative) {
     const unit = relative[3] as keyof typeof RELATIVE_MS
     if (unit !== 'd' && unit !== 'w') return null
-    return today + (relative[1] === '-' ? -1 : 1) * Number(relative[2]) * RELATIVE_MS[unit]
+    return inRange(today + (relative[1] === '-' ? -1 : 1) * Number(relative[2]) * RELATIVE_MS[unit])
   }
   const match = DATE.exec(text)
   if (!match) return null
@@ -148,12 +153,14 @@ export function dateMs(text: string, now: number): number | null {
 export function timestampMs(text: string, now: number): number | null {
   if (text === 'now') return now
   const relative = RELATIVE.exec(text)
-  if (relative) return now + (relative[1] === '-' ? -1 : 1) * Number(relative[2]) * RELATIVE_MS[relative[3] as keyof typeof RELATIVE_MS]
+  if (relative) return inRange(now + (relative[1] === '-' ? -1 : 1) * Number(relative[2]) * RELATIVE_MS[relative[3] as keyof typeof RELATIVE_MS])
   if (DATE.test(text)) return dateMs(text, now)
   if (!TIMESTAMP.test(text)) return null
+  // 2026-02-30T00:00:00Z is not a time: Date.parse would roll it into March, as Date.UTC would the date.
+  if (dateMs(text.slice(0, 10), now) === null) return null
   const zoned = /(Z|[+-]\d{2}(:?\d{2})?)$/i.test(text) ? text : `${text}Z`
   const ms = Date.parse(zoned.replace(' ', 'T'))
-  return Number.isNaN(ms) ? null : ms
+  return Number.isNaN(ms) ? null : inRange(ms)
 }
 
 function decoded(segment: string): string {
