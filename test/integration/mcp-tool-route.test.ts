@@ -28,7 +28,11 @@ beforeAll(async () => {
       { route: 'sales.customer', name: 'get_customer' },
     ],
     approvals: [{ tools: ['export_*'], approvers: ['ops'], ttl: '15m' }],
-  }) as any
+  }) as {
+    routes: object[]
+    roles: Array<{ name: string; assumed_by: object[]; policies: string[] }>
+    policies: Array<{ statements: object[] }>
+  }
   config.routes = [
     // The dangerous, approval-gated route comes first in file order.
     { id: 'sales.export', methods: ['GET'], path: '/sales/customers/export', upstream: 'sales-api' },
@@ -36,7 +40,7 @@ beforeAll(async () => {
   ]
   config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'no-tenant' }], policies: [] })
   // The agent: the get_customer tool only; the export tool explicitly denied; GET on sales routes.
-  config.policies[0].statements = [
+  config.policies[0]!.statements = [
     { sid: 'AgentTools', effect: 'allow', actions: ['call'], routes: ['mcp:get_customer'] },
     { sid: 'AgentNoExport', effect: 'deny', actions: ['call'], routes: ['mcp:export_customers'] },
     { sid: 'AgentSales', effect: 'allow', actions: ['GET'], routes: ['sales.*'] },
