@@ -1,5 +1,6 @@
 // The admin API under /api/ (auth is checked by admin/server.ts before any of these run).
 import { AuditQueryError, auditSourceOf, NoAuditLog, ordered, parseAuditQuery, searchAudit, type AuditHead, type AuditQuery } from '../audit/index.ts'
+import type { AuditConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { explain, type Runtime } from '../gateway/index.ts'
 import { apiKeyId, keyDocument, SESSION_ID, sessionDocument, type ApiKeyDirectory, type SignIn } from '../identity/index.ts'
@@ -19,6 +20,12 @@ export interface AdminActions {
   secretsStore(): SecretStore | null
   /** The audit chain's live head and latest signed checkpoint; null while the log is off or starting. */
   auditHead(): AuditHead | null
+  /**
+   * The audit config the gateway started with: where its records go until the next restart (a
+   * reload does not move them), so where search, export and verify must read. The runtime's
+   * config may already name another sink.
+   */
+  auditConfig(): AuditConfig
 }
 
 export function adminRoutes(actions: AdminActions): AdminRoute[] {
@@ -95,7 +102,7 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
       method: 'GET',
       path: 'audit',
       handle: async ({ query }) => {
-        const source = auditSourceOf(actions.runtime().config.audit)
+        const source = auditSourceOf(actions.auditConfig())
         if (!source) throw new GatewayError('route_not_found', { detail: 'No audit sink can be searched: configure an sqlite or postgres sink.' })
         try {
           return { body: (await searchAudit(source, auditQuery(query))).map(ordered) }

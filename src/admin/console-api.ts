@@ -6,7 +6,7 @@ import {
   AuditQueryError, auditSourceOf, bucketFor, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, MAX_RANGE_MS, NoAuditLog, ordered, parseAuditQuery,
   parseSince, readCounts, readDenials, readOverview, readRecords, readVerification, type AuditQuery, type AuditRecord, type AuditSource,
 } from '../audit/index.ts'
-import { jwtIssuers, x509Issuers } from '../config/index.ts'
+import { jwtIssuers, x509Issuers, type AuditConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { explain, type Explanation, type Runtime } from '../gateway/index.ts'
 import type { Approval } from '../agents/index.ts'
@@ -19,8 +19,8 @@ import type { AdminRequest, AdminRoute } from './server.ts'
 /** The columns of an export, in the record's order (roles as `a;b` in CSV). */
 const EXPORT_MAX = 100_000
 
-function sourceOf(runtime: Runtime): AuditSource {
-  const source = auditSourceOf(runtime.config.audit)
+function sourceOf(actions: AdminActions): AuditSource {
+  const source = auditSourceOf(actions.auditConfig())
   if (!source) throw new GatewayError('route_not_found', { detail: 'No audit sink can be searched: configure an sqlite or postgres sink.' })
   return source
 }
@@ -117,8 +117,8 @@ async function pendingApprovals(list: AdminRoute | undefined, request: AdminRequ
 }
 
 /** The running config as the console shows it, with the last hour's refusals and unknown issuers, and the approvals waiting. */
-async function catalogOf(rt: Runtime, approvals: AdminRoute | undefined, request: AdminRequest): Promise<Catalog> {
-  const source = auditSourceOf(rt.config.audit)
+async function catalogOf(rt: Runtime, audit: AuditConfig, approvals: AdminRoute | undefined, request: AdminRequest): Promise<Catalog> {
+  const source = auditSourceOf(audit)
   const counts = source ? await readCounts(source, Date.now() - 3_600_000) : { limits: [], unknown_issuers: [] }
   const limitedBy = new Map(counts.limits.map((l) => [l.limit, l]))
   type Issuer = Catalog['issuers'][number]
@@ -175,7 +175,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
       handle: async ({ query }) => {
         const range = rangeOf(query)
         const q = { ...range, bucketMs: bucketFor(range.untilMs - range.sinceMs), ...filtersOf(query) }
-        return { body: await readOverview(sourceOf(runtime()), q) }
+        return { body: await readOverview(sourceOf(actions), q) }
       },
     },
     {
@@ -183,7 +183,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
       path: 'denials',
       handle: async ({ query }) => {
         const rt = runtime()
-        const groups = await readDenials(sourceOf(rt), { ...rangeOf(query, Date.now(), '24h'), ...filtersOf(query) })
+        const groups = await readDenials(sourceOf(actions), { ...rangeOf(query, Date.now(), '24h'), ...filtersOf(query) })
         return {
           body: groups.map((group) => {
             const recorded = { method: group.sample.method, path: group.sample.path, issuer: group.sample.issuer, subject: group.principal, client_id: group.sample.client_id, source_ip: group.sample.source_ip }
@@ -204,7 +204,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
       handle: async ({ query }) => {
         const q = searchOf(query, 200)
         // One more than asked, to know whether there is a next page; the offset's records are skipped.
-        const rows = await orEmpty(readRecords(sourceOf(runtime()), { ...q, limit: q.offset + q.limit + 1 }), [] as AuditRecord[])
+        const rows = await orEmpty(readRecords(sourceOf(actions), { ...q, limit: q.offset + q.limit + 1 }), [] as AuditRecord[])
         const page = rows.slice(q.offset, q.offset + q.limit)
         return { body: { records: page.map(ordered), offset: q.offset, limit: q.limit, more: rows.length > q.offset + q.limit } satisfies AuditPage }
       },
@@ -216,7 +216,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
         const format = query.get('format') ?? 'ndjson'
         if (format !== 'csv' && format !== 'ndjson') throw new GatewayError('bad_request', { detail: 'format is csv or ndjson.' })
         const q = searchOf(query.has('limit') ? query : new URLSearchParams([...query, ['limit', String(EXPORT_MAX)]]), EXPORT_MAX)
-        const records = (await orEmpty(readRecords(sourceOf(runtime()), q), [] as AuditRecord[])).map(ordered)
+        const records = (await orEmpty(readRecords(sourceOf(actions), q), [] as AuditRecord[])).map(ordered)
         const stamp = new Date().toISOString().replace(/[:.]/g, '-')
         if (format === 'ndjson') {
           return { download: { type: 'application/x-ndjson', filename: `bouncer-audit-${stamp}.ndjson`, lines: records.map((r) => `${JSON.stringify(r)}\n`) } }
@@ -236,7 +236,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
         const at = Date.parse(time)
         const rt = runtime()
         // The time narrows the search to one index range; the id picks the record.
-        const candidates = await orEmpty(readRecords(sourceOf(rt), { sinceMs: at, untilMs: at, limit: 10_000 }), [] as AuditRecord[])
+        const candidates = await orEmpty(readRecords(sourceOf(actions), { sinceMs: at, untilMs: at, limit: 10_000 }), [] as AuditRecord[])
         const record = candidates.find((r) => r.id === id)
         if (!record) throw new GatewayError('route_not_found', { detail: `No audit record ${JSON.stringify(id)} at ${time}.` })
         const template = rt.config.telemetry.trace_url
@@ -255,13 +255,12 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
       path: 'audit/verify',
       access: 'admin',
       handle: async () => {
-        const rt = runtime()
-        const file = checkpointPathOf(rt.config.audit)
+        const file = checkpointPathOf(actions.auditConfig())
         const keyFile = `${file}.key`
         const keys = checkpointVerificationKeys(actions.secretsStore(), keyFile)
         const keyProblem = keys.size > 0 ? null : `no ${CHECKPOINT_KEY} in the secrets store, and no key file at ${keyFile}`
         const started = performance.now()
-        const result = await orEmpty(readVerification(sourceOf(rt), { file, keys, keyProblem }), null)
+        const result = await orEmpty(readVerification(sourceOf(actions), { file, keys, keyProblem }), null)
         if (result === null) return { body: { ok: true, checked: 0, chains: 0, empty: true, ms: 0 } satisfies Verification }
         return { body: { ...result, ms: Math.round(performance.now() - started) } satisfies Verification }
       },
@@ -269,7 +268,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
     {
       method: 'GET',
       path: 'catalog',
-      handle: async (request) => ({ body: await catalogOf(runtime(), endpoint('GET', 'approvals'), request) }),
+      handle: async (request) => ({ body: await catalogOf(runtime(), actions.auditConfig(), endpoint('GET', 'approvals'), request) }),
     },
     {
       method: 'POST',
@@ -282,7 +281,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
         const hours = b.hours === undefined ? 1 : Number(b.hours)
         if (!Number.isFinite(hours) || hours <= 0 || hours > 24 * 31) throw new GatewayError('bad_request', { detail: '"hours" is a number from 0 to 744.' })
         const rt = runtime()
-        const result = await replay(rt, sourceOf(rt), { draft: b.config, sinceMs: Date.now() - hours * 3_600_000 })
+        const result = await replay(rt, sourceOf(actions), { draft: b.config, sinceMs: Date.now() - hours * 3_600_000 })
         return { status: result.ok ? 200 : 422, body: result }
       },
     },

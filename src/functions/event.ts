@@ -121,7 +121,7 @@ function eventHeaders(ctx: Readonly<RequestContext>, settings: EventSettings): {
       }
     }
     if (settings.forwardAuthorization) {
-      const authorization = forwardableAuthorization(ctx.credential, inbound.authorization)
+      const authorization = forwardableAuthorization(ctx.credential, inbound)
       if (authorization !== undefined) headers.authorization = authorization
     }
   }

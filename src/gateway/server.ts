@@ -98,7 +98,10 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   server.on('connect', (req: IncomingMessage, socketOrResponse: Duplex | ServerResponse) => {
     // HTTP/2's CONNECT is a stream with a response: the pipeline refuses it and audits it.
     if (req.httpVersionMajor === 2) return onRequest(req, socketOrResponse as ServerResponse)
-    writeRawProblem(socketOrResponse as Duplex, new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' }))
+    // Refused before the pipeline, and audited as the parser's refusals are: every request has its record.
+    const error = new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
+    const requestId = writeRawProblem(socketOrResponse as Duplex, error)
+    onClientError({ code: error.code, status: error.status, detail: error.detail, requestId, peer: req.socket.remoteAddress ?? '' })
   })
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const info = answerClientError(err, socket)

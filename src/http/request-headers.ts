@@ -9,6 +9,8 @@ import { isManagedVariant, MANAGED_REQUEST_HEADERS } from '../http/managed-heade
 
 export interface RequestHeaders {
   authorization: string | undefined
+  /** `Connection` names Authorization: the client meant it for the gateway alone, never to be forwarded (RFC 9110 §7.6.1). */
+  authorizationHopByHop: boolean
   host: string | undefined
   requestId: string | undefined
   traceparent: string | undefined
@@ -46,6 +48,7 @@ const H2_FIELD_OVERHEAD = 32
 export function inspectHeaders(raw: readonly string[], http2: Http2Framing | null = null): RequestHeaders {
   const out: RequestHeaders = {
     authorization: undefined,
+    authorizationHopByHop: false,
     host: undefined,
     requestId: undefined,
     traceparent: undefined,
@@ -62,6 +65,7 @@ export function inspectHeaders(raw: readonly string[], http2: Http2Framing | nul
   }
   let connection: string | undefined
   let authority: string | undefined
+  let h2Cookie: string | undefined
   let listBytes = 0
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase()
@@ -88,6 +92,10 @@ export function inspectHeaders(raw: readonly string[], http2: Http2Framing | nul
         out.contentLength = length
       } else if (name === 'user-agent') {
         out.userAgent = value
+      } else if (name === 'cookie' && http2 !== null) {
+        // RFC 9113 §8.2.3: HTTP/2 may split Cookie into crumbs; an HTTP/1.1 upstream gets them as one header, joined by "; ".
+        h2Cookie = h2Cookie === undefined ? value : `${h2Cookie}; ${value}`
+        continue
       }
       out.forward.push(name, value)
       continue
@@ -142,7 +150,8 @@ export function inspectHeaders(raw: readonly string[], http2: Http2Framing | nul
   if (out.chunked && out.contentLength !== undefined) {
     throw badRequest('a request cannot carry both Content-Length and Transfer-Encoding')
   }
-  if (connection !== undefined) dropConnectionNamed(out.forward, connection)
+  if (h2Cookie !== undefined) out.forward.push('cookie', h2Cookie)
+  if (connection !== undefined) out.authorizationHopByHop = dropConnectionNamed(out.forward, connection)
   if (http2 !== null) readHttp2Framing(out, http2, authority, listBytes)
   return out
 }
@@ -166,13 +175,14 @@ function readHttp2Framing(out: RequestHeaders, http2: Http2Framing, authority: s
 }
 
 /** RFC 9110 §7.6.1: headers named in Connection are for this hop only. */
-function dropConnectionNamed(forward: string[], connection: string): void {
+/** Removes the headers `Connection` names from the forwardable ones; answers whether it names Authorization (kept apart, never in that list). */
+function dropConnectionNamed(forward: string[], connection: string): boolean {
   const named = new Set<string>()
   for (const token of connection.split(',')) {
     const name = token.trim().toLowerCase()
     if (name !== '' && name !== 'close' && name !== 'keep-alive') named.add(name)
   }
-  if (named.size === 0) return
+  if (named.size === 0) return false
   let write = 0
   for (let read = 0; read < forward.length; read += 2) {
     const name = forward[read] as string
@@ -181,6 +191,7 @@ function dropConnectionNamed(forward: string[], connection: string): void {
     forward[write++] = forward[read + 1] as string
   }
   forward.length = write
+  return named.has('authorization')
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/

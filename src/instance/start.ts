@@ -97,7 +97,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     logger,
     auth: () => live.admin,
     consoleSignIn: () => consoleSignInOf(state.runtime),
-    routes: adminRoutes({ runtime: () => state.runtime, reload: () => reload(), secretsStore: () => live.secrets.store, auditHead: () => audit.head() }),
+    routes: adminRoutes({ runtime: () => state.runtime, reload: () => reload(), secretsStore: () => live.secrets.store, auditHead: () => audit.head(), auditConfig: () => config.audit }),
     metrics: () => metrics.render(),
     readiness: createReadiness(state),
   })

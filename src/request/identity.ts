@@ -1,7 +1,7 @@
 // The verified caller, as every stage after authentication sees it: access, limits, the audit record
 // and identity assertions read it and never ask how it was proven.
 
-import { isApiKeyBearer } from '../http/index.ts'
+import { isApiKeyBearer, type RequestHeaders } from '../http/index.ts'
 
 /** How the caller proved who it is (the audit record's `credential`). */
 export type CredentialKind = 'bearer' | 'session' | 'api_key' | 'client_cert' | 'exchanged'
@@ -31,8 +31,10 @@ export function actorOf(identity: Identity): string | null {
  * the gateway's credential), and never a header that sat unchecked beside the credential that did
  * authenticate (an API key, a session, a certificate): the upstream would take it as verified.
  */
-export function forwardableAuthorization(credential: CredentialKind | null, authorization: string | undefined): string | undefined {
-  if (authorization === undefined || isApiKeyBearer(authorization)) return undefined
+export function forwardableAuthorization(credential: CredentialKind | null, inbound: Pick<RequestHeaders, 'authorization' | 'authorizationHopByHop'>): string | undefined {
+  const authorization = inbound.authorization
+  // Also never one the client marked hop-by-hop (Connection: Authorization): meant for the gateway alone.
+  if (authorization === undefined || inbound.authorizationHopByHop || isApiKeyBearer(authorization)) return undefined
   return credential === null || credential === 'bearer' || credential === 'exchanged' ? authorization : undefined
 }
 

@@ -71,7 +71,7 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
       out.push(name, forward[i + 1] as string)
     }
     if (settings.forwardAuthorization && !names.has('authorization')) {
-      const authorization = forwardableAuthorization(ctx.credential, inbound.authorization)
+      const authorization = forwardableAuthorization(ctx.credential, inbound)
       if (authorization !== undefined) out.push('authorization', authorization)
     }
   }

@@ -127,7 +127,7 @@ describe('the OpenAPI document', () => {
     const documented = Object.entries(doc.paths).flatMap(([path, item]) => METHODS.filter((m) => item[m]).map((m) => `${m.toUpperCase()} ${path}`))
     const answered = [
       ...ADMIN_PROBES.map((path) => `GET ${path}`),
-      ...adminRoutes({ runtime: () => gateway.state.runtime, reload: gateway.reload, secretsStore: () => null, auditHead: () => null }).map((route) => `${route.method} /api/${route.path}`),
+      ...adminRoutes({ runtime: () => gateway.state.runtime, reload: gateway.reload, secretsStore: () => null, auditHead: () => null, auditConfig: () => gateway.state.runtime.config.audit }).map((route) => `${route.method} /api/${route.path}`),
     ]
     expect(documented.sort()).toEqual(answered.sort())
 

@@ -184,6 +184,13 @@ function patternMatches(route: FuzzRoute, segments: readonly string[], caseSensi
   })
 }
 
+/** README Path rules 5: a trailing slash reads as none, both ways (`/a/` takes the route `/a`, `/a` the route `/a/`). */
+function matchesReadingSlash(route: FuzzRoute, segments: readonly string[], caseSensitive: boolean): boolean {
+  if (patternMatches(route, segments, caseSensitive)) return true
+  if (segments.length > 1 && segments.at(-1) === '' && patternMatches(route, segments.slice(0, -1), caseSensitive)) return true
+  return segments.at(-1) !== '' && patternMatches(route, [...segments, ''], caseSensitive)
+}
+
 function acceptsMethod(route: FuzzRoute, method: string): boolean {
   return route.methods.has(method) || (route.methods.has('*') && !EXPLICIT_ONLY_METHODS.has(method))
 }
@@ -197,7 +204,7 @@ export const routerMatches = fuzzTarget({
       const target = parse(path)
       if (target instanceof Error) return
       const router = createRouter(routes, { caseSensitive })
-      const expected = routes.find((r) => patternMatches(r, target.segments, caseSensitive) && acceptsMethod(r, method))
+      const expected = routes.find((r) => matchesReadingSlash(r, target.segments, caseSensitive) && acceptsMethod(r, method))
       let found
       try {
         found = router.match(method, target)
@@ -205,7 +212,7 @@ export const routerMatches = fuzzTarget({
         const error = expectGatewayError(err, ['route_not_found', 'method_not_allowed', 'bad_path'])
         const wanted = expected
           ? 'bad_path'
-          : routes.some((r) => patternMatches(r, target.segments, caseSensitive)) ? 'method_not_allowed' : 'route_not_found'
+          : routes.some((r) => matchesReadingSlash(r, target.segments, caseSensitive)) ? 'method_not_allowed' : 'route_not_found'
         if (error.code !== wanted) throw new Error(`router said ${error.code}, the model ${wanted}${expected ? ` (${expected.id})` : ''}`, { cause: err })
         if (wanted === 'bad_path' && (!target.pathParams || expected?.pathParams)) throw new Error('bad_path for a target the route takes', { cause: err })
         return
