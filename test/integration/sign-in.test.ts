@@ -5,6 +5,7 @@
 import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:http'
+import { DatabaseSync } from 'node:sqlite'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -12,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { request } from 'undici'
 import { searchAudit } from '../../src/audit/search.ts'
 import { revokeGrantsOf } from '../../src/demo/identity-provider.ts'
+import { sessionId } from '../../src/identity/index.ts'
 import { runCli } from '../helpers/cli.ts'
 import { Redis } from 'ioredis'
 import { startRedis, uniquePrefix } from '../helpers/redis.ts'
@@ -431,6 +433,29 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
       await one.close()
       await two.close()
     }
+  })
+
+  it('a SQLite session store locked by another process stalls no request, and the use is recorded once the lock is gone', async () => {
+    const value = 'L'.repeat(43)
+    const id = sessionId(value)
+    const at = Date.now() - 120_000 // long enough ago that this request records a use
+    const store = gateway.state.runtime.signIn!.store
+    await store.put({ id, issuer: 'sso', subject: 'locked-out', claims: { sub: 'locked-out', groups: ['analysts'] }, createdAt: at, lastSeenAt: at, expiresAt: at + 3_600_000, refreshAt: null, sealed: null, audience: 'gateway' })
+    // Another process's write transaction (as `bouncer sessions revoke` or another gateway holds one).
+    const other = new DatabaseSync(join(dir, 'sessions.db'))
+    other.exec('BEGIN IMMEDIATE')
+    let page: Awaited<ReturnType<CookieJarClient['request']>>
+    const started = performance.now()
+    try {
+      page = await cookieJar().request(`${gateway.url}/app/home`, { html: false, headers: { cookie: `bouncer_session=${value}` } })
+    } finally {
+      other.exec('COMMIT')
+      other.close()
+    }
+    // Before: recording the use waited in SQLite's busy handler, on the event loop's thread, for up to 5 s.
+    expect(performance.now() - started).toBeLessThan(1_500)
+    expect(page.status, page.body).toBe(200)
+    await waitFor(async () => ((await store.get(id))?.lastSeenAt ?? 0) > at, 'the use recorded after the lock', 5_000)
   })
 
   it('a callback whose pending sign-in Redis hands over too late answers 503, and the same callback again signs in', async () => {

@@ -10,6 +10,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
+import { setTimeout as delay } from 'node:timers/promises'
 import { createLru } from '../../collections/index.ts'
 import { SessionStoreError, type PendingSignIn, type SessionRecord, type SessionStore } from './store.ts'
 
@@ -22,6 +23,17 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS pending_sign_ins (state TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at INTEGER NOT NULL);
 `
 const SWEEP_MS = 60_000
+/**
+ * How long a call waits for another process's write lock (`bouncer sessions revoke`, another
+ * gateway) before it fails. It waits between tries, not in SQLite's busy handler: that one sleeps
+ * on the event loop's thread, and every request of the gateway waited with it.
+ */
+const LOCK_WAIT_MS = 5_000
+
+/** SQLITE_BUSY: another connection holds the lock this statement needs. */
+function isBusy(err: unknown): boolean {
+  return (err as { errcode?: number }).errcode === 5
+}
 /** Records kept in memory at most (least recently used out first). */
 const KEPT_RECORDS = 10_000
 
@@ -49,9 +61,12 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
     throw new SessionStoreError(`cannot open the session store ${path}: ${(err as Error).message}`, { cause: err })
   }
   try {
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')
+    // Opening may wait for the lock (it runs once, before serving); the calls below never do.
+    db.exec('PRAGMA busy_timeout = 5000')
+    db.exec('PRAGMA journal_mode = WAL')
     db.exec(SCHEMA)
     addAudience(db)
+    db.exec('PRAGMA busy_timeout = 0')
   } catch (err) {
     db.close()
     throw new SessionStoreError(`${path} is not a session store: ${(err as Error).message}`, { cause: err })
@@ -86,57 +101,82 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
     }
   }, SWEEP_MS).unref()
 
-  const guard = <T>(work: () => T): T => {
+  const failed = (err: unknown) => new SessionStoreError(`the session store ${path} failed: ${(err as Error).message}`, { cause: err })
+  /** The work's result at once; while another process holds the lock, a promise that tries again until LOCK_WAIT_MS. */
+  const guard = <T>(work: () => T): T | Promise<T> => {
     try {
       return work()
     } catch (err) {
-      throw new SessionStoreError(`the session store ${path} failed: ${(err as Error).message}`, { cause: err })
+      if (!isBusy(err)) throw failed(err)
+      return retried(work)
     }
+  }
+  async function retried<T>(work: () => T): Promise<T> {
+    const deadline = Date.now() + LOCK_WAIT_MS
+    for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
+      await delay(wait)
+      try {
+        return work()
+      } catch (err) {
+        if (!isBusy(err) || Date.now() >= deadline) throw failed(err)
+      }
+    }
+  }
+
+  /** A kept record, unless another connection has written since this turn of the event loop began; else the row. */
+  function read(id: string): SessionRecord | undefined {
+    const now = Date.now()
+    if (!checkedThisTurn) {
+      const current = dataVersion()
+      if (current !== keptVersion) {
+        kept.clear()
+        keptVersion = current
+      }
+      checkedThisTurn = true
+      setImmediate(nextTurn)
+    }
+    const hit = kept.get(id, now)
+    if (hit) return hit
+    const row = byId.get(id) as Row | undefined
+    if (!row) return undefined
+    const record = fromRow(row)
+    kept.set(id, record, record.expiresAt)
+    return record
   }
 
   return {
     kind: 'sqlite',
     location: path,
     get(id) {
-      const now = Date.now()
-      if (!checkedThisTurn) {
-        const current = guard(dataVersion)
-        if (current !== keptVersion) {
-          kept.clear()
-          keptVersion = current
-        }
-        checkedThisTurn = true
-        setImmediate(nextTurn)
+      // WAL readers hardly ever meet a lock (a checkpoint restarting the log): then the read waits as writes do.
+      try {
+        return read(id)
+      } catch (err) {
+        if (!isBusy(err)) throw failed(err)
+        return retried(() => read(id))
       }
-      const hit = kept.get(id, now)
-      if (hit) return hit
-      const row = guard(() => byId.get(id) as Row | undefined)
-      if (!row) return undefined
-      const record = fromRow(row)
-      kept.set(id, record, record.expiresAt)
-      return record
     },
     async put(r) {
-      guard(() => upsert.run(r.id, r.issuer, r.subject, JSON.stringify(r.claims), r.createdAt, r.lastSeenAt, r.expiresAt, r.refreshAt, r.sealed, r.audience))
+      await guard(() => upsert.run(r.id, r.issuer, r.subject, JSON.stringify(r.claims), r.createdAt, r.lastSeenAt, r.expiresAt, r.refreshAt, r.sealed, r.audience))
       kept.set(r.id, r, r.expiresAt)
     },
     async touch(id, at) {
-      guard(() => touch.run(at, id))
+      await guard(() => touch.run(at, id))
       const record = kept.get(id, at)
       if (record && record.lastSeenAt < at) kept.set(id, { ...record, lastSeenAt: at }, record.expiresAt)
     },
     async delete(id) {
       kept.delete(id)
-      return guard(() => Number(remove.run(id).changes) > 0)
+      return await guard(() => Number(remove.run(id).changes) > 0)
     },
     async list(now) {
-      return guard(() => (all.all(now) as unknown as Row[]).map(fromRow))
+      return await guard(() => (all.all(now) as unknown as Row[]).map(fromRow))
     },
     async putPending(state, pending, expiresAt) {
-      guard(() => putPending.run(state, JSON.stringify(pending), expiresAt))
+      await guard(() => putPending.run(state, JSON.stringify(pending), expiresAt))
     },
     async takePending(state, now) {
-      const row = guard(() => takePending.get(state) as { data: string; expires_at: number } | undefined)
+      const row = await guard(() => takePending.get(state) as { data: string; expires_at: number } | undefined)
       return row && Number(row.expires_at) > now ? (JSON.parse(row.data) as PendingSignIn) : undefined
     },
     async close() {
