@@ -2,6 +2,7 @@
 // of the function's pool, and its answer written back. The audit record, the metrics and the spans
 // name the target `function:NAME` where an upstream's name would be.
 import { GatewayError } from '../errors/index.ts'
+import { varyWithOrigin } from '../http/index.ts'
 import { nothingServed, type Backend, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { readBody } from './body.ts'
 import { payloadV2Event, type EventSettings } from './event.ts'
@@ -11,6 +12,8 @@ import type { FunctionPool } from './pool.ts'
 export interface FunctionRouteSettings extends EventSettings {
   pool: FunctionPool
   maxBodyBytes: number
+  /** The route has `cors`: the gateway's Access-Control-* headers stand, not the handler's, and Vary keeps Origin (as for an upstream). */
+  ownsCors?: boolean
 }
 
 export function functionBackend(settings: FunctionRouteSettings): Backend {
@@ -46,8 +49,24 @@ async function invoke(ctx: Readonly<RequestContext>, settings: FunctionRouteSett
   served.upstreamMs = performance.now() - started
   served.upstreamStatus = response.status
   served.status = response.status
-  await respond(ctx, response, exchange, served)
+  await respond(ctx, settings.ownsCors === true ? withoutOwnCors(response) : response, exchange, served)
   return served
+}
+
+/**
+ * A handler written for API Gateway often sets `Access-Control-Allow-Origin: *` itself. On a route
+ * with `cors` those would replace the gateway's (writeHead's list wins over setHeader), opening the
+ * answer to every origin, and its Vary would drop Origin: dropped and merged as for an upstream.
+ */
+function withoutOwnCors(response: FunctionResponse): FunctionResponse {
+  const headers: string[] = []
+  for (let i = 0; i < response.headers.length; i += 2) {
+    const name = (response.headers[i] as string).toLowerCase()
+    const value = response.headers[i + 1] as string
+    if (name.startsWith('access-control-')) continue
+    headers.push(name, name === 'vary' ? varyWithOrigin(value) : value)
+  }
+  return { ...response, headers }
 }
 
 /** 204 and 304 carry no body (RFC 9110 §6.4.1); HEAD gets the headers GET would. */

@@ -283,6 +283,7 @@ function routeFunction(route: RouteConfig, functions: ReadonlyMap<string, Functi
     maxBodyBytes: config.server.max_body_bytes,
     withheldHeaders,
     withheldCookies,
+    ownsCors: route.cors !== undefined,
   })
 }
 

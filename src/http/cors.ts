@@ -112,3 +112,10 @@ function headerList(value: string | undefined): string[] {
 function quoted(value: string): string {
   return JSON.stringify(truncateClientValue(value, 128))
 }
+
+/** A target's Vary with Origin in it: on a route whose CORS the gateway owns, answers differ by Origin whatever the target says. */
+export function varyWithOrigin(vary: string | string[]): string {
+  const text = Array.isArray(vary) ? vary.join(', ') : vary
+  const fields = text.split(',').map((f) => f.trim().toLowerCase())
+  return fields.includes('origin') || fields.includes('*') ? text : `${text}, Origin`
+}

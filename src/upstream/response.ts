@@ -1,4 +1,4 @@
-import { HOP_BY_HOP } from '../http/index.ts'
+import { HOP_BY_HOP, varyWithOrigin } from '../http/index.ts'
 
 /**
  * The upstream's response headers without the hop-by-hop ones (RFC 9110 §7.6.1), with our
@@ -23,8 +23,3 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
   return out
 }
 
-function varyWithOrigin(vary: string | string[]): string {
-  const text = Array.isArray(vary) ? vary.join(', ') : vary
-  const fields = text.split(',').map((f) => f.trim().toLowerCase())
-  return fields.includes('origin') || fields.includes('*') ? text : `${text}, Origin`
-}
