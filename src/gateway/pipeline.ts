@@ -117,6 +117,9 @@ function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: st
   ctx.route = found.route
   ctx.params = found.params
   ctx.rest = found.rest
+  // A WebSocket handshake is a GET (RFC 6455 §4.1), and the upstream is sent one: an upgrade with
+  // another method would be authorized as that method and tunnel as a GET.
+  if (ctx.upgrade && ctx.method !== 'GET') throw new GatewayError('bad_request', { detail: `A WebSocket handshake is a GET; this upgrade came as ${ctx.method}.` })
   if (ctx.upgrade && !(found.route.websocket && ctx.headers?.upgrade?.toLowerCase() === 'websocket')) {
     throw new GatewayError('bad_request', {
       detail: found.route.websocket

@@ -45,6 +45,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
     }
     if (client.socket.destroyed) return finish() // the client left while it was authenticated
     const https = url.protocol === 'https:'
+    const sent = performance.now()
     const outgoing = (https ? httpsRequest : httpRequest)({
       ...(https ? tlsConnectOptions(upstream.tls) : {}),
       host: url.hostname.replace(/^\[|\]$/g, ''),
@@ -65,9 +66,10 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
     })
     outgoing.on('response', (response) => {
       waiting.stop() // the refusal is relayed, and ends with the response (what the client sent meanwhile is dropped)
+      served.upstreamMs = performance.now() - sent
       if ((response.statusCode ?? 502) >= 500) targetFailed(upstream, target)
       else targetSucceeded(target)
-      relayRefusal(ctx, response, served, finish)
+      relayRefusal(ctx, response, served, settings.ownsCors, finish)
     })
     const waiting = watchClientLeaving(client.socket, () => {
       if (done) return
@@ -79,14 +81,18 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       if (done) return void socket.destroy()
       targetSucceeded(target)
       outgoing.setTimeout(0)
+      served.upstreamMs = performance.now() - sent
       served.status = 101
       served.upstreamStatus = 101
-      client.socket.write(handshake(response, ctx.id, ctx.answerHeaders))
+      client.socket.write(handshake(response, ctx.id, ctx.answerHeaders, settings.ownsCors))
       if (head.length > 0) client.socket.write(head)
       if (client.head.length > 0) socket.write(client.head)
       if (early.length > 0) socket.write(early)
+      // What crossed the tunnel is the record's bytes, both ways (the handshake's bytes not counted).
+      served.bytesOut += head.length
+      served.bytesIn += client.head.length + early.length
       exchange.tunnels.add(client.socket)
-      splice(client.socket, socket, () => {
+      splice(client.socket, socket, served, () => {
         exchange.tunnels.delete(client.socket)
         finish()
       })
@@ -133,9 +139,9 @@ function appendHeader(headers: Record<string, string | string[]>, name: string, 
   else headers[name] = Array.isArray(existing) ? [...existing, value] : [existing, value]
 }
 
-function handshake(response: IncomingMessage, requestId: string, answerHeaders: readonly string[] | null): string {
+function handshake(response: IncomingMessage, requestId: string, answerHeaders: readonly string[] | null, ownsCors: boolean): string {
   let text = 'HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n'
-  const headers = responseHeaders(response.headers, requestId, false, answerHeaders)
+  const headers = responseHeaders(response.headers, requestId, ownsCors, answerHeaders)
   for (const [name, value] of Object.entries(headers)) {
     for (const v of Array.isArray(value) ? value : [value]) text += `${name}: ${v}\r\n`
   }
@@ -143,11 +149,11 @@ function handshake(response: IncomingMessage, requestId: string, answerHeaders: 
 }
 
 /** The upstream answered the handshake without upgrading: pass its answer on as is. */
-function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, done: () => void): void {
+function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, ownsCors: boolean, done: () => void): void {
   const status = response.statusCode ?? 502
   served.status = status
   served.upstreamStatus = status
-  ctx.res.writeHead(status, { ...responseHeaders(response.headers, ctx.id, false, ctx.answerHeaders), connection: 'close' })
+  ctx.res.writeHead(status, { ...responseHeaders(response.headers, ctx.id, ownsCors, ctx.answerHeaders), connection: 'close' })
   response.on('data', (chunk: Buffer) => {
     served.bytesOut += chunk.length
   })
@@ -159,8 +165,8 @@ function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, 
   ctx.res.once('close', done)
 }
 
-/** Two sockets joined until either side closes. */
-function splice(a: Duplex, b: Duplex, closed: () => void): void {
+/** The client's socket and the upstream's joined until either side closes, counting what crosses (the audit record's bytes). */
+function splice(a: Duplex, b: Duplex, served: Served, closed: () => void): void {
   let open = 2
   const onClose = () => {
     a.destroy()
@@ -171,6 +177,12 @@ function splice(a: Duplex, b: Duplex, closed: () => void): void {
   b.once('close', onClose)
   a.on('error', () => a.destroy())
   b.on('error', () => b.destroy())
+  a.on('data', (chunk: Buffer) => {
+    served.bytesIn += chunk.length
+  })
+  b.on('data', (chunk: Buffer) => {
+    served.bytesOut += chunk.length
+  })
   a.pipe(b)
   b.pipe(a)
 }
