@@ -24,6 +24,16 @@ export interface RouteLimits {
   readonly policyHeader: string
 }
 
+/**
+ * The emission interval rounded to a 1/1024 ms (under a microsecond): a binary fraction, so that
+ * epoch milliseconds plus whole intervals add up exactly in a double. 6/s as 166.666… ms could
+ * not, and `tat + I - B × I` landed a hair past `now`: a fresh key lost one request of its burst
+ * and said r=B-2 (the Redis store, in whole microseconds, never did).
+ */
+function binaryInterval(ms: number): number {
+  return Math.max(1, Math.round(ms * 1024)) / 1024
+}
+
 export function compileRouteLimits(names: readonly string[], limits: readonly LimitConfig[]): RouteLimits | null {
   if (names.length === 0) return null
   const parts: LimitPart[] = []
@@ -32,7 +42,7 @@ export function compileRouteLimits(names: readonly string[], limits: readonly Li
     const source = parseKeySource(config.key, config.ip_prefix_v6)
     const both = config.rate !== undefined && config.quota !== undefined
     if (config.rate) {
-      const rate = { intervalMs: config.rate.periodMs / config.rate.count, burst: config.burst ?? config.rate.count }
+      const rate = { intervalMs: binaryInterval(config.rate.periodMs / config.rate.count), burst: config.burst ?? config.rate.count }
       parts.push({ limit: name, keyPrefix: `${name}|`, label: both ? `${name}/rate` : name, source, rate, quota: null })
     }
     if (config.quota) {
