@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { isAlias, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml'
-import { createLocator, type Diagnostic, type Finding, type Locator } from './diagnostics.ts'
+import { createLocator, type ConfigPath, type Diagnostic, type Finding, type Locator } from './diagnostics.ts'
 import { configSchema, type Config } from './schema.ts'
 import { applyListenVariables } from './listen-env.ts'
 import { resolveFilePaths } from './file-paths.ts'
@@ -41,6 +41,17 @@ function withoutDocument(file: string, diagnostic: Diagnostic): LoadedConfig {
 
 /** Aliases expanded at most this often: a few anchors that double each other ("billion laughs") stop here. */
 const MAX_ALIAS_COUNT = 100
+/**
+ * Values the document may hold once its aliases are expanded. The alias count alone lets 99
+ * aliases of one large anchored list multiply it 99 times: a 40 KB draft was validated for 16 s
+ * on the gateway's thread (POST /api/replay), and 100 KB ran out of heap. The largest configs
+ * measured (10,000 routes) hold ~100,000.
+ */
+const MAX_VALUES = 500_000
+/** Entries one list may hold: zod collects a list's problems with a spread, which overflows the stack past ~120,000. */
+const MAX_LIST = 50_000
+/** Problems reported at most: the first ones say what is wrong; a million more say nothing new. */
+const MAX_DIAGNOSTICS = 1_000
 
 export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   try {
@@ -84,7 +95,12 @@ function loadDocument(text: string, file: string, env: NodeJS.ProcessEnv): Loade
     diagnostics.push(aliasDiagnostic(doc, lines, err))
     return result()
   }
-  findings.push(...applyListenVariables(raw, env))
+  const oversized = oversizeOf(raw)
+  if (oversized !== null) {
+    for (const finding of [...findings.slice(0, MAX_DIAGNOSTICS), oversized]) diagnostics.push(locate(finding))
+    return result()
+  }
+  for (const finding of applyListenVariables(raw, env)) findings.push(finding)
   const parsed = configSchema.safeParse(raw)
   let config: Config | undefined
   if (!parsed.success) {
@@ -95,12 +111,54 @@ function loadDocument(text: string, file: string, env: NodeJS.ProcessEnv): Loade
     }
   } else {
     config = resolveFilePaths(parsed.data, dirname(resolve(file)))
-    findings.push(...crossCheck(config, secretRefs))
+    for (const finding of crossCheck(config, secretRefs)) findings.push(finding)
   }
-  diagnostics.push(...findings.map(locate))
+  for (const finding of findings.slice(0, MAX_DIAGNOSTICS)) diagnostics.push(locate(finding))
   diagnostics.sort((a, b) => a.line - b.line || a.col - b.col)
+  if (findings.length > MAX_DIAGNOSTICS) {
+    const last = diagnostics.at(-1) as Diagnostic
+    diagnostics.push({ severity: 'error', path: [], message: `and ${(findings.length - MAX_DIAGNOSTICS).toLocaleString('en')} more problems, not listed`, line: last.line, col: last.col })
+  }
   const failed = diagnostics.some((d) => d.severity === 'error')
   return result(failed ? undefined : config, secretRefs)
+}
+
+/**
+ * Why the document is too large to validate, or null: more than MAX_VALUES values with every alias
+ * expanded (an alias is the same object twice in toJS's output: counted once per place, each
+ * object walked once), or a list longer than MAX_LIST.
+ */
+function oversizeOf(value: unknown): Finding | null {
+  const limit = MAX_VALUES
+  const sizes = new Map<object, number>()
+  let refused: Finding | null = null
+  const inside = new Set<object>()
+  const sizeOf = (v: unknown, path: ConfigPath): number => {
+    if (v === null || typeof v !== 'object') return 1
+    if (inside.has(v)) {
+      refused ??= { severity: 'error', path, message: 'this value holds itself (an alias to one of its own parents)' }
+      return limit + 1
+    }
+    const known = sizes.get(v)
+    if (known !== undefined) return known
+    if (Array.isArray(v) && v.length > MAX_LIST) {
+      refused = { severity: 'error', path, message: `this list holds ${v.length.toLocaleString('en')} entries, more than the ${MAX_LIST.toLocaleString('en')} any list of a config may hold` }
+      return limit + 1
+    }
+    inside.add(v)
+    let size = 1
+    for (const [key, child] of Object.entries(v)) {
+      size += sizeOf(child, [...path, Array.isArray(v) ? Number(key) : key])
+      if (size > limit) break
+    }
+    inside.delete(v)
+    sizes.set(v, size)
+    return size
+  }
+  const size = sizeOf(value, [])
+  if (refused !== null) return refused
+  if (size > limit) return { severity: 'error', path: [], message: `the config holds more than ${limit.toLocaleString('en')} values once its aliases are expanded: no gateway config is that large` }
+  return null
 }
 
 /**

@@ -303,7 +303,7 @@ const route = z.strictObject({
   function: z.string().optional(),
   dataset: datasetSchema.optional(),
   upstream_path: z.string().optional(),
-  limits: z.array(z.string()).default([]),
+  limits: z.array(z.string()).refine((names) => new Set(names).size === names.length, 'names a limit twice: each limit counts a request once').default([]),
   public: z.boolean().default(false),
   forward_authorization: z.boolean().default(false),
   websocket: z.boolean().default(false),
@@ -334,7 +334,9 @@ const limit = z
   .meta({ anyOf: [{ required: ['rate'] }, { required: ['quota'] }] })
 
 const limitsStore = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('memory'), max_keys: z.number().int().min(100).default(100_000) }),
+  // At most 4 million: with server.workers the shared table is sized at start (128 bytes a slot, a
+  // power of two at least twice max_keys: 1 GB at this bound); a larger one could not be allocated.
+  z.strictObject({ type: z.literal('memory'), max_keys: z.number().int().min(100).max(4_000_000).default(100_000) }),
   z.strictObject({
     type: z.literal('redis'),
     url: z.string().regex(/^rediss?:\/\//, 'a Redis URL starts with redis:// or rediss://'),

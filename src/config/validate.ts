@@ -117,17 +117,8 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
       })
     })
   })
-  findings.push(...accessFindings(config))
-  findings.push(...routeFindings(config))
-  findings.push(...upstreamFindings(config))
-  findings.push(...callerFindings(config))
-  findings.push(...signInFindings(config))
-  findings.push(...functionFindings(config))
-  findings.push(...datasetFindings(config))
-  findings.push(...mcpFindings(config))
-  findings.push(...tlsFindings(config))
-  findings.push(...exchangeFindings(config))
-  findings.push(...workersFindings(config))
+  // Appended one by one: a spread of a very large list overflows the stack (120,000 findings did).
+  for (const more of [accessFindings(config), routeFindings(config), upstreamFindings(config), callerFindings(config), signInFindings(config), functionFindings(config), datasetFindings(config), mcpFindings(config), tlsFindings(config), exchangeFindings(config), workersFindings(config)]) for (const finding of more) findings.push(finding)
 
   if (secretRefs.length > 0 && !config.secrets) {
     for (const ref of secretRefs) error(ref.path, `\${secret:${ref.name}} is used but no secrets store is configured (secrets.store)`)

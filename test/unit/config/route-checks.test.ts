@@ -27,6 +27,19 @@ describe('route warnings', () => {
     expect(lines[0]).toMatch(/routes\[0\]\.methods\[0\]: a method is one of/)
   })
 
+  it('refuses a route that names one limit twice (the memory store counted it once, Redis twice: found by a probe)', () => {
+    const limits = 'limits:\n  - { name: q, key: ip, quota: 3/h }\n'
+    const { loaded, lines } = check('  - { id: a, path: /a, upstream: api, public: true, limits: [q, q] }\n', limits)
+    expect(loaded.config).toBeUndefined()
+    expect(lines.join('\n')).toMatch(/routes\[0\]\.limits: names a limit twice/)
+  })
+
+  it('refuses a limits_store.max_keys no gateway could allocate (check said ok, serve with workers failed: found by a probe)', () => {
+    const { loaded, lines } = check('  - { id: a, path: /a, upstream: api, public: true }\n', 'limits_store: { type: memory, max_keys: 9007199254740991 }\n')
+    expect(loaded.config).toBeUndefined()
+    expect(lines.join('\n')).toMatch(/limits_store\.max_keys/)
+  })
+
   it('says nothing about the default methods', () => {
     expect(check('  - { id: a, path: /a, upstream: api, public: true }\n').lines).toEqual([])
   })
