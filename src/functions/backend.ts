@@ -2,7 +2,7 @@
 // of the function's pool, and its answer written back. The audit record, the metrics and the spans
 // name the target `function:NAME` where an upstream's name would be.
 import { GatewayError } from '../errors/index.ts'
-import { varyWithOrigin } from '../http/index.ts'
+import { varyWithOrigin, withoutSetCookies } from '../http/index.ts'
 import { nothingServed, type Backend, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { readBody } from './body.ts'
 import { payloadV2Event, type EventSettings } from './event.ts'
@@ -49,22 +49,28 @@ async function invoke(ctx: Readonly<RequestContext>, settings: FunctionRouteSett
   served.upstreamMs = performance.now() - started
   served.upstreamStatus = response.status
   served.status = response.status
-  await respond(ctx, settings.ownsCors === true ? withoutOwnCors(response) : response, exchange, served)
+  const cookies = settings.withheldCookies
+  const gatewayOwns = settings.ownsCors === true || (cookies !== undefined && cookies.size > 0)
+  await respond(ctx, gatewayOwns ? withoutGatewaysHeaders(response, settings) : response, exchange, served)
   return served
 }
 
 /**
- * A handler written for API Gateway often sets `Access-Control-Allow-Origin: *` itself. On a route
- * with `cors` those would replace the gateway's (writeHead's list wins over setHeader), opening the
- * answer to every origin, and its Vary would drop Origin: dropped and merged as for an upstream.
+ * What the gateway owns in the handler's answer, as in an upstream's (upstream/response.ts). A
+ * handler written for API Gateway often sets `Access-Control-Allow-Origin: *` itself: on a route
+ * with `cors` it would replace the gateway's (writeHead's list wins over setHeader), opening the
+ * answer to every origin, and its Vary would drop Origin. And a Set-Cookie naming the gateway's
+ * session cookie would replace or end the person's session in their browser.
  */
-function withoutOwnCors(response: FunctionResponse): FunctionResponse {
+function withoutGatewaysHeaders(response: FunctionResponse, settings: FunctionRouteSettings): FunctionResponse {
+  const withheld = settings.withheldCookies
   const headers: string[] = []
   for (let i = 0; i < response.headers.length; i += 2) {
     const name = (response.headers[i] as string).toLowerCase()
     const value = response.headers[i + 1] as string
-    if (name.startsWith('access-control-')) continue
-    headers.push(name, name === 'vary' ? varyWithOrigin(value) : value)
+    if (settings.ownsCors === true && name.startsWith('access-control-')) continue
+    if (name === 'set-cookie' && withheld !== undefined && withoutSetCookies(value, withheld).length === 0) continue
+    headers.push(name, settings.ownsCors === true && name === 'vary' ? varyWithOrigin(value) : value)
   }
   return { ...response, headers }
 }

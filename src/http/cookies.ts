@@ -64,3 +64,17 @@ export function setCookie(settings: CookieSettings, value: string, options: { ma
 export function clearCookie(settings: CookieSettings, path = '/'): string {
   return setCookie(settings, '', { maxAgeSeconds: 0, path })
 }
+
+/**
+ * Set-Cookie values without those naming one of `names` (the gateway's own cookies: the session's).
+ * An upstream or a function that sets `bouncer_session` would replace or end the person's gateway
+ * session in their browser (session fixation); their other cookies pass.
+ */
+export function withoutSetCookies(values: string | readonly string[], names: ReadonlySet<string>): string[] {
+  const out: string[] = []
+  for (const value of typeof values === 'string' ? [values] : values) {
+    const eq = value.indexOf('=')
+    if (!names.has((eq === -1 ? value : value.slice(0, eq)).trim())) out.push(value)
+  }
+  return out
+}

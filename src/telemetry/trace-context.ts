@@ -39,11 +39,20 @@ export function traceContextOf(traceparent: string | undefined, tracestate: stri
       const traceId = match[2] as string
       const parent = match[3] as string
       if (traceId !== ZERO_TRACE && parent !== ZERO_SPAN) {
-        return { traceId, spanId: randomHex(8), parentSpanId: parent, flags: match[4] as string, tracestate: tracestate ?? null }
+        return { traceId, spanId: randomHex(8), parentSpanId: parent, flags: knownFlags(match[4] as string), tracestate: tracestate ?? null }
       }
     }
   }
   return { traceId: randomHex(16), spanId: randomHex(8), parentSpanId: null, flags: '01', tracestate: null }
+}
+
+/**
+ * The flags the gateway passes on: sampled (0x01) and Level 2's random trace id (0x02). W3C Trace
+ * Context: bits it does not define, vendors MUST set to zero (a client's `ff` was sent on as is).
+ */
+function knownFlags(hex: string): string {
+  const flags = Number.parseInt(hex, 16) & 0x03
+  return flags === 1 ? '01' : `0${flags}`
 }
 
 export function traceparentOf(trace: TraceContext): string {

@@ -14,7 +14,7 @@ import { pickTarget } from './balance.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import type { Upstream } from './pools.ts'
 import { requestBody, upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
-import { responseHeaders } from './response.ts'
+import { responseHeaders, type ResponsePolicy } from './response.ts'
 import { depositRetryCredit, replayable, retriesFailure, takeRetry, type Failure, type Replayable } from './retry.ts'
 import { targetFailed, targetSucceeded, type Target } from './targets.ts'
 
@@ -42,7 +42,7 @@ export function forward(ctx: Readonly<RequestContext>, settings: ForwardSettings
 class ForwardHandler implements Dispatcher.DispatchHandler {
   #ctx: Readonly<RequestContext>
   #upstream: Upstream
-  #ownsCors: boolean
+  #policy: ResponsePolicy
   #lifecycle: Exchange['lifecycle']
   #beforeEnd: Exchange['beforeEnd']
   #served: Served
@@ -67,7 +67,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   constructor(ctx: Readonly<RequestContext>, settings: ForwardSettings, exchange: Exchange, served: Served, resolve: (served: Served) => void, request: Dispatcher.DispatchOptions, replay: Replayable | null) {
     this.#ctx = ctx
     this.#upstream = settings.upstream
-    this.#ownsCors = settings.ownsCors
+    this.#policy = settings
     this.#lifecycle = exchange.lifecycle
     this.#beforeEnd = exchange.beforeEnd
     this.#served = served
@@ -122,7 +122,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       return
     }
     if (this.#lifecycle.draining) res.shouldKeepAlive = false // tell the client to move on
-    const out = responseHeaders(headers, ctx.id, this.#ownsCors, ctx.answerHeaders)
+    const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders)
     if (this.#beforeEnd) this.#heldHead = { status: statusCode, headers: out }
     else res.writeHead(statusCode, out)
   }

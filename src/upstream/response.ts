@@ -1,4 +1,12 @@
-import { HOP_BY_HOP, varyWithOrigin } from '../http/index.ts'
+import { HOP_BY_HOP, varyWithOrigin, withoutSetCookies } from '../http/index.ts'
+
+/** What a route decides about its target's answer headers (ForwardSettings has both). */
+export interface ResponsePolicy {
+  /** The gateway answers CORS for this route: the target's Access-Control-* are dropped, and Vary keeps Origin. */
+  ownsCors: boolean
+  /** The gateway's own cookies (the sign-in session's): a Set-Cookie naming one is dropped, never set by a target. */
+  withheldCookies: ReadonlySet<string>
+}
 
 /**
  * The upstream's response headers without the hop-by-hop ones (RFC 9110 §7.6.1), with our
@@ -7,7 +15,8 @@ import { HOP_BY_HOP, varyWithOrigin } from '../http/index.ts'
  * upstream's Access-Control-* headers are dropped (the gateway's, set on the response already,
  * stay) and its Vary keeps Origin, or a shared cache would hand one origin's answer to another.
  */
-export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string, ownsCors: boolean, answerHeaders: readonly string[] | null): Record<string, string | string[]> {
+export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string, policy: ResponsePolicy, answerHeaders: readonly string[] | null): Record<string, string | string[]> {
+  const { ownsCors, withheldCookies } = policy
   const connection = headers.connection
   const named = connection === undefined ? null : new Set(String(connection).toLowerCase().split(',').map((t) => t.trim()))
   const out: Record<string, string | string[]> = {}
@@ -15,6 +24,11 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
     const value = headers[name]
     if (value === undefined || HOP_BY_HOP.has(name) || (named !== null && named.has(name))) continue
     if (ownsCors && name.startsWith('access-control-')) continue
+    if (name === 'set-cookie' && withheldCookies.size > 0) {
+      const kept = withoutSetCookies(value, withheldCookies)
+      if (kept.length > 0) out[name] = kept
+      continue
+    }
     out[name] = value
   }
   if (ownsCors && out.vary !== undefined) out.vary = varyWithOrigin(out.vary)

@@ -8,7 +8,7 @@ import { nothingServed, type Exchange, type RequestContext, type Served } from '
 import { pickTarget } from './balance.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
-import { responseHeaders } from './response.ts'
+import { responseHeaders, type ResponsePolicy } from './response.ts'
 import { targetFailed, targetSucceeded, tlsConnectOptions } from './targets.ts'
 
 /**
@@ -69,7 +69,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       served.upstreamMs = performance.now() - sent
       if ((response.statusCode ?? 502) >= 500) targetFailed(upstream, target)
       else targetSucceeded(target)
-      relayRefusal(ctx, response, served, settings.ownsCors, finish)
+      relayRefusal(ctx, response, served, settings, finish)
     })
     const waiting = watchClientLeaving(client.socket, () => {
       if (done) return
@@ -84,7 +84,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       served.upstreamMs = performance.now() - sent
       served.status = 101
       served.upstreamStatus = 101
-      client.socket.write(handshake(response, ctx.id, ctx.answerHeaders, settings.ownsCors))
+      client.socket.write(handshake(response, ctx.id, ctx.answerHeaders, settings))
       if (head.length > 0) client.socket.write(head)
       if (client.head.length > 0) socket.write(client.head)
       if (early.length > 0) socket.write(early)
@@ -139,9 +139,9 @@ function appendHeader(headers: Record<string, string | string[]>, name: string, 
   else headers[name] = Array.isArray(existing) ? [...existing, value] : [existing, value]
 }
 
-function handshake(response: IncomingMessage, requestId: string, answerHeaders: readonly string[] | null, ownsCors: boolean): string {
+function handshake(response: IncomingMessage, requestId: string, answerHeaders: readonly string[] | null, policy: ResponsePolicy): string {
   let text = 'HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n'
-  const headers = responseHeaders(response.headers, requestId, ownsCors, answerHeaders)
+  const headers = responseHeaders(response.headers, requestId, policy, answerHeaders)
   for (const [name, value] of Object.entries(headers)) {
     for (const v of Array.isArray(value) ? value : [value]) text += `${name}: ${v}\r\n`
   }
@@ -149,11 +149,11 @@ function handshake(response: IncomingMessage, requestId: string, answerHeaders: 
 }
 
 /** The upstream answered the handshake without upgrading: pass its answer on as is. */
-function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, ownsCors: boolean, done: () => void): void {
+function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, policy: ResponsePolicy, done: () => void): void {
   const status = response.statusCode ?? 502
   served.status = status
   served.upstreamStatus = status
-  ctx.res.writeHead(status, { ...responseHeaders(response.headers, ctx.id, ownsCors, ctx.answerHeaders), connection: 'close' })
+  ctx.res.writeHead(status, { ...responseHeaders(response.headers, ctx.id, policy, ctx.answerHeaders), connection: 'close' })
   response.on('data', (chunk: Buffer) => {
     served.bytesOut += chunk.length
   })
