@@ -23,6 +23,8 @@ export interface TestUpstream {
   received: Received[]
   /** Connections open to it now (a client's pool closing shows as this dropping). */
   connections(): number
+  /** The URLs of requests whose head has arrived (their body may still be coming): `received` has them once read. */
+  started: string[]
   close(): Promise<void>
 }
 
@@ -35,8 +37,10 @@ export const echo: UpstreamHandler = (_req, res, received) => {
 
 export async function startUpstream(handler: UpstreamHandler = echo, options: { readBody?: boolean } = {}): Promise<TestUpstream> {
   const received: Received[] = []
+  const started: string[] = []
   const sockets = new Set<Socket>()
   const server = createServer(async (req, res) => {
+    started.push(req.url ?? '')
     const record: Received = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, trailers: {}, bodyBytes: 0, body: '' }
     if (options.readBody !== false) {
       const chunks: Buffer[] = []
@@ -70,6 +74,7 @@ export async function startUpstream(handler: UpstreamHandler = echo, options: { 
     port,
     received,
     connections: () => sockets.size,
+    started,
     async close() {
       for (const socket of sockets) socket.destroy()
       server.close()
