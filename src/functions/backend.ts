@@ -2,7 +2,7 @@
 // of the function's pool, and its answer written back. The audit record, the metrics and the spans
 // name the target `function:NAME` where an upstream's name would be.
 import { GatewayError } from '../errors/index.ts'
-import { varyWithOrigin, withoutSetCookies } from '../http/index.ts'
+import { answerPolicyApplies, passedOn, type AnswerPolicy } from '../http/index.ts'
 import { nothingServed, type Backend, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { readBody } from './body.ts'
 import { payloadV2Event, type EventSettings } from './event.ts'
@@ -13,7 +13,8 @@ export interface FunctionRouteSettings extends EventSettings {
   pool: FunctionPool
   maxBodyBytes: number
   /** The route has `cors`: the gateway's Access-Control-* headers stand, not the handler's, and Vary keeps Origin (as for an upstream). */
-  ownsCors?: boolean
+  ownsCors: boolean
+  withheldCookies: ReadonlySet<string>
 }
 
 export function functionBackend(settings: FunctionRouteSettings): Backend {
@@ -49,28 +50,22 @@ async function invoke(ctx: Readonly<RequestContext>, settings: FunctionRouteSett
   served.upstreamMs = performance.now() - started
   served.upstreamStatus = response.status
   served.status = response.status
-  const cookies = settings.withheldCookies
-  const gatewayOwns = settings.ownsCors === true || (cookies !== undefined && cookies.size > 0)
-  await respond(ctx, gatewayOwns ? withoutGatewaysHeaders(response, settings) : response, exchange, served)
+  await respond(ctx, answerPolicyApplies(settings) ? withoutGatewaysFields(response, settings) : response, exchange, served)
   return served
 }
 
 /**
- * What the gateway owns in the handler's answer, as in an upstream's (upstream/response.ts). A
- * handler written for API Gateway often sets `Access-Control-Allow-Origin: *` itself: on a route
- * with `cors` it would replace the gateway's (writeHead's list wins over setHeader), opening the
- * answer to every origin, and its Vary would drop Origin. And a Set-Cookie naming the gateway's
- * session cookie would replace or end the person's session in their browser.
+ * The handler's fields without what the gateway owns (http/answer-headers.ts), as for an upstream.
+ * A handler written for API Gateway often sets `Access-Control-Allow-Origin: *` itself, and
+ * writeHead's list wins over what answerCors set earlier with setHeader.
  */
-function withoutGatewaysHeaders(response: FunctionResponse, settings: FunctionRouteSettings): FunctionResponse {
-  const withheld = settings.withheldCookies
+function withoutGatewaysFields(response: FunctionResponse, policy: AnswerPolicy): FunctionResponse {
   const headers: string[] = []
   for (let i = 0; i < response.headers.length; i += 2) {
-    const name = (response.headers[i] as string).toLowerCase()
-    const value = response.headers[i + 1] as string
-    if (settings.ownsCors === true && name.startsWith('access-control-')) continue
-    if (name === 'set-cookie' && withheld !== undefined && withoutSetCookies(value, withheld).length === 0) continue
-    headers.push(name, settings.ownsCors === true && name === 'vary' ? varyWithOrigin(value) : value)
+    const name = response.headers[i] as string // lower case (messages.ts)
+    const kept = passedOn(name, response.headers[i + 1] as string, policy)
+    // One field a value: a Set-Cookie kept comes back as a list of that one.
+    if (kept !== undefined) headers.push(name, typeof kept === 'string' ? kept : (kept[0] as string))
   }
   return { ...response, headers }
 }

@@ -5,4 +5,5 @@ export { acceptRequestId, inspectHeaders, type Http2Framing, type RequestHeaders
 export { canonicalSegment, parseTarget, type RequestTarget } from './request-target.ts'
 export { describedRequest, type DescribedRequest } from './described-request.ts'
 export { corsPolicy, parseOrigin, varyWithOrigin, type CorsPolicy, type CorsRules, type PreflightAnswer } from './cors.ts'
+export { answerPolicyApplies, passedOn, type AnswerPolicy } from './answer-headers.ts'
 export { clearCookie, hasCookie, readCookie, setCookie, withoutCookies, withoutSetCookies, type CookieSettings } from './cookies.ts'

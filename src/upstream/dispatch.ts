@@ -14,7 +14,8 @@ import { pickTarget } from './balance.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import type { Upstream } from './pools.ts'
 import { requestBody, upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
-import { responseHeaders, type ResponsePolicy } from './response.ts'
+import type { AnswerPolicy } from '../http/index.ts'
+import { responseHeaders } from './response.ts'
 import { depositRetryCredit, replayable, retriesFailure, takeRetry, type Failure, type Replayable } from './retry.ts'
 import { targetFailed, targetSucceeded, type Target } from './targets.ts'
 
@@ -42,7 +43,7 @@ export function forward(ctx: Readonly<RequestContext>, settings: ForwardSettings
 class ForwardHandler implements Dispatcher.DispatchHandler {
   #ctx: Readonly<RequestContext>
   #upstream: Upstream
-  #policy: ResponsePolicy
+  #policy: AnswerPolicy
   #lifecycle: Exchange['lifecycle']
   #beforeEnd: Exchange['beforeEnd']
   #served: Served

@@ -8,7 +8,8 @@ import { nothingServed, type Exchange, type RequestContext, type Served } from '
 import { pickTarget } from './balance.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
-import { responseHeaders, type ResponsePolicy } from './response.ts'
+import type { AnswerPolicy } from '../http/index.ts'
+import { responseHeaders } from './response.ts'
 import { targetFailed, targetSucceeded, tlsConnectOptions } from './targets.ts'
 
 /**
@@ -139,7 +140,7 @@ function appendHeader(headers: Record<string, string | string[]>, name: string, 
   else headers[name] = Array.isArray(existing) ? [...existing, value] : [existing, value]
 }
 
-function handshake(response: IncomingMessage, requestId: string, answerHeaders: readonly string[] | null, policy: ResponsePolicy): string {
+function handshake(response: IncomingMessage, requestId: string, answerHeaders: readonly string[] | null, policy: AnswerPolicy): string {
   let text = 'HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n'
   const headers = responseHeaders(response.headers, requestId, policy, answerHeaders)
   for (const [name, value] of Object.entries(headers)) {
@@ -149,7 +150,7 @@ function handshake(response: IncomingMessage, requestId: string, answerHeaders: 
 }
 
 /** The upstream answered the handshake without upgrading: pass its answer on as is. */
-function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, policy: ResponsePolicy, done: () => void): void {
+function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, policy: AnswerPolicy, done: () => void): void {
   const status = response.statusCode ?? 502
   served.status = status
   served.upstreamStatus = status
