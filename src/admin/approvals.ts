@@ -21,26 +21,26 @@ export function approvalRoutes(runtime: () => Runtime): AdminRoute[] {
       const token = (body as { token?: unknown } | undefined)?.token
       const signedIn = caller?.identity
       const approver = token === undefined && signedIn !== undefined ? sessionApprover(signedIn, rt.access) : await approverOf(token, rt.authenticator, rt.access)
-      return { body: decideApproval(store, params.id ?? '', decision, approver, mcp.audit, mcp.config.path) }
+      return { body: await decideApproval(store, params.id ?? '', decision, approver, mcp.audit, mcp.config.path) }
     },
   })
   return [
     {
       method: 'GET',
       path: 'approvals',
-      handle: ({ query }) => {
+      handle: async ({ query }) => {
         const status = query.get('status') ?? undefined
         if (status !== undefined && !STATUSES.includes(status as ApprovalStatus)) {
           throw new GatewayError('bad_request', { detail: `status is one of ${STATUSES.join(', ')}.` })
         }
-        return { body: approvalsOf(runtime()).store.list({ status: status as ApprovalStatus | undefined }) }
+        return { body: await approvalsOf(runtime()).store.list({ status: status as ApprovalStatus | undefined }) }
       },
     },
     {
       method: 'GET',
       path: 'approvals/{id}',
-      handle: ({ params }) => {
-        const approval = approvalsOf(runtime()).store.get(params.id ?? '')
+      handle: async ({ params }) => {
+        const approval = await approvalsOf(runtime()).store.get(params.id ?? '')
         if (!approval) throw new GatewayError('route_not_found', { detail: `No approval ${JSON.stringify(params.id ?? '')}.` })
         return { body: approval }
       },

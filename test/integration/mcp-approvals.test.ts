@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import type { Client } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -151,6 +152,36 @@ describe('approvals', () => {
     await waitFor(async () => (await admin('GET', `approvals/${pending.approval_id}`)).body.status === 'expired', 'the approval to expire', 20_000)
     expect(await admin('POST', `approvals/${pending.approval_id}/approve`, { token: opsToken }, '/api/approvals/{id}/approve')).toMatchObject({ status: 400 })
   }, 60_000)
+
+  it('a store locked by another process holds only the gated call, which goes on once the lock is gone', async () => {
+    await call('list_customers', { region: 'warm-up' }) // the store is open before the lock is taken
+    // Another process's write transaction (another gateway sharing the file holds one while it writes).
+    const other = new DatabaseSync(join(dir, 'approvals.db'))
+    other.exec('BEGIN IMMEDIATE')
+    let locked = true
+    const gated = call('list_customers', { region: 'locked' }).finally(() => {
+      locked = false
+    })
+    try {
+      // Before: the call waited in SQLite's busy handler on the event loop's thread, and so did
+      // every other request: this one answered only after the 5 s busy timeout.
+      const probe = async (path: string) => {
+        const started = performance.now()
+        const res = await request(`${gateway.adminUrl}${path}`)
+        const text = await res.body.text()
+        expect(performance.now() - started, path).toBeLessThan(1_500)
+        return text
+      }
+      // Until the call is in the gateway (it then reaches the store at once), and a few probes more.
+      await waitFor(async () => /^bouncer_requests_in_flight [1-9]/m.test(await probe('/metrics')), 'the gated call in flight', 10_000)
+      for (let i = 0; i < 3; i++) await probe('/healthz')
+      expect(locked).toBe(true)
+    } finally {
+      other.exec('COMMIT')
+      other.close()
+    }
+    expect(((await gated).structuredContent as unknown as Pending).status).toBe('pending_approval')
+  }, 30_000)
 
   it('audits the pending call, the decision and the run', async () => {
     let rows: Record<string, unknown>[] = []

@@ -31,9 +31,9 @@ export function sessionApprover(identity: Identity, access: AccessControl): Appr
   return { identity, roles: access.resolver.rolesFor(identity), credential: 'session' }
 }
 
-export function decideApproval(store: ApprovalStore, id: string, decision: Decision, approver: Approver, audit: RecordAudit, path: string): Approval {
+export async function decideApproval(store: ApprovalStore, id: string, decision: Decision, approver: Approver, audit: RecordAudit, path: string): Promise<Approval> {
   const started = performance.now()
-  const approval = store.get(id)
+  const approval = await store.get(id)
   if (!approval) throw new GatewayError('route_not_found', { detail: `No approval ${JSON.stringify(id)}.` })
   if (!approver.roles.some((role) => approval.approvers.includes(role))) {
     throw new GatewayError('policy_denied', { detail: `Approval ${id} is decided by ${approval.approvers.join(' or ')}; ${approver.identity.sub} holds ${approver.roles.join(', ') || 'no role'}.` })
@@ -41,7 +41,7 @@ export function decideApproval(store: ApprovalStore, id: string, decision: Decis
   if (subjectIssuer(approver.identity) === approval.issuer && approver.identity.sub === approval.subject) {
     throw new GatewayError('policy_denied', { detail: 'A caller cannot approve its own tool call.' })
   }
-  const result = store.decide(id, decision, `${approver.identity.sub} (${approver.identity.iss})`)
+  const result = await store.decide(id, decision, `${approver.identity.sub} (${approver.identity.iss})`)
   if (!result.ok) {
     throw new GatewayError('bad_request', { detail: `Approval ${id} is ${result.approval?.status ?? 'gone'}: a decided or expired approval is final.` })
   }

@@ -5,11 +5,14 @@
 // taking it is one UPDATE … WHERE status = 'approved', so two racing calls cannot both run it, even
 // across gateways sharing the file. Denied and expired approvals are final.
 //
-// SQLite (node:sqlite, WAL) by default, one file several instances on one host can share.
+// SQLite (node:sqlite, WAL) by default, one file several instances on one host can share. While
+// another of them holds the write lock, a call waits on timers (whenUnlocked), not in SQLite's busy
+// handler, which would hold the event loop and every request with it.
 import { randomUUID } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
+import { addMissingColumns, whenUnlocked } from '../../collections/index.ts'
 import type { Approval, ApprovalStatus } from './approval-shapes.ts'
 
 export type { Approval, ApprovalStatus } from './approval-shapes.ts'
@@ -32,12 +35,12 @@ export type DecideResult = { ok: true; approval: Approval } | { ok: false; reaso
 export interface ApprovalStore {
   readonly location: string
   /** The open pending approval for exactly this call, or a new one. */
-  request(call: NewApproval, now?: number): Approval
+  request(call: NewApproval, now?: number): Promise<Approval>
   /** Takes an approved, unexpired approval for exactly this call (at most once); null when there is none. */
-  take(call: Omit<NewApproval, 'approvers' | 'ttlMs'>, now?: number): Approval | null
-  get(id: string, now?: number): Approval | null
-  list(filter?: { status?: ApprovalStatus }, now?: number): Approval[]
-  decide(id: string, decision: Decision, by: string, now?: number): DecideResult
+  take(call: Omit<NewApproval, 'approvers' | 'ttlMs'>, now?: number): Promise<Approval | null>
+  get(id: string, now?: number): Promise<Approval | null>
+  list(filter?: { status?: ApprovalStatus }, now?: number): Promise<Approval[]>
+  decide(id: string, decision: Decision, by: string, now?: number): Promise<DecideResult>
   close(): void
 }
 
@@ -50,16 +53,8 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS approvals_call ON approvals (tool, subject, args_sha256, status);
 `
 
-/** A store made before approvals named the acting agent gets the column (its approvals were asked for by no agent). */
-function addActor(db: DatabaseSync): void {
-  const columns = db.prepare('PRAGMA table_info(approvals)').all() as Array<{ name: string }>
-  if (columns.some((column) => column.name === 'actor')) return
-  try {
-    db.exec('ALTER TABLE approvals ADD COLUMN actor TEXT')
-  } catch (err) {
-    if (!/duplicate column/i.test((err as Error).message)) throw err
-  }
-}
+/** How long a call waits for another process's write lock before it fails. */
+const LOCK_WAIT_MS = 5_000
 
 interface Row {
   id: string
@@ -85,9 +80,12 @@ export function openApprovalStore(path: string): ApprovalStore {
   try {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
     db = new DatabaseSync(path)
+    // Opening may wait in SQLite's busy handler (once, on first use); the calls below never do.
     db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')
     db.exec(SCHEMA)
-    addActor(db)
+    // A store made before approvals named the acting agent: its approvals were asked for by no agent.
+    addMissingColumns(db, 'approvals', [{ name: 'actor', definition: 'actor TEXT' }])
+    db.exec('PRAGMA busy_timeout = 0')
   } catch (err) {
     throw new ApprovalStoreError(`cannot open the approvals store ${path}: ${(err as Error).message}`, { cause: err })
   }
@@ -101,38 +99,47 @@ export function openApprovalStore(path: string): ApprovalStore {
   const all = db.prepare('SELECT * FROM approvals ORDER BY created_at DESC LIMIT 1000')
   const withStatus = db.prepare('SELECT * FROM approvals WHERE status = ? ORDER BY created_at DESC LIMIT 1000')
 
-  const read = (id: string, now: number): Approval | null => {
-    expire.run(now)
-    const row = byId.get(id) as Row | undefined
-    return row ? fromRow(row) : null
-  }
+  const failed = (err: unknown) => new ApprovalStoreError(`the approvals store ${path} failed: ${(err as Error).message}`, { cause: err })
+  const guard = <T>(work: () => T): Promise<T> => Promise.resolve(whenUnlocked(work, LOCK_WAIT_MS, failed))
+  const read = (id: string, now: number): Promise<Approval | null> =>
+    guard(() => {
+      expire.run(now)
+      const row = byId.get(id) as Row | undefined
+      return row ? fromRow(row) : null
+    })
 
   return {
     location: path,
-    request(call, now = Date.now()) {
-      expire.run(now)
-      const open = openFor.get(call.tool, call.issuer, call.subject, call.actor, call.argsSha256, now) as Row | undefined
-      if (open) return fromRow(open)
-      const id = randomUUID()
-      insert.run(id, call.tool, call.issuer, call.subject, call.actor, call.argsSha256, JSON.stringify(call.approvers), now, now + call.ttlMs)
-      return read(id, now) as Approval
+    async request(call, now = Date.now()) {
+      // One unit, tried again whole: until the INSERT commits, nothing of it has happened.
+      return await guard(() => {
+        expire.run(now)
+        const open = openFor.get(call.tool, call.issuer, call.subject, call.actor, call.argsSha256, now) as Row | undefined
+        if (open) return fromRow(open)
+        const id = randomUUID()
+        insert.run(id, call.tool, call.issuer, call.subject, call.actor, call.argsSha256, JSON.stringify(call.approvers), now, now + call.ttlMs)
+        return fromRow(byId.get(id) as unknown as Row)
+      })
     },
-    take(call, now = Date.now()) {
-      const found = approvedFor.get(call.tool, call.issuer, call.subject, call.actor, call.argsSha256, now) as { id: string } | undefined
-      if (!found) return null
+    async take(call, now = Date.now()) {
       // The one place a call is let through: only the UPDATE that changed the row runs it.
-      if (Number(use.run(found.id, now).changes) !== 1) return null
-      return read(found.id, now)
+      const taken = await guard(() => {
+        const found = approvedFor.get(call.tool, call.issuer, call.subject, call.actor, call.argsSha256, now) as { id: string } | undefined
+        return found && Number(use.run(found.id, now).changes) === 1 ? found.id : null
+      })
+      return taken === null ? null : await read(taken, now)
     },
     get: (id, now = Date.now()) => read(id, now),
-    list(filter = {}, now = Date.now()) {
-      expire.run(now)
-      const rows = (filter.status ? withStatus.all(filter.status) : all.all()) as unknown as Row[]
-      return rows.map(fromRow)
+    async list(filter = {}, now = Date.now()) {
+      return await guard(() => {
+        expire.run(now)
+        const rows = (filter.status ? withStatus.all(filter.status) : all.all()) as unknown as Row[]
+        return rows.map(fromRow)
+      })
     },
-    decide(id, decision, by, now = Date.now()) {
-      const changed = Number(decide.run(decision === 'approve' ? 'approved' : 'denied', by, now, id, now).changes)
-      const approval = read(id, now)
+    async decide(id, decision, by, now = Date.now()): Promise<DecideResult> {
+      const changed = await guard(() => Number(decide.run(decision === 'approve' ? 'approved' : 'denied', by, now, id, now).changes))
+      const approval = await read(id, now)
       if (changed === 1 && approval) return { ok: true, approval }
       return { ok: false, reason: approval ? 'final' : 'not_found', approval }
     },

@@ -78,9 +78,9 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
   const rule = deps.approvals ? approvalRuleFor(mcp, name) : undefined
   if (rule && deps.approvals) {
     const call = { tool: name, issuer: subjectIssuer(caller.identity), subject: caller.identity.sub, actor: actorOf(caller.identity), argsSha256: facts.argsSha256 }
-    const taken = deps.approvals.take(call)
+    const taken = await deps.approvals.take(call)
     if (!taken) {
-      const approval = deps.approvals.request({ ...call, approvers: rule.approvers, ttlMs: rule.ttl })
+      const approval = await deps.approvals.request({ ...call, approvers: rule.approvers, ttlMs: rule.ttl })
       deps.audit(auditFacts(caller, facts, mcp.path, started, {
         route: `mcp:${name}`, status: 202, decision: 'deny', code: null, statement: verdict.decision.statement?.sid ?? null,
         note: `Approval ${approval.id} pending (approvers: ${rule.approvers.join(', ')}; expires ${approval.expires_at}).`,

@@ -36,13 +36,26 @@ export interface AgentsRegistry {
 function lazyStore(path: string): ApprovalStore {
   let store: ApprovalStore | null = null
   let retired = false
-  function use<T>(operation: (store: ApprovalStore) => T): T {
-    if (!retired) return operation((store ??= openApprovalStore(path)))
-    const once = openApprovalStore(path)
+  // A call waiting for another process's lock is still using the handle: closed when the last ends.
+  let inUse = 0
+  async function use<T>(operation: (store: ApprovalStore) => Promise<T>): Promise<T> {
+    if (retired) {
+      const once = openApprovalStore(path)
+      try {
+        return await operation(once)
+      } finally {
+        once.close()
+      }
+    }
+    const current = (store ??= openApprovalStore(path))
+    inUse++
     try {
-      return operation(once)
+      return await operation(current)
     } finally {
-      once.close()
+      if (--inUse === 0 && retired && store === current) {
+        current.close()
+        store = null
+      }
     }
   }
   return {
@@ -54,6 +67,7 @@ function lazyStore(path: string): ApprovalStore {
     decide: (id, decision, by, now) => use((s) => s.decide(id, decision, by, now)),
     close: () => {
       retired = true
+      if (inUse > 0) return
       store?.close()
       store = null
     },

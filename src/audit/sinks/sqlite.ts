@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import { addMissingColumns } from '../../collections/index.ts'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import type { AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
@@ -75,7 +76,8 @@ export function openSqlite(path: string, options: { readOnly?: boolean; durable?
     // NORMAL survives a killed process (the WAL is written before COMMIT returns); FULL also a power cut.
     db.exec(`PRAGMA synchronous = ${options.durable ? 'FULL' : 'NORMAL'}`)
     migrate(db)
-    addMissingColumns(db)
+    // A log written before a field was added gets its column in place (its records read as null).
+    addMissingColumns(db, 'audit_records', ADDED_FIELDS.map((field) => ({ name: field.name, definition: columnDefinition(field, 'sqlite') })))
     addConsoleIndex(db)
   }
   return db
@@ -92,27 +94,6 @@ function migrate(db: DatabaseSync): void {
     db.exec(MIGRATIONS[next] as string)
     db.exec(`PRAGMA user_version = ${next}`)
     db.exec('COMMIT')
-  }
-}
-
-function missingColumns(db: DatabaseSync): FieldSpec[] {
-  const columns = new Set((db.prepare('PRAGMA table_info(audit_records)').all() as Array<{ name: string }>).map((column) => column.name))
-  return ADDED_FIELDS.filter((field) => !columns.has(field.name))
-}
-
-/**
- * A log written before a field was added gets its column in place (its records read as null).
- * Checked on every open, so it is idempotent; the write lock (IMMEDIATE) keeps two openers apart.
- */
-function addMissingColumns(db: DatabaseSync): void {
-  if (missingColumns(db).length === 0) return
-  db.exec('BEGIN IMMEDIATE')
-  try {
-    for (const field of missingColumns(db)) db.exec(`ALTER TABLE audit_records ADD COLUMN ${columnDefinition(field, 'sqlite')}`)
-    db.exec('COMMIT')
-  } catch (err) {
-    db.exec('ROLLBACK')
-    throw err
   }
 }
 

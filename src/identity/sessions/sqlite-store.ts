@@ -10,8 +10,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { setTimeout as delay } from 'node:timers/promises'
-import { createLru } from '../../collections/index.ts'
+import { addMissingColumns, createLru, whenUnlocked } from '../../collections/index.ts'
 import { SessionStoreError, type PendingSignIn, type SessionRecord, type SessionStore } from './store.ts'
 
 const SCHEMA = `
@@ -25,15 +24,9 @@ const SCHEMA = `
 const SWEEP_MS = 60_000
 /**
  * How long a call waits for another process's write lock (`bouncer sessions revoke`, another
- * gateway) before it fails. It waits between tries, not in SQLite's busy handler: that one sleeps
- * on the event loop's thread, and every request of the gateway waited with it.
+ * gateway) before it fails: between tries on timers (whenUnlocked), not in SQLite's busy handler.
  */
 const LOCK_WAIT_MS = 5_000
-
-/** SQLITE_BUSY: another connection holds the lock this statement needs. */
-function isBusy(err: unknown): boolean {
-  return (err as { errcode?: number }).errcode === 5
-}
 /** Records kept in memory at most (least recently used out first). */
 const KEPT_RECORDS = 10_000
 
@@ -65,7 +58,9 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
     db.exec('PRAGMA busy_timeout = 5000')
     db.exec('PRAGMA journal_mode = WAL')
     db.exec(SCHEMA)
-    addAudience(db)
+    // A store written before sessions named their sign-in: its sessions count as the gateway's (a
+    // console user signs in to the console once more).
+    addMissingColumns(db, 'sessions', [{ name: 'audience', definition: "audience TEXT NOT NULL DEFAULT 'gateway'" }])
     db.exec('PRAGMA busy_timeout = 0')
   } catch (err) {
     db.close()
@@ -102,26 +97,7 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
   }, SWEEP_MS).unref()
 
   const failed = (err: unknown) => new SessionStoreError(`the session store ${path} failed: ${(err as Error).message}`, { cause: err })
-  /** The work's result at once; while another process holds the lock, a promise that tries again until LOCK_WAIT_MS. */
-  const guard = <T>(work: () => T): T | Promise<T> => {
-    try {
-      return work()
-    } catch (err) {
-      if (!isBusy(err)) throw failed(err)
-      return retried(work)
-    }
-  }
-  async function retried<T>(work: () => T): Promise<T> {
-    const deadline = Date.now() + LOCK_WAIT_MS
-    for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
-      await delay(wait)
-      try {
-        return work()
-      } catch (err) {
-        if (!isBusy(err) || Date.now() >= deadline) throw failed(err)
-      }
-    }
-  }
+  const guard = <T>(work: () => T): T | Promise<T> => whenUnlocked(work, LOCK_WAIT_MS, failed)
 
   /** A kept record, unless another connection has written since this turn of the event loop began; else the row. */
   function read(id: string): SessionRecord | undefined {
@@ -149,12 +125,7 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
     location: path,
     get(id) {
       // WAL readers hardly ever meet a lock (a checkpoint restarting the log): then the read waits as writes do.
-      try {
-        return read(id)
-      } catch (err) {
-        if (!isBusy(err)) throw failed(err)
-        return retried(() => read(id))
-      }
+      return guard(() => read(id))
     },
     async put(r) {
       await guard(() => upsert.run(r.id, r.issuer, r.subject, JSON.stringify(r.claims), r.createdAt, r.lastSeenAt, r.expiresAt, r.refreshAt, r.sealed, r.audience))
@@ -198,19 +169,5 @@ function fromRow(row: Row): SessionRecord {
     refreshAt: row.refresh_at === null ? null : Number(row.refresh_at),
     sealed: row.sealed,
     audience: row.audience === 'console' ? 'console' : 'gateway',
-  }
-}
-
-/**
- * A store written before sessions named their sign-in gets the column; its sessions count as the
- * gateway's (a console user signs in to the console once more). Another process may add it first.
- */
-function addAudience(db: DatabaseSync): void {
-  const columns = db.prepare('PRAGMA table_info(sessions)').all() as Array<{ name: string }>
-  if (columns.some((column) => column.name === 'audience')) return
-  try {
-    db.exec("ALTER TABLE sessions ADD COLUMN audience TEXT NOT NULL DEFAULT 'gateway'")
-  } catch (err) {
-    if (!/duplicate column/i.test((err as Error).message)) throw err
   }
 }

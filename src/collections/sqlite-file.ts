@@ -1,0 +1,59 @@
+// What every SQLite file the gateway shares with other processes needs (the audit log, the session
+// and approvals stores): waiting for another process's write lock without holding the event loop,
+// and a column added in place to a file an older version made.
+import type { DatabaseSync } from 'node:sqlite'
+import { setTimeout as delay } from 'node:timers/promises'
+
+/** SQLITE_BUSY: another connection holds the lock this statement needs. */
+export function isBusy(err: unknown): boolean {
+  return (err as { errcode?: number }).errcode === 5
+}
+
+/**
+ * The work's result at once; while another process holds the lock, a promise that tries again on
+ * timers until `waitMs` have passed, then `failed(err)`. SQLite's own busy handler (busy_timeout)
+ * sleeps on the calling thread: on the event loop, every request of the gateway would wait with
+ * it (5.1 s for one locked call, measured). Other errors go to `failed` at once.
+ */
+export function whenUnlocked<T>(work: () => T, waitMs: number, failed: (err: unknown) => Error): T | Promise<T> {
+  try {
+    return work()
+  } catch (err) {
+    if (!isBusy(err)) throw failed(err)
+    return retried(work, waitMs, failed)
+  }
+}
+
+async function retried<T>(work: () => T, waitMs: number, failed: (err: unknown) => Error): Promise<T> {
+  const deadline = Date.now() + waitMs
+  for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
+    await delay(wait)
+    try {
+      return work()
+    } catch (err) {
+      if (!isBusy(err) || Date.now() >= deadline) throw failed(err)
+    }
+  }
+}
+
+/**
+ * Adds the columns a file made before they existed lacks (its rows read them as their default).
+ * Checked on every open, so it is idempotent; the write lock (IMMEDIATE) and a second look under it
+ * keep two processes opening the same file at once apart. Runs before serving: it may wait in
+ * SQLite's busy handler.
+ */
+export function addMissingColumns(db: DatabaseSync, table: string, columns: ReadonlyArray<{ name: string; definition: string }>): void {
+  const missing = () => {
+    const present = new Set((db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).map((column) => column.name))
+    return columns.filter((column) => !present.has(column.name))
+  }
+  if (missing().length === 0) return
+  db.exec('BEGIN IMMEDIATE')
+  try {
+    for (const column of missing()) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column.definition}`)
+    db.exec('COMMIT')
+  } catch (err) {
+    db.exec('ROLLBACK')
+    throw err
+  }
+}
