@@ -84,10 +84,13 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       failure = err
     })
     worker.on('exit', (code) => {
-      if (slot.worker !== worker || closing) return // terminated on purpose
+      if (slot.worker !== worker) return // replaced: terminated on purpose
       slot.worker = null
-      const why = failure ?? new Error(`the worker exited with code ${code}`)
       const pending = slot.pending
+      // Closing terminates only idle workers (after the drain); one that dies under an invocation
+      // while its retired pool drains fails it now, not at the timeout.
+      if (closing && pending === null) return
+      const why = failure ?? new Error(`the worker exited with code ${code}`)
       if (pending) {
         const outOfMemory = (failure as { code?: string } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY'
         logger.error({ function: name, request_id: pending.requestId, err: why }, outOfMemory ? `function ${name} ran out of memory (${config.memory}MB): its worker was replaced` : `function ${name} failed: its worker stopped and was replaced`)
@@ -97,7 +100,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
             : `Function "${name}" failed: its worker stopped. The gateway's log has the error under this request id.`,
           cause: why,
         }))
-        start(slot) // replaced now: its next invocation should find it warm
+        if (!closing) start(slot) // replaced now: its next invocation should find it warm
       } else {
         // Not caused by a request: started again on the next take, so a module that kills its
         // worker at once costs one start per request, never a loop.

@@ -24,10 +24,11 @@ const CONFIG = {
 /** A module that counts its calls in a module variable (so a kept pool shows), optionally held open by the test. */
 const counterModule = (version: number) => `
 let calls = 0
-export async function handler(event: { queryStringParameters?: { hold?: string } }) {
+export async function handler(event: { queryStringParameters?: { hold?: string; die?: string } }) {
   calls++
   const hold = event.queryStringParameters?.hold
   if (hold) await (await fetch(hold)).text()
+  if (event.queryStringParameters?.die) process.exit(3)
   return { version: ${version}, calls }
 }
 `
@@ -84,11 +85,41 @@ describe('reloading functions', () => {
     }, 'the old pool closed')
   })
 
+  it('a worker that dies while its retired pool drains fails its invocation at once (502), not at the timeout', async () => {
+    // A request outlives its runtime's resources by server.shutdown_timeout at most: then the pool
+    // closes under it. Two workers: one left idle, so take() answers null only once the pool is closing.
+    const closingSoon = { ...CONFIG, functions: [{ ...CONFIG.functions[0], concurrency: 2 }], server: { shutdown_timeout: '100ms' } }
+    await gw.writeConfig(closingSoon)
+    expect((await gw.reload()).ok).toBe(true)
+    const version = (await call()).version
+    const inFlight = request(`${gw.url}/counter?die=1&hold=${encodeURIComponent(holdUrl)}`)
+    await waitFor(() => held.length === 1, 'an invocation running on the old pool')
+    const old = gw.state.runtime.functions.get('counter')
+    await writeFile(join(gw.dir, 'functions', 'counter.ts'), counterModule(version + 1))
+    await gw.writeConfig(closingSoon)
+    expect((await gw.reload()).ok).toBe(true)
+    await waitFor(() => {
+      const slot = old?.take() ?? null
+      if (slot) old?.giveBack(slot)
+      return slot === null
+    }, 'the old pool closing')
+    const started = performance.now()
+    held.splice(0).forEach((res) => res.end('go'))
+    const res = await inFlight
+    // Before: the pool, closing, took the exit for its own terminate and left the invocation to the timeout (504).
+    expect(res.statusCode).toBe(502)
+    expect(((await res.body.json()) as { code: string }).code).toBe('function_error')
+    expect(performance.now() - started).toBeLessThan(3_000)
+    expect((await call()).version).toBe(version + 1)
+    await gw.writeConfig(CONFIG)
+    expect((await gw.reload()).ok).toBe(true)
+  })
+
   it('a reload whose module is missing is refused, and the running function keeps serving', async () => {
     await gw.writeConfig({ ...CONFIG, functions: [{ ...CONFIG.functions[0], module: './functions/nowhere.ts' }] })
     const result = await gw.reload()
     expect(result.ok).toBe(false)
     expect(JSON.stringify(result)).toContain('functions[0].module: no such file')
-    expect((await call()).version).toBe(2)
+    expect((await call()).version).toBe(3)
   })
 })
