@@ -17,25 +17,55 @@ export interface ReloadDeps extends PrepareDeps {
   refresh: SecretsRefresh
 }
 
-const noop = () => {}
+/**
+ * A reload read and prepared beside the running config, not yet in force: `commit` swaps it in,
+ * `abort` closes what it opened. server.workers stages a reload on every worker and commits it
+ * only once all of them have prepared it, so that a file one worker reads differently (a key being
+ * rewritten) is refused by all of them, not in force on some. Other reloads wait until it ends.
+ */
+export type StagedReload = { ok: false; result: ReloadResult } | { ok: true; commit(): ReloadResult; abort(): void }
 
-export function createReload(live: Live, deps: ReloadDeps): () => Promise<ReloadResult> {
+export interface Reloader {
+  /** Loads, prepares and swaps in the file as it is now (requests made while one runs share the next). */
+  reload(): Promise<ReloadResult>
+  /** Loads and prepares it; the caller commits or aborts (else it is aborted after STAGED_LIMIT_MS). */
+  stage(): Promise<StagedReload>
+}
+
+/** How long a staged reload waits for its commit before it is aborted (a coordinator that went away). */
+const STAGED_LIMIT_MS = 60_000
+
+export function createReload(live: Live, deps: ReloadDeps): Reloader {
   const { logger, background, compile } = deps
   const { state } = live
-  let reloading: Promise<ReloadResult> | null = null
+  // The reload under way, staged ones until their commit or abort: the next waits for it.
+  let turn: Promise<void> = Promise.resolve()
   let queued: Promise<ReloadResult> | null = null
   const { replaced } = live
   let polling = false
 
-  async function load(): Promise<ReloadResult> {
-    if (state.draining) return shuttingDown()
+  // Reloads holding the turn or waiting for it.
+  let waiting = 0
+  function takeTurn(): Promise<() => void> {
+    const previous = turn
+    let release!: () => void
+    waiting++
+    turn = new Promise<void>((resolve) => (release = resolve))
+    const done = () => {
+      waiting--
+      release()
+    }
+    return previous.then(() => done)
+  }
+
+  async function prepareNext(): Promise<StagedReload> {
+    if (state.draining) return { ok: false, result: shuttingDown() }
     const next = await loadConfigFile(deps.configFile, deps.env)
     if (!next.config) {
       const errors = diagnosticLines(next, 'error')
       logger.error({ errors }, 'config reload refused: the running config keeps serving')
-      return { ok: false, errors }
+      return { ok: false, result: { ok: false, errors } }
     }
-    const previous = state.runtime
     let prepared: Awaited<ReturnType<typeof prepare>>
     try {
       prepared = await prepare({ ...next, config: next.config }, state.runtime.signing, deps)
@@ -43,43 +73,51 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
       if (!(err instanceof ConfigError)) throw err
       logger.error({ errors: err.lines }, 'config reload refused: the running config keeps serving')
       void background.run('runtime_retirement', retireUnused) // what the refused config acquired before it failed
-      return { ok: false, errors: err.lines }
+      return { ok: false, result: { ok: false, errors: err.lines } }
     }
+    const config = next.config
     const { runtime } = prepared
-    if (state.draining) {
-      // A shutdown began while this config was being prepared: it is not swapped in, and what it
-      // opened closes (the running config's resources stay until the shutdown closes them).
+    /** What the prepared config opened closes (the running config's resources stay). */
+    const abort = () => {
       if (prepared.secrets !== live.secrets) prepared.secrets.close()
       runtime.mcp?.detach()
       void background.run('runtime_retirement', retireUnused)
-      return shuttingDown()
     }
-    if (next.config.server.listen.text !== previous.config.server.listen.text || next.config.admin.listen.text !== previous.config.admin.listen.text) {
-      logger.warn('a changed listen address takes effect at the next restart')
+    const commit = (): ReloadResult => {
+      if (state.draining) {
+        // A shutdown began while this config was being prepared: it is not swapped in.
+        abort()
+        return shuttingDown()
+      }
+      const previous = state.runtime
+      if (config.server.listen.text !== previous.config.server.listen.text || config.admin.listen.text !== previous.config.admin.listen.text) {
+        logger.warn('a changed listen address takes effect at the next restart')
+      }
+      if ((config.server.tls === undefined) !== (previous.config.server.tls === undefined) || config.server.http2 !== previous.config.server.http2) {
+        logger.warn('turning server.tls or server.http2 on or off takes effect at the next restart')
+      }
+      if (JSON.stringify(config.audit) !== JSON.stringify(previous.config.audit)) {
+        logger.warn('a changed audit section takes effect at the next restart')
+      }
+      runtime.mcp?.takeSessions()
+      state.runtime = runtime // the swap: new requests see the new runtime from here on
+      // MCP sessions of a path the new config dropped: no new stream, their calls in flight answered,
+      // ended with the runtimes that served them (retireUnused).
+      compile.agents.retireSessions(runtime.mcp?.config.path ?? null)
+      replaced.set(previous, Date.now() + previous.config.server.shutdown_timeout)
+      void background.run('runtime_retirement', retireWhenIdle)
+      live.admin = prepared.admin
+      if (prepared.secrets !== live.secrets) {
+        live.secrets.close()
+        live.secrets = prepared.secrets
+      }
+      deps.gatewayServer.reconfigure(config.server) // timeouts, the connection bound, the TLS files
+      deps.refresh.follow(previous.config, config)
+      const warnings = diagnosticLines(next, 'warning')
+      logger.info({ generation: runtime.generation, warnings: warnings.length }, 'config reloaded')
+      return { ok: true, generation: runtime.generation, warnings }
     }
-    if ((next.config.server.tls === undefined) !== (previous.config.server.tls === undefined) || next.config.server.http2 !== previous.config.server.http2) {
-      logger.warn('turning server.tls or server.http2 on or off takes effect at the next restart')
-    }
-    if (JSON.stringify(next.config.audit) !== JSON.stringify(previous.config.audit)) {
-      logger.warn('a changed audit section takes effect at the next restart')
-    }
-    runtime.mcp?.takeSessions()
-    state.runtime = runtime // the swap: new requests see the new runtime from here on
-    // MCP sessions of a path the new config dropped: no new stream, their calls in flight answered,
-    // ended with the runtimes that served them (retireUnused).
-    compile.agents.retireSessions(runtime.mcp?.config.path ?? null)
-    replaced.set(previous, Date.now() + previous.config.server.shutdown_timeout)
-    void background.run('runtime_retirement', retireWhenIdle)
-    live.admin = prepared.admin
-    if (prepared.secrets !== live.secrets) {
-      live.secrets.close()
-      live.secrets = prepared.secrets
-    }
-    deps.gatewayServer.reconfigure(next.config.server) // timeouts, the connection bound, the TLS files
-    deps.refresh.follow(previous.config, next.config)
-    const warnings = diagnosticLines(next, 'warning')
-    logger.info({ generation: runtime.generation, warnings: warnings.length }, 'config reloaded')
-    return { ok: true, generation: runtime.generation, warnings }
+    return { ok: true, commit, abort }
   }
 
   function shuttingDown(): ReloadResult {
@@ -135,20 +173,56 @@ export function createReload(live: Live, deps: ReloadDeps): () => Promise<Reload
     }
   }
 
-  return function reload(): Promise<ReloadResult> {
-    if (reloading === null) {
-      reloading = load().finally(() => {
-        reloading = null
-      })
-      return reloading
-    }
-    // One is under way, and may have read the file before this request's edit: one more load once
-    // it ends, shared by every request made meanwhile (before, they shared the load under way, and
-    // an edit saved while it ran was not applied until the next reload).
-    queued ??= reloading.then(noop, noop).then(() => {
-      queued = null
-      return reload()
+  function reload(): Promise<ReloadResult> {
+    // Requests made while one runs share the next load: the one under way may have read the file
+    // before their edit. With none under way, this one reads it now.
+    if (queued) return queued
+    const idle = waiting === 0
+    const next = takeTurn().then(async (release) => {
+      if (queued === next) queued = null
+      try {
+        const staged = await prepareNext()
+        return staged.ok ? staged.commit() : staged.result
+      } finally {
+        release()
+      }
     })
-    return queued
+    if (!idle) queued = next
+    return next
   }
+
+  async function stage(): Promise<StagedReload> {
+    const release = await takeTurn()
+    let staged: StagedReload
+    try {
+      staged = await prepareNext()
+    } catch (err) {
+      release()
+      throw err
+    }
+    if (!staged.ok) {
+      release()
+      return staged
+    }
+    const { commit, abort } = staged
+    let ended = false
+    const end = <T>(work: () => T): T => {
+      if (ended) throw new Error('this staged reload has already ended')
+      ended = true
+      clearTimeout(limit)
+      try {
+        return work()
+      } finally {
+        release()
+      }
+    }
+    const limit = setTimeout(() => {
+      logger.warn('a staged reload was neither committed nor aborted in time: aborted')
+      end(abort)
+    }, STAGED_LIMIT_MS)
+    limit.unref()
+    return { ok: true, commit: () => end(commit), abort: () => end(abort) }
+  }
+
+  return { reload, stage }
 }

@@ -13,7 +13,7 @@ import { signersToPublish, type Live } from './live.ts'
 import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
 import { watchConfigFile } from './config-watch.ts'
 import { createReadiness } from './readiness.ts'
-import { createReload, type ReloadResult } from './reload.ts'
+import { createReload, type ReloadResult, type StagedReload } from './reload.ts'
 import { startSecretsRefresh } from './secrets-refresh.ts'
 import { createShutdown } from './shutdown.ts'
 import { workerAuditConfig, type WorkerRole } from './workers/role.ts'
@@ -27,6 +27,11 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv
   /** One of server.workers' request-path workers (src/instance/workers): shares the port and the limits table. */
   worker?: WorkerRole
+  /**
+   * A worker's: its config file or TLS files changed. The primary then reloads every worker (all
+   * of them, or none), instead of each worker on its own.
+   */
+  onReloadWanted?: () => void
 }
 
 export interface GatewayInstance {
@@ -37,6 +42,8 @@ export interface GatewayInstance {
   /** Runs and reports the gateway's own work (SIGHUP reloads, timers): a failure never ends the process. */
   readonly background: BackgroundTasks
   reload(): Promise<ReloadResult>
+  /** A reload prepared and held for a commit or an abort (server.workers: all workers, or none). */
+  stageReload(): Promise<StagedReload>
   /** Stops accepting, lets in-flight requests finish (bounded by server.shutdown_timeout), closes everything. */
   shutdown(): Promise<void>
 }
@@ -91,7 +98,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const gatewayServer = createGatewayServer(state, {
     onClientError: (rejected) => audit.recordRejected(rejected),
     // A renewed certificate is read by a reload, as on SIGHUP: one path checks and applies it.
-    onTlsFilesChanged: () => void background.run('reload', () => reload()),
+    onTlsFilesChanged: () => reloadWanted(),
   })
   const adminServer = createAdminServer({
     logger,
@@ -107,8 +114,13 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const adminAddress = options.worker ? null : await listen(adminServer, { host: config.admin.listen.host, port: options.adminPort ?? config.admin.listen.port })
   if (options.worker) await listen(adminServer, { path: options.worker.adminSocket })
   const refresh = startSecretsRefresh(live, background)
-  const reload = createReload(live, { ...prepareDeps, configFile: options.configFile, gatewayServer, refresh })
-  const configWatch = watchConfigFile(options.configFile, state, () => void background.run('reload', () => reload()))
+  const reloader = createReload(live, { ...prepareDeps, configFile: options.configFile, gatewayServer, refresh })
+  const reload = reloader.reload
+  function reloadWanted(): void {
+    if (options.onReloadWanted) options.onReloadWanted()
+    else void background.run('reload', () => reload())
+  }
+  const configWatch = watchConfigFile(options.configFile, state, () => reloadWanted())
   const shutdown = createShutdown(live, { gatewayServer, adminServer, refresh, closeRegistries: () => compile.closeAll(), quiesceMcpSessions: () => compile.agents.quiesceSessions(), audit, tracing })
 
   return {
@@ -118,6 +130,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     logger,
     background,
     reload,
+    stageReload: reloader.stage,
     shutdown: () => {
       configWatch.stop()
       return shutdown()

@@ -10,15 +10,25 @@ export interface ThreadData {
   env: NodeJS.ProcessEnv
 }
 
+/**
+ * A reload is two steps across workers: each stages it (reads and prepares the file), then the
+ * primary commits it on all of them, or aborts it on all when one could not prepare it.
+ */
 export type ToThread =
-  | { type: 'reload'; id: number }
+  | { type: 'stage'; id: number }
+  | { type: 'commit'; id: number }
+  | { type: 'abort'; id: number }
   | { type: 'drain' }
 
 export type FromThread =
   | { type: 'ready'; url: string; port: number }
   /** It could not start: a config error's lines, or a listen error's code and message. */
   | { type: 'failed'; message: string; code: string | null; lines: string[] | null }
-  /** `shutdownTimeoutMs`: the worker's server.shutdown_timeout after the reload. */
+  /** Its config file or TLS files changed (server.watch_config): the primary reloads every worker. */
+  | { type: 'reload-wanted' }
+  /** Staged (ok: waiting for commit or abort) or refused (the result says why). */
+  | { type: 'staged'; id: number; result: ReloadResult }
+  /** Committed. `shutdownTimeoutMs`: the worker's server.shutdown_timeout after the reload. */
   | { type: 'reloaded'; id: number; result: ReloadResult; shutdownTimeoutMs: number }
   /** It began draining, within its own shutdown_timeout (whatever reload, its own or the primary's, set it last). */
   | { type: 'draining'; shutdownTimeoutMs: number }

@@ -58,6 +58,13 @@ export interface Workers {
 
 type SlotState = 'starting' | 'running' | 'draining' | 'stopped'
 
+const noop = () => {}
+/**
+ * How long /metrics and /readyz wait for one worker: well inside Prometheus' default 10 s scrape
+ * timeout and a probe's usual 1–5 s, for the whole answer, since the workers are asked together.
+ */
+const WORKER_SCRAPE_MS = 2_000
+
 interface Slot {
   id: string
   socket: string
@@ -124,8 +131,18 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
           failed?.(message.lines ? new ConfigError(message.lines) : Object.assign(new Error(message.message), { code: message.code ?? undefined }))
           break
         case 'draining':
-          // The worker drains by its own config's timeout, whichever reload set it: the bound follows.
+          // On its own (an uncaught exception) or told to: no longer one that serves, reloads or
+          // answers /readyz for the gateway. It drains by its own config's timeout, whichever reload
+          // set it: the bound follows.
+          if (slot.state === 'running') slot.state = 'draining'
           armHardStop(slot, thread, message.shutdownTimeoutMs)
+          break
+        case 'reload-wanted':
+          void background.run('reload', () => reload())
+          break
+        case 'staged':
+          slot.reloads.get(message.id)?.(message.result)
+          slot.reloads.delete(message.id)
           break
         case 'reloaded':
           if (message.result.ok) shutdownTimeoutMs = message.shutdownTimeoutMs
@@ -171,15 +188,41 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     return slots.filter((s) => s.state === 'running' && s.thread !== null)
   }
 
-  function reloadOne(slot: Slot): Promise<ReloadResult> {
-    const id = nextReload++
+  /** One step of a reload on one worker: its answer (a worker that stops meanwhile answers not ok). */
+  function step(slot: Slot, type: 'stage' | 'commit', id: number): Promise<ReloadResult> {
     return new Promise((resolve) => {
       slot.reloads.set(id, resolve)
-      slot.thread?.postMessage({ type: 'reload', id } satisfies ToThread)
+      slot.thread?.postMessage({ type, id } satisfies ToThread)
     })
   }
 
-  async function reload(): Promise<ReloadResult> {
+  /** Staged and committed on one worker alone. */
+  async function reloadOne(slot: Slot): Promise<ReloadResult> {
+    const id = nextReload++
+    const staged = await step(slot, 'stage', id)
+    return staged.ok ? await step(slot, 'commit', id) : staged
+  }
+
+  let queued: Promise<ReloadResult> | null = null
+  let turn: Promise<unknown> = Promise.resolve()
+  /** Requests made while one runs (SIGHUP, the admin API, every worker seeing the file change) share the next. */
+  function reload(): Promise<ReloadResult> {
+    if (queued) return queued
+    const next = turn.then(noop, noop).then(() => {
+      queued = null
+      return reloadAll()
+    })
+    turn = next
+    queued = next
+    return next
+  }
+
+  /**
+   * Every running worker reads and prepares the file; only when all have is it swapped in on all,
+   * else it is aborted on all and the answer is the first refusal: a file one worker reads
+   * differently (a key being rewritten) is never in force on some workers and not others.
+   */
+  async function reloadAll(): Promise<ReloadResult> {
     // A worker still starting may have read the file before it changed: it reloads too, once it
     // listens (its port holds the message until then). Its answer is logged, not awaited: a start
     // can take as long as its config's secrets store does.
@@ -190,7 +233,15 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     }
     const live = running()
     if (live.length === 0) return { ok: false, errors: ['no worker is running (a replacement is starting)'] }
-    const results = await Promise.all(live.map(reloadOne))
+    const id = nextReload++
+    const staged = await Promise.all(live.map((slot) => step(slot, 'stage', id)))
+    const refused = staged.find((result) => !result.ok)
+    if (refused) {
+      for (const slot of live) slot.thread?.postMessage({ type: 'abort', id } satisfies ToThread)
+      if (staged.some((result) => result.ok)) logger.warn('config reload refused by a worker: not applied on any')
+      return refused
+    }
+    const results = await Promise.all(live.map((slot) => step(slot, 'commit', id)))
     return results.find((r) => !r.ok) ?? (results[0] as ReloadResult)
   }
 
@@ -286,10 +337,14 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   }
 
   async function metrics(res: ServerResponse): Promise<void> {
-    const live = running()
+    // A draining worker still counts what it finishes; once it ends, its last series are carried.
+    const live = slots.filter((slot) => (slot.state === 'running' || slot.state === 'draining') && slot.thread !== null)
     const texts = await Promise.all(live.map(async (slot) => {
-      const answer = await ask(slot, 'GET', '/metrics').catch(() => null)
-      if (answer?.status !== 200) return null
+      const answer = await ask(slot, 'GET', '/metrics', undefined, WORKER_SCRAPE_MS).catch(() => null)
+      // A worker busy past the bound (a long synchronous read, a CPU-heavy request) is counted as it
+      // was last scraped: its counters left out would read as a reset, and rate() would count its
+      // whole total again when it answers.
+      if (answer?.status !== 200) return slot.lastMetrics
       const families = parseMetrics(answer.body)
       slot.lastMetrics = families
       return families
@@ -317,17 +372,18 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   async function readyz(res: ServerResponse): Promise<void> {
     const checks: Record<string, string> = {}
     let ready = !stopping
-    for (const slot of slots) {
+    const answers = await Promise.all(slots.map((slot) => (slot.state === 'running' ? ask(slot, 'GET', '/readyz', undefined, WORKER_SCRAPE_MS).catch(() => null) : null)))
+    slots.forEach((slot, i) => {
       if (slot.state !== 'running') {
         checks[slot.id] = slot.state
-        continue
+        return
       }
-      const answer = await ask(slot, 'GET', '/readyz').catch(() => null)
+      const answer = answers[i]
       const body = answer ? (JSON.parse(answer.body) as { checks?: Record<string, string> }) : {}
       if (answer?.status !== 200) ready = false
       checks[slot.id] = answer?.status === 200 ? 'ready' : 'not ready'
       for (const [name, value] of Object.entries(body.checks ?? {})) checks[`${slot.id}:${name}`] = value
-    }
+    })
     // Ready while at least one worker serves: a worker being replaced does not take the port away.
     const serving = running().length
     if (serving === 0) ready = false
@@ -376,7 +432,7 @@ interface Answer {
 }
 
 /** A request to a worker's admin socket, its answer read whole. */
-function ask(slot: Slot, method: string, path: string, authorization?: string): Promise<Answer> {
+function ask(slot: Slot, method: string, path: string, authorization?: string, timeoutMs = 10_000): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath: slot.socket, method, path, headers: authorization === undefined ? {} : { authorization } }, (res) => {
       const chunks: Buffer[] = []
@@ -385,7 +441,7 @@ function ask(slot: Slot, method: string, path: string, authorization?: string): 
       res.on('error', reject)
     })
     req.on('error', reject)
-    req.setTimeout(10_000, () => req.destroy(new Error(`worker ${slot.id} did not answer ${path} within 10 s`)))
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`worker ${slot.id} did not answer ${path} within ${timeoutMs} ms`)))
     req.end()
   })
 }

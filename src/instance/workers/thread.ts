@@ -4,6 +4,7 @@
 // uncaught exception drains it and ends the thread with 1, and the primary starts a replacement.
 import { parentPort, workerData } from 'node:worker_threads'
 import { ConfigError } from '../prepare.ts'
+import type { StagedReload } from '../reload.ts'
 import { startGateway, type GatewayInstance } from '../start.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
 
@@ -16,7 +17,7 @@ const say = (message: FromThread) => port.postMessage(message)
 
 let gateway: GatewayInstance
 try {
-  gateway = await startGateway({ configFile: data.configFile, port: data.port, env: data.env, worker: data.role })
+  gateway = await startGateway({ configFile: data.configFile, port: data.port, env: data.env, worker: data.role, onReloadWanted: () => say({ type: 'reload-wanted' }) })
 } catch (err) {
   const lines = err instanceof ConfigError ? err.lines : null
   say({ type: 'failed', message: (err as Error).message, code: ((err as NodeJS.ErrnoException).code ?? null), lines })
@@ -38,13 +39,29 @@ function drain(): void {
   )
 }
 
+const staged = new Map<number, Extract<StagedReload, { ok: true }>>()
 port.on('message', (message: ToThread) => {
   if (message.type === 'drain') drain()
-  else if (message.type === 'reload') {
+  else if (message.type === 'stage') {
     void gateway.background.run('reload', async () => {
-      const result = await gateway.reload()
-      say({ type: 'reloaded', id: message.id, result, shutdownTimeoutMs: gateway.state.runtime.config.server.shutdown_timeout })
+      let outcome: StagedReload
+      try {
+        outcome = await gateway.stageReload()
+      } catch (err) {
+        say({ type: 'staged', id: message.id, result: { ok: false, errors: [`the reload failed: ${(err as Error).message}`] } })
+        throw err
+      }
+      if (outcome.ok) staged.set(message.id, outcome)
+      say({ type: 'staged', id: message.id, result: outcome.ok ? { ok: true, generation: gateway.state.runtime.generation, warnings: [] } : outcome.result })
     })
+  } else {
+    const held = staged.get(message.id)
+    staged.delete(message.id)
+    if (message.type === 'abort') held?.abort()
+    else {
+      const result = held ? held.commit() : { ok: false as const, errors: ['this worker holds no such staged reload'] }
+      say({ type: 'reloaded', id: message.id, result, shutdownTimeoutMs: gateway.state.runtime.config.server.shutdown_timeout })
+    }
   }
 })
 process.on('unhandledRejection', (reason) => {

@@ -1,0 +1,162 @@
+// Found by an adversarial probe (helper). server.workers: 2 and a reload that one worker accepts and
+// the other refuses: before, it stayed in force on the first while the answer said refused. Every worker loads the config file and its secrets store's master key on its own; here
+// the master key file is rewritten between the two workers' reads (a named pipe gives each reader
+// its own content, so the timing is the test's: the first reader gets the valid key, the second a
+// half-written one). Also: a worker whose event loop is held (its reload blocked reading that file)
+// while /metrics is scraped.
+import { execFileSync } from 'node:child_process'
+import { constants } from 'node:fs'
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { stringify } from 'yaml'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { startServe, type ServeProcess } from '../helpers/cli.ts'
+import { freshRequest } from '../helpers/fresh.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { deferred, metricValue, waitFor } from '../helpers/wait.ts'
+
+const ADMIN_TOKEN = 'workers-reload-split-admin-token-0123'
+const AUTH = { authorization: `Bearer ${ADMIN_TOKEN}` }
+const MASTER_KEY = randomBytes(32).toString('base64')
+
+let dir: string
+let file: string
+let pipe: string
+let upstream: TestUpstream
+let gateway: ServeProcess
+
+/** Feeds each reader of the pipe in turn: what `plan` says for the next readers, else the valid key. */
+const feeder = {
+  readers: 0,
+  done: false,
+  plan: [] as Array<{ content: string; gate?: Promise<void> }>,
+  running: Promise.resolve(),
+  start() {
+    this.running = this.run()
+  },
+  async run() {
+    while (!this.done) {
+      const writer = await open(pipe, 'w')
+      this.readers++
+      const next = this.plan.shift() ?? { content: MASTER_KEY }
+      if (next.gate) await next.gate
+      try {
+        await writer.writeFile(next.content)
+      } catch (err) {
+        if (!this.done) throw err
+      } finally {
+        await writer.close()
+      }
+    }
+  },
+}
+
+function config(extraRoutes: object[] = []) {
+  return {
+    server: { listen: '127.0.0.1:0', workers: 2, shutdown_timeout: '5s' },
+    admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
+    secrets: { store: { type: 'embedded', path: join(dir, 'secrets.db'), master_key: `file:${pipe}` } },
+    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
+    upstreams: [{ name: 'api', url: upstream.url }],
+    routes: [{ id: 'open', path: '/open', upstream: 'api', public: true }, ...extraRoutes],
+  }
+}
+
+const fresh = (path: string) => freshRequest(`${gateway.url}${path}`)
+
+async function auditInstances(route: string, count: number): Promise<Set<string>> {
+  let instances = new Set<string>()
+  await waitFor(async () => {
+    const res = await request(`${gateway.adminUrl}/api/audit?route=${route}&limit=1000`, { headers: AUTH })
+    const records = (await res.body.json()) as Array<{ instance: string }>
+    instances = new Set(records.map((r) => r.instance.replace(/^.*\//, '')))
+    return records.length >= count
+  }, `${count} audit records of ${route}`, 30_000)
+  return instances
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-workers-split-'))
+  file = join(dir, 'bouncer.yaml')
+  pipe = join(dir, 'master-key.pipe')
+  execFileSync('mkfifo', [pipe])
+  upstream = await startUpstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('ok')
+  })
+  await writeFile(file, stringify(config()))
+  feeder.start()
+  gateway = await startServe(['--config', file], { startTimeout: 90_000 })
+}, 120_000)
+
+afterAll(async () => {
+  feeder.done = true
+  await gateway?.stop('SIGKILL')
+  const reader = await open(pipe, constants.O_RDONLY | constants.O_NONBLOCK).catch(() => null)
+  await reader?.close()
+  await Promise.race([feeder.running, new Promise((resolve) => setTimeout(resolve, 5_000).unref())])
+  await upstream?.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+it('a reload one worker refuses is not in force on the other (all workers, or none, and the answer says which)', async () => {
+  // Both workers serve (24 connections: the kernel hashes each to either worker).
+  const warm = await Promise.all(Array.from({ length: 24 }, () => fresh('/open')))
+  expect(warm.every((a) => a.status === 200)).toBe(true)
+  expect(await auditInstances('open', 24)).toEqual(new Set(['w1', 'w2']))
+
+  // A route is added; while the gateway reloads, the master key file is being rewritten: the first
+  // worker to read it gets the valid key, the second a truncated one.
+  feeder.plan = [{ content: MASTER_KEY }, { content: MASTER_KEY.slice(0, 20) }]
+  await writeFile(file, stringify(config([{ id: 'added', path: '/added', upstream: 'api', public: true }])))
+  const reloaded = await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: AUTH })
+  const body = (await reloaded.body.json()) as { ok: boolean; errors?: string[] }
+
+  const answers = await Promise.all(Array.from({ length: 24 }, () => fresh('/added')))
+  const statuses = [...new Set(answers.map((a) => a.status))].sort()
+  // What a user is told and what the gateway does must agree: refused (422) → no worker serves the
+  // new route; reloaded (200) → every worker does.
+  expect({ reload: reloaded.statusCode, ok: body.ok, added: statuses }).toSatisfy(
+    (seen: { reload: number; added: number[] }) =>
+      (seen.reload === 422 && seen.added.length === 1 && seen.added[0] === 404) ||
+      (seen.reload === 200 && seen.added.length === 1 && seen.added[0] === 200),
+  )
+}, 120_000)
+
+it('/metrics counters do not go back, and /metrics answers promptly, while one worker is busy', async () => {
+  // Settle: the gateway on one config (the valid key for both).
+  const settled = await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: AUTH })
+  await settled.body.dump()
+  const warm = await Promise.all(Array.from({ length: 24 }, () => fresh('/open')))
+  expect(warm.every((a) => a.status === 200)).toBe(true)
+  const series = 'bouncer_requests_total{route="open",status="200",decision="allow"}'
+  const before = (await metricValue(gateway.adminUrl, series)) as number
+  expect(before).toBeGreaterThanOrEqual(48)
+
+  // A reload in which the second worker's read of its master key takes 12 s (a slow disk, NFS): its
+  // thread is busy that long.
+  const slow = deferred()
+  feeder.plan = [{ content: MASTER_KEY }, { content: MASTER_KEY, gate: slow.promise }]
+  const readers = feeder.readers
+  const reloading = request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: AUTH })
+  // The second reader's thread now waits in its synchronous read of the key.
+  await waitFor(() => feeder.readers === readers + 2, 'both workers reading the master key', 30_000)
+  const release = setTimeout(() => slow.resolve(), 12_000)
+  try {
+    const started = Date.now()
+    const during = await metricValue(gateway.adminUrl, series)
+    const took = Date.now() - started
+    // A Prometheus counter that drops is read as a reset: rate() and increase() then count the
+    // worker's whole total again when it comes back.
+    expect(during, 'the counter while one worker is busy').toBeGreaterThanOrEqual(before)
+    // Prometheus' default scrape_timeout is 10 s: a scrape that takes that long fails as a whole.
+    expect(took, 'ms /metrics took').toBeLessThan(5_000)
+  } finally {
+    clearTimeout(release)
+    slow.resolve()
+  }
+  const done = await reloading
+  await done.body.dump()
+}, 120_000)
