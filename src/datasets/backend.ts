@@ -6,7 +6,7 @@
 import type { ServerResponse } from 'node:http'
 import type { DatasetConfig } from '../config/index.ts'
 import { RESERVED_QUERY } from '../config/index.ts'
-import { GatewayError } from '../errors/index.ts'
+import { cutShort, GatewayError } from '../errors/index.ts'
 import { nothingServed, sendWhole, type Backend, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { signCursor, verifyCursor } from './cursor.ts'
 import { chooseFormat, CONTENT_TYPES, createWriter, type Ending } from './formats.ts'
@@ -213,7 +213,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     if (!res.headersSent) throw error
     // The status is on the wire: cut the connection, so the client sees an incomplete response.
     served.error = error
-    res.destroy()
+    cutShort(res)
     return served
   } finally {
     res.removeListener('close', onClose)

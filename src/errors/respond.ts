@@ -2,6 +2,7 @@
 // or, for requests Node's HTTP parser refused before there was one, the same answer written on the
 // raw socket. Both carry the same headers and body.
 import type { ServerResponse } from 'node:http'
+import { constants as http2Constants, type ServerHttp2Stream } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import { ERROR_CODES, isOAuthCode } from './codes.ts'
 import type { GatewayError } from './gateway-error.ts'
@@ -40,7 +41,7 @@ function problemHeaders(err: GatewayError, requestId: string, body: string): Rec
  */
 export function sendProblem(res: ServerResponse, err: GatewayError, requestId: string, headOnly = false): number {
   if (res.headersSent || res.destroyed) {
-    res.destroy()
+    cutShort(res)
     return 0
   }
   const body = problemBody(err, requestId)
@@ -55,4 +56,19 @@ export function sendRawProblem(socket: Duplex, err: GatewayError, requestId: str
   let head = `HTTP/1.1 ${err.status} ${ERROR_CODES[err.code].title}\r\n`
   for (const [name, value] of Object.entries(problemHeaders(err, requestId, body))) head += `${name}: ${value}\r\n`
   socket.end(`${head}connection: close\r\n\r\n${body}`)
+}
+
+/**
+ * Ends an answer whose status is already on the wire, so the client sees it is incomplete: over
+ * HTTP/1.1 the connection is cut (a short body, a chunked body without its last chunk); over HTTP/2
+ * the stream is reset with INTERNAL_ERROR. Node's compatibility layer resets it with NO_ERROR on
+ * destroy(), which RFC 9113 §8.1 keeps for an answer sent whole: a client took the cut body for all of it.
+ */
+export function cutShort(res: ServerResponse): void {
+  const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream
+  if (stream !== undefined) {
+    if (!stream.destroyed) stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR)
+    return
+  }
+  res.destroy()
 }

@@ -8,13 +8,13 @@
 // is the one it gets.
 import type { ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
-import { GatewayError } from '../errors/index.ts'
+import { cutShort, GatewayError } from '../errors/index.ts'
 import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { pickTarget } from './balance.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import type { Upstream } from './pools.ts'
 import { requestBody, upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
-import type { AnswerPolicy } from '../http/index.ts'
+import { keepFirstOfSingleValues, type AnswerPolicy } from '../http/index.ts'
 import { responseHeaders } from './response.ts'
 import { depositRetryCredit, replayable, retriesFailure, takeRetry, type Failure, type Replayable } from './retry.ts'
 import { targetFailed, targetSucceeded, type Target } from './targets.ts'
@@ -56,7 +56,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #nextTarget: Target | null = null
   /** This try's answer is being read and dropped: the request goes again once it has ended. */
   #discarding = false
-  /** A beforeEnd hook waits: the head (for a bodiless response) and the last chunk are held until it resolves. */
+  /** The head until the first body byte or the end; with a beforeEnd hook, the last chunk is held too until it resolves. */
   #heldHead: { status: number; headers: Record<string, string | string[]> } | null = null
   #heldChunk: Buffer | null = null
   #resolve: (served: Served) => void
@@ -102,6 +102,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (statusCode < 200) return // 1xx interim responses are not relayed
+    if (statusCode > 599) {
+      // Not an HTTP status (RFC 9110 §15): Node's HTTP/1 writes any up to 999, and a client reads it as whatever it likes.
+      controller.abort(new GatewayError('upstream_error', { detail: `Upstream "${this.#upstream.name}" answered with status ${statusCode}, which is not an HTTP status.` }))
+      return
+    }
     const target = this.#target as Target
     if (statusCode >= 500) {
       targetFailed(this.#upstream, target)
@@ -124,15 +129,18 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     if (this.#lifecycle.draining) res.shouldKeepAlive = false // tell the client to move on
     const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders)
-    if (this.#beforeEnd) this.#heldHead = { status: statusCode, headers: out }
-    else res.writeHead(statusCode, out)
+    if (ctx.http2) keepFirstOfSingleValues(out)
+    // Written with the first body byte or the end: an upstream that fails before either still gets
+    // its client a 502 (Node's HTTP/1 sends a head only with the first write anyway).
+    this.#heldHead = { status: statusCode, headers: out }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#discarding) return
     const res = this.#ctx.res
     this.#served.bytesOut += chunk.length
-    if (this.#beforeEnd) {
+    if (this.#beforeEnd === null) this.#writeHeldHead()
+    else {
       // One chunk behind: the last one is sent only once beforeEnd resolves.
       const previous = this.#heldChunk
       this.#heldChunk = chunk
@@ -152,6 +160,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       return
     }
     if (!this.#beforeEnd) {
+      this.#writeHeldHead()
       this.#ctx.res.end()
       this.#finish()
       return
@@ -191,9 +200,13 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
         }
       }
     }
+    if (bodilessAnswer(this.#served, err)) {
+      this.onResponseEnd()
+      return
+    }
     this.#served.error = err instanceof GatewayError ? err : translateUndiciError(err, this.#upstream)
     // The status is already on the wire: cut the connection so the client sees a truncated response.
-    if (this.#ctx.res.headersSent) this.#ctx.res.destroy()
+    if (this.#ctx.res.headersSent) cutShort(this.#ctx.res)
     this.#finish()
   }
 
@@ -232,6 +245,15 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#ctx.res.removeListener('close', this.#onClientClose)
     this.#resolve(this.#served)
   }
+}
+
+/**
+ * A 204 or 304 carries no body whatever its Content-Length says (RFC 9110 §8.6: a 304's is the
+ * selected representation's); undici counts it against the bytes read and fails the answer.
+ */
+function bodilessAnswer(served: Served, err: Error): boolean {
+  const status = served.upstreamStatus
+  return (status === 304 || status === 204) && served.bytesOut === 0 && (err as { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
 }
 
 class ClientGone extends Error {

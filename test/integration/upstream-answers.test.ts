@@ -1,0 +1,230 @@
+// Found by an adversarial probe (helper): what the gateway relays of an upstream's answer. Before:
+// an HTTP/2 client's stream was left open when the upstream repeated X-Content-Type-Options (502 for
+// Content-Type), a cut answer was reset with NO_ERROR, a 304 with Content-Length reached HTTP/1.1
+// clients as a closed connection, an upstream dying after its head left the client nothing while
+// the audit said 200, and status 999 was relayed as allowed.
+import { once } from 'node:events'
+import type { Socket } from 'node:net'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { connect, type ClientHttp2Session } from 'node:http2'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { searchAudit } from '../../src/audit/search.ts'
+import { createPki, type TestPki } from '../helpers/certs.ts'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { errorCode, FLAG, frame, FRAME, headerBlock, rawH2, requestHeaders } from '../helpers/h2-frames.ts'
+import { rawRequest } from '../helpers/raw.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+import { startRawUpstream, type RawUpstream } from '../helpers/raw-upstream.ts'
+
+const ok = (extra = '', body = 'ok') => `HTTP/1.1 200 OK\r\n${extra}Content-Length: ${body.length}\r\n\r\n${body}`
+
+/** Raw answers by request path. */
+const ANSWERS: Record<string, string | ((socket: Socket) => void)> = {
+  // Both an app and a middleware (or nginx add_header) set it: common, and legal HTTP/1.1.
+  'dup-nosniff': ok('X-Content-Type-Options: nosniff\r\nX-Content-Type-Options: nosniff\r\n'),
+  'dup-content-type': ok('Content-Type: text/plain\r\nContent-Type: text/plain\r\n'),
+  'early-hints': 'HTTP/1.1 103 Early Hints\r\nLink: <http://internal.corp:8443/app.css>; rel=preload\r\n\r\n' + ok(),
+  // A chunked answer cut mid-chunk: the upstream dies after 5 of 10 bytes.
+  'cut-chunked': (s) => {
+    s.write('HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\na\r\nid,na')
+    setTimeout(() => s.destroy(), 100)
+  },
+  // The head, then the upstream dies before any body byte.
+  'head-then-reset': (s) => {
+    s.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n')
+    setTimeout(() => s.destroy(), 100)
+  },
+  status999: 'HTTP/1.1 999 Whatever\r\nContent-Length: 2\r\n\r\nhi',
+}
+
+let raw: RawUpstream
+let node304: TestUpstream
+let pki: TestPki
+let ca: Buffer
+let dir: string
+let gw1: TestGateway // HTTP/1.1, audited
+let gw2: TestGateway // TLS + HTTP/2
+
+beforeAll(async () => {
+  raw = await startRawUpstream((head, socket) => {
+    const path = head.split(' ')[1]!.slice(1)
+    const answer = ANSWERS[path] ?? ok()
+    if (typeof answer === 'string') socket.write(Buffer.from(answer, 'latin1'))
+    else answer(socket)
+  })
+  // A plain node:http upstream answering a conditional GET: 304 with the Content-Length the 200
+  // would have (RFC 9110 §8.6 allows it; ASP.NET MVC 2.0 and others send it).
+  node304 = await startUpstream((req, res) => {
+    if (req.headers['if-none-match'] === '"v1"') {
+      res.writeHead(304, { etag: '"v1"', 'content-length': '42' })
+      res.end()
+      return
+    }
+    res.writeHead(200, { etag: '"v1"', 'content-length': '42' })
+    res.end('x'.repeat(42))
+  })
+  pki = createPki()
+  ca = readFileSync(pki.ca.cert)
+  dir = mkdtempSync(join(tmpdir(), 'bouncer-upstream-answers-'))
+  const upstreams = [{ name: 'raw', url: raw.url, timeout: '3s' }, { name: 'n304', url: node304.url }]
+  const routes = [
+    { id: 'n304', path: '/etag', upstream: 'n304', public: true },
+    { id: 'raw', path: '/*', upstream: 'raw', public: true },
+  ]
+  gw1 = await startTestGateway({
+    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
+    upstreams,
+    routes,
+  })
+  gw2 = await startTestGateway({
+    server: { tls: { cert: pki.server.cert, key: pki.server.key }, http2: true, hosts: ['localhost'] },
+    upstreams,
+    routes,
+  })
+}, 60_000)
+
+afterAll(async () => {
+  await gw1?.close()
+  await gw2?.close()
+  await raw?.close()
+  await node304?.close()
+  pki?.close()
+  if (dir) rmSync(dir, { recursive: true, force: true })
+})
+
+interface H2Result { status?: number; headers?: Record<string, unknown>; body: string; ended: boolean; aborted: boolean; error?: string; rstCode?: number; timedOut: boolean }
+
+async function h2get(path: string, headers: Record<string, string> = {}, timeoutMs = 4_000): Promise<H2Result> {
+  const client: ClientHttp2Session = connect(gw2.url, { ca, servername: 'localhost' })
+  client.on('error', () => {})
+  await once(client, 'connect')
+  return new Promise((resolve) => {
+    const stream = client.request({ ':path': path, ...headers })
+    const chunks: Buffer[] = []
+    const result: H2Result = { body: '', ended: false, aborted: false, timedOut: false }
+    stream.on('response', (h) => {
+      result.status = Number(h[':status'])
+      result.headers = h
+    })
+    stream.on('data', (c: Buffer) => chunks.push(c))
+    stream.on('end', () => (result.ended = true))
+    stream.on('aborted', () => (result.aborted = true))
+    stream.on('error', (e) => (result.error = String(e)))
+    const timer = setTimeout(() => {
+      result.timedOut = true
+      result.body = Buffer.concat(chunks).toString()
+      client.destroy()
+      resolve(result)
+    }, timeoutMs)
+    stream.on('close', () => {
+      clearTimeout(timer)
+      result.body = Buffer.concat(chunks).toString()
+      result.rstCode = stream.rstCode
+      client.close()
+      resolve(result)
+    })
+  })
+}
+
+async function auditOf(requestId: string) {
+  await waitFor(async () => (await searchAudit({ type: 'sqlite', path: join(dir, 'audit.db') }, { limit: 200, route: 'raw' }).catch(() => [])).some((r) => r.request_id === requestId), `the audit record of ${requestId}`)
+  const records = await searchAudit({ type: 'sqlite', path: join(dir, 'audit.db') }, { limit: 200, route: 'raw' })
+  return records.find((r) => r.request_id === requestId)!
+}
+
+describe('an upstream answer with a repeated single-value field', () => {
+  it('control: an HTTP/1.1 client gets the 200 as sent', async () => {
+    const res = await request(`${gw1.url}/dup-nosniff`)
+    expect(res.statusCode).toBe(200)
+    expect(await res.body.text()).toBe('ok')
+  })
+
+  it('an HTTP/2 client gets an answer (the 200, or a 502), not a stream left open with nothing on it', async () => {
+    const answer = await h2get('/dup-nosniff')
+    expect(answer.timedOut).toBe(false)
+    expect(answer.status).toBeDefined()
+    // And the gateway is not holding it: nothing left in flight.
+    await waitFor(() => gw2.state.inFlight === 0, 'no request in flight', 2_000)
+  })
+
+  it('an HTTP/2 client gets the 200 that an HTTP/1.1 client gets (two Content-Type fields: 502 instead)', async () => {
+    const h1 = await request(`${gw1.url}/dup-content-type`)
+    await h1.body.dump()
+    expect(h1.statusCode).toBe(200)
+    const answer = await h2get('/dup-content-type')
+    expect(answer.status).toBe(200)
+    expect(answer.headers?.['content-type']).toBe('text/plain')
+  })
+
+})
+
+describe('a truncated upstream answer to an HTTP/2 client', () => {
+  it('is reset with an error code (not NO_ERROR), so the client can tell it from a whole answer', async () => {
+    const h2 = await rawH2(gw2.url, ca)
+    h2.send(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, headerBlock(requestHeaders('/cut-chunked'))))
+    const reset = await h2.waitFor((f) => f.stream === 1 && (f.type === FRAME.RST_STREAM || (f.type === FRAME.DATA && (f.flags & FLAG.END_STREAM) !== 0)), 'the stream\'s end')
+    h2.socket.destroy()
+    expect(reset.type).toBe(FRAME.RST_STREAM)
+    expect(errorCode(reset)).not.toBe(0) // 0x0 NO_ERROR says "the answer was whole" (RFC 9113 §8.1)
+  })
+
+  it('node:http2 as the client: the cut CSV is not delivered as a complete answer', async () => {
+    const answer = await h2get('/cut-chunked')
+    expect(answer.status).toBe(200)
+    expect(answer.body).toBe('id,na')
+    // What a client needs to notice the cut: an error, or at least no clean end.
+    expect(answer.error !== undefined || answer.aborted || (answer.rstCode ?? 0) !== 0).toBe(true)
+  })
+})
+
+describe('an upstream 304 with Content-Length (RFC 9110 §8.6)', () => {
+  it('control: an HTTP/2 client gets the 304', async () => {
+    const answer = await h2get('/etag', { 'if-none-match': '"v1"' })
+    expect(answer.status).toBe(304)
+  })
+
+  it('an HTTP/1.1 client gets the 304 too (a cache revalidating through the gateway)', async () => {
+    const port = Number(new URL(gw1.url).port)
+    const res = await rawRequest(port, 'GET /etag HTTP/1.1\r\nHost: gw\r\nIf-None-Match: "v1"\r\nX-Request-Id: answers-304\r\n\r\n')
+    expect(res.raw.slice(0, 12)).toBe('HTTP/1.1 304')
+  })
+})
+
+describe('an upstream that sends its head, then dies before any body byte (HTTP/1.1 client)', () => {
+  it('the client gets a status (nothing of the answer was written yet: 502 upstream_error), and the audit record says what it got', async () => {
+    const port = Number(new URL(gw1.url).port)
+    const res = await rawRequest(port, 'GET /head-then-reset HTTP/1.1\r\nHost: gw\r\nX-Request-Id: answers-head-reset\r\n\r\n')
+    const record = await auditOf('answers-head-reset')
+    // What the audit claims the client got must be what it got.
+    expect({ clientStatus: res.status, auditStatus: record.status }).toEqual({ clientStatus: record.status, auditStatus: record.status })
+    expect(res.status).toBe(502)
+  })
+})
+
+describe('1xx answers from the upstream', () => {
+  // An unsolicited 100 Continue is still a 502: undici (client-h1.js) refuses it and closes the connection.
+  it('103 Early Hints are not relayed, and their Link (an internal host) does not leak', async () => {
+    const port = Number(new URL(gw1.url).port)
+    const res = await rawRequest(port, 'GET /early-hints HTTP/1.1\r\nHost: gw\r\n\r\n')
+    expect(res.status).toBe(200)
+    expect(res.raw).not.toContain('internal.corp')
+    const answer = await h2get('/early-hints')
+    expect(answer.status).toBe(200)
+    expect(JSON.stringify(answer.headers)).not.toContain('internal.corp')
+  })
+})
+
+describe('an invalid status code from the upstream (RFC 9110 §15: 100..599)', () => {
+  it('an HTTP/1.1 client gets 502 as an HTTP/2 client does, not status 999 recorded as allow', async () => {
+    const h2 = await h2get('/status999')
+    expect(h2.status).toBe(502)
+    const port = Number(new URL(gw1.url).port)
+    const res = await rawRequest(port, 'GET /status999 HTTP/1.1\r\nHost: gw\r\nX-Request-Id: answers-999\r\n\r\n')
+    const record = await auditOf('answers-999')
+    expect({ status: res.status, audit: record.status, decision: record.decision }).toEqual({ status: 502, audit: 502, decision: 'error' })
+  })
+})
