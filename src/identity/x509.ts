@@ -98,7 +98,7 @@ function examine(connection: TlsConnection, byFingerprint: ReadonlyMap<string, {
   }
   const names = subjectAltNames(leaf.subjectAltName)
   const uris = names.filter(([type]) => type === 'URI').map(([, value]) => value)
-  const commonNames = leaf.subject.split('\n').filter((line) => line.startsWith('CN=')).map((line) => unescapeDnValue(line.slice(3)))
+  const commonNames = commonNamesOf(leaf)
   let sub: string
   if (uris.length > 1) return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" has ${uris.length} URI SANs: a workload identity (SPIFFE ID) is exactly one.` }
   if (uris.length === 1) sub = uris[0] as string
@@ -189,7 +189,12 @@ export function subjectAltNames(text: string | undefined): Array<[string, string
   return names
 }
 
-/** `Ex\, Inc` → `Ex, Inc`: Node escapes RFC 4514's special characters in a name's values. */
-function unescapeDnValue(value: string): string {
-  return value.replace(/\\(.)/g, '$1')
+/**
+ * The subject's CNs as their values, not as printed: `subject` writes a control character as a hex
+ * escape (`batch\01nightly`), which read back one character at a time named another workload
+ * (`batch01nightly`). The legacy object holds the decoded values.
+ */
+function commonNamesOf(leaf: X509Certificate): string[] {
+  const cn = (leaf.toLegacyObject().subject as Record<string, string | string[] | undefined> | undefined)?.CN
+  return cn === undefined ? [] : Array.isArray(cn) ? cn : [cn]
 }
