@@ -4,6 +4,25 @@
 // with anything that looks like a secret replaced.
 import { createHash } from 'node:crypto'
 
+/**
+ * How deep a call's arguments may nest. JSON.parse takes any depth (it does not recurse), but the
+ * digest, the redaction and the request built from them do: 200,000 levels overflowed the stack
+ * before the call was audited. A tool's real arguments are a few levels deep.
+ */
+export const MAX_ARGUMENT_DEPTH = 64
+
+/** Whether `value` nests deeper than `limit` objects and arrays (walked without recursion). */
+export function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]]
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop() as [unknown, number]
+    if (item === null || typeof item !== 'object') continue
+    if (depth >= limit) return true
+    for (const child of Array.isArray(item) ? item : Object.values(item)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1])
+  }
+  return false
+}
+
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`

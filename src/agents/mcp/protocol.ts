@@ -10,6 +10,7 @@ import type { ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
 import type { UpstreamMcpServer } from './servers.ts'
 import { routeRequestOf } from './route-tools.ts'
+import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from './arguments.ts'
 import { approvalRuleFor, auditFacts, toolCallFacts } from './tool-calls.ts'
 
 export const SERVER_INFO = { name: 'bouncer', version: '1' }
@@ -61,6 +62,14 @@ export async function buildServer(caller: Caller, current: () => ProtocolDeps): 
 async function callTool(caller: Caller, name: string, args: Record<string, unknown>, ctx: ServerContext, deps: ProtocolDeps): Promise<CallToolResult> {
   const { catalog, mcp } = deps
   const started = performance.now()
+  if (nestsDeeperThan(args, MAX_ARGUMENT_DEPTH)) {
+    // Refused before anything walks them recursively (the digest included): audited without one.
+    const detail = `The arguments of tool ${name} nest deeper than ${MAX_ARGUMENT_DEPTH} levels.`
+    deps.audit(auditFacts(caller, { tool: name, argsSha256: '', args: null }, mcp.path, started, {
+      route: `mcp:${name}`, status: 400, decision: 'deny', code: 'bad_request', statement: null, note: detail,
+    }))
+    throw new ProtocolError(ProtocolErrorCode.InvalidParams, detail)
+  }
   const facts = toolCallFacts(mcp, name, args)
   // Transparent: a name the server does not list is still its to answer (as it would directly).
   const transparent = transparentServer(deps)
