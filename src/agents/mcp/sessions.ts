@@ -24,6 +24,13 @@ function ownerOf(caller: Caller): string {
   return JSON.stringify([subjectIssuer(caller.identity), caller.identity.sub, actorOf(caller.identity)])
 }
 const MAX_SESSIONS = 10_000
+/**
+ * Sessions one caller holds at most: its initialize beyond them ends its least recently used one
+ * (whose client then gets 404 and initializes again, as the spec says). Without it one caller whose
+ * client initializes on every run and never sends DELETE filled the table, and every other
+ * caller's initialize was refused for the 30 minutes idle sessions live.
+ */
+const MAX_SESSIONS_PER_CALLER = 100
 
 interface Session {
   transport: WebStandardStreamableHTTPServerTransport
@@ -106,7 +113,20 @@ export function createLegacySessions(): LegacySessions {
     await session.transport.close().catch(() => {})
   }
 
+  /** Ends the caller's least recently used session when it holds its share already. */
+  function makeRoomFor(owner: string): void {
+    let held = 0
+    let oldest: [string, Session] | null = null
+    for (const entry of sessions) {
+      if (entry[1].owner !== owner) continue
+      held++
+      if (oldest === null || entry[1].lastUsed < oldest[1].lastUsed) oldest = entry
+    }
+    if (held >= MAX_SESSIONS_PER_CALLER && oldest !== null) void end(...oldest)
+  }
+
   async function open(request: Request, body: unknown, caller: Caller, authInfo: AuthInfo): Promise<Response> {
+    makeRoomFor(ownerOf(caller))
     if (sessions.size >= MAX_SESSIONS) throw new GatewayError('upstream_saturated', { detail: 'Too many MCP sessions are open; try again later.' })
     const ref = { current: caller }
     const server = await buildServer(liveCaller(ref), current)

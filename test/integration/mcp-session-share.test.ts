@@ -1,0 +1,83 @@
+// Found by an adversarial probe (helper). MCP 2025-era sessions: one table of 10,000 for the whole
+// gateway, no share per caller. One agent that initialized without ever sending DELETE (many
+// clients do, on each run) filled it in ~9 s, and every other caller's initialize was refused (503)
+// for the 30 minutes idle sessions live. Now a caller holds 100 at most: its oldest ends.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+let idp: TestIdentityProvider
+let upstream: TestUpstream
+let gateway: TestGateway
+let dir: string
+
+beforeAll(async () => {
+  ;[idp, upstream] = await Promise.all([startIdentityProvider(), startUpstream()])
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-mcp-sessions-'))
+  gateway = await startTestGateway(mcpTestConfig(idp.issuer, upstream.url, dir))
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+}, 60_000)
+
+afterAll(async () => {
+  await gateway?.close()
+  await Promise.all([upstream?.close(), idp?.stop()])
+  await rm(dir, { recursive: true, force: true })
+})
+
+const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'loop', version: '1' } } })
+
+async function initialize(url: string, token: string): Promise<Response> {
+  return fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: INIT })
+}
+
+describe('2025-era MCP sessions', () => {
+  it('one caller that never ends its sessions does not lock every other caller out of initialize', async () => {
+    const url = `${gateway.url}/mcp`
+    // The agent has a role with two tools; the same would hold for a token with no role at all.
+    const agent = await idp.token('analytics-agent', { resource: MCP_RESOURCE })
+    const reporter = await idp.token('looker-reports', { resource: MCP_RESOURCE })
+    let opened = 0
+    let refusedAt = -1
+    const started = Date.now()
+    const worker = async () => {
+      while (refusedAt === -1 && opened < 10_100) {
+        const res = await initialize(url, agent)
+        await res.body?.cancel()
+        if (res.status === 200) opened++
+        else if (refusedAt === -1) refusedAt = opened
+      }
+    }
+    await Promise.all(Array.from({ length: 16 }, worker))
+    expect(refusedAt, `refused after ${opened} sessions in ${Date.now() - started} ms`).toBe(-1)
+    // Another caller, who has opened nothing, now tries to start its first session.
+    const res = await initialize(url, reporter)
+    const text = await res.text()
+    expect(res.status, text.slice(0, 200)).toBe(200)
+  }, 300_000)
+
+  it('a caller beyond its share of sessions loses its least recently used one, which then answers 404', async () => {
+    const url = `${gateway.url}/mcp`
+    const reporter = await idp.token('looker-reports', { resource: MCP_RESOURCE })
+    const ids: string[] = []
+    for (let i = 0; i < 101; i++) {
+      const res = await initialize(url, reporter)
+      await res.body?.cancel()
+      expect(res.status).toBe(200)
+      ids.push(res.headers.get('mcp-session-id') as string)
+    }
+    const use = (id: string) => fetch(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${reporter}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+    })
+    // The reporter's first session (the one of the test above) and this loop's first have ended; the newest serves.
+    expect((await use(ids[0] as string)).status).toBe(404)
+    expect((await use(ids[100] as string)).status).toBe(200)
+  }, 60_000)
+})
