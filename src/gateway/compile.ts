@@ -176,7 +176,12 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   const access = compileAccess(config)
   // Filled by prepare (instance/prepare.ts) once the secrets are read, before the runtime serves.
   const signing: RuntimeSigning = { assertions: null, exchangeKeys: null }
-  const mcp = config.mcp ? compileMcp(config, config.mcp, mcpDeps(config, access, issuerKeys, signing, deps)) : null
+  const limiter: Limiter = {
+    store: deps.limitsStores.acquire(config.limits_store),
+    onError: config.limits_store.type === 'redis' ? config.limits_store.on_error : 'deny',
+    logger: deps.logger,
+  }
+  const mcp = config.mcp ? compileMcp(config, config.mcp, mcpDeps(config, access, issuerKeys, signing, limiter, deps)) : null
   const { tokens, ...verifiers } = credentials(config, issuerKeys, apiKeys, signIn, signing, deps)
   const routes: CompiledRoute[] = [...builtInRoutes(deps.builtIns, exchangeEndpoints(config, tokens, access, signing), signIn), ...(mcp?.routes ?? [])].map((route, index) => Object.freeze({
     index,
@@ -239,11 +244,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     signIn,
     consoleSignIn,
     access,
-    limiter: {
-      store: deps.limitsStores.acquire(config.limits_store),
-      onError: config.limits_store.type === 'redis' ? config.limits_store.on_error : 'deny',
-      logger: deps.logger,
-    },
+    limiter,
     trustedProxies: addressSet(config.server.trusted_proxies),
     usage: { inFlight: 0 },
     mcp,
@@ -254,9 +255,10 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
 const NO_DISPATCH: InternalDispatch = () => Promise.reject(new Error('MCP tool calls run once the gateway listens'))
 
 /** What the MCP endpoint needs from this compile: keys, access, the routes its tools name, the pipeline to call. */
-function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<string, IssuerKeys>, signing: RuntimeSigning, deps: CompileDeps) {
+function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<string, IssuerKeys>, signing: RuntimeSigning, limiter: Limiter, deps: CompileDeps) {
   const routes = new Map<string, ToolRoute>(config.routes.map((route) => [route.id, {
     id: route.id, methods: route.methods, pattern: mustParse(route.path), public: route.public, policy: access.policyFor(route.id),
+    limits: compileRouteLimits(route.limits, config.limits),
   }]))
   const builtIns = deps.builtIns
   return {
@@ -264,6 +266,7 @@ function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<
     own: ownTokens(config, signing),
     access,
     routes,
+    limiter,
     dispatch: (request: Parameters<InternalDispatch>[0]) => (builtIns.dispatch ?? NO_DISPATCH)(request),
     audit: (facts: Parameters<NonNullable<BuiltInSources['audit']>>[0]) => builtIns.audit?.(facts),
     servers: deps.agents.servers,

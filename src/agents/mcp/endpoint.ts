@@ -9,6 +9,7 @@ import type { AccessControl, RoutePolicy } from '../../access/index.ts'
 import type { Config, McpConfig, RoutePattern } from '../../config/index.ts'
 import { GatewayError } from '../../errors/index.ts'
 import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
+import { enforceLimits, type Limiter, type RouteLimits } from '../../limits/index.ts'
 import { documentBackend, nothingServed, type Backend, type Caller, type InternalDispatch, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
@@ -29,6 +30,7 @@ export interface ToolRoute {
   readonly pattern: RoutePattern
   readonly public: boolean
   readonly policy: RoutePolicy | undefined
+  readonly limits: RouteLimits | null
 }
 
 export interface McpCompileDeps {
@@ -37,6 +39,8 @@ export interface McpCompileDeps {
   own?: OwnTokens | null
   access: AccessControl
   routes: ReadonlyMap<string, ToolRoute>
+  /** The runtime's limits, for a call held for approval (it never reaches the pipeline). */
+  limiter: Limiter
   dispatch: InternalDispatch
   audit: RecordAudit
   servers: McpServerRegistry
@@ -98,6 +102,12 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     dispatch: deps.dispatch,
     audit: deps.audit,
     approvals,
+    chargeRoute: async (caller, routeId) => {
+      const limits = deps.routes.get(routeId)?.limits ?? null
+      if (limits === null) return null
+      const { identity, roles, clientIp } = caller
+      return (await enforceLimits(deps.limiter, { identity, roles, clientIp, route: { id: routeId }, headers: null }, limits)).error
+    },
     logger: deps.logger,
     approveHint: (id) => `\`bouncer approvals approve ${id}\`, or POST /api/approvals/${id}/approve on the admin API`,
   }

@@ -4,6 +4,7 @@
 // here. Calls matching mcp.approvals wait for an approver (approvals.ts).
 import { ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type ServerCapabilities, type ServerContext } from '@modelcontextprotocol/server'
 import type { McpConfig } from '../../config/index.ts'
+import { problemBody, type GatewayError } from '../../errors/index.ts'
 import { actorOf, subjectIssuer, type Caller, type InternalDispatch, type RecordAudit, type ToolCallFacts } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
@@ -21,6 +22,8 @@ export interface ProtocolDeps {
   dispatch: InternalDispatch
   audit: RecordAudit
   approvals: ApprovalStore | null
+  /** Charges a route's limits for a call that will not reach the route (one held for approval): the refusal, or null. */
+  chargeRoute: (caller: Caller, routeId: string) => Promise<GatewayError | null>
   logger: Logger
   /** Where approvers decide, for the pending answer. */
   approveHint: (id: string) => string
@@ -89,6 +92,15 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
     const call = { tool: name, issuer: subjectIssuer(caller.identity), subject: caller.identity.sub, actor: actorOf(caller.identity), argsSha256: facts.argsSha256 }
     const taken = await deps.approvals.take(call)
     if (!taken) {
+      // Held, not run: the route's limits are charged here, or a looping agent files pending
+      // approvals without end (the pipeline charges a call that runs).
+      const refused = entry.target.kind === 'route' ? await deps.chargeRoute(caller, entry.target.source.routeId) : null
+      if (refused) {
+        deps.audit(auditFacts(caller, facts, mcp.path, started, {
+          route: `mcp:${name}`, status: refused.status, decision: 'deny', code: refused.code, statement: verdict.decision.statement?.sid ?? null, note: refused.detail ?? null,
+        }))
+        return { content: [{ type: 'text', text: problemBody(refused, crypto.randomUUID()) }], isError: true }
+      }
       const approval = await deps.approvals.request({ ...call, approvers: rule.approvers, ttlMs: rule.ttl })
       deps.audit(auditFacts(caller, facts, mcp.path, started, {
         route: `mcp:${name}`, status: 202, decision: 'deny', code: null, statement: verdict.decision.statement?.sid ?? null,
