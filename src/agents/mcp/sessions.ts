@@ -24,6 +24,8 @@ function ownerOf(caller: Caller): string {
   return JSON.stringify([subjectIssuer(caller.identity), caller.identity.sub, actorOf(caller.identity)])
 }
 const MAX_SESSIONS = 10_000
+/** setTimeout's longest wait (about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 /**
  * Sessions one caller holds at most: its initialize beyond them ends its least recently used one
  * (whose client then gets 404 and initializes again, as the spec says). Without it one caller whose
@@ -39,6 +41,8 @@ interface Session {
   owner: string
   caller: { current: Caller }
   lastUsed: number
+  /** Ends the notification (GET) stream when the credential that opened it expires. */
+  streamExpiry: NodeJS.Timeout | null
 }
 
 /** What one runtime's MCP endpoint answers from. */
@@ -110,6 +114,7 @@ export function createLegacySessions(): LegacySessions {
 
   async function end(id: string, session: Session): Promise<void> {
     sessions.delete(id)
+    if (session.streamExpiry) clearTimeout(session.streamExpiry)
     await session.transport.close().catch(() => {})
   }
 
@@ -133,11 +138,28 @@ export function createLegacySessions(): LegacySessions {
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
       maxRequestBodySize: servingNow().maxBodyBytes,
-      onsessioninitialized: (id) => void sessions.set(id, { transport, server, owner: ownerOf(caller), caller: ref, lastUsed: Date.now() }),
+      onsessioninitialized: (id) => void sessions.set(id, { transport, server, owner: ownerOf(caller), caller: ref, lastUsed: Date.now(), streamExpiry: null }),
       onsessionclosed: (id) => void sessions.delete(id),
     })
     await server.connect(transport)
     return transport.handleRequest(request, { parsedBody: body, authInfo })
+  }
+
+  /**
+   * A GET stream outlives its request: every POST is authenticated again, the stream is not. It
+   * ends when the token that opened it expires; the client opens another with a fresh one.
+   */
+  function endStreamAtExpiry(session: Session, authInfo: AuthInfo): void {
+    if (session.streamExpiry) clearTimeout(session.streamExpiry)
+    session.streamExpiry = null
+    if (authInfo.expiresAt === undefined) return
+    const left = Math.max(0, authInfo.expiresAt * 1000 - Date.now())
+    if (left > MAX_TIMER_MS) return // a client certificate's year: a timer cannot wait that long
+    session.streamExpiry = setTimeout(() => {
+      session.streamExpiry = null
+      session.transport.closeStandaloneSSEStream()
+    }, left)
+    session.streamExpiry.unref()
   }
 
   function toolsChanged(): void {
@@ -160,6 +182,7 @@ export function createLegacySessions(): LegacySessions {
       if (closed && request.method === 'GET') return Promise.resolve(noNotificationStream())
       session.caller.current = caller
       session.lastUsed = Date.now()
+      if (request.method === 'GET') endStreamAtExpiry(session, authInfo)
       return session.transport.handleRequest(request, { parsedBody: body, authInfo })
     },
     toolsChanged,
