@@ -21,7 +21,7 @@ import { randomUUID } from 'node:crypto'
 import type { AuditHead } from '../../audit/index.ts'
 import { listenUrl, type Config } from '../../config/index.ts'
 import { asGatewayError, GatewayError, sendProblem } from '../../errors/index.ts'
-import { createSharedLimitsTable } from '../../limits/index.ts'
+import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 import { BACKGROUND_TASKS, createBackgroundTasks, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
 import { ConfigError } from '../prepare.ts'
 import type { ReloadResult } from '../reload.ts'
@@ -109,6 +109,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     slot.thread = thread
     slot.state = 'starting'
     slot.threadId = thread.threadId
+    const threadId = thread.threadId
     let ready: (() => void) | null = null
     let failed: ((err: Error) => void) | null = null
     const started = new Promise<void>((resolve, reject) => {
@@ -154,12 +155,15 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     thread.on('error', (err) => logger.error({ err, worker: slot.id }, 'worker failed'))
     slot.exited = once(thread, 'exit').then(([code]) => {
       failed?.(new Error(`worker ${slot.id} ended with code ${code as number} before it listened`)) // a no-op once it did
-      exited(slot, thread, code as number)
+      exited(slot, thread, threadId, code as number)
     })
     return started
   }
 
-  function exited(slot: Slot, thread: Worker, code: number): void {
+  function exited(slot: Slot, thread: Worker, threadId: number, code: number): void {
+    // A thread stopped inside a limits check (the hard stop runs no finally) still holds the
+    // table's lock: every other worker would wait for it for ever.
+    if (releaseLockOf(sharedLimits, threadId)) logger.warn({ worker: slot.id }, 'the worker stopped inside a limits check: its lock on the shared table is released')
     if (slot.thread !== thread) return
     const wasRunning = slot.state === 'running' || slot.state === 'draining'
     slot.thread = null

@@ -13,8 +13,12 @@
 // arrays, a decision cost 5-13 µs; in one slot about 2 µs (same loop, same loaded machine).
 // One lock (Atomics, a three-state futex mutex) guards the whole table for the length of one take:
 // a take is about a microsecond, so workers rarely meet on it, and one lock makes the check-and-take
-// of all of a request's limits atomic across workers as it is within one.
+// of all of a request's limits atomic across workers as it is within one. Its holder's thread id is
+// kept beside it: a worker terminated while it holds the lock (the primary's hard stop runs no
+// `finally`) would leave every other worker waiting for ever, so the primary releases a dead
+// thread's lock (releaseLockOf).
 import { hash as digest, randomInt } from 'node:crypto'
+import { threadId } from 'node:worker_threads'
 import type { Logger } from '../../telemetry/index.ts'
 import type { Check, CheckState, LimitsStore, TakeResult } from '../store.ts'
 import { expiryOf, FULL_SWEEP_EVERY_MS, fullStoreRefusals, outcomeOf, refusedBy, SWEEP_EVERY_MS, valueToStore, windowToStore } from './entry-rules.ts'
@@ -36,6 +40,8 @@ const SEED = 2
 const REFUSED = 3
 const NEXT_SWEEP = 0
 const NEXT_FULL_SWEEP = 1
+/** The lock holder's thread id (Int32 at byte 32; 0 when free or held by the main thread). */
+const OWNER_AT = 32
 
 /** What the primary makes and hands to every worker (a structured clone shares the memory). */
 export interface SharedLimitsTable {
@@ -55,6 +61,20 @@ function capacityFor(maxKeys: number): number {
   return capacity
 }
 
+/**
+ * The lock, released if the thread `threadId` held it: the primary calls it once that worker's
+ * thread has ended. The holder wrote its id just after taking the lock; a thread ended between the
+ * two would still leave it held (a window of a few instructions).
+ */
+export function releaseLockOf(table: SharedLimitsTable, threadId: number): boolean {
+  const header = new Int32Array(table.buffer, 0, 4)
+  const owner = new Int32Array(table.buffer, OWNER_AT, 1)
+  if (threadId === 0 || Atomics.compareExchange(owner, 0, threadId, 0) !== threadId) return false
+  Atomics.store(header, LOCK, 0)
+  Atomics.notify(header, LOCK)
+  return true
+}
+
 export interface SharedMemoryStore extends LimitsStore {
   take(checks: readonly Check[]): TakeResult
   readonly size: number
@@ -67,6 +87,8 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: { log
   // Views of the header, and of the slots (slot i's first float is floats[16 * i], its ints from
   // ints[32 * i + 6], its key from bytes[128 * i + 36]).
   const header = new Int32Array(buffer, 0, 4)
+  const owner = new Int32Array(buffer, OWNER_AT, 1)
+  const me = threadId
   const headerFloats = new Float64Array(buffer, 16, 2)
   const floats = new Float64Array(buffer, HEADER_BYTES, (SLOT_BYTES / 8) * capacity)
   const ints = new Int32Array(buffer, HEADER_BYTES, (SLOT_BYTES / 4) * capacity)
@@ -80,15 +102,18 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: { log
 
   function lock(): void {
     let c = Atomics.compareExchange(header, LOCK, 0, 1)
-    if (c === 0) return
-    if (c !== 2) c = Atomics.exchange(header, LOCK, 2)
-    while (c !== 0) {
-      Atomics.wait(header, LOCK, 2)
-      c = Atomics.exchange(header, LOCK, 2)
+    if (c !== 0) {
+      if (c !== 2) c = Atomics.exchange(header, LOCK, 2)
+      while (c !== 0) {
+        Atomics.wait(header, LOCK, 2)
+        c = Atomics.exchange(header, LOCK, 2)
+      }
     }
+    owner[0] = me
   }
 
   function unlock(): void {
+    owner[0] = 0
     if (Atomics.sub(header, LOCK, 1) !== 1) {
       Atomics.store(header, LOCK, 0)
       Atomics.notify(header, LOCK, 1)

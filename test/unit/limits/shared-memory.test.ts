@@ -3,7 +3,7 @@
 import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import { describe, expect, it } from 'vitest'
-import { createSharedLimitsTable, createSharedMemoryStore } from '../../../src/limits/stores/shared-memory.ts'
+import { createSharedLimitsTable, createSharedMemoryStore, releaseLockOf } from '../../../src/limits/stores/shared-memory.ts'
 
 const quota = (count: number) => ({ count, periodMs: 60_000 })
 const rate = { intervalMs: 100, burst: 3 }
@@ -67,5 +67,20 @@ describe('shared limits table', () => {
     const workers = [0, 1, 2].map(() => new Worker(url, { workerData: { table, count: 2_000 } }))
     const allowed = await Promise.all(workers.map(async (w) => (await once(w, 'message'))[0] as number))
     expect(allowed.reduce((a, b) => a + b, 0)).toBe(1_000)
+  })
+
+  it('a worker terminated inside a check leaves the lock held until the primary releases it', async () => {
+    const table = createSharedLimitsTable(100)
+    const holder = new Worker(new URL('../../fixtures/limits/lock-holder.ts', import.meta.url), { workerData: { table } })
+    const threadId = holder.threadId
+    await once(holder, 'message')
+    await holder.terminate() // as the primary's hard stop does: no finally runs
+    const lockWord = new Int32Array(table.buffer, 0, 1)
+    expect(Atomics.load(lockWord, 0)).not.toBe(0) // every other worker's next check would wait for ever
+    expect(releaseLockOf(table, threadId + 1)).toBe(false) // not that thread's lock: left alone
+    expect(releaseLockOf(table, threadId)).toBe(true)
+    const store = createSharedMemoryStore(table)
+    expect(store.take([{ key: 'r|ip:1', rate, quota: null }]).refused).toBe(-1)
+    expect(releaseLockOf(table, threadId)).toBe(false) // released once
   })
 })
