@@ -86,6 +86,12 @@ const WORKERS = 'workers is auto (one per core) or a whole number from 1 to 256'
 const server = z.strictObject({
   listen: listen.prefault('127.0.0.1:8080'),
   trusted_proxies: z.array(cidr).default([]),
+  /**
+   * Peers that may ask the forward-auth endpoint (/.bouncer/auth), whose 200 carries upstream
+   * credentials. Apart from trusted_proxies: a load balancer whose X-Forwarded-For is believed
+   * relays every client's request, and would have let any client ask.
+   */
+  forward_auth_peers: z.array(cidr).default([]),
   /** Names clients reach the gateway by: X-Forwarded-Host repeats a client's Host only when it is one. */
   hosts: z.array(hostPattern).default([]).transform(hostAllowList),
   max_header_bytes: z.number().int().min(1024).max(1_048_576).default(16_384),

@@ -67,6 +67,8 @@ export interface Runtime {
   readonly access: AccessControl
   readonly limiter: Limiter
   readonly trustedProxies: AddressSet
+  /** Who may ask /.bouncer/auth (server.forward_auth_peers). */
+  readonly forwardAuthPeers: AddressSet
   /** Requests in flight on this runtime: its pools are retired only once this reaches 0. */
   readonly usage: { inFlight: number }
   /** The MCP endpoint (mcp), when configured. */
@@ -246,6 +248,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     access,
     limiter,
     trustedProxies: addressSet(config.server.trusted_proxies),
+    forwardAuthPeers: addressSet(config.server.forward_auth_peers),
     usage: { inFlight: 0 },
     mcp,
     signing,

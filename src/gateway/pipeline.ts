@@ -13,6 +13,7 @@
 // `finally` queues only records not committed already.
 import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
+import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
 import { acceptRequestId, describedRequest, inspectHeaders, parseTarget, type CorsPolicy, type RequestTarget } from '../http/index.ts'
 import { rawHeader } from '../identity/index.ts'
@@ -139,13 +140,14 @@ function toolsOwnRoute(ctx: RequestContext, route: CompiledRoute): void {
 }
 
 /**
- * Forward-auth: only a peer in server.trusted_proxies may ask (403 untrusted_proxy: the answer holds
- * the upstream's credentials), and it names the original request; from here on the context is that
- * request, matched as the gateway would match it (400, 404, 405 alike).
+ * Forward-auth: only a peer in server.forward_auth_peers may ask (403 untrusted_proxy: the answer
+ * holds the upstream's credentials), and it names the original request; from here on the context
+ * is that request, matched as the gateway would match it (400, 404, 405 alike).
  */
 function matchDescribed(rt: Runtime, ctx: RequestContext): CompiledRoute {
-  if (!ctx.viaTrustedProxy) {
-    throw new GatewayError('untrusted_proxy', { detail: `Only the proxies in server.trusted_proxies may ask ${ctx.path}; ${ctx.req.socket.remoteAddress ?? 'this peer'} is not one.` })
+  const peer = unmapIpv4(ctx.connection.remoteAddress ?? '')
+  if (!rt.forwardAuthPeers.contains(peer)) {
+    throw new GatewayError('untrusted_proxy', { detail: `Only the peers in server.forward_auth_peers may ask ${ctx.path}; ${peer || 'this peer'} is not one.` })
   }
   // Envoy's path prefix form; a query on the check alone is no description (Caddy keeps the original's there).
   const pathForm = ctx.rest.length > 0 ? `/${ctx.rest.join('/')}${ctx.query === '' ? '' : `?${ctx.query}`}` : null

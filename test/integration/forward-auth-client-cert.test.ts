@@ -21,7 +21,7 @@ beforeAll(async () => {
   proxyCert = pki.ca.issue('edge-proxy', { usage: 'client', san: ['URI:spiffe://prod/ns/edge/sa/envoy'] })
   upstream = await startUpstream()
   gateway = await startTestGateway({
-    server: { trusted_proxies: ['127.0.0.1/32'], tls: { cert: pki.server.cert, key: pki.server.key, client_ca: pki.ca.cert, client_auth: 'optional' } },
+    server: { trusted_proxies: ['127.0.0.1/32'], forward_auth_peers: ['127.0.0.1/32'], tls: { cert: pki.server.cert, key: pki.server.key, client_ca: pki.ca.cert, client_auth: 'optional' } },
     issuers: [{ name: 'mesh', type: 'x509', ca: pki.ca.cert }],
     roles: [{ name: 'workloads', assumed_by: [{ issuer: 'mesh', subject: 'spiffe://prod/*' }], policies: ['read'] }],
     policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: ['data'] }] }],

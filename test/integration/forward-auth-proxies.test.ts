@@ -48,7 +48,7 @@ beforeAll(async () => {
   idp = await startIdentityProvider()
   api = await startUpstream()
   gw = await startTestGateway({
-    server: { trusted_proxies: ['127.0.0.1/32'] },
+    server: { trusted_proxies: ['127.0.0.1/32'], forward_auth_peers: ['127.0.0.1/32'] },
     admin: { token: ADMIN },
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
     issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
@@ -194,6 +194,15 @@ describe.each(proxies)('forward-auth behind %s', (name, binary, start) => {
     expect(await auditOf(`/orders/${name}-1`, 1)).toEqual([expect.objectContaining({
       method: 'GET', route: 'orders', status: 200, decision: 'allow', code: null, subject: 'looker-reports', statement: 'ReadOrders', upstream: null, attempts: null,
     })])
+  })
+
+  it.runIf(available)('a client asking the check itself through the proxy gets no credential', async () => {
+    for (const path of ['/.bouncer/auth', '/.bouncer/auth/health']) {
+      const { status, headers, reached } = await call(proxy, path, { 'x-original-method': 'GET', 'x-original-uri': '/health' })
+      expect(status, path).toBeGreaterThanOrEqual(400)
+      expect(headers['x-api-key'], path).toBeUndefined()
+      expect(reached, path).toEqual([])
+    }
   })
 
   it.runIf(available)('a public route: the credential is injected, and a client\'s assertion never passes', async () => {

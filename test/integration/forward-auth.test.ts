@@ -14,9 +14,9 @@ let trusted: TestGateway
 let untrusted: TestGateway
 let token: string
 
-function config(trustedProxies: string[]): Record<string, unknown> {
+function config(peers: string[], trustedProxies = peers): Record<string, unknown> {
   return {
-    server: { trusted_proxies: trustedProxies },
+    server: { trusted_proxies: trustedProxies, forward_auth_peers: peers },
     issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
     roles: [{ name: 'reports', assumed_by: [{ issuer: 'corp' }], policies: ['read'] }],
     policies: [{ name: 'read', statements: [{ sid: 'ReadOrders', effect: 'allow', actions: ['GET'], routes: ['orders'] }] }],
@@ -104,12 +104,29 @@ describe('forward-auth', () => {
     await twice.body.dump()
   })
 
-  it('only from trusted_proxies: anyone else gets 403 untrusted_proxy, and no credential', async () => {
+  it('only from forward_auth_peers: anyone else gets 403 untrusted_proxy, and no credential', async () => {
     const { status, headers, body } = await ask(untrusted, { ...nginx('GET', '/orders/7'), authorization: `Bearer ${token}` })
     expect(status).toBe(403)
     expect(headers['x-api-key']).toBeUndefined()
     expect(body).toMatchObject({ code: 'untrusted_proxy' })
-    expect(String(body?.detail)).toBe('Only the proxies in server.trusted_proxies may ask /.bouncer/auth; 127.0.0.1 is not one.')
+    expect(String(body?.detail)).toBe('Only the peers in server.forward_auth_peers may ask /.bouncer/auth; 127.0.0.1 is not one.')
+  })
+
+  // Found by an adversarial probe (helper): a load balancer in trusted_proxies (its X-Forwarded-For
+  // believed) relays every client's request, /.bouncer/auth included: any client through it got the
+  // upstream's credential. Asking is forward_auth_peers' alone.
+  it('a trusted proxy that is not a forward-auth peer (a load balancer relaying clients) gets 403, and no credential', async () => {
+    const relay = await startTestGateway(config([], ['127.0.0.1/32']))
+    try {
+      for (const path of ['/.bouncer/auth', '/.bouncer/auth/orders/7']) {
+        const { status, headers, body } = await ask(relay, { ...(path === '/.bouncer/auth' ? nginx('GET', '/orders/7') : {}), authorization: `Bearer ${token}`, 'x-forwarded-for': '203.0.113.9' }, { path })
+        expect(status, path).toBe(403)
+        expect(headers['x-api-key']).toBeUndefined()
+        expect(body).toMatchObject({ code: 'untrusted_proxy' })
+      }
+    } finally {
+      await relay.close()
+    }
   })
 
   it('a catch-all route never takes the endpoint\'s path', async () => {

@@ -41,7 +41,7 @@ let auditDb: string
 
 function signInConfig(session: Record<string, unknown>): Record<string, unknown> {
   return {
-    server: { trusted_proxies: ['127.0.0.1/32'] },
+    server: { trusted_proxies: ['127.0.0.1/32'], forward_auth_peers: ['127.0.0.1/32'] },
     admin: { token: 'sign-in-test-admin-token-0123456789' },
     issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
     sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'], session },
