@@ -387,6 +387,7 @@ function compileSignIn(config: Config, issuerKeys: ReadonlyMap<string, IssuerKey
     store: deps.sessionStores.acquire({ store: settings.session.store, idle: settings.session.idle }),
     audience: 'gateway',
     cookieSecure: settings.cookie.secure ?? cookieSecureByDefault(config),
+    hosts: config.server.hosts,
     logger: deps.logger,
   })
 }

@@ -18,14 +18,14 @@
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { createLru } from '../../collections/index.ts'
 import type { IssuerConfig, SignInConfig } from '../../config/index.ts'
-import { GatewayError, type ErrorCode } from '../../errors/index.ts'
+import { GatewayError, truncateClientValue, type ErrorCode } from '../../errors/index.ts'
 import type { Identity } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { CredentialInput, CredentialVerifier } from '../authenticate.ts'
 import { rawHeader } from '../authenticate.ts'
 import type { IssuerKeys } from '../issuers.ts'
 import { createTokenVerifier, identityFromClaims, type TokenVerifier } from '../verify.ts'
-import { clearCookie, hasCookie, readCookie, setCookie, type CookieSettings } from '../../http/index.ts'
+import { clearCookie, hasCookie, readCookie, setCookie, type CookieSettings, type HostAllowList } from '../../http/index.ts'
 import { SignInRefused, signInProvider, type SignInProvider } from './provider.ts'
 import { safeReturnTo } from './return-to.ts'
 import { openTokens, sealTokens } from './seal.ts'
@@ -76,6 +76,8 @@ export interface SignInOptions {
   logger: Logger
   /** Sign-out also ends the person's session at the provider (RP-initiated logout): the gateway's does; the console's ends only its own. Default true. */
   endsProviderSession?: boolean
+  /** server.hosts: without base_url, the redirect URI is built only on a host listed there (when any is). */
+  hosts?: HostAllowList
   /** Tests inject a provider; by default openid-client against the issuer. */
   provider?: SignInProvider
   now?: () => number
@@ -371,6 +373,11 @@ export function createSignIn(options: SignInOptions): SignIn {
     const trusted = input.viaTrustedProxy === true
     const host = (trusted ? headers?.forwardedHost : undefined) ?? headers?.host
     if (host === undefined || !HOST.test(host)) throw new GatewayError('bad_request', { detail: 'Sign-in needs a valid Host header (or set sign_in.base_url).' })
+    // The redirect URI and the CSRF origin are built on this host: a client's Host must not choose them.
+    const hosts = options.hosts
+    if (hosts !== undefined && hosts.patterns.length > 0 && !hosts.matches(host)) {
+      throw new GatewayError('bad_request', { detail: `Sign-in answers for the names in server.hosts, not ${JSON.stringify(truncateClientValue(host))} (or set sign_in.base_url).` })
+    }
     const forwarded = trusted ? headers?.forwardedProto?.toLowerCase() : undefined
     const scheme = forwarded === 'https' || forwarded === 'http' ? forwarded : input.secure ? 'https' : 'http'
     return `${scheme}://${host.toLowerCase()}`
