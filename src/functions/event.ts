@@ -8,7 +8,7 @@
 // verified bearer token, or a public route's), X-Forwarded-For/-Proto, X-Request-Id
 // and traceparent written by the gateway. Linear in the request's headers, query and claims.
 import { isUtf8 } from 'node:buffer'
-import { foldHeaderName, type HostAllowList } from '../http/index.ts'
+import { foldHeaderName, vouchedHost, type HostAllowList } from '../http/index.ts'
 import { forwardableAuthorization, type Identity, type RequestContext } from '../request/index.ts'
 import { traceparentOf } from '../telemetry/index.ts'
 
@@ -125,7 +125,7 @@ function eventHeaders(ctx: Readonly<RequestContext>, settings: EventSettings): {
       if (authorization !== undefined) headers.authorization = authorization
     }
   }
-  const host = vouchedHost(ctx, settings.publicHosts)
+  const host = hostOf(ctx, settings.publicHosts)
   if (host !== undefined) headers.host = host
   headers['x-forwarded-for'] = ctx.forwardedFor
   headers['x-forwarded-proto'] = ctx.viaTrustedProxy && inbound?.forwardedProto ? inbound.forwardedProto : 'http'
@@ -134,15 +134,10 @@ function eventHeaders(ctx: Readonly<RequestContext>, settings: EventSettings): {
   return { headers, cookies }
 }
 
-/**
- * A trusted proxy's X-Forwarded-Host, else the request's Host when server.hosts names it: handlers
- * build links from it, so a Host the gateway cannot vouch for is not handed on (as for upstreams).
- */
-function vouchedHost(ctx: Readonly<RequestContext>, publicHosts: HostAllowList): string | undefined {
+/** Handlers build links from it: only a host the gateway vouches for (as for upstreams). */
+function hostOf(ctx: Readonly<RequestContext>, publicHosts: HostAllowList): string | undefined {
   const inbound = ctx.headers
-  if (!inbound) return undefined
-  if (ctx.viaTrustedProxy && inbound.forwardedHost) return inbound.forwardedHost
-  return inbound.host !== undefined && publicHosts.matches(inbound.host) ? inbound.host : undefined
+  return inbound ? vouchedHost(inbound.host, inbound.forwardedHost || undefined, ctx.viaTrustedProxy, publicHosts) : undefined
 }
 
 /** Decoded, repeated names joined with commas (AWS: "Duplicate query strings are combined with commas"). */

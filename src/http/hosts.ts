@@ -65,3 +65,16 @@ function hostMatches(pattern: HostPattern, name: string, port: string | null): b
   const prefixLength = name.length - pattern.name.length
   return prefixLength > 1 && name.endsWith(pattern.name) && LABELS.test(name.slice(0, prefixLength))
 }
+
+/**
+ * The host the gateway vouches for to an upstream or a function (X-Forwarded-Host, which they
+ * build redirects and reset links from): with server.hosts listing names, a trusted proxy's
+ * X-Forwarded-Host or else the request's Host, whichever one of them names (a proxy that passes a
+ * client's X-Forwarded-Host on must not choose it); with none listed, a trusted proxy's as it sent it.
+ */
+export function vouchedHost(host: string | undefined, forwardedHost: string | undefined, viaTrustedProxy: boolean, publicHosts: HostAllowList): string | undefined {
+  const forwarded = viaTrustedProxy ? forwardedHost : undefined
+  if (publicHosts.patterns.length === 0) return forwarded
+  if (forwarded !== undefined && publicHosts.matches(forwarded)) return forwarded
+  return host !== undefined && publicHosts.matches(host) ? host : undefined
+}

@@ -4,7 +4,7 @@
 import { Transform, type Readable } from 'node:stream'
 import type { RoutePattern } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import { canonicalSegment, foldHeaderName, withoutCookies, type HostAllowList } from '../http/index.ts'
+import { canonicalSegment, foldHeaderName, vouchedHost, withoutCookies, type HostAllowList } from '../http/index.ts'
 import { forwardableAuthorization, type RequestContext, type Served } from '../request/index.ts'
 import { traceparentOf } from '../telemetry/index.ts'
 import type { Upstream } from './pools.ts'
@@ -89,16 +89,10 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
   return out
 }
 
-/**
- * A trusted proxy's X-Forwarded-Host as it sent it; otherwise the client's Host, only when
- * server.hosts names it. Upstreams build redirects and reset links from this header, so a Host the
- * gateway cannot vouch for is not repeated (Host header poisoning).
- */
+/** Upstreams build redirects and reset links from X-Forwarded-Host: only a host the gateway vouches for (Host header poisoning). */
 function forwardedHost(ctx: Readonly<RequestContext>, publicHosts: HostAllowList): string | undefined {
   const inbound = ctx.headers
-  if (!inbound) return undefined
-  if (ctx.viaTrustedProxy && inbound.forwardedHost) return inbound.forwardedHost
-  return inbound.host !== undefined && publicHosts.matches(inbound.host) ? inbound.host : undefined
+  return inbound ? vouchedHost(inbound.host, inbound.forwardedHost || undefined, ctx.viaTrustedProxy, publicHosts) : undefined
 }
 
 /** The body to stream upstream, its bytes counted into `served.bytesIn`; null when there is none. */
