@@ -66,6 +66,13 @@ export function checkRewrite(rewrite: RoutePattern, route: RoutePattern): string
 }
 
 /**
+ * `İ` (U+0130) lower-cases to `i` and a combining dot above in JavaScript (full case mapping), but to
+ * a plain `i` in Go (simple case mapping): Caddy's `path` matcher reads `/admİn` as `/admin`, so
+ * the gateway must too, or a public catch-all takes what Caddy serves as its admin handler.
+ */
+const DOTTED_I = 'i\u0307'
+
+/**
  * The case-insensitive form of a path segment (routes match case-insensitively unless
  * `server.case_sensitive_paths`): Express and ASP.NET match `/ADMIN` as `/admin`. ASP.NET
  * upper-cases to compare, so a non-ASCII segment is upper-cased first: `ı` (dotless i) and `ſ`
@@ -77,7 +84,7 @@ export function foldPathCase(segment: string): string {
   let upper = false
   for (let i = 0; i < segment.length; i++) {
     const c = segment.charCodeAt(i)
-    if (c >= 128) return segment.toUpperCase().toLowerCase()
+    if (c >= 128) return segment.toUpperCase().toLowerCase().replaceAll(DOTTED_I, 'i')
     if (c >= 0x41 && c <= 0x5a) upper = true
   }
   return upper ? segment.toLowerCase() : segment
