@@ -57,6 +57,8 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
 }
 
 const LOWER_CASE = /[a-z]/
+// eslint-disable-next-line no-control-regex -- the range above ASCII is the point
+const NON_ASCII = /[^\x00-\x7f]/
 
 /** Framing, identity of the request (id, trace, client address) and size limits: before any routing. */
 function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
@@ -110,6 +112,12 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
 function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: string | undefined): CompiledRoute {
   // HTTP/1.1 CONNECT never gets here (the listener refuses it); an HTTP/2 one does.
   if (ctx.method === 'CONNECT') throw new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
+  // Node's HTTP/1 parser refuses raw bytes above 0x7F in a request line; node:http2 (and a header
+  // describing a forward-auth request) hands them over as latin1 characters, which the canonical
+  // form would encode as UTF-8 a second time (/café sent as bytes reached the upstream as /cafÃ©).
+  if ((ctx.http2 || requestTarget !== ctx.req.url) && NON_ASCII.test(requestTarget)) {
+    throw new GatewayError('bad_path', { detail: 'A request target is ASCII: send other characters percent-encoded (RFC 3986).' })
+  }
   const target = parseTarget(requestTarget, host)
   ctx.path = target.path
   ctx.query = target.query
