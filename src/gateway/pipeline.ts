@@ -23,7 +23,7 @@ import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUps
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
 import type { RouteMatch } from './router.ts'
-import { http2Framing } from './http2.ts'
+import { http2Framing, resetAfterAnswer } from './http2.ts'
 import type { GatewayState } from './state.ts'
 
 export async function handle(state: GatewayState, ctx: RequestContext): Promise<void> {
@@ -345,9 +345,8 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
     state.logger.error({ err: error.cause, request_id: ctx.id, trace_id: ctx.trace.traceId, route: ctx.route?.id }, 'request failed unexpectedly')
   }
   const { req, res } = ctx
-  // A body we did not read is not worth draining: close the connection after the answer. (On
-  // HTTP/2, node:http2 resets the stream with NO_ERROR once the answer ends before the request,
-  // RFC 9113 §8.1: the connection's other streams go on.)
+  // A body we did not read is not worth draining: close the connection after the answer. On
+  // HTTP/2 the stream alone is reset once the answer is out (below): its other streams go on.
   if (!ctx.http2 && !req.complete && (ctx.headers?.chunked || (ctx.headers?.contentLength ?? 0) > 0)) {
     if (!res.headersSent) res.setHeader('connection', 'close')
   }
@@ -359,5 +358,6 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
   } else {
     ctx.bytesOut += sendProblem(res, error, ctx.id, ctx.method === 'HEAD')
   }
+  if (ctx.http2 && !req.complete) resetAfterAnswer(res)
   if (ctx.upgrade) res.once('finish', () => ctx.upgrade?.socket.end())
 }
