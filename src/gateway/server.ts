@@ -28,7 +28,7 @@ interface Turns {
   paused: boolean
   next: () => void
 }
-/** Pipelined requests held, parsed, before the connection is no longer read. */
+/** Pipelined requests held, parsed, before the connection is no longer read (two entries each in Turns.waiting). */
 const PIPELINED_AHEAD = 16
 
 export interface ClientErrorInfo {
