@@ -327,7 +327,7 @@ export const functionEcho: BenchCase = {
   async start() {
     const gateway = await startBouncer({
       audit: { sinks: [] },
-      functions: [{ name: 'echo', module: join(ROOT, 'bench/functions/echo.ts'), concurrency: FUNCTION_CONCURRENCY }],
+      functions: [{ name: 'echo', module: join(ROOT, 'bench/functions/echo.mjs'), concurrency: FUNCTION_CONCURRENCY }],
       routes: [{ id: 'echo', path: '/*', function: 'echo', public: true }],
     })
     // One invocation per worker before the load: a worker still loading its module (type

@@ -3,7 +3,7 @@
 // structured response written back). No isolation, no checks: what the handler itself costs.
 //   node function-plain.ts
 import { createServer } from 'node:http'
-import { handler } from '../functions/echo.ts'
+import { handler } from '../functions/echo.mjs'
 
 const server = createServer((req, res) => {
   const [rawPath = '/', rawQueryString = ''] = (req.url ?? '/').split('?')
