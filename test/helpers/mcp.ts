@@ -1,10 +1,15 @@
 // What the MCP tests share: a gateway config with route tools, the SDK client for a protocol
 // version, and the audit rows a test reads back.
 import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { DatabaseSync } from 'node:sqlite'
 import { join } from 'node:path'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
-import { AUDIENCE } from './identity-provider.ts'
+import { startTestGateway, type TestGateway } from './gateway.ts'
+import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from './identity-provider.ts'
+import { startUpstream, type TestUpstream } from './upstream.ts'
+import { waitFor } from './wait.ts'
 
 export const MCP_RESOURCE = 'https://mcp.bouncer.test/mcp'
 
@@ -70,3 +75,27 @@ export function auditRows(dbPath: string, where = '1 = 1'): Record<string, unkno
   }
 }
 
+
+export interface McpTestSetup {
+  idp: TestIdentityProvider
+  upstream: TestUpstream
+  gateway: TestGateway
+  dir: string
+  close(): Promise<void>
+}
+
+/** The identity provider, an upstream and a gateway with mcpTestConfig (adjusted), its issuer's keys loaded. */
+export async function startMcpTestGateway(name: string, adjust: (config: ReturnType<typeof mcpTestConfig>, dir: string) => Record<string, unknown> = (config) => config): Promise<McpTestSetup> {
+  const [idp, upstream] = await Promise.all([startIdentityProvider(), startUpstream()])
+  const dir = await mkdtemp(join(tmpdir(), `bouncer-${name}-`))
+  const gateway = await startTestGateway(adjust(mcpTestConfig(idp.issuer, upstream.url, dir), dir))
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+  return {
+    idp, upstream, gateway, dir,
+    async close() {
+      await gateway.close()
+      await Promise.all([upstream.close(), idp.stop()])
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}

@@ -2,40 +2,31 @@
 // limit: the approval check ran before the route's request (and its limits), so calls that ended
 // pending never met the limit. Three JSON-RPC batches of 100 calls with distinct arguments filed 300
 // pending approvals in ~0.3 s, burying the approvers' list (the admin API lists the newest 1,000).
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { auditRows, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { auditRows, MCP_RESOURCE, type McpTestSetup, startMcpTestGateway } from '../helpers/mcp.ts'
 import { waitFor } from '../helpers/wait.ts'
 
+let setup: McpTestSetup
 let idp: TestIdentityProvider
-let upstream: TestUpstream
 let gateway: TestGateway
 let dir: string
 
 beforeAll(async () => {
-  ;[idp, upstream] = await Promise.all([startIdentityProvider(), startUpstream()])
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-mcp-approvals-flood-'))
-  const config = mcpTestConfig(idp.issuer, upstream.url, dir, {
-    approvals: [{ tools: ['get_daily_report'], approvers: ['reporter'], ttl: '15m' }],
-  }) as Record<string, unknown> & { routes: Array<Record<string, unknown>> }
-  // The agent's pace on the route behind the tool: 1 a second, a burst of 2.
-  config.limits = [{ name: 'agent-pace', key: 'principal', rate: '1/s', burst: 2 }]
-  config.routes[0]!.limits = ['agent-pace']
-  gateway = await startTestGateway(config)
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+  setup = await startMcpTestGateway('mcp-approvals-flood', (config) => {
+    config.mcp = { ...config.mcp, approvals: [{ tools: ['get_daily_report'], approvers: ['reporter'], ttl: '15m' }] } as typeof config.mcp
+    // The agent's pace on the route behind the tool: 1 a second, a burst of 2.
+    const routes = config.routes as Array<Record<string, unknown>>
+    routes[0]!.limits = ['agent-pace']
+    return { ...config, limits: [{ name: 'agent-pace', key: 'principal', rate: '1/s', burst: 2 }] }
+  })
+  ;({ idp, gateway, dir } = setup)
 }, 60_000)
 
-afterAll(async () => {
-  await gateway?.close()
-  await Promise.all([upstream?.close(), idp?.stop()])
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => setup?.close())
 
 function pendingCount(): number {
   const db = new DatabaseSync(join(dir, 'approvals.db'), { readOnly: true })

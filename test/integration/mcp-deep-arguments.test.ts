@@ -1,33 +1,26 @@
 // Found by an adversarial probe (helper): a tools/call whose arguments nest 200,000 deep overflowed
 // the stack in the argument digest (JSON.parse takes any depth; canonicalJson recursed), answered
 // -32603 and left no audit record: an agent could probe tools it may not call unrecorded.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { auditRows, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { auditRows, MCP_RESOURCE, type McpTestSetup, startMcpTestGateway } from '../helpers/mcp.ts'
+import type { TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
+let setup: McpTestSetup
 let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
 let dir: string
 
 beforeAll(async () => {
-  ;[idp, upstream] = await Promise.all([startIdentityProvider(), startUpstream()])
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-mcp-deep-'))
-  gateway = await startTestGateway(mcpTestConfig(idp.issuer, upstream.url, dir))
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+  setup = await startMcpTestGateway('mcp-deep')
+  ;({ idp, upstream, gateway, dir } = setup)
 }, 60_000)
 
-afterAll(async () => {
-  await gateway?.close()
-  await Promise.all([upstream?.close(), idp?.stop()])
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => setup?.close())
 
 const DEPTH = 200_000
 const deep = `${'['.repeat(DEPTH)}${']'.repeat(DEPTH)}`

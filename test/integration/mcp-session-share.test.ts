@@ -2,33 +2,21 @@
 // gateway, no share per caller. One agent that initialized without ever sending DELETE (many
 // clients do, on each run) filled it in ~9 s, and every other caller's initialize was refused (503)
 // for the 30 minutes idle sessions live. Now a caller holds 100 at most: its oldest ends.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { MCP_RESOURCE, type McpTestSetup, startMcpTestGateway } from '../helpers/mcp.ts'
 
+let setup: McpTestSetup
 let idp: TestIdentityProvider
-let upstream: TestUpstream
 let gateway: TestGateway
-let dir: string
 
 beforeAll(async () => {
-  ;[idp, upstream] = await Promise.all([startIdentityProvider(), startUpstream()])
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-mcp-sessions-'))
-  gateway = await startTestGateway(mcpTestConfig(idp.issuer, upstream.url, dir))
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+  setup = await startMcpTestGateway('mcp-sessions')
+  ;({ idp, gateway } = setup)
 }, 60_000)
 
-afterAll(async () => {
-  await gateway?.close()
-  await Promise.all([upstream?.close(), idp?.stop()])
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => setup?.close())
 
 const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'loop', version: '1' } } })
 

@@ -1,35 +1,24 @@
 // Found by an adversarial probe (helper): a 2025-era session's notification (GET) stream, opened with
 // a token that then expired, kept delivering (tools/list_changed after a reload removed the
 // caller's role): every POST is authenticated again, the stream was not. It now ends at the expiry.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { MCP_RESOURCE, type McpTestSetup, startMcpTestGateway } from '../helpers/mcp.ts'
 
+let setup: McpTestSetup
 let idp: TestIdentityProvider
-let upstream: TestUpstream
 let gateway: TestGateway
-let dir: string
 
 beforeAll(async () => {
-  ;[idp, upstream] = await Promise.all([startIdentityProvider(), startUpstream()])
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-mcp-stream-expiry-'))
-  const config = mcpTestConfig(idp.issuer, upstream.url, dir)
-  ;(config.issuers[0] as Record<string, unknown>).clock_tolerance = '0s' // the token's exp is its end
-  gateway = await startTestGateway(config)
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+  setup = await startMcpTestGateway('mcp-stream-expiry', (config) => {
+    ;(config.issuers[0] as Record<string, unknown>).clock_tolerance = '0s' // the token's exp is its end
+    return config
+  })
+  ;({ idp, gateway } = setup)
 }, 60_000)
 
-afterAll(async () => {
-  await gateway?.close()
-  await Promise.all([upstream?.close(), idp?.stop()])
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => setup?.close())
 
 const VERSION = '2025-11-25'
 
