@@ -44,6 +44,17 @@ function arrowType(kind: ColumnKind): DataType {
 
 type ArrowValue = number | bigint | boolean | string | Uint8Array | null
 
+const INTEGER = /^[-+]?\d+$/
+
+/**
+ * An int64 cell, or null when the text is no integer: SQLite keeps any value in an INTEGER column
+ * (1.5, or text), and BigInt threw mid-answer, cutting the Arrow stream (found by an adversarial
+ * probe). The JSON writer sends such a value as a string, CSV as quoted text.
+ */
+function bigintOf(text: string): bigint | null {
+  return INTEGER.test(text) ? BigInt(text) : null
+}
+
 function arrowValue(kind: ColumnKind): (text: string) => ArrowValue {
   switch (kind) {
     case 'int':
@@ -51,7 +62,7 @@ function arrowValue(kind: ColumnKind): (text: string) => ArrowValue {
     case 'decimal':
       return Number
     case 'bigint':
-      return (text) => BigInt(text)
+      return bigintOf
     case 'bool':
       return (text) => text === 't'
     case 'date':
@@ -138,7 +149,8 @@ function fastColumn(kind: ColumnKind, rows: readonly Row[], index: number): Data
       const data = new BigInt64Array(length)
       for (let i = 0; i < length; i++) {
         const cell = (rows[i] as Row)[index] as Cell
-        if (valid(i, cell)) data[i] = BigInt(cell)
+        const value = cell === null ? null : bigintOf(cell)
+        if (valid(i, value === null ? null : cell)) data[i] = value as bigint
       }
       return makeData({ type: new Int64(), length, nullCount, nullBitmap: validity, data })
     }

@@ -4,7 +4,7 @@
 // invalid_parameter): it could otherwise page through rows the parameters were meant to select
 // out. Sealed, not only signed: the key columns' values may be masked for the caller (a hashed id),
 // and a cursor readable as base64 JSON would hand them out.
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
 import { invalidParameter } from './params.ts'
 
 const IV_BYTES = 12
@@ -34,15 +34,20 @@ export function verifyCursor(cursor: string, scope: string, key: Buffer): PagePo
   } catch {
     throw invalidParameter('cursor', 'not a cursor this gateway issued (altered, or sealed with another key)')
   }
-  if (decoded.s !== scope) throw invalidParameter('cursor', 'issued for other parameters or another dataset: page with the same parameters')
+  if (decoded.s !== scope) throw invalidParameter('cursor', 'issued for other parameters, another dataset or another caller: page with the same parameters, as the same caller')
   if (!Array.isArray(decoded.a) || !decoded.a.every((v) => typeof v === 'string' || typeof v === 'number')) throw invalidParameter('cursor', 'not a cursor this gateway issued')
   return { after: decoded.a as Array<string | number> }
 }
 
-/** The datasource key is also the masks' HMAC key: the cursors' cipher gets a key of its own from it. */
+/**
+ * The datasource key is also the masks' HMAC key: the cursors' cipher gets a key of its own from it,
+ * by HKDF. It was HMAC(key, 'bouncer-cursor-sealing'), which is what a hash mask shows of a cell
+ * holding that text: anyone who could write such a cell read half the cipher's key off a masked
+ * answer (found by an adversarial probe). No mask computes HKDF's expand step.
+ */
 const sealingKeys = new WeakMap<Buffer, Buffer>()
 function sealingKey(key: Buffer): Buffer {
   let sealing = sealingKeys.get(key)
-  if (sealing === undefined) sealingKeys.set(key, (sealing = createHmac('sha256', key).update('bouncer-cursor-sealing').digest()))
+  if (sealing === undefined) sealingKeys.set(key, (sealing = Buffer.from(hkdfSync('sha256', key, 'bouncer-cursor', 'sealing', 32))))
   return sealing
 }

@@ -159,19 +159,27 @@ function csvField(text: string): string {
   return NEEDS_QUOTES.test(text) ? `"${text.replaceAll('"', '""')}"` : text
 }
 
+/** A number as PostgreSQL writes one (NaN and Infinity included): nothing a CSV reader splits on. */
+const CSV_NUMBER = /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$|^[-+]?(NaN|Infinity)$/
+
+/**
+ * Numbers and times go as they are, but through csvField when they are not what their kind says:
+ * SQLite keeps any text in an INTEGER or TIMESTAMP column, and `7,"x"\r\nevil,row` written raw
+ * added a row and a column to the answer (found by an adversarial probe).
+ */
 function csvEncoder(kind: ColumnKind): Encode {
   switch (kind) {
     case 'int':
     case 'bigint':
     case 'number':
     case 'decimal':
-      return (text) => text
+      return (text) => (CSV_NUMBER.test(text) ? text : csvField(text))
     case 'bool':
       return (text) => (text === 't' ? 'true' : 'false')
     case 'timestamptz':
-      return (text) => isoTimestamp(text, true)
+      return (text) => csvField(isoTimestamp(text, true))
     case 'timestamp':
-      return (text) => isoTimestamp(text, false)
+      return (text) => csvField(isoTimestamp(text, false))
     default:
       return csvField
   }

@@ -13,13 +13,21 @@ export interface AppliedMask {
   readonly kind: MaskKind
 }
 
-/** The masks that apply to this caller: a column the result does not have is not masked (nothing to hide). */
+/**
+ * The masks that apply to this caller. A mask covers every column of its name, case folded: a join
+ * can return two `email` columns, and SQLite reports a column as its table declares it (`Email`)
+ * though it reads `email` as the same name (found by an adversarial probe: the second column, and
+ * SQLite's `Email`, went out unmasked). A column the result does not have is not masked (nothing to
+ * hide).
+ */
 export function masksFor(masks: Readonly<Record<string, MaskConfig>>, columns: readonly Column[], roles: readonly string[]): AppliedMask[] {
   const applied: AppliedMask[] = []
   for (const [name, mask] of Object.entries(masks)) {
     if (mask.unless_roles.some((role) => roles.includes(role))) continue
-    const index = columns.findIndex((column) => column.name === name)
-    if (index !== -1) applied.push({ index, kind: mask.with })
+    const folded = name.toLowerCase()
+    for (let index = 0; index < columns.length; index++) {
+      if ((columns[index] as Column).name.toLowerCase() === folded) applied.push({ index, kind: mask.with })
+    }
   }
   return applied
 }
