@@ -1,10 +1,10 @@
 // An approver's decision on a pending tool call: who may decide (a role in the rule's `approvers`,
-// and never the caller who asked: four eyes), the store's answer, and the audit record of it.
+// and never the caller who asked, nor the agent that asked for it: four eyes), the store's answer, and the audit record of it.
 import { GatewayError } from '../../errors/index.ts'
 import { inspectHeaders } from '../../http/index.ts'
 import type { Authenticator } from '../../identity/index.ts'
 import type { AccessControl } from '../../access/index.ts'
-import { subjectIssuer, type CredentialKind, type Identity, type RecordAudit } from '../../request/index.ts'
+import { actorOf, subjectIssuer, type CredentialKind, type Identity, type RecordAudit } from '../../request/index.ts'
 import type { Approval, ApprovalStore, Decision } from './approvals.ts'
 import { auditFacts } from './tool-calls.ts'
 
@@ -38,7 +38,7 @@ export async function decideApproval(store: ApprovalStore, id: string, decision:
   if (!approver.roles.some((role) => approval.approvers.includes(role))) {
     throw new GatewayError('policy_denied', { detail: `Approval ${id} is decided by ${approval.approvers.join(' or ')}; ${approver.identity.sub} holds ${approver.roles.join(', ') || 'no role'}.` })
   }
-  if (subjectIssuer(approver.identity) === approval.issuer && approver.identity.sub === approval.subject) {
+  if (isCallerOf(approval, approver.identity)) {
     throw new GatewayError('policy_denied', { detail: 'A caller cannot approve its own tool call.' })
   }
   const result = await store.decide(id, decision, `${approver.identity.sub} (${approver.identity.iss})`)
@@ -53,4 +53,16 @@ export async function decideApproval(store: ApprovalStore, id: string, decision:
     { route: `mcp:${approval.tool}`, status: 200, decision: decision === 'approve' ? 'allow' : 'deny', code: null, statement: null, note: `Approval ${id} ${decision === 'approve' ? 'approved' : 'denied'} for ${approval.subject}.` },
   ))
   return result.approval
+}
+
+/**
+ * Four eyes: the subject who asked, and on an on-behalf-of call the agent that made it (the
+ * approval's actor), whether it comes with its own token or acting for someone else. The agent was
+ * left out, and approved its own call with its service account's token where that held an
+ * approver role (found by an adversarial probe).
+ */
+function isCallerOf(approval: Approval, identity: Identity): boolean {
+  if (subjectIssuer(identity) === approval.issuer && identity.sub === approval.subject) return true
+  if (approval.actor === null) return false
+  return approval.actor === `${identity.iss} ${identity.sub}` || approval.actor === `${subjectIssuer(identity)} ${identity.sub}` || approval.actor === actorOf(identity)
 }

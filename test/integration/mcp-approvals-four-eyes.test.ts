@@ -1,0 +1,87 @@
+// Found by an adversarial probe (helper): the four-eyes check compared the approver with the approval's subject
+// only, so on an on-behalf-of call (an exchanged token: sub the user, act the agent) the agent that made the
+// call approved it with its own client-credentials token, where its service account held an approver role.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
+const ADMIN = 'scratch-four-eyes-admin-token-0123456789'
+let idp: TestIdentityProvider
+let upstream: TestUpstream
+let gateway: TestGateway
+let dir: string
+
+beforeAll(async () => {
+  ;[idp, upstream] = await Promise.all([startIdentityProvider(), startUpstream()])
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-scratch-four-eyes-'))
+  const config = mcpTestConfig(idp.issuer, upstream.url, dir, { approvals: [{ tools: ['list_*'], approvers: ['ops'], ttl: '15m' }] }) as {
+    roles: Array<{ name: string; assumed_by: object[]; policies: string[] }>
+    policies: Array<{ statements: object[] }>
+    token_exchange?: object
+  }
+  config.policies[0]!.statements = [
+    { sid: 'AgentTools', effect: 'allow', actions: ['call'], routes: ['mcp:*'] },
+    { sid: 'AgentSales', effect: 'allow', actions: ['GET'], routes: ['sales.*'] },
+  ]
+  // The agent's service account is also on the ops rota (an automation that approves routine calls).
+  config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'analytics-agent' }], policies: [] })
+  config.token_exchange = { issuer: 'https://mcp.bouncer.test', audiences: [MCP_RESOURCE], actors: [{ role: 'agent', delegated_roles: ['reporter'] }] }
+  gateway = await startTestGateway({ ...config, admin: { token: ADMIN } })
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+}, 90_000)
+
+afterAll(async () => {
+  await gateway?.close()
+  await Promise.all([upstream?.close(), idp?.stop()])
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function exchanged(): Promise<string> {
+  const res = await request(`${gateway.url}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: await idp.token('looker-reports'), subject_token_type: ACCESS_TOKEN,
+      actor_token: await idp.token('analytics-agent'), actor_token_type: ACCESS_TOKEN,
+      resource: MCP_RESOURCE,
+    }).toString(),
+  })
+  const body = (await res.body.json()) as { access_token: string }
+  expect(res.statusCode, JSON.stringify(body)).toBe(200)
+  return body.access_token
+}
+
+it('the agent that made an on-behalf-of tool call cannot approve it with its own token (four eyes)', async () => {
+  const client = await connect(`${gateway.url}/mcp`, await exchanged(), '2025-11-25')
+  try {
+    const pending = (await client.callTool({ name: 'list_customers', arguments: {} })).structuredContent as { status: string; approval_id: string }
+    expect(pending.status).toBe('pending_approval')
+    const listed = await request(`${gateway.adminUrl}/api/approvals/${pending.approval_id}`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    const approval = (await listed.body.json()) as { subject: string; actor: string | null }
+    expect(approval.subject).toBe('looker-reports')
+    expect(approval.actor).toMatch(/ analytics-agent$/)
+    // The same agent, with its own client-credentials token, decides its own call.
+    const res = await request(`${gateway.adminUrl}/api/approvals/${pending.approval_id}/approve`, {
+      method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ token: await idp.token('analytics-agent') }),
+    })
+    const text = await res.body.text()
+    expect(res.statusCode, text).toBe(403)
+    expect(text).toMatch(/own tool call/)
+    // And the call does not run.
+    const before = upstream.received.length
+    await client.callTool({ name: 'list_customers', arguments: {} })
+    expect(upstream.received.length - before).toBe(0)
+  } finally {
+    await client.close()
+  }
+}, 60_000)
