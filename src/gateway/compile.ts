@@ -344,7 +344,7 @@ function exchangeEndpoints(config: Config, tokens: TokenVerifier, access: Access
 function ownTokens(config: Config, signing: RuntimeSigning): OwnTokens | null {
   const exchange = config.token_exchange
   if (!exchange?.enabled) return null
-  return { config: ownIssuerConfig(exchange), publicKey: (kid) => signing.exchangeKeys?.publicKey(kid) }
+  return { config: ownIssuerConfig(exchange, config.mcp?.resource), publicKey: (kid) => signing.exchangeKeys?.publicKey(kid) }
 }
 
 /** One verifier per kind of credential this config can check, and the introspector among them. */

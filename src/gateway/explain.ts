@@ -111,7 +111,7 @@ function refuse(out: Explanation, error: GatewayError): Explanation {
 /** The issuers whose tokens the gateway takes: the configured ones, and its own when it exchanges tokens. */
 function trustedIssuers(config: Config): IssuerConfig[] {
   const exchange = config.token_exchange
-  return exchange?.enabled ? [...jwtIssuers(config), ownIssuerConfig(exchange)] : jwtIssuers(config)
+  return exchange?.enabled ? [...jwtIssuers(config), ownIssuerConfig(exchange, config.mcp?.resource)] : jwtIssuers(config)
 }
 
 function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, apiKeys: boolean): {

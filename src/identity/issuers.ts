@@ -8,8 +8,9 @@
 //   Infinity) because jose drops to "no keys" when a refresh of expired keys fails, and cached
 //   keys must keep serving while the provider is down;
 // - a cool-down for failed fetches too: jose cools down only after a successful load, so while a
-//   provider is down every token with an unknown `kid` would otherwise trigger a fetch.
-import { createRemoteJWKSet, customFetch, type JWTVerifyGetKey } from 'jose'
+//   provider is down every token with an unknown `kid` would otherwise trigger a fetch. A 200
+//   whose body is no key set (or never ends) is a failed fetch.
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose'
 import { createSharedResources, type SharedResources } from '../collections/index.ts'
 import type { IssuerConfig } from '../config/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
@@ -78,8 +79,17 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     if (!scheduled && Date.now() - lastFailureAt < config.jwks_cooldown) throw new CoolingDown(config.name)
     try {
       const response = await fetch(url, init)
-      if (response.status !== 200) lastFailureAt = Date.now()
-      return response
+      if (response.status !== 200) {
+        lastFailureAt = Date.now()
+        return response
+      }
+      // A 200 is a success only once its body is a key set jose can use: read here, under jose's
+      // timeout (init.signal). The probe found an error JSON, an HTML page or a body that stalls
+      // after its headers counted as a success, so no cool-down began and every unknown kid fetched
+      // again (a stalled body costing each request the whole timeout).
+      const body = await response.text()
+      assertKeySet(body)
+      return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } })
     } catch (err) {
       lastFailureAt = Date.now()
       throw err
@@ -161,6 +171,21 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
       closed = true
       clearTimeout(timer)
     },
+  }
+}
+
+/** Throws unless the body is JSON that jose takes as a JSON Web Key Set (RFC 7517 §5). */
+function assertKeySet(body: string): void {
+  let json: unknown
+  try {
+    json = JSON.parse(body)
+  } catch {
+    throw new Error('the JWKS endpoint answered 200 with a body that is not JSON')
+  }
+  try {
+    createLocalJWKSet(json as JSONWebKeySet)
+  } catch {
+    throw new Error('the JWKS endpoint answered 200 with JSON that is not a key set ({"keys": [...]})')
   }
 }
 

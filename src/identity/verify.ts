@@ -276,7 +276,9 @@ function checkClaimValues(claims: JWTPayload, config: IssuerConfig, nowMs: numbe
   if (aud === undefined && config.client_id_audience && typeof claims.client_id === 'string') audiences.push(claims.client_id)
   if (!audiences.some((a) => config.audiences.includes(a))) {
     const named = audiences.length > 0 ? `audience ${truncateClientValue(audiences.join(', '))}` : 'no audience'
-    throw unauthorized('audience_mismatch', `The token is for ${named}, not ${config.audiences.join(' or ')}.`)
+    // No audience at all: the gateway's own tokens where token_exchange.audiences lists only mcp.resource.
+    const accepted = config.audiences.length > 0 ? config.audiences.join(' or ') : `any audience issuer "${config.name}" is accepted for here`
+    throw unauthorized('audience_mismatch', `The token is for ${named}, not ${accepted}.`)
   }
   checkRequiredClaims(claims, config)
   if (claims.sub !== undefined && typeof claims.sub !== 'string') throw unauthorized('malformed_token', 'The token\'s sub claim is not a string.')
@@ -284,16 +286,16 @@ function checkClaimValues(claims: JWTPayload, config: IssuerConfig, nowMs: numbe
 
 function checkRequiredClaims(claims: JWTPayload, config: IssuerConfig): void {
   for (const name of config.required_claims) {
-    if (claims[name] === undefined) throw unauthorized('claim_missing', `The token has no ${name} claim, which issuer "${config.name}" requires.`)
+    if (claims[name] === undefined || (name === 'sub' && !namesSomeone(claims.sub))) throw unauthorized('claim_missing', `The token has no ${name} claim, which issuer "${config.name}" requires.`)
   }
 }
 
 /** The Identity the rest of the pipeline sees; claim_missing when the claims name no principal. */
 export function identityFromClaims(config: IssuerConfig, payload: JWTPayload): Identity {
   // client_id (RFC 9068), azp (OIDC), appid (Entra ID v1 tokens), cid (Okta).
-  const clientId = [payload.client_id, payload.azp, payload.appid, payload.cid].find((v): v is string => typeof v === 'string') ?? null
-  const sub = typeof payload.sub === 'string' ? payload.sub : clientId
-  if (sub === null) throw unauthorized('claim_missing', 'The token has no sub, client_id or azp claim: it names no principal.')
+  const clientId = [payload.client_id, payload.azp, payload.appid, payload.cid].find(namesSomeone) ?? null
+  const sub = namesSomeone(payload.sub) ? payload.sub : clientId
+  if (sub === null) throw unauthorized('claim_missing', 'The token has no sub, client_id or azp claim (an empty one counts as none): it names no principal.')
   return Object.freeze({
     issuerName: config.name,
     iss: config.issuer,
@@ -302,6 +304,15 @@ export function identityFromClaims(config: IssuerConfig, payload: JWTPayload): I
     claims: Object.freeze(payload),
     expiresAt: typeof payload.exp === 'number' ? payload.exp : 0,
   })
+}
+
+/**
+ * A claim that can name a principal: a string with more than whitespace. The probe found `sub: ""`
+ * taken as a principal (ahead of client_id), so every such token shared one identity for limits
+ * and the audit; an empty value is as absent.
+ */
+function namesSomeone(value: unknown): value is string {
+  return typeof value === 'string' && value.trim() !== ''
 }
 
 /**

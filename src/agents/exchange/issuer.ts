@@ -17,13 +17,21 @@ export function audiencesOf(exchange: TokenExchangeConfig): readonly string[] {
   return exchange.audiences ?? [issuerOf(exchange)]
 }
 
-/** The rules the gateway's own tokens are verified with: its key (ES256), typ at+jwt, its audiences. */
-export function ownIssuerConfig(exchange: TokenExchangeConfig): IssuerConfig {
+/**
+ * The rules the gateway's own tokens are verified with on its HTTP routes: its key (ES256), typ
+ * at+jwt, its audiences but the MCP endpoint's `mcp.resource`. A token exchanged for that resource
+ * (RFC 8707) is for it alone, as an identity provider's token for it is (the probe found it taken
+ * on the routes); the MCP endpoint verifies with its resource as the audience (resource-server.ts).
+ * A resource that is the issuer itself names the whole gateway, routes included.
+ */
+export function ownIssuerConfig(exchange: TokenExchangeConfig, mcpResource?: string): IssuerConfig {
+  const issuer = issuerOf(exchange)
+  const mcpOnly = mcpResource !== issuer ? mcpResource : undefined
   return {
     name: EXCHANGE_ISSUER,
     type: 'jwt',
-    issuer: issuerOf(exchange),
-    audiences: [...audiencesOf(exchange)],
+    issuer,
+    audiences: audiencesOf(exchange).filter((audience) => audience !== mcpOnly),
     algorithms: ['ES256'],
     clock_tolerance: 30_000,
     required_claims: [],
