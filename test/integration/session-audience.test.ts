@@ -94,7 +94,7 @@ describe('a session belongs to the sign-in that made it', () => {
 
   it('signing out of one ends none of the other\'s sessions', async () => {
     const consoles = await sessionOf('console', 'sam')
-    const signedOut = await request(`${gateway.url}/.bouncer/sign_out`, { headers: { cookie: `bouncer_session=${consoles.value}` } })
+    const signedOut = await request(`${gateway.url}/.bouncer/sign_out`, { method: 'POST', headers: { cookie: `bouncer_session=${consoles.value}`, origin: gateway.url } })
     expect(signedOut.statusCode).toBe(302)
     await signedOut.body.dump()
     const still = await request(`${admin}/api/session`, { headers: { cookie: `bouncer_console=${consoles.value}` } })
@@ -102,7 +102,7 @@ describe('a session belongs to the sign-in that made it', () => {
     await still.body.dump()
 
     const gateways = await sessionOf('gateway', 'gil')
-    const consoleSignOut = await request(`${admin}/.bouncer/sign_out`, { headers: { cookie: `bouncer_console=${gateways.value}` } })
+    const consoleSignOut = await request(`${admin}/.bouncer/sign_out`, { method: 'POST', headers: { cookie: `bouncer_console=${gateways.value}`, origin: admin } })
     expect(consoleSignOut.statusCode).toBe(302)
     await consoleSignOut.body.dump()
     const opened = await request(`${gateway.url}/app/reports`, { headers: { cookie: `bouncer_session=${gateways.value}` } })

@@ -1,8 +1,8 @@
 // The whole sign-in in a real browser (Debian's chromium, driven by playwright-core, headless): open
 // a protected page, sign in at the provider's login page, see the page, post a form (same origin:
-// the CSRF check lets it through), sign out (the provider asks too: RP-initiated logout), and be
-// asked to sign in again. Screenshots of each step are saved in the test's temp dir (kept, and its
-// path printed, when BOUNCER_KEEP_SCREENSHOTS is set).
+// the CSRF check lets it through), sign out (the gateway's page posts; the provider asks too:
+// RP-initiated logout), and be asked to sign in again. Screenshots of each step are saved in the
+// test's temp dir (kept, and its path printed, when BOUNCER_KEEP_SCREENSHOTS is set).
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -95,7 +95,10 @@ describe('sign-in in a real browser', () => {
     await shot('3-saved')
     expect(upstream.received.some((r) => r.method === 'POST' && r.url === '/app/dashboard')).toBe(true)
 
+    // The link opens the gateway's sign-out page; its button posts (a GET ends nothing: any site can send one).
     await page.click('#sign-out')
+    await page.waitForURL(`${gateway.url}/.bouncer/sign_out`)
+    await page.click('form[action="/.bouncer/sign_out"] button')
     await page.waitForURL(new RegExp(`^${idp.issuer}/session/end`))
     await shot('4-provider-sign-out')
     await page.click('#sign-out')

@@ -283,7 +283,8 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
     const client = cookieJar()
     await signIn(client, gateway.url, '/app/home', ALICE)
     const cookie = client.cookies(gateway.url).bouncer_session as string
-    const out = await client.request(`${gateway.url}/.bouncer/sign_out`)
+    // The page's Sign out button posts, with the gateway's Origin (a GET only shows the button).
+    const out = await client.request(`${gateway.url}/.bouncer/sign_out`, { method: 'POST', headers: { origin: gateway.url } })
     expect(out.status).toBe(302)
     const endSession = new URL(out.location!)
     expect(endSession.origin + endSession.pathname).toBe(`${idp.issuer}/session/end`)

@@ -12,9 +12,10 @@ const MAX_PENDING = 100_000
 export function openMemorySessionStore(idleMs: number): SessionStore {
   const sessions = new Map<string, SessionRecord>()
   const pending = createLru<PendingSignIn>(MAX_PENDING)
+  let idle = idleMs
   const sweep = setInterval(() => {
     const now = Date.now()
-    for (const [id, record] of sessions) if (record.expiresAt <= now || record.lastSeenAt + idleMs <= now) sessions.delete(id)
+    for (const [id, record] of sessions) if (record.expiresAt <= now || record.lastSeenAt + idle <= now) sessions.delete(id)
   }, SWEEP_MS).unref()
   return {
     kind: 'memory',
@@ -22,6 +23,11 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
     get: (id) => sessions.get(id),
     async put(record) {
       sessions.set(record.id, record)
+    },
+    async update(record) {
+      if (!sessions.has(record.id)) return false
+      sessions.set(record.id, record)
+      return true
     },
     async touch(id, at) {
       const record = sessions.get(id)
@@ -40,6 +46,9 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
       const entry = pending.get(state, now)
       pending.delete(state)
       return entry
+    },
+    setIdle(ms) {
+      idle = ms
     },
     async close() {
       clearInterval(sweep)

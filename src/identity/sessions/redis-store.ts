@@ -17,6 +17,16 @@ const TOUCH = `if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return 0`
 
+/** A session rewritten only while it exists (a refresh): one revoked meanwhile is not brought back. Keeps the later use. */
+const UPDATE = `if redis.call('EXISTS', KEYS[1]) == 1 then
+  local seen = tonumber(redis.call('HGET', KEYS[1], 'seen') or '0')
+  redis.call('HSET', KEYS[1], 'data', ARGV[1])
+  if seen < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], 'seen', ARGV[2]) end
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return 1
+end
+return 0`
+
 /** A pending sign-in taken once, with what was left of its time: a take answered too late puts it back for that long. */
 const TAKE_PENDING = `local ttl = redis.call('PTTL', KEYS[1])
 local data = redis.call('GETDEL', KEYS[1])
@@ -102,6 +112,12 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
         await client.multi().del(key).hset(key, 'data', JSON.stringify(record), 'seen', String(record.lastSeenAt)).pexpire(key, ttl).exec()
       })
     },
+    update(record) {
+      return guard(async () => {
+        const ttl = Math.max(1, record.expiresAt - Date.now())
+        return (await client.eval(UPDATE, 1, sessionKey(record.id), JSON.stringify(record), String(record.lastSeenAt), String(ttl))) === 1
+      })
+    },
     touch(id, at) {
       return guard(async () => {
         await client.eval(TOUCH, 1, sessionKey(id), String(at))
@@ -142,6 +158,9 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
           if (data !== null && ttl > 0) client.set(key, data, 'PX', ttl, 'NX').catch(() => {})
         },
       ).then(([data]) => (data === null ? undefined : (JSON.parse(data) as PendingSignIn)))
+    },
+    setIdle() {
+      // Nothing to sweep: Redis drops a session at its absolute end, and every read checks the idle timeout.
     },
     async close() {
       client.disconnect()

@@ -1,5 +1,6 @@
 // Session stores live as long as their settings: a reload that keeps sign_in.session.store keeps
-// every session (the memory store's included). `offline` (bouncer explain) opens nothing.
+// every session (the memory store's included), whatever it does to session.idle (the store takes
+// the new timeout). `offline` (bouncer explain) opens nothing.
 import { createSharedResources, type SharedResources } from '../../collections/index.ts'
 import type { SessionStoreConfig } from '../../config/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
@@ -29,8 +30,10 @@ export function openSessionStore(settings: SessionStoreSettings, logger: Logger 
 export type SessionStoreRegistry = SharedResources<SessionStoreSettings, SessionStore>
 
 export function createSessionStoreRegistry(logger: Logger, loading: KeyLoading): SessionStoreRegistry {
-  return createSharedResources({
-    fingerprint: (settings) => JSON.stringify([settings.store, settings.idle]),
+  const stores = createSharedResources<SessionStoreSettings, SessionStore>({
+    // The store's settings only: with the idle timeout in it, a reload that changed only the
+    // timeout opened a new, empty memory store and signed everyone out (an adversarial probe).
+    fingerprint: (settings) => JSON.stringify(settings.store),
     create: (settings) => {
       const store = openSessionStore(loading.offline ? { ...settings, store: { type: 'memory' } } : settings, logger)
       logger.debug({ store: store.kind, location: store.location }, 'session store open')
@@ -38,4 +41,12 @@ export function createSessionStoreRegistry(logger: Logger, loading: KeyLoading):
     },
     close: (store) => store.close(),
   })
+  return {
+    ...stores,
+    acquire(settings) {
+      const store = stores.acquire(settings)
+      store.setIdle(settings.idle)
+      return store
+    },
+  }
 }

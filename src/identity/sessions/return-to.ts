@@ -3,7 +3,8 @@
 // (`https://evil.example`), a network path (`//evil.example`), a backslash (`/\evil.example`,
 // which browsers read as `//`), control characters and whitespace (browsers drop tabs and
 // newlines, so `/\t/evil.example` is `//evil.example`), and anything URL resolution moves off the
-// origin. oauth2-proxy's open-redirect CVEs (2020-4037, 2021-21291) are the test list.
+// origin. oauth2-proxy's open-redirect CVEs (2020-4037, 2021-21291) are the test list. What comes
+// back is the path as URL resolution writes it: dot segments resolved, non-ASCII percent-encoded.
 
 const MAX_RETURN_TO = 2_048
 const PROBE_ORIGIN = 'http://return-to.invalid'
@@ -21,7 +22,12 @@ export function safeReturnTo(target: string): string | null {
     return null
   }
   if (resolved.origin !== PROBE_ORIGIN) return null
+  // The resolved form, percent-encoded: a raw non-ASCII character (/app/€) is no valid Location,
+  // and Node refused it with a 500 after the person had signed in (an adversarial probe).
+  const path = resolved.pathname + resolved.search + resolved.hash
+  // Resolution can make a network path of dot segments (/.//evil.example is //evil.example): checked again.
+  if (path.length > MAX_RETURN_TO || path[1] === '/') return null
   // Encoded slashes and backslashes at the start are decoded by some servers after the redirect.
-  if (/^\/(%2f|%5c)/i.test(target)) return null
-  return target
+  if (/^\/(%2f|%5c)/i.test(target) || /^\/(%2f|%5c)/i.test(path)) return null
+  return path
 }

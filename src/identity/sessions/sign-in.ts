@@ -14,7 +14,8 @@
 //   SameSite as configured, Secure on TLS. Absolute (ttl) and idle timeouts; the claims are
 //   refreshed with the refresh token when the ID token expires, and a refusal ends the session.
 // - A state-changing request (not GET, HEAD, OPTIONS) carried by the session cookie needs an
-//   Origin of this gateway (CSRF); without one, 403 cors_origin_denied.
+//   Origin of this gateway (CSRF); without one, 403 cors_origin_denied. Sign-out is one: only a
+//   POST ends the session, a GET answers a page with a button that posts.
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { createLru } from '../../collections/index.ts'
 import type { IssuerConfig, SignInConfig } from '../../config/index.ts'
@@ -37,6 +38,7 @@ const COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/
 const PROTOCOL_CLAIMS = ['nonce', 'at_hash', 'c_hash', 's_hash', 'exp', 'iat', 'nbf', 'auth_time', 'jti']
 const HOST = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+const ENDED = 'The session has ended (signed out, revoked or expired): sign in again.'
 /** ID tokens carrying many groups (Entra ID, Okta) outgrow an access token's bound. */
 const MAX_ID_TOKEN_BYTES = 65_536
 
@@ -58,7 +60,7 @@ export interface SignIn {
   start(input: CredentialInput): Promise<BrowserAnswer>
   /** GET callback_path?code&state: the provider's answer becomes a session. */
   callback(input: CredentialInput): Promise<BrowserAnswer>
-  /** GET or POST sign_out_path: ends the session, then RP-initiated logout where the provider has it. */
+  /** POST sign_out_path (with this gateway's Origin): ends the session, then RP-initiated logout where the provider has it. GET: a page whose button posts. */
   signOut(input: CredentialInput): Promise<BrowserAnswer>
   /** Ends a session by id (CLI, admin API): refused at the next request, on every instance. */
   revoke(id: string): Promise<boolean>
@@ -96,7 +98,7 @@ export function createSignIn(options: SignInOptions): SignIn {
   // Cookie → session id, so a busy browser's cookie is hashed once, not per request (as verified
   // tokens are kept by their whole string). Bounded; an entry lives no longer than a session can.
   const ids = createLru<string>(10_000)
-  const refreshing = new Map<string, Promise<SessionRecord>>()
+  const refreshing = new Map<string, Promise<SessionRecord | undefined>>()
   const idTokens: TokenVerifier = createTokenVerifier({
     // An ID token is for this client (aud), and OIDC fixes its claims: the issuer's required_claims
     // are about its access tokens (client_id, scp…), which an ID token need not carry.
@@ -143,7 +145,7 @@ export function createSignIn(options: SignInOptions): SignIn {
       throw storeFailure(err)
     }
     const found = got instanceof Promise ? await storeCall(() => got) : got
-    if (found === undefined) return refuse(input, 'session_expired', 'The session has ended (signed out, revoked or expired): sign in again.')
+    if (found === undefined) return refuse(input, 'session_expired', ENDED)
     if (found.audience !== options.audience) return refuse(input, 'session_required', `The cookie's session was made by the ${found.audience === 'console' ? 'admin console' : 'gateway'}'s sign-in, not this one: sign in here.`)
     let record = found
     if (record.expiresAt <= at || record.lastSeenAt + idle <= at) {
@@ -254,8 +256,12 @@ export function createSignIn(options: SignInOptions): SignIn {
   }
 
   async function signOut(input: CredentialInput): Promise<BrowserAnswer> {
-    onlyMethods(input, ['GET', 'POST'], config.sign_out_path)
-    if (input.method === 'POST') checkOrigin(input)
+    onlyMethods(input, ['GET', 'HEAD', 'POST'], config.sign_out_path)
+    // Only a POST from this gateway's own pages ends the session: a GET did, and any site could
+    // sign people out with a link or an image, the Lax cookie going along (an adversarial probe).
+    // A GET (a link, a typed address) gets a page whose button posts.
+    if (input.method !== 'POST') return signOutPage()
+    checkOrigin(input)
     const value = readCookie(input.rawHeaders, cookie.name)
     let idToken: string | null = null
     if (value !== undefined && COOKIE_VALUE.test(value)) {
@@ -288,26 +294,51 @@ export function createSignIn(options: SignInOptions): SignIn {
     return { status: 302, headers: { location, 'set-cookie': clearCookie(secureFor(input, cookie)), 'cache-control': 'no-store' }, body: '' }
   }
 
+  /** What a GET of sign_out_path answers: a button that signs out (a same-origin form post carries the Origin checkOrigin needs). */
+  function signOutPage(): BrowserAnswer {
+    const action = escapeHtml(config.sign_out_path)
+    return {
+      status: 200,
+      headers: {
+        'content-type': 'text/html; charset=utf-8',
+        'cache-control': 'no-store',
+        // Not framed by another site (a click tricked out of the person); no script at all.
+        'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+        'x-frame-options': 'DENY',
+        // The form post's Origin is sent: under no-referrer browsers send `Origin: null`.
+        'referrer-policy': 'same-origin',
+      },
+      body: `<!doctype html><meta charset="utf-8"><title>Sign out</title><form method="post" action="${action}"><button type="submit">Sign out</button></form>`,
+    }
+  }
+
   async function refreshOnce(input: CredentialInput, record: SessionRecord, value: string): Promise<SessionRecord> {
     let pending = refreshing.get(record.id)
     if (!pending) {
       pending = refresh(record, value).finally(() => refreshing.delete(record.id))
       refreshing.set(record.id, pending)
     }
+    let refreshed
     try {
-      return await pending
+      refreshed = await pending
     } catch (err) {
       if (err instanceof SignInRefused) return refuse(input, 'session_expired', 'The provider no longer vouches for this session (its refresh token was refused): sign in again.')
       throw err
     }
+    if (refreshed === undefined) return refuse(input, 'session_expired', ENDED)
+    return refreshed
   }
 
-  async function refresh(record: SessionRecord, value: string): Promise<SessionRecord> {
+  /**
+   * The session with its claims refreshed; undefined when it was ended (signed out, revoked) while
+   * the provider was asked. Written with update, not put: an upsert would bring an ended session
+   * back, its cookie working again (found by an adversarial probe).
+   */
+  async function refresh(record: SessionRecord, value: string): Promise<SessionRecord | undefined> {
     const tokens = openTokens(record.sealed, value)
     if (tokens?.refreshToken == null) {
       const kept = { ...record, refreshAt: null }
-      await storeCall(() => store.put(kept))
-      return kept
+      return (await storeCall(() => store.update(kept))) ? kept : undefined
     }
     let fresh
     try {
@@ -335,8 +366,7 @@ export function createSignIn(options: SignInOptions): SignIn {
       refreshAt: refreshAt === null || refreshAt >= record.expiresAt ? null : refreshAt,
       sealed: sealTokens({ idToken: fresh.idToken ?? tokens.idToken, refreshToken }, value),
     }
-    await storeCall(() => store.put(updated))
-    return updated
+    return (await storeCall(() => store.update(updated))) ? updated : undefined
   }
 
   async function verifiedClaims(idToken: string): Promise<Record<string, unknown>> {

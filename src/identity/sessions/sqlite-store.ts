@@ -69,6 +69,7 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
   const byId = db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE id = ?`)
   const all = db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE expires_at > ? ORDER BY created_at DESC, id`)
   const upsert = db.prepare(`INSERT OR REPLACE INTO sessions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+  const update = db.prepare('UPDATE sessions SET issuer = ?, subject = ?, claims = ?, created_at = ?, last_seen_at = MAX(last_seen_at, ?), expires_at = ?, refresh_at = ?, sealed = ?, audience = ? WHERE id = ?')
   const touch = db.prepare('UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?) WHERE id = ?')
   const remove = db.prepare('DELETE FROM sessions WHERE id = ?')
   const putPending = db.prepare('INSERT OR REPLACE INTO pending_sign_ins (state, data, expires_at) VALUES (?, ?, ?)')
@@ -86,10 +87,11 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
   const nextTurn = () => {
     checkedThisTurn = false
   }
+  let idle = idleMs
   const sweep = setInterval(() => {
     const now = Date.now()
     try {
-      sweepSessions.run(now, now - idleMs)
+      sweepSessions.run(now, now - idle)
       sweepPending.run(now)
     } catch {
       // busy or closed: the next sweep tries again
@@ -131,6 +133,12 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
       await guard(() => upsert.run(r.id, r.issuer, r.subject, JSON.stringify(r.claims), r.createdAt, r.lastSeenAt, r.expiresAt, r.refreshAt, r.sealed, r.audience))
       kept.set(r.id, r, r.expiresAt)
     },
+    async update(r) {
+      const changed = await guard(() => Number(update.run(r.issuer, r.subject, JSON.stringify(r.claims), r.createdAt, r.lastSeenAt, r.expiresAt, r.refreshAt, r.sealed, r.audience, r.id).changes) > 0)
+      // Re-read at the next get: last_seen_at may be later than the record's (another process's touch).
+      kept.delete(r.id)
+      return changed
+    },
     async touch(id, at) {
       await guard(() => touch.run(at, id))
       const record = kept.get(id, at)
@@ -149,6 +157,9 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
     async takePending(state, now) {
       const row = await guard(() => takePending.get(state) as { data: string; expires_at: number } | undefined)
       return row && Number(row.expires_at) > now ? (JSON.parse(row.data) as PendingSignIn) : undefined
+    },
+    setIdle(ms) {
+      idle = ms
     },
     async close() {
       clearInterval(sweep)

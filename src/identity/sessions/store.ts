@@ -47,6 +47,12 @@ export interface SessionStore {
   /** The record, or undefined; a promise only when the store answers asynchronously (Redis). Rejects with SessionStoreError. */
   get(id: string): SessionRecord | undefined | Promise<SessionRecord | undefined>
   put(record: SessionRecord): Promise<void>
+  /**
+   * Rewrites a session only while it still exists; false when it has ended (signed out, revoked,
+   * expired). A refresh writes with this, never with put: a session ended while its refresh was
+   * at the provider must stay ended (an adversarial probe found put's upsert bringing it back).
+   */
+  update(record: SessionRecord): Promise<boolean>
   /** Marks a use (for the idle timeout); written at most every few seconds per session by the caller. */
   touch(id: string, at: number): Promise<void>
   /** Ends a session; false when there was none. */
@@ -56,6 +62,11 @@ export interface SessionStore {
   putPending(state: string, pending: PendingSignIn, expiresAt: number): Promise<void>
   /** Takes a pending sign-in once: a second take of the same state finds nothing (a replayed callback). */
   takePending(state: string, now: number): Promise<PendingSignIn | undefined>
+  /**
+   * The idle timeout (sign_in.session.idle) its sweep of unused sessions goes by: a reload that
+   * changes only the timeout keeps the store, and its sessions, and sets the new one here.
+   */
+  setIdle(idleMs: number): void
   close(): Promise<void>
 }
 

@@ -9,6 +9,14 @@ describe('safeReturnTo', () => {
     expect(safeReturnTo('/')).toBe('/')
   })
 
+  // Found by an adversarial probe (helper): a raw non-ASCII return_to became a Location Node refuses (500 after sign-in).
+  it('answers the path percent-encoded and resolved, never with raw non-ASCII', () => {
+    expect(safeReturnTo('/app/\u20ac')).toBe('/app/%E2%82%AC')
+    expect(safeReturnTo('/app/caf\u00e9?q=\u00e9#\u00e9')).toBe('/app/caf%C3%A9?q=%C3%A9#%C3%A9')
+    expect(safeReturnTo('/app/%E2%82%AC')).toBe('/app/%E2%82%AC')
+    expect(safeReturnTo('/a/../b')).toBe('/b')
+  })
+
   it.each([
     'https://evil.example/',
     '//evil.example/',
@@ -20,6 +28,11 @@ describe('safeReturnTo', () => {
     'javascript:alert(1)',
     '/%2F%2Fevil.example',
     '/%5Cevil.example',
+    // Dot segments that resolve to a network path or an encoded slash at the start.
+    '/.//evil.example',
+    '/%2e//evil.example',
+    '/a/..//evil.example',
+    '/./%2fevil.example',
     'evil.example',
     '',
     `/${'a'.repeat(2_100)}`,

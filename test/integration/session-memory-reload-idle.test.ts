@@ -1,0 +1,79 @@
+// Found by an adversarial probe (helper): a reload that changed only sign_in.session.idle opened a new, empty memory session store (the idle timeout was part of the store's identity), signing every person out; the docs promise memory sessions survive a reload that keeps the store setting.
+import { randomBytes } from 'node:crypto'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { sessionId } from '../../src/identity/index.ts'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
+
+let idp: TestIdentityProvider
+let upstream: TestUpstream
+let gateway: TestGateway
+
+function config(idle: string): Record<string, unknown> {
+  return {
+    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
+    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, session: { store: { type: 'memory' }, idle } },
+    roles: [{ name: 'people', assumed_by: [{ issuer: 'sso', claims: { groups: 'staff' } }], policies: ['all'] }],
+    policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['*'], routes: ['*'] }] }],
+    upstreams: [{ name: 'app', url: upstream.url }],
+    routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['session'] }],
+  }
+}
+
+beforeAll(async () => {
+  upstream = await startUpstream()
+  idp = await startIdentityProvider({ webClients: [{ ...CLIENT, redirectUris: ['http://127.0.0.1:9/.bouncer/callback'], postLogoutRedirectUris: [] }] })
+  gateway = await startTestGateway(config('1h'))
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
+}, 60_000)
+
+afterAll(async () => {
+  await gateway?.close()
+  await upstream?.close()
+  await idp?.stop()
+})
+
+/** A signed-in person's session as the callback writes it, last used `idleFor` ms ago; its cookie. */
+async function session(subject: string, idleFor = 0): Promise<string> {
+  const value = randomBytes(32).toString('base64url')
+  const now = Date.now()
+  await gateway.state.runtime.signIn!.store.put({
+    id: sessionId(value), issuer: 'sso', subject, claims: { sub: subject, groups: ['staff'] },
+    createdAt: now - idleFor, lastSeenAt: now - idleFor, expiresAt: now + 3_600_000, refreshAt: null, sealed: null, audience: 'gateway',
+  })
+  return `bouncer_session=${value}`
+}
+
+async function status(cookie: string): Promise<number> {
+  const res = await request(`${gateway.url}/app/x`, { headers: { cookie } })
+  await res.body.dump()
+  return res.statusCode
+}
+
+async function reloadWith(idle: string): Promise<void> {
+  await gateway.writeConfig(config(idle))
+  const reloaded = await gateway.reload()
+  expect(reloaded.ok, JSON.stringify(reloaded)).toBe(true)
+}
+
+describe('the memory session store across a reload that changes only session.idle', () => {
+  it('keeps every session, and the new idle timeout applies to them', async () => {
+    const ann = await session('ann')
+    const ben = await session('ben', 90 * 60_000) // last used 90 minutes ago: live under 2h, not under 1h
+    expect(await status(ann)).toBe(200)
+
+    await reloadWith('2h')
+    expect(await status(ann)).toBe(200)
+    expect(await status(ben)).toBe(200)
+
+    await reloadWith('1h')
+    expect(await status(ann)).toBe(200)
+    const cal = await session('cal', 90 * 60_000)
+    expect(await status(cal)).toBe(401)
+  })
+})

@@ -1,0 +1,63 @@
+// Found by an adversarial probe (helper): a refresh wrote its session back with put, an upsert in all three stores, so a session revoked or signed out during the refresh came back; update writes only a session that still exists.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { SessionRecord, SessionStore } from '../../../src/identity/index.ts'
+import { openMemorySessionStore } from '../../../src/identity/sessions/memory-store.ts'
+import { openRedisSessionStore } from '../../../src/identity/sessions/redis-store.ts'
+import { openSqliteSessionStore } from '../../../src/identity/sessions/sqlite-store.ts'
+import { uniquePrefix } from '../../helpers/redis.ts'
+
+const HOUR = 3_600_000
+let dir: string
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-session-update-'))
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+function record(id: string, claims: Record<string, unknown>): SessionRecord {
+  const now = Date.now()
+  return { id, issuer: 'sso', subject: 'ann', claims: { sub: 'ann', ...claims }, createdAt: now, lastSeenAt: now, expiresAt: now + HOUR, refreshAt: null, sealed: null, audience: 'gateway' }
+}
+
+const stores: [string, () => { store: SessionStore; cleanUp?: () => Promise<void> }][] = [
+  ['memory', () => ({ store: openMemorySessionStore(HOUR) })],
+  ['sqlite', () => ({ store: openSqliteSessionStore(join(dir, `${Math.random().toString(36).slice(2)}.db`), HOUR) })],
+  ['redis', () => {
+    const prefix = uniquePrefix('session-update')
+    return {
+      store: openRedisSessionStore({ url: 'redis://127.0.0.1:6379', prefix, timeoutMs: 2_000, logger: null }),
+      async cleanUp() {
+        const raw = new Redis('redis://127.0.0.1:6379')
+        const keys = await raw.keys(`${prefix}*`)
+        if (keys.length > 0) await raw.del(...keys)
+        raw.disconnect()
+      },
+    }
+  }],
+]
+
+describe.each(stores)('the %s session store\'s update', (_, open) => {
+  it('rewrites a session that exists, and never brings back one that ended', async () => {
+    const { store, cleanUp } = open()
+    try {
+      const id = 'e'.repeat(32)
+      await store.put(record(id, { groups: ['old'] }))
+      expect(await store.update(record(id, { groups: ['new'] }))).toBe(true)
+      expect((await store.get(id))?.claims).toMatchObject({ groups: ['new'] })
+
+      expect(await store.delete(id)).toBe(true)
+      expect(await store.update(record(id, { groups: ['newer'] }))).toBe(false)
+      expect(await store.get(id)).toBeUndefined()
+      expect((await store.list(Date.now())).map((r) => r.id)).not.toContain(id)
+    } finally {
+      await cleanUp?.()
+      await store.close()
+    }
+  })
+})
