@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { warmAuditReads } from '../audit/index.ts'
-import { asGatewayError, GatewayError, sendProblem } from '../errors/index.ts'
+import { asGatewayError, GatewayError, sendProblem, truncateClientValue } from '../errors/index.ts'
 import { hasCookie, inspectHeaders } from '../http/index.ts'
 import type { CredentialInput, SignIn } from '../identity/index.ts'
 import type { Logger } from '../telemetry/index.ts'
@@ -150,18 +150,31 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
     const path = url.pathname.slice('/api/'.length).replace(/\/+$/, '')
     const found = table.find(method, path)
     const presented = req.headers.authorization !== undefined || (consoleSignIn !== null && hasCookie(req.rawHeaders, consoleSignIn.signIn.cookieName))
-    const caller = found.route?.access === 'anyone' && !presented ? null : await callerOf(options.auth(), consoleSignIn, req, url)
-    if (found.route === null) {
-      throw new GatewayError(found.known ? 'method_not_allowed' : 'route_not_found', { detail: `No admin endpoint ${method} /api/${path}.` })
+    // Who changed what: every call but a read is logged with its caller and outcome (an adversarial
+    // probe found key and session revocations and reloads left no record of who made them).
+    let caller: AdminCaller | null = null
+    const logCall = (status: number) => {
+      if (method === 'GET' || method === 'HEAD') return
+      options.logger.info({ via: caller?.via ?? null, principal: caller?.principal ?? null, method, path: truncateClientValue(url.pathname), status }, 'admin API call')
     }
-    if ((found.route.access ?? (found.route.method === 'GET' ? 'read' : 'admin')) === 'admin' && caller?.access !== 'admin') {
-      throw new GatewayError('policy_denied', { detail: `${method} /api/${path} changes the gateway: it needs admin access, and this credential reads only.` })
+    try {
+      caller = found.route?.access === 'anyone' && !presented ? null : await callerOf(options.auth(), consoleSignIn, req, url)
+      if (found.route === null) {
+        throw new GatewayError(found.known ? 'method_not_allowed' : 'route_not_found', { detail: `No admin endpoint ${method} /api/${path}.` })
+      }
+      if ((found.route.access ?? (found.route.method === 'GET' ? 'read' : 'admin')) === 'admin' && caller?.access !== 'admin') {
+        throw new GatewayError('policy_denied', { detail: `${method} /api/${path} changes the gateway: it needs admin access, and this credential reads only.` })
+      }
+      const body = method === 'POST' ? await readJson(req) : undefined
+      const signInPaths = consoleSignIn?.signIn.paths ?? null
+      const reply = await found.route.handle({ method, path, query: url.searchParams, params: found.params, body, authorization: req.headers.authorization, caller, signInPaths })
+      logCall(reply.download ? 200 : (reply.status ?? 200))
+      if (reply.download) return sendDownload(res, reply.download)
+      return sendJson(res, reply.status ?? 200, reply.body)
+    } catch (err) {
+      logCall(asGatewayError(err).status)
+      throw err
     }
-    const body = method === 'POST' ? await readJson(req) : undefined
-    const signInPaths = consoleSignIn?.signIn.paths ?? null
-    const reply = await found.route.handle({ method, path, query: url.searchParams, params: found.params, body, authorization: req.headers.authorization, caller, signInPaths })
-    if (reply.download) return sendDownload(res, reply.download)
-    return sendJson(res, reply.status ?? 200, reply.body)
   }
   // The console: its page and files, GET and HEAD only (its data comes from /api/).
   if ((method === 'GET' || method === 'HEAD') && consoleAssets.serve(url.pathname, req, res)) {

@@ -32,6 +32,11 @@ export interface StartOptions {
    * of them, or none), instead of each worker on its own.
    */
   onReloadWanted?: () => void
+  /**
+   * A worker's: what POST /api/reload on its admin API runs, once its own admin check let the
+   * caller in (the primary passes the request through): the primary reloads every worker.
+   */
+  reloadEverywhere?: () => Promise<ReloadResult>
 }
 
 export interface GatewayInstance {
@@ -104,7 +109,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     logger,
     auth: () => live.admin,
     consoleSignIn: () => consoleSignInOf(state.runtime),
-    routes: adminRoutes({ runtime: () => state.runtime, reload: () => reload(), secretsStore: () => live.secrets.store, auditHead: () => audit.head(), auditConfig: () => config.audit }),
+    routes: adminRoutes({ runtime: () => state.runtime, reload: () => (options.reloadEverywhere ?? reload)(), secretsStore: () => live.secrets.store, auditHead: () => audit.head(), auditConfig: () => config.audit }),
     metrics: () => metrics.render(),
     readiness: createReadiness(state),
   })

@@ -19,6 +19,8 @@ export type ToThread =
   | { type: 'commit'; id: number }
   | { type: 'abort'; id: number }
   | { type: 'drain' }
+  /** The answer to its `reload-asked`: every worker's reload, all or none. */
+  | { type: 'reload-done'; id: number; result: ReloadResult }
 
 export type FromThread =
   | { type: 'ready'; url: string; port: number }
@@ -26,6 +28,11 @@ export type FromThread =
   | { type: 'failed'; message: string; code: string | null; lines: string[] | null }
   /** Its config file or TLS files changed (server.watch_config): the primary reloads every worker. */
   | { type: 'reload-wanted' }
+  /**
+   * POST /api/reload, let in by its own admin API (admin access, and a console session's Origin
+   * check): the primary reloads every worker and answers with `reload-done`.
+   */
+  | { type: 'reload-asked'; id: number }
   /** Staged (ok: waiting for commit or abort) or refused (the result says why). */
   | { type: 'staged'; id: number; result: ReloadResult }
   /** Committed. `shutdownTimeoutMs`: the worker's server.shutdown_timeout after the reload. */

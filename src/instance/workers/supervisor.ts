@@ -141,6 +141,12 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
         case 'reload-wanted':
           void background.run('reload', () => reload())
           break
+        case 'reload-asked':
+          // Its admin API let the caller in as a single gateway would: the reload is every worker's.
+          void reload()
+            .catch((err: unknown): ReloadResult => ({ ok: false, errors: [`the reload failed: ${(err as Error).message}`] }))
+            .then((result) => thread.postMessage({ type: 'reload-done', id: message.id, result } satisfies ToThread))
+          break
         case 'staged':
           slot.reloads.get(message.id)?.(message.result)
           slot.reloads.delete(message.id)
@@ -297,34 +303,22 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     const method = req.method ?? 'GET'
     if (path === '/metrics' && (method === 'GET' || method === 'HEAD')) return metrics(res)
     if (path === '/readyz' && (method === 'GET' || method === 'HEAD')) return readyz(res)
-    if (path === '/api/reload' && method === 'POST') {
-      if (!(await authorized(req, res))) return
-      const result = await reload()
-      return sendJson(res, result.ok ? 200 : 422, result)
-    }
     if (path === '/api/audit/head' && method === 'GET') return auditHeads(req, res)
     // /healthz and the rest of /api/*: any worker answers as the gateway would (auth included).
+    // POST /api/reload too: the worker's admin API checks the caller exactly as a single gateway
+    // does (admin access; a console session's Origin), then asks this primary to reload every
+    // worker (`reload-asked`). The primary once let in any credential a worker accepted for a read
+    // route, the read-only token too (an adversarial probe).
     const slot = running()[0]
     if (!slot) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
     await pipeTo(slot, req, res)
-  }
-
-  /** An /api/* request the primary answers itself is let in when a worker accepts its credential. */
-  async function authorized(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    const slot = running()[0]
-    if (!slot) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
-    const answer = await ask(slot, 'GET', '/api/openapi.json', req.headers.authorization)
-    if (answer.status === 200) return true
-    res.writeHead(answer.status, pickHeaders(answer.headers))
-    res.end(answer.body)
-    return false
   }
 
   /** The first worker's head, as one gateway answers, and every worker's chain under `workers`. */
   async function auditHeads(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const live = running()
     if (live.length === 0) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
-    const answers = await Promise.all(live.map((slot) => ask(slot, 'GET', '/api/audit/head', req.headers.authorization).catch(() => null)))
+    const answers = await Promise.all(live.map((slot) => ask(slot, 'GET', '/api/audit/head', credentialsOf(req)).catch(() => null)))
     const first = answers[0]
     if (!first || first.status !== 200) {
       if (!first) throw new GatewayError('internal_error', { detail: `Worker ${(live[0] as Slot).id} did not answer.` })
@@ -435,10 +429,23 @@ interface Answer {
   body: string
 }
 
+/**
+ * What a worker needs to know who asks: the bearer token, or the console's session cookie (and the
+ * Host it was issued for).
+ */
+function credentialsOf(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const name of ['authorization', 'cookie', 'host'] as const) {
+    const value = req.headers[name]
+    if (value !== undefined) out[name] = value
+  }
+  return out
+}
+
 /** A request to a worker's admin socket, its answer read whole. */
-function ask(slot: Slot, method: string, path: string, authorization?: string, timeoutMs = 10_000): Promise<Answer> {
+function ask(slot: Slot, method: string, path: string, headers: Record<string, string> = {}, timeoutMs = 10_000): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: slot.socket, method, path, headers: authorization === undefined ? {} : { authorization } }, (res) => {
+    const req = request({ socketPath: slot.socket, method, path, headers }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (chunk: Buffer) => chunks.push(chunk))
       res.on('end', () => resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }))

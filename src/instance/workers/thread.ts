@@ -4,7 +4,7 @@
 // uncaught exception drains it and ends the thread with 1, and the primary starts a replacement.
 import { parentPort, workerData } from 'node:worker_threads'
 import { ConfigError } from '../prepare.ts'
-import type { StagedReload } from '../reload.ts'
+import type { ReloadResult, StagedReload } from '../reload.ts'
 import { startGateway, type GatewayInstance } from '../start.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
 
@@ -15,9 +15,20 @@ const data = workerData as ThreadData
 const port = parentPort as NonNullable<typeof parentPort>
 const say = (message: FromThread) => port.postMessage(message)
 
+/** POST /api/reload on this worker's admin API, waiting for the primary's reload of every worker. */
+const reloadsAsked = new Map<number, (result: ReloadResult) => void>()
+let nextReloadAsked = 1
+function reloadEverywhere(): Promise<ReloadResult> {
+  const id = nextReloadAsked++
+  return new Promise((resolve) => {
+    reloadsAsked.set(id, resolve)
+    say({ type: 'reload-asked', id })
+  })
+}
+
 let gateway: GatewayInstance
 try {
-  gateway = await startGateway({ configFile: data.configFile, port: data.port, env: data.env, worker: data.role, onReloadWanted: () => say({ type: 'reload-wanted' }) })
+  gateway = await startGateway({ configFile: data.configFile, port: data.port, env: data.env, worker: data.role, onReloadWanted: () => say({ type: 'reload-wanted' }), reloadEverywhere })
 } catch (err) {
   const lines = err instanceof ConfigError ? err.lines : null
   say({ type: 'failed', message: (err as Error).message, code: ((err as NodeJS.ErrnoException).code ?? null), lines })
@@ -42,7 +53,10 @@ function drain(): void {
 const staged = new Map<number, Extract<StagedReload, { ok: true }>>()
 port.on('message', (message: ToThread) => {
   if (message.type === 'drain') drain()
-  else if (message.type === 'stage') {
+  else if (message.type === 'reload-done') {
+    reloadsAsked.get(message.id)?.(message.result)
+    reloadsAsked.delete(message.id)
+  } else if (message.type === 'stage') {
     void gateway.background.run('reload', async () => {
       let outcome: StagedReload
       try {
