@@ -256,7 +256,8 @@ async function sendDownload(res: ServerResponse, download: NonNullable<AdminRepl
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+  // Audit pages carry what clients sent (paths, user agents, claims): never to be sniffed as HTML.
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
   res.end(text)
 }
 

@@ -28,6 +28,8 @@ function problemHeaders(err: GatewayError, requestId: string, body: string): Rec
     'content-type': isOAuthCode(err.code) ? 'application/json' : 'application/problem+json',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
+    // The detail can quote what a client sent (a path, a claim): never to be sniffed as HTML.
+    'x-content-type-options': 'nosniff',
     'x-request-id': requestId,
   }
   if (err.headers) Object.assign(headers, err.headers)
