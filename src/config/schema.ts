@@ -105,6 +105,10 @@ const server = z.strictObject({
   case_sensitive_paths: z.boolean().default(false),
   max_connections: z.number().int().min(1).max(1_000_000).default(10_000),
   send_timeout: clientTimeout.prefault('60s'),
+  /** Bytes of one upstream answer held in memory for a client slower than its upstream, so the upstream connection is not held too (0: none). */
+  response_buffer_bytes: z.number().int().min(0).max(1_073_741_824).default(262_144),
+  /** All answers' held bytes together, per process (each worker its own). */
+  response_buffer_total_bytes: z.number().int().min(0).default(67_108_864),
   /** TLS termination on the gateway listener (files re-read when they change, and on SIGHUP). */
   tls: tls.optional(),
   /** HTTP/2 by ALPN on a TLS listener, HTTP/1.1 alongside. */

@@ -222,6 +222,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
         forwardAuthorization: route.forward_authorization,
         publicHosts: config.server.hosts,
         maxBodyBytes: config.server.max_body_bytes,
+        responseBuffer: { perResponse: config.server.response_buffer_bytes, total: config.server.response_buffer_total_bytes },
         withheldHeaders,
         withheldCookies,
         ownsCors: route.cors !== undefined,

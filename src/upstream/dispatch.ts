@@ -14,6 +14,7 @@ import { pickTarget } from './balance.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import type { Upstream } from './pools.ts'
 import { requestBody, upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
+import { ResponseBuffer, type ResponseBufferLimits } from './response-buffer.ts'
 import { keepFirstOfSingleValues, type AnswerPolicy } from '../http/index.ts'
 import { responseHeaders } from './response.ts'
 import { depositRetryCredit, replayable, retriesFailure, takeRetry, type Failure, type Replayable } from './retry.ts'
@@ -64,11 +65,15 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #settled = false
   #onClientClose: () => void
   #dispatchedAt = performance.now()
+  #bufferLimits: ResponseBufferLimits
+  #buffer: ResponseBuffer | null = null
+  #releasesAtEnd = false
 
   constructor(ctx: Readonly<RequestContext>, settings: ForwardSettings, exchange: Exchange, served: Served, resolve: (served: Served) => void, request: Dispatcher.DispatchOptions, replay: Replayable | null) {
     this.#ctx = ctx
     this.#upstream = settings.upstream
     this.#policy = settings
+    this.#bufferLimits = settings.responseBuffer
     this.#lifecycle = exchange.lifecycle
     this.#beforeEnd = exchange.beforeEnd
     this.#served = served
@@ -148,10 +153,27 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.#writeHeldHead()
       chunk = previous
     }
-    if (!res.write(chunk)) {
+    if (!res.write(chunk) && !this.#held(chunk.length)) {
       controller.pause()
       res.once('drain', () => controller.resume())
     }
+  }
+
+  /** Whether `bytes` the client has not taken yet may wait in memory, the upstream read on (response-buffer.ts). */
+  #held(bytes: number): boolean {
+    const buffer = (this.#buffer ??= new ResponseBuffer(this.#bufferLimits))
+    const res = this.#ctx.res
+    const first = !buffer.holding
+    if (!buffer.take(bytes)) return false
+    const release = () => buffer.release()
+    if (first) res.once('drain', release)
+    if (!this.#releasesAtEnd) {
+      // An answer that ends, or a client that goes, before it drains gives its share back too.
+      this.#releasesAtEnd = true
+      res.once('finish', release)
+      res.once('close', release)
+    }
+    return true
   }
 
   onResponseEnd(): void {

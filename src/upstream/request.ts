@@ -8,6 +8,7 @@ import { canonicalSegment, foldHeaderName, vouchedHost, withoutCookies, type Hos
 import { forwardableAuthorization, type RequestContext, type Served } from '../request/index.ts'
 import { traceparentOf } from '../telemetry/index.ts'
 import type { Upstream } from './pools.ts'
+import type { ResponseBufferLimits } from './response-buffer.ts'
 
 /** A route's forwarding settings, fixed when the config is compiled. */
 export interface ForwardSettings {
@@ -17,6 +18,8 @@ export interface ForwardSettings {
   /** server.hosts: the client Hosts X-Forwarded-Host may repeat. */
   publicHosts: HostAllowList
   maxBodyBytes: number
+  /** What of an answer may wait in memory for a slow client (server.response_buffer_bytes). */
+  responseBuffer: ResponseBufferLimits
   /**
    * Request headers that are the gateway's credentials (api_keys.header), folded: never sent on,
    * nor a look-alike (X_Api_Key) a folding upstream would read as one.
