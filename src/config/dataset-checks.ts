@@ -70,10 +70,33 @@ export function datasetFindings(config: Config): Finding[] {
       if (mask.with === 'hash' && sourceIndex !== undefined && config.datasources[sourceIndex]?.key === undefined) {
         warn(at('masks', column), `datasource "${dataset.source}" has no key: hashes change on every start, so they cannot be joined across days (set datasources[].key)`)
       }
+      // Rows come in the order of the key's real values: a masked caller learns their order (found by an adversarial probe).
+      if (dataset.page_size !== undefined && dataset.key?.some((name) => name.toLowerCase() === column.toLowerCase())) {
+        warn(at('masks', column), `the dataset pages by the masked column "${column}": its rows come in the order of the real values, which callers who see it masked can read; page by a column they may see`)
+      }
+      // A parameter compared with a masked column answers guesses of its values (found by an adversarial probe).
+      for (const name of Object.keys(dataset.params)) {
+        if (comparedIn(dataset.sql, column, name)) {
+          warn(at('params', name), `parameter "${name}" is compared with the masked column "${column}" in the sql: a caller who sees it masked can test guesses of its values by whether rows come back`)
+        }
+      }
     }
   })
   config.datasources.forEach((source, i) => {
     if (!used.has(source.name)) warn(['datasources', i, 'name'], `datasource "${source.name}" is not used by any dataset`)
   })
   return findings
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}
+
+const COMPARISON = String.raw`(?:=|<>|!=|<=|>=|<|>|\bI?LIKE\b|\bIN\b|\bSIMILAR\s+TO\b)`
+
+/** Whether the sql compares `column` with `:param` directly (`email = :email`, `:email = t.email`, `email LIKE :q`). */
+function comparedIn(sql: string, column: string, param: string): boolean {
+  const col = String.raw`\b${escapeRegExp(column)}\b`
+  const placeholder = String.raw`:${escapeRegExp(param)}\b(?:::\w+)?`
+  return new RegExp(String.raw`${col}\s*${COMPARISON}\s*[(\s]*(?:\w+\()?${placeholder}|${placeholder}\)?\s*${COMPARISON}\s*${col}`, 'i').test(sql)
 }

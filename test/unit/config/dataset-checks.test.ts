@@ -47,6 +47,20 @@ describe('dataset checks', () => {
     ]))
   })
 
+  // Found by an adversarial probe (helper): two ways a masked column's values leak that only the config shows.
+  it('warns about paging by a masked column and a parameter compared with one, and not about a parameter beside it', () => {
+    const masks = 'masks: { customer_email: { with: hash, unless_roles: [] } }'
+    const { warnings } = findings(`  - { id: d, path: /d, methods: [GET], dataset: { source: wh, page_size: 10, key: Customer_Email, sql: "SELECT c.customer_email, region FROM t c WHERE region = :region AND (:email::text IS NULL OR c.customer_email = :email) AND customer_email LIKE :q", params: { region: { type: string }, email: { type: string }, q: { type: string } }, ${masks} } }\n`)
+    expect(warnings).toEqual(expect.arrayContaining([
+      'the dataset pages by the masked column "customer_email": its rows come in the order of the real values, which callers who see it masked can read; page by a column they may see',
+      'parameter "email" is compared with the masked column "customer_email" in the sql: a caller who sees it masked can test guesses of its values by whether rows come back',
+      'parameter "q" is compared with the masked column "customer_email" in the sql: a caller who sees it masked can test guesses of its values by whether rows come back',
+    ]))
+    expect(warnings.filter((w) => w.includes('"region"'))).toEqual([])
+    const reversed = findings(`  - { id: d, path: /d, methods: [GET], dataset: { source: wh, sql: "SELECT id FROM t WHERE :e = customer_email", params: { e: { type: string } }, ${masks} } }\n`).warnings
+    expect(reversed.some((w) => w.startsWith('parameter "e" is compared'))).toBe(true)
+  })
+
   it('refuses a datasource secret outside url and key, and accepts one in them', () => {
     const loaded = loadConfigText('datasources:\n  - { name: wh, type: postgres, url: "postgres://r:${secret:pw}@h/db", key: "${secret:k}" }\n  - { name: s, type: sqlite, path: "${secret:p}" }\nsecrets: { store: { type: env } }\n', 'bouncer.yaml', {})
     const errors = loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.path.join('.')}: ${d.message}`)
