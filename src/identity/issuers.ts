@@ -179,13 +179,13 @@ function assertKeySet(body: string): void {
   let json: unknown
   try {
     json = JSON.parse(body)
-  } catch {
-    throw new Error('the JWKS endpoint answered 200 with a body that is not JSON')
+  } catch (err) {
+    throw new Error('the JWKS endpoint answered 200 with a body that is not JSON', { cause: err })
   }
   try {
     createLocalJWKSet(json as JSONWebKeySet)
-  } catch {
-    throw new Error('the JWKS endpoint answered 200 with JSON that is not a key set ({"keys": [...]})')
+  } catch (err) {
+    throw new Error('the JWKS endpoint answered 200 with JSON that is not a key set ({"keys": [...]})', { cause: err })
   }
 }
 

@@ -228,7 +228,7 @@ describe('tasks of a running gateway', () => {
     await waitFor(() => new Set(logLines(gw.logs, 'issuer keys unavailable: retrying').map((l) => l.issuer)).size === 2, 'a failure of each issuer')
     const failureOf = (issuer: string) => logLines(gw.logs, 'issuer keys unavailable: retrying').find((l) => l.issuer === issuer)
     expect(failureOf('garbage')).toMatchObject({
-      level: 'error', task: 'issuer_keys', cached_keys: false, reason: 'Failed to parse the JSON Web Key Set HTTP response as JSON',
+      level: 'error', task: 'issuer_keys', cached_keys: false, reason: 'the JWKS endpoint answered 200 with a body that is not JSON',
       err: { stack: expect.stringMatching(/\n\s+at /), cause: { type: 'SyntaxError' } },
     })
     expect(failureOf('hangup')).toMatchObject({ level: 'error', task: 'issuer_keys', cached_keys: false, reason: 'fetch failed (UND_ERR_SOCKET)', err: { cause: { code: 'UND_ERR_SOCKET' } } })
