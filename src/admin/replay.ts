@@ -9,6 +9,7 @@
 // so). Limits and upstream failures are not replayed: only route, identity, roles and policy.
 import { readRecords, type AuditRecord, type AuditSource } from '../audit/index.ts'
 import { formatDiagnostic, loadConfigText } from '../config/index.ts'
+import { GatewayError } from '../errors/index.ts'
 import { compileRuntime, createRuntimeDeps, explain, loadModulesFor, type Runtime, type Verdict } from '../gateway/index.ts'
 import { createLogger } from '../telemetry/index.ts'
 import type { ReplayChange, ReplayResult } from './console-shapes.ts'
@@ -33,7 +34,36 @@ function verdict(rt: Runtime, record: AuditRecord): Verdict {
 /** Refused before any decision (a bad request, a token that did not verify): the draft cannot change those. */
 const undecidable = (r: AuditRecord) => r.method === '-' || (r.status === 401 && r.subject === null) || r.status === 400 || r.status === 413 || r.status === 431
 
+/**
+ * The draft's `${env:…}` are this process's environment, the master key and env-store secrets
+ * included; what the draft put where an answer quotes it (an invalid listen address, a route id)
+ * came back in the clear to any admin (found by an adversarial probe). Every value the draft
+ * referenced is written back as its reference in the answer, and in an error's message.
+ */
 export async function replay(current: Runtime, source: AuditSource, options: { draft: string; sinceMs: number }): Promise<ReplayResult> {
+  const hide = envValuesHider(options.draft, process.env)
+  try {
+    return JSON.parse(hide(JSON.stringify(await replayDraft(current, source, options)))) as ReplayResult
+  } catch (err) {
+    if (err instanceof GatewayError) throw new GatewayError(err.code, { detail: hide(err.detail) })
+    throw new Error(hide(err instanceof Error ? err.message : String(err)))
+  }
+}
+
+const ENV_REFERENCE = /\$\{env:([A-Za-z_][A-Za-z0-9_]*)/g
+
+/** Replaces in a JSON text what the draft's env references resolve to (4 characters or more, not a bare number) with the reference. */
+export function envValuesHider(draft: string, env: NodeJS.ProcessEnv): (json: string) => string {
+  const values: Array<[string, string]> = []
+  for (const [, name] of draft.matchAll(ENV_REFERENCE)) {
+    const value = env[name as string]
+    if (value !== undefined && value.length >= 4 && !/^\d+$/.test(value)) values.push([JSON.stringify(value).slice(1, -1), `\${env:${name as string}}`])
+  }
+  values.sort((a, b) => b[0].length - a[0].length) // a value inside another is replaced after it
+  return (json) => values.reduce((text, [value, reference]) => text.replaceAll(value, reference), json)
+}
+
+async function replayDraft(current: Runtime, source: AuditSource, options: { draft: string; sinceMs: number }): Promise<ReplayResult> {
   const loaded = loadConfigText(options.draft, 'draft.yaml')
   if (!loaded.config) {
     return { ok: false, errors: loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => formatDiagnostic('draft.yaml', d)) }

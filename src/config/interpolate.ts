@@ -22,6 +22,8 @@ const SECRET_PLACES: ReadonlyArray<{ path: readonly string[]; name: string }> = 
   { path: ['token_exchange', 'signing', 'key'], name: 'token_exchange.signing.key' },
   { path: ['datasources', '*', 'url'], name: "a datasource's url" },
   { path: ['datasources', '*', 'key'], name: "a datasource's key" },
+  // README documents it and the runtime applies it (mcp.applySecrets); the list lacked it (found by an adversarial probe).
+  { path: ['mcp', 'servers', '*', 'headers', '*'], name: "an MCP server's headers" },
 ]
 const SECRET_PLACE_NAMES = SECRET_PLACES.map((place) => place.name).join(', ')
 

@@ -7,7 +7,7 @@ import pg from 'pg'
 import Cursor from 'pg-cursor'
 import type { DatasourceConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import type { Logger } from '../telemetry/index.ts'
+import { scrub, type Logger } from '../telemetry/index.ts'
 import type { Column, ColumnKind, Datasource, Row, RowSource, SourceQuery } from './source.ts'
 
 type PostgresConfig = Extract<DatasourceConfig, { type: 'postgres' }>
@@ -53,7 +53,7 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
 
   function markDown(err: Error): void {
     const first = !state.startsWith('unavailable')
-    state = `unavailable: ${err.message}`
+    state = `unavailable: ${scrub(err.message)}`
     if (first) logger.warn({ datasource: config.name, reason: err.message }, `datasource ${config.name} is unavailable: its datasets answer 502 datasource_error`)
     if (reprobe === null && !closed && !options.offline) {
       reprobe = setTimeout(() => {
@@ -91,7 +91,8 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
         })
       }
       markDown(err as Error)
-      throw new GatewayError('datasource_error', { detail: `Datasource "${config.name}" is unavailable: ${(err as Error).message}.`, cause: err })
+      // The driver's message can name the url's user (a secret) or an internal address: the log and /readyz have it, the caller does not (found by an adversarial probe).
+      throw new GatewayError('datasource_error', { detail: `Datasource "${config.name}" is unavailable; the gateway's log and /readyz have the reason.`, cause: err })
     }
   }
 

@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { loadConfigFile } from '../config/index.ts'
 import type { ReloadResult } from '../admin/index.ts'
-import type { GatewayServer } from '../gateway/index.ts'
+import { applySecretValues, type GatewayServer } from '../gateway/index.ts'
 import { retireSigner, type Live } from './live.ts'
 import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
 import type { SecretsRefresh } from './secrets-refresh.ts'
@@ -70,6 +70,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     try {
       prepared = await prepare({ ...next, config: next.config }, state.runtime.signing, deps)
     } catch (err) {
+      restoreRunningSecrets()
       if (!(err instanceof ConfigError)) throw err
       logger.error({ errors: err.lines }, 'config reload refused: the running config keeps serving')
       void background.run('runtime_retirement', retireUnused) // what the refused config acquired before it failed
@@ -79,6 +80,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     const { runtime } = prepared
     /** What the prepared config opened closes (the running config's resources stay). */
     const abort = () => {
+      restoreRunningSecrets()
       if (prepared.secrets !== live.secrets) prepared.secrets.close()
       runtime.mcp?.detach()
       void background.run('runtime_retirement', retireUnused)
@@ -118,6 +120,15 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       return { ok: true, generation: runtime.generation, warnings }
     }
     return { ok: true, commit, abort }
+  }
+
+  /**
+   * Pools and datasources a new config keeps unchanged are the running config's own objects, and
+   * prepare wrote the new store's values into them: a refused or aborted reload put them back, or
+   * the running config sent the refused one's credentials (found by an adversarial probe).
+   */
+  function restoreRunningSecrets(): void {
+    applySecretValues(state.runtime, live.secrets.resolve)
   }
 
   function shuttingDown(): ReloadResult {

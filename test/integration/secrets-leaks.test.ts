@@ -1,0 +1,216 @@
+// Found by an adversarial probe (helper): POST /api/replay resolved the draft's ${env:} from this process and quoted
+// the values back (the master key, env-store secrets); a refused reload left the running upstreams sending the refused
+// config's credentials; a datasource's driver message (the url's user) reached clients; ${secret:} in MCP servers'
+// headers, which README documents, was a check error. Two cases that held up are kept as coverage.
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { stringify } from 'yaml'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfigText } from '../../src/config/index.ts'
+import { startServe } from '../helpers/cli.ts'
+import { startTestGateway } from '../helpers/gateway.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+
+let dir: string
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-secrets-leaks-'))
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+/** Echo upstream that records the Authorization header it saw. */
+async function recordingUpstream(): Promise<TestUpstream & { seen: string[] }> {
+  const seen: string[] = []
+  const upstream = await startUpstream((req, res) => {
+    seen.push(String(req.headers.authorization ?? ''))
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('ok')
+  })
+  return Object.assign(upstream, { seen })
+}
+
+describe('POST /api/replay (admin API) and ${env:} in the pasted draft', () => {
+  it('does not hand the process environment (an env-store secret, the master key) back in its diagnostics', { timeout: 40_000 }, async () => {
+    const adminToken = `admin-${randomBytes(12).toString('hex')}`
+    const upstreamSecret = `upstream-secret-${randomBytes(12).toString('hex')}`
+    const masterKey = randomBytes(32).toString('base64')
+    const upstream = await recordingUpstream()
+    const configPath = join(dir, 'replay.yaml')
+    await writeFile(configPath, stringify({
+      server: { listen: '127.0.0.1:0' },
+      admin: { listen: '127.0.0.1:0', token: adminToken },
+      secrets: { store: { type: 'env' } },
+      upstreams: [{ name: 'u', url: upstream.url, headers: { Authorization: 'Bearer ${secret:up-token}' } }],
+      routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
+      audit: { sinks: [{ type: 'sqlite', path: join(dir, 'replay-audit.db') }] },
+    }))
+    const serve = await startServe(['--config', configPath], { env: { BOUNCER_SECRET_UP_TOKEN: upstreamSecret, BOUNCER_MASTER_KEY: masterKey } })
+    try {
+      const seen: string[] = []
+      for (const variable of ['BOUNCER_SECRET_UP_TOKEN', 'BOUNCER_MASTER_KEY']) {
+        // A draft an admin pastes: each ${env:} is resolved by the gateway process, then the
+        // validation error quotes the resolved value back.
+        const draft = stringify({
+          server: { listen: `\${env:${variable}}` },
+          admin: { listen: '127.0.0.1:0' },
+          upstreams: [{ name: 'u', url: `http://127.0.0.1:1/\${env:${variable}}` }],
+          routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
+        })
+        const res = await request(`${serve.adminUrl}/api/replay`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ config: draft }),
+        })
+        seen.push(await res.body.text())
+      }
+      const output = seen.join('\n')
+      expect(output.length).toBeGreaterThan(0)
+      expect(output.includes(upstreamSecret), `an env-store secret came back from /api/replay: ${output.slice(0, 300)}`).toBe(false)
+      expect(output.includes(masterKey), `the master key came back from /api/replay: ${output.slice(0, 300)}`).toBe(false)
+    } finally {
+      await serve.stop()
+      await upstream.close()
+    }
+  })
+})
+
+describe('a reload refused after the secrets were read', () => {
+  it('leaves the running upstream sending the credential of the running store, not the refused config\'s', { timeout: 30_000 }, async () => {
+    const storeA = await mkdtemp(join(dir, 'store-a-'))
+    const storeB = await mkdtemp(join(dir, 'store-b-'))
+    await writeFile(join(storeA, 'up-token'), 'credential-from-store-A\n')
+    await writeFile(join(storeB, 'up-token'), 'credential-from-store-B\n')
+    await writeFile(join(storeB, 'xkey'), 'this is not an EC private key\n') // makes the refused config fail after the headers were resolved
+    const upstream = await recordingUpstream()
+    const base = {
+      upstreams: [{ name: 'sales', url: upstream.url, headers: { Authorization: 'Bearer ${secret:up-token}' } }],
+      routes: [{ id: 'sales', path: '/*', upstream: 'sales', public: true }],
+    }
+    const gw = await startTestGateway({ ...base, secrets: { store: { type: 'file', dir: storeA }, refresh_interval: '200ms' } })
+    try {
+      const call = async () => {
+        const res = await request(`${gw.url}/x`)
+        await res.body.dump()
+        return res.statusCode
+      }
+      expect(await call()).toBe(200)
+      expect(upstream.seen.at(-1)).toBe('Bearer credential-from-store-A')
+
+      await gw.writeConfig({
+        ...base,
+        secrets: { store: { type: 'file', dir: storeB }, refresh_interval: '200ms' },
+        token_exchange: { issuer: 'https://gateway.test', signing: { key: '${secret:xkey}' } },
+      })
+      const result = await gw.reload()
+      expect(result.ok).toBe(false) // refused: the running config keeps serving
+
+      expect(await call()).toBe(200)
+      // The running config reads store A: its upstream must still carry A's credential.
+      expect(upstream.seen.at(-1)).toBe('Bearer credential-from-store-A')
+    } finally {
+      await gw.close()
+      await upstream.close()
+    }
+  })
+})
+
+describe('mcp.servers[].headers', () => {
+  it('takes ${secret:NAME} as the README documents (mcp.servers[].headers: "${secret:} allowed")', () => {
+    const text = stringify({
+      server: { listen: '127.0.0.1:0' },
+      admin: { listen: '127.0.0.1:0' },
+      audit: { sinks: [] },
+      secrets: { store: { type: 'env' } },
+      issuers: [{ name: 'corp', issuer: 'https://idp.test', audiences: ['https://gw.test/mcp'] }],
+      mcp: {
+        path: '/mcp',
+        resource: 'https://gw.test/mcp',
+        servers: [{ name: 'tickets', url: 'http://127.0.0.1:7000/mcp', headers: { Authorization: 'Bearer ${secret:tickets-token}' } }],
+      },
+      routes: [],
+    })
+    const loaded = loadConfigText(text, 'mcp.yaml', {})
+    const errors = loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => d.message)
+    expect(errors).toEqual([])
+    expect(loaded.secretRefs.map((r) => r.name)).toEqual(['tickets-token'])
+  })
+})
+
+describe('secret values that look like syntax (held up?)', () => {
+  it('a secret whose value is itself a ${secret:…} or ${env:…} reference is sent literally, never expanded', { timeout: 20_000 }, async () => {
+    const files = await mkdtemp(join(dir, 'literal-'))
+    await writeFile(join(files, 'admin-token'), 'the-admin-token-0123456789\n')
+    await writeFile(join(files, 'up-token'), '${secret:admin-token}|${env:HOME}\n')
+    const upstream = await recordingUpstream()
+    const gw = await startTestGateway({
+      admin: { token: '${secret:admin-token}' },
+      secrets: { store: { type: 'file', dir: files } },
+      upstreams: [{ name: 'u', url: upstream.url, headers: { Authorization: 'Bearer ${secret:up-token}' } }],
+      routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
+    })
+    try {
+      const res = await request(`${gw.url}/x`)
+      await res.body.dump()
+      expect(res.statusCode).toBe(200)
+      expect(upstream.seen.at(-1)).toBe('Bearer ${secret:admin-token}|${env:HOME}')
+    } finally {
+      await gw.close()
+      await upstream.close()
+    }
+  })
+
+  it('a secret with CR/LF in an upstream header injects no header upstream and is not logged, even JSON-escaped', { timeout: 20_000 }, async () => {
+    const files = await mkdtemp(join(dir, 'crlf-'))
+    const value = `crlf-token-${randomBytes(6).toString('hex')}\r\nX-Injected: yes`
+    await writeFile(join(files, 'up-token'), value)
+    const upstream = await startUpstream()
+    const gw = await startTestGateway({
+      secrets: { store: { type: 'file', dir: files } },
+      upstreams: [{ name: 'u', url: upstream.url, headers: { Authorization: 'Bearer ${secret:up-token}' } }],
+      routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
+    })
+    try {
+      const res = await request(`${gw.url}/x`)
+      const body = await res.body.text()
+      for (const r of upstream.received) expect(r.headers['x-injected']).toBeUndefined()
+      expect(body).not.toContain('crlf-token-')
+      const logs = gw.logs.join('')
+      expect(logs).not.toContain(value.slice(0, 20)) // the token part, raw
+      expect(logs).not.toContain(JSON.stringify(value).slice(1, -1)) // or JSON-escaped
+    } finally {
+      await gw.close()
+      await upstream.close()
+    }
+  })
+})
+
+describe('a datasource url built from secrets, when the database refuses it', () => {
+  it('names no secret value in the 502 problem detail or in /readyz', { timeout: 30_000 }, async () => {
+    const files = await mkdtemp(join(dir, 'pg-'))
+    const user = `svc_${randomBytes(6).toString('hex')}` // a role the database does not have (yet, or any more)
+    const password = `pw-${randomBytes(8).toString('hex')}`
+    await writeFile(join(files, 'pg-user'), `${user}\n`)
+    await writeFile(join(files, 'pg-password'), `${password}\n`)
+    const gw = await startTestGateway({
+      secrets: { store: { type: 'file', dir: files } },
+      datasources: [{ name: 'wh', type: 'postgres', url: 'postgres://${secret:pg-user}:${secret:pg-password}@127.0.0.1:5432/test', connect_timeout: '2s' }],
+      routes: [{ id: 'd', path: '/d', methods: ['GET'], public: true, dataset: { source: 'wh', sql: 'SELECT 1 AS one' } }],
+    })
+    try {
+      const res = await request(`${gw.url}/d`)
+      const body = await res.body.text()
+      expect(res.statusCode).toBe(502)
+      const ready = await request(`${gw.adminUrl}/readyz`)
+      const readyBody = await ready.body.text()
+      for (const text of [body, readyBody, gw.logs.join('')]) {
+        expect(text.includes(user), `a secret value came out: ${text.slice(0, 400)}`).toBe(false)
+        expect(text.includes(password)).toBe(false)
+      }
+    } finally {
+      await gw.close()
+    }
+  })
+})
