@@ -86,6 +86,22 @@ function liveCaller(ref: { current: Caller }): Caller {
   }
 }
 
+/**
+ * A session keeps its client's `initialize` params (clientInfo, capabilities) for as long as it
+ * lives: 20 sessions opened with 2 MB of them each held 40 MB, and one caller's 100 sessions of
+ * max_body_bytes could hold a gigabyte (found by an adversarial probe). A client's own are a few
+ * hundred bytes.
+ */
+export const MAX_INITIALIZE_PARAMS_BYTES = 65_536
+
+function refuseLargeInitialize(body: unknown): void {
+  const params = (body as { params?: unknown }).params
+  const size = params === undefined ? 0 : Buffer.byteLength(JSON.stringify(params))
+  if (size > MAX_INITIALIZE_PARAMS_BYTES) {
+    throw new GatewayError('payload_too_large', { detail: `An MCP initialize request's params are at most ${MAX_INITIALIZE_PARAMS_BYTES} bytes (these are ${size}): a session keeps them for as long as it lives.` })
+  }
+}
+
 function isInitialize(body: unknown): boolean {
   return body !== null && typeof body === 'object' && !Array.isArray(body) && (body as { method?: unknown }).method === 'initialize'
 }
@@ -131,6 +147,7 @@ export function createLegacySessions(): LegacySessions {
   }
 
   async function open(request: Request, body: unknown, caller: Caller, authInfo: AuthInfo): Promise<Response> {
+    refuseLargeInitialize(body)
     makeRoomFor(ownerOf(caller))
     if (sessions.size >= MAX_SESSIONS) throw new GatewayError('upstream_saturated', { detail: 'Too many MCP sessions are open; try again later.' })
     const ref = { current: caller }
