@@ -13,6 +13,8 @@
 //   never a token let through, nor a caller told its valid token is bad.
 // - The answer's claims meet the issuer's rules as a JWT's would (audiences, required claims,
 //   times with the clock tolerance); a `token_type` other than Bearer (a refresh token) is refused.
+//   A claim of the wrong kind (exp as a string) is nonsense from the provider: 503.
+// - An `act` claim (the provider's own on-behalf-of token) is decided as a JWT's is (verify.ts).
 import { request } from 'undici'
 import type { JWTPayload } from 'jose'
 import { createLru } from '../collections/index.ts'
@@ -67,28 +69,44 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
     if (claims.active !== true) {
       throw unauthorized('token_revoked', `Issuer "${issuer.name}" says the token is not active: it was revoked, it expired, or the issuer does not know it.`)
     }
-    if (typeof claims.iss === 'string' && claims.iss !== issuer.issuer) {
-      throw unauthorized('issuer_unknown', `The introspection answer names iss "${truncateClientValue(claims.iss)}", not issuer "${issuer.name}"'s ${issuer.issuer}.`)
+    // Any iss present must be the issuer's, exactly: the probe found a non-string one (an array
+    // naming another issuer) taken as if absent.
+    if (claims.iss !== undefined && claims.iss !== issuer.issuer) {
+      const named = typeof claims.iss === 'string' ? claims.iss : JSON.stringify(claims.iss)
+      throw unauthorized('issuer_unknown', `The introspection answer names iss ${truncateClientValue(named)}, not issuer "${issuer.name}"'s ${issuer.issuer}.`)
     }
     const type = claims.token_type
     if (type !== undefined && (typeof type !== 'string' || type.toLowerCase() !== 'bearer')) {
       throw unauthorized('malformed_token', `The token is a ${truncateClientValue(String(type), 64)} token, not a bearer access token.`)
     }
     const checkedAt = now()
-    checkIntrospectedClaims(claims, issuer, checkedAt)
-    const identity = identityFromClaims(issuer, claims)
+    try {
+      checkIntrospectedClaims(claims, issuer, checkedAt)
+    } catch (err) {
+      // A claim that is not of its kind (exp as a string, a sub that is not a string) is the
+      // provider answering nonsense, not the caller's bad token: the probe found it a 401.
+      if (err instanceof GatewayError && err.code === 'malformed_token') throw unavailable(`answered a malformed claim (${err.detail})`, err)
+      throw err
+    }
+    // introspection.cache travels with the identity: a token exchanged for it lives no longer
+    // than a revocation at the provider takes to be seen (token-endpoint.ts).
+    const identity = Object.freeze({ ...identityFromClaims(issuer, claims), introspectionCache: settings.cache })
     const until = typeof claims.exp === 'number' ? Math.min(askedAt + settings.cache, claims.exp * 1000) : askedAt + settings.cache
     if (until > checkedAt) cache.set(token, identity, until)
     return identity
   }
 
-  /** The provider's answer, or 503: unreachable, an HTTP error, or not an RFC 7662 answer. */
-  async function answerFor(token: string): Promise<JWTPayload & { active?: unknown; token_type?: unknown }> {
-    const unavailable = (why: string, cause?: unknown) => new GatewayError('identity_provider_unavailable', {
+  /** 503: the provider cannot say, or says nonsense; never the caller's fault. */
+  function unavailable(why: string, cause?: unknown): GatewayError {
+    return new GatewayError('identity_provider_unavailable', {
       detail: `Issuer "${issuer.name}"'s introspection endpoint ${why}: the token cannot be checked right now.`,
       headers: { 'retry-after': '5' },
       cause,
     })
+  }
+
+  /** The provider's answer, or 503: unreachable, an HTTP error, or not an RFC 7662 answer. */
+  async function answerFor(token: string): Promise<JWTPayload & { active?: unknown; token_type?: unknown }> {
     // One deadline for the whole answer, head and body: undici's headersTimeout and bodyTimeout
     // bound only each wait, so an answer trickled a byte at a time held the request (and every
     // request with the same token, which waits on this lookup) for hours.
@@ -113,14 +131,18 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
       const hint = res.statusCode === 401 || res.statusCode === 403 ? ': check introspection.client_id and client_secret' : ''
       throw unavailable(`answered HTTP ${res.statusCode}${hint}`)
     }
-    let text = ''
+    // Bytes, counted as bytes and decoded once: decoding each chunk on its own broke a character
+    // split across two chunks (the probe's sub "josé" became "jos\uFFFD\uFFFD").
+    const chunks: Buffer[] = []
+    let bytes = 0
     try {
-      for await (const chunk of res.body) {
-        text += (chunk as Buffer).toString('utf8')
-        if (text.length > MAX_ANSWER_BYTES) {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        bytes += chunk.length
+        if (bytes > MAX_ANSWER_BYTES) {
           res.body.destroy()
           throw unavailable(`answered more than ${MAX_ANSWER_BYTES} bytes`)
         }
+        chunks.push(chunk)
       }
     } catch (err) {
       // Cut off, stalled past the deadline, or reset mid-answer: the provider's fault, not a 500.
@@ -129,7 +151,7 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
     }
     let parsed: unknown
     try {
-      parsed = JSON.parse(text)
+      parsed = JSON.parse(Buffer.concat(chunks, bytes).toString('utf8'))
     } catch (err) {
       throw unavailable('answered something that is not JSON', err)
     }

@@ -72,7 +72,9 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   if (own) {
     byIss.set(own.config.issuer, { config: own.config, keys: ownIssuerKeys(own), algorithms: new Set(own.config.algorithms), acceptsTokenType: tokenTypeCheck(own.config.token_types), own: true })
   }
-  const issuerNameOf = (iss: string) => byIss.get(iss)?.config.name
+  // The introspecting issuer has no entry of its own when it verifies no JWTs (no jwks_uri), yet an
+  // `act` naming it names one of its agents.
+  const issuerNameOf = (iss: string) => byIss.get(iss)?.config.name ?? (introspection?.issuer.issuer === iss ? introspection.issuer.name : undefined)
   const configuredIssuers = [...byIss.keys()]
   // Verified tokens, so a dashboard sending the same token a thousand times pays for one signature
   // check. Keyed by the whole token string (no encoding two tokens could share), bounded
@@ -82,6 +84,9 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   // Keyed by the configured issuer, never by the token's iss: one entry per issuer in the config,
   // however many bogus issuers arrive (keyed by iss, it grew by every distinct one, for good).
   const driftWarnings = new Map<string, { at: number; suppressed: number }>()
+  // An introspected Identity (one object while its answer is cached) → the same Identity with its
+  // actor, so that a cached answer keeps one object and its roles are resolved once (roles.ts).
+  const withActor = new WeakMap<Identity, Identity>()
 
   async function verify(authorization: string | undefined, query: string): Promise<Identity> {
     if (query !== '' && hasAccessTokenParameter(query)) {
@@ -96,7 +101,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     if (cached) return cached
 
     const decoded = decodeCompactJwt(token)
-    if (!decoded && introspection) return introspection.introspect(token)
+    if (!decoded && introspection) return introspected(introspection, token)
     if (!decoded) {
       throw unauthorized('malformed_token', `The token is not a well-formed JWT (three base64url parts; a header and claims that are JSON objects nested at most ${MAX_JSON_DEPTH} deep).`)
     }
@@ -104,7 +109,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     const iss = claims.iss
     if (typeof iss !== 'string') throw unauthorized('claim_missing', 'The token has no iss claim, so no issuer can be chosen.')
     const rule = byIss.get(iss)
-    if (!rule && introspection?.issuer.issuer === iss) return introspection.introspect(token)
+    if (!rule && introspection?.issuer.issuer === iss) return introspected(introspection, token)
     if (!rule) throw unknownIssuer(iss)
 
     const alg = header.alg
@@ -137,12 +142,28 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     const toleranceSec = rule.config.clock_tolerance / 1000
     const verified = identityFromClaims(rule.config, claims)
     const identity = rule.own ? exchangedIdentity(verified, claims, issuerNameOf) : delegatedIdentity(verified, claims, issuerNameOf)
-    if (identity === null) throw unauthorized('malformed_token', 'The token\'s act claim names no actor (RFC 8693 §4.1: an object with sub).')
+    if (identity === null) throw namesNoActor()
     // A cached verification lives at most one key refresh: a key removed from the issuer's JWKS
     // stops being honoured for cached tokens on the same schedule as for new ones.
     const expiresAtMs = Math.min((identity.expiresAt + toleranceSec) * 1000, nowMs + rule.config.jwks_refresh_interval)
     cache.set(token, identity, expiresAtMs)
     return identity
+  }
+
+  /**
+   * An opaque token's identity, with the agent its `act` names decided as a JWT's is: the probe
+   * found the provider's on-behalf-of token decided as the user alone, and audited with no actor.
+   */
+  async function introspected(introspector: Introspector, token: string): Promise<Identity> {
+    const identity = await introspector.introspect(token)
+    let acting = withActor.get(identity)
+    if (acting === undefined) {
+      const delegated = delegatedIdentity(identity, identity.claims, issuerNameOf)
+      if (delegated === null) throw namesNoActor()
+      acting = delegated
+      withActor.set(identity, acting)
+    }
+    return acting
   }
 
   function unknownIssuer(iss: string): GatewayError {
@@ -194,6 +215,10 @@ function bearerTokenOf(authorization: string | undefined, maxTokenBytes: number)
 /** A 401 with RFC 6750's WWW-Authenticate naming the problem. */
 export function unauthorized(code: ErrorCode, detail: string): GatewayError {
   return new GatewayError(code, { detail, headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${headerSafe(detail)}"` } })
+}
+
+function namesNoActor(): GatewayError {
+  return unauthorized('malformed_token', 'The token\'s act claim names no actor (RFC 8693 §4.1: an object with sub).')
 }
 
 /** A quoted-string (RFC 9110 §5.6.4) without quotes, backslashes or non-ASCII. */

@@ -56,6 +56,11 @@ export interface Identity {
   grantedRoles?: readonly string[]
   /** On behalf of: the agent acting for `sub` (the token's `act` claim, RFC 8693 §4.1). */
   actor?: Actor | null
+  /**
+   * An opaque token checked by introspection: its issuer's `introspection.cache` (ms), how late a
+   * revocation at the provider may be seen. Absent for a token verified locally.
+   */
+  introspectionCache?: number
 }
 
 /** The agent named by an exchanged token's `act` claim, as access, limits, audit and assertions see it. */

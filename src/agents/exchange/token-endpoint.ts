@@ -5,7 +5,8 @@
 // gateway signs: `sub` the user, `act` the agent (RFC 8693 §4.1), `roles` what the exchange
 // granted — the requested roles (`scope`, space-separated role names) that the user holds and the
 // agent may act with (token_exchange.actors) — and `exp` the earliest of the requested lifetime
-// (`expires_in`), token_exchange.lifetime and the user's own token's `exp`. The agent's own roles
+// (`expires_in`), token_exchange.lifetime, the user's own token's `exp`, and, for a token checked by
+// introspection (the user's or the agent's), its issuer's introspection.cache. The agent's own roles
 // travel in `act.roles`: a call made with the token is allowed only where both sides' roles allow
 // (access/evaluate.ts).
 //
@@ -14,6 +15,7 @@
 import { randomUUID } from 'node:crypto'
 import type { TokenExchangeConfig } from '../../config/index.ts'
 import { GatewayError, truncateClientValue, type ErrorCode } from '../../errors/index.ts'
+import { API_KEY_PREFIX } from '../../http/index.ts'
 import { nothingServed, type Backend, type Identity, type RequestContext, type Served } from '../../request/index.ts'
 import { audiencesOf, issuerOf } from './issuer.ts'
 import type { ExchangeKeys } from './keys.ts'
@@ -57,6 +59,9 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
 
   /** A subject or actor token, verified; a refusal names which token and why (invalid_grant). */
   async function verified(which: 'subject_token' | 'actor_token', token: string): Promise<Identity> {
+    // The routes never take an API key for a bearer token to verify; nor does the exchange, which
+    // handed it to the introspection provider (the probe saw bk_… tokens arrive there).
+    if (token.startsWith(API_KEY_PREFIX)) throw refuse('invalid_grant', `${which}: API keys cannot be exchanged: send an access token.`)
     let identity: Identity
     try {
       identity = await options.verify(token)
@@ -72,7 +77,11 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     return identity
   }
 
-  async function issue(params: Map<string, string>): Promise<{ answer: Record<string, unknown>; caller: NonNullable<Served['caller']> }> {
+  /**
+   * The token answer and whom it was for. `tried` hears of the user and the agent as soon as both
+   * tokens verified, so that a refusal after that names them in the audit record.
+   */
+  async function issue(params: Map<string, string>, tried: (caller: Caller) => void): Promise<{ answer: Record<string, unknown>; caller: Caller }> {
     const grant = params.get('grant_type')
     if (grant === undefined) throw refuse('invalid_request', 'grant_type is missing.')
     if (grant !== TOKEN_EXCHANGE_GRANT) throw refuse('unsupported_grant_type', `Only ${TOKEN_EXCHANGE_GRANT} is supported here.`)
@@ -92,6 +101,7 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
 
     const subject = await verified('subject_token', subjectToken)
     const actor = actorToken === undefined ? null : await verified('actor_token', actorToken)
+    tried(callerOf(subject, actor, null))
     const userRoles = options.rolesFor(subject)
     const actorRoles = actor ? options.rolesFor(actor) : []
     const delegable = actor ? delegableRoles(actor, actorRoles, userRoles) : userRoles
@@ -111,7 +121,7 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     // An introspected token may have no exp (expiresAt 0): the provider vouched for it, and lifetime bounds the new one.
     const remaining = subject.expiresAt > 0 ? subject.expiresAt - issuedAt : Infinity
     if (remaining <= 0) throw refuse('invalid_grant', 'subject_token: the token has expired.')
-    const lifetime = Math.min(Math.floor(exchange.lifetime / 1000), requestedSeconds ?? Infinity, remaining)
+    const lifetime = Math.min(Math.floor(exchange.lifetime / 1000), requestedSeconds ?? Infinity, remaining, untilRevocationSeen(subject, actor))
     const claims: Record<string, unknown> = {
       ...carriedClaims(subject),
       iss: issuer,
@@ -134,17 +144,27 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
       throw refuse('invalid_grant', `subject_token: its claims make the exchanged token ${token.length} bytes long, more than server.max_token_bytes (${options.maxTokenBytes}) accepts.`)
     }
     // The audit record of the exchange names whom the token is for and who acts, with what was granted.
-    const act = claims.act as Record<string, unknown> | undefined
-    const caller = {
-      identity: Object.freeze({
-        ...subject,
-        grantedRoles: granted,
-        actor: actor && act ? { issuerName: actor.issuerName, iss: actor.iss, sub: actor.sub, clientId: actor.clientId, roles: actorRoles, claims: act } : null,
-      }),
-      credential: 'bearer' as const,
-      roles: granted,
-    }
+    const caller = callerOf(subject, actor, { roles: granted, actorRoles, act: claims.act as Record<string, unknown> | undefined })
     return { answer: { access_token: token, issued_token_type: ACCESS_TOKEN_TYPE, token_type: 'Bearer', expires_in: lifetime, scope: claims.scope }, caller }
+  }
+
+  /**
+   * Seconds until a revocation of an introspected token (the user's or the agent's) is seen: the
+   * gateway asks its provider again after introspection.cache, but the token it signs here cannot
+   * be revoked, so it lives no longer than that. The probe found one exchange turning a token
+   * revocable within a second into one good for the whole lifetime.
+   */
+  function untilRevocationSeen(subject: Identity, actor: Identity | null): number {
+    let seconds = Infinity
+    for (const [which, identity] of [['subject_token', subject], ['actor_token', actor]] as const) {
+      if (identity?.introspectionCache === undefined) continue
+      const cache = Math.floor(identity.introspectionCache / 1000)
+      if (cache <= 0) {
+        throw refuse('invalid_grant', `${which}: issuer "${identity.issuerName}" is asked about this token at every use (introspection.cache under 1s), and a token exchanged for it could not be revoked.`)
+      }
+      seconds = Math.min(seconds, cache)
+    }
+    return seconds
   }
 
   /** The user roles the agent may act with: the delegated_roles of every actors entry its roles name. */
@@ -173,12 +193,21 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     async serve(ctx, pipelineExchange) {
       if (ctx.method !== 'POST') throw new GatewayError('method_not_allowed', { detail: 'The token endpoint answers POST (RFC 6749 §3.2).', headers: { allow: 'POST' } })
       const { params, bytes } = await readForm(ctx as RequestContext)
-      const issued = await issue(params)
-      const answer = JSON.stringify(issued.answer)
       const served = nothingServed()
+      served.bytesIn = bytes
+      let issued
+      try {
+        issued = await issue(params, (tried) => { served.caller = tried })
+      } catch (err) {
+        // Refused once both tokens verified: served with the error, so the audit record names the
+        // user and the agent that tried (the probe found such refusals audited as nobody's).
+        if (!(err instanceof GatewayError) || served.caller === undefined) throw err
+        served.error = err
+        return served
+      }
+      const answer = JSON.stringify(issued.answer)
       served.status = 200
       served.caller = issued.caller
-      served.bytesIn = bytes
       served.bytesOut = Buffer.byteLength(answer)
       if (pipelineExchange.beforeEnd) await pipelineExchange.beforeEnd(served)
       // RFC 6749 §5.1: a token response is never cached.
@@ -186,6 +215,26 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
       ctx.res.end(answer)
       return served
     },
+  }
+}
+
+type Caller = NonNullable<Served['caller']>
+
+/**
+ * The caller of an exchange as its audit record names it: the user and the agent, with what was
+ * granted (the roles, the agent's roles and its `act` claim in the token); `grant` null for a
+ * refusal, which grants nothing.
+ */
+function callerOf(subject: Identity, actor: Identity | null, grant: { roles: readonly string[]; actorRoles: readonly string[]; act: Record<string, unknown> | undefined } | null): Caller {
+  const act = grant?.act ?? actor?.claims
+  return {
+    identity: Object.freeze({
+      ...subject,
+      ...(grant ? { grantedRoles: grant.roles } : {}),
+      actor: actor && act ? { issuerName: actor.issuerName, iss: actor.iss, sub: actor.sub, clientId: actor.clientId, roles: grant?.actorRoles ?? null, claims: act } : null,
+    }),
+    credential: 'bearer',
+    roles: grant?.roles ?? [],
   }
 }
 
