@@ -33,7 +33,10 @@ export function ownIssuerConfig(exchange: TokenExchangeConfig, mcpResource?: str
     issuer,
     audiences: audiencesOf(exchange).filter((audience) => audience !== mcpOnly),
     algorithms: ['ES256'],
-    clock_tolerance: 30_000,
+    // Its own clock, or its fellow instances' (NTP): not an identity provider's. 30 s let a token
+    // capped at a short introspection.cache outlive a revocation by half a minute (found by an
+    // adversarial probe).
+    clock_tolerance: 5_000,
     required_claims: [],
     // Bounds how long a verified token stays cached: a key withdrawn stops being honoured within it.
     jwks_refresh_interval: 60_000,
