@@ -1,17 +1,17 @@
 // Sessions in this process's memory: one gateway process, lost at restart. Kept across reloads
 // while sign_in.session.store does not change (a shared resource). Expired entries are swept
-// once a minute, so a browser that never comes back costs nothing for long. Every page load
-// without a session begins a sign-in, so the pending ones are bounded (the oldest go first): a
-// flood of page loads cannot grow the process without limit.
-import { createLru } from '../../collections/index.ts'
-import type { PendingSignIn, SessionRecord, SessionStore } from './store.ts'
+// once a minute, so a browser that never comes back costs nothing for long. A sign-in under way
+// is kept in the browser's cookie, not here (sign-in-state.ts): page loads without a session add
+// nothing to the process.
+import { randomBytes } from 'node:crypto'
+import type { SessionRecord, SessionStore } from './store.ts'
 
 const SWEEP_MS = 60_000
-const MAX_PENDING = 100_000
 
 export function openMemorySessionStore(idleMs: number): SessionStore {
   const sessions = new Map<string, SessionRecord>()
-  const pending = createLru<PendingSignIn>(MAX_PENDING)
+  // One process: a key of its own, kept as long as the store (across reloads).
+  const signInKey = randomBytes(32)
   let idle = idleMs
   const sweep = setInterval(() => {
     const now = Date.now()
@@ -39,13 +39,8 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
     async list(now) {
       return [...sessions.values()].filter((r) => r.expiresAt > now).sort((a, b) => b.createdAt - a.createdAt)
     },
-    async putPending(state, entry, expiresAt) {
-      pending.set(state, entry, expiresAt)
-    },
-    async takePending(state, now) {
-      const entry = pending.get(state, now)
-      pending.delete(state)
-      return entry
+    async signInKey() {
+      return signInKey
     },
     setIdle(ms) {
       idle = ms
@@ -53,7 +48,6 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
     async close() {
       clearInterval(sweep)
       sessions.clear()
-      pending.clear()
     },
   }
 }

@@ -1,13 +1,14 @@
 // Sessions in Redis: several gateway instances share them. Each session is a hash (`data`: the
 // record as JSON; `seen`: the last use) that expires with the session's absolute end, so Redis
 // drops it by itself; every request reads it (one round trip), so a sign-out or a revocation on
-// any instance is seen by every instance at the next request. Pending sign-ins are strings taken
-// with GETDEL: one callback gets one, a replay finds nothing.
+// any instance is seen by every instance at the next request. Besides sessions, one key: the
+// sign-in state cookies' (`k:sign-in`, no expiry), set by the first instance that needs it.
+import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import type { Redis as RedisClient } from 'ioredis'
 import { createLru, withinDeadline } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
-import { SessionStoreError, type PendingSignIn, type SessionRecord, type SessionStore } from './store.ts'
+import { SessionStoreError, type SessionRecord, type SessionStore } from './store.ts'
 
 /** A use is recorded only on a session that still exists: a revoked one is not brought back as an empty hash. */
 const TOUCH = `if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -27,10 +28,9 @@ const UPDATE = `if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return 0`
 
-/** A pending sign-in taken once, with what was left of its time: a take answered too late puts it back for that long. */
-const TAKE_PENDING = `local ttl = redis.call('PTTL', KEYS[1])
-local data = redis.call('GETDEL', KEYS[1])
-return {data, ttl}`
+/** The sign-in key: the one already there, else the one offered (two instances starting together agree). */
+const SIGN_IN_KEY = `redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])`
 
 /** ioredis's own timeout, a backstop for a connection that neither answers nor closes; callers wait `timeoutMs` (guard). */
 const BACKSTOP_MS = 30_000
@@ -63,19 +63,18 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
   // stays the same object (its identity is built once). Redis is still asked every time.
   const parsed = createLru<{ data: string; record: SessionRecord }>(10_000)
   const sessionKey = (id: string) => `${options.prefix}s:${id}`
-  const pendingKey = (state: string) => `${options.prefix}p:${state}`
+  const signInKeyName = `${options.prefix}k:sign-in`
   const url = new URL(options.url)
   const location = `${url.protocol}//${url.host} ${options.prefix}`
 
   /**
    * The work's answer within the store's timeout, its failures as SessionStoreError. A command
-   * given up on still runs when Redis reaches it: `late` undoes one whose effect the caller must
-   * not lose (a pending sign-in taken); the others are as good late as on time (a use recorded, a
-   * session stored or ended). The scan behind `list` has no deadline but the backstop's.
+   * given up on still runs when Redis reaches it, and is as good late as on time (a use recorded,
+   * a session stored or ended). The scan behind `list` has no deadline but the backstop's.
    */
-  async function guard<T>(work: () => Promise<T>, late: (result: T) => void = () => {}, deadline = true): Promise<T> {
+  async function guard<T>(work: () => Promise<T>, deadline = true): Promise<T> {
     try {
-      return await (deadline ? withinDeadline(work(), options.timeoutMs, 'the session store', late) : work())
+      return await (deadline ? withinDeadline(work(), options.timeoutMs, 'the session store', () => {}) : work())
     } catch (err) {
       throw new SessionStoreError(`the session store (Redis ${url.host}) failed: ${(err as Error).message}`, { cause: err })
     }
@@ -142,22 +141,10 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
           if (record && record.expiresAt > now) records.push(record)
         }
         return records.sort((a, b) => b.createdAt - a.createdAt)
-      }, undefined, false)
+      }, false)
     },
-    putPending(state, pending, expiresAt) {
-      return guard(async () => {
-        await client.set(pendingKey(state), JSON.stringify(pending), 'PX', Math.max(1, expiresAt - Date.now()))
-      })
-    },
-    takePending(state) {
-      const key = pendingKey(state)
-      return guard(
-        async () => (await client.eval(TAKE_PENDING, 1, key)) as [string | null, number],
-        // Taken after the callback gave up (it answered 503): put back, so that the user's retry of the same callback signs in.
-        ([data, ttl]) => {
-          if (data !== null && ttl > 0) client.set(key, data, 'PX', ttl, 'NX').catch(() => {})
-        },
-      ).then(([data]) => (data === null ? undefined : (JSON.parse(data) as PendingSignIn)))
+    signInKey() {
+      return guard(async () => Buffer.from((await client.eval(SIGN_IN_KEY, 1, signInKeyName, randomBytes(32).toString('base64url'))) as string, 'base64url'))
     },
     setIdle() {
       // Nothing to sweep: Redis drops a session at its absolute end, and every read checks the idle timeout.

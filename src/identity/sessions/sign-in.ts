@@ -7,7 +7,9 @@
 //   other client gets 401 session_required (or session_expired).
 // - The state travels twice: in the provider's round trip and in a short-lived cookie scoped to the
 //   callback, so a callback carrying someone else's state (login CSRF, a tampered state) is
-//   refused; the pending sign-in is taken from the store once, so a replayed callback finds nothing.
+//   refused. The cookie carries the whole sign-in under way, sealed (sign-in-state.ts): nothing is
+//   stored before a callback succeeds. A replayed callback's code goes back to the provider, which
+//   refuses a used code (RFC 6749 §4.1.2): 400, and no second session.
 // - The ID token is verified by the same verifier as bearer tokens, with the issuer's keys, its
 //   algorithm allow-list and clock tolerance; only its audience is the client_id (OIDC Core §3.1.3.7).
 // - The session cookie is 256 random bits; the store knows it by its SHA-256 only. HttpOnly,
@@ -30,6 +32,7 @@ import { clearCookie, hasCookie, readCookie, setCookie, type CookieSettings, typ
 import { SignInRefused, signInProvider, type SignInProvider } from './provider.ts'
 import { safeReturnTo } from './return-to.ts'
 import { openTokens, sealTokens } from './seal.ts'
+import { openPending, pendingKey, sealPending, type PendingSignIn } from './sign-in-state.ts'
 import { SessionStoreError, type SessionAudience, type SessionRecord, type SessionStore } from './store.ts'
 
 /** 256 bits, base64url: what the gateway writes as a session cookie; anything else is no session. */
@@ -41,6 +44,10 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 const ENDED = 'The session has ended (signed out, revoked or expired): sign in again.'
 /** ID tokens carrying many groups (Entra ID, Okta) outgrow an access token's bound. */
 const MAX_ID_TOKEN_BYTES = 65_536
+/** What a browser keeps of one cookie at least: name, value and attributes (RFC 6265 §6.1). */
+const MAX_COOKIE_BYTES = 4_096
+/** The store's sign-in key is read again this often: a key made anew (Redis emptied) is taken up within it. */
+const SIGN_IN_KEY_READ_MS = 60_000
 
 /** What a sign-in endpoint answers: written by the built-in route (gateway/built-ins.ts). */
 export interface BrowserAnswer {
@@ -90,6 +97,9 @@ export function createSignIn(options: SignInOptions): SignIn {
   const now = options.now ?? Date.now
   const cookie: CookieSettings = { name: config.cookie.name, secure: options.cookieSecure, sameSite: config.cookie.same_site }
   // The state cookie is Lax whatever the session's SameSite: the provider's redirect back is a cross-site navigation.
+  // One cookie per browser: of two sign-ins begun in two tabs, the later one's replaces the
+  // earlier's, whose callback is then refused (state does not match), and a flood of page loads in
+  // one browser piles up no cookies.
   const stateCookie: CookieSettings = { name: `${config.cookie.name}_state`, secure: options.cookieSecure, sameSite: 'lax' }
   const ttl = config.session.ttl
   const idle = config.session.idle
@@ -99,6 +109,7 @@ export function createSignIn(options: SignInOptions): SignIn {
   // tokens are kept by their whole string). Bounded; an entry lives no longer than a session can.
   const ids = createLru<string>(10_000)
   const refreshing = new Map<string, Promise<SessionRecord | undefined>>()
+  let stateKey: { key: Buffer; readAt: number } | undefined
   const idTokens: TokenVerifier = createTokenVerifier({
     // An ID token is for this client (aud), and OIDC fixes its claims: the issuer's required_claims
     // are about its access tokens (client_id, scp…), which an ID token need not carry.
@@ -181,8 +192,12 @@ export function createSignIn(options: SignInOptions): SignIn {
     const state = randomBytes(32).toString('base64url')
     const nonce = randomBytes(32).toString('base64url')
     const codeVerifier = randomBytes(32).toString('base64url')
-    const at = now()
-    await storeCall(() => store.putPending(state, { nonce, codeVerifier, returnTo, createdAt: at }, at + config.login_timeout))
+    const key = await stateCookieKey()
+    const pending: PendingSignIn = { state, nonce, codeVerifier, returnTo, expiresAt: now() + config.login_timeout }
+    const cookieOptions = { maxAgeSeconds: Math.ceil(config.login_timeout / 1000), path: config.callback_path }
+    let set = setCookie(secureFor(input, stateCookie), sealPending(pending, key), cookieOptions)
+    // A cookie a browser would drop is a sign-in that cannot finish: the page asked for is given up for '/'.
+    if (set.length > MAX_COOKIE_BYTES) set = setCookie(secureFor(input, stateCookie), sealPending({ ...pending, returnTo: '/' }, key), cookieOptions)
     const url = await provider.authorizationUrl({
       redirect_uri: `${publicOrigin(input)}${config.callback_path}`,
       scope: config.scopes.join(' '),
@@ -192,7 +207,16 @@ export function createSignIn(options: SignInOptions): SignIn {
       state,
       nonce,
     })
-    return { location: url.href, cookie: setCookie(secureFor(input, stateCookie), state, { maxAgeSeconds: Math.ceil(config.login_timeout / 1000), path: config.callback_path }) }
+    return { location: url.href, cookie: set }
+  }
+
+  /** The key this sign-in's state cookies are sealed with, from the one the session store keeps (shared by every instance using it). */
+  async function stateCookieKey(): Promise<Buffer> {
+    const at = now()
+    if (stateKey === undefined || at - stateKey.readAt >= SIGN_IN_KEY_READ_MS) {
+      stateKey = { key: pendingKey(await storeCall(() => store.signInKey()), options.audience, config.client_id), readAt: at }
+    }
+    return stateKey.key
   }
 
   async function start(input: CredentialInput): Promise<BrowserAnswer> {
@@ -209,12 +233,14 @@ export function createSignIn(options: SignInOptions): SignIn {
     const query = new URLSearchParams(input.query)
     const state = query.get('state')
     const sent = readCookie(input.rawHeaders, stateCookie.name)
-    // The browser that began the sign-in holds its state; any other browser's callback is refused.
-    if (state === null || sent === undefined || !sameText(state, sent)) {
+    // The browser that began the sign-in holds it, sealed, in its state cookie; any other browser's callback is refused.
+    const pending = state === null || sent === undefined ? null : openPending(sent, await stateCookieKey())
+    if (state === null || pending === null || !sameText(state, pending.state)) {
       throw new GatewayError('bad_request', { detail: 'The sign-in\'s state does not match the one this browser began with: start again.' })
     }
-    const pending = await storeCall(() => store.takePending(state, now()))
-    if (pending === undefined) throw new GatewayError('bad_request', { detail: 'This sign-in is unknown, expired or already used (a replayed callback): start again.' })
+    if (pending.expiresAt <= now()) {
+      throw new GatewayError('bad_request', { detail: `This sign-in took longer than login_timeout (${Math.ceil(config.login_timeout / 1000)}s) at the provider: start again.` })
+    }
     const providerError = query.get('error')
     if (providerError !== null) {
       throw new GatewayError('bad_request', { detail: `The provider did not sign you in (${providerError.slice(0, 64).replace(/[^\x20-\x7e]/g, '?')}).` })
@@ -224,7 +250,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     try {
       tokens = await provider.exchangeCode(new URL(`${redirectUri}?${input.query}`), { state, nonce: pending.nonce, codeVerifier: pending.codeVerifier, redirectUri })
     } catch (err) {
-      if (err instanceof SignInRefused) throw new GatewayError('bad_request', { detail: 'The provider refused the sign-in (the code is invalid or was used already): start again.', cause: err })
+      if (err instanceof SignInRefused) throw new GatewayError('bad_request', { detail: 'The provider refused the sign-in: its code is invalid, expired or already used (a replayed callback). Start again.', cause: err })
       throw err
     }
     if (tokens.idToken === null) throw new GatewayError('bad_request', { detail: 'The provider answered without an ID token.' })

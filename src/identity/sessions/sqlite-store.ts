@@ -6,12 +6,13 @@
 // against 13 µs for the row read and 2 µs for parsing its claims; a kept record is also the same
 // object each time, so its identity is built once. The check is made once per turn of the event
 // loop: the requests read from their sockets in one poll arrived together, before any write
-// committed after the check began.
+// committed after the check began. Besides sessions, one row: the sign-in state cookies' key.
+import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { addMissingColumns, createLru, whenUnlocked } from '../../collections/index.ts'
-import { SessionStoreError, type PendingSignIn, type SessionRecord, type SessionStore } from './store.ts'
+import { SessionStoreError, type SessionRecord, type SessionStore } from './store.ts'
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS sessions (
@@ -19,7 +20,10 @@ const SCHEMA = `
     created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
     refresh_at INTEGER, sealed TEXT, audience TEXT NOT NULL DEFAULT 'gateway'
   );
-  CREATE TABLE IF NOT EXISTS pending_sign_ins (state TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+  -- Sign-ins under way were rows here, one per page load without a session (an adversarial probe):
+  -- they are in the browser's state cookie now (sign-in-state.ts).
+  DROP TABLE IF EXISTS pending_sign_ins;
 `
 const SWEEP_MS = 60_000
 /**
@@ -72,11 +76,10 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
   const update = db.prepare('UPDATE sessions SET issuer = ?, subject = ?, claims = ?, created_at = ?, last_seen_at = MAX(last_seen_at, ?), expires_at = ?, refresh_at = ?, sealed = ?, audience = ? WHERE id = ?')
   const touch = db.prepare('UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?) WHERE id = ?')
   const remove = db.prepare('DELETE FROM sessions WHERE id = ?')
-  const putPending = db.prepare('INSERT OR REPLACE INTO pending_sign_ins (state, data, expires_at) VALUES (?, ?, ?)')
-  // One statement: of two callbacks racing with the same state, only one gets the row.
-  const takePending = db.prepare('DELETE FROM pending_sign_ins WHERE state = ? RETURNING data, expires_at')
+  const readSignInKey = db.prepare("SELECT value FROM keys WHERE name = 'sign-in'")
+  // Two processes making it at once: the first one's stays, and both read it back.
+  const addSignInKey = db.prepare("INSERT OR IGNORE INTO keys (name, value) VALUES ('sign-in', ?)")
   const sweepSessions = db.prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?')
-  const sweepPending = db.prepare('DELETE FROM pending_sign_ins WHERE expires_at <= ?')
   const version = db.prepare('PRAGMA data_version')
   version.setReturnArrays(true)
   // data_version moves when another connection commits; this connection's own writes update `kept`.
@@ -92,7 +95,6 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
     const now = Date.now()
     try {
       sweepSessions.run(now, now - idle)
-      sweepPending.run(now)
     } catch {
       // busy or closed: the next sweep tries again
     }
@@ -151,12 +153,15 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
     async list(now) {
       return await guard(() => (all.all(now) as unknown as Row[]).map(fromRow))
     },
-    async putPending(state, pending, expiresAt) {
-      await guard(() => putPending.run(state, JSON.stringify(pending), expiresAt))
-    },
-    async takePending(state, now) {
-      const row = await guard(() => takePending.get(state) as { data: string; expires_at: number } | undefined)
-      return row && Number(row.expires_at) > now ? (JSON.parse(row.data) as PendingSignIn) : undefined
+    async signInKey() {
+      return await guard(() => {
+        let row = readSignInKey.get() as { value: string } | undefined
+        if (row === undefined) {
+          addSignInKey.run(randomBytes(32).toString('base64url'))
+          row = readSignInKey.get() as { value: string }
+        }
+        return Buffer.from(row.value, 'base64url')
+      })
     },
     setIdle(ms) {
       idle = ms

@@ -1,9 +1,10 @@
 // Where sessions are kept (sign_in.session.store): a server-side record per signed-in browser,
 // named by the hash of its cookie, never by the cookie itself, so a copy of the store holds no
 // usable credential. `memory` (one process), `sqlite` (one host; several processes share the file)
-// or `redis` (several instances). The pending sign-ins (state, nonce, PKCE verifier) live in the
-// same store, so the instance that answers the callback need not be the one that sent the browser
-// to the provider. Times are epoch milliseconds.
+// or `redis` (several instances). A sign-in under way is not kept here but in the browser's state
+// cookie (sign-in-state.ts), sealed with the one key the store keeps for it, so the instance that
+// answers the callback need not be the one that sent the browser to the provider. Times are epoch
+// milliseconds.
 
 /**
  * Which sign-in made a session: the gateway's (sign_in) or the admin console's. Both keep their
@@ -31,15 +32,6 @@ export interface SessionRecord {
   readonly audience: SessionAudience
 }
 
-/** A sign-in under way: what the callback checks the provider's answer against. */
-export interface PendingSignIn {
-  readonly nonce: string
-  readonly codeVerifier: string
-  /** A path on this gateway, checked when the sign-in began. */
-  readonly returnTo: string
-  readonly createdAt: number
-}
-
 export interface SessionStore {
   readonly kind: 'memory' | 'sqlite' | 'redis'
   /** For messages: the file, or the Redis address and prefix (never a password). */
@@ -59,9 +51,12 @@ export interface SessionStore {
   delete(id: string): Promise<boolean>
   /** The live sessions, newest first. */
   list(now: number): Promise<SessionRecord[]>
-  putPending(state: string, pending: PendingSignIn, expiresAt: number): Promise<void>
-  /** Takes a pending sign-in once: a second take of the same state finds nothing (a replayed callback). */
-  takePending(state: string, now: number): Promise<PendingSignIn | undefined>
+  /**
+   * 32 random bytes, made by whichever gateway asks first and then the same for every gateway
+   * sharing the store: what sign-in state cookies are sealed with (sign-in-state.ts). One key per
+   * store, never a record per sign-in: page loads without a session write nothing.
+   */
+  signInKey(): Promise<Buffer>
   /**
    * The idle timeout (sign_in.session.idle) its sweep of unused sessions goes by: a reload that
    * changes only the timeout keeps the store, and its sessions, and sets the new one here.
