@@ -1,6 +1,6 @@
 // A deadline on work that cannot be withdrawn once sent: a Redis command still runs when Redis
 // reaches it, after the caller has given up on it. The caller answers at the deadline, and the
-// late result goes to `late`, which undoes what the work did (a limit taken, a sign-in taken).
+// late result goes to `late`, which undoes what the work did (a limit taken).
 
 export class DeadlineExceeded extends Error {}
 
