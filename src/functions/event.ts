@@ -98,7 +98,8 @@ export function payloadV2Event(ctx: Readonly<RequestContext>, settings: EventSet
  * the Cookie headers split into `cookies` instead.
  */
 function eventHeaders(ctx: Readonly<RequestContext>, settings: EventSettings): { headers: Record<string, string>; cookies: string[] } {
-  const headers: Record<string, string> = {}
+  // Null-prototype: a header named constructor or __proto__ is a header like any other (probe finding).
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>
   const cookies: string[] = []
   const inbound = ctx.headers
   const add = (name: string, value: string) => {
@@ -114,7 +115,10 @@ function eventHeaders(ctx: Readonly<RequestContext>, settings: EventSettings): {
       if (name === 'cookie') {
         for (const cookie of value.split(';')) {
           const trimmed = cookie.trim()
-          if (trimmed !== '' && !settings.withheldCookies?.has(trimmed.slice(0, Math.max(0, trimmed.indexOf('='))))) cookies.push(trimmed)
+          // The name trimmed, as the gateway's own cookie reader does: `bouncer_session =v` is the
+          // session there, so it must be withheld here too (probe finding).
+          const eq = trimmed.indexOf('=')
+          if (trimmed !== '' && !settings.withheldCookies?.has((eq === -1 ? trimmed : trimmed.slice(0, eq)).trim())) cookies.push(trimmed)
         }
       } else {
         add(name, value)
@@ -128,7 +132,8 @@ function eventHeaders(ctx: Readonly<RequestContext>, settings: EventSettings): {
   const host = hostOf(ctx, settings.publicHosts)
   if (host !== undefined) headers.host = host
   headers['x-forwarded-for'] = ctx.forwardedFor
-  headers['x-forwarded-proto'] = ctx.viaTrustedProxy && inbound?.forwardedProto ? inbound.forwardedProto : 'http'
+  // As upstream/request.ts: a client on a TLS listener came over https.
+  headers['x-forwarded-proto'] = ctx.viaTrustedProxy && inbound?.forwardedProto ? inbound.forwardedProto : ctx.secure ? 'https' : 'http'
   headers['x-request-id'] = ctx.id
   if (ctx.trace) headers.traceparent = traceparentOf(ctx.trace)
   return { headers, cookies }
@@ -142,7 +147,8 @@ function hostOf(ctx: Readonly<RequestContext>, publicHosts: HostAllowList): stri
 
 /** Decoded, repeated names joined with commas (AWS: "Duplicate query strings are combined with commas"). */
 function queryParameters(query: string): Record<string, string> {
-  const out: Record<string, string> = {}
+  // Null-prototype: `?constructor=a` or `?__proto__=a` arrive as sent, not merged with Object.prototype (probe finding).
+  const out: Record<string, string> = Object.create(null) as Record<string, string>
   for (const [name, value] of new URLSearchParams(query)) {
     const earlier = out[name]
     out[name] = earlier === undefined ? value : `${earlier},${value}`
@@ -198,7 +204,7 @@ function isTextBody(contentType: string | undefined, body: Buffer): boolean {
  * they are, the roles and who the caller is sit beside it under `bouncer`.
  */
 function authorizerOf(identity: Identity, roles: readonly string[], credential: string | null): NonNullable<PayloadV2Event['requestContext']['authorizer']> {
-  const claims: Record<string, string> = {}
+  const claims: Record<string, string> = Object.create(null) as Record<string, string> // a `__proto__` claim kept, as for headers
   for (const name in identity.claims) {
     const value = identity.claims[name]
     if (value !== null && value !== undefined) claims[name] = claimText(value)

@@ -34,6 +34,12 @@ export interface FunctionResponse {
   body: string | Uint8Array
 }
 
+/**
+ * A console line longer than this is cut, in the worker before it is posted (a handler logging a
+ * whole body must not flood the log, nor copy megabytes to the gateway's thread: probe finding).
+ */
+export const MAX_LOG_LINE = 8_192
+
 export interface FailureDetails {
   name: string
   message: string
@@ -41,13 +47,19 @@ export interface FailureDetails {
 }
 
 export type FromWorker =
-  | { type: 'result'; id: number; response: FunctionResponse }
+  /** `usedBytes`: the worker's JS heap in use and its memory outside it (Buffers, ArrayBuffers) after the invocation. */
+  | { type: 'result'; id: number; response: FunctionResponse; usedBytes: number }
   /**
    * The invocation failed: the module did not load (`init`), the handler threw or rejected
    * (`handler`), or what it returned is not a response AWS would accept (`response`).
    */
-  | { type: 'failed'; id: number; phase: 'init' | 'handler' | 'response'; error: FailureDetails }
+  | { type: 'failed'; id: number; phase: 'init' | 'handler' | 'response'; error: FailureDetails; usedBytes: number }
   /** The module loaded (or not), once per worker: a module that cannot load is reported before any request. */
   | { type: 'loaded'; error: FailureDetails | null }
-  /** A console line of the handler, with the request it was running for (null between invocations). */
-  | { type: 'log'; requestId: string | null; level: 'debug' | 'info' | 'warn' | 'error'; text: string }
+  /**
+   * A console line of the handler (or a line it wrote to process.stdout/stderr: `stream`), with the
+   * request of the invocation it came from (null outside any), at most MAX_LOG_LINE characters.
+   */
+  | { type: 'log'; requestId: string | null; level: LogLevel; text: string; stream?: 'stdout' | 'stderr' }
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error'

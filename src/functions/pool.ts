@@ -3,6 +3,7 @@
 // replaced (V8 stops even a tight loop); one that dies (out of memory, an uncaught error,
 // process.exit) fails its invocation with function_error and is replaced. The gateway's thread and
 // every other function's workers carry on: a handler that leaks or loops costs its own worker only.
+// One holding more than its memory outside the JS heap (Buffers) is replaced once it has answered.
 //
 // Beyond `concurrency` invocations in flight the pool refuses at once (upstream_saturated, as an
 // upstream at max_concurrent), as Lambda throttles at a function's reserved concurrency.
@@ -11,11 +12,10 @@ import { Worker } from 'node:worker_threads'
 import type { FunctionConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
-import type { FailureDetails, FromWorker, FunctionResponse, Invoke, WorkerSetup } from './messages.ts'
+import { MAX_LOG_LINE, type FailureDetails, type FromWorker, type FunctionResponse, type Invoke, type WorkerSetup } from './messages.ts'
+import { postedResponseProblem } from './response.ts'
 
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
-/** A console line longer than this is cut: a handler logging a whole body must not flood the log. */
-const MAX_LOG_LINE = 8_192
 
 export interface FunctionPool {
   readonly name: string
@@ -62,6 +62,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   const young = Math.max(1, Math.min(16, Math.floor(config.memory / 8)))
   const resourceLimits = { maxOldGenerationSizeMb: config.memory - young, maxYoungGenerationSizeMb: young }
   const env = workerEnvironment(config)
+  const memoryBytes = config.memory * 1_048_576
   const slots: PoolSlot[] = Array.from({ length: config.concurrency }, () => ({ worker: null, pending: null }))
   const idle: PoolSlot[] = [...slots]
   let inFlight = 0
@@ -73,11 +74,26 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   function start(slot: PoolSlot): Worker {
     const worker = new Worker(WORKER_URL, { workerData: setup, resourceLimits, env, stdout: true, stderr: true })
     slot.worker = worker
-    // What the handler writes around console (process.stdout.write) goes to the log, not the gateway's stdout.
+    // worker.ts logs what the handler writes to process.stdout/stderr; whatever still reaches the
+    // worker's own stdio goes to the log too, never to the gateway's stdout.
     logLines(worker.stdout, (text) => logger.info({ function: name, stream: 'stdout' }, text))
     logLines(worker.stderr, (text) => logger.warn({ function: name, stream: 'stderr' }, text))
-    worker.on('message', (message: FromWorker) => {
-      if (slot.worker === worker) receive(slot, message)
+    let strayReported = false
+    worker.on('message', (posted: unknown) => {
+      if (slot.worker !== worker) return
+      // The handler shares the worker's port: what it posts there must never throw on the gateway's
+      // thread (an uncaught exception drains and stops the gateway: probe finding).
+      const message = workerMessage(posted)
+      if (message === null) {
+        if (!strayReported) logger.warn({ function: name }, `function ${name}: its worker posted a message that is not the gateway's; it and any further ones are dropped`)
+        strayReported = true
+        return
+      }
+      try {
+        receive(slot, worker, message)
+      } catch (err) {
+        logger.error({ function: name, err }, `function ${name}: a message from its worker could not be handled`)
+      }
     })
     let failure: Error | null = null
     worker.on('error', (err) => {
@@ -110,7 +126,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     return worker
   }
 
-  function receive(slot: PoolSlot, message: FromWorker): void {
+  function receive(slot: PoolSlot, worker: Worker, message: FromWorker): void {
     if (message.type === 'loaded') {
       // Once per pool (every worker loads the same file): known before the first request fails on it.
       if (message.error !== null && !loadFailureReported) {
@@ -120,19 +136,40 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       return
     }
     if (message.type === 'log') {
+      // Cut in the worker already (worker.ts); again here for a line the handler posted itself.
       const text = message.text.length > MAX_LOG_LINE ? `${message.text.slice(0, MAX_LOG_LINE)}…(truncated, ${message.text.length} chars)` : message.text
-      logger[message.level]({ function: name, request_id: message.requestId }, text)
+      logger[message.level]({ function: name, request_id: message.requestId, ...(message.stream ? { stream: message.stream } : {}) }, text)
       return
     }
     const pending = slot.pending
     if (pending === null || pending.id !== message.id) return
-    if (message.type === 'result') return settle(slot, pending, message.response)
-    logFailure(pending.requestId, message.phase, message.error)
-    settle(slot, pending, new GatewayError('function_error', {
-      detail: message.phase === 'response'
-        ? `Function "${name}" returned a response that is not valid: ${message.error.message}.`
-        : `Function "${name}" failed. The gateway's log has the error under this request id.`,
-    }))
+    if (message.type === 'result') {
+      const problem = postedResponseProblem(message.response)
+      if (problem === null) settle(slot, pending, message.response)
+      else {
+        logger.error({ function: name, request_id: pending.requestId }, `function ${name} posted a response that is not valid: ${problem}`)
+        settle(slot, pending, new GatewayError('function_error', { detail: `Function "${name}" returned a response that is not valid: ${problem}.` }))
+      }
+    } else {
+      logFailure(pending.requestId, message.phase, message.error)
+      settle(slot, pending, new GatewayError('function_error', {
+        detail: message.phase === 'response'
+          ? `Function "${name}" returned a response that is not valid: ${message.error.message}.`
+          : `Function "${name}" failed. The gateway's log has the error under this request id.`,
+      }))
+    }
+    if (message.usedBytes > memoryBytes) replaceOverMemory(slot, worker, pending.requestId, message.usedBytes)
+  }
+
+  /**
+   * `memory` bounds a worker's JS heap (resourceLimits), not its Buffers and ArrayBuffers: ten calls
+   * keeping 32 MB each grew the gateway by 365 MB at `memory: 64MB` (probe finding). So the worker
+   * says what it holds after each invocation, and one over `memory` is replaced once it has answered.
+   */
+  function replaceOverMemory(slot: PoolSlot, worker: Worker, requestId: string, used: number): void {
+    logger.warn({ function: name, request_id: requestId, used_mb: Math.round(used / 1_048_576), memory_mb: config.memory }, `function ${name} holds more than its memory (${config.memory}MB, Buffers included) after an invocation: its worker was replaced`)
+    if (slot.worker === worker && !closing) start(slot) // before terminating: the old worker's exit is then no longer this slot's
+    void worker.terminate()
   }
 
   /** The stack goes to the log, with the request id the client got; never to the client. */
@@ -200,12 +237,48 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   }
 }
 
+const LOG_LEVELS: ReadonlySet<unknown> = new Set(['debug', 'info', 'warn', 'error'])
+const PHASES: ReadonlySet<unknown> = new Set(['init', 'handler', 'response'])
+
+/**
+ * What a worker posted, if it is one of the messages worker.ts sends (its response is checked
+ * apart, postedResponseProblem); null otherwise. A handler can post on its worker's port itself:
+ * postMessage(null) or a log line with no text made the gateway's thread throw (probe finding).
+ */
+function workerMessage(posted: unknown): FromWorker | null {
+  if (typeof posted !== 'object' || posted === null) return null
+  const message = posted as Record<string, unknown>
+  switch (message.type) {
+    case 'log':
+      return LOG_LEVELS.has(message.level) && typeof message.text === 'string' && (message.requestId === null || typeof message.requestId === 'string') && (message.stream === undefined || message.stream === 'stdout' || message.stream === 'stderr') ? (posted as FromWorker) : null
+    case 'loaded':
+      return message.error === null || isFailureDetails(message.error) ? (posted as FromWorker) : null
+    case 'result':
+      return typeof message.id === 'number' && typeof message.usedBytes === 'number' ? (posted as FromWorker) : null
+    case 'failed':
+      return typeof message.id === 'number' && typeof message.usedBytes === 'number' && PHASES.has(message.phase) && isFailureDetails(message.error) ? (posted as FromWorker) : null
+    default:
+      return null
+  }
+}
+
+function isFailureDetails(error: unknown): error is FailureDetails {
+  if (typeof error !== 'object' || error === null) return false
+  const { name, message, stack } = error as Record<string, unknown>
+  return typeof name === 'string' && typeof message === 'string' && (stack === undefined || typeof stack === 'string')
+}
+
 /** A worker's error as an Error again, so the log shows its type, message and stack. */
 function asError(error: FailureDetails): Error {
   return Object.assign(new Error(error.message), { name: error.name, stack: error.stack ?? `${error.name}: ${error.message}` })
 }
 
-/** Handed on from the gateway: what a program expects to find, never the gateway's secrets (BOUNCER_MASTER_KEY, BOUNCER_SECRET_*). */
+/**
+ * Handed on from the gateway: what a program expects to find, not the gateway's secrets
+ * (BOUNCER_MASTER_KEY, BOUNCER_SECRET_*). A convenience, not a barrier: a worker thread shares the
+ * gateway's process, so a handler can still read its environment as started (/proc/self/environ)
+ * and its files. Function modules are trusted code (README "Functions"; probe finding).
+ */
 const INHERITED = ['PATH', 'LANG', 'TZ']
 
 /**

@@ -86,6 +86,28 @@ function structured(value: Record<string, unknown>): ResponseResult {
   return { ok: true, response: { status: statusCode, headers: out, body: isBase64Encoded === true ? new Uint8Array(Buffer.from(text, 'base64')) : text } }
 }
 
+/**
+ * A response as it reaches the gateway's thread, checked again there: httpResponseOf runs in the
+ * worker, where a handler can post its own `result` past it (probe finding). Null when it can be
+ * written as it is.
+ */
+export function postedResponseProblem(response: unknown): string | null {
+  if (typeof response !== 'object' || response === null) return 'it is not a response'
+  const { status, headers, body } = response as Record<string, unknown>
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) return `its status ${String(status)} is not an integer from 200 to 599`
+  if (typeof body !== 'string' && !(body instanceof Uint8Array)) return 'its body is neither text nor bytes'
+  if (!Array.isArray(headers) || headers.length % 2 !== 0) return 'its headers are not name and value pairs'
+  for (let i = 0; i < headers.length; i += 2) {
+    const name: unknown = headers[i]
+    const value: unknown = headers[i + 1]
+    if (typeof name !== 'string' || typeof value !== 'string') return 'a header name or value is not a string'
+    if (name !== name.toLowerCase() || HOP_BY_HOP.has(name) || GATEWAY_WRITTEN.has(name)) return `header "${name}" is not one a function may send`
+    const problem = headerProblem(name, value)
+    if (problem) return problem
+  }
+  return null
+}
+
 /** Node's own checks, so the gateway's writeHead never throws on what a handler sent. */
 function headerProblem(name: string, value: string): string | null {
   try {

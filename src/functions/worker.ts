@@ -1,10 +1,12 @@
 // A function's worker thread: loads the module once, then runs its handler for one invocation at a
 // time, as a Lambda execution environment does, with the Lambda context's fields that make sense
 // here. Its console goes to the gateway's log with the request id of the invocation it came from.
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { format } from 'node:util'
 import { pathToFileURL } from 'node:url'
+import { getHeapStatistics } from 'node:v8'
 import { parentPort, workerData } from 'node:worker_threads'
-import type { FailureDetails, FromWorker, Invoke, WorkerSetup } from './messages.ts'
+import { MAX_LOG_LINE, type FailureDetails, type FromWorker, type Invoke, type LogLevel, type WorkerSetup } from './messages.ts'
 import { httpResponseOf } from './response.ts'
 
 type Handler = (event: unknown, context: LambdaContext, callback?: (err: unknown, result?: unknown) => void) => unknown
@@ -20,15 +22,103 @@ interface LambdaContext {
 
 const setup = workerData as WorkerSetup
 const port = parentPort as NonNullable<typeof parentPort>
-/** The request of the invocation running now: console lines are attributed to it. */
-let running: string | null = null
+/**
+ * The request id of the invocation a console line comes from, by async context: a timer left by an
+ * earlier invocation logs under that invocation's id, not under whoever runs now (probe finding);
+ * the module's top level under none.
+ */
+const invocation = new AsyncLocalStorage<string>()
 
 function send(message: FromWorker, transfer?: ArrayBuffer[]): void {
   port.postMessage(message, transfer)
 }
 
+// What a worker may log per second. Each line is a copy to the gateway's thread and a write there:
+// a handler logging in a loop froze the gateway for tens of seconds and grew it by gigabytes (probe
+// finding). Past either budget lines are dropped, and how many is said once the second is over.
+const LOG_LINES_PER_SECOND = 1_000
+const LOG_CHARS_PER_SECOND = 1_048_576
+const logBudget = { windowStart: 0, lines: 0, chars: 0, dropped: 0, droppedFor: null as string | null, note: null as NodeJS.Timeout | null }
+
+/** True when a line may still be logged this second; counts it as dropped otherwise. */
+function logAdmitted(): boolean {
+  const now = Date.now()
+  if (now - logBudget.windowStart >= 1_000) {
+    reportDroppedLines()
+    logBudget.windowStart = now
+    logBudget.lines = 0
+    logBudget.chars = 0
+  }
+  if (logBudget.lines < LOG_LINES_PER_SECOND && logBudget.chars < LOG_CHARS_PER_SECOND) return true
+  logBudget.dropped++
+  logBudget.droppedFor = invocation.getStore() ?? null
+  logBudget.note ??= setTimeout(reportDroppedLines, 1_000 - (now - logBudget.windowStart)).unref()
+  return false
+}
+
+function reportDroppedLines(): void {
+  if (logBudget.note !== null) clearTimeout(logBudget.note)
+  logBudget.note = null
+  if (logBudget.dropped === 0) return
+  const text = `${logBudget.dropped} console lines dropped: a function's worker logs at most ${LOG_LINES_PER_SECOND} lines or ${LOG_CHARS_PER_SECOND / 1_048_576} MB a second`
+  send({ type: 'log', requestId: logBudget.droppedFor, level: 'warn', text })
+  logBudget.dropped = 0
+}
+
+/** One admitted line, cut here: a longer one is never copied to the gateway's thread. */
+function log(level: LogLevel, text: string, stream?: 'stdout' | 'stderr'): void {
+  const line = text.length > MAX_LOG_LINE ? `${text.slice(0, MAX_LOG_LINE)}…(truncated, ${text.length} chars)` : text
+  logBudget.lines++
+  logBudget.chars += line.length
+  send({ type: 'log', requestId: invocation.getStore() ?? null, level, text: line, ...(stream ? { stream } : {}) })
+}
+
 for (const [method, level] of [['debug', 'debug'], ['trace', 'debug'], ['log', 'info'], ['info', 'info'], ['warn', 'warn'], ['error', 'error']] as const) {
-  console[method] = (...args: unknown[]) => send({ type: 'log', requestId: running, level, text: format(...args) })
+  // Checked before formatting: a dropped line costs the handler nothing more.
+  console[method] = (...args: unknown[]) => {
+    if (logAdmitted()) log(level, format(...args))
+  }
+}
+
+/**
+ * What the handler writes to process.stdout/stderr itself (console.table, console.dir, …
+ * too): the same lines, cut and budget as console's, instead of the worker's own stdio, which
+ * copies every byte to the gateway's thread.
+ */
+function captureStream(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr', level: LogLevel): void {
+  let partial = ''
+  const line = (text: string) => {
+    if (text !== '' && logAdmitted()) log(level, text, name)
+  }
+  stream.write = ((chunk: string | Uint8Array, encoding?: unknown, callback?: unknown): boolean => {
+    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')
+    let at = 0
+    for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', at)) {
+      line(partial + text.slice(at, nl))
+      partial = ''
+      at = nl + 1
+    }
+    partial += text.slice(at)
+    if (partial.length > MAX_LOG_LINE) {
+      line(partial)
+      partial = ''
+    }
+    const done = typeof encoding === 'function' ? encoding : callback
+    if (typeof done === 'function') process.nextTick(done as () => void)
+    return true
+  }) as NodeJS.WriteStream['write']
+}
+captureStream(process.stdout, 'stdout', 'info')
+captureStream(process.stderr, 'stderr', 'warn')
+
+/**
+ * The worker's JS heap in use and its memory outside it (Buffers, ArrayBuffers), which `memory`'s
+ * resourceLimits do not bound: the pool replaces a worker over `memory` (probe finding). `sent`: a
+ * body about to be transferred, no longer the worker's.
+ */
+function usedBytes(sent = 0): number {
+  const heap = getHeapStatistics()
+  return heap.used_heap_size + heap.external_memory - sent
 }
 
 const loading: Promise<Handler> = loadHandler()
@@ -43,29 +133,29 @@ async function loadHandler(): Promise<Handler> {
   return handler as Handler
 }
 
-port.on('message', (invoke: Invoke) => void run(invoke))
+port.on('message', (invoke: Invoke) => void invocation.run(invoke.requestId, run, invoke))
 
 async function run(invoke: Invoke): Promise<void> {
-  running = invoke.requestId
   try {
     let handler: Handler
     try {
       handler = await loading
     } catch (err) {
-      return send({ type: 'failed', id: invoke.id, phase: 'init', error: details(err) })
+      return send({ type: 'failed', id: invoke.id, phase: 'init', error: details(err), usedBytes: usedBytes() })
     }
     let result: unknown
     try {
       result = await call(handler, invoke)
     } catch (err) {
-      return send({ type: 'failed', id: invoke.id, phase: 'handler', error: details(err) })
+      return send({ type: 'failed', id: invoke.id, phase: 'handler', error: details(err), usedBytes: usedBytes() })
     }
     const made = httpResponseOf(result)
-    if (!made.ok) return send({ type: 'failed', id: invoke.id, phase: 'response', error: { name: 'MalformedResponse', message: made.message, stack: undefined } })
+    if (!made.ok) return send({ type: 'failed', id: invoke.id, phase: 'response', error: { name: 'MalformedResponse', message: made.message, stack: undefined }, usedBytes: usedBytes() })
     const { body } = made.response
-    send({ type: 'result', id: invoke.id, response: made.response }, typeof body === 'string' ? undefined : [body.buffer as ArrayBuffer])
+    if (typeof body === 'string') send({ type: 'result', id: invoke.id, response: made.response, usedBytes: usedBytes() })
+    else send({ type: 'result', id: invoke.id, response: made.response, usedBytes: usedBytes(body.byteLength) }, [body.buffer as ArrayBuffer])
   } finally {
-    running = null
+    reportDroppedLines() // under this invocation's request id
   }
 }
 
