@@ -2,13 +2,15 @@
 // that granted it (or why not), every statement of the roles held that names the route and
 // whether it matched, and the verdict. It runs the gateway's own functions (target parsing, the
 // router, ruleMismatch, statementMismatch, decide, accessDenied), so it cannot disagree with them.
-import { decodeJwt, type JWTPayload } from 'jose'
+import type { JWTPayload } from 'jose'
 import { ownIssuerConfig } from '../agents/index.ts'
 import { API_KEYS_ISSUER, EXCHANGE_ISSUER, jwtIssuers, type Config, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { accessDenied, describeClaimMismatch, evaluateAccess, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch } from '../access/index.ts'
 import { parseTarget } from '../http/index.ts'
-import { checkClaims, delegatedIdentity, describeDrift, exchangedIdentity, findDrift, identityFromClaims } from '../identity/index.ts'
+import {
+  checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, identityFromClaims, issuerUnknown, keyFreeRule,
+} from '../identity/index.ts'
 import type { Identity } from '../request/index.ts'
 import { printable } from '../text/index.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
@@ -47,22 +49,32 @@ export function explain(rt: Runtime, request: ExplainRequest): Explanation {
     return out
   }
 
-  const { identity, problems, described } = identityOf(trustedIssuers(rt.config), request, rt.config.api_keys !== undefined)
+  const { identity, problems, described } = identityOf(trustedIssuers(rt.config), request, rt.config.api_keys !== undefined, rt.config.server.max_token_bytes)
   out.identity = described
   if (!identity) {
     const problem = problems[0] ?? { code: 'missing_token' as const, detail: 'No claims or token were given: the gateway would ask for a bearer token.' }
     return refuse(out, new GatewayError(problem.code, { detail: problem.detail }))
   }
 
+  const result = evaluateAccess(rt.access, identity, route, method, ip)
   for (const role of rt.access.roles) {
+    // A token the gateway issued holds the roles its exchange granted, not those of trust rules
+    // (access/roles.ts): the probe found explain listing roles such a token does not hold.
+    if (identity.grantedRoles !== undefined) {
+      const held = result.roles.includes(role.name)
+      out.roles.push({ role: role.name, held, rules: [{ rule: EXCHANGE_GRANT, matched: held, why: held ? null : 'the exchange did not grant it' }] })
+      continue
+    }
     const rules = role.rules.map((rule) => {
       const why = ruleMismatch(rule, identity)
       return { rule: describeRule(rule.index, rule.issuer, rule.subject?.text ?? null, rule.claims), matched: why === null, why }
     })
     out.roles.push({ role: role.name, held: rules.some((r) => r.matched), rules })
   }
-
-  const result = evaluateAccess(rt.access, identity, route, method, ip)
+  if (identity.actor && described) {
+    const { actor } = identity
+    described.actor = { sub: actor.sub, iss: actor.iss, issuer: actor.issuerName, roles: [...(result.actorRoles ?? [])], roles_from: actor.roles !== null ? 'token_exchange' : 'trust_rules' }
+  }
   const seen = new Map<CompiledStatement, Explanation['statements'][number]>()
   for (const role of result.roles) {
     const bucket = route.policy?.get(role)
@@ -114,7 +126,10 @@ function trustedIssuers(config: Config): IssuerConfig[] {
   return exchange?.enabled ? [...jwtIssuers(config), ownIssuerConfig(exchange, config.mcp?.resource)] : jwtIssuers(config)
 }
 
-function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, apiKeys: boolean): {
+/** How explain names the roles a token the gateway issued holds (its exchange granted them). */
+const EXCHANGE_GRANT = 'token exchange'
+
+function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, apiKeys: boolean, maxTokenBytes: number): {
   identity: Identity | null
   problems: Array<{ code: ErrorCode; detail: string }>
   described: Explanation['identity']
@@ -122,21 +137,41 @@ function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, a
   const problems: Array<{ code: ErrorCode; detail: string }> = []
   if (request.token === undefined && request.claims === undefined) return { identity: null, problems, described: null }
   const source: 'token' | 'claims' = request.token !== undefined ? 'token' : 'claims'
+  const configured = issuers.map((i) => i.issuer)
   let claims: JWTPayload
-  try {
-    claims = request.token !== undefined ? decodeJwt(request.token) : (request.claims as JWTPayload)
-  } catch {
-    problems.push({ code: 'malformed_token', detail: 'The token is not a well-formed JWT.' })
-    return { identity: null, problems, described: { source, signature_checked: false, issuer: null, iss: null, sub: null, client_id: null, problems } }
+  if (request.token !== undefined) {
+    // The gateway's own checks that need no key, first (verify.ts): only the signature is left unchecked.
+    try {
+      checkWithoutKey(request.token, {
+        maxTokenBytes,
+        ruleFor: (iss) => {
+          const config = issuers.find((i) => i.issuer === iss)
+          return config && keyFreeRule(config)
+        },
+        unknownIssuer: (iss) => issuerUnknown(iss, findDrift(iss, configured)),
+      })
+    } catch (err) {
+      if (!(err instanceof GatewayError)) throw err
+      problems.push({ code: err.code, detail: err.detail })
+    }
+    const decoded = decodeCompactJwt(request.token)
+    if (!decoded) return { identity: null, problems, described: { source, signature_checked: false, issuer: null, iss: null, sub: null, client_id: null, problems } }
+    claims = decoded.claims
+  } else {
+    claims = request.claims as JWTPayload
   }
   let iss = typeof claims.iss === 'string' ? claims.iss : null
   if (iss === API_KEYS_ISSUER && apiKeys) return apiKeyIdentity(claims, source, problems)
-  if (iss === null && issuers.length === 1) iss = (issuers[0] as IssuerConfig).issuer // a lone issuer is implied
+  // A lone issuer is implied for claims written by hand; a token without iss is refused (above).
+  if (iss === null && source === 'claims' && issuers.length === 1) iss = (issuers[0] as IssuerConfig).issuer
   const issuer = issuers.find((i) => i.issuer === iss)
-  const described = { source, signature_checked: false as const, issuer: issuer?.name ?? null, iss, sub: null as string | null, client_id: null as string | null, problems }
+  const described: NonNullable<Explanation['identity']> = { source, signature_checked: false, issuer: issuer?.name ?? null, iss, sub: null, client_id: null, problems }
   if (!issuer) {
-    const drift = iss === null ? undefined : findDrift(iss, issuers.map((i) => i.issuer))
-    problems.push({ code: 'issuer_unknown', detail: drift && iss ? describeDrift(iss, drift) : `No configured issuer has iss ${JSON.stringify(iss)}.` })
+    // A token's missing or unknown iss is a problem already.
+    if (source === 'claims') {
+      const unknown = issuerUnknown(iss ?? 'null', iss === null ? undefined : findDrift(iss, configured))
+      problems.push({ code: unknown.code, detail: iss === null ? 'The claims have no iss, and more than one issuer is configured: name one.' : unknown.detail })
+    }
     return { identity: null, problems, described }
   }
   // The gateway's own claim checks: all of them for a token, the required claims for hand-written claims.
@@ -205,6 +240,11 @@ export function formatExplanation(e: Explanation): string {
     if (e.identity.client_id) who.push(`client ${e.identity.client_id}`)
     row('Identity', `${who.join(', ')}  (from ${e.identity.source}; signature not checked offline)`)
     for (const problem of e.identity.problems) row('', `! ${problem.code}: ${problem.detail}`)
+    const actor = e.identity.actor
+    if (actor) {
+      const roles = actor.roles.length > 0 ? actor.roles.join(', ') : 'none'
+      row('Agent', `${actor.sub} (issuer ${actor.issuer}) acting for the subject, with roles ${roles} (${actor.roles_from === 'token_exchange' ? 'held at the exchange: act.roles' : 'from trust rules'})`)
+    }
   }
   if (e.roles.length > 0) {
     lines.push('Roles')

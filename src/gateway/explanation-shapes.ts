@@ -25,6 +25,11 @@ export interface Explanation {
     sub: string | null
     client_id: string | null
     problems: Array<{ code: ErrorCode; detail: string }>
+    /**
+     * The agent acting for `sub` (an `act` claim), with the roles its side of the decision holds:
+     * for a token the gateway issued, those recorded at the exchange (`act.roles`).
+     */
+    actor?: { sub: string; iss: string; issuer: string; roles: string[]; roles_from: 'token_exchange' | 'trust_rules' }
   } | null
   roles: Array<{
     role: string

@@ -33,6 +33,53 @@ export function ownIssuerKeys(own: OwnTokens): IssuerKeys {
   }
 }
 
+/**
+ * The claim of the gateway's token that holds the user's own claims of the names below, as the
+ * user's identity provider wrote them.
+ */
+export const IDP_CLAIMS = 'idp_claims'
+
+/**
+ * The claims the gateway's token states itself (the user, the audience, the lifetime, the roles
+ * granted, the agent…). Every other claim of the user's token is carried as it was, beside them;
+ * a user's claim of one of these names travels in `idp_claims`, so the exchanged token holds the
+ * user's claims once each, and grows by nothing else than the gateway's own.
+ */
+const STATED_CLAIMS: ReadonlySet<string> = new Set([
+  'iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'act', 'may_act', 'scope', 'scp', 'roles', 'client_id', 'azp', 'idp', 'cnf', 'nonce', 'auth_time', 'sid', 'at_hash', 'c_hash', IDP_CLAIMS,
+])
+
+/**
+ * The user's token's claims as the gateway's token carries them: `carried` at its top level,
+ * `restated` (the names it states itself) under `idp_claims`.
+ */
+export function splitUserClaims(userClaims: Readonly<Record<string, unknown>>): { carried: Record<string, unknown>; restated: Record<string, unknown> } {
+  const entries = Object.entries(userClaims)
+  // fromEntries defines each name, so a claim named __proto__ stays a claim.
+  return {
+    carried: Object.fromEntries(entries.filter(([name]) => !STATED_CLAIMS.has(name))),
+    restated: Object.fromEntries(entries.filter(([name]) => STATED_CLAIMS.has(name))),
+  }
+}
+
+/** Does a token the gateway issued hold the user's claims it restates (`idp_claims`, an object)? */
+export function carriesUserClaims(claims: Readonly<Record<string, unknown>>): boolean {
+  const restated = claims[IDP_CLAIMS]
+  return restated !== null && typeof restated === 'object' && !Array.isArray(restated)
+}
+
+/**
+ * The user's own token's claims, put back together from a token the gateway issued: what statement
+ * conditions, claim-keyed limits and datasets read, as they would read the user's own token. The
+ * probe found a deny on the provider's `roles` or `scp` not applying to an agent acting for the
+ * user: conditions read the gateway's `roles` (role names it granted) instead. Claims written by
+ * hand without `idp_claims` (explain) give the carried claims alone.
+ */
+function userClaimsOf(claims: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> {
+  const restated = carriesUserClaims(claims) ? Object.entries(claims[IDP_CLAIMS] as Record<string, unknown>) : []
+  return Object.freeze(Object.fromEntries([...Object.entries(claims).filter(([name]) => !STATED_CLAIMS.has(name)), ...restated]))
+}
+
 function strings(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []
 }
@@ -55,15 +102,22 @@ export function actorOf(act: unknown, tokenIss: string, issuerNameOf: (iss: stri
     sub: claims.sub,
     clientId: typeof claims.client_id === 'string' ? claims.client_id : null,
     roles: roles === 'from-claim' ? Object.freeze(strings(claims.roles)) : null,
-    claims: Object.freeze(claims),
+    // In a token the gateway issued, act.roles are its role names, held as `roles` above: not a
+    // claim a statement condition on the agent's `roles` may match by spelling.
+    claims: Object.freeze(roles === 'from-claim' ? withoutRoles(claims) : claims),
   })
+}
+
+function withoutRoles(claims: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(claims).filter(([name]) => name !== 'roles'))
 }
 
 /**
  * An exchanged token's Identity: the user stays the principal, under the name of the issuer their
  * own token came from (`idp`), so limits keyed by principal count their direct and delegated calls
- * as one; the roles are the ones the exchange granted; `act` becomes the actor. Null when `act`
- * is present but names nobody (the gateway never signs one like that).
+ * as one; the roles are the ones the exchange granted; `act` becomes the actor; the claims are the
+ * user's own token's (userClaimsOf). Null when `act` is present but names nobody (the gateway
+ * never signs one like that).
  */
 export function exchangedIdentity(identity: Identity, claims: JWTPayload, issuerNameOf: (iss: string) => string | undefined): Identity | null {
   const idp = typeof claims.idp === 'string' ? claims.idp : undefined
@@ -72,6 +126,8 @@ export function exchangedIdentity(identity: Identity, claims: JWTPayload, issuer
   return Object.freeze({
     ...identity,
     issuerName: (idp !== undefined ? issuerNameOf(idp) : undefined) ?? EXCHANGE_ISSUER,
+    claims: userClaimsOf(claims),
+    ...(idp !== undefined ? { idp } : {}),
     grantedRoles: Object.freeze(strings(claims.roles)),
     actor: actor ?? null,
   })

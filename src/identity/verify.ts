@@ -12,7 +12,7 @@
 // token and bounded (issue 22): client values repeated in a detail or a log line are truncated.
 import { errors as jose, type CompactJWSHeaderParameters, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose'
 import { createLru } from '../collections/index.ts'
-import type { IssuerConfig } from '../config/index.ts'
+import { EXCHANGE_ISSUER, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, truncateClientValue, type ErrorCode } from '../errors/index.ts'
 import { bearerToken } from '../http/index.ts'
 import type { Identity } from '../request/index.ts'
@@ -20,8 +20,8 @@ import type { Logger } from '../telemetry/index.ts'
 import { describeDrift, findDrift, type Drift } from './drift.ts'
 import type { Introspector } from './introspection.ts'
 import { CoolingDown, describeFetchError, type IssuerKeys } from './issuers.ts'
-import { decodeCompactJwt, MAX_JSON_DEPTH, toKeyObject, verifySignature, type IssuerKey } from './jws.ts'
-import { delegatedIdentity, exchangedIdentity, ownIssuerKeys, type OwnTokens } from './own-tokens.ts'
+import { decodeCompactJwt, MAX_JSON_DEPTH, toKeyObject, verifySignature, type DecodedJwt, type IssuerKey } from './jws.ts'
+import { carriesUserClaims, delegatedIdentity, exchangedIdentity, ownIssuerKeys, type OwnTokens } from './own-tokens.ts'
 import { tokenTypeCheck, type TokenTypeCheck } from './token-types.ts'
 
 const EMBEDDED_KEY_PARAMETERS = ['jwk', 'jku', 'x5u', 'x5c'] as const
@@ -50,11 +50,19 @@ export interface TokenVerifier {
   verify(authorization: string | undefined, query: string): Promise<Identity>
 }
 
-interface IssuerRule {
+/** What the checks before any key need of an issuer (checkWithoutKey). */
+export interface KeyFreeRule {
   config: IssuerConfig
-  keys: IssuerKeys
-  algorithms: Set<string>
+  algorithms: ReadonlySet<string>
   acceptsTokenType: TokenTypeCheck
+}
+
+export function keyFreeRule(config: IssuerConfig): KeyFreeRule {
+  return { config, algorithms: new Set(config.algorithms), acceptsTokenType: tokenTypeCheck(config.token_types) }
+}
+
+interface IssuerRule extends KeyFreeRule {
+  keys: IssuerKeys
   /** The gateway's own issuer (own-tokens.ts). */
   own: boolean
 }
@@ -66,12 +74,10 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   const byIss = new Map<string, IssuerRule>()
   for (const config of options.issuers) {
     const keys = options.keys.get(config.name)
-    if (keys) byIss.set(config.issuer, { config, keys, algorithms: new Set(config.algorithms), acceptsTokenType: tokenTypeCheck(config.token_types), own: false })
+    if (keys) byIss.set(config.issuer, { ...keyFreeRule(config), keys, own: false })
   }
   const own = options.own
-  if (own) {
-    byIss.set(own.config.issuer, { config: own.config, keys: ownIssuerKeys(own), algorithms: new Set(own.config.algorithms), acceptsTokenType: tokenTypeCheck(own.config.token_types), own: true })
-  }
+  if (own) byIss.set(own.config.issuer, { ...keyFreeRule(own.config), keys: ownIssuerKeys(own), own: true })
   // The introspecting issuer has no entry of its own when it verifies no JWTs (no jwks_uri), yet an
   // `act` naming it names one of its agents.
   const issuerNameOf = (iss: string) => byIss.get(iss)?.config.name ?? (introspection?.issuer.issuer === iss ? introspection.issuer.name : undefined)
@@ -95,36 +101,21 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
         headers: { 'www-authenticate': 'Bearer error="invalid_request"' },
       })
     }
-    const token = bearerTokenOf(authorization, maxTokenBytes)
+    const token = bearerTokenOf(authorization)
     const nowMs = now()
     const cached = cache.get(token, nowMs)
     if (cached) return cached
 
-    const decoded = decodeCompactJwt(token)
-    if (!decoded && introspection) return introspected(introspection, token)
-    if (!decoded) {
-      throw unauthorized('malformed_token', `The token is not a well-formed JWT (three base64url parts; a header and claims that are JSON objects nested at most ${MAX_JSON_DEPTH} deep).`)
-    }
+    const checked = checkWithoutKey(token, {
+      maxTokenBytes,
+      ruleFor: (iss) => byIss.get(iss),
+      unknownIssuer,
+      // Not a JWT, or a JWT of the introspecting issuer when it verifies none itself.
+      introspects: (iss) => introspection !== null && (iss === null || introspection.issuer.issuer === iss),
+    })
+    if (checked === null) return introspected(introspection as Introspector, token)
+    const { decoded, rule, alg } = checked
     const { header, claims } = decoded
-    const iss = claims.iss
-    if (typeof iss !== 'string') throw unauthorized('claim_missing', 'The token has no iss claim, so no issuer can be chosen.')
-    const rule = byIss.get(iss)
-    if (!rule && introspection?.issuer.issuer === iss) return introspected(introspection, token)
-    if (!rule) throw unknownIssuer(iss)
-
-    const alg = header.alg
-    if (typeof alg !== 'string') throw unauthorized('malformed_token', 'The token\'s header has no alg (RFC 7515 §4.1.1: a string).')
-    if (!rule.algorithms.has(alg)) {
-      throw unauthorized('algorithm_not_allowed', `Algorithm ${truncateClientValue(alg, 32)} is not allowed for issuer "${rule.config.name}" (allowed: ${rule.config.algorithms.join(', ')}).`)
-    }
-    for (const parameter of EMBEDDED_KEY_PARAMETERS) {
-      if (parameter in header) {
-        throw unauthorized('malformed_token', `The token's header carries its own key material (${parameter}); keys are only taken from the issuer's JWKS.`)
-      }
-    }
-    // RFC 7515 §4.1.11: extensions we do not implement (b64: false, …) must be refused.
-    if ('crit' in header) throw unauthorized('malformed_token', 'The token names critical header extensions (crit), which are not supported.')
-    if (!rule.acceptsTokenType(header.typ)) throw wrongTokenType(header.typ, rule.config)
 
     const getKey = rule.keys.getKey
     if (!getKey) throw keysUnavailable(rule)
@@ -168,9 +159,8 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
 
   function unknownIssuer(iss: string): GatewayError {
     const drift = findDrift(iss, configuredIssuers)
-    if (!drift) return unauthorized('issuer_unknown', `No configured issuer has iss "${truncateClientValue(iss)}".`)
-    warnOfDrift(iss, drift)
-    return unauthorized('issuer_unknown', describeDrift(iss, drift))
+    if (drift) warnOfDrift(iss, drift)
+    return issuerUnknown(iss, drift)
   }
 
   /** A misconfiguration deserves a warning, not one line per request: at most one a minute per issuer. */
@@ -193,11 +183,63 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   return { verify }
 }
 
+export interface KeyFreeChecks<R extends KeyFreeRule> {
+  /** server.max_token_bytes */
+  maxTokenBytes: number
+  ruleFor(iss: string): R | undefined
+  /** The issuer_unknown refusal for an iss no rule has. */
+  unknownIssuer(iss: string): GatewayError
+  /** Whether a token goes to introspection instead: iss null when it is no JWT at all. */
+  introspects?(iss: string | null): boolean
+}
+
+/**
+ * Every check of a bearer token that needs no key, in the order the gateway makes them: its
+ * length, a well-formed JWT, an `iss` that names an issuer, the header (an allowed alg, no key of
+ * its own, no crit, an access token's typ). Throws the 401 the gateway answers; null for a token
+ * introspection checks instead. explain runs it on a pasted token: the probe found explain
+ * allowing tokens the gateway refused for these.
+ */
+export function checkWithoutKey<R extends KeyFreeRule>(token: string, checks: KeyFreeChecks<R>): { decoded: DecodedJwt; rule: R; alg: string } | null {
+  if (token.length > checks.maxTokenBytes) throw unauthorized('malformed_token', `The token is longer than ${checks.maxTokenBytes} bytes.`)
+  const decoded = decodeCompactJwt(token)
+  if (!decoded && checks.introspects?.(null)) return null
+  if (!decoded) {
+    throw unauthorized('malformed_token', `The token is not a well-formed JWT (three base64url parts; a header and claims that are JSON objects nested at most ${MAX_JSON_DEPTH} deep).`)
+  }
+  const { header, claims } = decoded
+  const iss = claims.iss
+  if (typeof iss !== 'string') throw unauthorized('claim_missing', 'The token has no iss claim, so no issuer can be chosen.')
+  const rule = checks.ruleFor(iss)
+  if (!rule && checks.introspects?.(iss)) return null
+  if (!rule) throw checks.unknownIssuer(iss)
+
+  const alg = header.alg
+  if (typeof alg !== 'string') throw unauthorized('malformed_token', 'The token\'s header has no alg (RFC 7515 §4.1.1: a string).')
+  if (!rule.algorithms.has(alg)) {
+    throw unauthorized('algorithm_not_allowed', `Algorithm ${truncateClientValue(alg, 32)} is not allowed for issuer "${rule.config.name}" (allowed: ${rule.config.algorithms.join(', ')}).`)
+  }
+  for (const parameter of EMBEDDED_KEY_PARAMETERS) {
+    if (parameter in header) {
+      throw unauthorized('malformed_token', `The token's header carries its own key material (${parameter}); keys are only taken from the issuer's JWKS.`)
+    }
+  }
+  // RFC 7515 §4.1.11: extensions we do not implement (b64: false, …) must be refused.
+  if ('crit' in header) throw unauthorized('malformed_token', 'The token names critical header extensions (crit), which are not supported.')
+  if (!rule.acceptsTokenType(header.typ)) throw wrongTokenType(header.typ, rule.config)
+  return { decoded, rule, alg }
+}
+
+/** issuer_unknown, naming the configured issuer an iss nearly matches (drift.ts). */
+export function issuerUnknown(iss: string, drift: Drift | undefined): GatewayError {
+  return unauthorized('issuer_unknown', drift ? describeDrift(iss, drift) : `No configured issuer has iss "${truncateClientValue(iss)}".`)
+}
+
 export function hasAccessTokenParameter(query: string): boolean {
   return /(?:^|&)access_token=/.test(query)
 }
 
-function bearerTokenOf(authorization: string | undefined, maxTokenBytes: number): string {
+function bearerTokenOf(authorization: string | undefined): string {
   const token = bearerToken(authorization)
   if (typeof token !== 'string') {
     if (token.problem === 'missing') {
@@ -208,7 +250,6 @@ function bearerTokenOf(authorization: string | undefined, maxTokenBytes: number)
     }
     throw unauthorized('malformed_token', 'The Authorization header is not "Bearer <token>".')
   }
-  if (token.length > maxTokenBytes) throw unauthorized('malformed_token', `The token is longer than ${maxTokenBytes} bytes.`)
   return token
 }
 
@@ -272,6 +313,11 @@ export function checkClaims(claims: JWTPayload, config: IssuerConfig, nowMs: num
   if (onlyRequired) return checkRequiredClaims(claims, config)
   if (claims.exp === undefined) throw unauthorized('claim_missing', 'The token has no exp claim (exp is always required).')
   checkClaimValues(claims, config, nowMs)
+  // A token the gateway exchanged before it carried all the user's claims (idp_claims): statement
+  // conditions would read only some of them, so it is refused, and the agent exchanges again.
+  if (config.name === EXCHANGE_ISSUER && !carriesUserClaims(claims)) {
+    throw unauthorized('malformed_token', 'The token has no idp_claims object: it was exchanged by an earlier version of the gateway. Exchange the user\'s token again.')
+  }
 }
 
 /**

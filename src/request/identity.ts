@@ -12,11 +12,7 @@ export type CredentialKind = 'bearer' | 'session' | 'api_key' | 'client_cert' | 
  * providers with one `sub` are two people, and one user through two agents is two callers (actorOf).
  */
 export function subjectIssuer(identity: Identity): string {
-  if (identity.grantedRoles !== undefined) {
-    const idp = identity.claims.idp
-    if (typeof idp === 'string') return idp
-  }
-  return identity.iss
+  return identity.idp ?? identity.iss
 }
 
 /** The agent acting for the subject, as one string (`iss sub`), or null: part of what binds a session or an approval to its caller. */
@@ -54,6 +50,11 @@ export interface Identity {
    * the roles this identity holds (no trust rule is consulted). Absent for every other credential.
    */
   grantedRoles?: readonly string[]
+  /**
+   * A token the gateway issued: its `idp` claim, the `iss` of the user's own token. (Its `claims`
+   * are that token's claims, not the gateway's: own-tokens.ts.)
+   */
+  idp?: string
   /** On behalf of: the agent acting for `sub` (the token's `act` claim, RFC 8693 §4.1). */
   actor?: Actor | null
   /**

@@ -4,10 +4,11 @@
 // the gateway's normal verifiers, as bearer tokens on a route would be. The answer is a token the
 // gateway signs: `sub` the user, `act` the agent (RFC 8693 §4.1), `roles` what the exchange
 // granted — the requested roles (`scope`, space-separated role names) that the user holds and the
-// agent may act with (token_exchange.actors) — and `exp` the earliest of the requested lifetime
-// (`expires_in`), token_exchange.lifetime, the user's own token's `exp`, and, for a token checked by
-// introspection (the user's or the agent's), its issuer's introspection.cache. The agent's own roles
-// travel in `act.roles`: a call made with the token is allowed only where both sides' roles allow
+// agent may act with (token_exchange.actors) —, the user's own claims (those it states itself
+// under `idp_claims`), and `exp` the earliest of the requested lifetime (`expires_in`),
+// token_exchange.lifetime, the user's own token's `exp`, and, for a token checked by introspection
+// (the user's or the agent's), its issuer's introspection.cache. The agent's own roles travel in
+// `act.roles`: a call made with the token is allowed only where both sides' roles allow
 // (access/evaluate.ts).
 //
 // Refusals are the token endpoint's codes in the one error taxonomy (errors/codes.ts), answered
@@ -16,6 +17,7 @@ import { randomUUID } from 'node:crypto'
 import type { TokenExchangeConfig } from '../../config/index.ts'
 import { GatewayError, truncateClientValue, type ErrorCode } from '../../errors/index.ts'
 import { API_KEY_PREFIX } from '../../http/index.ts'
+import { decodeCompactJwt, IDP_CLAIMS, MAX_JSON_DEPTH, splitUserClaims } from '../../identity/index.ts'
 import { nothingServed, type Backend, type Identity, type RequestContext, type Served } from '../../request/index.ts'
 import { audiencesOf, issuerOf } from './issuer.ts'
 import type { ExchangeKeys } from './keys.ts'
@@ -26,14 +28,6 @@ export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token'
 const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt'
 /** The token types a subject or actor token may be (both are JWT access tokens to the gateway). */
 const INPUT_TOKEN_TYPES: ReadonlySet<string> = new Set([ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE])
-
-/**
- * Claims of the user's token not carried over: the exchange states these itself (or, like `cnf`
- * and `nonce`, they bind the user's token to something the new token is not bound to).
- */
-const RESTATED_CLAIMS: ReadonlySet<string> = new Set([
-  'iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'act', 'may_act', 'scope', 'scp', 'roles', 'client_id', 'azp', 'idp', 'cnf', 'nonce', 'auth_time', 'sid', 'at_hash', 'c_hash',
-])
 
 export interface TokenEndpointOptions {
   exchange: TokenExchangeConfig
@@ -122,8 +116,13 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     const remaining = subject.expiresAt > 0 ? subject.expiresAt - issuedAt : Infinity
     if (remaining <= 0) throw refuse('invalid_grant', 'subject_token: the token has expired.')
     const lifetime = Math.min(Math.floor(exchange.lifetime / 1000), requestedSeconds ?? Infinity, remaining, untilRevocationSeen(subject, actor))
+    // The user's own claims, each once: those the token states itself (roles, scope, scp, azp…) as
+    // they were under idp_claims, the others beside its own. The verifier puts them back together
+    // for statement conditions (own-tokens.ts): the probe found the user's provider `roles` and
+    // `scp` dropped, so a deny on them that refused the user let their agent through.
+    const { carried, restated } = splitUserClaims(subject.claims)
     const claims: Record<string, unknown> = {
-      ...carriedClaims(subject),
+      ...carried,
       iss: issuer,
       sub: subject.sub,
       aud: audience,
@@ -136,12 +135,17 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
       roles: granted,
       scope: granted.join(' '),
       ...(actor ? { act: { sub: actor.sub, iss: actor.iss, ...(actor.clientId ? { client_id: actor.clientId } : {}), roles: actorRoles } } : {}),
+      [IDP_CLAIMS]: restated,
     }
     const keys = options.keys()
     if (!keys) throw new GatewayError('internal_error', { detail: 'The token exchange has no signing key.' })
     const token = keys.sign(claims)
     if (token.length > options.maxTokenBytes) {
       throw refuse('invalid_grant', `subject_token: its claims make the exchanged token ${token.length} bytes long, more than server.max_token_bytes (${options.maxTokenBytes}) accepts.`)
+    }
+    // idp_claims nests the user's claims one level deeper than their token did.
+    if (decodeCompactJwt(token) === undefined) {
+      throw refuse('invalid_grant', `subject_token: its claims nest too deep to be carried in the exchanged token (at most ${MAX_JSON_DEPTH} levels in all).`)
     }
     // The audit record of the exchange names whom the token is for and who acts, with what was granted.
     const caller = callerOf(subject, actor, { roles: granted, actorRoles, act: claims.act as Record<string, unknown> | undefined })
@@ -256,13 +260,6 @@ function expiresIn(params: Map<string, string>): number | null {
   if (text === undefined) return null
   if (!/^[1-9]\d{0,8}$/.test(text)) throw refuse('invalid_request', 'expires_in is a positive number of seconds.')
   return Number(text)
-}
-
-/** The user's own claims that are not the exchange's to state (tenant, groups…): statement conditions read them. */
-function carriedClaims(subject: Identity): Record<string, unknown> {
-  const carried: Record<string, unknown> = {}
-  for (const [name, value] of Object.entries(subject.claims)) if (!RESTATED_CLAIMS.has(name)) carried[name] = value
-  return carried
 }
 
 function listed(roles: readonly string[]): string {
