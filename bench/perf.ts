@@ -67,7 +67,7 @@ function report(samples: Sample[], requests: number, periodNs: number, top: numb
     else byThread.set(sample.thread, [sample])
   }
   lines.push(`CPU µs per request by thread: ${[...byThread].map(([thread, each]) => `${thread} ${micros(each.length).trim()}`).join(', ')}`)
-  const main = byThread.get('MainThread') ?? []
+  const main = byThread.get(process.env.PERF_THREAD ?? 'MainThread') ?? [] // PERF_THREAD=WorkerThread: another thread's leaves
   const kinds = new Map<string, number>()
   const leaves = new Map<string, number>()
   const inclusive = new Map<string, number>()

@@ -1,7 +1,6 @@
 // A function's worker thread: loads the module once, then runs its handler for one invocation at a
 // time, as a Lambda execution environment does, with the Lambda context's fields that make sense
 // here. Its console goes to the gateway's log with the request id of the invocation it came from.
-import { AsyncLocalStorage } from 'node:async_hooks'
 import { format } from 'node:util'
 import { pathToFileURL } from 'node:url'
 import { getHeapStatistics } from 'node:v8'
@@ -23,11 +22,32 @@ interface LambdaContext {
 const setup = workerData as WorkerSetup
 const port = parentPort as NonNullable<typeof parentPort>
 /**
- * The request id of the invocation a console line comes from, by async context: a timer left by an
- * earlier invocation logs under that invocation's id, not under whoever runs now (probe finding);
- * the module's top level under none.
+ * The request id of the invocation a console line comes from: the one running, or, for a timer,
+ * the one that set it. A timer left by an earlier invocation logged under whoever ran when it fired
+ * (probe finding). Timers are bound where they are set, not by AsyncLocalStorage: that cost ~3 µs
+ * of the worker's ~22 per invocation in the function bench (bench/README.md "Profiling"). Work left
+ * behind on a promise still logs under the invocation running when it resumes, or none.
  */
-const invocation = new AsyncLocalStorage<string>()
+let running: string | null = null
+
+function boundToInvocation<A extends unknown[]>(callback: (...args: A) => unknown): (...args: A) => unknown {
+  const owner = running
+  return (...args: A) => {
+    const previous = running
+    running = owner
+    try {
+      return callback(...args)
+    } finally {
+      running = previous
+    }
+  }
+}
+
+for (const name of ['setTimeout', 'setInterval', 'setImmediate'] as const) {
+  const schedule = globalThis[name] as (callback: unknown, ...rest: unknown[]) => unknown
+  ;(globalThis as Record<string, unknown>)[name] = (callback: unknown, ...rest: unknown[]) =>
+    schedule(typeof callback === 'function' ? boundToInvocation(callback as (...args: unknown[]) => unknown) : callback, ...rest)
+}
 
 function send(message: FromWorker, transfer?: ArrayBuffer[]): void {
   port.postMessage(message, transfer)
@@ -51,7 +71,7 @@ function logAdmitted(): boolean {
   }
   if (logBudget.lines < LOG_LINES_PER_SECOND && logBudget.chars < LOG_CHARS_PER_SECOND) return true
   logBudget.dropped++
-  logBudget.droppedFor = invocation.getStore() ?? null
+  logBudget.droppedFor = running
   logBudget.note ??= setTimeout(reportDroppedLines, 1_000 - (now - logBudget.windowStart)).unref()
   return false
 }
@@ -70,7 +90,7 @@ function log(level: LogLevel, text: string, stream?: 'stdout' | 'stderr'): void 
   const line = text.length > MAX_LOG_LINE ? `${text.slice(0, MAX_LOG_LINE)}…(truncated, ${text.length} chars)` : text
   logBudget.lines++
   logBudget.chars += line.length
-  send({ type: 'log', requestId: invocation.getStore() ?? null, level, text: line, ...(stream ? { stream } : {}) })
+  send({ type: 'log', requestId: running, level, text: line, ...(stream ? { stream } : {}) })
 }
 
 for (const [method, level] of [['debug', 'debug'], ['trace', 'debug'], ['log', 'info'], ['info', 'info'], ['warn', 'warn'], ['error', 'error']] as const) {
@@ -133,9 +153,10 @@ async function loadHandler(): Promise<Handler> {
   return handler as Handler
 }
 
-port.on('message', (invoke: Invoke) => void invocation.run(invoke.requestId, run, invoke))
+port.on('message', (invoke: Invoke) => void run(invoke))
 
 async function run(invoke: Invoke): Promise<void> {
+  running = invoke.requestId
   try {
     let handler: Handler
     try {
@@ -156,6 +177,7 @@ async function run(invoke: Invoke): Promise<void> {
     else send({ type: 'result', id: invoke.id, response: made.response, usedBytes: usedBytes(body.byteLength) }, [body.buffer as ArrayBuffer])
   } finally {
     reportDroppedLines() // under this invocation's request id
+    running = null
   }
 }
 
