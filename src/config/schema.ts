@@ -1,7 +1,7 @@
 // The config file's shape (SPEC "The config file"). Objects are strict: an unknown key is an error.
 // Value types are parsed here, so the rest of the code gets milliseconds, rates and matchers.
 import { z } from 'zod'
-import { hostAllowList, parseHostPattern, parseOrigin } from '../http/index.ts'
+import { foldHeaderName, hostAllowList, isManagedVariant, MANAGED_REQUEST_HEADERS, parseHostPattern, parseOrigin } from '../http/index.ts'
 import { datasetSchema, datasourceSchema } from './dataset-schema.ts'
 import { mcpSchema } from './mcp-schema.ts'
 import { MAX_RATE_COUNT, parseCidr, parseDuration, parseGlob, parseListen, parsePercent, parseRate, parseSize, type Parsed } from './values.ts'
@@ -324,6 +324,24 @@ const route = z.strictObject({
 })
 
 const LIMIT_KEY = /^(principal|actor|role|route|ip|claim:[^\s]+|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/
+
+/**
+ * Why header:NAME cannot count callers when the gateway manages NAME (consumes, strips or writes it,
+ * http/managed-headers.ts, look-alikes such as X_Real_IP included): limits never see such a header,
+ * so every caller would share the one "absent" budget (probe finding). Null for a header they see.
+ */
+function managedHeaderKey(key: string): string | null {
+  if (!key.startsWith('header:')) return null
+  const name = key.slice(7).toLowerCase()
+  if (!MANAGED_REQUEST_HEADERS.has(name) && !isManagedVariant(name)) return null
+  const folded = foldHeaderName(name)
+  const instead = folded === 'authorization' || folded === 'host'
+    ? 'count callers by key: principal'
+    : /^(forwarded|x-real-ip|x-client-ip|x-forwarded-)/.test(folded)
+      ? 'count callers by key: ip, the real client address (list your proxies in server.trusted_proxies)'
+      : 'count callers by key: principal or key: ip'
+  return `the gateway manages the ${key.slice(7)} header itself and limits never see it: ${key} would be one budget shared by every caller; ${instead}`
+}
 const limit = z
   .strictObject({
     name: name('limit'),
@@ -336,6 +354,8 @@ const limit = z
   })
   .superRefine((value, ctx) => {
     if (!value.rate && !value.quota) ctx.addIssue({ code: 'custom', message: 'a limit needs a rate, a quota, or both' })
+    const managed = managedHeaderKey(value.key)
+    if (managed) ctx.addIssue({ code: 'custom', path: ['key'], message: managed })
     if (value.burst !== undefined && !value.rate) ctx.addIssue({ code: 'custom', path: ['burst'], message: 'burst needs a rate' })
     if (value.quota && value.quota.periodMs < 60_000) {
       ctx.addIssue({ code: 'custom', path: ['quota'], message: 'a quota counts per minute, hour or day (N/m, N/h, N/d); use rate for per-second limits' })

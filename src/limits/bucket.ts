@@ -10,7 +10,7 @@ export interface RateSpec {
 
 export interface RateOutcome {
   allowed: boolean
-  /** The new TAT to store when allowed. */
+  /** The new TAT to store when allowed; when refused, the TAT as read (capped: see takeRate). */
   tat: number
   /** Requests still allowed right now after this one. */
   remaining: number
@@ -21,7 +21,12 @@ export interface RateOutcome {
 }
 
 export function takeRate(spec: RateSpec, storedTat: number | undefined, now: number): RateOutcome {
-  const tat = storedTat === undefined || storedTat < now ? now : storedTat
+  // A TAT is never legitimately more than burst × interval ahead (an empty bucket). One further
+  // ahead was stored under a slower rate (a reload that raised it), or before the wall clock stepped
+  // back: capped, the caller is held to this rate's empty bucket, not to the old debt (probe finding:
+  // 429 with Retry-After 3600 after raising 1/h to 100/s). A full bucket stays full, a spent one spent.
+  // The stores write a capped TAT back (entry-rules.ts, cappedTat), so the cap does not slide.
+  const tat = storedTat === undefined || storedTat < now ? now : Math.min(storedTat, now + spec.burst * spec.intervalMs)
   const next = tat + spec.intervalMs
   const allowAt = next - spec.burst * spec.intervalMs
   if (allowAt > now) {

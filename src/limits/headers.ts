@@ -7,8 +7,15 @@ import type { RateSpec } from './bucket.ts'
 import type { QuotaSpec } from './quota.ts'
 import type { CheckState } from './store.ts'
 
+/**
+ * The largest RFC 8941 integer (15 digits). A huge burst on a slow rate (999999999999999 at 1/d)
+ * restores over more seconds than that, and JS would print 8.64e+19: w and t are clamped to it
+ * (probe finding). q and r are at most the burst, which the config bounds to it already.
+ */
+const MAX_SF_INTEGER = 999_999_999_999_999
+
 export function policyItem(label: string, rate: RateSpec | null, quota: QuotaSpec | null): string {
-  if (rate) return `"${label}";q=${rate.burst};w=${Math.max(1, Math.ceil((rate.burst * rate.intervalMs) / 1000))}`
+  if (rate) return `"${label}";q=${rate.burst};w=${Math.min(MAX_SF_INTEGER, Math.max(1, Math.ceil((rate.burst * rate.intervalMs) / 1000)))}`
   const q = quota as QuotaSpec
   return `"${label}";q=${q.count};w=${Math.round(q.periodMs / 1000)}`
 }
@@ -18,7 +25,8 @@ export function stateHeader(labels: readonly string[], states: readonly CheckSta
   for (let i = 0; i < states.length; i++) {
     const state = states[i] as CheckState
     if (i > 0) out += ', '
-    out += `"${labels[i] as string}";r=${state.remaining};t=${Math.ceil(state.resetMs / 1000)}`
+    const t = Math.ceil(state.resetMs / 1000)
+    out += `"${labels[i] as string}";r=${state.remaining};t=${t > MAX_SF_INTEGER ? MAX_SF_INTEGER : t}`
   }
   return out
 }

@@ -2,7 +2,7 @@ import { createSharedResources, type SharedResources } from '../collections/inde
 import type { LimitsStoreConfig } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import type { LimitsStore } from './store.ts'
-import { createMemoryStore } from './stores/memory.ts'
+import { createMemoryStore, type MemoryEntries } from './stores/memory.ts'
 import { createRedisStore } from './stores/redis.ts'
 import { createSharedMemoryStore, type SharedLimitsTable } from './stores/shared-memory.ts'
 
@@ -11,16 +11,35 @@ export type LimitsStoreRegistry = SharedResources<LimitsStoreConfig, LimitsStore
 /**
  * Stores live as long as their settings: a reload keeps buckets and the Redis connection.
  * `offline` (bouncer explain) never connects: every store is an empty memory store.
+ *
+ * A changed max_keys makes a new memory store, but not new buckets: every memory store of the
+ * registry counts in one set of entries, kept while any of them is live. A new store once started
+ * empty, so a reload that followed the "raise limits_store.max_keys" advice handed every spent
+ * quota a fresh one (probe finding). With server.workers the table is the workers' own and keeps
+ * its entries (and its size) until restart.
  */
 export function createLimitsStoreRegistry(logger: Logger, options: { offline?: boolean; sharedLimits?: SharedLimitsTable } = {}): LimitsStoreRegistry {
+  let memoryEntries: MemoryEntries | null = null
+  const memoryStores = new Set<LimitsStore>()
   return createSharedResources({
     fingerprint: (config) => JSON.stringify(config),
-    create: (config) => config.type === 'memory' && options.sharedLimits && !options.offline
+    create: (config) => {
+      if (options.offline) return createMemoryStore({ maxKeys: config.type === 'memory' ? config.max_keys : 1_000, logger })
+      if (config.type === 'redis') return createRedisStore({ url: config.url, prefix: config.prefix, timeoutMs: config.timeout, logger })
       // server.workers > 1: one table for every worker, sized at start (max_keys changes at restart).
-      ? createSharedMemoryStore(options.sharedLimits, { logger })
-      : config.type === 'memory' || options.offline
-      ? createMemoryStore({ maxKeys: config.type === 'memory' ? config.max_keys : 1_000, logger })
-      : createRedisStore({ url: config.url, prefix: config.prefix, timeoutMs: config.timeout, logger }),
-    close: (store) => store.close(),
+      if (options.sharedLimits) return createSharedMemoryStore(options.sharedLimits, { logger })
+      memoryEntries ??= new Map()
+      const store = createMemoryStore({ maxKeys: config.max_keys, entries: memoryEntries, logger })
+      memoryStores.add(store)
+      return store
+    },
+    close: (store) => {
+      // The last memory store gone (the config moved to Redis): its entries go with it.
+      if (memoryStores.delete(store) && memoryStores.size === 0) {
+        memoryEntries?.clear()
+        memoryEntries = null
+      }
+      return store.close()
+    },
   })
 }

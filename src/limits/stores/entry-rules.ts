@@ -29,6 +29,16 @@ export function valueToStore(check: Check, outcome: RateOutcome | QuotaOutcome):
   return check.rate ? (outcome as RateOutcome).tat : (outcome as QuotaOutcome).used
 }
 
+/**
+ * For a refused check: the TAT its entry holds from now on when takeRate capped the stored one at an
+ * empty bucket (bucket.ts: a raised rate, a clock stepped back), else undefined. Stored back, the
+ * cap stays put; left to slide with the clock, it kept the caller refused for the old debt all the
+ * same. Not a charge: the stored state only forgets what the cap says it never held.
+ */
+export function cappedTat(check: Check, outcome: RateOutcome | QuotaOutcome, stored: number): number | undefined {
+  return check.rate && (outcome as RateOutcome).tat < stored ? (outcome as RateOutcome).tat : undefined
+}
+
 /** The window an entry's count belongs to (0 for a rate: its TAT is absolute). */
 export function windowToStore(check: Check, at: number): number {
   return !check.rate && check.quota ? quotaWindowOf(check.quota.periodMs, at) : 0
@@ -43,9 +53,21 @@ function quotaWindowOf(periodMs: number, at: number): number {
   return Math.floor(at / periodMs)
 }
 
-/** The answer when check `index` refused: the states so far, its own included. */
-export function refusedBy(index: number, outcome: RateOutcome | QuotaOutcome, states: CheckState[]): TakeResult {
-  return { refused: index, reason: 'limit', retryAfterMs: outcome.retryAfterMs, states: states.slice(0, index + 1) }
+/**
+ * The answer when check `index` refused: the states so far, its own included. The checks before it
+ * are not charged (all or nothing), so they report what remains before this request, not after it:
+ * a 429 once told a caller one less than was left (probe finding).
+ */
+export function refusedBy(checks: readonly Check[], index: number, outcome: RateOutcome | QuotaOutcome, states: CheckState[]): TakeResult {
+  const reported = states.slice(0, index + 1)
+  for (let i = 0; i < index; i++) {
+    const state = reported[i]
+    if (state === undefined) continue // a check that limits nothing
+    // Undo the take: a rate's moved its TAT one interval on, a quota's counted one in this window.
+    const rate = (checks[i] as Check).rate
+    reported[i] = { remaining: state.remaining + 1, resetMs: rate ? state.resetMs - rate.intervalMs : state.resetMs }
+  }
+  return { refused: index, reason: 'limit', retryAfterMs: outcome.retryAfterMs, states: reported }
 }
 
 /**

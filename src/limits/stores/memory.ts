@@ -13,9 +13,9 @@
 // callers it strands with a misleading 429. Existing keys keep working throughout.
 import type { Logger } from '../../telemetry/index.ts'
 import type { Check, CheckState, LimitsStore, TakeResult } from '../store.ts'
-import { expiryOf, FULL_SWEEP_EVERY_MS, fullStoreRefusals, outcomeOf, refusedBy, SWEEP_EVERY_MS, valueToStore, windowToStore } from './entry-rules.ts'
+import { cappedTat, expiryOf, FULL_SWEEP_EVERY_MS, fullStoreRefusals, outcomeOf, refusedBy, SWEEP_EVERY_MS, valueToStore, windowToStore } from './entry-rules.ts'
 
-interface Entry {
+export interface MemoryEntry {
   value: number
   /** For quotas: the window index the count belongs to. */
   window: number
@@ -31,15 +31,25 @@ export interface MemoryStore extends LimitsStore {
   readonly refusedFull: number
 }
 
+/** What a memory store holds: one per store, or handed from store to store (store-registry.ts). */
+export type MemoryEntries = Map<string, MemoryEntry>
+
 export interface MemoryStoreOptions {
   maxKeys: number
+  /**
+   * Entries shared with the other memory stores of a registry (store-registry.ts), so a reload that
+   * changes max_keys keeps every bucket: the store counts in them and leaves clearing them to their
+   * owner. When they hold more than max_keys, no live entry is dropped: new keys wait until decayed
+   * ones are swept, as in any full store.
+   */
+  entries?: MemoryEntries
   now?: () => number
   /** Where "store full" is reported (at most every 10 s). */
   logger?: Logger
 }
 
 export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
-  const entries = new Map<string, Entry>()
+  const entries: MemoryEntries = options.entries ?? new Map()
   const now = options.now ?? Date.now
   let nextSweep = now() + SWEEP_EVERY_MS
   let nextFullSweep = 0
@@ -66,7 +76,7 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
     return refuse(index, at)
   }
 
-  function commit(key: string, entry: Entry | undefined, value: number, window: number, expiresAt: number): void {
+  function commit(key: string, entry: MemoryEntry | undefined, value: number, window: number, expiresAt: number): void {
     if (entry) {
       entry.value = value
       entry.window = window
@@ -83,7 +93,7 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
       if (at >= nextSweep) sweep(at)
       const count = checks.length
       const states: CheckState[] = new Array(count)
-      const found: Array<Entry | undefined> = new Array(count)
+      const found: Array<MemoryEntry | undefined> = new Array(count)
       const next: number[] = new Array(count)
       let fresh = 0
       let firstFresh = -1
@@ -95,7 +105,11 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
         const outcome = outcomeOf(check, entry !== undefined && entry.expiresAt > at, entry?.value ?? 0, entry?.window ?? 0, at)
         if (outcome === null) continue
         states[i] = outcome
-        if (!outcome.allowed) return refusedBy(i, outcome, states)
+        if (!outcome.allowed) {
+          const capped = entry === undefined ? undefined : cappedTat(check, outcome, entry.value)
+          if (capped !== undefined) commit(check.key, entry, capped, 0, expiryOf(check, capped, 0))
+          return refusedBy(checks, i, outcome, states)
+        }
         next[i] = valueToStore(check, outcome)
       }
       if (fresh > 0 && !hasRoom(fresh, at)) return refuseFull(firstFresh, at)
@@ -116,7 +130,7 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
       return refusedFull
     },
     async close() {
-      entries.clear()
+      if (!options.entries) entries.clear()
     },
   }
 }

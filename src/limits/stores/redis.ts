@@ -18,6 +18,15 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local out = {0, 0}
 local writes = {}
+-- The checks before the refusing one i are not charged: they report what remained before this
+-- request (a rate's take moved its TAT one interval on, a quota's counted one), as entry-rules.ts.
+local function untaken(reply, i)
+  for j = 1, i - 1 do
+    reply[1 + 2 * j] = reply[1 + 2 * j] + 1
+    if ARGV[(j - 1) * 3 + 1] == 'r' then reply[2 + 2 * j] = reply[2 + 2 * j] - tonumber(ARGV[(j - 1) * 3 + 2]) end
+  end
+  return reply
+end
 for i, key in ipairs(KEYS) do
   local kind = ARGV[(i - 1) * 3 + 1]
   local a = tonumber(ARGV[(i - 1) * 3 + 2])
@@ -26,14 +35,19 @@ for i, key in ipairs(KEYS) do
     -- GCRA: a = emission interval (us), b = burst
     local tat = tonumber(redis.call('GET', key) or '0')
     if tat < now then tat = now end
+    -- never more than an empty bucket ahead (a raised rate, a clock step): bucket.ts says why, and
+    -- entry-rules.ts (cappedTat) why a capped one is stored back
+    local capped = tat > now + b * a
+    if capped then tat = now + b * a end
     local nxt = tat + a
     local allow_at = nxt - b * a
     if allow_at > now then
+      if capped then redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000) end
       out[1] = i
       out[2] = allow_at - now
       table.insert(out, 0)
       table.insert(out, tat - now)
-      return out
+      return untaken(out, i)
     end
     table.insert(out, math.floor((now - allow_at) / a))
     table.insert(out, nxt - now)
@@ -49,7 +63,7 @@ for i, key in ipairs(KEYS) do
       out[2] = reset
       table.insert(out, 0)
       table.insert(out, reset)
-      return out
+      return untaken(out, i)
     end
     table.insert(out, a - used - 1)
     table.insert(out, reset)

@@ -21,7 +21,7 @@ import { hash as digest, randomInt } from 'node:crypto'
 import { threadId } from 'node:worker_threads'
 import type { Logger } from '../../telemetry/index.ts'
 import type { Check, CheckState, LimitsStore, TakeResult } from '../store.ts'
-import { expiryOf, FULL_SWEEP_EVERY_MS, fullStoreRefusals, outcomeOf, refusedBy, SWEEP_EVERY_MS, valueToStore, windowToStore } from './entry-rules.ts'
+import { cappedTat, expiryOf, FULL_SWEEP_EVERY_MS, fullStoreRefusals, outcomeOf, refusedBy, SWEEP_EVERY_MS, valueToStore, windowToStore } from './entry-rules.ts'
 
 const SLOT_BYTES = 128
 // Per slot: Float64 [value, window, expiresAt] at bytes 0-23, Int32 [used, hash, key length] at 24-35, the key from 36.
@@ -262,7 +262,11 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: { log
         const outcome = outcomeOf(check, live, live ? (floats[base] as number) : 0, live ? (floats[base + 1] as number) : 0, at)
         if (outcome === null) continue
         states[i] = outcome
-        if (!outcome.allowed) return refusedBy(i, outcome, states)
+        if (!outcome.allowed) {
+          const capped = live ? cappedTat(check, outcome, floats[base] as number) : undefined
+          if (capped !== undefined) write(slot, capped, 0, expiryOf(check, capped, 0))
+          return refusedBy(checks, i, outcome, states)
+        }
         next[i] = valueToStore(check, outcome)
       }
       if (fresh > 0 && !hasRoom(fresh, at)) return refuseFull(firstFresh, at)
