@@ -46,6 +46,8 @@ export async function replay(current: Runtime, source: AuditSource, options: { d
     return JSON.parse(hide(JSON.stringify(await replayDraft(current, source, options)))) as ReplayResult
   } catch (err) {
     if (err instanceof GatewayError) throw new GatewayError(err.code, { detail: hide(err.detail) })
+    // No cause: its message is the one that quotes the values, and a cause reaches the log.
+    // eslint-disable-next-line preserve-caught-error
     throw new Error(hide(err instanceof Error ? err.message : String(err)))
   }
 }
