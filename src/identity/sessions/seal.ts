@@ -15,21 +15,30 @@ function keyOf(cookieValue: string): Buffer {
 
 export function sealTokens(tokens: SessionTokens, cookieValue: string): string | null {
   if (tokens.idToken === null && tokens.refreshToken === null) return null
-  const iv = randomBytes(12)
-  const cipher = createCipheriv('aes-256-gcm', keyOf(cookieValue), iv)
-  const body = Buffer.concat([cipher.update(JSON.stringify(tokens), 'utf8'), cipher.final()])
-  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url')
+  return sealJson(tokens, keyOf(cookieValue))
 }
 
 /** The tokens, or null when there are none or they do not open with this cookie. */
 export function openTokens(sealed: string | null, cookieValue: string): SessionTokens | null {
-  if (sealed === null) return null
+  return sealed === null ? null : openJson<SessionTokens>(sealed, keyOf(cookieValue))
+}
+
+/** A value as JSON sealed with AES-256-GCM: iv (12 bytes), tag (16), ciphertext, as base64url. */
+export function sealJson(value: unknown, key: Buffer): string {
+  const iv = randomBytes(12)
+  const cipher = createCipheriv('aes-256-gcm', key, iv)
+  const body = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()])
+  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url')
+}
+
+/** What sealJson sealed, or null when it does not open with this key (altered, another key's, garbage). */
+export function openJson<T>(sealed: string, key: Buffer): T | null {
   try {
     const bytes = Buffer.from(sealed, 'base64url')
-    const decipher = createDecipheriv('aes-256-gcm', keyOf(cookieValue), bytes.subarray(0, 12))
+    if (bytes.length < 28) return null
+    const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, 12))
     decipher.setAuthTag(bytes.subarray(12, 28))
-    const plain = Buffer.concat([decipher.update(bytes.subarray(28)), decipher.final()])
-    return JSON.parse(plain.toString('utf8')) as SessionTokens
+    return JSON.parse(Buffer.concat([decipher.update(bytes.subarray(28)), decipher.final()]).toString('utf8')) as T
   } catch {
     return null
   }

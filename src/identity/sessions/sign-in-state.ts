@@ -8,7 +8,8 @@
 // The key is made once and kept in the session store (SessionStore.signInKey), so every instance
 // and worker sharing the store opens a cookie another sealed; HKDF gives each sign-in (the
 // gateway's, the console's) and client its own key, so one's cookie is nothing to the other.
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
+import { hkdfSync } from 'node:crypto'
+import { openJson, sealJson } from './seal.ts'
 
 export interface PendingSignIn {
   readonly state: string
@@ -34,23 +35,11 @@ export function pendingKey(storeKey: Buffer, audience: string, clientId: string)
 }
 
 export function sealPending(pending: PendingSignIn, key: Buffer): string {
-  const fields: Sealed = { s: pending.state, n: pending.nonce, v: pending.codeVerifier, r: pending.returnTo, e: pending.expiresAt }
-  const iv = randomBytes(12)
-  const cipher = createCipheriv('aes-256-gcm', key, iv)
-  const body = Buffer.concat([cipher.update(JSON.stringify(fields), 'utf8'), cipher.final()])
-  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url')
+  return sealJson({ s: pending.state, n: pending.nonce, v: pending.codeVerifier, r: pending.returnTo, e: pending.expiresAt } satisfies Sealed, key)
 }
 
 /** The sign-in, or null when the value is not one this key sealed (tampered, another gateway's, garbage). */
 export function openPending(sealed: string, key: Buffer): PendingSignIn | null {
-  try {
-    const bytes = Buffer.from(sealed, 'base64url')
-    if (bytes.length < 29) return null
-    const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, 12))
-    decipher.setAuthTag(bytes.subarray(12, 28))
-    const fields = JSON.parse(Buffer.concat([decipher.update(bytes.subarray(28)), decipher.final()]).toString('utf8')) as Sealed
-    return { state: fields.s, nonce: fields.n, codeVerifier: fields.v, returnTo: fields.r, expiresAt: fields.e }
-  } catch {
-    return null
-  }
+  const fields = openJson<Sealed>(sealed, key)
+  return fields === null ? null : { state: fields.s, nonce: fields.n, codeVerifier: fields.v, returnTo: fields.r, expiresAt: fields.e }
 }
