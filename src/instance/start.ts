@@ -28,13 +28,9 @@ export interface StartOptions {
   /** One of server.workers' request-path workers (src/instance/workers): shares the port and the limits table. */
   worker?: WorkerRole
   /**
-   * A worker's: its config file or TLS files changed. The primary then reloads every worker (all
-   * of them, or none), instead of each worker on its own.
-   */
-  onReloadWanted?: () => void
-  /**
-   * A worker's: what POST /api/reload on its admin API runs, once its own admin check let the
-   * caller in (the primary passes the request through): the primary reloads every worker.
+   * A worker's: how it reloads, whether its config or TLS files changed or POST /api/reload let a
+   * caller in on its admin API (the primary passes that request through, so the admin check is the
+   * one a single gateway makes): the primary reloads every worker, all of them or none.
    */
   reloadEverywhere?: () => Promise<ReloadResult>
 }
@@ -109,7 +105,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     logger,
     auth: () => live.admin,
     consoleSignIn: () => consoleSignInOf(state.runtime),
-    routes: adminRoutes({ runtime: () => state.runtime, reload: () => (options.reloadEverywhere ?? reload)(), secretsStore: () => live.secrets.store, auditHead: () => audit.head(), auditConfig: () => config.audit }),
+    routes: adminRoutes({ runtime: () => state.runtime, reload: () => reloadHere(), secretsStore: () => live.secrets.store, auditHead: () => audit.head(), auditConfig: () => config.audit }),
     metrics: () => metrics.render(),
     readiness: createReadiness(state),
   })
@@ -121,9 +117,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const refresh = startSecretsRefresh(live, background)
   const reloader = createReload(live, { ...prepareDeps, configFile: options.configFile, gatewayServer, refresh })
   const reload = reloader.reload
+  /** This gateway's reload, or, in a worker, every worker's. */
+  const reloadHere = (): Promise<ReloadResult> => (options.reloadEverywhere ?? reload)()
   function reloadWanted(): void {
-    if (options.onReloadWanted) options.onReloadWanted()
-    else void background.run('reload', () => reload())
+    void background.run('reload', reloadHere)
   }
   const configWatch = watchConfigFile(options.configFile, state, () => reloadWanted())
   const shutdown = createShutdown(live, { gatewayServer, adminServer, refresh, closeRegistries: () => compile.closeAll(), quiesceMcpSessions: () => compile.agents.quiesceSessions(), audit, tracing })

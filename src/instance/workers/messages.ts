@@ -26,11 +26,10 @@ export type FromThread =
   | { type: 'ready'; url: string; port: number }
   /** It could not start: a config error's lines, or a listen error's code and message. */
   | { type: 'failed'; message: string; code: string | null; lines: string[] | null }
-  /** Its config file or TLS files changed (server.watch_config): the primary reloads every worker. */
-  | { type: 'reload-wanted' }
   /**
-   * POST /api/reload, let in by its own admin API (admin access, and a console session's Origin
-   * check): the primary reloads every worker and answers with `reload-done`.
+   * Its config file or TLS files changed (server.watch_config), or POST /api/reload let a caller in
+   * on its own admin API (admin access, a console session's Origin): the primary reloads every
+   * worker and answers with `reload-done`.
    */
   | { type: 'reload-asked'; id: number }
   /** Staged (ok: waiting for commit or abort) or refused (the result says why). */

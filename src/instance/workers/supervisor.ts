@@ -138,15 +138,15 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
           if (slot.state === 'running') slot.state = 'draining'
           armHardStop(slot, thread, message.shutdownTimeoutMs)
           break
-        case 'reload-wanted':
-          void background.run('reload', () => reload())
+        case 'reload-asked': {
+          // Its files changed, or its admin API let a caller in as a single gateway would: the reload is every worker's.
+          const answer = (result: ReloadResult) => thread.postMessage({ type: 'reload-done', id: message.id, result } satisfies ToThread)
+          void background.run('reload', () => reload().then(answer, (err: unknown) => {
+            answer({ ok: false, errors: [`the reload failed: ${(err as Error).message}`] })
+            throw err
+          }))
           break
-        case 'reload-asked':
-          // Its admin API let the caller in as a single gateway would: the reload is every worker's.
-          void reload()
-            .catch((err: unknown): ReloadResult => ({ ok: false, errors: [`the reload failed: ${(err as Error).message}`] }))
-            .then((result) => thread.postMessage({ type: 'reload-done', id: message.id, result } satisfies ToThread))
-          break
+        }
         case 'staged':
           slot.reloads.get(message.id)?.(message.result)
           slot.reloads.delete(message.id)

@@ -15,7 +15,7 @@ const data = workerData as ThreadData
 const port = parentPort as NonNullable<typeof parentPort>
 const say = (message: FromThread) => port.postMessage(message)
 
-/** POST /api/reload on this worker's admin API, waiting for the primary's reload of every worker. */
+/** A reload asked of this worker (its files changed, or POST /api/reload), done by the primary on every worker. */
 const reloadsAsked = new Map<number, (result: ReloadResult) => void>()
 let nextReloadAsked = 1
 function reloadEverywhere(): Promise<ReloadResult> {
@@ -28,7 +28,7 @@ function reloadEverywhere(): Promise<ReloadResult> {
 
 let gateway: GatewayInstance
 try {
-  gateway = await startGateway({ configFile: data.configFile, port: data.port, env: data.env, worker: data.role, onReloadWanted: () => say({ type: 'reload-wanted' }), reloadEverywhere })
+  gateway = await startGateway({ configFile: data.configFile, port: data.port, env: data.env, worker: data.role, reloadEverywhere })
 } catch (err) {
   const lines = err instanceof ConfigError ? err.lines : null
   say({ type: 'failed', message: (err as Error).message, code: ((err as NodeJS.ErrnoException).code ?? null), lines })
