@@ -9,7 +9,7 @@ import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { accessDenied, describeClaimMismatch, evaluateAccess, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch } from '../access/index.ts'
 import { parseTarget } from '../http/index.ts'
 import {
-  checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, identityFromClaims, issuerUnknown, keyFreeRule,
+  checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, identityFromClaims, issuerUnknown, keyFreeRule, type DecodedJwt,
 } from '../identity/index.ts'
 import type { Identity } from '../request/index.ts'
 import { printable } from '../text/index.ts'
@@ -140,21 +140,23 @@ function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, a
   const configured = issuers.map((i) => i.issuer)
   let claims: JWTPayload
   if (request.token !== undefined) {
-    // The gateway's own checks that need no key, first (verify.ts): only the signature is left unchecked.
+    // The gateway's own checks that need no key, first (verify.ts): only the signature is left
+    // unchecked. A token they refuse is still read, when it can be, to say whose it is.
+    let decoded: DecodedJwt | undefined
     try {
-      checkWithoutKey(request.token, {
+      decoded = checkWithoutKey(request.token, {
         maxTokenBytes,
         ruleFor: (iss) => {
           const config = issuers.find((i) => i.issuer === iss)
           return config && keyFreeRule(config)
         },
         unknownIssuer: (iss) => issuerUnknown(iss, findDrift(iss, configured)),
-      })
+      })?.decoded
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err
       problems.push({ code: err.code, detail: err.detail })
+      decoded = decodeCompactJwt(request.token)
     }
-    const decoded = decodeCompactJwt(request.token)
     if (!decoded) return { identity: null, problems, described: { source, signature_checked: false, issuer: null, iss: null, sub: null, client_id: null, problems } }
     claims = decoded.claims
   } else {

@@ -95,6 +95,11 @@ function jsonObjectOf(part: string): Record<string, unknown> | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
 }
 
+/** Whether a JSON value nests deeper than a token's claims may (MAX_JSON_DEPTH): such a token is refused as malformed. */
+export function nestsTooDeep(json: string): boolean {
+  return nestsDeeperThan(json, MAX_JSON_DEPTH)
+}
+
 /** One pass over JSON text; strings are skipped with indexOf (their brackets do not count). */
 function nestsDeeperThan(json: string, maxDepth: number): boolean {
   let depth = 0

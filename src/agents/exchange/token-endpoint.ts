@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto'
 import type { TokenExchangeConfig } from '../../config/index.ts'
 import { GatewayError, truncateClientValue, type ErrorCode } from '../../errors/index.ts'
 import { API_KEY_PREFIX } from '../../http/index.ts'
-import { decodeCompactJwt, IDP_CLAIMS, MAX_JSON_DEPTH, splitUserClaims } from '../../identity/index.ts'
+import { IDP_CLAIMS, MAX_JSON_DEPTH, nestsTooDeep, splitUserClaims } from '../../identity/index.ts'
 import { nothingServed, type Backend, type Identity, type RequestContext, type Served } from '../../request/index.ts'
 import { audiencesOf, issuerOf } from './issuer.ts'
 import type { ExchangeKeys } from './keys.ts'
@@ -137,15 +137,16 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
       ...(actor ? { act: { sub: actor.sub, iss: actor.iss, ...(actor.clientId ? { client_id: actor.clientId } : {}), roles: actorRoles } } : {}),
       [IDP_CLAIMS]: restated,
     }
+    // idp_claims nests the user's claims one level deeper than their token did: a token nested past
+    // what the verifier reads would be one the gateway signs and then refuses.
+    if (nestsTooDeep(JSON.stringify(claims))) {
+      throw refuse('invalid_grant', `subject_token: its claims nest too deep to be carried in the exchanged token (at most ${MAX_JSON_DEPTH} levels in all).`)
+    }
     const keys = options.keys()
     if (!keys) throw new GatewayError('internal_error', { detail: 'The token exchange has no signing key.' })
     const token = keys.sign(claims)
     if (token.length > options.maxTokenBytes) {
       throw refuse('invalid_grant', `subject_token: its claims make the exchanged token ${token.length} bytes long, more than server.max_token_bytes (${options.maxTokenBytes}) accepts.`)
-    }
-    // idp_claims nests the user's claims one level deeper than their token did.
-    if (decodeCompactJwt(token) === undefined) {
-      throw refuse('invalid_grant', `subject_token: its claims nest too deep to be carried in the exchanged token (at most ${MAX_JSON_DEPTH} levels in all).`)
     }
     // The audit record of the exchange names whom the token is for and who acts, with what was granted.
     const caller = callerOf(subject, actor, { roles: granted, actorRoles, act: claims.act as Record<string, unknown> | undefined })
