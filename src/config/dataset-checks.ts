@@ -88,15 +88,11 @@ export function datasetFindings(config: Config): Finding[] {
   return findings
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-}
-
 const COMPARISON = String.raw`(?:=|<>|!=|<=|>=|<|>|\bI?LIKE\b|\bIN\b|\bSIMILAR\s+TO\b)`
 
 /** Whether the sql compares `column` with `:param` directly (`email = :email`, `:email = t.email`, `email LIKE :q`). */
 function comparedIn(sql: string, column: string, param: string): boolean {
-  const col = String.raw`\b${escapeRegExp(column)}\b`
-  const placeholder = String.raw`:${escapeRegExp(param)}\b(?:::\w+)?`
+  const col = String.raw`\b${RegExp.escape(column)}\b`
+  const placeholder = String.raw`:${RegExp.escape(param)}\b(?:::\w+)?`
   return new RegExp(String.raw`${col}\s*${COMPARISON}\s*[(\s]*(?:\w+\()?${placeholder}|${placeholder}\)?\s*${COMPARISON}\s*${col}`, 'i').test(sql)
 }
