@@ -15,7 +15,7 @@ export interface ResponseBufferLimits {
 
 let heldBytes = 0
 
-/** What all answers hold now (for tests and metrics). */
+/** What all answers hold now (the tests read it). */
 export function heldResponseBytes(): number {
   return heldBytes
 }

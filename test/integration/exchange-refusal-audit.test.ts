@@ -5,11 +5,11 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { AuditRecord } from '../../src/audit/record.ts'
-import { searchAudit } from '../../src/audit/search.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { waitForAuditRecord } from '../helpers/audit.ts'
 
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
@@ -69,14 +69,7 @@ async function exchange(requestId: string, params: Record<string, string>): Prom
   return { status: res.statusCode, error: ((await res.body.json()) as { error?: string }).error }
 }
 
-async function auditRecord(requestId: string): Promise<AuditRecord> {
-  let found: AuditRecord | undefined
-  await waitFor(async () => {
-    found = (await searchAudit({ type: 'sqlite', path: db }, { limit: 500 }).catch(() => [])).find((r) => r.request_id === requestId)
-    return found !== undefined
-  }, `the audit record of ${requestId}`, 20_000)
-  return found as AuditRecord
-}
+const auditRecord = (requestId: string): Promise<AuditRecord> => waitForAuditRecord(db, requestId)
 
 it('names the user and the agent that tried in the record of a refused exchange, with no role granted', async () => {
   expect(await exchange('refused-rogue', { actor_token: rogue })).toEqual({ status: 400, error: 'unauthorized_client' })

@@ -5,11 +5,10 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { AuditRecord } from '../../src/audit/record.ts'
-import { searchAudit } from '../../src/audit/search.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { answerJson, startIntrospectionEndpoint, type TestIntrospectionEndpoint } from '../helpers/introspection-endpoint.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
+import { waitForAuditRecord } from '../helpers/audit.ts'
 
 const LEGACY = 'https://legacy.test'
 const AUD = 'api://legacy'
@@ -82,14 +81,7 @@ async function exchange(params: Record<string, string>) {
   return { status: res.statusCode, body: (await res.body.json()) as { error?: string; error_description?: string } }
 }
 
-async function auditRecord(requestId: string): Promise<AuditRecord> {
-  let found: AuditRecord | undefined
-  await waitFor(async () => {
-    found = (await searchAudit({ type: 'sqlite', path: db }, { limit: 500 }).catch(() => [])).find((r) => r.request_id === requestId)
-    return found !== undefined
-  }, `the audit record of ${requestId}`, 20_000)
-  return found as AuditRecord
-}
+const auditRecord = (requestId: string): Promise<AuditRecord> => waitForAuditRecord(db, requestId)
 
 it('decides an introspected token naming an agent for both, the agent\'s roles from the trust rules, and audits both', async () => {
   expect((await call('/pii/customers', 'opaque-alone')).status).toBe(200) // the user alone may

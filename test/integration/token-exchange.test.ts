@@ -10,11 +10,11 @@ import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AuditRecord } from '../../src/audit/record.ts'
-import { searchAudit } from '../../src/audit/search.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, signingKey, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { waitForAuditRecord } from '../helpers/audit.ts'
 
 const ISSUER = 'https://gateway.test'
 const MCP_AUDIENCE = 'https://gateway.test/mcp'
@@ -127,14 +127,7 @@ async function call(path: string, token: string, requestId?: string) {
   return { status: res.statusCode, body: (await res.body.json()) as { code?: string; detail?: string; headers?: Record<string, string> } }
 }
 
-async function auditRecord(requestId: string): Promise<AuditRecord> {
-  let found: AuditRecord | undefined
-  await waitFor(async () => {
-    found = (await searchAudit({ type: 'sqlite', path: db }, { limit: 500 }).catch(() => [])).find((r) => r.request_id === requestId)
-    return found !== undefined
-  }, `the audit record of ${requestId}`, 20_000)
-  return found as AuditRecord
-}
+const auditRecord = (requestId: string): Promise<AuditRecord> => waitForAuditRecord(db, requestId)
 
 describe('the gateway as an authorization server (RFC 8414 metadata, its keys)', () => {
   it('publishes its metadata and the keys its tokens are signed with', async () => {

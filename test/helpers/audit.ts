@@ -1,0 +1,13 @@
+// The audit record of one request, read from a SQLite log as it is written: the worker writes in
+// batches, so a test waits for it rather than reading once.
+import { searchAudit, type AuditRecord } from '../../src/audit/index.ts'
+import { waitFor } from './wait.ts'
+
+export async function waitForAuditRecord(dbPath: string, requestId: string, timeoutMs = 20_000): Promise<AuditRecord> {
+  let found: AuditRecord | undefined
+  await waitFor(async () => {
+    found = (await searchAudit({ type: 'sqlite', path: dbPath }, { limit: 500 }).catch(() => [])).find((r) => r.request_id === requestId)
+    return found !== undefined
+  }, `the audit record of ${requestId}`, timeoutMs)
+  return found as AuditRecord
+}
