@@ -51,7 +51,9 @@ describe('the audit worker priority', () => {
         const priority = m.workerPriority(m.ownThreadNice())
         const tid = require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()
         parentPort.postMessage({ tid, yielding: priority.yielding })
-        parentPort.once('message', (lag) => { priority.observeLag(lag); parentPort.postMessage(priority.yielding) })
+        // on, not once: a listener kept holds the thread up until terminate, so its /proc entry is
+        // there to read after its answer (with once it could exit first: ENOENT in CI).
+        parentPort.on('message', (lag) => { priority.observeLag(lag); parentPort.postMessage(priority.yielding) })
       })`
     const niceOf = (tid: string) => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]?.split(' ')[16])
     const ownTid = readlinkSync('/proc/thread-self').split('/').pop() as string
