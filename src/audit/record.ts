@@ -109,6 +109,28 @@ export function isoTime(ms: number): string {
   return `${isoPrefix}${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`
 }
 
+/**
+ * Date.parse for isoTime's own form (`2026-12-01T17:14:27.330Z`), its second kept: the audit worker
+ * turns every record's time into the SQLite log's time_ms, and Date.parse measured ~0.6 µs a call
+ * there (issue 15); the record before nearly always shares the second. Any other form: Date.parse.
+ */
+let parsedPrefix = ''
+let parsedSecondMs = Number.NaN
+export function timeMsOf(iso: string): number {
+  if (iso.length !== 24 || iso.charCodeAt(19) !== 0x2e /* . */ || iso.charCodeAt(23) !== 0x5a /* Z */) return Date.parse(iso)
+  const hundreds = iso.charCodeAt(20) - 0x30
+  const tens = iso.charCodeAt(21) - 0x30
+  const units = iso.charCodeAt(22) - 0x30
+  if (hundreds < 0 || hundreds > 9 || tens < 0 || tens > 9 || units < 0 || units > 9) return Date.parse(iso)
+  if (parsedPrefix === '' || !iso.startsWith(parsedPrefix)) {
+    const second = Date.parse(`${iso.slice(0, 20)}000Z`)
+    if (Number.isNaN(second)) return second
+    parsedPrefix = iso.slice(0, 20)
+    parsedSecondMs = second
+  }
+  return parsedSecondMs + hundreds * 100 + tens * 10 + units
+}
+
 /** A client's value as the record keeps it: NUL and unpaired surrogates replaced, cut at the field's bound (fields.ts `client`). */
 function bounded(value: string | null | undefined, maxChars: number): string | null | undefined {
   return typeof value === 'string' ? clean(truncateClientValue(value, maxChars)) : value

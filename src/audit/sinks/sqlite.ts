@@ -9,7 +9,7 @@ import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { addMissingColumns } from '../../collections/index.ts'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_SPECS, type FieldSpec } from '../fields.ts'
-import type { AuditRecord } from '../record.ts'
+import { timeMsOf, type AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
 import { rowColumns, type AuditSink, type ChainHead, type SinkHead, type StoredRow } from './sink.ts'
 
@@ -180,10 +180,14 @@ export function recordFromRow(row: Record<string, unknown>): AuditRecord {
 
 const TIME_COLUMN = FIELD_SPECS.findIndex((field) => field.name === 'time')
 
-function bind(out: unknown[], chainNo: number, row: StoredRow): void {
+/** A row's values into `out` from `at`; returns where the next row's go. */
+function bind(out: unknown[], at: number, chainNo: number, row: StoredRow): number {
   const columns = rowColumns(row)
-  out.push(chainNo, row.seq, Date.parse(columns[TIME_COLUMN] as string))
-  for (const value of columns) out.push(value)
+  out[at++] = chainNo
+  out[at++] = row.seq
+  out[at++] = timeMsOf(columns[TIME_COLUMN] as string)
+  for (let i = 0; i < columns.length; i++) out[at++] = columns[i]
+  return at
 }
 
 export function createSqliteSink(path: string, options: { durable: boolean }): AuditSink {
@@ -241,10 +245,11 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
         // the rows above it are exactly the ones this batch inserted: not the ignored replays.
         const before = (maxRowid ??= db.prepare('SELECT coalesce(max(rowid), 0) AS last FROM audit_records')).get() as { last: number }
         for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
-          const chunk = rows.slice(i, i + ROWS_PER_INSERT)
-          const params: unknown[] = []
-          for (const row of chunk) bind(params, chainNoOf(row.chain), row)
-          insertOf(chunk.length).run(...(params as Array<string | number | null>))
+          const end = Math.min(i + ROWS_PER_INSERT, rows.length)
+          const params = new Array<unknown>((end - i) * INSERT_COLUMNS.length)
+          let at = 0
+          for (let r = i; r < end; r++) at = bind(params, at, chainNoOf((rows[r] as StoredRow).chain), rows[r] as StoredRow)
+          insertOf(end - i).run(...(params as Array<string | number | null>))
         }
         rollUps ??= rollupInserts('rowid > ?', 'ON CONFLICT DO UPDATE SET n = n + excluded.n').map((sql) => (db as DatabaseSync).prepare(sql))
         for (const rollUp of rollUps) rollUp.run(before.last)

@@ -4,7 +4,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { columnValues } from '../../../src/audit/canonical-scan.ts'
 import { FIELD_SPECS } from '../../../src/audit/fields.ts'
-import { chain, canonicalJson, GENESIS_HASH, isoTime, link, recordLine, recordOf, type RecordInput } from '../../../src/audit/record.ts'
+import { chain, canonicalJson, GENESIS_HASH, isoTime, link, recordLine, recordOf, timeMsOf, type RecordInput } from '../../../src/audit/record.ts'
 import { LinkedRow, rowColumns } from '../../../src/audit/sinks/sink.ts'
 import type { RequestFacts } from '../../../src/request/index.ts'
 
@@ -45,6 +45,18 @@ describe('columns read from the canonical text', () => {
     }))
   })
 
+  it('match the parsed record for any numbers: whole ones read digit by digit, and those it leaves to Number', () => {
+    const edges = [0, 1, 9, 10, 404, 999_999_999_999_999, 1_000_000_000_000_000, Number.MAX_SAFE_INTEGER, 2 ** 53 + 2, 1e21, -0, -1, 0.5, 1.25e-7, 123.456]
+    for (const value of edges) {
+      const record = chain(input({ bytes_in: value, bytes_out: value, status: Number.isInteger(value) ? value : 200, duration_ms: value, attempts: Number.isInteger(value) ? value : null }), GENESIS_HASH)
+      expect(columnsOf(record)).toEqual(fromRecord(record))
+    }
+    fc.assert(fc.property(fc.oneof(fc.nat(), fc.maxSafeNat(), fc.integer({ min: -(2 ** 40), max: 2 ** 40 }), fc.double({ noNaN: true, noDefaultInfinity: true })), (value) => {
+      const record = chain(input({ bytes_out: value, upstream_ms: value }), GENESIS_HASH)
+      expect(columnsOf(record)).toEqual(fromRecord(record))
+    }))
+  })
+
   it('reads a request line the worker linked, and falls back to the record for text that is not canonical', () => {
     const ctx = { startedAt: Date.now(), startMono: 0, id: 'req-9', method: 'GET', path: '/x', route: null, status: 200, decision: 'allow', code: null, error: null, statement: null, identity: null, roles: [], clientIp: '::1', headers: { userAgent: null }, upstream: null, upstreamStatus: null, bytesIn: 0, bytesOut: 0, limit: null, credential: null, attempts: 0 } as unknown as RequestFacts
     const linked = link(recordLine(ctx, 'host:1'), GENESIS_HASH)
@@ -71,5 +83,18 @@ describe('the record time', () => {
       expect(isoTime(ms)).toBe(new Date(ms).toISOString())
     }))
     expect(isoTime(1.5)).toBe(new Date(1.5).toISOString())
+  })
+
+  it('reads back as Date.parse reads it (the SQLite log\'s time_ms), whatever the form, in and across seconds', () => {
+    for (const ms of [0, 999, 1000, 1_764_609_267_001, 1_764_609_267_999, 1_764_609_268_000, 1_764_609_267_500, -1, -1001, 253_402_300_799_999, 253_402_300_800_000]) {
+      expect(timeMsOf(new Date(ms).toISOString())).toBe(ms)
+    }
+    fc.assert(fc.property(fc.integer({ min: -62_000_000_000_000, max: 8_000_000_000_000_000 }), (ms) => {
+      expect(timeMsOf(isoTime(ms))).toBe(Date.parse(isoTime(ms)))
+    }))
+    // Not isoTime's form: Date.parse decides, NaN included.
+    for (const text of ['2026-12-01T17:14:27Z', '2026-12-01T17:14:27.3Z', '2026-12-01T17:14:27.33xZ', '2026-12-01T17:14:27.-33Z', '2026-13-01T17:14:27.330Z', '2026-12-01 17:14:27.330Z', 'not a time at all, 24 ch', '']) {
+      expect(timeMsOf(text)).toStrictEqual(Date.parse(text))
+    }
   })
 })
