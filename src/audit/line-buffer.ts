@@ -6,11 +6,19 @@
 /** Worst case: every UTF-16 unit becomes 3 bytes, plus the newline. */
 const maxBytes = (line: string) => line.length * 3 + 1
 
+/**
+ * Buffers the worker has read and handed back, for the next batches (at most this many kept). A
+ * fresh 1 MB buffer per batch measured ~30 MB more resident memory under load: each one lived in
+ * the worker until its isolate next collected garbage (issue 15; bench/README.md, "Profiling").
+ */
+const MAX_SPARES = 4
+
 export class LineBuffer {
   #bytes: Buffer<ArrayBuffer>
   #used = 0
   #count = 0
   readonly #capacity: number
+  readonly #spares: ArrayBuffer[] = []
 
   /**
    * 1 MB: room for ~1,600 lines at the worst-case 3 bytes per character (a typical line is ~650
@@ -40,12 +48,18 @@ export class LineBuffer {
     this.#count++
   }
 
-  /** The batch so far (newline-separated lines), ready to transfer; the buffer starts afresh. */
+  /** The batch so far (newline-separated lines), ready to transfer; the buffer starts afresh (a spare if there is one). */
   take(): Uint8Array<ArrayBuffer> {
     const batch = new Uint8Array(this.#bytes.buffer, this.#bytes.byteOffset, this.#used)
-    this.#bytes = Buffer.allocUnsafeSlow(this.#capacity)
+    const spare = this.#spares.pop()
+    this.#bytes = spare === undefined ? Buffer.allocUnsafeSlow(this.#capacity) : Buffer.from(spare)
     this.#used = 0
     this.#count = 0
     return batch
+  }
+
+  /** A batch's buffer back from the worker, once read: kept for a later batch if it is of the usual size. */
+  recycle(buffer: ArrayBuffer): void {
+    if (buffer.byteLength === this.#capacity && this.#spares.length < MAX_SPARES) this.#spares.push(buffer)
   }
 }

@@ -110,6 +110,9 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
           }
           break
         }
+        case 'buffer':
+          pending.recycle(message.buffer)
+          break
         case 'stats':
           workerStats = message.stats
           break

@@ -40,7 +40,7 @@ export interface WorkerConfig {
  * when the request thread posted it (how far behind the worker is: worker-priority.ts);
  * `postedEnd` the count of records posted up to and including it (WorkerConfig.posted).
  */
-export type ToWorker = { type: 'batch'; id: number; bytes: Uint8Array; postedAt: number; postedEnd: number } | { type: 'drain'; id: number }
+export type ToWorker = { type: 'batch'; id: number; bytes: Uint8Array<ArrayBuffer>; postedAt: number; postedEnd: number } | { type: 'drain'; id: number }
 
 export interface WorkerStats {
   backlog: number
@@ -57,6 +57,8 @@ export interface WorkerStats {
 
 export type FromWorker =
   | { type: 'ready'; chain: string; head: ChainHead; checkpoint: Checkpoint | null }
+  /** A batch's bytes, read: the request thread writes a later batch into them (line-buffer.ts). */
+  | { type: 'buffer'; buffer: ArrayBuffer }
   /** A batch (id null: a record of the worker's own) is in every sink or its spill file. */
   | { type: 'committed'; id: number | null; head: ChainHead }
   | { type: 'checkpoint'; checkpoint: Checkpoint }
@@ -231,7 +233,9 @@ const priority = workerPriority(config.durable ? null : ownThreadNice())
 port.on('message', (message: ToWorker) => {
   if (message.type === 'batch') {
     priority.observeLag(Date.now() - message.postedAt)
-    onBatch(message.id, Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.byteLength).toString('utf8'), message.postedEnd)
+    const lines = Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.byteLength).toString('utf8')
+    port.postMessage({ type: 'buffer', buffer: message.bytes.buffer } satisfies FromWorker, [message.bytes.buffer])
+    onBatch(message.id, lines, message.postedEnd)
   } else if (message.type === 'drain') {
     priority.restore()
     void Promise.all(runners.map((runner) => runner.drain()))

@@ -28,6 +28,24 @@ describe('audit line buffer', () => {
     expect(decode(buffer.take())).toBe(big)
   })
 
+  it('writes later batches into the buffers the worker hands back, keeping only a few of the usual size', () => {
+    const buffer = new LineBuffer(64)
+    buffer.append('first')
+    const first = buffer.take()
+    buffer.recycle(first.buffer)
+    buffer.recycle(new ArrayBuffer(32)) // not the usual size: dropped
+    buffer.append('second') // into the buffer take() started afresh
+    expect(buffer.take().buffer).not.toBe(first.buffer)
+    buffer.append('third') // into the one handed back
+    const third = buffer.take()
+    expect(third.buffer).toBe(first.buffer)
+    expect(decode(third)).toBe('third')
+    const spares = Array.from({ length: 6 }, () => new ArrayBuffer(64))
+    for (const spare of spares) buffer.recycle(spare)
+    const reused = new Set(Array.from({ length: 6 }, () => buffer.take().buffer))
+    expect(spares.filter((spare) => reused.has(spare))).toHaveLength(4)
+  })
+
   it('hands over a batch that the next lines cannot overwrite', () => {
     const buffer = new LineBuffer(64)
     buffer.append('first')
