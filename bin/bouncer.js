@@ -20,6 +20,13 @@ setFlagsFromString('--no-allocation-site-pretenuring')
 // 35% and smaller semi-spaces cost CPU: bench/README.md, "Profiling").
 setFlagsFromString('--heap-growing-percent=50')
 
+// NODE_OPTIONS=--max-semi-space-size=16 (deploy/, the Dockerfile) has sized this thread's young
+// generation by now. Left set, V8 would apply it to every worker thread too, over the young
+// generation each is started with (the audit worker's 8 MB, a function's slice of its `memory`):
+// cleared, each gets its own, and request-path workers the same as this thread
+// (src/instance/workers/young-generation.ts). The audit worker then held 8 MB instead of 16-32.
+setFlagsFromString('--max-semi-space-size=0')
+
 const installed = fileURLToPath(import.meta.url).includes('/node_modules/')
 const sources = new URL('../src/cli/main.ts', import.meta.url)
 const built = new URL('../dist/cli/main.js', import.meta.url)

@@ -32,7 +32,8 @@ function failAll(err: Error): void {
 
 function thread(): Worker {
   if (worker) return worker
-  const w = new Worker(WORKER_URL)
+  // Its own small young generation: a query's rows are short-lived (bin/bouncer.js lets workers size theirs).
+  const w = new Worker(WORKER_URL, { resourceLimits: { maxYoungGenerationSizeMb: 8 } })
   w.unref()
   w.on('message', (reply: QueryReply) => {
     const job = waiting.get(reply.id)

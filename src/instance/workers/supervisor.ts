@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
+import { requestWorkerLimits } from './young-generation.ts'
 import { randomUUID } from 'node:crypto'
 import type { AuditHead } from '../../audit/index.ts'
 import { listenUrl, type Config } from '../../config/index.ts'
@@ -105,7 +106,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   function start(slot: Slot): Promise<void> {
     const data: ThreadData = { configFile: options.configFile, port, role: { id: slot.id, sharedLimits, adminSocket: slot.socket }, env: options.env }
     rmSync(slot.socket, { force: true })
-    const thread = new Worker(THREAD_URL, { workerData: data, env: options.env, name: `bouncer ${slot.id}` })
+    const thread = new Worker(THREAD_URL, { workerData: data, env: options.env, name: `bouncer ${slot.id}`, resourceLimits: requestWorkerLimits() })
     slot.thread = thread
     slot.state = 'starting'
     slot.threadId = thread.threadId

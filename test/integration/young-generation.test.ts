@@ -1,0 +1,44 @@
+// Deployments set NODE_OPTIONS=--max-semi-space-size=16 for the request thread (deploy/, the
+// Dockerfile). V8 applied it to every worker thread too, over the young generation each was started
+// with: a function's `memory` (of which the young generation is a slice) did not bound it, and the
+// audit worker held 16-32 MB of young generation for its batches. bin/bouncer.js clears the flag
+// once the main thread has its heap (issue 15).
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { request } from 'undici'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { stringify } from 'yaml'
+import { startServe, type ServeProcess } from '../helpers/cli.ts'
+
+const FIXTURE = fileURLToPath(new URL('../fixtures/functions/young-generation.mjs', import.meta.url))
+let dir: string
+let serve: ServeProcess
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-young-'))
+  const config = join(dir, 'bouncer.yaml')
+  await writeFile(config, stringify({
+    server: { listen: '127.0.0.1:0' },
+    admin: { listen: '127.0.0.1:0' },
+    audit: { sinks: [] },
+    // 64 MB: a young generation of 8 MB (a semi-space of ~2.7 MB), the rest old generation.
+    functions: [{ name: 'young', module: FIXTURE, memory: '64MB', concurrency: 1 }],
+    routes: [{ id: 'young', path: '/young', function: 'young', public: true }],
+  }))
+  serve = await startServe(['--config', config], { env: { NODE_OPTIONS: '--max-semi-space-size=16', BOUNCER_LOG_LEVEL: 'warn' } })
+})
+afterAll(async () => {
+  await serve?.stop()
+  await rm(dir, { recursive: true, force: true })
+})
+
+it("a function's worker keeps the young generation its memory gives it, under the deployed --max-semi-space-size=16", async () => {
+  const res = await request(`${serve.url}/young`)
+  expect(res.statusCode).toBe(200)
+  const { newSpaceMb } = (await res.body.json()) as { newSpaceMb: number }
+  // Two semi-spaces of ~2.7 MB; with the flag applied it grows to 16-32 MB.
+  expect(newSpaceMb).toBeGreaterThan(0)
+  expect(newSpaceMb).toBeLessThanOrEqual(8)
+})
