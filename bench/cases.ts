@@ -347,6 +347,16 @@ export const functionPlain: BenchCase = {
   },
 }
 
+export const functionThread: BenchCase = {
+  id: 'function-thread',
+  group: 'main',
+  title: 'reference: the same handler in 8 worker threads behind plain node:http (the thread hop alone)',
+  async start() {
+    const server = await startProcess(NODE, [join(ROOT, 'bench/servers/function-thread.ts'), String(FUNCTION_CONCURRENCY)], /listening on (\S+)/)
+    return { url: `${server.match[1]}/`, measured: server, connections: FUNCTION_CONCURRENCY, stop: () => server.stop() }
+  },
+}
+
 /** (d): the whole pipeline, sized by `shape` (the sweeps vary it). */
 export async function startPipeline(ctx: CaseContext, shape: { routes: number; statements: number }, spreadAudit = false): Promise<Started & { url: string; auditDb: string }> {
   const dir = await mkdtemp(join(ctx.dir, 'pipeline-'))
@@ -389,7 +399,7 @@ export const CASES: BenchCase[] = [
   auditCase(false), auditCase(true), bouncerJwtCached, bouncerApiKey, bouncerSession, bouncerCredentialAssertion, coldCase('ES256'), coldCase('RS256'),
   streaming(upstreamAlone, '(a) upstream alone, 1 MB'), streaming(nginxProxy, '(b) nginx, 1 MB'),
   streaming(fastifyProxy, '(e) fastify + reply-from, 1 MB'), streaming(bouncerBare, '(c) Bouncer, bare proxy, 1 MB'),
-  functionPlain, functionEcho, ...WORKER_CASES,
+  functionPlain, functionThread, functionEcho, ...WORKER_CASES,
 ]
 
 /** Cases that run only when `--cases` names them. */
