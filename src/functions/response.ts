@@ -20,6 +20,18 @@ export type ResponseResult = { ok: true; response: FunctionResponse } | { ok: fa
 const GATEWAY_WRITTEN = new Set(['content-length', 'x-request-id'])
 
 export function httpResponseOf(result: unknown): ResponseResult {
+  // Hot path: a plain object of a response's own members only, which structured() accepts as it is.
+  // JSON.stringify cannot fail on such an object nor read it otherwise (every value structured()
+  // takes is a string, number, boolean or null, or an object or array of those), so it is skipped:
+  // for a 1 KB body it was ~3 µs of each invocation on the worker (issue 15).
+  if (typeof result === 'object' && result !== null && isPlainObject(result) && 'statusCode' in result) {
+    try {
+      const taken = onlyResponseMembers(result) ? structured(result) : null
+      if (taken?.ok) return taken
+    } catch {
+      // a getter that throws: the long way below says why
+    }
+  }
   let json: string | undefined
   try {
     json = JSON.stringify(result === undefined ? null : result)
@@ -42,6 +54,21 @@ export function httpResponseOf(result: unknown): ResponseResult {
     return structured(value as Record<string, unknown>)
   }
   return inferred(json)
+}
+
+const RESPONSE_MEMBERS = new Set(['statusCode', 'headers', 'cookies', 'body', 'isBase64Encoded'])
+
+/**
+ * Only a response's members (as JSON.stringify would see them: enumerable string keys), with
+ * nothing JSON.stringify would call (toJSON) or refuse: isBase64Encoded a boolean if given, headers
+ * a plain object and cookies a plain array if given.
+ */
+function onlyResponseMembers(value: Record<string, unknown>): boolean {
+  for (const key in value) if (!RESPONSE_MEMBERS.has(key)) return false
+  const { isBase64Encoded: flag, headers, cookies } = value
+  if (flag !== undefined && flag !== null && typeof flag !== 'boolean') return false
+  if (headers !== undefined && headers !== null && (typeof headers !== 'object' || !isPlainObject(headers))) return false
+  return cookies === undefined || cookies === null || (Array.isArray(cookies) && Object.getPrototypeOf(cookies) === Array.prototype && typeof (cookies as { toJSON?: unknown }).toJSON !== 'function')
 }
 
 function isPlainObject(value: object): value is Record<string, unknown> {
