@@ -1,0 +1,52 @@
+// Issue 15: `bouncer serve` reports its resident memory in /metrics (bouncer_process_resident_memory_bytes),
+// and it must be the process's own: what the kernel says (VmRSS in /proc/PID/status), also in a
+// process whose worker threads hold memory of their own (the audit worker).
+import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { stringify } from 'yaml'
+import { startServe, type ServeProcess } from '../helpers/cli.ts'
+
+let dir: string
+let serve: ServeProcess
+let upstream: Server
+
+beforeAll(async () => {
+  upstream = createServer((_req, res) => res.end('pong')).listen(0, '127.0.0.1')
+  await once(upstream, 'listening')
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-rss-'))
+  const config = join(dir, 'bouncer.yaml')
+  await writeFile(config, stringify({
+    server: { listen: '127.0.0.1:0' },
+    admin: { listen: '127.0.0.1:0' },
+    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill') },
+    upstreams: [{ name: 'api', url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` }],
+    routes: [{ id: 'ping', path: '/ping', upstream: 'api', public: true }],
+  }))
+  serve = await startServe(['--config', config], { env: { BOUNCER_LOG_LEVEL: 'warn' } })
+})
+afterAll(async () => {
+  await serve?.stop()
+  upstream?.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+const kernelRss = (pid: number) => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024
+
+it.runIf(process.platform === 'linux')('reports the resident memory the kernel gives the process, its threads included', async () => {
+  for (let i = 0; i < 20; i++) expect((await request(`${serve.url}/ping`)).statusCode).toBe(200)
+  const before = kernelRss(serve.child.pid as number)
+  const text = await (await request(`${serve.adminUrl}/metrics`)).body.text()
+  const after = kernelRss(serve.child.pid as number)
+  const reported = Number(/^bouncer_process_resident_memory_bytes (\d+)$/m.exec(text)?.[1])
+  // Read between two reads of the kernel's figure: within them, give or take what answering /metrics allocated.
+  expect(reported).toBeGreaterThan(Math.min(before, after) * 0.9)
+  expect(reported).toBeLessThan(Math.max(before, after) * 1.1)
+  expect(reported).toBeGreaterThan(40 * 1024 * 1024) // a Node process with its audit worker: tens of MB, not kB or pages
+})
