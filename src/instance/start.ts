@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import type { AddressInfo, ListenOptions, Server as NetServer } from 'node:net'
 import { adminRoutes, consoleSignInOf, createAdminServer } from '../admin/index.ts'
 import { createAuditLog, instanceIdOf } from '../audit/index.ts'
-import { listenUrl, loadConfigFile } from '../config/index.ts'
+import { listenUrl, loadConfigFile, type LoadedConfig } from '../config/index.ts'
 import { createGatewayServer, createInternalDispatch, createRuntimeDeps, type GatewayState } from '../gateway/index.ts'
 import type { InternalDispatch } from '../request/index.ts'
 import { createBackgroundTasks, createLogger, createMetrics, startTracing, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
@@ -17,6 +17,7 @@ import { createReload, type ReloadResult, type StagedReload } from './reload.ts'
 import { startSecretsRefresh } from './secrets-refresh.ts'
 import { createShutdown } from './shutdown.ts'
 import { workerAuditConfig, type WorkerRole } from './workers/role.ts'
+import { releaseStartupGarbage } from './startup-garbage.ts'
 
 export interface StartOptions {
   configFile: string
@@ -51,7 +52,8 @@ export interface GatewayInstance {
 
 export async function startGateway(options: StartOptions): Promise<GatewayInstance> {
   const env = options.env ?? process.env
-  const loaded = await loadConfigFile(options.configFile, env)
+  // Let go of once prepared: it holds the YAML document, most of what releaseStartupGarbage gives back.
+  let loaded: LoadedConfig | null = await loadConfigFile(options.configFile, env)
   if (!loaded.config) throw new ConfigError(diagnosticLines(loaded, 'error'))
   const config = loaded.config
   // Every log line and metric names the instance, as its audit records do (several behind one balancer);
@@ -81,6 +83,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const prepareDeps: PrepareDeps = { logger, background, env, compile }
 
   const first = await prepare({ ...loaded, config }, null, prepareDeps)
+  // eslint-disable-next-line no-useless-assignment -- unreachable now, its YAML document goes in releaseStartupGarbage
+  loaded = null
   const audit = createAuditLog(options.worker ? workerAuditConfig(config.audit, options.worker.id, env) : config.audit, logger, background, first.secrets.store) // its checkpoint key may live in the store
   first.runtime.mcp?.takeSessions()
   const state: GatewayState = {
@@ -110,6 +114,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     readiness: createReadiness(state),
   })
 
+  // Before listening: no request waits on it (startup-garbage.ts).
+  releaseStartupGarbage()
   const gatewayAddress = await listen(gatewayServer.server, { host: config.server.listen.host, port: options.port ?? config.server.listen.port, reusePort: options.worker !== undefined })
   // A worker's admin listener is a socket only its primary reaches: the primary speaks for the gateway.
   const adminAddress = options.worker ? null : await listen(adminServer, { host: config.admin.listen.host, port: options.adminPort ?? config.admin.listen.port })
