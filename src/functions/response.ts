@@ -24,12 +24,12 @@ export function httpResponseOf(result: unknown): ResponseResult {
   // JSON.stringify cannot fail on such an object nor read it otherwise (every value structured()
   // takes is a string, number, boolean or null, or an object or array of those), so it is skipped:
   // for a 1 KB body it was ~3 µs of each invocation on the worker (issue 15).
-  if (typeof result === 'object' && result !== null && isPlainObject(result) && 'statusCode' in result) {
+  if (typeof result === 'object' && result !== null) {
     try {
-      const taken = onlyResponseMembers(result) ? structured(result) : null
+      const taken = isPlainObject(result) && 'statusCode' in result && onlyResponseMembers(result) ? structured(result) : null
       if (taken?.ok) return taken
     } catch {
-      // a getter that throws: the long way below says why
+      // a getter or proxy trap that throws: the long way below says why
     }
   }
   let json: string | undefined

@@ -33,6 +33,10 @@ describe('format 2.0 responses', () => {
     expect(refused(throwing)).toMatch(/cannot be serialized as JSON: no headers today/)
     expect(refused({ statusCode: 200, body: 'x', isBase64Encoded: 1n })).toMatch(/cannot be serialized as JSON/)
     expect(refused({ statusCode: 200, body: 'x', extra: 1n })).toMatch(/cannot be serialized as JSON/)
+    expect(refused({ statusCode: 200, body: 'x', get toJSON() { throw new Error('no toJSON today') } })).toMatch(/no toJSON today/)
+    const { proxy, revoke } = Proxy.revocable({ statusCode: 200, body: 'x' }, {})
+    revoke()
+    expect(refused(proxy)).toMatch(/cannot be serialized as JSON/)
     const headers = Object.create({ toJSON: () => { throw new Error('inherited toJSON') } }) as Record<string, string>
     headers['x-a'] = 'b'
     expect(refused({ statusCode: 200, body: 'x', headers })).toMatch(/inherited toJSON/)
