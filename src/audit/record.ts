@@ -117,7 +117,11 @@ export function isoTime(ms: number): string {
 let parsedPrefix = ''
 let parsedSecondMs = Number.NaN
 export function timeMsOf(iso: string): number {
-  if (iso.length !== 24 || iso.charCodeAt(19) !== 0x2e /* . */ || iso.charCodeAt(23) !== 0x5a /* Z */) return Date.parse(iso)
+  // Only toISOString's own shape: `T` and `.` where it writes them, and never hour 24, which
+  // Date.parse takes only as 24:00:00.000 (so the second's epoch plus milliseconds would be wrong).
+  if (iso.length !== 24 || iso.charCodeAt(10) !== 0x54 /* T */ || iso.charCodeAt(19) !== 0x2e /* . */ || iso.charCodeAt(23) !== 0x5a /* Z */ || iso.startsWith('24', 11)) {
+    return Date.parse(iso)
+  }
   const hundreds = iso.charCodeAt(20) - 0x30
   const tens = iso.charCodeAt(21) - 0x30
   const units = iso.charCodeAt(22) - 0x30

@@ -93,6 +93,8 @@ describe('the record time', () => {
       expect(timeMsOf(isoTime(ms))).toBe(Date.parse(isoTime(ms)))
     }))
     // Not isoTime's form: Date.parse decides, NaN included.
+    // Hour 24: Date.parse takes only 24:00:00.000 (the next day's midnight).
+    for (const text of ['2026-01-01T24:00:00.000Z', '2026-01-01T24:00:00.001Z', '2026-01-01 17:14:27.330Z']) expect(timeMsOf(text)).toStrictEqual(Date.parse(text))
     for (const text of ['2026-12-01T17:14:27Z', '2026-12-01T17:14:27.3Z', '2026-12-01T17:14:27.33xZ', '2026-12-01T17:14:27.-33Z', '2026-13-01T17:14:27.330Z', '2026-12-01 17:14:27.330Z', 'not a time at all, 24 ch', '']) {
       expect(timeMsOf(text)).toStrictEqual(Date.parse(text))
     }
