@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 
 // V8 pretenures allocation sites whose objects survived during startup (config loading); under
 // load those sites then allocate per-request objects straight into the old generation, where
@@ -26,6 +27,23 @@ setFlagsFromString('--heap-growing-percent=50')
 // cleared, each gets its own, and request-path workers the same as this thread
 // (src/instance/workers/young-generation.ts). The audit worker then held 8 MB instead of 16-32.
 setFlagsFromString('--max-semi-space-size=0')
+
+// One memory-reducing collection before `serve` listens gives back what loading the config used
+// (src/instance/startup-garbage.ts). V8 gives JavaScript its collector only behind --expose-gc: set
+// here, while this is the only thread, for one vm context, then unset, so no other context (a
+// function's worker) gets a global gc. An operator's own --expose-gc is left as it is.
+if (typeof globalThis.gc === 'function') {
+  globalThis[Symbol.for('bouncer.startupCollector')] = globalThis.gc
+} else {
+  try {
+    setFlagsFromString('--expose-gc')
+    globalThis[Symbol.for('bouncer.startupCollector')] = runInNewContext('gc')
+  } catch {
+    // a runtime without it: the start's garbage stays committed, nothing else changes
+  } finally {
+    setFlagsFromString('--no-expose-gc')
+  }
+}
 
 const installed = fileURLToPath(import.meta.url).includes('/node_modules/')
 const sources = new URL('../src/cli/main.ts', import.meta.url)

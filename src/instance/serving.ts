@@ -24,9 +24,7 @@ export interface Serving {
 
 export async function startServing(options: StartOptions): Promise<Serving> {
   const env = options.env ?? process.env
-  const loaded = await loadConfigFile(options.configFile, env)
-  if (!loaded.config) throw new ConfigError(diagnosticLines(loaded, 'error'))
-  const config = loaded.config
+  const config = await configOf(options.configFile, env)
   const count = workerCount(config.server)
   if (count <= 1) {
     const gateway = await startGateway(options)
@@ -35,4 +33,11 @@ export async function startServing(options: StartOptions): Promise<Serving> {
   const logger = options.logger ?? createLogger({ level: config.telemetry.log_level })
   const workers = await startWorkers({ configFile: options.configFile, config, count, port: options.port, adminPort: options.adminPort, logger, env })
   return { ...workers, workers: count, config: () => config }
+}
+
+/** The checked config alone: the loaded file (its YAML document) is not kept while the gateway starts (startup-garbage.ts). */
+async function configOf(file: string, env: NodeJS.ProcessEnv): Promise<Config> {
+  const loaded = await loadConfigFile(file, env)
+  if (!loaded.config) throw new ConfigError(diagnosticLines(loaded, 'error'))
+  return loaded.config
 }

@@ -3,33 +3,27 @@
 // live. V8 keeps those pages committed, and under load it never runs the memory-reducing
 // collection that would give them back (it waits for the process to go quiet). One such
 // collection before listening, while no request can wait on it, measured (bench/README.md,
-// "Profiling"): 10,000 routes, idle RSS 353 -> 168 MB and 382 -> 257 MB after 8 s of load; the
-// benchmark's 1,000 routes, 174 -> 126 MB idle.
+// "Profiling"): 10,000 routes, idle RSS 353 -> 200 MB and 382 -> 277 MB after 8 s of load; the
+// benchmark's 1,000 routes, 174 -> 132 MB idle.
 //
-// V8 gives JavaScript its collector only behind --expose-gc: set for the moment it takes to make one
-// context that has it (a vm context), then unset, so no other context (a function's worker) gets a
-// global `gc`.
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
+// V8 gives JavaScript its collector only behind --expose-gc. bin/bouncer.js sets the flag for the
+// moment it takes to make one vm context holding `gc`, before any other thread or context exists,
+// and leaves the function here (STARTUP_COLLECTOR); no other context gets a global `gc`. Only a
+// process started that way collects, once, on its main thread: not the tests' in-process gateways,
+// not server.workers threads (each its own isolate, without the function).
+import { isMainThread } from 'node:worker_threads'
+
+/** Where bin/bouncer.js leaves the collector of the main thread's isolate. */
+export const STARTUP_COLLECTOR = Symbol.for('bouncer.startupCollector')
 
 type Collect = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void
 
-let collect: Collect | null | undefined
+let collected = false
 
-function collector(): Collect | null {
-  try {
-    setFlagsFromString('--expose-gc')
-    const gc = runInNewContext('gc') as unknown
-    return typeof gc === 'function' ? (gc as Collect) : null
-  } catch {
-    return null // a runtime without it: the memory stays committed, nothing else changes
-  } finally {
-    setFlagsFromString('--no-expose-gc')
-  }
-}
-
-/** A full, memory-reducing collection: the start's garbage collected and its pages given back. */
+/** A full, memory-reducing collection, the first time it is asked for in a process started by bin/bouncer.js. */
 export function releaseStartupGarbage(): void {
-  collect ??= collector()
-  collect?.({ type: 'major', execution: 'sync', flavor: 'last-resort' })
+  if (collected || !isMainThread) return
+  collected = true
+  const collect = (globalThis as Record<symbol, unknown>)[STARTUP_COLLECTOR]
+  if (typeof collect === 'function') (collect as Collect)({ type: 'major', execution: 'sync', flavor: 'last-resort' })
 }
