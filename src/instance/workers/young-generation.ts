@@ -13,7 +13,9 @@ const FLAG = /^--max[-_]semi[-_]space[-_]size(?:=(\d+))?$/
 /** The semi-space size in MB the process was started with (its command line, then NODE_OPTIONS), if any. */
 export function startSemiSpaceMb(execArgv: readonly string[], nodeOptions = ''): number | undefined {
   let found: number | undefined
-  for (const args of [nodeOptions.split(/\s+/).filter(Boolean), execArgv]) {
+  // NODE_OPTIONS may quote a value ("--max-semi-space-size=16"): the quotes are not the flag's.
+  const fromEnv = nodeOptions.split(/\s+/).filter(Boolean).map((arg) => arg.replace(/^["']|["']$/g, ''))
+  for (const args of [fromEnv, execArgv]) {
     for (let i = 0; i < args.length; i++) {
       const match = FLAG.exec(args[i] as string)
       if (!match) continue

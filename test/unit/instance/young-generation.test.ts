@@ -5,6 +5,7 @@ import { requestWorkerLimits, startSemiSpaceMb } from '../../../src/instance/wor
 
 it('reads --max-semi-space-size from NODE_OPTIONS and the command line, either spelling, the command line winning', () => {
   expect(startSemiSpaceMb([], '--max-semi-space-size=16')).toBe(16)
+  expect(startSemiSpaceMb([], '"--max-semi-space-size=16" --trace-gc')).toBe(16)
   expect(startSemiSpaceMb([], '--trace-gc --max_semi_space_size=8 --inspect')).toBe(8)
   expect(startSemiSpaceMb(['--max-semi-space-size', '4'], '')).toBe(4)
   expect(startSemiSpaceMb(['--max-semi-space-size=32'], '--max-semi-space-size=16')).toBe(32)
