@@ -22,8 +22,8 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url))
 /** What deploy/bouncer.service and the Dockerfile set (a test keeps the three the same). */
 export const DEPLOYED_NODE_OPTIONS = '--max-semi-space-size=16'
 const NODE = process.execPath
-/** The V8 flags bin/bouncer.js sets on itself (setFlagsFromString), for a reference that should run as the gateway does. */
-const GATEWAY_V8_FLAGS = ['--no-allocation-site-pretenuring', '--heap-growing-percent=50']
+/** The V8 flags bin/bouncer.js sets on itself (setFlagsFromString), for a reference that should run as the gateway does (a test keeps the two the same). */
+export const GATEWAY_V8_FLAGS = ['--no-allocation-site-pretenuring', '--heap-growing-percent=50']
 
 let compiledBuild = false
 

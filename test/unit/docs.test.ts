@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { DEPLOYED_NODE_OPTIONS } from '../../bench/cases.ts'
+import { DEPLOYED_NODE_OPTIONS, GATEWAY_V8_FLAGS } from '../../bench/cases.ts'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const DOCS = ['README.md', 'bench/README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
@@ -47,5 +47,11 @@ describe('documentation', () => {
     for (const file of ['deploy/bouncer.service', 'Dockerfile']) {
       expect(readFileSync(join(ROOT, file), 'utf8'), file).toContain(`NODE_OPTIONS=${DEPLOYED_NODE_OPTIONS}`)
     }
+  })
+
+  it("runs the benchmark's floor (the minimal proxy) with the V8 flags bin/bouncer.js sets on the gateway", () => {
+    const bin = readFileSync(join(ROOT, 'bin/bouncer.js'), 'utf8')
+    const set = [...bin.matchAll(/^setFlagsFromString\('(--[^']+)'\)$/gm)].map((m) => m[1]).filter((flag) => flag !== '--max-semi-space-size=0')
+    expect(set).toEqual(GATEWAY_V8_FLAGS)
   })
 })
