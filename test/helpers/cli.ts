@@ -1,7 +1,11 @@
 // Runs the real `bouncer` command (bin/bouncer.js) as a child process.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { stringify } from 'yaml'
 
 export const BIN = fileURLToPath(new URL('../../bin/bouncer.js', import.meta.url))
 
@@ -79,6 +83,31 @@ export async function startServe(args: string[], options: { env?: NodeJS.Process
       const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
       const code = await exited
       clearTimeout(timer)
+      return code
+    },
+  }
+}
+
+/**
+ * `bouncer serve` on a config given as an object: written as YAML to a directory of its own (also
+ * passed to `config` for its files), listening on free loopback ports unless it says otherwise; stop()
+ * removes the directory.
+ */
+export async function serveConfig(config: Record<string, unknown> | ((dir: string) => Record<string, unknown>), options: Parameters<typeof startServe>[1] = {}): Promise<ServeProcess & { dir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'bouncer-serve-'))
+  const file = join(dir, 'bouncer.yaml')
+  const body = typeof config === 'function' ? config(dir) : config
+  await writeFile(file, stringify({ server: { listen: '127.0.0.1:0' }, admin: { listen: '127.0.0.1:0' }, ...body }))
+  const serve = await startServe(['--config', file], options).catch(async (err: unknown) => {
+    await rm(dir, { recursive: true, force: true })
+    throw err
+  })
+  return {
+    ...serve,
+    dir,
+    async stop(signal?: NodeJS.Signals) {
+      const code = await serve.stop(signal)
+      await rm(dir, { recursive: true, force: true })
       return code
     },
   }

@@ -3,38 +3,28 @@
 // process whose worker threads hold memory of their own (the audit worker).
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { stringify } from 'yaml'
-import { startServe, type ServeProcess } from '../helpers/cli.ts'
+import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
 
-let dir: string
 let serve: ServeProcess
 let upstream: Server
 
 beforeAll(async () => {
   upstream = createServer((_req, res) => res.end('pong')).listen(0, '127.0.0.1')
   await once(upstream, 'listening')
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-rss-'))
-  const config = join(dir, 'bouncer.yaml')
-  await writeFile(config, stringify({
-    server: { listen: '127.0.0.1:0' },
-    admin: { listen: '127.0.0.1:0' },
+  serve = await serveConfig((dir) => ({
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill') },
     upstreams: [{ name: 'api', url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` }],
     routes: [{ id: 'ping', path: '/ping', upstream: 'api', public: true }],
-  }))
-  serve = await startServe(['--config', config], { env: { BOUNCER_LOG_LEVEL: 'warn' } })
+  }), { env: { BOUNCER_LOG_LEVEL: 'warn' } })
 })
 afterAll(async () => {
   await serve?.stop()
   upstream?.close()
-  await rm(dir, { recursive: true, force: true })
 })
 
 const kernelRss = (pid: number) => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024

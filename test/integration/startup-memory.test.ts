@@ -3,43 +3,31 @@
 // gateway stayed busy: 10,000 routes held 353 MB idle instead of 200. `bouncer serve` collects once
 // before it listens, having let go of the YAML document, and gives the pages back.
 import { once } from 'node:events'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { stringify } from 'yaml'
-import { startServe, type ServeProcess } from '../helpers/cli.ts'
+import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
 
 const HAS_GC = fileURLToPath(new URL('../fixtures/functions/has-gc.mjs', import.meta.url))
-
-let dir: string
 let upstream: Server
 let serve: ServeProcess
 
 beforeAll(async () => {
   upstream = createServer((_req, res) => res.end('ok')).listen(0, '127.0.0.1')
   await once(upstream, 'listening')
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-startup-memory-'))
-  const config = join(dir, 'bouncer.yaml')
   const routes = Array.from({ length: 4_000 }, (_, i) => ({ id: `svc${i % 40}.r${i}`, path: `/svc${i % 40}/r${i}/:id`, upstream: 'api', public: true }))
-  await writeFile(config, stringify({
-    server: { listen: '127.0.0.1:0' },
-    admin: { listen: '127.0.0.1:0' },
+  serve = await serveConfig({
     audit: { sinks: [] },
     upstreams: [{ name: 'api', url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` }],
     functions: [{ name: 'has-gc', module: HAS_GC, concurrency: 1 }],
     routes: [...routes, { id: 'has-gc', path: '/has-gc', function: 'has-gc', public: true }],
-  }))
-  serve = await startServe(['--config', config], { env: { NODE_OPTIONS: '--max-semi-space-size=16', BOUNCER_LOG_LEVEL: 'warn' } })
+  }, { env: { NODE_OPTIONS: '--max-semi-space-size=16', BOUNCER_LOG_LEVEL: 'warn' } })
 }, 60_000)
 afterAll(async () => {
   await serve?.stop()
   upstream?.close()
-  await rm(dir, { recursive: true, force: true })
 })
 
 const gauge = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1])

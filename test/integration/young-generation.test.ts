@@ -3,35 +3,24 @@
 // with: a function's `memory` (of which the young generation is a slice) did not bound it, and the
 // audit worker held 16-32 MB of young generation for its batches. bin/bouncer.js clears the flag
 // once the main thread has its heap (issue 15).
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { stringify } from 'yaml'
-import { startServe, type ServeProcess } from '../helpers/cli.ts'
+import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/functions/young-generation.mjs', import.meta.url))
-let dir: string
 let serve: ServeProcess
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-young-'))
-  const config = join(dir, 'bouncer.yaml')
-  await writeFile(config, stringify({
-    server: { listen: '127.0.0.1:0' },
-    admin: { listen: '127.0.0.1:0' },
+  serve = await serveConfig({
     audit: { sinks: [] },
     // 64 MB: a young generation of 8 MB (a semi-space of ~2.7 MB), the rest old generation.
     functions: [{ name: 'young', module: FIXTURE, memory: '64MB', concurrency: 1 }],
     routes: [{ id: 'young', path: '/young', function: 'young', public: true }],
-  }))
-  serve = await startServe(['--config', config], { env: { NODE_OPTIONS: '--max-semi-space-size=16', BOUNCER_LOG_LEVEL: 'warn' } })
+  }, { env: { NODE_OPTIONS: '--max-semi-space-size=16', BOUNCER_LOG_LEVEL: 'warn' } })
 })
 afterAll(async () => {
   await serve?.stop()
-  await rm(dir, { recursive: true, force: true })
 })
 
 it("a function's worker keeps the young generation its memory gives it, under the deployed --max-semi-space-size=16", async () => {
