@@ -21,6 +21,12 @@ import { releaseStartupGarbage } from './startup-garbage.ts'
 
 export interface StartOptions {
   configFile: string
+  /**
+   * The config file as the caller has just loaded it (serve, to see how many workers it asks for):
+   * taken once instead of reading and checking the file again. A handover rather than the value, so
+   * the caller's frame does not keep the YAML document alive while the gateway starts.
+   */
+  loaded?: { take(): LoadedConfig | null }
   /** Override the listen ports (0 picks a free one). */
   port?: number
   adminPort?: number
@@ -53,7 +59,7 @@ export interface GatewayInstance {
 export async function startGateway(options: StartOptions): Promise<GatewayInstance> {
   const env = options.env ?? process.env
   // Let go of once prepared: it holds the YAML document, most of what releaseStartupGarbage gives back.
-  let loaded: LoadedConfig | null = await loadConfigFile(options.configFile, env)
+  let loaded: LoadedConfig | null = options.loaded?.take() ?? (await loadConfigFile(options.configFile, env))
   if (!loaded.config) throw new ConfigError(diagnosticLines(loaded, 'error'))
   const config = loaded.config
   // Every log line and metric names the instance, as its audit records do (several behind one balancer);
