@@ -1,16 +1,16 @@
 // Found by an adversarial probe (helper). server.workers: 2 and a reload that one worker accepts and
 // the other refuses: before, it stayed in force on the first while the answer said refused. Every worker loads the config file and its secrets store's master key on its own; here
-// the master key file is rewritten between the two workers' reads (a named pipe gives each reader
+// the master key file is rewritten between the two workers' reads (named pipes give each reader
 // its own content, so the timing is the test's: the first reader gets the valid key, the second a
 // half-written one). Also: a worker whose event loop is held (its reload blocked reading that file)
 // while /metrics is scraped.
 import { execFileSync } from 'node:child_process'
-import { constants } from 'node:fs'
+import { constants, renameSync, symlinkSync } from 'node:fs'
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { request } from 'undici'
+import { request, type Dispatcher } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { startServe, type ServeProcess } from '../helpers/cli.ts'
@@ -28,19 +28,44 @@ let pipe: string
 let upstream: TestUpstream
 let gateway: ServeProcess
 
-/** Feeds each reader of the pipe in turn: what `plan` says for the next readers, else the valid key. */
+/**
+ * Feeds each reader of the master key in turn: what `plan` says for the next readers, else the valid
+ * key. Each reader gets a pipe of its own behind the `pipe` symlink, swapped as soon as a reader has
+ * opened the current one: with one pipe, the feeder's next open could match the previous reader
+ * before it had seen end-of-file, and that reader then got the next content too, or closed before it
+ * was written (EPIPE, seen in CI under load). Two readers that open within the swap's fraction of a
+ * millisecond share a pipe: one gets the content, the other end-of-file (an empty, refused key), and
+ * `readers` counts them once.
+ */
 const feeder = {
   readers: 0,
   done: false,
+  pipes: [] as string[],
+  current: '',
   plan: [] as Array<{ content: string; gate?: Promise<void> }>,
   running: Promise.resolve(),
   start() {
+    this.offer()
     this.running = this.run()
+  },
+  /** Points `pipe` at a new, empty pipe: the next reader opens that one. */
+  offer() {
+    if (this.pipes.length === 0) {
+      // Made ahead, in one command: the swap itself must be quick.
+      this.pipes = Array.from({ length: 32 }, (_, i) => join(dir, `master-key-${this.readers}-${i}.fifo`))
+      execFileSync('mkfifo', this.pipes)
+    }
+    this.current = this.pipes.shift() as string
+    const link = `${pipe}.next`
+    symlinkSync(this.current, link)
+    renameSync(link, pipe) // atomic: a reader opens the old pipe or the new one
   },
   async run() {
     while (!this.done) {
-      const writer = await open(pipe, 'w')
+      const served = this.current
+      const writer = await open(served, 'w')
       this.readers++
+      if (!this.done) this.offer()
       const next = this.plan.shift() ?? { content: MASTER_KEY }
       if (next.gate) await next.gate
       try {
@@ -49,6 +74,7 @@ const feeder = {
         if (!this.done) throw err
       } finally {
         await writer.close()
+        await rm(served, { force: true })
       }
     }
   },
@@ -81,8 +107,7 @@ async function auditInstances(route: string, count: number): Promise<Set<string>
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-workers-split-'))
   file = join(dir, 'bouncer.yaml')
-  pipe = join(dir, 'master-key.pipe')
-  execFileSync('mkfifo', [pipe])
+  pipe = join(dir, 'master-key')
   upstream = await startUpstream((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' }).end('ok')
   })
@@ -94,7 +119,8 @@ beforeAll(async () => {
 afterAll(async () => {
   feeder.done = true
   await gateway?.stop('SIGKILL')
-  const reader = await open(pipe, constants.O_RDONLY | constants.O_NONBLOCK).catch(() => null)
+  // Unblocks the feeder's open of the pipe no reader came for.
+  const reader = await open(feeder.current, constants.O_RDONLY | constants.O_NONBLOCK).catch(() => null)
   await reader?.close()
   await Promise.race([feeder.running, new Promise((resolve) => setTimeout(resolve, 5_000).unref())])
   await upstream?.close()
@@ -126,7 +152,9 @@ it('a reload one worker refuses is not in force on the other (all workers, or no
 }, 120_000)
 
 it('/metrics counters do not go back, and /metrics answers promptly, while one worker is busy', async () => {
-  // Settle: the gateway on one config (the valid key for both).
+  // Settle: the gateway on one config (the valid key for both; what the last test's plan left, when
+  // its workers shared a pipe, is dropped).
+  feeder.plan = []
   const settled = await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: AUTH })
   await settled.body.dump()
   const warm = await Promise.all(Array.from({ length: 24 }, () => fresh('/open')))
@@ -136,13 +164,22 @@ it('/metrics counters do not go back, and /metrics answers promptly, while one w
   expect(before).toBeGreaterThanOrEqual(48)
 
   // A reload in which the second worker's read of its master key takes 12 s (a slow disk, NFS): its
-  // thread is busy that long.
+  // thread is busy that long. Both workers read the key at once; when they share one pipe, neither
+  // is held and the reload answers at once (refused): then it is tried again.
   const slow = deferred()
-  feeder.plan = [{ content: MASTER_KEY }, { content: MASTER_KEY, gate: slow.promise }]
-  const readers = feeder.readers
-  const reloading = request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: AUTH })
-  // The second reader's thread now waits in its synchronous read of the key.
-  await waitFor(() => feeder.readers === readers + 2, 'both workers reading the master key', 30_000)
+  let reloading: Promise<Dispatcher.ResponseData> | undefined
+  for (let attempt = 1; reloading === undefined; attempt++) {
+    expect(attempt, 'reloads tried until each worker read a pipe of its own').toBeLessThanOrEqual(20)
+    feeder.plan = [{ content: MASTER_KEY }, { content: MASTER_KEY, gate: slow.promise }]
+    const readers = feeder.readers
+    let answered = false
+    const tried = request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: AUTH })
+    void tried.then(() => (answered = true), () => (answered = true))
+    // The second reader's thread now waits in its synchronous read of the key.
+    await waitFor(() => feeder.readers === readers + 2 || answered, 'both workers reading the master key, or the answer', 30_000)
+    if (feeder.readers === readers + 2) reloading = tried
+    else await (await tried).body.dump()
+  }
   const release = setTimeout(() => slow.resolve(), 12_000)
   try {
     const started = Date.now()
