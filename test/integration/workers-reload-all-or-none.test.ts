@@ -4,9 +4,7 @@
 // its own content, so the timing is the test's: the first reader gets the valid key, the second a
 // half-written one). Also: a worker whose event loop is held (its reload blocked reading that file)
 // while /metrics is scraped.
-import { execFileSync } from 'node:child_process'
-import { constants, renameSync, symlinkSync } from 'node:fs'
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,6 +13,7 @@ import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { startServe, type ServeProcess } from '../helpers/cli.ts'
 import { freshRequest } from '../helpers/fresh.ts'
+import { startPipeFeeder, type PipeFeeder } from '../helpers/pipe-feeder.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred, metricValue, waitFor } from '../helpers/wait.ts'
 
@@ -24,67 +23,15 @@ const MASTER_KEY = randomBytes(32).toString('base64')
 
 let dir: string
 let file: string
-let pipe: string
+let feeder: PipeFeeder
 let upstream: TestUpstream
 let gateway: ServeProcess
-
-/**
- * Feeds each reader of the master key in turn: what `plan` says for the next readers, else the valid
- * key. Each reader gets a pipe of its own behind the `pipe` symlink, swapped as soon as a reader has
- * opened the current one: with one pipe, the feeder's next open could match the previous reader
- * before it had seen end-of-file, and that reader then got the next content too, or closed before it
- * was written (EPIPE, seen in CI under load). Two readers that open within the swap's fraction of a
- * millisecond share a pipe: one gets the content, the other end-of-file (an empty, refused key), and
- * `readers` counts them once.
- */
-const feeder = {
-  readers: 0,
-  done: false,
-  pipes: [] as string[],
-  current: '',
-  plan: [] as Array<{ content: string; gate?: Promise<void> }>,
-  running: Promise.resolve(),
-  start() {
-    this.offer()
-    this.running = this.run()
-  },
-  /** Points `pipe` at a new, empty pipe: the next reader opens that one. */
-  offer() {
-    if (this.pipes.length === 0) {
-      // Made ahead, in one command: the swap itself must be quick.
-      this.pipes = Array.from({ length: 32 }, (_, i) => join(dir, `master-key-${this.readers}-${i}.fifo`))
-      execFileSync('mkfifo', this.pipes)
-    }
-    this.current = this.pipes.shift() as string
-    const link = `${pipe}.next`
-    symlinkSync(this.current, link)
-    renameSync(link, pipe) // atomic: a reader opens the old pipe or the new one
-  },
-  async run() {
-    while (!this.done) {
-      const served = this.current
-      const writer = await open(served, 'w')
-      this.readers++
-      if (!this.done) this.offer()
-      const next = this.plan.shift() ?? { content: MASTER_KEY }
-      if (next.gate) await next.gate
-      try {
-        await writer.writeFile(next.content)
-      } catch (err) {
-        if (!this.done) throw err
-      } finally {
-        await writer.close()
-        await rm(served, { force: true })
-      }
-    }
-  },
-}
 
 function config(extraRoutes: object[] = []) {
   return {
     server: { listen: '127.0.0.1:0', workers: 2, shutdown_timeout: '5s' },
     admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
-    secrets: { store: { type: 'embedded', path: join(dir, 'secrets.db'), master_key: `file:${pipe}` } },
+    secrets: { store: { type: 'embedded', path: join(dir, 'secrets.db'), master_key: `file:${feeder.path}` } },
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
     upstreams: [{ name: 'api', url: upstream.url }],
     routes: [{ id: 'open', path: '/open', upstream: 'api', public: true }, ...extraRoutes],
@@ -107,22 +54,17 @@ async function auditInstances(route: string, count: number): Promise<Set<string>
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-workers-split-'))
   file = join(dir, 'bouncer.yaml')
-  pipe = join(dir, 'master-key')
+  feeder = startPipeFeeder(dir, 'master-key', MASTER_KEY)
   upstream = await startUpstream((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' }).end('ok')
   })
   await writeFile(file, stringify(config()))
-  feeder.start()
   gateway = await startServe(['--config', file], { startTimeout: 90_000 })
 }, 120_000)
 
 afterAll(async () => {
-  feeder.done = true
   await gateway?.stop('SIGKILL')
-  // Unblocks the feeder's open of the pipe no reader came for.
-  const reader = await open(feeder.current, constants.O_RDONLY | constants.O_NONBLOCK).catch(() => null)
-  await reader?.close()
-  await Promise.race([feeder.running, new Promise((resolve) => setTimeout(resolve, 5_000).unref())])
+  await feeder?.stop()
   await upstream?.close()
   await rm(dir, { recursive: true, force: true })
 })
@@ -164,8 +106,8 @@ it('/metrics counters do not go back, and /metrics answers promptly, while one w
   expect(before).toBeGreaterThanOrEqual(48)
 
   // A reload in which the second worker's read of its master key takes 12 s (a slow disk, NFS): its
-  // thread is busy that long. Both workers read the key at once; when they share one pipe, neither
-  // is held and the reload answers at once (refused): then it is tried again.
+  // thread is busy that long. Both workers read the key at once; when they share one pipe
+  // (pipe-feeder.ts), neither is held and the reload answers at once (refused): then it is tried again.
   const slow = deferred()
   let reloading: Promise<Dispatcher.ResponseData> | undefined
   for (let attempt = 1; reloading === undefined; attempt++) {

@@ -1,11 +1,9 @@
 // server.workers: a reload that comes while a replacement worker is starting. The replacement read
 // the config file before it changed; the primary reloaded only the workers already running, so it
 // served the old config until the next reload. To hold a replacement between reading its config and
-// listening, the config's secrets store takes its master key from a named pipe: the worker's read
-// waits until the test writes the key. The worker is crashed through the inspector.
-import { execFileSync } from 'node:child_process'
-import { constants } from 'node:fs'
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises'
+// listening, the config's secrets store takes its master key from a named pipe (pipe-feeder.ts):
+// the worker's read waits until the test writes the key. The worker is crashed through the inspector.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,6 +13,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { startServe, type ServeProcess } from '../helpers/cli.ts'
 import { freshRequest } from '../helpers/fresh.ts'
 import { crashWorker } from '../helpers/inspector.ts'
+import { startPipeFeeder, type PipeFeeder } from '../helpers/pipe-feeder.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred, waitFor, waitForText } from '../helpers/wait.ts'
 
@@ -23,41 +22,9 @@ const MASTER_KEY = randomBytes(32).toString('base64')
 
 let dir: string
 let file: string
-let pipe: string
+let feeder: PipeFeeder
 let upstream: TestUpstream
 let gateway: ServeProcess
-
-/** Writes the master key to each reader of the pipe in turn; `hold()` keeps the next reader waiting. */
-const feeder = {
-  readers: 0,
-  gate: Promise.resolve(),
-  release: () => {},
-  done: false,
-  hold() {
-    const open = deferred()
-    this.gate = open.promise
-    this.release = open.resolve
-  },
-  running: Promise.resolve(),
-  start() {
-    this.running = this.run()
-  },
-  async run() {
-    while (!this.done) {
-      const writer = await open(pipe, 'w') // returns once a reader has opened the pipe
-      this.readers++
-      await this.gate
-      try {
-        await writer.writeFile(MASTER_KEY)
-      } catch (err) {
-        // At the end the last reader is afterAll's, which closes at once (EPIPE): not a failure then.
-        if (!this.done) throw err
-      } finally {
-        await writer.close()
-      }
-    }
-  },
-}
 
 function config(masterKey: string, extraRoutes: object[] = []) {
   return {
@@ -77,32 +44,25 @@ const reloadsOf = (worker: string) => gateway.stderr().split('\n').filter((l) =>
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-workers-start-'))
   file = join(dir, 'bouncer.yaml')
-  pipe = join(dir, 'master-key.pipe')
-  execFileSync('mkfifo', [pipe])
+  feeder = startPipeFeeder(dir, 'master-key', MASTER_KEY)
   await writeFile(join(dir, 'master.key'), MASTER_KEY)
   upstream = await startUpstream((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' }).end('ok')
   })
-  await writeFile(file, stringify(config(`file:${pipe}`)))
-  feeder.start()
+  await writeFile(file, stringify(config(`file:${feeder.path}`)))
   gateway = await startServe(['--config', file], { nodeArgs: ['--inspect=127.0.0.1:0'], startTimeout: 90_000 })
 }, 120_000)
 
 afterAll(async () => {
-  feeder.done = true
-  feeder.release()
   await gateway?.stop('SIGKILL')
-  // A writer still waiting for a reader: be its reader, so the open returns and the loop ends.
-  const reader = await open(pipe, constants.O_RDONLY | constants.O_NONBLOCK).catch(() => null)
-  await reader?.close()
-  // Bounded: an open the thread pool had not yet made would wait for a reader that has come and gone.
-  await Promise.race([feeder.running, new Promise((resolve) => setTimeout(resolve, 5_000).unref())])
+  await feeder?.stop()
   await upstream?.close()
   await rm(dir, { recursive: true, force: true })
 })
 
 it('a worker starting during a reload reloads once it listens', async () => {
-  feeder.hold()
+  const held = deferred()
+  feeder.plan = [{ content: MASTER_KEY, gate: held.promise }]
   const readersBefore = feeder.readers
   await crashWorker(gateway.stderr, 'w2')
   // The replacement has read the config file and waits on the pipe for its master key.
@@ -116,7 +76,7 @@ it('a worker starting during a reload reloads once it listens', async () => {
   expect(await reloaded.body.json()).toMatchObject({ ok: true })
   expect(reloadsOf('w1')).toBe(1)
 
-  feeder.release()
+  held.resolve()
   await waitForText(gateway.stderr, /"worker":"w2".*"msg":"config reloaded"/, 30_000)
   await waitFor(async () => (await (await request(`${gateway.adminUrl}/metrics`)).body.text()).includes('bouncer_workers{state="running"} 2'), 'both workers running', 30_000)
 

@@ -1,0 +1,94 @@
+// A file whose every read the test controls: what each reader gets, and when (a reader waits in
+// its read until then). Used to hold a gateway's worker in its synchronous read of a master key.
+//
+// The path is a symlink to a named pipe, swapped for a fresh pipe as soon as a reader has opened the
+// current one. With one pipe reopened for each reader, the feeder's next open could match the
+// previous reader before it had seen end-of-file: that reader then got the next content too, or
+// closed before it was written (EPIPE, seen in CI under load). Two readers that open within the
+// swap's fraction of a millisecond still share a pipe: one gets the content, the other end-of-file
+// (an empty file), and `readers` counts them once.
+import { execFileSync } from 'node:child_process'
+import { constants, renameSync, symlinkSync } from 'node:fs'
+import { open, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+
+export interface Serving {
+  content: string
+  /** The reader waits until this settles. */
+  gate?: Promise<void>
+}
+
+export interface PipeFeeder {
+  /** The path readers open. */
+  readonly path: string
+  /** Pipes opened by a reader so far. */
+  readonly readers: number
+  /** What the next readers get, in order; after them, the default content. */
+  plan: Serving[]
+  /** Stops feeding: a reader waiting on a gate gets its content at once. */
+  stop(): Promise<void>
+}
+
+const PIPES_AHEAD = 32
+
+export function startPipeFeeder(dir: string, name: string, content: string): PipeFeeder {
+  const path = join(dir, name)
+  let pipes: string[] = []
+  let made = 0
+  let current = ''
+  let done = false
+  let stopped!: () => void
+  const stopping = new Promise<void>((resolve) => (stopped = resolve))
+
+  /** Points `path` at a new, empty pipe: the next reader opens that one. */
+  function offer(): void {
+    if (pipes.length === 0) {
+      // Made ahead, in one command: the swap itself must be quick.
+      pipes = Array.from({ length: PIPES_AHEAD }, (_, i) => join(dir, `${name}-${made + i}.fifo`))
+      made += PIPES_AHEAD
+      execFileSync('mkfifo', pipes)
+    }
+    current = pipes.shift() as string
+    symlinkSync(current, `${path}.next`)
+    renameSync(`${path}.next`, path) // atomic: a reader opens the old pipe or the new one
+  }
+
+  const feeder = {
+    path,
+    readers: 0,
+    plan: [] as Serving[],
+    async stop() {
+      done = true
+      stopped()
+      // A writer still waiting for a reader: be its reader, so its open returns and the loop ends.
+      const reader = await open(current, constants.O_RDONLY | constants.O_NONBLOCK).catch(() => null)
+      await reader?.close()
+      // Bounded: an open the thread pool had not yet made would wait for a reader that has come and gone.
+      await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 5_000).unref())])
+    },
+  }
+
+  async function run(): Promise<void> {
+    while (!done) {
+      const served = current
+      const writer = await open(served, 'w') // returns once a reader has opened this pipe
+      feeder.readers++
+      if (!done) offer()
+      const next = feeder.plan.shift() ?? { content }
+      if (next.gate) await Promise.race([next.gate, stopping])
+      try {
+        await writer.writeFile(next.content)
+      } catch (err) {
+        // The last reader is stop()'s, which closes at once (EPIPE): not a failure then.
+        if (!done) throw err
+      } finally {
+        await writer.close()
+        await rm(served, { force: true })
+      }
+    }
+  }
+
+  offer()
+  const running = run()
+  return feeder
+}
