@@ -248,8 +248,8 @@ function byteLength(chunk: string | Uint8Array): number {
 /**
  * A row whose key is NULL cannot be paged to: `(key) > (last)` is never true of it, so it was left
  * out without a word (found by an adversarial probe). SQLite sorts NULL first: such rows refuse the
- * first page. PostgreSQL sorts them last: they refuse a page that reaches them, but a later page's
- * `(key) > (last)` leaves them out before they are read, so the key must be NOT NULL there (README).
+ * first page. PostgreSQL sorts them last: they refuse the page that reaches them, and every later
+ * page also asks for one (pagedStatement), so a page after the first cannot step over them.
  * NULLS FIRST would catch them on page one, but no ordinary index serves that order.
  */
 function refuseNullKeys(rows: readonly Row[], keyIndexes: readonly number[], columns: readonly Column[]): void {

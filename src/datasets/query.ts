@@ -81,20 +81,35 @@ export interface Paging {
   fetch: number
 }
 
-/** The statement wrapped for keyset paging, and the values with the key's appended. */
+/**
+ * The statement wrapped for keyset paging, and the values with the key's appended.
+ *
+ * PostgreSQL sorts NULL last, and `(key) > (last)` is never true of a row whose key holds NULL: after
+ * the first page such rows were past every page and left out without a word. There a later page
+ * also asks for one such row (a second branch, `IS NULL ... LIMIT 1`, which an index on the key
+ * answers by a probe): it sorts after the page's rows, so it is read, and refused (backend.ts), only
+ * when the page reaches it. The result's nullability cannot be known from the catalog (an outer
+ * join makes a NOT NULL column nullable), so every later page asks. SQLite sorts NULL first: the
+ * first page reaches them.
+ */
 export function pagedStatement(statement: PreparedStatement, values: unknown[], paging: Paging, dialect: Dialect): { text: string; values: unknown[] } {
   const columns = paging.key.map(quoteIdentifier).join(', ')
-  let where = ''
-  const all = [...values]
-  if (paging.after !== null) {
-    const params = paging.after.map((value) => {
-      all.push(value)
-      return positional(dialect, all.length)
-    })
-    where = ` WHERE (${columns}) > (${params.join(', ')})`
-  }
+  const fetch = Math.floor(paging.fetch)
   // The statement on lines of its own: a trailing `-- comment` in it cannot swallow the wrapper.
-  return { text: `SELECT * FROM (\n${statement.text}\n) AS bouncer_page${where} ORDER BY ${columns} LIMIT ${Math.floor(paging.fetch)}`, values: all }
+  const page = (alias: string, where: string, limit: number) => `SELECT * FROM (\n${statement.text}\n) AS ${alias} WHERE ${where} ORDER BY ${columns} LIMIT ${limit}`
+  if (paging.after === null) return { text: `SELECT * FROM (\n${statement.text}\n) AS bouncer_page ORDER BY ${columns} LIMIT ${fetch}`, values }
+  const all = [...values]
+  const params = paging.after.map((value) => {
+    all.push(value)
+    return positional(dialect, all.length)
+  })
+  const after = `(${columns}) > (${params.join(', ')})`
+  if (dialect === 'sqlite') return { text: page('bouncer_page', after, fetch), values: all }
+  const nulls = paging.key.map((column) => `${quoteIdentifier(column)} IS NULL`).join(' OR ')
+  return {
+    text: `SELECT * FROM ((${page('bouncer_page', after, fetch)})\nUNION ALL (${page('bouncer_nulls', nulls, 1)})) AS bouncer_paged ORDER BY ${columns} LIMIT ${fetch}`,
+    values: all,
+  }
 }
 
 /** A column name from the config (never from a request) as an SQL identifier. */

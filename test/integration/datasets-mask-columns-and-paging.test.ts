@@ -21,6 +21,7 @@ const SUFFIX = `${process.pid}_${Date.now() % 1_000_000}`
 const PEOPLE = `probe_people_${SUFFIX}`
 const CUSTOMERS = `probe_customers_${SUFFIX}`
 const NULLKEY = `probe_nullkey_${SUFFIX}`
+const LATENULLS = `probe_latenulls_${SUFFIX}`
 const TENANTED = `probe_tenanted_${SUFFIX}`
 const SECRET = 'secret-alice@hidden.test'
 
@@ -41,6 +42,10 @@ beforeAll(async () => {
   await db.query(`INSERT INTO ${CUSTOMERS} VALUES (1, '${SECRET}'), (2, 'secret-bob@hidden.test')`)
   await db.query(`CREATE TABLE ${NULLKEY} (id int, name text)`)
   await db.query(`INSERT INTO ${NULLKEY} VALUES (1,'a'), (2,'b'), (NULL,'c'), (NULL,'d'), (NULL,'e')`)
+  // NULL keys past the first page: PostgreSQL sorts them after 1..5.
+  await db.query(`CREATE TABLE ${LATENULLS} (id int, name text)`)
+  await db.query(`CREATE INDEX ON ${LATENULLS} (id)`)
+  await db.query(`INSERT INTO ${LATENULLS} VALUES (1,'a'), (2,'b'), (3,'c'), (4,'d'), (5,'e'), (NULL,'f'), (NULL,'g')`)
   await db.query(`CREATE TABLE ${TENANTED} (id int PRIMARY KEY, tenant text, email text)`)
   await db.query(`INSERT INTO ${TENANTED} SELECT g, CASE WHEN g % 2 = 0 THEN 'acme' ELSE 'other' END, 'x' || g || '@t.test' FROM generate_series(1, 20) g`)
 
@@ -83,6 +88,9 @@ beforeAll(async () => {
       { id: 'lite.star', methods: ['GET'], path: '/lite/star', dataset: { source: 'lite', sql: 'SELECT * FROM people ORDER BY id', masks: emailMask } },
       // Paging over a nullable key.
       { id: 'pg.nullkey', methods: ['GET'], path: '/pg/nullkey', dataset: { source: 'wh', sql: `SELECT id, name FROM ${NULLKEY}`, page_size: 2 } },
+      { id: 'pg.latenulls', methods: ['GET'], path: '/pg/latenulls', dataset: { source: 'wh', sql: `SELECT id, name FROM ${LATENULLS}`, page_size: 2 } },
+      // An outer join: the catalog says customers.id is NOT NULL, the result holds NULL.
+      { id: 'pg.outer', methods: ['GET'], path: '/pg/outer', dataset: { source: 'wh', sql: `SELECT c.id, t.id AS tid FROM ${TENANTED} t LEFT JOIN ${CUSTOMERS} c ON c.id = t.id`, page_size: 1 } },
       { id: 'lite.nullkey', methods: ['GET'], path: '/lite/nullkey', dataset: { source: 'lite', sql: 'SELECT id, name FROM nullkey', page_size: 2 } },
       { id: 'lite.big', methods: ['GET'], path: '/lite/big', dataset: { source: 'lite', sql: 'SELECT id, name FROM big', page_size: 1 } },
       { id: 'lite.loose', methods: ['GET'], path: '/lite/loose', dataset: { source: 'lite', sql: 'SELECT id, qty, note FROM loose ORDER BY id' } },
@@ -97,7 +105,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw?.close()
   await idp?.stop()
-  await db?.query(`DROP TABLE IF EXISTS ${PEOPLE}, ${CUSTOMERS}, ${NULLKEY}, ${TENANTED}`)
+  await db?.query(`DROP TABLE IF EXISTS ${PEOPLE}, ${CUSTOMERS}, ${NULLKEY}, ${LATENULLS}, ${TENANTED}`)
   await db?.end()
   if (dir) rmSync(dir, { recursive: true, force: true })
 })
@@ -105,6 +113,16 @@ afterAll(async () => {
 async function get(path: string, token: string = analyst): Promise<{ status: number; text: string; headers: Record<string, unknown> }> {
   const res = await request(`${gw.url}${path}`, { headers: { authorization: `Bearer ${token}` } })
   return { status: res.statusCode, text: await res.body.text(), headers: res.headers }
+}
+
+/** The cursor `pages` pages on from the first. */
+async function cursorAfter(path: string, pages: number): Promise<string> {
+  let cursor: string | null = null
+  for (let page = 1; page <= pages; page++) {
+    const res = await get(cursor === null ? path : `${path}?cursor=${encodeURIComponent(cursor)}`)
+    cursor = (JSON.parse(res.text) as { next: string }).next
+  }
+  return cursor as string
 }
 
 /** Follows `next` from page to page (at most `max` pages); the rows of all pages and the last status. */
@@ -175,6 +193,22 @@ describe('paging over a key that holds NULL', () => {
       expect(JSON.parse(res.text)).toMatchObject({ code: 'datasource_error', detail: expect.stringContaining('"id" holds NULL') })
     })
   }
+
+  it('[pg] past the first page: the page that reaches them is refused, not the paging ended without them', async () => {
+    // Before: pages 1-2 (1..4), page 3 (5) with no next cursor: 200, and 'f' and 'g' never sent.
+    const result = await allPages('/pg/latenulls')
+    expect(result).toMatchObject({ status: 502, pages: 3 })
+    expect(result.rows.map((r) => r.name)).toEqual(['a', 'b', 'c', 'd'])
+    const last = await get(`/pg/latenulls?cursor=${encodeURIComponent(await cursorAfter('/pg/latenulls', 2))}`)
+    expect(JSON.parse(last.text)).toMatchObject({ code: 'datasource_error', detail: expect.stringContaining('"id" holds NULL') })
+  })
+
+  it('[pg] a key an outer join leaves NULL is refused too, though its table column is NOT NULL', async () => {
+    // Page 2 holds c.id 2 and, past it, the first NULL. Before: 200 with ids 1 and 2, 18 rows unsent.
+    const result = await allPages('/pg/outer')
+    expect(result).toMatchObject({ status: 502, pages: 2 })
+    expect(result.rows.map((r) => r.id)).toEqual([1])
+  })
 
   it('[lite] an INTEGER key beyond 2^53 pages through every row', async () => {
     const result = await allPages('/lite/big')

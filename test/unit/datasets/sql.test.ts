@@ -39,7 +39,14 @@ describe('prepareStatement', () => {
   it('wraps for keyset paging with the key\'s values bound after the statement\'s', () => {
     const prepared = prepareStatement('SELECT id, "Name" FROM t WHERE a = :a -- the end', 'postgres')
     const paged = pagedStatement(prepared, ['x'], { key: ['id', 'Na"me'], after: [10, 'z'], fetch: 101 }, 'postgres')
-    expect(paged.text).toBe('SELECT * FROM (\nSELECT id, "Name" FROM t WHERE a = $1 -- the end\n) AS bouncer_page WHERE ("id", "Na""me") > ($2, $3) ORDER BY "id", "Na""me" LIMIT 101')
+    const page = 'SELECT * FROM (\nSELECT id, "Name" FROM t WHERE a = $1 -- the end\n) AS bouncer_page WHERE ("id", "Na""me") > ($2, $3) ORDER BY "id", "Na""me" LIMIT 101'
+    // PostgreSQL sorts NULL last: a later page also asks for one row whose key holds NULL.
+    const nulls = 'SELECT * FROM (\nSELECT id, "Name" FROM t WHERE a = $1 -- the end\n) AS bouncer_nulls WHERE "id" IS NULL OR "Na""me" IS NULL ORDER BY "id", "Na""me" LIMIT 1'
+    expect(paged.text).toBe(`SELECT * FROM ((${page})\nUNION ALL (${nulls})) AS bouncer_paged ORDER BY "id", "Na""me" LIMIT 101`)
     expect(paged.values).toEqual(['x', 10, 'z'])
+    const lite = pagedStatement(prepareStatement('SELECT id FROM t WHERE a = :a', 'sqlite'), ['x'], { key: ['id'], after: [10], fetch: 11 }, 'sqlite')
+    expect(lite).toEqual({ text: 'SELECT * FROM (\nSELECT id FROM t WHERE a = ?1\n) AS bouncer_page WHERE ("id") > (?2) ORDER BY "id" LIMIT 11', values: ['x', 10] })
+    const first = pagedStatement(prepared, ['x'], { key: ['id'], after: null, fetch: 11 }, 'postgres')
+    expect(first).toEqual({ text: 'SELECT * FROM (\nSELECT id, "Name" FROM t WHERE a = $1 -- the end\n) AS bouncer_page ORDER BY "id" LIMIT 11', values: ['x'] })
   })
 })
