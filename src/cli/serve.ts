@@ -1,10 +1,33 @@
 import type { Command } from 'commander'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Logger } from '../telemetry/index.ts'
 import { ConfigError, startServing } from '../instance/index.ts'
 import { configOption, findConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 
 /** After an uncaught exception, how long past shutdown_timeout the drain may take before a hard exit. */
 const HARD_EXIT_MARGIN_MS = 5_000
+
+/** After the drain, how long a file operation still under way may take before the process ends without it. */
+const PENDING_FILE_GRACE_MS = 2_000
+
+/**
+ * Exits once the file operations under way have returned. process.exit waits for them (libuv joins
+ * its thread pool at exit), and one that never returns (a read of a hung network file system, or of
+ * a named pipe nobody writes, which a reload's config read can be) held the process for ever after
+ * a finished drain. Past the grace, the process ends without it: the audit log is closed by then.
+ * Only this thread's operations are seen (a worker thread's are not).
+ */
+async function exitWhenFilesSettle(code: number, logger: Logger): Promise<void> {
+  const pending = () => process.getActiveResourcesInfo().filter((resource) => resource.startsWith('FSReq')).length
+  const deadline = Date.now() + PENDING_FILE_GRACE_MS
+  while (pending() > 0 && Date.now() < deadline) await sleep(20)
+  if (pending() > 0) {
+    logger.warn({ pending: pending() }, 'a file operation has not returned since the drain ended (a hung file system, a named pipe nobody writes): the process ends without it (SIGKILL)')
+    process.kill(process.pid, 'SIGKILL')
+  }
+  process.exit(code)
+}
 
 interface ServeOptions {
   config?: string
@@ -49,7 +72,7 @@ export function registerServe(program: Command): void {
         stopping = true
         gateway.logger.info({ signal: reason }, 'draining')
         gateway.shutdown().then(
-          () => process.exit(crashed ? 1 : 0),
+          () => exitWhenFilesSettle(crashed ? 1 : 0, gateway.logger),
           (err: unknown) => {
             gateway.logger.error({ err }, 'shutdown failed')
             process.exit(1)
