@@ -12,7 +12,7 @@
 // what such a design's floor would be, not sinks: nothing reads them. `link-only` is today's chain
 // alone (splice + SHA-256), what every string-based layout pays.
 //
-//   node bench/audit-insert.ts [--rounds 4]
+//   node bench/audit-insert.ts [--rounds 4] [--shapes scan-and-bind,link-only]
 //
 // Prints process CPU per record (link + insert), each round. The second shape skips the roll-ups,
 // so it is flattered; it still lost (bench/README "Profiling").
@@ -29,7 +29,7 @@ import { LinkedRow } from '../src/audit/sinks/sink.ts'
 import { createSqliteSink, openSqlite } from '../src/audit/sinks/sqlite.ts'
 import { finishedRequest } from './audit.ts'
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '4' } } })
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '4' }, shapes: { type: 'string' } } })
 const BATCH = 1_600
 const TOTAL = 64_000
 const ROWS_PER_INSERT = 25
@@ -172,7 +172,9 @@ async function round(shape: Shape): Promise<number> {
   return (cpu.user + cpu.system) / TOTAL
 }
 
-const results: Record<Shape, string[]> = { 'scan-and-bind': [], json_extract: [], 'batch-row': [], 'batch-bytes': [], 'link-only': [] }
+const all: Record<Shape, string[]> = { 'scan-and-bind': [], json_extract: [], 'batch-row': [], 'batch-bytes': [], 'link-only': [] }
+const chosen = values.shapes?.split(',')
+const results = Object.fromEntries(Object.entries(all).filter(([shape]) => chosen === undefined || chosen.includes(shape))) as Record<Shape, string[]>
 for (let r = 0; r < Number(values.rounds); r++) {
   for (const shape of Object.keys(results) as Shape[]) results[shape].push((await round(shape)).toFixed(1))
 }

@@ -11,6 +11,7 @@ import { addMissingColumns } from '../../collections/index.ts'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import { timeMsOf, type AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
+import { BatchRollup, prepareRollupUpserts, ROLLUP_BINS_PER_OCTAVE, type RollupStatements } from './sqlite-rollup.ts'
 import { rowColumns, type AuditSink, type ChainHead, type SinkHead, type StoredRow } from './sink.ts'
 
 const SCHEMA_VERSION = 3
@@ -113,13 +114,14 @@ function addConsoleIndex(db: DatabaseSync): void {
  * Per-minute counts for the console's long ranges (a day of 1,000,000 records is ~100,000 rollup
  * rows to sum instead of a million to group): outcomes by route, principals, and latency histograms
  * (log-scale bins of 1/8 octave, ±4.5%) of forwarded requests, in all and at the upstream. The sink
- * keeps them per batch (rollUp, in the batch's transaction): one grouped upsert per table over the
- * rows the batch actually inserted, so a replayed record (INSERT OR IGNORE) is never counted twice.
- * A per-record trigger did the same at ~7 µs a record (issue 15; bench/README.md, "Profiling").
+ * keeps them per batch, in the batch's transaction: counted from the values it bound when every row
+ * was new (sqlite-rollup.ts), else one grouped upsert per table over the rows the batch actually
+ * inserted, so a replayed record (INSERT OR IGNORE) is never counted twice. A per-record trigger
+ * did the same at ~7 µs a record (issue 15; bench/README.md, "Profiling").
  * Made once, from the records already there; a log that has the old trigger loses it (its rollups
  * are already complete). '' stands for null in keys. The tables' existence says they are complete.
  */
-export const ROLLUP_BINS_PER_OCTAVE = 8
+export { ROLLUP_BINS_PER_OCTAVE }
 const binOf = (column: string) => `CAST(round(log2(max(${column}, 0.01)) * ${ROLLUP_BINS_PER_OCTAVE}) AS INTEGER)`
 
 /** The rollups' rows for the records matched by `where` (the whole log, or a batch's rowid range). */
@@ -180,13 +182,15 @@ export function recordFromRow(row: Record<string, unknown>): AuditRecord {
 
 const TIME_COLUMN = FIELD_SPECS.findIndex((field) => field.name === 'time')
 
-/** A row's values into `out` from `at`; returns where the next row's go. */
-function bind(out: unknown[], at: number, chainNo: number, row: StoredRow): number {
+/** A row's values into `out` from `at`, and into the batch's rollup; returns where the next row's go. */
+function bind(out: unknown[], at: number, chainNo: number, row: StoredRow, rollup: BatchRollup): number {
   const columns = rowColumns(row)
+  const timeMs = timeMsOf(columns[TIME_COLUMN] as string)
   out[at++] = chainNo
   out[at++] = row.seq
-  out[at++] = timeMsOf(columns[TIME_COLUMN] as string)
+  out[at++] = timeMs
   for (let i = 0; i < columns.length; i++) out[at++] = columns[i]
+  rollup.add(columns, timeMs)
   return at
 }
 
@@ -196,6 +200,8 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
   const inserts = new Map<number, StatementSync>()
   let maxRowid: StatementSync | undefined
   let rollUps: StatementSync[] | undefined
+  let rollupUpserts: RollupStatements | undefined
+  const rollup = new BatchRollup()
 
   /** The small number that stands for a chain in audit_records (registered on first use). */
   function chainNoOf(chain: string): number {
@@ -226,6 +232,7 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
       chainNos.clear()
       maxRowid = undefined
       rollUps = undefined
+      rollupUpserts = undefined
     },
     async head(chain): Promise<SinkHead | null> {
       if (!db) throw new Error('the SQLite audit sink is not open')
@@ -244,15 +251,23 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
         // New rows get rowids above the largest (no rowid is reused while it is the largest), so
         // the rows above it are exactly the ones this batch inserted: not the ignored replays.
         const before = (maxRowid ??= db.prepare('SELECT coalesce(max(rowid), 0) AS last FROM audit_records')).get() as { last: number }
+        rollup.clear()
+        let inserted = 0
         for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
           const end = Math.min(i + ROWS_PER_INSERT, rows.length)
           const params = new Array<unknown>((end - i) * INSERT_COLUMNS.length)
           let at = 0
-          for (let r = i; r < end; r++) at = bind(params, at, chainNoOf((rows[r] as StoredRow).chain), rows[r] as StoredRow)
-          insertOf(end - i).run(...(params as Array<string | number | null>))
+          for (let r = i; r < end; r++) at = bind(params, at, chainNoOf((rows[r] as StoredRow).chain), rows[r] as StoredRow, rollup)
+          inserted += Number(insertOf(end - i).run(...(params as Array<string | number | null>)).changes)
         }
-        rollUps ??= rollupInserts('rowid > ?', 'ON CONFLICT DO UPDATE SET n = n + excluded.n').map((sql) => (db as DatabaseSync).prepare(sql))
-        for (const rollUp of rollUps) rollUp.run(before.last)
+        if (inserted === rows.length) {
+          // Every row is new: the batch's own counts (sqlite-rollup.ts), not its rows read back.
+          rollup.write(rollupUpserts ??= prepareRollupUpserts(db))
+        } else if (inserted > 0) {
+          // A replay among them: only SQL knows which rows were ignored.
+          rollUps ??= rollupInserts('rowid > ?', 'ON CONFLICT DO UPDATE SET n = n + excluded.n').map((sql) => (db as DatabaseSync).prepare(sql))
+          for (const rollUp of rollUps) rollUp.run(before.last)
+        }
         db.exec('COMMIT')
       } catch (err) {
         db.exec('ROLLBACK')
@@ -303,6 +318,7 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
       inserts.clear()
       maxRowid = undefined
       rollUps = undefined
+      rollupUpserts = undefined
       db?.close()
       db = undefined
     },
