@@ -84,16 +84,18 @@ export interface Paging {
 /**
  * The statement wrapped for keyset paging, and the values with the key's appended.
  *
- * PostgreSQL sorts NULL last, and `(key) > (last)` is never true of a row whose key holds NULL: after
- * the first page such rows were past every page and left out without a word. There a later page
- * also asks for one such row (a second branch, `IS NULL ... LIMIT 1`, which an index on the key
- * answers by a probe): it sorts after the page's rows, so it is read, and refused (backend.ts), only
- * when the page reaches it. The result's nullability cannot be known from the catalog (an outer
- * join makes a NOT NULL column nullable), so every later page asks. SQLite sorts NULL first: the
- * first page reaches them.
+ * PostgreSQL sorts NULL last, and `(key) > (last)` is unknown, so false, for a row whose key holds a
+ * NULL before it differs from the last key: after the first page such rows were past every page and
+ * left out without a word. There a later page also asks for one such row, exactly those the
+ * comparison skips (`k1 IS NULL OR (k1 = c1 AND k2 IS NULL) OR …`, each term an index probe where
+ * the key is indexed, one `LIMIT 1` branch): it sorts after the page's rows, so it is read, and
+ * refused (backend.ts), only when the page reaches it. The result's nullability cannot be known from
+ * the catalog (an outer join makes a NOT NULL column nullable), so every later page asks. SQLite
+ * sorts NULL first: the first page reaches them.
  */
 export function pagedStatement(statement: PreparedStatement, values: unknown[], paging: Paging, dialect: Dialect): { text: string; values: unknown[] } {
-  const columns = paging.key.map(quoteIdentifier).join(', ')
+  const keys = paging.key.map(quoteIdentifier)
+  const columns = keys.join(', ')
   const fetch = Math.floor(paging.fetch)
   // The statement on lines of its own: a trailing `-- comment` in it cannot swallow the wrapper.
   const page = (alias: string, where: string, limit: number) => `SELECT * FROM (\n${statement.text}\n) AS ${alias} WHERE ${where} ORDER BY ${columns} LIMIT ${limit}`
@@ -105,7 +107,8 @@ export function pagedStatement(statement: PreparedStatement, values: unknown[], 
   })
   const after = `(${columns}) > (${params.join(', ')})`
   if (dialect === 'sqlite') return { text: page('bouncer_page', after, fetch), values: all }
-  const nulls = paging.key.map((column) => `${quoteIdentifier(column)} IS NULL`).join(' OR ')
+  const skipped = keys.map((key, i) => [...keys.slice(0, i).map((earlier, j) => `${earlier} = ${params[j] as string}`), `${key} IS NULL`].join(' AND '))
+  const nulls = skipped.map((term) => (keys.length === 1 ? term : `(${term})`)).join(' OR ')
   return {
     text: `SELECT * FROM ((${page('bouncer_page', after, fetch)})\nUNION ALL (${page('bouncer_nulls', nulls, 1)})) AS bouncer_paged ORDER BY ${columns} LIMIT ${fetch}`,
     values: all,

@@ -22,6 +22,7 @@ const PEOPLE = `probe_people_${SUFFIX}`
 const CUSTOMERS = `probe_customers_${SUFFIX}`
 const NULLKEY = `probe_nullkey_${SUFFIX}`
 const LATENULLS = `probe_latenulls_${SUFFIX}`
+const PAIRS = `probe_pairs_${SUFFIX}`
 const TENANTED = `probe_tenanted_${SUFFIX}`
 const SECRET = 'secret-alice@hidden.test'
 
@@ -46,6 +47,10 @@ beforeAll(async () => {
   await db.query(`CREATE TABLE ${LATENULLS} (id int, name text)`)
   await db.query(`CREATE INDEX ON ${LATENULLS} (id)`)
   await db.query(`INSERT INTO ${LATENULLS} VALUES (1,'a'), (2,'b'), (3,'c'), (4,'d'), (5,'e'), (NULL,'f'), (NULL,'g')`)
+  // A two-column key whose second column holds NULL: (2, NULL) is past (2, 1) but not (a, b) > (2, 1).
+  await db.query(`CREATE TABLE ${PAIRS} (a int, b int, name text)`)
+  await db.query(`CREATE INDEX ON ${PAIRS} (a, b)`)
+  await db.query(`INSERT INTO ${PAIRS} VALUES (1, 1, 'p'), (2, 1, 'q'), (2, 5, 'r'), (2, NULL, 's'), (3, 1, 't')`)
   await db.query(`CREATE TABLE ${TENANTED} (id int PRIMARY KEY, tenant text, email text)`)
   await db.query(`INSERT INTO ${TENANTED} SELECT g, CASE WHEN g % 2 = 0 THEN 'acme' ELSE 'other' END, 'x' || g || '@t.test' FROM generate_series(1, 20) g`)
 
@@ -89,6 +94,7 @@ beforeAll(async () => {
       // Paging over a nullable key.
       { id: 'pg.nullkey', methods: ['GET'], path: '/pg/nullkey', dataset: { source: 'wh', sql: `SELECT id, name FROM ${NULLKEY}`, page_size: 2 } },
       { id: 'pg.latenulls', methods: ['GET'], path: '/pg/latenulls', dataset: { source: 'wh', sql: `SELECT id, name FROM ${LATENULLS}`, page_size: 2 } },
+      { id: 'pg.pairs', methods: ['GET'], path: '/pg/pairs', dataset: { source: 'wh', sql: `SELECT a, b, name FROM ${PAIRS}`, key: ['a', 'b'], page_size: 1 } },
       // An outer join: the catalog says customers.id is NOT NULL, the result holds NULL.
       { id: 'pg.outer', methods: ['GET'], path: '/pg/outer', dataset: { source: 'wh', sql: `SELECT c.id, t.id AS tid FROM ${TENANTED} t LEFT JOIN ${CUSTOMERS} c ON c.id = t.id`, page_size: 1 } },
       { id: 'lite.nullkey', methods: ['GET'], path: '/lite/nullkey', dataset: { source: 'lite', sql: 'SELECT id, name FROM nullkey', page_size: 2 } },
@@ -105,7 +111,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw?.close()
   await idp?.stop()
-  await db?.query(`DROP TABLE IF EXISTS ${PEOPLE}, ${CUSTOMERS}, ${NULLKEY}, ${LATENULLS}, ${TENANTED}`)
+  await db?.query(`DROP TABLE IF EXISTS ${PEOPLE}, ${CUSTOMERS}, ${NULLKEY}, ${LATENULLS}, ${PAIRS}, ${TENANTED}`)
   await db?.end()
   if (dir) rmSync(dir, { recursive: true, force: true })
 })
@@ -201,6 +207,13 @@ describe('paging over a key that holds NULL', () => {
     expect(result.rows.map((r) => r.name)).toEqual(['a', 'b', 'c', 'd'])
     const last = await get(`/pg/latenulls?cursor=${encodeURIComponent(await cursorAfter('/pg/latenulls', 2))}`)
     expect(JSON.parse(last.text)).toMatchObject({ code: 'datasource_error', detail: expect.stringContaining('"id" holds NULL') })
+  })
+
+  it('[pg] a two-column key: the NULL the comparison skips past the cursor is reached', async () => {
+    // Page 3 pages on from (2, 1): (2, 5) and, before (3, 1), (2, NULL). Before: 200 after 't', 's' never sent.
+    const result = await allPages('/pg/pairs')
+    expect(result).toMatchObject({ status: 502, pages: 3 })
+    expect(result.rows.map((r) => r.name)).toEqual(['p', 'q'])
   })
 
   it('[pg] a key an outer join leaves NULL is refused too, though its table column is NOT NULL', async () => {
