@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from '../telemetry/index.ts'
-import { ConfigError, startServing } from '../instance/index.ts'
+import { ConfigError, startServing, type ShutdownOutcome } from '../instance/index.ts'
 import { configOption, findConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 
@@ -16,9 +16,14 @@ const PENDING_FILE_GRACE_MS = 2_000
  * its thread pool at exit), and one that never returns (a read of a hung network file system, or of
  * a named pipe nobody writes, which a reload's config read can be) held the process for ever after
  * a finished drain. Past the grace, the process ends without it: the audit log is closed by then.
- * Only this thread's operations are seen (a worker thread's are not).
+ * This thread's operations are seen here; a worker thread held in one (server.workers) is reported
+ * by the shutdown, and Node's exit would wait to join it, so the process ends at once then.
  */
-async function exitWhenFilesSettle(code: number, logger: Logger): Promise<void> {
+async function exitWhenSettled(code: number, logger: Logger, outcome: ShutdownOutcome): Promise<void> {
+  if (outcome.heldWorkers.length > 0) {
+    logger.warn({ workers: outcome.heldWorkers }, 'a worker thread held in a system call did not end with the drain: the process ends without it (SIGKILL)')
+    process.kill(process.pid, 'SIGKILL')
+  }
   const pending = () => process.getActiveResourcesInfo().filter((resource) => resource.startsWith('FSReq')).length
   const deadline = Date.now() + PENDING_FILE_GRACE_MS
   while (pending() > 0 && Date.now() < deadline) await sleep(20)
@@ -72,7 +77,7 @@ export function registerServe(program: Command): void {
         stopping = true
         gateway.logger.info({ signal: reason }, 'draining')
         gateway.shutdown().then(
-          () => exitWhenFilesSettle(crashed ? 1 : 0, gateway.logger),
+          (outcome) => exitWhenSettled(crashed ? 1 : 0, gateway.logger, outcome),
           (err: unknown) => {
             gateway.logger.error({ err }, 'shutdown failed')
             process.exit(1)

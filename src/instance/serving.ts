@@ -5,7 +5,7 @@ import { createLogger, type BackgroundTasks, type Logger } from '../telemetry/in
 import { ConfigError, diagnosticLines } from './prepare.ts'
 import type { ReloadResult } from './reload.ts'
 import { startGateway, type StartOptions } from './start.ts'
-import { startWorkers } from './workers/supervisor.ts'
+import { startWorkers, type ShutdownOutcome } from './workers/supervisor.ts'
 
 export interface Serving {
   readonly url: string
@@ -19,7 +19,7 @@ export interface Serving {
   /** server.shutdown_timeout in force, a reload's included: how long a drain may take. */
   shutdownTimeout(): number
   reload(): Promise<ReloadResult>
-  shutdown(): Promise<void>
+  shutdown(): Promise<ShutdownOutcome>
 }
 
 export async function startServing(options: StartOptions): Promise<Serving> {
@@ -29,7 +29,16 @@ export async function startServing(options: StartOptions): Promise<Serving> {
   const count = workerCount(config.server)
   if (count <= 1) {
     const gateway = await startGateway({ ...options, loaded })
-    return { ...gateway, workers: 1, config: () => config, shutdownTimeout: () => gateway.state.runtime.config.server.shutdown_timeout }
+    return {
+      ...gateway,
+      workers: 1,
+      config: () => config,
+      shutdownTimeout: () => gateway.state.runtime.config.server.shutdown_timeout,
+      shutdown: async () => {
+        await gateway.shutdown()
+        return { heldWorkers: [] }
+      },
+    }
   }
   const logger = options.logger ?? createLogger({ level: config.telemetry.log_level })
   const workers = await startWorkers({ configFile: options.configFile, config, count, port: options.port, adminPort: options.adminPort, logger, env })

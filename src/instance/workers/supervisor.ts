@@ -32,6 +32,12 @@ import { carry, mergeMetrics, parseMetrics, type Families } from './metrics-merg
 const THREAD_URL = new URL(import.meta.url.endsWith('.ts') ? './thread.ts' : './thread.js', import.meta.url)
 /** A drain that has not ended the thread this long past shutdown_timeout is cut short. */
 const HARD_STOP_MARGIN_MS = 5_000
+/**
+ * How long a thread cut short may take to end. terminate() stops JavaScript, not a system call: a
+ * thread held in one (a synchronous read of a hung file system, or of a named pipe nobody writes)
+ * never ends, and the shutdown waited for it for ever; past this it goes on without it.
+ */
+const HELD_THREAD_GRACE_MS = 1_000
 /** A replacement waits this long after a crash, doubling while crashes follow each other (to 5 s). */
 const FIRST_BACKOFF_MS = 100
 const MAX_BACKOFF_MS = 5_000
@@ -54,7 +60,12 @@ export interface Workers {
   reload(): Promise<ReloadResult>
   /** server.shutdown_timeout in force: the config's, then what the last reload set. */
   shutdownTimeout(): number
-  shutdown(): Promise<void>
+  shutdown(): Promise<ShutdownOutcome>
+}
+
+/** What a shutdown could not stop: worker threads held in a system call, which the process must end without. */
+export interface ShutdownOutcome {
+  heldWorkers: string[]
 }
 
 type SlotState = 'starting' | 'running' | 'draining' | 'stopped'
@@ -80,6 +91,9 @@ interface Slot {
   lastMetrics: Families | null
   reloads: Map<number, (result: ReloadResult) => void>
   exited: Promise<void> | null
+  /** Settles when its thread, cut short, has not ended either: held in a system call. */
+  held: Promise<void>
+  giveUp: () => void
   /** When a draining worker is stopped if it has not ended: its own shutdown_timeout + 5 s. */
   hardStop: NodeJS.Timeout | null
 }
@@ -91,10 +105,14 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const maxKeys = config.limits_store.type === 'memory' ? config.limits_store.max_keys : 100_000
   const sharedLimits = createSharedLimitsTable(maxKeys)
   const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
-  const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
-    id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0,
-    threadId: null, lastMetrics: null, reloads: new Map(), exited: null, hardStop: null,
-  }))
+  const slots: Slot[] = Array.from({ length: options.count }, (_, i) => {
+    let giveUp = noop
+    const held = new Promise<void>((resolve) => (giveUp = resolve))
+    return {
+      id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0,
+      threadId: null, lastMetrics: null, reloads: new Map(), exited: null, held, giveUp, hardStop: null,
+    }
+  })
   const carried: Families = new Map()
   let shutdownTimeoutMs = config.server.shutdown_timeout
   let port = options.port ?? config.server.listen.port
@@ -272,7 +290,11 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   function armHardStop(slot: Slot, thread: Worker, timeoutMs: number): void {
     if (slot.hardStop) clearTimeout(slot.hardStop)
     slot.hardStop = setTimeout(() => {
-      if (slot.thread === thread) void thread.terminate()
+      if (slot.thread !== thread) return
+      void thread.terminate()
+      setTimeout(() => {
+        if (slot.thread === thread) slot.giveUp()
+      }, HELD_THREAD_GRACE_MS).unref()
     }, timeoutMs + HARD_STOP_MARGIN_MS)
     slot.hardStop.unref()
   }
@@ -401,11 +423,15 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     throw err
   }
 
-  async function stopAll(): Promise<void> {
+  /** Drains every worker; answers those whose threads could not be ended (held in a system call). */
+  async function stopAll(): Promise<string[]> {
     stopping = true
     for (const slot of slots) stopWorker(slot, true)
-    await Promise.all(slots.map((s) => s.exited))
+    const held: string[] = []
+    await Promise.all(slots.map((slot) => Promise.race([slot.exited, slot.held.then(() => void held.push(slot.id))])))
     rmSync(sockets, { recursive: true, force: true })
+    if (held.length > 0) logger.error({ workers: held }, 'a worker thread did not end, though cut short: it is held in a system call (a read of a hung file system?)')
+    return held
   }
 
   return {
@@ -416,10 +442,11 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     reload,
     shutdownTimeout: () => shutdownTimeoutMs,
     async shutdown() {
-      if (stopping) return
-      await stopAll()
+      if (stopping) return { heldWorkers: [] }
+      const heldWorkers = await stopAll()
       admin.close()
       admin.closeAllConnections()
+      return { heldWorkers }
     },
   }
 }
