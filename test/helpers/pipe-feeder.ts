@@ -104,3 +104,11 @@ export function startPipeFeeder(dir: string, name: string, content: string): Pip
   const running = run()
   return feeder
 }
+
+/** A pipe-fed gateway test's teardown: the gateway killed first (its readers gone), then the feeder, the upstream, the files. */
+export async function endPipeFedTest(parts: { gateway?: { stop(signal: NodeJS.Signals): Promise<unknown> }; feeder?: PipeFeeder; upstream?: { close(): Promise<void> }; dir?: string }): Promise<void> {
+  await parts.gateway?.stop('SIGKILL')
+  await parts.feeder?.stop()
+  await parts.upstream?.close()
+  if (parts.dir) await rm(parts.dir, { recursive: true, force: true })
+}

@@ -5,14 +5,14 @@
 // the drain is done and a grace has passed) rather than never. The config file is a named pipe
 // (pipe-feeder.ts): the test says when each read gets its content.
 import { DatabaseSync } from 'node:sqlite'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request, type Dispatcher } from 'undici'
 import { stringify } from 'yaml'
 import { afterEach, beforeEach, expect, it } from 'vitest'
 import { startServe, type ServeProcess } from '../helpers/cli.ts'
-import { startPipeFeeder, type PipeFeeder } from '../helpers/pipe-feeder.ts'
+import { endPipeFedTest, startPipeFeeder, type PipeFeeder } from '../helpers/pipe-feeder.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred, waitFor, waitForText } from '../helpers/wait.ts'
 
@@ -49,10 +49,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   slowRelease.resolve()
-  await gateway?.stop('SIGKILL')
-  await feeder?.stop()
-  await upstream?.close()
-  await rm(dir, { recursive: true, force: true })
+  await endPipeFedTest({ gateway, feeder, upstream, dir })
 })
 
 /** A reload whose config read is held until `gate` settles; resolves once the gateway is reading. */

@@ -4,7 +4,7 @@
 // its own content, so the timing is the test's: the first reader gets the valid key, the second a
 // half-written one). Also: a worker whose event loop is held (its reload blocked reading that file)
 // while /metrics is scraped.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,7 +13,7 @@ import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { startServe, type ServeProcess } from '../helpers/cli.ts'
 import { freshRequest } from '../helpers/fresh.ts'
-import { startPipeFeeder, type PipeFeeder } from '../helpers/pipe-feeder.ts'
+import { endPipeFedTest, startPipeFeeder, type PipeFeeder } from '../helpers/pipe-feeder.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred, metricValue, waitFor } from '../helpers/wait.ts'
 
@@ -62,12 +62,7 @@ beforeAll(async () => {
   gateway = await startServe(['--config', file], { startTimeout: 90_000 })
 }, 120_000)
 
-afterAll(async () => {
-  await gateway?.stop('SIGKILL')
-  await feeder?.stop()
-  await upstream?.close()
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => endPipeFedTest({ gateway, feeder, upstream, dir }))
 
 it('a reload one worker refuses is not in force on the other (all workers, or none, and the answer says which)', async () => {
   // Both workers serve (24 connections: the kernel hashes each to either worker).

@@ -3,7 +3,7 @@
 // served the old config until the next reload. To hold a replacement between reading its config and
 // listening, the config's secrets store takes its master key from a named pipe (pipe-feeder.ts):
 // the worker's read waits until the test writes the key. The worker is crashed through the inspector.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,7 +13,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { startServe, type ServeProcess } from '../helpers/cli.ts'
 import { freshRequest } from '../helpers/fresh.ts'
 import { crashWorker } from '../helpers/inspector.ts'
-import { startPipeFeeder, type PipeFeeder } from '../helpers/pipe-feeder.ts'
+import { endPipeFedTest, startPipeFeeder, type PipeFeeder } from '../helpers/pipe-feeder.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred, waitFor, waitForText } from '../helpers/wait.ts'
 
@@ -53,12 +53,7 @@ beforeAll(async () => {
   gateway = await startServe(['--config', file], { nodeArgs: ['--inspect=127.0.0.1:0'], startTimeout: 90_000 })
 }, 120_000)
 
-afterAll(async () => {
-  await gateway?.stop('SIGKILL')
-  await feeder?.stop()
-  await upstream?.close()
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => endPipeFedTest({ gateway, feeder, upstream, dir }))
 
 it('a worker starting during a reload reloads once it listens', async () => {
   const held = deferred()

@@ -4,7 +4,7 @@
 // (SIGKILL, with a warning) once the hard stop has had its grace, and what was served before is in
 // the audit log.
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
@@ -13,7 +13,7 @@ import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { startServe, type ServeProcess } from '../helpers/cli.ts'
 import { freshRequest } from '../helpers/fresh.ts'
-import { startPipeFeeder, type PipeFeeder } from '../helpers/pipe-feeder.ts'
+import { endPipeFedTest, startPipeFeeder, type PipeFeeder } from '../helpers/pipe-feeder.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor, waitForText } from '../helpers/wait.ts'
 
@@ -44,12 +44,7 @@ beforeAll(async () => {
   gateway = await startServe(['--config', file], { startTimeout: 90_000 })
 }, 120_000)
 
-afterAll(async () => {
-  await gateway?.stop('SIGKILL')
-  await feeder?.stop()
-  await upstream?.close()
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => endPipeFedTest({ gateway, feeder, upstream, dir }))
 
 it('workers held in a read do not hold the process: it ends after the hard stop, the served requests audited', async () => {
   const served = await Promise.all(Array.from({ length: 12 }, () => freshRequest(`${gateway.url}/open`)))
