@@ -182,7 +182,9 @@ export const minimalProxy: BenchCase = {
   async start(ctx) {
     // The floor gets the gateway's heap settings: without them its young generation grew to 64 MB
     // and it held 234 MB under load (run 10), a floor no deployment of the gateway has (issue 15).
-    const proxy = await startProcess(NODE, [...GATEWAY_V8_FLAGS, join(ROOT, 'bench/servers/minimal-proxy.ts'), String(ctx.upstreamPort), 'dispatch'], /listening on (\S+)/, { env: { NODE_OPTIONS: DEPLOYED_NODE_OPTIONS } })
+    // --profile minimal: its profile beside the gateway's, to compare where each spends a request.
+    const profile = process.env.BENCH_CPU_PROF_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}` : ''
+    const proxy = await startProcess(NODE, [...GATEWAY_V8_FLAGS, join(ROOT, 'bench/servers/minimal-proxy.ts'), String(ctx.upstreamPort), 'dispatch'], /listening on (\S+)/, { env: { NODE_OPTIONS: `${DEPLOYED_NODE_OPTIONS}${profile}` } })
     return { url: `${proxy.match[1]}/`, measured: proxy, stop: () => proxy.stop() }
   },
 }
