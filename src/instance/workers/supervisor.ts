@@ -71,6 +71,13 @@ export interface ShutdownOutcome {
 type SlotState = 'starting' | 'running' | 'draining' | 'stopped'
 
 const noop = () => {}
+
+/** A slot's `held` signal, not given yet. */
+function notHeld(): Pick<Slot, 'held' | 'giveUp'> {
+  let giveUp = noop
+  const held = new Promise<void>((resolve) => (giveUp = resolve))
+  return { held, giveUp }
+}
 /**
  * How long /metrics and /readyz wait for one worker: well inside Prometheus' default 10 s scrape
  * timeout and a probe's usual 1–5 s, for the whole answer, since the workers are asked together.
@@ -105,14 +112,10 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const maxKeys = config.limits_store.type === 'memory' ? config.limits_store.max_keys : 100_000
   const sharedLimits = createSharedLimitsTable(maxKeys)
   const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
-  const slots: Slot[] = Array.from({ length: options.count }, (_, i) => {
-    let giveUp = noop
-    const held = new Promise<void>((resolve) => (giveUp = resolve))
-    return {
-      id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0,
-      threadId: null, lastMetrics: null, reloads: new Map(), exited: null, held, giveUp, hardStop: null,
-    }
-  })
+  const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
+    id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0,
+    threadId: null, lastMetrics: null, reloads: new Map(), exited: null, ...notHeld(), hardStop: null,
+  }))
   const carried: Families = new Map()
   let shutdownTimeoutMs = config.server.shutdown_timeout
   let port = options.port ?? config.server.listen.port
@@ -178,6 +181,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       }
     })
     thread.on('error', (err) => logger.error({ err, worker: slot.id }, 'worker failed'))
+    Object.assign(slot, notHeld()) // a thread given up on that ended after all: its replacement is not
     slot.exited = once(thread, 'exit').then(([code]) => {
       failed?.(new Error(`worker ${slot.id} ended with code ${code as number} before it listened`)) // a no-op once it did
       exited(slot, thread, threadId, code as number)
