@@ -20,17 +20,15 @@ const PENDING_FILE_GRACE_MS = 2_000
  * by the shutdown, and Node's exit would wait to join it, so the process ends at once then.
  */
 async function exitWhenSettled(code: number, logger: Logger, outcome: ShutdownOutcome): Promise<void> {
-  if (outcome.heldWorkers.length > 0) {
-    logger.warn({ workers: outcome.heldWorkers }, 'a worker thread held in a system call did not end with the drain: the process ends without it (SIGKILL)')
+  const endWithout = (fields: object, what: string) => {
+    logger.warn(fields, `${what}: the process ends without it (SIGKILL)`)
     process.kill(process.pid, 'SIGKILL')
   }
+  if (outcome.heldWorkers.length > 0) endWithout({ workers: outcome.heldWorkers }, 'a worker thread held in a system call did not end with the drain')
   const pending = () => process.getActiveResourcesInfo().filter((resource) => resource.startsWith('FSReq')).length
   const deadline = Date.now() + PENDING_FILE_GRACE_MS
   while (pending() > 0 && Date.now() < deadline) await sleep(20)
-  if (pending() > 0) {
-    logger.warn({ pending: pending() }, 'a file operation has not returned since the drain ended (a hung file system, a named pipe nobody writes): the process ends without it (SIGKILL)')
-    process.kill(process.pid, 'SIGKILL')
-  }
+  if (pending() > 0) endWithout({ pending: pending() }, 'a file operation has not returned since the drain ended (a hung file system, a named pipe nobody writes)')
   process.exit(code)
 }
 

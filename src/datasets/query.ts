@@ -98,8 +98,8 @@ export function pagedStatement(statement: PreparedStatement, values: unknown[], 
   const columns = keys.join(', ')
   const fetch = Math.floor(paging.fetch)
   // The statement on lines of its own: a trailing `-- comment` in it cannot swallow the wrapper.
-  const page = (alias: string, where: string, limit: number) => `SELECT * FROM (\n${statement.text}\n) AS ${alias} WHERE ${where} ORDER BY ${columns} LIMIT ${limit}`
-  if (paging.after === null) return { text: `SELECT * FROM (\n${statement.text}\n) AS bouncer_page ORDER BY ${columns} LIMIT ${fetch}`, values }
+  const page = (alias: string, where: string | null, limit: number) => `SELECT * FROM (\n${statement.text}\n) AS ${alias}${where === null ? '' : ` WHERE ${where}`} ORDER BY ${columns} LIMIT ${limit}`
+  if (paging.after === null) return { text: page('bouncer_page', null, fetch), values }
   const all = [...values]
   const params = paging.after.map((value) => {
     all.push(value)
@@ -107,8 +107,8 @@ export function pagedStatement(statement: PreparedStatement, values: unknown[], 
   })
   const after = `(${columns}) > (${params.join(', ')})`
   if (dialect === 'sqlite') return { text: page('bouncer_page', after, fetch), values: all }
-  const skipped = keys.map((key, i) => [...keys.slice(0, i).map((earlier, j) => `${earlier} = ${params[j] as string}`), `${key} IS NULL`].join(' AND '))
-  const nulls = skipped.map((term) => (keys.length === 1 ? term : `(${term})`)).join(' OR ')
+  // Row i: equal to the cursor before column i, NULL at it.
+  const nulls = keys.map((key, i) => `(${[...keys.slice(0, i).map((earlier, j) => `${earlier} = ${params[j] as string}`), `${key} IS NULL`].join(' AND ')})`).join(' OR ')
   return {
     text: `SELECT * FROM ((${page('bouncer_page', after, fetch)})\nUNION ALL (${page('bouncer_nulls', nulls, 1)})) AS bouncer_paged ORDER BY ${columns} LIMIT ${fetch}`,
     values: all,

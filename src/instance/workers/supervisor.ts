@@ -72,12 +72,6 @@ type SlotState = 'starting' | 'running' | 'draining' | 'stopped'
 
 const noop = () => {}
 
-/** A slot's `held` signal, not given yet. */
-function notHeld(): Pick<Slot, 'held' | 'giveUp'> {
-  let giveUp = noop
-  const held = new Promise<void>((resolve) => (giveUp = resolve))
-  return { held, giveUp }
-}
 /**
  * How long /metrics and /readyz wait for one worker: well inside Prometheus' default 10 s scrape
  * timeout and a probe's usual 1–5 s, for the whole answer, since the workers are asked together.
@@ -98,9 +92,8 @@ interface Slot {
   lastMetrics: Families | null
   reloads: Map<number, (result: ReloadResult) => void>
   exited: Promise<void> | null
-  /** Settles when its thread, cut short, has not ended either: held in a system call. */
-  held: Promise<void>
-  giveUp: () => void
+  /** Resolved when its thread, cut short, has not ended either: held in a system call. */
+  held: PromiseWithResolvers<void>
   /** When a draining worker is stopped if it has not ended: its own shutdown_timeout + 5 s. */
   hardStop: NodeJS.Timeout | null
 }
@@ -114,7 +107,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
   const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
     id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0,
-    threadId: null, lastMetrics: null, reloads: new Map(), exited: null, ...notHeld(), hardStop: null,
+    threadId: null, lastMetrics: null, reloads: new Map(), exited: null, held: Promise.withResolvers(), hardStop: null,
   }))
   const carried: Families = new Map()
   let shutdownTimeoutMs = config.server.shutdown_timeout
@@ -181,7 +174,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       }
     })
     thread.on('error', (err) => logger.error({ err, worker: slot.id }, 'worker failed'))
-    Object.assign(slot, notHeld()) // a thread given up on that ended after all: its replacement is not
+    slot.held = Promise.withResolvers() // a thread given up on that ended after all: its replacement is not
     slot.exited = once(thread, 'exit').then(([code]) => {
       failed?.(new Error(`worker ${slot.id} ended with code ${code as number} before it listened`)) // a no-op once it did
       exited(slot, thread, threadId, code as number)
@@ -297,7 +290,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       if (slot.thread !== thread) return
       void thread.terminate()
       setTimeout(() => {
-        if (slot.thread === thread) slot.giveUp()
+        if (slot.thread === thread) slot.held.resolve()
       }, HELD_THREAD_GRACE_MS).unref()
     }, timeoutMs + HARD_STOP_MARGIN_MS)
     slot.hardStop.unref()
@@ -432,10 +425,9 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     stopping = true
     for (const slot of slots) stopWorker(slot, true)
     const held: string[] = []
-    await Promise.all(slots.map((slot) => Promise.race([slot.exited, slot.held.then(() => void held.push(slot.id))])))
+    await Promise.all(slots.map((slot) => Promise.race([slot.exited, slot.held.promise.then(() => void held.push(slot.id))])))
     rmSync(sockets, { recursive: true, force: true })
-    if (held.length > 0) logger.error({ workers: held }, 'a worker thread did not end, though cut short: it is held in a system call (a read of a hung file system?)')
-    return held
+    return held // serve says so, and ends the process without them
   }
 
   return {
