@@ -8,8 +8,7 @@ import { answerPolicyApplies, HOP_BY_HOP, passedOn, type AnswerPolicy } from '..
  */
 export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string, policy: AnswerPolicy, answerHeaders: readonly string[] | null): Record<string, string | string[]> {
   const applies = answerPolicyApplies(policy)
-  const connection = headers.connection
-  const named = connection === undefined ? null : new Set(String(connection).toLowerCase().split(',').map((t) => t.trim()))
+  const named = connectionNamed(headers.connection)
   const out: Record<string, string | string[]> = {}
   for (const name in headers) {
     const value = headers[name]
@@ -22,3 +21,12 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
   return out
 }
 
+
+/**
+ * The fields a Connection header names (RFC 9110 §7.6.1), to be dropped with it; null when it names
+ * only hop-by-hop ones. `keep-alive`, what nearly every upstream sends, takes no allocation.
+ */
+function connectionNamed(connection: string | string[] | undefined): ReadonlySet<string> | null {
+  if (connection === undefined || connection === 'keep-alive' || connection === 'Keep-Alive') return null
+  return new Set(String(connection).toLowerCase().split(',').map((t) => t.trim()))
+}
