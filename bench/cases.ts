@@ -88,7 +88,7 @@ export async function startBouncer(config: Record<string, unknown>, env: NodeJS.
   // of V8's default growth to 32 MB semi-spaces: ~90 MB less resident memory, the same throughput.
   // --profile adds a CPU profile written when the gateway exits (bench/run.ts reads it).
   const profile = process.env.BENCH_CPU_PROF_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}` : ''
-  // BENCH_NODE_FLAGS: Node or V8 flags to try on the gateway alone (A/B runs of a flag), given on
+  // BENCH_NODE_FLAGS: Node or V8 flags to try on the gateway (and the minimal proxy: A/B runs of a flag), given on
   // the command line because NODE_OPTIONS refuses some V8 flags.
   const flags = process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []
   // Issue 15: what a deployment runs is the compiled build (the image ships dist/): bin/bouncer.js
@@ -101,6 +101,7 @@ export async function startBouncer(config: Record<string, unknown>, env: NodeJS.
     env: { BOUNCER_LOG_LEVEL: 'warn', NODE_OPTIONS: `${DEPLOYED_NODE_OPTIONS}${profile}`, ...env },
     core: options.core,
     startTimeoutMs: options.startTimeoutMs,
+    measured: true,
   })
   const stop = started.stop
   return Object.assign(started, {
@@ -184,7 +185,9 @@ export const minimalProxy: BenchCase = {
     // and it held 234 MB under load (run 10), a floor no deployment of the gateway has (issue 15).
     // --profile minimal: its profile beside the gateway's, to compare where each spends a request.
     const profile = process.env.BENCH_CPU_PROF_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}` : ''
-    const proxy = await startProcess(NODE, [...GATEWAY_V8_FLAGS, join(ROOT, 'bench/servers/minimal-proxy.ts'), String(ctx.upstreamPort), 'dispatch'], /listening on (\S+)/, { env: { NODE_OPTIONS: `${DEPLOYED_NODE_OPTIONS}${profile}` } })
+    // A variant's flags too (`minimal@--perf-basic-prof`, bench/perf.ts's --perf-prof): its JIT frames get names as the gateway's do.
+    const flags = process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []
+    const proxy = await startProcess(NODE, [...GATEWAY_V8_FLAGS, ...flags, join(ROOT, 'bench/servers/minimal-proxy.ts'), String(ctx.upstreamPort), 'dispatch'], /listening on (\S+)/, { env: { NODE_OPTIONS: `${DEPLOYED_NODE_OPTIONS}${profile}` }, measured: true })
     return { url: `${proxy.match[1]}/`, measured: proxy, stop: () => proxy.stop() }
   },
 }

@@ -1,7 +1,7 @@
 // A variant of a case, for the side-by-side runs of bench/ab.ts and bench/perf.ts (issue 15):
 //
 //   CASE                       the case as `npm run bench` runs it
-//   CASE@--flag+--flag         with Node/V8 flags on the gateway's command line (BENCH_NODE_FLAGS)
+//   CASE@--flag+--flag         with Node/V8 flags on the gateway's (or the minimal proxy's) command line (BENCH_NODE_FLAGS)
 //   CASE~audit.max_batch=400   with a setting in its config, `~` again for more (BENCH_CONFIG_SET)
 //   CASE^DIR                   the gateway of another checkout, its dist/ built (BENCH_GATEWAY_ROOT):
 //                              `git worktree add DIR REV && (cd DIR && npm run build)`
