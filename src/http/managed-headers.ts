@@ -15,6 +15,20 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'proxy-authorization', 'proxy-authenticate', 'http2-settings',
 ])
 
+/**
+ * The fields a Connection header names (RFC 9110 §7.6.1), lower-cased, each for this hop only; null
+ * when it names none but its connection options `close` and `keep-alive`, what nearly every
+ * message carries (no set is made for it). Both directions read it: the request's and the answer's.
+ */
+export function connectionNamed(connection: string | readonly string[]): ReadonlySet<string> | null {
+  let named: Set<string> | null = null
+  for (const token of (typeof connection === 'string' ? connection : connection.join(',')).split(',')) {
+    const name = token.trim().toLowerCase()
+    if (name !== '' && name !== 'close' && name !== 'keep-alive') (named ??= new Set()).add(name)
+  }
+  return named
+}
+
 /** Written afresh by the gateway on every forwarded request: a client's copy would be a forgery. */
 const GATEWAY_WRITTEN = [
   'x-request-id', 'traceparent', 'tracestate',

@@ -5,7 +5,7 @@
 // headers it writes itself, headers some frameworks obey to change the path or method), including
 // their look-alikes that an upstream stack folding `_` into `-` would read as one of them.
 import { GatewayError } from '../errors/index.ts'
-import { isManagedVariant, MANAGED_REQUEST_HEADERS } from '../http/managed-headers.ts'
+import { connectionNamed, isManagedVariant, MANAGED_REQUEST_HEADERS } from '../http/managed-headers.ts'
 
 export interface RequestHeaders {
   authorization: string | undefined
@@ -174,15 +174,10 @@ function readHttp2Framing(out: RequestHeaders, http2: Http2Framing, authority: s
   if (http2.bodyFollows && out.contentLength === undefined) out.chunked = true
 }
 
-/** RFC 9110 §7.6.1: headers named in Connection are for this hop only. */
 /** Removes the headers `Connection` names from the forwardable ones; answers whether it names Authorization (kept apart, never in that list). */
 function dropConnectionNamed(forward: string[], connection: string): boolean {
-  const named = new Set<string>()
-  for (const token of connection.split(',')) {
-    const name = token.trim().toLowerCase()
-    if (name !== '' && name !== 'close' && name !== 'keep-alive') named.add(name)
-  }
-  if (named.size === 0) return false
+  const named = connectionNamed(connection)
+  if (named === null) return false
   let write = 0
   for (let read = 0; read < forward.length; read += 2) {
     const name = forward[read] as string

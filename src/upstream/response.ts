@@ -1,4 +1,4 @@
-import { answerPolicyApplies, HOP_BY_HOP, passedOn, type AnswerPolicy } from '../http/index.ts'
+import { answerPolicyApplies, connectionNamed, HOP_BY_HOP, passedOn, type AnswerPolicy } from '../http/index.ts'
 
 /**
  * The upstream's response headers without the hop-by-hop ones (RFC 9110 §7.6.1), with our
@@ -8,7 +8,8 @@ import { answerPolicyApplies, HOP_BY_HOP, passedOn, type AnswerPolicy } from '..
  */
 export function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string, policy: AnswerPolicy, answerHeaders: readonly string[] | null): Record<string, string | string[]> {
   const applies = answerPolicyApplies(policy)
-  const named = connectionNamed(headers.connection)
+  const connection = headers.connection
+  const named = connection === undefined ? null : connectionNamed(connection)
   const out: Record<string, string | string[]> = {}
   for (const name in headers) {
     const value = headers[name]
@@ -19,14 +20,4 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
   out['x-request-id'] = requestId
   if (answerHeaders !== null) for (let i = 0; i < answerHeaders.length; i += 2) out[answerHeaders[i] as string] = answerHeaders[i + 1] as string
   return out
-}
-
-
-/**
- * The fields a Connection header names (RFC 9110 §7.6.1), to be dropped with it; null when it names
- * only hop-by-hop ones. `keep-alive`, what nearly every upstream sends, takes no allocation.
- */
-function connectionNamed(connection: string | string[] | undefined): ReadonlySet<string> | null {
-  if (connection === undefined || connection === 'keep-alive' || connection === 'Keep-Alive') return null
-  return new Set(String(connection).toLowerCase().split(',').map((t) => t.trim()))
 }

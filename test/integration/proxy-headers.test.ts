@@ -185,7 +185,7 @@ describe('routing over the wire', () => {
 })
 
 describe('responses', () => {
-  // 'Keep-Alive' alone takes the path that builds no set of named fields (upstream/response.ts).
+  // 'Keep-Alive' alone names no field: no set of named fields is made (connectionNamed, http/managed-headers.ts).
   it.each([
     ['keep-alive, x-hop', true],
     ['Keep-Alive', false],

@@ -1,7 +1,7 @@
 // The one list of managed headers, read the way folding upstream stacks read names.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { foldHeaderName, isManagedVariant, isReservedForConfig, MANAGED_REQUEST_HEADERS } from '../../../src/http/managed-headers.ts'
+import { connectionNamed, foldHeaderName, isManagedVariant, isReservedForConfig, MANAGED_REQUEST_HEADERS } from '../../../src/http/managed-headers.ts'
 
 /** A managed name respelled: any letter's case changed, any `-` written as another token character. */
 const respelled = (name: string) =>
@@ -38,5 +38,15 @@ describe('managed request headers', () => {
       expect(isReservedForConfig(name), name).toBe(true)
     }
     for (const name of ['Authorization', 'X-Api-Key', 'X_Api_Key', 'X-Forwarded-Prefix']) expect(isReservedForConfig(name), name).toBe(false)
+  })
+})
+
+describe('connectionNamed', () => {
+  it('reads the fields a Connection header names, lower-cased, past its connection options', () => {
+    expect(connectionNamed('keep-alive')).toBeNull()
+    expect(connectionNamed(' Close ,KEEP-ALIVE, ')).toBeNull()
+    expect(connectionNamed('keep-alive, X-Hop,  Authorization')).toEqual(new Set(['x-hop', 'authorization']))
+    // Two Connection fields (an upstream's answer): one list.
+    expect(connectionNamed(['close', 'X-One, x-two'])).toEqual(new Set(['x-one', 'x-two']))
   })
 })
