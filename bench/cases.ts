@@ -75,6 +75,17 @@ export async function startUpstream(): Promise<Started & { port: number }> {
   return Object.assign(started, { port: Number(started.match[1]) })
 }
 
+/**
+ * What a run adds to a measured Node process (the gateway, the minimal proxy): `--profile`'s CPU
+ * profile, written when it exits (bench/run.ts reads it), for NODE_OPTIONS; and BENCH_NODE_FLAGS,
+ * Node or V8 flags to try (a variant's `CASE@--flag`), given on the command line because
+ * NODE_OPTIONS refuses some V8 flags.
+ */
+function variantNodeOptions(): { profile: string; flags: string[] } {
+  const dir = process.env.BENCH_CPU_PROF_DIR
+  return { profile: dir ? ` --cpu-prof --cpu-prof-dir=${dir}` : '', flags: process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [] }
+}
+
 /** Writes a config into a temp dir and runs `bouncer serve` on it. */
 export async function startBouncer(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, options: { core?: string | null; startTimeoutMs?: number } = {}): Promise<Started & { url: string; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'bouncer-bench-'))
@@ -86,11 +97,7 @@ export async function startBouncer(config: Record<string, unknown>, env: NodeJS.
   await writeFile(file, stringify(full))
   // The deployment setting (deploy/bouncer.service, Dockerfile): a 16 MB young generation instead
   // of V8's default growth to 32 MB semi-spaces: ~90 MB less resident memory, the same throughput.
-  // --profile adds a CPU profile written when the gateway exits (bench/run.ts reads it).
-  const profile = process.env.BENCH_CPU_PROF_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}` : ''
-  // BENCH_NODE_FLAGS: Node or V8 flags to try on the gateway (and the minimal proxy: A/B runs of a flag), given on
-  // the command line because NODE_OPTIONS refuses some V8 flags.
-  const flags = process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []
+  const { profile, flags } = variantNodeOptions()
   // Issue 15: what a deployment runs is the compiled build (the image ships dist/): bin/bouncer.js
   // takes it when type stripping is off. The sources cost ~30-60 MB more resident memory (Node's
   // TypeScript stripper and the source maps), the same CPU once warm.
@@ -183,10 +190,8 @@ export const minimalProxy: BenchCase = {
   async start(ctx) {
     // The floor gets the gateway's heap settings: without them its young generation grew to 64 MB
     // and it held 234 MB under load (run 10), a floor no deployment of the gateway has (issue 15).
-    // --profile minimal: its profile beside the gateway's, to compare where each spends a request.
-    const profile = process.env.BENCH_CPU_PROF_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}` : ''
-    // A variant's flags too (`minimal@--perf-basic-prof`, bench/perf.ts's --perf-prof): its JIT frames get names as the gateway's do.
-    const flags = process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []
+    // Its profile (--profile minimal) and a variant's flags (`minimal@--perf-basic-prof`) as the gateway's.
+    const { profile, flags } = variantNodeOptions()
     const proxy = await startProcess(NODE, [...GATEWAY_V8_FLAGS, ...flags, join(ROOT, 'bench/servers/minimal-proxy.ts'), String(ctx.upstreamPort), 'dispatch'], /listening on (\S+)/, { env: { NODE_OPTIONS: `${DEPLOYED_NODE_OPTIONS}${profile}` }, measured: true })
     return { url: `${proxy.match[1]}/`, measured: proxy, stop: () => proxy.stop() }
   },

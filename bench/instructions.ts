@@ -95,13 +95,17 @@ function callgrind(pid: number, ...args: string[]): void {
   if (result.status !== 0) throw new Error(`callgrind_control ${args.join(' ')} failed: ${result.stderr}`)
 }
 
-/** The instructions of the dump callgrind wrote last for `pid` (its files: callgrind.PID.out.N). */
-function lastDumpInstructions(pid: number): number {
+/** The dump callgrind wrote last for `pid` (its files: callgrind.PID.out.N). */
+function lastDump(pid: number): string {
   const dumps = readdirSync(dir).filter((name) => name.startsWith(`callgrind.${pid}.out.`))
   const last = dumps.sort((a, b) => Number(a.split('.').at(-1)) - Number(b.split('.').at(-1))).at(-1)
   if (last === undefined) throw new Error(`callgrind wrote no dump for ${pid}`)
-  const total = /^totals: (\d+)/m.exec(readFileSync(join(dir, last), 'utf8'))?.[1]
-  if (total === undefined) throw new Error(`callgrind's dump ${last} has no totals`)
+  return join(dir, last)
+}
+
+function dumpInstructions(dump: string): number {
+  const total = /^totals: (\d+)/m.exec(readFileSync(dump, 'utf8'))?.[1]
+  if (total === undefined) throw new Error(`callgrind's dump ${dump} has no totals`)
   return Number(total)
 }
 
@@ -121,7 +125,7 @@ try {
         callgrind(pid, '--zero')
         await load(settings.url, headers, requestsPerWindow).catch((err: unknown) => failed(running.measured, err))
         callgrind(pid, '--dump')
-        perWindow.push(lastDumpInstructions(pid) / requestsPerWindow)
+        perWindow.push(dumpInstructions(lastDump(pid)) / requestsPerWindow)
       }
       results.push({ variant, perWindow })
       if (Number(values.top) > 0) printTopFunctions(pid, Number(values.top))
@@ -148,9 +152,8 @@ if (base !== undefined) {
  * named from the map V8 writes (/tmp/perf-PID.map: start, size, name).
  */
 function printTopFunctions(pid: number, top: number): void {
-  const dump = readdirSync(dir).filter((name) => name.startsWith(`callgrind.${pid}.out.`)).sort((a, b) => Number(a.split('.').at(-1)) - Number(b.split('.').at(-1))).at(-1)
-  if (dump === undefined) return
-  const annotated = spawnSync('callgrind_annotate', ['--threshold=100', join(dir, dump)], { encoding: 'utf8', maxBuffer: 256 * 2 ** 20 })
+  const dump = lastDump(pid)
+  const annotated = spawnSync('callgrind_annotate', ['--threshold=100', dump], { encoding: 'utf8', maxBuffer: 256 * 2 ** 20 })
   const jit = readPerfMap(pid)
   const byName = new Map<string, number>()
   for (const line of annotated.stdout.split('\n')) {
