@@ -10,9 +10,12 @@
 // bytes in place and stores the batch as one BLOB: no string per record, no scan (search's few
 // values would come from the request thread beside the line, not measured here). The sketches are
 // what such a design's floor would be, not sinks: nothing reads them. `link-only` is today's chain
-// alone (splice + SHA-256), what every string-based layout pays.
+// alone (splice + SHA-256), what every string-based layout pays. `narrow-row` keeps a row per record
+// but stores only what an index or a roll-up reads (7 columns) and the canonical line for the rest
+// (which readers would reach as virtual generated columns): it lost to today's shape, as the line's
+// key names and quotes make the row larger than SQLite's record of typed columns.
 //
-//   node bench/audit-insert.ts [--rounds 4] [--shapes scan-and-bind,link-only]
+//   node bench/audit-insert.ts [--rounds 4] [--shapes scan-and-bind,link-only,narrow-row]
 //
 // Prints process CPU per record (link + insert), each round. The second shape skips the roll-ups,
 // so it is flattered; it still lost (bench/README "Profiling").
@@ -33,7 +36,7 @@ const { values } = parseArgs({ options: { rounds: { type: 'string', default: '4'
 const BATCH = 1_600
 const TOTAL = 64_000
 const ROWS_PER_INSERT = 25
-type Shape = 'scan-and-bind' | 'json_extract' | 'batch-row' | 'batch-bytes' | 'link-only'
+type Shape = 'scan-and-bind' | 'json_extract' | 'batch-row' | 'batch-bytes' | 'link-only' | 'narrow-row'
 
 /** One row's values from its line in SQLite: `time_ms` as the sink computes it (Date.parse), the rest by name. */
 function extractingInsert(db: DatabaseSync): StatementSync {
@@ -50,6 +53,41 @@ function extractingInsert(db: DatabaseSync): StatementSync {
 
 const column = (name: string) => FIELD_SPECS.findIndex((field) => field.name === name)
 const [TIME, SUBJECT, ROUTE] = [column('time'), column('subject'), column('route')]
+
+/** A row per record holding only what an index or a roll-up reads, and the canonical line for the rest. */
+const NARROW = ['decision', 'code', 'statement', 'route', 'subject', 'duration_ms', 'upstream_ms']
+const NARROW_COLUMNS = NARROW.map(column)
+function narrowInsert(db: DatabaseSync): StatementSync {
+  db.exec(`
+    CREATE TABLE sketch_narrow (chain INTEGER NOT NULL, seq INTEGER NOT NULL, time_ms INTEGER NOT NULL, decision TEXT NOT NULL, code TEXT, statement TEXT, route TEXT, subject TEXT, duration_ms REAL NOT NULL, upstream_ms REAL, line TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (chain, seq));
+    CREATE INDEX sketch_narrow_time ON sketch_narrow (time_ms);
+    CREATE INDEX sketch_narrow_subject ON sketch_narrow (subject, time_ms);
+    CREATE INDEX sketch_narrow_refused ON sketch_narrow (time_ms) WHERE decision <> 'allow';
+    CREATE INDEX sketch_narrow_console ON sketch_narrow (time_ms, decision, code, route, subject, duration_ms, upstream_ms);
+  `)
+  const row = (r: number) => `(${Array.from({ length: 12 }, (_, k) => `?${r * 12 + k + 1}`).join(', ')})`
+  return db.prepare(`INSERT OR IGNORE INTO sketch_narrow VALUES ${Array.from({ length: ROWS_PER_INSERT }, (_, r) => row(r)).join(', ')}`)
+}
+
+function writeNarrow(db: DatabaseSync, insert: StatementSync, chainNo: number, rows: LinkedRow[]): void {
+  db.exec('BEGIN IMMEDIATE')
+  const params = new Array<unknown>(ROWS_PER_INSERT * 12)
+  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+    let p = 0
+    for (let r = i; r < i + ROWS_PER_INSERT; r++) {
+      const row = rows[r] as LinkedRow
+      const values = columnValues(row.linked.canonical, row.linked.hash)
+      params[p++] = chainNo
+      params[p++] = row.seq
+      params[p++] = Date.parse(values[TIME] as string)
+      for (const c of NARROW_COLUMNS) params[p++] = values[c]
+      params[p++] = row.linked.canonical
+      params[p++] = row.linked.hash
+    }
+    insert.run(...(params as (string | number | null)[]))
+  }
+  db.exec('COMMIT')
+}
 
 /** The sketch's tables: a batch per row, and what search would look batches up by. */
 function batchTables(db: DatabaseSync): { batch: StatementSync; subject: StatementSync; route: StatementSync } {
@@ -126,6 +164,7 @@ async function round(shape: Shape): Promise<number> {
   const tables = batchTables(db)
   db.exec('CREATE TABLE sketch_blobs (chain INTEGER NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, lines BLOB NOT NULL, UNIQUE (chain, first_seq))')
   const insertBlob = db.prepare('INSERT INTO sketch_blobs VALUES (?, ?, ?, ?)')
+  const insertNarrow = narrowInsert(db)
   const batches = Array.from({ length: TOTAL / BATCH }, (_, b) => Array.from({ length: BATCH }, (_, i) => recordLine(finishedRequest(b * BATCH + i), 'bench:1')))
   const byteBatches = shape === 'batch-bytes' ? batches.map(placeholderBatch) : []
   if (shape === 'batch-bytes') {
@@ -153,6 +192,10 @@ async function round(shape: Shape): Promise<number> {
       continue
     }
     if (shape === 'link-only') continue
+    if (shape === 'narrow-row') {
+      writeNarrow(db, insertNarrow, chainNo, rows)
+      continue
+    }
     db.exec('BEGIN IMMEDIATE')
     for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
       insert.run(...rows.slice(i, i + ROWS_PER_INSERT).flatMap((row) => [chainNo, row.seq, row.linked.canonical, row.linked.hash]))
@@ -164,7 +207,7 @@ async function round(shape: Shape): Promise<number> {
     ? TOTAL
     : shape === 'batch-row' || shape === 'batch-bytes'
     ? (db.prepare(`SELECT sum(last_seq - first_seq + 1) AS n FROM ${shape === 'batch-row' ? 'sketch_batches' : 'sketch_blobs'}`).get() as { n: number }).n
-    : (db.prepare('SELECT count(*) AS n FROM audit_records').get() as { n: number }).n
+    : (db.prepare(`SELECT count(*) AS n FROM ${shape === 'narrow-row' ? 'sketch_narrow' : 'audit_records'}`).get() as { n: number }).n
   if (stored !== TOTAL) throw new Error(`${shape}: ${stored} rows stored of ${TOTAL}`)
   db.close()
   await sink.close()
@@ -172,7 +215,7 @@ async function round(shape: Shape): Promise<number> {
   return (cpu.user + cpu.system) / TOTAL
 }
 
-const all: Record<Shape, string[]> = { 'scan-and-bind': [], json_extract: [], 'batch-row': [], 'batch-bytes': [], 'link-only': [] }
+const all: Record<Shape, string[]> = { 'scan-and-bind': [], json_extract: [], 'batch-row': [], 'batch-bytes': [], 'link-only': [], 'narrow-row': [] }
 const chosen = values.shapes?.split(',')
 const results = Object.fromEntries(Object.entries(all).filter(([shape]) => chosen === undefined || chosen.includes(shape))) as Record<Shape, string[]>
 for (let r = 0; r < Number(values.rounds); r++) {
