@@ -140,6 +140,12 @@ const introspection = z.strictObject({
   client_secret: z.string().min(1),
   /** An active answer is kept this long at most, and never past the token's exp; 0s asks every time. */
   cache: duration.prefault('60s'),
+  /**
+   * An inactive answer (revoked, expired, unknown) is kept this long, so a client retrying a dead
+   * token is refused without asking the provider each time; 0s asks every time. Kept apart from
+   * active answers: a flood of unknown tokens cannot push those out.
+   */
+  negative_cache: duration.prefault('5s'),
   timeout: duration.prefault('5s').refine((ms) => ms > 0, 'must be more than 0'),
 })
 

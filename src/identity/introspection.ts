@@ -6,7 +6,13 @@
 //   `exp`: a revocation at the provider is seen within the cache time, an expiry at once. The
 //   cache time counts from when the question was sent, so an answer that arrives late is not
 //   trusted longer than one that came at once.
-// - `active: false` (revoked, expired, or unknown to the provider) is 401 token_revoked.
+// - `active: false` (revoked, expired, or unknown to the provider) is 401 token_revoked, and is
+//   kept for `introspection.negative_cache` (5 s), so a client retrying a dead token in a loop (a
+//   dashboard's tiles after a revocation) costs the provider one question per period, not one per
+//   request. Kept in a cache of its own, keyed by the token's SHA-256 (a key of fixed size, whatever
+//   the token's length): unknown tokens sent by the thousand evict only each other, never an active
+//   answer. A refusal is the safe side to hold an answer on: the cost is a token the provider learns
+//   of late (a replica behind) refused for up to that long.
 // - One question in flight per token: a burst of requests with one token (a dashboard's tiles)
 //   waits for one answer, so the provider sees one introspection, not a flood.
 // - The provider unreachable, slow or answering nonsense is 503 identity_provider_unavailable:
@@ -15,6 +21,7 @@
 //   times with the clock tolerance); a `token_type` other than Bearer (a refresh token) is refused.
 //   A claim of the wrong kind (exp as a string) is nonsense from the provider: 503.
 // - An `act` claim (the provider's own on-behalf-of token) is decided as a JWT's is (verify.ts).
+import { hash } from 'node:crypto'
 import { request } from 'undici'
 import type { JWTPayload } from 'jose'
 import { createLru } from '../collections/index.ts'
@@ -46,6 +53,7 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
   const settings = issuer.introspection
   const now = options.now ?? Date.now
   const cache = createLru<Identity>(settings.cache > 0 ? options.cacheEntries : 0)
+  const refused = createLru<true>(settings.negative_cache > 0 ? options.cacheEntries : 0)
   const asking = new Map<string, Promise<Identity>>()
 
   const introspector: Introspector = {
@@ -55,6 +63,7 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
       const at = now()
       const cached = cache.get(token, at)
       if (cached) return Promise.resolve(cached)
+      if (settings.negative_cache > 0 && refused.get(refusedKey(token), at)) return Promise.reject(notActive())
       let answer = asking.get(token)
       if (answer === undefined) {
         answer = ask(token, at).finally(() => asking.delete(token))
@@ -67,7 +76,8 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
   async function ask(token: string, askedAt: number): Promise<Identity> {
     const claims = await answerFor(token)
     if (claims.active !== true) {
-      throw unauthorized('token_revoked', `Issuer "${issuer.name}" says the token is not active: it was revoked, it expired, or the issuer does not know it.`)
+      if (settings.negative_cache > 0) refused.set(refusedKey(token), true, askedAt + settings.negative_cache)
+      throw notActive()
     }
     // Any iss present must be the issuer's, exactly: the probe found a non-string one (an array
     // naming another issuer) taken as if absent.
@@ -94,6 +104,10 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
     const until = typeof claims.exp === 'number' ? Math.min(askedAt + settings.cache, claims.exp * 1000) : askedAt + settings.cache
     if (until > checkedAt) cache.set(token, identity, until)
     return identity
+  }
+
+  function notActive(): GatewayError {
+    return unauthorized('token_revoked', `Issuer "${issuer.name}" says the token is not active: it was revoked, it expired, or the issuer does not know it.`)
   }
 
   /** 503: the provider cannot say, or says nonsense; never the caller's fault. */
@@ -162,6 +176,11 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
   }
 
   return introspector
+}
+
+/** The refused-token cache's key: 43 characters whatever the token's length. */
+function refusedKey(token: string): string {
+  return hash('sha256', token, 'base64url')
 }
 
 /** RFC 6749 §2.3.1: the client id and secret are form-urlencoded before they are joined. */

@@ -119,6 +119,37 @@ describe('an issuer with introspection', () => {
   })
 })
 
+describe('refusals kept for introspection.negative_cache', () => {
+  it('a client retrying a dead token costs the provider one question per period, not one per request', async () => {
+    const gateway = await gatewayFor(config(idp, { cache: '60s' })) // negative_cache: its default, 5s
+    const before = idp.introspections
+    for (let i = 0; i < 20; i++) expect((await call(gateway, 'a-token-revoked-long-ago')).body).toMatchObject({ code: 'token_revoked' })
+    expect(idp.introspections - before).toBe(1)
+  })
+
+  it('is asked again once the period is over, and every time with 0s', async () => {
+    const short = await gatewayFor(config(idp, { negative_cache: '300ms' }))
+    const none = await gatewayFor(config(idp, { negative_cache: '0s' }))
+    const before = idp.introspections
+    expect((await call(short, 'unknown-to-the-provider')).status).toBe(401)
+    expect(idp.introspections - before).toBe(1)
+    await waitFor(async () => (await call(short, 'unknown-to-the-provider')).status === 401 && idp.introspections - before === 2, 'a second question after 300 ms')
+    const again = idp.introspections
+    for (let i = 0; i < 3; i++) expect((await call(none, 'unknown-to-the-provider')).status).toBe(401)
+    expect(idp.introspections - again).toBe(3)
+  })
+
+  it('unknown tokens by the dozen never push an active answer out of the cache', async () => {
+    const gateway = await gatewayFor({ ...config(idp, { cache: '60s' }), server: { token_cache_entries: 2 } })
+    const token = await idp.token('looker-reports', { resource: OPAQUE })
+    expect((await call(gateway, token)).status).toBe(200)
+    for (let i = 0; i < 12; i++) expect((await call(gateway, `made-up-token-${i}`)).status).toBe(401)
+    const before = idp.introspections
+    expect((await call(gateway, token)).status).toBe(200)
+    expect(idp.introspections).toBe(before) // still cached: the refusals have a cache of their own
+  })
+})
+
 describe('revocation at the provider', () => {
   it('is seen once the cached answer is older than introspection.cache: 401 token_revoked; a longer cache still serves it', async () => {
     const short = await gatewayFor(config(idp, { cache: '1s' }))

@@ -51,8 +51,8 @@ describe('api_keys', () => {
 describe('issuers[].introspection', () => {
   const issuer = (name: string, extra = '') => `  - { name: ${name}, issuer: "https://${name}/", audiences: [a], introspection: { url: "https://${name}/introspect", client_id: bouncer, client_secret: s${extra} } }\n`
 
-  it('has defaults: a 60 s cache, a 5 s timeout', () => {
-    expect((check(`issuers:\n${issuer('legacy')}`).config?.issuers[0] as { introspection?: unknown } | undefined)?.introspection).toEqual({ url: 'https://legacy/introspect', client_id: 'bouncer', client_secret: 's', cache: 60_000, timeout: 5_000 })
+  it('has defaults: a 60 s cache, refusals kept 5 s, a 5 s timeout', () => {
+    expect((check(`issuers:\n${issuer('legacy')}`).config?.issuers[0] as { introspection?: unknown } | undefined)?.introspection).toEqual({ url: 'https://legacy/introspect', client_id: 'bouncer', client_secret: 's', cache: 60_000, negative_cache: 5_000, timeout: 5_000 })
   })
 
   it('is one issuer\'s at most: an opaque token does not say whose it is', () => {
