@@ -1,7 +1,8 @@
 import type { Command } from 'commander'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from '../telemetry/index.ts'
-import { ConfigError, startServing, type ShutdownOutcome } from '../instance/index.ts'
+import { ConfigError, StartLeftHeldWorkers, startServing, type ShutdownOutcome } from '../instance/index.ts'
+import { printable } from '../text/index.ts'
 import { configOption, findConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 
@@ -30,6 +31,16 @@ async function exitWhenSettled(code: number, logger: Logger, outcome: ShutdownOu
   while (pending() > 0 && Date.now() < deadline) await sleep(20)
   if (pending() > 0) endWithout({ pending: pending() }, 'a file operation has not returned since the drain ended (a hung file system, a named pipe nobody writes)')
   process.exit(code)
+}
+
+/** Why the gateway did not start, as the user reads it (a config's errors are printed first, one a line). */
+function startFailure(err: unknown, configFile: string): unknown {
+  if (err instanceof ConfigError) {
+    for (const line of err.lines) console.error(line)
+    return new UserError(`refusing to start: ${configFile} has ${err.lines.length} error${err.lines.length === 1 ? '' : 's'}`)
+  }
+  if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') return new UserError(`cannot listen: ${(err as Error).message}`)
+  return err
 }
 
 interface ServeOptions {
@@ -61,12 +72,13 @@ export function registerServe(program: Command): void {
           adminPort: portOption(opts.adminPort, '--admin-port'),
         })
       } catch (err) {
-        if (err instanceof ConfigError) {
-          for (const line of err.lines) console.error(line)
-          throw new UserError(`refusing to start: ${configFile} has ${err.lines.length} error${err.lines.length === 1 ? '' : 's'}`)
-        }
-        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UserError(`cannot listen: ${(err as Error).message}`)
-        throw err
+        if (!(err instanceof StartLeftHeldWorkers)) throw startFailure(err, configFile)
+        // Node's exit would wait to join the held threads for ever: say why the start failed, then end.
+        const failure = startFailure(err.cause, configFile)
+        console.error(`bouncer: ${printable(failure instanceof Error ? failure.message : String(failure))}`)
+        console.error(`bouncer: worker thread${err.heldWorkers.length === 1 ? '' : 's'} ${err.heldWorkers.join(', ')} held in a system call did not end after the failed start: the process ends without ${err.heldWorkers.length === 1 ? 'it' : 'them'} (SIGKILL)`)
+        process.kill(process.pid, 'SIGKILL')
+        return
       }
       let stopping = false
       let crashed = false

@@ -63,6 +63,19 @@ export interface Workers {
   shutdown(): Promise<ShutdownOutcome>
 }
 
+/**
+ * A start that failed and could not end every worker it had started: threads held in a system call,
+ * which Node's exit would wait to join for ever. `cause` is why the start failed.
+ */
+export class StartLeftHeldWorkers extends Error {
+  readonly heldWorkers: string[]
+  constructor(cause: unknown, heldWorkers: string[]) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause })
+    this.name = 'StartLeftHeldWorkers'
+    this.heldWorkers = heldWorkers
+  }
+}
+
 /** What a shutdown could not stop: worker threads held in a system call, which the process must end without. */
 export interface ShutdownOutcome {
   heldWorkers: string[]
@@ -304,8 +317,18 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   } catch (err) {
     stopping = true
     for (const slot of slots) stopWorker(slot, false)
-    await Promise.all(slots.map((s) => s.exited))
+    // A worker still starting may be held in a system call (its master key read from a hung file
+    // system): terminate() cannot end it, and waiting for its exit waited for ever.
+    const held: string[] = []
+    await Promise.all(slots.map(async (slot) => {
+      if (slot.exited === null || slot.thread === null) return
+      const grace = Promise.withResolvers<void>()
+      const timer = setTimeout(grace.resolve, HELD_THREAD_GRACE_MS)
+      await Promise.race([slot.exited, grace.promise.then(() => void held.push(slot.id))])
+      clearTimeout(timer)
+    }))
     rmSync(sockets, { recursive: true, force: true })
+    if (held.length > 0) throw new StartLeftHeldWorkers(err, held)
     throw err
   }
 
