@@ -28,8 +28,10 @@ beforeAll(async () => {
     server: { tls: { cert: pki.server.cert, key: pki.server.key }, http2: true, hosts: ['localhost'] },
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
     upstreams: [{ name: 'api', url: upstream.url }],
+    limits: [{ name: 'per-cookie', key: 'header:Cookie', rate: '1/m', burst: 1 }],
     routes: [
       { id: 'fa', path: '/fa/*', upstream: 'api', public: true, forward_authorization: true },
+      { id: 'by-cookie', path: '/by-cookie', upstream: 'api', public: true, limits: ['per-cookie'] },
       { id: 'all', path: '/*', upstream: 'api', public: true },
     ],
   })
@@ -92,6 +94,16 @@ describe('HTTP/2 cookie crumbs', () => {
     const cookieLines = raw.filter((_, i) => i % 2 === 0 && raw[i]?.toLowerCase() === 'cookie')
     expect(cookieLines).toHaveLength(1)
     expect(upstream.received[0]?.headers.cookie).toBe('a=1; b=2')
+  })
+
+  it('a limit keyed by header:Cookie counts the joined crumbs: each set of cookies its own budget', async () => {
+    // burst 1: a second request with the same cookies is refused, one with other cookies is not.
+    expect((await h2({ ':path': '/by-cookie', cookie: ['tenant=a', 'session=1'] })).status).toBe(200)
+    expect((await h2({ ':path': '/by-cookie', cookie: ['tenant=a', 'session=1'] })).status).toBe(429)
+    expect((await h2({ ':path': '/by-cookie', cookie: ['tenant=b', 'session=1'] })).status).toBe(200)
+    expect((await h2({ ':path': '/by-cookie', cookie: 'tenant=c; session=1' })).status).toBe(200)
+    // The same cookies sent as one header or as crumbs are one caller.
+    expect((await h2({ ':path': '/by-cookie', cookie: ['tenant=c', 'session=1'] })).status).toBe(429)
   })
 })
 
