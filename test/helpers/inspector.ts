@@ -2,8 +2,16 @@
 // uncaught exception thrown inside it through the inspector protocol, so the gateway has no test hook.
 import { waitForText } from './wait.ts'
 
+/** The thread's own handler sees it: it drains, then ends with exit code 1. */
+const HANDLED_CRASH = 'setTimeout(() => { throw new Error("a crash, by a test") }, 0); 1'
+/**
+ * No handler sees it: the Worker emits 'error', as it does when the thread meets its heap limit
+ * (ERR_WORKER_OUT_OF_MEMORY), then ends.
+ */
+export const UNHANDLED_CRASH = 'process.removeAllListeners("uncaughtException"); setTimeout(() => { throw new Error("a crash, by a test") }, 0); 1'
+
 /** Throws an uncaught exception in the worker thread named `bouncer <id>`; resolves once its stderr says so. */
-export async function crashWorker(stderr: () => string, id: string): Promise<void> {
+export async function crashWorker(stderr: () => string, id: string, expression = HANDLED_CRASH): Promise<void> {
   const url = /Debugger listening on (ws:\/\/\S+)/.exec(stderr())?.[1]
   if (!url) throw new Error(`no inspector URL in:\n${stderr().slice(0, 2000)}`)
   const socket = new WebSocket(url)
@@ -19,7 +27,7 @@ export async function crashWorker(stderr: () => string, id: string): Promise<voi
   })
   socket.send(JSON.stringify({ id: 1, method: 'NodeWorker.enable', params: { waitForDebuggerOnStart: false } }))
   const sessionId = await attached
-  const evaluate = { id: 1, method: 'Runtime.evaluate', params: { expression: 'setTimeout(() => { throw new Error("a crash, by a test") }, 0); 1' } }
+  const evaluate = { id: 1, method: 'Runtime.evaluate', params: { expression } }
   socket.send(JSON.stringify({ id: 2, method: 'NodeWorker.sendMessageToWorker', params: { sessionId, message: JSON.stringify(evaluate) } }))
   await waitForText(stderr, 'a crash, by a test', 30_000)
   socket.close()

@@ -13,7 +13,7 @@ import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
 import { freshRequest } from '../helpers/fresh.ts'
-import { crashWorker } from '../helpers/inspector.ts'
+import { crashWorker, UNHANDLED_CRASH } from '../helpers/inspector.ts'
 import { schemaErrors, type Schema } from '../helpers/json-schema.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred, metricValue, waitFor, waitForText } from '../helpers/wait.ts'
@@ -202,6 +202,20 @@ describe('server.workers: 2', () => {
       const instance = (await instancesOf([answer.requestId])).values().next().value as string
       return instance.endsWith(`/${victim}`) && (await auditRecords()).some((r) => r.request_id === answer.requestId && r.time > crashedAt)
     }, 'a request answered by the replacement', 30_000)
+  }, 120_000)
+
+  it('replaces a worker ended by an error no handler of its own sees (as its heap limit ends it)', async () => {
+    // The Worker emits 'error' before 'exit' then: events.once(thread, 'exit') rejected on it, so
+    // the supervisor never saw the exit, counted the worker running for good, and replaced nobody.
+    const restarts = (await metricValue(gateway.adminUrl, 'bouncer_worker_restarts_total')) as number
+    await crashWorker(gateway.stderr, 'w1', UNHANDLED_CRASH)
+    await waitFor(async () => (await metricValue(gateway.adminUrl, 'bouncer_worker_restarts_total')) === restarts + 1, 'the replacement counted', 30_000)
+    await waitFor(async () => (await metrics()).includes('bouncer_workers{state="running"} 2'), 'both workers running again', 30_000)
+    await waitFor(async () => {
+      const ready = await request(`${gateway.adminUrl}/readyz`)
+      await ready.body.dump()
+      return ready.statusCode === 200
+    }, 'ready again', 30_000)
   }, 120_000)
 
   it('drains both workers on SIGTERM, exits 0, and audit verify checks each chain', async () => {

@@ -10,7 +10,6 @@
 // with a lock held for a microsecond, where processes would need a round trip to an owner per
 // request; a thread's crash (an uncaught exception, its heap limit) still ends only that thread.
 // What a thread cannot survive is what ends the process (a native crash, the process's memory).
-import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -188,9 +187,11 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     })
     thread.on('error', (err) => logger.error({ err, worker: slot.id }, 'worker failed'))
     slot.held = Promise.withResolvers() // a thread given up on that ended after all: its replacement is not
-    slot.exited = once(thread, 'exit').then(([code]) => {
-      failed?.(new Error(`worker ${slot.id} ended with code ${code as number} before it listened`)) // a no-op once it did
-      exited(slot, thread, threadId, code as number)
+    // Not events.once: it rejects on an 'error' event, which a thread ended by its heap limit or by
+    // an exception no handler of its own saw emits before 'exit', and that exit was then never seen.
+    slot.exited = new Promise<number>((resolve) => thread.once('exit', resolve)).then((code) => {
+      failed?.(new Error(`worker ${slot.id} ended with code ${code} before it listened`)) // a no-op once it did
+      exited(slot, thread, threadId, code)
     })
     return started
   }
