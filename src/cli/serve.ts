@@ -75,7 +75,9 @@ export function registerServe(program: Command): void {
         if (!(err instanceof StartLeftHeldWorkers)) throw startFailure(err, configFile)
         // Node's exit would wait to join the held threads for ever: say why the start failed, then end.
         const failure = startFailure(err.cause, configFile)
-        console.error(`bouncer: ${printable(failure instanceof Error ? failure.message : String(failure))}`)
+        // As main.ts words it: a user's problem as it is, anything else an internal error.
+        const message = failure instanceof Error ? failure.message : String(failure)
+        console.error(`bouncer: ${failure instanceof UserError ? '' : 'internal error: '}${printable(message)}`)
         console.error(`bouncer: worker thread${err.heldWorkers.length === 1 ? '' : 's'} ${err.heldWorkers.join(', ')} held in a system call did not end after the failed start: the process ends without ${err.heldWorkers.length === 1 ? 'it' : 'them'} (SIGKILL)`)
         process.kill(process.pid, 'SIGKILL')
         return

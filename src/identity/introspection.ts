@@ -8,8 +8,10 @@
 //   trusted longer than one that came at once.
 // - `active: false` (revoked, expired, or unknown to the provider) is 401 token_revoked, and is
 //   kept for `introspection.negative_cache` (5 s), so a client retrying a dead token in a loop (a
-//   dashboard's tiles after a revocation) costs the provider one question per period, not one per
-//   request. Kept in a cache of its own, keyed by the token's SHA-256 (a key of fixed size, whatever
+//   dashboard's tiles after a revocation) costs the provider one question per period (per worker
+//   with server.workers), not one per request. Only `active: false` is kept: a provider error is
+//   asked again, and an active answer refused by the issuer's rules (audience, token type) is not
+//   cached either way. Kept in a cache of its own, keyed by the token's SHA-256 (a key of fixed size, whatever
 //   the token's length): unknown tokens sent by the thousand evict only each other, never an active
 //   answer. A refusal is the safe side to hold an answer on: the cost is a token the provider learns
 //   of late (a replica behind) refused for up to that long.
@@ -76,7 +78,9 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
   async function ask(token: string, askedAt: number): Promise<Identity> {
     const claims = await answerFor(token)
     if (claims.active !== true) {
-      if (settings.negative_cache > 0) refused.set(refusedKey(token), true, askedAt + settings.negative_cache)
+      // Counted from the question, as an active answer is; one that came later than that is not kept.
+      const until = askedAt + settings.negative_cache
+      if (settings.negative_cache > 0 && until > now()) refused.set(refusedKey(token), true, until)
       throw notActive()
     }
     // Any iss present must be the issuer's, exactly: the probe found a non-string one (an array

@@ -26,7 +26,7 @@ beforeAll(async () => {
   endpoint = await startIntrospectionEndpoint()
   upstream = await startUpstream()
   gw = await startTestGateway({
-    issuers: [{ name: 'legacy', issuer: LEGACY, audiences: [AUD], introspection: { url: endpoint.url, client_id: 'bouncer', client_secret: 'bouncer-secret', cache: '60s' } }],
+    issuers: [{ name: 'legacy', issuer: LEGACY, audiences: [AUD], introspection: { url: endpoint.url, client_id: 'bouncer', client_secret: 'bouncer-secret', cache: '60s', negative_cache: '60s' } }],
     roles: [{ name: 'reader', assumed_by: [{ issuer: 'legacy', subject: '*' }], policies: ['read'] }],
     policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: ['reports'] }] }],
     upstreams: [{ name: 'api', url: upstream.url }],
@@ -97,4 +97,18 @@ it('refuses an answer whose iss is not the issuer\'s string, whatever its kind: 
   // The issuer's own iss, or none, is taken.
   endpoint.answers.set('opaque-iss-own', answerJson({ active: true, iss: LEGACY, sub: 'alice', aud: AUD, exp: soon() }))
   expect((await call('opaque-iss-own')).status).toBe(200)
+})
+
+it('keeps only an inactive answer as a refusal: a provider error is asked again, and a token it then calls active passes', async () => {
+  endpoint.answers.set('opaque-flaky', (res) => res.writeHead(500).end())
+  expect((await call('opaque-flaky')).body.code).toBe('identity_provider_unavailable')
+  endpoint.answers.set('opaque-flaky', answerJson({ active: true, sub: 'alice', aud: AUD, exp: soon() }))
+  expect((await call('opaque-flaky')).status).toBe(200)
+  expect(endpoint.asked.filter((token) => token === 'opaque-flaky')).toHaveLength(2)
+
+  // An inactive answer, by contrast, is kept (negative_cache 60s): made active at the provider, still refused here.
+  expect((await call('opaque-refused')).body.code).toBe('token_revoked')
+  endpoint.answers.set('opaque-refused', answerJson({ active: true, sub: 'alice', aud: AUD, exp: soon() }))
+  expect((await call('opaque-refused')).body.code).toBe('token_revoked')
+  expect(endpoint.asked.filter((token) => token === 'opaque-refused')).toHaveLength(1)
 })
