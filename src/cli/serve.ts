@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Logger } from '../telemetry/index.ts'
+import { heldThreads, type Logger } from '../telemetry/index.ts'
 import { ConfigError, StartLeftHeldWorkers, startServing, type ShutdownOutcome } from '../instance/index.ts'
 import { printable } from '../text/index.ts'
 import { configOption, findConfig } from './config.ts'
@@ -18,7 +18,8 @@ const PENDING_FILE_GRACE_MS = 2_000
  * a named pipe nobody writes, which a reload's config read can be) held the process for ever after
  * a finished drain. Past the grace, the process ends without it: the audit log is closed by then.
  * This thread's operations are seen here; a worker thread held in one (server.workers) is reported
- * by the shutdown, and Node's exit would wait to join it, so the process ends at once then.
+ * by the shutdown, a function's thread by heldThreads(), and Node's exit would wait to join either,
+ * so the process ends at once then.
  */
 async function exitWhenSettled(code: number, logger: Logger, outcome: ShutdownOutcome): Promise<void> {
   const endWithout = (fields: object, what: string) => {
@@ -26,6 +27,8 @@ async function exitWhenSettled(code: number, logger: Logger, outcome: ShutdownOu
     process.kill(process.pid, 'SIGKILL')
   }
   if (outcome.heldWorkers.length > 0) endWithout({ workers: outcome.heldWorkers }, 'a worker thread held in a system call did not end with the drain')
+  const held = await heldThreads()
+  if (held.length > 0) endWithout({ threads: held }, "a function's thread held in a system call (its handler's read of a hung file system) did not end when stopped")
   const pending = () => process.getActiveResourcesInfo().filter((resource) => resource.startsWith('FSReq')).length
   const deadline = Date.now() + PENDING_FILE_GRACE_MS
   while (pending() > 0 && Date.now() < deadline) await sleep(20)

@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream'
 import { Worker } from 'node:worker_threads'
 import type { FunctionConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
+import { terminateThread, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import { MAX_LOG_LINE, type FailureDetails, type FromWorker, type FunctionResponse, type Invoke, type WorkerSetup } from './messages.ts'
 import { postedResponseProblem } from './response.ts'
 
@@ -169,7 +169,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   function replaceOverMemory(slot: PoolSlot, worker: Worker, requestId: string, used: number): void {
     logger.warn({ function: name, request_id: requestId, used_mb: Math.round(used / 1_048_576), memory_mb: config.memory }, `function ${name} holds more than its memory (${config.memory}MB, Buffers included) after an invocation: its worker was replaced`)
     if (slot.worker === worker && !closing) start(slot) // before terminating: the old worker's exit is then no longer this slot's
-    void worker.terminate()
+    void terminateThread(worker, `function ${name}`)
   }
 
   /** The stack goes to the log, with the request id the client got; never to the client. */
@@ -185,7 +185,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     logger.warn({ function: name, request_id: pending.requestId, timeout_ms: config.timeout }, `function ${name} timed out: its worker was terminated and replaced`)
     settle(slot, pending, new GatewayError('function_timeout', { detail: `Function "${name}" did not finish within ${config.timeout}ms.` }))
     start(slot) // before terminating: the old worker's exit is then no longer this slot's
-    void worker?.terminate()
+    if (worker) void terminateThread(worker, `function ${name}`)
   }
 
   function settle(slot: PoolSlot, pending: Pending, outcome: FunctionResponse | GatewayError): void {
@@ -232,7 +232,8 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     async close() {
       closing = true
       if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve))
-      await Promise.allSettled(slots.map((slot) => slot.worker?.terminate()))
+      // Bounded: a worker held in a system call never ends (telemetry/held-threads.ts).
+      await Promise.all(slots.map((slot) => (slot.worker ? terminateThread(slot.worker, `function ${name}`) : undefined)))
     },
   }
 }
