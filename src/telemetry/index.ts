@@ -4,4 +4,4 @@ export { createMetrics, type AuditGauges, type MetricSources, type Metrics, type
 export type { TargetGauges, UpstreamGauges } from './upstream-metrics.ts'
 export { traceContextOf, traceparentOf, type TraceContext } from './trace-context.ts'
 export { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startTracing, startUpstreamSpan, type RequestSpans, type Tracing } from './tracing.ts'
-export { heldThreads, terminateThread } from './held-threads.ts'
+export { HELD_THREAD_GRACE_MS, heldThreads, terminateThread } from './held-threads.ts'

@@ -22,7 +22,9 @@ import type { AuditHead } from '../../audit/index.ts'
 import { listenUrl, type Config } from '../../config/index.ts'
 import { asGatewayError, GatewayError, sendProblem } from '../../errors/index.ts'
 import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
-import { BACKGROUND_TASKS, createBackgroundTasks, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
+// HELD_THREAD_GRACE_MS: how long a thread cut short may take to end before the shutdown, or a failed
+// start, goes on without it (terminate() stops JavaScript, not a system call).
+import { BACKGROUND_TASKS, createBackgroundTasks, HELD_THREAD_GRACE_MS, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
 import { ConfigError } from '../prepare.ts'
 import type { ReloadResult } from '../reload.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
@@ -31,12 +33,6 @@ import { carry, mergeMetrics, parseMetrics, type Families } from './metrics-merg
 const THREAD_URL = new URL(import.meta.url.endsWith('.ts') ? './thread.ts' : './thread.js', import.meta.url)
 /** A drain that has not ended the thread this long past shutdown_timeout is cut short. */
 const HARD_STOP_MARGIN_MS = 5_000
-/**
- * How long a thread cut short may take to end. terminate() stops JavaScript, not a system call: a
- * thread held in one (a synchronous read of a hung file system, or of a named pipe nobody writes)
- * never ends, and the shutdown waited for it for ever; past this it goes on without it.
- */
-const HELD_THREAD_GRACE_MS = 1_000
 /** A replacement waits this long after a crash, doubling while crashes follow each other (to 5 s). */
 const FIRST_BACKOFF_MS = 100
 const MAX_BACKOFF_MS = 5_000
