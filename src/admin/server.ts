@@ -1,7 +1,6 @@
 // The admin listener: /healthz and /readyz for orchestrators, /metrics for Prometheus, and the
 // admin API under /api/ (bearer auth). It shares the error taxonomy and problem+json answers.
 import { randomUUID } from 'node:crypto'
-import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { warmAuditReads } from '../audit/index.ts'
 import { asGatewayError, GatewayError, sendProblem, truncateClientValue } from '../errors/index.ts'
@@ -241,7 +240,12 @@ function decoded(segment: string): string | null {
   }
 }
 
-async function sendDownload(res: ServerResponse, download: NonNullable<AdminReply['download']>): Promise<void> {
+/**
+ * Writes a download line by line, waiting for the client when its socket is full. A client that goes
+ * meanwhile ends it: waiting for 'drain' alone waited for ever then, holding the download's lines
+ * (an export is up to 100,000 records, read whole) for the life of the process.
+ */
+export async function sendDownload(res: ServerResponse, download: NonNullable<AdminReply['download']>): Promise<void> {
   res.writeHead(200, {
     'content-type': download.type,
     'content-disposition': `attachment; filename="${download.filename}"`,
@@ -249,9 +253,25 @@ async function sendDownload(res: ServerResponse, download: NonNullable<AdminRepl
     'x-content-type-options': 'nosniff',
   })
   for await (const line of download.lines) {
-    if (!res.write(line)) await once(res, 'drain')
+    if (!res.write(line) && !(await drainedOrClosed(res))) return
   }
   res.end()
+}
+
+/** True once the client has taken what was written; false if it went first. */
+function drainedOrClosed(res: ServerResponse): Promise<boolean> {
+  if (res.destroyed) return Promise.resolve(false)
+  return new Promise((resolve) => {
+    const settle = (drained: boolean) => () => {
+      res.removeListener('drain', onDrain)
+      res.removeListener('close', onClose)
+      resolve(drained)
+    }
+    const onDrain = settle(true)
+    const onClose = settle(false)
+    res.once('drain', onDrain)
+    res.once('close', onClose)
+  })
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
