@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { warmAuditReads } from '../audit/index.ts'
 import { asGatewayError, GatewayError, sendProblem, truncateClientValue } from '../errors/index.ts'
-import { hasCookie, inspectHeaders } from '../http/index.ts'
+import { drainedOrClosed, hasCookie, inspectHeaders } from '../http/index.ts'
 import type { CredentialInput, SignIn } from '../identity/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import type { AdminAuth, AdminCaller, ConsoleSignIn } from './auth.ts'
@@ -256,22 +256,6 @@ export async function sendDownload(res: ServerResponse, download: NonNullable<Ad
     if (!res.write(line) && !(await drainedOrClosed(res))) return
   }
   res.end()
-}
-
-/** True once the client has taken what was written; false if it went first. */
-function drainedOrClosed(res: ServerResponse): Promise<boolean> {
-  if (res.destroyed) return Promise.resolve(false)
-  return new Promise((resolve) => {
-    const settle = (drained: boolean) => () => {
-      res.removeListener('drain', onDrain)
-      res.removeListener('close', onClose)
-      resolve(drained)
-    }
-    const onDrain = settle(true)
-    const onClose = settle(false)
-    res.once('drain', onDrain)
-    res.once('close', onClose)
-  })
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -7,6 +7,7 @@ import type { ServerResponse } from 'node:http'
 import type { DatasetConfig } from '../config/index.ts'
 import { RESERVED_QUERY } from '../config/index.ts'
 import { cutShort, GatewayError } from '../errors/index.ts'
+import { drainedOrClosed } from '../http/index.ts'
 import { nothingServed, sendWhole, type Backend, type Exchange, type Identity, type RequestContext, type Served } from '../request/index.ts'
 import { signCursor, verifyCursor } from './cursor.ts'
 import { chooseFormat, CONTENT_TYPES, createWriter, type Ending } from './formats.ts'
@@ -226,19 +227,7 @@ async function send(res: ServerResponse, chunk: string | Uint8Array, served: Ser
   const size = byteLength(chunk)
   if (size === 0) return !res.destroyed
   served.bytesOut += size
-  if (res.write(chunk)) return true
-  if (res.destroyed) return false
-  return new Promise<boolean>((resolve) => {
-    const done = (ok: boolean) => {
-      res.removeListener('drain', onDrain)
-      res.removeListener('close', onClose)
-      resolve(ok)
-    }
-    const onDrain = () => done(true)
-    const onClose = () => done(false)
-    res.once('drain', onDrain)
-    res.once('close', onClose)
-  })
+  return res.write(chunk) || drainedOrClosed(res)
 }
 
 function byteLength(chunk: string | Uint8Array): number {

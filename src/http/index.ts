@@ -8,3 +8,4 @@ export { corsPolicy, parseOrigin, varyWithOrigin, type CorsPolicy, type CorsRule
 export { answerPolicyApplies, passedOn, type AnswerPolicy } from './answer-headers.ts'
 export { clearCookie, hasCookie, readCookie, setCookie, withoutCookies, withoutSetCookies, type CookieSettings } from './cookies.ts'
 export { HTTP2_SINGLE_VALUE_FIELDS, keepFirstOfSingleValues } from './http2-fields.ts'
+export { drainedOrClosed } from './backpressure.ts'

@@ -8,6 +8,7 @@ import { createMcpHandler, type McpHttpHandler } from '@modelcontextprotocol/ser
 import type { AccessControl, RoutePolicy } from '../../access/index.ts'
 import type { Config, McpConfig, RoutePattern } from '../../config/index.ts'
 import { GatewayError } from '../../errors/index.ts'
+import { drainedOrClosed } from '../../http/index.ts'
 import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
 import { enforceLimits, type Limiter, type RouteLimits } from '../../limits/index.ts'
 import { documentBackend, nothingServed, type Backend, type Caller, type InternalDispatch, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
@@ -245,8 +246,7 @@ async function writeWebResponse(ctx: Readonly<RequestContext>, response: Respons
       const { done, value } = await reader.read()
       if (done) break
       served.bytesOut += value.byteLength
-      if (!res.write(value)) await new Promise<void>((resolve) => { res.once('drain', resolve); res.once('close', resolve) })
-      if (res.destroyed) break
+      if (!res.write(value) && !(await drainedOrClosed(res))) break
     }
   } catch {
     // the client went away, or the handler closed the stream: end what was sent
