@@ -185,7 +185,10 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     logger.warn({ function: name, request_id: pending.requestId, timeout_ms: config.timeout }, `function ${name} timed out: its worker was terminated and replaced`)
     settle(slot, pending, new GatewayError('function_timeout', { detail: `Function "${name}" did not finish within ${config.timeout}ms.` }))
     start(slot) // before terminating: the old worker's exit is then no longer this slot's
-    if (worker) void terminateThread(worker, `function ${name}`)
+    if (worker) void terminateThread(worker, `function ${name}`).then((ended) => {
+      // V8 stops a loop, not a system call: said once, as the thread and its memory stay.
+      if (!ended) logger.error({ function: name, request_id: pending.requestId }, `function ${name}: its timed-out worker is held in a system call (a read of a hung file system?) and cannot be stopped; it keeps its memory until the process ends`)
+    })
   }
 
   function settle(slot: PoolSlot, pending: Pending, outcome: FunctionResponse | GatewayError): void {

@@ -10,23 +10,23 @@ import type { Worker } from 'node:worker_threads'
 export const HELD_THREAD_GRACE_MS = 1_000
 
 const held = new Set<string>()
-const terminating = new Set<Promise<void>>()
+const terminating = new Set<Promise<boolean>>()
 
 /**
- * Stops a worker thread. Resolves once it has ended, or once the grace has passed without it (then
- * it is listed by heldThreads() until it ends after all). Never rejects.
+ * Stops a worker thread. Resolves true once it has ended, or false once the grace has passed without
+ * it (then it is listed by heldThreads() until it ends after all). Never rejects.
  */
-export function terminateThread(worker: Worker, name: string): Promise<void> {
+export function terminateThread(worker: Worker, name: string): Promise<boolean> {
   const label = `${name} (thread ${worker.threadId})`
-  const stopping = new Promise<void>((resolve) => {
+  const stopping = new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => {
       held.add(label)
-      resolve()
+      resolve(false)
     }, HELD_THREAD_GRACE_MS)
     const ended = () => {
       clearTimeout(timer)
       held.delete(label)
-      resolve()
+      resolve(true)
     }
     worker.once('exit', ended)
     worker.terminate().then(ended, ended)

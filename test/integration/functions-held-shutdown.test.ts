@@ -38,6 +38,9 @@ it('a function held in a read does not hold the process: SIGTERM ends it after t
   const body = (await res.body.json()) as { code: string }
   expect({ status: res.statusCode, code: body.code }).toEqual({ status: 504, code: 'function_timeout' })
 
+  // Said when it happens, not only at the exit: the thread and its memory stay.
+  await waitForText(gateway.stderr, /"request_id":"held-function-call".*function reader: its timed-out worker is held in a system call/)
+
   const stopped = Date.now()
   gateway.child.kill('SIGTERM')
   await waitForText(gateway.stderr, '"msg":"draining"')
