@@ -29,7 +29,7 @@ export function functionBackend(settings: FunctionRouteSettings): Backend {
 async function invoke(ctx: Readonly<RequestContext>, settings: FunctionRouteSettings, exchange: Exchange): Promise<Served> {
   const { pool } = settings
   // Refused before the body is read when no worker is free; checked again once it is.
-  if (pool.inFlight >= pool.concurrency) throw saturated(pool)
+  if (pool.inFlight + pool.held >= pool.concurrency) throw saturated(pool)
   const served = nothingServed()
   const reading = readBody(ctx.req, ctx.headers, settings.maxBodyBytes)
   if (reading !== null && ctx.headers?.expectContinue && !ctx.continued) ctx.res.writeContinue()
@@ -100,7 +100,9 @@ function withAnswerHeaders(headers: readonly string[], answer: readonly string[]
 
 function saturated(pool: FunctionPool): GatewayError {
   return new GatewayError('upstream_saturated', {
-    detail: `Function "${pool.name}" already has ${pool.concurrency} invocations in flight.`,
+    detail: pool.held === 0
+      ? `Function "${pool.name}" already has ${pool.concurrency} invocations in flight.`
+      : `Function "${pool.name}" already has ${pool.concurrency} invocations in flight or held: ${pool.held} of its workers timed out inside a system call (a read of a hung file system?) and cannot be stopped until it returns.`,
     headers: { 'retry-after': '1' },
   })
 }

@@ -6,7 +6,8 @@
 // One holding more than its memory outside the JS heap (Buffers) is replaced once it has answered.
 //
 // Beyond `concurrency` invocations in flight the pool refuses at once (upstream_saturated, as an
-// upstream at max_concurrent), as Lambda throttles at a function's reserved concurrency.
+// upstream at max_concurrent), as Lambda throttles at a function's reserved concurrency. A timed-out
+// worker held in a system call (terminate() cannot stop one) counts as in flight until it returns.
 import type { Readable } from 'node:stream'
 import { Worker } from 'node:worker_threads'
 import type { FunctionConfig } from '../config/index.ts'
@@ -24,6 +25,12 @@ export interface FunctionPool {
   readonly memoryMb: number
   /** Invocations holding a worker (taken, not yet given back). */
   readonly inFlight: number
+  /**
+   * Timed-out workers held in a system call (a read of a hung file system): terminate() cannot stop
+   * them. Each counts against `concurrency` until it ends, so a function that hangs on every call
+   * holds at most `concurrency` such threads rather than one more per timeout.
+   */
+  readonly held: number
   /** A free worker for one invocation; null when all `concurrency` are busy. */
   take(): PoolSlot | null
   /** Runs the handler on a taken worker. Rejects only with a GatewayError (function_error, function_timeout). */
@@ -66,6 +73,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   const slots: PoolSlot[] = Array.from({ length: config.concurrency }, () => ({ worker: null, pending: null }))
   const idle: PoolSlot[] = [...slots]
   let inFlight = 0
+  let held = 0
   let nextId = 0
   let closing = false
   let loadFailureReported = false
@@ -186,8 +194,11 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     settle(slot, pending, new GatewayError('function_timeout', { detail: `Function "${name}" did not finish within ${config.timeout}ms.` }))
     start(slot) // before terminating: the old worker's exit is then no longer this slot's
     if (worker) void terminateThread(worker, `function ${name}`).then((ended) => {
-      // V8 stops a loop, not a system call: said once, as the thread and its memory stay.
-      if (!ended) logger.error({ function: name, request_id: pending.requestId }, `function ${name}: its timed-out worker is held in a system call (a read of a hung file system?) and cannot be stopped; it keeps its memory until the process ends`)
+      if (ended) return
+      // V8 stops a loop, not a system call: the thread and its memory stay until it returns.
+      held++
+      worker.once('exit', () => held--)
+      logger.error({ function: name, request_id: pending.requestId }, `function ${name}: its timed-out worker is held in a system call (a read of a hung file system?) and cannot be stopped; it counts against the function's concurrency until it returns`)
     })
   }
 
@@ -212,11 +223,14 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     concurrency: config.concurrency,
     timeoutMs: config.timeout,
     memoryMb: config.memory,
+    get held() {
+      return held
+    },
     get inFlight() {
       return inFlight
     },
     take() {
-      if (closing) return null
+      if (closing || inFlight + held >= config.concurrency) return null
       const slot = idle.pop()
       if (slot === undefined) return null
       inFlight++

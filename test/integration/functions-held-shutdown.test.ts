@@ -11,7 +11,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
-import { waitForText } from '../helpers/wait.ts'
+import { waitFor, waitForText } from '../helpers/wait.ts'
 
 let gateway: ServeProcess & { dir: string }
 
@@ -40,6 +40,20 @@ it('a function held in a read does not hold the process: SIGTERM ends it after t
 
   // Said when it happens, not only at the exit: the thread and its memory stay.
   await waitForText(gateway.stderr, /"request_id":"held-function-call".*function reader: its timed-out worker is held in a system call/)
+  // And it counts against the function's concurrency (1 here): refused at once, rather than one
+  // more thread held per timeout for as long as the file system hangs.
+  const refused = await request(`${gateway.url}/reader`)
+  const refusal = (await refused.body.json()) as { code: string; detail: string }
+  expect({ status: refused.statusCode, code: refusal.code }).toEqual({ status: 503, code: 'upstream_saturated' })
+  expect(refusal.detail).toContain('1 of its workers timed out inside a system call')
+  // The file system answers (a writer at last): the held thread's read returns, it ends, and the
+  // function takes calls again (this one reads the pipe again, and is held again, as before).
+  writeFileSync(join(gateway.dir, 'hung.fifo'), 'at last')
+  await waitFor(async () => {
+    const res = await request(`${gateway.url}/reader`, { headers: { 'x-request-id': 'held-function-call-2' } })
+    await res.body.dump()
+    return res.statusCode === 504
+  }, 'the function taking calls again', 10_000)
 
   const stopped = Date.now()
   gateway.child.kill('SIGTERM')
