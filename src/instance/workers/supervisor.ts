@@ -224,19 +224,26 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     return slots.filter((s) => s.state === 'running' && s.thread !== null)
   }
 
-  /** One step of a reload on one worker: its answer (a worker that stops meanwhile answers not ok). */
-  function step(slot: Slot, type: 'stage' | 'commit', id: number): Promise<ReloadResult> {
+  /**
+   * One step of a reload on one worker thread: its answer. A thread that stops meanwhile answers not
+   * ok (exited() settles it), and so does one already gone or replaced: a commit posted to no thread
+   * (a worker that crashed after staging, in its restart's backoff) waited for ever, and every later
+   * reload queued behind it.
+   */
+  function step(slot: Slot, type: 'stage' | 'commit', id: number, thread: Worker | null): Promise<ReloadResult> {
+    if (thread === null || slot.thread !== thread) return Promise.resolve({ ok: false, errors: [`worker ${slot.id} stopped during the reload`] })
     return new Promise((resolve) => {
       slot.reloads.set(id, resolve)
-      slot.thread?.postMessage({ type, id } satisfies ToThread)
+      thread.postMessage({ type, id } satisfies ToThread)
     })
   }
 
   /** Staged and committed on one worker alone. */
   async function reloadOne(slot: Slot): Promise<ReloadResult> {
     const id = nextReload++
-    const staged = await step(slot, 'stage', id)
-    return staged.ok ? await step(slot, 'commit', id) : staged
+    const thread = slot.thread
+    const staged = await step(slot, 'stage', id, thread)
+    return staged.ok ? await step(slot, 'commit', id, thread) : staged
   }
 
   let queued: Promise<ReloadResult> | null = null
@@ -270,14 +277,15 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     const live = running()
     if (live.length === 0) return { ok: false, errors: ['no worker is running (a replacement is starting)'] }
     const id = nextReload++
-    const staged = await Promise.all(live.map((slot) => step(slot, 'stage', id)))
+    const threads = live.map((slot) => slot.thread)
+    const staged = await Promise.all(live.map((slot, i) => step(slot, 'stage', id, threads[i] ?? null)))
     const refused = staged.find((result) => !result.ok)
     if (refused) {
       for (const slot of live) slot.thread?.postMessage({ type: 'abort', id } satisfies ToThread)
       if (staged.some((result) => result.ok)) logger.warn('config reload refused by a worker: not applied on any')
       return refused
     }
-    const results = await Promise.all(live.map((slot) => step(slot, 'commit', id)))
+    const results = await Promise.all(live.map((slot, i) => step(slot, 'commit', id, threads[i] ?? null)))
     return results.find((r) => !r.ok) ?? (results[0] as ReloadResult)
   }
 
@@ -513,6 +521,12 @@ function pipeTo(slot: Slot, req: IncomingMessage, res: ServerResponse): Promise<
       answer.on('error', reject)
     })
     upstream.on('error', reject)
+    // A client that goes ends the worker's side too: piping alone left the worker writing into a
+    // full socket for ever (an abandoned export, its records held).
+    res.once('close', () => {
+      if (!res.writableFinished) upstream.destroy()
+      resolve()
+    })
     req.pipe(upstream)
   })
 }
