@@ -31,7 +31,7 @@ async function invoke(ctx: Readonly<RequestContext>, settings: FunctionRouteSett
   // Refused before the body is read when no worker is free; checked again once it is.
   if (pool.inFlight + pool.held >= pool.concurrency) throw saturated(pool)
   const served = nothingServed()
-  const reading = readBody(ctx.req, ctx.headers, settings.maxBodyBytes)
+  const reading = readBody(ctx.req, ctx.headers, settings.maxBodyBytes, ctx.bodyDeadline)
   if (reading !== null && ctx.headers?.expectContinue && !ctx.continued) ctx.res.writeContinue()
   const body = reading === null ? null : await reading
   served.bytesIn = body?.length ?? 0

@@ -2,14 +2,16 @@
 // trickling body) on HTTP/2, where node:http2 has no request timeout of its own and the pipeline
 // arms one only while it waits for the first 64 KiB (pipeline.ts awaitBody). A body whose first
 // 64 KiB arrive at once and whose rest trickles is forwarded, and then holds an upstream connection.
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { connect } from 'node:http2'
 import { connect as tlsConnect } from 'node:tls'
 import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPki, type TestPki } from '../helpers/certs.ts'
-import type { TestGateway } from '../helpers/gateway.ts'
-import { startH2Gateway } from '../helpers/h2-gateway.ts'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { closeWithin, startH2Gateway } from '../helpers/h2-gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -62,5 +64,50 @@ describe('HTTP/2 request_timeout', () => {
     clearInterval(trickle)
     socket.destroy()
     expect({ answered, status: text.slice(9, 12) }).toEqual({ answered: true, status: '408' })
+  }, 15_000)
+})
+
+// The readers that take a body whole (a function's event, the token endpoint's form, an MCP
+// message) waited for the stream's end with no deadline of their own: a client that sent what it
+// declared without END_STREAM held the stream for ever, on the token endpoint before any credential
+// was checked (found by a probe). Now each answers 408 at request_timeout.
+describe('HTTP/2 request_timeout, bodies read whole', () => {
+  let whole: TestGateway
+  let dir: string
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'bouncer-h2-whole-body-'))
+    writeFileSync(join(dir, 'echo.mjs'), 'export async function handler(event) { return { statusCode: 200, body: event.body ?? "" } }\n')
+    whole = await startTestGateway({
+      server: { tls: { cert: pki.server.cert, key: pki.server.key }, http2: true, hosts: ['localhost'], request_timeout: '2s', shutdown_timeout: '1s' },
+      token_exchange: { issuer: 'https://gw.test', require_actor: false, actors: [{ role: 'agent', delegated_roles: ['reader'] }] },
+      issuers: [{ name: 'corp', issuer: 'https://idp.test', audiences: ['a'], jwks_uri: 'http://127.0.0.1:9/jwks' }],
+      roles: [{ name: 'reader', assumed_by: [{ issuer: 'corp', subject: 'alice' }], policies: [] }, { name: 'agent', assumed_by: [{ issuer: 'corp', subject: 'agent-1' }], policies: [] }],
+      functions: [{ name: 'echo', module: join(dir, 'echo.mjs') }],
+      routes: [{ id: 'fn', path: '/fn', function: 'echo', public: true }],
+    })
+  })
+  afterAll(async () => {
+    await closeWithin(whole)
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it.each([
+    ['a function route', '/fn', 'text/plain'],
+    ['the token endpoint (before any credential)', '/oauth2/token', 'application/x-www-form-urlencoded'],
+  ])('%s: the declared bytes sent, the stream never ended: 408 at request_timeout', async (_name, path, type) => {
+    const client = connect(whole.url, { ca: readFileSync(pki.ca.cert), servername: 'localhost' })
+    client.on('error', () => {})
+    const stream = client.request({ ':method': 'POST', ':path': path, 'content-type': type, 'content-length': '10' }, { endStream: false })
+    stream.on('error', () => {})
+    let status = 0
+    stream.on('response', (headers) => (status = Number(headers[':status'])))
+    stream.write('grant_type') // all 10 declared bytes, and no END_STREAM
+    const started = Date.now()
+    const answered = await waitFor(() => status !== 0 || stream.closed, 'an answer or a reset', 6_000).then(() => true, () => false)
+    const elapsed = Date.now() - started
+    client.destroy()
+    expect({ answered, status }).toEqual({ answered: true, status: 408 })
+    expect(elapsed).toBeLessThan(4_000)
   }, 15_000)
 })

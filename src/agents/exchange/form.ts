@@ -2,7 +2,7 @@
 // parameter at most once (RFC 6749 §3.1: "MUST NOT be included more than once").
 import { GatewayError } from '../../errors/index.ts'
 import { rawHeader } from '../../identity/index.ts'
-import type { RequestContext } from '../../request/index.ts'
+import { readWholeBody, type RequestContext } from '../../request/index.ts'
 
 /** A token request is a few tokens and names: two 8 KB tokens fit many times over. */
 const MAX_FORM_BYTES = 64 * 1024
@@ -12,15 +12,14 @@ export async function readForm(ctx: RequestContext): Promise<{ params: Map<strin
   if (type === undefined || type.split(';')[0]?.trim().toLowerCase() !== 'application/x-www-form-urlencoded') {
     throw new GatewayError('invalid_request', { detail: 'A token request is a form: Content-Type: application/x-www-form-urlencoded (RFC 6749 §3.2).' })
   }
-  const chunks: Buffer[] = []
-  let bytes = 0
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    bytes += chunk.length
-    if (bytes > MAX_FORM_BYTES) throw new GatewayError('invalid_request', { detail: `The token request is larger than ${MAX_FORM_BYTES} bytes.` })
-    chunks.push(chunk)
-  }
+  const body = await readWholeBody(ctx.req, {
+    maxBytes: MAX_FORM_BYTES,
+    deadline: ctx.bodyDeadline,
+    tooLarge: () => new GatewayError('invalid_request', { detail: `The token request is larger than ${MAX_FORM_BYTES} bytes.` }),
+  })
+  const bytes = body.length
   const params = new Map<string, string>()
-  for (const [name, value] of new URLSearchParams(Buffer.concat(chunks).toString('utf8'))) {
+  for (const [name, value] of new URLSearchParams(body.toString('utf8'))) {
     if (params.has(name)) throw new GatewayError('invalid_request', { detail: `${name.slice(0, 40)} is given more than once (RFC 6749 §3.1).` })
     params.set(name, value)
   }

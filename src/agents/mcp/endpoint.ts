@@ -11,7 +11,7 @@ import { GatewayError } from '../../errors/index.ts'
 import { drainedOrClosed } from '../../http/index.ts'
 import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
 import { enforceLimits, type Limiter, type RouteLimits } from '../../limits/index.ts'
-import { documentBackend, nothingServed, type Backend, type Caller, type InternalDispatch, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
+import { documentBackend, nothingServed, readWholeBody, type Backend, type Caller, type InternalDispatch, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import { createCatalog, routeToolEntry, type Catalog, type ToolEntry } from './catalog.ts'
@@ -180,14 +180,8 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
 }
 
 async function readBody(ctx: Readonly<RequestContext>, maxBytes: number): Promise<string> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > maxBytes) throw new GatewayError('payload_too_large', { detail: `The request body exceeds ${maxBytes} bytes.` })
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks).toString('utf8')
+  const tooLarge = () => new GatewayError('payload_too_large', { detail: `The request body exceeds ${maxBytes} bytes.` })
+  return (await readWholeBody(ctx.req, { maxBytes, deadline: ctx.bodyDeadline, tooLarge })).toString('utf8')
 }
 
 /** undefined for a body that is not JSON: the SDK answers it with its parse error. */

@@ -1,0 +1,66 @@
+// A request body read whole (a function's event, a token request's form, an MCP message), bounded in
+// size and, over HTTP/2, in time. Node's requestTimeout bounds an HTTP/1.1 request, body included;
+// an HTTP/2 stream has only the pipeline's deadline (ctx.bodyDeadline, request_timeout from the
+// start), and these readers waited for the stream's end without it: a client that sent its
+// declared bytes without END_STREAM, or trickled, held the stream for ever (found by a probe;
+// the token endpoint reads its form before any credential is checked).
+import type { IncomingMessage } from 'node:http'
+import { GatewayError } from '../errors/index.ts'
+
+export interface WholeBodyLimits {
+  maxBytes: number
+  /** The refusal of a body larger than maxBytes. */
+  tooLarge: () => GatewayError
+  /** performance.now() by which the body must have ended; null: no deadline of its own (HTTP/1.1). */
+  deadline: number | null
+}
+
+export function readWholeBody(req: IncomingMessage, limits: WholeBodyLimits): Promise<Buffer> {
+  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0)) // read to its end already (an empty body)
+  if (req.destroyed) return Promise.reject(bodyNeverArrived())
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    let timer: NodeJS.Timeout | undefined
+    // Not destroyed on a refusal: its answer (413, 408) still goes out, and the response closes the
+    // connection or stream after it.
+    const refuse = (error: GatewayError) => {
+      done()
+      req.pause()
+      reject(error)
+    }
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limits.maxBytes) refuse(limits.tooLarge())
+      else chunks.push(chunk)
+    }
+    const onEnd = () => {
+      done()
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size))
+    }
+    const onClose = () => {
+      done()
+      reject(bodyNeverArrived())
+    }
+    const done = () => {
+      if (timer !== undefined) clearTimeout(timer)
+      req.removeListener('data', onData)
+      req.removeListener('end', onEnd)
+      req.removeListener('close', onClose)
+      req.removeListener('error', onClose)
+    }
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('close', onClose)
+    req.on('error', onClose)
+    if (limits.deadline !== null && !req.complete) {
+      timer = setTimeout(() => refuse(new GatewayError('request_timeout', { detail: 'The request body did not arrive within request_timeout.' })), Math.max(0, limits.deadline - performance.now()))
+    }
+    // The pipeline's wait for the body used 'readable', which leaves the stream paused.
+    req.resume()
+  })
+}
+
+function bodyNeverArrived(): GatewayError {
+  return new GatewayError('request_timeout', { detail: 'The request body did not arrive before the connection closed.' })
+}
