@@ -18,22 +18,47 @@ export function generateSecret(bytes: number): string {
   return randomBytes(bytes).toString('base64url')
 }
 
-/** Runs a hook with the value on stdin; resolves with its exit status and the end of its output. */
+/** After the hook exits, how long its output may still take: a process it left running may hold its pipes. */
+const OUTPUT_GRACE_MS = 200
+
+/**
+ * Runs a hook with the value on stdin; resolves with its exit status and the end of its output.
+ * Its status is its exit, not the close of its pipes: a hook that started something in the
+ * background (`reload-service &`) exited 0 while that process held its stdout, and the rotation
+ * waited on 'close' for good, the new value (already installed at the upstream) never made current
+ * and the secret skipped by every later check (found by a probe). The hook runs in a process group
+ * of its own, so its timeout ends what it started too.
+ */
 function runHook(command: string, name: string, value: string): Promise<{ ok: boolean; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, BOUNCER_SECRET_NAME: name } })
+    const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, BOUNCER_SECRET_NAME: name }, detached: true })
     let output = ''
     const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-2_000))
     child.stdout.on('data', keep)
     child.stderr.on('data', keep)
-    const timer = setTimeout(() => child.kill('SIGKILL'), HOOK_TIMEOUT_MS)
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-(child.pid as number), 'SIGKILL') // the group: the hook and what it started
+      } catch {
+        child.kill('SIGKILL')
+      }
+    }, HOOK_TIMEOUT_MS)
     child.on('error', (err) => {
       clearTimeout(timer)
       resolve({ ok: false, output: err.message })
     })
-    child.on('close', (code) => {
+    child.on('exit', (code) => {
       clearTimeout(timer)
-      resolve({ ok: code === 0, output: scrub(output.replaceAll(value, '[redacted]')) })
+      const answer = () => {
+        child.stdout.destroy()
+        child.stderr.destroy()
+        resolve({ ok: code === 0, output: scrub(output.replaceAll(value, '[redacted]')) })
+      }
+      const grace = setTimeout(answer, OUTPUT_GRACE_MS)
+      child.once('close', () => {
+        clearTimeout(grace)
+        answer()
+      })
     })
     child.stdin.on('error', () => {})
     child.stdin.end(value)

@@ -195,6 +195,31 @@ describe('scheduled rotation', () => {
     await upstream.close()
   })
 
+  it('makes the value current when the hook exits 0, though a process it started still holds its output', { timeout: 20_000 }, async () => {
+    // A hook that reloads something in the background: before, the rotation waited for the
+    // hook's pipes to close (30 s here, for ever for a daemon) and the new value never became current.
+    const path = seededStore('background.db', 'sales-token', 'initial-value-background')
+    const installed = join(dir, 'installed-background')
+    const gw = await startTestGateway({
+      secrets: { ...secretsSection(path, { rotation: { 'sales-token': { every: '1s', generate: 24, hook: `cat > ${installed}; (sleep 30 &); exit 0` } } }), refresh_interval: '200ms' },
+      routes: [],
+    }, { env })
+    try {
+      await waitFor(async () => (await readFile(installed, 'utf8').catch(() => '')).length > 0, 'the hook', 10_000)
+      const newValue = await readFile(installed, 'utf8')
+      await waitFor(() => {
+        const check = storeAt(path)
+        try {
+          return check.get('sales-token') === newValue
+        } finally {
+          check.close()
+        }
+      }, 'the new value current', 5_000)
+    } finally {
+      await gw.close()
+    }
+  })
+
   it('keeps the current value when the hook fails, logs it, and retries', { timeout: 20_000 }, async () => {
     const path = seededStore('failing.db', 'sales-token', 'value-that-stays-123')
     const attempts = join(dir, 'attempts')
