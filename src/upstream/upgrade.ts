@@ -163,6 +163,16 @@ function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, 
     ctx.upgrade?.socket.end()
     done()
   })
+  // An upstream gone mid-refusal ends nothing by itself (pipe waits for an 'end' that never comes):
+  // the client's connection is cut, as any answer broken off is, rather than held open for ever
+  // with the request and its upstream slot (found by a probe). A client gone first lets it go too.
+  response.once('close', () => {
+    if (!response.complete) ctx.upgrade?.socket.destroy()
+  })
+  ctx.upgrade?.socket.once('close', () => {
+    response.destroy()
+    done()
+  })
   ctx.res.once('close', done)
 }
 
