@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import Cursor from 'pg-cursor'
 import type { DatasourceConfig } from '../config/index.ts'
+import { DeadlineExceeded, withinDeadline } from '../collections/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { scrub, type Logger } from '../telemetry/index.ts'
 import type { Column, ColumnKind, Datasource, Row, RowSource, SourceQuery } from './source.ts'
@@ -101,6 +102,16 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
     await client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${Math.floor(timeoutMs)}; SET LOCAL TimeZone = 'UTC'`)
   }
 
+  /** begin(), bounded by the client too: a stalled server never answers with its own timeout. */
+  async function beginWithin(client: pg.PoolClient, timeoutMs: number, stallMs: number): Promise<void> {
+    try {
+      await withinDeadline(begin(client, timeoutMs), stallMs, `datasource ${config.name}`, () => {})
+    } catch (err) {
+      if (err instanceof DeadlineExceeded) throw stalled(config.name, stallMs, err)
+      throw err
+    }
+  }
+
   const datasource: Datasource = {
     name: config.name,
     type: 'postgres',
@@ -111,10 +122,10 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
     async open(query: SourceQuery): Promise<RowSource> {
       const lentClient = await connect()
       try {
-        await begin(lentClient.client, query.timeoutMs)
+        await beginWithin(lentClient.client, query.timeoutMs, query.timeoutMs + STALL_MARGIN_MS)
       } catch (err) {
         lentClient.release(true)
-        throw queryError(config.name, err, logger, query.requestId)
+        throw err instanceof GatewayError ? err : queryError(config.name, err, logger, query.requestId)
       }
       return cursorSource(lentClient, query, url, config.name, logger)
     },
@@ -210,7 +221,20 @@ function cursorSource(lentClient: Lent, query: SourceQuery, url: string, name: s
       if (done) return Promise.resolve([])
       reading = true
       return new Promise<Row[]>((resolve, reject) => {
+        // statement_timeout ends a slow query in the server; a server or network that stops
+        // answering never says so: the connection is dropped, and the request gets its 504.
+        const stallMs = query.timeoutMs + STALL_MARGIN_MS
+        let gaveUp = false
+        const stall = setTimeout(() => {
+          gaveUp = true
+          reading = false
+          done = true
+          finish(true)
+          reject(stalled(name, stallMs))
+        }, stallMs)
         cursor.read(max, (err, rows, result) => {
+          clearTimeout(stall)
+          if (gaveUp) return // the connection is gone, and the request answered
           reading = false
           if (err) {
             done = true
@@ -246,6 +270,17 @@ function cursorSource(lentClient: Lent, query: SourceQuery, url: string, name: s
       finish(true)
     },
   }
+}
+
+/**
+ * Past a dataset's timeout the server has cancelled its statement (statement_timeout) and said so;
+ * this much longer without a word, the server or the network has stalled (found by a probe: a frozen
+ * connection held its request and its pooled connection until TCP gave up, ~15 minutes).
+ */
+const STALL_MARGIN_MS = 5_000
+
+function stalled(name: string, ms: number, cause?: unknown): GatewayError {
+  return new GatewayError('query_timeout', { detail: `Datasource "${name}" did not answer within ${ms}ms: the server or the network stopped answering, and the query was abandoned.`, cause })
 }
 
 /** A failed statement as the client sees it: the timeout, a write refused, or the server's error (logged). */
