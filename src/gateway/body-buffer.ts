@@ -6,8 +6,8 @@
 // request_timeout (p99 5.9 s with request_timeout 6 s). nginx buffers request bodies for the same
 // reason (proxy_request_buffering).
 import type { IncomingMessage } from 'node:http'
-import { GatewayError } from '../errors/index.ts'
 import type { RequestHeaders } from '../http/index.ts'
+import { bodyNeverArrived, bodyTimedOut, clientGone } from '../request/index.ts'
 
 /** The bytes to wait for before forwarding; 0 when there is nothing to wait for (no body, or enough of it is here). */
 export function bodyWindow(req: IncomingMessage, headers: RequestHeaders): number {
@@ -24,15 +24,15 @@ export function bodyWindow(req: IncomingMessage, headers: RequestHeaders): numbe
  */
 export function bodyArrival(req: IncomingMessage, window: number, timeoutMs: number | null = null): Promise<void> {
   // Gone while an earlier stage awaited (a key fetch, the limits store): 'close' will not come again.
-  if (gone(req)) return Promise.reject(bodyNeverArrived())
+  if (clientGone(req)) return Promise.reject(bodyNeverArrived())
   return new Promise((resolve, reject) => {
     const timer = timeoutMs === null ? null : setTimeout(() => {
       done()
-      reject(new GatewayError('request_timeout', { detail: 'The request body did not arrive within request_timeout.' }))
+      reject(bodyTimedOut())
     }, Math.max(0, timeoutMs))
     // 'readable' is only a notification: nothing is read here, the forwarder streams it all.
     const check = () => {
-      if (gone(req)) {
+      if (clientGone(req)) {
         done()
         reject(bodyNeverArrived())
       } else if (arrived(req, window)) {
@@ -55,15 +55,6 @@ export function bodyArrival(req: IncomingMessage, window: number, timeoutMs: num
     req.on('readable', check)
     req.on('close', closed)
   })
-}
-
-function bodyNeverArrived(): GatewayError {
-  return new GatewayError('request_timeout', { detail: 'The request body did not arrive before the connection closed.' })
-}
-
-/** The client has gone: its connection, or (HTTP/2) its stream, which node:http2's request does not say. */
-function gone(req: IncomingMessage): boolean {
-  return req.destroyed || ((req as { stream?: { destroyed: boolean } }).stream?.destroyed ?? false)
 }
 
 function arrived(req: IncomingMessage, window: number): boolean {

@@ -17,7 +17,7 @@ export interface WholeBodyLimits {
 
 export function readWholeBody(req: IncomingMessage, limits: WholeBodyLimits): Promise<Buffer> {
   if (req.readableEnded) return Promise.resolve(Buffer.alloc(0)) // read to its end already (an empty body)
-  if (req.destroyed) return Promise.reject(bodyNeverArrived())
+  if (clientGone(req)) return Promise.reject(bodyNeverArrived())
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -54,13 +54,24 @@ export function readWholeBody(req: IncomingMessage, limits: WholeBodyLimits): Pr
     req.on('close', onClose)
     req.on('error', onClose)
     if (limits.deadline !== null && !req.complete) {
-      timer = setTimeout(() => refuse(new GatewayError('request_timeout', { detail: 'The request body did not arrive within request_timeout.' })), Math.max(0, limits.deadline - performance.now()))
+      timer = setTimeout(() => refuse(bodyTimedOut()), Math.max(0, limits.deadline - performance.now()))
     }
     // The pipeline's wait for the body used 'readable', which leaves the stream paused.
     req.resume()
   })
 }
 
-function bodyNeverArrived(): GatewayError {
+/** 408: the client went before its body was whole. */
+export function bodyNeverArrived(): GatewayError {
   return new GatewayError('request_timeout', { detail: 'The request body did not arrive before the connection closed.' })
+}
+
+/** 408: the body was not whole by request_timeout. */
+export function bodyTimedOut(): GatewayError {
+  return new GatewayError('request_timeout', { detail: 'The request body did not arrive within request_timeout.' })
+}
+
+/** The client has gone: its connection, or (HTTP/2) its stream, which node:http2's request does not say. */
+export function clientGone(req: IncomingMessage): boolean {
+  return req.destroyed || ((req as { stream?: { destroyed: boolean } }).stream?.destroyed ?? false)
 }

@@ -5,7 +5,7 @@ import { Transform, type Readable } from 'node:stream'
 import type { RoutePattern } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { canonicalSegment, foldHeaderName, vouchedHost, withoutCookies, type HostAllowList } from '../http/index.ts'
-import { forwardableAuthorization, type RequestContext, type Served } from '../request/index.ts'
+import { bodyTimedOut, forwardableAuthorization, type RequestContext, type Served } from '../request/index.ts'
 import { traceparentOf } from '../telemetry/index.ts'
 import type { Upstream } from './pools.ts'
 import type { ResponseBufferLimits } from './response-buffer.ts'
@@ -151,7 +151,7 @@ function bodyLimit(ctx: Readonly<RequestContext>, served: Served, maxBodyBytes: 
   })
   if (ctx.bodyDeadline !== null && !ctx.req.complete) {
     deadline = setTimeout(() => {
-      if (!ctx.req.complete) counting.destroy(new GatewayError('request_timeout', { detail: 'The request body did not arrive within request_timeout.' }))
+      if (!ctx.req.complete) counting.destroy(bodyTimedOut())
     }, Math.max(0, ctx.bodyDeadline - performance.now()))
   }
   return counting
