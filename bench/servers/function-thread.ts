@@ -24,9 +24,14 @@ if (isMainThread) {
     pending.set(worker, res)
     worker.postMessage(event)
   }
+  const started: Promise<unknown>[] = []
   for (let i = 0; i < size; i++) {
     const worker = new Worker(new URL(import.meta.url))
-    worker.on('message', (answer: Answer) => {
+    // Listening only once every worker runs: started on a loaded machine (CI), the threads took
+    // longer than the quick benchmark's run, which then counted no answer at all.
+    started.push(new Promise((resolve) => worker.once('message', resolve))) // its 'ready'
+    worker.on('message', (answer: Answer | 'ready') => {
+      if (answer === 'ready') return
       const res = pending.get(worker) as ServerResponse
       pending.delete(worker)
       res.writeHead(answer.statusCode, { ...answer.headers, 'content-length': Buffer.byteLength(answer.body) })
@@ -45,6 +50,7 @@ if (isMainThread) {
     if (worker) dispatch(worker, event, res)
     else waiting.push({ event, res })
   })
+  await Promise.all(started)
   server.listen(0, '127.0.0.1', () => {
     const address = server.address()
     console.log(`gateway listening on http://127.0.0.1:${typeof address === 'object' && address ? address.port : ''}`)
@@ -55,4 +61,5 @@ if (isMainThread) {
   port.on('message', (event: Parameters<typeof handler>[0]) => {
     handler(event).then((answer) => port.postMessage(answer), () => port.postMessage({ statusCode: 502, headers: {}, body: '' }))
   })
+  port.postMessage('ready')
 }
