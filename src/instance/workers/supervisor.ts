@@ -24,7 +24,7 @@ import { asGatewayError, GatewayError, sendProblem } from '../../errors/index.ts
 import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 // HELD_THREAD_GRACE_MS: how long a thread cut short may take to end before the shutdown, or a failed
 // start, goes on without it (terminate() stops JavaScript, not a system call).
-import { BACKGROUND_TASKS, createBackgroundTasks, HELD_THREAD_GRACE_MS, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
+import { BACKGROUND_TASKS, createBackgroundTasks, HELD_THREAD_GRACE_MS, terminateThread, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
 import { ConfigError } from '../prepare.ts'
 import type { ReloadResult } from '../reload.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
@@ -321,16 +321,11 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     await Promise.all(slots.slice(1).map(start))
   } catch (err) {
     stopping = true
-    for (const slot of slots) stopWorker(slot, false)
     // A worker still starting may be held in a system call (its master key read from a hung file
     // system): terminate() cannot end it, and waiting for its exit waited for ever.
     const held: string[] = []
     await Promise.all(slots.map(async (slot) => {
-      if (slot.exited === null || slot.thread === null) return
-      const grace = Promise.withResolvers<void>()
-      const timer = setTimeout(grace.resolve, HELD_THREAD_GRACE_MS)
-      await Promise.race([slot.exited, grace.promise.then(() => void held.push(slot.id))])
-      clearTimeout(timer)
+      if (slot.thread !== null && !(await terminateThread(slot.thread, `worker ${slot.id}`))) held.push(slot.id)
     }))
     rmSync(sockets, { recursive: true, force: true })
     if (held.length > 0) throw new StartLeftHeldWorkers(err, held)
