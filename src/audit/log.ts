@@ -121,6 +121,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
           break
         case 'drained':
           drained?.()
+          drained = undefined
           break
         case 'checkpoint':
           if (head) head.checkpoint = message.checkpoint
@@ -138,7 +139,10 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
     })
     w.on('error', (err) => logger.error({ err }, 'the audit worker failed'))
     w.on('exit', (code) => {
-      if (closing) return
+      if (closing) {
+        if (w === worker && drained) stoppedDuringDrain(code)
+        return
+      }
       // Records handed to the dead worker but not committed are lost: count them, release any
       // waiting response, and carry on with a new worker (it continues the chain from its state).
       lost += inFlightRecords
@@ -154,6 +158,20 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
       restartTimer = setTimeout(restart, Math.min(MAX_RESTART_DELAY_MS, RESTART_DELAY_MS * 2 ** failedStarts++))
     })
     return w
+  }
+
+  /**
+   * The worker ended before it answered the final drain (a crash, its heap limit): what it held is
+   * lost, counted as dropped, and close() returns instead of waiting for an answer that cannot come.
+   */
+  function stoppedDuringDrain(code: number): void {
+    lost += inFlightRecords
+    logger.error({ code, lost: inFlightRecords }, 'the audit worker stopped during the final drain: its uncommitted records are lost')
+    for (const batch of inFlight.values()) for (const wake of batch.waiters) wake()
+    inFlight.clear()
+    inFlightRecords = 0
+    drained?.()
+    drained = undefined
   }
 
   function restart(): void {

@@ -1,5 +1,6 @@
 // Crashing one worker thread of a real `bouncer serve` (started with --inspect=127.0.0.1:0): an
 // uncaught exception thrown inside it through the inspector protocol, so the gateway has no test hook.
+import type { Session } from 'node:inspector/promises'
 import { waitForText } from './wait.ts'
 
 /** The thread's own handler sees it: it drains, then ends with exit code 1. */
@@ -31,4 +32,26 @@ export async function crashWorker(stderr: () => string, id: string, expression =
   socket.send(JSON.stringify({ id: 2, method: 'NodeWorker.sendMessageToWorker', params: { sessionId, message: JSON.stringify(evaluate) } }))
   await waitForText(stderr, 'a crash, by a test', 30_000)
   socket.close()
+}
+
+/**
+ * Evaluates `expression` in one of this process's own worker threads, the one whose script URL
+ * contains `urlPart` (the inspector's NodeWorker domain, through an in-process Session), and
+ * resolves once the thread has run it.
+ */
+export async function evaluateInWorker(session: Session, urlPart: string, expression: string): Promise<void> {
+  const attached = new Promise<string>((resolve) => {
+    session.on('NodeWorker.attachedToWorker', ({ params }) => {
+      if (params.workerInfo.url.includes(urlPart)) resolve(params.sessionId)
+    })
+  })
+  await session.post('NodeWorker.enable', { waitForDebuggerOnStart: false })
+  const sessionId = await attached
+  const evaluated = new Promise<void>((resolve) => {
+    session.on('NodeWorker.receivedMessageFromWorker', ({ params }) => {
+      if (params.sessionId === sessionId && (JSON.parse(params.message) as { id?: number }).id === 1) resolve()
+    })
+  })
+  await session.post('NodeWorker.sendMessageToWorker', { sessionId, message: JSON.stringify({ id: 1, method: 'Runtime.evaluate', params: { expression } }) })
+  await evaluated
 }

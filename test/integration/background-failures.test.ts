@@ -22,6 +22,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { openEmbeddedStore } from '../../src/secrets/embedded.ts'
 import { ASSERTION_KEY, newAssertionKey } from '../../src/upstream/assertion.ts'
 import { startServe, type ServeProcess } from '../helpers/cli.ts'
+import { evaluateInWorker } from '../helpers/inspector.ts'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -267,6 +268,36 @@ describe('tasks of a running gateway', () => {
     expect((await get(`${gw.url}/hello/after-the-crash`)).status).toBe(200)
     await waitFor(() => audited('/hello/after-the-crash'), 'a record written by the new worker')
   })
+  it('audit worker: one that dies at shutdown before its final drain answers does not hold the shutdown; what it held is counted as lost', async () => {
+    const auditDir = await mkdtemp(join(dir, 'audit-'))
+    const gw = await startTestGateway({
+      admin: { token: ADMIN_TOKEN },
+      // Records stay queued on the request thread until the shutdown flushes them.
+      audit: { sinks: [{ type: 'sqlite', path: join(auditDir, 'audit.db') }], spill_dir: join(auditDir, 'spill'), flush_interval: '10m' },
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'hello', path: '/hello/*', upstream: 'api', public: true }],
+    })
+    const shutdown: { closing?: Promise<void> } = {}
+    cleanup.push(() => shutdown.closing ?? gw.close())
+    await waitFor(() => gw.state.audit.head() !== null, 'the audit worker ready (its message handler in place)')
+    const session = new Session()
+    session.connect()
+    try {
+      // The worker's own handler goes; this one ends the thread on the batch the shutdown sends,
+      // before it is written and before the drain can answer (as a crash or the heap limit would).
+      const armed = "const port = process.getBuiltinModule('node:worker_threads').parentPort; port.removeAllListeners('message'); port.on('message', (m) => { if (m.type === 'batch') process.exit(3) }); 'armed'"
+      await evaluateInWorker(session, '/audit/worker', armed)
+    } finally {
+      session.disconnect()
+    }
+    expect((await get(`${gw.url}/hello/queued-at-shutdown`)).status).toBe(200)
+    shutdown.closing = gw.close()
+    const outcome = await Promise.race([shutdown.closing.then(() => 'closed'), new Promise((resolve) => setTimeout(resolve, 10_000, 'still waiting after 10 s'))])
+    expect(outcome).toBe('closed')
+    const stopped = logLines(gw.logs, 'the audit worker stopped during the final drain: its uncommitted records are lost')
+    expect(stopped).toEqual([expect.objectContaining({ level: 'error', code: 3, lost: 1 })])
+    expect(gw.state.audit.stats().dropped).toBe(1)
+  })
   it('audit worker: one that cannot start (its directory is a file) is retried with a growing delay, not in a loop, and writes again once it can', async () => {
     // The audit directory's name is taken by a file: the worker can open neither its sink nor its spill.
     const auditDir = join(dir, 'audit-is-a-file')
@@ -302,13 +333,5 @@ describe('tasks of a running gateway', () => {
  * through the inspector's NodeWorker domain: the worker dies as it would of a bug in its own code.
  */
 async function crashWorker(session: Session, urlPart: string, message: string): Promise<void> {
-  const attached = new Promise<string>((resolve) => {
-    session.on('NodeWorker.attachedToWorker', ({ params }) => {
-      if (params.workerInfo.url.includes(urlPart)) resolve(params.sessionId)
-    })
-  })
-  await session.post('NodeWorker.enable', { waitForDebuggerOnStart: false })
-  const sessionId = await attached
-  const expression = `setImmediate(() => { throw new Error(${JSON.stringify(message)}) })`
-  await session.post('NodeWorker.sendMessageToWorker', { sessionId, message: JSON.stringify({ id: 1, method: 'Runtime.evaluate', params: { expression } }) })
+  await evaluateInWorker(session, urlPart, `setImmediate(() => { throw new Error(${JSON.stringify(message)}) })`)
 }
