@@ -20,20 +20,17 @@ export type QueryReply = { id: number; ok: true; result: unknown } | { id: numbe
 
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './query-worker.ts' : './query-worker.js', import.meta.url)
 
-let worker: Worker | undefined
+type Waiting = Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>
+
+/** The thread jobs go to now, and the jobs it owes an answer. */
+let current: { worker: Worker; waiting: Waiting } | undefined
 let nextId = 1
-const waiting = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>()
 
-function failAll(err: Error): void {
-  for (const { reject } of waiting.values()) reject(err)
-  waiting.clear()
-  worker = undefined
-}
-
-function thread(): Worker {
-  if (worker) return worker
+function thread(): { worker: Worker; waiting: Waiting } {
+  if (current) return current
   // Its own small young generation: a query's rows are short-lived (bin/bouncer.js lets workers size theirs).
   const w = new Worker(WORKER_URL, { resourceLimits: { maxYoungGenerationSizeMb: 8 } })
+  const waiting: Waiting = new Map()
   w.unref()
   w.on('message', (reply: QueryReply) => {
     const job = waiting.get(reply.id)
@@ -43,10 +40,18 @@ function thread(): Worker {
     if (reply.ok) job.resolve(reply.result)
     else job.reject(reply.noLog ? new NoAuditLog(reply.message) : new Error(reply.message))
   })
-  w.on('error', (err) => failAll(err))
-  w.on('exit', () => failAll(new Error('the audit query thread stopped')))
-  worker = w
-  return w
+  // A thread that failed answers none of its jobs; the next job starts a new one. Its 'exit' can
+  // come turns after its 'error': by then a job may have gone to the new thread, which this
+  // thread's end must not fail (each thread rejects only what it owes).
+  const failOwn = (err: Error) => {
+    for (const { reject } of waiting.values()) reject(err)
+    waiting.clear()
+    if (current?.worker === w) current = undefined
+  }
+  w.on('error', failOwn)
+  w.on('exit', () => failOwn(new Error('the audit query thread stopped')))
+  current = { worker: w, waiting }
+  return current
 }
 
 /** Starts the thread ahead of its first job (the console's page is loading: its questions follow). */
@@ -55,12 +60,12 @@ export function warmAuditReads(): void {
 }
 
 function offThread<T>(job: QueryJob): Promise<T> {
-  const w = thread()
+  const { worker, waiting } = thread()
   const id = nextId++
-  w.ref() // while a page waits for an answer
+  worker.ref() // while a page waits for an answer
   return new Promise<T>((resolve, reject) => {
     waiting.set(id, { resolve: resolve as (value: unknown) => void, reject })
-    w.postMessage({ id, job })
+    worker.postMessage({ id, job })
   })
 }
 
