@@ -16,8 +16,10 @@ const queryParam = z.strictObject({
 })
 
 /** Built from schema.ts's value types (durations, globs, URLs…), handed in so both read the same. */
-export function mcpSchema<D extends z.ZodType<number>, G extends z.ZodType<Glob>, U extends z.ZodType<string>, H extends z.ZodType<string>, M extends z.ZodType<string>, O extends z.ZodType<string>>(parts: {
+export function mcpSchema<D extends z.ZodType<number>, T extends z.ZodType<number>, G extends z.ZodType<Glob>, U extends z.ZodType<string>, H extends z.ZodType<string>, M extends z.ZodType<string>, O extends z.ZodType<string>>(parts: {
   duration: D
+  /** A duration run as a timer: more than 0 and at most 24d (Node runs a longer timer at once). */
+  timer: T
   glob: G
   httpUrl: U
   headerName: H
@@ -41,7 +43,10 @@ export function mcpSchema<D extends z.ZodType<number>, G extends z.ZodType<Glob>
     headers: z.record(parts.headerName, z.string()).default({} as never),
     /** false: tools keep their own names (one server only: the gateway is then transparent). */
     prefix: z.boolean().default(true),
-    timeout: parts.duration.prefault('60s' as never),
+    /** How long the server may be silent in a call: each progress report it sends restarts it. */
+    timeout: parts.timer.prefault('60s' as never),
+    /** How long a tool call may run in all, however often it reports progress (it is then cancelled). */
+    max_call_time: parts.timer.prefault('10m' as never),
   })
   const approval = z.strictObject({
     tools: z.array(parts.glob).min(1),

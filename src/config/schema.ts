@@ -568,7 +568,7 @@ export const configSchema = z.strictObject({
   assertion: assertion.prefault({}),
   token_exchange: tokenExchange.optional(),
   telemetry: telemetry.prefault({}),
-  mcp: mcpSchema({ duration, glob, httpUrl, headerName, method, origin }).optional(),
+  mcp: mcpSchema({ duration, timer: positiveTimer, glob, httpUrl, headerName, method, origin }).optional(),
 })
 
 export type Config = z.output<typeof configSchema>

@@ -145,6 +145,8 @@ describe('durations that become timers (config.mutated)', () => {
     ['limits_store.timeout', 'limits_store: { type: redis, url: "redis://127.0.0.1:6379", timeout: VALUE }', '1:70'],
     ['issuers[0].jwks_refresh_interval', `issuers: [${issuer.replace('KEY', 'jwks_refresh_interval')}]`, '1:101'],
     ['issuers[0].jwks_cooldown', `issuers: [${issuer.replace('KEY', 'jwks_cooldown')}]`, '1:93'],
+    ['mcp.servers[0].timeout', `mcp: { resource: "https://gw.example.com/mcp", servers: [{ name: t, url: "http://127.0.0.1:7000/mcp", timeout: VALUE }] }`, '1:112'],
+    ['mcp.servers[0].max_call_time', `mcp: { resource: "https://gw.example.com/mcp", servers: [{ name: t, url: "http://127.0.0.1:7000/mcp", max_call_time: VALUE }] }`, '1:118'],
   ])('%s: 25d is refused (Node would run the timer at once), 24d is fine', (path, yaml, at) => {
     expect(check(yaml.replace('VALUE', '25d'))).toEqual({ ok: false, lines: [`bouncer.yaml:${at}: ${path}: at most 24d: Node runs a longer timer at once`] })
     expect(check(yaml.replace('VALUE', '24d')).lines.filter((line) => !line.includes('warning'))).toEqual([])

@@ -56,13 +56,16 @@ export interface ChangingMcpServer extends RunningMcpServer {
   addTool(name: string): void
   /** Notification streams (GET) a client holds open now. */
   openStreams(): number
+  /** The tools whose calls the client cancelled while they ran (`notifications/cancelled`). */
+  cancelled: string[]
 }
 
-/** A sessionful Streamable HTTP server (official SDK) with tools `alpha` and `slow` (which reports progress). */
+/** A sessionful Streamable HTTP server (official SDK) with tools `alpha`, `slow` (which reports progress) and `endless` (which reports it until cancelled). */
 export async function startChangingServer(): Promise<ChangingMcpServer> {
   const sessions = new Map<string, { transport: WebStandardStreamableHTTPServerTransport; server: McpServer }>()
   const extra: string[] = []
   const requests: IncomingMessage['headers'][] = []
+  const cancelled: string[] = []
   const build = () => {
     const server = new McpServer({ name: 'changing', version: '1' }, { capabilities: { tools: { listChanged: true } } })
     server.registerTool('alpha', { description: 'the first tool' }, async () => ({ content: [{ type: 'text', text: 'alpha done' }] }))
@@ -72,6 +75,17 @@ export async function startChangingServer(): Promise<ChangingMcpServer> {
         for (let i = 1; i <= 3; i++) await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: 3 } })
       }
       return { content: [{ type: 'text', text: 'slow done' }] }
+    })
+    // Reports progress every 100 ms until the call is cancelled (at most 60 s, so a test that fails still ends).
+    server.registerTool('endless', { description: 'reports progress until cancelled' }, async (ctx) => {
+      const token = ctx.mcpReq._meta?.progressToken
+      const started = Date.now()
+      for (let i = 1; !ctx.mcpReq.signal.aborted && Date.now() - started < 60_000; i++) {
+        if (token !== undefined) await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken: token, progress: i } }).catch(() => {})
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      if (ctx.mcpReq.signal.aborted) cancelled.push('endless')
+      return { content: [{ type: 'text', text: 'endless ended' }] }
     })
     for (const name of extra) server.registerTool(name, { description: `added ${name}` }, async () => ({ content: [{ type: 'text', text: `${name} done` }] }))
     return server
@@ -124,6 +138,7 @@ export async function startChangingServer(): Promise<ChangingMcpServer> {
   return {
     url: `http://127.0.0.1:${port}/mcp`,
     requests,
+    cancelled,
     addTool(name) {
       extra.push(name)
       for (const { server } of sessions.values()) server.registerTool(name, { description: `added ${name}` }, async () => ({ content: [{ type: 'text', text: `${name} done` }] }))

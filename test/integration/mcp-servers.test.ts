@@ -28,7 +28,7 @@ beforeAll(async () => {
   config = mcpTestConfig(idp.issuer, upstream.url, dir, {
     servers: [
       { name: 'everything', url: everything.url },
-      { name: 'tickets', url: tickets.url, headers: { 'X-Tickets-Key': 'tickets-key-0123' } },
+      { name: 'tickets', url: tickets.url, headers: { 'X-Tickets-Key': 'tickets-key-0123' }, max_call_time: '3s' },
     ],
     log_arguments: true,
   })
@@ -53,7 +53,7 @@ describe('aggregated MCP servers', () => {
     try {
       const all = (await reporter.listTools()).tools.map((t) => t.name)
       expect(all).toEqual(expect.arrayContaining(['get_daily_report', 'list_customers', 'everything__echo', 'everything__get-sum', 'tickets__alpha', 'tickets__slow']))
-      expect((await agent.listTools()).tools.map((t) => t.name)).toEqual(['get_daily_report', 'tickets__alpha', 'tickets__slow'])
+      expect((await agent.listTools()).tools.map((t) => t.name)).toEqual(['get_daily_report', 'tickets__alpha', 'tickets__slow', 'tickets__endless'])
     } finally {
       await Promise.all([reporter.close(), agent.close()])
     }
@@ -98,6 +98,27 @@ describe('aggregated MCP servers', () => {
       const result = await agent.callTool({ name: 'tickets__slow', arguments: {} }, { onprogress: (p) => void progress.push(p.progress) })
       expect(result.content).toEqual([{ type: 'text', text: 'slow done' }])
       expect(progress).toEqual([1, 2, 3])
+    } finally {
+      await agent.close()
+    }
+  }, 60_000)
+
+  it('cancels a call that reports progress for ever at the server\'s max_call_time, and tells the agent why', async () => {
+    const agent = await connect(`${gateway.url}/mcp`, agentToken, '2025-11-25')
+    try {
+      const progress: number[] = []
+      const started = Date.now()
+      const result = await agent.callTool({ name: 'tickets__endless', arguments: {} }, { onprogress: (p) => void progress.push(p.progress), timeout: 30_000, resetTimeoutOnProgress: true })
+      const took = Date.now() - started
+      expect(result.isError).toBe(true)
+      expect(result.content).toEqual([{ type: 'text', text: "The MCP server tickets failed: the call ran longer than the server's max_call_time (3 s) and was cancelled" }])
+      expect(took).toBeGreaterThanOrEqual(2_900)
+      expect(took).toBeLessThan(15_000)
+      expect(progress.length).toBeGreaterThan(3) // it kept reporting; the reports did not keep it alive
+      await waitFor(() => tickets.cancelled.includes('endless'), 'the server told to cancel the call')
+      let rows: Record<string, unknown>[] = []
+      await waitFor(() => (rows = auditRows(join(dir, 'audit.db'), `tool = 'tickets__endless'`)).length === 1, 'the audit record', 20_000)
+      expect(rows[0]).toMatchObject({ decision: 'error', code: 'upstream_timeout', status: 504 })
     } finally {
       await agent.close()
     }

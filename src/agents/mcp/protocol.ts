@@ -9,7 +9,7 @@ import { actorOf, subjectIssuer, type Caller, type InternalDispatch, type Record
 import type { Logger } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
-import type { UpstreamMcpServer } from './servers.ts'
+import { CallTimedOut, type UpstreamMcpServer } from './servers.ts'
 import { routeRequestOf } from './route-tools.ts'
 import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from './arguments.ts'
 import { approvalRuleFor, auditFacts, toolCallFacts } from './tool-calls.ts'
@@ -154,7 +154,8 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
     return result
   } catch (err) {
     const message = (err as Error).message
-    deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, status: 502, decision: 'error', code: 'upstream_error', note: `MCP server ${server.config.name}: ${message}` }))
+    const failure = err instanceof CallTimedOut ? { status: 504, code: 'upstream_timeout' as const } : { status: 502, code: 'upstream_error' as const }
+    deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, ...failure, decision: 'error', note: `MCP server ${server.config.name}: ${message}` }))
     if (err instanceof ProtocolError) throw err
     return { content: [{ type: 'text', text: `The MCP server ${server.config.name} failed: ${message}` }], isError: true }
   }

@@ -48,11 +48,23 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger): Upst
     },
     async callTool(name, args, options = {}) {
       const client = await server.client()
+      // Each progress report restarts `timeout`; max_call_time bounds the whole call. The SDK's own
+      // maxTotalTimeout is checked only when a report arrives, so a timer cancels the call instead.
+      const overrun = new AbortController()
+      const timer = setTimeout(() => overrun.abort(new CallTimedOut(`the call ran longer than the server's max_call_time (${config.max_call_time / 1000} s) and was cancelled`)), config.max_call_time)
+      const signal = options.signal ? AbortSignal.any([options.signal, overrun.signal]) : overrun.signal
       try {
-        return (await client.callTool({ name, arguments: args }, { timeout: config.timeout, signal: options.signal, onprogress: options.onprogress, resetTimeoutOnProgress: true })) as CallToolResult
+        return (await client.callTool({ name, arguments: args }, { timeout: config.timeout, signal, onprogress: options.onprogress, resetTimeoutOnProgress: true })) as CallToolResult
       } catch (err) {
+        if (overrun.signal.aborted) throw overrun.signal.reason
+        // The SDK's SdkErrorCode.RequestTimeout (the SDK is loaded lazily: its string here).
+        if (!options.signal?.aborted && (err as { code?: unknown }).code === 'REQUEST_TIMEOUT') {
+          throw new CallTimedOut(`the server sent nothing for its timeout (${config.timeout / 1000} s): the call was cancelled`)
+        }
         if (isConnectionFailure(err)) dropConnection()
         throw err
+      } finally {
+        clearTimeout(timer)
       }
     },
     onToolsChanged(listener) {
@@ -112,6 +124,11 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger): Upst
   }
 
   return server
+}
+
+/** A tool call the gateway cancelled: silent for the server's `timeout`, or running past its `max_call_time`. */
+export class CallTimedOut extends Error {
+  override name = 'CallTimedOut'
 }
 
 function isConnectionFailure(err: unknown): boolean {

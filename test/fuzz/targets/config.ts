@@ -73,6 +73,10 @@ function timerDurations(config: Config): Array<[string, number]> {
       [`issuers[${i}].jwks_refresh_interval`, issuer.jwks_refresh_interval],
       [`issuers[${i}].jwks_cooldown`, issuer.jwks_cooldown],
     ]),
+    ...(config.mcp?.servers ?? []).flatMap((server, i): Array<[string, number]> => [
+      [`mcp.servers[${i}].timeout`, server.timeout],
+      [`mcp.servers[${i}].max_call_time`, server.max_call_time],
+    ]),
   ]
 }
 
