@@ -9,11 +9,11 @@
 // - `active: false` (revoked, expired, or unknown to the provider) is 401 token_revoked, and is
 //   kept for `introspection.negative_cache` (5 s), so a client retrying a dead token in a loop (a
 //   dashboard's tiles after a revocation) costs the provider one question per period (per worker
-//   with server.workers), not one per request. Only `active: false` is kept: a provider error is
-//   asked again, and an active answer refused by the issuer's rules (audience, token type) is not
-//   cached either way. Kept in a cache of its own, keyed by the token's SHA-256 (a key of fixed size, whatever
-//   the token's length): unknown tokens sent by the thousand evict only each other, never an active
-//   answer. A refusal is the safe side to hold an answer on: the cost is a token the provider learns
+//   with server.workers), not one per request. An active answer the issuer's rules refuse
+//   (audience, token type, required claims, expired) is kept the same way, with its own words; not
+//   one valid later (nbf ahead), and never a provider error, which is asked again. Kept in a cache
+//   of its own, keyed by the token's SHA-256 (a key of fixed size, whatever the token's length):
+//   unknown tokens sent by the thousand evict only each other, never an active answer. A refusal is the safe side to hold an answer on: the cost is a token the provider learns
 //   of late (a replica behind) refused for up to that long.
 // - One question in flight per token: a burst of requests with one token (a dashboard's tiles)
 //   waits for one answer, so the provider sees one introspection, not a flood.
@@ -28,7 +28,7 @@ import { request } from 'undici'
 import type { JWTPayload } from 'jose'
 import { createLru } from '../collections/index.ts'
 import type { IntrospectionConfig, IssuerConfig } from '../config/index.ts'
-import { GatewayError, truncateClientValue } from '../errors/index.ts'
+import { GatewayError, truncateClientValue, type ErrorCode } from '../errors/index.ts'
 import type { Identity } from '../request/index.ts'
 import { checkIntrospectedClaims, identityFromClaims, unauthorized } from './verify.ts'
 
@@ -46,6 +46,12 @@ export interface Introspector {
   introspect(token: string): Promise<Identity>
 }
 
+/** A refusal kept for `negative_cache`: what the 401 said, made again for each request it answers. */
+interface Refusal {
+  code: ErrorCode
+  detail: string
+}
+
 export interface IntrospectorOptions {
   cacheEntries: number
   now?: () => number
@@ -55,7 +61,7 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
   const settings = issuer.introspection
   const now = options.now ?? Date.now
   const cache = createLru<Identity>(settings.cache > 0 ? options.cacheEntries : 0)
-  const refused = createLru<true>(settings.negative_cache > 0 ? options.cacheEntries : 0)
+  const refused = createLru<Refusal>(settings.negative_cache > 0 ? options.cacheEntries : 0)
   const asking = new Map<string, Promise<Identity>>()
 
   const introspector: Introspector = {
@@ -65,7 +71,8 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
       const at = now()
       const cached = cache.get(token, at)
       if (cached) return Promise.resolve(cached)
-      if (settings.negative_cache > 0 && refused.get(refusedKey(token), at)) return Promise.reject(notActive())
+      const refusal = settings.negative_cache > 0 ? refused.get(refusedKey(token), at) : undefined
+      if (refusal) return Promise.reject(unauthorized(refusal.code, refusal.detail))
       let answer = asking.get(token)
       if (answer === undefined) {
         answer = ask(token, at).finally(() => asking.delete(token))
@@ -77,12 +84,25 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
 
   async function ask(token: string, askedAt: number): Promise<Identity> {
     const claims = await answerFor(token)
-    if (claims.active !== true) {
-      // Counted from the question, as an active answer is; one that came later than that is not kept.
-      const until = askedAt + settings.negative_cache
-      if (settings.negative_cache > 0 && until > now()) refused.set(refusedKey(token), true, until)
-      throw notActive()
+    try {
+      if (claims.active !== true) throw notActive()
+      return identityOf(token, claims, askedAt)
+    } catch (err) {
+      // The provider's answer refused by the issuer's rules (audience, token type, required
+      // claims, expiry) is as final as `active: false`: kept as long. Not a token that becomes
+      // valid later (nbf), nor the provider's nonsense (503), which is asked again.
+      if (err instanceof GatewayError && err.status === 401 && err.code !== 'token_not_yet_valid') keepRefusal(token, askedAt, err)
+      throw err
     }
+  }
+
+  /** Counted from the question, as an active answer is; one that came later than that is not kept. */
+  function keepRefusal(token: string, askedAt: number, err: GatewayError): void {
+    const until = askedAt + settings.negative_cache
+    if (settings.negative_cache > 0 && until > now()) refused.set(refusedKey(token), { code: err.code, detail: err.detail }, until)
+  }
+
+  function identityOf(token: string, claims: JWTPayload & { token_type?: unknown }, askedAt: number): Identity {
     // Any iss present must be the issuer's, exactly: the probe found a non-string one (an array
     // naming another issuer) taken as if absent.
     if (claims.iss !== undefined && claims.iss !== issuer.issuer) {

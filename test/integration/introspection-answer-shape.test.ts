@@ -99,7 +99,7 @@ it('refuses an answer whose iss is not the issuer\'s string, whatever its kind: 
   expect((await call('opaque-iss-own')).status).toBe(200)
 })
 
-it('keeps only an inactive answer as a refusal: a provider error is asked again, and a token it then calls active passes', async () => {
+it('keeps a refusal, never a provider error: an error is asked again, and a token it then calls active passes', async () => {
   endpoint.answers.set('opaque-flaky', (res) => res.writeHead(500).end())
   expect((await call('opaque-flaky')).body.code).toBe('identity_provider_unavailable')
   endpoint.answers.set('opaque-flaky', answerJson({ active: true, sub: 'alice', aud: AUD, exp: soon() }))
@@ -111,4 +111,25 @@ it('keeps only an inactive answer as a refusal: a provider error is asked again,
   endpoint.answers.set('opaque-refused', answerJson({ active: true, sub: 'alice', aud: AUD, exp: soon() }))
   expect((await call('opaque-refused')).body.code).toBe('token_revoked')
   expect(endpoint.asked.filter((token) => token === 'opaque-refused')).toHaveLength(1)
+})
+
+it('keeps an active answer the issuer\'s rules refuse as long as an inactive one, with the same refusal; not a token valid later', async () => {
+  const cases: Array<[string, Record<string, unknown>, string]> = [
+    ['opaque-other-audience', { aud: 'api://someone-else' }, 'audience_mismatch'],
+    ['opaque-refresh-token', { token_type: 'refresh_token' }, 'malformed_token'],
+    ['opaque-expired', { exp: Math.floor(Date.now() / 1000) - 3600 }, 'token_expired'],
+  ]
+  for (const [token, claims, code] of cases) {
+    endpoint.answers.set(token, answerJson({ active: true, sub: 'alice', aud: AUD, exp: soon(), ...claims }))
+    const first = await call(token)
+    expect({ token, status: first.status, code: first.body.code }).toEqual({ token, status: 401, code })
+    // A retry loop (a dashboard's tiles) is answered from the kept refusal, the same words each time.
+    const same = (res: Awaited<ReturnType<typeof call>>) => ({ status: res.status, code: res.body.code, detail: res.body.detail })
+    for (let i = 0; i < 3; i++) expect(same(await call(token))).toEqual(same(first))
+    expect(endpoint.asked.filter((asked) => asked === token), token).toHaveLength(1)
+  }
+  // Not valid before a time to come (the provider's clock ahead): asked again each time.
+  endpoint.answers.set('opaque-not-yet', answerJson({ active: true, sub: 'alice', aud: AUD, exp: soon(), nbf: soon() - 60 }))
+  for (let i = 0; i < 2; i++) expect((await call('opaque-not-yet')).body.code).toBe('token_not_yet_valid')
+  expect(endpoint.asked.filter((asked) => asked === 'opaque-not-yet')).toHaveLength(2)
 })
