@@ -78,6 +78,9 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     }
     const config = next.config
     const { runtime } = prepared
+    // A new Redis limits store connects before its runtime serves: swapped in while connecting,
+    // every limited request met on_error (503, or no limit with allow) until it was ready (probe).
+    await runtime.limiter.store.settled?.()
     /** What the prepared config opened closes (the running config's resources stay). */
     const abort = () => {
       restoreRunningSecrets()

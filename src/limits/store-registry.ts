@@ -9,7 +9,7 @@ import { createSharedMemoryStore, type SharedLimitsTable } from './stores/shared
 export type LimitsStoreRegistry = SharedResources<LimitsStoreConfig, LimitsStore>
 
 /**
- * Stores live as long as their settings: a reload keeps buckets and the Redis connection.
+ * Stores live as long as their settings (on_error aside): a reload keeps buckets and the Redis connection.
  * `offline` (bouncer explain) never connects: every store is an empty memory store.
  *
  * A changed max_keys makes a new memory store, but not new buckets: every memory store of the
@@ -22,7 +22,9 @@ export function createLimitsStoreRegistry(logger: Logger, options: { offline?: b
   let memoryEntries: MemoryEntries | null = null
   const memoryStores = new Set<LimitsStore>()
   return createSharedResources({
-    fingerprint: (config) => JSON.stringify(config),
+    // on_error is the runtime's (compile.ts reads it per request): a reload that changes only it
+    // keeps the store and its connection, not a new one that has yet to connect.
+    fingerprint: (config) => JSON.stringify(config.type === 'redis' ? { ...config, on_error: undefined } : config),
     create: (config) => {
       if (options.offline) return createMemoryStore({ maxKeys: config.type === 'memory' ? config.max_keys : 1_000, logger })
       if (config.type === 'redis') return createRedisStore({ url: config.url, prefix: config.prefix, timeoutMs: config.timeout, logger })

@@ -32,5 +32,10 @@ export interface LimitsStore {
   take(checks: readonly Check[]): TakeResult | Promise<TakeResult>
   /** For /readyz and logs. */
   status(): string
+  /**
+   * Resolves once a store that connects (Redis) has connected or failed to, bounded: a reload swaps
+   * its runtime in after it, not while every limited request would meet `on_error`.
+   */
+  settled?(): Promise<void>
   close(): Promise<void>
 }

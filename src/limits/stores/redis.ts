@@ -131,6 +131,8 @@ interface RedisWithTake extends RedisClient {
 
 /** ioredis's own timeout, a backstop for a connection that neither answers nor closes: a late answer past it is not refunded. */
 const BACKSTOP_MS = 30_000
+/** The longest a reload waits for a new store's first connection (a Redis that neither answers nor refuses). */
+const SETTLE_MS = 5_000
 
 export interface RedisStoreOptions {
   url: string
@@ -158,6 +160,7 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
   client.defineCommand('bouncerTake', { lua: TAKE })
   client.defineCommand('bouncerRefund', { lua: REFUND })
   let state = 'connecting'
+  let settling: Promise<void> | null = null
   let lastErrorLog = 0
   let policyChecked = false
   client.on('ready', () => {
@@ -185,8 +188,24 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
     })
   }
 
+  /** Connected, refused, or closed: whichever comes first, within the connect timeout (at most SETTLE_MS). */
+  function settled(): Promise<void> {
+    if (state !== 'connecting') return Promise.resolve()
+    settling ??= new Promise<void>((done) => {
+      const finish = () => {
+        clearTimeout(timer)
+        for (const event of ['ready', 'error', 'end']) client.off(event, finish)
+        done()
+      }
+      const timer = setTimeout(finish, Math.min(Math.max(options.timeoutMs, 1_000), SETTLE_MS))
+      for (const event of ['ready', 'error', 'end']) client.once(event, finish)
+    })
+    return settling
+  }
+
   return {
     kind: 'redis',
+    settled,
     async take(checks: readonly Check[]): Promise<TakeResult> {
       const args: Array<string | number> = [checks.length]
       for (const check of checks) args.push(options.prefix + check.key)
