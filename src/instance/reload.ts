@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { loadConfigFile } from '../config/index.ts'
 import type { ReloadResult } from '../admin/index.ts'
-import { applySecretValues, type GatewayServer } from '../gateway/index.ts'
+import { applySecretValues, type GatewayServer, type Runtime } from '../gateway/index.ts'
 import { retireSigner, type Live } from './live.ts'
 import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
 import type { SecretsRefresh } from './secrets-refresh.ts'
@@ -42,6 +42,8 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
   let turn: Promise<void> = Promise.resolve()
   let queued: Promise<ReloadResult> | null = null
   const { replaced } = live
+  /** Runtimes prepared but not yet swapped in or aborted: what they acquired is not retired meanwhile. */
+  const preparing = new Set<Runtime>()
   let polling = false
 
   // Reloads holding the turn or waiting for it.
@@ -80,15 +82,18 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     const { runtime } = prepared
     // A new Redis limits store connects before its runtime serves: swapped in while connecting,
     // every limited request met on_error (503, or no limit with allow) until it was ready (probe).
+    preparing.add(runtime) // a retirement pass of an earlier reload may run during the wait
     await runtime.limiter.store.settled?.()
     /** What the prepared config opened closes (the running config's resources stay). */
     const abort = () => {
+      preparing.delete(runtime)
       restoreRunningSecrets()
       if (prepared.secrets !== live.secrets) prepared.secrets.close()
       runtime.mcp?.detach()
       void background.run('runtime_retirement', retireUnused)
     }
     const commit = (): ReloadResult => {
+      preparing.delete(runtime)
       if (state.draining) {
         // A shutdown began while this config was being prepared: it is not swapped in.
         abort()
@@ -157,7 +162,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       runtime.mcp?.detach()
       retireSigner(live, runtime.signing.assertions, now + runtime.config.assertion.ttl, now)
     }
-    const kept = [state.runtime, ...replaced.keys()]
+    const kept = [state.runtime, ...replaced.keys(), ...preparing]
     const drainingPaths = new Set([...replaced.keys()].flatMap((runtime) => (runtime.mcp ? [runtime.mcp.config.path] : [])))
     return Promise.all([
       compile.agents.endRetiredSessions(drainingPaths),
