@@ -1,27 +1,17 @@
 // Found by an adversarial probe (helper): a reload that raised a rate (1/h -> 100/s burst 100) did not take effect until the old rate's debt ran out: the stored arrival time, an hour ahead, answered 429 with Retry-After 3600 under a policy whose whole window is one second (memory and Redis stores).
 import { request } from 'undici'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { closeAfterEach, upstreamForFile } from '../helpers/lifecycle.ts'
 import { uniquePrefix } from '../helpers/redis.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-let upstream: TestUpstream
-const cleanup: Array<() => Promise<void>> = []
-
-beforeAll(async () => {
-  upstream = await startUpstream((_req, res) => void res.end('ok'))
-})
-afterEach(async () => {
-  while (cleanup.length > 0) await cleanup.pop()?.()
-})
-afterAll(async () => {
-  await upstream.close()
-})
+const upstream = upstreamForFile((_req, res) => void res.end('ok'))
+const closeLater = closeAfterEach()
 
 function configWith(limits: object[], limitsStore: object): Record<string, unknown> {
   return {
-    upstreams: [{ name: 'api', url: upstream.url }],
+    upstreams: [{ name: 'api', url: upstream().url }],
     limits,
     limits_store: limitsStore,
     routes: [{ id: 'r', path: '/r', upstream: 'api', public: true, limits: ['pace'] }],
@@ -40,7 +30,7 @@ describe.each(['memory', 'redis'] as const)('%s store: a reload that raises a ra
   it('holds a spent caller to the new rate\'s empty bucket, not to the old hour', async () => {
     const storeConfig = limitsStore()
     const gw = await startTestGateway(configWith([{ name: 'pace', key: 'header:X-Client', rate: '1/h', burst: 1 }], storeConfig))
-    cleanup.push(() => gw.close())
+    closeLater(() => gw.close())
     if (store === 'redis') await waitFor(() => gw.state.runtime.limiter.store.status() === 'ready', 'redis')
     expect((await hit(gw, 'slow')).status).toBe(200)
     expect(await hit(gw, 'slow')).toMatchObject({ status: 429, retryAfter: expect.stringMatching(/^(3599|3600)$/) })

@@ -4,30 +4,20 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { stringify } from 'yaml'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { startServe } from '../helpers/cli.ts'
 import { freshRequest } from '../helpers/fresh.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { closeAfterEach, upstreamForFile } from '../helpers/lifecycle.ts'
 
-let upstream: TestUpstream
-const cleanup: Array<() => Promise<void>> = []
-
-beforeAll(async () => {
-  upstream = await startUpstream((_req, res) => void res.end('ok'))
-})
-afterEach(async () => {
-  while (cleanup.length > 0) await cleanup.pop()?.()
-})
-afterAll(async () => {
-  await upstream.close()
-})
+const upstream = upstreamForFile((_req, res) => void res.end('ok'))
+const closeLater = closeAfterEach()
 
 const LIMITS = [{ name: 'daily', key: 'header:X-Client', quota: '2/d' }, { name: 'pace', key: 'header:X-Client', rate: '1/h', burst: 3 }]
 
 function configWith(maxKeys: number, routes: object[] = []): Record<string, unknown> {
   return {
-    upstreams: [{ name: 'api', url: upstream.url }],
+    upstreams: [{ name: 'api', url: upstream().url }],
     limits: LIMITS,
     limits_store: { type: 'memory', max_keys: maxKeys },
     routes: [{ id: 'q', path: '/q', upstream: 'api', public: true, limits: ['daily'] }, { id: 'r', path: '/r', upstream: 'api', public: true, limits: ['pace'] }, ...routes],
@@ -43,7 +33,7 @@ async function hit(gw: TestGateway, path: string, client: string) {
 describe('a reload that changes limits_store.max_keys (memory store)', () => {
   it.each([[1_000, 2_000], [1_000, 100]])('max_keys %i -> %i: a spent daily quota stays spent and a rate keeps its count', async (from, to) => {
     const gw = await startTestGateway(configWith(from))
-    cleanup.push(() => gw.close())
+    closeLater(() => gw.close())
     expect([(await hit(gw, '/q', 'spender')).status, (await hit(gw, '/q', 'spender')).status, (await hit(gw, '/q', 'spender')).status]).toEqual([200, 200, 429])
     expect((await hit(gw, '/r', 'spender')).ratelimit).toBe('"pace";r=2;t=3600')
     // The operator follows the "store full: raise limits_store.max_keys" advice (or lowers it).
@@ -57,7 +47,7 @@ describe('a reload that changes limits_store.max_keys (memory store)', () => {
 
   it('a second reload keeps them too, and a reload that changes only a route does as before', async () => {
     const gw = await startTestGateway(configWith(1_000))
-    cleanup.push(() => gw.close())
+    closeLater(() => gw.close())
     for (let i = 0; i < 2; i++) expect((await hit(gw, '/q', 'spender')).status).toBe(200)
     for (const next of [configWith(5_000), configWith(500), configWith(500, [{ id: 'other', path: '/other', upstream: 'api', public: true }])]) {
       await gw.writeConfig(next)
@@ -70,7 +60,7 @@ describe('a reload that changes limits_store.max_keys (memory store)', () => {
 describe('the same reload with server.workers: 2 (the shared table)', () => {
   it('keeps every quota: the table the workers share outlives a reload', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'limits-reload-max-keys-'))
-    cleanup.push(() => rm(dir, { recursive: true, force: true }))
+    closeLater(() => rm(dir, { recursive: true, force: true }))
     const file = join(dir, 'bouncer.yaml')
     const token = 'limits-reload-max-keys-admin-token-0123'
     const write = (maxKeys: number) => writeFile(file, stringify({
@@ -83,7 +73,7 @@ describe('the same reload with server.workers: 2 (the shared table)', () => {
     }))
     await write(1_000)
     const serve = await startServe(['--config', file], { startTimeout: 90_000 })
-    cleanup.push(async () => void (await serve.stop('SIGKILL')))
+    closeLater(async () => void (await serve.stop('SIGKILL')))
     // Connections of their own: the kernel spreads them over both workers.
     const spend = await Promise.all(Array.from({ length: 25 }, () => freshRequest(`${serve.url}/q`)))
     expect(spend.filter((r) => r.status === 200)).toHaveLength(20)

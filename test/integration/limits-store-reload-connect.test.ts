@@ -5,28 +5,18 @@
 // identity, so flipping it alone (allow -> deny, as an incident runbook would) opened a new
 // connection each time and hit the same gap.
 import { request } from 'undici'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { closeAfterEach, upstreamForFile } from '../helpers/lifecycle.ts'
 import { uniquePrefix } from '../helpers/redis.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-let upstream: TestUpstream
-const cleanup: Array<() => Promise<void>> = []
-
-beforeAll(async () => {
-  upstream = await startUpstream((_req, res) => void res.end('ok'))
-})
-afterEach(async () => {
-  while (cleanup.length > 0) await cleanup.pop()?.()
-})
-afterAll(async () => {
-  await upstream.close()
-})
+const upstream = upstreamForFile((_req, res) => void res.end('ok'))
+const closeLater = closeAfterEach()
 
 function configWith(limitsStore: object): Record<string, unknown> {
   return {
-    upstreams: [{ name: 'api', url: upstream.url }],
+    upstreams: [{ name: 'api', url: upstream().url }],
     limits: [{ name: 'pace', key: 'header:X-Client', rate: '1000/s', burst: 1000 }],
     limits_store: limitsStore,
     routes: [{ id: 'r', path: '/r', upstream: 'api', public: true, limits: ['pace'] }],
@@ -42,7 +32,7 @@ async function hit(gw: TestGateway): Promise<{ status: number; code?: string }> 
 describe('a reload to a Redis limits store', () => {
   it('serves limited requests from the new store at once: it has connected before the swap', async () => {
     const gw = await startTestGateway(configWith({ type: 'memory' }))
-    cleanup.push(() => gw.close())
+    closeLater(() => gw.close())
     const answers: Array<{ status: number; code?: string }> = []
     for (let i = 0; i < 6; i++) {
       // A new prefix each time: a new store, a new connection.
@@ -59,7 +49,7 @@ describe('a reload to a Redis limits store', () => {
   it('keeps its store and connection when only on_error changes', async () => {
     const store = { type: 'redis', url: 'redis://127.0.0.1:6379', prefix: uniquePrefix('reload-on-error') }
     const gw = await startTestGateway(configWith({ ...store, on_error: 'allow' }))
-    cleanup.push(() => gw.close())
+    closeLater(() => gw.close())
     await waitFor(() => gw.state.runtime.limiter.store.status() === 'ready', 'redis')
     const first = gw.state.runtime.limiter.store
     for (const onError of ['deny', 'allow', 'deny'] as const) {
