@@ -46,6 +46,19 @@ describe('a reload to a Redis limits store', () => {
     expect(answers).toEqual(Array.from({ length: 12 }, () => ({ status: 200 })))
   })
 
+  it('to a Redis that is down waits at most the connect timeout, then on_error answers', async () => {
+    const gw = await startTestGateway(configWith({ type: 'memory' }))
+    closeLater(() => gw.close())
+    // Nothing listens on port 1: every connect is refused, and the client keeps retrying.
+    await gw.writeConfig(configWith({ type: 'redis', url: 'redis://127.0.0.1:1', prefix: uniquePrefix('reload-down'), on_error: 'deny' }))
+    const started = Date.now()
+    expect((await gw.reload()).ok).toBe(true)
+    const took = Date.now() - started
+    expect(took).toBeGreaterThanOrEqual(900) // the refusals did not end the wait (timeout 500ms: a 1 s connect timeout)
+    expect(took).toBeLessThan(5_000)
+    expect(await hit(gw)).toEqual({ status: 503, code: 'limits_unavailable' })
+  })
+
   it('keeps its store and connection when only on_error changes', async () => {
     const store = { type: 'redis', url: 'redis://127.0.0.1:6379', prefix: uniquePrefix('reload-on-error') }
     const gw = await startTestGateway(configWith({ ...store, on_error: 'allow' }))

@@ -144,13 +144,14 @@ export interface RedisStoreOptions {
 export function createRedisStore(options: RedisStoreOptions): LimitsStore {
   // Loaded only when configured: ioredis adds ~6 MB of heap to a gateway that never uses it.
   const { Redis } = createRequire(import.meta.url)('ioredis') as { Redis: typeof RedisClient }
+  const connectTimeoutMs = Math.max(options.timeoutMs, 1_000)
   const client = new Redis(options.url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     // The caller's deadline is take()'s own (see below); this one only releases a command whose
     // connection neither answers nor closes, so that nothing waits on it for ever.
     commandTimeout: Math.max(options.timeoutMs, BACKSTOP_MS),
-    connectTimeout: Math.max(options.timeoutMs, 1_000),
+    connectTimeout: connectTimeoutMs,
     enableAutoPipelining: false,
     lazyConnect: false,
     // Reconnect for ever, every half second at most: limits are exact again within a second of
@@ -160,14 +161,14 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
   client.defineCommand('bouncerTake', { lua: TAKE })
   client.defineCommand('bouncerRefund', { lua: REFUND })
   let state = 'connecting'
+  let connectedOnce = false
   let settling: Promise<void> | null = null
   let lastErrorLog = 0
-  let policyChecked = false
   client.on('ready', () => {
     if (state !== 'ready') options.logger.info({ store: 'redis' }, 'limits store connected')
     state = 'ready'
-    if (!policyChecked) {
-      policyChecked = true
+    if (!connectedOnce) {
+      connectedOnce = true
       void warnIfEvicting(client, options.logger)
     }
   })
@@ -188,17 +189,25 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
     })
   }
 
-  /** Connected, refused, or closed: whichever comes first, within the connect timeout (at most SETTLE_MS). */
+  /**
+   * First connected, or closed, or the connect timeout (at most SETTLE_MS) over. Not the first
+   * error: the client retries within 100 ms, and a reset or a slow first answer from a Redis that
+   * is there would otherwise swap the runtime in before it connects. A Redis that is down costs
+   * the wait.
+   */
   function settled(): Promise<void> {
-    if (state !== 'connecting') return Promise.resolve()
+    // A store a reload keeps (it connected once) never waits, whatever Redis is doing now.
+    if (connectedOnce || client.status === 'end') return Promise.resolve()
     settling ??= new Promise<void>((done) => {
       const finish = () => {
         clearTimeout(timer)
-        for (const event of ['ready', 'error', 'end']) client.off(event, finish)
+        client.off('ready', finish)
+        client.off('end', finish)
         done()
       }
-      const timer = setTimeout(finish, Math.min(Math.max(options.timeoutMs, 1_000), SETTLE_MS))
-      for (const event of ['ready', 'error', 'end']) client.once(event, finish)
+      const timer = setTimeout(finish, Math.min(connectTimeoutMs, SETTLE_MS))
+      client.once('ready', finish)
+      client.once('end', finish)
     })
     return settling
   }
