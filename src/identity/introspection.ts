@@ -13,8 +13,9 @@
 //   (audience, token type, required claims, expired) is kept the same way, with its own words; not
 //   one valid later (nbf ahead), and never a provider error, which is asked again. Kept in a cache
 //   of its own, keyed by the token's SHA-256 (a key of fixed size, whatever the token's length):
-//   unknown tokens sent by the thousand evict only each other, never an active answer. A refusal is the safe side to hold an answer on: the cost is a token the provider learns
-//   of late (a replica behind) refused for up to that long.
+//   unknown tokens sent by the thousand evict only each other, never an active answer. A refusal
+//   is the safe side to hold an answer on: the cost is a token the provider learns of late (a
+//   replica behind) refused for up to that long.
 // - One question in flight per token: a burst of requests with one token (a dashboard's tiles)
 //   waits for one answer, so the provider sees one introspection, not a flood.
 // - The provider unreachable, slow or answering nonsense is 503 identity_provider_unavailable:
