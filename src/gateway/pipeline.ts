@@ -18,7 +18,7 @@ import { asGatewayError, GatewayError, problemBody, sendProblem } from '../error
 import { acceptRequestId, describedRequest, inspectHeaders, parseTarget, type CorsPolicy, type RequestTarget } from '../http/index.ts'
 import { rawHeader } from '../identity/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
-import { clientAddressOf, internalRequestOf, type Exchange, type RequestContext, type Served } from '../request/index.ts'
+import { CLIENT_CLOSED_REQUEST, clientAddressOf, internalRequestOf, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
@@ -280,7 +280,13 @@ async function serve(state: GatewayState, rt: Runtime, ctx: RequestContext, matc
   const served = await backend.serve(ctx, exchange)
   recordServed(ctx, backend.upstream, served)
   const error = served.error
-  if (error === null) return
+  if (error === null) {
+    if (ctx.status === 0 && ctx.res.destroyed) {
+      ctx.status = CLIENT_CLOSED_REQUEST
+      ctx.note = 'The client closed the connection before the answer began.'
+    }
+    return
+  }
   if (!ctx.res.headersSent) throw error
   // The status is already on the wire and the backend cut the connection: record what happened.
   ctx.error = error

@@ -59,6 +59,12 @@ export interface Backend {
   serve(ctx: Readonly<RequestContext>, exchange: Exchange): Promise<Served>
 }
 
+/**
+ * The audit status of a request whose client left before any answer began (nginx's 499, which
+ * operators already read): no status was sent, and 0 would say nothing.
+ */
+export const CLIENT_CLOSED_REQUEST = 499
+
 export function nothingServed(): Served {
   return { status: 0, upstreamStatus: null, upstreamMs: null, bytesIn: 0, bytesOut: 0, attempts: 0, error: null, masked: null }
 }

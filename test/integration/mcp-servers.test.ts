@@ -124,6 +124,23 @@ describe('aggregated MCP servers', () => {
     }
   }, 60_000)
 
+  it('an agent that cancels its call: the server is told, and the record says the agent left (499), not a server failure', async () => {
+    const agent = await connect(`${gateway.url}/mcp`, agentToken, '2025-11-25')
+    try {
+      const cancelledBefore = tickets.cancelled.length
+      const abandon = new AbortController()
+      const call = agent.callTool({ name: 'tickets__endless', arguments: {} }, { signal: abandon.signal, onprogress: () => abandon.abort(new Error('the agent gave up')), timeout: 30_000 })
+      await expect(call).rejects.toThrow('the agent gave up')
+      await waitFor(() => tickets.cancelled.length > cancelledBefore, 'the server told to cancel the call')
+      let rows: Record<string, unknown>[] = []
+      await waitFor(() => (rows = auditRows(join(dir, 'audit.db'), `tool = 'tickets__endless' AND status = 499`)).length === 1, 'the audit record', 20_000)
+      expect(rows[0]).toMatchObject({ decision: 'allow', code: null, upstream: 'mcp:tickets', subject: 'analytics-agent' })
+      expect(rows[0]!.detail).toBe('The agent cancelled the call, or closed its connection, before MCP server tickets answered.')
+    } finally {
+      await agent.close()
+    }
+  }, 60_000)
+
   it('follows a server\'s tools/list_changed, and tells a 2025-era client in its session', async () => {
     const agent = await connect(`${gateway.url}/mcp`, agentToken, '2025-11-25')
     let told = false

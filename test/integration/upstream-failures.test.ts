@@ -1,7 +1,11 @@
 // SPEC "Decisions" step 6: an upstream that refuses, hangs, resets or is saturated gets the right
 // code, fast, and the gateway keeps serving.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { request } from 'undici'
+import { waitForAuditRecord } from '../helpers/audit.ts'
 import { closedPort, startBlackhole } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -11,10 +15,11 @@ afterEach(async () => {
   while (cleanup.length > 0) await cleanup.pop()?.()
 })
 
-async function gatewayFor(url: string, upstream: Record<string, unknown> = {}): Promise<TestGateway> {
+async function gatewayFor(url: string, upstream: Record<string, unknown> = {}, more: Record<string, unknown> = {}): Promise<TestGateway> {
   const gw = await startTestGateway({
     upstreams: [{ name: 'api', url, ...upstream }],
     routes: [{ id: 'api', path: '/*', upstream: 'api', public: true }],
+    ...more,
   })
   cleanup.push(() => gw.close())
   return gw
@@ -111,6 +116,30 @@ describe('upstream failures', () => {
     while (release.length < 3) await new Promise((r) => setTimeout(r, 10))
     release[2]?.()
     expect((await fourth).statusCode).toBe(200)
+  })
+
+  it('a client that leaves before the upstream answers: the upstream request is cancelled, and the record says 499 and why', async () => {
+    let asked: () => void = () => {}
+    const arrived = new Promise<void>((resolve) => (asked = resolve))
+    let upstreamClosed: () => void = () => {}
+    const closed = new Promise<void>((resolve) => (upstreamClosed = resolve))
+    const up = await upstreamWith((req) => {
+      asked()
+      req.socket.on('close', () => upstreamClosed())
+      return new Promise(() => {})
+    })
+    const dir = await mkdtemp(join(tmpdir(), 'bouncer-client-left-'))
+    cleanup.push(() => rm(dir, { recursive: true, force: true }))
+    const db = join(dir, 'audit.db')
+    const gw = await gatewayFor(up.url, {}, { audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(dir, 'spill') } })
+    const controller = new AbortController()
+    const sent = request(`${gw.url}/slow`, { signal: controller.signal, headers: { 'x-request-id': 'client-left-early' } })
+    await arrived
+    controller.abort()
+    await expect(sent).rejects.toThrow()
+    await closed
+    const record = await waitForAuditRecord(db, 'client-left-early')
+    expect(record).toMatchObject({ status: 499, decision: 'allow', code: null, upstream: 'api', upstream_status: null, detail: 'The client closed the connection before the answer began.' })
   })
 
   it('a client that hangs up mid-response: the upstream request is cancelled', async () => {

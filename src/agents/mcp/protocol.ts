@@ -5,7 +5,7 @@
 import { ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type ServerCapabilities, type ServerContext } from '@modelcontextprotocol/server'
 import type { McpConfig } from '../../config/index.ts'
 import { problemBody, type GatewayError } from '../../errors/index.ts'
-import { actorOf, subjectIssuer, type Caller, type InternalDispatch, type RecordAudit, type ToolCallFacts } from '../../request/index.ts'
+import { actorOf, CLIENT_CLOSED_REQUEST, subjectIssuer, type Caller, type InternalDispatch, type RecordAudit, type ToolCallFacts } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
@@ -154,6 +154,12 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
     return result
   } catch (err) {
     const message = (err as Error).message
+    if (!(err instanceof CallTimedOut) && ctx.mcpReq.signal.aborted) {
+      // The agent cancelled the call or went away: not the server's failure, and nobody to answer.
+      const note = `The agent cancelled the call, or closed its connection, before MCP server ${server.config.name} answered.`
+      deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, status: CLIENT_CLOSED_REQUEST, decision: 'allow', code: null, note }))
+      return { content: [{ type: 'text', text: note }], isError: true }
+    }
     const failure = err instanceof CallTimedOut ? { status: 504, code: 'upstream_timeout' as const } : { status: 502, code: 'upstream_error' as const }
     deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, ...failure, decision: 'error', note: `MCP server ${server.config.name}: ${message}` }))
     if (err instanceof ProtocolError) throw err
