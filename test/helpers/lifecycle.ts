@@ -4,12 +4,12 @@ import { afterAll, afterEach, beforeAll } from 'vitest'
 import { startUpstream, type TestUpstream, type UpstreamHandler } from './upstream.ts'
 
 /** Registers an afterEach that runs, newest first, the closers a test hands to the returned function. */
-export function closeAfterEach(): (close: () => Promise<unknown>) => void {
-  const closers: Array<() => Promise<unknown>> = []
+export function closeAfterEach(): (...close: Array<() => unknown>) => void {
+  const closers: Array<() => unknown> = []
   afterEach(async () => {
     while (closers.length > 0) await closers.pop()?.()
   })
-  return (close) => void closers.push(close)
+  return (...close) => void closers.push(...close)
 }
 
 /** An upstream started before the file's tests and closed after them; call the getter inside a test. */

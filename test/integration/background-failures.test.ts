@@ -18,7 +18,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { request } from 'undici'
 import { stringify } from 'yaml'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openEmbeddedStore } from '../../src/secrets/embedded.ts'
 import { ASSERTION_KEY, newAssertionKey } from '../../src/upstream/assertion.ts'
 import { startServe, type ServeProcess } from '../helpers/cli.ts'
@@ -27,6 +27,7 @@ import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/g
 import { AUDIENCE } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred, metricValue, waitFor, waitForMetric, waitForText } from '../helpers/wait.ts'
+import { closeAfterEach } from '../helpers/lifecycle.ts'
 
 const ADMIN_TOKEN = 'background-admin-token-0123456789'
 const MASTER_KEY = randomBytes(32).toString('base64')
@@ -36,7 +37,7 @@ let dir: string
 let upstream: TestUpstream
 /** The request to /hello/held waits at the upstream until the test releases it. */
 let held = { arrived: deferred(), release: deferred() }
-const cleanup: Array<() => Promise<unknown>> = []
+const closeLater = closeAfterEach()
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-background-'))
@@ -47,9 +48,6 @@ beforeAll(async () => {
     }
     res.end(`hello from ${req.url} with ${req.headers.authorization ?? 'no credential'}`)
   })
-})
-afterEach(async () => {
-  while (cleanup.length > 0) await cleanup.pop()?.()
 })
 afterAll(async () => {
   await upstream.close()
@@ -91,7 +89,7 @@ describe('bouncer serve', () => {
     const file = join(dir, `${name}.yaml`)
     await writeFile(file, stringify(config))
     const gw = await startServe(['--config', file], { env: { BOUNCER_MASTER_KEY: MASTER_KEY, ...env } })
-    cleanup.push(() => gw.stop('SIGKILL'))
+    closeLater(() => gw.stop('SIGKILL'))
     return { gw, file }
   }
 
@@ -155,7 +153,7 @@ describe('bouncer serve', () => {
 describe('tasks of a running gateway', () => {
   async function gateway(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<TestGateway> {
     const gw = await startTestGateway(config, { env })
-    cleanup.push(() => gw.close())
+    closeLater(() => gw.close())
     return gw
   }
 
@@ -214,7 +212,7 @@ describe('tasks of a running gateway', () => {
     const hangup = await startUpstream((req) => {
       req.socket.destroy()
     })
-    cleanup.push(() => garbage.close(), () => hangup.close())
+    closeLater(() => garbage.close(), () => hangup.close())
     const gw = await gateway({
       issuers: [
         { name: 'garbage', issuer: 'https://garbage.example', jwks_uri: `${garbage.url}/jwks`, audiences: [AUDIENCE] },
@@ -278,7 +276,7 @@ describe('tasks of a running gateway', () => {
       routes: [{ id: 'hello', path: '/hello/*', upstream: 'api', public: true }],
     })
     const shutdown: { closing?: Promise<void> } = {}
-    cleanup.push(() => shutdown.closing ?? gw.close())
+    closeLater(() => shutdown.closing ?? gw.close())
     await waitFor(() => gw.state.audit.head() !== null, 'the audit worker ready (its message handler in place)')
     const session = new Session()
     session.connect()

@@ -1,34 +1,32 @@
 // Signing keys over time, with real providers: rotation without a gateway restart, the provider
 // going down, a gateway that starts while a provider is down, two issuers at once.
 import { request } from 'undici'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { closedPort } from '../helpers/faults.ts'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, signingKey, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { closeAfterEach } from '../helpers/lifecycle.ts'
 
-const cleanup: Array<() => Promise<void>> = []
-afterEach(async () => {
-  while (cleanup.length > 0) await cleanup.pop()?.()
-})
+const closeLater = closeAfterEach()
 
 async function setup(issuers: Array<{ name: string; issuer: string } & Record<string, unknown>>): Promise<TestGateway> {
   const upstream = await startUpstream()
-  cleanup.push(() => upstream.close())
+  closeLater(() => upstream.close())
   const gateway = await startTestGateway({
     issuers: issuers.map((i) => ({ audiences: [AUDIENCE], ...i })),
     ...allowAnyCaller(issuers.map((i) => i.name)),
     upstreams: [{ name: 'data', url: upstream.url }],
     routes: [{ id: 'data', path: '/*', upstream: 'data' }],
   })
-  cleanup.push(() => gateway.close())
+  closeLater(() => gateway.close())
   return gateway
 }
 
 async function provider(options: Parameters<typeof startIdentityProvider>[0] = {}): Promise<TestIdentityProvider> {
   const idp = await startIdentityProvider(options)
-  cleanup.push(() => idp.stop())
+  closeLater(() => idp.stop())
   return idp
 }
 

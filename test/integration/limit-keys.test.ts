@@ -6,26 +6,24 @@
 // - the same keys in the Redis store, and a warning when that Redis could evict live keys.
 import { request } from 'undici'
 import { Redis } from 'ioredis'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { rawRequest } from '../helpers/raw.ts'
 import { startRedis, uniquePrefix } from '../helpers/redis.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { closeAfterEach } from '../helpers/lifecycle.ts'
 
 let upstream: TestUpstream
 let corp: TestIdentityProvider
 let corpX: TestIdentityProvider
-const cleanup: Array<() => Promise<void>> = []
+const closeLater = closeAfterEach()
 
 beforeAll(async () => {
   upstream = await startUpstream((_req, res) => void res.end('ok'))
   corp = await startIdentityProvider()
   corpX = await startIdentityProvider()
-})
-afterEach(async () => {
-  while (cleanup.length > 0) await cleanup.pop()?.()
 })
 afterAll(async () => {
   await upstream.close()
@@ -66,7 +64,7 @@ async function gatewayWith(limitsStore: Record<string, unknown>): Promise<TestGa
     routes: ROUTES,
     limits_store: limitsStore,
   })
-  cleanup.push(() => gw.close())
+  closeLater(() => gw.close())
   await waitFor(() => [...gw.state.runtime.issuerKeys.values()].every((k) => k.state === 'ready'), 'issuer keys')
   if (limitsStore.type === 'redis') await waitFor(() => gw.state.runtime.limiter.store.status() === 'ready', 'redis')
   return gw
@@ -203,7 +201,7 @@ describe('the Redis store', () => {
   it('keeps the same keys apart, counts IPv6 by /64, and stores typed keys', async () => {
     const prefix = uniquePrefix('limit-keys')
     const redis = new Redis('redis://127.0.0.1:6379')
-    cleanup.push(async () => {
+    closeLater(async () => {
       const keys = await redis.keys(`${prefix}*`)
       if (keys.length > 0) await redis.del(...keys)
       redis.disconnect()
@@ -231,7 +229,7 @@ describe('the Redis store', () => {
 
   it('warns when the Redis it uses may evict live limit keys (maxmemory-policy other than noeviction)', async () => {
     const redis = await startRedis()
-    cleanup.push(() => redis.stop())
+    closeLater(() => redis.stop())
     const admin = new Redis(redis.url)
     await admin.config('SET', 'maxmemory-policy', 'allkeys-lru')
     admin.disconnect()

@@ -5,17 +5,18 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { request } from 'undici'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { rawRequest } from '../helpers/raw.ts'
 import { startRedis, uniquePrefix } from '../helpers/redis.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { closeAfterEach } from '../helpers/lifecycle.ts'
 
 let upstream: TestUpstream
 let idp: TestIdentityProvider
-const cleanup: Array<() => Promise<void>> = []
+const closeLater = closeAfterEach()
 
 beforeAll(async () => {
   upstream = await startUpstream((req, res) => {
@@ -31,9 +32,6 @@ beforeAll(async () => {
     res.end('ok')
   })
   idp = await startIdentityProvider()
-})
-afterEach(async () => {
-  while (cleanup.length > 0) await cleanup.pop()?.()
 })
 afterAll(async () => {
   await upstream.close()
@@ -63,7 +61,7 @@ async function gatewayWith(routes: object[], extra: Record<string, unknown> = {}
     routes,
     ...extra,
   })
-  cleanup.push(() => gw.close())
+  closeLater(() => gw.close())
   return gw
 }
 
@@ -228,7 +226,7 @@ describe('upstream protection', () => {
   it('max_concurrent bounds an upstream however many principals stay within their own limits', async () => {
     const release: Array<() => void> = []
     const slow = await startUpstream((_req, res) => new Promise<void>((resolve) => release.push(() => { res.end('ok'); resolve() })))
-    cleanup.push(() => slow.close())
+    closeLater(() => slow.close())
     const gw = await gatewayWith([{ id: 'r', path: '/*', upstream: 'slow', public: true, limits: ['per-client'] }], {
       upstreams: [{ name: 'api', url: upstream.url }, { name: 'slow', url: slow.url, max_concurrent: 3 }],
     })
@@ -265,7 +263,7 @@ describe('the Redis store', () => {
 
   it.each(['allow', 'deny'] as const)('a take that Redis runs after the deadline (on_error: %s) is given back: the caller is not charged for it', async (onError) => {
     const redis = await startRedis()
-    cleanup.push(() => redis.stop())
+    closeLater(() => redis.stop())
     const prefix = uniquePrefix('late')
     const gw = await gatewayWith([{ id: 'q', path: '/*', upstream: 'api', public: true, limits: ['three-a-day', 'per-client'] }], {
       limits_store: { type: 'redis', url: redis.url, on_error: onError, prefix, timeout: '150ms' },
@@ -275,7 +273,7 @@ describe('the Redis store', () => {
 
     // A paused Redis holds the next take and runs it when the pause ends, long after the gateway gave up on it.
     const admin = new Redis(redis.url)
-    cleanup.push(async () => void admin.disconnect())
+    closeLater(async () => void admin.disconnect())
     await admin.call('CLIENT', 'PAUSE', '600', 'ALL')
     const during = await hit(gw, '/x', { 'x-client': 'late' })
     if (onError === 'allow') {
@@ -299,7 +297,7 @@ describe('the Redis store', () => {
 
   it.each(['allow', 'deny'] as const)('Redis stopped mid-test with on_error: %s, then back: the gateway recovers by itself', async (onError) => {
     const redis = await startRedis()
-    cleanup.push(() => redis.stop())
+    closeLater(() => redis.stop())
     const gw = await gatewayWith([{ id: 'r', path: '/*', upstream: 'api', public: true, limits: ['per-client'] }], {
       limits_store: { type: 'redis', url: redis.url, on_error: onError, prefix: uniquePrefix('outage'), timeout: '200ms' },
     })

@@ -3,17 +3,15 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { request } from 'undici'
 import { waitForAuditRecord } from '../helpers/audit.ts'
 import { closedPort, startBlackhole } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { closeAfterEach } from '../helpers/lifecycle.ts'
 
-const cleanup: Array<() => Promise<void> | void> = []
-afterEach(async () => {
-  while (cleanup.length > 0) await cleanup.pop()?.()
-})
+const closeLater = closeAfterEach()
 
 async function gatewayFor(url: string, upstream: Record<string, unknown> = {}, more: Record<string, unknown> = {}): Promise<TestGateway> {
   const gw = await startTestGateway({
@@ -21,13 +19,13 @@ async function gatewayFor(url: string, upstream: Record<string, unknown> = {}, m
     routes: [{ id: 'api', path: '/*', upstream: 'api', public: true }],
     ...more,
   })
-  cleanup.push(() => gw.close())
+  closeLater(() => gw.close())
   return gw
 }
 
 async function upstreamWith(handler: Parameters<typeof startUpstream>[0]): Promise<TestUpstream> {
   const up = await startUpstream(handler)
-  cleanup.push(() => up.close())
+  closeLater(() => up.close())
   return up
 }
 
@@ -50,7 +48,7 @@ describe('upstream failures', () => {
 
   it('an upstream that never accepts: 502 upstream_unavailable after connect_timeout', async () => {
     const hole = await startBlackhole()
-    cleanup.push(() => hole.close())
+    closeLater(() => hole.close())
     const gw = await gatewayFor(`http://127.0.0.1:${hole.port}`, { connect_timeout: '300ms' })
     const { status, body, ms } = await problem(`${gw.url}/x`)
     expect(status).toBe(502)
@@ -129,7 +127,7 @@ describe('upstream failures', () => {
       return new Promise(() => {})
     })
     const dir = await mkdtemp(join(tmpdir(), 'bouncer-client-left-'))
-    cleanup.push(() => rm(dir, { recursive: true, force: true }))
+    closeLater(() => rm(dir, { recursive: true, force: true }))
     const db = join(dir, 'audit.db')
     const gw = await gatewayFor(up.url, {}, { audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(dir, 'spill') } })
     const controller = new AbortController()

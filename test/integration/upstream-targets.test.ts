@@ -4,21 +4,19 @@
 // targets, by X-Test-Id). Plus: the retry budget bounds the extra load, hash:principal sticks,
 // health checks bring a target back, no healthy target is 503 at once, attempts are audited.
 import { request } from 'undici'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startIdentityProvider } from '../helpers/identity-provider.ts'
 import { AUDIENCE } from '../helpers/identity-provider.ts'
 import { startTarget, type TestTarget } from '../helpers/targets.ts'
 import { metricValue, waitFor, waitForMetric, waitForText } from '../helpers/wait.ts'
+import { closeAfterEach } from '../helpers/lifecycle.ts'
 
-const cleanup: Array<() => Promise<void> | void> = []
-afterEach(async () => {
-  while (cleanup.length > 0) await cleanup.pop()?.()
-})
+const closeLater = closeAfterEach()
 
 async function targets(...names: string[]): Promise<TestTarget[]> {
   const started = await Promise.all(names.map((name) => startTarget(name)))
-  for (const target of started) cleanup.push(() => target.close())
+  for (const target of started) closeLater(() => target.close())
   return started
 }
 
@@ -28,7 +26,7 @@ async function gatewayFor(upstream: Record<string, unknown>, extra: Record<strin
     routes: [{ id: 'api', path: '/*', upstream: 'api', public: true }],
     ...extra,
   })
-  cleanup.push(() => gw.close())
+  closeLater(() => gw.close())
   return gw
 }
 
@@ -260,7 +258,7 @@ describe('several targets under failures', () => {
 describe('hash:principal', () => {
   it('the same principal sticks to one target while it is healthy, moves when it goes, and comes back', async () => {
     const idp = await startIdentityProvider()
-    cleanup.push(() => idp.stop())
+    closeLater(() => idp.stop())
     const all = await targets('a', 'b', 'c')
     const gw = await gatewayFor(
       {
