@@ -86,7 +86,8 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
       path: 'secrets',
       handle: () => {
         const store = secretsStore()
-        if (!store) return { body: { store: null, secrets: [] } satisfies Secrets }
+        // The gateway's own key store (memory) is never a configured one: no store to list.
+        if (!store || store.kind === 'memory') return { body: { store: null, secrets: [] } satisfies Secrets }
         return {
           body: {
             store: store.kind,

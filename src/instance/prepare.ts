@@ -4,8 +4,8 @@
 import { adminAuth, type AdminAuth } from '../admin/index.ts'
 import { createExchangeKeys, ExchangeKeyError, type ExchangeKeys } from '../agents/index.ts'
 import { formatDiagnostic, signingSecretName, type Config, type LoadedConfig } from '../config/index.ts'
-import { applySecretValues, compileRuntime, loadModulesFor, type CompileDeps, type Runtime, type RuntimeSigning } from '../gateway/index.ts'
-import { openSecretsRuntime, SecretsUnavailable, type SecretsRuntime } from '../secrets/index.ts'
+import { applySecretValues, compileRuntime, loadModulesFor, type CompileDeps, type Runtime } from '../gateway/index.ts'
+import { openSecretsRuntime, SecretsUnavailable, type SecretsRuntime, type SecretStore } from '../secrets/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import { createAssertionSigner, type AssertionSigner } from '../upstream/index.ts'
 
@@ -34,11 +34,12 @@ export interface PrepareDeps {
   background: BackgroundTasks
   env: NodeJS.ProcessEnv
   compile: CompileDeps
+  /** Where the keys the gateway makes are kept when no configured store keeps them: the process's, every worker's. */
+  keys: SecretStore
 }
 
 /** Secrets, compile, secret values into headers and the admin token: one config, ready to swap in. */
-/** `running`: the signers of the runtime in force, which a new one keeps where its key must not change (null at start). */
-export async function prepare(next: LoadedConfig & { config: Config }, running: RuntimeSigning | null, deps: PrepareDeps): Promise<Prepared> {
+export async function prepare(next: LoadedConfig & { config: Config }, deps: PrepareDeps): Promise<Prepared> {
   const { logger } = deps
   await loadModulesFor(next.config) // before anything is opened: nothing to close if it fails
   let secrets: SecretsRuntime
@@ -53,8 +54,8 @@ export async function prepare(next: LoadedConfig & { config: Config }, running: 
     runtime = compileRuntime(next.config, deps.compile)
     applySecretValues(runtime, secrets.resolve)
     // The runtime's own signers: its requests sign with them however many reloads come after.
-    runtime.signing.assertions = signerFor(next.config, secrets, running?.assertions ?? null, logger)
-    runtime.signing.exchangeKeys = exchangeKeysFor(next.config, secrets, running?.exchangeKeys ?? null, logger)
+    runtime.signing.assertions = signerFor(next.config, secrets, deps.keys, logger)
+    runtime.signing.exchangeKeys = exchangeKeysFor(next.config, secrets, deps.keys, logger)
     return { runtime, secrets, admin: adminFor(next.config, secrets) }
   } catch (err) {
     secrets.close() // the store handle this attempt opened; the running config keeps its own
@@ -64,26 +65,25 @@ export async function prepare(next: LoadedConfig & { config: Config }, running: 
 }
 
 /**
- * A signer on a writable store is rebuilt on the new store handle (its key lives there, same kid);
- * one with an in-memory key is kept, or assertions already out would lose their key.
+ * Each config gets its own signer on the store that keeps its key: the configured one, or the
+ * process's key store, so the key (same kid) outlives the reload, and is every worker's.
  */
-function signerFor(config: Config, secrets: SecretsRuntime, running: AssertionSigner | null, logger: Logger): AssertionSigner | null {
+function signerFor(config: Config, secrets: SecretsRuntime, keys: SecretStore, logger: Logger): AssertionSigner | null {
   if (!config.upstreams.some((u) => u.identity_assertion)) return null
-  if (running !== null && !secrets.store?.writable) return running
-  return createAssertionSigner({ issuer: config.assertion.issuer, ttlMs: config.assertion.ttl, rotateEveryMs: config.assertion.rotate_every, store: secrets.store, logger })
+  return createAssertionSigner({ issuer: config.assertion.issuer, ttlMs: config.assertion.ttl, rotateEveryMs: config.assertion.rotate_every, store: secrets.store, fallback: keys, logger })
 }
 
 /**
  * The token exchange's signing keys, read from the store the config names (a bad key there is a
- * config error). Keys kept in memory are kept across reloads, or the tokens out would stop verifying.
+ * config error). The gateway's own key, with no store to keep it, lives in the process's key store:
+ * the same across reloads and workers, or the tokens out would stop verifying.
  */
-function exchangeKeysFor(config: Config, secrets: SecretsRuntime, running: ExchangeKeys | null, logger: Logger): ExchangeKeys | null {
+function exchangeKeysFor(config: Config, secrets: SecretsRuntime, keys: SecretStore, logger: Logger): ExchangeKeys | null {
   const exchange = config.token_exchange
   if (!exchange?.enabled) return null
   const secretName = exchange.signing.key === undefined ? null : signingSecretName(exchange.signing.key)
-  if (running !== null && running.keptIn === 'memory' && secretName === null && !secrets.store?.writable) return running
   try {
-    return createExchangeKeys({ secretName, rotateEveryMs: exchange.signing.rotate_every, retainMs: exchange.lifetime, store: secrets.store, logger })
+    return createExchangeKeys({ secretName, rotateEveryMs: exchange.signing.rotate_every, retainMs: exchange.lifetime, store: secrets.store, fallback: keys, logger })
   } catch (err) {
     if (err instanceof ExchangeKeyError) throw new ConfigError([`token_exchange.signing.key: ${err.message}`])
     throw err

@@ -70,7 +70,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     }
     let prepared: Awaited<ReturnType<typeof prepare>>
     try {
-      prepared = await prepare({ ...next, config: next.config }, state.runtime.signing, deps)
+      prepared = await prepare({ ...next, config: next.config }, deps)
     } catch (err) {
       restoreRunningSecrets()
       if (!(err instanceof ConfigError)) throw err

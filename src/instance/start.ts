@@ -14,6 +14,7 @@ import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepa
 import { watchConfigFile } from './config-watch.ts'
 import { createReadiness } from './readiness.ts'
 import { createReload, type ReloadResult, type StagedReload } from './reload.ts'
+import { ownKeyStore } from './own-keys.ts'
 import { startSecretsRefresh } from './secrets-refresh.ts'
 import { createShutdown } from './shutdown.ts'
 import { workerAuditConfig, type WorkerRole } from './workers/role.ts'
@@ -86,9 +87,11 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
       audit: (facts) => audit.record(facts),
     },
   })
-  const prepareDeps: PrepareDeps = { logger, background, env, compile }
+  // One store for the keys the gateway makes itself: every worker's (the primary made it), kept across reloads.
+  const keys = ownKeyStore(options.worker?.sharedKeys)
+  const prepareDeps: PrepareDeps = { logger, background, env, compile, keys }
 
-  const first = await prepare({ ...loaded, config }, null, prepareDeps)
+  const first = await prepare({ ...loaded, config }, prepareDeps)
   // eslint-disable-next-line no-useless-assignment -- unreachable now, its YAML document goes in releaseStartupGarbage
   loaded = null
   const audit = createAuditLog(options.worker ? workerAuditConfig(config.audit, options.worker.id, env) : config.audit, logger, background, first.secrets.store) // its checkpoint key may live in the store

@@ -8,7 +8,8 @@ export interface SecretVersion {
 }
 
 export interface SecretStore {
-  readonly kind: 'embedded' | 'env' | 'file'
+  /** `memory`: the keys the gateway makes itself, when no configured store keeps them (shared-memory.ts). */
+  readonly kind: 'embedded' | 'env' | 'file' | 'memory'
   readonly writable: boolean
   /** The current value (or the previous one), or undefined when there is none. */
   get(name: string, which?: 'current' | 'previous'): string | undefined

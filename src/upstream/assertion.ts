@@ -111,6 +111,11 @@ export interface SignerOptions {
    * (env or file: several instances share it; rotated by whoever writes it), or else memory only.
    */
   store: SecretStore | null
+  /**
+   * Where the key is kept when `store` can neither keep nor supply it: the process's own key store
+   * (secrets/shared-memory.ts), which its workers and later reloads share. Null: this signer's memory.
+   */
+  fallback?: SecretStore | null
   logger: Logger
   now?: () => number
 }
@@ -119,8 +124,9 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
   const { issuer, ttlMs, logger } = options
   const now = options.now ?? Date.now
   const source = options.store
-  const store = source && (source.writable || isAssertionKey(source.get(ASSERTION_KEY) ?? '')) ? source : null
-  if (!store) logger.warn(`identity assertions are signed with a key kept in memory only (no writable secrets store, and no ${ASSERTION_KEY} in the ${source?.kind ?? 'absent'} store): it changes at every restart`)
+  const configured = source && (source.writable || isAssertionKey(source.get(ASSERTION_KEY) ?? '')) ? source : null
+  if (!configured) logger.warn(`identity assertions are signed with a key kept in memory only (no writable secrets store, and no ${ASSERTION_KEY} in the ${source?.kind ?? 'absent'} store): it changes at every restart`)
+  const store = configured ?? options.fallback ?? null
   let memory: { current: string; previous: string | undefined } | null = store ? null : { current: newAssertionKey(), previous: undefined }
   let current: SigningKey | undefined
   let previous: SigningKey | undefined

@@ -27,6 +27,7 @@ let db: string
 let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gw: TestGateway
+let gatewayConfig: Record<string, unknown> & { token_exchange: Record<string, unknown> }
 /** The user's token, and the agents' own. */
 let alice: string
 let agent: string
@@ -47,7 +48,7 @@ beforeAll(async () => {
   })
   upstream = await startUpstream()
   const corp = (subject: string) => ({ issuer: 'corp', subject })
-  gw = await startTestGateway({
+  gatewayConfig = {
     issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
     roles: [
       { name: 'analyst', assumed_by: [corp('alice-app')], policies: ['analysts'] },
@@ -82,7 +83,8 @@ beforeAll(async () => {
     },
     audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
     admin: { token: ADMIN_TOKEN },
-  })
+  }
+  gw = await startTestGateway(gatewayConfig)
   await waitFor(() => gw.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'the issuer keys', 20_000)
   const tokens = await Promise.all(['alice-app', 'reports-agent', 'second-agent', 'rogue-agent'].map((c) => idp.token(c)))
   ;[alice, agent, secondAgent, rogue] = tokens as [string, string, string, string]
@@ -355,6 +357,19 @@ describe('on behalf of a user', () => {
     const token = await exchanged()
     expect((await gw.reload()).ok).toBe(true)
     expect((await call('/reports/after-reload', token)).status).toBe(200)
+  })
+
+  it('keeps its key when a reload turns the exchange off and the next turns it on again', async () => {
+    const token = await exchanged()
+    const kid = decodeProtectedHeader(token).kid
+    await gw.writeConfig({ ...gatewayConfig, token_exchange: { ...gatewayConfig.token_exchange, enabled: false } })
+    expect((await gw.reload()).ok).toBe(true)
+    expect((await call('/reports/while-off', token)).status).toBe(401) // a disabled exchange trusts none of its tokens
+    await gw.writeConfig(gatewayConfig)
+    expect((await gw.reload()).ok).toBe(true)
+    // Before, the key lived in the runtime that had the exchange on: the flap made a new one.
+    expect((await call('/reports/on-again', token)).status).toBe(200)
+    expect(decodeProtectedHeader(await exchanged()).kid).toBe(kid)
   })
 
   it('is refused when the token is not one the gateway signed', async () => {

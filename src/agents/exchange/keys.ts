@@ -12,6 +12,8 @@ import type { SecretStore } from '../../secrets/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 
 export const EXCHANGE_KEY = 'bouncer.exchange-key'
+/** How often an unknown kid may send the keys back to the store. */
+const REREAD_MS = 1_000
 
 export interface PublishedKeySet {
   keys: Array<Record<string, string>>
@@ -54,6 +56,11 @@ export interface ExchangeKeyOptions {
   /** How long a key rotated out stays published: the longest an exchanged token lives. */
   retainMs: number
   store: SecretStore | null
+  /**
+   * Where the gateway's own key is kept when `store` can neither keep nor supply it: the process's
+   * key store (secrets/shared-memory.ts), shared by its workers and later reloads. Null: this object's memory.
+   */
+  fallback?: SecretStore | null
   logger: Logger
   now?: () => number
 }
@@ -103,13 +110,11 @@ export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
   const name = secretName ?? EXCHANGE_KEY
   const managed = secretName === null
   // The gateway's own key needs a store that can keep it, or one that holds it (several instances share it).
-  const keeper = store && (!managed || store.writable || parseExchangeKey(store.get(name)) !== undefined) ? store : null
-  let memory: { current: string; previous: string | undefined } | null = null
-  if (!keeper) {
-    memory = { current: newExchangeKey(), previous: undefined }
-    logger.warn(`exchanged tokens are signed with a key kept in memory only (no writable secrets store, and no ${EXCHANGE_KEY} in it): it changes at every restart, and tokens issued before one stop verifying`)
-  }
-  const keptIn = keeper ? `secret ${name} of the ${keeper.kind} secrets store` : 'memory'
+  const configured = store && (!managed || store.writable || parseExchangeKey(store.get(name)) !== undefined) ? store : null
+  if (!configured) logger.warn(`exchanged tokens are signed with a key kept in memory only (no writable secrets store, and no ${EXCHANGE_KEY} in it): it changes at every restart, and tokens issued before one stop verifying`)
+  const keeper = configured ?? (managed ? options.fallback ?? null : null)
+  let memory: { current: string; previous: string | undefined } | null = keeper ? null : { current: newExchangeKey(), previous: undefined }
+  const keptIn = configured ? `secret ${name} of the ${configured.kind} secrets store` : 'memory'
   let current: SigningKey
   let previous: SigningKey | undefined
   let retired: Array<{ key: SigningKey; until: number }> = []
@@ -137,6 +142,21 @@ export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
   load()
   let marker = keeper?.marker(name)
 
+  /**
+   * On a kid it does not know, reads the store again if it changed: at most once a second, so
+   * tokens with made-up kids cannot turn into a store read each.
+   */
+  let rereadAt = -Infinity
+  function rereadMayFind(): boolean {
+    if (!keeper || now() - rereadAt < REREAD_MS) return false
+    rereadAt = now()
+    const seen = keeper.marker(name)
+    if (seen === marker) return false
+    marker = seen
+    load()
+    return true
+  }
+
   function published(): SigningKey[] {
     const at = now()
     if (retired.some((r) => r.until <= at)) retired = retired.filter((r) => r.until > at)
@@ -156,6 +176,9 @@ export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
     },
     publicKey(kid) {
       if (kid === undefined) return current.publicKey
+      const found = published().find((k) => k.kid === kid)?.publicKey
+      if (found !== undefined || !rereadMayFind()) return found
+      // Another worker (or instance) rotated the shared key since this one last looked.
       return published().find((k) => k.kid === kid)?.publicKey
     },
     refresh() {

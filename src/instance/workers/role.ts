@@ -9,6 +9,8 @@ export interface WorkerRole {
   id: string
   /** The memory limits store every worker shares (the primary made it). */
   sharedLimits?: SharedLimitsTable
+  /** The store of the keys the gateway makes itself (secrets/shared-memory.ts): one for all workers, the primary's. */
+  sharedKeys?: SharedArrayBuffer
   /** Where its admin listener is: a Unix socket in a directory only the primary's user reads. */
   adminSocket: string
 }

@@ -25,6 +25,7 @@ import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 // HELD_THREAD_GRACE_MS: how long a thread cut short may take to end before the shutdown, or a failed
 // start, goes on without it (terminate() stops JavaScript, not a system call).
 import { BACKGROUND_TASKS, createBackgroundTasks, HELD_THREAD_GRACE_MS, terminateThread, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
+import { ownKeyStore } from '../own-keys.ts'
 import { ConfigError } from '../prepare.ts'
 import type { ReloadResult } from '../reload.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
@@ -112,6 +113,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const background = createBackgroundTasks(logger, { backgroundFailed: (task) => failures.set(task, (failures.get(task) ?? 0) + 1) })
   const maxKeys = config.limits_store.type === 'memory' ? config.limits_store.max_keys : 100_000
   const sharedLimits = createSharedLimitsTable(maxKeys)
+  const sharedKeys = ownKeyStore().buffer
   const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
   const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
     id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0,
@@ -126,7 +128,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
 
   /** Starts a worker; resolves when it listens, rejects with why it could not start. */
   function start(slot: Slot): Promise<void> {
-    const data: ThreadData = { configFile: options.configFile, port, role: { id: slot.id, sharedLimits, adminSocket: slot.socket }, env: options.env }
+    const data: ThreadData = { configFile: options.configFile, port, role: { id: slot.id, sharedLimits, sharedKeys, adminSocket: slot.socket }, env: options.env }
     rmSync(slot.socket, { force: true })
     const thread = new Worker(THREAD_URL, { workerData: data, env: options.env, name: `bouncer ${slot.id}`, resourceLimits: requestWorkerLimits() })
     slot.thread = thread

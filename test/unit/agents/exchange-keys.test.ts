@@ -4,7 +4,7 @@
 import { generateKeyPairSync, verify } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { createExchangeKeys, EXCHANGE_KEY, ExchangeKeyError } from '../../../src/agents/index.ts'
-import type { SecretStore } from '../../../src/secrets/index.ts'
+import { sharedKeyStore, type SecretStore } from '../../../src/secrets/index.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
 
 const logger = createLogger({ level: 'silent' })
@@ -100,5 +100,29 @@ describe('the token exchange signing keys', () => {
     expect(a.jwks()).toEqual(b.jwks())
     expect(a.refresh()).toBe(false) // whoever writes the shared key rotates it
     expect(createExchangeKeys({ secretName: null, rotateEveryMs: 1, retainMs: 1, store: memoryStore(false), logger }).keptIn).toBe('memory')
+  })
+
+  it('with no store to keep it, keeps its key in the process\'s key store: every worker signs and verifies with one key', () => {
+    let now = Date.now() // a key made records the wall clock's time
+    const processKeys = sharedKeyStore()
+    const options = { secretName: null, rotateEveryMs: 60_000, retainMs: 600_000, store: null, fallback: processKeys, logger, now: () => now }
+    const w1 = createExchangeKeys(options)
+    const w2 = createExchangeKeys(options)
+    expect(w1.keptIn).toBe('memory')
+    expect(w1.jwks()).toEqual(w2.jwks())
+    expect(verifies(w2, w1.sign({ sub: 'alice' }))).toBe(true)
+    // One worker rotates; the other knows the new key at its first token, before its own refresh.
+    now += 120_000
+    expect(w1.refresh()).toBe(true)
+    const rotated = w1.sign({ sub: 'alice' })
+    expect(verifies(w2, rotated)).toBe(true)
+    expect(w2.jwks()).toEqual(w1.jwks())
+    // A made-up kid reads the store again at most once a second.
+    let reads = 0
+    const counted = { ...processKeys, marker: (name: string) => (reads++, processKeys.marker(name)) }
+    const w3 = createExchangeKeys({ ...options, fallback: counted })
+    reads = 0
+    for (let i = 0; i < 50; i++) expect(w3.publicKey(`made-up-${i}`)).toBeUndefined()
+    expect(reads).toBe(1)
   })
 })

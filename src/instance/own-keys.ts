@@ -1,0 +1,17 @@
+// The store of the keys the gateway makes itself when no configured store keeps them (the identity
+// assertion key, the token exchange key): one per process, every worker's and every reload's
+// (secrets/shared-memory.ts). Both keys are made with the store, before any worker or reload can
+// look for them: two workers preparing a config at once would otherwise each make one, and until
+// each read the other's, a token one signed was refused by the other.
+import { EXCHANGE_KEY, newExchangeKey } from '../agents/index.ts'
+import { sharedKeyStore, type SharedKeyStore } from '../secrets/index.ts'
+import { ASSERTION_KEY, newAssertionKey } from '../upstream/index.ts'
+
+/** A new store with both keys made, or (given its buffer, in a worker) the primary's. */
+export function ownKeyStore(buffer?: SharedArrayBuffer): SharedKeyStore {
+  if (buffer !== undefined) return sharedKeyStore(buffer)
+  const store = sharedKeyStore()
+  store.put(ASSERTION_KEY, newAssertionKey())
+  store.put(EXCHANGE_KEY, newExchangeKey())
+  return store
+}

@@ -1,0 +1,112 @@
+// Found by a probe: with server.workers: 2 and no secrets store, each worker made its own token
+// exchange key and its own identity assertion key. A token exchanged on one worker was refused on
+// the other (401 key_not_found, 48 of 100 uses on fresh connections), and each worker's JWKS listed
+// only its own keys, so an upstream could not verify the other's assertions. The process now keeps
+// the keys it makes in one store its workers share (src/secrets/shared-memory.ts).
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { decodeProtectedHeader } from 'jose'
+import { Agent, request } from 'undici'
+import { stringify } from 'yaml'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startServe, type ServeProcess } from '../helpers/cli.ts'
+import { heldPort } from '../helpers/faults.ts'
+import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+
+const ISSUER = 'https://gateway.test'
+const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
+const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
+
+let dir: string
+let idp: TestIdentityProvider
+let upstream: TestUpstream
+let gateway: ServeProcess
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-workers-keys-'))
+  idp = await startIdentityProvider({
+    tokenTtlSeconds: 3600,
+    clients: [
+      { clientId: 'alice-app', secret: 'alice-app-secret-0123456789abcdef' },
+      { clientId: 'reports-agent', secret: 'reports-agent-secret-0123456789ab' },
+    ],
+  })
+  upstream = await startUpstream()
+  const held = await heldPort()
+  const corp = (subject: string) => ({ issuer: 'corp', subject })
+  const file = join(dir, 'bouncer.yaml')
+  await writeFile(file, stringify({
+    server: { listen: `127.0.0.1:${held.port}`, workers: 2 },
+    admin: { listen: '127.0.0.1:0', token: 'workers-keys-admin-token-0123456789' },
+    audit: { sinks: [], spill_dir: join(dir, 'spill') },
+    issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
+    roles: [
+      { name: 'analyst', assumed_by: [corp('alice-app')], policies: ['analysts'] },
+      { name: 'agent', assumed_by: [corp('reports-agent')], policies: ['analysts'] },
+    ],
+    policies: [{ name: 'analysts', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: ['reports'] }] }],
+    upstreams: [{ name: 'data-api', url: upstream.url, identity_assertion: true }],
+    routes: [{ id: 'reports', path: '/reports/*', upstream: 'data-api' }],
+    token_exchange: { issuer: ISSUER, audiences: [ISSUER], lifetime: '10m', actors: [{ role: 'agent', delegated_roles: ['analyst'] }] },
+  }))
+  await held.release()
+  gateway = await startServe(['--config', file], { startTimeout: 90_000 })
+}, 120_000)
+
+afterAll(async () => {
+  await gateway?.stop('SIGKILL')
+  await upstream?.close()
+  await idp?.stop()
+  await rm(dir, { recursive: true, force: true })
+})
+
+/** One request on a connection of its own: the kernel picks a worker for each. */
+async function onNewConnection(path: string, options: { method?: 'GET' | 'POST'; headers?: Record<string, string>; body?: string } = {}) {
+  const agent = new Agent()
+  try {
+    const res = await request(`${gateway.url}${path}`, { dispatcher: agent, method: options.method ?? 'GET', headers: { connection: 'close', ...options.headers }, body: options.body })
+    return { status: res.statusCode, body: await res.body.text() }
+  } finally {
+    await agent.close()
+  }
+}
+
+const kidsOf = (jwks: string) => (JSON.parse(jwks) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid).sort()
+
+describe('server.workers: the keys the gateway makes are every worker\'s', () => {
+  it('a token exchanged on one worker is honoured on every worker, and both publish the same keys', async () => {
+    const [alice, agent] = await Promise.all([idp.token('alice-app'), idp.token('reports-agent')])
+    const outcomes: string[] = []
+    const kids = new Set<string>()
+    for (let exchange = 0; exchange < 5; exchange++) {
+      const form = new URLSearchParams({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS_TOKEN, actor_token: agent, actor_token_type: ACCESS_TOKEN })
+      const exchanged = await onNewConnection('/oauth2/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() })
+      expect(exchanged.status).toBe(200)
+      const token = (JSON.parse(exchanged.body) as { access_token: string }).access_token
+      kids.add(decodeProtectedHeader(token).kid as string)
+      for (let use = 0; use < 6; use++) {
+        const used = await onNewConnection(`/reports/${exchange}-${use}`, { headers: { authorization: `Bearer ${token}` } })
+        outcomes.push(used.status === 200 ? '200' : `${used.status} ${used.body}`)
+      }
+    }
+    // Before the fix about half of these were 401 key_not_found.
+    expect(outcomes).toEqual(Array(30).fill('200'))
+    expect(kids.size).toBe(1)
+
+    const exchangeJwks = new Set<string>()
+    const assertionJwks = new Set<string>()
+    for (let i = 0; i < 8; i++) {
+      exchangeJwks.add(JSON.stringify(kidsOf((await onNewConnection('/oauth2/jwks')).body)))
+      assertionJwks.add(JSON.stringify(kidsOf((await onNewConnection('/.well-known/jwks.json')).body)))
+    }
+    expect([...exchangeJwks]).toEqual([JSON.stringify([...kids])])
+    expect(assertionJwks.size).toBe(1)
+    // Every assertion the upstream received, whichever worker signed it, names a published key.
+    const published = JSON.parse([...assertionJwks][0] as string) as string[]
+    const signedWith = new Set(upstream.received.map((r) => decodeProtectedHeader(r.headers['x-bouncer-assertion'] as string).kid as string))
+    expect(upstream.received.length).toBeGreaterThanOrEqual(30)
+    expect([...signedWith]).toEqual(published)
+  }, 90_000)
+})
