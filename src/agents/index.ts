@@ -4,6 +4,7 @@ export { createExchangeKeys, EXCHANGE_KEY, ExchangeKeyError, isExchangeKey, newE
 export { compileMcp, loadMcpFor } from './mcp/load.ts'
 export type { CompiledMcp, McpBuiltInRoute, McpCompileDeps, ToolRoute } from './mcp/endpoint.ts'
 export { createAgentsRegistry, type AgentsRegistry } from './mcp/registry.ts'
+export { MCP_SESSION_KEY, newSessionKey } from './mcp/session-seal.ts'
 export { openApprovalStore, ApprovalStoreError, type Approval, type ApprovalStatus, type ApprovalStore, type Decision as ApprovalDecision } from './mcp/approvals.ts'
 export { approvalRuleFor, auditFacts } from './mcp/tool-calls.ts'
 export { argumentsDigest, canonicalJson, redactArguments } from './mcp/arguments.ts'

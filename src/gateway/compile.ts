@@ -125,7 +125,7 @@ const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }) }
  */
 export function createRuntimeDeps(
   logger: Logger,
-  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources; sharedLimits?: SharedLimitsTable },
+  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources; sharedLimits?: SharedLimitsTable; mcpSessionKey?: string },
 ): CompileDeps & { closeAll(): Promise<void> } {
   const upstreams = createUpstreamRegistry({ logger, background: options.offline ? null : options.background })
   const functions = createFunctionRegistry(logger, options)
@@ -134,7 +134,7 @@ export function createRuntimeDeps(
   const limitsStores = createLimitsStoreRegistry(logger, options)
   const apiKeys = createApiKeyDirectoryRegistry(logger, options)
   const sessionStores = createSessionStoreRegistry(logger, options)
-  const agents = createAgentsRegistry(logger)
+  const agents = createAgentsRegistry(logger, options.mcpSessionKey)
   return {
     upstreams,
     functions,

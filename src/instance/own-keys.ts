@@ -1,9 +1,10 @@
 // The store of the keys the gateway makes itself when no configured store keeps them (the identity
-// assertion key, the token exchange key): one per process, every worker's and every reload's
+// assertion key, the token exchange key), and of the key that seals MCP session ids (which no
+// configured store keeps: sessions end with the process): one per process, every worker's and every reload's
 // (secrets/shared-memory.ts). Both keys are made with the store, before any worker or reload can
 // look for them: two workers preparing a config at once would otherwise each make one, and until
 // each read the other's, a token one signed was refused by the other.
-import { EXCHANGE_KEY, newExchangeKey } from '../agents/index.ts'
+import { EXCHANGE_KEY, MCP_SESSION_KEY, newExchangeKey, newSessionKey } from '../agents/index.ts'
 import { sharedKeyStore, type SharedKeyStore } from '../secrets/index.ts'
 import { ASSERTION_KEY, newAssertionKey } from '../upstream/index.ts'
 
@@ -13,5 +14,6 @@ export function ownKeyStore(buffer?: SharedArrayBuffer): SharedKeyStore {
   const store = sharedKeyStore()
   store.put(ASSERTION_KEY, newAssertionKey())
   store.put(EXCHANGE_KEY, newExchangeKey())
+  store.put(MCP_SESSION_KEY, newSessionKey())
   return store
 }

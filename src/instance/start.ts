@@ -14,6 +14,7 @@ import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepa
 import { watchConfigFile } from './config-watch.ts'
 import { createReadiness } from './readiness.ts'
 import { createReload, type ReloadResult, type StagedReload } from './reload.ts'
+import { MCP_SESSION_KEY } from '../agents/index.ts'
 import { ownKeyStore } from './own-keys.ts'
 import { startSecretsRefresh } from './secrets-refresh.ts'
 import { createShutdown } from './shutdown.ts'
@@ -73,9 +74,12 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values(), instance })
   const background = createBackgroundTasks(logger, metrics)
   const tracing = await startTracing(config.telemetry)
+  // One store for the keys the gateway makes itself: every worker's (the primary made it), kept across reloads.
+  const keys = ownKeyStore(options.worker?.sharedKeys)
   const compile = createRuntimeDeps(logger, {
     background,
     sharedLimits: options.worker?.sharedLimits,
+    mcpSessionKey: keys.get(MCP_SESSION_KEY),
     keySetEvents: { refreshed: (issuer) => metrics.keySetEvent(issuer, true), failed: (issuer) => metrics.keySetEvent(issuer, false) },
     // The gateway's JWKS endpoint publishes the keys of the signer in force (it changes on reload) and
     // of the runtimes a reload replaced while their requests may still sign, and for an assertion ttl
@@ -87,8 +91,6 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
       audit: (facts) => audit.record(facts),
     },
   })
-  // One store for the keys the gateway makes itself: every worker's (the primary made it), kept across reloads.
-  const keys = ownKeyStore(options.worker?.sharedKeys)
   const prepareDeps: PrepareDeps = { logger, background, env, compile, keys }
 
   const first = await prepare({ ...loaded, config }, prepareDeps)

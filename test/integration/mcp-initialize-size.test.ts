@@ -27,6 +27,6 @@ describe('an MCP initialize request', () => {
     const usual = await post(initialize('x'))
     await usual.text()
     expect(usual.status).toBe(200)
-    expect(usual.headers.get('mcp-session-id')).toMatch(/^[0-9a-f-]{36}$/)
+    expect(usual.headers.get('mcp-session-id')).toMatch(/^[0-9a-f-]{36}\.[A-Za-z0-9_-]{22}$/)
   }, 30_000)
 })

@@ -83,7 +83,8 @@ describe('sessions of 2025-era clients', () => {
     const opened = await request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${agentToken}` }, body: initialize })
     expect(opened.statusCode).toBe(200)
     const session = opened.headers['mcp-session-id'] as string
-    expect(session).toMatch(/^[0-9a-f-]{36}$/)
+    // A UUID sealed for its endpoint and owner (sessions.ts): any worker of the gateway can open it again, for its owner only.
+    expect(session).toMatch(/^[0-9a-f-]{36}\.[A-Za-z0-9_-]{22}$/)
     await opened.body.dump()
     const list = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' })
     const sessionHeaders = { ...mcpHeaders, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' }
@@ -96,6 +97,23 @@ describe('sessions of 2025-era clients', () => {
     const unknown = await request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...sessionHeaders, 'mcp-session-id': crypto.randomUUID(), authorization: `Bearer ${agentToken}` }, body: list })
     expect(unknown.statusCode).toBe(404)
     await unknown.body.dump()
+    // A made-up seal opens nothing either.
+    const forged = await request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...sessionHeaders, 'mcp-session-id': `${crypto.randomUUID()}.${'A'.repeat(22)}`, authorization: `Bearer ${agentToken}` }, body: list })
+    expect(forged.statusCode).toBe(404)
+    await forged.body.dump()
+  })
+
+  it('a session the client ended (DELETE) stays ended, though its sealed id would open it again', async () => {
+    const opened = await request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${agentToken}` }, body: initialize })
+    const session = opened.headers['mcp-session-id'] as string
+    await opened.body.dump()
+    const sessionHeaders = { ...mcpHeaders, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18', authorization: `Bearer ${agentToken}` }
+    const ended = await request(`${gateway.url}/mcp`, { method: 'DELETE', headers: sessionHeaders })
+    expect(ended.statusCode).toBe(200)
+    await ended.body.dump()
+    const after = await request(`${gateway.url}/mcp`, { method: 'POST', headers: sessionHeaders, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }) })
+    expect(after.statusCode).toBe(404)
+    await after.body.dump()
   })
 })
 

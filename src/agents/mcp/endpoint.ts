@@ -17,6 +17,7 @@ import type { ApprovalStore } from './approvals.ts'
 import { createCatalog, routeToolEntry, type Catalog, type ToolEntry } from './catalog.ts'
 import { buildServer, type ProtocolDeps } from './protocol.ts'
 import { createLegacySessions, type LegacySessions, type McpServing } from './sessions.ts'
+import type { SessionSeal } from './session-seal.ts'
 import { createResourceServer, type ResourceServer } from './resource-server.ts'
 import { routeToolSource } from './route-tools.ts'
 import type { McpServerRegistry, UpstreamMcpServer } from './servers.ts'
@@ -47,7 +48,7 @@ export interface McpCompileDeps {
   servers: McpServerRegistry
   approvals: (path: string) => ApprovalStore
   /** The 2025-era sessions at an mcp.path, kept across reloads (registry.ts). */
-  sessions: (path: string, create: () => LegacySessions) => LegacySessions
+  sessions: (path: string, create: (seal: SessionSeal) => LegacySessions) => LegacySessions
   logger: Logger
 }
 

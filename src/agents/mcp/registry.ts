@@ -6,6 +6,7 @@ import { createSharedResources } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import { openApprovalStore, type ApprovalStore } from './approvals.ts'
 import { createMcpServerRegistry, type McpServerRegistry, type UpstreamMcpServer } from './servers.ts'
+import { newSessionKey, type SessionSeal } from './session-seal.ts'
 import type { LegacySessions } from './sessions.ts'
 
 export interface AgentsRegistry {
@@ -14,7 +15,7 @@ export interface AgentsRegistry {
   /** Disconnects the servers and closes the approvals stores of every runtime but those kept. */
   retire(keep: Iterable<{ servers: readonly UpstreamMcpServer[]; approvals: ApprovalStore | null }>): Promise<void>
   /** The sessions of the MCP endpoint at `path`, made by `create` at first (the SDK loads with the endpoint, not here). */
-  sessions(path: string, create: () => LegacySessions): LegacySessions
+  sessions(path: string, create: (seal: SessionSeal) => LegacySessions): LegacySessions
   /**
    * A reload has swapped runtimes: the sessions of every path but `except` (the new endpoint's path)
    * are quiesced (their calls in flight still answered) and set aside until endRetiredSessions.
@@ -74,7 +75,8 @@ function lazyStore(path: string): ApprovalStore {
   }
 }
 
-export function createAgentsRegistry(logger: Logger): AgentsRegistry {
+/** `sessionKey`: what seals session ids (session-seal.ts), the process's; a registry of its own makes one. */
+export function createAgentsRegistry(logger: Logger, sessionKey: string = newSessionKey()): AgentsRegistry {
   const servers = createMcpServerRegistry(logger)
   // One store per path, kept across reloads and retired like the other shared resources.
   const stores = createSharedResources<string, ApprovalStore>({ fingerprint: (path) => path, create: lazyStore, close: (store) => store.close() })
@@ -95,7 +97,7 @@ export function createAgentsRegistry(logger: Logger): AgentsRegistry {
     },
     sessions(path, create) {
       let sessions = sessionsByPath.get(path)
-      if (!sessions) sessionsByPath.set(path, (sessions = create()))
+      if (!sessions) sessionsByPath.set(path, (sessions = create({ key: sessionKey, path })))
       return sessions
     },
     retireSessions(except) {

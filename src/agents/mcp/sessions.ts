@@ -8,12 +8,27 @@
 // the newest runtime that has served a request (serveFrom), its clients told the tools changed.
 // Idle ones end after SESSION_IDLE_MS; several instances need sticky sessions (or clients that
 // re-initialize on 404).
+//
+// Several workers (server.workers) share the port, and a client's connections land on any of them:
+// the SDK's client sends `notifications/initialized` on a second connection while the first still
+// streams initialize's answer, so with two workers most sessions met 404 at once (found by a
+// probe). A session's id is sealed (an HMAC over it, the endpoint's path and its owner, with a key
+// every worker holds: the process's key store), so a worker that has not seen the session opens it
+// again for the same owner, answering from the same config. What ends a session for good (the
+// client's DELETE) is told to every worker; a session this worker ended (idle, or its caller's
+// oldest beyond the share) stays ended here.
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto'
+import { BroadcastChannel } from 'node:worker_threads'
 import { WebStandardStreamableHTTPServerTransport, type AuthInfo, type Server } from '@modelcontextprotocol/server'
 import { GatewayError } from '../../errors/index.ts'
 import { actorOf, subjectIssuer, type Caller } from '../../request/index.ts'
 import { buildServer, type ProtocolDeps } from './protocol.ts'
+import type { SessionSeal } from './session-seal.ts'
 
 const SESSION_IDLE_MS = 30 * 60_000
+
+/** Ids ended here (or DELETEd on any worker) remembered, so they are not opened again: the newest this many. */
+const MAX_ENDED = 100_000
 
 /**
  * A session belongs to one caller: the subject at the provider that vouched for it (not the
@@ -111,8 +126,37 @@ const noNotificationStream = () => new Response(null, { status: 405, headers: { 
 
 const notFound = () => new Response(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }), { status: 404, headers: { 'content-type': 'application/json' } })
 
-export function createLegacySessions(): LegacySessions {
+export function createLegacySessions(seal: SessionSeal): LegacySessions {
   const sessions = new Map<string, Session>()
+  const macOf = (uuid: string, owner: string) => createHmac('sha256', seal.key).update(`${seal.path}\n${uuid}\n${owner}`).digest().subarray(0, 16)
+  const sealedId = (owner: string) => {
+    const uuid = randomUUID()
+    return `${uuid}.${macOf(uuid, owner).toString('base64url')}`
+  }
+  /** Whether this id was made by this gateway's endpoint for this owner. */
+  const sealedFor = (id: string, owner: string) => {
+    const dot = id.lastIndexOf('.')
+    if (dot <= 0 || id.length > 80) return false
+    const mac = Buffer.from(id.slice(dot + 1), 'base64url')
+    return mac.length === 16 && timingSafeEqual(mac, macOf(id.slice(0, dot), owner))
+  }
+  const ended = new Set<string>()
+  const remember = (id: string) => {
+    ended.add(id)
+    if (ended.size > MAX_ENDED) ended.delete(ended.values().next().value as string)
+  }
+  // A DELETE on any worker ends the session on every worker (the channel reaches the process's other threads).
+  const channelName = `bouncer:mcp-sessions-deleted:${createHmac('sha256', seal.key).update(seal.path).digest('base64url')}`
+  const deletions = new BroadcastChannel(channelName)
+  deletions.unref()
+  deletions.onmessage = (event) => {
+    const id = (event as { data: string }).data
+    remember(id)
+    const session = sessions.get(id)
+    if (session) void end(id, session)
+  }
+  /** Opening again a session another worker opened (or this one before): one at a time per id. */
+  const reopening = new Map<string, Promise<Session | null>>()
   let serving: McpServing | null = null
   // Quiesced or closed (shutdown, or a reload that dropped this path): a runtime still finishing a
   // request opens nothing here, and no notification stream.
@@ -130,6 +174,7 @@ export function createLegacySessions(): LegacySessions {
 
   async function end(id: string, session: Session): Promise<void> {
     sessions.delete(id)
+    remember(id)
     if (session.streamExpiry) clearTimeout(session.streamExpiry)
     await session.transport.close().catch(() => {})
   }
@@ -146,20 +191,60 @@ export function createLegacySessions(): LegacySessions {
     if (held >= MAX_SESSIONS_PER_CALLER && oldest !== null) void end(...oldest)
   }
 
-  async function open(request: Request, body: unknown, caller: Caller, authInfo: AuthInfo): Promise<Response> {
-    refuseLargeInitialize(body)
-    makeRoomFor(ownerOf(caller))
+  /** A session's server and transport; `id`: the one it had elsewhere (opened again), else a new sealed one. */
+  async function serverFor(caller: Caller, id: string | null): Promise<{ transport: WebStandardStreamableHTTPServerTransport; server: Server }> {
+    const owner = ownerOf(caller)
+    makeRoomFor(owner)
     if (sessions.size >= MAX_SESSIONS) throw new GatewayError('upstream_saturated', { detail: 'Too many MCP sessions are open; try again later.' })
     const ref = { current: caller }
     const server = await buildServer(liveCaller(ref), current)
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: () => crypto.randomUUID(),
+      sessionIdGenerator: () => id ?? sealedId(owner),
       maxRequestBodySize: servingNow().maxBodyBytes,
-      onsessioninitialized: (id) => void sessions.set(id, { transport, server, owner: ownerOf(caller), caller: ref, lastUsed: Date.now(), streamExpiry: null }),
-      onsessionclosed: (id) => void sessions.delete(id),
+      onsessioninitialized: (opened) => void sessions.set(opened, { transport, server, owner, caller: ref, lastUsed: Date.now(), streamExpiry: null }),
+      // The client's DELETE: ended here, and on every other worker that opened it.
+      onsessionclosed: (closed) => {
+        sessions.delete(closed)
+        remember(closed)
+        deletions.postMessage(closed)
+      },
     })
     await server.connect(transport)
+    return { transport, server }
+  }
+
+  async function open(request: Request, body: unknown, caller: Caller, authInfo: AuthInfo): Promise<Response> {
+    refuseLargeInitialize(body)
+    const { transport } = await serverFor(caller, null)
     return transport.handleRequest(request, { parsedBody: body, authInfo })
+  }
+
+  /**
+   * A session sealed for this caller that this worker has not seen: opened here with an
+   * `initialize` of the version the client speaks. The gateway reads nothing else of the client's
+   * own initialize params (its capabilities, its name), which only the worker that took them has.
+   */
+  function reopen(id: string, request: Request, caller: Caller, authInfo: AuthInfo): Promise<Session | null> {
+    let pending = reopening.get(id)
+    if (pending === undefined) {
+      pending = (async () => {
+        const { transport } = await serverFor(caller, id)
+        const initialize = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: request.headers.get('mcp-protocol-version') ?? '2025-06-18', capabilities: {}, clientInfo: { name: 'session opened again by another worker', version: '0' } } }
+        const answer = await transport.handleRequest(new Request(request.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(initialize) }), { parsedBody: initialize, authInfo })
+        await answer.text()
+        return sessions.get(id) ?? null
+      })().finally(() => reopening.delete(id))
+      reopening.set(id, pending)
+    }
+    return pending
+  }
+
+  function serve(session: Session, request: Request, body: unknown, caller: Caller, authInfo: AuthInfo): Promise<Response> {
+    if (closed && request.method === 'GET') return Promise.resolve(noNotificationStream())
+    session.caller.current = caller
+    session.lastUsed = Date.now()
+    if (request.method === 'GET') endStreamAtExpiry(session, authInfo)
+    return session.transport.handleRequest(request, { parsedBody: body, authInfo })
   }
 
   /**
@@ -195,12 +280,9 @@ export function createLegacySessions(): LegacySessions {
       const id = request.headers.get('mcp-session-id')
       if (id === null) return !closed && request.method === 'POST' && isInitialize(body) ? open(request, body, caller, authInfo) : null
       const session = sessions.get(id)
-      if (!session || session.owner !== ownerOf(caller)) return Promise.resolve(notFound())
-      if (closed && request.method === 'GET') return Promise.resolve(noNotificationStream())
-      session.caller.current = caller
-      session.lastUsed = Date.now()
-      if (request.method === 'GET') endStreamAtExpiry(session, authInfo)
-      return session.transport.handleRequest(request, { parsedBody: body, authInfo })
+      if (session) return session.owner === ownerOf(caller) ? serve(session, request, body, caller, authInfo) : Promise.resolve(notFound())
+      if (closed || ended.has(id) || !sealedFor(id, ownerOf(caller))) return Promise.resolve(notFound())
+      return reopen(id, request, caller, authInfo).then((opened) => (opened ? serve(opened, request, body, caller, authInfo) : notFound()))
     },
     toolsChanged,
     quiesce() {
@@ -210,6 +292,7 @@ export function createLegacySessions(): LegacySessions {
     async close() {
       closed = true
       clearInterval(sweep)
+      deletions.close()
       await Promise.all([...sessions].map(([id, session]) => end(id, session)))
     },
   }
