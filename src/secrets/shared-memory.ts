@@ -8,6 +8,7 @@
 //
 // The values are a few small JSON keys, read when a signer loads or checks for a rotation, never
 // per request: one JSON document in a SharedArrayBuffer, behind a lock, is all it needs.
+import { releaseLock, takeLock } from '../collections/index.ts'
 import type { SecretStore, SecretVersion } from './store.ts'
 
 /** Int32 slots of the header: the lock (0 free, 1 held, 2 held with waiters), then the document's length in bytes. */
@@ -37,21 +38,11 @@ export function sharedKeyStore(buffer: SharedArrayBuffer = new SharedArrayBuffer
   const encoder = new TextEncoder()
 
   function locked<T>(work: () => T): T {
-    let c = Atomics.compareExchange(header, LOCK, 0, 1)
-    if (c !== 0) {
-      if (c !== 2) c = Atomics.exchange(header, LOCK, 2)
-      while (c !== 0) {
-        Atomics.wait(header, LOCK, 2)
-        c = Atomics.exchange(header, LOCK, 2)
-      }
-    }
+    takeLock(header, LOCK)
     try {
       return work()
     } finally {
-      if (Atomics.sub(header, LOCK, 1) !== 1) {
-        Atomics.store(header, LOCK, 0)
-        Atomics.notify(header, LOCK, 1)
-      }
+      releaseLock(header, LOCK)
     }
   }
 

@@ -19,6 +19,7 @@
 // thread's lock (releaseLockOf).
 import { hash as digest, randomInt } from 'node:crypto'
 import { threadId } from 'node:worker_threads'
+import { releaseLock, takeLock } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { Check, CheckState, LimitsStore, TakeResult } from '../store.ts'
 import { cappedTat, expiryOf, FULL_SWEEP_EVERY_MS, fullStoreRefusals, outcomeOf, refusedBy, SWEEP_EVERY_MS, valueToStore, windowToStore } from './entry-rules.ts'
@@ -101,23 +102,13 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: { log
   const refuse = fullStoreRefusals(maxKeys, options.logger)
 
   function lock(): void {
-    let c = Atomics.compareExchange(header, LOCK, 0, 1)
-    if (c !== 0) {
-      if (c !== 2) c = Atomics.exchange(header, LOCK, 2)
-      while (c !== 0) {
-        Atomics.wait(header, LOCK, 2)
-        c = Atomics.exchange(header, LOCK, 2)
-      }
-    }
+    takeLock(header, LOCK)
     owner[0] = me
   }
 
   function unlock(): void {
     owner[0] = 0
-    if (Atomics.sub(header, LOCK, 1) !== 1) {
-      Atomics.store(header, LOCK, 0)
-      Atomics.notify(header, LOCK, 1)
-    }
+    releaseLock(header, LOCK)
   }
 
   /**
