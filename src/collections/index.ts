@@ -1,5 +1,5 @@
 export { createLru, type Lru } from './lru.ts'
-export { releaseLock, takeLock } from './thread-lock.ts'
+export { releaseLock, releaseLockHeldBy, takeLock } from './thread-lock.ts'
 export { createSharedResources, type ResourceKind, type SharedResources } from './shared-resources.ts'
 export { DeadlineExceeded, withinDeadline } from './deadline.ts'
 export { addMissingColumns, isBusy, whenUnlocked } from './sqlite-file.ts'

@@ -8,13 +8,14 @@
 //
 // The values are a few small JSON keys, read when a signer loads or checks for a rotation, never
 // per request: one JSON document in a SharedArrayBuffer, behind a lock, is all it needs.
-import { releaseLock, takeLock } from '../collections/index.ts'
+import { releaseLock, releaseLockHeldBy, takeLock } from '../collections/index.ts'
 import type { SecretStore, SecretVersion } from './store.ts'
 
-/** Int32 slots of the header: the lock (0 free, 1 held, 2 held with waiters), then the document's length in bytes. */
+/** Int32 cells of the header: the lock (collections/thread-lock.ts), its holder's thread id, the document's length in bytes. */
 const LOCK = 0
-const LENGTH = 1
-const HEADER_BYTES = 8
+const OWNER = 1
+const LENGTH = 2
+export const KEY_STORE_HEADER_BYTES = 12
 /** Each key is ~250 bytes with its current and previous versions: room for far more than two. */
 const STORE_BYTES = 64 * 1024
 
@@ -32,17 +33,18 @@ export interface SharedKeyStore extends SecretStore {
 
 /** A new store, or (given the buffer another thread made) the same one. */
 export function sharedKeyStore(buffer: SharedArrayBuffer = new SharedArrayBuffer(STORE_BYTES)): SharedKeyStore {
-  const header = new Int32Array(buffer, 0, 2)
-  const bytes = new Uint8Array(buffer, HEADER_BYTES)
+  const header = new Int32Array(buffer, 0, 3)
+  const owner = new Int32Array(buffer, OWNER * 4, 1)
+  const bytes = new Uint8Array(buffer, KEY_STORE_HEADER_BYTES)
   const decoder = new TextDecoder()
   const encoder = new TextEncoder()
 
   function locked<T>(work: () => T): T {
-    takeLock(header, LOCK)
+    takeLock(header, LOCK, owner)
     try {
       return work()
     } finally {
-      releaseLock(header, LOCK)
+      releaseLock(header, LOCK, owner)
     }
   }
 
@@ -103,4 +105,17 @@ export function sharedKeyStore(buffer: SharedArrayBuffer = new SharedArrayBuffer
     },
     close() {}, // the memory is the process's: every worker and reload keeps using it
   }
+}
+
+/** The store's lock, released if the thread `thread` (ended: the primary saw it) held it. */
+export function releaseKeyStoreLockOf(buffer: SharedArrayBuffer, thread: number): boolean {
+  return releaseLockHeldBy(new Int32Array(buffer, 0, 3), LOCK, new Int32Array(buffer, OWNER * 4, 1), thread)
+}
+
+/** True the first time for `store` in `seen` (and for no store at all, always): a warning said once per store. */
+export function firstFor(seen: WeakSet<SecretStore>, store: SecretStore | null | undefined): boolean {
+  if (!store) return true
+  if (seen.has(store)) return false
+  seen.add(store)
+  return true
 }

@@ -12,7 +12,7 @@
 import { createHash, createPrivateKey, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto'
 import { createLru } from '../collections/index.ts'
 import { subjectIssuer, type Identity } from '../request/index.ts'
-import type { SecretStore } from '../secrets/index.ts'
+import { firstFor, type SecretStore } from '../secrets/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 
 export const ASSERTION_KEY = 'bouncer.assertion-key'
@@ -120,12 +120,15 @@ export interface SignerOptions {
   now?: () => number
 }
 
+/** The process key stores already warned about: once at start, not at every reload. */
+const warnedAbout = new WeakSet<SecretStore>()
+
 export function createAssertionSigner(options: SignerOptions): AssertionSigner {
   const { issuer, ttlMs, logger } = options
   const now = options.now ?? Date.now
   const source = options.store
   const configured = source && (source.writable || isAssertionKey(source.get(ASSERTION_KEY) ?? '')) ? source : null
-  if (!configured) logger.warn(`identity assertions are signed with a key kept in memory only (no writable secrets store, and no ${ASSERTION_KEY} in the ${source?.kind ?? 'absent'} store): it changes at every restart`)
+  if (!configured && firstFor(warnedAbout, options.fallback)) logger.warn(`identity assertions are signed with a key kept in memory only (no writable secrets store, and no ${ASSERTION_KEY} in the ${source?.kind ?? 'absent'} store): it changes at every restart`)
   const store = configured ?? options.fallback ?? null
   let memory: { current: string; previous: string | undefined } | null = store ? null : { current: newAssertionKey(), previous: undefined }
   let current: SigningKey | undefined

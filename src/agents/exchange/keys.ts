@@ -8,7 +8,7 @@
 //   replaced every `signing.rotate_every`; without such a store, in memory (it changes at restart).
 // A key rotated out stays published until every token it signed has expired.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
-import type { SecretStore } from '../../secrets/index.ts'
+import { firstFor, type SecretStore } from '../../secrets/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 
 export const EXCHANGE_KEY = 'bouncer.exchange-key'
@@ -104,6 +104,9 @@ export function isExchangeKey(text: string): boolean {
   return parseExchangeKey(text) !== undefined
 }
 
+/** The process key stores already warned about: once at start, not at every reload. */
+const warnedAbout = new WeakSet<SecretStore>()
+
 export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
   const { logger, store, secretName } = options
   const now = options.now ?? Date.now
@@ -111,7 +114,7 @@ export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
   const managed = secretName === null
   // The gateway's own key needs a store that can keep it, or one that holds it (several instances share it).
   const configured = store && (!managed || store.writable || parseExchangeKey(store.get(name)) !== undefined) ? store : null
-  if (!configured) logger.warn(`exchanged tokens are signed with a key kept in memory only (no writable secrets store, and no ${EXCHANGE_KEY} in it): it changes at every restart, and tokens issued before one stop verifying`)
+  if (!configured && firstFor(warnedAbout, options.fallback)) logger.warn(`exchanged tokens are signed with a key kept in memory only (no writable secrets store, and no ${EXCHANGE_KEY} in it): it changes at every restart, and tokens issued before one stop verifying`)
   const keeper = configured ?? (managed ? options.fallback ?? null : null)
   let memory: { current: string; previous: string | undefined } | null = keeper ? null : { current: newExchangeKey(), previous: undefined }
   const keptIn = configured ? `secret ${name} of the ${configured.kind} secrets store` : 'memory'

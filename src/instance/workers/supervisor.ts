@@ -25,6 +25,7 @@ import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 // HELD_THREAD_GRACE_MS: how long a thread cut short may take to end before the shutdown, or a failed
 // start, goes on without it (terminate() stops JavaScript, not a system call).
 import { BACKGROUND_TASKS, createBackgroundTasks, HELD_THREAD_GRACE_MS, terminateThread, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
+import { releaseKeyStoreLockOf } from '../../secrets/index.ts'
 import { ownKeyStore } from '../own-keys.ts'
 import { ConfigError } from '../prepare.ts'
 import type { ReloadResult } from '../reload.ts'
@@ -195,9 +196,10 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   }
 
   function exited(slot: Slot, thread: Worker, threadId: number, code: number): void {
-    // A thread stopped inside a limits check (the hard stop runs no finally) still holds the
-    // table's lock: every other worker would wait for it for ever.
+    // A thread stopped inside a limits check or a key store read (the hard stop runs no finally)
+    // still holds that lock: every other worker would wait for it for ever.
     if (releaseLockOf(sharedLimits, threadId)) logger.warn({ worker: slot.id }, 'the worker stopped inside a limits check: its lock on the shared table is released')
+    if (releaseKeyStoreLockOf(sharedKeys, threadId)) logger.warn({ worker: slot.id }, 'the worker stopped while reading the key store: its lock is released')
     if (slot.thread !== thread) return
     const wasRunning = slot.state === 'running' || slot.state === 'draining'
     slot.thread = null

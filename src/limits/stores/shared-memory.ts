@@ -18,8 +18,7 @@
 // `finally`) would leave every other worker waiting for ever, so the primary releases a dead
 // thread's lock (releaseLockOf).
 import { hash as digest, randomInt } from 'node:crypto'
-import { threadId } from 'node:worker_threads'
-import { releaseLock, takeLock } from '../../collections/index.ts'
+import { releaseLock, releaseLockHeldBy, takeLock } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { Check, CheckState, LimitsStore, TakeResult } from '../store.ts'
 import { cappedTat, expiryOf, FULL_SWEEP_EVERY_MS, fullStoreRefusals, outcomeOf, refusedBy, SWEEP_EVERY_MS, valueToStore, windowToStore } from './entry-rules.ts'
@@ -63,17 +62,12 @@ function capacityFor(maxKeys: number): number {
 }
 
 /**
- * The lock, released if the thread `threadId` held it: the primary calls it once that worker's
+ * The lock, released if the thread `thread` held it: the primary calls it once that worker's
  * thread has ended. The holder wrote its id just after taking the lock; a thread ended between the
  * two would still leave it held (a window of a few instructions).
  */
-export function releaseLockOf(table: SharedLimitsTable, threadId: number): boolean {
-  const header = new Int32Array(table.buffer, 0, 4)
-  const owner = new Int32Array(table.buffer, OWNER_AT, 1)
-  if (threadId === 0 || Atomics.compareExchange(owner, 0, threadId, 0) !== threadId) return false
-  Atomics.store(header, LOCK, 0)
-  Atomics.notify(header, LOCK)
-  return true
+export function releaseLockOf(table: SharedLimitsTable, thread: number): boolean {
+  return releaseLockHeldBy(new Int32Array(table.buffer, 0, 4), LOCK, new Int32Array(table.buffer, OWNER_AT, 1), thread)
 }
 
 export interface SharedMemoryStore extends LimitsStore {
@@ -89,7 +83,6 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: { log
   // ints[32 * i + 6], its key from bytes[128 * i + 36]).
   const header = new Int32Array(buffer, 0, 4)
   const owner = new Int32Array(buffer, OWNER_AT, 1)
-  const me = threadId
   const headerFloats = new Float64Array(buffer, 16, 2)
   const floats = new Float64Array(buffer, HEADER_BYTES, (SLOT_BYTES / 8) * capacity)
   const ints = new Int32Array(buffer, HEADER_BYTES, (SLOT_BYTES / 4) * capacity)
@@ -101,15 +94,8 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: { log
   let keyHash = 0
   const refuse = fullStoreRefusals(maxKeys, options.logger)
 
-  function lock(): void {
-    takeLock(header, LOCK)
-    owner[0] = me
-  }
-
-  function unlock(): void {
-    owner[0] = 0
-    releaseLock(header, LOCK)
-  }
+  const lock = () => takeLock(header, LOCK, owner)
+  const unlock = () => releaseLock(header, LOCK, owner)
 
   /**
    * Writes the key's stored form at `scratch[at]` and its hash (seeded FNV-1a) to keyHash; answers
