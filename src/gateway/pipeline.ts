@@ -281,7 +281,8 @@ async function serve(state: GatewayState, rt: Runtime, ctx: RequestContext, matc
   recordServed(ctx, backend.upstream, served)
   const error = served.error
   if (error === null) {
-    if (ctx.status === 0 && ctx.res.destroyed) {
+    // The upstream's head may have come and been held (until its first body byte): nothing was sent.
+    if (!ctx.res.headersSent && ctx.res.destroyed) {
       ctx.status = CLIENT_CLOSED_REQUEST
       ctx.note = 'The client closed the connection before the answer began.'
     }

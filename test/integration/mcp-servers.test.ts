@@ -135,7 +135,7 @@ describe('aggregated MCP servers', () => {
       let rows: Record<string, unknown>[] = []
       await waitFor(() => (rows = auditRows(join(dir, 'audit.db'), `tool = 'tickets__endless' AND status = 499`)).length === 1, 'the audit record', 20_000)
       expect(rows[0]).toMatchObject({ decision: 'allow', code: null, upstream: 'mcp:tickets', subject: 'analytics-agent' })
-      expect(rows[0]!.detail).toBe('The agent cancelled the call, or closed its connection, before MCP server tickets answered.')
+      expect(rows[0]!.detail).toBe('The call was given up before MCP server tickets answered: the agent cancelled it, closed its connection, or its session ended.')
     } finally {
       await agent.close()
     }

@@ -111,9 +111,15 @@ describe('sessions of 2025-era clients', () => {
     const ended = await request(`${gateway.url}/mcp`, { method: 'DELETE', headers: sessionHeaders })
     expect(ended.statusCode).toBe(200)
     await ended.body.dump()
-    const after = await request(`${gateway.url}/mcp`, { method: 'POST', headers: sessionHeaders, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }) })
-    expect(after.statusCode).toBe(404)
-    await after.body.dump()
+    // Nor under another spelling of the same seal: base64url decoding would take padding, stray
+    // characters, or a last character whose unused bits differ.
+    const last = session.at(-1) as string
+    const sibling = last === 'A' ? 'B' : 'A'
+    for (const spelling of [session, `${session}==`, `${session}!`, `${session.slice(0, -1)}${sibling}`, session.toUpperCase()]) {
+      const after = await request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...sessionHeaders, 'mcp-session-id': spelling }, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }) })
+      expect(after.statusCode, spelling).toBe(404)
+      await after.body.dump()
+    }
   })
 })
 

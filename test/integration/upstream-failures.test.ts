@@ -1,5 +1,6 @@
 // SPEC "Decisions" step 6: an upstream that refuses, hangs, resets or is saturated gets the right
 // code, fast, and the gateway keeps serving.
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -138,6 +139,30 @@ describe('upstream failures', () => {
     await closed
     const record = await waitForAuditRecord(db, 'client-left-early')
     expect(record).toMatchObject({ status: 499, decision: 'allow', code: null, upstream: 'api', upstream_status: null, detail: 'The client closed the connection before the answer began.' })
+
+    // The upstream's head came, but no body byte: the gateway held the head, so the client got nothing either.
+    const slowBody = await upstreamWith((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' })
+      res.flushHeaders()
+      return new Promise(() => {})
+    })
+    // undici publishes a response head just before its handler (the gateway's) takes it: the one answer the test waits for.
+    const headed = new Promise<void>((resolve) => {
+      const seen = () => {
+        unsubscribe('undici:request:headers', seen)
+        resolve()
+      }
+      subscribe('undici:request:headers', seen)
+    })
+    const db2 = join(dir, 'audit2.db')
+    const gw2 = await gatewayFor(slowBody.url, {}, { audit: { sinks: [{ type: 'sqlite', path: db2 }], spill_dir: join(dir, 'spill2') } })
+    const second = new AbortController()
+    const waiting = request(`${gw2.url}/slow`, { signal: second.signal, headers: { 'x-request-id': 'client-left-head-held' } })
+    await headed
+    second.abort()
+    await expect(waiting).rejects.toThrow()
+    const held = await waitForAuditRecord(db2, 'client-left-head-held')
+    expect(held).toMatchObject({ status: 499, upstream_status: 200, detail: 'The client closed the connection before the answer began.' })
   })
 
   it('a client that hangs up mid-response: the upstream request is cancelled', async () => {

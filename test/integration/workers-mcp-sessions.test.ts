@@ -15,6 +15,7 @@ import { startServe, type ServeProcess } from '../helpers/cli.ts'
 import { heldPort } from '../helpers/faults.ts'
 import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
+import { startChangingServer, type ChangingMcpServer } from '../helpers/mcp-servers.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -22,16 +23,17 @@ let dir: string
 let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: ServeProcess
+let tickets: ChangingMcpServer
 let token: string
 let otherToken: string
 
 beforeAll(async () => {
-  ;[idp, upstream] = await Promise.all([startIdentityProvider(), startUpstream()])
+  ;[idp, upstream, tickets] = await Promise.all([startIdentityProvider(), startUpstream(), startChangingServer()])
   dir = await mkdtemp(join(tmpdir(), 'bouncer-workers-mcp-'))
   const held = await heldPort()
   const file = join(dir, 'bouncer.yaml')
   await writeFile(file, stringify({
-    ...mcpTestConfig(idp.issuer, upstream.url, dir),
+    ...mcpTestConfig(idp.issuer, upstream.url, dir, { servers: [{ name: 'tickets', url: tickets.url }] }),
     server: { listen: `127.0.0.1:${held.port}`, workers: 2 },
     admin: { listen: '127.0.0.1:0' },
     audit: { sinks: [], spill_dir: join(dir, 'spill') },
@@ -46,7 +48,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await gateway?.stop('SIGKILL')
-  await upstream?.close()
+  await Promise.all([upstream?.close(), tickets?.close()])
   await idp?.stop()
   await rm(dir, { recursive: true, force: true })
 })
@@ -55,17 +57,18 @@ afterAll(async () => {
 async function onNewConnection(method: 'POST' | 'DELETE', headers: Record<string, string>, body?: unknown, bearer = token) {
   const agent = new Agent()
   try {
-    const res = await request(`${gateway.url}/mcp`, {
-      dispatcher: agent,
-      method,
-      headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25', connection: 'close', ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    })
+    const res = await request(`${gateway.url}/mcp`, { dispatcher: agent, method, headers: mcpHeaders(headers, bearer), body: body === undefined ? undefined : JSON.stringify(body) })
     return { status: res.statusCode, headers: res.headers, text: await res.body.text() }
   } finally {
     await agent.close()
   }
 }
+
+function mcpHeaders(headers: Record<string, string>, bearer = token): Record<string, string> {
+  return { authorization: `Bearer ${bearer}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25', connection: 'close', ...headers }
+}
+
+const INITIALIZE = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }
 
 describe('2025-era MCP sessions with server.workers: 2', () => {
   it('the official SDK client, on a fresh connection pool each time, connects and calls tools whichever worker each request meets', async () => {
@@ -97,7 +100,7 @@ describe('2025-era MCP sessions with server.workers: 2', () => {
   }, 120_000)
 
   it('a session opened on one worker serves on every connection, for its owner only, until a DELETE on any worker ends it everywhere', async () => {
-    const opened = await onNewConnection('POST', {}, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })
+    const opened = await onNewConnection('POST', {}, INITIALIZE)
     expect(opened.status).toBe(200)
     const session = opened.headers['mcp-session-id'] as string
     const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' }
@@ -110,4 +113,29 @@ describe('2025-era MCP sessions with server.workers: 2', () => {
     // The other worker hears of it by message: the id is refused everywhere once it has.
     await waitFor(async () => (await statuses(8)).every((s) => s === 404), 'the session ended on every worker', 5_000)
   }, 60_000)
+
+  it('a call cancelled on another worker than the one running it is cancelled at the MCP server', async () => {
+    const opened = await onNewConnection('POST', {}, INITIALIZE)
+    const session = opened.headers['mcp-session-id'] as string
+    // Four rounds: a cancel that met only the call's own worker would pass one round in two.
+    for (let round = 0; round < 4; round++) {
+      const cancelledBefore = tickets.cancelled.length
+      const callId = 100 + round
+      const calling = new Agent()
+      try {
+        const call = await request(`${gateway.url}/mcp`, { dispatcher: calling, method: 'POST', headers: mcpHeaders({ 'mcp-session-id': session }), body: JSON.stringify({ jsonrpc: '2.0', id: callId, method: 'tools/call', params: { name: 'tickets__endless', arguments: {}, _meta: { progressToken: callId } } }) })
+        expect(call.statusCode).toBe(200)
+        // The first progress report on the call's stream: the call runs at the server.
+        await new Promise<void>((resolve, reject) => {
+          call.body.on('data', (chunk: Buffer) => void (chunk.toString().includes('notifications/progress') && resolve()))
+          call.body.on('error', reject)
+        })
+        const cancel = await onNewConnection('POST', { 'mcp-session-id': session }, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: callId, reason: 'the agent gave up' } })
+        expect(cancel.status).toBe(202)
+        await waitFor(() => tickets.cancelled.length > cancelledBefore, `round ${round}: the server told to cancel the call`, 10_000)
+      } finally {
+        await calling.destroy()
+      }
+    }
+  }, 90_000)
 })

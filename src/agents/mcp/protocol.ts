@@ -155,8 +155,8 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
   } catch (err) {
     const message = (err as Error).message
     if (!(err instanceof CallTimedOut) && ctx.mcpReq.signal.aborted) {
-      // The agent cancelled the call or went away: not the server's failure, and nobody to answer.
-      const note = `The agent cancelled the call, or closed its connection, before MCP server ${server.config.name} answered.`
+      // The agent cancelled the call or went away (or its session ended): not the server's failure, and nobody to answer.
+      const note = `The call was given up before MCP server ${server.config.name} answered: the agent cancelled it, closed its connection, or its session ended.`
       deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, status: CLIENT_CLOSED_REQUEST, decision: 'allow', code: null, note }))
       return { content: [{ type: 'text', text: note }], isError: true }
     }

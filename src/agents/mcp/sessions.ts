@@ -14,9 +14,10 @@
 // streams initialize's answer, so with two workers most sessions met 404 at once (found by a
 // probe). A session's id is sealed (an HMAC over it, the endpoint's path and its owner, with a key
 // every worker holds: the process's key store), so a worker that has not seen the session opens it
-// again for the same owner, answering from the same config. What ends a session for good (the
-// client's DELETE) is told to every worker; a session this worker ended (idle, or its caller's
-// oldest beyond the share) stays ended here.
+// again for the same owner, answering from the same config. So a session's id holds until its
+// client's DELETE (told to every worker, as a call's cancellation is), a restart (a new key), or a
+// reload that moves the endpoint: a worker that let a session go (idle, or its caller's oldest
+// beyond the share) opens it again at its next request, since another worker may be serving it.
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto'
 import { BroadcastChannel } from 'node:worker_threads'
 import { WebStandardStreamableHTTPServerTransport, type AuthInfo, type Server } from '@modelcontextprotocol/server'
@@ -27,8 +28,18 @@ import type { SessionSeal } from './session-seal.ts'
 
 const SESSION_IDLE_MS = 30 * 60_000
 
-/** Ids ended here (or DELETEd on any worker) remembered, so they are not opened again: the newest this many. */
-const MAX_ENDED = 100_000
+/** DELETEd ids remembered, so they are not opened again: the newest this many (~10 MB at most). */
+const MAX_DELETED = 100_000
+
+/** uuid.mac: a v4 UUID, and 16 bytes of HMAC in base64url (22 characters, the last of 4 possible ones). */
+const SEALED_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.[A-Za-z0-9_-]{21}[AQgw]$/
+
+/** What one worker tells the others about a session: its DELETE, or a call's cancellation to pass on. */
+type SessionNews = { type: 'deleted'; id: string } | { type: 'cancelled'; id: string; version: string; body: unknown }
+
+function isCancellation(body: unknown): boolean {
+  return body !== null && typeof body === 'object' && !Array.isArray(body) && (body as { method?: unknown }).method === 'notifications/cancelled'
+}
 
 /**
  * A session belongs to one caller: the subject at the provider that vouched for it (not the
@@ -42,8 +53,8 @@ const MAX_SESSIONS = 10_000
 /** setTimeout's longest wait (about 24.8 days); a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 /**
- * Sessions one caller holds at most: its initialize beyond them ends its least recently used one
- * (whose client then gets 404 and initializes again, as the spec says). Without it one caller whose
+ * Sessions one caller holds at most: its initialize beyond them lets its least recently used one
+ * go (its sealed id opens it again, letting the next oldest go). Without it one caller whose
  * client initializes on every run and never sends DELETE filled the table, and every other
  * caller's initialize was refused for the 30 minutes idle sessions live.
  */
@@ -133,27 +144,40 @@ export function createLegacySessions(seal: SessionSeal): LegacySessions {
     const uuid = randomUUID()
     return `${uuid}.${macOf(uuid, owner).toString('base64url')}`
   }
-  /** Whether this id was made by this gateway's endpoint for this owner. */
+  /**
+   * Whether this id was made by this gateway's endpoint for this owner: exactly the form sealedId
+   * writes (base64url decoding would take other spellings of the same bytes, and a DELETEd id
+   * is remembered as one string).
+   */
   const sealedFor = (id: string, owner: string) => {
-    const dot = id.lastIndexOf('.')
-    if (dot <= 0 || id.length > 80) return false
-    const mac = Buffer.from(id.slice(dot + 1), 'base64url')
-    return mac.length === 16 && timingSafeEqual(mac, macOf(id.slice(0, dot), owner))
+    if (!SEALED_ID.test(id)) return false
+    const uuid = id.slice(0, 36)
+    return timingSafeEqual(Buffer.from(id.slice(37)), Buffer.from(macOf(uuid, owner).toString('base64url')))
   }
-  const ended = new Set<string>()
+  /** Ids their clients DELETEd, here or on another worker: never opened again. */
+  const deleted = new Set<string>()
   const remember = (id: string) => {
-    ended.add(id)
-    if (ended.size > MAX_ENDED) ended.delete(ended.values().next().value as string)
+    deleted.add(id)
+    if (deleted.size > MAX_DELETED) deleted.delete(deleted.values().next().value as string)
   }
-  // A DELETE on any worker ends the session on every worker (the channel reaches the process's other threads).
-  const channelName = `bouncer:mcp-sessions-deleted:${createHmac('sha256', seal.key).update(seal.path).digest('base64url')}`
-  const deletions = new BroadcastChannel(channelName)
-  deletions.unref()
-  deletions.onmessage = (event) => {
-    const id = (event as { data: string }).data
-    remember(id)
-    const session = sessions.get(id)
-    if (session) void end(id, session)
+  // What a client says to one worker that another may be serving: its DELETE, and its call's
+  // cancellation (the call runs where it began). The channel reaches the process's other threads.
+  const channel = new BroadcastChannel(`bouncer:mcp-sessions:${createHmac('sha256', seal.key).update(seal.path).digest('base64url')}`)
+  channel.unref()
+  let channelOpen = true
+  const tellOthers = (news: SessionNews) => {
+    if (channelOpen) channel.postMessage(news)
+  }
+  channel.onmessage = (event) => {
+    const news = (event as { data: SessionNews }).data
+    const session = sessions.get(news.id)
+    if (news.type === 'deleted') {
+      remember(news.id)
+      if (session) void end(news.id, session)
+    } else if (session) {
+      const request = new Request('http://gateway.internal/', { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': news.id, 'mcp-protocol-version': news.version }, body: JSON.stringify(news.body) })
+      void session.transport.handleRequest(request, { parsedBody: news.body }).then((answer) => answer.text(), () => {})
+    }
   }
   /** Opening again a session another worker opened (or this one before): one at a time per id. */
   const reopening = new Map<string, Promise<Session | null>>()
@@ -174,7 +198,6 @@ export function createLegacySessions(seal: SessionSeal): LegacySessions {
 
   async function end(id: string, session: Session): Promise<void> {
     sessions.delete(id)
-    remember(id)
     if (session.streamExpiry) clearTimeout(session.streamExpiry)
     await session.transport.close().catch(() => {})
   }
@@ -206,7 +229,7 @@ export function createLegacySessions(seal: SessionSeal): LegacySessions {
       onsessionclosed: (closed) => {
         sessions.delete(closed)
         remember(closed)
-        deletions.postMessage(closed)
+        tellOthers({ type: 'deleted', id: closed })
       },
     })
     await server.connect(transport)
@@ -232,15 +255,22 @@ export function createLegacySessions(seal: SessionSeal): LegacySessions {
         const initialize = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: request.headers.get('mcp-protocol-version') ?? '2025-06-18', capabilities: {}, clientInfo: { name: 'session opened again by another worker', version: '0' } } }
         const answer = await transport.handleRequest(new Request(request.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(initialize) }), { parsedBody: initialize, authInfo })
         await answer.text()
-        return sessions.get(id) ?? null
+        const opened = sessions.get(id) ?? null
+        // DELETEd on another worker while this one opened it.
+        if (opened !== null && deleted.has(id)) {
+          await end(id, opened)
+          return null
+        }
+        return opened
       })().finally(() => reopening.delete(id))
       reopening.set(id, pending)
     }
     return pending
   }
 
-  function serve(session: Session, request: Request, body: unknown, caller: Caller, authInfo: AuthInfo): Promise<Response> {
+  function serve(id: string, session: Session, request: Request, body: unknown, caller: Caller, authInfo: AuthInfo): Promise<Response> {
     if (closed && request.method === 'GET') return Promise.resolve(noNotificationStream())
+    if (isCancellation(body)) tellOthers({ type: 'cancelled', id, version: request.headers.get('mcp-protocol-version') ?? '2025-06-18', body })
     session.caller.current = caller
     session.lastUsed = Date.now()
     if (request.method === 'GET') endStreamAtExpiry(session, authInfo)
@@ -280,9 +310,9 @@ export function createLegacySessions(seal: SessionSeal): LegacySessions {
       const id = request.headers.get('mcp-session-id')
       if (id === null) return !closed && request.method === 'POST' && isInitialize(body) ? open(request, body, caller, authInfo) : null
       const session = sessions.get(id)
-      if (session) return session.owner === ownerOf(caller) ? serve(session, request, body, caller, authInfo) : Promise.resolve(notFound())
-      if (closed || ended.has(id) || !sealedFor(id, ownerOf(caller))) return Promise.resolve(notFound())
-      return reopen(id, request, caller, authInfo).then((opened) => (opened ? serve(opened, request, body, caller, authInfo) : notFound()))
+      if (session) return session.owner === ownerOf(caller) ? serve(id, session, request, body, caller, authInfo) : Promise.resolve(notFound())
+      if (closed || deleted.has(id) || !sealedFor(id, ownerOf(caller))) return Promise.resolve(notFound())
+      return reopen(id, request, caller, authInfo).then((opened) => (opened ? serve(id, opened, request, body, caller, authInfo) : notFound()))
     },
     toolsChanged,
     quiesce() {
@@ -292,7 +322,8 @@ export function createLegacySessions(seal: SessionSeal): LegacySessions {
     async close() {
       closed = true
       clearInterval(sweep)
-      deletions.close()
+      channelOpen = false
+      channel.close()
       await Promise.all([...sessions].map(([id, session]) => end(id, session)))
     },
   }
