@@ -2,7 +2,6 @@
 // transaction with SET LOCAL statement_timeout, its rows read from a server-side cursor (pg-cursor)
 // a batch at a time. The url may hold a secret: when a refresh changes it, the next query opens a
 // new pool with it and the old one closes once its connections come back (no restart).
-import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import Cursor from 'pg-cursor'
 import type { DatasourceConfig } from '../config/index.ts'
@@ -25,9 +24,10 @@ const KINDS: ReadonlyMap<number, ColumnKind> = new Map([
 /** How often a datasource that is down is tried again for /readyz (requests try at once anyway). */
 const REPROBE_MS = 10_000
 
-export function postgresDatasource(config: PostgresConfig, logger: Logger, options: { offline: boolean }): Datasource {
+/** `options.key`: the key when the config names none (registry.ts). */
+export function postgresDatasource(config: PostgresConfig, logger: Logger, options: { offline: boolean; key: Buffer }): Datasource {
   let url = config.url
-  let key: Buffer = config.key === undefined ? randomBytes(32) : Buffer.from(config.key)
+  let key: Buffer = config.key === undefined ? options.key : Buffer.from(config.key)
   let pool: pg.Pool | null = null
   let poolUrl = ''
   let state = 'not yet connected'

@@ -2,7 +2,6 @@
 // SQLite runs on the gateway's thread: rows are stepped a batch at a time, the event loop gets a
 // turn between batches, and the timeout is checked between rows (one step that runs long, such as
 // a sort over a large table, cannot be interrupted: keep SQLite datasets small or indexed).
-import { randomBytes } from 'node:crypto'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import type { DatasourceConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
@@ -11,10 +10,11 @@ import type { Cell, Column, ColumnKind, Datasource, Row, RowSource, SourceQuery 
 
 type SqliteConfig = Extract<DatasourceConfig, { type: 'sqlite' }>
 
-export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: { offline: boolean }): Datasource {
+/** `options.key`: the key when the config names none (registry.ts). */
+export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: { offline: boolean; key: Buffer }): Datasource {
   let db: DatabaseSync | null = null
   let state = 'not yet connected'
-  let key: Buffer = config.key === undefined ? randomBytes(32) : Buffer.from(config.key)
+  let key: Buffer = config.key === undefined ? options.key : Buffer.from(config.key)
 
   function database(): DatabaseSync {
     if (db !== null) return db
