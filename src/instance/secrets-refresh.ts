@@ -15,7 +15,14 @@ export interface SecretsRefresh {
 
 const refreshEvery = (config: Config) => config.secrets?.refresh_interval ?? 2_000
 
-export function startSecretsRefresh(live: Live, background: BackgroundTasks): SecretsRefresh {
+/**
+ * `schedulesRotation`: whether this gateway runs secrets.rotation's schedule. With server.workers
+ * only the first worker does (w1; a replacement keeps the id): each worker ran it, so one due
+ * period ran the hook once per worker, each with its own new value, and the value the upstream
+ * had been given first was gone from the store (found by a probe). The others read the new
+ * version at their next refresh, as another gateway on the store would.
+ */
+export function startSecretsRefresh(live: Live, background: BackgroundTasks, schedulesRotation = true): SecretsRefresh {
   /** New secret values into the upstreams' headers, the introspection client secret and the admin token. */
   function applySecrets(): void {
     applySecretValues(live.state.runtime, live.secrets.resolve)
@@ -23,7 +30,7 @@ export function startSecretsRefresh(live: Live, background: BackgroundTasks): Se
   }
   function refresh(): void {
     void background.run('secrets_refresh', () => live.secrets.reread() && applySecrets())
-    void background.run('secret_rotation', async () => (await live.secrets.rotateDue()) && applySecrets())
+    if (schedulesRotation) void background.run('secret_rotation', async () => (await live.secrets.rotateDue()) && applySecrets())
     void background.run('assertion_key_rotation', () => live.state.runtime.signing.assertions?.rotateIfDue())
     void background.run('exchange_key_rotation', () => live.state.runtime.signing.exchangeKeys?.refresh())
   }

@@ -18,7 +18,7 @@ import { MCP_SESSION_KEY } from '../agents/index.ts'
 import { DATASET_KEY, ownKeyStore } from './own-keys.ts'
 import { startSecretsRefresh } from './secrets-refresh.ts'
 import { createShutdown } from './shutdown.ts'
-import { workerAuditConfig, type WorkerRole } from './workers/role.ts'
+import { FIRST_WORKER, workerAuditConfig, type WorkerRole } from './workers/role.ts'
 import { releaseStartupGarbage } from './startup-garbage.ts'
 
 export interface StartOptions {
@@ -132,7 +132,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   // A worker's admin listener is a socket only its primary reaches: the primary speaks for the gateway.
   const adminAddress = options.worker ? null : await listen(adminServer, { host: config.admin.listen.host, port: options.adminPort ?? config.admin.listen.port })
   if (options.worker) await listen(adminServer, { path: options.worker.adminSocket })
-  const refresh = startSecretsRefresh(live, background)
+  const refresh = startSecretsRefresh(live, background, options.worker === undefined || options.worker.id === FIRST_WORKER)
   const reloader = createReload(live, { ...prepareDeps, configFile: options.configFile, gatewayServer, refresh })
   const reload = reloader.reload
   /** This gateway's reload, or, in a worker, every worker's. */

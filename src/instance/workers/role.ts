@@ -4,6 +4,9 @@ import { checkpointPathOf, instanceIdOf } from '../../audit/index.ts'
 import type { AuditConfig } from '../../config/index.ts'
 import type { SharedLimitsTable } from '../../limits/index.ts'
 
+/** The worker that runs what must run once for the gateway (secrets.rotation's schedule): its replacement keeps the id. */
+export const FIRST_WORKER = 'w1'
+
 export interface WorkerRole {
   /** `w1`, `w2`, …: a restarted worker keeps its id, so it continues its audit chain. */
   id: string
