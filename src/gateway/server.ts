@@ -10,7 +10,7 @@ import type { Server as NetServer, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { GatewayError, sendRawProblem, type ErrorCode } from '../errors/index.ts'
-import { readTlsMaterial, type Config, type ServerConfig, type TlsConfig } from '../config/index.ts'
+import { readTlsMaterial, workerCount, type Config, type ServerConfig, type TlsConfig } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { createContext } from '../request/index.ts'
 import { createSessionTracker, http2Options, type GatewayHttp2Response } from './http2.ts'
@@ -299,17 +299,19 @@ const SPARE_FILE_DESCRIPTORS = 64
 /**
  * Every client connection and every upstream connection is a file descriptor. A max_connections the
  * process cannot open ends in EMFILE, where upstream connects and audit writes fail for clients
- * already admitted; under the limit, a flood meets max_connections first.
+ * already admitted; under the limit, a flood meets max_connections first. server.workers each
+ * admit max_connections and hold their own pools, in one process: its limit is for all of them.
  */
 function warnIfFileLimitTooLow(config: Config, logger: Logger): void {
   const limit = openFileLimit()
   if (limit === null) return
-  const pools = config.upstreams.reduce((sum, upstream) => sum + upstream.max_connections, 0)
-  const needed = config.server.max_connections + pools + SPARE_FILE_DESCRIPTORS
+  const workers = workerCount(config.server)
+  const pools = config.upstreams.reduce((sum, upstream) => sum + upstream.max_connections, 0) + config.datasources.reduce((sum, source) => sum + (source.type === 'postgres' ? source.max_connections : 0), 0)
+  const needed = workers * (config.server.max_connections + pools) + SPARE_FILE_DESCRIPTORS
   if (needed <= limit) return
   logger.warn(
-    { open_file_limit: limit, max_connections: config.server.max_connections, upstream_pools: pools, spare: SPARE_FILE_DESCRIPTORS },
-    `server.max_connections + upstream pools + ${SPARE_FILE_DESCRIPTORS} spare need ${needed} file descriptors but the open-file limit is ${limit}: raise it (ulimit -n, LimitNOFILE) or lower max_connections`,
+    { open_file_limit: limit, workers, max_connections: config.server.max_connections, upstream_pools: pools, spare: SPARE_FILE_DESCRIPTORS },
+    `${workers > 1 ? `${workers} workers × ` : ''}(server.max_connections + upstream and datasource pools) + ${SPARE_FILE_DESCRIPTORS} spare need ${needed} file descriptors but the open-file limit is ${limit}: raise it (ulimit -n, LimitNOFILE) or lower max_connections`,
   )
 }
 

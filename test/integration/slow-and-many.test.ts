@@ -365,8 +365,9 @@ describe('slow and many', () => {
     expect(clients.every((c) => /\r\nkeep-alive: timeout=1\r\n/i.test(c.received))).toBe(true)
   }, 50_000)
 
-  it('serve warns at start when the open-file limit cannot hold max_connections', async () => {
-    const file = await writeConfig({})
+  /** The open-file limit warning `serve` logs at start under `ulimit -n 1024`. */
+  async function fileLimitWarning(server: Record<string, unknown>): Promise<string> {
+    const file = await writeConfig(server)
     // Set both soft and hard limits: Node raises the soft one to the hard one at start.
     const child = spawn('sh', ['-c', 'ulimit -n 1024 && exec "$0" "$@"', process.execPath, BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
     let stderr = ''
@@ -380,7 +381,16 @@ describe('slow and many', () => {
       await exited
     }
     const warning = stderr.split('\n').find((line) => line.includes('open-file limit')) ?? ''
-    console.log('start-up warning', (JSON.parse(warning) as { msg: string }).msg)
+    return (JSON.parse(warning) as { msg: string }).msg
+  }
+
+  it('serve warns at start when the open-file limit cannot hold max_connections', async () => {
+    console.log('start-up warning', await fileLimitWarning({}))
+  }, 30_000)
+
+  it('with server.workers the warning counts every worker\'s connections and pools: one process holds them all', async () => {
+    // 500 + the upstream's pool of 128 fit 1,024 descriptors once, not twice.
+    expect(await fileLimitWarning({ max_connections: 500, workers: 2 })).toContain('2 workers × (server.max_connections + upstream and datasource pools) + 64 spare need 1320 file descriptors')
   }, 30_000)
 
   it('a client that leaves while its request waits for a key fetch does not leave the request hanging', async () => {
