@@ -10,12 +10,14 @@ const SWEEP_MS = 60_000
 
 export function openMemorySessionStore(idleMs: number): SessionStore {
   const sessions = new Map<string, SessionRecord>()
+  const refreshing = new Map<string, number>()
   // One process: a key of its own, kept as long as the store (across reloads).
   const signInKey = randomBytes(32)
   let idle = idleMs
   const sweep = setInterval(() => {
     const now = Date.now()
     for (const [id, record] of sessions) if (record.expiresAt <= now || record.lastSeenAt + idle <= now) sessions.delete(id)
+    for (const [id, until] of refreshing) if (until <= now) refreshing.delete(id)
   }, SWEEP_MS).unref()
   return {
     kind: 'memory',
@@ -27,6 +29,11 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
     async update(record) {
       if (!sessions.has(record.id)) return false
       sessions.set(record.id, record)
+      return true
+    },
+    async claimRefresh(id, until, now) {
+      if ((refreshing.get(id) ?? 0) > now) return false
+      refreshing.set(id, until)
       return true
     },
     async touch(id, at) {

@@ -64,6 +64,7 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
   const parsed = createLru<{ data: string; record: SessionRecord }>(10_000)
   const sessionKey = (id: string) => `${options.prefix}s:${id}`
   const signInKeyName = `${options.prefix}k:sign-in`
+  const refreshClaim = (id: string) => `${options.prefix}r:${id}`
   const url = new URL(options.url)
   const location = `${url.protocol}//${url.host} ${options.prefix}`
 
@@ -116,6 +117,9 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
         const ttl = Math.max(1, record.expiresAt - Date.now())
         return (await client.eval(UPDATE, 1, sessionKey(record.id), JSON.stringify(record), String(record.lastSeenAt), String(ttl))) === 1
       })
+    },
+    claimRefresh(id, until, now) {
+      return guard(async () => (await client.set(refreshClaim(id), '1', 'PX', Math.max(1, until - now), 'NX')) === 'OK')
     },
     touch(id, at) {
       return guard(async () => {

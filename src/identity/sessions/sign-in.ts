@@ -19,6 +19,7 @@
 //   Origin of this gateway (CSRF); without one, 403 cors_origin_denied. Sign-out is one: only a
 //   POST ends the session, a GET answers a page with a button that posts.
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { setTimeout as delay } from 'node:timers/promises'
 import { createLru } from '../../collections/index.ts'
 import type { IssuerConfig, SignInConfig } from '../../config/index.ts'
 import { GatewayError, truncateClientValue, type ErrorCode } from '../../errors/index.ts'
@@ -91,6 +92,10 @@ export interface SignInOptions {
   provider?: SignInProvider
   now?: () => number
 }
+
+/** How long a refresh claim holds (the provider's answer comes well within it), and how often another worker looks for its result. */
+const REFRESH_CLAIM_MS = 15_000
+const REFRESH_POLL_MS = 50
 
 export function createSignIn(options: SignInOptions): SignIn {
   const { config, issuer, store, logger } = options
@@ -366,6 +371,9 @@ export function createSignIn(options: SignInOptions): SignIn {
       const kept = { ...record, refreshAt: null }
       return (await storeCall(() => store.update(kept))) ? kept : undefined
     }
+    // refreshOnce keeps to one refresh in this gateway; the claim, across every worker and gateway on the store.
+    const at = now()
+    if (!(await storeCall(() => store.claimRefresh(`${record.id}@${record.refreshAt}`, at + REFRESH_CLAIM_MS, at)))) return refreshedElsewhere(record, value)
     let fresh
     try {
       fresh = await provider.refresh(tokens.refreshToken)
@@ -393,6 +401,19 @@ export function createSignIn(options: SignInOptions): SignIn {
       sealed: sealTokens({ idToken: fresh.idToken ?? tokens.idToken, refreshToken }, value),
     }
     return (await storeCall(() => store.update(updated))) ? updated : undefined
+  }
+
+  /** The session once the gateway holding its refresh claim has written it; undefined if it ended. Past the claim, refreshed here. */
+  async function refreshedElsewhere(record: SessionRecord, value: string): Promise<SessionRecord | undefined> {
+    const deadline = now() + REFRESH_CLAIM_MS
+    while (now() < deadline) {
+      await delay(REFRESH_POLL_MS)
+      const current = await storeCall(async () => store.get(record.id))
+      if (current === undefined) return undefined
+      if (current.refreshAt !== record.refreshAt || current.sealed !== record.sealed) return current
+    }
+    // Whoever held it stopped without writing (a crash): its claim has lapsed, so this one can take it.
+    return refresh(record, value)
   }
 
   async function verifiedClaims(idToken: string): Promise<Record<string, unknown>> {

@@ -21,6 +21,8 @@ const SCHEMA = `
     refresh_at INTEGER, sealed TEXT, audience TEXT NOT NULL DEFAULT 'gateway'
   );
   CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+  -- Who refreshes a session's tokens now, until when (claimRefresh): one process at a time.
+  CREATE TABLE IF NOT EXISTS refresh_claims (id TEXT PRIMARY KEY, until INTEGER NOT NULL);
   -- Sign-ins under way were rows here, one per page load without a session (an adversarial probe):
   -- they are in the browser's state cookie now (sign-in-state.ts).
   DROP TABLE IF EXISTS pending_sign_ins;
@@ -80,6 +82,8 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
   // Two processes making it at once: the first one's stays, and both read it back.
   const addSignInKey = db.prepare("INSERT OR IGNORE INTO keys (name, value) VALUES ('sign-in', ?)")
   const sweepSessions = db.prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?')
+  const claim = db.prepare('INSERT INTO refresh_claims (id, until) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET until = excluded.until WHERE refresh_claims.until <= ?')
+  const sweepClaims = db.prepare('DELETE FROM refresh_claims WHERE until <= ?')
   const version = db.prepare('PRAGMA data_version')
   version.setReturnArrays(true)
   // data_version moves when another connection commits; this connection's own writes update `kept`.
@@ -95,6 +99,7 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
     const now = Date.now()
     try {
       sweepSessions.run(now, now - idle)
+      sweepClaims.run(now)
     } catch {
       // busy or closed: the next sweep tries again
     }
@@ -140,6 +145,9 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
       // Re-read at the next get: last_seen_at may be later than the record's (another process's touch).
       kept.delete(r.id)
       return changed
+    },
+    async claimRefresh(id, until, now) {
+      return await guard(() => Number(claim.run(id, until, now).changes) > 0)
     },
     async touch(id, at) {
       await guard(() => touch.run(at, id))

@@ -45,6 +45,13 @@ export interface SessionStore {
    * at the provider must stay ended (an adversarial probe found put's upsert bringing it back).
    */
   update(record: SessionRecord): Promise<boolean>
+  /**
+   * Takes the right to make the refresh named `claim` (a session's id and the refreshAt it
+   * replaces) until `until` (ms); false while another gateway, or another worker, holds it.
+   * Providers that rotate refresh tokens refuse the second use of one, and some then revoke the
+   * session's whole family: one refresh per session at once, across every process on the store.
+   */
+  claimRefresh(claim: string, until: number, now: number): Promise<boolean>
   /** Marks a use (for the idle timeout); written at most every few seconds per session by the caller. */
   touch(id: string, at: number): Promise<void>
   /** Ends a session; false when there was none. */

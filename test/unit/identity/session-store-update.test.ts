@@ -60,4 +60,24 @@ describe.each(stores)('the %s session store\'s update', (_, open) => {
       await store.close()
     }
   })
+
+  it('gives a refresh claim to one taker until it lapses, and each refresh its own claim', async () => {
+    const { store, cleanUp } = open()
+    try {
+      const now = Date.now()
+      const claim = `${'c'.repeat(32)}@${now}`
+      expect(await store.claimRefresh(claim, now + 5_000, now)).toBe(true)
+      expect(await store.claimRefresh(claim, now + 5_000, now)).toBe(false) // another worker, or gateway
+      expect(await store.claimRefresh(`${'c'.repeat(32)}@${now + 60_000}`, now + 5_000, now)).toBe(true) // the next refresh of the session
+      // A holder that stopped without finishing: past its claim, another takes it.
+      await new Promise((resolve) => setTimeout(resolve, 30))
+      const short = `${'d'.repeat(32)}@${now}`
+      expect(await store.claimRefresh(short, Date.now() + 20, Date.now())).toBe(true)
+      await new Promise((resolve) => setTimeout(resolve, 40))
+      expect(await store.claimRefresh(short, Date.now() + 5_000, Date.now())).toBe(true)
+    } finally {
+      await cleanUp?.()
+      await store.close()
+    }
+  })
 })
