@@ -282,7 +282,9 @@ async function serve(state: GatewayState, rt: Runtime, ctx: RequestContext, matc
   const error = served.error
   if (error === null) {
     // The upstream's head may have come and been held (until its first body byte): nothing was sent.
-    if (!ctx.res.headersSent && ctx.res.destroyed) {
+    // An upgrade's 101 goes to the socket, not through res (whose headersSent stays false).
+    const nothingSent = ctx.upgrade === null ? !ctx.res.headersSent : ctx.status === 0
+    if (nothingSent && ctx.res.destroyed) {
       ctx.status = CLIENT_CLOSED_REQUEST
       ctx.note = 'The client closed the connection before the answer began.'
     }

@@ -36,6 +36,9 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
       refreshing.set(id, until)
       return true
     },
+    async releaseRefresh(claim) {
+      refreshing.delete(claim)
+    },
     async touch(id, at) {
       const record = sessions.get(id)
       if (record && record.lastSeenAt < at) sessions.set(id, { ...record, lastSeenAt: at })

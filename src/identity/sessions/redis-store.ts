@@ -121,6 +121,11 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
     claimRefresh(id, until, now) {
       return guard(async () => (await client.set(refreshClaim(id), '1', 'PX', Math.max(1, until - now), 'NX')) === 'OK')
     },
+    releaseRefresh(claim) {
+      return guard(async () => {
+        await client.del(refreshClaim(claim))
+      })
+    },
     touch(id, at) {
       return guard(async () => {
         await client.eval(TOUCH, 1, sessionKey(id), String(at))

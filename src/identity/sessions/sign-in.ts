@@ -93,8 +93,13 @@ export interface SignInOptions {
   now?: () => number
 }
 
-/** How long a refresh claim holds (the provider's answer comes well within it), and how often another worker looks for its result. */
-const REFRESH_CLAIM_MS = 15_000
+/**
+ * How long a refresh claim holds: past the longest a refresh takes (the provider's discovery and
+ * token grant, 10 s each, a key fetch for a new kid, 5 s, the store's write), so it does not lapse
+ * while its holder still works; a holder that stops holds the others up this long. How often a
+ * request that waits for another's refresh looks for its result.
+ */
+const REFRESH_CLAIM_MS = 40_000
 const REFRESH_POLL_MS = 50
 
 export function createSignIn(options: SignInOptions): SignIn {
@@ -371,12 +376,37 @@ export function createSignIn(options: SignInOptions): SignIn {
       const kept = { ...record, refreshAt: null }
       return (await storeCall(() => store.update(kept))) ? kept : undefined
     }
-    // refreshOnce keeps to one refresh in this gateway; the claim, across every worker and gateway on the store.
+    // refreshOnce keeps to one refresh in this gateway; the claim, across every worker and gateway on
+    // the store. It names the tokens it replaces: a refresh that succeeds writes new ones (a new
+    // seal), so its claim need not be let go, and a request that read the old record late finds it held.
+    const claim = `${record.id}@${hash('sha256', record.sealed ?? '', 'base64url').slice(0, 22)}`
+    if (!(await claimed(claim))) return refreshedElsewhere(record, value, claim)
+    return refreshHolding(record, value, claim)
+  }
+
+  async function claimed(claim: string): Promise<boolean> {
     const at = now()
-    if (!(await storeCall(() => store.claimRefresh(`${record.id}@${record.refreshAt}`, at + REFRESH_CLAIM_MS, at)))) return refreshedElsewhere(record, value)
+    return storeCall(() => store.claimRefresh(claim, at + REFRESH_CLAIM_MS, at))
+  }
+
+  /** The refresh, by the holder of its claim, which it lets go if the refresh failed. */
+  async function refreshHolding(record: SessionRecord, value: string, claim: string): Promise<SessionRecord | undefined> {
+    try {
+      return await refreshWithProvider(record, value)
+    } catch (err) {
+      // A retry, or a request that waited, need not wait for the claim to lapse.
+      await store.releaseRefresh(claim).catch(() => {})
+      throw err
+    }
+  }
+
+  async function refreshWithProvider(record: SessionRecord, value: string): Promise<SessionRecord | undefined> {
+    const tokens = openTokens(record.sealed, value)
+    if (tokens?.refreshToken == null) return record // refresh() made sure it has one
+    const { refreshToken } = tokens
     let fresh
     try {
-      fresh = await provider.refresh(tokens.refreshToken)
+      fresh = await provider.refresh(refreshToken)
     } catch (err) {
       if (err instanceof SignInRefused) {
         await store.delete(record.id).catch(() => {})
@@ -393,27 +423,31 @@ export function createSignIn(options: SignInOptions): SignIn {
       claims = personalClaims(verified)
       if (typeof verified.exp === 'number') refreshAt = verified.exp * 1000
     }
-    const refreshToken = fresh.refreshToken ?? tokens.refreshToken
     const updated: SessionRecord = {
       ...record,
       claims,
       refreshAt: refreshAt === null || refreshAt >= record.expiresAt ? null : refreshAt,
-      sealed: sealTokens({ idToken: fresh.idToken ?? tokens.idToken, refreshToken }, value),
+      sealed: sealTokens({ idToken: fresh.idToken ?? tokens.idToken, refreshToken: fresh.refreshToken ?? refreshToken }, value),
     }
     return (await storeCall(() => store.update(updated))) ? updated : undefined
   }
 
-  /** The session once the gateway holding its refresh claim has written it; undefined if it ended. Past the claim, refreshed here. */
-  async function refreshedElsewhere(record: SessionRecord, value: string): Promise<SessionRecord | undefined> {
-    const deadline = now() + REFRESH_CLAIM_MS
-    while (now() < deadline) {
+  /**
+   * Another worker or gateway holds the refresh claim: the session once it has written it
+   * (undefined if it ended). If it lets the claim go without writing (its refresh failed) or stops
+   * (the claim lapses), this one takes the claim and refreshes. On the monotonic clock: `now` may
+   * be a test's.
+   */
+  async function refreshedElsewhere(record: SessionRecord, value: string, claim: string): Promise<SessionRecord | undefined> {
+    const deadline = performance.now() + REFRESH_CLAIM_MS + REFRESH_POLL_MS
+    while (performance.now() < deadline) {
       await delay(REFRESH_POLL_MS)
       const current = await storeCall(async () => store.get(record.id))
       if (current === undefined) return undefined
       if (current.refreshAt !== record.refreshAt || current.sealed !== record.sealed) return current
+      if (await claimed(claim)) return refreshHolding(record, value, claim)
     }
-    // Whoever held it stopped without writing (a crash): its claim has lapsed, so this one can take it.
-    return refresh(record, value)
+    throw new GatewayError('identity_provider_unavailable', { detail: 'The session\'s sign-in is being refreshed elsewhere and did not finish in time: try again.' })
   }
 
   async function verifiedClaims(idToken: string): Promise<Record<string, unknown>> {
