@@ -2,15 +2,13 @@
 // worker, so a paging cursor sealed by one worker was refused by the other (10 of 20 uses on fresh
 // connections: 400 invalid_parameter) and a `hash` mask gave two values for one email. The key
 // now derives from the process's key store, which every worker shares (datasets/registry.ts).
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { Agent, request } from 'undici'
-import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startServe, type ServeProcess } from '../helpers/cli.ts'
-import { heldPort } from '../helpers/faults.ts'
+import type { ServeProcess } from '../helpers/cli.ts'
+import { onNewConnection, serveWithWorkers } from '../helpers/workers.ts'
 
 let dir: string
 let gateway: ServeProcess
@@ -22,17 +20,10 @@ beforeAll(async () => {
   db.exec('CREATE TABLE orders (id INTEGER PRIMARY KEY NOT NULL, email TEXT NOT NULL)')
   for (let i = 1; i <= 10; i++) db.prepare('INSERT INTO orders VALUES (?, ?)').run(i, `user${i}@example.com`)
   db.close()
-  const held = await heldPort()
-  const file = join(dir, 'bouncer.yaml')
-  await writeFile(file, stringify({
-    server: { listen: `127.0.0.1:${held.port}`, workers: 2 },
-    admin: { listen: '127.0.0.1:0' },
-    audit: { sinks: [], spill_dir: join(dir, 'spill') },
+  ;({ gateway } = await serveWithWorkers(dir, () => ({
     datasources: [{ name: 'shop', type: 'sqlite', path }],
     routes: [{ id: 'orders', methods: ['GET'], path: '/orders', public: true, dataset: { source: 'shop', sql: 'SELECT id, email FROM orders ORDER BY id', page_size: 2, masks: { email: { with: 'hash' } } } }],
-  }))
-  await held.release()
-  gateway = await startServe(['--config', file], { startTimeout: 90_000 })
+  })))
 }, 120_000)
 
 afterAll(async () => {
@@ -40,25 +31,14 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-/** One request on a connection of its own: the kernel picks a worker for each. */
-async function onNewConnection(path: string): Promise<{ status: number; body: string }> {
-  const agent = new Agent()
-  try {
-    const res = await request(`${gateway.url}${path}`, { dispatcher: agent, headers: { connection: 'close' } })
-    return { status: res.statusCode, body: await res.body.text() }
-  } finally {
-    await agent.close()
-  }
-}
-
 describe('server.workers: a datasource without a key of its own', () => {
   it('pages with a cursor from either worker on either worker, and masks a value to one hash', async () => {
     const outcomes: string[] = []
     const hashes = new Set<string>()
     for (let i = 0; i < 10; i++) {
-      const first = JSON.parse((await onNewConnection('/orders')).body) as { next: string; rows: Array<{ email: string }> }
+      const first = JSON.parse((await onNewConnection(`${gateway.url}/orders`)).body) as { next: string; rows: Array<{ email: string }> }
       hashes.add(first.rows[0]!.email)
-      const second = await onNewConnection(`/orders?cursor=${encodeURIComponent(first.next)}`)
+      const second = await onNewConnection(`${gateway.url}/orders?cursor=${encodeURIComponent(first.next)}`)
       outcomes.push(second.status === 200 ? String((JSON.parse(second.body) as { rows: Array<{ id: number }> }).rows[0]!.id) : `${second.status} ${second.body}`)
     }
     expect(outcomes).toEqual(Array(10).fill('3'))

@@ -4,20 +4,19 @@
 // answer: 8 of 20 fresh clients failed to connect (404 "Session not found"), and 30 of 36 tool calls
 // of the others failed the same way; a client on a long-lived connection pool fared worse. A
 // session's id is now sealed for its owner, so any worker opens it again (src/agents/mcp/sessions.ts).
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { Agent, fetch as undiciFetch, request } from 'undici'
-import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startServe, type ServeProcess } from '../helpers/cli.ts'
-import { heldPort } from '../helpers/faults.ts'
+import type { ServeProcess } from '../helpers/cli.ts'
 import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
 import { startChangingServer, type ChangingMcpServer } from '../helpers/mcp-servers.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { onNewConnection as newConnection, serveWithWorkers } from '../helpers/workers.ts'
 
 let dir: string
 let idp: TestIdentityProvider
@@ -30,16 +29,7 @@ let otherToken: string
 beforeAll(async () => {
   ;[idp, upstream, tickets] = await Promise.all([startIdentityProvider(), startUpstream(), startChangingServer()])
   dir = await mkdtemp(join(tmpdir(), 'bouncer-workers-mcp-'))
-  const held = await heldPort()
-  const file = join(dir, 'bouncer.yaml')
-  await writeFile(file, stringify({
-    ...mcpTestConfig(idp.issuer, upstream.url, dir, { servers: [{ name: 'tickets', url: tickets.url }] }),
-    server: { listen: `127.0.0.1:${held.port}`, workers: 2 },
-    admin: { listen: '127.0.0.1:0' },
-    audit: { sinks: [], spill_dir: join(dir, 'spill') },
-  }))
-  await held.release()
-  gateway = await startServe(['--config', file], { startTimeout: 90_000 })
+  ;({ gateway } = await serveWithWorkers(dir, () => mcpTestConfig(idp.issuer, upstream.url, dir, { servers: [{ name: 'tickets', url: tickets.url }] })))
   token = await idp.token('looker-reports', { resource: MCP_RESOURCE })
   otherToken = await idp.token('analytics-agent', { resource: MCP_RESOURCE })
   // Each worker loads the provider's keys on its own: wait until a request on any connection is served.
@@ -55,13 +45,8 @@ afterAll(async () => {
 
 /** One MCP request on a connection of its own: the kernel picks a worker for each. */
 async function onNewConnection(method: 'POST' | 'DELETE', headers: Record<string, string>, body?: unknown, bearer = token) {
-  const agent = new Agent()
-  try {
-    const res = await request(`${gateway.url}/mcp`, { dispatcher: agent, method, headers: mcpHeaders(headers, bearer), body: body === undefined ? undefined : JSON.stringify(body) })
-    return { status: res.statusCode, headers: res.headers, text: await res.body.text() }
-  } finally {
-    await agent.close()
-  }
+  const answer = await newConnection(`${gateway.url}/mcp`, { method, headers: mcpHeaders(headers, bearer), body: body === undefined ? undefined : JSON.stringify(body) })
+  return { status: answer.status, headers: answer.headers, text: answer.body }
 }
 
 function mcpHeaders(headers: Record<string, string>, bearer = token): Record<string, string> {

@@ -3,17 +3,15 @@
 // the other (401 key_not_found, 48 of 100 uses on fresh connections), and each worker's JWKS listed
 // only its own keys, so an upstream could not verify the other's assertions. The process now keeps
 // the keys it makes in one store its workers share (src/secrets/shared-memory.ts).
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decodeProtectedHeader } from 'jose'
-import { Agent, request } from 'undici'
-import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startServe, type ServeProcess } from '../helpers/cli.ts'
-import { heldPort } from '../helpers/faults.ts'
+import type { ServeProcess } from '../helpers/cli.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { onNewConnection as newConnection, serveWithWorkers } from '../helpers/workers.ts'
 
 const ISSUER = 'https://gateway.test'
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
@@ -34,13 +32,8 @@ beforeAll(async () => {
     ],
   })
   upstream = await startUpstream()
-  const held = await heldPort()
   const corp = (subject: string) => ({ issuer: 'corp', subject })
-  const file = join(dir, 'bouncer.yaml')
-  await writeFile(file, stringify({
-    server: { listen: `127.0.0.1:${held.port}`, workers: 2 },
-    admin: { listen: '127.0.0.1:0', token: 'workers-keys-admin-token-0123456789' },
-    audit: { sinks: [], spill_dir: join(dir, 'spill') },
+  ;({ gateway } = await serveWithWorkers(dir, () => ({
     issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
     roles: [
       { name: 'analyst', assumed_by: [corp('alice-app')], policies: ['analysts'] },
@@ -50,9 +43,7 @@ beforeAll(async () => {
     upstreams: [{ name: 'data-api', url: upstream.url, identity_assertion: true }],
     routes: [{ id: 'reports', path: '/reports/*', upstream: 'data-api' }],
     token_exchange: { issuer: ISSUER, audiences: [ISSUER], lifetime: '10m', actors: [{ role: 'agent', delegated_roles: ['analyst'] }] },
-  }))
-  await held.release()
-  gateway = await startServe(['--config', file], { startTimeout: 90_000 })
+  })))
 }, 120_000)
 
 afterAll(async () => {
@@ -62,16 +53,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-/** One request on a connection of its own: the kernel picks a worker for each. */
-async function onNewConnection(path: string, options: { method?: 'GET' | 'POST'; headers?: Record<string, string>; body?: string } = {}) {
-  const agent = new Agent()
-  try {
-    const res = await request(`${gateway.url}${path}`, { dispatcher: agent, method: options.method ?? 'GET', headers: { connection: 'close', ...options.headers }, body: options.body })
-    return { status: res.statusCode, body: await res.body.text() }
-  } finally {
-    await agent.close()
-  }
-}
+const onNewConnection = (path: string, options: { method?: 'GET' | 'POST'; headers?: Record<string, string>; body?: string } = {}) => newConnection(`${gateway.url}${path}`, options)
 
 const kidsOf = (jwks: string) => (JSON.parse(jwks) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid).sort()
 

@@ -6,11 +6,10 @@ import { randomBytes } from 'node:crypto'
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
-import { heldPort } from '../helpers/faults.ts'
+import { runCli, type ServeProcess } from '../helpers/cli.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { serveWithWorkers } from '../helpers/workers.ts'
 
 const env = { BOUNCER_MASTER_KEY: randomBytes(32).toString('base64') }
 let dir: string
@@ -25,20 +24,18 @@ beforeAll(async () => {
   // Installing the new value at the upstream takes a second: longer than the workers' refresh interval.
   await writeFile(hook, `#!/bin/sh\nv=$(cat)\necho "start $v" >> ${hookLog}\nsleep 1\necho "done $v" >> ${hookLog}\n`)
   await chmod(hook, 0o755)
-  const held = await heldPort()
-  file = join(dir, 'bouncer.yaml')
-  await writeFile(file, stringify({
-    server: { listen: `127.0.0.1:${held.port}`, workers: 2 },
-    admin: { listen: '127.0.0.1:0' },
-    audit: { sinks: [], spill_dir: join(dir, 'spill') },
+  // The secret is put (by the CLI, which reads the same config) before the gateway starts.
+  const config = {
     secrets: { store: { type: 'embedded', path: join(dir, 'secrets.db'), master_key: 'env:BOUNCER_MASTER_KEY' }, refresh_interval: '300ms', rotation: { 'api-token': { every: '3s', hook } } },
     upstreams: [{ name: 'app', url: 'http://127.0.0.1:9', headers: { Authorization: 'Bearer ${secret:api-token}' } }],
     routes: [{ id: 'app', path: '/app/*', upstream: 'app', public: true }],
-  }))
-  const put = await runCli(['secrets', 'put', 'api-token', '--config', file], { env, input: 'initial-token-value-0123456789' })
-  expect(put.code, put.stderr).toBe(0)
-  await held.release()
-  gateway = await startServe(['--config', file], { env, startTimeout: 90_000 })
+  }
+  ;({ gateway, file } = await serveWithWorkers(dir, async () => {
+    await writeFile(join(dir, 'bouncer.yaml'), JSON.stringify(config))
+    const put = await runCli(['secrets', 'put', 'api-token', '--config', join(dir, 'bouncer.yaml')], { env, input: 'initial-token-value-0123456789' })
+    expect(put.code, put.stderr).toBe(0)
+    return config
+  }, { env }))
 }, 120_000)
 
 afterAll(async () => {

@@ -3,18 +3,16 @@
 // 1 with one worker). A provider that rotates refresh tokens refuses the second use of one, and
 // the session ended: 26 of 40 requests got 401 against such a provider. One refresh per session at
 // once now holds across every process on the session store (SessionStore.claimRefresh).
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Agent, request } from 'undici'
-import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startServe, type ServeProcess } from '../helpers/cli.ts'
+import type { ServeProcess } from '../helpers/cli.ts'
 import { cookieJar, submitLogin } from '../helpers/cookie-jar.ts'
-import { heldPort } from '../helpers/faults.ts'
 import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { onNewConnection as newConnection, serveWithWorkers } from '../helpers/workers.ts'
 
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice', email: 'alice@example.com', groups: ['staff'] }
 const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
@@ -27,22 +25,17 @@ let gateway: ServeProcess
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-workers-refresh-'))
   upstream = await startUpstream()
-  const held = await heldPort()
-  idp = await startIdentityProvider({ people: [ALICE], idTokenTtlSeconds: 3, webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${held.port}/.bouncer/callback`], postLogoutRedirectUris: [] }] })
-  const file = join(dir, 'bouncer.yaml')
-  await writeFile(file, stringify({
-    server: { listen: `127.0.0.1:${held.port}`, workers: 2 },
-    admin: { listen: '127.0.0.1:0' },
-    audit: { sinks: [], spill_dir: join(dir, 'spill') },
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'], session: { store: { type: 'sqlite', path: join(dir, 'sessions.db') } } },
-    roles: [{ name: 'staff', assumed_by: [{ issuer: 'sso', claims: { groups: 'staff' } }], policies: ['all'] }],
-    policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['GET'], routes: ['app'] }] }],
-    upstreams: [{ name: 'app', url: upstream.url }],
-    routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['session'] }],
+  ;({ gateway } = await serveWithWorkers(dir, async (port) => {
+    idp = await startIdentityProvider({ people: [ALICE], idTokenTtlSeconds: 3, webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${port}/.bouncer/callback`], postLogoutRedirectUris: [] }] })
+    return {
+      issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
+      sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'], session: { store: { type: 'sqlite', path: join(dir, 'sessions.db') } } },
+      roles: [{ name: 'staff', assumed_by: [{ issuer: 'sso', claims: { groups: 'staff' } }], policies: ['all'] }],
+      policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['GET'], routes: ['app'] }] }],
+      upstreams: [{ name: 'app', url: upstream.url }],
+      routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['session'] }],
+    }
   }))
-  await held.release()
-  gateway = await startServe(['--config', file], { startTimeout: 90_000 })
 }, 120_000)
 
 afterAll(async () => {
@@ -53,16 +46,7 @@ afterAll(async () => {
 })
 
 /** One request with the session cookie on a connection of its own: the kernel picks a worker for each. */
-async function onNewConnection(cookie: string): Promise<number> {
-  const agent = new Agent()
-  try {
-    const res = await request(`${gateway.url}/app/x`, { dispatcher: agent, headers: { connection: 'close', cookie } })
-    await res.body.dump()
-    return res.statusCode
-  } finally {
-    await agent.close()
-  }
-}
+const onNewConnection = async (cookie: string) => (await newConnection(`${gateway.url}/app/x`, { headers: { cookie } })).status
 
 describe('server.workers: a session refreshed by one worker at a time', () => {
   it('parallel requests on both workers after the ID token expired make one refresh grant, and every one is served', async () => {
