@@ -75,7 +75,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const background = createBackgroundTasks(logger, metrics)
   const tracing = await startTracing(config.telemetry)
   // One store for the keys the gateway makes itself: every worker's (the primary made it), kept across reloads.
-  const keys = ownKeyStore(options.worker?.sharedKeys)
+  const keys = ownKeyStore(options.worker?.sharedKeys ? { buffer: options.worker.sharedKeys } : { forWorkers: false })
   const compile = createRuntimeDeps(logger, {
     background,
     sharedLimits: options.worker?.sharedLimits,

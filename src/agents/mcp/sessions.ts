@@ -37,9 +37,8 @@ const SEALED_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a
 /** What one worker tells the others about a session: its DELETE, or a call's cancellation to pass on. */
 type SessionNews = { type: 'deleted'; id: string } | { type: 'cancelled'; id: string; version: string; body: unknown }
 
-function isCancellation(body: unknown): boolean {
-  return body !== null && typeof body === 'object' && !Array.isArray(body) && (body as { method?: unknown }).method === 'notifications/cancelled'
-}
+/** The protocol version a request names in MCP-Protocol-Version, else 2025-06-18: what a session opened again speaks. */
+const versionOf = (request: Request) => request.headers.get('mcp-protocol-version') ?? '2025-06-18'
 
 /**
  * A session belongs to one caller: the subject at the provider that vouched for it (not the
@@ -128,8 +127,9 @@ function refuseLargeInitialize(body: unknown): void {
   }
 }
 
-function isInitialize(body: unknown): boolean {
-  return body !== null && typeof body === 'object' && !Array.isArray(body) && (body as { method?: unknown }).method === 'initialize'
+/** Whether the body is one JSON-RPC message (not a batch) of this method. */
+function isMethod(body: unknown, method: string): boolean {
+  return body !== null && typeof body === 'object' && !Array.isArray(body) && (body as { method?: unknown }).method === method
 }
 
 // Streamable HTTP: a server that offers no GET stream answers 405, and the client stops asking.
@@ -252,7 +252,7 @@ export function createLegacySessions(seal: SessionSeal): LegacySessions {
     if (pending === undefined) {
       pending = (async () => {
         const { transport } = await serverFor(caller, id)
-        const initialize = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: request.headers.get('mcp-protocol-version') ?? '2025-06-18', capabilities: {}, clientInfo: { name: 'session opened again by another worker', version: '0' } } }
+        const initialize = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: versionOf(request), capabilities: {}, clientInfo: { name: 'session opened again by another worker', version: '0' } } }
         const answer = await transport.handleRequest(new Request(request.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(initialize) }), { parsedBody: initialize, authInfo })
         await answer.text()
         const opened = sessions.get(id) ?? null
@@ -270,7 +270,7 @@ export function createLegacySessions(seal: SessionSeal): LegacySessions {
 
   function serve(id: string, session: Session, request: Request, body: unknown, caller: Caller, authInfo: AuthInfo): Promise<Response> {
     if (closed && request.method === 'GET') return Promise.resolve(noNotificationStream())
-    if (isCancellation(body)) tellOthers({ type: 'cancelled', id, version: request.headers.get('mcp-protocol-version') ?? '2025-06-18', body })
+    if (isMethod(body, 'notifications/cancelled')) tellOthers({ type: 'cancelled', id, version: versionOf(request), body })
     session.caller.current = caller
     session.lastUsed = Date.now()
     if (request.method === 'GET') endStreamAtExpiry(session, authInfo)
@@ -308,7 +308,7 @@ export function createLegacySessions(seal: SessionSeal): LegacySessions {
     servesFrom: (deps) => serving?.deps === deps,
     handle(request, body, caller, authInfo) {
       const id = request.headers.get('mcp-session-id')
-      if (id === null) return !closed && request.method === 'POST' && isInitialize(body) ? open(request, body, caller, authInfo) : null
+      if (id === null) return !closed && request.method === 'POST' && isMethod(body, 'initialize') ? open(request, body, caller, authInfo) : null
       const session = sessions.get(id)
       if (session) return session.owner === ownerOf(caller) ? serve(id, session, request, body, caller, authInfo) : Promise.resolve(notFound())
       if (closed || deleted.has(id) || !sealedFor(id, ownerOf(caller))) return Promise.resolve(notFound())

@@ -114,7 +114,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const background = createBackgroundTasks(logger, { backgroundFailed: (task) => failures.set(task, (failures.get(task) ?? 0) + 1) })
   const maxKeys = config.limits_store.type === 'memory' ? config.limits_store.max_keys : 100_000
   const sharedLimits = createSharedLimitsTable(maxKeys)
-  const sharedKeys = ownKeyStore().buffer
+  const sharedKeys = ownKeyStore({ forWorkers: true }).buffer
   const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
   const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
     id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0,
