@@ -32,7 +32,7 @@ import { createTokenVerifier, identityFromClaims, type TokenVerifier } from '../
 import { clearCookie, hasCookie, readCookie, setCookie, type CookieSettings, type HostAllowList } from '../../http/index.ts'
 import { SignInRefused, signInProvider, type SignInProvider } from './provider.ts'
 import { safeReturnTo } from './return-to.ts'
-import { openTokens, sealTokens } from './seal.ts'
+import { openTokens, sealTokens, type SessionTokens } from './seal.ts'
 import { openPending, pendingKey, sealPending, type PendingSignIn } from './sign-in-state.ts'
 import { SessionStoreError, type SessionAudience, type SessionRecord, type SessionStore } from './store.ts'
 
@@ -92,6 +92,9 @@ export interface SignInOptions {
   provider?: SignInProvider
   now?: () => number
 }
+
+/** A session's tokens, opened from its seal once per refresh, with the refresh token a refresh needs. */
+type HeldTokens = SessionTokens & { refreshToken: string }
 
 /**
  * How long a refresh claim holds: past the longest a refresh takes (the provider's discovery and
@@ -380,8 +383,9 @@ export function createSignIn(options: SignInOptions): SignIn {
     // the store. It names the tokens it replaces: a refresh that succeeds writes new ones (a new
     // seal), so its claim need not be let go, and a request that read the old record late finds it held.
     const claim = `${record.id}@${hash('sha256', record.sealed ?? '', 'base64url').slice(0, 22)}`
-    if (!(await claimed(claim))) return refreshedElsewhere(record, value, claim)
-    return refreshHolding(record, value, claim)
+    const held: HeldTokens = { ...tokens, refreshToken: tokens.refreshToken }
+    if (!(await claimed(claim))) return refreshedElsewhere(record, held, value, claim)
+    return refreshHolding(record, held, value, claim)
   }
 
   async function claimed(claim: string): Promise<boolean> {
@@ -390,9 +394,9 @@ export function createSignIn(options: SignInOptions): SignIn {
   }
 
   /** The refresh, by the holder of its claim, which it lets go if the refresh failed. */
-  async function refreshHolding(record: SessionRecord, value: string, claim: string): Promise<SessionRecord | undefined> {
+  async function refreshHolding(record: SessionRecord, tokens: HeldTokens, value: string, claim: string): Promise<SessionRecord | undefined> {
     try {
-      return await refreshWithProvider(record, value)
+      return await refreshWithProvider(record, tokens, value)
     } catch (err) {
       // A retry, or a request that waited, need not wait for the claim to lapse.
       await store.releaseRefresh(claim).catch(() => {})
@@ -400,9 +404,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     }
   }
 
-  async function refreshWithProvider(record: SessionRecord, value: string): Promise<SessionRecord | undefined> {
-    const tokens = openTokens(record.sealed, value)
-    if (tokens?.refreshToken == null) return record // refresh() made sure it has one
+  async function refreshWithProvider(record: SessionRecord, tokens: HeldTokens, value: string): Promise<SessionRecord | undefined> {
     const { refreshToken } = tokens
     let fresh
     try {
@@ -438,14 +440,14 @@ export function createSignIn(options: SignInOptions): SignIn {
    * (the claim lapses), this one takes the claim and refreshes. On the monotonic clock: `now` may
    * be a test's.
    */
-  async function refreshedElsewhere(record: SessionRecord, value: string, claim: string): Promise<SessionRecord | undefined> {
+  async function refreshedElsewhere(record: SessionRecord, tokens: HeldTokens, value: string, claim: string): Promise<SessionRecord | undefined> {
     const deadline = performance.now() + REFRESH_CLAIM_MS + REFRESH_POLL_MS
     while (performance.now() < deadline) {
       await delay(REFRESH_POLL_MS)
       const current = await storeCall(async () => store.get(record.id))
       if (current === undefined) return undefined
       if (current.refreshAt !== record.refreshAt || current.sealed !== record.sealed) return current
-      if (await claimed(claim)) return refreshHolding(record, value, claim)
+      if (await claimed(claim)) return refreshHolding(record, tokens, value, claim)
     }
     throw new GatewayError('identity_provider_unavailable', { detail: 'The session\'s sign-in is being refreshed elsewhere and did not finish in time: try again.' })
   }
