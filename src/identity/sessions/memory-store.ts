@@ -36,8 +36,8 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
       refreshing.set(id, until)
       return true
     },
-    async releaseRefresh(claim) {
-      refreshing.delete(claim)
+    async releaseRefresh(claim, until) {
+      if (refreshing.get(claim) === until) refreshing.delete(claim)
     },
     async touch(id, at) {
       const record = sessions.get(id)

@@ -18,6 +18,10 @@ const TOUCH = `if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return 0`
 
+/** A refresh claim deleted only while it is still the releasing holder's (its value is the holder's `until`). */
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`
+
 /** A session rewritten only while it exists (a refresh): one revoked meanwhile is not brought back. Keeps the later use. */
 const UPDATE = `if redis.call('EXISTS', KEYS[1]) == 1 then
   local seen = tonumber(redis.call('HGET', KEYS[1], 'seen') or '0')
@@ -119,11 +123,11 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
       })
     },
     claimRefresh(id, until, now) {
-      return guard(async () => (await client.set(refreshClaim(id), '1', 'PX', Math.max(1, until - now), 'NX')) === 'OK')
+      return guard(async () => (await client.set(refreshClaim(id), String(until), 'PX', Math.max(1, until - now), 'NX')) === 'OK')
     },
-    releaseRefresh(claim) {
+    releaseRefresh(claim, until) {
       return guard(async () => {
-        await client.del(refreshClaim(claim))
+        await client.eval(RELEASE, 1, refreshClaim(claim), String(until))
       })
     },
     touch(id, at) {

@@ -384,22 +384,25 @@ export function createSignIn(options: SignInOptions): SignIn {
     // seal), so its claim need not be let go, and a request that read the old record late finds it held.
     const claim = `${record.id}@${hash('sha256', record.sealed ?? '', 'base64url').slice(0, 22)}`
     const held: HeldTokens = { ...tokens, refreshToken: tokens.refreshToken }
-    if (!(await claimed(claim))) return refreshedElsewhere(record, held, value, claim)
-    return refreshHolding(record, held, value, claim)
+    const until = await claimed(claim)
+    if (until === undefined) return refreshedElsewhere(record, held, value, claim)
+    return refreshHolding(record, held, value, claim, until)
   }
 
-  async function claimed(claim: string): Promise<boolean> {
+  /** The claim's `until` when this request took it; undefined while another holds it. */
+  async function claimed(claim: string): Promise<number | undefined> {
     const at = now()
-    return storeCall(() => store.claimRefresh(claim, at + REFRESH_CLAIM_MS, at))
+    const until = at + REFRESH_CLAIM_MS
+    return (await storeCall(() => store.claimRefresh(claim, until, at))) ? until : undefined
   }
 
-  /** The refresh, by the holder of its claim, which it lets go if the refresh failed. */
-  async function refreshHolding(record: SessionRecord, tokens: HeldTokens, value: string, claim: string): Promise<SessionRecord | undefined> {
+  /** The refresh, by the holder of its claim, which it lets go (if still its own) when the refresh failed. */
+  async function refreshHolding(record: SessionRecord, tokens: HeldTokens, value: string, claim: string, until: number): Promise<SessionRecord | undefined> {
     try {
       return await refreshWithProvider(record, tokens, value)
     } catch (err) {
       // A retry, or a request that waited, need not wait for the claim to lapse.
-      await store.releaseRefresh(claim).catch(() => {})
+      await store.releaseRefresh(claim, until).catch(() => {})
       throw err
     }
   }
@@ -447,7 +450,8 @@ export function createSignIn(options: SignInOptions): SignIn {
       const current = await storeCall(async () => store.get(record.id))
       if (current === undefined) return undefined
       if (current.refreshAt !== record.refreshAt || current.sealed !== record.sealed) return current
-      if (await claimed(claim)) return refreshHolding(record, tokens, value, claim)
+      const until = await claimed(claim)
+      if (until !== undefined) return refreshHolding(record, tokens, value, claim, until)
     }
     throw new GatewayError('identity_provider_unavailable', { detail: 'The session\'s sign-in is being refreshed elsewhere and did not finish in time: try again.' })
   }

@@ -84,7 +84,7 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
   const sweepSessions = db.prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?')
   const claim = db.prepare('INSERT INTO refresh_claims (id, until) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET until = excluded.until WHERE refresh_claims.until <= ?')
   const sweepClaims = db.prepare('DELETE FROM refresh_claims WHERE until <= ?')
-  const release = db.prepare('DELETE FROM refresh_claims WHERE id = ?')
+  const release = db.prepare('DELETE FROM refresh_claims WHERE id = ? AND until = ?')
   const version = db.prepare('PRAGMA data_version')
   version.setReturnArrays(true)
   // data_version moves when another connection commits; this connection's own writes update `kept`.
@@ -150,8 +150,8 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
     async claimRefresh(id, until, now) {
       return await guard(() => Number(claim.run(id, until, now).changes) > 0)
     },
-    async releaseRefresh(claim) {
-      await guard(() => release.run(claim))
+    async releaseRefresh(claim, until) {
+      await guard(() => release.run(claim, until))
     },
     async touch(id, at) {
       await guard(() => touch.run(at, id))

@@ -52,8 +52,12 @@ export interface SessionStore {
    * session's whole family: one refresh per session at once, across every process on the store.
    */
   claimRefresh(claim: string, until: number, now: number): Promise<boolean>
-  /** Lets the claim go once its refresh is written or has failed. */
-  releaseRefresh(claim: string): Promise<void>
+  /**
+   * Lets the claim go once its refresh has failed: only the holder's own claim, named by the
+   * `until` it was taken with. A holder slower than its claim finds it lapsed and perhaps taken by
+   * another; it must not free that one.
+   */
+  releaseRefresh(claim: string, until: number): Promise<void>
   /** Marks a use (for the idle timeout); written at most every few seconds per session by the caller. */
   touch(id: string, at: number): Promise<void>
   /** Ends a session; false when there was none. */

@@ -72,11 +72,16 @@ describe.each(stores)('the %s session store\'s update', (_, open) => {
       // A holder that stopped without finishing: past its claim, another takes it.
       await new Promise((resolve) => setTimeout(resolve, 30))
       const short = `${'d'.repeat(32)}@${now}`
-      expect(await store.claimRefresh(short, Date.now() + 20, Date.now())).toBe(true)
+      const lapsed = Date.now() + 20
+      expect(await store.claimRefresh(short, lapsed, Date.now())).toBe(true)
       await new Promise((resolve) => setTimeout(resolve, 40))
-      expect(await store.claimRefresh(short, Date.now() + 5_000, Date.now())).toBe(true)
-      // Let go once its refresh is written or failed: the next taker need not wait for it to lapse.
-      await store.releaseRefresh(short)
+      const taken = Date.now() + 5_000
+      expect(await store.claimRefresh(short, taken, Date.now())).toBe(true)
+      // The first holder, slower than its claim, fails late: letting go frees only its own claim, not the one taken since.
+      await store.releaseRefresh(short, lapsed)
+      expect(await store.claimRefresh(short, Date.now() + 5_000, Date.now())).toBe(false)
+      // Let go once its refresh has failed: the next taker need not wait for it to lapse.
+      await store.releaseRefresh(short, taken)
       expect(await store.claimRefresh(short, Date.now() + 5_000, Date.now())).toBe(true)
     } finally {
       await cleanUp?.()
