@@ -16,11 +16,12 @@ export interface SecretsRefresh {
 const refreshEvery = (config: Config) => config.secrets?.refresh_interval ?? 2_000
 
 /**
- * `schedulesRotation`: whether this gateway runs secrets.rotation's schedule. With server.workers
- * only the first worker does (w1; a replacement keeps the id): each worker ran it, so one due
- * period ran the hook once per worker, each with its own new value, and the value the upstream
- * had been given first was gone from the store (found by a probe). The others read the new
- * version at their next refresh, as another gateway on the store would.
+ * `schedulesRotation`: whether this gateway runs secrets.rotation's schedule and rotates the
+ * assertion and exchange keys when due. With server.workers only the first worker does (w1; a
+ * replacement keeps the id): each worker ran it, so one due period ran the hook once per worker,
+ * each with its own new value, and the value the upstream had been given first was gone from the
+ * store (found by a probe); the keys were rotated twice. The others read the new versions at
+ * their next refresh, as another gateway on the store would.
  */
 export function startSecretsRefresh(live: Live, background: BackgroundTasks, schedulesRotation = true): SecretsRefresh {
   /** New secret values into the upstreams' headers, the introspection client secret and the admin token. */
@@ -31,8 +32,8 @@ export function startSecretsRefresh(live: Live, background: BackgroundTasks, sch
   function refresh(): void {
     void background.run('secrets_refresh', () => live.secrets.reread() && applySecrets())
     if (schedulesRotation) void background.run('secret_rotation', async () => (await live.secrets.rotateDue()) && applySecrets())
-    void background.run('assertion_key_rotation', () => live.state.runtime.signing.assertions?.rotateIfDue())
-    void background.run('exchange_key_rotation', () => live.state.runtime.signing.exchangeKeys?.refresh())
+    void background.run('assertion_key_rotation', () => live.state.runtime.signing.assertions?.rotateIfDue(schedulesRotation))
+    void background.run('exchange_key_rotation', () => live.state.runtime.signing.exchangeKeys?.refresh(schedulesRotation))
   }
   let timer = setInterval(refresh, refreshEvery(live.state.runtime.config)).unref()
   return {

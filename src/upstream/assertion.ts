@@ -43,8 +43,11 @@ export interface AssertionSigner {
   /** The assertion for this caller and upstream (from the cache when it is fresh enough). */
   assertion(upstream: string, identity: Identity, roles: readonly string[]): string
   jwks(): PublishedJwks
-  /** Rotates the key when it is due (or now, with force). Answers whether it rotated. */
-  rotateIfDue(force?: boolean): boolean
+  /**
+   * Reads the store again (a rotation elsewhere) and, when `rotates`, replaces the key when it is
+   * due. Answers whether the key changed. With server.workers only the first worker rotates.
+   */
+  rotateIfDue(rotates?: boolean): boolean
 }
 
 function base64url(data: Buffer | string): string {
@@ -193,7 +196,7 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
       const published = [signing(), ...(previous ? [previous] : []), ...retired.map((r) => r.key)]
       return { keys: published.map((k) => ({ ...k.publicJwk, kid: k.kid, alg: 'ES256', use: 'sig' })) }
     },
-    rotateIfDue(force = false) {
+    rotateIfDue(rotates = true) {
       // Another process (bouncer secrets rotate) may have changed the key in the store.
       const seen = store?.marker(ASSERTION_KEY)
       if (store && seen !== marker) {
@@ -201,7 +204,7 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
         load()
         return true
       }
-      if (!force && now() - signing().createdAt < options.rotateEveryMs) return false
+      if (!rotates || now() - signing().createdAt < options.rotateEveryMs) return false
       if (store && !store.writable) return false // whoever writes the shared key rotates it
       if (store) {
         store.put(ASSERTION_KEY, newAssertionKey())

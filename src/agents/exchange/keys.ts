@@ -35,8 +35,11 @@ export interface ExchangeKeys {
   jwks(): PublishedKeySet
   /** The published key with this kid (the current one when none is named), for verifying. */
   publicKey(kid: string | undefined): KeyObject | undefined
-  /** Reads the store again (a rotation elsewhere) and replaces the gateway's own key when due. */
-  refresh(): boolean
+  /**
+   * Reads the store again (a rotation elsewhere) and, when `rotates`, replaces the gateway's own key
+   * when due. With server.workers only the first worker rotates.
+   */
+  refresh(rotates?: boolean): boolean
   /** Where the key is kept, for the log and the report. */
   readonly keptIn: string
 }
@@ -184,14 +187,14 @@ export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
       // Another worker (or instance) rotated the shared key since this one last looked.
       return published().find((k) => k.kid === kid)?.publicKey
     },
-    refresh() {
+    refresh(rotates = true) {
       const seen = keeper?.marker(name)
       if (keeper && seen !== marker) {
         marker = seen
         load()
         return true
       }
-      if (!managed || current.createdAt === null || now() - current.createdAt < options.rotateEveryMs) return false
+      if (!rotates || !managed || current.createdAt === null || now() - current.createdAt < options.rotateEveryMs) return false
       if (keeper && !keeper.writable) return false // whoever writes the shared key rotates it
       if (keeper) {
         keeper.put(name, newExchangeKey())
