@@ -8,7 +8,7 @@
 // one per cache period per instance, against a store that answers a primary-key read in tens of
 // microseconds (SQLite) or one round trip (PostgreSQL). Unknown ids are not cached: every one is
 // a read, one at a time per id (a burst for one id shares one read).
-import { createLru, createSharedResources, type SharedResources } from '../../collections/index.ts'
+import { createLru, createSharedResources, isBusy, type SharedResources } from '../../collections/index.ts'
 import { API_KEYS_ISSUER, type ApiKeysConfig, type ApiKeyStoreConfig } from '../../config/index.ts'
 import type { Identity } from '../../request/index.ts'
 import type { BackgroundTasks, Logger } from '../../telemetry/index.ts'
@@ -19,8 +19,16 @@ import { ApiKeyStoreError, type ApiKeyRecord, type ApiKeyStore } from './store.t
 
 /** Records kept at most (least recently used out first). */
 const CACHE_ENTRIES = 10_000
-/** How often the last-used times are written. */
+/**
+ * How often the last-used times are written, on average: each wait is drawn between 75% and 125%
+ * of it, so that writers sharing a store (the workers of one gateway, whose directories open in the
+ * same millisecond at a reload, other instances) do not keep taking its write lock at the same moment.
+ */
 const USE_FLUSH_MS = 5_000
+/** Tries of one batch while another writer holds the store's lock (SQLITE_BUSY), after a random wait each. */
+const USE_WRITE_TRIES = 5
+const USE_RETRY_MIN_MS = 5
+const USE_RETRY_MAX_MS = 50
 
 /** A key's record as the request path uses it: its hash decoded, its identity built once. */
 export interface KnownKey {
@@ -70,7 +78,7 @@ export function createApiKeyDirectory(store: ApiKeyStore, options: { cacheMs: nu
     const batch = uses
     uses = new Map()
     try {
-      await store.recordUse(batch)
+      await recordUse(batch)
     } catch (err) {
       // Kept for the next write, unless a later use replaced it (bounded: one entry per verified key).
       for (const [id, at] of batch) if ((uses.get(id) ?? 0) < at) uses.set(id, at)
@@ -78,7 +86,35 @@ export function createApiKeyDirectory(store: ApiKeyStore, options: { cacheMs: nu
     }
   }
 
-  const timer = setInterval(() => void background.run('api_key_usage', flush), USE_FLUSH_MS).unref()
+  // A lock another writer holds for a moment (its own batch, `bouncer keys`) is not a failure: the
+  // store does not wait for it (that would stall the event loop), so the batch is tried again after a
+  // short random wait, off the event loop, a bounded number of times. Other errors fail at once.
+  async function recordUse(batch: ReadonlyMap<string, number>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await store.recordUse(batch)
+        return
+      } catch (err) {
+        if (attempt >= USE_WRITE_TRIES || !isBusy(err)) throw err
+      }
+      const wait = USE_RETRY_MIN_MS + Math.random() * (USE_RETRY_MAX_MS - USE_RETRY_MIN_MS)
+      await new Promise((resolve) => setTimeout(resolve, wait))
+    }
+  }
+
+  // One flush at a time: the next is scheduled when one ends, and close() waits for the one under way.
+  let closed = false
+  let flushing: Promise<void> | undefined
+  let timer: NodeJS.Timeout
+  const schedule = () => {
+    timer = setTimeout(() => {
+      flushing = background.run('api_key_usage', flush).finally(() => {
+        flushing = undefined
+        if (!closed) schedule()
+      })
+    }, USE_FLUSH_MS * (0.75 + Math.random() / 2)).unref()
+  }
+  schedule()
 
   return {
     store,
@@ -92,7 +128,9 @@ export function createApiKeyDirectory(store: ApiKeyStore, options: { cacheMs: nu
       cache.delete(id)
     },
     async close() {
-      clearInterval(timer)
+      closed = true
+      clearTimeout(timer)
+      await flushing
       await background.run('api_key_usage', flush)
       await store.close()
     },

@@ -76,7 +76,8 @@ export function openSqliteKeyStore(path: string): ApiKeyStore {
       // One transaction for the batch: one fsync, one lock, whatever the number of keys. Without
       // waiting for the lock: SQLite waits synchronously, so while another process held it (another
       // instance, `bouncer keys`, an operator's sqlite3) every request of the gateway stood still
-      // for the busy timeout, every flush. A busy store fails the batch, kept for the next flush.
+      // for the busy timeout, every flush. A busy store fails the batch (SQLITE_BUSY): the directory
+      // tries it again shortly, off the event loop, then keeps it for the next flush.
       db.exec('PRAGMA busy_timeout = 0')
       try {
         db.exec('BEGIN IMMEDIATE')
