@@ -23,15 +23,22 @@ export interface LoadedConfig {
 }
 
 export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
-  let text: string
+  const read = await readConfigFile(file)
+  return typeof read === 'string' ? loadConfigText(read, file, env) : read
+}
+
+/**
+ * The file's text, or the load that says why it cannot be read. server.workers reads the file once
+ * and gives every worker the same text: each reading it on its own could see two versions of it.
+ */
+export async function readConfigFile(file: string): Promise<string | LoadedConfig> {
   try {
-    text = await readFile(file, 'utf8')
+    return await readFile(file, 'utf8')
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message
     const locate = createLocator(undefined, new LineCounter())
     return withoutDocument(file, locate({ severity: 'error', path: [], message: `cannot read the config file: ${reason}` }))
   }
-  return loadConfigText(text, file, env)
 }
 
 /** A file that yields no document at all: this one error. */

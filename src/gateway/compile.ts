@@ -18,7 +18,7 @@ import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type Limit
 import { compileMcp, createAgentsRegistry, loadMcpFor, type AgentsRegistry, type CompiledMcp, type ToolRoute } from '../agents/index.ts'
 import type { Backend, InternalDispatch } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
-import { createUpstreamRegistry, upstreamBackend, type AssertionSigner, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
+import { createUpstreamRegistry, upstreamBackend, type AssertionSigner, type HealthCheckRole, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
 import { builtInRoutes, type BuiltInSources } from './built-ins.ts'
 import { createRouter, type RoutableRoute, type Router } from './router.ts'
 
@@ -125,9 +125,9 @@ const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }) }
  */
 export function createRuntimeDeps(
   logger: Logger,
-  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources; sharedLimits?: SharedLimitsTable; mcpSessionKey?: string; datasetKey?: string },
+  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources; sharedLimits?: SharedLimitsTable; mcpSessionKey?: string; datasetKey?: string; healthChecks?: HealthCheckRole },
 ): CompileDeps & { closeAll(): Promise<void> } {
-  const upstreams = createUpstreamRegistry({ logger, background: options.offline ? null : options.background })
+  const upstreams = createUpstreamRegistry({ logger, background: options.offline ? null : options.background, healthChecks: options.healthChecks ?? 'alone' })
   const functions = createFunctionRegistry(logger, options)
   const datasources = createDatasourceRegistry(logger, options)
   const issuers = createIssuerRegistry(logger, options.keySetEvents ?? { refreshed() {}, failed() {} }, options)

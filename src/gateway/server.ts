@@ -10,7 +10,7 @@ import type { Server as NetServer, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { GatewayError, sendRawProblem, type ErrorCode } from '../errors/index.ts'
-import { readTlsMaterial, workerCount, type Config, type ServerConfig, type TlsConfig } from '../config/index.ts'
+import { readTlsMaterial, workerCount, type Config, type ServerConfig, type TlsConfig, type TlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { createContext } from '../request/index.ts'
 import { createSessionTracker, http2Options, type GatewayHttp2Response } from './http2.ts'
@@ -45,8 +45,8 @@ export interface GatewayServer {
   readonly server: NetServer
   /** TLS on this listener (its URL is https://). */
   readonly secure: boolean
-  /** Applies a reloaded config's server settings: timeouts, the connection bound, the TLS files. */
-  reconfigure(settings: ServerConfig): void
+  /** Applies a reloaded config's server settings: timeouts, the connection bound, the TLS files as the reload read them. */
+  reconfigure(settings: ServerConfig, tlsMaterial: TlsMaterial | null): void
   /** Stops accepting; idle HTTP/2 sessions get GOAWAY, and the busy ones once their streams end. */
   close(): void
   closeIdleConnections(): void
@@ -171,7 +171,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   if (settings.tls) {
     tls = createTlsReloader(server as unknown as TlsServer, settings.tls, {
       logger: state.logger,
-      onFilesChanged: options.onTlsFilesChanged ?? (() => {}),
+      onFilesChanged: options.onTlsFilesChanged,
     })
     secureHandshakes(server, state.logger)
   }
@@ -188,9 +188,9 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   return {
     server,
     secure: settings.tls !== undefined,
-    reconfigure(next) {
+    reconfigure(next, tlsMaterial) {
       applyTimeouts(server, next)
-      if (tls && next.tls) tls.apply(next.tls)
+      if (tls && next.tls && tlsMaterial) tls.apply(next.tls, tlsMaterial)
     },
     close() {
       tls?.stop()

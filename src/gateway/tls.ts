@@ -8,7 +8,7 @@
 // does not match) fail the reload's check: the running certificate stays, and the reload says why.
 import { unwatchFile, watchFile, type Stats } from 'node:fs'
 import type { Server as TlsServer, SecureContextOptions } from 'node:tls'
-import { distinguishedName, readTlsMaterial, type TlsConfig, type TlsMaterial } from '../config/index.ts'
+import { distinguishedName, type TlsConfig, type TlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 
 /**
@@ -49,28 +49,22 @@ export function clientAuthOptions(tls: TlsConfig): { requestCert: boolean; rejec
 }
 
 export interface TlsReloader {
-  /** Reads server.tls's files again and installs them; false (with the reasons logged) when they do not load. */
-  apply(tls: TlsConfig): boolean
+  /** Installs server.tls's files as a reload read them while it was prepared, and watches them. */
+  apply(tls: TlsConfig, material: TlsMaterial): void
   stop(): void
 }
 
-export function createTlsReloader(server: TlsServer, initial: TlsConfig, deps: { logger: Logger; onFilesChanged: () => void }): TlsReloader {
+/** `onFilesChanged`: called once the files have settled after a change; without it the files are not watched. */
+export function createTlsReloader(server: TlsServer, initial: TlsConfig, deps: { logger: Logger; onFilesChanged?: () => void }): TlsReloader {
   let watched: string[] = []
   let settle: NodeJS.Timeout | null = null
 
-  function apply(tls: TlsConfig): boolean {
+  function apply(tls: TlsConfig, material: TlsMaterial): void {
     watch(tls)
-    const read = readTlsMaterial(tls)
-    if (!read.ok) {
-      // The reload checked these files a moment ago: they changed again since.
-      deps.logger.error({ reasons: read.errors.map((e) => e.message) }, 'TLS files not loaded: the running certificate keeps serving')
-      return false
-    }
-    server.setSecureContext(secureContextOptions(tls, read.material))
+    server.setSecureContext(secureContextOptions(tls, material))
     Object.assign(server, clientAuthOptions(tls))
-    const leaf = read.material.leaf
+    const leaf = material.leaf
     deps.logger.info({ subject: distinguishedName(leaf.subject), not_after: new Date(leaf.validTo).toISOString(), fingerprint_sha256: leaf.fingerprint256 }, 'TLS certificate loaded')
-    return true
   }
 
   const changed = (now: Stats, before: Stats) => {
@@ -78,11 +72,12 @@ export function createTlsReloader(server: TlsServer, initial: TlsConfig, deps: {
     if (settle !== null) clearTimeout(settle)
     settle = setTimeout(() => {
       settle = null
-      deps.onFilesChanged()
+      deps.onFilesChanged?.()
     }, TLS_FILE_SETTLE_MS).unref()
   }
 
   function watch(tls: TlsConfig): void {
+    if (!deps.onFilesChanged) return
     const paths = [tls.cert, tls.key, ...(tls.client_ca === undefined ? [] : [tls.client_ca])]
     if (paths.join('\0') === watched.join('\0')) return
     for (const path of watched) unwatchFile(path, changed)

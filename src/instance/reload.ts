@@ -2,11 +2,12 @@
 // assignment, and retire what only the old config used. A config that does not load or prepare is
 // refused and the running one keeps serving.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { loadConfigFile } from '../config/index.ts'
+import { loadConfigFile, loadConfigText, readTlsMaterial } from '../config/index.ts'
 import type { ReloadResult } from '../admin/index.ts'
 import { applySecretValues, type GatewayServer, type Runtime } from '../gateway/index.ts'
 import { retireSigner, type Live } from './live.ts'
 import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
+import { restartOnlyChanges } from './restart-only.ts'
 import type { SecretsRefresh } from './secrets-refresh.ts'
 
 export type { ReloadResult } from '../admin/index.ts'
@@ -28,8 +29,11 @@ export type StagedReload = { ok: false; result: ReloadResult } | { ok: true; com
 export interface Reloader {
   /** Loads, prepares and swaps in the file as it is now (requests made while one runs share the next). */
   reload(): Promise<ReloadResult>
-  /** Loads and prepares it; the caller commits or aborts (else it is aborted after STAGED_LIMIT_MS). */
-  stage(): Promise<StagedReload>
+  /**
+   * Loads and prepares it (or `text`, the file as server.workers' primary read it once for every
+   * worker); the caller commits or aborts (else it is aborted after STAGED_LIMIT_MS).
+   */
+  stage(text?: string): Promise<StagedReload>
 }
 
 /** How long a staged reload waits for its commit before it is aborted (a coordinator that went away). */
@@ -60,11 +64,19 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     return previous.then(() => done)
   }
 
-  async function prepareNext(): Promise<StagedReload> {
+  async function prepareNext(text?: string): Promise<StagedReload> {
     if (state.draining) return { ok: false, result: shuttingDown() }
-    const next = await loadConfigFile(deps.configFile, deps.env)
+    const next = text === undefined ? await loadConfigFile(deps.configFile, deps.env) : loadConfigText(text, deps.configFile, deps.env)
     if (!next.config) {
       const errors = diagnosticLines(next, 'error')
+      logger.error({ errors }, 'config reload refused: the running config keeps serving')
+      return { ok: false, result: { ok: false, errors } }
+    }
+    // The certificate files as read now are what the commit installs: read again at commit, a file
+    // replaced in between left workers on two certificates, or answered ok with none installed (a probe).
+    const tls = next.config.server.tls && deps.gatewayServer.secure ? readTlsMaterial(next.config.server.tls) : null
+    if (tls && !tls.ok) {
+      const errors = tls.errors.map((e) => `server.tls.${e.path.at(-1)}: ${e.message}`)
       logger.error({ errors }, 'config reload refused: the running config keeps serving')
       return { ok: false, result: { ok: false, errors } }
     }
@@ -100,15 +112,8 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
         return shuttingDown()
       }
       const previous = state.runtime
-      if (config.server.listen.text !== previous.config.server.listen.text || config.admin.listen.text !== previous.config.admin.listen.text) {
-        logger.warn('a changed listen address takes effect at the next restart')
-      }
-      if ((config.server.tls === undefined) !== (previous.config.server.tls === undefined) || config.server.http2 !== previous.config.server.http2) {
-        logger.warn('turning server.tls or server.http2 on or off takes effect at the next restart')
-      }
-      if (JSON.stringify(config.audit) !== JSON.stringify(previous.config.audit)) {
-        logger.warn('a changed audit section takes effect at the next restart')
-      }
+      const atRestart = restartOnlyChanges(previous.config, config)
+      for (const line of atRestart) logger.warn(line)
       runtime.mcp?.takeSessions()
       state.runtime = runtime // the swap: new requests see the new runtime from here on
       // MCP sessions of a path the new config dropped: no new stream, their calls in flight answered,
@@ -121,9 +126,9 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
         live.secrets.close()
         live.secrets = prepared.secrets
       }
-      deps.gatewayServer.reconfigure(config.server) // timeouts, the connection bound, the TLS files
+      deps.gatewayServer.reconfigure(config.server, tls?.material ?? null) // timeouts, the connection bound, the TLS files
       deps.refresh.follow(previous.config, config)
-      const warnings = diagnosticLines(next, 'warning')
+      const warnings = [...diagnosticLines(next, 'warning'), ...atRestart]
       logger.info({ generation: runtime.generation, warnings: warnings.length }, 'config reloaded')
       return { ok: true, generation: runtime.generation, warnings }
     }
@@ -210,11 +215,11 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     return next
   }
 
-  async function stage(): Promise<StagedReload> {
+  async function stage(text?: string): Promise<StagedReload> {
     const release = await takeTurn()
     let staged: StagedReload
     try {
-      staged = await prepareNext()
+      staged = await prepareNext(text)
     } catch (err) {
       release()
       throw err
@@ -225,8 +230,9 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     }
     const { commit, abort } = staged
     let ended = false
-    const end = <T>(work: () => T): T => {
-      if (ended) throw new Error('this staged reload has already ended')
+    /** A commit or abort after the limit aborted it (a primary slower than the limit) does nothing: no throw in a message handler. */
+    const end = <T>(work: () => T, afterwards: T): T => {
+      if (ended) return afterwards
       ended = true
       clearTimeout(limit)
       try {
@@ -237,10 +243,11 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     }
     const limit = setTimeout(() => {
       logger.warn('a staged reload was neither committed nor aborted in time: aborted')
-      end(abort)
+      end(abort, undefined)
     }, STAGED_LIMIT_MS)
     limit.unref()
-    return { ok: true, commit: () => end(commit), abort: () => end(abort) }
+    const lapsed: ReloadResult = { ok: false, errors: ['the staged reload waited longer than its limit for its commit and was aborted'] }
+    return { ok: true, commit: () => end(commit, lapsed), abort: () => end(abort, undefined) }
   }
 
   return { reload, stage }

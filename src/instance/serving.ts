@@ -1,6 +1,6 @@
 // What `bouncer serve` runs: one gateway in this process (server.workers: 1, the default), or a
 // primary and its request-path worker threads (src/instance/workers) when the config asks for more.
-import { loadConfigFile, workerCount, type Config, type LoadedConfig } from '../config/index.ts'
+import { loadConfigText, readConfigFile, workerCount, type Config, type LoadedConfig } from '../config/index.ts'
 import { createLogger, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import { ConfigError, diagnosticLines } from './prepare.ts'
 import type { ReloadResult } from './reload.ts'
@@ -24,7 +24,9 @@ export interface Serving {
 
 export async function startServing(options: StartOptions): Promise<Serving> {
   const env = options.env ?? process.env
-  const loaded = handover(await loadConfigFile(options.configFile, env))
+  const text = await readConfigFile(options.configFile)
+  if (typeof text !== 'string') throw new ConfigError(diagnosticLines(text, 'error'))
+  const loaded = handover(loadConfigText(text, options.configFile, env))
   const config = loaded.config
   const count = workerCount(config.server)
   if (count <= 1) {
@@ -41,7 +43,7 @@ export async function startServing(options: StartOptions): Promise<Serving> {
     }
   }
   const logger = options.logger ?? createLogger({ level: config.telemetry.log_level })
-  const workers = await startWorkers({ configFile: options.configFile, config, count, port: options.port, adminPort: options.adminPort, logger, env })
+  const workers = await startWorkers({ configFile: options.configFile, configText: text, config, count, port: options.port, adminPort: options.adminPort, logger, env })
   return { ...workers, workers: count, config: () => config }
 }
 

@@ -53,7 +53,7 @@ export interface GatewayInstance {
   readonly background: BackgroundTasks
   reload(): Promise<ReloadResult>
   /** A reload prepared and held for a commit or an abort (server.workers: all workers, or none). */
-  stageReload(): Promise<StagedReload>
+  stageReload(text?: string): Promise<StagedReload>
   /** Stops accepting, lets in-flight requests finish (bounded by server.shutdown_timeout), closes everything. */
   shutdown(): Promise<void>
 }
@@ -74,11 +74,19 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values(), instance })
   const background = createBackgroundTasks(logger, metrics)
   const tracing = await startTracing(config.telemetry)
+  /**
+   * The gateway's once-a-process duties: scheduled rotations, the upstreams' health
+   * checks (shared with the other workers), and watching the config and TLS files.
+   * With server.workers the first worker does them (a replacement keeps its id): every worker
+   * watching asked for a reload each, so one edit or renewal reloaded every worker twice (a probe).
+   */
+  const leads = options.worker === undefined || options.worker.id === FIRST_WORKER
   // One store for the keys the gateway makes itself: every worker's (the primary made it), kept across reloads.
   const keys = ownKeyStore(options.worker?.sharedKeys ? { buffer: options.worker.sharedKeys } : { forWorkers: false })
   const compile = createRuntimeDeps(logger, {
     background,
     sharedLimits: options.worker?.sharedLimits,
+    healthChecks: !options.worker ? 'alone' : leads ? 'prober' : 'follower',
     mcpSessionKey: keys.get(MCP_SESSION_KEY),
     datasetKey: keys.get(DATASET_KEY),
     keySetEvents: { refreshed: (issuer) => metrics.keySetEvent(issuer, true), failed: (issuer) => metrics.keySetEvent(issuer, false) },
@@ -115,7 +123,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const gatewayServer = createGatewayServer(state, {
     onClientError: (rejected) => audit.recordRejected(rejected),
     // A renewed certificate is read by a reload, as on SIGHUP: one path checks and applies it.
-    onTlsFilesChanged: () => reloadWanted(),
+    // With server.workers the first worker alone watches, as the reload it asks for is every worker's.
+    onTlsFilesChanged: leads ? () => reloadWanted() : undefined,
   })
   const adminServer = createAdminServer({
     logger,
@@ -132,7 +141,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   // A worker's admin listener is a socket only its primary reaches: the primary speaks for the gateway.
   const adminAddress = options.worker ? null : await listen(adminServer, { host: config.admin.listen.host, port: options.adminPort ?? config.admin.listen.port })
   if (options.worker) await listen(adminServer, { path: options.worker.adminSocket })
-  const refresh = startSecretsRefresh(live, background, options.worker === undefined || options.worker.id === FIRST_WORKER)
+  const refresh = startSecretsRefresh(live, background, leads)
   const reloader = createReload(live, { ...prepareDeps, configFile: options.configFile, gatewayServer, refresh })
   const reload = reloader.reload
   /** This gateway's reload, or, in a worker, every worker's. */
@@ -140,7 +149,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   function reloadWanted(): void {
     void background.run('reload', reloadHere)
   }
-  const configWatch = watchConfigFile(options.configFile, state, () => reloadWanted())
+  const configWatch = leads ? watchConfigFile(options.configFile, state, () => reloadWanted()) : { stop() {} }
   const shutdown = createShutdown(live, { gatewayServer, adminServer, refresh, closeRegistries: () => compile.closeAll(), quiesceMcpSessions: () => compile.agents.quiesceSessions(), audit, tracing })
 
   return {

@@ -4,18 +4,40 @@
 // passes in a row bring it back. A target starts healthy, so a starting gateway serves at once;
 // the first round runs at start. The checks run as a background task: a bug in one is logged and
 // counted (bouncer_background_failures_total{task="upstream_health_checks"}), never fatal, and the
-// target keeps its state until the next round.
+// target keeps its state until the next round. With server.workers they run once for the gateway,
+// in the first worker, and the others apply its verdicts (health-share.ts).
 import type { HealthCheckConfig } from '../config/index.ts'
 import type { BackgroundTasks } from '../telemetry/index.ts'
+import { followHealth, shareHealth, type HealthCheckRole, type HealthShare } from './health-share.ts'
 import { setTargetHealth, type Target, type TargetOwner } from './targets.ts'
 
-/** Starts the checks of every target; answers the function that stops them. */
-export function startHealthChecks(owner: TargetOwner & { readonly targets: readonly Target[] }, check: HealthCheckConfig, background: BackgroundTasks): () => void {
+type Checked = TargetOwner & { readonly targets: readonly Target[] }
+
+/**
+ * Starts the checks of every target, or, in a worker other than the first (`role` 'follower'),
+ * applies the first worker's verdicts instead; answers the function that stops them.
+ */
+export function startHealthChecks(owner: Checked, check: HealthCheckConfig, background: BackgroundTasks, role: HealthCheckRole = 'alone'): () => void {
+  if (role === 'follower') return followHealthChecks(owner, check, background)
+  return probeTargets(owner, check, background, role === 'prober' ? shareHealth(owner.name, check) : null)
+}
+
+/** The verdicts of the worker that probes, applied to the targets of the same URL (none: ignored). */
+function followHealthChecks(owner: Checked, check: HealthCheckConfig, background: BackgroundTasks): () => void {
+  const byUrl = new Map(owner.targets.map((target) => [target.url, target]))
+  return followHealth(owner.name, check, (verdict) => {
+    const target = byUrl.get(verdict.target)
+    if (target) void background.run('upstream_health_checks', () => setTargetHealth(owner, target, verdict.healthy, verdict.reason))
+  })
+}
+
+function probeTargets(owner: Checked, check: HealthCheckConfig, background: BackgroundTasks, share: HealthShare | null): () => void {
   let stopped = false
   const timers = new Map<Target, NodeJS.Timeout>()
   for (const target of owner.targets) {
     let passes = 0
     let failures = 0
+    let lastFailure = ''
     const round = async () => {
       const failure = await probe(target, check)
       if (stopped) return
@@ -24,8 +46,11 @@ export function startHealthChecks(owner: TargetOwner & { readonly targets: reado
         if (++passes >= check.healthy_after) setTargetHealth(owner, target, true, '')
       } else {
         passes = 0
+        lastFailure = failure
         if (++failures >= check.unhealthy_after) setTargetHealth(owner, target, false, failure)
       }
+      // Every round, changed or not: a worker that started since agrees by the next one.
+      share?.post({ target: target.url, healthy: target.healthy, reason: target.healthy ? '' : lastFailure })
     }
     const loop = () => {
       void background.run('upstream_health_checks', round).then(() => {
@@ -40,6 +65,7 @@ export function startHealthChecks(owner: TargetOwner & { readonly targets: reado
   return () => {
     stopped = true
     for (const timer of timers.values()) clearTimeout(timer)
+    share?.close()
   }
 }
 

@@ -7,6 +7,7 @@ import { loadTlsMaterial, type BalanceStrategy, type UpstreamTlsMaterial, type U
 import { foldHeaderName } from '../http/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import { startHealthChecks } from './health.ts'
+import type { HealthCheckRole } from './health-share.ts'
 import { RETRY_RESERVE, retryPolicy, type RetryBudget, type RetryPolicy } from './retry.ts'
 import { closeTarget, createTarget, type Target, type TargetOwner } from './targets.ts'
 
@@ -42,6 +43,11 @@ export interface UpstreamDeps {
   logger: Logger
   /** Runs the health checks; null offline (bouncer explain), where nothing is checked. */
   background: BackgroundTasks | null
+  /**
+   * What this gateway does of the health checks: alone (one process), or with server.workers the
+   * first worker probes and shares its verdicts and the others apply them (health-share.ts).
+   */
+  healthChecks: HealthCheckRole
 }
 
 /** Upstreams live as long as their settings: a reload keeps the targets (warm sockets, health, in-flight count) of one that did not change. */
@@ -86,7 +92,7 @@ function createUpstream(config: UpstreamConfig, deps: UpstreamDeps): Upstream {
     inFlight: 0,
     stopChecks: () => {},
   }
-  if (config.health_check && deps.background) upstream.stopChecks = startHealthChecks(upstream, config.health_check, deps.background)
+  if (config.health_check && deps.background) upstream.stopChecks = startHealthChecks(upstream, config.health_check, deps.background, deps.healthChecks)
   return upstream
 }
 

@@ -181,6 +181,23 @@ describe('TLS termination', () => {
     back.destroy()
   })
 
+  it('installs the certificate as the reload read it while preparing, whatever the files hold at its commit', async () => {
+    // server.workers stages a reload on every worker, then commits it: the files were read again at
+    // the commit, so a file replaced in between answered ok with no certificate installed, or left
+    // workers on two certificates (a probe). Staged and committed here as the primary does.
+    const renewed = pki.ca.issue('staged', { usage: 'server', san: ['DNS:localhost', 'IP:127.0.0.1'] })
+    installPair(renewed)
+    const staged = await gateway.stageReload()
+    expect(staged.ok).toBe(true)
+    copyFileSync(pki.ca.issue('stray', { usage: 'server', san: ['IP:127.0.0.1'] }).key, live.key) // broken before the commit
+    expect(staged.ok && staged.commit()).toMatchObject({ ok: true })
+    const after = await handshake()
+    expect(serialOf(after)).toBe(readSerial(renewed.cert))
+    after.destroy()
+    installPair(pki.server)
+    expect(await gateway.reload()).toMatchObject({ ok: true })
+  })
+
   it('answers requests Node\'s parser refuses in SPEC\'s format over TLS too', async () => {
     const socket = await handshake()
     const answer = new Promise<string>((resolve) => {

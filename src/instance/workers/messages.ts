@@ -4,6 +4,14 @@ import type { WorkerRole } from './role.ts'
 
 export interface ThreadData {
   configFile: string
+  /**
+   * The config the workers run, as the primary read it: the file at start, then each reload's. A
+   * worker never reads the file itself: a replacement that did ran an edit not yet reloaded, beside
+   * workers on the config before it (a probe).
+   */
+  configText: string
+  /** The file as the process started: what a replacement keeps of it (listeners, audit: restart-only.ts). */
+  startedText: string
   /** The port every worker listens on (the first worker's when the config or --port says 0). */
   port: number | undefined
   role: WorkerRole
@@ -15,7 +23,8 @@ export interface ThreadData {
  * primary commits it on all of them, or aborts it on all when one could not prepare it.
  */
 export type ToThread =
-  | { type: 'stage'; id: number }
+  /** `text`: the file, read once by the primary for every worker, so no two stage different versions of it. */
+  | { type: 'stage'; id: number; text: string }
   | { type: 'commit'; id: number }
   | { type: 'abort'; id: number }
   | { type: 'drain' }

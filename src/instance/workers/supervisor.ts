@@ -19,7 +19,7 @@ import { Worker } from 'node:worker_threads'
 import { requestWorkerLimits } from './young-generation.ts'
 import { randomUUID } from 'node:crypto'
 import type { AuditHead } from '../../audit/index.ts'
-import { listenUrl, type Config } from '../../config/index.ts'
+import { listenUrl, readConfigFile, type Config } from '../../config/index.ts'
 import { asGatewayError, GatewayError, sendProblem } from '../../errors/index.ts'
 import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 // HELD_THREAD_GRACE_MS: how long a thread cut short may take to end before the shutdown, or a failed
@@ -27,7 +27,7 @@ import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 import { BACKGROUND_TASKS, createBackgroundTasks, HELD_THREAD_GRACE_MS, terminateThread, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
 import { releaseKeyStoreLockOf } from '../../secrets/index.ts'
 import { ownKeyStore } from '../own-keys.ts'
-import { ConfigError } from '../prepare.ts'
+import { ConfigError, diagnosticLines } from '../prepare.ts'
 import type { ReloadResult } from '../reload.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
 import { carry, mergeMetrics, parseMetrics, type Families } from './metrics-merge.ts'
@@ -41,6 +41,8 @@ const MAX_BACKOFF_MS = 5_000
 
 export interface WorkersOptions {
   configFile: string
+  /** The file as `config` was loaded from it: what every worker starts from. */
+  configText: string
   config: Config
   count: number
   port?: number
@@ -126,10 +128,12 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   let url = ''
   let stopping = false
   let nextReload = 1
+  /** The config every worker runs: the file as the process started, then each reload's. */
+  let configText = options.configText
 
   /** Starts a worker; resolves when it listens, rejects with why it could not start. */
   function start(slot: Slot): Promise<void> {
-    const data: ThreadData = { configFile: options.configFile, port, role: { id: slot.id, sharedLimits, sharedKeys, adminSocket: slot.socket }, env: options.env }
+    const data: ThreadData = { configFile: options.configFile, configText, startedText: options.configText, port, role: { id: slot.id, sharedLimits, sharedKeys, adminSocket: slot.socket }, env: options.env }
     rmSync(slot.socket, { force: true })
     const thread = new Worker(THREAD_URL, { workerData: data, env: options.env, name: `bouncer ${slot.id}`, resourceLimits: requestWorkerLimits() })
     slot.thread = thread
@@ -234,20 +238,20 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
    * (a worker that crashed after staging, in its restart's backoff) waited for ever, and every later
    * reload queued behind it.
    */
-  function step(slot: Slot, type: 'stage' | 'commit', id: number, thread: Worker | null): Promise<ReloadResult> {
+  function step(slot: Slot, message: Extract<ToThread, { type: 'stage' | 'commit' }>, thread: Worker | null): Promise<ReloadResult> {
     if (thread === null || slot.thread !== thread) return Promise.resolve({ ok: false, errors: [`worker ${slot.id} stopped during the reload`] })
     return new Promise((resolve) => {
-      slot.reloads.set(id, resolve)
-      thread.postMessage({ type, id } satisfies ToThread)
+      slot.reloads.set(message.id, resolve)
+      thread.postMessage(message)
     })
   }
 
   /** Staged and committed on one worker alone. */
-  async function reloadOne(slot: Slot): Promise<ReloadResult> {
+  async function reloadOne(slot: Slot, text: string): Promise<ReloadResult> {
     const id = nextReload++
     const thread = slot.thread
-    const staged = await step(slot, 'stage', id, thread)
-    return staged.ok ? await step(slot, 'commit', id, thread) : staged
+    const staged = await step(slot, { type: 'stage', id, text }, thread)
+    return staged.ok ? await step(slot, { type: 'commit', id }, thread) : staged
   }
 
   let queued: Promise<ReloadResult> | null = null
@@ -270,11 +274,17 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
    * differently (a key being rewritten) is never in force on some workers and not others.
    */
   async function reloadAll(): Promise<ReloadResult> {
-    // A worker still starting may have read the file before it changed: it reloads too, once it
+    const text = await readConfigFile(options.configFile)
+    if (typeof text !== 'string') {
+      const errors = diagnosticLines(text, 'error')
+      logger.error({ errors }, 'config reload refused: the running config keeps serving')
+      return { ok: false, errors }
+    }
+    // A worker still starting was given the config before this one: it reloads too, once it
     // listens (its port holds the message until then). Its answer is logged, not awaited: a start
     // can take as long as its config's secrets store does.
     for (const slot of slots.filter((s) => s.state === 'starting' && s.thread !== null)) {
-      void reloadOne(slot).then((result) => {
+      void reloadOne(slot, text).then((result) => {
         if (!result.ok) logger.warn({ worker: slot.id, errors: result.errors }, 'a worker that was starting during the reload did not reload')
       })
     }
@@ -282,14 +292,16 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     if (live.length === 0) return { ok: false, errors: ['no worker is running (a replacement is starting)'] }
     const id = nextReload++
     const threads = live.map((slot) => slot.thread)
-    const staged = await Promise.all(live.map((slot, i) => step(slot, 'stage', id, threads[i] ?? null)))
+    const staged = await Promise.all(live.map((slot, i) => step(slot, { type: 'stage', id, text }, threads[i] ?? null)))
     const refused = staged.find((result) => !result.ok)
     if (refused) {
       for (const slot of live) slot.thread?.postMessage({ type: 'abort', id } satisfies ToThread)
       if (staged.some((result) => result.ok)) logger.warn('config reload refused by a worker: not applied on any')
       return refused
     }
-    const results = await Promise.all(live.map((slot, i) => step(slot, 'commit', id, threads[i] ?? null)))
+    const results = await Promise.all(live.map((slot, i) => step(slot, { type: 'commit', id }, threads[i] ?? null)))
+    // In force where it committed (a worker that could not was draining away): what a replacement starts with.
+    if (results.some((r) => r.ok)) configText = text
     return results.find((r) => !r.ok) ?? (results[0] as ReloadResult)
   }
 

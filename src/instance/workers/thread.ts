@@ -3,8 +3,10 @@
 // chain, and the limits table the primary made. The primary reloads and drains it by message; an
 // uncaught exception drains it and ends the thread with 1, and the primary starts a replacement.
 import { parentPort, workerData } from 'node:worker_threads'
+import { loadConfigText, type LoadedConfig } from '../../config/index.ts'
 import { ConfigError } from '../prepare.ts'
 import type { ReloadResult, StagedReload } from '../reload.ts'
+import { withStartSettings } from '../restart-only.ts'
 import { startGateway, type GatewayInstance } from '../start.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
 
@@ -26,9 +28,25 @@ function reloadEverywhere(): Promise<ReloadResult> {
   })
 }
 
+/** The config the others run; in a replacement, with the listeners and audit the process started with. */
+function configToRun(): LoadedConfig {
+  const running = loadConfigText(data.configText, data.configFile, data.env)
+  if (data.startedText === data.configText || !running.config) return running
+  const started = loadConfigText(data.startedText, data.configFile, data.env).config
+  return started ? { ...running, config: withStartSettings(started, running.config) } : running
+}
+
 let gateway: GatewayInstance
 try {
-  gateway = await startGateway({ configFile: data.configFile, port: data.port, env: data.env, worker: data.role, reloadEverywhere })
+  let loaded: LoadedConfig | null = configToRun()
+  const handover = {
+    take() {
+      const taken = loaded
+      loaded = null // the YAML document goes with startGateway's own reference (startup-garbage.ts)
+      return taken
+    },
+  }
+  gateway = await startGateway({ configFile: data.configFile, loaded: handover, port: data.port, env: data.env, worker: data.role, reloadEverywhere })
 } catch (err) {
   const lines = err instanceof ConfigError ? err.lines : null
   say({ type: 'failed', message: (err as Error).message, code: ((err as NodeJS.ErrnoException).code ?? null), lines })
@@ -60,7 +78,7 @@ port.on('message', (message: ToThread) => {
     void gateway.background.run('reload', async () => {
       let outcome: StagedReload
       try {
-        outcome = await gateway.stageReload()
+        outcome = await gateway.stageReload(message.text)
       } catch (err) {
         say({ type: 'staged', id: message.id, result: { ok: false, errors: [`the reload failed: ${(err as Error).message}`] } })
         throw err

@@ -1,0 +1,74 @@
+// server.workers: the health checks run once for the gateway, as Envoy's do, not once per worker.
+// The first worker (`w1`, and its replacement, which keeps the id) probes; after every round it
+// posts each target's verdict on a BroadcastChannel, which reaches the process's other threads,
+// and the other workers, which never probe, apply it. Every round, not only a change: a worker
+// that starts late (a replacement, a reload's new upstream) agrees within one interval. Until
+// then, or while w1 is being replaced, a worker keeps the health it had (a target starts healthy).
+// A single process (no workers) checks alone, as it always did.
+import { createHash } from 'node:crypto'
+import { BroadcastChannel } from 'node:worker_threads'
+import type { HealthCheckConfig } from '../config/index.ts'
+
+/** What this thread does of an upstream's checks: all of them alone, probe and share, or apply what is shared. */
+export type HealthCheckRole = 'alone' | 'prober' | 'follower'
+
+/** One target's health after a round: what the prober says, and the reason of its last failure. */
+export interface HealthVerdict {
+  target: string
+  healthy: boolean
+  reason: string
+}
+
+export interface HealthShare {
+  post(verdict: HealthVerdict): void
+  close(): void
+}
+
+/**
+ * The channel of one upstream's checks: its name, and the check itself, so a verdict reached under
+ * other settings (a reload changed the path; the retiring upstream still probes the old one until
+ * its requests finish) is never applied.
+ */
+function channelOf(upstream: string, check: HealthCheckConfig): BroadcastChannel {
+  const digest = createHash('sha256').update(JSON.stringify([upstream, check])).digest('base64url')
+  const channel = new BroadcastChannel(`bouncer:upstream-health:${digest}`)
+  channel.unref() // never what holds a worker open
+  return channel
+}
+
+/** The prober's side: posts each round's verdicts to the other workers. */
+export function shareHealth(upstream: string, check: HealthCheckConfig): HealthShare {
+  const channel = channelOf(upstream, check)
+  let open = true
+  return {
+    post(verdict) {
+      if (open) channel.postMessage(verdict)
+    },
+    close() {
+      if (!open) return
+      open = false
+      channel.close()
+    },
+  }
+}
+
+/** The other workers' side: `apply` gets each verdict posted for this upstream's checks; answers the function that stops listening. */
+export function followHealth(upstream: string, check: HealthCheckConfig, apply: (verdict: HealthVerdict) => void): () => void {
+  const channel = channelOf(upstream, check)
+  let open = true
+  channel.onmessage = (event) => {
+    const data = (event as { data: unknown }).data
+    if (open && isVerdict(data)) apply(data)
+  }
+  return () => {
+    if (!open) return
+    open = false
+    channel.close()
+  }
+}
+
+function isVerdict(data: unknown): data is HealthVerdict {
+  if (typeof data !== 'object' || data === null) return false
+  const verdict = data as Record<string, unknown>
+  return typeof verdict.target === 'string' && typeof verdict.healthy === 'boolean' && typeof verdict.reason === 'string'
+}

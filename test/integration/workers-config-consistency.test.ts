@@ -1,0 +1,97 @@
+// Found by probes (helpers) of server.workers: 2. A crashed worker's replacement read the config
+// file itself, so an edit not yet reloaded was in force on it and not on the other worker (18 of
+// 40 fresh requests saw the edited route); every worker watched the file and asked for its own
+// reload, so one edit reloaded every worker twice. The primary now reads the file once for every
+// worker, keeps the text in force for replacements, and the first worker alone watches the files.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { stringify } from 'yaml'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startServe, type ServeProcess } from '../helpers/cli.ts'
+import { freshRequest } from '../helpers/fresh.ts'
+import { crashWorker } from '../helpers/inspector.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const ADMIN_TOKEN = 'workers-config-consistency-admin-token'
+let dir: string
+let upstream: TestUpstream
+const started: ServeProcess[] = []
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-workers-config-'))
+  upstream = await startUpstream((_req, res) => void res.end('ok'))
+})
+
+afterAll(async () => {
+  await Promise.all(started.map((gateway) => gateway.stop('SIGKILL')))
+  await upstream?.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+function config(options: { routes?: string[]; watch?: boolean; flushInterval?: string } = {}) {
+  return {
+    server: { listen: '127.0.0.1:0', workers: 2, watch_config: options.watch ?? false },
+    admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
+    audit: { sinks: [], spill_dir: join(dir, 'spill'), flush_interval: options.flushInterval ?? '50ms' },
+    upstreams: [{ name: 'api', url: upstream.url }],
+    routes: ['open', ...(options.routes ?? [])].map((id) => ({ id, path: `/${id}`, upstream: 'api', public: true })),
+  }
+}
+
+async function serve(name: string, first: object, nodeArgs: string[] = []): Promise<{ gateway: ServeProcess; file: string }> {
+  const file = join(dir, `${name}.yaml`)
+  await writeFile(file, stringify(first))
+  const gateway = await startServe(['--config', file], { nodeArgs, startTimeout: 90_000 })
+  started.push(gateway)
+  return { gateway, file }
+}
+
+/** Statuses of `n` requests, each on a connection of its own: the kernel spreads them over the workers. */
+async function statuses(gateway: ServeProcess, path: string, n = 20): Promise<number[]> {
+  return (await Promise.all(Array.from({ length: n }, () => freshRequest(`${gateway.url}${path}`)))).map((answer) => answer.status)
+}
+
+const linesWith = (gateway: ServeProcess, ...parts: string[]) => gateway.stderr().split('\n').filter((line) => parts.every((part) => line.includes(part))).length
+
+async function reload(gateway: ServeProcess): Promise<{ ok: boolean; warnings?: string[] }> {
+  const answer = await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  return (await answer.body.json()) as { ok: boolean; warnings?: string[] }
+}
+
+describe('server.workers: one config on every worker', () => {
+  it('starts a crashed worker\'s replacement on the config the others run, not on an edit that was not reloaded', async () => {
+    const { gateway, file } = await serve('replacement', config(), ['--inspect=127.0.0.1:0'])
+    await writeFile(file, stringify(config({ routes: ['edited'] }))) // edited, not reloaded
+    await crashWorker(gateway.stderr, 'w2')
+    await waitFor(() => linesWith(gateway, '"worker":"w2"', '"msg":"worker listening"') === 2, 'the replacement of w2 to listen', 60_000)
+
+    expect(await statuses(gateway, '/edited')).toEqual(Array(20).fill(404))
+    expect(await statuses(gateway, '/open')).toEqual(Array(20).fill(200))
+    // The reload brings it in on every worker, the replacement included.
+    expect(await reload(gateway)).toMatchObject({ ok: true })
+    expect(await statuses(gateway, '/edited')).toEqual(Array(20).fill(200))
+  }, 120_000)
+
+  it('says in the reload\'s answer what waits for a restart', async () => {
+    const { gateway, file } = await serve('restart-only', config())
+    await writeFile(file, stringify(config({ flushInterval: '80ms' })))
+    const answer = await reload(gateway)
+    expect(answer.ok).toBe(true)
+    expect(answer.warnings).toContain('a changed audit section takes effect at the next restart')
+  }, 120_000)
+
+  it('reloads every worker once for one edit of a watched file', async () => {
+    const { gateway, file } = await serve('watched', config({ watch: true }))
+    await writeFile(file, stringify(config({ watch: true, routes: ['watched'] })))
+    await waitFor(() => linesWith(gateway, '"msg":"config reloaded"') >= 2, 'both workers to reload the file', 20_000)
+    expect(await statuses(gateway, '/watched')).toEqual(Array(20).fill(200))
+    // A second worker watching would ask for its own reload within its next poll (1 s) and settle
+    // (200 ms): nothing to wait on but time for a reload that must not come.
+    await new Promise((resolve) => setTimeout(resolve, 2_500))
+    expect(linesWith(gateway, '"msg":"config file changed: reloading"')).toBe(1)
+    expect(linesWith(gateway, '"msg":"config reloaded"')).toBe(2)
+  }, 120_000)
+})
