@@ -2,7 +2,7 @@
 // upstream, a function, or a built-in endpoint), per-route settings resolved to objects, upstream
 // pools and function pools. A reload
 // compiles a new runtime and swaps one reference; requests in flight keep the runtime they started with.
-import type { X509Certificate } from 'node:crypto'
+import { createHash, type X509Certificate } from 'node:crypto'
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
 import { ownIssuerConfig, tokenExchangeEndpoints, type ExchangeEndpoint, type ExchangeKeys } from '../agents/index.ts'
 import { addressSet, cookieSecureByDefault, jwtIssuers, parseRoutePattern, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
@@ -47,6 +47,11 @@ export interface CompiledRoute extends RoutableRoute {
 export interface Runtime {
   readonly generation: number
   readonly config: Config
+  /**
+   * SHA-256 of the checked config (hex, 16 characters): what tells whether every worker, or every
+   * instance, runs the same one (/readyz, bouncer_config_workers); `generation` counts reloads per worker.
+   */
+  readonly configDigest: string
   readonly router: Router<CompiledRoute>
   readonly upstreams: ReadonlyMap<string, Upstream>
   /** Each function's pool of workers. */
@@ -237,6 +242,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   return Object.freeze({
     generation: ++generations,
     config,
+    configDigest: createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16),
     router: createRouter(routes, { caseSensitive: config.server.case_sensitive_paths }),
     upstreams,
     functions,

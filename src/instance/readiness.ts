@@ -16,7 +16,7 @@ export function createReadiness(state: GatewayState): () => Readiness {
   let limitsAnswered = false
   let auditAnswered = false
   return function readiness(): Readiness {
-    const checks: Record<string, string> = { config: `generation ${state.runtime.generation}` }
+    const checks: Record<string, string> = { config: `generation ${state.runtime.generation}, sha256 ${state.runtime.configDigest}` }
     let ready = !state.draining
     if (state.draining) checks.draining = 'true'
     const store = state.runtime.limiter.store

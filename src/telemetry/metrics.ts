@@ -49,6 +49,8 @@ export interface MetricSources {
    * series joins a target to the id in the logs and audit records.
    */
   instance?: string
+  /** The running config's digest (Runtime.configDigest): `bouncer_config_workers{config_sha256}`. */
+  configDigest?: () => string
 }
 
 export function createMetrics(sources: MetricSources): Metrics {
@@ -62,6 +64,14 @@ export function createMetrics(sources: MetricSources): Metrics {
   const backgroundFailures = new Counter({ name: 'bouncer_background_failures_total', help: 'Failed runs of background tasks (reload, secrets, keys, audit worker); the gateway kept serving.', labelNames: ['task'], registers: [registry] })
   // Every task's series exists from the start, at 0: an alert on its increase needs a first sample.
   for (const task of Object.keys(BACKGROUND_TASKS) as BackgroundTask[]) backgroundFailures.labels(task).inc(0)
+  const configDigest = sources.configDigest
+  if (configDigest) {
+    // 1 here; summed over the workers in /metrics, so one series counts the workers on each config.
+    new Gauge({ name: 'bouncer_config_workers', help: 'Workers running the config of this digest (more than one series: workers on different configs).', labelNames: ['config_sha256'], registers: [registry], collect() {
+      this.reset()
+      this.set({ config_sha256: configDigest() }, 1)
+    } })
+  }
   if (sources.instance !== undefined) {
     new Gauge({ name: 'bouncer_instance_info', help: 'The instance id this gateway writes in its log lines and audit records.', labelNames: ['instance_id'], registers: [registry] }).set({ instance_id: sources.instance }, 1)
   }

@@ -56,6 +56,12 @@ async function statuses(gateway: ServeProcess, path: string, n = 20): Promise<nu
 
 const linesWith = (gateway: ServeProcess, ...parts: string[]) => gateway.stderr().split('\n').filter((line) => parts.every((part) => line.includes(part))).length
 
+/** `bouncer_config_workers` as /metrics merges it: workers on each config digest. */
+async function configWorkers(gateway: ServeProcess): Promise<Record<string, number>> {
+  const text = await (await request(`${gateway.adminUrl}/metrics`)).body.text()
+  return Object.fromEntries([...text.matchAll(/^bouncer_config_workers\{config_sha256="([0-9a-f]{16})"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]))
+}
+
 async function reload(gateway: ServeProcess): Promise<{ ok: boolean; warnings?: string[] }> {
   const answer = await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
   return (await answer.body.json()) as { ok: boolean; warnings?: string[] }
@@ -70,9 +76,17 @@ describe('server.workers: one config on every worker', () => {
 
     expect(await statuses(gateway, '/edited')).toEqual(Array(20).fill(404))
     expect(await statuses(gateway, '/open')).toEqual(Array(20).fill(200))
+    // One config on both workers, as /metrics and /readyz say.
+    const before = await configWorkers(gateway)
+    expect(Object.values(before)).toEqual([2])
+    const checks = ((await (await request(`${gateway.adminUrl}/readyz`)).body.json()) as { checks: Record<string, string> }).checks
+    expect(checks['w2:config']?.split(', sha256 ')[1]).toBe(Object.keys(before)[0])
     // The reload brings it in on every worker, the replacement included.
     expect(await reload(gateway)).toMatchObject({ ok: true })
     expect(await statuses(gateway, '/edited')).toEqual(Array(20).fill(200))
+    const after = await configWorkers(gateway)
+    expect(Object.values(after)).toEqual([2])
+    expect(Object.keys(after)).not.toEqual(Object.keys(before))
   }, 120_000)
 
   it('says in the reload\'s answer what waits for a restart', async () => {
