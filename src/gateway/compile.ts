@@ -2,10 +2,10 @@
 // upstream, a function, or a built-in endpoint), per-route settings resolved to objects, upstream
 // pools and function pools. A reload
 // compiles a new runtime and swaps one reference; requests in flight keep the runtime they started with.
-import { createHash, type X509Certificate } from 'node:crypto'
+import type { X509Certificate } from 'node:crypto'
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
 import { ownIssuerConfig, tokenExchangeEndpoints, type ExchangeEndpoint, type ExchangeKeys } from '../agents/index.ts'
-import { addressSet, cookieSecureByDefault, jwtIssuers, parseRoutePattern, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
+import { addressSet, configDigestOf, cookieSecureByDefault, jwtIssuers, parseRoutePattern, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
 import { corsPolicy, foldHeaderName, type CorsPolicy } from '../http/index.ts'
 import {
   apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createSessionStoreRegistry, createSignIn, createTokenVerifier,
@@ -242,7 +242,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
   return Object.freeze({
     generation: ++generations,
     config,
-    configDigest: createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16),
+    configDigest: configDigestOf(config),
     router: createRouter(routes, { caseSensitive: config.server.case_sensitive_paths }),
     upstreams,
     functions,

@@ -2,12 +2,11 @@
 // assignment, and retire what only the old config used. A config that does not load or prepare is
 // refused and the running one keeps serving.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { loadConfigFile, loadConfigText, readTlsMaterial } from '../config/index.ts'
+import { loadConfigFile, loadConfigText, readTlsMaterial, restartOnlyChanges } from '../config/index.ts'
 import type { ReloadResult } from '../admin/index.ts'
 import { applySecretValues, type GatewayServer, type Runtime } from '../gateway/index.ts'
 import { retireSigner, type Live } from './live.ts'
 import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
-import { restartOnlyChanges } from './restart-only.ts'
 import type { SecretsRefresh } from './secrets-refresh.ts'
 
 export type { ReloadResult } from '../admin/index.ts'

@@ -49,8 +49,12 @@ function probeTargets(owner: Checked, check: HealthCheckConfig, background: Back
         lastFailure = failure
         if (++failures >= check.unhealthy_after) setTargetHealth(owner, target, false, failure)
       }
-      // Every round, changed or not: a worker that started since agrees by the next one.
-      share?.post({ target: target.url, healthy: target.healthy, reason: target.healthy ? '' : lastFailure })
+      // Every round, changed or not, so a worker that started since agrees by the next one; but only
+      // a verdict this prober has reached: a new prober (w1 replaced) starts with every target
+      // healthy, and shared that before its own checks had taken a down target out again.
+      if (failures >= check.unhealthy_after || passes >= check.healthy_after) {
+        share?.post({ target: target.url, healthy: target.healthy, reason: target.healthy ? '' : lastFailure })
+      }
     }
     const loop = () => {
       void background.run('upstream_health_checks', round).then(() => {

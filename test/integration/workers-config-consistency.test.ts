@@ -62,6 +62,32 @@ async function configWorkers(gateway: ServeProcess): Promise<Record<string, numb
   return Object.fromEntries([...text.matchAll(/^bouncer_config_workers\{config_sha256="([0-9a-f]{16})"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]))
 }
 
+/** Runs expressions in one worker thread through the inspector (the gateway has no test hook). */
+async function inspectWorker(gateway: ServeProcess, id: string): Promise<{ evaluate(expression: string): void; close(): void }> {
+  const url = /Debugger listening on (ws:\/\/\S+)/.exec(gateway.stderr())?.[1]
+  if (!url) throw new Error('no inspector URL')
+  const socket = new WebSocket(url)
+  await new Promise((resolve, reject) => {
+    socket.addEventListener('open', resolve)
+    socket.addEventListener('error', reject)
+  })
+  const session = new Promise<string>((resolve) => {
+    socket.addEventListener('message', (event) => {
+      const message = JSON.parse(String(event.data)) as { method?: string; params?: { sessionId: string; workerInfo: { title: string } } }
+      if (message.method === 'NodeWorker.attachedToWorker' && message.params?.workerInfo.title.includes(`bouncer ${id}`)) resolve(message.params.sessionId)
+    })
+  })
+  socket.send(JSON.stringify({ id: 1, method: 'NodeWorker.enable', params: { waitForDebuggerOnStart: false } }))
+  const sessionId = await session
+  return {
+    evaluate(expression) {
+      const message = JSON.stringify({ id: 1, method: 'Runtime.evaluate', params: { expression } })
+      socket.send(JSON.stringify({ id: 2, method: 'NodeWorker.sendMessageToWorker', params: { sessionId, message } }))
+    },
+    close: () => socket.close(),
+  }
+}
+
 async function reload(gateway: ServeProcess): Promise<{ ok: boolean; warnings?: string[] }> {
   const answer = await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
   return (await answer.body.json()) as { ok: boolean; warnings?: string[] }
@@ -87,6 +113,23 @@ describe('server.workers: one config on every worker', () => {
     const after = await configWorkers(gateway)
     expect(Object.values(after)).toEqual([2])
     expect(Object.keys(after)).not.toEqual(Object.keys(before))
+  }, 120_000)
+
+  it('brings a replacement that started while a reload was staged to the reloaded config', async () => {
+    // Found by a review: such a worker was given the text before the reload, and nothing reloaded it.
+    const { gateway, file } = await serve('staged-replacement', config(), ['--inspect=127.0.0.1:0'])
+    await writeFile(file, stringify(config({ routes: ['edited'] })))
+    const w1 = await inspectWorker(gateway, 'w1')
+    await crashWorker(gateway.stderr, 'w2')
+    await waitFor(() => linesWith(gateway, '"worker":"w2"', 'starting a replacement') === 1, 'w2 to stop', 30_000)
+    // w1 stages slowly (its event loop held for 3 s), so w2's replacement starts during the stage.
+    w1.evaluate('const t = Date.now(); while (Date.now() - t < 3000); 1')
+    gateway.child.kill('SIGHUP')
+    await waitFor(() => linesWith(gateway, '"worker":"w1"', '"msg":"config reloaded"') === 1, 'w1 to reload', 30_000)
+    await waitFor(() => linesWith(gateway, '"worker":"w2"', '"msg":"worker listening"') === 2, 'the replacement of w2 to listen', 30_000)
+    await waitFor(async () => (await statuses(gateway, '/edited')).every((status) => status === 200), 'every worker to serve the reloaded config', 15_000)
+    expect(Object.values(await configWorkers(gateway))).toEqual([2])
+    w1.close()
   }, 120_000)
 
   it('says in the reload\'s answer what waits for a restart', async () => {

@@ -1,4 +1,5 @@
 // What the primary and its request-path worker threads say to each other.
+import type { StartSettings } from '../../config/index.ts'
 import type { ReloadResult } from '../reload.ts'
 import type { WorkerRole } from './role.ts'
 
@@ -10,8 +11,14 @@ export interface ThreadData {
    * workers on the config before it (a probe).
    */
   configText: string
-  /** The file as the process started: what a replacement keeps of it (listeners, audit: restart-only.ts). */
-  startedText: string
+  /** What the process started with and a replacement keeps (listeners, audit: config/restart-only.ts). */
+  startSettings: StartSettings
+  /**
+   * A crashed worker's replacement. If it is the first worker, which alone watches the config file
+   * (server.watch_config), it asks for a reload once it listens: an edit made while it was being
+   * replaced has been seen by no watcher.
+   */
+  replacement: boolean
   /** The port every worker listens on (the first worker's when the config or --port says 0). */
   port: number | undefined
   role: WorkerRole
@@ -19,8 +26,8 @@ export interface ThreadData {
 }
 
 /**
- * A reload is two steps across workers: each stages it (reads and prepares the file), then the
- * primary commits it on all of them, or aborts it on all when one could not prepare it.
+ * A reload is two steps across workers: each stages it (prepares the text the primary read), then
+ * the primary commits it on all of them, or aborts it on all when one could not prepare it.
  */
 export type ToThread =
   /** `text`: the file, read once by the primary for every worker, so no two stage different versions of it. */
@@ -36,7 +43,8 @@ export type FromThread =
   /** It could not start: a config error's lines, or a listen error's code and message. */
   | { type: 'failed'; message: string; code: string | null; lines: string[] | null }
   /**
-   * Its config file or TLS files changed (server.watch_config), or POST /api/reload let a caller in
+   * Its config file or TLS files changed (server.watch_config; the first worker alone watches), or
+   * a replacement first worker has just started, or POST /api/reload let a caller in
    * on its own admin API (admin access, a console session's Origin): the primary reloads every
    * worker and answers with `reload-done`.
    */

@@ -19,7 +19,7 @@ import { Worker } from 'node:worker_threads'
 import { requestWorkerLimits } from './young-generation.ts'
 import { randomUUID } from 'node:crypto'
 import type { AuditHead } from '../../audit/index.ts'
-import { listenUrl, readConfigFile, type Config } from '../../config/index.ts'
+import { listenUrl, readConfigFile, startSettingsOf, type Config } from '../../config/index.ts'
 import { asGatewayError, GatewayError, sendProblem } from '../../errors/index.ts'
 import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 // HELD_THREAD_GRACE_MS: how long a thread cut short may take to end before the shutdown, or a failed
@@ -97,6 +97,8 @@ interface Slot {
   state: SlotState
   startedAt: number
   restarts: number
+  /** The config text it runs: given at its start, then each reload it committed. */
+  text: string
   /** Crashes in a row, for the backoff (a worker that ran a minute starts again at once). */
   streak: number
   threadId: number | null
@@ -119,7 +121,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const sharedKeys = ownKeyStore({ forWorkers: true }).buffer
   const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
   const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
-    id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0,
+    id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0, text: options.configText,
     threadId: null, lastMetrics: null, reloads: new Map(), exited: null, held: Promise.withResolvers(), hardStop: null,
   }))
   const carried: Families = new Map()
@@ -130,10 +132,12 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   let nextReload = 1
   /** The config every worker runs: the file as the process started, then each reload's. */
   let configText = options.configText
+  const startSettings = startSettingsOf(config)
 
   /** Starts a worker; resolves when it listens, rejects with why it could not start. */
   function start(slot: Slot): Promise<void> {
-    const data: ThreadData = { configFile: options.configFile, configText, startedText: options.configText, port, role: { id: slot.id, sharedLimits, sharedKeys, adminSocket: slot.socket }, env: options.env }
+    slot.text = configText
+    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, sharedLimits, sharedKeys, adminSocket: slot.socket }, env: options.env }
     rmSync(slot.socket, { force: true })
     const thread = new Worker(THREAD_URL, { workerData: data, env: options.env, name: `bouncer ${slot.id}`, resourceLimits: requestWorkerLimits() })
     slot.thread = thread
@@ -251,12 +255,29 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     const id = nextReload++
     const thread = slot.thread
     const staged = await step(slot, { type: 'stage', id, text }, thread)
-    return staged.ok ? await step(slot, { type: 'commit', id }, thread) : staged
+    const result = staged.ok ? await step(slot, { type: 'commit', id }, thread) : staged
+    if (result.ok && slot.thread === thread) slot.text = text
+    return result
+  }
+
+  /**
+   * Brings the config in force to each worker that does not run it: one started while a reload was
+   * staged (given the text before it), or one whose commit failed (its staged reload lapsed). Its
+   * answer is logged, not awaited: a start can take as long as its config's secrets store does (its
+   * port holds the message until it listens).
+   */
+  function reconcile(): void {
+    for (const slot of slots) {
+      if (slot.thread === null || slot.text === configText || (slot.state !== 'starting' && slot.state !== 'running')) continue
+      void reloadOne(slot, configText).then((result) => {
+        if (!result.ok) logger.warn({ worker: slot.id, errors: result.errors }, 'a worker that missed the reload in force did not take it')
+      })
+    }
   }
 
   let queued: Promise<ReloadResult> | null = null
   let turn: Promise<unknown> = Promise.resolve()
-  /** Requests made while one runs (SIGHUP, the admin API, every worker seeing the file change) share the next. */
+  /** Requests made while one runs (SIGHUP, the admin API, the first worker seeing the files change) share the next. */
   function reload(): Promise<ReloadResult> {
     if (queued) return queued
     const next = turn.then(noop, noop).then(() => {
@@ -269,9 +290,10 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   }
 
   /**
-   * Every running worker reads and prepares the file; only when all have is it swapped in on all,
-   * else it is aborted on all and the answer is the first refusal: a file one worker reads
-   * differently (a key being rewritten) is never in force on some workers and not others.
+   * The primary reads the file once and every running worker prepares that text; only when all
+   * have is it swapped in on all, else it is aborted on all and the answer is the first refusal: a
+   * file that changes during the reload, or a key being rewritten, is never in force on some
+   * workers and not others.
    */
   async function reloadAll(): Promise<ReloadResult> {
     const text = await readConfigFile(options.configFile)
@@ -279,14 +301,6 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       const errors = diagnosticLines(text, 'error')
       logger.error({ errors }, 'config reload refused: the running config keeps serving')
       return { ok: false, errors }
-    }
-    // A worker still starting was given the config before this one: it reloads too, once it
-    // listens (its port holds the message until then). Its answer is logged, not awaited: a start
-    // can take as long as its config's secrets store does.
-    for (const slot of slots.filter((s) => s.state === 'starting' && s.thread !== null)) {
-      void reloadOne(slot, text).then((result) => {
-        if (!result.ok) logger.warn({ worker: slot.id, errors: result.errors }, 'a worker that was starting during the reload did not reload')
-      })
     }
     const live = running()
     if (live.length === 0) return { ok: false, errors: ['no worker is running (a replacement is starting)'] }
@@ -300,8 +314,15 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       return refused
     }
     const results = await Promise.all(live.map((slot, i) => step(slot, { type: 'commit', id }, threads[i] ?? null)))
-    // In force where it committed (a worker that could not was draining away): what a replacement starts with.
-    if (results.some((r) => r.ok)) configText = text
+    if (results.some((r) => r.ok)) {
+      // In force where it committed: what a worker starting from now on is given, and what one
+      // that missed it (starting meanwhile, or its commit failed) is brought to.
+      configText = text
+      live.forEach((slot, i) => {
+        if (results[i]?.ok && slot.thread === threads[i]) slot.text = text
+      })
+      reconcile()
+    }
     return results.find((r) => !r.ok) ?? (results[0] as ReloadResult)
   }
 

@@ -3,12 +3,12 @@
 // chain, and the limits table the primary made. The primary reloads and drains it by message; an
 // uncaught exception drains it and ends the thread with 1, and the primary starts a replacement.
 import { parentPort, workerData } from 'node:worker_threads'
-import { loadConfigText, type LoadedConfig } from '../../config/index.ts'
+import { loadConfigText, withStartSettings, type LoadedConfig } from '../../config/index.ts'
 import { ConfigError } from '../prepare.ts'
 import type { ReloadResult, StagedReload } from '../reload.ts'
-import { withStartSettings } from '../restart-only.ts'
 import { startGateway, type GatewayInstance } from '../start.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
+import { FIRST_WORKER } from './role.ts'
 
 /** After an uncaught exception, how long past shutdown_timeout the drain may take. */
 const HARD_EXIT_MARGIN_MS = 5_000
@@ -17,7 +17,7 @@ const data = workerData as ThreadData
 const port = parentPort as NonNullable<typeof parentPort>
 const say = (message: FromThread) => port.postMessage(message)
 
-/** A reload asked of this worker (its files changed, or POST /api/reload), done by the primary on every worker. */
+/** A reload asked of this worker (its files changed, it replaced the first worker, or POST /api/reload), done by the primary on every worker. */
 const reloadsAsked = new Map<number, (result: ReloadResult) => void>()
 let nextReloadAsked = 1
 function reloadEverywhere(): Promise<ReloadResult> {
@@ -28,12 +28,10 @@ function reloadEverywhere(): Promise<ReloadResult> {
   })
 }
 
-/** The config the others run; in a replacement, with the listeners and audit the process started with. */
+/** The config the others run, with the listeners and audit the process started with (the same, unless a reload changed them). */
 function configToRun(): LoadedConfig {
   const running = loadConfigText(data.configText, data.configFile, data.env)
-  if (data.startedText === data.configText || !running.config) return running
-  const started = loadConfigText(data.startedText, data.configFile, data.env).config
-  return started ? { ...running, config: withStartSettings(started, running.config) } : running
+  return running.config ? { ...running, config: withStartSettings(data.startSettings, running.config) } : running
 }
 
 let gateway: GatewayInstance
@@ -111,3 +109,5 @@ process.on('uncaughtException', (err) => {
 
 const address = new URL(gateway.url)
 say({ type: 'ready', url: gateway.url, port: Number(address.port || (address.protocol === 'https:' ? 443 : 80)) })
+// The first worker alone watches the config file: an edit made while it was being replaced was seen by no watcher.
+if (data.replacement && data.role.id === FIRST_WORKER && gateway.state.runtime.config.server.watch_config) void gateway.background.run('reload', reloadEverywhere)

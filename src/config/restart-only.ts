@@ -1,0 +1,59 @@
+// Settings a process takes once, at its start: the listen addresses, TLS on or off, HTTP/2 and the
+// audit section. A reload that changes them says they take effect at the next restart; a worker
+// started in a running gateway (a crashed one's replacement) keeps the process's, as the workers
+// it joins do, so one port never serves two protocols or two audit setups.
+import { createHash } from 'node:crypto'
+import type { AdminConfig, Config, ServerConfig } from './schema.ts'
+
+/** What the process started with, as data a worker thread is given (never read again from a file that may have changed). */
+export interface StartSettings {
+  listen: ServerConfig['listen']
+  http2: ServerConfig['http2']
+  tls: ServerConfig['tls']
+  adminListen: AdminConfig['listen']
+  audit: Config['audit']
+}
+
+export function startSettingsOf(config: Config): StartSettings {
+  return { listen: config.server.listen, http2: config.server.http2, tls: config.server.tls, adminListen: config.admin.listen, audit: config.audit }
+}
+
+/** What a reload from `previous` to `next` leaves until the next restart, as warnings. */
+export function restartOnlyChanges(previous: Config, next: Config): string[] {
+  const changes: string[] = []
+  if (next.server.listen.text !== previous.server.listen.text || next.admin.listen.text !== previous.admin.listen.text) {
+    changes.push('a changed listen address takes effect at the next restart')
+  }
+  if ((next.server.tls === undefined) !== (previous.server.tls === undefined) || next.server.http2 !== previous.server.http2) {
+    changes.push('turning server.tls or server.http2 on or off takes effect at the next restart')
+  }
+  if (JSON.stringify(next.audit) !== JSON.stringify(previous.audit)) {
+    changes.push('a changed audit section takes effect at the next restart')
+  }
+  return changes
+}
+
+/** `running` with what the process fixed at its start: the config a worker joining the others serves. */
+export function withStartSettings(started: StartSettings, running: Config): Config {
+  return {
+    ...running,
+    server: {
+      ...running.server,
+      listen: started.listen,
+      http2: started.http2,
+      // The running listeners keep TLS on or off; with TLS on they read a reload's certificate files.
+      tls: started.tls && running.server.tls ? running.server.tls : started.tls,
+    },
+    admin: { ...running.admin, listen: started.adminListen },
+    audit: started.audit,
+  }
+}
+
+/**
+ * SHA-256 of the checked config (hex, 16 characters), leaving out what only a restart applies: a
+ * replacement worker (withStartSettings) and the workers it joins run one config and say so.
+ */
+export function configDigestOf(config: Config): string {
+  const reloadable = { ...config, server: { ...config.server, listen: null, http2: null }, admin: { ...config.admin, listen: null }, audit: null }
+  return createHash('sha256').update(JSON.stringify(reloadable)).digest('hex').slice(0, 16)
+}
