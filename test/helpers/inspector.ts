@@ -13,6 +13,14 @@ export const UNHANDLED_CRASH = 'process.removeAllListeners("uncaughtException");
 
 /** Throws an uncaught exception in the worker thread named `bouncer <id>`; resolves once its stderr says so. */
 export async function crashWorker(stderr: () => string, id: string, expression = HANDLED_CRASH): Promise<void> {
+  const worker = await inspectWorker(stderr, id)
+  worker.evaluate(expression)
+  await waitForText(stderr, 'a crash, by a test', 30_000)
+  worker.close()
+}
+
+/** Runs expressions in the worker thread named `bouncer <id>` of a `bouncer serve` started with --inspect (no test hook). */
+export async function inspectWorker(stderr: () => string, id: string): Promise<{ evaluate(expression: string): void; close(): void }> {
   const url = /Debugger listening on (ws:\/\/\S+)/.exec(stderr())?.[1]
   if (!url) throw new Error(`no inspector URL in:\n${stderr().slice(0, 2000)}`)
   const socket = new WebSocket(url)
@@ -28,10 +36,13 @@ export async function crashWorker(stderr: () => string, id: string, expression =
   })
   socket.send(JSON.stringify({ id: 1, method: 'NodeWorker.enable', params: { waitForDebuggerOnStart: false } }))
   const sessionId = await attached
-  const evaluate = { id: 1, method: 'Runtime.evaluate', params: { expression } }
-  socket.send(JSON.stringify({ id: 2, method: 'NodeWorker.sendMessageToWorker', params: { sessionId, message: JSON.stringify(evaluate) } }))
-  await waitForText(stderr, 'a crash, by a test', 30_000)
-  socket.close()
+  return {
+    evaluate(expression) {
+      const message = JSON.stringify({ id: 1, method: 'Runtime.evaluate', params: { expression } })
+      socket.send(JSON.stringify({ id: 2, method: 'NodeWorker.sendMessageToWorker', params: { sessionId, message } }))
+    },
+    close: () => socket.close(),
+  }
 }
 
 /**

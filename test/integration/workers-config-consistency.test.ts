@@ -11,7 +11,7 @@ import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startServe, type ServeProcess } from '../helpers/cli.ts'
 import { freshRequest } from '../helpers/fresh.ts'
-import { crashWorker } from '../helpers/inspector.ts'
+import { crashWorker, inspectWorker } from '../helpers/inspector.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -62,32 +62,6 @@ async function configWorkers(gateway: ServeProcess): Promise<Record<string, numb
   return Object.fromEntries([...text.matchAll(/^bouncer_config_workers\{config_sha256="([0-9a-f]{16})"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]))
 }
 
-/** Runs expressions in one worker thread through the inspector (the gateway has no test hook). */
-async function inspectWorker(gateway: ServeProcess, id: string): Promise<{ evaluate(expression: string): void; close(): void }> {
-  const url = /Debugger listening on (ws:\/\/\S+)/.exec(gateway.stderr())?.[1]
-  if (!url) throw new Error('no inspector URL')
-  const socket = new WebSocket(url)
-  await new Promise((resolve, reject) => {
-    socket.addEventListener('open', resolve)
-    socket.addEventListener('error', reject)
-  })
-  const session = new Promise<string>((resolve) => {
-    socket.addEventListener('message', (event) => {
-      const message = JSON.parse(String(event.data)) as { method?: string; params?: { sessionId: string; workerInfo: { title: string } } }
-      if (message.method === 'NodeWorker.attachedToWorker' && message.params?.workerInfo.title.includes(`bouncer ${id}`)) resolve(message.params.sessionId)
-    })
-  })
-  socket.send(JSON.stringify({ id: 1, method: 'NodeWorker.enable', params: { waitForDebuggerOnStart: false } }))
-  const sessionId = await session
-  return {
-    evaluate(expression) {
-      const message = JSON.stringify({ id: 1, method: 'Runtime.evaluate', params: { expression } })
-      socket.send(JSON.stringify({ id: 2, method: 'NodeWorker.sendMessageToWorker', params: { sessionId, message } }))
-    },
-    close: () => socket.close(),
-  }
-}
-
 async function reload(gateway: ServeProcess): Promise<{ ok: boolean; warnings?: string[] }> {
   const answer = await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
   return (await answer.body.json()) as { ok: boolean; warnings?: string[] }
@@ -119,7 +93,7 @@ describe('server.workers: one config on every worker', () => {
     // Found by a review: such a worker was given the text before the reload, and nothing reloaded it.
     const { gateway, file } = await serve('staged-replacement', config(), ['--inspect=127.0.0.1:0'])
     await writeFile(file, stringify(config({ routes: ['edited'] })))
-    const w1 = await inspectWorker(gateway, 'w1')
+    const w1 = await inspectWorker(gateway.stderr, 'w1')
     await crashWorker(gateway.stderr, 'w2')
     await waitFor(() => linesWith(gateway, '"worker":"w2"', 'starting a replacement') === 1, 'w2 to stop', 30_000)
     // w1 stages slowly (its event loop held for 3 s), so w2's replacement starts during the stage.
