@@ -50,10 +50,11 @@ export function withStartSettings(started: StartSettings, running: Config): Conf
 }
 
 /**
- * SHA-256 of the checked config (hex, 16 characters), leaving out what only a restart applies: a
- * replacement worker (withStartSettings) and the workers it joins run one config and say so.
+ * SHA-256 of the checked config (hex, 16 characters), leaving out what only a restart applies (and
+ * server.tls, whose presence is one): a replacement worker (withStartSettings) and the workers it
+ * joins run one config and say so.
  */
 export function configDigestOf(config: Config): string {
-  const reloadable = { ...config, server: { ...config.server, listen: null, http2: null }, admin: { ...config.admin, listen: null }, audit: null }
+  const reloadable = { ...config, server: { ...config.server, listen: null, http2: null, tls: null }, admin: { ...config.admin, listen: null }, audit: null }
   return createHash('sha256').update(JSON.stringify(reloadable)).digest('hex').slice(0, 16)
 }

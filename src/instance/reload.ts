@@ -19,9 +19,10 @@ export interface ReloadDeps extends PrepareDeps {
 
 /**
  * A reload read and prepared beside the running config, not yet in force: `commit` swaps it in,
- * `abort` closes what it opened. server.workers stages a reload on every worker and commits it
- * only once all of them have prepared it, so that a file one worker reads differently (a key being
- * rewritten) is refused by all of them, not in force on some. Other reloads wait until it ends.
+ * `abort` closes what it opened. server.workers stages a reload (the text its primary read) on
+ * every worker and commits it only once all of them have prepared it, so that what one worker
+ * cannot prepare (a key being rewritten) is refused by all of them, not in force on some. Other
+ * reloads wait until it ends.
  */
 export type StagedReload = { ok: false; result: ReloadResult } | { ok: true; commit(): ReloadResult; abort(): void }
 

@@ -2,9 +2,9 @@
 // The first worker (`w1`, and its replacement, which keeps the id) probes; after every round it
 // posts each target's verdict on a BroadcastChannel, which reaches the process's other threads,
 // and the other workers, which never probe, apply it. Every round, not only a change, so a worker
-// that starts late (a replacement, a reload's new upstream) agrees at the next round; but only a
-// verdict the prober has reached (a run of passes or failures at its threshold), so a new prober
-// never puts back a target the others hold out. Until then, or while w1 is being replaced, a
+// that starts late (a replacement, a reload's new upstream) agrees at the next round; but only
+// once the prober has reached a verdict (a run of passes or failures at its threshold, once), so a
+// new prober never puts back a target the others hold out. Until then, or while w1 is being replaced, a
 // worker keeps the health it had (a target starts healthy).
 // A single process (no workers) checks alone, as it always did.
 import { createHash } from 'node:crypto'

@@ -38,6 +38,8 @@ function probeTargets(owner: Checked, check: HealthCheckConfig, background: Back
     let passes = 0
     let failures = 0
     let lastFailure = ''
+    /** This prober has taken the target out or brought it back at least once: its state is a verdict. */
+    let reached = false
     const round = async () => {
       const failure = await probe(target, check)
       if (stopped) return
@@ -50,11 +52,10 @@ function probeTargets(owner: Checked, check: HealthCheckConfig, background: Back
         if (++failures >= check.unhealthy_after) setTargetHealth(owner, target, false, failure)
       }
       // Every round, changed or not, so a worker that started since agrees by the next one; but only
-      // a verdict this prober has reached: a new prober (w1 replaced) starts with every target
+      // once this prober has reached a verdict: a new prober (w1 replaced) starts with every target
       // healthy, and shared that before its own checks had taken a down target out again.
-      if (failures >= check.unhealthy_after || passes >= check.healthy_after) {
-        share?.post({ target: target.url, healthy: target.healthy, reason: target.healthy ? '' : lastFailure })
-      }
+      if (failures >= check.unhealthy_after || passes >= check.healthy_after) reached = true
+      if (reached) share?.post({ target: target.url, healthy: target.healthy, reason: target.healthy ? '' : lastFailure })
     }
     const loop = () => {
       void background.run('upstream_health_checks', round).then(() => {

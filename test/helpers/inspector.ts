@@ -19,6 +19,39 @@ export async function crashWorker(stderr: () => string, id: string, expression =
   worker.close()
 }
 
+/**
+ * Holds the next thread named `bouncer <id>` that starts (a crashed worker's replacement) before it
+ * runs anything: `started` resolves once it is held, `release()` lets it run.
+ */
+export async function holdNextWorker(stderr: () => string, id: string): Promise<{ started: Promise<void>; release(): void }> {
+  const url = /Debugger listening on (ws:\/\/\S+)/.exec(stderr())?.[1]
+  if (!url) throw new Error(`no inspector URL in:\n${stderr().slice(0, 2000)}`)
+  const socket = new WebSocket(url)
+  await new Promise((resolve, reject) => {
+    socket.addEventListener('open', resolve)
+    socket.addEventListener('error', reject)
+  })
+  let sessionId = ''
+  const started = new Promise<void>((resolve) => {
+    socket.addEventListener('message', (event) => {
+      const message = JSON.parse(String(event.data)) as { method?: string; params?: { sessionId: string; waitingForDebugger: boolean; workerInfo: { title: string } } }
+      if (message.method !== 'NodeWorker.attachedToWorker' || !message.params?.waitingForDebugger || !message.params.workerInfo.title.includes(`bouncer ${id}`)) return
+      sessionId = message.params.sessionId
+      resolve()
+    })
+  })
+  socket.send(JSON.stringify({ id: 1, method: 'NodeWorker.enable', params: { waitForDebuggerOnStart: true } }))
+  return {
+    started,
+    release() {
+      const message = JSON.stringify({ id: 1, method: 'Runtime.runIfWaitingForDebugger' })
+      socket.send(JSON.stringify({ id: 2, method: 'NodeWorker.sendMessageToWorker', params: { sessionId, message } }))
+      socket.send(JSON.stringify({ id: 3, method: 'NodeWorker.disable' }))
+      setTimeout(() => socket.close(), 500).unref()
+    },
+  }
+}
+
 /** Runs expressions in the worker thread named `bouncer <id>` of a `bouncer serve` started with --inspect (no test hook). */
 export async function inspectWorker(stderr: () => string, id: string): Promise<{ evaluate(expression: string): void; close(): void }> {
   const url = /Debugger listening on (ws:\/\/\S+)/.exec(stderr())?.[1]

@@ -3,31 +3,35 @@
 // 40 fresh requests saw the edited route); every worker watched the file and asked for its own
 // reload, so one edit reloaded every worker twice. The primary now reads the file once for every
 // worker, keeps the text in force for replacements, and the first worker alone watches the files.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createPki, type TestPki } from '../helpers/certs.ts'
 import { startServe, type ServeProcess } from '../helpers/cli.ts'
 import { freshRequest } from '../helpers/fresh.ts'
-import { crashWorker, inspectWorker } from '../helpers/inspector.ts'
+import { crashWorker, holdNextWorker, inspectWorker } from '../helpers/inspector.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ADMIN_TOKEN = 'workers-config-consistency-admin-token'
 let dir: string
 let upstream: TestUpstream
+let pki: TestPki
 const started: ServeProcess[] = []
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-workers-config-'))
   upstream = await startUpstream((_req, res) => void res.end('ok'))
+  pki = createPki()
 })
 
 afterAll(async () => {
   await Promise.all(started.map((gateway) => gateway.stop('SIGKILL')))
   await upstream?.close()
+  pki?.close()
   await rm(dir, { recursive: true, force: true })
 })
 
@@ -104,6 +108,30 @@ describe('server.workers: one config on every worker', () => {
     await waitFor(async () => (await statuses(gateway, '/edited')).every((status) => status === 200), 'every worker to serve the reloaded config', 15_000)
     expect(Object.values(await configWorkers(gateway))).toEqual([2])
     w1.close()
+  }, 120_000)
+
+  it('replaces a worker that cannot take the config in force, rather than leave it on the one before', async () => {
+    // Found by a review: w2's replacement, started while the reload was staged, was brought to it
+    // after a file the new config names (an upstream's CA) had gone; it refused, and served the
+    // config before the reload for good (15 of 30 requests).
+    const ca = join(dir, 'upstream-ca.pem')
+    await copyFile(pki.ca.cert, ca)
+    const withCa = (edited: boolean) => ({
+      ...config({ routes: edited ? ['edited'] : [] }),
+      upstreams: [{ name: 'api', url: upstream.url }, ...(edited ? [{ name: 'secured', url: 'https://127.0.0.1:9', tls: { ca } }] : [])],
+    })
+    const { gateway, file } = await serve('refused-catch-up', withCa(false), ['--inspect=127.0.0.1:0'])
+    await writeFile(file, stringify(withCa(true)))
+    const replacement = await holdNextWorker(gateway.stderr, 'w2')
+    await crashWorker(gateway.stderr, 'w2')
+    await replacement.started // held before it runs: given the config before the reload
+    gateway.child.kill('SIGHUP')
+    await waitFor(() => linesWith(gateway, '"worker":"w1"', '"msg":"config reloaded"') === 1, 'w1 to reload', 30_000)
+    await unlink(ca)
+    replacement.release() // it listens, then is brought to the reload, which it cannot prepare now
+    await waitFor(() => linesWith(gateway, '"worker":"w2"', 'config reload refused') === 1, 'the replacement to refuse the reload', 30_000)
+    // While w2 drains, a connection the kernel queued on its closing listener is reset (SO_REUSEPORT): asked again.
+    await waitFor(async () => (await statuses(gateway, '/edited').catch(() => [0])).every((status) => status === 200), 'only workers on the config in force to serve', 20_000)
   }, 120_000)
 
   it('says in the reload\'s answer what waits for a restart', async () => {

@@ -15,8 +15,8 @@ export interface ThreadData {
   startSettings: StartSettings
   /**
    * A crashed worker's replacement. If it is the first worker, which alone watches the config file
-   * (server.watch_config), it asks for a reload once it listens: an edit made while it was being
-   * replaced has been seen by no watcher.
+   * (server.watch_config) and the TLS files, it asks for a reload once it listens: an edit or a
+   * renewal made while it was being replaced has been seen by no watcher.
    */
   replacement: boolean
   /** The port every worker listens on (the first worker's when the config or --port says 0). */

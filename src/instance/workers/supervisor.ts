@@ -262,15 +262,21 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
 
   /**
    * Brings the config in force to each worker that does not run it: one started while a reload was
-   * staged (given the text before it), or one whose commit failed (its staged reload lapsed). Its
-   * answer is logged, not awaited: a start can take as long as its config's secrets store does (its
-   * port holds the message until it listens).
+   * staged (given the text before it), or one whose commit failed (its staged reload lapsed). Not
+   * awaited: a start can take as long as its config's secrets store does (its port holds the
+   * message until it listens). One that cannot take it (a file it names gone meanwhile, a store that
+   * failed) is drained and replaced, as its replacement starts from the config in force: left as it
+   * was, it served the config before the reload, perhaps looser access rules, until another reload
+   * (a review found it).
    */
   function reconcile(): void {
     for (const slot of slots) {
-      if (slot.thread === null || slot.text === configText || (slot.state !== 'starting' && slot.state !== 'running')) continue
+      const thread = slot.thread
+      if (thread === null || slot.text === configText || (slot.state !== 'starting' && slot.state !== 'running')) continue
       void reloadOne(slot, configText).then((result) => {
-        if (!result.ok) logger.warn({ worker: slot.id, errors: result.errors }, 'a worker that missed the reload in force did not take it')
+        if (result.ok || slot.thread !== thread || stopping) return
+        logger.error({ worker: slot.id, errors: result.errors }, 'a worker could not take the config in force: replacing it')
+        stopWorker(slot, true)
       })
     }
   }

@@ -109,5 +109,8 @@ process.on('uncaughtException', (err) => {
 
 const address = new URL(gateway.url)
 say({ type: 'ready', url: gateway.url, port: Number(address.port || (address.protocol === 'https:' ? 443 : 80)) })
-// The first worker alone watches the config file: an edit made while it was being replaced was seen by no watcher.
-if (data.replacement && data.role.id === FIRST_WORKER && gateway.state.runtime.config.server.watch_config) void gateway.background.run('reload', reloadEverywhere)
+// The first worker alone watches the config and TLS files: an edit or a renewed certificate made
+// while it was being replaced was seen by no watcher (a probe: w2 served the old certificate for
+// good). A renewal's reload reads the config file too, as it does in one process.
+const config = gateway.state.runtime.config
+if (data.replacement && data.role.id === FIRST_WORKER && (config.server.watch_config || config.server.tls)) void gateway.background.run('reload', reloadEverywhere)
