@@ -19,11 +19,8 @@ export async function crashWorker(stderr: () => string, id: string, expression =
   worker.close()
 }
 
-/**
- * Holds the next thread named `bouncer <id>` that starts (a crashed worker's replacement) before it
- * runs anything: `started` resolves once it is held, `release()` lets it run.
- */
-export async function holdNextWorker(stderr: () => string, id: string): Promise<{ started: Promise<void>; release(): void }> {
+/** A WebSocket to the inspector of a `bouncer serve` started with --inspect, open. */
+async function connectInspector(stderr: () => string): Promise<WebSocket> {
   const url = /Debugger listening on (ws:\/\/\S+)/.exec(stderr())?.[1]
   if (!url) throw new Error(`no inspector URL in:\n${stderr().slice(0, 2000)}`)
   const socket = new WebSocket(url)
@@ -31,6 +28,15 @@ export async function holdNextWorker(stderr: () => string, id: string): Promise<
     socket.addEventListener('open', resolve)
     socket.addEventListener('error', reject)
   })
+  return socket
+}
+
+/**
+ * Holds the next thread named `bouncer <id>` that starts (a crashed worker's replacement) before it
+ * runs anything: `started` resolves once it is held, `release()` lets it run.
+ */
+export async function holdNextWorker(stderr: () => string, id: string): Promise<{ started: Promise<void>; release(): void }> {
+  const socket = await connectInspector(stderr)
   let sessionId = ''
   const started = new Promise<void>((resolve) => {
     socket.addEventListener('message', (event) => {
@@ -54,13 +60,7 @@ export async function holdNextWorker(stderr: () => string, id: string): Promise<
 
 /** Runs expressions in the worker thread named `bouncer <id>` of a `bouncer serve` started with --inspect (no test hook). */
 export async function inspectWorker(stderr: () => string, id: string): Promise<{ evaluate(expression: string): void; close(): void }> {
-  const url = /Debugger listening on (ws:\/\/\S+)/.exec(stderr())?.[1]
-  if (!url) throw new Error(`no inspector URL in:\n${stderr().slice(0, 2000)}`)
-  const socket = new WebSocket(url)
-  await new Promise((resolve, reject) => {
-    socket.addEventListener('open', resolve)
-    socket.addEventListener('error', reject)
-  })
+  const socket = await connectInspector(stderr)
   const attached = new Promise<string>((resolve) => {
     socket.addEventListener('message', (event) => {
       const message = JSON.parse(String(event.data)) as { method?: string; params?: { sessionId: string; workerInfo: { title: string } } }
