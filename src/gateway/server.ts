@@ -45,8 +45,8 @@ export interface GatewayServer {
   readonly server: NetServer
   /** TLS on this listener (its URL is https://). */
   readonly secure: boolean
-  /** Applies a reloaded config's server settings: timeouts, the connection bound, the TLS files as the reload read them. */
-  reconfigure(settings: ServerConfig, tlsMaterial: TlsMaterial | null): void
+  /** Applies a reloaded config's server settings: timeouts, the connection bound, the TLS files as the reload read them (and server.workers' new ticket keys). */
+  reconfigure(settings: ServerConfig, tlsMaterial: TlsMaterial | null, ticketKeys?: Buffer): void
   /** Stops accepting; idle HTTP/2 sessions get GOAWAY, and the busy ones once their streams end. */
   close(): void
   closeIdleConnections(): void
@@ -57,12 +57,14 @@ export interface GatewayServerOptions {
   onClientError?: (info: ClientErrorInfo) => void
   /** Called when server.tls's files change on disk: the instance reloads (as on SIGHUP). */
   onTlsFilesChanged?: () => void
+  /** server.workers: the session ticket keys every worker shares (tls.ts secureContextOptions). */
+  ticketKeys?: Buffer
 }
 
 export function createGatewayServer(state: GatewayState, options: GatewayServerOptions = {}): GatewayServer {
   const onClientError = options.onClientError ?? (() => {})
   const settings = state.runtime.config.server
-  const listener = createListener(settings)
+  const listener = createListener(settings, options.ticketKeys)
   const server = listener.server
   applyTimeouts(server, settings)
   warnIfFileLimitTooLow(state.runtime.config, state.logger)
@@ -188,9 +190,9 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   return {
     server,
     secure: settings.tls !== undefined,
-    reconfigure(next, tlsMaterial) {
+    reconfigure(next, tlsMaterial, ticketKeys) {
       applyTimeouts(server, next)
-      if (tls && next.tls && tlsMaterial) tls.apply(next.tls, tlsMaterial)
+      if (tls && next.tls && tlsMaterial) tls.apply(next.tls, tlsMaterial, ticketKeys)
     },
     close() {
       tls?.stop()
@@ -223,13 +225,13 @@ function http1Options(settings: ServerConfig): ServerOptions {
 }
 
 /** node:http, node:https, or node:http2 with HTTP/1.1 alongside. */
-function createListener(settings: ServerConfig): { server: Server; http2: boolean; closeIdleConnections(): void } {
+function createListener(settings: ServerConfig, ticketKeys: Buffer | undefined): { server: Server; http2: boolean; closeIdleConnections(): void } {
   if (!settings.tls) {
     const server = createServer(http1Options(settings))
     return { server, http2: false, closeIdleConnections: () => server.closeIdleConnections() }
   }
   const tlsOptions = {
-    ...secureContextOptions(settings.tls, loadTls(settings.tls)),
+    ...secureContextOptions(settings.tls, loadTls(settings.tls), ticketKeys),
     ...clientAuthOptions(settings.tls),
     // A slow handshake holds a connection as a slow request head does.
     handshakeTimeout: settings.headers_timeout,

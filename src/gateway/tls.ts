@@ -27,9 +27,14 @@ const TLS_FILE_POLL_MS = 1_000
 /** A certificate and its key are rarely replaced in the same instant: read them once both have settled. */
 const TLS_FILE_SETTLE_MS = 200
 
-/** The context a TLS listener is made with, and replaced by on a reload. */
-export function secureContextOptions(tls: TlsConfig, material: TlsMaterial): SecureContextOptions {
+/**
+ * The context a TLS listener is made with, and replaced by on a reload. `ticketKeys`: the session
+ * ticket keys every worker of server.workers shares (48 bytes, new at each reload), so a ticket one
+ * worker issued resumes on another; without them (one process) each context makes its own.
+ */
+export function secureContextOptions(tls: TlsConfig, material: TlsMaterial, ticketKeys?: Buffer): SecureContextOptions {
   return {
+    ...(ticketKeys ? { ticketKeys } : {}),
     cert: material.cert,
     key: material.key,
     ca: material.clientCa ?? undefined,
@@ -50,7 +55,7 @@ export function clientAuthOptions(tls: TlsConfig): { requestCert: boolean; rejec
 
 export interface TlsReloader {
   /** Installs server.tls's files as a reload read them while it was prepared, and watches them. */
-  apply(tls: TlsConfig, material: TlsMaterial): void
+  apply(tls: TlsConfig, material: TlsMaterial, ticketKeys?: Buffer): void
   stop(): void
 }
 
@@ -59,9 +64,9 @@ export function createTlsReloader(server: TlsServer, initial: TlsConfig, deps: {
   let watched: string[] = []
   let settle: NodeJS.Timeout | null = null
 
-  function apply(tls: TlsConfig, material: TlsMaterial): void {
+  function apply(tls: TlsConfig, material: TlsMaterial, ticketKeys?: Buffer): void {
     watch(tls)
-    server.setSecureContext(secureContextOptions(tls, material))
+    server.setSecureContext(secureContextOptions(tls, material, ticketKeys))
     Object.assign(server, clientAuthOptions(tls))
     const leaf = material.leaf
     deps.logger.info({ subject: distinguishedName(leaf.subject), not_after: new Date(leaf.validTo).toISOString(), fingerprint_sha256: leaf.fingerprint256 }, 'TLS certificate loaded')

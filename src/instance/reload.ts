@@ -33,7 +33,7 @@ export interface Reloader {
    * Loads and prepares it (or `text`, the file as server.workers' primary read it once for every
    * worker); the caller commits or aborts (else it is aborted after STAGED_LIMIT_MS).
    */
-  stage(text?: string): Promise<StagedReload>
+  stage(text?: string, ticketKeys?: Buffer): Promise<StagedReload>
 }
 
 /** How long a staged reload waits for its commit before it is aborted (a coordinator that went away). */
@@ -64,7 +64,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     return previous.then(() => done)
   }
 
-  async function prepareNext(text?: string): Promise<StagedReload> {
+  async function prepareNext(text?: string, ticketKeys?: Buffer): Promise<StagedReload> {
     if (state.draining) return { ok: false, result: shuttingDown() }
     const next = text === undefined ? await loadConfigFile(deps.configFile, deps.env) : loadConfigText(text, deps.configFile, deps.env)
     if (!next.config) {
@@ -126,7 +126,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
         live.secrets.close()
         live.secrets = prepared.secrets
       }
-      deps.gatewayServer.reconfigure(config.server, tls?.material ?? null) // timeouts, the connection bound, the TLS files
+      deps.gatewayServer.reconfigure(config.server, tls?.material ?? null, ticketKeys) // timeouts, the connection bound, the TLS files
       deps.refresh.follow(previous.config, config)
       const warnings = [...diagnosticLines(next, 'warning'), ...atRestart]
       logger.info({ generation: runtime.generation, warnings: warnings.length }, 'config reloaded')
@@ -215,11 +215,11 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     return next
   }
 
-  async function stage(text?: string): Promise<StagedReload> {
+  async function stage(text?: string, ticketKeys?: Buffer): Promise<StagedReload> {
     const release = await takeTurn()
     let staged: StagedReload
     try {
-      staged = await prepareNext(text)
+      staged = await prepareNext(text, ticketKeys)
     } catch (err) {
       release()
       throw err

@@ -53,7 +53,7 @@ export interface GatewayInstance {
   readonly background: BackgroundTasks
   reload(): Promise<ReloadResult>
   /** A reload prepared and held for a commit or an abort (server.workers: all workers, or none). */
-  stageReload(text?: string): Promise<StagedReload>
+  stageReload(text?: string, ticketKeys?: Buffer): Promise<StagedReload>
   /** Stops accepting, lets in-flight requests finish (bounded by server.shutdown_timeout), closes everything. */
   shutdown(): Promise<void>
 }
@@ -125,6 +125,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     // A renewed certificate is read by a reload, as on SIGHUP: one path checks and applies it.
     // With server.workers the first worker alone watches, as the reload it asks for is every worker's.
     onTlsFilesChanged: leads ? () => reloadWanted() : undefined,
+    ticketKeys: options.worker?.ticketKeys,
   })
   const adminServer = createAdminServer({
     logger,

@@ -31,7 +31,7 @@ export interface ThreadData {
  */
 export type ToThread =
   /** `text`: the file, read once by the primary for every worker, so no two stage different versions of it. */
-  | { type: 'stage'; id: number; text: string }
+  | { type: 'stage'; id: number; text: string; ticketKeys: Uint8Array }
   | { type: 'commit'; id: number }
   | { type: 'abort'; id: number }
   | { type: 'drain' }

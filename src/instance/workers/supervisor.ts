@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { requestWorkerLimits } from './young-generation.ts'
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import type { AuditHead } from '../../audit/index.ts'
 import { listenUrl, readConfigFile, startSettingsOf, type Config } from '../../config/index.ts'
 import { asGatewayError, GatewayError, sendProblem } from '../../errors/index.ts'
@@ -133,11 +133,13 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   /** The config every worker runs: the file as the process started, then each reload's. */
   let configText = options.configText
   const startSettings = startSettingsOf(config)
+  /** TLS session ticket keys in force: every worker's (role.ts), new with each reload. */
+  let ticketKeys = randomBytes(48)
 
   /** Starts a worker; resolves when it listens, rejects with why it could not start. */
   function start(slot: Slot): Promise<void> {
     slot.text = configText
-    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, sharedLimits, sharedKeys, adminSocket: slot.socket }, env: options.env }
+    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, sharedLimits, sharedKeys, adminSocket: slot.socket, ticketKeys }, env: options.env }
     rmSync(slot.socket, { force: true })
     const thread = new Worker(THREAD_URL, { workerData: data, env: options.env, name: `bouncer ${slot.id}`, resourceLimits: requestWorkerLimits() })
     slot.thread = thread
@@ -254,7 +256,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   async function reloadOne(slot: Slot, text: string): Promise<ReloadResult> {
     const id = nextReload++
     const thread = slot.thread
-    const staged = await step(slot, { type: 'stage', id, text }, thread)
+    const staged = await step(slot, { type: 'stage', id, text, ticketKeys }, thread)
     const result = staged.ok ? await step(slot, { type: 'commit', id }, thread) : staged
     if (result.ok && slot.thread === thread) slot.text = text
     return result
@@ -312,7 +314,10 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     if (live.length === 0) return { ok: false, errors: ['no worker is running (a replacement is starting)'] }
     const id = nextReload++
     const threads = live.map((slot) => slot.thread)
-    const staged = await Promise.all(live.map((slot, i) => step(slot, { type: 'stage', id, text }, threads[i] ?? null)))
+    // New ticket keys with each reload, as one process's new context makes: no session made under
+    // the CAs before it resumes.
+    const nextTicketKeys = randomBytes(48)
+    const staged = await Promise.all(live.map((slot, i) => step(slot, { type: 'stage', id, text, ticketKeys: nextTicketKeys }, threads[i] ?? null)))
     const refused = staged.find((result) => !result.ok)
     if (refused) {
       for (const slot of live) slot.thread?.postMessage({ type: 'abort', id } satisfies ToThread)
@@ -324,6 +329,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       // In force where it committed: what a worker starting from now on is given, and what one
       // that missed it (starting meanwhile, or its commit failed) is brought to.
       configText = text
+      ticketKeys = nextTicketKeys
       live.forEach((slot, i) => {
         if (results[i]?.ok && slot.thread === threads[i]) slot.text = text
       })

@@ -44,7 +44,9 @@ try {
       return taken
     },
   }
-  gateway = await startGateway({ configFile: data.configFile, loaded: handover, port: data.port, env: data.env, worker: data.role, reloadEverywhere })
+  // A Buffer crosses to a thread as a plain Uint8Array.
+  const role = { ...data.role, ticketKeys: data.role.ticketKeys && Buffer.from(data.role.ticketKeys) }
+  gateway = await startGateway({ configFile: data.configFile, loaded: handover, port: data.port, env: data.env, worker: role, reloadEverywhere })
 } catch (err) {
   const lines = err instanceof ConfigError ? err.lines : null
   say({ type: 'failed', message: (err as Error).message, code: ((err as NodeJS.ErrnoException).code ?? null), lines })
@@ -76,7 +78,7 @@ port.on('message', (message: ToThread) => {
     void gateway.background.run('reload', async () => {
       let outcome: StagedReload
       try {
-        outcome = await gateway.stageReload(message.text)
+        outcome = await gateway.stageReload(message.text, Buffer.from(message.ticketKeys))
       } catch (err) {
         say({ type: 'staged', id: message.id, result: { ok: false, errors: [`the reload failed: ${(err as Error).message}`] } })
         throw err
