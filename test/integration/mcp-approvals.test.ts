@@ -134,6 +134,16 @@ describe('approvals', () => {
     expect(await admin('POST', `approvals/${pending.approval_id}/approve`, { token: opsToken }, '/api/approvals/{id}/approve')).toMatchObject({ status: 400 })
   }, 60_000)
 
+  it('refuses arguments the tool cannot take before filing an approval', async () => {
+    // Found by a probe: the call was held for approval, and once approved it failed on its
+    // arguments and had used the approval up.
+    const pendingBefore = (await admin('GET', 'approvals?status=pending')).body as unknown as unknown[]
+    await expect(call('list_customers', { colour: 'red' })).rejects.toThrow(/Invalid arguments for tool list_customers: unknown argument "colour"/)
+    await expect(call('list_customers', { region: 7 })).rejects.toThrow(/Invalid arguments for tool list_customers/)
+    expect((await admin('GET', 'approvals?status=pending')).body).toHaveLength(pendingBefore.length)
+    expect(upstream.received).toHaveLength(1) // the first test's approved call only
+  }, 30_000)
+
   it('a denied approval is final', async () => {
     const pending = (await call('list_customers', { region: 'apac' })).structuredContent as unknown as Pending
     expect(await admin('POST', `approvals/${pending.approval_id}/deny`, { token: opsToken }, '/api/approvals/{id}/deny')).toMatchObject({ status: 200, body: { status: 'denied' } })

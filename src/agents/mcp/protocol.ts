@@ -10,7 +10,7 @@ import type { Logger } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
 import { CallTimedOut, type UpstreamMcpServer } from './servers.ts'
-import { routeRequestOf } from './route-tools.ts'
+import { routeRequestOf, type RouteRequest } from './route-tools.ts'
 import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from './arguments.ts'
 import { approvalRuleFor, auditFacts, toolCallFacts } from './tool-calls.ts'
 
@@ -87,6 +87,10 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
     }))
     throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${name}`)
   }
+  // A route tool's request, made before any approval is filed or taken: arguments it cannot take are
+  // refused first, or an approved call that then failed on them had used its approval up (a probe).
+  const request = entry.target.kind === 'route' ? routeRequestOf(entry.target.source, args) : null
+  if (typeof request === 'string') throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid arguments for tool ${entry.name}: ${request}`)
   const rule = deps.approvals ? approvalRuleFor(mcp, name) : undefined
   if (rule && deps.approvals) {
     const call = { tool: name, issuer: subjectIssuer(caller.identity), subject: caller.identity.sub, actor: actorOf(caller.identity), argsSha256: facts.argsSha256 }
@@ -113,14 +117,12 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
       }
     }
   }
-  return entry.target.kind === 'route' ? callRoute(caller, entry, args, facts, deps) : callServer(caller, entry, args, facts, ctx, deps, started)
+  return entry.target.kind === 'route' && request ? callRoute(caller, entry, request, facts, deps) : callServer(caller, entry, args, facts, ctx, deps, started)
 }
 
 /** The route's request through the pipeline: the pipeline audits it (with the tool's facts). */
-async function callRoute(caller: Caller, entry: ToolEntry, args: Record<string, unknown>, facts: ToolCallFacts, deps: ProtocolDeps): Promise<CallToolResult> {
+async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest, facts: ToolCallFacts, deps: ProtocolDeps): Promise<CallToolResult> {
   if (entry.target.kind !== 'route') throw new Error('not a route tool')
-  const request = routeRequestOf(entry.target.source, args)
-  if (typeof request === 'string') throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid arguments for tool ${entry.name}: ${request}`)
   const headers: Record<string, string> = { accept: 'application/json' }
   if (request.contentType) headers['content-type'] = request.contentType
   if (caller.userAgent) headers['user-agent'] = caller.userAgent
