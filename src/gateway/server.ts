@@ -2,6 +2,7 @@
 // node:http2 secure server that takes HTTP/1.1 alongside (allowHTTP1: the same node:http code
 // serves those connections). Node's strict parser stays on (never `insecureHTTPParser`): it already
 // refuses most smuggling shapes, and `request-headers.ts` refuses the rest.
+import type { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createServer, Server as HttpServer, ServerResponse, type IncomingMessage, type Server, type ServerOptions } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
@@ -45,6 +46,8 @@ export interface GatewayServer {
   readonly server: NetServer
   /** TLS on this listener (its URL is https://). */
   readonly secure: boolean
+  /** The certificate it serves now (null without TLS): /metrics says which, and until when. */
+  certificate(): X509Certificate | null
   /** Applies a reloaded config's server settings: timeouts, the connection bound, the TLS files as the reload read them (and server.workers' new ticket keys). */
   reconfigure(settings: ServerConfig, tlsMaterial: TlsMaterial | null, ticketKeys?: Buffer): void
   /** Stops accepting; idle HTTP/2 sessions get GOAWAY, and the busy ones once their streams end. */
@@ -171,7 +174,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
 
   let tls: TlsReloader | null = null
   if (settings.tls) {
-    tls = createTlsReloader(server as unknown as TlsServer, settings.tls, {
+    tls = createTlsReloader(server as unknown as TlsServer, settings.tls, listener.leaf as X509Certificate, {
       logger: state.logger,
       onFilesChanged: options.onTlsFilesChanged,
     })
@@ -190,6 +193,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   return {
     server,
     secure: settings.tls !== undefined,
+    certificate: () => tls?.certificate() ?? null,
     reconfigure(next, tlsMaterial, ticketKeys) {
       applyTimeouts(server, next)
       if (tls && next.tls && tlsMaterial) tls.apply(next.tls, tlsMaterial, ticketKeys)
@@ -225,25 +229,26 @@ function http1Options(settings: ServerConfig): ServerOptions {
 }
 
 /** node:http, node:https, or node:http2 with HTTP/1.1 alongside. */
-function createListener(settings: ServerConfig, ticketKeys: Buffer | undefined): { server: Server; http2: boolean; closeIdleConnections(): void } {
+function createListener(settings: ServerConfig, ticketKeys: Buffer | undefined): { server: Server; http2: boolean; leaf: X509Certificate | null; closeIdleConnections(): void } {
   if (!settings.tls) {
     const server = createServer(http1Options(settings))
-    return { server, http2: false, closeIdleConnections: () => server.closeIdleConnections() }
+    return { server, http2: false, leaf: null, closeIdleConnections: () => server.closeIdleConnections() }
   }
+  const material = loadTls(settings.tls)
   const tlsOptions = {
-    ...secureContextOptions(settings.tls, loadTls(settings.tls), ticketKeys),
+    ...secureContextOptions(settings.tls, material, ticketKeys),
     ...clientAuthOptions(settings.tls),
     // A slow handshake holds a connection as a slow request head does.
     handshakeTimeout: settings.headers_timeout,
   }
   if (!settings.http2) {
     const server = createHttpsServer({ ...http1Options(settings), ...tlsOptions, ALPNProtocols: ['http/1.1'] }) as unknown as Server
-    return { server, http2: false, closeIdleConnections: () => server.closeIdleConnections() }
+    return { server, http2: false, leaf: material.leaf, closeIdleConnections: () => server.closeIdleConnections() }
   }
   const server = createSecureServer({ ...http1Options(settings), ...tlsOptions, ...http2Options(settings) } as Parameters<typeof createSecureServer>[0])
   // node:http2 closes idle HTTP/1.1 connections too (allowHTTP1), though its types do not say so.
   const idle = server as unknown as { closeIdleConnections(): void }
-  return { server: server as unknown as Server, http2: true, closeIdleConnections: () => idle.closeIdleConnections() }
+  return { server: server as unknown as Server, http2: true, leaf: material.leaf, closeIdleConnections: () => idle.closeIdleConnections() }
 }
 
 /** `bouncer check` read these files already; one replaced in between fails the start here. */

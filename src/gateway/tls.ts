@@ -6,6 +6,7 @@
 // context they were made with, new handshakes get the new one (and new session ticket keys, so no
 // session made under the old CAs resumes). Files that do not load (unreadable, not PEM, a key that
 // does not match) fail the reload's check: the running certificate stays, and the reload says why.
+import type { X509Certificate } from 'node:crypto'
 import { unwatchFile, watchFile, type Stats } from 'node:fs'
 import type { Server as TlsServer, SecureContextOptions } from 'node:tls'
 import { distinguishedName, type TlsConfig, type TlsMaterial } from '../config/index.ts'
@@ -56,11 +57,14 @@ export function clientAuthOptions(tls: TlsConfig): { requestCert: boolean; rejec
 export interface TlsReloader {
   /** Installs server.tls's files as a reload read them while it was prepared, and watches them. */
   apply(tls: TlsConfig, material: TlsMaterial, ticketKeys?: Buffer): void
+  /** The certificate served now. */
+  certificate(): X509Certificate
   stop(): void
 }
 
 /** `onFilesChanged`: called once the files have settled after a change; without it the files are not watched. */
-export function createTlsReloader(server: TlsServer, initial: TlsConfig, deps: { logger: Logger; onFilesChanged?: () => void }): TlsReloader {
+export function createTlsReloader(server: TlsServer, initial: TlsConfig, initialLeaf: X509Certificate, deps: { logger: Logger; onFilesChanged?: () => void }): TlsReloader {
+  let leaf = initialLeaf
   let watched: string[] = []
   let settle: NodeJS.Timeout | null = null
 
@@ -68,7 +72,7 @@ export function createTlsReloader(server: TlsServer, initial: TlsConfig, deps: {
     watch(tls)
     server.setSecureContext(secureContextOptions(tls, material, ticketKeys))
     Object.assign(server, clientAuthOptions(tls))
-    const leaf = material.leaf
+    leaf = material.leaf
     deps.logger.info({ subject: distinguishedName(leaf.subject), not_after: new Date(leaf.validTo).toISOString(), fingerprint_sha256: leaf.fingerprint256 }, 'TLS certificate loaded')
   }
 
@@ -93,6 +97,7 @@ export function createTlsReloader(server: TlsServer, initial: TlsConfig, deps: {
   watch(initial)
   return {
     apply,
+    certificate: () => leaf,
     stop() {
       if (settle !== null) clearTimeout(settle)
       for (const path of watched) unwatchFile(path, changed)

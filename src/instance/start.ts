@@ -71,7 +71,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const logger = options.worker ? root.child({ worker: options.worker.id }) : root
   for (const line of diagnosticLines(loaded, 'warning')) logger.warn(line)
 
-  const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values(), instance, configDigest: () => state.runtime.configDigest })
+  const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values(), instance, configDigest: () => state.runtime.configDigest, tlsCertificate: () => gatewayServer.certificate() })
   const background = createBackgroundTasks(logger, metrics)
   const tracing = await startTracing(config.telemetry)
   /**

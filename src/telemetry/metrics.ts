@@ -1,5 +1,6 @@
 // Prometheus metrics, one registry per gateway: prom-client for the process and gauge metrics, and
 // the per-request series (request-metrics.ts) kept as plain numbers, rendered after them.
+import type { X509Certificate } from 'node:crypto'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import { BACKGROUND_TASKS, type BackgroundTask, type FailureCounter } from './background.ts'
 import { LabelledHistogram, RequestCounter } from './request-metrics.ts'
@@ -51,6 +52,8 @@ export interface MetricSources {
   instance?: string
   /** The running config's digest (Runtime.configDigest): `bouncer_config_workers{config_sha256}`. */
   configDigest?: () => string
+  /** The certificate the gateway listener serves (null without TLS). */
+  tlsCertificate?: () => X509Certificate | null
 }
 
 export function createMetrics(sources: MetricSources): Metrics {
@@ -70,6 +73,20 @@ export function createMetrics(sources: MetricSources): Metrics {
     new Gauge({ name: 'bouncer_config_workers', help: 'Workers running the config of this digest (more than one series: workers on different configs).', labelNames: ['config_sha256'], registers: [registry], collect() {
       this.reset()
       this.set({ config_sha256: configDigest() }, 1)
+    } })
+  }
+  const tlsCertificate = sources.tlsCertificate
+  if (tlsCertificate) {
+    // Which certificate each worker serves (one series: all the same) and the earliest expiry, to alert on.
+    new Gauge({ name: 'bouncer_tls_certificate_info', help: 'The certificate the gateway listener serves (a second series: workers serving another).', labelNames: ['fingerprint_sha256', 'not_after'], registers: [registry], collect() {
+      this.reset()
+      const leaf = tlsCertificate()
+      if (leaf) this.set({ fingerprint_sha256: leaf.fingerprint256, not_after: new Date(leaf.validTo).toISOString() }, 1)
+    } })
+    new Gauge({ name: 'bouncer_tls_certificate_expiry_timestamp_seconds', help: 'When the served certificate expires (Unix time; the earliest over the workers).', registers: [registry], collect() {
+      this.reset()
+      const leaf = tlsCertificate()
+      if (leaf) this.set(Math.floor(Date.parse(leaf.validTo) / 1000))
     } })
   }
   if (sources.instance !== undefined) {

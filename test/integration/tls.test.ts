@@ -194,6 +194,11 @@ describe('TLS termination', () => {
     const after = await handshake()
     expect(serialOf(after)).toBe(readSerial(renewed.cert))
     after.destroy()
+    // /metrics names the certificate served, and when it expires.
+    const leaf = new X509Certificate(readFileSync(renewed.cert))
+    const metrics = await (await request(`${gateway.adminUrl}/metrics`)).body.text()
+    expect(metrics).toContain(`bouncer_tls_certificate_info{fingerprint_sha256="${leaf.fingerprint256}",not_after="${new Date(leaf.validTo).toISOString()}"} 1`)
+    expect(metrics).toContain(`bouncer_tls_certificate_expiry_timestamp_seconds ${Math.floor(Date.parse(leaf.validTo) / 1000)}`)
     installPair(pki.server)
     expect(await gateway.reload()).toMatchObject({ ok: true })
   })

@@ -2,6 +2,7 @@
 // so a ticket resumed only on the worker that issued it (17 of 40 reconnections did a full
 // handshake with two workers; 40 of 40 resumed with one). The primary now gives every worker the
 // same keys, new with each reload, as one process's new context has.
+import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -69,3 +70,12 @@ it('resumes a session ticket on every worker, and none issued before a reload af
   const fresh = await (await handshake()).ticket
   expect(await resumedOf(fresh, 20)).toBe(20)
 }, 60_000)
+
+it('says in /metrics which certificate the workers serve, once, and when it expires', async () => {
+  const leaf = new X509Certificate(readFileSync(pki.server.cert))
+  const metrics = await (await request(`${gateway.adminUrl}/metrics`)).body.text()
+  const info = metrics.split('\n').filter((line) => line.startsWith('bouncer_tls_certificate_info{'))
+  expect(info).toEqual([`bouncer_tls_certificate_info{fingerprint_sha256="${leaf.fingerprint256}",not_after="${new Date(leaf.validTo).toISOString()}"} 1`])
+  // The earliest over the workers, not their sum.
+  expect(metrics).toContain(`bouncer_tls_certificate_expiry_timestamp_seconds ${Math.floor(Date.parse(leaf.validTo) / 1000)}\n`)
+})

@@ -3,7 +3,8 @@
 //   - counters, histograms and most gauges (requests in flight, queue depths, heap sizes) are summed;
 //   - `bouncer_process_*` and `*_info` are the process's, and the workers are threads of one
 //     process: the first worker's value is taken, not N times it;
-//   - `*_up` gauges (a sink or a target is up) take the lowest: down in one worker is down;
+//   - `*_up` gauges (a sink or a target is up) take the lowest: down in one worker is down; so
+//     does a certificate's `*_expiry_timestamp_seconds`: the earliest is the one to renew;
 //   - event-loop lag takes the highest worker's.
 // A worker that stopped leaves its counters and histograms (as last scraped) in `carried`, added to
 // the sum from then on, so the gateway's counters do not go back when a worker is replaced.
@@ -12,7 +13,7 @@ export type MergeRule = 'sum' | 'first' | 'min' | 'max'
 
 export function ruleOf(family: string): MergeRule {
   if (family.startsWith('bouncer_process_') || family.endsWith('_info')) return 'first'
-  if (family.endsWith('_up')) return 'min'
+  if (family.endsWith('_up') || family.endsWith('_expiry_timestamp_seconds')) return 'min'
   if (family.includes('eventloop_lag')) return 'max'
   return 'sum'
 }
