@@ -81,12 +81,14 @@ export function createMetrics(sources: MetricSources): Metrics {
     new Gauge({ name: 'bouncer_tls_certificate_info', help: 'The certificate the gateway listener serves (a second series: workers serving another).', labelNames: ['fingerprint_sha256', 'not_after'], registers: [registry], collect() {
       this.reset()
       const leaf = tlsCertificate()
-      if (leaf) this.set({ fingerprint_sha256: leaf.fingerprint256, not_after: new Date(leaf.validTo).toISOString() }, 1)
+      if (leaf && !Number.isNaN(leaf.validToDate.getTime())) this.set({ fingerprint_sha256: leaf.fingerprint256, not_after: leaf.validToDate.toISOString() }, 1)
     } })
-    new Gauge({ name: 'bouncer_tls_certificate_expiry_timestamp_seconds', help: 'When the served certificate expires (Unix time; the earliest over the workers).', registers: [registry], collect() {
+    // Labelled, so that a listener without TLS has no series at all (an unlabelled gauge reads 0: "expired").
+    new Gauge({ name: 'bouncer_tls_certificate_expiry_timestamp_seconds', help: 'When the served certificate expires (Unix time; the earliest over the workers).', labelNames: ['fingerprint_sha256'], registers: [registry], collect() {
       this.reset()
       const leaf = tlsCertificate()
-      if (leaf) this.set(Math.floor(Date.parse(leaf.validTo) / 1000))
+      const notAfter = leaf?.validToDate.getTime() ?? Number.NaN
+      if (leaf && !Number.isNaN(notAfter)) this.set({ fingerprint_sha256: leaf.fingerprint256 }, Math.floor(notAfter / 1000))
     } })
   }
   if (sources.instance !== undefined) {

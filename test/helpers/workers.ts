@@ -12,7 +12,7 @@ import { heldPort } from './faults.ts'
  * listener on any port and no audit sinks unless the config says otherwise. `config` gets the port
  * before it listens: a provider's redirect URI names it.
  */
-export async function serveWithWorkers(dir: string, config: (port: number) => Record<string, unknown> | Promise<Record<string, unknown>>, options: { workers?: number; env?: NodeJS.ProcessEnv } = {}): Promise<{ gateway: ServeProcess; file: string }> {
+export async function serveWithWorkers(dir: string, config: (port: number) => Record<string, unknown> | Promise<Record<string, unknown>>, options: { workers?: number; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): Promise<{ gateway: ServeProcess; file: string }> {
   const held = await heldPort()
   const file = join(dir, 'bouncer.yaml')
   const written = await config(held.port)
@@ -23,7 +23,7 @@ export async function serveWithWorkers(dir: string, config: (port: number) => Re
     server: { listen: `127.0.0.1:${held.port}`, workers: options.workers ?? 2, ...(written.server as object | undefined) },
   }))
   await held.release()
-  return { gateway: await startServe(['--config', file], { env: options.env, startTimeout: 90_000 }), file }
+  return { gateway: await startServe(['--config', file], { env: options.env, nodeArgs: options.nodeArgs, startTimeout: 90_000 }), file }
 }
 
 /** One request on a connection of its own (closed after it): the kernel picks a worker for each. */

@@ -90,5 +90,6 @@ describe('the instance id', () => {
     for (const line of lines) expect(line.instance).toBe('gw-7')
     const metrics = await (await request(`${gateway.adminUrl}/metrics`)).body.text()
     expect(metrics).toContain('bouncer_instance_info{instance_id="gw-7"} 1')
+    expect(metrics).not.toMatch(/^bouncer_tls_certificate/m) // no TLS: no certificate series (an expiry of 0 would read "expired")
   })
 })

@@ -142,6 +142,8 @@ describe('approvals', () => {
     await expect(call('list_customers', { region: 7 })).rejects.toThrow(/Invalid arguments for tool list_customers/)
     expect((await admin('GET', 'approvals?status=pending')).body).toHaveLength(pendingBefore.length)
     expect(upstream.received).toHaveLength(1) // the first test's approved call only
+    // Each refusal is audited, as the pipeline's 400s are.
+    await waitFor(() => auditRows(join(dir, 'audit.db'), `tool = 'list_customers' AND status = 400 AND code = 'bad_request'`).length === 2, 'both refusals in the audit log', 20_000)
   }, 30_000)
 
   it('a denied approval is final', async () => {

@@ -198,7 +198,7 @@ describe('TLS termination', () => {
     const leaf = new X509Certificate(readFileSync(renewed.cert))
     const metrics = await (await request(`${gateway.adminUrl}/metrics`)).body.text()
     expect(metrics).toContain(`bouncer_tls_certificate_info{fingerprint_sha256="${leaf.fingerprint256}",not_after="${new Date(leaf.validTo).toISOString()}"} 1`)
-    expect(metrics).toContain(`bouncer_tls_certificate_expiry_timestamp_seconds ${Math.floor(Date.parse(leaf.validTo) / 1000)}`)
+    expect(metrics).toContain(`bouncer_tls_certificate_expiry_timestamp_seconds{fingerprint_sha256="${leaf.fingerprint256}"} ${Math.floor(Date.parse(leaf.validTo) / 1000)}`)
     installPair(pki.server)
     expect(await gateway.reload()).toMatchObject({ ok: true })
   })

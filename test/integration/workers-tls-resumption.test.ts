@@ -13,6 +13,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { createPki, type TestPki } from '../helpers/certs.ts'
 import type { ServeProcess } from '../helpers/cli.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { crashWorker, holdNextWorker } from '../helpers/inspector.ts'
+import { waitFor } from '../helpers/wait.ts'
 import { serveWithWorkers } from '../helpers/workers.ts'
 
 const ADMIN_TOKEN = 'workers-tls-resumption-admin-token-01'
@@ -30,7 +32,7 @@ beforeAll(async () => {
     admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
     upstreams: [{ name: 'api', url: upstream.url }],
     routes: [{ id: 'open', path: '/open', upstream: 'api', public: true }],
-  })))
+  }), { nodeArgs: ['--inspect=127.0.0.1:0'] }))
 }, 120_000)
 
 afterAll(async () => {
@@ -71,11 +73,25 @@ it('resumes a session ticket on every worker, and none issued before a reload af
   expect(await resumedOf(fresh, 20)).toBe(20)
 }, 60_000)
 
+it('gives a replacement that started during a reload the keys of that reload, though the config text did not change', async () => {
+  // Found by a review: such a worker was given the keys before the reload, and nothing brought it
+  // the new ones, since its config text was the one in force (a renewal's reload keeps the text).
+  const replacement = await holdNextWorker(gateway.stderr, 'w2')
+  await crashWorker(gateway.stderr, 'w2')
+  await replacement.started
+  const reloaded = await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  expect(await reloaded.body.json()).toMatchObject({ ok: true })
+  replacement.release()
+  await waitFor(() => (gateway.stderr().match(/"worker":"w2"[^\n]*"msg":"config reloaded"/g) ?? []).length >= 2, 'the replacement to be brought to the reload', 30_000)
+  const ticket = await (await handshake()).ticket
+  expect(await resumedOf(ticket, 20)).toBe(20)
+}, 60_000)
+
 it('says in /metrics which certificate the workers serve, once, and when it expires', async () => {
   const leaf = new X509Certificate(readFileSync(pki.server.cert))
   const metrics = await (await request(`${gateway.adminUrl}/metrics`)).body.text()
   const info = metrics.split('\n').filter((line) => line.startsWith('bouncer_tls_certificate_info{'))
   expect(info).toEqual([`bouncer_tls_certificate_info{fingerprint_sha256="${leaf.fingerprint256}",not_after="${new Date(leaf.validTo).toISOString()}"} 1`])
   // The earliest over the workers, not their sum.
-  expect(metrics).toContain(`bouncer_tls_certificate_expiry_timestamp_seconds ${Math.floor(Date.parse(leaf.validTo) / 1000)}\n`)
+  expect(metrics).toContain(`bouncer_tls_certificate_expiry_timestamp_seconds{fingerprint_sha256="${leaf.fingerprint256}"} ${Math.floor(Date.parse(leaf.validTo) / 1000)}\n`)
 })

@@ -90,7 +90,11 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
   // A route tool's request, made before any approval is filed or taken: arguments it cannot take are
   // refused first, or an approved call that then failed on them had used its approval up (a probe).
   const request = entry.target.kind === 'route' ? routeRequestOf(entry.target.source, args) : null
-  if (typeof request === 'string') throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid arguments for tool ${entry.name}: ${request}`)
+  if (typeof request === 'string') {
+    const detail = `Invalid arguments for tool ${entry.name}: ${request}`
+    deps.audit(auditFacts(caller, facts, mcp.path, started, { route: `mcp:${name}`, status: 400, decision: 'deny', code: 'bad_request', statement: null, note: detail }))
+    throw new ProtocolError(ProtocolErrorCode.InvalidParams, detail)
+  }
   const rule = deps.approvals ? approvalRuleFor(mcp, name) : undefined
   if (rule && deps.approvals) {
     const call = { tool: name, issuer: subjectIssuer(caller.identity), subject: caller.identity.sub, actor: actorOf(caller.identity), argsSha256: facts.argsSha256 }

@@ -99,6 +99,8 @@ interface Slot {
   restarts: number
   /** The config text it runs: given at its start, then each reload it committed. */
   text: string
+  /** The TLS ticket keys it runs, likewise (a reload may change them and not the text: a renewal). */
+  ticketKeys: Buffer | null
   /** Crashes in a row, for the backoff (a worker that ran a minute starts again at once). */
   streak: number
   threadId: number | null
@@ -121,7 +123,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const sharedKeys = ownKeyStore({ forWorkers: true }).buffer
   const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
   const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
-    id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0, text: options.configText,
+    id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0, text: options.configText, ticketKeys: null,
     threadId: null, lastMetrics: null, reloads: new Map(), exited: null, held: Promise.withResolvers(), hardStop: null,
   }))
   const carried: Families = new Map()
@@ -139,6 +141,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   /** Starts a worker; resolves when it listens, rejects with why it could not start. */
   function start(slot: Slot): Promise<void> {
     slot.text = configText
+    slot.ticketKeys = ticketKeys
     const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, sharedLimits, sharedKeys, adminSocket: slot.socket, ticketKeys }, env: options.env }
     rmSync(slot.socket, { force: true })
     const thread = new Worker(THREAD_URL, { workerData: data, env: options.env, name: `bouncer ${slot.id}`, resourceLimits: requestWorkerLimits() })
@@ -256,15 +259,20 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   async function reloadOne(slot: Slot, text: string): Promise<ReloadResult> {
     const id = nextReload++
     const thread = slot.thread
-    const staged = await step(slot, { type: 'stage', id, text, ticketKeys }, thread)
+    const keys = ticketKeys
+    const staged = await step(slot, { type: 'stage', id, text, ticketKeys: keys }, thread)
     const result = staged.ok ? await step(slot, { type: 'commit', id }, thread) : staged
-    if (result.ok && slot.thread === thread) slot.text = text
+    if (result.ok && slot.thread === thread) {
+      slot.text = text
+      slot.ticketKeys = keys
+    }
     return result
   }
 
   /**
-   * Brings the config in force to each worker that does not run it: one started while a reload was
-   * staged (given the text before it), or one whose commit failed (its staged reload lapsed). Not
+   * Brings the config in force, and the TLS ticket keys, to each worker that does not run them: one
+   * started while a reload was staged (given those before it), or one whose commit failed (its
+   * staged reload lapsed). A renewal's reload changes the keys and not the text: both are compared. Not
    * awaited: a start can take as long as its config's secrets store does (its port holds the
    * message until it listens). One that cannot take it (a file it names gone meanwhile, a store that
    * failed) is drained and replaced, as its replacement starts from the config in force: left as it
@@ -274,7 +282,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   function reconcile(): void {
     for (const slot of slots) {
       const thread = slot.thread
-      if (thread === null || slot.text === configText || (slot.state !== 'starting' && slot.state !== 'running')) continue
+      if (thread === null || (slot.text === configText && slot.ticketKeys === ticketKeys) || (slot.state !== 'starting' && slot.state !== 'running')) continue
       void reloadOne(slot, configText).then((result) => {
         if (result.ok || slot.thread !== thread || stopping) return
         logger.error({ worker: slot.id, errors: result.errors }, 'a worker could not take the config in force: replacing it')
@@ -331,7 +339,9 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       configText = text
       ticketKeys = nextTicketKeys
       live.forEach((slot, i) => {
-        if (results[i]?.ok && slot.thread === threads[i]) slot.text = text
+        if (!results[i]?.ok || slot.thread !== threads[i]) return
+        slot.text = text
+        slot.ticketKeys = nextTicketKeys
       })
       reconcile()
     }
