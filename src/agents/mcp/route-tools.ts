@@ -92,10 +92,12 @@ export function routeRequestOf(source: RouteToolSource, args: Readonly<Record<st
     else if (segment.kind === 'param') {
       const value = args[segment.name]
       if (typeof value !== 'string' || value === '') return `"${segment.name}" must be a non-empty string`
+      if (!value.isWellFormed()) return notUnicode(segment.name)
       segments.push(encodeURIComponent(value))
     } else {
       const rest = args[REST]
       if (typeof rest !== 'string') return `"${REST}" must be a string`
+      if (!rest.isWellFormed()) return notUnicode(REST)
       segments.push(...rest.split('/').filter((part) => part !== '').map(encodeURIComponent))
     }
   }
@@ -107,12 +109,21 @@ export function routeRequestOf(source: RouteToolSource, args: Readonly<Record<st
       continue
     }
     if (!fits(param.type, value)) return `"${param.name}" must be ${param.type === 'integer' ? 'an integer' : `a ${param.type}`}`
+    if (typeof value === 'string' && !value.isWellFormed()) return notUnicode(param.name)
     query.append(param.name, String(value))
   }
   const search = query.toString()
   const target = `/${segments.join('/')}${search === '' ? '' : `?${search}`}`
   const body = args.body === undefined ? null : Buffer.from(JSON.stringify(args.body))
   return { method: source.method, target, body, contentType: body === null ? null : 'application/json' }
+}
+
+/**
+ * A lone surrogate has no UTF-8 form: encodeURIComponent throws on it (an internal error, -32603,
+ * before this check) and URLSearchParams sends U+FFFD in its place, another value than the caller's.
+ */
+function notUnicode(name: string): string {
+  return `"${name}" is not well-formed Unicode (a lone surrogate)`
 }
 
 function fits(type: ToolParameter['type'], value: unknown): boolean {
