@@ -13,6 +13,7 @@ import { CallTimedOut, type UpstreamMcpServer } from './servers.ts'
 import { routeRequestOf, type RouteRequest } from './route-tools.ts'
 import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from './arguments.ts'
 import { approvalRuleFor, auditFacts, toolCallFacts } from './tool-calls.ts'
+import { argumentsRefusedBy } from './tool-schema.ts'
 
 export const SERVER_INFO = { name: 'bouncer', version: '1' }
 
@@ -87,15 +88,17 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
     }))
     throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${name}`)
   }
-  // A route tool's request, made before any approval is filed or taken: arguments it cannot take are
-  // refused first, or an approved call that then failed on them had used its approval up (a probe).
+  // Arguments the tool cannot take are refused before any approval is filed or taken, or an approved
+  // call that then failed on them had used its approval up (a probe): a route tool's request is made
+  // first, and a gated server tool's arguments are checked against the schema its server listed.
+  const rule = deps.approvals ? approvalRuleFor(mcp, name) : undefined
   const request = entry.target.kind === 'route' ? routeRequestOf(entry.target.source, args) : null
-  if (typeof request === 'string') {
-    const detail = `Invalid arguments for tool ${entry.name}: ${request}`
+  const refusal = typeof request === 'string' ? request : rule && entry.target.kind === 'server' ? await argumentsRefusedBy(entry.definition.inputSchema, args) : null
+  if (refusal !== null) {
+    const detail = `Invalid arguments for tool ${entry.name}: ${refusal}`
     deps.audit(auditFacts(caller, facts, mcp.path, started, { route: `mcp:${name}`, status: 400, decision: 'deny', code: 'bad_request', statement: null, note: detail }))
     throw new ProtocolError(ProtocolErrorCode.InvalidParams, detail)
   }
-  const rule = deps.approvals ? approvalRuleFor(mcp, name) : undefined
   if (rule && deps.approvals) {
     const call = { tool: name, issuer: subjectIssuer(caller.identity), subject: caller.identity.sub, actor: actorOf(caller.identity), argsSha256: facts.argsSha256 }
     const taken = await deps.approvals.take(call)
@@ -121,7 +124,7 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
       }
     }
   }
-  return entry.target.kind === 'route' && request ? callRoute(caller, entry, request, facts, deps) : callServer(caller, entry, args, facts, ctx, deps, started)
+  return typeof request === 'object' && request !== null ? callRoute(caller, entry, request, facts, deps) : callServer(caller, entry, args, facts, ctx, deps, started)
 }
 
 /** The route's request through the pipeline: the pipeline audits it (with the tool's facts). */
