@@ -18,16 +18,20 @@ export function startSettingsOf(config: Config): StartSettings {
   return { listen: config.server.listen, http2: config.server.http2, tls: config.server.tls, adminListen: config.admin.listen, audit: config.audit }
 }
 
-/** What a reload from `previous` to `next` leaves until the next restart, as warnings. */
-export function restartOnlyChanges(previous: Config, next: Config): string[] {
+/**
+ * What a reload to `next` leaves until the next restart, as warnings: compared with what the process
+ * started with, not with the config before the reload, so every reload says so until the restart
+ * (the second reload after an edit answered no warning while the edit still waited: a probe).
+ */
+export function restartOnlyChanges(started: StartSettings, next: Config): string[] {
   const changes: string[] = []
-  if (next.server.listen.text !== previous.server.listen.text || next.admin.listen.text !== previous.admin.listen.text) {
+  if (next.server.listen.text !== started.listen.text || next.admin.listen.text !== started.adminListen.text) {
     changes.push('a changed listen address takes effect at the next restart')
   }
-  if ((next.server.tls === undefined) !== (previous.server.tls === undefined) || next.server.http2 !== previous.server.http2) {
+  if ((next.server.tls === undefined) !== (started.tls === undefined) || next.server.http2 !== started.http2) {
     changes.push('turning server.tls or server.http2 on or off takes effect at the next restart')
   }
-  if (JSON.stringify(next.audit) !== JSON.stringify(previous.audit)) {
+  if (JSON.stringify(next.audit) !== JSON.stringify(started.audit)) {
     changes.push('a changed audit section takes effect at the next restart')
   }
   return changes

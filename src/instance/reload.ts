@@ -2,7 +2,7 @@
 // assignment, and retire what only the old config used. A config that does not load or prepare is
 // refused and the running one keeps serving.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { loadConfigFile, loadConfigText, readTlsMaterial, restartOnlyChanges } from '../config/index.ts'
+import { loadConfigFile, loadConfigText, readTlsMaterial, restartOnlyChanges, startSettingsOf } from '../config/index.ts'
 import type { ReloadResult } from '../admin/index.ts'
 import { applySecretValues, type GatewayServer, type Runtime } from '../gateway/index.ts'
 import { retireSigner, type Live } from './live.ts'
@@ -46,6 +46,8 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
   let turn: Promise<void> = Promise.resolve()
   let queued: Promise<ReloadResult> | null = null
   const { replaced } = live
+  /** What this process started with: a reload that changes it says so until the restart. */
+  const started = startSettingsOf(state.runtime.config)
   /** Runtimes prepared but not yet swapped in or aborted: what they acquired is not retired meanwhile. */
   const preparing = new Set<Runtime>()
   let polling = false
@@ -112,7 +114,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
         return shuttingDown()
       }
       const previous = state.runtime
-      const atRestart = restartOnlyChanges(previous.config, config)
+      const atRestart = restartOnlyChanges(started, config)
       for (const line of atRestart) logger.warn(line)
       runtime.mcp?.takeSessions()
       state.runtime = runtime // the swap: new requests see the new runtime from here on
