@@ -14,6 +14,7 @@ export function resolveFilePaths(config: Config, baseDir: string): Config {
     ...config.audit,
     sinks: config.audit.sinks.map((sink) => (sink.type === 'sqlite' ? { ...sink, path: path(sink.path) } : sink)),
     spill_dir: path(config.audit.spill_dir),
+    checkpoint_path: config.audit.checkpoint_path === undefined ? undefined : path(config.audit.checkpoint_path),
   }
   const secrets = config.secrets && { ...config.secrets, store: storeWithPaths(config.secrets.store, path) }
   const upstreams = config.upstreams.map((upstream) => (upstream.tls ? { ...upstream, tls: tlsWithPaths(upstream.tls, path) } : upstream))
@@ -29,7 +30,10 @@ export function resolveFilePaths(config: Config, baseDir: string): Config {
   const server = tls ? { ...config.server, tls } : config.server
   const issuers = config.issuers.map((issuer) => (issuer.type !== 'x509' ? issuer : { ...issuer, ca: issuer.ca === undefined ? issuer.ca : path(issuer.ca) }))
   const mcp = config.mcp && { ...config.mcp, approvals_store: { ...config.mcp.approvals_store, path: path(config.mcp.approvals_store.path) } }
-  return { ...config, server, issuers, audit, secrets, upstreams, api_keys: apiKeys, functions, datasources, mcp }
+  const signIn = config.sign_in?.session.store.type === 'sqlite'
+    ? { ...config.sign_in, session: { ...config.sign_in.session, store: { ...config.sign_in.session.store, path: path(config.sign_in.session.store.path) } } }
+    : config.sign_in
+  return { ...config, server, issuers, audit, secrets, upstreams, api_keys: apiKeys, functions, datasources, mcp, sign_in: signIn }
 }
 
 type SecretsStore = NonNullable<Config['secrets']>['store']

@@ -1,4 +1,5 @@
 // sign_in: the provider it names, its paths and cookie settings are checked with line and column.
+import { resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { formatDiagnostic, loadConfigText } from '../../../src/config/index.ts'
 
@@ -28,9 +29,25 @@ describe('sign_in', () => {
     expect(lines).toEqual([])
     expect(config?.sign_in).toMatchObject({
       sign_in_path: '/.bouncer/sign_in',
-      session: { ttl: 8 * 3_600_000, idle: 3_600_000, store: { type: 'sqlite', path: './data/sessions.db' } },
+      // Relative to the config file's folder, as every path in the config (the file here: ./bouncer.yaml).
+      session: { ttl: 8 * 3_600_000, idle: 3_600_000, store: { type: 'sqlite', path: resolve('data/sessions.db') } },
       cookie: { name: 'bouncer_session', secure: true, same_site: 'lax' },
     })
+  })
+
+  // A docs probe: the session store (default or named) was opened from the working directory, so
+  // `bouncer serve` and `bouncer sessions` run from elsewhere made and read another file.
+  it('keeps the session store, and the audit checkpoint file, next to the config file', () => {
+    const text = `${BASE}audit: { sinks: [{ type: stdout }], checkpoint_path: ./data/checkpoints.ndjson }
+sign_in:
+  issuer: sso
+  client_id: bouncer
+  client_secret: s3cret-value
+  session: { store: { type: sqlite, path: ./state/sessions.db } }
+`
+    const loaded = loadConfigText(text, '/etc/bouncer/bouncer.yaml', {})
+    expect(loaded.config?.sign_in?.session.store).toEqual({ type: 'sqlite', path: '/etc/bouncer/state/sessions.db' })
+    expect(loaded.config?.audit.checkpoint_path).toBe('/etc/bouncer/data/checkpoints.ndjson')
   })
 
   it('a route accepting session needs sign_in', () => {
