@@ -3,7 +3,7 @@
 // PostgreSQL round trips, spilling and replay all happen here, off the request path.
 import { createPrivateKey, createPublicKey, randomUUID, type JsonWebKey } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
 import { decideHead, readChainState, restartRecord, writeChainState } from './chain-head.ts'
 import { appendCheckpoint, checkpointProblem, latestByChain, readCheckpointFile, signCheckpoint, type Checkpoint } from './checkpoint.ts'
@@ -15,6 +15,7 @@ import { LinkedRow, type AuditSink, type ChainHead, type SinkHead, type StoredRo
 import { createSqliteSink } from './sinks/sqlite.ts'
 import { createStdoutSink } from './sinks/stdout.ts'
 import { spillFor } from './spill.ts'
+import { adoptedSpillDirs, waitingSpillFiles } from './spill-adopt.ts'
 
 export type WorkerSinkConfig = { type: 'sqlite'; path: string } | { type: 'postgres'; url: string; schema: string } | { type: 'stdout' }
 
@@ -141,6 +142,21 @@ function saveState(): void {
 const runners: SinkRunner[] = sinks.map((sink, i) =>
   createSinkRunner(sink, spillFor(config.spillDir, sink.name), { capacity: config.capacity, durable: config.durable, events, opened: opened[i] === true }),
 )
+/**
+ * Spill files a gateway of another shape left (spill-adopt.ts), each replayed into its sink by a
+ * runner of its own that takes no new records: it pings the sink every second and replays the file
+ * once the sink answers. A file of a sink no longer configured stays, and is logged.
+ */
+const adopted: SinkRunner[] = []
+for (const dir of adoptedSpillDirs(config.spillDir)) {
+  const waiting = new Set(waitingSpillFiles(dir))
+  for (const sink of sinks) {
+    const spill = spillFor(dir, sink.name)
+    if (!waiting.delete(basename(spill.path))) continue
+    adopted.push(createSinkRunner(sink, spill, { capacity: config.capacity, durable: config.durable, events, opened: true }))
+  }
+  if (waiting.size > 0) events.log('warn', 'spilled audit records of a sink no longer configured: kept, not replayed', { dir, files: [...waiting] })
+}
 
 /** The newest record every sink has, or has durably spilled: what a checkpoint may vouch for. */
 let committed: ChainHead = head
@@ -238,7 +254,7 @@ port.on('message', (message: ToWorker) => {
     onBatch(message.id, lines, message.postedEnd)
   } else if (message.type === 'drain') {
     priority.restore()
-    void Promise.all(runners.map((runner) => runner.drain()))
+    void Promise.all([...runners, ...adopted].map((runner) => runner.drain()))
       .then(() => committing)
       .then(checkpoint) // the head at shutdown: the newest records are anchored too
       .then(() => Promise.all(sinks.map((sink) => sink.close().catch(() => {}))))

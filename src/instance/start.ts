@@ -3,7 +3,7 @@
 import { once } from 'node:events'
 import type { AddressInfo, ListenOptions, Server as NetServer } from 'node:net'
 import { adminRoutes, consoleSignInOf, createAdminServer } from '../admin/index.ts'
-import { createAuditLog, instanceIdOf } from '../audit/index.ts'
+import { adoptAuditSpills, createAuditLog, instanceIdOf } from '../audit/index.ts'
 import { listenUrl, loadConfigFile, type LoadedConfig } from '../config/index.ts'
 import { createGatewayServer, createInternalDispatch, createRuntimeDeps, type GatewayState } from '../gateway/index.ts'
 import type { InternalDispatch } from '../request/index.ts'
@@ -105,6 +105,9 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const first = await prepare({ ...loaded, config }, prepareDeps)
   // eslint-disable-next-line no-useless-assignment -- unreachable now, its YAML document goes in releaseStartupGarbage
   loaded = null
+  // One process spills to spill_dir itself: what workers of an earlier run spilled is replayed too
+  // (with server.workers, the primary has done this before any worker started).
+  if (!options.worker) adoptAuditSpills(config.audit, null, logger)
   const audit = createAuditLog(options.worker ? workerAuditConfig(config.audit, options.worker.id, env) : config.audit, logger, background, first.secrets.store) // its checkpoint key may live in the store
   first.runtime.mcp?.takeSessions()
   const state: GatewayState = {
