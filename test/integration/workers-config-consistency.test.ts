@@ -134,6 +134,26 @@ describe('server.workers: one config on every worker', () => {
     await waitFor(async () => (await statuses(gateway, '/edited').catch(() => [0])).every((status) => status === 200), 'only workers on the config in force to serve', 20_000)
   }, 120_000)
 
+  // A review: a worker that crashed while a reload was staged answered "stopped during the
+  // reload", which refused it on every worker; the edit waited for another reload.
+  it('applies a reload during which a worker crashed, and starts that worker\'s replacement on it', async () => {
+    const { gateway, file } = await serve('crash-during-reload', config(), ['--inspect=127.0.0.1:0'])
+    await writeFile(file, stringify(config({ routes: ['edited'] })))
+    const w2 = await inspectWorker(gateway.stderr, 'w2')
+    try {
+      // w2's loop is held for 1.5 s with a crash queued behind it: the reload's stage waits behind both.
+      w2.evaluate('console.error("w2 held by the test"); setTimeout(() => { throw new Error("a crash, by a test") }, 0); { const t = Date.now(); while (Date.now() - t < 1500); } 1')
+      await waitFor(() => gateway.stderr().includes('w2 held by the test'), 'w2 to be held', 20_000)
+      const answer = await reload(gateway)
+      expect(answer).toMatchObject({ ok: true })
+      expect(answer.warnings?.some((warning) => warning.includes('worker w2 did not take it at once'))).toBe(true)
+    } finally {
+      w2.close()
+    }
+    await waitFor(() => linesWith(gateway, '"worker":"w2"', '"msg":"worker listening"') === 2, 'the replacement of w2 to listen', 60_000)
+    await waitFor(async () => (await statuses(gateway, '/edited').catch(() => [0])).every((status) => status === 200), 'every worker to serve the edit', 20_000)
+  }, 120_000)
+
   it('says in the reload\'s answer what waits for a restart', async () => {
     const { gateway, file } = await serve('restart-only', config())
     await writeFile(file, stringify(config({ flushInterval: '80ms' })))

@@ -328,26 +328,39 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     // the CAs before it resumes.
     const nextTicketKeys = randomBytes(48)
     const staged = await Promise.all(live.map((slot, i) => step(slot, { type: 'stage', id, text, ticketKeys: nextTicketKeys }, threads[i] ?? null)))
-    const refused = staged.find((result) => !result.ok)
-    if (refused) {
+    // A worker that stopped or began to drain meanwhile (a crash, or reconcile replacing it) has no
+    // say: its replacement starts from the config in force. Its answer once refused the reload on
+    // every worker, and the edit waited for another reload (a review).
+    const present = live.map((slot, i) => slot.thread === threads[i] && slot.state === 'running')
+    const refused = staged.find((result, i) => present[i] && !result.ok)
+    const voters = live.filter((_, i) => present[i] && staged[i]?.ok)
+    if (refused || voters.length === 0) {
       for (const slot of live) slot.thread?.postMessage({ type: 'abort', id } satisfies ToThread)
       if (staged.some((result) => result.ok)) logger.warn('config reload refused by a worker: not applied on any')
-      return refused
+      return refused ?? staged.find((result) => !result.ok) ?? { ok: false, errors: ['every worker stopped during the reload'] }
     }
-    const results = await Promise.all(live.map((slot, i) => step(slot, { type: 'commit', id }, threads[i] ?? null)))
-    if (results.some((r) => r.ok)) {
-      // In force where it committed: what a worker starting from now on is given, and what one
-      // that missed it (starting meanwhile, or its commit failed) is brought to.
-      configText = text
-      ticketKeys = nextTicketKeys
-      live.forEach((slot, i) => {
-        if (!results[i]?.ok || slot.thread !== threads[i]) return
+    live.forEach((_, i) => {
+      if (!present[i]) threads[i]?.postMessage({ type: 'abort', id } satisfies ToThread)
+    })
+    const results = await Promise.all(voters.map((slot) => step(slot, { type: 'commit', id }, slot.thread)))
+    const done = results.find((result) => result.ok)
+    if (!done) return results[0] as ReloadResult
+    // In force where it committed: what a worker starting from now on is given, and what one that
+    // missed it (starting meanwhile, stopped, or its commit failed) is brought to, or replaced.
+    configText = text
+    ticketKeys = nextTicketKeys
+    const missed: string[] = []
+    voters.forEach((slot, i) => {
+      if (!results[i]?.ok) missed.push(slot.id)
+      else if (slot.thread !== null) {
         slot.text = text
         slot.ticketKeys = nextTicketKeys
-      })
-      reconcile()
-    }
-    return results.find((r) => !r.ok) ?? (results[0] as ReloadResult)
+      }
+    })
+    for (const [i, slot] of live.entries()) if (!present[i]) missed.push(slot.id)
+    reconcile()
+    // In force: the answer says ok, and which workers take it late (it once said not ok).
+    return missed.length === 0 ? done : { ...done, warnings: [...done.warnings, `worker ${missed.join(', ')} did not take it at once: brought to it, or replaced`] }
   }
 
   /** Stops one worker: drained, or at once. */
