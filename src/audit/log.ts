@@ -51,8 +51,14 @@ const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './
 const RESTART_DELAY_MS = 100
 const MAX_RESTART_DELAY_MS = 30_000
 
-/** `secrets`: the store that keeps the checkpoint signing key, when there is one (checkpoint-key.ts). */
-export function createAuditLog(config: AuditConfig, logger: Logger, background: BackgroundTasks, secrets: KeyStore | null = null): AuditLog {
+/**
+ * `secrets`: the store that keeps the checkpoint signing key, when there is one (checkpoint-key.ts).
+ * `outstanding`: a cell shared with server.workers' primary, holding how many records this log has
+ * taken and no sink has yet (queued, or with the audit worker): what is lost if the thread ends
+ * without draining (its heap limit), which the primary counts as dropped (a probe found them lost
+ * and counted nowhere).
+ */
+export function createAuditLog(config: AuditConfig, logger: Logger, background: BackgroundTasks, secrets: KeyStore | null = null, outstanding: Int32Array<ArrayBufferLike> = new Int32Array(1)): AuditLog {
   if (config.sinks.length === 0) return disabledAuditLog
   const checkpointFile = resolve(checkpointPathOf(config))
   const key = checkpointSigningKey(secrets, `${checkpointFile}.key`, logger)
@@ -106,6 +112,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
           inFlight.delete(message.id)
           if (batch) {
             inFlightRecords -= batch.count
+            outstanding[0] = pending.count + inFlightRecords
             for (const wake of batch.waiters) wake()
           }
           break
@@ -152,6 +159,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
       for (const batch of inFlight.values()) for (const wake of batch.waiters) wake()
       inFlight.clear()
       inFlightRecords = 0
+      outstanding[0] = pending.count
       // A crash: a new worker at once, and the queue goes to it (it buffers messages until it runs).
       if (ready) return restart()
       down = true
@@ -170,6 +178,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
     for (const batch of inFlight.values()) for (const wake of batch.waiters) wake()
     inFlight.clear()
     inFlightRecords = 0
+    outstanding[0] = pending.count
     drained?.()
     drained = undefined
   }
@@ -190,6 +199,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
       // No worker until the next start: these records cannot be written (counted as dropped).
       lost += pending.count
       pending.take()
+      outstanding[0] = inFlightRecords
       for (const wake of waiters) wake()
       waiters = []
       return
@@ -207,6 +217,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
   function push(line: string): void {
     if (!pending.fits(line)) flush()
     pending.append(line)
+    outstanding[0] = pending.count + inFlightRecords
   }
 
   function enqueue(line: string): void {

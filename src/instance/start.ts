@@ -108,7 +108,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   // One process spills to spill_dir itself: what workers of an earlier run spilled is replayed too
   // (with server.workers, the primary has done this before any worker started).
   if (!options.worker) adoptAuditSpills(config.audit, null, logger)
-  const audit = createAuditLog(options.worker ? workerAuditConfig(config.audit, options.worker.id, env) : config.audit, logger, background, first.secrets.store) // its checkpoint key may live in the store
+  const audit = createAuditLog(options.worker ? workerAuditConfig(config.audit, options.worker.id, env) : config.audit, logger, background, first.secrets.store, options.worker?.auditOutstanding) // its checkpoint key may live in the store
   first.runtime.mcp?.takeSessions()
   const state: GatewayState = {
     runtime: first.runtime,

@@ -110,7 +110,7 @@ export function createMetrics(sources: MetricSources): Metrics {
   fromWorker('bouncer_audit_written_total', 'Audit records written to a sink.', (s) => s.written)
   fromWorker('bouncer_audit_spilled_total', 'Audit records spilled to disk while a sink was away.', (s) => s.spilled)
   fromWorker('bouncer_audit_replayed_total', 'Spilled audit records replayed to their sink.', (s) => s.replayed)
-  fromWorker('bouncer_audit_dropped_total', 'Audit records lost (only when a spill file cannot be written): should stay 0.', (s) => s.dropped)
+  fromWorker('bouncer_audit_dropped_total', 'Audit records lost (a spill file that cannot be written; with server.workers, a worker that ended without draining): should stay 0.', (s) => s.dropped)
   fromWorker('bouncer_audit_quarantined_total', 'Spill file lines that were not records, moved to <spill>.quarantine instead of replayed: should stay 0.', (s) => s.quarantined)
 
   return {

@@ -74,6 +74,13 @@ export function carry(carried: Families, last: Families): void {
   }
 }
 
+/** Adds to a label-less counter in `carried`: what the primary itself counts for the gateway (records a stopped worker lost). */
+export function addToCounter(carried: Families, name: string, value: number): void {
+  const family = carried.get(name) ?? { help: null, type: 'counter', series: new Map() }
+  carried.set(name, family)
+  family.series.set(name, (family.series.get(name) ?? 0) + value)
+}
+
 /** The merged text of the workers' families (in the first worker's order), plus what stopped workers left. */
 export function mergeMetrics(workers: readonly Families[], carried: Families = new Map()): string {
   const merged: Families = new Map()

@@ -22,6 +22,8 @@ export interface WorkerRole {
    * it (a probe: 17 of 40 reconnections did a full handshake with two workers).
    */
   ticketKeys?: Buffer
+  /** Records its audit log has taken and no sink has yet (audit/log.ts): the primary counts them as dropped if it ends without draining. */
+  auditOutstanding?: Int32Array
 }
 
 /**

@@ -30,7 +30,7 @@ import { ownKeyStore } from '../own-keys.ts'
 import { ConfigError, diagnosticLines } from '../prepare.ts'
 import type { ReloadResult } from '../reload.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
-import { carry, mergeMetrics, parseMetrics, type Families } from './metrics-merge.ts'
+import { addToCounter, carry, mergeMetrics, parseMetrics, type Families } from './metrics-merge.ts'
 
 const THREAD_URL = new URL(import.meta.url.endsWith('.ts') ? './thread.ts' : './thread.js', import.meta.url)
 /** A drain that has not ended the thread this long past shutdown_timeout is cut short. */
@@ -144,7 +144,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   function start(slot: Slot): Promise<void> {
     slot.text = configText
     slot.ticketKeys = ticketKeys
-    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, sharedLimits, sharedKeys, adminSocket: slot.socket, ticketKeys }, env: options.env }
+    const auditOutstanding = new Int32Array(new SharedArrayBuffer(4))
+    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, sharedLimits, sharedKeys, adminSocket: slot.socket, ticketKeys, auditOutstanding }, env: options.env }
     rmSync(slot.socket, { force: true })
     const thread = new Worker(THREAD_URL, { workerData: data, env: options.env, name: `bouncer ${slot.id}`, resourceLimits: requestWorkerLimits() })
     slot.thread = thread
@@ -205,12 +206,18 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     // an exception no handler of its own saw emits before 'exit', and that exit was then never seen.
     slot.exited = new Promise<number>((resolve) => thread.once('exit', resolve)).then((code) => {
       failed?.(new Error(`worker ${slot.id} ended with code ${code} before it listened`)) // a no-op once it did
-      exited(slot, thread, threadId, code)
+      exited(slot, thread, threadId, code, Atomics.load(auditOutstanding, 0))
     })
     return started
   }
 
-  function exited(slot: Slot, thread: Worker, threadId: number, code: number): void {
+  /** `unwritten`: records its audit log had taken and no sink had (none after a drain). */
+  function exited(slot: Slot, thread: Worker, threadId: number, code: number, unwritten: number): void {
+    if (unwritten > 0) {
+      // Ended without draining (its heap limit, a hard stop): its queued records went with it.
+      addToCounter(carried, 'bouncer_audit_dropped_total', unwritten)
+      logger.error({ worker: slot.id, lost: unwritten }, 'audit records lost: the worker ended before its audit log wrote them (counted in bouncer_audit_dropped_total)')
+    }
     // A thread stopped inside a limits check or a key store read (the hard stop runs no finally)
     // still holds that lock: every other worker would wait for it for ever.
     if (releaseLockOf(sharedLimits, threadId)) logger.warn({ worker: slot.id }, 'the worker stopped inside a limits check: its lock on the shared table is released')
