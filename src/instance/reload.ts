@@ -2,7 +2,7 @@
 // assignment, and retire what only the old config used. A config that does not load or prepare is
 // refused and the running one keeps serving.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { loadConfigFile, loadConfigText, readTlsMaterial, restartOnlyChanges, startSettingsOf } from '../config/index.ts'
+import { formatPath, loadConfigFile, loadConfigText, readTlsMaterial, restartOnlyChanges, startSettingsOf } from '../config/index.ts'
 import type { ReloadResult } from '../admin/index.ts'
 import { applySecretValues, type GatewayServer, type Runtime } from '../gateway/index.ts'
 import { retireSigner, type Live } from './live.ts'
@@ -78,7 +78,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     // replaced in between left workers on two certificates, or answered ok with none installed (a probe).
     const tls = next.config.server.tls && deps.gatewayServer.secure ? readTlsMaterial(next.config.server.tls) : null
     if (tls && !tls.ok) {
-      const errors = tls.errors.map((e) => `server.tls.${e.path.at(-1)}: ${e.message}`)
+      const errors = tls.errors.map((e) => `${formatPath(e.path)}: ${e.message}`)
       logger.error({ errors }, 'config reload refused: the running config keeps serving')
       return { ok: false, result: { ok: false, errors } }
     }

@@ -1,8 +1,9 @@
 // What `bouncer serve` runs: one gateway in this process (server.workers: 1, the default), or a
 // primary and its request-path worker threads (src/instance/workers) when the config asks for more.
-import { loadConfigText, readConfigFile, workerCount, type Config, type LoadedConfig } from '../config/index.ts'
+import { loadConfigText, readConfigFile, workerCount, type Config } from '../config/index.ts'
 import { createLogger, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import { ConfigError, diagnosticLines } from './prepare.ts'
+import { handover } from './handover.ts'
 import type { ReloadResult } from './reload.ts'
 import { startGateway, type StartOptions } from './start.ts'
 import { startWorkers, type ShutdownOutcome } from './workers/supervisor.ts'
@@ -47,20 +48,3 @@ export async function startServing(options: StartOptions): Promise<Serving> {
   return { ...workers, workers: count, config: () => config }
 }
 
-/**
- * The checked config, and the loaded file for one taker: startGateway, which would otherwise read
- * and check it again (once per start; ~1 s at 10,000 routes). Nothing else keeps the file (its YAML
- * document) once taken (startup-garbage.ts).
- */
-function handover(file: LoadedConfig): { config: Config; take(): LoadedConfig | null } {
-  if (!file.config) throw new ConfigError(diagnosticLines(file, 'error'))
-  let held: LoadedConfig | null = file
-  return {
-    config: file.config,
-    take() {
-      const taken = held
-      held = null
-      return taken
-    },
-  }
-}

@@ -4,6 +4,7 @@
 // uncaught exception drains it and ends the thread with 1, and the primary starts a replacement.
 import { parentPort, workerData } from 'node:worker_threads'
 import { loadConfigText, withStartSettings, type LoadedConfig } from '../../config/index.ts'
+import { handover } from '../handover.ts'
 import { ConfigError } from '../prepare.ts'
 import type { ReloadResult, StagedReload } from '../reload.ts'
 import { startGateway, type GatewayInstance } from '../start.ts'
@@ -36,17 +37,9 @@ function configToRun(): LoadedConfig {
 
 let gateway: GatewayInstance
 try {
-  let loaded: LoadedConfig | null = configToRun()
-  const handover = {
-    take() {
-      const taken = loaded
-      loaded = null // the YAML document goes with startGateway's own reference (startup-garbage.ts)
-      return taken
-    },
-  }
   // A Buffer crosses to a thread as a plain Uint8Array.
   const role = { ...data.role, ticketKeys: data.role.ticketKeys && Buffer.from(data.role.ticketKeys) }
-  gateway = await startGateway({ configFile: data.configFile, loaded: handover, port: data.port, env: data.env, worker: role, reloadEverywhere })
+  gateway = await startGateway({ configFile: data.configFile, loaded: handover(configToRun()), port: data.port, env: data.env, worker: role, reloadEverywhere })
 } catch (err) {
   const lines = err instanceof ConfigError ? err.lines : null
   say({ type: 'failed', message: (err as Error).message, code: ((err as NodeJS.ErrnoException).code ?? null), lines })
