@@ -6,6 +6,10 @@ import type { Finding } from './diagnostics.ts'
 export interface SecretReference {
   name: string
   path: ReadonlyArray<string | number>
+  /** The shortest value that place takes (a key), checked when the value is read (secrets/open.ts). */
+  minLength?: number
+  /** How the error names the place. */
+  place?: string
 }
 
 const REFERENCE = /\$\{(\w+):([^}]*)\}/g
@@ -13,7 +17,7 @@ const REFERENCE = /\$\{(\w+):([^}]*)\}/g
  * Where a secret may be substituted, one entry per place (`*` is any key or index), and how the
  * error names it: other values are config an operator reads, never credentials.
  */
-const SECRET_PLACES: ReadonlyArray<{ path: readonly string[]; name: string }> = [
+const SECRET_PLACES: ReadonlyArray<{ path: readonly string[]; name: string; minLength?: number }> = [
   { path: ['upstreams', '*', 'headers', '*'], name: "an upstream's headers" },
   { path: ['admin', 'token'], name: 'admin.token' },
   { path: ['admin', 'read_token'], name: 'admin.read_token' },
@@ -21,14 +25,15 @@ const SECRET_PLACES: ReadonlyArray<{ path: readonly string[]; name: string }> = 
   { path: ['sign_in', 'client_secret'], name: 'sign_in.client_secret' },
   { path: ['token_exchange', 'signing', 'key'], name: 'token_exchange.signing.key' },
   { path: ['datasources', '*', 'url'], name: "a datasource's url" },
-  { path: ['datasources', '*', 'key'], name: "a datasource's key" },
+  // Its schema asks 16 characters of a key written in the file; one from the store is checked as it is read.
+  { path: ['datasources', '*', 'key'], name: "a datasource's key", minLength: 16 },
   // README documents it and the runtime applies it (mcp.applySecrets); the list lacked it (found by an adversarial probe).
   { path: ['mcp', 'servers', '*', 'headers', '*'], name: "an MCP server's headers" },
 ]
 const SECRET_PLACE_NAMES = SECRET_PLACES.map((place) => place.name).join(', ')
 
-function secretAllowedAt(path: ReadonlyArray<string | number>): boolean {
-  return SECRET_PLACES.some((place) => place.path.length === path.length && place.path.every((part, i) => part === '*' || part === path[i]))
+function secretPlaceOf(path: ReadonlyArray<string | number>): (typeof SECRET_PLACES)[number] | undefined {
+  return SECRET_PLACES.find((place) => place.path.length === path.length && place.path.every((part, i) => part === '*' || part === path[i]))
 }
 
 /** Replaces `${env:NAME}` (and `${env:NAME:-default}`) in every string; records `${secret:NAME}`. */
@@ -42,10 +47,11 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
       let whole = false
       const replaced = original.replace(REFERENCE, (text, kind: string, body: string) => {
         if (kind === 'secret') {
-          if (!secretAllowedAt(path)) {
+          const place = secretPlaceOf(path)
+          if (!place) {
             findings.push({ severity: 'error', path, message: `\${secret:${body}} may only stand in one of: ${SECRET_PLACE_NAMES}` })
           } else {
-            refs.push({ name: body, path })
+            refs.push({ name: body, path, ...(place.minLength === undefined ? {} : { minLength: place.minLength, place: place.name }) })
           }
           return text
         }

@@ -47,7 +47,10 @@ export function loadSecrets(loaded: LoadedConfig, env: NodeJS.ProcessEnv = proce
     try {
       const value = store.get(ref.name)
       if (value === undefined) diagnostics.push(loaded.locate({ severity: 'error', path: ref.path, message: `secret "${ref.name}" does not exist in the ${store.kind} store: ${store.notFound(ref.name)}` }))
-      else values.set(ref.name, value)
+      else if (ref.minLength !== undefined && value.length < ref.minLength) {
+        // The length only: never the value.
+        diagnostics.push(loaded.locate({ severity: 'error', path: ref.path, message: `secret "${ref.name}" is ${value.length} characters: ${ref.place} is at least ${ref.minLength}` }))
+      } else values.set(ref.name, value)
     } catch (err) {
       if (!(err instanceof SecretsError)) throw err
       diagnostics.push(loaded.locate({ severity: 'error', path: ref.path, message: err.message }))

@@ -1,6 +1,7 @@
 // bouncer check on datasets: the loader refuses what would fail (or leak) at the first request.
 import { describe, expect, it } from 'vitest'
 import { loadConfigText } from '../../../src/config/index.ts'
+import { loadSecrets } from '../../../src/secrets/open.ts'
 
 function findings(route: string, extra = '') {
   const loaded = loadConfigText(`datasources:\n  - { name: wh, type: sqlite, path: ./x.db }\n${extra}routes:\n${route}`, 'bouncer.yaml', {})
@@ -65,5 +66,19 @@ describe('dataset checks', () => {
     const loaded = loadConfigText('datasources:\n  - { name: wh, type: postgres, url: "postgres://r:${secret:pw}@h/db", key: "${secret:k}" }\n  - { name: s, type: sqlite, path: "${secret:p}" }\nsecrets: { store: { type: env } }\n', 'bouncer.yaml', {})
     const errors = loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.path.join('.')}: ${d.message}`)
     expect(errors).toEqual(['datasources.1.path: ${secret:p} may only stand in one of: an upstream\'s headers, admin.token, admin.read_token, an issuer\'s introspection.client_secret, sign_in.client_secret, token_exchange.signing.key, a datasource\'s url, a datasource\'s key, an MCP server\'s headers'])
+  })
+
+  // A docs probe: the schema asks 16 characters of a key written in the file, and said a secret's
+  // value was checked when resolved; it was not (BOUNCER_SECRET_DATASET_KEY=short passed check and serve).
+  it('refuses a datasource key from the secrets store shorter than 16 characters, naming its length only', () => {
+    const text = 'datasources:\n  - { name: wh, type: postgres, url: "postgres://r@h/db", key: "${secret:dataset-key}" }\nsecrets: { store: { type: env } }\n'
+    const read = (value: string) => {
+      const env = { BOUNCER_SECRET_DATASET_KEY: value }
+      const { diagnostics, store } = loadSecrets(loadConfigText(text, 'bouncer.yaml', env), env)
+      store?.close()
+      return diagnostics.map((d) => `${d.path.join('.')}: ${d.message}`)
+    }
+    expect(read('short')).toEqual(['datasources.0.key: secret "dataset-key" is 5 characters: a datasource\'s key is at least 16'])
+    expect(read('sixteen-chars-ok')).toEqual([])
   })
 })
