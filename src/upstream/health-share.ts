@@ -5,7 +5,8 @@
 // that starts late (a replacement, a reload's new upstream) agrees at the next round; but only
 // once the prober has reached a verdict (a run of passes or failures at its threshold, once), so a
 // new prober never puts back a target the others hold out. Until then, or while w1 is being replaced, a
-// worker keeps the health it had (a target starts healthy).
+// worker keeps the health it had (a target starts healthy); one that hears nothing for longer (w1
+// cannot start again) checks the targets itself until verdicts come again (health.ts).
 // A single process (no workers) checks alone, as it always did.
 import { createHash } from 'node:crypto'
 import { BroadcastChannel } from 'node:worker_threads'

@@ -22,13 +22,39 @@ export function startHealthChecks(owner: Checked, check: HealthCheckConfig, back
   return probeTargets(owner, check, background, role === 'prober' ? shareHealth(owner.name, check) : null)
 }
 
-/** The verdicts of the worker that probes, applied to the targets of the same URL (none: ignored). */
+/**
+ * The verdicts of the worker that probes, applied to the targets of the same URL (none: ignored).
+ * Should they stop coming (the first worker cannot start again: its replacement failing on the
+ * config in force, restarting in a loop), this worker probes for itself, unshared, until they come
+ * again: a target that went down meanwhile is not held in rotation for good (a review).
+ */
 function followHealthChecks(owner: Checked, check: HealthCheckConfig, background: BackgroundTasks): () => void {
   const byUrl = new Map(owner.targets.map((target) => [target.url, target]))
-  return followHealth(owner.name, check, (verdict) => {
+  // The prober shares once a run of rounds reaches its thresholds, then every round: two rounds more.
+  const silentMs = (Math.max(check.healthy_after, check.unhealthy_after) + 2) * (check.interval + check.timeout)
+  let heardAt = Date.now()
+  let probing: (() => void) | null = null
+  const stopFollowing = followHealth(owner.name, check, (verdict) => {
+    heardAt = Date.now()
+    if (probing) {
+      probing()
+      probing = null
+      owner.logger.info({ upstream: owner.name }, 'the first worker\'s health checks are heard again: this worker stops its own')
+    }
     const target = byUrl.get(verdict.target)
     if (target) void background.run('upstream_health_checks', () => setTargetHealth(owner, target, verdict.healthy, verdict.reason))
   })
+  const watchdog = setInterval(() => {
+    if (probing !== null || Date.now() - heardAt <= silentMs) return
+    owner.logger.warn({ upstream: owner.name, silent_ms: Date.now() - heardAt }, 'no health verdict from the first worker: this worker checks the targets itself until they come again')
+    probing = probeTargets(owner, check, background, null)
+  }, check.interval)
+  watchdog.unref()
+  return () => {
+    clearInterval(watchdog)
+    probing?.()
+    stopFollowing()
+  }
 }
 
 function probeTargets(owner: Checked, check: HealthCheckConfig, background: BackgroundTasks, share: HealthShare | null): () => void {
