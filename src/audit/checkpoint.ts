@@ -6,7 +6,8 @@
 // checkpoint file, in each sink's audit_head_checkpoints table, and on GET /api/audit/head.
 // `bouncer audit verify` then names the records a log lacks against its latest checkpoint.
 import { sign, verify, type KeyObject } from 'node:crypto'
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { threadId } from 'node:worker_threads'
 import { dirname, join } from 'node:path'
 import type { AuditConfig } from '../config/index.ts'
 import type { Checkpoint } from './chain-shapes.ts'
@@ -54,25 +55,57 @@ export function checkpointFrom(value: unknown): Checkpoint | null {
 /** Past this size the file keeps only the latest checkpoint of each chain (the only one verify needs). */
 const COMPACT_BYTES = 1 << 20
 
+/** A compaction's lock older than this was left by a thread that died during one: taken over. */
+const STALE_LOCK_MS = 30_000
+
 /**
  * Appends a checkpoint (fsynced), compacting the file when it has grown large: the latest of each
- * chain that `keys` verify survives (a forged line must not push a genuine one out).
+ * chain that `keys` verify survives (a forged line must not push a genuine one out). With
+ * server.workers every worker's audit thread appends to this one file: a compaction is one
+ * thread's at a time (a lock file), through a temporary file of its own, and an append that landed
+ * in the file a compaction was replacing is made again in the new one (a probe: a checkpoint could
+ * be lost, and two compactions wrote one temporary file).
  */
 export function appendCheckpoint(path: string, checkpoint: Checkpoint, keys: ReadonlyMap<string, KeyObject>): void {
   mkdirSync(dirname(path), { recursive: true })
-  writeDurably(path, 'a', `${JSON.stringify(checkpoint)}\n`)
-  if (statSync(path).size > COMPACT_BYTES) {
+  const line = `${JSON.stringify(checkpoint)}\n`
+  for (let tries = 0; ; tries++) {
+    const appendedTo = writeDurably(path, 'a', line)
+    if (tries >= 3 || statSync(path).ino === appendedTo) break
+  }
+  if (statSync(path).size > COMPACT_BYTES) compact(path, keys)
+}
+
+function compact(path: string, keys: ReadonlyMap<string, KeyObject>): void {
+  const lock = `${path}.compacting`
+  try {
+    closeSync(openSync(lock, 'wx'))
+  } catch {
+    try {
+      if (Date.now() - statSync(lock).mtimeMs < STALE_LOCK_MS) return // another thread compacts it now
+      unlinkSync(lock)
+      closeSync(openSync(lock, 'wx'))
+    } catch {
+      return
+    }
+  }
+  try {
     const latest = latestByChain(readCheckpointFile(path).checkpoints.filter((c) => checkpointProblem(c, keys) === null))
-    writeDurably(`${path}.tmp`, 'w', [...latest.values()].map((c) => `${JSON.stringify(c)}\n`).join(''))
-    renameSync(`${path}.tmp`, path)
+    const temporary = `${path}.${process.pid}.${threadId}.tmp`
+    writeDurably(temporary, 'w', [...latest.values()].map((c) => `${JSON.stringify(c)}\n`).join(''))
+    renameSync(temporary, path)
+  } finally {
+    unlinkSync(lock)
   }
 }
 
-function writeDurably(path: string, flags: 'a' | 'w', text: string): void {
+/** Writes and fsyncs; answers the inode written to. */
+function writeDurably(path: string, flags: 'a' | 'w', text: string): number {
   const fd = openSync(path, flags)
   try {
     writeSync(fd, text)
     fsyncSync(fd)
+    return fstatSync(fd).ino
   } finally {
     closeSync(fd)
   }

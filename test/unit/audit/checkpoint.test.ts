@@ -1,6 +1,6 @@
 // Signed checkpoints: what is signed, where the key lives, and the file that keeps them.
 import { createPublicKey, createPrivateKey } from 'node:crypto'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -62,6 +62,29 @@ describe('the checkpoint file', () => {
     const other = signCheckpoint('c0', { ...head, seq: 7 }, signing)
     appendCheckpoint(file, other, keys) // past 1 MiB: compacted
     expect(readCheckpointFile(file)).toEqual({ checkpoints: [genuine, padding, other], damaged: 0 })
+  })
+
+  // A probe: with server.workers every worker's audit thread appends to this one file, and two
+  // compactions at once wrote one temporary file. One thread compacts at a time (a lock file); a
+  // lock left by a thread that died during one is taken over once stale.
+  it('leaves a compaction under way in another thread to it, and takes over a stale one', () => {
+    const own = dir()
+    const file = join(own, 'audit.db.checkpoints')
+    const { key, signing } = signer(join(own, 'key'))
+    const keys = new Map([[key.kid, createPublicKey(signing.privateKey)]])
+    const padding = signCheckpoint('c2', { ...head, seq: 1 }, signing)
+    writeFileSync(file, `${JSON.stringify(padding)}\n`.repeat(5_000))
+    writeFileSync(`${file}.compacting`, '') // another thread compacts it now
+    const first = signCheckpoint('c1', { ...head, seq: 1 }, signing)
+    appendCheckpoint(file, first, keys)
+    expect(readCheckpointFile(file).checkpoints).toHaveLength(5_001) // appended, not compacted
+
+    const stale = (Date.now() - 60_000) / 1_000
+    utimesSync(`${file}.compacting`, stale, stale) // its thread died a minute ago
+    const second = signCheckpoint('c1', { ...head, seq: 2 }, signing)
+    appendCheckpoint(file, second, keys)
+    expect(readCheckpointFile(file)).toEqual({ checkpoints: [padding, second], damaged: 0 })
+    expect(existsSync(`${file}.compacting`)).toBe(false)
   })
 })
 
