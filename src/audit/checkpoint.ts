@@ -6,7 +6,7 @@
 // checkpoint file, in each sink's audit_head_checkpoints table, and on GET /api/audit/head.
 // `bouncer audit verify` then names the records a log lacks against its latest checkpoint.
 import { sign, verify, type KeyObject } from 'node:crypto'
-import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { threadId } from 'node:worker_threads'
 import { dirname, join } from 'node:path'
 import type { AuditConfig } from '../config/index.ts'
@@ -71,9 +71,30 @@ export function appendCheckpoint(path: string, checkpoint: Checkpoint, keys: Rea
   const line = `${JSON.stringify(checkpoint)}\n`
   for (let tries = 0; ; tries++) {
     const appendedTo = writeDurably(path, 'a', line)
+    // A compaction under way may have read the file before this line: once it has renamed its
+    // result over the file, the line is made again there if it went to the file replaced.
+    waitWhileCompacting(path)
     if (tries >= 3 || statSync(path).ino === appendedTo) break
   }
   if (statSync(path).size > COMPACT_BYTES) compact(path, keys)
+}
+
+/** A compaction takes milliseconds: waits for the one under way, at most COMPACTION_WAIT_MS (its thread may have died). */
+const COMPACTION_WAIT_MS = 2_000
+const pause = new Int32Array(new SharedArrayBuffer(4))
+
+function waitWhileCompacting(path: string): void {
+  const until = performance.now() + COMPACTION_WAIT_MS
+  while (compacting(`${path}.compacting`) && performance.now() < until) Atomics.wait(pause, 0, 0, 5)
+}
+
+/** A lock that is there and not stale. */
+function compacting(lock: string): boolean {
+  try {
+    return Date.now() - statSync(lock).mtimeMs < STALE_LOCK_MS
+  } catch {
+    return false
+  }
 }
 
 function compact(path: string, keys: ReadonlyMap<string, KeyObject>): void {
@@ -82,7 +103,7 @@ function compact(path: string, keys: ReadonlyMap<string, KeyObject>): void {
     closeSync(openSync(lock, 'wx'))
   } catch {
     try {
-      if (Date.now() - statSync(lock).mtimeMs < STALE_LOCK_MS) return // another thread compacts it now
+      if (compacting(lock)) return // another thread compacts it now
       unlinkSync(lock)
       closeSync(openSync(lock, 'wx'))
     } catch {
@@ -95,7 +116,7 @@ function compact(path: string, keys: ReadonlyMap<string, KeyObject>): void {
     writeDurably(temporary, 'w', [...latest.values()].map((c) => `${JSON.stringify(c)}\n`).join(''))
     renameSync(temporary, path)
   } finally {
-    unlinkSync(lock)
+    rmSync(lock, { force: true }) // taken over meanwhile, as stale: already gone
   }
 }
 

@@ -177,8 +177,10 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
     logger.error({ code, lost: inFlightRecords }, 'the audit worker stopped during the final drain: its uncommitted records are lost')
     for (const batch of inFlight.values()) for (const wake of batch.waiters) wake()
     inFlight.clear()
+    // Left in the cell: this thread ends next, before any scrape reports `lost`, and with
+    // server.workers its primary counts the cell as dropped (a review).
+    outstanding[0] = pending.count + inFlightRecords
     inFlightRecords = 0
-    outstanding[0] = pending.count
     drained?.()
     drained = undefined
   }

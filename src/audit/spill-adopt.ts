@@ -5,15 +5,25 @@
 // for them made `audit verify` report as a truncated log (a probe). At start, before any audit
 // worker runs, the process moves such files under its own first spill directory's `adopted/`, and
 // that audit worker replays them into the same sinks (worker.ts). A record carries its chain and
-// sequence number, so whichever writer replays it stores the same row.
-import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync } from 'node:fs'
+// sequence number, so whichever writer replays it stores the same row. Only the spill files of the
+// configured sinks move (the checkpoint file may live in spill_dir too), and an origin whose files
+// moved gives up its chain (`chain.json` goes with them): that layout, run again, starts a new
+// chain rather than number records again that the adopted files still hold (a review).
+// One gateway owns a spill directory: `owner.json` names its host and process, and a start that
+// finds it held by another live process on this host adopts nothing.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { AuditConfig } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
+import { sinkName } from './sinks/sink.ts'
+import { spillFileName } from './spill.ts'
 
 const ADOPTED = 'adopted'
 const WORKER_DIR = /^w([1-9][0-9]*)$/
 const SPILL_FILE = /\.ndjson$/
+const CHAIN_STATE = 'chain.json'
+const OWNER = 'owner.json'
 
 /** The directory whose audit worker replays what was adopted: the process's own, or its first worker's. */
 export function adoptingSpillDir(base: string, workers: number | null): string {
@@ -23,8 +33,17 @@ export function adoptingSpillDir(base: string, workers: number | null): string {
 /** Adopts what the audit section's spill directory holds for another shape, and says so (never fails a start). */
 export function adoptAuditSpills(audit: AuditConfig, workers: number | null, logger: Logger): void {
   if (audit.sinks.length === 0) return
+  const base = resolve(audit.spill_dir)
   try {
-    const moved = adoptOrphanedSpills(resolve(audit.spill_dir), workers)
+    const owner = otherOwner(base)
+    if (owner !== null) {
+      logger.warn({ spill_dir: base, owner }, 'another gateway on this host uses this spill_dir: its spill files are left to it (give each gateway its own spill_dir)')
+      return
+    }
+    mkdirSync(base, { recursive: true })
+    writeFileSync(join(base, OWNER), JSON.stringify({ host: hostname(), pid: process.pid }))
+    const files = audit.sinks.map((sink) => spillFileName(sinkName(sink.type === 'sqlite' ? { type: 'sqlite', path: resolve(sink.path) } : sink)))
+    const moved = adoptOrphanedSpills(base, workers, files)
     if (moved.length > 0) {
       logger.warn({ files: moved }, `spilled audit records of a gateway with another number of workers: ${workers === null ? 'this process replays' : 'worker w1 replays'} them into their sinks`)
     }
@@ -33,11 +52,29 @@ export function adoptAuditSpills(audit: AuditConfig, workers: number | null, log
   }
 }
 
+/** Another live process of this host that owns `base`, or null. */
+function otherOwner(base: string): { host: string; pid: number } | null {
+  let owner: { host?: unknown; pid?: unknown }
+  try {
+    owner = JSON.parse(readFileSync(join(base, OWNER), 'utf8')) as { host?: unknown; pid?: unknown }
+  } catch {
+    return null // none yet, or unreadable: taken over
+  }
+  if (owner.host !== hostname() || typeof owner.pid !== 'number' || owner.pid === process.pid) return null
+  try {
+    process.kill(owner.pid, 0)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return null // gone
+  }
+  return { host: owner.host, pid: owner.pid }
+}
+
 /**
- * Moves the spill files no audit worker of this shape reads (`workers`: the number of request
- * workers, null for one process) under the adopting directory's `adopted/`; answers what moved.
+ * Moves the spill files of the sinks named by `files` that no audit worker of this shape reads
+ * (`workers`: the number of request workers, null for one process) under the adopting directory's
+ * `adopted/`, with the chain state of each origin they left; answers what moved.
  */
-export function adoptOrphanedSpills(base: string, workers: number | null): Array<{ from: string; to: string }> {
+export function adoptOrphanedSpills(base: string, workers: number | null, files: readonly string[]): Array<{ from: string; to: string }> {
   if (!existsSync(base)) return []
   const origins: Array<{ label: string; dir: string }> = []
   if (workers !== null) origins.push({ label: 'process', dir: base })
@@ -48,16 +85,20 @@ export function adoptOrphanedSpills(base: string, workers: number | null): Array
   const into = join(adoptingSpillDir(base, workers), ADOPTED)
   const stamp = Date.now()
   const moved: Array<{ from: string; to: string }> = []
+  const move = (from: string, group: string, file: string) => {
+    mkdirSync(join(into, group), { recursive: true })
+    renameSync(join(from, file), join(into, group, file))
+    moved.push({ from: join(from, file), to: join(into, group, file) })
+  }
   for (const { label, dir } of origins) {
-    // Its own files, and what it had adopted itself and not yet replayed.
-    const groups = [{ name: `${label}-${stamp}`, dir }, ...subdirectories(join(dir, ADOPTED)).map((sub) => ({ name: `${label}-${sub}`, dir: join(dir, ADOPTED, sub) }))]
-    for (const group of groups) {
-      for (const file of waitingSpillFiles(group.dir)) {
-        const to = join(into, group.name, file)
-        mkdirSync(join(into, group.name), { recursive: true })
-        renameSync(join(group.dir, file), to)
-        moved.push({ from: join(group.dir, file), to })
-      }
+    const own = `${label}-${stamp}`
+    const waiting = waitingSpillFiles(dir).filter((file) => files.includes(file))
+    for (const file of waiting) move(dir, own, file)
+    // Its chain ends here: continued later, it would number records again that these files hold.
+    if (waiting.length > 0 && existsSync(join(dir, CHAIN_STATE))) move(dir, own, CHAIN_STATE)
+    // What it had adopted itself and not yet replayed.
+    for (const sub of subdirectories(join(dir, ADOPTED))) {
+      for (const file of waitingSpillFiles(join(dir, ADOPTED, sub))) move(join(dir, ADOPTED, sub), `${label}-${sub}`, file)
     }
   }
   return moved
@@ -95,9 +136,11 @@ function files(dir: string): string[] {
   }
 }
 
-/** A drained adoption: its empty spill files, then the directory (kept if anything else is in it, a quarantine file say). */
+/** A drained adoption: its empty spill files and the chain state that came with them, then the directory (kept if anything else is in it, a quarantine file say). */
 function removeIfEmpty(dir: string): void {
-  for (const file of files(dir)) if (SPILL_FILE.test(file) && statSync(join(dir, file)).size === 0) unlinkSync(join(dir, file))
+  for (const file of files(dir)) {
+    if (file === CHAIN_STATE || (SPILL_FILE.test(file) && statSync(join(dir, file)).size === 0)) unlinkSync(join(dir, file))
+  }
   try {
     rmdirSync(dir)
   } catch {

@@ -48,9 +48,14 @@ export interface Spill {
 const READ_CHUNK = 1 << 20
 const NEWLINE = 0x0a
 
+/** The name of a sink's spill file in a spill directory. */
+export function spillFileName(sinkName: string): string {
+  return `${sinkName.replace(/[^A-Za-z0-9._-]+/g, '_')}.ndjson`
+}
+
 export function spillFor(dir: string, sinkName: string): Spill {
   mkdirSync(dir, { recursive: true })
-  const path = join(dir, `${sinkName.replace(/[^A-Za-z0-9._-]+/g, '_')}.ndjson`)
+  const path = join(dir, spillFileName(sinkName))
   const quarantinePath = `${path}.quarantine`
   let handle: FileHandle | undefined
 

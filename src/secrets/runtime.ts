@@ -58,6 +58,9 @@ export function openSecretsRuntime(loaded: LoadedConfig & { config: Config }, op
     markers.set(name, marker)
     const value = store.get(name)
     if (value === undefined) throw new SecretsError(`secret "${name}" is gone from the ${store.kind} store: ${store.notFound(name)}`)
+    // As at start (open.ts): a place that takes a key of a least length keeps its last good value.
+    const short = refs.find((ref) => ref.name === name && ref.minLength !== undefined && value.length < ref.minLength)
+    if (short) throw new SecretsError(`secret "${name}" is ${value.length} characters: ${short.place} is at least ${short.minLength}`)
     return value
   }
 

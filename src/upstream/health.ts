@@ -22,6 +22,9 @@ export function startHealthChecks(owner: Checked, check: HealthCheckConfig, back
   return probeTargets(owner, check, background, role === 'prober' ? shareHealth(owner.name, check) : null)
 }
 
+/** How long a crashed first worker may take to be replaced: the supervisor's longest backoff (5 s) and a start. */
+export const FIRST_WORKER_RESTART_MS = 10_000
+
 /**
  * The verdicts of the worker that probes, applied to the targets of the same URL (none: ignored).
  * Should they stop coming (the first worker cannot start again: its replacement failing on the
@@ -30,12 +33,14 @@ export function startHealthChecks(owner: Checked, check: HealthCheckConfig, back
  */
 function followHealthChecks(owner: Checked, check: HealthCheckConfig, background: BackgroundTasks): () => void {
   const byUrl = new Map(owner.targets.map((target) => [target.url, target]))
-  // The prober shares once a run of rounds reaches its thresholds, then every round: two rounds more.
-  const silentMs = (Math.max(check.healthy_after, check.unhealthy_after) + 2) * (check.interval + check.timeout)
-  let heardAt = Date.now()
+  // The prober shares once a run of rounds reaches its thresholds, then every round: two rounds
+  // more, and the time a crashed first worker takes to be replaced (its backoff, up to 5 s, and its
+  // start), or every restart of it set every follower probing (a review).
+  const silentMs = (Math.max(check.healthy_after, check.unhealthy_after) + 2) * (check.interval + check.timeout) + FIRST_WORKER_RESTART_MS
+  let heardAt = performance.now()
   let probing: (() => void) | null = null
   const stopFollowing = followHealth(owner.name, check, (verdict) => {
-    heardAt = Date.now()
+    heardAt = performance.now()
     if (probing) {
       probing()
       probing = null
@@ -45,8 +50,8 @@ function followHealthChecks(owner: Checked, check: HealthCheckConfig, background
     if (target) void background.run('upstream_health_checks', () => setTargetHealth(owner, target, verdict.healthy, verdict.reason))
   })
   const watchdog = setInterval(() => {
-    if (probing !== null || Date.now() - heardAt <= silentMs) return
-    owner.logger.warn({ upstream: owner.name, silent_ms: Date.now() - heardAt }, 'no health verdict from the first worker: this worker checks the targets itself until they come again')
+    if (probing !== null || performance.now() - heardAt <= silentMs) return
+    owner.logger.warn({ upstream: owner.name, silent_ms: Math.round(performance.now() - heardAt) }, 'no health verdict from the first worker: this worker checks the targets itself until they come again')
     probing = probeTargets(owner, check, background, null)
   }, check.interval)
   watchdog.unref()

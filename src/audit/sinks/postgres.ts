@@ -6,7 +6,7 @@ import type pg from 'pg'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_KINDS, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import type { AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
-import { rowColumns, type AuditSink, type SinkHead, type StoredRow } from './sink.ts'
+import { rowColumns, sinkName, type AuditSink, type SinkHead, type StoredRow } from './sink.ts'
 
 /** pg, loaded on first use: it adds ~5 MB of heap to a gateway without a PostgreSQL sink. */
 export const loadPg = (): typeof pg => createRequire(import.meta.url)('pg') as typeof pg
@@ -117,7 +117,7 @@ export function createPostgresSink(options: { url: string; schema: string }): Au
     ON CONFLICT (chain, seq) DO NOTHING`
 
   return {
-    name: `postgres:${schema}`,
+    name: sinkName({ type: 'postgres', schema }),
     async open() {
       const client = await pool.connect()
       try {

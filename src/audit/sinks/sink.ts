@@ -64,6 +64,14 @@ export interface SinkHead extends ChainHead {
   problem: string | null
 }
 
+/** A sink as its name needs it (the worker's sink config: a SQLite path already resolved). */
+export type NamedSink = { type: 'sqlite'; path: string } | { type: 'postgres'; schema: string } | { type: 'stdout' }
+
+/** A sink's name, in logs and metrics and in its spill file's name: the sinks' and the spill adoption's one definition. */
+export function sinkName(sink: NamedSink): string {
+  return sink.type === 'sqlite' ? `sqlite:${sink.path}` : sink.type === 'postgres' ? `postgres:${sink.schema}` : 'stdout'
+}
+
 export interface AuditSink {
   /** For logs, metrics and spill file names, e.g. `sqlite:./data/audit.db`. */
   readonly name: string

@@ -12,7 +12,7 @@ import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_SPECS, type FieldSpec }
 import { timeMsOf, type AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
 import { BatchRollup, prepareRollupUpserts, ROLLUP_BINS_PER_OCTAVE, type RollupStatements } from './sqlite-rollup.ts'
-import { rowColumns, type AuditSink, type ChainHead, type SinkHead, type StoredRow } from './sink.ts'
+import { rowColumns, sinkName, type AuditSink, type ChainHead, type SinkHead, type StoredRow } from './sink.ts'
 
 const SCHEMA_VERSION = 3
 const ROWS_PER_INSERT = 25
@@ -226,7 +226,7 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
   }
 
   return {
-    name: `sqlite:${path}`,
+    name: sinkName({ type: 'sqlite', path }),
     async open() {
       db = openSqlite(path, { durable: options.durable })
       chainNos.clear()

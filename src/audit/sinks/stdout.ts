@@ -2,11 +2,11 @@
 // fields in SPEC order. Written with fs.writeSync on fd 1, which works from the audit worker.
 import { writeSync } from 'node:fs'
 import { ordered } from '../record.ts'
-import type { AuditSink } from './sink.ts'
+import { sinkName, type AuditSink } from './sink.ts'
 
 export function createStdoutSink(fd = 1): AuditSink {
   return {
-    name: 'stdout',
+    name: sinkName({ type: 'stdout' }),
     async open() {},
     async head() {
       return null

@@ -349,7 +349,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     live.forEach((_, i) => {
       if (!present[i]) threads[i]?.postMessage({ type: 'abort', id } satisfies ToThread)
     })
-    const results = await Promise.all(voters.map((slot) => step(slot, { type: 'commit', id }, slot.thread)))
+    const voterThreads = voters.map((slot) => slot.thread)
+    const results = await Promise.all(voters.map((slot, i) => step(slot, { type: 'commit', id }, voterThreads[i] ?? null)))
     const done = results.find((result) => result.ok)
     if (!done) return results[0] as ReloadResult
     // In force where it committed: what a worker starting from now on is given, and what one that
@@ -358,11 +359,12 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     ticketKeys = nextTicketKeys
     const missed: string[] = []
     voters.forEach((slot, i) => {
-      if (!results[i]?.ok) missed.push(slot.id)
-      else if (slot.thread !== null) {
+      // The thread that committed: a replacement started since (a crash after the commit) was given
+      // the text before it and is brought to it by reconcile (a review).
+      if (results[i]?.ok && slot.thread === voterThreads[i]) {
         slot.text = text
         slot.ticketKeys = nextTicketKeys
-      }
+      } else missed.push(slot.id)
     })
     for (const [i, slot] of live.entries()) if (!present[i]) missed.push(slot.id)
     reconcile()

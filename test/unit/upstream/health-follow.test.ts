@@ -37,8 +37,9 @@ it('a follower that hears no verdict checks the targets itself, until the prober
   const stop = startHealthChecks(owner, check, createBackgroundTasks(logger, { backgroundFailed() {} }), 'follower')
   cleanup.push(stop)
 
-  // No prober: after (1 + 2) rounds of interval + timeout, it checks for itself and takes the target out.
-  await waitFor(() => !target.healthy, 'the follower to take the down target out', 10_000)
+  // No prober: after (1 + 2) rounds of interval + timeout, and the time a first worker's restart
+  // may take (10 s), it checks for itself and takes the target out.
+  await waitFor(() => !target.healthy, 'the follower to take the down target out', 20_000)
   expect(checks).toBeGreaterThan(0)
   expect(lines.some((line) => line.includes('no health verdict from the first worker'))).toBe(true)
 
@@ -56,4 +57,4 @@ it('a follower that hears no verdict checks the targets itself, until the prober
   }
   expect(checks - checksThen).toBeLessThanOrEqual(1) // at most one check already under way
   expect(lines.some((line) => line.includes('health checks are heard again'))).toBe(true)
-})
+}, 40_000)
