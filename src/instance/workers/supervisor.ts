@@ -316,9 +316,9 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
 
   /**
    * The primary reads the file once and every running worker prepares that text; only when all
-   * have is it swapped in on all, else it is aborted on all and the answer is the first refusal: a
-   * file that changes during the reload, or a key being rewritten, is never in force on some
-   * workers and not others.
+   * have (a worker that stopped meanwhile aside) is it swapped in on all, else it is aborted on all
+   * and the answer is the first refusal: a file that changes during the reload, or a key being
+   * rewritten, is never in force on some workers and not others.
    */
   async function reloadAll(): Promise<ReloadResult> {
     const text = await readConfigFile(options.configFile)
