@@ -162,6 +162,26 @@ describe('server.workers: one config on every worker', () => {
     expect(answer.warnings).toContain('a changed audit section takes effect at the next restart')
   }, 120_000)
 
+  // The first worker alone watches the file: its replacement catches up on an edit made while it
+  // was being replaced (a review of stop 36), and, with no edit, asks for no reload (every crash of
+  // it reloaded every worker).
+  it('a replaced first worker reloads every worker for an edit no watcher saw, and for nothing else', async () => {
+    const { gateway, file } = await serve('watched-replaced', config({ watch: true }), ['--inspect=127.0.0.1:0'])
+    const listening = () => linesWith(gateway, '"worker":"w1"', '"msg":"worker listening"')
+    await crashWorker(gateway.stderr, 'w1')
+    await waitFor(() => listening() === 2, 'the replacement of w1 to listen', 60_000)
+    // Nothing to wait on but time for a reload that must not come (the check reads one file).
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    expect(linesWith(gateway, '"msg":"config reloaded"')).toBe(0)
+
+    const replacement = await holdNextWorker(gateway.stderr, 'w1')
+    await crashWorker(gateway.stderr, 'w1')
+    await replacement.started // no watcher runs now
+    await writeFile(file, stringify(config({ watch: true, routes: ['edited-meanwhile'] })))
+    replacement.release()
+    await waitFor(async () => (await statuses(gateway, '/edited-meanwhile').catch(() => [0])).every((status) => status === 200), 'every worker to serve the edit', 30_000)
+  }, 120_000)
+
   it('reloads every worker once for one edit of a watched file', async () => {
     const { gateway, file } = await serve('watched', config({ watch: true }))
     await writeFile(file, stringify(config({ watch: true, routes: ['watched'] })))

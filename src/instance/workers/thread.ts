@@ -2,6 +2,7 @@
 // (SO_REUSEPORT), its admin listener on a Unix socket only the primary reaches, its own audit
 // chain, and the limits table the primary made. The primary reloads and drains it by message; an
 // uncaught exception drains it and ends the thread with 1, and the primary starts a replacement.
+import { readFile } from 'node:fs/promises'
 import { parentPort, workerData } from 'node:worker_threads'
 import { loadConfigText, withStartSettings, type LoadedConfig } from '../../config/index.ts'
 import { handover } from '../handover.ts'
@@ -106,6 +107,13 @@ const address = new URL(gateway.url)
 say({ type: 'ready', url: gateway.url, port: Number(address.port || (address.protocol === 'https:' ? 443 : 80)) })
 // The first worker alone watches the config and TLS files: an edit or a renewed certificate made
 // while it was being replaced was seen by no watcher (a probe: w2 served the old certificate for
-// good). A renewal's reload reads the config file too, as it does in one process.
+// good). A renewal's reload reads the config file too, as it does in one process. Without TLS only
+// an edit can have been missed: a file still the text in force asks for nothing (every crash of
+// the first worker reloaded every worker).
 const config = gateway.state.runtime.config
-if (data.replacement && data.role.id === FIRST_WORKER && (config.server.watch_config || config.server.tls)) void gateway.background.run('reload', reloadEverywhere)
+if (data.replacement && data.role.id === FIRST_WORKER && (config.server.watch_config || config.server.tls)) {
+  void gateway.background.run('reload', async () => {
+    if (!config.server.tls && (await readFile(data.configFile, 'utf8').catch(() => null)) === data.configText) return
+    await reloadEverywhere()
+  })
+}
