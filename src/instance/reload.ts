@@ -24,7 +24,10 @@ export interface ReloadDeps extends PrepareDeps {
  * cannot prepare (a key being rewritten) is refused by all of them, not in force on some. Other
  * reloads wait until it ends.
  */
-export type StagedReload = { ok: false; result: ReloadResult } | { ok: true; commit(): ReloadResult; abort(): void }
+export type StagedReload =
+  | { ok: false; result: ReloadResult }
+  /** `certificate`: the SHA-256 fingerprint of the certificate it installs (null without TLS), which server.workers compares across workers. */
+  | { ok: true; certificate: string | null; commit(): ReloadResult; abort(): void }
 
 export interface Reloader {
   /** Loads, prepares and swaps in the file as it is now (requests made while one runs share the next). */
@@ -134,7 +137,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       logger.info({ generation: runtime.generation, warnings: warnings.length }, 'config reloaded')
       return { ok: true, generation: runtime.generation, warnings }
     }
-    return { ok: true, commit, abort }
+    return { ok: true, certificate: tls?.material.leaf.fingerprint256 ?? null, commit, abort }
   }
 
   /**
@@ -230,7 +233,8 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       release()
       return staged
     }
-    const { commit, abort } = staged
+    const { commit, abort, certificate } = staged
+    logger.debug({ certificate }, 'reload staged')
     let ended = false
     /** A commit or abort after the limit aborted it (a primary slower than the limit) does nothing: no throw in a message handler. */
     const end = <T>(work: () => T, afterwards: T): T => {
@@ -249,7 +253,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     }, STAGED_LIMIT_MS)
     limit.unref()
     const lapsed: ReloadResult = { ok: false, errors: ['the staged reload waited longer than its limit for its commit and was aborted'] }
-    return { ok: true, commit: () => end(commit, lapsed), abort: () => end(abort, undefined) }
+    return { ok: true, certificate, commit: () => end(commit, lapsed), abort: () => end(abort, undefined) }
   }
 
   return { reload, stage }

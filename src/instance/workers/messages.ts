@@ -50,7 +50,8 @@ export type FromThread =
    */
   | { type: 'reload-asked'; id: number }
   /** Staged (ok: waiting for commit or abort) or refused (the result says why). */
-  | { type: 'staged'; id: number; result: ReloadResult }
+  /** `certificate`: the fingerprint of the certificate it would install (null without TLS): all must agree. */
+  | { type: 'staged'; id: number; result: ReloadResult; certificate: string | null }
   /** Committed. `shutdownTimeoutMs`: the worker's server.shutdown_timeout after the reload. */
   | { type: 'reloaded'; id: number; result: ReloadResult; shutdownTimeoutMs: number }
   /** It began draining, within its own shutdown_timeout (whatever reload, its own or the primary's, set it last). */

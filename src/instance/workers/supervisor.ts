@@ -90,6 +90,9 @@ const noop = () => {}
  */
 const WORKER_SCRAPE_MS = 2_000
 
+/** A step's answer; a stage's says which certificate the worker would install. */
+type StepResult = ReloadResult & { certificate?: string | null }
+
 interface Slot {
   id: string
   socket: string
@@ -106,7 +109,7 @@ interface Slot {
   threadId: number | null
   /** Its /metrics as last scraped: what it leaves behind if it stops. */
   lastMetrics: Families | null
-  reloads: Map<number, (result: ReloadResult) => void>
+  reloads: Map<number, (result: StepResult) => void>
   exited: Promise<void> | null
   /** Resolved when its thread, cut short, has not ended either: held in a system call. */
   held: PromiseWithResolvers<void>
@@ -190,7 +193,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
           break
         }
         case 'staged':
-          slot.reloads.get(message.id)?.(message.result)
+          slot.reloads.get(message.id)?.({ ...message.result, certificate: message.certificate })
           slot.reloads.delete(message.id)
           break
         case 'reloaded':
@@ -256,7 +259,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
    * (a worker that crashed after staging, in its restart's backoff) waited for ever, and every later
    * reload queued behind it.
    */
-  function step(slot: Slot, message: Extract<ToThread, { type: 'stage' | 'commit' }>, thread: Worker | null): Promise<ReloadResult> {
+  function step(slot: Slot, message: Extract<ToThread, { type: 'stage' | 'commit' }>, thread: Worker | null): Promise<StepResult> {
     if (thread === null || slot.thread !== thread) return Promise.resolve({ ok: false, errors: [`worker ${slot.id} stopped during the reload`] })
     return new Promise((resolve) => {
       slot.reloads.set(message.id, resolve)
@@ -339,12 +342,17 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     // say: its replacement starts from the config in force. Its answer once refused the reload on
     // every worker, and the edit waited for another reload (a review).
     const present = live.map((slot, i) => slot.thread === threads[i] && slot.state === 'running')
-    const refused = staged.find((result, i) => present[i] && !result.ok)
     const voters = live.filter((_, i) => present[i] && staged[i]?.ok)
+    // Each worker read the TLS files while it prepared: a renewal written between two of them would
+    // install two certificates. Refused: the renewal's own change asks for another reload.
+    const certificates = new Set(live.flatMap((_, i) => (present[i] && staged[i]?.ok ? [staged[i].certificate ?? null] : [])))
+    const split: ReloadResult | undefined = certificates.size > 1 ? { ok: false, errors: ['the TLS files changed while the workers read them (a certificate being renewed): reload again'] } : undefined
+    const refused = staged.find((result, i) => present[i] && !result.ok) ?? split
     if (refused || voters.length === 0) {
       for (const slot of live) slot.thread?.postMessage({ type: 'abort', id } satisfies ToThread)
       if (staged.some((result) => result.ok)) logger.warn('config reload refused by a worker: not applied on any')
-      return refused ?? staged.find((result) => !result.ok) ?? { ok: false, errors: ['every worker stopped during the reload'] }
+      const first = refused ?? staged.find((result) => !result.ok)
+      return first && !first.ok ? { ok: false, errors: first.errors } : { ok: false, errors: ['every worker stopped during the reload'] }
     }
     live.forEach((_, i) => {
       if (!present[i]) threads[i]?.postMessage({ type: 'abort', id } satisfies ToThread)

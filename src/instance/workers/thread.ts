@@ -74,11 +74,11 @@ port.on('message', (message: ToThread) => {
       try {
         outcome = await gateway.stageReload(message.text, Buffer.from(message.ticketKeys))
       } catch (err) {
-        say({ type: 'staged', id: message.id, result: { ok: false, errors: [`the reload failed: ${(err as Error).message}`] } })
+        say({ type: 'staged', id: message.id, result: { ok: false, errors: [`the reload failed: ${(err as Error).message}`] }, certificate: null })
         throw err
       }
       if (outcome.ok) staged.set(message.id, outcome)
-      say({ type: 'staged', id: message.id, result: outcome.ok ? { ok: true, generation: gateway.state.runtime.generation, warnings: [] } : outcome.result })
+      say({ type: 'staged', id: message.id, result: outcome.ok ? { ok: true, generation: gateway.state.runtime.generation, warnings: [] } : outcome.result, certificate: outcome.ok ? outcome.certificate : null })
     })
   } else {
     const held = staged.get(message.id)
