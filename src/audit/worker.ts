@@ -84,11 +84,11 @@ const events: RunnerEvents = {
   quarantined: (_sink, lines) => (counters.quarantined += lines),
 }
 
-/** Errors lose their class across postMessage: keep what a log line needs. */
+/** Errors lose their class across postMessage: keep what a log line needs (the logger reads this shape as an error: telemetry/logger.ts). */
 function cloneable(fields: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(fields)) {
-    out[key] = value instanceof Error ? { type: value.name, message: value.message, code: (value as { code?: unknown }).code } : value
+    out[key] = value instanceof Error ? { type: value.name, message: value.message, code: (value as { code?: unknown }).code, stack: value.stack } : value
   }
   return out
 }

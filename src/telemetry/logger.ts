@@ -117,7 +117,18 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 }
 
 function serializeError(err: unknown): Record<string, unknown> {
-  if (!(err instanceof Error)) return { message: scrub(String(err)) }
+  if (!(err instanceof Error)) {
+    // An error that crossed from a worker thread as a plain object (audit/worker.ts cloneable):
+    // String() of it logged "[object Object]" for every audit worker failure (a probe).
+    if (typeof err !== 'object' || err === null || typeof (err as { message?: unknown }).message !== 'string') return { message: scrub(String(err)) }
+    const plain = err as { type?: unknown; message: string; code?: unknown; stack?: unknown }
+    return {
+      type: typeof plain.type === 'string' ? plain.type : 'Error',
+      message: scrub(plain.message),
+      ...(plain.code === undefined ? {} : { code: plain.code }),
+      ...(typeof plain.stack === 'string' ? { stack: scrub(plain.stack) } : {}),
+    }
+  }
   const out: Record<string, unknown> = { type: err.name, message: scrub(err.message), stack: scrub(err.stack ?? '') }
   const code = (err as { code?: unknown }).code
   if (code !== undefined) out.code = code
