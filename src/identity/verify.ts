@@ -296,10 +296,22 @@ async function candidateKeys(getKey: JWTVerifyGetKey, header: ProtectedHeaderPar
   }
 }
 
-/** Key lookup failures: a kid the issuer lacks is the token's problem; a fetch failure is the provider's. */
+/**
+ * Key lookup failures: a kid the issuer lacks after a fetch that worked is the token's problem; a
+ * fetch that failed, or the cool-down after one, is the provider's. The cool-down with cached keys
+ * answered 401 "its keys were refreshed" though the last fetch had failed, between 503s for the
+ * same token: a client could not tell "retry later" from "your token is bad" (a probe).
+ */
 function translate(err: unknown, rule: IssuerRule): GatewayError {
-  if (err instanceof jose.JWKSNoMatchingKey || (err instanceof CoolingDown && rule.keys.hasKeys)) {
+  if (err instanceof jose.JWKSNoMatchingKey) {
     return unauthorized('key_not_found', `Issuer "${rule.config.name}" has no key with this token's kid (its keys were refreshed, the key is gone or was never there).`)
+  }
+  if (err instanceof CoolingDown && rule.keys.hasKeys) {
+    return new GatewayError('identity_provider_unavailable', {
+      detail: `Issuer "${rule.config.name}" has no cached key with this token's kid, and its keys cannot be fetched now: the last fetch failed moments ago${rule.keys.lastError ? ` (${rule.keys.lastError})` : ''}. Try again shortly.`,
+      headers: { 'retry-after': String(Math.max(1, Math.ceil(rule.config.jwks_cooldown / 1000))) },
+      cause: err,
+    })
   }
   if (err instanceof jose.JOSENotSupported) return unauthorized('malformed_token', 'The token is not a valid JWS for this issuer.')
   return keysUnavailable(rule, err)
