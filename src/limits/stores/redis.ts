@@ -9,7 +9,7 @@
 // Auto-pipelining stays off: it halves a script's throughput (DESIGN, measured).
 import { createRequire } from 'node:module'
 import type { Redis as RedisClient } from 'ioredis'
-import { withinDeadline } from '../../collections/index.ts'
+import { DeadlineExceeded, withinDeadline } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { Check, CheckState, LimitsStore, TakeResult } from '../store.ts'
 
@@ -133,6 +133,13 @@ interface RedisWithTake extends RedisClient {
 const BACKSTOP_MS = 30_000
 /** The longest a reload waits for a new store's first connection (a Redis that neither answers nor refuses). */
 const SETTLE_MS = 5_000
+/**
+ * A connection that has answered nothing this long while takes waited (each refused at its own
+ * deadline) is dropped and made again. A Redis behind a proxy whose backend went, or a black-holed
+ * address, keeps a connection open that answers nothing: limits stayed unavailable until ioredis's
+ * 30 s backstop, ~30 s after Redis was back, and /readyz said ready throughout (a probe).
+ */
+const SILENT_MIN_MS = 1_000
 
 export interface RedisStoreOptions {
   url: string
@@ -153,6 +160,9 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
     commandTimeout: Math.max(options.timeoutMs, BACKSTOP_MS),
     connectTimeout: connectTimeoutMs,
     enableAutoPipelining: false,
+    // Its INFO waits for the backstop on a connection that answers nothing: a take that meets a
+    // Redis still loading gets its LOADING error at once instead (on_error).
+    enableReadyCheck: false,
     lazyConnect: false,
     // Reconnect for ever, every half second at most: limits are exact again within a second of
     // Redis returning (the cluster suite measures it), for one cheap refused connect per interval.
@@ -182,6 +192,26 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
   client.on('end', () => {
     state = 'closed'
   })
+  client.on('close', () => {
+    if (state === 'ready') state = 'unavailable: the connection closed (reconnecting)'
+  })
+
+  const silentMs = Math.max(SILENT_MIN_MS, 4 * options.timeoutMs)
+  /** Since when takes have waited for an answer that did not come (null: the last one was answered). */
+  let unansweredSince: number | null = null
+  function answered(): void {
+    unansweredSince = null
+  }
+  function unanswered(): void {
+    if (unansweredSince === null || performance.now() - unansweredSince < silentMs || client.status !== 'ready') return
+    unansweredSince = null
+    state = `unavailable: no answer for ${silentMs} ms (reconnecting)`
+    if (Date.now() - lastErrorLog > 10_000) {
+      lastErrorLog = Date.now()
+      options.logger.warn({ store: 'redis', silent_ms: silentMs }, 'limits store answers nothing: connecting again')
+    }
+    client.disconnect(true)
+  }
 
   function refund(args: Array<string | number>, took: number): void {
     client.bouncerRefund(...args, took).catch((err: unknown) => {
@@ -225,9 +255,18 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
       // A take is not withdrawn by giving up on it: Redis runs it when it reaches it (a slow or
       // paused Redis) and would count a request that on_error let through uncounted or refused.
       // So a late answer that took is given back, on the same connection.
-      const reply = await withinDeadline(client.bouncerTake(...args), options.timeoutMs, 'the limits store', (late) => {
-        if (late[0] === 0) refund(args, late[late.length - 1] as number)
-      })
+      unansweredSince ??= performance.now()
+      let reply: number[]
+      try {
+        reply = await withinDeadline(client.bouncerTake(...args), options.timeoutMs, 'the limits store', (late) => {
+          answered()
+          if (late[0] === 0) refund(args, late[late.length - 1] as number)
+        })
+      } catch (err) {
+        if (err instanceof DeadlineExceeded) unanswered()
+        throw err
+      }
+      answered()
       const refused = (reply[0] as number) - 1
       const states: CheckState[] = []
       const pairs = refused === -1 ? checks.length : refused + 1
