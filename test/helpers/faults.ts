@@ -1,5 +1,6 @@
 // Real network faults on loopback: a port nothing listens on, and a listener whose accept queue
-// is full so that a new connection's SYN is dropped and connect() hangs (a connect timeout).
+// is full so that a new connection's SYN is dropped and connect() hangs (a connect timeout), and a
+// relay that freezes (bytes dropped, nothing closed).
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
@@ -97,6 +98,43 @@ export async function startBlackhole(): Promise<Blackhole> {
     close() {
       for (const socket of fillers) socket.destroy()
       child.kill('SIGKILL')
+    },
+  }
+}
+
+export interface FreezingRelay {
+  port: number
+  /** Bytes are dropped both ways from now on, and nothing is closed (a network stall, a relay that freezes). */
+  freeze(): void
+  /** Bytes pass again (the connections frozen meanwhile have lost theirs). */
+  thaw(): void
+  close(): void
+}
+
+/** A relay to a real server on `target` (loopback) that a test can freeze. */
+export async function startFreezingRelay(target: number): Promise<FreezingRelay> {
+  let frozen = false
+  const sockets = new Set<Socket>()
+  const relay = createServer((client) => {
+    const server = connect(target, '127.0.0.1')
+    for (const [from, to] of [[client, server], [server, client]] as const) {
+      sockets.add(from)
+      from.on('data', (chunk: Buffer) => {
+        if (!frozen) to.write(chunk)
+      })
+      from.on('error', () => {})
+      from.on('close', () => to.destroy())
+    }
+  })
+  relay.listen(0, '127.0.0.1')
+  await once(relay, 'listening')
+  return {
+    port: (relay.address() as AddressInfo).port,
+    freeze: () => void (frozen = true),
+    thaw: () => void (frozen = false),
+    close() {
+      for (const socket of sockets) socket.destroy()
+      relay.close()
     },
   }
 }

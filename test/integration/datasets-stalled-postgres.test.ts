@@ -3,42 +3,24 @@
 // bound, so nothing ended the request: it and its pooled connection were held until TCP gave up
 // (~15 minutes; found by a probe). Now the client gives up at the dataset's timeout plus a margin
 // (5 s): 504 query_timeout, the connection dropped, and the pool serves again once the stall ends.
-import { connect, createServer, type Server, type Socket } from 'node:net'
-import type { AddressInfo } from 'node:net'
-import { once } from 'node:events'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { startFreezingRelay, type FreezingRelay } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 
-let frozen = false
-const sockets = new Set<Socket>()
-let relay: Server
+let relay: FreezingRelay
 let gateway: TestGateway
 
 beforeAll(async () => {
-  // Bytes pass both ways until `frozen`; then they are dropped, and nothing is closed.
-  relay = createServer((client) => {
-    const server = connect(5432, '127.0.0.1')
-    for (const [from, to] of [[client, server], [server, client]] as const) {
-      sockets.add(from)
-      from.on('data', (chunk: Buffer) => {
-        if (!frozen) to.write(chunk)
-      })
-      from.on('error', () => {})
-      from.on('close', () => to.destroy())
-    }
-  })
-  relay.listen(0, '127.0.0.1')
-  await once(relay, 'listening')
+  relay = await startFreezingRelay(5432)
   gateway = await startTestGateway({
-    datasources: [{ name: 'wh', type: 'postgres', url: `postgres://postgres@127.0.0.1:${(relay.address() as AddressInfo).port}/test`, max_connections: 1, connect_timeout: '1s', key: 'a-test-key-of-32-characters-long' }],
+    datasources: [{ name: 'wh', type: 'postgres', url: `postgres://postgres@127.0.0.1:${relay.port}/test`, max_connections: 1, connect_timeout: '1s', key: 'a-test-key-of-32-characters-long' }],
     routes: [{ id: 'numbers', methods: ['GET'], path: '/numbers', public: true, dataset: { source: 'wh', sql: 'SELECT g AS id FROM generate_series(1, 5) g ORDER BY g', timeout: '1s' } }],
   })
 })
 
 afterAll(async () => {
   await Promise.race([gateway?.close(), new Promise((resolve) => setTimeout(resolve, 3_000))])
-  for (const socket of sockets) socket.destroy()
   relay?.close()
 })
 
@@ -50,13 +32,13 @@ async function numbers(): Promise<{ status: number; code?: string }> {
 
 it('a stalled database: 504 query_timeout at the timeout plus 5 s, and the pool serves again after', async () => {
   expect((await numbers()).status).toBe(200)
-  frozen = true
+  relay.freeze()
   const started = Date.now()
   expect(await numbers()).toEqual({ status: 504, code: 'query_timeout' })
   const took = Date.now() - started
   expect(took).toBeGreaterThanOrEqual(5_500) // not before the server's own timeout could have answered
   expect(took).toBeLessThan(12_000)
-  frozen = false
+  relay.thaw()
   // Its one connection was dropped, not kept lent: a new one serves.
   expect((await numbers()).status).toBe(200)
   expect(gateway.state.inFlight).toBe(0)

@@ -3,49 +3,32 @@
 // 30 s backstop: every limited request got 503 limits_unavailable for ~30 s after Redis was back,
 // and /readyz said the store was ready throughout. A connection silent for 4 × the store's timeout
 // (at least 1 s) is now dropped and made again, and /readyz says why.
-import { once } from 'node:events'
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { startFreezingRelay, type FreezingRelay } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { uniquePrefix } from '../helpers/redis.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-let frozen = false
-const sockets = new Set<Socket>()
-let relay: Server
+let relay: FreezingRelay
 let upstream: TestUpstream
 let gateway: TestGateway
 
 beforeAll(async () => {
-  // Bytes pass both ways until `frozen`; then they are dropped, and nothing is closed.
-  relay = createServer((client) => {
-    const server = connect(6379, '127.0.0.1')
-    for (const [from, to] of [[client, server], [server, client]] as const) {
-      sockets.add(from)
-      from.on('data', (chunk: Buffer) => {
-        if (!frozen) to.write(chunk)
-      })
-      from.on('error', () => {})
-      from.on('close', () => to.destroy())
-    }
-  })
-  relay.listen(0, '127.0.0.1')
-  await once(relay, 'listening')
+  relay = await startFreezingRelay(6379)
   upstream = await startUpstream((_req, res) => void res.end('ok'))
   gateway = await startTestGateway({
     admin: { listen: '127.0.0.1:0', token: 'limits-redis-stall-admin-token-0123' },
     upstreams: [{ name: 'api', url: upstream.url }],
     limits: [{ name: 'pace', key: 'header:X-Client', rate: '1000/s', burst: 1000 }],
-    limits_store: { type: 'redis', url: `redis://127.0.0.1:${(relay.address() as AddressInfo).port}`, prefix: uniquePrefix('stall'), timeout: '250ms', on_error: 'deny' },
+    limits_store: { type: 'redis', url: `redis://127.0.0.1:${relay.port}`, prefix: uniquePrefix('stall'), timeout: '250ms', on_error: 'deny' },
     routes: [{ id: 'r', path: '/r', upstream: 'api', public: true, limits: ['pace'] }],
   })
 }, 60_000)
 
 afterAll(async () => {
   await gateway?.close()
-  for (const socket of sockets) socket.destroy()
   relay?.close()
   await upstream?.close()
 })
@@ -64,10 +47,10 @@ async function limitsStore(): Promise<string> {
 
 it('a stalled Redis connection is dropped and made again: limits are back within seconds of Redis, and /readyz says so meanwhile', async () => {
   await waitFor(async () => (await hit()).status === 200, 'the store to connect', 20_000)
-  frozen = true
+  relay.freeze()
   // Each limited request meets the store's 250 ms deadline; past 1 s of silence the connection is dropped.
   await waitFor(async () => (await hit()).code === 'limits_unavailable' && (await limitsStore()).includes('no answer for 1000 ms'), '/readyz to say the store answers nothing', 20_000)
-  frozen = false
+  relay.thaw()
   const back = Date.now()
   await waitFor(async () => (await hit()).status === 200, 'limits to be back', 20_000)
   expect(Date.now() - back).toBeLessThan(5_000) // was ~30 s: ioredis's backstop
