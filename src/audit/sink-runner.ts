@@ -8,6 +8,10 @@
 // to `sink` only once the file is drained and no append is in flight (the file is emptied in the
 // same synchronous step). A sink therefore only ever receives a record after all earlier ones.
 // Nothing is dropped unless the spill file itself cannot be written (a full disk): that is counted.
+// A write the sink leaves unanswered past its `writeTimeoutMs` (a server that stalls: with
+// `durability: sync` the responses wait on it) counts as failed: its rows are spilled and the mode
+// switches. The write itself runs on; the recovery waits for it to settle before replaying, so the
+// order holds, and a row it did store is stored once (replays ignore a (chain, seq) already there).
 // A spill line that is not a record is quarantined (spill.ts), logged with its place and counted,
 // and the replay goes on.
 import type { Checkpoint } from './checkpoint.ts'
@@ -53,6 +57,8 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
   let recovering = false
   let stopped = false
   let opened = options.opened
+  /** A write given up on at its deadline that has not settled yet: replays wait for it. */
+  let straggler: Promise<unknown> = Promise.resolve()
 
   const timer = setInterval(() => void recover(), RECOVERY_INTERVAL_MS)
   timer.unref()
@@ -99,7 +105,7 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
         // An earlier batch failed while this one waited: keep the order, spill it too.
         if (mode === 'spill') return await appendToSpill(rows)
         try {
-          await sink.write(rows)
+          await writeWithin(rows)
           events.written(sink.name, rows.length)
         } catch (err) {
           goDown('a write failed', err)
@@ -113,11 +119,27 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
     return task
   }
 
+  /** The sink's write, failed at the sink's deadline if it has one (the write itself runs on). */
+  function writeWithin(rows: readonly StoredRow[]): Promise<void> {
+    const write = sink.write(rows)
+    const ms = sink.writeTimeoutMs
+    if (ms === undefined) return write
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        straggler = write.catch(() => {})
+        reject(new Error(`no answer within ${ms} ms`))
+      }, ms)
+    })
+    return Promise.race([write, deadline]).finally(() => clearTimeout(timer))
+  }
+
   async function recover(): Promise<void> {
     if (mode === 'sink' || recovering || stopped) return
     recovering = true
     try {
       await writes // no write of the old mode may still be in flight
+      await straggler // nor one given up on at its deadline
       if (!opened) {
         await sink.open()
         opened = true

@@ -17,7 +17,7 @@ import { createStdoutSink } from './sinks/stdout.ts'
 import { spillFor } from './spill.ts'
 import { adoptedSpillDirs, waitingSpillFiles } from './spill-adopt.ts'
 
-export type WorkerSinkConfig = { type: 'sqlite'; path: string } | { type: 'postgres'; url: string; schema: string } | { type: 'stdout' }
+export type WorkerSinkConfig = { type: 'sqlite'; path: string } | { type: 'postgres'; url: string; schema: string; write_timeout: number } | { type: 'stdout' }
 
 export interface WorkerConfig {
   sinks: WorkerSinkConfig[]
@@ -98,7 +98,7 @@ function createSink(sink: WorkerSinkConfig): AuditSink {
     case 'sqlite':
       return createSqliteSink(sink.path, { durable: config.durable })
     case 'postgres':
-      return createPostgresSink({ url: sink.url, schema: sink.schema })
+      return createPostgresSink({ url: sink.url, schema: sink.schema, writeTimeoutMs: sink.write_timeout })
     case 'stdout':
       return createStdoutSink()
   }

@@ -391,12 +391,15 @@ const auditSink = z.discriminatedUnion('type', [
     type: z.literal('postgres'),
     url: postgresUrl,
     schema: postgresSchema.default('bouncer'),
+    /** How long a write may go unanswered before its records go to the spill file (the sink counts as down). */
+    write_timeout: timer.refine((ms) => ms >= 100, 'write_timeout is at least 100ms').prefault('2s'),
   }),
   z.strictObject({ type: z.literal('stdout') }),
 ], { error: 'an audit sink type is sqlite, postgres or stdout' })
 
 const audit = z.strictObject({
-  sinks: z.array(auditSink).default([{ type: 'sqlite', path: './data/audit.db' }]),
+  // prefault: the array holds a transform (write_timeout's duration), and a default after a transform is not shown in the JSON Schema
+  sinks: z.array(auditSink).prefault([{ type: 'sqlite', path: './data/audit.db' }]),
   retention: duration.prefault('30d'),
   durability: z.enum(['batched', 'sync']).default('batched'),
   flush_interval: timer.prefault('100ms'),

@@ -103,7 +103,7 @@ export function recordFromPgRow(row: Record<string, unknown>): AuditRecord {
   return record as AuditRecord
 }
 
-export function createPostgresSink(options: { url: string; schema: string }): AuditSink {
+export function createPostgresSink(options: { url: string; schema: string; writeTimeoutMs?: number }): AuditSink {
   const { schema } = options
   const pool = new (loadPg().Pool)({ connectionString: options.url, max: 2, connectionTimeoutMillis: 5_000, query_timeout: 15_000 })
   pool.on('error', () => {}) // an idle client lost with the server: the next write fails and spills
@@ -118,6 +118,7 @@ export function createPostgresSink(options: { url: string; schema: string }): Au
 
   return {
     name: sinkName({ type: 'postgres', schema }),
+    writeTimeoutMs: options.writeTimeoutMs,
     async open() {
       const client = await pool.connect()
       try {

@@ -75,6 +75,11 @@ export function sinkName(sink: NamedSink): string {
 export interface AuditSink {
   /** For logs, metrics and spill file names, e.g. `sqlite:./data/audit.db`. */
   readonly name: string
+  /**
+   * How long a write may go unanswered before the runner spills its rows and counts the sink down
+   * (a network sink whose server stalls); unset for a sink whose writes hold the thread anyway.
+   */
+  readonly writeTimeoutMs?: number
   /** Connects and creates or migrates the schema. */
   open(): Promise<void>
   /** The last record of a chain (checked), else its retention checkpoint; null when there is neither. */
