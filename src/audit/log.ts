@@ -18,6 +18,8 @@ import type { FromWorker, ToWorker, WorkerConfig, WorkerSinkConfig, WorkerStats 
 export interface AuditStats extends WorkerStats {
   /** Lines queued on the request thread plus records not yet handled by every sink. */
   queueDepth: number
+  /** The sinks that have taken records at least once since the gateway started (readiness). */
+  answered: readonly string[]
 }
 
 export type { AuditHead } from './chain-shapes.ts'
@@ -81,6 +83,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
   let nextId = 1
   const inFlight = new Map<number, { count: number; waiters: Array<() => void> }>()
   let inFlightRecords = 0
+  const answered = new Set<string>()
   let workerStats: WorkerStats = { backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {}, chain: '', seq: 0 }
   let lost = 0
   // What workers that have stopped had counted: a new worker counts from 0, and the counters of
@@ -122,6 +125,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
           break
         case 'stats':
           workerStats = message.stats
+          for (const sink in message.stats.sinks) if (message.stats.sinks[sink]) answered.add(sink)
           break
         case 'log':
           logger[message.level](message.fields, message.msg)
@@ -246,7 +250,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
     },
     stats() {
       const counted = addCounters(carried, workerStats)
-      return { ...workerStats, ...counted, dropped: counted.dropped + lost, queueDepth: pending.count + inFlightRecords + workerStats.backlog }
+      return { ...workerStats, ...counted, dropped: counted.dropped + lost, queueDepth: pending.count + inFlightRecords + workerStats.backlog, answered: [...answered] }
     },
     head: () => head,
     async close() {
@@ -280,7 +284,7 @@ const disabledAuditLog: AuditLog = {
   record() {},
   commit: async () => {},
   recordRejected() {},
-  stats: () => ({ queueDepth: 0, backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {}, chain: '', seq: 0 }),
+  stats: () => ({ queueDepth: 0, backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {}, chain: '', seq: 0, answered: [] }),
   head: () => null,
   close: async () => {},
 }

@@ -10,29 +10,23 @@ import type { GatewayState } from '../gateway/index.ts'
  *
  * The shared stores count only until they have answered once: a Redis or PostgreSQL outage later
  * affects every instance alike, and taking them all out of the load balancer would turn what
- * `on_error` and the audit spill handle into a full outage. It shows in the checks instead.
+ * `on_error` and the audit spill handle into a full outage. It shows in the checks instead. The
+ * stores themselves remember having answered, so a gateway never polled while they did reads the
+ * same as one that was (a probe found the first not ready through an outage).
  */
 export function createReadiness(state: GatewayState): () => Readiness {
-  let limitsAnswered = false
-  let auditAnswered = false
   return function readiness(): Readiness {
     const checks: Record<string, string> = { config: `generation ${state.runtime.generation}, sha256 ${state.runtime.configDigest}` }
     let ready = !state.draining
     if (state.draining) checks.draining = 'true'
     const store = state.runtime.limiter.store
     checks.limits_store = store.status()
-    if (store.kind === 'redis' && !limitsAnswered) {
-      limitsAnswered = checks.limits_store === 'ready'
-      if (!limitsAnswered) ready = false
-    }
-    const sinks = Object.entries(state.audit.stats().sinks)
+    if (!store.answeredOnce()) ready = false
+    const audit = state.audit.stats()
+    const sinks = Object.entries(audit.sinks)
     for (const [sink, up] of sinks) checks[`audit:${sink}`] = up ? 'writing' : 'spilling to disk'
-    if (!auditAnswered) {
-      const shared = sinks.filter(([sink]) => sink.startsWith('postgres'))
-      const expected = state.runtime.config.audit.sinks.length
-      auditAnswered = sinks.length >= expected && shared.every(([, up]) => up)
-      if (!auditAnswered) ready = false
-    }
+    const expected = state.runtime.config.audit.sinks.length
+    if (sinks.length < expected || !sinks.every(([sink]) => !sink.startsWith('postgres') || audit.answered.includes(sink))) ready = false
     for (const keys of state.runtime.issuerKeys.values()) {
       if (!keys.attempted) ready = false
       checks[`issuer:${keys.name}`] = keys.state === 'ready' ? 'keys loaded' : keys.attempted ? `unavailable: ${keys.lastError}` : 'loading'

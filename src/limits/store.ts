@@ -32,6 +32,8 @@ export interface LimitsStore {
   take(checks: readonly Check[]): TakeResult | Promise<TakeResult>
   /** For /readyz and logs. */
   status(): string
+  /** Whether the store has answered at least once (one that needs no connection: always). */
+  answeredOnce(): boolean
   /**
    * Resolves once a store that connects (Redis) has connected or failed to, bounded: a reload swaps
    * its runtime in after it, not while every limited request would meet `on_error`.

@@ -1,10 +1,13 @@
 // What several instances behind one load balancer need of each: a config file that reloads itself
 // when it changes (a ConfigMap), /readyz held back until the shared stores have answered, and the
 // instance id in every log line and on /metrics.
-import { writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { request } from 'undici'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startPostgres, uniqueSchema } from '../helpers/postgres.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -78,6 +81,41 @@ describe('/readyz and the shared stores', () => {
     redis = undefined // stopped for good (its helper's stop() waits for an exit that already happened)
     await waitFor(async () => (await readyz(gateway!.adminUrl)).body.checks.limits_store !== 'ready', 'the outage in the checks', 20_000)
     expect((await readyz(gateway.adminUrl)).status).toBe(200)
+  })
+
+  // Found by a probe: the stores' "answered once" was noted only when /readyz was polled, so a
+  // gateway nobody polled while they answered read not ready through a later outage, where a
+  // polled one read ready.
+  it('is 200 through an outage of Redis and PostgreSQL that /readyz was not polled before', async () => {
+    redis = await startRedis()
+    const postgres = await startPostgres()
+    const schema = uniqueSchema('ready')
+    const dir = await mkdtemp(join(tmpdir(), 'bouncer-ready-'))
+    try {
+      gateway = await startTestGateway({
+        ...routes('one'),
+        limits_store: { type: 'redis', url: redis.url, on_error: 'allow' },
+        audit: { sinks: [{ type: 'postgres', url: postgres.url, schema, write_timeout: '500ms' }], spill_dir: join(dir, 'spill'), flush_interval: '10ms' },
+      })
+      const state = gateway.state
+      await (await request(`${gateway.url}/x`)).body.dump()
+      // Watched in process, not through /readyz: both stores answer.
+      await waitFor(() => state.runtime.limiter.store.status() === 'ready' && state.audit.stats().sinks[`postgres:${schema}`] === true, 'both stores to answer', 20_000)
+      await redis.stop()
+      redis = undefined
+      await postgres.stop()
+      await (await request(`${gateway.url}/x`)).body.dump()
+      await waitFor(() => state.runtime.limiter.store.status() !== 'ready' && state.audit.stats().sinks[`postgres:${schema}`] === false, 'both outages', 20_000)
+      const during = await readyz(gateway.adminUrl)
+      expect(during.body.checks[`audit:postgres:${schema}`]).toBe('spilling to disk')
+      expect(during.body.checks.limits_store).not.toBe('ready')
+      expect(during.status).toBe(200)
+    } finally {
+      await gateway?.close()
+      gateway = undefined
+      await postgres.destroy()
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })
 

@@ -122,6 +122,7 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
       }
       return { refused: -1, reason: 'limit', retryAfterMs: 0, states }
     },
+    answeredOnce: () => true,
     status: () => (refusedFull === 0 ? `memory: ${entries.size} keys` : `memory: ${entries.size} keys (max_keys reached: ${refusedFull} requests refused for a new key)`),
     get size() {
       return entries.size

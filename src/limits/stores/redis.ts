@@ -277,6 +277,7 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
       return { refused, reason: 'limit', retryAfterMs: refused === -1 ? 0 : (reply[1] as number) / 1000, states }
     },
     status: () => state,
+    answeredOnce: () => connectedOnce,
     async close() {
       client.disconnect()
     },

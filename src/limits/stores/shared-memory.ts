@@ -269,6 +269,7 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: { log
   return {
     kind: 'memory',
     take,
+    answeredOnce: () => true,
     status() {
       const refused = Atomics.load(header, REFUSED)
       const size = Atomics.load(header, COUNT)
