@@ -105,7 +105,7 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
         // An earlier batch failed while this one waited: keep the order, spill it too.
         if (mode === 'spill') return await appendToSpill(rows)
         try {
-          await writeWithin(rows)
+          await writeWithin(sink.write(rows))
           events.written(sink.name, rows.length)
         } catch (err) {
           goDown('a write failed', err)
@@ -119,9 +119,8 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
     return task
   }
 
-  /** The sink's write, failed at the sink's deadline if it has one (the write itself runs on). */
-  function writeWithin(rows: readonly StoredRow[]): Promise<void> {
-    const write = sink.write(rows)
+  /** The sink's write (or checkpoint), failed at the sink's deadline if it has one (the call itself runs on). */
+  function writeWithin(write: Promise<void>): Promise<void> {
     const ms = sink.writeTimeoutMs
     if (ms === undefined) return write
     let timer: NodeJS.Timeout | undefined
@@ -196,7 +195,8 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
     },
     async checkpoint(checkpoint) {
       if (mode !== 'sink') return
-      await (writes = writes.then(() => sink.checkpoint(checkpoint)).catch((err: unknown) => events.log('warn', 'audit checkpoint not kept in the sink', { sink: sink.name, err })))
+      // Within the write deadline too: the writes queued behind it (and sync responses) wait on it.
+      await (writes = writes.then(() => writeWithin(sink.checkpoint(checkpoint))).catch((err: unknown) => events.log('warn', 'audit checkpoint not kept in the sink', { sink: sink.name, err })))
     },
     async retention(beforeMs) {
       if (mode !== 'sink') return
