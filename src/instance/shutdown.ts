@@ -11,7 +11,7 @@ import type { SecretsRefresh } from './secrets-refresh.ts'
 export interface ShutdownDeps {
   gatewayServer: GatewayServer
   adminServer: Server
-  refresh: SecretsRefresh
+  refresh: Pick<SecretsRefresh, 'stop'>
   closeRegistries(): Promise<void>
   /** Ends the MCP sessions' notification streams, leaving their calls in flight to finish (agents registry). */
   quiesceMcpSessions(): void

@@ -141,10 +141,21 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
 
   // Before listening: no request waits on it (startup-garbage.ts).
   releaseStartupGarbage()
-  const gatewayAddress = await listen(gatewayServer.server, { host: config.server.listen.host, port: options.port ?? config.server.listen.port, reusePort: options.worker !== undefined })
-  // A worker's admin listener is a socket only its primary reaches: the primary speaks for the gateway.
-  const adminAddress = options.worker ? null : await listen(adminServer, { host: config.admin.listen.host, port: options.adminPort ?? config.admin.listen.port })
-  if (options.worker) await listen(adminServer, { path: options.worker.adminSocket })
+  const closeRegistries = () => compile.closeAll()
+  const quiesceMcpSessions = () => compile.agents.quiesceSessions()
+  let gatewayAddress: AddressInfo
+  let adminAddress: AddressInfo | null
+  try {
+    gatewayAddress = await listen(gatewayServer.server, { host: config.server.listen.host, port: options.port ?? config.server.listen.port, reusePort: options.worker !== undefined })
+    // A worker's admin listener is a socket only its primary reaches: the primary speaks for the gateway.
+    adminAddress = options.worker ? null : await listen(adminServer, { host: config.admin.listen.host, port: options.adminPort ?? config.admin.listen.port })
+    if (options.worker) await listen(adminServer, { path: options.worker.adminSocket })
+  } catch (err) {
+    // What started before stops again (the gateway's listener, the audit worker, pools, timers): a
+    // probe found a gateway whose admin port was taken serving on, with SO_REUSEPORT sharing another's port.
+    await createShutdown(live, { gatewayServer, adminServer, refresh: { stop() {} }, closeRegistries, quiesceMcpSessions, audit, tracing })()
+    throw err
+  }
   const refresh = startSecretsRefresh(live, background, leads)
   const reloader = createReload(live, { ...prepareDeps, configFile: options.configFile, gatewayServer, refresh })
   const reload = reloader.reload
@@ -154,7 +165,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     void background.run('reload', reloadHere)
   }
   const configWatch = leads ? watchConfigFile(options.configFile, state, () => reloadWanted()) : { stop() {} }
-  const shutdown = createShutdown(live, { gatewayServer, adminServer, refresh, closeRegistries: () => compile.closeAll(), quiesceMcpSessions: () => compile.agents.quiesceSessions(), audit, tracing })
+  const shutdown = createShutdown(live, { gatewayServer, adminServer, refresh, closeRegistries, quiesceMcpSessions, audit, tracing })
 
   return {
     url: listenUrl(gatewayAddress.address, gatewayAddress.port, gatewayServer.secure ? 'https' : 'http'),
