@@ -20,7 +20,7 @@ afterEach(() => {
 /** A sink whose calls wait for the test while `held`; what it stored, in order. */
 function heldSink(writeTimeoutMs: number) {
   const stored: number[] = []
-  let gate: ReturnType<typeof deferred> | null = null
+  let gate: ReturnType<typeof deferred<void>> | null = null
   const wait = () => (gate ? gate.promise : Promise.resolve())
   const sink: AuditSink = {
     name: 'held',
