@@ -2,7 +2,8 @@
 // keep-alive pool and its own state. A target takes requests while it is `available`: healthy by
 // its active checks (health.ts) and not ejected by its passive record here. Both are kept as
 // booleans that change on events (a check, a failure, a timer), so choosing a target reads no clock.
-import { Pool } from 'undici'
+import type { Socket } from 'node:net'
+import { buildConnector, Pool } from 'undici'
 import type { UpstreamTlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 
@@ -39,7 +40,7 @@ export function createTarget(origin: string, options: TargetPoolOptions): Target
     url: origin,
     pool: new Pool(origin, {
       connections: options.connections,
-      connect: { timeout: options.connectTimeoutMs, ...(origin.startsWith('https:') ? tlsConnectOptions(options.tls) : {}) },
+      connect: resetsAreCuts(buildConnector({ timeout: options.connectTimeoutMs, ...(origin.startsWith('https:') ? tlsConnectOptions(options.tls) : {}) })),
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       keepAliveTimeout: 4_000,
@@ -56,6 +57,24 @@ export function createTarget(origin: string, options: TargetPoolOptions): Target
     ejections: 0,
     readmit: null,
   }
+}
+
+/**
+ * undici ends a response that runs until the connection closes (no Content-Length, not chunked) as
+ * complete when the connection is reset (ECONNRESET while the answer is read, client-h1.js, for
+ * macOS), so an upstream that died mid-answer reached the client as a whole answer, audited allow (a
+ * probe). A reset on an upstream's socket is renamed UND_ERR_SOCKET before undici sees it: still a
+ * `reset` to the retry and ejection rules (errors.ts), but the answer is cut, as a FIN is not.
+ */
+function resetsAreCuts(connect: buildConnector.connector): buildConnector.connector {
+  return (options, callback) =>
+    connect(options, (...args) => {
+      const socket: Socket | null = args[1]
+      socket?.prependListener('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ECONNRESET') err.code = 'UND_ERR_SOCKET'
+      })
+      callback(...args)
+    })
 }
 
 /**
