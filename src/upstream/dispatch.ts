@@ -136,6 +136,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     if (this.#lifecycle.draining) res.shouldKeepAlive = false // tell the client to move on
     const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders)
+    // RFC 9110 §8.6: no Content-Length on a 204, whatever the upstream sent (its body is dropped).
+    if (statusCode === 204) delete out['content-length']
     if (ctx.http2) keepFirstOfSingleValues(out)
     // Written with the first body byte or the end: an upstream that fails before either still gets
     // its client a 502 (Node's HTTP/1 sends a head only with the first write anyway).

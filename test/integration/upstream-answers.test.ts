@@ -39,6 +39,16 @@ const ANSWERS: Record<string, string | ((socket: Socket) => void)> = {
     setTimeout(() => s.destroy(), 100)
   },
   status999: 'HTTP/1.1 999 Whatever\r\nContent-Length: 2\r\n\r\nhi',
+  // An answer that ends when the connection does (no length, not chunked): cut by a reset, or whole with a FIN.
+  'close-delimited-reset': (s) => {
+    s.write(`HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n${'x'.repeat(500)}`)
+    setTimeout(() => s.resetAndDestroy(), 100)
+  },
+  'close-delimited-fin': (s) => {
+    s.write(`HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n${'x'.repeat(500)}`)
+    setTimeout(() => s.end(), 100)
+  },
+  '204-with-length': 'HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello',
 }
 
 let raw: RawUpstream
@@ -226,5 +236,35 @@ describe('an invalid status code from the upstream (RFC 9110 §15: 100..599)', (
     const res = await rawRequest(port, 'GET /status999 HTTP/1.1\r\nHost: gw\r\nX-Request-Id: answers-999\r\n\r\n')
     const record = await auditOf('answers-999')
     expect({ status: res.status, audit: record.status, decision: record.decision }).toEqual({ status: 502, audit: 502, decision: 'error' })
+  })
+})
+
+describe('an answer that runs until the upstream closes (no Content-Length, not chunked)', () => {
+  it('cut by a reset: the client sees a cut answer (no last chunk) and the audit says error, not a whole 200', async () => {
+    const port = Number(new URL(gw1.url).port)
+    const res = await rawRequest(port, 'GET /close-delimited-reset HTTP/1.1\r\nHost: gw\r\nX-Request-Id: answers-cd-reset\r\n\r\n')
+    expect(res.status).toBe(200) // the head went before the reset
+    expect(res.raw.endsWith('0\r\n\r\n')).toBe(false)
+    const record = await auditOf('answers-cd-reset')
+    expect({ decision: record.decision, code: record.code }).toEqual({ decision: 'error', code: 'upstream_error' })
+  })
+
+  it('ended by a FIN: whole, with its last chunk, audited allow', async () => {
+    const port = Number(new URL(gw1.url).port)
+    const res = await rawRequest(port, 'GET /close-delimited-fin HTTP/1.1\r\nHost: gw\r\nX-Request-Id: answers-cd-fin\r\n\r\n')
+    expect(res.raw.endsWith('0\r\n\r\n')).toBe(true)
+    expect(res.raw).toContain('x'.repeat(500))
+    const record = await auditOf('answers-cd-fin')
+    expect({ decision: record.decision, bytes: record.bytes_out }).toEqual({ decision: 'allow', bytes: 500 })
+  })
+})
+
+describe('a 204 with a Content-Length from the upstream', () => {
+  it('reaches the client without it (RFC 9110 §8.6), and without the body', async () => {
+    const port = Number(new URL(gw1.url).port)
+    const res = await rawRequest(port, 'GET /204-with-length HTTP/1.1\r\nHost: gw\r\n\r\n', { timeout: 1_500 }) // a 204 has no end to wait for
+    expect(res.status).toBe(204)
+    expect(res.headers['content-length']).toBeUndefined()
+    expect(res.raw).not.toContain('hello')
   })
 })
