@@ -18,7 +18,7 @@ import { asGatewayError, GatewayError, problemBody, sendProblem } from '../error
 import { acceptRequestId, describedRequest, inspectHeaders, parseTarget, type CorsPolicy, type RequestTarget } from '../http/index.ts'
 import { rawHeader } from '../identity/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
-import { CLIENT_CLOSED_REQUEST, clientAddressOf, internalRequestOf, type Exchange, type RequestContext, type Served } from '../request/index.ts'
+import { CLIENT_CLOSED_REQUEST, clientAddressOf, internalRequestOf, wasCutAtSendTimeout, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
@@ -287,6 +287,8 @@ async function serve(state: GatewayState, rt: Runtime, ctx: RequestContext, matc
     if (nothingSent && ctx.res.destroyed) {
       ctx.status = CLIENT_CLOSED_REQUEST
       ctx.note = 'The client closed the connection before the answer began.'
+    } else if (ctx.res.destroyed && wasCutAtSendTimeout(ctx.res)) {
+      ctx.note = 'The client stopped reading: the gateway cut the answer at server.send_timeout.'
     }
     return
   }

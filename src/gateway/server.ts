@@ -13,7 +13,7 @@ import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { GatewayError, sendRawProblem, type ErrorCode } from '../errors/index.ts'
 import { readTlsMaterial, workerCount, type Config, type ServerConfig, type TlsConfig, type TlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
-import { createContext } from '../request/index.ts'
+import { createContext, markCutAtSendTimeout } from '../request/index.ts'
 import { createSessionTracker, http2Options, type GatewayHttp2Response } from './http2.ts'
 import { handle } from './pipeline.ts'
 import type { GatewayState } from './state.ts'
@@ -73,9 +73,10 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   warnIfFileLimitTooLow(state.runtime.config, state.logger)
   reportRefusedConnections(server, state.logger)
 
-  const cutIfStalled = (socket: Socket) => {
+  const cutIfStalled = function (this: ServerResponse, socket: Socket) {
     if (socket.writableLength === 0) return // quiet (a slow upstream, a long poll), not stalled
     state.logger.debug({ peer: socket.remoteAddress, unsent_bytes: socket.writableLength }, 'send_timeout: closing a connection whose client stopped reading')
+    markCutAtSendTimeout(this) // its audit record says so
     socket.destroy()
   }
   // HTTP/2: a stream's timeout fires when nothing moved on it; only the stream is cut, not its session.
@@ -83,6 +84,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     const stream = this.stream
     if (stream.writableLength === 0) return
     state.logger.debug({ peer: stream.session?.socket?.remoteAddress, unsent_bytes: stream.writableLength }, 'send_timeout: resetting a stream whose client stopped reading')
+    markCutAtSendTimeout(this)
     stream.close(h2constants.NGHTTP2_CANCEL)
     // A client that stopped reading the whole connection does not take the RST_STREAM either: the
     // stream would wait to close, its request in flight, for good. Destroyed, it ends here.

@@ -65,6 +65,15 @@ export interface Backend {
  */
 export const CLIENT_CLOSED_REQUEST = 499
 
+/** Responses the gateway cut because their client stopped reading (server.send_timeout): few, and let go with them. */
+const cutAtSendTimeout = new WeakSet<object>()
+export function markCutAtSendTimeout(res: object): void {
+  cutAtSendTimeout.add(res)
+}
+export function wasCutAtSendTimeout(res: object): boolean {
+  return cutAtSendTimeout.has(res)
+}
+
 export function nothingServed(): Served {
   return { status: 0, upstreamStatus: null, upstreamMs: null, bytesIn: 0, bytesOut: 0, attempts: 0, error: null, masked: null }
 }
