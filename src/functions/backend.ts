@@ -79,6 +79,9 @@ async function respond(ctx: Readonly<RequestContext>, response: FunctionResponse
   if (!bodiless) headers.push('content-length', String(length))
   headers.push('x-request-id', ctx.id)
   const sendBody = !bodiless && ctx.method !== 'HEAD'
+  // A client gone while the function ran gets nothing: the pipeline records its 499 (a probe found
+  // such requests audited as the function's 200 with its whole body counted as sent).
+  if (res.destroyed) return
   served.bytesOut = sendBody ? length : 0
   if (exchange.lifecycle.draining) res.shouldKeepAlive = false
   if (exchange.beforeEnd) await exchange.beforeEnd(served)

@@ -86,6 +86,8 @@ export function nothingServed(): Served {
 export async function sendWhole(ctx: Readonly<RequestContext>, exchange: Exchange, status: number, headers: OutgoingHttpHeaders, body: string, served = nothingServed()): Promise<Served> {
   const length = Buffer.byteLength(body)
   served.status = status
+  // A client gone while the answer was made gets nothing: the pipeline records its 499.
+  if (ctx.res.destroyed) return served
   served.bytesOut = ctx.method === 'HEAD' ? 0 : length
   if (exchange.beforeEnd) await exchange.beforeEnd(served)
   ctx.res.writeHead(status, { ...headers, 'content-length': length, 'x-request-id': ctx.id })
