@@ -337,21 +337,18 @@ function openFileLimit(): number | null {
 /** Requests Node's parser refused before our handler ran: answer in SPEC's format and close. */
 function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): ClientErrorInfo | undefined {
   const inProgress = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
-  // A request already in the pipeline whose body broke off (a FIN before its Content-Length: the
-  // parser's error at the end of input) is answered and recorded there, under its own id: a raw 400
-  // here made a second answer and a second record (a probe). Its timeouts are still answered here.
-  const brokenBody = inProgress && !isTimeout(err)
-  if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent || brokenBody) {
+  // A request already in the pipeline whose body broke off (the client's FIN before its
+  // Content-Length: the parser's error at the end of input) is recorded there, under its own id: a
+  // raw 400 here made a second answer and a second record (a probe). A malformed body (a bad chunk
+  // size) and the timeouts are still answered here.
+  const brokenOff = inProgress && err.code === 'HPE_INVALID_EOF_STATE'
+  if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent || brokenOff) {
     socket.destroy()
     return undefined
   }
   const error = clientErrorOf(err)
   const requestId = writeRawProblem(socket, error)
   return { code: error.code, status: error.status, detail: error.detail, requestId, peer: (socket as Socket).remoteAddress ?? '' }
-}
-
-function isTimeout(err: NodeJS.ErrnoException): boolean {
-  return err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT'
 }
 
 function clientErrorOf(err: NodeJS.ErrnoException): GatewayError {
