@@ -9,11 +9,15 @@ import type { IncomingMessage } from 'node:http'
 import type { RequestHeaders } from '../http/index.ts'
 import { bodyNeverArrived, bodyTimedOut, clientGone } from '../request/index.ts'
 
-/** The bytes to wait for before forwarding; 0 when there is nothing to wait for (no body, or enough of it is here). */
-export function bodyWindow(req: IncomingMessage, headers: RequestHeaders): number {
+/**
+ * The bytes to wait for before forwarding; 0 when there is nothing to wait for (no body, or enough
+ * of it is here). Never more than one byte past max_body_bytes: a chunked body over a smaller limit
+ * is refused (413) as it crosses it, not held until request_timeout (a probe).
+ */
+export function bodyWindow(req: IncomingMessage, headers: RequestHeaders, maxBodyBytes: number): number {
   const declared = headers.contentLength
   if (!headers.chunked && !(declared !== undefined && declared > 0)) return 0
-  const window = Math.min(declared ?? Infinity, req.readableHighWaterMark)
+  const window = Math.min(declared ?? Infinity, req.readableHighWaterMark, maxBodyBytes + 1)
   return arrived(req, window) ? 0 : window
 }
 

@@ -18,7 +18,7 @@ import { asGatewayError, GatewayError, problemBody, sendProblem } from '../error
 import { acceptRequestId, describedRequest, inspectHeaders, parseTarget, type CorsPolicy, type RequestTarget } from '../http/index.ts'
 import { rawHeader } from '../identity/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
-import { CLIENT_CLOSED_REQUEST, clientAddressOf, internalRequestOf, wasCutAtSendTimeout, type Exchange, type RequestContext, type Served } from '../request/index.ts'
+import { bodyTimedOut, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, internalRequestOf, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
@@ -249,14 +249,17 @@ function applyLimits(ctx: RequestContext, verdict: LimitVerdict): void {
 function awaitBody(rt: Runtime, ctx: RequestContext): Promise<void> | null {
   const headers = ctx.headers
   if (headers === null || ctx.upgrade !== null) return null
-  const window = bodyWindow(ctx.req, headers)
+  // Both protocols, and whether or not the window is here already: the request's own 408, under its
+  // id and in its one record (HTTP/1.1 once had only Node's check, whose raw 408 made a second
+  // record: a probe). Node's stays, a little later, for requests not yet here (server.ts).
+  ctx.bodyDeadline = ctx.startMono + rt.config.server.request_timeout
+  const window = bodyWindow(ctx.req, headers, rt.config.server.max_body_bytes)
   if (window === 0) return null
   if (headers.expectContinue && !ctx.req.destroyed) {
     // The client sends nothing until told to; the backend must not tell it twice.
     ctx.res.writeContinue()
     ctx.continued = true
   }
-  if (ctx.http2) ctx.bodyDeadline = ctx.startMono + rt.config.server.request_timeout
   return bodyArrival(ctx.req, window, ctx.bodyDeadline === null ? null : ctx.bodyDeadline - performance.now())
 }
 
@@ -285,9 +288,11 @@ async function serve(state: GatewayState, rt: Runtime, ctx: RequestContext, matc
     // An upgrade's 101 goes to the socket, not through res (whose headersSent stays false).
     const nothingSent = ctx.upgrade === null ? !ctx.res.headersSent : ctx.status === 0
     if (nothingSent && ctx.res.destroyed) {
+      // Node's request_timeout check answered the raw 408 and cut the connection (server.ts).
+      if (cutReason(ctx.res) === 'request_timeout') throw bodyTimedOut()
       ctx.status = CLIENT_CLOSED_REQUEST
       ctx.note = 'The client closed the connection before the answer began.'
-    } else if (ctx.res.destroyed && wasCutAtSendTimeout(ctx.res)) {
+    } else if (ctx.res.destroyed && cutReason(ctx.res) === 'send_timeout') {
       ctx.note = 'The client stopped reading: the gateway cut the answer at server.send_timeout.'
     }
     return

@@ -13,7 +13,7 @@ import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { GatewayError, sendRawProblem, type ErrorCode } from '../errors/index.ts'
 import { readTlsMaterial, workerCount, type Config, type ServerConfig, type TlsConfig, type TlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
-import { createContext, markCutAtSendTimeout } from '../request/index.ts'
+import { bodyTimedOut, createContext, markCut } from '../request/index.ts'
 import { createSessionTracker, http2Options, type GatewayHttp2Response } from './http2.ts'
 import { handle } from './pipeline.ts'
 import type { GatewayState } from './state.ts'
@@ -76,7 +76,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   const cutIfStalled = function (this: ServerResponse, socket: Socket) {
     if (socket.writableLength === 0) return // quiet (a slow upstream, a long poll), not stalled
     state.logger.debug({ peer: socket.remoteAddress, unsent_bytes: socket.writableLength }, 'send_timeout: closing a connection whose client stopped reading')
-    markCutAtSendTimeout(this) // its audit record says so
+    markCut(this, 'send_timeout') // its audit record says so
     socket.destroy()
   }
   // HTTP/2: a stream's timeout fires when nothing moved on it; only the stream is cut, not its session.
@@ -84,7 +84,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     const stream = this.stream
     if (stream.writableLength === 0) return
     state.logger.debug({ peer: stream.session?.socket?.remoteAddress, unsent_bytes: stream.writableLength }, 'send_timeout: resetting a stream whose client stopped reading')
-    markCutAtSendTimeout(this)
+    markCut(this, 'send_timeout')
     stream.close(h2constants.NGHTTP2_CANCEL)
     // A client that stopped reading the whole connection does not take the RST_STREAM either: the
     // stream would wait to close, its request in flight, for good. Destroyed, it ends here.
@@ -276,9 +276,14 @@ function secureHandshakes(server: Server, logger: Logger): void {
   server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation())
 }
 
+/** Node checks its timeouts every second at most (connectionsCheckingInterval): its 408 comes after the pipeline's. */
+const REQUEST_TIMEOUT_BACKSTOP_MS = 1_000
+
 /** Timeouts and the connection bound: what a reload may change on a running listener. */
 function applyTimeouts(server: Server, settings: ServerConfig): void {
-  server.requestTimeout = settings.request_timeout
+  // The pipeline answers a request's own 408 at request_timeout (its body deadline); Node's check, a
+  // second later, is the backstop for requests the pipeline has not started (pipelined, waiting).
+  server.requestTimeout = settings.request_timeout + REQUEST_TIMEOUT_BACKSTOP_MS
   server.headersTimeout = Math.min(settings.headers_timeout, settings.request_timeout)
   server.keepAliveTimeout = settings.keep_alive_timeout
   // Node closes a connection over the bound as soon as it is accepted, before reading a byte: a
@@ -344,6 +349,13 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): ClientEr
   const brokenOff = inProgress && err.code === 'HPE_INVALID_EOF_STATE'
   if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent || brokenOff) {
     socket.destroy()
+    return undefined
+  }
+  if (inProgress && err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    // Node's backstop for a request the pipeline holds (one whose head was slow to come): the raw
+    // 408 goes, and the request's own record says 408 (pipeline.ts), not a second record here.
+    markCut(inProgress, 'request_timeout')
+    writeRawProblem(socket, bodyTimedOut())
     return undefined
   }
   const error = clientErrorOf(err)

@@ -65,13 +65,17 @@ export interface Backend {
  */
 export const CLIENT_CLOSED_REQUEST = 499
 
-/** Responses the gateway cut because their client stopped reading (server.send_timeout): few, and let go with them. */
-const cutAtSendTimeout = new WeakSet<object>()
-export function markCutAtSendTimeout(res: object): void {
-  cutAtSendTimeout.add(res)
+/**
+ * Responses whose connection the server itself cut, and why: the client stopped reading
+ * (server.send_timeout), or its body did not arrive in time (request_timeout, answered by Node's
+ * check with a raw 408). Few, and let go with their responses.
+ */
+const cutBy = new WeakMap<object, 'send_timeout' | 'request_timeout'>()
+export function markCut(res: object, reason: 'send_timeout' | 'request_timeout'): void {
+  cutBy.set(res, reason)
 }
-export function wasCutAtSendTimeout(res: object): boolean {
-  return cutAtSendTimeout.has(res)
+export function cutReason(res: object): 'send_timeout' | 'request_timeout' | undefined {
+  return cutBy.get(res)
 }
 
 export function nothingServed(): Served {

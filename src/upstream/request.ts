@@ -104,8 +104,10 @@ export function requestBody(ctx: Readonly<RequestContext>, maxBodyBytes: number,
   if (!inbound) return null
   const declared = inbound.contentLength !== undefined && inbound.contentLength > 0
   // An HTTP/2 body always goes through bodyLimit: node:http2 ends a reset stream's body like a whole
-  // one, and bounds no body by request_timeout (both checked there).
-  if (inbound.chunked || (declared && ctx.http2)) return ctx.req.pipe(bodyLimit(ctx, served, maxBodyBytes))
+  // one, and bounds no body by request_timeout (both checked there). So does an HTTP/1.1 body still
+  // arriving (past the 64 KiB window): the request's own 408 at request_timeout, under its id (Node's
+  // check answered it raw, under another, and the request was recorded twice: a probe).
+  if (inbound.chunked || (declared && (ctx.http2 || !ctx.req.complete))) return ctx.req.pipe(bodyLimit(ctx, served, maxBodyBytes))
   if (declared) {
     // Counted as it streams, so that an upload cut short is recorded as what arrived, by a listener
     // beside undici's own (it reads a stream body with 'data' and resumes it): piped through
@@ -127,9 +129,9 @@ export function requestBody(ctx: Readonly<RequestContext>, maxBodyBytes: number,
  * with a proper end, and act on a partial upload.
  */
 function bodyLimit(ctx: Readonly<RequestContext>, served: Served, maxBodyBytes: number): Transform {
-  // HTTP/2: the rest of the body must still arrive by request_timeout (a client trickling it after
-  // its first window held an upstream pool connection for as long as it liked: node:http2 has no
-  // request timeout of its own). The upstream request then fails with 408 request_timeout.
+  // The rest of the body must still arrive by request_timeout (a client trickling it after its first
+  // window held an upstream pool connection for as long as it liked: node:http2 has no request
+  // timeout of its own, node:http's answers raw). The upstream request then fails with 408 request_timeout.
   let deadline: NodeJS.Timeout | null = null
   const counting: Transform = new Transform({
     flush(callback) {
