@@ -20,6 +20,9 @@ export type StateRead = { kind: 'none' } | { kind: 'read'; state: ChainState } |
 const HASH = /^[0-9a-f]{64}$/
 
 /** The state file: absent on a first start, else it must name a chain and a head. */
+/** The chain's state file in a spill directory (the spill files' chain when their lines name none). */
+export const CHAIN_STATE_FILE = 'chain.json'
+
 export function readChainState(path: string): StateRead {
   let text: string
   try {

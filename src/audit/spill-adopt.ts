@@ -16,13 +16,14 @@ import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { AuditConfig } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
+import { CHAIN_STATE_FILE } from './chain-head.ts'
 import { sinkName } from './sinks/sink.ts'
 import { spillFileName } from './spill.ts'
 
 const ADOPTED = 'adopted'
 const WORKER_DIR = /^w([1-9][0-9]*)$/
 const SPILL_FILE = /\.ndjson$/
-const CHAIN_STATE = 'chain.json'
+const CHAIN_STATE = CHAIN_STATE_FILE
 const OWNER = 'owner.json'
 
 /** The directory whose audit worker replays what was adopted: the process's own, or its first worker's. */

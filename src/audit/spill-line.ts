@@ -34,8 +34,10 @@ function fits(kind: FieldKind, value: unknown): boolean {
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
 
 /** Why a parsed line is not a stored row, or null when it is one. */
-function rowProblem(value: unknown): string | null {
+function rowProblem(value: unknown, legacyChain: () => string | null): string | null {
   if (!isObject(value)) return 'not a stored record (a JSON object with chain, seq and record)'
+  // 0.1.0 wrote {seq, record}: its one chain is the directory's state file's (chain.json).
+  if (value.chain === undefined) value.chain = legacyChain() ?? undefined
   if (typeof value.chain !== 'string' || value.chain === '') return 'no chain'
   if (!Number.isSafeInteger(value.seq) || (value.seq as number) < 1) return 'no valid seq'
   const record = value.record
@@ -55,8 +57,11 @@ function withAddedFields(row: StoredRow): StoredRow {
   return row
 }
 
-/** A spill line: the row, null for a blank line, or why it cannot be replayed. */
-export function parseSpillLine(bytes: Uint8Array): StoredRow | null | { problem: string } {
+/**
+ * A spill line: the row, null for a blank line, or why it cannot be replayed. `legacyChain`: the
+ * chain of a line that names none (0.1.0's), read only when one comes.
+ */
+export function parseSpillLine(bytes: Uint8Array, legacyChain: () => string | null = () => null): StoredRow | null | { problem: string } {
   let text: string
   try {
     text = utf8.decode(bytes)
@@ -70,6 +75,6 @@ export function parseSpillLine(bytes: Uint8Array): StoredRow | null | { problem:
   } catch (err) {
     return { problem: `not JSON (${(err as Error).message})` }
   }
-  const problem = rowProblem(value)
+  const problem = rowProblem(value, legacyChain)
   return problem === null ? withAddedFields(value as StoredRow) : { problem }
 }

@@ -11,6 +11,7 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, statSync, truncateSync, writeSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
+import { CHAIN_STATE_FILE, readChainState } from './chain-head.ts'
 import { parseSpillLine } from './spill-line.ts'
 import type { StoredRow } from './sinks/sink.ts'
 
@@ -58,6 +59,15 @@ export function spillFor(dir: string, sinkName: string): Spill {
   const path = join(dir, spillFileName(sinkName))
   const quarantinePath = `${path}.quarantine`
   let handle: FileHandle | undefined
+  /** The directory's chain, for lines 0.1.0 wrote without one (undefined: not read yet). */
+  let dirChain: string | null | undefined
+  const legacyChain = () => {
+    if (dirChain === undefined) {
+      const state = readChainState(join(dir, CHAIN_STATE_FILE))
+      dirChain = state.kind === 'read' ? state.state.chain : null
+    }
+    return dirChain
+  }
 
   function size(): number {
     try {
@@ -126,7 +136,7 @@ export function spillFor(dir: string, sinkName: string): Spill {
           const bytes = carry.length > 0 ? Buffer.concat([carry, buffer.subarray(0, bytesRead)]) : buffer.subarray(0, bytesRead)
           let start = 0
           for (let end = bytes.indexOf(NEWLINE); end !== -1 && rows.length < max; end = bytes.indexOf(NEWLINE, start)) {
-            const parsed = parseSpillLine(bytes.subarray(start, end))
+            const parsed = parseSpillLine(bytes.subarray(start, end), legacyChain)
             if (parsed !== null && 'problem' in parsed) damaged.push(quarantine(bytes.subarray(start, end), { offset, line }, parsed.problem))
             else if (parsed !== null) rows.push(parsed)
             offset += end - start + 1
@@ -150,7 +160,7 @@ export function spillFor(dir: string, sinkName: string): Spill {
       try {
         const tail = tailAfterLastNewline(fd)
         if (tail === null) return null
-        const parsed = parseSpillLine(tail.bytes)
+        const parsed = parseSpillLine(tail.bytes, legacyChain)
         if (parsed === null || !('problem' in parsed)) {
           // Complete but for its newline (or blank): keep it.
           writeSync(fd, '\n', fstatSync(fd).size)

@@ -5,7 +5,7 @@ import { createPrivateKey, createPublicKey, randomUUID, type JsonWebKey } from '
 import { mkdirSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
-import { decideHead, readChainState, restartRecord, writeChainState } from './chain-head.ts'
+import { CHAIN_STATE_FILE, decideHead, readChainState, restartRecord, writeChainState } from './chain-head.ts'
 import { appendCheckpoint, checkpointProblem, latestByChain, readCheckpointFile, signCheckpoint, type Checkpoint } from './checkpoint.ts'
 import { GENESIS_HASH, link, type AuditRecord } from './record.ts'
 import { ownThreadNice, workerPriority } from './worker-priority.ts'
@@ -109,7 +109,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 /** The chain's state survives restarts here, so records continue the same chain. */
-const statePath = join(config.spillDir, 'chain.json')
+const statePath = join(config.spillDir, CHAIN_STATE_FILE)
 mkdirSync(config.spillDir, { recursive: true })
 const stateRead = readChainState(statePath)
 

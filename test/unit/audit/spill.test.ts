@@ -85,6 +85,33 @@ describe('replaying a damaged spill file', () => {
     }
   })
 
+  // Found by a probe (upgrades): the first wave (ec73c32) wrote {seq, record}, its one chain in the
+  // directory's chain.json; every such line was quarantined ("no chain"), never replayed, and verify
+  // then said records 1-60 were deleted.
+  it('replays lines the first wave wrote without their chain, in the chain of the directory\'s chain.json', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bouncer-spill-'))
+    const spill = spillFor(dir, 'postgres:bouncer')
+    const fixture = new URL('../../integration/fixtures/audit-0.1/', import.meta.url)
+    writeFileSync(join(dir, 'chain.json'), readFileSync(new URL('chain.json', fixture)))
+    const chainless = readFileSync(new URL('spill.ndjson', fixture), 'utf8').trim().split('\n').map((l) => {
+      const { chain: _chain, ...line } = JSON.parse(l) as Record<string, unknown>
+      return `${JSON.stringify(line)}\n`
+    })
+    writeFileSync(spill.path, chainless.join(''))
+    const { rows, damaged } = await spill.read(SPILL_START, 100)
+    expect(damaged).toEqual([])
+    const chain = (JSON.parse(readFileSync(new URL('chain.json', fixture), 'utf8')) as { chain: string }).chain
+    expect(rows.map((row) => [row.chain, row.seq])).toEqual([1, 2, 3, 4, 5, 6, 7].map((seq) => [chain, seq]))
+  })
+
+  it('quarantines a line without its chain where the directory has no chain.json', async () => {
+    const spill = fresh()
+    writeFileSync(spill.path, `${JSON.stringify({ seq: 1, record: rowsOf(1)[0]!.record })}\n`)
+    const { rows, damaged } = await spill.read(SPILL_START, 100)
+    expect(rows).toEqual([])
+    expect(damaged.map((d) => d.reason)).toEqual(['no chain'])
+  })
+
   it('quarantines an added field of the wrong kind', async () => {
     const spill = fresh()
     const [row] = rowsOf(1) as [StoredRow]
