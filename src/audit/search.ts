@@ -23,12 +23,21 @@ export type AuditQuery = { sinceMs?: number; untilMs?: number; limit: number } &
 /** The fields a search can select by, and the name of each filter. */
 const FILTERS = FIELD_SPECS.filter((field): field is FieldSpec & { filter: FilterName } => field.filter !== undefined)
 
+/** A date-time with no zone (`2026-11-26 10:00:00`, `2026-11-26T10:00`): the log's times are UTC, as the console shows them. */
+const NO_ZONE = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)$/
+
+/** A time, in ms; one without a zone is UTC (Date.parse would take the server's local zone). */
+export function parseTime(text: string): number | undefined {
+  const bare = NO_ZONE.exec(text.trim())
+  const time = Date.parse(bare ? `${bare[1]}T${bare[2]}Z` : text)
+  return Number.isNaN(time) ? undefined : time
+}
+
 /** `--since 1h` or `--since 2026-11-26T10:00:00Z`. */
 export function parseSince(text: string, now = Date.now()): number | undefined {
   const duration = parseDuration(text)
   if (duration.ok) return now - duration.value
-  const time = Date.parse(text)
-  return Number.isNaN(time) ? undefined : time
+  return parseTime(text)
 }
 
 export class AuditQueryError extends Error {}
@@ -61,8 +70,8 @@ export function parseAuditQuery(input: Partial<Record<'since' | 'until' | 'limit
     if (query.sinceMs === undefined) throw new AuditQueryError(`since "${input.since}" is neither a duration (1h) nor a time (2026-11-26T10:00:00Z)`)
   }
   if (input.until !== undefined) {
-    query.untilMs = Date.parse(input.until)
-    if (Number.isNaN(query.untilMs)) throw new AuditQueryError(`until "${input.until}" is not a time`)
+    query.untilMs = parseTime(input.until)
+    if (query.untilMs === undefined) throw new AuditQueryError(`until "${input.until}" is not a time`)
   }
   const filters = query as Record<string, unknown>
   for (const field of FILTERS) {
@@ -93,6 +102,16 @@ function whereClause(query: AuditQuery, dialect: 'sqlite' | 'postgres'): { sql: 
   return { sql: conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '', params }
 }
 
+/**
+ * A filter on a field added after the first version, over a log no gateway of this version has
+ * migrated yet: its column is missing, so no record has a value there and none matches (a probe
+ * found `bouncer audit --actor` an internal error on such a log).
+ */
+function filtersUnmigratedColumn(query: AuditQuery, err: unknown): boolean {
+  const missingColumn = (err as { code?: string }).code === '42703' || /no such column/.test((err as Error).message ?? '')
+  return missingColumn && FILTERS.some((field) => field.added === true && query[field.filter] !== undefined)
+}
+
 export async function searchAudit(source: AuditSource, query: AuditQuery): Promise<AuditRecord[]> {
   if (source.type === 'sqlite') {
     const db = openSqlite(source.path, { readOnly: true })
@@ -100,6 +119,9 @@ export async function searchAudit(source: AuditSource, query: AuditQuery): Promi
       const { sql, params } = whereClause(query, 'sqlite')
       const rows = db.prepare(`SELECT * FROM audit_records ${sql} ORDER BY time_ms DESC, seq DESC LIMIT ?`).all(...(params as Array<string | number>), query.limit)
       return (rows as Array<Record<string, unknown>>).map(recordFromRow)
+    } catch (err) {
+      if (filtersUnmigratedColumn(query, err)) return []
+      throw err
     } finally {
       db.close()
     }
@@ -111,6 +133,7 @@ export async function searchAudit(source: AuditSource, query: AuditQuery): Promi
     const result = await client.query(`SELECT * FROM ${source.schema}.audit_records ${sql} ORDER BY time DESC, seq DESC LIMIT $${params.length + 1}`, [...params, query.limit]).catch((err: unknown) => {
       // No gateway has created the schema or its table yet: nothing written, as for a SQLite file not made yet.
       if ((err as { code?: string }).code === '42P01') throw new NoAuditLog(`the audit log in PostgreSQL schema ${source.schema} has no records yet`)
+      if (filtersUnmigratedColumn(query, err)) return { rows: [] }
       throw err
     })
     return result.rows.map(recordFromPgRow)
