@@ -124,7 +124,11 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const live: Live = { state, secrets: first.secrets, admin: first.admin, replaced: new Map(), retiredSigners: new Map() }
 
   const gatewayServer = createGatewayServer(state, {
-    onClientError: (rejected) => audit.recordRejected(rejected),
+    // Refused by Node's parser before the pipeline (a header timeout, 431, a malformed request): audited and counted.
+    onClientError: (rejected) => {
+      audit.recordRejected(rejected)
+      metrics.countRefusedBeforeRouting(rejected.status)
+    },
     // A renewed certificate is read by a reload, as on SIGHUP: one path checks and applies it.
     // With server.workers the first worker alone watches, as the reload it asks for is every worker's.
     onTlsFilesChanged: leads ? () => reloadWanted() : undefined,

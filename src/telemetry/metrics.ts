@@ -34,6 +34,12 @@ export interface Metrics extends FailureCounter {
   readonly registry: Registry
   /** Called once per finished request. */
   observeRequest(request: ObservedRequest, seconds: number): void
+  /**
+   * A request Node's HTTP/1.1 parser refused before the pipeline saw it (408 at headers_timeout,
+   * 431, 400): in bouncer_requests_total as route (none), deny, as its audit record is; it has no
+   * duration of its own (a probe found slowloris and header floods absent from the metrics).
+   */
+  countRefusedBeforeRouting(status: number): void
   keySetEvent(issuer: string, ok: boolean): void
   render(): Promise<{ contentType: string; body: string }>
 }
@@ -121,6 +127,9 @@ export function createMetrics(sources: MetricSources): Metrics {
       duration.observe(route, seconds)
       if (request.upstream !== null && request.upstreamMs !== null) upstreamDuration.observe(request.upstream, request.upstreamMs / 1000)
       if (request.limit !== null && request.code !== null) limited.labels(request.limit, request.code).inc()
+    },
+    countRefusedBeforeRouting(status) {
+      requests.inc('(none)', status, 'deny')
     },
     keySetEvent(issuer, ok) {
       keySets.labels(issuer, ok ? 'ok' : 'error').inc()
