@@ -71,7 +71,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   const server = listener.server
   applyTimeouts(server, settings)
   warnIfFileLimitTooLow(state.runtime.config, state.logger)
-  reportRefusedConnections(server, state.logger)
+  reportRefusedConnections(server, state.logger, () => state.metrics.countRefusedConnection())
 
   const cutIfStalled = function (this: ServerResponse, socket: Socket) {
     if (socket.writableLength === 0) return // quiet (a slow upstream, a long poll), not stalled
@@ -294,16 +294,28 @@ function applyTimeouts(server: Server, settings: ServerConfig): void {
 const REFUSAL_REPORT_INTERVAL_MS = 10_000
 
 /** Connections closed at max_connections: logged at most every 10 s, so a flood does not flood the log too. */
-function reportRefusedConnections(server: Server, logger: Logger): void {
+/**
+ * The first refusal is logged at once; those that follow within the interval are logged together
+ * when it ends (a flood shorter than the interval was logged as 1: a probe). Each is counted.
+ */
+function reportRefusedConnections(server: Server, logger: Logger, counted: () => void): void {
   let refused = 0
   let lastReport = -Infinity
+  let pending: NodeJS.Timeout | null = null
+  const report = () => {
+    pending = null
+    lastReport = performance.now()
+    if (refused === 0) return
+    logger.warn({ refused, max_connections: server.maxConnections }, 'connection limit reached: new connections are closed unanswered')
+    refused = 0
+  }
   server.on('drop', () => {
     refused++
-    const now = performance.now()
-    if (now - lastReport < REFUSAL_REPORT_INTERVAL_MS) return
-    logger.warn({ refused, max_connections: server.maxConnections }, 'connection limit reached: new connections are closed unanswered')
-    lastReport = now
-    refused = 0
+    counted()
+    if (pending !== null) return
+    const wait = lastReport + REFUSAL_REPORT_INTERVAL_MS - performance.now()
+    if (wait <= 0) report()
+    else pending = setTimeout(report, wait).unref()
   })
 }
 

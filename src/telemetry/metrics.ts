@@ -40,6 +40,8 @@ export interface Metrics extends FailureCounter {
    * duration of its own (a probe found slowloris and header floods absent from the metrics).
    */
   countRefusedBeforeRouting(status: number): void
+  /** A connection closed unanswered at server.max_connections. */
+  countRefusedConnection(): void
   keySetEvent(issuer: string, ok: boolean): void
   render(): Promise<{ contentType: string; body: string }>
 }
@@ -70,6 +72,7 @@ export function createMetrics(sources: MetricSources): Metrics {
   const upstreamDuration = new LabelledHistogram('bouncer_upstream_duration_seconds', 'The upstream part: from dispatch to the response headers.', 'upstream', LATENCY_BUCKETS)
   const limited = new Counter({ name: 'bouncer_rate_limited_total', help: 'Requests refused by a limit.', labelNames: ['limit', 'code'], registers: [registry] })
   const keySets = new Counter({ name: 'bouncer_jwks_refreshes_total', help: 'Issuer key-set loads, by result.', labelNames: ['issuer', 'result'], registers: [registry] })
+  const refusedConnections = new Counter({ name: 'bouncer_connections_refused_total', help: 'Client connections closed unanswered because server.max_connections were open.', registers: [registry] })
   const backgroundFailures = new Counter({ name: 'bouncer_background_failures_total', help: 'Failed runs of background tasks (reload, secrets, keys, audit worker); the gateway kept serving.', labelNames: ['task'], registers: [registry] })
   // Every task's series exists from the start, at 0: an alert on its increase needs a first sample.
   for (const task of Object.keys(BACKGROUND_TASKS) as BackgroundTask[]) backgroundFailures.labels(task).inc(0)
@@ -127,6 +130,9 @@ export function createMetrics(sources: MetricSources): Metrics {
       duration.observe(route, seconds)
       if (request.upstream !== null && request.upstreamMs !== null) upstreamDuration.observe(request.upstream, request.upstreamMs / 1000)
       if (request.limit !== null && request.code !== null) limited.labels(request.limit, request.code).inc()
+    },
+    countRefusedConnection() {
+      refusedConnections.inc()
     },
     countRefusedBeforeRouting(status) {
       requests.inc('(none)', status, 'deny')
