@@ -31,6 +31,8 @@ export interface IssuerKeys {
   readonly hasKeys: boolean
   /** The first load attempt has finished, whatever its outcome (for /readyz). */
   readonly attempted: boolean
+  /** Resolves when `attempted` becomes true (a worker joining others that serve waits for it). */
+  readonly firstAttempt?: Promise<void>
   readonly lastError: string | null
   /** When the keys were last fetched successfully (ms since the epoch), for the console. */
   readonly lastRefreshAt?: number | null
@@ -66,6 +68,8 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
   let lastError: string | null = null
   let lastRefreshAt: number | null = null
   let attempted = false
+  let attemptedNow: () => void = () => {}
+  const firstAttempt = new Promise<void>((resolve) => (attemptedNow = resolve))
   let lastFailureAt = Number.NEGATIVE_INFINITY
   let fromScheduler = false
   let retryDelay = FIRST_RETRY_MS
@@ -138,6 +142,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     } finally {
       fromScheduler = false
       attempted = true
+      attemptedNow()
     }
   }
 
@@ -158,6 +163,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     get attempted() {
       return attempted
     },
+    firstAttempt,
     get lastError() {
       return lastError
     },

@@ -5,7 +5,7 @@ import type { AddressInfo, ListenOptions, Server as NetServer } from 'node:net'
 import { adminRoutes, consoleSignInOf, createAdminServer } from '../admin/index.ts'
 import { adoptAuditSpills, createAuditLog, instanceIdOf } from '../audit/index.ts'
 import { listenUrl, loadConfigFile, type LoadedConfig } from '../config/index.ts'
-import { createGatewayServer, createInternalDispatch, createRuntimeDeps, type GatewayState } from '../gateway/index.ts'
+import { createGatewayServer, createInternalDispatch, createRuntimeDeps, type GatewayState, type Runtime } from '../gateway/index.ts'
 import type { InternalDispatch } from '../request/index.ts'
 import { createBackgroundTasks, createLogger, createMetrics, startTracing, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import { publishedKeysOf } from '../upstream/index.ts'
@@ -143,6 +143,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     readiness: createReadiness(state),
   })
 
+  if (options.worker?.replacement) await keysTried(first.runtime, REPLACEMENT_KEYS_WAIT_MS)
   // Before listening: no request waits on it (startup-garbage.ts).
   releaseStartupGarbage()
   const closeRegistries = () => compile.closeAll()
@@ -184,6 +185,17 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
       return shutdown()
     },
   }
+}
+
+/** How long a replacement worker waits for its issuers' first key loads before it listens anyway. */
+const REPLACEMENT_KEYS_WAIT_MS = 5_000
+
+/** Every issuer's first key load tried, or `ms` gone (an identity provider that is down answers 503 either way). */
+async function keysTried(runtime: Runtime, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const attempts = [...runtime.issuerKeys.values()].map((keys) => keys.firstAttempt ?? Promise.resolve())
+  await Promise.race([Promise.all(attempts), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))])
+  clearTimeout(timer)
 }
 
 async function listen(server: NetServer, where: ListenOptions): Promise<AddressInfo> {

@@ -24,6 +24,12 @@ export interface WorkerRole {
   ticketKeys?: Buffer
   /** Records its audit log has taken and no sink has yet (audit/log.ts): the primary counts them as dropped if it ends without draining. */
   auditOutstanding?: Int32Array
+  /**
+   * A crashed worker's replacement joins workers that serve, behind a /readyz that already says
+   * ready: it listens once its issuers' keys have been tried (bounded), not while every token it is
+   * sent would get 503 "still loading" (a probe).
+   */
+  replacement?: boolean
 }
 
 /**

@@ -39,7 +39,7 @@ function configToRun(): LoadedConfig {
 let gateway: GatewayInstance
 try {
   // A Buffer crosses to a thread as a plain Uint8Array.
-  const role = { ...data.role, ticketKeys: data.role.ticketKeys && Buffer.from(data.role.ticketKeys) }
+  const role = { ...data.role, ticketKeys: data.role.ticketKeys && Buffer.from(data.role.ticketKeys), replacement: data.replacement }
   gateway = await startGateway({ configFile: data.configFile, loaded: handover(configToRun()), port: data.port, env: data.env, worker: role, reloadEverywhere })
 } catch (err) {
   const lines = err instanceof ConfigError ? err.lines : null
