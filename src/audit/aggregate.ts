@@ -8,7 +8,7 @@
 import type { AuditCounts, DenialGroup, Overview } from './aggregate-shapes.ts'
 import type { AuditSource } from './search.ts'
 import { auditReader } from './sinks/postgres.ts'
-import { NoAuditLog, openSqlite } from './sinks/sqlite.ts'
+import { latencyBinSql, NoAuditLog, openSqlite } from './sinks/sqlite.ts'
 
 export type { AuditCounts, DenialGroup, Overview } from './aggregate-shapes.ts'
 
@@ -209,8 +209,8 @@ export async function auditOverview(source: AuditSource, q: AggregateQuery): Pro
 
 /**
  * SQLite keeps per-minute rollups (sinks/sqlite.ts): a range of an hour or more, unfiltered, in whole-minute
- * buckets, is summed from them — its edges rounded to the minute, its percentiles from log-scale bins
- * (±4.5%). Shorter or filtered ranges read the records themselves (exact).
+ * buckets, is summed from them (its partial minutes at the edges from the records), its percentiles
+ * from log-scale bins (±4.5%). Shorter or filtered ranges read the records themselves (exact).
  */
 async function rollupsServe(run: Runner, source: AuditSource, q: AggregateQuery): Promise<boolean> {
   if (source.type !== 'sqlite' || q.route !== undefined || q.principal !== undefined) return false
@@ -232,13 +232,33 @@ function percentileOf(bins: Array<[number, number]>, p: number): number | null {
 }
 
 async function fromRollups(run: Runner, q: AggregateQuery, out: Overview, first: number): Promise<Overview> {
-  const from = Math.floor(q.sinceMs / 60_000)
-  const to = Math.ceil(q.untilMs / 60_000)
+  // Whole minutes from the rollups; the partial minutes at either edge from the records themselves,
+  // so nothing before since or from until on is counted (the range's edges are exact).
+  const from = Math.ceil(q.sinceMs / 60_000)
+  const to = Math.floor(q.untilMs / 60_000)
   const perBucket = Math.round(q.bucketMs / 60_000)
-  const range = [from, to]
   const sql = (text: string) => ({ sqlite: text, postgres: '' })
-  const outcomes = await run.all(sql(`SELECT minute / ${perBucket} AS b, decision, code, SUM(n) AS n FROM audit_rollup_outcomes
-    WHERE minute >= ? AND minute < ? GROUP BY 1, 2, 3`), range)
+  /**
+   * The rollup rows of the whole minutes, then the same columns from the records of each edge (each
+   * `records` select once per edge): a UNION ALL to sum, and its parameters.
+   */
+  const both = (rollup: string, records: string[], filter = '', recordsOnly = '') => {
+    const arms = [`${rollup} WHERE minute >= ? AND minute < ?${filter}`]
+    const params: number[] = [from, to]
+    for (const [start, end] of [[q.sinceMs, from * 60_000], [to * 60_000, q.untilMs]] as const) {
+      for (const select of records) {
+        arms.push(`${select} WHERE time_ms >= ? AND time_ms < ?${filter}${recordsOnly}`)
+        params.push(start, end)
+      }
+    }
+    return { text: arms.join(' UNION ALL '), params }
+  }
+  const sum = async (select: string, union: { text: string; params: number[] }, rest: string) =>
+    run.all(sql(`${select} FROM (${union.text}) ${rest}`), union.params)
+  const outcomes = await sum('SELECT b, decision, code, SUM(n) AS n', both(
+    `SELECT minute / ${perBucket} AS b, decision, code, n FROM audit_rollup_outcomes`,
+    [`SELECT time_ms / ${q.bucketMs} AS b, decision, coalesce(code, '') AS code, 1 AS n FROM audit_records`],
+  ), 'GROUP BY 1, 2, 3')
   const series = new Map<string, number[]>()
   for (const row of outcomes) {
     const decision = row.decision as 'allow' | 'deny' | 'error'
@@ -258,8 +278,15 @@ async function fromRollups(run: Runner, q: AggregateQuery, out: Overview, first:
     .map(([key, counts]) => ({ key, counts }))
 
   const bins = new Map<string, Array<[number, number]>>()
-  for (const row of await run.all(sql(`SELECT minute / ${perBucket} AS b, kind, bin, SUM(n) AS n FROM audit_rollup_latency
-    WHERE minute >= ? AND minute < ? GROUP BY 1, 2, 3`), range)) {
+  const edgeLatency = (kind: number, column: string) =>
+    `SELECT time_ms / ${q.bucketMs} AS b, ${kind} AS kind, ${latencyBinSql(column)} AS bin, 1 AS n FROM audit_records`
+  // Only forwarded requests have a latency (upstream_ms set), as in the rollup.
+  for (const row of await sum('SELECT b, kind, bin, SUM(n) AS n', both(
+    `SELECT minute / ${perBucket} AS b, kind, bin, n FROM audit_rollup_latency`,
+    [edgeLatency(0, 'duration_ms'), edgeLatency(1, 'upstream_ms')],
+    '',
+    ' AND upstream_ms IS NOT NULL',
+  ), 'GROUP BY 1, 2, 3')) {
     const key = `${num(row.b) - first}:${num(row.kind)}`
     let list = bins.get(key)
     if (!list) bins.set(key, (list = []))
@@ -275,15 +302,22 @@ async function fromRollups(run: Runner, q: AggregateQuery, out: Overview, first:
   }
 
   const nullIfEmpty = (v: unknown) => ((v as string) === '' ? null : (v as string))
-  out.top_routes = (await run.all(sql(`SELECT route, SUM(n) AS n, SUM(CASE WHEN decision = 'deny' THEN n ELSE 0 END) AS denied,
-    SUM(CASE WHEN decision = 'error' THEN n ELSE 0 END) AS errors FROM audit_rollup_outcomes WHERE minute >= ? AND minute < ?
-    GROUP BY route ORDER BY n DESC, route LIMIT ${TOP}`), range))
+  const deny = "SUM(CASE WHEN decision = 'deny' THEN n ELSE 0 END) AS denied"
+  out.top_routes = (await sum(`SELECT route, SUM(n) AS n, ${deny}, SUM(CASE WHEN decision = 'error' THEN n ELSE 0 END) AS errors`, both(
+    'SELECT route, decision, n FROM audit_rollup_outcomes',
+    ["SELECT coalesce(route, '') AS route, decision, 1 AS n FROM audit_records"],
+  ), `GROUP BY route ORDER BY n DESC, route LIMIT ${TOP}`))
     .map((r) => ({ route: nullIfEmpty(r.route), requests: num(r.n), denied: num(r.denied), errors: num(r.errors) }))
-  out.top_principals = (await run.all(sql(`SELECT subject, SUM(n) AS n, SUM(CASE WHEN decision = 'deny' THEN n ELSE 0 END) AS denied
-    FROM audit_rollup_principals WHERE minute >= ? AND minute < ? GROUP BY subject ORDER BY n DESC, subject LIMIT ${TOP}`), range))
+  out.top_principals = (await sum(`SELECT subject, SUM(n) AS n, ${deny}`, both(
+    'SELECT subject, decision, n FROM audit_rollup_principals',
+    ["SELECT coalesce(subject, '') AS subject, decision, 1 AS n FROM audit_records"],
+  ), `GROUP BY subject ORDER BY n DESC, subject LIMIT ${TOP}`))
     .map((r) => ({ principal: nullIfEmpty(r.subject), requests: num(r.n), denied: num(r.denied) }))
-  out.denial_reasons = (await run.all(sql(`SELECT code, statement, SUM(n) AS n FROM audit_rollup_outcomes WHERE minute >= ? AND minute < ?
-    AND decision = 'deny' GROUP BY code, statement ORDER BY n DESC, code LIMIT ${TOP}`), range))
+  out.denial_reasons = (await sum('SELECT code, statement, SUM(n) AS n', both(
+    'SELECT code, statement, n FROM audit_rollup_outcomes',
+    ["SELECT coalesce(code, '') AS code, coalesce(statement, '') AS statement, 1 AS n FROM audit_records"],
+    " AND decision = 'deny'",
+  ), `GROUP BY code, statement ORDER BY n DESC, code LIMIT ${TOP}`))
     .map((r) => ({ code: nullIfEmpty(r.code), statement: nullIfEmpty(r.statement), count: num(r.n) }))
   return out
 }

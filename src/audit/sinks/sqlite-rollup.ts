@@ -14,7 +14,7 @@ const [DECISION, CODE, STATEMENT, ROUTE, SUBJECT, DURATION, UPSTREAM_MS] =
   ['decision', 'code', 'statement', 'route', 'subject', 'duration_ms', 'upstream_ms'].map(column) as [number, number, number, number, number, number, number]
 
 /**
- * SQLite's `CAST(round(log2(max(ms, 0.01)) * 8) AS INTEGER)` (binOf in sqlite.ts): its round() adds
+ * SQLite's `CAST(round(log2(max(ms, 0.01)) * 8) AS INTEGER)` (latencyBinSql in sqlite.ts): its round() adds
  * ±0.5 and truncates (half away from zero), which Math.round does not do for negative halves. V8's
  * log2 and the C library's may differ in the last bit, which could move a value within ~1e-15 of a
  * bin's edge into the next bin (each ±4.5% wide): immaterial to the console's percentiles.

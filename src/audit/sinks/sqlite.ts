@@ -122,12 +122,13 @@ function addConsoleIndex(db: DatabaseSync): void {
  * are already complete). '' stands for null in keys. The tables' existence says they are complete.
  */
 export { ROLLUP_BINS_PER_OCTAVE }
-const binOf = (column: string) => `CAST(round(log2(max(${column}, 0.01)) * ${ROLLUP_BINS_PER_OCTAVE}) AS INTEGER)`
+/** The rollups' latency bin of a column's value, in SQL: the roll-ups' and the console's edge minutes' one definition. */
+export const latencyBinSql = (column: string) => `CAST(round(log2(max(${column}, 0.01)) * ${ROLLUP_BINS_PER_OCTAVE}) AS INTEGER)`
 
 /** The rollups' rows for the records matched by `where` (the whole log, or a batch's rowid range). */
 function rollupInserts(where: string, upsert: string): string[] {
   const latency = (kind: number, column: string) =>
-    `INSERT INTO audit_rollup_latency SELECT time_ms / 60000, ${kind}, ${binOf(column)}, COUNT(*) FROM audit_records
+    `INSERT INTO audit_rollup_latency SELECT time_ms / 60000, ${kind}, ${latencyBinSql(column)}, COUNT(*) FROM audit_records
       WHERE ${where} AND upstream_ms IS NOT NULL GROUP BY 1, 3 ${upsert}`
   return [
     `INSERT INTO audit_rollup_outcomes SELECT time_ms / 60000, decision, coalesce(code, ''), coalesce(statement, ''), coalesce(route, ''), COUNT(*)
