@@ -13,6 +13,8 @@ export const session = signal<ConsoleCaller | null>(null)
 export const refusal = signal<string | null>(null)
 /** Where a person signs in, when the gateway offers it (a 401's X-Bouncer-Sign-In). */
 export const signInPath = signal<string | null>(null)
+/** Where a person refused (403) signs out, to sign in as someone else: their cookie would keep them refused. */
+export const refusedSignOut = signal<string | null>(null)
 
 export class ApiError extends Error {
   readonly status: number
@@ -37,11 +39,27 @@ export function forget(): void {
  * check refuses; a same-origin fetch names this origin.
  */
 export async function signOut(): Promise<void> {
-  const signOutPath = session.value?.via === 'sign_in' ? session.value.sign_out : null
+  const signOutPath = session.value?.via === 'sign_in' ? session.value.sign_out : refusedSignOut.value
   forget()
   if (signOutPath === null) return
   await fetch(signOutPath, { method: 'POST', credentials: 'same-origin', redirect: 'manual', cache: 'no-store' }).catch(() => {})
   location.assign('/') // a fresh page: it asks who is signed in, and offers the sign-in again
+}
+
+/**
+ * Where to sign in and out, for a person whose session was refused (403): the session endpoint asked
+ * with no credential says so (a refusal carries no sign-in hint).
+ */
+export async function learnSignInPaths(): Promise<void> {
+  try {
+    const res = await fetch('/api/session', { credentials: 'omit', cache: 'no-store' })
+    if (!res.ok) return
+    const nobody = (await res.json()) as ConsoleSession
+    signInPath.value = nobody.sign_in
+    refusedSignOut.value = nobody.sign_out
+  } catch {
+    // the refusal still shows, with the token form
+  }
 }
 
 export async function signIn(value: string): Promise<void> {

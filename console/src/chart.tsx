@@ -44,6 +44,8 @@ export function Chart({ title, x, series, unit, height = 220, onSelect, xEnd }: 
       // Stacked bars carry running sums: the page draws its own legend with each outcome's count.
       legend: { show: !series.some((s) => s.bars) },
       cursor: { drag: { x: true, y: false, setScale: false } },
+      // Axes and legend in UTC, as every other time in the console (uPlot would use the browser's zone).
+      tzDate: (ts: number) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
       scales: { x: { time: true, range: () => [(x[0] ?? 0) / 1000, range.current / 1000] } },
       axes: [{}, { label: unit, size: 60 }],
       series: [

@@ -2,6 +2,12 @@
 // identity, each role with the trust rule that granted it (or why not), each statement, the verdict.
 import type { Explanation } from '../../src/gateway/explanation-shapes.ts'
 
+/** The reason without the "401 missing_token: " a refusal's reason starts with: the line names them already. */
+function reasonOf(d: Explanation['decision']): string {
+  const prefix = `${d.status} ${d.code}: `
+  return d.code !== null && d.reason.startsWith(prefix) ? d.reason.slice(prefix.length) : d.reason
+}
+
 export function ExplanationView({ e }: { e: Explanation }) {
   return (
     <dl class="explanation" data-testid="explanation">
@@ -63,7 +69,7 @@ export function ExplanationView({ e }: { e: Explanation }) {
       )}
       <dt>Decision</dt>
       <dd class={`verdict ${e.decision.effect}`} data-testid="decision">
-        <b>{e.decision.effect.toUpperCase()}</b> {e.decision.status > 0 && e.decision.status} {e.decision.code} — {e.decision.reason}
+        <b>{e.decision.effect.toUpperCase()}</b> {e.decision.status > 0 && e.decision.status} {e.decision.code} — {reasonOf(e.decision)}
       </dd>
     </dl>
   )

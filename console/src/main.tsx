@@ -1,6 +1,6 @@
 import { render } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
-import { api, ApiError, forget, prefetch, refusal, session, signIn, signInPath, signOut } from './api'
+import { api, ApiError, forget, learnSignInPaths, prefetch, refusal, refusedSignOut, session, signIn, signInPath, signOut } from './api'
 import { here } from './router'
 import { AuditPage } from './pages/audit'
 import { CatalogPage } from './pages/catalog'
@@ -41,7 +41,12 @@ function SignIn() {
     <main class="signin">
       <h1>Bouncer</h1>
       {refusal.value && <p class="error" role="alert" data-testid="refusal">{refusal.value}</p>}
-      {sso && (
+      {refusal.value && refusedSignOut.value ? (
+        // Signed in, but refused: the cookie stays until signed out, so signing out comes first.
+        <p class="sso">
+          <button type="button" class="button" onClick={signOut} data-testid="sign-out">Sign out, to sign in with another account</button>
+        </p>
+      ) : sso && (
         <p class="sso">
           <a class="button" href={`${sso}?return_to=/`} data-testid="sso">Sign in with your company account</a>
         </p>
@@ -117,9 +122,12 @@ function App() {
         if (me.access === null) signInPath.value = me.sign_in
         else session.value = me
       })
-      .catch((err: unknown) => {
-        if (err instanceof ApiError && err.status === 403) refusal.value = err.message
+      .catch(async (err: unknown) => {
         forget()
+        if (err instanceof ApiError && err.status === 403) {
+          refusal.value = err.message
+          await learnSignInPaths()
+        }
       })
       .finally(() => setChecking(false))
   }, [])

@@ -1,5 +1,12 @@
 import { signal } from '@preact/signals'
 
 /** A request handed to the simulator (from a denial's "simulate"). */
-export interface Simulation { method: string; path: string; ip?: string; claims?: Record<string, unknown> }
+export interface Simulation {
+  method: string
+  path: string
+  ip?: string
+  claims?: Record<string, unknown>
+  /** Why there are no claims: the recorded request had no verified identity. */
+  note?: string
+}
 export const prefill = signal<Simulation | null>(null)

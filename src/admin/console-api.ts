@@ -7,7 +7,7 @@ import {
   parseSince, readCounts, readDenials, readOverview, readRecords, readVerification, type AuditQuery, type AuditRecord, type AuditSource,
 } from '../audit/index.ts'
 import { jwtIssuers, x509Issuers, type AuditConfig } from '../config/index.ts'
-import { GatewayError } from '../errors/index.ts'
+import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { explain, type Explanation, type Runtime } from '../gateway/index.ts'
 import type { Approval } from '../agents/index.ts'
 import type { AdminActions } from './api.ts'
@@ -25,14 +25,24 @@ function sourceOf(actions: AdminActions): AuditSource {
   return source
 }
 
+/** A typed until as the audit search reads it (no zone: UTC); undefined when it is not a time. */
+function untilOf(text: string): number | undefined {
+  try {
+    return parseAuditQuery({ until: text }).untilMs
+  } catch (err) {
+    if (err instanceof AuditQueryError) return undefined
+    throw err
+  }
+}
+
 /** since (a duration back from now, or a time) and until (a time, default now): a range the console may ask for. */
 export function rangeOf(query: URLSearchParams, now = Date.now(), fallback = '1h'): { sinceMs: number; untilMs: number } {
   const since = query.get('since') ?? fallback
   const sinceMs = parseSince(since, now)
   if (sinceMs === undefined) throw new GatewayError('bad_request', { detail: `since "${since}" is neither a duration (1h) nor a time (2026-11-26T10:00:00Z).` })
   const until = query.get('until')
-  const untilMs = until === null ? now : Date.parse(until)
-  if (Number.isNaN(untilMs)) throw new GatewayError('bad_request', { detail: `until "${until}" is not a time.` })
+  const untilMs = until === null ? now : untilOf(until)
+  if (untilMs === undefined) throw new GatewayError('bad_request', { detail: `until "${until}" is not a time.` })
   if (untilMs <= sinceMs) throw new GatewayError('bad_request', { detail: 'since must be before until.' })
   if (untilMs - sinceMs > MAX_RANGE_MS) throw new GatewayError('bad_request', { detail: 'The range is at most 31 days.' })
   return { sinceMs, untilMs }
@@ -53,6 +63,8 @@ function searchOf(query: URLSearchParams, maxLimit: number): AuditQuery & { offs
   delete rest.format
   try {
     const parsed = parseAuditQuery(rest, maxLimit)
+    // Said, not answered with no records: a range that ends before it starts is a typing slip.
+    if (parsed.sinceMs !== undefined && parsed.untilMs !== undefined && parsed.sinceMs > parsed.untilMs) throw new AuditQueryError('since must not be after until')
     const skip = Number(offset ?? 0)
     if (!Number.isInteger(skip) || skip < 0 || skip > 100_000) throw new AuditQueryError('offset must be a whole number from 0 to 100000')
     return { ...parsed, offset: skip }
@@ -71,8 +83,23 @@ async function orEmpty<T>(work: Promise<T>, empty: T): Promise<T> {
   }
 }
 
-function explainRecorded(runtime: Runtime, record: Pick<AuditRecord, 'method' | 'path' | 'issuer' | 'subject' | 'client_id' | 'source_ip'>): Explanation {
-  return explain(runtime, { method: record.method, path: record.path, claims: recordedClaims(record), ip: record.source_ip })
+type Recorded = Pick<AuditRecord, 'method' | 'path' | 'issuer' | 'subject' | 'client_id' | 'source_ip' | 'decision' | 'status' | 'code' | 'detail'>
+
+/**
+ * Refused at 401 with no verified identity for a reason other than no credential (token_expired,
+ * issuer_unknown…): the record keeps no claims, so explaining it again would say "no token".
+ */
+const rejectedCredential = (r: Recorded) => r.decision === 'deny' && r.status === 401 && r.subject === null && r.code !== null && r.code !== 'missing_token'
+
+function explainRecorded(runtime: Runtime, record: Recorded): Explanation {
+  const explanation = explain(runtime, { method: record.method, path: record.path, claims: recordedClaims(record), ip: record.source_ip })
+  if (rejectedCredential(record)) {
+    explanation.decision = {
+      effect: 'deny', status: record.status, code: record.code as ErrorCode, statement: null,
+      reason: `The credential was rejected before an identity existed${record.detail ? `: ${record.detail.replace(/\.?$/, '.')}` : '.'} No policy was evaluated; the record keeps no claims to explain it again.`,
+    }
+  }
+  return explanation
 }
 
 function csvCell(value: unknown): string {
@@ -186,7 +213,10 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
         const groups = await readDenials(sourceOf(actions), { ...rangeOf(query, Date.now(), '24h'), ...filtersOf(query) })
         return {
           body: groups.map((group) => {
-            const recorded = { method: group.sample.method, path: group.sample.path, issuer: group.sample.issuer, subject: group.principal, client_id: group.sample.client_id, source_ip: group.sample.source_ip }
+            const recorded: Recorded = {
+              method: group.sample.method, path: group.sample.path, issuer: group.sample.issuer, subject: group.principal, client_id: group.sample.client_id,
+              source_ip: group.sample.source_ip, decision: 'deny', status: group.sample.status, code: group.code, detail: group.sample.detail,
+            }
             const explanation = explainRecorded(rt, recorded)
             const claims = recordedClaims(recorded)
             return {

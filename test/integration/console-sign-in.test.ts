@@ -187,6 +187,15 @@ describe('signing in to the console', () => {
       await expect.poll(() => carol.page.locator('[data-testid=refusal]').textContent())
         .toBe('Signed in as corp-sso/carol with the roles sales: the console needs one of console-admins, console-viewers (admin.roles, admin.read_roles).')
       await carol.page.screenshot({ path: join(SCREENSHOTS, 'sign-in-refused.png'), fullPage: true })
+      // Refused is not stuck: signing out ends the session, and the page offers the sign-in again.
+      const cookie = await consoleCookie(carol.context)
+      await carol.page.click('[data-testid=sign-out]')
+      await carol.page.locator('[data-testid=sso]').waitFor()
+      expect(await carol.page.locator('[data-testid=refusal]').count()).toBe(0)
+      const after = await request(`${admin}/api/session`, { headers: { cookie } })
+      expect(after.statusCode).toBe(401)
+      expect(((await after.body.json()) as { code: string }).code).toBe('session_expired')
+      expect(carol.errors).toEqual([])
     } finally {
       await carol.context.close()
     }

@@ -32,8 +32,15 @@ function Chain() {
     <Panel title="The chain" actions={session.value?.may.verify ? <button type="button" onClick={verify} disabled={busy} data-testid="verify">{busy ? 'Verifying…' : 'Verify now'}</button> : <small>verify: admin only</small>}>
       {headError ? <Failure error={headError} /> : head && (
         <dl class="explanation">
-          <dt>This gateway's chain</dt><dd><code>{head.chain}</code>: {count(head.head.count)} records, head <code>{head.head.hash.slice(0, 16)}…</code></dd>
-          <dt>Latest checkpoint</dt><dd>{head.checkpoint ? <>record {count(head.checkpoint.count)}, signed {ago(head.checkpoint.time)} by key <code>{head.checkpoint.kid.slice(0, 12)}…</code></> : 'none yet'}</dd>
+          {/* With server.workers each worker writes its own chain: the head's top-level one is only the first's. */}
+          {(head.workers && head.workers.length > 0 ? head.workers : [{ worker: null, chain: head.chain, head: head.head, checkpoint: head.checkpoint }]).map((w) => (
+            <>
+              <dt>{w.worker === null ? "This gateway's chain" : `Worker ${w.worker}'s chain`}</dt>
+              <dd data-testid="chain"><code>{w.chain}</code>: {count(w.head.count)} records, head <code>{w.head.hash.slice(0, 16)}…</code></dd>
+              <dt>Latest checkpoint</dt>
+              <dd>{w.checkpoint ? <>record {count(w.checkpoint.count)}, signed {ago(w.checkpoint.time)} by key <code>{w.checkpoint.kid.slice(0, 12)}…</code></> : 'none yet'}</dd>
+            </>
+          ))}
         </dl>
       )}
       <Failure error={error} />
@@ -50,10 +57,12 @@ function Chain() {
 export function AuditPage() {
   const [filters, setFilters] = useState<Filters>(NO_FILTERS)
   const [rows, setRows] = useState<AuditRecord[] | null>(null)
+  const [more, setMore] = useState(false)
   const [error, setError] = useState<unknown>(null)
   const [saved, setSaved] = useState<string | null>(null)
   useEffect(() => {
-    api<RecordsPage>(`audit/page${filterQuery(filters, { limit: 100 })}`).then((p) => (setRows(p.records), setError(null)), setError)
+    // A failed search clears the rows: those of the previous search would pass for its answer.
+    api<RecordsPage>(`audit/page${filterQuery(filters, { limit: 100 })}`).then((p) => (setRows(p.records), setMore(p.more), setError(null)), (err: unknown) => (setRows(null), setError(err)))
   }, [filters])
   const save = (format: 'csv' | 'ndjson') => download(`audit/export${filterQuery(filters, { format })}`).then(setSaved, setError)
   return (
@@ -66,6 +75,7 @@ export function AuditPage() {
         <FilterForm value={filters} onChange={setFilters} />
         {saved && <p class="hint" role="status">Saved {saved} (every record of this filter, up to 100,000).</p>}
         <Failure error={error} />
+        {more && rows && <p class="hint" data-testid="more">The newest {count(rows.length)} shown; more match: narrow the filter, or export them all.</p>}
         {rows && rows.length === 0 ? <Empty>No records match.</Empty> : (
           <table class="rows">
             <thead><tr><th>time (UTC)</th><th>status</th><th>decision</th><th>request</th><th>route</th><th>subject</th><th>why</th></tr></thead>

@@ -17,7 +17,8 @@ export function DenialsPage() {
     api<ExplainedDenial[]>(`denials${query({ since })}`).then((g) => (setGroups(g), setError(null)), setError)
   }, [since])
   const simulate = (g: ExplainedDenial) => {
-    prefill.value = g.simulate
+    // No claims: the request had no verified identity (no token, or one that was rejected), so none are made up.
+    prefill.value = g.simulate.claims ? g.simulate : { ...g.simulate, note: `The recorded request had no verified identity (${g.code ?? 'no code'}): paste a token or claims to try one.` }
     go('simulator')
   }
   return (

@@ -21,8 +21,8 @@ export function FilterForm({ value, onChange, children }: { value: Filters; onCh
   )
   return (
     <form class="filters" onSubmit={(e) => (e.preventDefault(), onChange(draft))}>
-      {field('since', 'since', '1h or a time')}
-      {field('until', 'until', 'a time')}
+      {field('since', 'since', '1h or a UTC time')}
+      {field('until', 'until', 'a UTC time')}
       <label>
         decision
         <select name="decision" value={draft.decision} onChange={(e) => setDraft({ ...draft, decision: (e.target as HTMLSelectElement).value })}>
@@ -64,7 +64,7 @@ export function TraceView({ id, at }: { id: string; at: string }) {
         <dd>{r.limit ? <>refused by <b>{r.limit}</b></> : 'no limit refused it'}</dd>
         <dt>Timing</dt>
         <dd>
-          {ms(r.duration_ms)} ms in all{r.upstream && <>; upstream <b>{r.upstream}</b> answered {r.upstream_status ?? '–'} in {ms(r.upstream_ms)} ms{r.attempts && r.attempts > 1 ? ` after ${r.attempts} tries` : ''}</>}
+          {ms(r.duration_ms)} ms in all{r.upstream && <>; upstream <b>{r.upstream}</b> {r.upstream_status === null ? 'gave no answer' : <>answered {r.upstream_status}{r.upstream_ms !== null && <> in {ms(r.upstream_ms)} ms</>}</>}{r.attempts && r.attempts > 1 ? ` after ${r.attempts} tries` : ''}</>}
           {r.upstream_ms !== null && <> · gateway {ms(r.duration_ms - r.upstream_ms)} ms</>}
         </dd>
         <dt>Trace</dt>
@@ -86,7 +86,8 @@ export function RequestsPage() {
   const [open, setOpen] = useState<AuditRecord | null>(null)
   const LIMIT = 50
   useEffect(() => {
-    api<AuditPage>(`audit/page${filterQuery(filters, { limit: LIMIT, offset })}`).then((d) => (setPage(d), setError(null)), setError)
+    // A failed search clears the rows: those of the previous search would pass for its answer.
+    api<AuditPage>(`audit/page${filterQuery(filters, { limit: LIMIT, offset })}`).then((d) => (setPage(d), setError(null)), (err: unknown) => (setPage(null), setOpen(null), setError(err)))
   }, [filters, offset])
   return (
     <div class="requests" data-ready={page ? 'true' : undefined}>
@@ -95,7 +96,7 @@ export function RequestsPage() {
       <div class={open ? 'split' : ''}>
         <Panel title="Requests" actions={<span class="pager">
           <button type="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - LIMIT))}>← newer</button>
-          <span>{offset + 1}–{offset + (page?.records.length ?? 0)}</span>
+          <span data-testid="shown">{!page ? '…' : page.records.length === 0 ? 'none' : `${offset + 1}–${offset + page.records.length}`}</span>
           <button type="button" disabled={!page?.more} onClick={() => setOffset(offset + LIMIT)}>older →</button>
         </span>}>
           {page && page.records.length === 0 ? <Empty>No records match.</Empty> : (

@@ -25,7 +25,8 @@ function Explain() {
   const [path, setPath] = useState(start?.path ?? '/')
   const [ip, setIp] = useState(start?.ip ?? '127.0.0.1')
   const [mode, setMode] = useState<'claims' | 'token'>('claims')
-  const [claims, setClaims] = useState(start?.claims ? JSON.stringify(start.claims, null, 2) : '{\n  "iss": "",\n  "sub": ""\n}')
+  // A recorded request without claims is simulated without them, not with an empty iss and sub.
+  const [claims, setClaims] = useState(start ? (start.claims ? JSON.stringify(start.claims, null, 2) : '') : '{\n  "iss": "",\n  "sub": ""\n}')
   const [token, setToken] = useState('')
   const [result, setResult] = useState<Explanation | null>(null)
   const [error, setError] = useState<unknown>(null)
@@ -35,7 +36,7 @@ function Explain() {
     try {
       const body: Record<string, unknown> = { method, path, ip }
       if (mode === 'token') body.token = token.trim()
-      else body.claims = JSON.parse(claims || '{}') as unknown
+      else if (claims.trim() !== '') body.claims = JSON.parse(claims) as unknown
       setResult(await api<Explanation>('explain', { method: 'POST', body }))
     } catch (err) {
       setError(err instanceof SyntaxError ? new Error(`The claims are not JSON: ${err.message}`) : err)
@@ -57,7 +58,10 @@ function Explain() {
           <label class="inline"><input type="radio" name="mode" checked={mode === 'token'} onChange={() => setMode('token')} /> a token (decoded, never stored)</label>
         </div>
         {mode === 'claims' ? (
-          <textarea name="claims" rows={6} value={claims} onInput={(e) => setClaims((e.target as HTMLTextAreaElement).value)} spellcheck={false} />
+          <>
+            {start?.note && <p class="hint" data-testid="no-claims">{start.note}</p>}
+            <textarea name="claims" rows={6} value={claims} placeholder="no claims: explained as a request without a token" onInput={(e) => setClaims((e.target as HTMLTextAreaElement).value)} spellcheck={false} />
+          </>
         ) : (
           <>
             <textarea name="token" rows={4} value={token} onInput={(e) => setToken((e.target as HTMLTextAreaElement).value)} spellcheck={false} autocomplete="off" />

@@ -1,0 +1,245 @@
+// Faults a probe found in the console, each driven in a real browser (Debian's chromium through
+// playwright-core) against a real gateway, identity provider and SQLite audit log: kilobytes-long
+// recorded values must not widen the page, a token refused before any identity existed must be
+// explained by its recorded reason, a failed search must not leave stale rows, and the small texts
+// (pager, decision line, a failed connection's trace) must read right.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { closedPort } from '../helpers/faults.ts'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const ADMIN_TOKEN = 'console-probe-admin-token-0123456789'
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const LONG_PATH = `/sales/daily/${'p'.repeat(2048)}`
+const LONG_SUBJECT = `looker-${'s'.repeat(3000)}`
+const LONG_STRANGER = 'n'.repeat(3000)
+
+let idp: TestIdentityProvider
+let upstream: TestUpstream
+let gateway: TestGateway
+let browser: Browser
+let dir: string
+const errors: string[] = []
+
+async function get(path: string, token?: string): Promise<number> {
+  const res = await request(`${gateway.url}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} })
+  await res.body.dump()
+  return res.statusCode
+}
+
+beforeAll(async () => {
+  idp = await startIdentityProvider()
+  upstream = await startUpstream()
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-console-probe-'))
+  gateway = await startTestGateway({
+    admin: { token: ADMIN_TOKEN },
+    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
+    telemetry: { log_level: 'silent' },
+    issuers: [{ name: 'corp-sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
+    roles: [{ name: 'reports', assumed_by: [{ issuer: 'corp-sso', subject: 'looker-*' }], policies: ['read-sales'] }],
+    policies: [{ name: 'read-sales', statements: [{ sid: 'AllowSalesReads', effect: 'allow', actions: ['GET'], routes: ['sales.*', 'dead'] }] }],
+    upstreams: [{ name: 'sales-api', url: upstream.url }, { name: 'dead-api', url: `http://127.0.0.1:${await closedPort()}` }],
+    routes: [
+      { id: 'sales.daily', methods: ['GET'], path: '/sales/daily/:region', upstream: 'sales-api' },
+      { id: 'dead', methods: ['GET'], path: '/dead', upstream: 'dead-api' },
+    ],
+  })
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'the issuer keys', 20_000)
+  const now = Math.floor(Date.now() / 1000)
+  const statuses = [
+    await get(LONG_PATH, await idp.mint({ sub: LONG_SUBJECT })), // allowed: a 2 KB path, a 3 KB subject
+    await get(LONG_PATH, await idp.mint({ sub: LONG_STRANGER })), // no role: denied with both
+    await get('/sales/daily/eu', await idp.mint({ sub: 'looker-late', iat: now - 600, exp: now - 300 })), // token_expired
+    await get('/sales/daily/eu'), // missing_token
+    await get('/dead', await idp.mint({ sub: 'looker-dead' })), // the upstream refuses the connection
+  ]
+  expect(statuses).toEqual([200, 403, 401, 401, 502])
+  await waitFor(async () => {
+    const res = await request(`${gateway.adminUrl}/api/audit/page?since=15m&limit=50`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+    return (((await res.body.json()) as { records?: unknown[] }).records?.length ?? 0) >= statuses.length
+  }, 'the records in the audit log', 20_000)
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
+}, 120_000)
+
+afterAll(async () => {
+  await browser?.close()
+  await gateway?.close()
+  await upstream?.close()
+  await idp?.stop()
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function openConsole(name: string, timezoneId?: string): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...(timezoneId ? { timezoneId } : {}) })
+  const page = await context.newPage()
+  page.setDefaultTimeout(30_000)
+  page.on('pageerror', (err) => errors.push(`${name}: ${err.message}`))
+  await page.goto(gateway.adminUrl)
+  await page.fill('input[name=token]', ADMIN_TOKEN)
+  await page.click('button[type=submit]')
+  await page.waitForSelector('[data-testid=access]')
+  return { context, page }
+}
+
+async function show(page: Page, name: string): Promise<void> {
+  await page.goto(`${gateway.adminUrl}/#/${name}`)
+  await page.waitForSelector('[data-ready=true]')
+}
+
+/** How much wider than the window the page is (0 when it fits). */
+const overflow = (page: Page) => page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth')
+
+describe('the console with kilobytes-long recorded values', () => {
+  it('never grows wider than the window, on any page that shows them', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('long values')
+    try {
+      await show(page, 'overview')
+      await page.locator('.grid3', { hasText: LONG_SUBJECT.slice(0, 40) }).waitFor()
+      expect(await overflow(page), 'overview').toBeLessThanOrEqual(0)
+      await show(page, 'requests')
+      await page.locator('[data-testid=row]', { hasText: LONG_SUBJECT.slice(0, 40) }).waitFor()
+      expect(await overflow(page), 'requests').toBeLessThanOrEqual(0)
+      await page.locator('[data-testid=row]', { hasText: LONG_SUBJECT.slice(0, 40) }).click()
+      await page.locator('[data-testid=explanation]').waitFor()
+      expect(await overflow(page), 'a trace').toBeLessThanOrEqual(0)
+      await show(page, 'denials')
+      await page.locator('[data-testid=denial]', { hasText: LONG_STRANGER.slice(0, 40) }).waitFor()
+      expect(await overflow(page), 'denials').toBeLessThanOrEqual(0)
+      // The Simulate button of every group is on screen, not pushed off it.
+      for (const box of await Promise.all((await page.locator('[data-testid=denial] button').all()).map((b) => b.boundingBox()))) {
+        expect((box?.x ?? Infinity) + (box?.width ?? 0)).toBeLessThanOrEqual(1280)
+      }
+      await show(page, 'audit')
+      await page.locator('table.rows tbody tr', { hasText: LONG_SUBJECT.slice(0, 40) }).waitFor()
+      expect(await overflow(page), 'audit').toBeLessThanOrEqual(0)
+    } finally {
+      await context.close()
+    }
+  })
+})
+
+describe('a denial whose token was rejected before an identity existed', () => {
+  it('is explained by its recorded reason in the trace and on the denials page, and simulated without made-up claims', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('rejected token')
+    try {
+      await show(page, 'requests?status=401')
+      await page.locator('[data-testid=row]', { hasText: 'token_expired' }).click()
+      const decision = page.locator('[data-testid=trace] [data-testid=decision]')
+      await expect.poll(() => decision.innerText()).toMatch(/^DENY 401 token_expired — The credential was rejected before an identity existed: .*expired/)
+      expect(await decision.innerText()).not.toMatch(/missing_token|No claims or token/)
+
+      await show(page, 'denials')
+      const group = page.locator('[data-testid=denial]', { hasText: 'token_expired' })
+      expect(await group.innerText()).toMatch(/Now: The credential was rejected before an identity existed/)
+      expect(await group.innerText()).not.toMatch(/missing_token|No claims or token/)
+      await group.locator('button:text("Simulate")').click()
+      await page.waitForSelector('.simulator')
+      expect(await page.inputValue('textarea[name=claims]')).toBe('')
+      expect(await page.locator('[data-testid=no-claims]').innerText()).toMatch(/no verified identity \(token_expired\)/)
+    } finally {
+      await context.close()
+    }
+  })
+})
+
+describe('the charts', () => {
+  it('tell time in UTC, as the rest of the console does, in a browser in another time zone', { timeout: 60_000 }, async () => {
+    const { context, page } = await openConsole('charts', 'America/New_York')
+    try {
+      await show(page, 'overview')
+      // The latency chart's legend names the time under the cursor, formatted as its axis is.
+      const latency = page.locator('.chart', { hasText: 'Latency' })
+      const box = await latency.locator('.u-over').boundingBox()
+      if (!box) throw new Error('no latency chart')
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2)
+      const value = latency.locator('.u-legend .u-series').first().locator('.u-value')
+      await expect.poll(() => value.innerText()).toMatch(/\d{4}-\d{2}-\d{2} \d{1,2}:\d{2}(am|pm)/)
+      const [, date, h, m, half] = /(\d{4}-\d{2}-\d{2}) (\d{1,2}):(\d{2})(am|pm)/.exec(await value.innerText()) as RegExpExecArray
+      const shown = Date.parse(`${date}T${String((Number(h) % 12) + (half === 'pm' ? 12 : 0)).padStart(2, '0')}:${m}:00Z`)
+      // The range is the last hour: read as UTC, the time shown is in it (New York's is 4 or 5 hours off).
+      expect(Math.abs(Date.now() - shown)).toBeLessThan(62 * 60_000)
+    } finally {
+      await context.close()
+    }
+  })
+})
+
+describe('a search that fails', () => {
+  it('clears the previous results and says why; since after until is refused, not "No records match."', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('failed search')
+    try {
+      for (const name of ['requests', 'audit']) {
+        await show(page, name)
+        const rows = page.locator('table.rows tbody tr')
+        await expect.poll(() => rows.count()).toBeGreaterThan(0)
+        await page.fill('input[name=since]', 'the day before')
+        await page.click('form.filters button[type=submit]')
+        await expect.poll(() => page.locator('[role=alert]').innerText()).toMatch(/since "the day before" is neither a duration/)
+        expect(await rows.count(), `${name}: the rows of the search before`).toBe(0)
+        await page.fill('input[name=since]', '2026-11-26 10:00:00')
+        await page.fill('input[name=until]', '2026-11-26 09:00:00')
+        await page.click('form.filters button[type=submit]')
+        await expect.poll(() => page.locator('[role=alert]').innerText()).toMatch(/since must not be after until/)
+        expect(await page.locator('.empty').count(), name).toBe(0)
+      }
+    } finally {
+      await context.close()
+    }
+  })
+})
+
+describe('the small texts', () => {
+  it('a decision line says its status and code once; a failed connection\'s trace says there was no answer', { timeout: 60_000 }, async () => {
+    const { context, page } = await openConsole('small texts')
+    try {
+      await show(page, 'requests?status=401')
+      await page.locator('[data-testid=row]', { hasText: 'missing_token' }).click()
+      const decision = page.locator('[data-testid=trace] [data-testid=decision]')
+      await expect.poll(() => decision.innerText()).toMatch(/^DENY 401 missing_token — No claims or token were given/)
+      expect(await decision.innerText()).not.toMatch(/missing_token[\s\S]*missing_token/)
+
+      await show(page, 'requests?route=dead')
+      await page.locator('[data-testid=row]').first().click()
+      const trace = page.locator('[data-testid=trace]')
+      await expect.poll(() => trace.innerText()).toMatch(/ms in all; upstream dead-api gave no answer/)
+      expect(await trace.innerText()).not.toMatch(/answered – in – ms/)
+    } finally {
+      await context.close()
+    }
+  })
+
+  it('an empty page of requests reads "none", not "1–0"; the Audit search says when more records match than it shows', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('pager')
+    try {
+      await show(page, 'requests?route=no.such.route')
+      await page.locator('.empty').waitFor()
+      expect(await page.locator('.pager').innerText()).not.toContain('1–0')
+      expect(await page.locator('.pager').innerText()).toContain('none')
+
+      // 101 records or more: the Audit search shows 100 and says more match.
+      await Promise.all(Array.from({ length: 101 }, () => get('/sales/daily/eu')))
+      await waitFor(async () => {
+        const res = await request(`${gateway.adminUrl}/api/audit/page?since=15m&limit=200`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+        return (((await res.body.json()) as { records?: unknown[] }).records?.length ?? 0) > 101
+      }, 'the records in the audit log', 20_000)
+      await show(page, 'audit')
+      await expect.poll(() => page.locator('table.rows tbody tr').count()).toBe(100)
+      expect(await page.locator('.panel', { hasText: 'Search' }).innerText()).toMatch(/The newest 100 shown; more match/)
+    } finally {
+      await context.close()
+    }
+  })
+})
+
+describe('the console', () => {
+  it('logged no error in any page', () => {
+    expect(errors).toEqual([])
+  })
+})

@@ -1,0 +1,38 @@
+// A time typed into the console's filters (or `bouncer audit --since/--until`) is read as the console
+// shows times, in UTC, whatever the server's time zone: a time copied from the "time (UTC)" column
+// finds its record on a server in New York.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { rangeOf } from '../../../src/admin/console-api.ts'
+import { parseAuditQuery, parseSince } from '../../../src/audit/search.ts'
+
+const TEN = Date.UTC(2026, 10, 26, 10, 0, 0)
+let zone: string | undefined
+
+beforeEach(() => {
+  zone = process.env.TZ
+  process.env.TZ = 'America/New_York' // Node reads a changed TZ at once
+})
+
+afterEach(() => {
+  if (zone === undefined) delete process.env.TZ
+  else process.env.TZ = zone
+})
+
+describe('a typed time', () => {
+  it('without a zone is UTC, as the console shows it', () => {
+    expect(new Date(2026, 10, 26, 10).getTimezoneOffset()).toBe(300) // the zone took hold
+    for (const text of ['2026-11-26 10:00:00', '2026-11-26T10:00:00', '2026-11-26 10:00', '2026-11-26T10:00:00.000']) {
+      expect(parseSince(text), text).toBe(TEN)
+      expect(parseAuditQuery({ since: text, until: text }), text).toMatchObject({ sinceMs: TEN, untilMs: TEN })
+    }
+    expect(rangeOf(new URLSearchParams({ since: '2026-11-26 10:00:00', until: '2026-11-26 11:00:00' }))).toEqual({ sinceMs: TEN, untilMs: TEN + 3_600_000 })
+  })
+
+  it('with a zone keeps it; a duration counts back from now; anything else is refused', () => {
+    expect(parseSince('2026-11-26T10:00:00Z')).toBe(TEN)
+    expect(parseSince('2026-11-26T05:00:00-05:00')).toBe(TEN)
+    expect(parseSince('1h', TEN)).toBe(TEN - 3_600_000)
+    expect(parseSince('yesterday-ish')).toBeUndefined()
+    expect(() => parseAuditQuery({ until: 'soon' })).toThrow(/until "soon" is not a time/)
+  })
+})
