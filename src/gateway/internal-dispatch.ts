@@ -3,37 +3,122 @@
 // throttled, forwarded and audited exactly as a client's would be. The connection carries the
 // caller the MCP endpoint authenticated (request/tool-call.ts); nothing outside this process can
 // open one, so no client can claim to be an internal call.
+//
+// The answer becomes the tool's result, so it is read whole: up to server.max_body_bytes, the bound
+// the MCP endpoint already puts on what an agent sends (a 200 MB answer took the gateway from 218 MB
+// to 1.46 GB). Past it, and when the agent goes away (the request's signal), the exchange is cut:
+// the pipeline sees its client leave and aborts the upstream request.
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
-import { duplexPair } from 'node:stream'
-import { INTERNAL_CALL, createContext, type InternalConnection, type InternalDispatch, type InternalRequest, type InternalResponse } from '../request/index.ts'
+import { duplexPair, type Duplex } from 'node:stream'
+import { GatewayError, problemBody } from '../errors/index.ts'
+import { INTERNAL_CALL, createContext, type InternalConnection, type InternalDispatch, type InternalRequest, type InternalResponse, type RequestContext } from '../request/index.ts'
 import { handle } from './pipeline.ts'
 import type { GatewayState } from './state.ts'
 
+/** One call's in-process connection: its two ends, and the pipeline's context once the request arrived. */
+interface Exchange {
+  readonly client: Duplex
+  readonly served: Duplex
+  ctx: RequestContext | null
+}
+
 export function createInternalDispatch(state: GatewayState): InternalDispatch {
+  /** Keyed by the server's end of the connection (the request's socket). */
+  const exchanges = new WeakMap<Duplex, Exchange>()
   const server = createServer({ insecureHTTPParser: false, requireHostHeader: false, joinDuplicateHeaders: false })
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => void handle(state, createContext(req, res)))
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const ctx = createContext(req, res)
+    const exchange = exchanges.get(req.socket)
+    if (exchange) {
+      exchange.ctx = ctx
+      // Closed once the answer has been read to its end (or cut): one end destroyed alone leaves
+      // the other's last write waiting to be read, and the route's request paused with it (a 50 MB
+      // answer was audited as upstream_error once its upstream closed the idle connection).
+      res.once('close', () => cut(exchange))
+    }
+    void handle(state, ctx)
+  })
   return function dispatchInternally(request: InternalRequest): Promise<InternalResponse> {
+    const { signal } = request
+    if (signal?.aborted) return Promise.reject(signal.reason as Error)
+    const maxBytes = state.runtime.config.server.max_body_bytes
     const [client, served] = duplexPair()
+    const exchange: Exchange = { client, served, ctx: null }
+    exchanges.set(served, exchange)
     ;(served as unknown as InternalConnection)[INTERNAL_CALL] = request
     server.emit('connection', served)
-    return new Promise((resolve, reject) => {
+    return new Promise<InternalResponse>((resolve, reject) => {
+      let settled = false
+      const settle = () => {
+        if (settled) return false
+        settled = true
+        signal?.removeEventListener('abort', onAbort)
+        return true
+      }
+      const onAbort = () => {
+        if (!settle()) return
+        if (exchange.ctx) exchange.ctx.note = 'The agent left before the tool\'s answer was complete: the route\'s request was cancelled.'
+        cut(exchange)
+        reject(signal?.reason as Error)
+      }
+      const fail = (err: Error) => {
+        if (!settle()) return
+        cut(exchange)
+        reject(err)
+      }
+      const tooLarge = (res: IncomingMessage) => {
+        if (!settle()) return
+        const error = new GatewayError('payload_too_large', { detail: `The route's answer exceeds ${maxBytes} bytes (server.max_body_bytes), the most a tool's answer may be: it was cut off.` })
+        const id = recordCut(exchange, error) ?? String(res.headers['x-request-id'] ?? crypto.randomUUID())
+        cut(exchange)
+        // The gateway's own refusal, as a client would get it had the answer not begun.
+        resolve({ status: error.status, headers: { 'content-type': 'application/problem+json', 'x-request-id': id }, body: Buffer.from(problemBody(error, id)) })
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
       const outgoing = httpRequest({
         method: request.method,
         path: request.target,
-        headers: { ...request.headers, host: 'bouncer.internal', connection: 'close', 'content-length': String(request.body?.length ?? 0) },
+        // keep-alive: with `close`, Node's client ends its side as soon as it has read the answer,
+        // which the server takes for its client leaving before its answer has finished.
+        headers: { ...request.headers, host: 'bouncer.internal', connection: 'keep-alive', 'content-length': String(request.body?.length ?? 0) },
         // No agent: Node then opens the one connection with createConnection.
         createConnection: () => client as never,
       }, (res) => {
+        // A HEAD answer's length is the GET one's: it brings no body.
+        if (request.method !== 'HEAD' && Number(res.headers['content-length']) > maxBytes) return tooLarge(res)
         const chunks: Buffer[] = []
-        res.on('data', (chunk: Buffer) => chunks.push(chunk))
-        res.on('end', () => {
-          client.destroy()
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) })
+        let size = 0
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length
+          if (size > maxBytes) tooLarge(res)
+          else if (!settled) chunks.push(chunk)
         })
-        res.on('error', reject)
+        res.on('end', () => {
+          if (settle()) resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks, size) })
+        })
+        res.on('error', fail)
       })
-      outgoing.on('error', reject)
+      outgoing.on('error', fail)
       outgoing.end(request.body ?? undefined)
     })
   }
+}
+
+/** Both ends go: the server's closing is its client leaving, which the pipeline answers by aborting the upstream request. */
+function cut(exchange: Exchange): void {
+  exchange.client.destroy()
+  exchange.served.destroy()
+}
+
+/**
+ * The route's record says why its exchange was cut; its status stays the one its answer began
+ * with, as for any answer cut short. Answers the request's id, if the pipeline has given it one.
+ */
+function recordCut(exchange: Exchange, error: GatewayError): string | undefined {
+  const ctx = exchange.ctx
+  if (ctx === null) return undefined
+  ctx.error = error
+  ctx.code = error.code
+  ctx.decision = 'error'
+  return ctx.id === '' ? undefined : ctx.id
 }

@@ -39,6 +39,8 @@ export interface InternalRequest {
    * approval rule or `mcp:<tool>` deny the call would otherwise pass by.
    */
   readonly routeId: string
+  /** Fires when the agent is gone (its call cancelled, its connection closed): the route's request is cut. */
+  readonly signal?: AbortSignal
 }
 
 export interface InternalResponse {

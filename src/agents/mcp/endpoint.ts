@@ -166,7 +166,8 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
       const caller = await resourceServer.authenticate(ctx)
       const abort = new AbortController()
       ctx.res.once('close', () => abort.abort())
-      const text = ctx.method === 'POST' ? await readBody(ctx, maxBodyBytes) : null
+      const body = ctx.method === 'POST' ? await readBody(ctx, maxBodyBytes) : null
+      const text = body === null ? null : body.toString('utf8')
       const parsedBody = text === null ? undefined : parseJson(text)
       const request = webRequest(ctx, mcp, abort.signal, text)
       // The client's token stays here: the SDK and every server behind it see only the caller.
@@ -175,14 +176,14 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
       sessions.serveFrom(serving)
       const inSession = sessions.handle(request, parsedBody, caller, authInfo)
       const response = inSession ? await inSession : await handler.fetch(request, { authInfo, ...(parsedBody === undefined ? {} : { parsedBody }) })
-      return writeWebResponse(ctx, response, exchange.beforeEnd)
+      return writeWebResponse(ctx, response, body?.length ?? 0, exchange.beforeEnd)
     },
   }
 }
 
-async function readBody(ctx: Readonly<RequestContext>, maxBytes: number): Promise<string> {
+function readBody(ctx: Readonly<RequestContext>, maxBytes: number): Promise<Buffer> {
   const tooLarge = () => new GatewayError('payload_too_large', { detail: `The request body exceeds ${maxBytes} bytes.` })
-  return (await readWholeBody(ctx.req, { maxBytes, deadline: ctx.bodyDeadline, tooLarge })).toString('utf8')
+  return readWholeBody(ctx.req, { maxBytes, deadline: ctx.bodyDeadline, tooLarge })
 }
 
 /** undefined for a body that is not JSON: the SDK answers it with its parse error. */
@@ -212,9 +213,11 @@ function webRequest(ctx: Readonly<RequestContext>, mcp: McpConfig, signal: Abort
   } as RequestInit)
 }
 
-async function writeWebResponse(ctx: Readonly<RequestContext>, response: Response, beforeEnd: ((served: Served) => Promise<void>) | null): Promise<Served> {
+/** `bytesIn`: the request body read for the SDK (a body streamed to it is not counted). */
+async function writeWebResponse(ctx: Readonly<RequestContext>, response: Response, bytesIn: number, beforeEnd: ((served: Served) => Promise<void>) | null): Promise<Served> {
   const served = nothingServed()
   served.status = response.status
+  served.bytesIn = bytesIn
   const headers: Record<string, string> = { 'x-request-id': ctx.id }
   response.headers.forEach((value, name) => {
     headers[name] = value

@@ -5,7 +5,7 @@
 import { ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type ServerCapabilities, type ServerContext } from '@modelcontextprotocol/server'
 import type { McpConfig } from '../../config/index.ts'
 import { problemBody, type GatewayError } from '../../errors/index.ts'
-import { actorOf, CLIENT_CLOSED_REQUEST, subjectIssuer, type Caller, type InternalDispatch, type RecordAudit, type ToolCallFacts } from '../../request/index.ts'
+import { actorOf, CLIENT_CLOSED_REQUEST, subjectIssuer, type Caller, type InternalDispatch, type InternalRequest, type InternalResponse, type RecordAudit, type ToolCallFacts } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
@@ -124,16 +124,26 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
       }
     }
   }
-  return typeof request === 'object' && request !== null ? callRoute(caller, entry, request, facts, deps) : callServer(caller, entry, args, facts, ctx, deps, started)
+  return typeof request === 'object' && request !== null ? callRoute(caller, entry, request, facts, ctx, deps) : callServer(caller, entry, args, facts, ctx, deps, started)
 }
 
 /** The route's request through the pipeline: the pipeline audits it (with the tool's facts). */
-async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest, facts: ToolCallFacts, deps: ProtocolDeps): Promise<CallToolResult> {
+async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest, facts: ToolCallFacts, ctx: ServerContext, deps: ProtocolDeps): Promise<CallToolResult> {
   if (entry.target.kind !== 'route') throw new Error('not a route tool')
   const headers: Record<string, string> = { accept: 'application/json' }
   if (request.contentType) headers['content-type'] = request.contentType
   if (caller.userAgent) headers['user-agent'] = caller.userAgent
-  const response = await deps.dispatch({ method: request.method, target: request.target, headers, body: request.body, caller, call: facts, routeId: entry.target.source.routeId })
+  const signal = agentGone(ctx)
+  // The dispatch cuts the route's request when it fires (gateway/internal-dispatch.ts).
+  const internal: InternalRequest = { method: request.method, target: request.target, headers, body: request.body, caller, call: facts, routeId: entry.target.source.routeId, signal }
+  let response: InternalResponse
+  try {
+    response = await deps.dispatch(internal)
+  } catch (err) {
+    if (!signal.aborted) throw err
+    // Nobody to answer; the route's record says the agent left (the pipeline's 499 when no answer had begun).
+    return { content: [{ type: 'text', text: 'The call was given up before its route answered: the agent cancelled it, closed its connection, or its session ended.' }], isError: true }
+  }
   const text = response.body.toString('utf8')
   const result: CallToolResult = { content: [{ type: 'text', text }], isError: response.status >= 400 }
   const type = String(response.headers['content-type'] ?? '')
@@ -146,6 +156,16 @@ async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest
     }
   }
   return result
+}
+
+/**
+ * Fires when the agent is gone: the MCP request cancelled (notifications/cancelled, its session or
+ * server closed) or its HTTP request closed. A 2025-era session's server outlives the HTTP request
+ * that carried the call, so the request's own signal (the endpoint's) counts too.
+ */
+function agentGone(ctx: ServerContext): AbortSignal {
+  const request = ctx.http?.req?.signal
+  return request === undefined ? ctx.mcpReq.signal : AbortSignal.any([ctx.mcpReq.signal, request])
 }
 
 /** An aggregated server's tool: its progress streamed back to the caller, the call audited here. */
