@@ -284,21 +284,7 @@ async function serve(state: GatewayState, rt: Runtime, ctx: RequestContext, matc
   recordServed(ctx, backend.upstream, served)
   const error = served.error
   if (error === null) {
-    // The upstream's head may have come and been held (until its first body byte): nothing was sent.
-    // An upgrade's 101 goes to the socket, not through res (whose headersSent stays false). A tool
-    // call's answer reaches its agent only whole (internal-dispatch.ts): one cut short reached no one,
-    // unless the dispatch cut it for a reason of its own (ctx.error: an answer too large).
-    const nothingSent = ctx.upgrade !== null ? ctx.status === 0
-      : internalRequestOf(ctx.connection) !== undefined ? !ctx.res.writableFinished && ctx.error === null
-        : !ctx.res.headersSent
-    if (nothingSent && ctx.res.destroyed) {
-      // Node's request_timeout check answered the raw 408 and cut the connection (server.ts).
-      if (cutReason(ctx.res) === 'request_timeout') throw bodyTimedOut()
-      ctx.status = CLIENT_CLOSED_REQUEST
-      ctx.note ??= 'The client closed the connection before the answer began.'
-    } else if (ctx.res.destroyed && cutReason(ctx.res) === 'send_timeout') {
-      ctx.note = 'The client stopped reading: the gateway cut the answer at server.send_timeout.'
-    }
+    if (ctx.res.destroyed) recordCutShort(ctx) // the common case reads one flag
     return
   }
   if (!ctx.res.headersSent) throw error
@@ -306,6 +292,26 @@ async function serve(state: GatewayState, rt: Runtime, ctx: RequestContext, matc
   ctx.error = error
   ctx.code = error.code
   ctx.decision = 'error'
+}
+
+/** A response whose connection went before it was complete: why, for its record. */
+function recordCutShort(ctx: RequestContext): void {
+  // The upstream's head may have come and been held (until its first body byte): nothing was sent.
+  // An upgrade's 101 goes to the socket, not through res (whose headersSent stays false). A tool
+  // call's answer reaches its agent only whole (internal-dispatch.ts): one cut short reached no one,
+  // unless the dispatch cut it for a reason of its own (ctx.error: an answer too large).
+  const nothingSent = ctx.upgrade !== null ? ctx.status === 0
+    : internalRequestOf(ctx.connection) !== undefined ? !ctx.res.writableFinished && ctx.error === null
+      : !ctx.res.headersSent
+  const cut = cutReason(ctx.res)
+  if (nothingSent) {
+    // Node's request_timeout check answered the raw 408 and cut the connection (server.ts).
+    if (cut === 'request_timeout') throw bodyTimedOut()
+    ctx.status = CLIENT_CLOSED_REQUEST
+    ctx.note ??= 'The client closed the connection before the answer began.'
+  } else if (cut === 'send_timeout') {
+    ctx.note = 'The client stopped reading: the gateway cut the answer at server.send_timeout.'
+  }
 }
 
 function recordServed(ctx: RequestContext, upstream: string | null, served: Served): RequestContext {
