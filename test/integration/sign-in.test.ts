@@ -390,6 +390,18 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
       expect(idled.status).toBe(401)
       expect(problem(idled)).toMatchObject({ code: 'session_expired', detail: expect.stringContaining('idle for more than 2s') })
 
+      // A page's automatic refresh (X-Bouncer-Background: 1, the console's live overview) is not
+      // use: polled every 300 ms, the session still goes idle (a probe's open tab stayed signed in).
+      const polled = cookieJar()
+      await signIn(polled, short.url, '/app/home', ALICE)
+      const polledFrom = Date.now()
+      let poll = await polled.request(`${short.url}/app/home`, { html: false, headers: { 'x-bouncer-background': '1' } })
+      while (poll.status === 200 && Date.now() < polledFrom + 5_000) {
+        await new Promise((r) => setTimeout(r, 300))
+        poll = await polled.request(`${short.url}/app/home`, { html: false, headers: { 'x-bouncer-background': '1' } })
+      }
+      expect(problem(poll)).toMatchObject({ code: 'session_expired', detail: expect.stringContaining('idle for more than 2s') })
+
       const busy = cookieJar()
       const signedIn = Date.now()
       await signIn(busy, short.url, '/app/home', ALICE)

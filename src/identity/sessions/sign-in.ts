@@ -178,8 +178,19 @@ export function createSignIn(options: SignInOptions): SignIn {
       return refuse(input, 'session_expired', `The session has expired (${why}): sign in again.`)
     }
     if (record.refreshAt !== null && record.refreshAt <= at) record = await refreshOnce(input, record, value)
-    if (at - record.lastSeenAt >= touchEvery) void store.touch(id, at).catch((err: unknown) => logger.warn({ err }, 'session use not recorded'))
+    if (at - record.lastSeenAt >= touchEvery && !inBackground(input)) void store.touch(id, at).catch((err: unknown) => logger.warn({ err }, 'session use not recorded'))
     return { identity: identityOf(record), credential: 'session' as const }
+  }
+
+  /**
+   * A page's automatic refresh says so (`X-Bouncer-Background: 1`, the console's live overview): it
+   * is not use, so a tab left open lets its session go idle (a probe's stayed signed in for good).
+   * A client can only shorten its own session with it.
+   */
+  function inBackground(input: CredentialInput): boolean {
+    const raw = input.rawHeaders
+    for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === 'x-bouncer-background') return raw[i + 1] === '1'
+    return false
   }
 
   function identityOf(record: SessionRecord): Identity {
