@@ -13,6 +13,8 @@ export const session = signal<ConsoleCaller | null>(null)
 export const refusal = signal<string | null>(null)
 /** Where a person signs in, when the gateway offers it (a 401's X-Bouncer-Sign-In). */
 export const signInPath = signal<string | null>(null)
+/** A session that was open ended (idle, revoked, expired): the sign-in page says so, not just shows. */
+export const ended = signal(false)
 /** Where a person refused (403) signs out, to sign in as someone else: their cookie would keep them refused. */
 export const refusedSignOut = signal<string | null>(null)
 
@@ -68,6 +70,7 @@ export async function signIn(value: string): Promise<void> {
     const me = await api<ConsoleSession>('session')
     if (me.access === null) throw new ApiError('That token is not valid for this gateway.', 401, 'unauthorized')
     session.value = me
+    ended.value = false
     sessionStorage.setItem(KEY, value)
   } catch (err) {
     token.value = null
@@ -75,9 +78,18 @@ export async function signIn(value: string): Promise<void> {
   }
 }
 
-async function call(path: string, init: { method?: string; body?: unknown; accept?: number[] } = {}): Promise<Response> {
+interface CallInit {
+  method?: string
+  body?: unknown
+  accept?: number[]
+  /** Asked by a timer, not a person (the Overview's live refresh): said, so that the session's idle clock may not count it as use. */
+  background?: boolean
+}
+
+async function call(path: string, init: CallInit = {}): Promise<Response> {
   const headers: Record<string, string> = token.value === null ? {} : { authorization: `Bearer ${token.value}` }
   if (init.body !== undefined) headers['content-type'] = 'application/json'
+  if (init.background) headers['x-bouncer-background'] = '1'
   const res = await fetch(`/api/${path}`, {
     method: init.method ?? 'GET',
     headers,
@@ -89,7 +101,10 @@ async function call(path: string, init: { method?: string; body?: unknown; accep
   if (res.ok || init.accept?.includes(res.status)) return res
   const problem = (await res.json().catch(() => null)) as { detail?: string; code?: string } | null
   if (res.status === 401) signInPath.value = res.headers.get('x-bouncer-sign-in')
-  if (res.status === 401 && path !== 'session') forget()
+  if (res.status === 401 && path !== 'session') {
+    if (session.value !== null) ended.value = true
+    forget()
+  }
   throw new ApiError(problem?.detail ?? `${res.status} ${res.statusText}`, res.status, problem?.code ?? null)
 }
 
@@ -103,7 +118,7 @@ export function prefetch(path: string): void {
   early.set(path, answer)
 }
 
-export async function api<T>(path: string, init: { method?: string; body?: unknown; accept?: number[] } = {}): Promise<T> {
+export async function api<T>(path: string, init: CallInit = {}): Promise<T> {
   const ready = init.method === undefined ? early.get(path) : undefined
   if (ready) {
     early.delete(path)

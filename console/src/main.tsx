@@ -1,6 +1,6 @@
 import { render } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
-import { api, ApiError, forget, learnSignInPaths, prefetch, refusal, refusedSignOut, session, signIn, signInPath, signOut } from './api'
+import { api, ApiError, ended, forget, learnSignInPaths, prefetch, refusal, refusedSignOut, session, signIn, signInPath, signOut } from './api'
 import { here } from './router'
 import { AuditPage } from './pages/audit'
 import { CatalogPage } from './pages/catalog'
@@ -40,6 +40,7 @@ function SignIn() {
   return (
     <main class="signin">
       <h1>Bouncer</h1>
+      {ended.value && !refusal.value && <p class="error" role="alert" data-testid="session-ended">Your session ended: sign in again.</p>}
       {refusal.value && <p class="error" role="alert" data-testid="refusal">{refusal.value}</p>}
       {refusal.value && refusedSignOut.value ? (
         // Signed in, but refused: the cookie stays until signed out, so signing out comes first.
@@ -48,7 +49,8 @@ function SignIn() {
         </p>
       ) : sso && (
         <p class="sso">
-          <a class="button" href={`${sso}?return_to=/`} data-testid="sso">Sign in with your company account</a>
+          {/* Back to the page asked for, its filters included (the fragment is the console's route). */}
+          <a class="button" href={`${sso}?return_to=${encodeURIComponent(`/${here.value.page === 'overview' && here.value.params.size === 0 ? '' : location.hash}`)}`} data-testid="sso">Sign in with your company account</a>
         </p>
       )}
       {sso && <p class="hint">or with a token:</p>}
@@ -104,7 +106,8 @@ function Shell({ me }: { me: ConsoleCaller }) {
         </span>
       </header>
       <main>
-        <View key={`${here.value.page}?${here.value.params.toString()}`} />
+        {/* Keyed by page only: a page reads its filters from the URL, so back/forward updates it in place. */}
+        <View key={here.value.page} />
       </main>
     </>
   )

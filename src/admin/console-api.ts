@@ -61,6 +61,8 @@ function filtersOf(query: URLSearchParams): { route?: string; principal?: string
 function searchOf(query: URLSearchParams, maxLimit: number): AuditQuery & { offset: number } {
   const { offset, ...rest } = Object.fromEntries(query) as Record<string, string>
   delete rest.format
+  delete rest.before
+  delete rest.before_id
   try {
     const parsed = parseAuditQuery(rest, maxLimit)
     // Said, not answered with no records: a range that ends before it starts is a typing slip.
@@ -71,6 +73,37 @@ function searchOf(query: URLSearchParams, maxLimit: number): AuditQuery & { offs
   } catch (err) {
     if (err instanceof AuditQueryError) throw new GatewayError('bad_request', { detail: `${err.message}.` })
     throw err
+  }
+}
+
+/**
+ * `before` (a record's time) and `before_id` (its id): the page of records older than that one, in
+ * the log's order (time, then seq, newest first). A cursor, not an offset, so records written
+ * meanwhile neither repeat a row on the next page nor push one off it.
+ */
+function cursorOf(query: URLSearchParams): { time: number; id: string } | null {
+  const before = query.get('before')
+  const id = query.get('before_id')
+  if (before === null && id === null) return null
+  const time = before === null ? Number.NaN : Date.parse(before)
+  if (Number.isNaN(time) || !id) throw new GatewayError('bad_request', { detail: 'before (a record\'s time) and before_id (its id) go together.' })
+  if (query.has('offset')) throw new GatewayError('bad_request', { detail: 'before and offset do not go together.' })
+  return { time, id }
+}
+
+/** The records after the cursor's, reading past those of its very millisecond that come before it. */
+async function pageAfter(source: AuditSource, q: AuditQuery, cursor: { time: number; id: string }): Promise<{ rows: AuditRecord[]; more: boolean }> {
+  const untilMs = q.untilMs === undefined ? cursor.time : Math.min(q.untilMs, cursor.time)
+  for (let extra = 16; ; extra *= 4) {
+    const asked = q.limit + 1 + extra
+    const rows = await orEmpty(readRecords(source, { ...q, untilMs, limit: asked }), [] as AuditRecord[])
+    const at = rows.findIndex((r) => r.id === cursor.id)
+    const sameMs = rows.filter((r) => Date.parse(r.time) === cursor.time).length
+    // Not found once past its millisecond (retention deleted it): that millisecond's records are shown again, none skipped.
+    const start = at >= 0 ? at + 1 : sameMs < rows.length || rows.length < asked ? 0 : -1
+    if (start < 0) continue
+    const rest = at >= 0 ? rows.slice(start) : rows
+    return { rows: rest.slice(0, q.limit), more: rest.length > q.limit || (rows.length === asked && rest.length === q.limit) }
   }
 }
 
@@ -210,7 +243,10 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
       path: 'denials',
       handle: async ({ query }) => {
         const rt = runtime()
-        const groups = await readDenials(sourceOf(actions), { ...rangeOf(query, Date.now(), '24h'), ...filtersOf(query) })
+        const code = query.get('code')
+        // The aggregate groups by code but does not select by it: more groups are read, then those of the code kept.
+        const all = await readDenials(sourceOf(actions), { ...rangeOf(query, Date.now(), '24h'), ...filtersOf(query) }, code ? 1000 : undefined)
+        const groups = code ? all.filter((g) => g.code === code).slice(0, 100) : all
         return {
           body: groups.map((group) => {
             const recorded: Recorded = {
@@ -233,6 +269,11 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
       path: 'audit/page',
       handle: async ({ query }) => {
         const q = searchOf(query, 200)
+        const cursor = cursorOf(query)
+        if (cursor !== null) {
+          const { rows, more } = await pageAfter(sourceOf(actions), q, cursor)
+          return { body: { records: rows.map(ordered), offset: 0, limit: q.limit, more } satisfies AuditPage }
+        }
         // One more than asked, to know whether there is a next page; the offset's records are skipped.
         const rows = await orEmpty(readRecords(sourceOf(actions), { ...q, limit: q.offset + q.limit + 1 }), [] as AuditRecord[])
         const page = rows.slice(q.offset, q.offset + q.limit)

@@ -238,6 +238,131 @@ describe('the small texts', () => {
   })
 })
 
+describe('paging the requests while traffic arrives', () => {
+  it('the older page starts after the last row shown: none repeats, none is skipped, and newer goes back', { timeout: 120_000 }, async () => {
+    const paths = Array.from({ length: 60 }, (_, i) => `/sales/daily/page-${i}`)
+    for (const path of paths) await get(path) // one after another: their order is the log's
+    const count = async (pattern: string) => {
+      const res = await request(`${gateway.adminUrl}/api/audit/page?since=15m&limit=200&route=sales.daily`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+      return ((await res.body.json()) as { records: Array<{ path: string }> }).records.filter((r) => r.path.startsWith(pattern)).length
+    }
+    await waitFor(async () => (await count('/sales/daily/page-')) === 60, 'the records in the audit log', 20_000)
+    const { context, page } = await openConsole('keyset paging')
+    try {
+      await show(page, 'requests?route=sales.daily&since=15m')
+      const requestsShown = () => page.locator('[data-testid=row] td:nth-child(3)').allInnerTexts()
+      await expect.poll(async () => (await requestsShown()).length).toBe(50)
+      const first = await requestsShown()
+      expect(first[0]).toBe(`GET ${paths.at(-1)}`)
+      // Five more arrive before "older" is pressed.
+      for (let i = 0; i < 5; i++) await get(`/sales/daily/late-${i}`)
+      await waitFor(async () => (await count('/sales/daily/late-')) === 5, 'the late records', 20_000)
+      await page.click('.pager button:text("older →")')
+      await expect.poll(() => page.locator('[data-testid=shown]').innerText()).toMatch(/^51–/)
+      await expect.poll(async () => (await requestsShown())[0]).not.toBe(first[0])
+      const second = await requestsShown()
+      expect(second.filter((r) => first.includes(r))).toEqual([])
+      // page-0 … page-9 are the next ten, in order: none skipped.
+      expect(second.slice(0, 10)).toEqual(paths.slice(0, 10).reverse().map((p) => `GET ${p}`))
+      await page.click('.pager button:text("← newer")')
+      await expect.poll(() => page.locator('[data-testid=shown]').innerText()).toBe('1–50')
+      await expect.poll(async () => (await requestsShown())[0]).toBe('GET /sales/daily/late-4')
+    } finally {
+      await context.close()
+    }
+  })
+})
+
+describe('the overview left open', () => {
+  it('stops its live refresh after minutes without use, says so, and resumes at the next input', { timeout: 120_000 }, async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+    const page = await context.newPage()
+    page.setDefaultTimeout(30_000)
+    page.on('pageerror', (err) => errors.push(`quiet overview: ${err.message}`))
+    await page.clock.install()
+    try {
+      await page.goto(gateway.adminUrl)
+      await page.fill('input[name=token]', ADMIN_TOKEN)
+      await page.click('button[type=submit]')
+      await page.locator('.overview[data-ready=true]').waitFor()
+      const asked: string[] = []
+      page.on('request', (r) => r.url().includes('/api/overview') && asked.push(r.url()))
+      await page.clock.runFor(10_000)
+      await expect.poll(() => asked.length).toBeGreaterThan(0) // live: it refreshes
+      // Six minutes without a click, key or mouse move: it stops, and says so.
+      await page.clock.runFor(6 * 60_000)
+      await page.locator('[data-testid=quiet]').waitFor()
+      const before = asked.length
+      await page.clock.runFor(2 * 60_000)
+      await page.evaluate('1') // a round trip to the page: a timer's request would have been sent by now
+      expect(asked.length).toBe(before)
+      // Someone uses it again: it refreshes at once, and lives on.
+      await page.mouse.move(5, 5)
+      await page.mouse.move(40, 40)
+      await expect.poll(() => asked.length).toBeGreaterThan(before)
+      await expect.poll(() => page.locator('[data-testid=quiet]').count()).toBe(0)
+      expect(asked.at(-1)).toContain('since=1h')
+    } finally {
+      await context.close()
+    }
+  })
+})
+
+describe('filters in the URL', () => {
+  it('the overview keeps its range and chips through reload and back; its denial reasons open Denials at that range, filtered by the code', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('filters in the URL')
+    try {
+      await show(page, 'overview')
+      await page.click('.ranges button:text("6h")')
+      await page.waitForURL(/#\/overview\?since=6h$/)
+      await page.locator('.grid3 button.link:text("sales.daily")').click()
+      await page.locator('.chip', { hasText: 'route sales.daily' }).waitFor()
+      await page.reload()
+      await page.locator('.chip', { hasText: 'route sales.daily' }).waitFor()
+      expect(await page.locator('.ranges button.on').innerText()).toBe('6h')
+      await page.goBack()
+      await expect.poll(() => page.locator('.chip', { hasText: 'route sales.daily' }).count()).toBe(0)
+      expect(await page.locator('.ranges button.on').innerText()).toBe('6h')
+
+      await page.locator('[data-testid=denial-reason]:text("token_expired")').click()
+      await page.waitForURL(/#\/denials\?/)
+      const params = new URLSearchParams(new URL(page.url()).hash.split('?')[1])
+      expect(Object.fromEntries(params)).toEqual({ since: '6h', code: 'token_expired' })
+      await page.locator('.denials[data-ready=true]').waitFor()
+      expect(await page.locator('.ranges button.on').innerText()).toBe('6h')
+      const codes = await page.locator('[data-testid=denial] td:first-child').allInnerTexts()
+      expect(codes.length).toBeGreaterThan(0)
+      for (const code of codes) expect(code).toMatch(/token_expired$/)
+      // Clearing the code shows every denial of the range again.
+      await page.locator('[data-testid=filter] button').click()
+      await expect.poll(async () => (await page.locator('[data-testid=denial] td:first-child').allInnerTexts()).some((c) => c.endsWith('missing_token'))).toBe(true)
+    } finally {
+      await context.close()
+    }
+  })
+
+  it('the Requests search lives in the URL: a deep link\'s since is used, a search survives a reload', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('requests in the URL')
+    try {
+      const asked: string[] = []
+      page.on('request', (r) => r.url().includes('/api/audit/page') && asked.push(decodeURIComponent(r.url())))
+      await show(page, 'requests?since=10m')
+      expect(await page.inputValue('input[name=since]')).toBe('10m')
+      expect(asked.at(-1)).toContain('since=10m')
+      await page.fill('input[name=status]', '502')
+      await page.click('form.filters button[type=submit]')
+      await page.waitForURL(/status=502/)
+      await page.reload()
+      await page.locator('[data-testid=row]').first().waitFor()
+      expect(await page.inputValue('input[name=status]')).toBe('502')
+      expect(await page.inputValue('input[name=since]')).toBe('10m')
+      for (const status of await page.locator('[data-testid=row] td:nth-child(2)').allInnerTexts()) expect(status).toBe('502')
+    } finally {
+      await context.close()
+    }
+  })
+})
+
 describe('the console', () => {
   it('logged no error in any page', () => {
     expect(errors).toEqual([])

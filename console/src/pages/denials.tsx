@@ -1,21 +1,33 @@
 // Denials grouped by code × route × principal, each with its explanation and a request to simulate.
 import { useEffect, useState } from 'preact/hooks'
 import { api, query } from '../api'
-import { ago, count } from '../format'
-import { go } from '../router'
+import { ago, count, time } from '../format'
+import { go, here, setParams } from '../router'
 import { prefill } from '../state'
 import { Empty, Failure, Panel } from '../ui'
 import type { ExplainedDenial } from '../../../src/admin/console-shapes.ts'
 
-const RANGES = ['1h', '24h', '7d', '30d']
+// The Overview's ranges: its links open this page at the range it showed.
+const RANGES = ['15m', '1h', '6h', '24h', '7d', '30d']
+
+/** What a Denials link may select by (#/denials?since=1h&code=token_expired): the Overview's links carry them. */
+const SCOPE = ['code', 'route', 'principal'] as const
 
 export function DenialsPage() {
-  const [since, setSince] = useState('24h')
+  // The range and the filters live in the URL: a reload, back/forward and a shared link keep them.
+  const p = here.value.params
+  const since = p.get('since') ?? '24h'
+  const until = p.get('until')
+  const path = `denials${query({ since, until, code: p.get('code'), route: p.get('route'), principal: p.get('principal') })}`
   const [groups, setGroups] = useState<ExplainedDenial[] | null>(null)
   const [error, setError] = useState<unknown>(null)
   useEffect(() => {
-    api<ExplainedDenial[]>(`denials${query({ since })}`).then((g) => (setGroups(g), setError(null)), setError)
-  }, [since])
+    let stale = false
+    api<ExplainedDenial[]>(path).then((g) => !stale && (setGroups(g), setError(null)), (err: unknown) => !stale && (setGroups(null), setError(err)))
+    return () => {
+      stale = true
+    }
+  }, [path])
   const simulate = (g: ExplainedDenial) => {
     // No claims: the request had no verified identity (no token, or one that was rejected), so none are made up.
     prefill.value = g.simulate.claims ? g.simulate : { ...g.simulate, note: `The recorded request had no verified identity (${g.code ?? 'no code'}): paste a token or claims to try one.` }
@@ -25,8 +37,18 @@ export function DenialsPage() {
     <div class="denials" data-ready={groups ? 'true' : undefined}>
       <div class="toolbar">
         <span class="ranges" role="group" aria-label="Range">
-          {RANGES.map((r) => <button type="button" class={r === since ? 'on' : ''} onClick={() => setSince(r)}>{r}</button>)}
+          {RANGES.map((r) => <button type="button" class={r === since && !until ? 'on' : ''} onClick={() => setParams({ since: r, until: null })}>{r}</button>)}
         </span>
+        {(until !== null || !RANGES.includes(since)) && (
+          <span class="chip" data-testid="filter">
+            {time(since)} – {until === null ? 'now' : time(until)}
+            <button type="button" class="link" onClick={() => setParams({ since: '24h', until: null })} aria-label="Clear the range">×</button>
+          </span>
+        )}
+        {SCOPE.map((name) => {
+          const value = p.get(name)
+          return value && <span class="chip" data-testid="filter">{name} {value} <button type="button" class="link" onClick={() => setParams({ [name]: null })} aria-label={`Clear the ${name}`}>×</button></span>
+        })}
       </div>
       <Failure error={error} />
       <Panel title="Denials by code × route × principal">

@@ -1,26 +1,40 @@
 // Traffic over time by outcome, latency (the whole request vs the upstream's share), the busiest
 // routes and principals, and the denial reasons. Drag across a chart to zoom into that range
-// (brushing); click a route or a principal to filter by it. A relative range refreshes every 10 s.
+// (brushing); click a route or a principal to filter by it. A relative range refreshes every 10 s
+// while the console is in use.
 import { useEffect, useMemo, useState } from 'preact/hooks'
 import { api, query } from '../api'
 import { Chart, type Series } from '../chart'
 import { count, ms, time } from '../format'
-import { go } from '../router'
+import { here, href, setParams } from '../router'
 import { Empty, Failure, outcomeColor, Panel } from '../ui'
 import type { Overview } from '../../../src/audit/aggregate-shapes.ts'
 
 const RANGES = ['15m', '1h', '6h', '24h', '7d', '30d']
 let loadedAt = 0
 const LIVE_MS = 10_000
+/**
+ * The live refresh stops after this long without a click, key or mouse move: a tab left open is
+ * not someone using the console, and its requests would keep their session from ever going idle.
+ */
+export const QUIET_MS = 5 * 60_000
+let lastInput = Date.now()
+for (const type of ['pointerdown', 'pointermove', 'keydown', 'wheel']) addEventListener(type, () => (lastInput = Date.now()), { capture: true, passive: true })
 
 export function OverviewPage() {
-  const [range, setRange] = useState('1h')
-  const [brush, setBrush] = useState<{ from: number; to: number } | null>(null)
-  const [route, setRoute] = useState<string | null>(null)
-  const [principal, setPrincipal] = useState<string | null>(null)
+  // The range, the zoomed-in span and the chips live in the URL: a reload, back/forward and a shared link keep them.
+  const p = here.value.params
+  const range = p.get('since') ?? '1h'
+  const from = Date.parse(p.get('from') ?? '')
+  const to = Date.parse(p.get('to') ?? '')
+  const brush = Number.isNaN(from) || Number.isNaN(to) ? null : { from, to }
+  const route = p.get('route')
+  const principal = p.get('principal')
+  const setBrush = (b: { from: number; to: number } | null) => setParams({ from: b && new Date(b.from).toISOString(), to: b && new Date(b.to).toISOString() })
   const [data, setData] = useState<Overview | null>(null)
   const [error, setError] = useState<unknown>(null)
   const [live, setLive] = useState(true)
+  const [quiet, setQuiet] = useState(false)
 
   const path = `overview${query({
     since: brush ? new Date(brush.from).toISOString() : range,
@@ -32,22 +46,27 @@ export function OverviewPage() {
   useEffect(() => {
     let stopped = false
     const load = () =>
-      api<Overview>(path).then((d) => !stopped && ((loadedAt = performance.now()), setData(d), setError(null)), (err) => !stopped && setError(err))
-    void load()
-    const timer = live && !brush ? setInterval(load, LIVE_MS) : undefined
+      api<Overview>(path, { background: true }).then((d) => !stopped && ((loadedAt = performance.now()), setData(d), setError(null)), (err) => !stopped && setError(err))
+    if (!quiet) void load()
+    const timer = live && !brush && !quiet ? setInterval(() => (Date.now() - lastInput >= QUIET_MS ? setQuiet(true) : void load()), LIVE_MS) : undefined
+    // Paused for want of use: the next input resumes it (and refreshes at once).
+    const wake = () => setQuiet(false)
+    const types = ['pointerdown', 'pointermove', 'keydown', 'wheel']
+    if (quiet) for (const type of types) addEventListener(type, wake, { once: true, passive: true })
     return () => {
       stopped = true
       clearInterval(timer)
+      for (const type of types) removeEventListener(type, wake)
     }
-  }, [path, live])
+  }, [path, live, quiet])
 
   const traffic = useMemo<Series[]>(() => {
     if (!data) return []
     // Stacked bars: each series is the running sum, drawn tallest first so each shows its own band.
     const sums = data.buckets.map(() => 0)
-    const stacked = data.outcomes.map((o, i) => ({
+    const stacked = data.outcomes.map((o) => ({
       label: o.key,
-      color: outcomeColor(o.key, i),
+      color: outcomeColor(o.key),
       values: o.counts.map((c, j) => (sums[j] = (sums[j] as number) + c)),
       bars: true,
     }))
@@ -69,6 +88,8 @@ export function OverviewPage() {
       requestAnimationFrame(() => performance.mark('bouncer:overview-drawn'))
     }
   }, [data])
+  // The Denials page opens on what this page shows: its range (or zoomed span), route and principal.
+  const denialsScope = { since: brush ? new Date(brush.from).toISOString() : range, until: brush ? new Date(brush.to).toISOString() : null, route, principal }
   const onSelect = (from: number, to: number) => setBrush({ from: Math.floor(from), to: Math.ceil(to) })
 
   return (
@@ -76,7 +97,7 @@ export function OverviewPage() {
       <div class="toolbar">
         <span class="ranges" role="group" aria-label="Range">
           {RANGES.map((r) => (
-            <button type="button" class={!brush && r === range ? 'on' : ''} onClick={() => (setBrush(null), setRange(r))}>{r}</button>
+            <button type="button" class={!brush && r === range ? 'on' : ''} onClick={() => setParams({ since: r, from: null, to: null })}>{r}</button>
           ))}
         </span>
         {brush && (
@@ -85,8 +106,9 @@ export function OverviewPage() {
             <button type="button" class="link" onClick={() => setBrush(null)} aria-label="Clear the selected range">×</button>
           </span>
         )}
-        {route !== null && <span class="chip">route {route} <button type="button" class="link" onClick={() => setRoute(null)}>×</button></span>}
-        {principal !== null && <span class="chip">principal {principal} <button type="button" class="link" onClick={() => setPrincipal(null)}>×</button></span>}
+        {route !== null && <span class="chip">route {route} <button type="button" class="link" onClick={() => setParams({ route: null })}>×</button></span>}
+        {principal !== null && <span class="chip">principal {principal} <button type="button" class="link" onClick={() => setParams({ principal: null })}>×</button></span>}
+        {quiet && live && !brush && <small class="quiet" role="status" data-testid="quiet">live refresh paused after {QUIET_MS / 60_000} minutes without use: move or click to resume</small>}
         <label class="live"><input type="checkbox" checked={live} onChange={(e) => setLive((e.target as HTMLInputElement).checked)} /> live</label>
       </div>
       <Failure error={error} />
@@ -103,8 +125,8 @@ export function OverviewPage() {
             <div>
               <Chart title="Requests by outcome" x={data.buckets} xEnd={xEnd} series={traffic} onSelect={onSelect} />
               <ul class="legend">
-                {data.outcomes.map((o, i) => (
-                  <li><i class="swatch" style={{ background: outcomeColor(o.key, i) }} />{o.key} <b>{count(o.counts.reduce((a, c) => a + c, 0))}</b></li>
+                {data.outcomes.map((o) => (
+                  <li><i class="swatch" style={{ background: outcomeColor(o.key) }} />{o.key} <b>{count(o.counts.reduce((a, c) => a + c, 0))}</b></li>
                 ))}
               </ul>
             </div>
@@ -118,7 +140,7 @@ export function OverviewPage() {
                   <tbody>
                     {data.top_routes.map((r) => (
                       <tr>
-                        <td>{r.route === null ? <i>no route</i> : <button type="button" class="link" onClick={() => setRoute(r.route)}>{r.route}</button>}</td>
+                        <td>{r.route === null ? <i>no route</i> : <button type="button" class="link" onClick={() => setParams({ route: r.route })}>{r.route}</button>}</td>
                         <td class="num">{count(r.requests)}</td><td class="num">{count(r.denied)}</td><td class="num">{count(r.errors)}</td>
                       </tr>
                     ))}
@@ -133,7 +155,7 @@ export function OverviewPage() {
                   <tbody>
                     {data.top_principals.map((p) => (
                       <tr>
-                        <td>{p.principal === null ? <i>anonymous</i> : <button type="button" class="link" onClick={() => setPrincipal(p.principal)}>{p.principal}</button>}</td>
+                        <td>{p.principal === null ? <i>anonymous</i> : <button type="button" class="link" onClick={() => setParams({ principal: p.principal })}>{p.principal}</button>}</td>
                         <td class="num">{count(p.requests)}</td><td class="num">{count(p.denied)}</td>
                       </tr>
                     ))}
@@ -141,14 +163,14 @@ export function OverviewPage() {
                 </table>
               )}
             </Panel>
-            <Panel title="Denial reasons" actions={<a href="#/denials">all denials →</a>}>
+            <Panel title="Denial reasons" actions={<a href={href('denials', denialsScope)}>all denials →</a>}>
               {data.denial_reasons.length === 0 ? <Empty>No denials in this range.</Empty> : (
                 <table>
                   <thead><tr><th>code</th><th>statement</th><th class="num">count</th></tr></thead>
                   <tbody>
                     {data.denial_reasons.map((d) => (
                       <tr>
-                        <td><button type="button" class="link" onClick={() => go('denials')}>{d.code ?? '–'}</button></td>
+                        <td>{d.code === null ? '–' : <a href={href('denials', { ...denialsScope, code: d.code })} data-testid="denial-reason">{d.code}</a>}</td>
                         <td>{d.statement ?? '–'}</td><td class="num">{count(d.count)}</td>
                       </tr>
                     ))}

@@ -3,7 +3,7 @@ import { useEffect, useState } from 'preact/hooks'
 import { api, query } from '../api'
 import { ExplanationView } from '../explanation'
 import { ms, time } from '../format'
-import { here } from '../router'
+import { go, here, href } from '../router'
 import { Empty, Failure, Panel } from '../ui'
 import type { AuditPage, Trace } from '../../../src/admin/console-shapes.ts'
 import type { AuditRecord } from '../../../src/audit/fields.ts'
@@ -77,27 +77,53 @@ export function TraceView({ id, at }: { id: string; at: string }) {
   )
 }
 
+/** The search a Requests link names (#/requests?since=1h&status=403…); since defaults to 24h. */
+export const filtersOf = (p: URLSearchParams): Filters => ({
+  since: p.get('since') ?? NO_FILTERS.since, until: p.get('until') ?? '', decision: p.get('decision') ?? '',
+  status: p.get('status') ?? '', route: p.get('route') ?? '', principal: p.get('principal') ?? '',
+})
+
+/** The record a page of older ones starts after. */
+interface Cursor { time: string; id: string; shown: number }
+
 export function RequestsPage() {
-  const p = here.value.params
-  const [filters, setFilters] = useState<Filters>({ ...NO_FILTERS, route: p.get('route') ?? '', principal: p.get('principal') ?? '', decision: p.get('decision') ?? '', status: p.get('status') ?? '' })
-  const [offset, setOffset] = useState(0)
+  // The search lives in the URL: a reload, back/forward and a shared link keep it.
+  const filters = filtersOf(here.value.params)
+  const search = filterQuery(filters)
+  // Keyset paging: each older page starts after the last row of the one before, so rows written
+  // meanwhile never repeat or skip one; the cursors of the pages seen let "newer" go back.
+  const [pager, setPager] = useState<{ search: string; cursors: Cursor[] }>({ search, cursors: [] })
+  const cursors = pager.search === search ? pager.cursors : []
+  const cursor = cursors.at(-1)
   const [page, setPage] = useState<AuditPage | null>(null)
   const [error, setError] = useState<unknown>(null)
   const [open, setOpen] = useState<AuditRecord | null>(null)
+  const [asked, setAsked] = useState(0)
   const LIMIT = 50
+  const path = `audit/page${filterQuery(filters, cursor ? { limit: LIMIT, before: cursor.time, before_id: cursor.id } : { limit: LIMIT })}`
   useEffect(() => {
+    let stale = false
     // A failed search clears the rows: those of the previous search would pass for its answer.
-    api<AuditPage>(`audit/page${filterQuery(filters, { limit: LIMIT, offset })}`).then((d) => (setPage(d), setError(null)), (err: unknown) => (setPage(null), setOpen(null), setError(err)))
-  }, [filters, offset])
+    api<AuditPage>(path).then((d) => !stale && (setPage(d), setError(null)), (err: unknown) => !stale && (setPage(null), setOpen(null), setError(err)))
+    return () => {
+      stale = true
+    }
+  }, [path, asked])
+  const offset = cursor?.shown ?? 0
+  const last = page?.records.at(-1)
+  const older = () => last && setPager({ search, cursors: [...cursors, { time: last.time, id: last.id, shown: offset + (page?.records.length ?? 0) }] })
+  const newer = () => setPager({ search, cursors: cursors.slice(0, -1) })
+  // The same search again (the URL unchanged) still asks again, from the newest page.
+  const submit = (f: Filters) => (location.hash === href('requests', { ...f }) ? (setPager({ search, cursors: [] }), setAsked(asked + 1)) : go('requests', { ...f }))
   return (
     <div class="requests" data-ready={page ? 'true' : undefined}>
-      <FilterForm value={filters} onChange={(f) => (setOffset(0), setFilters(f))} />
+      <FilterForm key={search} value={filters} onChange={submit} />
       <Failure error={error} />
       <div class={open ? 'split' : ''}>
         <Panel title="Requests" actions={<span class="pager">
-          <button type="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - LIMIT))}>← newer</button>
+          <button type="button" disabled={cursors.length === 0} onClick={newer}>← newer</button>
           <span data-testid="shown">{!page ? '…' : page.records.length === 0 ? 'none' : `${offset + 1}–${offset + page.records.length}`}</span>
-          <button type="button" disabled={!page?.more} onClick={() => setOffset(offset + LIMIT)}>older →</button>
+          <button type="button" disabled={!page?.more || !last} onClick={older}>older →</button>
         </span>}>
           {page && page.records.length === 0 ? <Empty>No records match.</Empty> : (
             <table class="rows">

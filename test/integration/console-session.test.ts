@@ -1,0 +1,112 @@
+// A console session as a person lives it, in a real browser (Debian's chromium, playwright-core)
+// against a real gateway and provider (oidc-provider): signing in from a deep link comes back to
+// that page with its filters (the fragment is the console's route), and a session that ends while
+// the console is open (signed out elsewhere, revoked, idle) says so on the sign-in page instead of
+// silently showing it, and signing in again returns to the page asked for.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { closedPort } from '../helpers/faults.ts'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const CLIENT = { clientId: 'bouncer-console', secret: 'bouncer-console-client-secret-0123' }
+const ALICE = { username: 'alice', password: 'alice-password-123', name: 'Alice Admin', email: 'alice@example.com', groups: ['platform'] }
+
+let idp: TestIdentityProvider
+let upstream: TestUpstream
+let gateway: TestGateway
+let browser: Browser
+let admin: string
+let dir: string
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-console-session-'))
+  upstream = await startUpstream()
+  const adminPort = await closedPort()
+  admin = `http://127.0.0.1:${adminPort}`
+  idp = await startIdentityProvider({ people: [ALICE], webClients: [{ ...CLIENT, redirectUris: [`${admin}/.bouncer/callback`], postLogoutRedirectUris: [] }] })
+  gateway = await startTestGateway({
+    admin: { roles: ['console-admins'] },
+    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
+    telemetry: { log_level: 'silent' },
+    issuers: [{ name: 'corp-sso', issuer: idp.issuer, audiences: [CLIENT.clientId] }],
+    sign_in: { issuer: 'corp-sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'] },
+    roles: [{ name: 'console-admins', assumed_by: [{ issuer: 'corp-sso', claims: { groups: 'platform' } }], policies: [] }],
+    upstreams: [{ name: 'sales-api', url: upstream.url }],
+    routes: [{ id: 'sales.daily', methods: ['GET'], path: '/sales/daily/:region', upstream: 'sales-api' }],
+  }, { adminPort })
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'the issuer keys', 20_000)
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
+}, 120_000)
+
+afterAll(async () => {
+  await browser?.close()
+  await gateway?.close()
+  await upstream?.close()
+  await idp?.stop()
+  await rm(dir, { recursive: true, force: true })
+})
+
+/** Follows "Sign in with your company account" from where the page is, and signs in at the provider. */
+async function signInAtProvider(page: Page): Promise<void> {
+  await page.click('[data-testid=sso]')
+  await page.waitForURL(new RegExp(`^${idp.issuer}/interaction/`))
+  await page.fill('input[name=username]', ALICE.username)
+  await page.fill('input[name=password]', ALICE.password)
+  await page.click('#sign-in')
+  await page.waitForURL(new RegExp(`^${admin}/`))
+  await page.locator('[data-testid=access]').waitFor()
+}
+
+async function consoleCookie(context: BrowserContext): Promise<string> {
+  const cookie = (await context.cookies(admin)).find((c) => c.name === 'bouncer_console')
+  if (!cookie) throw new Error('no console session cookie')
+  return `${cookie.name}=${cookie.value}`
+}
+
+describe('a person\'s console session', () => {
+  it('signing in from a deep link returns to that page with its filters; a session that ends says so, and signing in again returns there', { timeout: 180_000 }, async () => {
+    const context = await browser.newContext()
+    context.setDefaultTimeout(60_000)
+    const page = await context.newPage()
+    const errors: string[] = []
+    page.on('pageerror', (err) => errors.push(err.message))
+    try {
+      await page.goto(`${admin}/#/requests?since=2h&status=401`)
+      await signInAtProvider(page)
+      expect(new URL(page.url()).hash).toBe('#/requests?since=2h&status=401')
+      await page.locator('.requests[data-ready=true]').waitFor()
+      expect(await page.inputValue('input[name=status]')).toBe('401')
+      expect(await page.inputValue('input[name=since]')).toBe('2h')
+
+      // The session ends elsewhere (signed out from another tab, as `bouncer sessions revoke` would end it).
+      const cookie = await consoleCookie(context)
+      const out = await request(`${admin}/.bouncer/sign_out`, { method: 'POST', headers: { cookie, origin: admin } })
+      await out.body.dump()
+      expect(out.statusCode).toBeLessThan(400)
+      expect((await request(`${admin}/api/session`, { headers: { cookie } })).statusCode).toBe(401)
+
+      // The next click finds it ended: the sign-in page says why, and offers to come back here.
+      await page.click('header nav a:text("Denials")')
+      await expect.poll(() => page.locator('[data-testid=session-ended]').innerText()).toBe('Your session ended: sign in again.')
+      expect(new URL(page.url()).hash).toBe('#/denials')
+      expect(await page.getAttribute('[data-testid=sso]', 'href')).toContain(`return_to=${encodeURIComponent('/#/denials')}`)
+      // Still signed in at the provider: it answers at once, with no form.
+      await page.click('[data-testid=sso]')
+      await page.waitForURL(`${admin}/#/denials`)
+      await page.locator('[data-testid=access]').waitFor()
+      await page.locator('.denials[data-ready=true]').waitFor()
+      expect(await page.locator('[data-testid=session-ended]').count()).toBe(0)
+      expect(errors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  })
+})
