@@ -126,7 +126,8 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        straggler = write.catch(() => {})
+        // Every call given up on, not just the last (a checkpoint timed out after a write did).
+        straggler = Promise.all([straggler, write.catch(() => {})])
         reject(new Error(`no answer within ${ms} ms`))
       }, ms)
     })
@@ -200,10 +201,16 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
     },
     async retention(beforeMs) {
       if (mode !== 'sink') return
-      await (writes = writes.then(async () => {
+      const run = async () => {
         const deleted = await sink.deleteBefore(beforeMs)
         if (deleted > 0) events.log('info', 'audit retention: old records deleted', { sink: sink.name, deleted })
-      }).catch((err: unknown) => events.log('warn', 'audit retention failed', { sink: sink.name, err })))
+      }
+      const failed = (err: unknown) => events.log('warn', 'audit retention failed', { sink: sink.name, err })
+      // A network sink's retention runs beside its writes, not ahead of them: its statements wait on
+      // the server (a long delete, or a stall up to the pool's query timeout) and would hold every
+      // batch, and sync responses, behind them (a review). It deletes only records past the window.
+      if (sink.writeTimeoutMs !== undefined) await run().catch(failed)
+      else await (writes = writes.then(run).catch(failed))
     },
   }
 }

@@ -106,3 +106,17 @@ it('a checkpoint unanswered past the deadline does not hold the writes queued be
   expect(held.stored).toEqual([1])
   await runner.drain()
 })
+
+it('a network sink\'s retention, stalled, does not hold the writes behind it', async () => {
+  const held = heldSink(100)
+  const deleting = deferred<void>()
+  const sink: AuditSink = { ...held.sink, deleteBefore: async () => (await deleting.promise, 0) }
+  const { runner } = runnerFor(sink)
+  const retention = runner.retention(Date.now()) // the server holds its delete
+  await runner.handle([row(1)]) // was queued behind it for as long as the server held it
+  expect(held.stored).toEqual([1])
+  expect(runner.up).toBe(true)
+  deleting.resolve()
+  await retention
+  await runner.drain()
+})
