@@ -13,7 +13,7 @@ import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { GatewayError, sendRawProblem, type ErrorCode } from '../errors/index.ts'
 import { readTlsMaterial, workerCount, type Config, type ServerConfig, type TlsConfig, type TlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
-import { bodyTimedOut, createContext, markCut } from '../request/index.ts'
+import { createContext, markCut } from '../request/index.ts'
 import { createSessionTracker, http2Options, type GatewayHttp2Response } from './http2.ts'
 import { handle } from './pipeline.ts'
 import type { GatewayState } from './state.ts'
@@ -281,9 +281,10 @@ const REQUEST_TIMEOUT_BACKSTOP_MS = 1_000
 
 /** Timeouts and the connection bound: what a reload may change on a running listener. */
 function applyTimeouts(server: Server, settings: ServerConfig): void {
-  // The pipeline answers a request's own 408 at request_timeout (its body deadline); Node's check, a
-  // second later, is the backstop for requests the pipeline has not started (pipelined, waiting).
-  server.requestTimeout = settings.request_timeout + REQUEST_TIMEOUT_BACKSTOP_MS
+  // The pipeline answers a request's own 408 at request_timeout from its head's end; Node counts from
+  // the request's first byte, so its check comes headers_timeout and a second later at the
+  // earliest: the backstop for requests the pipeline has not started (pipelined, waiting).
+  server.requestTimeout = settings.request_timeout + Math.min(settings.headers_timeout, settings.request_timeout) + REQUEST_TIMEOUT_BACKSTOP_MS
   server.headersTimeout = Math.min(settings.headers_timeout, settings.request_timeout)
   server.keepAliveTimeout = settings.keep_alive_timeout
   // Node closes a connection over the bound as soon as it is accepted, before reading a byte: a
@@ -358,16 +359,20 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): ClientEr
   // Content-Length: the parser's error at the end of input) is recorded there, under its own id: a
   // raw 400 here made a second answer and a second record (a probe). A malformed body (a bad chunk
   // size) and the timeouts are still answered here.
-  const brokenOff = inProgress && err.code === 'HPE_INVALID_EOF_STATE'
+  // The request being read is the in-progress response's own only while that request is
+  // incomplete: with pipelining, _httpMessage is the first outstanding response (a review).
+  const reading = inProgress?.req !== undefined && !inProgress.req.complete
+  const brokenOff = reading && err.code === 'HPE_INVALID_EOF_STATE'
   if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent || brokenOff) {
     socket.destroy()
     return undefined
   }
-  if (inProgress && err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    // Node's backstop for a request the pipeline holds (one whose head was slow to come): the raw
-    // 408 goes, and the request's own record says 408 (pipeline.ts), not a second record here.
+  if (reading && err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    // Node's backstop for a request the pipeline holds, whose own 408 was held up (a sync audit
+    // commit): its record says 408 (pipeline.ts). The connection goes at once: a raw answer would
+    // only half-close it, and the body would go on reaching the pipeline and the upstream.
     markCut(inProgress, 'request_timeout')
-    writeRawProblem(socket, bodyTimedOut())
+    socket.destroy()
     return undefined
   }
   const error = clientErrorOf(err)
