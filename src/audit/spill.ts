@@ -54,14 +54,20 @@ export function spillFileName(sinkName: string): string {
   return `${sinkName.replace(/[^A-Za-z0-9._-]+/g, '_')}.ndjson`
 }
 
-export function spillFor(dir: string, sinkName: string): Spill {
+/**
+ * `legacyChain`: the chain of lines 0.1.0 wrote without one. The audit worker's own directory
+ * passes the chain it continues (null when it began another: its chain.json names the new one by
+ * then, and those lines are quarantined, not replayed into it, a review found); an adopted
+ * directory reads its own chain.json, which moved with it.
+ */
+export function spillFor(dir: string, sinkName: string, legacyChain?: string | null): Spill {
   mkdirSync(dir, { recursive: true })
   const path = join(dir, spillFileName(sinkName))
   const quarantinePath = `${path}.quarantine`
   let handle: FileHandle | undefined
   /** The directory's chain, for lines 0.1.0 wrote without one (undefined: not read yet). */
-  let dirChain: string | null | undefined
-  const legacyChain = () => {
+  let dirChain: string | null | undefined = legacyChain
+  const chainOfOldLines = () => {
     if (dirChain === undefined) {
       const state = readChainState(join(dir, CHAIN_STATE_FILE))
       dirChain = state.kind === 'read' ? state.state.chain : null
@@ -136,7 +142,7 @@ export function spillFor(dir: string, sinkName: string): Spill {
           const bytes = carry.length > 0 ? Buffer.concat([carry, buffer.subarray(0, bytesRead)]) : buffer.subarray(0, bytesRead)
           let start = 0
           for (let end = bytes.indexOf(NEWLINE); end !== -1 && rows.length < max; end = bytes.indexOf(NEWLINE, start)) {
-            const parsed = parseSpillLine(bytes.subarray(start, end), legacyChain)
+            const parsed = parseSpillLine(bytes.subarray(start, end), chainOfOldLines)
             if (parsed !== null && 'problem' in parsed) damaged.push(quarantine(bytes.subarray(start, end), { offset, line }, parsed.problem))
             else if (parsed !== null) rows.push(parsed)
             offset += end - start + 1
@@ -160,7 +166,7 @@ export function spillFor(dir: string, sinkName: string): Spill {
       try {
         const tail = tailAfterLastNewline(fd)
         if (tail === null) return null
-        const parsed = parseSpillLine(tail.bytes, legacyChain)
+        const parsed = parseSpillLine(tail.bytes, chainOfOldLines)
         if (parsed === null || !('problem' in parsed)) {
           // Complete but for its newline (or blank): keep it.
           writeSync(fd, '\n', fstatSync(fd).size)

@@ -140,7 +140,7 @@ function saveState(): void {
 }
 
 const runners: SinkRunner[] = sinks.map((sink, i) =>
-  createSinkRunner(sink, spillFor(config.spillDir, sink.name), { capacity: config.capacity, durable: config.durable, events, opened: opened[i] === true }),
+  createSinkRunner(sink, spillFor(config.spillDir, sink.name, decision.kind === 'continue' ? known : null), { capacity: config.capacity, durable: config.durable, events, opened: opened[i] === true }),
 )
 /**
  * Spill files a gateway of another shape left (spill-adopt.ts), each replayed into its sink by a

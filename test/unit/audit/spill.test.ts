@@ -104,6 +104,16 @@ describe('replaying a damaged spill file', () => {
     expect(rows.map((row) => [row.chain, row.seq])).toEqual([1, 2, 3, 4, 5, 6, 7].map((seq) => [chain, seq]))
   })
 
+  it('quarantines lines without their chain when the worker began another chain (chain.json names the new one by then)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bouncer-spill-'))
+    writeFileSync(join(dir, 'chain.json'), JSON.stringify({ chain: 'the-new-chain', seq: 0, hash: '0'.repeat(64) }))
+    const spill = spillFor(dir, 'postgres:bouncer', null)
+    writeFileSync(spill.path, `${JSON.stringify({ seq: 1, record: rowsOf(1)[0]!.record })}\n`)
+    const { rows, damaged } = await spill.read(SPILL_START, 100)
+    expect(rows).toEqual([])
+    expect(damaged.map((d) => d.reason)).toEqual(['no chain'])
+  })
+
   it('quarantines a line without its chain where the directory has no chain.json', async () => {
     const spill = fresh()
     writeFileSync(spill.path, `${JSON.stringify({ seq: 1, record: rowsOf(1)[0]!.record })}\n`)
