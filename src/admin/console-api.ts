@@ -97,13 +97,17 @@ async function pageAfter(source: AuditSource, q: AuditQuery, cursor: { time: num
   for (let extra = 16; ; extra *= 4) {
     const asked = q.limit + 1 + extra
     const rows = await orEmpty(readRecords(source, { ...q, untilMs, limit: asked }), [] as AuditRecord[])
+    const all = rows.length < asked // the log holds no more than these
     const at = rows.findIndex((r) => r.id === cursor.id)
-    const sameMs = rows.filter((r) => Date.parse(r.time) === cursor.time).length
+    if (at >= 0) {
+      const rest = rows.slice(at + 1)
+      // Many records of the cursor's millisecond came first: read further before saying there is no more (a review).
+      if (rest.length > q.limit || all) return { rows: rest.slice(0, q.limit), more: rest.length > q.limit }
+      continue
+    }
     // Not found once past its millisecond (retention deleted it): that millisecond's records are shown again, none skipped.
-    const start = at >= 0 ? at + 1 : sameMs < rows.length || rows.length < asked ? 0 : -1
-    if (start < 0) continue
-    const rest = at >= 0 ? rows.slice(start) : rows
-    return { rows: rest.slice(0, q.limit), more: rest.length > q.limit || (rows.length === asked && rest.length === q.limit) }
+    const sameMs = rows.filter((r) => Date.parse(r.time) === cursor.time).length
+    if (sameMs < rows.length || all) return { rows: rows.slice(0, q.limit), more: rows.length > q.limit }
   }
 }
 
