@@ -117,6 +117,9 @@ function cut(exchange: Exchange): void {
 function recordCut(exchange: Exchange, error: GatewayError): string | undefined {
   const ctx = exchange.ctx
   if (ctx === null) return undefined
+  // durability: sync committed the record before the answer's last chunk, the one that crossed the
+  // bound: that record stands (200) and is not changed behind the audit's back (a review).
+  if (ctx.audited) return ctx.id === '' ? undefined : ctx.id
   ctx.error = error
   ctx.code = error.code
   ctx.decision = 'error'
