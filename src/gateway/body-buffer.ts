@@ -23,8 +23,8 @@ export function bodyWindow(req: IncomingMessage, headers: RequestHeaders, maxBod
 
 /**
  * Resolves once `window` bytes (or the whole body) have arrived; request_timeout if the client goes
- * first, or when `timeoutMs` passes (HTTP/2: node:http2 has no request timeout of its own, where
- * node:http answers 408 at request_timeout itself).
+ * first, or when `timeoutMs` passes (the request's own deadline, on both protocols: node:http2 has
+ * none, and node:http's answered raw, under another request id).
  */
 export function bodyArrival(req: IncomingMessage, window: number, timeoutMs: number | null = null): Promise<void> {
   // Gone while an earlier stage awaited (a key fetch, the limits store): 'close' will not come again.

@@ -1,9 +1,9 @@
 // A request body read whole (a function's event, a token request's form, an MCP message), bounded in
-// size and, over HTTP/2, in time. Node's requestTimeout bounds an HTTP/1.1 request, body included;
-// an HTTP/2 stream has only the pipeline's deadline (ctx.bodyDeadline, request_timeout from the
-// start), and these readers waited for the stream's end without it: a client that sent its
-// declared bytes without END_STREAM, or trickled, held the stream for ever (found by a probe;
-// the token endpoint reads its form before any credential is checked).
+// size and in time: by the pipeline's deadline (ctx.bodyDeadline, request_timeout from the head's
+// end), on both protocols. An HTTP/2 stream has no other: these readers waited for the stream's end
+// without it, and a client that sent its declared bytes without END_STREAM, or trickled, held the
+// stream for ever (found by a probe; the token endpoint reads its form before any credential is
+// checked). On HTTP/1.1 Node's requestTimeout is only a later backstop (gateway/server.ts).
 import type { IncomingMessage } from 'node:http'
 import { GatewayError } from '../errors/index.ts'
 
@@ -11,7 +11,7 @@ export interface WholeBodyLimits {
   maxBytes: number
   /** The refusal of a body larger than maxBytes. */
   tooLarge: () => GatewayError
-  /** performance.now() by which the body must have ended; null: no deadline of its own (HTTP/1.1). */
+  /** performance.now() by which the body must have ended; null: no deadline of its own. */
   deadline: number | null
 }
 
