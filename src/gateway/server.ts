@@ -169,10 +169,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     const requestId = writeRawProblem(socketOrResponse as Duplex, error)
     onClientError({ code: error.code, status: error.status, detail: error.detail, requestId, peer: req.socket.remoteAddress ?? '' })
   })
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    const info = answerClientError(err, socket)
-    if (info) onClientError(info)
-  })
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, onClientError))
 
   let tls: TlsReloader | null = null
   if (settings.tls) {
@@ -353,8 +350,8 @@ function openFileLimit(): number | null {
 }
 
 /** Requests Node's parser refused before our handler ran: answer in SPEC's format and close. */
-function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): ClientErrorInfo | undefined {
-  const inProgress = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, recorded: (info: ClientErrorInfo) => void): void {
+  const inProgress = pendingResponse(socket)
   // A request already in the pipeline whose body broke off (the client's FIN before its
   // Content-Length: the parser's error at the end of input) is recorded there, under its own id: a
   // raw 400 here made a second answer and a second record (a probe). A malformed body (a bad chunk
@@ -362,10 +359,9 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): ClientEr
   // The request being read is the in-progress response's own only while that request is
   // incomplete: with pipelining, _httpMessage is the first outstanding response (a review).
   const reading = inProgress?.req !== undefined && !inProgress.req.complete
-  const brokenOff = reading && err.code === 'HPE_INVALID_EOF_STATE'
-  if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent || brokenOff) {
+  if (err.code === 'ECONNRESET' || !socket.writable || (reading && (inProgress.headersSent || err.code === 'HPE_INVALID_EOF_STATE'))) {
     socket.destroy()
-    return undefined
+    return
   }
   if (reading && err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     // Node's backstop for a request the pipeline holds, whose own 408 was held up (a sync audit
@@ -373,11 +369,27 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): ClientEr
     // only half-close it, and the body would go on reaching the pipeline and the upstream.
     markCut(inProgress, 'request_timeout')
     socket.destroy()
-    return undefined
+    return
   }
   const error = clientErrorOf(err)
-  const requestId = writeRawProblem(socket, error)
-  return { code: error.code, status: error.status, detail: error.detail, requestId, peer: (socket as Socket).remoteAddress ?? '' }
+  const answer = (): void => {
+    // Refused behind earlier requests still being answered (pipelining): after their answers, as
+    // written at once it was read as the first one's, whose own answer then went nowhere (a review).
+    const pending = reading ? null : pendingResponse(socket)
+    if (pending) {
+      pending.once('close', answer)
+      return
+    }
+    if (!socket.writable) return // gone meanwhile: nothing answered, nothing to record
+    const requestId = writeRawProblem(socket, error)
+    recorded({ code: error.code, status: error.status, detail: error.detail, requestId, peer: (socket as Socket).remoteAddress ?? '' })
+  }
+  answer()
+}
+
+/** The response a connection is sending or will send next (Node's own field: pipelined ones queue behind it). */
+function pendingResponse(socket: Duplex): ServerResponse | null {
+  return (socket as { _httpMessage?: ServerResponse | null })._httpMessage ?? null
 }
 
 function clientErrorOf(err: NodeJS.ErrnoException): GatewayError {
