@@ -4,7 +4,7 @@
 // (gateway/explain.ts), so the console cannot disagree with the gateway.
 import {
   AuditQueryError, auditSourceOf, bucketFor, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, MAX_RANGE_MS, NoAuditLog, ordered, parseAuditQuery,
-  parseSince, readCounts, readDenials, readOverview, readRecords, readVerification, type AuditQuery, type AuditRecord, type AuditSource,
+  parseSince, parseTime, readCounts, readDenials, readOverview, readRecords, readVerification, type AuditQuery, type AuditRecord, type AuditSource,
 } from '../audit/index.ts'
 import { jwtIssuers, x509Issuers, type AuditConfig } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
@@ -25,23 +25,13 @@ function sourceOf(actions: AdminActions): AuditSource {
   return source
 }
 
-/** A typed until as the audit search reads it (no zone: UTC); undefined when it is not a time. */
-function untilOf(text: string): number | undefined {
-  try {
-    return parseAuditQuery({ until: text }).untilMs
-  } catch (err) {
-    if (err instanceof AuditQueryError) return undefined
-    throw err
-  }
-}
-
 /** since (a duration back from now, or a time) and until (a time, default now): a range the console may ask for. */
 export function rangeOf(query: URLSearchParams, now = Date.now(), fallback = '1h'): { sinceMs: number; untilMs: number } {
   const since = query.get('since') ?? fallback
   const sinceMs = parseSince(since, now)
   if (sinceMs === undefined) throw new GatewayError('bad_request', { detail: `since "${since}" is neither a duration (1h) nor a time (2026-11-26T10:00:00Z).` })
   const until = query.get('until')
-  const untilMs = until === null ? now : untilOf(until)
+  const untilMs = until === null ? now : parseTime(until) // no zone: UTC, as the search reads it
   if (untilMs === undefined) throw new GatewayError('bad_request', { detail: `until "${until}" is not a time.` })
   if (untilMs <= sinceMs) throw new GatewayError('bad_request', { detail: 'since must be before until.' })
   if (untilMs - sinceMs > MAX_RANGE_MS) throw new GatewayError('bad_request', { detail: 'The range is at most 31 days.' })
@@ -85,8 +75,8 @@ function cursorOf(query: URLSearchParams): { time: number; id: string } | null {
   const before = query.get('before')
   const id = query.get('before_id')
   if (before === null && id === null) return null
-  const time = before === null ? Number.NaN : Date.parse(before)
-  if (Number.isNaN(time) || !id) throw new GatewayError('bad_request', { detail: 'before (a record\'s time) and before_id (its id) go together.' })
+  const time = before === null ? undefined : parseTime(before)
+  if (time === undefined || !id) throw new GatewayError('bad_request', { detail: 'before (a record\'s time) and before_id (its id) go together.' })
   if (query.has('offset')) throw new GatewayError('bad_request', { detail: 'before and offset do not go together.' })
   return { time, id }
 }
