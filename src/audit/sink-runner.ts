@@ -14,6 +14,7 @@
 // order holds, and a row it did store is stored once (replays ignore a (chain, seq) already there).
 // A spill line that is not a record is quarantined (spill.ts), logged with its place and counted,
 // and the replay goes on.
+import { DeadlineExceeded, withinDeadline } from '../collections/index.ts'
 import type { Checkpoint } from './checkpoint.ts'
 import type { AuditSink, StoredRow } from './sinks/sink.ts'
 import { SPILL_START, type DamagedLine, type Spill } from './spill.ts'
@@ -123,15 +124,11 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
   function writeWithin(write: Promise<void>): Promise<void> {
     const ms = sink.writeTimeoutMs
     if (ms === undefined) return write
-    let timer: NodeJS.Timeout | undefined
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        // Every call given up on, not just the last (a checkpoint timed out after a write did).
-        straggler = Promise.all([straggler, write.catch(() => {})])
-        reject(new Error(`no answer within ${ms} ms`))
-      }, ms)
+    return withinDeadline(write, ms, `audit sink ${sink.name}`, () => {}).catch((err: unknown) => {
+      // Every call given up on, not just the last (a checkpoint timed out after a write did).
+      if (err instanceof DeadlineExceeded) straggler = Promise.all([straggler, write.catch(() => {})])
+      throw err
     })
-    return Promise.race([write, deadline]).finally(() => clearTimeout(timer))
   }
 
   async function recover(): Promise<void> {

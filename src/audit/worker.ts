@@ -5,6 +5,7 @@ import { createPrivateKey, createPublicKey, randomUUID, type JsonWebKey } from '
 import { mkdirSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
+import { withinDeadline } from '../collections/index.ts'
 import { CHAIN_STATE_FILE, decideHead, readChainState, restartRecord, writeChainState } from './chain-head.ts'
 import { appendCheckpoint, checkpointProblem, latestByChain, readCheckpointFile, signCheckpoint, type Checkpoint } from './checkpoint.ts'
 import { GENESIS_HASH, link, type AuditRecord } from './record.ts'
@@ -104,10 +105,6 @@ function createSink(sink: WorkerSinkConfig): AuditSink {
   }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())])
-}
-
 /** The chain's state survives restarts here, so records continue the same chain. */
 const statePath = join(config.spillDir, CHAIN_STATE_FILE)
 mkdirSync(config.spillDir, { recursive: true })
@@ -118,13 +115,13 @@ const unavailable = (sink: AuditSink) => (err: unknown) => {
   events.log('warn', 'audit sink unavailable at start: spilling records to disk until it is back', { sink: sink.name, err })
   return false
 }
-const opened = await Promise.all(sinks.map((sink) => withTimeout(sink.open(), OPEN_TIMEOUT_MS).then(() => true, unavailable(sink))))
+const opened = await Promise.all(sinks.map((sink) => withinDeadline(sink.open(), OPEN_TIMEOUT_MS, `audit sink ${sink.name}`, () => {}).then(() => true, unavailable(sink))))
 const known = stateRead.kind === 'read' ? stateRead.state.chain : null
 async function headIn(sink: AuditSink, i: number): Promise<{ sink: string; head: SinkHead | null; spilled: boolean; unavailable: boolean }> {
   const spilled = spillFor(config.spillDir, sink.name).size() > 0
   if (known === null || !opened[i]) return { sink: sink.name, head: null, spilled, unavailable: true }
   try {
-    return { sink: sink.name, head: await withTimeout(sink.head(known), OPEN_TIMEOUT_MS), spilled, unavailable: false }
+    return { sink: sink.name, head: await withinDeadline(sink.head(known), OPEN_TIMEOUT_MS, `audit sink ${sink.name}`, () => {}), spilled, unavailable: false }
   } catch (err) {
     opened[i] = unavailable(sink)(err)
     return { sink: sink.name, head: null, spilled, unavailable: true }

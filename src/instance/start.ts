@@ -2,6 +2,7 @@
 // graceful shutdown. `bouncer serve`, the demo and the integration tests all start gateways here.
 import { once } from 'node:events'
 import type { AddressInfo, ListenOptions, Server as NetServer } from 'node:net'
+import { withinDeadline } from '../collections/index.ts'
 import { adminRoutes, consoleSignInOf, createAdminServer } from '../admin/index.ts'
 import { adoptAuditSpills, createAuditLog, instanceIdOf } from '../audit/index.ts'
 import { listenUrl, loadConfigFile, type LoadedConfig } from '../config/index.ts'
@@ -192,10 +193,8 @@ const REPLACEMENT_KEYS_WAIT_MS = 5_000
 
 /** Every issuer's first key load tried, or `ms` gone (an identity provider that is down answers 503 either way). */
 async function keysTried(runtime: Runtime, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined
   const attempts = [...runtime.issuerKeys.values()].map((keys) => keys.firstAttempt ?? Promise.resolve())
-  await Promise.race([Promise.all(attempts), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))])
-  clearTimeout(timer)
+  await withinDeadline(Promise.all(attempts), ms, 'the issuers\' first key loads', () => {}).catch(() => {})
 }
 
 async function listen(server: NetServer, where: ListenOptions): Promise<AddressInfo> {
