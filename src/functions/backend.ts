@@ -31,10 +31,17 @@ async function invoke(ctx: Readonly<RequestContext>, settings: FunctionRouteSett
   // Refused before the body is read when no worker is free; checked again once it is.
   if (pool.inFlight + pool.held >= pool.concurrency) throw saturated(pool)
   const served = nothingServed()
-  const reading = readBody(ctx.req, ctx.headers, settings.maxBodyBytes, ctx.bodyDeadline)
+  const reading = readBody(ctx.req, ctx.headers, settings.maxBodyBytes, ctx.bodyDeadline, served)
   if (reading !== null && ctx.headers?.expectContinue && !ctx.continued) ctx.res.writeContinue()
-  const body = reading === null ? null : await reading
-  served.bytesIn = body?.length ?? 0
+  let body: Buffer | null
+  try {
+    body = reading === null ? null : await reading
+  } catch (err) {
+    // A body refused (413, 408) is answered with what had come of it in the record's bytes_in.
+    if (!(err instanceof GatewayError)) throw err
+    served.error = err
+    return served
+  }
   const slot = pool.take()
   if (slot === null) throw saturated(pool)
   const event = JSON.stringify(payloadV2Event(ctx, settings, body))

@@ -9,7 +9,7 @@ import type { RequestHeaders } from '../http/index.ts'
 import { readWholeBody } from '../request/index.ts'
 
 /** Null when the request has no body: the common GET costs no promise. */
-export function readBody(req: IncomingMessage, headers: RequestHeaders | null, maxBytes: number, deadline: number | null): Promise<Buffer> | null {
+export function readBody(req: IncomingMessage, headers: RequestHeaders | null, maxBytes: number, deadline: number | null, counted: { bytesIn: number }): Promise<Buffer> | null {
   if (headers === null || (!headers.chunked && !(headers.contentLength !== undefined && headers.contentLength > 0))) return null
-  return readWholeBody(req, { maxBytes, deadline, tooLarge: () => new GatewayError('payload_too_large', { detail: `The request body exceeds ${maxBytes} bytes.` }) })
+  return readWholeBody(req, { maxBytes, deadline, counted, tooLarge: () => new GatewayError('payload_too_large', { detail: `The request body exceeds ${maxBytes} bytes.` }) })
 }

@@ -13,6 +13,8 @@ export interface WholeBodyLimits {
   tooLarge: () => GatewayError
   /** performance.now() by which the body must have ended; null: no deadline of its own. */
   deadline: number | null
+  /** Counts the bytes read as they arrive, so a refused body's record says how much came (a Served). */
+  counted?: { bytesIn: number }
 }
 
 export function readWholeBody(req: IncomingMessage, limits: WholeBodyLimits): Promise<Buffer> {
@@ -29,8 +31,10 @@ export function readWholeBody(req: IncomingMessage, limits: WholeBodyLimits): Pr
       req.pause()
       reject(error)
     }
+    const counted = limits.counted
     const onData = (chunk: Buffer) => {
       size += chunk.length
+      if (counted !== undefined) counted.bytesIn += chunk.length
       if (size > limits.maxBytes) refuse(limits.tooLarge())
       else chunks.push(chunk)
     }

@@ -222,16 +222,26 @@ describe('a function as a route target', () => {
     expect(Buffer.from(await res.body.arrayBuffer()).equals(bytes)).toBe(true)
   })
 
-  it('a chunked body over max_body_bytes is refused with 413', async () => {
+  it('a chunked body over max_body_bytes is refused with 413, its record counting the bytes that came', async () => {
     const big = await startTestGateway({
-      server: { max_body_bytes: 1000 },
+      server: { max_body_bytes: 100_000 },
       functions: [{ name: 'binary', module: join(FIXTURES, 'binary.cjs'), concurrency: 1 }],
       routes: [{ id: 'binary', methods: ['POST'], path: '/binary', function: 'binary', public: true }],
+      audit: { sinks: [{ type: 'sqlite', path: './audit.db' }], spill_dir: './spill', flush_interval: '50ms' },
     })
     try {
-      const res = await request(`${big.url}/binary`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: Readable.from([randomBytes(800), randomBytes(800)]) })
+      // Past the pipeline's 64 KiB window, so the function's own read refuses it (its record said bytes_in 0).
+      const chunks = Array.from({ length: 4 }, () => randomBytes(40_000))
+      const res = await request(`${big.url}/binary`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'x-request-id': 'fn-413' }, body: Readable.from(chunks) })
       expect(res.statusCode).toBe(413)
       expect(((await res.body.json()) as { code: string }).code).toBe('payload_too_large')
+      const source = { type: 'sqlite' as const, path: join(big.dir, 'audit.db') }
+      let record: Record<string, unknown> | undefined
+      const found = () => searchAudit(source, { limit: 10 }).then((rows) => rows.find((r) => r.request_id === 'fn-413'), () => undefined) // no log until the first batch
+      await waitFor(async () => (record = await found()) !== undefined, 'the audit record')
+      expect(record).toMatchObject({ status: 413, code: 'payload_too_large' })
+      expect(record?.bytes_in).toBeGreaterThan(100_000)
+      expect(record?.bytes_in).toBeLessThanOrEqual(160_000)
     } finally {
       await big.close()
     }

@@ -10,6 +10,7 @@ import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import type { Client } from '@modelcontextprotocol/client'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
@@ -219,4 +220,23 @@ it('a /mcp record counts the request body in bytes_in', async () => {
   let rows: Record<string, unknown>[] = []
   await waitFor(() => (rows = auditRows(join(dir, 'audit.db'), `request_id = 'mcp-bytes-in'`)).length > 0, 'the /mcp record', 20_000)
   expect(rows[0]).toMatchObject({ route: 'builtin/mcp', status: 200, bytes_in: 900_000 })
+}, 60_000)
+
+it('a /mcp body refused 413 records the bytes that came of it', async () => {
+  // Chunked, so nothing declares the size and it is refused while it is read (bytes_in was 0).
+  const chunk = Buffer.alloc(READ_BYTES, 0x20)
+  const res = await request(`${gateway.url}/mcp`, {
+    method: 'POST',
+    headers: { ...mcpHeaders, authorization: `Bearer ${token}`, 'x-request-id': 'mcp-bytes-in-413' },
+    body: Readable.from(Array.from({ length: 20 }, () => chunk)),
+  }).catch(() => null) // the gateway may close before all of it is sent
+  if (res) {
+    expect(res.statusCode).toBe(413)
+    await res.body.dump()
+  }
+  let rows: Record<string, unknown>[] = []
+  await waitFor(() => (rows = auditRows(join(dir, 'audit.db'), `request_id = 'mcp-bytes-in-413'`)).length > 0, 'the /mcp record', 20_000)
+  expect(rows[0]).toMatchObject({ route: 'builtin/mcp', status: 413, code: 'payload_too_large' })
+  expect(rows[0]?.bytes_in).toBeGreaterThan(BOUND)
+  expect(rows[0]?.bytes_in).toBeLessThanOrEqual(20 * READ_BYTES)
 }, 60_000)

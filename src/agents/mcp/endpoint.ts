@@ -166,7 +166,16 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
       const caller = await resourceServer.authenticate(ctx)
       const abort = new AbortController()
       ctx.res.once('close', () => abort.abort())
-      const body = ctx.method === 'POST' ? await readBody(ctx, maxBodyBytes) : null
+      const read = nothingServed()
+      let body: Buffer | null
+      try {
+        body = ctx.method === 'POST' ? await readBody(ctx, maxBodyBytes, read) : null
+      } catch (err) {
+        // A body refused (413, 408) is answered with what had come of it in the record's bytes_in.
+        if (!(err instanceof GatewayError)) throw err
+        read.error = err
+        return read
+      }
       const text = body === null ? null : body.toString('utf8')
       const parsedBody = text === null ? undefined : parseJson(text)
       const request = webRequest(ctx, mcp, abort.signal, text)
@@ -181,9 +190,9 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
   }
 }
 
-function readBody(ctx: Readonly<RequestContext>, maxBytes: number): Promise<Buffer> {
+function readBody(ctx: Readonly<RequestContext>, maxBytes: number, counted: { bytesIn: number }): Promise<Buffer> {
   const tooLarge = () => new GatewayError('payload_too_large', { detail: `The request body exceeds ${maxBytes} bytes.` })
-  return readWholeBody(ctx.req, { maxBytes, deadline: ctx.bodyDeadline, tooLarge })
+  return readWholeBody(ctx.req, { maxBytes, deadline: ctx.bodyDeadline, counted, tooLarge })
 }
 
 /** undefined for a body that is not JSON: the SDK answers it with its parse error. */
