@@ -140,16 +140,23 @@ function rollupInserts(where: string, upsert: string): string[] {
 }
 
 const hasRollups = (db: DatabaseSync) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_rollup_outcomes'").get() !== undefined
-const hasTrigger = (db: DatabaseSync) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_rollup'").get() !== undefined
+const ROLLUP_TABLES = ['audit_rollup_outcomes', 'audit_rollup_principals', 'audit_rollup_latency']
+
+/**
+ * How far the rollups have counted: the log's largest rowid when a batch's counts were written. A
+ * version without rollups (or one that kept them but not this) may have written records since: the
+ * minutes those records fall in are counted again from the records on open, which is exact whoever
+ * wrote them (an older version's trigger or batches, or none). Before this, a downgrade and back
+ * left the console's long ranges short by what the older version wrote.
+ */
+const COVERED_UPDATE = 'UPDATE audit_rollup_covered SET last_rowid = (SELECT coalesce(max(rowid), 0) FROM audit_records)'
 
 function addRollups(db: DatabaseSync): void {
-  if (hasRollups(db) && !hasTrigger(db)) return
   db.exec('BEGIN IMMEDIATE')
   try {
-    // Checked again under the write lock: another opener may have done it meanwhile.
-    if (hasRollups(db)) {
-      db.exec('DROP TRIGGER IF EXISTS audit_rollup')
-    } else {
+    // Under the write lock: another opener (a worker of the same gateway) may be doing it too.
+    const last = (db.prepare('SELECT coalesce(max(rowid), 0) AS last FROM audit_records').get() as { last: number }).last
+    if (!hasRollups(db)) {
       db.exec(`
         CREATE TABLE audit_rollup_outcomes (
           minute INTEGER NOT NULL, decision TEXT NOT NULL, code TEXT NOT NULL, statement TEXT NOT NULL, route TEXT NOT NULL, n INTEGER NOT NULL,
@@ -160,6 +167,24 @@ function addRollups(db: DatabaseSync): void {
           minute INTEGER NOT NULL, kind INTEGER NOT NULL, bin INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (minute, kind, bin)) WITHOUT ROWID;
       `)
       for (const insert of rollupInserts('true', '')) db.exec(insert)
+    }
+    // A log kept by the old per-record trigger: its counts are whole, and batches count from now on.
+    db.exec('DROP TRIGGER IF EXISTS audit_rollup')
+    const hasCovered = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_rollup_covered'").get() !== undefined
+    if (!hasCovered) {
+      // Rollups made just now, or kept by a version before this table: whole up to here.
+      db.exec('CREATE TABLE audit_rollup_covered (last_rowid INTEGER NOT NULL)')
+      db.prepare('INSERT INTO audit_rollup_covered VALUES (?)').run(last)
+    } else {
+      const covered = (db.prepare('SELECT last_rowid FROM audit_rollup_covered').get() as { last_rowid: number }).last_rowid
+      const gap = db.prepare('SELECT min(time_ms) AS first, max(time_ms) AS latest FROM audit_records WHERE rowid > ?').get(covered) as { first: number | null; latest: number | null }
+      if (gap.first !== null && gap.latest !== null) {
+        const from = Math.floor(gap.first / 60_000)
+        const to = Math.floor(gap.latest / 60_000)
+        for (const table of ROLLUP_TABLES) db.prepare(`DELETE FROM ${table} WHERE minute BETWEEN ? AND ?`).run(from, to)
+        for (const insert of rollupInserts(`time_ms >= ${from * 60_000} AND time_ms < ${(to + 1) * 60_000}`, '')) db.exec(insert)
+      }
+      db.exec(COVERED_UPDATE)
     }
     db.exec('COMMIT')
   } catch (err) {
@@ -202,6 +227,7 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
   let maxRowid: StatementSync | undefined
   let rollUps: StatementSync[] | undefined
   let rollupUpserts: RollupStatements | undefined
+  let coveredUpdate: StatementSync | undefined
   const rollup = new BatchRollup()
 
   /** The small number that stands for a chain in audit_records (registered on first use). */
@@ -234,6 +260,7 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
       maxRowid = undefined
       rollUps = undefined
       rollupUpserts = undefined
+      coveredUpdate = undefined
     },
     async head(chain): Promise<SinkHead | null> {
       if (!db) throw new Error('the SQLite audit sink is not open')
@@ -269,6 +296,7 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
           rollUps ??= rollupInserts('rowid > ?', 'ON CONFLICT DO UPDATE SET n = n + excluded.n').map((sql) => (db as DatabaseSync).prepare(sql))
           for (const rollUp of rollUps) rollUp.run(before.last)
         }
+        if (inserted > 0) (coveredUpdate ??= db.prepare(COVERED_UPDATE)).run()
         db.exec('COMMIT')
       } catch (err) {
         db.exec('ROLLBACK')
@@ -305,7 +333,7 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
           deleted += Number(db.prepare('DELETE FROM audit_records WHERE chain = ? AND seq <= ?').run(chain, seq).changes)
         }
         // The console's rollups age with the records (whole minutes before the cut).
-        for (const table of ['audit_rollup_outcomes', 'audit_rollup_principals', 'audit_rollup_latency']) {
+        for (const table of ROLLUP_TABLES) {
           db.prepare(`DELETE FROM ${table} WHERE minute < ?`).run(Math.floor(timeMs / 60_000))
         }
         db.exec('COMMIT')
@@ -320,6 +348,7 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
       maxRowid = undefined
       rollUps = undefined
       rollupUpserts = undefined
+      coveredUpdate = undefined
       db?.close()
       db = undefined
     },

@@ -104,6 +104,43 @@ describe('the SQLite rollups, kept per batch', () => {
     expectRollupsMatchRecords(path, 1_000)
   })
 
+  it('count, on open, what a version without rollups wrote meanwhile, and nothing twice that one with them wrote (a downgrade and back)', async () => {
+    const path = tempDb()
+    const all = rows()
+    const sink = createSqliteSink(path, { durable: false })
+    await sink.open()
+    await sink.write(all.slice(0, 300))
+    await sink.close()
+    // A version without rollups: its records land, the rollups never hear of them. Copied from a
+    // scratch log the sink wrote, whose chain 'c' is number 1 as here.
+    const scratch = tempDb()
+    const other = createSqliteSink(scratch, { durable: false })
+    await other.open()
+    await other.write(all.slice(300, 600))
+    await other.close()
+    const old = new DatabaseSync(path)
+    const columns = (old.prepare('PRAGMA table_info(audit_records)').all() as Array<{ name: string }>).map((c) => `"${c.name}"`).join(', ')
+    old.exec(`ATTACH '${scratch}' AS old; INSERT INTO audit_records (${columns}) SELECT ${columns} FROM old.audit_records; DETACH old`)
+    old.close()
+    await sink.open()
+    await sink.write(all.slice(600, 700))
+    await sink.close()
+    expectRollupsMatchRecords(path, 700)
+    // A version that kept the rollups per batch but not how far they count: its batch is counted
+    // already, and the coverage it left behind is stale.
+    const stale = (new DatabaseSync(path, { readOnly: true }).prepare('SELECT last_rowid FROM audit_rollup_covered').get() as { last_rowid: number }).last_rowid
+    await sink.open()
+    await sink.write(all.slice(700, 850))
+    await sink.close()
+    const rewind = new DatabaseSync(path)
+    rewind.prepare('UPDATE audit_rollup_covered SET last_rowid = ?').run(stale)
+    rewind.close()
+    await sink.open()
+    await sink.write(all.slice(850))
+    await sink.close()
+    expectRollupsMatchRecords(path, 1_000)
+  })
+
   it('age out with the records', async () => {
     const path = tempDb()
     const sink = createSqliteSink(path, { durable: false })
