@@ -6,9 +6,10 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { closeAll, collectPageErrors, launchChromium, openPage, showPage, signInWithToken, submitToken, waitForAuditRecords } from '../helpers/browser.ts'
 import { closedPort } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
@@ -16,7 +17,6 @@ import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ADMIN_TOKEN = 'console-probe-admin-token-0123456789'
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const LONG_PATH = `/sales/daily/${'p'.repeat(2048)}`
 const LONG_SUBJECT = `looker-${'s'.repeat(3000)}`
 const LONG_STRANGER = 'n'.repeat(3000)
@@ -61,37 +61,20 @@ beforeAll(async () => {
     await get('/dead', await idp.mint({ sub: 'looker-dead' })), // the upstream refuses the connection
   ]
   expect(statuses).toEqual([200, 403, 401, 401, 502])
-  await waitFor(async () => {
-    const res = await request(`${gateway.adminUrl}/api/audit/page?since=15m&limit=50`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
-    return (((await res.body.json()) as { records?: unknown[] }).records?.length ?? 0) >= statuses.length
-  }, 'the records in the audit log', 20_000)
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
+  await waitForAuditRecords(gateway.adminUrl, ADMIN_TOKEN, statuses.length)
+  browser = await launchChromium()
 }, 120_000)
 
-afterAll(async () => {
-  await browser?.close()
-  await gateway?.close()
-  await upstream?.close()
-  await idp?.stop()
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => closeAll(browser, gateway, upstream, idp, () => rm(dir, { recursive: true, force: true })))
 
 async function openConsole(name: string, timezoneId?: string): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...(timezoneId ? { timezoneId } : {}) })
-  const page = await context.newPage()
-  page.setDefaultTimeout(30_000)
-  page.on('pageerror', (err) => errors.push(`${name}: ${err.message}`))
-  await page.goto(gateway.adminUrl)
-  await page.fill('input[name=token]', ADMIN_TOKEN)
-  await page.click('button[type=submit]')
-  await page.waitForSelector('[data-testid=access]')
+  const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 }, ...(timezoneId ? { timezoneId } : {}) })
+  collectPageErrors(page, errors, `${name}: `)
+  await signInWithToken(page, gateway.adminUrl, ADMIN_TOKEN)
   return { context, page }
 }
 
-async function show(page: Page, name: string): Promise<void> {
-  await page.goto(`${gateway.adminUrl}/#/${name}`)
-  await page.waitForSelector('[data-ready=true]')
-}
+const show = (page: Page, name: string) => showPage(page, gateway.adminUrl, name)
 
 /** How much wider than the window the page is (0 when it fits). */
 const overflow = (page: Page) => page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth')
@@ -225,10 +208,7 @@ describe('the small texts', () => {
 
       // 101 records or more: the Audit search shows 100 and says more match.
       await Promise.all(Array.from({ length: 101 }, () => get('/sales/daily/eu')))
-      await waitFor(async () => {
-        const res = await request(`${gateway.adminUrl}/api/audit/page?since=15m&limit=200`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
-        return (((await res.body.json()) as { records?: unknown[] }).records?.length ?? 0) > 101
-      }, 'the records in the audit log', 20_000)
+      await waitForAuditRecords(gateway.adminUrl, ADMIN_TOKEN, 102, { limit: 200 })
       await show(page, 'audit')
       await expect.poll(() => page.locator('table.rows tbody tr').count()).toBe(100)
       expect(await page.locator('.panel', { hasText: 'Search' }).innerText()).toMatch(/The newest 100 shown; more match/)
@@ -275,15 +255,12 @@ describe('paging the requests while traffic arrives', () => {
 
 describe('the overview left open', () => {
   it('stops its live refresh after minutes without use, says so, and resumes at the next input', { timeout: 120_000 }, async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
-    const page = await context.newPage()
-    page.setDefaultTimeout(30_000)
-    page.on('pageerror', (err) => errors.push(`quiet overview: ${err.message}`))
+    const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
+    collectPageErrors(page, errors, 'quiet overview: ')
     await page.clock.install()
     try {
       await page.goto(gateway.adminUrl)
-      await page.fill('input[name=token]', ADMIN_TOKEN)
-      await page.click('button[type=submit]')
+      await submitToken(page, ADMIN_TOKEN)
       await page.locator('.overview[data-ready=true]').waitFor()
       const asked: string[] = []
       page.on('request', (r) => r.url().includes('/api/overview') && asked.push(r.url()))

@@ -6,16 +6,16 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser } from 'playwright-core'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { closeAll, collectPageErrors, consoleCookie, launchChromium, openPage, signInAtProvider } from '../helpers/browser.ts'
 import { closedPort } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const CLIENT = { clientId: 'bouncer-console', secret: 'bouncer-console-client-secret-0123' }
 const ALICE = { username: 'alice', password: 'alice-password-123', name: 'Alice Admin', email: 'alice@example.com', groups: ['platform'] }
 
@@ -43,51 +43,26 @@ beforeAll(async () => {
     routes: [{ id: 'sales.daily', methods: ['GET'], path: '/sales/daily/:region', upstream: 'sales-api' }],
   }, { adminPort })
   await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'the issuer keys', 20_000)
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
+  browser = await launchChromium()
 }, 120_000)
 
-afterAll(async () => {
-  await browser?.close()
-  await gateway?.close()
-  await upstream?.close()
-  await idp?.stop()
-  await rm(dir, { recursive: true, force: true })
-})
-
-/** Follows "Sign in with your company account" from where the page is, and signs in at the provider. */
-async function signInAtProvider(page: Page): Promise<void> {
-  await page.click('[data-testid=sso]')
-  await page.waitForURL(new RegExp(`^${idp.issuer}/interaction/`))
-  await page.fill('input[name=username]', ALICE.username)
-  await page.fill('input[name=password]', ALICE.password)
-  await page.click('#sign-in')
-  await page.waitForURL(new RegExp(`^${admin}/`))
-  await page.locator('[data-testid=access]').waitFor()
-}
-
-async function consoleCookie(context: BrowserContext): Promise<string> {
-  const cookie = (await context.cookies(admin)).find((c) => c.name === 'bouncer_console')
-  if (!cookie) throw new Error('no console session cookie')
-  return `${cookie.name}=${cookie.value}`
-}
+afterAll(() => closeAll(browser, gateway, upstream, idp, () => rm(dir, { recursive: true, force: true })))
 
 describe('a person\'s console session', () => {
   it('signing in from a deep link returns to that page with its filters; a session that ends says so, and signing in again returns there', { timeout: 180_000 }, async () => {
-    const context = await browser.newContext()
-    context.setDefaultTimeout(60_000)
-    const page = await context.newPage()
-    const errors: string[] = []
-    page.on('pageerror', (err) => errors.push(err.message))
+    const { context, page } = await openPage(browser, { timeout: 60_000 })
+    const errors = collectPageErrors(page)
     try {
       await page.goto(`${admin}/#/requests?since=2h&status=401`)
-      await signInAtProvider(page)
+      await signInAtProvider(page, idp.issuer, admin, ALICE)
+      await page.locator('[data-testid=access]').waitFor()
       expect(new URL(page.url()).hash).toBe('#/requests?since=2h&status=401')
       await page.locator('.requests[data-ready=true]').waitFor()
       expect(await page.inputValue('input[name=status]')).toBe('401')
       expect(await page.inputValue('input[name=since]')).toBe('2h')
 
       // The session ends elsewhere (signed out from another tab, as `bouncer sessions revoke` would end it).
-      const cookie = await consoleCookie(context)
+      const cookie = await consoleCookie(context, admin)
       const out = await request(`${admin}/.bouncer/sign_out`, { method: 'POST', headers: { cookie, origin: admin } })
       await out.body.dump()
       expect(out.statusCode).toBeLessThan(400)

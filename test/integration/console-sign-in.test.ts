@@ -7,11 +7,11 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { Client } from '@modelcontextprotocol/client'
-import { chromium, type Browser, type BrowserContext } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { closeAll, collectPageErrors, consoleCookie, launchChromium, openPage, SCREENSHOTS, signInAtProvider } from '../helpers/browser.ts'
 import { closedPort } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
@@ -19,7 +19,6 @@ import { auditRows, connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const SCREENSHOTS = fileURLToPath(new URL('../../test-results/console/', import.meta.url))
 const CLIENT = { clientId: 'bouncer-console', secret: 'bouncer-console-client-secret-0123' }
 const ALICE = { username: 'alice', password: 'alice-password-123', name: 'Alice Admin', email: 'alice@example.com', groups: ['platform'] }
 const BOB = { username: 'bob', password: 'bob-password-12345', name: 'Bob Viewer', email: 'bob@example.com', groups: ['support'] }
@@ -54,39 +53,18 @@ beforeAll(async () => {
     ],
   }, { adminPort })
   await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'the issuer keys')
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
+  browser = await launchChromium()
 }, 90_000)
 
-afterAll(async () => {
-  await reporter?.close()
-  await browser?.close()
-  await gateway?.close()
-  await upstream?.close()
-  await idp?.stop()
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => closeAll(reporter, browser, gateway, upstream, idp, () => rm(dir, { recursive: true, force: true })))
 
 /** Opens the console, follows "Sign in with your company account" and signs in at the provider. */
-async function signIn(person: typeof ALICE): Promise<{ context: BrowserContext; page: Awaited<ReturnType<BrowserContext['newPage']>>; errors: string[] }> {
-  const context = await browser.newContext()
-  context.setDefaultTimeout(60_000) // a loaded machine starts chromium slowly
-  const page = await context.newPage()
-  const errors: string[] = []
-  page.on('pageerror', (err) => errors.push(err.message))
+async function signIn(person: typeof ALICE): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+  const { context, page } = await openPage(browser, { timeout: 60_000 }) // a loaded machine starts chromium slowly
+  const errors = collectPageErrors(page)
   await page.goto(admin)
-  await page.click('[data-testid=sso]')
-  await page.waitForURL(new RegExp(`^${idp.issuer}/interaction/`))
-  await page.fill('input[name=username]', person.username)
-  await page.fill('input[name=password]', person.password)
-  await page.click('#sign-in')
-  await page.waitForURL(new RegExp(`^${admin}/`))
+  await signInAtProvider(page, idp.issuer, admin, person)
   return { context, page, errors }
-}
-
-async function consoleCookie(context: BrowserContext): Promise<string> {
-  const cookie = (await context.cookies(admin)).find((c) => c.name === 'bouncer_console')
-  if (!cookie) throw new Error('no console session cookie')
-  return `${cookie.name}=${cookie.value}`
 }
 
 describe('signing in to the console', () => {
@@ -126,7 +104,7 @@ describe('signing in to the console', () => {
       expect(await page.evaluate('document.cookie')).not.toContain('bouncer_console')
 
       // CSRF: the same cookie from another origin, or with no Origin, changes nothing.
-      const cookie = await consoleCookie(context)
+      const cookie = await consoleCookie(context, admin)
       for (const origin of ['http://evil.example', undefined]) {
         const res = await request(`${admin}/api/reload`, { method: 'POST', headers: { cookie, ...(origin ? { origin } : {}) } })
         expect(res.statusCode).toBe(403)
@@ -176,7 +154,7 @@ describe('signing in to the console', () => {
       await expect.poll(() => bob.page.locator('[data-testid=access]').textContent()).toBe('read-only')
       expect(await bob.page.locator('[data-testid=reload]').count()).toBe(0)
       await bob.page.locator('.overview[data-ready=true]').waitFor()
-      const res = await request(`${admin}/api/reload`, { method: 'POST', headers: { cookie: await consoleCookie(bob.context), origin: admin } })
+      const res = await request(`${admin}/api/reload`, { method: 'POST', headers: { cookie: await consoleCookie(bob.context, admin), origin: admin } })
       expect(res.statusCode).toBe(403)
       expect(((await res.body.json()) as { code: string; detail: string }).detail).toMatch(/needs admin access/)
     } finally {
@@ -188,7 +166,7 @@ describe('signing in to the console', () => {
         .toBe('Signed in as corp-sso/carol with the roles sales: the console needs one of console-admins, console-viewers (admin.roles, admin.read_roles).')
       await carol.page.screenshot({ path: join(SCREENSHOTS, 'sign-in-refused.png'), fullPage: true })
       // Refused is not stuck: signing out ends the session, and the page offers the sign-in again.
-      const cookie = await consoleCookie(carol.context)
+      const cookie = await consoleCookie(carol.context, admin)
       await carol.page.click('[data-testid=sign-out]')
       await carol.page.locator('[data-testid=sso]').waitFor()
       expect(await carol.page.locator('[data-testid=refusal]').count()).toBe(0)

@@ -8,16 +8,16 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { connect as netConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { closeAll, collectPageErrors, launchChromium, openPage, showPage, signInWithToken, waitForAuditRecords } from '../helpers/browser.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ADMIN_TOKEN = 'scratch-xss-admin-token-0123456789'
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 let idp: TestIdentityProvider
 let upstream: TestUpstream
@@ -87,34 +87,22 @@ beforeAll(async () => {
   ]
   const answers = await Promise.all(raws)
   for (const a of answers) expect(a).toMatch(/^HTTP\/1\.1 \d{3}/)
-  await waitFor(async () => {
-    const res = await request(`${gateway.adminUrl}/api/audit/page?since=15m&limit=50`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
-    const body = (await res.body.json()) as { records?: unknown[] }
-    return (body.records?.length ?? 0) >= raws.length
-  }, 'the hostile records in the audit log', 20_000)
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
+  await waitForAuditRecords(gateway.adminUrl, ADMIN_TOKEN, raws.length, { what: 'the hostile records in the audit log' })
+  browser = await launchChromium()
 }, 120_000)
 
-afterAll(async () => {
-  await browser?.close()
-  await gateway?.close()
-  await upstream?.close()
-  await idp?.stop()
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => closeAll(browser, gateway, upstream, idp, () => rm(dir, { recursive: true, force: true })))
 
 interface Watch { dialogs: string[]; violations: string[]; errors: string[] }
 
 async function openConsole(): Promise<{ context: BrowserContext; page: Page; watch: Watch }> {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, acceptDownloads: true })
+  const { context, page } = await openPage(browser, { viewport: { width: 1400, height: 900 }, acceptDownloads: true })
   const watch: Watch = { dialogs: [], violations: [], errors: [] }
   // Strings, not functions: they run in the page, whose DOM types this project's Node-only tsconfig lacks.
   await context.addInitScript(`document.addEventListener('securitypolicyviolation', (e) => {
     window.__violations ??= []
     window.__violations.push(e.violatedDirective + ' ' + e.blockedURI)
   })`)
-  const page = await context.newPage()
-  page.setDefaultTimeout(30_000)
   page.on('dialog', (d) => {
     watch.dialogs.push(d.message())
     void d.dismiss()
@@ -122,13 +110,12 @@ async function openConsole(): Promise<{ context: BrowserContext; page: Page; wat
   page.on('console', (msg) => {
     if (/Refused to|Content Security Policy/i.test(msg.text())) watch.violations.push(msg.text())
   })
-  page.on('pageerror', (err) => watch.errors.push(err.message))
-  await page.goto(gateway.adminUrl)
-  await page.fill('input[name=token]', ADMIN_TOKEN)
-  await page.click('button[type=submit]')
-  await page.waitForSelector('[data-testid=access]')
+  collectPageErrors(page, watch.errors)
+  await signInWithToken(page, gateway.adminUrl, ADMIN_TOKEN)
   return { context, page, watch }
 }
+
+const show = (page: Page, route: string, ready?: string) => showPage(page, gateway.adminUrl, route, ready)
 
 /** What a successful injection would leave behind in the DOM or the window. */
 async function injected(page: Page): Promise<{ pwned: unknown; handlers: string[]; jsLinks: string[]; iframes: number; violations: string[] }> {
@@ -158,12 +145,10 @@ describe('stored XSS through the audit log (held up: Preact text rendering + CSP
   it('overview, requests (each trace), denials (+simulate), audit and catalog render hostile records as text', { timeout: 180_000 }, async () => {
     const { context, page, watch } = await openConsole()
     try {
-      await page.goto(`${gateway.adminUrl}/#/overview`)
-      await page.waitForSelector('.overview[data-ready=true]')
+      await show(page, 'overview', '.overview[data-ready=true]')
       expectClean(watch, await injected(page), 'overview')
 
-      await page.goto(`${gateway.adminUrl}/#/requests`)
-      await page.waitForSelector('[data-ready=true]')
+      await show(page, 'requests')
       const rows = await page.locator('[data-testid=row]').count()
       expect(rows).toBeGreaterThanOrEqual(6)
       // The hostile text is shown, as text.
@@ -176,13 +161,11 @@ describe('stored XSS through the audit log (held up: Preact text rendering + CSP
         expectClean(watch, await injected(page), `trace ${i}`)
       }
 
-      await page.goto(`${gateway.adminUrl}/#/denials`)
-      await page.waitForSelector('[data-ready=true]')
+      await show(page, 'denials')
       expectClean(watch, await injected(page), 'denials')
       const groups = await page.locator('[data-testid=denial]').count()
       for (let i = 0; i < groups; i++) {
-        await page.goto(`${gateway.adminUrl}/#/denials`)
-        await page.waitForSelector('[data-ready=true]')
+        await show(page, 'denials')
         const simulate = page.locator('[data-testid=denial]').nth(i).locator('button:text("Simulate")')
         if ((await simulate.count()) === 0) continue
         await simulate.click()
@@ -192,17 +175,14 @@ describe('stored XSS through the audit log (held up: Preact text rendering + CSP
         expectClean(watch, await injected(page), `simulate ${i}`)
       }
 
-      await page.goto(`${gateway.adminUrl}/#/audit`)
-      await page.waitForSelector('[data-ready=true]')
+      await show(page, 'audit')
       expectClean(watch, await injected(page), 'audit')
 
-      await page.goto(`${gateway.adminUrl}/#/catalog`)
-      await page.waitForSelector('[data-ready=true]')
+      await show(page, 'catalog')
       expectClean(watch, await injected(page), 'catalog')
 
       // The hash router's parameters (a link someone is sent) fill the filter form as values.
-      await page.goto(`${gateway.adminUrl}/#/requests?principal=${encodeURIComponent(P.img)}&route=${encodeURIComponent(P.svg)}`)
-      await page.waitForSelector('[data-ready=true]')
+      await show(page, `requests?principal=${encodeURIComponent(P.img)}&route=${encodeURIComponent(P.svg)}`)
       expectClean(watch, await injected(page), 'hash params')
       expect(watch.errors).toEqual([])
     } finally {
@@ -222,8 +202,7 @@ describe('stored XSS through the audit log (held up: Preact text rendering + CSP
     // A navigation to the export in a browser downloads it: it never becomes a page.
     const { context, page } = await openConsole()
     try {
-      await page.goto(`${gateway.adminUrl}/#/audit`)
-      await page.waitForSelector('[data-ready=true]')
+      await show(page, 'audit')
       const [csv] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export-csv]')])
       const text = await readFile(await csv.path(), 'utf8')
       expect(text).toContain('<img src=x onerror=')

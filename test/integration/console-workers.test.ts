@@ -2,17 +2,17 @@
 // worker writes its own chain, and the page shows every one of them, not the first as "this
 // gateway's chain".
 import { join } from 'node:path'
-import { chromium, type Browser } from 'playwright-core'
+import type { Browser } from 'playwright-core'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { AuditHead } from '../../src/audit/chain-shapes.ts'
+import { closeAll, launchChromium, openPage, signInWithToken } from '../helpers/browser.ts'
 import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
 import { freshRequest } from '../helpers/fresh.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ADMIN_TOKEN = 'console-workers-admin-token-0123456789'
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 let upstream: TestUpstream
 let gateway: ServeProcess & { dir: string }
@@ -40,24 +40,15 @@ beforeAll(async () => {
     const now = await head()
     return (now?.workers?.length ?? 0) === 2 && (now?.workers ?? []).every((w) => w.head.count > 0)
   }, 'records in both workers\' chains', 30_000)
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
+  browser = await launchChromium()
 }, 120_000)
 
-afterAll(async () => {
-  await browser?.close()
-  await gateway?.stop()
-  await upstream?.close()
-})
+afterAll(() => closeAll(browser, gateway, upstream))
 
 it('the Audit page shows each worker\'s chain', { timeout: 60_000 }, async () => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+  const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
   try {
-    const page = await context.newPage()
-    page.setDefaultTimeout(30_000)
-    await page.goto(gateway.adminUrl)
-    await page.fill('input[name=token]', ADMIN_TOKEN)
-    await page.click('button[type=submit]')
-    await page.waitForSelector('[data-testid=access]')
+    await signInWithToken(page, gateway.adminUrl, ADMIN_TOKEN)
     await page.goto(`${gateway.adminUrl}/#/audit`)
     const panel = page.locator('.panel', { hasText: 'The chain' })
     await expect.poll(() => panel.innerText()).toMatch(/records, head/)

@@ -5,11 +5,11 @@
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { closeAll, collectPageErrors, launchChromium, openPage, SCREENSHOTS, showPage, signInWithToken, submitToken } from '../helpers/browser.ts'
 import { runCli } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
@@ -18,8 +18,6 @@ import { waitFor } from '../helpers/wait.ts'
 
 const ADMIN_TOKEN = 'console-test-admin-token-0123456789'
 const READ_TOKEN = 'console-test-read-token-0123456789'
-export const SCREENSHOTS = fileURLToPath(new URL('../../test-results/console/', import.meta.url))
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const UI_TIMEOUT = 30_000
 
 let idp: TestIdentityProvider
@@ -95,25 +93,18 @@ async function traffic(looker: string, agent: string): Promise<number> {
 }
 
 async function openConsole(token: string, name: string): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, acceptDownloads: true })
-  const page = await context.newPage()
-  page.setDefaultTimeout(UI_TIMEOUT)
+  const { context, page } = await openPage(browser, { viewport: { width: 1400, height: 900 }, acceptDownloads: true, timeout: UI_TIMEOUT })
+  // Beyond exceptions: Chromium's own console errors (a CSP violation) and failed requests.
   page.on('console', (msg) => {
     if (msg.type() === 'error') errors.push(`${name}: ${msg.text()}`)
   })
-  page.on('pageerror', (err) => errors.push(`${name}: ${err.message}`))
+  collectPageErrors(page, errors, `${name}: `)
   page.on('requestfailed', (req) => errors.push(`${name}: ${req.url()} failed: ${req.failure()?.errorText}`))
-  await page.goto(gateway.adminUrl)
-  await page.fill('input[name=token]', token)
-  await page.click('button[type=submit]')
-  await page.waitForSelector('[data-testid=access]')
+  await signInWithToken(page, gateway.adminUrl, token)
   return { context, page }
 }
 
-async function show(page: Page, name: string, ready = '[data-ready=true]'): Promise<void> {
-  await page.goto(`${gateway.adminUrl}/#/${name}`)
-  await page.waitForSelector(ready)
-}
+const show = (page: Page, name: string, ready?: string) => showPage(page, gateway.adminUrl, name, ready)
 
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
 
@@ -133,16 +124,10 @@ beforeAll(async () => {
   agent = await idp.token('analytics-agent')
   sent = await traffic(looker, agent)
   await waitFor(async () => (await adminJson<{ totals: { requests: number } }>('overview?since=15m')).body.totals.requests >= sent, 'every request in the audit log', 20_000)
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
+  browser = await launchChromium()
 }, 120_000)
 
-afterAll(async () => {
-  await browser?.close()
-  await gateway?.close()
-  await upstream?.close()
-  await idp?.stop()
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => closeAll(browser, gateway, upstream, idp, () => rm(dir, { recursive: true, force: true })))
 
 describe('the console', () => {
   it('is served at / with a strict Content-Security-Policy, and its data needs the token', async () => {
@@ -345,18 +330,14 @@ describe('the console', () => {
   })
 
   it('says what is wrong with a token that is not valid, and with claims that are not JSON', async () => {
-    const context = await browser.newContext()
-    const page = await context.newPage()
-    page.setDefaultTimeout(UI_TIMEOUT)
-    page.on('pageerror', (err) => errors.push(`bad input: ${err.message}`))
+    const { context, page } = await openPage(browser, { timeout: UI_TIMEOUT })
+    collectPageErrors(page, errors, 'bad input: ')
     try {
       await page.goto(gateway.adminUrl)
-      await page.fill('input[name=token]', 'not-the-token')
-      await page.click('button[type=submit]')
+      await submitToken(page, 'not-the-token')
       expect(await page.locator('[role=alert]').innerText()).toBe('That token is not valid for this gateway.')
       expect(await page.evaluate(() => JSON.stringify(sessionStorage))).toBe('{}')
-      await page.fill('input[name=token]', ADMIN_TOKEN)
-      await page.click('button[type=submit]')
+      await submitToken(page, ADMIN_TOKEN)
       await show(page, 'simulator')
       await page.fill('textarea[name=claims]', '{"sub": ')
       await page.click('form.simulate button:text("Explain")')

@@ -6,8 +6,9 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chromium, type Browser } from 'playwright-core'
+import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { closeAll, launchChromium, openPage, submitProviderLogin } from '../helpers/browser.ts'
 import { closedPort } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
@@ -53,23 +54,17 @@ beforeAll(async () => {
     routes: [{ id: 'dashboards', path: '/app/*', upstream: 'dash', accept: ['session'] }],
   }, { port })
   await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
+  browser = await launchChromium()
 }, 90_000)
 
-afterAll(async () => {
-  await browser?.close()
-  await gateway?.close()
-  await upstream?.close()
-  await idp?.stop()
+afterAll(() => closeAll(browser, gateway, upstream, idp, async () => {
   if (process.env.BOUNCER_KEEP_SCREENSHOTS) console.log(`screenshots kept in ${dir}`)
   else await rm(dir, { recursive: true, force: true })
-})
+}))
 
 describe('sign-in in a real browser', () => {
   it('opens a protected page, signs in, sees the page, posts a form, signs out, and is asked to sign in again', { timeout: 240_000 }, async () => {
-    const context = await browser.newContext()
-    context.setDefaultTimeout(60_000) // a loaded machine starts chromium slowly
-    const page = await context.newPage()
+    const { context, page } = await openPage(browser, { timeout: 60_000 }) // a loaded machine starts chromium slowly
     const shot = (name: string) => page.screenshot({ path: join(dir, `${name}.png`), fullPage: true })
 
     await page.goto(`${gateway.url}/app/dashboard?range=7d`)
@@ -77,9 +72,7 @@ describe('sign-in in a real browser', () => {
     await expect.poll(() => page.locator('h1').textContent()).toBe('Sign in')
     await shot('1-provider-login')
 
-    await page.fill('input[name=username]', ALICE.username)
-    await page.fill('input[name=password]', ALICE.password)
-    await page.click('#sign-in')
+    await submitProviderLogin(page, ALICE)
     await page.waitForURL(`${gateway.url}/app/dashboard?range=7d`)
     expect(await page.locator('#who').textContent()).toBe('Signed in as alice (analysts)')
     await shot('2-dashboard')
