@@ -18,7 +18,7 @@ export interface PagePosition {
 export function signCursor(position: PagePosition, scope: string, key: Buffer): string {
   const iv = randomBytes(IV_BYTES)
   const cipher = createCipheriv('aes-256-gcm', sealingKey(key), iv)
-  const sealed = Buffer.concat([iv, cipher.update(JSON.stringify({ a: position.after, s: scope }), 'utf8'), cipher.final(), cipher.getAuthTag()])
+  const sealed = Buffer.concat([iv, cipher.update(JSON.stringify({ a: position.after.map(keepNonFinite), s: scope }), 'utf8'), cipher.final(), cipher.getAuthTag()])
   return sealed.toString('base64url')
 }
 
@@ -35,8 +35,26 @@ export function verifyCursor(cursor: string, scope: string, key: Buffer): PagePo
     throw invalidParameter('cursor', 'not a cursor this gateway issued (altered, or sealed with another key)')
   }
   if (decoded.s !== scope) throw invalidParameter('cursor', 'issued for other parameters, another dataset or another caller: page with the same parameters, as the same caller')
-  if (!Array.isArray(decoded.a) || !decoded.a.every((v) => typeof v === 'string' || typeof v === 'number')) throw invalidParameter('cursor', 'not a cursor this gateway issued')
-  return { after: decoded.a as Array<string | number> }
+  const after = Array.isArray(decoded.a) ? decoded.a.map(restoreNonFinite) : null
+  if (after === null || !after.every((v) => typeof v === 'string' || typeof v === 'number')) throw invalidParameter('cursor', 'not a cursor this gateway issued')
+  return { after: after as Array<string | number> }
+}
+
+/**
+ * JSON has no Infinity or NaN: a float key holding one was sealed as null, and the cursor handed out
+ * was then refused as not the gateway's (found by a probe), a dead end before the rest of the rows.
+ * Such a number travels as `{"n": "Infinity"}` and comes back a number: SQLite compares a number with
+ * a REAL column as a number, but text as greater than every number.
+ */
+function keepNonFinite(value: string | number): string | number | { n: string } {
+  return typeof value === 'number' && !Number.isFinite(value) ? { n: String(value) } : value
+}
+
+const NON_FINITE: ReadonlyMap<unknown, number> = new Map([['Infinity', Infinity], ['-Infinity', -Infinity], ['NaN', NaN]])
+
+function restoreNonFinite(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || !('n' in value)) return value
+  return NON_FINITE.get(value.n) ?? value
 }
 
 /**

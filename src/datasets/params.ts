@@ -26,6 +26,33 @@ export function invalidParameter(name: string, rule: string): GatewayError {
 }
 
 /**
+ * The query string, each name and value percent-decoded as UTF-8. URLSearchParams turns bytes that
+ * are not UTF-8 (`s=%ff`) into U+FFFD: a value other than the one sent, bound without a word (found
+ * by a probe). A `%` not followed by two hex digits stays as it is, as URLSearchParams keeps it.
+ */
+export function readQuery(text: string): URLSearchParams {
+  for (const pair of text.split('&')) {
+    const at = pair.indexOf('=')
+    const name = at === -1 ? pair : pair.slice(0, at)
+    const value = at === -1 ? '' : pair.slice(at + 1)
+    if (isUtf8(name) && isUtf8(value)) continue
+    const shown = [...new URLSearchParams(`${name}=`).keys()][0] ?? name
+    throw invalidParameter(shown, isUtf8(name) ? 'not percent-encoded UTF-8' : 'its name is not percent-encoded UTF-8')
+  }
+  return new URLSearchParams(text)
+}
+
+function isUtf8(encoded: string): boolean {
+  if (!encoded.includes('%')) return true
+  try {
+    decodeURIComponent(encoded.replace(/%(?![0-9A-Fa-f]{2})/g, '%25'))
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
  * The parameters' values from the query and the path. `reserved` names (format, cursor) are the
  * gateway's; any other name the dataset does not declare is refused (a typo would otherwise be a
  * filter silently left out).
@@ -34,6 +61,10 @@ export function readParams(compiled: readonly CompiledParam[], query: URLSearchP
   const known = new Set(compiled.map((p) => p.name))
   for (const name of query.keys()) {
     if (!known.has(name) && !reserved.has(name)) throw invalidParameter(name, 'not a parameter of this dataset')
+  }
+  // `format=csv&format=json` was answered as the first said, while a declared parameter given twice is 400.
+  for (const name of reserved) {
+    if (query.getAll(name).length > 1) throw invalidParameter(name, 'one value expected, got several')
   }
   const out = new Map<string, ParamValue>()
   for (const param of compiled) {
@@ -64,6 +95,7 @@ const INT = /^[-+]?\d{1,16}$/
 const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?$/i
+const FRACTION = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}\.(\d+)/i
 const RELATIVE = /^([-+])(\d{1,6})(s|min|h|d|w)$/
 const RELATIVE_MS = { s: 1_000, min: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const
 const TRUE = new Set(['true', '1', 'yes', 'on'])
@@ -74,8 +106,9 @@ function parseOne(param: CompiledParam, text: string, now: number): string | num
   switch (config.type) {
     case 'string': {
       if (param.allowed && !param.allowed.has(text)) throw invalidParameter(name, `one of ${[...param.allowed].join(', ')}`)
-      if (typeof config.min === 'number' && text.length < config.min) throw invalidParameter(name, `at least ${config.min} characters`)
-      if (typeof config.max === 'number' && text.length > config.max) throw invalidParameter(name, `at most ${config.max} characters`)
+      const length = codePoints(text)
+      if (typeof config.min === 'number' && length < config.min) throw invalidParameter(name, `at least ${config.min} characters`)
+      if (typeof config.max === 'number' && length > config.max) throw invalidParameter(name, `at most ${config.max} characters`)
       if (text.includes('\u0000')) throw invalidParameter(name, 'must not contain NUL')
       return text
     }
@@ -106,9 +139,28 @@ function parseOne(param: CompiledParam, text: string, now: number): string | num
     case 'timestamp': {
       const ms = timestampMs(text, now)
       if (ms === null) throw invalidParameter(name, 'a timestamp: RFC 3339 (2026-01-31T12:00:00Z), now, or relative like -12h')
-      return new Date(boundedTime(param, ms, now, timestampMs)).toISOString()
+      const micros = microsOf(text)
+      // Rounded or cut, a finer value would compare wrongly with a stored one in one direction or the other.
+      if (micros === null) throw invalidParameter(name, 'a timestamp to the microsecond at most: digits past the sixth after the second must be 0')
+      const iso = new Date(boundedTime(param, ms, now, timestampMs, micros)).toISOString()
+      // Written to the millisecond, a value read from the database (`updated_at > :since`) lost its
+      // microseconds and matched its own row again (found by a probe).
+      return micros === 0 ? iso : `${iso.slice(0, 23)}${String(micros).padStart(3, '0')}Z`
     }
   }
+}
+
+/** Characters as a person (and PostgreSQL's length()) counts them: `𝄞` is one, though two UTF-16 units. */
+function codePoints(text: string): number {
+  let surrogates = 0
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i)
+    if (unit >= 0xdc00 && unit <= 0xdfff && i > 0) {
+      const before = text.charCodeAt(i - 1)
+      if (before >= 0xd800 && before <= 0xdbff) surrogates++
+    }
+  }
+  return text.length - surrogates
 }
 
 function bounded(param: CompiledParam, value: number): number {
@@ -118,13 +170,26 @@ function bounded(param: CompiledParam, value: number): number {
   return value
 }
 
-function boundedTime(param: CompiledParam, ms: number, now: number, parse: (text: string, now: number) => number | null): number {
+/** `micros`: the microseconds past `ms` (0–999), for a timestamp; a bound's own are read the same way. */
+function boundedTime(param: CompiledParam, ms: number, now: number, parse: (text: string, now: number) => number | null, micros = 0): number {
   const { min, max } = param.config
   const minMs = min === undefined ? null : parse(String(min), now)
   const maxMs = max === undefined ? null : parse(String(max), now)
-  if (minMs !== null && ms < minMs) throw invalidParameter(param.name, `not before ${String(min)}`)
-  if (maxMs !== null && ms > maxMs) throw invalidParameter(param.name, `not after ${String(max)}`)
+  const since = (bound: number, text: string) => (ms === bound ? micros - (microsOf(text) ?? 0) : ms - bound)
+  if (minMs !== null && since(minMs, String(min)) < 0) throw invalidParameter(param.name, `not before ${String(min)}`)
+  if (maxMs !== null && since(maxMs, String(max)) > 0) throw invalidParameter(param.name, `not after ${String(max)}`)
   return ms
+}
+
+/**
+ * The fourth to sixth digits of a timestamp's fraction of a second (Date keeps three); null when it
+ * has a seventh to ninth that is not 0: PostgreSQL keeps microseconds (and would round the rest).
+ */
+function microsOf(text: string): number | null {
+  const fraction = FRACTION.exec(text)?.[1]
+  if (fraction === undefined) return 0
+  const digits = fraction.padEnd(9, '0')
+  return /^0*$/.test(digits.slice(6)) ? Number(digits.slice(3, 6)) : null
 }
 
 /** Years 0001 to 9999: what a YYYY-MM-DD date can write and PostgreSQL's and SQLite's dates read back; further is no date a client meant. */
