@@ -74,9 +74,12 @@ function fieldsOf(schema) {
   Object.keys(schema.properties).forEach(function (name) {
     var column = schema.properties[name];
     var type = [].concat(column.type || []);
-    if (column.format === 'date') {
+    // The database's kind: a date's `format` sits in an anyOf (years outside 0001-9999), and a
+    // timestamp without a zone has none (RFC 3339 requires a zone).
+    var kind = column['x-bouncer-kind'];
+    if (kind === 'date') {
       fields.newDimension().setId(name).setName(name).setType(types.YEAR_MONTH_DAY);
-    } else if (column.format === 'date-time') {
+    } else if (kind === 'timestamp' || kind === 'timestamptz') {
       fields.newDimension().setId(name).setName(name).setType(types.YEAR_MONTH_DAY_SECOND);
     } else if (type.indexOf('boolean') !== -1) {
       fields.newDimension().setId(name).setName(name).setType(types.BOOLEAN);

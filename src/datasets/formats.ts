@@ -83,6 +83,11 @@ type Encode = (text: string) => string
 const SAFE_DIGITS = /^-?\d{1,15}$/
 const JSON_NUMBER = /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/
 
+/**
+ * Each kind's cell as JSON. A value with no exact JSON number goes as a string rather than null,
+ * which is SQL NULL: NaN and ±Infinity (PostgreSQL's spelling), and numbers JavaScript would read
+ * back differently. The common values take the first test and allocate nothing more.
+ */
 function jsonEncoder(kind: ColumnKind): Encode {
   switch (kind) {
     case 'int':
@@ -91,19 +96,55 @@ function jsonEncoder(kind: ColumnKind): Encode {
       // Beyond 2^53 a JSON number loses digits in JavaScript: such a value goes as a string.
       return (text) => (SAFE_DIGITS.test(text) || Number.isSafeInteger(Number(text)) ? text : JSON.stringify(text))
     case 'number':
+      // A float's text is its shortest exact form already: only NaN and ±Infinity are no JSON number.
+      return (text) => (JSON_NUMBER.test(text) ? text : JSON.stringify(text))
     case 'decimal':
-      return (text) => (JSON_NUMBER.test(text) ? text : 'null') // NaN, Infinity have no JSON form
+      return (text) => (JSON_NUMBER.test(text) && decimalFitsDouble(text) ? text : JSON.stringify(text))
     case 'bool':
       return (text) => (text === 't' ? 'true' : 'false')
     case 'json':
       return (text) => text
+    case 'date':
+      return (text) => JSON.stringify(isoDate(text))
     case 'timestamptz':
       return (text) => JSON.stringify(isoTimestamp(text, true))
     case 'timestamp':
       return (text) => JSON.stringify(isoTimestamp(text, false))
+    case 'bytes':
+      // `_schema` says contentEncoding hex: the digits, without PostgreSQL's `\x` (SQLite's text in a BLOB column is hexed too).
+      return (text) => `"${text.startsWith('\\x') ? text.slice(2) : Buffer.from(text).toString('hex')}"`
     default:
       return (text) => JSON.stringify(text)
   }
+}
+
+/**
+ * Whether JavaScript's JSON.parse gives back this decimal's exact value, the rule int8 follows: an
+ * integer up to 2^53 − 1, or at most 15 significant digits (DBL_DIG: any such decimal survives a
+ * double) well inside a double's range. A numeric may hold thousands of digits: a string then.
+ */
+function decimalFitsDouble(text: string): boolean {
+  if (text.length <= 15) return true // at most 15 digits, at most 1e15 in size
+  let first = -1
+  let last = -1
+  let point = text.length
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 46) point = i
+    else if (c < 48 || c > 57) continue
+    else if (first === -1 && c === 48) continue
+    else {
+      if (first === -1) first = i
+      // The integer part's zeros count (1e18 is no safe integer); the fraction's trailing ones do not.
+      if (point === text.length || c !== 48) last = i
+    }
+  }
+  if (first === -1) return true // zero
+  const digits = last - first + 1 - (first < point && point < last ? 1 : 0)
+  const magnitude = first < point ? point - first : point - first + 1
+  if (magnitude > 300 || magnitude < -300) return false
+  if (digits <= 15) return true
+  return last < point && Number.isSafeInteger(Number(text))
 }
 
 function rowObjects(columns: readonly Column[]): (row: Row) => string {
@@ -155,7 +196,9 @@ function ndjsonWriter(columns: readonly Column[]): FormatWriter {
 
 const NEEDS_QUOTES = /[",\r\n]/
 
+/** An empty string is `""` and NULL an empty field, as PostgreSQL's CSV: a reader tells them apart. */
 function csvField(text: string): string {
+  if (text.length === 0) return '""'
   return NEEDS_QUOTES.test(text) ? `"${text.replaceAll('"', '""')}"` : text
 }
 
@@ -176,6 +219,8 @@ function csvEncoder(kind: ColumnKind): Encode {
       return (text) => (CSV_NUMBER.test(text) ? text : csvField(text))
     case 'bool':
       return (text) => (text === 't' ? 'true' : 'false')
+    case 'date':
+      return (text) => csvField(isoDate(text))
     case 'timestamptz':
       return (text) => csvField(isoTimestamp(text, true))
     case 'timestamp':
@@ -208,9 +253,32 @@ function csvWriter(columns: readonly Column[]): FormatWriter {
 
 // --- shared -----------------------------------------------------------------------------------
 
-/** PostgreSQL's `2026-01-31 12:00:00.5+00` (the session is in UTC) as RFC 3339: `2026-01-31T12:00:00.5Z`. */
+// RFC 3339 has the years 0000–9999 only. PostgreSQL's others (`0044-03-15 BC`, `10000-01-01`) go
+// in ISO 8601's expanded form, as ECMAScript's Date reads it: a sign, six digits or more, and 1 BC is
+// year 0 (`-000043-03-15`); `infinity` and `-infinity` as PostgreSQL spells them. Only text that
+// ends in `BC` or has no `-` after four digits takes that path: the common value costs two checks.
+
+/** PostgreSQL's date text as ISO 8601: `2026-01-31` as it is. */
+export function isoDate(text: string): string {
+  return text.charCodeAt(4) === 45 && text.charCodeAt(text.length - 1) !== 67 ? text : expandedYear(text, '')
+}
+
+/** PostgreSQL's `2026-01-31 12:00:00.5+00` (the session is in UTC) as RFC 3339: `2026-01-31T12:00:00.5Z`; without a zone, none is added. */
 export function isoTimestamp(text: string, zoned: boolean): string {
+  if (text.charCodeAt(4) !== 45 || text.charCodeAt(text.length - 1) === 67) return expandedYear(text, zoned ? 'Z' : '')
   let out = text.length > 10 && text[10] === ' ' ? `${text.slice(0, 10)}T${text.slice(11)}` : text
   if (zoned && out.endsWith('+00')) out = `${out.slice(0, -3)}Z`
   return out
+}
+
+const PG_TEMPORAL = /^(\d{4,})-(\d\d-\d\d)(?: (\d\d:\d\d:\d\d(?:\.\d+)?))?(\+00)?( BC)?$/
+
+/** A date or timestamp outside 0001–9999, or infinity; any other text (SQLite keeps any) as it is. */
+function expandedYear(text: string, utc: string): string {
+  const match = PG_TEMPORAL.exec(text)
+  if (match === null) return text
+  const [, digits = '', monthDay = '', time, zone, bc] = match
+  const year = bc === undefined ? Number(digits) : 1 - Number(digits)
+  const yyyy = year >= 0 && year <= 9999 ? String(year).padStart(4, '0') : `${year < 0 ? '-' : '+'}${String(Math.abs(year)).padStart(6, '0')}`
+  return time === undefined ? `${yyyy}-${monthDay}` : `${yyyy}-${monthDay}T${time}${zone === undefined ? '' : utc}`
 }

@@ -17,7 +17,7 @@ const AS_TEXT = { getTypeParser: () => (text: string) => text } as unknown as pg
 
 /** Type OIDs (pg_type) and how their text is read; any other type is a string. */
 const KINDS: ReadonlyMap<number, ColumnKind> = new Map([
-  [16, 'bool'], [17, 'bytes'], [20, 'bigint'], [21, 'int'], [23, 'int'], [26, 'int'], [700, 'number'], [701, 'number'],
+  [16, 'bool'], [17, 'bytes'], [20, 'bigint'], [21, 'int'], [23, 'int'], [26, 'bigint'], [700, 'number'], [701, 'number'],
   [1700, 'decimal'], [1082, 'date'], [1114, 'timestamp'], [1184, 'timestamptz'], [114, 'json'], [3802, 'json'],
 ] as [number, ColumnKind][])
 

@@ -10,15 +10,25 @@ interface SchemaSource {
   readonly config: { readonly params: Readonly<Record<string, { type: string; list: boolean; required: boolean }>>; readonly page_size?: number | undefined }
 }
 
+// RFC 3339 (`format`) has the years 0000–9999 only: the others come in ISO 8601's expanded form
+// (`-000043-03-15` is 44 BC, `+010000-01-01`) and infinity as PostgreSQL spells it (formats.ts), so
+// a validator that asserts `format` still accepts every row.
+const EXPANDED_DATE = '^-?infinity$|^[+-]\\d{6,}-\\d\\d-\\d\\d$'
+const EXPANDED_DATE_TIME = '^-?infinity$|^[+-]\\d{6,}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?Z$'
+/** `timestamp` has no zone and RFC 3339's `date-time` requires one: the gateway invents none. */
+const LOCAL_DATE_TIME = '^-?infinity$|^(\\d{4}|[+-]\\d{6,})-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?$'
+
+// Numbers are strings where a JSON number would not be the database's value: int8 beyond 2^53, a
+// numeric JavaScript would read back otherwise, NaN and ±Infinity (formats.ts).
 const JSON_TYPES: Record<ColumnKind, Record<string, unknown>> = {
   int: { type: ['integer', 'null'] },
   bigint: { type: ['integer', 'string', 'null'] },
-  number: { type: ['number', 'null'] },
-  decimal: { type: ['number', 'null'] },
+  number: { type: ['number', 'string', 'null'] },
+  decimal: { type: ['number', 'string', 'null'] },
   bool: { type: ['boolean', 'null'] },
-  date: { type: ['string', 'null'], format: 'date' },
-  timestamp: { type: ['string', 'null'], format: 'date-time' },
-  timestamptz: { type: ['string', 'null'], format: 'date-time' },
+  date: { type: ['string', 'null'], anyOf: [{ format: 'date' }, { pattern: EXPANDED_DATE }] },
+  timestamp: { type: ['string', 'null'], pattern: LOCAL_DATE_TIME, description: 'a date and time of day without a time zone (ISO 8601 local time)' },
+  timestamptz: { type: ['string', 'null'], anyOf: [{ format: 'date-time' }, { pattern: EXPANDED_DATE_TIME }] },
   json: {},
   string: { type: ['string', 'null'] },
   bytes: { type: ['string', 'null'], contentEncoding: 'hex' },
