@@ -39,10 +39,11 @@ export function ExplanationView({ e }: { e: Explanation }) {
           <dd>
             <ul class="plain">
               {e.roles.map((r) => {
-                const granted = r.rules.find((rule) => rule.matched)
+                // A recorded request's roles are those the gateway assumed: a rule matching now does not make one held.
+                const granted = r.held ? r.rules.find((rule) => rule.matched) : undefined
                 return (
                   <li class={r.held ? 'yes' : 'no'}>
-                    {r.held ? '+' : '−'} <b>{r.role}</b>: {granted ? <>granted by <code>{granted.rule}</code></> : <>not held ({r.rules.map((rule) => rule.why).join('; ') || 'no trust rule'})</>}
+                    {r.held ? '+' : '−'} <b>{r.role}</b>: {granted ? <>granted by <code>{granted.rule}</code></> : <>not held ({r.rules.filter((rule) => !rule.matched).map((rule) => rule.why).join('; ') || 'no trust rule'})</>}
                   </li>
                 )
               })}

@@ -1,19 +1,20 @@
 // What the console reads and does under /api/ (issue 20), beside the admin API's own endpoints
 // (api.ts). Aggregates come from the audit database (audit/aggregate.ts); explanations, the trace
 // of a recorded request, the denials' "why" and the replay all run the gateway's own decision code
-// (gateway/explain.ts), so the console cannot disagree with the gateway.
+// (gateway/explain.ts), so the console cannot disagree with the gateway; where a record keeps too
+// little to decide it again alike (its token's claims), the answer says so (replay.ts).
 import {
   AuditQueryError, auditSourceOf, bucketFor, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, MAX_RANGE_MS, NoAuditLog, ordered, parseAuditQuery,
-  parseSince, parseTime, readCounts, readDenials, readOverview, readRecords, readVerification, type AuditQuery, type AuditRecord, type AuditSource,
+  parseSince, parseTime, readCounts, readDenials, readOverview, readRecords, readVerification, type AuditQuery, type AuditRecord, type AuditSource, type DenialGroup,
 } from '../audit/index.ts'
 import { jwtIssuers, x509Issuers, type AuditConfig } from '../config/index.ts'
-import { GatewayError, type ErrorCode } from '../errors/index.ts'
-import { explain, type Explanation, type Runtime } from '../gateway/index.ts'
+import { GatewayError } from '../errors/index.ts'
+import type { Runtime } from '../gateway/index.ts'
 import type { Approval } from '../agents/index.ts'
 import type { AdminActions } from './api.ts'
 import type { AdminCaller } from './auth.ts'
-import type { AuditPage, Catalog, ConsoleSession, ExplainedDenial, MatrixCell, Trace, Verification } from './console-shapes.ts'
-import { recordedClaims, replay } from './replay.ts'
+import type { AuditPage, Catalog, ConsoleSession, ExplainedDenial, MatrixCell, RecordedDecision, Trace, Verification } from './console-shapes.ts'
+import { explainRecorded, recordedClaims, replay, type RecordedRequest } from './replay.ts'
 import type { AdminRequest, AdminRoute } from './server.ts'
 
 /** The columns of an export, in the record's order (roles as `a;b` in CSV). */
@@ -110,23 +111,20 @@ async function orEmpty<T>(work: Promise<T>, empty: T): Promise<T> {
   }
 }
 
-type Recorded = Pick<AuditRecord, 'method' | 'path' | 'issuer' | 'subject' | 'client_id' | 'source_ip' | 'decision' | 'status' | 'code' | 'detail'>
+/** What the record says was decided: it stands first in the trace and heads a denials group. */
+function recordedDecision(r: Pick<AuditRecord, 'decision' | 'status' | 'code' | 'statement' | 'detail'> & { roles: readonly string[] | null }): RecordedDecision {
+  return { decision: r.decision, status: r.status, code: r.code, statement: r.statement, detail: r.detail, roles: r.roles === null ? null : [...r.roles] }
+}
 
 /**
- * Refused at 401 with no verified identity for a reason other than no credential (token_expired,
- * issuer_unknown…): the record keeps no claims, so explaining it again would say "no token".
+ * A denials group's newest record, read again for what the aggregate does not carry (the roles the
+ * gateway assumed, the agent): one index range, its millisecond; null when retention took it since.
  */
-const rejectedCredential = (r: Recorded) => r.decision === 'deny' && r.status === 401 && r.subject === null && r.code !== null && r.code !== 'missing_token'
-
-function explainRecorded(runtime: Runtime, record: Recorded): Explanation {
-  const explanation = explain(runtime, { method: record.method, path: record.path, claims: recordedClaims(record), ip: record.source_ip })
-  if (rejectedCredential(record)) {
-    explanation.decision = {
-      effect: 'deny', status: record.status, code: record.code as ErrorCode, statement: null,
-      reason: `The credential was rejected before an identity existed${record.detail ? `: ${record.detail.replace(/\.?$/, '.')}` : '.'} No policy was evaluated; the record keeps no claims to explain it again.`,
-    }
-  }
-  return explanation
+async function sampleOf(source: AuditSource, group: DenialGroup): Promise<AuditRecord | null> {
+  const at = Date.parse(group.last)
+  const filters = { decision: 'deny' as const, ...(group.route === null ? {} : { route: group.route }), ...(group.principal === null ? {} : { principal: group.principal }) }
+  const rows = await orEmpty(readRecords(source, { sinceMs: at, untilMs: at, limit: 100, ...filters }), [] as AuditRecord[])
+  return rows.find((r) => r.code === group.code && r.route === group.route && r.subject === group.principal && r.method === group.sample.method && r.path === group.sample.path) ?? null
 }
 
 function csvCell(value: unknown): string {
@@ -241,17 +239,26 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
         // The aggregate groups by code but does not select by it: more groups are read, then those of the code kept.
         const all = await readDenials(sourceOf(actions), { ...rangeOf(query, Date.now(), '24h'), ...filtersOf(query) }, code ? 1000 : undefined)
         const groups = code ? all.filter((g) => g.code === code).slice(0, 100) : all
+        const source = sourceOf(actions)
+        const samples = await Promise.all(groups.map((group) => sampleOf(source, group)))
         return {
-          body: groups.map((group) => {
-            const recorded: Recorded = {
-              method: group.sample.method, path: group.sample.path, issuer: group.sample.issuer, subject: group.principal, client_id: group.sample.client_id,
-              source_ip: group.sample.source_ip, decision: 'deny', status: group.sample.status, code: group.code, detail: group.sample.detail,
+          body: groups.map((group, i) => {
+            const sample = samples[i] ?? null
+            const recorded: RecordedRequest = {
+              method: group.sample.method, path: group.sample.path, route: group.route, issuer: group.sample.issuer, subject: group.principal, client_id: group.sample.client_id,
+              source_ip: group.sample.source_ip, decision: 'deny', status: group.sample.status, code: group.code, statement: group.sample.statement, detail: group.sample.detail,
+              roles: sample?.roles ?? null, actor: sample?.actor ?? null,
             }
-            const explanation = explainRecorded(rt, recorded)
+            const { explanation, under } = explainRecorded(rt, recorded)
             const claims = recordedClaims(recorded)
+            const { status, code, statement, detail, roles } = recordedDecision(recorded)
             return {
+              // What happened heads the group; the explanation under the running config follows it.
+              recorded: { status, code, statement, detail, roles },
+              headline: `${recorded.status} ${recorded.code ?? 'deny'}${recorded.statement ? ` (statement ${recorded.statement})` : ''}`,
               ...group,
               explanation: explanation.decision,
+              explained_under: under,
               simulate: { method: recorded.method, path: recorded.path, ip: recorded.source_ip, ...(claims ? { claims } : {}) },
             } satisfies ExplainedDenial
           }),
@@ -305,10 +312,14 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
         const record = candidates.find((r) => r.id === id)
         if (!record) throw new GatewayError('route_not_found', { detail: `No audit record ${JSON.stringify(id)} at ${time}.` })
         const template = rt.config.telemetry.trace_url
+        const { explanation, under } = explainRecorded(rt, record)
         return {
           body: {
+            // What happened first: the explanation below is of the running config, and says where it differs.
+            recorded: recordedDecision(record),
             record: ordered(record),
-            explanation: explainRecorded(rt, record),
+            explanation,
+            explained_under: under,
             claims: recordedClaims(record) ?? null,
             trace_url: template && record.trace_id ? template.replaceAll('{trace_id}', encodeURIComponent(record.trace_id)) : null,
           } satisfies Trace,

@@ -33,6 +33,10 @@ const SEARCH = [
 ]
 const series = array(nullable(number))
 const verdict = shape({ effect: { enum: ['allow', 'deny'] }, status: integer, code: nullable(string), statement: nullable(string), reason: string })
+const recordedFields = {
+  status: integer, code: nullable(string), statement: nullable(string), detail: nullable(string),
+  roles: { ...nullable(array(string)), description: 'the roles the gateway assumed; null when the record could not be read again' },
+}
 
 export const consoleSchemas: Record<string, JsonSchema> = {
   ConsoleSession: shape({
@@ -54,19 +58,34 @@ export const consoleSchemas: Record<string, JsonSchema> = {
     top_principals: array(shape({ principal: nullable(string), requests: integer, denied: integer })),
     denial_reasons: array(shape({ code: nullable(string), statement: nullable(string), count: integer })),
   }, 'Requests over time by outcome, latency percentiles, the busiest routes and principals, the denial reasons: computed by the audit database.'),
+  RecordedDecision: shape({ decision: { enum: ['allow', 'deny', 'error'] }, ...recordedFields }, 'What the record says was decided: it stands, whatever an explanation under the running config says.'),
+  ExplainedUnder: shape({
+    config: { const: 'running', description: 'the config in force now: a record does not say which config decided it' },
+    generation: integer, sha256: string,
+    roles_from: { enum: ['record', 'trust_rules', null], description: "whose roles decided: the record's (those the gateway assumed), the trust rules' read again, or none asked for" },
+    agrees: { type: 'boolean', description: 'the verdict is the recorded one (an allow also agrees with a refusal after the decision: a limit, the upstream)' },
+    disagrees: { ...nullable(string), description: 'why not, in a sentence; null when it agrees' },
+    because: array({ enum: ['claims_not_recorded', 'actor_not_recorded', 'config_changed'] }),
+    caveats: { ...array(string), description: 'what the explanation cannot see for this request (claims the record does not keep)' },
+  }, 'A recorded request explained again: under which config, with whose roles, and whether and why it differs from the record.'),
   DenialGroup: shape({
+    recorded: shape(recordedFields, "the group's newest denial as recorded: its headline"),
+    headline: { type: 'string', description: 'the recorded status, code and statement: "403 policy_denied (statement NoPII)"' },
     code: nullable(string), route: nullable(string), principal: nullable(string), count: integer, last: string,
     sample: shape({ method: string, path: string, statement: nullable(string), detail: nullable(string), issuer: nullable(string), client_id: nullable(string), source_ip: string, status: integer }),
-    explanation: verdict,
+    explanation: { ...verdict, description: 'the decision explained under the running config' },
+    explained_under: ref('ExplainedUnder'),
     simulate: { ...shape({ method: string, path: string, ip: string }), description: 'an ExplainRequest for the simulator (claims: the recorded identity)' },
   }),
   AuditPage: shape({ records: array(ref('AuditRecord')), offset: integer, limit: integer, more: boolean }),
   Trace: shape({
+    recorded: ref('RecordedDecision'),
     record: ref('AuditRecord'),
     explanation: ref('Explanation'),
+    explained_under: ref('ExplainedUnder'),
     claims: nullable({ type: 'object' }),
     trace_url: nullable(string),
-  }, "A recorded request and its decision explained under the running config, from the identity the record keeps."),
+  }, 'What was decided (first), and the decision explained under the running config from the identity and roles the record keeps, with whether and why it differs.'),
   Verification: {
     ...shape({ ok: boolean, checked: integer, chains: integer, ms: integer }, 'What bouncer audit verify finds (its JSON), and how long it took (ms); only ok, checked, chains, empty and ms when there is no log yet.'),
     properties: {

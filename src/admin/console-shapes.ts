@@ -74,17 +74,66 @@ export interface Catalog {
   }>
 }
 
-/** GET /api/denials: a group as audit/aggregate.ts finds it, its decision under the running config, and the request to simulate. */
-export type ExplainedDenial = DenialGroup & {
+/** What a record says was decided: what happened, and it stands whatever an explanation says now. */
+export interface RecordedDecision {
+  decision: AuditRecord['decision']
+  status: number
+  code: string | null
+  statement: string | null
+  detail: string | null
+  /** The roles the gateway assumed; null when the record could not be read again (a denials group whose newest record retention took). */
+  roles: string[] | null
+}
+
+/** Why an explanation under the running config differs from the record. */
+export type Disagreement = 'claims_not_recorded' | 'actor_not_recorded' | 'config_changed'
+
+/**
+ * A recorded request explained again: under which config, with whose roles, whether the verdict is
+ * the recorded one, and what the record leaves out. The explanation never stands alone beside a
+ * decision it contradicts: `disagrees` then says why.
+ */
+export interface ExplainedUnder {
+  /** The config running now (its reload generation and digest): a record does not say which config decided it. */
+  config: 'running'
+  generation: number
+  sha256: string
+  /**
+   * Whose roles decided: the record's (those the gateway assumed), the trust rules' (read again
+   * from issuer, subject and client), or null where no role was asked for (no identity, no route, a public route).
+   */
+  roles_from: 'record' | 'trust_rules' | null
+  /** The verdict is the recorded one (an allow also agrees with a refusal after the decision: a limit, the upstream). */
+  agrees: boolean
+  /** Why not, in a sentence; null when it agrees. */
+  disagrees: string | null
+  because: Disagreement[]
+  /** What the explanation cannot see for this request (claims the record does not keep), whether or not it agrees. */
+  caveats: string[]
+}
+
+/** GET /api/denials: the recorded decision (the headline), a group as audit/aggregate.ts finds it, its explanation under the running config, and the request to simulate. */
+export type ExplainedDenial = { recorded: Omit<RecordedDecision, 'decision'>; headline: string } & DenialGroup & {
   explanation: Verdict
+  explained_under: ExplainedUnder
   simulate: Pick<ExplainRequest, 'method' | 'path' | 'claims'> & { ip: string }
 }
 
 /** GET /api/audit/page: records newest first, and whether there is another page. */
 export interface AuditPage { records: AuditRecord[]; offset: number; limit: number; more: boolean }
 
-/** GET /api/audit/trace: a recorded request and its decision explained under the running config, from the identity the record keeps. */
-export interface Trace { record: AuditRecord; explanation: Explanation; claims: Record<string, unknown> | null; trace_url: string | null }
+/**
+ * GET /api/audit/trace: what was decided (first), the record, and the decision explained under the
+ * running config from the identity and roles the record keeps, with whether and why it disagrees.
+ */
+export interface Trace {
+  recorded: RecordedDecision
+  record: AuditRecord
+  explanation: Explanation
+  explained_under: ExplainedUnder
+  claims: Record<string, unknown> | null
+  trace_url: string | null
+}
 
 /** POST /api/audit/verify: what `bouncer audit verify` finds and how long it took (ms); `empty` when there is no log yet. */
 export type Verification = (VerifyResult & { ms: number }) | { ok: true; checked: 0; chains: 0; empty: true; ms: 0 }

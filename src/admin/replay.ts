@@ -1,18 +1,26 @@
-// Replay (issue 20): the recorded requests of the last hours decided again under a draft config,
-// listing every decision that would change — the safe way to ship a policy change.
+// Recorded requests decided again (issue 20): the decision trace and the Denials page explain one
+// under the running config, and replay decides the recorded requests of the last hours under a
+// draft config, listing every decision that would change — the safe way to ship a policy change.
 //
-// A record keeps the verified identity's issuer, subject and client, not every claim of its token,
-// so each request is decided twice from the same reconstructed identity, once under the running
-// config and once under the draft, with the gateway's own decision code (explain). A difference is
-// then the draft's doing alone; a rule or condition on a claim the record does not keep decides
-// the same way both times, so a change that hinges only on such a claim is not seen (the answer says
-// so). Limits and upstream failures are not replayed: only route, identity, roles and policy.
+// A record keeps the verified identity's issuer, subject and client and the roles the gateway
+// assumed, not every claim of its token. So the trace and the denials explain a request with the
+// recorded roles (what the gateway assumed, whatever claim its trust rules read), and say so where
+// the verdict still differs from the recorded one (a condition on a claim the record does not keep,
+// a config changed since) rather than showing a verdict that contradicts what happened (a probe
+// found "allow" beside a recorded 403). Replay decides each request twice from the same
+// reconstructed identity, with the roles of trust rules, once under the running config and once
+// under the draft, with the gateway's own decision code: a difference is then the draft's doing
+// alone; a rule or condition on a claim the record does not keep decides the same way both times,
+// so a change that hinges only on such a claim is not seen (the answer says so). Limits and
+// upstream failures are not replayed: only route, identity, roles and policy.
+import { accessDenied, describeClaimMismatch, evaluateAccess, statementMismatch, type CompiledStatement, type Mismatch } from '../access/index.ts'
 import { readRecords, type AuditRecord, type AuditSource } from '../audit/index.ts'
-import { formatDiagnostic, loadConfigText } from '../config/index.ts'
-import { GatewayError } from '../errors/index.ts'
-import { compileRuntime, createRuntimeDeps, explain, loadModulesFor, type Runtime, type Verdict } from '../gateway/index.ts'
+import { formatDiagnostic, jwtIssuers, loadConfigText } from '../config/index.ts'
+import { GatewayError, type ErrorCode } from '../errors/index.ts'
+import { compileRuntime, createRuntimeDeps, explain, loadModulesFor, type Explanation, type Runtime, type Verdict } from '../gateway/index.ts'
+import type { Identity } from '../request/index.ts'
 import { createLogger } from '../telemetry/index.ts'
-import type { ReplayChange, ReplayResult } from './console-shapes.ts'
+import type { Disagreement, ExplainedUnder, ReplayChange, ReplayResult } from './console-shapes.ts'
 
 /** At most this many records are read; the answer says when the range held more. */
 export const REPLAY_MAX_RECORDS = 100_000
@@ -26,8 +34,209 @@ export function recordedClaims(record: Pick<AuditRecord, 'issuer' | 'subject' | 
   return claims
 }
 
+/** The claims recordedClaims gives back: a condition on any other reads it as absent, whatever the token held. */
+const KEPT_CLAIMS = new Set(['iss', 'sub', 'client_id', 'azp'])
+
+const unrecordedClaims = (conditions: ReadonlyArray<{ name: string }> | null): string[] => (conditions ?? []).map((c) => c.name).filter((name) => !KEPT_CLAIMS.has(name))
+
+/** What the trace and the denials know of a recorded request; `roles` null when the record could not be read again. */
+export type RecordedRequest = Pick<AuditRecord, 'method' | 'path' | 'route' | 'issuer' | 'subject' | 'client_id' | 'source_ip' | 'decision' | 'status' | 'code' | 'statement' | 'detail' | 'actor'> & {
+  roles: readonly string[] | null
+}
+
+/**
+ * Refused at 401 with no verified identity for a reason other than no credential (token_expired,
+ * issuer_unknown…): the record keeps no claims, so explaining it again would say "no token".
+ */
+const rejectedCredential = (r: RecordedRequest) => r.decision === 'deny' && r.status === 401 && r.subject === null && r.code !== null && r.code !== 'missing_token'
+
+/** Codes of the steps before the upstream (route, credential, access): an allow under the running config contradicts them. */
+const BEFORE_UPSTREAM = new Set(['no_role', 'policy_denied', 'route_not_found', 'method_not_allowed', 'bad_path'])
+
+/** How a role granted from the record (not by a trust rule read again) is named among its rules. */
+const RECORDED_GRANT = 'the recorded request (the gateway assumed it)'
+
+/**
+ * A recorded request explained under the running config: with the roles the gateway assumed (the
+ * record's), its required claims taken as checked (the gateway verified the identity), and a
+ * disagreement with the record said, with why, instead of left for the reader to find.
+ */
+export function explainRecorded(rt: Runtime, record: RecordedRequest): { explanation: Explanation; under: ExplainedUnder } {
+  const claims = recordedClaims(record)
+  const explanation = explain(rt, { method: record.method, path: record.path, claims, ip: record.source_ip })
+  const caveats: string[] = []
+  const reasons: Array<[Disagreement, string]> = []
+  let rolesFrom: ExplainedUnder['roles_from'] = null
+  if (rejectedCredential(record)) {
+    explanation.decision = {
+      effect: 'deny', status: record.status, code: record.code as ErrorCode, statement: null,
+      reason: `The credential was rejected before an identity existed${record.detail ? `: ${record.detail.replace(/\.?$/, '.')}` : '.'} No policy was evaluated; the record keeps no claims to explain it again.`,
+    }
+  } else if (record.subject !== null && claims !== undefined) {
+    // No role recorded is the gateway's answer only where it said so (no_role); else the step was not reached.
+    const assumed = record.roles !== null && (record.roles.length > 0 || record.code === 'no_role') ? record.roles : undefined
+    rolesFrom = decideAgain(rt, explanation, record, claims, assumed, caveats, reasons)
+  }
+  if (record.actor !== null) {
+    caveats.push(`On behalf of agent "${record.actor}": the record keeps neither the agent's roles nor its claims, so only the user's side is explained.`)
+    reasons.push(['actor_not_recorded', `the agent "${record.actor}" acting for the user is not explained again`])
+  }
+  const decision = explanation.decision
+  const agrees = sameOutcome(record, decision)
+  if (agrees && decision.effect === 'allow' && record.decision !== 'allow' && record.code !== null) {
+    caveats.push(`Refused after the policies allowed it (${record.code}): limits and upstreams are not explained again.`)
+  }
+  if (!agrees && reasons.length === 0) {
+    reasons.push(['config_changed', 'nothing the record leaves out explains it, so the config has likely changed since (a record does not say which config decided it)'])
+  }
+  const because = agrees ? [] : [...new Set(reasons.map(([cause]) => cause))]
+  return {
+    explanation,
+    under: {
+      config: 'running', generation: rt.generation, sha256: rt.configDigest, roles_from: rolesFrom, agrees,
+      disagrees: agrees ? null : `The record says ${recordedOutcome(record)}; explained under the running config, ${explainedOutcome(decision)}: ${reasons.map(([, why]) => why).join('; ')}.`,
+      because, caveats,
+    },
+  }
+}
+
+/**
+ * Decides a verified identity's request again with the gateway's own access code: with the given
+ * roles (the record's) or, without them, the roles of trust rules; either way without the checks the
+ * gateway passed when it verified the token (required claims). Rewrites the explanation's roles,
+ * statements and verdict, and notes what the record leaves out.
+ */
+function decideAgain(
+  rt: Runtime, explanation: Explanation, record: RecordedRequest, claims: Record<string, unknown>, roles: readonly string[] | undefined,
+  caveats: string[], reasons: Array<[Disagreement, string]>,
+): ExplainedUnder['roles_from'] {
+  const { route, identity: described } = explanation
+  if (route === null) {
+    reasons.push(['config_changed', `no route of the running config matches ${record.method} ${JSON.stringify(record.path)}${record.route ? ` (it matched "${record.route}")` : ''}`])
+    return null
+  }
+  if (record.route !== null && route.id !== record.route) reasons.push(['config_changed', `it matches route "${route.id}" now, not "${record.route}"`])
+  if (route.public) {
+    reasons.push(['config_changed', `route "${route.id}" is public now`])
+    return null
+  }
+  if (described === null || described.issuer === null) {
+    reasons.push(['config_changed', `the running config verifies no token of issuer ${JSON.stringify(record.issuer)} (removed since, or a credential explain does not read)`])
+    return null
+  }
+  const issuer = jwtIssuers(rt.config).find((i) => i.name === described.issuer)
+  const required = issuer?.required_claims.filter((name) => !KEPT_CLAIMS.has(name)) ?? []
+  if (issuer && required.length > 0) {
+    caveats.push(`Issuer "${issuer.name}" requires the claim${required.length === 1 ? '' : 's'} ${required.join(', ')}: the gateway checked it when it verified the token; the record does not keep it.`)
+  }
+  // The gateway verified this identity: a required claim the record does not keep was there.
+  described.problems = described.problems.filter((p) => p.code !== 'claim_missing')
+
+  const identity: Identity = {
+    issuerName: described.issuer, iss: record.issuer ?? '', sub: record.subject as string, clientId: record.client_id, claims, expiresAt: 0,
+    ...(roles === undefined ? {} : { grantedRoles: roles }),
+  }
+  const { method, ip } = explanation.request
+  const policy = rt.access.policyFor(route.id)
+  const result = evaluateAccess(rt.access, identity, { policy }, method, ip)
+
+  const byTrustRules = new Set(explanation.roles.filter((r) => r.held).map((r) => r.role))
+  for (const entry of explanation.roles) {
+    const held = result.roles.includes(entry.role)
+    // A trust rule that fails here only for a claim the record does not keep.
+    const rule = rt.access.roles.find((r) => r.name === entry.role)?.rules
+      .find((r) => r.issuer === described.issuer && (r.subject === null || r.subject.matches(identity.sub)) && unrecordedClaims(r.claims).length > 0)
+    for (const r of entry.rules) {
+      const missing = r.why === null ? null : /^claim (\S+) is missing/.exec(r.why)
+      if (missing && !KEPT_CLAIMS.has(missing[1] as string)) r.why += ': not recorded, the record does not keep it'
+    }
+    if (rule && !byTrustRules.has(entry.role)) {
+      caveats.push(`Role "${entry.role}": its trust rule reads the claim ${unrecordedClaims(rule.claims).join(', ')}, which the record does not keep${held ? '; the gateway assumed the role, as the record says' : ''}.`)
+      if (roles === undefined) reasons.push(['claims_not_recorded', `role "${entry.role}" is granted on the claim ${unrecordedClaims(rule.claims).join(', ')}, which the record does not keep`])
+    }
+    if (roles === undefined) continue
+    if (held && !byTrustRules.has(entry.role)) entry.rules.unshift({ rule: RECORDED_GRANT, matched: true, why: null })
+    if (!held && byTrustRules.has(entry.role)) {
+      entry.rules.unshift({ rule: RECORDED_GRANT, matched: false, why: 'the gateway did not assume it for this request' })
+      reasons.push(['config_changed', `the running config's trust rules grant role "${entry.role}", which the gateway did not assume then`])
+    }
+    entry.held = held
+  }
+  for (const name of roles ?? []) {
+    if (rt.access.roles.some((r) => r.name === name)) continue
+    caveats.push(`Role "${name}", which the gateway assumed, is not in the running config.`)
+    reasons.push(['config_changed', `role "${name}" is not in the running config`])
+  }
+
+  const seen = new Map<CompiledStatement, Explanation['statements'][number]>()
+  for (const role of result.roles) {
+    const bucket = policy?.get(role)
+    for (const statement of [...(bucket?.deny ?? []), ...(bucket?.allow ?? [])]) {
+      const known = seen.get(statement)
+      if (known) {
+        known.roles.push(role)
+        continue
+      }
+      const why = describeMismatch(statementMismatch(statement, method, ip, claims), statement, method, ip, claims)
+      seen.set(statement, { sid: statement.sid, policy: statement.policy, effect: statement.effect, roles: [role], matched: why === null, why })
+    }
+  }
+  const statements = [...seen.keys()].sort((a, b) => a.order - b.order)
+  explanation.statements = statements.map((s) => seen.get(s) as Explanation['statements'][number])
+  const onClaims = statements.filter((s) => unrecordedClaims(s.claims).length > 0)
+  for (const s of onClaims) caveats.push(`Statement "${s.sid}" (${s.effect}) reads the claim ${unrecordedClaims(s.claims).join(', ')}, which the record does not keep: it cannot match here.`)
+  // The recorded statement first, when it is one of them: it is what decided.
+  const deciding = onClaims.filter((s) => s.sid === record.statement)
+  for (const s of deciding.length > 0 ? deciding : onClaims) {
+    reasons.push(['claims_not_recorded', `statement "${s.sid}" reads the claim ${unrecordedClaims(s.claims).join(', ')}, which the record does not keep`])
+  }
+  if (record.statement !== null && ![...rt.access.statements.values()].some((list) => list.some((s) => s.sid === record.statement))) {
+    reasons.push(['config_changed', `statement "${record.statement}" is not in the running config`])
+  }
+
+  const { decision } = result
+  if (decision.effect === 'allow') {
+    explanation.decision = {
+      effect: 'allow', status: 200, code: null, statement: decision.statement.sid,
+      reason: `Allowed by statement "${decision.statement.sid}" of policy "${decision.statement.policy}"; no deny statement matched.`,
+    }
+  } else {
+    const error = accessDenied(result, identity, route.id, method)
+    let reason = `${error.status} ${error.code}: ${error.detail}`
+    if (decision.reason === 'explicit_deny') reason += ' An explicit deny wins over any allow.'
+    if (decision.reason === 'implicit_deny' && explanation.statements.length === 0) reason += ' No statement of these roles names this route.'
+    explanation.decision = { effect: 'deny', status: error.status, code: error.code, statement: decision.statement?.sid ?? null, reason }
+  }
+  return roles === undefined ? 'trust_rules' : 'record'
+}
+
+function describeMismatch(mismatch: Mismatch, statement: CompiledStatement, method: string, ip: string, claims: Readonly<Record<string, unknown>>): string | null {
+  if (mismatch === null) return null
+  if (mismatch === 'action') return `action ${method} is not in [${[...statement.actions].join(', ')}]`
+  if (mismatch === 'source_ip') return `source IP ${ip} is not in [${statement.sourceIpText.join(', ')}]`
+  const why = describeClaimMismatch(mismatch, claims)
+  return KEPT_CLAIMS.has(mismatch.name) ? why : `${why}: not recorded, the record does not keep it`
+}
+
+/** Whether a verdict is what the record says happened: the same refusal, or an allow where the request passed access. */
+function sameOutcome(record: RecordedRequest, verdict: Verdict): boolean {
+  if (verdict.effect === 'allow') {
+    if (record.decision !== 'allow' && (record.code === null || record.status === 401 || BEFORE_UPSTREAM.has(record.code))) return false
+    return record.statement === null || verdict.statement === null || record.statement === verdict.statement
+  }
+  return verdict.status === record.status && verdict.code === record.code && (verdict.code !== 'policy_denied' || verdict.statement === record.statement)
+}
+
+const recordedOutcome = (r: RecordedRequest) =>
+  `${r.decision === 'allow' ? `allowed (${r.status})` : `${r.status} ${r.code ?? r.decision}`}${r.statement ? ` by statement "${r.statement}"` : ''}`
+
+const explainedOutcome = (v: Verdict) =>
+  v.effect === 'allow' ? `it would be allowed${v.statement ? ` by statement "${v.statement}"` : ''}` : `it would be ${v.status} ${v.code}${v.statement ? ` by statement "${v.statement}"` : ''}`
+
+/** Replay's verdict: the roles of trust rules (the draft may change them), the required claims taken as checked. */
 function verdict(rt: Runtime, record: AuditRecord): Verdict {
-  const { decision } = explain(rt, { method: record.method, path: record.path, claims: recordedClaims(record), ip: record.source_ip })
+  const { explanation } = explainRecorded(rt, { ...record, roles: null })
+  const { decision } = explanation
   return { effect: decision.effect, status: decision.status, code: decision.code, statement: decision.statement, reason: decision.reason }
 }
 

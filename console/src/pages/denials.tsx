@@ -1,4 +1,5 @@
-// Denials grouped by code × route × principal, each with its explanation and a request to simulate.
+// Denials grouped by code × route × principal, headed by what was recorded, each with its explanation
+// under the running config (and why it differs, when it does) and a request to simulate.
 import { useEffect, useState } from 'preact/hooks'
 import { api, query } from '../api'
 import { ago, count, time } from '../format'
@@ -58,14 +59,15 @@ export function DenialsPage() {
             <tbody>
               {groups?.map((g) => (
                 <tr data-testid="denial">
-                  <td><b class="tag deny">{g.sample.status}</b> {g.code}</td>
+                  <td><b class="tag deny">{g.recorded.status}</b> {g.recorded.code}{g.recorded.statement && <> · <b>{g.recorded.statement}</b></>}</td>
                   <td>{g.route ?? '–'}</td>
                   <td>{g.principal ?? <i>anonymous</i>}</td>
                   <td class="num">{count(g.count)}</td>
                   <td title={g.last}>{ago(g.last)}</td>
                   <td class="why">
-                    <div>{g.sample.detail ?? g.explanation.reason}</div>
+                    <div>{g.recorded.detail ?? g.explanation.reason}</div>
                     <small>Now: {g.explanation.effect === 'allow' ? 'would be allowed' : g.explanation.reason} <code>{g.sample.method} {g.sample.path}</code></small>
+                    {!g.explained_under.agrees && <small class="disagrees" data-testid="disagrees">⚠ {g.explained_under.disagrees}</small>}
                   </td>
                   <td><button type="button" onClick={() => simulate(g)}>Simulate</button></td>
                 </tr>

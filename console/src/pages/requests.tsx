@@ -5,7 +5,7 @@ import { ExplanationView } from '../explanation'
 import { ms, time } from '../format'
 import { go, here, href } from '../router'
 import { Empty, Failure, Panel } from '../ui'
-import type { AuditPage, Trace } from '../../../src/admin/console-shapes.ts'
+import type { AuditPage, ExplainedUnder, Trace } from '../../../src/admin/console-shapes.ts'
 import type { AuditRecord } from '../../../src/audit/fields.ts'
 
 export interface Filters { since: string; until: string; decision: string; status: string; route: string; principal: string }
@@ -71,9 +71,26 @@ export function TraceView({ id, at }: { id: string; at: string }) {
         <dd>{r.trace_id ? (trace.trace_url ? <a href={trace.trace_url} target="_blank" rel="noopener noreferrer">{r.trace_id}</a> : <code>{r.trace_id}</code>) : '–'} · request id <code>{r.request_id}</code></dd>
       </dl>
       <h3>The decision, explained under the running config</h3>
-      <p class="hint">From the identity the record keeps (issuer, subject, client): a claim it does not keep reads as absent.</p>
+      <p class="hint">{underOf(trace.explained_under)}</p>
+      <Disagreement under={trace.explained_under} />
       <ExplanationView e={trace.explanation} />
     </div>
+  )
+}
+
+/** What the explanation read, and under which config: the record stands above it. */
+function underOf(u: ExplainedUnder): string {
+  const roles = u.roles_from === 'record' ? ', with the roles the gateway assumed' : u.roles_from === 'trust_rules' ? ', with the roles of trust rules' : ''
+  return `Config generation ${u.generation} (sha256 ${u.sha256}), from the identity the record keeps (issuer, subject, client)${roles}: a claim it does not keep reads as absent.`
+}
+
+/** An explanation that differs from the record says so, and why; what it cannot see is listed either way. */
+export function Disagreement({ under }: { under: ExplainedUnder }) {
+  return (
+    <>
+      {!under.agrees && <p class="disagrees" data-testid="disagrees">⚠ Not what was recorded. {under.disagrees}</p>}
+      {under.caveats.length > 0 && <ul class="plain hint" data-testid="caveats">{under.caveats.map((c) => <li>{c}</li>)}</ul>}
+    </>
   )
 }
 
