@@ -3,7 +3,7 @@
 // hash, so it cannot be shown again. Running gateways see a revocation within api_keys.cache.
 import type { Command } from 'commander'
 import { parseDuration } from '../config/index.ts'
-import { apiKeyId, ApiKeyStoreError, keyDocument, newApiKey, openApiKeyStore, PRINCIPAL_NAME, type ApiKeyDocument, type ApiKeyStore } from '../identity/index.ts'
+import { apiKeyId, ApiKeyStoreError, keyDocument, newApiKey, openApiKeyStore, parseApiKey, PRINCIPAL_NAME, type ApiKeyDocument, type ApiKeyStore } from '../identity/index.ts'
 import { printable } from '../text/index.ts'
 import { configOption, loadCommandConfig } from './config.ts'
 import { UserError } from './user-error.ts'
@@ -74,13 +74,17 @@ export function registerKeys(program: Command): void {
       console.log(table(documents))
     })
 
-  configOption(keys.command('revoke').argument('<id>', 'the key\'s id (bk_<id> and the whole key work too)').description('revoke an API key: every gateway refuses it within api_keys.cache'))
+  configOption(keys.command('revoke').argument('<id>', 'the key\'s id as keys list shows it, or bk_<id> (never the whole key: a command line is seen in ps and kept in shell history)').description('revoke an API key: every gateway refuses it within api_keys.cache'))
     .action(async (text: string, opts: { config?: string }) => {
       const id = apiKeyId(text.trim())
-      if (id === null) throw new UserError('give the key\'s id as keys list shows it (16 hex digits), bk_<id>, or the whole key', 2)
+      if (id === null) throw new UserError('give the key\'s id as keys list shows it (16 hex digits), or bk_<id>', 2)
+      // The whole key is still taken: whoever pastes a leaked key wants it dead now, and once revoked
+      // its secret opens nothing. Refusing it would not take it back out of ps or the history.
+      const whole = parseApiKey(text.trim()) !== null
+      if (whole) console.error(`warning: the whole key was given, so its secret is in this shell's history and was visible to ps; next time give its id, bk_${id}`)
       const now = Date.now()
       const { record, cacheMs } = await withStore(opts.config, async (store, cacheMs) => ({ record: await store.revoke(id, now), cacheMs }))
-      if (!record) throw new UserError(`no API key ${id}`)
+      if (!record) throw new UserError(`no API key ${id}${whole ? ' in this store: if the key is real it still works elsewhere, and its secret is now in your shell history' : ''}`)
       if (record.revokedAt !== now) return void console.log(printable(`API key ${id} (principal ${record.principal}) was already revoked at ${new Date(record.revokedAt as number).toISOString()}`))
       console.log(printable(`revoked API key ${id} (principal ${record.principal}): every gateway refuses it within ${cacheMs} ms`))
     })

@@ -32,7 +32,17 @@ export function signInFindings(config: Config): Finding[] {
     findings.push({ severity: 'warning', path: ['sign_in', 'session', 'idle'], message: 'idle is longer than ttl: a session ends at ttl anyway' })
   }
   if (signIn.cookie.name.startsWith('__Host-') && !secure) error(['sign_in', 'cookie', 'name'], 'a __Host- cookie must be Secure')
+  // Then the request's Host (or a trusted proxy's X-Forwarded-Host) names the redirect URI and the
+  // origin the CSRF check compares: a client's header, which only the provider's list of redirect
+  // URIs holds in. Not said of a loopback listener no proxy stands before (the demo, a laptop).
+  if (signIn.base_url === undefined && config.server.hosts.patterns.length === 0 && (!isLoopback(config.server.listen.host) || config.server.trusted_proxies.length > 0)) {
+    findings.push({ severity: 'warning', path: ['sign_in'], message: 'neither sign_in.base_url nor server.hosts is set: the request\'s Host header chooses the sign-in\'s redirect URI and the origin state-changing requests must come from; set one of them' })
+  }
   return findings
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }
 
 /** Secure by default where the gateway is reached over TLS: its own listener, or an https base_url. */

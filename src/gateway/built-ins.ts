@@ -71,7 +71,10 @@ function browserBackend(answer: (input: CredentialInput) => Promise<BrowserAnswe
     upstream: null,
     async serve(ctx, exchange) {
       const reply = await answer(browserInput(ctx))
-      return sendWhole(ctx, exchange, reply.status, reply.headers, reply.body)
+      // Who signed in or out, for the audit record (a public route authenticates no one).
+      const served = nothingServed()
+      if (reply.caller) served.caller = { ...reply.caller, roles: [] }
+      return sendWhole(ctx, exchange, reply.status, reply.headers, reply.body, served)
     },
   }
 }

@@ -16,7 +16,7 @@ import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
 import { acceptRequestId, describedRequest, inspectHeaders, parseTarget, type CorsPolicy, type RequestTarget } from '../http/index.ts'
-import { rawHeader } from '../identity/index.ts'
+import { CredentialRefused, rawHeader } from '../identity/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { bodyTimedOut, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, internalRequestOf, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
@@ -361,6 +361,11 @@ function commitAudit(state: GatewayState, ctx: RequestContext): Promise<void> {
 
 async function respondWithError(state: GatewayState, ctx: RequestContext, err: unknown): Promise<void> {
   const error = asGatewayError(err)
+  // A genuine credential refused (a revoked or expired API key): the record names whose it is.
+  if (err instanceof CredentialRefused && ctx.identity === null) {
+    ctx.identity = err.caller.identity
+    ctx.credential = err.caller.credential
+  }
   if (ctx.id === '') ctx.id = randomUUID()
   ctx.trace ??= traceContextOf(undefined, undefined)
   ctx.error = error

@@ -4,7 +4,7 @@
 // request cannot fall through a bad credential to a weaker one. Access, limits, audit and assertions
 // never ask which kind it was, except to record `credential`.
 import type { Socket } from 'node:net'
-import { GatewayError } from '../errors/index.ts'
+import { GatewayError, type ErrorCode, type GatewayErrorOptions } from '../errors/index.ts'
 import { isApiKeyBearer, type RequestHeaders } from '../http/index.ts'
 import type { AcceptedCredential } from '../config/index.ts'
 import type { CredentialKind, Identity } from '../request/index.ts'
@@ -31,6 +31,21 @@ export interface CredentialInput {
 export interface Authenticated {
   readonly identity: Identity
   readonly credential: CredentialKind
+}
+
+/**
+ * A 401 that knows whom it refused: a genuine credential that no longer counts (an API key revoked
+ * or expired, its secret matched). The audit record names that caller (subject, client_id), so
+ * `bouncer audit --principal` finds a revoked key still in use. Never for a credential that was
+ * not proven: an unknown key id or a wrong secret names whoever the sender chose.
+ */
+export class CredentialRefused extends GatewayError {
+  readonly caller: Authenticated
+
+  constructor(code: ErrorCode, options: GatewayErrorOptions, caller: Authenticated) {
+    super(code, options)
+    this.caller = caller
+  }
 }
 
 export interface CredentialVerifier {
@@ -64,22 +79,27 @@ export function rawHeader(rawHeaders: readonly string[], lowerName: string): str
 }
 
 export function createAuthenticator(verifiers: ReadonlyMap<AcceptedCredential, CredentialVerifier>): Authenticator {
+  /** The verifier's answer; a session's refusal also names the challenge of the route's other kinds (the others' carry their own). */
+  function answer(verifier: CredentialVerifier, input: CredentialInput, accept: readonly AcceptedCredential[]): Promise<Authenticated> {
+    const result = verifier.authenticate(input)
+    return verifier.kind === 'session' && challenges(accept) ? result.catch((err: unknown) => Promise.reject(withChallenge(err))) : result
+  }
   return {
     authenticate(input, accept) {
       for (const kind of accept) {
         const verifier = verifiers.get(kind)
-        if (verifier !== undefined && verifier.presentIn(input)) return verifier.authenticate(input)
+        if (verifier !== undefined && verifier.presentIn(input)) return answer(verifier, input, accept)
       }
       // Nothing the route takes: a kind that claims the case answers it (a browser is sent to sign
       // in); otherwise the first accepted kind says what was missing (missing_token for bearer).
       for (const kind of accept) {
         const verifier = verifiers.get(kind)
-        if (verifier?.answersMissing?.(input)) return verifier.authenticate(input)
+        if (verifier?.answersMissing?.(input)) return answer(verifier, input, accept)
       }
       const first = verifiers.get(accept[0] as AcceptedCredential)
       if (!first) return Promise.reject(notConfigured(accept))
       const carried = carriedElsewhere(verifiers, accept, input)
-      return carried === null ? first.authenticate(input) : first.authenticate(input).catch((err: unknown) => Promise.reject(notAccepted(err, carried, accept)))
+      return carried === null ? answer(first, input, accept) : answer(first, input, accept).catch((err: unknown) => Promise.reject(notAccepted(err, carried, accept)))
     },
   }
 }
@@ -88,6 +108,24 @@ export function createAuthenticator(verifiers: ReadonlyMap<AcceptedCredential, C
 function carriedElsewhere(verifiers: ReadonlyMap<AcceptedCredential, CredentialVerifier>, accept: readonly AcceptedCredential[], input: CredentialInput): AcceptedCredential | null {
   for (const [kind, verifier] of verifiers) if (!accept.includes(kind) && verifier.presentIn(input)) return kind
   return null
+}
+
+/**
+ * Does the route take a credential that has an HTTP challenge? A bearer token and an API key
+ * (`Authorization: Bearer bk_…`) do; a session cookie and a client certificate have none.
+ */
+function challenges(accept: readonly AcceptedCredential[]): boolean {
+  return accept.includes('bearer') || accept.includes('api_key')
+}
+
+/**
+ * RFC 9110 §11.6.1: a 401 names a scheme the client may answer with. A session's refusal
+ * (session_required, session_expired) carried none, where the route also takes a bearer token or
+ * an API key. No `error`: the request sent no token to be invalid (RFC 6750 §3.1).
+ */
+function withChallenge(err: unknown): unknown {
+  if (!(err instanceof GatewayError) || err.status !== 401 || err.headers?.['www-authenticate'] !== undefined) return err
+  return new GatewayError(err.code, { detail: err.detail, headers: { ...err.headers, 'www-authenticate': 'Bearer' }, cause: err.cause })
 }
 
 const CREDENTIAL_NAMES: Record<AcceptedCredential, string> = {

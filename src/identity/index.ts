@@ -2,13 +2,13 @@ export { createIssuerRegistry, type IssuerKeys, type IssuerRegistry, type KeyLoa
 export { checkClaims, checkWithoutKey, createTokenVerifier, identityFromClaims, issuerUnknown, keyFreeRule, type TokenVerifier } from './verify.ts'
 export { findDrift, describeDrift } from './drift.ts'
 export {
-  bearerVerifier, createAuthenticator, rawHeader,
+  bearerVerifier, createAuthenticator, CredentialRefused, rawHeader,
   type Authenticated, type Authenticator, type CredentialInput, type CredentialVerifier,
 } from './authenticate.ts'
 export { createIntrospector, type Introspector } from './introspection.ts'
 export { apiKeyVerifier } from './api-keys/verifier.ts'
 export { createApiKeyDirectoryRegistry, openApiKeyStore, type ApiKeyDirectory, type ApiKeyDirectoryRegistry } from './api-keys/directory.ts'
-export { apiKeyId, newApiKey, PRINCIPAL_NAME } from './api-keys/key.ts'
+export { apiKeyId, newApiKey, parseApiKey, PRINCIPAL_NAME } from './api-keys/key.ts'
 export { ApiKeyStoreError, keyDocument, statusOf, type ApiKeyDocument, type ApiKeyRecord, type ApiKeyStatus, type ApiKeyStore } from './api-keys/store.ts'
 export { clientCertVerifier, subjectAltNames, type X509Issuer } from './x509.ts'
 export { carriesUserClaims, delegatedIdentity, exchangedIdentity, IDP_CLAIMS, splitUserClaims, type OwnTokens } from './own-tokens.ts'

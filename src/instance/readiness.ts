@@ -3,9 +3,9 @@ import type { GatewayState } from '../gateway/index.ts'
 
 /**
  * Ready once the config is loaded, every issuer's first key load has been tried, and the shared
- * stores have answered once: the Redis limits store has connected and every PostgreSQL audit sink
- * has taken records. An identity provider that is down does not hold the whole gateway out of
- * rotation (its tokens get 503 identity_provider_unavailable while its keys are retried), but it
+ * stores have answered once: the Redis limits and session stores have connected and every
+ * PostgreSQL audit sink has taken records. An identity provider that is down does not hold the
+ * whole gateway out of rotation (its tokens get 503 identity_provider_unavailable while its keys are retried), but it
  * shows in the checks.
  *
  * The shared stores count only until they have answered once: a Redis or PostgreSQL outage later
@@ -22,6 +22,13 @@ export function createReadiness(state: GatewayState): () => Readiness {
     const store = state.runtime.limiter.store
     checks.limits_store = store.status()
     if (!store.answeredOnce()) ready = false
+    // Every session request waits on it (a stopped Redis: each is 503), so it is named here too.
+    // One store: the console's sessions live in sign_in's.
+    const sessions = (state.runtime.signIn ?? state.runtime.consoleSignIn)?.store
+    if (sessions !== undefined) {
+      checks.session_store = sessions.status()
+      if (!sessions.answeredOnce()) ready = false
+    }
     const audit = state.audit.stats()
     const sinks = Object.entries(audit.sinks)
     for (const [sink, up] of sinks) checks[`audit:${sink}`] = up ? 'writing' : 'spilling to disk'

@@ -10,7 +10,7 @@
 // difference (1.7% of the bouncer-api-key case's CPU profile).
 import { GatewayError, type ErrorCode } from '../../errors/index.ts'
 import { bearerToken, isApiKeyBearer } from '../../http/index.ts'
-import type { CredentialInput, CredentialVerifier } from '../authenticate.ts'
+import { CredentialRefused, type Authenticated, type CredentialInput, type CredentialVerifier } from '../authenticate.ts'
 import type { ApiKeyDirectory } from './directory.ts'
 import { parseApiKey, secretMatches } from './key.ts'
 
@@ -37,11 +37,14 @@ export function apiKeyVerifier(directory: ApiKeyDirectory, header: string, now: 
       }
       // One answer for an unknown id and a wrong secret. Ids are no secret (listed, and logged as
       // client_id); the secret is, and it is only ever compared through its hash, in constant time.
+      // Neither names a caller in the audit record: the id is the sender's choice, proven by nothing.
       if (known === undefined || !secretMatches(parsed.secret, known.hash)) throw refusal('api_key_invalid', 'The API key is not valid.')
       const { record } = known
-      if (record.revokedAt !== null) throw refusal('api_key_revoked', `The API key ${record.id} was revoked at ${new Date(record.revokedAt).toISOString()}.`)
+      // The secret matched: the key's holder, whom the audit record names (its id as client_id).
+      const holder = { identity: known.identity, credential: 'api_key' as const }
+      if (record.revokedAt !== null) throw refusal('api_key_revoked', `The API key ${record.id} was revoked at ${new Date(record.revokedAt).toISOString()}.`, holder)
       if (record.expiresAt !== null && record.expiresAt <= at) {
-        throw refusal('api_key_invalid', `The API key ${record.id} expired at ${new Date(record.expiresAt).toISOString()}.`)
+        throw refusal('api_key_invalid', `The API key ${record.id} expired at ${new Date(record.expiresAt).toISOString()}.`, holder)
       }
       directory.used(record.id, at)
       return { identity: known.identity, credential: 'api_key' }
@@ -79,6 +82,7 @@ function keyHeader(raw: readonly string[], name: string): { count: number; value
   return { count, value }
 }
 
-function refusal(code: ErrorCode, detail: string): GatewayError {
-  return new GatewayError(code, { detail, headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${detail.replace(/["\\]/g, "'")}"` } })
+function refusal(code: ErrorCode, detail: string, holder?: Authenticated): GatewayError {
+  const options = { detail, headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${detail.replace(/["\\]/g, "'")}"` } }
+  return holder === undefined ? new GatewayError(code, options) : new CredentialRefused(code, options, holder)
 }

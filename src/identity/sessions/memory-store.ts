@@ -52,6 +52,9 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
     async signInKey() {
       return signInKey
     },
+    // In the process: there from the first request.
+    status: () => 'ready',
+    answeredOnce: () => true,
     setIdle(ms) {
       idle = ms
     },

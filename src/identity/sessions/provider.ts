@@ -1,5 +1,6 @@
 // The OpenID provider people sign in at, through openid-client (the protocol is not written by
-// hand): discovery, the authorization URL with PKCE (S256), state and nonce, the code exchange
+// hand): discovery, the authorization URL with PKCE (S256), state and nonce, the callback's iss
+// (RFC 9207, checked here first, so its refusal says so), the code exchange
 // (openid-client checks state, PKCE, and the ID token's iss, aud, exp, iat and nonce), the
 // refresh grant, and RP-initiated logout's end_session_endpoint. The ID token's signature is then
 // checked by the gateway's own bearer-token verifier, with the issuer's keys (sign-in.ts).
@@ -36,6 +37,32 @@ export class SignInRefused extends Error {
     super(message, options)
     this.name = 'SignInRefused'
   }
+}
+
+/**
+ * The callback's `iss` is not the provider's (RFC 9207): the answer came from another provider the
+ * browser was sent to (a mix-up attack), or something rewrote it. No code is exchanged.
+ */
+export class IssuerMismatch extends SignInRefused {
+  constructor(message: string) {
+    super(message)
+    this.name = 'IssuerMismatch'
+  }
+}
+
+/**
+ * RFC 9207 §2.4, checked here before the code goes anywhere, as openid-client would: with its own
+ * error, which the callback words as such (read as a refused code, it said "already used").
+ */
+function checkIssuerParameter(metadata: Oidc.ServerMetadata, parameters: URLSearchParams): void {
+  const sent = parameters.getAll('iss')
+  if (sent.length > 1) throw new IssuerMismatch('the callback carries several iss parameters')
+  const iss = sent[0]
+  if (iss === undefined) {
+    if (metadata.authorization_response_iss_parameter_supported === true) throw new IssuerMismatch(`the callback carries no iss parameter, which ${metadata.issuer} always sends`)
+    return
+  }
+  if (iss !== metadata.issuer) throw new IssuerMismatch(`the callback's iss is not ${metadata.issuer}`)
 }
 
 type OidcModule = typeof Oidc
@@ -85,6 +112,7 @@ export function signInProvider(issuer: IssuerConfig, clientId: string, clientSec
     },
     async exchangeCode(callbackUrl, checks) {
       const config = await ready()
+      checkIssuerParameter(config.serverMetadata(), callbackUrl.searchParams)
       try {
         const tokens = await oidc.authorizationCodeGrant(config, callbackUrl, {
           expectedState: checks.state,

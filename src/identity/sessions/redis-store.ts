@@ -57,7 +57,18 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
     retryStrategy: (times) => Math.min(times * 100, 2_000),
   })
   let lastErrorLog = 0
+  // For /readyz (store.ts, status): every session request waits on Redis, so an outage is named there.
+  let state = 'connecting'
+  let connectedOnce = false
+  client.on('ready', () => {
+    state = 'ready'
+    connectedOnce = true
+  })
+  client.on('close', () => {
+    if (state === 'ready') state = 'unavailable: the connection closed (reconnecting)'
+  })
   client.on('error', (err: Error) => {
+    state = `unavailable: ${err.message}`
     if (Date.now() - lastErrorLog > 10_000) {
       lastErrorLog = Date.now()
       options.logger?.warn({ store: 'redis', err }, 'session store unavailable')
@@ -159,10 +170,13 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
     signInKey() {
       return guard(async () => Buffer.from((await client.eval(SIGN_IN_KEY, 1, signInKeyName, randomBytes(32).toString('base64url'))) as string, 'base64url'))
     },
+    status: () => state,
+    answeredOnce: () => connectedOnce,
     setIdle() {
       // Nothing to sweep: Redis drops a session at its absolute end, and every read checks the idle timeout.
     },
     async close() {
+      state = 'closed'
       client.disconnect()
     },
   }

@@ -25,12 +25,12 @@ import type { IssuerConfig, SignInConfig } from '../../config/index.ts'
 import { GatewayError, truncateClientValue, type ErrorCode } from '../../errors/index.ts'
 import type { Identity } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
-import type { CredentialInput, CredentialVerifier } from '../authenticate.ts'
+import type { Authenticated, CredentialInput, CredentialVerifier } from '../authenticate.ts'
 import { rawHeader } from '../authenticate.ts'
 import type { IssuerKeys } from '../issuers.ts'
 import { createTokenVerifier, identityFromClaims, type TokenVerifier } from '../verify.ts'
 import { clearCookie, hasCookie, readCookie, setCookie, type CookieSettings, type HostAllowList } from '../../http/index.ts'
-import { SignInRefused, signInProvider, type SignInProvider } from './provider.ts'
+import { IssuerMismatch, SignInRefused, signInProvider, type SignInProvider } from './provider.ts'
 import { safeReturnTo } from './return-to.ts'
 import { openTokens, sealTokens, type SessionTokens } from './seal.ts'
 import { openPending, pendingKey, sealPending, type PendingSignIn } from './sign-in-state.ts'
@@ -55,6 +55,8 @@ export interface BrowserAnswer {
   status: number
   headers: Record<string, string | string[]>
   body: string
+  /** Who signed in (the callback) or out, for the audit record: these endpoints are public routes, which authenticate no one. */
+  caller?: Authenticated
 }
 
 export interface SignIn {
@@ -108,12 +110,21 @@ const REFRESH_POLL_MS = 50
 export function createSignIn(options: SignInOptions): SignIn {
   const { config, issuer, store, logger } = options
   const now = options.now ?? Date.now
-  const cookie: CookieSettings = { name: config.cookie.name, secure: options.cookieSecure, sameSite: config.cookie.same_site }
+  const prefix = cookiePrefix(config.cookie.name)
+  // A prefixed name is Secure whatever else says: browsers drop a __Host-/__Secure- cookie without it.
+  const cookie: CookieSettings = { name: config.cookie.name, secure: options.cookieSecure || prefix !== null, sameSite: config.cookie.same_site }
   // The state cookie is Lax whatever the session's SameSite: the provider's redirect back is a cross-site navigation.
   // One cookie per browser: of two sign-ins begun in two tabs, the later one's replaces the
   // earlier's, whose callback is then refused (state does not match), and a flood of page loads in
   // one browser piles up no cookies.
-  const stateCookie: CookieSettings = { name: `${config.cookie.name}_state`, secure: options.cookieSecure, sameSite: 'lax' }
+  const stateCookie: CookieSettings = { name: `${config.cookie.name}_state`, secure: cookie.secure, sameSite: 'lax' }
+  // Scoped to the callback, except under __Host-, which browsers take only with Path=/ (RFC 6265bis
+  // §4.1.3.2): they refused the state, and every sign-in ended in "state does not match" (a probe).
+  // It keeps __Host- rather than turning __Secure- on the callback's path: a sibling subdomain can
+  // plant a __Secure- cookie (Domain=) holding its own sign-in's sealed state, a login CSRF that
+  // __Host- exists to stop. It travels on every request for the sign-in's few minutes; upstreams
+  // never get it (the gateway withholds `<name>_state`).
+  const statePath = prefix === '__Host-' ? '/' : config.callback_path
   const ttl = config.session.ttl
   const idle = config.session.idle
   const touchEvery = Math.min(Math.floor(idle / 10), 60_000)
@@ -218,7 +229,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     const codeVerifier = randomBytes(32).toString('base64url')
     const key = await stateCookieKey()
     const pending: PendingSignIn = { state, nonce, codeVerifier, returnTo, expiresAt: now() + config.login_timeout }
-    const cookieOptions = { maxAgeSeconds: Math.ceil(config.login_timeout / 1000), path: config.callback_path }
+    const cookieOptions = { maxAgeSeconds: Math.ceil(config.login_timeout / 1000), path: statePath }
     let set = setCookie(secureFor(input, stateCookie), sealPending(pending, key), cookieOptions)
     // A cookie a browser would drop is a sign-in that cannot finish: the page asked for is given up for '/'.
     if (set.length > MAX_COOKIE_BYTES) set = setCookie(secureFor(input, stateCookie), sealPending({ ...pending, returnTo: '/' }, key), cookieOptions)
@@ -274,6 +285,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     try {
       tokens = await provider.exchangeCode(new URL(`${redirectUri}?${input.query}`), { state, nonce: pending.nonce, codeVerifier: pending.codeVerifier, redirectUri })
     } catch (err) {
+      if (err instanceof IssuerMismatch) throw new GatewayError('bad_request', { detail: `The sign-in's answer does not say it comes from the provider it began at: ${err.message} (RFC 9207). Start again.`, cause: err })
       if (err instanceof SignInRefused) throw new GatewayError('bad_request', { detail: 'The provider refused the sign-in: its code is invalid, expired or already used (a replayed callback). Start again.', cause: err })
       throw err
     }
@@ -296,13 +308,14 @@ export function createSignIn(options: SignInOptions): SignIn {
     }
     await storeCall(() => store.put(record))
     logger.info({ session: record.id, issuer: issuer.name, subject: record.subject }, 'signed in')
-    const cookies = [setCookie(secureFor(input, cookie), value, { maxAgeSeconds: Math.floor(ttl / 1000) }), clearCookie(secureFor(input, stateCookie), config.callback_path)]
+    const cookies = [setCookie(secureFor(input, cookie), value, { maxAgeSeconds: Math.floor(ttl / 1000) }), clearCookie(secureFor(input, stateCookie), statePath)]
+    const caller = { identity: identityOf(record), credential: 'session' as const }
     if (config.cookie.same_site === 'strict') {
       // A Strict cookie is not sent on a navigation a cross-site redirect chain began: go on from this origin.
       const href = escapeHtml(pending.returnTo)
-      return { status: 200, headers: { 'set-cookie': cookies, 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }, body: `<!doctype html><meta http-equiv="refresh" content="0;url=${href}"><a href="${href}">Continue</a>` }
+      return { status: 200, headers: { 'set-cookie': cookies, 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }, body: `<!doctype html><meta http-equiv="refresh" content="0;url=${href}"><a href="${href}">Continue</a>`, caller }
     }
-    return { status: 302, headers: { location: pending.returnTo, 'set-cookie': cookies, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }, body: '' }
+    return { status: 302, headers: { location: pending.returnTo, 'set-cookie': cookies, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }, body: '', caller }
   }
 
   async function signOut(input: CredentialInput): Promise<BrowserAnswer> {
@@ -314,6 +327,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     checkOrigin(input)
     const value = readCookie(input.rawHeaders, cookie.name)
     let idToken: string | null = null
+    let caller: Authenticated | undefined
     if (value !== undefined && COOKIE_VALUE.test(value)) {
       const id = sessionId(value)
       const record = await storeCall(() => store.get(id))
@@ -321,6 +335,7 @@ export function createSignIn(options: SignInOptions): SignIn {
       if (record?.audience === options.audience) {
         idToken = openTokens(record.sealed, value)?.idToken ?? null
         await storeCall(() => store.delete(id))
+        caller = { identity: identityOf(record), credential: 'session' }
         logger.info({ session: id, issuer: record.issuer, subject: record.subject }, 'signed out')
       }
     }
@@ -341,7 +356,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     }
     // Not Clear-Site-Data "cookies": it clears the whole registrable domain's cookies (the SSO's and
     // every sibling application's on the company domain), not just this gateway's.
-    return { status: 302, headers: { location, 'set-cookie': clearCookie(secureFor(input, cookie)), 'cache-control': 'no-store' }, body: '' }
+    return { status: 302, headers: { location, 'set-cookie': clearCookie(secureFor(input, cookie)), 'cache-control': 'no-store' }, body: '', ...(caller === undefined ? {} : { caller }) }
   }
 
   /** What a GET of sign_out_path answers: a button that signs out (a same-origin form post carries the Origin checkOrigin needs). */
@@ -512,6 +527,12 @@ export function createSignIn(options: SignInOptions): SignIn {
   }
 
   return signIn
+}
+
+/** The name's prefix whose rules browsers enforce (RFC 6265bis §4.1.3, matched case-insensitively), or null. */
+function cookiePrefix(name: string): '__Host-' | '__Secure-' | null {
+  const lower = name.toLowerCase()
+  return lower.startsWith('__host-') ? '__Host-' : lower.startsWith('__secure-') ? '__Secure-' : null
 }
 
 /** A page load: what a browser sends when a person opens a link (Accept: text/html, GET or HEAD). */

@@ -75,6 +75,14 @@ export interface SessionStore {
    * changes only the timeout keeps the store, and its sessions, and sets the new one here.
    */
   setIdle(idleMs: number): void
+  /** For /readyz: `ready`, or why not (`connecting`, `unavailable: …`). */
+  status(): string
+  /**
+   * Has it answered since it opened? /readyz waits for that, as for the Redis limits store: an
+   * outage after it only shows in the checks (every instance shares it; taking them all out of
+   * rotation would not help).
+   */
+  answeredOnce(): boolean
   close(): Promise<void>
 }
 
