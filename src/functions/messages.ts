@@ -40,6 +40,24 @@ export interface FunctionResponse {
  */
 export const MAX_LOG_LINE = 8_192
 
+/**
+ * Longer than this a text is not cut but left out: slice() flattens a rope ('y'.repeat(n), a + b)
+ * into one allocation of its whole length, and in a worker one far past its heap limit aborts the
+ * whole process (probe finding: a 200 MB thrown message). 1 Mi characters stay within the 16 MB
+ * Node gives a worker past its limit.
+ */
+export const MAX_CUTTABLE = 1_048_576
+
+/** The text cut at MAX_LOG_LINE characters, saying how long it was. */
+export function cutLine(text: string): string {
+  if (text.length <= MAX_LOG_LINE) return text
+  if (text.length > MAX_CUTTABLE) return `(${text.length} chars, too long to log)`
+  return `${text.slice(0, MAX_LOG_LINE)}…(truncated, ${text.length} chars)`
+}
+
+export type FailurePhase = 'init' | 'handler' | 'response' | 'oversized'
+
+/** An error's name, message and stack, each cut at MAX_LOG_LINE in the worker (a thrown 200 MB message aborted the process as it was posted: probe finding). */
 export interface FailureDetails {
   name: string
   message: string
@@ -51,9 +69,10 @@ export type FromWorker =
   | { type: 'result'; id: number; response: FunctionResponse; usedBytes: number }
   /**
    * The invocation failed: the module did not load (`init`), the handler threw or rejected
-   * (`handler`), or what it returned is not a response AWS would accept (`response`).
+   * (`handler`), what it returned is not a response AWS would accept (`response`), or is larger
+   * than a function may answer (`oversized`, answer-size.ts).
    */
-  | { type: 'failed'; id: number; phase: 'init' | 'handler' | 'response'; error: FailureDetails; usedBytes: number }
+  | { type: 'failed'; id: number; phase: FailurePhase; error: FailureDetails; usedBytes: number }
   /** The module loaded (or not), once per worker: a module that cannot load is reported before any request. */
   | { type: 'loaded'; error: FailureDetails | null }
   /**

@@ -13,7 +13,8 @@ import { Worker } from 'node:worker_threads'
 import type { FunctionConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { terminateThread, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
-import { MAX_LOG_LINE, type FailureDetails, type FromWorker, type FunctionResponse, type Invoke, type WorkerSetup } from './messages.ts'
+import { cutLine, MAX_LOG_LINE, type FailureDetails, type FailurePhase, type FromWorker, type FunctionResponse, type Invoke, type WorkerSetup } from './messages.ts'
+import { MAX_ANSWER_BYTES } from './answer-size.ts'
 import { postedResponseProblem } from './response.ts'
 
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
@@ -145,8 +146,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     }
     if (message.type === 'log') {
       // Cut in the worker already (worker.ts); again here for a line the handler posted itself.
-      const text = message.text.length > MAX_LOG_LINE ? `${message.text.slice(0, MAX_LOG_LINE)}…(truncated, ${message.text.length} chars)` : message.text
-      logger[message.level]({ function: name, request_id: message.requestId, ...(message.stream ? { stream: message.stream } : {}) }, text)
+      logger[message.level]({ function: name, request_id: message.requestId, ...(message.stream ? { stream: message.stream } : {}) }, cutLine(message.text))
       return
     }
     const pending = slot.pending
@@ -160,11 +160,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       }
     } else {
       logFailure(pending.requestId, message.phase, message.error)
-      settle(slot, pending, new GatewayError('function_error', {
-        detail: message.phase === 'response'
-          ? `Function "${name}" returned a response that is not valid: ${message.error.message}.`
-          : `Function "${name}" failed. The gateway's log has the error under this request id.`,
-      }))
+      settle(slot, pending, new GatewayError('function_error', { detail: failureDetail(message.phase, message.error) }))
     }
     if (message.usedBytes > memoryBytes) replaceOverMemory(slot, worker, pending.requestId, message.usedBytes)
   }
@@ -181,10 +177,22 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   }
 
   /** The stack goes to the log, with the request id the client got; never to the client. */
-  function logFailure(requestId: string, phase: 'init' | 'handler' | 'response', error: FailureDetails): void {
+  function logFailure(requestId: string, phase: FailurePhase, error: FailureDetails): void {
     const err = asError(error)
-    const what = phase === 'init' ? `function ${name} could not be loaded` : phase === 'handler' ? `function ${name} threw` : `function ${name} returned a malformed response`
+    const what = {
+      init: `function ${name} could not be loaded`,
+      handler: `function ${name} threw`,
+      response: `function ${name} returned a malformed response`,
+      oversized: `function ${name} answered more than ${MAX_ANSWER_BYTES} bytes: its answer was refused`,
+    }[phase]
     logger.error({ function: name, request_id: requestId, err }, what)
+  }
+
+  function failureDetail(phase: FailurePhase, error: FailureDetails): string {
+    // Cut again: a handler can post its own `failed` past the worker's cut.
+    if (phase === 'response') return `Function "${name}" returned a response that is not valid: ${cutLine(error.message)}.`
+    if (phase === 'oversized') return `Function "${name}" answered more than ${MAX_ANSWER_BYTES} bytes (6 MB), the most a function may answer: Lambda's limit for a synchronous invocation's response.`
+    return `Function "${name}" failed. The gateway's log has the error under this request id.`
   }
 
   function timedOut(slot: PoolSlot, pending: Pending): void {
@@ -256,7 +264,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
 }
 
 const LOG_LEVELS: ReadonlySet<unknown> = new Set(['debug', 'info', 'warn', 'error'])
-const PHASES: ReadonlySet<unknown> = new Set(['init', 'handler', 'response'])
+const PHASES: ReadonlySet<unknown> = new Set(['init', 'handler', 'response', 'oversized'] satisfies FailurePhase[])
 
 /**
  * What a worker posted, if it is one of the messages worker.ts sends (its response is checked
@@ -288,7 +296,8 @@ function isFailureDetails(error: unknown): error is FailureDetails {
 
 /** A worker's error as an Error again, so the log shows its type, message and stack. */
 function asError(error: FailureDetails): Error {
-  return Object.assign(new Error(error.message), { name: error.name, stack: error.stack ?? `${error.name}: ${error.message}` })
+  const [message, kind] = [cutLine(error.message), cutLine(error.name)] // cut in the worker, unless the handler posted it
+  return Object.assign(new Error(message), { name: kind, stack: error.stack === undefined ? `${kind}: ${message}` : cutLine(error.stack) })
 }
 
 /**

@@ -8,37 +8,47 @@
 // - an object with a `statusCode` is the response: `headers` (values joined with commas for several),
 //   `cookies` (each a Set-Cookie), `body` (a string; base64 when `isBase64Encoded`).
 //
-// A result API Gateway would call a "malformed Lambda proxy response" is refused with the reason.
+// A result API Gateway would call a "malformed Lambda proxy response" is refused with the reason,
+// and one larger than MAX_ANSWER_BYTES is refused before it is serialized or decoded (answerSize).
 // This runs in the function's worker, so the gateway's thread only writes what comes out.
 import { validateHeaderName, validateHeaderValue } from 'node:http'
 import { HOP_BY_HOP } from '../http/index.ts'
+import { answerSize, MAX_ANSWER_BYTES, stringifiedWithin, TOO_LARGE, utf8BytesOver } from './answer-size.ts'
 import type { FunctionResponse } from './messages.ts'
 
-export type ResponseResult = { ok: true; response: FunctionResponse } | { ok: false; message: string }
+export type ResponseResult = { ok: true; response: FunctionResponse } | { ok: false; message: string; oversized?: true }
 
 /** Headers the gateway writes itself: the length of what it sends, and its own request id. */
 const GATEWAY_WRITTEN = new Set(['content-length', 'x-request-id'])
 
 export function httpResponseOf(result: unknown): ResponseResult {
+  // Sized first: serializing, flattening or decoding an oversized value is what aborted the process.
+  const least = answerSize(result, MAX_ANSWER_BYTES)
+  if (least > MAX_ANSWER_BYTES) return oversized()
   // Hot path: a plain object of a response's own members only, which structured() accepts as it is.
   // JSON.stringify cannot fail on such an object nor read it otherwise (every value structured()
   // takes is a string, number, boolean or null, or an object or array of those), so it is skipped:
   // for a 1 KB body it was ~2 µs of each invocation on the worker (issue 15).
-  if (typeof result === 'object' && result !== null) {
+  if (least >= 0 && typeof result === 'object' && result !== null) {
     try {
       const taken = isPlainObject(result) && 'statusCode' in result && onlyResponseMembers(result) ? structured(result) : null
-      if (taken?.ok) return taken
+      if (taken?.ok) return withUtf8Body(taken.response, least) > MAX_ANSWER_BYTES ? oversized() : taken
     } catch {
       // a getter or proxy trap that throws: the long way below says why
     }
   }
   let json: string | undefined
   try {
-    json = JSON.stringify(result === undefined ? null : result)
+    const value = result === undefined ? null : result
+    // What answerSize could not size (toJSON, a class instance) is counted while it is serialized.
+    json = least < 0 ? stringifiedWithin(value, MAX_ANSWER_BYTES) : JSON.stringify(value)
   } catch (err) {
+    if (err === TOO_LARGE) return oversized()
     return { ok: false, message: `the handler's result cannot be serialized as JSON: ${(err as Error).message}` }
   }
   if (json === undefined) json = 'null' // a function or a symbol: JSON has no such value
+  // Lambda's own measure: the result's JSON, in bytes.
+  if (utf8BytesOver(json, MAX_ANSWER_BYTES)) return oversized()
   if (typeof result === 'string') return inferred(result)
   if (typeof result !== 'object' || result === null) return inferred(json)
   if (isPlainObject(result)) {
@@ -54,6 +64,17 @@ export function httpResponseOf(result: unknown): ResponseResult {
     return structured(value as Record<string, unknown>)
   }
   return inferred(json)
+}
+
+function oversized(): ResponseResult {
+  return { ok: false, oversized: true, message: `the answer is larger than ${MAX_ANSWER_BYTES} bytes` }
+}
+
+/** answerSize's count with a text body's UTF-8 bytes instead of its characters (at most three each). */
+function withUtf8Body(response: FunctionResponse, least: number): number {
+  const { body } = response
+  if (typeof body !== 'string' || least + 2 * body.length <= MAX_ANSWER_BYTES) return least
+  return least - body.length + Buffer.byteLength(body)
 }
 
 const RESPONSE_MEMBERS = new Set(['statusCode', 'headers', 'cookies', 'body', 'isBase64Encoded'])
@@ -124,6 +145,7 @@ export function postedResponseProblem(response: unknown): string | null {
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) return `its status ${String(status)} is not an integer from 200 to 599`
   if (typeof body !== 'string' && !(body instanceof Uint8Array)) return 'its body is neither text nor bytes'
   if (!Array.isArray(headers) || headers.length % 2 !== 0) return 'its headers are not name and value pairs'
+  if (postedBytes(body, headers) > MAX_ANSWER_BYTES) return `it is larger than ${MAX_ANSWER_BYTES} bytes`
   for (let i = 0; i < headers.length; i += 2) {
     const name: unknown = headers[i]
     const value: unknown = headers[i + 1]
@@ -133,6 +155,13 @@ export function postedResponseProblem(response: unknown): string | null {
     if (problem) return problem
   }
   return null
+}
+
+/** At least: text by its characters, checked before any header is read as text. */
+function postedBytes(body: string | Uint8Array, headers: unknown[]): number {
+  let bytes = typeof body === 'string' ? body.length : body.byteLength
+  for (const field of headers) bytes += typeof field === 'string' ? field.length : 0
+  return bytes
 }
 
 /** Node's own checks, so the gateway's writeHead never throws on what a handler sent. */

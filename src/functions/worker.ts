@@ -5,7 +5,7 @@ import { format } from 'node:util'
 import { pathToFileURL } from 'node:url'
 import { getHeapStatistics } from 'node:v8'
 import { parentPort, workerData } from 'node:worker_threads'
-import { MAX_LOG_LINE, type FailureDetails, type FromWorker, type Invoke, type LogLevel, type WorkerSetup } from './messages.ts'
+import { cutLine, MAX_CUTTABLE, MAX_LOG_LINE, type FailureDetails, type FromWorker, type Invoke, type LogLevel, type WorkerSetup } from './messages.ts'
 import { httpResponseOf } from './response.ts'
 
 type Handler = (event: unknown, context: LambdaContext, callback?: (err: unknown, result?: unknown) => void) => unknown
@@ -87,7 +87,7 @@ function reportDroppedLines(): void {
 
 /** One admitted line, cut here: a longer one is never copied to the gateway's thread. */
 function log(level: LogLevel, text: string, stream?: 'stdout' | 'stderr'): void {
-  const line = text.length > MAX_LOG_LINE ? `${text.slice(0, MAX_LOG_LINE)}…(truncated, ${text.length} chars)` : text
+  const line = cutLine(text)
   logBudget.lines++
   logBudget.chars += line.length
   send({ type: 'log', requestId: running, level, text: line, ...(stream ? { stream } : {}) })
@@ -111,7 +111,9 @@ function captureStream(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr', le
     if (text !== '' && logAdmitted()) log(level, text, name)
   }
   stream.write = ((chunk: string | Uint8Array, encoding?: unknown, callback?: unknown): boolean => {
-    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')
+    const size = typeof chunk === 'string' ? chunk.length : chunk.byteLength
+    // Not scanned for lines: that would flatten a rope of any length (messages.ts MAX_CUTTABLE).
+    const text = size > MAX_CUTTABLE ? `(a write of ${size} ${typeof chunk === 'string' ? 'chars' : 'bytes'}, too long to log)\n` : typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')
     let at = 0
     for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', at)) {
       line(partial + text.slice(at, nl))
@@ -171,7 +173,10 @@ async function run(invoke: Invoke): Promise<void> {
       return send({ type: 'failed', id: invoke.id, phase: 'handler', error: details(err), usedBytes: usedBytes() })
     }
     const made = httpResponseOf(result)
-    if (!made.ok) return send({ type: 'failed', id: invoke.id, phase: 'response', error: { name: 'MalformedResponse', message: made.message, stack: undefined }, usedBytes: usedBytes() })
+    if (!made.ok) {
+      const error = { name: made.oversized ? 'ResponseSizeTooLarge' : 'MalformedResponse', message: made.message, stack: undefined }
+      return send({ type: 'failed', id: invoke.id, phase: made.oversized ? 'oversized' : 'response', error, usedBytes: usedBytes() })
+    }
     const { body } = made.response
     if (typeof body === 'string') send({ type: 'result', id: invoke.id, response: made.response, usedBytes: usedBytes() })
     else send({ type: 'result', id: invoke.id, response: made.response, usedBytes: usedBytes(body.byteLength) }, [body.buffer as ArrayBuffer])
@@ -200,6 +205,6 @@ function call(handler: Handler, invoke: Invoke): Promise<unknown> {
 }
 
 function details(err: unknown): FailureDetails {
-  if (err instanceof Error) return { name: err.name, message: err.message, stack: err.stack }
-  return { name: 'Error', message: String(err), stack: undefined }
+  if (err instanceof Error) return { name: cutLine(String(err.name)), message: cutLine(String(err.message)), stack: err.stack === undefined ? undefined : cutLine(String(err.stack)) }
+  return { name: 'Error', message: cutLine(String(err)), stack: undefined }
 }
