@@ -2,7 +2,7 @@
 import { AuditQueryError, auditSourceOf, NoAuditLog, ordered, parseAuditQuery, searchAudit, type AuditHead, type AuditQuery } from '../audit/index.ts'
 import type { AuditConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import { explain, type Runtime } from '../gateway/index.ts'
+import { explainWithKeys, type Runtime } from '../gateway/index.ts'
 import { apiKeyId, keyDocument, SESSION_ID, sessionDocument, type ApiKeyDirectory, type SignIn } from '../identity/index.ts'
 import type { SecretStore } from '../secrets/index.ts'
 import { approvalRoutes } from './approvals.ts'
@@ -79,7 +79,8 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
       method: 'POST',
       path: 'explain',
       access: 'read', // asks how a request would be decided; changes nothing
-      handle: ({ body }) => ({ body: explain(actions.runtime(), explainRequest(body)) }),
+      // An API key given as the token is checked against the running gateway's key store (not counted as a use).
+      handle: async ({ body }) => ({ body: await explainWithKeys(actions.runtime(), explainRequest(body)) }),
     },
     {
       method: 'GET',
@@ -199,7 +200,7 @@ function auditQuery(params: URLSearchParams): AuditQuery {
   }
 }
 
-function explainRequest(body: unknown): Parameters<typeof explain>[1] {
+function explainRequest(body: unknown): Parameters<typeof explainWithKeys>[1] {
   const b = (body ?? {}) as Record<string, unknown>
   const bad = (detail: string) => new GatewayError('bad_request', { detail })
   if (typeof b.method !== 'string' || typeof b.path !== 'string') throw bad('explain needs "method" and "path" strings.')

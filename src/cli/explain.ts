@@ -1,7 +1,10 @@
-// `bouncer explain`: the decision for one request, offline (no listener, no key fetch).
+// `bouncer explain`: the decision for one request, offline (no listener, no key fetch). An API key
+// given as --token is looked up in the config's key store, read only: explaining is not a use.
 import type { Command } from 'commander'
-import { compileRuntime, createRuntimeDeps, explain, formatExplanation, loadModulesFor } from '../gateway/index.ts'
-import { createLogger } from '../telemetry/index.ts'
+import { compileRuntime, createRuntimeDeps, explainWithKeys, formatExplanation, loadModulesFor } from '../gateway/index.ts'
+import { isApiKeyBearer } from '../http/index.ts'
+import { ApiKeyStoreError, createApiKeyDirectoryRegistry } from '../identity/index.ts'
+import { createBackgroundTasks, createLogger } from '../telemetry/index.ts'
 import { configOption, loadCommandConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 
@@ -22,7 +25,7 @@ export function registerExplain(program: Command): void {
     .requiredOption('--method <method>', 'HTTP method')
     .requiredOption('--path <path>', 'request path, e.g. /sales/daily/eu')
     .option('--claims <json>', 'the identity\'s claims as JSON, e.g. \'{"iss":"…","sub":"svc-looker"}\'')
-    .option('--token <jwt>', 'a token whose claims are used (its signature is not checked offline)')
+    .option('--token <token>', 'a token whose claims are used (its signature is not checked offline), or an API key (bk_…, checked against the key store)')
     .option('--ip <address>', 'client address for source_ip conditions', '127.0.0.1'))
     .option('--json', 'print the explanation as a JSON document')
     .action(async (opts: ExplainOptions) => {
@@ -37,12 +40,31 @@ export function registerExplain(program: Command): void {
         if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) throw new UserError('--claims must be a JSON object')
       }
       const loaded = await loadCommandConfig(opts.config)
-      const deps = createRuntimeDeps(createLogger({ level: 'silent' }), { offline: true })
+      const settings = loaded.config.api_keys
+      const logger = createLogger({ level: 'silent' })
+      const deps = createRuntimeDeps(logger, { offline: true })
       await loadModulesFor(loaded.config)
       const runtime = compileRuntime(loaded.config, deps)
-      const explanation = explain(runtime, { method: opts.method, path: opts.path, claims, token: opts.token, ip: opts.ip })
-      console.log(opts.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation))
-      await deps.closeAll()
-      process.exitCode = explanation.decision.effect === 'allow' ? 0 : 1
+      // The offline runtime's key directory reads no store: an API key is looked up in the real one.
+      const keyStores = settings && opts.token !== undefined && isApiKeyBearer(`Bearer ${opts.token}`)
+        ? createApiKeyDirectoryRegistry(logger, { background: createBackgroundTasks(logger, { backgroundFailed() {} }) })
+        : null
+      try {
+        let directory = runtime.apiKeys
+        if (keyStores && settings) {
+          try {
+            directory = keyStores.acquire(settings)
+          } catch (err) {
+            if (err instanceof ApiKeyStoreError) throw new UserError(`the API key store cannot be opened: ${err.message}`)
+            throw err
+          }
+        }
+        const explanation = await explainWithKeys(runtime, { method: opts.method, path: opts.path, claims, token: opts.token, ip: opts.ip }, directory)
+        console.log(opts.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation))
+        process.exitCode = explanation.decision.effect === 'allow' ? 0 : 1
+      } finally {
+        await keyStores?.closeAll()
+        await deps.closeAll()
+      }
     })
 }

@@ -1,15 +1,18 @@
 // Explains one request's decision, offline: the route, the identity, every role and the trust rule
 // that granted it (or why not), every statement of the roles held that names the route and
 // whether it matched, and the verdict. It runs the gateway's own functions (target parsing, the
-// router, ruleMismatch, statementMismatch, decide, accessDenied), so it cannot disagree with them.
+// router, ruleMismatch, statementMismatch, decide, accessDenied, the claim checks, the API key
+// verifier), so it cannot disagree with them.
+import type { Socket } from 'node:net'
 import type { JWTPayload } from 'jose'
 import { ownIssuerConfig } from '../agents/index.ts'
-import { API_KEYS_ISSUER, EXCHANGE_ISSUER, jwtIssuers, type Config, type IssuerConfig } from '../config/index.ts'
+import { API_KEYS_ISSUER, EXCHANGE_ISSUER, jwtIssuers, type AcceptedCredential, type Config, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { accessDenied, describeClaimMismatch, evaluateAccess, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch } from '../access/index.ts'
-import { parseTarget } from '../http/index.ts'
+import { isApiKeyBearer, parseTarget } from '../http/index.ts'
 import {
-  checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, identityFromClaims, issuerUnknown, keyFreeRule, type DecodedJwt,
+  apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, identityFromClaims, issuerUnknown, keyFreeRule, nestsTooDeep,
+  type ApiKeyDirectory, type DecodedJwt,
 } from '../identity/index.ts'
 import type { Identity } from '../request/index.ts'
 import { printable } from '../text/index.ts'
@@ -18,7 +21,39 @@ import type { ExplainRequest, Explanation } from './explanation-shapes.ts'
 
 export type { ExplainRequest, Explanation, Verdict } from './explanation-shapes.ts'
 
-export function explain(rt: Runtime, request: ExplainRequest): Explanation {
+/** What the key store said of an API key given as the token (explainWithKeys): its identity, or the gateway's refusal. */
+export type ApiKeyCheck = { identity: Identity } | { refusal: GatewayError }
+
+/**
+ * explain, with an API key given as the token (`bk_…`) checked as the gateway checks it: by its
+ * own api_key verifier (the key's form, its record in `directory`, revocation, expiry), the key's
+ * principal then decided as any caller. The probe found such a key explained as a malformed JWT.
+ * Asynchronous, as the store may be read; the use is not recorded (explaining is not using).
+ * `directory`: the running gateway's, or one the CLI opens (an offline runtime's reads nothing).
+ */
+export async function explainWithKeys(rt: Runtime, request: ExplainRequest, directory: ApiKeyDirectory | null = rt.apiKeys): Promise<Explanation> {
+  const settings = rt.config.api_keys
+  if (request.token === undefined || !isApiKey(request.token) || !settings || !directory) return explain(rt, request)
+  const verifier = apiKeyVerifier({ ...directory, used() {} }, settings.header, () => request.now ?? Date.now())
+  // The key as its configured header carries it; the api_key verifier reads no connection.
+  const input = { headers: null, rawHeaders: [settings.header, request.token], query: '', socket: null as unknown as Socket }
+  let checked: ApiKeyCheck
+  try {
+    checked = { identity: (await verifier.authenticate(input)).identity }
+  } catch (err) {
+    if (!(err instanceof GatewayError)) throw err
+    checked = { refusal: err }
+  }
+  return explain(rt, request, checked)
+}
+
+/** A token of the form the gateway takes for an API key (`Authorization: Bearer bk_…`). */
+function isApiKey(token: string): boolean {
+  return isApiKeyBearer(`Bearer ${token}`)
+}
+
+/** `apiKey`: what explainWithKeys found of an API key given as the token. */
+export function explain(rt: Runtime, request: ExplainRequest, apiKey?: ApiKeyCheck): Explanation {
   const method = request.method.toUpperCase()
   const ip = request.ip ?? '127.0.0.1'
   const out: Explanation = {
@@ -49,10 +84,17 @@ export function explain(rt: Runtime, request: ExplainRequest): Explanation {
     return out
   }
 
-  const { identity, problems, described } = identityOf(trustedIssuers(rt.config), request, rt.config.api_keys !== undefined, rt.config.server.max_token_bytes)
+  if (request.token === undefined && request.claims === undefined) {
+    const missing = missingCredential(route.accept[0] ?? 'bearer', rt.config)
+    return refuse(out, new GatewayError(missing.code, { detail: `No claims or token were given: ${missing.detail}` }))
+  }
+  const issuers = trustedIssuers(rt.config)
+  const credential = credentialOf(rt.config, issuers, request, route.accept)
+  const { identity, problems, described } = identityOf(issuers, request, credential, apiKey, rt.config.server.max_token_bytes)
   out.identity = described
+  if (credential.refusal) problems.unshift(credential.refusal)
   if (!identity) {
-    const problem = problems[0] ?? { code: 'missing_token' as const, detail: 'No claims or token were given: the gateway would ask for a bearer token.' }
+    const problem = problems[0] as { code: ErrorCode; detail: string }
     return refuse(out, new GatewayError(problem.code, { detail: problem.detail }))
   }
 
@@ -95,7 +137,8 @@ export function explain(rt: Runtime, request: ExplainRequest): Explanation {
     const first = problems[0] as { code: ErrorCode; detail: string }
     refuse(out, new GatewayError(first.code, { detail: first.detail }))
     const verdict = decision.effect === 'allow' ? 'allow' : 'deny'
-    out.decision.reason += ` With a valid token, the policies would ${verdict} it${decision.statement ? ` (statement "${decision.statement.sid}")` : ''}.`
+    const given = credential.refusal ? `Were ${CREDENTIAL_NAMES[credential.kind]} accepted here` : 'With a valid token'
+    out.decision.reason += ` ${given}, the policies would ${verdict} it${decision.statement ? ` (statement "${decision.statement.sid}")` : ''}.`
     return out
   }
   if (decision.effect === 'allow') {
@@ -129,13 +172,70 @@ function trustedIssuers(config: Config): IssuerConfig[] {
 /** How explain names the roles a token the gateway issued holds (its exchange granted them). */
 const EXCHANGE_GRANT = 'token exchange'
 
-function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, apiKeys: boolean, maxTokenBytes: number): {
+/** How the gateway names each kind of credential in a refusal (identity/authenticate.ts). */
+const CREDENTIAL_NAMES: Record<AcceptedCredential, string> = {
+  bearer: 'a bearer token',
+  session: 'a session cookie',
+  api_key: 'an API key',
+  client_cert: 'a client certificate',
+}
+
+/** The kind of credential the token or claims stand for, and the gateway's refusal when the route does not accept it. */
+interface Credential {
+  kind: AcceptedCredential
+  refusal: { code: ErrorCode; detail: string } | null
+}
+
+/**
+ * The gateway tells credentials apart by their form before it reads one (identity/authenticate.ts):
+ * a kind the route's `accept` does not list is refused as missing whatever it holds. The probe found
+ * explain allowing an API key's principal on a bearer-only route. A token is a bearer token, or an
+ * API key when it is `bk_…`; claims are an API key's when their iss is `api-keys`, else a bearer
+ * token's, or a session's when their issuer is sign_in's and the route takes sessions but not bearer
+ * tokens. A client certificate's identity (its iss a CA's DN) is not explained.
+ */
+function credentialOf(config: Config, issuers: readonly IssuerConfig[], request: ExplainRequest, accept: readonly AcceptedCredential[]): Credential {
+  const kinds = possibleKinds(config, issuers, request)
+  const kind = kinds.find((k) => accept.includes(k))
+  if (kind) return { kind, refusal: null }
+  const carried = kinds[0] as AcceptedCredential
+  const missing = missingCredential(accept[0] ?? 'bearer', config)
+  return { kind: carried, refusal: { code: missing.code, detail: `${missing.detail} The request carries ${CREDENTIAL_NAMES[carried]}, which this route does not accept (accept: ${accept.join(', ')}).` } }
+}
+
+/** The kinds the token or claims could arrive as, the first preferred. */
+function possibleKinds(config: Config, issuers: readonly IssuerConfig[], request: ExplainRequest): AcceptedCredential[] {
+  if (request.token !== undefined) return [isApiKey(request.token) ? 'api_key' : 'bearer']
+  const claims = request.claims ?? {}
+  if (claims.iss === API_KEYS_ISSUER && config.api_keys) return ['api_key']
+  // A session's identity is its sign-in provider's claims (identity/sessions/): that issuer's iss, as its tokens'.
+  const iss = claims.iss === undefined && issuers.length === 1 ? (issuers[0] as IssuerConfig).issuer : claims.iss
+  const signIn = config.sign_in && issuers.find((i) => i.name === config.sign_in?.issuer)
+  return signIn && iss === signIn.issuer ? ['bearer', 'session'] : ['bearer']
+}
+
+/** What the gateway answers a request carrying nothing the route takes: its first kind's own refusal (each verifier's). */
+function missingCredential(kind: AcceptedCredential, config: Config): { code: ErrorCode; detail: string } {
+  switch (kind) {
+    case 'bearer': return { code: 'missing_token', detail: 'This route needs a bearer token (Authorization: Bearer …).' }
+    case 'api_key': {
+      const header = config.api_keys?.header ?? 'X-API-Key'
+      return { code: 'missing_token', detail: `This route needs an API key (${header}: bk_…, or Authorization: Bearer bk_…).` }
+    }
+    case 'session': return { code: 'session_required', detail: 'This route needs a signed-in session: sign in with a browser.' }
+    case 'client_cert': return { code: 'client_cert_required', detail: 'This route needs a client certificate (TLS client authentication).' }
+  }
+}
+
+type Problems = Array<{ code: ErrorCode; detail: string }>
+
+function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, credential: Credential, apiKey: ApiKeyCheck | undefined, maxTokenBytes: number): {
   identity: Identity | null
-  problems: Array<{ code: ErrorCode; detail: string }>
+  problems: Problems
   described: Explanation['identity']
 } {
-  const problems: Array<{ code: ErrorCode; detail: string }> = []
-  if (request.token === undefined && request.claims === undefined) return { identity: null, problems, described: null }
+  const problems: Problems = []
+  if (request.token !== undefined && credential.kind === 'api_key') return apiKeyTokenIdentity(apiKey, problems)
   const source: 'token' | 'claims' = request.token !== undefined ? 'token' : 'claims'
   const configured = issuers.map((i) => i.issuer)
   let claims: JWTPayload
@@ -161,9 +261,15 @@ function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, a
     claims = decoded.claims
   } else {
     claims = request.claims as JWTPayload
+    // What checkWithoutKey refuses in a token's claims, before any issuer is chosen.
+    const refused = writtenClaimsProblem(claims)
+    if (refused) {
+      problems.push(refused)
+      return { identity: null, problems, described: { source, signature_checked: false, issuer: null, iss: null, sub: null, client_id: null, problems } }
+    }
   }
   let iss = typeof claims.iss === 'string' ? claims.iss : null
-  if (iss === API_KEYS_ISSUER && apiKeys) return apiKeyIdentity(claims, source, problems)
+  if (iss === API_KEYS_ISSUER && credential.kind === 'api_key') return apiKeyIdentity(claims, source, problems)
   // A lone issuer is implied for claims written by hand; a token without iss is refused (above).
   if (iss === null && source === 'claims' && issuers.length === 1) iss = (issuers[0] as IssuerConfig).issuer
   const issuer = issuers.find((i) => i.issuer === iss)
@@ -176,12 +282,16 @@ function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, a
     }
     return { identity: null, problems, described }
   }
-  // The gateway's own claim checks: all of them for a token, the required claims for hand-written claims.
-  try {
-    checkClaims(claims, issuer, request.now ?? Date.now(), source === 'claims')
-  } catch (err) {
-    if (err instanceof GatewayError) problems.push({ code: err.code, detail: err.detail })
-    else throw err
+  // The gateway's own claim checks: all of them for a token; for hand-written claims, those of
+  // what they carry (verify.ts checkClaims). A session keeps none of a token's exp, nbf and iat,
+  // and its aud is the sign-in's client: a token's checks are not a session's.
+  if (credential.kind !== 'session') {
+    try {
+      checkClaims(claims, issuer, request.now ?? Date.now(), source === 'claims')
+    } catch (err) {
+      if (err instanceof GatewayError) problems.push({ code: err.code, detail: err.detail })
+      else throw err
+    }
   }
   let identity: Identity
   try {
@@ -203,8 +313,34 @@ function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, a
   return { identity, problems, described }
 }
 
+/**
+ * Hand-written claims that no token could carry past checkWithoutKey: nested deeper than the
+ * gateway reads, or an iss that is there but no string (the lone issuer is implied only for an absent one).
+ */
+function writtenClaimsProblem(claims: JWTPayload): { code: ErrorCode; detail: string } | null {
+  if (nestsTooDeep(JSON.stringify(claims))) return { code: 'malformed_token', detail: 'The claims nest deeper than the gateway reads a token\'s.' }
+  if (claims.iss !== undefined && typeof claims.iss !== 'string') return { code: 'claim_missing', detail: 'The token has no iss claim, so no issuer can be chosen (iss is not a string).' }
+  return null
+}
+
+/** An API key given as the token: the identity the key store gave it (explainWithKeys), or its refusal. */
+function apiKeyTokenIdentity(checked: ApiKeyCheck | undefined, problems: Problems): ReturnType<typeof identityOf> {
+  const described = { source: 'token' as const, signature_checked: false as const, issuer: API_KEYS_ISSUER, iss: API_KEYS_ISSUER, sub: null as string | null, client_id: null as string | null, problems }
+  if (checked === undefined) {
+    problems.push({ code: 'identity_provider_unavailable', detail: 'The API key was not looked up: no key store was read for this explanation.' })
+    return { identity: null, problems, described }
+  }
+  if ('refusal' in checked) {
+    problems.push({ code: checked.refusal.code, detail: checked.refusal.detail })
+    return { identity: null, problems, described }
+  }
+  described.sub = checked.identity.sub
+  described.client_id = checked.identity.clientId
+  return { identity: checked.identity, problems, described }
+}
+
 /** `{"iss": "api-keys", "sub": PRINCIPAL}`: an API key's principal, as the gateway would see it. */
-function apiKeyIdentity(claims: JWTPayload, source: 'token' | 'claims', problems: Array<{ code: ErrorCode; detail: string }>): ReturnType<typeof identityOf> {
+function apiKeyIdentity(claims: JWTPayload, source: 'token' | 'claims', problems: Problems): ReturnType<typeof identityOf> {
   const clientId = typeof claims.client_id === 'string' ? claims.client_id : null
   const described = { source, signature_checked: false as const, issuer: API_KEYS_ISSUER, iss: API_KEYS_ISSUER, sub: null as string | null, client_id: clientId, problems }
   if (typeof claims.sub !== 'string') {
@@ -240,7 +376,8 @@ export function formatExplanation(e: Explanation): string {
   if (e.identity) {
     const who = [`issuer ${e.identity.issuer ?? `(unknown: ${e.identity.iss ?? 'no iss'})`}`, `subject ${e.identity.sub ?? '(none)'}`]
     if (e.identity.client_id) who.push(`client ${e.identity.client_id}`)
-    row('Identity', `${who.join(', ')}  (from ${e.identity.source}; signature not checked offline)`)
+    const checked = e.identity.source === 'token' && e.identity.issuer === API_KEYS_ISSUER ? 'an API key, checked against the key store' : `${e.identity.source}; signature not checked offline`
+    row('Identity', `${who.join(', ')}  (from ${checked})`)
     for (const problem of e.identity.problems) row('', `! ${problem.code}: ${problem.detail}`)
     const actor = e.identity.actor
     if (actor) {

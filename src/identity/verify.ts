@@ -319,10 +319,13 @@ function translate(err: unknown, rule: IssuerRule): GatewayError {
 
 /**
  * RFC 7519 §4.1 with the issuer's rules: exp always, nbf/iat with the tolerance, aud, required
- * claims. `onlyRequired` checks just the required claims (for claims written by hand in explain).
+ * claims. `written`: claims written by hand (explain's --claims) get the same checks of what they
+ * carry, but an absent exp or aud is the writer's shorthand, not refused (the probe found explain
+ * allowing an expired exp, a future nbf, another aud and a sub that is no string, which a token
+ * with them is refused for).
  */
-export function checkClaims(claims: JWTPayload, config: IssuerConfig, nowMs: number, onlyRequired = false): void {
-  if (onlyRequired) return checkRequiredClaims(claims, config)
+export function checkClaims(claims: JWTPayload, config: IssuerConfig, nowMs: number, written = false): void {
+  if (written) return checkClaimValues(claims, config, nowMs, claims.aud !== undefined)
   if (claims.exp === undefined) throw unauthorized('claim_missing', 'The token has no exp claim (exp is always required).')
   checkClaimValues(claims, config, nowMs)
   // A token the gateway exchanged before it carried all the user's claims (idp_claims): statement
@@ -340,7 +343,7 @@ export function checkIntrospectedClaims(claims: JWTPayload, config: IssuerConfig
   checkClaimValues(claims, config, nowMs)
 }
 
-function checkClaimValues(claims: JWTPayload, config: IssuerConfig, nowMs: number): void {
+function checkClaimValues(claims: JWTPayload, config: IssuerConfig, nowMs: number, checkAudience = true): void {
   const now = nowMs / 1000
   const tolerance = config.clock_tolerance / 1000
   const exp = numericDate(claims, 'exp')
@@ -357,7 +360,7 @@ function checkClaimValues(claims: JWTPayload, config: IssuerConfig, nowMs: numbe
   const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : []
   // Opt-in, as AWS API Gateway's JWT authorizer does for Cognito: no aud at all, then client_id.
   if (aud === undefined && config.client_id_audience && typeof claims.client_id === 'string') audiences.push(claims.client_id)
-  if (!audiences.some((a) => config.audiences.includes(a))) {
+  if (checkAudience && !audiences.some((a) => config.audiences.includes(a))) {
     const named = audiences.length > 0 ? `audience ${truncateClientValue(audiences.join(', '))}` : 'no audience'
     // No audience at all: the gateway's own tokens where token_exchange.audiences lists only mcp.resource.
     const accepted = config.audiences.length > 0 ? config.audiences.join(' or ') : `any audience issuer "${config.name}" is accepted for here`

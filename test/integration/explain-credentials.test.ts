@@ -1,0 +1,226 @@
+// Found by an adversarial probe (helper): explain disagreed with the gateway it explains. It ignored
+// a route's `accept` (an API key's principal explained as allowed on a bearer-only route, which the
+// gateway refuses 401 missing_token), read an API key given as --token as a malformed JWT (the
+// gateway decides the key's principal: 403 policy_denied on a route that takes keys), and let
+// --claims through with an expired exp, a future nbf, another aud, an exp that is no number or a
+// sub that is no string, all of which a token is refused for. Each row below is sent to the real
+// gateway and to both explains (POST /api/explain and `bouncer explain`), and their codes compared
+// in the same test, so that they cannot drift apart again.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Explanation } from '../../src/gateway/explain.ts'
+import { runCli } from '../helpers/cli.ts'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const ADMIN = 'explain-credentials-admin-token-01234'
+
+let dir: string
+let idp: TestIdentityProvider
+let upstream: TestUpstream
+let gateway: TestGateway
+/** A key for key-reader-1 (its role reads sales), one for key-orders (no role names it), one revoked. */
+let readerKey: string
+let ordersKey: string
+let revokedKey: string
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-explain-credentials-'))
+  idp = await startIdentityProvider()
+  upstream = await startUpstream()
+  gateway = await startTestGateway({
+    admin: { token: ADMIN },
+    api_keys: { store: { type: 'sqlite', path: join(dir, 'keys.db') }, cache: '0s' },
+    issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
+    roles: [
+      { name: 'reader', assumed_by: [{ issuer: 'api-keys', subject: 'key-reader*' }, { issuer: 'corp', subject: 'u' }], policies: ['read-sales'] },
+      { name: 'orders', assumed_by: [{ issuer: 'api-keys', subject: 'key-orders' }], policies: ['read-sales'] },
+    ],
+    policies: [{ name: 'read-sales', statements: [{ sid: 'ReadSales', effect: 'allow', actions: ['GET'], routes: ['sales.*', 'keyed'] }] }],
+    upstreams: [{ name: 'api', url: upstream.url }],
+    routes: [
+      { id: 'sales.daily', methods: ['GET'], path: '/sales/daily/*', upstream: 'api' },
+      { id: 'orders', methods: ['GET'], path: '/orders/*', upstream: 'api', accept: ['api_key', 'bearer'] },
+      { id: 'keyed', methods: ['GET'], path: '/keyed/*', upstream: 'api', accept: ['api_key'] },
+    ],
+  })
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'the issuer keys')
+  readerKey = await createKey('key-reader-1')
+  ordersKey = await createKey('key-orders')
+  revokedKey = await createKey('key-reader-2')
+  const revoked = await runCli(['keys', 'revoke', '--config', gateway.file, revokedKey.slice(3, 19)])
+  expect(revoked.code, revoked.stderr).toBe(0)
+}, 60_000)
+
+afterAll(async () => {
+  await gateway?.close()
+  await upstream?.close()
+  await idp?.stop()
+  if (dir) await rm(dir, { recursive: true, force: true })
+})
+
+async function createKey(principal: string): Promise<string> {
+  const created = await runCli(['keys', 'create', '--config', gateway.file, '--principal', principal])
+  expect(created.code, created.stderr).toBe(0)
+  return created.stdout.trim()
+}
+
+async function lastUsed(key: string): Promise<string | null> {
+  const listed = await runCli(['keys', 'list', '--config', gateway.file, '--json'])
+  expect(listed.code, listed.stderr).toBe(0)
+  const documents = listed.stdout.trim().split('\n').map((line) => JSON.parse(line) as { id: string; last_used_at: string | null })
+  return documents.find((d) => d.id === key.slice(3, 19))?.last_used_at ?? null
+}
+
+interface Answer { status: number; code: string | null }
+
+async function gatewayAnswer(path: string, headers: Record<string, string>): Promise<Answer> {
+  const res = await request(`${gateway.url}${path}`, { headers })
+  const text = await res.body.text()
+  return { status: res.statusCode, code: res.statusCode === 200 ? null : (JSON.parse(text) as { code: string }).code }
+}
+
+async function apiExplain(path: string, given: { claims?: object; token?: string }): Promise<Answer> {
+  const res = await request(`${gateway.adminUrl}/api/explain`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ method: 'GET', path, ...given }),
+  })
+  expect(res.statusCode).toBe(200)
+  const { decision } = (await res.body.json()) as Explanation
+  return { status: decision.status, code: decision.code }
+}
+
+async function cliExplain(path: string, given: { claims?: object; token?: string }): Promise<Answer & { exit: number | null }> {
+  const option = given.token !== undefined ? ['--token', given.token] : ['--claims', JSON.stringify(given.claims)]
+  const result = await runCli(['explain', '--config', gateway.file, '--method', 'GET', '--path', path, ...option, '--json'])
+  expect(result.stderr).toBe('')
+  const { decision } = JSON.parse(result.stdout) as Explanation
+  return { status: decision.status, code: decision.code, exit: result.code }
+}
+
+/**
+ * The gateway's answer to the request, and what both explains say of the same credential: as the
+ * token the request carried, and as the claims written by hand. All must agree on the code.
+ */
+async function agree(path: string, headers: Record<string, string>, explained: Array<{ claims?: object; token?: string }>): Promise<Answer> {
+  const real = await gatewayAnswer(path, headers)
+  for (const given of explained) {
+    const api = await apiExplain(path, given)
+    const cli = await cliExplain(path, given)
+    expect({ given: Object.keys(given)[0], ...api }).toEqual({ given: Object.keys(given)[0], ...real })
+    expect({ given: Object.keys(given)[0], status: cli.status, code: cli.code }).toEqual({ given: Object.keys(given)[0], ...real })
+    expect(cli.exit).toBe(real.status === 200 ? 0 : 1)
+  }
+  return real
+}
+
+const now = () => Math.floor(Date.now() / 1000)
+
+describe('explain answers what the gateway answers', () => {
+  const readerClaims = { iss: 'api-keys', sub: 'key-reader-1' }
+
+  it('an API key in X-API-Key on a bearer-only route: 401 missing_token', { timeout: 60_000 }, async () => {
+    const real = await agree('/sales/daily/eu', { 'x-api-key': readerKey }, [{ claims: readerClaims }, { token: readerKey }])
+    expect(real).toEqual({ status: 401, code: 'missing_token' })
+  })
+
+  it('an API key as Authorization: Bearer bk_… on a bearer-only route: 401 missing_token', { timeout: 60_000 }, async () => {
+    const real = await agree('/sales/daily/eu', { authorization: `Bearer ${readerKey}` }, [{ token: readerKey }])
+    expect(real).toEqual({ status: 401, code: 'missing_token' })
+  })
+
+  it('an API key on a route that takes keys, its principal allowed: 200', { timeout: 60_000 }, async () => {
+    const real = await agree('/keyed/x', { 'x-api-key': readerKey }, [{ claims: readerClaims }, { token: readerKey }])
+    expect(real).toEqual({ status: 200, code: null })
+  })
+
+  it('an API key on a route that takes keys, its principal denied: 403 policy_denied', { timeout: 60_000 }, async () => {
+    const real = await agree('/orders/1', { authorization: `Bearer ${ordersKey}` }, [{ claims: { iss: 'api-keys', sub: 'key-orders' } }, { token: ordersKey }])
+    expect(real).toEqual({ status: 403, code: 'policy_denied' })
+  })
+
+  it('a revoked API key: 401 api_key_revoked', { timeout: 60_000 }, async () => {
+    const real = await agree('/keyed/x', { 'x-api-key': revokedKey }, [{ token: revokedKey }])
+    expect(real).toEqual({ status: 401, code: 'api_key_revoked' })
+  })
+
+  it('a key of no form the gateway knows: 401 api_key_invalid', { timeout: 60_000 }, async () => {
+    const real = await agree('/keyed/x', { 'x-api-key': 'bk_nonsense' }, [{ token: 'bk_nonsense' }])
+    expect(real).toEqual({ status: 401, code: 'api_key_invalid' })
+  })
+
+  it('a bearer token on a route that takes only API keys: 401 missing_token', { timeout: 60_000 }, async () => {
+    const token = await idp.mint({ sub: 'u' })
+    const real = await agree('/keyed/x', { authorization: `Bearer ${token}` }, [{ token }, { claims: { iss: idp.issuer, sub: 'u' } }])
+    expect(real).toEqual({ status: 401, code: 'missing_token' })
+  })
+
+  const claimRows: Array<[string, () => Record<string, unknown>, string]> = [
+    ['an exp 10 minutes past', () => ({ exp: now() - 600 }), 'token_expired'],
+    ['an nbf 10 minutes ahead', () => ({ nbf: now() + 600 }), 'token_not_yet_valid'],
+    ['an iat 10 minutes ahead', () => ({ iat: now() + 600 }), 'token_not_yet_valid'],
+    ['another audience', () => ({ aud: 'api://other' }), 'audience_mismatch'],
+    ['an exp that is no number', () => ({ exp: 'soon' }), 'malformed_token'],
+    ['a sub that is no string', () => ({ sub: 123 }), 'malformed_token'],
+  ]
+  for (const [name, extra, code] of claimRows) {
+    it(`a token with ${name}: 401 ${code}, from --token and from --claims`, { timeout: 60_000 }, async () => {
+      const claims = { iss: idp.issuer, aud: AUDIENCE, sub: 'u', exp: now() + 300, ...extra() }
+      const token = await idp.mint(claims)
+      const real = await agree('/sales/daily/eu', { authorization: `Bearer ${token}` }, [{ token }, { claims }])
+      expect(real).toEqual({ status: 401, code })
+    })
+  }
+
+  it('a token whose iss is no string: 401 claim_missing, from --token and from --claims', { timeout: 60_000 }, async () => {
+    const token = await idp.mint({ iss: 42 as unknown as string, sub: 'u' })
+    const real = await agree('/sales/daily/eu', { authorization: `Bearer ${token}` }, [{ token }, { claims: { iss: 42, sub: 'u' } }])
+    expect(real).toEqual({ status: 401, code: 'claim_missing' })
+  })
+
+  it('control: a good token is allowed by all three', { timeout: 60_000 }, async () => {
+    const claims = { iss: idp.issuer, aud: AUDIENCE, sub: 'u', exp: now() + 300 }
+    const token = await idp.mint(claims)
+    expect(await agree('/sales/daily/eu', { authorization: `Bearer ${token}` }, [{ token }, { claims }])).toEqual({ status: 200, code: null })
+  })
+})
+
+describe('claims written by hand', () => {
+  it('may leave out exp and aud, a shorthand: only what they carry is checked', async () => {
+    expect(await apiExplain('/sales/daily/eu', { claims: { iss: idp.issuer, sub: 'u' } })).toEqual({ status: 200, code: null })
+    expect(await apiExplain('/sales/daily/eu', { claims: { sub: 'u' } })).toEqual({ status: 200, code: null })
+  })
+
+  it('say which credential the route wanted, and what the policies would decide were it accepted', async () => {
+    const res = await request(`${gateway.adminUrl}/api/explain`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ method: 'GET', path: '/sales/daily/eu', claims: { iss: 'api-keys', sub: 'key-reader-1' } }),
+    })
+    const e = (await res.body.json()) as Explanation
+    expect(e.decision.reason).toContain('carries an API key, which this route does not accept (accept: bearer)')
+    expect(e.decision.reason).toContain('Were an API key accepted here, the policies would allow it (statement "ReadSales")')
+  })
+})
+
+describe('an API key given as --token', () => {
+  it('is explained as its principal, and its use is not recorded', { timeout: 90_000 }, async () => {
+    const fresh = await createKey('key-reader-9')
+    const used = await createKey('key-reader-8')
+    const result = await runCli(['explain', '--config', gateway.file, '--method', 'GET', '--path', '/keyed/x', '--token', fresh])
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.stdout).toMatch(/Identity +issuer api-keys, subject key-reader-9, client [0-9a-f]{16} +\(from an API key, checked against the key store\)/)
+    expect(result.stdout).not.toContain(fresh)
+    expect(await apiExplain('/keyed/x', { token: fresh })).toEqual({ status: 200, code: null })
+    // A real use of another key, then the gateway's next batch of last-used times: it holds that one, not this.
+    expect(await gatewayAnswer('/keyed/x', { 'x-api-key': used })).toEqual({ status: 200, code: null })
+    await waitFor(async () => (await lastUsed(used)) !== null, 'the gateway\'s last-used batch', 20_000)
+    expect(await lastUsed(fresh)).toBeNull()
+  })
+})
