@@ -1,11 +1,14 @@
 // Throttling (SPEC "Decisions" step 5): each limit of the route, keyed as configured, checked and
-// taken together in the store; the first exhausted limit refuses with 429 and Retry-After. Every
-// response of a limited route carries the IETF RateLimit-Policy and RateLimit headers: the verdict
-// says what they hold, and the pipeline writes them.
+// taken together in the store. When any is exhausted none is charged, and the 429's Retry-After is
+// when every one would admit: the longest wait among the exhausted ones, whose limit the 429 names
+// (its code, the audit record). Every response of a limited route carries the IETF RateLimit-Policy
+// header and, when the store answered, RateLimit with every limit as it stands: the verdict says
+// what they hold, and the pipeline writes them.
 import { GatewayError } from '../errors/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { stateHeader } from './headers.ts'
 import { keyValue, type LimitedRequest } from './keys.ts'
+import type { QuotaSpec } from './quota.ts'
 import type { LimitPart, RouteLimits } from './route-limits.ts'
 import type { Check, LimitsStore, TakeResult } from './store.ts'
 
@@ -17,18 +20,15 @@ export interface Limiter {
 
 /** What throttling decided for one request. */
 export interface LimitVerdict {
-  /** RateLimit-Policy for the response; null when nothing was counted. */
+  /** RateLimit-Policy for the response: the route's, from the config, whatever the store did. */
   readonly policy: string | null
-  /** RateLimit for the response; null when nothing was counted. */
+  /** RateLimit for the response; null when the store did not answer (or was full): no state to report. */
   readonly state: string | null
   /** The limit that refused (for the audit record and metrics), or null. */
   readonly limit: string | null
   /** The refusal to answer with (429, or 503 limits_unavailable), or null to go on. */
   readonly error: GatewayError | null
 }
-
-/** on_error: allow, and the store did not answer: nothing counted, nothing refused. */
-const UNCOUNTED: LimitVerdict = Object.freeze({ policy: null, state: null, limit: null, error: null })
 
 let lastAllowLog = 0
 
@@ -48,22 +48,23 @@ export function enforceLimits(limiter: Limiter, request: LimitedRequest, limits:
   try {
     taken = limiter.store.take(checks)
   } catch (err) {
-    return storeFailed(limiter, request, err)
+    return storeFailed(limiter, request, limits, err)
   }
   if (taken instanceof Promise) {
     return taken.then(
       (result) => verdictOf(limits, result),
-      (err: unknown) => storeFailed(limiter, request, err),
+      (err: unknown) => storeFailed(limiter, request, limits, err),
     )
   }
   return verdictOf(limits, taken)
 }
 
 function verdictOf(limits: RouteLimits, result: TakeResult): LimitVerdict {
-  if (result.reason === 'full') return refuseFull(limits.parts[result.refused] as LimitPart, result.retryAfterMs)
+  if (result.reason === 'full') return refuseFull(limits, limits.parts[result.refused] as LimitPart, result.retryAfterMs)
   const policy = limits.policyHeader
   const state = stateHeader(limits.labels, result.states)
   if (result.refused === -1) return { policy, state, limit: null, error: null }
+  // The store names the exhausted limit with the longest wait (entry-rules.ts, longerWait).
   const part = limits.parts[result.refused] as LimitPart
   const retryAfter = Math.max(1, Math.ceil(result.retryAfterMs / 1000))
   if (part.rate) {
@@ -83,20 +84,31 @@ function verdictOf(limits: RouteLimits, result: TakeResult): LimitVerdict {
     state,
     limit: part.limit,
     error: new GatewayError('quota_exceeded', {
-      detail: `Quota "${part.limit}" (${part.quota?.count} per window) is used up; it resets at ${new Date(Date.now() + result.retryAfterMs).toISOString()}.`,
+      detail: `Quota "${part.limit}" (${part.quota?.count} per window) is used up; it resets at ${windowEnd(part, result.retryAfterMs)}.`,
       headers: { 'retry-after': String(retryAfter) },
     }),
   }
 }
 
 /**
+ * When the quota's window ends: a multiple of its period (windows are UTC-aligned). The wait is
+ * measured on the store's clock (Redis's, in microseconds) and read here on the gateway's, a
+ * millisecond or so apart: added up as they were, one refusal said 42:59.999 and the next
+ * 43:00.000 (probe finding). Rounded to the window boundary, both say 43:00.000.
+ */
+function windowEnd(part: LimitPart, retryAfterMs: number): string {
+  const periodMs = (part.quota as QuotaSpec).periodMs
+  return new Date(Math.round((Date.now() + retryAfterMs) / periodMs) * periodMs).toISOString()
+}
+
+/**
  * The memory store is full of live limits and this request needs a new key. Naming the limit puts
  * the refusal in the audit record and in bouncer_rate_limited_total{code="limits_unavailable"};
- * nothing was counted, so there are no RateLimit headers.
+ * nothing was counted, so there is no RateLimit, only the route's RateLimit-Policy.
  */
-function refuseFull(part: LimitPart, retryAfterMs: number): LimitVerdict {
+function refuseFull(limits: RouteLimits, part: LimitPart, retryAfterMs: number): LimitVerdict {
   return {
-    policy: null,
+    policy: limits.policyHeader,
     state: null,
     limit: part.limit,
     error: new GatewayError('limits_unavailable', {
@@ -106,17 +118,20 @@ function refuseFull(part: LimitPart, retryAfterMs: number): LimitVerdict {
   }
 }
 
-/** on_error: allow lets the request through (logged at most every 10 s); deny refuses it. */
-function storeFailed(limiter: Limiter, request: LimitedRequest, err: unknown): LimitVerdict {
+/**
+ * on_error: allow lets the request through (logged at most every 10 s); deny refuses it. Either
+ * way nothing was counted: RateLimit-Policy (the config's) is sent, RateLimit (a state) is not.
+ */
+function storeFailed(limiter: Limiter, request: LimitedRequest, limits: RouteLimits, err: unknown): LimitVerdict {
   if (limiter.onError === 'allow') {
     if (Date.now() - lastAllowLog > 10_000) {
       lastAllowLog = Date.now()
       limiter.logger.warn({ err, route: request.route?.id }, 'limits store unavailable: letting requests through (on_error: allow)')
     }
-    return UNCOUNTED
+    return limits.uncounted
   }
   return {
-    policy: null,
+    policy: limits.policyHeader,
     state: null,
     limit: null,
     error: new GatewayError('limits_unavailable', {

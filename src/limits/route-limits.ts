@@ -2,6 +2,7 @@
 // limit with both keeps two states per key), their key sources, and the RateLimit-Policy value.
 import type { LimitConfig } from '../config/index.ts'
 import type { RateSpec } from './bucket.ts'
+import type { LimitVerdict } from './enforce.ts'
 import { policyItem } from './headers.ts'
 import { parseKeySource, type KeySource } from './keys.ts'
 import type { QuotaSpec } from './quota.ts'
@@ -22,6 +23,8 @@ export interface RouteLimits {
   readonly parts: readonly LimitPart[]
   readonly labels: readonly string[]
   readonly policyHeader: string
+  /** The verdict when the store did not answer and on_error is allow: nothing counted, only the policy sent (made once: enforce.ts). */
+  readonly uncounted: LimitVerdict
 }
 
 /**
@@ -50,10 +53,12 @@ export function compileRouteLimits(names: readonly string[], limits: readonly Li
       parts.push({ limit: name, keyPrefix: `${name}#q|`, label: both ? `${name}/quota` : name, source, rate: null, quota })
     }
   }
+  const policyHeader = parts.map((p) => policyItem(p.label, p.rate, p.quota)).join(', ')
   return Object.freeze({
     names,
     parts,
     labels: parts.map((p) => p.label),
-    policyHeader: parts.map((p) => policyItem(p.label, p.rate, p.quota)).join(', '),
+    policyHeader,
+    uncounted: Object.freeze({ policy: policyHeader, state: null, limit: null, error: null }),
   })
 }

@@ -15,8 +15,9 @@ export type LimitsStoreRegistry = SharedResources<LimitsStoreConfig, LimitsStore
  * A changed max_keys makes a new memory store, but not new buckets: every memory store of the
  * registry counts in one set of entries, kept while any of them is live. A new store once started
  * empty, so a reload that followed the "raise limits_store.max_keys" advice handed every spent
- * quota a fresh one (probe finding). With server.workers the table is the workers' own and keeps
- * its entries (and its size) until restart.
+ * quota a fresh one (probe finding). With server.workers the workers share one table, which keeps
+ * its entries: a store made for a higher max_keys grows it for every worker, a lower one bounds
+ * admission (shared-memory.ts).
  */
 export function createLimitsStoreRegistry(logger: Logger, options: { offline?: boolean; sharedLimits?: SharedLimitsTable } = {}): LimitsStoreRegistry {
   let memoryEntries: MemoryEntries | null = null
@@ -28,8 +29,8 @@ export function createLimitsStoreRegistry(logger: Logger, options: { offline?: b
     create: (config) => {
       if (options.offline) return createMemoryStore({ maxKeys: config.type === 'memory' ? config.max_keys : 1_000, logger })
       if (config.type === 'redis') return createRedisStore({ url: config.url, prefix: config.prefix, timeoutMs: config.timeout, logger })
-      // server.workers > 1: one table for every worker, sized at start (max_keys changes at restart).
-      if (options.sharedLimits) return createSharedMemoryStore(options.sharedLimits, { logger })
+      // server.workers > 1: one table for every worker, grown when a reload raises max_keys.
+      if (options.sharedLimits) return createSharedMemoryStore(options.sharedLimits, { maxKeys: config.max_keys, logger })
       memoryEntries ??= new Map()
       const store = createMemoryStore({ maxKeys: config.max_keys, entries: memoryEntries, logger })
       memoryStores.add(store)

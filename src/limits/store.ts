@@ -1,5 +1,5 @@
 // What a limits store does: check-and-take for all of a request's limits at once. All or nothing:
-// when one limit refuses, none is charged, and the first to refuse is named.
+// when one limit refuses, none is charged, and the exhausted one with the longest wait is named.
 import type { RateSpec } from './bucket.ts'
 import type { QuotaSpec } from './quota.ts'
 
@@ -15,7 +15,7 @@ export interface CheckState {
 }
 
 export interface TakeResult {
-  /** Index of the first check that refused, or -1. */
+  /** Index of the check that refused with the longest wait (the first of equal ones), or -1. */
   refused: number
   /**
    * Why: its limit is spent (`limit`), or (memory store) the store is full of live state and has no
@@ -23,7 +23,7 @@ export interface TakeResult {
    */
   reason: 'limit' | 'full'
   retryAfterMs: number
-  /** One per check, in order (when refused, the states up to and including the refusing one). */
+  /** One per check, in order, refused or not (a refusal charges none: they stand as before it). */
   states: CheckState[]
 }
 

@@ -54,20 +54,35 @@ function quotaWindowOf(periodMs: number, at: number): number {
 }
 
 /**
- * The answer when check `index` refused: the states so far, its own included. The checks before it
- * are not charged (all or nothing), so they report what remains before this request, not after it:
- * a 429 once told a caller one less than was left (probe finding).
+ * The longer wait of a refusal so far (`refused`, -1 for none) and check `index`'s, which refuses:
+ * a 429 waits for the limit that frees last, so every check is read, not only up to the first
+ * that refuses (probe finding: Retry-After 1 for a rate, then 52 s more for the quota beside it).
+ * The first of equal waits.
  */
-export function refusedBy(checks: readonly Check[], index: number, outcome: RateOutcome | QuotaOutcome, states: CheckState[]): TakeResult {
-  const reported = states.slice(0, index + 1)
-  for (let i = 0; i < index; i++) {
-    const state = reported[i]
-    if (state === undefined) continue // a check that limits nothing
+export function longerWait(outcomes: ReadonlyArray<RateOutcome | QuotaOutcome>, refused: number, index: number): number {
+  return refused === -1 || (outcomes[index] as RateOutcome | QuotaOutcome).retryAfterMs > (outcomes[refused] as RateOutcome | QuotaOutcome).retryAfterMs ? index : refused
+}
+
+/**
+ * The answer when check `index` refused (the one with the longest wait: longerWait), with every
+ * check's state. Nothing is charged (all or nothing), so the checks that would have allowed report
+ * what remains before this request, not after it: a 429 once told a caller one less than was left,
+ * and left out the limits after the first refusal (probe findings).
+ */
+export function refusedBy(checks: readonly Check[], index: number, outcomes: ReadonlyArray<RateOutcome | QuotaOutcome>): TakeResult {
+  const reported: CheckState[] = new Array(checks.length)
+  for (let i = 0; i < checks.length; i++) {
+    const outcome = outcomes[i]
+    if (outcome === undefined) continue // a check that limits nothing
+    if (!outcome.allowed) {
+      reported[i] = outcome
+      continue
+    }
     // Undo the take: a rate's moved its TAT one interval on, a quota's counted one in this window.
     const rate = (checks[i] as Check).rate
-    reported[i] = { remaining: state.remaining + 1, resetMs: rate ? state.resetMs - rate.intervalMs : state.resetMs }
+    reported[i] = { remaining: outcome.remaining + 1, resetMs: rate ? outcome.resetMs - rate.intervalMs : outcome.resetMs }
   }
-  return { refused: index, reason: 'limit', retryAfterMs: outcome.retryAfterMs, states: reported }
+  return { refused: index, reason: 'limit', retryAfterMs: (outcomes[index] as RateOutcome | QuotaOutcome).retryAfterMs, states: reported }
 }
 
 /**

@@ -12,8 +12,10 @@
 // anyone's budget, while an overflow bucket would be drained by the same flood and answer the
 // callers it strands with a misleading 429. Existing keys keep working throughout.
 import type { Logger } from '../../telemetry/index.ts'
-import type { Check, CheckState, LimitsStore, TakeResult } from '../store.ts'
-import { cappedTat, expiryOf, FULL_SWEEP_EVERY_MS, fullStoreRefusals, outcomeOf, refusedBy, SWEEP_EVERY_MS, valueToStore, windowToStore } from './entry-rules.ts'
+import type { RateOutcome } from '../bucket.ts'
+import type { QuotaOutcome } from '../quota.ts'
+import type { Check, LimitsStore, TakeResult } from '../store.ts'
+import { cappedTat, expiryOf, FULL_SWEEP_EVERY_MS, fullStoreRefusals, longerWait, outcomeOf, refusedBy, SWEEP_EVERY_MS, valueToStore, windowToStore } from './entry-rules.ts'
 
 export interface MemoryEntry {
   value: number
@@ -92,11 +94,12 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
       const at = now()
       if (at >= nextSweep) sweep(at)
       const count = checks.length
-      const states: CheckState[] = new Array(count)
+      const states: Array<RateOutcome | QuotaOutcome> = new Array(count)
       const found: Array<MemoryEntry | undefined> = new Array(count)
       const next: number[] = new Array(count)
       let fresh = 0
       let firstFresh = -1
+      let refused = -1
       for (let i = 0; i < count; i++) {
         const check = checks[i] as Check
         const entry = entries.get(check.key)
@@ -108,10 +111,12 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
         if (!outcome.allowed) {
           const capped = entry === undefined ? undefined : cappedTat(check, outcome, entry.value)
           if (capped !== undefined) commit(check.key, entry, capped, 0, expiryOf(check, capped, 0))
-          return refusedBy(checks, i, outcome, states)
+          refused = longerWait(states, refused, i)
+          continue
         }
         next[i] = valueToStore(check, outcome)
       }
+      if (refused !== -1) return refusedBy(checks, refused, states)
       if (fresh > 0 && !hasRoom(fresh, at)) return refuseFull(firstFresh, at)
       for (let i = 0; i < count; i++) {
         const check = checks[i] as Check

@@ -18,15 +18,9 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local out = {0, 0}
 local writes = {}
--- The checks before the refusing one i are not charged: they report what remained before this
--- request (a rate's take moved its TAT one interval on, a quota's counted one), as entry-rules.ts.
-local function untaken(reply, i)
-  for j = 1, i - 1 do
-    reply[1 + 2 * j] = reply[1 + 2 * j] + 1
-    if ARGV[(j - 1) * 3 + 1] == 'r' then reply[2 + 2 * j] = reply[2 + 2 * j] - tonumber(ARGV[(j - 1) * 3 + 2]) end
-  end
-  return reply
-end
+local allowed = {}
+-- Every check is read, even past one that refuses: a 429 reports every limit as it stands and waits
+-- for the one that frees last (the first of equal waits), as entry-rules.ts (longerWait, refusedBy).
 for i, key in ipairs(KEYS) do
   local kind = ARGV[(i - 1) * 3 + 1]
   local a = tonumber(ARGV[(i - 1) * 3 + 2])
@@ -43,15 +37,18 @@ for i, key in ipairs(KEYS) do
     local allow_at = nxt - b * a
     if allow_at > now then
       if capped then redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000) end
-      out[1] = i
-      out[2] = allow_at - now
+      if allow_at - now > out[2] then
+        out[1] = i
+        out[2] = allow_at - now
+      end
       table.insert(out, 0)
       table.insert(out, tat - now)
-      return untaken(out, i)
+    else
+      allowed[i] = true
+      table.insert(out, math.floor((now - allow_at) / a))
+      table.insert(out, nxt - now)
+      table.insert(writes, {'r', key, nxt, math.ceil((nxt - now) / 1000) + 1000})
     end
-    table.insert(out, math.floor((now - allow_at) / a))
-    table.insert(out, nxt - now)
-    table.insert(writes, {'r', key, nxt, math.ceil((nxt - now) / 1000) + 1000})
   else
     -- quota: a = count, b = window (us), counted per calendar window
     local start = math.floor(now / b) * b
@@ -59,16 +56,30 @@ for i, key in ipairs(KEYS) do
     local used = tonumber(redis.call('GET', wkey) or '0')
     local reset = start + b - now
     if used >= a then
-      out[1] = i
-      out[2] = reset
+      if reset > out[2] then
+        out[1] = i
+        out[2] = reset
+      end
       table.insert(out, 0)
       table.insert(out, reset)
-      return untaken(out, i)
+    else
+      allowed[i] = true
+      table.insert(out, a - used - 1)
+      table.insert(out, reset)
+      table.insert(writes, {'q', wkey, 0, math.ceil(reset / 1000) + 1000})
     end
-    table.insert(out, a - used - 1)
-    table.insert(out, reset)
-    table.insert(writes, {'q', wkey, 0, math.ceil(reset / 1000) + 1000})
   end
+end
+if out[1] > 0 then
+  -- Nothing is charged: the checks that would allow report what remained before this request (a
+  -- rate's take moved its TAT one interval on, a quota's counted one).
+  for j = 1, #KEYS do
+    if allowed[j] then
+      out[1 + 2 * j] = out[1 + 2 * j] + 1
+      if ARGV[(j - 1) * 3 + 1] == 'r' then out[2 + 2 * j] = out[2 + 2 * j] - tonumber(ARGV[(j - 1) * 3 + 2]) end
+    end
+  end
+  return out
 end
 for _, w in ipairs(writes) do
   if w[1] == 'r' then
@@ -269,8 +280,7 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
       answered()
       const refused = (reply[0] as number) - 1
       const states: CheckState[] = []
-      const pairs = refused === -1 ? checks.length : refused + 1
-      for (let i = 0; i < pairs; i++) {
+      for (let i = 0; i < checks.length; i++) {
         states.push({ remaining: reply[2 + 2 * i] as number, resetMs: (reply[3 + 2 * i] as number) / 1000 })
       }
       // Keys expire by their TTL in Redis (maxmemory-policy should be noeviction: see README).

@@ -11,6 +11,12 @@
 // key's hash and length, and the key — its characters as bytes when they are ASCII and fit, else
 // 0xFF and the SHA-256 of its UTF-16 code units (no ASCII key starts with 0xFF). Spread over three
 // arrays, a decision cost 5-13 µs; in one slot about 2 µs (same loop, same loaded machine).
+// The buffer is growable (a growable SharedArrayBuffer reserves its largest size and commits only
+// what it has grown to), so a reload that raises max_keys grows the table in place for every worker:
+// the first store made for the new size grows it and moves its entries to their new slots, under
+// the lock; every store sees the new capacity (a header field) when it next takes the lock. A lower
+// max_keys only bounds admission (the table keeps its size until restart). Fixed at start, a raised
+// max_keys was ignored and a lowered one never bounded anything (probe finding).
 // One lock (Atomics, a three-state futex mutex) guards the whole table for the length of one take:
 // a take is about a microsecond, so workers rarely meet on it, and one lock makes the check-and-take
 // of all of a request's limits atomic across workers as it is within one. Its holder's thread id is
@@ -20,8 +26,10 @@
 import { hash as digest, randomInt } from 'node:crypto'
 import { releaseLock, releaseLockHeldBy, takeLock } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
-import type { Check, CheckState, LimitsStore, TakeResult } from '../store.ts'
-import { cappedTat, expiryOf, FULL_SWEEP_EVERY_MS, fullStoreRefusals, outcomeOf, refusedBy, SWEEP_EVERY_MS, valueToStore, windowToStore } from './entry-rules.ts'
+import type { RateOutcome } from '../bucket.ts'
+import type { QuotaOutcome } from '../quota.ts'
+import type { Check, LimitsStore, TakeResult } from '../store.ts'
+import { cappedTat, expiryOf, FULL_SWEEP_EVERY_MS, fullStoreRefusals, longerWait, outcomeOf, refusedBy, SWEEP_EVERY_MS, valueToStore, windowToStore } from './entry-rules.ts'
 
 const SLOT_BYTES = 128
 // Per slot: Float64 [value, window, expiresAt] at bytes 0-23, Int32 [used, hash, key length] at 24-35, the key from 36.
@@ -32,7 +40,7 @@ const KEY_BYTES = SLOT_BYTES - KEY_AT
 const HASHED = 0xff
 // The header, before the slots (its own 64 bytes). Int32: the lock, the number of entries, the hash
 // seed, refusals for a full table. Float64 (from byte 16): when the next sweep is due, and when the
-// next sweep of a full table may run.
+// next sweep of a full table may run. Int32 at byte 36: the number of slots.
 const HEADER_BYTES = 64
 const LOCK = 0
 const COUNT = 1
@@ -42,17 +50,28 @@ const NEXT_SWEEP = 0
 const NEXT_FULL_SWEEP = 1
 /** The lock holder's thread id (Int32 at byte 32; 0 when free or held by the main thread). */
 const OWNER_AT = 32
+const CAPACITY_AT = 36
+const PAGE_BYTES = 4096
+/** The schema's bound on limits_store.max_keys: the most a table grows to (1 GB of address space, reserved, not committed). */
+const MAX_KEYS_BOUND = 4_000_000
 
 /** What the primary makes and hands to every worker (a structured clone shares the memory). */
 export interface SharedLimitsTable {
   readonly buffer: SharedArrayBuffer
+  /** max_keys at start: a store's bound unless its config names another. */
   readonly maxKeys: number
 }
 
 export function createSharedLimitsTable(maxKeys: number): SharedLimitsTable {
-  const buffer = new SharedArrayBuffer(HEADER_BYTES + SLOT_BYTES * capacityFor(maxKeys))
+  const capacity = capacityFor(maxKeys)
+  const buffer = new SharedArrayBuffer(bytesFor(capacity), { maxByteLength: bytesFor(capacityFor(Math.max(maxKeys, MAX_KEYS_BOUND))) })
   new Int32Array(buffer, 0, 4)[SEED] = randomInt(2 ** 31)
+  new Int32Array(buffer, CAPACITY_AT, 1)[0] = capacity
   return { buffer, maxKeys }
+}
+
+function bytesFor(capacity: number): number {
+  return HEADER_BYTES + SLOT_BYTES * capacity
 }
 
 function capacityFor(maxKeys: number): number {
@@ -75,27 +94,104 @@ export interface SharedMemoryStore extends LimitsStore {
   readonly size: number
 }
 
-export function createSharedMemoryStore(table: SharedLimitsTable, options: { logger?: Logger; now?: () => number } = {}): SharedMemoryStore {
-  const { buffer, maxKeys } = table
-  const capacity = capacityFor(maxKeys)
-  const mask = capacity - 1
-  // Views of the header, and of the slots (slot i's first float is floats[16 * i], its ints from
-  // ints[32 * i + 6], its key from bytes[128 * i + 36]).
+export interface SharedMemoryStoreOptions {
+  /** limits_store.max_keys of this store's config (a reload's): the table grows to hold it. Default: the table's at start. */
+  maxKeys?: number
+  logger?: Logger
+  now?: () => number
+}
+
+export function createSharedMemoryStore(table: SharedLimitsTable, options: SharedMemoryStoreOptions = {}): SharedMemoryStore {
+  const buffer = table.buffer
+  const maxKeys = options.maxKeys ?? table.maxKeys
   const header = new Int32Array(buffer, 0, 4)
   const owner = new Int32Array(buffer, OWNER_AT, 1)
   const headerFloats = new Float64Array(buffer, 16, 2)
-  const floats = new Float64Array(buffer, HEADER_BYTES, (SLOT_BYTES / 8) * capacity)
-  const ints = new Int32Array(buffer, HEADER_BYTES, (SLOT_BYTES / 4) * capacity)
-  const bytes = new Uint8Array(buffer, HEADER_BYTES, SLOT_BYTES * capacity)
+  const slots = new Int32Array(buffer, CAPACITY_AT, 1)
+  // Views of the slots (slot i's first float is floats[16 * i], its ints from ints[32 * i + 6], its
+  // key from bytes[128 * i + 36]), made again when another store has grown the table (mapSlots).
+  let capacity = 0
+  let mask = 0
+  let floats: Float64Array = new Float64Array(0)
+  let ints: Int32Array = new Int32Array(0)
+  let bytes: Uint8Array = new Uint8Array(0)
   const seed = header[SEED] as number
   const now = options.now ?? Date.now
   let scratch = new Uint8Array(KEY_BYTES * 4)
   let scratchWords = new Int32Array(scratch.buffer)
   let keyHash = 0
   const refuse = fullStoreRefusals(maxKeys, options.logger)
+  // Refusals before this store (an earlier config's): /readyz reports this store's, as the memory store does.
+  const refusedBefore = Atomics.load(header, REFUSED)
 
-  const lock = () => takeLock(header, LOCK, owner)
+  /** Takes the lock, and the table's current slots with it. */
+  function lock(): void {
+    takeLock(header, LOCK, owner)
+    if (slots[0] !== capacity) mapSlots()
+  }
   const unlock = () => releaseLock(header, LOCK, owner)
+
+  function mapSlots(): void {
+    capacity = slots[0] as number
+    mask = capacity - 1
+    floats = new Float64Array(buffer, HEADER_BYTES, (SLOT_BYTES / 8) * capacity)
+    ints = new Int32Array(buffer, HEADER_BYTES, (SLOT_BYTES / 4) * capacity)
+    bytes = new Uint8Array(buffer, HEADER_BYTES, SLOT_BYTES * capacity)
+  }
+
+  /**
+   * Grows the buffer to hold `wanted` slots, before the lock: the slots in use are below what it
+   * adds, so the other workers go on taking meanwhile. It also writes to each new page once: those
+   * first writes (page faults) were most of what a grow cost (~70 ms for 32 MB, measured), and here
+   * no worker waits for them. An atomic add of 0 keeps whatever another worker's move put there.
+   * Answers a copy of the slots to move from, its pages written too.
+   */
+  function reserve(wanted: number): Int32Array {
+    const length = bytesFor(wanted)
+    const from = buffer.byteLength
+    if (from < length) {
+      try {
+        buffer.grow(length)
+      } catch (err) {
+        // Else another worker grew it meanwhile.
+        if (buffer.byteLength < length) throw new Error(`The shared limits table cannot grow to limits_store.max_keys ${maxKeys} (${(err as Error).message}): restart the gateway to apply it.`, { cause: err })
+      }
+      const added = new Int32Array(buffer, from, (length - from) >> 2)
+      for (let i = 0; i < added.length; i += PAGE_BYTES / 4) Atomics.add(added, i, 0)
+    }
+    return new Int32Array((SLOT_BYTES / 4) * (slots[0] as number)).fill(0)
+  }
+
+  /**
+   * Moves every entry to its slot in a table of `wanted` slots, under the lock: a slot keeps its
+   * key's hash, so nothing is hashed again. Native copies (set, fill): 100,000 entries move in
+   * 35–55 ms, the time limited requests wait, once (measured; element by element, twice that).
+   */
+  function rehash(wanted: number, copy: Int32Array): void {
+    const words = SLOT_BYTES / 4
+    const old = copy.length === ints.length ? copy : new Int32Array(ints.length)
+    old.set(ints)
+    ints.fill(0)
+    const from = capacity
+    slots[0] = wanted
+    mapSlots()
+    for (let at = INTS_AT / 4; at < from * words; at += words) {
+      if (old[at] === 0) continue
+      let slot = (old[at + 1] as number) & mask
+      while (used(slot)) slot = (slot + 1) & mask
+      ints.set(old.subarray(at - INTS_AT / 4, at - INTS_AT / 4 + words), slot * words)
+    }
+  }
+
+  // A reload's max_keys above the table's: the first store made for it grows it, for every worker.
+  const wanted = capacityFor(maxKeys)
+  const copy = (slots[0] as number) < wanted ? reserve(wanted) : null
+  lock()
+  try {
+    if (capacity < wanted) rehash(wanted, copy ?? new Int32Array(0))
+  } finally {
+    unlock()
+  }
 
   /**
    * Writes the key's stored form at `scratch[at]` and its hash (seeded FNV-1a) to keyHash; answers
@@ -222,7 +318,7 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: { log
       lengths[i] = encode((checks[i] as Check).key, i * KEY_BYTES)
       hashes[i] = keyHash
     }
-    const states: CheckState[] = new Array(count)
+    const states: Array<RateOutcome | QuotaOutcome> = new Array(count)
     const next: number[] = new Array(count)
     lock()
     try {
@@ -230,6 +326,7 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: { log
       if (at >= (headerFloats[NEXT_SWEEP] as number)) sweep(at)
       let fresh = 0
       let firstFresh = -1
+      let refused = -1
       for (let i = 0; i < count; i++) {
         const check = checks[i] as Check
         const slot = find(i * KEY_BYTES, lengths[i] as number, hashes[i] as number)
@@ -242,10 +339,12 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: { log
         if (!outcome.allowed) {
           const capped = live ? cappedTat(check, outcome, floats[base] as number) : undefined
           if (capped !== undefined) write(slot, capped, 0, expiryOf(check, capped, 0))
-          return refusedBy(checks, i, outcome, states)
+          refused = longerWait(states, refused, i)
+          continue
         }
         next[i] = valueToStore(check, outcome)
       }
+      if (refused !== -1) return refusedBy(checks, refused, states)
       if (fresh > 0 && !hasRoom(fresh, at)) return refuseFull(firstFresh, at)
       for (let i = 0; i < count; i++) {
         const value = next[i]
@@ -271,7 +370,7 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: { log
     take,
     answeredOnce: () => true,
     status() {
-      const refused = Atomics.load(header, REFUSED)
+      const refused = Atomics.load(header, REFUSED) - refusedBefore
       const size = Atomics.load(header, COUNT)
       return refused === 0 ? `memory (shared by the workers): ${size} keys` : `memory (shared by the workers): ${size} keys (max_keys reached: ${refused} requests refused for a new key)`
     },
