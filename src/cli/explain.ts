@@ -6,6 +6,7 @@ import { isApiKeyBearer } from '../http/index.ts'
 import { ApiKeyStoreError, createApiKeyDirectoryRegistry } from '../identity/index.ts'
 import { createBackgroundTasks, createLogger } from '../telemetry/index.ts'
 import { configOption, loadCommandConfig } from './config.ts'
+import { readStdin } from './stdin.ts'
 import { UserError } from './user-error.ts'
 
 interface ExplainOptions {
@@ -25,11 +26,16 @@ export function registerExplain(program: Command): void {
     .requiredOption('--method <method>', 'HTTP method')
     .requiredOption('--path <path>', 'request path, e.g. /sales/daily/eu')
     .option('--claims <json>', 'the identity\'s claims as JSON, e.g. \'{"iss":"…","sub":"svc-looker"}\'')
-    .option('--token <token>', 'a token whose claims are used (its signature is not checked offline), or an API key (bk_…, checked against the key store)')
+    .option('--token <token>', 'a token whose claims are used (its signature is not checked offline), or an API key (bk_…, checked against the key store); - reads it from stdin, which keeps a key out of ps and the shell history')
     .option('--ip <address>', 'client address for source_ip conditions', '127.0.0.1'))
     .option('--json', 'print the explanation as a JSON document')
     .action(async (opts: ExplainOptions) => {
       if (opts.claims !== undefined && opts.token !== undefined) throw new UserError('give --claims or --token, not both', 2)
+      if (opts.token === '-') opts.token = await readStdin('printf %s "$KEY" | bouncer explain --token - …')
+      else if (opts.token !== undefined && isApiKeyBearer(`Bearer ${opts.token}`)) {
+        // Explained all the same, as keys revoke does: refusing would not take it back out of the history.
+        console.error('warning: the whole key was given on the command line, so its secret is in this shell\'s history and was visible to ps; next time give --token - and the key on stdin')
+      }
       let claims: Record<string, unknown> | undefined
       if (opts.claims !== undefined) {
         try {

@@ -6,6 +6,7 @@ import { printable } from '../text/index.ts'
 import { ASSERTION_KEY, isAssertionKey, newAssertionKey } from '../upstream/index.ts'
 import { EXCHANGE_KEY, isExchangeKey, newExchangeKey } from '../agents/index.ts'
 import { configOption, loadCommandConfig } from './config.ts'
+import { readStdin } from './stdin.ts'
 import { UserError } from './user-error.ts'
 
 async function withStore<T>(configPath: string | undefined, work: (store: SecretStore) => T | Promise<T>): Promise<T> {
@@ -26,15 +27,6 @@ async function withStore<T>(configPath: string | undefined, work: (store: Secret
   } finally {
     store.close()
   }
-}
-
-async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) throw new UserError('give the value on stdin, e.g. printf %s "$TOKEN" | bouncer secrets put NAME', 2)
-  let text = ''
-  for await (const chunk of process.stdin) text += chunk
-  const value = text.replace(/\r?\n$/, '')
-  if (value === '') throw new UserError('the value on stdin is empty')
-  return value
 }
 
 function checkName(name: string): void {
@@ -60,7 +52,7 @@ export function registerSecrets(program: Command): void {
   configOption(secrets.command('put').argument('<name>').description('store a secret (the value on stdin) as a new version'))
     .action(async (name: string, opts: { config?: string }) => {
       checkName(name)
-      const value = await readStdin()
+      const value = await readStdin('printf %s "$TOKEN" | bouncer secrets put NAME')
       checkValue(name, value)
       const version = await withStore(opts.config, (store) => store.put(name, value))
       console.log(`stored ${name}: version ${version} is current`)
@@ -79,7 +71,7 @@ export function registerSecrets(program: Command): void {
         if (!Number.isInteger(bytes) || bytes < 16 || bytes > 1024) throw new UserError('--generate takes a number of bytes from 16 to 1024', 2)
         value = generateSecret(bytes)
       } else {
-        value = await readStdin()
+        value = await readStdin('printf %s "$TOKEN" | bouncer secrets put NAME')
       }
       checkValue(name, value)
       const version = await withStore(opts.config, (store) => {

@@ -19,6 +19,7 @@ import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ADMIN = 'explain-credentials-admin-token-01234'
+const READER = 'explain-credentials-read-token-012345'
 
 let dir: string
 let idp: TestIdentityProvider
@@ -34,7 +35,7 @@ beforeAll(async () => {
   idp = await startIdentityProvider()
   upstream = await startUpstream()
   gateway = await startTestGateway({
-    admin: { token: ADMIN },
+    admin: { token: ADMIN, read_token: READER },
     api_keys: { store: { type: 'sqlite', path: join(dir, 'keys.db') }, cache: '0s' },
     issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
     roles: [
@@ -97,8 +98,9 @@ async function apiExplain(path: string, given: { claims?: object; token?: string
 }
 
 async function cliExplain(path: string, given: { claims?: object; token?: string }): Promise<Answer & { exit: number | null }> {
-  const option = given.token !== undefined ? ['--token', given.token] : ['--claims', JSON.stringify(given.claims)]
-  const result = await runCli(['explain', '--config', gateway.file, '--method', 'GET', '--path', path, ...option, '--json'])
+  // A token on stdin (--token -), as the help advises: on the command line a key's secret is in ps and the history.
+  const option = given.token !== undefined ? ['--token', '-'] : ['--claims', JSON.stringify(given.claims)]
+  const result = await runCli(['explain', '--config', gateway.file, '--method', 'GET', '--path', path, ...option, '--json'], given.token !== undefined ? { input: given.token } : {})
   expect(result.stderr).toBe('')
   const { decision } = JSON.parse(result.stdout) as Explanation
   return { status: decision.status, code: decision.code, exit: result.code }
@@ -222,5 +224,33 @@ describe('an API key given as --token', () => {
     expect(await gatewayAnswer('/keyed/x', { 'x-api-key': used })).toEqual({ status: 200, code: null })
     await waitFor(async () => (await lastUsed(used)) !== null, 'the gateway\'s last-used batch', 20_000)
     expect(await lastUsed(fresh)).toBeNull()
+  })
+})
+
+describe('an API key explained', () => {
+  it('on the command line is explained with a warning that its secret is now in the history', async () => {
+    const result = await runCli(['explain', '--config', gateway.file, '--method', 'GET', '--path', '/keyed/x', '--token', readerKey, '--json'])
+    expect(result.code).toBe(0)
+    expect(result.stderr).toContain('--token -')
+    expect((JSON.parse(result.stdout) as Explanation).decision.effect).toBe('allow')
+  })
+
+  it('by POST /api/explain needs admin access: a read-only credential could test leaked keys unaudited', async () => {
+    const ask = (token: string, given: object) => request(`${gateway.adminUrl}/api/explain`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ method: 'GET', path: '/keyed/x', ...given }),
+    })
+    const refused = await ask(READER, { token: readerKey })
+    const problem = (await refused.body.json()) as { code: string; detail: string }
+    expect({ status: refused.statusCode, code: problem.code }).toEqual({ status: 403, code: 'policy_denied' })
+    expect(problem.detail).toContain('admin access')
+    // Its principal written as claims is the read-only way, and an admin may check the key itself.
+    const claims = await ask(READER, { claims: { iss: 'api-keys', sub: 'key-reader-1' } })
+    expect(claims.statusCode).toBe(200)
+    await claims.body.dump()
+    const admin = await ask(ADMIN, { token: readerKey })
+    expect(admin.statusCode).toBe(200)
+    await admin.body.dump()
   })
 })
