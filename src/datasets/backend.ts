@@ -170,7 +170,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
         more = true
         const kept = plan.limit - sent
         // The page's last row may have come in the batch before (its key then in lastKey, unmasked).
-        if (plan.paging) refuseTie(kept > 0 ? keyOf(rows[kept - 1] as Row) : lastKey, keyOf(rows[kept] as Row), plan.key)
+        if (plan.paging) refuseTie(kept > 0 ? keyOf(rows[kept - 1] as Row) : lastKey, keyOf(rows[kept] as Row), plan.key, keyIndexes.map((i) => columns[i]?.kind === 'decimal'))
         rows = rows.slice(0, kept)
       }
       sent += rows.length
@@ -280,15 +280,24 @@ function refuseNullKeys(rows: readonly Row[], keyIndexes: readonly number[], col
  * across the page's end loses a row, and the row past it is read anyway: that tie is refused, before
  * the head when the page fits the first batch, else by a cut stream, as for a NULL key.
  */
-function refuseTie(last: ReadonlyArray<string | number> | null, past: ReadonlyArray<string | number>, key: readonly string[]): void {
-  if (last === null || !past.every((value, j) => sameKey(value, last[j] as string | number))) return
+function refuseTie(last: ReadonlyArray<string | number> | null, past: ReadonlyArray<string | number>, key: readonly string[], decimal: readonly boolean[]): void {
+  if (last === null || !past.every((value, j) => sameKey(value, last[j] as string | number, decimal[j] === true))) return
   const names = key.map((name) => `"${name}"`).join(', ')
   throw new GatewayError('datasource_error', { detail: `Two rows hold the same paging key (${names}) where a page ends, so the next page would leave rows out: page by columns unique together (datasets key).` })
 }
 
 /** NaN equals NaN as the databases sort it (PostgreSQL: NaN = NaN); -0 equals 0. */
-function sameKey(a: string | number, b: string | number): boolean {
-  return a === b || (typeof a === 'number' && typeof b === 'number' && Number.isNaN(a) && Number.isNaN(b))
+function sameKey(a: string | number, b: string | number, decimal: boolean): boolean {
+  if (a === b) return true
+  if (typeof a === 'number' && typeof b === 'number') return Number.isNaN(a) && Number.isNaN(b)
+  // A numeric key keeps its text (the cursor binds it exactly), and PostgreSQL says 1.0 = 1.00.
+  return decimal && typeof a === 'string' && typeof b === 'string' && decimalText(a) === decimalText(b)
+}
+
+/** A numeric's text without the fraction's trailing zeros, and -0 as 0: one text for one value. */
+function decimalText(text: string): string {
+  const trimmed = text.includes('.') ? text.replace(/\.?0+$/, '') : text
+  return trimmed === '-0' ? '0' : trimmed
 }
 
 /** A key value as the cursor keeps it: numbers as numbers (SQLite compares them so), the rest as text. */

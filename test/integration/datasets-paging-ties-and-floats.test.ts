@@ -16,6 +16,7 @@ const SUFFIX = `${process.pid}_${Date.now() % 1_000_000}`
 const TIES = `ds_ties_${SUFFIX}`
 const LATE = `ds_late_tie_${SUFFIX}`
 const FLOATS = `ds_fkeys_${SUFFIX}`
+const DECIMALS = `ds_decimals_${SUFFIX}`
 let gw: TestGateway
 let db: pg.Client
 let dir: string
@@ -28,6 +29,8 @@ beforeAll(async () => {
   await db.query(`CREATE TABLE ${TIES} AS SELECT (g - 1) / 4 + 1 AS k, g AS v FROM generate_series(1, 40) g`)
   // 9000 rows, k unique but for rows 8192 and 8193: a page of 8192 ends between them, across batches.
   await db.query(`CREATE TABLE ${LATE} AS SELECT CASE WHEN g = 8193 THEN 8192 ELSE g END AS k FROM generate_series(1, 9000) g`)
+  // 1.0 and 1.00 are one numeric value written twice: a tie, though their texts differ.
+  await db.query(`CREATE TABLE ${DECIMALS} (k numeric); INSERT INTO ${DECIMALS} VALUES (1.0), (1.00), (2)`)
   await db.query(`CREATE TABLE ${FLOATS} (id float8 PRIMARY KEY)`)
   await db.query(`INSERT INTO ${FLOATS} VALUES ('-Infinity'), (1), (2), (3), ('Infinity'), ('NaN')`)
   const lite = new DatabaseSync(join(dir, 'floats.db'))
@@ -43,6 +46,7 @@ beforeAll(async () => {
       { id: 'ties.whole', methods: ['GET'], path: '/ties/whole', public: true, dataset: { source: 'warehouse', sql: `SELECT k, v FROM ${TIES}`, page_size: 4 } },
       { id: 'ties.pair', methods: ['GET'], path: '/ties/pair', public: true, dataset: { source: 'warehouse', sql: `SELECT k, v FROM ${TIES}`, page_size: 3, key: ['k', 'v'] } },
       { id: 'late', methods: ['GET'], path: '/late', public: true, dataset: { source: 'warehouse', sql: `SELECT k FROM ${LATE}`, page_size: 8192 } },
+      { id: 'decimals', methods: ['GET'], path: '/decimals', public: true, dataset: { source: 'warehouse', sql: `SELECT k FROM ${DECIMALS}`, page_size: 1 } },
       { id: 'floats', methods: ['GET'], path: '/floats', public: true, dataset: { source: 'warehouse', sql: `SELECT id FROM ${FLOATS}`, page_size: 1 } },
       { id: 'floats.two', methods: ['GET'], path: '/floats/two', public: true, dataset: { source: 'warehouse', sql: `SELECT id FROM ${FLOATS} WHERE id > '-Infinity'`, page_size: 2 } },
       { id: 'lite.floats', methods: ['GET'], path: '/lite/floats', public: true, dataset: { source: 'shop', sql: 'SELECT id FROM fkeys', page_size: 1 } },
@@ -52,7 +56,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await gw?.close()
-  await db?.query(`DROP TABLE IF EXISTS ${TIES}, ${LATE}, ${FLOATS}`)
+  await db?.query(`DROP TABLE IF EXISTS ${TIES}, ${LATE}, ${FLOATS}, ${DECIMALS}`)
   await db?.end()
   if (dir) rmSync(dir, { recursive: true, force: true })
 })
@@ -102,6 +106,13 @@ describe('a paging key with ties', () => {
     const result = await walk('/ties/pair')
     expect(result.statuses.every((status) => status === 200)).toBe(true)
     expect(result.rows.map((row) => Number(row.split(',')[1]))).toEqual(Array.from({ length: 40 }, (_, i) => i + 1))
+  })
+
+  it('a numeric key\'s tie is found though its texts differ (1.0 and 1.00)', async () => {
+    const res = await request(`${gw.url}/decimals`)
+    const problem = (await res.body.json()) as { code: string; detail: string }
+    expect({ status: res.statusCode, code: problem.code }).toEqual({ status: 502, code: 'datasource_error' })
+    expect(problem.detail).toContain('("k")')
   })
 
   it('a tie found after the head (the row past the page in a later batch) cuts the answer', async () => {
