@@ -31,7 +31,9 @@ export function signInFindings(config: Config): Finding[] {
   if (signIn.session.idle > signIn.session.ttl) {
     findings.push({ severity: 'warning', path: ['sign_in', 'session', 'idle'], message: 'idle is longer than ttl: a session ends at ttl anyway' })
   }
-  if (signIn.cookie.name.startsWith('__Host-') && !secure) error(['sign_in', 'cookie', 'name'], 'a __Host- cookie must be Secure')
+  // Browsers match the prefixes in any case (RFC 6265bis), as the runtime does (sign-in.ts).
+  const prefix = /^__(host|secure)-/i.exec(signIn.cookie.name)?.[0]
+  if (prefix !== undefined && !secure) error(['sign_in', 'cookie', 'name'], `a ${prefix} cookie must be Secure: browsers drop it otherwise (serve TLS, give an https base_url, or set cookie.secure: true)`)
   // Then the request's Host (or a trusted proxy's X-Forwarded-Host) names the redirect URI and the
   // origin the CSRF check compares: a client's header, which only the provider's list of redirect
   // URIs holds in. Not said of a loopback listener no proxy stands before (the demo, a laptop).

@@ -76,6 +76,13 @@ sign_in:
     expect(load('  issuer: sso\n  client_id: c\n  session: { store: postgres }\n').lines[0]).toMatch(/sign_in\.session\.store is memory, sqlite, redis/)
   })
 
+  it('refuses a prefixed cookie name without Secure, the prefix in any case (browsers match it so)', () => {
+    for (const name of ['__Host-s', '__host-s', '__Secure-s', '__SECURE-s']) {
+      expect(load(`  issuer: sso\n  client_id: c\n  cookie: { name: ${name} }\n`).lines[0]).toMatch(/cookie must be Secure/)
+      expect(load(`  issuer: sso\n  client_id: c\n  cookie: { name: ${name}, secure: true }\n`).lines).toEqual([])
+    }
+  })
+
   it('takes the client secret from the secrets store', () => {
     const lines = load('  issuer: sso\n  client_id: c\n  client_secret: ${secret:sso-client}\n').lines
     expect(lines).toEqual(['bouncer.yaml:9:18: sign_in.client_secret: ${secret:sso-client} is used but no secrets store is configured (secrets.store)'])
