@@ -9,16 +9,16 @@
 // a config changed since) rather than showing a verdict that contradicts what happened (a probe
 // found "allow" beside a recorded 403). Replay decides each request twice from the same
 // reconstructed identity, with the roles of trust rules, once under the running config and once
-// under the draft, with the gateway's own decision code: a difference is then the draft's doing
-// alone; a rule or condition on a claim the record does not keep decides the same way both times,
-// so a change that hinges only on such a claim is not seen (the answer says so). Limits and
-// upstream failures are not replayed: only route, identity, roles and policy.
-import { accessDenied, describeClaimMismatch, evaluateAccess, statementMismatch, type CompiledStatement, type Mismatch } from '../access/index.ts'
+// under the draft. Both are explain's (the gateway's own code), so every refusal it finds stands (a
+// reviewer found a draft that narrowed a route's accept replayed as "no change" by a copy that
+// kept only the policy verdict); a difference is then the draft's doing alone; a rule or condition
+// on a claim the record does not keep decides the same way both times, so a change that hinges only
+// on such a claim is not seen (the answer says so). Limits and upstream failures are not replayed:
+// only route, credential, identity, roles and policy.
 import { readRecords, type AuditRecord, type AuditSource } from '../audit/index.ts'
 import { formatDiagnostic, jwtIssuers, loadConfigText } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
-import { compileRuntime, createRuntimeDeps, explain, loadModulesFor, type Explanation, type Runtime, type Verdict } from '../gateway/index.ts'
-import type { Identity } from '../request/index.ts'
+import { compileRuntime, createRuntimeDeps, explain, loadModulesFor, type ExplainRequest, type Explanation, type Runtime, type Verdict } from '../gateway/index.ts'
 import { createLogger } from '../telemetry/index.ts'
 import type { Disagreement, ExplainedUnder, ReplayChange, ReplayResult } from './console-shapes.ts'
 
@@ -53,17 +53,20 @@ const rejectedCredential = (r: RecordedRequest) => r.decision === 'deny' && r.st
 /** Codes of the steps before the upstream (route, credential, access): an allow under the running config contradicts them. */
 const BEFORE_UPSTREAM = new Set(['no_role', 'policy_denied', 'route_not_found', 'method_not_allowed', 'bad_path'])
 
-/** How a role granted from the record (not by a trust rule read again) is named among its rules. */
-const RECORDED_GRANT = 'the recorded request (the gateway assumed it)'
-
 /**
  * A recorded request explained under the running config: with the roles the gateway assumed (the
- * record's), its required claims taken as checked (the gateway verified the identity), and a
+ * record's), its claim checks taken as passed (the gateway verified the identity), and a
  * disagreement with the record said, with why, instead of left for the reader to find.
  */
 export function explainRecorded(rt: Runtime, record: RecordedRequest): { explanation: Explanation; under: ExplainedUnder } {
   const claims = recordedClaims(record)
-  const explanation = explain(rt, { method: record.method, path: record.path, claims, ip: record.source_ip })
+  // No role recorded is the gateway's answer only where it said so (no_role); else the step was not reached.
+  const assumed = record.roles !== null && (record.roles.length > 0 || record.code === 'no_role') ? record.roles : undefined
+  const request: ExplainRequest = {
+    method: record.method, path: record.path, claims, ip: record.source_ip,
+    ...(claims === undefined ? {} : { verified: true, ...(assumed === undefined ? {} : { roles: assumed }) }),
+  }
+  const explanation = explain(rt, request)
   const caveats: string[] = []
   const reasons: Array<[Disagreement, string]> = []
   let rolesFrom: ExplainedUnder['roles_from'] = null
@@ -72,10 +75,8 @@ export function explainRecorded(rt: Runtime, record: RecordedRequest): { explana
       effect: 'deny', status: record.status, code: record.code as ErrorCode, statement: null,
       reason: `The credential was rejected before an identity existed${record.detail ? `: ${record.detail.replace(/\.?$/, '.')}` : '.'} No policy was evaluated; the record keeps no claims to explain it again.`,
     }
-  } else if (record.subject !== null && claims !== undefined) {
-    // No role recorded is the gateway's answer only where it said so (no_role); else the step was not reached.
-    const assumed = record.roles !== null && (record.roles.length > 0 || record.code === 'no_role') ? record.roles : undefined
-    rolesFrom = decideAgain(rt, explanation, record, claims, assumed, caveats, reasons)
+  } else if (claims !== undefined) {
+    rolesFrom = noteDifferences(rt, request, explanation, record, caveats, reasons)
   }
   if (record.actor !== null) {
     caveats.push(`On behalf of agent "${record.actor}": the record keeps neither the agent's roles nor its claims, so only the user's side is explained.`)
@@ -101,14 +102,13 @@ export function explainRecorded(rt: Runtime, record: RecordedRequest): { explana
 }
 
 /**
- * Decides a verified identity's request again with the gateway's own access code: with the given
- * roles (the record's) or, without them, the roles of trust rules; either way without the checks the
- * gateway passed when it verified the token (required claims). Rewrites the explanation's roles,
- * statements and verdict, and notes what the record leaves out.
+ * Notes where the explanation of a verified identity's request may part from the record, and why:
+ * what the record leaves out (claims that trust rules, statements and required claims read) and what
+ * the running config changed (the route, the credential it takes, roles, statements). The verdict is
+ * explain's own. Returns whose roles decided.
  */
-function decideAgain(
-  rt: Runtime, explanation: Explanation, record: RecordedRequest, claims: Record<string, unknown>, roles: readonly string[] | undefined,
-  caveats: string[], reasons: Array<[Disagreement, string]>,
+function noteDifferences(
+  rt: Runtime, request: ExplainRequest, explanation: Explanation, record: RecordedRequest, caveats: string[], reasons: Array<[Disagreement, string]>,
 ): ExplainedUnder['roles_from'] {
   const { route, identity: described } = explanation
   if (route === null) {
@@ -129,38 +129,28 @@ function decideAgain(
   if (issuer && required.length > 0) {
     caveats.push(`Issuer "${issuer.name}" requires the claim${required.length === 1 ? '' : 's'} ${required.join(', ')}: the gateway checked it when it verified the token; the record does not keep it.`)
   }
-  // The gateway verified this identity: a required claim the record does not keep was there.
-  described.problems = described.problems.filter((p) => p.code !== 'claim_missing')
-
-  const identity: Identity = {
-    issuerName: described.issuer, iss: record.issuer ?? '', sub: record.subject as string, clientId: record.client_id, claims, expiresAt: 0,
-    ...(roles === undefined ? {} : { grantedRoles: roles }),
+  // The gateway took this credential then: a refusal now (the route's accept narrowed, say) is the config's.
+  const refused = described.problems[0]
+  if (refused) {
+    reasons.push(['config_changed', `the running config refuses the credential the gateway took then (${refused.detail.replace(/\.$/, '')})`])
+    return null
   }
-  const { method, ip } = explanation.request
-  const policy = rt.access.policyFor(route.id)
-  const result = evaluateAccess(rt.access, identity, { policy }, method, ip)
 
-  const byTrustRules = new Set(explanation.roles.filter((r) => r.held).map((r) => r.role))
+  // The roles trust rules grant now, read again from the record: with roles given, explain holds those instead.
+  const { roles, ...withoutRoles } = request
+  const granted = new Set((roles === undefined ? explanation : explain(rt, withoutRoles)).roles.filter((r) => r.held).map((r) => r.role))
   for (const entry of explanation.roles) {
-    const held = result.roles.includes(entry.role)
+    for (const r of entry.rules) r.why = unrecorded(r.why)
     // A trust rule that fails here only for a claim the record does not keep.
     const rule = rt.access.roles.find((r) => r.name === entry.role)?.rules
-      .find((r) => r.issuer === described.issuer && (r.subject === null || r.subject.matches(identity.sub)) && unrecordedClaims(r.claims).length > 0)
-    for (const r of entry.rules) {
-      const missing = r.why === null ? null : /^claim (\S+) is missing/.exec(r.why)
-      if (missing && !KEPT_CLAIMS.has(missing[1] as string)) r.why += ': not recorded, the record does not keep it'
-    }
-    if (rule && !byTrustRules.has(entry.role)) {
-      caveats.push(`Role "${entry.role}": its trust rule reads the claim ${unrecordedClaims(rule.claims).join(', ')}, which the record does not keep${held ? '; the gateway assumed the role, as the record says' : ''}.`)
+      .find((r) => r.issuer === described.issuer && (r.subject === null || r.subject.matches(described.sub ?? '')) && unrecordedClaims(r.claims).length > 0)
+    if (rule && !granted.has(entry.role)) {
+      caveats.push(`Role "${entry.role}": its trust rule reads the claim ${unrecordedClaims(rule.claims).join(', ')}, which the record does not keep${entry.held && roles !== undefined ? '; the gateway assumed the role, as the record says' : ''}.`)
       if (roles === undefined) reasons.push(['claims_not_recorded', `role "${entry.role}" is granted on the claim ${unrecordedClaims(rule.claims).join(', ')}, which the record does not keep`])
     }
-    if (roles === undefined) continue
-    if (held && !byTrustRules.has(entry.role)) entry.rules.unshift({ rule: RECORDED_GRANT, matched: true, why: null })
-    if (!held && byTrustRules.has(entry.role)) {
-      entry.rules.unshift({ rule: RECORDED_GRANT, matched: false, why: 'the gateway did not assume it for this request' })
+    if (roles !== undefined && !entry.held && granted.has(entry.role)) {
       reasons.push(['config_changed', `the running config's trust rules grant role "${entry.role}", which the gateway did not assume then`])
     }
-    entry.held = held
   }
   for (const name of roles ?? []) {
     if (rt.access.roles.some((r) => r.name === name)) continue
@@ -168,22 +158,8 @@ function decideAgain(
     reasons.push(['config_changed', `role "${name}" is not in the running config`])
   }
 
-  const seen = new Map<CompiledStatement, Explanation['statements'][number]>()
-  for (const role of result.roles) {
-    const bucket = policy?.get(role)
-    for (const statement of [...(bucket?.deny ?? []), ...(bucket?.allow ?? [])]) {
-      const known = seen.get(statement)
-      if (known) {
-        known.roles.push(role)
-        continue
-      }
-      const why = describeMismatch(statementMismatch(statement, method, ip, claims), statement, method, ip, claims)
-      seen.set(statement, { sid: statement.sid, policy: statement.policy, effect: statement.effect, roles: [role], matched: why === null, why })
-    }
-  }
-  const statements = [...seen.keys()].sort((a, b) => a.order - b.order)
-  explanation.statements = statements.map((s) => seen.get(s) as Explanation['statements'][number])
-  const onClaims = statements.filter((s) => unrecordedClaims(s.claims).length > 0)
+  for (const entry of explanation.statements) entry.why = unrecorded(entry.why)
+  const onClaims = explanation.statements.flatMap((s) => rt.access.statements.get(s.policy)?.filter((c) => c.sid === s.sid && unrecordedClaims(c.claims).length > 0) ?? [])
   for (const s of onClaims) caveats.push(`Statement "${s.sid}" (${s.effect}) reads the claim ${unrecordedClaims(s.claims).join(', ')}, which the record does not keep: it cannot match here.`)
   // The recorded statement first, when it is one of them: it is what decided.
   const deciding = onClaims.filter((s) => s.sid === record.statement)
@@ -193,29 +169,13 @@ function decideAgain(
   if (record.statement !== null && ![...rt.access.statements.values()].some((list) => list.some((s) => s.sid === record.statement))) {
     reasons.push(['config_changed', `statement "${record.statement}" is not in the running config`])
   }
-
-  const { decision } = result
-  if (decision.effect === 'allow') {
-    explanation.decision = {
-      effect: 'allow', status: 200, code: null, statement: decision.statement.sid,
-      reason: `Allowed by statement "${decision.statement.sid}" of policy "${decision.statement.policy}"; no deny statement matched.`,
-    }
-  } else {
-    const error = accessDenied(result, identity, route.id, method)
-    let reason = `${error.status} ${error.code}: ${error.detail}`
-    if (decision.reason === 'explicit_deny') reason += ' An explicit deny wins over any allow.'
-    if (decision.reason === 'implicit_deny' && explanation.statements.length === 0) reason += ' No statement of these roles names this route.'
-    explanation.decision = { effect: 'deny', status: error.status, code: error.code, statement: decision.statement?.sid ?? null, reason }
-  }
   return roles === undefined ? 'trust_rules' : 'record'
 }
 
-function describeMismatch(mismatch: Mismatch, statement: CompiledStatement, method: string, ip: string, claims: Readonly<Record<string, unknown>>): string | null {
-  if (mismatch === null) return null
-  if (mismatch === 'action') return `action ${method} is not in [${[...statement.actions].join(', ')}]`
-  if (mismatch === 'source_ip') return `source IP ${ip} is not in [${statement.sourceIpText.join(', ')}]`
-  const why = describeClaimMismatch(mismatch, claims)
-  return KEPT_CLAIMS.has(mismatch.name) ? why : `${why}: not recorded, the record does not keep it`
+/** A trust rule's or statement's "claim X is missing" where the record does not keep X: said, so it is not taken for the token's. */
+function unrecorded(why: string | null): string | null {
+  const missing = why === null ? null : /^claim (\S+) is missing/.exec(why)
+  return missing && !KEPT_CLAIMS.has(missing[1] as string) ? `${why}: not recorded, the record does not keep it` : why
 }
 
 /** Whether a verdict is what the record says happened: the same refusal, or an allow where the request passed access. */

@@ -90,28 +90,32 @@ export function explain(rt: Runtime, request: ExplainRequest, apiKey?: ApiKeyChe
   }
   const issuers = trustedIssuers(rt.config)
   const credential = credentialOf(rt.config, issuers, request, route.accept)
-  const { identity, problems, described } = identityOf(issuers, request, credential, apiKey, rt.config.server.max_token_bytes)
+  const { identity: found, problems, described } = identityOf(issuers, request, credential, apiKey, rt.config.server.max_token_bytes)
   out.identity = described
   if (credential.refusal) problems.unshift(credential.refusal)
-  if (!identity) {
+  if (!found) {
     const problem = problems[0] as { code: ErrorCode; detail: string }
     return refuse(out, new GatewayError(problem.code, { detail: problem.detail }))
   }
 
+  // Roles given are held as an exchange's are (access/roles.ts): instead of those of trust rules.
+  const identity: Identity = request.roles === undefined ? found : { ...found, grantedRoles: request.roles }
   const result = evaluateAccess(rt.access, identity, route, method, ip)
   for (const role of rt.access.roles) {
+    const held = result.roles.includes(role.name)
+    const given = request.roles === undefined ? null : { rule: ROLES_GIVEN, matched: held, why: held ? null : 'the gateway did not assume it for this request' }
     // A token the gateway issued holds the roles its exchange granted, not those of trust rules
     // (access/roles.ts): the probe found explain listing roles such a token does not hold.
-    if (identity.grantedRoles !== undefined) {
-      const held = result.roles.includes(role.name)
-      out.roles.push({ role: role.name, held, rules: [{ rule: EXCHANGE_GRANT, matched: held, why: held ? null : 'the exchange did not grant it' }] })
+    if (found.grantedRoles !== undefined) {
+      out.roles.push({ role: role.name, held, rules: [given ?? { rule: EXCHANGE_GRANT, matched: held, why: held ? null : 'the exchange did not grant it' }] })
       continue
     }
     const rules = role.rules.map((rule) => {
       const why = ruleMismatch(rule, identity)
       return { rule: describeRule(rule.index, rule.issuer, rule.subject?.text ?? null, rule.claims), matched: why === null, why }
     })
-    out.roles.push({ role: role.name, held: rules.some((r) => r.matched), rules })
+    if (given && held !== rules.some((r) => r.matched)) rules.unshift(given)
+    out.roles.push({ role: role.name, held, rules })
   }
   if (identity.actor && described) {
     const { actor } = identity
@@ -171,6 +175,9 @@ function trustedIssuers(config: Config): IssuerConfig[] {
 
 /** How explain names the roles a token the gateway issued holds (its exchange granted them). */
 const EXCHANGE_GRANT = 'token exchange'
+
+/** How explain names the roles given (ExplainRequest.roles): those the gateway assumed for a recorded request. */
+const ROLES_GIVEN = 'the recorded request (the gateway assumed it)'
 
 /** How the gateway names each kind of credential in a refusal (identity/authenticate.ts). */
 const CREDENTIAL_NAMES: Record<AcceptedCredential, string> = {
@@ -284,8 +291,9 @@ function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, c
   }
   // The gateway's own claim checks: all of them for a token; for hand-written claims, those of
   // what they carry (verify.ts checkClaims). A session keeps none of a token's exp, nbf and iat,
-  // and its aud is the sign-in's client: a token's checks are not a session's.
-  if (credential.kind !== 'session') {
+  // and its aud is the sign-in's client: a token's checks are not a session's. An identity the
+  // gateway verified passed them then (ExplainRequest.verified).
+  if (credential.kind !== 'session' && !request.verified) {
     try {
       checkClaims(claims, issuer, request.now ?? Date.now(), source === 'claims')
     } catch (err) {

@@ -12,6 +12,18 @@ export interface ExplainRequest {
   token?: string
   ip?: string
   now?: number
+  /**
+   * The roles the gateway assumed for the request (a recorded request's: the console's trace and
+   * denials), held instead of those of trust rules, as an exchanged token's are. Where they differ
+   * from the trust rules', a role's rules begin with a line saying so. Not taken by POST /api/explain.
+   */
+  roles?: readonly string[]
+  /**
+   * The gateway verified this identity (a recorded request's): its claim checks passed then, and are
+   * not run on claims that keep only part of the token. Every other refusal (the route's accept, an
+   * issuer no longer trusted) still stands. Not taken by POST /api/explain.
+   */
+  verified?: true
 }
 
 export interface Explanation {

@@ -28,9 +28,11 @@ let upstream: TestUpstream
 let gateway: TestGateway
 let dir: string
 
-function config(options: { extra: boolean }): Record<string, unknown> {
+/** `keysOnly`: sales.daily takes API keys only, refusing the bearer tokens its requests were recorded with. */
+function config(options: { extra: boolean; keysOnly?: boolean }): Record<string, unknown> {
   return {
     admin: { token: ADMIN_TOKEN },
+    api_keys: { store: { type: 'sqlite', path: join(dir, 'keys.db') } },
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
     telemetry: { log_level: 'silent' },
     issuers: [
@@ -50,7 +52,7 @@ function config(options: { extra: boolean }): Record<string, unknown> {
     ],
     upstreams: [{ name: 'sales-api', url: upstream.url }],
     routes: [
-      { id: 'sales.daily', methods: ['GET'], path: '/sales/daily/:region', upstream: 'sales-api' },
+      { id: 'sales.daily', methods: ['GET'], path: '/sales/daily/:region', upstream: 'sales-api', ...(options.keysOnly ? { accept: ['api_key'] } : {}) },
       { id: 'sales.customers', methods: ['GET'], path: '/sales/customers', upstream: 'sales-api' },
     ],
   }
@@ -60,6 +62,17 @@ async function get(path: string, token?: string): Promise<number> {
   const res = await request(`${gateway.url}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} })
   await res.body.dump()
   return res.statusCode
+}
+
+async function replayDraft(draft: Record<string, unknown>): Promise<ReplayResult> {
+  const res = await request(`${gateway.adminUrl}/api/replay`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ config: stringify(withDefaults(draft, dir)), hours: 1 }),
+  })
+  const body = (await res.body.json()) as ReplayResult
+  expect(res.statusCode, JSON.stringify(body)).toBe(200)
+  return body
 }
 
 async function admin<T>(path: string, method: 'GET' | 'POST' = 'GET'): Promise<T> {
@@ -219,15 +232,21 @@ describe('replay', () => {
     const draft = config({ extra: true }) as { policies: Array<{ name: string; statements: Array<Record<string, unknown>> }> }
     const noPii = draft.policies.find((p) => p.name === 'no-pii') as { statements: Array<Record<string, unknown>> }
     noPii.statements = [{ sid: 'PIIAllowed', effect: 'allow', actions: ['GET'], routes: ['sales.customers'] }]
-    const res = await request(`${gateway.adminUrl}/api/replay`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ config: stringify(withDefaults(draft, dir)), hours: 1 }),
-    })
-    const body = (await res.body.json()) as ReplayResult
-    expect(res.statusCode, JSON.stringify(body)).toBe(200)
+    const body = await replayDraft(draft)
     const changes = body.ok ? body.changes : []
     expect(changes.find((c) => c.principal === 'b-1')).toMatchObject({ before: { code: 'policy_denied', statement: 'NoPII' }, after: { effect: 'allow' } })
+  })
+
+  it('lists the requests a draft that narrows a route\'s accept would refuse, rather than "no change" from the policies alone', async () => {
+    const body = await replayDraft(config({ extra: true, keysOnly: true }))
+    const changes = body.ok ? body.changes : []
+    expect(changes.find((c) => c.principal === 'svc-us' && c.path === '/sales/daily/us')).toMatchObject({
+      last: { status: 200, decision: 'allow' },
+      before: { effect: 'allow', statement: 'ReadSales' },
+      after: { effect: 'deny', status: 401, code: 'missing_token', reason: expect.stringMatching(/does not accept \(accept: api_key\)/) },
+    })
+    // The route whose accept is unchanged is not listed.
+    expect(changes.filter((c) => c.path === '/sales/customers')).toEqual([])
   })
 })
 
@@ -241,5 +260,33 @@ describe('after a reload that drops a role', () => {
     expect(trace.explained_under.agrees).toBe(false)
     expect(trace.explained_under.because).toContain('config_changed')
     expect(trace.explained_under.disagrees).toMatch(/role "extra" is not in the running config/)
+  })
+})
+
+describe('after a reload that narrows a route\'s accept', () => {
+  it('explains a request recorded with a credential the route no longer takes as the 401 it would be now, and says why', async () => {
+    await gateway.writeConfig(config({ extra: false, keysOnly: true }))
+    await admin('reload', 'POST')
+    const trace = await traceOf('/sales/daily/us', 'svc-us')
+    expect(trace.recorded).toMatchObject({ decision: 'allow', status: 200, statement: 'ReadSales', roles: ['reader', 'extra'] })
+    expect(trace.explanation.decision).toMatchObject({ effect: 'deny', status: 401, code: 'missing_token', statement: null })
+    expect(trace.explanation.decision.reason).toMatch(/does not accept \(accept: api_key\)/)
+    expect(trace.explained_under).toMatchObject({ agrees: false, because: ['config_changed'] })
+    expect(trace.explained_under.disagrees).toMatch(/^The record says allowed \(200\) by statement "ReadSales"; explained under the running config, it would be 401 missing_token: the running config refuses the credential the gateway took then \(This route needs an API key/)
+    expectNoSilentContradiction(trace.recorded, trace.explanation.decision, trace.explained_under)
+
+    // A recorded denial on that route, too; a request that carried nothing is the 401 it was.
+    const denied = await traceOf('/sales/daily/eu', 'svc-trace')
+    expect(denied.explanation.decision).toMatchObject({ status: 401, code: 'missing_token' })
+    expect(denied.explained_under.agrees).toBe(false)
+    const anonymous = await traceOf('/sales/daily/eu', null)
+    expect(anonymous.explanation.decision).toMatchObject({ status: 401, code: 'missing_token' })
+    expect(anonymous.explained_under.agrees).toBe(true)
+
+    const groups = await admin<ExplainedDenial[]>('denials?since=15m')
+    const eu = groups.find((g) => g.principal === 'svc-trace') as ExplainedDenial
+    expect(eu.explanation).toMatchObject({ effect: 'deny', status: 401, code: 'missing_token' })
+    expect(eu.explained_under).toMatchObject({ agrees: false, because: ['config_changed'] })
+    for (const g of groups) expectNoSilentContradiction(g.recorded, g.explanation, g.explained_under)
   })
 })
