@@ -11,12 +11,21 @@
 // key's hash and length, and the key — its characters as bytes when they are ASCII and fit, else
 // 0xFF and the SHA-256 of its UTF-16 code units (no ASCII key starts with 0xFF). Spread over three
 // arrays, a decision cost 5-13 µs; in one slot about 2 µs (same loop, same loaded machine).
-// The buffer is growable (a growable SharedArrayBuffer reserves its largest size and commits only
-// what it has grown to), so a reload that raises max_keys grows the table in place for every worker:
-// the first store made for the new size grows it and moves its entries to their new slots, under
-// the lock; every store sees the new capacity (a header field) when it next takes the lock. A lower
-// max_keys only bounds admission (the table keeps its size until restart). Fixed at start, a raised
-// max_keys was ignored and a lowered one never bounded anything (probe finding).
+// The buffer is growable (a growable SharedArrayBuffer reserves its largest size; a page costs
+// memory once written), so a reload that raises max_keys grows the table for every worker. The
+// table of `capacity` slots lives at slot `capacity - first` of the buffer (`first`: its capacity at
+// start), so tables of two capacities never overlap: the one store that finds, under the lock, the
+// table smaller than its config wants copies each entry into the bigger table beside it and writes
+// the capacity (a header field) last; every store maps the new table at its next take. Until that
+// write the old table is whole, so a worker that dies mid-move loses nothing. The price: the old
+// table's pages stay written (a SharedArrayBuffer gives none back), 32 MB beside the 256 MB table
+// after 100,000 -> 1,000,000 keys, 256 MB beside 1 GB after 1M -> 4M; the places of the capacities
+// skipped are reserved, never written. Moved in place, the table had to be copied aside first: every
+// worker made its copy, as the supervisor stages a reload in all at once (4 workers, 1M -> 4M: 256
+// MB and 2.4-4.2 s of its event loop each), and one that died mid-move lost the entries it had not
+// moved (review finding). A lower max_keys only bounds admission (the table keeps its size until
+// restart). Fixed at start, a raised max_keys was ignored and a lowered one never bounded anything
+// (probe finding).
 // One lock (Atomics, a three-state futex mutex) guards the whole table for the length of one take:
 // a take is about a microsecond, so workers rarely meet on it, and one lock makes the check-and-take
 // of all of a request's limits atomic across workers as it is within one. Its holder's thread id is
@@ -24,6 +33,7 @@
 // `finally`) would leave every other worker waiting for ever, so the primary releases a dead
 // thread's lock (releaseLockOf).
 import { hash as digest, randomInt } from 'node:crypto'
+import { threadId } from 'node:worker_threads'
 import { releaseLock, releaseLockHeldBy, takeLock } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { RateOutcome } from '../bucket.ts'
@@ -40,7 +50,9 @@ const KEY_BYTES = SLOT_BYTES - KEY_AT
 const HASHED = 0xff
 // The header, before the slots (its own 64 bytes). Int32: the lock, the number of entries, the hash
 // seed, refusals for a full table. Float64 (from byte 16): when the next sweep is due, and when the
-// next sweep of a full table may run. Int32 at byte 36: the number of slots.
+// next sweep of a full table may run. Int32 at byte 36: the number of slots; at 40, the capacities
+// whose table a move has written to (capacities are powers of two: a bit each); at 44, the thread
+// (its id + 1) whose store is growing the table, 0 when none.
 const HEADER_BYTES = 64
 const LOCK = 0
 const COUNT = 1
@@ -51,8 +63,10 @@ const NEXT_FULL_SWEEP = 1
 /** The lock holder's thread id (Int32 at byte 32; 0 when free or held by the main thread). */
 const OWNER_AT = 32
 const CAPACITY_AT = 36
+const WRITTEN_AT = 40
+const GROWER_AT = 44
 const PAGE_BYTES = 4096
-/** The schema's bound on limits_store.max_keys: the most a table grows to (1 GB of address space, reserved, not committed). */
+/** The schema's bound on limits_store.max_keys: the most a table grows to (1 GB, and 2 GB of address space reserved for it and the tables before it). */
 const MAX_KEYS_BOUND = 4_000_000
 
 /** What the primary makes and hands to every worker (a structured clone shares the memory). */
@@ -64,14 +78,20 @@ export interface SharedLimitsTable {
 
 export function createSharedLimitsTable(maxKeys: number): SharedLimitsTable {
   const capacity = capacityFor(maxKeys)
-  const buffer = new SharedArrayBuffer(bytesFor(capacity), { maxByteLength: bytesFor(capacityFor(Math.max(maxKeys, MAX_KEYS_BOUND))) })
+  const buffer = new SharedArrayBuffer(bytesFor(capacity, capacity), { maxByteLength: bytesFor(capacityFor(Math.max(maxKeys, MAX_KEYS_BOUND)), capacity) })
   new Int32Array(buffer, 0, 4)[SEED] = randomInt(2 ** 31)
   new Int32Array(buffer, CAPACITY_AT, 1)[0] = capacity
   return { buffer, maxKeys }
 }
 
-function bytesFor(capacity: number): number {
-  return HEADER_BYTES + SLOT_BYTES * capacity
+/** Where the table of `capacity` slots starts (the first table's at start, `first` slots): a bigger table lies past every smaller one. */
+function tableAt(capacity: number, first: number): number {
+  return HEADER_BYTES + SLOT_BYTES * (capacity - first)
+}
+
+/** The buffer's length that holds the table of `capacity` slots. */
+function bytesFor(capacity: number, first: number): number {
+  return tableAt(capacity, first) + SLOT_BYTES * capacity
 }
 
 function capacityFor(maxKeys: number): number {
@@ -83,15 +103,23 @@ function capacityFor(maxKeys: number): number {
 /**
  * The lock, released if the thread `thread` held it: the primary calls it once that worker's
  * thread has ended. The holder wrote its id just after taking the lock; a thread ended between the
- * two would still leave it held (a window of a few instructions).
+ * two would still leave it held (a window of a few instructions). A growth of the table it had
+ * claimed is given up too: the next take of a store made for it grows the table.
  */
 export function releaseLockOf(table: SharedLimitsTable, thread: number): boolean {
+  Atomics.compareExchange(new Int32Array(table.buffer, GROWER_AT, 1), 0, thread + 1, 0)
   return releaseLockHeldBy(new Int32Array(table.buffer, 0, 4), LOCK, new Int32Array(table.buffer, OWNER_AT, 1), thread)
 }
 
 export interface SharedMemoryStore extends LimitsStore {
   take(checks: readonly Check[]): TakeResult
   readonly size: number
+}
+
+/** What a grow moved: the entries, and how long the lock was held for it. */
+interface Moved {
+  keys: number
+  ms: number
 }
 
 export interface SharedMemoryStoreOptions {
@@ -108,6 +136,9 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: Share
   const owner = new Int32Array(buffer, OWNER_AT, 1)
   const headerFloats = new Float64Array(buffer, 16, 2)
   const slots = new Int32Array(buffer, CAPACITY_AT, 1)
+  const written = new Int32Array(buffer, WRITTEN_AT, 1)
+  const grower = new Int32Array(buffer, GROWER_AT, 1)
+  const first = capacityFor(table.maxKeys)
   // Views of the slots (slot i's first float is floats[16 * i], its ints from ints[32 * i + 6], its
   // key from bytes[128 * i + 36]), made again when another store has grown the table (mapSlots).
   let capacity = 0
@@ -134,64 +165,125 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: Share
   function mapSlots(): void {
     capacity = slots[0] as number
     mask = capacity - 1
-    floats = new Float64Array(buffer, HEADER_BYTES, (SLOT_BYTES / 8) * capacity)
-    ints = new Int32Array(buffer, HEADER_BYTES, (SLOT_BYTES / 4) * capacity)
-    bytes = new Uint8Array(buffer, HEADER_BYTES, SLOT_BYTES * capacity)
+    const at = tableAt(capacity, first)
+    floats = new Float64Array(buffer, at, (SLOT_BYTES / 8) * capacity)
+    ints = new Int32Array(buffer, at, (SLOT_BYTES / 4) * capacity)
+    bytes = new Uint8Array(buffer, at, SLOT_BYTES * capacity)
   }
 
   /**
-   * Grows the buffer to hold `wanted` slots, before the lock: the slots in use are below what it
-   * adds, so the other workers go on taking meanwhile. It also writes to each new page once: those
-   * first writes (page faults) were most of what a grow cost (~70 ms for 32 MB, measured), and here
-   * no worker waits for them. An atomic add of 0 keeps whatever another worker's move put there.
-   * Answers a copy of the slots to move from, its pages written too.
+   * Grows the buffer to hold the table of `wanted` slots, and writes to each page of that table
+   * once, before the lock: those first writes (page faults, ~220 ms for 256 MB on a loaded 2-core
+   * VM) were most of what a grow cost, and here no other worker waits for them. The table in use
+   * lies before the new one, so the other workers go on taking meanwhile. (An atomic add of 0: a
+   * write no compiler drops, that changes nothing.)
    */
-  function reserve(wanted: number): Int32Array {
-    const length = bytesFor(wanted)
-    const from = buffer.byteLength
-    if (from < length) {
-      try {
-        buffer.grow(length)
-      } catch (err) {
-        // Else another worker grew it meanwhile.
-        if (buffer.byteLength < length) throw new Error(`The shared limits table cannot grow to limits_store.max_keys ${maxKeys} (${(err as Error).message}): restart the gateway to apply it.`, { cause: err })
-      }
-      const added = new Int32Array(buffer, from, (length - from) >> 2)
-      for (let i = 0; i < added.length; i += PAGE_BYTES / 4) Atomics.add(added, i, 0)
+  function reserve(): void {
+    growBuffer()
+    const fresh = new Int32Array(buffer, tableAt(wanted, first), (SLOT_BYTES / 4) * wanted)
+    for (let i = 0; i < fresh.length; i += PAGE_BYTES / 4) Atomics.add(fresh, i, 0)
+  }
+
+  function growBuffer(): void {
+    const length = bytesFor(wanted, first)
+    if (buffer.byteLength >= length) return
+    try {
+      buffer.grow(length)
+    } catch (err) {
+      // Else another worker grew it meanwhile.
+      if (buffer.byteLength < length) throw new Error(`The shared limits table cannot grow to limits_store.max_keys ${maxKeys} (${(err as Error).message}): restart the gateway to apply it.`, { cause: err })
     }
-    return new Int32Array((SLOT_BYTES / 4) * (slots[0] as number)).fill(0)
   }
 
   /**
-   * Moves every entry to its slot in a table of `wanted` slots, under the lock: a slot keeps its
-   * key's hash, so nothing is hashed again. Native copies (set, fill): 100,000 entries move in
-   * 35–55 ms, the time limited requests wait, once (measured; element by element, twice that).
+   * Copies every entry into the table of `wanted` slots, under the lock, then makes it the table
+   * (the capacity, written last): a slot keeps its key's hash, so nothing is hashed again, and one
+   * native copy moves it (100,000 entries in 25–29 ms, measured). A store that died here (its lock
+   * freed by the primary: releaseLockOf) left the old table whole and the new one part-written: the
+   * next to move clears that (a native fill, after a crash only) and moves again. Answers what it
+   * moved, for the log.
    */
-  function rehash(wanted: number, copy: Int32Array): void {
+  function moveTo(): Moved {
+    const started = performance.now()
+    const keys = header[COUNT] as number
     const words = SLOT_BYTES / 4
-    const old = copy.length === ints.length ? copy : new Int32Array(ints.length)
-    old.set(ints)
-    ints.fill(0)
-    const from = capacity
+    const into = new Int32Array(buffer, tableAt(wanted, first), words * wanted)
+    if (((written[0] as number) & wanted) !== 0) into.fill(0)
+    written[0] = (written[0] as number) | wanted
+    const whole = new Uint8Array(buffer, 0, buffer.byteLength)
+    const from = tableAt(capacity, first)
+    const to = tableAt(wanted, first)
+    const intoMask = wanted - 1
+    for (let slot = 0; slot < capacity; slot++) {
+      const base = slot * words + INTS_AT / 4
+      if (ints[base] === 0) continue
+      let free = (ints[base + 1] as number) & intoMask
+      while (into[free * words + INTS_AT / 4] !== 0) free = (free + 1) & intoMask
+      whole.copyWithin(to + free * SLOT_BYTES, from + slot * SLOT_BYTES, from + (slot + 1) * SLOT_BYTES)
+    }
     slots[0] = wanted
     mapSlots()
-    for (let at = INTS_AT / 4; at < from * words; at += words) {
-      if (old[at] === 0) continue
-      let slot = (old[at + 1] as number) & mask
-      while (used(slot)) slot = (slot + 1) & mask
-      ints.set(old.subarray(at - INTS_AT / 4, at - INTS_AT / 4 + words), slot * words)
+    return { keys, ms: Math.round(performance.now() - started) }
+  }
+
+  function logMove(moved: Moved): void {
+    options.logger?.info({ store: 'memory', max_keys: maxKeys, slots: wanted, ...moved }, 'the shared limits table grew for every worker: its entries moved')
+  }
+
+  /** Whether this store grows the table: the first to find it too small for it, under the lock. */
+  function claimGrowth(): boolean {
+    lock()
+    try {
+      if (capacity >= wanted || grower[0] !== 0) return false
+      grower[0] = threadId + 1
+      return true
+    } finally {
+      unlock()
     }
   }
 
-  // A reload's max_keys above the table's: the first store made for it grows it, for every worker.
-  const wanted = capacityFor(maxKeys)
-  const copy = (slots[0] as number) < wanted ? reserve(wanted) : null
-  lock()
-  try {
-    if (capacity < wanted) rehash(wanted, copy ?? new Int32Array(0))
-  } finally {
-    unlock()
+  /** The growth this store claimed: its pages without the lock, then the move under it. */
+  function grow(): void {
+    try {
+      reserve()
+    } catch (err) {
+      Atomics.store(grower, 0, 0)
+      throw err
+    }
+    let moved: Moved | null = null
+    lock()
+    try {
+      if (capacity < wanted) moved = moveTo()
+    } finally {
+      grower[0] = 0
+      unlock()
+    }
+    if (moved) logMove(moved)
   }
+
+  /**
+   * The growth another store claimed and died making (releaseLockOf cleared its claim), under the
+   * lock: the new table's pages fault with it held, a cost paid after a crash only. A buffer that
+   * cannot grow leaves this store in the table as it is.
+   */
+  function growLate(): void {
+    try {
+      growBuffer()
+    } catch (err) {
+      options.logger?.error({ store: 'memory', max_keys: maxKeys, err }, 'the shared limits table cannot grow: restart the gateway to apply limits_store.max_keys')
+      wanted = capacity
+      return
+    }
+    logMove(moveTo())
+  }
+
+  // A reload's max_keys above the table's: the one store that finds it so under the lock claims the
+  // growth and grows it, for every worker (4 workers, 1M -> 4M keys: 1.0 s for it, 128 ms of it
+  // under the lock); the others made meanwhile return at once, admit no more keys than the table
+  // holds until it has grown (hasRoom) and map the new one at their next take. A reload staged,
+  // then abandoned, leaves the table grown: the stores in use keep their own max_keys.
+  let wanted = capacityFor(maxKeys)
+  if (claimGrowth()) grow()
 
   /**
    * Writes the key's stored form at `scratch[at]` and its hash (seeded FNV-1a) to keyHash; answers
@@ -294,11 +386,13 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: Share
   }
 
   function hasRoom(fresh: number, at: number): boolean {
-    if ((header[COUNT] as number) + fresh <= maxKeys) return true
+    // Half the table at most: until another store has grown it for this one's max_keys.
+    const room = Math.min(maxKeys, capacity / 2)
+    if ((header[COUNT] as number) + fresh <= room) return true
     if (at < (headerFloats[NEXT_FULL_SWEEP] as number)) return false
     headerFloats[NEXT_FULL_SWEEP] = at + FULL_SWEEP_EVERY_MS
     sweep(at)
-    return (header[COUNT] as number) + fresh <= maxKeys
+    return (header[COUNT] as number) + fresh <= room
   }
 
   function refuseFull(index: number, at: number): TakeResult {
@@ -322,6 +416,7 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: Share
     const next: number[] = new Array(count)
     lock()
     try {
+      if (capacity < wanted && grower[0] === 0) growLate()
       const at = now()
       if (at >= (headerFloats[NEXT_SWEEP] as number)) sweep(at)
       let fresh = 0
