@@ -396,8 +396,10 @@ export function formatExplanation(e: Explanation): string {
   if (e.roles.length > 0) {
     lines.push('Roles')
     for (const role of e.roles) {
-      const granted = role.rules.find((r) => r.matched)
+      // Held is what counts (an exchanged token's roles are the exchange's): a rule matching does not make a role held.
+      const granted = role.held ? role.rules.find((r) => r.matched) : undefined
       if (granted) row('', `+ ${role.role}: granted by ${granted.rule}`)
+      else if (role.held) row('', `+ ${role.role}: held`)
       else row('', `- ${role.role}: not held (${role.rules.map((r) => `${r.rule.split(':')[0]}: ${r.why}`).join('; ')})`)
     }
   }

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfigText } from '../../../src/config/index.ts'
-import { compileRuntime, createRuntimeDeps, explain, type ExplainRequest, type Runtime } from '../../../src/gateway/index.ts'
+import { compileRuntime, createRuntimeDeps, explain, formatExplanation, type ExplainRequest, type Runtime } from '../../../src/gateway/index.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
 
 const SSO = 'https://sso.example.com/'
@@ -60,6 +60,10 @@ describe('roles given', () => {
     // staff: its trust rule matches, but it was not given: not held, and said.
     expect(of('staff')).toMatchObject({ held: false, rules: [{ matched: false, why: expect.stringMatching(/did not assume/) }, { matched: true }] })
     expect(e.statements.map((s) => s.sid)).toEqual(['Write'])
+    // The text says the same: a trust rule that matches does not make staff held.
+    const text = formatExplanation(e)
+    expect(text).toMatch(/\+ tenant-admin: granted by .*gateway assumed it/)
+    expect(text).toMatch(/- staff: not held/)
   })
 
   it('that agree with trust rules add no line', () => {
