@@ -155,6 +155,13 @@ function bodyLimit(ctx: Readonly<RequestContext>, served: Served, maxBodyBytes: 
     deadline = setTimeout(() => {
       if (!ctx.req.complete) counting.destroy(bodyTimedOut())
     }, Math.max(0, ctx.bodyDeadline - performance.now()))
+    // Answered (a 502 when the upstream could not be reached): no deadline left to keep.
+    ctx.res.once('close', () => clearTimeout(deadline as NodeJS.Timeout))
   }
+  // The upstream request reads this stream's errors while it runs; once it has given up (a connect
+  // that failed), an error here had no listener and was an uncaught exception that ended the whole
+  // gateway (found by a probe: one upload to a dead target, request_timeout later). Its answer has
+  // gone already, with the upstream's error.
+  counting.on('error', () => {})
   return counting
 }
