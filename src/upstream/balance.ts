@@ -53,7 +53,9 @@ function roundRobin(upstream: Balanced, tried: readonly Target[] | null): Target
     const index = (upstream.next + i) % n
     const target = targets[index] as Target
     if (eligible(target, tried)) {
-      upstream.next = (index + 1) % n
+      // Only a first pick moves the turn: a retry's moved it past a failing target's successor, and
+      // with two targets, one dead, every request tried the dead one first (found by a probe).
+      if (tried === null) upstream.next = (index + 1) % n
       return target
     }
   }
@@ -65,7 +67,7 @@ function leastRequest(upstream: Balanced, tried: readonly Target[] | null): Targ
   const targets = upstream.targets
   const n = targets.length
   const start = upstream.next
-  upstream.next = (start + 1) % n
+  if (tried === null) upstream.next = (start + 1) % n
   let best: Target | null = null
   for (let i = 0; i < n; i++) {
     const target = targets[(start + i) % n] as Target

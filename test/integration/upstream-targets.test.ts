@@ -234,6 +234,24 @@ describe('several targets under failures', () => {
     expect(fast.count()).toBeGreaterThan(slow.count() * 3)
   })
 
+  it('round robin takes turns by first tries: a failing target costs a retry on its own turns only', async () => {
+    const all = await targets('a', 'b')
+    const [a, b] = all as [TestTarget, TestTarget]
+    b.mode = '503'
+    const gw = await gatewayFor(
+      { targets: [b.url, a.url], balance: 'round_robin', retries: { attempts: 2, on: ['503'], budget: '100%' } },
+      { admin: { token: 'admin-token-for-tests-0123456789' }, audit: { sinks: [{ type: 'sqlite', path: 'audit.db' }], flush_interval: '20ms' } },
+    )
+    for (let i = 0; i < 4; i++) expect((await send(gw, 'GET')).status).toBe(200)
+    const records = async () => {
+      const res = await request(`${gw.adminUrl}/api/audit?route=api`, { headers: { authorization: 'Bearer admin-token-for-tests-0123456789' } })
+      return (await res.body.json()) as Array<{ attempts: number | null }>
+    }
+    await waitFor(async () => (await records()).length === 4, 'four records')
+    // b's turns (the 1st and 3rd) take a retry; a's are served at once. Before: b first, every time.
+    expect((await records()).map((r) => r.attempts).sort()).toEqual([1, 1, 2, 2])
+  })
+
   it('the audit record counts the attempts', async () => {
     const all = await targets('a', 'b')
     const [a, b] = all as [TestTarget, TestTarget]
@@ -244,7 +262,7 @@ describe('several targets under failures', () => {
     )
     const first = await send(gw, 'GET') // round robin starts at b: 503, then a
     b.mode = 'ok'
-    const second = await send(gw, 'GET') // b again, which answers
+    const second = await send(gw, 'GET') // a's turn: a retry does not move the turn
     expect([first.status, second.status]).toEqual([200, 200])
     const records = async () => {
       const res = await request(`${gw.adminUrl}/api/audit?route=api`, { headers: { authorization: 'Bearer admin-token-for-tests-0123456789' } })
