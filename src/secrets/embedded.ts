@@ -1,6 +1,6 @@
 // The embedded secrets store: SQLite (node:sqlite), every value sealed with AES-256-GCM under a
 // data key that is itself sealed under the master key. Every put adds a version.
-import { mkdirSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { DatabaseSync } from 'node:sqlite'
@@ -15,24 +15,46 @@ const SCHEMA = `
   );
 `
 
+/** SQLite's codes for a file that is damaged (a truncated copy) or not a database at all. */
+const SQLITE_CORRUPT = 11
+const SQLITE_NOTADB = 26
+
 export function openEmbeddedStore(path: string, masterKey: Buffer): SecretStore {
+  /**
+   * A failure of the file as a SecretsError naming it and the setting: SQLite's own words
+   * ("database disk image is malformed") came out as an internal error naming neither.
+   */
+  const fileError = (err: unknown): unknown => {
+    const { code, errcode } = err as { code?: string; errcode?: number }
+    if (code !== 'ERR_SQLITE_ERROR' && !(err as NodeJS.ErrnoException).syscall) return err
+    const damaged = errcode !== undefined && [SQLITE_CORRUPT, SQLITE_NOTADB].includes(errcode & 0xff)
+    return new SecretsError(`the file ${path} (secrets.store.path) ${damaged ? 'is damaged, or is not a secrets store' : 'cannot be used'}: ${(err as Error).message}`)
+  }
   mkdirSync(dirname(path), { recursive: true })
-  const db = new DatabaseSync(path)
+  let db: DatabaseSync
+  try {
+    // Created 0600 before SQLite opens it (it would make it 0644): its -wal and -shm take its mode.
+    closeSync(openSync(path, 'a', 0o600))
+    db = new DatabaseSync(path)
+  } catch (err) {
+    throw fileError(err)
+  }
+  const dataKeyAad = (id: number) => `bouncer:data-key:${id}`
+  let row: { id: number; sealed: Uint8Array } | undefined
   try {
     db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')
     db.exec(SCHEMA)
+    row = db.prepare('SELECT id, sealed FROM data_keys ORDER BY id DESC LIMIT 1').get() as typeof row
+    if (!row) {
+      db.exec('BEGIN')
+      const id = Number(db.prepare('INSERT INTO data_keys (sealed, created_at) VALUES (?, ?)').run(new Uint8Array(0), new Date().toISOString()).lastInsertRowid)
+      db.prepare('UPDATE data_keys SET sealed = ? WHERE id = ?').run(seal(masterKey, randomBytes(32), dataKeyAad(id)), id)
+      db.exec('COMMIT')
+      row = db.prepare('SELECT id, sealed FROM data_keys WHERE id = ?').get(id) as { id: number; sealed: Uint8Array }
+    }
   } catch (err) {
     db.close() // a file that is not a store (a failed reload must not leak the handle)
-    throw err
-  }
-  const dataKeyAad = (id: number) => `bouncer:data-key:${id}`
-  let row = db.prepare('SELECT id, sealed FROM data_keys ORDER BY id DESC LIMIT 1').get() as { id: number; sealed: Uint8Array } | undefined
-  if (!row) {
-    db.exec('BEGIN')
-    const id = Number(db.prepare('INSERT INTO data_keys (sealed, created_at) VALUES (?, ?)').run(new Uint8Array(0), new Date().toISOString()).lastInsertRowid)
-    db.prepare('UPDATE data_keys SET sealed = ? WHERE id = ?').run(seal(masterKey, randomBytes(32), dataKeyAad(id)), id)
-    db.exec('COMMIT')
-    row = db.prepare('SELECT id, sealed FROM data_keys WHERE id = ?').get(id) as { id: number; sealed: Uint8Array }
+    throw fileError(err)
   }
   const dataKeyId = row.id
   let dataKey: Buffer
@@ -44,6 +66,14 @@ export function openEmbeddedStore(path: string, masterKey: Buffer): SecretStore 
   }
   const aad = (name: string, version: number) => `bouncer:secret:${name}:${version}`
 
+  /** A file damaged past the pages the open read fails later, at a query: said as at the open. */
+  const reading = <T>(work: () => T): T => {
+    try {
+      return work()
+    } catch (err) {
+      throw fileError(err)
+    }
+  }
   const byAge = db.prepare('SELECT version, data_key, sealed FROM secret_versions WHERE name = ? ORDER BY version DESC LIMIT 1 OFFSET ?')
   const latest = db.prepare('SELECT MAX(version) AS version FROM secret_versions WHERE name = ?')
 
@@ -51,21 +81,21 @@ export function openEmbeddedStore(path: string, masterKey: Buffer): SecretStore 
     kind: 'embedded',
     writable: true,
     get(name, which = 'current') {
-      const found = byAge.get(name, which === 'current' ? 0 : 1) as { version: number; data_key: number; sealed: Uint8Array } | undefined
+      const found = reading(() => byAge.get(name, which === 'current' ? 0 : 1)) as { version: number; data_key: number; sealed: Uint8Array } | undefined
       if (!found) return undefined
       if (found.data_key !== dataKeyId) throw new SecretsError(`secret ${name} is sealed under an unknown data key`)
       return open(dataKey, Buffer.from(found.sealed), aad(name, found.version), `secret ${name} (version ${found.version})`).toString('utf8')
     },
     notFound: (name) => `no version of ${name} in ${path}`,
     marker(name) {
-      const found = latest.get(name) as { version: number | null }
+      const found = reading(() => latest.get(name)) as { version: number | null }
       return found.version === null ? undefined : String(found.version)
     },
     list() {
-      return (db.prepare('SELECT DISTINCT name FROM secret_versions ORDER BY name').all() as Array<{ name: string }>).map((r) => r.name)
+      return (reading(() => db.prepare('SELECT DISTINCT name FROM secret_versions ORDER BY name').all()) as Array<{ name: string }>).map((r) => r.name)
     },
     versions(name): SecretVersion[] {
-      const rows = db.prepare('SELECT version, created_at FROM secret_versions WHERE name = ? ORDER BY version DESC').all(name) as Array<{ version: number; created_at: string }>
+      const rows = reading(() => db.prepare('SELECT version, created_at FROM secret_versions WHERE name = ? ORDER BY version DESC').all(name)) as Array<{ version: number; created_at: string }>
       return rows.map((r, i) => ({ version: r.version, createdAt: r.created_at, label: i === 0 ? 'current' : i === 1 ? 'previous' : null }))
     },
     put(name, value) {

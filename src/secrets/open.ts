@@ -1,6 +1,7 @@
 // Which store a config names, `${secret:NAME}` references checked and substituted, and the values
 // handed to the logger so that no log line can carry one.
-import type { Diagnostic, LoadedConfig, SecretsConfig } from '../config/index.ts'
+import { validateHeaderValue } from 'node:http'
+import type { Diagnostic, LoadedConfig, SecretReference, SecretsConfig } from '../config/index.ts'
 import { redactValues } from '../telemetry/index.ts'
 import { masterKeyFrom, SecretsError } from './crypto.ts'
 import { openEmbeddedStore } from './embedded.ts'
@@ -17,6 +18,33 @@ export function openSecretStore(config: SecretsConfig, env: NodeJS.ProcessEnv = 
       return openEnvStore(store.prefix, env)
     case 'file':
       return openFileStore(store.dir)
+  }
+}
+
+/** The header a reference stands in (`upstreams[0].headers.Authorization`), if it is one. */
+function headerOf(path: SecretReference['path']): string | undefined {
+  const name = path.at(-1)
+  return path.at(-2) === 'headers' && typeof name === 'string' ? name : undefined
+}
+
+/**
+ * Why a value may not stand where a reference puts it, or undefined; never the value itself. At
+ * start and at every refresh (runtime.ts), so a refused value keeps the last good one in use.
+ * Empty: a secret file truncated to be rewritten in place sent `Bearer` with no credential. A line
+ * break is refused only in a header: a PEM key elsewhere is multi-line, but in a header every
+ * request failed mid-exchange with nothing logged.
+ */
+export function valueProblem(ref: SecretReference, value: string, kind: SecretStore['kind']): string | undefined {
+  if (value === '') return `secret "${ref.name}" is empty in the ${kind} store: an empty value is refused`
+  // The length only: never the value.
+  if (ref.minLength !== undefined && value.length < ref.minLength) return `secret "${ref.name}" is ${value.length} characters: ${ref.place} is at least ${ref.minLength}`
+  const header = headerOf(ref.path)
+  if (header === undefined) return undefined
+  try {
+    validateHeaderValue(header, value)
+    return undefined
+  } catch {
+    return `secret "${ref.name}" cannot stand in the header ${header}: it holds a character a header value may not (a line break, NUL or another control character)`
   }
 }
 
@@ -46,11 +74,9 @@ export function loadSecrets(loaded: LoadedConfig, env: NodeJS.ProcessEnv = proce
   for (const ref of loaded.secretRefs) {
     try {
       const value = store.get(ref.name)
-      if (value === undefined) diagnostics.push(loaded.locate({ severity: 'error', path: ref.path, message: `secret "${ref.name}" does not exist in the ${store.kind} store: ${store.notFound(ref.name)}` }))
-      else if (ref.minLength !== undefined && value.length < ref.minLength) {
-        // The length only: never the value.
-        diagnostics.push(loaded.locate({ severity: 'error', path: ref.path, message: `secret "${ref.name}" is ${value.length} characters: ${ref.place} is at least ${ref.minLength}` }))
-      } else values.set(ref.name, value)
+      const problem = value === undefined ? `secret "${ref.name}" does not exist in the ${store.kind} store: ${store.notFound(ref.name)}` : valueProblem(ref, value, store.kind)
+      if (problem !== undefined) diagnostics.push(loaded.locate({ severity: 'error', path: ref.path, message: problem }))
+      else if (value !== undefined) values.set(ref.name, value)
     } catch (err) {
       if (!(err instanceof SecretsError)) throw err
       diagnostics.push(loaded.locate({ severity: 'error', path: ref.path, message: err.message }))

@@ -5,7 +5,7 @@
 import type { Config, LoadedConfig, SecretReference } from '../config/index.ts'
 import { redactValues, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import { SecretsError } from './crypto.ts'
-import { loadSecrets, substitute } from './open.ts'
+import { loadSecrets, substitute, valueProblem } from './open.ts'
 import type { SecretStore } from './store.ts'
 import { rotationScheduler, type RotationScheduler } from './rotation.ts'
 
@@ -58,9 +58,12 @@ export function openSecretsRuntime(loaded: LoadedConfig & { config: Config }, op
     markers.set(name, marker)
     const value = store.get(name)
     if (value === undefined) throw new SecretsError(`secret "${name}" is gone from the ${store.kind} store: ${store.notFound(name)}`)
-    // As at start (open.ts): a place that takes a key of a least length keeps its last good value.
-    const short = refs.find((ref) => ref.name === name && ref.minLength !== undefined && value.length < ref.minLength)
-    if (short) throw new SecretsError(`secret "${name}" is ${value.length} characters: ${short.place} is at least ${short.minLength}`)
+    // As at start (open.ts): a value one of its places refuses (empty, too short, a line break in a
+    // header) is a failure, and every place keeps the last good value.
+    for (const ref of refs) {
+      const problem = ref.name === name ? valueProblem(ref, value, store.kind) : undefined
+      if (problem !== undefined) throw new SecretsError(problem)
+    }
     return value
   }
 

@@ -63,12 +63,17 @@ export function openFileStore(dir: string): SecretStore {
       if (s.isDirectory()) throw new SecretsError(`cannot read secret file ${file}: ${REASONS.EISDIR} (EISDIR)`)
       // A FIFO or a device would block the event loop in readFileSync: refused before reading.
       if (!s.isFile()) throw new SecretsError(`cannot read secret file ${file}: it is not a regular file`)
+      let value: string
       try {
-        return readFileSync(file, 'utf8').replace(/\r?\n$/, '')
+        value = readFileSync(file, 'utf8').replace(/\r?\n$/, '')
       } catch (err) {
         if (isMissing(err)) return undefined // removed between the stat and the read
         throw new SecretsError(`cannot read secret file ${file}: ${reasonFor(err)}`)
       }
+      // Truncated to be rewritten in place, a file was read empty and `Bearer` went out with no
+      // credential. A half-written one cannot be told from a short value: README asks for a rename.
+      if (value === '') throw new SecretsError(`secret file ${file} is empty: an empty value is refused (replace the file whole: write a temporary file, then mv it over)`)
+      return value
     },
     // ctime too: a chmod or a chown changes whether the file can be read, not its mtime. A path
     // that cannot be looked at gets a marker of its own, so the refresh reads it and says why.
