@@ -25,7 +25,9 @@ export function assertionVerifier(gatewayUrl: string, upstreamName: string, opti
   const keys = createRemoteJWKSet(new URL('/.well-known/jwks.json', gatewayUrl), options.cooldownMs === undefined ? {} : { cooldownDuration: options.cooldownMs })
   return async (assertion: string | undefined): Promise<Caller> => {
     if (!assertion) throw new Error('no X-Bouncer-Assertion: the request did not come through the gateway')
-    const { payload } = await jwtVerify(assertion, keys, { issuer, audience: upstreamName, algorithms: ['ES256'], maxTokenAge: '5m' })
+    // clockTolerance: the gateway stamps `iat` with its own clock; an upstream whose clock is a
+    // second behind would otherwise find every fresh assertion "issued in the future".
+    const { payload } = await jwtVerify(assertion, keys, { issuer, audience: upstreamName, algorithms: ['ES256'], maxTokenAge: '5m', clockTolerance: '5s' })
     return payload as Caller
   }
 }

@@ -9,6 +9,12 @@
 // The signing key lives in the secrets store (`bouncer.assertion-key`), rotates every
 // `assertion.rotate_every`, and a rotated-out key stays published until every assertion it signed
 // has expired.
+//
+// A new key is published before it signs: verifiers cache the JWKS (ours says max-age=60; jose's
+// createRemoteJWKSet refetches for an unknown kid at most every 30 s, jwks-rsa rate-limits), so an
+// assertion with a kid published a moment ago was refused by every one that had just fetched (a
+// probe: 11,975 of 21,897 requests 401 across a rotation). The switch time is the key's own
+// creation time from the store, which every worker and instance reads alike, so they switch together.
 import { createHash, createPrivateKey, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto'
 import { createLru } from '../collections/index.ts'
 import { subjectIssuer, type Identity } from '../request/index.ts'
@@ -17,6 +23,13 @@ import type { Logger } from '../telemetry/index.ts'
 
 export const ASSERTION_KEY = 'bouncer.assertion-key'
 const CACHE_ENTRIES = 10_000
+/**
+ * How long a new key is published before it signs: the JWKS's max-age (60 s; it also covers jose's
+ * 30 s cool-down) and 30 s for the workers' and instances' refresh_interval and their clocks' skew.
+ */
+export const PUBLISH_AHEAD_MS = 90_000
+/** Tests only: a shorter publish-ahead (a gateway started in-process has no other way in). */
+const PUBLISH_AHEAD_ENV = 'BOUNCER_ASSERTION_PUBLISH_AHEAD_MS'
 
 interface SigningKey {
   kid: string
@@ -121,6 +134,25 @@ export interface SignerOptions {
   fallback?: SecretStore | null
   logger: Logger
   now?: () => number
+  /** How long a new key is published before it signs (default PUBLISH_AHEAD_MS, at most half of rotateEveryMs). */
+  publishAheadMs?: number
+}
+
+function publishAheadOf(options: SignerOptions): number {
+  const fromEnv = Number(process.env[PUBLISH_AHEAD_ENV])
+  const wanted = options.publishAheadMs ?? (process.env[PUBLISH_AHEAD_ENV] && Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : PUBLISH_AHEAD_MS)
+  // A key must sign for most of its period: rotations every few seconds (tests) switch at half of it.
+  return Math.min(wanted, options.rotateEveryMs / 2)
+}
+
+/**
+ * When the current version was made, as every reader of the store sees it: the later of the time
+ * recorded in the key and the store's own version time (a replaced file's mtime: a key made long
+ * ago and mounted now must still be published ahead).
+ */
+function madeAt(key: SigningKey, store: SecretStore | null): number {
+  const stored = Date.parse(store?.versions(ASSERTION_KEY).find((v) => v.label === 'current')?.createdAt ?? '')
+  return Number.isFinite(stored) ? Math.max(key.createdAt, stored) : key.createdAt
 }
 
 /** The process key stores already warned about: once at start, not at every reload. */
@@ -129,6 +161,7 @@ const warnedAbout = new WeakSet<SecretStore>()
 export function createAssertionSigner(options: SignerOptions): AssertionSigner {
   const { issuer, ttlMs, logger } = options
   const now = options.now ?? Date.now
+  const publishAheadMs = publishAheadOf(options)
   const source = options.store
   const configured = source && (source.writable || isAssertionKey(source.get(ASSERTION_KEY) ?? '')) ? source : null
   if (!configured && firstFor(warnedAbout, options.fallback)) logger.warn(`identity assertions are signed with a key kept in memory only (no writable secrets store, and no ${ASSERTION_KEY} in the ${source?.kind ?? 'absent'} store): it changes at every restart`)
@@ -136,6 +169,10 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
   let memory: { current: string; previous: string | undefined } | null = store ? null : { current: newAssertionKey(), previous: undefined }
   let current: SigningKey | undefined
   let previous: SigningKey | undefined
+  /** The key assertions are signed with: `current` once it has been published long enough, until then the one before. */
+  let active: SigningKey | undefined
+  /** When `current` starts signing (Infinity once it does). */
+  let switchAt = Infinity
   // Keys rotated out of current/previous stay published until every assertion they signed expired
   // (rotations closer together than the ttl, e.g. by hand, must not strand live assertions).
   let retired: Array<{ key: SigningKey; until: number }> = []
@@ -158,12 +195,32 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
     }
     current = next ?? keyFrom(currentText)
     previous = keyOrUndefined(previousText)
-    const live = new Set([current.kid, previous?.kid, ...retired.map((r) => r.key.kid)])
+    const live = new Set([current.kid, previous?.kid, active?.kid, ...retired.map((r) => r.key.kid)])
     for (const old of before) if (old && !live.has(old.kid)) retired.push({ key: old, until: now() + ttlMs })
-    cache.clear() // new assertions with the new key; the ones already out stay valid (old key published)
+    // Until the new key has been published for publishAheadMs, sign with the one signing now (at a
+    // start: the store's previous one); a key with nothing before it signs at once.
+    if (active?.kid !== current.kid) {
+      active ??= previous ?? current
+      switchAt = madeAt(current, store) + publishAheadMs
+    }
+    switchIfDue(now())
   }
-  const signing = () => current as SigningKey
+  /** Moves signing to `current` once it is due; the key it replaces stays published for a ttl. */
+  function switchIfDue(at: number): void {
+    const from = active as SigningKey
+    if (at >= switchAt) {
+      active = current as SigningKey
+      switchAt = Infinity
+    }
+    if (from.kid === active?.kid) return
+    if (from.kid !== previous?.kid && from.kid !== current?.kid) retired.push({ key: from, until: at + ttlMs })
+    cache.clear() // new assertions with the new key; the ones already out stay valid (old key published)
+    if (started) logger.info({ kid: active?.kid, previous: from.kid }, 'identity assertions are signed with the new key')
+  }
+  const signing = () => active as SigningKey
+  let started = false
   load()
+  started = true
   let marker = store?.marker(ASSERTION_KEY)
 
   function sign1(stated: StatedClaims): { token: string; exp: number } {
@@ -183,6 +240,7 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
       // ≈1 µs per request (Node 24, measured) for a key that cannot fall out of step with the payload.
       const key = JSON.stringify(stated)
       const at = now()
+      if (at >= switchAt) switchIfDue(at)
       const cached = cache.get(key, at)
       if (cached !== undefined) return cached
       const { token, exp } = sign1(stated)
@@ -192,9 +250,12 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
     },
     jwks() {
       const at = now()
+      if (at >= switchAt) switchIfDue(at)
       if (retired.some((r) => r.until <= at)) retired = retired.filter((r) => r.until > at)
-      const published = [signing(), ...(previous ? [previous] : []), ...retired.map((r) => r.key)]
-      return { keys: published.map((k) => ({ ...k.publicJwk, kid: k.kid, alg: 'ES256', use: 'sig' })) }
+      // The signing key first, then the next one (published ahead), the one before, and the retired.
+      const published = new Map<string, SigningKey>()
+      for (const k of [signing(), current as SigningKey, ...(previous ? [previous] : []), ...retired.map((r) => r.key)]) if (!published.has(k.kid)) published.set(k.kid, k)
+      return { keys: [...published.values()].map((k) => ({ ...k.publicJwk, kid: k.kid, alg: 'ES256', use: 'sig' })) }
     },
     rotateIfDue(rotates = true) {
       // Another process (bouncer secrets rotate) may have changed the key in the store.
@@ -204,7 +265,7 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
         load()
         return true
       }
-      if (!rotates || now() - signing().createdAt < options.rotateEveryMs) return false
+      if (!rotates || now() - (current as SigningKey).createdAt < options.rotateEveryMs) return false
       if (store && !store.writable) return false // whoever writes the shared key rotates it
       if (store) {
         store.put(ASSERTION_KEY, newAssertionKey())
@@ -213,7 +274,7 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
         memory = { current: newAssertionKey(), previous: memory.current }
       }
       load()
-      logger.info({ kid: signing().kid, previous: previous?.kid }, 'identity assertion key rotated')
+      logger.info({ kid: current?.kid, signsFrom: new Date(switchAt === Infinity ? now() : switchAt).toISOString() }, 'identity assertion key rotated: published now, signs once verifiers can have it')
       return true
     },
   }
