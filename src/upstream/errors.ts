@@ -53,6 +53,10 @@ export function translateUndiciError(err: Error, upstream: Named): GatewayError 
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
     return new GatewayError('upstream_timeout', { detail: `Upstream "${upstream.name}" did not answer in time.`, cause: err })
   }
+  if (code === 'UND_ERR_HEADERS_OVERFLOW') {
+    // undici reads at most 16 KiB of an answer's head (Node's default): said, not a mystery.
+    return new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered with a head larger than the gateway reads (16 KiB).`, cause: err })
+  }
   if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
     return new GatewayError('bad_request', { detail: 'The request body did not match its Content-Length.', cause: err })
   }

@@ -49,6 +49,8 @@ const ANSWERS: Record<string, string | ((socket: Socket) => void)> = {
     setTimeout(() => s.end(), 100)
   },
   '204-with-length': 'HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello',
+  // A head past undici's 16 KiB: one cookie of 20 KB.
+  'huge-head': ok(`Set-Cookie: big=${'x'.repeat(20_000)}\r\n`),
 }
 
 let raw: RawUpstream
@@ -236,6 +238,15 @@ describe('an invalid status code from the upstream (RFC 9110 §15: 100..599)', (
     const res = await rawRequest(port, 'GET /status999 HTTP/1.1\r\nHost: gw\r\nX-Request-Id: answers-999\r\n\r\n')
     const record = await auditOf('answers-999')
     expect({ status: res.status, audit: record.status, decision: record.decision }).toEqual({ status: 502, audit: 502, decision: 'error' })
+  })
+})
+
+describe('an answer whose head is larger than the gateway reads (16 KiB)', () => {
+  it('is 502 upstream_error saying so, not "failed mid-exchange"', async () => {
+    const res = await request(`${gw1.url}/huge-head`)
+    const problem = (await res.body.json()) as { code: string; detail: string }
+    expect({ status: res.statusCode, code: problem.code }).toEqual({ status: 502, code: 'upstream_error' })
+    expect(problem.detail).toContain('head larger than')
   })
 })
 
