@@ -245,6 +245,12 @@ describe('an API key explained', () => {
     const problem = (await refused.body.json()) as { code: string; detail: string }
     expect({ status: refused.statusCode, code: problem.code }).toEqual({ status: 403, code: 'policy_denied' })
     expect(problem.detail).toContain('admin access')
+    // White space before the key is still a key to explain (a review got past a prefix check so).
+    for (const padded of [` ${readerKey}`, `\t${readerKey}`]) {
+      const res = await ask(READER, { token: padded })
+      await res.body.dump()
+      expect(res.statusCode).toBe(403)
+    }
     // Its principal written as claims is the read-only way, and an admin may check the key itself.
     const claims = await ask(READER, { claims: { iss: 'api-keys', sub: 'key-reader-1' } })
     expect(claims.statusCode).toBe(200)
