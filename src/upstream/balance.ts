@@ -27,16 +27,18 @@ export function pickTarget(upstream: Balanced, request: BalancedRequest, tried: 
     const only = targets[0] as Target
     return only.available ? only : null
   }
-  const untried = choose(upstream, request, tried)
-  return untried !== null || tried === null ? untried : choose(upstream, request, null)
+  // Only a first pick moves the turn: a retry's moved it past a failing target's successor, and
+  // with two targets, one dead, every request tried the dead one first (found by a probe).
+  const untried = choose(upstream, request, tried, tried === null)
+  return untried !== null || tried === null ? untried : choose(upstream, request, null, false)
 }
 
-function choose(upstream: Balanced, request: BalancedRequest, tried: readonly Target[] | null): Target | null {
+function choose(upstream: Balanced, request: BalancedRequest, tried: readonly Target[] | null, turns: boolean): Target | null {
   switch (upstream.balance) {
     case 'round_robin':
-      return roundRobin(upstream, tried)
+      return roundRobin(upstream, tried, turns)
     case 'least_request':
-      return leastRequest(upstream, tried)
+      return leastRequest(upstream, tried, turns)
     case 'hash:principal':
       return rendezvous(upstream.targets, principalHash(request), tried)
   }
@@ -46,16 +48,14 @@ function eligible(target: Target, tried: readonly Target[] | null): boolean {
   return target.available && (tried === null || !tried.includes(target))
 }
 
-function roundRobin(upstream: Balanced, tried: readonly Target[] | null): Target | null {
+function roundRobin(upstream: Balanced, tried: readonly Target[] | null, turns: boolean): Target | null {
   const targets = upstream.targets
   const n = targets.length
   for (let i = 0; i < n; i++) {
     const index = (upstream.next + i) % n
     const target = targets[index] as Target
     if (eligible(target, tried)) {
-      // Only a first pick moves the turn: a retry's moved it past a failing target's successor, and
-      // with two targets, one dead, every request tried the dead one first (found by a probe).
-      if (tried === null) upstream.next = (index + 1) % n
+      if (turns) upstream.next = (index + 1) % n
       return target
     }
   }
@@ -63,11 +63,11 @@ function roundRobin(upstream: Balanced, tried: readonly Target[] | null): Target
 }
 
 /** The fewest requests in flight; ties go round, so an idle upstream is still spread evenly. */
-function leastRequest(upstream: Balanced, tried: readonly Target[] | null): Target | null {
+function leastRequest(upstream: Balanced, tried: readonly Target[] | null, turns: boolean): Target | null {
   const targets = upstream.targets
   const n = targets.length
   const start = upstream.next
-  if (tried === null) upstream.next = (start + 1) % n
+  if (turns) upstream.next = (start + 1) % n
   let best: Target | null = null
   for (let i = 0; i < n; i++) {
     const target = targets[(start + i) % n] as Target
