@@ -5,9 +5,9 @@ import { adminAuth, type AdminAuth } from '../admin/index.ts'
 import { createExchangeKeys, ExchangeKeyError, type ExchangeKeys } from '../agents/index.ts'
 import { formatDiagnostic, signingSecretName, type Config, type LoadedConfig } from '../config/index.ts'
 import { applySecretValues, compileRuntime, loadModulesFor, type CompileDeps, type Runtime } from '../gateway/index.ts'
-import { openSecretsRuntime, SecretsUnavailable, type SecretsRuntime, type SecretStore } from '../secrets/index.ts'
+import { openSecretsRuntime, SecretsError, SecretsUnavailable, type SecretsRuntime, type SecretStore } from '../secrets/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
-import { createAssertionSigner, type AssertionSigner } from '../upstream/index.ts'
+import { ASSERTION_KEY, createAssertionSigner, type AssertionSigner } from '../upstream/index.ts'
 
 /** A config that does not validate: the lines to print, in `bouncer check` format. */
 export class ConfigError extends Error {
@@ -36,6 +36,8 @@ export interface PrepareDeps {
   compile: CompileDeps
   /** Where the keys the gateway makes are kept when no configured store keeps them: the process's, every worker's. */
   keys: SecretStore
+  /** The running config's assertion signer, whose signing key a reload's new signer takes over (none at start). */
+  runningSigner?: () => AssertionSigner | null
 }
 
 /** Secrets, compile, secret values into headers and the admin token: one config, ready to swap in. */
@@ -54,7 +56,7 @@ export async function prepare(next: LoadedConfig & { config: Config }, deps: Pre
     runtime = compileRuntime(next.config, deps.compile)
     applySecretValues(runtime, secrets.resolve)
     // The runtime's own signers: its requests sign with them however many reloads come after.
-    runtime.signing.assertions = signerFor(next.config, secrets, deps.keys, logger)
+    runtime.signing.assertions = signerFor(next.config, secrets, deps.keys, logger, deps.runningSigner?.() ?? null)
     runtime.signing.exchangeKeys = exchangeKeysFor(next.config, secrets, deps.keys, logger)
     return { runtime, secrets, admin: adminFor(next.config, secrets) }
   } catch (err) {
@@ -68,9 +70,15 @@ export async function prepare(next: LoadedConfig & { config: Config }, deps: Pre
  * Each config gets its own signer on the store that keeps its key: the configured one, or the
  * process's key store, so the key (same kid) outlives the reload, and is every worker's.
  */
-function signerFor(config: Config, secrets: SecretsRuntime, keys: SecretStore, logger: Logger): AssertionSigner | null {
+function signerFor(config: Config, secrets: SecretsRuntime, keys: SecretStore, logger: Logger, running: AssertionSigner | null): AssertionSigner | null {
   if (!config.upstreams.some((u) => u.identity_assertion)) return null
-  return createAssertionSigner({ issuer: config.assertion.issuer, ttlMs: config.assertion.ttl, rotateEveryMs: config.assertion.rotate_every, store: secrets.store, fallback: keys, logger })
+  try {
+    return createAssertionSigner({ issuer: config.assertion.issuer, ttlMs: config.assertion.ttl, rotateEveryMs: config.assertion.rotate_every, store: secrets.store, fallback: keys, logger, handover: running?.handover() ?? null })
+  } catch (err) {
+    // An unreadable key (an empty file caught mid-rewrite): the reload is refused, the running config keeps signing.
+    if (err instanceof SecretsError) throw new ConfigError([`${ASSERTION_KEY}: ${err.message}`])
+    throw err
+  }
 }
 
 /**

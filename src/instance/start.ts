@@ -101,7 +101,9 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
       audit: (facts) => audit.record(facts),
     },
   })
-  const prepareDeps: PrepareDeps = { logger, background, env, compile, keys }
+  // A reload's assertion signer takes over the running one's key (set once the first config runs).
+  let runningState: GatewayState | null = null
+  const prepareDeps: PrepareDeps = { logger, background, env, compile, keys, runningSigner: () => runningState?.runtime.signing.assertions ?? null }
 
   const first = await prepare({ ...loaded, config }, prepareDeps)
   // eslint-disable-next-line no-useless-assignment -- unreachable now, its YAML document goes in releaseStartupGarbage
@@ -123,6 +125,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   }
   const dispatchInternally: InternalDispatch = createInternalDispatch(state)
   const live: Live = { state, secrets: first.secrets, admin: first.admin, replaced: new Map(), retiredSigners: new Map() }
+  runningState = state
 
   const gatewayServer = createGatewayServer(state, {
     // Refused by Node's parser before the pipeline (a header timeout, 431, a malformed request): audited and counted.

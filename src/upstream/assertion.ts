@@ -61,6 +61,13 @@ export interface AssertionSigner {
    * due. Answers whether the key changed. With server.workers only the first worker rotates.
    */
   rotateIfDue(rotates?: boolean): boolean
+  /** What a reload's new signer takes over: the key signing now, which may not be the store's current yet. */
+  handover(): SignerHandover
+}
+
+/** The signing key a signer hands to the one that replaces it (opaque outside this module). */
+export interface SignerHandover {
+  readonly signing: SigningKey | undefined
 }
 
 function base64url(data: Buffer | string): string {
@@ -136,6 +143,12 @@ export interface SignerOptions {
   now?: () => number
   /** How long a new key is published before it signs (default PUBLISH_AHEAD_MS, at most half of rotateEveryMs). */
   publishAheadMs?: number
+  /**
+   * The running signer's, on a reload: a new signer went by the store alone, so one made within the
+   * publish-ahead signed the new key at once (and a file or env store keeps no previous key to wait
+   * with), while the running one still waited (found by review).
+   */
+  handover?: SignerHandover | null
 }
 
 function publishAheadOf(options: SignerOptions): number {
@@ -176,6 +189,7 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
   // Keys rotated out of current/previous stay published until every assertion they signed expired
   // (rotations closer together than the ttl, e.g. by hand, must not strand live assertions).
   let retired: Array<{ key: SigningKey; until: number }> = []
+  let inherited = options.handover?.signing
   const cache = createLru<string>(CACHE_ENTRIES)
 
   function load(): void {
@@ -199,6 +213,8 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
     for (const old of before) if (old && !live.has(old.kid)) retired.push({ key: old, until: now() + ttlMs })
     // Until the new key has been published for publishAheadMs, sign with the one signing now (at a
     // start: the store's previous one); a key with nothing before it signs at once.
+    if (active === undefined && inherited !== undefined) active = inherited.kid === current.kid ? current : inherited
+    inherited = undefined
     if (active?.kid !== current.kid) {
       active ??= previous ?? current
       switchAt = madeAt(current, store) + publishAheadMs
@@ -257,6 +273,7 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
       for (const k of [signing(), current as SigningKey, ...(previous ? [previous] : []), ...retired.map((r) => r.key)]) if (!published.has(k.kid)) published.set(k.kid, k)
       return { keys: [...published.values()].map((k) => ({ ...k.publicJwk, kid: k.kid, alg: 'ES256', use: 'sig' })) }
     },
+    handover: () => ({ signing: active }),
     rotateIfDue(rotates = true) {
       // Another process (bouncer secrets rotate) may have changed the key in the store.
       const seen = store?.marker(ASSERTION_KEY)
