@@ -31,9 +31,15 @@ export function signInFindings(config: Config): Finding[] {
   if (signIn.session.idle > signIn.session.ttl) {
     findings.push({ severity: 'warning', path: ['sign_in', 'session', 'idle'], message: 'idle is longer than ttl: a session ends at ttl anyway' })
   }
-  // Browsers match the prefixes in any case (RFC 6265bis), as the runtime does (sign-in.ts).
+  // Browsers match the prefixes in any case (RFC 6265bis), as the runtime does (sign-in.ts), which
+  // makes such a cookie Secure whatever else says. Refused where it can never be: secure: false, or
+  // plain HTTP with no proxy before it; behind trusted proxies a browser may arrive over https.
   const prefix = /^__(host|secure)-/i.exec(signIn.cookie.name)?.[0]
-  if (prefix !== undefined && !secure) error(['sign_in', 'cookie', 'name'], `a ${prefix} cookie must be Secure: browsers drop it otherwise (serve TLS, give an https base_url, or set cookie.secure: true)`)
+  if (prefix !== undefined && !secure) {
+    const message = `a ${prefix} cookie must be Secure: browsers drop it otherwise (serve TLS, give an https base_url, or set cookie.secure: true)`
+    if (signIn.cookie.secure === false || config.server.trusted_proxies.length === 0) error(['sign_in', 'cookie', 'name'], message)
+    else findings.push({ severity: 'warning', path: ['sign_in', 'cookie', 'name'], message: `${message}; behind trusted_proxies it works only for browsers that arrive over https` })
+  }
   // Then the request's Host (or a trusted proxy's X-Forwarded-Host) names the redirect URI and the
   // origin the CSRF check compares: a client's header, which only the provider's list of redirect
   // URIs holds in. Not said of a loopback listener no proxy stands before (the demo, a laptop).

@@ -12,7 +12,8 @@ routes:
 
 function load(signIn: string, base = BASE) {
   const loaded = loadConfigText(`${base}sign_in:\n${signIn}`, 'bouncer.yaml', {})
-  return { config: loaded.config, lines: loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => formatDiagnostic('bouncer.yaml', d)) }
+  const format = (severity: string) => loaded.diagnostics.filter((d) => d.severity === severity).map((d) => formatDiagnostic('bouncer.yaml', d))
+  return { config: loaded.config, lines: format('error'), warnings: format('warning') }
 }
 
 describe('sign_in', () => {
@@ -81,6 +82,14 @@ sign_in:
       expect(load(`  issuer: sso\n  client_id: c\n  cookie: { name: ${name} }\n`).lines[0]).toMatch(/cookie must be Secure/)
       expect(load(`  issuer: sso\n  client_id: c\n  cookie: { name: ${name}, secure: true }\n`).lines).toEqual([])
     }
+  })
+
+  it('behind trusted proxies, a prefixed cookie name is a warning, not an error (the browser may arrive over https)', () => {
+    const proxied = `server:\n  trusted_proxies: [10.0.0.0/8]\n${BASE}`
+    const result = load('  issuer: sso\n  client_id: c\n  cookie: { name: __Secure-s }\n', proxied)
+    expect(result.lines).toEqual([])
+    expect(result.warnings.join('\n')).toMatch(/cookie must be Secure.*trusted_proxies/)
+    expect(load('  issuer: sso\n  client_id: c\n  cookie: { name: __Secure-s, secure: false }\n', proxied).lines[0]).toMatch(/cookie must be Secure/)
   })
 
   it('takes the client secret from the secrets store', () => {
