@@ -160,3 +160,37 @@ describe('several gateways behind one load balancer', () => {
     }
   })
 })
+
+describe('a reload while the shared key file is empty (caught mid-rewrite)', () => {
+  it('is refused naming the key, and the running config keeps signing with its key', async () => {
+    const keys = join(dir, 'rewritten-keys')
+    await mkdir(keys)
+    const file = join(keys, 'bouncer.assertion-key')
+    await writeFile(file, newAssertionKey())
+    const config = {
+      secrets: { store: { type: 'file', dir: keys } },
+      assertion: { issuer: 'bouncer-test' },
+      issuers: [{ name: 'corp-sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
+      ...allowAnyCaller(['corp-sso']),
+      upstreams: [{ name: 'sales-api', url: upstream.url, identity_assertion: true }],
+      routes: [{ id: 'data', path: '/data/*', upstream: 'sales-api' }],
+    }
+    const g = await startTestGateway(config)
+    try {
+      const kids = async () => ((await (await request(`${g.url}/.well-known/jwks.json`)).body.json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid)
+      const before = await kids()
+      await writeFile(file, '')
+      // Before: the SecretsError escaped prepare as an internal error, not a refused reload.
+      const reloaded = await g.reload()
+      expect(reloaded).toMatchObject({ ok: false })
+      expect(JSON.stringify(reloaded)).toContain('bouncer.assertion-key')
+      expect(await kids()).toEqual(before)
+      await (await request(`${g.url}/data/x`, { headers: { authorization: `Bearer ${token}` } })).body.dump()
+      const sent = upstream.received.at(-1)?.headers['x-bouncer-assertion'] as string
+      const kid = (JSON.parse(Buffer.from(sent.split('.')[0] as string, 'base64url').toString()) as { kid: string }).kid
+      expect(before).toContain(kid)
+    } finally {
+      await g.close()
+    }
+  })
+})
