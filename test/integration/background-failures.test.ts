@@ -98,15 +98,23 @@ describe('bouncer serve', () => {
   it('SIGHUP: a reload that fails with an error that is not a config error is logged and counted, and the old config keeps serving', async () => {
     const { gw, file } = await serve('reload', serveConfig())
     expect(await metricValue(gw.adminUrl, failures('reload'))).toBe(0)
-    // A secrets store that is not a database: SQLite's own error, not a diagnostic of the config.
-    const notADatabase = join(dir, 'not-a-database.db')
-    await writeFile(notADatabase, 'these bytes are not an SQLite database. '.repeat(8))
-    await writeFile(file, stringify(serveConfig({ secrets: { store: { type: 'embedded', path: notADatabase, master_key: 'env:BOUNCER_MASTER_KEY' } } })))
+    // A secrets store that refuses to store the assertion key the new config needs: SQLite's own
+    // error, not a diagnostic of the config. (A file that is not a database was the fault here; it
+    // is a config error naming the file now.)
+    const frozen = join(dir, 'frozen-for-reload.db')
+    openEmbeddedStore(frozen, Buffer.from(MASTER_KEY, 'base64')).close()
+    const db = new DatabaseSync(frozen)
+    db.exec("CREATE TRIGGER frozen BEFORE INSERT ON secret_versions BEGIN SELECT RAISE(ABORT, 'the store is frozen for maintenance'); END")
+    db.close()
+    await writeFile(file, stringify(serveConfig({
+      secrets: { store: { type: 'embedded', path: frozen, master_key: 'env:BOUNCER_MASTER_KEY' } },
+      upstreams: [{ name: 'api', url: upstream.url, identity_assertion: true }],
+    })))
     gw.child.kill('SIGHUP')
 
     await waitForText(gw.stderr, 'background task reload failed')
     const [failure] = logLines(gw.stderr(), 'background task reload failed: the running config keeps serving')
-    expect(failure).toMatchObject({ level: 'error', task: 'reload', err: { message: 'file is not a database' } })
+    expect(failure).toMatchObject({ level: 'error', task: 'reload', err: { message: 'the store is frozen for maintenance' } })
     expect(failure?.err?.stack).toMatch(/\n\s+at /)
     expect(gw.stderr()).not.toContain('config reload refused')
     expect(await metricValue(gw.adminUrl, failures('reload'))).toBe(1)
