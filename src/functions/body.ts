@@ -4,12 +4,11 @@
 // (readWholeBody). The pipeline has waited for the body's first window; a slow rest holds only this
 // request's connection, not a worker.
 import type { IncomingMessage } from 'node:http'
-import { GatewayError } from '../errors/index.ts'
 import type { RequestHeaders } from '../http/index.ts'
-import { readWholeBody } from '../request/index.ts'
+import { bodyTooLarge, readWholeBody } from '../request/index.ts'
 
 /** Null when the request has no body: the common GET costs no promise. */
 export function readBody(req: IncomingMessage, headers: RequestHeaders | null, maxBytes: number, deadline: number | null, counted: { bytesIn: number }): Promise<Buffer> | null {
   if (headers === null || (!headers.chunked && !(headers.contentLength !== undefined && headers.contentLength > 0))) return null
-  return readWholeBody(req, { maxBytes, deadline, counted, tooLarge: () => new GatewayError('payload_too_large', { detail: `The request body exceeds ${maxBytes} bytes.` }) })
+  return readWholeBody(req, { maxBytes, deadline, counted, tooLarge: () => bodyTooLarge(maxBytes) })
 }

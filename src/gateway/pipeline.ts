@@ -18,7 +18,7 @@ import { asGatewayError, GatewayError, problemBody, sendProblem } from '../error
 import { acceptRequestId, describedRequest, inspectHeaders, parseTarget, type CorsPolicy, type RequestTarget } from '../http/index.ts'
 import { CredentialRefused, rawHeader } from '../identity/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
-import { bodyTimedOut, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, internalRequestOf, type Exchange, type RequestContext, type Served } from '../request/index.ts'
+import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, internalRequestOf, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
@@ -104,7 +104,7 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
   if (state.draining && !ctx.http2) ctx.res.setHeader('connection', 'close')
   const max = rt.config.server.max_body_bytes
   if (headers.contentLength !== undefined && headers.contentLength > max) {
-    throw new GatewayError('payload_too_large', { detail: `The request body exceeds ${max} bytes.` })
+    throw bodyTooLarge(max)
   }
 }
 

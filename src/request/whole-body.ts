@@ -65,6 +65,11 @@ export function readWholeBody(req: IncomingMessage, limits: WholeBodyLimits): Pr
   })
 }
 
+/** 413: a body over server.max_body_bytes, declared or counted as it arrives (every reader's one refusal). */
+export function bodyTooLarge(maxBytes: number): GatewayError {
+  return new GatewayError('payload_too_large', { detail: `The request body exceeds ${maxBytes} bytes.` })
+}
+
 /** 408: the client went before its body was whole. */
 export function bodyNeverArrived(): GatewayError {
   return new GatewayError('request_timeout', { detail: 'The request body did not arrive before the connection closed.' })

@@ -3,9 +3,8 @@
 // added), and the body, counted, and cut at max_body_bytes when it is chunked.
 import { Transform, type Readable } from 'node:stream'
 import type { RoutePattern } from '../config/index.ts'
-import { GatewayError } from '../errors/index.ts'
 import { canonicalSegment, foldHeaderName, vouchedHost, withoutCookies, type HostAllowList } from '../http/index.ts'
-import { bodyTimedOut, forwardableAuthorization, type RequestContext, type Served } from '../request/index.ts'
+import { bodyTimedOut, bodyTooLarge, forwardableAuthorization, type RequestContext, type Served } from '../request/index.ts'
 import { traceparentOf } from '../telemetry/index.ts'
 import type { Upstream } from './pools.ts'
 import type { ResponseBufferLimits } from './response-buffer.ts'
@@ -145,7 +144,7 @@ function bodyLimit(ctx: Readonly<RequestContext>, served: Served, maxBodyBytes: 
     transform(chunk: Buffer, _encoding, callback) {
       served.bytesIn += chunk.length
       if (served.bytesIn > maxBodyBytes) {
-        callback(new GatewayError('payload_too_large', { detail: `The request body exceeds ${maxBodyBytes} bytes.` }))
+        callback(bodyTooLarge(maxBodyBytes))
         return
       }
       callback(null, chunk)

@@ -10,8 +10,7 @@
 // reserve, and an upstream that fails everything sees 1.2× its load, not `attempts`×.
 import type { Readable } from 'node:stream'
 import type { RetriesConfig } from '../config/index.ts'
-import { GatewayError } from '../errors/index.ts'
-import type { RequestContext, Served } from '../request/index.ts'
+import { bodyTooLarge, type RequestContext, type Served } from '../request/index.ts'
 
 /** What a retry may follow (RETRY_FAILURES, and statuses). */
 export type Failure = 'connect_failure' | 'reset' | 'timeout' | number
@@ -98,7 +97,7 @@ export function replayable(ctx: Readonly<RequestContext>, maxBodyBytes: number, 
   const whole = inbound.chunked ? req.complete : req.readableLength >= (inbound.contentLength as number)
   if (!whole || req.readableLength > REPLAY_LIMIT) return null
   const body = (req.read() as Buffer | null) ?? Buffer.alloc(0)
-  if (body.length > maxBodyBytes) throw new GatewayError('payload_too_large', { detail: `The request body exceeds ${maxBodyBytes} bytes.` })
+  if (body.length > maxBodyBytes) throw bodyTooLarge(maxBodyBytes)
   served.bytesIn = body.length
   return { body, idempotent }
 }

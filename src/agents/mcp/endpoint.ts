@@ -11,7 +11,7 @@ import { GatewayError } from '../../errors/index.ts'
 import { drainedOrClosed } from '../../http/index.ts'
 import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
 import { enforceLimits, type Limiter, type RouteLimits } from '../../limits/index.ts'
-import { documentBackend, nothingServed, readWholeBody, type Backend, type Caller, type InternalDispatch, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
+import { bodyTooLarge, documentBackend, nothingServed, readWholeBody, type Backend, type Caller, type InternalDispatch, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import { createCatalog, routeToolEntry, type Catalog, type ToolEntry } from './catalog.ts'
@@ -191,8 +191,7 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
 }
 
 function readBody(ctx: Readonly<RequestContext>, maxBytes: number, counted: { bytesIn: number }): Promise<Buffer> {
-  const tooLarge = () => new GatewayError('payload_too_large', { detail: `The request body exceeds ${maxBytes} bytes.` })
-  return readWholeBody(ctx.req, { maxBytes, deadline: ctx.bodyDeadline, counted, tooLarge })
+  return readWholeBody(ctx.req, { maxBytes, deadline: ctx.bodyDeadline, counted, tooLarge: () => bodyTooLarge(maxBytes) })
 }
 
 /** undefined for a body that is not JSON: the SDK answers it with its parse error. */
