@@ -21,6 +21,9 @@ const KINDS: ReadonlyMap<number, ColumnKind> = new Map([
   [1700, 'decimal'], [1082, 'date'], [1114, 'timestamp'], [1184, 'timestamptz'], [114, 'json'], [3802, 'json'],
 ] as [number, ColumnKind][])
 
+/** The output settings the readers of a value's text assume (PostgreSQL's defaults, but a role or database may change them). */
+const SESSION_SETTINGS = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, MDY'; SET LOCAL IntervalStyle = 'postgres'; SET LOCAL bytea_output = 'hex'; SET LOCAL extra_float_digits = 1"
+
 /** How often a datasource that is down is tried again for /readyz (requests try at once anyway). */
 const REPROBE_MS = 10_000
 
@@ -97,9 +100,14 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
     }
   }
 
-  /** The transaction every dataset query runs in: read-only, bounded in time, timestamps in UTC. */
+  /**
+   * The transaction every dataset query runs in: read-only, bounded in time, timestamps in UTC, and
+   * values in the text forms the driver and the value writers read (ISO dates, hex bytea,
+   * shortest-exact floats), whatever the role or database sets: a role with `DateStyle = 'SQL, DMY'`
+   * sent `31/01/2026` and its `bytea_output = escape` other bytes.
+   */
   async function begin(client: pg.PoolClient, timeoutMs: number): Promise<void> {
-    await client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${Math.floor(timeoutMs)}; SET LOCAL TimeZone = 'UTC'`)
+    await client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${Math.floor(timeoutMs)}; ${SESSION_SETTINGS}`)
   }
 
   /** begin(), bounded by the client too: a stalled server never answers with its own timeout. */
