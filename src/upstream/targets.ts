@@ -65,13 +65,33 @@ export function createTarget(origin: string, options: TargetPoolOptions): Target
  * macOS), so an upstream that died mid-answer reached the client as a whole answer, audited allow (a
  * probe). A reset on an upstream's socket is renamed UND_ERR_SOCKET before undici sees it: still a
  * `reset` to the retry and ejection rules (errors.ts), but the answer is cut, as a FIN is not.
+ *
+ * Under TLS 1.3 the client's handshake is over before the server has checked its certificate, so
+ * an upstream that wants one (or refuses ours) answers the request with an alert and a close, and
+ * undici reports only "other side closed" (the alert's error is replaced by its own): the error it
+ * reports carries the alert's code and reason instead, which errors.ts reads as the refused
+ * handshake it is (the request was never read: a connect failure, retried as one). A probe saw
+ * "failed mid-exchange", nothing saying a certificate was wanted.
  */
+/**
+ * The alerts a TLS 1.3 server sends while it checks the client's certificate, before it reads any
+ * request. Any other alert may follow a request the upstream has read: still a reset, never retried
+ * for a POST (upstream-retry-tls.test.ts).
+ */
+const HANDSHAKE_REFUSALS = /^ERR_SSL_TLSV1[3]?_ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|DECRYPT_ERROR|HANDSHAKE_FAILURE)$|^ERR_SSL_SSLV3_ALERT_(BAD_CERTIFICATE|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|HANDSHAKE_FAILURE)$/
+
 function resetsAreCuts(connect: buildConnector.connector): buildConnector.connector {
   return (options, callback) =>
     connect(options, (...args) => {
       const socket: Socket | null = args[1]
-      socket?.prependListener('error', (err: NodeJS.ErrnoException) => {
+      let alert: NodeJS.ErrnoException & { reason?: string } | null = null
+      socket?.prependListener('error', (err: NodeJS.ErrnoException & { reason?: string }) => {
         if (err.code === 'ECONNRESET') err.code = 'UND_ERR_SOCKET'
+        if (err.code !== undefined && HANDSHAKE_REFUSALS.test(err.code)) alert = err
+        else if (alert !== null && err.code === 'UND_ERR_SOCKET') {
+          err.code = alert.code
+          err.message = `the upstream ended the connection with a TLS alert: ${alert.reason ?? alert.message}`
+        }
       })
       callback(...args)
     })

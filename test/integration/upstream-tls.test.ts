@@ -129,9 +129,25 @@ describe('upstream TLS', () => {
     const without = await gatewayFor({ url: mutual, tls: { ca: files('ca.pem'), server_name: 'sales.internal' } })
     const { status, body } = await get(without)
     // TLS 1.3: the client's handshake is over before the server checks it, so the refusal arrives
-    // as the connection closing (upstream_error), or as the alert when it is read first.
+    // as an alert and a close after the request was sent; it read "failed mid-exchange".
     expect(status).toBe(502)
-    expect(['upstream_error', 'upstream_unavailable']).toContain(body.code)
+    expect(body.code).toBe('upstream_unavailable')
+    expect(body.detail).toMatch(/TLS handshake failed \(ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: .*alert certificate required/)
+  })
+
+  it('mTLS refused: a target that wants a client certificate never read the request, so even a POST goes to the next target', async () => {
+    const gw = await gatewayFor({
+      targets: [mutual, plain], balance: 'round_robin',
+      tls: { ca: files('ca.pem'), server_name: 'sales.internal' },
+      retries: { attempts: 2, on: ['connect_failure'], budget: '100%' },
+    })
+    // round_robin: one of the two requests goes to the mutual target first (a 502 "failed
+    // mid-exchange" before, a reset not retried for a POST).
+    for (let i = 0; i < 2; i++) {
+      const res = await request(`${gw.url}/orders`, { method: 'POST', body: '{}' })
+      expect(res.statusCode).toBe(200)
+      expect(await res.body.json()).toMatchObject({ client: null })
+    }
   })
 
   it('a reload reads the files again: a replaced CA file is in force for new connections', async () => {
