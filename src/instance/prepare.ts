@@ -73,7 +73,7 @@ export async function prepare(next: LoadedConfig & { config: Config }, deps: Pre
 function signerFor(config: Config, secrets: SecretsRuntime, keys: SecretStore, logger: Logger, running: AssertionSigner | null): AssertionSigner | null {
   if (!config.upstreams.some((u) => u.identity_assertion)) return null
   try {
-    return createAssertionSigner({ issuer: config.assertion.issuer, ttlMs: config.assertion.ttl, rotateEveryMs: config.assertion.rotate_every, store: secrets.store, fallback: keys, logger, handover: running?.handover() ?? null })
+    return createAssertionSigner({ issuer: config.assertion.issuer, ttlMs: config.assertion.ttl, rotateEveryMs: config.assertion.rotate_every, refreshIntervalMs: config.secrets?.refresh_interval, store: secrets.store, fallback: keys, logger, handover: running?.handover() ?? null })
   } catch (err) {
     // An unreadable key (an empty file caught mid-rewrite): the reload is refused, the running config keeps signing.
     if (err instanceof SecretsError) throw new ConfigError([`${ASSERTION_KEY}: ${err.message}`])

@@ -25,9 +25,17 @@ export const ASSERTION_KEY = 'bouncer.assertion-key'
 const CACHE_ENTRIES = 10_000
 /**
  * How long a new key is published before it signs: the JWKS's max-age (60 s; it also covers jose's
- * 30 s cool-down) and 30 s for the workers' and instances' refresh_interval and their clocks' skew.
+ * 30 s cool-down) and 30 s for the workers' and instances' refresh_interval and their clocks' skew,
+ * or the refresh_interval and 10 s of skew where that is longer: a worker that read the new key late
+ * would otherwise sign with it the moment it saw it, before any verifier had (an item of the notes).
  */
 export const PUBLISH_AHEAD_MS = 90_000
+const JWKS_MAX_AGE_MS = 60_000
+const CLOCK_SKEW_MS = 10_000
+
+export function publishAheadFor(refreshIntervalMs: number): number {
+  return Math.max(PUBLISH_AHEAD_MS, JWKS_MAX_AGE_MS + refreshIntervalMs + CLOCK_SKEW_MS)
+}
 /** Tests only: a shorter publish-ahead (a gateway started in-process has no other way in). */
 const PUBLISH_AHEAD_ENV = 'BOUNCER_ASSERTION_PUBLISH_AHEAD_MS'
 
@@ -141,8 +149,10 @@ export interface SignerOptions {
   fallback?: SecretStore | null
   logger: Logger
   now?: () => number
-  /** How long a new key is published before it signs (default PUBLISH_AHEAD_MS, at most half of rotateEveryMs). */
+  /** How long a new key is published before it signs (default publishAheadFor(refreshIntervalMs), at most half of rotateEveryMs). */
   publishAheadMs?: number
+  /** The secrets' refresh_interval: a longer one publishes ahead for longer (publishAheadFor). */
+  refreshIntervalMs?: number
   /**
    * The running signer's, on a reload: a new signer went by the store alone, so one made within the
    * publish-ahead signed the new key at once (and a file or env store keeps no previous key to wait
@@ -153,7 +163,7 @@ export interface SignerOptions {
 
 function publishAheadOf(options: SignerOptions): number {
   const fromEnv = Number(process.env[PUBLISH_AHEAD_ENV])
-  const wanted = options.publishAheadMs ?? (process.env[PUBLISH_AHEAD_ENV] && Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : PUBLISH_AHEAD_MS)
+  const wanted = options.publishAheadMs ?? (process.env[PUBLISH_AHEAD_ENV] && Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : publishAheadFor(options.refreshIntervalMs ?? 0))
   // A key must sign for most of its period: rotations every few seconds (tests) switch at half of it.
   return Math.min(wanted, options.rotateEveryMs / 2)
 }
