@@ -9,7 +9,8 @@ import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import { startHealthChecks } from './health.ts'
 import type { HealthCheckRole } from './health-share.ts'
 import { RETRY_RESERVE, retryPolicy, type RetryBudget, type RetryPolicy } from './retry.ts'
-import { closeTarget, createTarget, type Target, type TargetOwner } from './targets.ts'
+import { shareEjections, type EjectionShare } from './eject-share.ts'
+import { closeTarget, createTarget, targetEjectedElsewhere, type Target, type TargetOwner } from './targets.ts'
 
 export interface Upstream extends TargetOwner, RetryBudget {
   readonly name: string
@@ -35,6 +36,8 @@ export interface Upstream extends TargetOwner, RetryBudget {
   inFlight: number
   /** Stops the health checks (a no-op without them). */
   stopChecks: () => void
+  /** With server.workers and `eject`: ejections told to and heard from the other workers. */
+  ejectionShare: EjectionShare | null
 }
 
 export type UpstreamRegistry = SharedResources<UpstreamConfig, Upstream>
@@ -58,6 +61,7 @@ export function createUpstreamRegistry(deps: UpstreamDeps): UpstreamRegistry {
     create: (config) => createUpstream(config, deps),
     close: async (upstream) => {
       upstream.stopChecks()
+      upstream.ejectionShare?.close()
       await Promise.all(upstream.targets.map(closeTarget))
     },
   })
@@ -91,8 +95,16 @@ function createUpstream(config: UpstreamConfig, deps: UpstreamDeps): Upstream {
     headers: headerTemplates.flatMap(([name, value]) => [name, value]),
     inFlight: 0,
     stopChecks: () => {},
+    ejectionShare: null,
   }
   if (config.health_check && deps.background) upstream.stopChecks = startHealthChecks(upstream, config.health_check, deps.background, deps.healthChecks)
+  // Workers only (a role other than alone), and not offline: a passive ejection is the gateway's.
+  if (ejection !== null && deps.background && deps.healthChecks !== 'alone') {
+    upstream.ejectionShare = shareEjections(config, (url) => {
+      const target = upstream.targets.find((t) => t.url === url)
+      if (target) targetEjectedElsewhere(upstream, target)
+    })
+  }
   return upstream
 }
 

@@ -6,6 +6,7 @@ import type { Socket } from 'node:net'
 import { buildConnector, Pool } from 'undici'
 import type { UpstreamTlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
+import type { EjectionShare } from './eject-share.ts'
 
 export interface Target {
   /** The target's origin (`https://10.0.0.5:9500`): its metrics label and what it is called in logs. */
@@ -117,6 +118,8 @@ export interface TargetOwner {
   readonly name: string
   readonly ejection: { readonly after: number; readonly forMs: number } | null
   readonly logger: Logger
+  /** With server.workers: this worker's ejections told to the others (eject-share.ts); null alone. */
+  readonly ejectionShare?: EjectionShare | null
 }
 
 /** A try that got an answer below 500: the failure streak is over. */
@@ -130,17 +133,30 @@ export function targetFailed(owner: TargetOwner, target: Target): void {
   const ejection = owner.ejection
   if (ejection === null || target.ejected) return
   if (++target.consecutiveFailures < ejection.after) return
-  target.ejected = true
-  target.available = false
   target.ejections++
   owner.logger.warn({ upstream: owner.name, target: target.url, failures: target.consecutiveFailures, for_ms: ejection.forMs }, 'upstream target ejected after consecutive failures')
+  eject(owner, target, ejection.forMs)
+  owner.ejectionShare?.post(target.url)
+}
+
+/** Another worker ejected this target (eject-share.ts): out here too, for as long; counted once, by that worker. */
+export function targetEjectedElsewhere(owner: TargetOwner, target: Target): void {
+  const ejection = owner.ejection
+  if (ejection === null || target.ejected) return
+  owner.logger.info({ upstream: owner.name, target: target.url, for_ms: ejection.forMs }, 'upstream target ejected by another worker')
+  eject(owner, target, ejection.forMs)
+}
+
+function eject(owner: TargetOwner, target: Target, forMs: number): void {
+  target.ejected = true
+  target.available = false
   target.readmit = setTimeout(() => {
     target.readmit = null
     target.ejected = false
     target.consecutiveFailures = 0
     target.available = target.healthy
     owner.logger.info({ upstream: owner.name, target: target.url }, 'upstream target back in rotation after its ejection')
-  }, ejection.forMs)
+  }, forMs)
   target.readmit.unref()
 }
 
