@@ -1,7 +1,7 @@
-// `bouncer secrets put|rotate|list|versions|delete|get`: the store of the config's `secrets`
+// `bouncer secrets put|rotate|list|versions|delete|get|rekey`: the store of the config's `secrets`
 // section. No command prints a value, except `get NAME --reveal`.
 import type { Command } from 'commander'
-import { generateSecret, openSecretStore, ReadOnlyStore, SECRET_NAME, SecretsError, type SecretStore } from '../secrets/index.ts'
+import { dropPreviousMasterKey, generateSecret, masterKeyFrom, openSecretStore, ReadOnlyStore, rekeyEmbeddedStore, SECRET_NAME, SecretsError, type SecretStore } from '../secrets/index.ts'
 import { printable } from '../text/index.ts'
 import { ASSERTION_KEY, isAssertionKey, newAssertionKey } from '../upstream/index.ts'
 import { EXCHANGE_KEY, isExchangeKey, newExchangeKey } from '../agents/index.ts'
@@ -117,5 +117,29 @@ export function registerSecrets(program: Command): void {
       const value = await withStore(opts.config, (store) => store.get(name))
       if (value === undefined) throw new UserError(`no secret ${name}`)
       process.stdout.write(`${value}\n`)
+    })
+
+  configOption(secrets.command('rekey').description('seal the embedded store under a new master key (the previous key keeps opening it until --drop-previous)'))
+    .option('--new-master-key <ref>', 'the new master key: env:NAME or file:PATH (32 random bytes as base64 or hex)')
+    .option('--drop-previous', 'forget the previous master key, once every gateway has the new one')
+    .action(async (opts: { config?: string; newMasterKey?: string; dropPrevious?: boolean }) => {
+      if ((opts.newMasterKey === undefined) === (opts.dropPrevious !== true)) throw new UserError('bouncer secrets rekey takes --new-master-key env:NAME|file:PATH, or --drop-previous', 2)
+      const loaded = await loadCommandConfig(opts.config)
+      const store = loaded.config.secrets?.store
+      if (store?.type !== 'embedded') throw new UserError(`${loaded.file}: only an embedded secrets store (secrets.store.type: embedded) has a master key`)
+      try {
+        const current = masterKeyFrom(store.master_key)
+        if (opts.dropPrevious) {
+          const dropped = dropPreviousMasterKey(store.path, current)
+          console.log(dropped === 0 ? `the secrets store at ${store.path} had no previous master key` : `the secrets store at ${store.path} opens with its current master key only`)
+          return
+        }
+        if (!/^(env|file):./.test(opts.newMasterKey as string)) throw new UserError('--new-master-key takes env:NAME or file:PATH', 2)
+        rekeyEmbeddedStore(store.path, current, masterKeyFrom(opts.newMasterKey as string))
+      } catch (err) {
+        if (err instanceof SecretsError) throw new UserError(err.message)
+        throw err
+      }
+      console.log(`the secrets store at ${store.path} is sealed under the new master key; the previous key (${store.master_key}) opens it too until \`bouncer secrets rekey --drop-previous\`: give every gateway the new key (secrets.store.master_key), restart them, then drop the previous`)
     })
 }

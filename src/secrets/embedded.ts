@@ -7,13 +7,43 @@ import { DatabaseSync } from 'node:sqlite'
 import { open, seal, SecretsError } from './crypto.ts'
 import { SECRET_NAME, type SecretStore, type SecretVersion } from './store.ts'
 
+// data_key_seals: the data key sealed under the previous master key, kept by a rekey so gateways
+// not yet given the new master key still open the store (rekey.ts).
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS data_keys (id INTEGER PRIMARY KEY, sealed BLOB NOT NULL, created_at TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS data_key_seals (data_key INTEGER NOT NULL REFERENCES data_keys (id), sealed BLOB NOT NULL, created_at TEXT NOT NULL);
   CREATE TABLE IF NOT EXISTS secret_versions (
     name TEXT NOT NULL, version INTEGER NOT NULL, data_key INTEGER NOT NULL REFERENCES data_keys (id),
     sealed BLOB NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (name, version)
   );
 `
+
+const dataKeyAad = (id: number) => `bouncer:data-key:${id}`
+
+/**
+ * The data key, opened by the master key it is sealed under now, or else by the previous one a
+ * rekey kept (`previous: true`). Throws SecretsError when neither seal opens.
+ */
+export function openDataKey(db: DatabaseSync, row: { id: number; sealed: Uint8Array }, masterKey: Buffer): { key: Buffer; previous: boolean } {
+  try {
+    return { key: open(masterKey, Buffer.from(row.sealed), dataKeyAad(row.id), 'the data key'), previous: false }
+  } catch (err) {
+    const seals = db.prepare('SELECT sealed FROM data_key_seals WHERE data_key = ?').all(row.id) as Array<{ sealed: Uint8Array }>
+    for (const seal of seals) {
+      try {
+        return { key: open(masterKey, Buffer.from(seal.sealed), dataKeyAad(row.id), 'the data key'), previous: true }
+      } catch {
+        // the next seal
+      }
+    }
+    throw err
+  }
+}
+
+/** The data key sealed under another master key. */
+export function sealDataKey(id: number, dataKey: Buffer, masterKey: Buffer): Buffer {
+  return seal(masterKey, dataKey, dataKeyAad(id))
+}
 
 /** SQLite's codes for a file that is damaged (a truncated copy) or not a database at all. */
 const SQLITE_CORRUPT = 11
@@ -39,7 +69,6 @@ export function openEmbeddedStore(path: string, masterKey: Buffer): SecretStore 
   } catch (err) {
     throw fileError(err)
   }
-  const dataKeyAad = (id: number) => `bouncer:data-key:${id}`
   let row: { id: number; sealed: Uint8Array } | undefined
   try {
     db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')
@@ -59,7 +88,7 @@ export function openEmbeddedStore(path: string, masterKey: Buffer): SecretStore 
   const dataKeyId = row.id
   let dataKey: Buffer
   try {
-    dataKey = open(masterKey, Buffer.from(row.sealed), dataKeyAad(dataKeyId), 'the data key')
+    dataKey = openDataKey(db, row, masterKey).key
   } catch (err) {
     db.close()
     throw new SecretsError(`the master key does not open the secrets store at ${path} (wrong key?): ${(err as Error).message}`)

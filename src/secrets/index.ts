@@ -1,5 +1,6 @@
 export { masterKeyFrom, SecretsError } from './crypto.ts'
 export { openEmbeddedStore } from './embedded.ts'
+export { dropPreviousMasterKey, rekeyEmbeddedStore } from './rekey.ts'
 export { loadSecrets, openSecretStore, substitute } from './open.ts'
 export { generateSecret } from './rotation.ts'
 export { firstFor, KEY_STORE_HEADER_BYTES, releaseKeyStoreLockOf, sharedKeyStore, type SharedKeyStore } from './shared-memory.ts'

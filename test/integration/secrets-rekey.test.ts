@@ -1,0 +1,97 @@
+// `bouncer secrets rekey`: a new master key for the embedded store without rewriting a value or
+// stopping a gateway. Before, no command could change the master key: a leaked key meant a new
+// store and every secret put again.
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { stringify } from 'yaml'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { openEmbeddedStore } from '../../src/secrets/index.ts'
+import { runCli } from '../helpers/cli.ts'
+
+let dir: string
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-secrets-rekey-'))
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+const newKey = () => randomBytes(32).toString('base64')
+
+async function storeConfig(name: string): Promise<{ file: string; store: string }> {
+  const store = join(dir, `${name}.db`)
+  const file = join(dir, `${name}.yaml`)
+  await writeFile(file, stringify({ audit: { sinks: [] }, secrets: { store: { type: 'embedded', path: store, master_key: 'env:BOUNCER_MASTER_KEY' } } }))
+  return { file, store }
+}
+
+describe('bouncer secrets rekey', () => {
+  it('seals the store under the new key; the previous opens it too until --drop-previous, given the new key', async () => {
+    const { file } = await storeConfig('rotate')
+    const [oldKey, nextKey] = [newKey(), newKey()]
+    const withKey = (key: string) => ({ env: { BOUNCER_MASTER_KEY: key, BOUNCER_NEXT_MASTER_KEY: nextKey } })
+    expect((await runCli(['secrets', 'put', 'sales-token', '--config', file], { ...withKey(oldKey), input: 'tok-1' })).code).toBe(0)
+
+    const rekey = await runCli(['secrets', 'rekey', '--config', file, '--new-master-key', 'env:BOUNCER_NEXT_MASTER_KEY'], withKey(oldKey))
+    expect(rekey.stderr).toBe('')
+    expect(rekey.code).toBe(0)
+    expect(rekey.stdout).toContain('is sealed under the new master key')
+    for (const key of [nextKey, oldKey]) {
+      const get = await runCli(['secrets', 'get', 'sales-token', '--reveal', '--config', file], withKey(key))
+      expect(get.stdout).toBe('tok-1\n')
+    }
+
+    const early = await runCli(['secrets', 'rekey', '--drop-previous', '--config', file], withKey(oldKey))
+    expect(early.code).toBe(1)
+    expect(early.stderr).toContain('the master key given is the previous one')
+    const drop = await runCli(['secrets', 'rekey', '--drop-previous', '--config', file], withKey(nextKey))
+    expect(drop.code).toBe(0)
+    expect(drop.stdout).toContain('opens with its current master key only')
+
+    const refused = await runCli(['secrets', 'get', 'sales-token', '--reveal', '--config', file], withKey(oldKey))
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toContain('the master key does not open the secrets store')
+    expect(refused.stdout).toBe('')
+    expect((await runCli(['secrets', 'get', 'sales-token', '--reveal', '--config', file], withKey(nextKey))).stdout).toBe('tok-1\n')
+  }, 60_000)
+
+  it('a store opened before the rekey (a running gateway) goes on reading new versions: it holds the data key', async () => {
+    const { file, store } = await storeConfig('running')
+    const [oldKey, nextKey] = [newKey(), newKey()]
+    expect((await runCli(['secrets', 'put', 'sales-token', '--config', file], { env: { BOUNCER_MASTER_KEY: oldKey }, input: 'tok-1' })).code).toBe(0)
+    const running = openEmbeddedStore(store, Buffer.from(oldKey, 'base64'))
+    try {
+      const env = { BOUNCER_MASTER_KEY: oldKey, BOUNCER_NEXT_MASTER_KEY: nextKey }
+      expect((await runCli(['secrets', 'rekey', '--config', file, '--new-master-key', 'env:BOUNCER_NEXT_MASTER_KEY'], { env })).code).toBe(0)
+      expect((await runCli(['secrets', 'rekey', '--drop-previous', '--config', file], { env: { BOUNCER_MASTER_KEY: nextKey } })).code).toBe(0)
+      expect((await runCli(['secrets', 'rotate', 'sales-token', '--config', file], { env: { BOUNCER_MASTER_KEY: nextKey }, input: 'tok-2' })).code).toBe(0)
+      expect(running.get('sales-token')).toBe('tok-2')
+    } finally {
+      running.close()
+    }
+  }, 60_000)
+
+  it('refuses what it cannot do, with a sentence and no change', async () => {
+    const { file } = await storeConfig('refusals')
+    const key = newKey()
+    const env = { BOUNCER_MASTER_KEY: key, SAME_KEY: key, WRONG_KEY: newKey() }
+    const run = (...args: string[]) => runCli(['secrets', 'rekey', '--config', file, ...args], { env })
+    expect(await run()).toMatchObject({ code: 2, stderr: expect.stringContaining('takes --new-master-key env:NAME|file:PATH, or --drop-previous') })
+    expect(await run('--new-master-key', 'env:SAME_KEY', '--drop-previous')).toMatchObject({ code: 2 })
+    expect(await run('--new-master-key', 'env:WRONG_KEY')).toMatchObject({ code: 1, stderr: expect.stringContaining('there is no secrets store at') })
+    expect((await runCli(['secrets', 'put', 'a', '--config', file], { env, input: 'v' })).code).toBe(0)
+    expect(await run('--new-master-key', 'env:SAME_KEY')).toMatchObject({ code: 1, stderr: expect.stringContaining('is the one the store is sealed under now') })
+    expect(await run('--new-master-key', 'env:UNSET_KEY')).toMatchObject({ code: 1, stderr: expect.stringContaining('environment variable UNSET_KEY is not set') })
+    expect(await run('--new-master-key', 'sesame')).toMatchObject({ code: 2, stderr: expect.stringContaining('--new-master-key takes env:NAME or file:PATH') })
+    const wrong = await runCli(['secrets', 'rekey', '--config', file, '--new-master-key', 'env:SAME_KEY'], { env: { ...env, BOUNCER_MASTER_KEY: newKey() } })
+    expect(wrong).toMatchObject({ code: 1, stderr: expect.stringContaining('the master key does not open the secrets store') })
+    expect((await runCli(['secrets', 'get', 'a', '--reveal', '--config', file], { env })).stdout).toBe('v\n')
+
+    const files = join(dir, 'files.yaml')
+    await writeFile(files, stringify({ audit: { sinks: [] }, secrets: { store: { type: 'file', dir } } }))
+    const notEmbedded = await runCli(['secrets', 'rekey', '--config', files, '--new-master-key', 'env:SAME_KEY'], { env })
+    expect(notEmbedded).toMatchObject({ code: 1, stderr: expect.stringContaining('only an embedded secrets store') })
+  }, 60_000)
+})
