@@ -8,9 +8,8 @@
 // worker keeps the health it had (a target starts healthy); one that hears nothing for longer (w1
 // cannot start again) checks the targets itself until verdicts come again (health.ts).
 // A single process (no workers) checks alone, as it always did.
-import { createHash } from 'node:crypto'
-import { BroadcastChannel } from 'node:worker_threads'
 import type { HealthCheckConfig } from '../config/index.ts'
+import { workerChannel, type WorkerChannel } from './worker-channel.ts'
 
 /** What this thread does of an upstream's checks: all of them alone, probe and share, or apply what is shared. */
 export type HealthCheckRole = 'alone' | 'prober' | 'follower'
@@ -22,52 +21,21 @@ export interface HealthVerdict {
   reason: string
 }
 
-export interface HealthShare {
-  post(verdict: HealthVerdict): void
-  close(): void
-}
+export type HealthShare = WorkerChannel<HealthVerdict>
 
 /**
- * The channel of one upstream's checks: its name, and the check itself, so a verdict reached under
- * other settings (a reload changed the path; the retiring upstream still probes the old one until
- * its requests finish) is never applied.
+ * The prober's side: posts each round's verdicts to the other workers. The channel is named by the
+ * upstream's name and the check itself, so a verdict reached under other settings (a reload changed
+ * the path; the retiring upstream still probes the old one until its requests finish) is never applied.
  */
-function channelOf(upstream: string, check: HealthCheckConfig): BroadcastChannel {
-  const digest = createHash('sha256').update(JSON.stringify([upstream, check])).digest('base64url')
-  const channel = new BroadcastChannel(`bouncer:upstream-health:${digest}`)
-  channel.unref() // never what holds a worker open
-  return channel
-}
-
-/** The prober's side: posts each round's verdicts to the other workers. */
 export function shareHealth(upstream: string, check: HealthCheckConfig): HealthShare {
-  const channel = channelOf(upstream, check)
-  let open = true
-  return {
-    post(verdict) {
-      if (open) channel.postMessage(verdict)
-    },
-    close() {
-      if (!open) return
-      open = false
-      channel.close()
-    },
-  }
+  return workerChannel('upstream-health', [upstream, check], isVerdict, null)
 }
 
 /** The other workers' side: `apply` gets each verdict posted for this upstream's checks; answers the function that stops listening. */
 export function followHealth(upstream: string, check: HealthCheckConfig, apply: (verdict: HealthVerdict) => void): () => void {
-  const channel = channelOf(upstream, check)
-  let open = true
-  channel.onmessage = (event) => {
-    const data = (event as { data: unknown }).data
-    if (open && isVerdict(data)) apply(data)
-  }
-  return () => {
-    if (!open) return
-    open = false
-    channel.close()
-  }
+  const channel = workerChannel('upstream-health', [upstream, check], isVerdict, apply)
+  return () => channel.close()
 }
 
 function isVerdict(data: unknown): data is HealthVerdict {
