@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream'
 import { createMcpHandler, type McpHttpHandler } from '@modelcontextprotocol/server'
 import type { AccessControl, RoutePolicy } from '../../access/index.ts'
-import type { Config, McpConfig, RoutePattern } from '../../config/index.ts'
+import type { Config, DatasetConfig, McpConfig, RoutePattern } from '../../config/index.ts'
 import { GatewayError } from '../../errors/index.ts'
 import { drainedOrClosed } from '../../http/index.ts'
 import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
@@ -33,6 +33,8 @@ export interface ToolRoute {
   readonly public: boolean
   readonly policy: RoutePolicy | undefined
   readonly limits: RouteLimits | null
+  /** The route's dataset, whose parameters its tool takes. */
+  readonly dataset: DatasetConfig | null
 }
 
 export interface McpCompileDeps {
@@ -93,7 +95,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     const route = deps.routes.get(tool.route)
     if (!route) throw new Error(`mcp.tools names route "${tool.route}", which bouncer check should have refused`)
     const name = tool.name ?? tool.route
-    routeTools.set(name, routeToolEntry(name, routeToolSource(route.id, route.methods, route.pattern, tool), route))
+    routeTools.set(name, routeToolEntry(name, routeToolSource(route.id, route.methods, route.pattern, tool, route.dataset), route))
   }
   const servers: UpstreamMcpServer[] = mcp.servers.map((server) => deps.servers.acquire(server))
   const catalog = createCatalog(routeTools, servers, deps.access, deps.logger)
