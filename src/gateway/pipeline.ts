@@ -366,6 +366,14 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
     ctx.identity = err.caller.identity
     ctx.credential = err.caller.credential
   }
+  // An MCP tool call refused before it was authorized (its arguments made a bad path, another
+  // route's): the record names the agent the MCP endpoint authenticated, not nobody.
+  const internal = internalRequestOf(ctx.connection)
+  if (internal && ctx.identity === null) {
+    ctx.identity = internal.caller.identity
+    ctx.credential = internal.caller.credential
+    ctx.roles = internal.caller.roles
+  }
   if (ctx.id === '') ctx.id = randomUUID()
   ctx.trace ??= traceContextOf(undefined, undefined)
   ctx.error = error
