@@ -32,6 +32,11 @@ const CLIENT_INFO = { name: 'bouncer', version: '1' }
 export function upstreamMcpServer(config: McpServerConfig, logger: Logger): UpstreamMcpServer {
   let connecting: Promise<Client> | null = null
   let cached: Promise<Tool[]> | null = null
+  // Why the last listing failed, until one succeeds: meanwhile callers are answered at once and one
+  // retry runs in the background. Each tools/list (and every call to another server's tool) waited
+  // out this server's whole timeout again when it accepted connections and never answered.
+  let unavailable: Error | null = null
+  let retrying: Promise<void> | null = null
   const listeners = new Set<() => void>()
   let closed = false
 
@@ -40,8 +45,16 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger): Upst
     headers: { ...config.headers },
     client: () => (connecting ??= connect()),
     async tools() {
-      cached ??= listAll().catch((err: unknown) => {
+      if (cached === null && unavailable !== null) {
+        retryInBackground()
+        throw unavailable
+      }
+      cached ??= listAll().then((tools) => {
+        unavailable = null
+        return tools
+      }, (err: unknown) => {
         cached = null
+        unavailable = err as Error
         throw err
       })
       return cached
@@ -109,6 +122,19 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger): Upst
     connecting = null
     cached = null
     if (current) void current.then((c) => c.close(), () => {})
+  }
+
+  /** Lists again, without keeping anyone waiting; its tools are announced (listeners) when it answers. */
+  function retryInBackground(): void {
+    retrying ??= listAll().then((tools) => {
+      unavailable = null
+      cached = Promise.resolve(tools)
+      for (const listener of listeners) listener()
+    }, (err: unknown) => {
+      unavailable = err as Error
+    }).finally(() => {
+      retrying = null
+    })
   }
 
   async function listAll(): Promise<Tool[]> {
