@@ -97,7 +97,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     const name = tool.name ?? tool.route
     routeTools.set(name, routeToolEntry(name, routeToolSource(route.id, route.methods, route.pattern, tool, route.dataset), route))
   }
-  const servers: UpstreamMcpServer[] = mcp.servers.map((server) => deps.servers.acquire(server))
+  const servers: UpstreamMcpServer[] = mcp.servers.map((server) => deps.servers.acquire(server, config.server.max_body_bytes))
   const catalog = createCatalog(routeTools, servers, deps.access, deps.logger)
   const approvals = mcp.approvals.length > 0 ? deps.approvals(mcp.approvals_store.path) : null
   const protocol: ProtocolDeps = {

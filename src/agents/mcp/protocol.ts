@@ -9,7 +9,7 @@ import { actorOf, CLIENT_CLOSED_REQUEST, subjectIssuer, type Caller, type Intern
 import type { Logger } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
-import { CallTimedOut, type UpstreamMcpServer } from './servers.ts'
+import { answerTooLarge, CallTimedOut, type UpstreamMcpServer } from './servers.ts'
 import { routeRequestOf, type RouteRequest } from './route-tools.ts'
 import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from './arguments.ts'
 import { approvalRuleFor, auditFacts, toolCallFacts } from './tool-calls.ts'
@@ -189,9 +189,10 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
       deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, status: CLIENT_CLOSED_REQUEST, decision: 'allow', code: null, note }))
       return { content: [{ type: 'text', text: note }], isError: true }
     }
-    const failure = err instanceof CallTimedOut ? { status: 504, code: 'upstream_timeout' as const } : { status: 502, code: 'upstream_error' as const }
+    const failure = err instanceof CallTimedOut ? { status: 504, code: 'upstream_timeout' as const }
+      : answerTooLarge(err) ? { status: 413, code: 'payload_too_large' as const } : { status: 502, code: 'upstream_error' as const }
     deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, ...failure, decision: 'error', note: `MCP server ${server.config.name}: ${message}` }))
-    if (err instanceof ProtocolError) throw err
+    if (err instanceof ProtocolError && failure.status !== 413) throw err
     return { content: [{ type: 'text', text: `The MCP server ${server.config.name} failed: ${message}` }], isError: true }
   }
 }

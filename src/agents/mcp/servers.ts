@@ -29,7 +29,8 @@ export interface UpstreamMcpServer {
 
 const CLIENT_INFO = { name: 'bouncer', version: '1' }
 
-export function upstreamMcpServer(config: McpServerConfig, logger: Logger): UpstreamMcpServer {
+/** `maxAnswerBytes`: server.max_body_bytes, the most one answer of the server may be (a tool's result included). */
+export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAnswerBytes: number): UpstreamMcpServer {
   let connecting: Promise<Client> | null = null
   let cached: Promise<Tool[]> | null = null
   // Why the last listing failed, until one succeeds: meanwhile callers are answered at once and one
@@ -106,7 +107,12 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger): Upst
     client.onclose = () => {
       if (!closed) dropConnection()
     }
-    const transport = new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: server.headers } })
+    // A request whose answer was cut off is answered here: the SDK gives up on a broken SSE stream
+    // without failing its request, which then waited out the server's timeout.
+    const answerCut = (id: string | number, error: AnswerTooLarge) => {
+      transport.onmessage?.({ jsonrpc: '2.0', id, error: { code: -32603, message: error.message, data: { reason: ANSWER_TOO_LARGE } } })
+    }
+    const transport = new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: server.headers }, fetch: boundedFetch(maxAnswerBytes, answerCut) })
     try {
       await client.connect(transport, { timeout: config.timeout })
     } catch (err) {
@@ -157,6 +163,55 @@ export class CallTimedOut extends Error {
   override name = 'CallTimedOut'
 }
 
+/** An answer of the server cut off past server.max_body_bytes. */
+export class AnswerTooLarge extends Error {
+  override name = 'AnswerTooLarge'
+}
+
+/** `data.reason` of the error answer a request whose answer was cut off gets. */
+const ANSWER_TOO_LARGE = 'answer_too_large'
+
+/** Whether a request failed because the server's answer was cut off (the error itself, or the answer standing for it). */
+export function answerTooLarge(err: unknown): boolean {
+  return err instanceof AnswerTooLarge || (err as { data?: { reason?: unknown } } | null)?.data?.reason === ANSWER_TOO_LARGE
+}
+
+/** The JSON-RPC id of the one request a POST carries (a batch or a notification has none). */
+function requestIdOf(body: unknown): string | number | undefined {
+  if (typeof body !== 'string') return undefined
+  try {
+    const id = (JSON.parse(body) as { id?: unknown }).id
+    return typeof id === 'string' || typeof id === 'number' ? id : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * fetch whose answers to POSTs (the server's answers to requests: a tool's result, a list) end past
+ * `maxBytes`, as a route tool's answer does: a server answering 100 MB took the gateway from 270 MB
+ * to 900 MB and the agent got all of it. The GET stream carries notifications for as long as it is
+ * open, message by message, and is left as it is.
+ */
+function boundedFetch(maxBytes: number, onCut: (id: string | number, error: AnswerTooLarge) => void): typeof fetch {
+  return async function fetchBounded(input, init) {
+    const response = await fetch(input, init)
+    if (init?.method !== 'POST' || response.body === null) return response
+    let bytes = 0
+    const bounded = response.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        bytes += chunk.byteLength
+        if (bytes <= maxBytes) return controller.enqueue(chunk)
+        const error = new AnswerTooLarge(`its answer exceeds ${maxBytes} bytes (server.max_body_bytes), the most a tool's answer may be: it was cut off`)
+        const id = requestIdOf(init.body)
+        if (id !== undefined) onCut(id, error)
+        controller.error(error)
+      },
+    }))
+    return new Response(bounded, { status: response.status, statusText: response.statusText, headers: response.headers })
+  }
+}
+
 function isConnectionFailure(err: unknown): boolean {
   const text = String((err as Error)?.message ?? err)
   return /fetch failed|ECONNREFUSED|ECONNRESET|closed|session/i.test(text)
@@ -167,16 +222,17 @@ function isConnectionFailure(err: unknown): boolean {
  * config (and no draining runtime) uses any more is disconnected (`retire`).
  */
 export interface McpServerRegistry {
-  acquire(config: McpServerConfig): UpstreamMcpServer
+  acquire(config: McpServerConfig, maxAnswerBytes: number): UpstreamMcpServer
   /** Closes every server's connection but those in `keep`. */
   retire(keep: Iterable<UpstreamMcpServer>): Promise<void>
   closeAll(): Promise<void>
 }
 
 export function createMcpServerRegistry(logger: Logger): McpServerRegistry {
-  return createSharedResources<McpServerConfig, UpstreamMcpServer>({
-    fingerprint: (config) => JSON.stringify(config),
-    create: (config) => upstreamMcpServer(config, logger),
+  const shared = createSharedResources<{ config: McpServerConfig; maxAnswerBytes: number }, UpstreamMcpServer>({
+    fingerprint: ({ config, maxAnswerBytes }) => JSON.stringify([config, maxAnswerBytes]),
+    create: ({ config, maxAnswerBytes }) => upstreamMcpServer(config, logger, maxAnswerBytes),
     close: (server) => server.close(),
   })
+  return { ...shared, acquire: (config, maxAnswerBytes) => shared.acquire({ config, maxAnswerBytes }) }
 }
