@@ -19,6 +19,10 @@ export function mcpFindings(config: Config): Finding[] {
     else if (!route.public && !route.accept.includes('bearer')) {
       error(['tools', i, 'route'], `route "${tool.route}" does not take bearer tokens (accept: ${route.accept.join(', ')}), and MCP callers present one: its tool would let them past that`)
     }
+    // The method the tool sends must be one the route takes: tools/list showed the tool, and every call was 405.
+    if (route && tool.method !== undefined && tool.method !== '*' && !route.methods.includes(tool.method) && !route.methods.includes('*')) {
+      error(['tools', i, 'method'], `route "${tool.route}" takes ${route.methods.join(', ')}, not ${tool.method}: every call of the tool would be refused (405)`)
+    }
     const name = tool.name ?? tool.route
     if (!/^[A-Za-z0-9_.-]{1,128}$/.test(name)) error(['tools', i, 'name'], `"${name}" is not a valid tool name: give the tool a name (letters, digits, _ - .)`)
     if (names.has(name)) error(['tools', i, 'name'], `duplicate tool name "${name}"`)

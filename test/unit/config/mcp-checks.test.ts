@@ -79,4 +79,14 @@ mcp:
     expect(loaded.config).toBeUndefined()
     expect(lines).toEqual([expect.stringContaining('mcp.tools[0].route: route "keys.only" does not take bearer tokens (accept: api_key), and MCP callers present one')])
   })
+
+  it('refuses a tool whose method its route does not take: listed, and every call refused with 405', () => {
+    const { lines } = check(`${BASE}
+  - { id: any, path: /any, upstream: api }
+mcp:
+  resource: https://gw.example.com/mcp
+  tools: [{ route: reports.daily, name: delete_report, method: DELETE }, { route: reports.daily, name: get_report, method: GET }, { route: any, method: POST }]
+`)
+    expect(lines).toEqual([expect.stringContaining('mcp.tools[0].method: route "reports.daily" takes GET, not DELETE: every call of the tool would be refused (405)')])
+  })
 })
