@@ -4,10 +4,10 @@
 // here. Calls matching mcp.approvals wait for an approver (approvals.ts).
 import { ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type ServerCapabilities, type ServerContext } from '@modelcontextprotocol/server'
 import type { McpConfig } from '../../config/index.ts'
-import { problemBody, type GatewayError } from '../../errors/index.ts'
+import { GatewayError, problemBody } from '../../errors/index.ts'
 import { actorOf, CLIENT_CLOSED_REQUEST, subjectIssuer, type Caller, type InternalDispatch, type InternalRequest, type InternalResponse, type RecordAudit, type ToolCallFacts } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
-import type { ApprovalStore } from './approvals.ts'
+import { MAX_PENDING_PER_CALLER, type ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
 import { answerTooLarge, CallTimedOut, type UpstreamMcpServer } from './servers.ts'
 import { routeRequestOf, type RouteRequest } from './route-tools.ts'
@@ -105,14 +105,17 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
     if (!taken) {
       // Held, not run: the route's limits are charged here, or a looping agent files pending
       // approvals without end (the pipeline charges a call that runs).
-      const refused = entry.target.kind === 'route' ? await deps.chargeRoute(caller, entry.target.source.routeId) : null
-      if (refused) {
+      const charged = entry.target.kind === 'route' ? await deps.chargeRoute(caller, entry.target.source.routeId) : null
+      const approval = charged ? null : await deps.approvals.request({ ...call, approvers: rule.approvers, ttlMs: rule.ttl })
+      if (approval === null) {
+        const refused = charged ?? new GatewayError('quota_exceeded', {
+          detail: `${caller.identity.sub} has ${MAX_PENDING_PER_CALLER} tool calls waiting for approval already: a new one is filed once approvers decide some, or they expire.`,
+        })
         deps.audit(auditFacts(caller, facts, mcp.path, started, {
           route: `mcp:${name}`, status: refused.status, decision: 'deny', code: refused.code, statement: verdict.decision.statement?.sid ?? null, note: refused.detail ?? null,
         }))
         return { content: [{ type: 'text', text: problemBody(refused, crypto.randomUUID()) }], isError: true }
       }
-      const approval = await deps.approvals.request({ ...call, approvers: rule.approvers, ttlMs: rule.ttl })
       deps.audit(auditFacts(caller, facts, mcp.path, started, {
         route: `mcp:${name}`, status: 202, decision: 'deny', code: null, statement: verdict.decision.statement?.sid ?? null,
         note: `Approval ${approval.id} pending (approvers: ${rule.approvers.join(', ')}; expires ${approval.expires_at}).`,
