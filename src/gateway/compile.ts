@@ -199,7 +199,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     public: true,
     accept: BEARER_ONLY,
     websocket: false,
-    cors: null,
+    cors: ('cors' in route ? route.cors : null) ?? null,
     limits: null,
     policy: undefined,
     backend: route.backend,

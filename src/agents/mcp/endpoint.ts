@@ -8,7 +8,7 @@ import { createMcpHandler, type McpHttpHandler } from '@modelcontextprotocol/ser
 import type { AccessControl, RoutePolicy } from '../../access/index.ts'
 import type { Config, DatasetConfig, McpConfig, RoutePattern } from '../../config/index.ts'
 import { GatewayError } from '../../errors/index.ts'
-import { drainedOrClosed } from '../../http/index.ts'
+import { corsPolicy, drainedOrClosed, type CorsPolicy } from '../../http/index.ts'
 import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
 import { enforceLimits, type Limiter, type RouteLimits } from '../../limits/index.ts'
 import { bodyTooLarge, documentBackend, nothingServed, readWholeBody, type Backend, type Caller, type InternalDispatch, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
@@ -59,6 +59,8 @@ export interface McpBuiltInRoute {
   path: string
   methods: string[]
   backend: Backend
+  /** The endpoint's CORS, answered by the pipeline as a route's (preflights before any credential). */
+  cors?: CorsPolicy | null
 }
 
 export interface CompiledMcp {
@@ -138,7 +140,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     audit: deps.audit,
     routes: [
       { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: documentBackend(resourceServer.metadataPath, METADATA_HEADERS, () => resourceServer.metadata()) },
-      { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, serving, sessionsOf) },
+      { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, serving, sessionsOf), cors: browserCors(mcp) },
     ],
     takeSessions() {
       // Serving from this runtime from now on, not at its first MCP request: a session that only
@@ -158,6 +160,23 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
   }
 }
 
+
+/**
+ * What a browser-based MCP client in mcp.allowed_origins needs: its preflight answered (it carries
+ * no token; it got 401) and every answer readable, a 401's challenge and the session's id included.
+ * Without allowed origins only the resource's own origin calls, which needs no CORS.
+ */
+function browserCors(mcp: McpConfig): CorsPolicy | null {
+  if (mcp.allowed_origins.length === 0) return null
+  return corsPolicy({
+    origins: [new URL(mcp.resource).origin, ...mcp.allowed_origins],
+    methods: ['GET', 'POST', 'DELETE'],
+    headers: ['authorization', 'content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'],
+    exposeHeaders: ['mcp-session-id', 'mcp-protocol-version', 'www-authenticate'],
+    credentials: false,
+    maxAgeSeconds: 600,
+  })
+}
 
 function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: McpHttpHandler, serving: McpServing, sessionsOf: () => LegacySessions): Backend {
   const { maxBodyBytes } = serving
