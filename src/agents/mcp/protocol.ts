@@ -220,7 +220,10 @@ function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps
   /** The upstream's answer to a request the caller may make (`call` on mcp:<what>). */
   const gated = async <T>(what: string, ask: (c: Awaited<ReturnType<typeof client>>) => Promise<T>): Promise<T> => {
     allowed(what)
-    return ask(await client())
+    const from = upstream()
+    return ask(await from.client()).catch((err: unknown) => {
+      throw from.withoutCredentials(err)
+    })
   }
   server.setRequestHandler('resources/list', (request) => gated('resources', (c) => c.listResources(request.params)) as never)
   server.setRequestHandler('resources/templates/list', (request) => gated('resources', (c) => c.listResourceTemplates(request.params)) as never)

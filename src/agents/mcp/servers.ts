@@ -6,7 +6,7 @@
 import type { CallToolResult, Client, Tool } from '@modelcontextprotocol/client'
 import { createSharedResources } from '../../collections/index.ts'
 import type { McpServerConfig } from '../../config/index.ts'
-import type { Logger } from '../../telemetry/index.ts'
+import { scrub, type Logger } from '../../telemetry/index.ts'
 
 export interface CallOptions {
   signal?: AbortSignal
@@ -24,6 +24,8 @@ export interface UpstreamMcpServer {
   onToolsChanged(listener: () => void): () => void
   /** The configured headers with their secrets resolved (set by the gateway, again after a refresh). */
   headers: Record<string, string>
+  /** The error of a request to the server, its message without the credentials sent to it (the server may echo them). */
+  withoutCredentials(err: unknown): unknown
   close(): Promise<void>
 }
 
@@ -55,8 +57,8 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
         return tools
       }, (err: unknown) => {
         cached = null
-        unavailable = err as Error
-        throw err
+        unavailable = server.withoutCredentials(err) as Error
+        throw unavailable
       })
       return cached
     },
@@ -76,10 +78,21 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
           throw new CallTimedOut(`the server sent nothing for its timeout (${config.timeout / 1000} s): the call was cancelled`)
         }
         if (isConnectionFailure(err)) dropConnection()
-        throw err
+        throw server.withoutCredentials(err)
       } finally {
         clearTimeout(timer)
       }
+    },
+    withoutCredentials(err) {
+      // A server that echoed the header it was sent in its error ("refused Bearer …") showed the
+      // gateway's credential to the agent, its model and the audit record.
+      if (!(err instanceof Error)) return err
+      let message = scrub(err.message)
+      for (const value of Object.values(server.headers)) {
+        for (const secret of [value, value.replace(/^\S+\s+/, '')]) if (secret.length >= 6) message = message.replaceAll(secret, '[redacted]')
+      }
+      err.message = message
+      return err
     },
     onToolsChanged(listener) {
       listeners.add(listener)
@@ -117,7 +130,7 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       await client.connect(transport, { timeout: config.timeout })
     } catch (err) {
       connecting = null
-      logger.warn({ server: config.name, url: config.url, reason: (err as Error).message }, 'MCP server unavailable')
+      logger.warn({ server: config.name, url: config.url, reason: (server.withoutCredentials(err) as Error).message }, 'MCP server unavailable')
       throw err
     }
     return client
@@ -137,7 +150,7 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       cached = Promise.resolve(tools)
       for (const listener of listeners) listener()
     }, (err: unknown) => {
-      unavailable = err as Error
+      unavailable = server.withoutCredentials(err) as Error
     }).finally(() => {
       retrying = null
     })
