@@ -136,6 +136,12 @@ async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest
   const headers: Record<string, string> = { accept: 'application/json' }
   if (request.contentType) headers['content-type'] = request.contentType
   if (caller.userAgent) headers['user-agent'] = caller.userAgent
+  // The agent's trace goes on into the route's request, as a client's does (SPEC "On the wire"):
+  // it began a new one, so the route's record and its upstream could not be found from the agent's.
+  for (const name of ['traceparent', 'tracestate']) {
+    const value = ctx.http?.req?.headers.get(name)
+    if (value) headers[name] = value
+  }
   const signal = agentGone(ctx)
   // The dispatch cuts the route's request when it fires (gateway/internal-dispatch.ts).
   const internal: InternalRequest = { method: request.method, target: request.target, headers, body: request.body, caller, call: facts, routeId: entry.target.source.routeId, signal }
