@@ -195,6 +195,7 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
         // A body refused (413, 408) is answered with what had come of it in the record's bytes_in.
         if (!(err instanceof GatewayError)) throw err
         read.error = err
+        read.caller = caller
         return read
       }
       const text = body === null ? null : body.toString('utf8')
@@ -206,7 +207,8 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
       sessions.serveFrom(serving)
       const inSession = sessions.handle(request, parsedBody, caller, authInfo)
       const response = inSession ? await inSession : await handler.fetch(request, { authInfo, ...(parsedBody === undefined ? {} : { parsedBody }) })
-      return writeWebResponse(ctx, response, body?.length ?? 0, exchange.beforeEnd)
+      // The record of the MCP request names whom the endpoint authenticated (it is a public built-in route to the pipeline).
+      return writeWebResponse(ctx, response, body?.length ?? 0, exchange.beforeEnd, caller)
     },
   }
 }
@@ -243,8 +245,9 @@ function webRequest(ctx: Readonly<RequestContext>, mcp: McpConfig, signal: Abort
 }
 
 /** `bytesIn`: the request body read for the SDK (a body streamed to it is not counted). */
-async function writeWebResponse(ctx: Readonly<RequestContext>, response: Response, bytesIn: number, beforeEnd: ((served: Served) => Promise<void>) | null): Promise<Served> {
+async function writeWebResponse(ctx: Readonly<RequestContext>, response: Response, bytesIn: number, beforeEnd: ((served: Served) => Promise<void>) | null, caller: Caller): Promise<Served> {
   const served = nothingServed()
+  served.caller = caller
   served.status = response.status
   served.bytesIn = bytesIn
   const headers: Record<string, string> = { 'x-request-id': ctx.id }
