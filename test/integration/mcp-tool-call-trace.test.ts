@@ -1,6 +1,7 @@
 // A route tool's call continues the agent's trace (SPEC "On the wire": the client's trace
 // continued): the agent's traceparent reached neither the route's upstream nor the route's audit
 // record, which began a new trace, so a tool call could not be followed from the agent's trace.
+// The records of calls the pipeline does not carry (refused, held, a server's) had no trace at all.
 import { join } from 'node:path'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { afterAll, beforeAll, expect, it } from 'vitest'
@@ -34,4 +35,19 @@ it('carries the agent\'s traceparent into the route\'s request and its record', 
   const db = join(setup.dir, 'audit.db')
   await waitFor(() => auditRows(db, "route = 'sales.daily'").length === 1, 'the route\'s record', 10_000)
   expect(auditRows(db, "route = 'sales.daily'")[0]).toMatchObject({ tool: 'get_daily_report', trace_id: TRACE_ID })
+}, 60_000)
+
+it('puts the agent\'s trace in the record of a call it refuses itself', async () => {
+  const client = new Client({ name: 'traced-agent', version: '1' }, { supportedProtocolVersions: ['2025-11-25'] })
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${setup.gateway.url}/mcp`), {
+    requestInit: { headers: { authorization: `Bearer ${await setup.idp.token('analytics-agent', { resource: MCP_RESOURCE })}`, traceparent: `00-${TRACE_ID}-c7ad6b7169203331-01` } },
+  }))
+  try {
+    await expect(client.callTool({ name: 'list_customers', arguments: {} })).rejects.toThrow(/Unknown tool/)
+  } finally {
+    await client.close()
+  }
+  const db = join(setup.dir, 'audit.db')
+  await waitFor(() => auditRows(db, "route = 'mcp:list_customers'").length === 1, 'the refusal\'s record', 10_000)
+  expect(auditRows(db, "route = 'mcp:list_customers'")[0]).toMatchObject({ code: 'policy_denied', trace_id: TRACE_ID })
 }, 60_000)

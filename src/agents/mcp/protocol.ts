@@ -6,7 +6,7 @@ import { ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type Ser
 import type { McpConfig } from '../../config/index.ts'
 import { GatewayError, problemBody } from '../../errors/index.ts'
 import { actorOf, CLIENT_CLOSED_REQUEST, subjectIssuer, type Caller, type InternalDispatch, type InternalRequest, type InternalResponse, type RecordAudit, type ToolCallFacts } from '../../request/index.ts'
-import type { Logger } from '../../telemetry/index.ts'
+import { traceContextOf, type Logger, type TraceContext } from '../../telemetry/index.ts'
 import { MAX_PENDING_PER_CALLER, type ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
 import { answerTooLarge, CallTimedOut, type UpstreamMcpServer } from './servers.ts'
@@ -66,15 +66,16 @@ export async function buildServer(caller: Caller, current: () => ProtocolDeps): 
 async function callTool(caller: Caller, name: string, args: Record<string, unknown>, ctx: ServerContext, deps: ProtocolDeps): Promise<CallToolResult> {
   const { catalog, mcp } = deps
   const started = performance.now()
+  const trace = agentTrace(ctx)
   if (nestsDeeperThan(args, MAX_ARGUMENT_DEPTH)) {
     // Refused before anything walks them recursively (the digest included): audited without one.
     const detail = `The arguments of tool ${name} nest deeper than ${MAX_ARGUMENT_DEPTH} levels.`
-    deps.audit(auditFacts(caller, { tool: name, argsSha256: '', args: null }, mcp.path, started, {
+    deps.audit(auditFacts(caller, { tool: name, argsSha256: '', args: null, trace }, mcp.path, started, {
       route: `mcp:${name}`, status: 400, decision: 'deny', code: 'bad_request', statement: null, note: detail,
     }))
     throw new ProtocolError(ProtocolErrorCode.InvalidParams, detail)
   }
-  const facts = toolCallFacts(mcp, name, args)
+  const facts = { ...toolCallFacts(mcp, name, args), trace }
   // Transparent: a name the server does not list is still its to answer (as it would directly).
   const transparent = transparentServer(deps)
   const entry = (await catalog.find(name)) ?? (transparent ? { name, definition: { name, inputSchema: { type: 'object' as const } }, target: { kind: 'server' as const, server: transparent, upstreamName: name } } : undefined)
@@ -165,6 +166,15 @@ async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest
     }
   }
   return result
+}
+
+/**
+ * The agent's trace, continued in the records of calls held, refused or sent to a server (they had
+ * none) as it is in a route tool's request; null when the agent sent no traceparent.
+ */
+function agentTrace(ctx: ServerContext): TraceContext | null {
+  const traceparent = ctx.http?.req?.headers.get('traceparent')
+  return traceparent ? traceContextOf(traceparent, ctx.http?.req?.headers.get('tracestate') ?? undefined) : null
 }
 
 /**
