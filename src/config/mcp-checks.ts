@@ -1,5 +1,6 @@
-// Checks about the MCP endpoint (mcp): tools name routes that exist, tool and server names are
-// unique, the transparent mode has one server, approvers are roles.
+// Checks about the MCP endpoint (mcp): tools name routes that exist and take the bearer tokens MCP
+// callers present, tool and server names are unique, the transparent mode has one server, approvers
+// are roles.
 import type { Finding } from './diagnostics.ts'
 import type { Config } from './schema.ts'
 
@@ -8,10 +9,20 @@ export function mcpFindings(config: Config): Finding[] {
   if (!mcp) return []
   const findings: Finding[] = []
   const error = (path: (string | number)[], message: string) => findings.push({ severity: 'error', path: ['mcp', ...path], message })
-  const routes = new Set(config.routes.map((r) => r.id))
+  const routes = new Map(config.routes.map((r) => [r.id, r]))
   const names = new Set<string>()
   mcp.tools.forEach((tool, i) => {
-    if (!routes.has(tool.route)) error(['tools', i, 'route'], `unknown route "${tool.route}"`)
+    const route = routes.get(tool.route)
+    if (!route) error(['tools', i, 'route'], `unknown route "${tool.route}"`)
+    // A tool call carries the MCP caller, who presented a bearer token: a route that takes no bearer
+    // token (accept) refuses that caller over HTTP, and its tool ran the call for them anyway.
+    else if (!route.public && !route.accept.includes('bearer')) {
+      error(['tools', i, 'route'], `route "${tool.route}" does not take bearer tokens (accept: ${route.accept.join(', ')}), and MCP callers present one: its tool would let them past that`)
+    }
+    // The method the tool sends must be one the route takes: tools/list showed the tool, and every call was 405.
+    if (route && tool.method !== undefined && tool.method !== '*' && !route.methods.includes(tool.method) && !route.methods.includes('*')) {
+      error(['tools', i, 'method'], `route "${tool.route}" takes ${route.methods.join(', ')}, not ${tool.method}: every call of the tool would be refused (405)`)
+    }
     const name = tool.name ?? tool.route
     if (!/^[A-Za-z0-9_.-]{1,128}$/.test(name)) error(['tools', i, 'name'], `"${name}" is not a valid tool name: give the tool a name (letters, digits, _ - .)`)
     if (names.has(name)) error(['tools', i, 'name'], `duplicate tool name "${name}"`)

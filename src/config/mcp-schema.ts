@@ -27,7 +27,7 @@ export function mcpSchema<D extends z.ZodType<number>, T extends z.ZodType<numbe
   origin: O
 }) {
   const tool = z.strictObject({
-    /** The id of a route (an HTTP upstream or a function; a dataset route once datasets exist). */
+    /** The id of a route (an HTTP upstream, a function or a dataset). */
     route: z.string().min(1),
     name: toolName.optional(),
     description: z.string().optional(),

@@ -199,7 +199,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     public: true,
     accept: BEARER_ONLY,
     websocket: false,
-    cors: null,
+    cors: ('cors' in route ? route.cors : null) ?? null,
     limits: null,
     policy: undefined,
     backend: route.backend,
@@ -268,7 +268,7 @@ const NO_DISPATCH: InternalDispatch = () => Promise.reject(new Error('MCP tool c
 function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<string, IssuerKeys>, signing: RuntimeSigning, limiter: Limiter, deps: CompileDeps) {
   const routes = new Map<string, ToolRoute>(config.routes.map((route) => [route.id, {
     id: route.id, methods: route.methods, pattern: mustParse(route.path), public: route.public, policy: access.policyFor(route.id),
-    limits: compileRouteLimits(route.limits, config.limits),
+    limits: compileRouteLimits(route.limits, config.limits), dataset: route.dataset ?? null,
   }]))
   const builtIns = deps.builtIns
   return {

@@ -51,7 +51,7 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
     state.inFlight--
     rt.usage.inFlight--
     if (ctx.spans) endRequestSpans(ctx.spans, ctx)
-    if (!ctx.audited) state.audit.record(ctx) // queued, never awaited
+    if (!ctx.audited) state.audit.record(namedToolCaller(ctx)) // queued, never awaited
     state.metrics.observeRequest(ctx, (performance.now() - ctx.startMono) / 1000)
   }
 }
@@ -356,7 +356,23 @@ function setAnswerHeaders(ctx: RequestContext): void {
 /** durability: sync — the record is committed before the response is complete, and only once. */
 function commitAudit(state: GatewayState, ctx: RequestContext): Promise<void> {
   ctx.audited = true
-  return state.audit.commit(ctx)
+  return state.audit.commit(namedToolCaller(ctx))
+}
+
+/**
+ * An MCP tool call's record names the agent the MCP endpoint authenticated, also where the pipeline
+ * never authorized it: a call refused first (its arguments made a bad path, or another route's) or
+ * a public route's. Both were audited as nobody's. Only the record: a public route stays anonymous
+ * to its backend, as over HTTP.
+ */
+function namedToolCaller(ctx: RequestContext): RequestContext {
+  const internal = internalRequestOf(ctx.connection)
+  if (internal && ctx.identity === null) {
+    ctx.identity = internal.caller.identity
+    ctx.credential = internal.caller.credential
+    ctx.roles = internal.caller.roles
+  }
+  return ctx
 }
 
 async function respondWithError(state: GatewayState, ctx: RequestContext, err: unknown): Promise<void> {

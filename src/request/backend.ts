@@ -36,9 +36,10 @@ export interface Served {
   error: GatewayError | null
   /**
    * Who a public built-in endpoint found the caller to be, for the audit record (the token
-   * endpoint: the user and the agent a token was issued for, with the roles granted).
+   * endpoint: the user and the agent a token was issued for, with the roles granted; the MCP
+   * endpoint: the caller it authenticated).
    */
-  caller?: { identity: Identity; credential: CredentialKind; roles: readonly string[] }
+  caller?: { identity: Identity; credential: CredentialKind | null; roles: readonly string[] }
   /** A dataset's columns masked for this caller, comma-separated (the audit record's `masked`); null otherwise. */
   masked: string | null
 }

@@ -4,6 +4,7 @@
 // request carries the caller itself, never the client's token: it is attached to the in-process
 // connection the request arrives on, which no client can open (src/gateway/internal-dispatch.ts).
 import type { IncomingHttpHeaders } from 'node:http'
+import type { TraceContext } from '../telemetry/index.ts'
 import type { RequestFacts } from './context.ts'
 import type { CredentialKind, Identity } from './identity.ts'
 
@@ -23,6 +24,8 @@ export interface ToolCallFacts {
   readonly argsSha256: string
   /** The arguments (secrets redacted), only with mcp.log_arguments: true. */
   readonly args: string | null
+  /** The agent's trace (its MCP request's traceparent), for the records of calls the pipeline does not carry. */
+  readonly trace?: TraceContext | null
 }
 
 export interface InternalRequest {

@@ -274,6 +274,11 @@ describe('POST /oauth2/token', () => {
     expect(huge).toMatchObject({ status: 400, body: { error: 'invalid_request', error_description: 'The token request is larger than 65536 bytes.' } })
     const twice = await exchange({}, { body: `grant_type=${encodeURIComponent(GRANT)}&scope=analyst&scope=reporter` })
     expect(twice).toMatchObject({ status: 400, body: { error: 'invalid_request', error_description: 'scope is given more than once (RFC 6749 §3.1).' } })
+    // RFC 8693 §2.1 allows several audience or resource parameters; a token for one target is what the gateway issues (§2.2.2).
+    for (const target of ['audience', 'resource']) {
+      const several = await exchange({}, { body: `grant_type=${encodeURIComponent(GRANT)}&${target}=a&${target}=b` })
+      expect(several).toMatchObject({ status: 400, body: { error: 'invalid_target' } })
+    }
   })
 })
 

@@ -4,6 +4,9 @@ import { GatewayError } from '../../errors/index.ts'
 import { rawHeader } from '../../identity/index.ts'
 import { readWholeBody, type RequestContext } from '../../request/index.ts'
 
+/** The parameters RFC 8693 §2.1 lets a client repeat. */
+const SEVERAL_TARGETS: ReadonlySet<string> = new Set(['audience', 'resource'])
+
 /** A token request is a few tokens and names: two 8 KB tokens fit many times over. */
 const MAX_FORM_BYTES = 64 * 1024
 
@@ -20,7 +23,11 @@ export async function readForm(ctx: RequestContext): Promise<{ params: Map<strin
   const bytes = body.length
   const params = new Map<string, string>()
   for (const [name, value] of new URLSearchParams(body.toString('utf8'))) {
-    if (params.has(name)) throw new GatewayError('invalid_request', { detail: `${name.slice(0, 40)} is given more than once (RFC 6749 §3.1).` })
+    if (params.has(name)) {
+      // RFC 8693 §2.1 lets a client name several targets; the gateway issues a token for one (§2.2.2: invalid_target).
+      if (SEVERAL_TARGETS.has(name)) throw new GatewayError('invalid_target', { detail: `${name} is given more than once: a token the gateway issues is for one audience; ask for one token per target.` })
+      throw new GatewayError('invalid_request', { detail: `${name.slice(0, 40)} is given more than once (RFC 6749 §3.1).` })
+    }
     params.set(name, value)
   }
   return { params, bytes }

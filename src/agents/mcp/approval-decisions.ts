@@ -1,6 +1,6 @@
 // An approver's decision on a pending tool call: who may decide (a role in the rule's `approvers`,
 // and never the caller who asked, nor the agent that asked for it: four eyes), the store's answer, and the audit record of it.
-import { GatewayError } from '../../errors/index.ts'
+import { GatewayError, truncateClientValue } from '../../errors/index.ts'
 import { inspectHeaders } from '../../http/index.ts'
 import type { Authenticator } from '../../identity/index.ts'
 import type { AccessControl } from '../../access/index.ts'
@@ -23,6 +23,11 @@ export async function approverOf(token: unknown, authenticator: Authenticator, a
   const rawHeaders = ['authorization', `Bearer ${token}`]
   const input = { headers: inspectHeaders(rawHeaders, null), rawHeaders, query: '', socket: {} as never }
   const { identity } = await authenticator.authenticate(input, ['bearer'])
+  // A person decides, with their own token: one an agent holds for them (token exchange, or an
+  // `act` claim) let that agent approve another's call with the person's approver role.
+  if (identity.actor) {
+    throw new GatewayError('policy_denied', { detail: `Deciding an approval needs the approver's own token; this one is agent "${truncateClientValue(identity.actor.sub)}"'s acting for "${truncateClientValue(identity.sub)}".` })
+  }
   return { identity, roles: access.resolver.rolesFor(identity), credential: 'bearer' }
 }
 

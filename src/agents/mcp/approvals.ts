@@ -32,10 +32,17 @@ export type Decision = 'approve' | 'deny'
 
 export type DecideResult = { ok: true; approval: Approval } | { ok: false; reason: 'not_found' | 'final'; approval: Approval | null }
 
+/**
+ * Pending approvals one caller (subject and agent) may hold at once. A route tool's held calls count
+ * against its route's limits, a server's tool's against nothing: a looping agent filed them without
+ * end, each one more for the approvers to read.
+ */
+export const MAX_PENDING_PER_CALLER = 100
+
 export interface ApprovalStore {
   readonly location: string
-  /** The open pending approval for exactly this call, or a new one. */
-  request(call: NewApproval, now?: number): Promise<Approval>
+  /** The open pending approval for exactly this call, or a new one; null when the caller holds MAX_PENDING_PER_CALLER already. */
+  request(call: NewApproval, now?: number): Promise<Approval | null>
   /** Takes an approved, unexpired approval for exactly this call (at most once); null when there is none. */
   take(call: Omit<NewApproval, 'approvers' | 'ttlMs'>, now?: number): Promise<Approval | null>
   get(id: string, now?: number): Promise<Approval | null>
@@ -92,6 +99,7 @@ export function openApprovalStore(path: string): ApprovalStore {
   const byId = db.prepare('SELECT * FROM approvals WHERE id = ?')
   const openFor = db.prepare(`SELECT * FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'pending' AND expires_at > ? ORDER BY created_at DESC LIMIT 1`)
   const approvedFor = db.prepare(`SELECT id FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'approved' AND expires_at > ? ORDER BY created_at LIMIT 1`)
+  const pendingOf = db.prepare(`SELECT count(*) AS n FROM approvals WHERE issuer = ? AND subject = ? AND actor IS ? AND status = 'pending' AND expires_at > ?`)
   const use = db.prepare(`UPDATE approvals SET status = 'used' WHERE id = ? AND status = 'approved' AND expires_at > ?`)
   const insert = db.prepare('INSERT INTO approvals (id, tool, issuer, subject, actor, args_sha256, approvers, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, \'pending\', ?, ?)')
   const expire = db.prepare(`UPDATE approvals SET status = 'expired' WHERE status IN ('pending', 'approved') AND expires_at <= ?`)
@@ -116,6 +124,7 @@ export function openApprovalStore(path: string): ApprovalStore {
         expire.run(now)
         const open = openFor.get(call.tool, call.issuer, call.subject, call.actor, call.argsSha256, now) as Row | undefined
         if (open) return fromRow(open)
+        if (Number((pendingOf.get(call.issuer, call.subject, call.actor, now) as { n: number }).n) >= MAX_PENDING_PER_CALLER) return null
         const id = randomUUID()
         insert.run(id, call.tool, call.issuer, call.subject, call.actor, call.argsSha256, JSON.stringify(call.approvers), now, now + call.ttlMs)
         return fromRow(byId.get(id) as unknown as Row)

@@ -91,8 +91,14 @@ export function createCatalog(routeTools: ReadonlyMap<string, ToolEntry>, server
     async find(name) {
       const routeTool = routeTools.get(name)
       if (routeTool) return routeTool
-      if (servers.length === 0) return undefined
-      return (await catalog.entries()).find((entry) => entry.name === name)
+      // Only the servers whose tools can bear this name, in file order as entries() keeps them: a
+      // call to one server's tool waited for every other server's list (one down, the whole timeout).
+      for (const server of servers) {
+        if (server.config.prefix && !name.startsWith(`${server.config.name}${SEPARATOR}`)) continue
+        const found = (await serverEntries(server)).find((entry) => entry.name === name)
+        if (found) return found
+      }
+      return undefined
     },
     toolAccess(caller, entry) {
       const toolRoute = `mcp:${entry.name}`

@@ -6,9 +6,9 @@
 import { Readable } from 'node:stream'
 import { createMcpHandler, type McpHttpHandler } from '@modelcontextprotocol/server'
 import type { AccessControl, RoutePolicy } from '../../access/index.ts'
-import type { Config, McpConfig, RoutePattern } from '../../config/index.ts'
+import type { Config, DatasetConfig, McpConfig, RoutePattern } from '../../config/index.ts'
 import { GatewayError } from '../../errors/index.ts'
-import { drainedOrClosed } from '../../http/index.ts'
+import { corsPolicy, drainedOrClosed, type CorsPolicy } from '../../http/index.ts'
 import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
 import { enforceLimits, type Limiter, type RouteLimits } from '../../limits/index.ts'
 import { bodyTooLarge, documentBackend, nothingServed, readWholeBody, type Backend, type Caller, type InternalDispatch, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
@@ -33,6 +33,8 @@ export interface ToolRoute {
   readonly public: boolean
   readonly policy: RoutePolicy | undefined
   readonly limits: RouteLimits | null
+  /** The route's dataset, whose parameters its tool takes. */
+  readonly dataset: DatasetConfig | null
 }
 
 export interface McpCompileDeps {
@@ -57,6 +59,8 @@ export interface McpBuiltInRoute {
   path: string
   methods: string[]
   backend: Backend
+  /** The endpoint's CORS, answered by the pipeline as a route's (preflights before any credential). */
+  cors?: CorsPolicy | null
 }
 
 export interface CompiledMcp {
@@ -93,9 +97,9 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     const route = deps.routes.get(tool.route)
     if (!route) throw new Error(`mcp.tools names route "${tool.route}", which bouncer check should have refused`)
     const name = tool.name ?? tool.route
-    routeTools.set(name, routeToolEntry(name, routeToolSource(route.id, route.methods, route.pattern, tool), route))
+    routeTools.set(name, routeToolEntry(name, routeToolSource(route.id, route.methods, route.pattern, tool, route.dataset), route))
   }
-  const servers: UpstreamMcpServer[] = mcp.servers.map((server) => deps.servers.acquire(server))
+  const servers: UpstreamMcpServer[] = mcp.servers.map((server) => deps.servers.acquire(server, config.server.max_body_bytes))
   const catalog = createCatalog(routeTools, servers, deps.access, deps.logger)
   const approvals = mcp.approvals.length > 0 ? deps.approvals(mcp.approvals_store.path) : null
   const protocol: ProtocolDeps = {
@@ -136,7 +140,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     audit: deps.audit,
     routes: [
       { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: documentBackend(resourceServer.metadataPath, METADATA_HEADERS, () => resourceServer.metadata()) },
-      { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, serving, sessionsOf) },
+      { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, serving, sessionsOf), cors: browserCors(mcp) },
     ],
     takeSessions() {
       // Serving from this runtime from now on, not at its first MCP request: a session that only
@@ -157,6 +161,23 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
 }
 
 
+/**
+ * What a browser-based MCP client in mcp.allowed_origins needs: its preflight answered (it carries
+ * no token; it got 401) and every answer readable, a 401's challenge and the session's id included.
+ * Without allowed origins only the resource's own origin calls, which needs no CORS.
+ */
+function browserCors(mcp: McpConfig): CorsPolicy | null {
+  if (mcp.allowed_origins.length === 0) return null
+  return corsPolicy({
+    origins: [new URL(mcp.resource).origin, ...mcp.allowed_origins],
+    methods: ['GET', 'POST', 'DELETE'],
+    headers: ['authorization', 'content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'],
+    exposeHeaders: ['mcp-session-id', 'mcp-protocol-version', 'www-authenticate'],
+    credentials: false,
+    maxAgeSeconds: 600,
+  })
+}
+
 function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: McpHttpHandler, serving: McpServing, sessionsOf: () => LegacySessions): Backend {
   const { maxBodyBytes } = serving
   return {
@@ -174,6 +195,7 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
         // A body refused (413, 408) is answered with what had come of it in the record's bytes_in.
         if (!(err instanceof GatewayError)) throw err
         read.error = err
+        read.caller = caller
         return read
       }
       const text = body === null ? null : body.toString('utf8')
@@ -185,7 +207,8 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
       sessions.serveFrom(serving)
       const inSession = sessions.handle(request, parsedBody, caller, authInfo)
       const response = inSession ? await inSession : await handler.fetch(request, { authInfo, ...(parsedBody === undefined ? {} : { parsedBody }) })
-      return writeWebResponse(ctx, response, body?.length ?? 0, exchange.beforeEnd)
+      // The record of the MCP request names whom the endpoint authenticated (it is a public built-in route to the pipeline).
+      return writeWebResponse(ctx, response, body?.length ?? 0, exchange.beforeEnd, caller)
     },
   }
 }
@@ -222,8 +245,9 @@ function webRequest(ctx: Readonly<RequestContext>, mcp: McpConfig, signal: Abort
 }
 
 /** `bytesIn`: the request body read for the SDK (a body streamed to it is not counted). */
-async function writeWebResponse(ctx: Readonly<RequestContext>, response: Response, bytesIn: number, beforeEnd: ((served: Served) => Promise<void>) | null): Promise<Served> {
+async function writeWebResponse(ctx: Readonly<RequestContext>, response: Response, bytesIn: number, beforeEnd: ((served: Served) => Promise<void>) | null, caller: Caller): Promise<Served> {
   const served = nothingServed()
+  served.caller = caller
   served.status = response.status
   served.bytesIn = bytesIn
   const headers: Record<string, string> = { 'x-request-id': ctx.id }

@@ -4,12 +4,12 @@
 // here. Calls matching mcp.approvals wait for an approver (approvals.ts).
 import { ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type ServerCapabilities, type ServerContext } from '@modelcontextprotocol/server'
 import type { McpConfig } from '../../config/index.ts'
-import { problemBody, type GatewayError } from '../../errors/index.ts'
+import { GatewayError, problemBody } from '../../errors/index.ts'
 import { actorOf, CLIENT_CLOSED_REQUEST, subjectIssuer, type Caller, type InternalDispatch, type InternalRequest, type InternalResponse, type RecordAudit, type ToolCallFacts } from '../../request/index.ts'
-import type { Logger } from '../../telemetry/index.ts'
-import type { ApprovalStore } from './approvals.ts'
+import { traceContextOf, type Logger, type TraceContext } from '../../telemetry/index.ts'
+import { MAX_PENDING_PER_CALLER, type ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
-import { CallTimedOut, type UpstreamMcpServer } from './servers.ts'
+import { answerTooLarge, CallTimedOut, type UpstreamMcpServer } from './servers.ts'
 import { routeRequestOf, type RouteRequest } from './route-tools.ts'
 import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from './arguments.ts'
 import { approvalRuleFor, auditFacts, toolCallFacts } from './tool-calls.ts'
@@ -66,15 +66,16 @@ export async function buildServer(caller: Caller, current: () => ProtocolDeps): 
 async function callTool(caller: Caller, name: string, args: Record<string, unknown>, ctx: ServerContext, deps: ProtocolDeps): Promise<CallToolResult> {
   const { catalog, mcp } = deps
   const started = performance.now()
+  const trace = agentTrace(ctx)
   if (nestsDeeperThan(args, MAX_ARGUMENT_DEPTH)) {
     // Refused before anything walks them recursively (the digest included): audited without one.
     const detail = `The arguments of tool ${name} nest deeper than ${MAX_ARGUMENT_DEPTH} levels.`
-    deps.audit(auditFacts(caller, { tool: name, argsSha256: '', args: null }, mcp.path, started, {
+    deps.audit(auditFacts(caller, { tool: name, argsSha256: '', args: null, trace }, mcp.path, started, {
       route: `mcp:${name}`, status: 400, decision: 'deny', code: 'bad_request', statement: null, note: detail,
     }))
     throw new ProtocolError(ProtocolErrorCode.InvalidParams, detail)
   }
-  const facts = toolCallFacts(mcp, name, args)
+  const facts = { ...toolCallFacts(mcp, name, args), trace }
   // Transparent: a name the server does not list is still its to answer (as it would directly).
   const transparent = transparentServer(deps)
   const entry = (await catalog.find(name)) ?? (transparent ? { name, definition: { name, inputSchema: { type: 'object' as const } }, target: { kind: 'server' as const, server: transparent, upstreamName: name } } : undefined)
@@ -105,14 +106,17 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
     if (!taken) {
       // Held, not run: the route's limits are charged here, or a looping agent files pending
       // approvals without end (the pipeline charges a call that runs).
-      const refused = entry.target.kind === 'route' ? await deps.chargeRoute(caller, entry.target.source.routeId) : null
-      if (refused) {
+      const charged = entry.target.kind === 'route' ? await deps.chargeRoute(caller, entry.target.source.routeId) : null
+      const approval = charged ? null : await deps.approvals.request({ ...call, approvers: rule.approvers, ttlMs: rule.ttl })
+      if (approval === null) {
+        const refused = charged ?? new GatewayError('quota_exceeded', {
+          detail: `${caller.identity.sub} has ${MAX_PENDING_PER_CALLER} tool calls waiting for approval already: a new one is filed once approvers decide some, or they expire.`,
+        })
         deps.audit(auditFacts(caller, facts, mcp.path, started, {
           route: `mcp:${name}`, status: refused.status, decision: 'deny', code: refused.code, statement: verdict.decision.statement?.sid ?? null, note: refused.detail ?? null,
         }))
         return { content: [{ type: 'text', text: problemBody(refused, crypto.randomUUID()) }], isError: true }
       }
-      const approval = await deps.approvals.request({ ...call, approvers: rule.approvers, ttlMs: rule.ttl })
       deps.audit(auditFacts(caller, facts, mcp.path, started, {
         route: `mcp:${name}`, status: 202, decision: 'deny', code: null, statement: verdict.decision.statement?.sid ?? null,
         note: `Approval ${approval.id} pending (approvers: ${rule.approvers.join(', ')}; expires ${approval.expires_at}).`,
@@ -133,6 +137,12 @@ async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest
   const headers: Record<string, string> = { accept: 'application/json' }
   if (request.contentType) headers['content-type'] = request.contentType
   if (caller.userAgent) headers['user-agent'] = caller.userAgent
+  // The agent's trace goes on into the route's request, as a client's does (SPEC "On the wire"):
+  // it began a new one, so the route's record and its upstream could not be found from the agent's.
+  for (const name of ['traceparent', 'tracestate']) {
+    const value = ctx.http?.req?.headers.get(name)
+    if (value) headers[name] = value
+  }
   const signal = agentGone(ctx)
   // The dispatch cuts the route's request when it fires (gateway/internal-dispatch.ts).
   const internal: InternalRequest = { method: request.method, target: request.target, headers, body: request.body, caller, call: facts, routeId: entry.target.source.routeId, signal }
@@ -156,6 +166,15 @@ async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest
     }
   }
   return result
+}
+
+/**
+ * The agent's trace, continued in the records of calls held, refused or sent to a server (they had
+ * none) as it is in a route tool's request; null when the agent sent no traceparent.
+ */
+function agentTrace(ctx: ServerContext): TraceContext | null {
+  const traceparent = ctx.http?.req?.headers.get('traceparent')
+  return traceparent ? traceContextOf(traceparent, ctx.http?.req?.headers.get('tracestate') ?? undefined) : null
 }
 
 /**
@@ -189,9 +208,10 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
       deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, status: CLIENT_CLOSED_REQUEST, decision: 'allow', code: null, note }))
       return { content: [{ type: 'text', text: note }], isError: true }
     }
-    const failure = err instanceof CallTimedOut ? { status: 504, code: 'upstream_timeout' as const } : { status: 502, code: 'upstream_error' as const }
+    const failure = err instanceof CallTimedOut ? { status: 504, code: 'upstream_timeout' as const }
+      : answerTooLarge(err) ? { status: 413, code: 'payload_too_large' as const } : { status: 502, code: 'upstream_error' as const }
     deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, ...failure, decision: 'error', note: `MCP server ${server.config.name}: ${message}` }))
-    if (err instanceof ProtocolError) throw err
+    if (err instanceof ProtocolError && failure.status !== 413) throw err
     return { content: [{ type: 'text', text: `The MCP server ${server.config.name} failed: ${message}` }], isError: true }
   }
 }
@@ -216,7 +236,10 @@ function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps
   /** The upstream's answer to a request the caller may make (`call` on mcp:<what>). */
   const gated = async <T>(what: string, ask: (c: Awaited<ReturnType<typeof client>>) => Promise<T>): Promise<T> => {
     allowed(what)
-    return ask(await client())
+    const from = upstream()
+    return ask(await from.client()).catch((err: unknown) => {
+      throw from.withoutCredentials(err)
+    })
   }
   server.setRequestHandler('resources/list', (request) => gated('resources', (c) => c.listResources(request.params)) as never)
   server.setRequestHandler('resources/templates/list', (request) => gated('resources', (c) => c.listResourceTemplates(request.params)) as never)

@@ -1,9 +1,9 @@
 // A route as an MCP tool: its input schema (JSON Schema 2020-12) from the route's path parameters
 // and the query parameters the tool declares (a wildcard route takes `path`; a method with a body
 // takes `body`), its hints from the method, and a call turned back into the HTTP request the route
-// takes. Datasets (built in parallel) plug in through `RouteToolSource`: whatever can describe its
-// parameters and method becomes a tool the same way.
-import type { McpToolConfig, RoutePattern } from '../../config/index.ts'
+// takes. A dataset's parameters are its tool's too (those not in the path, typed as it reads them),
+// with `cursor` when it pages: whatever can describe its parameters and method becomes a tool the same way.
+import type { DatasetConfig, DatasetParamConfig, McpToolConfig, RoutePattern } from '../../config/index.ts'
 
 export const JSON_SCHEMA_2020_12 = 'https://json-schema.org/draft/2020-12/schema'
 
@@ -12,9 +12,11 @@ export interface ToolParameter {
   readonly type: 'string' | 'integer' | 'number' | 'boolean'
   readonly description?: string
   readonly required: boolean
+  /** The values allowed (a dataset's enum). */
+  readonly enum?: readonly string[]
 }
 
-/** What a route-like target tells the tool builder (HTTP routes and functions now; datasets next). */
+/** What a route-like target tells the tool builder (HTTP routes, functions and datasets). */
 export interface RouteToolSource {
   readonly routeId: string
   readonly pattern: RoutePattern
@@ -39,11 +41,32 @@ const WITH_BODY = new Set(['POST', 'PUT', 'PATCH'])
 /** The wildcard's argument: the rest of the path. */
 const REST = 'path'
 
-export function routeToolSource(routeId: string, routeMethods: readonly string[], pattern: RoutePattern, tool: McpToolConfig): RouteToolSource {
+/** `dataset`: the route's, whose parameters the tool takes besides those it declares in `query` (which win). */
+export function routeToolSource(routeId: string, routeMethods: readonly string[], pattern: RoutePattern, tool: McpToolConfig, dataset: DatasetConfig | null = null): RouteToolSource {
   const first = routeMethods[0] ?? '*'
   const method = tool.method !== undefined && tool.method !== '*' ? tool.method : first === '*' ? 'GET' : first
-  const query = Object.entries(tool.query).map(([name, p]) => ({ name, type: p.type, description: p.description, required: p.required }))
-  return { routeId, pattern, method, query, description: tool.description ?? `${method} ${pattern.text} (route ${routeId})` }
+  const declared: ToolParameter[] = Object.entries(tool.query).map(([name, p]) => ({ name, type: p.type, description: p.description, required: p.required }))
+  const fromDataset = dataset ? datasetParameters(dataset, pattern).filter((p) => !(p.name in tool.query)) : []
+  return { routeId, pattern, method, query: [...declared, ...fromDataset], description: tool.description ?? `${method} ${pattern.text} (route ${routeId})` }
+}
+
+const DATASET_TYPES: Record<DatasetParamConfig['type'], ToolParameter['type']> = { string: 'string', enum: 'string', date: 'string', timestamp: 'string', int: 'integer', number: 'number', bool: 'boolean' }
+const DATASET_FORMS: Partial<Record<DatasetParamConfig['type'], string>> = { date: 'a date: YYYY-MM-DD, today, or relative like -30d', timestamp: 'a timestamp: RFC 3339, or relative like -1h' }
+
+/**
+ * The query parameters a dataset reads (SPEC "Datasets"): without them its tool's schema had no
+ * properties and refused every argument, so a dataset with a required parameter could not be called.
+ */
+function datasetParameters(dataset: DatasetConfig, pattern: RoutePattern): ToolParameter[] {
+  const params = Object.entries(dataset.params).filter(([name]) => !pattern.params.includes(name)).map(([name, p]): ToolParameter => {
+    const values = p.values ?? p.enum
+    const form = DATASET_FORMS[p.type]
+    // Several values travel as one comma-separated string (?id=1,2), which the dataset splits.
+    if (p.list) return { name, type: 'string', required: p.required, description: `one or more values, comma-separated${values ? `, each one of ${values.join(', ')}` : form ? `, each ${form}` : ''}` }
+    return { name, type: DATASET_TYPES[p.type], required: p.required, ...(form ? { description: form } : {}), ...(values ? { enum: values } : {}) }
+  })
+  if (dataset.page_size !== undefined) params.push({ name: 'cursor', type: 'string', required: false, description: 'the next page: `next` of the previous answer, with the same other arguments' })
+  return params
 }
 
 export function routeToolDefinition(name: string, source: RouteToolSource): ToolDefinition {
@@ -58,7 +81,7 @@ export function routeToolDefinition(name: string, source: RouteToolSource): Tool
     required.push(REST)
   }
   for (const param of source.query) {
-    properties[param.name] = { type: param.type, ...(param.description ? { description: param.description } : {}) }
+    properties[param.name] = { type: param.type, ...(param.enum ? { enum: param.enum } : {}), ...(param.description ? { description: param.description } : {}) }
     if (param.required) required.push(param.name)
   }
   if (WITH_BODY.has(source.method)) properties.body = { description: 'the request body, sent as JSON' }

@@ -6,7 +6,7 @@
 import type { CallToolResult, Client, Tool } from '@modelcontextprotocol/client'
 import { createSharedResources } from '../../collections/index.ts'
 import type { McpServerConfig } from '../../config/index.ts'
-import type { Logger } from '../../telemetry/index.ts'
+import { scrub, type Logger } from '../../telemetry/index.ts'
 
 export interface CallOptions {
   signal?: AbortSignal
@@ -24,14 +24,22 @@ export interface UpstreamMcpServer {
   onToolsChanged(listener: () => void): () => void
   /** The configured headers with their secrets resolved (set by the gateway, again after a refresh). */
   headers: Record<string, string>
+  /** The error of a request to the server, its message without the credentials sent to it (the server may echo them). */
+  withoutCredentials(err: unknown): unknown
   close(): Promise<void>
 }
 
 const CLIENT_INFO = { name: 'bouncer', version: '1' }
 
-export function upstreamMcpServer(config: McpServerConfig, logger: Logger): UpstreamMcpServer {
+/** `maxAnswerBytes`: server.max_body_bytes, the most one answer of the server may be (a tool's result included). */
+export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAnswerBytes: number): UpstreamMcpServer {
   let connecting: Promise<Client> | null = null
   let cached: Promise<Tool[]> | null = null
+  // Why the last listing failed, until one succeeds: meanwhile callers are answered at once and one
+  // retry runs in the background. Each tools/list (and every call to another server's tool) waited
+  // out this server's whole timeout again when it accepted connections and never answered.
+  let unavailable: Error | null = null
+  let retrying: Promise<void> | null = null
   const listeners = new Set<() => void>()
   let closed = false
 
@@ -40,9 +48,17 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger): Upst
     headers: { ...config.headers },
     client: () => (connecting ??= connect()),
     async tools() {
-      cached ??= listAll().catch((err: unknown) => {
+      if (cached === null && unavailable !== null) {
+        retryInBackground()
+        throw unavailable
+      }
+      cached ??= listAll().then((tools) => {
+        unavailable = null
+        return tools
+      }, (err: unknown) => {
         cached = null
-        throw err
+        unavailable = server.withoutCredentials(err) as Error
+        throw unavailable
       })
       return cached
     },
@@ -62,10 +78,21 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger): Upst
           throw new CallTimedOut(`the server sent nothing for its timeout (${config.timeout / 1000} s): the call was cancelled`)
         }
         if (isConnectionFailure(err)) dropConnection()
-        throw err
+        throw server.withoutCredentials(err)
       } finally {
         clearTimeout(timer)
       }
+    },
+    withoutCredentials(err) {
+      // A server that echoed the header it was sent in its error ("refused Bearer …") showed the
+      // gateway's credential to the agent, its model and the audit record.
+      if (!(err instanceof Error)) return err
+      let message = scrub(err.message)
+      for (const value of Object.values(server.headers)) {
+        for (const secret of [value, value.replace(/^\S+\s+/, '')]) if (secret.length >= 6) message = message.replaceAll(secret, '[redacted]')
+      }
+      err.message = message
+      return err
     },
     onToolsChanged(listener) {
       listeners.add(listener)
@@ -93,12 +120,17 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger): Upst
     client.onclose = () => {
       if (!closed) dropConnection()
     }
-    const transport = new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: server.headers } })
+    // A request whose answer was cut off is answered here: the SDK gives up on a broken SSE stream
+    // without failing its request, which then waited out the server's timeout.
+    const answerCut = (id: string | number, error: AnswerTooLarge) => {
+      transport.onmessage?.({ jsonrpc: '2.0', id, error: { code: -32603, message: error.message, data: { reason: ANSWER_TOO_LARGE } } })
+    }
+    const transport = new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: server.headers }, fetch: boundedFetch(maxAnswerBytes, answerCut) })
     try {
       await client.connect(transport, { timeout: config.timeout })
     } catch (err) {
       connecting = null
-      logger.warn({ server: config.name, url: config.url, reason: (err as Error).message }, 'MCP server unavailable')
+      logger.warn({ server: config.name, url: config.url, reason: (server.withoutCredentials(err) as Error).message }, 'MCP server unavailable')
       throw err
     }
     return client
@@ -109,6 +141,19 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger): Upst
     connecting = null
     cached = null
     if (current) void current.then((c) => c.close(), () => {})
+  }
+
+  /** Lists again, without keeping anyone waiting; its tools are announced (listeners) when it answers. */
+  function retryInBackground(): void {
+    retrying ??= listAll().then((tools) => {
+      unavailable = null
+      cached = Promise.resolve(tools)
+      for (const listener of listeners) listener()
+    }, (err: unknown) => {
+      unavailable = server.withoutCredentials(err) as Error
+    }).finally(() => {
+      retrying = null
+    })
   }
 
   async function listAll(): Promise<Tool[]> {
@@ -131,6 +176,55 @@ export class CallTimedOut extends Error {
   override name = 'CallTimedOut'
 }
 
+/** An answer of the server cut off past server.max_body_bytes. */
+export class AnswerTooLarge extends Error {
+  override name = 'AnswerTooLarge'
+}
+
+/** `data.reason` of the error answer a request whose answer was cut off gets. */
+const ANSWER_TOO_LARGE = 'answer_too_large'
+
+/** Whether a request failed because the server's answer was cut off (the error itself, or the answer standing for it). */
+export function answerTooLarge(err: unknown): boolean {
+  return err instanceof AnswerTooLarge || (err as { data?: { reason?: unknown } } | null)?.data?.reason === ANSWER_TOO_LARGE
+}
+
+/** The JSON-RPC id of the one request a POST carries (a batch or a notification has none). */
+function requestIdOf(body: unknown): string | number | undefined {
+  if (typeof body !== 'string') return undefined
+  try {
+    const id = (JSON.parse(body) as { id?: unknown }).id
+    return typeof id === 'string' || typeof id === 'number' ? id : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * fetch whose answers to POSTs (the server's answers to requests: a tool's result, a list) end past
+ * `maxBytes`, as a route tool's answer does: a server answering 100 MB took the gateway from 270 MB
+ * to 900 MB and the agent got all of it. The GET stream carries notifications for as long as it is
+ * open, message by message, and is left as it is.
+ */
+function boundedFetch(maxBytes: number, onCut: (id: string | number, error: AnswerTooLarge) => void): typeof fetch {
+  return async function fetchBounded(input, init) {
+    const response = await fetch(input, init)
+    if (init?.method !== 'POST' || response.body === null) return response
+    let bytes = 0
+    const bounded = response.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        bytes += chunk.byteLength
+        if (bytes <= maxBytes) return controller.enqueue(chunk)
+        const error = new AnswerTooLarge(`its answer exceeds ${maxBytes} bytes (server.max_body_bytes), the most a tool's answer may be: it was cut off`)
+        const id = requestIdOf(init.body)
+        if (id !== undefined) onCut(id, error)
+        controller.error(error)
+      },
+    }))
+    return new Response(bounded, { status: response.status, statusText: response.statusText, headers: response.headers })
+  }
+}
+
 function isConnectionFailure(err: unknown): boolean {
   const text = String((err as Error)?.message ?? err)
   return /fetch failed|ECONNREFUSED|ECONNRESET|closed|session/i.test(text)
@@ -141,16 +235,17 @@ function isConnectionFailure(err: unknown): boolean {
  * config (and no draining runtime) uses any more is disconnected (`retire`).
  */
 export interface McpServerRegistry {
-  acquire(config: McpServerConfig): UpstreamMcpServer
+  acquire(config: McpServerConfig, maxAnswerBytes: number): UpstreamMcpServer
   /** Closes every server's connection but those in `keep`. */
   retire(keep: Iterable<UpstreamMcpServer>): Promise<void>
   closeAll(): Promise<void>
 }
 
 export function createMcpServerRegistry(logger: Logger): McpServerRegistry {
-  return createSharedResources<McpServerConfig, UpstreamMcpServer>({
-    fingerprint: (config) => JSON.stringify(config),
-    create: (config) => upstreamMcpServer(config, logger),
+  const shared = createSharedResources<{ config: McpServerConfig; maxAnswerBytes: number }, UpstreamMcpServer>({
+    fingerprint: ({ config, maxAnswerBytes }) => JSON.stringify([config, maxAnswerBytes]),
+    create: ({ config, maxAnswerBytes }) => upstreamMcpServer(config, logger, maxAnswerBytes),
     close: (server) => server.close(),
   })
+  return { ...shared, acquire: (config, maxAnswerBytes) => shared.acquire({ config, maxAnswerBytes }) }
 }

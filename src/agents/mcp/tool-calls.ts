@@ -42,7 +42,7 @@ export function auditFacts(caller: Caller, call: ToolCallFacts, path: string, st
     clientIp: caller.clientIp,
     forwardedFor: caller.clientIp,
     viaTrustedProxy: false,
-    trace: null,
+    trace: call.trace ?? null,
     route: { id: outcome.route },
     params: {},
     rest: [],

@@ -65,4 +65,28 @@ mcp:
     const { lines } = check(`${BASE}\npolicies:\n  - { name: p, statements: [{ effect: allow, actions: [call], routes: ["mcp:get_report"] }] }\nmcp:\n  resource: https://gw.example.com/mcp\n  tools: [{ route: reports.daily, name: get_report }]\n`)
     expect(lines).toEqual([])
   })
+
+  it('refuses a tool on a route that takes no bearer token: MCP callers present one, which the route refuses over HTTP', () => {
+    const { loaded, lines } = check(`${BASE}
+  - { id: keys.only, methods: [GET], path: /keys, upstream: api, accept: [api_key] }
+  - { id: both, methods: [GET], path: /both, upstream: api, accept: [api_key, bearer] }
+  - { id: open, methods: [GET], path: /open, upstream: api, public: true, accept: [api_key] }
+api_keys: { store: sqlite }
+mcp:
+  resource: https://gw.example.com/mcp
+  tools: [{ route: keys.only }, { route: both }, { route: open }]
+`)
+    expect(loaded.config).toBeUndefined()
+    expect(lines).toEqual([expect.stringContaining('mcp.tools[0].route: route "keys.only" does not take bearer tokens (accept: api_key), and MCP callers present one')])
+  })
+
+  it('refuses a tool whose method its route does not take: listed, and every call refused with 405', () => {
+    const { lines } = check(`${BASE}
+  - { id: any, path: /any, upstream: api }
+mcp:
+  resource: https://gw.example.com/mcp
+  tools: [{ route: reports.daily, name: delete_report, method: DELETE }, { route: reports.daily, name: get_report, method: GET }, { route: any, method: POST }]
+`)
+    expect(lines).toEqual([expect.stringContaining('mcp.tools[0].method: route "reports.daily" takes GET, not DELETE: every call of the tool would be refused (405)')])
+  })
 })

@@ -1,0 +1,80 @@
+// The credentials the gateway sends an aggregated MCP server (mcp.servers[].headers) never reach
+// the agent or the audit log, even when the server echoes them in an error answer: "backend refused
+// credentials Bearer …" went into the agent's tool result (and its model's context) and into the
+// record's detail as it was.
+import { once } from 'node:events'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { Server as McpServer, WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { auditRows, connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const TOKEN = 'tickets-credential-0123456789'
+const API_KEY = 'tickets-api-key-9876543210'
+
+/** A stateless MCP server that lists `echo` and answers its call with a 500 repeating the credentials it was sent. */
+async function echoingServer(): Promise<Server> {
+  const server = createServer(async (req, res) => {
+    let body = ''
+    for await (const chunk of req) body += String(chunk)
+    if (body.includes('"tools/call"')) {
+      res.writeHead(500, { 'content-type': 'text/plain' })
+      return void res.end(`backend refused credentials ${req.headers.authorization} and key ${req.headers['x-api-key']}`)
+    }
+    const mcp = new McpServer({ name: 'echoing', version: '1' }, { capabilities: { tools: {} } })
+    mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'echo', inputSchema: { type: 'object' } }] }))
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
+    await mcp.connect(transport)
+    const headers = new Headers()
+    for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value)
+    const answer = await transport.handleRequest(new Request(`http://127.0.0.1${req.url}`, { method: req.method, headers, ...(req.method === 'POST' ? { body } : {}) }))
+    const out: Record<string, string> = {}
+    answer.headers.forEach((value, name) => (out[name] = value))
+    res.writeHead(answer.status, out)
+    res.end(Buffer.from(await answer.arrayBuffer()))
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return server
+}
+
+let echoing: Server
+let setup: McpTestSetup
+
+beforeAll(async () => {
+  echoing = await echoingServer()
+  const url = `http://127.0.0.1:${(echoing.address() as AddressInfo).port}/mcp`
+  setup = await startMcpTestGateway('mcp-server-credential-echo', (config) => ({
+    ...config,
+    mcp: { ...config.mcp, servers: [{ name: 'tickets', url, headers: { Authorization: `Bearer ${TOKEN}`, 'X-Api-Key': API_KEY } }] },
+  }))
+}, 60_000)
+
+afterAll(async () => {
+  await setup?.close()
+  echoing?.closeAllConnections()
+  echoing?.close()
+})
+
+it('keeps the server\'s credentials out of the agent\'s error result and the audit record', async () => {
+  const client = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
+  let text: string
+  try {
+    const result = await client.callTool({ name: 'tickets__echo', arguments: {} })
+    expect(result.isError).toBe(true)
+    text = JSON.stringify(result.content)
+  } finally {
+    await client.close()
+  }
+  expect(text).toContain('backend refused credentials')
+  expect(text).not.toContain(TOKEN)
+  expect(text).not.toContain(API_KEY)
+  const db = join(setup.dir, 'audit.db')
+  await waitFor(() => auditRows(db, "tool = 'tickets__echo'").length === 1, 'the call\'s record', 10_000)
+  const [row] = auditRows(db, "tool = 'tickets__echo'")
+  expect(row).toMatchObject({ status: 502, code: 'upstream_error' })
+  expect(JSON.stringify(row)).not.toContain(TOKEN)
+  expect(JSON.stringify(row)).not.toContain(API_KEY)
+}, 60_000)
