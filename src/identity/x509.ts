@@ -38,6 +38,9 @@ type PeerOutcome =
 /** Chains are short; a longer walk is a loop in what the peer sent. */
 const MAX_CHAIN_DEPTH = 10
 
+/** `scheme://…` (RFC 3986 §3): how a SPIFFE ID, or any URI a trust rule's subject could name, begins. */
+const URI_WITH_AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\//i
+
 export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => number = Date.now): CredentialVerifier {
   const byFingerprint = new Map<string, { issuer: X509Issuer; ca: X509Certificate }>()
   for (const issuer of issuers) for (const ca of issuer.cas) if (!byFingerprint.has(ca.fingerprint256)) byFingerprint.set(ca.fingerprint256, { issuer, ca })
@@ -102,8 +105,12 @@ function examine(connection: TlsConnection, byFingerprint: ReadonlyMap<string, {
   let sub: string
   if (uris.length > 1) return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" has ${uris.length} URI SANs: a workload identity (SPIFFE ID) is exactly one.` }
   if (uris.length === 1) sub = uris[0] as string
-  else if (commonNames.length === 1) sub = commonNames[0] as string
-  else return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" names no workload: it has no URI SAN and ${commonNames.length === 0 ? 'no' : 'more than one'} CN.` }
+  else if (commonNames.length === 1) {
+    sub = commonNames[0] as string
+    // A CN is free text a CA copies from the request: written as a URI it would be taken for the
+    // SPIFFE ID of another workload, by trust rules, the assertion and the audit record alike.
+    if (URI_WITH_AUTHORITY.test(sub)) return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" names its workload as a URI in its CN: a URI (a SPIFFE ID) counts only as a URI SAN.` }
+  } else return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" names no workload: it has no URI SAN and ${commonNames.length === 0 ? 'no' : 'more than one'} CN.` }
 
   const notBeforeMs = Date.parse(leaf.validFrom)
   const notAfterMs = Date.parse(leaf.validTo)
