@@ -78,6 +78,27 @@ export function readKey(path: string): { ok: true; pem: Buffer; key: KeyObject }
 }
 
 /**
+ * The CAs of client_ca from which no chain of client_ca leads up to a self-signed root. OpenSSL
+ * anchors a chain at a root only (Node's TLS server offers no partial chains), so an issuing CA
+ * listed without its root had every certificate it signed refused, the detail naming that very CA
+ * as "another CA", while check said ok.
+ */
+function unrooted(cas: readonly X509Certificate[]): X509Certificate[] {
+  const signs = (issuer: X509Certificate, subject: X509Certificate) => subject.checkIssued(issuer) && subject.verify(issuer.publicKey)
+  const rooted = new Set(cas.filter((ca) => signs(ca, ca)))
+  for (let grew = true; grew;) {
+    grew = false
+    for (const ca of cas) {
+      if (!rooted.has(ca) && [...rooted].some((issuer) => signs(issuer, ca))) {
+        rooted.add(ca)
+        grew = true
+      }
+    }
+  }
+  return cas.filter((ca) => !rooted.has(ca))
+}
+
+/**
  * Reads and checks server.tls: the chain parses, the key is a private key that matches the
  * certificate, OpenSSL accepts the pair, client_ca parses. An expired or not yet valid server
  * certificate is a warning (clients will refuse it, but serving it is the operator's call).
@@ -101,6 +122,9 @@ export function readTlsMaterial(tls: TlsConfig, nowMs: number = Date.now()): Tls
       clientCa = read
       for (const ca of read.certificates) {
         if (!ca.ca) warn('client_ca', `"${distinguishedName(ca.subject)}" in ${tls.client_ca} is not a CA certificate (basicConstraints CA:TRUE): only a client presenting that very certificate would be accepted`)
+      }
+      for (const ca of unrooted(read.certificates.filter((c) => c.ca))) {
+        error('client_ca', `"${distinguishedName(ca.subject)}" in ${tls.client_ca} is not a root, and the CA that signed it ("${distinguishedName(ca.issuer)}") is not in client_ca: the TLS handshake checks a client certificate's chain up to a self-signed root of client_ca, so it would refuse every certificate this CA signed. Add that root to client_ca`)
       }
     }
   }
