@@ -51,7 +51,7 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
   function outcomeOf(connection: TlsConnection): PeerOutcome | undefined {
     let outcome = outcomes.get(connection)
     if (outcome === undefined && peerCertificate(connection) !== undefined) {
-      outcome = examine(connection, byFingerprint)
+      outcome = examine(connection, byFingerprint, now())
       outcomes.set(connection, outcome)
     }
     return outcome
@@ -91,10 +91,10 @@ function refusal(detail: string): GatewayError {
   return new GatewayError('client_cert_required', { detail })
 }
 
-function examine(connection: TlsConnection, byFingerprint: ReadonlyMap<string, { issuer: X509Issuer; ca: X509Certificate }>): PeerOutcome {
+function examine(connection: TlsConnection, byFingerprint: ReadonlyMap<string, { issuer: X509Issuer; ca: X509Certificate }>, nowMs: number): PeerOutcome {
   const leaf = peerCertificate(connection) as X509Certificate
   const subjectDn = distinguishedName(leaf.subject)
-  if (!connection.authorized) return { refusal: whyNotAuthorized(connection.authorizationError, leaf) }
+  if (!connection.authorized) return { refusal: whyNotAuthorized(connection.authorizationError, leaf, nowMs) }
   const anchor = chainFingerprints(connection).map((fingerprint) => byFingerprint.get(fingerprint)).find((found) => found !== undefined)
   if (anchor === undefined) {
     return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" chains to a CA of server.tls.client_ca that no x509 issuer's ca names (its issuer: "${truncateClientValue(distinguishedName(leaf.issuer))}").` }
@@ -131,13 +131,17 @@ function examine(connection: TlsConnection, byFingerprint: ReadonlyMap<string, {
 }
 
 /** OpenSSL's verdict (X509_V_ERR_*, as Node names it) in words a client's operator can act on. */
-function whyNotAuthorized(error: Error | string | null | undefined, leaf: X509Certificate): string {
+function whyNotAuthorized(error: Error | string | null | undefined, leaf: X509Certificate, nowMs: number): string {
   const code = typeof error === 'string' ? error : (error as (Error & { code?: string }) | null | undefined)?.code ?? String(error?.message ?? 'unknown')
   const subject = truncateClientValue(distinguishedName(leaf.subject))
+  // OpenSSL's verdict is of the whole chain: a leaf within its dates was refused for a CA's.
+  const ofItsCa = (what: string) => `The client certificate "${subject}" chains to a CA certificate that ${what} (its issuer: "${truncateClientValue(distinguishedName(leaf.issuer))}").`
   switch (code) {
     case 'CERT_HAS_EXPIRED':
+      if (Date.parse(leaf.validTo) >= nowMs) return ofItsCa('has expired')
       return `The client certificate "${subject}" expired at ${new Date(leaf.validTo).toISOString()}.`
     case 'CERT_NOT_YET_VALID':
+      if (Date.parse(leaf.validFrom) <= nowMs) return ofItsCa('is not valid yet')
       return `The client certificate "${subject}" is not valid before ${new Date(leaf.validFrom).toISOString()}.`
     case 'UNABLE_TO_GET_ISSUER_CERT':
     case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
