@@ -38,6 +38,9 @@ type PeerOutcome =
 /** Chains are short; a longer walk is a loop in what the peer sent. */
 const MAX_CHAIN_DEPTH = 10
 
+/** SPIFFE ID §2.3: implementations support IDs of up to 2048 bytes, and should not make longer ones. */
+const MAX_SUBJECT_BYTES = 2048
+
 /** `scheme://…` (RFC 3986 §3): how a SPIFFE ID, or any URI a trust rule's subject could name, begins. */
 const URI_WITH_AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\//i
 
@@ -111,6 +114,9 @@ function examine(connection: TlsConnection, byFingerprint: ReadonlyMap<string, {
     // SPIFFE ID of another workload, by trust rules, the assertion and the audit record alike.
     if (URI_WITH_AUTHORITY.test(sub)) return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" names its workload as a URI in its CN: a URI (a SPIFFE ID) counts only as a URI SAN.` }
   } else return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" names no workload: it has no URI SAN and ${commonNames.length === 0 ? 'no' : 'more than one'} CN.` }
+  // Unbounded, a name went upstream in X-Bouncer-Assertion past what the upstream takes (431 from it).
+  const bytes = Buffer.byteLength(sub)
+  if (bytes > MAX_SUBJECT_BYTES) return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" names a workload of ${bytes} bytes: a workload identity is at most ${MAX_SUBJECT_BYTES} (the SPIFFE ID's bound).` }
 
   const notBeforeMs = Date.parse(leaf.validFrom)
   const notAfterMs = Date.parse(leaf.validTo)
