@@ -122,6 +122,8 @@ export function readTlsMaterial(tls: TlsConfig, nowMs: number = Date.now()): Tls
       clientCa = read
       for (const ca of read.certificates) {
         if (!ca.ca) warn('client_ca', `"${distinguishedName(ca.subject)}" in ${tls.client_ca} is not a CA certificate (basicConstraints CA:TRUE): only a client presenting that very certificate would be accepted`)
+        // As the server certificate's: the handshake refuses what an expired CA signed, and nothing else would say why.
+        if (Date.parse(ca.validTo) < nowMs) warn('client_ca', `"${distinguishedName(ca.subject)}" in ${tls.client_ca} expired at ${new Date(ca.validTo).toISOString()}: every client certificate it signed is refused`)
       }
       for (const ca of unrooted(read.certificates.filter((c) => c.ca))) {
         error('client_ca', `"${distinguishedName(ca.subject)}" in ${tls.client_ca} is not a root, and the CA that signed it ("${distinguishedName(ca.issuer)}") is not in client_ca: the TLS handshake checks a client certificate's chain up to a self-signed root of client_ca, so it would refuse every certificate this CA signed. Add that root to client_ca`)

@@ -2,12 +2,15 @@
 // valid for another month, signed by a CA whose own certificate had expired: the 401 said
 // "The client certificate "CN=under-expired" expired at <a date a month ahead>", sending its
 // operator to renew a certificate that was fine. The detail now says it is the CA's certificate
-// that expired, and names it; a leaf that expired itself is still told so.
+// that expired, and names it; a leaf that expired itself is still told so. And `bouncer check`,
+// which warns of an expired server certificate, said nothing of the expired client CA: it warns now.
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
+import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfigText } from '../../src/config/index.ts'
 import { createPki, type Issued, type TestPki } from '../helpers/certs.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -16,6 +19,7 @@ let pki: TestPki
 let upstream: TestUpstream
 let gateway: TestGateway
 let underExpiredCa: Issued
+let clientCa: string
 
 /** A self-signed CA that expired in 2020 (`openssl ca -selfsign` sets its dates), and a leaf it signs today for 30 days. */
 function expiredCaAndLeaf(): { ca: string; leaf: Issued } {
@@ -35,7 +39,7 @@ beforeAll(async () => {
   pki = createPki()
   const made = expiredCaAndLeaf()
   underExpiredCa = made.leaf
-  const clientCa = join(pki.dir, 'client-ca.pem')
+  clientCa = join(pki.dir, 'client-ca.pem')
   writeFileSync(clientCa, readFileSync(pki.ca.cert, 'utf8') + readFileSync(made.ca, 'utf8'))
   upstream = await startUpstream()
   gateway = await startTestGateway({
@@ -74,5 +78,13 @@ describe('a client certificate refused for its CA\'s dates', () => {
   it('still says when the client\'s own certificate expired', async () => {
     const expired = pki.ca.issue('expired', { usage: 'client', san: ['URI:spiffe://prod/old'], notBefore: '20200101000000Z', notAfter: '20200102000000Z' })
     expect(await detailFor(expired)).toBe('The client certificate "CN=expired" expired at 2020-01-02T00:00:00.000Z.')
+  })
+})
+
+describe('bouncer check', () => {
+  it('warns of an expired CA in client_ca, as of an expired server certificate', () => {
+    const config = { server: { tls: { cert: pki.server.cert, key: pki.server.key, client_ca: clientCa } }, upstreams: [{ name: 'api', url: 'http://127.0.0.1:1' }], routes: [{ id: 'r', path: '/r', upstream: 'api' }] }
+    const warnings = loadConfigText(stringify(config), join(pki.dir, 'check.yaml')).diagnostics.filter((d) => d.severity === 'warning').map((d) => `${d.path.join('.')}: ${d.message}`)
+    expect(warnings).toContain(`server.tls.client_ca: "CN=Old CA, O=Bouncer tests" in ${clientCa} expired at 2020-01-02T00:00:00.000Z: every client certificate it signed is refused`)
   })
 })
