@@ -85,11 +85,13 @@ export function readKey(path: string): { ok: true; pem: Buffer; key: KeyObject }
  */
 function unrooted(cas: readonly X509Certificate[]): X509Certificate[] {
   const signs = (issuer: X509Certificate, subject: X509Certificate) => subject.checkIssued(issuer) && subject.verify(issuer.publicKey)
+  // A cross-signed copy of a root listed beside it (same name, same key) is that root to OpenSSL.
+  const sameCa = (a: X509Certificate, b: X509Certificate) => a.subject === b.subject && a.publicKey.equals(b.publicKey)
   const rooted = new Set(cas.filter((ca) => signs(ca, ca)))
   for (let grew = true; grew;) {
     grew = false
     for (const ca of cas) {
-      if (!rooted.has(ca) && [...rooted].some((issuer) => signs(issuer, ca))) {
+      if (!rooted.has(ca) && [...rooted].some((other) => signs(other, ca) || sameCa(other, ca))) {
         rooted.add(ca)
         grew = true
       }

@@ -2,7 +2,8 @@
 // to a self-signed root of that list (Node's TLS server offers no partial chains), so a probe that
 // listed an issuing CA alone got every certificate it signed refused — 401 client_cert_required,
 // "signed by another CA ("CN=Mesh Intermediate"), not one of server.tls.client_ca", naming the very
-// CA listed — while `bouncer check` said ok. It is a check error now, saying to add the root.
+// CA listed — while `bouncer check` said ok. It is a check error now, saying to add the root (a
+// cross-signed copy of a root listed beside the root itself is that root, and passes).
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -69,6 +70,16 @@ describe('client_ca without the root of its CA', () => {
     expect(errors(intermediate.cert)).toEqual([
       `server.tls.client_ca: "CN=Mesh Intermediate, O=Bouncer tests" in ${intermediate.cert} is not a root, and the CA that signed it ("CN=Test CA, O=Bouncer tests") is not in client_ca: the TLS handshake checks a client certificate's chain up to a self-signed root of client_ca, so it would refuse every certificate this CA signed. Add that root to client_ca`,
     ])
+  })
+
+  it('takes a cross-signed copy of a root listed beside the root itself (the same CA to OpenSSL)', () => {
+    // The test root's own key and name, signed by another CA: a bundle from a CA in transition.
+    const at = (name: string) => join(pki.dir, name)
+    writeFileSync(at('cross.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n')
+    openssl(['req', '-new', '-key', pki.ca.key, '-out', at('cross.csr'), '-subj', '/CN=Test CA/O=Bouncer tests'])
+    openssl(['x509', '-req', '-in', at('cross.csr'), '-CA', pki.otherCa.cert, '-CAkey', pki.otherCa.key, '-set_serial', '7003', '-days', '30', '-out', at('cross.crt'), '-extfile', at('cross.ext')])
+    writeFileSync(at('root-and-cross.pem'), readFileSync(pki.ca.cert, 'utf8') + readFileSync(at('cross.crt'), 'utf8') + readFileSync(intermediate.cert, 'utf8'))
+    expect(errors(at('root-and-cross.pem'))).toEqual([])
   })
 
   it('with its root, passes check, and the CA\'s workloads are served as its x509 issuer\'s', async () => {
