@@ -32,7 +32,7 @@ interface TlsConnection {
 
 /** What one connection's certificate proves: an identity within its validity, or why not. */
 type PeerOutcome =
-  | { readonly identity: Identity; readonly notBeforeMs: number; readonly notAfterMs: number }
+  | { readonly identity: Identity; readonly notBeforeMs: number; readonly notAfterMs: number; readonly caNotAfterMs: number }
   | { readonly refusal: string }
 
 /** Chains are short; a longer walk is a loop in what the peer sent. */
@@ -80,6 +80,7 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
       const nowMs = now()
       // The connection may outlive its certificate: checked on every request, not only at the handshake.
       if (nowMs > outcome.notAfterMs) throw refusal(`The client certificate expired at ${new Date(outcome.notAfterMs).toISOString()}.`)
+      if (nowMs > outcome.caNotAfterMs) throw refusal(`The client certificate chains to a CA certificate that expired at ${new Date(outcome.caNotAfterMs).toISOString()}.`)
       if (nowMs < outcome.notBeforeMs) throw refusal(`The client certificate is not valid before ${new Date(outcome.notBeforeMs).toISOString()}.`)
       return { identity: outcome.identity, credential: 'client_cert' }
     },
@@ -98,7 +99,8 @@ function examine(connection: TlsConnection, byFingerprint: ReadonlyMap<string, {
   const leaf = peerCertificate(connection) as X509Certificate
   const subjectDn = distinguishedName(leaf.subject)
   if (!connection.authorized) return { refusal: whyNotAuthorized(connection.authorizationError, leaf, nowMs) }
-  const anchor = chainFingerprints(connection).map((fingerprint) => byFingerprint.get(fingerprint)).find((found) => found !== undefined)
+  const chain = peerChain(connection)
+  const anchor = chain.map((certificate) => byFingerprint.get(certificate.fingerprint256)).find((found) => found !== undefined)
   if (anchor === undefined) {
     return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" chains to a CA of server.tls.client_ca that no x509 issuer's ca names (its issuer: "${truncateClientValue(distinguishedName(leaf.issuer))}").` }
   }
@@ -133,7 +135,10 @@ function examine(connection: TlsConnection, byFingerprint: ReadonlyMap<string, {
     fingerprint_sha256: leaf.fingerprint256,
   })
   const identity: Identity = Object.freeze({ issuerName: anchor.issuer.name, iss, sub, clientId: null, claims, expiresAt: Math.floor(notAfterMs / 1000) })
-  return { identity, notBeforeMs, notAfterMs }
+  // The handshake checked every CA of the chain then; one may expire before the leaf, and the
+  // connection (or a session resumed from it) outlive it.
+  const caNotAfterMs = Math.min(...chain.slice(1).map((certificate) => Date.parse(certificate.valid_to)))
+  return { identity, notBeforeMs, notAfterMs, caNotAfterMs }
 }
 
 /** OpenSSL's verdict (X509_V_ERR_*, as Node names it) in words a client's operator can act on. */
@@ -163,17 +168,17 @@ function whyNotAuthorized(error: Error | string | null | undefined, leaf: X509Ce
   }
 }
 
-/** SHA-256 fingerprints of the peer's chain up to the trust anchor Node found for it. */
-function chainFingerprints(connection: TlsConnection): string[] {
+/** The peer's chain, the leaf first, up to the trust anchor Node found for it. */
+function peerChain(connection: TlsConnection): DetailedPeerCertificate[] {
   if (typeof connection.getPeerCertificate !== 'function') return []
-  const fingerprints: string[] = []
+  const chain: DetailedPeerCertificate[] = []
   let certificate: DetailedPeerCertificate | undefined = connection.getPeerCertificate(true)
   for (let depth = 0; certificate?.fingerprint256 && depth < MAX_CHAIN_DEPTH; depth++) {
-    fingerprints.push(certificate.fingerprint256)
+    chain.push(certificate)
     if (certificate.issuerCertificate === certificate) break
     certificate = certificate.issuerCertificate
   }
-  return fingerprints
+  return chain
 }
 
 /**
