@@ -6,6 +6,8 @@ export interface Simulation {
   path: string
   ip?: string
   claims?: Record<string, unknown>
+  /** The claims are a client certificate's (iss its CA's DN): explain cannot tell from the claims alone. */
+  credential?: 'client_cert'
   /** Why there are no claims: the recorded request had no verified identity. */
   note?: string
 }

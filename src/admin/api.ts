@@ -218,5 +218,10 @@ function explainRequest(body: unknown): Parameters<typeof explainWithKeys>[1] {
   if (b.token !== undefined && typeof b.token !== 'string') throw bad('"token" must be a string.')
   if (b.claims !== undefined && b.token !== undefined) throw bad('give "claims" or "token", not both.')
   if (b.ip !== undefined && typeof b.ip !== 'string') throw bad('"ip" must be a string.')
-  return { method: b.method, path: b.path, claims: b.claims as Record<string, unknown> | undefined, token: b.token as string | undefined, ip: b.ip as string | undefined }
+  // A client certificate's identity is given as claims (iss the CA's DN, sub its URI SAN or CN): nothing else tells them apart.
+  if (b.credential !== undefined && (b.credential !== 'client_cert' || b.claims === undefined)) throw bad('"credential" is "client_cert", with "claims" (iss: the CA\'s subject DN, sub: the URI SAN or CN).')
+  return {
+    method: b.method, path: b.path, claims: b.claims as Record<string, unknown> | undefined, token: b.token as string | undefined, ip: b.ip as string | undefined,
+    ...(b.credential === 'client_cert' ? { credential: 'client_cert' as const } : {}),
+  }
 }

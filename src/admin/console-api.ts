@@ -14,7 +14,7 @@ import type { Approval } from '../agents/index.ts'
 import type { AdminActions } from './api.ts'
 import type { AdminCaller } from './auth.ts'
 import type { AuditPage, Catalog, ConsoleSession, ExplainedDenial, MatrixCell, RecordedDecision, Trace, Verification } from './console-shapes.ts'
-import { explainRecorded, recordedClaims, replay, type RecordedRequest } from './replay.ts'
+import { explainRecorded, recordedClaims, recordedCredential, replay, type RecordedRequest } from './replay.ts'
 import type { AdminRequest, AdminRoute } from './server.ts'
 
 /** The columns of an export, in the record's order (roles as `a;b` in CSV). */
@@ -247,7 +247,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
             const recorded: RecordedRequest = {
               method: group.sample.method, path: group.sample.path, route: group.route, issuer: group.sample.issuer, subject: group.principal, client_id: group.sample.client_id,
               source_ip: group.sample.source_ip, decision: 'deny', status: group.sample.status, code: group.code, statement: group.sample.statement, detail: group.sample.detail,
-              roles: sample?.roles ?? null, actor: sample?.actor ?? null,
+              roles: sample?.roles ?? null, actor: sample?.actor ?? null, credential: sample?.credential ?? null,
             }
             const { explanation, under } = explainRecorded(rt, recorded)
             const claims = recordedClaims(recorded)
@@ -259,7 +259,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
               ...group,
               explanation: explanation.decision,
               explained_under: under,
-              simulate: { method: recorded.method, path: recorded.path, ip: recorded.source_ip, ...(claims ? { claims } : {}) },
+              simulate: { method: recorded.method, path: recorded.path, ip: recorded.source_ip, ...(claims ? { claims, ...recordedCredential(recorded) } : {}) },
             } satisfies ExplainedDenial
           }),
         }

@@ -75,7 +75,7 @@ export const consoleSchemas: Record<string, JsonSchema> = {
     sample: shape({ method: string, path: string, statement: nullable(string), detail: nullable(string), issuer: nullable(string), client_id: nullable(string), source_ip: string, status: integer }),
     explanation: { ...verdict, description: 'the decision explained under the running config' },
     explained_under: ref('ExplainedUnder'),
-    simulate: { ...shape({ method: string, path: string, ip: string }), description: 'an ExplainRequest for the simulator (claims: the recorded identity)' },
+    simulate: { ...shape({ method: string, path: string, ip: string }), description: 'an ExplainRequest for the simulator (claims: the recorded identity; credential: client_cert where they are a client certificate identity)' },
   }),
   AuditPage: shape({ records: array(ref('AuditRecord')), offset: integer, limit: integer, more: boolean }),
   Trace: shape({

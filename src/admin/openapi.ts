@@ -128,7 +128,10 @@ const schemas: Record<string, JsonSchema> = {
   ExplainRequest: {
     type: 'object',
     description: 'The request to explain (the options of bouncer explain): claims or a token (its signature is not checked), not both.',
-    properties: { method: string, path: string, claims: { type: 'object' }, token: string, ip: string },
+    properties: {
+      method: string, path: string, claims: { type: 'object' }, token: string, ip: string,
+      credential: { const: 'client_cert', description: 'the claims are a client certificate\'s identity: iss the subject DN of its CA, sub its URI SAN or CN (as the audit record keeps them)' },
+    },
     required: ['method', 'path'],
     additionalProperties: false,
   },

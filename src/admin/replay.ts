@@ -34,13 +34,21 @@ export function recordedClaims(record: Pick<AuditRecord, 'issuer' | 'subject' | 
   return claims
 }
 
+/**
+ * What explain must be told of the recorded credential: a client certificate's claims (iss a CA's
+ * DN) look like a bearer token's, and were explained as one from an issuer that does not exist.
+ */
+export function recordedCredential(record: Pick<AuditRecord, 'credential'>): Pick<ExplainRequest, 'credential'> {
+  return record.credential === 'client_cert' ? { credential: 'client_cert' } : {}
+}
+
 /** The claims recordedClaims gives back: a condition on any other reads it as absent, whatever the token held. */
 const KEPT_CLAIMS = new Set(['iss', 'sub', 'client_id', 'azp'])
 
 const unrecordedClaims = (conditions: ReadonlyArray<{ name: string }> | null): string[] => (conditions ?? []).map((c) => c.name).filter((name) => !KEPT_CLAIMS.has(name))
 
 /** What the trace and the denials know of a recorded request; `roles` null when the record could not be read again. */
-export type RecordedRequest = Pick<AuditRecord, 'method' | 'path' | 'route' | 'issuer' | 'subject' | 'client_id' | 'source_ip' | 'decision' | 'status' | 'code' | 'statement' | 'detail' | 'actor'> & {
+export type RecordedRequest = Pick<AuditRecord, 'method' | 'path' | 'route' | 'issuer' | 'subject' | 'client_id' | 'source_ip' | 'decision' | 'status' | 'code' | 'statement' | 'detail' | 'actor' | 'credential'> & {
   roles: readonly string[] | null
 }
 
@@ -63,7 +71,7 @@ export function explainRecorded(rt: Runtime, record: RecordedRequest): { explana
   // No role recorded is the gateway's answer only where it said so (no_role); else the step was not reached.
   const assumed = record.roles !== null && (record.roles.length > 0 || record.code === 'no_role') ? record.roles : undefined
   const request: ExplainRequest = {
-    method: record.method, path: record.path, claims, ip: record.source_ip,
+    method: record.method, path: record.path, claims, ip: record.source_ip, ...recordedCredential(record),
     ...(claims === undefined ? {} : { verified: true, ...(assumed === undefined ? {} : { roles: assumed }) }),
   }
   const explanation = explain(rt, request)
@@ -121,7 +129,9 @@ function noteDifferences(
     return null
   }
   if (described === null || described.issuer === null) {
-    reasons.push(['config_changed', `the running config verifies no token of issuer ${JSON.stringify(record.issuer)} (removed since, or a credential explain does not read)`])
+    reasons.push(['config_changed', request.credential === 'client_cert'
+      ? `no x509 issuer of the running config names the CA ${JSON.stringify(record.issuer)} (removed since)`
+      : `the running config verifies no token of issuer ${JSON.stringify(record.issuer)} (removed since, or a credential explain does not read)`])
     return null
   }
   const issuer = jwtIssuers(rt.config).find((i) => i.name === described.issuer)
@@ -250,7 +260,7 @@ async function replayDraft(current: Runtime, source: AuditSource, options: { dra
     const groups = new Map<string, { record: AuditRecord; count: number }>()
     for (const record of records.slice(0, scanned)) {
       if (undecidable(record)) continue
-      const key = JSON.stringify([record.method, record.path, record.issuer, record.subject, record.client_id, record.source_ip])
+      const key = JSON.stringify([record.method, record.path, record.issuer, record.subject, record.client_id, record.source_ip, record.credential === 'client_cert'])
       const group = groups.get(key)
       if (group) group.count++
       else groups.set(key, { record, count: 1 }) // newest first: the first seen is the newest

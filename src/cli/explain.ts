@@ -14,6 +14,7 @@ interface ExplainOptions {
   path: string
   claims?: string
   token?: string
+  clientCert?: boolean
   ip?: string
   config?: string
   json?: boolean
@@ -27,10 +28,12 @@ export function registerExplain(program: Command): void {
     .requiredOption('--path <path>', 'request path, e.g. /sales/daily/eu')
     .option('--claims <json>', 'the identity\'s claims as JSON, e.g. \'{"iss":"…","sub":"svc-looker"}\'')
     .option('--token <token>', 'a token whose claims are used (its signature is not checked offline), or an API key (bk_…, checked against the key store); - reads it from stdin, which keeps a key out of ps and the shell history')
+    .option('--client-cert', 'the --claims are a client certificate\'s identity: iss the subject DN of its CA, sub its URI SAN or CN (as the audit record keeps them)')
     .option('--ip <address>', 'client address for source_ip conditions', '127.0.0.1'))
     .option('--json', 'print the explanation as a JSON document')
     .action(async (opts: ExplainOptions) => {
       if (opts.claims !== undefined && opts.token !== undefined) throw new UserError('give --claims or --token, not both', 2)
+      if (opts.clientCert && opts.claims === undefined) throw new UserError('--client-cert needs --claims: {"iss": the CA\'s subject DN, "sub": the URI SAN or CN}', 2)
       if (opts.token === '-') opts.token = await readStdin('printf %s "$KEY" | bouncer explain --token - …')
       else if (opts.token !== undefined && isApiKeyBearer(`Bearer ${opts.token}`)) {
         // Explained all the same, as keys revoke does: refusing would not take it back out of the history.
@@ -65,7 +68,7 @@ export function registerExplain(program: Command): void {
             throw err
           }
         }
-        const explanation = await explainWithKeys(runtime, { method: opts.method, path: opts.path, claims, token: opts.token, ip: opts.ip }, directory)
+        const explanation = await explainWithKeys(runtime, { method: opts.method, path: opts.path, claims, token: opts.token, ip: opts.ip, ...(opts.clientCert ? { credential: 'client_cert' as const } : {}) }, directory)
         console.log(opts.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation))
         process.exitCode = explanation.decision.effect === 'allow' ? 0 : 1
       } finally {

@@ -78,6 +78,29 @@ export function readKey(path: string): { ok: true; pem: Buffer; key: KeyObject }
 }
 
 /**
+ * The CAs of client_ca from which no chain of client_ca leads up to a self-signed root. OpenSSL
+ * anchors a chain at a root only (Node's TLS server offers no partial chains), so an issuing CA
+ * listed without its root had every certificate it signed refused, the detail naming that very CA
+ * as "another CA", while check said ok.
+ */
+function unrooted(cas: readonly X509Certificate[]): X509Certificate[] {
+  const signs = (issuer: X509Certificate, subject: X509Certificate) => subject.checkIssued(issuer) && subject.verify(issuer.publicKey)
+  // A cross-signed copy of a root listed beside it (same name, same key) is that root to OpenSSL.
+  const sameCa = (a: X509Certificate, b: X509Certificate) => a.subject === b.subject && a.publicKey.equals(b.publicKey)
+  const rooted = new Set(cas.filter((ca) => signs(ca, ca)))
+  for (let grew = true; grew;) {
+    grew = false
+    for (const ca of cas) {
+      if (!rooted.has(ca) && [...rooted].some((other) => signs(other, ca) || sameCa(other, ca))) {
+        rooted.add(ca)
+        grew = true
+      }
+    }
+  }
+  return cas.filter((ca) => !rooted.has(ca))
+}
+
+/**
  * Reads and checks server.tls: the chain parses, the key is a private key that matches the
  * certificate, OpenSSL accepts the pair, client_ca parses. An expired or not yet valid server
  * certificate is a warning (clients will refuse it, but serving it is the operator's call).
@@ -101,6 +124,11 @@ export function readTlsMaterial(tls: TlsConfig, nowMs: number = Date.now()): Tls
       clientCa = read
       for (const ca of read.certificates) {
         if (!ca.ca) warn('client_ca', `"${distinguishedName(ca.subject)}" in ${tls.client_ca} is not a CA certificate (basicConstraints CA:TRUE): only a client presenting that very certificate would be accepted`)
+        // As the server certificate's: the handshake refuses what an expired CA signed, and nothing else would say why.
+        if (Date.parse(ca.validTo) < nowMs) warn('client_ca', `"${distinguishedName(ca.subject)}" in ${tls.client_ca} expired at ${new Date(ca.validTo).toISOString()}: every client certificate it signed is refused`)
+      }
+      for (const ca of unrooted(read.certificates.filter((c) => c.ca))) {
+        error('client_ca', `"${distinguishedName(ca.subject)}" in ${tls.client_ca} is not a root, and the CA that signed it ("${distinguishedName(ca.issuer)}") is not in client_ca: the TLS handshake checks a client certificate's chain up to a self-signed root of client_ca, so it would refuse every certificate this CA signed. Add that root to client_ca`)
       }
     }
   }

@@ -10,7 +10,7 @@ import { corsPolicy, foldHeaderName, type CorsPolicy } from '../http/index.ts'
 import {
   apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createSessionStoreRegistry, createSignIn, createTokenVerifier,
   type SessionStoreRegistry, type SignIn, type ApiKeyDirectory, type ApiKeyDirectoryRegistry, type Authenticator, type CredentialVerifier, type Introspector, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents,
-  type OwnTokens, type TokenVerifier,
+  type OwnTokens, type TokenVerifier, type X509Issuer,
 } from '../identity/index.ts'
 import { compileDataset, createDatasourceRegistry, datasetBackend, datasetSchemaBackend, type Datasource, type DatasetRoute, type DatasourceRegistry } from '../datasets/index.ts'
 import { createFunctionRegistry, functionBackend, routeKeyOf, type FunctionPool, type FunctionRegistry } from '../functions/index.ts'
@@ -61,6 +61,8 @@ export interface Runtime {
   readonly issuerKeys: ReadonlyMap<string, IssuerKeys>
   /** Turns a request's credential into an Identity, for the kinds each route accepts. */
   readonly authenticator: Authenticator
+  /** The x509 issuers and the CAs each vouches for, as the client_cert verifier reads them (explain maps a recorded CA back to its issuer). */
+  readonly certificateIssuers: readonly X509Issuer[]
   /** The issuer that introspects opaque tokens, if one does (its client secret is set from the secrets store). */
   readonly introspection: Introspector | null
   /** The API keys (api_keys), when configured. */
@@ -355,7 +357,9 @@ function ownTokens(config: Config, signing: RuntimeSigning): OwnTokens | null {
 }
 
 /** One verifier per kind of credential this config can check, and the introspector among them. */
-function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, apiKeys: ApiKeyDirectory | null, signIn: SignIn | null, signing: RuntimeSigning, deps: CompileDeps): { authenticator: Authenticator; introspection: Introspector | null; tokens: TokenVerifier } {
+function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>, apiKeys: ApiKeyDirectory | null, signIn: SignIn | null, signing: RuntimeSigning, deps: CompileDeps): {
+  authenticator: Authenticator; introspection: Introspector | null; tokens: TokenVerifier; certificateIssuers: readonly X509Issuer[]
+} {
   const introspecting = jwtIssuers(config).find((issuer) => issuer.introspection !== undefined)
   const introspection = introspecting?.introspection
     ? createIntrospector({ ...introspecting, introspection: introspecting.introspection }, { cacheEntries: config.server.token_cache_entries })
@@ -372,14 +376,12 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
   const verifiers = new Map<AcceptedCredential, CredentialVerifier>([['bearer', bearerVerifier(tokens)]])
   if (apiKeys && config.api_keys) verifiers.set('api_key', apiKeyVerifier(apiKeys, config.api_keys.header))
   if (signIn) verifiers.set('session', signIn.verifier)
-  const certificateIssuers = x509Issuers(config)
-  if (certificateIssuers.length > 0) {
-    verifiers.set('client_cert', clientCertVerifier(certificateIssuers.map((issuer) => ({
-      name: issuer.name,
-      cas: mustReadCertificates(issuer.ca ?? config.server.tls?.client_ca ?? ''),
-    }))))
-  }
-  return { authenticator: createAuthenticator(verifiers), introspection, tokens }
+  const certificateIssuers = x509Issuers(config).map((issuer): X509Issuer => ({
+    name: issuer.name,
+    cas: mustReadCertificates(issuer.ca ?? config.server.tls?.client_ca ?? ''),
+  }))
+  if (certificateIssuers.length > 0) verifiers.set('client_cert', clientCertVerifier(certificateIssuers))
+  return { authenticator: createAuthenticator(verifiers), introspection, tokens, certificateIssuers }
 }
 
 /** sign_in: the provider (bouncer check made sure it names a jwt issuer with keys) and the session store. */

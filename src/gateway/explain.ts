@@ -6,13 +6,13 @@
 import type { Socket } from 'node:net'
 import type { JWTPayload } from 'jose'
 import { ownIssuerConfig } from '../agents/index.ts'
-import { API_KEYS_ISSUER, EXCHANGE_ISSUER, jwtIssuers, type AcceptedCredential, type Config, type IssuerConfig } from '../config/index.ts'
+import { API_KEYS_ISSUER, distinguishedName, EXCHANGE_ISSUER, jwtIssuers, type AcceptedCredential, type Config, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { accessDenied, describeClaimMismatch, evaluateAccess, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch } from '../access/index.ts'
 import { isApiKeyBearer, parseTarget } from '../http/index.ts'
 import {
   apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, identityFromClaims, issuerUnknown, keyFreeRule, nestsTooDeep,
-  type ApiKeyDirectory, type DecodedJwt,
+  type ApiKeyDirectory, type DecodedJwt, type X509Issuer,
 } from '../identity/index.ts'
 import type { Identity } from '../request/index.ts'
 import { printable } from '../text/index.ts'
@@ -90,7 +90,9 @@ export function explain(rt: Runtime, request: ExplainRequest, apiKey?: ApiKeyChe
   }
   const issuers = trustedIssuers(rt.config)
   const credential = credentialOf(rt.config, issuers, request, route.accept)
-  const { identity: found, problems, described } = identityOf(issuers, request, credential, apiKey, rt.config.server.max_token_bytes)
+  const { identity: found, problems, described } = credential.kind === 'client_cert'
+    ? certificateIdentity(rt.certificateIssuers, request.claims ?? {})
+    : identityOf(issuers, request, credential, apiKey, rt.config.server.max_token_bytes)
   out.identity = described
   if (credential.refusal) problems.unshift(credential.refusal)
   if (!found) {
@@ -199,7 +201,7 @@ interface Credential {
  * explain allowing an API key's principal on a bearer-only route. A token is a bearer token, or an
  * API key when it is `bk_…`; claims are an API key's when their iss is `api-keys`, else a bearer
  * token's, or a session's when their issuer is sign_in's and the route takes sessions but not bearer
- * tokens. A client certificate's identity (its iss a CA's DN) is not explained.
+ * tokens. A client certificate's identity (its iss a CA's DN) is one when the request says so.
  */
 function credentialOf(config: Config, issuers: readonly IssuerConfig[], request: ExplainRequest, accept: readonly AcceptedCredential[]): Credential {
   const kinds = possibleKinds(config, issuers, request)
@@ -212,6 +214,7 @@ function credentialOf(config: Config, issuers: readonly IssuerConfig[], request:
 
 /** The kinds the token or claims could arrive as, the first preferred. */
 function possibleKinds(config: Config, issuers: readonly IssuerConfig[], request: ExplainRequest): AcceptedCredential[] {
+  if (request.credential === 'client_cert') return ['client_cert']
   if (request.token !== undefined) return [isApiKey(request.token) ? 'api_key' : 'bearer']
   const claims = request.claims ?? {}
   if (claims.iss === API_KEYS_ISSUER && config.api_keys) return ['api_key']
@@ -329,6 +332,30 @@ function writtenClaimsProblem(claims: JWTPayload): { code: ErrorCode; detail: st
   if (nestsTooDeep(JSON.stringify(claims))) return { code: 'malformed_token', detail: 'The claims nest deeper than the gateway reads a token\'s.' }
   if (claims.iss !== undefined && typeof claims.iss !== 'string') return { code: 'claim_missing', detail: 'The token has no iss claim, so no issuer can be chosen (iss is not a string).' }
   return null
+}
+
+/**
+ * A client certificate's identity from its claims (identity/x509.ts): the x509 issuer is the first
+ * whose ca holds a CA with the DN in iss, as the verifier takes the first issuer naming the CA its
+ * chain ends at; the other claims are kept, for the trust rules and conditions that read them.
+ */
+function certificateIdentity(issuers: readonly X509Issuer[], claims: Record<string, unknown>): ReturnType<typeof identityOf> {
+  const problems: Problems = []
+  const iss = typeof claims.iss === 'string' ? claims.iss : null
+  const sub = typeof claims.sub === 'string' ? claims.sub : null
+  const issuer = iss === null ? undefined : issuers.find((i) => i.cas.some((ca) => distinguishedName(ca.subject) === iss))
+  const described = { source: 'claims' as const, signature_checked: false as const, issuer: issuer?.name ?? null, iss, sub, client_id: null, problems }
+  if (issuer === undefined || iss === null || sub === null) {
+    problems.push({
+      code: 'client_cert_required',
+      detail: iss === null || sub === null
+        ? 'A client certificate\'s claims name the subject DN of the CA it chains to in iss, and its URI SAN or CN in sub.'
+        : `The client certificate chains to "${iss}", a CA that no x509 issuer's ca names.`,
+    })
+    return { identity: null, problems, described }
+  }
+  const identity: Identity = { issuerName: issuer.name, iss, sub, clientId: null, claims: { ...claims, iss, sub }, expiresAt: 0 }
+  return { identity, problems, described }
 }
 
 /** An API key given as the token: the identity the key store gave it (explainWithKeys), or its refusal. */

@@ -10,6 +10,12 @@ export interface ExplainRequest {
   /** Claims as the token would carry them, or a token whose claims are used (signature unchecked). */
   claims?: Record<string, unknown>
   token?: string
+  /**
+   * `client_cert`: the claims are a client certificate's identity, as the audit record keeps it (iss
+   * the subject DN of the CA its chain ends at, sub its URI SAN or CN). Nothing in claims tells
+   * that apart from a bearer token's, so it is said; without it, the claims' form decides.
+   */
+  credential?: 'client_cert'
   ip?: string
   now?: number
   /**

@@ -11,7 +11,7 @@ import type { Server as NetServer, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { GatewayError, sendRawProblem, type ErrorCode } from '../errors/index.ts'
-import { readTlsMaterial, workerCount, type Config, type ServerConfig, type TlsConfig, type TlsMaterial } from '../config/index.ts'
+import { readTlsMaterial, workerCount, x509Issuers, type Config, type ServerConfig, type TlsConfig, type TlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { createContext, markCut } from '../request/index.ts'
 import { createSessionTracker, http2Options, type GatewayHttp2Response } from './http2.ts'
@@ -176,6 +176,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     tls = createTlsReloader(server as unknown as TlsServer, settings.tls, listener.leaf as X509Certificate, {
       logger: state.logger,
       onFilesChanged: options.onTlsFilesChanged,
+      alsoWatched: () => x509Issuers(state.runtime.config).flatMap((issuer) => (issuer.ca === undefined ? [] : [issuer.ca])),
     })
     secureHandshakes(server, state.logger)
   }

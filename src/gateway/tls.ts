@@ -1,6 +1,6 @@
-// TLS termination on the gateway listener (server.tls). The certificate, key and client CAs are
-// read again at every reload: on SIGHUP, and when one of their files changes (polled: a renamed-over
-// file, a certbot renewal, a Kubernetes secret's symlink swap all show as a new mtime or inode),
+// TLS termination on the gateway listener (server.tls). The certificate, key and client CAs (and the
+// x509 issuers' ca files) are read again at every reload: on SIGHUP, and when one of their files
+// changes (polled: a renamed-over file, a certbot renewal, a Kubernetes secret's symlink swap all show as a new mtime or inode),
 // which starts the same reload, so the files and the x509 issuers that name client_ca's CAs never
 // disagree. A new pair is installed with setSecureContext: connections already open keep the
 // context they were made with, new handshakes get the new one (and new session ticket keys, so no
@@ -62,8 +62,13 @@ export interface TlsReloader {
   stop(): void
 }
 
-/** `onFilesChanged`: called once the files have settled after a change; without it the files are not watched. */
-export function createTlsReloader(server: TlsServer, initial: TlsConfig, initialLeaf: X509Certificate, deps: { logger: Logger; onFilesChanged?: () => void }): TlsReloader {
+/**
+ * `onFilesChanged`: called once the files have settled after a change; without it the files are not
+ * watched. `alsoWatched`: the x509 issuers' `ca` files of the config in force, read by the same reload.
+ */
+export function createTlsReloader(
+  server: TlsServer, initial: TlsConfig, initialLeaf: X509Certificate, deps: { logger: Logger; onFilesChanged?: () => void; alsoWatched?: () => readonly string[] },
+): TlsReloader {
   let leaf = initialLeaf
   let watched: string[] = []
   let settle: NodeJS.Timeout | null = null
@@ -87,7 +92,8 @@ export function createTlsReloader(server: TlsServer, initial: TlsConfig, initial
 
   function watch(tls: TlsConfig): void {
     if (!deps.onFilesChanged) return
-    const paths = [tls.cert, tls.key, ...(tls.client_ca === undefined ? [] : [tls.client_ca])]
+    // An issuer's ca, changed alone, went unread until SIGHUP: a CA taken out of it kept vouching.
+    const paths = [...new Set([tls.cert, tls.key, ...(tls.client_ca === undefined ? [] : [tls.client_ca]), ...(deps.alsoWatched?.() ?? [])])]
     if (paths.join('\0') === watched.join('\0')) return
     for (const path of watched) unwatchFile(path, changed)
     watched = paths

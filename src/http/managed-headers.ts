@@ -39,10 +39,12 @@ const GATEWAY_WRITTEN = [
 /** Read from the client's request but never relayed as sent (the upstream's Host comes from its URL). */
 const CONSUMED = ['host', 'expect', 'authorization']
 
-/** Removed and never written: rival client-address headers, and path or method overrides some
- * frameworks obey (IIS, Symfony, Express method-override, Envoy). */
+/** Removed and never written: rival client-address headers, path or method overrides some
+ * frameworks obey (IIS, Symfony, Express method-override, Envoy), and RFC 9440's client certificate
+ * fields, which an origin believes from the proxy that terminated TLS (§3): the gateway, when it asks
+ * for certificates, so a client's own copy would pass upstream as the gateway's word. */
 const REMOVED = [
-  'forwarded', 'x-real-ip', 'x-client-ip',
+  'forwarded', 'x-real-ip', 'x-client-ip', 'client-cert', 'client-cert-chain',
   'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-original-method', 'x-envoy-original-path',
   'x-http-method-override', 'x-http-method', 'x-method-override',
 ]

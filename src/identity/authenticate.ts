@@ -79,10 +79,15 @@ export function rawHeader(rawHeaders: readonly string[], lowerName: string): str
 }
 
 export function createAuthenticator(verifiers: ReadonlyMap<AcceptedCredential, CredentialVerifier>): Authenticator {
-  /** The verifier's answer; a session's refusal also names the challenge of the route's other kinds (the others' carry their own). */
+  /**
+   * The verifier's answer; a session's refusal, and a missing client certificate's, also name the
+   * challenge of the route's other kinds (the others' carry their own). A certificate presented
+   * decides, so its refusal names none: a token sent beside it would not be taken.
+   */
   function answer(verifier: CredentialVerifier, input: CredentialInput, accept: readonly AcceptedCredential[]): Promise<Authenticated> {
     const result = verifier.authenticate(input)
-    return verifier.kind === 'session' && challenges(accept) ? result.catch((err: unknown) => Promise.reject(withChallenge(err))) : result
+    const unchallenged = verifier.kind === 'session' || (verifier.kind === 'client_cert' && !verifier.presentIn(input))
+    return unchallenged && challenges(accept) ? result.catch((err: unknown) => Promise.reject(withChallenge(err))) : result
   }
   return {
     authenticate(input, accept) {
@@ -120,8 +125,9 @@ function challenges(accept: readonly AcceptedCredential[]): boolean {
 
 /**
  * RFC 9110 §11.6.1: a 401 names a scheme the client may answer with. A session's refusal
- * (session_required, session_expired) carried none, where the route also takes a bearer token or
- * an API key. No `error`: the request sent no token to be invalid (RFC 6750 §3.1).
+ * (session_required, session_expired) and a missing client certificate's (client_cert_required)
+ * carried none, where the route also takes a bearer token or an API key. No `error`: the request
+ * sent no token to be invalid (RFC 6750 §3.1).
  */
 function withChallenge(err: unknown): unknown {
   if (!(err instanceof GatewayError) || err.status !== 401 || err.headers?.['www-authenticate'] !== undefined) return err

@@ -32,11 +32,17 @@ interface TlsConnection {
 
 /** What one connection's certificate proves: an identity within its validity, or why not. */
 type PeerOutcome =
-  | { readonly identity: Identity; readonly notBeforeMs: number; readonly notAfterMs: number }
+  | { readonly identity: Identity; readonly notBeforeMs: number; readonly notAfterMs: number; readonly caNotAfterMs: number }
   | { readonly refusal: string }
 
 /** Chains are short; a longer walk is a loop in what the peer sent. */
 const MAX_CHAIN_DEPTH = 10
+
+/** SPIFFE ID §2.3: implementations support IDs of up to 2048 bytes, and should not make longer ones. */
+const MAX_SUBJECT_BYTES = 2048
+
+/** `scheme://…` (RFC 3986 §3): how a SPIFFE ID, or any URI a trust rule's subject could name, begins. */
+const URI_WITH_AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\//i
 
 export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => number = Date.now): CredentialVerifier {
   const byFingerprint = new Map<string, { issuer: X509Issuer; ca: X509Certificate }>()
@@ -48,7 +54,7 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
   function outcomeOf(connection: TlsConnection): PeerOutcome | undefined {
     let outcome = outcomes.get(connection)
     if (outcome === undefined && peerCertificate(connection) !== undefined) {
-      outcome = examine(connection, byFingerprint)
+      outcome = examine(connection, byFingerprint, now())
       outcomes.set(connection, outcome)
     }
     return outcome
@@ -74,6 +80,7 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
       const nowMs = now()
       // The connection may outlive its certificate: checked on every request, not only at the handshake.
       if (nowMs > outcome.notAfterMs) throw refusal(`The client certificate expired at ${new Date(outcome.notAfterMs).toISOString()}.`)
+      if (nowMs > outcome.caNotAfterMs) throw refusal(`The client certificate chains to a CA certificate that expired at ${new Date(outcome.caNotAfterMs).toISOString()}.`)
       if (nowMs < outcome.notBeforeMs) throw refusal(`The client certificate is not valid before ${new Date(outcome.notBeforeMs).toISOString()}.`)
       return { identity: outcome.identity, credential: 'client_cert' }
     },
@@ -88,11 +95,12 @@ function refusal(detail: string): GatewayError {
   return new GatewayError('client_cert_required', { detail })
 }
 
-function examine(connection: TlsConnection, byFingerprint: ReadonlyMap<string, { issuer: X509Issuer; ca: X509Certificate }>): PeerOutcome {
+function examine(connection: TlsConnection, byFingerprint: ReadonlyMap<string, { issuer: X509Issuer; ca: X509Certificate }>, nowMs: number): PeerOutcome {
   const leaf = peerCertificate(connection) as X509Certificate
   const subjectDn = distinguishedName(leaf.subject)
-  if (!connection.authorized) return { refusal: whyNotAuthorized(connection.authorizationError, leaf) }
-  const anchor = chainFingerprints(connection).map((fingerprint) => byFingerprint.get(fingerprint)).find((found) => found !== undefined)
+  if (!connection.authorized) return { refusal: whyNotAuthorized(connection.authorizationError, leaf, nowMs) }
+  const chain = peerChain(connection)
+  const anchor = chain.map((certificate) => byFingerprint.get(certificate.fingerprint256)).find((found) => found !== undefined)
   if (anchor === undefined) {
     return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" chains to a CA of server.tls.client_ca that no x509 issuer's ca names (its issuer: "${truncateClientValue(distinguishedName(leaf.issuer))}").` }
   }
@@ -102,8 +110,15 @@ function examine(connection: TlsConnection, byFingerprint: ReadonlyMap<string, {
   let sub: string
   if (uris.length > 1) return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" has ${uris.length} URI SANs: a workload identity (SPIFFE ID) is exactly one.` }
   if (uris.length === 1) sub = uris[0] as string
-  else if (commonNames.length === 1) sub = commonNames[0] as string
-  else return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" names no workload: it has no URI SAN and ${commonNames.length === 0 ? 'no' : 'more than one'} CN.` }
+  else if (commonNames.length === 1) {
+    sub = commonNames[0] as string
+    // A CN is free text a CA copies from the request: written as a URI it would be taken for the
+    // SPIFFE ID of another workload, by trust rules, the assertion and the audit record alike.
+    if (URI_WITH_AUTHORITY.test(sub)) return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" names its workload as a URI in its CN: a URI (a SPIFFE ID) counts only as a URI SAN.` }
+  } else return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" names no workload: it has no URI SAN and ${commonNames.length === 0 ? 'no' : 'more than one'} CN.` }
+  // Unbounded, a name went upstream in X-Bouncer-Assertion past what the upstream takes (431 from it).
+  const bytes = Buffer.byteLength(sub)
+  if (bytes > MAX_SUBJECT_BYTES) return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" names a workload of ${bytes} bytes: a workload identity is at most ${MAX_SUBJECT_BYTES} (the SPIFFE ID's bound).` }
 
   const notBeforeMs = Date.parse(leaf.validFrom)
   const notAfterMs = Date.parse(leaf.validTo)
@@ -120,17 +135,24 @@ function examine(connection: TlsConnection, byFingerprint: ReadonlyMap<string, {
     fingerprint_sha256: leaf.fingerprint256,
   })
   const identity: Identity = Object.freeze({ issuerName: anchor.issuer.name, iss, sub, clientId: null, claims, expiresAt: Math.floor(notAfterMs / 1000) })
-  return { identity, notBeforeMs, notAfterMs }
+  // The handshake checked every CA of the chain then; one may expire before the leaf, and the
+  // connection (or a session resumed from it) outlive it.
+  const caNotAfterMs = Math.min(...chain.slice(1).map((certificate) => Date.parse(certificate.valid_to)))
+  return { identity, notBeforeMs, notAfterMs, caNotAfterMs }
 }
 
 /** OpenSSL's verdict (X509_V_ERR_*, as Node names it) in words a client's operator can act on. */
-function whyNotAuthorized(error: Error | string | null | undefined, leaf: X509Certificate): string {
+function whyNotAuthorized(error: Error | string | null | undefined, leaf: X509Certificate, nowMs: number): string {
   const code = typeof error === 'string' ? error : (error as (Error & { code?: string }) | null | undefined)?.code ?? String(error?.message ?? 'unknown')
   const subject = truncateClientValue(distinguishedName(leaf.subject))
+  // OpenSSL's verdict is of the whole chain: a leaf within its dates was refused for a CA's.
+  const ofItsCa = (what: string) => `The client certificate "${subject}" chains to a CA certificate that ${what} (its issuer: "${truncateClientValue(distinguishedName(leaf.issuer))}").`
   switch (code) {
     case 'CERT_HAS_EXPIRED':
+      if (Date.parse(leaf.validTo) >= nowMs) return ofItsCa('has expired')
       return `The client certificate "${subject}" expired at ${new Date(leaf.validTo).toISOString()}.`
     case 'CERT_NOT_YET_VALID':
+      if (Date.parse(leaf.validFrom) <= nowMs) return ofItsCa('is not valid yet')
       return `The client certificate "${subject}" is not valid before ${new Date(leaf.validFrom).toISOString()}.`
     case 'UNABLE_TO_GET_ISSUER_CERT':
     case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
@@ -146,17 +168,17 @@ function whyNotAuthorized(error: Error | string | null | undefined, leaf: X509Ce
   }
 }
 
-/** SHA-256 fingerprints of the peer's chain up to the trust anchor Node found for it. */
-function chainFingerprints(connection: TlsConnection): string[] {
+/** The peer's chain, the leaf first, up to the trust anchor Node found for it. */
+function peerChain(connection: TlsConnection): DetailedPeerCertificate[] {
   if (typeof connection.getPeerCertificate !== 'function') return []
-  const fingerprints: string[] = []
+  const chain: DetailedPeerCertificate[] = []
   let certificate: DetailedPeerCertificate | undefined = connection.getPeerCertificate(true)
   for (let depth = 0; certificate?.fingerprint256 && depth < MAX_CHAIN_DEPTH; depth++) {
-    fingerprints.push(certificate.fingerprint256)
+    chain.push(certificate)
     if (certificate.issuerCertificate === certificate) break
     certificate = certificate.issuerCertificate
   }
-  return fingerprints
+  return chain
 }
 
 /**

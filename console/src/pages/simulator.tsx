@@ -36,7 +36,7 @@ function Explain() {
     try {
       const body: Record<string, unknown> = { method, path, ip }
       if (mode === 'token') body.token = token.trim()
-      else if (claims.trim() !== '') body.claims = JSON.parse(claims) as unknown
+      else if (claims.trim() !== '') Object.assign(body, { claims: JSON.parse(claims) as unknown }, start?.credential ? { credential: start.credential } : {})
       setResult(await api<Explanation>('explain', { method: 'POST', body }))
     } catch (err) {
       setError(err instanceof SyntaxError ? new Error(`The claims are not JSON: ${err.message}`) : err)
@@ -60,6 +60,7 @@ function Explain() {
         {mode === 'claims' ? (
           <>
             {start?.note && <p class="hint" data-testid="no-claims">{start.note}</p>}
+            {start?.credential && <p class="hint">The claims of a client certificate: iss is the subject DN of its CA, sub its URI SAN or CN.</p>}
             <textarea name="claims" rows={6} value={claims} placeholder="no claims: explained as a request without a token" onInput={(e) => setClaims((e.target as HTMLTextAreaElement).value)} spellcheck={false} />
           </>
         ) : (
