@@ -437,8 +437,14 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     const method = req.method ?? 'GET'
     if (path === '/metrics' && (method === 'GET' || method === 'HEAD')) return metrics(res)
     if (path === '/readyz' && (method === 'GET' || method === 'HEAD')) return readyz(res)
+    // Liveness is this process's, answered here as one gateway answers it: passed to a worker, it
+    // was 500 from SIGTERM on (no worker running while they drain), and a kubelet restarted the pod.
+    if (path === '/healthz') {
+      if (method !== 'GET' && method !== 'HEAD') throw new GatewayError('method_not_allowed', { detail: '/healthz answers GET and HEAD.', headers: { allow: 'GET, HEAD' } })
+      return sendJson(res, 200, { status: 'ok' })
+    }
     if (path === '/api/audit/head' && method === 'GET') return auditHeads(req, res)
-    // /healthz and the rest of /api/*: any worker answers as the gateway would (auth included).
+    // The rest of /api/*: any worker answers as the gateway would (auth included).
     // POST /api/reload too: the worker's admin API checks the caller exactly as a single gateway
     // does (admin access; a console session's Origin), then asks this primary to reload every
     // worker (`reload-asked`). The primary once let in any credential a worker accepted for a read
