@@ -18,7 +18,7 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { requestWorkerLimits } from './young-generation.ts'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { adoptAuditSpills, type AuditHead } from '../../audit/index.ts'
+import type { AuditHead } from '../../audit/index.ts'
 import { listenUrl, readConfigFile, startSettingsOf, type Config } from '../../config/index.ts'
 import { asGatewayError, GatewayError, sendProblem } from '../../errors/index.ts'
 import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
@@ -27,7 +27,7 @@ import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 import { BACKGROUND_TASKS, createBackgroundTasks, HELD_THREAD_GRACE_MS, terminateThread, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
 import { releaseKeyStoreLockOf } from '../../secrets/index.ts'
 import { ownKeyStore } from '../own-keys.ts'
-import { ConfigError, diagnosticLines } from '../prepare.ts'
+import { claimAuditSpills, ConfigError, diagnosticLines } from '../prepare.ts'
 import type { ReloadResult } from '../reload.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
 import { addToCounter, carry, mergeMetrics, parseMetrics, type Families } from './metrics-merge.ts'
@@ -119,14 +119,14 @@ interface Slot {
 
 export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const { config, logger } = options
+  // Before any worker's audit starts: what another number of workers (or one process) spilled is w1's to replay.
+  claimAuditSpills(config.audit, options.count, logger)
   const failures = new Map<BackgroundTask, number>()
   const background = createBackgroundTasks(logger, { backgroundFailed: (task) => failures.set(task, (failures.get(task) ?? 0) + 1) })
   const maxKeys = config.limits_store.type === 'memory' ? config.limits_store.max_keys : 100_000
   const sharedLimits = createSharedLimitsTable(maxKeys)
   const sharedKeys = ownKeyStore({ forWorkers: true }).buffer
   const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
-  // Before any worker's audit starts: what another number of workers (or one process) spilled is w1's to replay.
-  adoptAuditSpills(config.audit, options.count, logger)
   const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
     id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0, text: options.configText, ticketKeys: null,
     threadId: null, lastMetrics: null, reloads: new Map(), exited: null, held: Promise.withResolvers(), hardStop: null,
