@@ -1,4 +1,5 @@
 // The admin API under /api/ (auth is checked by admin/server.ts before any of these run).
+import { isIP } from 'node:net'
 import { AuditQueryError, auditSourceOf, NoAuditLog, ordered, parseAuditQuery, searchAudit, type AuditHead, type AuditQuery } from '../audit/index.ts'
 import type { AuditConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
@@ -217,6 +218,6 @@ function explainRequest(body: unknown): Parameters<typeof explainWithKeys>[1] {
   if (b.claims !== undefined && (typeof b.claims !== 'object' || b.claims === null || Array.isArray(b.claims))) throw bad('"claims" must be an object.')
   if (b.token !== undefined && typeof b.token !== 'string') throw bad('"token" must be a string.')
   if (b.claims !== undefined && b.token !== undefined) throw bad('give "claims" or "token", not both.')
-  if (b.ip !== undefined && typeof b.ip !== 'string') throw bad('"ip" must be a string.')
+  if (b.ip !== undefined && (typeof b.ip !== 'string' || isIP(b.ip) === 0)) throw bad('"ip" must be an IP address, e.g. "10.1.2.3".')
   return { method: b.method, path: b.path, claims: b.claims as Record<string, unknown> | undefined, token: b.token as string | undefined, ip: b.ip as string | undefined }
 }
