@@ -62,6 +62,18 @@ export function adoptAuditSpills(audit: AuditConfig, workers: number | null, log
   }
 }
 
+/** Gives up the spill directory at the end of a shutdown: a later gateway in this same process (the tests', the demo's) may take it. */
+export function releaseAuditSpills(audit: AuditConfig): void {
+  if (audit.sinks.length === 0) return
+  const file = join(resolve(audit.spill_dir), OWNER)
+  try {
+    const owner = JSON.parse(readFileSync(file, 'utf8')) as { host?: unknown; pid?: unknown }
+    if (owner.host === hostname() && owner.pid === process.pid) unlinkSync(file)
+  } catch {
+    // none, or unreadable: nothing of ours to give up
+  }
+}
+
 /** Another live process of this host that owns `base`, or null. */
 function otherOwner(base: string): { host: string; pid: number } | null {
   let owner: { host?: unknown; pid?: unknown }

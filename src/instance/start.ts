@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import type { AddressInfo, ListenOptions, Server as NetServer } from 'node:net'
 import { withinDeadline } from '../collections/index.ts'
 import { adminRoutes, consoleSignInOf, createAdminServer } from '../admin/index.ts'
-import { createAuditLog, instanceIdOf } from '../audit/index.ts'
+import { createAuditLog, instanceIdOf, releaseAuditSpills } from '../audit/index.ts'
 import { listenUrl, loadConfigFile, type LoadedConfig } from '../config/index.ts'
 import { createGatewayServer, createInternalDispatch, createRuntimeDeps, type GatewayState, type Runtime } from '../gateway/index.ts'
 import type { InternalDispatch } from '../request/index.ts'
@@ -184,9 +184,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     background,
     reload,
     stageReload: reloader.stage,
-    shutdown: () => {
+    shutdown: async () => {
       configWatch.stop()
-      return shutdown()
+      await shutdown()
+      if (!options.worker) releaseAuditSpills(config.audit)
     },
   }
 }

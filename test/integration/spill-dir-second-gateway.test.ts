@@ -3,13 +3,15 @@
 // the first one's chain.json and went on with the same chain: both numbered their records 1, 2, 3…
 // and the SQLite log kept one record of each pair (INSERT OR IGNORE), so half the requests had no
 // record while both counted them written and `audit verify` said ok. Now the second is refused.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterEach, expect, it } from 'vitest'
 import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
+import { startTestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
 let dir: string | undefined
@@ -50,3 +52,16 @@ it('refuses a second gateway on a spill_dir that a running one owns, and every r
   expect(records.stdout.trim().split('\n')).toHaveLength(3)
   expect((await runCli(['audit', 'verify', '--config', file])).stdout).toMatch(/^ok: 3 records in 1 chain verified\n/)
 }, 60_000)
+
+it('gives the spill_dir up when it stops, so a later gateway of the same process (a test\'s, the demo\'s) takes it', async () => {
+  const gateway = await startTestGateway({
+    audit: { sinks: [{ type: 'stdout' }], spill_dir: 'spill' },
+    upstreams: [{ name: 'api', url: 'http://127.0.0.1:9' }],
+    routes: [{ id: 'open', path: '/open', upstream: 'api', public: true }],
+  })
+  dir = gateway.dir
+  const owner = join(gateway.dir, 'spill', 'owner.json')
+  expect(JSON.parse(await readFile(owner, 'utf8'))).toMatchObject({ pid: process.pid })
+  await gateway.shutdown()
+  expect(existsSync(owner)).toBe(false)
+})

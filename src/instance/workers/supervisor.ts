@@ -18,7 +18,7 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { requestWorkerLimits } from './young-generation.ts'
 import { randomBytes, randomUUID } from 'node:crypto'
-import type { AuditHead } from '../../audit/index.ts'
+import { releaseAuditSpills, type AuditHead } from '../../audit/index.ts'
 import { listenUrl, readConfigFile, startSettingsOf, type Config } from '../../config/index.ts'
 import { asGatewayError, GatewayError, sendProblem } from '../../errors/index.ts'
 import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
@@ -562,6 +562,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       const heldWorkers = await stopAll()
       admin.close()
       admin.closeAllConnections()
+      if (heldWorkers.length === 0) releaseAuditSpills(config.audit)
       return { heldWorkers }
     },
   }
