@@ -8,6 +8,7 @@ import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred, waitFor } from '../helpers/wait.ts'
 
+const ADMIN = 'workers-healthz-drain-admin-token-0123'
 let gateway: ServeProcess | undefined
 let upstream: TestUpstream | undefined
 
@@ -16,7 +17,7 @@ afterEach(async () => {
   await upstream?.close()
 })
 
-it('answers /healthz 200 while the workers drain a request in flight, then exits 0', async () => {
+it('answers /healthz 200, and the admin API, while the workers drain a request in flight, then exits 0', async () => {
   const arrived = deferred()
   const release = deferred()
   upstream = await startUpstream(async (_req, res) => {
@@ -26,6 +27,7 @@ it('answers /healthz 200 while the workers drain a request in flight, then exits
   })
   gateway = await serveConfig({
     server: { listen: '127.0.0.1:0', workers: 2, shutdown_timeout: '60s' },
+    admin: { listen: '127.0.0.1:0', token: ADMIN },
     audit: { sinks: [] },
     upstreams: [{ name: 'api', url: upstream.url }],
     routes: [{ id: 'slow', path: '/slow', upstream: 'api', public: true }],
@@ -42,6 +44,10 @@ it('answers /healthz 200 while the workers drain a request in flight, then exits
   expect(await health.body.json()).toEqual({ status: 'ok' })
   expect((await request(`${admin}/healthz`, { method: 'HEAD' })).statusCode).toBe(200)
   expect((await request(`${admin}/healthz`, { method: 'POST' })).statusCode).toBe(405)
+  // The admin API too, as one gateway's answers until its drain ends (it was 500 "a replacement is starting").
+  const routes = await request(`${admin}/api/routes`, { headers: { authorization: `Bearer ${ADMIN}` } })
+  expect(routes.statusCode).toBe(200)
+  expect(((await routes.body.json()) as Array<{ id: string }>).map((route) => route.id)).toEqual(['slow'])
 
   release.resolve()
   const res = await inFlight

@@ -449,7 +449,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     // does (admin access; a console session's Origin), then asks this primary to reload every
     // worker (`reload-asked`). The primary once let in any credential a worker accepted for a read
     // route, the read-only token too (an adversarial probe).
-    const slot = running()[0]
+    // While they all drain, a draining one answers, as one gateway's admin API answers until its drain ends.
+    const slot = running()[0] ?? (stopping ? slots.find((s) => s.state === 'draining' && s.thread !== null) : undefined)
     if (!slot) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
     await pipeTo(slot, req, res)
   }
