@@ -45,6 +45,16 @@ if (typeof globalThis.gc === 'function') {
   }
 }
 
+// SIGHUP asks `serve` to reload; Node's default ends the process, and `serve` listens for it only
+// once the modules have loaded (a second or more). One that comes before is remembered: serve
+// reloads once it runs, and any other command gets it as Node would (src/cli/early-hangup.ts).
+let hangup = false
+const rememberHangup = () => {
+  hangup = true
+}
+process.on('SIGHUP', rememberHangup)
+globalThis[Symbol.for('bouncer.earlyHangup')] = { asked: () => hangup, release: () => process.off('SIGHUP', rememberHangup) }
+
 const installed = fileURLToPath(import.meta.url).includes('/node_modules/')
 const sources = new URL('../src/cli/main.ts', import.meta.url)
 const built = new URL('../dist/cli/main.js', import.meta.url)

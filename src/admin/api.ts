@@ -1,4 +1,5 @@
 // The admin API under /api/ (auth is checked by admin/server.ts before any of these run).
+import { isIP } from 'node:net'
 import { AuditQueryError, auditSourceOf, NoAuditLog, ordered, parseAuditQuery, searchAudit, type AuditHead, type AuditQuery } from '../audit/index.ts'
 import type { AuditConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
@@ -217,7 +218,7 @@ function explainRequest(body: unknown): Parameters<typeof explainWithKeys>[1] {
   if (b.claims !== undefined && (typeof b.claims !== 'object' || b.claims === null || Array.isArray(b.claims))) throw bad('"claims" must be an object.')
   if (b.token !== undefined && typeof b.token !== 'string') throw bad('"token" must be a string.')
   if (b.claims !== undefined && b.token !== undefined) throw bad('give "claims" or "token", not both.')
-  if (b.ip !== undefined && typeof b.ip !== 'string') throw bad('"ip" must be a string.')
+  if (b.ip !== undefined && (typeof b.ip !== 'string' || isIP(b.ip) === 0)) throw bad('"ip" must be an IP address, e.g. "10.1.2.3".')
   // A client certificate's identity is given as claims (iss the CA's DN, sub its URI SAN or CN): nothing else tells them apart.
   if (b.credential !== undefined && (b.credential !== 'client_cert' || b.claims === undefined)) throw bad('"credential" is "client_cert", with "claims" (iss: the CA\'s subject DN, sub: the URI SAN or CN).')
   return {

@@ -1,5 +1,5 @@
 export { createAuditLog, instanceIdOf, type AuditHead, type AuditLog, type AuditStats } from './log.ts'
-export { adoptAuditSpills } from './spill-adopt.ts'
+export { adoptAuditSpills, releaseAuditSpills, SpillDirInUse } from './spill-adopt.ts'
 export { AUDIT_FIELDS, ordered, type AuditRecord } from './record.ts'
 export { AuditQueryError, auditSourceOf, parseAuditQuery, parseSince, parseTime, searchAudit, type AuditQuery, type AuditSource } from './search.ts'
 export { verifyAudit, type Anchors, type FoundCheckpoint, type VerifyResult } from './verify.ts'

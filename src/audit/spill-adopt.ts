@@ -10,7 +10,8 @@
 // moved gives up its chain (`chain.json` goes with them): that layout, run again, starts a new
 // chain rather than number records again that the adopted files still hold (a review).
 // One gateway owns a spill directory: `owner.json` names its host and process, and a start that
-// finds it held by another live process on this host adopts nothing.
+// finds it held by another live process on this host is refused (SpillDirInUse): the two went on
+// with one chain (chain.json), numbered their records alike, and each sink kept one of every pair.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -31,16 +32,24 @@ export function adoptingSpillDir(base: string, workers: number | null): string {
   return workers === null ? base : join(base, 'w1')
 }
 
-/** Adopts what the audit section's spill directory holds for another shape, and says so (never fails a start). */
+/** A spill_dir that another live gateway on this host owns: a start on it is refused. */
+export class SpillDirInUse extends Error {
+  constructor(base: string, owner: { pid: number }) {
+    super(`${base} is in use by another gateway on this host (process ${owner.pid}): give each gateway its own spill_dir (if process ${owner.pid} is no gateway, remove ${join(base, OWNER)})`)
+    this.name = 'SpillDirInUse'
+  }
+}
+
+/**
+ * Claims the audit section's spill directory and adopts what it holds for another shape, and says
+ * so; fails a start only when another live gateway on this host owns the directory (SpillDirInUse).
+ */
 export function adoptAuditSpills(audit: AuditConfig, workers: number | null, logger: Logger): void {
   if (audit.sinks.length === 0) return
   const base = resolve(audit.spill_dir)
+  const owner = otherOwner(base)
+  if (owner !== null) throw new SpillDirInUse(base, owner)
   try {
-    const owner = otherOwner(base)
-    if (owner !== null) {
-      logger.warn({ spill_dir: base, owner }, 'another gateway on this host uses this spill_dir: its spill files are left to it (give each gateway its own spill_dir)')
-      return
-    }
     mkdirSync(base, { recursive: true })
     writeFileSync(join(base, OWNER), JSON.stringify({ host: hostname(), pid: process.pid }))
     const files = audit.sinks.map((sink) => spillFileName(sinkName(sink.type === 'sqlite' ? { type: 'sqlite', path: resolve(sink.path) } : sink)))
@@ -50,6 +59,18 @@ export function adoptAuditSpills(audit: AuditConfig, workers: number | null, log
     }
   } catch (err) {
     logger.error({ err, spill_dir: audit.spill_dir }, 'spilled audit records of another number of workers could not be adopted: they stay where they are')
+  }
+}
+
+/** Gives up the spill directory at the end of a shutdown: a later gateway in this same process (the tests', the demo's) may take it. */
+export function releaseAuditSpills(audit: AuditConfig): void {
+  if (audit.sinks.length === 0) return
+  const file = join(resolve(audit.spill_dir), OWNER)
+  try {
+    const owner = JSON.parse(readFileSync(file, 'utf8')) as { host?: unknown; pid?: unknown }
+    if (owner.host === hostname() && owner.pid === process.pid) unlinkSync(file)
+  } catch {
+    // none, or unreadable: nothing of ours to give up
   }
 }
 

@@ -89,8 +89,8 @@ export function verifyReport(result: VerifyResult): string {
   return (result.ok ? [`ok: ${counted}`, ...notes] : [...problems, ...notes, `${counted} up to the problems above`]).join('\n')
 }
 
-/** Reading a log that is not there, or a database that does not answer, is the user's to fix. */
-async function userFacing<T>(work: Promise<T>): Promise<T> {
+/** Reading a log that is not there, a damaged SQLite file, or a database that does not answer, is the user's to fix. */
+async function userFacing<T>(source: AuditSource, work: Promise<T>): Promise<T> {
   try {
     return await work
   } catch (err) {
@@ -98,6 +98,11 @@ async function userFacing<T>(work: Promise<T>): Promise<T> {
     const code = (err as { code?: string }).code
     if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === '3D000' || code === '42P01') {
       throw new UserError(`cannot read the audit log: ${(err as Error).message}`)
+    }
+    // SQLite's words for a truncated copy, a file that is no database, a directory in its place:
+    // the file's state, which "internal error" blamed on the gateway without naming the file.
+    if (code === 'ERR_SQLITE_ERROR' && source.type === 'sqlite') {
+      throw new UserError(`cannot read the audit log ${source.path}: ${(err as Error).message} (damaged, or not an audit log?)`)
     }
     throw err
   }
@@ -118,7 +123,8 @@ export function registerAudit(program: Command): void {
     .option('--json', 'one JSON record per line')
     .action(async (opts: SearchOptions) => {
       const query = queryFrom(opts) // a usage error is reported before the config is read
-      const records = await userFacing(searchAudit(sourceOf(await configFrom(opts.config)), query))
+      const source = sourceOf(await configFrom(opts.config))
+      const records = await userFacing(source, searchAudit(source, query))
       if (opts.json) {
         for (const record of records) console.log(JSON.stringify(ordered(record)))
       } else {
@@ -131,7 +137,8 @@ export function registerAudit(program: Command): void {
     .action(async (opts: { config?: string }, command: Command) => {
       const configPath = opts.config ?? (command.parent?.opts() as { config?: string }).config
       const config = await configFrom(configPath)
-      const result = await userFacing(verifyAudit(sourceOf(config), anchorsOf(config)))
+      const source = sourceOf(config)
+      const result = await userFacing(source, verifyAudit(source, anchorsOf(config)))
       const report = verifyReport(result).split('\n').map(printable).join('\n')
       // A failure is a finding, not a result: stderr (SPEC "Command line, added").
       if (result.ok) console.log(report)

@@ -1,6 +1,7 @@
 // `bouncer explain`: the decision for one request, offline (no listener, no key fetch). An API key
 // given as --token is looked up in the config's key store, read only: explaining is not a use.
 import type { Command } from 'commander'
+import { isIP } from 'node:net'
 import { compileRuntime, createRuntimeDeps, explainWithKeys, formatExplanation, loadModulesFor } from '../gateway/index.ts'
 import { isApiKeyBearer } from '../http/index.ts'
 import { ApiKeyStoreError, createApiKeyDirectoryRegistry } from '../identity/index.ts'
@@ -34,6 +35,8 @@ export function registerExplain(program: Command): void {
     .action(async (opts: ExplainOptions) => {
       if (opts.claims !== undefined && opts.token !== undefined) throw new UserError('give --claims or --token, not both', 2)
       if (opts.clientCert && opts.claims === undefined) throw new UserError('--client-cert needs --claims: {"iss": the CA\'s subject DN, "sub": the URI SAN or CN}', 2)
+      // A mistyped address matched no source_ip and read as a policy's denial.
+      if (opts.ip !== undefined && isIP(opts.ip) === 0) throw new UserError(`--ip must be an IP address, e.g. 10.1.2.3 (not "${opts.ip}")`, 2)
       if (opts.token === '-') opts.token = await readStdin('printf %s "$KEY" | bouncer explain --token - …')
       else if (opts.token !== undefined && isApiKeyBearer(`Bearer ${opts.token}`)) {
         // Explained all the same, as keys revoke does: refusing would not take it back out of the history.
@@ -44,9 +47,9 @@ export function registerExplain(program: Command): void {
         try {
           claims = JSON.parse(opts.claims) as Record<string, unknown>
         } catch {
-          throw new UserError('--claims is not valid JSON')
+          throw new UserError('--claims is not valid JSON', 2)
         }
-        if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) throw new UserError('--claims must be a JSON object')
+        if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) throw new UserError('--claims must be a JSON object', 2)
       }
       const loaded = await loadCommandConfig(opts.config)
       const settings = loaded.config.api_keys

@@ -6,6 +6,7 @@ import { registerApprovals } from './approvals.ts'
 import { registerAudit } from './audit.ts'
 import { registerCheck } from './check.ts'
 import { registerDemo } from './demo.ts'
+import { takeEarlyHangup } from './early-hangup.ts'
 import { registerExplain } from './explain.ts'
 import { registerHealthcheck } from './healthcheck.ts'
 import { registerKeys } from './keys.ts'
@@ -39,6 +40,10 @@ export function buildProgram(): Command {
   registerHealthcheck(program)
   registerDemo(program)
   registerApprovals(program)
+  // Every command but serve gets a SIGHUP that came while the modules loaded as Node would: it ends.
+  program.hook('preAction', (_program, command) => {
+    if (command.name() !== 'serve' && takeEarlyHangup()) process.kill(process.pid, 'SIGHUP')
+  })
   const all = (command: Command): Command[] => [command, ...command.commands.flatMap(all)]
   for (const command of all(program)) command.exitOverride()
   return program

@@ -4,6 +4,7 @@ import { heldThreads, type Logger } from '../telemetry/index.ts'
 import { ConfigError, StartLeftHeldWorkers, startServing, type ShutdownOutcome } from '../instance/index.ts'
 import { printable } from '../text/index.ts'
 import { configOption, findConfig } from './config.ts'
+import { takeEarlyHangup } from './early-hangup.ts'
 import { UserError } from './user-error.ts'
 
 /** After an uncaught exception, how long past shutdown_timeout the drain may take before a hard exit. */
@@ -67,6 +68,13 @@ export function registerServe(program: Command): void {
     .option('--admin-port <n>', 'admin port (overrides admin.listen)')
     .action(async (opts: ServeOptions) => {
       const configFile = findConfig(opts.config)
+      // A SIGHUP while the gateway starts (a reload asked for just after a start) ended the process,
+      // Node's default for it. It is kept for when the gateway runs: the edit that prompted it may
+      // have been saved after the start read the file.
+      let reloadAsked = false
+      const askReload = () => void (reloadAsked = true)
+      process.on('SIGHUP', askReload)
+      if (takeEarlyHangup()) reloadAsked = true
       let gateway
       try {
         gateway = await startServing({
@@ -101,9 +109,10 @@ export function registerServe(program: Command): void {
       }
       process.on('SIGTERM', () => stop('SIGTERM'))
       process.on('SIGINT', () => stop('SIGINT'))
-      process.on('SIGHUP', () => {
-        void gateway.background.run('reload', () => gateway.reload())
-      })
+      const reload = () => void gateway.background.run('reload', () => gateway.reload())
+      process.off('SIGHUP', askReload)
+      process.on('SIGHUP', reload)
+      if (reloadAsked) reload()
 
       // The last resort, for what no background task caught (each reports its own failures).
       // A rejection nobody handled is one promise's work that failed: logged with its stack,

@@ -5,8 +5,16 @@ import { UserError } from './user-error.ts'
 /** The text on stdin without one trailing newline; `example` shows how to give it (refused on a terminal). */
 export async function readStdin(example: string): Promise<string> {
   if (process.stdin.isTTY) throw new UserError(`give the value on stdin, e.g. ${example}`, 2)
-  let text = ''
-  for await (const chunk of process.stdin) text += chunk
+  // Decoded whole, not chunk by chunk: a character split across two 64 KB reads became two U+FFFD,
+  // and bytes that are not UTF-8 were replaced the same way; either stored a value the user never gave.
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  let text: string
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks))
+  } catch {
+    throw new UserError('the value on stdin is not UTF-8 text: give a binary value encoded, e.g. base64')
+  }
   const value = text.replace(/\r?\n$/, '')
   if (value === '') throw new UserError('the value on stdin is empty')
   return value

@@ -90,9 +90,14 @@ export function datasetFindings(config: Config): Finding[] {
 
 const COMPARISON = String.raw`(?:=|<>|!=|<=|>=|<|>|\bI?LIKE\b|\bIN\b|\bSIMILAR\s+TO\b)`
 
+/** `text` matched literally. Not RegExp.escape: Node 24 has it, Node 22 (package.json engines) does not. */
+function literal(text: string): string {
+  return text.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&')
+}
+
 /** Whether the sql compares `column` with `:param` directly (`email = :email`, `:email = t.email`, `email LIKE :q`). */
 function comparedIn(sql: string, column: string, param: string): boolean {
-  const col = String.raw`\b${RegExp.escape(column)}\b`
-  const placeholder = String.raw`:${RegExp.escape(param)}\b(?:::\w+)?`
+  const col = String.raw`\b${literal(column)}\b`
+  const placeholder = String.raw`:${literal(param)}\b(?:::\w+)?`
   return new RegExp(String.raw`${col}\s*${COMPARISON}\s*[(\s]*(?:\w+\()?${placeholder}|${placeholder}\)?\s*${COMPARISON}\s*${col}`, 'i').test(sql)
 }

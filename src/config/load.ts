@@ -1,7 +1,8 @@
 // Reads bouncer.yaml: YAML with source positions, `${env:NAME}` interpolation, `${secret:NAME}`
 // references collected for the secrets store, then the schema and the cross-reference checks.
 // Every problem becomes a Diagnostic with its line and column; nothing stops at the first one.
-import { readFile } from 'node:fs/promises'
+import { isUtf8 } from 'node:buffer'
+import { open } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { isAlias, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml'
 import { createLocator, type ConfigPath, type Diagnostic, type Finding, type Locator } from './diagnostics.ts'
@@ -32,13 +33,59 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
  * and gives every worker the same text: each reading it on its own could see two versions of it.
  */
 export async function readConfigFile(file: string): Promise<string | LoadedConfig> {
+  let bytes: Buffer | null
   try {
-    return await readFile(file, 'utf8')
+    bytes = await readAtMost(file, MAX_CONFIG_BYTES)
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message
-    const locate = createLocator(undefined, new LineCounter())
-    return withoutDocument(file, locate({ severity: 'error', path: [], message: `cannot read the config file: ${reason}` }))
+    return unreadable(file, `cannot read the config file: ${reason}`)
   }
+  if (bytes === null) return unreadable(file, `cannot read the config file: it is larger than ${MAX_CONFIG_BYTES / 1024 / 1024} MB (a config of 10,000 routes is about 2 MB)`)
+  // Decoded loosely, a byte that is not UTF-8 (a file saved as Latin-1) became U+FFFD in a value
+  // without a word: a header, a path or a name that is not what the file says.
+  if (!isUtf8(bytes)) return notUtf8(file, bytes)
+  return bytes.toString('utf8')
+}
+
+/** More than this is not read: /dev/zero, or a log given by mistake, was read until the heap gave out. */
+const MAX_CONFIG_BYTES = 64 * 1024 * 1024
+
+/** The file's bytes, or null when it holds more than `limit` (a device or pipe has no size to ask first). */
+async function readAtMost(file: string, limit: number): Promise<Buffer | null> {
+  const handle = await open(file, 'r')
+  try {
+    const chunks: Buffer[] = []
+    let size = 0
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(1024 * 1024)
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null)
+      if (bytesRead === 0) return Buffer.concat(chunks, size)
+      size += bytesRead
+      if (size > limit) return null
+      chunks.push(chunk.subarray(0, bytesRead))
+    }
+  } finally {
+    await handle.close()
+  }
+}
+
+/** The first line that is not UTF-8 (a newline byte is never part of a longer character). */
+function notUtf8(file: string, bytes: Buffer): LoadedConfig {
+  let start = 0
+  for (let line = 1; ; line++) {
+    const end = bytes.indexOf(0x0a, start)
+    const text = bytes.subarray(start, end === -1 ? bytes.length : end)
+    if (!isUtf8(text)) {
+      const col = text.toString('utf8').indexOf('\uFFFD') + 1
+      return withoutDocument(file, { severity: 'error', path: [], message: 'the file is not UTF-8 text (saved in another encoding?): save it as UTF-8', line, col: Math.max(col, 1) })
+    }
+    start = end + 1
+  }
+}
+
+function unreadable(file: string, message: string): LoadedConfig {
+  const locate = createLocator(undefined, new LineCounter())
+  return withoutDocument(file, locate({ severity: 'error', path: [], message }))
 }
 
 /** A file that yields no document at all: this one error. */

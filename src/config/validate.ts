@@ -33,6 +33,14 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   const limits = uniqueNames(config.limits, 'limits', 'name', 'limit', error)
   uniqueNames(config.routes, 'routes', 'id', 'route', error)
 
+  // Both listeners on one address: serve failed with "EADDRINUSE", as if another process held it.
+  const { listen: gateway } = config.server
+  const { listen: admin } = config.admin
+  const wildcard = (host: string) => host === '0.0.0.0' || host === '::'
+  if (admin.port !== 0 && admin.port === gateway.port && (admin.host === gateway.host || wildcard(admin.host) || wildcard(gateway.host))) {
+    error(['admin', 'listen'], `the gateway listens on ${gateway.text} (server.listen): the admin listener needs a port of its own`)
+  }
+
   const seenIssuerUrls = new Map<string, number>()
   config.issuers.forEach((issuer, i) => {
     if (issuer.type !== 'jwt') return

@@ -284,7 +284,7 @@ async function serve(state: GatewayState, rt: Runtime, ctx: RequestContext, matc
   recordServed(ctx, backend.upstream, served)
   const error = served.error
   if (error === null) {
-    if (ctx.res.destroyed) recordCutShort(ctx) // the common case reads one flag
+    if (ctx.res.destroyed) recordCutShort(state, ctx) // the common case reads one flag
     return
   }
   if (!ctx.res.headersSent) throw error
@@ -294,8 +294,10 @@ async function serve(state: GatewayState, rt: Runtime, ctx: RequestContext, matc
   ctx.decision = 'error'
 }
 
+const SHUTDOWN_CUT = 'The gateway was shutting down: it cut the answer at server.shutdown_timeout.'
+
 /** A response whose connection went before it was complete: why, for its record. */
-function recordCutShort(ctx: RequestContext): void {
+function recordCutShort(state: GatewayState, ctx: RequestContext): void {
   // The upstream's head may have come and been held (until its first body byte): nothing was sent.
   // An upgrade's 101 goes to the socket, not through res (whose headersSent stays false). A tool
   // call's answer reaches its agent only whole (internal-dispatch.ts): one cut short reached no one,
@@ -308,9 +310,12 @@ function recordCutShort(ctx: RequestContext): void {
     // Node's request_timeout check answered the raw 408 and cut the connection (server.ts).
     if (cut === 'request_timeout') throw bodyTimedOut()
     ctx.status = CLIENT_CLOSED_REQUEST
-    ctx.note ??= 'The client closed the connection before the answer began.'
+    ctx.note ??= state.cutAtShutdown ? SHUTDOWN_CUT : 'The client closed the connection before the answer began.'
   } else if (cut === 'send_timeout') {
     ctx.note = 'The client stopped reading: the gateway cut the answer at server.send_timeout.'
+  } else if (state.cutAtShutdown) {
+    // The record read as a whole answer (200, no word) while the client got part of it.
+    ctx.note = SHUTDOWN_CUT
   }
 }
 

@@ -13,6 +13,8 @@ export interface GatewayState {
   readonly tracing: Tracing | null
   /** Set on SIGTERM: responses say `Connection: close` so clients move to another instance. */
   draining: boolean
+  /** Set when the drain's shutdown_timeout ran out and the connections still open are cut: their records say so. */
+  cutAtShutdown?: boolean
   inFlight: number
   /** Client sockets of open WebSocket tunnels: node:http no longer tracks them after the upgrade. */
   readonly tunnels: Set<Duplex>

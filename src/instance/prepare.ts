@@ -2,8 +2,9 @@
 // the secret values put into the upstreams' headers, the admin credential and the assertion signer.
 // The first start and every reload go through here, so they cannot prepare a config differently.
 import { adminAuth, type AdminAuth } from '../admin/index.ts'
+import { adoptAuditSpills, SpillDirInUse } from '../audit/index.ts'
 import { createExchangeKeys, ExchangeKeyError, type ExchangeKeys } from '../agents/index.ts'
-import { formatDiagnostic, signingSecretName, type Config, type LoadedConfig } from '../config/index.ts'
+import { formatDiagnostic, signingSecretName, type AuditConfig, type Config, type LoadedConfig } from '../config/index.ts'
 import { applySecretValues, compileRuntime, loadModulesFor, type CompileDeps, type Runtime } from '../gateway/index.ts'
 import { openSecretsRuntime, SecretsError, SecretsUnavailable, type SecretsRuntime, type SecretStore } from '../secrets/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
@@ -16,6 +17,16 @@ export class ConfigError extends Error {
     super(`the config is not valid:\n${lines.join('\n')}`)
     this.name = 'ConfigError'
     this.lines = lines
+  }
+}
+
+/** The spill directory claimed for this gateway (adoptAuditSpills); another live gateway's refuses the start, before anything else opens. */
+export function claimAuditSpills(audit: AuditConfig, workers: number | null, logger: Logger): void {
+  try {
+    adoptAuditSpills(audit, workers, logger)
+  } catch (err) {
+    if (err instanceof SpillDirInUse) throw new ConfigError([`audit.spill_dir: ${err.message}`])
+    throw err
   }
 }
 

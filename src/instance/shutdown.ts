@@ -32,7 +32,10 @@ export function createShutdown(live: Live, deps: ShutdownDeps): () => Promise<vo
     deps.quiesceMcpSessions()
     const deadline = Date.now() + state.runtime.config.server.shutdown_timeout
     while (state.inFlight > 0 && Date.now() < deadline) await sleep(20)
-    if (state.inFlight > 0) state.logger.warn({ in_flight: state.inFlight }, 'shutdown timeout: closing connections with requests in flight')
+    if (state.inFlight > 0) {
+      state.logger.warn({ in_flight: state.inFlight }, 'shutdown timeout: closing connections with requests in flight')
+      state.cutAtShutdown = true
+    }
     deps.gatewayServer.closeAllConnections()
     for (const socket of state.tunnels) socket.destroy()
     deps.adminServer.close()

@@ -4,14 +4,14 @@ import { once } from 'node:events'
 import type { AddressInfo, ListenOptions, Server as NetServer } from 'node:net'
 import { withinDeadline } from '../collections/index.ts'
 import { adminRoutes, consoleSignInOf, createAdminServer } from '../admin/index.ts'
-import { adoptAuditSpills, createAuditLog, instanceIdOf } from '../audit/index.ts'
+import { createAuditLog, instanceIdOf, releaseAuditSpills } from '../audit/index.ts'
 import { listenUrl, loadConfigFile, type LoadedConfig } from '../config/index.ts'
 import { createGatewayServer, createInternalDispatch, createRuntimeDeps, type GatewayState, type Runtime } from '../gateway/index.ts'
 import type { InternalDispatch } from '../request/index.ts'
 import { createBackgroundTasks, createLogger, createMetrics, startTracing, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import { publishedKeysOf } from '../upstream/index.ts'
 import { signersToPublish, type Live } from './live.ts'
-import { ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
+import { claimAuditSpills, ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
 import { watchConfigFile } from './config-watch.ts'
 import { createReadiness } from './readiness.ts'
 import { createReload, type ReloadResult, type StagedReload } from './reload.ts'
@@ -71,6 +71,9 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const root = (options.logger ?? createLogger({ level: config.telemetry.log_level })).child({ instance })
   const logger = options.worker ? root.child({ worker: options.worker.id }) : root
   for (const line of diagnosticLines(loaded, 'warning')) logger.warn(line)
+  // One process spills to spill_dir itself: what workers of an earlier run spilled is replayed too
+  // (with server.workers, the primary has done this before any worker started).
+  if (!options.worker) claimAuditSpills(config.audit, null, logger)
 
   const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values(), instance, configDigest: () => state.runtime.configDigest, tlsCertificate: () => gatewayServer.certificate() })
   const background = createBackgroundTasks(logger, metrics)
@@ -108,9 +111,6 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const first = await prepare({ ...loaded, config }, prepareDeps)
   // eslint-disable-next-line no-useless-assignment -- unreachable now, its YAML document goes in releaseStartupGarbage
   loaded = null
-  // One process spills to spill_dir itself: what workers of an earlier run spilled is replayed too
-  // (with server.workers, the primary has done this before any worker started).
-  if (!options.worker) adoptAuditSpills(config.audit, null, logger)
   const audit = createAuditLog(options.worker ? workerAuditConfig(config.audit, options.worker.id, env) : config.audit, logger, background, first.secrets.store, options.worker?.auditOutstanding) // its checkpoint key may live in the store
   first.runtime.mcp?.takeSessions()
   const state: GatewayState = {
@@ -184,9 +184,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     background,
     reload,
     stageReload: reloader.stage,
-    shutdown: () => {
+    shutdown: async () => {
       configWatch.stop()
-      return shutdown()
+      await shutdown()
+      if (!options.worker) releaseAuditSpills(config.audit)
     },
   }
 }

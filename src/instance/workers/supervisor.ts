@@ -18,7 +18,7 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { requestWorkerLimits } from './young-generation.ts'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { adoptAuditSpills, type AuditHead } from '../../audit/index.ts'
+import { releaseAuditSpills, type AuditHead } from '../../audit/index.ts'
 import { listenUrl, readConfigFile, startSettingsOf, type Config } from '../../config/index.ts'
 import { asGatewayError, GatewayError, sendProblem } from '../../errors/index.ts'
 import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
@@ -27,7 +27,7 @@ import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 import { BACKGROUND_TASKS, createBackgroundTasks, HELD_THREAD_GRACE_MS, terminateThread, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
 import { releaseKeyStoreLockOf } from '../../secrets/index.ts'
 import { ownKeyStore } from '../own-keys.ts'
-import { ConfigError, diagnosticLines } from '../prepare.ts'
+import { claimAuditSpills, ConfigError, diagnosticLines } from '../prepare.ts'
 import type { ReloadResult } from '../reload.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
 import { addToCounter, carry, mergeMetrics, parseMetrics, type Families } from './metrics-merge.ts'
@@ -119,14 +119,14 @@ interface Slot {
 
 export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const { config, logger } = options
+  // Before any worker's audit starts: what another number of workers (or one process) spilled is w1's to replay.
+  claimAuditSpills(config.audit, options.count, logger)
   const failures = new Map<BackgroundTask, number>()
   const background = createBackgroundTasks(logger, { backgroundFailed: (task) => failures.set(task, (failures.get(task) ?? 0) + 1) })
   const maxKeys = config.limits_store.type === 'memory' ? config.limits_store.max_keys : 100_000
   const sharedLimits = createSharedLimitsTable(maxKeys)
   const sharedKeys = ownKeyStore({ forWorkers: true }).buffer
   const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
-  // Before any worker's audit starts: what another number of workers (or one process) spilled is w1's to replay.
-  adoptAuditSpills(config.audit, options.count, logger)
   const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
     id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0, text: options.configText, ticketKeys: null,
     threadId: null, lastMetrics: null, reloads: new Map(), exited: null, held: Promise.withResolvers(), hardStop: null,
@@ -437,13 +437,20 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     const method = req.method ?? 'GET'
     if (path === '/metrics' && (method === 'GET' || method === 'HEAD')) return metrics(res)
     if (path === '/readyz' && (method === 'GET' || method === 'HEAD')) return readyz(res)
+    // Liveness is this process's, answered here as one gateway answers it: passed to a worker, it
+    // was 500 from SIGTERM on (no worker running while they drain), and a kubelet restarted the pod.
+    if (path === '/healthz') {
+      if (method !== 'GET' && method !== 'HEAD') throw new GatewayError('method_not_allowed', { detail: '/healthz answers GET and HEAD.', headers: { allow: 'GET, HEAD' } })
+      return sendJson(res, 200, { status: 'ok' })
+    }
     if (path === '/api/audit/head' && method === 'GET') return auditHeads(req, res)
-    // /healthz and the rest of /api/*: any worker answers as the gateway would (auth included).
+    // The rest of /api/*: any worker answers as the gateway would (auth included).
     // POST /api/reload too: the worker's admin API checks the caller exactly as a single gateway
     // does (admin access; a console session's Origin), then asks this primary to reload every
     // worker (`reload-asked`). The primary once let in any credential a worker accepted for a read
     // route, the read-only token too (an adversarial probe).
-    const slot = running()[0]
+    // While they all drain, a draining one answers, as one gateway's admin API answers until its drain ends.
+    const slot = running()[0] ?? (stopping ? slots.find((s) => s.state === 'draining' && s.thread !== null) : undefined)
     if (!slot) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
     await pipeTo(slot, req, res)
   }
@@ -556,6 +563,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       const heldWorkers = await stopAll()
       admin.close()
       admin.closeAllConnections()
+      if (heldWorkers.length === 0) releaseAuditSpills(config.audit)
       return { heldWorkers }
     },
   }

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { adoptAuditSpills, adoptedSpillDirs, adoptOrphanedSpills } from '../../../src/audit/spill-adopt.ts'
+import { adoptAuditSpills, adoptedSpillDirs, adoptOrphanedSpills, SpillDirInUse } from '../../../src/audit/spill-adopt.ts'
 import type { AuditConfig } from '../../../src/config/index.ts'
 import { createLogger } from '../../../src/telemetry/index.ts'
 import { Writable } from 'node:stream'
@@ -46,15 +46,14 @@ describe('spill files of another number of workers', () => {
   })
 
   // A review: a second gateway started on the same spill_dir (a blue-green start) moved the live
-  // spill file of the first. The directory names its owner; another live one on this host keeps it.
-  it('adopts nothing from a spill_dir another live process on this host owns', () => {
+  // spill file of the first. The directory names its owner; another live one on this host keeps it,
+  // and the second start is refused (it went on with the first one's chain: an operations probe).
+  it('adopts nothing from a spill_dir another live process on this host owns, and refuses the start', () => {
     layout({ 'w2/stdout.ndjson': '{}\n', 'owner.json': JSON.stringify({ host: hostname(), pid: process.ppid }) })
-    const lines: string[] = []
-    const logger = createLogger({ level: 'info', destination: new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) }) })
+    const logger = createLogger({ level: 'info', destination: new Writable({ write: (_chunk: Buffer, _e, done) => done() }) })
     const audit = { sinks: [{ type: 'stdout' }], spill_dir: base } as unknown as AuditConfig
-    adoptAuditSpills(audit, null, logger)
+    expect(() => adoptAuditSpills(audit, null, logger)).toThrow(SpillDirInUse)
     expect(tree()).toContain('w2/stdout.ndjson')
-    expect(lines.join('')).toContain('another gateway on this host uses this spill_dir')
     // Once that process is gone (a pid no process has), the directory is taken over.
     writeFileSync(join(base, 'owner.json'), JSON.stringify({ host: hostname(), pid: 2 ** 22 + 1 }))
     adoptAuditSpills(audit, null, logger)

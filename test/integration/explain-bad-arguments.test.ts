@@ -1,0 +1,59 @@
+// Found by an operations probe: `bouncer explain --ip 10.1.2.3.` (or any text that is no address)
+// was explained as if it were one: no source_ip condition matched it, and the answer was a
+// policy's denial ("No statement allows GET…"), exit 1, which sent the operator to the policies;
+// POST /api/explain did the same with "ip". And --claims that were not JSON, a malformed argument,
+// exited 1 (a finding), not 2 (README: a usage error, before any config is read).
+import { request } from 'undici'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { runCli, serveConfig } from '../helpers/cli.ts'
+
+const ADMIN = 'explain-bad-arguments-admin-token-0123'
+let gateway: Awaited<ReturnType<typeof serveConfig>>
+let file: string
+
+beforeAll(async () => {
+  gateway = await serveConfig({
+    server: { listen: '127.0.0.1:0' },
+    admin: { listen: '127.0.0.1:0', token: ADMIN },
+    audit: { sinks: [] },
+    issuers: [{ name: 'corp-sso', issuer: 'https://sso.example.com/', audiences: ['api://bouncer'], jwks_uri: 'http://127.0.0.1:9/keys' }],
+    roles: [{ name: 'reader', assumed_by: [{ issuer: 'corp-sso' }], policies: ['office'] }],
+    policies: [{ name: 'office', statements: [{ sid: 'FromTheOffice', effect: 'allow', actions: ['GET'], routes: ['*'], conditions: { source_ip: ['10.0.0.0/8'] } }] }],
+    upstreams: [{ name: 'api', url: 'http://127.0.0.1:9' }],
+    routes: [{ id: 'reports', path: '/reports', upstream: 'api' }],
+  })
+  file = `${gateway.dir}/bouncer.yaml`
+})
+afterAll(async () => {
+  await gateway?.stop()
+})
+
+const claims = JSON.stringify({ iss: 'https://sso.example.com/', sub: 'ana', aud: 'api://bouncer', exp: 4_102_444_800 })
+const explain = (...args: string[]) => runCli(['explain', '--config', file, '--method', 'GET', '--path', '/reports', ...args])
+
+it('bouncer explain takes an address in --ip, and refuses anything else as a usage error', async () => {
+  expect((await explain('--claims', claims, '--ip', '10.1.2.3')).code).toBe(0)
+  for (const ip of ['10.1.2.3.', '10.1.2', 'office', '']) {
+    const result = await explain('--claims', claims, '--ip', ip)
+    expect(result).toEqual({ code: 2, stdout: '', stderr: `bouncer: --ip must be an IP address, e.g. 10.1.2.3 (not "${ip}")\n` })
+  }
+})
+
+it('bouncer explain refuses --claims that are not a JSON object as a usage error', async () => {
+  expect(await explain('--claims', '{sub: ana}')).toEqual({ code: 2, stdout: '', stderr: 'bouncer: --claims is not valid JSON\n' })
+  expect(await explain('--claims', '["ana"]')).toEqual({ code: 2, stdout: '', stderr: 'bouncer: --claims must be a JSON object\n' })
+})
+
+it('POST /api/explain answers 400 bad_request for an "ip" that is no address', async () => {
+  const post = (ip: string) => request(`${gateway.adminUrl}/api/explain`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ method: 'GET', path: '/reports', claims: JSON.parse(claims) as object, ip }),
+  })
+  const ok = await post('10.1.2.3')
+  expect(ok.statusCode).toBe(200)
+  expect(((await ok.body.json()) as { decision: { effect: string } }).decision.effect).toBe('allow')
+  const res = await post('10.1.2.3.')
+  expect(res.statusCode).toBe(400)
+  expect(await res.body.json()).toMatchObject({ code: 'bad_request', detail: '"ip" must be an IP address, e.g. "10.1.2.3".' })
+})
