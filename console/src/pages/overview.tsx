@@ -106,8 +106,8 @@ export function OverviewPage() {
             <button type="button" class="link" onClick={() => setBrush(null)} aria-label="Clear the selected range">×</button>
           </span>
         )}
-        {route !== null && <span class="chip">route {route} <button type="button" class="link" onClick={() => setParams({ route: null })}>×</button></span>}
-        {principal !== null && <span class="chip">principal {principal} <button type="button" class="link" onClick={() => setParams({ principal: null })}>×</button></span>}
+        {route !== null && <span class="chip">route {route} <button type="button" class="link" onClick={() => setParams({ route: null })} aria-label="Clear the route">×</button></span>}
+        {principal !== null && <span class="chip">principal {principal} <button type="button" class="link" onClick={() => setParams({ principal: null })} aria-label="Clear the principal">×</button></span>}
         {quiet && live && !brush && <small class="quiet" role="status" data-testid="quiet">live refresh paused after {QUIET_MS / 60_000} minutes without use: move or click to resume</small>}
         <label class="live"><input type="checkbox" checked={live} onChange={(e) => setLive((e.target as HTMLInputElement).checked)} /> live</label>
       </div>

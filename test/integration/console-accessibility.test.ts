@@ -1,0 +1,112 @@
+// Faults a probe found in the console for people on a keyboard or a screen reader, each driven in
+// Debian's chromium against a real gateway and SQLite audit log. What a screen reader hears is read
+// from chromium's own accessibility tree (the DevTools protocol's Accessibility domain), not guessed
+// from the markup: a control's name, where it came from, its pressed state.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { closeAll, collectPageErrors, launchChromium, openPage, showPage, signInWithToken, waitForAuditRecords } from '../helpers/browser.ts'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+
+const ADMIN_TOKEN = 'console-a11y-admin-token-0123456789'
+
+let upstream: TestUpstream
+let gateway: TestGateway
+let browser: Browser
+let dir: string
+const errors: string[] = []
+
+beforeAll(async () => {
+  upstream = await startUpstream()
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-console-a11y-'))
+  gateway = await startTestGateway({
+    admin: { token: ADMIN_TOKEN },
+    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
+    telemetry: { log_level: 'silent' },
+    upstreams: [{ name: 'api', url: upstream.url }],
+    routes: [
+      { id: 'open', methods: ['GET'], path: '/open', upstream: 'api', public: true },
+      { id: 'closed', methods: ['GET'], path: '/closed', upstream: 'api' },
+    ],
+  })
+  const statuses: number[] = []
+  for (const path of ['/open', '/open', '/open', '/closed', '/closed']) {
+    const res = await request(`${gateway.url}${path}`)
+    await res.body.dump()
+    statuses.push(res.statusCode)
+  }
+  expect(statuses).toEqual([200, 200, 200, 401, 401])
+  await waitForAuditRecords(gateway.adminUrl, ADMIN_TOKEN, statuses.length)
+  browser = await launchChromium()
+}, 120_000)
+
+afterAll(() => closeAll(browser, gateway, upstream, () => rm(dir, { recursive: true, force: true })))
+
+async function openConsole(name: string): Promise<{ context: BrowserContext; page: Page }> {
+  const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
+  collectPageErrors(page, errors, `${name}: `)
+  await signInWithToken(page, gateway.adminUrl, ADMIN_TOKEN)
+  return { context, page }
+}
+
+const show = (page: Page, route: string) => showPage(page, gateway.adminUrl, route)
+
+interface AXValue { value?: unknown }
+interface AXNode {
+  ignored: boolean
+  role?: AXValue
+  name?: AXValue & { sources?: Array<{ type: string; value?: AXValue; superseded?: boolean }> }
+  properties?: Array<{ name: string; value: AXValue }>
+}
+
+/** The page's accessibility tree as chromium hands it to a screen reader. */
+async function axTree(page: Page): Promise<AXNode[]> {
+  const cdp = await page.context().newCDPSession(page)
+  try {
+    return ((await cdp.send('Accessibility.getFullAXTree')) as { nodes: AXNode[] }).nodes.filter((n) => !n.ignored)
+  } finally {
+    await cdp.detach()
+  }
+}
+
+const CONTROLS = new Set(['button', 'textbox', 'combobox', 'checkbox', 'radio', 'radiogroup', 'searchbox', 'spinbutton', 'link'])
+
+/**
+ * Each control a screen reader would announce without a name, with only its placeholder for one
+ * (gone once something is typed), or with a symbol for a name ("×").
+ */
+async function unnamedControls(page: Page): Promise<string[]> {
+  return (await axTree(page)).flatMap((n) => {
+    const role = String(n.role?.value ?? '')
+    if (!CONTROLS.has(role)) return []
+    const name = String(n.name?.value ?? '').trim()
+    const from = n.name?.sources?.find((s) => s.value !== undefined && !s.superseded)?.type
+    if (name === '') return [`${role} without a name`]
+    if (from === 'placeholder') return [`${role} named by its placeholder only: ${JSON.stringify(name)}`]
+    if (!/[\p{L}\p{N}]/u.test(name)) return [`${role} named ${JSON.stringify(name)}`]
+    return []
+  })
+}
+
+describe('every control has a name a screen reader can say', () => {
+  it('on each page, the simulator in both modes, and the overview with its chips', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('names')
+    try {
+      const found: Record<string, string[]> = {}
+      for (const route of ['overview?route=open&principal=someone&from=2026-01-01T00:00:00.000Z&to=2026-01-01T01:00:00.000Z', 'requests', 'denials?code=missing_token', 'audit', 'catalog', 'simulator']) {
+        await show(page, route)
+        found[route] = await unnamedControls(page)
+      }
+      await page.getByRole('radio', { name: /token/ }).check()
+      found['simulator (token)'] = await unnamedControls(page)
+      expect(found).toEqual(Object.fromEntries(Object.keys(found).map((k) => [k, []])))
+      expect(errors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  })
+})
