@@ -110,3 +110,31 @@ describe('every control has a name a screen reader can say', () => {
     }
   })
 })
+
+/** The pressed state chromium reports for each button of the Range group, by its name. */
+async function rangeStates(page: Page): Promise<Record<string, unknown>> {
+  const nodes = await axTree(page)
+  const names = await page.locator('[role=group][aria-label=Range] button').allInnerTexts()
+  return Object.fromEntries(names.map((name) => {
+    const node = nodes.find((n) => n.role?.value === 'button' && n.name?.value === name)
+    return [name, node?.properties?.find((p) => p.name === 'pressed')?.value.value ?? 'not a toggle']
+  }))
+}
+
+describe('the range shown is told by more than its colour', () => {
+  it('each range button says whether it is pressed, on the Overview and the Denials page', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('ranges')
+    try {
+      await show(page, 'overview?since=6h')
+      expect(await rangeStates(page)).toEqual({ '15m': 'false', '1h': 'false', '6h': 'true', '24h': 'false', '7d': 'false', '30d': 'false' })
+      // A zoomed-in span is none of them.
+      await show(page, 'overview?from=2026-01-01T00:00:00.000Z&to=2026-01-01T01:00:00.000Z')
+      expect(Object.values(await rangeStates(page))).toEqual(Array(6).fill('false'))
+      await show(page, 'denials')
+      expect(await rangeStates(page)).toEqual({ '15m': 'false', '1h': 'false', '6h': 'false', '24h': 'true', '7d': 'false', '30d': 'false' })
+      expect(errors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  })
+})

@@ -38,7 +38,7 @@ export function DenialsPage() {
     <div class="denials" data-ready={groups ? 'true' : undefined}>
       <div class="toolbar">
         <span class="ranges" role="group" aria-label="Range">
-          {RANGES.map((r) => <button type="button" class={r === since && !until ? 'on' : ''} onClick={() => setParams({ since: r, until: null })}>{r}</button>)}
+          {RANGES.map((r) => <button type="button" class={r === since && !until ? 'on' : ''} aria-pressed={r === since && !until} onClick={() => setParams({ since: r, until: null })}>{r}</button>)}
         </span>
         {(until !== null || !RANGES.includes(since)) && (
           <span class="chip" data-testid="filter">

@@ -97,7 +97,7 @@ export function OverviewPage() {
       <div class="toolbar">
         <span class="ranges" role="group" aria-label="Range">
           {RANGES.map((r) => (
-            <button type="button" class={!brush && r === range ? 'on' : ''} onClick={() => setParams({ since: r, from: null, to: null })}>{r}</button>
+            <button type="button" class={!brush && r === range ? 'on' : ''} aria-pressed={!brush && r === range} onClick={() => setParams({ since: r, from: null, to: null })}>{r}</button>
           ))}
         </span>
         {brush && (
