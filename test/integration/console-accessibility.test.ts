@@ -138,3 +138,34 @@ describe('the range shown is told by more than its colour', () => {
     }
   })
 })
+
+describe('the Overview\'s charts have a text alternative', () => {
+  it('each chart opens, by keyboard, into a table of its numbers that match the audit log', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('charts')
+    try {
+      await show(page, 'overview?since=15m')
+      const traffic = page.getByRole('figure', { name: 'Requests by outcome' })
+      // Opened as a keyboard user would: focus the disclosure, press Enter.
+      await traffic.getByText('Requests by outcome as a table').focus()
+      await page.keyboard.press('Enter')
+      const table = traffic.getByRole('table', { name: 'Requests by outcome' })
+      const heads = await table.getByRole('columnheader').allInnerTexts()
+      expect(heads).toEqual(['bucket start (UTC)', 'allow', 'deny:missing_token'])
+      const rows = await table.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((c) => (c as { textContent: string }).textContent)))
+      const sum = (col: number) => rows.reduce((a, r) => a + Number(r[col]), 0)
+      expect([sum(1), sum(2)]).toEqual([3, 2])
+      // The canvas's hover legend ("Time: --") is not what a screen reader reads.
+      expect(await traffic.getByRole('row', { name: /Time/ }).count()).toBe(0)
+
+      const latency = page.getByRole('figure', { name: /^Latency/ })
+      await latency.getByText(/as a table$/).click()
+      const lat = latency.getByRole('table', { name: 'Latency of forwarded requests (ms)' })
+      expect(await lat.getByRole('columnheader').allInnerTexts()).toEqual(['bucket start (UTC)', 'request p50', 'request p99', 'upstream p50', 'upstream p99'])
+      expect(await lat.locator('tbody tr td').first().innerText()).toMatch(/^\d+(\.\d+)?$/)
+      expect(await latency.getByRole('row', { name: /Time/ }).count()).toBe(0)
+      expect(errors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  })
+})

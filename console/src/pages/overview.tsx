@@ -4,7 +4,7 @@
 // while the console is in use.
 import { useEffect, useMemo, useState } from 'preact/hooks'
 import { api, query } from '../api'
-import { Chart, type Series } from '../chart'
+import { Chart, ChartTable, type Series } from '../chart'
 import { count, ms, time } from '../format'
 import { here, href, setParams } from '../router'
 import { Empty, Failure, outcomeColor, Panel } from '../ui'
@@ -123,14 +123,18 @@ export function OverviewPage() {
           </div>
           <div class="charts">
             <div>
-              <Chart title="Requests by outcome" x={data.buckets} xEnd={xEnd} series={traffic} onSelect={onSelect} />
+              <Chart title="Requests by outcome" x={data.buckets} xEnd={xEnd} series={traffic} onSelect={onSelect}>
+                <ChartTable title="Requests by outcome" x={data.buckets} columns={data.outcomes.map((o) => ({ label: o.key, values: o.counts }))} format={(v) => count(v ?? 0)} />
+              </Chart>
               <ul class="legend">
                 {data.outcomes.map((o) => (
                   <li><i class="swatch" style={{ background: outcomeColor(o.key) }} />{o.key} <b>{count(o.counts.reduce((a, c) => a + c, 0))}</b></li>
                 ))}
               </ul>
             </div>
-            <Chart title="Latency of forwarded requests: in all vs at the upstream (ms)" x={data.buckets} xEnd={xEnd} series={latency} unit="ms" onSelect={onSelect} />
+            <Chart title="Latency of forwarded requests: in all vs at the upstream (ms)" x={data.buckets} xEnd={xEnd} series={latency} unit="ms" onSelect={onSelect}>
+              <ChartTable title="Latency of forwarded requests (ms)" x={data.buckets} columns={latency} format={ms} />
+            </Chart>
           </div>
           <div class="grid3">
             <Panel title="Top routes">
