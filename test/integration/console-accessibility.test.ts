@@ -169,3 +169,28 @@ describe('the Overview\'s charts have a text alternative', () => {
     }
   })
 })
+
+describe('a request\'s trace opens from the keyboard as from the mouse', () => {
+  it('each row has a button a screen reader announces, which Space and Enter open, saying it is expanded', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('rows')
+    try {
+      await show(page, 'requests?status=401')
+      const open = page.getByRole('button', { name: 'GET /closed' }).first()
+      expect(await open.getAttribute('aria-expanded')).toBe('false')
+      await open.focus()
+      await page.keyboard.press('Space')
+      await page.locator('[data-testid=trace]').waitFor()
+      expect(await open.getAttribute('aria-expanded')).toBe('true')
+      await page.getByRole('button', { name: 'close', exact: true }).click()
+      await page.locator('[data-testid=trace]').waitFor({ state: 'detached' })
+      await open.focus()
+      await page.keyboard.press('Enter')
+      await page.locator('[data-testid=trace]').waitFor()
+      // One tab stop a row (the button), not the row and its button both.
+      expect(await page.locator('[data-testid=row][tabindex]').count()).toBe(0)
+      expect(errors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  })
+})

@@ -147,8 +147,10 @@ export function RequestsPage() {
               <thead><tr><th>time (UTC)</th><th>status</th><th>request</th><th>route</th><th>principal</th><th>code</th><th class="num">ms</th></tr></thead>
               <tbody>
                 {page?.records.map((r) => (
-                  <tr class={`${r.decision}${open?.id === r.id ? ' open' : ''}`} onClick={() => setOpen(r)} tabIndex={0} onKeyDown={(e) => e.key === 'Enter' && setOpen(r)} data-testid="row">
-                    <td>{time(r.time)}</td><td><b class={`tag ${r.decision}`}>{r.status}</b></td><td><code>{r.method} {r.path}</code></td>
+                  // The whole row opens the trace for a mouse; its button for a keyboard and a screen reader (Enter, Space, "expanded").
+                  <tr class={`${r.decision}${open?.id === r.id ? ' open' : ''}`} onClick={() => setOpen(r)} data-testid="row">
+                    <td>{time(r.time)}</td><td><b class={`tag ${r.decision}`}>{r.status}</b></td>
+                    <td><button type="button" class="link plain" aria-expanded={open?.id === r.id} onClick={(e) => (e.stopPropagation(), setOpen(r))}><code>{r.method} {r.path}</code></button></td>
                     <td>{r.route ?? '–'}</td><td>{r.subject ?? '–'}</td><td>{r.code ?? ''}</td><td class="num">{ms(r.duration_ms)}</td>
                   </tr>
                 ))}
