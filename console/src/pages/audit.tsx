@@ -3,7 +3,8 @@ import { useEffect, useState } from 'preact/hooks'
 import { api, download, session } from '../api'
 import { ago, count, time } from '../format'
 import { Empty, Failure, Panel } from '../ui'
-import { FilterForm, filterQuery, NO_FILTERS, type Filters } from './requests'
+import { go, here, href } from '../router'
+import { FilterForm, filterQuery, filtersOf, type Filters } from './requests'
 import { summarizeVerification } from '../verification'
 import type { AuditPage as RecordsPage, Verification } from '../../../src/admin/console-shapes.ts'
 import type { AuditHead } from '../../../src/audit/chain-shapes.ts'
@@ -55,15 +56,24 @@ function Chain() {
 }
 
 export function AuditPage() {
-  const [filters, setFilters] = useState<Filters>(NO_FILTERS)
+  // The search lives in the URL, as on the Requests page: a reload, back/forward and a shared link keep it (and its export).
+  const filters = filtersOf(here.value.params)
+  const search = filterQuery(filters)
   const [rows, setRows] = useState<AuditRecord[] | null>(null)
   const [more, setMore] = useState(false)
   const [error, setError] = useState<unknown>(null)
   const [saved, setSaved] = useState<string | null>(null)
+  const [asked, setAsked] = useState(0)
   useEffect(() => {
+    let stale = false
     // A failed search clears the rows: those of the previous search would pass for its answer.
-    api<RecordsPage>(`audit/page${filterQuery(filters, { limit: 100 })}`).then((p) => (setRows(p.records), setMore(p.more), setError(null)), (err: unknown) => (setRows(null), setError(err)))
-  }, [filters])
+    api<RecordsPage>(`audit/page${filterQuery(filters, { limit: 100 })}`).then((p) => !stale && (setRows(p.records), setMore(p.more), setError(null)), (err: unknown) => !stale && (setRows(null), setError(err)))
+    return () => {
+      stale = true
+    }
+  }, [search, asked])
+  // The same search again (the URL unchanged) still asks again.
+  const submit = (f: Filters) => (location.hash === href('audit', { ...f }) ? setAsked(asked + 1) : go('audit', { ...f }))
   const save = (format: 'csv' | 'ndjson') => download(`audit/export${filterQuery(filters, { format })}`).then(setSaved, setError)
   return (
     <div class="audit" data-ready={rows ? 'true' : undefined}>
@@ -72,7 +82,7 @@ export function AuditPage() {
         <button type="button" onClick={() => save('csv')} data-testid="export-csv">Export CSV</button>
         <button type="button" onClick={() => save('ndjson')} data-testid="export-ndjson">Export NDJSON</button>
       </>}>
-        <FilterForm value={filters} onChange={setFilters} />
+        <FilterForm key={search} value={filters} onChange={submit} />
         {saved && <p class="hint" role="status">Saved {saved} (every record of this filter, up to 100,000).</p>}
         <Failure error={error} />
         {more && rows && <p class="hint" data-testid="more">The newest {count(rows.length)} shown; more match: narrow the filter, or export them all.</p>}
