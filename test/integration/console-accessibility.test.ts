@@ -194,3 +194,30 @@ describe('a request\'s trace opens from the keyboard as from the mouse', () => {
     }
   })
 })
+
+/** Whether a screen reader is told when this element's text appears: it is inside a live region that was there before. */
+const announced = (page: Page, selector: string) => page.locator(selector).evaluate((el) => el.closest('[aria-live]:not([aria-live=off]), [role=status], [role=alert], [role=log]') !== null)
+
+describe('results that arrive later are announced', () => {
+  it('the simulator\'s explanation and the chain\'s verification are in live regions', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('live')
+    try {
+      await show(page, 'simulator')
+      const region = await page.locator('[data-testid=explain-result]').evaluate((el) => el.getAttribute('aria-live') ?? el.getAttribute('role'))
+      expect(region).toMatch(/polite|status/)
+      await page.fill('input[name=path]', '/closed')
+      await page.fill('textarea[name=claims]', '')
+      await page.getByRole('button', { name: 'Explain', exact: true }).click()
+      await page.locator('[data-testid=decision]').waitFor()
+      expect(await announced(page, '[data-testid=decision]')).toBe(true)
+
+      await show(page, 'audit')
+      await page.getByRole('button', { name: 'Verify now' }).click()
+      await page.locator('[data-testid=verification]').waitFor()
+      expect(await announced(page, '[data-testid=verification]')).toBe(true)
+      expect(errors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  })
+})

@@ -45,12 +45,15 @@ function Chain() {
         </dl>
       )}
       <Failure error={error} />
-      {summary && (
-        <div class={`verdict ${summary.ok ? 'allow' : 'deny'}`} data-testid="verification">
-          {summary.headline}
-          {summary.breaks.length > 0 && <ul>{summary.breaks.map((b) => <li>{b}</li>)}</ul>}
-        </div>
-      )}
+      {/* A verification takes a while: its verdict is said when it comes. */}
+      <div role="status">
+        {summary && (
+          <div class={`verdict ${summary.ok ? 'allow' : 'deny'}`} data-testid="verification">
+            {summary.headline}
+            {summary.breaks.length > 0 && <ul>{summary.breaks.map((b) => <li>{b}</li>)}</ul>}
+          </div>
+        )}
+      </div>
     </Panel>
   )
 }

@@ -71,7 +71,8 @@ function Explain() {
         <button type="submit">Explain</button>
       </form>
       <Failure error={error} />
-      {result && <ExplanationView e={result} />}
+      {/* There before the answer, so a screen reader says the answer when it comes. */}
+      <div aria-live="polite" data-testid="explain-result">{result && <ExplanationView e={result} />}</div>
     </Panel>
   )
 }
