@@ -89,6 +89,8 @@ function ReloadButton() {
 function Shell({ me }: { me: ConsoleCaller }) {
   const page = PAGES[here.value.page] ?? PAGES.overview
   const View = page.view
+  // The tab's title and the page's one h1 name the page: the history, the tab strip and a screen reader's headings say which.
+  useEffect(() => void (document.title = `${page.title} · Bouncer console`), [page])
   return (
     <>
       <header>
@@ -106,6 +108,7 @@ function Shell({ me }: { me: ConsoleCaller }) {
         </span>
       </header>
       <main>
+        <h1 class="sr-only">{page.title}</h1>
         {/* Keyed by page only: a page reads its filters from the URL, so back/forward updates it in place. */}
         <View key={here.value.page} />
       </main>

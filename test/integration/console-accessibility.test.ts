@@ -221,3 +221,25 @@ describe('results that arrive later are announced', () => {
     }
   })
 })
+
+describe('a page is found by its headings and its title', () => {
+  it('each page has one level-1 heading and a tab title naming it, and a panel\'s heading is its title, not its buttons', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('headings')
+    try {
+      const seen: Record<string, { title: string; h1: string[]; h2: string[] }> = {}
+      for (const route of ['overview', 'requests', 'audit']) {
+        await show(page, route)
+        const headings = (level: number) => page.getByRole('heading', { level }).evaluateAll((hs) => hs.map((h) => (h as { textContent: string }).textContent))
+        seen[route] = { title: await page.title(), h1: await headings(1), h2: (await headings(2)).filter((h) => /Search|The chain|Requests|Denial reasons/.test(h)) }
+      }
+      expect(seen).toEqual({
+        overview: { title: 'Overview · Bouncer console', h1: ['Overview'], h2: ['Denial reasons'] },
+        requests: { title: 'Requests · Bouncer console', h1: ['Requests'], h2: ['Requests'] },
+        audit: { title: 'Audit · Bouncer console', h1: ['Audit'], h2: ['The chain', 'Search'] },
+      })
+      expect(errors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  })
+})
