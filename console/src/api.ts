@@ -84,6 +84,11 @@ interface CallInit {
   accept?: number[]
   /** Asked by a timer, not a person (the Overview's live refresh): said, so that the session's idle clock may not count it as use. */
   background?: boolean
+  /**
+   * The body carries another token (an approver's), which a 401 may be about: the caller says so,
+   * and this tab's credential is kept (the admin was signed out for an approver's expired token).
+   */
+  tokenInBody?: boolean
 }
 
 async function call(path: string, init: CallInit = {}): Promise<Response> {
@@ -100,8 +105,10 @@ async function call(path: string, init: CallInit = {}): Promise<Response> {
   })
   if (res.ok || init.accept?.includes(res.status)) return res
   const problem = (await res.json().catch(() => null)) as { detail?: string; code?: string } | null
-  if (res.status === 401) signInPath.value = res.headers.get('x-bouncer-sign-in')
-  if (res.status === 401 && path !== 'session') {
+  // This tab's credential refused: a 401 of the admin API's own realm, or of the session (it names where to sign in).
+  const ours = !init.tokenInBody || /realm="bouncer-admin"/.test(res.headers.get('www-authenticate') ?? '') || res.headers.has('x-bouncer-sign-in')
+  if (res.status === 401 && ours) signInPath.value = res.headers.get('x-bouncer-sign-in')
+  if (res.status === 401 && path !== 'session' && ours) {
     if (session.value !== null) ended.value = true
     forget()
   }

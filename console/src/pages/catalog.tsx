@@ -1,7 +1,7 @@
 // What the running config offers: routes × roles, issuers and their keys, limits and their use,
 // secrets (names and versions, never values), pending approvals.
 import { useEffect, useState } from 'preact/hooks'
-import { api, session } from '../api'
+import { api, ApiError, session } from '../api'
 import { ago, count } from '../format'
 import { Empty, Failure, Panel } from '../ui'
 import type { Catalog, Secrets } from '../../../src/admin/console-shapes.ts'
@@ -17,7 +17,10 @@ function Approvals({ pending }: { pending: Approval[] | null }) {
   const signedIn = session.value?.via === 'sign_in'
   const ready = signedIn || approver.trim() !== ''
   const decide = (id: string, verdict: 'approve' | 'deny') =>
-    api(`approvals/${encodeURIComponent(id)}/${verdict}`, { method: 'POST', body: signedIn ? {} : { token: approver.trim() } }).then(load, setError)
+    api(`approvals/${encodeURIComponent(id)}/${verdict}`, { method: 'POST', body: signedIn ? {} : { token: approver.trim() }, tokenInBody: !signedIn }).then(
+      () => (setError(null), load()),
+      (err: unknown) => setError(err instanceof ApiError && err.status === 401 && !signedIn ? new Error(`The approver's token was refused: ${err.message}`) : err),
+    )
   return (
     <Panel title="Pending approvals">
       <Failure error={error} />
