@@ -10,10 +10,12 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closeAll, collectPageErrors, launchChromium, openPage, showPage, signInWithToken, waitForAuditRecords } from '../helpers/browser.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
 const ADMIN_TOKEN = 'console-a11y-admin-token-0123456789'
 
+let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
 let browser: Browser
@@ -21,16 +23,25 @@ let dir: string
 const errors: string[] = []
 
 beforeAll(async () => {
+  idp = await startIdentityProvider()
   upstream = await startUpstream()
   dir = await mkdtemp(join(tmpdir(), 'bouncer-console-a11y-'))
   gateway = await startTestGateway({
     admin: { token: ADMIN_TOKEN },
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
     telemetry: { log_level: 'silent' },
+    issuers: [{ name: 'corp-sso', issuer: idp.issuer, audiences: ['api://bouncer'] }],
+    // The matrix: a role allowed on one route and denied outright on another.
+    roles: [{ name: 'reader', assumed_by: [{ issuer: 'corp-sso', subject: 'reader-*' }], policies: ['read'] }],
+    policies: [{ name: 'read', statements: [
+      { sid: 'ReadAll', effect: 'allow', actions: ['GET'], routes: ['*'] },
+      { sid: 'NotClosed', effect: 'deny', actions: ['GET'], routes: ['closed'] },
+    ] }],
     upstreams: [{ name: 'api', url: upstream.url }],
     routes: [
       { id: 'open', methods: ['GET'], path: '/open', upstream: 'api', public: true },
       { id: 'closed', methods: ['GET'], path: '/closed', upstream: 'api' },
+      { id: 'items', methods: ['GET'], path: '/items', upstream: 'api' },
     ],
   })
   const statuses: number[] = []
@@ -44,7 +55,7 @@ beforeAll(async () => {
   browser = await launchChromium()
 }, 120_000)
 
-afterAll(() => closeAll(browser, gateway, upstream, () => rm(dir, { recursive: true, force: true })))
+afterAll(() => closeAll(browser, gateway, upstream, idp, () => rm(dir, { recursive: true, force: true })))
 
 async function openConsole(name: string): Promise<{ context: BrowserContext; page: Page }> {
   const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
@@ -237,6 +248,26 @@ describe('a page is found by its headings and its title', () => {
         requests: { title: 'Requests · Bouncer console', h1: ['Requests'], h2: ['Requests'] },
         audit: { title: 'Audit · Bouncer console', h1: ['Audit'], h2: ['The chain', 'Search'] },
       })
+      expect(errors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  })
+})
+
+describe('the routes × roles matrix says denied, not only strikes it through', () => {
+  it('a method denied outright is read as denied, and each row is headed by its route', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('matrix')
+    try {
+      await show(page, 'catalog')
+      const matrix = page.getByTestId('matrix')
+      const row = (route: string) => matrix.getByRole('row').filter({ has: page.getByRole('rowheader', { name: new RegExp(`^${route} `) }) })
+      // What a screen reader says of each cell (its accessible name): the struck-through GET of a deny is "denied", an allowed one is not.
+      const said = async (route: string) => Promise.all((await row(route).getByRole('cell').all()).map(async (c) => /cell "([^"]*)"/.exec(await c.ariaSnapshot())?.[1]))
+      expect(await row('closed').count()).toBe(1)
+      expect(await row('items').count()).toBe(1)
+      expect(await said('closed')).toEqual(['upstream api', 'denied: GET'])
+      expect(await said('items')).toEqual(['upstream api', 'GET'])
       expect(errors).toEqual([])
     } finally {
       await context.close()

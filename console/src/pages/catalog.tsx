@@ -67,15 +67,17 @@ export function CatalogPage() {
                 <tbody>
                   {catalog.routes.map((route) => (
                     <tr>
-                      <td><b>{route.id}</b><br /><small><code>{route.methods.join(',')} {route.path}</code></small></td>
+                      <th scope="row"><b>{route.id}</b><br /><small><code>{route.methods.join(',')} {route.path}</code></small></th>
                       <td><small>{route.target.kind} {route.target.name ?? ''}</small></td>
                       {catalog.roles.map((role) => {
                         if (route.public) return <td class="cell public">public</td>
                         const cell = catalog.matrix[route.id]?.[role]
-                        if (!cell || (cell.allow.length === 0 && cell.deny.length === 0)) return <td class="cell none">–</td>
+                        if (!cell || (cell.allow.length === 0 && cell.deny.length === 0)) return <td class="cell none"><span aria-hidden="true">–</span><span class="sr-only">none</span></td>
+                        // Struck through and red for the eye; said in words for a screen reader, which reads neither.
                         return (
                           <td class={`cell ${cell.allow.length > 0 ? 'allow' : 'deny'}`} title={cell.conditional ? 'some statements have conditions (source IP, claims)' : ''}>
-                            {cell.allow.join(' ')}{cell.deny.length > 0 && <s> {cell.deny.join(' ')}</s>}{cell.conditional && '*'}
+                            {cell.allow.join(' ')}{cell.deny.length > 0 && <s>{cell.allow.length > 0 && ' '}<span class="sr-only">denied: </span>{cell.deny.join(' ')}</s>}
+                            {cell.conditional && <><span aria-hidden="true">*</span><span class="sr-only"> (with conditions)</span></>}
                           </td>
                         )
                       })}
