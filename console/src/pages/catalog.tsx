@@ -107,7 +107,7 @@ export function CatalogPage() {
               )}
               <h3>Unknown issuers seen (last hour)</h3>
               {catalog.drift.length === 0 ? <Empty>None: every token named a configured issuer.</Empty> : (
-                <ul class="plain">{catalog.drift.map((d) => <li>{count(d.count)}× {d.detail} <small>({ago(d.last)})</small></li>)}</ul>
+                <ul class="plain">{catalog.drift.map((d) => <li>{count(d.count)}× <bdi>{d.detail}</bdi> <small>({ago(d.last)})</small></li>)}</ul>
               )}
             </Panel>
             <Panel title="Limits">

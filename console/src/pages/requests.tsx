@@ -59,7 +59,8 @@ export function TraceView({ id, at }: { id: string; at: string }) {
           {r.detail && <div class="detail">{r.detail}</div>}
         </dd>
         <dt>Identity</dt>
-        <dd>{r.subject ? <>{r.subject} <small>({r.issuer}{r.client_id ? `, client ${r.client_id}` : ''}; {r.credential ?? 'credential unknown'})</small></> : <i>none verified</i>} · roles {r.roles.join(', ') || '–'}</dd>
+        {/* Recorded values isolated (bdi): a direction override in a token's sub must not turn the rest of the line around. */}
+        <dd>{r.subject ? <><bdi>{r.subject}</bdi> <small>(<bdi>{r.issuer}</bdi>{r.client_id && <>, client <bdi>{r.client_id}</bdi></>}; {r.credential ?? 'credential unknown'})</small></> : <i>none verified</i>} · roles <bdi>{r.roles.join(', ') || '–'}</bdi></dd>
         <dt>Limit</dt>
         <dd>{r.limit ? <>refused by <b>{r.limit}</b></> : 'no limit refused it'}</dd>
         <dt>Timing</dt>
