@@ -274,3 +274,46 @@ describe('the routes × roles matrix says denied, not only strikes it through', 
     }
   })
 })
+
+/**
+ * Each visible text whose colour against its background falls short of WCAG 2 AA (4.5:1, or 3:1 for
+ * large text), as axe's color-contrast rule measures it: the first opaque background up the tree.
+ * A string run in the page (this project's Node-only tsconfig has no DOM types).
+ */
+const LOW_CONTRAST = `(() => {
+  const parse = (c) => { const m = /rgba?\\(([^)]+)\\)/.exec(c); if (!m) return null; const p = m[1].split(',').map(Number); return { r: p[0], g: p[1], b: p[2], a: p[3] ?? 1 } }
+  const lum = ({ r, g, b }) => [r, g, b].map((v) => (v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4).reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0)
+  const backgroundOf = (el) => { for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor); if (c && c.a === 1) return c } return { r: 255, g: 255, b: 255 } }
+  const found = new Set()
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT)
+  while (walker.nextNode()) {
+    const el = walker.currentNode.parentElement
+    if (!walker.currentNode.textContent.trim() || el.closest('.sr-only, [aria-hidden=true], :disabled')) continue
+    const style = getComputedStyle(el)
+    const box = el.getBoundingClientRect()
+    if (box.width < 2 || box.height < 2) continue
+    const [a, b] = [lum(parse(style.color)), lum(backgroundOf(el))].sort((x, y) => y - x)
+    const ratio = (a + 0.05) / (b + 0.05)
+    const size = parseFloat(style.fontSize)
+    const large = size >= 24 || (Number(style.fontWeight) >= 700 && size >= 18.66)
+    if (ratio < (large ? 3 : 4.5)) found.add(el.tagName.toLowerCase() + (el.className ? '.' + String(el.className).split(' ').join('.') : '') + ' "' + walker.currentNode.textContent.trim().slice(0, 20) + '" ' + ratio.toFixed(2) + ':1')
+  }
+  return [...found]
+})()`
+
+describe('text is readable against its background', () => {
+  it('every text on each page meets WCAG AA contrast', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('contrast')
+    try {
+      const found: Record<string, string[]> = {}
+      for (const route of ['overview?since=15m', 'requests', 'denials', 'simulator', 'audit', 'catalog']) {
+        await show(page, route)
+        found[route] = await page.evaluate<string[]>(LOW_CONTRAST)
+      }
+      expect(found).toEqual(Object.fromEntries(Object.keys(found).map((k) => [k, []])))
+      expect(errors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  })
+})
