@@ -18,7 +18,7 @@ let browser: Browser
 
 beforeAll(async () => {
   setup = await startMcpTestGateway('console-approver-refused', (config) => {
-    config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'ops-oncall' }], policies: [] })
+    config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'no-tenant' }], policies: [] })
     return { ...config, admin: { token: ADMIN_TOKEN }, telemetry: { log_level: 'silent' }, mcp: { ...config.mcp, approvals: [{ tools: ['list_*'], approvers: ['ops'], ttl: '15m' }] } }
   })
   reporter = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
@@ -46,6 +46,24 @@ it('an approver token the gateway refuses is said on the approvals panel; the ad
     expect(await page.locator('[data-testid=session-ended]').count()).toBe(0)
     expect(await panel.getByRole('cell', { name: 'list_customers' }).count()).toBe(1)
     expect(await page.evaluate('sessionStorage.getItem("bouncer.console.token")')).toBe(ADMIN_TOKEN)
+    expect(errors).toEqual([])
+  } finally {
+    await context.close()
+  }
+})
+
+it('a decision taken is said where a screen reader hears it, not only shown by the row going away', { timeout: 120_000 }, async () => {
+  const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
+  const errors = collectPageErrors(page)
+  try {
+    await signInWithToken(page, setup.gateway.adminUrl, ADMIN_TOKEN)
+    await showPage(page, setup.gateway.adminUrl, 'catalog')
+    const panel = page.locator('.panel', { hasText: 'Pending approvals' })
+    await panel.getByRole('cell', { name: 'list_customers' }).waitFor()
+    await panel.getByLabel(/your token/).fill(await setup.idp.token('no-tenant'))
+    await panel.getByRole('button', { name: 'Approve' }).click()
+    await expect.poll(() => panel.getByRole('status').innerText()).toBe('Approved list_customers for looker-reports.')
+    await panel.getByText('Nothing waits for approval.').waitFor()
     expect(errors).toEqual([])
   } finally {
     await context.close()

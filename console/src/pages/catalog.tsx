@@ -12,18 +12,21 @@ function Approvals({ pending }: { pending: Approval[] | null }) {
   const absent = pending === null
   const [error, setError] = useState<unknown>(null)
   const [approver, setApprover] = useState('')
+  const [decided, setDecided] = useState<string | null>(null)
   const load = () => api<Approval[]>('approvals?status=pending').then(setItems, setError)
   // A person signed in is the approver; with the admin token, the approver's own token (one of the rule's roles) decides.
   const signedIn = session.value?.via === 'sign_in'
   const ready = signedIn || approver.trim() !== ''
-  const decide = (id: string, verdict: 'approve' | 'deny') =>
-    api(`approvals/${encodeURIComponent(id)}/${verdict}`, { method: 'POST', body: signedIn ? {} : { token: approver.trim() }, tokenInBody: !signedIn }).then(
-      () => (setError(null), load()),
+  const decide = (a: Approval, verdict: 'approve' | 'deny') =>
+    api(`approvals/${encodeURIComponent(a.id)}/${verdict}`, { method: 'POST', body: signedIn ? {} : { token: approver.trim() }, tokenInBody: !signedIn }).then(
+      () => (setError(null), setDecided(`${verdict === 'approve' ? 'Approved' : 'Denied'} ${a.tool} for ${a.subject}.`), load()),
       (err: unknown) => setError(err instanceof ApiError && err.status === 401 && !signedIn ? new Error(`The approver's token was refused: ${err.message}`) : err),
     )
   return (
     <Panel title="Pending approvals">
       <Failure error={error} />
+      {/* The row goes away when decided: the decision is said too, where a screen reader hears it. */}
+      <p class="hint" role="status">{decided}</p>
       {absent ? <Empty>No approvals on this gateway (mcp.approvals is not configured).</Empty>
         : items && items.length === 0 ? <Empty>Nothing waits for approval.</Empty> : (
           <>
@@ -33,7 +36,7 @@ function Approvals({ pending }: { pending: Approval[] | null }) {
                 {items?.map((a) => (
                   <tr>
                     <td><code>{a.tool}</code></td><td>{a.subject}</td><td>{a.approvers.join(', ')}</td><td>{a.expires_at}</td>
-                    <td>{session.value?.may.approve && <><button type="button" disabled={!ready} onClick={() => decide(a.id, 'approve')}>Approve</button> <button type="button" disabled={!ready} onClick={() => decide(a.id, 'deny')}>Deny</button></>}</td>
+                    <td>{session.value?.may.approve && <><button type="button" disabled={!ready} onClick={() => decide(a, 'approve')}>Approve</button> <button type="button" disabled={!ready} onClick={() => decide(a, 'deny')}>Deny</button></>}</td>
                   </tr>
                 ))}
               </tbody>
