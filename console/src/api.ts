@@ -21,10 +21,13 @@ export const refusedSignOut = signal<string | null>(null)
 export class ApiError extends Error {
   readonly status: number
   readonly code: string | null
-  constructor(message: string, status: number, code: string | null) {
+  /** A 401 whose challenge says the token sent is not valid (error="invalid_token"), not that none could be (the admin API disabled). */
+  readonly invalidToken: boolean
+  constructor(message: string, status: number, code: string | null, invalidToken = false) {
     super(message)
     this.status = status
     this.code = code
+    this.invalidToken = invalidToken
   }
 }
 
@@ -68,7 +71,7 @@ export async function signIn(value: string): Promise<void> {
   token.value = value
   try {
     const me = await api<ConsoleSession>('session')
-    if (me.access === null) throw new ApiError('That token is not valid for this gateway.', 401, 'unauthorized')
+    if (me.access === null) throw new ApiError('That token is not valid for this gateway.', 401, 'unauthorized', true)
     session.value = me
     ended.value = false
     sessionStorage.setItem(KEY, value)
@@ -112,7 +115,8 @@ async function call(path: string, init: CallInit = {}): Promise<Response> {
     if (session.value !== null) ended.value = true
     forget()
   }
-  throw new ApiError(problem?.detail ?? `${res.status} ${res.statusText}`, res.status, problem?.code ?? null)
+  const invalidToken = /error="invalid_token"/.test(res.headers.get('www-authenticate') ?? '')
+  throw new ApiError(problem?.detail ?? `${res.status} ${res.statusText}`, res.status, problem?.code ?? null, invalidToken)
 }
 
 const early = new Map<string, Promise<unknown>>()

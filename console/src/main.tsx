@@ -31,7 +31,8 @@ function SignIn() {
     try {
       await signIn(value.trim())
     } catch (err) {
-      setError(err instanceof ApiError && err.status === 401 ? 'That token is not valid for this gateway.' : (err as Error).message)
+      // A wrong token in the console's words; any other refusal (the admin API disabled) in the gateway's.
+      setError(err instanceof ApiError && err.status === 401 && err.invalidToken ? 'That token is not valid for this gateway.' : (err as Error).message)
     } finally {
       setBusy(false)
     }
