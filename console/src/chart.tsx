@@ -110,7 +110,15 @@ export interface Column {
  * A chart's numbers as a table, for a screen reader and for whoever cannot tell its colours apart:
  * one row per bucket that holds any, behind a disclosure so the page stays short.
  */
-export function ChartTable({ title, x, columns, format }: { title: string; x: number[]; columns: Column[]; format: (value: number | null) => string }) {
+export function ChartTable({ title, x, columns, format, bucketMs, onSelect }: {
+  title: string
+  x: number[]
+  columns: Column[]
+  format: (value: number | null) => string
+  bucketMs: number
+  /** A bucket's time zooms to it: the keyboard's way to what dragging across the chart does. */
+  onSelect?: (fromMs: number, toMs: number) => void
+}) {
   const rows = x.flatMap((start, i) => (columns.some((c) => c.values[i] !== null && c.values[i] !== 0) ? [{ start, i }] : []))
   return (
     <details class="chart-data">
@@ -121,7 +129,7 @@ export function ChartTable({ title, x, columns, format }: { title: string; x: nu
           <thead><tr><th scope="col">bucket start (UTC)</th>{columns.map((c) => <th scope="col" class="num">{c.label}</th>)}</tr></thead>
           <tbody>
             {rows.map(({ start, i }) => (
-              <tr><th scope="row">{time(new Date(start).toISOString())}</th>{columns.map((c) => <td class="num">{format(c.values[i] ?? null)}</td>)}</tr>
+              <tr><th scope="row">{onSelect ? <button type="button" class="link" title="zoom to this bucket" onClick={() => onSelect(start, start + bucketMs)}>{time(new Date(start).toISOString())}</button> : time(new Date(start).toISOString())}</th>{columns.map((c) => <td class="num">{format(c.values[i] ?? null)}</td>)}</tr>
             ))}
           </tbody>
         </table>

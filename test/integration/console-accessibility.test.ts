@@ -317,3 +317,27 @@ describe('text is readable against its background', () => {
     }
   })
 })
+
+describe('zooming into a time range works without a mouse', () => {
+  it('a bucket of a chart\'s table zooms the Overview to it, as dragging across the chart does', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('zoom')
+    try {
+      await show(page, 'overview?since=15m')
+      const traffic = page.getByRole('figure', { name: 'Requests by outcome' })
+      await traffic.getByText('Requests by outcome as a table').focus()
+      await page.keyboard.press('Enter')
+      const bucket = traffic.getByRole('rowheader').first().getByRole('button')
+      const label = await bucket.innerText()
+      await bucket.focus()
+      await page.keyboard.press('Enter')
+      await page.waitForURL(/[?&]from=.*&to=/)
+      const hash = new URLSearchParams(new URL(page.url()).hash.split('?')[1])
+      expect(hash.get('from')?.replace('T', ' ').replace(/\.\d+Z$/, '')).toBe(label)
+      expect(Date.parse(hash.get('to') ?? '') - Date.parse(hash.get('from') ?? '')).toBe(10_000) // one 10 s bucket of a 15 m range
+      await page.getByRole('button', { name: 'Clear the selected range' }).waitFor()
+      expect(errors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  })
+})

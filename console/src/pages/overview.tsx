@@ -124,7 +124,7 @@ export function OverviewPage() {
           <div class="charts">
             <div>
               <Chart title="Requests by outcome" x={data.buckets} xEnd={xEnd} series={traffic} onSelect={onSelect}>
-                <ChartTable title="Requests by outcome" x={data.buckets} columns={data.outcomes.map((o) => ({ label: o.key, values: o.counts }))} format={(v) => count(v ?? 0)} />
+                <ChartTable title="Requests by outcome" x={data.buckets} columns={data.outcomes.map((o) => ({ label: o.key, values: o.counts }))} format={(v) => count(v ?? 0)} bucketMs={data.bucket_ms} onSelect={onSelect} />
               </Chart>
               <ul class="legend">
                 {data.outcomes.map((o) => (
@@ -133,7 +133,7 @@ export function OverviewPage() {
               </ul>
             </div>
             <Chart title="Latency of forwarded requests: in all vs at the upstream (ms)" x={data.buckets} xEnd={xEnd} series={latency} unit="ms" onSelect={onSelect}>
-              <ChartTable title="Latency of forwarded requests (ms)" x={data.buckets} columns={latency} format={ms} />
+              <ChartTable title="Latency of forwarded requests (ms)" x={data.buckets} columns={latency} format={ms} bucketMs={data.bucket_ms} onSelect={onSelect} />
             </Chart>
           </div>
           <div class="grid3">
