@@ -3,7 +3,7 @@ import { useEffect, useState } from 'preact/hooks'
 import { api, query } from '../api'
 import { ExplanationView } from '../explanation'
 import { ms, time } from '../format'
-import { go, here, href } from '../router'
+import { go, here, href, setParams } from '../router'
 import { Empty, Failure, Panel } from '../ui'
 import type { AuditPage, ExplainedUnder, Trace } from '../../../src/admin/console-shapes.ts'
 import type { AuditRecord } from '../../../src/audit/fields.ts'
@@ -115,14 +115,18 @@ export function RequestsPage() {
   const cursor = cursors.at(-1)
   const [page, setPage] = useState<AuditPage | null>(null)
   const [error, setError] = useState<unknown>(null)
-  const [open, setOpen] = useState<AuditRecord | null>(null)
+  // The open trace is in the URL too (trace=ID&at=TIME): a link to it can be sent, a reload keeps it, back closes it.
+  const openId = here.value.params.get('trace')
+  const openAt = here.value.params.get('at')
+  const setOpen = (r: AuditRecord | null) => setParams({ trace: r?.id ?? null, at: r?.time ?? null })
+  const shownOpen = page?.records.find((r) => r.id === openId)
   const [asked, setAsked] = useState(0)
   const LIMIT = 50
   const path = `audit/page${filterQuery(filters, cursor ? { limit: LIMIT, before: cursor.time, before_id: cursor.id } : { limit: LIMIT })}`
   useEffect(() => {
     let stale = false
     // A failed search clears the rows: those of the previous search would pass for its answer.
-    api<AuditPage>(path).then((d) => !stale && (setPage(d), setError(null)), (err: unknown) => !stale && (setPage(null), setOpen(null), setError(err)))
+    api<AuditPage>(path).then((d) => !stale && (setPage(d), setError(null)), (err: unknown) => !stale && (setPage(null), setError(err)))
     return () => {
       stale = true
     }
@@ -137,7 +141,7 @@ export function RequestsPage() {
     <div class="requests" data-ready={page ? 'true' : undefined}>
       <FilterForm key={search} value={filters} onChange={submit} />
       <Failure error={error} />
-      <div class={open ? 'split' : ''}>
+      <div class={openId && openAt ? 'split' : ''}>
         <Panel title="Requests" actions={<span class="pager">
           <button type="button" disabled={cursors.length === 0} onClick={newer}>← newer</button>
           <span data-testid="shown">{!page ? '…' : page.records.length === 0 ? 'none' : `${offset + 1}–${offset + page.records.length}`}</span>
@@ -149,9 +153,9 @@ export function RequestsPage() {
               <tbody>
                 {page?.records.map((r) => (
                   // The whole row opens the trace for a mouse; its button for a keyboard and a screen reader (Enter, Space, "expanded").
-                  <tr class={`${r.decision}${open?.id === r.id ? ' open' : ''}`} onClick={() => setOpen(r)} data-testid="row">
+                  <tr class={`${r.decision}${openId === r.id ? ' open' : ''}`} onClick={() => setOpen(r)} data-testid="row">
                     <td>{time(r.time)}</td><td><b class={`tag ${r.decision}`}>{r.status}</b></td>
-                    <td><button type="button" class="link plain" aria-expanded={open?.id === r.id} onClick={(e) => (e.stopPropagation(), setOpen(r))}><code>{r.method} {r.path}</code></button></td>
+                    <td><button type="button" class="link plain" aria-expanded={openId === r.id} onClick={(e) => (e.stopPropagation(), setOpen(r))}><code>{r.method} {r.path}</code></button></td>
                     <td>{r.route ?? '–'}</td><td>{r.subject ?? '–'}</td><td>{r.code ?? ''}</td><td class="num">{ms(r.duration_ms)}</td>
                   </tr>
                 ))}
@@ -159,9 +163,9 @@ export function RequestsPage() {
             </table>
           )}
         </Panel>
-        {open && (
-          <Panel title={`Trace of ${open.method} ${open.path}`} actions={<button type="button" class="link" onClick={() => setOpen(null)}>close</button>}>
-            <TraceView id={open.id} at={open.time} />
+        {openId && openAt && (
+          <Panel title={shownOpen ? `Trace of ${shownOpen.method} ${shownOpen.path}` : 'Trace'} actions={<button type="button" class="link" onClick={() => setOpen(null)}>close</button>}>
+            <TraceView id={openId} at={openAt} />
           </Panel>
         )}
       </div>
