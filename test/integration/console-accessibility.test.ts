@@ -210,7 +210,7 @@ describe('a request\'s trace opens from the keyboard as from the mouse', () => {
 const announced = (page: Page, selector: string) => page.locator(selector).evaluate((el) => el.closest('[aria-live]:not([aria-live=off]), [role=status], [role=alert], [role=log]') !== null)
 
 describe('results that arrive later are announced', () => {
-  it('the simulator\'s explanation and the chain\'s verification are in live regions', { timeout: 120_000 }, async () => {
+  it('the simulator\'s explanation, the chain\'s verification, a reload\'s and an export\'s outcome are in live regions there before them', { timeout: 120_000 }, async () => {
     const { context, page } = await openConsole('live')
     try {
       await show(page, 'simulator')
@@ -222,7 +222,13 @@ describe('results that arrive later are announced', () => {
       await page.locator('[data-testid=decision]').waitFor()
       expect(await announced(page, '[data-testid=decision]')).toBe(true)
 
+      // A status region said only once it is in the page before its text: one inserted with its text is often not read.
+      expect(await page.locator('.reload [role=status]').count(), 'the reload\'s status, before any reload').toBe(1)
+      await page.getByRole('button', { name: 'Reload config' }).click()
+      await expect.poll(() => page.locator('.reload [role=status]').innerText()).toMatch(/reloaded|refused/)
+
       await show(page, 'audit')
+      expect(await page.locator('.audit [role=status]', { hasText: '' }).count(), 'the export\'s and the verification\'s status, before either').toBe(2)
       await page.getByRole('button', { name: 'Verify now' }).click()
       await page.locator('[data-testid=verification]').waitFor()
       expect(await announced(page, '[data-testid=verification]')).toBe(true)

@@ -86,7 +86,7 @@ export function AuditPage() {
         <button type="button" onClick={() => save('ndjson')} data-testid="export-ndjson">Export NDJSON</button>
       </>}>
         <FilterForm key={search} value={filters} onChange={submit} />
-        {saved && <p class="hint" role="status">Saved {saved} (every record of this filter, up to 100,000).</p>}
+        <p class="hint" role="status">{saved && `Saved ${saved} (every record of this filter, up to 100,000).`}</p>
         <Failure error={error} />
         {more && rows && <p class="hint" data-testid="more">The newest {count(rows.length)} shown; more match: narrow the filter, or export them all.</p>}
         {rows && rows.length === 0 ? <Empty>No records match.</Empty> : (
