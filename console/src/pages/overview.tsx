@@ -31,7 +31,7 @@ export function OverviewPage() {
   const route = p.get('route')
   const principal = p.get('principal')
   const setBrush = (b: { from: number; to: number } | null) => setParams({ from: b && new Date(b.from).toISOString(), to: b && new Date(b.to).toISOString() })
-  const [data, setData] = useState<Overview | null>(null)
+  const [answer, setAnswer] = useState<{ path: string; overview: Overview } | null>(null)
   const [error, setError] = useState<unknown>(null)
   const [live, setLive] = useState(true)
   const [quiet, setQuiet] = useState(false)
@@ -46,7 +46,7 @@ export function OverviewPage() {
   useEffect(() => {
     let stopped = false
     const load = () =>
-      api<Overview>(path, { background: true }).then((d) => !stopped && ((loadedAt = performance.now()), setData(d), setError(null)), (err) => !stopped && setError(err))
+      api<Overview>(path, { background: true }).then((d) => !stopped && ((loadedAt = performance.now()), setAnswer({ path, overview: d }), setError(null)), (err) => !stopped && setError(err))
     if (!quiet) void load()
     const timer = live && !brush && !quiet ? setInterval(() => (Date.now() - lastInput >= QUIET_MS ? setQuiet(true) : void load()), LIVE_MS) : undefined
     // Paused for want of use: the next input resumes it (and refreshes at once).
@@ -60,6 +60,9 @@ export function OverviewPage() {
     }
   }, [path, live, quiet])
 
+  // The previous range's answer stays on screen while the new one is asked, marked busy and not ready: it is not this range's.
+  const data = answer?.overview ?? null
+  const current = answer !== null && answer.path === path
   const traffic = useMemo<Series[]>(() => {
     if (!data) return []
     // Stacked bars: each series is the running sum, drawn tallest first so each shows its own band.
@@ -93,7 +96,7 @@ export function OverviewPage() {
   const onSelect = (from: number, to: number) => setBrush({ from: Math.floor(from), to: Math.ceil(to) })
 
   return (
-    <div class="overview" data-ready={data ? 'true' : undefined}>
+    <div class="overview" data-ready={current ? 'true' : undefined} aria-busy={data && !current ? 'true' : undefined}>
       <div class="toolbar">
         <span class="ranges" role="group" aria-label="Range">
           {RANGES.map((r) => (

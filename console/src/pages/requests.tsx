@@ -113,24 +113,27 @@ export function RequestsPage() {
   const [pager, setPager] = useState<{ search: string; cursors: Cursor[] }>({ search, cursors: [] })
   const cursors = pager.search === search ? pager.cursors : []
   const cursor = cursors.at(-1)
-  const [page, setPage] = useState<AuditPage | null>(null)
+  const [answer, setAnswer] = useState<{ path: string; page: AuditPage } | null>(null)
   const [error, setError] = useState<unknown>(null)
   // The open trace is in the URL too (trace=ID&at=TIME): a link to it can be sent, a reload keeps it, back closes it.
   const openId = here.value.params.get('trace')
   const openAt = here.value.params.get('at')
   const setOpen = (r: AuditRecord | null) => setParams({ trace: r?.id ?? null, at: r?.time ?? null })
-  const shownOpen = page?.records.find((r) => r.id === openId)
   const [asked, setAsked] = useState(0)
   const LIMIT = 50
   const path = `audit/page${filterQuery(filters, cursor ? { limit: LIMIT, before: cursor.time, before_id: cursor.id } : { limit: LIMIT })}`
   useEffect(() => {
     let stale = false
     // A failed search clears the rows: those of the previous search would pass for its answer.
-    api<AuditPage>(path).then((d) => !stale && (setPage(d), setError(null)), (err: unknown) => !stale && (setPage(null), setError(err)))
+    api<AuditPage>(path).then((d) => !stale && (setAnswer({ path, page: d }), setError(null)), (err: unknown) => !stale && (setAnswer(null), setError(err)))
     return () => {
       stale = true
     }
   }, [path, asked])
+  // The previous search's rows stay on screen while the new one is asked, marked busy and not ready: they are not its answer.
+  const page = answer?.page ?? null
+  const current = answer !== null && answer.path === path
+  const shownOpen = page?.records.find((r) => r.id === openId)
   const offset = cursor?.shown ?? 0
   const last = page?.records.at(-1)
   const older = () => last && setPager({ search, cursors: [...cursors, { time: last.time, id: last.id, shown: offset + (page?.records.length ?? 0) }] })
@@ -138,7 +141,7 @@ export function RequestsPage() {
   // The same search again (the URL unchanged) still asks again, from the newest page.
   const submit = (f: Filters) => (location.hash === href('requests', { ...f }) ? (setPager({ search, cursors: [] }), setAsked(asked + 1)) : go('requests', { ...f }))
   return (
-    <div class="requests" data-ready={page ? 'true' : undefined}>
+    <div class="requests" data-ready={current ? 'true' : undefined} aria-busy={page && !current ? 'true' : undefined}>
       <FilterForm key={search} value={filters} onChange={submit} />
       <Failure error={error} />
       <div class={openId && openAt ? 'split' : ''}>
