@@ -97,3 +97,32 @@ it('the Requests page does not pass the previous search\'s rows off as the new s
     await context.close()
   }
 })
+
+it('the Audit and Denials pages do not pass the previous answer off as the new one while it is asked', { timeout: 120_000 }, async () => {
+  const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
+  const errors = collectPageErrors(page)
+  try {
+    await signInWithToken(page, gateway.adminUrl, ADMIN_TOKEN)
+    await showPage(page, gateway.adminUrl, 'audit?status=200')
+    let hold = await holdNext(page, /\/api\/audit\/page\?.*status=401/)
+    await page.fill('.audit input[name=status]', '401')
+    await page.click('.audit button[type=submit]')
+    await hold.asked
+    expect(await page.locator('[data-ready=true]').count()).toBe(0)
+    expect(await page.locator('.audit').getAttribute('aria-busy')).toBe('true')
+    hold.release()
+    await page.waitForSelector('.audit[data-ready=true]')
+
+    await showPage(page, gateway.adminUrl, 'denials?since=1h')
+    hold = await holdNext(page, /\/api\/denials\?since=15m/)
+    await page.getByRole('button', { name: '15m' }).click()
+    await hold.asked
+    expect(await page.locator('[data-ready=true]').count()).toBe(0)
+    expect(await page.locator('.denials').getAttribute('aria-busy')).toBe('true')
+    hold.release()
+    await page.waitForSelector('.denials[data-ready=true]')
+    expect(errors).toEqual([])
+  } finally {
+    await context.close()
+  }
+})

@@ -62,24 +62,27 @@ export function AuditPage() {
   // The search lives in the URL, as on the Requests page: a reload, back/forward and a shared link keep it (and its export).
   const filters = filtersOf(here.value.params)
   const search = filterQuery(filters)
-  const [rows, setRows] = useState<AuditRecord[] | null>(null)
-  const [more, setMore] = useState(false)
+  const [answer, setAnswer] = useState<{ search: string; rows: AuditRecord[]; more: boolean } | null>(null)
   const [error, setError] = useState<unknown>(null)
   const [saved, setSaved] = useState<string | null>(null)
   const [asked, setAsked] = useState(0)
   useEffect(() => {
     let stale = false
     // A failed search clears the rows: those of the previous search would pass for its answer.
-    api<RecordsPage>(`audit/page${filterQuery(filters, { limit: 100 })}`).then((p) => !stale && (setRows(p.records), setMore(p.more), setError(null)), (err: unknown) => !stale && (setRows(null), setError(err)))
+    api<RecordsPage>(`audit/page${filterQuery(filters, { limit: 100 })}`).then((p) => !stale && (setAnswer({ search, rows: p.records, more: p.more }), setError(null)), (err: unknown) => !stale && (setAnswer(null), setError(err)))
     return () => {
       stale = true
     }
   }, [search, asked])
+  // The previous search's rows stay on screen while the new one is asked, marked busy and not ready: they are not its answer.
+  const rows = answer?.rows ?? null
+  const more = answer?.more ?? false
+  const current = answer !== null && answer.search === search
   // The same search again (the URL unchanged) still asks again.
   const submit = (f: Filters) => (location.hash === href('audit', { ...f }) ? setAsked(asked + 1) : go('audit', { ...f }))
   const save = (format: 'csv' | 'ndjson') => download(`audit/export${filterQuery(filters, { format })}`).then(setSaved, setError)
   return (
-    <div class="audit" data-ready={rows ? 'true' : undefined}>
+    <div class="audit" data-ready={current ? 'true' : undefined} aria-busy={rows && !current ? 'true' : undefined}>
       <Chain />
       <Panel title="Search" actions={<>
         <button type="button" onClick={() => save('csv')} data-testid="export-csv">Export CSV</button>

@@ -20,22 +20,25 @@ export function DenialsPage() {
   const since = p.get('since') ?? '24h'
   const until = p.get('until')
   const path = `denials${query({ since, until, code: p.get('code'), route: p.get('route'), principal: p.get('principal') })}`
-  const [groups, setGroups] = useState<ExplainedDenial[] | null>(null)
+  const [answer, setAnswer] = useState<{ path: string; groups: ExplainedDenial[] } | null>(null)
   const [error, setError] = useState<unknown>(null)
   useEffect(() => {
     let stale = false
-    api<ExplainedDenial[]>(path).then((g) => !stale && (setGroups(g), setError(null)), (err: unknown) => !stale && (setGroups(null), setError(err)))
+    api<ExplainedDenial[]>(path).then((g) => !stale && (setAnswer({ path, groups: g }), setError(null)), (err: unknown) => !stale && (setAnswer(null), setError(err)))
     return () => {
       stale = true
     }
   }, [path])
+  // The previous range's groups stay on screen while the new one is asked, marked busy and not ready: they are not its answer.
+  const groups = answer?.groups ?? null
+  const current = answer !== null && answer.path === path
   const simulate = (g: ExplainedDenial) => {
     // No claims: the request had no verified identity (no token, or one that was rejected), so none are made up.
     prefill.value = g.simulate.claims ? g.simulate : { ...g.simulate, note: `The recorded request had no verified identity (${g.code ?? 'no code'}): paste a token or claims to try one.` }
     go('simulator')
   }
   return (
-    <div class="denials" data-ready={groups ? 'true' : undefined}>
+    <div class="denials" data-ready={current ? 'true' : undefined} aria-busy={groups && !current ? 'true' : undefined}>
       <div class="toolbar">
         <span class="ranges" role="group" aria-label="Range">
           {RANGES.map((r) => <button type="button" class={r === since && !until ? 'on' : ''} aria-pressed={r === since && !until} onClick={() => setParams({ since: r, until: null })}>{r}</button>)}
