@@ -105,6 +105,9 @@ async function call(path: string, init: CallInit = {}): Promise<Response> {
     cache: 'no-store',
     // A token never travels with a cookie; without one, the session cookie is the credential.
     credentials: token.value === null ? 'same-origin' : 'omit',
+  }).catch((err: unknown) => {
+    // No answer at all (the gateway restarting, stopped, out of reach): said so, not the browser's "Failed to fetch".
+    throw new ApiError(`The gateway did not answer (${(err as Error).message}): it may be restarting or out of reach; try again in a moment.`, 0, null)
   })
   if (res.ok || init.accept?.includes(res.status)) return res
   const problem = (await res.json().catch(() => null)) as { detail?: string; code?: string } | null
