@@ -347,3 +347,19 @@ describe('zooming into a time range works without a mouse', () => {
     }
   })
 })
+
+describe('every table column has a header a screen reader can say', () => {
+  it('the Denials table\'s column of Simulate buttons is named', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('headers')
+    try {
+      await show(page, 'denials')
+      await page.getByRole('button', { name: 'Simulate' }).first().waitFor()
+      const nodes = await axTree(page)
+      const unnamed = nodes.filter((n) => n.role?.value === 'columnheader' && String(n.name?.value ?? '').trim() === '')
+      expect(unnamed).toHaveLength(0)
+      expect(errors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  })
+})

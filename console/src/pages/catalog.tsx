@@ -31,7 +31,7 @@ function Approvals({ pending }: { pending: Approval[] | null }) {
         : items && items.length === 0 ? <Empty>Nothing waits for approval.</Empty> : (
           <>
             <table class="rows">
-              <thead><tr><th>tool</th><th>caller</th><th>approvers</th><th>expires</th><th /></tr></thead>
+              <thead><tr><th>tool</th><th>caller</th><th>approvers</th><th>expires</th><th><span class="sr-only">decide</span></th></tr></thead>
               <tbody>
                 {items?.map((a) => (
                   <tr>

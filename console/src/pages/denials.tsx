@@ -58,7 +58,7 @@ export function DenialsPage() {
       <Panel title="Denials by code × route × principal">
         {groups && groups.length === 0 ? <Empty>No denials in this range.</Empty> : (
           <table class="rows">
-            <thead><tr><th>code</th><th>route</th><th>principal</th><th class="num">count</th><th>last</th><th>why</th><th /></tr></thead>
+            <thead><tr><th>code</th><th>route</th><th>principal</th><th class="num">count</th><th>last</th><th>why</th><th><span class="sr-only">simulate</span></th></tr></thead>
             <tbody>
               {groups?.map((g) => (
                 <tr data-testid="denial">
