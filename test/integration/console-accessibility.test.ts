@@ -363,3 +363,23 @@ describe('every table column has a header a screen reader can say', () => {
     }
   })
 })
+
+describe('closing a trace puts the keyboard back where it was', () => {
+  it('focus returns to the request\'s button, not to the top of the page', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('focus')
+    try {
+      await show(page, 'requests?status=401')
+      const open = page.getByRole('button', { name: 'GET /closed' }).first()
+      await open.focus()
+      await page.keyboard.press('Enter')
+      await page.locator('[data-testid=trace]').waitFor()
+      await page.getByRole('button', { name: 'close', exact: true }).focus()
+      await page.keyboard.press('Enter')
+      await page.locator('[data-testid=trace]').waitFor({ state: 'detached' })
+      expect(await open.evaluate((el) => el === (el.ownerDocument as unknown as { activeElement: unknown }).activeElement)).toBe(true)
+      expect(errors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  })
+})

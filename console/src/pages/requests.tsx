@@ -134,6 +134,11 @@ export function RequestsPage() {
   const page = answer?.page ?? null
   const current = answer !== null && answer.path === path
   const shownOpen = page?.records.find((r) => r.id === openId)
+  // The close button goes with the panel: the keyboard goes back to the request's own button, not to the top of the page.
+  const close = () => {
+    document.getElementById(`open-${openId}`)?.focus()
+    setOpen(null)
+  }
   const offset = cursor?.shown ?? 0
   const last = page?.records.at(-1)
   const older = () => last && setPager({ search, cursors: [...cursors, { time: last.time, id: last.id, shown: offset + (page?.records.length ?? 0) }] })
@@ -158,7 +163,7 @@ export function RequestsPage() {
                   // The whole row opens the trace for a mouse; its button for a keyboard and a screen reader (Enter, Space, "expanded").
                   <tr class={`${r.decision}${openId === r.id ? ' open' : ''}`} onClick={() => setOpen(r)} data-testid="row">
                     <td>{time(r.time)}</td><td><b class={`tag ${r.decision}`}>{r.status}</b></td>
-                    <td><button type="button" class="link plain" aria-expanded={openId === r.id} onClick={(e) => (e.stopPropagation(), setOpen(r))}><code>{r.method} {r.path}</code></button></td>
+                    <td><button type="button" class="link plain" id={`open-${r.id}`} aria-expanded={openId === r.id} onClick={(e) => (e.stopPropagation(), setOpen(r))}><code>{r.method} {r.path}</code></button></td>
                     <td>{r.route ?? '–'}</td><td>{r.subject ?? '–'}</td><td>{r.code ?? ''}</td><td class="num">{ms(r.duration_ms)}</td>
                   </tr>
                 ))}
@@ -167,7 +172,7 @@ export function RequestsPage() {
           )}
         </Panel>
         {openId && openAt && (
-          <Panel title={shownOpen ? `Trace of ${shownOpen.method} ${shownOpen.path}` : 'Trace'} actions={<button type="button" class="link" onClick={() => setOpen(null)}>close</button>}>
+          <Panel title={shownOpen ? `Trace of ${shownOpen.method} ${shownOpen.path}` : 'Trace'} actions={<button type="button" class="link" onClick={close}>close</button>}>
             <TraceView id={openId} at={openAt} />
           </Panel>
         )}
