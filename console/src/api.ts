@@ -13,8 +13,11 @@ export const session = signal<ConsoleCaller | null>(null)
 export const refusal = signal<string | null>(null)
 /** Where a person signs in, when the gateway offers it (a 401's X-Bouncer-Sign-In). */
 export const signInPath = signal<string | null>(null)
-/** A session that was open ended (idle, revoked, expired): the sign-in page says so, not just shows. */
-export const ended = signal(false)
+/**
+ * The credential that was in use stopped being accepted: a person's session ended (idle, revoked,
+ * expired), or an admin token was changed or removed by a reload. The sign-in page says which.
+ */
+export const ended = signal<'session' | 'token' | null>(null)
 /** Where a person refused (403) signs out, to sign in as someone else: their cookie would keep them refused. */
 export const refusedSignOut = signal<string | null>(null)
 
@@ -73,7 +76,7 @@ export async function signIn(value: string): Promise<void> {
     const me = await api<ConsoleSession>('session')
     if (me.access === null) throw new ApiError('That token is not valid for this gateway.', 401, 'unauthorized', true)
     session.value = me
-    ended.value = false
+    ended.value = null
     sessionStorage.setItem(KEY, value)
   } catch (err) {
     token.value = null
@@ -115,7 +118,7 @@ async function call(path: string, init: CallInit = {}): Promise<Response> {
   const ours = !init.tokenInBody || /realm="bouncer-admin"/.test(res.headers.get('www-authenticate') ?? '') || res.headers.has('x-bouncer-sign-in')
   if (res.status === 401 && ours) signInPath.value = res.headers.get('x-bouncer-sign-in')
   if (res.status === 401 && path !== 'session' && ours) {
-    if (session.value !== null) ended.value = true
+    if (session.value !== null) ended.value = session.value.via === 'sign_in' ? 'session' : 'token'
     forget()
   }
   const invalidToken = /error="invalid_token"/.test(res.headers.get('www-authenticate') ?? '')

@@ -41,7 +41,11 @@ function SignIn() {
   return (
     <main class="signin">
       <h1>Bouncer</h1>
-      {ended.value && !refusal.value && <p class="error" role="alert" data-testid="session-ended">Your session ended: sign in again.</p>}
+      {ended.value && !refusal.value && (
+        <p class="error" role="alert" data-testid="session-ended">
+          {ended.value === 'session' ? 'Your session ended: sign in again.' : 'The admin token is no longer accepted (changed or removed by a reload): sign in with the current one.'}
+        </p>
+      )}
       {refusal.value && <p class="error" role="alert" data-testid="refusal">{refusal.value}</p>}
       {refusal.value && refusedSignOut.value ? (
         // Signed in, but refused: the cookie stays until signed out, so signing out comes first.
