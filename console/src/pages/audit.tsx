@@ -3,7 +3,7 @@ import { useEffect, useState } from 'preact/hooks'
 import { api, download, session } from '../api'
 import { ago, count, time } from '../format'
 import { Empty, Failure, Panel } from '../ui'
-import { go, here, href } from '../router'
+import { go, here } from '../router'
 import { FilterForm, filterQuery, filtersOf, type Filters } from './requests'
 import { summarizeVerification } from '../verification'
 import type { AuditPage as RecordsPage, Verification } from '../../../src/admin/console-shapes.ts'
@@ -78,8 +78,8 @@ export function AuditPage() {
   const rows = answer?.rows ?? null
   const more = answer?.more ?? false
   const current = answer !== null && answer.search === search
-  // The same search again (the URL unchanged) still asks again.
-  const submit = (f: Filters) => (location.hash === href('audit', { ...f }) ? setAsked(asked + 1) : go('audit', { ...f }))
+  // The same search again still asks again (compared as a search: #/audit and #/audit?since=24h are one).
+  const submit = (f: Filters) => (filterQuery(f) === search ? setAsked(asked + 1) : go('audit', { ...f }))
   const save = (format: 'csv' | 'ndjson') => download(`audit/export${filterQuery(filters, { format })}`).then(setSaved, setError)
   return (
     <div class="audit" data-ready={current ? 'true' : undefined} aria-busy={rows && !current ? 'true' : undefined}>

@@ -3,7 +3,7 @@ import { useEffect, useState } from 'preact/hooks'
 import { api, query } from '../api'
 import { ExplanationView } from '../explanation'
 import { ms, time } from '../format'
-import { go, here, href, setParams } from '../router'
+import { go, here, setParams } from '../router'
 import { Empty, Failure, Panel } from '../ui'
 import type { AuditPage, ExplainedUnder, Trace } from '../../../src/admin/console-shapes.ts'
 import type { AuditRecord } from '../../../src/audit/fields.ts'
@@ -143,8 +143,9 @@ export function RequestsPage() {
   const last = page?.records.at(-1)
   const older = () => last && setPager({ search, cursors: [...cursors, { time: last.time, id: last.id, shown: offset + (page?.records.length ?? 0) }] })
   const newer = () => setPager({ search, cursors: cursors.slice(0, -1) })
-  // The same search again (the URL unchanged) still asks again, from the newest page.
-  const submit = (f: Filters) => (location.hash === href('requests', { ...f }) ? (setPager({ search, cursors: [] }), setAsked(asked + 1)) : go('requests', { ...f }))
+  // The same search again still asks again, from the newest page: compared as a search, not as the URL (#/requests and
+  // #/requests?since=24h are one search, and going from one to the other asked nothing).
+  const submit = (f: Filters) => (filterQuery(f) === search ? (setPager({ search, cursors: [] }), setAsked(asked + 1)) : go('requests', { ...f }))
   return (
     <div class="requests" data-ready={current ? 'true' : undefined} aria-busy={page && !current ? 'true' : undefined}>
       <FilterForm key={search} value={filters} onChange={submit} />
