@@ -383,3 +383,17 @@ describe('closing a trace puts the keyboard back where it was', () => {
     }
   })
 })
+
+describe('a request\'s outcome is told by more than its colour', () => {
+  it('the Requests table\'s status says allow, deny or error in words, not only by the tag\'s colour', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('outcome')
+    try {
+      await show(page, 'requests')
+      const statuses = await page.locator('[data-testid=row] td:nth-child(2)').evaluateAll((cells) => cells.map((c) => (c as { textContent: string }).textContent))
+      expect(new Set(statuses)).toEqual(new Set(['200 allow', '401 deny']))
+      expect(errors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  })
+})

@@ -62,7 +62,7 @@ export function DenialsPage() {
             <tbody>
               {groups?.map((g) => (
                 <tr data-testid="denial">
-                  <td><b class="tag deny">{g.recorded.status}</b> {g.recorded.code}{g.recorded.statement && <> · <b>{g.recorded.statement}</b></>}</td>
+                  <td><b class="tag deny">{g.recorded.status}<span class="sr-only"> deny</span></b> {g.recorded.code}{g.recorded.statement && <> · <b>{g.recorded.statement}</b></>}</td>
                   <td>{g.route ?? '–'}</td>
                   <td>{g.principal ?? <i>anonymous</i>}</td>
                   <td class="num">{count(g.count)}</td>

@@ -163,7 +163,7 @@ export function RequestsPage() {
                 {page?.records.map((r) => (
                   // The whole row opens the trace for a mouse; its button for a keyboard and a screen reader (Enter, Space, "expanded").
                   <tr class={`${r.decision}${openId === r.id ? ' open' : ''}`} onClick={() => setOpen(r)} data-testid="row">
-                    <td>{time(r.time)}</td><td><b class={`tag ${r.decision}`}>{r.status}</b></td>
+                    <td>{time(r.time)}</td><td><b class={`tag ${r.decision}`}>{r.status}<span class="sr-only"> {r.decision}</span></b></td>
                     <td><button type="button" class="link plain" id={`open-${r.id}`} aria-expanded={openId === r.id} onClick={(e) => (e.stopPropagation(), setOpen(r))}><code>{r.method} {r.path}</code></button></td>
                     <td>{r.route ?? '–'}</td><td>{r.subject ?? '–'}</td><td>{r.code ?? ''}</td><td class="num">{ms(r.duration_ms)}</td>
                   </tr>
