@@ -13,18 +13,24 @@ export const session = signal<ConsoleCaller | null>(null)
 export const refusal = signal<string | null>(null)
 /** Where a person signs in, when the gateway offers it (a 401's X-Bouncer-Sign-In). */
 export const signInPath = signal<string | null>(null)
-/** A session that was open ended (idle, revoked, expired): the sign-in page says so, not just shows. */
-export const ended = signal(false)
+/**
+ * The credential that was in use stopped being accepted: a person's session ended (idle, revoked,
+ * expired), or an admin token was changed or removed by a reload. The sign-in page says which.
+ */
+export const ended = signal<'session' | 'token' | null>(null)
 /** Where a person refused (403) signs out, to sign in as someone else: their cookie would keep them refused. */
 export const refusedSignOut = signal<string | null>(null)
 
 export class ApiError extends Error {
   readonly status: number
   readonly code: string | null
-  constructor(message: string, status: number, code: string | null) {
+  /** A 401 whose challenge says the token sent is not valid (error="invalid_token"), not that none could be (the admin API disabled). */
+  readonly invalidToken: boolean
+  constructor(message: string, status: number, code: string | null, invalidToken = false) {
     super(message)
     this.status = status
     this.code = code
+    this.invalidToken = invalidToken
   }
 }
 
@@ -68,9 +74,9 @@ export async function signIn(value: string): Promise<void> {
   token.value = value
   try {
     const me = await api<ConsoleSession>('session')
-    if (me.access === null) throw new ApiError('That token is not valid for this gateway.', 401, 'unauthorized')
+    if (me.access === null) throw new ApiError('That token is not valid for this gateway.', 401, 'unauthorized', true)
     session.value = me
-    ended.value = false
+    ended.value = null
     sessionStorage.setItem(KEY, value)
   } catch (err) {
     token.value = null
@@ -84,6 +90,11 @@ interface CallInit {
   accept?: number[]
   /** Asked by a timer, not a person (the Overview's live refresh): said, so that the session's idle clock may not count it as use. */
   background?: boolean
+  /**
+   * The body carries another token (an approver's), which a 401 may be about: the caller says so,
+   * and this tab's credential is kept (the admin was signed out for an approver's expired token).
+   */
+  tokenInBody?: boolean
 }
 
 async function call(path: string, init: CallInit = {}): Promise<Response> {
@@ -97,15 +108,21 @@ async function call(path: string, init: CallInit = {}): Promise<Response> {
     cache: 'no-store',
     // A token never travels with a cookie; without one, the session cookie is the credential.
     credentials: token.value === null ? 'same-origin' : 'omit',
+  }).catch((err: unknown) => {
+    // No answer at all (the gateway restarting, stopped, out of reach): said so, not the browser's "Failed to fetch".
+    throw new ApiError(`The gateway did not answer (${(err as Error).message}): it may be restarting or out of reach; try again in a moment.`, 0, null)
   })
   if (res.ok || init.accept?.includes(res.status)) return res
   const problem = (await res.json().catch(() => null)) as { detail?: string; code?: string } | null
-  if (res.status === 401) signInPath.value = res.headers.get('x-bouncer-sign-in')
-  if (res.status === 401 && path !== 'session') {
-    if (session.value !== null) ended.value = true
+  // This tab's credential refused: a 401 of the admin API's own realm, or of the session (it names where to sign in).
+  const ours = !init.tokenInBody || /realm="bouncer-admin"/.test(res.headers.get('www-authenticate') ?? '') || res.headers.has('x-bouncer-sign-in')
+  if (res.status === 401 && ours) signInPath.value = res.headers.get('x-bouncer-sign-in')
+  if (res.status === 401 && path !== 'session' && ours) {
+    if (session.value !== null) ended.value = session.value.via === 'sign_in' ? 'session' : 'token'
     forget()
   }
-  throw new ApiError(problem?.detail ?? `${res.status} ${res.statusText}`, res.status, problem?.code ?? null)
+  const invalidToken = /error="invalid_token"/.test(res.headers.get('www-authenticate') ?? '')
+  throw new ApiError(problem?.detail ?? `${res.status} ${res.statusText}`, res.status, problem?.code ?? null, invalidToken)
 }
 
 const early = new Map<string, Promise<unknown>>()

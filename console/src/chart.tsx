@@ -1,8 +1,10 @@
 // uPlot in a Preact component: the canvas is built once per shape and its data swapped in place.
 // Dragging across a chart selects a time range (brushing): onSelect gets it in ms.
+import type { ComponentChildren } from 'preact'
 import { useEffect, useRef } from 'preact/hooks'
 import uPlot, { type AlignedData, type Options } from 'uplot'
 import 'uplot/dist/uPlot.min.css'
+import { time } from './format'
 
 export interface Series {
   label: string
@@ -23,9 +25,11 @@ interface ChartProps {
   /** The end of the x axis (ms): the last bucket's end, so its bar shows whole. */
   xEnd: number
   onSelect?: (fromMs: number, toMs: number) => void
+  /** The chart's text alternative (a ChartTable): a canvas says nothing to a screen reader. */
+  children?: ComponentChildren
 }
 
-export function Chart({ title, x, series, unit, height = 220, onSelect, xEnd }: ChartProps) {
+export function Chart({ title, x, series, unit, height = 220, onSelect, xEnd, children }: ChartProps) {
   const box = useRef<HTMLDivElement>(null)
   const plot = useRef<uPlot | null>(null)
   const shape = series.map((s) => `${s.label}:${s.color}:${s.bars ? 1 : 0}`).join('|')
@@ -90,7 +94,46 @@ export function Chart({ title, x, series, unit, height = 220, onSelect, xEnd }: 
   return (
     <figure class="chart">
       <figcaption>{title}</figcaption>
-      <div ref={box} />
+      {/* uPlot's legend reads "--" until hovered: the table below says the numbers instead. */}
+      <div ref={box} aria-hidden="true" />
+      {children}
     </figure>
+  )
+}
+
+export interface Column {
+  label: string
+  values: Array<number | null>
+}
+
+/**
+ * A chart's numbers as a table, for a screen reader and for whoever cannot tell its colours apart:
+ * one row per bucket that holds any, behind a disclosure so the page stays short.
+ */
+export function ChartTable({ title, x, columns, format, bucketMs, onSelect }: {
+  title: string
+  x: number[]
+  columns: Column[]
+  format: (value: number | null) => string
+  bucketMs: number
+  /** A bucket's time zooms to it: the keyboard's way to what dragging across the chart does. */
+  onSelect?: (fromMs: number, toMs: number) => void
+}) {
+  const rows = x.flatMap((start, i) => (columns.some((c) => c.values[i] !== null && c.values[i] !== 0) ? [{ start, i }] : []))
+  return (
+    <details class="chart-data">
+      <summary>{title} as a table</summary>
+      {rows.length === 0 ? <p class="empty">Nothing in this range.</p> : (
+        <table>
+          <caption>{title}</caption>
+          <thead><tr><th scope="col">bucket start (UTC)</th>{columns.map((c) => <th scope="col" class="num">{c.label}</th>)}</tr></thead>
+          <tbody>
+            {rows.map(({ start, i }) => (
+              <tr><th scope="row">{onSelect ? <button type="button" class="link" title="zoom to this bucket" onClick={() => onSelect(start, start + bucketMs)}>{time(new Date(start).toISOString())}</button> : time(new Date(start).toISOString())}</th>{columns.map((c) => <td class="num">{format(c.values[i] ?? null)}</td>)}</tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </details>
   )
 }

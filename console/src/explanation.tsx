@@ -27,8 +27,9 @@ export function ExplanationView({ e }: { e: Explanation }) {
         <>
           <dt>Identity</dt>
           <dd>
-            issuer {e.identity.issuer ?? <i>unknown ({e.identity.iss ?? 'no iss'})</i>}, subject <b>{e.identity.sub ?? '–'}</b>
-            {e.identity.client_id && <>, client {e.identity.client_id}</>} <small>(from {e.identity.source}; signature not checked)</small>
+            {/* The token's values isolated (bdi): a direction override in one must not turn the rest of the line around. */}
+            issuer {e.identity.issuer ?? <i>unknown (<bdi>{e.identity.iss ?? 'no iss'}</bdi>)</i>}, subject <b><bdi>{e.identity.sub ?? '–'}</bdi></b>
+            {e.identity.client_id && <>, client <bdi>{e.identity.client_id}</bdi></>} <small>(from {e.identity.source}; signature not checked)</small>
             {e.identity.problems.map((p) => <div class="problem">! {p.code}: {p.detail}</div>)}
           </dd>
         </>

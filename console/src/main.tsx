@@ -31,7 +31,8 @@ function SignIn() {
     try {
       await signIn(value.trim())
     } catch (err) {
-      setError(err instanceof ApiError && err.status === 401 ? 'That token is not valid for this gateway.' : (err as Error).message)
+      // A wrong token in the console's words; any other refusal (the admin API disabled) in the gateway's.
+      setError(err instanceof ApiError && err.status === 401 && err.invalidToken ? 'That token is not valid for this gateway.' : (err as Error).message)
     } finally {
       setBusy(false)
     }
@@ -40,7 +41,11 @@ function SignIn() {
   return (
     <main class="signin">
       <h1>Bouncer</h1>
-      {ended.value && !refusal.value && <p class="error" role="alert" data-testid="session-ended">Your session ended: sign in again.</p>}
+      {ended.value && !refusal.value && (
+        <p class="error" role="alert" data-testid="session-ended">
+          {ended.value === 'session' ? 'Your session ended: sign in again.' : 'The admin token is no longer accepted (changed or removed by a reload): sign in with the current one.'}
+        </p>
+      )}
       {refusal.value && <p class="error" role="alert" data-testid="refusal">{refusal.value}</p>}
       {refusal.value && refusedSignOut.value ? (
         // Signed in, but refused: the cookie stays until signed out, so signing out comes first.
@@ -81,7 +86,8 @@ function ReloadButton() {
   return (
     <span class="reload">
       <button type="button" onClick={reload} data-testid="reload">Reload config</button>
-      {state && <small role="status">{state}</small>}
+      {/* In the page before its text: a status region inserted with its text is often not read out. */}
+      <small role="status">{state}</small>
     </span>
   )
 }
@@ -89,6 +95,8 @@ function ReloadButton() {
 function Shell({ me }: { me: ConsoleCaller }) {
   const page = PAGES[here.value.page] ?? PAGES.overview
   const View = page.view
+  // The tab's title and the page's one h1 name the page: the history, the tab strip and a screen reader's headings say which.
+  useEffect(() => void (document.title = `${page.title} · Bouncer console`), [page])
   return (
     <>
       <header>
@@ -106,6 +114,7 @@ function Shell({ me }: { me: ConsoleCaller }) {
         </span>
       </header>
       <main>
+        <h1 class="sr-only">{page.title}</h1>
         {/* Keyed by page only: a page reads its filters from the URL, so back/forward updates it in place. */}
         <View key={here.value.page} />
       </main>

@@ -4,10 +4,11 @@ import type { ComponentChildren } from 'preact'
 export function Panel({ title, children, actions }: { title: string; children: ComponentChildren; actions?: ComponentChildren }) {
   return (
     <section class="panel">
-      <h2>
-        {title}
+      {/* The buttons beside the heading, not in it: a screen reader's list of headings reads "Search", not "Search Export CSV Export NDJSON". */}
+      <div class="panel-head">
+        <h2>{title}</h2>
         {actions && <span class="actions">{actions}</span>}
-      </h2>
+      </div>
       {children}
     </section>
   )

@@ -3,7 +3,8 @@ import { useEffect, useState } from 'preact/hooks'
 import { api, download, session } from '../api'
 import { ago, count, time } from '../format'
 import { Empty, Failure, Panel } from '../ui'
-import { FilterForm, filterQuery, NO_FILTERS, type Filters } from './requests'
+import { go, here } from '../router'
+import { FilterForm, filterQuery, filtersOf, type Filters } from './requests'
 import { summarizeVerification } from '../verification'
 import type { AuditPage as RecordsPage, Verification } from '../../../src/admin/console-shapes.ts'
 import type { AuditHead } from '../../../src/audit/chain-shapes.ts'
@@ -44,36 +45,51 @@ function Chain() {
         </dl>
       )}
       <Failure error={error} />
-      {summary && (
-        <div class={`verdict ${summary.ok ? 'allow' : 'deny'}`} data-testid="verification">
-          {summary.headline}
-          {summary.breaks.length > 0 && <ul>{summary.breaks.map((b) => <li>{b}</li>)}</ul>}
-        </div>
-      )}
+      {/* A verification takes a while: its verdict is said when it comes. */}
+      <div role="status">
+        {summary && (
+          <div class={`verdict ${summary.ok ? 'allow' : 'deny'}`} data-testid="verification">
+            {summary.headline}
+            {summary.breaks.length > 0 && <ul>{summary.breaks.map((b) => <li>{b}</li>)}</ul>}
+          </div>
+        )}
+      </div>
     </Panel>
   )
 }
 
 export function AuditPage() {
-  const [filters, setFilters] = useState<Filters>(NO_FILTERS)
-  const [rows, setRows] = useState<AuditRecord[] | null>(null)
-  const [more, setMore] = useState(false)
+  // The search lives in the URL, as on the Requests page: a reload, back/forward and a shared link keep it (and its export).
+  const filters = filtersOf(here.value.params)
+  const search = filterQuery(filters)
+  const [answer, setAnswer] = useState<{ search: string; rows: AuditRecord[]; more: boolean } | null>(null)
   const [error, setError] = useState<unknown>(null)
   const [saved, setSaved] = useState<string | null>(null)
+  const [asked, setAsked] = useState(0)
   useEffect(() => {
+    let stale = false
     // A failed search clears the rows: those of the previous search would pass for its answer.
-    api<RecordsPage>(`audit/page${filterQuery(filters, { limit: 100 })}`).then((p) => (setRows(p.records), setMore(p.more), setError(null)), (err: unknown) => (setRows(null), setError(err)))
-  }, [filters])
+    api<RecordsPage>(`audit/page${filterQuery(filters, { limit: 100 })}`).then((p) => !stale && (setAnswer({ search, rows: p.records, more: p.more }), setError(null)), (err: unknown) => !stale && (setAnswer(null), setError(err)))
+    return () => {
+      stale = true
+    }
+  }, [search, asked])
+  // The previous search's rows stay on screen while the new one is asked, marked busy and not ready: they are not its answer.
+  const rows = answer?.rows ?? null
+  const more = answer?.more ?? false
+  const current = answer !== null && answer.search === search
+  // The same search again still asks again (compared as a search: #/audit and #/audit?since=24h are one).
+  const submit = (f: Filters) => (filterQuery(f) === search ? setAsked(asked + 1) : go('audit', { ...f }))
   const save = (format: 'csv' | 'ndjson') => download(`audit/export${filterQuery(filters, { format })}`).then(setSaved, setError)
   return (
-    <div class="audit" data-ready={rows ? 'true' : undefined}>
+    <div class="audit" data-ready={current ? 'true' : undefined} aria-busy={rows && !current ? 'true' : undefined}>
       <Chain />
       <Panel title="Search" actions={<>
         <button type="button" onClick={() => save('csv')} data-testid="export-csv">Export CSV</button>
         <button type="button" onClick={() => save('ndjson')} data-testid="export-ndjson">Export NDJSON</button>
       </>}>
-        <FilterForm value={filters} onChange={setFilters} />
-        {saved && <p class="hint" role="status">Saved {saved} (every record of this filter, up to 100,000).</p>}
+        <FilterForm key={search} value={filters} onChange={submit} />
+        <p class="hint" role="status">{saved && `Saved ${saved} (every record of this filter, up to 100,000).`}</p>
         <Failure error={error} />
         {more && rows && <p class="hint" data-testid="more">The newest {count(rows.length)} shown; more match: narrow the filter, or export them all.</p>}
         {rows && rows.length === 0 ? <Empty>No records match.</Empty> : (

@@ -1,7 +1,7 @@
 // What the running config offers: routes × roles, issuers and their keys, limits and their use,
 // secrets (names and versions, never values), pending approvals.
 import { useEffect, useState } from 'preact/hooks'
-import { api, session } from '../api'
+import { api, ApiError, session } from '../api'
 import { ago, count } from '../format'
 import { Empty, Failure, Panel } from '../ui'
 import type { Catalog, Secrets } from '../../../src/admin/console-shapes.ts'
@@ -12,25 +12,31 @@ function Approvals({ pending }: { pending: Approval[] | null }) {
   const absent = pending === null
   const [error, setError] = useState<unknown>(null)
   const [approver, setApprover] = useState('')
+  const [decided, setDecided] = useState<string | null>(null)
   const load = () => api<Approval[]>('approvals?status=pending').then(setItems, setError)
   // A person signed in is the approver; with the admin token, the approver's own token (one of the rule's roles) decides.
   const signedIn = session.value?.via === 'sign_in'
   const ready = signedIn || approver.trim() !== ''
-  const decide = (id: string, verdict: 'approve' | 'deny') =>
-    api(`approvals/${encodeURIComponent(id)}/${verdict}`, { method: 'POST', body: signedIn ? {} : { token: approver.trim() } }).then(load, setError)
+  const decide = (a: Approval, verdict: 'approve' | 'deny') =>
+    api(`approvals/${encodeURIComponent(a.id)}/${verdict}`, { method: 'POST', body: signedIn ? {} : { token: approver.trim() }, tokenInBody: !signedIn }).then(
+      () => (setError(null), setDecided(`${verdict === 'approve' ? 'Approved' : 'Denied'} ${a.tool} for ${a.subject}.`), load()),
+      (err: unknown) => setError(err instanceof ApiError && err.status === 401 && !signedIn ? new Error(`The approver's token was refused: ${err.message}`) : err),
+    )
   return (
     <Panel title="Pending approvals">
       <Failure error={error} />
+      {/* The row goes away when decided: the decision is said too, where a screen reader hears it. */}
+      <p class="hint" role="status">{decided}</p>
       {absent ? <Empty>No approvals on this gateway (mcp.approvals is not configured).</Empty>
         : items && items.length === 0 ? <Empty>Nothing waits for approval.</Empty> : (
           <>
             <table class="rows">
-              <thead><tr><th>tool</th><th>caller</th><th>approvers</th><th>expires</th><th /></tr></thead>
+              <thead><tr><th>tool</th><th>caller</th><th>approvers</th><th>expires</th><th><span class="sr-only">decide</span></th></tr></thead>
               <tbody>
                 {items?.map((a) => (
                   <tr>
                     <td><code>{a.tool}</code></td><td>{a.subject}</td><td>{a.approvers.join(', ')}</td><td>{a.expires_at}</td>
-                    <td>{session.value?.may.approve && <><button type="button" disabled={!ready} onClick={() => decide(a.id, 'approve')}>Approve</button> <button type="button" disabled={!ready} onClick={() => decide(a.id, 'deny')}>Deny</button></>}</td>
+                    <td>{session.value?.may.approve && <><button type="button" disabled={!ready} onClick={() => decide(a, 'approve')}>Approve</button> <button type="button" disabled={!ready} onClick={() => decide(a, 'deny')}>Deny</button></>}</td>
                   </tr>
                 ))}
               </tbody>
@@ -64,15 +70,17 @@ export function CatalogPage() {
                 <tbody>
                   {catalog.routes.map((route) => (
                     <tr>
-                      <td><b>{route.id}</b><br /><small><code>{route.methods.join(',')} {route.path}</code></small></td>
+                      <th scope="row"><b>{route.id}</b><br /><small><code>{route.methods.join(',')} {route.path}</code></small></th>
                       <td><small>{route.target.kind} {route.target.name ?? ''}</small></td>
                       {catalog.roles.map((role) => {
                         if (route.public) return <td class="cell public">public</td>
                         const cell = catalog.matrix[route.id]?.[role]
-                        if (!cell || (cell.allow.length === 0 && cell.deny.length === 0)) return <td class="cell none">–</td>
+                        if (!cell || (cell.allow.length === 0 && cell.deny.length === 0)) return <td class="cell none"><span aria-hidden="true">–</span><span class="sr-only">none</span></td>
+                        // Struck through and red for the eye; said in words for a screen reader, which reads neither.
                         return (
                           <td class={`cell ${cell.allow.length > 0 ? 'allow' : 'deny'}`} title={cell.conditional ? 'some statements have conditions (source IP, claims)' : ''}>
-                            {cell.allow.join(' ')}{cell.deny.length > 0 && <s> {cell.deny.join(' ')}</s>}{cell.conditional && '*'}
+                            {cell.allow.join(' ')}{cell.deny.length > 0 && <s>{cell.allow.length > 0 && ' '}<span class="sr-only">denied: </span>{cell.deny.join(' ')}</s>}
+                            {cell.conditional && <><span aria-hidden="true">*</span><span class="sr-only"> (with conditions)</span></>}
                           </td>
                         )
                       })}
@@ -102,7 +110,7 @@ export function CatalogPage() {
               )}
               <h3>Unknown issuers seen (last hour)</h3>
               {catalog.drift.length === 0 ? <Empty>None: every token named a configured issuer.</Empty> : (
-                <ul class="plain">{catalog.drift.map((d) => <li>{count(d.count)}× {d.detail} <small>({ago(d.last)})</small></li>)}</ul>
+                <ul class="plain">{catalog.drift.map((d) => <li>{count(d.count)}× <bdi>{d.detail}</bdi> <small>({ago(d.last)})</small></li>)}</ul>
               )}
             </Panel>
             <Panel title="Limits">

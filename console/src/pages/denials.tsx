@@ -20,25 +20,28 @@ export function DenialsPage() {
   const since = p.get('since') ?? '24h'
   const until = p.get('until')
   const path = `denials${query({ since, until, code: p.get('code'), route: p.get('route'), principal: p.get('principal') })}`
-  const [groups, setGroups] = useState<ExplainedDenial[] | null>(null)
+  const [answer, setAnswer] = useState<{ path: string; groups: ExplainedDenial[] } | null>(null)
   const [error, setError] = useState<unknown>(null)
   useEffect(() => {
     let stale = false
-    api<ExplainedDenial[]>(path).then((g) => !stale && (setGroups(g), setError(null)), (err: unknown) => !stale && (setGroups(null), setError(err)))
+    api<ExplainedDenial[]>(path).then((g) => !stale && (setAnswer({ path, groups: g }), setError(null)), (err: unknown) => !stale && (setAnswer(null), setError(err)))
     return () => {
       stale = true
     }
   }, [path])
+  // The previous range's groups stay on screen while the new one is asked, marked busy and not ready: they are not its answer.
+  const groups = answer?.groups ?? null
+  const current = answer !== null && answer.path === path
   const simulate = (g: ExplainedDenial) => {
     // No claims: the request had no verified identity (no token, or one that was rejected), so none are made up.
     prefill.value = g.simulate.claims ? g.simulate : { ...g.simulate, note: `The recorded request had no verified identity (${g.code ?? 'no code'}): paste a token or claims to try one.` }
     go('simulator')
   }
   return (
-    <div class="denials" data-ready={groups ? 'true' : undefined}>
+    <div class="denials" data-ready={current ? 'true' : undefined} aria-busy={groups && !current ? 'true' : undefined}>
       <div class="toolbar">
         <span class="ranges" role="group" aria-label="Range">
-          {RANGES.map((r) => <button type="button" class={r === since && !until ? 'on' : ''} onClick={() => setParams({ since: r, until: null })}>{r}</button>)}
+          {RANGES.map((r) => <button type="button" class={r === since && !until ? 'on' : ''} aria-pressed={r === since && !until} onClick={() => setParams({ since: r, until: null })}>{r}</button>)}
         </span>
         {(until !== null || !RANGES.includes(since)) && (
           <span class="chip" data-testid="filter">
@@ -55,11 +58,11 @@ export function DenialsPage() {
       <Panel title="Denials by code × route × principal">
         {groups && groups.length === 0 ? <Empty>No denials in this range.</Empty> : (
           <table class="rows">
-            <thead><tr><th>code</th><th>route</th><th>principal</th><th class="num">count</th><th>last</th><th>why</th><th /></tr></thead>
+            <thead><tr><th>code</th><th>route</th><th>principal</th><th class="num">count</th><th>last</th><th>why</th><th><span class="sr-only">simulate</span></th></tr></thead>
             <tbody>
               {groups?.map((g) => (
                 <tr data-testid="denial">
-                  <td><b class="tag deny">{g.recorded.status}</b> {g.recorded.code}{g.recorded.statement && <> · <b>{g.recorded.statement}</b></>}</td>
+                  <td><b class="tag deny">{g.recorded.status}<span class="sr-only"> deny</span></b> {g.recorded.code}{g.recorded.statement && <> · <b>{g.recorded.statement}</b></>}</td>
                   <td>{g.route ?? '–'}</td>
                   <td>{g.principal ?? <i>anonymous</i>}</td>
                   <td class="num">{count(g.count)}</td>

@@ -4,7 +4,7 @@
 // while the console is in use.
 import { useEffect, useMemo, useState } from 'preact/hooks'
 import { api, query } from '../api'
-import { Chart, type Series } from '../chart'
+import { Chart, ChartTable, type Series } from '../chart'
 import { count, ms, time } from '../format'
 import { here, href, setParams } from '../router'
 import { Empty, Failure, outcomeColor, Panel } from '../ui'
@@ -31,7 +31,7 @@ export function OverviewPage() {
   const route = p.get('route')
   const principal = p.get('principal')
   const setBrush = (b: { from: number; to: number } | null) => setParams({ from: b && new Date(b.from).toISOString(), to: b && new Date(b.to).toISOString() })
-  const [data, setData] = useState<Overview | null>(null)
+  const [answer, setAnswer] = useState<{ path: string; overview: Overview } | null>(null)
   const [error, setError] = useState<unknown>(null)
   const [live, setLive] = useState(true)
   const [quiet, setQuiet] = useState(false)
@@ -46,7 +46,7 @@ export function OverviewPage() {
   useEffect(() => {
     let stopped = false
     const load = () =>
-      api<Overview>(path, { background: true }).then((d) => !stopped && ((loadedAt = performance.now()), setData(d), setError(null)), (err) => !stopped && setError(err))
+      api<Overview>(path, { background: true }).then((d) => !stopped && ((loadedAt = performance.now()), setAnswer({ path, overview: d }), setError(null)), (err) => !stopped && setError(err))
     if (!quiet) void load()
     const timer = live && !brush && !quiet ? setInterval(() => (Date.now() - lastInput >= QUIET_MS ? setQuiet(true) : void load()), LIVE_MS) : undefined
     // Paused for want of use: the next input resumes it (and refreshes at once).
@@ -60,6 +60,9 @@ export function OverviewPage() {
     }
   }, [path, live, quiet])
 
+  // The previous range's answer stays on screen while the new one is asked, marked busy and not ready: it is not this range's.
+  const data = answer?.overview ?? null
+  const current = answer !== null && answer.path === path
   const traffic = useMemo<Series[]>(() => {
     if (!data) return []
     // Stacked bars: each series is the running sum, drawn tallest first so each shows its own band.
@@ -93,11 +96,11 @@ export function OverviewPage() {
   const onSelect = (from: number, to: number) => setBrush({ from: Math.floor(from), to: Math.ceil(to) })
 
   return (
-    <div class="overview" data-ready={data ? 'true' : undefined}>
+    <div class="overview" data-ready={current ? 'true' : undefined} aria-busy={data && !current ? 'true' : undefined}>
       <div class="toolbar">
         <span class="ranges" role="group" aria-label="Range">
           {RANGES.map((r) => (
-            <button type="button" class={!brush && r === range ? 'on' : ''} onClick={() => setParams({ since: r, from: null, to: null })}>{r}</button>
+            <button type="button" class={!brush && r === range ? 'on' : ''} aria-pressed={!brush && r === range} onClick={() => setParams({ since: r, from: null, to: null })}>{r}</button>
           ))}
         </span>
         {brush && (
@@ -106,8 +109,8 @@ export function OverviewPage() {
             <button type="button" class="link" onClick={() => setBrush(null)} aria-label="Clear the selected range">×</button>
           </span>
         )}
-        {route !== null && <span class="chip">route {route} <button type="button" class="link" onClick={() => setParams({ route: null })}>×</button></span>}
-        {principal !== null && <span class="chip">principal {principal} <button type="button" class="link" onClick={() => setParams({ principal: null })}>×</button></span>}
+        {route !== null && <span class="chip">route {route} <button type="button" class="link" onClick={() => setParams({ route: null })} aria-label="Clear the route">×</button></span>}
+        {principal !== null && <span class="chip">principal {principal} <button type="button" class="link" onClick={() => setParams({ principal: null })} aria-label="Clear the principal">×</button></span>}
         {quiet && live && !brush && <small class="quiet" role="status" data-testid="quiet">live refresh paused after {QUIET_MS / 60_000} minutes without use: move or click to resume</small>}
         <label class="live"><input type="checkbox" checked={live} onChange={(e) => setLive((e.target as HTMLInputElement).checked)} /> live</label>
       </div>
@@ -123,14 +126,18 @@ export function OverviewPage() {
           </div>
           <div class="charts">
             <div>
-              <Chart title="Requests by outcome" x={data.buckets} xEnd={xEnd} series={traffic} onSelect={onSelect} />
+              <Chart title="Requests by outcome" x={data.buckets} xEnd={xEnd} series={traffic} onSelect={onSelect}>
+                <ChartTable title="Requests by outcome" x={data.buckets} columns={data.outcomes.map((o) => ({ label: o.key, values: o.counts }))} format={(v) => count(v ?? 0)} bucketMs={data.bucket_ms} onSelect={onSelect} />
+              </Chart>
               <ul class="legend">
                 {data.outcomes.map((o) => (
                   <li><i class="swatch" style={{ background: outcomeColor(o.key) }} />{o.key} <b>{count(o.counts.reduce((a, c) => a + c, 0))}</b></li>
                 ))}
               </ul>
             </div>
-            <Chart title="Latency of forwarded requests: in all vs at the upstream (ms)" x={data.buckets} xEnd={xEnd} series={latency} unit="ms" onSelect={onSelect} />
+            <Chart title="Latency of forwarded requests: in all vs at the upstream (ms)" x={data.buckets} xEnd={xEnd} series={latency} unit="ms" onSelect={onSelect}>
+              <ChartTable title="Latency of forwarded requests (ms)" x={data.buckets} columns={latency} format={ms} bucketMs={data.bucket_ms} onSelect={onSelect} />
+            </Chart>
           </div>
           <div class="grid3">
             <Panel title="Top routes">

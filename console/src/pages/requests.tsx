@@ -3,7 +3,7 @@ import { useEffect, useState } from 'preact/hooks'
 import { api, query } from '../api'
 import { ExplanationView } from '../explanation'
 import { ms, time } from '../format'
-import { go, here, href } from '../router'
+import { go, here, setParams } from '../router'
 import { Empty, Failure, Panel } from '../ui'
 import type { AuditPage, ExplainedUnder, Trace } from '../../../src/admin/console-shapes.ts'
 import type { AuditRecord } from '../../../src/audit/fields.ts'
@@ -59,7 +59,8 @@ export function TraceView({ id, at }: { id: string; at: string }) {
           {r.detail && <div class="detail">{r.detail}</div>}
         </dd>
         <dt>Identity</dt>
-        <dd>{r.subject ? <>{r.subject} <small>({r.issuer}{r.client_id ? `, client ${r.client_id}` : ''}; {r.credential ?? 'credential unknown'})</small></> : <i>none verified</i>} · roles {r.roles.join(', ') || '–'}</dd>
+        {/* Recorded values isolated (bdi): a direction override in a token's sub must not turn the rest of the line around. */}
+        <dd>{r.subject ? <><bdi>{r.subject}</bdi> <small>(<bdi>{r.issuer}</bdi>{r.client_id && <>, client <bdi>{r.client_id}</bdi></>}; {r.credential ?? 'credential unknown'})</small></> : <i>none verified</i>} · roles <bdi>{r.roles.join(', ') || '–'}</bdi></dd>
         <dt>Limit</dt>
         <dd>{r.limit ? <>refused by <b>{r.limit}</b></> : 'no limit refused it'}</dd>
         <dt>Timing</dt>
@@ -112,31 +113,44 @@ export function RequestsPage() {
   const [pager, setPager] = useState<{ search: string; cursors: Cursor[] }>({ search, cursors: [] })
   const cursors = pager.search === search ? pager.cursors : []
   const cursor = cursors.at(-1)
-  const [page, setPage] = useState<AuditPage | null>(null)
+  const [answer, setAnswer] = useState<{ path: string; page: AuditPage } | null>(null)
   const [error, setError] = useState<unknown>(null)
-  const [open, setOpen] = useState<AuditRecord | null>(null)
+  // The open trace is in the URL too (trace=ID&at=TIME): a link to it can be sent, a reload keeps it, back closes it.
+  const openId = here.value.params.get('trace')
+  const openAt = here.value.params.get('at')
+  const setOpen = (r: AuditRecord | null) => setParams({ trace: r?.id ?? null, at: r?.time ?? null })
   const [asked, setAsked] = useState(0)
   const LIMIT = 50
   const path = `audit/page${filterQuery(filters, cursor ? { limit: LIMIT, before: cursor.time, before_id: cursor.id } : { limit: LIMIT })}`
   useEffect(() => {
     let stale = false
     // A failed search clears the rows: those of the previous search would pass for its answer.
-    api<AuditPage>(path).then((d) => !stale && (setPage(d), setError(null)), (err: unknown) => !stale && (setPage(null), setOpen(null), setError(err)))
+    api<AuditPage>(path).then((d) => !stale && (setAnswer({ path, page: d }), setError(null)), (err: unknown) => !stale && (setAnswer(null), setError(err)))
     return () => {
       stale = true
     }
   }, [path, asked])
+  // The previous search's rows stay on screen while the new one is asked, marked busy and not ready: they are not its answer.
+  const page = answer?.page ?? null
+  const current = answer !== null && answer.path === path
+  const shownOpen = page?.records.find((r) => r.id === openId)
+  // The close button goes with the panel: the keyboard goes back to the request's own button, not to the top of the page.
+  const close = () => {
+    document.getElementById(`open-${openId}`)?.focus()
+    setOpen(null)
+  }
   const offset = cursor?.shown ?? 0
   const last = page?.records.at(-1)
   const older = () => last && setPager({ search, cursors: [...cursors, { time: last.time, id: last.id, shown: offset + (page?.records.length ?? 0) }] })
   const newer = () => setPager({ search, cursors: cursors.slice(0, -1) })
-  // The same search again (the URL unchanged) still asks again, from the newest page.
-  const submit = (f: Filters) => (location.hash === href('requests', { ...f }) ? (setPager({ search, cursors: [] }), setAsked(asked + 1)) : go('requests', { ...f }))
+  // The same search again still asks again, from the newest page: compared as a search, not as the URL (#/requests and
+  // #/requests?since=24h are one search, and going from one to the other asked nothing).
+  const submit = (f: Filters) => (filterQuery(f) === search ? (setPager({ search, cursors: [] }), setAsked(asked + 1)) : go('requests', { ...f }))
   return (
-    <div class="requests" data-ready={page ? 'true' : undefined}>
+    <div class="requests" data-ready={current ? 'true' : undefined} aria-busy={page && !current ? 'true' : undefined}>
       <FilterForm key={search} value={filters} onChange={submit} />
       <Failure error={error} />
-      <div class={open ? 'split' : ''}>
+      <div class={openId && openAt ? 'split' : ''}>
         <Panel title="Requests" actions={<span class="pager">
           <button type="button" disabled={cursors.length === 0} onClick={newer}>← newer</button>
           <span data-testid="shown">{!page ? '…' : page.records.length === 0 ? 'none' : `${offset + 1}–${offset + page.records.length}`}</span>
@@ -147,8 +161,10 @@ export function RequestsPage() {
               <thead><tr><th>time (UTC)</th><th>status</th><th>request</th><th>route</th><th>principal</th><th>code</th><th class="num">ms</th></tr></thead>
               <tbody>
                 {page?.records.map((r) => (
-                  <tr class={`${r.decision}${open?.id === r.id ? ' open' : ''}`} onClick={() => setOpen(r)} tabIndex={0} onKeyDown={(e) => e.key === 'Enter' && setOpen(r)} data-testid="row">
-                    <td>{time(r.time)}</td><td><b class={`tag ${r.decision}`}>{r.status}</b></td><td><code>{r.method} {r.path}</code></td>
+                  // The whole row opens the trace for a mouse; its button for a keyboard and a screen reader (Enter, Space, "expanded").
+                  <tr class={`${r.decision}${openId === r.id ? ' open' : ''}`} onClick={() => setOpen(r)} data-testid="row">
+                    <td>{time(r.time)}</td><td><b class={`tag ${r.decision}`}>{r.status}<span class="sr-only"> {r.decision}</span></b></td>
+                    <td><button type="button" class="link plain" id={`open-${r.id}`} aria-expanded={openId === r.id} onClick={(e) => (e.stopPropagation(), setOpen(r))}><code>{r.method} {r.path}</code></button></td>
                     <td>{r.route ?? '–'}</td><td>{r.subject ?? '–'}</td><td>{r.code ?? ''}</td><td class="num">{ms(r.duration_ms)}</td>
                   </tr>
                 ))}
@@ -156,9 +172,9 @@ export function RequestsPage() {
             </table>
           )}
         </Panel>
-        {open && (
-          <Panel title={`Trace of ${open.method} ${open.path}`} actions={<button type="button" class="link" onClick={() => setOpen(null)}>close</button>}>
-            <TraceView id={open.id} at={open.time} />
+        {openId && openAt && (
+          <Panel title={shownOpen ? `Trace of ${shownOpen.method} ${shownOpen.path}` : 'Trace'} actions={<button type="button" class="link" onClick={close}>close</button>}>
+            <TraceView id={openId} at={openAt} />
           </Panel>
         )}
       </div>

@@ -53,7 +53,7 @@ function Explain() {
           <label class="grow">path<input name="path" value={path} onInput={(e) => setPath((e.target as HTMLInputElement).value)} /></label>
           <label>source IP<input name="ip" value={ip} onInput={(e) => setIp((e.target as HTMLInputElement).value)} /></label>
         </div>
-        <div class="row" role="radiogroup">
+        <div class="row" role="radiogroup" aria-label="Explain with">
           <label class="inline"><input type="radio" name="mode" checked={mode === 'claims'} onChange={() => setMode('claims')} /> claims</label>
           <label class="inline"><input type="radio" name="mode" checked={mode === 'token'} onChange={() => setMode('token')} /> a token (decoded, never stored)</label>
         </div>
@@ -61,18 +61,19 @@ function Explain() {
           <>
             {start?.note && <p class="hint" data-testid="no-claims">{start.note}</p>}
             {start?.credential && <p class="hint">The claims of a client certificate: iss is the subject DN of its CA, sub its URI SAN or CN.</p>}
-            <textarea name="claims" rows={6} value={claims} placeholder="no claims: explained as a request without a token" onInput={(e) => setClaims((e.target as HTMLTextAreaElement).value)} spellcheck={false} />
+            <label>claims (JSON)<textarea name="claims" rows={6} value={claims} placeholder="no claims: explained as a request without a token" onInput={(e) => setClaims((e.target as HTMLTextAreaElement).value)} spellcheck={false} /></label>
           </>
         ) : (
           <>
-            <textarea name="token" rows={4} value={token} onInput={(e) => setToken((e.target as HTMLTextAreaElement).value)} spellcheck={false} autocomplete="off" />
+            <label>token<textarea name="token" rows={4} value={token} onInput={(e) => setToken((e.target as HTMLTextAreaElement).value)} spellcheck={false} autocomplete="off" /></label>
             {decoded && <pre class="claims">{JSON.stringify(decoded, null, 2)}</pre>}
           </>
         )}
         <button type="submit">Explain</button>
       </form>
       <Failure error={error} />
-      {result && <ExplanationView e={result} />}
+      {/* There before the answer, so a screen reader says the answer when it comes. */}
+      <div aria-live="polite" data-testid="explain-result">{result && <ExplanationView e={result} />}</div>
     </Panel>
   )
 }
@@ -105,7 +106,7 @@ function Replay() {
     <Panel title="Replay recorded requests against a draft config">
       <form class="simulate" onSubmit={run}>
         <p class="hint">Paste or upload the whole draft bouncer.yaml. Every recorded request of the last hours is decided again, under the running config and under the draft; each decision that changes is listed.</p>
-        <textarea name="draft" rows={10} value={draft} onInput={(e) => setDraft((e.target as HTMLTextAreaElement).value)} spellcheck={false} placeholder="routes: …" />
+        <label>draft config (YAML)<textarea name="draft" rows={10} value={draft} onInput={(e) => setDraft((e.target as HTMLTextAreaElement).value)} spellcheck={false} placeholder="routes: …" /></label>
         <div class="row">
           <label class="inline">file <input type="file" accept=".yaml,.yml,text/yaml" onChange={upload} /></label>
           <label class="inline">last <input name="hours" class="short" value={hours} onInput={(e) => setHours((e.target as HTMLInputElement).value)} /> hours</label>
