@@ -3,9 +3,10 @@
 // URI SAN, a CN only, expired, not yet valid, from another CA). `openssl ca` is used because it is
 // the one command of OpenSSL 3.0 that sets a certificate's start and end dates freely.
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Agent, request } from 'undici'
 
 export interface Issued {
   /** Paths of the PEM files. */
@@ -39,6 +40,21 @@ export interface TestPki {
   /** Makes a new CA in the same directory. */
   newCa(name: string): TestCa
   close(): void
+}
+
+/**
+ * One request to the gateway over TLS (the test CA trusted, SNI localhost), presenting `cert` or no
+ * certificate, on a connection of its own: what a reload or a clock changes is read by its handshake.
+ */
+export async function requestWithCertificate(url: string, pki: TestPki, cert: Issued | null): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string; json(): Record<string, unknown> }> {
+  const agent = new Agent({ connect: { ca: readFileSync(pki.ca.cert), servername: 'localhost', ...(cert ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}) } })
+  try {
+    const res = await request(url, { dispatcher: agent })
+    const text = await res.body.text()
+    return { status: res.statusCode, headers: res.headers, text, json: () => (text === '' ? {} : (JSON.parse(text) as Record<string, unknown>)) }
+  } finally {
+    await agent.close()
+  }
 }
 
 function openssl(args: string[], cwd: string): void {

@@ -3,10 +3,8 @@
 // taken for that SVID's workload: the same sub, the role its glob grants, the same assertion and audit
 // subject. A CN written as a URI is refused now (401 client_cert_required, saying why); a URI SAN and a
 // plain CN are taken as before.
-import { readFileSync } from 'node:fs'
-import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createPki, type Issued, type TestPki } from '../helpers/certs.ts'
+import { createPki, requestWithCertificate, type Issued, type TestPki } from '../helpers/certs.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
@@ -34,13 +32,8 @@ afterAll(async () => {
 })
 
 async function get(cert: Issued): Promise<{ status: number; body: Record<string, unknown> }> {
-  const agent = new Agent({ connect: { ca: readFileSync(pki.ca.cert), servername: 'localhost', cert: readFileSync(cert.cert), key: readFileSync(cert.key) } })
-  try {
-    const res = await request(`${gateway.url}/data/x`, { dispatcher: agent })
-    return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> }
-  } finally {
-    await agent.close()
-  }
+  const res = await requestWithCertificate(`${gateway.url}/data/x`, pki, cert)
+  return { status: res.status, body: res.json() }
 }
 
 describe('a CN that looks like a URI', () => {

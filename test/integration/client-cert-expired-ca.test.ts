@@ -7,11 +7,10 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Agent, request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfigText } from '../../src/config/index.ts'
-import { createPki, type Issued, type TestPki } from '../helpers/certs.ts'
+import { createPki, requestWithCertificate, type Issued, type TestPki } from '../helpers/certs.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
@@ -59,15 +58,9 @@ afterAll(async () => {
 })
 
 async function detailFor(cert: Issued): Promise<unknown> {
-  const agent = new Agent({ connect: { ca: readFileSync(pki.ca.cert), servername: 'localhost', cert: readFileSync(cert.cert), key: readFileSync(cert.key) } })
-  try {
-    const res = await request(`${gateway.url}/data/x`, { dispatcher: agent })
-    const body = (await res.body.json()) as Record<string, unknown>
-    expect(res.statusCode).toBe(401)
-    return body.detail
-  } finally {
-    await agent.close()
-  }
+  const res = await requestWithCertificate(`${gateway.url}/data/x`, pki, cert)
+  expect(res.status).toBe(401)
+  return res.json().detail
 }
 
 describe('a client certificate refused for its CA\'s dates', () => {

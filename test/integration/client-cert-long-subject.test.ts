@@ -3,10 +3,8 @@
 // what the upstream takes — the client got the upstream's 431, recorded as an allow. A workload
 // identity is bounded now by the SPIFFE ID's own bound (2048 bytes): a longer name is refused,
 // 401 client_cert_required, before anything is sent; one of 2048 bytes is served whole.
-import { readFileSync } from 'node:fs'
-import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createPki, type Issued, type TestPki } from '../helpers/certs.ts'
+import { createPki, requestWithCertificate, type Issued, type TestPki } from '../helpers/certs.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
@@ -36,14 +34,8 @@ afterAll(async () => {
 })
 
 async function get(cert: Issued): Promise<{ status: number; body: Record<string, unknown> }> {
-  const agent = new Agent({ connect: { ca: readFileSync(pki.ca.cert), servername: 'localhost', cert: readFileSync(cert.cert), key: readFileSync(cert.key) } })
-  try {
-    const res = await request(`${gateway.url}/data/x`, { dispatcher: agent })
-    const text = await res.body.text()
-    return { status: res.statusCode, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) }
-  } finally {
-    await agent.close()
-  }
+  const res = await requestWithCertificate(`${gateway.url}/data/x`, pki, cert)
+  return { status: res.status, body: res.json() }
 }
 
 const named = (bytes: number) => pki.ca.issue(`long-${bytes}`, { usage: 'client', san: [`URI:${PREFIX}${'a'.repeat(bytes - PREFIX.length)}`] })

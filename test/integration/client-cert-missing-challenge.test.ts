@@ -4,10 +4,8 @@
 // be taken — as a session's refusal was before the same fix for sessions. It carries `Bearer` now.
 // A certificate presented decides (a token beside it is not taken), so its refusal names none, and
 // a route that takes certificates only has no HTTP challenge to name.
-import { readFileSync } from 'node:fs'
-import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createPki, type Issued, type TestPki } from '../helpers/certs.ts'
+import { createPki, requestWithCertificate, type Issued, type TestPki } from '../helpers/certs.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
@@ -38,14 +36,8 @@ afterAll(async () => {
 })
 
 async function refusal(path: string, cert: Issued | null): Promise<{ status: number; code: unknown; challenge: unknown }> {
-  const agent = new Agent({ connect: { ca: readFileSync(pki.ca.cert), servername: 'localhost', ...(cert ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}) } })
-  try {
-    const res = await request(`${gateway.url}${path}`, { dispatcher: agent })
-    const body = (await res.body.json()) as Record<string, unknown>
-    return { status: res.statusCode, code: body.code, challenge: res.headers['www-authenticate'] ?? null }
-  } finally {
-    await agent.close()
-  }
+  const res = await requestWithCertificate(`${gateway.url}${path}`, pki, cert)
+  return { status: res.status, code: res.json().code, challenge: res.headers['www-authenticate'] ?? null }
 }
 
 describe('401 client_cert_required and WWW-Authenticate', () => {

@@ -7,11 +7,10 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Agent, request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfigText } from '../../src/config/index.ts'
-import { createPki, type Issued, type TestPki } from '../helpers/certs.ts'
+import { createPki, requestWithCertificate, type Issued, type TestPki } from '../helpers/certs.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
@@ -87,13 +86,7 @@ describe('client_ca without the root of its CA', () => {
     expect(errors(both)).toEqual([])
     upstream = await startUpstream()
     gateway = await startTestGateway(config(both))
-    const agent = new Agent({ connect: { ca: readFileSync(pki.ca.cert), servername: 'localhost', cert: readFileSync(leaf.cert), key: readFileSync(leaf.key) } })
-    try {
-      const res = await request(`${gateway.url}/data/x`, { dispatcher: agent })
-      const body = await res.body.text()
-      expect(res.statusCode, body).toBe(200)
-    } finally {
-      await agent.close()
-    }
+    const res = await requestWithCertificate(`${gateway.url}/data/x`, pki, leaf)
+    expect(res.status, res.text).toBe(200)
   })
 })

@@ -4,9 +4,8 @@
 // authenticating as the issuer's until someone sent SIGHUP. The issuers' ca files are watched too now.
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createPki, type Issued, type TestCa, type TestPki } from '../helpers/certs.ts'
+import { createPki, requestWithCertificate, type Issued, type TestCa, type TestPki } from '../helpers/certs.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -43,13 +42,8 @@ afterAll(async () => {
 
 /** A new connection each time: what a reload changes is read by the next handshake's requests. */
 async function get(cert: Issued): Promise<{ status: number; body: Record<string, unknown> }> {
-  const agent = new Agent({ connect: { ca: readFileSync(pki.ca.cert), servername: 'localhost', cert: readFileSync(cert.cert), key: readFileSync(cert.key) } })
-  try {
-    const res = await request(`${gateway.url}/data/x`, { dispatcher: agent })
-    return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> }
-  } finally {
-    await agent.close()
-  }
+  const res = await requestWithCertificate(`${gateway.url}/data/x`, pki, cert)
+  return { status: res.status, body: res.json() }
 }
 
 describe('an x509 issuer\'s ca file changed on disk', () => {
