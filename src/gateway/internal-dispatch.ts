@@ -11,7 +11,7 @@
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import { duplexPair, type Duplex } from 'node:stream'
 import { GatewayError, problemBody } from '../errors/index.ts'
-import { INTERNAL_CALL, createContext, type InternalConnection, type InternalDispatch, type InternalRequest, type InternalResponse, type RequestContext } from '../request/index.ts'
+import { createContext, markInternal, type InternalDispatch, type InternalRequest, type InternalResponse, type RequestContext } from '../request/index.ts'
 import { handle } from './pipeline.ts'
 import type { GatewayState } from './state.ts'
 
@@ -45,7 +45,7 @@ export function createInternalDispatch(state: GatewayState): InternalDispatch {
     const [client, served] = duplexPair()
     const exchange: Exchange = { client, served, ctx: null }
     exchanges.set(served, exchange)
-    ;(served as unknown as InternalConnection)[INTERNAL_CALL] = request
+    markInternal(served, request)
     server.emit('connection', served)
     return new Promise<InternalResponse>((resolve, reject) => {
       let settled = false

@@ -58,14 +58,20 @@ export type InternalDispatch = (request: InternalRequest) => Promise<InternalRes
 /** Queues an audit record for something that is not a request of its own (a tool call served by the MCP endpoint). */
 export type RecordAudit = (facts: RequestFacts) => void
 
-/** The property of an in-process connection that carries its one request's caller and call. */
-export const INTERNAL_CALL: unique symbol = Symbol('bouncer.internal-call')
+/**
+ * The in-process connections and the one request each carries (its caller and call). A WeakMap, not
+ * a property of the connection: an HTTP/2 session's socket is a proxy that throws on any property
+ * read once the session is gone, and the audit's last look (after the answer) read one (CI: 51
+ * unhandled rejections, the records of those requests lost).
+ */
+const internalCalls = new WeakMap<object, InternalRequest>()
 
-export interface InternalConnection {
-  [INTERNAL_CALL]?: InternalRequest
+/** Marks an in-process connection (internal-dispatch.ts) as carrying `request`. */
+export function markInternal(connection: object, request: InternalRequest): void {
+  internalCalls.set(connection, request)
 }
 
 /** The internal request this connection carries, or undefined for every client connection. */
 export function internalRequestOf(connection: object): InternalRequest | undefined {
-  return (connection as InternalConnection)[INTERNAL_CALL]
+  return internalCalls.get(connection)
 }
