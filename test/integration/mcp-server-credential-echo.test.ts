@@ -19,12 +19,18 @@ async function echoingServer(): Promise<Server> {
   const server = createServer(async (req, res) => {
     let body = ''
     for await (const chunk of req) body += String(chunk)
+    if (body.includes('"tools/call"') && body.includes('"leak"')) {
+      // A JSON-RPC error whose data carries what it was sent: the SDK keeps `data` on its error.
+      const { id } = JSON.parse(body) as { id: number }
+      res.writeHead(200, { 'content-type': 'application/json' })
+      return void res.end(JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32001, message: `denied for ${req.headers['x-client-name']}`, data: { sent: [req.headers.authorization], key: req.headers['x-api-key'] } } }))
+    }
     if (body.includes('"tools/call"')) {
       res.writeHead(500, { 'content-type': 'text/plain' })
       return void res.end(`backend refused credentials ${req.headers.authorization} and key ${req.headers['x-api-key']}`)
     }
     const mcp = new McpServer({ name: 'echoing', version: '1' }, { capabilities: { tools: {} } })
-    mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'echo', inputSchema: { type: 'object' } }] }))
+    mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'echo', inputSchema: { type: 'object' } }, { name: 'leak', inputSchema: { type: 'object' } }] }))
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
     await mcp.connect(transport)
     const headers = new Headers()
@@ -48,7 +54,7 @@ beforeAll(async () => {
   const url = `http://127.0.0.1:${(echoing.address() as AddressInfo).port}/mcp`
   setup = await startMcpTestGateway('mcp-server-credential-echo', (config) => ({
     ...config,
-    mcp: { ...config.mcp, servers: [{ name: 'tickets', url, headers: { Authorization: `Bearer ${TOKEN}`, 'X-Api-Key': API_KEY } }] },
+    mcp: { ...config.mcp, servers: [{ name: 'tickets', url, headers: { Authorization: `Bearer ${TOKEN}`, 'X-Api-Key': API_KEY, 'X-Client-Name': 'bouncer-gateway' } }] },
   }))
 }, 60_000)
 
@@ -77,4 +83,22 @@ it('keeps the server\'s credentials out of the agent\'s error result and the aud
   expect(row).toMatchObject({ status: 502, code: 'upstream_error' })
   expect(JSON.stringify(row)).not.toContain(TOKEN)
   expect(JSON.stringify(row)).not.toContain(API_KEY)
+}, 60_000)
+
+// Found by review: the server's error `data` reached the agent as it came (the SDK keeps it on the
+// error it raises, and the gateway's MCP server sends it on); and a header that is no credential
+// (a client name) was redacted from every message that mentioned it.
+it('keeps the server\'s credentials out of a JSON-RPC error\'s data, and leaves other headers\' values alone', async () => {
+  const client = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
+  let error: unknown
+  try {
+    error = await client.callTool({ name: 'tickets__leak', arguments: {} }).then(() => null, (err: unknown) => err)
+  } finally {
+    await client.close()
+  }
+  const seen = JSON.stringify({ message: (error as Error).message, data: (error as { data?: unknown }).data })
+  expect(seen).toContain('denied for bouncer-gateway')
+  expect(seen).toContain('[redacted]')
+  expect(seen).not.toContain(TOKEN)
+  expect(seen).not.toContain(API_KEY)
 }, 60_000)

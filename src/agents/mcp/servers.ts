@@ -30,6 +30,8 @@ export interface UpstreamMcpServer {
 }
 
 const CLIENT_INFO = { name: 'bouncer', version: '1' }
+/** The headers whose values are credentials, redacted from what a server says back. */
+const CREDENTIAL_HEADER = /auth|key|token|secret|cookie|session|password|credential/i
 
 /** `maxAnswerBytes`: server.max_body_bytes, the most one answer of the server may be (a tool's result included). */
 export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAnswerBytes: number): UpstreamMcpServer {
@@ -85,13 +87,12 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
     },
     withoutCredentials(err) {
       // A server that echoed the header it was sent in its error ("refused Bearer …") showed the
-      // gateway's credential to the agent, its model and the audit record.
+      // gateway's credential to the agent, its model and the audit record; in the error's `data`
+      // too, which the SDK hands on to the agent as it came (found by review).
       if (!(err instanceof Error)) return err
-      let message = scrub(err.message)
-      for (const value of Object.values(server.headers)) {
-        for (const secret of [value, value.replace(/^\S+\s+/, '')]) if (secret.length >= 6) message = message.replaceAll(secret, '[redacted]')
-      }
-      err.message = message
+      err.message = redact(err.message)
+      const withData = err as Error & { data?: unknown }
+      if (withData.data !== undefined) withData.data = redactLeaves(withData.data, 0)
       return err
     },
     onToolsChanged(listener) {
@@ -104,6 +105,27 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       connecting = null
       if (current) await current.then((c) => c.close(), () => {})
     },
+  }
+
+  /** The credential headers' values sent to this server (a header such as `accept: application/json` is no secret: redacting it blanked ordinary words). */
+  function credentialValues(): string[] {
+    return Object.entries(server.headers).filter(([name]) => CREDENTIAL_HEADER.test(name))
+      .flatMap(([, value]) => [value, value.replace(/^\S+\s+/, '')]).filter((secret) => secret.length >= 6)
+  }
+
+  function redact(text: string): string {
+    let redacted = scrub(text)
+    for (const secret of credentialValues()) redacted = redacted.replaceAll(secret, '[redacted]')
+    return redacted
+  }
+
+  /** Every string in a JSON value redacted (a bounded depth: deeper is dropped). */
+  function redactLeaves(value: unknown, depth: number): unknown {
+    if (typeof value === 'string') return redact(value)
+    if (typeof value !== 'object' || value === null) return value
+    if (depth >= 16) return '[redacted]'
+    if (Array.isArray(value)) return value.map((item) => redactLeaves(item, depth + 1))
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [redact(key), redactLeaves(item, depth + 1)]))
   }
 
   async function connect(): Promise<Client> {
