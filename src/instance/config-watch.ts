@@ -14,9 +14,14 @@ export interface ConfigWatch {
 
 type Version = Pick<Stats, 'mtimeMs' | 'ino' | 'size'>
 const sameVersion = (a: Version | null, b: Version | null) => a !== null && b !== null && a.mtimeMs === b.mtimeMs && a.ino === b.ino && a.size === b.size
+/** Null for a file that cannot be read now (gone, EACCES, ENOTDIR): this runs in a timer, where a throw would end the gateway (found by review). */
 const versionOf = (file: string): Version | null => {
-  const s = statSync(file, { throwIfNoEntry: false })
-  return s === undefined ? null : { mtimeMs: s.mtimeMs, ino: s.ino, size: s.size }
+  try {
+    const s = statSync(file, { throwIfNoEntry: false })
+    return s === undefined ? null : { mtimeMs: s.mtimeMs, ino: s.ino, size: s.size }
+  } catch {
+    return null
+  }
 }
 
 /** Watches always; reloads only while the running config has `server.watch_config: true`, so turning it on takes a reload, not a restart. */

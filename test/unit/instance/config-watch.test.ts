@@ -1,4 +1,4 @@
-import { closeSync, mkdtempSync, openSync, unwatchFile, watchFile, writeFileSync } from 'node:fs'
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, unwatchFile, watchFile, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -52,6 +52,33 @@ describe('watchConfigFile', () => {
       await expect.poll(() => reloads, { timeout: 5_000 }).toBe(1)
       writeFileSync(file, 'routes: [] # and two\n')
       await expect.poll(() => reloads, { timeout: 5_000 }).toBe(2)
+    } finally {
+      watch.stop()
+    }
+  })
+})
+
+describe('watchConfigFile and a file it cannot stat', () => {
+  // Found by review: the settle timer stats the file again; a directory on its path made unreadable
+  // (EACCES) or a symlink loop (ELOOP) threw in the timer, which ends the gateway.
+  it('reloads (and lets the reload say why) instead of throwing in its timer', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'config-watch-'))
+    const file = join(dir, 'conf', 'bouncer.yaml')
+    mkdirSync(join(dir, 'conf'))
+    writeFileSync(file, 'routes: []\n')
+    let reloads = 0
+    const watch = watchConfigFile(file, state, () => reloads++, timing)
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 3 * timing.pollMs)) // the watcher's first stat
+      // On the poll that saw the edit, just after the gateway's listener: within its settle.
+      watchFile(file, { interval: timing.pollMs, persistent: false }, function breakPath(now) {
+        if (now.size === 0) return
+        unwatchFile(file, breakPath)
+        rmSync(join(dir, 'conf'), { recursive: true })
+        symlinkSync('conf', join(dir, 'conf')) // a stat of conf/bouncer.yaml: ELOOP (EACCES is not to be had as root)
+      })
+      writeFileSync(file, 'routes: [] # edited\n')
+      await expect.poll(() => reloads, { timeout: 5_000 }).toBe(1)
     } finally {
       watch.stop()
     }
