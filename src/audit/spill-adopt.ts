@@ -51,7 +51,7 @@ export function adoptAuditSpills(audit: AuditConfig, workers: number | null, log
   if (owner !== null) throw new SpillDirInUse(base, owner)
   try {
     mkdirSync(base, { recursive: true })
-    writeFileSync(join(base, OWNER), JSON.stringify({ host: hostname(), pid: process.pid }))
+    writeFileSync(join(base, OWNER), JSON.stringify({ host: hostname(), pid: process.pid, started: processStamp(process.pid) }))
     const files = audit.sinks.map((sink) => spillFileName(sinkName(sink.type === 'sqlite' ? { type: 'sqlite', path: resolve(sink.path) } : sink)))
     const moved = adoptOrphanedSpills(base, workers, files)
     if (moved.length > 0) {
@@ -74,15 +74,35 @@ export function releaseAuditSpills(audit: AuditConfig): void {
   }
 }
 
+/**
+ * A process beyond its pid, which the kernel gives again: this boot's id and the process's start
+ * time (Linux's /proc); null where there is none. Without it, a gateway killed (OOM, a reboot) left
+ * a pid that another process held by the next start, which was then refused for good (found by review).
+ */
+export function processStamp(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const started = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] // field 22, starttime
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+    return started === undefined ? null : `${boot}:${started}`
+  } catch {
+    return null
+  }
+}
+
 /** Another live process of this host that owns `base`, or null. */
 function otherOwner(base: string): { host: string; pid: number } | null {
-  let owner: { host?: unknown; pid?: unknown }
+  let owner: { host?: unknown; pid?: unknown; started?: unknown }
   try {
-    owner = JSON.parse(readFileSync(join(base, OWNER), 'utf8')) as { host?: unknown; pid?: unknown }
+    owner = JSON.parse(readFileSync(join(base, OWNER), 'utf8')) as { host?: unknown; pid?: unknown; started?: unknown }
   } catch {
     return null // none yet, or unreadable: taken over
   }
   if (owner.host !== hostname() || typeof owner.pid !== 'number' || owner.pid === process.pid) return null
+  if (typeof owner.started === 'string') {
+    const now = processStamp(owner.pid)
+    if (now !== null && now !== owner.started) return null // its pid is another process's now
+  }
   try {
     process.kill(owner.pid, 0)
   } catch (err) {

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { adoptAuditSpills, adoptedSpillDirs, adoptOrphanedSpills, SpillDirInUse } from '../../../src/audit/spill-adopt.ts'
+import { adoptAuditSpills, adoptedSpillDirs, adoptOrphanedSpills, processStamp, SpillDirInUse } from '../../../src/audit/spill-adopt.ts'
 import type { AuditConfig } from '../../../src/config/index.ts'
 import { createLogger } from '../../../src/telemetry/index.ts'
 import { Writable } from 'node:stream'
@@ -58,7 +58,19 @@ describe('spill files of another number of workers', () => {
     writeFileSync(join(base, 'owner.json'), JSON.stringify({ host: hostname(), pid: 2 ** 22 + 1 }))
     adoptAuditSpills(audit, null, logger)
     expect(tree()).not.toContain('w2/stdout.ndjson')
-    expect(JSON.parse(readFileSync(join(base, 'owner.json'), 'utf8'))).toEqual({ host: hostname(), pid: process.pid })
+    expect(JSON.parse(readFileSync(join(base, 'owner.json'), 'utf8'))).toEqual({ host: hostname(), pid: process.pid, started: processStamp(process.pid) })
+  })
+
+  // Found by review: a gateway killed (OOM, SIGKILL, a reboot) leaves owner.json; by its next start
+  // another process may hold that pid, and the start was refused until someone removed the file.
+  it('takes over a spill_dir whose owner\'s pid now names another process, and keeps one whose owner still runs', () => {
+    const logger = createLogger({ level: 'info', destination: new Writable({ write: (_chunk: Buffer, _e, done) => done() }) })
+    layout({ 'owner.json': JSON.stringify({ host: hostname(), pid: process.ppid, started: processStamp(process.ppid) }) })
+    const audit = { sinks: [{ type: 'stdout' }], spill_dir: base } as unknown as AuditConfig
+    expect(() => adoptAuditSpills(audit, null, logger)).toThrow(SpillDirInUse)
+    writeFileSync(join(base, 'owner.json'), JSON.stringify({ host: hostname(), pid: process.ppid, started: 'an-earlier-boot:12345' }))
+    adoptAuditSpills(audit, null, logger)
+    expect(JSON.parse(readFileSync(join(base, 'owner.json'), 'utf8'))).toMatchObject({ pid: process.pid })
   })
 
   it('forgets an adoption once its files are drained, with the chain state that came with them', () => {
