@@ -81,18 +81,32 @@ export function createTarget(origin: string, options: TargetPoolOptions): Target
  */
 const HANDSHAKE_REFUSALS = /^ERR_SSL_TLSV1[3]?_ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|DECRYPT_ERROR|HANDSHAKE_FAILURE)$|^ERR_SSL_SSLV3_ALERT_(BAD_CERTIFICATE|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|HANDSHAKE_FAILURE)$/
 
+type SocketError = NodeJS.ErrnoException & { reason?: string }
+
+/**
+ * An error on an upstream's socket after its handshake, renamed for undici and errors.ts (see
+ * resetsAreCuts); answers the handshake refusal seen so far. Any other TLS error after the handshake
+ * (an alert, a bad record) may follow a request the upstream has read: a reset, never a connect
+ * failure, which would send a POST to the next target (found by review).
+ */
+export function renameSocketError(err: SocketError, refusal: SocketError | null): SocketError | null {
+  if (err.code === 'ECONNRESET') err.code = 'UND_ERR_SOCKET'
+  if (err.code !== undefined && HANDSHAKE_REFUSALS.test(err.code)) return err
+  if (err.code?.startsWith('ERR_SSL_')) err.code = 'UND_ERR_SOCKET'
+  else if (refusal !== null && err.code === 'UND_ERR_SOCKET') {
+    err.code = refusal.code
+    err.message = `the upstream ended the connection with a TLS alert: ${refusal.reason ?? refusal.message}`
+  }
+  return refusal
+}
+
 function resetsAreCuts(connect: buildConnector.connector): buildConnector.connector {
   return (options, callback) =>
     connect(options, (...args) => {
       const socket: Socket | null = args[1]
-      let alert: NodeJS.ErrnoException & { reason?: string } | null = null
-      socket?.prependListener('error', (err: NodeJS.ErrnoException & { reason?: string }) => {
-        if (err.code === 'ECONNRESET') err.code = 'UND_ERR_SOCKET'
-        if (err.code !== undefined && HANDSHAKE_REFUSALS.test(err.code)) alert = err
-        else if (alert !== null && err.code === 'UND_ERR_SOCKET') {
-          err.code = alert.code
-          err.message = `the upstream ended the connection with a TLS alert: ${alert.reason ?? alert.message}`
-        }
+      let refusal: SocketError | null = null
+      socket?.prependListener('error', (err: SocketError) => {
+        refusal = renameSocketError(err, refusal)
       })
       callback(...args)
     })
