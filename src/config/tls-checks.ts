@@ -44,8 +44,9 @@ export function tlsFindings(config: Config): Finding[] {
     }
     // A certificate is one issuer's: the first whose ca holds the CA its chain ends at (identity/x509.ts).
     // A CA named by two made the later one's trust rules dead, with no word from check.
+    // An issuer without ca takes what the issuers before it left of client_ca: dead only when they left nothing (found by review).
     const shared = cas.filter((ca) => owners.has(ca.fingerprint256))
-    if (shared.length > 0) {
+    if (shared.length > 0 && (issuer.ca !== undefined || shared.length === cas.length)) {
       const first = owners.get((shared[0] as X509Certificate).fingerprint256) as string
       findings.push({
         severity: 'error',
