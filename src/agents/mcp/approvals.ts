@@ -58,6 +58,7 @@ const SCHEMA = `
     decided_by TEXT, decided_at INTEGER
   );
   CREATE INDEX IF NOT EXISTS approvals_call ON approvals (tool, subject, args_sha256, status);
+  CREATE INDEX IF NOT EXISTS approvals_caller ON approvals (subject, issuer, status);
 `
 
 /** How long a call waits for another process's write lock before it fails. */
@@ -120,14 +121,25 @@ export function openApprovalStore(path: string): ApprovalStore {
     location: path,
     async request(call, now = Date.now()) {
       // One unit, tried again whole: until the INSERT commits, nothing of it has happened.
+      // In one write transaction: two workers filing at once could each find no open approval, or
+      // a count under the cap, and both insert (found by review).
       return await guard(() => {
-        expire.run(now)
-        const open = openFor.get(call.tool, call.issuer, call.subject, call.actor, call.argsSha256, now) as Row | undefined
-        if (open) return fromRow(open)
-        if (Number((pendingOf.get(call.issuer, call.subject, call.actor, now) as { n: number }).n) >= MAX_PENDING_PER_CALLER) return null
-        const id = randomUUID()
-        insert.run(id, call.tool, call.issuer, call.subject, call.actor, call.argsSha256, JSON.stringify(call.approvers), now, now + call.ttlMs)
-        return fromRow(byId.get(id) as unknown as Row)
+        db.exec('BEGIN IMMEDIATE')
+        try {
+          expire.run(now)
+          const open = openFor.get(call.tool, call.issuer, call.subject, call.actor, call.argsSha256, now) as Row | undefined
+          let filed: Row | null = open ?? null
+          if (!open && Number((pendingOf.get(call.issuer, call.subject, call.actor, now) as { n: number }).n) < MAX_PENDING_PER_CALLER) {
+            const id = randomUUID()
+            insert.run(id, call.tool, call.issuer, call.subject, call.actor, call.argsSha256, JSON.stringify(call.approvers), now, now + call.ttlMs)
+            filed = byId.get(id) as unknown as Row
+          }
+          db.exec('COMMIT')
+          return filed === null ? null : fromRow(filed)
+        } catch (err) {
+          if (db.isTransaction) db.exec('ROLLBACK')
+          throw err
+        }
       })
     },
     async take(call, now = Date.now()) {
