@@ -15,17 +15,21 @@ function inTransaction<T>(path: string, currentKey: Buffer, work: (db: DatabaseS
   openEmbeddedStore(path, currentKey).close()
   const db = new DatabaseSync(path)
   try {
-    db.exec('PRAGMA busy_timeout = 5000; BEGIN IMMEDIATE')
+    // A seal removed is overwritten on its page, and the WAL is emptied after: not left in free
+    // pages for a copy of the file to give back (found by review).
+    db.exec('PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON; BEGIN IMMEDIATE')
+    let result: T
     try {
       const rows = db.prepare('SELECT id, sealed FROM data_keys ORDER BY id').all() as Array<{ id: number; sealed: Uint8Array }>
       const dataKeys = rows.map((row) => ({ ...row, ...openDataKey(db, row, currentKey) }))
-      const result = work(db, dataKeys)
+      result = work(db, dataKeys)
       db.exec('COMMIT')
-      return result
     } catch (err) {
       db.exec('ROLLBACK')
       throw err
     }
+    db.exec('PRAGMA wal_checkpoint(TRUNCATE)')
+    return result
   } finally {
     db.close()
   }
