@@ -56,13 +56,15 @@ async function readAtMost(file: string, limit: number): Promise<Buffer | null> {
   try {
     const chunks: Buffer[] = []
     let size = 0
+    const chunk = Buffer.allocUnsafe(1024 * 1024)
     for (;;) {
-      const chunk = Buffer.allocUnsafe(1024 * 1024)
       const { bytesRead } = await handle.read(chunk, 0, chunk.length, null)
       if (bytesRead === 0) return Buffer.concat(chunks, size)
       size += bytesRead
       if (size > limit) return null
-      chunks.push(chunk.subarray(0, bytesRead))
+      // A copy of what was read: a pipe gives 64 KB a read, and a 1 MB buffer kept for each held
+      // ~1 GB before the 64 MB cap tripped (found by review).
+      chunks.push(Buffer.from(chunk.subarray(0, bytesRead)))
     }
   } finally {
     await handle.close()

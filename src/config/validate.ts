@@ -1,5 +1,6 @@
 // Checks that need the whole file: names that must exist, names that must be unique, route
 // syntax, and (as warnings) configuration that is legal but almost certainly not what was meant.
+import { isIP } from 'node:net'
 import type { Finding, ConfigPath } from './diagnostics.ts'
 import type { SecretReference } from './interpolate.ts'
 import { checkRewrite, parseRoutePattern, type RoutePattern } from './route-pattern.ts'
@@ -36,8 +37,9 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   // Both listeners on one address: serve failed with "EADDRINUSE", as if another process held it.
   const { listen: gateway } = config.server
   const { listen: admin } = config.admin
-  const wildcard = (host: string) => host === '0.0.0.0' || host === '::'
-  if (admin.port !== 0 && admin.port === gateway.port && (admin.host === gateway.host || wildcard(admin.host) || wildcard(gateway.host))) {
+  // `::` takes IPv4 too (dual-stack); `0.0.0.0` only IPv4, so `[::1]` beside it binds (found by review).
+  const covers = (wild: string, host: string) => wild === '::' || (wild === '0.0.0.0' && isIP(host) !== 6)
+  if (admin.port !== 0 && admin.port === gateway.port && (admin.host === gateway.host || covers(admin.host, gateway.host) || covers(gateway.host, admin.host))) {
     error(['admin', 'listen'], `the gateway listens on ${gateway.text} (server.listen): the admin listener needs a port of its own`)
   }
 

@@ -21,4 +21,7 @@ it('takes listeners on other ports, other addresses, or both on port 0', () => {
   expect(errors('127.0.0.1:8080', '127.0.0.1:9090')).toEqual([])
   expect(errors('127.0.0.1:8080', '127.0.0.2:8080')).toEqual([])
   expect(errors('127.0.0.1:0', '127.0.0.1:0')).toEqual([])
+  // Found by review: 0.0.0.0 binds IPv4 only, so an IPv6 address beside it on the port binds too.
+  expect(errors('0.0.0.0:8080', '[::1]:8080')).toEqual([])
+  expect(errors('[::]:8080', '127.0.0.1:8080')).toHaveLength(1) // :: is dual-stack
 })
