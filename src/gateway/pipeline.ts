@@ -371,8 +371,9 @@ function commitAudit(state: GatewayState, ctx: RequestContext): Promise<void> {
  * to its backend, as over HTTP.
  */
 function namedToolCaller(ctx: RequestContext): RequestContext {
+  if (ctx.identity !== null) return ctx // most requests: no lookup
   const internal = internalRequestOf(ctx.connection)
-  if (internal && ctx.identity === null) {
+  if (internal) {
     ctx.identity = internal.caller.identity
     ctx.credential = internal.caller.credential
     ctx.roles = internal.caller.roles
