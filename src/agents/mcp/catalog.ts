@@ -91,11 +91,13 @@ export function createCatalog(routeTools: ReadonlyMap<string, ToolEntry>, server
     async find(name) {
       const routeTool = routeTools.get(name)
       if (routeTool) return routeTool
-      // Only the servers whose tools can bear this name, in file order as entries() keeps them: a
-      // call to one server's tool waited for every other server's list (one down, the whole timeout).
-      for (const server of servers) {
-        if (server.config.prefix && !name.startsWith(`${server.config.name}${SEPARATOR}`)) continue
-        const found = (await serverEntries(server)).find((entry) => entry.name === name)
+      // Only the servers whose tools can bear this name: a call to one server's tool waited for
+      // every other server's list (one down, the whole timeout). Their lists are asked at once and
+      // read in file order, as entries() keeps them: a name two bear is the first's (several
+      // unprefixed servers waited one after another: found by review).
+      const lists = servers.filter((server) => !server.config.prefix || name.startsWith(`${server.config.name}${SEPARATOR}`)).map(serverEntries)
+      for (const list of lists) {
+        const found = (await list).find((entry) => entry.name === name)
         if (found) return found
       }
       return undefined
