@@ -20,6 +20,8 @@ export interface CorsRules {
   readonly exposeHeaders: readonly string[]
   readonly credentials: boolean
   readonly maxAgeSeconds: number
+  /** The setting that lists the origins, named in a refusal (default routes[].cors.origins). */
+  readonly originsSetting?: string
 }
 
 export type PreflightAnswer = { readonly ok: true; readonly headers: Readonly<Record<string, string>> } | { readonly ok: false; readonly reason: string }
@@ -80,7 +82,7 @@ export function corsPolicy(rules: CorsRules): CorsPolicy {
     allows,
     responseHeaders,
     preflight(origin, method, requestHeaders) {
-      if (!allows(origin)) return { ok: false, reason: `Origin ${quoted(origin)} is not allowed on this route (routes[].cors.origins).` }
+      if (!allows(origin)) return { ok: false, reason: `Origin ${quoted(origin)} is not allowed on this route (${rules.originsSetting ?? 'routes[].cors.origins'}).` }
       if (!methods.has(method)) {
         return { ok: false, reason: `Origin ${quoted(origin)} may not send ${quoted(method)} requests on this route (allowed: ${allowMethods}).` }
       }

@@ -52,6 +52,8 @@ it('still refuses an origin that is not allowed, preflight or not', async () => 
   const preflight = await fetch(`${setup.gateway.url}/mcp`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } })
   expect(preflight.status).toBe(403)
   expect(preflight.headers.get('access-control-allow-origin')).toBeNull()
+  // The setting that would let it in (a review: it named routes[].cors.origins, which /mcp has not).
+  expect((await preflight.json() as { detail: string }).detail).toContain('(mcp.allowed_origins)')
   const refused = await post('https://evil.example', await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }))
   expect(refused.status).toBe(403)
   expect((await refused.json() as { code: string }).code).toBe('cors_origin_denied')

@@ -175,6 +175,7 @@ function browserCors(mcp: McpConfig): CorsPolicy | null {
     exposeHeaders: ['mcp-session-id', 'mcp-protocol-version', 'www-authenticate'],
     credentials: false,
     maxAgeSeconds: 600,
+    originsSetting: 'mcp.allowed_origins',
   })
 }
 
