@@ -2,42 +2,24 @@
 // and forward did nothing, and a link to a search (#/audit?status=401, sent to a colleague explaining a
 // 401) opened the last 24 hours unfiltered, whose export was not the search shared either. The search
 // now lives in the address, as on the Requests page. Real chromium, a real gateway and SQLite log.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
-import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { closeAll, collectPageErrors, launchChromium, openPage, showPage, signInWithToken, waitForAuditRecords } from '../helpers/browser.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { collectPageErrors, openPage, showPage, signInWithToken } from '../helpers/browser.ts'
+import { startConsoleGateway, type ConsoleGateway } from '../helpers/console-gateway.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
 
 const ADMIN_TOKEN = 'console-audit-address-admin-token-0123456789'
 
-let upstream: TestUpstream
+let setup: ConsoleGateway
 let gateway: TestGateway
 let browser: Browser
-let dir: string
 
 beforeAll(async () => {
-  upstream = await startUpstream()
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-console-audit-address-'))
-  gateway = await startTestGateway({
-    admin: { token: ADMIN_TOKEN },
-    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
-    telemetry: { log_level: 'silent' },
-    upstreams: [{ name: 'api', url: upstream.url }],
-    routes: [
-      { id: 'open', methods: ['GET'], path: '/open', upstream: 'api', public: true },
-      { id: 'closed', methods: ['GET'], path: '/closed', upstream: 'api' },
-    ],
-  })
-  for (const path of ['/open', '/closed', '/open', '/closed', '/open']) await (await request(`${gateway.url}${path}`)).body.dump()
-  await waitForAuditRecords(gateway.adminUrl, ADMIN_TOKEN, 5)
-  browser = await launchChromium()
+  setup = await startConsoleGateway('console-audit-address', ADMIN_TOKEN, ['/open', '/closed', '/open', '/closed', '/open'])
+  ;({ gateway, browser } = setup)
 }, 120_000)
 
-afterAll(() => closeAll(browser, gateway, upstream, () => rm(dir, { recursive: true, force: true })))
+afterAll(() => setup?.close())
 
 /** The status column of the Audit page's rows, once they are those of `expected`'s length. */
 async function statuses(page: Page, length: number): Promise<string[]> {

@@ -5,42 +5,24 @@
 // (aria-busy, dimmed) and the page is not ready until the answer to what it shows arrives.
 // The new answer is held back in the browser (page.route, then sent on unchanged to the real gateway)
 // so the in-between is seen for certain, not raced.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
-import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { closeAll, collectPageErrors, launchChromium, openPage, showPage, signInWithToken, waitForAuditRecords } from '../helpers/browser.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { collectPageErrors, openPage, showPage, signInWithToken } from '../helpers/browser.ts'
+import { startConsoleGateway, type ConsoleGateway } from '../helpers/console-gateway.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
 
 const ADMIN_TOKEN = 'console-stale-answers-admin-token-0123456789'
 
-let upstream: TestUpstream
+let setup: ConsoleGateway
 let gateway: TestGateway
 let browser: Browser
-let dir: string
 
 beforeAll(async () => {
-  upstream = await startUpstream()
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-console-stale-'))
-  gateway = await startTestGateway({
-    admin: { token: ADMIN_TOKEN },
-    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
-    telemetry: { log_level: 'silent' },
-    upstreams: [{ name: 'api', url: upstream.url }],
-    routes: [
-      { id: 'open', methods: ['GET'], path: '/open', upstream: 'api', public: true },
-      { id: 'closed', methods: ['GET'], path: '/closed', upstream: 'api' },
-    ],
-  })
-  for (const path of ['/open', '/closed', '/closed']) await (await request(`${gateway.url}${path}`)).body.dump()
-  await waitForAuditRecords(gateway.adminUrl, ADMIN_TOKEN, 3)
-  browser = await launchChromium()
+  setup = await startConsoleGateway('console-stale', ADMIN_TOKEN, ['/open', '/closed', '/closed'])
+  ;({ gateway, browser } = setup)
 }, 120_000)
 
-afterAll(() => closeAll(browser, gateway, upstream, () => rm(dir, { recursive: true, force: true })))
+afterAll(() => setup?.close())
 
 /** Holds the browser's next request whose URL matches until `release` is called; `asked` resolves once it was sent. */
 async function holdNext(page: Page, pattern: RegExp): Promise<{ asked: Promise<void>; release: () => void }> {

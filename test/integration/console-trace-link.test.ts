@@ -2,42 +2,24 @@
 // so a security engineer explaining a 403 could not send a link to it, a reload closed it, and back
 // did not close it (it left the page instead). The open trace is now in the address with the search
 // (#/requests?status=401&trace=ID&at=TIME). Real chromium, a real gateway and SQLite log.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
-import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { closeAll, collectPageErrors, launchChromium, openPage, showPage, signInWithToken, submitToken, waitForAuditRecords } from '../helpers/browser.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { collectPageErrors, openPage, showPage, signInWithToken, submitToken } from '../helpers/browser.ts'
+import { startConsoleGateway, type ConsoleGateway } from '../helpers/console-gateway.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
 
 const ADMIN_TOKEN = 'console-trace-link-admin-token-0123456789'
 
-let upstream: TestUpstream
+let setup: ConsoleGateway
 let gateway: TestGateway
 let browser: Browser
-let dir: string
 
 beforeAll(async () => {
-  upstream = await startUpstream()
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-console-trace-link-'))
-  gateway = await startTestGateway({
-    admin: { token: ADMIN_TOKEN },
-    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
-    telemetry: { log_level: 'silent' },
-    upstreams: [{ name: 'api', url: upstream.url }],
-    routes: [
-      { id: 'open', methods: ['GET'], path: '/open', upstream: 'api', public: true },
-      { id: 'closed', methods: ['GET'], path: '/closed', upstream: 'api' },
-    ],
-  })
-  for (const path of ['/open', '/closed']) await (await request(`${gateway.url}${path}`)).body.dump()
-  await waitForAuditRecords(gateway.adminUrl, ADMIN_TOKEN, 2)
-  browser = await launchChromium()
+  setup = await startConsoleGateway('console-trace-link', ADMIN_TOKEN, ['/open', '/closed'])
+  ;({ gateway, browser } = setup)
 }, 120_000)
 
-afterAll(() => closeAll(browser, gateway, upstream, () => rm(dir, { recursive: true, force: true })))
+afterAll(() => setup?.close())
 
 it('an open trace is in the address: a link opens it, a reload keeps it, back closes it', { timeout: 120_000 }, async () => {
   const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
