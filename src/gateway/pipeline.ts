@@ -18,7 +18,7 @@ import { asGatewayError, GatewayError, problemBody, sendProblem } from '../error
 import { acceptRequestId, describedRequest, inspectHeaders, parseTarget, type CorsPolicy, type RequestTarget } from '../http/index.ts'
 import { CredentialRefused, rawHeader } from '../identity/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
-import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, internalRequestOf, type Exchange, type RequestContext, type Served } from '../request/index.ts'
+import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
@@ -91,7 +91,7 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
   ctx.clientIp = address.clientIp
   ctx.forwardedFor = address.forwardedFor
   ctx.viaTrustedProxy = address.viaTrustedProxy
-  const internal = internalRequestOf(ctx.connection)
+  const internal = ctx.internal
   if (internal) {
     // An MCP tool call (gateway/internal-dispatch.ts): the agent's address and the call's facts.
     ctx.clientIp = internal.caller.clientIp
@@ -141,7 +141,7 @@ function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: st
 
 /** An MCP tool call's request matches its tool's route, or it is refused: its arguments spelled another route's path. */
 function toolsOwnRoute(ctx: RequestContext, route: CompiledRoute): void {
-  const internal = internalRequestOf(ctx.connection)
+  const internal = ctx.internal
   if (internal !== undefined && route.id !== internal.routeId) {
     throw new GatewayError('bad_path', { detail: `The tool's arguments make the path ${ctx.path}, which is route "${route.id}"'s, not the tool's route "${internal.routeId}".` })
   }
@@ -214,7 +214,7 @@ async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, 
   if (state.tracing && ctx.spans) startAuthSpan(state.tracing, ctx.spans)
   const input = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, target: ctx.req.url, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, forwardAuth }
   // An MCP tool call's caller was authenticated at the MCP endpoint; it carries no token of its own.
-  const internal = internalRequestOf(ctx.connection)
+  const internal = ctx.internal
   const { identity, credential } = internal ? internal.caller : await rt.authenticator.authenticate(input, route.accept)
   ctx.identity = identity
   ctx.credential = credential
@@ -303,7 +303,7 @@ function recordCutShort(state: GatewayState, ctx: RequestContext): void {
   // call's answer reaches its agent only whole (internal-dispatch.ts): one cut short reached no one,
   // unless the dispatch cut it for a reason of its own (ctx.error: an answer too large).
   const nothingSent = ctx.upgrade !== null ? ctx.status === 0
-    : internalRequestOf(ctx.connection) !== undefined ? !ctx.res.writableFinished && ctx.error === null
+    : ctx.internal !== undefined ? !ctx.res.writableFinished && ctx.error === null
       : !ctx.res.headersSent
   const cut = cutReason(ctx.res)
   if (nothingSent) {
@@ -371,9 +371,8 @@ function commitAudit(state: GatewayState, ctx: RequestContext): Promise<void> {
  * to its backend, as over HTTP.
  */
 function namedToolCaller(ctx: RequestContext): RequestContext {
-  if (ctx.identity !== null) return ctx // most requests: no lookup
-  const internal = internalRequestOf(ctx.connection)
-  if (internal) {
+  const internal = ctx.internal
+  if (internal && ctx.identity === null) {
     ctx.identity = internal.caller.identity
     ctx.credential = internal.caller.credential
     ctx.roles = internal.caller.roles

@@ -10,6 +10,7 @@ import type { ErrorCode, GatewayError } from '../errors/index.ts'
 import type { RequestHeaders } from '../http/index.ts'
 import type { RequestSpans, TraceContext } from '../telemetry/index.ts'
 import type { CredentialKind, Identity } from './identity.ts'
+import { internalRequestOf, type InternalRequest } from './tool-call.ts'
 
 /** The audit record's `decision`: allowed, refused (4xx), or failed (5xx). */
 export type Decision = 'allow' | 'deny' | 'error'
@@ -78,6 +79,8 @@ export interface RequestContext extends RequestFacts {
   readonly secure: boolean
   /** The client connection: its TLS socket (an HTTP/2 stream's is its session's), one per connection. */
   readonly connection: Socket
+  /** An MCP tool call served in-process (internal-dispatch.ts): its caller and call; undefined for a client's request. Looked up once. */
+  readonly internal: InternalRequest | undefined
   /** Set for `Upgrade: websocket` requests: the raw client socket and its first bytes. */
   upgrade: { socket: Duplex; head: Buffer } | null
   /**
@@ -110,6 +113,7 @@ export function createContext(req: IncomingMessage, res: ServerResponse, upgrade
     http2,
     secure: (connection as Socket & { encrypted?: boolean }).encrypted === true,
     connection,
+    internal: internalRequestOf(connection),
     startedAt: Date.now(),
     startMono: performance.now(),
     id: '',
