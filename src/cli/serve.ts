@@ -75,6 +75,20 @@ export function registerServe(program: Command): void {
       const askReload = () => void (reloadAsked = true)
       process.on('SIGHUP', askReload)
       if (takeEarlyHangup()) reloadAsked = true
+      // A SIGTERM or SIGINT while the gateway starts (a rollout that replaces a pod still starting)
+      // ended the process on Node's default, 143 and not a word. It is kept, and the gateway stops
+      // the usual way once it is up (its drain: nothing in flight yet); a second one stops it at once.
+      let stopAskedWhileStarting: NodeJS.Signals | null = null
+      const askStopWhileStarting = (signal: NodeJS.Signals) => {
+        if (stopAskedWhileStarting !== null) {
+          console.error(`bouncer: ${signal} again while starting: stopping at once`)
+          process.exit(1)
+        }
+        stopAskedWhileStarting = signal
+        console.error(`bouncer: ${signal} while starting: the gateway stops as soon as its start ends`)
+      }
+      process.on('SIGTERM', askStopWhileStarting)
+      process.on('SIGINT', askStopWhileStarting)
       let gateway
       try {
         gateway = await startServing({
@@ -107,6 +121,8 @@ export function registerServe(program: Command): void {
           },
         )
       }
+      process.off('SIGTERM', askStopWhileStarting)
+      process.off('SIGINT', askStopWhileStarting)
       process.on('SIGTERM', () => stop('SIGTERM'))
       process.on('SIGINT', () => stop('SIGINT'))
       const reload = () => void gateway.background.run('reload', () => gateway.reload())
@@ -141,5 +157,6 @@ export function registerServe(program: Command): void {
       if (!gateway.config().admin.token) {
         console.error('admin API disabled: no admin.token is configured, so /api/* answers 401') // a finding: stderr
       }
+      if (stopAskedWhileStarting !== null) stop(stopAskedWhileStarting)
     })
 }
