@@ -254,6 +254,15 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   }
 
   /**
+   * The workers whose admin API answers now: the running ones, or while they all drain, the
+   * draining ones, as one gateway's admin API answers until its drain ends.
+   */
+  function answering(): Slot[] {
+    const live = running()
+    return live.length > 0 || !stopping ? live : slots.filter((s) => s.state === 'draining' && s.thread !== null)
+  }
+
+  /**
    * One step of a reload on one worker thread: its answer. A thread that stops meanwhile answers not
    * ok (exited() settles it), and so does one already gone or replaced: a commit posted to no thread
    * (a worker that crashed after staging, in its restart's backoff) waited for ever, and every later
@@ -449,28 +458,40 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     // does (admin access; a console session's Origin), then asks this primary to reload every
     // worker (`reload-asked`). The primary once let in any credential a worker accepted for a read
     // route, the read-only token too (an adversarial probe).
-    // While they all drain, a draining one answers, as one gateway's admin API answers until its drain ends.
-    const slot = running()[0] ?? (stopping ? slots.find((s) => s.state === 'draining' && s.thread !== null) : undefined)
-    if (!slot) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
-    await pipeTo(slot, req, res)
+    // A draining worker whose drain has just ended refuses the connection: the next one answers
+    // (a read only, which carries no body that the refused attempt could have taken).
+    const candidates = answering()
+    const retryable = method === 'GET' || method === 'HEAD'
+    for (const [i, slot] of candidates.entries()) {
+      try {
+        await pipeTo(slot, req, res)
+        return
+      } catch (err) {
+        if (!retryable || res.headersSent || !refusedConnection(err) || i === candidates.length - 1) throw err
+      }
+    }
+    throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
   }
 
   /** The first worker's head, as one gateway answers, and every worker's chain under `workers`. */
   async function auditHeads(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const live = running()
+    // During a drain too: it was a 500 "no worker is running" while the log still took records.
+    const live = answering()
     if (live.length === 0) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
-    const answers = await Promise.all(live.map((slot) => ask(slot, 'GET', '/api/audit/head', credentialsOf(req)).catch(() => null)))
-    const first = answers[0]
+    const asked = await Promise.all(live.map(async (slot) => ({ slot, answer: await ask(slot, 'GET', '/api/audit/head', credentialsOf(req)).catch(() => null) })))
+    // A worker whose drain ended while it was asked answers nothing: the others speak.
+    const answered = asked.filter((each): each is { slot: Slot; answer: Answer } => each.answer !== null)
+    const first = answered[0]?.answer
     if (!first || first.status !== 200) {
       if (!first) throw new GatewayError('internal_error', { detail: `Worker ${(live[0] as Slot).id} did not answer.` })
       res.writeHead(first.status, pickHeaders(first.headers))
       res.end(first.body)
       return
     }
-    const heads = answers.flatMap((answer, i) => {
-      if (answer?.status !== 200) return []
+    const heads = answered.flatMap(({ slot, answer }) => {
+      if (answer.status !== 200) return []
       const { chain, head, checkpoint } = JSON.parse(answer.body) as AuditHead
-      return [{ worker: (live[i] as Slot).id, chain, head, checkpoint }]
+      return [{ worker: slot.id, chain, head, checkpoint }]
     })
     sendJson(res, 200, { ...(JSON.parse(first.body) as AuditHead), workers: heads } satisfies AuditHead)
   }
@@ -623,6 +644,12 @@ function pipeTo(slot: Slot, req: IncomingMessage, res: ServerResponse): Promise<
     })
     req.pipe(upstream)
   })
+}
+
+/** The worker's admin socket refused the connection or is gone (its drain ended): nothing was sent. */
+function refusedConnection(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code
+  return code === 'ECONNREFUSED' || code === 'ENOENT'
 }
 
 function pickHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
