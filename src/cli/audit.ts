@@ -1,5 +1,6 @@
 // `bouncer audit [filters]` and `bouncer audit verify`.
 import type { Command } from 'commander'
+import { statSync } from 'node:fs'
 import type { Config } from '../config/index.ts'
 import {
   AuditQueryError, auditSourceOf, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, formatAuditTable, NoAuditLog, ordered,
@@ -89,6 +90,19 @@ export function verifyReport(result: VerifyResult): string {
   return (result.ok ? [`ok: ${counted}`, ...notes] : [...problems, ...notes, `${counted} up to the problems above`]).join('\n')
 }
 
+/** SQLite's primary result code for a file it could not open (its access, its directory's). */
+const SQLITE_CANTOPEN = 14
+
+/**
+ * Why SQLite could not read the log, as far as can be told: a directory in its place (SQLite says
+ * "disk I/O error") or a file it could not open is no damaged log, though both were said to be (a probe).
+ */
+function unreadableBecause(path: string, err: unknown): string {
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) return 'it is a directory, not an audit log file'
+  if ((err as { errcode?: number }).errcode === SQLITE_CANTOPEN) return 'it cannot be opened: may this user read it and its directory?'
+  return 'damaged, or not an audit log?'
+}
+
 /** Reading a log that is not there, a damaged SQLite file, or a database that does not answer, is the user's to fix. */
 async function userFacing<T>(source: AuditSource, work: Promise<T>): Promise<T> {
   try {
@@ -102,7 +116,7 @@ async function userFacing<T>(source: AuditSource, work: Promise<T>): Promise<T> 
     // SQLite's words for a truncated copy, a file that is no database, a directory in its place:
     // the file's state, which "internal error" blamed on the gateway without naming the file.
     if (code === 'ERR_SQLITE_ERROR' && source.type === 'sqlite') {
-      throw new UserError(`cannot read the audit log ${source.path}: ${(err as Error).message} (damaged, or not an audit log?)`)
+      throw new UserError(`cannot read the audit log ${source.path}: ${(err as Error).message} (${unreadableBecause(source.path, err)})`)
     }
     throw err
   }
