@@ -5,10 +5,11 @@
 // (`<checkpoint file>.key`, mode 0600), which only helps against someone who can reach the
 // database but not that file. `bouncer audit verify` reads the same places for the public key.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Logger } from '../telemetry/index.ts'
 import type { PublicCheckpointKey } from './chain-shapes.ts'
+import { makeDirectories } from '../collections/index.ts'
 
 /**
  * What the checkpoint key needs of a secrets store: the gateway hands its store in (secrets/ sits
@@ -88,7 +89,7 @@ export function checkpointSigningKey(store: KeyStore | null, keyFile: string, lo
       logger.error({ key_file: keyFile, moved_to: aside }, 'the audit checkpoint key file does not hold a key: a new one replaces it')
     }
     const made = newCheckpointKey()
-    mkdirSync(dirname(keyFile), { recursive: true })
+    makeDirectories(dirname(keyFile))
     writeFileSync(keyFile, made, { mode: 0o600, flag: 'wx' })
     return keyed(parseKey(made) as ParsedKey, keyFile)
   } catch (err) {

@@ -6,12 +6,13 @@
 // checkpoint file, in each sink's audit_head_checkpoints table, and on GET /api/audit/head.
 // `bouncer audit verify` then names the records a log lacks against its latest checkpoint.
 import { sign, verify, type KeyObject } from 'node:crypto'
-import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { threadId } from 'node:worker_threads'
 import { dirname, join } from 'node:path'
 import type { AuditConfig } from '../config/index.ts'
 import type { Checkpoint } from './chain-shapes.ts'
 import type { ChainHead } from './sinks/sink.ts'
+import { makeDirectories } from '../collections/index.ts'
 
 export type { Checkpoint } from './chain-shapes.ts'
 
@@ -67,7 +68,7 @@ const STALE_LOCK_MS = 30_000
  * be lost, and two compactions wrote one temporary file).
  */
 export function appendCheckpoint(path: string, checkpoint: Checkpoint, keys: ReadonlyMap<string, KeyObject>): void {
-  mkdirSync(dirname(path), { recursive: true })
+  makeDirectories(dirname(path))
   const line = `${JSON.stringify(checkpoint)}\n`
   for (let tries = 0; ; tries++) {
     const appendedTo = writeDurably(path, 'a', line)

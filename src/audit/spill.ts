@@ -8,12 +8,13 @@
 // without reporting it again. A last line without its newline (a write cut short by a crash) is
 // quarantined and cut off before anything is appended after it. Lines are split as bytes, so a
 // character across a read boundary stays whole and offsets stay exact.
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, statSync, truncateSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, statSync, truncateSync, writeSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CHAIN_STATE_FILE, readChainState } from './chain-head.ts'
 import { parseSpillLine } from './spill-line.ts'
 import type { StoredRow } from './sinks/sink.ts'
+import { makeDirectories } from '../collections/index.ts'
 
 /** Where a replay is: a byte offset and the number of the line that starts there (from 1). */
 export interface SpillCursor {
@@ -61,7 +62,7 @@ export function spillFileName(sinkName: string): string {
  * directory reads its own chain.json, which moved with it.
  */
 export function spillFor(dir: string, sinkName: string, legacyChain?: string | null): Spill {
-  mkdirSync(dir, { recursive: true })
+  makeDirectories(dir)
   const path = join(dir, spillFileName(sinkName))
   const quarantinePath = `${path}.quarantine`
   let handle: FileHandle | undefined

@@ -2,10 +2,9 @@
 // finished request into one JSON line (bench/audit.ts measures it); hashing, SQLite inserts,
 // PostgreSQL round trips, spilling and replay all happen here, off the request path.
 import { createPrivateKey, createPublicKey, randomUUID, type JsonWebKey } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
-import { withinDeadline } from '../collections/index.ts'
+import { makeDirectories, withinDeadline } from '../collections/index.ts'
 import { CHAIN_STATE_FILE, decideHead, readChainState, restartRecord, writeChainState } from './chain-head.ts'
 import { appendCheckpoint, checkpointProblem, latestByChain, readCheckpointFile, signCheckpoint, type Checkpoint } from './checkpoint.ts'
 import { GENESIS_HASH, link, type AuditRecord } from './record.ts'
@@ -107,7 +106,7 @@ function createSink(sink: WorkerSinkConfig): AuditSink {
 
 /** The chain's state survives restarts here, so records continue the same chain. */
 const statePath = join(config.spillDir, CHAIN_STATE_FILE)
-mkdirSync(config.spillDir, { recursive: true })
+makeDirectories(config.spillDir)
 const stateRead = readChainState(statePath)
 
 const sinks = config.sinks.map(createSink)

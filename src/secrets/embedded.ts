@@ -1,11 +1,12 @@
 // The embedded secrets store: SQLite (node:sqlite), every value sealed with AES-256-GCM under a
 // data key that is itself sealed under the master key. Every put adds a version.
-import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { closeSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { DatabaseSync } from 'node:sqlite'
 import { open, seal, SecretsError } from './crypto.ts'
 import { SECRET_NAME, type SecretStore, type SecretVersion } from './store.ts'
+import { makeDirectories } from '../collections/index.ts'
 
 // data_key_seals: the data key sealed under the previous master key, kept by a rekey so gateways
 // not yet given the new master key still open the store (rekey.ts).
@@ -60,7 +61,7 @@ export function openEmbeddedStore(path: string, masterKey: Buffer): SecretStore 
     const damaged = errcode !== undefined && [SQLITE_CORRUPT, SQLITE_NOTADB].includes(errcode & 0xff)
     return new SecretsError(`the file ${path} (secrets.store.path) ${damaged ? 'is damaged, or is not a secrets store' : 'cannot be used'}: ${(err as Error).message}`)
   }
-  mkdirSync(dirname(path), { recursive: true })
+  makeDirectories(dirname(path))
   let db: DatabaseSync
   try {
     // Created 0600 before SQLite opens it (it would make it 0644): its -wal and -shm take its mode.

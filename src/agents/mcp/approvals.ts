@@ -9,10 +9,9 @@
 // another of them holds the write lock, a call waits on timers (whenUnlocked), not in SQLite's busy
 // handler, which would hold the event loop and every request with it.
 import { randomUUID } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { addMissingColumns, whenUnlocked } from '../../collections/index.ts'
+import { addMissingColumns, makeDirectories, whenUnlocked } from '../../collections/index.ts'
 import type { Approval, ApprovalStatus } from './approval-shapes.ts'
 
 export type { Approval, ApprovalStatus } from './approval-shapes.ts'
@@ -86,7 +85,7 @@ export class ApprovalStoreError extends Error {
 export function openApprovalStore(path: string): ApprovalStore {
   let db: DatabaseSync
   try {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+    if (path !== ':memory:') makeDirectories(dirname(path))
     db = new DatabaseSync(path)
     // Opening may wait in SQLite's busy handler (once, on first use); the calls below never do.
     db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')

@@ -4,10 +4,10 @@
 // lets the time indexes compare integers. Measured (bench/audit.ts): integer chain keys and 25-row
 // INSERT statements cut an insert from ~12 µs to ~6 µs; schema 3 keeps three indexes (time, subject,
 // and refusals only: issue 15).
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
-import { addMissingColumns } from '../../collections/index.ts'
+import { addMissingColumns, makeDirectories } from '../../collections/index.ts'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import { timeMsOf, type AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
@@ -58,7 +58,7 @@ export class NoAuditLog extends Error {}
 
 export function openSqlite(path: string, options: { readOnly?: boolean; durable?: boolean } = {}): DatabaseSync {
   if (options.readOnly && !existsSync(path)) throw new NoAuditLog(`there is no audit log at ${path} yet`)
-  if (!options.readOnly) mkdirSync(dirname(path), { recursive: true })
+  if (!options.readOnly) makeDirectories(dirname(path))
   const db = new DatabaseSync(path, { readOnly: options.readOnly === true })
   db.exec('PRAGMA busy_timeout = 5000')
   if (options.readOnly && schemaVersion(db) === 0) {

@@ -1,10 +1,10 @@
 // API keys in a SQLite file (node:sqlite, WAL). Several gateways on one host may share the file:
 // WAL lets them read while `bouncer keys` or another instance writes, and busy_timeout makes a
 // writer wait for the lock instead of failing.
-import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { ApiKeyStoreError, type ApiKeyRecord, type ApiKeyStore } from './store.ts'
+import { makeDirectories } from '../../collections/index.ts'
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS api_keys (
@@ -32,7 +32,7 @@ const BUSY_TIMEOUT_MS = 5_000
 export function openSqliteKeyStore(path: string): ApiKeyStore {
   let db: DatabaseSync
   try {
-    mkdirSync(dirname(path), { recursive: true })
+    makeDirectories(dirname(path))
     db = new DatabaseSync(path)
   } catch (err) {
     throw new ApiKeyStoreError(`cannot open the API key store ${path}: ${(err as Error).message}`, { cause: err })

@@ -8,10 +8,9 @@
 // loop: the requests read from their sockets in one poll arrived together, before any write
 // committed after the check began. Besides sessions, one row: the sign-in state cookies' key.
 import { randomBytes } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { addMissingColumns, createLru, whenUnlocked } from '../../collections/index.ts'
+import { addMissingColumns, createLru, makeDirectories, whenUnlocked } from '../../collections/index.ts'
 import { SessionStoreError, type SessionRecord, type SessionStore } from './store.ts'
 
 const SCHEMA = `
@@ -54,7 +53,7 @@ const COLUMNS = 'id, issuer, subject, claims, created_at, last_seen_at, expires_
 export function openSqliteSessionStore(path: string, idleMs: number): SessionStore {
   let db: DatabaseSync
   try {
-    mkdirSync(dirname(path), { recursive: true })
+    makeDirectories(dirname(path))
     db = new DatabaseSync(path)
   } catch (err) {
     throw new SessionStoreError(`cannot open the session store ${path}: ${(err as Error).message}`, { cause: err })
