@@ -1,0 +1,60 @@
+// Checks of the files and directories the gateway writes (the audit log, its spill directory and
+// checkpoints, the stores): one that cannot be made there is said by `check`, rather than found by
+// the audit worker, which failed and was restarted for ever (a `spill_dir` naming a file: a probe).
+// A store or the spill directory that cannot be made refuses the start; an audit sink is a warning:
+// records spill while it cannot open, and it is opened again until it can (a volume mounted late).
+import { realpathSync, statSync } from 'node:fs'
+import { dirname } from 'node:path'
+import type { ConfigPath, Finding } from './diagnostics.ts'
+import type { Config } from './schema.ts'
+
+/** File systems the kernel makes up: no file or directory of the gateway's can be made in them. */
+const VIRTUAL_FILE_SYSTEMS = ['/proc', '/sys']
+
+type Kind = 'file' | 'directory'
+
+export function dataPathFindings(config: Config): Finding[] {
+  const findings: Finding[] = []
+  const check = (path: ConfigPath, value: string, kind: Kind) => {
+    const problem = dataPathProblem(value, kind)
+    if (problem) findings.push({ severity: 'error', path, message: problem })
+  }
+  config.audit.sinks.forEach((sink, i) => {
+    const problem = sink.type === 'sqlite' ? dataPathProblem(sink.path, 'file') : null
+    if (problem) findings.push({ severity: 'warning', path: ['audit', 'sinks', i, 'path'], message: `${problem}: the sink cannot open, and its records spill to spill_dir until it can` })
+  })
+  if (config.audit.sinks.length > 0) check(['audit', 'spill_dir'], config.audit.spill_dir, 'directory')
+  if (config.audit.checkpoint_path !== undefined) check(['audit', 'checkpoint_path'], config.audit.checkpoint_path, 'file')
+  if (config.api_keys?.store.type === 'sqlite') check(['api_keys', 'store', 'path'], config.api_keys.store.path, 'file')
+  if (config.sign_in?.session.store.type === 'sqlite') check(['sign_in', 'session', 'store', 'path'], config.sign_in.session.store.path, 'file')
+  if (config.mcp) check(['mcp', 'approvals_store', 'path'], config.mcp.approvals_store.path, 'file')
+  if (config.secrets?.store.type === 'embedded') check(['secrets', 'store', 'path'], config.secrets.store.path, 'file')
+  return findings
+}
+
+/** Why the gateway cannot make or use a `kind` at `path`, or null. Only what is certain: access is the running user's, not check's. */
+export function dataPathProblem(path: string, kind: Kind): string | null {
+  const found = kindAt(path)
+  if (found === 'unreadable') return null
+  if (found !== null) return found === kind ? null : `${path} is a ${found}, not a ${kind}`
+  // Nothing there yet: the gateway makes it, and the directories above, from the nearest that exists.
+  let above = dirname(path)
+  for (; kindAt(above) === null && dirname(above) !== above; above = dirname(above));
+  const existing = kindAt(above)
+  if (existing === 'file') return `${path} cannot be made: ${above} is a file, not a directory`
+  if (existing !== 'directory') return null
+  const real = realpathSync(above)
+  const virtual = VIRTUAL_FILE_SYSTEMS.find((root) => real === root || real.startsWith(`${root}/`))
+  return virtual === undefined ? null : `${path} cannot be made: ${virtual} is a file system the kernel makes up, where no ${kind} of the gateway's can be made`
+}
+
+function kindAt(path: string): Kind | 'unreadable' | null {
+  try {
+    return statSync(path).isDirectory() ? 'directory' : 'file'
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return null
+    // ENOTDIR: a file above it, which the walk up finds; else (EACCES…) the start says what it meets.
+    return code === 'ENOTDIR' ? null : 'unreadable'
+  }
+}
