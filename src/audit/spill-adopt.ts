@@ -12,9 +12,15 @@
 // One gateway owns a spill directory: `owner.json` names its host and process, and a start that
 // finds it held by another live process on this host is refused (SpillDirInUse): the two went on
 // with one chain (chain.json), numbered their records alike, and each sink kept one of every pair.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+// The claim itself is a lock the kernel holds for the process (SQLite's, on `owner.lock`): two
+// gateways starting together both read no owner and both wrote theirs (a review), and one in
+// another container on the same node (another hostname, another pid namespace, one volume) was
+// taken for a gateway of another host, gone. The kernel drops the lock however the process ends.
+import { existsSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { isBusy, makeDirectories } from '../collections/index.ts'
 import type { AuditConfig } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { CHAIN_STATE_FILE } from './chain-head.ts'
@@ -26,6 +32,10 @@ const WORKER_DIR = /^w([1-9][0-9]*)$/
 const SPILL_FILE = /\.ndjson$/
 const CHAIN_STATE = CHAIN_STATE_FILE
 const OWNER = 'owner.json'
+const OWNER_LOCK = 'owner.lock'
+
+/** The spill directories this process has claimed, each by a connection that holds its lock file's exclusive lock. */
+const claimed = new Map<string, DatabaseSync>()
 
 /** The directory whose audit worker replays what was adopted: the process's own, or its first worker's. */
 export function adoptingSpillDir(base: string, workers: number | null): string {
@@ -34,8 +44,10 @@ export function adoptingSpillDir(base: string, workers: number | null): string {
 
 /** A spill_dir that another live gateway on this host owns: a start on it is refused. */
 export class SpillDirInUse extends Error {
-  constructor(base: string, owner: { pid: number }) {
-    super(`${base} is in use by another gateway on this host (process ${owner.pid}): give each gateway its own spill_dir (if process ${owner.pid} is no gateway, remove ${join(base, OWNER)})`)
+  constructor(base: string, owner: { host: string; pid: number } | null) {
+    super(owner === null || owner.host !== hostname()
+      ? `${base} is in use by another gateway${owner === null ? '' : ` (host ${owner.host}, process ${owner.pid})`}: give each gateway its own spill_dir`
+      : `${base} is in use by another gateway on this host (process ${owner.pid}): give each gateway its own spill_dir (if process ${owner.pid} is no gateway, remove ${join(base, OWNER)})`)
     this.name = 'SpillDirInUse'
   }
 }
@@ -50,7 +62,8 @@ export function adoptAuditSpills(audit: AuditConfig, workers: number | null, log
   const owner = otherOwner(base)
   if (owner !== null) throw new SpillDirInUse(base, owner)
   try {
-    mkdirSync(base, { recursive: true })
+    makeDirectories(base)
+    if (!lockSpillDir(base)) throw new SpillDirInUse(base, ownerOf(base))
     writeFileSync(join(base, OWNER), JSON.stringify({ host: hostname(), pid: process.pid, started: processStamp(process.pid) }))
     const files = audit.sinks.map((sink) => spillFileName(sinkName(sink.type === 'sqlite' ? { type: 'sqlite', path: resolve(sink.path) } : sink)))
     const moved = adoptOrphanedSpills(base, workers, files)
@@ -58,14 +71,38 @@ export function adoptAuditSpills(audit: AuditConfig, workers: number | null, log
       logger.warn({ files: moved }, `spilled audit records of a gateway with another number of workers: ${workers === null ? 'this process replays' : 'worker w1 replays'} them into their sinks`)
     }
   } catch (err) {
+    if (err instanceof SpillDirInUse) throw err
     logger.error({ err, spill_dir: audit.spill_dir }, 'spilled audit records of another number of workers could not be adopted: they stay where they are')
   }
+}
+
+/**
+ * Takes the spill directory's lock for this process: false when another process holds it. In
+ * SQLite's exclusive locking mode a connection keeps the lock of its first write until it closes,
+ * and another process's connection is refused at once (SQLITE_BUSY: no busy timeout).
+ */
+function lockSpillDir(base: string): boolean {
+  if (claimed.has(base)) return true // this process's own, from an earlier gateway not yet released
+  const lock = new DatabaseSync(join(base, OWNER_LOCK))
+  try {
+    lock.exec('PRAGMA locking_mode = EXCLUSIVE')
+    lock.exec('BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS claim (at INTEGER); DELETE FROM claim; INSERT INTO claim VALUES (unixepoch()); COMMIT')
+  } catch (err) {
+    lock.close()
+    if (isBusy(err)) return false
+    throw err
+  }
+  claimed.set(base, lock)
+  return true
 }
 
 /** Gives up the spill directory at the end of a shutdown: a later gateway in this same process (the tests', the demo's) may take it. */
 export function releaseAuditSpills(audit: AuditConfig): void {
   if (audit.sinks.length === 0) return
-  const file = join(resolve(audit.spill_dir), OWNER)
+  const base = resolve(audit.spill_dir)
+  claimed.get(base)?.close()
+  claimed.delete(base)
+  const file = join(base, OWNER)
   try {
     const owner = JSON.parse(readFileSync(file, 'utf8')) as { host?: unknown; pid?: unknown }
     if (owner.host === hostname() && owner.pid === process.pid) unlinkSync(file)
@@ -85,6 +122,16 @@ export function processStamp(pid: number): string | null {
     const started = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] // field 22, starttime
     const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
     return started === undefined ? null : `${boot}:${started}`
+  } catch {
+    return null
+  }
+}
+
+/** Who `owner.json` says owns `base`, for a refusal's message; null when it does not say. */
+function ownerOf(base: string): { host: string; pid: number } | null {
+  try {
+    const owner = JSON.parse(readFileSync(join(base, OWNER), 'utf8')) as { host?: unknown; pid?: unknown }
+    return typeof owner.host === 'string' && typeof owner.pid === 'number' ? { host: owner.host, pid: owner.pid } : null
   } catch {
     return null
   }
@@ -128,7 +175,7 @@ export function adoptOrphanedSpills(base: string, workers: number | null, files:
   const stamp = Date.now()
   const moved: Array<{ from: string; to: string }> = []
   const move = (from: string, group: string, file: string) => {
-    mkdirSync(join(into, group), { recursive: true })
+    makeDirectories(join(into, group))
     renameSync(join(from, file), join(into, group, file))
     moved.push({ from: join(from, file), to: join(into, group, file) })
   }

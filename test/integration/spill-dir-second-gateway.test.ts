@@ -53,6 +53,35 @@ it('refuses a second gateway on a spill_dir that a running one owns, and every r
   expect((await runCli(['audit', 'verify', '--config', file])).stdout).toMatch(/^ok: 3 records in 1 chain verified\n/)
 }, 60_000)
 
+// Found by review: the claim was read-then-write (two gateways starting together both passed it),
+// and an owner.json of another hostname was taken for a gateway of another host, gone. A gateway in
+// another container on this node writes just that (its pod's hostname, a pid of its namespace) on
+// a volume both mount. The claim is now a lock the kernel holds for the running gateway.
+it('refuses a gateway on a spill_dir that a running one in another container of this node owns (another hostname in owner.json)', async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-spill-owner-'))
+  const spill = join(dir, 'spill')
+  const config = stringify({
+    server: { listen: '127.0.0.1:0' },
+    admin: { listen: '127.0.0.1:0' },
+    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: spill },
+    upstreams: [{ name: 'api', url: 'http://127.0.0.1:9' }],
+    routes: [{ id: 'open', path: '/open', upstream: 'api', public: true }],
+  })
+  const file = join(dir, 'bouncer.yaml')
+  await writeFile(file, config)
+  first = await startServe(['--config', file])
+  await writeFile(join(spill, 'owner.json'), JSON.stringify({ host: 'bouncer-7d9f-abcde', pid: 1, started: null }))
+
+  const refused = await runCli(['serve', '--config', file], { timeout: 15_000 })
+  expect(refused.code, refused.stderr).toBe(1)
+  expect(refused.stderr).toContain(`audit.spill_dir: ${spill} is in use by another gateway (host bouncer-7d9f-abcde, process 1): give each gateway its own spill_dir`)
+  expect(await first.stop('SIGTERM')).toBe(0)
+  first = undefined
+  // Given up with the first gateway's end: the next start takes it.
+  const next = await startServe(['--config', file])
+  expect(await next.stop('SIGTERM')).toBe(0)
+}, 60_000)
+
 it('gives the spill_dir up when it stops, so a later gateway of the same process (a test\'s, the demo\'s) takes it', async () => {
   const gateway = await startTestGateway({
     audit: { sinks: [{ type: 'stdout' }], spill_dir: 'spill' },
