@@ -149,9 +149,16 @@ export async function api<T>(path: string, init: CallInit = {}): Promise<T> {
 }
 
 /** Saves what an endpoint answers as a file (the browser's own download, from memory). */
-export async function download(path: string): Promise<string> {
+/** A saved file's name, and the limit it was cut at where more records matched than it holds. */
+export interface Saved {
+  name: string
+  truncatedAt: number | null
+}
+
+export async function download(path: string): Promise<Saved> {
   const res = await call(path)
   const name = /filename="([^"]+)"/.exec(res.headers.get('content-disposition') ?? '')?.[1] ?? 'download'
+  const truncated = res.headers.get('x-bouncer-export-truncated')
   const url = URL.createObjectURL(await res.blob())
   const a = document.createElement('a')
   a.href = url
@@ -160,7 +167,7 @@ export async function download(path: string): Promise<string> {
   a.click()
   a.remove()
   setTimeout(() => URL.revokeObjectURL(url), 10_000)
-  return name
+  return { name, truncatedAt: truncated === null ? null : Number(truncated) }
 }
 
 export const query = (params: Record<string, string | number | undefined | null>): string => {

@@ -17,8 +17,11 @@ import type { AuditPage, Catalog, ConsoleSession, ExplainedDenial, MatrixCell, R
 import { explainRecorded, recordedClaims, recordedCredential, replay, type RecordedRequest } from './replay.ts'
 import type { AdminRequest, AdminRoute } from './server.ts'
 
-/** The columns of an export, in the record's order (roles as `a;b` in CSV). */
+/** The most records an export holds (the newest of the filter). */
 const EXPORT_MAX = 100_000
+
+/** On an export cut at its limit while more records match: the limit (the file name says it too). */
+const EXPORT_MORE_HEADER = 'x-bouncer-export-truncated'
 
 function sourceOf(actions: AdminActions): AuditSource {
   const source = auditSourceOf(actions.auditConfig())
@@ -288,14 +291,20 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
         const format = query.get('format') ?? 'ndjson'
         if (format !== 'csv' && format !== 'ndjson') throw new GatewayError('bad_request', { detail: 'format is csv or ndjson.' })
         const q = searchOf(query.has('limit') ? query : new URLSearchParams([...query, ['limit', String(EXPORT_MAX)]]), EXPORT_MAX)
-        const records = (await orEmpty(readRecords(sourceOf(actions), q), [] as AuditRecord[])).map(ordered)
+        // One more than the limit is read to know whether more match: an export cut at the limit
+        // said so nowhere, and a file of exactly 100,000 rows passed for every record of the filter.
+        const read = await orEmpty(readRecords(sourceOf(actions), { ...q, limit: q.limit + 1 }), [] as AuditRecord[])
+        const more = read.length > q.limit
+        const records = read.slice(0, q.limit).map(ordered)
         const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+        const name = `bouncer-audit-${stamp}${more ? `-newest-${q.limit}-of-more` : ''}`
+        const headers = more ? { [EXPORT_MORE_HEADER]: String(q.limit) } : undefined
         if (format === 'ndjson') {
-          return { download: { type: 'application/x-ndjson', filename: `bouncer-audit-${stamp}.ndjson`, lines: records.map((r) => `${JSON.stringify(r)}\n`) } }
+          return { download: { type: 'application/x-ndjson', filename: `${name}.ndjson`, headers, lines: records.map((r) => `${JSON.stringify(r)}\n`) } }
         }
         const fields = Object.keys(ordered({} as AuditRecord))
         const lines = [`${fields.join(',')}\n`, ...records.map((r) => `${fields.map((f) => csvCell((r as unknown as Record<string, unknown>)[f])).join(',')}\n`)]
-        return { download: { type: 'text/csv; charset=utf-8', filename: `bouncer-audit-${stamp}.csv`, lines } }
+        return { download: { type: 'text/csv; charset=utf-8', filename: `${name}.csv`, headers, lines } }
       },
     },
     {

@@ -156,7 +156,8 @@ export function consolePaths(): Record<string, JsonSchema> {
         parameters: [...SEARCH, { name: 'format', in: 'query', schema: { enum: ['csv', 'ndjson'], default: 'ndjson' } }, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100_000, default: 100_000 } }],
         responses: {
           200: {
-            description: 'An attachment: one record per line (CSV: a header line, roles joined by ;, a cell a spreadsheet would run prefixed with \').',
+            description: 'An attachment: one record per line, newest first (CSV: a header line, roles joined by ;, a cell a spreadsheet would run prefixed with \'). Cut at `limit` while more records match: the file name ends `-newest-<limit>-of-more` and `X-Bouncer-Export-Truncated` gives the limit.',
+            headers: { 'X-Bouncer-Export-Truncated': { description: 'Present when more records match than the file holds: its limit.', schema: { type: 'integer' } } },
             content: { 'application/x-ndjson': { schema: string }, 'text/csv': { schema: string } },
           },
           400: BAD_RANGE,

@@ -29,7 +29,7 @@ export interface AdminReply {
   status?: number
   body?: unknown
   /** A file to save instead of a JSON body (an export): its lines, streamed. */
-  download?: { type: string; filename: string; lines: AsyncIterable<string> | Iterable<string> }
+  download?: { type: string; filename: string; headers?: Record<string, string>; lines: AsyncIterable<string> | Iterable<string> }
 }
 
 export interface AdminRoute {
@@ -251,6 +251,7 @@ export async function sendDownload(res: ServerResponse, download: NonNullable<Ad
     'content-disposition': `attachment; filename="${download.filename}"`,
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
+    ...download.headers,
   })
   for await (const line of download.lines) {
     if (!res.write(line) && !(await drainedOrClosed(res))) return

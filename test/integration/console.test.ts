@@ -261,6 +261,7 @@ describe('the console', () => {
       await page.click('form.filters button[type=submit]')
       await expect.poll(async () => (await page.locator('table.rows tbody tr').allInnerTexts()).every((row) => row.includes('sales.customers'))).toBe(true)
       const [csv] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export-csv]')])
+      await expect.poll(() => page.textContent('[data-testid=saved]')).toMatch(/^Saved bouncer-audit-[0-9TZ-]+\.csv: every record of this filter\.$/)
       const lines = (await readFile(await csv.path(), 'utf8')).trim().split('\n')
       const header = (lines[0] as string).split(',')
       expect(header.slice(0, 3)).toEqual(['id', 'time', 'request_id'])

@@ -201,6 +201,15 @@ describe('the OpenAPI document', () => {
     expect((await check('get', '/api/audit/export', { headers: AUTH, query: '?format=csv' })).body).toMatch(/^id,time,request_id,/)
     expect((await check('get', '/api/audit/export', { headers: AUTH, query: '?format=ndjson&decision=deny' })).body.trim().split('\n')).toHaveLength(1)
     expect((await check('get', '/api/audit/export', { headers: AUTH, query: '?format=xml' })).status).toBe(400)
+    // Cut at its limit while more match: said by its name and a header (an export said so nowhere).
+    const cut = await request(`${gateway.adminUrl}/api/audit/export?format=csv&limit=1`, { headers: AUTH })
+    expect(cut.headers['x-bouncer-export-truncated']).toBe('1')
+    expect(cut.headers['content-disposition']).toMatch(/^attachment; filename="bouncer-audit-[0-9TZ-]+-newest-1-of-more\.csv"$/)
+    expect((await cut.body.text()).trim().split('\n')).toHaveLength(2)
+    const whole = await request(`${gateway.adminUrl}/api/audit/export?format=ndjson&decision=deny&limit=1`, { headers: AUTH })
+    expect(whole.headers['x-bouncer-export-truncated']).toBeUndefined()
+    expect(whole.headers['content-disposition']).toMatch(/^attachment; filename="bouncer-audit-[0-9TZ-]+\.ndjson"$/)
+    expect((await whole.body.text()).trim().split('\n')).toHaveLength(1)
     const first = page.records[0] as { id: string; time: string }
     expect(JSON.parse((await check('get', '/api/audit/trace', { headers: AUTH, query: `?id=${first.id}&time=${first.time}` })).body)).toMatchObject({ record: { id: first.id } })
     expect((await check('get', '/api/audit/trace', { headers: AUTH, query: '?id=x' })).status).toBe(400)

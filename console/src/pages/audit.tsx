@@ -1,6 +1,6 @@
 // Audit search with the CLI's filters, export of the current filter, and the chain's state.
 import { useEffect, useState } from 'preact/hooks'
-import { api, download, session } from '../api'
+import { api, download, session, type Saved } from '../api'
 import { ago, count, time } from '../format'
 import { Empty, Failure, Panel } from '../ui'
 import { go, here } from '../router'
@@ -64,7 +64,7 @@ export function AuditPage() {
   const search = filterQuery(filters)
   const [answer, setAnswer] = useState<{ search: string; rows: AuditRecord[]; more: boolean } | null>(null)
   const [error, setError] = useState<unknown>(null)
-  const [saved, setSaved] = useState<string | null>(null)
+  const [saved, setSaved] = useState<Saved | null>(null)
   const [asked, setAsked] = useState(0)
   useEffect(() => {
     let stale = false
@@ -89,7 +89,9 @@ export function AuditPage() {
         <button type="button" onClick={() => save('ndjson')} data-testid="export-ndjson">Export NDJSON</button>
       </>}>
         <FilterForm key={search} value={filters} onChange={submit} />
-        <p class="hint" role="status">{saved && `Saved ${saved} (every record of this filter, up to 100,000).`}</p>
+        <p class="hint" role="status" data-testid="saved">{saved && (saved.truncatedAt === null
+          ? `Saved ${saved.name}: every record of this filter.`
+          : `Saved ${saved.name}: the newest ${count(saved.truncatedAt)} records only; more match: narrow the filter (a shorter range) and export again.`)}</p>
         <Failure error={error} />
         {more && rows && <p class="hint" data-testid="more">The newest {count(rows.length)} shown; more match: narrow the filter, or export them all.</p>}
         {rows && rows.length === 0 ? <Empty>No records match.</Empty> : (
