@@ -68,13 +68,12 @@ function verdictOf(limits: RouteLimits, result: TakeResult): LimitVerdict {
   const part = limits.parts[result.refused] as LimitPart
   const retryAfter = Math.max(1, Math.ceil(result.retryAfterMs / 1000))
   if (part.rate) {
-    const perSecond = Math.round((1000 / part.rate.intervalMs) * 100) / 100
     return {
       policy,
       state,
       limit: part.limit,
       error: new GatewayError('rate_limited', {
-        detail: `Limit "${part.limit}" allows ${perSecond} requests/s with a burst of ${part.rate.burst}; retry in ${retryAfter}s.`,
+        detail: `Limit "${part.limit}" allows ${part.rateText} with a burst of ${part.rate.burst}; retry in ${retryAfter}s.`,
         headers: { 'retry-after': String(retryAfter) },
       }),
     }
