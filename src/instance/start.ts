@@ -148,6 +148,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   })
 
   if (options.worker?.replacement) await keysTried(first.runtime, REPLACEMENT_KEYS_WAIT_MS)
+  // A Redis limits store connects before the gateway listens, as before a reload's swap (bounded:
+  // a Redis that is down delays the start by its connect timeout): listening first, the first
+  // limited requests of a start or of a crashed worker's replacement met on_error (probe finding).
+  await first.runtime.limiter.store.settled?.()
   // Before listening: no request waits on it (startup-garbage.ts).
   releaseStartupGarbage()
   const closeRegistries = () => compile.closeAll()

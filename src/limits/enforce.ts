@@ -30,7 +30,7 @@ export interface LimitVerdict {
   readonly error: GatewayError | null
 }
 
-let lastAllowLog = 0
+let lastFailureLog = 0
 
 /**
  * Checks and takes the route's limits. A promise only when the store needs one (Redis): the
@@ -68,13 +68,12 @@ function verdictOf(limits: RouteLimits, result: TakeResult): LimitVerdict {
   const part = limits.parts[result.refused] as LimitPart
   const retryAfter = Math.max(1, Math.ceil(result.retryAfterMs / 1000))
   if (part.rate) {
-    const perSecond = Math.round((1000 / part.rate.intervalMs) * 100) / 100
     return {
       policy,
       state,
       limit: part.limit,
       error: new GatewayError('rate_limited', {
-        detail: `Limit "${part.limit}" allows ${perSecond} requests/s with a burst of ${part.rate.burst}; retry in ${retryAfter}s.`,
+        detail: `Limit "${part.limit}" allows ${part.rateText} with a burst of ${part.rate.burst}; retry in ${retryAfter}s.`,
         headers: { 'retry-after': String(retryAfter) },
       }),
     }
@@ -119,17 +118,18 @@ function refuseFull(limits: RouteLimits, part: LimitPart, retryAfterMs: number):
 }
 
 /**
- * on_error: allow lets the request through (logged at most every 10 s); deny refuses it. Either
- * way nothing was counted: RateLimit-Policy (the config's) is sent, RateLimit (a state) is not.
+ * on_error: allow lets the request through; deny refuses it. Either way it is logged (at most every
+ * 10 s, with why: refused, closed, or slower than limits_store.timeout) and nothing was counted:
+ * RateLimit-Policy (the config's) is sent, RateLimit (a state) is not. A Redis that answers every
+ * check late once turned each limited request into a 503 with no line in the log (probe finding).
  */
 function storeFailed(limiter: Limiter, request: LimitedRequest, limits: RouteLimits, err: unknown): LimitVerdict {
-  if (limiter.onError === 'allow') {
-    if (Date.now() - lastAllowLog > 10_000) {
-      lastAllowLog = Date.now()
-      limiter.logger.warn({ err, route: request.route?.id }, 'limits store unavailable: letting requests through (on_error: allow)')
-    }
-    return limits.uncounted
+  if (Date.now() - lastFailureLog > 10_000) {
+    lastFailureLog = Date.now()
+    const outcome = limiter.onError === 'allow' ? 'letting requests through (on_error: allow)' : 'refusing limited requests (on_error: deny)'
+    limiter.logger.warn({ err, route: request.route?.id }, `limits store unavailable: ${outcome}`)
   }
+  if (limiter.onError === 'allow') return limits.uncounted
   return {
     policy: limits.policyHeader,
     state: null,

@@ -16,6 +16,8 @@ export interface LimitPart {
   source: KeySource
   rate: RateSpec | null
   quota: QuotaSpec | null
+  /** A rate as the config wrote it, for a refusal's detail: `5 requests per hour`. */
+  rateText: string | null
 }
 
 export interface RouteLimits {
@@ -37,6 +39,16 @@ function binaryInterval(ms: number): number {
   return Math.max(1, Math.round(ms * 1024)) / 1024
 }
 
+const PERIOD_WORDS: Record<string, string> = { s: 'second', m: 'minute', h: 'hour', d: 'day' }
+
+/**
+ * In the config's own unit: a 429 once said a limit of 5/h "allows 0 requests/s" (the rate
+ * converted to per second and rounded to two places: anything under 1/200 s read as 0; probe).
+ */
+function rateText(rate: { count: number; text: string }): string {
+  return `${rate.count} request${rate.count === 1 ? '' : 's'} per ${PERIOD_WORDS[rate.text.slice(-1)] ?? rate.text}`
+}
+
 export function compileRouteLimits(names: readonly string[], limits: readonly LimitConfig[]): RouteLimits | null {
   if (names.length === 0) return null
   const parts: LimitPart[] = []
@@ -46,11 +58,11 @@ export function compileRouteLimits(names: readonly string[], limits: readonly Li
     const both = config.rate !== undefined && config.quota !== undefined
     if (config.rate) {
       const rate = { intervalMs: binaryInterval(config.rate.periodMs / config.rate.count), burst: config.burst ?? config.rate.count }
-      parts.push({ limit: name, keyPrefix: `${name}|`, label: both ? `${name}/rate` : name, source, rate, quota: null })
+      parts.push({ limit: name, keyPrefix: `${name}|`, label: both ? `${name}/rate` : name, source, rate, quota: null, rateText: rateText(config.rate) })
     }
     if (config.quota) {
       const quota = { count: config.quota.count, periodMs: config.quota.periodMs }
-      parts.push({ limit: name, keyPrefix: `${name}#q|`, label: both ? `${name}/quota` : name, source, rate: null, quota })
+      parts.push({ limit: name, keyPrefix: `${name}#q|`, label: both ? `${name}/quota` : name, source, rate: null, quota, rateText: null })
     }
   }
   const policyHeader = parts.map((p) => policyItem(p.label, p.rate, p.quota)).join(', ')

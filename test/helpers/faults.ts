@@ -108,20 +108,40 @@ export interface FreezingRelay {
   freeze(): void
   /** Bytes pass again (the connections frozen meanwhile have lost theirs). */
   thaw(): void
+  /** Bytes pass `ms` late from now on, in order (a slow server or link); 0: at once again. */
+  delay(ms: number): void
   close(): void
 }
 
-/** A relay to a real server on `target` (loopback) that a test can freeze. */
+/** A relay to a real server on `target` (loopback) that a test can freeze or slow down. */
 export async function startFreezingRelay(target: number): Promise<FreezingRelay> {
   let frozen = false
+  let delayMs = 0
   const sockets = new Set<Socket>()
+  /** Each direction's bytes in order, each with when it may pass: a shorter delay set later does not overtake them. */
+  function pipe(from: Socket, to: Socket): void {
+    const queue: Array<{ at: number; chunk: Buffer }> = []
+    let timer: NodeJS.Timeout | null = null
+    const pump = () => {
+      timer = null
+      while (queue.length > 0 && (queue[0] as { at: number }).at <= Date.now()) to.write((queue.shift() as { chunk: Buffer }).chunk)
+      if (queue.length > 0) timer = setTimeout(pump, (queue[0] as { at: number }).at - Date.now())
+    }
+    from.on('data', (chunk: Buffer) => {
+      if (frozen) return
+      if (delayMs === 0 && queue.length === 0) return void to.write(chunk)
+      queue.push({ at: Math.max(Date.now() + delayMs, queue.at(-1)?.at ?? 0), chunk })
+      timer ??= setTimeout(pump, (queue[0] as { at: number }).at - Date.now())
+    })
+    from.on('close', () => {
+      if (timer) clearTimeout(timer)
+    })
+  }
   const relay = createServer((client) => {
     const server = connect(target, '127.0.0.1')
     for (const [from, to] of [[client, server], [server, client]] as const) {
       sockets.add(from)
-      from.on('data', (chunk: Buffer) => {
-        if (!frozen) to.write(chunk)
-      })
+      pipe(from, to)
       from.on('error', () => {})
       from.on('close', () => to.destroy())
     }
@@ -132,6 +152,7 @@ export async function startFreezingRelay(target: number): Promise<FreezingRelay>
     port: (relay.address() as AddressInfo).port,
     freeze: () => void (frozen = true),
     thaw: () => void (frozen = false),
+    delay: (ms) => void (delayMs = ms),
     close() {
       for (const socket of sockets) socket.destroy()
       relay.close()

@@ -3,6 +3,10 @@
 // 30 s backstop: every limited request got 503 limits_unavailable for ~30 s after Redis was back,
 // and /readyz said the store was ready throughout. A connection silent for 4 × the store's timeout
 // (at least 1 s) is now dropped and made again, and /readyz says why.
+//
+// Found by the limits probe: a Redis that answers, but later than limits_store.timeout (a slow
+// Redis or link), made every limited request a 503 limits_unavailable with on_error: deny, and
+// nothing said so: no log line (only on_error: allow logged), and /readyz said "ready".
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { startFreezingRelay, type FreezingRelay } from '../helpers/faults.ts'
@@ -44,6 +48,21 @@ async function limitsStore(): Promise<string> {
   const body = (await res.body.json()) as { checks?: Record<string, string> }
   return JSON.stringify(body)
 }
+
+it('a Redis that answers every check late: on_error answers, the log says why, and /readyz says it is slow', async () => {
+  await waitFor(async () => (await hit()).status === 200, 'the store to connect', 20_000)
+  relay.delay(600)
+  try {
+    expect(await hit()).toEqual({ status: 503, code: 'limits_unavailable' })
+    expect(JSON.parse(await limitsStore())).toMatchObject({ checks: { limits_store: 'ready, but slow: checks take longer than limits_store.timeout (250 ms), so on_error answers them' } })
+    const logged = gateway.logs.find((line) => line.includes('limits store unavailable: refusing limited requests (on_error: deny)'))
+    expect(logged).toContain('the limits store did not answer within 250 ms')
+  } finally {
+    relay.delay(0)
+  }
+  await waitFor(async () => (await hit()).status === 200, 'limits to be back', 20_000)
+  expect(JSON.parse(await limitsStore())).toMatchObject({ checks: { limits_store: 'ready' } })
+}, 60_000)
 
 it('a stalled Redis connection is dropped and made again: limits are back within seconds of Redis, and /readyz says so meanwhile', async () => {
   await waitFor(async () => (await hit()).status === 200, 'the store to connect', 20_000)

@@ -4,6 +4,9 @@
 // at all with allow (65-75 of 100 such requests in the probe). And on_error was part of the store's
 // identity, so flipping it alone (allow -> deny, as an incident runbook would) opened a new
 // connection each time and hit the same gap.
+//
+// Found by the limits probe: a gateway (or a crashed worker's replacement) started on a Redis limits
+// store listened before the store had connected, so its first limited requests met on_error too.
 import { request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -72,5 +75,17 @@ describe('a reload to a Redis limits store', () => {
       expect(gw.state.runtime.limiter.onError).toBe(onError)
       expect(await hit(gw)).toEqual({ status: 200 })
     }
+  })
+})
+
+describe('a gateway started on a Redis limits store', () => {
+  it('serves its first limited requests from the store: it has connected before the gateway listens', async () => {
+    const answers: Array<{ status: number; code?: string }> = []
+    for (let i = 0; i < 3; i++) {
+      const gw = await startTestGateway(configWith({ type: 'redis', url: 'redis://127.0.0.1:6379', prefix: uniquePrefix('start-connect'), on_error: 'deny' }))
+      closeLater(() => gw.close())
+      answers.push(await hit(gw))
+    }
+    expect(answers).toEqual(Array.from({ length: 3 }, () => ({ status: 200 })))
   })
 })

@@ -49,6 +49,7 @@ const LIMITS = [
   { name: 'three-a-day', key: 'header:X-Client', quota: '3/d' },
   { name: 'tight', key: 'header:X-Client', rate: '1/m', burst: 1 },
   { name: 'loose', key: 'header:X-Client', rate: '1/m', burst: 5 },
+  { name: 'hourly', key: 'header:X-Client', rate: '5/h', burst: 1 },
 ]
 
 async function gatewayWith(routes: object[], extra: Record<string, unknown> = {}): Promise<TestGateway> {
@@ -91,6 +92,15 @@ describe('a rate limit', () => {
     expect(String(refused.body.detail)).toContain('Limit "per-client"')
     expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1)
     expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(60)
+  })
+
+  it('says a slow rate in its own unit: 5/h is not "0 requests/s"', async () => {
+    const gw = await gatewayWith([{ id: 'r', path: '/r/*', upstream: 'api', public: true, limits: ['hourly', 'tight'] }])
+    const [, hourly] = await hits(gw, 2, '/r/x', () => ({ 'x-client': 'slow' }))
+    expect(hourly?.body.detail).toBe('Limit "hourly" allows 5 requests per hour with a burst of 1; retry in 720s.')
+    const gw2 = await gatewayWith([{ id: 'r', path: '/r/*', upstream: 'api', public: true, limits: ['tight'] }])
+    const [, tight] = await hits(gw2, 2, '/r/x', () => ({ 'x-client': 'slow' }))
+    expect(tight?.body.detail).toBe('Limit "tight" allows 1 request per minute with a burst of 1; retry in 60s.')
   })
 
   it('sends RateLimit-Policy and RateLimit on every response of the route, upstream errors included', async () => {

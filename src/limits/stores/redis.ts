@@ -185,9 +185,16 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
   let connectedOnce = false
   let settling: Promise<void> | null = null
   let lastErrorLog = 0
+  /**
+   * Whether the last check outlived its deadline on a connection that is up: a slow Redis (or a
+   * slow link) answers every check late, each refused or let through by on_error, and /readyz
+   * said "ready" throughout (probe finding). An answer in time clears it.
+   */
+  let lateChecks = false
   client.on('ready', () => {
     if (state !== 'ready') options.logger.info({ store: 'redis' }, 'limits store connected')
     state = 'ready'
+    lateChecks = false
     if (!connectedOnce) {
       connectedOnce = true
       void warnIfEvicting(client, options.logger)
@@ -274,9 +281,13 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
           if (late[0] === 0) refund(args, late[late.length - 1] as number)
         })
       } catch (err) {
-        if (err instanceof DeadlineExceeded) unanswered()
+        if (err instanceof DeadlineExceeded) {
+          lateChecks = true
+          unanswered()
+        }
         throw err
       }
+      lateChecks = false
       answered()
       const refused = (reply[0] as number) - 1
       const states: CheckState[] = []
@@ -286,7 +297,7 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
       // Keys expire by their TTL in Redis (maxmemory-policy should be noeviction: see README).
       return { refused, reason: 'limit', retryAfterMs: refused === -1 ? 0 : (reply[1] as number) / 1000, states }
     },
-    status: () => state,
+    status: () => (state === 'ready' && lateChecks ? `ready, but slow: checks take longer than limits_store.timeout (${options.timeoutMs} ms), so on_error answers them` : state),
     answeredOnce: () => connectedOnce,
     async close() {
       client.disconnect()
