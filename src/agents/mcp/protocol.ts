@@ -11,7 +11,7 @@ import { MAX_PENDING_PER_CALLER, type ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
 import { answerTooLarge, CallTimedOut, type UpstreamMcpServer } from './servers.ts'
 import { routeRequestOf, type RouteRequest } from './route-tools.ts'
-import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from './arguments.ts'
+import { argumentsDigest, MAX_ARGUMENT_DEPTH, nestsDeeperThan } from './arguments.ts'
 import { approvalRuleFor, auditFacts, toolCallFacts } from './tool-calls.ts'
 import { argumentsRefusedBy } from './tool-schema.ts'
 
@@ -68,9 +68,10 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
   const started = performance.now()
   const trace = agentTrace(ctx)
   if (nestsDeeperThan(args, MAX_ARGUMENT_DEPTH)) {
-    // Refused before anything walks them recursively (the digest included): audited without one.
+    // Refused before anything walks them recursively (the redaction, a route's request): the
+    // digest walks without recursion, so the record has it; the arguments are never logged.
     const detail = `The arguments of tool ${name} nest deeper than ${MAX_ARGUMENT_DEPTH} levels.`
-    deps.audit(auditFacts(caller, { tool: name, argsSha256: '', args: null, trace }, mcp.path, started, {
+    deps.audit(auditFacts(caller, { tool: name, argsSha256: argumentsDigest(args), args: null, trace }, mcp.path, started, {
       route: `mcp:${name}`, status: 400, decision: 'deny', code: 'bad_request', statement: null, note: detail,
     }))
     throw new ProtocolError(ProtocolErrorCode.InvalidParams, detail)
