@@ -10,7 +10,7 @@ import { traceContextOf, type Logger, type TraceContext } from '../../telemetry/
 import { MAX_PENDING_PER_CALLER, type ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
 import { answerTooLarge, CallTimedOut, type UpstreamMcpServer } from './servers.ts'
-import { routeRequestOf, type RouteRequest } from './route-tools.ts'
+import { routeAnswerContent, routeRequestOf, type RouteRequest } from './route-tools.ts'
 import { argumentsDigest, MAX_ARGUMENT_DEPTH, nestsDeeperThan } from './arguments.ts'
 import { approvalRuleFor, auditFacts, toolCallFacts } from './tool-calls.ts'
 import { argumentsRefusedBy } from './tool-schema.ts'
@@ -155,12 +155,12 @@ async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest
     // Nobody to answer; the route's record says the agent left (the pipeline's 499 when no answer had begun).
     return { content: [{ type: 'text', text: 'The call was given up before its route answered: the agent cancelled it, closed its connection, or its session ended.' }], isError: true }
   }
-  const text = response.body.toString('utf8')
-  const result: CallToolResult = { content: [{ type: 'text', text }], isError: response.status >= 400 }
   const type = String(response.headers['content-type'] ?? '')
-  if (response.status < 400 && /json/i.test(type)) {
+  const content = routeAnswerContent(response.body, type, new URL(request.target, deps.mcp.resource).href)
+  const result: CallToolResult = { content: [content], isError: response.status >= 400 }
+  if (response.status < 400 && content.type === 'text' && /json/i.test(type)) {
     try {
-      const parsed: unknown = JSON.parse(text)
+      const parsed: unknown = JSON.parse(content.text)
       if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) result.structuredContent = parsed as Record<string, unknown>
     } catch {
       // not JSON after all: the text stands
