@@ -5,8 +5,9 @@
 // token of the agent calling through the gateway.
 import type { CallToolResult, Client, Tool } from '@modelcontextprotocol/client'
 import { createSharedResources } from '../../collections/index.ts'
-import type { McpServerConfig } from '../../config/index.ts'
+import { TOOL_NAME, type McpServerConfig } from '../../config/index.ts'
 import { scrub, type Logger } from '../../telemetry/index.ts'
+import { SEPARATOR } from './catalog.ts'
 
 export interface CallOptions {
   signal?: AbortSignal
@@ -187,7 +188,22 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       tools.push(...page.tools)
       cursor = page.nextCursor
     } while (cursor !== undefined)
-    return tools
+    return tools.filter(wellNamed)
+  }
+
+  /**
+   * Whether a tool's name is one MCP allows (1-128 letters, digits, _ - .), as agents would see it
+   * (SERVER__TOOL with the prefix). A server could offer any string: names with spaces, control
+   * characters or 10 KB reached every agent's tool list as they came (found by a probe). Such a tool
+   * is skipped, not renamed — a name the server never gave would be one more for agents, policies
+   * and approvals to match — and the operator is told which (logged at each listing).
+   */
+  function wellNamed(tool: Tool): boolean {
+    const name = String(tool.name)
+    if (TOOL_NAME.test(name) && TOOL_NAME.test(config.prefix ? `${config.name}${SEPARATOR}${name}` : name)) return true
+    logger.warn({ server: config.name, tool: JSON.stringify(name.slice(0, 80)), length: name.length },
+      'MCP server tool skipped: its name is not 1-128 letters, digits and _ - . (with the server\'s prefix), as MCP tool names are')
+    return false
   }
 
   return server
