@@ -8,6 +8,7 @@ import { createSharedResources } from '../../collections/index.ts'
 import { TOOL_NAME, type McpServerConfig } from '../../config/index.ts'
 import { scrub, type Logger } from '../../telemetry/index.ts'
 import { SEPARATOR } from './catalog.ts'
+import { boundedSchemaValidator } from './tool-schema.ts'
 
 export interface CallOptions {
   signal?: AbortSignal
@@ -135,7 +136,8 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
     if (closed) throw new Error(`the MCP server "${config.name}" is no longer in the gateway's config`)
     // Loaded at the first connection: a gateway without mcp.servers never loads the SDK (~25 MB, ~0.3 s).
     const { Client, StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client')
-    const client = new Client(CLIENT_INFO, { capabilities: {} })
+    // The tool's outputSchema is the server's, its patterns included: checked under a time limit.
+    const client = new Client(CLIENT_INFO, { capabilities: {}, jsonSchemaValidator: await boundedSchemaValidator() })
     client.setNotificationHandler('notifications/tools/list_changed', () => {
       cached = null
       void server.tools().then(() => { for (const listener of listeners) listener() }, () => {})
