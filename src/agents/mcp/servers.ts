@@ -67,7 +67,12 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       return cached
     },
     async callTool(name, args, options = {}) {
-      const client = await server.client()
+      let client: Client
+      try {
+        client = await server.client()
+      } catch (err) {
+        throw new CallNotSent((server.withoutCredentials(err) as Error).message, { cause: err })
+      }
       // Each progress report restarts `timeout`; max_call_time bounds the whole call. The SDK's own
       // maxTotalTimeout is checked only when a report arrives, so a timer cancels the call instead.
       const overrun = new AbortController()
@@ -82,7 +87,9 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
           throw new CallTimedOut(`the server sent nothing for its timeout (${config.timeout / 1000} s): the call was cancelled`)
         }
         if (isConnectionFailure(err)) dropConnection()
-        throw server.withoutCredentials(err)
+        const cleaned = server.withoutCredentials(err)
+        if (noConnection(err)) throw new CallNotSent((cleaned as Error).message, { cause: err })
+        throw cleaned
       } finally {
         clearTimeout(timer)
       }
@@ -214,6 +221,24 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
 /** A tool call the gateway cancelled: silent for the server's `timeout`, or running past its `max_call_time`. */
 export class CallTimedOut extends Error {
   override name = 'CallTimedOut'
+}
+
+/** A tool call that never reached its server: no connection to it could be made (a taken approval is given back). */
+export class CallNotSent extends Error {
+  override name = 'CallNotSent'
+}
+
+/** The errors of a connection that could not be made: nothing of a request was sent. */
+const NO_CONNECTION = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT'])
+
+/** Whether `err`, or an error it was caused by (fetch's TypeError wraps the socket's), is one of NO_CONNECTION. */
+function noConnection(err: unknown): boolean {
+  let current: unknown = err
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    if (NO_CONNECTION.has(String((current as { code?: unknown }).code))) return true
+    current = current.cause
+  }
+  return false
 }
 
 /** An answer of the server cut off past server.max_body_bytes. */
