@@ -72,7 +72,7 @@ export function createInternalDispatch(state: GatewayState): InternalDispatch {
         const id = recordCut(exchange, error) ?? String(res.headers['x-request-id'] ?? crypto.randomUUID())
         cut(exchange)
         // The gateway's own refusal, as a client would get it had the answer not begun.
-        resolve({ status: error.status, headers: { 'content-type': 'application/problem+json', 'x-request-id': id }, body: Buffer.from(problemBody(error, id)) })
+        resolve({ status: error.status, headers: { 'content-type': 'application/problem+json', 'x-request-id': id }, body: Buffer.from(problemBody(error, id)), mayHaveRun: true })
       }
       signal?.addEventListener('abort', onAbort, { once: true })
       const outgoing = httpRequest({
@@ -94,7 +94,7 @@ export function createInternalDispatch(state: GatewayState): InternalDispatch {
           else if (!settled) chunks.push(chunk)
         })
         res.on('end', () => {
-          if (settle()) resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks, size) })
+          if (settle()) resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks, size), mayHaveRun: mayHaveRun(exchange.ctx) })
         })
         res.on('error', fail)
       })
@@ -102,6 +102,20 @@ export function createInternalDispatch(state: GatewayState): InternalDispatch {
       outgoing.end(request.body ?? undefined)
     })
   }
+}
+
+/**
+ * Whether the route's backend may have run the request, once the pipeline has answered: not when
+ * the gateway refused it (a deny: its policy, limits, checks) or its only try found no connection
+ * to the upstream (upstream_unavailable, upstream_saturated: nothing was sent). Of several tries,
+ * one may have reached it, so they count as run. An approval spent on a call that never ran is
+ * given back (agents/mcp/protocol.ts).
+ */
+function mayHaveRun(ctx: RequestContext | null): boolean {
+  if (ctx === null) return false
+  if (ctx.upstreamStatus !== null) return true
+  if (ctx.decision === 'deny') return false
+  return !(ctx.attempts <= 1 && (ctx.code === 'upstream_unavailable' || ctx.code === 'upstream_saturated'))
 }
 
 /** Both ends go: the server's closing is its client leaving, which the pipeline answers by aborting the upstream request. */

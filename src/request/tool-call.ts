@@ -50,6 +50,11 @@ export interface InternalResponse {
   readonly status: number
   readonly headers: IncomingHttpHeaders
   readonly body: Buffer
+  /**
+   * Whether the route may have run the request: false when the gateway refused it (its policy,
+   * limits or checks) or found no connection to its upstream before anything was sent.
+   */
+  readonly mayHaveRun: boolean
 }
 
 /** Runs a request through the gateway's pipeline in-process. */

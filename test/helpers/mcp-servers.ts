@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { Readable } from 'node:stream'
-import { McpServer, WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server'
+import { McpServer, Server, WebStandardStreamableHTTPServerTransport, type CallToolResult, type Tool } from '@modelcontextprotocol/server'
 import { closedPort } from './faults.ts'
 import { waitForText } from './wait.ts'
 
@@ -149,6 +149,52 @@ export async function startChangingServer(): Promise<ChangingMcpServer> {
       for (const socket of sockets) socket.destroy()
       http.close()
       await once(http, 'close').catch(() => {})
+    },
+  }
+}
+
+export interface ListedToolsServer extends RunningMcpServer {
+  /** The tool calls it answered, by tool name. */
+  calls: string[]
+}
+
+/**
+ * A stateless MCP server (official SDK, JSON answers) that lists exactly `tools` — names and
+ * schemas as a test writes them, however unlike a real server's — and answers their calls with
+ * `answer` (default: a text naming the tool).
+ */
+export async function startListedToolsServer(tools: Tool[], answer: (name: string, args: Record<string, unknown>) => CallToolResult = (name) => ({ content: [{ type: 'text', text: `${name} done` }] })): Promise<ListedToolsServer> {
+  const calls: string[] = []
+  const http = createServer(async (req, res) => {
+    const mcp = new Server({ name: 'listed', version: '1' }, { capabilities: { tools: {} } })
+    mcp.setRequestHandler('tools/list', async () => ({ tools }))
+    mcp.setRequestHandler('tools/call', async (request) => {
+      calls.push(request.params.name)
+      return answer(request.params.name, (request.params.arguments ?? {}) as Record<string, unknown>)
+    })
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
+    await mcp.connect(transport)
+    const headers = new Headers()
+    for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value)
+    const response = await transport.handleRequest(new Request(`http://127.0.0.1${req.url}`, {
+      method: req.method, headers, ...(req.method === 'POST' ? { body: Readable.toWeb(req) as ReadableStream, duplex: 'half' } : {}),
+    } as RequestInit))
+    const out: Record<string, string> = {}
+    response.headers.forEach((value, name) => (out[name] = value))
+    res.writeHead(response.status, out)
+    res.end(Buffer.from(await response.arrayBuffer()))
+  })
+  http.listen(0, '127.0.0.1')
+  await once(http, 'listening')
+  return {
+    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`,
+    requests: [],
+    calls,
+    async close() {
+      if (!http.listening) return
+      http.closeAllConnections()
+      http.close()
+      await once(http, 'close')
     },
   }
 }

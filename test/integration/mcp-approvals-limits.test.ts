@@ -45,9 +45,10 @@ describe('an approval-gated route tool with a rate-limited route', () => {
     })))
     let limited = 0
     for (let round = 0; round < 3; round++) {
+      // Batches as a 2025-03-26 client sends them: 2025-06-18 and later have none (refused -32600).
       const res = await fetch(`${gateway.url}/mcp`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${agent}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' },
+        headers: { authorization: `Bearer ${agent}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-03-26' },
         body: batch(round * 100),
       })
       expect(res.status).toBe(200)

@@ -1,6 +1,7 @@
 // Found by an adversarial probe (helper): a tools/call whose arguments nest 200,000 deep overflowed
 // the stack in the argument digest (JSON.parse takes any depth; canonicalJson recursed), answered
 // -32603 and left no audit record: an agent could probe tools it may not call unrecorded.
+import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TestGateway } from '../helpers/gateway.ts'
@@ -24,6 +25,8 @@ afterAll(() => setup?.close())
 
 const DEPTH = 200_000
 const deep = `${'['.repeat(DEPTH)}${']'.repeat(DEPTH)}`
+/** The digest of `{"x": deep}`: its canonical JSON is the text itself (no key to sort, no space). */
+const deepDigest = createHash('sha256').update(`{"x":${deep}}`).digest('hex')
 
 async function post(token: string, body: string): Promise<{ status: number; text: string }> {
   const res = await fetch(`${gateway.url}/mcp`, {
@@ -43,7 +46,8 @@ describe('deeply nested tool arguments (2025-era request, no session)', () => {
       expect(answer.text).toContain('-32602')
       expect(answer.text).toContain('nest deeper than 64 levels')
       await waitFor(() => auditRows(join(dir, 'audit.db'), `tool = '${tool}'`).length >= 1, `the record of ${tool}`, 20_000)
-      expect(auditRows(join(dir, 'audit.db'), `tool = '${tool}'`)).toMatchObject([{ status: 400, decision: 'deny', code: 'bad_request' }])
+      // With the arguments' digest, as any call's record has it (it was '': a probe).
+      expect(auditRows(join(dir, 'audit.db'), `tool = '${tool}'`)).toMatchObject([{ status: 400, decision: 'deny', code: 'bad_request', args_sha256: deepDigest }])
     }
     expect(upstream.received).toHaveLength(0)
     // Arguments of a real tool's depth still run.

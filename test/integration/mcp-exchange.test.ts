@@ -87,3 +87,11 @@ it('refuses an exchanged token for another audience', async () => {
   expect(res.statusCode).toBe(400)
   expect(((await res.body.json()) as { error: string }).error).toBe('invalid_target')
 })
+
+it('names the gateway\'s own token exchange among the authorization servers of its protected-resource metadata', async () => {
+  // The endpoint takes the tokens the exchange issues for mcp.resource: a client reading the
+  // metadata (RFC 9728) was told only of the identity provider (a probe).
+  const res = await request(`${gateway.url}/.well-known/oauth-protected-resource/mcp`)
+  expect(res.statusCode).toBe(200)
+  expect(await res.body.json()).toMatchObject({ resource: MCP_RESOURCE, authorization_servers: [idp.issuer, 'https://mcp.bouncer.test'] })
+})

@@ -123,6 +123,37 @@ describe('sessions of 2025-era clients', () => {
   })
 })
 
+describe('JSON-RPC batches', () => {
+  const batch = JSON.stringify([{ jsonrpc: '2.0', id: 1, method: 'tools/list' }, { jsonrpc: '2.0', id: 2, method: 'ping' }])
+  const post = (headers: Record<string, string>, body = batch) => request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${agentToken}`, ...headers }, body })
+
+  it('are refused as an invalid request (-32600) from a client of 2025-06-18 or later, which has none, with a session or without', async () => {
+    // Found by a probe: the SDK served them to every 2025-era client.
+    for (const version of ['2025-06-18', '2025-11-25']) {
+      const stateless = await post({ 'mcp-protocol-version': version })
+      expect(stateless.statusCode, version).toBe(400)
+      expect(await stateless.body.json()).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32600, message: expect.stringContaining('has no JSON-RPC batches') } })
+    }
+    const opened = await post({}, initialize)
+    const session = opened.headers['mcp-session-id'] as string
+    await opened.body.dump()
+    const inSession = await post({ 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' })
+    expect(inSession.statusCode).toBe(400)
+    expect(await inSession.body.json()).toMatchObject({ error: { code: -32600 } })
+    const batchedInitialize = await post({}, `[${initialize}]`)
+    expect(batchedInitialize.statusCode).toBe(400)
+    expect(await batchedInitialize.body.json()).toMatchObject({ error: { code: -32600 } })
+  })
+
+  it('are still served to a 2025-03-26 client, whose revision has them', async () => {
+    const answer = await post({ 'mcp-protocol-version': '2025-03-26' })
+    expect(answer.statusCode).toBe(200)
+    const text = await answer.body.text()
+    expect(text).toContain('get_daily_report')
+    expect(text).toContain('"id":2')
+  })
+})
+
 describe('a 2025-era session across a config reload', () => {
   it('goes on: the same Mcp-Session-Id lists the reloaded tools, and its stream is told they changed', async () => {
     const opened = await request(`${gateway.url}/mcp`, { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${agentToken}` }, body: initialize })

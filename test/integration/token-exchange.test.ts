@@ -186,6 +186,19 @@ describe('POST /oauth2/token', () => {
     expect((payload.exp as number) - (payload.iat as number)).toBe(600) // token_exchange.lifetime
   })
 
+  it('names the token type it issued (issued_token_type): the JWT asked for, and refuses a type it cannot issue', async () => {
+    // RFC 8693 §2.2.1: the token is an access token and a JWT; an answer naming another type than
+    // the one asked for told a client that asked for a JWT it got something else (a probe).
+    const jwt = await exchange({ requested_token_type: 'urn:ietf:params:oauth:token-type:jwt' })
+    expect(jwt.status).toBe(200)
+    expect(jwt.body).toMatchObject({ issued_token_type: 'urn:ietf:params:oauth:token-type:jwt', token_type: 'Bearer' })
+    expect(decodeProtectedHeader(jwt.body.access_token as string)).toMatchObject({ typ: 'at+jwt' })
+    expect((await exchange({ requested_token_type: ACCESS_TOKEN })).body).toMatchObject({ issued_token_type: ACCESS_TOKEN })
+    const saml = await exchange({ requested_token_type: 'urn:ietf:params:oauth:token-type:saml2' })
+    expect(saml).toMatchObject({ status: 400, body: { error: 'invalid_request' } })
+    expect(saml.body.error_description).toMatch(/^requested_token_type "urn:ietf:params:oauth:token-type:saml2" is not one the gateway issues/)
+  })
+
   it('is audited: the record names the user, the agent and the roles granted; a refusal names its reason', async () => {
     expect((await exchange({ scope: 'analyst' }, { requestId: 'exchange-ok' })).status).toBe(200)
     expect(await auditRecord('exchange-ok')).toMatchObject({

@@ -26,8 +26,11 @@ import { readForm } from './form.ts'
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token'
 const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt'
-/** The token types a subject or actor token may be (both are JWT access tokens to the gateway). */
-const INPUT_TOKEN_TYPES: ReadonlySet<string> = new Set([ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE])
+/**
+ * The token types a subject or actor token may be (both are JWT access tokens to the gateway), and
+ * those a client may ask for: the token issued is both, an access token that is a JWT (typ at+jwt).
+ */
+const JWT_ACCESS_TOKEN_TYPES: ReadonlySet<string> = new Set([ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE])
 
 export interface TokenEndpointOptions {
   exchange: TokenExchangeConfig
@@ -85,8 +88,14 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     if (actorToken === undefined && exchange.require_actor) {
       throw refuse('invalid_request', 'actor_token is missing: the agent\'s own token is required (token_exchange.require_actor).')
     }
-    const requestedType = params.get('requested_token_type')
-    if (requestedType !== undefined && !INPUT_TOKEN_TYPES.has(requestedType)) throw refuse('invalid_request', `requested_token_type must be ${ACCESS_TOKEN_TYPE}.`)
+    // RFC 8693 §2.2.1: issued_token_type says what was issued. The token is an access token and a
+    // JWT, so either identifier is true of it, and the answer names the one asked for: a client
+    // that asked for a JWT was told it got an access token (found by a probe), another type than
+    // its request's. Any other type is one the gateway cannot issue.
+    const requestedType = params.get('requested_token_type') ?? ACCESS_TOKEN_TYPE
+    if (!JWT_ACCESS_TOKEN_TYPES.has(requestedType)) {
+      throw refuse('invalid_request', `requested_token_type "${truncateClientValue(requestedType, 80)}" is not one the gateway issues: ${ACCESS_TOKEN_TYPE} or ${JWT_TOKEN_TYPE} (a JWT access token either way).`)
+    }
     const audience = audienceOf(params)
     const requestedSeconds = expiresIn(params)
     const scope = params.get('scope')
@@ -150,7 +159,7 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     }
     // The audit record of the exchange names whom the token is for and who acts, with what was granted.
     const caller = callerOf(subject, actor, { roles: granted, actorRoles, act: claims.act as Record<string, unknown> | undefined })
-    return { answer: { access_token: token, issued_token_type: ACCESS_TOKEN_TYPE, token_type: 'Bearer', expires_in: lifetime, scope: claims.scope }, caller }
+    return { answer: { access_token: token, issued_token_type: requestedType, token_type: 'Bearer', expires_in: lifetime, scope: claims.scope }, caller }
   }
 
   /**
@@ -251,7 +260,7 @@ function tokenParameter(params: Map<string, string>, name: 'subject_token' | 'ac
   }
   const type = params.get(`${name}_type`)
   if (type === undefined) throw refuse('invalid_request', `${name}_type is missing (RFC 8693 §2.1): ${ACCESS_TOKEN_TYPE}.`)
-  if (!INPUT_TOKEN_TYPES.has(type)) throw refuse('invalid_request', `${name}_type "${truncateClientValue(type, 80)}" is not supported: the gateway exchanges access tokens (${ACCESS_TOKEN_TYPE}).`)
+  if (!JWT_ACCESS_TOKEN_TYPES.has(type)) throw refuse('invalid_request', `${name}_type "${truncateClientValue(type, 80)}" is not supported: the gateway exchanges access tokens (${ACCESS_TOKEN_TYPE}).`)
   return token
 }
 

@@ -3,7 +3,8 @@
 // roles — approves or denies (`bouncer approvals`, the admin API). The same caller then repeating
 // the same call (same tool, same argument digest) runs it, once, before the approval expires:
 // taking it is one UPDATE … WHERE status = 'approved', so two racing calls cannot both run it, even
-// across gateways sharing the file. Denied and expired approvals are final.
+// across gateways sharing the file; a call taken that then never ran gives it back (giveBack).
+// Denied and expired approvals are final.
 //
 // SQLite (node:sqlite, WAL) by default, one file several instances on one host can share. While
 // another of them holds the write lock, a call waits on timers (whenUnlocked), not in SQLite's busy
@@ -44,6 +45,11 @@ export interface ApprovalStore {
   request(call: NewApproval, now?: number): Promise<Approval | null>
   /** Takes an approved, unexpired approval for exactly this call (at most once); null when there is none. */
   take(call: Omit<NewApproval, 'approvers' | 'ttlMs'>, now?: number): Promise<Approval | null>
+  /**
+   * Makes a taken approval usable again, until its expiry, when the call it let through never ran
+   * (refused by the route's limits, its upstream or server unreachable). False when it had expired.
+   */
+  giveBack(id: string, now?: number): Promise<boolean>
   get(id: string, now?: number): Promise<Approval | null>
   list(filter?: { status?: ApprovalStatus }, now?: number): Promise<Approval[]>
   decide(id: string, decision: Decision, by: string, now?: number): Promise<DecideResult>
@@ -101,6 +107,7 @@ export function openApprovalStore(path: string): ApprovalStore {
   const approvedFor = db.prepare(`SELECT id FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'approved' AND expires_at > ? ORDER BY created_at LIMIT 1`)
   const pendingOf = db.prepare(`SELECT count(*) AS n FROM approvals WHERE issuer = ? AND subject = ? AND actor IS ? AND status = 'pending' AND expires_at > ?`)
   const use = db.prepare(`UPDATE approvals SET status = 'used' WHERE id = ? AND status = 'approved' AND expires_at > ?`)
+  const unuse = db.prepare(`UPDATE approvals SET status = 'approved' WHERE id = ? AND status = 'used' AND expires_at > ?`)
   const insert = db.prepare('INSERT INTO approvals (id, tool, issuer, subject, actor, args_sha256, approvers, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, \'pending\', ?, ?)')
   const expire = db.prepare(`UPDATE approvals SET status = 'expired' WHERE status IN ('pending', 'approved') AND expires_at <= ?`)
   const decide = db.prepare('UPDATE approvals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND status = \'pending\' AND expires_at > ?')
@@ -149,6 +156,7 @@ export function openApprovalStore(path: string): ApprovalStore {
       })
       return taken === null ? null : await read(taken, now)
     },
+    giveBack: (id, now = Date.now()) => guard(() => Number(unuse.run(id, now).changes) === 1),
     get: (id, now = Date.now()) => read(id, now),
     async list(filter = {}, now = Date.now()) {
       return await guard(() => {

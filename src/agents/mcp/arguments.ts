@@ -23,11 +23,39 @@ export function nestsDeeperThan(value: unknown, limit: number): boolean {
   return false
 }
 
+/**
+ * Written without recursion, as nestsDeeperThan walks: a call refused for nesting too deep is
+ * audited with its digest too (it was audited with '', which no search by digest finds: a probe).
+ */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
-  const entries = Object.keys(value as object).sort().filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-  return `{${entries.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`
+  const parts: string[] = []
+  // What is left to write, last first: a value, or text between values (brackets, commas, keys).
+  const pending: Array<{ text: string } | { value: unknown }> = [{ value }]
+  while (pending.length > 0) {
+    const next = pending.pop() as { text: string } | { value: unknown }
+    if ('text' in next) {
+      parts.push(next.text)
+      continue
+    }
+    const item = next.value
+    if (item === null || typeof item !== 'object') {
+      parts.push(JSON.stringify(item) ?? 'null')
+    } else if (Array.isArray(item)) {
+      pending.push({ text: ']' })
+      for (let i = item.length - 1; i >= 0; i--) pending.push({ value: item[i] }, { text: i === 0 ? '[' : ',' })
+      if (item.length === 0) pending.push({ text: '[' })
+    } else {
+      const record = item as Record<string, unknown>
+      const keys = Object.keys(record).sort().filter((k) => record[k] !== undefined)
+      pending.push({ text: '}' })
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const key = keys[i] as string
+        pending.push({ value: record[key] }, { text: `${i === 0 ? '{' : ','}${JSON.stringify(key)}:` })
+      }
+      if (keys.length === 0) pending.push({ text: '{' })
+    }
+  }
+  return parts.join('')
 }
 
 export function argumentsDigest(args: Readonly<Record<string, unknown>>): string {

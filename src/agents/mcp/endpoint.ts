@@ -202,6 +202,8 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
       const text = body === null ? null : body.toString('utf8')
       const parsedBody = text === null ? undefined : parseJson(text)
       const request = webRequest(ctx, mcp, abort.signal, text)
+      const refusedBatch = batchRefusal(request, parsedBody)
+      if (refusedBatch) return writeWebResponse(ctx, refusedBatch, body?.length ?? 0, exchange.beforeEnd, caller)
       // The client's token stays here: the SDK and every server behind it see only the caller.
       const authInfo = { token: '', clientId: caller.identity.clientId ?? caller.identity.sub, scopes: [], expiresAt: caller.identity.expiresAt, extra: { caller } }
       const sessions = sessionsOf()
@@ -212,6 +214,34 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
       return writeWebResponse(ctx, response, body?.length ?? 0, exchange.beforeEnd, caller)
     },
   }
+}
+
+/** The revision that removed JSON-RPC batching from MCP (2025-03-26 had it). */
+const BATCHES_REMOVED_IN = '2025-06-18'
+const PROTOCOL_VERSION = /^\d{4}-\d{2}-\d{2}$/
+
+/**
+ * A JSON-RPC batch from a client of 2025-06-18 or later (its MCP-Protocol-Version, or the version a
+ * batched initialize asks for): 400, Invalid Request (-32600). The SDK serves batches to every
+ * 2025-era client, sessions and stateless requests alike, so a client of a revision without them
+ * had several calls served from one request (found by a probe). A batch without a version is a
+ * 2025-03-26 client's (the version MCP says to assume), which may send them; the 2026-07-28
+ * revision's requests are refused by the SDK.
+ */
+function batchRefusal(request: Request, body: unknown): Response | null {
+  if (!Array.isArray(body)) return null
+  const version = request.headers.get('mcp-protocol-version') ?? initializeVersionOf(body)
+  if (version === undefined || !PROTOCOL_VERSION.test(version) || version < BATCHES_REMOVED_IN) return null
+  const message = `Invalid Request: MCP ${version} has no JSON-RPC batches (MCP removed them in ${BATCHES_REMOVED_IN}): send one message per request.`
+  return new Response(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32600, message } }), { status: 400, headers: { 'content-type': 'application/json' } })
+}
+
+function initializeVersionOf(batch: readonly unknown[]): string | undefined {
+  for (const message of batch) {
+    const { method, params } = (message ?? {}) as { method?: unknown; params?: { protocolVersion?: unknown } }
+    if (method === 'initialize' && typeof params?.protocolVersion === 'string') return params.protocolVersion
+  }
+  return undefined
 }
 
 function readBody(ctx: Readonly<RequestContext>, maxBytes: number, counted: { bytesIn: number }): Promise<Buffer> {

@@ -7,11 +7,11 @@ import type { McpConfig } from '../../config/index.ts'
 import { GatewayError, problemBody } from '../../errors/index.ts'
 import { actorOf, CLIENT_CLOSED_REQUEST, subjectIssuer, type Caller, type InternalDispatch, type InternalRequest, type InternalResponse, type RecordAudit, type ToolCallFacts } from '../../request/index.ts'
 import { traceContextOf, type Logger, type TraceContext } from '../../telemetry/index.ts'
-import { MAX_PENDING_PER_CALLER, type ApprovalStore } from './approvals.ts'
+import { MAX_PENDING_PER_CALLER, type Approval, type ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
-import { answerTooLarge, CallTimedOut, type UpstreamMcpServer } from './servers.ts'
-import { routeRequestOf, type RouteRequest } from './route-tools.ts'
-import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from './arguments.ts'
+import { answerTooLarge, CallNotSent, CallTimedOut, type UpstreamMcpServer } from './servers.ts'
+import { routeAnswerContent, routeRequestOf, type RouteRequest } from './route-tools.ts'
+import { argumentsDigest, MAX_ARGUMENT_DEPTH, nestsDeeperThan } from './arguments.ts'
 import { approvalRuleFor, auditFacts, toolCallFacts } from './tool-calls.ts'
 import { argumentsRefusedBy } from './tool-schema.ts'
 
@@ -68,9 +68,10 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
   const started = performance.now()
   const trace = agentTrace(ctx)
   if (nestsDeeperThan(args, MAX_ARGUMENT_DEPTH)) {
-    // Refused before anything walks them recursively (the digest included): audited without one.
+    // Refused before anything walks them recursively (the redaction, a route's request): the
+    // digest walks without recursion, so the record has it; the arguments are never logged.
     const detail = `The arguments of tool ${name} nest deeper than ${MAX_ARGUMENT_DEPTH} levels.`
-    deps.audit(auditFacts(caller, { tool: name, argsSha256: '', args: null, trace }, mcp.path, started, {
+    deps.audit(auditFacts(caller, { tool: name, argsSha256: argumentsDigest(args), args: null, trace }, mcp.path, started, {
       route: `mcp:${name}`, status: 400, decision: 'deny', code: 'bad_request', statement: null, note: detail,
     }))
     throw new ProtocolError(ProtocolErrorCode.InvalidParams, detail)
@@ -100,9 +101,10 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
     deps.audit(auditFacts(caller, facts, mcp.path, started, { route: `mcp:${name}`, status: 400, decision: 'deny', code: 'bad_request', statement: null, note: detail }))
     throw new ProtocolError(ProtocolErrorCode.InvalidParams, detail)
   }
+  let taken: Approval | null = null
   if (rule && deps.approvals) {
     const call = { tool: name, issuer: subjectIssuer(caller.identity), subject: caller.identity.sub, actor: actorOf(caller.identity), argsSha256: facts.argsSha256 }
-    const taken = await deps.approvals.take(call)
+    taken = await deps.approvals.take(call)
     if (!taken) {
       // Held, not run: the route's limits are charged here, or a looping agent files pending
       // approvals without end (the pipeline charges a call that runs).
@@ -128,11 +130,25 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
       }
     }
   }
-  return typeof request === 'object' && request !== null ? callRoute(caller, entry, request, facts, ctx, deps) : callServer(caller, entry, args, facts, ctx, deps, started)
+  const outcome = typeof request === 'object' && request !== null ? await callRoute(caller, entry, request, facts, ctx, deps) : await callServer(caller, entry, args, facts, ctx, deps, started)
+  if (taken === null || outcome.mayHaveRun || !deps.approvals) return outcome.result
+  // An approval authorises a call that runs: one refused on its way (the route's limits, its
+  // upstream or server unreachable) left it spent, and the approver had to approve again (a probe).
+  const usable = await deps.approvals.giveBack(taken.id)
+  const said = usable
+    ? `Approval ${taken.id} was not used, as the call did not run: call again with the same arguments before ${taken.expires_at}.`
+    : `Approval ${taken.id} expired while the call was refused: it did not run, and needs a new approval.`
+  return { ...outcome.result, content: [...outcome.result.content, { type: 'text', text: said }] }
+}
+
+/** A tool's result, and whether its call may have run (false: refused or unsent, so an approval it took is given back). */
+interface CallOutcome {
+  result: CallToolResult
+  mayHaveRun: boolean
 }
 
 /** The route's request through the pipeline: the pipeline audits it (with the tool's facts). */
-async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest, facts: ToolCallFacts, ctx: ServerContext, deps: ProtocolDeps): Promise<CallToolResult> {
+async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest, facts: ToolCallFacts, ctx: ServerContext, deps: ProtocolDeps): Promise<CallOutcome> {
   if (entry.target.kind !== 'route') throw new Error('not a route tool')
   const headers: Record<string, string> = { accept: 'application/json' }
   if (request.contentType) headers['content-type'] = request.contentType
@@ -152,20 +168,20 @@ async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest
   } catch (err) {
     if (!signal.aborted) throw err
     // Nobody to answer; the route's record says the agent left (the pipeline's 499 when no answer had begun).
-    return { content: [{ type: 'text', text: 'The call was given up before its route answered: the agent cancelled it, closed its connection, or its session ended.' }], isError: true }
+    return { result: { content: [{ type: 'text', text: 'The call was given up before its route answered: the agent cancelled it, closed its connection, or its session ended.' }], isError: true }, mayHaveRun: true }
   }
-  const text = response.body.toString('utf8')
-  const result: CallToolResult = { content: [{ type: 'text', text }], isError: response.status >= 400 }
   const type = String(response.headers['content-type'] ?? '')
-  if (response.status < 400 && /json/i.test(type)) {
+  const content = routeAnswerContent(response.body, type, new URL(request.target, deps.mcp.resource).href)
+  const result: CallToolResult = { content: [content], isError: response.status >= 400 }
+  if (response.status < 400 && content.type === 'text' && /json/i.test(type)) {
     try {
-      const parsed: unknown = JSON.parse(text)
+      const parsed: unknown = JSON.parse(content.text)
       if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) result.structuredContent = parsed as Record<string, unknown>
     } catch {
       // not JSON after all: the text stands
     }
   }
-  return result
+  return { result, mayHaveRun: response.mayHaveRun }
 }
 
 /**
@@ -188,7 +204,7 @@ function agentGone(ctx: ServerContext): AbortSignal {
 }
 
 /** An aggregated server's tool: its progress streamed back to the caller, the call audited here. */
-async function callServer(caller: Caller, entry: ToolEntry, args: Record<string, unknown>, facts: ToolCallFacts, ctx: ServerContext, deps: ProtocolDeps, started: number): Promise<CallToolResult> {
+async function callServer(caller: Caller, entry: ToolEntry, args: Record<string, unknown>, facts: ToolCallFacts, ctx: ServerContext, deps: ProtocolDeps, started: number): Promise<CallOutcome> {
   if (entry.target.kind !== 'server') throw new Error('not a server tool')
   const { server, upstreamName } = entry.target
   const progressToken = ctx.mcpReq._meta?.progressToken
@@ -199,20 +215,21 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
   try {
     const result = await server.callTool(upstreamName, args, { signal: ctx.mcpReq.signal, onprogress })
     deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, status: 200, decision: 'allow', code: null, note: result.isError ? 'The tool answered with an error.' : null }))
-    return result
+    return { result, mayHaveRun: true }
   } catch (err) {
     const message = (err as Error).message
     if (!(err instanceof CallTimedOut) && ctx.mcpReq.signal.aborted) {
       // The agent cancelled the call or went away (or its session ended): not the server's failure, and nobody to answer.
       const note = `The call was given up before MCP server ${server.config.name} answered: the agent cancelled it, closed its connection, or its session ended.`
       deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, status: CLIENT_CLOSED_REQUEST, decision: 'allow', code: null, note }))
-      return { content: [{ type: 'text', text: note }], isError: true }
+      return { result: { content: [{ type: 'text', text: note }], isError: true }, mayHaveRun: true }
     }
     const failure = err instanceof CallTimedOut ? { status: 504, code: 'upstream_timeout' as const }
-      : answerTooLarge(err) ? { status: 413, code: 'payload_too_large' as const } : { status: 502, code: 'upstream_error' as const }
+      : answerTooLarge(err) ? { status: 413, code: 'payload_too_large' as const }
+        : err instanceof CallNotSent ? { status: 502, code: 'upstream_unavailable' as const } : { status: 502, code: 'upstream_error' as const }
     deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, ...failure, decision: 'error', note: `MCP server ${server.config.name}: ${message}` }))
     if (err instanceof ProtocolError && failure.status !== 413) throw err
-    return { content: [{ type: 'text', text: `The MCP server ${server.config.name} failed: ${message}` }], isError: true }
+    return { result: { content: [{ type: 'text', text: `The MCP server ${server.config.name} failed: ${message}` }], isError: true }, mayHaveRun: !(err instanceof CallNotSent) }
   }
 }
 

@@ -63,6 +63,7 @@ function lazyStore(path: string): ApprovalStore {
     location: path,
     request: (call, now) => use((s) => s.request(call, now)),
     take: (call, now) => use((s) => s.take(call, now)),
+    giveBack: (id, now) => use((s) => s.giveBack(id, now)),
     get: (id, now) => use((s) => s.get(id, now)),
     list: (filter, now) => use((s) => s.list(filter, now)),
     decide: (id, decision, by, now) => use((s) => s.decide(id, decision, by, now)),

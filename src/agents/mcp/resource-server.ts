@@ -11,6 +11,7 @@ import { GatewayError } from '../../errors/index.ts'
 import { createTokenVerifier, type IssuerKeys, type OwnTokens, type TokenVerifier } from '../../identity/index.ts'
 import type { Caller, RequestContext } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
+import { audiencesOf, issuerOf } from '../exchange/issuer.ts'
 
 export const METADATA_PREFIX = '/.well-known/oauth-protected-resource'
 
@@ -39,7 +40,7 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
   })
   const scope = mcp.scopes.join(' ')
   const challenge = (extra: string) => `Bearer resource_metadata="${metadataUrl}"${scope === '' ? '' : `, scope="${scope}"`}${extra}`
-  const authorizationServers = mcp.authorization_servers ?? jwtIssuers(config).map((issuer) => issuer.issuer)
+  const authorizationServers = mcp.authorization_servers ?? [...jwtIssuers(config).map((issuer) => issuer.issuer), ...exchangeIssuerFor(config, mcp)]
   const allowedOrigins = new Set<string>([resource.origin, ...mcp.allowed_origins])
 
   return {
@@ -82,6 +83,17 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
       throw new GatewayError('cors_origin_denied', { detail: `Origin ${origin} may not call this MCP endpoint (mcp.allowed_origins).` })
     },
   }
+}
+
+/**
+ * The gateway's own token exchange, when it issues tokens for this resource (token_exchange.audiences
+ * names mcp.resource): the endpoint accepts those tokens, so the metadata names their issuer too
+ * (RFC 9728 §2), after the identity providers (the exchange grants no sign-in of its own). The probe
+ * found it left out, so a client reading the metadata never learnt where a delegated token comes from.
+ */
+function exchangeIssuerFor(config: Config, mcp: McpConfig): string[] {
+  const exchange = config.token_exchange
+  return exchange?.enabled && audiencesOf(exchange).includes(mcp.resource) ? [issuerOf(exchange)] : []
 }
 
 /** OAuth `scope` (space-separated) or `scp` (an array, or a string as Entra ID writes it). */

@@ -3,6 +3,8 @@
 // takes `body`), its hints from the method, and a call turned back into the HTTP request the route
 // takes. A dataset's parameters are its tool's too (those not in the path, typed as it reads them),
 // with `cursor` when it pages: whatever can describe its parameters and method becomes a tool the same way.
+import { isUtf8 } from 'node:buffer'
+import type { ContentBlock } from '@modelcontextprotocol/server'
 import type { DatasetConfig, DatasetParamConfig, McpToolConfig, RoutePattern } from '../../config/index.ts'
 
 export const JSON_SCHEMA_2020_12 = 'https://json-schema.org/draft/2020-12/schema'
@@ -155,5 +157,42 @@ function fits(type: ToolParameter['type'], value: unknown): boolean {
     case 'integer': return typeof value === 'number' && Number.isInteger(value)
     case 'number': return typeof value === 'number' && Number.isFinite(value)
     case 'boolean': return typeof value === 'boolean'
+  }
+}
+
+/** Media types that are text whatever their top-level type says (JSON, XML, YAML, JavaScript, forms, CSV…). */
+const TEXT_LIKE = /^text\/|[/+](?:json|ndjson|x-ndjson|jsonl|xml|yaml|x-yaml|javascript|ecmascript|x-www-form-urlencoded|csv|graphql|sql)$/
+
+/**
+ * A route's answer as a tool result's content (MCP "Tool Result"): text as text, in its charset;
+ * an image or audio as image or audio content; any other bytes as an embedded resource with a
+ * base64 `blob` at `uri` (the route's URL). Every answer was decoded as UTF-8 text: a PNG reached
+ * the agent as a page of U+FFFD, its bytes lost (found by a probe). An answer without a type is
+ * text when it is UTF-8, else bytes.
+ */
+export function routeAnswerContent(body: Buffer, contentType: string, uri: string): ContentBlock {
+  const [essence = '', ...parameters] = contentType.split(';')
+  const mimeType = essence.trim().toLowerCase()
+  if (mimeType === '' ? isUtf8(body) : TEXT_LIKE.test(mimeType)) return { type: 'text', text: decodeText(body, charsetOf(parameters)) }
+  const data = body.toString('base64')
+  if (mimeType.startsWith('image/')) return { type: 'image', data, mimeType }
+  if (mimeType.startsWith('audio/')) return { type: 'audio', data, mimeType }
+  return { type: 'resource', resource: { uri, mimeType: mimeType === '' ? 'application/octet-stream' : mimeType, blob: data } }
+}
+
+function charsetOf(parameters: readonly string[]): string {
+  for (const parameter of parameters) {
+    const [name, value] = parameter.split('=')
+    if (name?.trim().toLowerCase() === 'charset' && value !== undefined) return value.trim().replace(/^"|"$/g, '')
+  }
+  return 'utf-8'
+}
+
+/** In the answer's charset, when the platform knows it (latin1, utf-16…); UTF-8 otherwise. */
+function decodeText(body: Buffer, charset: string): string {
+  try {
+    return new TextDecoder(charset).decode(body)
+  } catch {
+    return body.toString('utf8')
   }
 }

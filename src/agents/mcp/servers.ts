@@ -5,8 +5,10 @@
 // token of the agent calling through the gateway.
 import type { CallToolResult, Client, Tool } from '@modelcontextprotocol/client'
 import { createSharedResources } from '../../collections/index.ts'
-import type { McpServerConfig } from '../../config/index.ts'
+import { TOOL_NAME, type McpServerConfig } from '../../config/index.ts'
 import { scrub, type Logger } from '../../telemetry/index.ts'
+import { SEPARATOR } from './catalog.ts'
+import { boundedSchemaValidator } from './tool-schema.ts'
 
 export interface CallOptions {
   signal?: AbortSignal
@@ -65,7 +67,12 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       return cached
     },
     async callTool(name, args, options = {}) {
-      const client = await server.client()
+      let client: Client
+      try {
+        client = await server.client()
+      } catch (err) {
+        throw new CallNotSent((server.withoutCredentials(err) as Error).message, { cause: err })
+      }
       // Each progress report restarts `timeout`; max_call_time bounds the whole call. The SDK's own
       // maxTotalTimeout is checked only when a report arrives, so a timer cancels the call instead.
       const overrun = new AbortController()
@@ -80,7 +87,9 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
           throw new CallTimedOut(`the server sent nothing for its timeout (${config.timeout / 1000} s): the call was cancelled`)
         }
         if (isConnectionFailure(err)) dropConnection()
-        throw server.withoutCredentials(err)
+        const cleaned = server.withoutCredentials(err)
+        if (noConnection(err)) throw new CallNotSent((cleaned as Error).message, { cause: err })
+        throw cleaned
       } finally {
         clearTimeout(timer)
       }
@@ -134,7 +143,8 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
     if (closed) throw new Error(`the MCP server "${config.name}" is no longer in the gateway's config`)
     // Loaded at the first connection: a gateway without mcp.servers never loads the SDK (~25 MB, ~0.3 s).
     const { Client, StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client')
-    const client = new Client(CLIENT_INFO, { capabilities: {} })
+    // The tool's outputSchema is the server's, its patterns included: checked under a time limit.
+    const client = new Client(CLIENT_INFO, { capabilities: {}, jsonSchemaValidator: await boundedSchemaValidator() })
     client.setNotificationHandler('notifications/tools/list_changed', () => {
       cached = null
       void server.tools().then(() => { for (const listener of listeners) listener() }, () => {})
@@ -187,7 +197,22 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       tools.push(...page.tools)
       cursor = page.nextCursor
     } while (cursor !== undefined)
-    return tools
+    return tools.filter(wellNamed)
+  }
+
+  /**
+   * Whether a tool's name is one MCP allows (1-128 letters, digits, _ - .), as agents would see it
+   * (SERVER__TOOL with the prefix). A server could offer any string: names with spaces, control
+   * characters or 10 KB reached every agent's tool list as they came (found by a probe). Such a tool
+   * is skipped, not renamed — a name the server never gave would be one more for agents, policies
+   * and approvals to match — and the operator is told which (logged at each listing).
+   */
+  function wellNamed(tool: Tool): boolean {
+    const name = String(tool.name)
+    if (TOOL_NAME.test(name) && TOOL_NAME.test(config.prefix ? `${config.name}${SEPARATOR}${name}` : name)) return true
+    logger.warn({ server: config.name, tool: JSON.stringify(name.slice(0, 80)), length: name.length },
+      'MCP server tool skipped: its name is not 1-128 letters, digits and _ - . (with the server\'s prefix), as MCP tool names are')
+    return false
   }
 
   return server
@@ -196,6 +221,24 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
 /** A tool call the gateway cancelled: silent for the server's `timeout`, or running past its `max_call_time`. */
 export class CallTimedOut extends Error {
   override name = 'CallTimedOut'
+}
+
+/** A tool call that never reached its server: no connection to it could be made (a taken approval is given back). */
+export class CallNotSent extends Error {
+  override name = 'CallNotSent'
+}
+
+/** The errors of a connection that could not be made: nothing of a request was sent. */
+const NO_CONNECTION = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT'])
+
+/** Whether `err`, or an error it was caused by (fetch's TypeError wraps the socket's), is one of NO_CONNECTION. */
+function noConnection(err: unknown): boolean {
+  let current: unknown = err
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    if (NO_CONNECTION.has(String((current as { code?: unknown }).code))) return true
+    current = current.cause
+  }
+  return false
 }
 
 /** An answer of the server cut off past server.max_body_bytes. */

@@ -8,14 +8,25 @@
 // schema it compiles, so the provider itself is replaced after COMPILES_PER_PROVIDER compiles, and
 // a schema's `$id` is left out, as the provider answers a known `$id` with the schema first compiled
 // under it (two servers' tools, or a tool whose schema changed, would share one: a review).
+//
+// A schema is the server's to write and its `pattern`s are RegExps the gateway runs: `(a+)+$`
+// against thirty a's and a `!` backtracks for minutes, on the thread every request is served from.
+// So each check runs under a time limit (SCHEMA_CHECK_LIMIT_MS, vm's watchdog interrupts it), and a
+// schema that once overran it is refused from then on without running again: its tool's gated calls
+// are refused, and a server's structured answer is not accepted against it (the SDK client checks
+// those against the tool's outputSchema with the validator given here).
+import { createContext, Script } from 'node:vm'
+import type { JsonSchemaValidator, jsonSchemaValidator } from '@modelcontextprotocol/client'
 import type { AjvJsonSchemaValidator } from '@modelcontextprotocol/client/validators/ajv'
 import { createLru } from '../../collections/index.ts'
 
-type Validate = ReturnType<AjvJsonSchemaValidator['getValidator']>
+type Validate = JsonSchemaValidator<unknown>
 type Schema = Parameters<AjvJsonSchemaValidator['getValidator']>[0]
 
 const CACHED_VALIDATORS = 256
 const COMPILES_PER_PROVIDER = 1_000
+/** The most one check of a value against a schema may take; a tool's real schemas take microseconds. */
+export const SCHEMA_CHECK_LIMIT_MS = 100
 
 let load: Promise<typeof AjvJsonSchemaValidator> | null = null
 let provider: AjvJsonSchemaValidator | null = null
@@ -23,21 +34,25 @@ let compiles = 0
 /** null: a schema the validator cannot compile, which leaves the server to decide. */
 const validators = createLru<Validate | null>(CACHED_VALIDATORS)
 
+function loadProvider(): Promise<typeof AjvJsonSchemaValidator> {
+  load ??= import('@modelcontextprotocol/client/validators/ajv').then((module) => module.AjvJsonSchemaValidator)
+  return load
+}
+
 /** Why `args` does not fit the tool's input schema, or null. */
 export async function argumentsRefusedBy(schema: object, args: Record<string, unknown>): Promise<string | null> {
   const { $id: _id, ...withoutId } = schema as Record<string, unknown>
   const text = JSON.stringify(withoutId)
   let validate = validators.get(text, Date.now())
   if (validate === undefined) {
-    load ??= import('@modelcontextprotocol/client/validators/ajv').then((module) => module.AjvJsonSchemaValidator)
-    const Provider = await load
+    const Provider = await loadProvider()
     if (provider === null || compiles >= COMPILES_PER_PROVIDER) {
       provider = new Provider()
       compiles = 0
     }
     compiles++
     try {
-      validate = provider.getValidator(withoutId as Schema)
+      validate = withinLimit(provider.getValidator(withoutId as Schema))
     } catch {
       validate = null
     }
@@ -46,4 +61,41 @@ export async function argumentsRefusedBy(schema: object, args: Record<string, un
   if (validate === null) return null
   const result = validate(args)
   return result.valid ? null : (result.errorMessage ?? 'the arguments do not fit its input schema').replace(/^data\b/, 'arguments')
+}
+
+/** The SDK's validator with each check under the time limit: for a server's client (its tools' outputSchema). */
+export async function boundedSchemaValidator(): Promise<jsonSchemaValidator> {
+  const ajv = new (await loadProvider())()
+  return { getValidator: <T>(schema: Parameters<jsonSchemaValidator['getValidator']>[0]) => withinLimit(ajv.getValidator<T>(schema)) }
+}
+
+/** One context for every check: a script run in it with a timeout is interrupted by vm's watchdog, whatever it calls. */
+interface Sandbox {
+  context: { check: Validate | null; input: unknown }
+  script: Script
+}
+let sandbox: Sandbox | null = null
+
+const TOO_SLOW = `its schema took longer than ${SCHEMA_CHECK_LIMIT_MS} ms to check (a pattern that backtracks without end?), and the gateway refuses what it cannot check`
+
+/** `validate` run under SCHEMA_CHECK_LIMIT_MS; once it overran, it fails at once from then on. */
+function withinLimit<T>(validate: JsonSchemaValidator<T>): JsonSchemaValidator<T> {
+  let overran = false
+  return (input) => {
+    if (!overran) {
+      const { context, script } = (sandbox ??= { context: createContext({ check: null, input: null }) as Sandbox['context'], script: new Script('check(input)') })
+      context.check = validate as Validate
+      context.input = input
+      try {
+        return script.runInContext(context, { timeout: SCHEMA_CHECK_LIMIT_MS }) as ReturnType<JsonSchemaValidator<T>>
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw err
+        overran = true
+      } finally {
+        context.check = null
+        context.input = null
+      }
+    }
+    return { valid: false, data: undefined, errorMessage: TOO_SLOW }
+  }
 }

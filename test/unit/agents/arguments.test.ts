@@ -9,6 +9,13 @@ describe('a tool call\'s arguments', () => {
     expect(argumentsDigest({})).toMatch(/^[0-9a-f]{64}$/)
   })
 
+  it('digest arguments of any depth, empty arrays and objects included', () => {
+    expect(canonicalJson({ z: [], y: {}, x: [[], {}, [1, 'a', true, null]], w: 'q"' })).toBe('{"w":"q\\"","x":[[],{},[1,"a",true,null]],"y":{},"z":[]}')
+    // Deeper than any stack: a call refused for nesting too deep is audited with its digest.
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`
+    expect(canonicalJson({ x: JSON.parse(deep) as unknown })).toBe(`{"x":${deep}}`)
+  })
+
   it('are logged with secrets redacted, by name and by shape', () => {
     expect(redactArguments({
       region: 'eu',

@@ -1,0 +1,70 @@
+// An aggregated MCP server is a third party's: what it lists reaches every agent, and its schemas
+// are run by the gateway. Found by a probe: tool names with spaces, control characters or 10 KB
+// were offered to agents as they came; a `pattern` in a tool's schema that backtracks without end
+// (`(a+)+$`) held the gateway's event loop for as long as it ran (36 s for 27 a's, minutes for 30).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Client } from '@modelcontextprotocol/client'
+import { connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
+import { startListedToolsServer, type ListedToolsServer } from '../helpers/mcp-servers.ts'
+
+/** Names MCP does not allow (1-128 letters, digits, _ - .), the last only once prefixed `odd__`. */
+const HOSTILE_NAMES = ['has space', 'bell\u0007ring', 'x'.repeat(10_000), '', 'y'.repeat(125)]
+/** `(a+)+$` against this many a's and a `!` backtracks 2^n steps: seconds unbounded, on any machine more than the 100 ms limit. */
+const BACKTRACKING = `${'a'.repeat(27)}!`
+const BACKTRACKS = { type: 'string', pattern: '(a+)+$' } as const
+
+let odd: ListedToolsServer
+let setup: McpTestSetup
+let client: Client
+
+beforeAll(async () => {
+  odd = await startListedToolsServer([
+    { name: 'good_tool', inputSchema: { type: 'object' } },
+    ...HOSTILE_NAMES.map((name) => ({ name, inputSchema: { type: 'object' as const } })),
+    { name: 'search', inputSchema: { type: 'object', properties: { q: BACKTRACKS } } },
+    { name: 'report', inputSchema: { type: 'object' }, outputSchema: { type: 'object', properties: { code: BACKTRACKS } } },
+  ], (name) => ({ content: [{ type: 'text', text: `${name} done` }], ...(name === 'report' ? { structuredContent: { code: BACKTRACKING } } : {}) }))
+  setup = await startMcpTestGateway('mcp-hostile-server', (config) => ({
+    ...config,
+    // A gated call's arguments are checked against the schema the server listed (tool-schema.ts).
+    mcp: { ...config.mcp, servers: [{ name: 'odd', url: odd.url }], approvals: [{ tools: ['odd__search'], approvers: ['agent'], ttl: '15m' }] },
+  }))
+  client = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
+}, 60_000)
+
+afterAll(async () => {
+  await client?.close()
+  await setup?.close()
+  await odd?.close()
+})
+
+it('skips a server\'s tools whose names MCP does not allow, and says which in a warning', async () => {
+  expect((await client.listTools()).tools.map((tool) => tool.name)).toEqual(['get_daily_report', 'list_customers', 'odd__good_tool', 'odd__search', 'odd__report'])
+  await expect(client.callTool({ name: 'odd__has space', arguments: {} })).rejects.toThrow(/Unknown tool/)
+  expect(odd.calls).toEqual([])
+  const warnings = setup.gateway.logs.filter((line) => line.includes('MCP server tool skipped'))
+  expect(warnings.length).toBeGreaterThanOrEqual(HOSTILE_NAMES.length)
+  expect(warnings.join('\n')).toContain('"server":"odd"')
+  expect(warnings.join('\n')).toContain('has space')
+  // The warning names the tool, bounded: not 10 KB of it.
+  expect(Math.max(...warnings.map((line) => line.length))).toBeLessThan(1_000)
+})
+
+describe('a server\'s schema patterns', () => {
+  it('are checked under a time limit: a gated call whose pattern backtracks without end is refused, and its schema from then on', async () => {
+    const started = performance.now()
+    await expect(client.callTool({ name: 'odd__search', arguments: { q: BACKTRACKING } })).rejects.toThrow(/Invalid arguments for tool odd__search: its schema took longer than 100 ms to check/)
+    expect(performance.now() - started).toBeLessThan(3_000)
+    // Not run again: even an ordinary value is refused at once, as the schema cannot be trusted to check in time.
+    const again = performance.now()
+    await expect(client.callTool({ name: 'odd__search', arguments: { q: 'aaa' } })).rejects.toThrow(/took longer than 100 ms/)
+    expect(performance.now() - again).toBeLessThan(1_000)
+    expect(odd.calls).toEqual([])
+  })
+
+  it('bound the check of a server\'s structured answer against the tool\'s outputSchema too', async () => {
+    const started = performance.now()
+    await expect(client.callTool({ name: 'odd__report', arguments: {} })).rejects.toThrow(/took longer than 100 ms to check/)
+    expect(performance.now() - started).toBeLessThan(3_000)
+  })
+})
