@@ -18,7 +18,7 @@ import { createLru } from '../collections/index.ts'
 import { distinguishedName } from '../config/index.ts'
 import { GatewayError, truncateClientValue } from '../errors/index.ts'
 import type { Identity } from '../request/index.ts'
-import { rawHeader, type Authenticated, type CredentialInput, type CredentialVerifier } from './authenticate.ts'
+import { CredentialRefused, rawHeader, type Authenticated, type CredentialInput, type CredentialVerifier } from './authenticate.ts'
 import { MAX_CHAIN_DEPTH, verifyCertificatePath } from './certificate-path.ts'
 import { ClientCertFieldError, parseClientCertChainField, parseClientCertField } from './client-cert-field.ts'
 
@@ -68,6 +68,9 @@ const MAX_SUBJECT_BYTES = 2048
 /** `scheme://…` (RFC 3986 §3): how a SPIFFE ID, or any URI a trust rule's subject could name, begins. */
 const URI_WITH_AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\//i
 
+/** OpenSSL's verdicts about dates alone: the rest of the chain is checked again to see whose certificate it was. */
+const DATE_VERDICTS: ReadonlySet<string> = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID'])
+
 /**
  * Forwarded certificates' outcomes, by a digest of the fields: a proxy sends the same certificate
  * with every request of its client, and the chain's signatures cost ≈ 100 µs a link (ECDSA P-256).
@@ -88,7 +91,7 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
   function outcomeOf(connection: TlsConnection): PeerOutcome | undefined {
     let outcome = outcomes.get(connection)
     if (outcome === undefined && peerCertificate(connection) !== undefined) {
-      outcome = examine(connection, byFingerprint, now())
+      outcome = examine(connection, byFingerprint, trusted, now())
       outcomes.set(connection, outcome)
     }
     return outcome
@@ -143,9 +146,11 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
         }
       }
       if ('refusal' in outcome) throw refusal(outcome.refusal)
+      const caller: Authenticated = { identity: outcome.identity, credential: 'client_cert' }
       const outOfDates = whyOutOfDates(outcome, nowMs)
-      if (outOfDates !== null) throw refusal(outOfDates)
-      return { identity: outcome.identity, credential: 'client_cert' }
+      // A genuine certificate outside its dates: the record names whose it is (`bouncer audit --principal` finds it).
+      if (outOfDates !== null) throw new CredentialRefused('client_cert_required', { detail: outOfDates }, caller)
+      return caller
     },
   }
 }
@@ -171,10 +176,19 @@ function refusal(detail: string): GatewayError {
   return new GatewayError('client_cert_required', { detail })
 }
 
-function examine(connection: TlsConnection, byFingerprint: Anchors, nowMs: number): PeerOutcome {
+function examine(connection: TlsConnection, byFingerprint: Anchors, trusted: readonly X509Certificate[], nowMs: number): PeerOutcome {
   const leaf = peerCertificate(connection) as X509Certificate
   const chain = peerChain(connection)
-  if (!connection.authorized) return { refusal: whyNotAuthorized(verdictCode(connection.authorizationError), leaf, nowMs) }
+  if (!connection.authorized) {
+    const code = verdictCode(connection.authorizationError)
+    // OpenSSL names the last fault it met: a certificate out of its dates is named in the refusal's
+    // record only once its chain, checked again without the dates, holds.
+    if (DATE_VERDICTS.has(code) && (Date.parse(leaf.validTo) < nowMs || Date.parse(leaf.validFrom) > nowMs)) {
+      const checked = verifyCertificatePath(leaf, chain.slice(1), trusted)
+      if (checked.ok) return provenOutcome(checked.path, byFingerprint)
+    }
+    return { refusal: whyNotAuthorized(code, leaf, nowMs) }
+  }
   return provenOutcome(chain.length > 0 ? chain : [leaf], byFingerprint)
 }
 

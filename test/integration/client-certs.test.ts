@@ -181,6 +181,22 @@ describe('client certificates as workload identity', () => {
     const record = (await searchAudit(db, { limit: 200 })).find((r) => r.request_id === 'mtls-audited')
     expect(record).toMatchObject({ status: 200, credential: 'client_cert', subject: 'spiffe://prod/ns/etl/sa/loader', issuer: 'CN=Test CA, O=Bouncer tests', client_id: null, roles: ['etl'] })
   })
+
+  it('names the subject of an expired or not yet valid certificate in the 401\'s audit record, not of another CA\'s', async () => {
+    const db = { type: 'sqlite' as const, path: join(dir, 'audit-optional.db') }
+    const cases: Array<[string, Issued, Record<string, unknown>]> = [
+      ['mtls-expired', certs.expired, { credential: 'client_cert', subject: 'spiffe://prod/ns/etl/sa/old', issuer: 'CN=Test CA, O=Bouncer tests' }],
+      ['mtls-future', certs.future, { credential: 'client_cert', subject: 'spiffe://prod/ns/etl/sa/new', issuer: 'CN=Test CA, O=Bouncer tests' }],
+      // Signed by another CA: whatever it names is the sender's word.
+      ['mtls-other-ca', certs.otherCa, { credential: null, subject: null, issuer: null }],
+    ]
+    for (const [requestId, cert, named] of cases) {
+      expect((await viaHttp1(`${gateway.url}/data/audited`, cert, { 'x-request-id': requestId })).status).toBe(401)
+      await waitFor(async () => (await searchAudit(db, { limit: 200 }).catch(() => [])).some((r) => r.request_id === requestId), 'the audit record')
+      const record = (await searchAudit(db, { limit: 200 })).find((r) => r.request_id === requestId)
+      expect(record, requestId).toMatchObject({ status: 401, code: 'client_cert_required', ...named })
+    }
+  })
 })
 
 describe('client_auth: require', () => {

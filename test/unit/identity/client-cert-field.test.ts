@@ -6,7 +6,7 @@ import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import type { CredentialInput } from '../../../src/identity/authenticate.ts'
+import { CredentialRefused, type CredentialInput } from '../../../src/identity/authenticate.ts'
 import { verifyCertificatePath } from '../../../src/identity/certificate-path.ts'
 import { ClientCertFieldError, parseClientCertChainField, parseClientCertField } from '../../../src/identity/client-cert-field.ts'
 import { clientCertVerifier } from '../../../src/identity/x509.ts'
@@ -104,10 +104,11 @@ describe('the client_cert verifier, from a trusted proxy', () => {
     expect(identity.claims).toMatchObject({ subject_dn: 'CN=BC', issuer_dn: "O=Let's Authenticate, CN=LA Intermediate CA", serial: '07' })
   })
 
-  it('refuses it once expired', async () => {
+  it('refuses it once expired, naming whose it was (the audit record does)', async () => {
     const verifier = clientCertVerifier(issuers, () => Date.parse('2026-01-01T00:00:00Z'), fields)
     const refused = await verifier.authenticate(input(rfcFields)).catch((err: unknown) => err)
-    expect(refused).toMatchObject({ code: 'client_cert_required', detail: 'The client certificate "CN=BC" expired at 2021-01-23T22:55:33.000Z.' })
+    expect(refused).toBeInstanceOf(CredentialRefused)
+    expect(refused).toMatchObject({ code: 'client_cert_required', detail: 'The client certificate "CN=BC" expired at 2021-01-23T22:55:33.000Z.', caller: { identity: { sub: 'BC' }, credential: 'client_cert' } })
   })
 
   it('ignores the fields from a peer that is not a trusted proxy', () => {
