@@ -15,7 +15,7 @@
 import { createHash, X509Certificate } from 'node:crypto'
 import type { DetailedPeerCertificate } from 'node:tls'
 import { createLru } from '../collections/index.ts'
-import { distinguishedName } from '../config/index.ts'
+import { distinguishedName, unmapIpv4 } from '../config/index.ts'
 import { GatewayError, truncateClientValue } from '../errors/index.ts'
 import type { Identity } from '../request/index.ts'
 import { CredentialRefused, rawHeader, type Authenticated, type CredentialInput, type CredentialVerifier } from './authenticate.ts'
@@ -140,6 +140,10 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
         const connection = input.socket as TlsConnection
         outcome = outcomeOf(connection)
         if (outcome === undefined) {
+          // The usual slip behind a load balancer: its address left out of trusted_proxies. Said so, not "not TLS".
+          if (forwarded !== null && rawHeader(input.rawHeaders, (fieldNames as ForwardedClientCert).header) !== undefined) {
+            throw refusal(`This route needs a client certificate: ${forwarded.header} is believed only from server.trusted_proxies, and this peer (${unmapIpv4(input.socket.remoteAddress ?? '') || 'unknown'}) is not one, so the request carries none.`)
+          }
           throw refusal(connection.encrypted
             ? 'This route needs a client certificate (TLS client authentication); the connection presented none.'
             : 'This route needs a client certificate, and this connection is not TLS.')
