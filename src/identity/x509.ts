@@ -68,6 +68,9 @@ const MAX_SUBJECT_BYTES = 2048
 /** `scheme://…` (RFC 3986 §3): how a SPIFFE ID, or any URI a trust rule's subject could name, begins. */
 const URI_WITH_AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\//i
 
+/** What the chain's own check names more exactly than OpenSSL's INVALID_PURPOSE (the leaf's key usage, a CA that is none). */
+const USAGE_VERDICTS: ReadonlySet<string> = new Set(['INVALID_PURPOSE', 'KEYUSAGE_NO_DIGITAL_SIGNATURE', 'INVALID_CA'])
+
 /** OpenSSL's verdicts about dates alone: the rest of the chain is checked again to see whose certificate it was. */
 const DATE_VERDICTS: ReadonlySet<string> = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID'])
 
@@ -190,6 +193,11 @@ function examine(connection: TlsConnection, byFingerprint: Anchors, trusted: rea
     if (DATE_VERDICTS.has(code) && (Date.parse(leaf.validTo) < nowMs || Date.parse(leaf.validFrom) > nowMs)) {
       const checked = verifyCertificatePath(leaf, chain.slice(1), trusted)
       if (checked.ok) return provenOutcome(checked.path, byFingerprint)
+    }
+    // OpenSSL says INVALID_PURPOSE for any usage it refuses; the chain's own check says which.
+    if (code === 'INVALID_PURPOSE') {
+      const checked = verifyCertificatePath(leaf, chain.slice(1), trusted)
+      if (!checked.ok && USAGE_VERDICTS.has(checked.code)) return { refusal: whyNotAuthorized(checked.code, leaf, nowMs) }
     }
     return { refusal: whyNotAuthorized(code, leaf, nowMs) }
   }

@@ -26,6 +26,8 @@ export interface IssueOptions {
   /** subjectAltName entries, e.g. `URI:spiffe://prod/ns/etl/sa/loader`, `DNS:localhost`, `IP:127.0.0.1`. */
   san?: string[]
   usage: 'server' | 'client'
+  /** keyUsage's bits; default digitalSignature. */
+  keyUsage?: string
   notBefore?: string
   notAfter?: string
 }
@@ -105,7 +107,7 @@ function createCa(dir: string, name: string, parent?: TestCa): TestCa {
       const base = join(home, leaf)
       const extensions = [
         'basicConstraints = critical,CA:FALSE',
-        'keyUsage = critical,digitalSignature',
+        `keyUsage = critical,${options.keyUsage ?? 'digitalSignature'}`,
         `extendedKeyUsage = ${options.usage === 'server' ? 'serverAuth' : 'clientAuth'}`,
       ]
       if (options.san && options.san.length > 0) extensions.push(`subjectAltName = ${options.san.join(',')}`)

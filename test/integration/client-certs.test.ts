@@ -139,6 +139,13 @@ describe('client certificates as workload identity', () => {
     })
   }
 
+  it('says which usage a certificate not for client authentication lacks', async () => {
+    const encipherOnly = pki.ca.issue('encipher-only', { usage: 'client', keyUsage: 'keyEncipherment', san: ['URI:spiffe://prod/ns/etl/sa/encipher'] })
+    const serverOnly = pki.ca.issue('server-only', { usage: 'server', san: ['URI:spiffe://prod/ns/etl/sa/server'] })
+    expect((await viaHttp1(`${gateway.url}/data/x`, encipherOnly)).body).toMatchObject({ code: 'client_cert_required', detail: 'The client certificate "CN=encipher-only" is not for client authentication (its key usage has neither digitalSignature nor keyAgreement).' })
+    expect((await viaHttp1(`${gateway.url}/data/x`, serverOnly)).body).toMatchObject({ code: 'client_cert_required', detail: 'The client certificate "CN=server-only" is not for client authentication (its extended key usage lacks clientAuth).' })
+  })
+
   it('takes the CN when there is no URI SAN', async () => {
     const answer = await viaHttp1(`${gateway.url}/data/x`, certs.cnOnly)
     expect(answer.status).toBe(200)
