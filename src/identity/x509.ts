@@ -324,7 +324,7 @@ function whyNotAuthorized(code: string, leaf: X509Certificate, nowMs: number, tr
     case 'KEYUSAGE_NO_DIGITAL_SIGNATURE':
       return `The client certificate "${subject}" is not for client authentication (its key usage has neither digitalSignature nor keyAgreement).`
     case 'INVALID_CA':
-      return ofItsCa('is not a CA certificate (basicConstraints CA:TRUE)')
+      return `The client certificate "${subject}" chains through a certificate that is no CA (basicConstraints CA:TRUE) (its issuer: "${truncateClientValue(distinguishedName(leaf.issuer))}").`
     case 'NAME_CONSTRAINTS_UNCHECKED':
       return ofItsCa('has name constraints, which are not checked for a forwarded certificate: such a chain is refused')
     default:
