@@ -81,6 +81,17 @@ const tls = z.strictObject({
   client_auth: z.enum(['none', 'optional', 'require'], { error: 'client_auth is none, optional or require' }).optional(),
 }).transform((value) => ({ ...value, client_auth: value.client_auth ?? (value.client_ca === undefined ? 'none' as const : 'optional' as const) }))
 
+/**
+ * RFC 9440: a TLS-terminating proxy among server.trusted_proxies hands on its client's certificate
+ * in these fields (`:base64 of the DER:`), checked against the x509 issuers' CAs as a handshake's.
+ */
+const forwardedClientCert = z.strictObject({
+  /** The end-entity certificate, one Byte Sequence. */
+  header: headerName.default('Client-Cert'),
+  /** The CAs above it, a List of Byte Sequences (optional: the issuers' ca may hold the intermediates). */
+  chain_header: headerName.default('Client-Cert-Chain'),
+})
+
 const WORKERS = 'workers is auto (one per core) or a whole number from 1 to 256'
 
 const server = z.strictObject({
@@ -111,6 +122,8 @@ const server = z.strictObject({
   response_buffer_total_bytes: z.number().int().min(0).default(67_108_864),
   /** TLS termination on the gateway listener (files re-read when they change, and on SIGHUP). */
   tls: tls.optional(),
+  /** Client certificates from a TLS-terminating load balancer in trusted_proxies (RFC 9440 fields). */
+  forwarded_client_cert: forwardedClientCert.optional(),
   /** HTTP/2 by ALPN on a TLS listener, HTTP/1.1 alongside. */
   http2: z.boolean().default(false),
   /** Request-path workers on the one port (SO_REUSEPORT): `auto` is one per core (src/instance/workers). */

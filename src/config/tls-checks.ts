@@ -1,7 +1,9 @@
 // Checks of the front door: server.tls's files (read here, so `bouncer check` finds a broken or
 // mismatched certificate and key before `serve` does), HTTP/2 only on TLS, client certificates
-// only where the listener asks for them, and each client CA vouched for by one x509 issuer.
+// only where the listener asks for them or a trusted proxy forwards them, and each client CA
+// vouched for by one x509 issuer.
 import type { X509Certificate } from 'node:crypto'
+import { isReservedForConfig } from '../http/index.ts'
 import type { Finding } from './diagnostics.ts'
 import type { Config } from './schema.ts'
 import { distinguishedName, readCertificates, readTlsMaterial } from './server-tls.ts'
@@ -22,12 +24,20 @@ export function tlsFindings(config: Config): Finding[] {
   const owners = new Map<string, string>()
   config.issuers.forEach((issuer, i) => {
     if (issuer.type !== 'x509') return
-    if (!tls || tls.client_ca === undefined || tls.client_auth === 'none') {
-      findings.push({ severity: 'error', path: ['issuers', i, 'type'], message: `x509 issuer "${issuer.name}" needs a listener that asks for client certificates: server.tls with client_ca (and client_auth optional or require)` })
-      return
-    }
-    if (clientCas === null) return
-    let cas = clientCas
+    const forwarded = config.server.forwarded_client_cert !== undefined
+    const listenerAsks = tls !== undefined && tls.client_ca !== undefined && tls.client_auth !== 'none'
+    if (!listenerAsks) {
+      if (!forwarded) {
+        findings.push({ severity: 'error', path: ['issuers', i, 'type'], message: `x509 issuer "${issuer.name}" needs a listener that asks for client certificates (server.tls with client_ca, and client_auth optional or require), or certificates forwarded by a trusted proxy (server.forwarded_client_cert)` })
+        return
+      }
+      if (issuer.ca === undefined) {
+        findings.push({ severity: 'error', path: ['issuers', i, 'type'], message: `x509 issuer "${issuer.name}" has no ca, and the listener asks for no client certificates (server.tls.client_ca): name the CAs forwarded certificates must chain to` })
+        return
+      }
+    } else if (clientCas === null) return
+    const listenerCas = listenerAsks ? clientCas : null
+    let cas = listenerCas ?? []
     if (issuer.ca !== undefined) {
       const read = readCertificates(issuer.ca)
       if (!read.ok) {
@@ -35,10 +45,13 @@ export function tlsFindings(config: Config): Finding[] {
         return
       }
       cas = read.certificates
-      const inClientCa = new Set(clientCas.map((ca) => ca.fingerprint256))
-      for (const ca of cas) {
+      const inClientCa = new Set((listenerCas ?? []).map((ca) => ca.fingerprint256))
+      for (const ca of listenerCas === null ? [] : cas) {
         if (!inClientCa.has(ca.fingerprint256)) {
-          findings.push({ severity: 'error', path: ['issuers', i, 'ca'], message: `"${distinguishedName(ca.subject)}" is not in server.tls.client_ca: the TLS handshake would refuse every certificate it signed` })
+          // Forwarded certificates are checked against the issuers' CAs alone: such a CA serves them only.
+          findings.push(forwarded
+            ? { severity: 'warning', path: ['issuers', i, 'ca'], message: `"${distinguishedName(ca.subject)}" is not in server.tls.client_ca: the TLS handshake refuses every certificate it signed, which only forwarded ones (server.forwarded_client_cert) can chain to` }
+            : { severity: 'error', path: ['issuers', i, 'ca'], message: `"${distinguishedName(ca.subject)}" is not in server.tls.client_ca: the TLS handshake would refuse every certificate it signed` })
         }
       }
     }
@@ -56,5 +69,42 @@ export function tlsFindings(config: Config): Finding[] {
     }
     for (const ca of cas) if (!owners.has(ca.fingerprint256)) owners.set(ca.fingerprint256, issuer.name)
   })
+  findings.push(...forwardedCertFindings(config))
+  return findings
+}
+
+/** Header names a proxy's certificate field cannot take: ones the gateway reads or writes for something else. */
+const NOT_A_CERTIFICATE_FIELD: ReadonlySet<string> = new Set(['authorization', 'cookie', 'content-type', 'x-request-id'])
+
+/**
+ * server.forwarded_client_cert: believed from trusted_proxies alone (RFC 9440 §3), so it needs some,
+ * and none that is every address (a client could send any certificate, and certificates are public);
+ * an x509 issuer whose CAs the certificates chain to; two distinct fields of their own.
+ */
+function forwardedCertFindings(config: Config): Finding[] {
+  const forwarded = config.server.forwarded_client_cert
+  if (forwarded === undefined) return []
+  const findings: Finding[] = []
+  const at = ['server', 'forwarded_client_cert']
+  if (config.server.trusted_proxies.length === 0) {
+    findings.push({ severity: 'error', path: at, message: 'forwarded client certificates are believed only from server.trusted_proxies, and it lists none: name the load balancers that terminate TLS' })
+  }
+  config.server.trusted_proxies.forEach((proxy, i) => {
+    if (proxy.prefix === 0) {
+      findings.push({ severity: 'error', path: ['server', 'trusted_proxies', i], message: 'with forwarded_client_cert, a trusted proxy of every address lets any client send a certificate it does not hold (certificates are public): list the load balancers alone' })
+    }
+  })
+  if (!config.issuers.some((issuer) => issuer.type === 'x509')) {
+    findings.push({ severity: 'error', path: at, message: 'forwarded client certificates need an issuer of type x509, whose ca they must chain to' })
+  }
+  for (const key of ['header', 'chain_header'] as const) {
+    const name = forwarded[key].toLowerCase()
+    if (isReservedForConfig(name) || NOT_A_CERTIFICATE_FIELD.has(name)) {
+      findings.push({ severity: 'error', path: [...at, key], message: `${forwarded[key]} is a header the gateway reads or writes for another purpose: name the field your proxy writes the certificate in (RFC 9440: Client-Cert, Client-Cert-Chain)` })
+    }
+  }
+  if (forwarded.header.toLowerCase() === forwarded.chain_header.toLowerCase()) {
+    findings.push({ severity: 'error', path: [...at, 'chain_header'], message: 'chain_header must be another field than header: the certificate and its chain are two fields' })
+  }
   return findings
 }

@@ -176,10 +176,10 @@ function credentialSetup(config: Config, kind: AcceptedCredential): string | nul
     case 'api_key':
       return config.api_keys ? null : 'accepting api_key credentials needs api_keys (e.g. api_keys: { store: sqlite })'
     case 'client_cert': {
-      // On a listener that asks for no certificate, such a route could never see one.
+      // On a listener that asks for no certificate, and with no proxy forwarding one, such a route could never see one.
       const tls = config.server.tls
-      if (!tls || tls.client_ca === undefined || tls.client_auth === 'none') {
-        return 'accepting client_cert needs a listener that asks for client certificates (server.tls with client_ca): without one this route never sees a certificate'
+      if ((!tls || tls.client_ca === undefined || tls.client_auth === 'none') && config.server.forwarded_client_cert === undefined) {
+        return 'accepting client_cert needs a listener that asks for client certificates (server.tls with client_ca) or certificates forwarded by a trusted proxy (server.forwarded_client_cert): without either this route never sees a certificate'
       }
       if (!config.issuers.some((issuer) => issuer.type === 'x509')) return 'accepting client_cert needs an issuer of type x509 (whose certificates it accepts)'
       return null

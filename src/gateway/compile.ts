@@ -6,7 +6,7 @@ import type { X509Certificate } from 'node:crypto'
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
 import { ownIssuerConfig, tokenExchangeEndpoints, type ExchangeEndpoint, type ExchangeKeys } from '../agents/index.ts'
 import { addressSet, configDigestOf, cookieSecureByDefault, jwtIssuers, parseRoutePattern, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
-import { corsPolicy, foldHeaderName, type CorsPolicy } from '../http/index.ts'
+import { corsPolicy, foldHeaderName, isManagedVariant, MANAGED_REQUEST_HEADERS, type CorsPolicy } from '../http/index.ts'
 import {
   apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createSessionStoreRegistry, createSignIn, createTokenVerifier,
   type SessionStoreRegistry, type SignIn, type ApiKeyDirectory, type ApiKeyDirectoryRegistry, type Authenticator, type CredentialVerifier, type Introspector, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents,
@@ -76,6 +76,11 @@ export interface Runtime {
   readonly trustedProxies: AddressSet
   /** Who may ask /.bouncer/auth (server.forward_auth_peers). */
   readonly forwardAuthPeers: AddressSet
+  /**
+   * server.forwarded_client_cert's fields that the managed headers do not already remove (names other
+   * than RFC 9440's): never forwarded, whoever sent them. Null when there are none.
+   */
+  readonly unmanagedCertFields: ReadonlySet<string> | null
   /** Requests in flight on this runtime: its pools are retired only once this reaches 0. */
   readonly usage: { inFlight: number }
   /** The MCP endpoint (mcp), when configured. */
@@ -258,6 +263,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     limiter,
     trustedProxies: addressSet(config.server.trusted_proxies),
     forwardAuthPeers: addressSet(config.server.forward_auth_peers),
+    unmanagedCertFields: unmanagedCertFields(config),
     usage: { inFlight: 0 },
     mcp,
     signing,
@@ -380,7 +386,9 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
     name: issuer.name,
     cas: mustReadCertificates(issuer.ca ?? config.server.tls?.client_ca ?? ''),
   }))
-  if (certificateIssuers.length > 0) verifiers.set('client_cert', clientCertVerifier(certificateIssuers))
+  const forwarded = config.server.forwarded_client_cert
+  const fields = forwarded === undefined ? null : { header: forwarded.header, chainHeader: forwarded.chain_header }
+  if (certificateIssuers.length > 0) verifiers.set('client_cert', clientCertVerifier(certificateIssuers, Date.now, fields))
   return { authenticator: createAuthenticator(verifiers), introspection, tokens, certificateIssuers }
 }
 
@@ -446,6 +454,13 @@ function corsOf(cors: CorsConfig): CorsPolicy {
     credentials: cors.credentials,
     maxAgeSeconds: Math.floor(cors.max_age / 1000),
   })
+}
+
+function unmanagedCertFields(config: Config): ReadonlySet<string> | null {
+  const forwarded = config.server.forwarded_client_cert
+  if (forwarded === undefined) return null
+  const names = [forwarded.header, forwarded.chain_header].map((name) => foldHeaderName(name.toLowerCase())).filter((name) => !MANAGED_REQUEST_HEADERS.has(name) && !isManagedVariant(name))
+  return names.length === 0 ? null : new Set(names)
 }
 
 /** `bouncer check` read the file already; one replaced since then is refused here instead. */

@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
-import { acceptRequestId, describedRequest, inspectHeaders, parseTarget, type CorsPolicy, type RequestTarget } from '../http/index.ts'
+import { acceptRequestId, describedRequest, foldHeaderName, inspectHeaders, parseTarget, type CorsPolicy, type RequestTarget } from '../http/index.ts'
 import { CredentialRefused, rawHeader } from '../identity/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
@@ -63,6 +63,7 @@ const NON_ASCII = /[^\x00-\x7f]/
 /** Framing, identity of the request (id, trace, client address) and size limits: before any routing. */
 function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
   const headers = inspectHeaders(ctx.req.rawHeaders, ctx.http2 ? http2Framing(ctx.req, rt.config.server.max_header_bytes) : null)
+  if (rt.unmanagedCertFields !== null) dropFields(headers.forward, rt.unmanagedCertFields)
   ctx.headers = headers
   // HTTP/2 takes any token as :method, HTTP/1.1's parser only upper-case ones. Methods are
   // case-sensitive (RFC 9110 §9.1): `delete` would pass by a statement on DELETE, and the `*`
@@ -106,6 +107,21 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
   if (headers.contentLength !== undefined && headers.contentLength > max) {
     throw bodyTooLarge(max)
   }
+}
+
+/**
+ * A proxy's certificate field under a name of the config's own (server.forwarded_client_cert): read
+ * by the gateway, never forwarded, from a trusted proxy or not (a client's copy would pass upstream
+ * as the proxy's word), look-alikes that an upstream folding `_` into `-` reads as it included.
+ */
+function dropFields(forward: string[], names: ReadonlySet<string>): void {
+  let kept = 0
+  for (let i = 0; i < forward.length; i += 2) {
+    if (names.has(foldHeaderName(forward[i] as string))) continue
+    forward[kept++] = forward[i] as string
+    forward[kept++] = forward[i + 1] as string
+  }
+  forward.length = kept
 }
 
 /** The canonical path (bad_path otherwise), then the first route in file order that takes it (404, 405). */

@@ -8,17 +8,33 @@
 // proves is worked out once per connection and kept in a WeakMap keyed by the connection: a request
 // on a kept-alive connection or an HTTP/2 stream costs a map lookup and a clock check (the
 // certificate may expire while its connection is open).
-import type { X509Certificate } from 'node:crypto'
+//
+// Behind a load balancer that terminates TLS (server.forwarded_client_cert), the certificate comes
+// in RFC 9440's fields from a peer of server.trusted_proxies, which proved the key; its chain is
+// checked here as the handshake would (certificate-path.ts), and the same identity follows.
+import { createHash, X509Certificate } from 'node:crypto'
 import type { DetailedPeerCertificate } from 'node:tls'
-import { distinguishedName } from '../config/index.ts'
+import { createLru } from '../collections/index.ts'
+import { distinguishedName, unmapIpv4 } from '../config/index.ts'
 import { GatewayError, truncateClientValue } from '../errors/index.ts'
 import type { Identity } from '../request/index.ts'
-import type { Authenticated, CredentialInput, CredentialVerifier } from './authenticate.ts'
+import { CredentialRefused, rawHeader, type Authenticated, type CredentialInput, type CredentialVerifier } from './authenticate.ts'
+import { MAX_CHAIN_DEPTH, verifyCertificatePath } from './certificate-path.ts'
+import { ClientCertFieldError, parseClientCertChainField, parseClientCertField } from './client-cert-field.ts'
 
 /** An x509 issuer: its name (trust rules' `issuer`) and the CA certificates it vouches for. */
 export interface X509Issuer {
   readonly name: string
   readonly cas: readonly X509Certificate[]
+}
+
+/**
+ * server.forwarded_client_cert: the fields (names as configured, any case) in which a
+ * TLS-terminating proxy among server.trusted_proxies hands on its client's certificate (RFC 9440).
+ */
+export interface ForwardedClientCert {
+  readonly header: string
+  readonly chainHeader: string
 }
 
 /** What node:tls's TLSSocket offers (an HTTP/2 session's socket forwards the same). */
@@ -30,13 +46,21 @@ interface TlsConnection {
   getPeerCertificate?(detailed: true): DetailedPeerCertificate
 }
 
-/** What one connection's certificate proves: an identity within its validity, or why not. */
+/**
+ * What a certificate proves: an identity, good within its dates and its CAs' (checked on every
+ * request), or why not.
+ */
 type PeerOutcome =
-  | { readonly identity: Identity; readonly notBeforeMs: number; readonly notAfterMs: number; readonly caNotAfterMs: number }
+  | {
+    readonly identity: Identity
+    readonly notBeforeMs: number
+    readonly notAfterMs: number
+    readonly caNotBeforeMs: number
+    readonly caNotAfterMs: number
+  }
   | { readonly refusal: string }
 
-/** Chains are short; a longer walk is a loop in what the peer sent. */
-const MAX_CHAIN_DEPTH = 10
+type Anchors = ReadonlyMap<string, { issuer: X509Issuer; ca: X509Certificate }>
 
 /** SPIFFE ID §2.3: implementations support IDs of up to 2048 bytes, and should not make longer ones. */
 const MAX_SUBJECT_BYTES = 2048
@@ -44,18 +68,56 @@ const MAX_SUBJECT_BYTES = 2048
 /** `scheme://…` (RFC 3986 §3): how a SPIFFE ID, or any URI a trust rule's subject could name, begins. */
 const URI_WITH_AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\//i
 
-export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => number = Date.now): CredentialVerifier {
+/** What the chain's own check names more exactly than OpenSSL's INVALID_PURPOSE (the leaf's key usage, a CA that is none). */
+const USAGE_VERDICTS: ReadonlySet<string> = new Set(['INVALID_PURPOSE', 'KEYUSAGE_NO_DIGITAL_SIGNATURE', 'INVALID_CA'])
+
+/** OpenSSL's verdicts about dates alone: the rest of the chain is checked again to see whose certificate it was. */
+const DATE_VERDICTS: ReadonlySet<string> = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID'])
+
+/**
+ * Forwarded certificates' outcomes, by a digest of the fields: a proxy sends the same certificate
+ * with every request of its client, and the chain's signatures cost ≈ 100 µs a link (ECDSA P-256).
+ */
+const FORWARDED_CACHE_ENTRIES = 1_000
+const FORWARDED_CACHE_MS = 5 * 60_000
+
+export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => number = Date.now, forwarded: ForwardedClientCert | null = null): CredentialVerifier {
   const byFingerprint = new Map<string, { issuer: X509Issuer; ca: X509Certificate }>()
   for (const issuer of issuers) for (const ca of issuer.cas) if (!byFingerprint.has(ca.fingerprint256)) byFingerprint.set(ca.fingerprint256, { issuer, ca })
+  const trusted = [...byFingerprint.values()].map(({ ca }) => ca)
   // Only connections that presented a certificate get an entry.
   const outcomes = new WeakMap<object, PeerOutcome>()
+  const forwardedOutcomes = createLru<PeerOutcome>(FORWARDED_CACHE_ENTRIES)
+  const fieldNames = forwarded === null ? null : { header: forwarded.header.toLowerCase(), chainHeader: forwarded.chainHeader.toLowerCase() }
 
   /** What the connection's certificate proves; undefined when it presented none. */
   function outcomeOf(connection: TlsConnection): PeerOutcome | undefined {
     let outcome = outcomes.get(connection)
     if (outcome === undefined && peerCertificate(connection) !== undefined) {
-      outcome = examine(connection, byFingerprint, now())
+      outcome = examine(connection, byFingerprint, trusted, now())
       outcomes.set(connection, outcome)
+    }
+    return outcome
+  }
+
+  /**
+   * RFC 9440 §3: the fields are believed from a trusted proxy alone; from one, they are the client's
+   * certificate, and the connection's own certificate (if any) is the proxy's, never the caller's.
+   */
+  function fromProxy(input: CredentialInput): boolean {
+    return forwarded !== null && input.viaTrustedProxy === true
+  }
+
+  function forwardedOutcome(input: CredentialInput, fields: ForwardedClientCert, nowMs: number): PeerOutcome | undefined {
+    const names = fieldNames as ForwardedClientCert
+    const lines = headerLines(input.rawHeaders, names.header)
+    if (lines.length === 0) return undefined
+    const chainLines = headerLines(input.rawHeaders, names.chainHeader)
+    const key = createHash('sha256').update(lines.join('\n')).update('\0').update(chainLines.join('\n')).digest('base64')
+    let outcome = forwardedOutcomes.get(key, nowMs)
+    if (outcome === undefined) {
+      outcome = examineForwarded(lines, chainLines, fields, byFingerprint, trusted)
+      forwardedOutcomes.set(key, outcome, nowMs + FORWARDED_CACHE_MS)
     }
     return outcome
   }
@@ -64,27 +126,53 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
     kind: 'client_cert',
     // A forward-auth check's connection is the proxy's: its certificate is the proxy's own
     // workload identity, not the end user's, so there it is no credential at all.
-    presentIn: (input) => !input.forwardAuth && outcomeOf(input.socket as TlsConnection) !== undefined,
+    presentIn: (input) => fromProxy(input)
+      ? rawHeader(input.rawHeaders, (fieldNames as ForwardedClientCert).header) !== undefined
+      : !input.forwardAuth && outcomeOf(input.socket as TlsConnection) !== undefined,
     async authenticate(input: CredentialInput): Promise<Authenticated> {
-      if (input.forwardAuth) {
-        throw refusal('A forward-auth check describes a request the proxy received: the client certificate on this connection is the proxy\'s own, not the caller\'s, so it proves nothing about the caller.')
-      }
-      const connection = input.socket as TlsConnection
-      const outcome = outcomeOf(connection)
-      if (outcome === undefined) {
-        throw refusal(connection.encrypted
-          ? 'This route needs a client certificate (TLS client authentication); the connection presented none.'
-          : 'This route needs a client certificate, and this connection is not TLS.')
+      const nowMs = now()
+      let outcome: PeerOutcome | undefined
+      if (fromProxy(input)) {
+        const fields = forwarded as ForwardedClientCert
+        outcome = forwardedOutcome(input, fields, nowMs)
+        if (outcome === undefined) throw refusal(`This route needs a client certificate; the request came from a trusted proxy (server.trusted_proxies) without ${fields.header}, so its client presented none.`)
+      } else {
+        if (input.forwardAuth) {
+          throw refusal('A forward-auth check describes a request the proxy received: the client certificate on this connection is the proxy\'s own, not the caller\'s, so it proves nothing about the caller.')
+        }
+        const connection = input.socket as TlsConnection
+        outcome = outcomeOf(connection)
+        if (outcome === undefined) {
+          // The usual slip behind a load balancer: its address left out of trusted_proxies. Said so, not "not TLS".
+          if (forwarded !== null && rawHeader(input.rawHeaders, (fieldNames as ForwardedClientCert).header) !== undefined) {
+            throw refusal(`This route needs a client certificate: ${forwarded.header} is believed only from server.trusted_proxies, and this peer (${unmapIpv4(input.socket.remoteAddress ?? '') || 'unknown'}) is not one, so the request carries none.`)
+          }
+          throw refusal(connection.encrypted
+            ? 'This route needs a client certificate (TLS client authentication); the connection presented none.'
+            : 'This route needs a client certificate, and this connection is not TLS.')
+        }
       }
       if ('refusal' in outcome) throw refusal(outcome.refusal)
-      const nowMs = now()
-      // The connection may outlive its certificate: checked on every request, not only at the handshake.
-      if (nowMs > outcome.notAfterMs) throw refusal(`The client certificate expired at ${new Date(outcome.notAfterMs).toISOString()}.`)
-      if (nowMs > outcome.caNotAfterMs) throw refusal(`The client certificate chains to a CA certificate that expired at ${new Date(outcome.caNotAfterMs).toISOString()}.`)
-      if (nowMs < outcome.notBeforeMs) throw refusal(`The client certificate is not valid before ${new Date(outcome.notBeforeMs).toISOString()}.`)
-      return { identity: outcome.identity, credential: 'client_cert' }
+      const caller: Authenticated = { identity: outcome.identity, credential: 'client_cert' }
+      const outOfDates = whyOutOfDates(outcome, nowMs)
+      // A genuine certificate outside its dates: the record names whose it is (`bouncer audit --principal` finds it).
+      if (outOfDates !== null) throw new CredentialRefused('client_cert_required', { detail: outOfDates }, caller)
+      return caller
     },
   }
+}
+
+/**
+ * The connection may outlive its certificate, or a CA's, and a forwarded one is checked anew with
+ * each request: the dates are checked every time, not only when the chain was.
+ */
+function whyOutOfDates(outcome: Exclude<PeerOutcome, { refusal: string }>, nowMs: number): string | null {
+  const subject = truncateClientValue(String(outcome.identity.claims.subject_dn))
+  if (nowMs > outcome.notAfterMs) return `The client certificate "${subject}" expired at ${new Date(outcome.notAfterMs).toISOString()}.`
+  if (nowMs < outcome.notBeforeMs) return `The client certificate "${subject}" is not valid before ${new Date(outcome.notBeforeMs).toISOString()}.`
+  if (nowMs > outcome.caNotAfterMs) return `The client certificate chains to a CA certificate that expired at ${new Date(outcome.caNotAfterMs).toISOString()}.`
+  if (nowMs < outcome.caNotBeforeMs) return `The client certificate chains to a CA certificate that is not valid before ${new Date(outcome.caNotBeforeMs).toISOString()}.`
+  return null
 }
 
 function peerCertificate(connection: TlsConnection): X509Certificate | undefined {
@@ -95,12 +183,64 @@ function refusal(detail: string): GatewayError {
   return new GatewayError('client_cert_required', { detail })
 }
 
-function examine(connection: TlsConnection, byFingerprint: ReadonlyMap<string, { issuer: X509Issuer; ca: X509Certificate }>, nowMs: number): PeerOutcome {
+function examine(connection: TlsConnection, byFingerprint: Anchors, trusted: readonly X509Certificate[], nowMs: number): PeerOutcome {
   const leaf = peerCertificate(connection) as X509Certificate
-  const subjectDn = distinguishedName(leaf.subject)
-  if (!connection.authorized) return { refusal: whyNotAuthorized(connection.authorizationError, leaf, nowMs) }
   const chain = peerChain(connection)
-  const anchor = chain.map((certificate) => byFingerprint.get(certificate.fingerprint256)).find((found) => found !== undefined)
+  if (!connection.authorized) {
+    const code = verdictCode(connection.authorizationError)
+    // OpenSSL names the last fault it met: a certificate out of its dates is named in the refusal's
+    // record only once its chain, checked again without the dates, holds.
+    if (DATE_VERDICTS.has(code) && (Date.parse(leaf.validTo) < nowMs || Date.parse(leaf.validFrom) > nowMs)) {
+      const checked = verifyCertificatePath(leaf, chain.slice(1), trusted)
+      if (checked.ok) return provenOutcome(checked.path, byFingerprint)
+    }
+    // OpenSSL says INVALID_PURPOSE for any usage it refuses; the chain's own check says which.
+    if (code === 'INVALID_PURPOSE') {
+      const checked = verifyCertificatePath(leaf, chain.slice(1), trusted)
+      if (!checked.ok && USAGE_VERDICTS.has(checked.code)) return { refusal: whyNotAuthorized(checked.code, leaf, nowMs) }
+    }
+    return { refusal: whyNotAuthorized(code, leaf, nowMs) }
+  }
+  return provenOutcome(chain.length > 0 ? chain : [leaf], byFingerprint)
+}
+
+/**
+ * A forwarded certificate (RFC 9440): the proxy checked it by its own rules, and the gateway checks it
+ * again by its own, against the x509 issuers' CAs, as OpenSSL checks a handshake's.
+ */
+function examineForwarded(lines: readonly string[], chainLines: readonly string[], fields: ForwardedClientCert, byFingerprint: Anchors, trusted: readonly X509Certificate[]): PeerOutcome {
+  let leaf: X509Certificate
+  let presented: X509Certificate[]
+  try {
+    const chain = parseClientCertChainField(chainLines, fields.chainHeader)
+    if (chain.length >= MAX_CHAIN_DEPTH) return { refusal: `${fields.chainHeader} holds ${chain.length} certificates: a chain is at most ${MAX_CHAIN_DEPTH - 1} above its leaf.` }
+    leaf = certificateOf(parseClientCertField(lines, fields.header), fields.header)
+    presented = chain.map((der, i) => certificateOf(der, `certificate ${i + 1} of ${fields.chainHeader}`))
+  } catch (err) {
+    if (err instanceof ClientCertFieldError) return { refusal: `The forwarded client certificate cannot be read: ${err.message}` }
+    throw err
+  }
+  const checked = verifyCertificatePath(leaf, presented, trusted)
+  if (!checked.ok) return { refusal: whyNotAuthorized(checked.code, leaf, Number.NaN, "the x509 issuers' ca") }
+  return provenOutcome(checked.path, byFingerprint)
+}
+
+function certificateOf(der: Buffer, what: string): X509Certificate {
+  try {
+    return new X509Certificate(der)
+  } catch {
+    throw new ClientCertFieldError(`${what} is not a DER X.509 certificate.`)
+  }
+}
+
+/**
+ * Who a certificate whose chain holds names, under the x509 issuer whose CA the chain reaches first:
+ * its URI SAN (a SPIFFE ID), else its CN. `path` is the leaf first, then its CAs.
+ */
+function provenOutcome(path: readonly X509Certificate[], byFingerprint: Anchors): PeerOutcome {
+  const leaf = path[0] as X509Certificate
+  const subjectDn = distinguishedName(leaf.subject)
+  const anchor = path.map((certificate) => byFingerprint.get(certificate.fingerprint256)).find((found) => found !== undefined)
   if (anchor === undefined) {
     return { refusal: `The client certificate "${truncateClientValue(subjectDn)}" chains to a CA of server.tls.client_ca that no x509 issuer's ca names (its issuer: "${truncateClientValue(distinguishedName(leaf.issuer))}").` }
   }
@@ -135,15 +275,33 @@ function examine(connection: TlsConnection, byFingerprint: ReadonlyMap<string, {
     fingerprint_sha256: leaf.fingerprint256,
   })
   const identity: Identity = Object.freeze({ issuerName: anchor.issuer.name, iss, sub, clientId: null, claims, expiresAt: Math.floor(notAfterMs / 1000) })
-  // The handshake checked every CA of the chain then; one may expire before the leaf, and the
-  // connection (or a session resumed from it) outlive it.
-  const caNotAfterMs = Math.min(...chain.slice(1).map((certificate) => Date.parse(certificate.valid_to)))
-  return { identity, notBeforeMs, notAfterMs, caNotAfterMs }
+  // Every CA of the chain was in its dates when the chain was checked; one may expire before the
+  // leaf, and the connection (or a session resumed from it) outlive it.
+  const cas = path.slice(1)
+  const caNotBeforeMs = Math.max(...cas.map((certificate) => Date.parse(certificate.validFrom)))
+  const caNotAfterMs = Math.min(...cas.map((certificate) => Date.parse(certificate.validTo)))
+  return { identity, notBeforeMs, notAfterMs, caNotBeforeMs, caNotAfterMs }
 }
 
-/** OpenSSL's verdict (X509_V_ERR_*, as Node names it) in words a client's operator can act on. */
-function whyNotAuthorized(error: Error | string | null | undefined, leaf: X509Certificate, nowMs: number): string {
-  const code = typeof error === 'string' ? error : (error as (Error & { code?: string }) | null | undefined)?.code ?? String(error?.message ?? 'unknown')
+/** A field's every line, in order (Node's raw list keeps each; names compared case-insensitively). */
+function headerLines(rawHeaders: readonly string[], lowerName: string): string[] {
+  const lines: string[] = []
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) lines.push(rawHeaders[i + 1] as string)
+  }
+  return lines
+}
+
+function verdictCode(error: Error | string | null | undefined): string {
+  return typeof error === 'string' ? error : (error as (Error & { code?: string }) | null | undefined)?.code ?? String(error?.message ?? 'unknown')
+}
+
+/**
+ * A verdict (OpenSSL's X509_V_ERR_* names, as Node gives them; certificate-path.ts uses the same) in
+ * words a client's operator can act on. `trustedBy`: what the certificate had to chain to.
+ */
+function whyNotAuthorized(code: string, leaf: X509Certificate, nowMs: number, trustedBy = 'server.tls.client_ca'): string {
   const subject = truncateClientValue(distinguishedName(leaf.subject))
   // OpenSSL's verdict is of the whole chain: a leaf within its dates was refused for a CA's.
   const ofItsCa = (what: string) => `The client certificate "${subject}" chains to a CA certificate that ${what} (its issuer: "${truncateClientValue(distinguishedName(leaf.issuer))}").`
@@ -160,21 +318,27 @@ function whyNotAuthorized(error: Error | string | null | undefined, leaf: X509Ce
     case 'SELF_SIGNED_CERT_IN_CHAIN':
     case 'DEPTH_ZERO_SELF_SIGNED_CERT':
     case 'CERT_SIGNATURE_FAILURE':
-      return `The client certificate "${subject}" is signed by another CA ("${truncateClientValue(distinguishedName(leaf.issuer))}"), not one of server.tls.client_ca.`
+      return `The client certificate "${subject}" is signed by another CA ("${truncateClientValue(distinguishedName(leaf.issuer))}"), not one of ${trustedBy}.`
     case 'INVALID_PURPOSE':
       return `The client certificate "${subject}" is not for client authentication (its extended key usage lacks clientAuth).`
+    case 'KEYUSAGE_NO_DIGITAL_SIGNATURE':
+      return `The client certificate "${subject}" is not for client authentication (its key usage has neither digitalSignature nor keyAgreement).`
+    case 'INVALID_CA':
+      return `The client certificate "${subject}" chains through a certificate that is no CA (basicConstraints CA:TRUE) (its issuer: "${truncateClientValue(distinguishedName(leaf.issuer))}").`
+    case 'NAME_CONSTRAINTS_UNCHECKED':
+      return ofItsCa('has name constraints, which are not checked for a forwarded certificate: such a chain is refused')
     default:
       return `The client certificate "${subject}" was not accepted (${code}).`
   }
 }
 
 /** The peer's chain, the leaf first, up to the trust anchor Node found for it. */
-function peerChain(connection: TlsConnection): DetailedPeerCertificate[] {
+function peerChain(connection: TlsConnection): X509Certificate[] {
   if (typeof connection.getPeerCertificate !== 'function') return []
-  const chain: DetailedPeerCertificate[] = []
+  const chain: X509Certificate[] = []
   let certificate: DetailedPeerCertificate | undefined = connection.getPeerCertificate(true)
   for (let depth = 0; certificate?.fingerprint256 && depth < MAX_CHAIN_DEPTH; depth++) {
-    chain.push(certificate)
+    chain.push(new X509Certificate(certificate.raw))
     if (certificate.issuerCertificate === certificate) break
     certificate = certificate.issuerCertificate
   }

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { Agent, request } from 'undici'
 
 export interface Issued {
@@ -26,6 +26,8 @@ export interface IssueOptions {
   /** subjectAltName entries, e.g. `URI:spiffe://prod/ns/etl/sa/loader`, `DNS:localhost`, `IP:127.0.0.1`. */
   san?: string[]
   usage: 'server' | 'client'
+  /** keyUsage's bits; default digitalSignature. */
+  keyUsage?: string
   notBefore?: string
   notAfter?: string
 }
@@ -37,8 +39,8 @@ export interface TestPki {
   server: Issued
   /** A second, unrelated CA (its certificates are "from another CA"). */
   otherCa: TestCa
-  /** Makes a new CA in the same directory. */
-  newCa(name: string): TestCa
+  /** Makes a new CA in the same directory: a root, or an intermediate signed by `parent`. */
+  newCa(name: string, parent?: TestCa): TestCa
   close(): void
 }
 
@@ -68,7 +70,7 @@ export function opensslDate(date: Date): string {
 
 const HOUR = 3_600_000
 
-function createCa(dir: string, name: string): TestCa {
+function createCa(dir: string, name: string, parent?: TestCa): TestCa {
   const home = join(dir, name)
   mkdirSync(join(home, 'issued'), { recursive: true })
   writeFileSync(join(home, 'index.txt'), '')
@@ -81,11 +83,22 @@ function createCa(dir: string, name: string): TestCa {
   ].join('\n'))
   const cert = join(home, 'ca.crt')
   const key = join(home, 'ca.key')
-  openssl([
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert,
-    '-days', '3650', '-subj', `/CN=${name}/O=Bouncer tests`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-  ], home)
+  if (parent) {
+    // An intermediate: its CSR signed by the parent CA with a CA's extensions.
+    writeFileSync(join(home, 'ca.ext'), 'basicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n')
+    openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', join(home, 'ca.csr'), '-subj', `/CN=${name}/O=Bouncer tests`], home)
+    openssl([
+      'ca', '-batch', '-notext', '-config', join(dirname(parent.cert), 'ca.cnf'), '-cert', parent.cert, '-keyfile', parent.key,
+      '-in', join(home, 'ca.csr'), '-out', cert, '-extfile', join(home, 'ca.ext'),
+      '-startdate', opensslDate(new Date(Date.now() - HOUR)), '-enddate', opensslDate(new Date(Date.now() + 3650 * 24 * HOUR)),
+    ], home)
+  } else {
+    openssl([
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert,
+      '-days', '3650', '-subj', `/CN=${name}/O=Bouncer tests`,
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    ], home)
+  }
   return {
     name,
     cert,
@@ -94,7 +107,7 @@ function createCa(dir: string, name: string): TestCa {
       const base = join(home, leaf)
       const extensions = [
         'basicConstraints = critical,CA:FALSE',
-        'keyUsage = critical,digitalSignature',
+        `keyUsage = critical,${options.keyUsage ?? 'digitalSignature'}`,
         `extendedKeyUsage = ${options.usage === 'server' ? 'serverAuth' : 'clientAuth'}`,
       ]
       if (options.san && options.san.length > 0) extensions.push(`subjectAltName = ${options.san.join(',')}`)
@@ -121,7 +134,7 @@ export function createPki(): TestPki {
     ca,
     server,
     otherCa,
-    newCa: (name) => createCa(dir, name),
+    newCa: (name, parent) => createCa(dir, name, parent),
     close: () => rmSync(dir, { recursive: true, force: true }),
   }
 }

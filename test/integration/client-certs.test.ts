@@ -139,6 +139,13 @@ describe('client certificates as workload identity', () => {
     })
   }
 
+  it('says which usage a certificate not for client authentication lacks', async () => {
+    const encipherOnly = pki.ca.issue('encipher-only', { usage: 'client', keyUsage: 'keyEncipherment', san: ['URI:spiffe://prod/ns/etl/sa/encipher'] })
+    const serverOnly = pki.ca.issue('server-only', { usage: 'server', san: ['URI:spiffe://prod/ns/etl/sa/server'] })
+    expect((await viaHttp1(`${gateway.url}/data/x`, encipherOnly)).body).toMatchObject({ code: 'client_cert_required', detail: 'The client certificate "CN=encipher-only" is not for client authentication (its key usage has neither digitalSignature nor keyAgreement).' })
+    expect((await viaHttp1(`${gateway.url}/data/x`, serverOnly)).body).toMatchObject({ code: 'client_cert_required', detail: 'The client certificate "CN=server-only" is not for client authentication (its extended key usage lacks clientAuth).' })
+  })
+
   it('takes the CN when there is no URI SAN', async () => {
     const answer = await viaHttp1(`${gateway.url}/data/x`, certs.cnOnly)
     expect(answer.status).toBe(200)
@@ -181,6 +188,22 @@ describe('client certificates as workload identity', () => {
     const record = (await searchAudit(db, { limit: 200 })).find((r) => r.request_id === 'mtls-audited')
     expect(record).toMatchObject({ status: 200, credential: 'client_cert', subject: 'spiffe://prod/ns/etl/sa/loader', issuer: 'CN=Test CA, O=Bouncer tests', client_id: null, roles: ['etl'] })
   })
+
+  it('names the subject of an expired or not yet valid certificate in the 401\'s audit record, not of another CA\'s', async () => {
+    const db = { type: 'sqlite' as const, path: join(dir, 'audit-optional.db') }
+    const cases: Array<[string, Issued, Record<string, unknown>]> = [
+      ['mtls-expired', certs.expired, { credential: 'client_cert', subject: 'spiffe://prod/ns/etl/sa/old', issuer: 'CN=Test CA, O=Bouncer tests' }],
+      ['mtls-future', certs.future, { credential: 'client_cert', subject: 'spiffe://prod/ns/etl/sa/new', issuer: 'CN=Test CA, O=Bouncer tests' }],
+      // Signed by another CA: whatever it names is the sender's word.
+      ['mtls-other-ca', certs.otherCa, { credential: null, subject: null, issuer: null }],
+    ]
+    for (const [requestId, cert, named] of cases) {
+      expect((await viaHttp1(`${gateway.url}/data/audited`, cert, { 'x-request-id': requestId })).status).toBe(401)
+      await waitFor(async () => (await searchAudit(db, { limit: 200 }).catch(() => [])).some((r) => r.request_id === requestId), 'the audit record')
+      const record = (await searchAudit(db, { limit: 200 })).find((r) => r.request_id === requestId)
+      expect(record, requestId).toMatchObject({ status: 401, code: 'client_cert_required', ...named })
+    }
+  })
 })
 
 describe('client_auth: require', () => {
@@ -208,8 +231,8 @@ describe('bouncer check', () => {
 
   it('refuses a route accepting client_cert on a listener that asks for no certificate', () => {
     expect(errors({ issuers: [{ name: 'mesh', type: 'x509' }], upstreams, routes: [route] })).toEqual([
-      'issuers.0.type: x509 issuer "mesh" needs a listener that asks for client certificates: server.tls with client_ca (and client_auth optional or require)',
-      'routes.0.accept.0: accepting client_cert needs a listener that asks for client certificates (server.tls with client_ca): without one this route never sees a certificate',
+      'issuers.0.type: x509 issuer "mesh" needs a listener that asks for client certificates (server.tls with client_ca, and client_auth optional or require), or certificates forwarded by a trusted proxy (server.forwarded_client_cert)',
+      'routes.0.accept.0: accepting client_cert needs a listener that asks for client certificates (server.tls with client_ca) or certificates forwarded by a trusted proxy (server.forwarded_client_cert): without either this route never sees a certificate',
     ])
     const tls = { cert: pki.server.cert, key: pki.server.key, client_ca: pki.ca.cert, client_auth: 'none' }
     expect(errors({ server: { tls }, issuers: [{ name: 'mesh', type: 'x509' }], upstreams, routes: [route] })).toHaveLength(2)
@@ -222,5 +245,30 @@ describe('bouncer check', () => {
       'issuers.0.ca: "CN=Other CA, O=Bouncer tests" is not in server.tls.client_ca: the TLS handshake would refuse every certificate it signed',
     ])
     expect(errors({ server: { tls }, issuers: [{ name: 'mesh', type: 'x509', audiences: ['x'] }], upstreams, routes: [route] })).toEqual(['issuers.0.audiences: unknown key "audiences"'])
+  })
+
+  it('takes certificates forwarded by trusted proxies without a TLS listener, and refuses such a config that could not work or trusts anyone', () => {
+    const forwarded = { header: 'Client-Cert', chain_header: 'Client-Cert-Chain' }
+    const mesh = { name: 'mesh', type: 'x509', ca: pki.ca.cert }
+    expect(errors({ server: { trusted_proxies: ['10.0.0.10/32'], forwarded_client_cert: forwarded }, issuers: [mesh], upstreams, routes: [route] })).toEqual([])
+    expect(errors({ server: { trusted_proxies: ['10.0.0.10/32'], forwarded_client_cert: {} }, issuers: [mesh], upstreams, routes: [route] })).toEqual([])
+    expect(errors({ server: { forwarded_client_cert: forwarded }, issuers: [mesh], upstreams, routes: [route] })).toEqual([
+      'server.forwarded_client_cert: forwarded client certificates are believed only from server.trusted_proxies, and it lists none: name the load balancers that terminate TLS',
+    ])
+    expect(errors({ server: { trusted_proxies: ['10.0.0.10/32', '::/0'], forwarded_client_cert: forwarded }, issuers: [mesh], upstreams, routes: [route] })).toEqual([
+      'server.trusted_proxies.1: with forwarded_client_cert, a trusted proxy of every address lets any client send a certificate it does not hold (certificates are public): list the load balancers alone',
+    ])
+    expect(errors({ server: { trusted_proxies: ['10.0.0.10/32'], forwarded_client_cert: forwarded }, issuers: [{ name: 'mesh', type: 'x509' }], upstreams, routes: [route] })).toEqual([
+      'issuers.0.type: x509 issuer "mesh" has no ca, and the listener asks for no client certificates (server.tls.client_ca): name the CAs forwarded certificates must chain to',
+    ])
+    expect(errors({ server: { trusted_proxies: ['10.0.0.10/32'], forwarded_client_cert: forwarded }, upstreams, routes: [route] })).toEqual([
+      'server.forwarded_client_cert: forwarded client certificates need an issuer of type x509, whose ca they must chain to',
+      'routes.0.accept.0: accepting client_cert needs an issuer of type x509 (whose certificates it accepts)',
+    ])
+    expect(errors({ server: { trusted_proxies: ['10.0.0.10/32'], forwarded_client_cert: { header: 'Authorization', chain_header: 'Authorization' } }, issuers: [mesh], upstreams, routes: [route] })).toEqual([
+      'server.forwarded_client_cert.header: Authorization is a header the gateway reads or writes for another purpose: name the field your proxy writes the certificate in (RFC 9440: Client-Cert, Client-Cert-Chain)',
+      'server.forwarded_client_cert.chain_header: Authorization is a header the gateway reads or writes for another purpose: name the field your proxy writes the certificate in (RFC 9440: Client-Cert, Client-Cert-Chain)',
+      'server.forwarded_client_cert.chain_header: chain_header must be another field than header: the certificate and its chain are two fields',
+    ])
   })
 })

@@ -1,0 +1,199 @@
+// A client certificate's chain, checked the way OpenSSL checks one in a TLS handshake for a client
+// (X509_verify_cert with the sslclient purpose), where no handshake did: a certificate forwarded by a
+// TLS-terminating proxy (RFC 9440), and a handshake's certificate refused only for its dates (OpenSSL
+// names the last fault it met, so its verdict alone does not say the rest was sound). From the leaf
+// up, each certificate must be signed by the next (its name, key identifier and signature), the next
+// found among the trusted CAs first, then among those sent with it; it ends at a trusted CA (and
+// goes on through trusted CAs to their root). The verdicts carry OpenSSL's names, so that one table
+// (x509.ts) words them for both paths. Dates are not checked here: the caller checks them on every
+// request, as a connection's certificate may expire while it is open.
+import type { X509Certificate } from 'node:crypto'
+
+/** The chain from the leaf up to its trust anchor (and on to the anchor's root, where trusted), or OpenSSL's name for why not. */
+export type PathVerdict = { readonly ok: true; readonly path: readonly X509Certificate[] } | { readonly ok: false; readonly code: string }
+
+/** Chains are short; a longer one is a loop or a flood in what the peer sent. */
+export const MAX_CHAIN_DEPTH = 10
+
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2'
+
+const OID = {
+  keyUsage: '2.5.29.15',
+  basicConstraints: '2.5.29.19',
+  nameConstraints: '2.5.29.30',
+} as const
+
+/**
+ * The critical extensions OpenSSL's verification understands (X509_supported_extension). A critical
+ * extension outside it refuses the certificate (RFC 5280 §4.2), on either path.
+ */
+const UNDERSTOOD_CRITICAL: ReadonlySet<string> = new Set([
+  '2.5.29.15', // keyUsage
+  '2.5.29.17', // subjectAltName
+  '2.5.29.19', // basicConstraints
+  '2.5.29.30', // nameConstraints (refused below all the same: this path does not evaluate them)
+  '2.5.29.32', // certificatePolicies
+  '2.5.29.33', // policyMappings
+  '2.5.29.36', // policyConstraints
+  '2.5.29.37', // extKeyUsage
+  '2.5.29.54', // inhibitAnyPolicy
+  '2.16.840.1.113730.1.1', // netscape-cert-type
+])
+
+/** keyUsage bits of its first octet (RFC 5280 §4.2.1.3). */
+const KEY_USAGE = { digitalSignature: 0x80, keyAgreement: 0x08 } as const
+
+export function verifyCertificatePath(leaf: X509Certificate, presented: readonly X509Certificate[], trusted: readonly X509Certificate[]): PathVerdict {
+  const trustedPrints = new Set(trusted.map((ca) => ca.fingerprint256))
+  const path: X509Certificate[] = [leaf]
+  let anchored = trustedPrints.has(leaf.fingerprint256)
+  let current = leaf
+  while (path.length < MAX_CHAIN_DEPTH && !issuedBy(current, current)) {
+    // Above a trusted CA only trusted ones count: what the peer sent cannot lengthen a trusted chain.
+    const parent = issuerAmong(current, trusted) ?? (anchored ? undefined : issuerAmong(current, presented))
+    if (parent === undefined || path.some((seen) => seen.fingerprint256 === parent.fingerprint256)) break
+    path.push(parent)
+    current = parent
+    anchored ||= trustedPrints.has(parent.fingerprint256)
+  }
+  if (!anchored) {
+    if (path.length === 1) return { ok: false, code: issuedBy(leaf, leaf) ? 'DEPTH_ZERO_SELF_SIGNED_CERT' : 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' }
+    return { ok: false, code: issuedBy(current, current) ? 'SELF_SIGNED_CERT_IN_CHAIN' : 'UNABLE_TO_GET_ISSUER_CERT' }
+  }
+  const refused = refusedByExtensions(path, trustedPrints)
+  return refused === null ? { ok: true, path } : { ok: false, code: refused }
+}
+
+/** Is `child` signed by `parent`: its issuer name and key identifier, then the signature? */
+function issuedBy(child: X509Certificate, parent: X509Certificate): boolean {
+  try {
+    return child.checkIssued(parent) && child.verify(parent.publicKey)
+  } catch {
+    return false // a key or signature algorithm OpenSSL cannot use: no signature of that key holds
+  }
+}
+
+function issuerAmong(child: X509Certificate, candidates: readonly X509Certificate[]): X509Certificate | undefined {
+  return candidates.find((candidate) => candidate.fingerprint256 !== child.fingerprint256 && issuedBy(child, candidate))
+}
+
+/** OpenSSL's check_chain_extensions and the sslclient purpose, over a chain already linked by signatures. */
+function refusedByExtensions(path: readonly X509Certificate[], trustedPrints: ReadonlySet<string>): string | null {
+  let intermediatesBelow = 0
+  for (const [depth, certificate] of path.entries()) {
+    let extensions: Extensions
+    try {
+      extensions = extensionsOf(certificate.raw)
+    } catch {
+      return 'CERT_UNREADABLE'
+    }
+    if (extensions.critical.some((oid) => !UNDERSTOOD_CRITICAL.has(oid))) return 'UNHANDLED_CRITICAL_EXTENSION'
+    // The sslclient purpose: an extended key usage, where there is one, names clientAuth — for the CAs too.
+    const purposes = certificate.keyUsage
+    if (purposes !== undefined && !purposes.includes(CLIENT_AUTH)) return 'INVALID_PURPOSE'
+    if (depth === 0) {
+      if (extensions.keyUsage !== null && (extensions.keyUsage & (KEY_USAGE.digitalSignature | KEY_USAGE.keyAgreement)) === 0) return 'KEYUSAGE_NO_DIGITAL_SIGNATURE'
+      continue
+    }
+    // Name constraints bind the names of every certificate below; this path does not evaluate them, so it refuses rather than ignore them.
+    if (extensions.nameConstraints) return 'NAME_CONSTRAINTS_UNCHECKED'
+    const selfSignedRoot = depth === path.length - 1 && issuedBy(certificate, certificate)
+    if (!certificate.ca && !(selfSignedRoot && trustedPrints.has(certificate.fingerprint256) && !extensions.basicConstraints)) return 'INVALID_CA'
+    if (extensions.pathLength !== null && intermediatesBelow > extensions.pathLength) return 'PATH_LENGTH_EXCEEDED'
+    if (!selfSignedRoot) intermediatesBelow++
+  }
+  return null
+}
+
+/** What the chain checks read of a certificate's extensions (RFC 5280 §4.1, §4.2). */
+interface Extensions {
+  readonly critical: readonly string[]
+  /** The first octet of keyUsage's bits; null without the extension. */
+  readonly keyUsage: number | null
+  readonly basicConstraints: boolean
+  /** basicConstraints' pathLenConstraint; null when absent. */
+  readonly pathLength: number | null
+  readonly nameConstraints: boolean
+}
+
+interface Tlv {
+  readonly tag: number
+  /** Where the value starts and ends. */
+  readonly start: number
+  readonly end: number
+}
+
+/** One DER element at `at` (X.690 §8.1, definite lengths only); throws on what runs past `limit`. */
+function tlv(der: Buffer, at: number, limit: number): Tlv {
+  if (at + 2 > limit) throw new RangeError('truncated')
+  const tag = der[at] as number
+  let length = der[at + 1] as number
+  let start = at + 2
+  if (length & 0x80) {
+    const octets = length & 0x7f
+    if (octets === 0 || octets > 4 || start + octets > limit) throw new RangeError('bad length')
+    length = 0
+    for (let i = 0; i < octets; i++) length = length * 256 + (der[start + i] as number)
+    start += octets
+  }
+  if (start + length > limit) throw new RangeError('truncated')
+  return { tag, start, end: start + length }
+}
+
+function children(der: Buffer, parent: Tlv): Tlv[] {
+  const found: Tlv[] = []
+  for (let at = parent.start; at < parent.end;) {
+    const child = tlv(der, at, parent.end)
+    found.push(child)
+    at = child.end
+  }
+  return found
+}
+
+function oidText(der: Buffer, oid: Tlv): string {
+  const arcs: number[] = []
+  let value = 0
+  for (let at = oid.start; at < oid.end; at++) {
+    const octet = der[at] as number
+    value = value * 128 + (octet & 0x7f)
+    if ((octet & 0x80) === 0) {
+      if (arcs.length === 0) arcs.push(value < 80 ? Math.floor(value / 40) : 2, value < 80 ? value % 40 : value - 80)
+      else arcs.push(value)
+      value = 0
+    }
+  }
+  return arcs.join('.')
+}
+
+/** The extensions of a DER certificate: Certificate → tbsCertificate → [3] → Extension (OID, critical, value). */
+function extensionsOf(der: Buffer): Extensions {
+  const certificate = tlv(der, 0, der.length)
+  const tbs = children(der, certificate)[0]
+  const wrapper = tbs === undefined ? undefined : children(der, tbs).find((field) => field.tag === 0xa3)
+  const critical: string[] = []
+  let keyUsage: number | null = null
+  let basicConstraints = false
+  let pathLength: number | null = null
+  let nameConstraints = false
+  const list = wrapper === undefined ? [] : children(der, children(der, wrapper)[0] as Tlv)
+  for (const extension of list) {
+    const [id, second, third] = children(der, extension)
+    if (id === undefined || id.tag !== 0x06) throw new RangeError('extension without an OID')
+    const oid = oidText(der, id)
+    const isCritical = second?.tag === 0x01 && der[second.start] !== 0
+    const value = second?.tag === 0x04 ? second : third
+    if (value === undefined || value.tag !== 0x04) throw new RangeError('extension without a value')
+    if (isCritical) critical.push(oid)
+    if (oid === OID.keyUsage) {
+      const bits = tlv(der, value.start, value.end)
+      keyUsage = bits.end - bits.start >= 2 ? (der[bits.start + 1] as number) : 0
+    } else if (oid === OID.basicConstraints) {
+      basicConstraints = true
+      const length = children(der, tlv(der, value.start, value.end)).find((field) => field.tag === 0x02)
+      if (length !== undefined) pathLength = length.end - length.start > 4 ? Number.MAX_SAFE_INTEGER : der.readUIntBE(length.start, Math.max(1, length.end - length.start))
+    } else if (oid === OID.nameConstraints) {
+      nameConstraints = true
+    }
+  }
+  return { critical, keyUsage, basicConstraints, pathLength, nameConstraints }
+}
