@@ -40,6 +40,11 @@ export interface FunctionPool {
   giveBack(slot: PoolSlot): void
   /** Lets the invocations in flight finish (each bounded by the timeout), then terminates every worker. */
   close(): Promise<void>
+  /**
+   * Null once its first worker has loaded the module; why it could not otherwise (a syntax error, a
+   * missing export, a top level that throws or ends the thread). Never settles offline.
+   */
+  readonly loaded: Promise<Error | null>
 }
 
 export interface PoolDeps {
@@ -77,8 +82,18 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   let held = 0
   let nextId = 0
   let closing = false
-  let loadFailureReported = false
   let drained: (() => void) | null = null
+  let settleLoad!: (error: Error | null) => void
+  const loaded = new Promise<Error | null>((resolve) => (settleLoad = resolve))
+  // Once per pool (every worker loads the same file): known before the first request fails on it.
+  // A turn of the event loop later: a reload that refuses this config for it (instance/reload.ts)
+  // has closed the pool by then, whose calls will never answer 502.
+  void loaded.then((error) => {
+    if (error === null) return
+    setImmediate(() => {
+      if (!closing) background?.failed('function_worker', error, { message: `function ${name}: its module could not be loaded; its invocations answer 502 function_error`, fields: { function: name } })
+    })
+  })
 
   function start(slot: PoolSlot): Worker {
     const worker = new Worker(WORKER_URL, { workerData: setup, resourceLimits, env, stdout: true, stderr: true })
@@ -112,6 +127,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       if (slot.worker !== worker) return // replaced: terminated on purpose
       slot.worker = null
       const pending = slot.pending
+      settleLoad(failure ?? new Error(`the worker exited with code ${code} before its module was loaded`)) // no effect once loaded
       // Closing terminates only idle workers (after the drain); one that dies under an invocation
       // while its retired pool drains fails it now, not at the timeout.
       if (closing && pending === null) return
@@ -137,11 +153,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
 
   function receive(slot: PoolSlot, worker: Worker, message: FromWorker): void {
     if (message.type === 'loaded') {
-      // Once per pool (every worker loads the same file): known before the first request fails on it.
-      if (message.error !== null && !loadFailureReported) {
-        loadFailureReported = true
-        background?.failed('function_worker', asError(message.error), { message: `function ${name}: its module could not be loaded; its invocations answer 502 function_error`, fields: { function: name } })
-      }
+      settleLoad(message.error === null ? null : asError(message.error))
       return
     }
     if (message.type === 'log') {
@@ -254,6 +266,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       })
     },
     giveBack: release,
+    loaded,
     async close() {
       closing = true
       if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve))
