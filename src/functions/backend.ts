@@ -57,7 +57,9 @@ async function invoke(ctx: Readonly<RequestContext>, settings: FunctionRouteSett
     response = await pool.run(slot, event, ctx.id)
   } catch (err) {
     served.upstreamMs = performance.now() - started
-    served.error = err as GatewayError
+    // As for an answer (respond): a client gone meanwhile got nothing, which the pipeline records
+    // (499, or the shutdown's cut), not the error it never saw.
+    if (!ctx.res.destroyed) served.error = err as GatewayError
     return served
   }
   served.upstreamMs = performance.now() - started

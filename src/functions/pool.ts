@@ -38,7 +38,7 @@ export interface FunctionPool {
   run(slot: PoolSlot, event: string, requestId: string): Promise<FunctionResponse>
   /** Gives back a worker that was taken but not run (the request body never came). */
   giveBack(slot: PoolSlot): void
-  /** Lets the invocations in flight finish (each bounded by the timeout), then terminates every worker. */
+  /** Terminates every worker; an invocation still running fails (502): its request has had server.shutdown_timeout. */
   close(): Promise<void>
   /**
    * Null once its first worker has loaded the module; why it could not otherwise (a syntax error, a
@@ -82,7 +82,6 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   let held = 0
   let nextId = 0
   let closing = false
-  let drained: (() => void) | null = null
   let settleLoad!: (error: Error | null) => void
   const loaded = new Promise<Error | null>((resolve) => (settleLoad = resolve))
   // Once per pool (every worker loads the same file): known before the first request fails on it.
@@ -128,9 +127,11 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       slot.worker = null
       const pending = slot.pending
       settleLoad(failure ?? new Error(`the worker exited with code ${code} before its module was loaded`)) // no effect once loaded
-      // Closing terminates only idle workers (after the drain); one that dies under an invocation
-      // while its retired pool drains fails it now, not at the timeout.
-      if (closing && pending === null) return
+      if (closing) {
+        // Stopped by close(), or dead on its own meanwhile: no replacement either way.
+        if (pending !== null) stopped(slot, pending)
+        return
+      }
       const why = failure ?? new Error(`the worker exited with code ${code}`)
       if (pending) {
         const outOfMemory = (failure as { code?: string } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY'
@@ -141,7 +142,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
             : `Function "${name}" failed: its worker stopped. The gateway's log has the error under this request id.`,
           cause: why,
         }))
-        if (!closing) start(slot) // replaced now: its next invocation should find it warm
+        start(slot) // replaced now: its next invocation should find it warm
       } else {
         // Not caused by a request: started again on the next take, so a module that kills its
         // worker at once costs one start per request, never a loop.
@@ -222,6 +223,12 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     })
   }
 
+  /** An invocation whose worker the pool's close stopped. */
+  function stopped(slot: PoolSlot, pending: Pending): void {
+    logger.warn({ function: name, request_id: pending.requestId }, `function ${name} was stopped before it answered: the gateway is shutting down, or a reload replaced it, and server.shutdown_timeout has passed`)
+    settle(slot, pending, new GatewayError('function_error', { detail: `Function "${name}" was stopped before it answered: the gateway is shutting down, or a reload replaced the function, and server.shutdown_timeout has passed.` }))
+  }
+
   function settle(slot: PoolSlot, pending: Pending, outcome: FunctionResponse | GatewayError): void {
     clearTimeout(pending.timer)
     slot.pending = null
@@ -233,7 +240,6 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   function release(slot: PoolSlot): void {
     idle.push(slot)
     inFlight--
-    if (inFlight === 0 && drained) drained()
   }
 
   if (background !== null) for (const slot of slots) start(slot)
@@ -269,9 +275,19 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     loaded,
     async close() {
       closing = true
-      if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve))
-      // Bounded: a worker held in a system call never ends (telemetry/held-threads.ts).
-      await Promise.all(slots.map((slot) => (slot.worker ? terminateThread(slot.worker, `function ${name}`) : undefined)))
+      // Called once requests have had server.shutdown_timeout (a shutdown, or a reload that replaced
+      // this pool's config and whose old requests have ended or had their time): an invocation still
+      // running is stopped, not waited for. Waiting held a SIGTERM'd gateway until the function's
+      // timeout, far past shutdown_timeout, for clients it had cut off already (probe finding).
+      // Its invocation fails once the worker has exited (a shutdown has cut its client's connection
+      // by then, which the request's record says), or when terminating it gave up.
+      await Promise.all(slots.map(async (slot) => {
+        const worker = slot.worker
+        if (worker === null) return
+        // Bounded: a worker held in a system call never ends (telemetry/held-threads.ts).
+        const ended = await terminateThread(worker, `function ${name}`)
+        if (!ended && slot.pending !== null) stopped(slot, slot.pending)
+      }))
     },
   }
 }
