@@ -66,9 +66,15 @@ async function auditRecord(requestId: string): Promise<Record<string, unknown>> 
 
 describe('a request body larger than a function\'s event may hold', () => {
   it('48 MB to a 32 MB function, under max_body_bytes: 413 payload_too_large naming the limit, audited; the gateway answers on', async () => {
-    const refused = await post(Buffer.alloc(48 * 1_048_576, 7), 'application/octet-stream', 'big-48mb')
-    expect(refused).toMatchObject({ status: 413, body: { code: 'payload_too_large', request_id: 'big-48mb' } })
-    expect(refused.body.detail).toBe(`The request is too large for a function: its body exceeds ${MAX_EVENT_BYTES} bytes, Lambda's limit on a synchronous invocation's request.`)
+    const refused = await post(Buffer.alloc(48 * 1_048_576, 7), 'application/octet-stream', 'big-48mb').catch((err: NodeJS.ErrnoException) => err)
+    // The gateway stops reading a body it refuses and closes the connection after its answer: on a
+    // busy machine the client's next write can meet that close (EPIPE) before it reads the answer.
+    if (!(refused instanceof Error)) {
+      expect(refused).toMatchObject({ status: 413, body: { code: 'payload_too_large', request_id: 'big-48mb' } })
+      expect(refused.body.detail).toBe(`The request is too large for a function: its body exceeds ${MAX_EVENT_BYTES} bytes, Lambda's limit on a synchronous invocation's request.`)
+    } else {
+      expect(['EPIPE', 'ECONNRESET']).toContain(refused.code)
+    }
     expect(await auditRecord('big-48mb')).toMatchObject({ status: 413, code: 'payload_too_large', upstream: 'function:size' })
     expect(await post(Buffer.from('{}'), 'application/json', 'after-48mb')).toMatchObject({ status: 200, body: { bytes: 2 } })
     expect(serve.child.exitCode).toBeNull()
