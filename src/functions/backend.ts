@@ -4,7 +4,7 @@
 import { GatewayError } from '../errors/index.ts'
 import { answerPolicyApplies, passedOn, type AnswerPolicy } from '../http/index.ts'
 import { nothingServed, type Backend, type Exchange, type RequestContext, type Served } from '../request/index.ts'
-import { readBody } from './body.ts'
+import { eventOversized, readBody } from './body.ts'
 import { payloadV2Event, type EventSettings } from './event.ts'
 import type { FunctionResponse } from './messages.ts'
 import type { FunctionPool } from './pool.ts'
@@ -45,13 +45,21 @@ async function invoke(ctx: Readonly<RequestContext>, settings: FunctionRouteSett
   const slot = pool.take()
   if (slot === null) throw saturated(pool)
   const event = JSON.stringify(payloadV2Event(ctx, settings, body))
+  const oversized = eventOversized(event)
+  if (oversized !== null) {
+    pool.giveBack(slot)
+    served.error = oversized
+    return served
+  }
   const started = performance.now()
   let response: FunctionResponse
   try {
     response = await pool.run(slot, event, ctx.id)
   } catch (err) {
     served.upstreamMs = performance.now() - started
-    served.error = err as GatewayError
+    // As for an answer (respond): a client gone meanwhile got nothing, which the pipeline records
+    // (499, or the shutdown's cut), not the error it never saw.
+    if (!ctx.res.destroyed) served.error = err as GatewayError
     return served
   }
   served.upstreamMs = performance.now() - started

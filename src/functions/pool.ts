@@ -38,8 +38,13 @@ export interface FunctionPool {
   run(slot: PoolSlot, event: string, requestId: string): Promise<FunctionResponse>
   /** Gives back a worker that was taken but not run (the request body never came). */
   giveBack(slot: PoolSlot): void
-  /** Lets the invocations in flight finish (each bounded by the timeout), then terminates every worker. */
+  /** Terminates every worker; an invocation still running fails (502): its request has had server.shutdown_timeout. */
   close(): Promise<void>
+  /**
+   * Null once its first worker has loaded the module; why it could not otherwise (a syntax error, a
+   * missing export, a top level that throws or ends the thread). Never settles offline.
+   */
+  readonly loaded: Promise<Error | null>
 }
 
 export interface PoolDeps {
@@ -77,8 +82,17 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   let held = 0
   let nextId = 0
   let closing = false
-  let loadFailureReported = false
-  let drained: (() => void) | null = null
+  let settleLoad!: (error: Error | null) => void
+  const loaded = new Promise<Error | null>((resolve) => (settleLoad = resolve))
+  // Once per pool (every worker loads the same file): known before the first request fails on it.
+  // A turn of the event loop later: a reload that refuses this config for it (instance/reload.ts)
+  // has closed the pool by then, whose calls will never answer 502.
+  void loaded.then((error) => {
+    if (error === null) return
+    setImmediate(() => {
+      if (!closing) background?.failed('function_worker', error, { message: `function ${name}: its module could not be loaded; its invocations answer 502 function_error`, fields: { function: name } })
+    })
+  })
 
   function start(slot: PoolSlot): Worker {
     const worker = new Worker(WORKER_URL, { workerData: setup, resourceLimits, env, stdout: true, stderr: true })
@@ -112,9 +126,12 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       if (slot.worker !== worker) return // replaced: terminated on purpose
       slot.worker = null
       const pending = slot.pending
-      // Closing terminates only idle workers (after the drain); one that dies under an invocation
-      // while its retired pool drains fails it now, not at the timeout.
-      if (closing && pending === null) return
+      settleLoad(failure ?? new Error(`the worker exited with code ${code} before its module was loaded`)) // no effect once loaded
+      if (closing) {
+        // Stopped by close(), or dead on its own meanwhile: no replacement either way.
+        if (pending !== null) stopped(slot, pending)
+        return
+      }
       const why = failure ?? new Error(`the worker exited with code ${code}`)
       if (pending) {
         const outOfMemory = (failure as { code?: string } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY'
@@ -125,7 +142,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
             : `Function "${name}" failed: its worker stopped. The gateway's log has the error under this request id.`,
           cause: why,
         }))
-        if (!closing) start(slot) // replaced now: its next invocation should find it warm
+        start(slot) // replaced now: its next invocation should find it warm
       } else {
         // Not caused by a request: started again on the next take, so a module that kills its
         // worker at once costs one start per request, never a loop.
@@ -137,11 +154,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
 
   function receive(slot: PoolSlot, worker: Worker, message: FromWorker): void {
     if (message.type === 'loaded') {
-      // Once per pool (every worker loads the same file): known before the first request fails on it.
-      if (message.error !== null && !loadFailureReported) {
-        loadFailureReported = true
-        background?.failed('function_worker', asError(message.error), { message: `function ${name}: its module could not be loaded; its invocations answer 502 function_error`, fields: { function: name } })
-      }
+      settleLoad(message.error === null ? null : asError(message.error))
       return
     }
     if (message.type === 'log') {
@@ -210,6 +223,12 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     })
   }
 
+  /** An invocation whose worker the pool's close stopped. */
+  function stopped(slot: PoolSlot, pending: Pending): void {
+    logger.warn({ function: name, request_id: pending.requestId }, `function ${name} was stopped before it answered: the gateway is shutting down, or a reload replaced it, and server.shutdown_timeout has passed`)
+    settle(slot, pending, new GatewayError('function_error', { detail: `Function "${name}" was stopped before it answered: the gateway is shutting down, or a reload replaced the function, and server.shutdown_timeout has passed.` }))
+  }
+
   function settle(slot: PoolSlot, pending: Pending, outcome: FunctionResponse | GatewayError): void {
     clearTimeout(pending.timer)
     slot.pending = null
@@ -221,7 +240,6 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   function release(slot: PoolSlot): void {
     idle.push(slot)
     inFlight--
-    if (inFlight === 0 && drained) drained()
   }
 
   if (background !== null) for (const slot of slots) start(slot)
@@ -254,11 +272,22 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       })
     },
     giveBack: release,
+    loaded,
     async close() {
       closing = true
-      if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve))
-      // Bounded: a worker held in a system call never ends (telemetry/held-threads.ts).
-      await Promise.all(slots.map((slot) => (slot.worker ? terminateThread(slot.worker, `function ${name}`) : undefined)))
+      // Called once requests have had server.shutdown_timeout (a shutdown, or a reload that replaced
+      // this pool's config and whose old requests have ended or had their time): an invocation still
+      // running is stopped, not waited for. Waiting held a SIGTERM'd gateway until the function's
+      // timeout, far past shutdown_timeout, for clients it had cut off already (probe finding).
+      // Its invocation fails once the worker has exited (a shutdown has cut its client's connection
+      // by then, which the request's record says), or when terminating it gave up.
+      await Promise.all(slots.map(async (slot) => {
+        const worker = slot.worker
+        if (worker === null) return
+        // Bounded: a worker held in a system call never ends (telemetry/held-threads.ts).
+        const ended = await terminateThread(worker, `function ${name}`)
+        if (!ended && slot.pending !== null) stopped(slot, slot.pending)
+      }))
     },
   }
 }

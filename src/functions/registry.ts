@@ -1,6 +1,7 @@
 // One pool per function, kept across reloads while the function's settings and its module's
 // contents stay the same: a reload with an edited module builds a new pool (the old one finishes its
-// invocations, then its workers are terminated), an unchanged function keeps its warm workers.
+// invocations, for up to server.shutdown_timeout, then its workers are terminated), an unchanged
+// function keeps its warm workers.
 import { hash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createSharedResources, type SharedResources } from '../collections/index.ts'

@@ -112,6 +112,8 @@ function structured(value: Record<string, unknown>): ResponseResult {
   const out: string[] = []
   if (headers !== undefined && headers !== null) {
     if (typeof headers !== 'object' || Array.isArray(headers)) return { ok: false, message: 'headers must be an object of header names and values' }
+    // Where a name comes again in another case, its field's place: made only then.
+    let placed: Map<string, number> | null = null
     for (const [name, raw] of Object.entries(headers)) {
       if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') {
         return { ok: false, message: `header "${name}" must be a string, a number or a boolean (several values: join them with commas)` }
@@ -119,7 +121,20 @@ function structured(value: Record<string, unknown>): ResponseResult {
       const lower = name.toLowerCase()
       const problem = headerProblem(lower, String(raw))
       if (problem) return { ok: false, message: problem }
-      if (!HOP_BY_HOP.has(lower) && !GATEWAY_WRITTEN.has(lower)) out.push(lower, String(raw))
+      if (HOP_BY_HOP.has(lower) || GATEWAY_WRITTEN.has(lower)) continue
+      // `{ ...defaults, 'content-type': … }` over a default `Content-Type`: one field, the later
+      // value, as the handler meant. Two went out before, and node:http2 refuses a second
+      // Content-Type (ERR_HTTP2_HEADER_SINGLE_VALUE): an h2 client got 500 (probe finding).
+      if (name !== lower || placed !== null) {
+        placed ??= fieldPlaces(out)
+        const at = placed.get(lower)
+        if (at !== undefined) {
+          out[at + 1] = String(raw)
+          continue
+        }
+        placed.set(lower, out.length)
+      }
+      out.push(lower, String(raw))
     }
   }
   if (cookies !== undefined && cookies !== null) {
@@ -134,6 +149,13 @@ function structured(value: Record<string, unknown>): ResponseResult {
   return { ok: true, response: { status: statusCode, headers: out, body: isBase64Encoded === true ? new Uint8Array(Buffer.from(text, 'base64')) : text } }
 }
 
+/** Where each name of a flat [name, value, …] list is. */
+function fieldPlaces(fields: readonly string[]): Map<string, number> {
+  const places = new Map<string, number>()
+  for (let i = 0; i < fields.length; i += 2) places.set(fields[i] as string, i)
+  return places
+}
+
 /**
  * A response as it reaches the gateway's thread, checked again there: httpResponseOf runs in the
  * worker, where a handler can post its own `result` past it (probe finding). Null when it can be
@@ -146,11 +168,15 @@ export function postedResponseProblem(response: unknown): string | null {
   if (typeof body !== 'string' && !(body instanceof Uint8Array)) return 'its body is neither text nor bytes'
   if (!Array.isArray(headers) || headers.length % 2 !== 0) return 'its headers are not name and value pairs'
   if (postedBytes(body, headers) > MAX_ANSWER_BYTES) return `it is larger than ${MAX_ANSWER_BYTES} bytes`
+  const seen = new Set<string>()
   for (let i = 0; i < headers.length; i += 2) {
     const name: unknown = headers[i]
     const value: unknown = headers[i + 1]
     if (typeof name !== 'string' || typeof value !== 'string') return 'a header name or value is not a string'
     if (name !== name.toLowerCase() || HOP_BY_HOP.has(name) || GATEWAY_WRITTEN.has(name)) return `header "${name}" is not one a function may send`
+    // One field a name, as structured() makes them, but Set-Cookie: HTTP/2 refuses a second Content-Type.
+    if (seen.has(name) && name !== 'set-cookie') return `header "${name}" is given twice`
+    seen.add(name)
     const problem = headerProblem(name, value)
     if (problem) return problem
   }

@@ -205,6 +205,12 @@ function call(handler: Handler, invoke: Invoke): Promise<unknown> {
 }
 
 function details(err: unknown): FailureDetails {
-  if (err instanceof Error) return { name: cutLine(String(err.name)), message: cutLine(String(err.message)), stack: err.stack === undefined ? undefined : cutLine(String(err.stack)) }
-  return { name: 'Error', message: cutLine(String(err)), stack: undefined }
+  try {
+    if (err instanceof Error) return { name: cutLine(String(err.name)), message: cutLine(String(err.message)), stack: err.stack === undefined ? undefined : cutLine(String(err.stack)) }
+    return { name: 'Error', message: cutLine(String(err)), stack: undefined }
+  } catch {
+    // Object.create(null) has no string form, and a getter may throw: reading one here threw out of
+    // run(), and the unhandled rejection ended the worker (probe finding).
+    return { name: 'Error', message: 'the handler threw a value that cannot be read as an error', stack: undefined }
+  }
 }

@@ -2,7 +2,7 @@
 // assignment, and retire what only the old config used. A config that does not load or prepare is
 // refused and the running one keeps serving.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { formatPath, loadConfigFile, loadConfigText, readTlsMaterial, restartOnlyChanges, startSettingsOf } from '../config/index.ts'
+import { formatDiagnostic, formatPath, loadConfigFile, loadConfigText, readTlsMaterial, restartOnlyChanges, startSettingsOf, type Config, type LoadedConfig } from '../config/index.ts'
 import type { ReloadResult } from '../admin/index.ts'
 import { applySecretValues, type GatewayServer, type Runtime } from '../gateway/index.ts'
 import { retireSigner, type Live } from './live.ts'
@@ -41,6 +41,9 @@ export interface Reloader {
 
 /** How long a staged reload waits for its commit before it is aborted (a coordinator that went away). */
 const STAGED_LIMIT_MS = 60_000
+
+/** How long a reload waits for a changed function's module to load: Lambda's limit on a function's init phase. */
+const MODULE_LOAD_WAIT_MS = 10_000
 
 export function createReload(live: Live, deps: ReloadDeps): Reloader {
   const { logger, background, compile } = deps
@@ -100,7 +103,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     // A new Redis limits store connects before its runtime serves: swapped in while connecting,
     // every limited request met on_error (503, or no limit with allow) until it was ready (probe).
     preparing.add(runtime) // a retirement pass of an earlier reload may run during the wait
-    await runtime.limiter.store.settled?.()
+    const [unloadable] = await Promise.all([unloadableModules({ ...next, config: next.config }, runtime), runtime.limiter.store.settled?.()])
     /** What the prepared config opened closes (the running config's resources stay). */
     const abort = () => {
       preparing.delete(runtime)
@@ -108,6 +111,11 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       if (prepared.secrets !== live.secrets) prepared.secrets.close()
       runtime.mcp?.detach()
       void background.run('runtime_retirement', retireUnused)
+    }
+    if (unloadable.length > 0) {
+      abort()
+      logger.error({ errors: unloadable }, 'config reload refused: the running config keeps serving')
+      return { ok: false, result: { ok: false, errors: unloadable } }
     }
     const commit = (): ReloadResult => {
       preparing.delete(runtime)
@@ -147,6 +155,25 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
    */
   function restoreRunningSecrets(): void {
     applySecretValues(state.runtime, live.secrets.resolve)
+  }
+
+  /**
+   * A function whose module changed gets a new pool: the reload waits for its first worker to load
+   * the module, and is refused if it cannot (a syntax error, a missing export), as one naming a
+   * missing file is. Swapped in, it answered 502 for every call where the old version had served
+   * (probe finding). A module still loading after MODULE_LOAD_WAIT_MS is let through.
+   */
+  async function unloadableModules(next: LoadedConfig & { config: Config }, runtime: Runtime): Promise<string[]> {
+    const running = new Set(state.runtime.functions.values())
+    const problems = await Promise.all(next.config.functions.map(async (fn, i) => {
+      const pool = runtime.functions.get(fn.name)
+      if (pool === undefined || running.has(pool)) return null // unchanged: its workers serve already
+      const error = await Promise.race([pool.loaded, sleep(MODULE_LOAD_WAIT_MS, null, { ref: false })])
+      if (error === null) return null
+      const message = `its module could not be loaded: ${error.name}: ${error.message}`
+      return formatDiagnostic(next.file, next.locate({ severity: 'error', path: ['functions', i, 'module'], message }))
+    }))
+    return problems.filter((line) => line !== null)
   }
 
   function shuttingDown(): ReloadResult {

@@ -27,6 +27,7 @@ beforeAll(async () => {
       { name: 'echo', module: join(FIXTURES, 'echo.ts'), concurrency: 1 },
       { name: 'late', module: join(FIXTURES, 'late-throw.js'), concurrency: 1 },
       { name: 'broken', module: join(FIXTURES, 'broken.ts'), concurrency: 2 },
+      { name: 'oddly', module: join(FIXTURES, 'throws-oddly.mjs'), concurrency: 1 },
     ],
     routes: [
       { id: 'throw', path: '/throw', function: 'thrower', public: true },
@@ -35,6 +36,7 @@ beforeAll(async () => {
       { id: 'echo', path: '/echo', function: 'echo', public: true },
       { id: 'late', path: '/late', function: 'late', public: true },
       { id: 'broken', path: '/broken', function: 'broken', public: true },
+      { id: 'oddly', path: '/oddly', function: 'oddly', public: true },
       { id: 'api', path: '/api/*', upstream: 'api', public: true },
     ],
   })
@@ -71,6 +73,15 @@ describe('a function that fails', () => {
     expect(line.err.stack).toContain('throw.ts')
     // The worker survives a throw, as a Lambda environment does: the next call is answered by it.
     expect((await call('/throw', 'fn-throw-2')).status).toBe(502)
+  })
+
+  it('a thrown value that cannot be read as an error (no prototype, a name getter that throws) is a throw like any other: the worker carries on', async () => {
+    // Before: reading it threw in the worker, which died: "its worker stopped", and a cold start.
+    for (const [i, mode] of ['null-proto', 'getter'].entries()) {
+      const { status, body } = await call(`/oddly?mode=${mode}`, `fn-odd-${mode}`)
+      expect({ status, body }).toMatchObject({ status: 502, body: { code: 'function_error', detail: 'Function "oddly" failed. The gateway\'s log has the error under this request id.' } })
+      expect((await call('/oddly', `fn-odd-after-${mode}`)).body).toEqual({ invocations: 2 * (i + 1) })
+    }
   })
 
   it('an infinite loop is 504 function_timeout after the timeout; other routes answer meanwhile; the next call works', async () => {

@@ -122,4 +122,26 @@ describe('reloading functions', () => {
     expect(JSON.stringify(result)).toContain('functions[0].module: no such file')
     expect((await call()).version).toBe(3)
   })
+
+  it('a reload whose module cannot be loaded (a syntax error, no handler export) is refused, and the running function keeps serving', async () => {
+    // Before: taken (ok, no warning), and every call answered 502 function_error from then on.
+    const module = join(gw.dir, 'functions', 'counter.ts')
+    await gw.writeConfig(CONFIG)
+    const broken: Array<[string, string]> = [
+      ['export async function handler( {\n', 'functions[0].module: its module could not be loaded: SyntaxError'],
+      ['export async function main() { return 1 }\n', 'functions[0].module: its module could not be loaded: TypeError: '],
+    ]
+    for (const [text, reason] of broken) {
+      await writeFile(module, text)
+      const result = await gw.reload()
+      expect(result.ok, text).toBe(false)
+      expect(JSON.stringify(result)).toContain(reason)
+      expect((await call()).version).toBe(3)
+    }
+    await writeFile(module, counterModule(4))
+    expect((await gw.reload()).ok).toBe(true)
+    expect((await call()).version).toBe(4)
+    // The refused configs' pools were closed unreported: the log says the reload was refused, not that calls answer 502.
+    expect(gw.logs.join('')).not.toContain('its invocations answer 502')
+  })
 })

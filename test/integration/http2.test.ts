@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { connect, constants, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { searchAudit } from '../../src/audit/search.ts'
@@ -56,7 +57,13 @@ beforeAll(async () => {
     },
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
     upstreams: [{ name: 'api', url: upstream.url }],
+    functions: [
+      { name: 'repeated', module: fileURLToPath(new URL('../fixtures/functions/repeated-headers.mjs', import.meta.url)), concurrency: 1 },
+      { name: 'forger', module: fileURLToPath(new URL('../fixtures/functions/hostile.mjs', import.meta.url)), concurrency: 1, timeout: '5s' },
+    ],
     routes: [
+      { id: 'repeated', path: '/fn/repeated', function: 'repeated', public: true },
+      { id: 'forger', path: '/fn/forger', function: 'forger', public: true },
       { id: 'ws', path: '/ws', upstream: 'api', public: true, websocket: true },
       { id: 'all', path: '/*', upstream: 'api', public: true },
     ],
@@ -143,6 +150,19 @@ describe('HTTP/2 by ALPN, HTTP/1.1 alongside', () => {
     expect((await h2(client, { ':path': '/audited', 'x-request-id': 'h2-audited' })).status).toBe(200)
     client.close()
     await waitFor(async () => (await searchAudit({ type: 'sqlite', path: join(dir, 'audit.db') }, { limit: 50 }).catch(() => [])).some((r) => r.request_id === 'h2-audited' && r.status === 200 && r.path === '/audited'), 'the audit record')
+  })
+})
+
+describe('a function answering over HTTP/2', () => {
+  it('a header its handler sets twice in two cases is one field, the later value (it was 500: node:http2 refuses a second Content-Type), audited as the function\'s', async () => {
+    const client = await session()
+    const answer = await h2(client, { ':path': '/fn/repeated', 'x-request-id': 'h2-fn-repeated' })
+    expect({ status: answer.status, type: answer.headers['content-type'], body: json(answer) }).toEqual({ status: 200, type: 'application/json', body: { overridden: true } })
+    // A `result` the handler posts itself with a field twice is refused as a malformed one, not a 500.
+    const forged = await h2(client, { ':path': '/fn/forger?mode=post-bad-result&name=content-type&value=text%2Fplain&twice=1' })
+    expect({ status: forged.status, code: json(forged).code }).toEqual({ status: 502, code: 'function_error' })
+    client.close()
+    await waitFor(async () => (await searchAudit({ type: 'sqlite', path: join(dir, 'audit.db') }, { limit: 50 }).catch(() => [])).some((r) => r.request_id === 'h2-fn-repeated' && r.status === 200 && r.upstream === 'function:repeated'), 'the audit record')
   })
 })
 
