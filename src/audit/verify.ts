@@ -184,7 +184,9 @@ async function chainReader(source: AuditSource): Promise<ChainReader> {
           .filter(({ no, start }) => start !== null || db.prepare('SELECT 1 FROM audit_records WHERE chain = ? LIMIT 1').get(no) !== undefined)
       },
       async page(chain, afterSeq, size) {
-        const no = (db.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(chain) as { no: number }).no
+        const no = (db.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(chain) as { no: number } | undefined)?.no
+        // A chain known from its checkpoint alone, its row in audit_chains deleted with its records: none to walk.
+        if (no === undefined) return []
         const rows = db.prepare('SELECT * FROM audit_records WHERE chain = ? AND seq > ? ORDER BY seq LIMIT ?').all(no, afterSeq, size) as Array<Record<string, unknown>>
         return rows.map(sqliteEntryOf)
       },

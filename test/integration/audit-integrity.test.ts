@@ -349,6 +349,17 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
     expect(verify.stderr).toMatch(restartLine)
   })
 
+  it('SQLite: a chain deleted whole, its row in audit_chains and its table checkpoint too, is named from the checkpoint file', async () => {
+    const own = await mkdtemp(join(dir, 'truncate-whole-'))
+    const db = join(own, 'audit.db')
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
+    const head = await twentyRecords(audit)
+    sqliteExec(db, 'DELETE FROM audit_records; DELETE FROM audit_head_checkpoints; DELETE FROM audit_chains')
+    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    expect(verify.code).toBe(1)
+    expect(verify.stderr.split('\n')[0]).toBe(`audit log truncated: 20 records missing after record 0 of chain ${head.chain}: the log ends at count 0 but the checkpoint at ${head.checkpoint?.time} says 20`)
+  })
+
   it('PostgreSQL, the key in the secrets store: the three newest rows deleted are named', async () => {
     const own = await mkdtemp(join(dir, 'truncate-pg-'))
     const schema = uniqueSchema('truncate')
