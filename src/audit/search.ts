@@ -23,13 +23,23 @@ export type AuditQuery = { sinceMs?: number; untilMs?: number; limit: number } &
 /** The fields a search can select by, and the name of each filter. */
 const FILTERS = FIELD_SPECS.filter((field): field is FieldSpec & { filter: FilterName } => field.filter !== undefined)
 
-/** A date-time with no zone (`2026-11-26 10:00:00`, `2026-11-26T10:00`): the log's times are UTC, as the console shows them. */
-const NO_ZONE = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)$/
+/**
+ * RFC 3339's date-time, or its date alone: `2026-11-26`, `2026-11-26T10:00`, `2026-11-26 10:00:00.5`,
+ * with a zone (`Z`, `+01:00`) or without. Date.parse takes far more, loosely: `12` and `Dec 1` as
+ * 2001-12-01, `2026-02-30` as March 2 (a probe: `bouncer audit --until 12` said "no records match").
+ */
+const TIME = /^(?<year>\d{4})-(?<month>\d{2})-(?<day>\d{2})(?:[T ](?<clock>\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(?<zone>Z|[+-]\d{2}:?\d{2})?)?$/i
 
-/** A time, in ms; one without a zone is UTC (Date.parse would take the server's local zone). */
+/** A time, in ms; one without a zone is UTC, as the log's times and the console's are (Date.parse would take the server's local zone). */
 export function parseTime(text: string): number | undefined {
-  const bare = NO_ZONE.exec(text.trim())
-  const time = Date.parse(bare ? `${bare[1]}T${bare[2]}Z` : text)
+  const parts = TIME.exec(text.trim())?.groups as { year: string; month: string; day: string; clock?: string; zone?: string } | undefined
+  if (!parts) return undefined
+  const { year, month, day, clock = '00:00', zone = 'Z' } = parts
+  // A day its month does not have is refused, not rolled over into the next month.
+  const date = new Date(0)
+  date.setUTCFullYear(Number(year), Number(month) - 1, Number(day))
+  if (date.getUTCMonth() !== Number(month) - 1 || date.getUTCDate() !== Number(day)) return undefined
+  const time = Date.parse(`${year}-${month}-${day}T${clock}${zone.toUpperCase()}`)
   return Number.isNaN(time) ? undefined : time
 }
 

@@ -205,6 +205,8 @@ describe('search', () => {
     expect(table.stdout).toContain('policy_denied (NoSecrets)')
     expect(table.stdout).not.toContain(' 200 ')
     expect((await runCli(['audit', '--config', file, '--since', 'yesterday-ish'])).code).toBe(2)
+    // Date.parse read `12` as 2001-12-01: "no records match", exit 0.
+    expect(await runCli(['audit', '--config', file, '--until', '12'])).toMatchObject({ code: 2, stdout: '', stderr: expect.stringContaining('until "12" is not a time') })
   })
 
   it('GET /api/audit takes the same filters', async () => {
