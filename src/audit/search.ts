@@ -60,7 +60,8 @@ function filterValue(field: FieldSpec & { filter: FilterName }, text: string): s
       return text
     case 'integer':
     case 'count': {
-      const value = Number(text)
+      // Digits only: Number() reads '' as 0 (`?status=` selected the records of status 0) and takes 0x1f4.
+      const value = /^-?\d{1,10}$/.test(text.trim()) ? Number(text) : Number.NaN
       // PostgreSQL's integer columns hold 32 bits: a larger number would fail the query (500), not select nothing.
       if (!Number.isInteger(value) || Math.abs(value) > 2_147_483_647) throw new AuditQueryError(`${field.filter} must be a whole number (32 bits)`)
       return value
@@ -70,8 +71,17 @@ function filterValue(field: FieldSpec & { filter: FilterName }, text: string): s
   }
 }
 
-/** The filters of `bouncer audit` (flags) and GET /api/audit (query parameters), checked once. */
+/** What a search reads; anything else is refused, not passed over. */
+const QUERY_NAMES: readonly string[] = ['since', 'until', ...FILTERS.map((field) => field.filter), 'limit']
+
+/**
+ * The filters of `bouncer audit` (flags) and GET /api/audit (query parameters), checked once. A
+ * name that is none of them is refused: GET /api/audit?principle=alice answered every caller's
+ * records, as if the misspelled filter had selected them.
+ */
 export function parseAuditQuery(input: Partial<Record<'since' | 'until' | 'limit' | FilterName, string>>, maxLimit = Number.POSITIVE_INFINITY): AuditQuery {
+  const unknown = Object.keys(input).find((name) => !QUERY_NAMES.includes(name))
+  if (unknown !== undefined) throw new AuditQueryError(`${JSON.stringify(unknown)} is not a filter: ${QUERY_NAMES.join(', ')}`)
   const limit = Number(input.limit ?? 50)
   if (!Number.isInteger(limit) || limit < 1 || limit > maxLimit) throw new AuditQueryError(`limit must be a whole number from 1${Number.isFinite(maxLimit) ? ` to ${maxLimit}` : ''}`)
   const query: AuditQuery = { limit }

@@ -220,6 +220,21 @@ describe('search', () => {
   })
 })
 
+describe('search, read as asked', () => {
+  it('GET /api/audit refuses a parameter that is no filter, and a status that is no number', async () => {
+    // A misspelled filter answered every record as if it had selected them; an empty status selected status 0.
+    for (const [query, detail] of [
+      ['principle=looker-reports', '"principle" is not a filter: since, until, route, status, decision, principal, actor, limit.'],
+      ['status=', 'status must be a whole number (32 bits).'],
+      ['status=0x1F4', 'status must be a whole number (32 bits).'],
+    ]) {
+      const res = await request(`${gateway.adminUrl}/api/audit?${query}`, { headers: { authorization: `Bearer ${ADMIN}` } })
+      expect(res.statusCode, query).toBe(400)
+      expect(await res.body.json(), query).toMatchObject({ code: 'bad_request', detail })
+    }
+  })
+})
+
 describe('a log with no records yet', () => {
   it('searches to an empty list, not an error: before the worker has created its tables, and when it cannot', async () => {
     // A file the worker has created but not yet migrated, as a reader can catch it at start.
