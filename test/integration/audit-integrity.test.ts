@@ -360,6 +360,17 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
     expect(verify.stderr.split('\n')[0]).toBe(`audit log truncated: 20 records missing after record 0 of chain ${head.chain}: the log ends at count 0 but the checkpoint at ${head.checkpoint?.time} says 20`)
   })
 
+  it('SQLite: the log file deleted is every checkpointed record missing, not "no audit log yet"', async () => {
+    const own = await mkdtemp(join(dir, 'truncate-file-'))
+    const db = join(own, 'audit.db')
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
+    const head = await twentyRecords(audit)
+    for (const file of [db, `${db}-wal`, `${db}-shm`]) await rm(file, { force: true })
+    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    expect(verify.code).toBe(1)
+    expect(verify.stderr.split('\n')[0]).toBe(`audit log truncated: 20 records missing after record 0 of chain ${head.chain}: the log ends at count 0 but the checkpoint at ${head.checkpoint?.time} says 20`)
+  })
+
   it('PostgreSQL, the key in the secrets store: the three newest rows deleted are named', async () => {
     const own = await mkdtemp(join(dir, 'truncate-pg-'))
     const schema = uniqueSchema('truncate')
