@@ -93,6 +93,9 @@ export function parseAuditQuery(input: Partial<Record<'since' | 'until' | 'limit
     query.untilMs = parseTime(input.until)
     if (query.untilMs === undefined) throw new AuditQueryError(`until "${input.until}" is not a time`)
   }
+  // Said, not answered with no records: a range that ends before it starts is a typing slip (GET
+  // /api/audit and bouncer audit answered [] and 'no records match', where the console said this).
+  if (query.sinceMs !== undefined && query.untilMs !== undefined && query.sinceMs > query.untilMs) throw new AuditQueryError('since must not be after until')
   const filters = query as Record<string, unknown>
   for (const field of FILTERS) {
     const text = input[field.filter]

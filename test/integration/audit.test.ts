@@ -221,12 +221,13 @@ describe('search', () => {
 })
 
 describe('search, read as asked', () => {
-  it('GET /api/audit refuses a parameter that is no filter, and a status that is no number', async () => {
+  it('GET /api/audit refuses a parameter that is no filter, a status that is no number, and a range that ends before it starts', async () => {
     // A misspelled filter answered every record as if it had selected them; an empty status selected status 0.
     for (const [query, detail] of [
       ['principle=looker-reports', '"principle" is not a filter: since, until, route, status, decision, principal, actor, limit.'],
       ['status=', 'status must be a whole number (32 bits).'],
       ['status=0x1F4', 'status must be a whole number (32 bits).'],
+      ['since=2026-12-05T00:00:00Z&until=2026-12-04T00:00:00Z', 'since must not be after until.'],
     ]) {
       const res = await request(`${gateway.adminUrl}/api/audit?${query}`, { headers: { authorization: `Bearer ${ADMIN}` } })
       expect(res.statusCode, query).toBe(400)
