@@ -312,7 +312,7 @@ function paths(): JsonSchema {
         parameters: AUDIT_FILTERS,
         responses: {
           200: json({ type: 'array', items: ref('AuditRecord') }, 'The matching records, newest first.'),
-          400: problem('A filter that does not parse (bad_request).'),
+          400: problem('A filter that does not parse, or a parameter that is no filter (bad_request).'),
           401: UNAUTHORIZED,
           404: problem('No sqlite or postgres audit sink to search (route_not_found).'),
         },

@@ -6,6 +6,7 @@
 // why, where `bouncer audit verify` shows it for as long as the record is kept.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { randomUUID } from 'node:crypto'
+import type { Checkpoint } from './chain-shapes.ts'
 import { chain, GENESIS_HASH, hashOf, type AuditRecord } from './record.ts'
 import type { ChainHead, SinkHead } from './sinks/sink.ts'
 
@@ -68,11 +69,40 @@ export type HeadDecision =
   | { kind: 'continue'; head: ChainHead; unstored?: { from: number; to: number } }
   | { kind: 'restart'; previous: string | null; reason: string }
 
+/** What the latest checkpoint this gateway signed of the state's chain vouches for (checkpoint.ts). */
+export type SignedHead = Pick<Checkpoint, 'count' | 'hash' | 'time'>
+
 /**
  * The state file says where the chain is; a sink may only be behind it (the rest waits in its
- * spill file). A sink at or past it must hold a sound record that agrees with it.
+ * spill file). A sink at or past it must hold a sound record that agrees with it. And the chain
+ * goes on only from at least where its latest signed checkpoint (`signed`) says it had come.
  */
-export function decideHead(read: StateRead, statePath: string, heads: ReadonlyArray<{ sink: string; head: SinkHead | null; spilled?: boolean; unavailable?: boolean }>): HeadDecision {
+export function decideHead(read: StateRead, statePath: string, heads: ReadonlyArray<{ sink: string; head: SinkHead | null; spilled?: boolean; unavailable?: boolean }>, signed: SignedHead | null = null): HeadDecision {
+  const decided = continuation(read, statePath, heads)
+  if (decided.kind !== 'continue' || signed === null || read.kind !== 'read') return decided
+  return heldToCheckpoint(decided.head, read.state.chain, signed) ?? decided
+}
+
+/**
+ * A checkpoint signs records every sink had taken (or durably spilled), and the state file is
+ * written before the sinks take them: a chain that goes on from a head before the checkpoint's
+ * count lacks records it once had — its newest were deleted, or the log and its state file were
+ * replaced by an older copy. Continuing there numbered new records over the missing ones, and the
+ * first checkpoint signed past the old count left `audit verify` nothing to hold the loss against
+ * (a probe): the chain restarts instead, and the old one stays short of its checkpoint.
+ */
+function heldToCheckpoint(head: ChainHead, chain: string, signed: SignedHead): HeadDecision | null {
+  const vouches = `the checkpoint signed at ${signed.time} vouches for ${signed.count}`
+  if (head.seq < signed.count) {
+    return { kind: 'restart', previous: chain, reason: `chain ${chain} ends at record ${head.seq} in its state file and sinks, but ${vouches}: its newest records were deleted or lost, or the log was replaced by an older copy` }
+  }
+  if (head.seq === signed.count && head.hash !== signed.hash) {
+    return { kind: 'restart', previous: chain, reason: `record ${head.seq} of chain ${chain} is not the one ${vouches} (hash ${head.hash} instead of ${signed.hash}): the log was rewritten` }
+  }
+  return null
+}
+
+function continuation(read: StateRead, statePath: string, heads: ReadonlyArray<{ sink: string; head: SinkHead | null; spilled?: boolean; unavailable?: boolean }>): HeadDecision {
   if (read.kind === 'none') return { kind: 'new' }
   if (read.kind === 'unreadable') return { kind: 'restart', previous: null, reason: `the chain state ${statePath} cannot be read (${read.reason})` }
   const { state } = read

@@ -23,13 +23,23 @@ export type AuditQuery = { sinceMs?: number; untilMs?: number; limit: number } &
 /** The fields a search can select by, and the name of each filter. */
 const FILTERS = FIELD_SPECS.filter((field): field is FieldSpec & { filter: FilterName } => field.filter !== undefined)
 
-/** A date-time with no zone (`2026-11-26 10:00:00`, `2026-11-26T10:00`): the log's times are UTC, as the console shows them. */
-const NO_ZONE = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)$/
+/**
+ * RFC 3339's date-time, or its date alone: `2026-11-26`, `2026-11-26T10:00`, `2026-11-26 10:00:00.5`,
+ * with a zone (`Z`, `+01:00`) or without. Date.parse takes far more, loosely: `12` and `Dec 1` as
+ * 2001-12-01, `2026-02-30` as March 2 (a probe: `bouncer audit --until 12` said "no records match").
+ */
+const TIME = /^(?<year>\d{4})-(?<month>\d{2})-(?<day>\d{2})(?:[T ](?<clock>\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(?<zone>Z|[+-]\d{2}:?\d{2})?)?$/i
 
-/** A time, in ms; one without a zone is UTC (Date.parse would take the server's local zone). */
+/** A time, in ms; one without a zone is UTC, as the log's times and the console's are (Date.parse would take the server's local zone). */
 export function parseTime(text: string): number | undefined {
-  const bare = NO_ZONE.exec(text.trim())
-  const time = Date.parse(bare ? `${bare[1]}T${bare[2]}Z` : text)
+  const parts = TIME.exec(text.trim())?.groups as { year: string; month: string; day: string; clock?: string; zone?: string } | undefined
+  if (!parts) return undefined
+  const { year, month, day, clock = '00:00', zone = 'Z' } = parts
+  // A day its month does not have is refused, not rolled over into the next month.
+  const date = new Date(0)
+  date.setUTCFullYear(Number(year), Number(month) - 1, Number(day))
+  if (date.getUTCMonth() !== Number(month) - 1 || date.getUTCDate() !== Number(day)) return undefined
+  const time = Date.parse(`${year}-${month}-${day}T${clock}${zone.toUpperCase()}`)
   return Number.isNaN(time) ? undefined : time
 }
 
@@ -50,7 +60,8 @@ function filterValue(field: FieldSpec & { filter: FilterName }, text: string): s
       return text
     case 'integer':
     case 'count': {
-      const value = Number(text)
+      // Digits only: Number() reads '' as 0 (`?status=` selected the records of status 0) and takes 0x1f4.
+      const value = /^-?\d{1,10}$/.test(text.trim()) ? Number(text) : Number.NaN
       // PostgreSQL's integer columns hold 32 bits: a larger number would fail the query (500), not select nothing.
       if (!Number.isInteger(value) || Math.abs(value) > 2_147_483_647) throw new AuditQueryError(`${field.filter} must be a whole number (32 bits)`)
       return value
@@ -60,8 +71,17 @@ function filterValue(field: FieldSpec & { filter: FilterName }, text: string): s
   }
 }
 
-/** The filters of `bouncer audit` (flags) and GET /api/audit (query parameters), checked once. */
+/** What a search reads; anything else is refused, not passed over. */
+const QUERY_NAMES: readonly string[] = ['since', 'until', ...FILTERS.map((field) => field.filter), 'limit']
+
+/**
+ * The filters of `bouncer audit` (flags) and GET /api/audit (query parameters), checked once. A
+ * name that is none of them is refused: GET /api/audit?principle=alice answered every caller's
+ * records, as if the misspelled filter had selected them.
+ */
 export function parseAuditQuery(input: Partial<Record<'since' | 'until' | 'limit' | FilterName, string>>, maxLimit = Number.POSITIVE_INFINITY): AuditQuery {
+  const unknown = Object.keys(input).find((name) => !QUERY_NAMES.includes(name))
+  if (unknown !== undefined) throw new AuditQueryError(`${JSON.stringify(unknown)} is not a filter: ${QUERY_NAMES.join(', ')}`)
   const limit = Number(input.limit ?? 50)
   if (!Number.isInteger(limit) || limit < 1 || limit > maxLimit) throw new AuditQueryError(`limit must be a whole number from 1${Number.isFinite(maxLimit) ? ` to ${maxLimit}` : ''}`)
   const query: AuditQuery = { limit }
@@ -73,6 +93,9 @@ export function parseAuditQuery(input: Partial<Record<'since' | 'until' | 'limit
     query.untilMs = parseTime(input.until)
     if (query.untilMs === undefined) throw new AuditQueryError(`until "${input.until}" is not a time`)
   }
+  // Said, not answered with no records: a range that ends before it starts is a typing slip (GET
+  // /api/audit and bouncer audit answered [] and 'no records match', where the console said this).
+  if (query.sinceMs !== undefined && query.untilMs !== undefined && query.sinceMs > query.untilMs) throw new AuditQueryError('since must not be after until')
   const filters = query as Record<string, unknown>
   for (const field of FILTERS) {
     const text = input[field.filter]

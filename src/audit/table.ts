@@ -14,7 +14,10 @@ export function formatAuditTable(records: readonly AuditRecord[]): string {
     r.code ? `${r.code}${r.limit ? ` (${r.limit})` : r.statement ? ` (${r.statement})` : ''}` : r.statement ?? '',
   ].map(printable))
   const header = ['TIME (UTC)', 'STATUS', 'DECISION', 'REQUEST', 'ROUTE', 'SUBJECT', 'WHY']
-  const widths = header.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((row) => (row[i] as string).length))))
+  // A loop, not Math.max(...cells): spread as arguments, 130,000 rows (--limit) overflowed the stack.
+  const widths = header.map((h) => h.length)
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] as number, cell.length)))
+  for (let i = 0; i < widths.length; i++) widths[i] = Math.min(60, widths[i] as number)
   const line = (cells: string[]) => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.slice(0, widths[i]).padEnd(widths[i] as number))).join('  ').trimEnd()
   return [line(header), ...rows.map(line)].join('\n')
 }

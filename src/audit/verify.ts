@@ -14,7 +14,7 @@ import { GENESIS_HASH, hashOf, type AuditRecord } from './record.ts'
 import type { AuditSource } from './search.ts'
 import type { ChainRestart, FoundCheckpoint, RecordProblem, VerifyResult } from './chain-shapes.ts'
 import { loadPg, recordFromPgRow } from './sinks/postgres.ts'
-import { openSqlite, recordFromRow } from './sinks/sqlite.ts'
+import { NoAuditLog, openSqlite, recordFromRow } from './sinks/sqlite.ts'
 
 export type { ChainRestart, FoundCheckpoint, RecordProblem, Truncation, VerifyResult } from './chain-shapes.ts'
 
@@ -93,7 +93,12 @@ async function gatherCheckpoints(anchors: Anchors, reader: ChainReader, result: 
 
 /** Checks every chain; a problem in one does not stop the others from being checked. */
 export async function verifyAudit(source: AuditSource, anchors?: Anchors): Promise<VerifyResult> {
-  const reader = await chainReader(source)
+  const reader = await chainReader(source).catch((err: unknown) => {
+    // No log at all, where checkpoints say it had records: every one of them is missing. Before, verify
+    // said "there is no audit log at … yet" of a deleted log, and the console's Verify now said ok.
+    if (err instanceof NoAuditLog && anchors && readCheckpointFile(anchors.file).checkpoints.length > 0) return EMPTY_LOG
+    throw err
+  })
   try {
     const result: VerifyResult = {
       ok: true, checked: 0, chains: 0, problems: [], restarts: [], truncations: [], rewritten: [], forged: [], anchored: 0, unanchored: [],
@@ -164,6 +169,15 @@ interface ChainReader {
   close(): Promise<void>
 }
 
+/** A log that is not there: no chain, no record, no checkpoint of its own. */
+const EMPTY_LOG: ChainReader = {
+  chains: async () => [],
+  page: async () => [],
+  end: async () => 0,
+  checkpoints: async () => [],
+  close: async () => {},
+}
+
 async function chainReader(source: AuditSource): Promise<ChainReader> {
   if (source.type === 'sqlite') {
     const db = openSqlite(source.path, { readOnly: true })
@@ -184,7 +198,9 @@ async function chainReader(source: AuditSource): Promise<ChainReader> {
           .filter(({ no, start }) => start !== null || db.prepare('SELECT 1 FROM audit_records WHERE chain = ? LIMIT 1').get(no) !== undefined)
       },
       async page(chain, afterSeq, size) {
-        const no = (db.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(chain) as { no: number }).no
+        const no = (db.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(chain) as { no: number } | undefined)?.no
+        // A chain known from its checkpoint alone, its row in audit_chains deleted with its records: none to walk.
+        if (no === undefined) return []
         const rows = db.prepare('SELECT * FROM audit_records WHERE chain = ? AND seq > ? ORDER BY seq LIMIT ?').all(no, afterSeq, size) as Array<Record<string, unknown>>
         return rows.map(sqliteEntryOf)
       },

@@ -127,7 +127,22 @@ async function headIn(sink: AuditSink, i: number): Promise<{ sink: string; head:
   }
 }
 const heads = await Promise.all(sinks.map(headIn))
-const decision = decideHead(stateRead, statePath, heads)
+
+const signingKey = { kid: config.checkpoint.key.kid, privateKey: createPrivateKey({ key: config.checkpoint.key.jwk as never, format: 'jwk' }) }
+const ownKeys = new Map([[signingKey.kid, createPublicKey(signingKey.privateKey)]])
+/** The latest checkpoint this gateway signed of a chain, from the checkpoint file. */
+function latestSigned(chain: string | null): Checkpoint | null {
+  if (chain === null) return null
+  try {
+    const own = readCheckpointFile(config.checkpoint.path).checkpoints.filter((c) => c.chain === chain && checkpointProblem(c, ownKeys) === null)
+    return latestByChain(own).get(chain) ?? null
+  } catch (err) {
+    events.log('warn', 'the audit checkpoint file cannot be read', { path: config.checkpoint.path, err })
+    return null
+  }
+}
+const signedBefore = latestSigned(known)
+const decision = decideHead(stateRead, statePath, heads, signedBefore)
 const chainId = decision.kind === 'continue' ? (known as string) : randomUUID()
 let head: ChainHead = decision.kind === 'continue' ? decision.head : { seq: 0, hash: GENESIS_HASH, id: null }
 
@@ -206,15 +221,8 @@ function onBatch(id: number, lines: string, postedEnd: number): void {
   handOver(rows, id, Number(Atomics.load(config.posted, 0)) - postedEnd)
 }
 
-const signingKey = { kid: config.checkpoint.key.kid, privateKey: createPrivateKey({ key: config.checkpoint.key.jwk as never, format: 'jwk' }) }
-const ownKeys = new Map([[signingKey.kid, createPublicKey(signingKey.privateKey)]])
-const ownCheckpoint = (c: Checkpoint) => c.chain === chainId && checkpointProblem(c, ownKeys) === null
-let latest: Checkpoint | null = null
-try {
-  latest = latestByChain(readCheckpointFile(config.checkpoint.path).checkpoints.filter(ownCheckpoint)).get(chainId) ?? null
-} catch (err) {
-  events.log('warn', 'the audit checkpoint file cannot be read', { path: config.checkpoint.path, err })
-}
+// A chain begun now has no checkpoint yet.
+let latest: Checkpoint | null = decision.kind === 'continue' ? signedBefore : null
 let fileFailing = false
 
 /** Signs the committed head when it moved since the last checkpoint, and keeps it apart from the records. */

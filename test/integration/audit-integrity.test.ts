@@ -320,6 +320,57 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
     expect(verify.stderr).toContain(truncated(head.chain, head)) // measured against the genuine one
   })
 
+  it.each([
+    ['the three newest records deleted', false],
+    ['the log and its chain state replaced by an older copy', true],
+  ])('SQLite, %s while the gateway was stopped: the next start does not write over the gap, and verify still names it', async (_kind, stateToo) => {
+    const own = await mkdtemp(join(dir, 'truncate-restart-'))
+    const db = join(own, 'audit.db')
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
+    const head = await twentyRecords(audit)
+    if (stateToo) {
+      const reader = new DatabaseSync(db, { readOnly: true })
+      const at17 = reader.prepare('SELECT id, hash FROM audit_records WHERE seq = 17').get() as { id: string; hash: string }
+      reader.close()
+      await writeFile(join(own, 'spill', 'chain.json'), JSON.stringify({ chain: head.chain, seq: 17, hash: at17.hash, id: at17.id }))
+    }
+    sqliteExec(db, 'DELETE FROM audit_records WHERE seq > 17')
+
+    // More records than were deleted: the chain went on at 18, and the checkpoint signed at 22 hid the loss.
+    const logs = await run(audit, ['/a', '/b', '/c', '/d', '/e'])
+    expect(logs.join('')).toContain('the audit chain cannot be continued')
+    const fresh = sqliteRows(db).filter((r) => r.chain !== head.chain)
+    expect(fresh.map((r) => [r.seq, r.code, r.path])).toEqual([[1, 'chain_restarted', '-'], [2, null, '/a'], [3, null, '/b'], [4, null, '/c'], [5, null, '/d'], [6, null, '/e']])
+    expect(fresh[0]?.detail).toContain(`chain ${head.chain} ends at record 17 in its state file and sinks, but the checkpoint signed at ${head.checkpoint?.time} vouches for 20`)
+
+    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    expect(verify.code).toBe(1)
+    expect(verify.stderr.split('\n')[0]).toBe(truncated(head.chain, head))
+    expect(verify.stderr).toMatch(restartLine)
+  })
+
+  it('SQLite: a chain deleted whole, its row in audit_chains and its table checkpoint too, is named from the checkpoint file', async () => {
+    const own = await mkdtemp(join(dir, 'truncate-whole-'))
+    const db = join(own, 'audit.db')
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
+    const head = await twentyRecords(audit)
+    sqliteExec(db, 'DELETE FROM audit_records; DELETE FROM audit_head_checkpoints; DELETE FROM audit_chains')
+    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    expect(verify.code).toBe(1)
+    expect(verify.stderr.split('\n')[0]).toBe(`audit log truncated: 20 records missing after record 0 of chain ${head.chain}: the log ends at count 0 but the checkpoint at ${head.checkpoint?.time} says 20`)
+  })
+
+  it('SQLite: the log file deleted is every checkpointed record missing, not "no audit log yet"', async () => {
+    const own = await mkdtemp(join(dir, 'truncate-file-'))
+    const db = join(own, 'audit.db')
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
+    const head = await twentyRecords(audit)
+    for (const file of [db, `${db}-wal`, `${db}-shm`]) await rm(file, { force: true })
+    const verify = await runCli(['audit', 'verify', '--config', await cliConfig(own, audit)])
+    expect(verify.code).toBe(1)
+    expect(verify.stderr.split('\n')[0]).toBe(`audit log truncated: 20 records missing after record 0 of chain ${head.chain}: the log ends at count 0 but the checkpoint at ${head.checkpoint?.time} says 20`)
+  })
+
   it('PostgreSQL, the key in the secrets store: the three newest rows deleted are named', async () => {
     const own = await mkdtemp(join(dir, 'truncate-pg-'))
     const schema = uniqueSchema('truncate')

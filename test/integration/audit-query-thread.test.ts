@@ -1,14 +1,17 @@
-// The console's reads of an SQLite audit log run on one worker thread (src/audit/query-thread.ts).
-// When that thread fails, the jobs it owed fail with its error and the next job starts a new
+// The console's reads of an SQLite audit log run on one worker thread (src/audit/query-thread.ts),
+// and so do GET /api/audit's: node:sqlite blocks the thread it runs on. When that thread fails, the jobs it owed fail with its error and the next job starts a new
 // thread. The failed thread's 'exit' comes a turn after its 'error': a job sent to the new thread
 // in between must be answered, not failed by the old thread's end.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readCounts } from '../../src/audit/query-thread.ts'
 import { createSqliteSink } from '../../src/audit/sinks/sqlite.ts'
+import { startTestGateway } from '../helpers/gateway.ts'
 import { evaluateInWorker } from '../helpers/inspector.ts'
 
 let dir: string
@@ -47,5 +50,45 @@ describe('the audit query thread', () => {
     )
     expect(next).toMatchObject({ first: 'a query thread crash, by a test' })
     expect(typeof (next as { second: unknown }).second, JSON.stringify(next)).toBe('object')
+  })
+})
+
+/** A log of `count` small records, written straight into its table (a gateway would take minutes). */
+function bigLog(at: string, count: number): void {
+  const db = new DatabaseSync(at)
+  db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${count})
+    INSERT INTO audit_records (chain, seq, time_ms, id, time, request_id, method, path, status, decision, roles, source_ip, duration_ms, bytes_in, bytes_out, prev_hash, hash)
+    SELECT 1, i, 1764590400000 + i, 'id-' || i, strftime('%Y-%m-%dT%H:%M:%fZ', (1764590400000 + i) / 1000.0, 'unixepoch'), 'r', 'GET', '/', 200, 'allow', '[]', '127.0.0.1', 1, 0, 0, '', '' FROM n`)
+  db.close()
+}
+
+describe('GET /api/audit', () => {
+  it('searches on the query thread: the gateway answers other requests while a long search runs', { timeout: 60_000 }, async () => {
+    const big = join(dir, 'big.db')
+    const sink = createSqliteSink(big, { durable: false })
+    await sink.open()
+    await sink.close()
+    bigLog(big, 200_000)
+    const admin = 'query-thread-admin-token-0123456789'
+    const gw = await startTestGateway({ admin: { token: admin }, audit: { sinks: [{ type: 'sqlite', path: big }], spill_dir: join(dir, 'spill') } })
+    try {
+      // No record has this status: the search reads every row, newest first, to say so.
+      let searched = false
+      const search = request(`${gw.adminUrl}/api/audit?status=299`, { headers: { authorization: `Bearer ${admin}` } }).then(async (res) => {
+        searched = true
+        return { status: res.statusCode, body: await res.body.json() }
+      })
+      let answeredMeanwhile = 0
+      for (let i = 0; i < 100_000 && !searched; i++) {
+        const probe = await request(`${gw.adminUrl}/healthz`)
+        await probe.body.dump()
+        if (!searched) answeredMeanwhile++
+      }
+      expect(await search).toEqual({ status: 200, body: [] })
+      // On the gateway's own thread, the search held every request until it was done: one got in first at most.
+      expect(answeredMeanwhile).toBeGreaterThan(3)
+    } finally {
+      await gw.close()
+    }
   })
 })

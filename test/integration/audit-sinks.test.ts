@@ -169,6 +169,26 @@ describe('a sink whose writes hold the audit worker', () => {
   })
 })
 
+describe('a SQLite log deleted under the running gateway', () => {
+  it('is made again at its path for the records that follow, and the warning says why', { timeout: 30_000 }, async () => {
+    const own = await mkdtemp(join(dir, 'deleted-'))
+    const db = join(own, 'audit.db')
+    const gw = await startTestGateway({ audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms' }, ...route() })
+    try {
+      for (const path of ['/a', '/b']) await (await request(`${gw.url}${path}`)).body.dump()
+      await waitFor(() => storedIn(db) === 2, 'the first two records')
+      for (const file of [db, `${db}-wal`, `${db}-shm`]) await rm(file, { force: true })
+      // Before, they went on into the deleted file through its open handle: nobody could read them, and they were lost at exit.
+      for (const path of ['/c', '/d']) await (await request(`${gw.url}${path}`)).body.dump()
+      await waitFor(() => storedIn(db) === 2, 'the next two records in a new file at the path')
+      expect((await searchAudit({ type: 'sqlite', path: db }, { limit: 10 })).map((r) => r.path).sort()).toEqual(['/c', '/d'])
+      expect(gw.logs.join('')).toContain(`the SQLite audit log ${db} was deleted since the gateway opened it`)
+    } finally {
+      await gw.close()
+    }
+  })
+})
+
 describe('durability: sync', () => {
   it('SIGKILL during load: every request that got a response has its record on disk', { timeout: 30_000 }, async () => {
     const db = join(dir, 'sync.db')

@@ -205,6 +205,8 @@ describe('search', () => {
     expect(table.stdout).toContain('policy_denied (NoSecrets)')
     expect(table.stdout).not.toContain(' 200 ')
     expect((await runCli(['audit', '--config', file, '--since', 'yesterday-ish'])).code).toBe(2)
+    // Date.parse read `12` as 2001-12-01: "no records match", exit 0.
+    expect(await runCli(['audit', '--config', file, '--until', '12'])).toMatchObject({ code: 2, stdout: '', stderr: expect.stringContaining('until "12" is not a time') })
   })
 
   it('GET /api/audit takes the same filters', async () => {
@@ -215,6 +217,22 @@ describe('search', () => {
     const bad = await request(`${gateway.adminUrl}/api/audit?limit=100000`, { headers: { authorization: `Bearer ${ADMIN}` } })
     expect(bad.statusCode).toBe(400)
     await bad.body.dump()
+  })
+})
+
+describe('search, read as asked', () => {
+  it('GET /api/audit refuses a parameter that is no filter, a status that is no number, and a range that ends before it starts', async () => {
+    // A misspelled filter answered every record as if it had selected them; an empty status selected status 0.
+    for (const [query, detail] of [
+      ['principle=looker-reports', '"principle" is not a filter: since, until, route, status, decision, principal, actor, limit.'],
+      ['status=', 'status must be a whole number (32 bits).'],
+      ['status=0x1F4', 'status must be a whole number (32 bits).'],
+      ['since=2026-12-05T00:00:00Z&until=2026-12-04T00:00:00Z', 'since must not be after until.'],
+    ]) {
+      const res = await request(`${gateway.adminUrl}/api/audit?${query}`, { headers: { authorization: `Bearer ${ADMIN}` } })
+      expect(res.statusCode, query).toBe(400)
+      expect(await res.body.json(), query).toMatchObject({ code: 'bad_request', detail })
+    }
   })
 })
 

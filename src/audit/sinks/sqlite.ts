@@ -4,7 +4,7 @@
 // lets the time indexes compare integers. Measured (bench/audit.ts): integer chain keys and 25-row
 // INSERT statements cut an insert from ~12 µs to ~6 µs; schema 3 keeps three indexes (time, subject,
 // and refusals only: issue 15).
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { addMissingColumns, makeDirectories } from '../../collections/index.ts'
@@ -229,6 +229,33 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
   let rollupUpserts: RollupStatements | undefined
   let coveredUpdate: StatementSync | undefined
   const rollup = new BatchRollup()
+  /** The file opened: a write goes to it only while the path still names it. */
+  let file: { dev: number; ino: number } | undefined
+
+  function openFile(): void {
+    db = openSqlite(path, { durable: options.durable })
+    const { dev, ino } = statSync(path)
+    file = { dev, ino }
+    chainNos.clear()
+    inserts.clear()
+    maxRowid = undefined
+    rollUps = undefined
+    rollupUpserts = undefined
+    coveredUpdate = undefined
+  }
+
+  /**
+   * A log deleted or replaced under the gateway (an rm, a restore of a copy) stays open through its
+   * handle: every record went on into a file nobody could read, lost at exit, with nothing said (a
+   * probe). The write fails instead, its rows spill, and the next ping opens the file at the path.
+   */
+  function stillThere(database: DatabaseSync): void {
+    const now = statSync(path, { throwIfNoEntry: false })
+    if (now !== undefined && now.dev === file?.dev && now.ino === file.ino) return
+    database.close()
+    db = undefined
+    throw new Error(`the SQLite audit log ${path} was ${now === undefined ? 'deleted' : 'replaced by another file'} since the gateway opened it`)
+  }
 
   /** The small number that stands for a chain in audit_records (registered on first use). */
   function chainNoOf(chain: string): number {
@@ -255,12 +282,7 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
   return {
     name: sinkName({ type: 'sqlite', path }),
     async open() {
-      db = openSqlite(path, { durable: options.durable })
-      chainNos.clear()
-      maxRowid = undefined
-      rollUps = undefined
-      rollupUpserts = undefined
-      coveredUpdate = undefined
+      openFile()
     },
     async head(chain): Promise<SinkHead | null> {
       if (!db) throw new Error('the SQLite audit sink is not open')
@@ -273,6 +295,7 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
     },
     async write(rows) {
       if (!db) throw new Error('the SQLite audit sink is not open')
+      stillThere(db)
       // IMMEDIATE: the write lock before reading where the table ends, so no other writer comes between.
       db.exec('BEGIN IMMEDIATE')
       try {
@@ -310,8 +333,9 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
         WHERE excluded.count >= audit_head_checkpoints.count`).run(chainNoOf(c.chain), c.count, c.id, c.hash, c.time, c.kid, c.sig)
     },
     async ping() {
-      if (!db) throw new Error('the SQLite audit sink is not open')
-      db.prepare('SELECT 1').get()
+      if (!db) openFile() // closed when its file was found gone (stillThere)
+      const database = db as DatabaseSync
+      database.prepare('SELECT 1').get()
     },
     async deleteBefore(timeMs) {
       if (!db) return 0

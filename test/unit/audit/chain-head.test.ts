@@ -56,6 +56,18 @@ describe('deciding where the chain goes on', () => {
       .toMatchObject({ kind: 'restart', reason: expect.stringContaining('is not the record the chain state names') })
   })
 
+  it('restarts when the chain would go on from before its latest signed checkpoint, or from a record it did not sign', () => {
+    const signedAt = '2026-11-26T12:01:00.000Z'
+    expect(decideHead(state, 'chain.json', [{ sink: 'sqlite:a', head: sound }], { count: 3, hash: record.hash, time: signedAt }))
+      .toEqual({ kind: 'continue', head: { seq: 3, hash: record.hash, id: record.id } })
+    expect(decideHead(state, 'chain.json', [{ sink: 'sqlite:a', head: sound }], { count: 5, hash: 'a'.repeat(64), time: signedAt })).toEqual({
+      kind: 'restart', previous: 'c1',
+      reason: `chain c1 ends at record 3 in its state file and sinks, but the checkpoint signed at ${signedAt} vouches for 5: its newest records were deleted or lost, or the log was replaced by an older copy`,
+    })
+    expect(decideHead(state, 'chain.json', [{ sink: 'sqlite:a', head: sound }], { count: 3, hash: 'a'.repeat(64), time: signedAt }))
+      .toMatchObject({ kind: 'restart', reason: expect.stringContaining(`record 3 of chain c1 is not the one the checkpoint signed at ${signedAt} vouches for`) })
+  })
+
   it('writes the break as an ordinary record, first of its chain', () => {
     const first = restartRecord('c1', 'record 3 of chain c1 in sqlite:a has no valid hash', 'gw-1')
     expect(first).toMatchObject({ code: 'chain_restarted', decision: 'error', prev_hash: GENESIS_HASH, detail: expect.stringContaining('Chain c1 cannot be continued: record 3'), instance: 'gw-1' })

@@ -35,4 +35,14 @@ describe('a typed time', () => {
     expect(parseSince('yesterday-ish')).toBeUndefined()
     expect(() => parseAuditQuery({ until: 'soon' })).toThrow(/until "soon" is not a time/)
   })
+
+  it('is read exactly or refused: a bare number or a date without its year is no day of 2001, a day its month lacks none of the next month', () => {
+    for (const text of ['12', '1', 'Dec 1', '2026-02-30', '2026-11-31', '2026-11-26T25:00Z', '-010000-01-01T00:00:00Z', 'Thu, 26 Nov 2026 10:00:00 GMT']) {
+      expect(() => parseAuditQuery({ until: text }), text).toThrow(`until "${text}" is not a time`)
+      expect(() => rangeOf(new URLSearchParams({ since: '2026-11-26T09:00:00Z', until: text })), text).toThrow(`until "${text}" is not a time.`)
+    }
+    expect(parseSince('2024-02-29')).toBe(Date.UTC(2024, 1, 29))
+    expect(parseSince('2026-11-26')).toBe(Date.UTC(2026, 10, 26))
+    expect(parseSince('2026-11-26T11:00+0100')).toBe(TEN)
+  })
 })
