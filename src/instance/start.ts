@@ -10,6 +10,7 @@ import { createGatewayServer, createInternalDispatch, createRuntimeDeps, type Ga
 import type { InternalDispatch } from '../request/index.ts'
 import { createBackgroundTasks, createLogger, createMetrics, startTracing, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import { publishedKeysOf } from '../upstream/index.ts'
+import { limitsStoreFailures } from '../limits/index.ts'
 import { signersToPublish, type Live } from './live.ts'
 import { claimAuditSpills, ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
 import { watchConfigFile } from './config-watch.ts'
@@ -75,7 +76,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   // (with server.workers, the primary has done this before any worker started).
   if (!options.worker) claimAuditSpills(config.audit, null, logger)
 
-  const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values(), instance, configDigest: () => state.runtime.configDigest, tlsCertificate: () => gatewayServer.certificate() })
+  const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values(), instance, configDigest: () => state.runtime.configDigest, tlsCertificate: () => gatewayServer.certificate(), limitsStoreFailures })
   const background = createBackgroundTasks(logger, metrics)
   const tracing = await startTracing(config.telemetry)
   /**

@@ -33,6 +33,17 @@ export interface LimitVerdict {
 let lastFailureLog = 0
 
 /**
+ * Limited requests the store could not check, by what on_error made of them, since the process
+ * started (bouncer_limits_store_failures_total): with allow they went through unmetered, and only a
+ * log line every 10 s said so; with deny their 503 named no limit, so no limit's counter had them.
+ */
+const storeFailures = { allow: 0, deny: 0 }
+
+export function limitsStoreFailures(): Readonly<{ allow: number; deny: number }> {
+  return storeFailures
+}
+
+/**
  * Checks and takes the route's limits. A promise only when the store needs one (Redis): the
  * memory store answers at once, and an await would cost it more than the check itself. One small
  * verdict object per request, besides the checks and the RateLimit value.
@@ -124,6 +135,7 @@ function refuseFull(limits: RouteLimits, part: LimitPart, retryAfterMs: number):
  * check late once turned each limited request into a 503 with no line in the log (probe finding).
  */
 function storeFailed(limiter: Limiter, request: LimitedRequest, limits: RouteLimits, err: unknown): LimitVerdict {
+  storeFailures[limiter.onError]++
   if (Date.now() - lastFailureLog > 10_000) {
     lastFailureLog = Date.now()
     const outcome = limiter.onError === 'allow' ? 'letting requests through (on_error: allow)' : 'refusing limited requests (on_error: deny)'

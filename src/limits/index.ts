@@ -1,4 +1,4 @@
-export { enforceLimits, type Limiter, type LimitVerdict } from './enforce.ts'
+export { enforceLimits, limitsStoreFailures, type Limiter, type LimitVerdict } from './enforce.ts'
 export type { LimitedRequest } from './keys.ts'
 export { compileRouteLimits, type RouteLimits } from './route-limits.ts'
 export type { LimitsStore } from './store.ts'

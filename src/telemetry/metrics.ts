@@ -62,6 +62,8 @@ export interface MetricSources {
   configDigest?: () => string
   /** The certificate the gateway listener serves (null without TLS). */
   tlsCertificate?: () => X509Certificate | null
+  /** Limited requests the limits store could not check, by on_error, since the process started. */
+  limitsStoreFailures?: () => Readonly<Record<'allow' | 'deny', number>>
 }
 
 export function createMetrics(sources: MetricSources): Metrics {
@@ -98,6 +100,15 @@ export function createMetrics(sources: MetricSources): Metrics {
       const leaf = tlsCertificate()
       const notAfter = leaf?.validToDate.getTime() ?? Number.NaN
       if (leaf && !Number.isNaN(notAfter)) this.set({ fingerprint_sha256: leaf.fingerprint256 }, Math.floor(notAfter / 1000))
+    } })
+  }
+  const storeFailures = sources.limitsStoreFailures
+  if (storeFailures) {
+    new Counter({ name: 'bouncer_limits_store_failures_total', help: 'Limited requests the limits store could not check: let through unmetered (on_error="allow") or refused 503 limits_unavailable (on_error="deny").', labelNames: ['on_error'], registers: [registry], collect() {
+      this.reset()
+      const counts = storeFailures()
+      this.inc({ on_error: 'allow' }, counts.allow)
+      this.inc({ on_error: 'deny' }, counts.deny)
     } })
   }
   if (sources.instance !== undefined) {

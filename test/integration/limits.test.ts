@@ -315,7 +315,15 @@ describe('the Redis store', () => {
     expect(await statuses(gw, 4, '/x', () => ({ 'x-client': 'k' }))).toEqual([200, 200, 200, 429])
 
     await redis.stop()
+    const failures = async () => {
+      const line = new RegExp(`^bouncer_limits_store_failures_total\\{on_error="${onError}"\\} (\\d+)$`, 'm').exec(await (await request(`${gw.adminUrl}/metrics`)).body.text())
+      expect(line, 'bouncer_limits_store_failures_total in /metrics').not.toBeNull()
+      return Number(line?.[1])
+    }
+    const before = await failures()
     const during = await hit(gw, '/x', { 'x-client': 'k' })
+    // Counted: with allow, the only other trace of an unmetered request is a log line every 10 s.
+    expect(await failures()).toBe(before + 1)
     if (onError === 'allow') {
       expect(during.status).toBe(200)
       expect(during.headers).not.toHaveProperty('ratelimit')
