@@ -63,7 +63,11 @@ export function adoptAuditSpills(audit: AuditConfig, workers: number | null, log
   if (owner !== null) throw new SpillDirInUse(base, owner)
   try {
     makeDirectories(base)
-    if (!lockSpillDir(base)) throw new SpillDirInUse(base, ownerOf(base))
+    const lock = lockSpillDir(base)
+    if (lock === 'held') throw new SpillDirInUse(base, ownerOf(base))
+    // A file system whose locks do not work (some network or FUSE mounts), or a lock file this user
+    // cannot make: the claim rests on owner.json alone, as it did before the lock, and says so.
+    if (lock instanceof Error) logger.warn({ err: lock, spill_dir: audit.spill_dir }, `cannot lock ${join(base, OWNER_LOCK)}: the spill directory is claimed by owner.json alone (two gateways starting at once, or in two containers, are not kept apart)`)
     writeFileSync(join(base, OWNER), JSON.stringify({ host: hostname(), pid: process.pid, started: processStamp(process.pid) }))
     const files = audit.sinks.map((sink) => spillFileName(sinkName(sink.type === 'sqlite' ? { type: 'sqlite', path: resolve(sink.path) } : sink)))
     const moved = adoptOrphanedSpills(base, workers, files)
@@ -77,23 +81,24 @@ export function adoptAuditSpills(audit: AuditConfig, workers: number | null, log
 }
 
 /**
- * Takes the spill directory's lock for this process: false when another process holds it. In
- * SQLite's exclusive locking mode a connection keeps the lock of its first write until it closes,
- * and another process's connection is refused at once (SQLITE_BUSY: no busy timeout).
+ * Takes the spill directory's lock for this process: 'held' when another process holds it, the
+ * error when it cannot be taken at all. In SQLite's exclusive locking mode a connection keeps the
+ * lock of its first write until it closes, and another process's connection is refused at once
+ * (SQLITE_BUSY: no busy timeout).
  */
-function lockSpillDir(base: string): boolean {
-  if (claimed.has(base)) return true // this process's own, from an earlier gateway not yet released
-  const lock = new DatabaseSync(join(base, OWNER_LOCK))
+function lockSpillDir(base: string): 'locked' | 'held' | Error {
+  if (claimed.has(base)) return 'locked' // this process's own, from an earlier gateway not yet released
+  let lock: DatabaseSync | undefined
   try {
+    lock = new DatabaseSync(join(base, OWNER_LOCK))
     lock.exec('PRAGMA locking_mode = EXCLUSIVE')
     lock.exec('BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS claim (at INTEGER); DELETE FROM claim; INSERT INTO claim VALUES (unixepoch()); COMMIT')
   } catch (err) {
-    lock.close()
-    if (isBusy(err)) return false
-    throw err
+    lock?.close()
+    return isBusy(err) ? 'held' : (err as Error)
   }
   claimed.set(base, lock)
-  return true
+  return 'locked'
 }
 
 /** Gives up the spill directory at the end of a shutdown: a later gateway in this same process (the tests', the demo's) may take it. */

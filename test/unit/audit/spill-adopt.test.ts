@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { adoptAuditSpills, adoptedSpillDirs, adoptOrphanedSpills, processStamp, SpillDirInUse } from '../../../src/audit/spill-adopt.ts'
+import { adoptAuditSpills, adoptedSpillDirs, adoptOrphanedSpills, processStamp, releaseAuditSpills, SpillDirInUse } from '../../../src/audit/spill-adopt.ts'
 import type { AuditConfig } from '../../../src/config/index.ts'
 import { createLogger } from '../../../src/telemetry/index.ts'
 import { Writable } from 'node:stream'
@@ -59,6 +59,22 @@ describe('spill files of another number of workers', () => {
     adoptAuditSpills(audit, null, logger)
     expect(tree()).not.toContain('w2/stdout.ndjson')
     expect(JSON.parse(readFileSync(join(base, 'owner.json'), 'utf8'))).toEqual({ host: hostname(), pid: process.pid, started: processStamp(process.pid) })
+  })
+
+  // Found by review: a lock that cannot be taken at all (a file system whose locks do not work, a
+  // lock file this user cannot make) skipped owner.json and the adoption too, saying only that
+  // nothing could be adopted. The claim then rests on owner.json, and the log says so.
+  it('claims the directory by owner.json, and adopts, when its lock cannot be taken at all', () => {
+    layout({ 'w2/stdout.ndjson': '{}\n' })
+    mkdirSync(join(base, 'owner.lock')) // no SQLite file can be opened there
+    const lines: string[] = []
+    const logger = createLogger({ level: 'info', destination: new Writable({ write: (chunk: Buffer, _e, done) => done(void lines.push(chunk.toString())) }) })
+    const audit = { sinks: [{ type: 'stdout' }], spill_dir: base } as unknown as AuditConfig
+    adoptAuditSpills(audit, null, logger)
+    releaseAuditSpills(audit)
+    expect(lines.join('')).toContain(`cannot lock ${join(base, 'owner.lock')}: the spill directory is claimed by owner.json alone`)
+    expect(tree()).not.toContain('w2/stdout.ndjson')
+    expect(lines.join('')).not.toContain('could not be adopted')
   })
 
   // Found by review: a gateway killed (OOM, SIGKILL, a reboot) leaves owner.json; by its next start
