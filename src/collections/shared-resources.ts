@@ -8,6 +8,8 @@ export interface ResourceKind<C, R> {
   fingerprint(config: C): string
   create(config: C): R
   close(resource: R): unknown
+  /** Closing one that a reload left unused, where that differs from closing at a shutdown; else close. */
+  retire?(resource: R): unknown
 }
 
 export interface SharedResources<C, R> {
@@ -31,8 +33,8 @@ export function createSharedResources<C, R>(kind: ResourceKind<C, R>): SharedRes
     return resource
   }
 
-  async function close(resources: readonly R[]): Promise<void> {
-    await Promise.allSettled(resources.map(async (resource) => kind.close(resource)))
+  async function close(resources: readonly R[], retiring = false): Promise<void> {
+    await Promise.allSettled(resources.map(async (resource) => (retiring && kind.retire ? kind.retire(resource) : kind.close(resource))))
   }
 
   return {
@@ -45,7 +47,7 @@ export function createSharedResources<C, R>(kind: ResourceKind<C, R>): SharedRes
         live.delete(key)
         closing.push(resource)
       }
-      return close(closing)
+      return close(closing, true)
     },
     closeAll() {
       const all = [...live.values()]

@@ -38,8 +38,12 @@ export interface FunctionPool {
   run(slot: PoolSlot, event: string, requestId: string): Promise<FunctionResponse>
   /** Gives back a worker that was taken but not run (the request body never came). */
   giveBack(slot: PoolSlot): void
-  /** Terminates every worker; an invocation still running fails (502): its request has had server.shutdown_timeout. */
-  close(): Promise<void>
+  /**
+   * Terminates every worker. On a shutdown an invocation still running fails (502): its request has
+   * had server.shutdown_timeout. Retired by a reload (`finishFirst`), the invocations in flight
+   * finish first, each bounded by the function's timeout: their clients are still there.
+   */
+  close(options?: { finishFirst?: boolean }): Promise<void>
   /**
    * Null once its first worker has loaded the module; why it could not otherwise (a syntax error, a
    * missing export, a top level that throws or ends the thread). Never settles offline.
@@ -82,17 +86,23 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   let held = 0
   let nextId = 0
   let closing = false
+  /** Set while a reload's retirement waits for the invocations in flight. */
+  let drained: (() => void) | null = null
   let settleLoad!: (error: Error | null) => void
   const loaded = new Promise<Error | null>((resolve) => (settleLoad = resolve))
-  // Once per pool (every worker loads the same file): known before the first request fails on it.
-  // A turn of the event loop later: a reload that refuses this config for it (instance/reload.ts)
-  // has closed the pool by then, whose calls will never answer 502.
-  void loaded.then((error) => {
-    if (error === null) return
+  let loadFailureReported = false
+  // Once per pool (every worker loads the same file), whichever worker finds it: the first, or a
+  // replacement that reads a file edited on disk since (a review: only the first was heard). A turn
+  // of the event loop later: a reload that refuses this config for it (instance/reload.ts) has
+  // closed the pool by then, whose calls will never answer 502.
+  function loadFailed(error: Error): void {
+    if (loadFailureReported) return
+    loadFailureReported = true
     setImmediate(() => {
       if (!closing) background?.failed('function_worker', error, { message: `function ${name}: its module could not be loaded; its invocations answer 502 function_error`, fields: { function: name } })
     })
-  })
+  }
+  void loaded.then((error) => error !== null && loadFailed(error))
 
   function start(slot: PoolSlot): Worker {
     const worker = new Worker(WORKER_URL, { workerData: setup, resourceLimits, env, stdout: true, stderr: true })
@@ -154,7 +164,9 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
 
   function receive(slot: PoolSlot, worker: Worker, message: FromWorker): void {
     if (message.type === 'loaded') {
-      settleLoad(message.error === null ? null : asError(message.error))
+      const error = message.error === null ? null : asError(message.error)
+      settleLoad(error)
+      if (error !== null) loadFailed(error)
       return
     }
     if (message.type === 'log') {
@@ -240,6 +252,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   function release(slot: PoolSlot): void {
     idle.push(slot)
     inFlight--
+    if (inFlight === 0) drained?.()
   }
 
   if (background !== null) for (const slot of slots) start(slot)
@@ -273,8 +286,9 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     },
     giveBack: release,
     loaded,
-    async close() {
+    async close(options = {}) {
       closing = true
+      if (options.finishFirst && inFlight > 0) await new Promise<void>((resolve) => (drained = resolve))
       // Called once requests have had server.shutdown_timeout (a shutdown, or a reload that replaced
       // this pool's config and whose old requests have ended or had their time): an invocation still
       // running is stopped, not waited for. Waiting held a SIGTERM'd gateway until the function's

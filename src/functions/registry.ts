@@ -1,7 +1,8 @@
 // One pool per function, kept across reloads while the function's settings and its module's
 // contents stay the same: a reload with an edited module builds a new pool (the old one finishes its
-// invocations, for up to server.shutdown_timeout, then its workers are terminated), an unchanged
-// function keeps its warm workers.
+// invocations, each bounded by the function's timeout, then its workers are terminated), an
+// unchanged function keeps its warm workers. A shutdown stops invocations still running once
+// server.shutdown_timeout has passed.
 import { hash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createSharedResources, type SharedResources } from '../collections/index.ts'
@@ -20,6 +21,9 @@ export function createFunctionRegistry(logger: Logger, loading: FunctionLoading)
     fingerprint: (config) => `${JSON.stringify(config)} ${moduleDigest(config.module)}`,
     create: (config) => createFunctionPool(config, { logger, background }),
     close: (pool) => pool.close(),
+    // A reload's: the edited function's invocations still running finish (a review: they were cut
+    // at shutdown_timeout, 502 to clients still waiting), each bounded by its timeout.
+    retire: (pool) => pool.close({ finishFirst: true }),
   })
 }
 

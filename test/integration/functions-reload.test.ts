@@ -85,6 +85,32 @@ describe('reloading functions', () => {
     }, 'the old pool closed')
   })
 
+  // Found by review: a pool retired by a reload was closed shutdown_timeout after the swap with its
+  // invocations stopped (502 to clients still waiting), as a shutdown does; only a shutdown should.
+  it('an invocation still running when its retired pool closes finishes, past server.shutdown_timeout', async () => {
+    const closingSoon = { ...CONFIG, functions: [{ ...CONFIG.functions[0], concurrency: 2 }], server: { shutdown_timeout: '100ms' } }
+    await gw.writeConfig(closingSoon)
+    expect((await gw.reload()).ok).toBe(true)
+    const version = (await call()).version
+    const inFlight = call(`?hold=${encodeURIComponent(holdUrl)}`)
+    await waitFor(() => held.length === 1, 'an invocation running on the old pool')
+    const old = gw.state.runtime.functions.get('counter')
+    await writeFile(join(gw.dir, 'functions', 'counter.ts'), counterModule(version + 1))
+    await gw.writeConfig(closingSoon)
+    expect((await gw.reload()).ok).toBe(true)
+    // Closing: it takes no more invocations, shutdown_timeout after the swap.
+    await waitFor(() => {
+      const slot = old?.take() ?? null
+      if (slot) old?.giveBack(slot)
+      return slot === null
+    }, 'the old pool closing')
+    held.splice(0).forEach((res) => res.end('go'))
+    expect((await inFlight).version).toBe(version)
+    expect((await call()).version).toBe(version + 1)
+    await gw.writeConfig(CONFIG)
+    expect((await gw.reload()).ok).toBe(true)
+  })
+
   it('a worker that dies while its retired pool drains fails its invocation at once (502), not at the timeout', async () => {
     // A request outlives its runtime's resources by server.shutdown_timeout at most: then the pool
     // closes under it. Two workers: one left idle, so take() answers null only once the pool is closing.
@@ -116,17 +142,19 @@ describe('reloading functions', () => {
   })
 
   it('a reload whose module is missing is refused, and the running function keeps serving', async () => {
+    const version = (await call()).version
     await gw.writeConfig({ ...CONFIG, functions: [{ ...CONFIG.functions[0], module: './functions/nowhere.ts' }] })
     const result = await gw.reload()
     expect(result.ok).toBe(false)
     expect(JSON.stringify(result)).toContain('functions[0].module: no such file')
-    expect((await call()).version).toBe(3)
+    expect((await call()).version).toBe(version)
   })
 
   it('a reload whose module cannot be loaded (a syntax error, no handler export) is refused, and the running function keeps serving', async () => {
     // Before: taken (ok, no warning), and every call answered 502 function_error from then on.
     const module = join(gw.dir, 'functions', 'counter.ts')
     await gw.writeConfig(CONFIG)
+    const version = (await call()).version
     const broken: Array<[string, string]> = [
       ['export async function handler( {\n', 'functions[0].module: its module could not be loaded: SyntaxError'],
       ['export async function main() { return 1 }\n', 'functions[0].module: its module could not be loaded: TypeError: '],
@@ -136,12 +164,26 @@ describe('reloading functions', () => {
       const result = await gw.reload()
       expect(result.ok, text).toBe(false)
       expect(JSON.stringify(result)).toContain(reason)
-      expect((await call()).version).toBe(3)
+      expect((await call()).version).toBe(version)
     }
-    await writeFile(module, counterModule(4))
+    await writeFile(module, counterModule(version + 1))
     expect((await gw.reload()).ok).toBe(true)
-    expect((await call()).version).toBe(4)
+    expect((await call()).version).toBe(version + 1)
     // The refused configs' pools were closed unreported: the log says the reload was refused, not that calls answer 502.
     expect(gw.logs.join('')).not.toContain('its invocations answer 502')
+  })
+
+  // Found by review: only a pool's first load was heard; a replacement worker that read the file
+  // edited on disk since (no reload) failed every call on it with nothing in the log or the counter.
+  it('a replacement worker that finds the module broken on disk says so, though the pool loaded it before', async () => {
+    const version = (await call()).version
+    const module = join(gw.dir, 'functions', 'counter.ts')
+    await writeFile(module, 'export async function handler( {\n') // edited on disk, not reloaded
+    const died = await request(`${gw.url}/counter?die=1`) // its worker ends under the call, and is replaced at once
+    expect(died.statusCode).toBe(502)
+    await died.body.dump()
+    await waitFor(() => gw.logs.join('').includes('function counter: its module could not be loaded'), 'the replacement\'s failed load in the log')
+    await writeFile(module, counterModule(version + 1))
+    expect((await gw.reload()).ok).toBe(true)
   })
 })
