@@ -23,7 +23,9 @@ beforeAll(async () => {
       server: { listen: '127.0.0.1:0', shutdown_timeout: '1s' },
       admin: { listen: '127.0.0.1:0', token: 'functions-held-shutdown-admin-token' },
       audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
-      functions: [{ name: 'reader', module: join(dir, 'reader.mjs'), timeout: '1s', concurrency: 1 }],
+      // 3 s: on a loaded machine a 1 s timeout could fire before the handler reached its read (its
+      // worker then ended at terminate(), held by nothing: the test waited for a line never written).
+      functions: [{ name: 'reader', module: join(dir, 'reader.mjs'), timeout: '3s', concurrency: 1 }],
       routes: [{ id: 'reader', path: '/reader', function: 'reader', public: true }],
     }
   }, { startTimeout: 60_000 })
@@ -39,7 +41,7 @@ it('a function held in a read does not hold the process: SIGTERM ends it after t
   expect({ status: res.statusCode, code: body.code }).toEqual({ status: 504, code: 'function_timeout' })
 
   // Said when it happens, not only at the exit: the thread and its memory stay.
-  await waitForText(gateway.stderr, /"request_id":"held-function-call".*function reader: its timed-out worker is held in a system call/)
+  await waitForText(gateway.stderr, /"request_id":"held-function-call".*function reader: its timed-out worker is held in a system call/, 20_000)
   // And it counts against the function's concurrency (1 here): refused at once, rather than one
   // more thread held per timeout for as long as the file system hangs.
   const refused = await request(`${gateway.url}/reader`)
@@ -59,7 +61,7 @@ it('a function held in a read does not hold the process: SIGTERM ends it after t
     const res = await request(`${gateway.url}/reader`, { headers: { 'x-request-id': 'held-function-call-2' } })
     await res.body.dump()
     return res.statusCode === 504
-  }, 'the function taking calls again', 10_000)
+  }, 'the function taking calls again', 20_000)
 
   const stopped = Date.now()
   gateway.child.kill('SIGTERM')
