@@ -6,6 +6,7 @@ import {
   AuditQueryError, auditSourceOf, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, formatAuditTable, NoAuditLog, ordered,
   parseAuditQuery, searchAudit, verifyAudit, type Anchors, type AuditQuery, type AuditSource, type FoundCheckpoint, type VerifyResult,
 } from '../audit/index.ts'
+import { SQLITE, sqliteCode } from '../collections/index.ts'
 import { printable } from '../text/index.ts'
 import { openSecretStore, SecretsError, type SecretStore } from '../secrets/index.ts'
 import { configOption, loadCommandConfig } from './config.ts'
@@ -90,16 +91,13 @@ export function verifyReport(result: VerifyResult): string {
   return (result.ok ? [`ok: ${counted}`, ...notes] : [...problems, ...notes, `${counted} up to the problems above`]).join('\n')
 }
 
-/** SQLite's primary result code for a file it could not open (its access, its directory's). */
-const SQLITE_CANTOPEN = 14
-
 /**
  * Why SQLite could not read the log, as far as can be told: a directory in its place (SQLite says
  * "disk I/O error") or a file it could not open is no damaged log, though both were said to be (a probe).
  */
 function unreadableBecause(path: string, err: unknown): string {
   if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) return 'it is a directory, not an audit log file'
-  if ((err as { errcode?: number }).errcode === SQLITE_CANTOPEN) return 'it cannot be opened: may this user read it and its directory?'
+  if (sqliteCode(err) === SQLITE.CANTOPEN) return 'it cannot be opened: may this user read it and its directory?'
   return 'damaged, or not an audit log?'
 }
 

@@ -4,9 +4,21 @@
 import type { DatabaseSync } from 'node:sqlite'
 import { setTimeout as delay } from 'node:timers/promises'
 
+/** SQLite's primary result codes the gateway tells apart. */
+export const SQLITE = { BUSY: 5, CORRUPT: 11, CANTOPEN: 14, NOTADB: 26 } as const
+
+/**
+ * An error's primary SQLite result code, or null: node:sqlite gives the extended one (its low byte
+ * is the primary), so CANTOPEN_ISDIR (526) or BUSY_SNAPSHOT (517) compared whole missed (a review).
+ */
+export function sqliteCode(err: unknown): number | null {
+  const errcode = (err as { errcode?: unknown } | null)?.errcode
+  return typeof errcode === 'number' ? errcode & 0xff : null
+}
+
 /** SQLITE_BUSY: another connection holds the lock this statement needs. */
 export function isBusy(err: unknown): boolean {
-  return (err as { errcode?: number }).errcode === 5
+  return sqliteCode(err) === SQLITE.BUSY
 }
 
 /**

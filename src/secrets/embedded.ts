@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { DatabaseSync } from 'node:sqlite'
 import { open, seal, SecretsError } from './crypto.ts'
 import { SECRET_NAME, type SecretStore, type SecretVersion } from './store.ts'
-import { makeDirectories } from '../collections/index.ts'
+import { makeDirectories, SQLITE, sqliteCode } from '../collections/index.ts'
 
 // data_key_seals: the data key sealed under the previous master key, kept by a rekey so gateways
 // not yet given the new master key still open the store (rekey.ts).
@@ -46,19 +46,16 @@ export function sealDataKey(id: number, dataKey: Buffer, masterKey: Buffer): Buf
   return seal(masterKey, dataKey, dataKeyAad(id))
 }
 
-/** SQLite's codes for a file that is damaged (a truncated copy) or not a database at all. */
-const SQLITE_CORRUPT = 11
-const SQLITE_NOTADB = 26
-
 export function openEmbeddedStore(path: string, masterKey: Buffer): SecretStore {
   /**
    * A failure of the file as a SecretsError naming it and the setting: SQLite's own words
    * ("database disk image is malformed") came out as an internal error naming neither.
    */
   const fileError = (err: unknown): unknown => {
-    const { code, errcode } = err as { code?: string; errcode?: number }
+    const { code } = err as { code?: string }
     if (code !== 'ERR_SQLITE_ERROR' && !(err as NodeJS.ErrnoException).syscall) return err
-    const damaged = errcode !== undefined && [SQLITE_CORRUPT, SQLITE_NOTADB].includes(errcode & 0xff)
+    const primary = sqliteCode(err)
+    const damaged = primary === SQLITE.CORRUPT || primary === SQLITE.NOTADB
     return new SecretsError(`the file ${path} (secrets.store.path) ${damaged ? 'is damaged, or is not a secrets store' : 'cannot be used'}: ${(err as Error).message}`)
   }
   makeDirectories(dirname(path))
