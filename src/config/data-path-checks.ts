@@ -27,7 +27,8 @@ export function dataPathFindings(config: Config): Finding[] {
   if (config.audit.checkpoint_path !== undefined) check(['audit', 'checkpoint_path'], config.audit.checkpoint_path, 'file')
   if (config.api_keys?.store.type === 'sqlite') check(['api_keys', 'store', 'path'], config.api_keys.store.path, 'file')
   if (config.sign_in?.session.store.type === 'sqlite') check(['sign_in', 'session', 'store', 'path'], config.sign_in.session.store.path, 'file')
-  if (config.mcp) check(['mcp', 'approvals_store', 'path'], config.mcp.approvals_store.path, 'file')
+  // Opened at the first call that waits for a person: with no approvals, never (a review).
+  if (config.mcp && config.mcp.approvals.length > 0) check(['mcp', 'approvals_store', 'path'], config.mcp.approvals_store.path, 'file')
   if (config.secrets?.store.type === 'embedded') check(['secrets', 'store', 'path'], config.secrets.store.path, 'file')
   return findings
 }

@@ -49,6 +49,14 @@ it('refuses a store whose file cannot be made', () => {
   expect(findings({ audit, secrets: { store: { type: 'embedded', path: join(dir, 'a-dir'), master_key: 'env:MASTER' } } })).toEqual([`error: ${join(dir, 'a-dir')} is a directory, not a file`])
 })
 
+it('checks the approvals store only where calls wait for approval: it is opened then, never else', () => {
+  const audit = { sinks: [] }
+  const issuers = [{ name: 'idp', issuer: 'https://idp.example', audiences: ['bouncer'] }]
+  const mcp = { resource: 'https://gw.example/mcp', approvals_store: { type: 'sqlite', path: join(dir, 'a-dir') } }
+  expect(findings({ audit, issuers, mcp })).toEqual([])
+  expect(findings({ audit, issuers, mcp: { ...mcp, approvals: [{ tools: ['*'], approvers: ['admin'] }] } })).toEqual([`error: ${join(dir, 'a-dir')} is a directory, not a file`])
+})
+
 it('takes paths that exist as what they should be, or can be made', () => {
   expect(findings({
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'new', 'deeper', 'audit.db') }], spill_dir: join(dir, 'a-dir'), checkpoint_path: join(dir, 'a-file') },
