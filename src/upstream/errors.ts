@@ -9,6 +9,11 @@ interface Named {
 }
 
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EADDRNOTAVAIL'])
+
+/** Whether an error code says no connection was made, so nothing of a request was sent (an MCP server's client reads it too). */
+export function isConnectFailureCode(code: string): boolean {
+  return CONNECT_FAILURES.has(code)
+}
 /** OpenSSL's verification results as Node reports them (X509_V_ERR_* without the prefix), and Node's own. */
 const CERTIFICATE_FAILURES = new Set([
   'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',

@@ -7,6 +7,7 @@ import type { CallToolResult, Client, Tool } from '@modelcontextprotocol/client'
 import { createSharedResources } from '../../collections/index.ts'
 import { TOOL_NAME, type McpServerConfig } from '../../config/index.ts'
 import { scrub, type Logger } from '../../telemetry/index.ts'
+import { isConnectFailureCode } from '../../upstream/index.ts'
 import { SEPARATOR } from './catalog.ts'
 import { boundedSchemaValidator } from './tool-schema.ts'
 
@@ -228,14 +229,11 @@ export class CallNotSent extends Error {
   override name = 'CallNotSent'
 }
 
-/** The errors of a connection that could not be made: nothing of a request was sent. */
-const NO_CONNECTION = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT'])
-
-/** Whether `err`, or an error it was caused by (fetch's TypeError wraps the socket's), is one of NO_CONNECTION. */
+/** Whether `err`, or an error it was caused by (fetch's TypeError wraps the socket's), is a connection that could not be made. */
 function noConnection(err: unknown): boolean {
   let current: unknown = err
   for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
-    if (NO_CONNECTION.has(String((current as { code?: unknown }).code))) return true
+    if (isConnectFailureCode(String((current as { code?: unknown }).code))) return true
     current = current.cause
   }
   return false
