@@ -16,6 +16,12 @@ import type { IssuerConfig } from '../config/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 
 const FETCH_TIMEOUT_MS = 5_000
+/**
+ * A key set or discovery document larger than this is not one: real ones are a few KB, and 1,000
+ * RSA keys with their certificate chains stay under it. Read unbounded, a provider (or a proxy in
+ * front of it) streaming a large body had the gateway hold it all in memory for the 5 s timeout.
+ */
+export const MAX_PROVIDER_DOCUMENT_BYTES = 4 * 1024 * 1024
 const FIRST_RETRY_MS = 500
 const MAX_RETRY_MS = 30_000
 
@@ -91,7 +97,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
       // timeout (init.signal). The probe found an error JSON, an HTML page or a body that stalls
       // after its headers counted as a success, so no cool-down began and every unknown kid fetched
       // again (a stalled body costing each request the whole timeout).
-      const body = await response.text()
+      const body = await boundedText(response, 'the JWKS endpoint')
       assertKeySet(body)
       return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } })
     } catch (err) {
@@ -180,6 +186,26 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
   }
 }
 
+/** The body as text, or an error once it passes MAX_PROVIDER_DOCUMENT_BYTES (the rest is not read). */
+async function boundedText(response: Response, what: string): Promise<string> {
+  const declared = Number(response.headers.get('content-length'))
+  if (declared > MAX_PROVIDER_DOCUMENT_BYTES) {
+    await response.body?.cancel()
+    throw new Error(`${what} answered ${declared} bytes, more than the ${MAX_PROVIDER_DOCUMENT_BYTES} a key set or discovery document may have`)
+  }
+  const chunks: Uint8Array[] = []
+  let bytes = 0
+  // Leaving the loop by a throw cancels the stream: the connection is closed, the rest never read.
+  for await (const chunk of response.body ?? []) {
+    bytes += chunk.length
+    if (bytes > MAX_PROVIDER_DOCUMENT_BYTES) {
+      throw new Error(`${what} answered more than the ${MAX_PROVIDER_DOCUMENT_BYTES} bytes a key set or discovery document may have`)
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks, bytes).toString('utf8')
+}
+
 /** Throws unless the body is JSON that jose takes as a JSON Web Key Set (RFC 7517 §5). */
 function assertKeySet(body: string): void {
   let json: unknown
@@ -200,7 +226,13 @@ async function discoverJwksUri(issuer: string): Promise<string> {
   const url = `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`
   const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers: { accept: 'application/json' } })
   if (response.status !== 200) throw new Error(`discovery at ${url} answered ${response.status}`)
-  const document = (await response.json()) as { issuer?: unknown; jwks_uri?: unknown }
+  let document: { issuer?: unknown; jwks_uri?: unknown }
+  try {
+    document = JSON.parse(await boundedText(response, `discovery at ${url}`)) as typeof document
+  } catch (err) {
+    if (err instanceof SyntaxError) throw new Error(`discovery at ${url} answered 200 with a body that is not JSON`, { cause: err })
+    throw err
+  }
   if (document.issuer !== issuer) {
     throw new Error(`discovery at ${url} names issuer ${JSON.stringify(document.issuer)}, not the configured "${issuer}"`)
   }
