@@ -91,6 +91,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
       const response = await fetch(url, init)
       if (response.status !== 200) {
         lastFailureAt = Date.now()
+        lastError = `the JWKS endpoint answered HTTP ${response.status}`
         return response
       }
       // A 200 is a success only once its body is a key set jose can use: read here, under jose's
@@ -99,9 +100,13 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
       // again (a stalled body costing each request the whole timeout).
       const body = await boundedText(response, 'the JWKS endpoint')
       assertKeySet(body)
+      lastError = null
       return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } })
     } catch (err) {
+      // Kept for the cool-down's 503 that follows, which says why (a probe found it saying only
+      // "the last fetch failed" after a fetch a token's unknown kid started).
       lastFailureAt = Date.now()
+      lastError = describeFetchError(err)
       throw err
     }
   }

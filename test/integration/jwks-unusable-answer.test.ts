@@ -139,6 +139,20 @@ describe('a JWKS endpoint answering 200 with something that is not a key set', (
   }, 30_000)
 })
 
+describe('the cool-down after a failed fetch', () => {
+  it.each([['html', 'not JSON'], ['not-jwks', 'not a key set']] as const)('200 %s: its 503 says why the last fetch failed', async (mode, why) => {
+    await switchTo(mode)
+    try {
+      expect(await call(await mint({}, { kid: `why-${mode}-1` }))).toMatchObject({ status: 503 })
+      const res = await request(`${gateway.url}/data/x`, { headers: { authorization: `Bearer ${await mint({}, { kid: `why-${mode}-2` })}` } })
+      expect(res.statusCode).toBe(503)
+      expect(((await res.body.json()) as { detail: string }).detail).toContain(why)
+    } finally {
+      keys.mode = 'good'
+    }
+  }, 30_000)
+})
+
 describe('a JWKS endpoint whose answer stalls after its headers', () => {
   it('3 unknown kids one after another: one fetch, then the cool-down answers at once', async () => {
     await switchTo('slow-body')
