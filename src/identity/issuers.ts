@@ -78,6 +78,9 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
   const firstAttempt = new Promise<void>((resolve) => (attemptedNow = resolve))
   let lastFailureAt = Number.NEGATIVE_INFINITY
   let fromScheduler = false
+  /** The jwks_uri discovery named, when the config names none; and whether to ask again (movedKeySet). */
+  let discoveredJwksUri: string | undefined
+  let rediscover = false
   let retryDelay = FIRST_RETRY_MS
   let timer: NodeJS.Timeout | undefined
   let closed = false
@@ -119,19 +122,44 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     timer.unref()
   }
 
+  function remoteKeySet(jwksUri: string): RemoteKeySet {
+    return createRemoteJWKSet(new URL(jwksUri), {
+      cooldownDuration: config.jwks_cooldown,
+      cacheMaxAge: Number.POSITIVE_INFINITY,
+      timeoutDuration: FETCH_TIMEOUT_MS,
+      [customFetch]: gatedFetch,
+    })
+  }
+
+  /**
+   * After a failed refresh of keys found through discovery, the discovery document is read again:
+   * a provider that moved its jwks_uri (the old one 404) was otherwise served from the old keys
+   * until a restart, each new kid a 503. The cached keys keep serving until the new URI's load.
+   */
+  async function movedKeySet(): Promise<RemoteKeySet | undefined> {
+    const jwksUri = await discoverJwksUri(config.issuer)
+    if (jwksUri === discoveredJwksUri) return undefined
+    const moved = remoteKeySet(jwksUri)
+    fromScheduler = true
+    await moved.reload()
+    logger.info({ issuer: config.name, from: discoveredJwksUri, to: jwksUri }, 'issuer jwks_uri moved')
+    discoveredJwksUri = jwksUri
+    return moved
+  }
+
   async function load(): Promise<void> {
     try {
-      if (!keySet) {
-        const jwksUri = config.jwks_uri ?? (await discoverJwksUri(config.issuer))
-        keySet = createRemoteJWKSet(new URL(jwksUri), {
-          cooldownDuration: config.jwks_cooldown,
-          cacheMaxAge: Number.POSITIVE_INFINITY,
-          timeoutDuration: FETCH_TIMEOUT_MS,
-          [customFetch]: gatedFetch,
-        })
+      const moved = rediscover ? await movedKeySet() : undefined
+      if (moved) keySet = moved
+      else {
+        if (!keySet) {
+          if (config.jwks_uri === undefined) discoveredJwksUri = await discoverJwksUri(config.issuer)
+          keySet = remoteKeySet(config.jwks_uri ?? (discoveredJwksUri as string))
+        }
+        fromScheduler = true
+        await keySet.reload()
       }
-      fromScheduler = true
-      await keySet.reload()
+      rediscover = false
       if (state !== 'ready') logger.info({ issuer: config.name }, 'issuer keys loaded')
       state = 'ready'
       lastError = null
@@ -142,6 +170,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     } catch (err) {
       lastFailureAt = Date.now()
       lastError = describeFetchError(err)
+      rediscover = discoveredJwksUri !== undefined && keySet !== undefined
       const cached = keySet?.jwks() !== undefined
       state = cached ? 'ready' : 'unavailable'
       // The next attempt is scheduled before the failure is reported: reporting must not stop retries.

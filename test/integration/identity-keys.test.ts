@@ -1,5 +1,9 @@
 // Signing keys over time, with real providers: rotation without a gateway restart, the provider
 // going down, a gateway that starts while a provider is down, two issuers at once.
+import { once } from 'node:events'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { importJWK, SignJWT } from 'jose'
 import { request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { closedPort } from '../helpers/faults.ts'
@@ -97,6 +101,48 @@ describe('the provider going down', () => {
     const readyz = await request(`${gateway.adminUrl}/readyz`)
     expect(readyz.statusCode).toBe(200)
     await readyz.body.dump()
+  })
+})
+
+describe('a provider that moves its jwks_uri', () => {
+  it('the new jwks_uri of its discovery document is followed once the old one fails', async () => {
+    // A provider whose discovery document the test rewrites: keys at /keys-a, then at /keys-b only.
+    const before = await signingKey('before-move', 'ES256')
+    const after = await signingKey('after-move', 'ES256')
+    let keysPath = '/keys-a'
+    const server = createServer((req, res) => {
+      const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+      if (req.url === '/.well-known/openid-configuration') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer, jwks_uri: `${issuer}${keysPath}` }))
+      } else if (req.url === keysPath) {
+        const key = keysPath === '/keys-a' ? before : after
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [key.publicJwk] }))
+      } else res.writeHead(404).end()
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    closeLater(async () => {
+      server.closeAllConnections()
+      server.close()
+      await once(server, 'close')
+    })
+    const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const mint = async (key: typeof before) => {
+      const now = Math.floor(Date.now() / 1000)
+      return new SignJWT({ iss: issuer, aud: AUDIENCE, sub: 'moved', iat: now, exp: now + 300 })
+        .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'at+jwt' })
+        .sign(await importJWK(key.privateJwk, 'ES256'))
+    }
+    const gateway = await setup([{ name: 'moving', issuer, jwks_refresh_interval: '1s', jwks_cooldown: '1s' }])
+    await ready(gateway, 'moving')
+    expect((await statusOf(gateway, await mint(before))).status).toBe(200)
+
+    keysPath = '/keys-b'
+    const token = await mint(after)
+    // Before: the old jwks_uri answered 404 at every refresh, the cached keys served, and the new
+    // key was a 503 until a restart.
+    await expect.poll(async () => (await statusOf(gateway, token)).status, { timeout: 10_000, interval: 250 }).toBe(200)
+    await waitFor(() => gateway.logs.join('').includes('issuer jwks_uri moved'), 'the move logged', 5_000)
   })
 })
 
