@@ -174,7 +174,9 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
       const cached = keySet?.jwks() !== undefined
       state = cached ? 'ready' : 'unavailable'
       // The next attempt is scheduled before the failure is reported: reporting must not stop retries.
-      schedule(cached ? config.jwks_cooldown : retryDelay)
+      // With cached keys, no sooner than the cool-down, and backing off as without: a 0s
+      // jwks_cooldown retried a failing provider at once, tens of fetches and log lines a second.
+      schedule(cached ? Math.max(config.jwks_cooldown, retryDelay) : retryDelay)
       retryDelay = Math.min(retryDelay * 2, MAX_RETRY_MS)
       events.failed(config.name)
       const message = cached ? 'issuer key refresh failed: serving cached keys' : 'issuer keys unavailable: retrying'

@@ -104,6 +104,21 @@ describe('the provider going down', () => {
   })
 })
 
+describe('a failing provider with jwks_cooldown: 0s', () => {
+  it('failed refreshes back off (0.5 s, doubling) instead of retrying at once', async () => {
+    const idp = await provider()
+    const gateway = await setup([{ name: 'corp', issuer: idp.issuer, jwks_refresh_interval: '1s', jwks_cooldown: '0s' }])
+    await ready(gateway, 'corp')
+    await idp.stop()
+    const failures = () => gateway.logs.join('').split('\n').filter((line) => line.includes('issuer key refresh failed: serving cached keys'))
+    await waitFor(() => failures().length >= 3, 'three failed refreshes', 15_000)
+    const times = failures().slice(0, 3).map((line) => Date.parse((JSON.parse(line) as { time: string }).time))
+    // Before: each failure scheduled the next at once (tens a second, each a log line).
+    expect((times[2] as number) - (times[0] as number)).toBeGreaterThanOrEqual(1_400)
+    expect((await statusOf(gateway, await idp.mint({}))).status).toBe(200)
+  })
+})
+
 describe('a provider that moves its jwks_uri', () => {
   it('the new jwks_uri of its discovery document is followed once the old one fails', async () => {
     // A provider whose discovery document the test rewrites: keys at /keys-a, then at /keys-b only.
