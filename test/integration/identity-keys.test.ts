@@ -119,6 +119,39 @@ describe('a failing provider with jwks_cooldown: 0s', () => {
   })
 })
 
+describe('a JWKS of 1,000 keys', () => {
+  it('a token naming no kid is refused, not checked against each key; one naming its kid is verified', async () => {
+    const key = await signingKey('k-0', 'ES256')
+    const stranger = await signingKey('stranger', 'ES256')
+    const server = createServer((_req, res) => {
+      const keys = Array.from({ length: 1_000 }, (_, i) => ({ ...key.publicJwk, kid: `k-${i}` }))
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }))
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    closeLater(async () => {
+      server.closeAllConnections()
+      server.close()
+      await once(server, 'close')
+    })
+    const issuer = 'https://many-keys.test'
+    const gateway = await setup([{ name: 'many', issuer, jwks_uri: `http://127.0.0.1:${(server.address() as AddressInfo).port}/keys` }])
+    await ready(gateway, 'many')
+    const mint = async (signer: typeof key, kid: string | undefined) => {
+      const now = Math.floor(Date.now() / 1000)
+      return new SignJWT({ iss: issuer, aud: AUDIENCE, sub: 'many', iat: now, exp: now + 300 })
+        .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', ...(kid === undefined ? {} : { kid }) })
+        .sign(await importJWK(signer.privateJwk, 'ES256'))
+    }
+    expect((await statusOf(gateway, await mint(key, 'k-999'))).status).toBe(200)
+    // Before: 1,000 signature checks for each such token, then signature_invalid.
+    const res = await request(`${gateway.url}/x`, { headers: { authorization: `Bearer ${await mint(stranger, undefined)}` } })
+    expect(res.statusCode).toBe(401)
+    expect(await res.body.json()).toMatchObject({ code: 'key_not_found', detail: expect.stringContaining('names no kid') })
+    expect(res.headers['www-authenticate']).toMatch(/^Bearer error="invalid_token", error_description="The token names no kid/)
+  })
+})
+
 describe('a provider that moves its jwks_uri', () => {
   it('the new jwks_uri of its discovery document is followed once the old one fails', async () => {
     // A provider whose discovery document the test rewrites: keys at /keys-a, then at /keys-b only.
