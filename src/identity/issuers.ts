@@ -137,7 +137,13 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
    * until a restart, each new kid a 503. The cached keys keep serving until the new URI's load.
    */
   async function movedKeySet(): Promise<RemoteKeySet | undefined> {
-    const jwksUri = await discoverJwksUri(config.issuer)
+    let jwksUri: string
+    try {
+      jwksUri = await discoverJwksUri(config.issuer)
+    } catch {
+      // Discovery down says nothing of the keys: they are fetched where they were.
+      return undefined
+    }
     if (jwksUri === discoveredJwksUri) return undefined
     const moved = remoteKeySet(jwksUri)
     fromScheduler = true

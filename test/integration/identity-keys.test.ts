@@ -152,6 +152,43 @@ describe('a JWKS of 1,000 keys', () => {
   })
 })
 
+describe('a discovery document down after a failed refresh', () => {
+  it('the keys are still refreshed where they were', async () => {
+    const key = await signingKey('stays', 'ES256')
+    let keysDown = false
+    let discoveryDown = false
+    const server = createServer((req, res) => {
+      const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+      if (req.url === '/.well-known/openid-configuration' && !discoveryDown) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer, jwks_uri: `${issuer}/keys` }))
+      } else if (req.url === '/keys' && !keysDown) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [key.publicJwk] }))
+      } else res.writeHead(503).end()
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    closeLater(async () => {
+      server.closeAllConnections()
+      server.close()
+      await once(server, 'close')
+    })
+    const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const gateway = await setup([{ name: 'steady', issuer, jwks_refresh_interval: '1s', jwks_cooldown: '1s' }])
+    await ready(gateway, 'steady')
+    const refreshed = async () => {
+      const text = await (await request(`${gateway.adminUrl}/metrics`)).body.text()
+      return Number(/^bouncer_jwks_refreshes_total\{issuer="steady",result="ok"\} (\d+)$/m.exec(text)?.[1] ?? 0)
+    }
+    keysDown = true
+    discoveryDown = true
+    await waitFor(() => gateway.logs.join('').includes('issuer key refresh failed: serving cached keys'), 'a failed refresh', 10_000)
+    keysDown = false
+    const before = await refreshed()
+    // Discovery still down: the refreshes go on at the jwks_uri it named.
+    await expect.poll(refreshed, { timeout: 10_000, interval: 250 }).toBeGreaterThan(before)
+  })
+})
+
 describe('a provider that moves its jwks_uri', () => {
   it('the new jwks_uri of its discovery document is followed once the old one fails', async () => {
     // A provider whose discovery document the test rewrites: keys at /keys-a, then at /keys-b only.
