@@ -103,7 +103,6 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
       // again (a stalled body costing each request the whole timeout).
       const body = await boundedText(response, 'the JWKS endpoint')
       assertKeySet(body)
-      lastError = null
       return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } })
     } catch (err) {
       // Kept for the cool-down's 503 that follows, which says why (a probe found it saying only
