@@ -171,7 +171,9 @@ const jwtIssuer = z.strictObject({
   algorithms: z.array(algorithm).min(1).default(['RS256', 'ES256']),
   clock_tolerance: duration.prefault('30s'),
   required_claims: z.array(z.string().min(1)).default([]),
-  jwks_refresh_interval: timer.prefault('5m'),
+  // 0s scheduled the next refresh at once after each one: a gateway fetched the JWKS ~250 times a
+  // second for good (a probe), and cached no verified token (their life is bounded by it).
+  jwks_refresh_interval: timer.refine((ms) => ms >= 1_000, 'at least 1s: each refresh fetches the keys from the provider').prefault('5m'),
   jwks_cooldown: timer.prefault('30s'),
   /** AWS Cognito access tokens carry no aud: then client_id must be one of the audiences. */
   client_id_audience: z.boolean().default(false),

@@ -16,6 +16,12 @@ import type { IssuerConfig } from '../config/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 
 const FETCH_TIMEOUT_MS = 5_000
+/**
+ * A key set or discovery document larger than this is not one: real ones are a few KB, and 1,000
+ * RSA keys with their certificate chains stay under it. Read unbounded, a provider (or a proxy in
+ * front of it) streaming a large body had the gateway hold it all in memory for the 5 s timeout.
+ */
+export const MAX_PROVIDER_DOCUMENT_BYTES = 4 * 1024 * 1024
 const FIRST_RETRY_MS = 500
 const MAX_RETRY_MS = 30_000
 
@@ -72,6 +78,9 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
   const firstAttempt = new Promise<void>((resolve) => (attemptedNow = resolve))
   let lastFailureAt = Number.NEGATIVE_INFINITY
   let fromScheduler = false
+  /** The jwks_uri discovery named, when the config names none; and whether to ask again (movedKeySet). */
+  let discoveredJwksUri: string | undefined
+  let rediscover = false
   let retryDelay = FIRST_RETRY_MS
   let timer: NodeJS.Timeout | undefined
   let closed = false
@@ -85,17 +94,21 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
       const response = await fetch(url, init)
       if (response.status !== 200) {
         lastFailureAt = Date.now()
+        lastError = `the JWKS endpoint answered HTTP ${response.status}`
         return response
       }
       // A 200 is a success only once its body is a key set jose can use: read here, under jose's
       // timeout (init.signal). The probe found an error JSON, an HTML page or a body that stalls
       // after its headers counted as a success, so no cool-down began and every unknown kid fetched
       // again (a stalled body costing each request the whole timeout).
-      const body = await response.text()
+      const body = await boundedText(response, 'the JWKS endpoint')
       assertKeySet(body)
       return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } })
     } catch (err) {
+      // Kept for the cool-down's 503 that follows, which says why (a probe found it saying only
+      // "the last fetch failed" after a fetch a token's unknown kid started).
       lastFailureAt = Date.now()
+      lastError = describeFetchError(err)
       throw err
     }
   }
@@ -108,19 +121,50 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     timer.unref()
   }
 
+  function remoteKeySet(jwksUri: string): RemoteKeySet {
+    return createRemoteJWKSet(new URL(jwksUri), {
+      cooldownDuration: config.jwks_cooldown,
+      cacheMaxAge: Number.POSITIVE_INFINITY,
+      timeoutDuration: FETCH_TIMEOUT_MS,
+      [customFetch]: gatedFetch,
+    })
+  }
+
+  /**
+   * After a failed refresh of keys found through discovery, the discovery document is read again:
+   * a provider that moved its jwks_uri (the old one 404) was otherwise served from the old keys
+   * until a restart, each new kid a 503. The cached keys keep serving until the new URI's load.
+   */
+  async function movedKeySet(): Promise<RemoteKeySet | undefined> {
+    let jwksUri: string
+    try {
+      jwksUri = await discoverJwksUri(config.issuer)
+    } catch {
+      // Discovery down says nothing of the keys: they are fetched where they were.
+      return undefined
+    }
+    if (jwksUri === discoveredJwksUri) return undefined
+    const moved = remoteKeySet(jwksUri)
+    fromScheduler = true
+    await moved.reload()
+    logger.info({ issuer: config.name, from: discoveredJwksUri, to: jwksUri }, 'issuer jwks_uri moved')
+    discoveredJwksUri = jwksUri
+    return moved
+  }
+
   async function load(): Promise<void> {
     try {
-      if (!keySet) {
-        const jwksUri = config.jwks_uri ?? (await discoverJwksUri(config.issuer))
-        keySet = createRemoteJWKSet(new URL(jwksUri), {
-          cooldownDuration: config.jwks_cooldown,
-          cacheMaxAge: Number.POSITIVE_INFINITY,
-          timeoutDuration: FETCH_TIMEOUT_MS,
-          [customFetch]: gatedFetch,
-        })
+      const moved = rediscover ? await movedKeySet() : undefined
+      if (moved) keySet = moved
+      else {
+        if (!keySet) {
+          if (config.jwks_uri === undefined) discoveredJwksUri = await discoverJwksUri(config.issuer)
+          keySet = remoteKeySet(config.jwks_uri ?? (discoveredJwksUri as string))
+        }
+        fromScheduler = true
+        await keySet.reload()
       }
-      fromScheduler = true
-      await keySet.reload()
+      rediscover = false
       if (state !== 'ready') logger.info({ issuer: config.name }, 'issuer keys loaded')
       state = 'ready'
       lastError = null
@@ -131,10 +175,13 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     } catch (err) {
       lastFailureAt = Date.now()
       lastError = describeFetchError(err)
+      rediscover = discoveredJwksUri !== undefined && keySet !== undefined
       const cached = keySet?.jwks() !== undefined
       state = cached ? 'ready' : 'unavailable'
       // The next attempt is scheduled before the failure is reported: reporting must not stop retries.
-      schedule(cached ? config.jwks_cooldown : retryDelay)
+      // With cached keys, no sooner than the cool-down, and backing off as without: a 0s
+      // jwks_cooldown retried a failing provider at once, tens of fetches and log lines a second.
+      schedule(cached ? Math.max(config.jwks_cooldown, retryDelay) : retryDelay)
       retryDelay = Math.min(retryDelay * 2, MAX_RETRY_MS)
       events.failed(config.name)
       const message = cached ? 'issuer key refresh failed: serving cached keys' : 'issuer keys unavailable: retrying'
@@ -180,6 +227,26 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
   }
 }
 
+/** The body as text, or an error once it passes MAX_PROVIDER_DOCUMENT_BYTES (the rest is not read). */
+async function boundedText(response: Response, what: string): Promise<string> {
+  const declared = Number(response.headers.get('content-length'))
+  if (declared > MAX_PROVIDER_DOCUMENT_BYTES) {
+    await response.body?.cancel()
+    throw new Error(`${what} answered ${declared} bytes, more than the ${MAX_PROVIDER_DOCUMENT_BYTES} a key set or discovery document may have`)
+  }
+  const chunks: Uint8Array[] = []
+  let bytes = 0
+  // Leaving the loop by a throw cancels the stream: the connection is closed, the rest never read.
+  for await (const chunk of response.body ?? []) {
+    bytes += chunk.length
+    if (bytes > MAX_PROVIDER_DOCUMENT_BYTES) {
+      throw new Error(`${what} answered more than the ${MAX_PROVIDER_DOCUMENT_BYTES} bytes a key set or discovery document may have`)
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks, bytes).toString('utf8')
+}
+
 /** Throws unless the body is JSON that jose takes as a JSON Web Key Set (RFC 7517 §5). */
 function assertKeySet(body: string): void {
   let json: unknown
@@ -200,7 +267,13 @@ async function discoverJwksUri(issuer: string): Promise<string> {
   const url = `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`
   const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers: { accept: 'application/json' } })
   if (response.status !== 200) throw new Error(`discovery at ${url} answered ${response.status}`)
-  const document = (await response.json()) as { issuer?: unknown; jwks_uri?: unknown }
+  let document: { issuer?: unknown; jwks_uri?: unknown }
+  try {
+    document = JSON.parse(await boundedText(response, `discovery at ${url}`)) as typeof document
+  } catch (err) {
+    if (err instanceof SyntaxError) throw new Error(`discovery at ${url} answered 200 with a body that is not JSON`, { cause: err })
+    throw err
+  }
   if (document.issuer !== issuer) {
     throw new Error(`discovery at ${url} names issuer ${JSON.stringify(document.issuer)}, not the configured "${issuer}"`)
   }

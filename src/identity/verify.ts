@@ -291,10 +291,22 @@ async function candidateKeys(getKey: JWTVerifyGetKey, header: ProtectedHeaderPar
   } catch (err) {
     if (!(err instanceof jose.JWKSMultipleMatchingKeys)) throw err
     const keys: IssuerKey[] = []
-    for await (const key of err as unknown as AsyncIterable<IssuerKey>) keys.push(key)
+    for await (const key of err as unknown as AsyncIterable<IssuerKey>) {
+      if (keys.length === MAX_KEYS_WITHOUT_KID) throw new TooManyKeysWithoutKid()
+      keys.push(key)
+    }
     return keys
   }
 }
+
+/**
+ * A token with no kid is tried against each key of its algorithm, up to this many: a JWKS of 1,000
+ * keys (a probe) made every token without a kid cost 1,000 signature checks, an unauthenticated
+ * caller's way to spend the gateway's CPU. Providers publish a handful of keys at a time.
+ */
+const MAX_KEYS_WITHOUT_KID = 10
+
+class TooManyKeysWithoutKid extends Error {}
 
 /**
  * Key lookup failures: a kid the issuer lacks after a fetch that worked is the token's problem; a
@@ -303,6 +315,9 @@ async function candidateKeys(getKey: JWTVerifyGetKey, header: ProtectedHeaderPar
  * same token: a client could not tell "retry later" from "your token is bad" (a probe).
  */
 function translate(err: unknown, rule: IssuerRule): GatewayError {
+  if (err instanceof TooManyKeysWithoutKid) {
+    return unauthorized('key_not_found', `The token names no kid, and issuer "${rule.config.name}" has more than ${MAX_KEYS_WITHOUT_KID} keys for its algorithm: a token must name its key.`)
+  }
   if (err instanceof jose.JWKSNoMatchingKey) {
     return unauthorized('key_not_found', `Issuer "${rule.config.name}" has no key with this token's kid (its keys were refreshed, the key is gone or was never there).`)
   }

@@ -19,7 +19,10 @@ beforeAll(async () => {
     server: { max_token_bytes: 1024 },
     admin: { token: ADMIN },
     issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE], token_types: ['at+jwt'] }],
-    roles: [{ name: 'everyone', assumed_by: [{ issuer: 'corp' }], policies: ['all'] }],
+    roles: [
+      { name: 'everyone', assumed_by: [{ issuer: 'corp' }], policies: ['all'] },
+      { name: 'admins', assumed_by: [{ issuer: 'corp', claims: { groups: 'admins' } }, { issuer: 'corp', claims: { groups: 'sec-*' } }], policies: ['all'] },
+    ],
     policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['GET'], routes: ['*'] }] }],
     upstreams: [{ name: 'svc', url: upstream.url }],
     routes: [{ id: 'svc', methods: ['GET'], path: '/svc', upstream: 'svc' }],
@@ -105,5 +108,20 @@ describe('explain refuses what the gateway refuses before any key', () => {
     const r = await both(await idp.mint({ sub: 'u', deep }))
     expect(r.real).toEqual({ status: 401, code: 'malformed_token' })
     expect(r.explained).toEqual(r.real)
+  })
+})
+
+describe('explain of a token with many groups', () => {
+  it('a groups claim of 10,000 entries is cut in each trust rule\'s why, saying how many there are', async () => {
+    const groups = Array.from({ length: 10_000 }, (_, i) => `group-${i}`)
+    const e = await explain({ claims: { iss: idp.issuer, aud: AUDIENCE, sub: 'many', exp: 4_102_444_800, groups } })
+    const admins = e.roles.find((r) => r.role === 'admins')
+    expect(admins?.held).toBe(false)
+    for (const rule of admins?.rules ?? []) {
+      // Before: the whole claim, 149 KB, in each rule's line.
+      expect(rule.why).toMatch(/^claim groups \(10000 values\) is \["group-0","group-1",.*…\(truncated, \d+ chars\), not "(admins|sec-\*)"$/)
+      expect(rule.why?.length).toBeLessThan(400)
+    }
+    expect(admins?.rules).toHaveLength(2)
   })
 })

@@ -1,5 +1,9 @@
 // Signing keys over time, with real providers: rotation without a gateway restart, the provider
 // going down, a gateway that starts while a provider is down, two issuers at once.
+import { once } from 'node:events'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { importJWK, SignJWT } from 'jose'
 import { request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { closedPort } from '../helpers/faults.ts'
@@ -97,6 +101,133 @@ describe('the provider going down', () => {
     const readyz = await request(`${gateway.adminUrl}/readyz`)
     expect(readyz.statusCode).toBe(200)
     await readyz.body.dump()
+  })
+})
+
+describe('a failing provider with jwks_cooldown: 0s', () => {
+  it('failed refreshes back off (0.5 s, doubling) instead of retrying at once', async () => {
+    const idp = await provider()
+    const gateway = await setup([{ name: 'corp', issuer: idp.issuer, jwks_refresh_interval: '1s', jwks_cooldown: '0s' }])
+    await ready(gateway, 'corp')
+    await idp.stop()
+    const failures = () => gateway.logs.join('').split('\n').filter((line) => line.includes('issuer key refresh failed: serving cached keys'))
+    await waitFor(() => failures().length >= 3, 'three failed refreshes', 15_000)
+    const times = failures().slice(0, 3).map((line) => Date.parse((JSON.parse(line) as { time: string }).time))
+    // Before: each failure scheduled the next at once (tens a second, each a log line).
+    expect((times[2] as number) - (times[0] as number)).toBeGreaterThanOrEqual(1_400)
+    expect((await statusOf(gateway, await idp.mint({}))).status).toBe(200)
+  })
+})
+
+describe('a JWKS of 1,000 keys', () => {
+  it('a token naming no kid is refused, not checked against each key; one naming its kid is verified', async () => {
+    const key = await signingKey('k-0', 'ES256')
+    const stranger = await signingKey('stranger', 'ES256')
+    const server = createServer((_req, res) => {
+      const keys = Array.from({ length: 1_000 }, (_, i) => ({ ...key.publicJwk, kid: `k-${i}` }))
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }))
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    closeLater(async () => {
+      server.closeAllConnections()
+      server.close()
+      await once(server, 'close')
+    })
+    const issuer = 'https://many-keys.test'
+    const gateway = await setup([{ name: 'many', issuer, jwks_uri: `http://127.0.0.1:${(server.address() as AddressInfo).port}/keys` }])
+    await ready(gateway, 'many')
+    const mint = async (signer: typeof key, kid: string | undefined) => {
+      const now = Math.floor(Date.now() / 1000)
+      return new SignJWT({ iss: issuer, aud: AUDIENCE, sub: 'many', iat: now, exp: now + 300 })
+        .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', ...(kid === undefined ? {} : { kid }) })
+        .sign(await importJWK(signer.privateJwk, 'ES256'))
+    }
+    expect((await statusOf(gateway, await mint(key, 'k-999'))).status).toBe(200)
+    // Before: 1,000 signature checks for each such token, then signature_invalid.
+    const res = await request(`${gateway.url}/x`, { headers: { authorization: `Bearer ${await mint(stranger, undefined)}` } })
+    expect(res.statusCode).toBe(401)
+    expect(await res.body.json()).toMatchObject({ code: 'key_not_found', detail: expect.stringContaining('names no kid') })
+    expect(res.headers['www-authenticate']).toMatch(/^Bearer error="invalid_token", error_description="The token names no kid/)
+  })
+})
+
+describe('a discovery document down after a failed refresh', () => {
+  it('the keys are still refreshed where they were', async () => {
+    const key = await signingKey('stays', 'ES256')
+    let keysDown = false
+    let discoveryDown = false
+    const server = createServer((req, res) => {
+      const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+      if (req.url === '/.well-known/openid-configuration' && !discoveryDown) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer, jwks_uri: `${issuer}/keys` }))
+      } else if (req.url === '/keys' && !keysDown) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [key.publicJwk] }))
+      } else res.writeHead(503).end()
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    closeLater(async () => {
+      server.closeAllConnections()
+      server.close()
+      await once(server, 'close')
+    })
+    const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const gateway = await setup([{ name: 'steady', issuer, jwks_refresh_interval: '1s', jwks_cooldown: '1s' }])
+    await ready(gateway, 'steady')
+    const refreshed = async () => {
+      const text = await (await request(`${gateway.adminUrl}/metrics`)).body.text()
+      return Number(/^bouncer_jwks_refreshes_total\{issuer="steady",result="ok"\} (\d+)$/m.exec(text)?.[1] ?? 0)
+    }
+    keysDown = true
+    discoveryDown = true
+    await waitFor(() => gateway.logs.join('').includes('issuer key refresh failed: serving cached keys'), 'a failed refresh', 10_000)
+    keysDown = false
+    const before = await refreshed()
+    // Discovery still down: the refreshes go on at the jwks_uri it named.
+    await expect.poll(refreshed, { timeout: 10_000, interval: 250 }).toBeGreaterThan(before)
+  })
+})
+
+describe('a provider that moves its jwks_uri', () => {
+  it('the new jwks_uri of its discovery document is followed once the old one fails', async () => {
+    // A provider whose discovery document the test rewrites: keys at /keys-a, then at /keys-b only.
+    const before = await signingKey('before-move', 'ES256')
+    const after = await signingKey('after-move', 'ES256')
+    let keysPath = '/keys-a'
+    const server = createServer((req, res) => {
+      const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+      if (req.url === '/.well-known/openid-configuration') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer, jwks_uri: `${issuer}${keysPath}` }))
+      } else if (req.url === keysPath) {
+        const key = keysPath === '/keys-a' ? before : after
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [key.publicJwk] }))
+      } else res.writeHead(404).end()
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    closeLater(async () => {
+      server.closeAllConnections()
+      server.close()
+      await once(server, 'close')
+    })
+    const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const mint = async (key: typeof before) => {
+      const now = Math.floor(Date.now() / 1000)
+      return new SignJWT({ iss: issuer, aud: AUDIENCE, sub: 'moved', iat: now, exp: now + 300 })
+        .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'at+jwt' })
+        .sign(await importJWK(key.privateJwk, 'ES256'))
+    }
+    const gateway = await setup([{ name: 'moving', issuer, jwks_refresh_interval: '1s', jwks_cooldown: '1s' }])
+    await ready(gateway, 'moving')
+    expect((await statusOf(gateway, await mint(before))).status).toBe(200)
+
+    keysPath = '/keys-b'
+    const token = await mint(after)
+    // Before: the old jwks_uri answered 404 at every refresh, the cached keys served, and the new
+    // key was a 503 until a restart.
+    await expect.poll(async () => (await statusOf(gateway, token)).status, { timeout: 10_000, interval: 250 }).toBe(200)
+    await waitFor(() => gateway.logs.join('').includes('issuer jwks_uri moved'), 'the move logged', 5_000)
   })
 })
 

@@ -11,14 +11,17 @@ import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ISSUER = 'https://issuer-c.test'
-type Mode = 'good' | 'not-jwks' | 'html' | 'slow-body'
+type Mode = 'good' | 'not-jwks' | 'html' | 'slow-body' | 'endless'
 
-/** A JWKS endpoint we control: `mode` decides what it answers; it counts fetches. */
-interface KeyServer { url: string; fetches: number; mode: Mode; close(): Promise<void> }
+/** A JWKS endpoint we control: `mode` decides what it answers; it counts fetches, and the bytes an endless answer got out. */
+interface KeyServer { url: string; fetches: number; mode: Mode; endlessBytes: number; endlessClosed: Promise<void>; close(): Promise<void> }
+
+/** 64 KB of JSON that keeps a key set open: `{"x":"aaa…"},` repeated. */
+const ENDLESS_CHUNK = Buffer.from(`{"x":"${'a'.repeat(65_520)}"},`)
 
 async function startKeyServer(publicJwks: object): Promise<KeyServer> {
   const held = new Set<ServerResponse>()
-  const state: KeyServer = { url: '', fetches: 0, mode: 'good', close: async () => {} }
+  const state: KeyServer = { url: '', fetches: 0, mode: 'good', endlessBytes: 0, endlessClosed: Promise.resolve(), close: async () => {} }
   const server: Server = createServer((_req, res) => {
     state.fetches++
     if (state.mode === 'good') {
@@ -27,6 +30,19 @@ async function startKeyServer(publicJwks: object): Promise<KeyServer> {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"error":"temporarily_unavailable"}')
     } else if (state.mode === 'html') {
       res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>Bad gateway</body></html>')
+    } else if (state.mode === 'endless') {
+      // A body that never ends, as fast as the gateway reads it (a misrouted file download).
+      state.endlessClosed = once(res, 'close').then(() => {})
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.write('{"keys":[')
+      const pump = () => {
+        while (!res.destroyed && res.write(ENDLESS_CHUNK)) state.endlessBytes += ENDLESS_CHUNK.length
+      }
+      res.on('drain', () => {
+        state.endlessBytes += ENDLESS_CHUNK.length
+        pump()
+      })
+      pump()
     } else {
       // Headers at once, then a body that never ends (a stuck proxy).
       res.writeHead(200, { 'content-type': 'application/json' })
@@ -123,6 +139,20 @@ describe('a JWKS endpoint answering 200 with something that is not a key set', (
   }, 30_000)
 })
 
+describe('the cool-down after a failed fetch', () => {
+  it.each([['html', 'not JSON'], ['not-jwks', 'not a key set']] as const)('200 %s: its 503 says why the last fetch failed', async (mode, why) => {
+    await switchTo(mode)
+    try {
+      expect(await call(await mint({}, { kid: `why-${mode}-1` }))).toMatchObject({ status: 503 })
+      const res = await request(`${gateway.url}/data/x`, { headers: { authorization: `Bearer ${await mint({}, { kid: `why-${mode}-2` })}` } })
+      expect(res.statusCode).toBe(503)
+      expect(((await res.body.json()) as { detail: string }).detail).toContain(why)
+    } finally {
+      keys.mode = 'good'
+    }
+  }, 30_000)
+})
+
 describe('a JWKS endpoint whose answer stalls after its headers', () => {
   it('3 unknown kids one after another: one fetch, then the cool-down answers at once', async () => {
     await switchTo('slow-body')
@@ -140,4 +170,22 @@ describe('a JWKS endpoint whose answer stalls after its headers', () => {
       keys.mode = 'good'
     }
   }, 40_000)
+})
+
+describe('a JWKS endpoint whose answer never ends, at full speed', () => {
+  it('is read up to its bound and dropped, not held in memory for the whole timeout', async () => {
+    await switchTo('endless')
+    try {
+      keys.endlessBytes = 0
+      const res = await request(`${gateway.url}/data/x`, { headers: { authorization: `Bearer ${await mint({}, { kid: 'endless-1' })}` } })
+      expect(res.statusCode).toBe(503)
+      expect(await res.body.json()).toMatchObject({ code: 'identity_provider_unavailable', detail: expect.stringContaining('more than the 4194304 bytes') })
+      // The gateway closed the connection once past the bound (4 MB), well before the 5 s timeout;
+      // unbounded it read on until then, hundreds of MB on 127.0.0.1.
+      await keys.endlessClosed
+      expect(keys.endlessBytes).toBeLessThan(16 * 1024 * 1024)
+    } finally {
+      keys.mode = 'good'
+    }
+  }, 30_000)
 })

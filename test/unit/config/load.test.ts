@@ -135,6 +135,13 @@ roles:
     expect(lines[1]).toContain('algorithm "HS256" is not allowed')
   })
 
+  it('refuses a jwks_refresh_interval under 1s: 0s refetched the keys in a loop', () => {
+    const issuer = (interval: string) => `issuers:\n  - { name: a, issuer: "https://x/", audiences: [b], jwks_refresh_interval: ${interval} }\n`
+    expect(check(issuer('0s')).lines).toEqual(['bouncer.yaml:2:77: issuers[0].jwks_refresh_interval: at least 1s: each refresh fetches the keys from the provider'])
+    expect(check(issuer('500ms')).loaded.config).toBeUndefined()
+    expect(check(issuer('1s')).lines).toEqual([])
+  })
+
   it('refuses upstream headers the gateway owns', () => {
     const { lines } = check(BASE.replace('    url: http://127.0.0.1:9500', '    url: http://127.0.0.1:9500\n    headers: { X-Forwarded-For: 1.2.3.4, X-Bouncer-Assertion: x }'))
     expect(lines).toEqual([
