@@ -21,6 +21,7 @@ const OID = {
   keyUsage: '2.5.29.15',
   basicConstraints: '2.5.29.19',
   nameConstraints: '2.5.29.30',
+  netscapeCertType: '2.16.840.1.113730.1.1',
 } as const
 
 /**
@@ -41,7 +42,10 @@ const UNDERSTOOD_CRITICAL: ReadonlySet<string> = new Set([
 ])
 
 /** keyUsage bits of its first octet (RFC 5280 §4.2.1.3). */
-const KEY_USAGE = { digitalSignature: 0x80, keyAgreement: 0x08 } as const
+const KEY_USAGE = { digitalSignature: 0x80, keyAgreement: 0x08, keyCertSign: 0x04 } as const
+
+/** Netscape cert type bits (OpenSSL's NS_SSL_CLIENT, NS_ANY_CA). */
+const NETSCAPE_CERT_TYPE = { sslClient: 0x80, anyCa: 0x07 } as const
 
 export function verifyCertificatePath(leaf: X509Certificate, presented: readonly X509Certificate[], trusted: readonly X509Certificate[]): PathVerdict {
   const trustedPrints = new Set(trusted.map((ca) => ca.fingerprint256))
@@ -60,7 +64,7 @@ export function verifyCertificatePath(leaf: X509Certificate, presented: readonly
     if (path.length === 1) return { ok: false, code: issuedBy(leaf, leaf) ? 'DEPTH_ZERO_SELF_SIGNED_CERT' : 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' }
     return { ok: false, code: issuedBy(current, current) ? 'SELF_SIGNED_CERT_IN_CHAIN' : 'UNABLE_TO_GET_ISSUER_CERT' }
   }
-  const refused = refusedByExtensions(path, trustedPrints)
+  const refused = refusedByExtensions(path)
   return refused === null ? { ok: true, path } : { ok: false, code: refused }
 }
 
@@ -78,7 +82,7 @@ function issuerAmong(child: X509Certificate, candidates: readonly X509Certificat
 }
 
 /** OpenSSL's check_chain_extensions and the sslclient purpose, over a chain already linked by signatures. */
-function refusedByExtensions(path: readonly X509Certificate[], trustedPrints: ReadonlySet<string>): string | null {
+function refusedByExtensions(path: readonly X509Certificate[]): string | null {
   let intermediatesBelow = 0
   for (const [depth, certificate] of path.entries()) {
     let extensions: Extensions
@@ -98,15 +102,31 @@ function refusedByExtensions(path: readonly X509Certificate[], trustedPrints: Re
     // Name constraints bind the names of every certificate below; this path does not evaluate them, so it refuses rather than ignore them.
     if (extensions.nameConstraints) return 'NAME_CONSTRAINTS_UNCHECKED'
     const selfSignedRoot = depth === path.length - 1 && issuedBy(certificate, certificate)
-    if (!certificate.ca && !(selfSignedRoot && trustedPrints.has(certificate.fingerprint256) && !extensions.basicConstraints)) return 'INVALID_CA'
+    if (!isCa(certificate, extensions)) return 'INVALID_CA'
     if (extensions.pathLength !== null && intermediatesBelow > extensions.pathLength) return 'PATH_LENGTH_EXCEEDED'
     if (!selfSignedRoot) intermediatesBelow++
   }
   return null
 }
 
+/**
+ * May this certificate sign others — OpenSSL's check_ca, trusted or not: a keyUsage must have
+ * keyCertSign; basicConstraints, where present, decides; without it only a v1 self-signed root, a
+ * keyUsage (with keyCertSign) or a Netscape CA type make a CA. A trusted v3 client certificate
+ * without basicConstraints is no CA: whoever holds its key could otherwise sign any identity under it.
+ */
+function isCa(certificate: X509Certificate, extensions: Extensions): boolean {
+  if (extensions.keyUsage !== null && (extensions.keyUsage & KEY_USAGE.keyCertSign) === 0) return false
+  if (extensions.basicConstraints) return certificate.ca
+  if (extensions.version1 && issuedBy(certificate, certificate)) return true
+  if (extensions.keyUsage !== null) return true
+  return extensions.netscapeCertType !== null && (extensions.netscapeCertType & NETSCAPE_CERT_TYPE.anyCa) !== 0
+}
+
 /** What the chain checks read of a certificate's extensions (RFC 5280 §4.1, §4.2). */
 interface Extensions {
+  /** An X.509 v1 certificate (no version field, or 0): it has no extensions. */
+  readonly version1: boolean
   readonly critical: readonly string[]
   /** The first octet of keyUsage's bits; null without the extension. */
   readonly keyUsage: number | null
@@ -114,6 +134,8 @@ interface Extensions {
   /** basicConstraints' pathLenConstraint; null when absent. */
   readonly pathLength: number | null
   readonly nameConstraints: boolean
+  /** The first octet of the Netscape cert type's bits; null without the extension. */
+  readonly netscapeCertType: number | null
 }
 
 interface Tlv {
@@ -169,12 +191,16 @@ function oidText(der: Buffer, oid: Tlv): string {
 function extensionsOf(der: Buffer): Extensions {
   const certificate = tlv(der, 0, der.length)
   const tbs = children(der, certificate)[0]
-  const wrapper = tbs === undefined ? undefined : children(der, tbs).find((field) => field.tag === 0xa3)
+  const fields = tbs === undefined ? [] : children(der, tbs)
+  const version = fields[0]?.tag === 0xa0 ? tlv(der, fields[0].start, fields[0].end) : undefined
+  const version1 = version === undefined || (version.end - version.start === 1 && der[version.start] === 0)
+  const wrapper = fields.find((field) => field.tag === 0xa3)
   const critical: string[] = []
   let keyUsage: number | null = null
   let basicConstraints = false
   let pathLength: number | null = null
   let nameConstraints = false
+  let netscapeCertType: number | null = null
   const list = wrapper === undefined ? [] : children(der, children(der, wrapper)[0] as Tlv)
   for (const extension of list) {
     const [id, second, third] = children(der, extension)
@@ -193,7 +219,10 @@ function extensionsOf(der: Buffer): Extensions {
       if (length !== undefined) pathLength = length.end - length.start > 4 ? Number.MAX_SAFE_INTEGER : der.readUIntBE(length.start, Math.max(1, length.end - length.start))
     } else if (oid === OID.nameConstraints) {
       nameConstraints = true
+    } else if (oid === OID.netscapeCertType) {
+      const bits = tlv(der, value.start, value.end)
+      netscapeCertType = bits.end - bits.start >= 2 ? (der[bits.start + 1] as number) : 0
     }
   }
-  return { critical, keyUsage, basicConstraints, pathLength, nameConstraints }
+  return { version1, critical, keyUsage, basicConstraints, pathLength, nameConstraints, netscapeCertType }
 }

@@ -317,38 +317,57 @@ describe('the forwarded chain check, beside the TLS handshake', () => {
     sign('underServerCa', 'intEkuServer', 'extendedKeyUsage=clientAuth\n')
     sign('underNotCa', 'intNotCa', 'extendedKeyUsage=clientAuth\n')
     sign('tooDeep', 'intUnder', 'extendedKeyUsage=clientAuth\n')
+    sign('intNoCertSign', 'root', 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,digitalSignature\n')
+    sign('underNoCertSign', 'intNoCertSign', 'extendedKeyUsage=clientAuth\n')
+    // A client's own v3 certificate pinned as trusted (no basicConstraints): its key signs no one.
+    writeFileSync(join(dir, 'pinned.ext'), 'extendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\n')
+    openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=pinned', '-keyout', 'pinned.key', '-out', 'pinned.csr'])
+    openssl(['x509', '-req', '-in', 'pinned.csr', '-signkey', 'pinned.key', '-days', '10', '-extfile', 'pinned.ext', '-out', 'pinned.crt'])
+    sign('underPinned', 'pinned', 'extendedKeyUsage=clientAuth\n')
   })
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
   it('accepts and refuses the certificates a handshake accepts and refuses', async () => {
-    const cases: Array<[string, string[]]> = [
+    // [leaf, the chain sent with it, the trusted CA (root unless named)]
+    const cases: Array<[string, string[], string?]> = [
       ['leafOk', ['intOk']], ['leafKeyAgreement', ['intOk']], ['leafKeyEncipherment', ['intOk']], ['leafServer', ['intOk']],
       ['leafAnyUsage', ['intOk']], ['leafPlain', ['intOk']], ['leafUnknownCritical', ['intOk']],
       ['underServerCa', ['intEkuServer']], ['underNotCa', ['intNotCa']], ['tooDeep', ['intUnder', 'intPath0']], ['leafOk', []],
+      ['underNoCertSign', ['intNoCertSign']], ['pinned', [], 'pinned'], ['underPinned', [], 'pinned'], ['underPinned', ['pinned'], 'pinned'],
     ]
-    const listener = createTlsServer({ cert: readFileSync(made('server')), key: readFileSync(join(dir, 'server.key')), ca: readFileSync(made('root')), requestCert: true, rejectUnauthorized: false }, (socket) => {
-      socket.end(socket.authorized ? 'accepted' : 'refused')
-    })
-    listener.listen(0, '127.0.0.1')
-    await once(listener, 'listening')
-    const { port } = listener.address() as AddressInfo
+    const listeners = new Map<string, number>()
+    /** A TLS listener trusting `anchor` alone, as the gateway's own asks for a client certificate. */
+    async function listenerTrusting(anchor: string): Promise<number> {
+      const known = listeners.get(anchor)
+      if (known !== undefined) return known
+      const listener = createTlsServer({ cert: readFileSync(made('server')), key: readFileSync(join(dir, 'server.key')), ca: readFileSync(made(anchor)), requestCert: true, rejectUnauthorized: false }, (socket) => {
+        socket.end(socket.authorized ? 'accepted' : 'refused')
+      })
+      listener.listen(0, '127.0.0.1')
+      await once(listener, 'listening')
+      opened.push(listener)
+      const { port } = listener.address() as AddressInfo
+      listeners.set(anchor, port)
+      return port
+    }
+    const opened: Array<ReturnType<typeof createTlsServer>> = []
     try {
       const verdicts: Array<[string, string, string]> = []
-      for (const [leaf, chain] of cases) {
+      for (const [leaf, chain, anchor = 'root'] of cases) {
         const cert = Buffer.concat([leaf, ...chain].map((name) => readFileSync(made(name))))
-        const socket = tlsConnect({ port, host: '127.0.0.1', servername: 'localhost', ca: readFileSync(made('root')), cert, key: readFileSync(join(dir, `${leaf}.key`)) })
+        const socket = tlsConnect({ port: await listenerTrusting(anchor), host: '127.0.0.1', servername: 'localhost', ca: readFileSync(made('root')), cert, key: readFileSync(join(dir, `${leaf}.key`)) })
         let handshake = ''
         socket.on('data', (chunk: Buffer) => (handshake += chunk.toString()))
         await once(socket, 'end')
-        const forwarded = verifyCertificatePath(new X509Certificate(readFileSync(made(leaf))), chain.map((name) => new X509Certificate(readFileSync(made(name)))), [new X509Certificate(readFileSync(made('root')))])
-        verdicts.push([`${leaf} via ${chain.join(', ') || 'nothing'}`, handshake, forwarded.ok ? 'accepted' : 'refused'])
+        const forwarded = verifyCertificatePath(new X509Certificate(readFileSync(made(leaf))), chain.map((name) => new X509Certificate(readFileSync(made(name)))), [new X509Certificate(readFileSync(made(anchor)))])
+        verdicts.push([`${leaf} via ${chain.join(', ') || 'nothing'}${anchor === 'root' ? '' : ` (trusting ${anchor})`}`, handshake, forwarded.ok ? 'accepted' : 'refused'])
       }
       expect(verdicts.filter(([, handshake, forwarded]) => handshake !== forwarded)).toEqual([])
-      expect(verdicts.filter(([, handshake]) => handshake === 'accepted').map(([name]) => name)).toEqual(['leafOk via intOk', 'leafKeyAgreement via intOk', 'leafPlain via intOk'])
+      expect(verdicts.filter(([, handshake]) => handshake === 'accepted').map(([name]) => name)).toEqual(['leafOk via intOk', 'leafKeyAgreement via intOk', 'leafPlain via intOk', 'pinned via nothing (trusting pinned)'])
     } finally {
-      listener.close()
+      for (const listener of opened) listener.close()
     }
   })
 })

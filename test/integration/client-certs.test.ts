@@ -271,4 +271,16 @@ describe('bouncer check', () => {
       'server.forwarded_client_cert.chain_header: chain_header must be another field than header: the certificate and its chain are two fields',
     ])
   })
+
+  it("warns of an x509 issuer's ca that forwarded certificates are checked against as it warns of client_ca: no CA, or expired", () => {
+    const warnings = (config: Record<string, unknown>) =>
+      loadConfigText(stringify(config), join(pki.dir, 'check.yaml')).diagnostics.filter((d) => d.severity === 'warning').map((d) => `${d.path.join('.')}: ${d.message}`)
+    const server = { trusted_proxies: ['10.0.0.10/32'], forwarded_client_cert: {} }
+    // A client's own certificate pinned as the issuer's ca: it is accepted itself, and signs no one.
+    expect(warnings({ server, issuers: [{ name: 'mesh', type: 'x509', ca: certs.expired.cert }], upstreams, routes: [route] })).toEqual([
+      `issuers.0.ca: "CN=expired" in ${certs.expired.cert} is not a CA certificate (basicConstraints CA:TRUE): only a client presenting that very certificate would be accepted`,
+      `issuers.0.ca: "CN=expired" in ${certs.expired.cert} expired at 2020-01-02T00:00:00.000Z: every client certificate it signed is refused`,
+    ])
+    expect(warnings({ server, issuers: [{ name: 'mesh', type: 'x509', ca: pki.ca.cert }], upstreams, routes: [route] })).toEqual([])
+  })
 })
