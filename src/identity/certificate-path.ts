@@ -64,8 +64,43 @@ export function verifyCertificatePath(leaf: X509Certificate, presented: readonly
     if (path.length === 1) return { ok: false, code: issuedBy(leaf, leaf) ? 'DEPTH_ZERO_SELF_SIGNED_CERT' : 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' }
     return { ok: false, code: issuedBy(current, current) ? 'SELF_SIGNED_CERT_IN_CHAIN' : 'UNABLE_TO_GET_ISSUER_CERT' }
   }
-  const refused = refusedByExtensions(path)
+  const refused = refusedByExtensions(path) ?? refusedBySecurityLevel(path)
   return refused === null ? { ok: true, path } : { ok: false, code: refused }
+}
+
+/**
+ * OpenSSL's default security level, 2 (112 bits), which the gateway's TLS listener keeps: below it,
+ * RSA and DSA keys under 2048 bits, EC keys under 224, and signatures by MD2, MD4, MD5 or SHA-1
+ * (OpenSSL 3 counts a SHA-1 certificate signature as 63 bits); SHA-224 and up pass, as in the handshake.
+ */
+const MIN_SECURE_BITS = { rsa: 2048, ec: 224 } as const
+
+const WEAK_SIGNATURE_OIDS: ReadonlySet<string> = new Set([
+  '1.2.840.113549.1.1.2', // md2WithRSAEncryption
+  '1.2.840.113549.1.1.3', // md4WithRSAEncryption
+  '1.2.840.113549.1.1.4', // md5WithRSAEncryption
+  '1.2.840.113549.1.1.5', // sha1WithRSAEncryption
+  '1.3.14.3.2.29', // sha1WithRSASignature (OIW)
+  '1.2.840.10040.4.3', // dsa-with-sha1
+  '1.2.840.10045.4.1', // ecdsa-with-SHA1
+])
+
+/** OpenSSL's check_auth_level: every key in the chain, and every signature but the trust anchor's own. */
+function refusedBySecurityLevel(path: readonly X509Certificate[]): string | null {
+  for (const [depth, certificate] of path.entries()) {
+    if (!keyStrongEnough(certificate)) return depth === 0 ? 'EE_KEY_TOO_SMALL' : 'CA_KEY_TOO_SMALL'
+    if (depth < path.length - 1 && WEAK_SIGNATURE_OIDS.has(certificate.signatureAlgorithmOid ?? '')) return 'CA_MD_TOO_WEAK'
+  }
+  return null
+}
+
+function keyStrongEnough(certificate: X509Certificate): boolean {
+  const key = certificate.publicKey
+  const details = key.asymmetricKeyDetails ?? {}
+  if (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss' || key.asymmetricKeyType === 'dsa') return (details.modulusLength ?? 0) >= MIN_SECURE_BITS.rsa
+  // A named curve's name carries its size (prime256v1, secp384r1, brainpoolP160r1, sect163k1).
+  if (key.asymmetricKeyType === 'ec') return Number(/\d{3}/.exec(details.namedCurve ?? '')?.[0] ?? 0) >= MIN_SECURE_BITS.ec
+  return true // Ed25519, Ed448: 128 bits and up
 }
 
 /** Is `child` signed by `parent`: its issuer name and key identifier, then the signature? */

@@ -325,6 +325,12 @@ function whyNotAuthorized(code: string, leaf: X509Certificate, nowMs: number, tr
       return `The client certificate "${subject}" is not for client authentication (its key usage has neither digitalSignature nor keyAgreement).`
     case 'INVALID_CA':
       return `The client certificate "${subject}" chains through a certificate that is no CA (basicConstraints CA:TRUE) (its issuer: "${truncateClientValue(distinguishedName(leaf.issuer))}").`
+    case 'EE_KEY_TOO_SMALL':
+      return `The client certificate "${subject}" has a key too small to be secure (RSA or DSA under 2048 bits, EC under 224).`
+    case 'CA_KEY_TOO_SMALL':
+      return ofItsCa('has a key too small to be secure (RSA or DSA under 2048 bits, EC under 224)')
+    case 'CA_MD_TOO_WEAK':
+      return `The client certificate "${subject}", or a CA certificate of its chain, is signed with a digest too weak to be secure (MD5 or SHA-1).`
     case 'NAME_CONSTRAINTS_UNCHECKED':
       return ofItsCa('has name constraints, which are not checked for a forwarded certificate: such a chain is refused')
     default:

@@ -290,10 +290,11 @@ describe('the forwarded chain check, beside the TLS handshake', () => {
   const made = (name: string) => join(dir, `${name}.crt`)
   const openssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
 
-  function sign(name: string, issuer: string, extensions: string): void {
+  /** `key`: openssl req's -newkey and -pkeyopt arguments; `digest`: what the issuer signs with. */
+  function sign(name: string, issuer: string, extensions: string, { key = ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], digest = 'sha256' } = {}): void {
     writeFileSync(join(dir, `${name}.ext`), extensions)
-    openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`])
-    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${issuer}.crt`, '-CAkey', `${issuer}.key`, '-CAcreateserial', '-days', '10', '-extfile', `${name}.ext`, '-out', `${name}.crt`])
+    openssl(['req', '-new', '-newkey', ...key, '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`])
+    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${issuer}.crt`, '-CAkey', `${issuer}.key`, '-CAcreateserial', '-days', '10', `-${digest}`, '-extfile', `${name}.ext`, '-out', `${name}.crt`])
   }
 
   beforeAll(() => {
@@ -324,6 +325,17 @@ describe('the forwarded chain check, beside the TLS handshake', () => {
     openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=pinned', '-keyout', 'pinned.key', '-out', 'pinned.csr'])
     openssl(['x509', '-req', '-in', 'pinned.csr', '-signkey', 'pinned.key', '-days', '10', '-extfile', 'pinned.ext', '-out', 'pinned.crt'])
     sign('underPinned', 'pinned', 'extendedKeyUsage=clientAuth\n')
+    // OpenSSL's security level 2 (the default): a 112-bit key and signature digest at least.
+    sign('leafSha1', 'intOk', 'extendedKeyUsage=clientAuth\n', { digest: 'sha1' })
+    sign('leafSha224', 'intOk', 'extendedKeyUsage=clientAuth\n', { digest: 'sha224' })
+    sign('leafRsa512', 'intOk', 'extendedKeyUsage=clientAuth\n', { key: ['rsa:512'] })
+    sign('leafRsa1024', 'intOk', 'extendedKeyUsage=clientAuth\n', { key: ['rsa:1024'] })
+    sign('leafRsa2048', 'intOk', 'extendedKeyUsage=clientAuth\n', { key: ['rsa:2048'] })
+    sign('leafP192', 'intOk', 'extendedKeyUsage=clientAuth\n', { key: ['ec', '-pkeyopt', 'ec_paramgen_curve:P-192'] })
+    sign('intSha1', 'root', ca, { digest: 'sha1' })
+    sign('underSha1Ca', 'intSha1', 'extendedKeyUsage=clientAuth\n')
+    sign('intRsa512', 'root', ca, { key: ['rsa:512'] })
+    sign('underRsa512Ca', 'intRsa512', 'extendedKeyUsage=clientAuth\n')
   })
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true })
@@ -336,6 +348,8 @@ describe('the forwarded chain check, beside the TLS handshake', () => {
       ['leafAnyUsage', ['intOk']], ['leafPlain', ['intOk']], ['leafUnknownCritical', ['intOk']],
       ['underServerCa', ['intEkuServer']], ['underNotCa', ['intNotCa']], ['tooDeep', ['intUnder', 'intPath0']], ['leafOk', []],
       ['underNoCertSign', ['intNoCertSign']], ['pinned', [], 'pinned'], ['underPinned', [], 'pinned'], ['underPinned', ['pinned'], 'pinned'],
+      ['leafSha1', ['intOk']], ['leafSha224', ['intOk']], ['leafRsa512', ['intOk']], ['leafRsa1024', ['intOk']], ['leafRsa2048', ['intOk']], ['leafP192', ['intOk']],
+      ['underSha1Ca', ['intSha1']], ['underRsa512Ca', ['intRsa512']],
     ]
     const listeners = new Map<string, number>()
     /** A TLS listener trusting `anchor` alone, as the gateway's own asks for a client certificate. */
@@ -357,7 +371,8 @@ describe('the forwarded chain check, beside the TLS handshake', () => {
       const verdicts: Array<[string, string, string]> = []
       for (const [leaf, chain, anchor = 'root'] of cases) {
         const cert = Buffer.concat([leaf, ...chain].map((name) => readFileSync(made(name))))
-        const socket = tlsConnect({ port: await listenerTrusting(anchor), host: '127.0.0.1', servername: 'localhost', ca: readFileSync(made('root')), cert, key: readFileSync(join(dir, `${leaf}.key`)) })
+        // Security level 0 on the client's side, so that it sends even a weak certificate: the listener judges it.
+        const socket = tlsConnect({ port: await listenerTrusting(anchor), host: '127.0.0.1', servername: 'localhost', ca: readFileSync(made('root')), cert, key: readFileSync(join(dir, `${leaf}.key`)), ciphers: 'DEFAULT:@SECLEVEL=0' })
         let handshake = ''
         socket.on('data', (chunk: Buffer) => (handshake += chunk.toString()))
         await once(socket, 'end')
@@ -365,7 +380,7 @@ describe('the forwarded chain check, beside the TLS handshake', () => {
         verdicts.push([`${leaf} via ${chain.join(', ') || 'nothing'}${anchor === 'root' ? '' : ` (trusting ${anchor})`}`, handshake, forwarded.ok ? 'accepted' : 'refused'])
       }
       expect(verdicts.filter(([, handshake, forwarded]) => handshake !== forwarded)).toEqual([])
-      expect(verdicts.filter(([, handshake]) => handshake === 'accepted').map(([name]) => name)).toEqual(['leafOk via intOk', 'leafKeyAgreement via intOk', 'leafPlain via intOk', 'pinned via nothing (trusting pinned)'])
+      expect(verdicts.filter(([, handshake]) => handshake === 'accepted').map(([name]) => name)).toEqual(['leafOk via intOk', 'leafKeyAgreement via intOk', 'leafPlain via intOk', 'pinned via nothing (trusting pinned)', 'leafSha224 via intOk', 'leafRsa2048 via intOk'])
     } finally {
       for (const listener of opened) listener.close()
     }
