@@ -58,7 +58,8 @@ type PeerOutcome =
     readonly caNotBeforeMs: number
     readonly caNotAfterMs: number
   }
-  | { readonly refusal: string }
+  /** `identity`: whose certificate it was, for the audit record only (a handshake refused for its dates). */
+  | { readonly refusal: string; readonly identity?: Identity }
 
 type Anchors = ReadonlyMap<string, { issuer: X509Issuer; ca: X509Certificate }>
 
@@ -152,7 +153,10 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
             : 'This route needs a client certificate, and this connection is not TLS.')
         }
       }
-      if ('refusal' in outcome) throw refusal(outcome.refusal)
+      if ('refusal' in outcome) {
+        if (outcome.identity === undefined) throw refusal(outcome.refusal)
+        throw new CredentialRefused('client_cert_required', { detail: outcome.refusal }, { identity: outcome.identity, credential: 'client_cert' })
+      }
       const caller: Authenticated = { identity: outcome.identity, credential: 'client_cert' }
       const outOfDates = whyOutOfDates(outcome, nowMs)
       // A genuine certificate outside its dates: the record names whose it is (`bouncer audit --principal` finds it).
@@ -189,10 +193,13 @@ function examine(connection: TlsConnection, byFingerprint: Anchors, trusted: rea
   if (!connection.authorized) {
     const code = verdictCode(connection.authorizationError)
     // OpenSSL names the last fault it met: a certificate out of its dates is named in the refusal's
-    // record only once its chain, checked again without the dates, holds.
+    // record only once its chain, checked again without the dates, holds. It stays a refusal for the
+    // connection's life: a handshake OpenSSL refused never authenticates, not even once the
+    // certificate's notBefore has passed on a kept-alive connection or h2 session.
     if (DATE_VERDICTS.has(code) && (Date.parse(leaf.validTo) < nowMs || Date.parse(leaf.validFrom) > nowMs)) {
       const checked = verifyCertificatePath(leaf, chain.slice(1), trusted)
-      if (checked.ok) return provenOutcome(checked.path, byFingerprint)
+      const proven = checked.ok ? provenOutcome(checked.path, byFingerprint) : undefined
+      if (proven !== undefined && !('refusal' in proven)) return { refusal: whyNotAuthorized(code, leaf, nowMs), identity: proven.identity }
     }
     // OpenSSL says INVALID_PURPOSE for any usage it refuses; the chain's own check says which.
     if (code === 'INVALID_PURPOSE') {
