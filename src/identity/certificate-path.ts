@@ -47,14 +47,14 @@ const KEY_USAGE = { digitalSignature: 0x80, keyAgreement: 0x08, keyCertSign: 0x0
 /** Netscape cert type bits (OpenSSL's NS_SSL_CLIENT, NS_ANY_CA). */
 const NETSCAPE_CERT_TYPE = { sslClient: 0x80, anyCa: 0x07 } as const
 
-export function verifyCertificatePath(leaf: X509Certificate, presented: readonly X509Certificate[], trusted: readonly X509Certificate[]): PathVerdict {
+export function verifyCertificatePath(leaf: X509Certificate, presented: readonly X509Certificate[], trusted: readonly X509Certificate[], nowMs: number = Date.now()): PathVerdict {
   const trustedPrints = new Set(trusted.map((ca) => ca.fingerprint256))
   const path: X509Certificate[] = [leaf]
   let anchored = trustedPrints.has(leaf.fingerprint256)
   let current = leaf
   while (path.length < MAX_CHAIN_DEPTH && !issuedBy(current, current)) {
     // Above a trusted CA only trusted ones count: what the peer sent cannot lengthen a trusted chain.
-    const parent = issuerAmong(current, trusted) ?? (anchored ? undefined : issuerAmong(current, presented))
+    const parent = issuerAmong(current, trusted, nowMs) ?? (anchored ? undefined : issuerAmong(current, presented, nowMs))
     if (parent === undefined || path.some((seen) => seen.fingerprint256 === parent.fingerprint256)) break
     path.push(parent)
     current = parent
@@ -112,8 +112,19 @@ function issuedBy(child: X509Certificate, parent: X509Certificate): boolean {
   }
 }
 
-function issuerAmong(child: X509Certificate, candidates: readonly X509Certificate[]): X509Certificate | undefined {
-  return candidates.find((candidate) => candidate.fingerprint256 !== child.fingerprint256 && issuedBy(child, candidate))
+/**
+ * OpenSSL's find_issuer: of the certificates that signed `child` (a CA renewed with its name and key
+ * is two), one within its dates, else the one that expires last — not the first listed, which may be
+ * the expired copy a rollover left beside its renewal.
+ */
+function issuerAmong(child: X509Certificate, candidates: readonly X509Certificate[], nowMs: number): X509Certificate | undefined {
+  let best: X509Certificate | undefined
+  for (const candidate of candidates) {
+    if (candidate.fingerprint256 === child.fingerprint256 || !issuedBy(child, candidate)) continue
+    if (Date.parse(candidate.validFrom) <= nowMs && nowMs <= Date.parse(candidate.validTo)) return candidate
+    if (best === undefined || Date.parse(candidate.validTo) > Date.parse(best.validTo)) best = candidate
+  }
+  return best
 }
 
 /** OpenSSL's check_chain_extensions and the sslclient purpose, over a chain already linked by signatures. */

@@ -117,7 +117,7 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
     const key = createHash('sha256').update(lines.join('\n')).update('\0').update(chainLines.join('\n')).digest('base64')
     let outcome = forwardedOutcomes.get(key, nowMs)
     if (outcome === undefined) {
-      outcome = examineForwarded(lines, chainLines, fields, byFingerprint, trusted)
+      outcome = examineForwarded(lines, chainLines, fields, byFingerprint, trusted, nowMs)
       forwardedOutcomes.set(key, outcome, nowMs + FORWARDED_CACHE_MS)
     }
     return outcome
@@ -197,13 +197,13 @@ function examine(connection: TlsConnection, byFingerprint: Anchors, trusted: rea
     // connection's life: a handshake OpenSSL refused never authenticates, not even once the
     // certificate's notBefore has passed on a kept-alive connection or h2 session.
     if (DATE_VERDICTS.has(code) && (Date.parse(leaf.validTo) < nowMs || Date.parse(leaf.validFrom) > nowMs)) {
-      const checked = verifyCertificatePath(leaf, chain.slice(1), trusted)
+      const checked = verifyCertificatePath(leaf, chain.slice(1), trusted, nowMs)
       const proven = checked.ok ? provenOutcome(checked.path, byFingerprint) : undefined
       if (proven !== undefined && !('refusal' in proven)) return { refusal: whyNotAuthorized(code, leaf, nowMs), identity: proven.identity }
     }
     // OpenSSL says INVALID_PURPOSE for any usage it refuses; the chain's own check says which.
     if (code === 'INVALID_PURPOSE') {
-      const checked = verifyCertificatePath(leaf, chain.slice(1), trusted)
+      const checked = verifyCertificatePath(leaf, chain.slice(1), trusted, nowMs)
       if (!checked.ok && USAGE_VERDICTS.has(checked.code)) return { refusal: whyNotAuthorized(checked.code, leaf, nowMs) }
     }
     return { refusal: whyNotAuthorized(code, leaf, nowMs) }
@@ -215,7 +215,7 @@ function examine(connection: TlsConnection, byFingerprint: Anchors, trusted: rea
  * A forwarded certificate (RFC 9440): the proxy checked it by its own rules, and the gateway checks it
  * again by its own, against the x509 issuers' CAs, as OpenSSL checks a handshake's.
  */
-function examineForwarded(lines: readonly string[], chainLines: readonly string[], fields: ForwardedClientCert, byFingerprint: Anchors, trusted: readonly X509Certificate[]): PeerOutcome {
+function examineForwarded(lines: readonly string[], chainLines: readonly string[], fields: ForwardedClientCert, byFingerprint: Anchors, trusted: readonly X509Certificate[], nowMs: number): PeerOutcome {
   let leaf: X509Certificate
   let presented: X509Certificate[]
   try {
@@ -227,7 +227,7 @@ function examineForwarded(lines: readonly string[], chainLines: readonly string[
     if (err instanceof ClientCertFieldError) return { refusal: `The forwarded client certificate cannot be read: ${err.message}` }
     throw err
   }
-  const checked = verifyCertificatePath(leaf, presented, trusted)
+  const checked = verifyCertificatePath(leaf, presented, trusted, nowMs)
   if (!checked.ok) return { refusal: whyNotAuthorized(checked.code, leaf, Number.NaN, "the x509 issuers' ca") }
   return provenOutcome(checked.path, byFingerprint)
 }

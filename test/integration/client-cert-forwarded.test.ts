@@ -12,7 +12,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls'
 import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -279,6 +279,37 @@ describe('forwarded client certificates under field names of the config', () => 
     const none = await send('/.bouncer/auth', describedGet, '127.0.0.1')
     expect(none.status).toBe(401)
     expect(none.body).toMatchObject({ code: 'client_cert_required', detail: expect.stringContaining('without X-SSL-Client-Cert') })
+  })
+})
+
+describe('a CA renewed with its name and key, its expired copy still in the issuer\'s ca', () => {
+  let rollover: TestGateway
+  beforeAll(async () => {
+    // The expired copy first: the chain check takes, as OpenSSL does, the one within its dates.
+    const home = dirname(pki.ca.cert)
+    const run = (args: string[]) => execFileSync('openssl', args, { cwd: home, stdio: ['ignore', 'ignore', 'pipe'] })
+    writeFileSync(join(home, 'old.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n')
+    run(['req', '-new', '-key', pki.ca.key, '-subj', '/CN=Test CA/O=Bouncer tests', '-out', 'old.csr'])
+    run(['ca', '-batch', '-selfsign', '-notext', '-config', join(home, 'ca.cnf'), '-keyfile', pki.ca.key, '-in', 'old.csr', '-out', 'old.crt', '-extfile', 'old.ext', '-startdate', '20200101000000Z', '-enddate', '20200201000000Z'])
+    const both = join(home, 'old-and-renewed.pem')
+    writeFileSync(both, readFileSync(join(home, 'old.crt'), 'latin1') + readFileSync(pki.ca.cert, 'latin1'))
+    rollover = await startTestGateway({
+      server: { trusted_proxies: ['127.0.0.1/32'], forwarded_client_cert: {} },
+      issuers: [{ name: 'mesh', type: 'x509', ca: both }],
+      roles: [{ name: 'etl', assumed_by: [{ issuer: 'mesh', subject: 'spiffe://prod/ns/etl/*' }], policies: ['read'] }],
+      policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: ['data'] }] }],
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'data', path: '/data/*', upstream: 'api', accept: ['client_cert'] }],
+    })
+  })
+  afterAll(async () => {
+    await rollover?.close()
+  })
+
+  it('accepts a certificate of the renewed CA (it was refused as chaining to the expired copy)', async () => {
+    const res = await request(`${rollover.url}/data/x`, { headers: { 'client-cert': field(certs.loader.cert), 'client-cert-chain': field(meshCa.cert) } })
+    const body = await res.body.text()
+    expect(res.statusCode, body).toBe(200)
   })
 })
 
