@@ -143,6 +143,8 @@ function refusedByExtensions(path: readonly X509Certificate[]): string | null {
     if (purposes !== undefined && !purposes.includes(CLIENT_AUTH)) return 'INVALID_PURPOSE'
     if (depth === 0) {
       if (extensions.keyUsage !== null && (extensions.keyUsage & (KEY_USAGE.digitalSignature | KEY_USAGE.keyAgreement)) === 0) return 'KEYUSAGE_NO_DIGITAL_SIGNATURE'
+      // OpenSSL's ns_reject: a Netscape cert type, where there is one, names SSL client.
+      if (extensions.netscapeCertType !== null && (extensions.netscapeCertType & NETSCAPE_CERT_TYPE.sslClient) === 0) return 'INVALID_PURPOSE'
       continue
     }
     // Name constraints bind the names of every certificate below; this path does not evaluate them, so it refuses rather than ignore them.
@@ -262,7 +264,12 @@ function extensionsOf(der: Buffer): Extensions {
     } else if (oid === OID.basicConstraints) {
       basicConstraints = true
       const length = children(der, tlv(der, value.start, value.end)).find((field) => field.tag === 0x02)
-      if (length !== undefined) pathLength = length.end - length.start > 4 ? Number.MAX_SAFE_INTEGER : der.readUIntBE(length.start, Math.max(1, length.end - length.start))
+      if (length !== undefined) {
+        // An INTEGER is 1 octet or more; a negative one (its top bit set) OpenSSL refuses as an invalid extension.
+        const octets = length.end - length.start
+        if (octets < 1 || ((der[length.start] as number) & 0x80) !== 0) throw new RangeError('basicConstraints pathLenConstraint is no length')
+        pathLength = octets > 4 ? Number.MAX_SAFE_INTEGER : der.readUIntBE(length.start, octets)
+      }
     } else if (oid === OID.nameConstraints) {
       nameConstraints = true
     } else if (oid === OID.netscapeCertType) {

@@ -367,6 +367,12 @@ describe('the forwarded chain check, beside the TLS handshake', () => {
     sign('underSha1Ca', 'intSha1', 'extendedKeyUsage=clientAuth\n')
     sign('intRsa512', 'root', ca, { key: ['rsa:512'] })
     sign('underRsa512Ca', 'intRsa512', 'extendedKeyUsage=clientAuth\n')
+    sign('leafNsServer', 'intOk', 'nsCertType=server\nextendedKeyUsage=clientAuth\n')
+    // basicConstraints' pathLenConstraint as an INTEGER of no octets, and as -1: both malformed.
+    sign('intPathLenEmpty', 'root', 'basicConstraints=critical,DER:30:05:01:01:FF:02:00\nkeyUsage=critical,keyCertSign\n')
+    sign('underPathLenEmpty', 'intPathLenEmpty', 'extendedKeyUsage=clientAuth\n')
+    sign('intPathLenNegative', 'root', 'basicConstraints=critical,DER:30:06:01:01:FF:02:01:FF\nkeyUsage=critical,keyCertSign\n')
+    sign('underPathLenNegative', 'intPathLenNegative', 'extendedKeyUsage=clientAuth\n')
   })
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true })
@@ -381,6 +387,7 @@ describe('the forwarded chain check, beside the TLS handshake', () => {
       ['underNoCertSign', ['intNoCertSign']], ['pinned', [], 'pinned'], ['underPinned', [], 'pinned'], ['underPinned', ['pinned'], 'pinned'],
       ['leafSha1', ['intOk']], ['leafSha224', ['intOk']], ['leafRsa512', ['intOk']], ['leafRsa1024', ['intOk']], ['leafRsa2048', ['intOk']], ['leafP192', ['intOk']],
       ['underSha1Ca', ['intSha1']], ['underRsa512Ca', ['intRsa512']],
+      ['leafNsServer', ['intOk']], ['underPathLenEmpty', ['intPathLenEmpty']], ['underPathLenNegative', ['intPathLenNegative']],
     ]
     const listeners = new Map<string, number>()
     /** A TLS listener trusting `anchor` alone, as the gateway's own asks for a client certificate. */
