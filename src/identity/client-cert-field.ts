@@ -107,8 +107,10 @@ function skipParameters(field: string, at: number, what: string): number {
 function decodeBase64(text: string, what: string): Buffer {
   // Buffer.from skips what is not base64: checked first, or `:x!y:` would read as a shorter certificate.
   if (!BASE64.test(text) || text.length % 4 === 1) throw new ClientCertFieldError(`${what} is not base64 between its colons (RFC 8941 §3.3.5).`)
-  if (text.length === 0) throw new ClientCertFieldError(`${what} holds an empty certificate (::).`)
-  return Buffer.from(text, 'base64')
+  const bytes = Buffer.from(text, 'base64')
+  // `:==:` or `:A=:` decode to no octets: as empty as `::`, not a certificate to skip.
+  if (bytes.length === 0) throw new ClientCertFieldError(`${what} holds an empty certificate (:${excerpt(text)}:).`)
+  return bytes
 }
 
 function notByteSequence(field: string, what: string): ClientCertFieldError {
