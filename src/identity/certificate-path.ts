@@ -134,8 +134,10 @@ function refusedByExtensions(path: readonly X509Certificate[]): string | null {
     let extensions: Extensions
     try {
       extensions = extensionsOf(certificate.raw)
-    } catch {
-      return 'CERT_UNREADABLE'
+    } catch (err) {
+      // The parser throws RangeError for malformed DER alone; anything else is a fault here, not the peer's.
+      if (err instanceof RangeError) return 'CERT_UNREADABLE'
+      throw err
     }
     if (extensions.critical.some((oid) => !UNDERSTOOD_CRITICAL.has(oid))) return 'UNHANDLED_CRITICAL_EXTENSION'
     // The sslclient purpose: an extended key usage, where there is one, names clientAuth — for the CAs too.
@@ -249,7 +251,9 @@ function extensionsOf(der: Buffer): Extensions {
   let pathLength: number | null = null
   let nameConstraints = false
   let netscapeCertType: number | null = null
-  const list = wrapper === undefined ? [] : children(der, children(der, wrapper)[0] as Tlv)
+  const sequence = wrapper === undefined ? undefined : children(der, wrapper)[0]
+  if (wrapper !== undefined && sequence === undefined) throw new RangeError('an empty extensions wrapper')
+  const list = sequence === undefined ? [] : children(der, sequence)
   for (const extension of list) {
     const [id, second, third] = children(der, extension)
     if (id === undefined || id.tag !== 0x06) throw new RangeError('extension without an OID')
