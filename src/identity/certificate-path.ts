@@ -1,12 +1,19 @@
-// A client certificate's chain, checked the way OpenSSL checks one in a TLS handshake for a client
-// (X509_verify_cert with the sslclient purpose), where no handshake did: a certificate forwarded by a
-// TLS-terminating proxy (RFC 9440), and a handshake's certificate refused only for its dates (OpenSSL
-// names the last fault it met, so its verdict alone does not say the rest was sound). From the leaf
-// up, each certificate must be signed by the next (its name, key identifier and signature), the next
-// found among the trusted CAs first, then among those sent with it; it ends at a trusted CA (and
-// goes on through trusted CAs to their root). The verdicts carry OpenSSL's names, so that one table
-// (x509.ts) words them for both paths. Dates are not checked here: the caller checks them on every
-// request, as a connection's certificate may expire while it is open.
+// A client certificate's chain, checked as OpenSSL checks one in a TLS handshake for a client
+// (X509_verify_cert with the sslclient purpose at security level 2), where no handshake did: a
+// certificate forwarded by a TLS-terminating proxy (RFC 9440), and a handshake's certificate refused
+// only for its dates (OpenSSL names the last fault it met, so its verdict alone does not say the rest
+// was sound). From the leaf up, each certificate must be signed by the next (its name, key identifier
+// and signature), the next found among the trusted CAs first, then among those sent with it; it ends
+// at a trusted CA (and goes on through trusted CAs to their root). The verdicts carry OpenSSL's
+// names, so that one table (x509.ts) words them for both paths.
+//
+// Where it differs from the handshake's check, on purpose or not done:
+// - Any trusted certificate is an anchor (OpenSSL's X509_V_FLAG_PARTIAL_CHAIN): an intermediate in an
+//   issuer's ca needs no root beside it, as the README says.
+// - Dates are not checked here: the caller checks them on every request, as a connection's
+//   certificate may expire while it is open (the choice among trusted CAs of one name does read them).
+// - Revocation (CRLs, OCSP) is not checked; name constraints are not evaluated, so a chain through a
+//   CA that has them is refused; certificate policies are not evaluated.
 import type { X509Certificate } from 'node:crypto'
 
 /** The chain from the leaf up to its trust anchor (and on to the anchor's root, where trusted), or OpenSSL's name for why not. */
