@@ -22,9 +22,9 @@ export function tlsFindings(config: Config): Finding[] {
   }
   /** Each CA's x509 issuer, by fingerprint: the first to name it. */
   const owners = new Map<string, string>()
+  const forwarded = config.server.forwarded_client_cert !== undefined
   config.issuers.forEach((issuer, i) => {
     if (issuer.type !== 'x509') return
-    const forwarded = config.server.forwarded_client_cert !== undefined
     const listenerAsks = tls !== undefined && tls.client_ca !== undefined && tls.client_auth !== 'none'
     if (!listenerAsks) {
       if (!forwarded) {

@@ -24,29 +24,26 @@ export const MAX_CHAIN_DEPTH = 10
 
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2'
 
+/** The extensions OpenSSL's verification understands (X509_supported_extension), by OID: only these may be critical. */
 const OID = {
   keyUsage: '2.5.29.15',
+  subjectAltName: '2.5.29.17',
   basicConstraints: '2.5.29.19',
   nameConstraints: '2.5.29.30',
+  certificatePolicies: '2.5.29.32',
+  policyMappings: '2.5.29.33',
+  policyConstraints: '2.5.29.36',
+  extKeyUsage: '2.5.29.37',
+  inhibitAnyPolicy: '2.5.29.54',
   netscapeCertType: '2.16.840.1.113730.1.1',
 } as const
 
 /**
  * The critical extensions OpenSSL's verification understands (X509_supported_extension). A critical
- * extension outside it refuses the certificate (RFC 5280 §4.2), on either path.
+ * extension outside it refuses the certificate (RFC 5280 §4.2), on either path. Name constraints are
+ * understood, and refused all the same below: this path does not evaluate them.
  */
-const UNDERSTOOD_CRITICAL: ReadonlySet<string> = new Set([
-  '2.5.29.15', // keyUsage
-  '2.5.29.17', // subjectAltName
-  '2.5.29.19', // basicConstraints
-  '2.5.29.30', // nameConstraints (refused below all the same: this path does not evaluate them)
-  '2.5.29.32', // certificatePolicies
-  '2.5.29.33', // policyMappings
-  '2.5.29.36', // policyConstraints
-  '2.5.29.37', // extKeyUsage
-  '2.5.29.54', // inhibitAnyPolicy
-  '2.16.840.1.113730.1.1', // netscape-cert-type
-])
+const UNDERSTOOD_CRITICAL: ReadonlySet<string> = new Set(Object.values(OID))
 
 /** keyUsage bits of its first octet (RFC 5280 §4.2.1.3). */
 const KEY_USAGE = { digitalSignature: 0x80, keyAgreement: 0x08, keyCertSign: 0x04 } as const
