@@ -228,7 +228,7 @@ function examineForwarded(lines: readonly string[], chainLines: readonly string[
     throw err
   }
   const checked = verifyCertificatePath(leaf, presented, trusted, nowMs)
-  if (!checked.ok) return { refusal: whyNotAuthorized(checked.code, leaf, Number.NaN, "the x509 issuers' ca") }
+  if (!checked.ok) return { refusal: whyNotAuthorized(checked.code, leaf, nowMs, "the x509 issuers' ca") }
   return provenOutcome(checked.path, byFingerprint)
 }
 
