@@ -15,6 +15,7 @@
 // - Revocation (CRLs, OCSP) is not checked; name constraints are not evaluated, so a chain through a
 //   CA that has them is refused; certificate policies are not evaluated.
 import type { X509Certificate } from 'node:crypto'
+import { tlv, type Tlv } from './der.ts'
 
 /** The chain from the leaf up to its trust anchor (and on to the anchor's root, where trusted), or OpenSSL's name for why not. */
 export type PathVerdict = { readonly ok: true; readonly path: readonly X509Certificate[] } | { readonly ok: false; readonly code: string }
@@ -190,30 +191,6 @@ interface Extensions {
   readonly nameConstraints: boolean
   /** The first octet of the Netscape cert type's bits; null without the extension. */
   readonly netscapeCertType: number | null
-}
-
-interface Tlv {
-  readonly tag: number
-  /** Where the value starts and ends. */
-  readonly start: number
-  readonly end: number
-}
-
-/** One DER element at `at` (X.690 §8.1, definite lengths only); throws on what runs past `limit`. */
-function tlv(der: Buffer, at: number, limit: number): Tlv {
-  if (at + 2 > limit) throw new RangeError('truncated')
-  const tag = der[at] as number
-  let length = der[at + 1] as number
-  let start = at + 2
-  if (length & 0x80) {
-    const octets = length & 0x7f
-    if (octets === 0 || octets > 4 || start + octets > limit) throw new RangeError('bad length')
-    length = 0
-    for (let i = 0; i < octets; i++) length = length * 256 + (der[start + i] as number)
-    start += octets
-  }
-  if (start + length > limit) throw new RangeError('truncated')
-  return { tag, start, end: start + length }
 }
 
 function children(der: Buffer, parent: Tlv): Tlv[] {
