@@ -61,6 +61,13 @@ type PeerOutcome =
   /** `identity`: whose certificate it was, for the audit record only (a handshake refused for its dates). */
   | { readonly refusal: string; readonly identity?: Identity }
 
+/** server.forwarded_client_cert as configured, and its field names lower-cased as raw headers are matched. */
+interface ProxyFields {
+  readonly fields: ForwardedClientCert
+  readonly header: string
+  readonly chainHeader: string
+}
+
 type Anchors = ReadonlyMap<string, { issuer: X509Issuer; ca: X509Certificate }>
 
 /** SPIFFE ID §2.3: implementations support IDs of up to 2048 bytes, and should not make longer ones. */
@@ -89,7 +96,7 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
   // Only connections that presented a certificate get an entry.
   const outcomes = new WeakMap<object, PeerOutcome>()
   const forwardedOutcomes = createLru<PeerOutcome>(FORWARDED_CACHE_ENTRIES)
-  const fieldNames = forwarded === null ? null : { header: forwarded.header.toLowerCase(), chainHeader: forwarded.chainHeader.toLowerCase() }
+  const proxyFields: ProxyFields | null = forwarded === null ? null : { fields: forwarded, header: forwarded.header.toLowerCase(), chainHeader: forwarded.chainHeader.toLowerCase() }
 
   /** What the connection's certificate proves; undefined when it presented none. */
   function outcomeOf(connection: TlsConnection): PeerOutcome | undefined {
@@ -105,15 +112,14 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
    * RFC 9440 §3: the fields are believed from a trusted proxy alone; from one, they are the client's
    * certificate, and the connection's own certificate (if any) is the proxy's, never the caller's.
    */
-  function fromProxy(input: CredentialInput): boolean {
-    return forwarded !== null && input.viaTrustedProxy === true
+  function fieldsFromProxy(input: CredentialInput): ProxyFields | null {
+    return input.viaTrustedProxy === true ? proxyFields : null
   }
 
-  function forwardedOutcome(input: CredentialInput, fields: ForwardedClientCert, nowMs: number): PeerOutcome | undefined {
-    const names = fieldNames as ForwardedClientCert
-    const lines = headerLines(input.rawHeaders, names.header)
+  function forwardedOutcome(input: CredentialInput, { fields, header, chainHeader }: ProxyFields, nowMs: number): PeerOutcome | undefined {
+    const lines = headerLines(input.rawHeaders, header)
     if (lines.length === 0) return undefined
-    const chainLines = headerLines(input.rawHeaders, names.chainHeader)
+    const chainLines = headerLines(input.rawHeaders, chainHeader)
     const key = createHash('sha256').update(lines.join('\n')).update('\0').update(chainLines.join('\n')).digest('base64')
     let outcome = forwardedOutcomes.get(key, nowMs)
     if (outcome === undefined) {
@@ -127,16 +133,19 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
     kind: 'client_cert',
     // A forward-auth check's connection is the proxy's: its certificate is the proxy's own
     // workload identity, not the end user's, so there it is no credential at all.
-    presentIn: (input) => fromProxy(input)
-      ? rawHeader(input.rawHeaders, (fieldNames as ForwardedClientCert).header) !== undefined
-      : !input.forwardAuth && outcomeOf(input.socket as TlsConnection) !== undefined,
+    presentIn: (input) => {
+      const viaProxy = fieldsFromProxy(input)
+      return viaProxy !== null
+        ? rawHeader(input.rawHeaders, viaProxy.header) !== undefined
+        : !input.forwardAuth && outcomeOf(input.socket as TlsConnection) !== undefined
+    },
     async authenticate(input: CredentialInput): Promise<Authenticated> {
       const nowMs = now()
       let outcome: PeerOutcome | undefined
-      if (fromProxy(input)) {
-        const fields = forwarded as ForwardedClientCert
-        outcome = forwardedOutcome(input, fields, nowMs)
-        if (outcome === undefined) throw refusal(`This route needs a client certificate; the request came from a trusted proxy (server.trusted_proxies) without ${fields.header}, so its client presented none.`)
+      const viaProxy = fieldsFromProxy(input)
+      if (viaProxy !== null) {
+        outcome = forwardedOutcome(input, viaProxy, nowMs)
+        if (outcome === undefined) throw refusal(`This route needs a client certificate; the request came from a trusted proxy (server.trusted_proxies) without ${viaProxy.fields.header}, so its client presented none.`)
       } else {
         if (input.forwardAuth) {
           throw refusal('A forward-auth check describes a request the proxy received: the client certificate on this connection is the proxy\'s own, not the caller\'s, so it proves nothing about the caller.')
@@ -145,8 +154,8 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
         outcome = outcomeOf(connection)
         if (outcome === undefined) {
           // The usual slip behind a load balancer: its address left out of trusted_proxies. Said so, not "not TLS".
-          if (forwarded !== null && rawHeader(input.rawHeaders, (fieldNames as ForwardedClientCert).header) !== undefined) {
-            throw refusal(`This route needs a client certificate: ${forwarded.header} is believed only from server.trusted_proxies, and this peer (${unmapIpv4(input.socket.remoteAddress ?? '') || 'unknown'}) is not one, so the request carries none.`)
+          if (proxyFields !== null && rawHeader(input.rawHeaders, proxyFields.header) !== undefined) {
+            throw refusal(`This route needs a client certificate: ${proxyFields.fields.header} is believed only from server.trusted_proxies, and this peer (${unmapIpv4(input.socket.remoteAddress ?? '') || 'unknown'}) is not one, so the request carries none.`)
           }
           throw refusal(connection.encrypted
             ? 'This route needs a client certificate (TLS client authentication); the connection presented none.'
