@@ -151,7 +151,8 @@ function refusedByExtensions(path: readonly X509Certificate[]): string | null {
     if (depth === 0) {
       if (extensions.keyUsage !== null && (extensions.keyUsage & (KEY_USAGE.digitalSignature | KEY_USAGE.keyAgreement)) === 0) return 'KEYUSAGE_NO_DIGITAL_SIGNATURE'
       // OpenSSL's ns_reject: a Netscape cert type, where there is one, names SSL client.
-      if (extensions.netscapeCertType !== null && (extensions.netscapeCertType & NETSCAPE_CERT_TYPE.sslClient) === 0) return 'INVALID_PURPOSE'
+      // OpenSSL says INVALID_PURPOSE; the name here says which usage, for the client's operator.
+      if (extensions.netscapeCertType !== null && (extensions.netscapeCertType & NETSCAPE_CERT_TYPE.sslClient) === 0) return 'NS_CERT_TYPE_NO_SSL_CLIENT'
       continue
     }
     // Name constraints bind the names of every certificate below; this path does not evaluate them, so it refuses rather than ignore them.

@@ -77,7 +77,7 @@ const MAX_SUBJECT_BYTES = 2048
 const URI_WITH_AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\//i
 
 /** What the chain's own check names more exactly than OpenSSL's INVALID_PURPOSE (the leaf's key usage, a CA that is none). */
-const USAGE_VERDICTS: ReadonlySet<string> = new Set(['INVALID_PURPOSE', 'KEYUSAGE_NO_DIGITAL_SIGNATURE', 'INVALID_CA'])
+const USAGE_VERDICTS: ReadonlySet<string> = new Set(['INVALID_PURPOSE', 'KEYUSAGE_NO_DIGITAL_SIGNATURE', 'NS_CERT_TYPE_NO_SSL_CLIENT', 'INVALID_CA'])
 
 /** OpenSSL's verdicts about dates alone: the rest of the chain is checked again to see whose certificate it was. */
 const DATE_VERDICTS: ReadonlySet<string> = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID'])
@@ -339,6 +339,8 @@ function whyNotAuthorized(code: string, leaf: X509Certificate, nowMs: number, tr
       return `The client certificate "${subject}" is not for client authentication (its extended key usage lacks clientAuth).`
     case 'KEYUSAGE_NO_DIGITAL_SIGNATURE':
       return `The client certificate "${subject}" is not for client authentication (its key usage has neither digitalSignature nor keyAgreement).`
+    case 'NS_CERT_TYPE_NO_SSL_CLIENT':
+      return `The client certificate "${subject}" is not for client authentication (its Netscape cert type lacks SSL client).`
     case 'INVALID_CA':
       return `The client certificate "${subject}" chains through a certificate that is no CA (basicConstraints CA:TRUE) (its issuer: "${truncateClientValue(distinguishedName(leaf.issuer))}").`
     case 'EE_KEY_TOO_SMALL':

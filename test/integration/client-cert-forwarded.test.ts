@@ -10,13 +10,14 @@ import { X509Certificate } from 'node:crypto'
 import { once } from 'node:events'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { connect, type AddressInfo } from 'node:net'
+import { connect, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls'
 import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { verifyCertificatePath } from '../../src/identity/certificate-path.ts'
+import { clientCertVerifier } from '../../src/identity/x509.ts'
 import { createPki, type Issued, type TestCa, type TestPki } from '../helpers/certs.ts'
 import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -418,6 +419,11 @@ describe('the forwarded chain check, beside the TLS handshake', () => {
         verdicts.push([`${leaf} via ${chain.join(', ') || 'nothing'}${anchor === 'root' ? '' : ` (trusting ${anchor})`}`, handshake, forwarded.ok ? 'accepted' : 'refused'])
       }
       expect(verdicts.filter(([, handshake, forwarded]) => handshake !== forwarded)).toEqual([])
+      // What a refusal says of a usage: the one the certificate lacks (OpenSSL says INVALID_PURPOSE for each).
+      const verifier = clientCertVerifier([{ name: 'mesh', cas: [new X509Certificate(readFileSync(made('root')))] }], Date.now, { header: 'Client-Cert', chainHeader: 'Client-Cert-Chain' })
+      const nsServer = ['Client-Cert', `:${new X509Certificate(readFileSync(made('leafNsServer'))).raw.toString('base64')}:`, 'Client-Cert-Chain', `:${new X509Certificate(readFileSync(made('intOk'))).raw.toString('base64')}:`]
+      const refused = await verifier.authenticate({ headers: null, rawHeaders: nsServer, query: '', socket: {} as Socket, viaTrustedProxy: true }).catch((err: unknown) => err)
+      expect(refused).toMatchObject({ code: 'client_cert_required', detail: 'The client certificate "CN=leafNsServer" is not for client authentication (its Netscape cert type lacks SSL client).' })
       expect(verdicts.filter(([, handshake]) => handshake === 'accepted').map(([name]) => name)).toEqual(['leafOk via intOk', 'leafKeyAgreement via intOk', 'leafPlain via intOk', 'pinned via nothing (trusting pinned)', 'leafSha224 via intOk', 'leafRsa2048 via intOk'])
     } finally {
       for (const listener of opened) listener.close()
