@@ -101,6 +101,20 @@ function unrooted(cas: readonly X509Certificate[]): X509Certificate[] {
 }
 
 /**
+ * What is wrong with a file of CAs client certificates must chain to (server.tls.client_ca, or an x509
+ * issuer's ca that forwarded certificates are checked against) that still lets it be used.
+ */
+export function trustedCaWarnings(cas: readonly X509Certificate[], file: string, nowMs: number): string[] {
+  const warnings: string[] = []
+  for (const ca of cas) {
+    if (!ca.ca) warnings.push(`"${distinguishedName(ca.subject)}" in ${file} is not a CA certificate (basicConstraints CA:TRUE): only a client presenting that very certificate would be accepted`)
+    // As the server certificate's: the handshake refuses what an expired CA signed, and nothing else would say why.
+    if (Date.parse(ca.validTo) < nowMs) warnings.push(`"${distinguishedName(ca.subject)}" in ${file} expired at ${new Date(ca.validTo).toISOString()}: every client certificate it signed is refused`)
+  }
+  return warnings
+}
+
+/**
  * Reads and checks server.tls: the chain parses, the key is a private key that matches the
  * certificate, OpenSSL accepts the pair, client_ca parses. An expired or not yet valid server
  * certificate is a warning (clients will refuse it, but serving it is the operator's call).
@@ -122,11 +136,7 @@ export function readTlsMaterial(tls: TlsConfig, nowMs: number = Date.now()): Tls
     if (!read.ok) error('client_ca', read.message)
     else {
       clientCa = read
-      for (const ca of read.certificates) {
-        if (!ca.ca) warn('client_ca', `"${distinguishedName(ca.subject)}" in ${tls.client_ca} is not a CA certificate (basicConstraints CA:TRUE): only a client presenting that very certificate would be accepted`)
-        // As the server certificate's: the handshake refuses what an expired CA signed, and nothing else would say why.
-        if (Date.parse(ca.validTo) < nowMs) warn('client_ca', `"${distinguishedName(ca.subject)}" in ${tls.client_ca} expired at ${new Date(ca.validTo).toISOString()}: every client certificate it signed is refused`)
-      }
+      for (const message of trustedCaWarnings(read.certificates, tls.client_ca, nowMs)) warn('client_ca', message)
       for (const ca of unrooted(read.certificates.filter((c) => c.ca))) {
         error('client_ca', `"${distinguishedName(ca.subject)}" in ${tls.client_ca} is not a root, and the CA that signed it ("${distinguishedName(ca.issuer)}") is not in client_ca: the TLS handshake checks a client certificate's chain up to a self-signed root of client_ca, so it would refuse every certificate this CA signed. Add that root to client_ca`)
       }

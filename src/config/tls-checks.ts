@@ -6,7 +6,7 @@ import type { X509Certificate } from 'node:crypto'
 import { isReservedForConfig } from '../http/index.ts'
 import type { Finding } from './diagnostics.ts'
 import type { Config } from './schema.ts'
-import { distinguishedName, readCertificates, readTlsMaterial } from './server-tls.ts'
+import { distinguishedName, readCertificates, readTlsMaterial, trustedCaWarnings } from './server-tls.ts'
 
 export function tlsFindings(config: Config): Finding[] {
   const findings: Finding[] = []
@@ -22,9 +22,9 @@ export function tlsFindings(config: Config): Finding[] {
   }
   /** Each CA's x509 issuer, by fingerprint: the first to name it. */
   const owners = new Map<string, string>()
+  const forwarded = config.server.forwarded_client_cert !== undefined
   config.issuers.forEach((issuer, i) => {
     if (issuer.type !== 'x509') return
-    const forwarded = config.server.forwarded_client_cert !== undefined
     const listenerAsks = tls !== undefined && tls.client_ca !== undefined && tls.client_auth !== 'none'
     if (!listenerAsks) {
       if (!forwarded) {
@@ -45,6 +45,12 @@ export function tlsFindings(config: Config): Finding[] {
         return
       }
       cas = read.certificates
+      // Forwarded certificates are checked against these CAs alone; those also in client_ca were checked as such above.
+      if (forwarded) {
+        const checked = new Set((listenerCas ?? []).map((ca) => ca.fingerprint256))
+        const unchecked = cas.filter((ca) => !checked.has(ca.fingerprint256))
+        for (const message of trustedCaWarnings(unchecked, issuer.ca, Date.now())) findings.push({ severity: 'warning', path: ['issuers', i, 'ca'], message })
+      }
       const inClientCa = new Set((listenerCas ?? []).map((ca) => ca.fingerprint256))
       for (const ca of listenerCas === null ? [] : cas) {
         if (!inClientCa.has(ca.fingerprint256)) {

@@ -4,6 +4,8 @@
 // refused with a reason an operator can act on (a PEM or URL-encoded certificate is the usual
 // mistake), never guessed at. Pure: strings in, DER bytes or a reason out.
 
+import { tlv } from './der.ts'
+
 /** A field the gateway will not read, and why (the 401's detail). */
 export class ClientCertFieldError extends Error {}
 
@@ -52,17 +54,13 @@ function concatenatedDer(item: Buffer, what: string): Buffer[] {
 }
 
 function derElementEnd(der: Buffer, at: number): number | null {
-  if (der[at] !== 0x30 || at + 2 > der.length) return null // a certificate is a SEQUENCE
-  let length = der[at + 1] as number
-  let start = at + 2
-  if (length & 0x80) {
-    const octets = length & 0x7f
-    if (octets === 0 || octets > 4 || start + octets > der.length) return null
-    length = 0
-    for (let i = 0; i < octets; i++) length = length * 256 + (der[start + i] as number)
-    start += octets
+  if (der[at] !== 0x30) return null // a certificate is a SEQUENCE
+  try {
+    return tlv(der, at, der.length).end
+  } catch (err) {
+    if (err instanceof RangeError) return null
+    throw err
   }
-  return start + length <= der.length ? start + length : null
 }
 
 /** RFC 8941 §4.2.1: a List whose members are Byte Sequences (with any parameters, which RFC 9440 defines none of). */
@@ -107,8 +105,10 @@ function skipParameters(field: string, at: number, what: string): number {
 function decodeBase64(text: string, what: string): Buffer {
   // Buffer.from skips what is not base64: checked first, or `:x!y:` would read as a shorter certificate.
   if (!BASE64.test(text) || text.length % 4 === 1) throw new ClientCertFieldError(`${what} is not base64 between its colons (RFC 8941 §3.3.5).`)
-  if (text.length === 0) throw new ClientCertFieldError(`${what} holds an empty certificate (::).`)
-  return Buffer.from(text, 'base64')
+  const bytes = Buffer.from(text, 'base64')
+  // `:==:` or `:A=:` decode to no octets: as empty as `::`, not a certificate to skip.
+  if (bytes.length === 0) throw new ClientCertFieldError(`${what} holds an empty certificate (:${excerpt(text)}:).`)
+  return bytes
 }
 
 function notByteSequence(field: string, what: string): ClientCertFieldError {

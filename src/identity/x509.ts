@@ -58,7 +58,15 @@ type PeerOutcome =
     readonly caNotBeforeMs: number
     readonly caNotAfterMs: number
   }
-  | { readonly refusal: string }
+  /** `identity`: whose certificate it was, for the audit record only (a handshake refused for its dates). */
+  | { readonly refusal: string; readonly identity?: Identity }
+
+/** server.forwarded_client_cert as configured, and its field names lower-cased as raw headers are matched. */
+interface ProxyFields {
+  readonly fields: ForwardedClientCert
+  readonly header: string
+  readonly chainHeader: string
+}
 
 type Anchors = ReadonlyMap<string, { issuer: X509Issuer; ca: X509Certificate }>
 
@@ -69,7 +77,7 @@ const MAX_SUBJECT_BYTES = 2048
 const URI_WITH_AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\//i
 
 /** What the chain's own check names more exactly than OpenSSL's INVALID_PURPOSE (the leaf's key usage, a CA that is none). */
-const USAGE_VERDICTS: ReadonlySet<string> = new Set(['INVALID_PURPOSE', 'KEYUSAGE_NO_DIGITAL_SIGNATURE', 'INVALID_CA'])
+const USAGE_VERDICTS: ReadonlySet<string> = new Set(['INVALID_PURPOSE', 'KEYUSAGE_NO_DIGITAL_SIGNATURE', 'NS_CERT_TYPE_NO_SSL_CLIENT', 'INVALID_CA'])
 
 /** OpenSSL's verdicts about dates alone: the rest of the chain is checked again to see whose certificate it was. */
 const DATE_VERDICTS: ReadonlySet<string> = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID'])
@@ -88,7 +96,7 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
   // Only connections that presented a certificate get an entry.
   const outcomes = new WeakMap<object, PeerOutcome>()
   const forwardedOutcomes = createLru<PeerOutcome>(FORWARDED_CACHE_ENTRIES)
-  const fieldNames = forwarded === null ? null : { header: forwarded.header.toLowerCase(), chainHeader: forwarded.chainHeader.toLowerCase() }
+  const proxyFields: ProxyFields | null = forwarded === null ? null : { fields: forwarded, header: forwarded.header.toLowerCase(), chainHeader: forwarded.chainHeader.toLowerCase() }
 
   /** What the connection's certificate proves; undefined when it presented none. */
   function outcomeOf(connection: TlsConnection): PeerOutcome | undefined {
@@ -104,19 +112,18 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
    * RFC 9440 §3: the fields are believed from a trusted proxy alone; from one, they are the client's
    * certificate, and the connection's own certificate (if any) is the proxy's, never the caller's.
    */
-  function fromProxy(input: CredentialInput): boolean {
-    return forwarded !== null && input.viaTrustedProxy === true
+  function fieldsFromProxy(input: CredentialInput): ProxyFields | null {
+    return input.viaTrustedProxy === true ? proxyFields : null
   }
 
-  function forwardedOutcome(input: CredentialInput, fields: ForwardedClientCert, nowMs: number): PeerOutcome | undefined {
-    const names = fieldNames as ForwardedClientCert
-    const lines = headerLines(input.rawHeaders, names.header)
+  function forwardedOutcome(input: CredentialInput, { fields, header, chainHeader }: ProxyFields, nowMs: number): PeerOutcome | undefined {
+    const lines = headerLines(input.rawHeaders, header)
     if (lines.length === 0) return undefined
-    const chainLines = headerLines(input.rawHeaders, names.chainHeader)
+    const chainLines = headerLines(input.rawHeaders, chainHeader)
     const key = createHash('sha256').update(lines.join('\n')).update('\0').update(chainLines.join('\n')).digest('base64')
     let outcome = forwardedOutcomes.get(key, nowMs)
     if (outcome === undefined) {
-      outcome = examineForwarded(lines, chainLines, fields, byFingerprint, trusted)
+      outcome = examineForwarded(lines, chainLines, fields, byFingerprint, trusted, nowMs)
       forwardedOutcomes.set(key, outcome, nowMs + FORWARDED_CACHE_MS)
     }
     return outcome
@@ -126,16 +133,19 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
     kind: 'client_cert',
     // A forward-auth check's connection is the proxy's: its certificate is the proxy's own
     // workload identity, not the end user's, so there it is no credential at all.
-    presentIn: (input) => fromProxy(input)
-      ? rawHeader(input.rawHeaders, (fieldNames as ForwardedClientCert).header) !== undefined
-      : !input.forwardAuth && outcomeOf(input.socket as TlsConnection) !== undefined,
+    presentIn: (input) => {
+      const viaProxy = fieldsFromProxy(input)
+      return viaProxy !== null
+        ? rawHeader(input.rawHeaders, viaProxy.header) !== undefined
+        : !input.forwardAuth && outcomeOf(input.socket as TlsConnection) !== undefined
+    },
     async authenticate(input: CredentialInput): Promise<Authenticated> {
       const nowMs = now()
       let outcome: PeerOutcome | undefined
-      if (fromProxy(input)) {
-        const fields = forwarded as ForwardedClientCert
-        outcome = forwardedOutcome(input, fields, nowMs)
-        if (outcome === undefined) throw refusal(`This route needs a client certificate; the request came from a trusted proxy (server.trusted_proxies) without ${fields.header}, so its client presented none.`)
+      const viaProxy = fieldsFromProxy(input)
+      if (viaProxy !== null) {
+        outcome = forwardedOutcome(input, viaProxy, nowMs)
+        if (outcome === undefined) throw refusal(`This route needs a client certificate; the request came from a trusted proxy (server.trusted_proxies) without ${viaProxy.fields.header}, so its client presented none.`)
       } else {
         if (input.forwardAuth) {
           throw refusal('A forward-auth check describes a request the proxy received: the client certificate on this connection is the proxy\'s own, not the caller\'s, so it proves nothing about the caller.')
@@ -144,15 +154,18 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
         outcome = outcomeOf(connection)
         if (outcome === undefined) {
           // The usual slip behind a load balancer: its address left out of trusted_proxies. Said so, not "not TLS".
-          if (forwarded !== null && rawHeader(input.rawHeaders, (fieldNames as ForwardedClientCert).header) !== undefined) {
-            throw refusal(`This route needs a client certificate: ${forwarded.header} is believed only from server.trusted_proxies, and this peer (${unmapIpv4(input.socket.remoteAddress ?? '') || 'unknown'}) is not one, so the request carries none.`)
+          if (proxyFields !== null && rawHeader(input.rawHeaders, proxyFields.header) !== undefined) {
+            throw refusal(`This route needs a client certificate: ${proxyFields.fields.header} is believed only from server.trusted_proxies, and this peer (${unmapIpv4(input.socket.remoteAddress ?? '') || 'unknown'}) is not one, so the request carries none.`)
           }
           throw refusal(connection.encrypted
             ? 'This route needs a client certificate (TLS client authentication); the connection presented none.'
             : 'This route needs a client certificate, and this connection is not TLS.')
         }
       }
-      if ('refusal' in outcome) throw refusal(outcome.refusal)
+      if ('refusal' in outcome) {
+        if (outcome.identity === undefined) throw refusal(outcome.refusal)
+        throw new CredentialRefused('client_cert_required', { detail: outcome.refusal }, { identity: outcome.identity, credential: 'client_cert' })
+      }
       const caller: Authenticated = { identity: outcome.identity, credential: 'client_cert' }
       const outOfDates = whyOutOfDates(outcome, nowMs)
       // A genuine certificate outside its dates: the record names whose it is (`bouncer audit --principal` finds it).
@@ -189,14 +202,17 @@ function examine(connection: TlsConnection, byFingerprint: Anchors, trusted: rea
   if (!connection.authorized) {
     const code = verdictCode(connection.authorizationError)
     // OpenSSL names the last fault it met: a certificate out of its dates is named in the refusal's
-    // record only once its chain, checked again without the dates, holds.
+    // record only once its chain, checked again without the dates, holds. It stays a refusal for the
+    // connection's life: a handshake OpenSSL refused never authenticates, not even once the
+    // certificate's notBefore has passed on a kept-alive connection or h2 session.
     if (DATE_VERDICTS.has(code) && (Date.parse(leaf.validTo) < nowMs || Date.parse(leaf.validFrom) > nowMs)) {
-      const checked = verifyCertificatePath(leaf, chain.slice(1), trusted)
-      if (checked.ok) return provenOutcome(checked.path, byFingerprint)
+      const checked = verifyCertificatePath(leaf, chain.slice(1), trusted, nowMs)
+      const proven = checked.ok ? provenOutcome(checked.path, byFingerprint) : undefined
+      if (proven !== undefined && !('refusal' in proven)) return { refusal: whyNotAuthorized(code, leaf, nowMs), identity: proven.identity }
     }
     // OpenSSL says INVALID_PURPOSE for any usage it refuses; the chain's own check says which.
     if (code === 'INVALID_PURPOSE') {
-      const checked = verifyCertificatePath(leaf, chain.slice(1), trusted)
+      const checked = verifyCertificatePath(leaf, chain.slice(1), trusted, nowMs)
       if (!checked.ok && USAGE_VERDICTS.has(checked.code)) return { refusal: whyNotAuthorized(checked.code, leaf, nowMs) }
     }
     return { refusal: whyNotAuthorized(code, leaf, nowMs) }
@@ -208,7 +224,7 @@ function examine(connection: TlsConnection, byFingerprint: Anchors, trusted: rea
  * A forwarded certificate (RFC 9440): the proxy checked it by its own rules, and the gateway checks it
  * again by its own, against the x509 issuers' CAs, as OpenSSL checks a handshake's.
  */
-function examineForwarded(lines: readonly string[], chainLines: readonly string[], fields: ForwardedClientCert, byFingerprint: Anchors, trusted: readonly X509Certificate[]): PeerOutcome {
+function examineForwarded(lines: readonly string[], chainLines: readonly string[], fields: ForwardedClientCert, byFingerprint: Anchors, trusted: readonly X509Certificate[], nowMs: number): PeerOutcome {
   let leaf: X509Certificate
   let presented: X509Certificate[]
   try {
@@ -220,8 +236,8 @@ function examineForwarded(lines: readonly string[], chainLines: readonly string[
     if (err instanceof ClientCertFieldError) return { refusal: `The forwarded client certificate cannot be read: ${err.message}` }
     throw err
   }
-  const checked = verifyCertificatePath(leaf, presented, trusted)
-  if (!checked.ok) return { refusal: whyNotAuthorized(checked.code, leaf, Number.NaN, "the x509 issuers' ca") }
+  const checked = verifyCertificatePath(leaf, presented, trusted, nowMs)
+  if (!checked.ok) return { refusal: whyNotAuthorized(checked.code, leaf, nowMs, "the x509 issuers' ca") }
   return provenOutcome(checked.path, byFingerprint)
 }
 
@@ -323,8 +339,16 @@ function whyNotAuthorized(code: string, leaf: X509Certificate, nowMs: number, tr
       return `The client certificate "${subject}" is not for client authentication (its extended key usage lacks clientAuth).`
     case 'KEYUSAGE_NO_DIGITAL_SIGNATURE':
       return `The client certificate "${subject}" is not for client authentication (its key usage has neither digitalSignature nor keyAgreement).`
+    case 'NS_CERT_TYPE_NO_SSL_CLIENT':
+      return `The client certificate "${subject}" is not for client authentication (its Netscape cert type lacks SSL client).`
     case 'INVALID_CA':
       return `The client certificate "${subject}" chains through a certificate that is no CA (basicConstraints CA:TRUE) (its issuer: "${truncateClientValue(distinguishedName(leaf.issuer))}").`
+    case 'EE_KEY_TOO_SMALL':
+      return `The client certificate "${subject}" has a key too small to be secure (RSA or DSA under 2048 bits, EC under 224).`
+    case 'CA_KEY_TOO_SMALL':
+      return ofItsCa('has a key too small to be secure (RSA or DSA under 2048 bits, EC under 224)')
+    case 'CA_MD_TOO_WEAK':
+      return `The client certificate "${subject}", or a CA certificate of its chain, is signed with a digest too weak to be secure (MD5 or SHA-1).`
     case 'NAME_CONSTRAINTS_UNCHECKED':
       return ofItsCa('has name constraints, which are not checked for a forwarded certificate: such a chain is refused')
     default:

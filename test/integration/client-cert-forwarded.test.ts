@@ -10,13 +10,14 @@ import { X509Certificate } from 'node:crypto'
 import { once } from 'node:events'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { connect, type AddressInfo } from 'node:net'
+import { connect, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls'
 import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { verifyCertificatePath } from '../../src/identity/certificate-path.ts'
+import { clientCertVerifier } from '../../src/identity/x509.ts'
 import { createPki, type Issued, type TestCa, type TestPki } from '../helpers/certs.ts'
 import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -282,6 +283,37 @@ describe('forwarded client certificates under field names of the config', () => 
   })
 })
 
+describe('a CA renewed with its name and key, its expired copy still in the issuer\'s ca', () => {
+  let rollover: TestGateway
+  beforeAll(async () => {
+    // The expired copy first: the chain check takes, as OpenSSL does, the one within its dates.
+    const home = dirname(pki.ca.cert)
+    const run = (args: string[]) => execFileSync('openssl', args, { cwd: home, stdio: ['ignore', 'ignore', 'pipe'] })
+    writeFileSync(join(home, 'old.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n')
+    run(['req', '-new', '-key', pki.ca.key, '-subj', '/CN=Test CA/O=Bouncer tests', '-out', 'old.csr'])
+    run(['ca', '-batch', '-selfsign', '-notext', '-config', join(home, 'ca.cnf'), '-keyfile', pki.ca.key, '-in', 'old.csr', '-out', 'old.crt', '-extfile', 'old.ext', '-startdate', '20200101000000Z', '-enddate', '20200201000000Z'])
+    const both = join(home, 'old-and-renewed.pem')
+    writeFileSync(both, readFileSync(join(home, 'old.crt'), 'latin1') + readFileSync(pki.ca.cert, 'latin1'))
+    rollover = await startTestGateway({
+      server: { trusted_proxies: ['127.0.0.1/32'], forwarded_client_cert: {} },
+      issuers: [{ name: 'mesh', type: 'x509', ca: both }],
+      roles: [{ name: 'etl', assumed_by: [{ issuer: 'mesh', subject: 'spiffe://prod/ns/etl/*' }], policies: ['read'] }],
+      policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: ['data'] }] }],
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'data', path: '/data/*', upstream: 'api', accept: ['client_cert'] }],
+    })
+  })
+  afterAll(async () => {
+    await rollover?.close()
+  })
+
+  it('accepts a certificate of the renewed CA (it was refused as chaining to the expired copy)', async () => {
+    const res = await request(`${rollover.url}/data/x`, { headers: { 'client-cert': field(certs.loader.cert), 'client-cert-chain': field(meshCa.cert) } })
+    const body = await res.body.text()
+    expect(res.statusCode, body).toBe(200)
+  })
+})
+
 describe('the forwarded chain check, beside the TLS handshake', () => {
   // Certificates of every shape the checks tell apart, made with `openssl x509 -req` (extensions
   // as written), each presented to a real TLS listener that asks for client certificates (what
@@ -290,10 +322,11 @@ describe('the forwarded chain check, beside the TLS handshake', () => {
   const made = (name: string) => join(dir, `${name}.crt`)
   const openssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
 
-  function sign(name: string, issuer: string, extensions: string): void {
+  /** `key`: openssl req's -newkey and -pkeyopt arguments; `digest`: what the issuer signs with. */
+  function sign(name: string, issuer: string, extensions: string, { key = ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], digest = 'sha256' } = {}): void {
     writeFileSync(join(dir, `${name}.ext`), extensions)
-    openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`])
-    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${issuer}.crt`, '-CAkey', `${issuer}.key`, '-CAcreateserial', '-days', '10', '-extfile', `${name}.ext`, '-out', `${name}.crt`])
+    openssl(['req', '-new', '-newkey', ...key, '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`])
+    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${issuer}.crt`, '-CAkey', `${issuer}.key`, '-CAcreateserial', '-days', '10', `-${digest}`, '-extfile', `${name}.ext`, '-out', `${name}.crt`])
   }
 
   beforeAll(() => {
@@ -317,38 +350,83 @@ describe('the forwarded chain check, beside the TLS handshake', () => {
     sign('underServerCa', 'intEkuServer', 'extendedKeyUsage=clientAuth\n')
     sign('underNotCa', 'intNotCa', 'extendedKeyUsage=clientAuth\n')
     sign('tooDeep', 'intUnder', 'extendedKeyUsage=clientAuth\n')
+    sign('intNoCertSign', 'root', 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,digitalSignature\n')
+    sign('underNoCertSign', 'intNoCertSign', 'extendedKeyUsage=clientAuth\n')
+    // A client's own v3 certificate pinned as trusted (no basicConstraints): its key signs no one.
+    writeFileSync(join(dir, 'pinned.ext'), 'extendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\n')
+    openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=pinned', '-keyout', 'pinned.key', '-out', 'pinned.csr'])
+    openssl(['x509', '-req', '-in', 'pinned.csr', '-signkey', 'pinned.key', '-days', '10', '-extfile', 'pinned.ext', '-out', 'pinned.crt'])
+    sign('underPinned', 'pinned', 'extendedKeyUsage=clientAuth\n')
+    // OpenSSL's security level 2 (the default): a 112-bit key and signature digest at least.
+    sign('leafSha1', 'intOk', 'extendedKeyUsage=clientAuth\n', { digest: 'sha1' })
+    sign('leafSha224', 'intOk', 'extendedKeyUsage=clientAuth\n', { digest: 'sha224' })
+    sign('leafRsa512', 'intOk', 'extendedKeyUsage=clientAuth\n', { key: ['rsa:512'] })
+    sign('leafRsa1024', 'intOk', 'extendedKeyUsage=clientAuth\n', { key: ['rsa:1024'] })
+    sign('leafRsa2048', 'intOk', 'extendedKeyUsage=clientAuth\n', { key: ['rsa:2048'] })
+    sign('leafP192', 'intOk', 'extendedKeyUsage=clientAuth\n', { key: ['ec', '-pkeyopt', 'ec_paramgen_curve:P-192'] })
+    sign('intSha1', 'root', ca, { digest: 'sha1' })
+    sign('underSha1Ca', 'intSha1', 'extendedKeyUsage=clientAuth\n')
+    sign('intRsa512', 'root', ca, { key: ['rsa:512'] })
+    sign('underRsa512Ca', 'intRsa512', 'extendedKeyUsage=clientAuth\n')
+    sign('leafNsServer', 'intOk', 'nsCertType=server\nextendedKeyUsage=clientAuth\n')
+    // basicConstraints' pathLenConstraint as an INTEGER of no octets, and as -1: both malformed.
+    sign('intPathLenEmpty', 'root', 'basicConstraints=critical,DER:30:05:01:01:FF:02:00\nkeyUsage=critical,keyCertSign\n')
+    sign('underPathLenEmpty', 'intPathLenEmpty', 'extendedKeyUsage=clientAuth\n')
+    sign('intPathLenNegative', 'root', 'basicConstraints=critical,DER:30:06:01:01:FF:02:01:FF\nkeyUsage=critical,keyCertSign\n')
+    sign('underPathLenNegative', 'intPathLenNegative', 'extendedKeyUsage=clientAuth\n')
   })
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
   it('accepts and refuses the certificates a handshake accepts and refuses', async () => {
-    const cases: Array<[string, string[]]> = [
+    // [leaf, the chain sent with it, the trusted CA (root unless named)]
+    const cases: Array<[string, string[], string?]> = [
       ['leafOk', ['intOk']], ['leafKeyAgreement', ['intOk']], ['leafKeyEncipherment', ['intOk']], ['leafServer', ['intOk']],
       ['leafAnyUsage', ['intOk']], ['leafPlain', ['intOk']], ['leafUnknownCritical', ['intOk']],
       ['underServerCa', ['intEkuServer']], ['underNotCa', ['intNotCa']], ['tooDeep', ['intUnder', 'intPath0']], ['leafOk', []],
+      ['underNoCertSign', ['intNoCertSign']], ['pinned', [], 'pinned'], ['underPinned', [], 'pinned'], ['underPinned', ['pinned'], 'pinned'],
+      ['leafSha1', ['intOk']], ['leafSha224', ['intOk']], ['leafRsa512', ['intOk']], ['leafRsa1024', ['intOk']], ['leafRsa2048', ['intOk']], ['leafP192', ['intOk']],
+      ['underSha1Ca', ['intSha1']], ['underRsa512Ca', ['intRsa512']],
+      ['leafNsServer', ['intOk']], ['underPathLenEmpty', ['intPathLenEmpty']], ['underPathLenNegative', ['intPathLenNegative']],
     ]
-    const listener = createTlsServer({ cert: readFileSync(made('server')), key: readFileSync(join(dir, 'server.key')), ca: readFileSync(made('root')), requestCert: true, rejectUnauthorized: false }, (socket) => {
-      socket.end(socket.authorized ? 'accepted' : 'refused')
-    })
-    listener.listen(0, '127.0.0.1')
-    await once(listener, 'listening')
-    const { port } = listener.address() as AddressInfo
+    const listeners = new Map<string, number>()
+    /** A TLS listener trusting `anchor` alone, as the gateway's own asks for a client certificate. */
+    async function listenerTrusting(anchor: string): Promise<number> {
+      const known = listeners.get(anchor)
+      if (known !== undefined) return known
+      const listener = createTlsServer({ cert: readFileSync(made('server')), key: readFileSync(join(dir, 'server.key')), ca: readFileSync(made(anchor)), requestCert: true, rejectUnauthorized: false }, (socket) => {
+        socket.end(socket.authorized ? 'accepted' : 'refused')
+      })
+      listener.listen(0, '127.0.0.1')
+      await once(listener, 'listening')
+      opened.push(listener)
+      const { port } = listener.address() as AddressInfo
+      listeners.set(anchor, port)
+      return port
+    }
+    const opened: Array<ReturnType<typeof createTlsServer>> = []
     try {
       const verdicts: Array<[string, string, string]> = []
-      for (const [leaf, chain] of cases) {
+      for (const [leaf, chain, anchor = 'root'] of cases) {
         const cert = Buffer.concat([leaf, ...chain].map((name) => readFileSync(made(name))))
-        const socket = tlsConnect({ port, host: '127.0.0.1', servername: 'localhost', ca: readFileSync(made('root')), cert, key: readFileSync(join(dir, `${leaf}.key`)) })
+        // Security level 0 on the client's side, so that it sends even a weak certificate: the listener judges it.
+        const socket = tlsConnect({ port: await listenerTrusting(anchor), host: '127.0.0.1', servername: 'localhost', ca: readFileSync(made('root')), cert, key: readFileSync(join(dir, `${leaf}.key`)), ciphers: 'DEFAULT:@SECLEVEL=0' })
         let handshake = ''
         socket.on('data', (chunk: Buffer) => (handshake += chunk.toString()))
         await once(socket, 'end')
-        const forwarded = verifyCertificatePath(new X509Certificate(readFileSync(made(leaf))), chain.map((name) => new X509Certificate(readFileSync(made(name)))), [new X509Certificate(readFileSync(made('root')))])
-        verdicts.push([`${leaf} via ${chain.join(', ') || 'nothing'}`, handshake, forwarded.ok ? 'accepted' : 'refused'])
+        const forwarded = verifyCertificatePath(new X509Certificate(readFileSync(made(leaf))), chain.map((name) => new X509Certificate(readFileSync(made(name)))), [new X509Certificate(readFileSync(made(anchor)))])
+        verdicts.push([`${leaf} via ${chain.join(', ') || 'nothing'}${anchor === 'root' ? '' : ` (trusting ${anchor})`}`, handshake, forwarded.ok ? 'accepted' : 'refused'])
       }
       expect(verdicts.filter(([, handshake, forwarded]) => handshake !== forwarded)).toEqual([])
-      expect(verdicts.filter(([, handshake]) => handshake === 'accepted').map(([name]) => name)).toEqual(['leafOk via intOk', 'leafKeyAgreement via intOk', 'leafPlain via intOk'])
+      // What a refusal says of a usage: the one the certificate lacks (OpenSSL says INVALID_PURPOSE for each).
+      const verifier = clientCertVerifier([{ name: 'mesh', cas: [new X509Certificate(readFileSync(made('root')))] }], Date.now, { header: 'Client-Cert', chainHeader: 'Client-Cert-Chain' })
+      const nsServer = ['Client-Cert', `:${new X509Certificate(readFileSync(made('leafNsServer'))).raw.toString('base64')}:`, 'Client-Cert-Chain', `:${new X509Certificate(readFileSync(made('intOk'))).raw.toString('base64')}:`]
+      const refused = await verifier.authenticate({ headers: null, rawHeaders: nsServer, query: '', socket: {} as Socket, viaTrustedProxy: true }).catch((err: unknown) => err)
+      expect(refused).toMatchObject({ code: 'client_cert_required', detail: 'The client certificate "CN=leafNsServer" is not for client authentication (its Netscape cert type lacks SSL client).' })
+      expect(verdicts.filter(([, handshake]) => handshake === 'accepted').map(([name]) => name)).toEqual(['leafOk via intOk', 'leafKeyAgreement via intOk', 'leafPlain via intOk', 'pinned via nothing (trusting pinned)', 'leafSha224 via intOk', 'leafRsa2048 via intOk'])
     } finally {
-      listener.close()
+      for (const listener of opened) listener.close()
     }
   })
 })

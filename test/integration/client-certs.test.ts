@@ -206,6 +206,35 @@ describe('client certificates as workload identity', () => {
   })
 })
 
+describe('a certificate the handshake refused for its dates', () => {
+  it('never authenticates its connection: an h2 session opened before notBefore is still refused once it has passed', async () => {
+    const notBeforeMs = Math.ceil((Date.now() + 3_000) / 1000) * 1000
+    const soon = pki.ca.issue('soon', { usage: 'client', san: ['URI:spiffe://prod/ns/etl/sa/soon'], notBefore: opensslDate(new Date(notBeforeMs)), notAfter: opensslDate(new Date(notBeforeMs + DAY)) })
+    const session = h2connect(new URL(gateway.url).origin, { ca, servername: 'localhost', cert: readFileSync(soon.cert), key: readFileSync(soon.key) })
+    session.on('error', () => {})
+    const get = async (): Promise<Answer> => {
+      const stream = session.request({ ':path': '/data/daily' })
+      const [headers] = (await once(stream, 'response')) as [Record<string, string>]
+      const chunks: Buffer[] = []
+      for await (const chunk of stream) chunks.push(chunk as Buffer)
+      return { status: Number(headers[':status']), body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown> }
+    }
+    try {
+      const early = await get()
+      expect(early.status).toBe(401)
+      expect(String(early.body.detail)).toMatch(/"CN=soon" is not valid before /)
+      await waitFor(() => Date.now() > notBeforeMs + 500, 'the certificate\'s notBefore to pass')
+      // OpenSSL refused this handshake: the session stays refused, as a new one would now be accepted.
+      const later = await get()
+      expect(later.status, JSON.stringify(later.body)).toBe(401)
+      expect(later.body.code).toBe('client_cert_required')
+      expect((await viaH2(`${gateway.url}/data/daily`, soon)).status).toBe(200)
+    } finally {
+      session.close()
+    }
+  })
+})
+
 describe('client_auth: require', () => {
   let strict: TestGateway
   beforeAll(async () => {
@@ -270,5 +299,17 @@ describe('bouncer check', () => {
       'server.forwarded_client_cert.chain_header: Authorization is a header the gateway reads or writes for another purpose: name the field your proxy writes the certificate in (RFC 9440: Client-Cert, Client-Cert-Chain)',
       'server.forwarded_client_cert.chain_header: chain_header must be another field than header: the certificate and its chain are two fields',
     ])
+  })
+
+  it("warns of an x509 issuer's ca that forwarded certificates are checked against as it warns of client_ca: no CA, or expired", () => {
+    const warnings = (config: Record<string, unknown>) =>
+      loadConfigText(stringify(config), join(pki.dir, 'check.yaml')).diagnostics.filter((d) => d.severity === 'warning').map((d) => `${d.path.join('.')}: ${d.message}`)
+    const server = { trusted_proxies: ['10.0.0.10/32'], forwarded_client_cert: {} }
+    // A client's own certificate pinned as the issuer's ca: it is accepted itself, and signs no one.
+    expect(warnings({ server, issuers: [{ name: 'mesh', type: 'x509', ca: certs.expired.cert }], upstreams, routes: [route] })).toEqual([
+      `issuers.0.ca: "CN=expired" in ${certs.expired.cert} is not a CA certificate (basicConstraints CA:TRUE): only a client presenting that very certificate would be accepted`,
+      `issuers.0.ca: "CN=expired" in ${certs.expired.cert} expired at 2020-01-02T00:00:00.000Z: every client certificate it signed is refused`,
+    ])
+    expect(warnings({ server, issuers: [{ name: 'mesh', type: 'x509', ca: pki.ca.cert }], upstreams, routes: [route] })).toEqual([])
   })
 })

@@ -61,6 +61,8 @@ describe('RFC 9440 fields', () => {
     expect(refusalOf(() => parseClientCertField([':AAA!BBB:'], CERT))).toMatch(/is not base64 between its colons/)
     expect(refusalOf(() => parseClientCertField([':A:'], CERT))).toMatch(/is not base64/)
     expect(refusalOf(() => parseClientCertField(['::'], CERT))).toMatch(/an empty certificate/)
+    expect(refusalOf(() => parseClientCertField([':==:'], CERT))).toMatch(/an empty certificate/)
+    expect(refusalOf(() => parseClientCertChainField([`${FIELDS['Client-Cert']}, :A=:`], CHAIN))).toMatch(/an empty certificate/)
     expect(refusalOf(() => parseClientCertField([''], CERT))).toMatch(/holds no certificate/)
     expect(refusalOf(() => parseClientCertField([`${FIELDS['Client-Cert']}junk`], CERT))).toMatch(/after a certificate/)
     expect(refusalOf(() => parseClientCertField([`${FIELDS['Client-Cert']};=1`], CERT))).toMatch(/parameter without a valid key/)
