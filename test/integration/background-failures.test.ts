@@ -10,7 +10,7 @@
 // runtime_retirement is the one task no fault reaches (upstream pools close with allSettled); the
 // helper's unit test covers what happens when a task throws.
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -305,9 +305,10 @@ describe('tasks of a running gateway', () => {
     expect(gw.state.audit.stats().dropped).toBe(1)
   })
   it('audit worker: one that cannot start (its directory is a file) is retried with a growing delay, not in a loop, and writes again once it can', async () => {
-    // The audit directory's name is taken by a file: the worker can open neither its sink nor its spill.
-    const auditDir = join(dir, 'audit-is-a-file')
-    await writeFile(auditDir, 'not a directory')
+    // The audit directory's name is a symbolic link to itself (ELOOP): the worker can open neither
+    // its sink nor its spill. (A file in its place no longer starts: `check` refuses the spill_dir.)
+    const auditDir = join(dir, 'audit-is-a-loop')
+    await symlink(auditDir, auditDir)
     const gw = await gateway({
       admin: { token: ADMIN_TOKEN },
       audit: { sinks: [{ type: 'sqlite', path: join(auditDir, 'audit.db') }], spill_dir: join(auditDir, 'spill') },
