@@ -71,15 +71,22 @@ export function registerServe(program: Command): void {
       // A SIGHUP while the gateway starts (a reload asked for just after a start) ended the process,
       // Node's default for it. It is kept for when the gateway runs: the edit that prompted it may
       // have been saved after the start read the file.
-      let reloadAsked = false
-      const askReload = () => void (reloadAsked = true)
-      process.on('SIGHUP', askReload)
-      if (takeEarlyHangup()) reloadAsked = true
+      //
       // A SIGTERM or SIGINT while the gateway starts (a rollout that replaces a pod still starting)
       // ended the process on Node's default, 143 and not a word. It is kept, and the gateway stops
       // the usual way once it is up (its drain: nothing in flight yet); a second one stops it at once.
+      //
+      // One listener per signal for the life of the process, which acts by the gateway's state: a
+      // listener swapped for another once the gateway ran lost a signal caught in the same turn
+      // (libuv hands it to the handle that caught it, stopped by then: a SIGTERM sent as the start
+      // ended left the gateway running, found by slow-and-many.test.ts).
+      let reloadAsked = false
       let stopAskedWhileStarting: NodeJS.Signals | null = null
-      const askStopWhileStarting = (signal: NodeJS.Signals) => {
+      let running: { reload(): void; stop(signal: NodeJS.Signals): void } | null = null
+      process.on('SIGHUP', () => (running ? running.reload() : void (reloadAsked = true)))
+      if (takeEarlyHangup()) reloadAsked = true
+      const onStopSignal = (signal: NodeJS.Signals) => {
+        if (running) return running.stop(signal)
         if (stopAskedWhileStarting !== null) {
           console.error(`bouncer: ${signal} again while starting: stopping at once`)
           process.exit(1)
@@ -87,8 +94,8 @@ export function registerServe(program: Command): void {
         stopAskedWhileStarting = signal
         console.error(`bouncer: ${signal} while starting: the gateway stops as soon as its start ends`)
       }
-      process.on('SIGTERM', askStopWhileStarting)
-      process.on('SIGINT', askStopWhileStarting)
+      process.on('SIGTERM', onStopSignal)
+      process.on('SIGINT', onStopSignal)
       let gateway
       try {
         gateway = await startServing({
@@ -121,13 +128,8 @@ export function registerServe(program: Command): void {
           },
         )
       }
-      process.off('SIGTERM', askStopWhileStarting)
-      process.off('SIGINT', askStopWhileStarting)
-      process.on('SIGTERM', () => stop('SIGTERM'))
-      process.on('SIGINT', () => stop('SIGINT'))
       const reload = () => void gateway.background.run('reload', () => gateway.reload())
-      process.off('SIGHUP', askReload)
-      process.on('SIGHUP', reload)
+      running = { reload, stop }
       if (reloadAsked) reload()
 
       // The last resort, for what no background task caught (each reports its own failures).
