@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { FunctionPool } from '../../src/functions/index.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -52,6 +53,15 @@ afterAll(async () => {
   await gw?.close()
 })
 
+/** Until the pool takes no more invocations: closing (a worker taken while it is still open is given back at once, as a taken one would hold its close). */
+async function closingOf(pool: FunctionPool | undefined): Promise<void> {
+  await waitFor(() => {
+    const slot = pool?.take() ?? null
+    if (slot) pool?.giveBack(slot)
+    return slot === null
+  }, 'the old pool closing')
+}
+
 const call = async (query = '') => {
   const res = await request(`${gw.url}/counter${query}`)
   return (await res.body.json()) as { version: number; calls: number }
@@ -77,12 +87,7 @@ describe('reloading functions', () => {
     held.splice(0).forEach((res) => res.end('go'))
     expect(await inFlight).toEqual({ version: 1, calls: 4 })
     // Once the old runtime is idle its pool is closed: it takes no more invocations.
-    // (A worker taken while it is still open is given back at once: a taken one would hold its close.)
-    await waitFor(() => {
-      const slot = old?.take() ?? null
-      if (slot) old?.giveBack(slot)
-      return slot === null
-    }, 'the old pool closed')
+    await closingOf(old)
   })
 
   // Found by review: a pool retired by a reload was closed shutdown_timeout after the swap with its
@@ -99,11 +104,7 @@ describe('reloading functions', () => {
     await gw.writeConfig(closingSoon)
     expect((await gw.reload()).ok).toBe(true)
     // Closing: it takes no more invocations, shutdown_timeout after the swap.
-    await waitFor(() => {
-      const slot = old?.take() ?? null
-      if (slot) old?.giveBack(slot)
-      return slot === null
-    }, 'the old pool closing')
+    await closingOf(old)
     held.splice(0).forEach((res) => res.end('go'))
     expect((await inFlight).version).toBe(version)
     expect((await call()).version).toBe(version + 1)
@@ -124,11 +125,7 @@ describe('reloading functions', () => {
     await writeFile(join(gw.dir, 'functions', 'counter.ts'), counterModule(version + 1))
     await gw.writeConfig(closingSoon)
     expect((await gw.reload()).ok).toBe(true)
-    await waitFor(() => {
-      const slot = old?.take() ?? null
-      if (slot) old?.giveBack(slot)
-      return slot === null
-    }, 'the old pool closing')
+    await closingOf(old)
     const started = performance.now()
     held.splice(0).forEach((res) => res.end('go'))
     const res = await inFlight
