@@ -14,7 +14,7 @@
 //   certificate may expire while it is open (the choice among trusted CAs of one name does read them).
 // - Revocation (CRLs, OCSP) is not checked; name constraints are not evaluated, so a chain through a
 //   CA that has them is refused; certificate policies are not evaluated.
-import type { X509Certificate } from 'node:crypto'
+import type { KeyObject, X509Certificate } from 'node:crypto'
 import { tlv, type Tlv } from './der.ts'
 
 /** The chain from the leaf up to its trust anchor (and on to the anchor's root, where trusted), or OpenSSL's name for why not. */
@@ -90,20 +90,65 @@ const WEAK_SIGNATURE_OIDS: ReadonlySet<string> = new Set([
   '1.2.840.10045.4.1', // ecdsa-with-SHA1
 ])
 
+const RSASSA_PSS = '1.2.840.113549.1.1.10'
+/** Hashes under 112 bits of collision security, as an RSASSA-PSS signature's parameters name them. */
+const WEAK_HASH_OIDS: ReadonlySet<string> = new Set([
+  '1.3.14.3.2.26', // SHA-1 (RSASSA-PSS's default when its parameters name none)
+  '1.2.840.113549.2.5', // MD5
+])
+
 /** OpenSSL's check_auth_level: every key in the chain, and every signature but the trust anchor's own. */
 function refusedBySecurityLevel(path: readonly X509Certificate[]): string | null {
   for (const [depth, certificate] of path.entries()) {
     if (!keyStrongEnough(certificate)) return depth === 0 ? 'EE_KEY_TOO_SMALL' : 'CA_KEY_TOO_SMALL'
-    if (depth < path.length - 1 && WEAK_SIGNATURE_OIDS.has(certificate.signatureAlgorithmOid ?? '')) return 'CA_MD_TOO_WEAK'
+    if (depth === path.length - 1) continue
+    let weak: boolean
+    try {
+      weak = weakSignature(certificate.raw)
+    } catch (err) {
+      if (err instanceof RangeError) return 'CERT_UNREADABLE'
+      throw err
+    }
+    if (weak) return 'CA_MD_TOO_WEAK'
   }
   return null
 }
 
+/**
+ * Whether the certificate's own signature is by a hash under the security level, read from its DER
+ * (Certificate → signatureAlgorithm): X509Certificate's signatureAlgorithmOid is Node 24's, and on
+ * Node 22 (which the package allows) it read undefined, so no signature was ever weak (a review).
+ * An RSASSA-PSS signature has one OID whatever its hash: the hash is in its parameters, SHA-1 when
+ * they name none.
+ */
+function weakSignature(der: Buffer): boolean {
+  const [, algorithm] = children(der, tlv(der, 0, der.length))
+  if (algorithm === undefined) throw new RangeError('no signatureAlgorithm')
+  const [id, parameters] = children(der, algorithm)
+  if (id === undefined || id.tag !== 0x06) throw new RangeError('signatureAlgorithm without an OID')
+  const oid = oidText(der, id)
+  if (oid !== RSASSA_PSS) return WEAK_SIGNATURE_OIDS.has(oid)
+  // RSASSA-PSS-params: SEQUENCE { [0] hashAlgorithm DEFAULT sha1, … } (RFC 4055 §3.1).
+  const hash = parameters?.tag === 0x30 ? children(der, parameters).find((field) => field.tag === 0xa0) : undefined
+  if (hash === undefined) return true
+  const hashOid = children(der, tlv(der, hash.start, hash.end))[0]
+  if (hashOid === undefined || hashOid.tag !== 0x06) throw new RangeError('RSASSA-PSS hashAlgorithm without an OID')
+  return WEAK_HASH_OIDS.has(oidText(der, hashOid))
+}
+
 function keyStrongEnough(certificate: X509Certificate): boolean {
-  const key = certificate.publicKey
+  let key: KeyObject
+  try {
+    key = certificate.publicKey
+  } catch {
+    return false // a key OpenSSL cannot decode: it counts as none, too small (as OpenSSL's check does), not a 500
+  }
   const details = key.asymmetricKeyDetails ?? {}
-  if (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss' || key.asymmetricKeyType === 'dsa') return (details.modulusLength ?? 0) >= MIN_SECURE_BITS.rsa
-  // A named curve's name carries its size (prime256v1, secp384r1, brainpoolP160r1, sect163k1).
+  if (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') return (details.modulusLength ?? 0) >= MIN_SECURE_BITS.rsa
+  // DSA's security is the smaller of its modulus's and its subgroup's (q: 160 bits is 80 of security).
+  if (key.asymmetricKeyType === 'dsa') return (details.modulusLength ?? 0) >= MIN_SECURE_BITS.rsa && (details.divisorLength ?? 0) >= MIN_SECURE_BITS.ec
+  // A named curve's name carries its size (prime256v1, secp384r1, brainpoolP160r1, sect163k1);
+  // a curve whose name does not (SM2) is refused: the stricter side.
   if (key.asymmetricKeyType === 'ec') return Number(/\d{3}/.exec(details.namedCurve ?? '')?.[0] ?? 0) >= MIN_SECURE_BITS.ec
   return true // Ed25519, Ed448: 128 bits and up
 }
@@ -157,8 +202,12 @@ function refusedByExtensions(path: readonly X509Certificate[]): string | null {
     }
     // Name constraints bind the names of every certificate below; this path does not evaluate them, so it refuses rather than ignore them.
     if (extensions.nameConstraints) return 'NAME_CONSTRAINTS_UNCHECKED'
-    const selfSignedRoot = depth === path.length - 1 && issuedBy(certificate, certificate)
-    if (!isCa(certificate, extensions)) return 'INVALID_CA'
+    const top = depth === path.length - 1
+    const selfSignedRoot = top && issuedBy(certificate, certificate)
+    // OpenSSL 3 holds every CA below the top to X509_STRICT: basicConstraints with CA:TRUE. A CA
+    // only by keyUsage or a Netscape type may stand at the top alone (a review: a CA-issued
+    // certificate with keyCertSign and no basicConstraints could sign any identity under it).
+    if (top ? !isCa(certificate, extensions) : !(extensions.basicConstraints && certificate.ca)) return 'INVALID_CA'
     if (extensions.pathLength !== null && intermediatesBelow > extensions.pathLength) return 'PATH_LENGTH_EXCEEDED'
     if (!selfSignedRoot) intermediatesBelow++
   }

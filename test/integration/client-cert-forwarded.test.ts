@@ -323,10 +323,10 @@ describe('the forwarded chain check, beside the TLS handshake', () => {
   const openssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
 
   /** `key`: openssl req's -newkey and -pkeyopt arguments; `digest`: what the issuer signs with. */
-  function sign(name: string, issuer: string, extensions: string, { key = ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], digest = 'sha256' } = {}): void {
+  function sign(name: string, issuer: string, extensions: string, { key = ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], digest = 'sha256', sigopt = [] as string[] } = {}): void {
     writeFileSync(join(dir, `${name}.ext`), extensions)
     openssl(['req', '-new', '-newkey', ...key, '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`])
-    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${issuer}.crt`, '-CAkey', `${issuer}.key`, '-CAcreateserial', '-days', '10', `-${digest}`, '-extfile', `${name}.ext`, '-out', `${name}.crt`])
+    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${issuer}.crt`, '-CAkey', `${issuer}.key`, '-CAcreateserial', '-days', '10', `-${digest}`, ...sigopt.flatMap((opt) => ['-sigopt', opt]), '-extfile', `${name}.ext`, '-out', `${name}.crt`])
   }
 
   beforeAll(() => {
@@ -374,6 +374,13 @@ describe('the forwarded chain check, beside the TLS handshake', () => {
     sign('underPathLenEmpty', 'intPathLenEmpty', 'extendedKeyUsage=clientAuth\n')
     sign('intPathLenNegative', 'root', 'basicConstraints=critical,DER:30:06:01:01:FF:02:01:FF\nkeyUsage=critical,keyCertSign\n')
     sign('underPathLenNegative', 'intPathLenNegative', 'extendedKeyUsage=clientAuth\n')
+    // A second review: an intermediate that is a CA by keyUsage alone (no basicConstraints), which
+    // OpenSSL 3 refuses below the top; and an RSASSA-PSS signature by SHA-1 (one OID for every hash).
+    sign('intKeyUsageOnly', 'root', 'keyUsage=critical,keyCertSign\n')
+    sign('underKeyUsageOnlyCa', 'intKeyUsageOnly', 'extendedKeyUsage=clientAuth\n')
+    sign('intRsa', 'root', ca, { key: ['rsa:2048'] })
+    sign('leafPssSha1', 'intRsa', 'extendedKeyUsage=clientAuth\n', { digest: 'sha1', sigopt: ['rsa_padding_mode:pss', 'rsa_pss_saltlen:-1'] })
+    sign('leafPssSha256', 'intRsa', 'extendedKeyUsage=clientAuth\n', { digest: 'sha256', sigopt: ['rsa_padding_mode:pss', 'rsa_pss_saltlen:-1'] })
   })
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true })
@@ -389,6 +396,7 @@ describe('the forwarded chain check, beside the TLS handshake', () => {
       ['leafSha1', ['intOk']], ['leafSha224', ['intOk']], ['leafRsa512', ['intOk']], ['leafRsa1024', ['intOk']], ['leafRsa2048', ['intOk']], ['leafP192', ['intOk']],
       ['underSha1Ca', ['intSha1']], ['underRsa512Ca', ['intRsa512']],
       ['leafNsServer', ['intOk']], ['underPathLenEmpty', ['intPathLenEmpty']], ['underPathLenNegative', ['intPathLenNegative']],
+      ['underKeyUsageOnlyCa', ['intKeyUsageOnly']], ['leafPssSha1', ['intRsa']], ['leafPssSha256', ['intRsa']],
     ]
     const listeners = new Map<string, number>()
     /** A TLS listener trusting `anchor` alone, as the gateway's own asks for a client certificate. */
@@ -424,7 +432,7 @@ describe('the forwarded chain check, beside the TLS handshake', () => {
       const nsServer = ['Client-Cert', `:${new X509Certificate(readFileSync(made('leafNsServer'))).raw.toString('base64')}:`, 'Client-Cert-Chain', `:${new X509Certificate(readFileSync(made('intOk'))).raw.toString('base64')}:`]
       const refused = await verifier.authenticate({ headers: null, rawHeaders: nsServer, query: '', socket: {} as Socket, viaTrustedProxy: true }).catch((err: unknown) => err)
       expect(refused).toMatchObject({ code: 'client_cert_required', detail: 'The client certificate "CN=leafNsServer" is not for client authentication (its Netscape cert type lacks SSL client).' })
-      expect(verdicts.filter(([, handshake]) => handshake === 'accepted').map(([name]) => name)).toEqual(['leafOk via intOk', 'leafKeyAgreement via intOk', 'leafPlain via intOk', 'pinned via nothing (trusting pinned)', 'leafSha224 via intOk', 'leafRsa2048 via intOk'])
+      expect(verdicts.filter(([, handshake]) => handshake === 'accepted').map(([name]) => name)).toEqual(['leafOk via intOk', 'leafKeyAgreement via intOk', 'leafPlain via intOk', 'pinned via nothing (trusting pinned)', 'leafSha224 via intOk', 'leafRsa2048 via intOk', 'leafPssSha256 via intRsa'])
     } finally {
       for (const listener of opened) listener.close()
     }
