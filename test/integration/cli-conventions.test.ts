@@ -34,6 +34,18 @@ describe('bouncer --version', () => {
   })
 })
 
+describe('the compile cache', () => {
+  it("keeps the modules' compiled code in the temp folder, and not when NODE_DISABLE_COMPILE_CACHE is set", async () => {
+    const temp = join(dir, 'temp')
+    await mkdir(temp)
+    const env = { TMPDIR: temp, NODE_COMPILE_CACHE: '' }
+    expect((await runCli(['--version'], { env: { ...env, NODE_DISABLE_COMPILE_CACHE: '1' } })).code).toBe(0)
+    expect(existsSync(join(temp, 'node-compile-cache'))).toBe(false)
+    expect((await runCli(['--version'], { env })).code).toBe(0)
+    expect(existsSync(join(temp, 'node-compile-cache'))).toBe(true)
+  })
+})
+
 describe('usage errors', () => {
   it.each([
     [['frobnicate']],
