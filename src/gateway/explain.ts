@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net'
 import type { JWTPayload } from 'jose'
 import { ownIssuerConfig } from '../agents/index.ts'
-import { API_KEYS_ISSUER, distinguishedName, EXCHANGE_ISSUER, jwtIssuers, type AcceptedCredential, type Config, type IssuerConfig } from '../config/index.ts'
+import { API_KEYS_ISSUER, caOwners, distinguishedName, EXCHANGE_ISSUER, jwtIssuers, type AcceptedCredential, type Config, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { accessDenied, describeClaimMismatch, evaluateAccess, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch } from '../access/index.ts'
 import { isApiKeyBearer, parseTarget } from '../http/index.ts'
@@ -335,15 +335,15 @@ function writtenClaimsProblem(claims: JWTPayload): { code: ErrorCode; detail: st
 }
 
 /**
- * A client certificate's identity from its claims (identity/x509.ts): the x509 issuer is the first
- * whose ca holds a CA with the DN in iss, as the verifier takes the first issuer naming the CA its
- * chain ends at; the other claims are kept, for the trust rules and conditions that read them.
+ * A client certificate's identity from its claims (identity/x509.ts): the x509 issuer is the owner
+ * (caOwners, the verifier's own rule) of the first CA with the DN in iss; the other claims are kept,
+ * for the trust rules and conditions that read them.
  */
 function certificateIdentity(issuers: readonly X509Issuer[], claims: Record<string, unknown>): ReturnType<typeof identityOf> {
   const problems: Problems = []
   const iss = typeof claims.iss === 'string' ? claims.iss : null
   const sub = typeof claims.sub === 'string' ? claims.sub : null
-  const issuer = iss === null ? undefined : issuers.find((i) => i.cas.some((ca) => distinguishedName(ca.subject) === iss))
+  const issuer = iss === null ? undefined : [...caOwners(issuers).values()].find(({ ca }) => distinguishedName(ca.subject) === iss)?.issuer
   const described = { source: 'claims' as const, signature_checked: false as const, issuer: issuer?.name ?? null, iss, sub, client_id: null, problems }
   if (issuer === undefined || iss === null || sub === null) {
     problems.push({
