@@ -16,8 +16,8 @@ export interface LimitPart {
   source: KeySource
   rate: RateSpec | null
   quota: QuotaSpec | null
-  /** A rate as the config wrote it, for a refusal's detail: `5 requests per hour`. */
-  rateText: string | null
+  /** The rate or quota in the config's own unit, for a refusal's detail: `5 requests per hour`. */
+  rateText: string
 }
 
 export interface RouteLimits {
@@ -60,7 +60,7 @@ export function compileRouteLimits(names: readonly string[], limits: readonly Li
     }
     if (config.quota) {
       const quota = { count: config.quota.count, periodMs: config.quota.periodMs }
-      parts.push({ limit: name, keyPrefix: `${name}#q|`, label: both ? `${name}/quota` : name, source, rate: null, quota, rateText: null })
+      parts.push({ limit: name, keyPrefix: `${name}#q|`, label: both ? `${name}/quota` : name, source, rate: null, quota, rateText: rateText(config.quota) })
     }
   }
   const policyHeader = parts.map((p) => policyItem(p.label, p.rate, p.quota)).join(', ')
