@@ -18,7 +18,7 @@
 import { readRecords, type AuditRecord, type AuditSource } from '../audit/index.ts'
 import { formatDiagnostic, jwtIssuers, loadConfigText } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
-import { compileRuntime, createRuntimeDeps, explain, loadModulesFor, type ExplainRequest, type Explanation, type Runtime, type Verdict } from '../gateway/index.ts'
+import { compileRuntime, createRuntimeDeps, explainGranted, loadModulesFor, type ExplainRequest, type Explanation, type Runtime, type Verdict } from '../gateway/index.ts'
 import { createLogger } from '../telemetry/index.ts'
 import type { Disagreement, ExplainedUnder, ReplayChange, ReplayResult } from './console-shapes.ts'
 
@@ -74,7 +74,7 @@ export function explainRecorded(rt: Runtime, record: RecordedRequest): { explana
     method: record.method, path: record.path, claims, ip: record.source_ip, ...recordedCredential(record),
     ...(claims === undefined ? {} : { verified: true, ...(assumed === undefined ? {} : { roles: assumed }) }),
   }
-  const explanation = explain(rt, request)
+  const { explanation, granted } = explainGranted(rt, request)
   const caveats: string[] = []
   const reasons: Array<[Disagreement, string]> = []
   let rolesFrom: ExplainedUnder['roles_from'] = null
@@ -84,7 +84,7 @@ export function explainRecorded(rt: Runtime, record: RecordedRequest): { explana
       reason: `The credential was rejected before an identity existed${record.detail ? `: ${record.detail.replace(/\.?$/, '.')}` : '.'} No policy was evaluated; the record keeps no claims to explain it again.`,
     }
   } else if (claims !== undefined) {
-    rolesFrom = noteDifferences(rt, request, explanation, record, caveats, reasons)
+    rolesFrom = noteDifferences(rt, request, explanation, granted, record, caveats, reasons)
   }
   if (record.actor !== null) {
     caveats.push(`On behalf of agent "${record.actor}": the record keeps neither the agent's roles nor its claims, so only the user's side is explained.`)
@@ -116,7 +116,7 @@ export function explainRecorded(rt: Runtime, record: RecordedRequest): { explana
  * explain's own. Returns whose roles decided.
  */
 function noteDifferences(
-  rt: Runtime, request: ExplainRequest, explanation: Explanation, record: RecordedRequest, caveats: string[], reasons: Array<[Disagreement, string]>,
+  rt: Runtime, request: ExplainRequest, explanation: Explanation, granted: ReadonlySet<string>, record: RecordedRequest, caveats: string[], reasons: Array<[Disagreement, string]>,
 ): ExplainedUnder['roles_from'] {
   const { route, identity: described } = explanation
   if (route === null) {
@@ -146,9 +146,8 @@ function noteDifferences(
     return null
   }
 
-  // The roles trust rules grant now, read again from the record: with roles given, explain holds those instead.
-  const { roles, ...withoutRoles } = request
-  const granted = new Set((roles === undefined ? explanation : explain(rt, withoutRoles)).roles.filter((r) => r.held).map((r) => r.role))
+  // `granted`: the roles trust rules grant now, read again from the record (with roles given, explain holds those instead).
+  const { roles } = request
   for (const entry of explanation.roles) {
     for (const r of entry.rules) r.why = unrecorded(r.why)
     // A trust rule that fails here only for a claim the record does not keep.

@@ -4,7 +4,7 @@ export { formatDiagnostic, formatPath, type Diagnostic, type Finding } from './d
 export { foldPathCase, parseRoutePattern, type RoutePattern, type PatternSegment } from './route-pattern.ts'
 export * from './schema.ts'
 export * from './values.ts'
-export { distinguishedName, readCertificates, readTlsMaterial, type TlsMaterial, type TlsRead } from './server-tls.ts'
+export { caOwners, distinguishedName, readCertificates, readTlsMaterial, type TlsMaterial, type TlsRead } from './server-tls.ts'
 export { configJsonSchema, type JsonSchema, type JsonSchemaOptions } from './json-schema.ts'
 export { workerCount } from './workers-checks.ts'
 export { loadTlsMaterial, type UpstreamTlsMaterial, type UpstreamTlsConfig } from './upstream-tls.ts'

@@ -57,6 +57,18 @@ export function distinguishedName(certificateName: string): string {
   return certificateName.split('\n').join(', ')
 }
 
+/**
+ * Which x509 issuer each CA belongs to, by its SHA-256 fingerprint: the first issuer whose ca holds
+ * it. A client certificate is the issuer's whose CA its chain reaches (identity/x509.ts), and a CA
+ * two issuers name is the first's (explain reads it so, and `bouncer check` refuses the second).
+ * In the issuers' order, then each one's CAs'.
+ */
+export function caOwners<I extends { readonly cas: readonly X509Certificate[] }>(issuers: readonly I[]): Map<string, { issuer: I; ca: X509Certificate }> {
+  const owners = new Map<string, { issuer: I; ca: X509Certificate }>()
+  for (const issuer of issuers) for (const ca of issuer.cas) if (!owners.has(ca.fingerprint256)) owners.set(ca.fingerprint256, { issuer, ca })
+  return owners
+}
+
 export function readKey(path: string): { ok: true; pem: Buffer; key: KeyObject } | { ok: false; message: string } {
   let pem: Buffer
   try {

@@ -6,7 +6,7 @@ import type { X509Certificate } from 'node:crypto'
 import { isReservedForConfig } from '../http/index.ts'
 import type { Finding } from './diagnostics.ts'
 import type { Config } from './schema.ts'
-import { distinguishedName, readCertificates, readTlsMaterial, trustedCaWarnings } from './server-tls.ts'
+import { caOwners, distinguishedName, readCertificates, readTlsMaterial, trustedCaWarnings } from './server-tls.ts'
 
 export function tlsFindings(config: Config): Finding[] {
   const findings: Finding[] = []
@@ -20,8 +20,8 @@ export function tlsFindings(config: Config): Finding[] {
   } else if (http2) {
     findings.push({ severity: 'error', path: ['server', 'http2'], message: 'HTTP/2 is offered by ALPN on a TLS listener: set server.tls (cleartext h2c is not supported)' })
   }
-  /** Each CA's x509 issuer, by fingerprint: the first to name it. */
-  const owners = new Map<string, string>()
+  /** The x509 issuers checked so far, with their CAs: a CA is the first's to name it (caOwners). */
+  const earlier: Array<{ name: string; cas: readonly X509Certificate[] }> = []
   const forwarded = config.server.forwarded_client_cert !== undefined
   config.issuers.forEach((issuer, i) => {
     if (issuer.type !== 'x509') return
@@ -61,19 +61,20 @@ export function tlsFindings(config: Config): Finding[] {
         }
       }
     }
-    // A certificate is one issuer's: the first whose ca holds the CA its chain ends at (identity/x509.ts).
+    // A certificate is one issuer's: the first whose ca holds the CA its chain ends at (caOwners, as identity/x509.ts reads it).
     // A CA named by two made the later one's trust rules dead, with no word from check.
     // An issuer without ca takes what the issuers before it left of client_ca: dead only when they left nothing (found by review).
+    const owners = caOwners(earlier)
     const shared = cas.filter((ca) => owners.has(ca.fingerprint256))
     if (shared.length > 0 && (issuer.ca !== undefined || shared.length === cas.length)) {
-      const first = owners.get((shared[0] as X509Certificate).fingerprint256) as string
+      const first = owners.get((shared[0] as X509Certificate).fingerprint256)?.issuer.name as string
       findings.push({
         severity: 'error',
         path: ['issuers', i, issuer.ca === undefined ? 'type' : 'ca'],
         message: `${shared.map((ca) => `"${distinguishedName(ca.subject)}"`).join(', ')} ${shared.length === 1 ? 'is' : 'are'} already x509 issuer "${first}"'s${issuer.ca === undefined ? ' (without ca, this issuer takes all of server.tls.client_ca)' : ''}: a certificate is its first issuer's, so trust rules naming "${issuer.name}" would never match it. Give each issuer its own CAs`,
       })
     }
-    for (const ca of cas) if (!owners.has(ca.fingerprint256)) owners.set(ca.fingerprint256, issuer.name)
+    earlier.push({ name: issuer.name, cas })
   })
   findings.push(...forwardedCertFindings(config))
   return findings

@@ -34,9 +34,15 @@ export function parseSize(text: string): Parsed<number> {
 export interface Rate {
   count: number
   periodMs: number
+  /** The period as a word (`N/h`: hour), for messages in the config's own unit: "5 requests per hour". */
+  per: RatePeriod
   /** As written, for headers and messages. */
   text: string
 }
+
+/** A rate's units, by the letter after its `/`. */
+const RATE_PERIODS = { s: 'second', m: 'minute', h: 'hour', d: 'day' } as const
+export type RatePeriod = (typeof RATE_PERIODS)[keyof typeof RATE_PERIODS]
 
 const RATE = /^(\d+)\/(s|m|h|d)$/
 /**
@@ -52,8 +58,8 @@ export function parseRate(text: string): Parsed<Rate> {
   if (!match || !(count > 0 && count <= MAX_RATE_COUNT)) {
     return { ok: false, message: `invalid rate "${text}": write it like 10/s, 600/m, 1000/h or 10000/d (N from 1 to 999999999999999)` }
   }
-  const unit = match[2] as 's' | 'm' | 'h' | 'd'
-  return { ok: true, value: { count, periodMs: DURATION_UNITS_MS[unit], text: text.trim() } }
+  const unit = match[2] as keyof typeof RATE_PERIODS
+  return { ok: true, value: { count, periodMs: DURATION_UNITS_MS[unit], per: RATE_PERIODS[unit], text: text.trim() } }
 }
 
 const PERCENT = /^(\d{1,3})(\.\d{1,2})?%$/

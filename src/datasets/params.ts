@@ -26,29 +26,37 @@ export function invalidParameter(name: string, rule: string): GatewayError {
 }
 
 /**
- * The query string, each name and value percent-decoded as UTF-8. URLSearchParams turns bytes that
- * are not UTF-8 (`s=%ff`) into U+FFFD: a value other than the one sent, bound without a word (found
- * by a probe). A `%` not followed by two hex digits stays as it is, as URLSearchParams keeps it.
+ * The query string, each name and value percent-decoded as UTF-8 (application/x-www-form-urlencoded,
+ * URL Standard §5.1), in one pass. URLSearchParams turns bytes that are not UTF-8 (`s=%ff`) into
+ * U+FFFD: a value other than the one sent, bound without a word (found by a probe). A `%` not
+ * followed by two hex digits stays as it is, as URLSearchParams keeps it.
  */
 export function readQuery(text: string): URLSearchParams {
-  for (const pair of text.split('&')) {
+  const query = new URLSearchParams()
+  // As URLSearchParams reads a string: a leading `?` is not part of the first name.
+  for (const pair of (text.startsWith('?') ? text.slice(1) : text).split('&')) {
+    if (pair === '') continue
     const at = pair.indexOf('=')
-    const name = at === -1 ? pair : pair.slice(0, at)
-    const value = at === -1 ? '' : pair.slice(at + 1)
-    if (isUtf8(name) && isUtf8(value)) continue
-    const shown = [...new URLSearchParams(`${name}=`).keys()][0] ?? name
-    throw invalidParameter(shown, isUtf8(name) ? 'not percent-encoded UTF-8' : 'its name is not percent-encoded UTF-8')
+    const rawName = at === -1 ? pair : pair.slice(0, at)
+    const name = formDecoded(rawName)
+    const value = formDecoded(at === -1 ? '' : pair.slice(at + 1))
+    if (name === null || value === null) {
+      const shown = [...new URLSearchParams(`${rawName}=`).keys()][0] ?? rawName
+      throw invalidParameter(shown, name === null ? 'its name is not percent-encoded UTF-8' : 'not percent-encoded UTF-8')
+    }
+    query.append(name, value)
   }
-  return new URLSearchParams(text)
+  return query
 }
 
-function isUtf8(encoded: string): boolean {
-  if (!encoded.includes('%')) return true
+/** A name or value of a query: `+` a space, `%XX` a byte, the bytes UTF-8; null when they are not. */
+function formDecoded(encoded: string): string | null {
+  const spaced = encoded.includes('+') ? encoded.replaceAll('+', ' ') : encoded
+  if (!spaced.includes('%')) return spaced
   try {
-    decodeURIComponent(encoded.replace(/%(?![0-9A-Fa-f]{2})/g, '%25'))
-    return true
+    return decodeURIComponent(spaced.replace(/%(?![0-9A-Fa-f]{2})/g, '%25'))
   } catch {
-    return false
+    return null
   }
 }
 

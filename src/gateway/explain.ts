@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net'
 import type { JWTPayload } from 'jose'
 import { ownIssuerConfig } from '../agents/index.ts'
-import { API_KEYS_ISSUER, distinguishedName, EXCHANGE_ISSUER, jwtIssuers, type AcceptedCredential, type Config, type IssuerConfig } from '../config/index.ts'
+import { API_KEYS_ISSUER, caOwners, distinguishedName, EXCHANGE_ISSUER, jwtIssuers, type AcceptedCredential, type Config, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { accessDenied, describeClaimMismatch, evaluateAccess, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch } from '../access/index.ts'
 import { isApiKeyBearer, parseTarget } from '../http/index.ts'
@@ -54,6 +54,21 @@ function isApiKey(token: string): boolean {
 
 /** `apiKey`: what explainWithKeys found of an API key given as the token. */
 export function explain(rt: Runtime, request: ExplainRequest, apiKey?: ApiKeyCheck): Explanation {
+  return explainInto(rt, request, apiKey, new Set())
+}
+
+/**
+ * explain, and the roles the identity's own credential grants — by its trust rules, or the
+ * exchange's for a token the gateway issued: those it holds without ExplainRequest.roles. With
+ * roles given, a recorded request's trace compares the two from one explanation, not two.
+ */
+export function explainGranted(rt: Runtime, request: ExplainRequest): { explanation: Explanation; granted: ReadonlySet<string> } {
+  const granted = new Set<string>()
+  return { explanation: explainInto(rt, request, undefined, granted), granted }
+}
+
+/** `granted`: filled with the roles the credential grants, as explainGranted says. */
+function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck | undefined, granted: Set<string>): Explanation {
   const method = request.method.toUpperCase()
   const ip = request.ip ?? '127.0.0.1'
   const out: Explanation = {
@@ -109,6 +124,7 @@ export function explain(rt: Runtime, request: ExplainRequest, apiKey?: ApiKeyChe
     // A token the gateway issued holds the roles its exchange granted, not those of trust rules
     // (access/roles.ts): the probe found explain listing roles such a token does not hold.
     if (found.grantedRoles !== undefined) {
+      if (found.grantedRoles.includes(role.name)) granted.add(role.name)
       out.roles.push({ role: role.name, held, rules: [given ?? { rule: EXCHANGE_GRANT, matched: held, why: held ? null : 'the exchange did not grant it' }] })
       continue
     }
@@ -116,7 +132,9 @@ export function explain(rt: Runtime, request: ExplainRequest, apiKey?: ApiKeyChe
       const why = ruleMismatch(rule, identity)
       return { rule: describeRule(rule.index, rule.issuer, rule.subject?.text ?? null, rule.claims), matched: why === null, why }
     })
-    if (given && held !== rules.some((r) => r.matched)) rules.unshift(given)
+    const byRules = rules.some((r) => r.matched)
+    if (byRules) granted.add(role.name)
+    if (given && held !== byRules) rules.unshift(given)
     out.roles.push({ role: role.name, held, rules })
   }
   if (identity.actor && described) {
@@ -335,15 +353,15 @@ function writtenClaimsProblem(claims: JWTPayload): { code: ErrorCode; detail: st
 }
 
 /**
- * A client certificate's identity from its claims (identity/x509.ts): the x509 issuer is the first
- * whose ca holds a CA with the DN in iss, as the verifier takes the first issuer naming the CA its
- * chain ends at; the other claims are kept, for the trust rules and conditions that read them.
+ * A client certificate's identity from its claims (identity/x509.ts): the x509 issuer is the owner
+ * (caOwners, the verifier's own rule) of the first CA with the DN in iss; the other claims are kept,
+ * for the trust rules and conditions that read them.
  */
 function certificateIdentity(issuers: readonly X509Issuer[], claims: Record<string, unknown>): ReturnType<typeof identityOf> {
   const problems: Problems = []
   const iss = typeof claims.iss === 'string' ? claims.iss : null
   const sub = typeof claims.sub === 'string' ? claims.sub : null
-  const issuer = iss === null ? undefined : issuers.find((i) => i.cas.some((ca) => distinguishedName(ca.subject) === iss))
+  const issuer = iss === null ? undefined : [...caOwners(issuers).values()].find(({ ca }) => distinguishedName(ca.subject) === iss)?.issuer
   const described = { source: 'claims' as const, signature_checked: false as const, issuer: issuer?.name ?? null, iss, sub, client_id: null, problems }
   if (issuer === undefined || iss === null || sub === null) {
     problems.push({

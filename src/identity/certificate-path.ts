@@ -15,7 +15,7 @@
 // - Revocation (CRLs, OCSP) is not checked; name constraints are not evaluated, so a chain through a
 //   CA that has them is refused; certificate policies are not evaluated.
 import type { KeyObject, X509Certificate } from 'node:crypto'
-import { tlv, type Tlv } from './der.ts'
+import { children, oidText, tlv } from './der.ts'
 
 /** The chain from the leaf up to its trust anchor (and on to the anchor's root, where trusted), or OpenSSL's name for why not. */
 export type PathVerdict = { readonly ok: true; readonly path: readonly X509Certificate[] } | { readonly ok: false; readonly code: string }
@@ -241,31 +241,6 @@ interface Extensions {
   readonly nameConstraints: boolean
   /** The first octet of the Netscape cert type's bits; null without the extension. */
   readonly netscapeCertType: number | null
-}
-
-function children(der: Buffer, parent: Tlv): Tlv[] {
-  const found: Tlv[] = []
-  for (let at = parent.start; at < parent.end;) {
-    const child = tlv(der, at, parent.end)
-    found.push(child)
-    at = child.end
-  }
-  return found
-}
-
-function oidText(der: Buffer, oid: Tlv): string {
-  const arcs: number[] = []
-  let value = 0
-  for (let at = oid.start; at < oid.end; at++) {
-    const octet = der[at] as number
-    value = value * 128 + (octet & 0x7f)
-    if ((octet & 0x80) === 0) {
-      if (arcs.length === 0) arcs.push(value < 80 ? Math.floor(value / 40) : 2, value < 80 ? value % 40 : value - 80)
-      else arcs.push(value)
-      value = 0
-    }
-  }
-  return arcs.join('.')
 }
 
 /** The extensions of a DER certificate: Certificate → tbsCertificate → [3] → Extension (OID, critical, value). */

@@ -4,7 +4,7 @@
 // refused with a reason an operator can act on (a PEM or URL-encoded certificate is the usual
 // mistake), never guessed at. Pure: strings in, DER bytes or a reason out.
 
-import { tlv } from './der.ts'
+import { sequenceEnd } from './der.ts'
 
 /** A field the gateway will not read, and why (the 401's detail). */
 export class ClientCertFieldError extends Error {}
@@ -42,7 +42,7 @@ export function parseClientCertChainField(lines: readonly string[], what: string
 function concatenatedDer(item: Buffer, what: string): Buffer[] {
   const elements: Buffer[] = []
   for (let at = 0; at < item.length;) {
-    const end = derElementEnd(item, at)
+    const end = sequenceEnd(item, at)
     if (end === null) {
       if (elements.length === 0) return [item] // not DER at all: refused as no certificate, with the rest
       throw new ClientCertFieldError(`${what} has bytes after its certificates that are no certificate.`)
@@ -51,16 +51,6 @@ function concatenatedDer(item: Buffer, what: string): Buffer[] {
     at = end
   }
   return elements
-}
-
-function derElementEnd(der: Buffer, at: number): number | null {
-  if (der[at] !== 0x30) return null // a certificate is a SEQUENCE
-  try {
-    return tlv(der, at, der.length).end
-  } catch (err) {
-    if (err instanceof RangeError) return null
-    throw err
-  }
 }
 
 /** RFC 8941 §4.2.1: a List whose members are Byte Sequences (with any parameters, which RFC 9440 defines none of). */

@@ -1,5 +1,7 @@
-// One DER element's tag and bounds (X.690 §8.1), read where the certificate checks and the RFC 9440
-// field reader need it; malformed input throws RangeError, and only that.
+// The DER walk (X.690 §8.1) that the certificate checks (certificate-path.ts) and the RFC 9440
+// field reader (client-cert-field.ts) share: an element's tag and bounds, a constructed element's
+// children, an OID's dotted text. Every read stays inside the bounds it was given; malformed input
+// throws RangeError, and only that (sequenceEnd answers null instead).
 
 export interface Tlv {
   readonly tag: number
@@ -23,4 +25,45 @@ export function tlv(der: Buffer, at: number, limit: number): Tlv {
   }
   if (start + length > limit) throw new RangeError('truncated')
   return { tag, start, end: start + length }
+}
+
+/** The elements inside `parent`'s value, in order; throws when one runs past the parent's end. */
+export function children(der: Buffer, parent: Tlv): Tlv[] {
+  const found: Tlv[] = []
+  for (let at = parent.start; at < parent.end;) {
+    const child = tlv(der, at, parent.end)
+    found.push(child)
+    at = child.end
+  }
+  return found
+}
+
+/** An OBJECT IDENTIFIER's value as dotted arcs (X.690 §8.19): `2.5.29.19`. */
+export function oidText(der: Buffer, oid: Tlv): string {
+  const arcs: number[] = []
+  let value = 0
+  for (let at = oid.start; at < oid.end; at++) {
+    const octet = der[at] as number
+    value = value * 128 + (octet & 0x7f)
+    if ((octet & 0x80) === 0) {
+      if (arcs.length === 0) arcs.push(value < 80 ? Math.floor(value / 40) : 2, value < 80 ? value % 40 : value - 80)
+      else arcs.push(value)
+      value = 0
+    }
+  }
+  return arcs.join('.')
+}
+
+/**
+ * Where the SEQUENCE starting at `at` ends (a certificate is one), or null when what is there is
+ * not one or runs past the buffer.
+ */
+export function sequenceEnd(der: Buffer, at: number): number | null {
+  if (der[at] !== 0x30) return null
+  try {
+    return tlv(der, at, der.length).end
+  } catch (err) {
+    if (err instanceof RangeError) return null
+    throw err
+  }
 }

@@ -15,7 +15,7 @@
 import { createHash, X509Certificate } from 'node:crypto'
 import type { DetailedPeerCertificate } from 'node:tls'
 import { createLru } from '../collections/index.ts'
-import { distinguishedName, unmapIpv4 } from '../config/index.ts'
+import { caOwners, distinguishedName, unmapIpv4 } from '../config/index.ts'
 import { GatewayError, truncateClientValue } from '../errors/index.ts'
 import type { Identity } from '../request/index.ts'
 import { CredentialRefused, rawHeader, type Authenticated, type CredentialInput, type CredentialVerifier } from './authenticate.ts'
@@ -90,8 +90,7 @@ const FORWARDED_CACHE_ENTRIES = 1_000
 const FORWARDED_CACHE_MS = 5 * 60_000
 
 export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => number = Date.now, forwarded: ForwardedClientCert | null = null): CredentialVerifier {
-  const byFingerprint = new Map<string, { issuer: X509Issuer; ca: X509Certificate }>()
-  for (const issuer of issuers) for (const ca of issuer.cas) if (!byFingerprint.has(ca.fingerprint256)) byFingerprint.set(ca.fingerprint256, { issuer, ca })
+  const byFingerprint: Anchors = caOwners(issuers)
   const trusted = [...byFingerprint.values()].map(({ ca }) => ca)
   // Only connections that presented a certificate get an entry.
   const outcomes = new WeakMap<object, PeerOutcome>()

@@ -94,7 +94,7 @@ function verdictOf(limits: RouteLimits, result: TakeResult): LimitVerdict {
     state,
     limit: part.limit,
     error: new GatewayError('quota_exceeded', {
-      detail: `Quota "${part.limit}" (${part.quota?.count} per window) is used up; it resets at ${windowEnd(part, result.retryAfterMs)}.`,
+      detail: `Quota "${part.limit}" (${part.rateText}) is used up; it resets at ${windowEnd(part, result.retryAfterMs)}.`,
       headers: { 'retry-after': String(retryAfter) },
     }),
   }

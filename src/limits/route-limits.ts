@@ -1,6 +1,6 @@
 // A route's limits, compiled once per config: each limit's rate and quota as separate parts (a
 // limit with both keeps two states per key), their key sources, and the RateLimit-Policy value.
-import type { LimitConfig } from '../config/index.ts'
+import type { LimitConfig, Rate } from '../config/index.ts'
 import type { RateSpec } from './bucket.ts'
 import type { LimitVerdict } from './enforce.ts'
 import { policyItem } from './headers.ts'
@@ -16,8 +16,8 @@ export interface LimitPart {
   source: KeySource
   rate: RateSpec | null
   quota: QuotaSpec | null
-  /** A rate as the config wrote it, for a refusal's detail: `5 requests per hour`. */
-  rateText: string | null
+  /** The rate or quota in the config's own unit, for a refusal's detail: `5 requests per hour`. */
+  rateText: string
 }
 
 export interface RouteLimits {
@@ -39,14 +39,12 @@ function binaryInterval(ms: number): number {
   return Math.max(1, Math.round(ms * 1024)) / 1024
 }
 
-const PERIOD_WORDS: Record<string, string> = { s: 'second', m: 'minute', h: 'hour', d: 'day' }
-
 /**
  * In the config's own unit: a 429 once said a limit of 5/h "allows 0 requests/s" (the rate
  * converted to per second and rounded to two places: anything under 1/200 s read as 0; probe).
  */
-function rateText(rate: { count: number; text: string }): string {
-  return `${rate.count} request${rate.count === 1 ? '' : 's'} per ${PERIOD_WORDS[rate.text.slice(-1)] ?? rate.text}`
+function rateText(rate: Rate): string {
+  return `${rate.count} request${rate.count === 1 ? '' : 's'} per ${rate.per}`
 }
 
 export function compileRouteLimits(names: readonly string[], limits: readonly LimitConfig[]): RouteLimits | null {
@@ -62,7 +60,7 @@ export function compileRouteLimits(names: readonly string[], limits: readonly Li
     }
     if (config.quota) {
       const quota = { count: config.quota.count, periodMs: config.quota.periodMs }
-      parts.push({ limit: name, keyPrefix: `${name}#q|`, label: both ? `${name}/quota` : name, source, rate: null, quota, rateText: null })
+      parts.push({ limit: name, keyPrefix: `${name}#q|`, label: both ? `${name}/quota` : name, source, rate: null, quota, rateText: rateText(config.quota) })
     }
   }
   const policyHeader = parts.map((p) => policyItem(p.label, p.rate, p.quota)).join(', ')

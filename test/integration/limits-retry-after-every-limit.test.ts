@@ -75,7 +75,7 @@ describe('a 429 when a rate and a quota are both spent', () => {
     for (let i = 0; i < 3; i++) refusals.push(await hit(gw, token))
     const waited = Date.now()
     for (const refused of refusals) {
-      expect(refused).toMatchObject({ status: 429, code: 'quota_exceeded', detail: `Quota "rb" (8 per window) is used up; it resets at ${new Date(windowEnd).toISOString()}.` })
+      expect(refused).toMatchObject({ status: 429, code: 'quota_exceeded', detail: `Quota "rb" (8 requests per minute) is used up; it resets at ${new Date(windowEnd).toISOString()}.` })
       // Whole seconds until the window's end, rounded up, as of when it was answered.
       expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(Math.ceil((windowEnd - waited) / 1000))
       expect(Number(refused.retryAfter)).toBeLessThanOrEqual(Math.ceil((windowEnd - asked) / 1000))

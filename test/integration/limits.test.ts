@@ -160,6 +160,8 @@ describe('a quota', () => {
     const results = await hits(gw, 4, '/x', () => ({ 'x-client': 'nightly-job' }))
     expect(results.map((r) => r.status)).toEqual([200, 200, 200, 429])
     expect(results[3]?.body.code).toBe('quota_exceeded')
+    // In the config's own unit, as a rate's refusal says it (it said "(3 per window)").
+    expect(results[3]?.body.detail).toMatch(/^Quota "three-a-minute" \(3 requests per minute\) is used up; it resets at \d{4}-\d\d-\d\dT\d\d:\d\d:00\.000Z\.$/)
     const retryAfter = Number(results[3]?.headers['retry-after'])
     const secondsToNextMinute = 60 - new Date().getUTCSeconds()
     expect(Math.abs(retryAfter - secondsToNextMinute)).toBeLessThanOrEqual(1)

@@ -14,8 +14,8 @@ describe('durations', () => {
 
 describe('rates', () => {
   it('parses N/unit', () => {
-    expect(parseRate('10/s')).toEqual({ ok: true, value: { count: 10, periodMs: 1000, text: '10/s' } })
-    expect(parseRate('10000/d')).toMatchObject({ ok: true, value: { count: 10_000, periodMs: 86_400_000 } })
+    expect(parseRate('10/s')).toEqual({ ok: true, value: { count: 10, periodMs: 1000, per: 'second', text: '10/s' } })
+    expect(parseRate('10000/d')).toMatchObject({ ok: true, value: { count: 10_000, periodMs: 86_400_000, per: 'day' } })
   })
   it.each(['0/s', '10/w', '10', '10/ s', 'x/s'])('"%s" is refused', (text) => {
     expect(parseRate(text).ok).toBe(false)

@@ -2,6 +2,7 @@
 // A string's length is counted in characters, not UTF-16 units; bytes that are not UTF-8 are refused,
 // not turned into U+FFFD; the gateway's own names given twice are refused as a parameter's are; and a
 // timestamp keeps its microseconds.
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { RESERVED_QUERY, type DatasetParamConfig } from '../../../src/config/index.ts'
 import { compileParams, readParams, readQuery } from '../../../src/datasets/params.ts'
@@ -43,6 +44,28 @@ describe('the query string\'s encoding', () => {
     const query = readQuery('s=%E2%82%AC+100%&t=50%25')
     expect(query.get('s')).toBe('€ 100%')
     expect(query.get('t')).toBe('50%')
+  })
+
+  it("reads what URLSearchParams reads, in one pass, wherever that is UTF-8; refuses the rest (where it reads U+FFFD)", () => {
+    // ASCII as sent: with a lone % before an escape, Node's URLSearchParams reads a literal é as U+FFFD (below).
+    const piece = fc.constantFrom('a', 'b', '=', '&', '+', '?', '%', '%4', '%2B', '%25', '%3D', '%26', '%E2%82%AC', '%C3%A9', '%00', '%g1')
+    fc.assert(fc.property(fc.array(piece, { maxLength: 12 }), (pieces) => {
+      const text = pieces.join('')
+      const expected = [...new URLSearchParams(text)]
+      let read: Array<[string, string]>
+      try {
+        read = [...readQuery(text)]
+      } catch (err) {
+        expect(err).toMatchObject({ code: 'invalid_parameter' })
+        expect(expected.flat().join('')).toContain('\uFFFD')
+        return
+      }
+      expect(read).toEqual(expected)
+    }), { numRuns: 1000 })
+  })
+
+  it('keeps a character sent unencoded after a % that encodes nothing (Node\'s URLSearchParams made it U+FFFD)', () => {
+    expect(readQuery('s=%g%41é€').get('s')).toBe('%gAé€')
   })
 })
 

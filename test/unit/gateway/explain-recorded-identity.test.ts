@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfigText } from '../../../src/config/index.ts'
-import { compileRuntime, createRuntimeDeps, explain, formatExplanation, type ExplainRequest, type Runtime } from '../../../src/gateway/index.ts'
+import { compileRuntime, createRuntimeDeps, explain, explainGranted, formatExplanation, type ExplainRequest, type Runtime } from '../../../src/gateway/index.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
 
 const SSO = 'https://sso.example.com/'
@@ -74,6 +74,21 @@ describe('roles given', () => {
 
   it('none given is no role, whatever trust rules say', () => {
     expect(recorded('GET', '/api/x', { iss: SSO, sub: 'staff-1' }, { roles: [] }).decision).toMatchObject({ status: 403, code: 'no_role' })
+  })
+
+  it('leave the roles trust rules grant to be read from the same explanation (explainGranted): those held without them', () => {
+    const cases: Array<[Record<string, unknown>, string[]]> = [
+      [{ iss: SSO, sub: 'staff-1' }, ['tenant-admin']],
+      [{ iss: SSO, sub: 'staff-1', tenant: 'acme' }, ['staff']],
+      [{ iss: PARTNER, sub: 'p-1' }, []],
+      [{ iss: SSO, sub: 'nobody' }, ['staff', 'tenant-admin']],
+    ]
+    for (const [claims, roles] of cases) {
+      const withoutRoles = recorded('GET', '/api/x', claims).roles.filter((r) => r.held).map((r) => r.role)
+      const { explanation, granted } = explainGranted(runtime, { method: 'GET', path: '/api/x', claims, verified: true, roles })
+      expect([...granted].sort(), JSON.stringify(claims)).toEqual(withoutRoles.sort())
+      expect(explanation).toEqual(recorded('GET', '/api/x', claims, { roles }))
+    }
   })
 })
 
