@@ -12,6 +12,8 @@ import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { openChangeLog, searchAudit, verifyAudit, type AuditRecord, type AuditSource } from '../../src/audit/index.ts'
 import type { AuditConfig } from '../../src/config/index.ts'
+import { openChangeTrail } from '../../src/cli/change-audit.ts'
+import { loadCommandConfig } from '../../src/cli/config.ts'
 import { main } from '../../src/cli/main.ts'
 import { runCli } from '../helpers/cli.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
@@ -224,5 +226,16 @@ describe('the command line\'s credential changes are audited', () => {
     expect(listed.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { principal: string }).principal)).toEqual(['leaked'])
     const revoked = await bouncer('keys', 'revoke', key, '--config', config)
     expect(revoked).toMatchObject({ code: 0, stderr: expect.stringContaining('warning: revoking anyway, WITHOUT AN AUDIT RECORD'), stdout: expect.stringContaining(`revoked API key ${key}`) })
+  })
+
+  it('a record the log refuses once the change is made: the command says the change was made, and fails', async () => {
+    const log = join(dir, 'gone', 'audit.db')
+    const trail = await openChangeTrail(await loadCommandConfig(await configWith('gone', { sinks: [{ type: 'sqlite', path: log }] })), undefined, { revoking: false })
+    try {
+      await rm(log) // between the change and its record
+      await expect(trail.record({ command: 'bouncer keys create --principal x', detail: 'Created.' })).rejects.toThrow(/^the change WAS MADE, but its audit record was not written: the audit sink sqlite:.* was deleted/)
+    } finally {
+      await trail.close()
+    }
   })
 })
