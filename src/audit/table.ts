@@ -11,7 +11,8 @@ export function formatAuditTable(records: readonly AuditRecord[]): string {
     `${r.method} ${r.path}`,
     r.route ?? '-',
     r.subject ?? '-',
-    r.code ? `${r.code}${r.limit ? ` (${r.limit})` : r.statement ? ` (${r.statement})` : ''}` : r.statement ?? '',
+    // A change made from the command line has no refusal to explain: what it did, and the reason given.
+    r.code ? `${r.code}${r.limit ? ` (${r.limit})` : r.statement ? ` (${r.statement})` : ''}` : r.statement ?? (r.credential === 'os_user' ? r.detail ?? '' : ''),
   ].map(printable))
   const header = ['TIME (UTC)', 'STATUS', 'DECISION', 'REQUEST', 'ROUTE', 'SUBJECT', 'WHY']
   // A loop, not Math.max(...cells): spread as arguments, 130,000 rows (--limit) overflowed the stack.

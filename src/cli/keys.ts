@@ -5,15 +5,21 @@ import type { Command } from 'commander'
 import { parseDuration } from '../config/index.ts'
 import { apiKeyId, ApiKeyStoreError, keyDocument, newApiKey, openApiKeyStore, parseApiKey, PRINCIPAL_NAME, type ApiKeyDocument, type ApiKeyStore } from '../identity/index.ts'
 import { printable } from '../text/index.ts'
-import { configOption, loadCommandConfig } from './config.ts'
+import { audited, REASON_OPTION } from './change-audit.ts'
+import { configOption, loadCommandConfig, type ValidConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 
 const MAX_DESCRIPTION = 256
 
-async function withStore<T>(configPath: string | undefined, work: (store: ApiKeyStore, cacheMs: number) => Promise<T>): Promise<T> {
+/** The config, when it has an API key store. */
+async function keysConfig(configPath: string | undefined): Promise<ValidConfig> {
   const loaded = await loadCommandConfig(configPath)
-  const settings = loaded.config.api_keys
-  if (!settings) throw new UserError(`${loaded.file} configures no API keys (api_keys)`)
+  if (!loaded.config.api_keys) throw new UserError(`${loaded.file} configures no API keys (api_keys)`)
+  return loaded
+}
+
+async function withStore<T>(loaded: ValidConfig, work: (store: ApiKeyStore, cacheMs: number) => Promise<T>): Promise<T> {
+  const settings = loaded.config.api_keys as NonNullable<ValidConfig['config']['api_keys']>
   let store: ApiKeyStore
   try {
     store = openApiKeyStore(settings.store)
@@ -38,7 +44,8 @@ export function registerKeys(program: Command): void {
     .requiredOption('--principal <name>', 'who the key stands for: trust rules match it as the subject, with issuer api-keys')
     .option('--expires <duration>', 'refuse the key after this long (e.g. 90d); default: never')
     .option('--description <text>', 'what the key is for (shown by keys list)')
-    .action(async (opts: { config?: string; principal: string; expires?: string; description?: string }) => {
+    .option(...REASON_OPTION)
+    .action(async (opts: { config?: string; principal: string; expires?: string; description?: string; reason?: string }) => {
       if (!PRINCIPAL_NAME.test(opts.principal)) {
         throw new UserError(`"${opts.principal}" is not a valid principal name (letters, digits and . _ : @ -, at most 128)`, 2)
       }
@@ -52,20 +59,27 @@ export function registerKeys(program: Command): void {
       if (description !== null && description.length > MAX_DESCRIPTION) throw new UserError(`--description is at most ${MAX_DESCRIPTION} characters`, 2)
       const created = newApiKey()
       const now = Date.now()
-      await withStore(opts.config, (store) => store.insert({
-        id: created.id, principal: opts.principal, description, hash: created.hash,
-        createdAt: now, expiresAt: expiresIn === null ? null : now + expiresIn, revokedAt: null, lastUsedAt: null,
-      }))
-      process.stdout.write(`${created.key}\n`)
       const until = expiresIn === null ? 'does not expire' : `expires ${new Date(now + expiresIn).toISOString()}`
-      console.error(printable(`created API key ${created.id} for principal ${opts.principal} (${until}). It is shown this once: store it now.`))
+      const loaded = await keysConfig(opts.config)
+      await audited(loaded, opts.reason, { revoking: false }, async () => {
+        await withStore(loaded, (store) => store.insert({
+          id: created.id, principal: opts.principal, description, hash: created.hash,
+          createdAt: now, expiresAt: expiresIn === null ? null : now + expiresIn, revokedAt: null, lastUsedAt: null,
+        }))
+        process.stdout.write(`${created.key}\n`)
+        console.error(printable(`created API key ${created.id} for principal ${opts.principal} (${until}). It is shown this once: store it now.`))
+      }, () => ({
+        command: `bouncer keys create --principal ${opts.principal}${opts.expires === undefined ? '' : ` --expires ${opts.expires}`}`,
+        detail: `Created API key ${created.id} for principal ${opts.principal} (${until}).`,
+        keyId: created.id,
+      }))
     })
 
   configOption(keys.command('list').description('the API keys, newest first (never a key or its hash)'))
     .option('--json', 'one JSON object per key (NDJSON)')
     .action(async (opts: { config?: string; json?: boolean }) => {
       const now = Date.now()
-      const documents = await withStore(opts.config, async (store) => (await store.list()).map((record) => keyDocument(record, now)))
+      const documents = await withStore(await keysConfig(opts.config), async (store) => (await store.list()).map((record) => keyDocument(record, now)))
       if (opts.json) {
         for (const document of documents) process.stdout.write(`${JSON.stringify(document)}\n`)
         return
@@ -75,7 +89,8 @@ export function registerKeys(program: Command): void {
     })
 
   configOption(keys.command('revoke').argument('<id>', 'the key\'s id as keys list shows it, or bk_<id> (never the whole key: a command line is seen in ps and kept in shell history)').description('revoke an API key: every gateway refuses it within api_keys.cache'))
-    .action(async (text: string, opts: { config?: string }) => {
+    .option(...REASON_OPTION)
+    .action(async (text: string, opts: { config?: string; reason?: string }) => {
       const id = apiKeyId(text.trim())
       if (id === null) throw new UserError('give the key\'s id as keys list shows it (16 hex digits), or bk_<id>', 2)
       // The whole key is still taken: whoever pastes a leaked key wants it dead now, and once revoked
@@ -83,7 +98,11 @@ export function registerKeys(program: Command): void {
       const whole = parseApiKey(text.trim()) !== null
       if (whole) console.error(`warning: the whole key was given, so its secret is in this shell's history and was visible to ps; next time give its id, bk_${id}`)
       const now = Date.now()
-      const { record, cacheMs } = await withStore(opts.config, async (store, cacheMs) => ({ record: await store.revoke(id, now), cacheMs }))
+      const loaded = await keysConfig(opts.config)
+      const { record, cacheMs } = await audited(loaded, opts.reason, { revoking: true },
+        () => withStore(loaded, async (store, cacheMs) => ({ record: await store.revoke(id, now), cacheMs })),
+        // A key unknown, or revoked before: nothing changed, nothing to record.
+        ({ record }) => (record?.revokedAt === now ? { command: `bouncer keys revoke ${id}`, detail: `Revoked API key ${id} of principal ${record.principal}.`, keyId: id } : null))
       if (!record) throw new UserError(`no API key ${id}${whole ? ' in this store: if the key is real it still works elsewhere, and its secret is now in your shell history' : ''}`)
       if (record.revokedAt !== now) return void console.log(printable(`API key ${id} (principal ${record.principal}) was already revoked at ${new Date(record.revokedAt as number).toISOString()}`))
       console.log(printable(`revoked API key ${id} (principal ${record.principal}): every gateway refuses it within ${cacheMs} ms`))

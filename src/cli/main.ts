@@ -1,6 +1,5 @@
 // `bouncer`: commands are registered from one file each. Exit codes (SPEC): 0 success, 1 a finding
 // or a user error (one line, no stack trace), 2 a usage error.
-import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { registerApprovals } from './approvals.ts'
 import { registerAudit } from './audit.ts'
@@ -16,12 +15,7 @@ import { registerSessions } from './sessions.ts'
 import { printable } from '../text/index.ts'
 import { registerServe } from './serve.ts'
 import { UserError } from './user-error.ts'
-
-/** `bouncer X.Y.Z (node vN)`: the package's version, from the checkout or the build alike. */
-export function versionLine(): string {
-  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-  return `bouncer ${version} (node ${process.version})`
-}
+import { versionLine } from './version.ts'
 
 export function buildProgram(): Command {
   const program = new Command('bouncer')

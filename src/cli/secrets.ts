@@ -5,16 +5,23 @@ import { dropPreviousMasterKey, generateSecret, masterKeyFrom, openSecretStore, 
 import { printable } from '../text/index.ts'
 import { ASSERTION_KEY, isAssertionKey, newAssertionKey } from '../upstream/index.ts'
 import { EXCHANGE_KEY, isExchangeKey, newExchangeKey } from '../agents/index.ts'
-import { configOption, loadCommandConfig } from './config.ts'
+import { audited, REASON_OPTION } from './change-audit.ts'
+import { configOption, loadCommandConfig, type ValidConfig } from './config.ts'
 import { readStdin } from './stdin.ts'
 import { UserError } from './user-error.ts'
 
-async function withStore<T>(configPath: string | undefined, work: (store: SecretStore) => T | Promise<T>): Promise<T> {
+/** The config, when it has a secrets store. */
+async function secretsConfig(configPath: string | undefined): Promise<ValidConfig> {
   const loaded = await loadCommandConfig(configPath)
   if (!loaded.config.secrets) throw new UserError(`${loaded.file} configures no secrets store (secrets.store)`)
+  return loaded
+}
+
+async function withStore<T>(config: string | undefined | ValidConfig, work: (store: SecretStore) => T | Promise<T>): Promise<T> {
+  const loaded = typeof config === 'object' ? config : await secretsConfig(config)
   let store: SecretStore
   try {
-    store = openSecretStore(loaded.config.secrets)
+    store = openSecretStore(loaded.config.secrets as NonNullable<ValidConfig['config']['secrets']>)
   } catch (err) {
     if (err instanceof SecretsError) throw new UserError(err.message)
     throw err
@@ -50,17 +57,21 @@ export function registerSecrets(program: Command): void {
   const secrets = program.command('secrets').description('manage the secrets store (values are never printed, except by get --reveal)')
 
   configOption(secrets.command('put').argument('<name>').description('store a secret (the value on stdin) as a new version'))
-    .action(async (name: string, opts: { config?: string }) => {
+    .option(...REASON_OPTION)
+    .action(async (name: string, opts: { config?: string; reason?: string }) => {
       checkName(name)
       const value = await readStdin('printf %s "$TOKEN" | bouncer secrets put NAME')
       checkValue(name, value)
-      const version = await withStore(opts.config, (store) => store.put(name, value))
+      const loaded = await secretsConfig(opts.config)
+      const version = await audited(loaded, opts.reason, { revoking: false }, () => withStore(loaded, (store) => store.put(name, value)),
+        (stored) => ({ command: `bouncer secrets put ${name}`, detail: `Stored secret ${name}: version ${stored} is current.` }))
       console.log(`stored ${name}: version ${version} is current`)
     })
 
   configOption(secrets.command('rotate').argument('<name>').description(`add a new version (the value on stdin, or --generate) and make it current; ${ASSERTION_KEY} and ${EXCHANGE_KEY} get a new key pair`))
     .option('--generate <bytes>', 'generate a random value of this many bytes (base64url) instead of reading stdin')
-    .action(async (name: string, opts: { config?: string; generate?: string }) => {
+    .option(...REASON_OPTION)
+    .action(async (name: string, opts: { config?: string; generate?: string; reason?: string }) => {
       checkName(name)
       let value: string
       const generated = Object.hasOwn(GENERATED_KEYS, name) ? GENERATED_KEYS[name] : undefined
@@ -74,10 +85,14 @@ export function registerSecrets(program: Command): void {
         value = await readStdin('printf %s "$TOKEN" | bouncer secrets put NAME')
       }
       checkValue(name, value)
-      const version = await withStore(opts.config, (store) => {
+      const loaded = await secretsConfig(opts.config)
+      const version = await audited(loaded, opts.reason, { revoking: false }, () => withStore(loaded, (store) => {
         if (!generated && store.versions(name).length === 0 && store.writable) throw new UserError(`secret ${name} does not exist: store it first with bouncer secrets put ${name}`)
         return store.put(name, value)
-      })
+      }), (stored) => ({
+        command: `bouncer secrets rotate ${name}${opts.generate === undefined ? '' : ` --generate ${opts.generate}`}`,
+        detail: `Rotated secret ${name}: version ${stored} is current, version ${stored - 1} is previous.`,
+      }))
       console.log(`rotated ${name}: version ${version} is current, version ${version - 1} is previous`)
     })
 
@@ -104,8 +119,11 @@ export function registerSecrets(program: Command): void {
     })
 
   configOption(secrets.command('delete').argument('<name>').description('delete a secret and all its versions'))
-    .action(async (name: string, opts: { config?: string }) => {
-      const deleted = await withStore(opts.config, (store) => store.delete(name))
+    .option(...REASON_OPTION)
+    .action(async (name: string, opts: { config?: string; reason?: string }) => {
+      const loaded = await secretsConfig(opts.config)
+      const deleted = await audited(loaded, opts.reason, { revoking: false }, () => withStore(loaded, (store) => store.delete(name)),
+        (done) => (done ? { command: `bouncer secrets delete ${name}`, detail: `Deleted secret ${name} and all its versions.` } : null))
       if (!deleted) throw new UserError(`no secret ${name}`)
       console.log(printable(`deleted ${name}`))
     })
@@ -122,23 +140,31 @@ export function registerSecrets(program: Command): void {
   configOption(secrets.command('rekey').description('seal the embedded store under a new master key (the previous key keeps opening it until --drop-previous)'))
     .option('--new-master-key <ref>', 'the new master key: env:NAME or file:PATH (32 random bytes as base64 or hex)')
     .option('--drop-previous', 'forget the previous master key, once every gateway has the new one')
-    .action(async (opts: { config?: string; newMasterKey?: string; dropPrevious?: boolean }) => {
+    .option(...REASON_OPTION)
+    .action(async (opts: { config?: string; newMasterKey?: string; dropPrevious?: boolean; reason?: string }) => {
       if ((opts.newMasterKey === undefined) === (opts.dropPrevious !== true)) throw new UserError('bouncer secrets rekey takes --new-master-key env:NAME|file:PATH, or --drop-previous', 2)
       const loaded = await loadCommandConfig(opts.config)
       const store = loaded.config.secrets?.store
       if (store?.type !== 'embedded') throw new UserError(`${loaded.file}: only an embedded secrets store (secrets.store.type: embedded) has a master key`)
-      try {
-        const current = masterKeyFrom(store.master_key)
-        if (opts.dropPrevious) {
-          const dropped = dropPreviousMasterKey(store.path, current)
-          console.log(dropped === 0 ? `the secrets store at ${store.path} had no previous master key` : `the secrets store at ${store.path} opens with its current master key only`)
-          return
+      if (!opts.dropPrevious && !/^(env|file):./.test(opts.newMasterKey as string)) throw new UserError('--new-master-key takes env:NAME or file:PATH', 2)
+      // The record names where the new key comes from (env:NAME, file:PATH), never the key.
+      const dropped = await audited(loaded, opts.reason, { revoking: false }, async () => {
+        try {
+          const current = masterKeyFrom(store.master_key)
+          if (opts.dropPrevious) return dropPreviousMasterKey(store.path, current)
+          rekeyEmbeddedStore(store.path, current, masterKeyFrom(opts.newMasterKey as string))
+          return null
+        } catch (err) {
+          if (err instanceof SecretsError) throw new UserError(err.message)
+          throw err
         }
-        if (!/^(env|file):./.test(opts.newMasterKey as string)) throw new UserError('--new-master-key takes env:NAME or file:PATH', 2)
-        rekeyEmbeddedStore(store.path, current, masterKeyFrom(opts.newMasterKey as string))
-      } catch (err) {
-        if (err instanceof SecretsError) throw new UserError(err.message)
-        throw err
+      }, (count) => {
+        if (count === null) return { command: `bouncer secrets rekey --new-master-key ${opts.newMasterKey}`, detail: `Sealed the secrets store at ${store.path} under a new master key (${opts.newMasterKey}); the previous (${store.master_key}) opens it too until --drop-previous.` }
+        return count === 0 ? null : { command: 'bouncer secrets rekey --drop-previous', detail: `The secrets store at ${store.path} opens with its current master key (${store.master_key}) only.` }
+      })
+      if (opts.dropPrevious) {
+        console.log(dropped === 0 ? `the secrets store at ${store.path} had no previous master key` : `the secrets store at ${store.path} opens with its current master key only`)
+        return
       }
       console.log(`the secrets store at ${store.path} is sealed under the new master key; the previous key (${store.master_key}) opens it too until \`bouncer secrets rekey --drop-previous\`: give every gateway the new key (secrets.store.master_key), restart them, then drop the previous`)
     })

@@ -5,16 +5,23 @@
 import type { Command } from 'commander'
 import { openSessionStore, SESSION_ID, sessionDocument, SessionStoreError, type SessionDocument, type SessionStore } from '../identity/index.ts'
 import { printable } from '../text/index.ts'
-import { configOption, loadCommandConfig } from './config.ts'
+import { audited, REASON_OPTION } from './change-audit.ts'
+import { configOption, loadCommandConfig, type ValidConfig } from './config.ts'
 import { UserError } from './user-error.ts'
 
-async function withStore<T>(configPath: string | undefined, work: (store: SessionStore) => Promise<T>): Promise<T> {
+/** The config, when its sessions are kept in a store this command can reach. */
+async function sessionsConfig(configPath: string | undefined): Promise<ValidConfig> {
   const loaded = await loadCommandConfig(configPath)
   const settings = loaded.config.sign_in
   if (!settings) throw new UserError(`${loaded.file} configures no browser sign-in (sign_in)`)
   if (settings.session.store.type === 'memory') {
     throw new UserError('sessions in memory live inside the gateway process: list and revoke them with its admin API (GET /api/sessions, DELETE /api/sessions/ID), or use store sqlite or redis')
   }
+  return loaded
+}
+
+async function withStore<T>(loaded: ValidConfig, work: (store: SessionStore) => Promise<T>): Promise<T> {
+  const settings = loaded.config.sign_in as NonNullable<ValidConfig['config']['sign_in']>
   let store: SessionStore
   try {
     store = openSessionStore({ store: settings.session.store, idle: settings.session.idle }, null)
@@ -38,7 +45,7 @@ export function registerSessions(program: Command): void {
   configOption(sessions.command('list').description('the live sessions, newest first (never a cookie or token)'))
     .option('--json', 'one JSON object per session (NDJSON)')
     .action(async (opts: { config?: string; json?: boolean }) => {
-      const documents = await withStore(opts.config, async (store) => (await store.list(Date.now())).map(sessionDocument))
+      const documents = await withStore(await sessionsConfig(opts.config), async (store) => (await store.list(Date.now())).map(sessionDocument))
       if (opts.json) {
         for (const document of documents) process.stdout.write(`${JSON.stringify(document)}\n`)
         return
@@ -49,15 +56,20 @@ export function registerSessions(program: Command): void {
 
   configOption(sessions.command('revoke').argument('[id]', 'the session\'s id, as sessions list shows it').description('end sessions: their cookies are refused at the next request'))
     .option('--subject <sub>', 'end every session of this person (their subject) instead')
-    .action(async (id: string | undefined, opts: { config?: string; subject?: string }) => {
+    .option(...REASON_OPTION)
+    .action(async (id: string | undefined, opts: { config?: string; subject?: string; reason?: string }) => {
       if ((id === undefined) === (opts.subject === undefined)) throw new UserError('give a session id, or --subject SUB (not both)', 2)
       if (id !== undefined && !SESSION_ID.test(id.trim().toLowerCase())) throw new UserError('a session id is 32 hex digits, as sessions list shows it', 2)
-      const ended = await withStore(opts.config, async (store) => {
+      const loaded = await sessionsConfig(opts.config)
+      const ended = await audited(loaded, opts.reason, { revoking: true }, () => withStore(loaded, async (store) => {
         if (id !== undefined) return (await store.delete(id.trim().toLowerCase())) ? [id.trim().toLowerCase()] : []
         const mine = (await store.list(Date.now())).filter((record) => record.subject === opts.subject)
         for (const record of mine) await store.delete(record.id)
         return mine.map((record) => record.id)
-      })
+      }), (ids) => (ids.length === 0 ? null : {
+        command: id !== undefined ? `bouncer sessions revoke ${ids[0]}` : `bouncer sessions revoke --subject ${opts.subject}`,
+        detail: id !== undefined ? `Ended session ${ids[0]}.` : `Ended ${ids.length} session${ids.length === 1 ? '' : 's'} of ${opts.subject}: ${ids.join(', ')}.`,
+      }))
       if (id !== undefined && ended.length === 0) throw new UserError(`no session ${id}`)
       console.log(printable(id !== undefined ? `ended session ${ended[0]}` : `ended ${ended.length} session${ended.length === 1 ? '' : 's'} of ${opts.subject}`))
     })

@@ -1,11 +1,14 @@
 // The console's Audit page with server.workers: 2 (a real `bouncer serve`, a real browser): each
 // worker writes its own chain, and the page shows every one of them, not the first as "this
 // gateway's chain".
+import { hostname, userInfo } from 'node:os'
 import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { AuditHead } from '../../src/audit/chain-shapes.ts'
+import { verifyAudit } from '../../src/audit/index.ts'
+import { main } from '../../src/cli/main.ts'
 import { closeAll, launchChromium, openPage, signInWithToken } from '../helpers/browser.ts'
 import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
 import { freshRequest } from '../helpers/fresh.ts'
@@ -30,6 +33,7 @@ beforeAll(async () => {
     server: { listen: '127.0.0.1:0', workers: 2, shutdown_timeout: '5s' },
     admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
+    api_keys: { store: { type: 'sqlite', path: join(dir, 'keys.db') } },
     telemetry: { log_level: 'silent' },
     upstreams: [{ name: 'api', url: upstream.url }],
     routes: [{ id: 'open', path: '/open', upstream: 'api', public: true }],
@@ -60,4 +64,26 @@ it('the Audit page shows each worker\'s chain', { timeout: 60_000 }, async () =>
   } finally {
     await context.close()
   }
+})
+
+it('a key made from the command line beside the workers is audited in a chain of its own, found by the console\'s search; every chain verifies', { timeout: 30_000 }, async () => {
+  const log = join(gateway.dir, 'audit.db')
+  const before = (await head())?.workers?.map((w) => w.head.count) ?? []
+  // `bouncer keys create` in this process (main(), as bin/bouncer.js runs it), on the gateway's own config and audit log.
+  await main(['node', 'bouncer', 'keys', 'create', '--config', join(gateway.dir, 'bouncer.yaml'), '--principal', 'beside-workers', '--reason', 'console-workers'])
+  const code = process.exitCode
+  process.exitCode = undefined
+  expect(code ?? 0).toBe(0)
+  const me = userInfo().username
+  const found = await request(`${gateway.adminUrl}/api/audit?principal=${encodeURIComponent(me)}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  const records = (await found.body.json()) as Array<{ path: string; instance: string; detail: string }>
+  expect(records).toEqual([expect.objectContaining({ path: 'bouncer keys create --principal beside-workers', instance: `cli:${hostname()}`, detail: expect.stringContaining('Reason: console-workers') })])
+  // Both workers go on writing their own chains in the same file.
+  await waitFor(async () => {
+    await Promise.all(Array.from({ length: 8 }, () => freshRequest(`${gateway.url}/open`)))
+    const now = (await head())?.workers ?? []
+    return now.length === 2 && now.every((w, i) => w.head.count > (before[i] ?? 0))
+  }, 'new records in both workers\' chains', 20_000)
+  await waitFor(async () => (await verifyAudit({ type: 'sqlite', path: log })).chains === 3, 'the workers\' records stored')
+  expect(await verifyAudit({ type: 'sqlite', path: log })).toMatchObject({ ok: true, chains: 3, problems: [] })
 })

@@ -6,7 +6,7 @@ import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { DatabaseSync } from 'node:sqlite'
-import { tmpdir } from 'node:os'
+import { hostname, tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -363,8 +363,11 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
     expect(table.stdout).toMatch(/^ID\s+FOR\s+SUBJECT\s+EMAIL/)
     expect(table.stdout).toMatch(new RegExp(`^${aliceId}\\s+gateway\\s+alice\\s`, 'm'))
 
-    const revoked = await runCli(['sessions', 'revoke', aliceId, '--config', gateway.file])
+    const revoked = await runCli(['sessions', 'revoke', aliceId, '--config', gateway.file, '--reason', 'offboarding'])
     expect(revoked).toMatchObject({ code: 0, stdout: `ended session ${aliceId}\n` })
+    // Audited, in the command line's chain of the gateway's own log, naming who ran it.
+    const [cliRecord] = await searchAudit({ type: 'sqlite', path: auditDb }, { limit: 1, principal: userInfo().username })
+    expect(cliRecord).toMatchObject({ method: 'CLI', path: `bouncer sessions revoke ${aliceId}`, instance: `cli:${hostname()}`, detail: `Ended session ${aliceId}. Reason: offboarding` })
     const after = await alice.request(`${gateway.url}/app/home`, { html: false })
     expect(after.status).toBe(401)
     expect(problem(after).code).toBe('session_expired')

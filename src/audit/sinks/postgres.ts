@@ -116,6 +116,15 @@ export function createPostgresSink(options: { url: string; schema: string; write
     SELECT ${selected.join(', ')} FROM unnest(${params.join(', ')}) AS t(${names.join(', ')})
     ON CONFLICT (chain, seq) DO NOTHING`
 
+  /** The last record of a chain (checked), else its retention checkpoint; null when there is neither. */
+  async function headIn(db: pg.Pool | pg.PoolClient, chain: string): Promise<SinkHead | null> {
+    const last = await db.query(`SELECT * FROM ${schema}.audit_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1`, [chain])
+    const row = last.rows[0] as Record<string, unknown> | undefined
+    if (row) return checkedHead(Number(row.seq), () => recordFromPgRow(row))
+    const checkpoint = await db.query(`SELECT seq, hash FROM ${schema}.audit_checkpoint WHERE chain = $1`, [chain])
+    return checkpoint.rows[0] ? { seq: Number(checkpoint.rows[0].seq), hash: checkpoint.rows[0].hash as string, id: null, problem: null } : null
+  }
+
   return {
     name: sinkName({ type: 'postgres', schema }),
     writeTimeoutMs: options.writeTimeoutMs,
@@ -128,11 +137,7 @@ export function createPostgresSink(options: { url: string; schema: string; write
       }
     },
     async head(chain): Promise<SinkHead | null> {
-      const last = await pool.query(`SELECT * FROM ${schema}.audit_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1`, [chain])
-      const row = last.rows[0] as Record<string, unknown> | undefined
-      if (row) return checkedHead(Number(row.seq), () => recordFromPgRow(row))
-      const checkpoint = await pool.query(`SELECT seq, hash FROM ${schema}.audit_checkpoint WHERE chain = $1`, [chain])
-      return checkpoint.rows[0] ? { seq: Number(checkpoint.rows[0].seq), hash: checkpoint.rows[0].hash as string, id: null, problem: null } : null
+      return headIn(pool, chain)
     },
     async write(rows: readonly StoredRow[]) {
       const arrays: unknown[][] = columns.map(() => [])
@@ -141,6 +146,24 @@ export function createPostgresSink(options: { url: string; schema: string; write
         for (let i = 0; i < row.length; i++) (arrays[i] as unknown[]).push(row[i])
       }
       await pool.query(insert, arrays)
+    },
+    async append(chain, build) {
+      const client = await pool.connect()
+      try {
+        await client.query('BEGIN')
+        // Writers of one chain wait for each other here (no row to lock before the chain's first).
+        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`bouncer-audit-chain:${schema}:${chain}`])
+        const row = { chain, ...build(await headIn(client, chain)) }
+        const inserted = await client.query(insert, [row.chain, row.seq, ...rowColumns(row)].map((value) => [value]))
+        if (inserted.rowCount !== 1) throw new Error(`record ${row.seq} of chain ${chain} is already there`)
+        await client.query('COMMIT')
+        return row
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {})
+        throw err
+      } finally {
+        client.release()
+      }
     },
     async checkpoint(c) {
       await pool.query(

@@ -85,6 +85,13 @@ export interface AuditSink {
   /** The last record of a chain (checked), else its retention checkpoint; null when there is neither. */
   head(chain: string): Promise<SinkHead | null>
   write(rows: readonly StoredRow[]): Promise<void>
+  /**
+   * Appends one record to a chain other processes may write too (the command line's, chain.ts):
+   * the chain's head is read and the record written under the sink's own lock, so two writers at
+   * once link one after the other instead of both after the same head. Only sinks that keep
+   * records (SQLite, PostgreSQL) have it.
+   */
+  append?(chain: string, build: (head: SinkHead | null) => Omit<StoredRow, 'chain'>): Promise<StoredRow>
   /** Keeps a chain's signed checkpoint (the latest per chain) apart from the records. */
   checkpoint(checkpoint: Checkpoint): Promise<void>
   /** A cheap check that the sink answers again (after an outage). */

@@ -220,6 +220,19 @@ function bind(out: unknown[], at: number, chainNo: number, row: StoredRow, rollu
   return at
 }
 
+/** Runs `work` under SQLite's write lock (BEGIN IMMEDIATE), committed, or rolled back when it throws. */
+function inTransaction<T>(db: DatabaseSync, work: () => T): T {
+  db.exec('BEGIN IMMEDIATE')
+  try {
+    const result = work()
+    db.exec('COMMIT')
+    return result
+  } catch (err) {
+    db.exec('ROLLBACK')
+    throw err
+  }
+}
+
 export function createSqliteSink(path: string, options: { durable: boolean }): AuditSink {
   let db: DatabaseSync | undefined
   const chainNos = new Map<string, number>()
@@ -279,6 +292,42 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
     return statement
   }
 
+  /** The last record of a chain (checked), else its retention checkpoint; null when there is neither. */
+  function headOf(database: DatabaseSync, chain: string): SinkHead | null {
+    const known = database.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(chain) as { no: number } | undefined
+    if (!known) return null
+    const last = database.prepare('SELECT * FROM audit_records WHERE chain = ? ORDER BY seq DESC LIMIT 1').get(known.no) as Record<string, unknown> | undefined
+    if (last) return checkedHead(Number(last.seq), () => recordFromRow(last))
+    const checkpoint = database.prepare('SELECT seq, hash FROM audit_checkpoint WHERE chain = ?').get(known.no) as ChainHead | undefined
+    return checkpoint ? { seq: checkpoint.seq, hash: checkpoint.hash, id: null, problem: null } : null
+  }
+
+  /** Inserts rows (a replayed one is ignored) and keeps the console's rollups; inside a transaction. */
+  function insertRows(database: DatabaseSync, rows: readonly StoredRow[]): number {
+    // New rows get rowids above the largest (no rowid is reused while it is the largest), so
+    // the rows above it are exactly the ones this batch inserted: not the ignored replays.
+    const before = (maxRowid ??= database.prepare('SELECT coalesce(max(rowid), 0) AS last FROM audit_records')).get() as { last: number }
+    rollup.clear()
+    let inserted = 0
+    for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+      const end = Math.min(i + ROWS_PER_INSERT, rows.length)
+      const params = new Array<unknown>((end - i) * INSERT_COLUMNS.length)
+      let at = 0
+      for (let r = i; r < end; r++) at = bind(params, at, chainNoOf((rows[r] as StoredRow).chain), rows[r] as StoredRow, rollup)
+      inserted += Number(insertOf(end - i).run(...(params as Array<string | number | null>)).changes)
+    }
+    if (inserted === rows.length) {
+      // Every row is new: the batch's own counts (sqlite-rollup.ts), not its rows read back.
+      rollup.write(rollupUpserts ??= prepareRollupUpserts(database))
+    } else if (inserted > 0) {
+      // A replay among them: only SQL knows which rows were ignored.
+      rollUps ??= rollupInserts('rowid > ?', 'ON CONFLICT DO UPDATE SET n = n + excluded.n').map((sql) => database.prepare(sql))
+      for (const rollUp of rollUps) rollUp.run(before.last)
+    }
+    if (inserted > 0) (coveredUpdate ??= database.prepare(COVERED_UPDATE)).run()
+    return inserted
+  }
+
   return {
     name: sinkName({ type: 'sqlite', path }),
     async open() {
@@ -286,45 +335,24 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
     },
     async head(chain): Promise<SinkHead | null> {
       if (!db) throw new Error('the SQLite audit sink is not open')
-      const known = db.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(chain) as { no: number } | undefined
-      if (!known) return null
-      const last = db.prepare('SELECT * FROM audit_records WHERE chain = ? ORDER BY seq DESC LIMIT 1').get(known.no) as Record<string, unknown> | undefined
-      if (last) return checkedHead(Number(last.seq), () => recordFromRow(last))
-      const checkpoint = db.prepare('SELECT seq, hash FROM audit_checkpoint WHERE chain = ?').get(known.no) as ChainHead | undefined
-      return checkpoint ? { seq: checkpoint.seq, hash: checkpoint.hash, id: null, problem: null } : null
+      return headOf(db, chain)
     },
     async write(rows) {
       if (!db) throw new Error('the SQLite audit sink is not open')
       stillThere(db)
       // IMMEDIATE: the write lock before reading where the table ends, so no other writer comes between.
-      db.exec('BEGIN IMMEDIATE')
-      try {
-        // New rows get rowids above the largest (no rowid is reused while it is the largest), so
-        // the rows above it are exactly the ones this batch inserted: not the ignored replays.
-        const before = (maxRowid ??= db.prepare('SELECT coalesce(max(rowid), 0) AS last FROM audit_records')).get() as { last: number }
-        rollup.clear()
-        let inserted = 0
-        for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
-          const end = Math.min(i + ROWS_PER_INSERT, rows.length)
-          const params = new Array<unknown>((end - i) * INSERT_COLUMNS.length)
-          let at = 0
-          for (let r = i; r < end; r++) at = bind(params, at, chainNoOf((rows[r] as StoredRow).chain), rows[r] as StoredRow, rollup)
-          inserted += Number(insertOf(end - i).run(...(params as Array<string | number | null>)).changes)
-        }
-        if (inserted === rows.length) {
-          // Every row is new: the batch's own counts (sqlite-rollup.ts), not its rows read back.
-          rollup.write(rollupUpserts ??= prepareRollupUpserts(db))
-        } else if (inserted > 0) {
-          // A replay among them: only SQL knows which rows were ignored.
-          rollUps ??= rollupInserts('rowid > ?', 'ON CONFLICT DO UPDATE SET n = n + excluded.n').map((sql) => (db as DatabaseSync).prepare(sql))
-          for (const rollUp of rollUps) rollUp.run(before.last)
-        }
-        if (inserted > 0) (coveredUpdate ??= db.prepare(COVERED_UPDATE)).run()
-        db.exec('COMMIT')
-      } catch (err) {
-        db.exec('ROLLBACK')
-        throw err
-      }
+      inTransaction(db, () => void insertRows(db as DatabaseSync, rows))
+    },
+    async append(chain, build) {
+      if (!db) throw new Error('the SQLite audit sink is not open')
+      stillThere(db)
+      // The chain's head is read under the write lock, so another writer of the same chain (a
+      // second command at once) waits for this row and links to it, rather than beside it.
+      return inTransaction(db, () => {
+        const row = { chain, ...build(headOf(db as DatabaseSync, chain)) }
+        if (insertRows(db as DatabaseSync, [row]) !== 1) throw new Error(`record ${row.seq} of chain ${chain} is already there`)
+        return row
+      })
     },
     async checkpoint(c) {
       if (!db) throw new Error('the SQLite audit sink is not open')

@@ -17,4 +17,13 @@ describe('the audit table', () => {
     expect(lines[0]).toBe('TIME (UTC)               STATUS  DECISION  REQUEST              ROUTE        SUBJECT         WHY')
     expect(lines[150_000]).toBe('2025-12-01 00:02:30.000  403     deny      GET /sales/daily/eu  sales.daily  looker-reports  policy_denied (NoCustomerPII)')
   })
+
+  it('says what a change made from the command line did, and why, where a refusal says its code', () => {
+    const change = chain({
+      id: '00000000-0000-4000-8000-000000000002', time: '2025-12-01T00:03:00.000Z', request_id: 'r2', method: 'CLI', path: 'bouncer keys revoke 3f9c0e7a1b2d4c58',
+      status: 200, decision: 'allow', detail: 'Revoked API key 3f9c0e7a1b2d4c58 of principal looker. Reason: leaked', issuer: 'os', subject: 'alice', credential: 'os_user',
+      roles: [], source_ip: '-', duration_ms: 12, bytes_in: 0, bytes_out: 0, instance: 'cli:host',
+    }, GENESIS_HASH)
+    expect(formatAuditTable([change]).split('\n')[1]).toMatch(/CLI bouncer keys revoke 3f9c0e7a1b2d4c58 +- +alice +Revoked API key 3f9c0e7a1b2d4c58 of principal looker\. Reason: leaked$/)
+  })
 })

@@ -1,0 +1,68 @@
+// Records of changes made outside a running gateway: `bouncer keys`, `sessions` and `secrets`
+// change credential stores from the command line. Each change is one ordinary audit record (the
+// fields of fields.ts, hashed by record.ts), written into every sink that keeps records, in a chain
+// of its own: one per host (`cli:<host>`), which every command run there appends to. The head is
+// read and the record written under the sink's own lock (sinks' `append`), so commands at once, and
+// gateways writing their own chains into the same file or schema, never break a chain.
+import { resolve } from 'node:path'
+import type { AuditConfig } from '../config/index.ts'
+import { chain, GENESIS_HASH, type AuditRecord, type RecordInput } from './record.ts'
+import { createPostgresSink } from './sinks/postgres.ts'
+import type { AuditSink } from './sinks/sink.ts'
+import { createSqliteSink } from './sinks/sqlite.ts'
+
+/** The audit log cannot take records now (a sink that does not open or answer). */
+export class AuditUnavailable extends Error {}
+
+export interface ChangeLog {
+  /** The sinks written to, by name (`sqlite:/path`, `postgres:schema`). */
+  readonly sinks: readonly string[]
+  /** Appends the record to the chain in every sink; the record as the first sink stored it. */
+  append(input: RecordInput): Promise<AuditRecord>
+  close(): Promise<void>
+}
+
+/**
+ * Opens the sinks that keep records (SQLite, PostgreSQL), creating or migrating their schema as a
+ * gateway does; null when the config has none (no sink, or stdout only: a line on this command's
+ * stdout would reach no log shipper). Throws AuditUnavailable when one cannot be opened.
+ */
+export async function openChangeLog(config: AuditConfig, chainId: string): Promise<ChangeLog | null> {
+  const sinks: AuditSink[] = config.sinks.flatMap((sink) => {
+    if (sink.type === 'sqlite') return [createSqliteSink(resolve(sink.path), { durable: true })]
+    if (sink.type === 'postgres') return [createPostgresSink({ url: sink.url, schema: sink.schema })]
+    return []
+  })
+  if (sinks.length === 0) return null
+  const closeAll = () => Promise.all(sinks.map((sink) => sink.close().catch(() => {})))
+  for (const sink of sinks) {
+    try {
+      await sink.open()
+    } catch (err) {
+      await closeAll()
+      throw new AuditUnavailable(`the audit sink ${sink.name} cannot be opened: ${(err as Error).message}`)
+    }
+  }
+  return {
+    sinks: sinks.map((sink) => sink.name),
+    async append(input) {
+      let first: AuditRecord | undefined
+      // Each sink holds the chain as far as it took it: the record links to that sink's own head.
+      for (const sink of sinks) {
+        try {
+          const row = await (sink.append as NonNullable<AuditSink['append']>)(chainId, (head) => ({
+            seq: (head?.seq ?? 0) + 1,
+            record: chain(input, head?.hash || GENESIS_HASH),
+          }))
+          first ??= row.record
+        } catch (err) {
+          throw new AuditUnavailable(`the audit sink ${sink.name} did not take the record: ${(err as Error).message}`)
+        }
+      }
+      return first as AuditRecord
+    },
+    async close() {
+      await closeAll()
+    },
+  }
+}
