@@ -23,11 +23,12 @@ beforeAll(async () => {
     ...HOSTILE_NAMES.map((name) => ({ name, inputSchema: { type: 'object' as const } })),
     { name: 'search', inputSchema: { type: 'object', properties: { q: BACKTRACKS } } },
     { name: 'report', inputSchema: { type: 'object' }, outputSchema: { type: 'object', properties: { code: BACKTRACKS } } },
+    { name: 'tag', inputSchema: { type: 'object', properties: { ids: { type: 'array', uniqueItems: true } } } },
   ], (name) => ({ content: [{ type: 'text', text: `${name} done` }], ...(name === 'report' ? { structuredContent: { code: BACKTRACKING } } : {}) }))
   setup = await startMcpTestGateway('mcp-hostile-server', (config) => ({
     ...config,
     // A gated call's arguments are checked against the schema the server listed (tool-schema.ts).
-    mcp: { ...config.mcp, servers: [{ name: 'odd', url: odd.url }], approvals: [{ tools: ['odd__search'], approvers: ['agent'], ttl: '15m' }] },
+    mcp: { ...config.mcp, servers: [{ name: 'odd', url: odd.url }], approvals: [{ tools: ['odd__search', 'odd__tag'], approvers: ['agent'], ttl: '15m' }] },
   }))
   client = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
 }, 60_000)
@@ -39,7 +40,7 @@ afterAll(async () => {
 })
 
 it('skips a server\'s tools whose names MCP does not allow, and says which in a warning', async () => {
-  expect((await client.listTools()).tools.map((tool) => tool.name)).toEqual(['get_daily_report', 'list_customers', 'odd__good_tool', 'odd__search', 'odd__report'])
+  expect((await client.listTools()).tools.map((tool) => tool.name)).toEqual(['get_daily_report', 'list_customers', 'odd__good_tool', 'odd__search', 'odd__report', 'odd__tag'])
   await expect(client.callTool({ name: 'odd__has space', arguments: {} })).rejects.toThrow(/Unknown tool/)
   expect(odd.calls).toEqual([])
   const warnings = setup.gateway.logs.filter((line) => line.includes('MCP server tool skipped'))
@@ -67,4 +68,17 @@ describe('a server\'s schema patterns', () => {
     await expect(client.callTool({ name: 'odd__report', arguments: {} })).rejects.toThrow(/took longer than 100 ms to check/)
     expect(performance.now() - started).toBeLessThan(3_000)
   })
+})
+
+// Found by a review: Ajv checks uniqueItems on objects by comparing every item with every other, so
+// 10,000 small objects (120 KB) held the gateway's event loop for 7 s, a body of max_body_bytes hours.
+it('bounds uniqueItems too: a gated call with an array too long to check in time is refused, and that array alone', async () => {
+  const ids = Array.from({ length: 20_000 }, (_, i) => ({ id: i }))
+  const started = performance.now()
+  await expect(client.callTool({ name: 'odd__tag', arguments: { ids } })).rejects.toThrow(/Invalid arguments for tool odd__tag: .*uniqueItems compares every item/)
+  expect(performance.now() - started).toBeLessThan(3_000)
+  // The array's size was at fault, not the schema: a short one is checked and its call held for approval.
+  const held = await client.callTool({ name: 'odd__tag', arguments: { ids: [{ id: 1 }, { id: 2 }] } })
+  expect(JSON.stringify(held.content)).toMatch(/pending/i)
+  expect(odd.calls).not.toContain('tag')
 })
