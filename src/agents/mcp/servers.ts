@@ -80,7 +80,11 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       const timer = setTimeout(() => overrun.abort(new CallTimedOut(`the call ran longer than the server's max_call_time (${config.max_call_time / 1000} s) and was cancelled`)), config.max_call_time)
       const signal = options.signal ? AbortSignal.any([options.signal, overrun.signal]) : overrun.signal
       try {
-        return (await client.callTool({ name, arguments: args }, { timeout: config.timeout, signal, onprogress: options.onprogress, resetTimeoutOnProgress: true })) as CallToolResult
+        const result = (await client.callTool({ name, arguments: args }, { timeout: config.timeout, signal, onprogress: options.onprogress, resetTimeoutOnProgress: true })) as CallToolResult
+        // A tool's failure as MCP reports it is a result (isError) whose text the server wrote: one
+        // that handed on its API's refusal echoed the gateway's credential to the agent (a review).
+        const secrets = credentialValues()
+        return secrets.length === 0 ? result : resultWithout(result, secrets)
       } catch (err) {
         if (overrun.signal.aborted) throw overrun.signal.reason
         // The SDK's SdkErrorCode.RequestTimeout (the SDK is loaded lazily: its string here).
@@ -127,6 +131,29 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
     let redacted = scrub(text)
     for (const secret of credentialValues()) redacted = redacted.replaceAll(secret, '[redacted]')
     return redacted
+  }
+
+  /**
+   * A result without the credential values sent to the server, in any of its strings (its text, a
+   * resource's, structured content). Only those: a tool may answer a JWT or a `Bearer …` of its own,
+   * which scrub() would take for one of the gateway's. Copied only when one is there (a result is
+   * JSON from the wire), and walked without recursion and without a depth cut: a structured answer
+   * may nest as deep as JSON does.
+   */
+  function resultWithout(result: CallToolResult, secrets: readonly string[]): CallToolResult {
+    const json = JSON.stringify(result)
+    if (!secrets.some((secret) => json.includes(JSON.stringify(secret).slice(1, -1)))) return result
+    const copy = JSON.parse(json) as CallToolResult
+    const pending: object[] = [copy]
+    while (pending.length > 0) {
+      const node = pending.pop() as Record<string, unknown>
+      for (const key of Object.keys(node)) {
+        const item = node[key]
+        if (typeof item === 'string') node[key] = secrets.reduce((text, secret) => text.replaceAll(secret, '[redacted]'), item)
+        else if (typeof item === 'object' && item !== null) pending.push(item)
+      }
+    }
+    return copy
   }
 
   /** Every string in a JSON value redacted (a bounded depth: deeper is dropped). */
