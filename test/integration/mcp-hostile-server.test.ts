@@ -13,6 +13,14 @@ const HOSTILE_NAMES = ['has space', 'bell\u0007ring', 'x'.repeat(10_000), '', 'y
 const BACKTRACKING = `${'a'.repeat(27)}!`
 const BACKTRACKS = { type: 'string', pattern: '(a+)+$' } as const
 
+/** Two alternatives that each recurse into the same value: a check of a value n deep runs 2^n times (no pattern in it). */
+const RECURSES = {
+  type: 'object',
+  properties: { q: { $ref: '#/$defs/n' } },
+  $defs: { n: { anyOf: [{ type: 'array', items: { $ref: '#/$defs/n' }, contains: { const: 'never' } }, { type: 'array', items: { $ref: '#/$defs/n' } }, { type: 'string' }] } },
+} as const
+const nested = (depth: number): unknown => (depth === 0 ? 'x' : [nested(depth - 1)])
+
 let odd: ListedToolsServer
 let setup: McpTestSetup
 let client: Client
@@ -24,11 +32,16 @@ beforeAll(async () => {
     { name: 'search', inputSchema: { type: 'object', properties: { q: BACKTRACKS } } },
     { name: 'report', inputSchema: { type: 'object' }, outputSchema: { type: 'object', properties: { code: BACKTRACKS } } },
     { name: 'tag', inputSchema: { type: 'object', properties: { ids: { type: 'array', uniqueItems: true } } } },
-  ], (name) => ({ content: [{ type: 'text', text: `${name} done` }], ...(name === 'report' ? { structuredContent: { code: BACKTRACKING } } : {}) }))
+    { name: 'nest', inputSchema: RECURSES },
+    { name: 'tree', inputSchema: { type: 'object' }, outputSchema: RECURSES },
+  ], (name) => ({
+    content: [{ type: 'text', text: `${name} done` }],
+    ...(name === 'report' ? { structuredContent: { code: BACKTRACKING } } : name === 'tree' ? { structuredContent: { q: nested(26) } } : {}),
+  }))
   setup = await startMcpTestGateway('mcp-hostile-server', (config) => ({
     ...config,
     // A gated call's arguments are checked against the schema the server listed (tool-schema.ts).
-    mcp: { ...config.mcp, servers: [{ name: 'odd', url: odd.url }], approvals: [{ tools: ['odd__search', 'odd__tag'], approvers: ['agent'], ttl: '15m' }] },
+    mcp: { ...config.mcp, servers: [{ name: 'odd', url: odd.url }], approvals: [{ tools: ['odd__search', 'odd__tag', 'odd__nest'], approvers: ['agent'], ttl: '15m' }] },
   }))
   client = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
 }, 60_000)
@@ -40,7 +53,7 @@ afterAll(async () => {
 })
 
 it('skips a server\'s tools whose names MCP does not allow, and says which in a warning', async () => {
-  expect((await client.listTools()).tools.map((tool) => tool.name)).toEqual(['get_daily_report', 'list_customers', 'odd__good_tool', 'odd__search', 'odd__report', 'odd__tag'])
+  expect((await client.listTools()).tools.map((tool) => tool.name)).toEqual(['get_daily_report', 'list_customers', 'odd__good_tool', 'odd__search', 'odd__report', 'odd__tag', 'odd__nest', 'odd__tree'])
   await expect(client.callTool({ name: 'odd__has space', arguments: {} })).rejects.toThrow(/Unknown tool/)
   expect(odd.calls).toEqual([])
   const warnings = setup.gateway.logs.filter((line) => line.includes('MCP server tool skipped'))
@@ -81,4 +94,24 @@ it('bounds uniqueItems too: a gated call with an array too long to check in time
   const held = await client.callTool({ name: 'odd__tag', arguments: { ids: [{ id: 1 }, { id: 2 }] } })
   expect(JSON.stringify(held.content)).toMatch(/pending/i)
   expect(odd.calls).not.toContain('tag')
+})
+
+// Found by a review: a schema that recurses through a reference into the same value twice checks it
+// 2^depth times — 26 deep took 8 s of the event loop, 40 most of an hour — and has no pattern, so
+// neither a gated call's arguments nor a server's own structured answer was bounded.
+describe('a server\'s recursive schemas', () => {
+  it('bound a gated call\'s arguments: one nested too deep to check in time is refused, a shallow one held for approval', async () => {
+    const started = performance.now()
+    await expect(client.callTool({ name: 'odd__nest', arguments: { q: nested(26) } })).rejects.toThrow(/Invalid arguments for tool odd__nest: its schema took longer than 100 ms to check this value/)
+    expect(performance.now() - started).toBeLessThan(3_000)
+    const held = await client.callTool({ name: 'odd__nest', arguments: { q: nested(2) } })
+    expect(JSON.stringify(held.content)).toMatch(/pending/i)
+    expect(odd.calls).not.toContain('nest')
+  })
+
+  it('bound the check of a server\'s structured answer against its outputSchema', async () => {
+    const started = performance.now()
+    await expect(client.callTool({ name: 'odd__tree', arguments: {} })).rejects.toThrow(/took longer than 100 ms to check/)
+    expect(performance.now() - started).toBeLessThan(3_000)
+  })
 })
