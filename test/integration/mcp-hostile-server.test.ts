@@ -22,6 +22,8 @@ const RECURSES = {
 const nested = (depth: number): unknown => (depth === 0 ? 'x' : [nested(depth - 1)])
 
 let odd: ListedToolsServer
+/** Its tool list never ends, each page a little under its timeout: 64 pages (the SDK's most) took a minute. */
+let paging: ListedToolsServer
 let setup: McpTestSetup
 let client: Client
 
@@ -38,10 +40,11 @@ beforeAll(async () => {
     content: [{ type: 'text', text: `${name} done` }],
     ...(name === 'report' ? { structuredContent: { code: BACKTRACKING } } : name === 'tree' ? { structuredContent: { q: nested(26) } } : {}),
   }))
+  paging = await startListedToolsServer([{ name: 'page', inputSchema: { type: 'object' } }], undefined, { endless: true, delayMs: 300 })
   setup = await startMcpTestGateway('mcp-hostile-server', (config) => ({
     ...config,
     // A gated call's arguments are checked against the schema the server listed (tool-schema.ts).
-    mcp: { ...config.mcp, servers: [{ name: 'odd', url: odd.url }], approvals: [{ tools: ['odd__search', 'odd__tag', 'odd__nest'], approvers: ['agent'], ttl: '15m' }] },
+    mcp: { ...config.mcp, servers: [{ name: 'odd', url: odd.url }, { name: 'paging', url: paging.url, timeout: '1s' }], approvals: [{ tools: ['odd__search', 'odd__tag', 'odd__nest'], approvers: ['agent'], ttl: '15m' }] },
   }))
   client = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
 }, 60_000)
@@ -50,6 +53,20 @@ afterAll(async () => {
   await client?.close()
   await setup?.close()
   await odd?.close()
+  await paging?.close()
+})
+
+// Found by a review: a server's tool list was read page after page, each page bounded by the
+// server's timeout but the list not at all, so a server naming a next page a little under its
+// timeout held every agent's tools/list for up to 64 of them (the SDK's most): a minute here, an hour
+// at the default 60 s.
+it('bounds a server\'s whole tool list by its timeout: one that pages on is not listed, and tools/list answers', async () => {
+  const started = performance.now()
+  const names = (await client.listTools()).tools.map((tool) => tool.name)
+  expect(performance.now() - started).toBeLessThan(4_000)
+  expect(names).toContain('odd__good_tool')
+  expect(names.filter((name) => name.startsWith('paging__'))).toEqual([])
+  expect(setup.gateway.logs.join('\n')).toMatch(/"server":"paging".*its tool list took longer than its timeout/)
 })
 
 it('skips a server\'s tools whose names MCP does not allow, and says which in a warning', async () => {

@@ -216,16 +216,22 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
     })
   }
 
+  /**
+   * Every page of the server's tools (the SDK walks them, up to 64), the whole list within the
+   * server's `timeout`: each page was bounded by it, the list not at all, so a server that named a
+   * next page a little under its timeout held every agent's tools/list (they wait for the listing)
+   * for 64 of them: an hour at the default 60 s (found by review). A real server lists in milliseconds.
+   */
   async function listAll(): Promise<Tool[]> {
     const client = await server.client()
-    const tools: Tool[] = []
-    let cursor: string | undefined
-    do {
-      const page = await client.listTools(cursor === undefined ? undefined : { cursor }, { timeout: config.timeout })
-      tools.push(...page.tools)
-      cursor = page.nextCursor
-    } while (cursor !== undefined)
-    return tools.filter(wellNamed)
+    const whole = AbortSignal.timeout(config.timeout)
+    try {
+      const { tools } = await client.listTools(undefined, { timeout: config.timeout, signal: whole })
+      return tools.filter(wellNamed)
+    } catch (err) {
+      if (whole.aborted) throw new Error(`its tool list took longer than its timeout (${config.timeout / 1000} s) to read: the gateway reads no more of it`, { cause: err })
+      throw err
+    }
   }
 
   /**
