@@ -2,10 +2,14 @@
 // are run by the gateway. Found by a probe: tool names with spaces, control characters or 10 KB
 // were offered to agents as they came; a `pattern` in a tool's schema that backtracks without end
 // (`(a+)+$`) held the gateway's event loop for as long as it ran (36 s for 27 a's, minutes for 30).
+import { once } from 'node:events'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Client } from '@modelcontextprotocol/client'
 import { connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
 import { startListedToolsServer, type ListedToolsServer } from '../helpers/mcp-servers.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 /** Names MCP does not allow (1-128 letters, digits, _ - .), the last only once prefixed `odd__`. */
 const HOSTILE_NAMES = ['has space', 'bell\u0007ring', 'x'.repeat(10_000), '', 'y'.repeat(125)]
@@ -24,6 +28,11 @@ const nested = (depth: number): unknown => (depth === 0 ? 'x' : [nested(depth - 
 let odd: ListedToolsServer
 /** Its tool list never ends, each page a little under its timeout: 64 pages (the SDK's most) took a minute. */
 let paging: ListedToolsServer
+/** Lists no tool (`quiet`'s list), and answers the notification stream (GET) with one event that never ends. */
+let quiet: ListedToolsServer
+let flooding: { server: Server; url: string; sent: number; cut: boolean }
+/** What the flooding server writes of its one event, unless the gateway goes first: far past max_body_bytes (1 MB here). */
+const FLOOD_BYTES = 64 * 1024 * 1024
 let setup: McpTestSetup
 let client: Client
 
@@ -41,10 +50,13 @@ beforeAll(async () => {
     ...(name === 'report' ? { structuredContent: { code: BACKTRACKING } } : name === 'tree' ? { structuredContent: { q: nested(26) } } : {}),
   }))
   paging = await startListedToolsServer([{ name: 'page', inputSchema: { type: 'object' } }], undefined, { endless: true, delayMs: 300 })
+  quiet = await startListedToolsServer([])
+  flooding = await floodingServer(quiet.url)
   setup = await startMcpTestGateway('mcp-hostile-server', (config) => ({
     ...config,
+    server: { max_body_bytes: 1_048_576 },
     // A gated call's arguments are checked against the schema the server listed (tool-schema.ts).
-    mcp: { ...config.mcp, servers: [{ name: 'odd', url: odd.url }, { name: 'paging', url: paging.url, timeout: '1s' }], approvals: [{ tools: ['odd__search', 'odd__tag', 'odd__nest'], approvers: ['agent'], ttl: '15m' }] },
+    mcp: { ...config.mcp, servers: [{ name: 'odd', url: odd.url }, { name: 'paging', url: paging.url, timeout: '1s' }, { name: 'flooding', url: flooding.url }], approvals: [{ tools: ['odd__search', 'odd__tag', 'odd__nest'], approvers: ['agent'], ttl: '15m' }] },
   }))
   client = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
 }, 60_000)
@@ -54,6 +66,9 @@ afterAll(async () => {
   await setup?.close()
   await odd?.close()
   await paging?.close()
+  flooding?.server.closeAllConnections()
+  flooding?.server.close()
+  await quiet?.close()
 })
 
 // Found by a review: a server's tool list was read page after page, each page bounded by the
@@ -132,3 +147,42 @@ describe('a server\'s recursive schemas', () => {
     expect(performance.now() - started).toBeLessThan(3_000)
   })
 })
+
+/** POSTs passed on to `mcpUrl` (a real MCP server); a GET answered with an SSE event written until the gateway cuts it. */
+async function floodingServer(mcpUrl: string): Promise<{ server: Server; url: string; sent: number; cut: boolean }> {
+  const state = { sent: 0, cut: false }
+  const server = createServer(async (req, res) => {
+    if (req.method !== 'GET') {
+      const body: Buffer[] = []
+      for await (const chunk of req) body.push(chunk as Buffer)
+      const headers: Record<string, string> = {}
+      for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string' && name !== 'host' && name !== 'content-length') headers[name] = value
+      const answer = await fetch(mcpUrl, { method: req.method, headers, ...(body.length > 0 ? { body: Buffer.concat(body) } : {}) })
+      const out: Record<string, string> = {}
+      answer.headers.forEach((value, name) => (out[name] = value))
+      res.writeHead(answer.status, out)
+      return void res.end(Buffer.from(await answer.arrayBuffer()))
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' })
+    res.on('close', () => (state.cut = state.sent < FLOOD_BYTES))
+    const chunk = Buffer.alloc(64 * 1024, 'a')
+    res.write('data: ')
+    while (state.sent < FLOOD_BYTES && !res.destroyed) {
+      state.sent += chunk.length
+      if (!res.write(chunk)) await once(res, 'drain').catch(() => {})
+    }
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return Object.assign(state, { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp` })
+}
+
+// Found by a review: a server's answers to requests were bounded by max_body_bytes, but its
+// notification stream (the GET the SDK opens once connected) was left unbounded, and the SDK holds an
+// event until its end: one event that never ended grew the gateway's memory by as much as the server sent.
+it('cuts a server\'s notification stream at an event past max_body_bytes', async () => {
+  await client.listTools() // the gateway has connected to every server by now
+  await waitFor(() => flooding.cut || flooding.sent >= FLOOD_BYTES, 'the flood cut, or written whole', 20_000)
+  expect(flooding.cut).toBe(true)
+  expect(flooding.sent).toBeLessThan(FLOOD_BYTES / 2)
+}, 30_000)

@@ -300,12 +300,16 @@ function requestIdOf(body: unknown): string | number | undefined {
  * fetch whose answers to POSTs (the server's answers to requests: a tool's result, a list) end past
  * `maxBytes`, as a route tool's answer does: a server answering 100 MB took the gateway from 270 MB
  * to 900 MB and the agent got all of it. The GET stream carries notifications for as long as it is
- * open, message by message, and is left as it is.
+ * open: each of its events is bounded instead (eventsWithin).
  */
 function boundedFetch(maxBytes: number, onCut: (id: string | number, error: AnswerTooLarge) => void): typeof fetch {
   return async function fetchBounded(input, init) {
     const response = await fetch(input, init)
-    if (init?.method !== 'POST' || response.body === null) return response
+    if (response.body === null) return response
+    if (init?.method !== 'POST') {
+      if (!/^text\/event-stream/i.test(response.headers.get('content-type') ?? '')) return response
+      return new Response(response.body.pipeThrough(eventsWithin(maxBytes)), { status: response.status, statusText: response.statusText, headers: response.headers })
+    }
     let bytes = 0
     const bounded = response.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
@@ -319,6 +323,38 @@ function boundedFetch(maxBytes: number, onCut: (id: string | number, error: Answ
     }))
     return new Response(bounded, { status: response.status, statusText: response.statusText, headers: response.headers })
   }
+}
+
+/**
+ * An SSE stream whose events (text up to a blank line) are each at most `maxBytes`, else it is cut.
+ * The SDK holds an event until its end: one that never ended, on the notification stream the SDK
+ * opens to every server, grew the gateway's memory by as much as the server sent (found by review).
+ */
+function eventsWithin(maxBytes: number): TransformStream<Uint8Array, Uint8Array> {
+  let sinceEvent = 0 // bytes of the event under way, line endings left out
+  let lineBytes = 0
+  let afterCr = false
+  return new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      for (const byte of chunk) {
+        if (byte === 0x0a && afterCr) {
+          afterCr = false // the LF of a CRLF
+          continue
+        }
+        afterCr = byte === 0x0d
+        if (byte === 0x0a || byte === 0x0d) {
+          if (lineBytes === 0) sinceEvent = 0 // a blank line ends an event
+          lineBytes = 0
+        } else {
+          lineBytes++
+          if (++sinceEvent > maxBytes) {
+            return controller.error(new AnswerTooLarge(`an event of its notification stream exceeds ${maxBytes} bytes (server.max_body_bytes): the stream was cut`))
+          }
+        }
+      }
+      controller.enqueue(chunk)
+    },
+  })
 }
 
 function isConnectionFailure(err: unknown): boolean {
