@@ -39,7 +39,10 @@ async function echoingServer(): Promise<Server> {
       res.writeHead(500, { 'content-type': 'text/plain' })
       return void res.end(`backend refused credentials ${req.headers.authorization} and key ${req.headers['x-api-key']}`)
     }
-    const mcp = new McpServer({ name: 'echoing', version: '1' }, { capabilities: { tools: {} } })
+    const mcp = new McpServer({ name: 'echoing', version: '1' }, { capabilities: { tools: {}, resources: {} } })
+    mcp.setRequestHandler('resources/read', async (request) => ({
+      contents: [{ uri: request.params.uri, mimeType: 'text/plain', text: `read with ${req.headers.authorization} and ${req.headers['x-api-key']} as ${req.headers['x-client-name']}` }],
+    }))
     mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'echo', inputSchema: { type: 'object' } }, { name: 'leak', inputSchema: { type: 'object' } }, { name: 'sorry', inputSchema: { type: 'object' } }] }))
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
     await mcp.connect(transport)
@@ -58,11 +61,12 @@ async function echoingServer(): Promise<Server> {
 
 let echoing: Server
 let setup: McpTestSetup
+let gatewayConfig: Record<string, unknown>
 
 beforeAll(async () => {
   echoing = await echoingServer()
   const url = `http://127.0.0.1:${(echoing.address() as AddressInfo).port}/mcp`
-  setup = await startMcpTestGateway('mcp-server-credential-echo', (config) => ({
+  setup = await startMcpTestGateway('mcp-server-credential-echo', (config) => (gatewayConfig = {
     ...config,
     mcp: { ...config.mcp, servers: [{ name: 'tickets', url, headers: { Authorization: `Bearer ${TOKEN}`, 'X-Api-Key': API_KEY, 'X-Client-Name': 'bouncer-gateway' } }] },
   }))
@@ -133,4 +137,27 @@ it('keeps the server\'s credentials out of a tool result the server wrote', asyn
   expect(text).toContain('for bouncer-gateway')
   expect(text).not.toContain(TOKEN)
   expect(text).not.toContain(API_KEY)
+}, 60_000)
+
+// Found by review: the transparent mode (one server, unprefixed) set a pass-through handler for
+// resources, prompts, completions and logging whatever the server offered, and the SDK refuses a
+// handler for a capability the gateway's server then lacks: every initialize answered 500
+// internal_error for a server without prompts (this one), or for any server while it was down.
+it('passes a transparent server\'s resources through when it offers no prompts (initialize answered)', async () => {
+  const mcp = gatewayConfig.mcp as { servers: Array<Record<string, unknown>> }
+  await setup.gateway.writeConfig({ ...gatewayConfig, mcp: { ...mcp, servers: [{ ...mcp.servers[0], prefix: false }] } })
+  expect((await setup.gateway.reload()).ok).toBe(true)
+  try {
+    const client = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
+    try {
+      expect(client.getServerCapabilities()?.prompts).toBeUndefined()
+      const read = JSON.stringify((await client.readResource({ uri: 'echo://whoami' })).contents)
+      expect(read).toContain('as bouncer-gateway')
+    } finally {
+      await client.close()
+    }
+  } finally {
+    await setup.gateway.writeConfig(gatewayConfig)
+    expect((await setup.gateway.reload()).ok).toBe(true)
+  }
 }, 60_000)
