@@ -143,7 +143,7 @@ it('keeps the server\'s credentials out of a tool result the server wrote', asyn
 // resources, prompts, completions and logging whatever the server offered, and the SDK refuses a
 // handler for a capability the gateway's server then lacks: every initialize answered 500
 // internal_error for a server without prompts (this one), or for any server while it was down.
-it('passes a transparent server\'s resources through when it offers no prompts (initialize answered)', async () => {
+it('passes a transparent server\'s resources through when it offers no prompts (initialize answered), without the credentials it echoes', async () => {
   const mcp = gatewayConfig.mcp as { servers: Array<Record<string, unknown>> }
   await setup.gateway.writeConfig({ ...gatewayConfig, mcp: { ...mcp, servers: [{ ...mcp.servers[0], prefix: false }] } })
   expect((await setup.gateway.reload()).ok).toBe(true)
@@ -153,6 +153,9 @@ it('passes a transparent server\'s resources through when it offers no prompts (
       expect(client.getServerCapabilities()?.prompts).toBeUndefined()
       const read = JSON.stringify((await client.readResource({ uri: 'echo://whoami' })).contents)
       expect(read).toContain('as bouncer-gateway')
+      // Found by review too: passed through as the server answered, the credentials it echoed included.
+      expect(read).not.toContain(TOKEN)
+      expect(read).not.toContain(API_KEY)
     } finally {
       await client.close()
     }

@@ -29,6 +29,8 @@ export interface UpstreamMcpServer {
   headers: Record<string, string>
   /** The error of a request to the server, its message without the credentials sent to it (the server may echo them). */
   withoutCredentials(err: unknown): unknown
+  /** An answer of the server (a resource, a prompt) without the credential values sent to it. */
+  answerWithoutCredentials<T>(answer: T): T
   close(): Promise<void>
 }
 
@@ -99,6 +101,10 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
         clearTimeout(timer)
       }
     },
+    answerWithoutCredentials(answer) {
+      const secrets = credentialValues()
+      return secrets.length === 0 ? answer : resultWithout(answer, secrets)
+    },
     withoutCredentials(err) {
       // A server that echoed the header it was sent in its error ("refused Bearer …") showed the
       // gateway's credential to the agent, its model and the audit record; in the error's `data`
@@ -140,10 +146,10 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
    * JSON from the wire), and walked without recursion and without a depth cut: a structured answer
    * may nest as deep as JSON does.
    */
-  function resultWithout(result: CallToolResult, secrets: readonly string[]): CallToolResult {
+  function resultWithout<T>(result: T, secrets: readonly string[]): T {
     const json = JSON.stringify(result)
-    if (!secrets.some((secret) => json.includes(JSON.stringify(secret).slice(1, -1)))) return result
-    const copy = JSON.parse(json) as CallToolResult
+    if (json === undefined || !secrets.some((secret) => json.includes(JSON.stringify(secret).slice(1, -1)))) return result
+    const copy = JSON.parse(json) as T & object
     const pending: object[] = [copy]
     while (pending.length > 0) {
       const node = pending.pop() as Record<string, unknown>
