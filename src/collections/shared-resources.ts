@@ -8,7 +8,11 @@ export interface ResourceKind<C, R> {
   fingerprint(config: C): string
   create(config: C): R
   close(resource: R): unknown
-  /** Closing one that a reload left unused, where that differs from closing at a shutdown; else close. */
+  /**
+   * Closing one that a reload left unused, where that differs from closing at a shutdown (a
+   * function's pool lets its invocations finish); else close. One still retiring at closeAll is
+   * closed there too, as a shutdown closes: close may then meet it half-retired.
+   */
   retire?(resource: R): unknown
 }
 
@@ -22,6 +26,13 @@ export interface SharedResources<C, R> {
 
 export function createSharedResources<C, R>(kind: ResourceKind<C, R>): SharedResources<C, R> {
   const live = new Map<string, R>()
+  /**
+   * Retired by a reload, where retiring differs from closing, and not yet done: a shutdown closes
+   * these too. A function's pool retired while an invocation ran waited for it (up to the function's
+   * timeout) through the shutdown, its request held open past the drain, and the audit log closed
+   * under it: the request's record was lost (found by review).
+   */
+  const retiring = new Set<R>()
 
   function acquire(config: C): R {
     const key = kind.fingerprint(config)
@@ -33,8 +44,21 @@ export function createSharedResources<C, R>(kind: ResourceKind<C, R>): SharedRes
     return resource
   }
 
-  async function close(resources: readonly R[], retiring = false): Promise<void> {
-    await Promise.allSettled(resources.map(async (resource) => (retiring && kind.retire ? kind.retire(resource) : kind.close(resource))))
+  async function close(resources: readonly R[]): Promise<void> {
+    await Promise.allSettled(resources.map(async (resource) => kind.close(resource)))
+  }
+
+  async function retireAll(resources: readonly R[]): Promise<void> {
+    const { retire } = kind
+    if (retire === undefined) return close(resources)
+    await Promise.allSettled(resources.map(async (resource) => {
+      retiring.add(resource)
+      try {
+        await retire(resource)
+      } finally {
+        retiring.delete(resource)
+      }
+    }))
   }
 
   return {
@@ -47,10 +71,10 @@ export function createSharedResources<C, R>(kind: ResourceKind<C, R>): SharedRes
         live.delete(key)
         closing.push(resource)
       }
-      return close(closing, true)
+      return retireAll(closing)
     },
     closeAll() {
-      const all = [...live.values()]
+      const all = [...live.values(), ...retiring]
       live.clear()
       return close(all)
     },

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { Readable } from 'node:stream'
+import { setTimeout as delay } from 'node:timers/promises'
 import { McpServer, Server, WebStandardStreamableHTTPServerTransport, type CallToolResult, type Tool } from '@modelcontextprotocol/server'
 import { closedPort } from './faults.ts'
 import { waitForText } from './wait.ts'
@@ -161,13 +162,21 @@ export interface ListedToolsServer extends RunningMcpServer {
 /**
  * A stateless MCP server (official SDK, JSON answers) that lists exactly `tools` — names and
  * schemas as a test writes them, however unlike a real server's — and answers their calls with
- * `answer` (default: a text naming the tool).
+ * `answer` (default: a text naming the tool). `pages`: each page of the list after `delayMs`, and
+ * naming a next one for ever (a list that never ends); default one page at once.
  */
-export async function startListedToolsServer(tools: Tool[], answer: (name: string, args: Record<string, unknown>) => CallToolResult = (name) => ({ content: [{ type: 'text', text: `${name} done` }] })): Promise<ListedToolsServer> {
+export async function startListedToolsServer(
+  tools: Tool[],
+  answer: (name: string, args: Record<string, unknown>) => CallToolResult = (name) => ({ content: [{ type: 'text', text: `${name} done` }] }),
+  pages: { endless: boolean; delayMs: number } = { endless: false, delayMs: 0 },
+): Promise<ListedToolsServer> {
   const calls: string[] = []
   const http = createServer(async (req, res) => {
     const mcp = new Server({ name: 'listed', version: '1' }, { capabilities: { tools: {} } })
-    mcp.setRequestHandler('tools/list', async () => ({ tools }))
+    mcp.setRequestHandler('tools/list', async (request) => {
+      if (pages.delayMs > 0) await delay(pages.delayMs)
+      return { tools, ...(pages.endless ? { nextCursor: String(Number(request.params?.cursor ?? 0) + 1) } : {}) }
+    })
     mcp.setRequestHandler('tools/call', async (request) => {
       calls.push(request.params.name)
       return answer(request.params.name, (request.params.arguments ?? {}) as Record<string, unknown>)

@@ -2,10 +2,12 @@
 // was running and is then closed. An unchanged function keeps its pool, warm workers and module
 // state included. The module's path is relative to the config file's folder.
 import { once } from 'node:events'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { createServer, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { FunctionPool } from '../../src/functions/index.ts'
@@ -182,5 +184,40 @@ describe('reloading functions', () => {
     await waitFor(() => gw.logs.join('').includes('function counter: its module could not be loaded'), 'the replacement\'s failed load in the log')
     await writeFile(module, counterModule(version + 1))
     expect((await gw.reload()).ok).toBe(true)
+  })
+
+  // Found by review: a pool a reload retired waits for its invocations (each up to the function's
+  // timeout), but a shutdown closed only the pools in use: one still running there kept its request
+  // open past the drain, the audit log closed under it, and its record was lost.
+  it('a shutdown stops an invocation its retired pool still runs: the request is audited as cut, not lost', async () => {
+    // The audit log is the start's (a reload does not change it): in a folder made before.
+    const logDir = await mkdtemp(join(tmpdir(), 'bouncer-retired-'))
+    const audit = { sinks: [{ type: 'sqlite', path: join(logDir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(logDir, 'spill') }
+    const own = await startTestGateway({ routes: [], audit, server: { shutdown_timeout: '100ms' } })
+    try {
+      const config = { ...CONFIG, functions: [{ ...CONFIG.functions[0], concurrency: 2, timeout: '60s' }], server: { shutdown_timeout: '100ms' }, audit }
+      await mkdir(join(own.dir, 'functions'))
+      await writeFile(join(own.dir, 'functions', 'counter.ts'), counterModule(1))
+      await own.writeConfig(config)
+      expect((await own.reload()).ok).toBe(true)
+      const inFlight = request(`${own.url}/counter?hold=${encodeURIComponent(holdUrl)}`, { headers: { 'x-request-id': 'retired-at-shutdown' } }).catch((err: Error) => err)
+      await waitFor(() => held.length === 1, 'an invocation running on the old pool')
+      const old = own.state.runtime.functions.get('counter')
+      await writeFile(join(own.dir, 'functions', 'counter.ts'), counterModule(2))
+      expect((await own.reload()).ok).toBe(true)
+      await closingOf(old) // retired: it waits for its invocation
+      await own.shutdown()
+      expect(await inFlight).toBeInstanceOf(Error) // its connection cut at shutdown_timeout
+      const db = new DatabaseSync(join(logDir, 'audit.db'), { readOnly: true })
+      try {
+        expect(db.prepare("SELECT status, upstream FROM audit_records WHERE request_id = 'retired-at-shutdown'").get()).toEqual({ status: 499, upstream: 'function:counter' })
+      } finally {
+        db.close()
+      }
+    } finally {
+      held.splice(0).forEach((res) => res.end('go'))
+      await rm(own.dir, { recursive: true, force: true })
+      await rm(logDir, { recursive: true, force: true })
+    }
   })
 })

@@ -25,12 +25,25 @@ async function echoingServer(): Promise<Server> {
       res.writeHead(200, { 'content-type': 'application/json' })
       return void res.end(JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32001, message: `denied for ${req.headers['x-client-name']}`, data: { sent: [req.headers.authorization], key: req.headers['x-api-key'] } } }))
     }
+    if (body.includes('"tools/call"') && body.includes('"sorry"')) {
+      // MCP's own way to report a tool's failure: a result with isError, whose text the server wrote.
+      const { id } = JSON.parse(body) as { id: number }
+      res.writeHead(200, { 'content-type': 'application/json' })
+      const text = `the ticket API refused ${req.headers.authorization} (key ${req.headers['x-api-key']}) for ${req.headers['x-client-name']}`
+      // Nested deeper than any cut a redaction might make: a structured answer keeps its shape.
+      let deep: unknown = { text }
+      for (let i = 0; i < 40; i++) deep = [deep]
+      return void res.end(JSON.stringify({ jsonrpc: '2.0', id, result: { isError: true, content: [{ type: 'text', text }], structuredContent: { deep } } }))
+    }
     if (body.includes('"tools/call"')) {
       res.writeHead(500, { 'content-type': 'text/plain' })
       return void res.end(`backend refused credentials ${req.headers.authorization} and key ${req.headers['x-api-key']}`)
     }
-    const mcp = new McpServer({ name: 'echoing', version: '1' }, { capabilities: { tools: {} } })
-    mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'echo', inputSchema: { type: 'object' } }, { name: 'leak', inputSchema: { type: 'object' } }] }))
+    const mcp = new McpServer({ name: 'echoing', version: '1' }, { capabilities: { tools: {}, resources: {} } })
+    mcp.setRequestHandler('resources/read', async (request) => ({
+      contents: [{ uri: request.params.uri, mimeType: 'text/plain', text: `read with ${req.headers.authorization} and ${req.headers['x-api-key']} as ${req.headers['x-client-name']}` }],
+    }))
+    mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'echo', inputSchema: { type: 'object' } }, { name: 'leak', inputSchema: { type: 'object' } }, { name: 'sorry', inputSchema: { type: 'object' } }] }))
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
     await mcp.connect(transport)
     const headers = new Headers()
@@ -48,11 +61,12 @@ async function echoingServer(): Promise<Server> {
 
 let echoing: Server
 let setup: McpTestSetup
+let gatewayConfig: Record<string, unknown>
 
 beforeAll(async () => {
   echoing = await echoingServer()
   const url = `http://127.0.0.1:${(echoing.address() as AddressInfo).port}/mcp`
-  setup = await startMcpTestGateway('mcp-server-credential-echo', (config) => ({
+  setup = await startMcpTestGateway('mcp-server-credential-echo', (config) => (gatewayConfig = {
     ...config,
     mcp: { ...config.mcp, servers: [{ name: 'tickets', url, headers: { Authorization: `Bearer ${TOKEN}`, 'X-Api-Key': API_KEY, 'X-Client-Name': 'bouncer-gateway' } }] },
   }))
@@ -101,4 +115,52 @@ it('keeps the server\'s credentials out of a JSON-RPC error\'s data, and leaves 
   expect(seen).toContain('[redacted]')
   expect(seen).not.toContain(TOKEN)
   expect(seen).not.toContain(API_KEY)
+}, 60_000)
+
+// Found by review: a tool's failure told as MCP tells it, a result with isError (what a server that
+// catches its API's error and hands its text on answers), reached the agent with the credentials
+// it echoed: only JSON-RPC errors and HTTP errors were redacted.
+it('keeps the server\'s credentials out of a tool result the server wrote', async () => {
+  const client = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
+  let text: string
+  try {
+    const result = await client.callTool({ name: 'tickets__sorry', arguments: {} })
+    expect(result.isError).toBe(true)
+    text = JSON.stringify(result.content)
+    let deep = (result.structuredContent as { deep: unknown }).deep
+    for (let i = 0; i < 40; i++) deep = (deep as unknown[])[0]
+    expect((deep as { text: string }).text).toBe("the ticket API refused [redacted] (key [redacted]) for bouncer-gateway")
+  } finally {
+    await client.close()
+  }
+  expect(text).toContain('the ticket API refused')
+  expect(text).toContain('for bouncer-gateway')
+  expect(text).not.toContain(TOKEN)
+  expect(text).not.toContain(API_KEY)
+}, 60_000)
+
+// Found by review: the transparent mode (one server, unprefixed) set a pass-through handler for
+// resources, prompts, completions and logging whatever the server offered, and the SDK refuses a
+// handler for a capability the gateway's server then lacks: every initialize answered 500
+// internal_error for a server without prompts (this one), or for any server while it was down.
+it('passes a transparent server\'s resources through when it offers no prompts (initialize answered), without the credentials it echoes', async () => {
+  const mcp = gatewayConfig.mcp as { servers: Array<Record<string, unknown>> }
+  await setup.gateway.writeConfig({ ...gatewayConfig, mcp: { ...mcp, servers: [{ ...mcp.servers[0], prefix: false }] } })
+  expect((await setup.gateway.reload()).ok).toBe(true)
+  try {
+    const client = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
+    try {
+      expect(client.getServerCapabilities()?.prompts).toBeUndefined()
+      const read = JSON.stringify((await client.readResource({ uri: 'echo://whoami' })).contents)
+      expect(read).toContain('as bouncer-gateway')
+      // Found by review too: passed through as the server answered, the credentials it echoed included.
+      expect(read).not.toContain(TOKEN)
+      expect(read).not.toContain(API_KEY)
+    } finally {
+      await client.close()
+    }
+  } finally {
+    await setup.gateway.writeConfig(gatewayConfig)
+    expect((await setup.gateway.reload()).ok).toBe(true)
+  }
 }, 60_000)

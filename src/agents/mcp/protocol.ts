@@ -59,7 +59,7 @@ export async function buildServer(caller: Caller, current: () => ProtocolDeps): 
     const args = (params.arguments ?? {}) as Record<string, unknown>
     return (await callTool(caller, params.name, args, ctx, current())) as never
   })
-  if (transparent) passThrough(server, caller, current)
+  if (transparent) passThrough(server, caller, current, upstream)
   return server
 }
 
@@ -238,7 +238,7 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
  * pass through too, for callers allowed `call` on `mcp:resources`, `mcp:prompts`, `mcp:completions`
  * and `mcp:logging` (the server's log level is every caller's concern: not anyone's to set).
  */
-function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps): void {
+function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps, offered: ServerCapabilities): void {
   // Read at each request: a session outlives a reload that may move or drop the server (sessions.ts).
   const upstream = () => {
     const now = transparentServer(current())
@@ -254,20 +254,30 @@ function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps
   const gated = async <T>(what: string, ask: (c: Awaited<ReturnType<typeof client>>) => Promise<T>): Promise<T> => {
     allowed(what)
     const from = upstream()
-    return ask(await from.client()).catch((err: unknown) => {
+    // What the server says back, answer or error, without the credentials the gateway sent it.
+    return ask(await from.client()).then((answer) => from.answerWithoutCredentials(answer), (err: unknown) => {
       throw from.withoutCredentials(err)
     })
   }
-  server.setRequestHandler('resources/list', (request) => gated('resources', (c) => c.listResources(request.params)) as never)
-  server.setRequestHandler('resources/templates/list', (request) => gated('resources', (c) => c.listResourceTemplates(request.params)) as never)
-  server.setRequestHandler('resources/read', (request) => gated('resources', (c) => c.readResource(request.params)) as never)
-  server.setRequestHandler('resources/subscribe', (request) => gated('resources', (c) => c.subscribeResource(request.params)) as never)
-  server.setRequestHandler('resources/unsubscribe', (request) => gated('resources', (c) => c.unsubscribeResource(request.params)) as never)
-  server.setRequestHandler('prompts/list', (request) => gated('prompts', (c) => c.listPrompts(request.params)) as never)
-  server.setRequestHandler('prompts/get', (request) => gated('prompts', (c) => c.getPrompt(request.params)) as never)
-  server.setRequestHandler('completion/complete', (request) => gated('completions', (c) => c.complete(request.params)) as never)
-  server.setRequestHandler('logging/setLevel', (request) => gated('logging', async (c) => {
-    await c.setLoggingLevel(request.params.level)
-    return {}
-  }) as never)
+  // Only what the server offers (the gateway's server declares the same): the SDK refuses a handler
+  // for a capability its server lacks, and that threw out of every initialize (500 internal_error)
+  // for a server without prompts, or any server down at the time (found by review).
+  if (offered.resources) {
+    server.setRequestHandler('resources/list', (request) => gated('resources', (c) => c.listResources(request.params)) as never)
+    server.setRequestHandler('resources/templates/list', (request) => gated('resources', (c) => c.listResourceTemplates(request.params)) as never)
+    server.setRequestHandler('resources/read', (request) => gated('resources', (c) => c.readResource(request.params)) as never)
+    server.setRequestHandler('resources/subscribe', (request) => gated('resources', (c) => c.subscribeResource(request.params)) as never)
+    server.setRequestHandler('resources/unsubscribe', (request) => gated('resources', (c) => c.unsubscribeResource(request.params)) as never)
+  }
+  if (offered.prompts) {
+    server.setRequestHandler('prompts/list', (request) => gated('prompts', (c) => c.listPrompts(request.params)) as never)
+    server.setRequestHandler('prompts/get', (request) => gated('prompts', (c) => c.getPrompt(request.params)) as never)
+  }
+  if (offered.completions) server.setRequestHandler('completion/complete', (request) => gated('completions', (c) => c.complete(request.params)) as never)
+  if (offered.logging) {
+    server.setRequestHandler('logging/setLevel', (request) => gated('logging', async (c) => {
+      await c.setLoggingLevel(request.params.level)
+      return {}
+    }) as never)
+  }
 }

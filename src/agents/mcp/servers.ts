@@ -29,6 +29,8 @@ export interface UpstreamMcpServer {
   headers: Record<string, string>
   /** The error of a request to the server, its message without the credentials sent to it (the server may echo them). */
   withoutCredentials(err: unknown): unknown
+  /** An answer of the server (a resource, a prompt) without the credential values sent to it. */
+  answerWithoutCredentials<T>(answer: T): T
   close(): Promise<void>
 }
 
@@ -80,7 +82,11 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       const timer = setTimeout(() => overrun.abort(new CallTimedOut(`the call ran longer than the server's max_call_time (${config.max_call_time / 1000} s) and was cancelled`)), config.max_call_time)
       const signal = options.signal ? AbortSignal.any([options.signal, overrun.signal]) : overrun.signal
       try {
-        return (await client.callTool({ name, arguments: args }, { timeout: config.timeout, signal, onprogress: options.onprogress, resetTimeoutOnProgress: true })) as CallToolResult
+        const result = (await client.callTool({ name, arguments: args }, { timeout: config.timeout, signal, onprogress: options.onprogress, resetTimeoutOnProgress: true })) as CallToolResult
+        // A tool's failure as MCP reports it is a result (isError) whose text the server wrote: one
+        // that handed on its API's refusal echoed the gateway's credential to the agent (a review).
+        const secrets = credentialValues()
+        return secrets.length === 0 ? result : resultWithout(result, secrets)
       } catch (err) {
         if (overrun.signal.aborted) throw overrun.signal.reason
         // The SDK's SdkErrorCode.RequestTimeout (the SDK is loaded lazily: its string here).
@@ -94,6 +100,10 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       } finally {
         clearTimeout(timer)
       }
+    },
+    answerWithoutCredentials(answer) {
+      const secrets = credentialValues()
+      return secrets.length === 0 ? answer : resultWithout(answer, secrets)
     },
     withoutCredentials(err) {
       // A server that echoed the header it was sent in its error ("refused Bearer …") showed the
@@ -127,6 +137,29 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
     let redacted = scrub(text)
     for (const secret of credentialValues()) redacted = redacted.replaceAll(secret, '[redacted]')
     return redacted
+  }
+
+  /**
+   * A result without the credential values sent to the server, in any of its strings (its text, a
+   * resource's, structured content). Only those: a tool may answer a JWT or a `Bearer …` of its own,
+   * which scrub() would take for one of the gateway's. Copied only when one is there (a result is
+   * JSON from the wire), and walked without recursion and without a depth cut: a structured answer
+   * may nest as deep as JSON does.
+   */
+  function resultWithout<T>(result: T, secrets: readonly string[]): T {
+    const json = JSON.stringify(result)
+    if (json === undefined || !secrets.some((secret) => json.includes(JSON.stringify(secret).slice(1, -1)))) return result
+    const copy = JSON.parse(json) as T & object
+    const pending: object[] = [copy]
+    while (pending.length > 0) {
+      const node = pending.pop() as Record<string, unknown>
+      for (const key of Object.keys(node)) {
+        const item = node[key]
+        if (typeof item === 'string') node[key] = secrets.reduce((text, secret) => text.replaceAll(secret, '[redacted]'), item)
+        else if (typeof item === 'object' && item !== null) pending.push(item)
+      }
+    }
+    return copy
   }
 
   /** Every string in a JSON value redacted (a bounded depth: deeper is dropped). */
@@ -189,16 +222,22 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
     })
   }
 
+  /**
+   * Every page of the server's tools (the SDK walks them, up to 64), the whole list within the
+   * server's `timeout`: each page was bounded by it, the list not at all, so a server that named a
+   * next page a little under its timeout held every agent's tools/list (they wait for the listing)
+   * for 64 of them: an hour at the default 60 s (found by review). A real server lists in milliseconds.
+   */
   async function listAll(): Promise<Tool[]> {
     const client = await server.client()
-    const tools: Tool[] = []
-    let cursor: string | undefined
-    do {
-      const page = await client.listTools(cursor === undefined ? undefined : { cursor }, { timeout: config.timeout })
-      tools.push(...page.tools)
-      cursor = page.nextCursor
-    } while (cursor !== undefined)
-    return tools.filter(wellNamed)
+    const whole = AbortSignal.timeout(config.timeout)
+    try {
+      const { tools } = await client.listTools(undefined, { timeout: config.timeout, signal: whole })
+      return tools.filter(wellNamed)
+    } catch (err) {
+      if (whole.aborted) throw new Error(`its tool list took longer than its timeout (${config.timeout / 1000} s) to read: the gateway reads no more of it`, { cause: err })
+      throw err
+    }
   }
 
   /**
@@ -267,12 +306,16 @@ function requestIdOf(body: unknown): string | number | undefined {
  * fetch whose answers to POSTs (the server's answers to requests: a tool's result, a list) end past
  * `maxBytes`, as a route tool's answer does: a server answering 100 MB took the gateway from 270 MB
  * to 900 MB and the agent got all of it. The GET stream carries notifications for as long as it is
- * open, message by message, and is left as it is.
+ * open: each of its events is bounded instead (eventsWithin).
  */
 function boundedFetch(maxBytes: number, onCut: (id: string | number, error: AnswerTooLarge) => void): typeof fetch {
   return async function fetchBounded(input, init) {
     const response = await fetch(input, init)
-    if (init?.method !== 'POST' || response.body === null) return response
+    if (response.body === null) return response
+    if (init?.method !== 'POST') {
+      if (!/^text\/event-stream/i.test(response.headers.get('content-type') ?? '')) return response
+      return new Response(response.body.pipeThrough(eventsWithin(maxBytes)), { status: response.status, statusText: response.statusText, headers: response.headers })
+    }
     let bytes = 0
     const bounded = response.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
@@ -286,6 +329,38 @@ function boundedFetch(maxBytes: number, onCut: (id: string | number, error: Answ
     }))
     return new Response(bounded, { status: response.status, statusText: response.statusText, headers: response.headers })
   }
+}
+
+/**
+ * An SSE stream whose events (text up to a blank line) are each at most `maxBytes`, else it is cut.
+ * The SDK holds an event until its end: one that never ended, on the notification stream the SDK
+ * opens to every server, grew the gateway's memory by as much as the server sent (found by review).
+ */
+function eventsWithin(maxBytes: number): TransformStream<Uint8Array, Uint8Array> {
+  let sinceEvent = 0 // bytes of the event under way, line endings left out
+  let lineBytes = 0
+  let afterCr = false
+  return new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      for (const byte of chunk) {
+        if (byte === 0x0a && afterCr) {
+          afterCr = false // the LF of a CRLF
+          continue
+        }
+        afterCr = byte === 0x0d
+        if (byte === 0x0a || byte === 0x0d) {
+          if (lineBytes === 0) sinceEvent = 0 // a blank line ends an event
+          lineBytes = 0
+        } else {
+          lineBytes++
+          if (++sinceEvent > maxBytes) {
+            return controller.error(new AnswerTooLarge(`an event of its notification stream exceeds ${maxBytes} bytes (server.max_body_bytes): the stream was cut`))
+          }
+        }
+      }
+      controller.enqueue(chunk)
+    },
+  })
 }
 
 function isConnectionFailure(err: unknown): boolean {

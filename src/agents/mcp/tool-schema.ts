@@ -71,12 +71,19 @@ export async function boundedSchemaValidator(): Promise<jsonSchemaValidator> {
 
 /**
  * The time limit only where a check can run long: a schema with a `pattern` or `patternProperties`
- * (a RegExp the server wrote). vm's timeout starts a watchdog thread for each run, ~0.2 ms of the
- * serving thread a check against ~1 µs without (a review measured it), which every tool call whose
- * schema has no pattern paid for nothing.
+ * (a RegExp the server wrote); with `uniqueItems`, which Ajv checks for objects and arrays by
+ * comparing every item with every other (10,000 small objects, 120 KB of arguments, held the
+ * serving thread 7 s; max_body_bytes' worth, hours: a review); or with a reference, through which
+ * a schema recurses: alternatives that each recurse into the same value (`anyOf` of two
+ * `items: {$ref: …}`) check it 2^depth times (a value nested 24 deep, 3.5 s; 40 deep, most of an
+ * hour: a review). Without a reference a check costs at most the schema's size times the value's.
+ * vm's timeout starts a watchdog thread for each run, ~0.2 ms of the serving thread a check
+ * against ~1 µs without (a review measured it), which every tool call whose schema has none of
+ * these paid for nothing.
  */
 function boundedIfRisky<T>(schemaText: string, validate: JsonSchemaValidator<T>): JsonSchemaValidator<T> {
-  return /"pattern(Properties)?"\s*:/.test(schemaText) ? withinLimit(validate) : validate
+  if (/"pattern(Properties)?"\s*:/.test(schemaText)) return withinLimit(validate, true)
+  return /"uniqueItems"\s*:\s*true|"\$(ref|dynamicRef|recursiveRef)"\s*:/.test(schemaText) ? withinLimit(validate, false) : validate
 }
 
 /** One context for every check: a script run in it with a timeout is interrupted by vm's watchdog, whatever it calls. */
@@ -87,9 +94,15 @@ interface Sandbox {
 let sandbox: Sandbox | null = null
 
 const TOO_SLOW = `its schema took longer than ${SCHEMA_CHECK_LIMIT_MS} ms to check (a pattern that backtracks without end?), and the gateway refuses what it cannot check`
+const TOO_MANY = `its schema took longer than ${SCHEMA_CHECK_LIMIT_MS} ms to check this value (uniqueItems compares every item of an array with every other, a schema's references may check a nested value many times over: send a shorter or shallower one), and the gateway refuses what it cannot check`
 
-/** `validate` run under SCHEMA_CHECK_LIMIT_MS; once it overran, it fails at once from then on. */
-function withinLimit<T>(validate: JsonSchemaValidator<T>): JsonSchemaValidator<T> {
+/**
+ * `validate` run under SCHEMA_CHECK_LIMIT_MS. `sticky` (a pattern: the schema's fault, whatever the
+ * value): once it overran, it fails at once from then on. Otherwise (uniqueItems, references: the
+ * value's size or depth counts too) only the value that overran is refused; one agent's long array
+ * does not refuse everyone's calls.
+ */
+function withinLimit<T>(validate: JsonSchemaValidator<T>, sticky: boolean): JsonSchemaValidator<T> {
   let overran = false
   return (input) => {
     if (!overran) {
@@ -100,6 +113,7 @@ function withinLimit<T>(validate: JsonSchemaValidator<T>): JsonSchemaValidator<T
         return script.runInContext(context, { timeout: SCHEMA_CHECK_LIMIT_MS }) as ReturnType<JsonSchemaValidator<T>>
       } catch (err) {
         if ((err as { code?: unknown }).code !== 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw err
+        if (!sticky) return { valid: false, data: undefined, errorMessage: TOO_MANY }
         overran = true
       } finally {
         context.check = null
