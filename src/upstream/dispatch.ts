@@ -41,6 +41,13 @@ export function forward(ctx: Readonly<RequestContext>, settings: ForwardSettings
   })
 }
 
+/** What `forward` would refuse at once if called now, before anything is read or sent; null when it would go on. */
+export function refusalNow(upstream: Upstream): GatewayError | null {
+  if (upstream.inFlight >= upstream.maxConcurrent) return upstreamSaturated(upstream, true)
+  for (const target of upstream.targets) if (target.available) return null
+  return noHealthyTarget(upstream)
+}
+
 class ForwardHandler implements Dispatcher.DispatchHandler {
   #ctx: Readonly<RequestContext>
   #upstream: Upstream
