@@ -26,7 +26,7 @@ export interface Exchange {
 export interface Served {
   status: number
   upstreamStatus: number | null
-  /** Milliseconds from dispatch to the upstream's response headers. */
+  /** Milliseconds from dispatch to the upstream's response headers: of the try that answered, when a request was retried. */
   upstreamMs: number | null
   bytesIn: number
   bytesOut: number

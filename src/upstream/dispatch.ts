@@ -71,7 +71,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | null = null
   #settled = false
   #onClientClose: () => void
-  #dispatchedAt = performance.now()
+  /** When this try was sent: upstream_ms is the answering try's own time, not the failed tries' before it. */
+  #dispatchedAt = 0
   #bufferLimits: ResponseBufferLimits
   #buffer: ResponseBuffer | null = null
   #releasesAtEnd = false
@@ -104,6 +105,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     target.inFlight++
     target.requests++
     this.#served.attempts++
+    this.#dispatchedAt = performance.now()
     const request = this.#request
     if (request.origin !== target.url) request.origin = target.url
     target.pool.dispatch(request, this)

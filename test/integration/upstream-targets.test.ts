@@ -252,24 +252,28 @@ describe('several targets under failures', () => {
     expect((await records()).map((r) => r.attempts).sort()).toEqual([1, 1, 2, 2])
   })
 
-  it('the audit record counts the attempts', async () => {
+  it('the audit record counts the attempts, and its upstream_ms is the answering try\'s, not the failed one\'s', async () => {
     const all = await targets('a', 'b')
     const [a, b] = all as [TestTarget, TestTarget]
-    b.mode = '503'
+    b.mode = 'hang'
     const gw = await gatewayFor(
-      { targets: [b.url, a.url], retries: { attempts: 2, on: ['503'] } },
+      { targets: [b.url, a.url], timeout: '400ms', retries: { attempts: 2, on: ['timeout'] } },
       { admin: { token: 'admin-token-for-tests-0123456789' }, audit: { sinks: [{ type: 'sqlite', path: 'audit.db' }], flush_interval: '20ms' } },
     )
-    const first = await send(gw, 'GET') // round robin starts at b: 503, then a
+    const first = await send(gw, 'GET') // round robin starts at b: no answer in 400 ms, then a
     b.mode = 'ok'
     const second = await send(gw, 'GET') // a's turn: a retry does not move the turn
     expect([first.status, second.status]).toEqual([200, 200])
     const records = async () => {
       const res = await request(`${gw.adminUrl}/api/audit?route=api`, { headers: { authorization: 'Bearer admin-token-for-tests-0123456789' } })
-      return (await res.body.json()) as Array<{ attempts: number | null; status: number }>
+      return (await res.body.json()) as Array<{ attempts: number | null; status: number; duration_ms: number; upstream_ms: number | null }>
     }
     await waitFor(async () => (await records()).length === 2, 'two records')
     expect((await records()).map((r) => r.attempts).sort()).toEqual([1, 2])
+    // The 400 ms waited on b are the request's (duration_ms), not a's answer time: it counted them.
+    const retried = (await records()).find((r) => r.attempts === 2)!
+    expect(retried.duration_ms).toBeGreaterThanOrEqual(400)
+    expect(retried.upstream_ms).toBeLessThan(400)
   })
 })
 
