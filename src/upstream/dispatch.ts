@@ -7,6 +7,7 @@
 // dropped (the connection stays reusable), and nothing reaches the client until a try's answer
 // is the one it gets.
 import type { ServerResponse } from 'node:http'
+import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { cutShort, GatewayError } from '../errors/index.ts'
 import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
@@ -30,7 +31,7 @@ export function forward(ctx: Readonly<RequestContext>, settings: ForwardSettings
   const headers = upstreamHeaders(ctx, settings, exchange.extraHeaders)
   const policy = upstream.retry
   const replay = policy === null ? null : replayable(ctx, settings.maxBodyBytes, served)
-  if (policy !== null && replay !== null) depositRetryCredit(upstream, policy)
+  if (policy !== null) depositRetryCredit(upstream, policy)
   const body = replay === null ? requestBody(ctx, settings.maxBodyBytes, served) : replay.body
   if (ctx.headers?.expectContinue && !ctx.continued) ctx.res.writeContinue()
 
@@ -254,8 +255,13 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #mayRetry(failure: Failure): boolean {
     const replay = this.#replay
     const policy = this.#upstream.retry
-    if (replay === null || policy === null || this.#served.attempts >= policy.attempts || this.#ctx.res.destroyed) return false
-    if (!retriesFailure(policy, failure, replay.idempotent)) return false
+    if (policy === null || this.#served.attempts >= policy.attempts || this.#ctx.res.destroyed) return false
+    if (replay === null) {
+      // A body that streams (over 64 KiB, or not all here yet) is not held to be sent twice; but a
+      // connection that failed read none of it, and the same untouched stream goes to the next
+      // target, as nginx's proxy_next_upstream sends any body after a connect error.
+      if (failure !== 'connect_failure' || !policy.onConnectFailure || !unread(this.#request.body)) return false
+    } else if (!retriesFailure(policy, failure, replay.idempotent)) return false
     const tried = (this.#tried ??= [])
     tried.push(this.#target as Target)
     const next = pickTarget(this.#upstream, this.#ctx, tried)
@@ -285,6 +291,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#ctx.res.removeListener('close', this.#onClientClose)
     this.#resolve(this.#served)
   }
+}
+
+/** A request body of which nothing was taken yet (none at all, or a stream never read). */
+function unread(body: Dispatcher.DispatchOptions['body']): boolean {
+  if (body === null || body === undefined) return true
+  return body instanceof Readable && !body.readableDidRead && !body.destroyed
 }
 
 /**

@@ -61,7 +61,8 @@ export async function startTarget(name: string, options: { port?: number; mode?:
         const id = String(req.headers['x-test-id'] ?? '')
         received.set(id, (received.get(id) ?? 0) + 1)
       }
-      req.resume()
+      let bytes = 0
+      req.on('data', (chunk: Buffer) => (bytes += chunk.length))
       req.on('end', () => {
         if (target.mode === 'hang') return
         if (target.mode === '503') {
@@ -69,7 +70,7 @@ export async function startTarget(name: string, options: { port?: number; mode?:
           res.end('unavailable')
           return
         }
-        const body = JSON.stringify({ target: name, id: req.headers['x-test-id'] ?? null, sub: req.headers['x-sub'] ?? null })
+        const body = JSON.stringify({ target: name, id: req.headers['x-test-id'] ?? null, sub: req.headers['x-sub'] ?? null, bytes })
         const answer = () => {
           res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
           res.end(body)

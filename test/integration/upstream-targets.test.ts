@@ -3,6 +3,7 @@
 // could have served, and none is sent twice unless its method is idempotent (counted at the
 // targets, by X-Test-Id). Plus: the retry budget bounds the extra load, hash:principal sticks,
 // health checks bring a target back, no healthy target is 503 at once, attempts are audited.
+import { Readable } from 'node:stream'
 import { request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -11,6 +12,7 @@ import { AUDIENCE } from '../helpers/identity-provider.ts'
 import { startTarget, type TestTarget } from '../helpers/targets.ts'
 import { metricValue, waitFor, waitForMetric, waitForText } from '../helpers/wait.ts'
 import { closeAfterEach } from '../helpers/lifecycle.ts'
+import { closedPort } from '../helpers/faults.ts'
 
 const closeLater = closeAfterEach()
 
@@ -193,6 +195,23 @@ describe('several targets under failures', () => {
     expect(gw.logs.join('')).toContain('upstream target healthy again')
     const again = await load(gw, 20, 2)
     expect(again.filter((o) => o.target === 'b').length).toBeGreaterThanOrEqual(5)
+  })
+
+  it('a body over 64 KiB (not held to be sent twice) still follows a refused connection to another target: none of it was read', async () => {
+    const [a] = await targets('a')
+    const dead = `http://127.0.0.1:${await closedPort()}`
+    const gw = await gatewayFor({ targets: [dead, a!.url], balance: 'round_robin', retries: { attempts: 2, on: ['connect_failure'] } })
+    const big = Buffer.alloc(200_000, 'x')
+    // Round robin starts at the dead target, and only first tries take turns: every other request goes there first.
+    const sized = await request(`${gw.url}/work`, { method: 'POST', body: big })
+    expect(sized.statusCode).toBe(200)
+    expect(await sized.body.json()).toMatchObject({ target: 'a', bytes: 200_000 })
+    expect((await send(gw, 'GET')).target).toBe('a')
+    const chunked = await request(`${gw.url}/work`, { method: 'POST', body: Readable.from([big, big]) })
+    expect(chunked.statusCode).toBe(200)
+    expect(await chunked.body.json()).toMatchObject({ target: 'a', bytes: 400_000 })
+    expect(a!.count()).toBe(3)
+    expect(await metricValue(gw.adminUrl, 'bouncer_upstream_retries_total{upstream="api"}')).toBe(2)
   })
 
   it('no healthy target: 503 upstream_unavailable at once, with Retry-After, and no connection tried', async () => {
