@@ -39,6 +39,8 @@ const ANSWERS: Record<string, string | ((socket: Socket) => void)> = {
     setTimeout(() => s.destroy(), 100)
   },
   status999: 'HTTP/1.1 999 Whatever\r\nContent-Length: 2\r\n\r\nhi',
+  // Some servers (IIS, old Java containers) send 100 Continue to every POST, asked or not.
+  'unasked-continue': 'HTTP/1.1 100 Continue\r\n\r\n' + ok(),
   // An answer that ends when the connection does (no length, not chunked): cut by a reset, or whole with a FIN.
   'close-delimited-reset': (s) => {
     s.write(`HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n${'x'.repeat(500)}`)
@@ -218,7 +220,8 @@ describe('an upstream that sends its head, then dies before any body byte (HTTP/
 })
 
 describe('1xx answers from the upstream', () => {
-  // An unsolicited 100 Continue is still a 502: undici (client-h1.js) refuses it and closes the connection.
+  // An unsolicited 100 Continue is still a 502: undici 7.30 (client-h1.js) destroys the connection on one, with no option
+  // to skip it (nginx 1.22 does worse: relays it as the final answer and closes).
   it('103 Early Hints are not relayed, and their Link (an internal host) does not leak', async () => {
     const port = Number(new URL(gw1.url).port)
     const res = await rawRequest(port, 'GET /early-hints HTTP/1.1\r\nHost: gw\r\n\r\n')
@@ -227,6 +230,14 @@ describe('1xx answers from the upstream', () => {
     const answer = await h2get('/early-hints')
     expect(answer.status).toBe(200)
     expect(JSON.stringify(answer.headers)).not.toContain('internal.corp')
+  })
+
+  it('an unasked 100 Continue is a 502 that says so (undici 7 cannot read past it), not "failed mid-exchange"', async () => {
+    const res = await request(`${gw1.url}/unasked-continue`)
+    const body = (await res.body.json()) as { code: string; detail: string }
+    expect(res.statusCode).toBe(502)
+    expect(body.code).toBe('upstream_error')
+    expect(body.detail).toContain('answered 100 Continue to a request that did not expect one')
   })
 })
 
