@@ -4,7 +4,7 @@
 // clients as a closed connection, an upstream dying after its head left the client nothing while
 // the audit said 200, and status 999 was relayed as allowed.
 import { once } from 'node:events'
-import type { Socket } from 'node:net'
+import { connect as connectTcp, type Socket } from 'node:net'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { connect, type ClientHttp2Session } from 'node:http2'
 import { tmpdir } from 'node:os'
@@ -278,6 +278,22 @@ describe('an answer that runs until the upstream closes (no Content-Length, not 
     expect(res.raw).toContain('x'.repeat(500))
     const record = await auditOf('answers-cd-fin')
     expect({ decision: record.decision, bytes: record.bytes_out }).toEqual({ decision: 'allow', bytes: 500 })
+  })
+})
+
+describe('an answer cut short for an HTTP/1.0 client (its end is the connection\'s: no length, no chunks)', () => {
+  it('ends with a TCP reset, not a FIN that says the cut CSV is whole', async () => {
+    const socket = connectTcp(Number(new URL(gw1.url).port), '127.0.0.1')
+    socket.write('GET /cut-chunked HTTP/1.0\r\nHost: gw\r\n\r\n')
+    let received = ''
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')))
+    const ending = await new Promise<string>((resolve) => {
+      socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'))
+      socket.on('end', () => resolve('FIN'))
+    })
+    socket.destroy()
+    expect(received).not.toContain('content-length')
+    expect(ending).toBe('ECONNRESET')
   })
 })
 
