@@ -13,7 +13,7 @@ export interface TestTarget {
   readonly url: string
   readonly port: number
   mode: TargetMode
-  /** Milliseconds an `ok` answer waits (so requests are in flight when the target dies). */
+  /** Milliseconds an `ok` or `503` answer waits (so requests are in flight when the target dies). */
   delayMs: number
   /** X-Test-Id → times received (health checks not counted). */
   readonly received: Map<string, number>
@@ -66,8 +66,12 @@ export async function startTarget(name: string, options: { port?: number; mode?:
       req.on('end', () => {
         if (target.mode === 'hang') return
         if (target.mode === '503') {
-          res.writeHead(503, { 'content-type': 'text/plain' })
-          res.end('unavailable')
+          const refuse = () => {
+            res.writeHead(503, { 'content-type': 'text/plain' })
+            res.end('unavailable')
+          }
+          if (target.delayMs > 0 && !health) setTimeout(refuse, target.delayMs)
+          else refuse()
           return
         }
         const body = JSON.stringify({ target: name, id: req.headers['x-test-id'] ?? null, sub: req.headers['x-sub'] ?? null, bytes })

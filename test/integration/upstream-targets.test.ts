@@ -274,12 +274,13 @@ describe('several targets under failures', () => {
   it('the audit record counts the attempts, and its upstream_ms is the answering try\'s, not the failed one\'s', async () => {
     const all = await targets('a', 'b')
     const [a, b] = all as [TestTarget, TestTarget]
-    b.mode = 'hang'
+    b.mode = '503'
+    b.delayMs = 300
     const gw = await gatewayFor(
-      { targets: [b.url, a.url], timeout: '400ms', retries: { attempts: 2, on: ['timeout'] } },
+      { targets: [b.url, a.url], retries: { attempts: 2, on: ['503'] } },
       { admin: { token: 'admin-token-for-tests-0123456789' }, audit: { sinks: [{ type: 'sqlite', path: 'audit.db' }], flush_interval: '20ms' } },
     )
-    const first = await send(gw, 'GET') // round robin starts at b: no answer in 400 ms, then a
+    const first = await send(gw, 'GET') // round robin starts at b: a 503 after 300 ms, then a
     b.mode = 'ok'
     const second = await send(gw, 'GET') // a's turn: a retry does not move the turn
     expect([first.status, second.status]).toEqual([200, 200])
@@ -289,10 +290,10 @@ describe('several targets under failures', () => {
     }
     await waitFor(async () => (await records()).length === 2, 'two records')
     expect((await records()).map((r) => r.attempts).sort()).toEqual([1, 2])
-    // The 400 ms waited on b are the request's (duration_ms), not a's answer time: it counted them.
+    // The 300 ms waited on b are the request's (duration_ms), not a's answer time: it counted them.
     const retried = (await records()).find((r) => r.attempts === 2)!
-    expect(retried.duration_ms).toBeGreaterThanOrEqual(400)
-    expect(retried.upstream_ms).toBeLessThan(400)
+    expect(retried.duration_ms).toBeGreaterThanOrEqual(300)
+    expect(retried.upstream_ms).toBeLessThan(300)
   })
 })
 
