@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
-import { acceptRequestId, describedRequest, foldHeaderName, inspectHeaders, parseTarget, type CorsPolicy, type RequestTarget } from '../http/index.ts'
+import { acceptRequestId, describedRequest, foldHeaderName, inspectHeaders, parseTarget, resetAfterAnswer, type CorsPolicy, type RequestTarget } from '../http/index.ts'
 import { CredentialRefused, rawHeader } from '../identity/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
@@ -23,7 +23,7 @@ import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUps
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
 import type { RouteMatch } from './router.ts'
-import { http2Framing, resetAfterAnswer } from './http2.ts'
+import { http2Framing } from './http2.ts'
 import type { GatewayState } from './state.ts'
 
 export async function handle(state: GatewayState, ctx: RequestContext): Promise<void> {

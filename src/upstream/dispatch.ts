@@ -16,7 +16,7 @@ import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } f
 import type { Upstream } from './pools.ts'
 import { requestBody, upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
 import { ResponseBuffer, type ResponseBufferLimits } from './response-buffer.ts'
-import { keepFirstOfSingleValues, type AnswerPolicy } from '../http/index.ts'
+import { bodyStillArriving, keepFirstOfSingleValues, resetAfterAnswer, type AnswerPolicy } from '../http/index.ts'
 import { responseHeaders } from './response.ts'
 import { depositRetryCredit, replayable, retriesFailure, takeRetry, type Failure, type Replayable } from './retry.ts'
 import { targetFailed, targetSucceeded, type Target } from './targets.ts'
@@ -79,6 +79,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #releasesAtEnd = false
   /** The answer is chunked, or short enough to be held whole. */
   #mayHold = false
+  /** The answer began before the request's body had all come. */
+  #unreadBody = false
 
   constructor(ctx: Readonly<RequestContext>, settings: ForwardSettings, exchange: Exchange, served: Served, resolve: (served: Served) => void, request: Dispatcher.DispatchOptions, replay: Replayable | null) {
     this.#ctx = ctx
@@ -145,6 +147,15 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       return
     }
     if (this.#lifecycle.draining) res.shouldKeepAlive = false // tell the client to move on
+    // An answer before the request's body has all come (an upstream's early 413 or 401): undici
+    // stops reading the body at the answer's end, and the rest of it would sit unread on the
+    // client's connection, which then answered nothing more (its next request hung). HTTP/1.1
+    // closes the connection after the answer, as the pipeline's own refusals do; HTTP/2 resets the
+    // stream once the answer is out (#endAnswer).
+    if (bodyStillArriving(ctx.req, ctx.headers)) {
+      this.#unreadBody = true
+      if (!ctx.http2) res.shouldKeepAlive = false
+    }
     const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders)
     // RFC 9110 §8.6: no Content-Length on a 204, whatever the upstream sent (its body is dropped).
     if (statusCode === 204) delete out['content-length']
@@ -202,15 +213,20 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     if (!this.#beforeEnd) {
       this.#writeHeldHead()
-      this.#ctx.res.end()
-      this.#finish()
+      this.#endAnswer()
       return
     }
     this.#beforeEnd(this.#served).then(() => {
       this.#writeHeldHead()
-      this.#ctx.res.end(this.#heldChunk ?? undefined)
-      this.#finish()
+      this.#endAnswer(this.#heldChunk ?? undefined)
     }, (err: unknown) => this.onResponseError(this.#controller as Dispatcher.DispatchController, err as Error))
+  }
+
+  #endAnswer(last?: Buffer): void {
+    const ctx = this.#ctx
+    ctx.res.end(last)
+    if (this.#unreadBody && ctx.http2 && !ctx.req.complete) resetAfterAnswer(ctx.res)
+    this.#finish()
   }
 
   #writeHeldHead(): void {

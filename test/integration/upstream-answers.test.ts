@@ -39,6 +39,8 @@ const ANSWERS: Record<string, string | ((socket: Socket) => void)> = {
     setTimeout(() => s.destroy(), 100)
   },
   status999: 'HTTP/1.1 999 Whatever\r\nContent-Length: 2\r\n\r\nhi',
+  // Refuses an upload at its head, before reading the body (an app's size check, an auth filter), and closes.
+  'early-413': (s) => void s.end('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig'),
   // Some servers (IIS, old Java containers) send 100 Continue to every POST, asked or not.
   'unasked-continue': 'HTTP/1.1 100 Continue\r\n\r\n' + ok(),
   // An answer that ends when the connection does (no length, not chunked): cut by a reset, or whole with a FIN.
@@ -294,6 +296,42 @@ describe('an answer cut short for an HTTP/1.0 client (its end is the connection\
     socket.destroy()
     expect(received).not.toContain('content-length')
     expect(ending).toBe('ECONNRESET')
+  })
+})
+
+describe('an upstream that answers an upload before it has all come (an early 413)', () => {
+  const HUGE = 2_000_000
+  const part = Buffer.alloc(100_000, 'q') // past the 64 KiB the gateway waits for: the request goes on while the rest comes
+
+  it('HTTP/1.1: the 413 comes with Connection: close and the connection ends, not kept alive with the body unread (the next request hung)', async () => {
+    const socket = connectTcp(Number(new URL(gw1.url).port), '127.0.0.1')
+    socket.on('error', () => {})
+    socket.write(`POST /early-413 HTTP/1.1\r\nHost: gw\r\nContent-Length: ${HUGE}\r\n\r\n`)
+    socket.write(part)
+    let received = ''
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')))
+    await waitFor(() => received.includes('\r\n\r\nbig'), 'the 413', 5_000)
+    expect(received.slice(0, 12)).toBe('HTTP/1.1 413')
+    expect(received.toLowerCase()).toContain('\r\nconnection: close\r\n')
+    await waitFor(() => socket.readableEnded || socket.destroyed, 'the connection closed', 5_000)
+    socket.destroy()
+  })
+
+  it('HTTP/2: the 413 comes and the stream is reset with NO_ERROR (RFC 9113 §8.1), not left half-open', async () => {
+    const client: ClientHttp2Session = connect(gw2.url, { ca, servername: 'localhost' })
+    client.on('error', () => {})
+    await once(client, 'connect')
+    const stream = client.request({ ':method': 'POST', ':path': '/early-413', 'content-length': String(HUGE) }, { endStream: false })
+    stream.on('error', () => {})
+    stream.write(part)
+    let status = 0
+    stream.on('response', (h) => (status = Number(h[':status'])))
+    stream.resume()
+    const closed = await Promise.race([once(stream, 'close').then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 3_000))])
+    client.destroy()
+    expect(status).toBe(413)
+    expect(closed).toBe(true)
+    expect(stream.rstCode).toBe(0)
   })
 })
 
