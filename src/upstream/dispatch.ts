@@ -126,6 +126,14 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       controller.abort(new GatewayError('upstream_error', { detail: `Upstream "${this.#upstream.name}" answered with status ${statusCode}, which is not an HTTP status.` }))
       return
     }
+    const coding = headers['transfer-encoding']
+    if (coding !== undefined && !onlyChunked(coding)) {
+      // undici undoes the chunks, nothing else: relayed re-chunked without the field that named
+      // it, a gzip transfer coding reached the client as a body of compressed bytes no field
+      // explained (nginx 1.22 does so). Refused, as a request's is (400).
+      controller.abort(new GatewayError('upstream_error', { detail: `Upstream "${this.#upstream.name}" answered with Transfer-Encoding "${String(coding)}": the gateway relays no transfer coding but chunked.` }))
+      return
+    }
     const target = this.#target as Target
     if (statusCode >= 500) {
       targetFailed(this.#upstream, target)
@@ -307,6 +315,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#ctx.res.removeListener('close', this.#onClientClose)
     this.#resolve(this.#served)
   }
+}
+
+/** RFC 9112 §7: `chunked` alone (undici has read the framing; any other coding is still on the body). */
+function onlyChunked(coding: string | string[]): boolean {
+  return typeof coding === 'string' && coding.trim().toLowerCase() === 'chunked'
 }
 
 /** A request body of which nothing was taken yet (none at all, or a stream never read). */

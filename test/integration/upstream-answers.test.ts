@@ -8,6 +8,7 @@ import { connect as connectTcp, type Socket } from 'node:net'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { connect, type ClientHttp2Session } from 'node:http2'
 import { tmpdir } from 'node:os'
+import { gzipSync } from 'node:zlib'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -39,6 +40,11 @@ const ANSWERS: Record<string, string | ((socket: Socket) => void)> = {
     setTimeout(() => s.destroy(), 100)
   },
   status999: 'HTTP/1.1 999 Whatever\r\nContent-Length: 2\r\n\r\nhi',
+  // A transfer coding other than chunked (RFC 9112 §7): undici undoes the chunks, not the gzip.
+  'te-gzip': (s) => {
+    const gz = gzipSync('id,name\n1,ada\n')
+    s.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${gz.length.toString(16)}\r\n`), gz, Buffer.from('\r\n0\r\n\r\n')]))
+  },
   // Refuses an upload at its head, before reading the body (an app's size check, an auth filter), and closes.
   'early-413': (s) => void s.end('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig'),
   // Some servers (IIS, old Java containers) send 100 Continue to every POST, asked or not.
@@ -251,6 +257,16 @@ describe('an invalid status code from the upstream (RFC 9110 §15: 100..599)', (
     const res = await rawRequest(port, 'GET /status999 HTTP/1.1\r\nHost: gw\r\nX-Request-Id: answers-999\r\n\r\n')
     const record = await auditOf('answers-999')
     expect({ status: res.status, audit: record.status, decision: record.decision }).toEqual({ status: 502, audit: 502, decision: 'error' })
+  })
+})
+
+describe('an answer with a transfer coding other than chunked (Transfer-Encoding: gzip, chunked)', () => {
+  it('is 502 upstream_error, not relayed as a body of gzip bytes without the field that said so', async () => {
+    const res = await request(`${gw1.url}/te-gzip`)
+    const body = (await res.body.json()) as { code: string; detail: string }
+    expect(res.statusCode).toBe(502)
+    expect(body.code).toBe('upstream_error')
+    expect(body.detail).toContain('Transfer-Encoding "gzip, chunked"')
   })
 })
 
