@@ -4,6 +4,7 @@
 import type { ServerResponse } from 'node:http'
 import { constants as http2Constants, type ServerHttp2Stream } from 'node:http2'
 import type { Duplex } from 'node:stream'
+import { TLSSocket } from 'node:tls'
 import { ERROR_CODES, isOAuthCode } from './codes.ts'
 import type { GatewayError } from './gateway-error.ts'
 
@@ -65,6 +66,9 @@ export function sendRawProblem(socket: Duplex, err: GatewayError, requestId: str
  * HTTP/1.1 the connection is cut (a short body, a chunked body without its last chunk); over HTTP/2
  * the stream is reset with INTERNAL_ERROR. Node's compatibility layer resets it with NO_ERROR on
  * destroy(), which RFC 9113 §8.1 keeps for an answer sent whole: a client took the cut body for all of it.
+ * An HTTP/1.0 client's answer without a Content-Length ends where the connection does, so a FIN
+ * would say "complete" (nginx sends one: the cut CSV was saved as a whole file); it gets a TCP
+ * reset instead, which its client reports as an error (curl: "Connection reset by peer").
  */
 export function cutShort(res: ServerResponse): void {
   const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream
@@ -72,5 +76,8 @@ export function cutShort(res: ServerResponse): void {
     if (!stream.destroyed) stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR)
     return
   }
-  res.destroy()
+  const socket = res.socket
+  // Over TLS (a TCP reset needs the TCP handle), the missing close_notify is the client's sign.
+  if (res.req.httpVersionMinor === 0 && socket !== null && !socket.destroyed && !(socket instanceof TLSSocket)) socket.resetAndDestroy()
+  else res.destroy()
 }

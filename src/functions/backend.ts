@@ -22,6 +22,7 @@ export function functionBackend(settings: FunctionRouteSettings): Backend {
     upstream: `function:${settings.pool.name}`,
     writesAnswerHeaders: true,
     serve: (ctx, exchange) => invoke(ctx, settings, exchange),
+    refusalNow: () => (full(settings.pool) ? saturated(settings.pool) : null),
   }
 }
 
@@ -29,7 +30,7 @@ export function functionBackend(settings: FunctionRouteSettings): Backend {
 async function invoke(ctx: Readonly<RequestContext>, settings: FunctionRouteSettings, exchange: Exchange): Promise<Served> {
   const { pool } = settings
   // Refused before the body is read when no worker is free; checked again once it is.
-  if (pool.inFlight + pool.held >= pool.concurrency) throw saturated(pool)
+  if (full(pool)) throw saturated(pool)
   const served = nothingServed()
   const reading = readBody(ctx.req, ctx.headers, settings.maxBodyBytes, ctx.bodyDeadline, served)
   if (reading !== null && ctx.headers?.expectContinue && !ctx.continued) ctx.res.writeContinue()
@@ -114,6 +115,10 @@ function withAnswerHeaders(headers: readonly string[], answer: readonly string[]
   }
   out.push(...answer)
   return out
+}
+
+function full(pool: FunctionPool): boolean {
+  return pool.inFlight + pool.held >= pool.concurrency
 }
 
 function saturated(pool: FunctionPool): GatewayError {

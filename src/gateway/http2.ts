@@ -3,8 +3,8 @@
 // the settings and limits that bound what one connection may ask for (the known floods: rapid
 // reset, CONTINUATION, SETTINGS and PING), how long an idle session may stay, and the few places
 // where a stream is not a connection.
-import { constants as http2Constants, Http2ServerRequest, Http2ServerResponse, type Http2Session, type SecureServerOptions, type ServerHttp2Stream } from 'node:http2'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { Http2ServerRequest, Http2ServerResponse, type Http2Session, type SecureServerOptions, type ServerHttp2Stream } from 'node:http2'
+import type { IncomingMessage } from 'node:http'
 import type { Http2Framing } from '../http/index.ts'
 import type { ServerConfig } from '../config/index.ts'
 
@@ -99,19 +99,6 @@ export function http2Options(settings: ServerConfig): Partial<SecureServerOption
 }
 
 /** How the pipeline reads an HTTP/2 request's headers. */
-/**
- * An answer ended before its request's body came: the stream is reset with NO_ERROR (RFC 9113
- * §8.1) once the answer is out (node:http2 sends the RST_STREAM after the answer's frames), so the
- * client stops sending and the stream closes. node:http2 does it itself only for a body never read;
- * the pipeline waits for bodies ('readable'), and a stream whose body never came stayed
- * half-closed for ever, its connection never idle (20 such connections held max_connections).
- * Call it after res.end().
- */
-export function resetAfterAnswer(res: ServerResponse): void {
-  const stream = (res as unknown as Http2ServerResponse).stream
-  if (!stream.closed && !stream.destroyed) stream.close(http2Constants.NGHTTP2_NO_ERROR)
-}
-
 export function http2Framing(req: IncomingMessage, maxHeaderBytes: number): Http2Framing {
   return { bodyFollows: !(req as unknown as Http2ServerRequest).stream.endAfterHeaders, maxHeaderBytes }
 }

@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
-import { acceptRequestId, describedRequest, foldHeaderName, inspectHeaders, parseTarget, type CorsPolicy, type RequestTarget } from '../http/index.ts'
+import { acceptRequestId, describedRequest, foldHeaderName, inspectHeaders, parseTarget, resetAfterAnswer, type CorsPolicy, type RequestTarget } from '../http/index.ts'
 import { CredentialRefused, rawHeader } from '../identity/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
@@ -23,7 +23,7 @@ import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUps
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
 import type { RouteMatch } from './router.ts'
-import { http2Framing, resetAfterAnswer } from './http2.ts'
+import { http2Framing } from './http2.ts'
 import type { GatewayState } from './state.ts'
 
 export async function handle(state: GatewayState, ctx: RequestContext): Promise<void> {
@@ -42,7 +42,7 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
       if (throttled) await throttled
     }
     // A slow body waits here, on its own connection, not on an upstream one (body-buffer.ts).
-    const body = route === matched ? awaitBody(rt, ctx) : null
+    const body = route === matched ? awaitBody(rt, ctx, matched) : null
     if (body) await body
     await serve(state, rt, ctx, matched, route)
   } catch (err) {
@@ -262,7 +262,7 @@ function applyLimits(ctx: RequestContext, verdict: LimitVerdict): void {
 }
 
 /** Null when there is nothing to wait for (no body, or enough of it is here): the common case costs no promise. */
-function awaitBody(rt: Runtime, ctx: RequestContext): Promise<void> | null {
+function awaitBody(rt: Runtime, ctx: RequestContext, route: CompiledRoute): Promise<void> | null {
   const headers = ctx.headers
   if (headers === null || ctx.upgrade !== null) return null
   // Both protocols, and whether or not the window is here already: the request's own 408, under its
@@ -272,6 +272,10 @@ function awaitBody(rt: Runtime, ctx: RequestContext): Promise<void> | null {
   const window = bodyWindow(ctx.req, headers, rt.config.server.max_body_bytes)
   if (window === 0) return null
   if (headers.expectContinue && !ctx.req.destroyed) {
+    // A backend that would refuse now (at its cap) refuses before the client is told to send: its
+    // body is never uploaded for nothing (RFC 9110 §10.1.1 lets a server answer without reading it).
+    const refusal = route.backend.refusalNow?.()
+    if (refusal) throw refusal
     // The client sends nothing until told to; the backend must not tell it twice.
     ctx.res.writeContinue()
     ctx.continued = true

@@ -9,3 +9,4 @@ export { answerPolicyApplies, passedOn, type AnswerPolicy } from './answer-heade
 export { clearCookie, hasCookie, readCookie, setCookie, withoutCookies, withoutSetCookies, type CookieSettings } from './cookies.ts'
 export { HTTP2_SINGLE_VALUE_FIELDS, keepFirstOfSingleValues } from './http2-fields.ts'
 export { drainedOrClosed } from './backpressure.ts'
+export { bodyStillArriving, resetAfterAnswer } from './unread-body.ts'

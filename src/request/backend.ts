@@ -26,7 +26,7 @@ export interface Exchange {
 export interface Served {
   status: number
   upstreamStatus: number | null
-  /** Milliseconds from dispatch to the upstream's response headers. */
+  /** Milliseconds from dispatch to the upstream's response headers: of the try that answered, when a request was retried. */
   upstreamMs: number | null
   bytesIn: number
   bytesOut: number
@@ -58,6 +58,13 @@ export interface Backend {
    * before anything was sent (an upstream at its concurrency cap) may throw instead.
    */
   serve(ctx: Readonly<RequestContext>, exchange: Exchange): Promise<Served>
+  /**
+   * The refusal `serve` would throw at once if called now (an upstream at its concurrency cap or
+   * without a healthy target, a function pool with no free worker); null when it would go on. Asked
+   * before `Expect: 100-continue` is answered: a client told "100" uploads its whole body, which a
+   * refusal then wasted (nginx and Envoy answer such a request's 503 without reading it).
+   */
+  refusalNow?(): GatewayError | null
 }
 
 /**

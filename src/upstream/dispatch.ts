@@ -7,6 +7,7 @@
 // dropped (the connection stays reusable), and nothing reaches the client until a try's answer
 // is the one it gets.
 import type { ServerResponse } from 'node:http'
+import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { cutShort, GatewayError } from '../errors/index.ts'
 import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
@@ -15,7 +16,7 @@ import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } f
 import type { Upstream } from './pools.ts'
 import { requestBody, upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
 import { ResponseBuffer, type ResponseBufferLimits } from './response-buffer.ts'
-import { keepFirstOfSingleValues, type AnswerPolicy } from '../http/index.ts'
+import { bodyStillArriving, keepFirstOfSingleValues, resetAfterAnswer, type AnswerPolicy } from '../http/index.ts'
 import { responseHeaders } from './response.ts'
 import { depositRetryCredit, replayable, retriesFailure, takeRetry, type Failure, type Replayable } from './retry.ts'
 import { targetFailed, targetSucceeded, type Target } from './targets.ts'
@@ -30,7 +31,7 @@ export function forward(ctx: Readonly<RequestContext>, settings: ForwardSettings
   const headers = upstreamHeaders(ctx, settings, exchange.extraHeaders)
   const policy = upstream.retry
   const replay = policy === null ? null : replayable(ctx, settings.maxBodyBytes, served)
-  if (policy !== null && replay !== null) depositRetryCredit(upstream, policy)
+  if (policy !== null) depositRetryCredit(upstream, policy)
   const body = replay === null ? requestBody(ctx, settings.maxBodyBytes, served) : replay.body
   if (ctx.headers?.expectContinue && !ctx.continued) ctx.res.writeContinue()
 
@@ -39,6 +40,13 @@ export function forward(ctx: Readonly<RequestContext>, settings: ForwardSettings
     const request: Dispatcher.DispatchOptions = { origin: target.url, path: upstreamPath(ctx, settings), method: ctx.method, headers, body }
     new ForwardHandler(ctx, settings, exchange, served, resolve, request, replay).send(target)
   })
+}
+
+/** What `forward` would refuse at once if called now, before anything is read or sent; null when it would go on. */
+export function refusalNow(upstream: Upstream): GatewayError | null {
+  if (upstream.inFlight >= upstream.maxConcurrent) return upstreamSaturated(upstream, true)
+  for (const target of upstream.targets) if (target.available) return null
+  return noHealthyTarget(upstream)
 }
 
 class ForwardHandler implements Dispatcher.DispatchHandler {
@@ -64,12 +72,15 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | null = null
   #settled = false
   #onClientClose: () => void
-  #dispatchedAt = performance.now()
+  /** When this try was sent: upstream_ms is the answering try's own time, not the failed tries' before it. */
+  #dispatchedAt = 0
   #bufferLimits: ResponseBufferLimits
   #buffer: ResponseBuffer | null = null
   #releasesAtEnd = false
   /** The answer is chunked, or short enough to be held whole. */
   #mayHold = false
+  /** The answer began before the request's body had all come. */
+  #unreadBody = false
 
   constructor(ctx: Readonly<RequestContext>, settings: ForwardSettings, exchange: Exchange, served: Served, resolve: (served: Served) => void, request: Dispatcher.DispatchOptions, replay: Replayable | null) {
     this.#ctx = ctx
@@ -97,6 +108,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     target.inFlight++
     target.requests++
     this.#served.attempts++
+    this.#dispatchedAt = performance.now()
     const request = this.#request
     if (request.origin !== target.url) request.origin = target.url
     target.pool.dispatch(request, this)
@@ -112,6 +124,14 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (statusCode > 599) {
       // Not an HTTP status (RFC 9110 §15): Node's HTTP/1 writes any up to 999, and a client reads it as whatever it likes.
       controller.abort(new GatewayError('upstream_error', { detail: `Upstream "${this.#upstream.name}" answered with status ${statusCode}, which is not an HTTP status.` }))
+      return
+    }
+    const coding = headers['transfer-encoding']
+    if (coding !== undefined && !onlyChunked(coding)) {
+      // undici undoes the chunks, nothing else: relayed re-chunked without the field that named
+      // it, a gzip transfer coding reached the client as a body of compressed bytes no field
+      // explained (nginx 1.22 does so). Refused, as a request's is (400).
+      controller.abort(new GatewayError('upstream_error', { detail: `Upstream "${this.#upstream.name}" answered with Transfer-Encoding "${String(coding)}": the gateway relays no transfer coding but chunked.` }))
       return
     }
     const target = this.#target as Target
@@ -135,6 +155,15 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       return
     }
     if (this.#lifecycle.draining) res.shouldKeepAlive = false // tell the client to move on
+    // An answer before the request's body has all come (an upstream's early 413 or 401): undici
+    // stops reading the body at the answer's end, and the rest of it would sit unread on the
+    // client's connection, which then answered nothing more (its next request hung). HTTP/1.1
+    // closes the connection after the answer, as the pipeline's own refusals do; HTTP/2 resets the
+    // stream once the answer is out (#endAnswer).
+    if (bodyStillArriving(ctx.req, ctx.headers)) {
+      this.#unreadBody = true
+      if (!ctx.http2) res.shouldKeepAlive = false
+    }
     const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders)
     // RFC 9110 §8.6: no Content-Length on a 204, whatever the upstream sent (its body is dropped).
     if (statusCode === 204) delete out['content-length']
@@ -192,15 +221,20 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     if (!this.#beforeEnd) {
       this.#writeHeldHead()
-      this.#ctx.res.end()
-      this.#finish()
+      this.#endAnswer()
       return
     }
     this.#beforeEnd(this.#served).then(() => {
       this.#writeHeldHead()
-      this.#ctx.res.end(this.#heldChunk ?? undefined)
-      this.#finish()
+      this.#endAnswer(this.#heldChunk ?? undefined)
     }, (err: unknown) => this.onResponseError(this.#controller as Dispatcher.DispatchController, err as Error))
+  }
+
+  #endAnswer(last?: Buffer): void {
+    const ctx = this.#ctx
+    ctx.res.end(last)
+    if (this.#unreadBody && ctx.http2 && !ctx.req.complete) resetAfterAnswer(ctx.res)
+    this.#finish()
   }
 
   #writeHeldHead(): void {
@@ -245,8 +279,13 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #mayRetry(failure: Failure): boolean {
     const replay = this.#replay
     const policy = this.#upstream.retry
-    if (replay === null || policy === null || this.#served.attempts >= policy.attempts || this.#ctx.res.destroyed) return false
-    if (!retriesFailure(policy, failure, replay.idempotent)) return false
+    if (policy === null || this.#served.attempts >= policy.attempts || this.#ctx.res.destroyed) return false
+    if (replay === null) {
+      // A body that streams (over 64 KiB, or not all here yet) is not held to be sent twice; but a
+      // connection that failed read none of it, and the same untouched stream goes to the next
+      // target, as nginx's proxy_next_upstream sends any body after a connect error.
+      if (failure !== 'connect_failure' || !policy.onConnectFailure || !unread(this.#request.body)) return false
+    } else if (!retriesFailure(policy, failure, replay.idempotent)) return false
     const tried = (this.#tried ??= [])
     tried.push(this.#target as Target)
     const next = pickTarget(this.#upstream, this.#ctx, tried)
@@ -276,6 +315,17 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#ctx.res.removeListener('close', this.#onClientClose)
     this.#resolve(this.#served)
   }
+}
+
+/** RFC 9112 §7: `chunked` alone (undici has read the framing; any other coding is still on the body). */
+function onlyChunked(coding: string | string[]): boolean {
+  return typeof coding === 'string' && coding.trim().toLowerCase() === 'chunked'
+}
+
+/** A request body of which nothing was taken yet (none at all, or a stream never read). */
+function unread(body: Dispatcher.DispatchOptions['body']): boolean {
+  if (body === null || body === undefined) return true
+  return body instanceof Readable && !body.readableDidRead && !body.destroyed
 }
 
 /**

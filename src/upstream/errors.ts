@@ -62,6 +62,11 @@ export function translateUndiciError(err: Error, upstream: Named): GatewayError 
     // undici reads at most 16 KiB of an answer's head (Node's default): said, not a mystery.
     return new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered with a head larger than the gateway reads (16 KiB).`, cause: err })
   }
+  if (code === 'UND_ERR_SOCKET' && err.message === 'bad response') {
+    // RFC 9110 §15.2 has a client skip any 1xx, but undici 7 (no option) drops the connection on a
+    // 100 Continue it did not ask for: the gateway never forwards Expect, so it never asks.
+    return new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered 100 Continue to a request that did not expect one, which the gateway's HTTP client cannot read past.`, cause: err })
+  }
   if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
     return new GatewayError('bad_request', { detail: 'The request body did not match its Content-Length.', cause: err })
   }

@@ -2,7 +2,8 @@
 // them. The rule that matters: a request the upstream may have received is sent again only when
 // its method is idempotent (RFC 9110 §9.2.2); a connection that failed carried nothing, so any
 // request may follow it to another target, as nginx's proxy_next_upstream does. Only bodies the
-// gateway holds whole (up to 64 KiB, already here) can be sent twice; a longer one streams once.
+// gateway holds whole (up to 64 KiB, already here) can be sent twice; a longer one streams once,
+// and follows only a failed connection, which read none of it (dispatch.ts).
 //
 // The budget (Finagle's and gRPC's retry throttling; Envoy calls it a retry budget): every
 // request adds `budget` (0.2 for 20%) of a retry to the upstream's credit, every retry spends one,

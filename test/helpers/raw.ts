@@ -79,7 +79,9 @@ function complete(text: string): boolean {
   const end = text.indexOf('\r\n\r\n')
   if (end === -1) return false
   if (/^HTTP\/1\.[01] 1\d\d /.test(text) && !text.startsWith('HTTP/1.1 101')) return complete(text.slice(end + 4))
-  const { headers } = parse(text)
+  const { status, headers } = parse(text)
+  // RFC 9110 §6.4.1: a 204 or 304 ends with its head, whatever Content-Length says (a 304's is the 200's).
+  if (status === 204 || status === 304) return true
   const length = headers['content-length']
   if (length !== undefined) return text.length - end - 4 >= Number(length)
   if (headers['transfer-encoding'] === 'chunked') return text.endsWith('0\r\n\r\n')

@@ -13,7 +13,7 @@ export interface TestTarget {
   readonly url: string
   readonly port: number
   mode: TargetMode
-  /** Milliseconds an `ok` answer waits (so requests are in flight when the target dies). */
+  /** Milliseconds an `ok` or `503` answer waits (so requests are in flight when the target dies). */
   delayMs: number
   /** X-Test-Id → times received (health checks not counted). */
   readonly received: Map<string, number>
@@ -61,15 +61,20 @@ export async function startTarget(name: string, options: { port?: number; mode?:
         const id = String(req.headers['x-test-id'] ?? '')
         received.set(id, (received.get(id) ?? 0) + 1)
       }
-      req.resume()
+      let bytes = 0
+      req.on('data', (chunk: Buffer) => (bytes += chunk.length))
       req.on('end', () => {
         if (target.mode === 'hang') return
         if (target.mode === '503') {
-          res.writeHead(503, { 'content-type': 'text/plain' })
-          res.end('unavailable')
+          const refuse = () => {
+            res.writeHead(503, { 'content-type': 'text/plain' })
+            res.end('unavailable')
+          }
+          if (target.delayMs > 0 && !health) setTimeout(refuse, target.delayMs)
+          else refuse()
           return
         }
-        const body = JSON.stringify({ target: name, id: req.headers['x-test-id'] ?? null, sub: req.headers['x-sub'] ?? null })
+        const body = JSON.stringify({ target: name, id: req.headers['x-test-id'] ?? null, sub: req.headers['x-sub'] ?? null, bytes })
         const answer = () => {
           res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
           res.end(body)

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { searchAudit } from '../../src/audit/search.ts'
 import { NoAuditLog } from '../../src/audit/sinks/sqlite.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { rawRequest } from '../helpers/raw.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/functions/', import.meta.url))
@@ -38,6 +39,8 @@ afterAll(async () => {
   holder.close()
 })
 
+const port = () => Number(new URL(gw.url).port)
+
 const call = (requestId: string, signal?: AbortSignal) =>
   request(`${gw.url}/held?hold=${encodeURIComponent(holdUrl)}`, { headers: { 'x-request-id': requestId }, signal }).then(async (res) => ({
     status: res.statusCode,
@@ -53,6 +56,11 @@ describe('the concurrency cap', () => {
     expect(refused).toMatchObject({ status: 503, retryAfter: '1', body: { code: 'upstream_saturated', request_id: 'cap-3' } })
     expect(refused.body.detail).toBe('Function "held" already has 2 invocations in flight.')
     expect(held.length).toBe(2) // the refused one never reached a worker
+    // A client that asks first (Expect: 100-continue) is told 503 before it uploads: it used to get
+    // 100 Continue, send its whole body, and then the 503.
+    const asked = await rawRequest(port(), `POST /held HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: 50000\r\n\r\n`, { timeout: 3_000 })
+    expect(asked.raw.slice(0, 12)).toBe('HTTP/1.1 503')
+    expect(JSON.parse(asked.body)).toMatchObject({ code: 'upstream_saturated' })
 
     held.splice(0).forEach((res) => res.end('go'))
     for (const answer of await Promise.all(first)) expect(answer).toMatchObject({ status: 200, body: { released: true } })

@@ -4,10 +4,11 @@
 // clients as a closed connection, an upstream dying after its head left the client nothing while
 // the audit said 200, and status 999 was relayed as allowed.
 import { once } from 'node:events'
-import type { Socket } from 'node:net'
+import { connect as connectTcp, type Socket } from 'node:net'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { connect, type ClientHttp2Session } from 'node:http2'
 import { tmpdir } from 'node:os'
+import { gzipSync } from 'node:zlib'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -39,6 +40,15 @@ const ANSWERS: Record<string, string | ((socket: Socket) => void)> = {
     setTimeout(() => s.destroy(), 100)
   },
   status999: 'HTTP/1.1 999 Whatever\r\nContent-Length: 2\r\n\r\nhi',
+  // A transfer coding other than chunked (RFC 9112 §7): undici undoes the chunks, not the gzip.
+  'te-gzip': (s) => {
+    const gz = gzipSync('id,name\n1,ada\n')
+    s.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${gz.length.toString(16)}\r\n`), gz, Buffer.from('\r\n0\r\n\r\n')]))
+  },
+  // Refuses an upload at its head, before reading the body (an app's size check, an auth filter), and closes.
+  'early-413': (s) => void s.end('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig'),
+  // Some servers (IIS, old Java containers) send 100 Continue to every POST, asked or not.
+  'unasked-continue': 'HTTP/1.1 100 Continue\r\n\r\n' + ok(),
   // An answer that ends when the connection does (no length, not chunked): cut by a reset, or whole with a FIN.
   'close-delimited-reset': (s) => {
     s.write(`HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n${'x'.repeat(500)}`)
@@ -218,7 +228,8 @@ describe('an upstream that sends its head, then dies before any body byte (HTTP/
 })
 
 describe('1xx answers from the upstream', () => {
-  // An unsolicited 100 Continue is still a 502: undici (client-h1.js) refuses it and closes the connection.
+  // An unsolicited 100 Continue is still a 502: undici 7.30 (client-h1.js) destroys the connection on one, with no option
+  // to skip it (nginx 1.22 does worse: relays it as the final answer and closes).
   it('103 Early Hints are not relayed, and their Link (an internal host) does not leak', async () => {
     const port = Number(new URL(gw1.url).port)
     const res = await rawRequest(port, 'GET /early-hints HTTP/1.1\r\nHost: gw\r\n\r\n')
@@ -227,6 +238,14 @@ describe('1xx answers from the upstream', () => {
     const answer = await h2get('/early-hints')
     expect(answer.status).toBe(200)
     expect(JSON.stringify(answer.headers)).not.toContain('internal.corp')
+  })
+
+  it('an unasked 100 Continue is a 502 that says so (undici 7 cannot read past it), not "failed mid-exchange"', async () => {
+    const res = await request(`${gw1.url}/unasked-continue`)
+    const body = (await res.body.json()) as { code: string; detail: string }
+    expect(res.statusCode).toBe(502)
+    expect(body.code).toBe('upstream_error')
+    expect(body.detail).toContain('answered 100 Continue to a request that did not expect one')
   })
 })
 
@@ -238,6 +257,16 @@ describe('an invalid status code from the upstream (RFC 9110 §15: 100..599)', (
     const res = await rawRequest(port, 'GET /status999 HTTP/1.1\r\nHost: gw\r\nX-Request-Id: answers-999\r\n\r\n')
     const record = await auditOf('answers-999')
     expect({ status: res.status, audit: record.status, decision: record.decision }).toEqual({ status: 502, audit: 502, decision: 'error' })
+  })
+})
+
+describe('an answer with a transfer coding other than chunked (Transfer-Encoding: gzip, chunked)', () => {
+  it('is 502 upstream_error, not relayed as a body of gzip bytes without the field that said so', async () => {
+    const res = await request(`${gw1.url}/te-gzip`)
+    const body = (await res.body.json()) as { code: string; detail: string }
+    expect(res.statusCode).toBe(502)
+    expect(body.code).toBe('upstream_error')
+    expect(body.detail).toContain('Transfer-Encoding "gzip, chunked"')
   })
 })
 
@@ -267,6 +296,58 @@ describe('an answer that runs until the upstream closes (no Content-Length, not 
     expect(res.raw).toContain('x'.repeat(500))
     const record = await auditOf('answers-cd-fin')
     expect({ decision: record.decision, bytes: record.bytes_out }).toEqual({ decision: 'allow', bytes: 500 })
+  })
+})
+
+describe('an answer cut short for an HTTP/1.0 client (its end is the connection\'s: no length, no chunks)', () => {
+  it('ends with a TCP reset, not a FIN that says the cut CSV is whole', async () => {
+    const socket = connectTcp(Number(new URL(gw1.url).port), '127.0.0.1')
+    socket.write('GET /cut-chunked HTTP/1.0\r\nHost: gw\r\n\r\n')
+    let received = ''
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')))
+    const ending = await new Promise<string>((resolve) => {
+      socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'))
+      socket.on('end', () => resolve('FIN'))
+    })
+    socket.destroy()
+    expect(received).not.toContain('content-length')
+    expect(ending).toBe('ECONNRESET')
+  })
+})
+
+describe('an upstream that answers an upload before it has all come (an early 413)', () => {
+  const HUGE = 2_000_000
+  const part = Buffer.alloc(100_000, 'q') // past the 64 KiB the gateway waits for: the request goes on while the rest comes
+
+  it('HTTP/1.1: the 413 comes with Connection: close and the connection ends, not kept alive with the body unread (the next request hung)', async () => {
+    const socket = connectTcp(Number(new URL(gw1.url).port), '127.0.0.1')
+    socket.on('error', () => {})
+    socket.write(`POST /early-413 HTTP/1.1\r\nHost: gw\r\nContent-Length: ${HUGE}\r\n\r\n`)
+    socket.write(part)
+    let received = ''
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')))
+    await waitFor(() => received.includes('\r\n\r\nbig'), 'the 413', 5_000)
+    expect(received.slice(0, 12)).toBe('HTTP/1.1 413')
+    expect(received.toLowerCase()).toContain('\r\nconnection: close\r\n')
+    await waitFor(() => socket.readableEnded || socket.destroyed, 'the connection closed', 5_000)
+    socket.destroy()
+  })
+
+  it('HTTP/2: the 413 comes and the stream is reset with NO_ERROR (RFC 9113 §8.1), not left half-open', async () => {
+    const client: ClientHttp2Session = connect(gw2.url, { ca, servername: 'localhost' })
+    client.on('error', () => {})
+    await once(client, 'connect')
+    const stream = client.request({ ':method': 'POST', ':path': '/early-413', 'content-length': String(HUGE) }, { endStream: false })
+    stream.on('error', () => {})
+    stream.write(part)
+    let status = 0
+    stream.on('response', (h) => (status = Number(h[':status'])))
+    stream.resume()
+    const closed = await Promise.race([once(stream, 'close').then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 3_000))])
+    client.destroy()
+    expect(status).toBe(413)
+    expect(closed).toBe(true)
+    expect(stream.rstCode).toBe(0)
   })
 })
 

@@ -9,6 +9,7 @@ import { request } from 'undici'
 import { waitForAuditRecord } from '../helpers/audit.ts'
 import { closedPort, startBlackhole } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { rawRequest } from '../helpers/raw.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { closeAfterEach } from '../helpers/lifecycle.ts'
 
@@ -107,6 +108,11 @@ describe('upstream failures', () => {
     expect(third.status).toBe(503)
     expect(third.body.code).toBe('upstream_saturated')
     expect(third.headers['retry-after']).toBe('1')
+    // A client that asks first (Expect: 100-continue) is told 503 before it uploads: it used to get
+    // 100 Continue, send its whole body, and then the 503.
+    const asked = await rawRequest(Number(new URL(gw.url).port), `POST /5 HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: 50000\r\n\r\n`, { timeout: 3_000 })
+    expect(asked.raw.slice(0, 12)).toBe('HTTP/1.1 503')
+    expect(JSON.parse(asked.body)).toMatchObject({ code: 'upstream_saturated' })
     for (const r of release) r()
     expect((await first).statusCode).toBe(200)
     expect((await second).statusCode).toBe(200)

@@ -3,6 +3,7 @@
 // could have served, and none is sent twice unless its method is idempotent (counted at the
 // targets, by X-Test-Id). Plus: the retry budget bounds the extra load, hash:principal sticks,
 // health checks bring a target back, no healthy target is 503 at once, attempts are audited.
+import { Readable } from 'node:stream'
 import { request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -11,6 +12,7 @@ import { AUDIENCE } from '../helpers/identity-provider.ts'
 import { startTarget, type TestTarget } from '../helpers/targets.ts'
 import { metricValue, waitFor, waitForMetric, waitForText } from '../helpers/wait.ts'
 import { closeAfterEach } from '../helpers/lifecycle.ts'
+import { closedPort } from '../helpers/faults.ts'
 
 const closeLater = closeAfterEach()
 
@@ -195,6 +197,23 @@ describe('several targets under failures', () => {
     expect(again.filter((o) => o.target === 'b').length).toBeGreaterThanOrEqual(5)
   })
 
+  it('a body over 64 KiB (not held to be sent twice) still follows a refused connection to another target: none of it was read', async () => {
+    const [a] = await targets('a')
+    const dead = `http://127.0.0.1:${await closedPort()}`
+    const gw = await gatewayFor({ targets: [dead, a!.url], balance: 'round_robin', retries: { attempts: 2, on: ['connect_failure'] } })
+    const big = Buffer.alloc(200_000, 'x')
+    // Round robin starts at the dead target, and only first tries take turns: every other request goes there first.
+    const sized = await request(`${gw.url}/work`, { method: 'POST', body: big })
+    expect(sized.statusCode).toBe(200)
+    expect(await sized.body.json()).toMatchObject({ target: 'a', bytes: 200_000 })
+    expect((await send(gw, 'GET')).target).toBe('a')
+    const chunked = await request(`${gw.url}/work`, { method: 'POST', body: Readable.from([big, big]) })
+    expect(chunked.statusCode).toBe(200)
+    expect(await chunked.body.json()).toMatchObject({ target: 'a', bytes: 400_000 })
+    expect(a!.count()).toBe(3)
+    expect(await metricValue(gw.adminUrl, 'bouncer_upstream_retries_total{upstream="api"}')).toBe(2)
+  })
+
   it('no healthy target: 503 upstream_unavailable at once, with Retry-After, and no connection tried', async () => {
     const [a] = await targets('a')
     a!.mode = '503'
@@ -252,24 +271,29 @@ describe('several targets under failures', () => {
     expect((await records()).map((r) => r.attempts).sort()).toEqual([1, 1, 2, 2])
   })
 
-  it('the audit record counts the attempts', async () => {
+  it('the audit record counts the attempts, and its upstream_ms is the answering try\'s, not the failed one\'s', async () => {
     const all = await targets('a', 'b')
     const [a, b] = all as [TestTarget, TestTarget]
     b.mode = '503'
+    b.delayMs = 300
     const gw = await gatewayFor(
       { targets: [b.url, a.url], retries: { attempts: 2, on: ['503'] } },
       { admin: { token: 'admin-token-for-tests-0123456789' }, audit: { sinks: [{ type: 'sqlite', path: 'audit.db' }], flush_interval: '20ms' } },
     )
-    const first = await send(gw, 'GET') // round robin starts at b: 503, then a
+    const first = await send(gw, 'GET') // round robin starts at b: a 503 after 300 ms, then a
     b.mode = 'ok'
     const second = await send(gw, 'GET') // a's turn: a retry does not move the turn
     expect([first.status, second.status]).toEqual([200, 200])
     const records = async () => {
       const res = await request(`${gw.adminUrl}/api/audit?route=api`, { headers: { authorization: 'Bearer admin-token-for-tests-0123456789' } })
-      return (await res.body.json()) as Array<{ attempts: number | null; status: number }>
+      return (await res.body.json()) as Array<{ attempts: number | null; status: number; duration_ms: number; upstream_ms: number | null }>
     }
     await waitFor(async () => (await records()).length === 2, 'two records')
     expect((await records()).map((r) => r.attempts).sort()).toEqual([1, 2])
+    // The 300 ms waited on b are the request's (duration_ms), not a's answer time: it counted them.
+    const retried = (await records()).find((r) => r.attempts === 2)!
+    expect(retried.duration_ms).toBeGreaterThanOrEqual(300)
+    expect(retried.upstream_ms).toBeLessThan(300)
   })
 })
 
