@@ -210,7 +210,12 @@ describe('reloading functions', () => {
       expect(await inFlight).toBeInstanceOf(Error) // its connection cut at shutdown_timeout
       const db = new DatabaseSync(join(logDir, 'audit.db'), { readOnly: true })
       try {
-        expect(db.prepare("SELECT status, upstream FROM audit_records WHERE request_id = 'retired-at-shutdown'").get()).toEqual({ status: 499, upstream: 'function:counter' })
+        // Recorded, not lost (before the fix: no row). As cut (499) when the drain's cut reaches the
+        // request first, as the pool's failure (502) when closing the pool does: the two race on a
+        // loaded host, and the client saw a cut connection either way.
+        const row = db.prepare("SELECT status, upstream FROM audit_records WHERE request_id = 'retired-at-shutdown'").get() as { status: number; upstream: string } | undefined
+        expect(row?.upstream).toBe('function:counter')
+        expect([499, 502]).toContain(row?.status)
       } finally {
         db.close()
       }
