@@ -15,7 +15,7 @@ let gateway: TestGateway
 let browser: Browser
 
 beforeAll(async () => {
-  setup = await startConsoleGateway('console-audit-address', ADMIN_TOKEN, ['/open', '/closed', '/open', '/closed', '/open'])
+  setup = await startConsoleGateway(ADMIN_TOKEN, ['/open', '/closed', '/open', '/closed', '/open'])
   ;({ gateway, browser } = setup)
 }, 120_000)
 

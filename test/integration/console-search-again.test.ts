@@ -18,7 +18,7 @@ let browser: Browser
 const get = async (path: string) => (await request(`${gateway.url}${path}`)).body.dump()
 
 beforeAll(async () => {
-  setup = await startConsoleGateway('console-search-again', ADMIN_TOKEN, ['/open'])
+  setup = await startConsoleGateway(ADMIN_TOKEN, ['/open'])
   ;({ gateway, browser } = setup)
 }, 120_000)
 

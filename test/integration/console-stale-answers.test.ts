@@ -18,7 +18,7 @@ let gateway: TestGateway
 let browser: Browser
 
 beforeAll(async () => {
-  setup = await startConsoleGateway('console-stale', ADMIN_TOKEN, ['/open', '/closed', '/closed'])
+  setup = await startConsoleGateway(ADMIN_TOKEN, ['/open', '/closed', '/closed'])
   ;({ gateway, browser } = setup)
 }, 120_000)
 

@@ -15,7 +15,7 @@ let gateway: TestGateway
 let browser: Browser
 
 beforeAll(async () => {
-  setup = await startConsoleGateway('console-trace-link', ADMIN_TOKEN, ['/open', '/closed'])
+  setup = await startConsoleGateway(ADMIN_TOKEN, ['/open', '/closed'])
   ;({ gateway, browser } = setup)
 }, 120_000)
 
