@@ -1,13 +1,13 @@
 // The console's Audit page with server.workers: 2 (a real `bouncer serve`, a real browser): each
 // worker writes its own chain, and the page shows every one of them, not the first as "this
 // gateway's chain".
-import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { AuditHead } from '../../src/audit/chain-shapes.ts'
 import { closeAll, launchChromium, openPage, signInWithToken } from '../helpers/browser.ts'
 import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
+import { consoleSettings } from '../helpers/console-gateway.ts'
 import { freshRequest } from '../helpers/fresh.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -27,10 +27,8 @@ async function head(): Promise<AuditHead | null> {
 beforeAll(async () => {
   upstream = await startUpstream()
   gateway = await serveConfig((dir) => ({
+    ...consoleSettings(dir, ADMIN_TOKEN),
     server: { listen: '127.0.0.1:0', workers: 2, shutdown_timeout: '5s' },
-    admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
-    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
-    telemetry: { log_level: 'silent' },
     upstreams: [{ name: 'api', url: upstream.url }],
     routes: [{ id: 'open', path: '/open', upstream: 'api', public: true }],
   }), { startTimeout: 90_000 })
