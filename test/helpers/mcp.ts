@@ -13,6 +13,9 @@ import { waitFor } from './wait.ts'
 
 export const MCP_RESOURCE = 'https://mcp.bouncer.test/mcp'
 
+/** token_exchange where the agent (role agent) acts for a reporter (role reporter), its tokens for the MCP endpoint. */
+export const AGENT_FOR_REPORTER = { issuer: 'https://mcp.bouncer.test', audiences: [MCP_RESOURCE], actors: [{ role: 'agent', delegated_roles: ['reporter'] }] }
+
 export function mcpTestConfig(issuer: string, upstreamUrl: string, dir: string, mcp: Record<string, unknown> = {}) {
   return {
     issuers: [{ name: 'corp-sso', issuer, audiences: [AUDIENCE] }],
