@@ -1,16 +1,14 @@
 // A gateway whose console a browser test drives: an admin token, an SQLite audit log, a public
-// `open` route and a `closed` one to a real upstream, some traffic already audited, and Chromium.
+// `open` route and a `closed` one to a real upstream, some traffic already audited.
 import { join } from 'node:path'
-import type { Browser } from 'playwright-core'
 import { request } from 'undici'
-import { closeAll, launchChromium, waitForAuditRecords } from './browser.ts'
+import { closeAll, waitForAuditRecords } from './browser.ts'
 import { startTestGateway, type TestGateway } from './gateway.ts'
 import { startUpstream, type TestUpstream } from './upstream.ts'
 
 export interface ConsoleGateway {
   gateway: TestGateway
   upstream: TestUpstream
-  browser: Browser
   close(): Promise<void>
 }
 
@@ -45,6 +43,5 @@ export async function startConsoleGateway(adminToken: string, traffic: readonly 
   const gateway = await startTestGateway((dir) => consoleConfig(dir, adminToken, upstream.url))
   for (const path of traffic) await (await request(`${gateway.url}${path}`)).body.dump()
   if (traffic.length > 0) await waitForAuditRecords(gateway.adminUrl, adminToken, traffic.length)
-  const browser = await launchChromium()
-  return { gateway, upstream, browser, close: () => closeAll(browser, gateway, upstream) }
+  return { gateway, upstream, close: () => closeAll(gateway, upstream) }
 }
