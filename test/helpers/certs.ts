@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { Agent, request } from 'undici'
-import { startTestGateway, type TestGateway } from './gateway.ts'
+import { allowAnyCaller, startTestGateway, type TestGateway } from './gateway.ts'
 
 export interface Issued {
   /** Paths of the PEM files. */
@@ -65,6 +65,8 @@ export interface ClientCertConfigOptions {
   issuerCa?: string
   /** The `mesh` subjects that assume role `etl`; by default the SPIFFE IDs below spiffe://prod/ns/etl/. */
   subjects?: string[]
+  /** Any `mesh` caller may do anything (allowAnyCaller), in place of role `etl` and policy `read`. */
+  anyCaller?: boolean
   /** Upstream `api` is sent an identity assertion (X-Bouncer-Assertion). */
   identityAssertion?: boolean
   /** Issuers beside `mesh`. */
@@ -87,8 +89,10 @@ export function clientCertConfig(upstreamUrl: string, options: ClientCertConfigO
   return {
     ...(options.server ? { server: options.server } : {}),
     issuers: [{ name: 'mesh', type: 'x509', ...(options.issuerCa ? { ca: options.issuerCa } : {}) }, ...(options.issuers ?? [])],
-    roles: [{ name: 'etl', assumed_by: (options.subjects ?? ['spiffe://prod/ns/etl/*']).map((subject) => ({ issuer: 'mesh', subject })), policies: ['read'] }],
-    policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: routes.map((route) => route.id) }] }],
+    ...(options.anyCaller ? allowAnyCaller(['mesh']) : {
+      roles: [{ name: 'etl', assumed_by: (options.subjects ?? ['spiffe://prod/ns/etl/*']).map((subject) => ({ issuer: 'mesh', subject })), policies: ['read'] }],
+      policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: routes.map((route) => route.id) }] }],
+    }),
     upstreams: [{ name: 'api', url: upstreamUrl, ...(options.identityAssertion ? { identity_assertion: true } : {}) }],
     routes: options.open ? [...routes, { id: 'open', path: '/open', upstream: 'api', public: true }] : routes,
   }
