@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { Agent, request } from 'undici'
+import { allowAnyCaller, startTestGateway, type TestGateway } from './gateway.ts'
 
 export interface Issued {
   /** Paths of the PEM files. */
@@ -57,6 +58,54 @@ export async function requestWithCertificate(url: string, pki: TestPki, cert: Is
   } finally {
     await agent.close()
   }
+}
+
+export interface ClientCertConfigOptions {
+  /** The x509 issuer `mesh`'s `ca`, the CAs it vouches for; by default none (any CA of client_ca). */
+  issuerCa?: string
+  /** The `mesh` subjects that assume role `etl`; by default the SPIFFE IDs below spiffe://prod/ns/etl/. */
+  subjects?: string[]
+  /** Any `mesh` caller may do anything (allowAnyCaller), in place of role `etl` and policy `read`. */
+  anyCaller?: boolean
+  /** Upstream `api` is sent an identity assertion (X-Bouncer-Assertion). */
+  identityAssertion?: boolean
+  /** Issuers beside `mesh`. */
+  issuers?: object[]
+  /** Routes beside `data`, to upstream `api`; policy `read` allows GET on them too. */
+  routes?: Array<{ id: string } & Record<string, unknown>>
+  /** A public route `open` (/open) to upstream `api` as well. */
+  open?: boolean
+  /** The config's `server` (with clientCertGateway, its `tls` is added). */
+  server?: Record<string, unknown>
+}
+
+/**
+ * The config the client-certificate tests share: x509 issuer `mesh`, role `etl` (its workloads),
+ * policy `read` (GET), upstream `api` at `upstreamUrl`, route `data` (/data/*) taking client
+ * certificates only. Where they come from (server.tls, or a proxy's fields) is `server`'s.
+ */
+export function clientCertConfig(upstreamUrl: string, options: ClientCertConfigOptions = {}): Record<string, unknown> {
+  const routes = [{ id: 'data', path: '/data/*', upstream: 'api', accept: ['client_cert'] }, ...(options.routes ?? [])]
+  return {
+    ...(options.server ? { server: options.server } : {}),
+    issuers: [{ name: 'mesh', type: 'x509', ...(options.issuerCa ? { ca: options.issuerCa } : {}) }, ...(options.issuers ?? [])],
+    ...(options.anyCaller ? allowAnyCaller(['mesh']) : {
+      roles: [{ name: 'etl', assumed_by: (options.subjects ?? ['spiffe://prod/ns/etl/*']).map((subject) => ({ issuer: 'mesh', subject })), policies: ['read'] }],
+      policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: routes.map((route) => route.id) }] }],
+    }),
+    upstreams: [{ name: 'api', url: upstreamUrl, ...(options.identityAssertion ? { identity_assertion: true } : {}) }],
+    routes: options.open ? [...routes, { id: 'open', path: '/open', upstream: 'api', public: true }] : routes,
+  }
+}
+
+/** server.tls with the test PKI's server certificate, asking for client certificates (optional) that chain to `clientCa` (default the test CA). */
+export function clientCertTls(pki: TestPki, clientCa: string = pki.ca.cert): Record<string, unknown> {
+  return { cert: pki.server.cert, key: pki.server.key, client_ca: clientCa, client_auth: 'optional' }
+}
+
+/** An in-process gateway of clientCertConfig over TLS (clientCertTls): `clientCa` is server.tls.client_ca. */
+export function clientCertGateway(pki: TestPki, upstreamUrl: string, options: ClientCertConfigOptions & { clientCa?: string } = {}): Promise<TestGateway> {
+  return startTestGateway(clientCertConfig(upstreamUrl, { ...options, server: { ...options.server, tls: clientCertTls(pki, options.clientCa) } }))
 }
 
 function openssl(args: string[], cwd: string): void {

@@ -28,12 +28,16 @@ export function withDefaults(config: Record<string, unknown>, dir: string): Reco
   }
 }
 
-/** `port`, `adminPort`: the listeners' ports (default 0, any free one), for tests that must know one in advance (a provider's registered redirect URI). */
-export async function startTestGateway(config: Record<string, unknown>, options: { env?: NodeJS.ProcessEnv; port?: number; adminPort?: number } = {}): Promise<TestGateway> {
+/**
+ * `config`, or a function of the gateway's own temp dir giving it (for files that go with the gateway,
+ * an SQLite audit log; the dir is removed on close). `port`, `adminPort`: the listeners' ports
+ * (default 0, any free one), for tests that must know one in advance (a provider's registered redirect URI).
+ */
+export async function startTestGateway(config: Record<string, unknown> | ((dir: string) => Record<string, unknown>), options: { env?: NodeJS.ProcessEnv; port?: number; adminPort?: number } = {}): Promise<TestGateway> {
   const dir = await mkdtemp(join(tmpdir(), 'bouncer-test-'))
   const file = join(dir, 'bouncer.yaml')
   const writeConfig = (next: Record<string, unknown>) => writeFile(file, stringify(withDefaults(next, dir)))
-  await writeConfig(config)
+  await writeConfig(typeof config === 'function' ? config(dir) : config)
   const logs: string[] = []
   const logger = createLogger({
     level: 'debug',

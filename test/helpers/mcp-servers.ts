@@ -20,6 +20,29 @@ export interface RunningMcpServer {
 }
 
 
+/**
+ * Hands a node:http request to an SDK transport (Web-standard Request and Response) and its answer
+ * back: whole (`stream` false), or written as it comes (an SSE stream held open). `body`: the request
+ * body where the caller has read it already; by default a POST's is streamed from `req`.
+ */
+export async function answerWith(transport: WebStandardStreamableHTTPServerTransport, req: IncomingMessage, res: ServerResponse, options: { body?: string; stream?: boolean } = {}): Promise<void> {
+  const headers = new Headers()
+  for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value)
+  const body = req.method !== 'POST' ? {} : options.body !== undefined ? { body: options.body } : { body: Readable.toWeb(req) as ReadableStream, duplex: 'half' }
+  const response = await transport.handleRequest(new Request(`http://127.0.0.1${req.url}`, { method: req.method, headers, ...body } as RequestInit))
+  const out: Record<string, string> = {}
+  response.headers.forEach((value, name) => (out[name] = value))
+  res.writeHead(response.status, out)
+  if (!options.stream) return void res.end(Buffer.from(await response.arrayBuffer()))
+  if (!response.body) return void res.end()
+  try {
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) res.write(chunk)
+  } catch {
+    // the stream was closed
+  }
+  res.end()
+}
+
 const EVERYTHING = fileURLToPath(new URL('../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url))
 
 /** server-everything on Streamable HTTP (its own process, on a free port). */
@@ -116,22 +139,7 @@ export async function startChangingServer(): Promise<ChangingMcpServer> {
       await server.connect(transport)
       session = { transport, server }
     }
-    const headers = new Headers()
-    for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value)
-    const hasBody = req.method === 'POST'
-    const response = await session.transport.handleRequest(new Request(`http://127.0.0.1${req.url}`, {
-      method: req.method, headers, ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream, duplex: 'half' } : {}),
-    } as RequestInit))
-    const out: Record<string, string> = {}
-    response.headers.forEach((v, k) => (out[k] = v))
-    res.writeHead(response.status, out)
-    if (!response.body) return void res.end()
-    try {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) res.write(chunk)
-    } catch {
-      // the stream was closed
-    }
-    res.end()
+    await answerWith(session.transport, req, res, { stream: true })
   }
   http.listen(0, '127.0.0.1')
   await once(http, 'listening')
@@ -160,16 +168,19 @@ export interface ListedToolsServer extends RunningMcpServer {
 }
 
 /**
- * A stateless MCP server (official SDK, JSON answers) that lists exactly `tools` — names and
- * schemas as a test writes them, however unlike a real server's — and answers their calls with
- * `answer` (default: a text naming the tool). `pages`: each page of the list after `delayMs`, and
- * naming a next one for ever (a list that never ends); default one page at once.
+/**
+ * A stateless MCP server (official SDK, JSON answers; with `json: false`, each in an SSE stream)
+ * that lists exactly `tools` — names and schemas as a test writes them, however unlike a real
+ * server's — and answers their calls with `answer` (default: a text naming the tool). `endless`:
+ * each page of the list after `delayMs`, naming a next one for ever (a list that never ends);
+ * default one page at once.
  */
 export async function startListedToolsServer(
   tools: Tool[],
   answer: (name: string, args: Record<string, unknown>) => CallToolResult = (name) => ({ content: [{ type: 'text', text: `${name} done` }] }),
-  pages: { endless: boolean; delayMs: number } = { endless: false, delayMs: 0 },
+  options: { json?: boolean; endless?: boolean; delayMs?: number } = {},
 ): Promise<ListedToolsServer> {
+  const pages = { endless: options.endless ?? false, delayMs: options.delayMs ?? 0 }
   const calls: string[] = []
   const http = createServer(async (req, res) => {
     const mcp = new Server({ name: 'listed', version: '1' }, { capabilities: { tools: {} } })
@@ -181,17 +192,9 @@ export async function startListedToolsServer(
       calls.push(request.params.name)
       return answer(request.params.name, (request.params.arguments ?? {}) as Record<string, unknown>)
     })
-    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: options.json ?? true })
     await mcp.connect(transport)
-    const headers = new Headers()
-    for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value)
-    const response = await transport.handleRequest(new Request(`http://127.0.0.1${req.url}`, {
-      method: req.method, headers, ...(req.method === 'POST' ? { body: Readable.toWeb(req) as ReadableStream, duplex: 'half' } : {}),
-    } as RequestInit))
-    const out: Record<string, string> = {}
-    response.headers.forEach((value, name) => (out[name] = value))
-    res.writeHead(response.status, out)
-    res.end(Buffer.from(await response.arrayBuffer()))
+    await answerWith(transport, req, res)
   })
   http.listen(0, '127.0.0.1')
   await once(http, 'listening')

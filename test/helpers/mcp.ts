@@ -7,11 +7,17 @@ import { DatabaseSync } from 'node:sqlite'
 import { join } from 'node:path'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { startTestGateway, type TestGateway } from './gateway.ts'
-import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from './identity-provider.ts'
+import { AUDIENCE, DEFAULT_CLIENTS, startIdentityProvider, type ProviderOptions, type TestIdentityProvider } from './identity-provider.ts'
 import { startUpstream, type TestUpstream } from './upstream.ts'
 import { waitFor } from './wait.ts'
 
 export const MCP_RESOURCE = 'https://mcp.bouncer.test/mcp'
+
+/** The provider's clients with ops-oncall beside the default ones (an approver, a caller of its own role). */
+export const WITH_OPS_ONCALL: ProviderOptions = { clients: [...DEFAULT_CLIENTS, { clientId: 'ops-oncall', secret: 'ops-oncall-secret-0123456789abcd' }] }
+
+/** token_exchange where the agent (role agent) acts for a reporter (role reporter), its tokens for the MCP endpoint. */
+export const AGENT_FOR_REPORTER = { issuer: 'https://mcp.bouncer.test', audiences: [MCP_RESOURCE], actors: [{ role: 'agent', delegated_roles: ['reporter'] }] }
 
 export function mcpTestConfig(issuer: string, upstreamUrl: string, dir: string, mcp: Record<string, unknown> = {}) {
   return {
@@ -84,9 +90,9 @@ export interface McpTestSetup {
   close(): Promise<void>
 }
 
-/** The identity provider, an upstream and a gateway with mcpTestConfig (adjusted), its issuer's keys loaded. */
-export async function startMcpTestGateway(name: string, adjust: (config: ReturnType<typeof mcpTestConfig>, dir: string) => Record<string, unknown> = (config) => config): Promise<McpTestSetup> {
-  const [idp, upstream] = await Promise.all([startIdentityProvider(), startUpstream()])
+/** The identity provider (of `options.idp`), an upstream and a gateway with mcpTestConfig (adjusted), its issuer's keys loaded. */
+export async function startMcpTestGateway(name: string, adjust: (config: ReturnType<typeof mcpTestConfig>, dir: string) => Record<string, unknown> = (config) => config, options: { idp?: ProviderOptions } = {}): Promise<McpTestSetup> {
+  const [idp, upstream] = await Promise.all([startIdentityProvider(options.idp), startUpstream()])
   const dir = await mkdtemp(join(tmpdir(), `bouncer-${name}-`))
   const gateway = await startTestGateway(adjust(mcpTestConfig(idp.issuer, upstream.url, dir), dir))
   await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)

@@ -18,7 +18,7 @@ import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { verifyCertificatePath } from '../../src/identity/certificate-path.ts'
 import { clientCertVerifier } from '../../src/identity/x509.ts'
-import { createPki, type Issued, type TestCa, type TestPki } from '../helpers/certs.ts'
+import { clientCertConfig, createPki, type Issued, type TestCa, type TestPki } from '../helpers/certs.ts'
 import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { waitForAuditRecord } from '../helpers/audit.ts'
@@ -99,16 +99,13 @@ beforeAll(async () => {
   }
   upstream = await startUpstream()
   gateway = await serveConfig((dir) => ({
-    server: { listen: '127.0.0.1:0', workers: 2, trusted_proxies: ['127.0.0.1/32'], forwarded_client_cert: { header: 'Client-Cert', chain_header: 'Client-Cert-Chain' } },
+    ...clientCertConfig(upstream.url, {
+      issuerCa: pki.ca.cert,
+      identityAssertion: true,
+      open: true,
+      server: { listen: '127.0.0.1:0', workers: 2, trusted_proxies: ['127.0.0.1/32'], forwarded_client_cert: { header: 'Client-Cert', chain_header: 'Client-Cert-Chain' } },
+    }),
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '20ms' },
-    issuers: [{ name: 'mesh', type: 'x509', ca: pki.ca.cert }],
-    roles: [{ name: 'etl', assumed_by: [{ issuer: 'mesh', subject: 'spiffe://prod/ns/etl/*' }], policies: ['read'] }],
-    policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: ['data'] }] }],
-    upstreams: [{ name: 'api', url: upstream.url, identity_assertion: true }],
-    routes: [
-      { id: 'data', path: '/data/*', upstream: 'api', accept: ['client_cert'] },
-      { id: 'open', path: '/open', upstream: 'api', public: true },
-    ],
   }), { startTimeout: 90_000 }) // two workers on a busy machine start slowly (as helpers/workers.ts allows)
   const [strictPort, carelessPort] = [await closedPort(), await closedPort()]
   const file = join(gateway.dir, 'haproxy.cfg')
@@ -236,17 +233,11 @@ describe('client certificates forwarded by HAProxy (RFC 9440)', () => {
 describe('forwarded client certificates under field names of the config', () => {
   let named: TestGateway
   beforeAll(async () => {
-    named = await startTestGateway({
+    named = await startTestGateway(clientCertConfig(upstream.url, {
+      issuerCa: pki.ca.cert,
+      open: true,
       server: { trusted_proxies: ['127.0.0.1/32'], forward_auth_peers: ['127.0.0.1/32'], forwarded_client_cert: { header: 'X-SSL-Client-Cert', chain_header: 'X-SSL-Client-Chain' } },
-      issuers: [{ name: 'mesh', type: 'x509', ca: pki.ca.cert }],
-      roles: [{ name: 'etl', assumed_by: [{ issuer: 'mesh', subject: 'spiffe://prod/ns/etl/*' }], policies: ['read'] }],
-      policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: ['data'] }] }],
-      upstreams: [{ name: 'api', url: upstream.url }],
-      routes: [
-        { id: 'data', path: '/data/*', upstream: 'api', accept: ['client_cert'] },
-        { id: 'open', path: '/open', upstream: 'api', public: true },
-      ],
-    })
+    }))
   })
   afterAll(async () => {
     await named?.close()
@@ -294,14 +285,7 @@ describe('a CA renewed with its name and key, its expired copy still in the issu
     run(['ca', '-batch', '-selfsign', '-notext', '-config', join(home, 'ca.cnf'), '-keyfile', pki.ca.key, '-in', 'old.csr', '-out', 'old.crt', '-extfile', 'old.ext', '-startdate', '20200101000000Z', '-enddate', '20200201000000Z'])
     const both = join(home, 'old-and-renewed.pem')
     writeFileSync(both, readFileSync(join(home, 'old.crt'), 'latin1') + readFileSync(pki.ca.cert, 'latin1'))
-    rollover = await startTestGateway({
-      server: { trusted_proxies: ['127.0.0.1/32'], forwarded_client_cert: {} },
-      issuers: [{ name: 'mesh', type: 'x509', ca: both }],
-      roles: [{ name: 'etl', assumed_by: [{ issuer: 'mesh', subject: 'spiffe://prod/ns/etl/*' }], policies: ['read'] }],
-      policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: ['data'] }] }],
-      upstreams: [{ name: 'api', url: upstream.url }],
-      routes: [{ id: 'data', path: '/data/*', upstream: 'api', accept: ['client_cert'] }],
-    })
+    rollover = await startTestGateway(clientCertConfig(upstream.url, { issuerCa: both, server: { trusted_proxies: ['127.0.0.1/32'], forwarded_client_cert: {} } }))
   })
   afterAll(async () => {
     await rollover?.close()

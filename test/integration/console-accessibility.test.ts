@@ -2,13 +2,11 @@
 // Debian's chromium against a real gateway and SQLite audit log. What a screen reader hears is read
 // from chromium's own accessibility tree (the DevTools protocol's Accessibility domain), not guessed
 // from the markup: a control's name, where it came from, its pressed state.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closeAll, collectPageErrors, launchChromium, openPage, showPage, signInWithToken, waitForAuditRecords } from '../helpers/browser.ts'
+import { consoleSettings } from '../helpers/console-gateway.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -19,17 +17,13 @@ let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
 let browser: Browser
-let dir: string
 const errors: string[] = []
 
 beforeAll(async () => {
   idp = await startIdentityProvider()
   upstream = await startUpstream()
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-console-a11y-'))
-  gateway = await startTestGateway({
-    admin: { token: ADMIN_TOKEN },
-    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
-    telemetry: { log_level: 'silent' },
+  gateway = await startTestGateway((dir) => ({
+    ...consoleSettings(dir, ADMIN_TOKEN),
     issuers: [{ name: 'corp-sso', issuer: idp.issuer, audiences: ['api://bouncer'] }],
     // The matrix: a role allowed on one route and denied outright on another.
     roles: [{ name: 'reader', assumed_by: [{ issuer: 'corp-sso', subject: 'reader-*' }], policies: ['read'] }],
@@ -43,7 +37,7 @@ beforeAll(async () => {
       { id: 'closed', methods: ['GET'], path: '/closed', upstream: 'api' },
       { id: 'items', methods: ['GET'], path: '/items', upstream: 'api' },
     ],
-  })
+  }))
   const statuses: number[] = []
   for (const path of ['/open', '/open', '/open', '/closed', '/closed']) {
     const res = await request(`${gateway.url}${path}`)
@@ -55,7 +49,7 @@ beforeAll(async () => {
   browser = await launchChromium()
 }, 120_000)
 
-afterAll(() => closeAll(browser, gateway, upstream, idp, () => rm(dir, { recursive: true, force: true })))
+afterAll(() => closeAll(browser, gateway, upstream, idp))
 
 async function openConsole(name: string): Promise<{ context: BrowserContext; page: Page }> {
   const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })

@@ -4,13 +4,11 @@
 // could be shown a different issuer or credential than recorded (the "txt.exe" spoof). Each
 // recorded value printed inside a sentence is now isolated (<bdi>). Real chromium, a real gateway,
 // identity provider and SQLite log; the text's order is measured on screen, not read from the markup.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Browser, Locator } from 'playwright-core'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { closeAll, collectPageErrors, launchChromium, openPage, showPage, signInWithToken, waitForAuditRecords } from '../helpers/browser.ts'
+import { consoleSettings } from '../helpers/console-gateway.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -23,22 +21,18 @@ let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
 let browser: Browser
-let dir: string
 
 beforeAll(async () => {
   idp = await startIdentityProvider()
   upstream = await startUpstream()
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-console-bidi-'))
-  gateway = await startTestGateway({
-    admin: { token: ADMIN_TOKEN },
-    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
-    telemetry: { log_level: 'silent' },
+  gateway = await startTestGateway((dir) => ({
+    ...consoleSettings(dir, ADMIN_TOKEN),
     issuers: [{ name: 'corp-sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
     roles: [{ name: 'reports', assumed_by: [{ issuer: 'corp-sso', subject: 'looker-*' }], policies: ['read'] }],
     policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: ['sales'] }] }],
     upstreams: [{ name: 'api', url: upstream.url }],
     routes: [{ id: 'sales', methods: ['GET'], path: '/sales', upstream: 'api' }],
-  })
+  }))
   await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'the issuer keys', 20_000)
   const res = await request(`${gateway.url}/sales`, { headers: { authorization: `Bearer ${await idp.mint({ sub: SUBJECT })}` } })
   await res.body.dump()
@@ -47,7 +41,7 @@ beforeAll(async () => {
   browser = await launchChromium()
 }, 120_000)
 
-afterAll(() => closeAll(browser, gateway, upstream, idp, () => rm(dir, { recursive: true, force: true })))
+afterAll(() => closeAll(browser, gateway, upstream, idp))
 
 /** What of the page's DOM the measure below uses (this project's Node-only tsconfig has no DOM types). */
 interface TextNode { length: number }

@@ -3,14 +3,12 @@
 // recorded values must not widen the page, a token refused before any identity existed must be
 // explained by its recorded reason, a failed search must not leave stale rows, and the small texts
 // (pager, decision line, a failed connection's trace) must read right.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closeAll, collectPageErrors, launchChromium, openPage, showPage, signInWithToken, submitToken, waitForAuditRecords } from '../helpers/browser.ts'
 import { closedPort } from '../helpers/faults.ts'
+import { consoleSettings } from '../helpers/console-gateway.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -25,7 +23,6 @@ let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
 let browser: Browser
-let dir: string
 const errors: string[] = []
 
 async function get(path: string, token?: string): Promise<number> {
@@ -37,20 +34,18 @@ async function get(path: string, token?: string): Promise<number> {
 beforeAll(async () => {
   idp = await startIdentityProvider()
   upstream = await startUpstream()
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-console-probe-'))
-  gateway = await startTestGateway({
-    admin: { token: ADMIN_TOKEN },
-    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
-    telemetry: { log_level: 'silent' },
+  const deadUrl = `http://127.0.0.1:${await closedPort()}`
+  gateway = await startTestGateway((dir) => ({
+    ...consoleSettings(dir, ADMIN_TOKEN),
     issuers: [{ name: 'corp-sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
     roles: [{ name: 'reports', assumed_by: [{ issuer: 'corp-sso', subject: 'looker-*' }], policies: ['read-sales'] }],
     policies: [{ name: 'read-sales', statements: [{ sid: 'AllowSalesReads', effect: 'allow', actions: ['GET'], routes: ['sales.*', 'dead'] }] }],
-    upstreams: [{ name: 'sales-api', url: upstream.url }, { name: 'dead-api', url: `http://127.0.0.1:${await closedPort()}` }],
+    upstreams: [{ name: 'sales-api', url: upstream.url }, { name: 'dead-api', url: deadUrl }],
     routes: [
       { id: 'sales.daily', methods: ['GET'], path: '/sales/daily/:region', upstream: 'sales-api' },
       { id: 'dead', methods: ['GET'], path: '/dead', upstream: 'dead-api' },
     ],
-  })
+  }))
   await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'the issuer keys', 20_000)
   const now = Math.floor(Date.now() / 1000)
   const statuses = [
@@ -65,7 +60,7 @@ beforeAll(async () => {
   browser = await launchChromium()
 }, 120_000)
 
-afterAll(() => closeAll(browser, gateway, upstream, idp, () => rm(dir, { recursive: true, force: true })))
+afterAll(() => closeAll(browser, gateway, upstream, idp))
 
 async function openConsole(name: string, timezoneId?: string): Promise<{ context: BrowserContext; page: Page }> {
   const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 }, ...(timezoneId ? { timezoneId } : {}) })

@@ -4,14 +4,13 @@
 // token's claims), then every console view that shows them opened in real chromium: no script may
 // run, no event-handler attribute or javascript: link may reach the DOM, no CSP violation may be
 // needed to stop one. Also the admin API answers' headers.
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { connect as netConnect } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closeAll, collectPageErrors, launchChromium, openPage, showPage, signInWithToken, waitForAuditRecords } from '../helpers/browser.ts'
+import { consoleSettings } from '../helpers/console-gateway.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -23,7 +22,6 @@ let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
 let browser: Browser
-let dir: string
 
 /** Each payload sets a global or opens a dialog if it ever runs. */
 const P = {
@@ -53,17 +51,15 @@ function b64url(o: unknown): string {
 beforeAll(async () => {
   idp = await startIdentityProvider()
   upstream = await startUpstream()
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-scratch-xss-'))
-  gateway = await startTestGateway({
-    admin: { token: ADMIN_TOKEN },
-    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
+  gateway = await startTestGateway((dir) => ({
+    ...consoleSettings(dir, ADMIN_TOKEN),
     telemetry: { trace_url: 'https://traces.example/trace/{trace_id}', log_level: 'silent' },
     issuers: [{ name: 'corp-sso', issuer: idp.issuer, audiences: ['api://bouncer'] }],
     roles: [{ name: 'reports', assumed_by: [{ issuer: 'corp-sso', subject: 'looker-*' }], policies: ['read-sales'] }],
     policies: [{ name: 'read-sales', statements: [{ sid: 'AllowSalesReads', effect: 'allow', actions: ['GET'], routes: ['sales.*'] }] }],
     upstreams: [{ name: 'sales-api', url: upstream.url }],
     routes: [{ id: 'sales.daily', methods: ['GET'], path: '/sales/daily/:region', upstream: 'sales-api' }],
-  })
+  }))
   await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'the issuer keys', 20_000)
   const port = Number(new URL(gateway.url).port)
 
@@ -91,7 +87,7 @@ beforeAll(async () => {
   browser = await launchChromium()
 }, 120_000)
 
-afterAll(() => closeAll(browser, gateway, upstream, idp, () => rm(dir, { recursive: true, force: true })))
+afterAll(() => closeAll(browser, gateway, upstream, idp))
 
 interface Watch { dialogs: string[]; violations: string[]; errors: string[] }
 

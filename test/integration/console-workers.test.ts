@@ -11,6 +11,7 @@ import { verifyAudit } from '../../src/audit/index.ts'
 import { main } from '../../src/cli/main.ts'
 import { closeAll, launchChromium, openPage, signInWithToken } from '../helpers/browser.ts'
 import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
+import { consoleSettings } from '../helpers/console-gateway.ts'
 import { freshRequest } from '../helpers/fresh.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -30,11 +31,9 @@ async function head(): Promise<AuditHead | null> {
 beforeAll(async () => {
   upstream = await startUpstream()
   gateway = await serveConfig((dir) => ({
+    ...consoleSettings(dir, ADMIN_TOKEN),
     server: { listen: '127.0.0.1:0', workers: 2, shutdown_timeout: '5s' },
-    admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
-    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
     api_keys: { store: { type: 'sqlite', path: join(dir, 'keys.db') } },
-    telemetry: { log_level: 'silent' },
     upstreams: [{ name: 'api', url: upstream.url }],
     routes: [{ id: 'open', path: '/open', upstream: 'api', public: true }],
   }), { startTimeout: 90_000 })

@@ -1,13 +1,13 @@
 // Found by an adversarial probe (helper): an HTTP/1.1 CONNECT refusal had no audit record, Connection: Authorization did not stop a forward_authorization route forwarding it, and HTTP/2 cookie crumbs reached the upstream as several Cookie headers.
-import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { connect, type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2'
+import type { OutgoingHttpHeaders } from 'node:http2'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { searchAudit } from '../../src/audit/search.ts'
 import { createPki, type TestPki } from '../helpers/certs.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { h2Once } from '../helpers/h2-gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -45,27 +45,8 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true })
 })
 
-async function session(): Promise<ClientHttp2Session> {
-  const client = connect(gateway.url, { ca, servername: 'localhost' })
-  client.on('error', () => {})
-  await once(client, 'connect')
-  return client
-}
-
-function h2(headers: OutgoingHttpHeaders): Promise<{ status: number; body: string }> {
-  return session().then((client) => new Promise((resolve) => {
-    const stream = client.request(headers, { endStream: true })
-    let status = 0
-    const chunks: Buffer[] = []
-    stream.on('response', (h) => (status = Number(h[':status'])))
-    stream.on('data', (c: Buffer) => chunks.push(c))
-    stream.on('close', () => {
-      client.close()
-      resolve({ status, body: Buffer.concat(chunks).toString('utf8') })
-    })
-    stream.on('error', () => {})
-  }))
-}
+/** One request on an HTTP/2 session of its own. */
+const h2 = (headers: OutgoingHttpHeaders) => h2Once(gateway.url, ca, headers)
 
 /** HTTP/1.1 over TLS, raw: the listener is TLS here. */
 async function rawTls(data: string): Promise<{ status: number; body: string }> {

@@ -6,11 +6,12 @@
 // The upstream here is a raw TCP server that records the request line as it arrived.
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { connect, type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2'
+import type { OutgoingHttpHeaders } from 'node:http2'
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPki, type TestPki } from '../helpers/certs.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { h2Once } from '../helpers/h2-gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 
 let pki: TestPki
@@ -69,27 +70,8 @@ afterAll(async () => {
   pki?.close()
 })
 
-async function session(): Promise<ClientHttp2Session> {
-  const client = connect(gateway.url, { ca, servername: 'localhost' })
-  client.on('error', () => {})
-  await once(client, 'connect')
-  return client
-}
-
-function h2(headers: OutgoingHttpHeaders): Promise<{ status: number; body: string }> {
-  return session().then((client) => new Promise((resolve) => {
-    const stream = client.request(headers, { endStream: true })
-    let status = 0
-    const chunks: Buffer[] = []
-    stream.on('response', (h) => (status = Number(h[':status'])))
-    stream.on('data', (c: Buffer) => chunks.push(c))
-    stream.on('close', () => {
-      client.close()
-      resolve({ status, body: Buffer.concat(chunks).toString('utf8') })
-    })
-    stream.on('error', () => {})
-  }))
-}
+/** One request on an HTTP/2 session of its own. */
+const h2 = (headers: OutgoingHttpHeaders) => h2Once(gateway.url, ca, headers)
 
 const methodsReceived = () => requestLines.map((line) => line.split(' ')[0] as string)
 

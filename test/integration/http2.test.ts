@@ -5,7 +5,7 @@
 // PING and SETTINGS) ending the abuser's connection while other clients keep being served.
 import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { connect, constants, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2'
+import { constants, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -16,6 +16,7 @@ import { H2_MAX_CONCURRENT_STREAMS, H2_RESET_BURST } from '../../src/gateway/htt
 import { createPki, type TestPki } from '../helpers/certs.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { errorCode, FLAG, frame, FRAME, headerBlock, rawH2, requestHeaders } from '../helpers/h2-frames.ts'
+import { h2Session } from '../helpers/h2-gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -85,12 +86,7 @@ interface H2Answer {
   reset?: number
 }
 
-async function session(): Promise<ClientHttp2Session> {
-  const client = connect(gateway.url, { ca, servername: 'localhost' })
-  client.on('error', () => {})
-  await once(client, 'connect')
-  return client
-}
+const session = () => h2Session(gateway.url, ca)
 
 function h2(client: ClientHttp2Session, headers: OutgoingHttpHeaders, body?: Buffer | Buffer[]): Promise<H2Answer> {
   return new Promise((resolve) => {

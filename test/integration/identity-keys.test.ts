@@ -1,14 +1,14 @@
 // Signing keys over time, with real providers: rotation without a gateway restart, the provider
 // going down, a gateway that starts while a provider is down, two issuers at once.
 import { once } from 'node:events'
-import { createServer } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { importJWK, SignJWT } from 'jose'
 import { request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { closedPort } from '../helpers/faults.ts'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, signingKey, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { AUDIENCE, signingKey, startIdentityProvider, type SigningKey, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { closeAfterEach } from '../helpers/lifecycle.ts'
@@ -38,6 +38,28 @@ async function statusOf(gateway: TestGateway, token: string): Promise<{ status: 
   const res = await request(`${gateway.url}/x`, { headers: { authorization: `Bearer ${token}` } })
   const body = (await res.body.json()) as { code?: string }
   return { status: res.statusCode, code: body.code, headers: res.headers }
+}
+
+/** A hand-made provider on 127.0.0.1, answering with `handler` (given its own base URL), closed after the test: its base URL. */
+async function keyServer(handler: (req: IncomingMessage, res: ServerResponse, base: string) => void): Promise<string> {
+  const server = createServer((req, res) => handler(req, res, base))
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  closeLater(async () => {
+    server.closeAllConnections()
+    server.close()
+    await once(server, 'close')
+  })
+  return base
+}
+
+/** An ES256 access token of `issuer` for `sub`, signed by `signer`, its header naming `kid` (none where undefined). */
+async function mintFor(issuer: string, sub: string, signer: SigningKey, kid: string | undefined): Promise<string> {
+  const now = Math.floor(Date.now() / 1000)
+  return new SignJWT({ iss: issuer, aud: AUDIENCE, sub, iat: now, exp: now + 300 })
+    .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', ...(kid === undefined ? {} : { kid }) })
+    .sign(await importJWK(signer.privateJwk, 'ES256'))
 }
 
 /** jose's remote key set behind an issuer: it says whether its cool-down after a fetch is running. */
@@ -123,26 +145,14 @@ describe('a JWKS of 1,000 keys', () => {
   it('a token naming no kid is refused, not checked against each key; one naming its kid is verified', async () => {
     const key = await signingKey('k-0', 'ES256')
     const stranger = await signingKey('stranger', 'ES256')
-    const server = createServer((_req, res) => {
+    const base = await keyServer((_req, res) => {
       const keys = Array.from({ length: 1_000 }, (_, i) => ({ ...key.publicJwk, kid: `k-${i}` }))
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }))
     })
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    closeLater(async () => {
-      server.closeAllConnections()
-      server.close()
-      await once(server, 'close')
-    })
     const issuer = 'https://many-keys.test'
-    const gateway = await setup([{ name: 'many', issuer, jwks_uri: `http://127.0.0.1:${(server.address() as AddressInfo).port}/keys` }])
+    const gateway = await setup([{ name: 'many', issuer, jwks_uri: `${base}/keys` }])
     await ready(gateway, 'many')
-    const mint = async (signer: typeof key, kid: string | undefined) => {
-      const now = Math.floor(Date.now() / 1000)
-      return new SignJWT({ iss: issuer, aud: AUDIENCE, sub: 'many', iat: now, exp: now + 300 })
-        .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', ...(kid === undefined ? {} : { kid }) })
-        .sign(await importJWK(signer.privateJwk, 'ES256'))
-    }
+    const mint = (signer: SigningKey, kid: string | undefined) => mintFor(issuer, 'many', signer, kid)
     expect((await statusOf(gateway, await mint(key, 'k-999'))).status).toBe(200)
     // Before: 1,000 signature checks for each such token, then signature_invalid.
     const res = await request(`${gateway.url}/x`, { headers: { authorization: `Bearer ${await mint(stranger, undefined)}` } })
@@ -157,22 +167,13 @@ describe('a discovery document down after a failed refresh', () => {
     const key = await signingKey('stays', 'ES256')
     let keysDown = false
     let discoveryDown = false
-    const server = createServer((req, res) => {
-      const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const issuer = await keyServer((req, res, issuer) => {
       if (req.url === '/.well-known/openid-configuration' && !discoveryDown) {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer, jwks_uri: `${issuer}/keys` }))
       } else if (req.url === '/keys' && !keysDown) {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [key.publicJwk] }))
       } else res.writeHead(503).end()
     })
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    closeLater(async () => {
-      server.closeAllConnections()
-      server.close()
-      await once(server, 'close')
-    })
-    const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
     const gateway = await setup([{ name: 'steady', issuer, jwks_refresh_interval: '1s', jwks_cooldown: '1s' }])
     await ready(gateway, 'steady')
     const refreshed = async () => {
@@ -195,8 +196,7 @@ describe('a provider that moves its jwks_uri', () => {
     const before = await signingKey('before-move', 'ES256')
     const after = await signingKey('after-move', 'ES256')
     let keysPath = '/keys-a'
-    const server = createServer((req, res) => {
-      const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const issuer = await keyServer((req, res, issuer) => {
       if (req.url === '/.well-known/openid-configuration') {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer, jwks_uri: `${issuer}${keysPath}` }))
       } else if (req.url === keysPath) {
@@ -204,20 +204,7 @@ describe('a provider that moves its jwks_uri', () => {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [key.publicJwk] }))
       } else res.writeHead(404).end()
     })
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    closeLater(async () => {
-      server.closeAllConnections()
-      server.close()
-      await once(server, 'close')
-    })
-    const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-    const mint = async (key: typeof before) => {
-      const now = Math.floor(Date.now() / 1000)
-      return new SignJWT({ iss: issuer, aud: AUDIENCE, sub: 'moved', iat: now, exp: now + 300 })
-        .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'at+jwt' })
-        .sign(await importJWK(key.privateJwk, 'ES256'))
-    }
+    const mint = (key: SigningKey) => mintFor(issuer, 'moved', key, key.kid)
     const gateway = await setup([{ name: 'moving', issuer, jwks_refresh_interval: '1s', jwks_cooldown: '1s' }])
     await ready(gateway, 'moving')
     expect((await statusOf(gateway, await mint(before))).status).toBe(200)

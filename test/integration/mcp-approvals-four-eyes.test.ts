@@ -1,48 +1,38 @@
 // Found by an adversarial probe (helper): the four-eyes check compared the approver with the approval's subject
 // only, so on an on-behalf-of call (an exchanged token: sub the user, act the agent) the agent that made the
 // call approved it with its own client-credentials token, where its service account held an approver role.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { AGENT_FOR_REPORTER, connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
+import type { TestUpstream } from '../helpers/upstream.ts'
 
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 const ADMIN = 'scratch-four-eyes-admin-token-0123456789'
+let setup: McpTestSetup
 let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
-let dir: string
 
 beforeAll(async () => {
-  ;[idp, upstream] = await Promise.all([startIdentityProvider(), startUpstream()])
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-scratch-four-eyes-'))
-  const config = mcpTestConfig(idp.issuer, upstream.url, dir, { approvals: [{ tools: ['list_*'], approvers: ['ops'], ttl: '15m' }] }) as {
-    roles: Array<{ name: string; assumed_by: object[]; policies: string[] }>
-    policies: Array<{ statements: object[] }>
-    token_exchange?: object
-  }
-  config.policies[0]!.statements = [
-    { sid: 'AgentTools', effect: 'allow', actions: ['call'], routes: ['mcp:*'] },
-    { sid: 'AgentSales', effect: 'allow', actions: ['GET'], routes: ['sales.*'] },
-  ]
-  // The agent's service account is also on the ops rota (an automation that approves routine calls).
-  config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'analytics-agent' }], policies: [] })
-  config.token_exchange = { issuer: 'https://mcp.bouncer.test', audiences: [MCP_RESOURCE], actors: [{ role: 'agent', delegated_roles: ['reporter'] }] }
-  gateway = await startTestGateway({ ...config, admin: { token: ADMIN } })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+  setup = await startMcpTestGateway('mcp-approvals-four-eyes', (base) => {
+    const config = { ...base, mcp: { ...base.mcp, approvals: [{ tools: ['list_*'], approvers: ['ops'], ttl: '15m' }] } } as typeof base & {
+      roles: Array<{ name: string; assumed_by: object[]; policies: string[] }>
+      policies: Array<{ statements: object[] }>
+    }
+    config.policies[0]!.statements = [
+      { sid: 'AgentTools', effect: 'allow', actions: ['call'], routes: ['mcp:*'] },
+      { sid: 'AgentSales', effect: 'allow', actions: ['GET'], routes: ['sales.*'] },
+    ]
+    // The agent's service account is also on the ops rota (an automation that approves routine calls).
+    config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'analytics-agent' }], policies: [] })
+    return { ...config, token_exchange: AGENT_FOR_REPORTER, admin: { token: ADMIN } }
+  })
+  ;({ idp, upstream, gateway } = setup)
 }, 90_000)
 
-afterAll(async () => {
-  await gateway?.close()
-  await Promise.all([upstream?.close(), idp?.stop()])
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => setup?.close())
 
 async function exchanged(): Promise<string> {
   const res = await request(`${gateway.url}/oauth2/token`, {

@@ -2,8 +2,6 @@
 // role in `approvers`, never the caller) decide through `bouncer approvals` or the admin API; the
 // same call by the same caller with the same arguments then runs once before the ttl; denied and
 // expired approvals are final; every step is in the audit log.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import type { Client } from '@modelcontextprotocol/client'
@@ -11,14 +9,15 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openApiDocument } from '../../src/admin/openapi.ts'
 import { runCli } from '../helpers/cli.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { DEFAULT_CLIENTS, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { auditRows, connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { auditRows, connect, MCP_RESOURCE, startMcpTestGateway, WITH_OPS_ONCALL, type McpTestSetup } from '../helpers/mcp.ts'
+import type { TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ADMIN = 'approvals-test-admin-token-0123456789'
 const READER = 'approvals-test-read-token-0123456789'
+let setup: McpTestSetup
 let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
@@ -31,21 +30,16 @@ let reporterApiToken: string
 interface Pending { status: string; approval_id: string; expires_at: string }
 
 beforeAll(async () => {
-  ;[idp, upstream] = await Promise.all([
-    startIdentityProvider({ clients: [...DEFAULT_CLIENTS, { clientId: 'ops-oncall', secret: 'ops-oncall-secret-0123456789abcd' }] }),
-    startUpstream(),
-  ])
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-mcp-approvals-'))
-  const config = mcpTestConfig(idp.issuer, upstream.url, dir, {
-    approvals: [
+  setup = await startMcpTestGateway('mcp-approvals', (config) => {
+    config.mcp.tools[1] = { ...config.mcp.tools[1]!, query: { region: { type: 'string' } } } as never
+    config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'ops-oncall' }], policies: [] })
+    const approvals = [
       { tools: ['list_*'], approvers: ['ops'], ttl: '15m' },
       { tools: ['get_daily_report'], approvers: ['ops'], ttl: '1s' },
-    ],
-  })
-  config.mcp.tools[1] = { ...config.mcp.tools[1]!, query: { region: { type: 'string' } } } as never
-  config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'ops-oncall' }], policies: [] })
-  gateway = await startTestGateway({ ...config, admin: { token: ADMIN, read_token: READER } })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+    ]
+    return { ...config, mcp: { ...config.mcp, approvals }, admin: { token: ADMIN, read_token: READER } }
+  }, { idp: WITH_OPS_ONCALL })
+  ;({ idp, upstream, gateway, dir } = setup)
   reporter = await connect(`${gateway.url}/mcp`, await idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
   // Approvers sign in to the gateway's API (its audience), as people do.
   opsToken = await idp.token('ops-oncall')
@@ -55,9 +49,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await reporter?.close()
-  await gateway?.close()
-  await Promise.all([upstream?.close(), idp?.stop()])
-  await rm(dir, { recursive: true, force: true })
+  await setup?.close()
 })
 
 /** An admin API call, checked against the OpenAPI document's answers for it. */

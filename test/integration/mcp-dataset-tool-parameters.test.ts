@@ -1,46 +1,37 @@
 // A dataset route as an MCP tool takes the dataset's parameters (docs/datasets.md "An agent tool"):
 // its input schema listed none and refused every argument as unknown, so a dataset with a required
 // parameter answered 400 invalid_parameter to every call an agent could make.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
-import { waitFor } from '../helpers/wait.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
 
+let setup: McpTestSetup
 let idp: TestIdentityProvider
 let gateway: TestGateway
-let dir: string
 
 beforeAll(async () => {
-  idp = await startIdentityProvider()
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-mcp-dataset-'))
-  const db = new DatabaseSync(join(dir, 'warehouse.db'))
-  db.exec("CREATE TABLE orders (id INTEGER PRIMARY KEY, region TEXT, total REAL); INSERT INTO orders (region, total) VALUES ('eu', 10), ('us', 20), ('eu', 30), ('eu', 40)")
-  db.close()
-  const config = mcpTestConfig(idp.issuer, 'http://127.0.0.1:9', dir, { tools: [{ route: 'datasets.orders', name: 'get_orders' }] })
-  config.routes.push({
-    id: 'datasets.orders', methods: ['GET'], path: '/datasets/orders',
-    dataset: {
-      source: 'warehouse', page_size: 2,
-      sql: 'SELECT id, region, total FROM orders WHERE region = :region AND total >= :min_total ORDER BY id',
-      params: { region: { type: 'enum', enum: ['eu', 'us'], required: true }, min_total: { type: 'number', default: 0 } },
-    },
-  } as never)
-  config.policies[1]!.statements.push({ sid: 'ReporterOrders', effect: 'allow', actions: ['GET'], routes: ['datasets.orders'] })
-  ;(config as Record<string, unknown>).datasources = [{ name: 'warehouse', type: 'sqlite', path: join(dir, 'warehouse.db') }]
-  gateway = await startTestGateway(config)
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+  setup = await startMcpTestGateway('mcp-dataset', (config, dir) => {
+    const db = new DatabaseSync(join(dir, 'warehouse.db'))
+    db.exec("CREATE TABLE orders (id INTEGER PRIMARY KEY, region TEXT, total REAL); INSERT INTO orders (region, total) VALUES ('eu', 10), ('us', 20), ('eu', 30), ('eu', 40)")
+    db.close()
+    config.routes.push({
+      id: 'datasets.orders', methods: ['GET'], path: '/datasets/orders',
+      dataset: {
+        source: 'warehouse', page_size: 2,
+        sql: 'SELECT id, region, total FROM orders WHERE region = :region AND total >= :min_total ORDER BY id',
+        params: { region: { type: 'enum', enum: ['eu', 'us'], required: true }, min_total: { type: 'number', default: 0 } },
+      },
+    } as never)
+    config.policies[1]!.statements.push({ sid: 'ReporterOrders', effect: 'allow', actions: ['GET'], routes: ['datasets.orders'] })
+    return { ...config, mcp: { ...config.mcp, tools: [{ route: 'datasets.orders', name: 'get_orders' }] }, datasources: [{ name: 'warehouse', type: 'sqlite', path: join(dir, 'warehouse.db') }] }
+  })
+  ;({ idp, gateway } = setup)
 }, 60_000)
 
-afterAll(async () => {
-  await gateway?.close()
-  await idp?.stop()
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => setup?.close())
 
 it('lists a dataset tool with the dataset\'s parameters and runs it with them, page by page', async () => {
   const client = await connect(`${gateway.url}/mcp`, await idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')

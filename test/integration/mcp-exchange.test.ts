@@ -2,41 +2,29 @@
 // the MCP resource, and the MCP endpoint takes it. `tools/list` then shows, and `tools/call` runs,
 // only the tools that both the user's roles and the agent's roles allow; the audit record of a
 // call names both.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { auditRows, connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { AGENT_FOR_REPORTER, auditRows, connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 
+let setup: McpTestSetup
 let idp: TestIdentityProvider
-let upstream: TestUpstream
 let gateway: TestGateway
 let dir: string
 
 beforeAll(async () => {
-  ;[idp, upstream] = await Promise.all([startIdentityProvider(), startUpstream()])
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-mcp-exchange-'))
-  gateway = await startTestGateway({
-    ...mcpTestConfig(idp.issuer, upstream.url, dir),
-    // looker-reports (role reporter: every tool, every sales route) is the user; analytics-agent
-    // (role agent: the two tools, but only the sales.daily route) acts for it.
-    token_exchange: { issuer: 'https://mcp.bouncer.test', audiences: [MCP_RESOURCE], actors: [{ role: 'agent', delegated_roles: ['reporter'] }] },
-  })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+  // looker-reports (role reporter: every tool, every sales route) is the user; analytics-agent
+  // (role agent: the two tools, but only the sales.daily route) acts for it.
+  setup = await startMcpTestGateway('mcp-exchange', (config) => ({ ...config, token_exchange: AGENT_FOR_REPORTER }))
+  ;({ idp, gateway, dir } = setup)
 }, 90_000)
 
-afterAll(async () => {
-  await gateway?.close()
-  await Promise.all([upstream?.close(), idp?.stop()])
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => setup?.close())
 
 /** The token endpoint's answer to exchanging looker-reports' token, with the agent as actor, for `target`. */
 async function exchange(target: Record<string, string>) {

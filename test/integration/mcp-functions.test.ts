@@ -1,38 +1,28 @@
 // A function route as an MCP tool: the call is the route's request, so the handler gets the
 // payload 2.0 event a client's request would give it — with the body the tool sent, and without
 // the agent's token.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
-import { waitFor } from '../helpers/wait.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
 
 const ECHO = fileURLToPath(new URL('../fixtures/functions/echo.ts', import.meta.url))
+let setup: McpTestSetup
 let idp: TestIdentityProvider
 let gateway: TestGateway
-let dir: string
 
 beforeAll(async () => {
-  idp = await startIdentityProvider()
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-mcp-fn-'))
-  const config = mcpTestConfig(idp.issuer, 'http://127.0.0.1:9', dir, { tools: [{ route: 'orders.create', name: 'create_order' }] })
-  config.routes.push({ id: 'orders.create', methods: ['POST'], path: '/orders/:region', function: 'echo' } as never)
-  // The role needs the route itself for the tool's method (the tool is listed only then).
-  config.policies[1]!.statements.push({ sid: 'ReporterOrders', effect: 'allow', actions: ['POST'], routes: ['orders.create'] })
-  ;(config as Record<string, unknown>).functions = [{ name: 'echo', module: ECHO, concurrency: 1 }]
-  gateway = await startTestGateway(config)
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+  setup = await startMcpTestGateway('mcp-fn', (config) => {
+    config.routes.push({ id: 'orders.create', methods: ['POST'], path: '/orders/:region', function: 'echo' } as never)
+    // The role needs the route itself for the tool's method (the tool is listed only then).
+    config.policies[1]!.statements.push({ sid: 'ReporterOrders', effect: 'allow', actions: ['POST'], routes: ['orders.create'] })
+    return { ...config, mcp: { ...config.mcp, tools: [{ route: 'orders.create', name: 'create_order' }] }, functions: [{ name: 'echo', module: ECHO, concurrency: 1 }] }
+  })
+  ;({ idp, gateway } = setup)
 }, 60_000)
 
-afterAll(async () => {
-  await gateway?.close()
-  await idp?.stop()
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => setup?.close())
 
 it('calls a function route as a tool: POST with the body, not read-only, the caller\'s token never in the event', async () => {
   const token = await idp.token('looker-reports', { resource: MCP_RESOURCE })

@@ -1,54 +1,43 @@
 // list == call: for every role and every tool, `tools/list` shows the tool exactly when `tools/call`
 // runs it. Roles allowed by `mcp:<tool>` but refused by the route's own policy, explicit denies,
 // conditions that do not hold, and callers with no role at all are all in the table.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { DEFAULT_CLIENTS, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { connect, MCP_RESOURCE, startMcpTestGateway, WITH_OPS_ONCALL, type McpTestSetup } from '../helpers/mcp.ts'
 import { startChangingServer, type ChangingMcpServer } from '../helpers/mcp-servers.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
 
+let setup: McpTestSetup
 let idp: TestIdentityProvider
-let upstream: TestUpstream
 let tickets: ChangingMcpServer
 let gateway: TestGateway
-let dir: string
 
 const CALLERS = ['analytics-agent', 'looker-reports', 'ops-oncall', 'no-tenant'] as const
 const TOOLS = ['get_daily_report', 'list_customers', 'tickets__alpha', 'tickets__slow'] as const
 const ARGUMENTS: Record<string, Record<string, unknown>> = { get_daily_report: { region: 'eu' } }
 
 beforeAll(async () => {
-  ;[idp, upstream, tickets] = await Promise.all([
-    startIdentityProvider({ clients: [...DEFAULT_CLIENTS, { clientId: 'ops-oncall', secret: 'ops-oncall-secret-0123456789abcd' }] }),
-    startUpstream(),
-    startChangingServer(),
-  ])
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-mcp-table-'))
-  const config = mcpTestConfig(idp.issuer, upstream.url, dir, { servers: [{ name: 'tickets', url: tickets.url }] })
-  config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'ops-oncall' }], policies: ['ops'] })
-  config.policies.push({
-    name: 'ops',
-    statements: [
-      { sid: 'OpsTools', effect: 'allow', actions: ['call'], routes: ['mcp:*'] },
-      { sid: 'OpsNoSlow', effect: 'deny', actions: ['call'], routes: ['mcp:tickets__slow'] },
-      // Only from the office: this caller is on 127.0.0.1, so the report stays out of reach.
-      { sid: 'OpsReportsFromOffice', effect: 'allow', actions: ['GET'], routes: ['sales.daily'], conditions: { source_ip: ['10.0.0.0/8'] } },
-      { sid: 'OpsCustomers', effect: 'allow', actions: ['GET'], routes: ['sales.customers'] },
-    ],
-  } as never)
-  gateway = await startTestGateway(config)
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+  tickets = await startChangingServer()
+  setup = await startMcpTestGateway('mcp-table', (config) => {
+    config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'ops-oncall' }], policies: ['ops'] })
+    config.policies.push({
+      name: 'ops',
+      statements: [
+        { sid: 'OpsTools', effect: 'allow', actions: ['call'], routes: ['mcp:*'] },
+        { sid: 'OpsNoSlow', effect: 'deny', actions: ['call'], routes: ['mcp:tickets__slow'] },
+        // Only from the office: this caller is on 127.0.0.1, so the report stays out of reach.
+        { sid: 'OpsReportsFromOffice', effect: 'allow', actions: ['GET'], routes: ['sales.daily'], conditions: { source_ip: ['10.0.0.0/8'] } },
+        { sid: 'OpsCustomers', effect: 'allow', actions: ['GET'], routes: ['sales.customers'] },
+      ],
+    } as never)
+    return { ...config, mcp: { ...config.mcp, servers: [{ name: 'tickets', url: tickets.url }] } }
+  }, { idp: WITH_OPS_ONCALL })
+  ;({ idp, gateway } = setup)
 }, 90_000)
 
 afterAll(async () => {
-  await gateway?.close()
-  await Promise.all([upstream?.close(), tickets?.close(), idp?.stop()])
-  await rm(dir, { recursive: true, force: true })
+  await setup?.close()
+  await tickets?.close()
 })
 
 it('tools/list shows exactly the tools tools/call runs, for every role × tool', async () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { Server as McpServer, WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { auditRows, connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
+import { answerWith } from '../helpers/mcp-servers.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const TOKEN = 'tickets-credential-0123456789'
@@ -46,13 +47,7 @@ async function echoingServer(): Promise<Server> {
     mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'echo', inputSchema: { type: 'object' } }, { name: 'leak', inputSchema: { type: 'object' } }, { name: 'sorry', inputSchema: { type: 'object' } }] }))
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
     await mcp.connect(transport)
-    const headers = new Headers()
-    for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value)
-    const answer = await transport.handleRequest(new Request(`http://127.0.0.1${req.url}`, { method: req.method, headers, ...(req.method === 'POST' ? { body } : {}) }))
-    const out: Record<string, string> = {}
-    answer.headers.forEach((value, name) => (out[name] = value))
-    res.writeHead(answer.status, out)
-    res.end(Buffer.from(await answer.arrayBuffer()))
+    await answerWith(transport, req, res, { body })
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')

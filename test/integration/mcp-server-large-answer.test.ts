@@ -2,43 +2,21 @@
 // server answering a call with 100 MB took the gateway from 270 MB to 900 MB of memory and handed
 // the agent all of it. It is cut off past the bound, whether the server answers in JSON or in an
 // SSE stream; the agent gets an error result and the record says payload_too_large.
-import { once } from 'node:events'
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
-import { Server as McpServer, WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { auditRows, connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
+import { startListedToolsServer, type ListedToolsServer } from '../helpers/mcp-servers.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const MAX_BODY_BYTES = 1024 * 1024
 
 /** A stateless MCP server whose tool `sized` answers `bytes` characters, in JSON or in an SSE stream. */
-async function sizedServer(json: boolean): Promise<{ url: string; server: Server }> {
-  const server = createServer(async (req, res) => {
-    const mcp = new McpServer({ name: 'sized', version: '1' }, { capabilities: { tools: {} } })
-    mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'sized', inputSchema: { type: 'object', properties: { bytes: { type: 'integer' } } } }] }))
-    mcp.setRequestHandler('tools/call', async (request) => ({ content: [{ type: 'text', text: 'x'.repeat(Number(request.params.arguments?.bytes)) }] }))
-    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: json })
-    await mcp.connect(transport)
-    const headers = new Headers()
-    for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value)
-    const answer = await transport.handleRequest(new Request(`http://127.0.0.1${req.url}`, {
-      method: req.method, headers, ...(req.method === 'POST' ? { body: Readable.toWeb(req) as ReadableStream, duplex: 'half' } : {}),
-    } as RequestInit))
-    const out: Record<string, string> = {}
-    answer.headers.forEach((value, name) => (out[name] = value))
-    res.writeHead(answer.status, out)
-    res.end(Buffer.from(await answer.arrayBuffer()))
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, server }
+function sizedServer(json: boolean): Promise<ListedToolsServer> {
+  return startListedToolsServer([{ name: 'sized', inputSchema: { type: 'object', properties: { bytes: { type: 'integer' } } } }], (_name, args) => ({ content: [{ type: 'text', text: 'x'.repeat(Number(args.bytes)) }] }), { json })
 }
 
-let jsonServer: { url: string; server: Server }
-let sseServer: { url: string; server: Server }
+let jsonServer: ListedToolsServer
+let sseServer: ListedToolsServer
 let setup: McpTestSetup
 
 beforeAll(async () => {
@@ -52,10 +30,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await setup?.close()
-  for (const { server } of [jsonServer, sseServer]) {
-    server?.closeAllConnections()
-    server?.close()
-  }
+  await Promise.all([jsonServer?.close(), sseServer?.close()])
 })
 
 it('cuts off a server\'s answer past server.max_body_bytes, and passes a smaller one on', async () => {

@@ -1,17 +1,16 @@
 // Found by an adversarial probe (helper): a route tool's path parameter that spells another route's
 // literal segment was dispatched to that other route (first in file order), escaping the tool's
 // own route: that route's approval rule and the mcp:<tool> deny of the tool that names it.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Client } from '@modelcontextprotocol/client'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { auditRows, connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { auditRows, connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
+import type { TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
+let setup: McpTestSetup
 let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
@@ -20,33 +19,37 @@ let reporter: Client
 let agent: Client
 
 beforeAll(async () => {
-  ;[idp, upstream] = await Promise.all([startIdentityProvider(), startUpstream()])
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-mcp-tool-route-'))
-  const config = mcpTestConfig(idp.issuer, upstream.url, dir, {
-    tools: [
-      { route: 'sales.export', name: 'export_customers' },
-      { route: 'sales.customer', name: 'get_customer' },
-    ],
-    approvals: [{ tools: ['export_*'], approvers: ['ops'], ttl: '15m' }],
-  }) as {
-    routes: object[]
-    roles: Array<{ name: string; assumed_by: object[]; policies: string[] }>
-    policies: Array<{ statements: object[] }>
-  }
-  config.routes = [
-    // The dangerous, approval-gated route comes first in file order.
-    { id: 'sales.export', methods: ['GET'], path: '/sales/customers/export', upstream: 'sales-api' },
-    { id: 'sales.customer', methods: ['GET'], path: '/sales/customers/:id', upstream: 'sales-api' },
-  ]
-  config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'no-tenant' }], policies: [] })
-  // The agent: the get_customer tool only; the export tool explicitly denied; GET on sales routes.
-  config.policies[0]!.statements = [
-    { sid: 'AgentTools', effect: 'allow', actions: ['call'], routes: ['mcp:get_customer'] },
-    { sid: 'AgentNoExport', effect: 'deny', actions: ['call'], routes: ['mcp:export_customers'] },
-    { sid: 'AgentSales', effect: 'allow', actions: ['GET'], routes: ['sales.*'] },
-  ]
-  gateway = await startTestGateway(config)
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+  setup = await startMcpTestGateway('mcp-tool-route', (base) => {
+    const config = {
+      ...base,
+      mcp: {
+        ...base.mcp,
+        tools: [
+          { route: 'sales.export', name: 'export_customers' },
+          { route: 'sales.customer', name: 'get_customer' },
+        ],
+        approvals: [{ tools: ['export_*'], approvers: ['ops'], ttl: '15m' }],
+      },
+    } as Omit<typeof base, 'routes'> & {
+      routes: object[]
+      roles: Array<{ name: string; assumed_by: object[]; policies: string[] }>
+      policies: Array<{ statements: object[] }>
+    }
+    config.routes = [
+      // The dangerous, approval-gated route comes first in file order.
+      { id: 'sales.export', methods: ['GET'], path: '/sales/customers/export', upstream: 'sales-api' },
+      { id: 'sales.customer', methods: ['GET'], path: '/sales/customers/:id', upstream: 'sales-api' },
+    ]
+    config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'no-tenant' }], policies: [] })
+    // The agent: the get_customer tool only; the export tool explicitly denied; GET on sales routes.
+    config.policies[0]!.statements = [
+      { sid: 'AgentTools', effect: 'allow', actions: ['call'], routes: ['mcp:get_customer'] },
+      { sid: 'AgentNoExport', effect: 'deny', actions: ['call'], routes: ['mcp:export_customers'] },
+      { sid: 'AgentSales', effect: 'allow', actions: ['GET'], routes: ['sales.*'] },
+    ]
+    return config
+  })
+  ;({ idp, upstream, gateway, dir } = setup)
   reporter = await connect(`${gateway.url}/mcp`, await idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
   agent = await connect(`${gateway.url}/mcp`, await idp.token('analytics-agent', { resource: MCP_RESOURCE }), '2025-11-25')
 }, 90_000)
@@ -54,9 +57,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await reporter?.close()
   await agent?.close()
-  await gateway?.close()
-  await Promise.all([upstream?.close(), idp?.stop()])
-  await rm(dir, { recursive: true, force: true })
+  await setup?.close()
 })
 
 it('the approval-gated tool itself is held for approval (baseline)', async () => {

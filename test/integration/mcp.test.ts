@@ -1,16 +1,15 @@
 // The MCP endpoint end to end: the official SDK's client (each protocol version it speaks) against
 // a real gateway, tokens from a real OpenID provider, a real upstream behind the route tools.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { auditRows, connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
-import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { auditRows, connect, MCP_RESOURCE, mcpTestConfig, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
+let setup: McpTestSetup
 let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
@@ -19,21 +18,13 @@ let reporterToken: string
 let dir: string
 
 beforeAll(async () => {
-  idp = await startIdentityProvider()
-  upstream = await startUpstream()
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-mcp-'))
-  gateway = await startTestGateway(mcpTestConfig(idp.issuer, upstream.url, dir))
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)
+  setup = await startMcpTestGateway('mcp')
+  ;({ idp, upstream, gateway, dir } = setup)
   agentToken = await idp.token('analytics-agent', { resource: MCP_RESOURCE })
   reporterToken = await idp.token('looker-reports', { resource: MCP_RESOURCE })
 }, 60_000)
 
-afterAll(async () => {
-  await gateway?.close()
-  await upstream?.close()
-  await idp?.stop()
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => setup?.close())
 
 const initialize = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'curl', version: '1' } } })
 const mcpHeaders = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }

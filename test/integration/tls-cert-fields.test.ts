@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createPki, type Issued, type TestPki } from '../helpers/certs.ts'
-import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { clientCertGateway, createPki, type Issued, type TestPki } from '../helpers/certs.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
 let pki: TestPki
@@ -20,13 +20,7 @@ beforeAll(async () => {
   pki = createPki()
   dir = mkdtempSync(join(tmpdir(), 'bouncer-cert-fields-'))
   upstream = await startUpstream()
-  gateway = await startTestGateway({
-    server: { tls: { cert: pki.server.cert, key: pki.server.key, client_ca: pki.ca.cert, client_auth: 'optional' } },
-    issuers: [{ name: 'mesh', type: 'x509' }],
-    ...allowAnyCaller(['mesh']),
-    upstreams: [{ name: 'api', url: upstream.url, identity_assertion: true }],
-    routes: [{ id: 'data', path: '/data/*', upstream: 'api', accept: ['client_cert'] }],
-  })
+  gateway = await clientCertGateway(pki, upstream.url, { anyCaller: true, identityAssertion: true })
 })
 
 afterAll(async () => {

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createPki, type Issued, type TestCa, type TestPki } from '../helpers/certs.ts'
-import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { clientCertGateway, createPki, type Issued, type TestCa, type TestPki } from '../helpers/certs.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -31,13 +31,7 @@ beforeAll(async () => {
   bundle = join(dir, 'client-cas.pem')
   writeFileSync(bundle, readFileSync(pki.ca.cert, 'utf8') + readFileSync(partnerCa.cert, 'utf8'))
   upstream = await startUpstream()
-  gateway = await startTestGateway({
-    server: { tls: { cert: pki.server.cert, key: pki.server.key, client_ca: bundle, client_auth: 'optional' }, http2: true },
-    issuers: [{ name: 'mesh', type: 'x509' }],
-    ...allowAnyCaller(['mesh']),
-    upstreams: [{ name: 'api', url: upstream.url }],
-    routes: [{ id: 'data', path: '/data/*', upstream: 'api', accept: ['client_cert'] }],
-  })
+  gateway = await clientCertGateway(pki, upstream.url, { clientCa: bundle, anyCaller: true, server: { http2: true } })
 })
 
 afterAll(async () => {

@@ -2,19 +2,18 @@
 // With a shared store (sqlite) a session signed in on one worker is honoured by every worker, an
 // admin revocation ends it on every worker, and the revocation is logged with who made it.
 import { createHash } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { get } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startServe, type ServeProcess } from '../helpers/cli.ts'
+import type { ServeProcess } from '../helpers/cli.ts'
 import { cookieJar, submitLogin } from '../helpers/cookie-jar.ts'
-import { heldPort } from '../helpers/faults.ts'
 import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitForText } from '../helpers/wait.ts'
+import { serveWithWorkers } from '../helpers/workers.ts'
 
 const ADMIN_TOKEN = 'workers-sessions-admin-token-0123456789'
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice', email: 'alice@example.com', groups: ['staff'] }
@@ -28,28 +27,24 @@ let gateway: ServeProcess
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-workers-sessions-'))
   upstream = await startUpstream()
-  const held = await heldPort()
-  idp = await startIdentityProvider({
-    people: [ALICE],
-    webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${held.port}/.bouncer/callback`], postLogoutRedirectUris: [] }],
-  })
-  const file = join(dir, 'bouncer.yaml')
-  await writeFile(file, stringify({
-    server: { listen: `127.0.0.1:${held.port}`, workers: 2 },
-    admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
-    audit: { sinks: [], spill_dir: join(dir, 'spill') },
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: {
-      issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'],
-      session: { store: { type: 'sqlite', path: join(dir, 'sessions.db') } },
-    },
-    roles: [{ name: 'staff', assumed_by: [{ issuer: 'sso', claims: { groups: 'staff' } }], policies: ['all'] }],
-    policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['GET'], routes: ['app'] }] }],
-    upstreams: [{ name: 'app', url: upstream.url }],
-    routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['session'] }],
+  ;({ gateway } = await serveWithWorkers(dir, async (port) => {
+    idp = await startIdentityProvider({
+      people: [ALICE],
+      webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${port}/.bouncer/callback`], postLogoutRedirectUris: [] }],
+    })
+    return {
+      admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
+      issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
+      sign_in: {
+        issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'],
+        session: { store: { type: 'sqlite', path: join(dir, 'sessions.db') } },
+      },
+      roles: [{ name: 'staff', assumed_by: [{ issuer: 'sso', claims: { groups: 'staff' } }], policies: ['all'] }],
+      policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['GET'], routes: ['app'] }] }],
+      upstreams: [{ name: 'app', url: upstream.url }],
+      routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['session'] }],
+    }
   }))
-  await held.release()
-  gateway = await startServe(['--config', file], { startTimeout: 90_000 })
 }, 120_000)
 
 afterAll(async () => {
