@@ -88,6 +88,22 @@ async function addMissingColumns(client: pg.PoolClient | pg.Client, schema: stri
 }
 
 /** A column read back (pg returns BIGINT as text, TIMESTAMPTZ as Date); a column an older schema lacks reads as null. */
+/** Runs `work` in a transaction on one pooled connection: committed, or rolled back when it throws. */
+async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    const result = await work(client)
+    await client.query('COMMIT')
+    return result
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw err
+  } finally {
+    client.release()
+  }
+}
+
 function fromColumn(field: FieldSpec, value: unknown): unknown {
   if (field.kind === 'roles') return value ?? []
   if (value === null || value === undefined) return null
@@ -148,22 +164,14 @@ export function createPostgresSink(options: { url: string; schema: string; write
       await pool.query(insert, arrays)
     },
     async append(chain, build) {
-      const client = await pool.connect()
-      try {
-        await client.query('BEGIN')
+      return inTransaction(pool, async (client) => {
         // Writers of one chain wait for each other here (no row to lock before the chain's first).
         await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`bouncer-audit-chain:${schema}:${chain}`])
         const row = { chain, ...build(await headIn(client, chain)) }
         const inserted = await client.query(insert, [row.chain, row.seq, ...rowColumns(row)].map((value) => [value]))
         if (inserted.rowCount !== 1) throw new Error(`record ${row.seq} of chain ${chain} is already there`)
-        await client.query('COMMIT')
         return row
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {})
-        throw err
-      } finally {
-        client.release()
-      }
+      })
     },
     async checkpoint(c) {
       await pool.query(
@@ -178,14 +186,9 @@ export function createPostgresSink(options: { url: string; schema: string; write
     },
     async deleteBefore(timeMs) {
       // Every chain, including those of instances that no longer run; one instance at a time.
-      const client = await pool.connect()
-      try {
-        await client.query('BEGIN')
+      return inTransaction(pool, async (client) => {
         const locked = await client.query('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS ok', [`bouncer-retention:${schema}`])
-        if (!locked.rows[0]?.ok) {
-          await client.query('COMMIT')
-          return 0
-        }
+        if (!locked.rows[0]?.ok) return 0
         // Each chain loses the records before its first one still in the window: records are numbered
         // as requests end, so an old-started long request's record can follow younger ones, which stay.
         const lasts = await client.query(
@@ -204,14 +207,8 @@ export function createPostgresSink(options: { url: string; schema: string; write
           const result = await client.query(`DELETE FROM ${schema}.audit_records WHERE chain = $1 AND seq <= $2`, [last.chain, last.seq])
           deleted += result.rowCount ?? 0
         }
-        await client.query('COMMIT')
         return deleted
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {})
-        throw err
-      } finally {
-        client.release()
-      }
+      })
     },
     async close() {
       await pool.end()
