@@ -36,6 +36,18 @@ async function echoingServer(): Promise<Server> {
       for (let i = 0; i < 40; i++) deep = [deep]
       return void res.end(JSON.stringify({ jsonrpc: '2.0', id, result: { isError: true, content: [{ type: 'text', text }], structuredContent: { deep } } }))
     }
+    if (body.includes('"tools/call"') && body.includes('"busy"')) {
+      // Notifications during the call (an SSE answer): progress and a log line that repeat the credentials.
+      const { id, params } = JSON.parse(body) as { id: number; params: { _meta?: { progressToken?: unknown } } }
+      const echoed = `calling the ticket API with ${req.headers.authorization} (key ${req.headers['x-api-key']}) as ${req.headers['x-client-name']}`
+      const events = [
+        { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: params._meta?.progressToken, progress: 1, total: 2, message: echoed } },
+        { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', logger: 'tickets', data: { echoed } } },
+        { jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: 'done' }] } },
+      ]
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      return void res.end(events.map((event) => `event: message\ndata: ${JSON.stringify(event)}\n\n`).join(''))
+    }
     if (body.includes('"tools/call"')) {
       res.writeHead(500, { 'content-type': 'text/plain' })
       return void res.end(`backend refused credentials ${req.headers.authorization} and key ${req.headers['x-api-key']}`)
@@ -44,7 +56,7 @@ async function echoingServer(): Promise<Server> {
     mcp.setRequestHandler('resources/read', async (request) => ({
       contents: [{ uri: request.params.uri, mimeType: 'text/plain', text: `read with ${req.headers.authorization} and ${req.headers['x-api-key']} as ${req.headers['x-client-name']}` }],
     }))
-    mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'echo', inputSchema: { type: 'object' } }, { name: 'leak', inputSchema: { type: 'object' } }, { name: 'sorry', inputSchema: { type: 'object' } }] }))
+    mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'echo', inputSchema: { type: 'object' } }, { name: 'leak', inputSchema: { type: 'object' } }, { name: 'sorry', inputSchema: { type: 'object' } }, { name: 'busy', inputSchema: { type: 'object' } }] }))
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
     await mcp.connect(transport)
     await answerWith(transport, req, res, { body })
@@ -132,6 +144,26 @@ it('keeps the server\'s credentials out of a tool result the server wrote', asyn
   expect(text).toContain('for bouncer-gateway')
   expect(text).not.toContain(TOKEN)
   expect(text).not.toContain(API_KEY)
+}, 60_000)
+
+// Found by review: a server's progress during a call (notifications/progress, its message) was
+// forwarded to the agent as the server wrote it, the credentials it echoed included. Its log lines
+// (notifications/message) are not forwarded at all: the agent must not see them either.
+it('keeps the server\'s credentials out of the progress it reports during a call', async () => {
+  const client = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
+  const progress: unknown[] = []
+  const notifications: unknown[] = []
+  client.fallbackNotificationHandler = async (notification) => void notifications.push(notification)
+  try {
+    const result = await client.callTool({ name: 'tickets__busy', arguments: {} }, { onprogress: (report) => void progress.push(report) })
+    expect(result.content).toEqual([{ type: 'text', text: 'done' }])
+  } finally {
+    await client.close()
+  }
+  expect(progress).toEqual([{ progress: 1, total: 2, message: 'calling the ticket API with [redacted] (key [redacted]) as bouncer-gateway' }])
+  const seen = JSON.stringify([progress, notifications])
+  expect(seen).not.toContain(TOKEN)
+  expect(seen).not.toContain(API_KEY)
 }, 60_000)
 
 // Found by review: the transparent mode (one server, unprefixed) set a pass-through handler for

@@ -81,8 +81,12 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       const overrun = new AbortController()
       const timer = setTimeout(() => overrun.abort(new CallTimedOut(`the call ran longer than the server's max_call_time (${config.max_call_time / 1000} s) and was cancelled`)), config.max_call_time)
       const signal = options.signal ? AbortSignal.any([options.signal, overrun.signal]) : overrun.signal
+      // The server's progress reports are its words too, and go on to the agent: one that echoed the
+      // credential it was sent in its progress message showed it to the agent (found by review).
+      const reported = options.onprogress
+      const onprogress = reported && ((progress: Parameters<typeof reported>[0]) => reported(server.answerWithoutCredentials(progress)))
       try {
-        const result = (await client.callTool({ name, arguments: args }, { timeout: config.timeout, signal, onprogress: options.onprogress, resetTimeoutOnProgress: true })) as CallToolResult
+        const result = (await client.callTool({ name, arguments: args }, { timeout: config.timeout, signal, onprogress, resetTimeoutOnProgress: true })) as CallToolResult
         // A tool's failure as MCP reports it is a result (isError) whose text the server wrote: one
         // that handed on its API's refusal echoed the gateway's credential to the agent (a review).
         const secrets = credentialValues()
