@@ -34,12 +34,13 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-admin-logged-'))
   upstream = await startUpstream()
   const held = await heldPort()
+  const heldAdmin = await heldPort()
   idp = await startIdentityProvider({
     people: [ALICE],
-    webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${held.port}/.bouncer/callback`], postLogoutRedirectUris: [] }],
+    webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${held.port}/.bouncer/callback`, `http://127.0.0.1:${heldAdmin.port}/.bouncer/callback`], postLogoutRedirectUris: [] }],
   })
   config = {
-    admin: { token: ADMIN_TOKEN, read_token: READ_TOKEN },
+    admin: { token: ADMIN_TOKEN, read_token: READ_TOKEN, roles: ['staff'] }, // alice may sign in to the console as an admin
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill') },
     api_keys: { store: { type: 'sqlite', path: join(dir, 'keys.db') } },
     issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
@@ -50,7 +51,8 @@ beforeAll(async () => {
     routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['session'] }],
   }
   await held.release()
-  gateway = await startTestGateway(config, { port: held.port })
+  await heldAdmin.release()
+  gateway = await startTestGateway(config, { port: held.port, adminPort: heldAdmin.port })
   await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
 })
 
@@ -146,5 +148,24 @@ describe('admin actions are logged with who made them', () => {
     expect(JSON.stringify(await searchAudit(source, { limit: 1000 }))).not.toContain(whole)
     expect(gateway.logs.slice(before).join('')).not.toContain(whole)
     expect(await verifyAudit(source)).toMatchObject({ ok: true })
+  })
+
+  it('names the person signed in to the console who revoked a session: their issuer, subject, credential session, admin role', async () => {
+    const sessionId = await signedInSession()
+    // alice signs in to the console on the admin listener.
+    const consoleJar = cookieJar()
+    const toLogin = await consoleJar.follow(`${gateway.adminUrl}/.bouncer/sign_in?return_to=/`)
+    const loggedIn = await submitLogin(consoleJar, toLogin.reply!, ALICE.username, ALICE.password)
+    await consoleJar.follow(loggedIn.location!)
+    const cookie = `bouncer_console=${consoleJar.cookies(gateway.adminUrl).bouncer_console}`
+    const res = await request(`${gateway.adminUrl}/api/sessions/${sessionId}`, { method: 'DELETE', headers: { cookie, origin: gateway.adminUrl } })
+    await res.body.dump()
+    expect(res.statusCode).toBe(200)
+
+    const records = await searchAudit({ type: 'sqlite', path: join(dir, 'audit.db') }, { limit: 10, principal: 'alice' })
+    expect(records.filter((r) => r.instance === `admin:${hostname()}`)).toEqual([expect.objectContaining({
+      method: 'DELETE', path: `/api/sessions/${sessionId}`, issuer: 'sso', subject: 'alice', credential: 'session', roles: ['staff'],
+      detail: expect.stringMatching(new RegExp(`^Revoked session ${sessionId} of sso/`)),
+    })])
   })
 })
