@@ -151,10 +151,13 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
       handle: async ({ params }) => {
         const directory = apiKeysOf(actions.runtime())
         const id = apiKeyId(params.id ?? '')
-        const record = id === null ? undefined : await directory.store.revoke(id, Date.now())
+        const now = Date.now()
+        const record = id === null ? undefined : await directory.store.revoke(id, now)
         if (!record) throw new GatewayError('route_not_found', { detail: `No API key ${JSON.stringify(params.id ?? '')}.` })
         directory.forget(record.id) // refused here at once; other instances within api_keys.cache
-        return { body: keyDocument(record, Date.now()) }
+        // Revoked before: nothing changed, nothing to record. The path names the id, never a whole key given as it.
+        const change = record.revokedAt === now ? { path: `/api/keys/${record.id}`, detail: `Revoked API key ${record.id} of principal ${record.principal}.`, keyId: record.id } : undefined
+        return { body: keyDocument(record, Date.now()), change }
       },
     },
     {
@@ -174,7 +177,7 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
         const record = SESSION_ID.test(id) ? await signIn.store.get(id) : undefined
         // Ended in the shared store: every instance refuses the cookie at its next request.
         if (!record || !(await signIn.revoke(id))) throw new GatewayError('route_not_found', { detail: `No session ${JSON.stringify(params.id ?? '')}.` })
-        return { body: sessionDocument(record) }
+        return { body: sessionDocument(record), change: { path: `/api/sessions/${id}`, detail: `Revoked session ${id} of ${record.issuer}/${record.subject}.` } }
       },
     },
     {

@@ -7,7 +7,9 @@ import { asGatewayError, GatewayError, sendProblem, truncateClientValue } from '
 import { drainedOrClosed, hasCookie, inspectHeaders } from '../http/index.ts'
 import type { CredentialInput, SignIn } from '../identity/index.ts'
 import type { Logger } from '../telemetry/index.ts'
+import type { AuditConfig } from '../config/index.ts'
 import type { AdminAuth, AdminCaller, ConsoleSignIn } from './auth.ts'
+import { recordAdminChange, type AdminChange } from './change-audit.ts'
 import { loadConsoleAssets, type ConsoleAssets } from './console-assets.ts'
 
 export interface AdminRequest {
@@ -30,6 +32,8 @@ export interface AdminReply {
   body?: unknown
   /** A file to save instead of a JSON body (an export): its lines, streamed. */
   download?: { type: string; filename: string; headers?: Record<string, string>; lines: AsyncIterable<string> | Iterable<string> }
+  /** A credential changed (a revocation): recorded in the audit log before the answer (change-audit.ts). */
+  change?: AdminChange
 }
 
 export interface AdminRoute {
@@ -63,6 +67,8 @@ export interface AdminServerOptions {
   routes: readonly AdminRoute[]
   readiness: () => Readiness
   metrics?: () => Promise<{ contentType: string; body: string }>
+  /** Where the admin API's credential changes are recorded (the audit config the gateway started with). */
+  auditConfig?: () => AuditConfig
 }
 
 const MAX_ADMIN_BODY = 1_048_576
@@ -120,6 +126,7 @@ function routeTable(routes: readonly AdminRoute[]): RouteTable {
 }
 
 async function serve(options: AdminServerOptions, table: RouteTable, consoleAssets: ConsoleAssets, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const started = performance.now()
   const url = new URL(req.url ?? '/', 'http://admin')
   const method = req.method ?? 'GET'
   if (PROBES.has(url.pathname) && method !== 'GET' && method !== 'HEAD') {
@@ -151,10 +158,11 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
     const presented = req.headers.authorization !== undefined || (consoleSignIn !== null && hasCookie(req.rawHeaders, consoleSignIn.signIn.cookieName))
     // Who changed what: every call but a read is logged with its caller and outcome (an adversarial
     // probe found key and session revocations and reloads left no record of who made them).
+    // The audit record of a credential change is written by recordAdminChange (below).
     let caller: AdminCaller | null = null
-    const logCall = (status: number) => {
+    const logCall = (status: number, recordedPath?: string) => {
       if (method === 'GET' || method === 'HEAD') return
-      options.logger.info({ via: caller?.via ?? null, principal: caller?.principal ?? null, method, path: truncateClientValue(url.pathname), status }, 'admin API call')
+      options.logger.info({ via: caller?.via ?? null, principal: caller?.principal ?? null, method, path: truncateClientValue(recordedPath ?? url.pathname), status }, 'admin API call')
     }
     try {
       caller = found.route?.access === 'anyone' && !presented ? null : await callerOf(options.auth(), consoleSignIn, req, url)
@@ -167,7 +175,11 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
       const body = method === 'POST' ? await readJson(req) : undefined
       const signInPaths = consoleSignIn?.signIn.paths ?? null
       const reply = await found.route.handle({ method, path, query: url.searchParams, params: found.params, body, authorization: req.headers.authorization, caller, signInPaths })
-      logCall(reply.download ? 200 : (reply.status ?? 200))
+      if (reply.change && options.auditConfig) {
+        const context = { caller, method, sourceIp: req.socket.remoteAddress ?? '-', userAgent: req.headers['user-agent'], started }
+        await recordAdminChange(options.auditConfig(), options.logger, reply.change, context)
+      }
+      logCall(reply.download ? 200 : (reply.status ?? 200), reply.change?.path)
       if (reply.download) return sendDownload(res, reply.download)
       return sendJson(res, reply.status ?? 200, reply.body)
     } catch (err) {

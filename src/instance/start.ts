@@ -145,6 +145,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     consoleSignIn: () => consoleSignInOf(state.runtime),
     routes: adminRoutes({ runtime: () => state.runtime, reload: () => reloadHere(), secretsStore: () => live.secrets.store, auditHead: () => audit.head(), auditConfig: () => config.audit }),
     metrics: () => metrics.render(),
+    auditConfig: () => config.audit,
     readiness: createReadiness(state),
   })
 

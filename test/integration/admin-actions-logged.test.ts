@@ -1,13 +1,16 @@
 // Found by an adversarial probe (helper): admin actions left no record of who made them: after DELETE /api/keys/{id}, DELETE /api/sessions/{id} and POST /api/reload (all 200) no log line named the id or the caller.
 // Now every admin API call but a read is logged at info with the caller (which token, or the
 // console's signed-in principal), the method, the path (the id in it) and the status.
+// And a credential change (a key's or a session's revocation) is an audit record too, in the admin
+// API's chain on this host (`admin:<host>`): it named nobody in the audit log before.
 import { createHash } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { searchAudit, verifyAudit, type AuditRecord, type AuditSource } from '../../src/audit/index.ts'
 import { runCli } from '../helpers/cli.ts'
 import { cookieJar, submitLogin } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
@@ -31,13 +34,14 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-admin-logged-'))
   upstream = await startUpstream()
   const held = await heldPort()
+  const heldAdmin = await heldPort()
   idp = await startIdentityProvider({
     people: [ALICE],
-    webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${held.port}/.bouncer/callback`], postLogoutRedirectUris: [] }],
+    webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${held.port}/.bouncer/callback`, `http://127.0.0.1:${heldAdmin.port}/.bouncer/callback`], postLogoutRedirectUris: [] }],
   })
   config = {
-    admin: { token: ADMIN_TOKEN, read_token: READ_TOKEN },
-    audit: { sinks: [], spill_dir: join(dir, 'spill') },
+    admin: { token: ADMIN_TOKEN, read_token: READ_TOKEN, roles: ['staff'] }, // alice may sign in to the console as an admin
+    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill') },
     api_keys: { store: { type: 'sqlite', path: join(dir, 'keys.db') } },
     issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
     sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'] },
@@ -47,7 +51,8 @@ beforeAll(async () => {
     routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['session'] }],
   }
   await held.release()
-  gateway = await startTestGateway(config, { port: held.port })
+  await heldAdmin.release()
+  gateway = await startTestGateway(config, { port: held.port, adminPort: heldAdmin.port })
   await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
 })
 
@@ -67,6 +72,25 @@ function adminCalls(): Logged[] {
   })
 }
 
+/** A key made as an operator does (the same sqlite store): the whole key. */
+async function createKey(principal: string): Promise<string> {
+  const file = join(dir, 'cli.yaml')
+  await writeFile(file, stringify({ ...config, audit: { sinks: [] } }))
+  const created = await runCli(['keys', 'create', '--config', file, '--principal', principal])
+  expect(created.code, created.stderr).toBe(0)
+  return created.stdout.trim()
+}
+
+/** A browser session of ALICE, signed in at the provider: its id as the admin API lists it. */
+async function signedInSession(): Promise<string> {
+  const client = cookieJar()
+  const toLogin = await client.follow(`${gateway.url}/app/home`)
+  const loggedIn = await submitLogin(client, toLogin.reply!, ALICE.username, ALICE.password)
+  const back = await client.follow(loggedIn.location!)
+  expect(back.reply?.status, back.reply?.body).toBe(200)
+  return createHash('sha256').update(client.cookies(gateway.url).bouncer_session!).digest('hex').slice(0, 32)
+}
+
 async function call(method: 'POST' | 'DELETE' | 'GET', path: string, token: string): Promise<number> {
   const res = await request(`${gateway.adminUrl}${path}`, { method, headers: { authorization: `Bearer ${token}` } })
   await res.body.dump()
@@ -75,20 +99,8 @@ async function call(method: 'POST' | 'DELETE' | 'GET', path: string, token: stri
 
 describe('admin actions are logged with who made them', () => {
   it('names the caller, the method, the path and the status of a revocation, a reload and a refusal', async () => {
-    // An API key, made as an operator does (the same sqlite store).
-    const file = join(dir, 'cli.yaml')
-    await writeFile(file, stringify({ ...config, audit: { sinks: [] } }))
-    const created = await runCli(['keys', 'create', '--config', file, '--principal', 'looker'])
-    expect(created.code, created.stderr).toBe(0)
-    const keyId = created.stdout.trim().slice(3, 19)
-
-    // A browser session, signed in at the provider.
-    const client = cookieJar()
-    const toLogin = await client.follow(`${gateway.url}/app/home`)
-    const loggedIn = await submitLogin(client, toLogin.reply!, ALICE.username, ALICE.password)
-    const back = await client.follow(loggedIn.location!)
-    expect(back.reply?.status, back.reply?.body).toBe(200)
-    const sessionId = createHash('sha256').update(client.cookies(gateway.url).bouncer_session!).digest('hex').slice(0, 32)
+    const keyId = (await createKey('looker')).slice(3, 19)
+    const sessionId = await signedInSession()
 
     expect(await call('DELETE', `/api/keys/${keyId}`, ADMIN_TOKEN)).toBe(200)
     expect(await call('DELETE', `/api/sessions/${sessionId}`, ADMIN_TOKEN)).toBe(200)
@@ -102,5 +114,58 @@ describe('admin actions are logged with who made them', () => {
       { level: 'info', via: 'token', principal: null, method: 'POST', path: '/api/reload', status: 200 },
       { level: 'info', via: 'read_token', principal: null, method: 'POST', path: '/api/reload', status: 403 },
     ])
+  })
+
+  it('records each revocation in the audit log: the admin caller, method, path without the key, what changed; verify passes; found by principal', async () => {
+    const chain = `admin:${hostname()}`
+    const whole = await createKey('reporter')
+    const keyId = whole.slice(3, 19)
+    const sessionId = await signedInSession()
+    const before = gateway.logs.length
+
+    // The whole key as the path's id (the admin API takes it, as the command line does): only its id is recorded.
+    expect(await call('DELETE', `/api/keys/${whole}`, ADMIN_TOKEN)).toBe(200)
+    expect(await call('DELETE', `/api/keys/${keyId}`, ADMIN_TOKEN)).toBe(200) // revoked before: nothing changed, no record
+    expect(await call('DELETE', `/api/sessions/${sessionId}`, ADMIN_TOKEN)).toBe(200)
+
+    // Written before the answer: no wait. Found as the admin search finds it, by the caller.
+    const res = await request(`${gateway.adminUrl}/api/audit?principal=admin.token&limit=100`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+    expect(res.statusCode).toBe(200)
+    const found = ((await res.body.json()) as AuditRecord[]).filter((r) => r.instance === chain && (r.client_id === keyId || r.path === `/api/sessions/${sessionId}`)).reverse()
+    expect(found).toHaveLength(2)
+    expect(found[0]).toMatchObject({
+      method: 'DELETE', path: `/api/keys/${keyId}`, status: 200, decision: 'allow', issuer: 'admin', subject: 'admin.token', credential: 'admin_token',
+      client_id: keyId, instance: chain, source_ip: '127.0.0.1', detail: `Revoked API key ${keyId} of principal reporter.`,
+    })
+    expect(found[1]).toMatchObject({
+      method: 'DELETE', path: `/api/sessions/${sessionId}`, status: 200, issuer: 'admin', subject: 'admin.token', credential: 'admin_token',
+      client_id: null, instance: chain,
+    })
+    expect(found[1]?.detail).toMatch(new RegExp(`^Revoked session ${sessionId} of sso/.+\\.$`))
+    expect(found[1]?.prev_hash).toBe(found[0]?.hash) // one chain, linked
+    // The key's secret is in no record and no log line.
+    const source: AuditSource = { type: 'sqlite', path: join(dir, 'audit.db') }
+    expect(JSON.stringify(await searchAudit(source, { limit: 1000 }))).not.toContain(whole)
+    expect(gateway.logs.slice(before).join('')).not.toContain(whole)
+    expect(await verifyAudit(source)).toMatchObject({ ok: true })
+  })
+
+  it('names the person signed in to the console who revoked a session: their issuer, subject, credential session, admin role', async () => {
+    const sessionId = await signedInSession()
+    // alice signs in to the console on the admin listener.
+    const consoleJar = cookieJar()
+    const toLogin = await consoleJar.follow(`${gateway.adminUrl}/.bouncer/sign_in?return_to=/`)
+    const loggedIn = await submitLogin(consoleJar, toLogin.reply!, ALICE.username, ALICE.password)
+    await consoleJar.follow(loggedIn.location!)
+    const cookie = `bouncer_console=${consoleJar.cookies(gateway.adminUrl).bouncer_console}`
+    const res = await request(`${gateway.adminUrl}/api/sessions/${sessionId}`, { method: 'DELETE', headers: { cookie, origin: gateway.adminUrl } })
+    await res.body.dump()
+    expect(res.statusCode).toBe(200)
+
+    const records = await searchAudit({ type: 'sqlite', path: join(dir, 'audit.db') }, { limit: 10, principal: 'alice' })
+    expect(records.filter((r) => r.instance === `admin:${hostname()}`)).toEqual([expect.objectContaining({
+      method: 'DELETE', path: `/api/sessions/${sessionId}`, issuer: 'sso', subject: 'alice', credential: 'session', roles: ['staff'],
+      detail: expect.stringMatching(new RegExp(`^Revoked session ${sessionId} of sso/`)),
+    })])
   })
 })

@@ -1,6 +1,6 @@
 // The console's Audit page with server.workers: 2 (a real `bouncer serve`, a real browser): each
 // worker writes its own chain, and the page shows every one of them, not the first as "this
-// gateway's chain".
+// gateway's chain". The command line's and the admin API's credential changes beside them too.
 import { hostname, userInfo } from 'node:os'
 import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
@@ -65,7 +65,7 @@ it('the Audit page shows each worker\'s chain', { timeout: 60_000 }, async () =>
   }
 })
 
-it('a key made from the command line beside the workers is audited in a chain of its own, found by the console\'s search; every chain verifies', { timeout: 30_000 }, async () => {
+it('a key made from the command line beside the workers, and revoked through the admin API, is audited in chains of their own, found by the console\'s search; every chain verifies', { timeout: 30_000 }, async () => {
   const log = join(gateway.dir, 'audit.db')
   const before = (await head())?.workers?.map((w) => w.head.count) ?? []
   // `bouncer keys create` in this process (main(), as bin/bouncer.js runs it), on the gateway's own config and audit log.
@@ -77,12 +77,23 @@ it('a key made from the command line beside the workers is audited in a chain of
   const found = await request(`${gateway.adminUrl}/api/audit?principal=${encodeURIComponent(me)}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
   const records = (await found.body.json()) as Array<{ path: string; instance: string; detail: string }>
   expect(records).toEqual([expect.objectContaining({ path: 'bouncer keys create --principal beside-workers', instance: `cli:${hostname()}`, detail: expect.stringContaining('Reason: console-workers') })])
+  // Revoked through the admin API (the primary passes it to a worker): a record in the admin chain of this host.
+  const auth = { authorization: `Bearer ${ADMIN_TOKEN}` }
+  const keys = (await (await request(`${gateway.adminUrl}/api/keys`, { headers: auth })).body.json()) as Array<{ id: string; principal: string }>
+  const keyId = keys.find((k) => k.principal === 'beside-workers')?.id as string
+  const revoked = await request(`${gateway.adminUrl}/api/keys/${keyId}`, { method: 'DELETE', headers: auth })
+  await revoked.body.dump()
+  expect(revoked.statusCode).toBe(200)
+  const byToken = (await (await request(`${gateway.adminUrl}/api/audit?principal=admin.token`, { headers: auth })).body.json()) as Array<Record<string, unknown>>
+  expect(byToken).toEqual([expect.objectContaining({
+    method: 'DELETE', path: `/api/keys/${keyId}`, credential: 'admin_token', client_id: keyId, instance: `admin:${hostname()}`, detail: `Revoked API key ${keyId} of principal beside-workers.`,
+  })])
   // Both workers go on writing their own chains in the same file.
   await waitFor(async () => {
     await Promise.all(Array.from({ length: 8 }, () => freshRequest(`${gateway.url}/open`)))
     const now = (await head())?.workers ?? []
     return now.length === 2 && now.every((w, i) => w.head.count > (before[i] ?? 0))
   }, 'new records in both workers\' chains', 20_000)
-  await waitFor(async () => (await verifyAudit({ type: 'sqlite', path: log })).chains === 3, 'the workers\' records stored')
-  expect(await verifyAudit({ type: 'sqlite', path: log })).toMatchObject({ ok: true, chains: 3, problems: [] })
+  await waitFor(async () => (await verifyAudit({ type: 'sqlite', path: log })).chains === 4, 'the workers\' records stored')
+  expect(await verifyAudit({ type: 'sqlite', path: log })).toMatchObject({ ok: true, chains: 4, problems: [] })
 })

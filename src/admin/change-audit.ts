@@ -1,0 +1,79 @@
+// The audit record of a credential change made through the admin API (DELETE /api/keys/{id},
+// DELETE /api/sessions/{id}): one ordinary record per change, as the command line's (cli/change-audit.ts),
+// in a chain of its own per host, `admin:<host>` (audit/change-log.ts). Not the gateway's own chain:
+// with server.workers the admin API may answer in the primary, which has no audit worker, and every
+// process on the host appends to this one chain under each sink's lock, so the chain needs no owner.
+//
+// The record names the admin caller as the admin API knows it: the admin token (issuer `admin`,
+// subject `admin.token`, credential `admin_token`), or the person signed in to the console (their
+// issuer and subject, credential `session`, the admin role that let them), with the request's
+// method and path (a key's id, never the key) and what changed in `detail`.
+//
+// A change whose record cannot be written (the audit log down): the only changes here are
+// revocations, and a leaked credential is not left working for want of a log line (as the command
+// line revokes anyway). The change is made and answered, and an error is logged that says it is
+// not audited.
+import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
+import { openChangeLog, type RecordInput } from '../audit/index.ts'
+import type { AuditConfig } from '../config/index.ts'
+import { truncateClientValue } from '../errors/index.ts'
+import type { Logger } from '../telemetry/index.ts'
+import type { AdminCaller } from './auth.ts'
+
+/** A change an admin endpoint made, for its audit record. */
+export interface AdminChange {
+  /** The request's path as recorded: no secret in it (a key's id, not the whole key). */
+  path: string
+  /** What the change did, in a sentence. */
+  detail: string
+  /** The API key the change is about (as a request made with it records it). */
+  keyId?: string
+}
+
+/** The chain (and `instance`) of the admin API's changes on this host. */
+export const adminChainId = (): string => `admin:${hostname()}`
+
+export interface ChangeContext {
+  caller: AdminCaller | null
+  method: string
+  sourceIp: string
+  userAgent: string | undefined
+  /** performance.now() when the request came. */
+  started: number
+}
+
+function actorOf(caller: AdminCaller | null): Pick<RecordInput, 'issuer' | 'subject' | 'credential' | 'roles'> {
+  if (caller?.via === 'sign_in' && caller.identity) {
+    return { issuer: caller.identity.issuerName, subject: truncateClientValue(caller.identity.sub, 256), credential: 'session', roles: caller.role ? [caller.role] : [] }
+  }
+  return { issuer: 'admin', subject: caller?.via === 'read_token' ? 'admin.read_token' : 'admin.token', credential: 'admin_token', roles: [] }
+}
+
+/**
+ * Writes the change's record into every sink that keeps records; true when written (or when the
+ * config keeps none, as the gateway records nothing then), false after logging why it was not.
+ */
+export async function recordAdminChange(config: AuditConfig, logger: Logger, change: AdminChange, context: ChangeContext): Promise<boolean> {
+  const chainId = adminChainId()
+  const id = randomUUID()
+  const input: RecordInput = {
+    id, time: new Date().toISOString(), request_id: id, method: context.method, path: truncateClientValue(change.path, 2048),
+    status: 200, decision: 'allow', detail: truncateClientValue(change.detail, 1024), ...actorOf(context.caller), client_id: change.keyId ?? null,
+    source_ip: context.sourceIp, user_agent: context.userAgent === undefined ? null : truncateClientValue(context.userAgent, 512),
+    duration_ms: Math.round((performance.now() - context.started) * 1000) / 1000, bytes_in: 0, bytes_out: 0, instance: chainId,
+  }
+  try {
+    const log = await openChangeLog(config, chainId)
+    if (log === null) return true
+    try {
+      await log.append(input)
+    } finally {
+      await log.close()
+    }
+    return true
+  } catch (err) {
+    logger.error({ err, method: context.method, path: input.path, subject: input.subject, detail: input.detail }, 'admin change made, but NOT AUDITED: its audit record was not written')
+    return false
+  }
+}
