@@ -13,11 +13,9 @@
 // revocations, and a leaked credential is not left working for want of a log line (as the command
 // line revokes anyway). The change is made and answered, and an error is logged that says it is
 // not audited.
-import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
-import { openChangeLog, type RecordInput } from '../audit/index.ts'
+import { changeRecord, openChangeLog, type ChangeMade } from '../audit/index.ts'
 import type { AuditConfig } from '../config/index.ts'
-import { truncateClientValue } from '../errors/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import type { AdminCaller } from './auth.ts'
 
@@ -43,9 +41,9 @@ export interface ChangeContext {
   started: number
 }
 
-function actorOf(caller: AdminCaller | null): Pick<RecordInput, 'issuer' | 'subject' | 'credential' | 'roles'> {
+function actorOf(caller: AdminCaller | null): ChangeMade['actor'] {
   if (caller?.via === 'sign_in' && caller.identity) {
-    return { issuer: caller.identity.issuerName, subject: truncateClientValue(caller.identity.sub, 256), credential: 'session', roles: caller.role ? [caller.role] : [] }
+    return { issuer: caller.identity.issuerName, subject: caller.identity.sub, credential: 'session', roles: caller.role ? [caller.role] : [] }
   }
   return { issuer: 'admin', subject: caller?.via === 'read_token' ? 'admin.read_token' : 'admin.token', credential: 'admin_token', roles: [] }
 }
@@ -56,13 +54,10 @@ function actorOf(caller: AdminCaller | null): Pick<RecordInput, 'issuer' | 'subj
  */
 export async function recordAdminChange(config: AuditConfig, logger: Logger, change: AdminChange, context: ChangeContext): Promise<boolean> {
   const chainId = adminChainId()
-  const id = randomUUID()
-  const input: RecordInput = {
-    id, time: new Date().toISOString(), request_id: id, method: context.method, path: truncateClientValue(change.path, 2048),
-    status: 200, decision: 'allow', detail: truncateClientValue(change.detail, 1024), ...actorOf(context.caller), client_id: change.keyId ?? null,
-    source_ip: context.sourceIp, user_agent: context.userAgent === undefined ? null : truncateClientValue(context.userAgent, 512),
-    duration_ms: Math.round((performance.now() - context.started) * 1000) / 1000, bytes_in: 0, bytes_out: 0, instance: chainId,
-  }
+  const input = changeRecord({
+    method: context.method, path: change.path, detail: change.detail, actor: actorOf(context.caller), keyId: change.keyId,
+    sourceIp: context.sourceIp, userAgent: context.userAgent ?? null, started: context.started,
+  }, chainId)
   try {
     const log = await openChangeLog(config, chainId)
     if (log === null) return true

@@ -4,8 +4,10 @@
 // of its own: one per host (`cli:<host>`), which every command run there appends to. The head is
 // read and the record written under the sink's own lock (sinks' `append`), so commands at once, and
 // gateways writing their own chains into the same file or schema, never break a chain.
+import { randomUUID } from 'node:crypto'
 import { resolve } from 'node:path'
 import type { AuditConfig } from '../config/index.ts'
+import { truncateClientValue } from '../errors/index.ts'
 import { chain, GENESIS_HASH, type AuditRecord, type RecordInput } from './record.ts'
 import { createPostgresSink } from './sinks/postgres.ts'
 import type { AuditSink } from './sinks/sink.ts'
@@ -13,6 +15,35 @@ import { createSqliteSink } from './sinks/sqlite.ts'
 
 /** The audit log cannot take records now (a sink that does not open or answer). */
 export class AuditUnavailable extends Error {}
+
+/** A credential change made outside the request path (the command line, the admin API), for its record. */
+export interface ChangeMade {
+  method: string
+  /** The command or request path as recorded: never a secret in it (a key's id, not the key). */
+  path: string
+  /** What the change did, in a sentence (and why, where a reason was given). */
+  detail: string
+  /** Who made it, as the record names a caller. */
+  actor: { issuer: string; subject: string; credential: NonNullable<RecordInput['credential']>; roles: string[] }
+  /** The API key the change is about (as a request made with it records it). */
+  keyId?: string
+  sourceIp: string
+  userAgent: string | null
+  /** performance.now() when the change began. */
+  started: number
+}
+
+/** The record of a change, in the chain `chainId` (its `instance`): one id names the record and the request. */
+export function changeRecord(change: ChangeMade, chainId: string): RecordInput {
+  const id = randomUUID()
+  return {
+    id, time: new Date().toISOString(), request_id: id, method: change.method, path: truncateClientValue(change.path, 2048),
+    status: 200, decision: 'allow', detail: truncateClientValue(change.detail, 1024),
+    ...change.actor, subject: truncateClientValue(change.actor.subject, 256),
+    client_id: change.keyId ?? null, source_ip: change.sourceIp, user_agent: change.userAgent === null ? null : truncateClientValue(change.userAgent, 512),
+    duration_ms: Math.round((performance.now() - change.started) * 1000) / 1000, bytes_in: 0, bytes_out: 0, instance: chainId,
+  }
+}
 
 export interface ChangeLog {
   /** The sinks written to, by name (`sqlite:/path`, `postgres:schema`). */

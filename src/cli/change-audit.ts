@@ -12,10 +12,8 @@
 //   a warning: a leaked credential is not left working for want of a log line;
 // - the record cannot be written once the change is made: the change stays, and the command says
 //   so and exits 1, so that a script notices.
-import { randomUUID } from 'node:crypto'
 import { hostname, userInfo } from 'node:os'
-import { AuditUnavailable, openChangeLog, type ChangeLog, type RecordInput } from '../audit/index.ts'
-import { truncateClientValue } from '../errors/index.ts'
+import { AuditUnavailable, changeRecord, openChangeLog, type ChangeLog } from '../audit/index.ts'
 import { printable } from '../text/index.ts'
 import type { ValidConfig } from './config.ts'
 import { versionLine } from './version.ts'
@@ -75,14 +73,11 @@ export async function openChangeTrail(loaded: ValidConfig, reason: string | unde
     async record(change) {
       const user = osUser()
       const sudo = process.env.SUDO_USER && process.env.SUDO_USER !== user ? ` Run through sudo by ${process.env.SUDO_USER}.` : ''
-      const id = randomUUID()
-      const input: RecordInput = {
-        id, time: new Date().toISOString(), request_id: id, method: 'CLI', path: truncateClientValue(change.command, 2048),
-        status: 200, decision: 'allow', detail: truncateClientValue(`${change.detail}${reason ? ` Reason: ${reason}` : ''}${sudo}`, 1024),
-        issuer: 'os', subject: truncateClientValue(user, 256), client_id: change.keyId ?? null, credential: 'os_user', roles: [],
-        source_ip: '-', user_agent: versionLine(), duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
-        bytes_in: 0, bytes_out: 0, instance: chainId,
-      }
+      const input = changeRecord({
+        method: 'CLI', path: change.command, detail: `${change.detail}${reason ? ` Reason: ${reason}` : ''}${sudo}`,
+        actor: { issuer: 'os', subject: user, credential: 'os_user', roles: [] }, keyId: change.keyId,
+        sourceIp: '-', userAgent: versionLine(), started,
+      }, chainId)
       try {
         await opened.append(input)
       } catch (err) {
