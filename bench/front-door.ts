@@ -114,7 +114,7 @@ async function row(id: string, title: string, skipped: string | null, start: () 
 async function wrk(server: Server, options: FrontDoorOptions, path = '/', headers?: Record<string, string>): Promise<Measured> {
   const pid = server.child.pid as number
   const load = { url: `${server.url}${path}`, headers, connections: options.connections }
-  if (options.warmupSec > 0) await measureLoad(pid, { ...load, durationSec: options.warmupSec })
+  await measureLoad(pid, { ...load, durationSec: options.warmupSec })
   const runs: Measured[] = []
   for (let i = 0; i < options.repeats; i++) runs.push(await measureLoad(pid, { ...load, durationSec: options.durationSec }))
   return medianRun(runs)
@@ -148,7 +148,7 @@ async function h2Load(server: Server, ca: string, url: string, headers: Record<s
     const parsed = JSON.parse(output.trim().split('\n').at(-1) as string) as Omit<Measured, 'tool' | 'cpuMicrosPerRequest'>
     return { ...parsed, tool: 'wrk', cpuMicrosPerRequest: parsed.requests > 0 ? cpu / parsed.requests : 0 }
   }
-  if (options.warmupSec > 0) await once(options.warmupSec)
+  await once(options.warmupSec)
   const runs: Measured[] = []
   for (let i = 0; i < options.repeats; i++) runs.push(await once(options.durationSec))
   return medianRun(runs)
@@ -219,7 +219,7 @@ export function frontDoorTables(result: FrontDoorResult): string {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const quick = process.argv.includes('--quick')
-  benchFrontDoor({ quick, durationSec: quick ? 1 : 5, repeats: quick ? 1 : 3, warmupSec: quick ? 0 : 3, connections: 50 })
+  benchFrontDoor({ quick, durationSec: quick ? 1 : 5, repeats: quick ? 1 : 3, warmupSec: quick ? 1 : 3, connections: 50 })
     .then((result) => console.log(frontDoorTables(result)))
     .catch((err: unknown) => {
       console.error(err)

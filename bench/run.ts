@@ -81,8 +81,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     durationSec: Number(values.duration ?? (quick ? 1 : 10)),
     repeats: Number(values.repeats ?? (quick ? 1 : 3)),
     connections: Number(values.connections),
-    // Quick mode is a smoke run, not a measurement: no warm-up (it was a second a case, ~40 s a run).
-    warmupSec: quick ? 0 : 5,
+    warmupSec: quick ? 1 : 5,
     sweeps: sweeps as SweepName[],
     micro: !skip.includes('micro'),
     frontDoor: !skip.includes('front-door') && (!values.cases || values.cases.split(',').includes('front-door')),
@@ -119,7 +118,7 @@ async function runCase(bench: BenchCase, shared: { upstreamPort: number; issuer:
   let result: CaseResult
   let responses = 0
   try {
-    if (options.warmupSec > 0) responses += (await measure(running, options, options.warmupSec)).requests
+    responses += (await measure(running, options, options.warmupSec)).requests
     const runs: Measured[] = []
     for (let i = 0; i < options.repeats; i++) runs.push(await measure(running, options, options.durationSec))
     responses += runs.reduce((sum, run) => sum + run.requests, 0)
