@@ -15,7 +15,7 @@
 // - Revocation (CRLs, OCSP) is not checked; name constraints are not evaluated, so a chain through a
 //   CA that has them is refused; certificate policies are not evaluated.
 import type { KeyObject, X509Certificate } from 'node:crypto'
-import { children, oidText, tlv } from './der.ts'
+import { children, oidText, tlv, unlessMalformed } from './der.ts'
 
 /** The chain from the leaf up to its trust anchor (and on to the anchor's root, where trusted), or OpenSSL's name for why not. */
 export type PathVerdict = { readonly ok: true; readonly path: readonly X509Certificate[] } | { readonly ok: false; readonly code: string }
@@ -102,13 +102,8 @@ function refusedBySecurityLevel(path: readonly X509Certificate[]): string | null
   for (const [depth, certificate] of path.entries()) {
     if (!keyStrongEnough(certificate)) return depth === 0 ? 'EE_KEY_TOO_SMALL' : 'CA_KEY_TOO_SMALL'
     if (depth === path.length - 1) continue
-    let weak: boolean
-    try {
-      weak = weakSignature(certificate.raw)
-    } catch (err) {
-      if (err instanceof RangeError) return 'CERT_UNREADABLE'
-      throw err
-    }
+    const weak = unlessMalformed(() => weakSignature(certificate.raw))
+    if (weak === null) return 'CERT_UNREADABLE'
     if (weak) return 'CA_MD_TOO_WEAK'
   }
   return null
@@ -181,14 +176,8 @@ function issuerAmong(child: X509Certificate, candidates: readonly X509Certificat
 function refusedByExtensions(path: readonly X509Certificate[]): string | null {
   let intermediatesBelow = 0
   for (const [depth, certificate] of path.entries()) {
-    let extensions: Extensions
-    try {
-      extensions = extensionsOf(certificate.raw)
-    } catch (err) {
-      // The parser throws RangeError for malformed DER alone; anything else is a fault here, not the peer's.
-      if (err instanceof RangeError) return 'CERT_UNREADABLE'
-      throw err
-    }
+    const extensions = unlessMalformed(() => extensionsOf(certificate.raw))
+    if (extensions === null) return 'CERT_UNREADABLE'
     if (extensions.critical.some((oid) => !UNDERSTOOD_CRITICAL.has(oid))) return 'UNHANDLED_CRITICAL_EXTENSION'
     // The sslclient purpose: an extended key usage, where there is one, names clientAuth — for the CAs too.
     const purposes = certificate.keyUsage

@@ -60,8 +60,16 @@ export function oidText(der: Buffer, oid: Tlv): string {
  */
 export function sequenceEnd(der: Buffer, at: number): number | null {
   if (der[at] !== 0x30) return null
+  return unlessMalformed(() => tlv(der, at, der.length).end)
+}
+
+/**
+ * What `read` answers, or null when the DER it walks is malformed (the walk's RangeError); anything
+ * else it throws is a fault here, not the peer's, and goes on up.
+ */
+export function unlessMalformed<T>(read: () => T): T | null {
   try {
-    return tlv(der, at, der.length).end
+    return read()
   } catch (err) {
     if (err instanceof RangeError) return null
     throw err
