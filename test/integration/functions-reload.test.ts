@@ -64,6 +64,22 @@ async function closingOf(pool: FunctionPool | undefined): Promise<void> {
   }, 'the old pool closing')
 }
 
+/**
+ * Starts `start` (a call the holder keeps running) on the function's pool, then reloads `gateway`
+ * with `config` and the module at `nextVersion`, and waits until the old pool is closing: the held
+ * invocation is then what a retired pool still runs.
+ */
+async function retireWhileHeld<T>(gateway: TestGateway, config: Record<string, unknown>, start: () => Promise<T>, nextVersion: number): Promise<{ inFlight: Promise<T> }> {
+  const inFlight = start()
+  await waitFor(() => held.length === 1, 'an invocation running on the old pool')
+  const old = gateway.state.runtime.functions.get('counter')
+  await writeFile(join(gateway.dir, 'functions', 'counter.ts'), counterModule(nextVersion))
+  await gateway.writeConfig(config)
+  expect((await gateway.reload()).ok).toBe(true)
+  await closingOf(old) // closing: it takes no more invocations, shutdown_timeout after the swap
+  return { inFlight } // in an object: an async function's answer would wait for the promise itself
+}
+
 const call = async (query = '') => {
   const res = await request(`${gw.url}/counter${query}`)
   return (await res.body.json()) as { version: number; calls: number }
@@ -99,14 +115,7 @@ describe('reloading functions', () => {
     await gw.writeConfig(closingSoon)
     expect((await gw.reload()).ok).toBe(true)
     const version = (await call()).version
-    const inFlight = call(`?hold=${encodeURIComponent(holdUrl)}`)
-    await waitFor(() => held.length === 1, 'an invocation running on the old pool')
-    const old = gw.state.runtime.functions.get('counter')
-    await writeFile(join(gw.dir, 'functions', 'counter.ts'), counterModule(version + 1))
-    await gw.writeConfig(closingSoon)
-    expect((await gw.reload()).ok).toBe(true)
-    // Closing: it takes no more invocations, shutdown_timeout after the swap.
-    await closingOf(old)
+    const { inFlight } = await retireWhileHeld(gw, closingSoon, () => call(`?hold=${encodeURIComponent(holdUrl)}`), version + 1)
     held.splice(0).forEach((res) => res.end('go'))
     expect((await inFlight).version).toBe(version)
     expect((await call()).version).toBe(version + 1)
@@ -121,13 +130,7 @@ describe('reloading functions', () => {
     await gw.writeConfig(closingSoon)
     expect((await gw.reload()).ok).toBe(true)
     const version = (await call()).version
-    const inFlight = request(`${gw.url}/counter?die=1&hold=${encodeURIComponent(holdUrl)}`)
-    await waitFor(() => held.length === 1, 'an invocation running on the old pool')
-    const old = gw.state.runtime.functions.get('counter')
-    await writeFile(join(gw.dir, 'functions', 'counter.ts'), counterModule(version + 1))
-    await gw.writeConfig(closingSoon)
-    expect((await gw.reload()).ok).toBe(true)
-    await closingOf(old)
+    const { inFlight } = await retireWhileHeld(gw, closingSoon, () => request(`${gw.url}/counter?die=1&hold=${encodeURIComponent(holdUrl)}`), version + 1)
     const started = performance.now()
     held.splice(0).forEach((res) => res.end('go'))
     const res = await inFlight
@@ -200,12 +203,8 @@ describe('reloading functions', () => {
       await writeFile(join(own.dir, 'functions', 'counter.ts'), counterModule(1))
       await own.writeConfig(config)
       expect((await own.reload()).ok).toBe(true)
-      const inFlight = request(`${own.url}/counter?hold=${encodeURIComponent(holdUrl)}`, { headers: { 'x-request-id': 'retired-at-shutdown' } }).catch((err: Error) => err)
-      await waitFor(() => held.length === 1, 'an invocation running on the old pool')
-      const old = own.state.runtime.functions.get('counter')
-      await writeFile(join(own.dir, 'functions', 'counter.ts'), counterModule(2))
-      expect((await own.reload()).ok).toBe(true)
-      await closingOf(old) // retired: it waits for its invocation
+      const holding = () => request(`${own.url}/counter?hold=${encodeURIComponent(holdUrl)}`, { headers: { 'x-request-id': 'retired-at-shutdown' } }).catch((err: Error) => err)
+      const { inFlight } = await retireWhileHeld(own, config, holding, 2) // retired: it waits for its invocation
       await own.shutdown()
       expect(await inFlight).toBeInstanceOf(Error) // its connection cut at shutdown_timeout
       const db = new DatabaseSync(join(logDir, 'audit.db'), { readOnly: true })
