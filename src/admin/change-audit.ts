@@ -9,12 +9,15 @@
 // issuer and subject, credential `session`, the admin role that let them), with the request's
 // method and path (a key's id, never the key) and what changed in `detail`.
 //
+// The record is written off the gateway's thread where a sink is SQLite (audit/query-thread.ts):
+// the write waits for the file's lock, and the requests being served must not wait with it.
+//
 // A change whose record cannot be written (the audit log down): the only changes here are
 // revocations, and a leaked credential is not left working for want of a log line (as the command
 // line revokes anyway). The change is made and answered, and an error is logged that says it is
 // not audited.
 import { hostname } from 'node:os'
-import { changeRecord, openChangeLog, type ChangeMade } from '../audit/index.ts'
+import { appendChangeRecord, changeRecord, type ChangeMade } from '../audit/index.ts'
 import type { AuditConfig } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import type { AdminCaller } from './auth.ts'
@@ -59,13 +62,7 @@ export async function recordAdminChange(config: AuditConfig, logger: Logger, cha
     sourceIp: context.sourceIp, userAgent: context.userAgent ?? null, started: context.started,
   }, chainId)
   try {
-    const log = await openChangeLog(config, chainId)
-    if (log === null) return true
-    try {
-      await log.append(input)
-    } finally {
-      await log.close()
-    }
+    await appendChangeRecord(config, chainId, input)
     return true
   } catch (err) {
     logger.error({ err, method: context.method, path: input.path, subject: input.subject, detail: input.detail }, 'admin change made, but NOT AUDITED: its audit record was not written')

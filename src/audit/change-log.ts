@@ -97,3 +97,18 @@ export async function openChangeLog(config: AuditConfig, chainId: string): Promi
     },
   }
 }
+
+/**
+ * Opens the change log, appends the record to the chain `chainId` in every sink that keeps records,
+ * and closes it (one change, as the admin API makes them); nothing when the config keeps none.
+ * Throws AuditUnavailable when a sink cannot be opened or does not take the record.
+ */
+export async function appendChange(config: AuditConfig, chainId: string, input: RecordInput): Promise<void> {
+  const log = await openChangeLog(config, chainId)
+  if (log === null) return
+  try {
+    await log.append(input)
+  } finally {
+    await log.close()
+  }
+}

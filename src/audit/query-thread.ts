@@ -2,9 +2,15 @@
 // aggregate never holds up the requests the gateway is serving: node:sqlite is synchronous, and the
 // gateway's event loop is the one its requests run on. PostgreSQL is asynchronous already: its
 // reads stay here. The worker starts on first use and does not keep the process alive.
+//
+// The admin API's change records go there too when a sink is SQLite: the append takes the file's
+// write lock, which the audit worker holds while it commits a batch, and SQLite's busy wait (up to
+// 5 s) would stop every request on this thread for as long.
 import { Worker } from 'node:worker_threads'
+import type { AuditConfig } from '../config/index.ts'
+import { appendChange } from './change-log.ts'
 import { auditCounts, auditDenials, auditOverview, type AggregateQuery, type AuditCounts, type DenialGroup, type Overview } from './aggregate.ts'
-import type { AuditRecord } from './record.ts'
+import type { AuditRecord, RecordInput } from './record.ts'
 import { searchAudit, type AuditQuery, type AuditSource } from './search.ts'
 import { NoAuditLog } from './sinks/sqlite.ts'
 import { verifyAudit, type Anchors, type VerifyResult } from './verify.ts'
@@ -15,6 +21,7 @@ export type QueryJob =
   | { kind: 'counts'; source: AuditSource; sinceMs: number }
   | { kind: 'search'; source: AuditSource; query: AuditQuery }
   | { kind: 'verify'; source: AuditSource; anchors: Anchors }
+  | { kind: 'change'; config: AuditConfig; chainId: string; input: RecordInput }
 
 export type QueryReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; noLog: boolean; message: string }
 
@@ -88,4 +95,9 @@ export function readRecords(source: AuditSource, query: AuditQuery): Promise<Aud
 /** `bouncer audit verify` for the console: a million records hashed again, off the gateway's thread (the keys are cloned across). */
 export function readVerification(source: AuditSource, anchors: Anchors): Promise<VerifyResult> {
   return source.type === 'sqlite' ? offThread({ kind: 'verify', source, anchors }) : verifyAudit(source, anchors)
+}
+
+/** Appends a change's record (change-log.ts's appendChange): on the thread when a sink is SQLite. */
+export function appendChangeRecord(config: AuditConfig, chainId: string, input: RecordInput): Promise<void> {
+  return config.sinks.some((sink) => sink.type === 'sqlite') ? offThread({ kind: 'change', config, chainId, input }) : appendChange(config, chainId, input)
 }

@@ -1,7 +1,9 @@
-// The console's SQLite reads, run on a thread of their own (query-thread.ts): node:sqlite blocks
-// the thread it runs on, and a day's aggregates take a second on a million records.
+// The console's SQLite reads, and the admin API's change records, run on a thread of their own
+// (query-thread.ts): node:sqlite blocks the thread it runs on, a day's aggregates take a second on
+// a million records, and a write waits for the audit worker's batch to commit.
 import { parentPort } from 'node:worker_threads'
 import { auditCounts, auditDenials, auditOverview } from './aggregate.ts'
+import { appendChange } from './change-log.ts'
 import type { QueryJob, QueryReply } from './query-thread.ts'
 import { searchAudit } from './search.ts'
 import { NoAuditLog } from './sinks/sqlite.ts'
@@ -19,6 +21,8 @@ async function run(job: QueryJob): Promise<unknown> {
       return searchAudit(job.source, job.query)
     case 'verify':
       return verifyAudit(job.source, job.anchors)
+    case 'change':
+      return appendChange(job.config, job.chainId, job.input)
   }
 }
 

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -167,5 +168,38 @@ describe('admin actions are logged with who made them', () => {
       method: 'DELETE', path: `/api/sessions/${sessionId}`, issuer: 'sso', subject: 'alice', credential: 'session', roles: ['staff'],
       detail: expect.stringMatching(new RegExp(`^Revoked session ${sessionId} of sso/`)),
     })])
+  })
+
+  // Found by the last read: the admin API wrote a change's record with node:sqlite on the gateway's
+  // own thread, and while the audit log's write lock was taken (the audit worker committing a batch,
+  // a command line's record) SQLite's busy wait (up to 5 s) stopped every request with it.
+  it('a revocation waiting for the audit log\'s write lock holds up nothing else: the event loop runs, and the record is written once the lock is free', async () => {
+    const keyId = (await createKey('waiting')).slice(3, 19)
+    const locker = new DatabaseSync(join(dir, 'audit.db'))
+    let longestGap = 0
+    let last = performance.now()
+    let ticks = 0
+    const ticker = setInterval(() => {
+      const now = performance.now()
+      longestGap = Math.max(longestGap, now - last)
+      last = now
+      ticks++
+    }, 10)
+    try {
+      locker.exec('BEGIN IMMEDIATE') // the write lock, as a sink committing a batch holds it
+      const revoked = call('DELETE', `/api/keys/${keyId}`, ADMIN_TOKEN)
+      // The loop keeps turning while the record waits (before: one stall of SQLite's busy timeout).
+      await waitFor(() => ticks >= 30, 'thirty turns of the event loop while the lock is held')
+      locker.exec('COMMIT')
+      expect(await revoked).toBe(200)
+    } finally {
+      clearInterval(ticker)
+      if (locker.isTransaction) locker.exec('ROLLBACK')
+      locker.close()
+    }
+    expect(longestGap).toBeLessThan(1_000)
+    const records = await searchAudit({ type: 'sqlite', path: join(dir, 'audit.db') }, { limit: 100, principal: 'admin.token' })
+    expect(records.filter((r) => r.client_id === keyId)).toEqual([expect.objectContaining({ method: 'DELETE', path: `/api/keys/${keyId}`, instance: `admin:${hostname()}` })])
+    expect(gateway.logs.join('')).not.toContain('NOT AUDITED')
   })
 })
