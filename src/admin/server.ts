@@ -6,7 +6,7 @@ import { warmAuditReads } from '../audit/index.ts'
 import { asGatewayError, GatewayError, sendProblem, truncateClientValue } from '../errors/index.ts'
 import { drainedOrClosed, hasCookie, inspectHeaders } from '../http/index.ts'
 import type { CredentialInput, SignIn } from '../identity/index.ts'
-import type { Logger } from '../telemetry/index.ts'
+import { scrub, type Logger } from '../telemetry/index.ts'
 import type { AuditConfig } from '../config/index.ts'
 import type { AdminAuth, AdminCaller, ConsoleSignIn } from './auth.ts'
 import { recordAdminChange, type AdminChange } from './change-audit.ts'
@@ -162,7 +162,7 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
     let caller: AdminCaller | null = null
     const logCall = (status: number, recordedPath?: string) => {
       if (method === 'GET' || method === 'HEAD') return
-      options.logger.info({ via: caller?.via ?? null, principal: caller?.principal ?? null, method, path: truncateClientValue(recordedPath ?? url.pathname), status }, 'admin API call')
+      options.logger.info({ via: caller?.via ?? null, principal: caller?.principal ?? null, method, path: scrub(truncateClientValue(recordedPath ?? url.pathname)), status }, 'admin API call')
     }
     try {
       caller = found.route?.access === 'anyone' && !presented ? null : await callerOf(options.auth(), consoleSignIn, req, url)

@@ -2,6 +2,7 @@
 // Anything that may hold a credential is redacted by path, and values that look like bearer
 // tokens or JWTs are scrubbed from free text, so a careless message cannot leak one.
 import { pino, type Logger } from 'pino'
+import { API_KEY_PREFIX } from '../http/index.ts'
 
 export type { Logger }
 
@@ -12,6 +13,8 @@ const REDACT_PATHS = [
 ]
 
 const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi
+/** An API key's secret (`bk_<id>_<secret>`): the id before it stays, as it names the key. */
+const API_KEY_SECRET = new RegExp(`\\b(${API_KEY_PREFIX}[0-9a-f]{16})_[0-9a-f]{8,}`, 'gi')
 
 /** Secret values the gateway holds: never to appear in a log line, wherever they hide. */
 const known = new Set<string>()
@@ -22,7 +25,7 @@ export function redactValues(values: Iterable<string>): void {
 
 /** Removes anything shaped like a credential, and every known secret value, from a string. */
 export function scrub(text: string): string {
-  let out = redactJwts(text).replace(BEARER, '$1 [redacted]')
+  let out = redactJwts(text).replace(BEARER, '$1 [redacted]').replace(API_KEY_SECRET, '$1_[redacted]')
   for (const value of known) if (out.includes(value)) out = out.replaceAll(value, '[redacted]')
   return out
 }

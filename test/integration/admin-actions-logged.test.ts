@@ -117,6 +117,26 @@ describe('admin actions are logged with who made them', () => {
     ])
   })
 
+  // Found by the last read: a refused or failed call logged its path as sent, and the admin API
+  // takes a whole key as the id of DELETE /api/keys/{id}: a read-only token's 403, or an unknown
+  // path under it, wrote the key's secret into the log. The id stays: it names the key.
+  it('a refused or failed call with a whole key in its path logs the key\'s id, never its secret', async () => {
+    const whole = await createKey('refused-path')
+    const id = whole.slice(3, 19)
+    const before = gateway.logs.length
+    expect(await call('DELETE', `/api/keys/${whole}`, READ_TOKEN)).toBe(403)
+    expect(await call('POST', `/api/keys/${whole}`, ADMIN_TOKEN)).toBe(405)
+    expect(await call('DELETE', `/api/keys/${whole}/more`, ADMIN_TOKEN)).toBe(404)
+    const logged = gateway.logs.slice(before).join('')
+    expect(logged).not.toContain(whole.slice(20))
+    expect(adminCalls().slice(-3).map(({ method, path, status }) => ({ method, path, status }))).toEqual([
+      { method: 'DELETE', path: `/api/keys/bk_${id}_[redacted]`, status: 403 },
+      { method: 'POST', path: `/api/keys/bk_${id}_[redacted]`, status: 405 },
+      { method: 'DELETE', path: `/api/keys/bk_${id}_[redacted]/more`, status: 404 },
+    ])
+    expect(await call('DELETE', `/api/keys/${id}`, ADMIN_TOKEN)).toBe(200)
+  })
+
   it('records each revocation in the audit log: the admin caller, method, path without the key, what changed; verify passes; found by principal', async () => {
     const chain = `admin:${hostname()}`
     const whole = await createKey('reporter')

@@ -32,3 +32,13 @@ describe('scrubbing JWT-shaped text from log messages', () => {
     expect(performance.now() - started).toBeLessThan(250)
   })
 })
+
+describe('scrubbing API keys from log text', () => {
+  it('keeps a key\'s id and redacts its secret, wherever it stands (a path, a sentence)', () => {
+    const id = '0123456789abcdef'
+    const key = `bk_${id}_${'a1'.repeat(32)}`
+    expect(scrub(`/api/keys/${key}/more`)).toBe(`/api/keys/bk_${id}_[redacted]/more`)
+    expect(scrub(`refused ${key}.`)).toBe(`refused bk_${id}_[redacted].`)
+    expect(scrub(`bk_${id}`)).toBe(`bk_${id}`) // an id alone is no secret
+  })
+})
