@@ -3,8 +3,10 @@
 // and the compiled build (npm run build: dist/) everywhere else: installed as a package (Node does
 // not strip types inside node_modules), in the container image (which ships dist/ and no sources),
 // and on a Node that cannot strip types (or is told not to: --no-experimental-strip-types).
-import { existsSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, statSync } from 'node:fs'
 import module from 'node:module'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -69,9 +71,37 @@ if (!useSources && !existsSync(built)) {
   )
   process.exit(1)
 }
-// Node's on-disk compile cache (in the OS temp folder; NODE_DISABLE_COMPILE_CACHE=1 turns it off):
-// a command's start compiles ~300 modules, and with their code cached it takes about half the CPU
-// (`bouncer --version`: 1.0 -> 0.5 s user, measured). A folder it cannot write leaves it off.
-module.enableCompileCache?.()
+// Node's on-disk compile cache: a command's start compiles ~300 modules, and with their code cached
+// it takes about half the CPU (`bouncer --version`: 1.0 -> 0.5 s user, measured). V8 runs what the
+// cache holds, so it is kept only in a folder this account alone can change: Node's default, the
+// shared temp folder's node-compile-cache, was used as found, and a folder another account made
+// there first (mode 777) let that account swap in the code of the next `bouncer keys` run as root.
+// NODE_COMPILE_CACHE (the operator's own folder) is taken as given; NODE_DISABLE_COMPILE_CACHE=1
+// turns it off; a folder that cannot be made, or is not private, leaves it off.
+const compileCache = process.env.NODE_COMPILE_CACHE || process.env.NODE_DISABLE_COMPILE_CACHE ? undefined : privateCacheFolder(join(tmpdir(), `bouncer-compile-cache-${process.getuid?.() ?? 'user'}`))
+if (process.env.NODE_COMPILE_CACHE || compileCache) module.enableCompileCache?.(compileCache)
 const { main } = await import((useSources ? sources : built).href)
 await main(process.argv)
+
+/**
+ * `folder`, made if missing (mode 700), when it is a folder (not a link) this account owns that no
+ * other can write, in a parent whose other writers cannot rename it away (the temp folder's sticky
+ * bit); else undefined. On a system without uids (Windows) the temp folder is the user's own.
+ */
+function privateCacheFolder(folder) {
+  const uid = process.getuid?.()
+  try {
+    try {
+      mkdirSync(folder, { mode: 0o700 })
+    } catch (err) {
+      if (err.code !== 'EEXIST') return undefined
+    }
+    if (uid === undefined) return folder
+    const own = lstatSync(folder)
+    const parent = statSync(dirname(folder))
+    const parentShared = (parent.mode & 0o022) !== 0 && (parent.mode & 0o1000) === 0 && parent.uid !== uid
+    return own.isDirectory() && own.uid === uid && (own.mode & 0o022) === 0 && !parentShared ? folder : undefined
+  } catch {
+    return undefined
+  }
+}

@@ -2,7 +2,7 @@
 // and everything else on stderr, exit 2 for a usage error, and one way to find the config file for
 // every command: --config, else $BOUNCER_CONFIG, else ./bouncer.yaml, else /etc/bouncer/bouncer.yaml.
 import { existsSync, readFileSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdir, mkdtemp, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -35,14 +35,36 @@ describe('bouncer --version', () => {
 })
 
 describe('the compile cache', () => {
-  it("keeps the modules' compiled code in the temp folder, and not when NODE_DISABLE_COMPILE_CACHE is set", async () => {
+  const uid = process.getuid?.() ?? 0
+  const cacheIn = (temp: string) => join(temp, `bouncer-compile-cache-${uid}`)
+  const env = (temp: string) => ({ TMPDIR: temp, NODE_COMPILE_CACHE: '' })
+
+  it("keeps the modules' compiled code in a folder of the temp folder only this account can change, and not when NODE_DISABLE_COMPILE_CACHE is set", async () => {
     const temp = join(dir, 'temp')
     await mkdir(temp)
-    const env = { TMPDIR: temp, NODE_COMPILE_CACHE: '' }
-    expect((await runCli(['--version'], { env: { ...env, NODE_DISABLE_COMPILE_CACHE: '1' } })).code).toBe(0)
-    expect(existsSync(join(temp, 'node-compile-cache'))).toBe(false)
-    expect((await runCli(['--version'], { env })).code).toBe(0)
-    expect(existsSync(join(temp, 'node-compile-cache'))).toBe(true)
+    expect((await runCli(['--version'], { env: { ...env(temp), NODE_DISABLE_COMPILE_CACHE: '1' } })).code).toBe(0)
+    expect(existsSync(cacheIn(temp))).toBe(false)
+    expect((await runCli(['--version'], { env: env(temp) })).code).toBe(0)
+    expect((await stat(cacheIn(temp))).mode & 0o777).toBe(0o700)
+    expect((await readdir(cacheIn(temp))).length).toBe(1) // Node's folder for this version
+  })
+
+  // Found by a review: Node's default folder (the temp folder's node-compile-cache) was used as
+  // found; one another account made first (mode 777) let it replace the cached code that the next
+  // command (`bouncer keys`, run as root) would run.
+  it('leaves the cache off in a folder another account can change: nothing is read or written there', async () => {
+    const temp = join(dir, 'shared-temp')
+    await mkdir(temp)
+    await chmod(temp, 0o1777) // as /tmp is
+    const planted = [cacheIn(temp), join(temp, 'node-compile-cache')] // ours, and Node's default
+    for (const folder of planted) {
+      await mkdir(folder)
+      await chmod(folder, 0o777)
+      if (uid === 0) await chown(folder, 65534, 65534) // made by nobody
+    }
+    const result = await runCli(['--version'], { env: env(temp) })
+    expect(result.code).toBe(0)
+    for (const folder of planted) expect(await readdir(folder)).toEqual([])
   })
 })
 
