@@ -2,7 +2,7 @@
 // handed to the logger so that no log line can carry one.
 import { validateHeaderValue } from 'node:http'
 import type { Diagnostic, LoadedConfig, SecretReference, SecretsConfig } from '../config/index.ts'
-import { redactValues } from '../telemetry/index.ts'
+import { MIN_REDACTED_LENGTH, redactValues } from '../telemetry/index.ts'
 import { masterKeyFrom, SecretsError } from './crypto.ts'
 import { openEmbeddedStore } from './embedded.ts'
 import { openEnvStore } from './providers/env.ts'
@@ -48,6 +48,11 @@ export function valueProblem(ref: SecretReference, value: string, kind: SecretSt
   }
 }
 
+/** A value too short to take out of the logs, and to be a credential worth the name. */
+function shortValueWarning(name: string, length: number): string {
+  return `secret "${name}" is ${length} character${length === 1 ? '' : 's'}: a value under ${MIN_REDACTED_LENGTH} is not taken out of the logs (it would blank ordinary words), and a credential that short can be guessed: use a longer one`
+}
+
 const REFERENCE = /\$\{secret:([^}]*)\}/g
 
 /** `Bearer ${secret:sales-api-token}` with the current values. */
@@ -76,7 +81,11 @@ export function loadSecrets(loaded: LoadedConfig, env: NodeJS.ProcessEnv = proce
       const value = store.get(ref.name)
       const problem = value === undefined ? `secret "${ref.name}" does not exist in the ${store.kind} store: ${store.notFound(ref.name)}` : valueProblem(ref, value, store.kind)
       if (problem !== undefined) diagnostics.push(loaded.locate({ severity: 'error', path: ref.path, message: problem }))
-      else if (value !== undefined) values.set(ref.name, value)
+      else if (value !== undefined) {
+        values.set(ref.name, value)
+        // The length only, never the value.
+        if (value.length < MIN_REDACTED_LENGTH) diagnostics.push(loaded.locate({ severity: 'warning', path: ref.path, message: shortValueWarning(ref.name, value.length) }))
+      }
     } catch (err) {
       if (!(err instanceof SecretsError)) throw err
       diagnostics.push(loaded.locate({ severity: 'error', path: ref.path, message: err.message }))

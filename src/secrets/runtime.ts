@@ -43,10 +43,12 @@ export interface SecretsRuntimeOptions {
 export function openSecretsRuntime(loaded: LoadedConfig & { config: Config }, options: SecretsRuntimeOptions): SecretsRuntime {
   const { logger, background } = options
   const { store, values, diagnostics } = loadSecrets(loaded, options.env)
-  if (diagnostics.length > 0) {
+  const errors = diagnostics.filter((d) => d.severity === 'error')
+  if (errors.length > 0) {
     store?.close()
-    throw new SecretsUnavailable(diagnostics.map(options.format))
+    throw new SecretsUnavailable(errors.map(options.format))
   }
+  for (const warning of diagnostics) logger.warn(options.format(warning))
   const refs: readonly SecretReference[] = loaded.secretRefs
   const markers = new Map(refs.map((ref) => [ref.name, store?.marker(ref.name)]))
   const scheduler: RotationScheduler | null = store?.writable && loaded.config.secrets ? rotationScheduler(store, loaded.config.secrets.rotation, logger, background) : null

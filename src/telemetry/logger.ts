@@ -19,8 +19,14 @@ const API_KEY_SECRET = new RegExp(`\\b(${API_KEY_PREFIX}[0-9a-f]{16})_[0-9a-f]{8
 /** Secret values the gateway holds: never to appear in a log line, wherever they hide. */
 const known = new Set<string>()
 
+/**
+ * The shortest secret value taken out of log lines: a shorter one would blank ordinary words
+ * wherever they appear (a secret store's values are warned of at load when under it).
+ */
+export const MIN_REDACTED_LENGTH = 6
+
 export function redactValues(values: Iterable<string>): void {
-  for (const value of values) if (value.length >= 6) known.add(value)
+  for (const value of values) if (value.length >= MIN_REDACTED_LENGTH) known.add(value)
 }
 
 /** Removes anything shaped like a credential, and every known secret value, from a string. */
