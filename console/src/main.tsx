@@ -92,6 +92,11 @@ function ReloadButton() {
   )
 }
 
+function skipToContent(event: MouseEvent): void {
+  event.preventDefault()
+  document.getElementById('content')?.focus()
+}
+
 function Shell({ me }: { me: ConsoleCaller }) {
   const page = PAGES[here.value.page] ?? PAGES.overview
   const View = page.view
@@ -99,6 +104,8 @@ function Shell({ me }: { me: ConsoleCaller }) {
   useEffect(() => void (document.title = `${page.title} · Bouncer console`), [page])
   return (
     <>
+      {/* The first stop of Tab: past the header's links and buttons to the page. Not href="#…": the hash is the console's route. */}
+      <a class="skip" href={`#/${here.value.page}`} onClick={skipToContent}>Skip to content</a>
       <header>
         <strong class="brand">Bouncer</strong>
         <nav>
@@ -113,7 +120,7 @@ function Shell({ me }: { me: ConsoleCaller }) {
           <button type="button" class="link" onClick={signOut}>Sign out</button>
         </span>
       </header>
-      <main>
+      <main id="content" tabIndex={-1}>
         <h1 class="sr-only">{page.title}</h1>
         {/* Keyed by page only: a page reads its filters from the URL, so back/forward updates it in place. */}
         <View key={here.value.page} />

@@ -97,6 +97,30 @@ async function unnamedControls(page: Page): Promise<string[]> {
   })
 }
 
+// Found by the notes' older list: a keyboard user went through the header's every link and button
+// (nine pages, the reload, sign out) on each page before reaching it.
+describe('a keyboard user skips the header', () => {
+  it('the first Tab reaches "Skip to content", shown when focused; Enter moves focus to the page and leaves the route as it was', { timeout: 120_000 }, async () => {
+    const { context, page } = await openConsole('skip')
+    try {
+      await show(page, 'denials')
+      await page.keyboard.press('Tab')
+      const skip = page.locator(':focus')
+      expect(await skip.textContent()).toBe('Skip to content')
+      const box = await skip.boundingBox()
+      expect(box !== null && box.y >= 0 && box.height > 0).toBe(true) // on screen once focused (it waits above the top before)
+      await page.keyboard.press('Enter')
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe('content')
+      expect(new URL(page.url()).hash).toBe('#/denials')
+      expect(await page.locator('main h1').textContent()).toBe('Denials')
+      await page.keyboard.press('Tab') // the page's own first control, not the header's
+      expect(await page.evaluate(() => document.activeElement?.closest('header'))).toBeNull()
+    } finally {
+      await context.close()
+    }
+  })
+})
+
 describe('every control has a name a screen reader can say', () => {
   it('on each page, the simulator in both modes, and the overview with its chips', { timeout: 120_000 }, async () => {
     const { context, page } = await openConsole('names')
