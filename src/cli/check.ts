@@ -1,5 +1,7 @@
+import { existsSync } from 'node:fs'
 import type { Command } from 'commander'
 import { formatDiagnostic, loadConfigFile } from '../config/index.ts'
+import { moduleSyntaxProblems } from '../functions/index.ts'
 import { loadSecrets } from '../secrets/index.ts'
 import { configOption, findConfig } from './config.ts'
 
@@ -19,6 +21,13 @@ export async function runCheck(configFile: string, env: NodeJS.ProcessEnv = proc
     const secrets = loadSecrets(loaded, env)
     secrets.store?.close()
     diagnostics.push(...secrets.diagnostics)
+    // A module's code is parsed, never run (functions/syntax-check.ts); one that is missing has its error already.
+    const modules = loaded.config.functions.map((fn, i) => ({ path: fn.module, at: ['functions', i, 'module'] as const }))
+    const unparsed = await moduleSyntaxProblems(modules.map((m) => m.path).filter((path) => existsSync(path)))
+    for (const { path, at } of modules) {
+      const problem = unparsed.get(path)
+      if (problem !== undefined) diagnostics.push(loaded.locate({ severity: 'error', path: [...at], message: `its code does not parse: ${problem}` }))
+    }
   }
   const findings = diagnostics.map((d) => formatDiagnostic(loaded.file, d))
   const errors = diagnostics.filter((d) => d.severity === 'error').length

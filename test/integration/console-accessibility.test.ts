@@ -110,11 +110,11 @@ describe('a keyboard user skips the header', () => {
       const box = await skip.boundingBox()
       expect(box !== null && box.y >= 0 && box.height > 0).toBe(true) // on screen once focused (it waits above the top before)
       await page.keyboard.press('Enter')
-      expect(await page.evaluate(() => document.activeElement?.id)).toBe('content')
+      expect(await page.evaluate('document.activeElement?.id')).toBe('content')
       expect(new URL(page.url()).hash).toBe('#/denials')
       expect(await page.locator('main h1').textContent()).toBe('Denials')
       await page.keyboard.press('Tab') // the page's own first control, not the header's
-      expect(await page.evaluate(() => document.activeElement?.closest('header'))).toBeNull()
+      expect(await page.evaluate('document.activeElement?.closest("header") ?? null')).toBeNull()
     } finally {
       await context.close()
     }

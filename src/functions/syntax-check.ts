@@ -1,0 +1,62 @@
+// `bouncer check` reads a function module's code without running it: the gateway's workers are the
+// only place a module runs (its top level may open connections or read secrets), but a syntax error
+// found only there was a function whose every call answered 502 after a start that said nothing
+// wrong. A child Node parses each module as its workers would load it — TypeScript's types stripped
+// as Node strips them, an ES module linked to nothing and evaluated never — and says what did not
+// parse. Missing imports and what the module does when it runs are the workers' to find.
+import { execFile } from 'node:child_process'
+import { extname } from 'node:path'
+
+/** The parse, run in the child: one JSON line, `{ [path]: problem }`, for the paths it is given. */
+const PARSE_EACH = `
+const { readFileSync } = require('node:fs')
+const { stripTypeScriptTypes } = require('node:module')
+const { SourceTextModule, compileFunction } = require('node:vm')
+const problems = {}
+for (const [path, kind] of JSON.parse(process.argv[1])) {
+  let code
+  try {
+    code = readFileSync(path, 'utf8')
+    if (kind.endsWith('-typescript')) code = stripTypeScriptTypes(code)
+  } catch (err) {
+    problems[path] = (err.code === 'ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX' || err.code === 'ERR_INVALID_TYPESCRIPT_SYNTAX' ? 'SyntaxError: ' : '') + err.message.split('\\n')[0]
+    continue
+  }
+  const asModule = () => { new SourceTextModule(code, { identifier: path }) }
+  const asScript = () => { compileFunction(code, ['exports', 'require', 'module', '__filename', '__dirname'], { filename: path }) }
+  const tries = kind.startsWith('module') ? [asModule] : kind.startsWith('commonjs') ? [asScript] : [asModule, asScript]
+  let first
+  for (const parse of tries) {
+    try { parse(); first = undefined; break } catch (err) { first ??= err }
+  }
+  if (first) {
+    const where = /:(\\d+)$/.exec(String(first.stack).split('\\n')[0] ?? '')
+    problems[path] = first.name + ': ' + first.message + (where ? ' (line ' + where[1] + ')' : '')
+  }
+}
+process.stdout.write(JSON.stringify(problems))
+`
+
+/** How a file's extension says it is loaded: `.js` and `.ts` may be either kind (package.json's `type`). */
+function kindOf(path: string): string {
+  const extension = extname(path)
+  const typescript = ['.ts', '.mts', '.cts'].includes(extension)
+  const base = extension === '.mjs' || extension === '.mts' ? 'module' : extension === '.cjs' || extension === '.cts' ? 'commonjs' : 'either'
+  return typescript ? `${base}-typescript` : base
+}
+
+/**
+ * What in each module does not parse (`SyntaxError: … (line N)`), by path; a module that parses is
+ * not in the map. Paths that do not exist are left to the config's own checks.
+ */
+export async function moduleSyntaxProblems(paths: readonly string[]): Promise<Map<string, string>> {
+  if (paths.length === 0) return new Map()
+  const input = JSON.stringify([...new Set(paths)].map((path) => [path, kindOf(path)]))
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['--experimental-vm-modules', '--no-warnings', '-e', PARSE_EACH, input], { timeout: 30_000, maxBuffer: 4 * 1024 * 1024 }, (err, out) => {
+      if (err) reject(new Error(`the function modules could not be parsed: ${err.message}`))
+      else resolve(out)
+    })
+  })
+  return new Map(Object.entries(JSON.parse(stdout) as Record<string, string>))
+}
