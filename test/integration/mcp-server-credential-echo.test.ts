@@ -5,6 +5,8 @@
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ProtocolError, Server as McpServer, WebStandardStreamableHTTPServerTransport, type ServerCapabilities } from '@modelcontextprotocol/server'
 import { afterAll, beforeAll, expect, it } from 'vitest'
@@ -15,9 +17,15 @@ import { waitFor } from '../helpers/wait.ts'
 const TOKEN = 'tickets-credential-0123456789'
 const API_KEY = 'tickets-api-key-9876543210'
 
+/** The Authorization headers the echoing server was sent, in order. */
+const authorizations: string[] = []
+/** Answers the echoing server's `held` call, which waits for it (set while one waits). */
+let releaseHeld: (() => void) | null = null
+
 /** A stateless MCP server that lists `echo` and answers its call with a 500 repeating the credentials it was sent. */
 async function echoingServer(): Promise<Server> {
   const server = createServer(async (req, res) => {
+    authorizations.push(String(req.headers.authorization))
     let body = ''
     for await (const chunk of req) body += String(chunk)
     if (body.includes('"tools/call"') && body.includes('"leak"')) {
@@ -35,6 +43,14 @@ async function echoingServer(): Promise<Server> {
       let deep: unknown = { text }
       for (let i = 0; i < 40; i++) deep = [deep]
       return void res.end(JSON.stringify({ jsonrpc: '2.0', id, result: { isError: true, content: [{ type: 'text', text }], structuredContent: { deep } } }))
+    }
+    if (body.includes('"tools/call"') && body.includes('"held"')) {
+      // Answers when the test says, with the credential it was sent when called.
+      const { id } = JSON.parse(body) as { id: number }
+      const text = `held with ${req.headers.authorization}`
+      await new Promise<void>((resolve) => (releaseHeld = resolve))
+      res.writeHead(200, { 'content-type': 'application/json' })
+      return void res.end(JSON.stringify({ jsonrpc: '2.0', id, result: { content: [{ type: 'text', text }] } }))
     }
     if (body.includes('"tools/call"') && body.includes('"busy"')) {
       // Notifications during the call (an SSE answer): progress and a log line that repeat the credentials.
@@ -56,7 +72,7 @@ async function echoingServer(): Promise<Server> {
     mcp.setRequestHandler('resources/read', async (request) => ({
       contents: [{ uri: request.params.uri, mimeType: 'text/plain', text: `read with ${req.headers.authorization} and ${req.headers['x-api-key']} as ${req.headers['x-client-name']}` }],
     }))
-    mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'echo', inputSchema: { type: 'object' } }, { name: 'leak', inputSchema: { type: 'object' } }, { name: 'sorry', inputSchema: { type: 'object' } }, { name: 'busy', inputSchema: { type: 'object' } }] }))
+    mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'echo', inputSchema: { type: 'object' } }, { name: 'leak', inputSchema: { type: 'object' } }, { name: 'sorry', inputSchema: { type: 'object' } }, { name: 'busy', inputSchema: { type: 'object' } }, { name: 'held', inputSchema: { type: 'object' } }] }))
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
     await mcp.connect(transport)
     await answerWith(transport, req, res, { body })
@@ -317,5 +333,60 @@ it('keeps the server\'s credentials out of everything the server says: tool list
     const text = JSON.stringify(value)
     expect(text, what).not.toContain(TOKEN)
     expect(text, what).not.toContain(API_KEY)
+  }
+}, 60_000)
+
+// Found by the mcp-redact probe: the connection to a server kept the headers it was opened with, so
+// after a secret's rotation (secrets refresh) it went on sending the old credential until it was
+// closed; and the redaction looked only for the new value, so an answer to a request sent before
+// the rotation (a notification stream opened before it too) that echoed the old one showed it.
+it('sends a rotated credential on the open connection, and the server\'s echo of the old one is redacted too', async () => {
+  const files = await mkdtemp(join(tmpdir(), 'bouncer-mcp-rotation-'))
+  const [first, second] = ['rotating-credential-one-0123', 'rotating-credential-two-4567']
+  await writeFile(join(files, 'tickets-token'), `${first}\n`)
+  const mcp = gatewayConfig.mcp as { servers: Array<Record<string, unknown>> }
+  const server = mcp.servers[0] as { headers: Record<string, string> }
+  await setup.gateway.writeConfig({
+    ...gatewayConfig,
+    secrets: { store: { type: 'file', dir: files }, refresh_interval: '200ms' },
+    mcp: { ...mcp, servers: [{ ...server, headers: { ...server.headers, Authorization: 'Bearer ${secret:tickets-token}' } }] },
+  })
+  expect((await setup.gateway.reload()).ok).toBe(true)
+  const answers: string[] = []
+  try {
+    const client = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
+    const call = async () => {
+      const result = await client.callTool({ name: 'tickets__sorry', arguments: {} })
+      answers.push(JSON.stringify(result.content))
+    }
+    try {
+      await call()
+      expect(authorizations.at(-1)).toBe(`Bearer ${first}`)
+      // A call sent with the first value, answered after the rotation.
+      const held = client.callTool({ name: 'tickets__held', arguments: {} })
+      held.catch(() => {}) // awaited below; a failure before then ends the test, and closes the client under it
+      await waitFor(() => releaseHeld !== null, 'the held call at the server', 10_000)
+      await writeFile(join(files, 'tickets-token'), `${second}\n`)
+      // Calls until the server is sent the new value (each answer is read for either below).
+      await waitFor(async () => {
+        await call()
+        return authorizations.at(-1) === `Bearer ${second}`
+      }, 'the rotated credential sent on the open connection', 10_000)
+      releaseHeld?.()
+      answers.push(JSON.stringify((await held).content))
+      expect(answers.at(-1)).toBe(JSON.stringify([{ type: 'text', text: 'held with [redacted]' }]))
+    } finally {
+      releaseHeld?.()
+      await client.close()
+    }
+  } finally {
+    await setup.gateway.writeConfig(gatewayConfig)
+    expect((await setup.gateway.reload()).ok).toBe(true)
+    await rm(files, { recursive: true, force: true })
+  }
+  expect(answers.at(-2)).toContain('the ticket API refused [redacted]') // the call sent with the second value
+  for (const answer of answers) {
+    expect(answer).not.toContain(first)
+    expect(answer).not.toContain(second)
   }
 }, 60_000)

@@ -37,6 +37,8 @@ export interface UpstreamMcpServer {
 }
 
 const CLIENT_INFO = { name: 'bouncer', version: '1' }
+/** How many rotated-out credential values are still redacted (a few rotations' worth). */
+const MAX_REPLACED = 16
 /** The headers whose values are credentials, redacted from what a server says back. */
 const CREDENTIAL_HEADER = /auth|key|token|secret|cookie|session|password|credential/i
 
@@ -51,10 +53,21 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
   let retrying: Promise<void> | null = null
   const listeners = new Set<() => void>()
   let closed = false
+  let headers = { ...config.headers }
+  // The credential values of headers since replaced (a secret's rotation), newest first: an answer
+  // to a request sent before, or a notification stream opened before, may still echo one.
+  let replaced: string[] = []
 
   const server: UpstreamMcpServer = {
     config,
-    headers: { ...config.headers },
+    get headers() {
+      return headers
+    },
+    set headers(next) {
+      const now = credentialValues(next)
+      replaced = [...credentialValues(headers), ...replaced].filter((value, i, all) => !now.includes(value) && all.indexOf(value) === i).slice(0, MAX_REPLACED)
+      headers = next
+    },
     client: () => (connecting ??= connect()),
     async tools() {
       if (cached === null && unavailable !== null) {
@@ -122,21 +135,26 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
   }
 
   /** The credential headers' values sent to this server (a header such as `accept: application/json` is no secret: redacting it blanked ordinary words). */
-  function credentialValues(): string[] {
-    return Object.entries(server.headers).filter(([name]) => CREDENTIAL_HEADER.test(name))
+  function credentialValues(of: Record<string, string>): string[] {
+    return Object.entries(of).filter(([name]) => CREDENTIAL_HEADER.test(name))
       .flatMap(([, value]) => [value, value.replace(/^\S+\s+/, '')]).filter((secret) => secret.length >= 6)
   }
 
   function redact(text: string): string {
     let redacted = scrub(text)
-    for (const secret of credentialValues()) redacted = redacted.replaceAll(secret, '[redacted]')
+    for (const secret of secretsSent()) redacted = redacted.replaceAll(secret, '[redacted]')
     return redacted
   }
 
   /** A message of the server without the credential values sent to it. */
   function messageWithoutCredentials(message: JSONRPCMessage): JSONRPCMessage {
-    const secrets = credentialValues()
+    const secrets = secretsSent()
     return secrets.length === 0 ? message : jsonWithout(message, secrets)
+  }
+
+  /** The credential values sent to this server: those of now, and those rotated out. */
+  function secretsSent(): string[] {
+    return replaced.length === 0 ? credentialValues(headers) : [...credentialValues(headers), ...replaced]
   }
 
   /** Every string in a JSON value redacted (a bounded depth: deeper is dropped). */
@@ -168,7 +186,10 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
     const answerCut = (id: string | number, error: AnswerTooLarge) => {
       transport.onmessage?.({ jsonrpc: '2.0', id, error: { code: -32603, message: error.message, data: { reason: ANSWER_TOO_LARGE } } })
     }
-    const transport = new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: server.headers }, fetch: boundedFetch(maxAnswerBytes, answerCut) })
+    // The headers of now at each request: the connection kept those it was opened with, and after a
+    // secret's rotation went on sending the old value until it was closed (found by mcp-redact).
+    const requestInit = { get headers() { return headers } }
+    const transport = new StreamableHTTPClientTransport(new URL(config.url), { requestInit, fetch: boundedFetch(maxAnswerBytes, answerCut) })
     // Redacted once, here, before the SDK reads it: every path a server's words take to the agent,
     // its model, the audit log or the logs (results, errors, progress, the tool list, pass-through
     // answers...) had been redacted one by one as reviews found it, and each new one forgot.
