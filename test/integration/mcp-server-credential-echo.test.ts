@@ -5,8 +5,10 @@
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Server as McpServer, WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server'
+import { ProtocolError, Server as McpServer, WebStandardStreamableHTTPServerTransport, type ServerCapabilities } from '@modelcontextprotocol/server'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { auditRows, connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
 import { answerWith } from '../helpers/mcp-servers.ts'
@@ -15,9 +17,15 @@ import { waitFor } from '../helpers/wait.ts'
 const TOKEN = 'tickets-credential-0123456789'
 const API_KEY = 'tickets-api-key-9876543210'
 
+/** The Authorization headers the echoing server was sent, in order. */
+const authorizations: string[] = []
+/** Answers the echoing server's `held` call, which waits for it (set while one waits). */
+let releaseHeld: (() => void) | null = null
+
 /** A stateless MCP server that lists `echo` and answers its call with a 500 repeating the credentials it was sent. */
 async function echoingServer(): Promise<Server> {
   const server = createServer(async (req, res) => {
+    authorizations.push(String(req.headers.authorization))
     let body = ''
     for await (const chunk of req) body += String(chunk)
     if (body.includes('"tools/call"') && body.includes('"leak"')) {
@@ -35,6 +43,14 @@ async function echoingServer(): Promise<Server> {
       let deep: unknown = { text }
       for (let i = 0; i < 40; i++) deep = [deep]
       return void res.end(JSON.stringify({ jsonrpc: '2.0', id, result: { isError: true, content: [{ type: 'text', text }], structuredContent: { deep } } }))
+    }
+    if (body.includes('"tools/call"') && body.includes('"held"')) {
+      // Answers when the test says, with the credential it was sent when called.
+      const { id } = JSON.parse(body) as { id: number }
+      const text = `held with ${req.headers.authorization}`
+      await new Promise<void>((resolve) => (releaseHeld = resolve))
+      res.writeHead(200, { 'content-type': 'application/json' })
+      return void res.end(JSON.stringify({ jsonrpc: '2.0', id, result: { content: [{ type: 'text', text }] } }))
     }
     if (body.includes('"tools/call"') && body.includes('"busy"')) {
       // Notifications during the call (an SSE answer): progress and a log line that repeat the credentials.
@@ -56,7 +72,7 @@ async function echoingServer(): Promise<Server> {
     mcp.setRequestHandler('resources/read', async (request) => ({
       contents: [{ uri: request.params.uri, mimeType: 'text/plain', text: `read with ${req.headers.authorization} and ${req.headers['x-api-key']} as ${req.headers['x-client-name']}` }],
     }))
-    mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'echo', inputSchema: { type: 'object' } }, { name: 'leak', inputSchema: { type: 'object' } }, { name: 'sorry', inputSchema: { type: 'object' } }, { name: 'busy', inputSchema: { type: 'object' } }] }))
+    mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'echo', inputSchema: { type: 'object' } }, { name: 'leak', inputSchema: { type: 'object' } }, { name: 'sorry', inputSchema: { type: 'object' } }, { name: 'busy', inputSchema: { type: 'object' } }, { name: 'held', inputSchema: { type: 'object' } }] }))
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
     await mcp.connect(transport)
     await answerWith(transport, req, res, { body })
@@ -66,12 +82,77 @@ async function echoingServer(): Promise<Server> {
   return server
 }
 
+/**
+ * A stateless MCP server (the SDK's) that repeats the credentials it was sent in every kind of
+ * message it can send: initialize (its name, instructions, capabilities), tools/list (a tool's
+ * title, description, schemas, annotations, _meta and even a name), a call's result (text,
+ * structured, a resource link, an embedded resource) and its notifications (progress, a log line,
+ * tools/list_changed, resources/updated), a JSON-RPC error's message and data, resources,
+ * templates, prompts and completions.
+ */
+async function echoingEverywhere(): Promise<Server> {
+  const server = createServer(async (req, res) => {
+    const sent = `${req.headers.authorization} and ${req.headers['x-api-key']}`
+    const echo = (what: string) => `${what} sent ${sent} by ${req.headers['x-client-name']}`
+    const mcp = new McpServer({ name: 'echoing-everywhere', version: echo('version'), title: echo('title') }, {
+      // The transparent mode hands the server's resources, prompts, completions and logging capabilities on as they came.
+      capabilities: { tools: { listChanged: true }, resources: { subscribe: true, listChanged: true, echoed: echo('capability') }, prompts: {}, completions: {}, logging: {} } as ServerCapabilities,
+      instructions: echo('instructions'),
+    })
+    mcp.setRequestHandler('tools/list', async () => ({
+      tools: [
+        {
+          name: 'report', title: echo('title'), description: echo('description'),
+          inputSchema: { type: 'object', description: echo('input'), properties: { region: { type: 'string', default: echo('default'), enum: [echo('enum')] } } },
+          outputSchema: { type: 'object', description: echo('output') },
+          annotations: { title: echo('annotation') }, _meta: { echoed: echo('meta') },
+        },
+        { name: 'fail', inputSchema: { type: 'object' } },
+        // A name that is the API key: the agent must not see it as a tool's name either.
+        { name: `lookup-${req.headers['x-api-key']}`, inputSchema: { type: 'object' } },
+      ],
+      nextCursor: undefined,
+    }))
+    mcp.setRequestHandler('tools/call', async (request, ctx) => {
+      if (request.params.name === 'fail') throw new ProtocolError(-32001, echo('error'), { sent: [echo('data')] })
+      const progressToken = ctx.mcpReq._meta?.progressToken
+      if (progressToken !== undefined) await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, progress: 1, total: 2, message: echo('progress') } })
+      await ctx.mcpReq.notify({ method: 'notifications/message', params: { level: 'error', logger: echo('logger'), data: echo('log line') } })
+      await ctx.mcpReq.notify({ method: 'notifications/resources/updated', params: { uri: `echo://${req.headers['x-api-key']}` } })
+      await ctx.mcpReq.notify({ method: 'notifications/tools/list_changed', params: { _meta: { echoed: echo('list changed') } } })
+      return {
+        content: [
+          { type: 'text', text: echo('text') },
+          { type: 'resource_link', uri: `echo://${req.headers['x-api-key']}`, name: echo('link'), description: echo('link description') },
+          { type: 'resource', resource: { uri: 'echo://embedded', mimeType: 'text/plain', text: echo('embedded') } },
+        ],
+        // The key as a key: an object of what the server was sent, by value.
+        structuredContent: { echoed: echo('structured'), [String(req.headers['x-api-key'])]: 'the key' },
+      }
+    })
+    mcp.setRequestHandler('resources/list', async () => ({ resources: [{ uri: 'echo://whoami', name: echo('resource'), description: echo('resource description') }], nextCursor: req.headers['x-api-key'] as string }))
+    mcp.setRequestHandler('resources/templates/list', async () => ({ resourceTemplates: [{ uriTemplate: 'echo://{who}', name: echo('template') }] }))
+    mcp.setRequestHandler('resources/read', async (request) => ({ contents: [{ uri: request.params.uri, mimeType: 'text/plain', text: echo('read') }] }))
+    mcp.setRequestHandler('prompts/list', async () => ({ prompts: [{ name: 'greet', description: echo('prompt'), arguments: [{ name: 'who', description: echo('argument') }] }] }))
+    mcp.setRequestHandler('prompts/get', async () => ({ description: echo('prompt got'), messages: [{ role: 'user', content: { type: 'text', text: echo('message') } }] }))
+    mcp.setRequestHandler('completion/complete', async () => ({ completion: { values: [echo('completion')], hasMore: false } }))
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined })
+    await mcp.connect(transport)
+    await answerWith(transport, req, res, { stream: true })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return server
+}
+
+let everywhere: Server
 let echoing: Server
 let setup: McpTestSetup
 let gatewayConfig: Record<string, unknown>
 
 beforeAll(async () => {
   echoing = await echoingServer()
+  everywhere = await echoingEverywhere()
   const url = `http://127.0.0.1:${(echoing.address() as AddressInfo).port}/mcp`
   setup = await startMcpTestGateway('mcp-server-credential-echo', (config) => (gatewayConfig = {
     ...config,
@@ -83,6 +164,8 @@ afterAll(async () => {
   await setup?.close()
   echoing?.closeAllConnections()
   echoing?.close()
+  everywhere?.closeAllConnections()
+  everywhere?.close()
 })
 
 it('keeps the server\'s credentials out of the agent\'s error result and the audit record', async () => {
@@ -189,5 +272,121 @@ it('passes a transparent server\'s resources through when it offers no prompts (
   } finally {
     await setup.gateway.writeConfig(gatewayConfig)
     expect((await setup.gateway.reload()).ok).toBe(true)
+  }
+}, 60_000)
+
+// Found by the mcp-redact probe: the redaction had been added message by message (a tool's result,
+// its error, its progress, a pass-through answer) and every other way a server speaks went to the
+// agent as the server wrote it: its tool list (descriptions, titles, schemas, a tool named with the
+// key), and the capabilities the transparent mode hands on. Now every message the server sends
+// passes one redaction before the SDK reads it (servers.ts).
+it('keeps the server\'s credentials out of everything the server says: tool list, results, notifications, errors, resources, prompts, completions', async () => {
+  const mcp = gatewayConfig.mcp as { servers: Array<Record<string, unknown>> }
+  const url = `http://127.0.0.1:${(everywhere.address() as AddressInfo).port}/mcp`
+  await setup.gateway.writeConfig({ ...gatewayConfig, mcp: { ...mcp, servers: [{ ...mcp.servers[0], url, prefix: false }] } })
+  expect((await setup.gateway.reload()).ok).toBe(true)
+  const logged = setup.gateway.logs.length
+  const seen: Record<string, unknown> = {}
+  try {
+    const client = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
+    const notifications: unknown[] = []
+    client.fallbackNotificationHandler = async (notification) => void notifications.push(notification)
+    try {
+      seen.initialize = [client.getServerCapabilities(), client.getServerVersion(), client.getInstructions()]
+      const { tools } = await client.listTools()
+      seen.tools = tools
+      const report = tools.find((tool) => tool.name === 'report')
+      expect(report?.description).toBe('description sent [redacted] and [redacted] by bouncer-gateway')
+      const progress: unknown[] = []
+      const result = await client.callTool({ name: 'report', arguments: {} }, { onprogress: (report) => void progress.push(report) })
+      seen.result = result
+      seen.progress = progress
+      expect(result.content).toContainEqual({ type: 'text', text: 'text sent [redacted] and [redacted] by bouncer-gateway' })
+      expect(result.structuredContent).toEqual({ echoed: 'structured sent [redacted] and [redacted] by bouncer-gateway', '[redacted]': 'the key' })
+      seen.error = await client.callTool({ name: 'fail', arguments: {} }).then((answer) => answer, (err: unknown) => ({ message: (err as Error).message, data: (err as { data?: unknown }).data }))
+      expect(JSON.stringify(seen.error)).toContain('error sent [redacted] and [redacted] by bouncer-gateway')
+      seen.resources = await client.listResources()
+      seen.templates = await client.listResourceTemplates()
+      seen.read = await client.readResource({ uri: 'echo://whoami' })
+      seen.prompts = await client.listPrompts()
+      seen.prompt = await client.getPrompt({ name: 'greet', arguments: { who: 'me' } })
+      seen.completion = await client.complete({ ref: { type: 'ref/prompt', name: 'greet' }, argument: { name: 'who', value: 'm' } })
+      expect(JSON.stringify(seen.prompt)).toContain('message sent [redacted] and [redacted] by bouncer-gateway')
+      // The server's tools/list_changed, told to the agent by the gateway once it has the list again.
+      await waitFor(() => notifications.some((n) => (n as { method?: string }).method === 'notifications/tools/list_changed'), 'the tools changed, told to the agent', 10_000)
+      seen.notifications = notifications
+      seen.toolsAgain = await client.listTools()
+    } finally {
+      await client.close()
+    }
+    const db = join(setup.dir, 'audit.db')
+    await waitFor(() => auditRows(db, "tool IN ('report', 'fail')").length === 2, 'the calls\' records', 10_000)
+    seen.audit = auditRows(db, "tool IN ('report', 'fail')")
+    // The tool named with the key is skipped (its name is no longer one MCP allows), and logged so.
+    await waitFor(() => setup.gateway.logs.slice(logged).some((line) => line.includes('lookup-[redacted]')), 'the tool named with the key, logged as skipped', 10_000)
+    seen.logs = setup.gateway.logs.slice(logged)
+  } finally {
+    await setup.gateway.writeConfig(gatewayConfig)
+    expect((await setup.gateway.reload()).ok).toBe(true)
+  }
+  for (const [what, value] of Object.entries(seen)) {
+    const text = JSON.stringify(value)
+    expect(text, what).not.toContain(TOKEN)
+    expect(text, what).not.toContain(API_KEY)
+  }
+}, 60_000)
+
+// Found by the mcp-redact probe: the connection to a server kept the headers it was opened with, so
+// after a secret's rotation (secrets refresh) it went on sending the old credential until it was
+// closed; and the redaction looked only for the new value, so an answer to a request sent before
+// the rotation (a notification stream opened before it too) that echoed the old one showed it.
+it('sends a rotated credential on the open connection, and the server\'s echo of the old one is redacted too', async () => {
+  const files = await mkdtemp(join(tmpdir(), 'bouncer-mcp-rotation-'))
+  const [first, second] = ['rotating-credential-one-0123', 'rotating-credential-two-4567']
+  await writeFile(join(files, 'tickets-token'), `${first}\n`)
+  const mcp = gatewayConfig.mcp as { servers: Array<Record<string, unknown>> }
+  const server = mcp.servers[0] as { headers: Record<string, string> }
+  await setup.gateway.writeConfig({
+    ...gatewayConfig,
+    secrets: { store: { type: 'file', dir: files }, refresh_interval: '200ms' },
+    mcp: { ...mcp, servers: [{ ...server, headers: { ...server.headers, Authorization: 'Bearer ${secret:tickets-token}' } }] },
+  })
+  expect((await setup.gateway.reload()).ok).toBe(true)
+  const answers: string[] = []
+  try {
+    const client = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
+    const call = async () => {
+      const result = await client.callTool({ name: 'tickets__sorry', arguments: {} })
+      answers.push(JSON.stringify(result.content))
+    }
+    try {
+      await call()
+      expect(authorizations.at(-1)).toBe(`Bearer ${first}`)
+      // A call sent with the first value, answered after the rotation.
+      const held = client.callTool({ name: 'tickets__held', arguments: {} })
+      held.catch(() => {}) // awaited below; a failure before then ends the test, and closes the client under it
+      await waitFor(() => releaseHeld !== null, 'the held call at the server', 10_000)
+      await writeFile(join(files, 'tickets-token'), `${second}\n`)
+      // Calls until the server is sent the new value (each answer is read for either below).
+      await waitFor(async () => {
+        await call()
+        return authorizations.at(-1) === `Bearer ${second}`
+      }, 'the rotated credential sent on the open connection', 10_000)
+      releaseHeld?.()
+      answers.push(JSON.stringify((await held).content))
+      expect(answers.at(-1)).toBe(JSON.stringify([{ type: 'text', text: 'held with [redacted]' }]))
+    } finally {
+      releaseHeld?.()
+      await client.close()
+    }
+  } finally {
+    await setup.gateway.writeConfig(gatewayConfig)
+    expect((await setup.gateway.reload()).ok).toBe(true)
+    await rm(files, { recursive: true, force: true })
+  }
+  expect(answers.at(-2)).toContain('the ticket API refused [redacted]') // the call sent with the second value
+  for (const answer of answers) {
+    expect(answer).not.toContain(first)
+    expect(answer).not.toContain(second)
   }
 }, 60_000)

@@ -254,8 +254,8 @@ function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps
   const gated = async <T>(what: string, ask: (c: Awaited<ReturnType<typeof client>>) => Promise<T>): Promise<T> => {
     allowed(what)
     const from = upstream()
-    // What the server says back, answer or error, without the credentials the gateway sent it.
-    return ask(await from.client()).then((answer) => from.answerWithoutCredentials(answer), (err: unknown) => {
+    // Its answers come redacted (servers.ts); an error the SDK made of an HTTP answer does not.
+    return ask(await from.client()).catch((err: unknown) => {
       throw from.withoutCredentials(err)
     })
   }

@@ -3,7 +3,7 @@
 // says `notifications/tools/list_changed`; the gateway then tells its own clients the same. The
 // server's credentials are the configured headers (secrets resolved by the gateway), never the
 // token of the agent calling through the gateway.
-import type { CallToolResult, Client, Tool } from '@modelcontextprotocol/client'
+import type { CallToolResult, Client, JSONRPCMessage, Tool, Transport } from '@modelcontextprotocol/client'
 import { createSharedResources } from '../../collections/index.ts'
 import { TOOL_NAME, type McpServerConfig } from '../../config/index.ts'
 import { scrub, type Logger } from '../../telemetry/index.ts'
@@ -27,14 +27,18 @@ export interface UpstreamMcpServer {
   onToolsChanged(listener: () => void): () => void
   /** The configured headers with their secrets resolved (set by the gateway, again after a refresh). */
   headers: Record<string, string>
-  /** The error of a request to the server, its message without the credentials sent to it (the server may echo them). */
+  /**
+   * The error of a request to the server, its message and data without the credentials sent to it.
+   * What the server says is redacted as it arrives (connect); an error the SDK makes itself (an
+   * HTTP error answer, whose body may echo them) never passed there.
+   */
   withoutCredentials(err: unknown): unknown
-  /** An answer of the server (a resource, a prompt) without the credential values sent to it. */
-  answerWithoutCredentials<T>(answer: T): T
   close(): Promise<void>
 }
 
 const CLIENT_INFO = { name: 'bouncer', version: '1' }
+/** How many rotated-out credential values are still redacted (a few rotations' worth). */
+const MAX_REPLACED = 16
 /** The headers whose values are credentials, redacted from what a server says back. */
 const CREDENTIAL_HEADER = /auth|key|token|secret|cookie|session|password|credential/i
 
@@ -49,10 +53,21 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
   let retrying: Promise<void> | null = null
   const listeners = new Set<() => void>()
   let closed = false
+  let headers = { ...config.headers }
+  // The credential values of headers since replaced (a secret's rotation), newest first: an answer
+  // to a request sent before, or a notification stream opened before, may still echo one.
+  let replaced: string[] = []
 
   const server: UpstreamMcpServer = {
     config,
-    headers: { ...config.headers },
+    get headers() {
+      return headers
+    },
+    set headers(next) {
+      const now = credentialValues(next)
+      replaced = [...credentialValues(headers), ...replaced].filter((value, i, all) => !now.includes(value) && all.indexOf(value) === i).slice(0, MAX_REPLACED)
+      headers = next
+    },
     client: () => (connecting ??= connect()),
     async tools() {
       if (cached === null && unavailable !== null) {
@@ -81,16 +96,8 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       const overrun = new AbortController()
       const timer = setTimeout(() => overrun.abort(new CallTimedOut(`the call ran longer than the server's max_call_time (${config.max_call_time / 1000} s) and was cancelled`)), config.max_call_time)
       const signal = options.signal ? AbortSignal.any([options.signal, overrun.signal]) : overrun.signal
-      // The server's progress reports are its words too, and go on to the agent: one that echoed the
-      // credential it was sent in its progress message showed it to the agent (found by review).
-      const reported = options.onprogress
-      const onprogress = reported && ((progress: Parameters<typeof reported>[0]) => reported(server.answerWithoutCredentials(progress)))
       try {
-        const result = (await client.callTool({ name, arguments: args }, { timeout: config.timeout, signal, onprogress, resetTimeoutOnProgress: true })) as CallToolResult
-        // A tool's failure as MCP reports it is a result (isError) whose text the server wrote: one
-        // that handed on its API's refusal echoed the gateway's credential to the agent (a review).
-        const secrets = credentialValues()
-        return secrets.length === 0 ? result : resultWithout(result, secrets)
+        return (await client.callTool({ name, arguments: args }, { timeout: config.timeout, signal, onprogress: options.onprogress, resetTimeoutOnProgress: true })) as CallToolResult
       } catch (err) {
         if (overrun.signal.aborted) throw overrun.signal.reason
         // The SDK's SdkErrorCode.RequestTimeout (the SDK is loaded lazily: its string here).
@@ -104,10 +111,6 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       } finally {
         clearTimeout(timer)
       }
-    },
-    answerWithoutCredentials(answer) {
-      const secrets = credentialValues()
-      return secrets.length === 0 ? answer : resultWithout(answer, secrets)
     },
     withoutCredentials(err) {
       // A server that echoed the header it was sent in its error ("refused Bearer …") showed the
@@ -132,38 +135,26 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
   }
 
   /** The credential headers' values sent to this server (a header such as `accept: application/json` is no secret: redacting it blanked ordinary words). */
-  function credentialValues(): string[] {
-    return Object.entries(server.headers).filter(([name]) => CREDENTIAL_HEADER.test(name))
+  function credentialValues(of: Record<string, string>): string[] {
+    return Object.entries(of).filter(([name]) => CREDENTIAL_HEADER.test(name))
       .flatMap(([, value]) => [value, value.replace(/^\S+\s+/, '')]).filter((secret) => secret.length >= 6)
   }
 
   function redact(text: string): string {
     let redacted = scrub(text)
-    for (const secret of credentialValues()) redacted = redacted.replaceAll(secret, '[redacted]')
+    for (const secret of secretsSent()) redacted = redacted.replaceAll(secret, '[redacted]')
     return redacted
   }
 
-  /**
-   * A result without the credential values sent to the server, in any of its strings (its text, a
-   * resource's, structured content). Only those: a tool may answer a JWT or a `Bearer …` of its own,
-   * which scrub() would take for one of the gateway's. Copied only when one is there (a result is
-   * JSON from the wire), and walked without recursion and without a depth cut: a structured answer
-   * may nest as deep as JSON does.
-   */
-  function resultWithout<T>(result: T, secrets: readonly string[]): T {
-    const json = JSON.stringify(result)
-    if (json === undefined || !secrets.some((secret) => json.includes(JSON.stringify(secret).slice(1, -1)))) return result
-    const copy = JSON.parse(json) as T & object
-    const pending: object[] = [copy]
-    while (pending.length > 0) {
-      const node = pending.pop() as Record<string, unknown>
-      for (const key of Object.keys(node)) {
-        const item = node[key]
-        if (typeof item === 'string') node[key] = secrets.reduce((text, secret) => text.replaceAll(secret, '[redacted]'), item)
-        else if (typeof item === 'object' && item !== null) pending.push(item)
-      }
-    }
-    return copy
+  /** A message of the server without the credential values sent to it. */
+  function messageWithoutCredentials(message: JSONRPCMessage): JSONRPCMessage {
+    const secrets = secretsSent()
+    return secrets.length === 0 ? message : jsonWithout(message, secrets)
+  }
+
+  /** The credential values sent to this server: those of now, and those rotated out. */
+  function secretsSent(): string[] {
+    return replaced.length === 0 ? credentialValues(headers) : [...credentialValues(headers), ...replaced]
   }
 
   /** Every string in a JSON value redacted (a bounded depth: deeper is dropped). */
@@ -195,7 +186,14 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
     const answerCut = (id: string | number, error: AnswerTooLarge) => {
       transport.onmessage?.({ jsonrpc: '2.0', id, error: { code: -32603, message: error.message, data: { reason: ANSWER_TOO_LARGE } } })
     }
-    const transport = new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: server.headers }, fetch: boundedFetch(maxAnswerBytes, answerCut) })
+    // The headers of now at each request: the connection kept those it was opened with, and after a
+    // secret's rotation went on sending the old value until it was closed (found by mcp-redact).
+    const requestInit = { get headers() { return headers } }
+    const transport = new StreamableHTTPClientTransport(new URL(config.url), { requestInit, fetch: boundedFetch(maxAnswerBytes, answerCut) })
+    // Redacted once, here, before the SDK reads it: every path a server's words take to the agent,
+    // its model, the audit log or the logs (results, errors, progress, the tool list, pass-through
+    // answers...) had been redacted one by one as reviews found it, and each new one forgot.
+    cleanIncoming(transport, messageWithoutCredentials)
     try {
       await client.connect(transport, { timeout: config.timeout })
     } catch (err) {
@@ -365,6 +363,52 @@ function eventsWithin(maxBytes: number): TransformStream<Uint8Array, Uint8Array>
       controller.enqueue(chunk)
     },
   })
+}
+
+/**
+ * Every message `transport` receives passes `clean` before its handler sees it. The SDK sets the
+ * transport's onmessage when it connects (and sets its own around a version probe first), so the
+ * handler is wrapped as it is set; the transport calls whichever is set now.
+ */
+function cleanIncoming(transport: Transport, clean: (message: JSONRPCMessage) => JSONRPCMessage): void {
+  type Handler = (message: JSONRPCMessage, extra?: unknown) => void
+  let handler: Handler | undefined
+  Object.defineProperty(transport, 'onmessage', {
+    configurable: true,
+    enumerable: true,
+    get: () => handler,
+    set(next: Handler | undefined) {
+      handler = next && ((message, extra) => next(clean(message), extra))
+    },
+  })
+}
+
+/**
+ * `value` without `secrets` in any of its strings, object keys included. Only those: a tool may
+ * answer a JWT or a `Bearer …` of its own, which scrub() would take for one of the gateway's. Copied
+ * only when one is there (a message is JSON from the wire), and walked without recursion and
+ * without a depth cut: a structured answer may nest as deep as JSON does.
+ */
+function jsonWithout<T>(value: T, secrets: readonly string[]): T {
+  const json = JSON.stringify(value)
+  if (json === undefined || !secrets.some((secret) => json.includes(JSON.stringify(secret).slice(1, -1)))) return value
+  const without = (text: string) => secrets.reduce((rest, secret) => rest.replaceAll(secret, '[redacted]'), text)
+  const copy = JSON.parse(json) as T & object
+  const pending: object[] = [copy]
+  while (pending.length > 0) {
+    const node = pending.pop() as Record<string, unknown>
+    for (const key of Object.keys(node)) {
+      const item = node[key]
+      const cleanKey = Array.isArray(node) ? key : without(key)
+      const cleanItem = typeof item === 'string' ? without(item) : item
+      if (typeof item === 'object' && item !== null) pending.push(item)
+      if (cleanKey === key && cleanItem === item) continue
+      if (cleanKey !== key) delete node[key]
+      // Defined, not assigned: a key "__proto__" (JSON.parse makes it an own one) would set the prototype.
+      Object.defineProperty(node, cleanKey, { value: cleanItem, writable: true, enumerable: true, configurable: true })
+    }
+  }
+  return copy
 }
 
 function isConnectionFailure(err: unknown): boolean {
