@@ -5,7 +5,7 @@
 // little to decide it again alike (its token's claims), the answer says so (replay.ts).
 import {
   AuditQueryError, auditSourceOf, bucketFor, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, MAX_RANGE_MS, NoAuditLog, ordered, parseAuditQuery,
-  parseSince, parseTime, readCounts, readDenials, readOverview, readRecords, readVerification, type AuditQuery, type AuditRecord, type AuditSource, type DenialGroup,
+  parseSince, parseTime, readCounts, readDenials, readOverview, readRecords, readVerification, type AuditQuery, type AuditRecord, type AuditSource,
 } from '../audit/index.ts'
 import { jwtIssuers, x509Issuers, type AuditConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
@@ -115,17 +115,6 @@ async function orEmpty<T>(work: Promise<T>, empty: T): Promise<T> {
 /** What the record says was decided: it stands first in the trace and heads a denials group. */
 function recordedDecision(r: Pick<AuditRecord, 'decision' | 'status' | 'code' | 'statement' | 'detail'> & { roles: readonly string[] | null }): RecordedDecision {
   return { decision: r.decision, status: r.status, code: r.code, statement: r.statement, detail: r.detail, roles: r.roles === null ? null : [...r.roles] }
-}
-
-/**
- * A denials group's newest record, read again for what the aggregate does not carry (the roles the
- * gateway assumed, the agent): one index range, its millisecond; null when retention took it since.
- */
-async function sampleOf(source: AuditSource, group: DenialGroup): Promise<AuditRecord | null> {
-  const at = Date.parse(group.last)
-  const filters = { decision: 'deny' as const, ...(group.route === null ? {} : { route: group.route }), ...(group.principal === null ? {} : { principal: group.principal }) }
-  const rows = await orEmpty(readRecords(source, { sinceMs: at, untilMs: at, limit: 100, ...filters }), [] as AuditRecord[])
-  return rows.find((r) => r.code === group.code && r.route === group.route && r.subject === group.principal && r.method === group.sample.method && r.path === group.sample.path) ?? null
 }
 
 function csvCell(value: unknown): string {
@@ -240,15 +229,13 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
         // The aggregate groups by code but does not select by it: more groups are read, then those of the code kept.
         const all = await readDenials(sourceOf(actions), { ...rangeOf(query, Date.now(), '24h'), ...filtersOf(query) }, code ? 1000 : undefined)
         const groups = code ? all.filter((g) => g.code === code).slice(0, 100) : all
-        const source = sourceOf(actions)
-        const samples = await Promise.all(groups.map((group) => sampleOf(source, group)))
         return {
-          body: groups.map((group, i) => {
-            const sample = samples[i] ?? null
+          body: groups.map((group) => {
+            const { sample } = group
             const recorded: RecordedRequest = {
-              method: group.sample.method, path: group.sample.path, route: group.route, issuer: group.sample.issuer, subject: group.principal, client_id: group.sample.client_id,
-              source_ip: group.sample.source_ip, decision: 'deny', status: group.sample.status, code: group.code, statement: group.sample.statement, detail: group.sample.detail,
-              roles: sample?.roles ?? null, actor: sample?.actor ?? null, credential: sample?.credential ?? null,
+              method: sample.method, path: sample.path, route: group.route, issuer: sample.issuer, subject: group.principal, client_id: sample.client_id,
+              source_ip: sample.source_ip, decision: 'deny', status: sample.status, code: group.code, statement: sample.statement, detail: sample.detail,
+              roles: sample.roles, actor: sample.actor, credential: sample.credential as AuditRecord['credential'],
             }
             const { explanation, under } = explainRecorded(rt, recorded)
             const claims = recordedClaims(recorded)

@@ -72,7 +72,10 @@ export const consoleSchemas: Record<string, JsonSchema> = {
     recorded: shape(recordedFields, "the group's newest denial as recorded: its headline"),
     headline: { type: 'string', description: 'the recorded status, code and statement: "403 policy_denied (statement NoPII)"' },
     code: nullable(string), route: nullable(string), principal: nullable(string), count: integer, last: string,
-    sample: shape({ method: string, path: string, statement: nullable(string), detail: nullable(string), issuer: nullable(string), client_id: nullable(string), source_ip: string, status: integer }),
+    sample: shape({
+      method: string, path: string, statement: nullable(string), detail: nullable(string), issuer: nullable(string), client_id: nullable(string), source_ip: string, status: integer,
+      roles: array(string), actor: nullable(string), credential: nullable(string),
+    }),
     explanation: { ...verdict, description: 'the decision explained under the running config' },
     explained_under: ref('ExplainedUnder'),
     simulate: { ...shape({ method: string, path: string, ip: string }), description: 'an ExplainRequest for the simulator (claims: the recorded identity; credential: client_cert where they are a client certificate identity)' },

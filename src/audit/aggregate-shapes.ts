@@ -24,8 +24,11 @@ export interface DenialGroup {
   principal: string | null
   count: number
   last: string
-  /** The newest denial of the group, as recorded. */
-  sample: { method: string; path: string; statement: string | null; detail: string | null; issuer: string | null; client_id: string | null; source_ip: string; status: number }
+  /** The newest denial of the group, as recorded (what explaining it again reads: the roles assumed, the agent, the credential). */
+  sample: {
+    method: string; path: string; statement: string | null; detail: string | null; issuer: string | null; client_id: string | null; source_ip: string; status: number
+    roles: string[]; actor: string | null; credential: string | null
+  }
 }
 
 /** What the catalog shows beside the config (GET /api/catalog): refusals by limit, and unknown issuers seen. */

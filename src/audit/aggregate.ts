@@ -326,13 +326,16 @@ async function fromRollups(run: Runner, q: AggregateQuery, out: Overview, first:
 export async function auditDenials(source: AuditSource, q: Omit<AggregateQuery, 'bucketMs'>, limit = 100): Promise<DenialGroup[]> {
   return withRunner(source, [] as DenialGroup[], async (run) => {
     const w = where({ ...q, bucketMs: 1 }, ["decision = 'deny'"])
-    // SQLite: the bare columns of a MAX() aggregate come from the row that has the maximum.
+    // SQLite: the bare columns of a MAX() aggregate come from the row that has the maximum. The
+    // sample carries what explaining it again reads (roles, actor, credential): the console read
+    // each group's newest record again for them, a query per group (up to 100 a page).
     const rows = await run.all({
-      sqlite: `SELECT code, route, subject, COUNT(*) AS n, MAX(time_ms) AS last, method, path, statement, detail, issuer, client_id, source_ip, status
+      sqlite: `SELECT code, route, subject, COUNT(*) AS n, MAX(time_ms) AS last, method, path, statement, detail, issuer, client_id, source_ip, status,
+        roles, actor, credential
         FROM audit_records ${w.sqlite} GROUP BY code, route, subject ORDER BY n DESC, last DESC LIMIT ${limit}`,
       postgres: `SELECT code, route, subject, count(*) AS n, (extract(epoch from max(time)) * 1000)::bigint AS last,
         (array_agg(json_build_object('method', method, 'path', path, 'statement', statement, 'detail', detail, 'issuer', issuer,
-          'client_id', client_id, 'source_ip', source_ip, 'status', status) ORDER BY time DESC))[1] AS sample
+          'client_id', client_id, 'source_ip', source_ip, 'status', status, 'roles', roles, 'actor', actor, 'credential', credential) ORDER BY time DESC))[1] AS sample
         FROM {schema}.audit_records ${w.postgres} GROUP BY code, route, subject ORDER BY n DESC, last DESC LIMIT ${limit}`,
     }, bound(source, w.params))
     return rows.map((r) => {
@@ -352,6 +355,10 @@ export async function auditDenials(source: AuditSource, q: Omit<AggregateQuery, 
           client_id: (s.client_id as string | null) ?? null,
           source_ip: s.source_ip as string,
           status: num(s.status),
+          // SQLite keeps roles as JSON text, PostgreSQL as JSONB (parsed by pg, inside the sample's JSON).
+          roles: typeof s.roles === 'string' ? (JSON.parse(s.roles) as string[]) : Array.isArray(s.roles) ? (s.roles as string[]) : [],
+          actor: (s.actor as string | null) ?? null,
+          credential: (s.credential as string | null) ?? null,
         },
       }
     })

@@ -31,7 +31,7 @@ function rows(): StoredRow[] {
       bytes_in: 0, bytes_out: 10,
     }
     const input: RecordInput = kind < 2
-      ? { ...base, status: 403, decision: 'deny', code: 'policy_denied', statement: 'NoPII', upstream: null, upstream_status: null, upstream_ms: null, duration_ms: 0.5 }
+      ? { ...base, status: 403, decision: 'deny', code: 'policy_denied', statement: 'NoPII', actor: 'agent-7', credential: 'jwt', upstream: null, upstream_status: null, upstream_ms: null, duration_ms: 0.5 }
       : kind === 2 ? { ...base, status: 401, decision: 'deny', code: 'missing_token', statement: null, subject: null, issuer: null, upstream: null, upstream_status: null, upstream_ms: null, duration_ms: 0.2 }
         : kind === 3 ? { ...base, status: 502, decision: 'error', code: 'upstream_unavailable', upstream_status: null } : base
     const record = chain(input, prev)
@@ -106,6 +106,9 @@ describe('the console aggregates', () => {
     expect(await auditDenials(postgres, query(6))).toEqual(denials)
     expect(denials.reduce((sum, g) => sum + g.count, 0)).toBe(900)
     expect(denials[0]).toMatchObject({ code: 'policy_denied', count: expect.any(Number), sample: { statement: 'NoPII', status: 403 } })
+    // What explaining a group again reads comes with it (the console read each group's newest record again for it, a query per group).
+    expect(denials[0]?.sample).toMatchObject({ roles: ['reports'], actor: 'agent-7', credential: 'jwt' })
+    expect(denials.find((g) => g.code === 'missing_token')?.sample).toMatchObject({ roles: ['reports'], actor: null, credential: null })
   })
 
   it('count a range that starts and ends mid-minute exactly, from the rollups as from the records', async () => {
