@@ -10,7 +10,8 @@ import { extname } from 'node:path'
 /** The parse, run in the child: one JSON line, `{ [path]: problem }`, for the paths it is given. */
 const PARSE_EACH = `
 const { readFileSync } = require('node:fs')
-const { stripTypeScriptTypes } = require('node:module')
+const { findPackageJSON, stripTypeScriptTypes } = require('node:module')
+const { pathToFileURL } = require('node:url')
 const { SourceTextModule, compileFunction } = require('node:vm')
 const problems = {}
 for (const [path, kind] of JSON.parse(process.argv[1])) {
@@ -24,7 +25,17 @@ for (const [path, kind] of JSON.parse(process.argv[1])) {
   }
   const asModule = () => { new SourceTextModule(code, { identifier: path }) }
   const asScript = () => { compileFunction(code, ['exports', 'require', 'module', '__filename', '__dirname'], { filename: path }) }
-  const tries = kind.startsWith('module') ? [asModule] : kind.startsWith('commonjs') ? [asScript] : [asModule, asScript]
+  // A .js or .ts file is what its package.json's "type" says; with none, Node takes either (it
+  // detects ES module syntax), so either parse will do.
+  let base = kind.split('-')[0]
+  if (base === 'either') {
+    try {
+      const found = findPackageJSON?.(pathToFileURL(path))
+      const type = found ? JSON.parse(readFileSync(found, 'utf8')).type : undefined
+      if (type === 'module' || type === 'commonjs') base = type
+    } catch {}
+  }
+  const tries = base === 'module' ? [asModule] : base === 'commonjs' ? [asScript] : [asModule, asScript]
   let first
   for (const parse of tries) {
     try { parse(); first = undefined; break } catch (err) { first ??= err }

@@ -1,6 +1,6 @@
 // `bouncer check` on functions and the routes that target them: one target per route, names that
 // exist, modules that can be loaded, and route settings that only an HTTP upstream can use.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -80,7 +80,10 @@ describe('bouncer check parses each function module without running it', () => {
         'commas.mjs': 'export const handler = async () => {\n  return { a: 1,, }\n}\n',
         'enum.ts': 'enum Kind { A }\nexport const handler = async () => Kind.A\n',
         'sloppy.js': 'module.exports.handler = async () => 1\nwith (Math) { void max }\n', // CommonJS: not strict, `with` parses
+        'esm/strict.js': 'export const handler = async () => 1\nwith (Math) { void max }\n', // its package.json says module: strict
       }
+      mkdirSync(join(dir, 'esm'))
+      writeFileSync(join(dir, 'esm', 'package.json'), '{ "type": "module" }')
       for (const [name, code] of Object.entries(modules)) writeFileSync(join(dir, name), code)
       const names = Object.keys(modules)
       writeFileSync(join(dir, 'bouncer.yaml'), `functions:\n${names.map((name, i) => `  - { name: f${i}, module: ./${name} }\n`).join('')}routes:\n${names.map((_, i) => `  - { id: r${i}, path: /r${i}, function: f${i}, public: true }\n`).join('')}`)
@@ -90,6 +93,7 @@ describe('bouncer check parses each function module without running it', () => {
         'functions[1].module: its code does not parse: SyntaxError: Unexpected token `<eof>`. Expected identifier, string literal, numeric literal or [ for the computed key',
         "functions[2].module: its code does not parse: SyntaxError: Unexpected token ','",
         'functions[3].module: its code does not parse: SyntaxError: TypeScript enum is not supported in strip-only mode',
+        'functions[5].module: its code does not parse: SyntaxError: Strict mode code may not include a with statement',
       ])
       expect(existsSync(ran)).toBe(false) // parsed, not run
     } finally {
