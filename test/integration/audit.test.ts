@@ -236,6 +236,49 @@ describe('search, read as asked', () => {
   })
 })
 
+/** A CSV line's cells as a spreadsheet whose list separator is `separator` reads them (quoted cells kept whole). */
+function cellsAs(line: string, separator: string): string[] {
+  const cells: string[] = []
+  let cell = ''
+  let quoted = false
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]
+    if (quoted && c === '"' && line[i + 1] === '"') {
+      cell += '"'
+      i++
+    } else if (quoted && c === '"') {
+      quoted = false
+    } else if (!quoted && c === '"' && cell === '') {
+      quoted = true
+    } else if (!quoted && c === separator) {
+      cells.push(cell)
+      cell = ''
+    } else {
+      cell += c
+    }
+  }
+  return [...cells, cell]
+}
+
+describe('the console\'s CSV export', () => {
+  // Found by the audit probe: only a value's start was kept from reading as a formula. Excel in a
+  // locale whose list separator is `;` (German, French…) splits the line at every `;`, quoted or
+  // not, and the part after one — `=1+2` in a path anyone can request — was a cell that begins with `=`.
+  it('no cell begins a formula, where `,` separates cells nor where `;` does', async () => {
+    const { requestId } = await send('/open/a;=1+2', { headers: { 'user-agent': 'x;@SUM(1+1);-2;+3' } })
+    await recordOf(requestId)
+    const res = await request(`${gateway.adminUrl}/api/audit/export?format=csv&since=1h`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    expect(res.statusCode).toBe(200)
+    const line = (await res.body.text()).split('\n').find((l) => l.includes(requestId)) as string
+    expect(line).toContain(`,"/open/a;'=1+2",`)
+    expect(line).toContain(`,"x;'@SUM(1+1);'-2;'+3",`)
+    for (const separator of [',', ';']) {
+      const formulas = cellsAs(line, separator).filter((cell) => /^[=+\-@]/.test(cell))
+      expect(formulas, separator).toEqual([])
+    }
+  })
+})
+
 describe('a log with no records yet', () => {
   it('searches to an empty list, not an error: before the worker has created its tables, and when it cannot', async () => {
     // A file the worker has created but not yet migrated, as a reader can catch it at start.
