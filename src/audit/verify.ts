@@ -36,6 +36,8 @@ interface ChainWalk {
   restarts: ChainRestart[]
   /** At the checkpoint's count: the record there (null when the walk did not reach it). */
   atCheckpoint: { id: string; hash: string } | null
+  /** The time of the newest record read (the one with the problem, when there is one). */
+  newest: string | null
 }
 
 function missingBefore(seq: number, prevSeq: number): string {
@@ -44,7 +46,7 @@ function missingBefore(seq: number, prevSeq: number): string {
 }
 
 async function walk(reader: ChainReader, chain: string, start: { seq: number; hash: string } | null, checkpointAt: number): Promise<ChainWalk> {
-  const out: ChainWalk = { checked: 0, problem: null, restarts: [], atCheckpoint: null }
+  const out: ChainWalk = { checked: 0, problem: null, restarts: [], atCheckpoint: null, newest: null }
   let prevHash = start?.hash ?? GENESIS_HASH
   let prevSeq = start?.seq ?? 0
   for (;;) {
@@ -52,9 +54,9 @@ async function walk(reader: ChainReader, chain: string, start: { seq: number; ha
     if (page.length === 0) return out
     for (const entry of page) {
       const { seq } = entry
-      if (!('record' in entry)) return { ...out, problem: { chain, seq, id: entry.id, time: entry.time, reason: entry.reason } }
+      if (!('record' in entry)) return { ...out, newest: entry.time, problem: { chain, seq, id: entry.id, time: entry.time, reason: entry.reason } }
       const { record } = entry
-      const problem = (reason: string): ChainWalk => ({ ...out, problem: { chain, seq, id: record.id, time: record.time, reason } })
+      const problem = (reason: string): ChainWalk => ({ ...out, newest: record.time, problem: { chain, seq, id: record.id, time: record.time, reason } })
       if (seq !== prevSeq + 1) return problem(missingBefore(seq, prevSeq))
       const { hash, ...rest } = record
       if (hashOf(rest) !== hash) return problem('its content does not match its hash (the record was edited)')
@@ -63,6 +65,7 @@ async function walk(reader: ChainReader, chain: string, start: { seq: number; ha
       if (seq === checkpointAt) out.atCheckpoint = { id: record.id, hash }
       prevHash = hash
       prevSeq = seq
+      out.newest = record.time
       out.checked++
     }
   }
@@ -118,7 +121,7 @@ export async function verifyAudit(source: AuditSource, anchors?: Anchors): Promi
       if (walked.problem) result.problems.push(walked.problem)
       if (!anchors || result.uncheckable) continue
       if (!anchor) {
-        if (walked.checked > 0 || walked.problem) result.unanchored.push(chain)
+        if (walked.checked > 0 || walked.problem) result.unanchored.push({ chain, newest: walked.newest })
         continue
       }
       const end = await reader.end(chain)
