@@ -48,6 +48,26 @@ describe('GET /api/audit on PostgreSQL', () => {
   }
 })
 
+// Found by the audit probe: the command line's --limit has no upper bound, and 99999999999999999999
+// was bound as 1e20: "internal error: value … is out of range for type bigint" here, and of a SQLite
+// log "datatype mismatch (damaged, or not an audit log?)". A usage error: exit 2, before the log is read.
+describe('bouncer audit --limit past what a number holds exactly', () => {
+  it('is a usage error (exit 2), for PostgreSQL and SQLite alike; so is a limit that is not digits', async () => {
+    const files = { postgres: join(dir, 'limit-pg.yaml'), sqlite: join(dir, 'limit-sqlite.yaml') }
+    await writeFile(files.postgres, stringify({ audit: { sinks: [{ type: 'postgres', url: SHARED_POSTGRES, schema }] } }))
+    await writeFile(files.sqlite, stringify({ audit: { sinks: [{ type: 'sqlite', path: join(dir, 'limit.db') }] } }))
+    for (const [kind, file] of Object.entries(files)) {
+      for (const limit of ['99999999999999999999', '0x10']) {
+        const cli = await runCli(['audit', '--config', file, '--limit', limit])
+        expect(cli, `${kind} --limit ${limit}`).toEqual({ code: 2, stdout: '', stderr: 'bouncer: --limit must be a whole number from 1\n' })
+      }
+    }
+    const ok = await runCli(['audit', '--config', files.postgres, '--limit', '9007199254740991', '--json'])
+    expect(ok.code, ok.stderr).toBe(0)
+    expect(ok.stdout.trim().split('\n')).toHaveLength(1)
+  })
+})
+
 describe('a PostgreSQL log with no records yet', () => {
   it('bouncer audit says so (as for SQLite), with no stack trace, before any gateway created the schema', async () => {
     const fresh = uniqueSchema('pgnone')
