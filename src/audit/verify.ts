@@ -181,9 +181,16 @@ const EMPTY_LOG: ChainReader = {
   close: async () => {},
 }
 
+/**
+ * The reader reads one snapshot of the log. Read statement by statement, a retention run between the
+ * chain's start (its checkpoint) and its records' first page made verify name the records retention
+ * had just deleted as "missing (deleted)": tampering, said of an untouched log (a probe).
+ */
 async function chainReader(source: AuditSource): Promise<ChainReader> {
   if (source.type === 'sqlite') {
     const db = openSqlite(source.path, { readOnly: true })
+    // A read transaction: in WAL mode its first read fixes what every later one sees.
+    db.exec('BEGIN')
     return {
       async strays() {
         // Rows under a chain number audit_chains does not name: search and export show them, and
@@ -220,12 +227,14 @@ async function chainReader(source: AuditSource): Promise<ChainReader> {
         return rows.map(checkpointFrom).filter((c) => c !== null)
       },
       async close() {
+        db.exec('COMMIT')
         db.close()
       },
     }
   }
   const client = new (loadPg().Client)({ connectionString: source.url, connectionTimeoutMillis: 5_000 })
   await client.connect()
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
   const { schema } = source
   return {
     async chains() {
@@ -255,6 +264,7 @@ async function chainReader(source: AuditSource): Promise<ChainReader> {
       return (rows as unknown[]).map(checkpointFrom).filter((c) => c !== null)
     },
     async close() {
+      await client.query('COMMIT').catch(() => {}) // a failed query has ended it already
       await client.end()
     },
   }
