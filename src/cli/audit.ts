@@ -137,7 +137,9 @@ async function userFacing<T>(source: AuditSource, work: Promise<T>): Promise<T> 
   } catch (err) {
     if (err instanceof NoAuditLog) throw new UserError(err.message)
     const code = (err as { code?: string }).code
-    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === '3D000' || code === '42P01') {
+    // Also a role PostgreSQL does not know or lets not in (class 28), or may not read the schema
+    // (42501): the config's or the database's to fix, which "internal error" blamed on the gateway (a probe).
+    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === '3D000' || code === '42P01' || code === '42501' || code?.startsWith('28')) {
       throw new UserError(`cannot read the audit log: ${(err as Error).message}`)
     }
     // SQLite's words for a truncated copy, a file that is no database, a directory in its place:

@@ -12,6 +12,17 @@ import { stringify } from 'yaml'
 import { searchAudit } from '../../src/audit/search.ts'
 import { runCli } from '../helpers/cli.ts'
 import { waitFor } from '../helpers/wait.ts'
+import pg from 'pg'
+
+async function pgQuery(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: SHARED_POSTGRES })
+  await client.connect()
+  try {
+    await client.query(sql)
+  } finally {
+    await client.end()
+  }
+}
 
 const ADMIN = 'audit-search-pg-admin-token-0123456789'
 let dir: string
@@ -65,6 +76,29 @@ describe('bouncer audit --limit past what a number holds exactly', () => {
     const ok = await runCli(['audit', '--config', files.postgres, '--limit', '9007199254740991', '--json'])
     expect(ok.code, ok.stderr).toBe(0)
     expect(ok.stdout.trim().split('\n')).toHaveLength(1)
+  })
+})
+
+// Found by the audit probe: a role PostgreSQL does not know, or one that may not read the schema,
+// was "bouncer: internal error: …", the gateway's bug by its words, where the config or the grants are wrong.
+describe('a PostgreSQL log this role cannot read', () => {
+  it('is said as the audit log that cannot be read, for search and verify alike', async () => {
+    const role = `bouncer_noaccess_${process.pid}`
+    await pgQuery(`CREATE ROLE ${role} LOGIN`)
+    try {
+      const cases: Array<[string, string]> = [['nosuchrole', 'role "nosuchrole" does not exist'], [role, `permission denied for schema ${schema}`]]
+      for (const [user, reason] of cases) {
+        const url = new URL(SHARED_POSTGRES)
+        url.username = user
+        const file = join(dir, `${user}.yaml`)
+        await writeFile(file, stringify({ audit: { sinks: [{ type: 'postgres', url: url.href, schema }] } }))
+        for (const args of [['audit'], ['audit', 'verify']]) {
+          expect(await runCli([...args, '--config', file]), `${user} ${args.join(' ')}`).toEqual({ code: 1, stdout: '', stderr: `bouncer: cannot read the audit log: ${reason}\n` })
+        }
+      }
+    } finally {
+      await pgQuery(`DROP ROLE ${role}`)
+    }
   })
 })
 
