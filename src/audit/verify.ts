@@ -57,6 +57,8 @@ async function walk(reader: ChainReader, chain: string, start: { seq: number; ha
       if (!('record' in entry)) return { ...out, newest: entry.time, problem: { chain, seq, id: entry.id, time: entry.time, reason: entry.reason } }
       const { record } = entry
       const problem = (reason: string): ChainWalk => ({ ...out, newest: record.time, problem: { chain, seq, id: record.id, time: record.time, reason } })
+      // A seq read again (its uniqueness dropped and a row copied) is no gap: "record 6 before it is missing" named a duplicated 5 (a probe).
+      if (seq <= prevSeq) return problem(`its seq ${seq} comes again after record ${prevSeq} (a record was duplicated or renumbered)`)
       if (seq !== prevSeq + 1) return problem(missingBefore(seq, prevSeq))
       const { hash, ...rest } = record
       if (hashOf(rest) !== hash) return problem('its content does not match its hash (the record was edited)')
