@@ -119,9 +119,12 @@ function recordedDecision(r: Pick<AuditRecord, 'decision' | 'status' | 'code' | 
 
 function csvCell(value: unknown): string {
   const text = value === null || value === undefined ? '' : Array.isArray(value) ? value.join(';') : String(value)
-  // A cell a spreadsheet would run as a formula is prefixed with ' (OWASP "CSV injection").
-  const safe = /^[=+\-@\t\r]/.test(text) ? `'${text}` : text
-  return /[",\n\r]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe
+  // A cell a spreadsheet would run as a formula is prefixed with ' (OWASP "CSV injection"). So is
+  // what follows a `;` or a line break in it: Excel where the list separator is `;` (German,
+  // French…) starts a cell there, as a comma-quoted cell is no quoted cell to it, and a client's
+  // path `/a;=1+2` or a token's iss `…\n=3+4` became a cell that begins with `=` (a probe).
+  const safe = text.replace(/(^|[;\n\r])(?="*[=+\-@\t\r])/g, "$1'")
+  return /[",;\n\r]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe
 }
 
 /** The routes × roles matrix: for each route, each role's methods allowed, and whether conditions apply. */

@@ -83,7 +83,7 @@ export interface VerifyResult {
   /** Chains that reach their latest signed checkpoint. */
   anchored: number
   /** Chains with records but no checkpoint signed by a known key: their newest records are not anchored. */
-  unanchored: string[]
+  unanchored: Array<{ chain: string; newest: string | null }>
   /** Checkpoints signed by keys the config does not hold (not checked). */
   unknownKeys: number
   /** Checkpoints could not be checked at all: there is no key (exit 1). */

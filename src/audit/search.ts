@@ -82,8 +82,12 @@ const QUERY_NAMES: readonly string[] = ['since', 'until', ...FILTERS.map((field)
 export function parseAuditQuery(input: Partial<Record<'since' | 'until' | 'limit' | FilterName, string>>, maxLimit = Number.POSITIVE_INFINITY): AuditQuery {
   const unknown = Object.keys(input).find((name) => !QUERY_NAMES.includes(name))
   if (unknown !== undefined) throw new AuditQueryError(`${JSON.stringify(unknown)} is not a filter: ${QUERY_NAMES.join(', ')}`)
-  const limit = Number(input.limit ?? 50)
-  if (!Number.isInteger(limit) || limit < 1 || limit > maxLimit) throw new AuditQueryError(`limit must be a whole number from 1${Number.isFinite(maxLimit) ? ` to ${maxLimit}` : ''}`)
+  // Digits only, and a number exact as a double: `bouncer audit --limit 99999999999999999999` was
+  // bound as 1e20, which SQLite refused as "datatype mismatch" (said of the log file, as damage) and
+  // PostgreSQL as out of range for bigint (an internal error), where it is the user's typing (a probe).
+  const limitText = (input.limit ?? '50').trim()
+  const limit = /^\d{1,16}$/.test(limitText) ? Number(limitText) : Number.NaN
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > maxLimit) throw new AuditQueryError(`limit must be a whole number from 1${Number.isFinite(maxLimit) ? ` to ${maxLimit}` : ''}`)
   const query: AuditQuery = { limit }
   if (input.since !== undefined) {
     query.sinceMs = parseSince(input.since)

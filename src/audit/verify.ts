@@ -36,6 +36,8 @@ interface ChainWalk {
   restarts: ChainRestart[]
   /** At the checkpoint's count: the record there (null when the walk did not reach it). */
   atCheckpoint: { id: string; hash: string } | null
+  /** The time of the newest record read (the one with the problem, when there is one). */
+  newest: string | null
 }
 
 function missingBefore(seq: number, prevSeq: number): string {
@@ -44,7 +46,7 @@ function missingBefore(seq: number, prevSeq: number): string {
 }
 
 async function walk(reader: ChainReader, chain: string, start: { seq: number; hash: string } | null, checkpointAt: number): Promise<ChainWalk> {
-  const out: ChainWalk = { checked: 0, problem: null, restarts: [], atCheckpoint: null }
+  const out: ChainWalk = { checked: 0, problem: null, restarts: [], atCheckpoint: null, newest: null }
   let prevHash = start?.hash ?? GENESIS_HASH
   let prevSeq = start?.seq ?? 0
   for (;;) {
@@ -52,9 +54,11 @@ async function walk(reader: ChainReader, chain: string, start: { seq: number; ha
     if (page.length === 0) return out
     for (const entry of page) {
       const { seq } = entry
-      if (!('record' in entry)) return { ...out, problem: { chain, seq, id: entry.id, time: entry.time, reason: entry.reason } }
+      if (!('record' in entry)) return { ...out, newest: entry.time, problem: { chain, seq, id: entry.id, time: entry.time, reason: entry.reason } }
       const { record } = entry
-      const problem = (reason: string): ChainWalk => ({ ...out, problem: { chain, seq, id: record.id, time: record.time, reason } })
+      const problem = (reason: string): ChainWalk => ({ ...out, newest: record.time, problem: { chain, seq, id: record.id, time: record.time, reason } })
+      // A seq read again (its uniqueness dropped and a row copied) is no gap: "record 6 before it is missing" named a duplicated 5 (a probe).
+      if (seq <= prevSeq) return problem(`its seq ${seq} comes again after record ${prevSeq} (a record was duplicated or renumbered)`)
       if (seq !== prevSeq + 1) return problem(missingBefore(seq, prevSeq))
       const { hash, ...rest } = record
       if (hashOf(rest) !== hash) return problem('its content does not match its hash (the record was edited)')
@@ -63,6 +67,7 @@ async function walk(reader: ChainReader, chain: string, start: { seq: number; ha
       if (seq === checkpointAt) out.atCheckpoint = { id: record.id, hash }
       prevHash = hash
       prevSeq = seq
+      out.newest = record.time
       out.checked++
     }
   }
@@ -118,7 +123,7 @@ export async function verifyAudit(source: AuditSource, anchors?: Anchors): Promi
       if (walked.problem) result.problems.push(walked.problem)
       if (!anchors || result.uncheckable) continue
       if (!anchor) {
-        if (walked.checked > 0 || walked.problem) result.unanchored.push(chain)
+        if (walked.checked > 0 || walked.problem) result.unanchored.push({ chain, newest: walked.newest })
         continue
       }
       const end = await reader.end(chain)
@@ -178,9 +183,16 @@ const EMPTY_LOG: ChainReader = {
   close: async () => {},
 }
 
+/**
+ * The reader reads one snapshot of the log. Read statement by statement, a retention run between the
+ * chain's start (its checkpoint) and its records' first page made verify name the records retention
+ * had just deleted as "missing (deleted)": tampering, said of an untouched log (a probe).
+ */
 async function chainReader(source: AuditSource): Promise<ChainReader> {
   if (source.type === 'sqlite') {
     const db = openSqlite(source.path, { readOnly: true })
+    // A read transaction: in WAL mode its first read fixes what every later one sees.
+    db.exec('BEGIN')
     return {
       async strays() {
         // Rows under a chain number audit_chains does not name: search and export show them, and
@@ -217,12 +229,14 @@ async function chainReader(source: AuditSource): Promise<ChainReader> {
         return rows.map(checkpointFrom).filter((c) => c !== null)
       },
       async close() {
+        db.exec('COMMIT')
         db.close()
       },
     }
   }
   const client = new (loadPg().Client)({ connectionString: source.url, connectionTimeoutMillis: 5_000 })
   await client.connect()
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
   const { schema } = source
   return {
     async chains() {
@@ -252,6 +266,7 @@ async function chainReader(source: AuditSource): Promise<ChainReader> {
       return (rows as unknown[]).map(checkpointFrom).filter((c) => c !== null)
     },
     async close() {
+      await client.query('COMMIT').catch(() => {}) // a failed query has ended it already
       await client.end()
     },
   }

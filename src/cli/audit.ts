@@ -71,24 +71,53 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
 
 const at = (f: FoundCheckpoint) => `the checkpoint at ${f.checkpoint.time}`
 
+/** The chains the command line and the admin API write (audit/change-log.ts): no key signs them, by design. */
+const CHANGE_CHAIN = /^(cli|admin):/
+
+/** `verify --strict`: the gateways' signing interval, and now. */
+export interface Strictness {
+  checkpointIntervalMs: number
+  now: number
+}
+
+/**
+ * Under --strict, the unanchored chains no gateway vouches for: a gateway signs its chain every
+ * checkpoint_interval and at shutdown, so a gateway's chain (not a `cli:`/`admin:` one) whose
+ * newest record is older than two intervals and that has no checkpoint a known key signed was
+ * written by no gateway whose key verify holds — fabricated (a probe: a whole new chain, its hashes
+ * recomputed, passed verify with a note), or its gateway killed before its first checkpoint.
+ */
+function unvouched(result: VerifyResult, strict: Strictness | null): Set<string> {
+  if (!strict) return new Set()
+  // Two intervals either way: a record dated ahead (a skewed clock, or a fabricated chain dated to
+  // pass as new) is no chain in its first minute either.
+  const margin = 2 * strict.checkpointIntervalMs
+  const fresh = (newest: string | null) => newest !== null && Math.abs(Date.parse(newest) - strict.now) <= margin
+  return new Set(result.unanchored.filter(({ chain, newest }) => !CHANGE_CHAIN.test(chain) && !fresh(newest)).map(({ chain }) => chain))
+}
+
 /** What `bouncer audit verify` prints: the verdict or each problem, then what is worth knowing. */
-export function verifyReport(result: VerifyResult): string {
+export function verifyReport(result: VerifyResult, strict: Strictness | null = null): string {
+  const failing = unvouched(result, strict)
+  const ok = result.ok && failing.size === 0
   const problems = [
     ...result.problems.map((p) => `audit log tampered: record ${p.id} (seq ${p.seq} of chain ${p.chain}, ${p.time}): ${p.reason}`),
     ...result.truncations.map((t) => `audit log truncated: ${plural(t.missing, 'record')} missing after record ${t.end} of chain ${t.chain}: the log ends at count ${t.end} but ${at(t)} says ${t.checkpoint.count}`),
     ...result.rewritten.map((r) => `audit log rewritten: record ${r.checkpoint.count} of chain ${r.chain} (${r.id}) is not the record ${at(r)} signed (${r.checkpoint.id})`),
     ...result.forged.map((f) => `checkpoint forged: ${at(f)} for chain ${f.checkpoint.chain} (count ${f.checkpoint.count}) in ${f.source}: its signature does not verify`),
     ...(result.uncheckable ? [`checkpoints not checked: ${result.uncheckable}`] : []),
+    ...result.unanchored.filter(({ chain }) => failing.has(chain)).map(({ chain, newest }) =>
+      `audit chain not anchored: chain ${chain} (newest record ${newest ?? 'unreadable'}) has no checkpoint signed by a key this config holds, though a gateway signs its chain every checkpoint_interval: fabricated, or its gateway stopped before its first checkpoint`),
   ]
   const notes = [
     ...result.restarts.map((r) => `chain ${r.chain} restarted at ${r.time} (record ${r.id}): ${r.detail ?? 'no reason recorded'}`),
     ...(result.anchored > 0 ? [`anchored: ${plural(result.anchored, 'chain')} reach${result.anchored === 1 ? 'es' : ''} ${result.anchored === 1 ? 'its' : 'their'} latest signed checkpoint`] : []),
-    ...result.unanchored.map((chain) => `not anchored: chain ${chain} has no signed checkpoint, so records deleted from its end would not show`),
+    ...result.unanchored.filter(({ chain }) => !failing.has(chain)).map(({ chain }) => `not anchored: chain ${chain} has no signed checkpoint, so records deleted from its end would not show`),
     ...(result.unknownKeys > 0 ? [`not checked: ${plural(result.unknownKeys, 'checkpoint')} signed by keys this config does not hold (another instance's?)`] : []),
     ...(result.damagedCheckpointLines > 0 ? [`not checked: ${plural(result.damagedCheckpointLines, 'line')} of the checkpoint file ${result.damagedCheckpointLines === 1 ? 'is' : 'are'} not a checkpoint`] : []),
   ]
   const counted = `${plural(result.checked, 'record')} in ${plural(result.chains, 'chain')} verified`
-  return (result.ok ? [`ok: ${counted}`, ...notes] : [...problems, ...notes, `${counted} up to the problems above`]).join('\n')
+  return (ok ? [`ok: ${counted}`, ...notes] : [...problems, ...notes, `${counted} up to the problems above`]).join('\n')
 }
 
 /**
@@ -108,7 +137,9 @@ async function userFacing<T>(source: AuditSource, work: Promise<T>): Promise<T> 
   } catch (err) {
     if (err instanceof NoAuditLog) throw new UserError(err.message)
     const code = (err as { code?: string }).code
-    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === '3D000' || code === '42P01') {
+    // Also a role PostgreSQL does not know or lets not in (class 28), or may not read the schema
+    // (42501): the config's or the database's to fix, which "internal error" blamed on the gateway (a probe).
+    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === '3D000' || code === '42P01' || code === '42501' || code?.startsWith('28')) {
       throw new UserError(`cannot read the audit log: ${(err as Error).message}`)
     }
     // SQLite's words for a truncated copy, a file that is no database, a directory in its place:
@@ -146,15 +177,19 @@ export function registerAudit(program: Command): void {
   configOption(audit
     .command('verify')
     .description("check the audit log's hash chain: exit 0 with the count, or 1 naming the first record that does not match"))
-    .action(async (opts: { config?: string }, command: Command) => {
+    .option('--strict', "also exit 1 for a gateway's chain that no checkpoint this config's keys check anchors, older than two checkpoint_intervals")
+    .action(async (opts: { config?: string; strict?: boolean }, command: Command) => {
       const configPath = opts.config ?? (command.parent?.opts() as { config?: string }).config
       const config = await configFrom(configPath)
       const source = sourceOf(config)
       const result = await userFacing(source, verifyAudit(source, anchorsOf(config)))
-      const report = verifyReport(result).split('\n').map(printable).join('\n')
+      const strict = opts.strict ? { checkpointIntervalMs: config.audit.checkpoint_interval, now: Date.now() } : null
+      const report = verifyReport(result, strict)
+      const ok = result.ok && unvouched(result, strict).size === 0
+      const printed = report.split('\n').map(printable).join('\n')
       // A failure is a finding, not a result: stderr (SPEC "Command line, added").
-      if (result.ok) console.log(report)
-      else console.error(report)
-      if (!result.ok) process.exitCode = 1
+      if (ok) console.log(printed)
+      else console.error(printed)
+      if (!ok) process.exitCode = 1
     })
 }

@@ -415,7 +415,8 @@ const auditSink = z.discriminatedUnion('type', [
 const audit = z.strictObject({
   // prefault: the array holds a transform (write_timeout's duration), and a default after a transform is not shown in the JSON Schema
   sinks: z.array(auditSink).prefault([{ type: 'sqlite', path: './data/audit.db' }]),
-  retention: duration.prefault('30d'),
+  // 0 is no "keep forever" (a probe): the worker deleted every record within a second of its writing.
+  retention: duration.prefault('30d').refine((ms) => ms >= 1_000, 'at least 1s: 0 does not keep records forever, it deletes each as soon as it is written'),
   durability: z.enum(['batched', 'sync']).default('batched'),
   flush_interval: timer.prefault('100ms'),
   max_batch: z.number().int().min(1).max(100_000).default(2_000),

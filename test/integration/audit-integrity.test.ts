@@ -13,6 +13,8 @@ import { startTestGateway } from '../helpers/gateway.ts'
 import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { GENESIS_HASH, hashOf, type AuditRecord } from '../../src/audit/record.ts'
+import { searchAudit } from '../../src/audit/search.ts'
 
 let dir: string
 let upstream: TestUpstream
@@ -398,5 +400,57 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
     } finally {
       await dropSchema(SHARED_POSTGRES, schema)
     }
+  })
+})
+
+/**
+ * A whole chain fabricated in a SQLite log, as someone with write access to the file would: one
+ * record, a copy of a real one under another chain, its hashes recomputed, so the chain checks.
+ */
+async function fabricateChain(db: string, chain: string, time: string): Promise<void> {
+  const [real] = await searchAudit({ type: 'sqlite', path: db }, { limit: 1 })
+  const { hash: _hash, ...rest } = real as AuditRecord
+  const forged = { ...rest, id: crypto.randomUUID(), time, subject: 'alice', instance: chain, prev_hash: GENESIS_HASH }
+  const hash = hashOf(forged)
+  sqliteExec(db, `INSERT INTO audit_chains (chain) VALUES ('${chain}');
+    CREATE TEMP TABLE forged AS SELECT * FROM audit_records WHERE id = '${real?.id}';
+    UPDATE forged SET chain = (SELECT no FROM audit_chains WHERE chain = '${chain}'), seq = 1, id = '${forged.id}', time = '${time}',
+      time_ms = ${Date.parse(time)}, subject = 'alice', instance = '${chain}', prev_hash = '${GENESIS_HASH}', hash = '${hash}';
+    INSERT INTO audit_records SELECT * FROM forged;`)
+}
+
+// Found by the audit probe: a whole chain fabricated with its hashes recomputed (a new instance's)
+// checked like any other, and verify passed with a note on stdout. --strict fails on it: a gateway
+// signs its chain every checkpoint_interval, so a gateway's chain older than that with no checkpoint
+// its keys check is one no gateway vouches for. The change chains (cli:, admin:) no key signs, by
+// design, and a gateway's chain in its first intervals has had no checkpoint yet: notes, still.
+describe('verify --strict: a chain no gateway signed', () => {
+  it('SQLite: a fabricated chain fails --strict; a cli: chain and a chain in its first intervals are noted', async () => {
+    const own = await mkdtemp(join(dir, 'strict-'))
+    const db = join(own, 'audit.db')
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
+    await twentyRecords(audit)
+    const hourAgo = new Date(Date.now() - 3_600_000).toISOString()
+    await fabricateChain(db, 'forged-1', hourAgo)
+    await fabricateChain(db, 'cli:otherhost', hourAgo)
+    await fabricateChain(db, 'fresh-1', new Date().toISOString())
+    // The CLI's interval is ten minutes: fresh-1 is in its first intervals for as long as the test runs.
+    const config = await cliConfig(own, { ...audit, checkpoint_interval: '10m' })
+    const notes = ['cli:otherhost', 'fresh-1'].map((chain) => `not anchored: chain ${chain} has no signed checkpoint, so records deleted from its end would not show`)
+
+    const lenient = await runCli(['audit', 'verify', '--config', config])
+    expect(lenient.code).toBe(0)
+    expect(lenient.stdout).toContain('not anchored: chain forged-1 has no signed checkpoint')
+
+    const strict = await runCli(['audit', 'verify', '--strict', '--config', config])
+    expect(strict.code).toBe(1)
+    expect(strict.stderr.split('\n')[0]).toBe(`audit chain not anchored: chain forged-1 (newest record ${hourAgo}) has no checkpoint signed by a key this config holds, though a gateway signs its chain every checkpoint_interval: fabricated, or its gateway stopped before its first checkpoint`)
+    for (const note of notes) expect(strict.stderr).toContain(note)
+
+    sqliteExec(db, `DELETE FROM audit_records WHERE chain = (SELECT no FROM audit_chains WHERE chain = 'forged-1')`)
+    const clean = await runCli(['audit', 'verify', '--strict', '--config', config])
+    expect(clean.stderr).toBe('')
+    expect(clean.code).toBe(0)
+    for (const note of notes) expect(clean.stdout).toContain(note)
   })
 })

@@ -12,6 +12,17 @@ import { stringify } from 'yaml'
 import { searchAudit } from '../../src/audit/search.ts'
 import { runCli } from '../helpers/cli.ts'
 import { waitFor } from '../helpers/wait.ts'
+import pg from 'pg'
+
+async function pgQuery(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: SHARED_POSTGRES })
+  await client.connect()
+  try {
+    await client.query(sql)
+  } finally {
+    await client.end()
+  }
+}
 
 const ADMIN = 'audit-search-pg-admin-token-0123456789'
 let dir: string
@@ -46,6 +57,49 @@ describe('GET /api/audit on PostgreSQL', () => {
       expect(res.statusCode, `${body}\n${gw.logs.filter((l) => l.includes('"level":50') || l.includes('error')).slice(-2).join('')}`).toBeLessThan(500)
     })
   }
+})
+
+// Found by the audit probe: the command line's --limit has no upper bound, and 99999999999999999999
+// was bound as 1e20: "internal error: value … is out of range for type bigint" here, and of a SQLite
+// log "datatype mismatch (damaged, or not an audit log?)". A usage error: exit 2, before the log is read.
+describe('bouncer audit --limit past what a number holds exactly', () => {
+  it('is a usage error (exit 2), for PostgreSQL and SQLite alike; so is a limit that is not digits', async () => {
+    const files = { postgres: join(dir, 'limit-pg.yaml'), sqlite: join(dir, 'limit-sqlite.yaml') }
+    await writeFile(files.postgres, stringify({ audit: { sinks: [{ type: 'postgres', url: SHARED_POSTGRES, schema }] } }))
+    await writeFile(files.sqlite, stringify({ audit: { sinks: [{ type: 'sqlite', path: join(dir, 'limit.db') }] } }))
+    for (const [kind, file] of Object.entries(files)) {
+      for (const limit of ['99999999999999999999', '0x10']) {
+        const cli = await runCli(['audit', '--config', file, '--limit', limit])
+        expect(cli, `${kind} --limit ${limit}`).toEqual({ code: 2, stdout: '', stderr: 'bouncer: --limit must be a whole number from 1\n' })
+      }
+    }
+    const ok = await runCli(['audit', '--config', files.postgres, '--limit', '9007199254740991', '--json'])
+    expect(ok.code, ok.stderr).toBe(0)
+    expect(ok.stdout.trim().split('\n')).toHaveLength(1)
+  })
+})
+
+// Found by the audit probe: a role PostgreSQL does not know, or one that may not read the schema,
+// was "bouncer: internal error: …", the gateway's bug by its words, where the config or the grants are wrong.
+describe('a PostgreSQL log this role cannot read', () => {
+  it('is said as the audit log that cannot be read, for search and verify alike', async () => {
+    const role = `bouncer_noaccess_${process.pid}`
+    await pgQuery(`CREATE ROLE ${role} LOGIN`)
+    try {
+      const cases: Array<[string, string]> = [['nosuchrole', 'role "nosuchrole" does not exist'], [role, `permission denied for schema ${schema}`]]
+      for (const [user, reason] of cases) {
+        const url = new URL(SHARED_POSTGRES)
+        url.username = user
+        const file = join(dir, `${user}.yaml`)
+        await writeFile(file, stringify({ audit: { sinks: [{ type: 'postgres', url: url.href, schema }] } }))
+        for (const args of [['audit'], ['audit', 'verify']]) {
+          expect(await runCli([...args, '--config', file]), `${user} ${args.join(' ')}`).toEqual({ code: 1, stdout: '', stderr: `bouncer: cannot read the audit log: ${reason}\n` })
+        }
+      }
+    } finally {
+      await pgQuery(`DROP ROLE ${role}`)
+    }
+  })
 })
 
 describe('a PostgreSQL log with no records yet', () => {

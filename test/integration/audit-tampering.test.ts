@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { DatabaseSync } from 'node:sqlite'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import pg from 'pg'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -73,6 +74,30 @@ describe('client values that are not valid UTF-16', () => {
       const result = await verifyAudit({ type: 'postgres', url: SHARED_POSTGRES, schema })
       expect(result.problems).toEqual([])
       expect(result).toMatchObject({ ok: true, checked: 3 })
+    } finally {
+      await dropSchema(SHARED_POSTGRES, schema)
+    }
+  })
+})
+
+// Found by the audit probe: a record copied under its own seq, once the primary key was dropped,
+// was named as "record 4 before it is missing (deleted)": a gap, where nothing was deleted.
+describe('a duplicated record', () => {
+  it('PostgreSQL: the copy is named as a seq that comes again, not as a missing record', async () => {
+    const own = await mkdtemp(join(dir, 'duppg-'))
+    const schema = uniqueSchema('duplicate')
+    try {
+      const gw = await gatewayWith([{ type: 'postgres', url: SHARED_POSTGRES, schema }], own)
+      for (let i = 0; i < 5; i++) await (await request(`${gw.url}/open/${i}`)).body.dump()
+      await gw.close()
+      const client = new pg.Client({ connectionString: SHARED_POSTGRES })
+      await client.connect()
+      await client.query(`ALTER TABLE ${schema}.audit_records DROP CONSTRAINT audit_records_pkey;
+        INSERT INTO ${schema}.audit_records SELECT * FROM ${schema}.audit_records WHERE seq = 3`)
+      await client.end()
+      const result = await verifyAudit({ type: 'postgres', url: SHARED_POSTGRES, schema })
+      expect(result.ok).toBe(false)
+      expect(result.problems).toEqual([expect.objectContaining({ seq: 3, reason: 'its seq 3 comes again after record 3 (a record was duplicated or renumbered)' })])
     } finally {
       await dropSchema(SHARED_POSTGRES, schema)
     }

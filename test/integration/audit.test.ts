@@ -236,6 +236,60 @@ describe('search, read as asked', () => {
   })
 })
 
+/** A CSV file's rows of cells as a spreadsheet whose list separator is `separator` reads them: a quote opens a cell only at its start. */
+function rowsAs(text: string, separator: string): string[][] {
+  const rows: string[][] = []
+  let cells: string[] = []
+  let cell = ''
+  let quoted = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]
+    if (quoted && c === '"' && text[i + 1] === '"') {
+      cell += '"'
+      i++
+    } else if (quoted && c === '"') {
+      quoted = false
+    } else if (!quoted && c === '"' && cell === '') {
+      quoted = true
+    } else if (!quoted && c === separator) {
+      cells.push(cell)
+      cell = ''
+    } else if (!quoted && c === '\n') {
+      rows.push([...cells, cell])
+      cells = []
+      cell = ''
+    } else {
+      cell += c
+    }
+  }
+  return rows
+}
+
+describe('the console\'s CSV export', () => {
+  // Found by the audit probe: only a value's start was kept from reading as a formula. Excel in a
+  // locale whose list separator is `;` (German, French…) splits the line at every `;`, and takes a
+  // line break for the row's end, where a comma-quoted cell is no quoted cell to it: the part after
+  // one — `=1+2` in a path anyone can request, `=3+4` in an unsigned token's iss — began a cell.
+  it('no cell begins a formula, where `,` separates cells nor where `;` does', async () => {
+    const { requestId } = await send('/open/a;=1+2', { headers: { 'user-agent': 'x;@SUM(1+1);-2;+3' } })
+    await recordOf(requestId)
+    const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64url')
+    const unsigned = `${b64('{"alg":"RS256","typ":"at+jwt","kid":"k"}')}.${b64(JSON.stringify({ iss: 'https://evil.example/\n=3+4', sub: 'x', aud: 'a', exp: 9999999999 }))}.${b64('sig')}`
+    const broken = await send('/data/x', { token: unsigned })
+    expect((await recordOf(broken.requestId)).detail).toContain('\n=3+4')
+    const res = await request(`${gateway.adminUrl}/api/audit/export?format=csv&since=1h`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    expect(res.statusCode).toBe(200)
+    const text = await res.body.text()
+    expect(text).toContain(`,"/open/a;'=1+2",`)
+    expect(text).toContain(`,"x;'@SUM(1+1);'-2;'+3",`)
+    expect(text).toContain(`/\n'=3+4`)
+    for (const separator of [',', ';']) {
+      const formulas = rowsAs(text, separator).flat().filter((cell) => /^[=+\-@]/.test(cell))
+      expect(formulas, separator).toEqual([])
+    }
+  })
+})
+
 describe('a log with no records yet', () => {
   it('searches to an empty list, not an error: before the worker has created its tables, and when it cannot', async () => {
     // A file the worker has created but not yet migrated, as a reader can catch it at start.

@@ -142,6 +142,14 @@ roles:
     expect(check(issuer('1s')).lines).toEqual([])
   })
 
+  // Found by the audit probe: retention 0 (read by many as "keep forever") deleted every record within a second.
+  it('refuses an audit retention under 1s', () => {
+    const audit = (retention: string) => `${BASE}audit:\n  retention: ${retention}\n`
+    expect(check(audit('0d')).lines).toEqual(['bouncer.yaml:10:14: audit.retention: at least 1s: 0 does not keep records forever, it deletes each as soon as it is written'])
+    expect(check(audit('0s')).loaded.config).toBeUndefined()
+    expect(check(audit('1s')).lines).toEqual([])
+  })
+
   it('refuses upstream headers the gateway owns', () => {
     const { lines } = check(BASE.replace('    url: http://127.0.0.1:9500', '    url: http://127.0.0.1:9500\n    headers: { X-Forwarded-For: 1.2.3.4, X-Bouncer-Assertion: x }'))
     expect(lines).toEqual([
