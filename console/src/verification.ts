@@ -7,11 +7,15 @@ export interface VerificationSummary {
   ok: boolean
   headline: string
   breaks: string[]
+  /** What is worth knowing though nothing broke: chains no signed checkpoint anchors (records deleted from their end would not show). */
+  notes: string[]
 }
 
 export function summarizeVerification(result: Verification): VerificationSummary {
   // No log yet: nothing to check, and nothing found.
-  if ('empty' in result) return { ok: true, headline: 'The log has no records yet: nothing to verify.', breaks: [] }
+  if ('empty' in result) return { ok: true, headline: 'The log has no records yet: nothing to verify.', breaks: [], notes: [] }
+  // `bouncer audit verify --strict` fails a gateway's chain among these once it is older than two checkpoint intervals.
+  const notes = result.unanchored.map(({ chain, newest }) => `chain ${chain} is not anchored to a signed checkpoint (newest record ${newest ?? 'unreadable'}): records deleted from its end would not show`)
   const breaks = [
     ...result.problems.map((p) => `record ${p.seq} of chain ${p.chain} (${p.id}, ${p.time}): ${p.reason}`),
     ...result.truncations.map((t) => `chain ${t.chain} truncated: ${t.missing} records missing after ${t.end}`),
@@ -21,11 +25,11 @@ export function summarizeVerification(result: Verification): VerificationSummary
   ]
   if (result.ok) {
     const chains = `${result.chains} chain${result.chains === 1 ? '' : 's'}`
-    return { ok: true, headline: `✓ Verified through record ${count(result.checked)} (${chains}, ${result.anchored} anchored to a signed checkpoint) in ${result.ms} ms.`, breaks }
+    return { ok: true, headline: `✓ Verified through record ${count(result.checked)} (${chains}, ${result.anchored} anchored to a signed checkpoint) in ${result.ms} ms.`, breaks, notes }
   }
   // Only the checkpoints went unchecked (no key to check them with): every record's hash did verify.
   if (breaks.length === 1 && result.uncheckable !== null) {
-    return { ok: false, headline: `✗ ${count(result.checked)} records verified, but their checkpoints could not be checked.`, breaks }
+    return { ok: false, headline: `✗ ${count(result.checked)} records verified, but their checkpoints could not be checked.`, breaks, notes }
   }
-  return { ok: false, headline: `✗ The chain does not verify (${count(result.checked)} records checked).`, breaks }
+  return { ok: false, headline: `✗ The chain does not verify (${count(result.checked)} records checked).`, breaks, notes }
 }

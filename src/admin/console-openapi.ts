@@ -95,6 +95,7 @@ export const consoleSchemas: Record<string, JsonSchema> = {
       ok: boolean, checked: integer, chains: integer, ms: integer,
       empty: { type: 'boolean', description: 'true: there is no log yet, so nothing was checked' },
       anchored: { type: 'integer', description: 'chains that reach their latest signed checkpoint' },
+      unanchored: { ...array(shape({ chain: string, newest: nullable(string) })), description: 'chains with records and no checkpoint signed by a key the config holds, with their newest record\'s time' },
       uncheckable: { ...nullable(string), description: 'why checkpoints could not be checked at all (no key): ok is then false though every record verified' },
     },
   },

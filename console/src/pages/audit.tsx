@@ -51,6 +51,7 @@ function Chain() {
           <div class={`verdict ${summary.ok ? 'allow' : 'deny'}`} data-testid="verification">
             {summary.headline}
             {summary.breaks.length > 0 && <ul>{summary.breaks.map((b) => <li>{b}</li>)}</ul>}
+            {summary.notes.length > 0 && <ul class="notes" data-testid="verification-notes">{summary.notes.map((n) => <li>{n}</li>)}</ul>}
           </div>
         )}
       </div>

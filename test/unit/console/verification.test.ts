@@ -12,12 +12,19 @@ const clean: VerifyResult & { ms: number } = {
 
 describe('the audit page\'s verification summary', () => {
   it('a clean log: verified through its last record, with its anchored chains', () => {
-    expect(summarizeVerification(clean)).toEqual({ ok: true, headline: '✓ Verified through record 1,200 (1 chain, 1 anchored to a signed checkpoint) in 12 ms.', breaks: [] })
+    expect(summarizeVerification(clean)).toEqual({ ok: true, headline: '✓ Verified through record 1,200 (1 chain, 1 anchored to a signed checkpoint) in 12 ms.', breaks: [], notes: [] })
+  })
+
+  // Found by the audit probe: the page said "N chains, M anchored" and named none of the others.
+  it('a chain no signed checkpoint anchors is named, with its newest record, under a clean verdict', () => {
+    const summary = summarizeVerification({ ...clean, chains: 2, unanchored: [{ chain: 'cli:ops-1', newest: '2026-12-05T03:00:00.000Z' }] })
+    expect(summary.ok).toBe(true)
+    expect(summary.notes).toEqual(['chain cli:ops-1 is not anchored to a signed checkpoint (newest record 2026-12-05T03:00:00.000Z): records deleted from its end would not show'])
   })
 
   it('no log yet: says there is nothing to verify, not that record 0 verified', () => {
     const empty: Verification = { ok: true, checked: 0, chains: 0, empty: true, ms: 0 }
-    expect(summarizeVerification(empty)).toEqual({ ok: true, headline: 'The log has no records yet: nothing to verify.', breaks: [] })
+    expect(summarizeVerification(empty)).toEqual({ ok: true, headline: 'The log has no records yet: nothing to verify.', breaks: [], notes: [] })
   })
 
   it('checkpoints without a key: the records verified, the checkpoints did not, and why', () => {
