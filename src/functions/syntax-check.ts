@@ -10,9 +10,21 @@ import { extname } from 'node:path'
 /** The parse, run in the child: one JSON line, `{ [path]: problem }`, for the paths it is given. */
 const PARSE_EACH = `
 const { readFileSync } = require('node:fs')
-const { stripTypeScriptTypes } = require('node:module')
+const { findPackageJSON, stripTypeScriptTypes } = require('node:module')
+const { pathToFileURL } = require('node:url')
 const { SourceTextModule, compileFunction } = require('node:vm')
 const problems = {}
+// A .js or .ts file is what its package.json's "type" says, as the workers' import() reads it: only
+// with none does Node take either (an ES module when its syntax says so).
+const packageType = (path) => {
+  try {
+    const found = findPackageJSON(pathToFileURL(path))
+    const type = found === undefined ? undefined : JSON.parse(readFileSync(found, 'utf8')).type
+    return type === 'module' || type === 'commonjs' ? type : 'either'
+  } catch {
+    return 'either'
+  }
+}
 for (const [path, kind] of JSON.parse(process.argv[1])) {
   let code
   try {
@@ -24,7 +36,8 @@ for (const [path, kind] of JSON.parse(process.argv[1])) {
   }
   const asModule = () => { new SourceTextModule(code, { identifier: path }) }
   const asScript = () => { compileFunction(code, ['exports', 'require', 'module', '__filename', '__dirname'], { filename: path }) }
-  const tries = kind.startsWith('module') ? [asModule] : kind.startsWith('commonjs') ? [asScript] : [asModule, asScript]
+  const base = kind.startsWith('either') ? packageType(path) : kind.split('-')[0]
+  const tries = base === 'module' ? [asModule] : base === 'commonjs' ? [asScript] : [asModule, asScript]
   let first
   for (const parse of tries) {
     try { parse(); first = undefined; break } catch (err) { first ??= err }
@@ -37,7 +50,7 @@ for (const [path, kind] of JSON.parse(process.argv[1])) {
 process.stdout.write(JSON.stringify(problems))
 `
 
-/** How a file's extension says it is loaded: `.js` and `.ts` may be either kind (package.json's `type`). */
+/** How a file's extension says it is loaded: `.js` and `.ts` may be either kind (package.json's `type`, read in the child). */
 function kindOf(path: string): string {
   const extension = extname(path)
   const typescript = ['.ts', '.mts', '.cts'].includes(extension)

@@ -1,6 +1,6 @@
 // `bouncer check` on functions and the routes that target them: one target per route, names that
 // exist, modules that can be loaded, and route settings that only an HTTP upstream can use.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -92,6 +92,35 @@ describe('bouncer check parses each function module without running it', () => {
         'functions[3].module: its code does not parse: SyntaxError: TypeScript enum is not supported in strip-only mode',
       ])
       expect(existsSync(ran)).toBe(false) // parsed, not run
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  // Found by the review: a .js or .ts file was parsed as either kind whatever its package.json said,
+  // so an ES module's syntax in a "type": "commonjs" package was ok, and the worker's import()
+  // refused it (every call a 502).
+  it('parses a .js or .ts file as the kind its package.json\'s "type" makes it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bouncer-fn-type-'))
+    try {
+      const files: Record<string, string> = {
+        'cjs/package.json': '{ "type": "commonjs" }',
+        'cjs/esm.js': 'export const handler = async () => 1\n',
+        'cjs/esm.ts': 'export const handler = async (): Promise<number> => 1\n',
+        'cjs/cjs.js': 'module.exports.handler = async () => 1\n',
+        'esm/package.json': '{ "type": "module" }',
+        'esm/esm.js': 'export const handler = async () => 1\n',
+      }
+      mkdirSync(join(dir, 'cjs'))
+      mkdirSync(join(dir, 'esm'))
+      for (const [name, code] of Object.entries(files)) writeFileSync(join(dir, name), code)
+      const names = Object.keys(files).filter((name) => !name.endsWith('package.json'))
+      writeFileSync(join(dir, 'bouncer.yaml'), `functions:\n${names.map((name, i) => `  - { name: f${i}, module: ./${name} }\n`).join('')}routes:\n${names.map((_, i) => `  - { id: r${i}, path: /r${i}, function: f${i}, public: true }\n`).join('')}`)
+      const result = await runCheck(join(dir, 'bouncer.yaml'), {})
+      expect(result.findings.map((line) => line.slice(line.indexOf(': ') + 2))).toEqual([
+        "functions[0].module: its code does not parse: SyntaxError: Unexpected token 'export' (line 1)",
+        "functions[1].module: its code does not parse: SyntaxError: Unexpected token 'export' (line 1)",
+      ])
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
