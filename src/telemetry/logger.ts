@@ -13,8 +13,11 @@ const REDACT_PATHS = [
 ]
 
 const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi
-/** An API key's secret (`bk_<id>_<secret>`): the id before it stays, as it names the key. */
-const API_KEY_SECRET = new RegExp(`\\b(${API_KEY_PREFIX}[0-9a-f]{16})_[0-9a-f]{8,}`, 'gi')
+/**
+ * An API key's secret (`bk_<id>_<secret>`): the id before it stays, as it names the key. Wherever
+ * it starts, not at a word boundary only: percent-encoding (`%20bk_…`) puts a letter or digit before it.
+ */
+const API_KEY_SECRET = new RegExp(`(${API_KEY_PREFIX}[0-9a-f]{16})_[0-9a-f]{8,}`, 'gi')
 
 /** Secret values the gateway holds: never to appear in a log line, wherever they hide. */
 const known = new Set<string>()

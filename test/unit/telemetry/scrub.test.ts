@@ -41,4 +41,15 @@ describe('scrubbing API keys from log text', () => {
     expect(scrub(`refused ${key}.`)).toBe(`refused bk_${id}_[redacted].`)
     expect(scrub(`bk_${id}`)).toBe(`bk_${id}`) // an id alone is no secret
   })
+
+  // Found by the review: the pattern began at a word boundary, and a key after a letter, a digit or
+  // an underscore had none: percent-encoded (`%20`, `%22`, `%3D` end in one) or glued to a name.
+  it('redacts a key\'s secret after a percent-encoded character, a letter, a digit or an underscore', () => {
+    const id = '0123456789abcdef'
+    const key = `bk_${id}_${'a1'.repeat(32)}`
+    expect(scrub(`/app?note=my%20key%20${key}&x=1`)).toBe(`/app?note=my%20key%20bk_${id}_[redacted]&x=1`)
+    expect(scrub(`{%22key%22:%22${key}%22}`)).toBe(`{%22key%22:%22bk_${id}_[redacted]%22}`)
+    expect(scrub(`api_key_${key}`)).toBe(`api_key_bk_${id}_[redacted]`)
+    expect(scrub(`x${key.toUpperCase()}`)).toBe(`xBK_${id.toUpperCase()}_[redacted]`)
+  })
 })
