@@ -137,6 +137,25 @@ describe('admin actions are logged with who made them', () => {
     expect(await call('DELETE', `/api/keys/${id}`, ADMIN_TOKEN)).toBe(200)
   })
 
+  // Found by the review: a call that failed inside (an internal error) logged `path` as the request
+  // line's, unscrubbed: a whole key given as the id of DELETE /api/keys/{id} kept its secret there.
+  it('an admin call that fails inside logs the path with a whole key\'s secret redacted', async () => {
+    const whole = await createKey('failing-path')
+    const id = whole.slice(3, 19)
+    const store = new DatabaseSync(join(dir, 'keys.db'))
+    const before = gateway.logs.length
+    try {
+      store.exec('ALTER TABLE api_keys RENAME TO api_keys_away') // the store fails under the call
+      expect(await call('DELETE', `/api/keys/${whole}`, ADMIN_TOKEN)).toBe(500)
+    } finally {
+      store.exec('ALTER TABLE api_keys_away RENAME TO api_keys')
+      store.close()
+    }
+    const failed = gateway.logs.slice(before).map((line) => JSON.parse(line) as { msg: string; path?: string }).filter((entry) => entry.msg === 'admin request failed')
+    expect(failed.map((entry) => entry.path)).toEqual([`/api/keys/bk_${id}_[redacted]`])
+    expect(gateway.logs.slice(before).join('')).not.toContain(whole.slice(20))
+  })
+
   it('records each revocation in the audit log: the admin caller, method, path without the key, what changed; verify passes; found by principal', async () => {
     const chain = `admin:${hostname()}`
     const whole = await createKey('reporter')
