@@ -9,7 +9,8 @@ import { extname } from 'node:path'
 
 /** The parse, run in the child: one JSON line, `{ [path]: problem }`, for the paths it is given. */
 const PARSE_EACH = `
-const { readFileSync } = require('node:fs')
+const { readFileSync, realpathSync } = require('node:fs')
+const { sep } = require('node:path')
 const { findPackageJSON, stripTypeScriptTypes } = require('node:module')
 const { pathToFileURL } = require('node:url')
 const { SourceTextModule, compileFunction } = require('node:vm')
@@ -28,6 +29,11 @@ const packageType = (path) => {
 for (const [path, kind] of JSON.parse(process.argv[1])) {
   let code
   try {
+    // Node strips no types under node_modules (where its loader finds the file, links followed).
+    if (kind.endsWith('-typescript') && realpathSync(path).split(sep).includes('node_modules')) {
+      problems[path] = "TypeScript under node_modules, where Node strips no types (ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING): use the package's JavaScript"
+      continue
+    }
     code = readFileSync(path, 'utf8')
     if (kind.endsWith('-typescript')) code = stripTypeScriptTypes(code)
   } catch (err) {

@@ -125,4 +125,22 @@ describe('bouncer check parses each function module without running it', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  // Found by the review: Node strips no types from a file under node_modules, and the worker's
+  // import() refused a .ts function module there that check had said ok to.
+  it('names a TypeScript module under node_modules: Node strips no types there', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bouncer-fn-nm-'))
+    try {
+      mkdirSync(join(dir, 'node_modules', 'handlers'), { recursive: true })
+      writeFileSync(join(dir, 'node_modules', 'handlers', 'h.ts'), 'export const handler = async (): Promise<number> => 1\n')
+      writeFileSync(join(dir, 'node_modules', 'handlers', 'h.js'), 'export const handler = async () => 1\n')
+      writeFileSync(join(dir, 'bouncer.yaml'), 'functions:\n  - { name: f0, module: ./node_modules/handlers/h.ts }\n  - { name: f1, module: ./node_modules/handlers/h.js }\nroutes:\n  - { id: r0, path: /r0, function: f0, public: true }\n  - { id: r1, path: /r1, function: f1, public: true }\n')
+      const result = await runCheck(join(dir, 'bouncer.yaml'), {})
+      expect(result.findings.map((line) => line.slice(line.indexOf(': ') + 2))).toEqual([
+        "functions[0].module: its code does not parse: TypeScript under node_modules, where Node strips no types (ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING): use the package's JavaScript",
+      ])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
