@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { redactJwts, scrub } from '../../../src/telemetry/logger.ts'
+import { Writable } from 'node:stream'
+import { createLogger, redactJwts, redactValues, scrub } from '../../../src/telemetry/logger.ts'
 
 // The regex the scanner replaces: the reference for what counts as JWT-shaped.
 const JWT_LIKE = /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g
@@ -51,5 +52,34 @@ describe('scrubbing API keys from log text', () => {
     expect(scrub(`{%22key%22:%22${key}%22}`)).toBe(`{%22key%22:%22bk_${id}_[redacted]%22}`)
     expect(scrub(`api_key_${key}`)).toBe(`api_key_bk_${id}_[redacted]`)
     expect(scrub(`x${key.toUpperCase()}`)).toBe(`xBK_${id.toUpperCase()}_[redacted]`)
+  })
+})
+
+// Found by the review: a log call's fields are not free text, and a whole key in one reached the
+// line (the server.workers primary's 'admin request failed' logs `path: req.url`, as the admin
+// API's did); and a field holding a known secret had the whole object copied through JSON, which
+// turned its `err` into {} and logged no error at all.
+describe('scrubbing the fields of a log call', () => {
+  function logged(fields: object): Record<string, unknown> {
+    const lines: string[] = []
+    const logger = createLogger({ destination: new Writable({ write: (chunk: Buffer, _encoding, done) => void (lines.push(chunk.toString()), done()) }) })
+    logger.error(fields, 'admin request failed')
+    return JSON.parse(lines[0] as string) as Record<string, unknown>
+  }
+  const id = '0123456789abcdef'
+  const key = `bk_${id}_${'a1'.repeat(32)}`
+
+  it("redacts a key's secret in a field, and keeps the error beside it", () => {
+    const line = logged({ err: new Error('the store failed'), path: `/api/keys/${key}` })
+    expect(line.path).toBe(`/api/keys/bk_${id}_[redacted]`)
+    expect(line.err).toMatchObject({ type: 'Error', message: 'the store failed' })
+    expect(JSON.stringify(line)).not.toContain(key.slice(20))
+  })
+
+  it('redacts a known secret in a nested field, and keeps the error beside it', () => {
+    redactValues(['a-known-secret-for-fields'])
+    const line = logged({ err: new Error('refused'), upstream: { header: 'x a-known-secret-for-fields y' } })
+    expect(line.upstream).toEqual({ header: 'x [redacted] y' })
+    expect(line.err).toMatchObject({ type: 'Error', message: 'refused' })
   })
 })
