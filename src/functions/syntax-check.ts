@@ -53,7 +53,8 @@ for (const [path, kind] of JSON.parse(process.argv[1])) {
     problems[path] = first.name + ': ' + first.message + (where ? ' (line ' + where[1] + ')' : '')
   }
 }
-process.stdout.write(JSON.stringify(problems))
+// On a line of its own, the last: a preload of NODE_OPTIONS (an APM agent) may have printed before.
+process.stdout.write('\\n' + JSON.stringify(problems) + '\\n')
 `
 
 /** How a file's extension says it is loaded: `.js` and `.ts` may be either kind (package.json's `type`, read in the child). */
@@ -64,18 +65,29 @@ function kindOf(path: string): string {
   return typescript ? `${base}-typescript` : base
 }
 
+/** The parse did not run to its end: `message` says why, in a line (never the child's command, which is this file's script). */
+export class ModulesNotParsed extends Error {}
+
 /**
  * What in each module does not parse (`SyntaxError: … (line N)`), by path; a module that parses is
- * not in the map. Paths that do not exist are left to the config's own checks.
+ * not in the map. Paths that do not exist are left to the config's own checks. Rejects with
+ * ModulesNotParsed when the child did not answer (killed at 30 s, its Node failed to start).
  */
 export async function moduleSyntaxProblems(paths: readonly string[]): Promise<Map<string, string>> {
   if (paths.length === 0) return new Map()
   const input = JSON.stringify([...new Set(paths)].map((path) => [path, kindOf(path)]))
   const stdout = await new Promise<string>((resolve, reject) => {
-    execFile(process.execPath, ['--experimental-vm-modules', '--no-warnings', '-e', PARSE_EACH, input], { timeout: 30_000, maxBuffer: 4 * 1024 * 1024 }, (err, out) => {
-      if (err) reject(new Error(`the function modules could not be parsed: ${err.message}`))
-      else resolve(out)
+    execFile(process.execPath, ['--experimental-vm-modules', '--no-warnings', '-e', PARSE_EACH, input], { timeout: 30_000, maxBuffer: 4 * 1024 * 1024 }, (err, out, errOut) => {
+      if (!err) return resolve(out)
+      const firstLine = String(errOut).split('\n').find((line) => line.trim() !== '')
+      const why = err.killed ? 'the parse took over 30 s' : `its Node ended with ${err.code ?? err.signal ?? 'an error'}${firstLine ? `: ${firstLine.trim()}` : ''}`
+      reject(new ModulesNotParsed(why))
     })
   })
-  return new Map(Object.entries(JSON.parse(stdout) as Record<string, string>))
+  const answer = stdout.trimEnd().split('\n').at(-1) ?? ''
+  try {
+    return new Map(Object.entries(JSON.parse(answer) as Record<string, string>))
+  } catch {
+    throw new ModulesNotParsed('its answer was not the JSON line it writes last (something printed after it)')
+  }
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { runCheck } from '../../../src/cli/check.ts'
+import { runCli } from '../../helpers/cli.ts'
 import { formatDiagnostic, loadConfigText } from '../../../src/config/index.ts'
 
 // The config "file" sits in the fixtures' folder, so ./echo.ts is the fixture.
@@ -128,6 +129,31 @@ describe('bouncer check parses each function module without running it', () => {
 
   // Found by the review: Node strips no types from a file under node_modules, and the worker's
   // import() refused a .ts function module there that check had said ok to.
+  // Found by the review: a preload of NODE_OPTIONS (an APM agent) that printed a line in the child
+  // made check end in "internal error: … is not valid JSON", and a child that failed printed its
+  // whole command, this file's script, as the internal error. Now the answer is the child's last
+  // line, and a parse that could not run is a warning that says why.
+  it('reads its answer through a preload\'s output, and a parse that cannot run is a warning, not an internal error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bouncer-fn-preload-'))
+    try {
+      writeFileSync(join(dir, 'cut.mjs'), 'export async function handler( {\n')
+      writeFileSync(join(dir, 'bouncer.yaml'), 'functions:\n  - { name: f0, module: ./cut.mjs }\nroutes:\n  - { id: r0, path: /r0, function: f0, public: true }\n')
+      // Only in the parse's child (its argument is the JSON list), not in bouncer itself.
+      const inChild = 'if (process.argv.some((a) => a.startsWith("[[")))'
+      writeFileSync(join(dir, 'banner.cjs'), `${inChild} process.stdout.write("agent started\\n")\n`)
+      writeFileSync(join(dir, 'dies.cjs'), `${inChild} { process.stderr.write("agent: no licence\\n"); process.exit(3) }\n`)
+      const check = (preload: string) => runCli(['check', '--config', join(dir, 'bouncer.yaml')], { env: { NODE_OPTIONS: `--require=${join(dir, preload)}` } })
+      const printed = await check('banner.cjs')
+      expect(printed.code, printed.stderr).toBe(1)
+      expect(printed.stderr).toContain('functions[0].module: its code does not parse: SyntaxError')
+      const died = await check('dies.cjs')
+      expect(died.stderr).toMatch(/^\S+:\d+:\d+: warning: functions: the modules' code was not parsed: its Node ended with 3: agent: no licence\n$/)
+      expect({ code: died.code, stdout: died.stdout }).toEqual({ code: 0, stdout: 'ok (1 warning)\n' })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('names a TypeScript module under node_modules: Node strips no types there', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bouncer-fn-nm-'))
     try {
