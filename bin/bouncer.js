@@ -3,7 +3,7 @@
 // and the compiled build (npm run build: dist/) everywhere else: installed as a package (Node does
 // not strip types inside node_modules), in the container image (which ships dist/ and no sources),
 // and on a Node that cannot strip types (or is told not to: --no-experimental-strip-types).
-import { existsSync, lstatSync, mkdirSync, statSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, realpathSync, statSync } from 'node:fs'
 import module from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -78,19 +78,32 @@ if (!useSources && !existsSync(built)) {
 // there first (mode 777) let that account swap in the code of the next `bouncer keys` run as root.
 // NODE_COMPILE_CACHE (the operator's own folder) is taken as given; NODE_DISABLE_COMPILE_CACHE=1
 // turns it off; a folder that cannot be made, or is not private, leaves it off.
-const compileCache = process.env.NODE_COMPILE_CACHE || process.env.NODE_DISABLE_COMPILE_CACHE ? undefined : privateCacheFolder(join(tmpdir(), `bouncer-compile-cache-${process.getuid?.() ?? 'user'}`))
+const compileCache = process.env.NODE_COMPILE_CACHE || process.env.NODE_DISABLE_COMPILE_CACHE ? undefined : privateCacheFolder(`bouncer-compile-cache-${process.getuid?.() ?? 'user'}`)
 if (process.env.NODE_COMPILE_CACHE || compileCache) module.enableCompileCache?.(compileCache)
 const { main } = await import((useSources ? sources : built).href)
 await main(process.argv)
 
 /**
- * `folder`, made if missing (mode 700), when it is a folder (not a link) this account owns that no
- * other can write, in a parent whose other writers cannot rename it away (the temp folder's sticky
- * bit); else undefined. On a system without uids (Windows) the temp folder is the user's own.
+ * The folder `name` in the temp folder (its real path: a link on the way could be pointed
+ * elsewhere), made if missing (mode 700), when it is a folder (not a link) this account owns that no
+ * other can write, and no other account can write a folder above it (which would let it rename the
+ * cache away and put its own in its place between this check and Node's reads): each is owned by
+ * this account or root, and group and others cannot write it unless it is sticky (as /tmp is). Else
+ * undefined. On a system without uids (Windows) the temp folder is the user's own.
  */
-function privateCacheFolder(folder) {
+function privateCacheFolder(name) {
   const uid = process.getuid?.()
   try {
+    const temp = realpathSync(tmpdir())
+    // A TMPDIR of another account's (`su` keeps it) is written by that account even at mode 700,
+    // and the owner of a sticky folder may still rename what is in it.
+    for (let above = temp; uid !== undefined; above = dirname(above)) {
+      const held = statSync(above)
+      if (held.uid !== uid && held.uid !== 0) return undefined
+      if ((held.mode & 0o022) !== 0 && (held.mode & 0o1000) === 0) return undefined
+      if (dirname(above) === above) break
+    }
+    const folder = join(temp, name)
     try {
       mkdirSync(folder, { mode: 0o700 })
     } catch (err) {
@@ -98,9 +111,7 @@ function privateCacheFolder(folder) {
     }
     if (uid === undefined) return folder
     const own = lstatSync(folder)
-    const parent = statSync(dirname(folder))
-    const parentShared = (parent.mode & 0o022) !== 0 && (parent.mode & 0o1000) === 0 && parent.uid !== uid
-    return own.isDirectory() && own.uid === uid && (own.mode & 0o022) === 0 && !parentShared ? folder : undefined
+    return own.isDirectory() && own.uid === uid && (own.mode & 0o022) === 0 ? folder : undefined
   } catch {
     return undefined
   }

@@ -52,10 +52,34 @@ function actorOf(caller: AdminCaller | null): ChangeMade['actor'] {
 }
 
 /**
+ * The records being written now. A drain waits for them: the write may be waiting on another
+ * thread for the audit log's lock (audit/query-thread.ts), and the process's exit would end it
+ * there, leaving a change made with no record and no error line that says so.
+ */
+const underWay = new Set<Promise<boolean>>()
+
+/**
  * Writes the change's record into every sink that keeps records; true when written (or when the
  * config keeps none, as the gateway records nothing then), false after logging why it was not.
  */
-export async function recordAdminChange(config: AuditConfig, logger: Logger, change: AdminChange, context: ChangeContext): Promise<boolean> {
+export function recordAdminChange(config: AuditConfig, logger: Logger, change: AdminChange, context: ChangeContext): Promise<boolean> {
+  const written = writeRecord(config, logger, change, context)
+  underWay.add(written)
+  void written.finally(() => underWay.delete(written))
+  return written
+}
+
+/** Once the change records under way are written, or have failed and been logged so (at most `timeoutMs`). */
+export async function adminChangesRecorded(logger: Logger, timeoutMs: number): Promise<void> {
+  if (underWay.size === 0) return
+  logger.info({ records: underWay.size }, 'draining: waiting for the audit records of admin changes made')
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))
+  await Promise.race([Promise.allSettled([...underWay]), timedOut])
+  clearTimeout(timer)
+}
+
+async function writeRecord(config: AuditConfig, logger: Logger, change: AdminChange, context: ChangeContext): Promise<boolean> {
   const chainId = adminChainId()
   const input = changeRecord({
     method: context.method, path: change.path, detail: change.detail, actor: actorOf(context.caller), keyId: change.keyId,

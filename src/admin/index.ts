@@ -1,4 +1,5 @@
 export { adminRoutes, type AdminActions } from './api.ts'
 export { adminAuth, consoleSignInOf, type AdminAuth } from './auth.ts'
+export { adminChangesRecorded } from './change-audit.ts'
 export type { ReloadResult } from './console-shapes.ts'
 export { createAdminServer, type AdminRoute, type Readiness } from './server.ts'

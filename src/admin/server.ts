@@ -84,7 +84,8 @@ export function createAdminServer(options: AdminServerOptions): Server {
     const requestId = randomUUID()
     serve(options, table, consoleAssets, req, res).catch((err: unknown) => {
       const error = asGatewayError(err)
-      if (error.code === 'internal_error') options.logger.error({ err: error.cause, path: req.url }, 'admin request failed')
+      // The path as sent may hold a whole API key (the id of DELETE /api/keys/{id}): its secret is scrubbed, as in logCall.
+      if (error.code === 'internal_error') options.logger.error({ err: error.cause, path: scrub(truncateClientValue(req.url ?? '')) }, 'admin request failed')
       sendProblem(res, error, requestId, req.method === 'HEAD')
     })
   })

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import type { Command } from 'commander'
 import { formatDiagnostic, loadConfigFile } from '../config/index.ts'
-import { moduleSyntaxProblems } from '../functions/index.ts'
+import { moduleSyntaxProblems, ModulesNotParsed } from '../functions/index.ts'
 import { loadSecrets } from '../secrets/index.ts'
 import { configOption, findConfig } from './config.ts'
 
@@ -23,7 +23,12 @@ export async function runCheck(configFile: string, env: NodeJS.ProcessEnv = proc
     diagnostics.push(...secrets.diagnostics)
     // A module's code is parsed, never run (functions/syntax-check.ts); one that is missing has its error already.
     const modules = loaded.config.functions.map((fn, i) => ({ path: fn.module, at: ['functions', i, 'module'] as const }))
-    const unparsed = await moduleSyntaxProblems(modules.map((m) => m.path).filter((path) => existsSync(path)))
+    const unparsed = await moduleSyntaxProblems(modules.map((m) => m.path).filter((path) => existsSync(path))).catch((err: unknown) => {
+      // The parse is check's own look ahead: one that could not run says so, and the rest stands.
+      if (!(err instanceof ModulesNotParsed)) throw err
+      diagnostics.push(loaded.locate({ severity: 'warning', path: ['functions'], message: `the modules' code was not parsed: ${err.message}` }))
+      return new Map<string, string>()
+    })
     for (const { path, at } of modules) {
       const problem = unparsed.get(path)
       if (problem !== undefined) diagnostics.push(loaded.locate({ severity: 'error', path: [...at], message: `its code does not parse: ${problem}` }))

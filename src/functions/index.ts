@@ -1,5 +1,5 @@
 export { functionBackend, type FunctionRouteSettings } from './backend.ts'
 export { routeKeyOf } from './event.ts'
 export type { FunctionPool } from './pool.ts'
-export { moduleSyntaxProblems } from './syntax-check.ts'
+export { moduleSyntaxProblems, ModulesNotParsed } from './syntax-check.ts'
 export { createFunctionRegistry, type FunctionLoading, type FunctionRegistry } from './registry.ts'

@@ -1,6 +1,7 @@
 // SIGTERM: stop accepting, let requests in flight finish (bounded by server.shutdown_timeout), then
 // close listeners, pools, key sets, stores, the audit log (last: every record is queued by then).
 import type { Server } from 'node:http'
+import { adminChangesRecorded } from '../admin/index.ts'
 import type { GatewayServer } from '../gateway/index.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { AuditLog } from '../audit/index.ts'
@@ -40,6 +41,8 @@ export function createShutdown(live: Live, deps: ShutdownDeps): () => Promise<vo
     for (const socket of state.tunnels) socket.destroy()
     deps.adminServer.close()
     deps.adminServer.closeAllConnections()
+    // A revocation made is recorded before the process ends (its answer may be cut above; its record is not).
+    await adminChangesRecorded(state.logger, state.runtime.config.server.shutdown_timeout)
     await deps.closeRegistries()
     await deps.audit.close() // last: every request's record is queued by now
     await deps.tracing?.shutdown()

@@ -49,7 +49,7 @@ export function valueProblem(ref: SecretReference, value: string, kind: SecretSt
 }
 
 /** A value too short to take out of the logs, and to be a credential worth the name. */
-function shortValueWarning(name: string, length: number): string {
+export function shortValueWarning(name: string, length: number): string {
   return `secret "${name}" is ${length} character${length === 1 ? '' : 's'}: a value under ${MIN_REDACTED_LENGTH} is not taken out of the logs (it would blank ordinary words), and a credential that short can be guessed: use a longer one`
 }
 

@@ -3,9 +3,9 @@
 // `bouncer secrets`, by a schedule, or a changed file) and applies it to the running config without
 // a restart. Requests already under way keep the headers they were built with.
 import type { Config, LoadedConfig, SecretReference } from '../config/index.ts'
-import { redactValues, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
+import { MIN_REDACTED_LENGTH, redactValues, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import { SecretsError } from './crypto.ts'
-import { loadSecrets, substitute, valueProblem } from './open.ts'
+import { loadSecrets, shortValueWarning, substitute, valueProblem } from './open.ts'
 import type { SecretStore } from './store.ts'
 import { rotationScheduler, type RotationScheduler } from './rotation.ts'
 
@@ -79,6 +79,10 @@ export function openSecretsRuntime(loaded: LoadedConfig & { config: Config }, op
         redactValues([value])
         values.set(name, value)
         changed = true
+        // As at start (open.ts): used, and said at each of its places, as a value redactValues leaves in the logs.
+        if (value.length < MIN_REDACTED_LENGTH) {
+          for (const ref of refs) if (ref.name === name) logger.warn(options.format(loaded.locate({ severity: 'warning', path: ref.path, message: shortValueWarning(name, value.length) })))
+        }
       } catch (err) {
         background.failed('secrets_refresh', err, { message: 'a referenced secret could not be re-read: its last value stays in use', fields: { secret_name: name } })
       }

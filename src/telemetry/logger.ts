@@ -13,8 +13,11 @@ const REDACT_PATHS = [
 ]
 
 const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi
-/** An API key's secret (`bk_<id>_<secret>`): the id before it stays, as it names the key. */
-const API_KEY_SECRET = new RegExp(`\\b(${API_KEY_PREFIX}[0-9a-f]{16})_[0-9a-f]{8,}`, 'gi')
+/**
+ * An API key's secret (`bk_<id>_<secret>`): the id before it stays, as it names the key. Wherever
+ * it starts, not at a word boundary only: percent-encoding (`%20bk_…`) puts a letter or digit before it.
+ */
+const API_KEY_SECRET = new RegExp(`(${API_KEY_PREFIX}[0-9a-f]{16})_[0-9a-f]{8,}`, 'gi')
 
 /** Secret values the gateway holds: never to appear in a log line, wherever they hide. */
 const known = new Set<string>()
@@ -83,19 +86,44 @@ export function redactJwts(text: string): string {
   return copied === 0 ? text : out + text.slice(copied)
 }
 
-/** An object that holds a known secret value anywhere is logged as its scrubbed copy. */
-function scrubObject(value: unknown): unknown {
-  if (known.size === 0 || value === null || typeof value !== 'object' || value instanceof Error) return value
-  let text: string
+/** An API key's secret anywhere in a text, for a test (a global regex's test() moves its lastIndex). */
+const HOLDS_API_KEY_SECRET = new RegExp(API_KEY_SECRET.source, 'i')
+
+function holdsSecret(text: string): boolean {
+  if (HOLDS_API_KEY_SECRET.test(text)) return true
+  for (const secret of known) if (text.includes(secret)) return true
+  return false
+}
+
+/** A JSON value's scrubbed copy (what JSON cannot carry is left as it is). */
+function scrubJson(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return typeof value === 'string' ? scrub(value) : value
+  let text: string | undefined
   try {
     text = JSON.stringify(value)
   } catch {
     return value
   }
-  for (const secret of known) {
-    if (text.includes(secret)) return JSON.parse(scrub(text)) as unknown
+  return text === undefined || !holdsSecret(text) ? value : (JSON.parse(scrub(text)) as unknown)
+}
+
+/**
+ * A log call's fields, scrubbed where one holds a known secret value or an API key's secret (a
+ * path as sent, `/api/keys/<whole key>`): fields are not free text, and a whole key in one reached
+ * the line. Each field is scrubbed apart, and an Error is left to the err serializer (which scrubs
+ * its message and stack): a JSON copy of the whole object turned it into {} and lost the error.
+ */
+function scrubObject(value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || value instanceof Error || Array.isArray(value)) return scrubJson(value)
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch {
+    return value
   }
-  return value
+  if (text === undefined || !holdsSecret(text)) return value
+  // fromEntries defines each field: a "__proto__" one would otherwise set the copy's prototype.
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, item instanceof Error ? item : scrubJson(item)]))
 }
 
 export interface LoggerOptions {

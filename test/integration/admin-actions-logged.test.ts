@@ -12,7 +12,7 @@ import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { searchAudit, verifyAudit, type AuditRecord, type AuditSource } from '../../src/audit/index.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCli, serveConfig } from '../helpers/cli.ts'
 import { cookieJar, submitLogin } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -137,6 +137,25 @@ describe('admin actions are logged with who made them', () => {
     expect(await call('DELETE', `/api/keys/${id}`, ADMIN_TOKEN)).toBe(200)
   })
 
+  // Found by the review: a call that failed inside (an internal error) logged `path` as the request
+  // line's, unscrubbed: a whole key given as the id of DELETE /api/keys/{id} kept its secret there.
+  it('an admin call that fails inside logs the path with a whole key\'s secret redacted', async () => {
+    const whole = await createKey('failing-path')
+    const id = whole.slice(3, 19)
+    const store = new DatabaseSync(join(dir, 'keys.db'))
+    const before = gateway.logs.length
+    try {
+      store.exec('ALTER TABLE api_keys RENAME TO api_keys_away') // the store fails under the call
+      expect(await call('DELETE', `/api/keys/${whole}`, ADMIN_TOKEN)).toBe(500)
+    } finally {
+      store.exec('ALTER TABLE api_keys_away RENAME TO api_keys')
+      store.close()
+    }
+    const failed = gateway.logs.slice(before).map((line) => JSON.parse(line) as { msg: string; path?: string }).filter((entry) => entry.msg === 'admin request failed')
+    expect(failed.map((entry) => entry.path)).toEqual([`/api/keys/bk_${id}_[redacted]`])
+    expect(gateway.logs.slice(before).join('')).not.toContain(whole.slice(20))
+  })
+
   it('records each revocation in the audit log: the admin caller, method, path without the key, what changed; verify passes; found by principal', async () => {
     const chain = `admin:${hostname()}`
     const whole = await createKey('reporter')
@@ -221,5 +240,43 @@ describe('admin actions are logged with who made them', () => {
     const records = await searchAudit({ type: 'sqlite', path: join(dir, 'audit.db') }, { limit: 100, principal: 'admin.token' })
     expect(records.filter((r) => r.client_id === keyId)).toEqual([expect.objectContaining({ method: 'DELETE', path: `/api/keys/${keyId}`, instance: `admin:${hostname()}` })])
     expect(gateway.logs.join('')).not.toContain('NOT AUDITED')
+  })
+
+  // Found by the review: the record waits for the lock on the audit query thread, and a SIGTERM then
+  // drained and exited without it: the key revoked, no record of who did it and no line saying so.
+  it('a SIGTERM while a revocation\'s record waits for the lock: the drain waits, and the record is written', async () => {
+    const serveDir = await mkdtemp(join(tmpdir(), 'bouncer-admin-drain-'))
+    const shared = { admin: { token: ADMIN_TOKEN }, audit: { sinks: [{ type: 'sqlite', path: join(serveDir, 'audit.db') }], spill_dir: join(serveDir, 'spill') }, api_keys: { store: { type: 'sqlite', path: join(serveDir, 'keys.db') } } }
+    const served = await serveConfig({ ...shared, upstreams: [{ name: 'app', url: upstream.url }], routes: [{ id: 'app', path: '/app/*', upstream: 'app', public: true }] })
+    let locker: DatabaseSync | undefined
+    try {
+      const file = join(serveDir, 'cli.yaml')
+      await writeFile(file, stringify({ ...shared, audit: { sinks: [] } }))
+      const created = await runCli(['keys', 'create', '--config', file, '--principal', 'draining'])
+      expect(created.code, created.stderr).toBe(0)
+      const keyId = created.stdout.trim().slice(3, 19)
+      locker = new DatabaseSync(join(serveDir, 'audit.db'))
+      locker.exec('BEGIN IMMEDIATE') // the write lock, as a sink committing a batch holds it
+      const revoking = request(`${served.adminUrl}/api/keys/${keyId}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }).catch(() => undefined)
+      await waitFor(async () => {
+        const res = await request(`${served.adminUrl}/api/keys`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+        return ((await res.body.json()) as Array<{ id: string; revoked_at: string | null }>).some((key) => key.id === keyId && key.revoked_at !== null)
+      }, 'the key revoked, its record waiting for the lock')
+      served.child.kill('SIGTERM')
+      let exited = false
+      void served.exited.then(() => (exited = true))
+      await waitFor(() => exited || served.stderr().includes('waiting for the audit records of admin changes'), 'the drain to wait for the record, or the process to end')
+      locker.exec('COMMIT')
+      expect(await served.exited).toBe(0)
+      await revoking
+      const records = await searchAudit({ type: 'sqlite', path: join(serveDir, 'audit.db') }, { limit: 10, principal: 'admin.token' })
+      expect(records.map((r) => ({ client_id: r.client_id, method: r.method, path: r.path }))).toEqual([{ client_id: keyId, method: 'DELETE', path: `/api/keys/${keyId}` }])
+      expect(served.stderr()).not.toContain('NOT AUDITED')
+    } finally {
+      if (locker?.isTransaction) locker.exec('ROLLBACK')
+      locker?.close()
+      await served.stop()
+      await rm(serveDir, { recursive: true, force: true })
+    }
   })
 })

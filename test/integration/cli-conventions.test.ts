@@ -66,6 +66,21 @@ describe('the compile cache', () => {
     expect(result.code).toBe(0)
     for (const folder of planted) expect(await readdir(folder)).toEqual([])
   })
+
+  // Found by the review: only a parent others could write through its group or other bits counted
+  // as shared, so a TMPDIR owned by another account (`su` keeps the user's, e.g. /run/user/1000,
+  // mode 700) took root's cache: that account may rename the folder away and put its own code in
+  // its place while the command loads. So may the owner of a sticky folder. Only root can make one.
+  it.skipIf(uid !== 0)("leaves the cache off in a temp folder another account owns, private or sticky", async () => {
+    for (const [name, mode] of [['others-private', 0o755], ['others-sticky', 0o1777]] as const) {
+      const temp = join(dir, name)
+      await mkdir(temp)
+      await chown(temp, 65534, 65534)
+      await chmod(temp, mode)
+      expect((await runCli(['--version'], { env: env(temp) })).code).toBe(0)
+      expect(await readdir(temp)).toEqual([])
+    }
+  })
 })
 
 describe('usage errors', () => {

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { runCheck } from '../../../src/cli/check.ts'
+import { runCli } from '../../helpers/cli.ts'
 import { formatDiagnostic, loadConfigText } from '../../../src/config/index.ts'
 
 // The config "file" sits in the fixtures' folder, so ./echo.ts is the fixture.
@@ -96,6 +97,78 @@ describe('bouncer check parses each function module without running it', () => {
         'functions[5].module: its code does not parse: SyntaxError: Strict mode code may not include a with statement',
       ])
       expect(existsSync(ran)).toBe(false) // parsed, not run
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  // Found by the review: a .js or .ts file was parsed as either kind whatever its package.json said,
+  // so an ES module's syntax in a "type": "commonjs" package was ok, and the worker's import()
+  // refused it (every call a 502).
+  it('parses a .js or .ts file as the kind its package.json\'s "type" makes it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bouncer-fn-type-'))
+    try {
+      const files: Record<string, string> = {
+        'cjs/package.json': '{ "type": "commonjs" }',
+        'cjs/esm.js': 'export const handler = async () => 1\n',
+        'cjs/esm.ts': 'export const handler = async (): Promise<number> => 1\n',
+        'cjs/cjs.js': 'module.exports.handler = async () => 1\n',
+        'esm/package.json': '{ "type": "module" }',
+        'esm/esm.js': 'export const handler = async () => 1\n',
+      }
+      mkdirSync(join(dir, 'cjs'))
+      mkdirSync(join(dir, 'esm'))
+      for (const [name, code] of Object.entries(files)) writeFileSync(join(dir, name), code)
+      const names = Object.keys(files).filter((name) => !name.endsWith('package.json'))
+      writeFileSync(join(dir, 'bouncer.yaml'), `functions:\n${names.map((name, i) => `  - { name: f${i}, module: ./${name} }\n`).join('')}routes:\n${names.map((_, i) => `  - { id: r${i}, path: /r${i}, function: f${i}, public: true }\n`).join('')}`)
+      const result = await runCheck(join(dir, 'bouncer.yaml'), {})
+      expect(result.findings.map((line) => line.slice(line.indexOf(': ') + 2))).toEqual([
+        "functions[0].module: its code does not parse: SyntaxError: Unexpected token 'export' (line 1)",
+        "functions[1].module: its code does not parse: SyntaxError: Unexpected token 'export' (line 1)",
+      ])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  // Found by the review: Node strips no types from a file under node_modules, and the worker's
+  // import() refused a .ts function module there that check had said ok to.
+  // Found by the review: a preload of NODE_OPTIONS (an APM agent) that printed a line in the child
+  // made check end in "internal error: … is not valid JSON", and a child that failed printed its
+  // whole command, this file's script, as the internal error. Now the answer is the child's last
+  // line, and a parse that could not run is a warning that says why.
+  it('reads its answer through a preload\'s output, and a parse that cannot run is a warning, not an internal error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bouncer-fn-preload-'))
+    try {
+      writeFileSync(join(dir, 'cut.mjs'), 'export async function handler( {\n')
+      writeFileSync(join(dir, 'bouncer.yaml'), 'functions:\n  - { name: f0, module: ./cut.mjs }\nroutes:\n  - { id: r0, path: /r0, function: f0, public: true }\n')
+      // Only in the parse's child (its argument is the JSON list), not in bouncer itself.
+      const inChild = 'if (process.argv.some((a) => a.startsWith("[[")))'
+      writeFileSync(join(dir, 'banner.cjs'), `${inChild} process.stdout.write("agent started\\n")\n`)
+      writeFileSync(join(dir, 'dies.cjs'), `${inChild} { process.stderr.write("agent: no licence\\n"); process.exit(3) }\n`)
+      const check = (preload: string) => runCli(['check', '--config', join(dir, 'bouncer.yaml')], { env: { NODE_OPTIONS: `--require=${join(dir, preload)}` } })
+      const printed = await check('banner.cjs')
+      expect(printed.code, printed.stderr).toBe(1)
+      expect(printed.stderr).toContain('functions[0].module: its code does not parse: SyntaxError')
+      const died = await check('dies.cjs')
+      expect(died.stderr).toMatch(/^\S+:\d+:\d+: warning: functions: the modules' code was not parsed: its Node ended with 3: agent: no licence\n$/)
+      expect({ code: died.code, stdout: died.stdout }).toEqual({ code: 0, stdout: 'ok (1 warning)\n' })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('names a TypeScript module under node_modules: Node strips no types there', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bouncer-fn-nm-'))
+    try {
+      mkdirSync(join(dir, 'node_modules', 'handlers'), { recursive: true })
+      writeFileSync(join(dir, 'node_modules', 'handlers', 'h.ts'), 'export const handler = async (): Promise<number> => 1\n')
+      writeFileSync(join(dir, 'node_modules', 'handlers', 'h.js'), 'export const handler = async () => 1\n')
+      writeFileSync(join(dir, 'bouncer.yaml'), 'functions:\n  - { name: f0, module: ./node_modules/handlers/h.ts }\n  - { name: f1, module: ./node_modules/handlers/h.js }\nroutes:\n  - { id: r0, path: /r0, function: f0, public: true }\n  - { id: r1, path: /r1, function: f1, public: true }\n')
+      const result = await runCheck(join(dir, 'bouncer.yaml'), {})
+      expect(result.findings.map((line) => line.slice(line.indexOf(': ') + 2))).toEqual([
+        "functions[0].module: its code does not parse: TypeScript under node_modules, where Node strips no types (ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING): use the package's JavaScript",
+      ])
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

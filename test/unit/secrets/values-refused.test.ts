@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import { afterEach, beforeEach, expect, it } from 'vitest'
 import { loadConfigText, type Config } from '../../../src/config/index.ts'
 import { loadSecrets } from '../../../src/secrets/open.ts'
@@ -113,6 +114,26 @@ it('a secret under 6 characters is a warning at its place, naming its length, an
   const secrets = openSecretsRuntime({ ...loaded, config: loaded.config as Config }, { env, logger: createLogger({ level: 'silent' }), background: {} as never, format: (d) => d.message })
   try {
     expect(secrets.resolve('Bearer ${secret:up-token}')).toBe('Bearer abc12')
+  } finally {
+    secrets.close()
+  }
+})
+
+// Found by the review: at start a value under 6 characters is a warning, and a refresh that brought
+// one in used it with nothing said (redactValues leaves it in the logs all the same).
+it('a secret refreshed to a value under 6 characters is used, and a warning at its place says so', () => {
+  writeFileSync(join(dir, 'up-token'), 'first-token')
+  const loaded = load(header(fileStore()))
+  const lines: string[] = []
+  const logger = createLogger({ destination: new Writable({ write: (chunk: Buffer, _encoding, done) => void (lines.push(chunk.toString()), done()) }) })
+  const background = { failed: () => {} }
+  const secrets = openSecretsRuntime({ ...loaded, config: loaded.config as Config }, { logger, background: background as never, format: (d) => `${d.path.join('.')}: ${d.message}` })
+  try {
+    writeFileSync(join(dir, 'up-token'), 'abc')
+    expect(secrets.reread()).toBe(true)
+    expect(secrets.resolve('Bearer ${secret:up-token}')).toBe('Bearer abc')
+    const warnings = lines.map((line) => JSON.parse(line) as { level: string; msg: string }).filter((entry) => entry.level === 'warn').map((entry) => entry.msg)
+    expect(warnings).toEqual(['upstreams.0.headers.Authorization: secret "up-token" is 3 characters: a value under 6 is not taken out of the logs (it would blank ordinary words), and a credential that short can be guessed: use a longer one'])
   } finally {
     secrets.close()
   }

@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { redactJwts, scrub } from '../../../src/telemetry/logger.ts'
+import { Writable } from 'node:stream'
+import { createLogger, redactJwts, redactValues, scrub } from '../../../src/telemetry/logger.ts'
 
 // The regex the scanner replaces: the reference for what counts as JWT-shaped.
 const JWT_LIKE = /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g
@@ -40,5 +41,45 @@ describe('scrubbing API keys from log text', () => {
     expect(scrub(`/api/keys/${key}/more`)).toBe(`/api/keys/bk_${id}_[redacted]/more`)
     expect(scrub(`refused ${key}.`)).toBe(`refused bk_${id}_[redacted].`)
     expect(scrub(`bk_${id}`)).toBe(`bk_${id}`) // an id alone is no secret
+  })
+
+  // Found by the review: the pattern began at a word boundary, and a key after a letter, a digit or
+  // an underscore had none: percent-encoded (`%20`, `%22`, `%3D` end in one) or glued to a name.
+  it('redacts a key\'s secret after a percent-encoded character, a letter, a digit or an underscore', () => {
+    const id = '0123456789abcdef'
+    const key = `bk_${id}_${'a1'.repeat(32)}`
+    expect(scrub(`/app?note=my%20key%20${key}&x=1`)).toBe(`/app?note=my%20key%20bk_${id}_[redacted]&x=1`)
+    expect(scrub(`{%22key%22:%22${key}%22}`)).toBe(`{%22key%22:%22bk_${id}_[redacted]%22}`)
+    expect(scrub(`api_key_${key}`)).toBe(`api_key_bk_${id}_[redacted]`)
+    expect(scrub(`x${key.toUpperCase()}`)).toBe(`xBK_${id.toUpperCase()}_[redacted]`)
+  })
+})
+
+// Found by the review: a log call's fields are not free text, and a whole key in one reached the
+// line (the server.workers primary's 'admin request failed' logs `path: req.url`, as the admin
+// API's did); and a field holding a known secret had the whole object copied through JSON, which
+// turned its `err` into {} and logged no error at all.
+describe('scrubbing the fields of a log call', () => {
+  function logged(fields: object): Record<string, unknown> {
+    const lines: string[] = []
+    const logger = createLogger({ destination: new Writable({ write: (chunk: Buffer, _encoding, done) => void (lines.push(chunk.toString()), done()) }) })
+    logger.error(fields, 'admin request failed')
+    return JSON.parse(lines[0] as string) as Record<string, unknown>
+  }
+  const id = '0123456789abcdef'
+  const key = `bk_${id}_${'a1'.repeat(32)}`
+
+  it("redacts a key's secret in a field, and keeps the error beside it", () => {
+    const line = logged({ err: new Error('the store failed'), path: `/api/keys/${key}` })
+    expect(line.path).toBe(`/api/keys/bk_${id}_[redacted]`)
+    expect(line.err).toMatchObject({ type: 'Error', message: 'the store failed' })
+    expect(JSON.stringify(line)).not.toContain(key.slice(20))
+  })
+
+  it('redacts a known secret in a nested field, and keeps the error beside it', () => {
+    redactValues(['a-known-secret-for-fields'])
+    const line = logged({ err: new Error('refused'), upstream: { header: 'x a-known-secret-for-fields y' } })
+    expect(line.upstream).toEqual({ header: 'x [redacted] y' })
+    expect(line.err).toMatchObject({ type: 'Error', message: 'refused' })
   })
 })
