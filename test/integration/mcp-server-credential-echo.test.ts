@@ -44,6 +44,13 @@ async function echoingServer(): Promise<Server> {
       for (let i = 0; i < 40; i++) deep = [deep]
       return void res.end(JSON.stringify({ jsonrpc: '2.0', id, result: { isError: true, content: [{ type: 'text', text }], structuredContent: { deep } } }))
     }
+    if (body.includes('"tools/call"') && body.includes('"whoami"')) {
+      // What it was sent, decoded: a Basic credential's user and password, and a header of any name.
+      const { id } = JSON.parse(body) as { id: number }
+      const basic = Buffer.from(String(req.headers.authorization).replace(/^Basic /, ''), 'base64').toString('utf8')
+      res.writeHead(200, { 'content-type': 'application/json' })
+      return void res.end(JSON.stringify({ jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: `you are ${basic} (password ${basic.split(':')[1]}), signed ${req.headers['x-client-name']}` }] } }))
+    }
     if (body.includes('"tools/call"') && body.includes('"held"')) {
       // Answers when the test says, with the credential it was sent when called.
       const { id } = JSON.parse(body) as { id: number }
@@ -72,7 +79,7 @@ async function echoingServer(): Promise<Server> {
     mcp.setRequestHandler('resources/read', async (request) => ({
       contents: [{ uri: request.params.uri, mimeType: 'text/plain', text: `read with ${req.headers.authorization} and ${req.headers['x-api-key']} as ${req.headers['x-client-name']}` }],
     }))
-    mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'echo', inputSchema: { type: 'object' } }, { name: 'leak', inputSchema: { type: 'object' } }, { name: 'sorry', inputSchema: { type: 'object' } }, { name: 'busy', inputSchema: { type: 'object' } }, { name: 'held', inputSchema: { type: 'object' } }] }))
+    mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'echo', inputSchema: { type: 'object' } }, { name: 'leak', inputSchema: { type: 'object' } }, { name: 'sorry', inputSchema: { type: 'object' } }, { name: 'busy', inputSchema: { type: 'object' } }, { name: 'held', inputSchema: { type: 'object' } }, { name: 'whoami', inputSchema: { type: 'object' } }] }))
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
     await mcp.connect(transport)
     await answerWith(transport, req, res, { body })
@@ -389,4 +396,36 @@ it('sends a rotated credential on the open connection, and the server\'s echo of
     expect(answer).not.toContain(first)
     expect(answer).not.toContain(second)
   }
+}, 60_000)
+
+// Found by this session's review: only headers named as credentials (auth, key, token…) were
+// redacted, so a secret in a header of another name (X-Client-Name: ${secret:…}) that the server
+// echoed reached the agent; and a Basic credential's user:password, decoded, was not looked for.
+it('redacts a header built from a secret whatever its name, and a Basic credential decoded', async () => {
+  const files = await mkdtemp(join(tmpdir(), 'bouncer-mcp-secret-header-'))
+  const signature = 'client-signature-0123456789'
+  const basic = 'svc-tickets:basic-password-4242'
+  await writeFile(join(files, 'client-signature'), `${signature}\n`)
+  const mcp = gatewayConfig.mcp as { servers: Array<Record<string, unknown>> }
+  const server = mcp.servers[0] as { headers: Record<string, string> }
+  await setup.gateway.writeConfig({
+    ...gatewayConfig,
+    secrets: { store: { type: 'file', dir: files } },
+    mcp: { ...mcp, servers: [{ ...server, headers: { ...server.headers, Authorization: `Basic ${Buffer.from(basic).toString('base64')}`, 'X-Client-Name': '${secret:client-signature}' } }] },
+  })
+  expect((await setup.gateway.reload()).ok).toBe(true)
+  let text: string
+  try {
+    const client = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
+    try {
+      text = JSON.stringify((await client.callTool({ name: 'tickets__whoami', arguments: {} })).content)
+    } finally {
+      await client.close()
+    }
+  } finally {
+    await setup.gateway.writeConfig(gatewayConfig)
+    expect((await setup.gateway.reload()).ok).toBe(true)
+    await rm(files, { recursive: true, force: true })
+  }
+  expect(text).toBe(JSON.stringify([{ type: 'text', text: 'you are [redacted] (password [redacted]), signed [redacted]' }]))
 }, 60_000)

@@ -6,7 +6,7 @@
 import type { CallToolResult, Client, JSONRPCMessage, Tool, Transport } from '@modelcontextprotocol/client'
 import { createSharedResources } from '../../collections/index.ts'
 import { TOOL_NAME, type McpServerConfig } from '../../config/index.ts'
-import { scrub, type Logger } from '../../telemetry/index.ts'
+import { MIN_REDACTED_LENGTH, scrub, type Logger } from '../../telemetry/index.ts'
 import { isConnectFailureCode } from '../../upstream/index.ts'
 import { SEPARATOR } from './catalog.ts'
 import { boundedSchemaValidator } from './tool-schema.ts'
@@ -54,6 +54,8 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
   const listeners = new Set<() => void>()
   let closed = false
   let headers = { ...config.headers }
+  /** The headers whose configured value holds a secret (lower case). */
+  const fromSecret = new Set(Object.entries(config.headers).filter(([, value]) => value.includes('${secret:')).map(([name]) => name.toLowerCase()))
   // The credential values of headers since replaced (a secret's rotation), newest first: an answer
   // to a request sent before, or a notification stream opened before, may still echo one.
   let replaced: string[] = []
@@ -134,10 +136,16 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
     },
   }
 
-  /** The credential headers' values sent to this server (a header such as `accept: application/json` is no secret: redacting it blanked ordinary words). */
+  /**
+   * The credential headers' values sent to this server: a header named as one, or built from a
+   * secret whatever its name (`X-Signature: ${secret:…}`, which a review found echoed to the agent);
+   * not the others (`accept: application/json` is no secret: redacting it blanked ordinary words).
+   * A value, the value after its scheme (`Bearer …`), and a `Basic` credential's user:password and
+   * password, decoded.
+   */
   function credentialValues(of: Record<string, string>): string[] {
-    return Object.entries(of).filter(([name]) => CREDENTIAL_HEADER.test(name))
-      .flatMap(([, value]) => [value, value.replace(/^\S+\s+/, '')]).filter((secret) => secret.length >= 6)
+    return Object.entries(of).filter(([name]) => CREDENTIAL_HEADER.test(name) || fromSecret.has(name.toLowerCase()))
+      .flatMap(([, value]) => [value, value.replace(/^\S+\s+/, ''), ...basicParts(value)]).filter((secret) => secret.length >= MIN_REDACTED_LENGTH)
   }
 
   function redact(text: string): string {
@@ -434,4 +442,13 @@ export function createMcpServerRegistry(logger: Logger): McpServerRegistry {
     close: (server) => server.close(),
   })
   return { ...shared, acquire: (config, maxAnswerBytes) => shared.acquire({ config, maxAnswerBytes }) }
+}
+
+/** A `Basic` credential's `user:password` and password, decoded (a server may echo them so). */
+function basicParts(value: string): string[] {
+  const encoded = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(value.trim())?.[1]
+  if (encoded === undefined) return []
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  return colon === -1 ? [decoded] : [decoded, decoded.slice(colon + 1)]
 }
