@@ -85,7 +85,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
     serve(options, table, consoleAssets, req, res).catch((err: unknown) => {
       const error = asGatewayError(err)
       // The path as sent may hold a whole API key (the id of DELETE /api/keys/{id}): its secret is scrubbed, as in logCall.
-      if (error.code === 'internal_error') options.logger.error({ err: error.cause, path: scrub(truncateClientValue(req.url ?? '')) }, 'admin request failed')
+      if (error.code === 'internal_error') options.logger.error({ err: error.cause, path: truncateClientValue(scrub(req.url ?? '')) }, 'admin request failed')
       sendProblem(res, error, requestId, req.method === 'HEAD')
     })
   })
@@ -163,7 +163,7 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
     let caller: AdminCaller | null = null
     const logCall = (status: number, recordedPath?: string) => {
       if (method === 'GET' || method === 'HEAD') return
-      options.logger.info({ via: caller?.via ?? null, principal: caller?.principal ?? null, method, path: scrub(truncateClientValue(recordedPath ?? url.pathname)), status }, 'admin API call')
+      options.logger.info({ via: caller?.via ?? null, principal: caller?.principal ?? null, method, path: truncateClientValue(scrub(recordedPath ?? url.pathname)), status }, 'admin API call')
     }
     try {
       caller = found.route?.access === 'anyone' && !presented ? null : await callerOf(options.auth(), consoleSignIn, req, url)
