@@ -10,7 +10,8 @@ export default defineConfig({
     fileParallelism: true,
     // Two files at a time whatever the core count (vitest's default is cores − 1: one on the 2-core
     // CI machine). The files wait on real servers more than they compute: the suite took 606 s of
-    // wall time with two, 879–901 s with one, on the 2-core machine (2026-12-02).
+    // wall time with two, 879–901 s with one, on the 2-core machine (2026-12-02). Three are no
+    // faster: 902 s against two's 871 s, the whole suite back to back on a quiet machine (2026-12-05).
     maxWorkers: 2,
     restoreMocks: true,
     projects: [
