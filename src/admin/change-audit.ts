@@ -17,6 +17,7 @@
 // line revokes anyway). The change is made and answered, and an error is logged that says it is
 // not audited.
 import { hostname } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { appendChangeRecord, changeRecord, type ChangeMade } from '../audit/index.ts'
 import type { AuditConfig } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
@@ -73,10 +74,7 @@ export function recordAdminChange(config: AuditConfig, logger: Logger, change: A
 export async function adminChangesRecorded(logger: Logger, timeoutMs: number): Promise<void> {
   if (underWay.size === 0) return
   logger.info({ records: underWay.size }, 'draining: waiting for the audit records of admin changes made')
-  let timer: NodeJS.Timeout | undefined
-  const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))
-  await Promise.race([Promise.allSettled([...underWay]), timedOut])
-  clearTimeout(timer)
+  await Promise.race([Promise.allSettled([...underWay]), sleep(timeoutMs, undefined, { ref: false })])
 }
 
 async function writeRecord(config: AuditConfig, logger: Logger, change: AdminChange, context: ChangeContext): Promise<boolean> {
