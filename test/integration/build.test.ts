@@ -117,6 +117,21 @@ describe('the compiled build, as the container image runs it', () => {
     expect((await runCli(['audit', 'verify', '--config', config], built)).stdout).toMatch(/^ok: 1 record in 1 chain verified\n/)
   })
 
+  // check's parse runs in a child Node, whose program is a file of the build (functions/syntax-check-child.js):
+  // that Node is told not to strip types either (NODE_OPTIONS), so only the build's JavaScript could run.
+  it('checks function modules\' code in its child Node, from dist/', async () => {
+    const config = join(dir, 'functions.yaml')
+    await writeFile(join(dir, 'cut.mjs'), 'export async function handler( {\n')
+    await writeFile(join(dir, 'good.cjs'), 'module.exports.handler = async () => 1\n')
+    await writeFile(config, stringify({
+      functions: [{ name: 'cut', module: './cut.mjs' }, { name: 'good', module: './good.cjs' }],
+      routes: [{ id: 'cut', path: '/cut', function: 'cut', public: true }, { id: 'good', path: '/good', function: 'good', public: true }],
+    }))
+    const checked = await runCli(['check', '--config', config], { ...built, env: { NODE_OPTIONS: NO_TYPE_STRIPPING.join(' ') } })
+    expect(checked.code, checked.stderr).toBe(1)
+    expect(checked.stderr).toBe(`${config}:3:13: functions[0].module: its code does not parse: SyntaxError: Unexpected end of input\n`)
+  })
+
   it('says what the demo needs, rather than failing on a missing module', async () => {
     const demo = await runCli(['demo', '--no-tour'], built)
     expect(demo.code).toBe(1)
