@@ -118,7 +118,7 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
         const source = auditSourceOf(actions.auditConfig())
         if (!source) throw new GatewayError('route_not_found', { detail: 'No audit sink can be searched: configure an sqlite or postgres sink.' })
         try {
-          // On the audit query thread, as the console's reads: node:sqlite holds the thread it runs
+          // On the audit side thread, as the console's reads: node:sqlite holds the thread it runs
           // on, and a search that matches few records reads the log's whole time index to say so.
           return { body: (await readRecords(source, auditQuery(query))).map(ordered) }
         } catch (err) {

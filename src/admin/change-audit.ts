@@ -9,7 +9,7 @@
 // issuer and subject, credential `session`, the admin role that let them), with the request's
 // method and path (a key's id, never the key) and what changed in `detail`.
 //
-// The record is written off the gateway's thread where a sink is SQLite (audit/query-thread.ts):
+// The record is written off the gateway's thread where a sink is SQLite (audit/side-thread.ts):
 // the write waits for the file's lock, and the requests being served must not wait with it.
 //
 // A change whose record cannot be written (the audit log down): the only changes here are
@@ -54,7 +54,7 @@ function actorOf(caller: AdminCaller | null): ChangeMade['actor'] {
 
 /**
  * The records being written now. A drain waits for them: the write may be waiting on another
- * thread for the audit log's lock (audit/query-thread.ts), and the process's exit would end it
+ * thread for the audit log's lock (audit/side-thread.ts), and the process's exit would end it
  * there, leaving a change made with no record and no error line that says so.
  */
 const underWay = new Set<Promise<boolean>>()

@@ -247,7 +247,7 @@ describe('admin actions are logged with who made them', () => {
     expect(gateway.logs.join('')).not.toContain('NOT AUDITED')
   })
 
-  // Found by the review: the record waits for the lock on the audit query thread, and a SIGTERM then
+  // Found by the review: the record waits for the lock on the audit side thread, and a SIGTERM then
   // drained and exited without it: the key revoked, no record of who did it and no line saying so.
   it('a SIGTERM while a revocation\'s record waits for the lock: the drain waits, and the record is written', async () => {
     const serveDir = await mkdtemp(join(tmpdir(), 'bouncer-admin-drain-'))

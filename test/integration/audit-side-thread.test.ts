@@ -1,4 +1,4 @@
-// The console's reads of an SQLite audit log run on one worker thread (src/audit/query-thread.ts),
+// The console's reads of an SQLite audit log run on one worker thread (src/audit/side-thread.ts),
 // and so do GET /api/audit's: node:sqlite blocks the thread it runs on. When that thread fails, the jobs it owed fail with its error and the next job starts a new
 // thread. The failed thread's 'exit' comes a turn after its 'error': a job sent to the new thread
 // in between must be answered, not failed by the old thread's end.
@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readCounts } from '../../src/audit/query-thread.ts'
+import { readCounts } from '../../src/audit/side-thread.ts'
 import { createSqliteSink } from '../../src/audit/sinks/sqlite.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { evaluateInWorker } from '../helpers/inspector.ts'
@@ -18,7 +18,7 @@ let dir: string
 let path: string
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'bouncer-query-thread-'))
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-side-thread-'))
   path = join(dir, 'audit.db')
   const sink = createSqliteSink(path, { durable: false })
   await sink.open() // an empty log, with its schema
@@ -28,7 +28,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-describe('the audit query thread', () => {
+describe('the audit side thread', () => {
   it('a job sent right after the thread failed goes to a new thread and is answered', async () => {
     const source = { type: 'sqlite' as const, path }
     expect(await readCounts(source, 0)).toBeTypeOf('object') // the thread runs
@@ -37,7 +37,7 @@ describe('the audit query thread', () => {
     const session = new Session()
     session.connect()
     try {
-      await evaluateInWorker(session, '/audit/query-worker', "const port = process.getBuiltinModule('node:worker_threads').parentPort; port.removeAllListeners('message'); port.on('message', () => { throw new Error('a query thread crash, by a test') }); 'armed'")
+      await evaluateInWorker(session, '/audit/side-worker', "const port = process.getBuiltinModule('node:worker_threads').parentPort; port.removeAllListeners('message'); port.on('message', () => { throw new Error('a side thread crash, by a test') }); 'armed'")
     } finally {
       session.disconnect()
     }
@@ -48,7 +48,7 @@ describe('the audit query thread', () => {
         return readCounts(source, 0).then((counts) => ({ first: err.message, second: counts }), (again: Error) => ({ first: err.message, second: again.message }))
       },
     )
-    expect(next).toMatchObject({ first: 'a query thread crash, by a test' })
+    expect(next).toMatchObject({ first: 'a side thread crash, by a test' })
     expect(typeof (next as { second: unknown }).second, JSON.stringify(next)).toBe('object')
   })
 })
@@ -63,13 +63,13 @@ function bigLog(at: string, count: number): void {
 }
 
 describe('GET /api/audit', () => {
-  it('searches on the query thread: the gateway answers other requests while a long search runs', { timeout: 60_000 }, async () => {
+  it('searches on the side thread: the gateway answers other requests while a long search runs', { timeout: 60_000 }, async () => {
     const big = join(dir, 'big.db')
     const sink = createSqliteSink(big, { durable: false })
     await sink.open()
     await sink.close()
     bigLog(big, 200_000)
-    const admin = 'query-thread-admin-token-0123456789'
+    const admin = 'side-thread-admin-token-0123456789'
     const gw = await startTestGateway({ admin: { token: admin }, audit: { sinks: [{ type: 'sqlite', path: big }], spill_dir: join(dir, 'spill') } })
     try {
       // No record has this status: the search reads every row, newest first, to say so.

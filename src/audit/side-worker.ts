@@ -1,15 +1,16 @@
-// The console's SQLite reads, and the admin API's change records, run on a thread of their own
-// (query-thread.ts): node:sqlite blocks the thread it runs on, a day's aggregates take a second on
-// a million records, and a write waits for the audit worker's batch to commit.
+// The audit side thread's program (side-thread.ts): the console's SQLite reads, and the admin API's
+// change records, run on a thread of their own: node:sqlite blocks the thread it runs on, a day's
+// aggregates take a second on a million records, and a write waits for the audit worker's batch to
+// commit.
 import { parentPort } from 'node:worker_threads'
 import { auditCounts, auditDenials, auditOverview } from './aggregate.ts'
 import { appendChange } from './change-log.ts'
-import type { QueryJob, QueryReply } from './query-thread.ts'
+import type { SideJob, SideReply } from './side-thread.ts'
 import { searchAudit } from './search.ts'
 import { NoAuditLog } from './sinks/sqlite.ts'
 import { verifyAudit } from './verify.ts'
 
-async function run(job: QueryJob): Promise<unknown> {
+async function run(job: SideJob): Promise<unknown> {
   switch (job.kind) {
     case 'overview':
       return auditOverview(job.source, job.query)
@@ -26,9 +27,9 @@ async function run(job: QueryJob): Promise<unknown> {
   }
 }
 
-parentPort?.on('message', (message: { id: number; job: QueryJob }) => {
+parentPort?.on('message', (message: { id: number; job: SideJob }) => {
   run(message.job).then(
-    (result) => parentPort?.postMessage({ id: message.id, ok: true, result } satisfies QueryReply),
-    (err: unknown) => parentPort?.postMessage({ id: message.id, ok: false, noLog: err instanceof NoAuditLog, message: (err as Error).message ?? String(err) } satisfies QueryReply),
+    (result) => parentPort?.postMessage({ id: message.id, ok: true, result } satisfies SideReply),
+    (err: unknown) => parentPort?.postMessage({ id: message.id, ok: false, noLog: err instanceof NoAuditLog, message: (err as Error).message ?? String(err) } satisfies SideReply),
   )
 })

@@ -1,11 +1,13 @@
-// The console's reads of an SQLite audit log go to one worker thread (query-worker.ts), so a long
-// aggregate never holds up the requests the gateway is serving: node:sqlite is synchronous, and the
+// The audit side thread: the admin API's jobs on an SQLite audit log run on one worker thread of
+// their own (side-worker.ts), beside the gateway's, because node:sqlite is synchronous and the
 // gateway's event loop is the one its requests run on. PostgreSQL is asynchronous already: its
-// reads stay here. The worker starts on first use and does not keep the process alive.
+// jobs stay here. The worker starts on first use and does not keep the process alive. Two jobs:
 //
-// The admin API's change records go there too when a sink is SQLite: the append takes the file's
-// write lock, which the audit worker holds while it commits a batch, and SQLite's busy wait (up to
-// 5 s) would stop every request on this thread for as long.
+// - the console's reads (searches, aggregates, verification), so a long aggregate never
+//   holds up the requests the gateway is serving;
+// - the admin API's change records, whose append takes the file's write lock, which the audit
+//   worker (worker.ts) holds while it commits a batch: SQLite's busy wait (up to 5 s) would stop
+//   every request on this thread for as long.
 import { Worker } from 'node:worker_threads'
 import type { AuditConfig } from '../config/index.ts'
 import { appendChange } from './change-log.ts'
@@ -15,7 +17,7 @@ import { searchAudit, type AuditQuery, type AuditSource } from './search.ts'
 import { NoAuditLog } from './sinks/sqlite.ts'
 import { verifyAudit, type Anchors, type VerifyResult } from './verify.ts'
 
-export type QueryJob =
+export type SideJob =
   | { kind: 'overview'; source: AuditSource; query: AggregateQuery }
   | { kind: 'denials'; source: AuditSource; query: Omit<AggregateQuery, 'bucketMs'>; limit?: number }
   | { kind: 'counts'; source: AuditSource; sinceMs: number }
@@ -23,9 +25,9 @@ export type QueryJob =
   | { kind: 'verify'; source: AuditSource; anchors: Anchors }
   | { kind: 'change'; config: AuditConfig; chainId: string; input: RecordInput }
 
-export type QueryReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; noLog: boolean; message: string }
+export type SideReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; noLog: boolean; message: string }
 
-const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './query-worker.ts' : './query-worker.js', import.meta.url)
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './side-worker.ts' : './side-worker.js', import.meta.url)
 
 type Waiting = Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>
 
@@ -39,7 +41,7 @@ function thread(): { worker: Worker; waiting: Waiting } {
   const w = new Worker(WORKER_URL, { resourceLimits: { maxYoungGenerationSizeMb: 8 } })
   const waiting: Waiting = new Map()
   w.unref()
-  w.on('message', (reply: QueryReply) => {
+  w.on('message', (reply: SideReply) => {
     const job = waiting.get(reply.id)
     if (!job) return
     waiting.delete(reply.id)
@@ -56,7 +58,7 @@ function thread(): { worker: Worker; waiting: Waiting } {
     if (current?.worker === w) current = undefined
   }
   w.on('error', failOwn)
-  w.on('exit', () => failOwn(new Error('the audit query thread stopped')))
+  w.on('exit', () => failOwn(new Error('the audit side thread stopped')))
   current = { worker: w, waiting }
   return current
 }
@@ -66,7 +68,7 @@ export function warmAuditReads(): void {
   thread()
 }
 
-function offThread<T>(job: QueryJob): Promise<T> {
+function offThread<T>(job: SideJob): Promise<T> {
   const { worker, waiting } = thread()
   const id = nextId++
   worker.ref() // while a page waits for an answer
