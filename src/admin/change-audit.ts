@@ -70,11 +70,16 @@ export function recordAdminChange(config: AuditConfig, logger: Logger, change: A
   return written
 }
 
-/** Once the change records under way are written, or have failed and been logged so (at most `timeoutMs`). */
+/**
+ * Once the change records under way are written, or have failed and been logged so; at most
+ * `timeoutMs` (none when it is 0 or less), after which those still under way are logged as not
+ * audited: the process's exit is about to end their writes.
+ */
 export async function adminChangesRecorded(logger: Logger, timeoutMs: number): Promise<void> {
   if (underWay.size === 0) return
   logger.info({ records: underWay.size }, 'draining: waiting for the audit records of admin changes made')
-  await Promise.race([Promise.allSettled([...underWay]), sleep(timeoutMs, undefined, { ref: false })])
+  await Promise.race([Promise.allSettled([...underWay]), sleep(Math.max(0, timeoutMs), undefined, { ref: false })])
+  if (underWay.size > 0) logger.error({ records: underWay.size }, 'admin change made, but NOT AUDITED: the drain reached shutdown_timeout before its audit record was written')
 }
 
 async function writeRecord(config: AuditConfig, logger: Logger, change: AdminChange, context: ChangeContext): Promise<boolean> {

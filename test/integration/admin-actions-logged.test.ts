@@ -8,6 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
+import pg from 'pg'
 import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -15,6 +16,7 @@ import { searchAudit, verifyAudit, type AuditRecord, type AuditSource } from '..
 import { runCli, serveConfig } from '../helpers/cli.ts'
 import { cookieJar, submitLogin } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
+import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -281,6 +283,59 @@ describe('admin actions are logged with who made them', () => {
       if (locker?.isTransaction) locker.exec('ROLLBACK')
       locker?.close()
       await served.stop()
+      await rm(serveDir, { recursive: true, force: true })
+    }
+  })
+
+  // The drain waited for requests in flight up to shutdown_timeout, then for the change records
+  // under way up to shutdown_timeout again: twice the time an operator gave it, past the hard stops
+  // counted from the signal. PostgreSQL here: a change record waits on its chain's lock, which the
+  // gateway's own records do not take, so the audit log's close does not wait with it.
+  it('a SIGTERM with a request in flight and a revocation\'s record held by its lock ends by shutdown_timeout, and says the record is not written', async () => {
+    const serveDir = await mkdtemp(join(tmpdir(), 'bouncer-admin-deadline-'))
+    const schema = uniqueSchema('admin_deadline')
+    const stalling = await startUpstream(() => {}) // answers nothing: the request stays in flight
+    const locker = new pg.Client({ connectionString: SHARED_POSTGRES })
+    await locker.connect()
+    const shutdownTimeoutMs = 2_000
+    const shared = { admin: { token: ADMIN_TOKEN }, audit: { sinks: [{ type: 'postgres', url: SHARED_POSTGRES, schema }], spill_dir: join(serveDir, 'spill') }, api_keys: { store: { type: 'sqlite', path: join(serveDir, 'keys.db') } } }
+    const served = await serveConfig({
+      ...shared,
+      server: { listen: '127.0.0.1:0', shutdown_timeout: `${shutdownTimeoutMs}ms` },
+      upstreams: [{ name: 'stalling', url: stalling.url }],
+      routes: [{ id: 'stalling', path: '/stalling/*', upstream: 'stalling', public: true }],
+    })
+    try {
+      const file = join(serveDir, 'cli.yaml')
+      await writeFile(file, stringify({ ...shared, audit: { sinks: [] } }))
+      const created = await runCli(['keys', 'create', '--config', file, '--principal', 'deadline'])
+      expect(created.code, created.stderr).toBe(0)
+      const keyId = created.stdout.trim().slice(3, 19)
+      // The admin chain's lock, as another process on the host appending to it holds it (sinks/postgres.ts).
+      await locker.query('SELECT pg_advisory_lock(hashtext($1))', [`bouncer-audit-chain:${schema}:admin:${hostname()}`])
+      const revoking = request(`${served.adminUrl}/api/keys/${keyId}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }).catch(() => undefined)
+      await waitFor(async () => {
+        const res = await request(`${served.adminUrl}/api/keys`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+        return ((await res.body.json()) as Array<{ id: string; revoked_at: string | null }>).some((key) => key.id === keyId && key.revoked_at !== null)
+      }, 'the key revoked, its record waiting for the lock')
+      const inFlight = request(`${served.url}/stalling/slow`).catch(() => undefined)
+      await waitFor(() => stalling.started.includes('/stalling/slow'), 'the request at the upstream')
+
+      const signalled = performance.now()
+      served.child.kill('SIGTERM')
+      expect(await served.exited).toBe(0)
+      const took = performance.now() - signalled
+      await Promise.all([revoking, inFlight])
+      // The requests had the whole timeout (cut at its end); the change records no more time after it.
+      expect(took).toBeGreaterThanOrEqual(shutdownTimeoutMs)
+      expect(took, served.stderr()).toBeLessThan(2 * shutdownTimeoutMs)
+      expect(served.stderr()).toContain('shutdown timeout: closing connections with requests in flight')
+      expect(served.stderr()).toContain('admin change made, but NOT AUDITED: the drain reached shutdown_timeout before its audit record was written')
+    } finally {
+      await locker.end()
+      await served.stop()
+      await stalling.close()
+      await dropSchema(SHARED_POSTGRES, schema)
       await rm(serveDir, { recursive: true, force: true })
     }
   })
