@@ -3,7 +3,7 @@ export { adoptAuditSpills, releaseAuditSpills, SpillDirInUse } from './spill-ado
 export { AUDIT_FIELDS, ordered, type AuditRecord, type RecordInput } from './record.ts'
 export { AuditUnavailable, changeRecord, openChangeLog, type ChangeLog, type ChangeMade } from './change-log.ts'
 export { AuditQueryError, auditSourceOf, parseAuditQuery, parseSince, parseTime, searchAudit, type AuditQuery, type AuditSource } from './search.ts'
-export { verifyAudit, type Anchors, type FoundCheckpoint, type VerifyResult } from './verify.ts'
+export { verifyAudit, type Anchors, type CutFinding, type FoundCheckpoint, type VerifyResult } from './verify.ts'
 export { checkpointPathOf, type Checkpoint } from './checkpoint.ts'
 export { CHECKPOINT_KEY, checkpointVerificationKeys, type KeyStore } from './checkpoint-key.ts'
 export { NoAuditLog } from './sinks/sqlite.ts'

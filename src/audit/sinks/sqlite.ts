@@ -12,9 +12,9 @@ import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_SPECS, type FieldSpec }
 import { timeMsOf, type AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
 import { BatchRollup, prepareRollupUpserts, ROLLUP_BINS_PER_OCTAVE, type RollupStatements } from './sqlite-rollup.ts'
-import { rowColumns, sinkName, type AuditSink, type ChainHead, type SinkHead, type StoredRow } from './sink.ts'
+import { rowColumns, sinkName, type AuditSink, type ChainHead, type CutSigner, type SinkHead, type StoredRow } from './sink.ts'
 
-const SCHEMA_VERSION = 3
+const SCHEMA_VERSION = 4
 const ROWS_PER_INSERT = 25
 
 // The record's columns are the field table's (fields.ts): a new log gets them all here, a log made
@@ -49,6 +49,14 @@ const MIGRATIONS: Record<number, string> = {
     DROP INDEX IF EXISTS audit_route;
     DROP INDEX IF EXISTS audit_decision;
     CREATE INDEX audit_refused ON audit_records (time_ms) WHERE decision <> 'allow';
+  `,
+  // Retention's cut, signed (checkpoint.ts): a row left before this stays, unsigned, until the
+  // chain's next cut replaces it (verify notes it meanwhile).
+  4: `
+    ALTER TABLE audit_checkpoint ADD COLUMN newest TEXT;
+    ALTER TABLE audit_checkpoint ADD COLUMN time TEXT;
+    ALTER TABLE audit_checkpoint ADD COLUMN kid TEXT;
+    ALTER TABLE audit_checkpoint ADD COLUMN sig TEXT;
   `,
 }
 
@@ -365,7 +373,7 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
       const database = db as DatabaseSync
       database.prepare('SELECT 1').get()
     },
-    async deleteBefore(timeMs) {
+    async deleteBefore(timeMs, sign: CutSigner) {
       if (!db) return 0
       // The checkpoint remembers the last deleted record of each chain, so `audit verify` knows
       // where a chain legitimately starts after retention (chains of earlier runs age out too).
@@ -381,7 +389,13 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
           const cut = db.prepare('SELECT hash FROM audit_records WHERE chain = ? AND seq = ?').get(chain, seq) as { hash: string } | undefined
           if (cut === undefined) continue // the chain's first record is still in the window: nothing goes yet
           const { hash } = cut
-          db.prepare('INSERT INTO audit_checkpoint (chain, seq, hash) VALUES (?, ?, ?) ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash').run(chain, seq, hash)
+          // Signed, so that a row written by hand (the oldest records deleted outside retention) shows.
+          const name = (db.prepare('SELECT chain FROM audit_chains WHERE no = ?').get(chain) as { chain: string }).chain
+          const newest = (db.prepare('SELECT max(time_ms) AS ms FROM audit_records WHERE chain = ? AND seq <= ?').get(chain, seq) as { ms: number }).ms
+          const signed = sign({ chain: name, seq, hash, newest: new Date(newest).toISOString() })
+          db.prepare(`INSERT INTO audit_checkpoint (chain, seq, hash, newest, time, kid, sig) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain) DO UPDATE SET
+            seq = excluded.seq, hash = excluded.hash, newest = excluded.newest, time = excluded.time, kid = excluded.kid, sig = excluded.sig`)
+            .run(chain, seq, hash, signed.newest, signed.time, signed.kid, signed.sig)
           deleted += Number(db.prepare('DELETE FROM audit_records WHERE chain = ? AND seq <= ?').run(chain, seq).changes)
         }
         // The console's rollups age with the records (whole minutes before the cut).

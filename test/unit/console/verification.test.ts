@@ -7,7 +7,7 @@ import { summarizeVerification } from '../../../console/src/verification.ts'
 
 const clean: VerifyResult & { ms: number } = {
   ok: true, checked: 1200, chains: 1, problems: [], restarts: [], truncations: [], rewritten: [], forged: [],
-  anchored: 1, unanchored: [], unknownKeys: 0, uncheckable: null, damagedCheckpointLines: 0, ms: 12,
+  anchored: 1, unanchored: [], unknownKeys: 0, uncheckable: null, damagedCheckpointLines: 0, cuts: [], ms: 12,
 }
 
 describe('the audit page\'s verification summary', () => {
