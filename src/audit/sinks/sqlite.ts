@@ -390,7 +390,10 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
           if (cut === undefined) continue // the chain's first record is still in the window: nothing goes yet
           const { hash } = cut
           // Signed, so that a row written by hand (the oldest records deleted outside retention) shows.
-          const name = (db.prepare('SELECT chain FROM audit_chains WHERE no = ?').get(chain) as { chain: string }).chain
+          const named = db.prepare('SELECT chain FROM audit_chains WHERE no = ?').get(chain) as { chain: string } | undefined
+          // Records under a number no chain has were written outside the gateway: left for verify to name.
+          if (named === undefined) continue
+          const name = named.chain
           const newest = (db.prepare('SELECT max(time_ms) AS ms FROM audit_records WHERE chain = ? AND seq <= ?').get(chain, seq) as { ms: number }).ms
           const signed = sign({ chain: name, seq, hash, newest: new Date(newest).toISOString() })
           db.prepare(`INSERT INTO audit_checkpoint (chain, seq, hash, newest, time, kid, sig) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain) DO UPDATE SET
