@@ -1,7 +1,7 @@
 export { createAuditLog, instanceIdOf, type AuditHead, type AuditLog, type AuditStats } from './log.ts'
 export { adoptAuditSpills, releaseAuditSpills, SpillDirInUse } from './spill-adopt.ts'
 export { AUDIT_FIELDS, ordered, type AuditRecord, type RecordInput } from './record.ts'
-export { AuditUnavailable, changeRecord, openChangeLog, type ChangeLog, type ChangeMade } from './change-log.ts'
+export { AuditUnavailable, changeRecord, changeSignerOf, openChangeLog, type ChangeLog, type ChangeMade, type ChangeSigner } from './change-log.ts'
 export { AuditQueryError, auditSourceOf, parseAuditQuery, parseSince, parseTime, searchAudit, type AuditQuery, type AuditSource } from './search.ts'
 export { verifyAudit, type Anchors, type CutFinding, type FoundCheckpoint, type VerifyResult } from './verify.ts'
 export { checkpointPathOf, type Checkpoint } from './checkpoint.ts'

@@ -22,7 +22,7 @@ async function run(job: QueryJob): Promise<unknown> {
     case 'verify':
       return verifyAudit(job.source, job.anchors)
     case 'change':
-      return appendChange(job.config, job.chainId, job.input)
+      return appendChange(job.config, job.chainId, job.input, job.signer)
   }
 }
 

@@ -71,7 +71,7 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
 
 const at = (f: FoundCheckpoint) => `the checkpoint at ${f.checkpoint.time}`
 
-/** The chains the command line and the admin API write (audit/change-log.ts): no key signs them, by design. */
+/** The chains the command line and the admin API write (audit/change-log.ts): signed only where the writer can read the key, so never required. */
 const CHANGE_CHAIN = /^(cli|admin):/
 
 /** `verify --strict`: the gateways' signing interval, and now. */

@@ -6,6 +6,7 @@ import type pg from 'pg'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_KINDS, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import type { AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
+import type { Checkpoint } from '../checkpoint.ts'
 import { rowColumns, sinkName, type AuditSink, type CutSigner, type SinkHead, type StoredRow } from './sink.ts'
 
 /** pg, loaded on first use: it adds ~5 MB of heap to a gateway without a PostgreSQL sink. */
@@ -146,6 +147,16 @@ export function createPostgresSink(options: { url: string; schema: string; write
     return checkpoint.rows[0] ? { seq: Number(checkpoint.rows[0].seq), hash: checkpoint.rows[0].hash as string, id: null, problem: null } : null
   }
 
+  /** Keeps a chain's signed checkpoint, the latest per chain (a lower count never replaces a higher one). */
+  async function keepCheckpoint(db: pg.Pool | pg.PoolClient, c: Checkpoint): Promise<void> {
+    await db.query(
+      `INSERT INTO ${schema}.audit_head_checkpoints AS h (chain, count, id, hash, time, kid, sig) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (chain) DO UPDATE SET count = excluded.count, id = excluded.id, hash = excluded.hash, time = excluded.time, kid = excluded.kid, sig = excluded.sig
+       WHERE excluded.count >= h.count`,
+      [c.chain, c.count, c.id, c.hash, c.time, c.kid, c.sig],
+    )
+  }
+
   return {
     name: sinkName({ type: 'postgres', schema }),
     writeTimeoutMs: options.writeTimeoutMs,
@@ -168,23 +179,20 @@ export function createPostgresSink(options: { url: string; schema: string; write
       }
       await pool.query(insert, arrays)
     },
-    async append(chain, build) {
+    async append(chain, build, sign) {
       return inTransaction(pool, async (client) => {
         // Writers of one chain wait for each other here (no row to lock before the chain's first).
         await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`bouncer-audit-chain:${schema}:${chain}`])
         const row = { chain, ...build(await headIn(client, chain)) }
         const inserted = await client.query(insert, [row.chain, row.seq, ...rowColumns(row)].map((value) => [value]))
         if (inserted.rowCount !== 1) throw new Error(`record ${row.seq} of chain ${chain} is already there`)
+        // The new head, signed in the record's transaction: the chain is anchored as soon as it is longer.
+        if (sign) await keepCheckpoint(client, sign(row))
         return row
       })
     },
     async checkpoint(c) {
-      await pool.query(
-        `INSERT INTO ${schema}.audit_head_checkpoints AS h (chain, count, id, hash, time, kid, sig) VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (chain) DO UPDATE SET count = excluded.count, id = excluded.id, hash = excluded.hash, time = excluded.time, kid = excluded.kid, sig = excluded.sig
-         WHERE excluded.count >= h.count`,
-        [c.chain, c.count, c.id, c.hash, c.time, c.kid, c.sig],
-      )
+      await keepCheckpoint(pool, c)
     },
     async ping() {
       await pool.query('SELECT 1')

@@ -94,7 +94,7 @@ export interface AuditSink {
    * once link one after the other instead of both after the same head. Only sinks that keep
    * records (SQLite, PostgreSQL) have it.
    */
-  append?(chain: string, build: (head: SinkHead | null) => Omit<StoredRow, 'chain'>): Promise<StoredRow>
+  append?(chain: string, build: (head: SinkHead | null) => Omit<StoredRow, 'chain'>, sign?: (row: StoredRow) => Checkpoint): Promise<StoredRow>
   /** Keeps a chain's signed checkpoint (the latest per chain) apart from the records. */
   checkpoint(checkpoint: Checkpoint): Promise<void>
   /** A cheap check that the sink answers again (after an outage). */

@@ -11,6 +11,7 @@ import { addMissingColumns, makeDirectories } from '../../collections/index.ts'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import { timeMsOf, type AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
+import type { Checkpoint } from '../checkpoint.ts'
 import { BatchRollup, prepareRollupUpserts, ROLLUP_BINS_PER_OCTAVE, type RollupStatements } from './sqlite-rollup.ts'
 import { rowColumns, sinkName, type AuditSink, type ChainHead, type CutSigner, type SinkHead, type StoredRow } from './sink.ts'
 
@@ -300,6 +301,12 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
     return statement
   }
 
+  function keepCheckpoint(database: DatabaseSync, c: Checkpoint): void {
+    database.prepare(`INSERT INTO audit_head_checkpoints (chain, count, id, hash, time, kid, sig) VALUES (?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT (chain) DO UPDATE SET count = excluded.count, id = excluded.id, hash = excluded.hash, time = excluded.time, kid = excluded.kid, sig = excluded.sig
+      WHERE excluded.count >= audit_head_checkpoints.count`).run(chainNoOf(c.chain), c.count, c.id, c.hash, c.time, c.kid, c.sig)
+  }
+
   /** The last record of a chain (checked), else its retention checkpoint; null when there is neither. */
   function headOf(database: DatabaseSync, chain: string): SinkHead | null {
     const known = database.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(chain) as { no: number } | undefined
@@ -351,7 +358,7 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
       // IMMEDIATE: the write lock before reading where the table ends, so no other writer comes between.
       inTransaction(db, () => void insertRows(db as DatabaseSync, rows))
     },
-    async append(chain, build) {
+    async append(chain, build, sign) {
       if (!db) throw new Error('the SQLite audit sink is not open')
       stillThere(db)
       // The chain's head is read under the write lock, so another writer of the same chain (a
@@ -359,14 +366,14 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
       return inTransaction(db, () => {
         const row = { chain, ...build(headOf(db as DatabaseSync, chain)) }
         if (insertRows(db as DatabaseSync, [row]) !== 1) throw new Error(`record ${row.seq} of chain ${chain} is already there`)
+        // The new head, signed in the record's transaction: the chain is anchored as soon as it is longer.
+        if (sign) keepCheckpoint(db as DatabaseSync, sign(row))
         return row
       })
     },
     async checkpoint(c) {
       if (!db) throw new Error('the SQLite audit sink is not open')
-      db.prepare(`INSERT INTO audit_head_checkpoints (chain, count, id, hash, time, kid, sig) VALUES (?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (chain) DO UPDATE SET count = excluded.count, id = excluded.id, hash = excluded.hash, time = excluded.time, kid = excluded.kid, sig = excluded.sig
-        WHERE excluded.count >= audit_head_checkpoints.count`).run(chainNoOf(c.chain), c.count, c.id, c.hash, c.time, c.kid, c.sig)
+      keepCheckpoint(db, c)
     },
     async ping() {
       if (!db) openFile() // closed when its file was found gone (stillThere)
