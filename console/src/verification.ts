@@ -15,12 +15,19 @@ export function summarizeVerification(result: Verification): VerificationSummary
   // No log yet: nothing to check, and nothing found.
   if ('empty' in result) return { ok: true, headline: 'The log has no records yet: nothing to verify.', breaks: [], notes: [] }
   // `bouncer audit verify --strict` fails a gateway's chain among these once it is older than two checkpoint intervals.
-  const notes = result.unanchored.map(({ chain, newest }) => `chain ${chain} is not anchored to a signed checkpoint (newest record ${newest ?? 'unreadable'}): records deleted from its end would not show`)
+  const notes = [
+    ...result.unanchored.map(({ chain, newest }) => `chain ${chain} is not anchored to a signed checkpoint (newest record ${newest ?? 'unreadable'}): records deleted from its end would not show`),
+    // `--strict` fails these: a cut an older gateway left (signed by the chain's next retention run), one written by hand, or another instance's.
+    ...result.cuts.filter((c) => c.problem === 'unsigned').map((c) => `chain ${c.chain}'s retention cut (after record ${c.seq}) is not signed: records deleted from its start outside retention would not show`),
+    ...result.cuts.filter((c) => c.problem === 'unknown key').map((c) => `chain ${c.chain}'s retention cut (after record ${c.seq}) is signed by a key this gateway does not hold`),
+  ]
   const breaks = [
     ...result.problems.map((p) => `record ${p.seq} of chain ${p.chain} (${p.id}, ${p.time}): ${p.reason}`),
     ...result.truncations.map((t) => `chain ${t.chain} truncated: ${t.missing} records missing after ${t.end}`),
     ...result.rewritten.map((r) => `chain ${r.chain} rewritten at ${r.id}`),
     ...(result.forged.length > 0 ? [`${result.forged.length} forged checkpoint(s)`] : []),
+    ...result.cuts.filter((c) => c.problem === 'bad signature').map((c) => `chain ${c.chain}'s retention cut (after record ${c.seq}) is forged: its signature does not verify`),
+    ...result.cuts.filter((c) => c.problem === 'early').map((c) => `chain ${c.chain}'s retention cut (after record ${c.seq}) deleted records younger than retention (as new as ${c.cut?.newest})`),
     ...(result.uncheckable ? [`checkpoints not checked: ${result.uncheckable}`] : []),
   ]
   if (result.ok) {

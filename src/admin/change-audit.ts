@@ -18,7 +18,7 @@
 // not audited.
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { appendChangeRecord, changeRecord, type ChangeMade } from '../audit/index.ts'
+import { appendChangeRecord, changeRecord, type ChangeMade, type ChangeSigner } from '../audit/index.ts'
 import type { AuditConfig } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import type { AdminCaller } from './auth.ts'
@@ -63,8 +63,8 @@ const underWay = new Set<Promise<boolean>>()
  * Writes the change's record into every sink that keeps records; true when written (or when the
  * config keeps none, as the gateway records nothing then), false after logging why it was not.
  */
-export function recordAdminChange(config: AuditConfig, logger: Logger, change: AdminChange, context: ChangeContext): Promise<boolean> {
-  const written = writeRecord(config, logger, change, context)
+export function recordAdminChange(config: AuditConfig, logger: Logger, change: AdminChange, context: ChangeContext, signer: ChangeSigner | null = null): Promise<boolean> {
+  const written = writeRecord(config, logger, change, context, signer)
   underWay.add(written)
   void written.finally(() => underWay.delete(written))
   return written
@@ -82,14 +82,16 @@ export async function adminChangesRecorded(logger: Logger, timeoutMs: number): P
   if (underWay.size > 0) logger.error({ records: underWay.size }, 'admin change made, but NOT AUDITED: the drain reached shutdown_timeout before its audit record was written')
 }
 
-async function writeRecord(config: AuditConfig, logger: Logger, change: AdminChange, context: ChangeContext): Promise<boolean> {
+async function writeRecord(config: AuditConfig, logger: Logger, change: AdminChange, context: ChangeContext, signer: ChangeSigner | null): Promise<boolean> {
   const chainId = adminChainId()
   const input = changeRecord({
     method: context.method, path: change.path, detail: change.detail, actor: actorOf(context.caller), keyId: change.keyId,
     sourceIp: context.sourceIp, userAgent: context.userAgent ?? null, started: context.started,
   }, chainId)
   try {
-    await appendChangeRecord(config, chainId, input)
+    // Signed with the gateway's checkpoint key (audit/change-log.ts): truncating this chain shows in verify.
+    const unanchored = await appendChangeRecord(config, chainId, input, signer)
+    if (unanchored) logger.warn({ chain: chainId }, `admin change recorded, but its checkpoint was not kept apart: ${unanchored}`)
     return true
   } catch (err) {
     logger.error({ err, method: context.method, path: input.path, subject: input.subject, detail: input.detail }, 'admin change made, but NOT AUDITED: its audit record was not written')

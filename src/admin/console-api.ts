@@ -333,7 +333,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
         const keys = checkpointVerificationKeys(actions.secretsStore(), keyFile)
         const keyProblem = keys.size > 0 ? null : `no ${CHECKPOINT_KEY} in the secrets store, and no key file at ${keyFile}`
         const started = performance.now()
-        const result = await orEmpty(readVerification(sourceOf(actions), { file, keys, keyProblem }), null)
+        const result = await orEmpty(readVerification(sourceOf(actions), { file, keys, keyProblem, retentionMs: actions.auditConfig().retention }), null)
         if (result === null) return { body: { ok: true, checked: 0, chains: 0, empty: true, ms: 0 } satisfies Verification }
         return { body: { ...result, ms: Math.round(performance.now() - started) } satisfies Verification }
       },

@@ -97,6 +97,10 @@ export const consoleSchemas: Record<string, JsonSchema> = {
       anchored: { type: 'integer', description: 'chains that reach their latest signed checkpoint' },
       unanchored: { ...array(shape({ chain: string, newest: nullable(string) })), description: 'chains with records and no checkpoint signed by a key the config holds, with their newest record\'s time' },
       uncheckable: { ...nullable(string), description: 'why checkpoints could not be checked at all (no key): ok is then false though every record verified' },
+      cuts: {
+        ...array(shape({ chain: string, seq: integer, problem: { type: 'string', enum: ['unsigned', 'unknown key', 'bad signature', 'early'] }, cut: nullable({ type: 'object' }) })),
+        description: 'retention cuts verify does not vouch for: bad signature and early (records deleted before retention) make ok false; unsigned and unknown key fail only --strict',
+      },
     },
   },
   Catalog: shape({

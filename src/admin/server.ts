@@ -2,7 +2,7 @@
 // admin API under /api/ (bearer auth). It shares the error taxonomy and problem+json answers.
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { warmAuditReads } from '../audit/index.ts'
+import { warmAuditReads, type ChangeSigner } from '../audit/index.ts'
 import { asGatewayError, GatewayError, sendProblem, truncateClientValue } from '../errors/index.ts'
 import { drainedOrClosed, hasCookie, inspectHeaders } from '../http/index.ts'
 import type { CredentialInput, SignIn } from '../identity/index.ts'
@@ -69,6 +69,8 @@ export interface AdminServerOptions {
   metrics?: () => Promise<{ contentType: string; body: string }>
   /** Where the admin API's credential changes are recorded (the audit config the gateway started with). */
   auditConfig?: () => AuditConfig
+  /** The gateway's checkpoint key, which anchors the admin API's change chain (null: not anchored). */
+  changeSigner?: () => ChangeSigner | null
 }
 
 const MAX_ADMIN_BODY = 1_048_576
@@ -178,7 +180,7 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
       const reply = await found.route.handle({ method, path, query: url.searchParams, params: found.params, body, authorization: req.headers.authorization, caller, signInPaths })
       if (reply.change && options.auditConfig) {
         const context = { caller, method, sourceIp: req.socket.remoteAddress ?? '-', userAgent: req.headers['user-agent'], started }
-        await recordAdminChange(options.auditConfig(), options.logger, reply.change, context)
+        await recordAdminChange(options.auditConfig(), options.logger, reply.change, context, options.changeSigner?.() ?? null)
       }
       logCall(reply.download ? 200 : (reply.status ?? 200), reply.change?.path)
       if (reply.download) return sendDownload(res, reply.download)

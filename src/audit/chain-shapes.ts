@@ -17,6 +17,38 @@ export interface Checkpoint {
   sig: string
 }
 
+/**
+ * Where retention left a chain, signed by the gateway that cut it (checkpoint.ts): without the
+ * signature, anyone who can write the log could delete a chain's oldest records and write this row
+ * by hand, and the chain would verify from there.
+ */
+export interface RetentionCut {
+  chain: string
+  /** The last record deleted: the chain goes on from its seq and hash. */
+  seq: number
+  hash: string
+  /** The time of the newest record the cut deleted (verify holds it against `retention`). */
+  newest: string
+  /** When the cut was made. */
+  time: string
+  kid: string
+  /** Ed25519 over the canonical JSON of the fields above and `cut: "retention"`, base64url. */
+  sig: string
+}
+
+/**
+ * A retention cut verify does not vouch for: 'unsigned' (a gateway before signed cuts left it, or it
+ * was written by hand), 'unknown key', 'bad signature', or 'early' (signed, but it deleted records
+ * younger than the configured retention).
+ */
+export interface CutFinding {
+  chain: string
+  seq: number
+  problem: 'unsigned' | 'unknown key' | 'bad signature' | 'early'
+  /** The cut as signed (null when unsigned). */
+  cut: RetentionCut | null
+}
+
 /** What GET /api/audit/head publishes, so a verifier elsewhere can pin the key. */
 export interface PublicCheckpointKey {
   kid: string
@@ -90,4 +122,6 @@ export interface VerifyResult {
   uncheckable: string | null
   /** Lines of the checkpoint file that are not checkpoints. */
   damagedCheckpointLines: number
+  /** Retention cuts not vouched for: 'bad signature' and 'early' fail verify, the others fail `--strict`. */
+  cuts: CutFinding[]
 }

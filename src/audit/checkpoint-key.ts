@@ -107,6 +107,25 @@ function readKeyFile(path: string): string | undefined {
   }
 }
 
+/**
+ * The signing key where the gateway already keeps it, for a writer other than the audit worker
+ * (the change chains' writers, change-log.ts); null when there is none, or it cannot be read: that
+ * writer then does not sign. Never made here: a command run as another user must not leave a key
+ * the gateway would not find.
+ */
+export function existingSigningKey(store: KeyStore | null, keyFile: string): { kid: string; jwk: JsonWebKey } | null {
+  let text = store?.get(CHECKPOINT_KEY)
+  if (text === undefined) {
+    try {
+      text = readKeyFile(keyFile)
+    } catch {
+      return null // not this user's to read
+    }
+  }
+  const parsed = parseKey(text)
+  return parsed ? { kid: parsed.publicKey.kid, jwk: parsed.jwk } : null
+}
+
 /** The public keys `bouncer audit verify` trusts, by kid: the store's current and previous key, and the key file's. */
 export function checkpointVerificationKeys(store: KeyStore | null, keyFile: string): Map<string, KeyObject> {
   const keys = new Map<string, KeyObject>()

@@ -10,11 +10,11 @@ import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, renameSync, rm
 import { threadId } from 'node:worker_threads'
 import { dirname, join } from 'node:path'
 import type { AuditConfig } from '../config/index.ts'
-import type { Checkpoint } from './chain-shapes.ts'
+import type { Checkpoint, RetentionCut } from './chain-shapes.ts'
 import type { ChainHead } from './sinks/sink.ts'
 import { makeDirectories } from '../collections/index.ts'
 
-export type { Checkpoint } from './chain-shapes.ts'
+export type { Checkpoint, RetentionCut } from './chain-shapes.ts'
 
 /** The checkpoint file: audit.checkpoint_path, else beside the first SQLite log, else in spill_dir. */
 export function checkpointPathOf(config: AuditConfig): string {
@@ -38,6 +38,42 @@ export function checkpointProblem(checkpoint: Checkpoint, keys: ReadonlyMap<stri
   if (!key) return 'unknown key'
   const { sig, ...unsigned } = checkpoint
   return verify(null, signedBytes(unsigned), key, Buffer.from(sig, 'base64url')) ? null : 'bad signature'
+}
+
+/** A cut as retention makes it, before it is signed. */
+export type UnsignedCut = Pick<RetentionCut, 'chain' | 'seq' | 'hash' | 'newest'>
+
+// `cut: 'retention'` keeps a cut's signed bytes apart from a head checkpoint's.
+function cutBytes(c: Omit<RetentionCut, 'sig'>): Buffer {
+  return Buffer.from(JSON.stringify({ chain: c.chain, cut: 'retention', hash: c.hash, kid: c.kid, newest: c.newest, seq: c.seq, time: c.time }))
+}
+
+export function signCut(cut: UnsignedCut, key: { kid: string; privateKey: KeyObject }, now = new Date()): RetentionCut {
+  const unsigned = { chain: cut.chain, seq: cut.seq, hash: cut.hash, newest: cut.newest, time: now.toISOString(), kid: key.kid }
+  return { ...unsigned, sig: sign(null, cutBytes(unsigned), key.privateKey).toString('base64url') }
+}
+
+/** As checkpointProblem, for a retention cut. */
+export function cutProblem(cut: RetentionCut, keys: ReadonlyMap<string, KeyObject>): 'unknown key' | 'bad signature' | null {
+  const key = keys.get(cut.kid)
+  if (!key) return 'unknown key'
+  const { sig, ...unsigned } = cut
+  try {
+    return verify(null, cutBytes(unsigned), key, Buffer.from(sig, 'base64url')) ? null : 'bad signature'
+  } catch {
+    return 'bad signature'
+  }
+}
+
+/**
+ * A sink's retention row (chain named, seq, hash and the signed columns) as a cut, or null when it
+ * carries no signature: a row left by a gateway before signed cuts, or written by hand. A row with
+ * a signature but a column missing or mangled still reads as a cut, which its signature then fails.
+ */
+export function cutFrom(row: Record<string, unknown>): RetentionCut | null {
+  if (typeof row.sig !== 'string' || row.sig === '') return null
+  const text = (v: unknown) => (typeof v === 'string' ? v : '')
+  return { chain: text(row.chain), seq: Number(row.seq), hash: text(row.hash), newest: text(row.newest), time: text(row.time), kid: text(row.kid), sig: row.sig }
 }
 
 const HASH = /^[0-9a-f]{64}$/

@@ -10,7 +10,7 @@
 //   every request on this thread for as long.
 import { Worker } from 'node:worker_threads'
 import type { AuditConfig } from '../config/index.ts'
-import { appendChange } from './change-log.ts'
+import { appendChange, type ChangeSigner } from './change-log.ts'
 import { auditCounts, auditDenials, auditOverview, type AggregateQuery, type AuditCounts, type DenialGroup, type Overview } from './aggregate.ts'
 import type { AuditRecord, RecordInput } from './record.ts'
 import { searchAudit, type AuditQuery, type AuditSource } from './search.ts'
@@ -23,7 +23,7 @@ export type SideJob =
   | { kind: 'counts'; source: AuditSource; sinceMs: number }
   | { kind: 'search'; source: AuditSource; query: AuditQuery }
   | { kind: 'verify'; source: AuditSource; anchors: Anchors }
-  | { kind: 'change'; config: AuditConfig; chainId: string; input: RecordInput }
+  | { kind: 'change'; config: AuditConfig; chainId: string; input: RecordInput; signer: ChangeSigner | null }
 
 export type SideReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; noLog: boolean; message: string }
 
@@ -100,6 +100,7 @@ export function readVerification(source: AuditSource, anchors: Anchors): Promise
 }
 
 /** Appends a change's record (change-log.ts's appendChange): on the thread when a sink is SQLite. */
-export function appendChangeRecord(config: AuditConfig, chainId: string, input: RecordInput): Promise<void> {
-  return config.sinks.some((sink) => sink.type === 'sqlite') ? offThread({ kind: 'change', config, chainId, input }) : appendChange(config, chainId, input)
+export function appendChangeRecord(config: AuditConfig, chainId: string, input: RecordInput, signer: ChangeSigner | null): Promise<string | null> {
+  // Signed, it also appends to the checkpoint file (fsync, and a wait while another thread compacts it): not on the gateway's thread either.
+  return config.sinks.some((sink) => sink.type === 'sqlite') || signer !== null ? offThread({ kind: 'change', config, chainId, input, signer }) : appendChange(config, chainId, input, signer)
 }

@@ -23,7 +23,7 @@ async function run(job: SideJob): Promise<unknown> {
     case 'verify':
       return verifyAudit(job.source, job.anchors)
     case 'change':
-      return appendChange(job.config, job.chainId, job.input)
+      return appendChange(job.config, job.chainId, job.input, job.signer)
   }
 }
 

@@ -16,7 +16,7 @@
 // and the replay goes on.
 import { DeadlineExceeded, withinDeadline } from '../collections/index.ts'
 import type { Checkpoint } from './checkpoint.ts'
-import type { AuditSink, StoredRow } from './sinks/sink.ts'
+import type { AuditSink, CutSigner, StoredRow } from './sinks/sink.ts'
 import { SPILL_START, type DamagedLine, type Spill } from './spill.ts'
 
 export interface RunnerEvents {
@@ -40,7 +40,8 @@ export interface SinkRunner {
   readonly backlog: number
   /** Waits until every accepted batch is handled (SIGTERM), then stops retrying. */
   drain(): Promise<void>
-  retention(beforeMs: number): Promise<void>
+  /** Deletes what is older than `beforeMs`, each chain's cut signed by `sign`. */
+  retention(beforeMs: number, sign: CutSigner): Promise<void>
   /** Stores a signed checkpoint after the writes before it (skipped while the sink is away). */
   checkpoint(checkpoint: Checkpoint): Promise<void>
 }
@@ -196,10 +197,10 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
       // Within the write deadline too: the writes queued behind it (and sync responses) wait on it.
       await (writes = writes.then(() => writeWithin(sink.checkpoint(checkpoint))).catch((err: unknown) => events.log('warn', 'audit checkpoint not kept in the sink', { sink: sink.name, err })))
     },
-    async retention(beforeMs) {
+    async retention(beforeMs, sign) {
       if (mode !== 'sink') return
       const run = async () => {
-        const deleted = await sink.deleteBefore(beforeMs)
+        const deleted = await sink.deleteBefore(beforeMs, sign)
         if (deleted > 0) events.log('info', 'audit retention: old records deleted', { sink: sink.name, deleted })
       }
       const failed = (err: unknown) => events.log('warn', 'audit retention failed', { sink: sink.name, err })

@@ -6,17 +6,19 @@
 // With anchors (the checkpoint file and the keys), each chain is also held against its latest
 // signed checkpoint (checkpoint.ts), from the file or the sink's own table: a log that ends before
 // the checkpoint's count lacks its newest records, and the record at that count must be the one
-// signed. A checkpoint whose signature does not verify is named as forged.
+// signed. A checkpoint whose signature does not verify is named as forged. A chain that starts
+// after record 1 must start where a signed retention cut left it, a cut that deleted no record
+// younger than `retention` (checkCut).
 import type { KeyObject } from 'node:crypto'
 import { CHAIN_RESTARTED } from './chain-head.ts'
-import { checkpointFrom, checkpointProblem, latestByChain, readCheckpointFile, type Checkpoint } from './checkpoint.ts'
+import { checkpointFrom, checkpointProblem, cutFrom, cutProblem, latestByChain, readCheckpointFile, type Checkpoint, type RetentionCut } from './checkpoint.ts'
 import { GENESIS_HASH, hashOf, type AuditRecord } from './record.ts'
 import type { AuditSource } from './search.ts'
-import type { ChainRestart, FoundCheckpoint, RecordProblem, VerifyResult } from './chain-shapes.ts'
+import type { ChainRestart, CutFinding, FoundCheckpoint, RecordProblem, VerifyResult } from './chain-shapes.ts'
 import { loadPg, recordFromPgRow } from './sinks/postgres.ts'
 import { NoAuditLog, openSqlite, recordFromRow } from './sinks/sqlite.ts'
 
-export type { ChainRestart, FoundCheckpoint, RecordProblem, Truncation, VerifyResult } from './chain-shapes.ts'
+export type { ChainRestart, CutFinding, FoundCheckpoint, RecordProblem, Truncation, VerifyResult } from './chain-shapes.ts'
 
 /** Where checkpoints are kept apart from the records, and the keys that sign them. */
 export interface Anchors {
@@ -26,6 +28,31 @@ export interface Anchors {
   keys: ReadonlyMap<string, KeyObject>
   /** Why there is no key, when there is none. */
   keyProblem: string | null
+  /** The config's `audit.retention`: a signed cut that deleted younger records is named. */
+  retentionMs?: number
+}
+
+/** Where a chain starts: where retention left it (its row's cut, when signed). */
+interface ChainStart {
+  seq: number
+  hash: string
+  cut: RetentionCut | null
+}
+
+/**
+ * Clocks differ between the gateways that cut and the host that verifies: a cut that deleted a
+ * record up to this much younger than `retention` is not named.
+ */
+const EARLY_TOLERANCE_MS = 60_000
+
+/** What verify cannot vouch for in a chain's start, if anything: its row unsigned, its signature not good, or a cut made too early. */
+function checkCut(chain: string, start: ChainStart, anchors: Anchors, now: number): CutFinding | null {
+  const { cut } = start
+  if (!cut) return { chain, seq: start.seq, problem: 'unsigned', cut: null }
+  const problem = cutProblem(cut, anchors.keys)
+  if (problem) return { chain, seq: start.seq, problem, cut }
+  if (anchors.retentionMs !== undefined && Date.parse(cut.newest) > now - anchors.retentionMs + EARLY_TOLERANCE_MS) return { chain, seq: start.seq, problem: 'early', cut }
+  return null
 }
 
 const PAGE = 5_000
@@ -45,7 +72,7 @@ function missingBefore(seq: number, prevSeq: number): string {
   return `record${many ? 's' : ''} ${prevSeq + 1}${many ? `–${seq - 1}` : ''} before it ${many ? 'are' : 'is'} missing (deleted)`
 }
 
-async function walk(reader: ChainReader, chain: string, start: { seq: number; hash: string } | null, checkpointAt: number): Promise<ChainWalk> {
+async function walk(reader: ChainReader, chain: string, start: ChainStart | null, checkpointAt: number): Promise<ChainWalk> {
   const out: ChainWalk = { checked: 0, problem: null, restarts: [], atCheckpoint: null, newest: null }
   let prevHash = start?.hash ?? GENESIS_HASH
   let prevSeq = start?.seq ?? 0
@@ -107,7 +134,7 @@ export async function verifyAudit(source: AuditSource, anchors?: Anchors): Promi
   try {
     const result: VerifyResult = {
       ok: true, checked: 0, chains: 0, problems: [], restarts: [], truncations: [], rewritten: [], forged: [], anchored: 0, unanchored: [],
-      unknownKeys: 0, uncheckable: null, damagedCheckpointLines: 0,
+      unknownKeys: 0, uncheckable: null, damagedCheckpointLines: 0, cuts: [],
     }
     const latest = anchors ? await gatherCheckpoints(anchors, reader, result) : new Map<string, FoundCheckpoint>()
     const chains = await reader.chains()
@@ -122,6 +149,8 @@ export async function verifyAudit(source: AuditSource, anchors?: Anchors): Promi
       result.restarts.push(...walked.restarts)
       if (walked.problem) result.problems.push(walked.problem)
       if (!anchors || result.uncheckable) continue
+      const cutFinding = start ? checkCut(chain, start, anchors, Date.now()) : null
+      if (cutFinding) result.cuts.push(cutFinding)
       if (!anchor) {
         if (walked.checked > 0 || walked.problem) result.unanchored.push({ chain, newest: walked.newest })
         continue
@@ -133,7 +162,9 @@ export async function verifyAudit(source: AuditSource, anchors?: Anchors): Promi
       else if (start && start.seq === count && start.hash !== hash) result.rewritten.push({ ...anchor, chain, id: '(deleted by retention)' })
       else if (walked.atCheckpoint || (start && start.seq >= count)) result.anchored++
     }
-    result.ok = result.problems.length === 0 && result.truncations.length === 0 && result.rewritten.length === 0 && result.forged.length === 0 && result.uncheckable === null
+    // An unsigned cut or one signed by a key verify lacks may be an older gateway's or another instance's: --strict fails those.
+    const badCuts = result.cuts.filter((c) => c.problem === 'bad signature' || c.problem === 'early')
+    result.ok = result.problems.length === 0 && result.truncations.length === 0 && result.rewritten.length === 0 && result.forged.length === 0 && result.uncheckable === null && badCuts.length === 0
     return result
   } finally {
     await reader.close()
@@ -163,7 +194,7 @@ function sqliteEntryOf(row: Record<string, unknown>): PageEntry {
 }
 
 interface ChainReader {
-  chains(): Promise<Array<{ chain: string; start: { seq: number; hash: string } | null }>>
+  chains(): Promise<Array<{ chain: string; start: ChainStart | null }>>
   /** Records no chain holds (SQLite: a chain number audit_chains does not name). */
   strays?(): Promise<RecordProblem[]>
   page(chain: string, afterSeq: number, size: number): Promise<PageEntry[]>
@@ -172,6 +203,12 @@ interface ChainReader {
   /** The signed checkpoints kept in the sink (none before the table exists). */
   checkpoints(): Promise<Checkpoint[]>
   close(): Promise<void>
+}
+
+/** A chain's retention row (SQLite names its chain by number) as where the chain starts. */
+function startOf(chain: string, row: Record<string, unknown> | undefined): ChainStart | null {
+  if (!row) return null
+  return { seq: Number(row.seq), hash: String(row.hash), cut: cutFrom({ ...row, chain }) }
 }
 
 /** A log that is not there: no chain, no record, no checkpoint of its own. */
@@ -205,8 +242,9 @@ async function chainReader(source: AuditSource): Promise<ChainReader> {
       },
       async chains() {
         const rows = db.prepare('SELECT no, chain FROM audit_chains ORDER BY no').all() as Array<{ no: number; chain: string }>
+        // SELECT *: a log no gateway of this version has opened yet has no signed columns.
         return rows
-          .map(({ no, chain }) => ({ chain, no, start: (db.prepare('SELECT seq, hash FROM audit_checkpoint WHERE chain = ?').get(no) as { seq: number; hash: string } | undefined) ?? null }))
+          .map(({ no, chain }) => ({ chain, no, start: startOf(chain, db.prepare('SELECT * FROM audit_checkpoint WHERE chain = ?').get(no) as Record<string, unknown> | undefined) }))
           .filter(({ no, start }) => start !== null || db.prepare('SELECT 1 FROM audit_records WHERE chain = ? LIMIT 1').get(no) !== undefined)
       },
       async page(chain, afterSeq, size) {
@@ -245,8 +283,8 @@ async function chainReader(source: AuditSource): Promise<ChainReader> {
         UNION ALL SELECT chain, NULL FROM ${schema}.audit_checkpoint) AS c GROUP BY chain ORDER BY min(since) NULLS FIRST, chain`)
       const out = []
       for (const { chain } of rows as Array<{ chain: string }>) {
-        const checkpoint = await client.query(`SELECT seq, hash FROM ${schema}.audit_checkpoint WHERE chain = $1`, [chain])
-        out.push({ chain, start: checkpoint.rows[0] ? { seq: Number(checkpoint.rows[0].seq), hash: checkpoint.rows[0].hash as string } : null })
+        const checkpoint = await client.query(`SELECT * FROM ${schema}.audit_checkpoint WHERE chain = $1`, [chain])
+        out.push({ chain, start: startOf(chain, checkpoint.rows[0] as Record<string, unknown> | undefined) })
       }
       return out
     },

@@ -4,7 +4,7 @@ import { statSync } from 'node:fs'
 import type { Config } from '../config/index.ts'
 import {
   AuditQueryError, auditSourceOf, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, formatAuditTable, NoAuditLog, ordered,
-  parseAuditQuery, searchAudit, verifyAudit, type Anchors, type AuditQuery, type AuditSource, type FoundCheckpoint, type VerifyResult,
+  parseAuditQuery, searchAudit, verifyAudit, type Anchors, type AuditQuery, type AuditSource, type CutFinding, type FoundCheckpoint, type VerifyResult,
 } from '../audit/index.ts'
 import { SQLITE, sqliteCode } from '../collections/index.ts'
 import { printable } from '../text/index.ts'
@@ -47,11 +47,11 @@ function anchorsOf(config: Config): Anchors {
       inStore = `the ${store.kind} secrets store holds no ${CHECKPOINT_KEY}`
     }
     const keys = checkpointVerificationKeys(store, keyFile)
-    return { file, keys, keyProblem: keys.size > 0 ? null : `${inStore}, and there is no key file at ${keyFile}` }
+    return { file, keys, keyProblem: keys.size > 0 ? null : `${inStore}, and there is no key file at ${keyFile}`, retentionMs: config.audit.retention }
   } catch (err) {
     if (!(err instanceof SecretsError)) throw err
     const keys = checkpointVerificationKeys(null, keyFile)
-    return { file, keys, keyProblem: keys.size > 0 ? null : `the secrets store cannot be read (${err.message}), and there is no key file at ${keyFile}` }
+    return { file, keys, keyProblem: keys.size > 0 ? null : `the secrets store cannot be read (${err.message}), and there is no key file at ${keyFile}`, retentionMs: config.audit.retention }
   } finally {
     store?.close()
   }
@@ -71,7 +71,7 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
 
 const at = (f: FoundCheckpoint) => `the checkpoint at ${f.checkpoint.time}`
 
-/** The chains the command line and the admin API write (audit/change-log.ts): no key signs them, by design. */
+/** The chains the command line and the admin API write (audit/change-log.ts): signed only where the writer can read the key, so never required. */
 const CHANGE_CHAIN = /^(cli|admin):/
 
 /** `verify --strict`: the gateways' signing interval, and now. */
@@ -96,16 +96,52 @@ function unvouched(result: VerifyResult, strict: Strictness | null): Set<string>
   return new Set(result.unanchored.filter(({ chain, newest }) => !CHANGE_CHAIN.test(chain) && !fresh(newest)).map(({ chain }) => chain))
 }
 
+/**
+ * Under --strict, the retention cuts no key this config holds signed: unsigned (a gateway before
+ * signed cuts left it, or someone wrote it by hand after deleting a chain's oldest records) or
+ * signed by a key verify lacks. Without it they are notes: an upgrade does not fail verify.
+ */
+function unsignedCuts(result: VerifyResult, strict: Strictness | null): CutFinding[] {
+  return strict ? result.cuts.filter((c) => c.problem === 'unsigned' || c.problem === 'unknown key') : []
+}
+
+/** Whether `bouncer audit verify` passes, with --strict or not. */
+export function verifyPasses(result: VerifyResult, strict: Strictness | null): boolean {
+  return result.ok && unvouched(result, strict).size === 0 && unsignedCuts(result, strict).length === 0
+}
+
+const cutAt = (c: CutFinding) => `the retention cut${c.cut ? ` at ${c.cut.time}` : ''} of chain ${c.chain} (after record ${c.seq})`
+
+/** A retention cut as a problem: what it is, and what it may mean. */
+function cutProblemLine(c: CutFinding): string {
+  const deleted = `record${c.seq === 1 ? '' : 's'} 1${c.seq === 1 ? '' : `–${c.seq}`}`
+  switch (c.problem) {
+    case 'bad signature': return `retention cut forged: ${cutAt(c)}: its signature does not verify, so ${deleted} may have been deleted outside retention`
+    case 'early': return `audit records deleted early: ${cutAt(c)} deleted records as new as ${c.cut?.newest}, younger than audit.retention allows (a gateway ran with a shorter retention, or a wrong clock)`
+    case 'unsigned': return `retention cut not signed: ${cutAt(c)} has no signature, so ${deleted} may have been deleted outside retention (a cut left by a gateway before signed cuts is signed by the chain's next retention run)`
+    case 'unknown key': return `retention cut not checked: ${cutAt(c)} is signed by a key this config does not hold`
+  }
+}
+
+/** A retention cut as a note, when it fails only --strict. */
+function cutNote(c: CutFinding): string {
+  return c.problem === 'unsigned'
+    ? `not signed: ${cutAt(c)} has no signature (left by a gateway before signed cuts, or written by hand): the chain's next retention run signs it; --strict fails until then`
+    : `not checked: ${cutAt(c)} is signed by a key this config does not hold (another instance's?)`
+}
+
 /** What `bouncer audit verify` prints: the verdict or each problem, then what is worth knowing. */
 export function verifyReport(result: VerifyResult, strict: Strictness | null = null): string {
   const failing = unvouched(result, strict)
-  const ok = result.ok && failing.size === 0
+  const failingCuts = unsignedCuts(result, strict)
+  const ok = verifyPasses(result, strict)
   const problems = [
     ...result.problems.map((p) => `audit log tampered: record ${p.id} (seq ${p.seq} of chain ${p.chain}, ${p.time}): ${p.reason}`),
     ...result.truncations.map((t) => `audit log truncated: ${plural(t.missing, 'record')} missing after record ${t.end} of chain ${t.chain}: the log ends at count ${t.end} but ${at(t)} says ${t.checkpoint.count}`),
     ...result.rewritten.map((r) => `audit log rewritten: record ${r.checkpoint.count} of chain ${r.chain} (${r.id}) is not the record ${at(r)} signed (${r.checkpoint.id})`),
     ...result.forged.map((f) => `checkpoint forged: ${at(f)} for chain ${f.checkpoint.chain} (count ${f.checkpoint.count}) in ${f.source}: its signature does not verify`),
     ...(result.uncheckable ? [`checkpoints not checked: ${result.uncheckable}`] : []),
+    ...result.cuts.filter((c) => c.problem === 'bad signature' || c.problem === 'early' || failingCuts.includes(c)).map(cutProblemLine),
     ...result.unanchored.filter(({ chain }) => failing.has(chain)).map(({ chain, newest }) =>
       `audit chain not anchored: chain ${chain} (newest record ${newest ?? 'unreadable'}) has no checkpoint signed by a key this config holds, though a gateway signs its chain every checkpoint_interval: fabricated, or its gateway stopped before its first checkpoint`),
   ]
@@ -113,6 +149,7 @@ export function verifyReport(result: VerifyResult, strict: Strictness | null = n
     ...result.restarts.map((r) => `chain ${r.chain} restarted at ${r.time} (record ${r.id}): ${r.detail ?? 'no reason recorded'}`),
     ...(result.anchored > 0 ? [`anchored: ${plural(result.anchored, 'chain')} reach${result.anchored === 1 ? 'es' : ''} ${result.anchored === 1 ? 'its' : 'their'} latest signed checkpoint`] : []),
     ...result.unanchored.filter(({ chain }) => !failing.has(chain)).map(({ chain }) => `not anchored: chain ${chain} has no signed checkpoint, so records deleted from its end would not show`),
+    ...result.cuts.filter((c) => (c.problem === 'unsigned' || c.problem === 'unknown key') && !failingCuts.includes(c)).map(cutNote),
     ...(result.unknownKeys > 0 ? [`not checked: ${plural(result.unknownKeys, 'checkpoint')} signed by keys this config does not hold (another instance's?)`] : []),
     ...(result.damagedCheckpointLines > 0 ? [`not checked: ${plural(result.damagedCheckpointLines, 'line')} of the checkpoint file ${result.damagedCheckpointLines === 1 ? 'is' : 'are'} not a checkpoint`] : []),
   ]
@@ -177,7 +214,7 @@ export function registerAudit(program: Command): void {
   configOption(audit
     .command('verify')
     .description("check the audit log's hash chain: exit 0 with the count, or 1 naming the first record that does not match"))
-    .option('--strict', "also exit 1 for a gateway's chain that no checkpoint this config's keys check anchors, older than two checkpoint_intervals")
+    .option('--strict', "also exit 1 for a gateway's chain that no checkpoint this config's keys check anchors, older than two checkpoint_intervals, and for a retention cut no such key signed")
     .action(async (opts: { config?: string; strict?: boolean }, command: Command) => {
       const configPath = opts.config ?? (command.parent?.opts() as { config?: string }).config
       const config = await configFrom(configPath)
@@ -185,7 +222,7 @@ export function registerAudit(program: Command): void {
       const result = await userFacing(source, verifyAudit(source, anchorsOf(config)))
       const strict = opts.strict ? { checkpointIntervalMs: config.audit.checkpoint_interval, now: Date.now() } : null
       const report = verifyReport(result, strict)
-      const ok = result.ok && unvouched(result, strict).size === 0
+      const ok = verifyPasses(result, strict)
       const printed = report.split('\n').map(printable).join('\n')
       // A failure is a finding, not a result: stderr (SPEC "Command line, added").
       if (ok) console.log(printed)

@@ -12,8 +12,13 @@
 //   a warning: a leaked credential is not left working for want of a log line;
 // - the record cannot be written once the change is made: the change stays, and the command says
 //   so and exits 1, so that a script notices.
+//
+// Where this user can read the gateway's checkpoint key (the secrets store, or the key file), each
+// record's new head is signed too, so deleting the chain's newest records shows in `audit verify`;
+// where not, the chain is not anchored (verify notes it), as before.
 import { hostname, userInfo } from 'node:os'
-import { AuditUnavailable, changeRecord, openChangeLog, type ChangeLog } from '../audit/index.ts'
+import { AuditUnavailable, changeRecord, changeSignerOf, openChangeLog, type ChangeLog, type ChangeSigner } from '../audit/index.ts'
+import { openSecretStore, SecretsError, type SecretStore } from '../secrets/index.ts'
 import { printable } from '../text/index.ts'
 import type { ValidConfig } from './config.ts'
 import { versionLine } from './version.ts'
@@ -48,6 +53,20 @@ function osUser(): string {
 
 export const REASON_OPTION = ['--reason <text>', 'why, kept in the audit record of the change (its detail)'] as const
 
+/** The gateway's checkpoint key, where this user can read it: the secrets store (when it opens), else the key file. */
+function changeSigner(loaded: ValidConfig): ChangeSigner | null {
+  let store: SecretStore | null = null
+  try {
+    if (loaded.config.secrets) store = openSecretStore(loaded.config.secrets)
+    return changeSignerOf(loaded.config.audit, store)
+  } catch (err) {
+    if (!(err instanceof SecretsError)) throw err
+    return changeSignerOf(loaded.config.audit, null)
+  } finally {
+    store?.close()
+  }
+}
+
 /**
  * Opens the audit log for a change, before it is made. `revoking`: the change takes a credential
  * away, and is made even when the log cannot take its record.
@@ -57,7 +76,7 @@ export async function openChangeTrail(loaded: ValidConfig, reason: string | unde
   const chainId = cliChainId()
   let log: ChangeLog | null
   try {
-    log = await openChangeLog(loaded.config.audit, chainId)
+    log = await openChangeLog(loaded.config.audit, chainId, changeSigner(loaded))
   } catch (err) {
     if (!(err instanceof AuditUnavailable)) throw err
     if (!options.revoking) throw new UserError(`nothing was changed: ${err.message}, so this change would leave no audit record. Make the audit log writable for this user, then run the command again`)
@@ -80,6 +99,7 @@ export async function openChangeTrail(loaded: ValidConfig, reason: string | unde
       }, chainId)
       try {
         await opened.append(input)
+        if (opened.unanchored) console.error(printable(`warning: the change's audit record is written, but its checkpoint is not: ${opened.unanchored}`))
       } catch (err) {
         if (!(err instanceof AuditUnavailable)) throw err
         throw new UserError(`the change WAS MADE, but its audit record was not written: ${err.message}`)

@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import type { AddressInfo, ListenOptions, Server as NetServer } from 'node:net'
 import { withinDeadline } from '../collections/index.ts'
 import { adminRoutes, consoleSignInOf, createAdminServer } from '../admin/index.ts'
-import { createAuditLog, instanceIdOf, releaseAuditSpills } from '../audit/index.ts'
+import { changeSignerOf, createAuditLog, instanceIdOf, releaseAuditSpills } from '../audit/index.ts'
 import { listenUrl, loadConfigFile, type LoadedConfig } from '../config/index.ts'
 import { createGatewayServer, createInternalDispatch, createRuntimeDeps, type GatewayState, type Runtime } from '../gateway/index.ts'
 import type { InternalDispatch } from '../request/index.ts'
@@ -146,6 +146,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     routes: adminRoutes({ runtime: () => state.runtime, reload: () => reloadHere(), secretsStore: () => live.secrets.store, auditHead: () => audit.head(), auditConfig: () => config.audit }),
     metrics: () => metrics.render(),
     auditConfig: () => config.audit,
+    changeSigner: () => changeSignerOf(config.audit, live.secrets.store),
     readiness: createReadiness(state),
   })
 

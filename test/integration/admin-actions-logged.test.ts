@@ -195,6 +195,21 @@ describe('admin actions are logged with who made them', () => {
     expect(JSON.stringify(await searchAudit(source, { limit: 1000 }))).not.toContain(whole)
     expect(gateway.logs.slice(before).join('')).not.toContain(whole)
     expect(await verifyAudit(source)).toMatchObject({ ok: true })
+
+    // Anchored by the gateway's checkpoint key: the chain's newest record deleted (in a copy, the
+    // gateway runs on) is named against the checkpoint file. Not anchored before: it did not show.
+    const copy = join(dir, 'admin-chain-copy.db')
+    const live = new DatabaseSync(join(dir, 'audit.db'))
+    live.exec(`VACUUM INTO '${copy}'`)
+    live.close()
+    const tampered = new DatabaseSync(copy)
+    tampered.prepare('DELETE FROM audit_records WHERE id = ?').run(found[1]?.id as string)
+    tampered.close()
+    const cli = join(dir, 'admin-chain-copy.yaml')
+    await writeFile(cli, stringify({ audit: { sinks: [{ type: 'sqlite', path: copy }], checkpoint_path: join(dir, 'audit.db.checkpoints') } }))
+    const verify = await runCli(['audit', 'verify', '--config', cli])
+    expect(verify.code).toBe(1)
+    expect(verify.stderr).toMatch(new RegExp(`^audit log truncated: 1 record missing after record (\\d+) of chain ${chain}: `, 'm'))
   })
 
   it('names the person signed in to the console who revoked a session: their issuer, subject, credential session, admin role', async () => {

@@ -1,5 +1,6 @@
 // The audit log's integrity against real faults: a worker that dies, a damaged spill file, a chain
 // head that cannot be read, and the newest records deleted (signed checkpoints).
+import { generateKeyPairSync } from 'node:crypto'
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { DatabaseSync } from 'node:sqlite'
 import { tmpdir } from 'node:os'
@@ -15,6 +16,12 @@ import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { GENESIS_HASH, hashOf, type AuditRecord } from '../../src/audit/record.ts'
 import { searchAudit } from '../../src/audit/search.ts'
+import { signCut, type RetentionCut } from '../../src/audit/checkpoint.ts'
+import { checkpointVerificationKeys } from '../../src/audit/checkpoint-key.ts'
+import { verifyAudit } from '../../src/audit/verify.ts'
+import type { AuditSource } from '../../src/audit/search.ts'
+import { verifyPasses, verifyReport } from '../../src/cli/audit.ts'
+import { parseDuration } from '../../src/config/values.ts'
 
 let dir: string
 let upstream: TestUpstream
@@ -452,5 +459,146 @@ describe('verify --strict: a chain no gateway signed', () => {
     expect(clean.stderr).toBe('')
     expect(clean.code).toBe(0)
     for (const note of notes) expect(clean.stdout).toContain(note)
+  })
+})
+
+/** One sink's log, for the retention cut's tests: its SQL, its tables' names, and how old logs looked. */
+interface CutLog {
+  sink: Record<string, unknown>
+  exec(sql: string): Promise<void>
+  rows(sql: string): Promise<Array<Record<string, unknown>>>
+  table(name: string): string
+  source: AuditSource
+  /** The checkpoint file (its key beside it). */
+  checkpoints(own: string): string
+  /** The log as a gateway before signed cuts left it: no signed columns, the schema version before them. */
+  legacy: string
+}
+
+function sqliteCutLog(db: string): CutLog {
+  return {
+    sink: { type: 'sqlite', path: db },
+    source: { type: 'sqlite', path: db },
+    checkpoints: () => `${db}.checkpoints`,
+    exec: async (sql) => sqliteExec(db, sql),
+    rows: async (sql) => {
+      const reader = new DatabaseSync(db, { readOnly: true, timeout: 5000 })
+      try {
+        return reader.prepare(sql).all() as Array<Record<string, unknown>>
+      } finally {
+        reader.close()
+      }
+    },
+    table: (name) => name,
+    legacy: `${['newest', 'time', 'kid', 'sig'].map((c) => `ALTER TABLE audit_checkpoint DROP COLUMN ${c}`).join('; ')}; PRAGMA user_version = 3`,
+  }
+}
+
+function postgresCutLog(schema: string): CutLog {
+  return {
+    sink: { type: 'postgres', url: SHARED_POSTGRES, schema },
+    source: { type: 'postgres', url: SHARED_POSTGRES, schema },
+    checkpoints: (own) => join(own, 'spill', 'checkpoints.ndjson'),
+    exec: async (sql) => void (await pgQuery(sql)),
+    rows: pgQuery,
+    table: (name) => `${schema}.${name}`,
+    legacy: `ALTER TABLE ${schema}.audit_checkpoint DROP COLUMN newest, DROP COLUMN time, DROP COLUMN kid, DROP COLUMN sig; UPDATE ${schema}.audit_meta SET version = 2`,
+  }
+}
+
+// Retention leaves where each chain now starts in a row of audit_checkpoint. Unsigned, anyone who
+// could write the log deleted a chain's oldest records, wrote that row by hand, and verify said ok
+// (the brief's "forgeable retention row"). The gateway now signs the cut with its checkpoint key.
+describe('retention\'s cut is signed', () => {
+  const cases: Array<[string, (own: string) => CutLog]> = [
+    ['SQLite', (own) => sqliteCutLog(join(own, 'audit.db'))],
+    ['PostgreSQL', () => postgresCutLog(uniqueSchema('retcut'))],
+  ]
+  it.each(cases)('%s: a genuine cut verifies; one written by hand, re-signed, edited or made early is named; an old unsigned one is noted, then signed', { timeout: 60_000 }, async (_name, logOf) => {
+    const own = await mkdtemp(join(dir, 'cut-'))
+    const log = logOf(own)
+    const audit = { sinks: [log.sink], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms', retention: '2s' }
+    const records = async () => Number((await log.rows(`SELECT count(*) AS n FROM ${log.table('audit_records')}`))[0]?.n)
+    const cutRow = async () => (await log.rows(`SELECT * FROM ${log.table('audit_checkpoint')}`))[0] as Record<string, unknown>
+    /** Six records cut by retention, then three newer ones kept. */
+    const cutThenKeep = async (prefix: string, cutAt: number) => {
+      const gw = await startTestGateway({ audit, ...routes() })
+      try {
+        for (let i = 0; i < 6; i++) expect(await get(`${gw.url}/${prefix}-old/${i}`)).toBe(200)
+        // Every record cut, up to the sixth: a count of 0 alone is also the log before its first write.
+        await waitFor(async () => Number((await cutRow().catch(() => undefined))?.seq) === cutAt && (await records()) === 0, `retention to cut at ${cutAt}`, 15_000)
+        for (let i = 0; i < 3; i++) expect(await get(`${gw.url}/${prefix}-new/${i}`)).toBe(200)
+        await waitFor(async () => (await records()) === 3, 'the three new records')
+      } finally {
+        await gw.close()
+      }
+    }
+    const verifyCli = async (retention: string, ...flags: string[]) =>
+      runCli(['audit', 'verify', ...flags, '--config', await cliConfig(own, { ...audit, retention })])
+    /** What the command prints and its exit code, in process (a command's start is ~1.5 s here): the CLI's own report. */
+    const verify = async (retention: string, ...flags: string[]) => {
+      const file = log.checkpoints(own)
+      const retentionMs = parseDuration(retention)
+      if (!retentionMs.ok) throw new Error(retention)
+      const result = await verifyAudit(log.source, { file, keys: checkpointVerificationKeys(null, `${file}.key`), keyProblem: null, retentionMs: retentionMs.value })
+      const strict = flags.includes('--strict') ? { checkpointIntervalMs: 200, now: Date.now() } : null
+      const text = `${verifyReport(result, strict)}\n`
+      return verifyPasses(result, strict) ? { code: 0, stdout: text, stderr: '' } : { code: 1, stdout: '', stderr: text }
+    }
+    try {
+      // A log as a gateway before signed cuts left it: noted, not failed (an upgrade); the next cut signs it.
+      await cutThenKeep('a', 6)
+      const chain = String((await log.rows(`SELECT chain FROM ${log.table('audit_chains')}`).catch(async () => [await cutRow()]))[0]?.chain)
+      await log.exec(log.legacy)
+      const upgraded = await verifyCli('2s')
+      expect(upgraded.code).toBe(0)
+      expect(upgraded.stdout).toContain(`not signed: the retention cut of chain ${chain} (after record 6) has no signature (left by a gateway before signed cuts, or written by hand): the chain's next retention run signs it; --strict fails until then`)
+      await cutThenKeep('b', 15)
+      const genuine = await cutRow()
+      const at = 15
+      expect(await verifyCli('2s', '--strict')).toMatchObject({ code: 0, stdout: 'ok: 3 records in 1 chain verified\nanchored: 1 chain reaches its latest signed checkpoint\n' })
+
+      // The config keeps an hour: a gateway that cut after two seconds deleted records too young.
+      const early = await verify('1h')
+      expect(early.code).toBe(1)
+      expect(early.stderr.split('\n')[0]).toBe(`audit records deleted early: the retention cut at ${genuine.time} of chain ${chain} (after record ${at}) deleted records as new as ${genuine.newest}, younger than audit.retention allows (a gateway ran with a shorter retention, or a wrong clock)`)
+
+      // The oldest record left deleted by hand, and the row moved past it: unsigned, as before signed cuts.
+      const [oldest] = await log.rows(`SELECT seq, hash FROM ${log.table('audit_records')} ORDER BY seq LIMIT 1`)
+      expect(Number(oldest?.seq)).toBe(at + 1)
+      await log.exec(`DELETE FROM ${log.table('audit_records')} WHERE seq = ${at + 1};
+        UPDATE ${log.table('audit_checkpoint')} SET seq = ${at + 1}, hash = '${oldest?.hash}', newest = NULL, time = NULL, kid = NULL, sig = NULL`)
+      const noted = await verify('2s')
+      expect(noted.code).toBe(0)
+      expect(noted.stdout).toContain(`not signed: the retention cut of chain ${chain} (after record ${at + 1}) has no signature`)
+      const strict = await verifyCli('2s', '--strict')
+      expect(strict.code).toBe(1)
+      expect(strict.stderr.split('\n')[0]).toBe(`retention cut not signed: the retention cut of chain ${chain} (after record ${at + 1}) has no signature, so records 1–${at + 1} may have been deleted outside retention (a cut left by a gateway before signed cuts is signed by the chain's next retention run)`)
+
+      // The genuine signature kept, seq and hash moved to the hand-made cut: forged.
+      await log.exec(`UPDATE ${log.table('audit_checkpoint')} SET newest = '${genuine.newest}', time = '${genuine.time}', kid = '${genuine.kid}', sig = '${genuine.sig}'`)
+      const moved = await verify('2s')
+      expect(moved.code).toBe(1)
+      expect(moved.stderr.split('\n')[0]).toBe(`retention cut forged: the retention cut at ${genuine.time} of chain ${chain} (after record ${at + 1}): its signature does not verify, so records 1–${at + 1} may have been deleted outside retention`)
+
+      // The genuine cut with its newest record's time moved back (to hide an early cut): forged.
+      await log.exec(`UPDATE ${log.table('audit_checkpoint')} SET seq = ${at}, hash = '${genuine.hash}', newest = '2000-01-01T00:00:00.000Z'`)
+      expect((await verify('1h')).stderr).toContain(`retention cut forged: the retention cut at ${genuine.time} of chain ${chain} (after record ${at}): its signature does not verify, so records 1–${at} may have been deleted outside retention`)
+
+      // The hand-made cut signed with another key: under the gateway's kid it is forged; under its own, not a key this config holds.
+      await log.exec(`UPDATE ${log.table('audit_checkpoint')} SET seq = ${at + 1}, hash = '${oldest?.hash}'`)
+      const { privateKey } = generateKeyPairSync('ed25519')
+      const cut = { chain, seq: at + 1, hash: String(oldest?.hash), newest: String(genuine.newest) }
+      const resign = (signed: RetentionCut) => log.exec(`UPDATE ${log.table('audit_checkpoint')} SET newest = '${signed.newest}', time = '${signed.time}', kid = '${signed.kid}', sig = '${signed.sig}'`)
+      await resign(signCut(cut, { kid: String(genuine.kid), privateKey }))
+      expect((await verify('2s')).stderr.split('\n')[0]).toMatch(new RegExp(`^retention cut forged: the retention cut at \\S+ of chain ${chain} \\(after record ${at + 1}\\): its signature does not verify`))
+      await resign(signCut(cut, { kid: 'not-this-gateway', privateKey }))
+      const other = await verify('2s')
+      expect(other.code).toBe(0)
+      expect(other.stdout).toMatch(new RegExp(`not checked: the retention cut at \\S+ of chain ${chain} \\(after record ${at + 1}\\) is signed by a key this config does not hold \\(another instance's\\?\\)`))
+      expect((await verify('2s', '--strict')).stderr.split('\n')[0]).toMatch(new RegExp(`^retention cut not checked: the retention cut at \\S+ of chain ${chain} \\(after record ${at + 1}\\) is signed by a key this config does not hold$`))
+    } finally {
+      if ('schema' in log.sink) await dropSchema(SHARED_POSTGRES, String(log.sink.schema))
+    }
   })
 })

@@ -9,6 +9,8 @@ import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { verifyAudit } from '../../src/audit/verify.ts'
 import { searchAudit } from '../../src/audit/search.ts'
+import { createSqliteSink } from '../../src/audit/sinks/sqlite.ts'
+import { testCutSigner } from '../helpers/audit.ts'
 import { runCli } from '../helpers/cli.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -146,6 +148,19 @@ describe('rows verify never walks', () => {
     expect(search.stdout).toContain('/open/forged') // the console, search and export show it
     const verify = await runCli(['audit', 'verify', '--config', file])
     expect(verify.code, `verify: ${verify.stdout}${verify.stderr}`).toBe(1)
+
+    // Retention signs each chain's cut by its name: the stray, which has none, is left for verify to
+    // name, and does not hold up the chains' own cut (it threw, and every run rolled back).
+    const sink = createSqliteSink(path, { durable: false })
+    await sink.open()
+    try {
+      expect(await sink.deleteBefore(Date.now() + 60_000, testCutSigner())).toBe(3)
+    } finally {
+      await sink.close()
+    }
+    const left = new DatabaseSync(path, { readOnly: true })
+    expect(left.prepare('SELECT chain, seq FROM audit_records').all()).toEqual([{ chain: 99, seq: 1 }])
+    left.close()
   }, 30_000)
 })
 

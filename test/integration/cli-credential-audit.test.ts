@@ -8,11 +8,13 @@ import { hostname, tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { request } from 'undici'
+import pg from 'pg'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { openChangeLog, searchAudit, verifyAudit, type AuditRecord, type AuditSource } from '../../src/audit/index.ts'
+import { changeSignerOf, openChangeLog, searchAudit, verifyAudit, type AuditRecord, type AuditSource } from '../../src/audit/index.ts'
 import type { AuditConfig } from '../../src/config/index.ts'
 import { openChangeTrail } from '../../src/cli/change-audit.ts'
+import { newCheckpointKey } from '../../src/audit/checkpoint-key.ts'
 import { loadCommandConfig } from '../../src/cli/config.ts'
 import { main } from '../../src/cli/main.ts'
 import { runCli } from '../helpers/cli.ts'
@@ -132,6 +134,24 @@ describe('the command line\'s credential changes are audited', () => {
     })
   })
 
+  // The change chains had no signed checkpoint, by design: deleting a cli: chain's newest records
+  // did not show (the brief's second task). Where the command can read the gateway's checkpoint key,
+  // each record's new head is signed, in the sink's table and the checkpoint file.
+  it('SQLite, the gateway\'s key readable: the chain is anchored, and its newest record deleted is named', async () => {
+    const log = join(dir, 'sqlite-anchored', 'audit.db')
+    const config = await configWith('sqlite-anchored', { sinks: [{ type: 'sqlite', path: log }] })
+    await writeFile(`${log}.checkpoints.key`, newCheckpointKey(), { mode: 0o600 }) // as a gateway leaves it
+    for (const principal of ['looker', 'tableau']) expect(await bouncer('keys', 'create', '--config', config, '--principal', principal)).toMatchObject({ code: 0, stderr: expect.not.stringContaining('warning') })
+    expect(await bouncer('audit', 'verify', '--config', config)).toMatchObject({ code: 0, stdout: 'ok: 2 records in 1 chain verified\nanchored: 1 chain reaches its latest signed checkpoint\n' })
+
+    const db = new DatabaseSync(log)
+    db.exec('DELETE FROM audit_records WHERE seq = 2')
+    db.close()
+    const verify = await bouncer('audit', 'verify', '--config', config)
+    expect(verify.code).toBe(1)
+    expect(verify.stderr.split('\n')[0]).toMatch(new RegExp(`^audit log truncated: 1 record missing after record 1 of chain ${CHAIN}: the log ends at count 1 but the checkpoint at \\S+ says 2$`))
+  })
+
   it('SQLite: two commands at once, in two processes, link one after the other', async () => {
     const log = join(dir, 'race', 'audit.db')
     const config = await configWith('race', { sinks: [{ type: 'sqlite', path: log }] })
@@ -151,6 +171,10 @@ describe('the command line\'s credential changes are audited', () => {
     const schema = uniqueSchema('cli_audit')
     try {
       const config = await configWith('postgres', { sinks: [{ type: 'postgres', url: SHARED_POSTGRES, schema }] })
+      // The gateway's key, readable: every writer at once also signs the head it wrote (table and file).
+      const spill = join(dir, 'postgres', 'spill')
+      await mkdir(spill, { recursive: true })
+      await writeFile(join(spill, 'checkpoints.ndjson.key'), newCheckpointKey(), { mode: 0o600 })
       const run = await atOnce(['pg-one', 'pg-two', 'pg-three'].map((principal) => ['keys', 'create', '--config', config, '--principal', principal]))
       expect(run.code).toBe(0)
       const source: AuditSource = { type: 'postgres', url: SHARED_POSTGRES, schema }
@@ -161,7 +185,8 @@ describe('the command line\'s credential changes are audited', () => {
 
       // Three writers whose appends start at the same moment (the commands above are staggered by
       // their config reads): each links after the one before, none is lost to the same seq.
-      const logs = await Promise.all([1, 2, 3].map(() => openChangeLog({ sinks: [{ type: 'postgres', url: SHARED_POSTGRES, schema }] } as AuditConfig, CHAIN)))
+      const audit = { sinks: [{ type: 'postgres', url: SHARED_POSTGRES, schema }], spill_dir: spill } as AuditConfig
+      const logs = await Promise.all([1, 2, 3].map(() => openChangeLog(audit, CHAIN, changeSignerOf(audit, null))))
       try {
         await Promise.all(logs.map((changeLog, i) => changeLog?.append({
           id: randomUUID(), time: new Date().toISOString(), request_id: `race-${i}`, method: 'CLI', path: `race ${i}`, status: 200, decision: 'allow',
@@ -172,6 +197,15 @@ describe('the command line\'s credential changes are audited', () => {
       }
       expect((await cliRecords(source)).map((r) => r.path).slice(3).sort()).toEqual(['race 0', 'race 1', 'race 2'])
       expect(await verifyAudit(source)).toMatchObject({ ok: true, checked: 6, chains: 1 })
+      // The latest checkpoint is the last writer's head, whichever wrote last: the chain is anchored at 6.
+      expect(await bouncer('audit', 'verify', '--config', config)).toMatchObject({ code: 0, stdout: 'ok: 6 records in 1 chain verified\nanchored: 1 chain reaches its latest signed checkpoint\n' })
+      const client = new pg.Client({ connectionString: SHARED_POSTGRES })
+      await client.connect()
+      await client.query(`DELETE FROM ${schema}.audit_records WHERE seq = 6; DELETE FROM ${schema}.audit_head_checkpoints`)
+      await client.end()
+      const verify = await bouncer('audit', 'verify', '--config', config)
+      expect(verify.code).toBe(1)
+      expect(verify.stderr.split('\n')[0]).toMatch(new RegExp(`^audit log truncated: 1 record missing after record 5 of chain ${CHAIN}: the log ends at count 5 but the checkpoint at \\S+ says 6$`))
     } finally {
       await dropSchema(SHARED_POSTGRES, schema)
     }

@@ -12,6 +12,7 @@ import type { StoredRow } from '../../src/audit/sinks/sink.ts'
 import { createPostgresSink } from '../../src/audit/sinks/postgres.ts'
 import { createSqliteSink } from '../../src/audit/sinks/sqlite.ts'
 import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
+import { testCutSigner } from '../helpers/audit.ts'
 
 const NOW = Date.UTC(2026, 11, 1, 12, 0, 0)
 const HOUR = 3_600_000
@@ -130,7 +131,7 @@ describe('the console aggregates', () => {
   it('age the rollups out with the records they count', async () => {
     const sink = createSqliteSink(sqlite().path, { durable: false })
     await sink.open()
-    await sink.deleteBefore(NOW - 3 * HOUR)
+    await sink.deleteBefore(NOW - 3 * HOUR, testCutSigner())
     await sink.close()
     const lite = await auditOverview(sqlite(), query(6))
     expect(lite.totals.requests).toBe(1_500)

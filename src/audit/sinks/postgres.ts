@@ -6,7 +6,8 @@ import type pg from 'pg'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_KINDS, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import type { AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
-import { rowColumns, sinkName, type AuditSink, type SinkHead, type StoredRow } from './sink.ts'
+import type { Checkpoint } from '../checkpoint.ts'
+import { rowColumns, sinkName, type AuditSink, type CutSigner, type SinkHead, type StoredRow } from './sink.ts'
 
 /** pg, loaded on first use: it adds ~5 MB of heap to a gateway without a PostgreSQL sink. */
 export const loadPg = (): typeof pg => createRequire(import.meta.url)('pg') as typeof pg
@@ -21,7 +22,7 @@ export function auditReader(url: string): pg.Client {
   return new (loadPg().Client)({ connectionString: url, connectionTimeoutMillis: 5_000, statement_timeout: 30_000, query_timeout: 35_000 })
 }
 
-const SCHEMA_VERSION = 2
+const SCHEMA_VERSION = 3
 
 // The record's columns are the field table's (fields.ts): a new schema gets them all here, one made
 // before a field was added gets its column from addMissingColumns.
@@ -44,6 +45,11 @@ function migrations(schema: string): Record<number, string> {
       CREATE TABLE ${schema}.audit_head_checkpoints (
         chain TEXT PRIMARY KEY, count BIGINT NOT NULL, id TEXT NOT NULL, hash TEXT NOT NULL, time TEXT NOT NULL, kid TEXT NOT NULL, sig TEXT NOT NULL
       );
+    `,
+    // Retention's cut, signed (checkpoint.ts): a row left before this stays, unsigned, until the
+    // chain's next cut replaces it (verify notes it meanwhile).
+    3: `
+      ALTER TABLE ${schema}.audit_checkpoint ADD COLUMN newest TEXT, ADD COLUMN time TEXT, ADD COLUMN kid TEXT, ADD COLUMN sig TEXT;
     `,
   }
 }
@@ -141,6 +147,16 @@ export function createPostgresSink(options: { url: string; schema: string; write
     return checkpoint.rows[0] ? { seq: Number(checkpoint.rows[0].seq), hash: checkpoint.rows[0].hash as string, id: null, problem: null } : null
   }
 
+  /** Keeps a chain's signed checkpoint, the latest per chain (a lower count never replaces a higher one). */
+  async function keepCheckpoint(db: pg.Pool | pg.PoolClient, c: Checkpoint): Promise<void> {
+    await db.query(
+      `INSERT INTO ${schema}.audit_head_checkpoints AS h (chain, count, id, hash, time, kid, sig) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (chain) DO UPDATE SET count = excluded.count, id = excluded.id, hash = excluded.hash, time = excluded.time, kid = excluded.kid, sig = excluded.sig
+       WHERE excluded.count >= h.count`,
+      [c.chain, c.count, c.id, c.hash, c.time, c.kid, c.sig],
+    )
+  }
+
   return {
     name: sinkName({ type: 'postgres', schema }),
     writeTimeoutMs: options.writeTimeoutMs,
@@ -163,28 +179,25 @@ export function createPostgresSink(options: { url: string; schema: string; write
       }
       await pool.query(insert, arrays)
     },
-    async append(chain, build) {
+    async append(chain, build, sign) {
       return inTransaction(pool, async (client) => {
         // Writers of one chain wait for each other here (no row to lock before the chain's first).
         await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`bouncer-audit-chain:${schema}:${chain}`])
         const row = { chain, ...build(await headIn(client, chain)) }
         const inserted = await client.query(insert, [row.chain, row.seq, ...rowColumns(row)].map((value) => [value]))
         if (inserted.rowCount !== 1) throw new Error(`record ${row.seq} of chain ${chain} is already there`)
+        // The new head, signed in the record's transaction: the chain is anchored as soon as it is longer.
+        if (sign) await keepCheckpoint(client, sign(row))
         return row
       })
     },
     async checkpoint(c) {
-      await pool.query(
-        `INSERT INTO ${schema}.audit_head_checkpoints AS h (chain, count, id, hash, time, kid, sig) VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (chain) DO UPDATE SET count = excluded.count, id = excluded.id, hash = excluded.hash, time = excluded.time, kid = excluded.kid, sig = excluded.sig
-         WHERE excluded.count >= h.count`,
-        [c.chain, c.count, c.id, c.hash, c.time, c.kid, c.sig],
-      )
+      await keepCheckpoint(pool, c)
     },
     async ping() {
       await pool.query('SELECT 1')
     },
-    async deleteBefore(timeMs) {
+    async deleteBefore(timeMs, sign: CutSigner) {
       // Every chain, including those of instances that no longer run; one instance at a time.
       return inTransaction(pool, async (client) => {
         const locked = await client.query('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS ok', [`bouncer-retention:${schema}`])
@@ -200,9 +213,13 @@ export function createPostgresSink(options: { url: string; schema: string; write
         )
         let deleted = 0
         for (const last of lasts.rows as Array<{ chain: string; seq: string; hash: string }>) {
+          // Signed, so that a row written by hand (the oldest records deleted outside retention) shows.
+          const newest = await client.query(`SELECT max(time) AS time FROM ${schema}.audit_records WHERE chain = $1 AND seq <= $2`, [last.chain, last.seq])
+          const cut = sign({ chain: last.chain, seq: Number(last.seq), hash: last.hash, newest: (newest.rows[0].time as Date).toISOString() })
           await client.query(
-            `INSERT INTO ${schema}.audit_checkpoint (chain, seq, hash) VALUES ($1, $2, $3) ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`,
-            [last.chain, last.seq, last.hash],
+            `INSERT INTO ${schema}.audit_checkpoint (chain, seq, hash, newest, time, kid, sig) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (chain) DO UPDATE SET
+              seq = excluded.seq, hash = excluded.hash, newest = excluded.newest, time = excluded.time, kid = excluded.kid, sig = excluded.sig`,
+            [last.chain, last.seq, last.hash, cut.newest, cut.time, cut.kid, cut.sig],
           )
           const result = await client.query(`DELETE FROM ${schema}.audit_records WHERE chain = $1 AND seq <= $2`, [last.chain, last.seq])
           deleted += result.rowCount ?? 0

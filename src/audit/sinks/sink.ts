@@ -1,6 +1,6 @@
 // What an audit sink does. Rows carry their chain and their position in it (`seq`) so that a replay
 // after an outage, or a retry after a crash, writes each record once, into the chain it belongs to.
-import type { Checkpoint } from '../checkpoint.ts'
+import type { Checkpoint, RetentionCut, UnsignedCut } from '../checkpoint.ts'
 import { columnValues, type ColumnValue } from '../canonical-scan.ts'
 import { FIELD_SPECS } from '../fields.ts'
 import { recordOf, type AuditRecord, type LinkedLine } from '../record.ts'
@@ -72,6 +72,9 @@ export function sinkName(sink: NamedSink): string {
   return sink.type === 'sqlite' ? `sqlite:${sink.path}` : sink.type === 'postgres' ? `postgres:${sink.schema}` : 'stdout'
 }
 
+/** Signs a retention cut with the gateway's checkpoint key (the audit worker holds it; a sink does not). */
+export type CutSigner = (cut: UnsignedCut) => RetentionCut
+
 export interface AuditSink {
   /** For logs, metrics and spill file names, e.g. `sqlite:./data/audit.db`. */
   readonly name: string
@@ -91,12 +94,12 @@ export interface AuditSink {
    * once link one after the other instead of both after the same head. Only sinks that keep
    * records (SQLite, PostgreSQL) have it.
    */
-  append?(chain: string, build: (head: SinkHead | null) => Omit<StoredRow, 'chain'>): Promise<StoredRow>
+  append?(chain: string, build: (head: SinkHead | null) => Omit<StoredRow, 'chain'>, sign?: (row: StoredRow) => Checkpoint): Promise<StoredRow>
   /** Keeps a chain's signed checkpoint (the latest per chain) apart from the records. */
   checkpoint(checkpoint: Checkpoint): Promise<void>
   /** A cheap check that the sink answers again (after an outage). */
   ping(): Promise<void>
-  /** Retention: deletes records older than `timeMs`, keeping a checkpoint of the chain. */
-  deleteBefore(timeMs: number): Promise<number>
+  /** Retention: deletes records older than `timeMs`, keeping where each chain now starts, signed by `sign`. */
+  deleteBefore(timeMs: number, sign: CutSigner): Promise<number>
   close(): Promise<void>
 }

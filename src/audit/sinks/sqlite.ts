@@ -11,10 +11,11 @@ import { addMissingColumns, makeDirectories } from '../../collections/index.ts'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import { timeMsOf, type AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
+import type { Checkpoint } from '../checkpoint.ts'
 import { BatchRollup, prepareRollupUpserts, ROLLUP_BINS_PER_OCTAVE, type RollupStatements } from './sqlite-rollup.ts'
-import { rowColumns, sinkName, type AuditSink, type ChainHead, type SinkHead, type StoredRow } from './sink.ts'
+import { rowColumns, sinkName, type AuditSink, type ChainHead, type CutSigner, type SinkHead, type StoredRow } from './sink.ts'
 
-const SCHEMA_VERSION = 3
+const SCHEMA_VERSION = 4
 const ROWS_PER_INSERT = 25
 
 // The record's columns are the field table's (fields.ts): a new log gets them all here, a log made
@@ -49,6 +50,14 @@ const MIGRATIONS: Record<number, string> = {
     DROP INDEX IF EXISTS audit_route;
     DROP INDEX IF EXISTS audit_decision;
     CREATE INDEX audit_refused ON audit_records (time_ms) WHERE decision <> 'allow';
+  `,
+  // Retention's cut, signed (checkpoint.ts): a row left before this stays, unsigned, until the
+  // chain's next cut replaces it (verify notes it meanwhile).
+  4: `
+    ALTER TABLE audit_checkpoint ADD COLUMN newest TEXT;
+    ALTER TABLE audit_checkpoint ADD COLUMN time TEXT;
+    ALTER TABLE audit_checkpoint ADD COLUMN kid TEXT;
+    ALTER TABLE audit_checkpoint ADD COLUMN sig TEXT;
   `,
 }
 
@@ -292,6 +301,12 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
     return statement
   }
 
+  function keepCheckpoint(database: DatabaseSync, c: Checkpoint): void {
+    database.prepare(`INSERT INTO audit_head_checkpoints (chain, count, id, hash, time, kid, sig) VALUES (?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT (chain) DO UPDATE SET count = excluded.count, id = excluded.id, hash = excluded.hash, time = excluded.time, kid = excluded.kid, sig = excluded.sig
+      WHERE excluded.count >= audit_head_checkpoints.count`).run(chainNoOf(c.chain), c.count, c.id, c.hash, c.time, c.kid, c.sig)
+  }
+
   /** The last record of a chain (checked), else its retention checkpoint; null when there is neither. */
   function headOf(database: DatabaseSync, chain: string): SinkHead | null {
     const known = database.prepare('SELECT no FROM audit_chains WHERE chain = ?').get(chain) as { no: number } | undefined
@@ -343,7 +358,7 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
       // IMMEDIATE: the write lock before reading where the table ends, so no other writer comes between.
       inTransaction(db, () => void insertRows(db as DatabaseSync, rows))
     },
-    async append(chain, build) {
+    async append(chain, build, sign) {
       if (!db) throw new Error('the SQLite audit sink is not open')
       stillThere(db)
       // The chain's head is read under the write lock, so another writer of the same chain (a
@@ -351,21 +366,21 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
       return inTransaction(db, () => {
         const row = { chain, ...build(headOf(db as DatabaseSync, chain)) }
         if (insertRows(db as DatabaseSync, [row]) !== 1) throw new Error(`record ${row.seq} of chain ${chain} is already there`)
+        // The new head, signed in the record's transaction: the chain is anchored as soon as it is longer.
+        if (sign) keepCheckpoint(db as DatabaseSync, sign(row))
         return row
       })
     },
     async checkpoint(c) {
       if (!db) throw new Error('the SQLite audit sink is not open')
-      db.prepare(`INSERT INTO audit_head_checkpoints (chain, count, id, hash, time, kid, sig) VALUES (?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (chain) DO UPDATE SET count = excluded.count, id = excluded.id, hash = excluded.hash, time = excluded.time, kid = excluded.kid, sig = excluded.sig
-        WHERE excluded.count >= audit_head_checkpoints.count`).run(chainNoOf(c.chain), c.count, c.id, c.hash, c.time, c.kid, c.sig)
+      keepCheckpoint(db, c)
     },
     async ping() {
       if (!db) openFile() // closed when its file was found gone (stillThere)
       const database = db as DatabaseSync
       database.prepare('SELECT 1').get()
     },
-    async deleteBefore(timeMs) {
+    async deleteBefore(timeMs, sign: CutSigner) {
       if (!db) return 0
       // The checkpoint remembers the last deleted record of each chain, so `audit verify` knows
       // where a chain legitimately starts after retention (chains of earlier runs age out too).
@@ -381,7 +396,16 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
           const cut = db.prepare('SELECT hash FROM audit_records WHERE chain = ? AND seq = ?').get(chain, seq) as { hash: string } | undefined
           if (cut === undefined) continue // the chain's first record is still in the window: nothing goes yet
           const { hash } = cut
-          db.prepare('INSERT INTO audit_checkpoint (chain, seq, hash) VALUES (?, ?, ?) ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash').run(chain, seq, hash)
+          // Signed, so that a row written by hand (the oldest records deleted outside retention) shows.
+          const named = db.prepare('SELECT chain FROM audit_chains WHERE no = ?').get(chain) as { chain: string } | undefined
+          // Records under a number no chain has were written outside the gateway: left for verify to name.
+          if (named === undefined) continue
+          const name = named.chain
+          const newest = (db.prepare('SELECT max(time_ms) AS ms FROM audit_records WHERE chain = ? AND seq <= ?').get(chain, seq) as { ms: number }).ms
+          const signed = sign({ chain: name, seq, hash, newest: new Date(newest).toISOString() })
+          db.prepare(`INSERT INTO audit_checkpoint (chain, seq, hash, newest, time, kid, sig) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain) DO UPDATE SET
+            seq = excluded.seq, hash = excluded.hash, newest = excluded.newest, time = excluded.time, kid = excluded.kid, sig = excluded.sig`)
+            .run(chain, seq, hash, signed.newest, signed.time, signed.kid, signed.sig)
           deleted += Number(db.prepare('DELETE FROM audit_records WHERE chain = ? AND seq <= ?').run(chain, seq).changes)
         }
         // The console's rollups age with the records (whole minutes before the cut).

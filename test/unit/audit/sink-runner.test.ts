@@ -112,7 +112,7 @@ it('a network sink\'s retention, stalled, does not hold the writes behind it', a
   const deleting = deferred<void>()
   const sink: AuditSink = { ...held.sink, deleteBefore: async () => (await deleting.promise, 0) }
   const { runner } = runnerFor(sink)
-  const retention = runner.retention(Date.now()) // the server holds its delete
+  const retention = runner.retention(Date.now(), () => { throw new Error('nothing is cut') }) // the server holds its delete
   await runner.handle([row(1)]) // was queued behind it for as long as the server held it
   expect(held.stored).toEqual([1])
   expect(runner.up).toBe(true)

@@ -13,6 +13,7 @@ import { LinkedRow, type StoredRow } from '../../../src/audit/sinks/sink.ts'
 import { createSqliteSink, ROLLUP_BINS_PER_OCTAVE } from '../../../src/audit/sinks/sqlite.ts'
 import { latencyBin } from '../../../src/audit/sinks/sqlite-rollup.ts'
 import type { RequestContext } from '../../../src/request/index.ts'
+import { testCutSigner } from '../../helpers/audit.ts'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -146,7 +147,7 @@ describe('the SQLite rollups, kept per batch', () => {
     const sink = createSqliteSink(path, { durable: false })
     await sink.open()
     await sink.write(rows())
-    await sink.deleteBefore(Date.UTC(2026, 11, 1, 0, 10))
+    await sink.deleteBefore(Date.UTC(2026, 11, 1, 0, 10), testCutSigner())
     await sink.write(rows()) // a replay after retention: the deleted records come back, counted again
     await sink.close()
     expectRollupsMatchRecords(path, 1_000)

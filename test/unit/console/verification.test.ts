@@ -7,7 +7,7 @@ import { summarizeVerification } from '../../../console/src/verification.ts'
 
 const clean: VerifyResult & { ms: number } = {
   ok: true, checked: 1200, chains: 1, problems: [], restarts: [], truncations: [], rewritten: [], forged: [],
-  anchored: 1, unanchored: [], unknownKeys: 0, uncheckable: null, damagedCheckpointLines: 0, ms: 12,
+  anchored: 1, unanchored: [], unknownKeys: 0, uncheckable: null, damagedCheckpointLines: 0, cuts: [], ms: 12,
 }
 
 describe('the audit page\'s verification summary', () => {
@@ -20,6 +20,23 @@ describe('the audit page\'s verification summary', () => {
     const summary = summarizeVerification({ ...clean, chains: 2, unanchored: [{ chain: 'cli:ops-1', newest: '2026-12-05T03:00:00.000Z' }] })
     expect(summary.ok).toBe(true)
     expect(summary.notes).toEqual(['chain cli:ops-1 is not anchored to a signed checkpoint (newest record 2026-12-05T03:00:00.000Z): records deleted from its end would not show'])
+  })
+
+  // The retention cut is signed (src/audit/checkpoint.ts): the page names what `bouncer audit verify` names.
+  it('a retention cut: forged or made early is a break; unsigned or by another key is a note', () => {
+    const cut = { chain: 'c1', seq: 40, hash: 'h', newest: '2026-12-05T05:00:00.000Z', time: '2026-12-05T05:00:01.000Z', kid: 'k', sig: 's' }
+    const noted = summarizeVerification({ ...clean, cuts: [{ chain: 'c1', seq: 40, problem: 'unsigned', cut: null }, { chain: 'c2', seq: 9, problem: 'unknown key', cut: { ...cut, chain: 'c2' } }] })
+    expect(noted.ok).toBe(true)
+    expect(noted.notes).toEqual([
+      'chain c1\'s retention cut (after record 40) is not signed: records deleted from its start outside retention would not show',
+      'chain c2\'s retention cut (after record 9) is signed by a key this gateway does not hold',
+    ])
+    const broken = summarizeVerification({ ...clean, ok: false, cuts: [{ chain: 'c1', seq: 40, problem: 'bad signature', cut }, { chain: 'c1', seq: 40, problem: 'early', cut }] })
+    expect(broken.headline).toBe('✗ The chain does not verify (1,200 records checked).')
+    expect(broken.breaks).toEqual([
+      'chain c1\'s retention cut (after record 40) is forged: its signature does not verify',
+      'chain c1\'s retention cut (after record 40) deleted records younger than retention (as new as 2026-12-05T05:00:00.000Z)',
+    ])
   })
 
   it('no log yet: says there is nothing to verify, not that record 0 verified', () => {
