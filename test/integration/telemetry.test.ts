@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { searchAudit } from '../../src/audit/search.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { rawRequest } from '../helpers/raw.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type Received, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -118,6 +119,25 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     await waitFor(() => spans.some((s) => s.traceId === traceId), 'the span', 10_000)
     const server = spans.find((s) => s.traceId === traceId && s.name === 'GET gateway')!
     expect(server.attributes.find((a) => a.key === 'bouncer.code')?.value).toEqual({ stringValue: 'missing_token' })
+  })
+
+  it('a span\'s url.path is the path alone: a token in the query string is not exported', async () => {
+    // It was the target as sent, query and all, so `?access_token=…` reached the tracing backend.
+    const token = await idp.token('looker-reports')
+    const res = await request(`${gateway.url}/data/q?access_token=${token}&page=2`, { headers: { 'x-request-id': 'traced-query' } })
+    await res.body.dump()
+    const traceId = (await auditTraceId('traced-query')) as string
+    await waitFor(() => spans.some((s) => s.traceId === traceId && s.name === 'GET gateway'), 'the request span', 10_000)
+    const server = spans.find((s) => s.traceId === traceId && s.name === 'GET gateway')!
+    expect(server.attributes.find((a) => a.key === 'url.path')?.value).toEqual({ stringValue: '/data/q' })
+    expect(JSON.stringify(spans.filter((s) => s.traceId === traceId))).not.toContain(token.slice(-20))
+    // An absolute-form target: its user:password@ is not the path either.
+    const port = new URL(gateway.url).port
+    await rawRequest(Number(port), `GET http://ops:hunter2-in-url@127.0.0.1:${port}/data/abs?sig=abc HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nX-Request-Id: traced-absolute\r\nConnection: close\r\n\r\n`)
+    const absoluteId = (await auditTraceId('traced-absolute')) as string
+    await waitFor(() => spans.some((s) => s.traceId === absoluteId && s.name === 'GET gateway'), 'the absolute-form request span', 10_000)
+    const absolute = spans.find((s) => s.traceId === absoluteId && s.name === 'GET gateway')!
+    expect(absolute.attributes.find((a) => a.key === 'url.path')?.value).toEqual({ stringValue: '/data/abs' })
   })
 })
 
