@@ -24,13 +24,16 @@ export interface RequestSpans {
 /** Loads the SDK and the OTLP exporter; null when no endpoint is configured. */
 export async function startTracing(config: TelemetryConfig): Promise<Tracing | null> {
   if (!config.otlp_endpoint) return null
-  const [{ BasicTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
+  const [{ AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
     import('@opentelemetry/sdk-trace-base'),
     import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/resources'),
   ])
   const url = config.otlp_endpoint.endsWith('/v1/traces') ? config.otlp_endpoint : `${config.otlp_endpoint.replace(/\/+$/, '')}/v1/traces`
   const provider = new BasicTracerProvider({
+    // The SDK's default sampler follows the caller's sampled flag: a client sending `-00` had none of
+    // its requests recorded. Every request is traced, unless the operator chose a sampler.
+    ...(process.env.OTEL_TRACES_SAMPLER ? {} : { sampler: new AlwaysOnSampler() }),
     resource: resourceFromAttributes({ 'service.name': config.service_name }),
     spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url }), { scheduledDelayMillis: 1_000 })],
   })
@@ -51,7 +54,9 @@ export function startRequestSpan(tracing: Tracing, request: TracedRequest, incom
   const attributes = { 'http.request.method': request.method, 'url.path': pathOf(request.path), 'bouncer.request_id': request.id }
   const span = tracing.tracer.startSpan(`${request.method} gateway`, { kind: SpanKind.SERVER, attributes }, parent)
   const ids = span.spanContext()
-  return { spans: { request: span, auth: null, upstream: null }, trace: { ...incoming, traceId: ids.traceId, spanId: ids.spanId } }
+  // Sent upstream: sampled as the gateway's span is (recorded or not), with the caller's random-id bit.
+  const flags = `0${(Number.parseInt(incoming.flags, 16) & 0x02) | (ids.traceFlags & 0x01)}`
+  return { spans: { request: span, auth: null, upstream: null }, trace: { ...incoming, traceId: ids.traceId, spanId: ids.spanId, flags } }
 }
 
 /**

@@ -121,6 +121,16 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     expect(server.attributes.find((a) => a.key === 'bouncer.code')?.value).toEqual({ stringValue: 'missing_token' })
   })
 
+  it('a caller\'s unsampled traceparent does not turn the gateway\'s spans off: recorded, and sent upstream as sampled', async () => {
+    // The SDK's default sampler followed the caller's flag: with `-00`, any client had none of its requests traced.
+    const traceId = '5bf92f3577b34da6a3ce929d0e0e4737'
+    const res = await request(`${gateway.url}/data/unsampled`, { headers: { authorization: `Bearer ${await idp.token('looker-reports')}`, traceparent: `00-${traceId}-00f067aa0ba902b7-00` } })
+    const received = (await res.body.json()) as Received
+    await waitFor(() => spans.some((s) => s.traceId === traceId && s.name === 'upstream api'), 'the spans of the unsampled request', 10_000)
+    const up = spans.find((s) => s.traceId === traceId && s.name === 'upstream api')!
+    expect(received.headers.traceparent).toBe(`00-${traceId}-${up.spanId}-01`)
+  })
+
   it('a span\'s url.path is the path alone: a token in the query string is not exported', async () => {
     // It was the target as sent, query and all, so `?access_token=…` reached the tracing backend.
     const token = await idp.token('looker-reports')
