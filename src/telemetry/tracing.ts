@@ -6,7 +6,10 @@
 // upstream in `traceparent`, and the trace id is the one in the audit record and the logs. These
 // functions answer the ids; the pipeline records them in the request context.
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api'
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base'
 import type { TelemetryConfig } from '../config/index.ts'
+import { BACKGROUND_TASKS, type FailureCounter } from './background.ts'
+import type { Logger } from './logger.ts'
 import type { TraceContext } from './trace-context.ts'
 
 export interface Tracing {
@@ -22,7 +25,7 @@ export interface RequestSpans {
 }
 
 /** Loads the SDK and the OTLP exporter; null when no endpoint is configured. */
-export async function startTracing(config: TelemetryConfig): Promise<Tracing | null> {
+export async function startTracing(config: TelemetryConfig, logger: Logger, failures: FailureCounter): Promise<Tracing | null> {
   if (!config.otlp_endpoint) return null
   const [{ AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
     import('@opentelemetry/sdk-trace-base'),
@@ -35,9 +38,39 @@ export async function startTracing(config: TelemetryConfig): Promise<Tracing | n
     // its requests recorded. Every request is traced, unless the operator chose a sampler.
     ...(process.env.OTEL_TRACES_SAMPLER ? {} : { sampler: new AlwaysOnSampler() }),
     resource: resourceFromAttributes({ 'service.name': config.service_name }),
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url }), { scheduledDelayMillis: 1_000 })],
+    spanProcessors: [new BatchSpanProcessor(watchExports(new OTLPTraceExporter({ url }), url, logger, failures), { scheduledDelayMillis: 1_000 })],
   })
   return { tracer: provider.getTracer('bouncer'), shutdown: () => provider.shutdown() }
+}
+
+/** ExportResultCode.SUCCESS of @opentelemetry/core (not a dependency of its own). */
+const EXPORTED = 0
+
+/**
+ * A failed export was silent: with the collector down, or refusing the gateway (a 401), every span
+ * was dropped and neither the logs nor the metrics said so. Each failed batch is now counted
+ * (bouncer_background_failures_total{task="trace_export"}), and logged when exports start failing
+ * (not once a second while they do), and when they work again.
+ */
+function watchExports(exporter: SpanExporter, url: string, logger: Logger, failures: FailureCounter): SpanExporter {
+  const { protocol, host, pathname } = new URL(url)
+  const endpoint = `${protocol}//${host}${pathname}` // not a user:password@ the URL may hold
+  const send = exporter.export.bind(exporter)
+  let failing = false
+  exporter.export = (spans, done) => {
+    send(spans, (result) => {
+      if (result.code !== EXPORTED) {
+        failures.backgroundFailed('trace_export')
+        if (!failing) logger.error({ task: 'trace_export', endpoint, spans: spans.length, err: result.error }, `background task trace_export failed: ${BACKGROUND_TASKS.trace_export}`)
+        failing = true
+      } else if (failing) {
+        failing = false
+        logger.info({ task: 'trace_export', endpoint }, 'trace export works again')
+      }
+      done(result)
+    })
+  }
+  return exporter
 }
 
 export interface TracedRequest {
