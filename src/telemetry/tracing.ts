@@ -75,6 +75,7 @@ function watchExports(exporter: SpanExporter, url: string, logger: Logger, failu
 
 export interface TracedRequest {
   method: string
+  /** Never the query string, which may carry a token (RequestContext.path). */
   path: string
   id: string
 }
@@ -84,30 +85,12 @@ export function startRequestSpan(tracing: Tracing, request: TracedRequest, incom
   const parent = incoming.parentSpanId
     ? trace.setSpanContext(ROOT_CONTEXT, { traceId: incoming.traceId, spanId: incoming.parentSpanId, traceFlags: parseInt(incoming.flags, 16) & 1, isRemote: true })
     : ROOT_CONTEXT
-  const attributes = { 'http.request.method': request.method, 'url.path': pathOf(request.path), 'bouncer.request_id': request.id }
+  const attributes = { 'http.request.method': request.method, 'url.path': request.path, 'bouncer.request_id': request.id }
   const span = tracing.tracer.startSpan(`${request.method} gateway`, { kind: SpanKind.SERVER, attributes }, parent)
   const ids = span.spanContext()
   // Sent upstream: sampled as the gateway's span is (recorded or not), with the caller's random-id bit.
   const flags = `0${(Number.parseInt(incoming.flags, 16) & 0x02) | (ids.traceFlags & 0x01)}`
   return { spans: { request: span, auth: null, upstream: null }, trace: { ...incoming, traceId: ids.traceId, spanId: ids.spanId, flags } }
-}
-
-/**
- * A request target's path: not its query, which may carry a credential (`?access_token=…`, a
- * signed URL's signature) and was exported with every span, nor an absolute-form target's scheme
- * and authority (which may carry `user:password@`).
- */
-function pathOf(target: string): string {
-  let start = 0
-  if (target.charCodeAt(0) !== 0x2f) {
-    const authority = target.indexOf('//')
-    if (authority !== -1) {
-      const slash = target.indexOf('/', authority + 2)
-      start = slash === -1 ? target.length : slash
-    }
-  }
-  const end = target.slice(start).search(/[?#]/)
-  return target.slice(start, end === -1 ? target.length : start + end) || '/'
 }
 
 function child(tracing: Tracing, spans: RequestSpans, name: string, kind: SpanKind): Span {
