@@ -5,6 +5,7 @@
 // spans for authentication and for the upstream call; the upstream call's span id is what goes
 // upstream in `traceparent`, and the trace id is the one in the audit record and the logs. These
 // functions answer the ids; the pipeline records them in the request context.
+import { METHODS } from 'node:http'
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api'
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base'
 import type { TelemetryConfig } from '../config/index.ts'
@@ -73,6 +74,14 @@ function watchExports(exporter: SpanExporter, url: string, logger: Logger, failu
   return exporter
 }
 
+/**
+ * The methods a span is named after: Node's HTTP/1.1 parser takes only these, but HTTP/2 takes any
+ * token as :method, so `FOO1`, `FOO2`… each named a span of its own, and a tracing backend (its
+ * operation list, a span-metrics connector's series) grew one per method a client made up. Any
+ * other is `_OTHER`, its span `HTTP gateway`, as OpenTelemetry's HTTP conventions say.
+ */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS)
+
 export interface TracedRequest {
   method: string
   /** Never the query string, which may carry a token (RequestContext.path). */
@@ -85,8 +94,10 @@ export function startRequestSpan(tracing: Tracing, request: TracedRequest, incom
   const parent = incoming.parentSpanId
     ? trace.setSpanContext(ROOT_CONTEXT, { traceId: incoming.traceId, spanId: incoming.parentSpanId, traceFlags: parseInt(incoming.flags, 16) & 1, isRemote: true })
     : ROOT_CONTEXT
-  const attributes = { 'http.request.method': request.method, 'url.path': request.path, 'bouncer.request_id': request.id }
-  const span = tracing.tracer.startSpan(`${request.method} gateway`, { kind: SpanKind.SERVER, attributes }, parent)
+  const known = KNOWN_METHODS.has(request.method)
+  const method = known ? request.method : '_OTHER'
+  const attributes = { 'http.request.method': method, ...(known ? {} : { 'http.request.method_original': request.method }), 'url.path': request.path, 'bouncer.request_id': request.id }
+  const span = tracing.tracer.startSpan(`${known ? method : 'HTTP'} gateway`, { kind: SpanKind.SERVER, attributes }, parent)
   const ids = span.spanContext()
   // Sent upstream: sampled as the gateway's span is (recorded or not), with the caller's random-id bit.
   const flags = `0${(Number.parseInt(incoming.flags, 16) & 0x02) | (ids.traceFlags & 0x01)}`

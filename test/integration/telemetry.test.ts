@@ -1,6 +1,7 @@
 // Tracing, metrics and logs: spans received by a real OTLP/HTTP receiver with the trace ids the
 // audit record and the upstream see, Prometheus metrics, and redacted logs.
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -11,7 +12,9 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { searchAudit } from '../../src/audit/search.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
+import { createPki } from '../helpers/certs.ts'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { h2Once, startH2Gateway } from '../helpers/h2-gateway.ts'
 import { rawRequest } from '../helpers/raw.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type Received, type TestUpstream } from '../helpers/upstream.ts'
@@ -148,6 +151,25 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     await waitFor(() => spans.some((s) => s.traceId === absoluteId && s.name === 'GET gateway'), 'the absolute-form request span', 10_000)
     const absolute = spans.find((s) => s.traceId === absoluteId && s.name === 'GET gateway')!
     expect(absolute.attributes.find((a) => a.key === 'url.path')?.value).toEqual({ stringValue: '/data/abs' })
+  })
+  it('a method HTTP/2 lets a client make up names no span: each was a span name of its own in the tracing backend', async () => {
+    const pki = createPki()
+    const h2 = await startH2Gateway(pki, upstream.url, {}, { telemetry: { otlp_endpoint: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}` } })
+    try {
+      const ca = readFileSync(pki.ca.cert)
+      for (const [method, id] of [['FOO1', 'made-up-1'], ['FOO2', 'made-up-2'], ['PATCH', 'known-method']]) {
+        await h2Once(h2.url, ca, { ':method': method, ':path': '/x', 'x-request-id': id })
+      }
+      const spanOf = (id: string) => spans.find((s) => s.name.endsWith(' gateway') && s.attributes.some((a) => a.key === 'bouncer.request_id' && a.value.stringValue === id))
+      await waitFor(() => ['made-up-1', 'made-up-2', 'known-method'].every((id) => spanOf(id) !== undefined), 'the three spans', 10_000)
+      const attribute = (id: string, key: string) => spanOf(id)?.attributes.find((a) => a.key === key)?.value
+      expect([spanOf('made-up-1')?.name, spanOf('made-up-2')?.name, spanOf('known-method')?.name]).toEqual(['HTTP gateway', 'HTTP gateway', 'PATCH gateway'])
+      expect(attribute('made-up-1', 'http.request.method')).toEqual({ stringValue: '_OTHER' })
+      expect(attribute('made-up-1', 'http.request.method_original')).toEqual({ stringValue: 'FOO1' })
+    } finally {
+      await h2.close()
+      pki.close()
+    }
   })
 })
 
