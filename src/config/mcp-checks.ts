@@ -1,6 +1,6 @@
 // Checks about the MCP endpoint (mcp): tools name routes that exist and take the bearer tokens MCP
-// callers present, tool and server names are unique, the transparent mode has one server, approvers
-// are roles.
+// callers present, tool and server names are unique, server URLs hold no credentials, the
+// transparent mode has one server, approvers are roles.
 import type { Finding } from './diagnostics.ts'
 import type { Config } from './schema.ts'
 
@@ -32,6 +32,9 @@ export function mcpFindings(config: Config): Finding[] {
   mcp.servers.forEach((server, i) => {
     if (servers.has(server.name)) error(['servers', i, 'name'], `duplicate MCP server "${server.name}"`)
     servers.add(server.name)
+    // fetch refuses a URL with user:password@: such a server never answered, and each attempt logged its password.
+    const url = new URL(server.url)
+    if (url.username || url.password) error(['servers', i, 'url'], 'put credentials in headers (with ${secret:NAME}), not in the URL')
     if (!server.prefix && mcp.servers.length > 1) error(['servers', i, 'prefix'], 'prefix: false (the transparent mode) needs exactly one server: with several, their tool names could collide')
   })
   const roles = new Set(config.roles.map((r) => r.name))

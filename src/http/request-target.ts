@@ -26,6 +26,28 @@ export interface RequestTarget {
   pathParams: boolean
 }
 
+/**
+ * What a request's record, log lines and span say of its target until it is parsed (a refused one
+ * keeps it): the path as sent, without the query — it may carry a token (`?access_token=…`), and
+ * a bad_path refusal wrote it into the audit log for good — nor an absolute-form target's scheme
+ * and authority (`user:password@`). The target itself, with nothing to cut (no allocation).
+ */
+export function targetPath(target: string): string {
+  let start = 0
+  if (target.charCodeAt(0) !== 0x2f) {
+    const authority = target.indexOf('//')
+    if (authority !== -1) {
+      const slash = target.indexOf('/', authority + 2)
+      start = slash === -1 ? target.length : slash
+    }
+  }
+  let end = target.indexOf('?', start)
+  if (end === -1) end = target.length
+  const fragment = target.indexOf('#', start)
+  if (fragment !== -1 && fragment < end) end = fragment
+  return start === 0 && end === target.length ? target : target.slice(start, end) || '/'
+}
+
 function badPath(detail: string): GatewayError {
   return new GatewayError('bad_path', { detail })
 }

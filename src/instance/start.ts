@@ -78,7 +78,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
 
   const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values(), instance, configDigest: () => state.runtime.configDigest, tlsCertificate: () => gatewayServer.certificate(), limitsStoreFailures })
   const background = createBackgroundTasks(logger, metrics)
-  const tracing = await startTracing(config.telemetry)
+  const tracing = await startTracing(config.telemetry, logger, metrics)
   /**
    * The gateway's once-a-process duties: scheduled rotations, the upstreams' health
    * checks (shared with the other workers), and watching the config and TLS files.

@@ -7,7 +7,7 @@ import type { Http2ServerRequest } from 'node:http2'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { ErrorCode, GatewayError } from '../errors/index.ts'
-import type { RequestHeaders } from '../http/index.ts'
+import { targetPath, type RequestHeaders } from '../http/index.ts'
 import type { RequestSpans, TraceContext } from '../telemetry/index.ts'
 import type { CredentialKind, Identity } from './identity.ts'
 import { internalRequestOf, type InternalRequest } from './tool-call.ts'
@@ -27,7 +27,7 @@ export interface RequestFacts {
   readonly startMono: number
   id: string
   method: string
-  /** The canonical path once parsed; the raw target until then (for the audit of a bad path). */
+  /** The canonical path once parsed; the raw target's path until then (for the audit of a bad path), never its query. */
   path: string
   query: string
   headers: RequestHeaders | null
@@ -118,7 +118,7 @@ export function createContext(req: IncomingMessage, res: ServerResponse, upgrade
     startMono: performance.now(),
     id: '',
     method: req.method ?? 'GET',
-    path: req.url ?? '',
+    path: targetPath(req.url ?? ''),
     query: '',
     headers: null,
     clientIp: peer,

@@ -19,6 +19,7 @@ export const BACKGROUND_TASKS = {
   upstream_health_checks: 'the target keeps its health until the next check',
   api_key_usage: 'the API keys\' last-used times are kept and written at the next attempt',
   function_worker: 'a new worker takes its place',
+  trace_export: 'the batch\'s spans are dropped; logged again only once exports work again and fail anew',
   // Not tasks: what `bouncer serve` catches at the process level (see src/cli/serve.ts).
   unhandled_rejection: 'the gateway keeps serving',
   uncaught_exception: 'draining, then exiting 1',

@@ -6,6 +6,12 @@ import { BACKGROUND_TASKS, type BackgroundTask, type FailureCounter } from './ba
 import { LabelledHistogram, RequestCounter } from './request-metrics.ts'
 import { renderUpstreamMetrics, type UpstreamGauges } from './upstream-metrics.ts'
 
+const CPU_SECONDS: ReadonlyArray<readonly [string, string, (usage: NodeJS.CpuUsage) => number]> = [
+  ['bouncer_process_cpu_user_seconds_total', 'Total user CPU time spent in seconds.', (usage) => usage.user],
+  ['bouncer_process_cpu_system_seconds_total', 'Total system CPU time spent in seconds.', (usage) => usage.system],
+  ['bouncer_process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', (usage) => usage.user + usage.system],
+]
+
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
 /** What the metrics read of a finished request. */
@@ -69,6 +75,16 @@ export interface MetricSources {
 export function createMetrics(sources: MetricSources): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'bouncer_' })
+  // prom-client counts the CPU used since it was registered: the start (loading modules, compiling
+  // the config) was left out, and with server.workers a replaced first worker took the gateway's
+  // count back to 0. The process's own totals since it started, as the kernel has them, instead.
+  for (const [name, help, read] of CPU_SECONDS) {
+    registry.removeSingleMetric(name)
+    new Counter({ name, help, registers: [registry], collect() {
+      this.reset()
+      this.inc(read(process.cpuUsage()) / 1e6)
+    } })
+  }
   const requests = new RequestCounter('bouncer_requests_total', 'Requests by route, status and decision.')
   const duration = new LabelledHistogram('bouncer_request_duration_seconds', 'Whole request, from first byte in to last byte out.', 'route', LATENCY_BUCKETS)
   const upstreamDuration = new LabelledHistogram('bouncer_upstream_duration_seconds', 'The upstream part: from dispatch to the response headers.', 'upstream', LATENCY_BUCKETS)

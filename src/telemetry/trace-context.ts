@@ -39,7 +39,7 @@ export function traceContextOf(traceparent: string | undefined, tracestate: stri
       const traceId = match[2] as string
       const parent = match[3] as string
       if (traceId !== ZERO_TRACE && parent !== ZERO_SPAN) {
-        return { traceId, spanId: randomHex(8), parentSpanId: parent, flags: knownFlags(match[4] as string), tracestate: tracestate ?? null }
+        return { traceId, spanId: randomHex(8), parentSpanId: parent, flags: knownFlags(match[4] as string), tracestate: tracestate === undefined ? null : validTracestate(tracestate) }
       }
     }
   }
@@ -53,6 +53,39 @@ export function traceContextOf(traceparent: string | undefined, tracestate: stri
 function knownFlags(hex: string): string {
   const flags = Number.parseInt(hex, 16) & 0x03
   return flags === 1 ? '01' : `0${flags}`
+}
+
+/** W3C Trace Context §3.3.1: at most 32 list-members, and 512 characters are all a vendor need pass on. */
+const MAX_TRACESTATE_MEMBERS = 32
+const TRACESTATE_LENGTH = 512
+/** Dropped first when a tracestate is over TRACESTATE_LENGTH (§3.3.1.5). */
+const LONG_MEMBER = 128
+const MEMBER = /^(?:[a-z][_0-9a-z*/-]{0,255}|[a-z0-9][_0-9a-z*/-]{0,240}@[a-z][_0-9a-z*/-]{0,13})=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$/
+
+/**
+ * The tracestate passed upstream: a client's own was sent on as it came, whatever its size (16 KB
+ * of it, every hop after the gateway paying for it) or shape. Null when it breaks the grammar, has
+ * a key twice or over 32 members (W3C: not to be propagated); over 512 characters, cut as W3C says:
+ * members over 128 characters first, then from the end.
+ */
+function validTracestate(header: string): string | null {
+  const members: string[] = []
+  const keys = new Set<string>()
+  for (const part of header.split(',')) {
+    const member = part.trim()
+    if (member === '') continue
+    if (!MEMBER.test(member)) return null
+    const key = member.slice(0, member.indexOf('='))
+    if (keys.has(key) || members.push(member) > MAX_TRACESTATE_MEMBERS) return null
+    keys.add(key)
+  }
+  let kept = members.join(',')
+  if (kept.length > TRACESTATE_LENGTH) {
+    const short = members.filter((member) => member.length <= LONG_MEMBER)
+    while (short.join(',').length > TRACESTATE_LENGTH) short.pop()
+    kept = short.join(',')
+  }
+  return kept === '' ? null : kept
 }
 
 export function traceparentOf(trace: TraceContext): string {

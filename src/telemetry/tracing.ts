@@ -5,8 +5,12 @@
 // spans for authentication and for the upstream call; the upstream call's span id is what goes
 // upstream in `traceparent`, and the trace id is the one in the audit record and the logs. These
 // functions answer the ids; the pipeline records them in the request context.
+import { METHODS } from 'node:http'
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api'
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base'
 import type { TelemetryConfig } from '../config/index.ts'
+import { BACKGROUND_TASKS, type FailureCounter } from './background.ts'
+import type { Logger } from './logger.ts'
 import type { TraceContext } from './trace-context.ts'
 
 export interface Tracing {
@@ -22,23 +26,65 @@ export interface RequestSpans {
 }
 
 /** Loads the SDK and the OTLP exporter; null when no endpoint is configured. */
-export async function startTracing(config: TelemetryConfig): Promise<Tracing | null> {
+export async function startTracing(config: TelemetryConfig, logger: Logger, failures: FailureCounter): Promise<Tracing | null> {
   if (!config.otlp_endpoint) return null
-  const [{ BasicTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
+  const [{ AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
     import('@opentelemetry/sdk-trace-base'),
     import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/resources'),
   ])
   const url = config.otlp_endpoint.endsWith('/v1/traces') ? config.otlp_endpoint : `${config.otlp_endpoint.replace(/\/+$/, '')}/v1/traces`
   const provider = new BasicTracerProvider({
+    // The SDK's default sampler follows the caller's sampled flag: a client sending `-00` had none of
+    // its requests recorded. Every request is traced, unless the operator chose a sampler.
+    ...(process.env.OTEL_TRACES_SAMPLER ? {} : { sampler: new AlwaysOnSampler() }),
     resource: resourceFromAttributes({ 'service.name': config.service_name }),
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url }), { scheduledDelayMillis: 1_000 })],
+    spanProcessors: [new BatchSpanProcessor(watchExports(new OTLPTraceExporter({ url }), url, logger, failures), { scheduledDelayMillis: 1_000 })],
   })
   return { tracer: provider.getTracer('bouncer'), shutdown: () => provider.shutdown() }
 }
 
+/** ExportResultCode.SUCCESS of @opentelemetry/core (not a dependency of its own). */
+const EXPORTED = 0
+
+/**
+ * A failed export was silent: with the collector down, or refusing the gateway (a 401), every span
+ * was dropped and neither the logs nor the metrics said so. Each failed batch is now counted
+ * (bouncer_background_failures_total{task="trace_export"}), and logged when exports start failing
+ * (not once a second while they do), and when they work again.
+ */
+function watchExports(exporter: SpanExporter, url: string, logger: Logger, failures: FailureCounter): SpanExporter {
+  const { protocol, host, pathname } = new URL(url)
+  const endpoint = `${protocol}//${host}${pathname}` // not a user:password@ the URL may hold
+  const send = exporter.export.bind(exporter)
+  let failing = false
+  exporter.export = (spans, done) => {
+    send(spans, (result) => {
+      if (result.code !== EXPORTED) {
+        failures.backgroundFailed('trace_export')
+        if (!failing) logger.error({ task: 'trace_export', endpoint, spans: spans.length, err: result.error }, `background task trace_export failed: ${BACKGROUND_TASKS.trace_export}`)
+        failing = true
+      } else if (failing) {
+        failing = false
+        logger.info({ task: 'trace_export', endpoint }, 'trace export works again')
+      }
+      done(result)
+    })
+  }
+  return exporter
+}
+
+/**
+ * The methods a span is named after: Node's HTTP/1.1 parser takes only these, but HTTP/2 takes any
+ * token as :method, so `FOO1`, `FOO2`… each named a span of its own, and a tracing backend (its
+ * operation list, a span-metrics connector's series) grew one per method a client made up. Any
+ * other is `_OTHER`, its span `HTTP gateway`, as OpenTelemetry's HTTP conventions say.
+ */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS)
+
 export interface TracedRequest {
   method: string
+  /** Never the query string, which may carry a token (RequestContext.path). */
   path: string
   id: string
 }
@@ -48,10 +94,14 @@ export function startRequestSpan(tracing: Tracing, request: TracedRequest, incom
   const parent = incoming.parentSpanId
     ? trace.setSpanContext(ROOT_CONTEXT, { traceId: incoming.traceId, spanId: incoming.parentSpanId, traceFlags: parseInt(incoming.flags, 16) & 1, isRemote: true })
     : ROOT_CONTEXT
-  const attributes = { 'http.request.method': request.method, 'url.path': request.path, 'bouncer.request_id': request.id }
-  const span = tracing.tracer.startSpan(`${request.method} gateway`, { kind: SpanKind.SERVER, attributes }, parent)
+  const known = KNOWN_METHODS.has(request.method)
+  const method = known ? request.method : '_OTHER'
+  const attributes = { 'http.request.method': method, ...(known ? {} : { 'http.request.method_original': request.method }), 'url.path': request.path, 'bouncer.request_id': request.id }
+  const span = tracing.tracer.startSpan(`${known ? method : 'HTTP'} gateway`, { kind: SpanKind.SERVER, attributes }, parent)
   const ids = span.spanContext()
-  return { spans: { request: span, auth: null, upstream: null }, trace: { ...incoming, traceId: ids.traceId, spanId: ids.spanId } }
+  // Sent upstream: sampled as the gateway's span is (recorded or not), with the caller's random-id bit.
+  const flags = `0${(Number.parseInt(incoming.flags, 16) & 0x02) | (ids.traceFlags & 0x01)}`
+  return { spans: { request: span, auth: null, upstream: null }, trace: { ...incoming, traceId: ids.traceId, spanId: ids.spanId, flags } }
 }
 
 function child(tracing: Tracing, spans: RequestSpans, name: string, kind: SpanKind): Span {

@@ -137,8 +137,11 @@ describe('one record for every request, whatever its outcome', () => {
     ['no token: 401 missing_token', '/data/x', {}, { status: 401, decision: 'deny', code: 'missing_token', route: 'data', subject: null, credential: null, attempts: null }],
     ['no route: 404', '/nowhere', {}, { status: 404, decision: 'deny', code: 'route_not_found', route: null, attempts: null, instance: 'audit-test-1' }],
     ['a hostile path: 400 bad_path, recorded as sent', '/data/a%2Fb', {}, { status: 400, code: 'bad_path', path: '/data/a%2Fb' }],
+    // The target as sent was the record's path, query and all: a token in it stayed in the audit log for good.
+    ['a hostile path with a token in its query: recorded without the query', '/data/a%2Fb?access_token=eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln&x=1', {}, { status: 400, code: 'bad_path', path: '/data/a%2Fb' }],
     ['no connection upstream: 502 (tried once)', '/gone', {}, { status: 502, decision: 'error', code: 'upstream_unavailable', upstream: 'gone', upstream_status: null, credential: null, attempts: 1 }],
     ['a body too large: 413', '/open/x', { method: 'POST', body: 'x'.repeat(200) }, { status: 413, code: 'payload_too_large' }],
+    ['a body too large, with a key in its query: 413, recorded without the query', '/open/x?api_key=s3cret-in-query', { method: 'POST', body: 'x'.repeat(200) }, { status: 413, code: 'payload_too_large', path: '/open/x' }],
   ] as const)('%s', async (_name, path, options, expected) => {
     const sent = await send(path, options)
     expect(sent.status).toBe(expected.status)

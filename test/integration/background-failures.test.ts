@@ -245,6 +245,31 @@ describe('tasks of a running gateway', () => {
     expect(readyz.checks['issuer:hangup']).toMatch(/^unavailable: /)
   })
 
+  it('trace export: a collector that refuses the spans is a failure, logged once (no password of its URL) and again when it takes them', async () => {
+    // Exports that failed were silent: no log line, no metric, and every span dropped.
+    let refuse = true
+    const collector = await startUpstream((_req, res) => {
+      res.writeHead(refuse ? 401 : 200, { 'content-type': 'application/json' })
+      res.end('{}')
+    })
+    closeLater(() => collector.close())
+    const gw = await gateway({
+      telemetry: { otlp_endpoint: collector.url.replace('http://', 'http://collector:collector-password@') },
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'hello', path: '/hello/*', upstream: 'api', public: true }],
+    })
+    await get(`${gw.url}/hello/1`)
+    await waitForMetric(gw.adminUrl, failures('trace_export'), 1)
+    await get(`${gw.url}/hello/2`)
+    await waitForMetric(gw.adminUrl, failures('trace_export'), 2)
+    const failed = logLines(gw.logs, 'background task trace_export failed: the batch\'s spans are dropped; logged again only once exports work again and fail anew')
+    expect(failed).toEqual([expect.objectContaining({ level: 'error', task: 'trace_export', endpoint: `${collector.url}/v1/traces`, err: expect.objectContaining({ message: 'Unauthorized' }) })])
+    refuse = false
+    await get(`${gw.url}/hello/3`)
+    await waitFor(() => logLines(gw.logs, 'trace export works again').length === 1, 'the recovery line')
+    expect(gw.logs.join('')).not.toContain('collector-password')
+  })
+
   it('audit worker: a worker thread that crashes is counted and replaced, and records keep reaching the sink', async () => {
     const auditDir = await mkdtemp(join(dir, 'audit-'))
     const gw = await gateway({

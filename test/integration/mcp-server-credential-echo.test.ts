@@ -2,6 +2,7 @@
 // the agent or the audit log, even when the server echoes them in an error answer: "backend refused
 // credentials Bearer …" went into the agent's tool result (and its model's context) and into the
 // record's detail as it was.
+// Nor does a key given in a server's URL reach the log line that says the server is unavailable.
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -9,7 +10,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ProtocolError, Server as McpServer, WebStandardStreamableHTTPServerTransport, type ServerCapabilities } from '@modelcontextprotocol/server'
+import { Writable } from 'node:stream'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { upstreamMcpServer } from '../../src/agents/mcp/servers.ts'
+import { createLogger } from '../../src/telemetry/logger.ts'
 import { auditRows, connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
 import { answerWith } from '../helpers/mcp-servers.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -429,3 +433,20 @@ it('redacts a header built from a secret whatever its name, and a Basic credenti
   }
   expect(text).toBe(JSON.stringify([{ type: 'text', text: 'you are [redacted] (password [redacted]), signed [redacted]' }]))
 }, 60_000)
+
+it('a server that cannot be reached is logged without its URL\'s query, where a key may be given', async () => {
+  // The URL was logged whole at each try: `?api_key=…` in clear at warn.
+  const closed = createServer()
+  closed.listen(0, '127.0.0.1')
+  await once(closed, 'listening')
+  const port = (closed.address() as AddressInfo).port
+  closed.close()
+  const lines: string[] = []
+  const logger = createLogger({ destination: new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) }) })
+  const server = upstreamMcpServer({ name: 'gone', url: `http://127.0.0.1:${port}/mcp?api_key=${API_KEY}`, headers: {}, prefix: true, timeout: 5_000, max_call_time: 60_000 }, logger, 1_048_576)
+  await expect(server.tools()).rejects.toThrow()
+  await server.close()
+  const line = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'MCP server unavailable')
+  expect(line).toMatchObject({ server: 'gone', url: `http://127.0.0.1:${port}/mcp` })
+  expect(lines.join('')).not.toContain(API_KEY)
+})

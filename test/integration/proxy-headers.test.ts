@@ -139,6 +139,22 @@ describe('headers sent upstream', () => {
     expect(received?.headers.tracestate).toBe('vendor=1')
   })
 
+  // A client's tracestate was sent on as it came: 16 KB of it, or 40 members, or what is no tracestate at all.
+  const long = (key: string) => `${key}=${'x'.repeat(200)}`
+  it.each([
+    ['two members with spaces', 'congo=t61rcWkgMzE , rojo=00f067aa0ba902b7', 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7'],
+    ['33 members', Array.from({ length: 33 }, (_, i) => `k${i}=v`).join(','), undefined],
+    ['a key twice', 'rojo=1,congo=2,rojo=3', undefined],
+    ['an upper-case key', 'Vendor=1', undefined],
+    ['a tab in a value', 'vendor=a\tb', undefined],
+    ['over 512 characters', [long('a'), long('b'), 'vendor=1', long('c')].join(','), 'vendor=1'],
+    ['over 512 characters of short members', Array.from({ length: 32 }, (_, i) => `k${String(i).padStart(2, '0')}=${'v'.repeat(20)}`).join(','), Array.from({ length: 20 }, (_, i) => `k${String(i).padStart(2, '0')}=${'v'.repeat(20)}`).join(',')],
+  ])('tracestate with %s: sent upstream as W3C allows', async (_case, tracestate, sent) => {
+    const { received } = await send('/plain/x', { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tracestate })
+    expect(received?.headers.traceparent).toContain('4bf92f3577b34da6a3ce929d0e0e4736')
+    expect(received?.headers.tracestate).toBe(sent)
+  })
+
   it.each([undefined, 'garbage', '00-00000000000000000000000000000000-00f067aa0ba902b7-01', 'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'])(
     'starts a new trace when traceparent is %s',
     async (traceparent) => {

@@ -1,6 +1,7 @@
 // Tracing, metrics and logs: spans received by a real OTLP/HTTP receiver with the trace ids the
 // audit record and the upstream see, Prometheus metrics, and redacted logs.
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -11,7 +12,10 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { searchAudit } from '../../src/audit/search.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
+import { createPki } from '../helpers/certs.ts'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { h2Once, startH2Gateway } from '../helpers/h2-gateway.ts'
+import { rawRequest } from '../helpers/raw.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type Received, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -118,6 +122,54 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     await waitFor(() => spans.some((s) => s.traceId === traceId), 'the span', 10_000)
     const server = spans.find((s) => s.traceId === traceId && s.name === 'GET gateway')!
     expect(server.attributes.find((a) => a.key === 'bouncer.code')?.value).toEqual({ stringValue: 'missing_token' })
+  })
+
+  it('a caller\'s unsampled traceparent does not turn the gateway\'s spans off: recorded, and sent upstream as sampled', async () => {
+    // The SDK's default sampler followed the caller's flag: with `-00`, any client had none of its requests traced.
+    const traceId = '5bf92f3577b34da6a3ce929d0e0e4737'
+    const res = await request(`${gateway.url}/data/unsampled`, { headers: { authorization: `Bearer ${await idp.token('looker-reports')}`, traceparent: `00-${traceId}-00f067aa0ba902b7-00` } })
+    const received = (await res.body.json()) as Received
+    await waitFor(() => spans.some((s) => s.traceId === traceId && s.name === 'upstream api'), 'the spans of the unsampled request', 10_000)
+    const up = spans.find((s) => s.traceId === traceId && s.name === 'upstream api')!
+    expect(received.headers.traceparent).toBe(`00-${traceId}-${up.spanId}-01`)
+  })
+
+  it('a span\'s url.path is the path alone: a token in the query string is not exported', async () => {
+    // It was the target as sent, query and all, so `?access_token=…` reached the tracing backend.
+    const token = await idp.token('looker-reports')
+    const res = await request(`${gateway.url}/data/q?access_token=${token}&page=2`, { headers: { 'x-request-id': 'traced-query' } })
+    await res.body.dump()
+    const traceId = (await auditTraceId('traced-query')) as string
+    await waitFor(() => spans.some((s) => s.traceId === traceId && s.name === 'GET gateway'), 'the request span', 10_000)
+    const server = spans.find((s) => s.traceId === traceId && s.name === 'GET gateway')!
+    expect(server.attributes.find((a) => a.key === 'url.path')?.value).toEqual({ stringValue: '/data/q' })
+    expect(JSON.stringify(spans.filter((s) => s.traceId === traceId))).not.toContain(token.slice(-20))
+    // An absolute-form target: its user:password@ is not the path either.
+    const port = new URL(gateway.url).port
+    await rawRequest(Number(port), `GET http://ops:hunter2-in-url@127.0.0.1:${port}/data/abs?sig=abc HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nX-Request-Id: traced-absolute\r\nConnection: close\r\n\r\n`)
+    const absoluteId = (await auditTraceId('traced-absolute')) as string
+    await waitFor(() => spans.some((s) => s.traceId === absoluteId && s.name === 'GET gateway'), 'the absolute-form request span', 10_000)
+    const absolute = spans.find((s) => s.traceId === absoluteId && s.name === 'GET gateway')!
+    expect(absolute.attributes.find((a) => a.key === 'url.path')?.value).toEqual({ stringValue: '/data/abs' })
+  })
+  it('a method HTTP/2 lets a client make up names no span: each was a span name of its own in the tracing backend', async () => {
+    const pki = createPki()
+    const h2 = await startH2Gateway(pki, upstream.url, {}, { telemetry: { otlp_endpoint: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}` } })
+    try {
+      const ca = readFileSync(pki.ca.cert)
+      for (const [method, id] of [['FOO1', 'made-up-1'], ['FOO2', 'made-up-2'], ['PATCH', 'known-method']]) {
+        await h2Once(h2.url, ca, { ':method': method, ':path': '/x', 'x-request-id': id })
+      }
+      const spanOf = (id: string) => spans.find((s) => s.name.endsWith(' gateway') && s.attributes.some((a) => a.key === 'bouncer.request_id' && a.value.stringValue === id))
+      await waitFor(() => ['made-up-1', 'made-up-2', 'known-method'].every((id) => spanOf(id) !== undefined), 'the three spans', 10_000)
+      const attribute = (id: string, key: string) => spanOf(id)?.attributes.find((a) => a.key === key)?.value
+      expect([spanOf('made-up-1')?.name, spanOf('made-up-2')?.name, spanOf('known-method')?.name]).toEqual(['HTTP gateway', 'HTTP gateway', 'PATCH gateway'])
+      expect(attribute('made-up-1', 'http.request.method')).toEqual({ stringValue: '_OTHER' })
+      expect(attribute('made-up-1', 'http.request.method_original')).toEqual({ stringValue: 'FOO1' })
+    } finally {
+      await h2.close()
+      pki.close()
+    }
   })
 })
 

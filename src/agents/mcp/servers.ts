@@ -206,7 +206,9 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       await client.connect(transport, { timeout: config.timeout })
     } catch (err) {
       connecting = null
-      logger.warn({ server: config.name, url: config.url, reason: (server.withoutCredentials(err) as Error).message }, 'MCP server unavailable')
+      // Not the query: a server's key may be given there (`?api_key=…`), and this is logged at each try.
+      const { origin, pathname } = new URL(config.url)
+      logger.warn({ server: config.name, url: `${origin}${pathname}`, reason: (server.withoutCredentials(err) as Error).message }, 'MCP server unavailable')
       throw err
     }
     return client

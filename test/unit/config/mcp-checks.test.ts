@@ -52,6 +52,12 @@ mcp:
     ]))
   })
 
+  it('refuses a server URL with user:password@ in it: fetch never sends it, and each try logged the password', () => {
+    const { loaded, lines } = check(`${BASE}\nmcp:\n  resource: https://gw.example.com/mcp\n  servers: [{ name: tickets, url: "http://ops:hunter2-literal@127.0.0.1:7000/mcp" }]\n`)
+    expect(loaded.config).toBeUndefined()
+    expect(lines).toEqual([expect.stringContaining('mcp.servers[0].url: put credentials in headers (with ${secret:NAME}), not in the URL')])
+  })
+
   it('refuses a server name that would make SERVER__TOOL ambiguous, and a tool name MCP does not allow', () => {
     const { lines } = check(`${BASE}\nmcp:\n  resource: https://gw.example.com/mcp\n  tools: [{ route: reports.daily, name: "get report" }]\n  servers: [{ name: a__b, url: http://127.0.0.1:7000/mcp }]\n`)
     expect(lines).toEqual(expect.arrayContaining([
