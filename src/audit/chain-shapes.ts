@@ -29,6 +29,12 @@ export interface RetentionCut {
   hash: string
   /** The time of the newest record the cut deleted (verify holds it against `retention`). */
   newest: string
+  /**
+   * The `audit.retention` (ms) the cutting gateway ran with: verify holds `newest` against it, not
+   * against its own config's, which a longer retention set since would make every earlier cut
+   * look early. Absent from a cut signed before it was signed (verify then uses its config's).
+   */
+  retention?: number
   /** When the cut was made. */
   time: string
   kid: string
@@ -39,7 +45,7 @@ export interface RetentionCut {
 /**
  * A retention cut verify does not vouch for: 'unsigned' (a gateway before signed cuts left it, or it
  * was written by hand), 'unknown key', 'bad signature', or 'early' (signed, but it deleted records
- * younger than the configured retention).
+ * younger than the retention it was signed under).
  */
 export interface CutFinding {
   chain: string

@@ -111,10 +111,18 @@ function readKeyFile(path: string): string | undefined {
  * The signing key where the gateway already keeps it, for a writer other than the audit worker
  * (the change chains' writers, change-log.ts); null when there is none, or it cannot be read: that
  * writer then does not sign. Never made here: a command run as another user must not leave a key
- * the gateway would not find.
+ * the gateway would not find. Never throws: the change must be recorded, signed or not.
  */
 export function existingSigningKey(store: KeyStore | null, keyFile: string): { kid: string; jwk: JsonWebKey } | null {
-  let text = store?.get(CHECKPOINT_KEY)
+  let text: string | undefined
+  try {
+    text = store?.get(CHECKPOINT_KEY)
+  } catch {
+    // A store that cannot give it (a damaged value, a read that fails): the change is still
+    // recorded, unanchored. Thrown, it ended the admin API's call after the revocation was made,
+    // with a 500 and no record.
+    text = undefined
+  }
   if (text === undefined) {
     try {
       text = readKeyFile(keyFile)

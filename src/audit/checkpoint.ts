@@ -41,15 +41,16 @@ export function checkpointProblem(checkpoint: Checkpoint, keys: ReadonlyMap<stri
 }
 
 /** A cut as retention makes it, before it is signed. */
-export type UnsignedCut = Pick<RetentionCut, 'chain' | 'seq' | 'hash' | 'newest'>
+export type UnsignedCut = Pick<RetentionCut, 'chain' | 'seq' | 'hash' | 'newest' | 'retention'>
 
-// `cut: 'retention'` keeps a cut's signed bytes apart from a head checkpoint's.
+// `cut: 'retention'` keeps a cut's signed bytes apart from a head checkpoint's. A cut without
+// `retention` (signed before it was) has the bytes it had: JSON.stringify leaves the key out.
 function cutBytes(c: Omit<RetentionCut, 'sig'>): Buffer {
-  return Buffer.from(JSON.stringify({ chain: c.chain, cut: 'retention', hash: c.hash, kid: c.kid, newest: c.newest, seq: c.seq, time: c.time }))
+  return Buffer.from(JSON.stringify({ chain: c.chain, cut: 'retention', hash: c.hash, kid: c.kid, newest: c.newest, retention: c.retention, seq: c.seq, time: c.time }))
 }
 
 export function signCut(cut: UnsignedCut, key: { kid: string; privateKey: KeyObject }, now = new Date()): RetentionCut {
-  const unsigned = { chain: cut.chain, seq: cut.seq, hash: cut.hash, newest: cut.newest, time: now.toISOString(), kid: key.kid }
+  const unsigned = { chain: cut.chain, seq: cut.seq, hash: cut.hash, newest: cut.newest, retention: cut.retention, time: now.toISOString(), kid: key.kid }
   return { ...unsigned, sig: sign(null, cutBytes(unsigned), key.privateKey).toString('base64url') }
 }
 
@@ -73,7 +74,9 @@ export function cutProblem(cut: RetentionCut, keys: ReadonlyMap<string, KeyObjec
 export function cutFrom(row: Record<string, unknown>): RetentionCut | null {
   if (typeof row.sig !== 'string' || row.sig === '') return null
   const text = (v: unknown) => (typeof v === 'string' ? v : '')
-  return { chain: text(row.chain), seq: Number(row.seq), hash: text(row.hash), newest: text(row.newest), time: text(row.time), kid: text(row.kid), sig: row.sig }
+  // pg answers BIGINT as text; a row cut before the column was signed has none.
+  const retention = row.retention_ms === null || row.retention_ms === undefined ? undefined : Number(row.retention_ms)
+  return { chain: text(row.chain), seq: Number(row.seq), hash: text(row.hash), newest: text(row.newest), retention, time: text(row.time), kid: text(row.kid), sig: row.sig }
 }
 
 const HASH = /^[0-9a-f]{64}$/

@@ -8,7 +8,7 @@
 // the checkpoint's count lacks its newest records, and the record at that count must be the one
 // signed. A checkpoint whose signature does not verify is named as forged. A chain that starts
 // after record 1 must start where a signed retention cut left it, a cut that deleted no record
-// younger than `retention` (checkCut).
+// younger than the retention it was signed under (checkCut).
 import type { KeyObject } from 'node:crypto'
 import { CHAIN_RESTARTED } from './chain-head.ts'
 import { checkpointFrom, checkpointProblem, cutFrom, cutProblem, latestByChain, readCheckpointFile, type Checkpoint, type RetentionCut } from './checkpoint.ts'
@@ -28,7 +28,7 @@ export interface Anchors {
   keys: ReadonlyMap<string, KeyObject>
   /** Why there is no key, when there is none. */
   keyProblem: string | null
-  /** The config's `audit.retention`: a signed cut that deleted younger records is named. */
+  /** The config's `audit.retention`: what a cut signed without its own retention is held against. */
   retentionMs?: number
 }
 
@@ -45,13 +45,20 @@ interface ChainStart {
  */
 const EARLY_TOLERANCE_MS = 60_000
 
-/** What verify cannot vouch for in a chain's start, if anything: its row unsigned, its signature not good, or a cut made too early. */
+/**
+ * What verify cannot vouch for in a chain's start, if anything: its row unsigned, its signature not
+ * good, or a cut made too early. Early is judged by the retention the cut was signed under, at the
+ * time it was made: held against this config's retention now, a genuine cut failed verify after
+ * `retention` was lengthened (30d to 90d: every chain's last cut, for 60 days). A cut signed before
+ * it carried its retention is held against the config's.
+ */
 function checkCut(chain: string, start: ChainStart, anchors: Anchors, now: number): CutFinding | null {
   const { cut } = start
   if (!cut) return { chain, seq: start.seq, problem: 'unsigned', cut: null }
   const problem = cutProblem(cut, anchors.keys)
   if (problem) return { chain, seq: start.seq, problem, cut }
-  if (anchors.retentionMs !== undefined && Date.parse(cut.newest) > now - anchors.retentionMs + EARLY_TOLERANCE_MS) return { chain, seq: start.seq, problem: 'early', cut }
+  const allowedUntil = cut.retention !== undefined ? Date.parse(cut.time) - cut.retention : anchors.retentionMs !== undefined ? now - anchors.retentionMs : undefined
+  if (allowedUntil !== undefined && !(Date.parse(cut.newest) <= allowedUntil + EARLY_TOLERANCE_MS)) return { chain, seq: start.seq, problem: 'early', cut }
   return null
 }
 

@@ -279,8 +279,9 @@ setInterval(() => send({ type: 'stats', stats: stats() }), 1_000).unref()
 
 function retention(): void {
   const before = Date.now() - config.retentionMs
-  // The cut is signed as the checkpoints are: a row written by hand shows in verify.
-  for (const runner of runners) void runner.retention(before, (cut) => signCut(cut, signingKey))
+  // The cut is signed as the checkpoints are: a row written by hand shows in verify. With the
+  // retention it was made under: verify holds the cut against that, not against a later config's.
+  for (const runner of runners) void runner.retention(before, (cut) => signCut({ ...cut, retention: config.retentionMs }, signingKey))
 }
 // A tenth of the retention period, between 1 s and 1 h: old records go soon after they are due.
 const retentionEvery = Math.min(3_600_000, Math.max(1_000, config.retentionMs / 10))

@@ -117,7 +117,9 @@ function cutProblemLine(c: CutFinding): string {
   const deleted = `record${c.seq === 1 ? '' : 's'} 1${c.seq === 1 ? '' : `–${c.seq}`}`
   switch (c.problem) {
     case 'bad signature': return `retention cut forged: ${cutAt(c)}: its signature does not verify, so ${deleted} may have been deleted outside retention`
-    case 'early': return `audit records deleted early: ${cutAt(c)} deleted records as new as ${c.cut?.newest}, younger than audit.retention allows (a gateway ran with a shorter retention, or a wrong clock)`
+    case 'early': return c.cut?.retention === undefined
+      ? `audit records deleted early: ${cutAt(c)} deleted records as new as ${c.cut?.newest}, younger than audit.retention allows (a gateway ran with a shorter retention, or a wrong clock)`
+      : `audit records deleted early: ${cutAt(c)} deleted records as new as ${c.cut.newest}, younger than the retention it was made under (${c.cut.retention / 1000} s) allows (a wrong clock)`
     case 'unsigned': return `retention cut not signed: ${cutAt(c)} has no signature, so ${deleted} may have been deleted outside retention (a cut left by a gateway before signed cuts is signed by the chain's next retention run)`
     case 'unknown key': return `retention cut not checked: ${cutAt(c)} is signed by a key this config does not hold`
   }

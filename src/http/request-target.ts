@@ -30,21 +30,24 @@ export interface RequestTarget {
  * What a request's record, log lines and span say of its target until it is parsed (a refused one
  * keeps it): the path as sent, without the query — it may carry a token (`?access_token=…`), and
  * a bad_path refusal wrote it into the audit log for good — nor an absolute-form target's scheme
- * and authority (`user:password@`). The target itself, with nothing to cut (no allocation).
+ * and authority (`user:password@`). The query and fragment are cut first: a `/` or a `//` inside
+ * them (a base64 signature, a redirect URL) is no path. An absolute-form target's authority ends
+ * at its first `/` (RFC 3986 §3.2, as parseTarget reads it). The target itself, with nothing to
+ * cut (no allocation).
  */
 export function targetPath(target: string): string {
+  let end = target.indexOf('?')
+  if (end === -1) end = target.length
+  const fragment = target.indexOf('#')
+  if (fragment !== -1 && fragment < end) end = fragment
   let start = 0
   if (target.charCodeAt(0) !== 0x2f) {
     const authority = target.indexOf('//')
-    if (authority !== -1) {
+    if (authority !== -1 && authority < end) {
       const slash = target.indexOf('/', authority + 2)
-      start = slash === -1 ? target.length : slash
+      start = slash === -1 || slash > end ? end : slash
     }
   }
-  let end = target.indexOf('?', start)
-  if (end === -1) end = target.length
-  const fragment = target.indexOf('#', start)
-  if (fragment !== -1 && fragment < end) end = fragment
   return start === 0 && end === target.length ? target : target.slice(start, end) || '/'
 }
 

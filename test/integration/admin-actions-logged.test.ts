@@ -212,6 +212,35 @@ describe('admin actions are logged with who made them', () => {
     expect(verify.stderr).toMatch(new RegExp(`^audit log truncated: 1 record missing after record (\\d+) of chain ${chain}: `, 'm'))
   })
 
+  it('a secrets store that cannot give the checkpoint key: the revocation is still recorded (not anchored), and answered 200', async () => {
+    // Reading the key for the change chain threw out of the admin API after the key was revoked:
+    // a 500, no audit record, and no "NOT AUDITED" line either.
+    const own = await mkdtemp(join(dir, 'store-'))
+    const env = { BOUNCER_MASTER_KEY: Buffer.alloc(32, 9).toString('base64') }
+    const keys = { store: { type: 'sqlite', path: join(own, 'keys.db') } }
+    const audit = { sinks: [{ type: 'sqlite', path: join(own, 'audit.db') }], spill_dir: join(own, 'spill') }
+    const secrets = { store: { type: 'embedded', path: join(own, 'secrets.db'), master_key: 'env:BOUNCER_MASTER_KEY' } }
+    const gw = await startTestGateway({ admin: { token: ADMIN_TOKEN }, audit, secrets, api_keys: keys, upstreams: [{ name: 'app', url: upstream.url }], routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['api_key'] }] }, { env })
+    try {
+      const file = join(own, 'cli.yaml')
+      await writeFile(file, stringify({ api_keys: keys, upstreams: [{ name: 'app', url: upstream.url }], routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['api_key'] }] }))
+      const created = await runCli(['keys', 'create', '--config', file, '--principal', 'reporter'])
+      expect(created.code, created.stderr).toBe(0)
+      const keyId = created.stdout.trim().slice(3, 19)
+      // The key's sealed value damaged in the store (the gateway's audit worker holds it already).
+      const store = new DatabaseSync(join(own, 'secrets.db'))
+      expect(Number(store.prepare("UPDATE secret_versions SET sealed = x'00' WHERE name = 'bouncer.audit-checkpoint-key'").run().changes)).toBe(1)
+      store.close()
+      const res = await request(`${gw.adminUrl}/api/keys/${keyId}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+      expect(res.statusCode, await res.body.text()).toBe(200)
+      const records = await searchAudit({ type: 'sqlite', path: join(own, 'audit.db') }, { limit: 10, principal: 'admin.token' })
+      expect(records).toMatchObject([{ method: 'DELETE', path: `/api/keys/${keyId}`, status: 200, client_id: keyId, instance: `admin:${hostname()}` }])
+      expect(gw.logs.join('')).not.toContain('NOT AUDITED')
+    } finally {
+      await gw.close()
+    }
+  })
+
   it('names the person signed in to the console who revoked a session: their issuer, subject, credential session, admin role', async () => {
     const sessionId = await signedInSession()
     // alice signs in to the console on the admin listener.

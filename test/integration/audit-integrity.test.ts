@@ -1,6 +1,6 @@
 // The audit log's integrity against real faults: a worker that dies, a damaged spill file, a chain
 // head that cannot be read, and the newest records deleted (signed checkpoints).
-import { generateKeyPairSync } from 'node:crypto'
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto'
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { DatabaseSync } from 'node:sqlite'
 import { tmpdir } from 'node:os'
@@ -490,7 +490,7 @@ function sqliteCutLog(db: string): CutLog {
       }
     },
     table: (name) => name,
-    legacy: `${['newest', 'time', 'kid', 'sig'].map((c) => `ALTER TABLE audit_checkpoint DROP COLUMN ${c}`).join('; ')}; PRAGMA user_version = 3`,
+    legacy: `${['newest', 'time', 'kid', 'sig', 'retention_ms'].map((c) => `ALTER TABLE audit_checkpoint DROP COLUMN ${c}`).join('; ')}; PRAGMA user_version = 3`,
   }
 }
 
@@ -502,7 +502,7 @@ function postgresCutLog(schema: string): CutLog {
     exec: async (sql) => void (await pgQuery(sql)),
     rows: pgQuery,
     table: (name) => `${schema}.${name}`,
-    legacy: `ALTER TABLE ${schema}.audit_checkpoint DROP COLUMN newest, DROP COLUMN time, DROP COLUMN kid, DROP COLUMN sig; UPDATE ${schema}.audit_meta SET version = 2`,
+    legacy: `ALTER TABLE ${schema}.audit_checkpoint DROP COLUMN newest, DROP COLUMN time, DROP COLUMN kid, DROP COLUMN sig, DROP COLUMN retention_ms; UPDATE ${schema}.audit_meta SET version = 2`,
   }
 }
 
@@ -558,16 +558,32 @@ describe('retention\'s cut is signed', () => {
       const at = 15
       expect(await verifyCli('2s', '--strict')).toMatchObject({ code: 0, stdout: 'ok: 3 records in 1 chain verified\nanchored: 1 chain reaches its latest signed checkpoint\n' })
 
-      // The config keeps an hour: a gateway that cut after two seconds deleted records too young.
-      const early = await verify('1h')
-      expect(early.code).toBe(1)
-      expect(early.stderr.split('\n')[0]).toBe(`audit records deleted early: the retention cut at ${genuine.time} of chain ${chain} (after record ${at}) deleted records as new as ${genuine.newest}, younger than audit.retention allows (a gateway ran with a shorter retention, or a wrong clock)`)
+      // retention lengthened since (2s to an hour): the cut was made under 2s, and signed so. Held
+      // against the config's hour from now, this genuine log failed verify ("deleted early").
+      expect(Number(genuine.retention_ms)).toBe(2_000)
+      const lengthened = await verifyCli('1h')
+      expect(lengthened.stderr).toBe('')
+      expect(lengthened.code).toBe(0)
+
+      // A cut signed as made under an hour that deleted records two seconds old: early (a wrong clock).
+      const file = log.checkpoints(own)
+      const gatewayKey = { kid: String(genuine.kid), privateKey: createPrivateKey({ key: (JSON.parse(await readFile(`${file}.key`, 'utf8')) as { jwk: never }).jwk, format: 'jwk' }) }
+      const early = signCut({ chain, seq: at, hash: String(genuine.hash), newest: String(genuine.newest), retention: 3_600_000 }, gatewayKey)
+      await log.exec(`UPDATE ${log.table('audit_checkpoint')} SET retention_ms = 3600000, time = '${early.time}', sig = '${early.sig}'`)
+      const named = await verify('2s')
+      expect(named.code).toBe(1)
+      expect(named.stderr.split('\n')[0]).toBe(`audit records deleted early: the retention cut at ${early.time} of chain ${chain} (after record ${at}) deleted records as new as ${genuine.newest}, younger than the retention it was made under (3600 s) allows (a wrong clock)`)
+      // Its retention edited back to the 2s it was not signed with: forged.
+      await log.exec(`UPDATE ${log.table('audit_checkpoint')} SET retention_ms = 2000`)
+      expect((await verify('2s')).stderr.split('\n')[0]).toMatch(/^retention cut forged: /)
+      await log.exec(`UPDATE ${log.table('audit_checkpoint')} SET time = '${genuine.time}', sig = '${genuine.sig}'`)
+      expect((await verify('2s')).code).toBe(0)
 
       // The oldest record left deleted by hand, and the row moved past it: unsigned, as before signed cuts.
       const [oldest] = await log.rows(`SELECT seq, hash FROM ${log.table('audit_records')} ORDER BY seq LIMIT 1`)
       expect(Number(oldest?.seq)).toBe(at + 1)
       await log.exec(`DELETE FROM ${log.table('audit_records')} WHERE seq = ${at + 1};
-        UPDATE ${log.table('audit_checkpoint')} SET seq = ${at + 1}, hash = '${oldest?.hash}', newest = NULL, time = NULL, kid = NULL, sig = NULL`)
+        UPDATE ${log.table('audit_checkpoint')} SET seq = ${at + 1}, hash = '${oldest?.hash}', newest = NULL, retention_ms = NULL, time = NULL, kid = NULL, sig = NULL`)
       const noted = await verify('2s')
       expect(noted.code).toBe(0)
       expect(noted.stdout).toContain(`not signed: the retention cut of chain ${chain} (after record ${at + 1}) has no signature`)
@@ -576,7 +592,7 @@ describe('retention\'s cut is signed', () => {
       expect(strict.stderr.split('\n')[0]).toBe(`retention cut not signed: the retention cut of chain ${chain} (after record ${at + 1}) has no signature, so records 1–${at + 1} may have been deleted outside retention (a cut left by a gateway before signed cuts is signed by the chain's next retention run)`)
 
       // The genuine signature kept, seq and hash moved to the hand-made cut: forged.
-      await log.exec(`UPDATE ${log.table('audit_checkpoint')} SET newest = '${genuine.newest}', time = '${genuine.time}', kid = '${genuine.kid}', sig = '${genuine.sig}'`)
+      await log.exec(`UPDATE ${log.table('audit_checkpoint')} SET newest = '${genuine.newest}', retention_ms = ${Number(genuine.retention_ms)}, time = '${genuine.time}', kid = '${genuine.kid}', sig = '${genuine.sig}'`)
       const moved = await verify('2s')
       expect(moved.code).toBe(1)
       expect(moved.stderr.split('\n')[0]).toBe(`retention cut forged: the retention cut at ${genuine.time} of chain ${chain} (after record ${at + 1}): its signature does not verify, so records 1–${at + 1} may have been deleted outside retention`)
@@ -589,7 +605,7 @@ describe('retention\'s cut is signed', () => {
       await log.exec(`UPDATE ${log.table('audit_checkpoint')} SET seq = ${at + 1}, hash = '${oldest?.hash}'`)
       const { privateKey } = generateKeyPairSync('ed25519')
       const cut = { chain, seq: at + 1, hash: String(oldest?.hash), newest: String(genuine.newest) }
-      const resign = (signed: RetentionCut) => log.exec(`UPDATE ${log.table('audit_checkpoint')} SET newest = '${signed.newest}', time = '${signed.time}', kid = '${signed.kid}', sig = '${signed.sig}'`)
+      const resign = (signed: RetentionCut) => log.exec(`UPDATE ${log.table('audit_checkpoint')} SET newest = '${signed.newest}', retention_ms = NULL, time = '${signed.time}', kid = '${signed.kid}', sig = '${signed.sig}'`)
       await resign(signCut(cut, { kid: String(genuine.kid), privateKey }))
       expect((await verify('2s')).stderr.split('\n')[0]).toMatch(new RegExp(`^retention cut forged: the retention cut at \\S+ of chain ${chain} \\(after record ${at + 1}\\): its signature does not verify`))
       await resign(signCut(cut, { kid: 'not-this-gateway', privateKey }))

@@ -233,7 +233,7 @@ describe('a PostgreSQL schema made by 0.1.0', () => {
       await migratePostgres(client, schema)
       await migratePostgres(client, schema)
       expect(await pgColumns(client, schema)).toEqual([...OLD_COLUMNS, ...ADDED])
-      expect((await client.query(`SELECT version FROM ${schema}.audit_meta`)).rows).toEqual([{ version: 3 }])
+      expect((await client.query(`SELECT version FROM ${schema}.audit_meta`)).rows).toEqual([{ version: 4 }])
     } finally {
       await client.end()
       await dropSchema(SHARED_POSTGRES, schema)

@@ -182,6 +182,13 @@ describe('one record for every request, whatever its outcome', () => {
     expect(record.detail).toContain('issuer drift')
   })
 
+  it('an absolute-form target refused, with a / in its query: recorded as path /, none of the query', async () => {
+    // The authority was taken to end at the first / anywhere, the query's included: the path recorded was "/dEf+gh=", a signature's tail.
+    const res = await rawRequest(Number(new URL(gateway.url).port), 'GET http://elsewhere.example?sig=AbC/dEf+gh= HTTP/1.1\r\nHost: gw\r\nX-Request-Id: audit-absolute-query\r\n\r\n')
+    expect(res.status).toBe(400)
+    expect(await recordOf('audit-absolute-query')).toMatchObject({ status: 400, code: 'bad_path', path: '/' })
+  })
+
   it('a request Node\'s parser refuses is recorded too', async () => {
     const res = await rawRequest(Number(new URL(gateway.url).port), `GET /open/x HTTP/1.1\r\nHost: gw\r\nX-Big: ${'a'.repeat(3000)}\r\n\r\n`)
     expect(res.status).toBe(431)

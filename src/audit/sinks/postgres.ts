@@ -22,7 +22,7 @@ export function auditReader(url: string): pg.Client {
   return new (loadPg().Client)({ connectionString: url, connectionTimeoutMillis: 5_000, statement_timeout: 30_000, query_timeout: 35_000 })
 }
 
-const SCHEMA_VERSION = 3
+const SCHEMA_VERSION = 4
 
 // The record's columns are the field table's (fields.ts): a new schema gets them all here, one made
 // before a field was added gets its column from addMissingColumns.
@@ -50,6 +50,10 @@ function migrations(schema: string): Record<number, string> {
     // chain's next cut replaces it (verify notes it meanwhile).
     3: `
       ALTER TABLE ${schema}.audit_checkpoint ADD COLUMN newest TEXT, ADD COLUMN time TEXT, ADD COLUMN kid TEXT, ADD COLUMN sig TEXT;
+    `,
+    // The retention the cut was made under, signed with it: verify judges an early cut by it.
+    4: `
+      ALTER TABLE ${schema}.audit_checkpoint ADD COLUMN retention_ms BIGINT;
     `,
   }
 }
@@ -217,9 +221,9 @@ export function createPostgresSink(options: { url: string; schema: string; write
           const newest = await client.query(`SELECT max(time) AS time FROM ${schema}.audit_records WHERE chain = $1 AND seq <= $2`, [last.chain, last.seq])
           const cut = sign({ chain: last.chain, seq: Number(last.seq), hash: last.hash, newest: (newest.rows[0].time as Date).toISOString() })
           await client.query(
-            `INSERT INTO ${schema}.audit_checkpoint (chain, seq, hash, newest, time, kid, sig) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (chain) DO UPDATE SET
-              seq = excluded.seq, hash = excluded.hash, newest = excluded.newest, time = excluded.time, kid = excluded.kid, sig = excluded.sig`,
-            [last.chain, last.seq, last.hash, cut.newest, cut.time, cut.kid, cut.sig],
+            `INSERT INTO ${schema}.audit_checkpoint (chain, seq, hash, newest, retention_ms, time, kid, sig) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (chain) DO UPDATE SET
+              seq = excluded.seq, hash = excluded.hash, newest = excluded.newest, retention_ms = excluded.retention_ms, time = excluded.time, kid = excluded.kid, sig = excluded.sig`,
+            [last.chain, last.seq, last.hash, cut.newest, cut.retention ?? null, cut.time, cut.kid, cut.sig],
           )
           const result = await client.query(`DELETE FROM ${schema}.audit_records WHERE chain = $1 AND seq <= $2`, [last.chain, last.seq])
           deleted += result.rowCount ?? 0

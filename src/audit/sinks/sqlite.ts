@@ -15,7 +15,7 @@ import type { Checkpoint } from '../checkpoint.ts'
 import { BatchRollup, prepareRollupUpserts, ROLLUP_BINS_PER_OCTAVE, type RollupStatements } from './sqlite-rollup.ts'
 import { rowColumns, sinkName, type AuditSink, type ChainHead, type CutSigner, type SinkHead, type StoredRow } from './sink.ts'
 
-const SCHEMA_VERSION = 4
+const SCHEMA_VERSION = 5
 const ROWS_PER_INSERT = 25
 
 // The record's columns are the field table's (fields.ts): a new log gets them all here, a log made
@@ -58,6 +58,10 @@ const MIGRATIONS: Record<number, string> = {
     ALTER TABLE audit_checkpoint ADD COLUMN time TEXT;
     ALTER TABLE audit_checkpoint ADD COLUMN kid TEXT;
     ALTER TABLE audit_checkpoint ADD COLUMN sig TEXT;
+  `,
+  // The retention the cut was made under, signed with it: verify judges an early cut by it.
+  5: `
+    ALTER TABLE audit_checkpoint ADD COLUMN retention_ms INTEGER;
   `,
 }
 
@@ -403,9 +407,9 @@ export function createSqliteSink(path: string, options: { durable: boolean }): A
           const name = named.chain
           const newest = (db.prepare('SELECT max(time_ms) AS ms FROM audit_records WHERE chain = ? AND seq <= ?').get(chain, seq) as { ms: number }).ms
           const signed = sign({ chain: name, seq, hash, newest: new Date(newest).toISOString() })
-          db.prepare(`INSERT INTO audit_checkpoint (chain, seq, hash, newest, time, kid, sig) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain) DO UPDATE SET
-            seq = excluded.seq, hash = excluded.hash, newest = excluded.newest, time = excluded.time, kid = excluded.kid, sig = excluded.sig`)
-            .run(chain, seq, hash, signed.newest, signed.time, signed.kid, signed.sig)
+          db.prepare(`INSERT INTO audit_checkpoint (chain, seq, hash, newest, retention_ms, time, kid, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain) DO UPDATE SET
+            seq = excluded.seq, hash = excluded.hash, newest = excluded.newest, retention_ms = excluded.retention_ms, time = excluded.time, kid = excluded.kid, sig = excluded.sig`)
+            .run(chain, seq, hash, signed.newest, signed.retention ?? null, signed.time, signed.kid, signed.sig)
           deleted += Number(db.prepare('DELETE FROM audit_records WHERE chain = ? AND seq <= ?').run(chain, seq).changes)
         }
         // The console's rollups age with the records (whole minutes before the cut).
