@@ -236,6 +236,8 @@ describe('admin actions are logged with who made them', () => {
       const records = await searchAudit({ type: 'sqlite', path: join(own, 'audit.db') }, { limit: 10, principal: 'admin.token' })
       expect(records).toMatchObject([{ method: 'DELETE', path: `/api/keys/${keyId}`, status: 200, client_id: keyId, instance: `admin:${hostname()}` }])
       expect(gw.logs.join('')).not.toContain('NOT AUDITED')
+      // …and the operator is told the record is not anchored (it was silent).
+      expect(gw.logs.join('')).toContain('admin change recorded, but not anchored: the checkpoint key could not be read')
     } finally {
       await gw.close()
     }
