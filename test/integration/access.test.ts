@@ -99,6 +99,32 @@ describe('other callers', () => {
   })
 })
 
+describe('a deny on GET', () => {
+  // HEAD is GET without the body (RFC 9110 §9.3.2): Express, Spring and Go's ServeMux run the GET
+  // handler for it, and its answer's headers are the GET's. A deny naming GET let HEAD through.
+  it('refuses HEAD too, in the gateway and in POST /api/explain, and lists HEAD among the deny\'s actions', async () => {
+    const config = accessConfig(idp.issuer)
+    config.policies[0]?.statements.push({ sid: 'NoRegionReads', effect: 'deny', actions: ['GET'], routes: ['sales.regions'] })
+    config.routes.push({ id: 'sales.regions', methods: ['GET', 'HEAD'], path: '/sales/regions', upstream: 'sales-api', upstream_path: '/v1/regions' })
+    const denying = await startTestGateway(config)
+    try {
+      await waitFor(() => denying.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys')
+      const token = await idp.token('looker-reports')
+      const received = upstream.received.length
+      const res = await request(`${denying.url}/sales/regions`, { method: 'HEAD', headers: { authorization: `Bearer ${token}` } })
+      await res.body.dump()
+      expect(res.statusCode).toBe(403)
+      expect(upstream.received.length).toBe(received) // never forwarded
+      const explained = await request(`${denying.adminUrl}/api/explain`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ method: 'HEAD', path: '/sales/regions', token }) })
+      expect(((await explained.body.json()) as Explanation).decision).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied', statement: 'NoRegionReads' })
+      const policies = (await (await request(`${denying.adminUrl}/api/policies`, { headers: { authorization: `Bearer ${ADMIN}` } })).body.json()) as Array<{ statements: Array<{ sid: string; actions: string[] }> }>
+      expect(policies[0]?.statements.find((s) => s.sid === 'NoRegionReads')?.actions).toEqual(['GET', 'HEAD'])
+    } finally {
+      await denying.close()
+    }
+  })
+})
+
 describe('the admin API', () => {
   const admin = (path: string, body?: object) =>
     request(`${gateway.adminUrl}${path}`, { method: body ? 'POST' : 'GET', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined })
