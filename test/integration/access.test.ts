@@ -125,6 +125,37 @@ describe('a deny on GET', () => {
   })
 })
 
+describe('a condition on one scope', () => {
+  // OAuth writes scopes as one space-separated string (oidc-provider, Keycloak, Auth0; Entra ID's
+  // scp): a deny on one scope let a token holding it beside others through.
+  it('matches a token whose scope holds it among others, in the gateway and in bouncer explain', async () => {
+    const config = accessConfig(idp.issuer)
+    const statements: Array<Record<string, unknown>> = config.policies[0]?.statements ?? []
+    statements.push({ sid: 'NoFrozenReports', effect: 'deny', actions: ['*'], routes: ['sales.daily'], conditions: { claims: { scope: 'reports:frozen' } } })
+    const scoped = await startTestGateway(config)
+    const file = join(dir, 'scoped.yaml')
+    await writeFile(file, stringify({ ...config, server: { listen: '127.0.0.1:0' }, audit: { sinks: [] } }))
+    try {
+      await waitFor(() => scoped.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys')
+      const frozen = await idp.mint({ sub: 'looker-reports', tenant: 'acme', scope: 'openid reports:frozen' })
+      const res = await request(`${scoped.url}/sales/daily/eu`, { headers: { authorization: `Bearer ${frozen}` } })
+      expect(res.statusCode).toBe(403)
+      expect(await res.body.json()).toMatchObject({ code: 'policy_denied', detail: 'Statement "NoFrozenReports" of policy "read-sales" denies GET on route "sales.daily".' })
+      // The whole string, and another scope, as before.
+      const whole = await request(`${scoped.url}/sales/daily/eu`, { headers: { authorization: `Bearer ${await idp.mint({ sub: 'looker-reports', tenant: 'acme', scope: 'reports:frozen' })}` } })
+      await whole.body.dump()
+      expect(whole.statusCode).toBe(403)
+      const other = await request(`${scoped.url}/sales/daily/eu`, { headers: { authorization: `Bearer ${await idp.mint({ sub: 'looker-reports', tenant: 'acme', scope: 'openid reports:frozen-not' })}` } })
+      await other.body.dump()
+      expect(other.statusCode).toBe(200)
+      const explained = await runCli(['explain', '--config', file, '--method', 'GET', '--path', '/sales/daily/eu', '--token', frozen])
+      expect(explained.stdout).toContain('+ deny  NoFrozenReports (policy read-sales, role looker-reports): matches')
+    } finally {
+      await scoped.close()
+    }
+  })
+})
+
 describe('the admin API', () => {
   const admin = (path: string, body?: object) =>
     request(`${gateway.adminUrl}${path}`, { method: body ? 'POST' : 'GET', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined })
