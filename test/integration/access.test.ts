@@ -239,6 +239,33 @@ describe('bouncer explain', () => {
 })
 
 describe('bouncer check warnings', () => {
+  it('warns about a forward-auth peer outside trusted_proxies, whose requests source_ip conditions would read as the proxy\'s', async () => {
+    const file = join(dir, 'forward-auth-peers.yaml')
+    const text = (trusted: string) => `server:
+  trusted_proxies: [${trusted}]
+  forward_auth_peers: [10.0.0.5/32, "2001:db8::/64"]
+issuers:
+  - { name: corp, issuer: "https://corp.example/", audiences: [api] }
+roles:
+  - { name: staff, assumed_by: [{ issuer: corp }], policies: [internal] }
+policies:
+  - name: internal
+    statements:
+      - { sid: FromTheOffice, effect: allow, actions: [GET], routes: [notes], conditions: { source_ip: [10.0.0.0/8] } }
+upstreams:
+  - { name: api, url: "http://127.0.0.1:9" }
+routes:
+  - { id: notes, path: /notes, upstream: api }
+`
+    await writeFile(file, text('10.0.0.0/24'))
+    const result = await runCli(['check', '--config', file])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe('ok (1 warning)\n')
+    expect(result.stderr).toBe(`${file}:3:37: warning: server.forward_auth_peers[1]: 2001:db8::/64 is not in server.trusted_proxies: the requests it describes are decided for the proxy's address, not the client's (source_ip conditions, limits keyed by ip, the audit's source_ip); list it there as well\n`)
+    await writeFile(file, text('10.0.0.0/24, "2001:db8::/48"'))
+    expect(await runCli(['check', '--config', file])).toMatchObject({ code: 0, stdout: 'ok\n', stderr: '' })
+  })
+
   it('warns (exit 0) about dead globs, unused policies, roles nobody can hold and overlapping allow/deny', async () => {
     const file = join(dir, 'warnings.yaml')
     await writeFile(file, `issuers:
