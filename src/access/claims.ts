@@ -7,11 +7,20 @@ import { claimValue } from '../request/index.ts'
 export interface ClaimCondition {
   name: string
   globs: readonly Glob[]
+  /** `scope` and `scp`: a string is a space-separated list (RFC 9068 §2.2.3; Entra ID's `scp`). */
+  spaceSeparated: boolean
 }
+
+/**
+ * OAuth writes scopes as one string, `"openid reports:admin"`: read as a whole only, a condition on
+ * one scope held no token with two, so a deny on `scope: reports:admin` let such a token through
+ * (found by an adversarial probe). The whole string still matches, as configs written for it expect.
+ */
+const SPACE_SEPARATED_CLAIMS: ReadonlySet<string> = new Set(['scope', 'scp'])
 
 export function compileClaimConditions(conditions: ClaimConditions | undefined): ClaimCondition[] | null {
   if (!conditions) return null
-  const compiled = Object.entries(conditions).map(([name, value]) => ({ name, globs: Array.isArray(value) ? value : [value] }))
+  const compiled = Object.entries(conditions).map(([name, value]) => ({ name, globs: Array.isArray(value) ? value : [value], spaceSeparated: SPACE_SEPARATED_CLAIMS.has(name) }))
   return compiled.length === 0 ? null : compiled
 }
 
@@ -22,19 +31,23 @@ function scalarMatches(value: unknown, globs: readonly Glob[]): boolean {
   return false
 }
 
-function claimMatches(value: unknown, globs: readonly Glob[]): boolean {
+function claimMatches(value: unknown, condition: ClaimCondition): boolean {
+  const { globs } = condition
   if (Array.isArray(value)) {
     for (const item of value) if (scalarMatches(item, globs)) return true
     return false
   }
-  return scalarMatches(value, globs)
+  if (scalarMatches(value, globs)) return true
+  if (!condition.spaceSeparated || typeof value !== 'string' || !value.includes(' ')) return false
+  for (const item of value.split(' ')) if (item !== '' && scalarMatches(item, globs)) return true
+  return false
 }
 
 /** The first condition the claims fail, or null when all hold. */
 export function failedClaim(conditions: readonly ClaimCondition[] | null, claims: Readonly<Record<string, unknown>>): ClaimCondition | null {
   if (conditions === null) return null
   for (const condition of conditions) {
-    if (!claimMatches(claimValue(claims, condition.name), condition.globs)) return condition
+    if (!claimMatches(claimValue(claims, condition.name), condition)) return condition
   }
   return null
 }

@@ -2,7 +2,7 @@
 // each role, the deny and allow statements that can apply there, in file order. A decision then
 // looks only at the statements of its route and of the roles held, so its cost does not grow with
 // the number of statements in the file.
-import { addressSet, routesSelectedBy, type AddressSet, type Glob, type PolicyConfig } from '../config/index.ts'
+import { addressSet, routesSelectedBy, statementActions, type AddressSet, type Glob, type PolicyConfig } from '../config/index.ts'
 import { compileClaimConditions, failedClaim, type ClaimCondition } from './claims.ts'
 import type { CompiledRole } from './roles.ts'
 
@@ -38,7 +38,7 @@ export function compileStatements(policies: readonly PolicyConfig[]): Map<string
       effect: statement.effect,
       order: order++,
       anyAction: statement.actions.includes('*'),
-      actions: new Set(statement.actions),
+      actions: new Set(statementActions(statement)),
       routes: statement.routes,
       sourceIp: statement.conditions?.source_ip ? addressSet(statement.conditions.source_ip) : null,
       sourceIpText: statement.conditions?.source_ip?.map((c) => c.text) ?? [],

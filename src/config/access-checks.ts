@@ -1,6 +1,6 @@
 // Warnings about roles and policies: legal, but almost certainly not what was meant.
 import type { ConfigPath, Finding } from './diagnostics.ts'
-import { jwtIssuers, type Config, type StatementConfig } from './schema.ts'
+import { jwtIssuers, statementActions, type Config, type StatementConfig } from './schema.ts'
 import { routesSelectedBy } from './values.ts'
 
 const MAX_OVERLAP_WARNINGS = 20
@@ -71,7 +71,7 @@ function overlappingStatements(config: Config): Finding[] {
     const routeId = key.slice(0, key.indexOf('\n'))
     for (const allow of bucket.allow) {
       for (const deny of bucket.deny) {
-        const methods = sharedActions(allow.statement.actions, deny.statement.actions)
+        const methods = sharedActions(allow.statement.actions, statementActions(deny.statement))
         if (methods.length === 0) continue
         const pairKey = `${allow.sid}\n${deny.sid}`
         const pair = pairs.get(pairKey) ?? { allow, deny, routes: new Set(), methods: new Set() }

@@ -3,9 +3,31 @@
 import { isManagedVariant, MANAGED_REQUEST_HEADERS } from '../http/index.ts'
 import type { Finding } from './diagnostics.ts'
 import { API_KEYS_ISSUER, type Config } from './schema.ts'
+import { addressSet, type Cidr } from './values.ts'
 
 export function callerFindings(config: Config): Finding[] {
-  return [...apiKeyFindings(config), ...introspectionFindings(config), ...corsFindings(config)]
+  return [...apiKeyFindings(config), ...introspectionFindings(config), ...corsFindings(config), ...forwardAuthFindings(config)]
+}
+
+/**
+ * A forward-auth peer whose X-Forwarded-For is not believed (not in trusted_proxies): every request
+ * it describes is decided as coming from the proxy, so an allow on `source_ip: [10.0.0.0/8]` let
+ * every client of a proxy at 10.0.0.5 through, and a deny on the clients' range stopped none of
+ * them (found by an adversarial probe). docs/forward-auth.md asks for both lists; this says so.
+ */
+function forwardAuthFindings(config: Config): Finding[] {
+  const trusted = config.server.trusted_proxies
+  const covered = (peer: Cidr) => trusted.some((t) => t.family === peer.family && t.prefix <= peer.prefix && addressSet([t]).contains(peer.address))
+  const findings: Finding[] = []
+  config.server.forward_auth_peers.forEach((peer, i) => {
+    if (covered(peer)) return
+    findings.push({
+      severity: 'warning',
+      path: ['server', 'forward_auth_peers', i],
+      message: `${peer.text} is not in server.trusted_proxies: the requests it describes are decided for the proxy's address, not the client's (source_ip conditions, limits keyed by ip, the audit's source_ip); list it there as well`,
+    })
+  })
+  return findings
 }
 
 function apiKeyFindings(config: Config): Finding[] {

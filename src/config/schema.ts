@@ -219,6 +219,18 @@ const statement = z.strictObject({
     .optional(),
 })
 
+/**
+ * The methods a statement applies to: as written, and for a deny on GET, HEAD too. HEAD is GET
+ * without the body (RFC 9110 §9.3.2): Express, Spring and Go's ServeMux run the GET handler for it,
+ * and its answer's headers (length, ETag, the upstream's own) are the GET's; a deny on GET let
+ * HEAD through (found by an adversarial probe). An allow is as written: HEAD is allowed only where
+ * a statement names it.
+ */
+export function statementActions(statement: { effect: 'allow' | 'deny'; actions: readonly string[] }): readonly string[] {
+  const { actions } = statement
+  return statement.effect === 'deny' && actions.includes('GET') && !actions.includes('HEAD') ? [...actions, 'HEAD'] : actions
+}
+
 const policy = z.strictObject({
   name: name('policy'),
   description: z.string().optional(),

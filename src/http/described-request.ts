@@ -16,6 +16,7 @@ export interface DescribedRequest {
 }
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/
+const LOWER_CASE = /[a-z]/
 
 /**
  * `pathForm`: the target under the endpoint's path (`/.bouncer/auth/orders?x=1` → `/orders?x=1`),
@@ -57,6 +58,12 @@ function single(rawHeaders: readonly string[], lowerName: string): string | unde
 /** The gateway's own refusals for the methods it never forwards, the same for a described request. */
 function validMethod(method: string): string {
   if (!TOKEN.test(method)) throw refusal('The original method is not an HTTP method.')
+  // As for HTTP/2's :method (gateway/pipeline.ts): Caddy and Traefik (Go's server) take `delete`
+  // from a client and describe it as is; statements name upper-case methods, so `delete` passed a
+  // deny on DELETE, and ASP.NET or Werkzeug upstreams run it as DELETE (found by an adversarial probe).
+  if (LOWER_CASE.test(method)) {
+    throw refusal(`The original method "${method}" has lower-case letters: methods are case-sensitive, and every method the gateway routes is upper-case.`)
+  }
   if (method === 'CONNECT') throw new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
   if (method === 'TRACK') throw refusal('TRACK is not accepted.')
   return method

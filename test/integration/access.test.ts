@@ -99,6 +99,63 @@ describe('other callers', () => {
   })
 })
 
+describe('a deny on GET', () => {
+  // HEAD is GET without the body (RFC 9110 §9.3.2): Express, Spring and Go's ServeMux run the GET
+  // handler for it, and its answer's headers are the GET's. A deny naming GET let HEAD through.
+  it('refuses HEAD too, in the gateway and in POST /api/explain, and lists HEAD among the deny\'s actions', async () => {
+    const config = accessConfig(idp.issuer)
+    config.policies[0]?.statements.push({ sid: 'NoRegionReads', effect: 'deny', actions: ['GET'], routes: ['sales.regions'] })
+    config.routes.push({ id: 'sales.regions', methods: ['GET', 'HEAD'], path: '/sales/regions', upstream: 'sales-api', upstream_path: '/v1/regions' })
+    const denying = await startTestGateway(config)
+    try {
+      await waitFor(() => denying.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys')
+      const token = await idp.token('looker-reports')
+      const received = upstream.received.length
+      const res = await request(`${denying.url}/sales/regions`, { method: 'HEAD', headers: { authorization: `Bearer ${token}` } })
+      await res.body.dump()
+      expect(res.statusCode).toBe(403)
+      expect(upstream.received.length).toBe(received) // never forwarded
+      const explained = await request(`${denying.adminUrl}/api/explain`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ method: 'HEAD', path: '/sales/regions', token }) })
+      expect(((await explained.body.json()) as Explanation).decision).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied', statement: 'NoRegionReads' })
+      const policies = (await (await request(`${denying.adminUrl}/api/policies`, { headers: { authorization: `Bearer ${ADMIN}` } })).body.json()) as Array<{ statements: Array<{ sid: string; actions: string[] }> }>
+      expect(policies[0]?.statements.find((s) => s.sid === 'NoRegionReads')?.actions).toEqual(['GET', 'HEAD'])
+    } finally {
+      await denying.close()
+    }
+  })
+})
+
+describe('a condition on one scope', () => {
+  // OAuth writes scopes as one space-separated string (oidc-provider, Keycloak, Auth0; Entra ID's
+  // scp): a deny on one scope let a token holding it beside others through.
+  it('matches a token whose scope holds it among others, in the gateway and in bouncer explain', async () => {
+    const config = accessConfig(idp.issuer)
+    const statements: Array<Record<string, unknown>> = config.policies[0]?.statements ?? []
+    statements.push({ sid: 'NoFrozenReports', effect: 'deny', actions: ['*'], routes: ['sales.daily'], conditions: { claims: { scope: 'reports:frozen' } } })
+    const scoped = await startTestGateway(config)
+    const file = join(dir, 'scoped.yaml')
+    await writeFile(file, stringify({ ...config, server: { listen: '127.0.0.1:0' }, audit: { sinks: [] } }))
+    try {
+      await waitFor(() => scoped.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys')
+      const frozen = await idp.mint({ sub: 'looker-reports', tenant: 'acme', scope: 'openid reports:frozen' })
+      const res = await request(`${scoped.url}/sales/daily/eu`, { headers: { authorization: `Bearer ${frozen}` } })
+      expect(res.statusCode).toBe(403)
+      expect(await res.body.json()).toMatchObject({ code: 'policy_denied', detail: 'Statement "NoFrozenReports" of policy "read-sales" denies GET on route "sales.daily".' })
+      // The whole string, and another scope, as before.
+      const whole = await request(`${scoped.url}/sales/daily/eu`, { headers: { authorization: `Bearer ${await idp.mint({ sub: 'looker-reports', tenant: 'acme', scope: 'reports:frozen' })}` } })
+      await whole.body.dump()
+      expect(whole.statusCode).toBe(403)
+      const other = await request(`${scoped.url}/sales/daily/eu`, { headers: { authorization: `Bearer ${await idp.mint({ sub: 'looker-reports', tenant: 'acme', scope: 'openid reports:frozen-not' })}` } })
+      await other.body.dump()
+      expect(other.statusCode).toBe(200)
+      const explained = await runCli(['explain', '--config', file, '--method', 'GET', '--path', '/sales/daily/eu', '--token', frozen])
+      expect(explained.stdout).toContain('+ deny  NoFrozenReports (policy read-sales, role looker-reports): matches')
+    } finally {
+      await scoped.close()
+    }
+  })
+})
+
 describe('the admin API', () => {
   const admin = (path: string, body?: object) =>
     request(`${gateway.adminUrl}${path}`, { method: body ? 'POST' : 'GET', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined })
@@ -182,6 +239,33 @@ describe('bouncer explain', () => {
 })
 
 describe('bouncer check warnings', () => {
+  it('warns about a forward-auth peer outside trusted_proxies, whose requests source_ip conditions would read as the proxy\'s', async () => {
+    const file = join(dir, 'forward-auth-peers.yaml')
+    const text = (trusted: string) => `server:
+  trusted_proxies: [${trusted}]
+  forward_auth_peers: [10.0.0.5/32, "2001:db8::/64"]
+issuers:
+  - { name: corp, issuer: "https://corp.example/", audiences: [api] }
+roles:
+  - { name: staff, assumed_by: [{ issuer: corp }], policies: [internal] }
+policies:
+  - name: internal
+    statements:
+      - { sid: FromTheOffice, effect: allow, actions: [GET], routes: [notes], conditions: { source_ip: [10.0.0.0/8] } }
+upstreams:
+  - { name: api, url: "http://127.0.0.1:9" }
+routes:
+  - { id: notes, path: /notes, upstream: api }
+`
+    await writeFile(file, text('10.0.0.0/24'))
+    const result = await runCli(['check', '--config', file])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe('ok (1 warning)\n')
+    expect(result.stderr).toBe(`${file}:3:37: warning: server.forward_auth_peers[1]: 2001:db8::/64 is not in server.trusted_proxies: the requests it describes are decided for the proxy's address, not the client's (source_ip conditions, limits keyed by ip, the audit's source_ip); list it there as well\n`)
+    await writeFile(file, text('10.0.0.0/24, "2001:db8::/48"'))
+    expect(await runCli(['check', '--config', file])).toMatchObject({ code: 0, stdout: 'ok\n', stderr: '' })
+  })
+
   it('warns (exit 0) about dead globs, unused policies, roles nobody can hold and overlapping allow/deny', async () => {
     const file = join(dir, 'warnings.yaml')
     await writeFile(file, `issuers:

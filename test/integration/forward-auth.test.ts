@@ -19,11 +19,19 @@ function config(peers: string[], trustedProxies = peers): Record<string, unknown
     server: { trusted_proxies: trustedProxies, forward_auth_peers: peers },
     issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
     roles: [{ name: 'reports', assumed_by: [{ issuer: 'corp' }], policies: ['read'] }],
-    policies: [{ name: 'read', statements: [{ sid: 'ReadOrders', effect: 'allow', actions: ['GET'], routes: ['orders'] }] }],
+    policies: [{
+      name: 'read',
+      statements: [
+        { sid: 'ReadOrders', effect: 'allow', actions: ['GET'], routes: ['orders'] },
+        { sid: 'AnyNotes', effect: 'allow', actions: ['*'], routes: ['notes'] },
+        { sid: 'KeepNotes', effect: 'deny', actions: ['DELETE'], routes: ['notes'] },
+      ],
+    }],
     limits: [{ name: 'roomy', key: 'principal', rate: '100/s', burst: 100 }],
     upstreams: [{ name: 'orders-api', url: api.url, identity_assertion: true, headers: { 'X-Api-Key': 'k-forward-auth' } }],
     routes: [
       { id: 'orders', methods: ['GET', 'POST'], path: '/orders/*', upstream: 'orders-api', limits: ['roomy'] },
+      { id: 'notes', methods: ['*'], path: '/notes/*', upstream: 'orders-api' },
       { id: 'everything', methods: ['GET'], path: '/*', upstream: 'orders-api', public: true },
     ],
   }
@@ -102,6 +110,17 @@ describe('forward-auth', () => {
     const twice = await request(`${trusted.url}/.bouncer/auth`, { headers: ['x-original-method', 'GET', 'x-original-uri', '/orders/1', 'x-original-uri', '/public'] })
     expect(twice.statusCode).toBe(400)
     await twice.body.dump()
+  })
+
+  // Found by an adversarial probe: methods are case-sensitive (RFC 9110 §9.1), and Caddy and Traefik
+  // (Go's server) take `delete` from a client and describe it as is; the deny on DELETE did not
+  // match it, the allow on "*" did, and ASP.NET or Werkzeug upstreams run it as DELETE.
+  it('a described method with lower-case letters is refused (400), never decided past a deny on its upper-case form', async () => {
+    expect(await ask(trusted, { ...forwarded('DELETE', '/notes/1'), authorization: `Bearer ${token}` })).toMatchObject({ status: 403, body: { code: 'policy_denied' } })
+    for (const describe of [nginx, forwarded]) {
+      const answer = await ask(trusted, { ...describe('delete', '/notes/1'), authorization: `Bearer ${token}` })
+      expect(answer).toMatchObject({ status: 400, body: { code: 'bad_request', detail: 'The original method "delete" has lower-case letters: methods are case-sensitive, and every method the gateway routes is upper-case.' } })
+    }
   })
 
   it('only from forward_auth_peers: anyone else gets 403 untrusted_proxy, and no credential', async () => {
