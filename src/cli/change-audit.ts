@@ -16,6 +16,7 @@
 // Where this user can read the gateway's checkpoint key (the secrets store, or the key file), each
 // record's new head is signed too, so deleting the chain's newest records shows in `audit verify`;
 // where not, the chain is not anchored (verify notes it), as before.
+import { existsSync } from 'node:fs'
 import { hostname, userInfo } from 'node:os'
 import { AuditUnavailable, changeRecord, changeSignerOf, openChangeLog, type ChangeLog, type ChangeSigner } from '../audit/index.ts'
 import { openSecretStore, SecretsError, type SecretStore } from '../secrets/index.ts'
@@ -53,15 +54,22 @@ function osUser(): string {
 
 export const REASON_OPTION = ['--reason <text>', 'why, kept in the audit record of the change (its detail)'] as const
 
-/** The gateway's checkpoint key, where this user can read it: the secrets store (when it opens), else the key file. */
+/**
+ * The gateway's checkpoint key, where this user can read it: the secrets store (when it opens), else
+ * the key file. Looked for, never made: opening an embedded store that is not there creates it, so
+ * `secrets rekey` found a store where there was none and sealed it (a command only looking for a
+ * key must leave no file behind); and with no sink that keeps records there is no chain to sign.
+ */
 function changeSigner(loaded: ValidConfig): ChangeSigner | null {
+  const { audit, secrets } = loaded.config
+  if (!audit.sinks.some((sink) => sink.type === 'sqlite' || sink.type === 'postgres')) return null
   let store: SecretStore | null = null
   try {
-    if (loaded.config.secrets) store = openSecretStore(loaded.config.secrets)
-    return changeSignerOf(loaded.config.audit, store)
+    if (secrets && (secrets.store.type !== 'embedded' || existsSync(secrets.store.path))) store = openSecretStore(secrets)
+    return changeSignerOf(audit, store)
   } catch (err) {
     if (!(err instanceof SecretsError)) throw err
-    return changeSignerOf(loaded.config.audit, null)
+    return changeSignerOf(audit, null)
   } finally {
     store?.close()
   }

@@ -2,6 +2,7 @@
 // stopping a gateway. Before, no command could change the master key: a leaked key meant a new
 // store and every secret put again.
 import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -89,6 +90,15 @@ describe('bouncer secrets rekey', () => {
     const wrong = await runCli(['secrets', 'rekey', '--config', file, '--new-master-key', 'env:SAME_KEY'], { env: { ...env, BOUNCER_MASTER_KEY: newKey() } })
     expect(wrong).toMatchObject({ code: 1, stderr: expect.stringContaining('the master key does not open the secrets store') })
     expect((await runCli(['secrets', 'get', 'a', '--reveal', '--config', file], { env })).stdout).toBe('v\n')
+
+    // With an audit log that keeps records, the change's signer looks for the checkpoint key in the
+    // store: looking must not create it (a rekey then sealed a store made a moment before).
+    const audited = join(dir, 'audited.yaml')
+    const absent = join(dir, 'absent.db')
+    await writeFile(audited, stringify({ audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audited-audit.db') }] }, secrets: { store: { type: 'embedded', path: absent, master_key: 'env:BOUNCER_MASTER_KEY' } } }))
+    const noStore = await runCli(['secrets', 'rekey', '--config', audited, '--new-master-key', 'env:WRONG_KEY'], { env })
+    expect(noStore).toMatchObject({ code: 1, stderr: expect.stringContaining('there is no secrets store at') })
+    expect(existsSync(absent)).toBe(false)
 
     const files = join(dir, 'files.yaml')
     await writeFile(files, stringify({ audit: { sinks: [] }, secrets: { store: { type: 'file', dir } } }))
