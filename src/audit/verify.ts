@@ -200,6 +200,19 @@ function sqliteEntryOf(row: Record<string, unknown>): PageEntry {
   return entryOf(row, recordFromRow)
 }
 
+/**
+ * PostgreSQL keeps `time` to the microsecond and gives it back as a JavaScript Date, to the
+ * millisecond: an edit below the millisecond read back as the hashed time. The gateway writes whole
+ * milliseconds, so any microseconds past them (`sub_ms`, read beside the row) are an edit.
+ */
+function pgEntryOf(row: Record<string, unknown>): PageEntry {
+  if (Number(row.sub_ms) !== 0) {
+    const time = row.time instanceof Date ? row.time.toISOString() : String(row.time)
+    return { seq: Number(row.seq), id: String(row.id), time, reason: `its time holds ${String(row.sub_ms)} µs past the millisecond it was written with (the row was edited)` }
+  }
+  return entryOf(row, recordFromPgRow)
+}
+
 interface ChainReader {
   chains(): Promise<Array<{ chain: string; start: ChainStart | null }>>
   /** Records no chain holds (SQLite: a chain number audit_chains does not name). */
@@ -296,8 +309,9 @@ async function chainReader(source: AuditSource): Promise<ChainReader> {
       return out
     },
     async page(chain, afterSeq, size) {
-      const { rows } = await client.query(`SELECT * FROM ${schema}.audit_records WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3`, [chain, afterSeq, size])
-      return rows.map((row: Record<string, unknown>) => entryOf(row, recordFromPgRow))
+      const { rows } = await client.query(`SELECT *, (extract(microseconds FROM time)::bigint % 1000) AS sub_ms FROM ${schema}.audit_records
+        WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3`, [chain, afterSeq, size])
+      return rows.map(pgEntryOf)
     },
     async end(chain) {
       const { rows } = await client.query(`SELECT greatest((SELECT max(seq) FROM ${schema}.audit_records WHERE chain = $1),

@@ -126,6 +126,27 @@ describe('stored columns the hash does not cover', () => {
     // Either the search still shows the record, or verify says the log was tampered with.
     expect(shown === 3 || verify.code === 1, `search shows ${shown} of 3 records; verify: ${verify.code} ${verify.stdout}`).toBe(true)
   })
+
+  it('PostgreSQL: time moved by less than a millisecond (read back to the millisecond) is detected by verify', async () => {
+    const own = await mkdtemp(join(dir, 'subms-'))
+    const schema = uniqueSchema('subms')
+    try {
+      const gw = await gatewayWith([{ type: 'postgres', url: SHARED_POSTGRES, schema }], own)
+      for (let i = 0; i < 3; i++) await (await request(`${gw.url}/open/${i}`)).body.dump()
+      await gw.close()
+      expect((await verifyAudit({ type: 'postgres', url: SHARED_POSTGRES, schema })).ok).toBe(true)
+      const client = new pg.Client({ connectionString: SHARED_POSTGRES })
+      await client.connect()
+      // 0.6 ms later: a search bounded at the record's own millisecond no longer finds it.
+      await client.query(`UPDATE ${schema}.audit_records SET time = time + interval '600 microseconds' WHERE seq = 2`)
+      await client.end()
+      const result = await verifyAudit({ type: 'postgres', url: SHARED_POSTGRES, schema })
+      expect(result.ok).toBe(false)
+      expect(result.problems).toEqual([expect.objectContaining({ seq: 2, reason: 'its time holds 600 µs past the millisecond it was written with (the row was edited)' })])
+    } finally {
+      await dropSchema(SHARED_POSTGRES, schema)
+    }
+  })
 })
 
 describe('rows verify never walks', () => {
