@@ -32,12 +32,24 @@ export function signCheckpoint(chain: string, head: ChainHead & { id: string }, 
   return { ...unsigned, sig: sign(null, signedBytes(unsigned), key.privateKey).toString('base64url') }
 }
 
-/** 'unknown key' when no key of `keys` has its kid, 'bad signature' when it does not verify, else null. */
-export function checkpointProblem(checkpoint: Checkpoint, keys: ReadonlyMap<string, KeyObject>): 'unknown key' | 'bad signature' | null {
-  const key = keys.get(checkpoint.kid)
+/**
+ * 'unknown key' when no key of `keys` has the kid, 'bad signature' when the signature does not
+ * verify over `bytes` (a signature or key that cannot be used at all included), else null.
+ */
+function signatureProblem(bytes: Buffer, kid: string, sig: string, keys: ReadonlyMap<string, KeyObject>): 'unknown key' | 'bad signature' | null {
+  const key = keys.get(kid)
   if (!key) return 'unknown key'
+  try {
+    return verify(null, bytes, key, Buffer.from(sig, 'base64url')) ? null : 'bad signature'
+  } catch {
+    return 'bad signature'
+  }
+}
+
+/** Whether a checkpoint is signed by one of `keys` (signatureProblem). */
+export function checkpointProblem(checkpoint: Checkpoint, keys: ReadonlyMap<string, KeyObject>): 'unknown key' | 'bad signature' | null {
   const { sig, ...unsigned } = checkpoint
-  return verify(null, signedBytes(unsigned), key, Buffer.from(sig, 'base64url')) ? null : 'bad signature'
+  return signatureProblem(signedBytes(unsigned), checkpoint.kid, sig, keys)
 }
 
 /** A cut as retention makes it, before it is signed. */
@@ -56,14 +68,8 @@ export function signCut(cut: UnsignedCut, key: { kid: string; privateKey: KeyObj
 
 /** As checkpointProblem, for a retention cut. */
 export function cutProblem(cut: RetentionCut, keys: ReadonlyMap<string, KeyObject>): 'unknown key' | 'bad signature' | null {
-  const key = keys.get(cut.kid)
-  if (!key) return 'unknown key'
   const { sig, ...unsigned } = cut
-  try {
-    return verify(null, cutBytes(unsigned), key, Buffer.from(sig, 'base64url')) ? null : 'bad signature'
-  } catch {
-    return 'bad signature'
-  }
+  return signatureProblem(cutBytes(unsigned), cut.kid, sig, keys)
 }
 
 /**

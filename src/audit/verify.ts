@@ -62,6 +62,14 @@ function checkCut(chain: string, start: ChainStart, anchors: Anchors, now: numbe
   return null
 }
 
+/**
+ * Whether a cut finding fails verify: forged, or early. An unsigned cut or one signed by a key
+ * verify lacks may be an older gateway's or another instance's: those fail only --strict.
+ */
+export function cutFails(finding: CutFinding): boolean {
+  return finding.problem === 'bad signature' || finding.problem === 'early'
+}
+
 const PAGE = 5_000
 
 interface ChainWalk {
@@ -169,9 +177,7 @@ export async function verifyAudit(source: AuditSource, anchors?: Anchors): Promi
       else if (start && start.seq === count && start.hash !== hash) result.rewritten.push({ ...anchor, chain, id: '(deleted by retention)' })
       else if (walked.atCheckpoint || (start && start.seq >= count)) result.anchored++
     }
-    // An unsigned cut or one signed by a key verify lacks may be an older gateway's or another instance's: --strict fails those.
-    const badCuts = result.cuts.filter((c) => c.problem === 'bad signature' || c.problem === 'early')
-    result.ok = result.problems.length === 0 && result.truncations.length === 0 && result.rewritten.length === 0 && result.forged.length === 0 && result.uncheckable === null && badCuts.length === 0
+    result.ok = result.problems.length === 0 && result.truncations.length === 0 && result.rewritten.length === 0 && result.forged.length === 0 && result.uncheckable === null && !result.cuts.some(cutFails)
     return result
   } finally {
     await reader.close()

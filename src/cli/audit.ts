@@ -3,7 +3,7 @@ import type { Command } from 'commander'
 import { statSync } from 'node:fs'
 import type { Config } from '../config/index.ts'
 import {
-  AuditQueryError, auditSourceOf, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, formatAuditTable, NoAuditLog, ordered,
+  AuditQueryError, auditSourceOf, CHECKPOINT_KEY, cutFails, checkpointPathOf, checkpointVerificationKeys, formatAuditTable, NoAuditLog, ordered,
   parseAuditQuery, searchAudit, verifyAudit, type Anchors, type AuditQuery, type AuditSource, type CutFinding, type FoundCheckpoint, type VerifyResult,
 } from '../audit/index.ts'
 import { SQLITE, sqliteCode } from '../collections/index.ts'
@@ -102,7 +102,7 @@ function unvouched(result: VerifyResult, strict: Strictness | null): Set<string>
  * signed by a key verify lacks. Without it they are notes: an upgrade does not fail verify.
  */
 function unsignedCuts(result: VerifyResult, strict: Strictness | null): CutFinding[] {
-  return strict ? result.cuts.filter((c) => c.problem === 'unsigned' || c.problem === 'unknown key') : []
+  return strict ? result.cuts.filter((c) => !cutFails(c)) : []
 }
 
 /** Whether `bouncer audit verify` passes, with --strict or not. */
@@ -143,7 +143,7 @@ export function verifyReport(result: VerifyResult, strict: Strictness | null = n
     ...result.rewritten.map((r) => `audit log rewritten: record ${r.checkpoint.count} of chain ${r.chain} (${r.id}) is not the record ${at(r)} signed (${r.checkpoint.id})`),
     ...result.forged.map((f) => `checkpoint forged: ${at(f)} for chain ${f.checkpoint.chain} (count ${f.checkpoint.count}) in ${f.source}: its signature does not verify`),
     ...(result.uncheckable ? [`checkpoints not checked: ${result.uncheckable}`] : []),
-    ...result.cuts.filter((c) => c.problem === 'bad signature' || c.problem === 'early' || failingCuts.includes(c)).map(cutProblemLine),
+    ...result.cuts.filter((c) => cutFails(c) || failingCuts.includes(c)).map(cutProblemLine),
     ...result.unanchored.filter(({ chain }) => failing.has(chain)).map(({ chain, newest }) =>
       `audit chain not anchored: chain ${chain} (newest record ${newest ?? 'unreadable'}) has no checkpoint signed by a key this config holds, though a gateway signs its chain every checkpoint_interval: fabricated, or its gateway stopped before its first checkpoint`),
   ]
@@ -151,7 +151,7 @@ export function verifyReport(result: VerifyResult, strict: Strictness | null = n
     ...result.restarts.map((r) => `chain ${r.chain} restarted at ${r.time} (record ${r.id}): ${r.detail ?? 'no reason recorded'}`),
     ...(result.anchored > 0 ? [`anchored: ${plural(result.anchored, 'chain')} reach${result.anchored === 1 ? 'es' : ''} ${result.anchored === 1 ? 'its' : 'their'} latest signed checkpoint`] : []),
     ...result.unanchored.filter(({ chain }) => !failing.has(chain)).map(({ chain }) => `not anchored: chain ${chain} has no signed checkpoint, so records deleted from its end would not show`),
-    ...result.cuts.filter((c) => (c.problem === 'unsigned' || c.problem === 'unknown key') && !failingCuts.includes(c)).map(cutNote),
+    ...result.cuts.filter((c) => !cutFails(c) && !failingCuts.includes(c)).map(cutNote),
     ...(result.unknownKeys > 0 ? [`not checked: ${plural(result.unknownKeys, 'checkpoint')} signed by keys this config does not hold (another instance's?)`] : []),
     ...(result.damagedCheckpointLines > 0 ? [`not checked: ${plural(result.damagedCheckpointLines, 'line')} of the checkpoint file ${result.damagedCheckpointLines === 1 ? 'is' : 'are'} not a checkpoint`] : []),
   ]
