@@ -18,7 +18,7 @@
 // not audited.
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { appendChangeRecord, changeRecord, type ChangeMade, type ChangeSigner } from '../audit/index.ts'
+import { appendChangeRecord, changeRecord, keepsRecords, type ChangeMade, type ChangeSigner } from '../audit/index.ts'
 import type { AuditConfig } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import type { AdminCaller } from './auth.ts'
@@ -94,7 +94,7 @@ async function writeRecord(config: AuditConfig, logger: Logger, change: AdminCha
     if (unanchored) logger.warn({ chain: chainId }, `admin change recorded, but its checkpoint was not kept apart: ${unanchored}`)
     // The gateway holds its checkpoint key: none to sign with means its store or key file could not
     // give it back, and this chain's newest records could now be removed unseen. Said, as above.
-    if (signer === null && config.sinks.some((sink) => sink.type === 'sqlite' || sink.type === 'postgres')) logger.warn({ chain: chainId }, 'admin change recorded, but not anchored: the checkpoint key could not be read, so removing this record would not show in audit verify')
+    if (signer === null && keepsRecords(config)) logger.warn({ chain: chainId }, 'admin change recorded, but not anchored: the checkpoint key could not be read, so removing this record would not show in audit verify')
     return true
   } catch (err) {
     logger.error({ err, method: context.method, path: input.path, subject: input.subject, detail: input.detail }, 'admin change made, but NOT AUDITED: its audit record was not written')

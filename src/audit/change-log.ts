@@ -62,6 +62,11 @@ export interface ChangeSigner {
   file: string
 }
 
+/** Whether the config has a sink that keeps records (SQLite, PostgreSQL): where a change chain can be. */
+export function keepsRecords(config: AuditConfig): boolean {
+  return config.sinks.some((sink) => sink.type === 'sqlite' || sink.type === 'postgres')
+}
+
 /** The signer of a change chain, where the gateway's key is kept and readable; null (no anchoring) otherwise. */
 export function changeSignerOf(config: AuditConfig, store: KeyStore | null): ChangeSigner | null {
   const file = resolve(checkpointPathOf(config))

@@ -18,7 +18,7 @@
 // where not, the chain is not anchored (verify notes it), as before.
 import { existsSync } from 'node:fs'
 import { hostname, userInfo } from 'node:os'
-import { AuditUnavailable, changeRecord, changeSignerOf, openChangeLog, type ChangeLog, type ChangeSigner } from '../audit/index.ts'
+import { AuditUnavailable, changeRecord, changeSignerOf, keepsRecords, openChangeLog, type ChangeLog, type ChangeSigner } from '../audit/index.ts'
 import { openSecretStore, SecretsError, type SecretStore } from '../secrets/index.ts'
 import { printable } from '../text/index.ts'
 import type { ValidConfig } from './config.ts'
@@ -62,7 +62,7 @@ export const REASON_OPTION = ['--reason <text>', 'why, kept in the audit record 
  */
 function changeSigner(loaded: ValidConfig): ChangeSigner | null {
   const { audit, secrets } = loaded.config
-  if (!audit.sinks.some((sink) => sink.type === 'sqlite' || sink.type === 'postgres')) return null
+  if (!keepsRecords(audit)) return null
   let store: SecretStore | null = null
   try {
     if (secrets && (secrets.store.type !== 'embedded' || existsSync(secrets.store.path))) store = openSecretStore(secrets)
