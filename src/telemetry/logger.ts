@@ -32,6 +32,19 @@ export function redactValues(values: Iterable<string>): void {
   for (const value of values) if (value.length >= MIN_REDACTED_LENGTH) known.add(value)
 }
 
+/**
+ * A configured URL as a log line may show it: scheme, host and path, never a `user:password@` or a
+ * query (`?api_key=…`), which may carry a credential and would be written at every failed try.
+ */
+export function urlForLogs(url: string): string {
+  try {
+    const { protocol, host, pathname } = new URL(url)
+    return `${protocol}//${host}${pathname}`
+  } catch {
+    return '(a URL that cannot be parsed)'
+  }
+}
+
 /** Removes anything shaped like a credential, and every known secret value, from a string. */
 export function scrub(text: string): string {
   let out = redactJwts(text).replace(BEARER, '$1 [redacted]').replace(API_KEY_SECRET, '$1_[redacted]')

@@ -10,7 +10,7 @@ import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base'
 import type { TelemetryConfig } from '../config/index.ts'
 import { BACKGROUND_TASKS, type FailureCounter } from './background.ts'
-import type { Logger } from './logger.ts'
+import { urlForLogs, type Logger } from './logger.ts'
 import type { TraceContext } from './trace-context.ts'
 
 export interface Tracing {
@@ -54,8 +54,7 @@ const EXPORTED = 0
  * (not once a second while they do), and when they work again.
  */
 function watchExports(exporter: SpanExporter, url: string, logger: Logger, failures: FailureCounter): SpanExporter {
-  const { protocol, host, pathname } = new URL(url)
-  const endpoint = `${protocol}//${host}${pathname}` // not a user:password@ the URL may hold
+  const endpoint = urlForLogs(url)
   const send = exporter.export.bind(exporter)
   let failing = false
   exporter.export = (spans, done) => {

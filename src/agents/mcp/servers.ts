@@ -6,7 +6,7 @@
 import type { CallToolResult, Client, JSONRPCMessage, Tool, Transport } from '@modelcontextprotocol/client'
 import { createSharedResources } from '../../collections/index.ts'
 import { TOOL_NAME, type McpServerConfig } from '../../config/index.ts'
-import { MIN_REDACTED_LENGTH, scrub, type Logger } from '../../telemetry/index.ts'
+import { MIN_REDACTED_LENGTH, scrub, urlForLogs, type Logger } from '../../telemetry/index.ts'
 import { isConnectFailureCode } from '../../upstream/index.ts'
 import { SEPARATOR } from './catalog.ts'
 import { boundedSchemaValidator } from './tool-schema.ts'
@@ -207,8 +207,7 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
     } catch (err) {
       connecting = null
       // Not the query: a server's key may be given there (`?api_key=…`), and this is logged at each try.
-      const { origin, pathname } = new URL(config.url)
-      logger.warn({ server: config.name, url: `${origin}${pathname}`, reason: (server.withoutCredentials(err) as Error).message }, 'MCP server unavailable')
+      logger.warn({ server: config.name, url: urlForLogs(config.url), reason: (server.withoutCredentials(err) as Error).message }, 'MCP server unavailable')
       throw err
     }
     return client
