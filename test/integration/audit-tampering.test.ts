@@ -42,6 +42,28 @@ async function gatewayWith(sinks: object[], own: string) {
   })
 }
 
+/** A PostgreSQL log of `records` genuine records (verified whole), edited by `edit`'s SQL, then verified again. */
+async function pgLogEdited(name: string, records: number, edit: (schema: string) => string) {
+  const own = await mkdtemp(join(dir, `${name}-`))
+  const schema = uniqueSchema(name)
+  try {
+    const gw = await gatewayWith([{ type: 'postgres', url: SHARED_POSTGRES, schema }], own)
+    for (let i = 0; i < records; i++) await (await request(`${gw.url}/open/${i}`)).body.dump()
+    await gw.close()
+    expect((await verifyAudit({ type: 'postgres', url: SHARED_POSTGRES, schema })).ok).toBe(true)
+    const client = new pg.Client({ connectionString: SHARED_POSTGRES })
+    await client.connect()
+    try {
+      await client.query(edit(schema))
+    } finally {
+      await client.end()
+    }
+    return await verifyAudit({ type: 'postgres', url: SHARED_POSTGRES, schema })
+  } finally {
+    await dropSchema(SHARED_POSTGRES, schema)
+  }
+}
+
 describe('client values that are not valid UTF-16', () => {
   it('SQLite: an unauthenticated token whose iss holds a lone surrogate does not break the chain', async () => {
     const own = await mkdtemp(join(dir, 'sur-'))
@@ -86,23 +108,10 @@ describe('client values that are not valid UTF-16', () => {
 // was named as "record 4 before it is missing (deleted)": a gap, where nothing was deleted.
 describe('a duplicated record', () => {
   it('PostgreSQL: the copy is named as a seq that comes again, not as a missing record', async () => {
-    const own = await mkdtemp(join(dir, 'duppg-'))
-    const schema = uniqueSchema('duplicate')
-    try {
-      const gw = await gatewayWith([{ type: 'postgres', url: SHARED_POSTGRES, schema }], own)
-      for (let i = 0; i < 5; i++) await (await request(`${gw.url}/open/${i}`)).body.dump()
-      await gw.close()
-      const client = new pg.Client({ connectionString: SHARED_POSTGRES })
-      await client.connect()
-      await client.query(`ALTER TABLE ${schema}.audit_records DROP CONSTRAINT audit_records_pkey;
-        INSERT INTO ${schema}.audit_records SELECT * FROM ${schema}.audit_records WHERE seq = 3`)
-      await client.end()
-      const result = await verifyAudit({ type: 'postgres', url: SHARED_POSTGRES, schema })
-      expect(result.ok).toBe(false)
-      expect(result.problems).toEqual([expect.objectContaining({ seq: 3, reason: 'its seq 3 comes again after record 3 (a record was duplicated or renumbered)' })])
-    } finally {
-      await dropSchema(SHARED_POSTGRES, schema)
-    }
+    const result = await pgLogEdited('duplicate', 5, (schema) => `ALTER TABLE ${schema}.audit_records DROP CONSTRAINT audit_records_pkey;
+      INSERT INTO ${schema}.audit_records SELECT * FROM ${schema}.audit_records WHERE seq = 3`)
+    expect(result.ok).toBe(false)
+    expect(result.problems).toEqual([expect.objectContaining({ seq: 3, reason: 'its seq 3 comes again after record 3 (a record was duplicated or renumbered)' })])
   })
 })
 
@@ -128,24 +137,10 @@ describe('stored columns the hash does not cover', () => {
   })
 
   it('PostgreSQL: time moved by less than a millisecond (read back to the millisecond) is detected by verify', async () => {
-    const own = await mkdtemp(join(dir, 'subms-'))
-    const schema = uniqueSchema('subms')
-    try {
-      const gw = await gatewayWith([{ type: 'postgres', url: SHARED_POSTGRES, schema }], own)
-      for (let i = 0; i < 3; i++) await (await request(`${gw.url}/open/${i}`)).body.dump()
-      await gw.close()
-      expect((await verifyAudit({ type: 'postgres', url: SHARED_POSTGRES, schema })).ok).toBe(true)
-      const client = new pg.Client({ connectionString: SHARED_POSTGRES })
-      await client.connect()
-      // 0.6 ms later: a search bounded at the record's own millisecond no longer finds it.
-      await client.query(`UPDATE ${schema}.audit_records SET time = time + interval '600 microseconds' WHERE seq = 2`)
-      await client.end()
-      const result = await verifyAudit({ type: 'postgres', url: SHARED_POSTGRES, schema })
-      expect(result.ok).toBe(false)
-      expect(result.problems).toEqual([expect.objectContaining({ seq: 2, reason: 'its time holds 600 µs past the millisecond it was written with (the row was edited)' })])
-    } finally {
-      await dropSchema(SHARED_POSTGRES, schema)
-    }
+    // 0.6 ms later: a search bounded at the record's own millisecond no longer finds it.
+    const result = await pgLogEdited('subms', 3, (schema) => `UPDATE ${schema}.audit_records SET time = time + interval '600 microseconds' WHERE seq = 2`)
+    expect(result.ok).toBe(false)
+    expect(result.problems).toEqual([expect.objectContaining({ seq: 2, reason: 'its time holds 600 µs past the millisecond it was written with (the row was edited)' })])
   })
 })
 
