@@ -100,6 +100,15 @@ async function call(method: 'POST' | 'DELETE' | 'GET', path: string, token: stri
   return res.statusCode
 }
 
+/** An API key made with the command line in the gateway's key store (its own config: no audit log), by id. */
+async function keyMadeBeside(serveDir: string, shared: object, principal: string): Promise<string> {
+  const file = join(serveDir, 'cli.yaml')
+  await writeFile(file, stringify({ ...shared, audit: { sinks: [] } }))
+  const created = await runCli(['keys', 'create', '--config', file, '--principal', principal])
+  expect(created.code, created.stderr).toBe(0)
+  return created.stdout.trim().slice(3, 19)
+}
+
 describe('admin actions are logged with who made them', () => {
   it('names the caller, the method, the path and the status of a revocation, a reload and a refusal', async () => {
     const keyId = (await createKey('looker')).slice(3, 19)
@@ -303,11 +312,7 @@ describe('admin actions are logged with who made them', () => {
     const served = await serveConfig({ ...shared, upstreams: [{ name: 'app', url: upstream.url }], routes: [{ id: 'app', path: '/app/*', upstream: 'app', public: true }] })
     let locker: DatabaseSync | undefined
     try {
-      const file = join(serveDir, 'cli.yaml')
-      await writeFile(file, stringify({ ...shared, audit: { sinks: [] } }))
-      const created = await runCli(['keys', 'create', '--config', file, '--principal', 'draining'])
-      expect(created.code, created.stderr).toBe(0)
-      const keyId = created.stdout.trim().slice(3, 19)
+      const keyId = await keyMadeBeside(serveDir, shared, 'draining')
       locker = new DatabaseSync(join(serveDir, 'audit.db'))
       locker.exec('BEGIN IMMEDIATE') // the write lock, as a sink committing a batch holds it
       const revoking = request(`${served.adminUrl}/api/keys/${keyId}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }).catch(() => undefined)
@@ -352,11 +357,7 @@ describe('admin actions are logged with who made them', () => {
       routes: [{ id: 'stalling', path: '/stalling/*', upstream: 'stalling', public: true }],
     })
     try {
-      const file = join(serveDir, 'cli.yaml')
-      await writeFile(file, stringify({ ...shared, audit: { sinks: [] } }))
-      const created = await runCli(['keys', 'create', '--config', file, '--principal', 'deadline'])
-      expect(created.code, created.stderr).toBe(0)
-      const keyId = created.stdout.trim().slice(3, 19)
+      const keyId = await keyMadeBeside(serveDir, shared, 'deadline')
       // The admin chain's lock, as another process on the host appending to it holds it (sinks/postgres.ts).
       await locker.query('SELECT pg_advisory_lock(hashtext($1))', [`bouncer-audit-chain:${schema}:admin:${hostname()}`])
       const revoking = request(`${served.adminUrl}/api/keys/${keyId}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }).catch(() => undefined)
