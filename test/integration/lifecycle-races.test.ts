@@ -267,7 +267,7 @@ describe('server.workers: a drain after a reload that lengthened shutdown_timeou
       upstreams: [{ name: 'api', url: upstream.url }],
       routes: [{ id: 'slow', path: '/slow', upstream: 'api', public: true }],
     })
-    await writeFile(file, stringify(config('1s')))
+    await writeFile(file, stringify(config('100ms')))
     const gateway = await startServe(['--config', file], { startTimeout: 90_000 })
     try {
       await writeFile(file, stringify(config('30s')))
@@ -295,8 +295,9 @@ describe('server.workers: a drain after a reload that lengthened shutdown_timeou
       gateway.child.kill('SIGTERM')
       await waitForText(gateway.stderr, '"msg":"draining"', 10_000)
       // The hard stop is a deadline, so its absence can only be seen by waiting past it: the cut
-      // comes 6 s after the drain began; a drain that honors 30 s keeps the request until released.
-      await waitFor(() => cut, 'the worker to be cut short', 9_000).catch(() => {})
+      // comes 5.1 s after the drain began (100 ms and the primary's 5 s margin); a drain that honors
+      // 30 s keeps the request until released.
+      await waitFor(() => cut, 'the worker to be cut short', 8_000).catch(() => {})
       expect(cut, 'the primary terminated the draining worker at the start config\'s shutdown_timeout').toBe(false)
       released.resolve()
       expect(await answer).toEqual({ status: 200, body: 'finished' })
