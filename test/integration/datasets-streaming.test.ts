@@ -19,6 +19,8 @@ import { waitFor } from '../helpers/wait.ts'
 
 const MARKER = `ds_disconnect_${process.pid}_${Date.now() % 1_000_000}`
 const HELD = `ds_held_${process.pid}_${Date.now() % 1_000_000}`
+/** The held query takes an advisory lock (this key, the row) every 10,000 rows: pg_locks shows how far its cursor got. */
+const HELD_KEY = process.pid % 2_147_483_647
 const ROWS = 1_000_000
 /**
  * Node's RSS grows to a plateau while it streams (Buffers outside the JS heap are freed when V8
@@ -48,7 +50,7 @@ beforeAll(async () => {
       },
       {
         id: 'held', methods: ['GET'], path: '/held', public: true,
-        dataset: { source: 'warehouse', sql: `SELECT g AS id, md5(g::text) AS digest /* ${HELD} */ FROM generate_series(1, ${ROWS}) g`, timeout: '5m' },
+        dataset: { source: 'warehouse', sql: `SELECT g AS id, md5(g::text) AS digest /* ${HELD} */ FROM generate_series(1, ${ROWS}) g WHERE g % 10000 <> 0 OR pg_try_advisory_xact_lock(${HELD_KEY}, g)`, timeout: '5m' },
       },
       {
         // Fast for the first batch, then slow: the client has its first bytes while the statement still runs.
@@ -152,13 +154,20 @@ describe('a client that stops reading', () => {
     res.pause()
     // The gateway stopped asking for rows: the cursor's transaction is idle, its query unfinished.
     await waitFor(async () => (await state()) === 'active/ClientRead', 'the cursor to wait for the client', 30_000)
-    // Held for longer than reading every row takes (a gateway that did not wait for its client
-    // would have read the million rows into memory and ended the query well within this).
-    const heldSince = Date.now()
+    // The rows the cursor has made (to the nearest 10,000) stop where the buffers between the
+    // gateway and its client are full, and stay there: 3 s without one more. A gateway that did not
+    // wait for its client reads on, the count rising (or the query ended) within any 3 s. Was: the
+    // query still running after 10 s, which such a gateway passed at a load of 11 (it took 13 s).
+    const made = async () => Number((await db.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objsubid = 2`, [HELD_KEY])).rows[0].n) * 10_000
+    let last = await made()
+    let since = Date.now()
     await waitFor(async () => {
       expect(await state(), 'the query ended while its client was not reading').toMatch(/^active\//)
-      return Date.now() - heldSince > 10_000
-    }, 'ten seconds of a held cursor', 30_000)
+      const now = await made()
+      if (now !== last) [last, since] = [now, Date.now()]
+      return Date.now() - since > 3_000
+    }, 'three seconds of a held cursor', 30_000)
+    expect(last).toBeLessThan(ROWS)
     let tail = ''
     res.setEncoding('utf8')
     res.on('data', (chunk: string) => {

@@ -383,7 +383,9 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
 
   it('a session that sat idle, or reached its lifetime, has expired: 401 session_expired, and a page load signs in again', async () => {
     const short = await gatewayWith(ports[1] as number, { ttl: '6s', idle: '2s', store: 'memory' })
-    try {
+    // The three sessions run side by side (each its own browser): the idle one, the polled one and
+    // the busy one each wait out their own clock, and the test waits for the longest (the lifetime).
+    const idleOne = async () => {
       const idle = cookieJar()
       await signIn(idle, short.url, '/app/home', ALICE)
       expect((await idle.request(`${short.url}/app/home`)).status).toBe(200)
@@ -392,9 +394,11 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
       const idled = await idle.request(`${short.url}/app/home`, { html: false })
       expect(idled.status).toBe(401)
       expect(problem(idled)).toMatchObject({ code: 'session_expired', detail: expect.stringContaining('idle for more than 2s') })
+    }
 
-      // A page's automatic refresh (X-Bouncer-Background: 1, the console's live overview) is not
-      // use: polled every 300 ms, the session still goes idle (a probe's open tab stayed signed in).
+    // A page's automatic refresh (X-Bouncer-Background: 1, the console's live overview) is not
+    // use: polled every 300 ms, the session still goes idle (a probe's open tab stayed signed in).
+    const polledOne = async () => {
       const polled = cookieJar()
       await signIn(polled, short.url, '/app/home', ALICE)
       const polledFrom = Date.now()
@@ -404,7 +408,9 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
         poll = await polled.request(`${short.url}/app/home`, { html: false, headers: { 'x-bouncer-background': '1' } })
       }
       expect(problem(poll)).toMatchObject({ code: 'session_expired', detail: expect.stringContaining('idle for more than 2s') })
+    }
 
+    const busyOne = async () => {
       const busy = cookieJar()
       const signedIn = Date.now()
       await signIn(busy, short.url, '/app/home', ALICE)
@@ -420,6 +426,10 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
       const page = await busy.request(`${short.url}/app/home`)
       expect(page.status).toBe(302)
       expect(page.location).toMatch(new RegExp(`^${idp.issuer}/auth`))
+    }
+
+    try {
+      await Promise.all([idleOne(), polledOne(), busyOne()])
     } finally {
       await short.close()
     }
