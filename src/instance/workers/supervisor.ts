@@ -483,7 +483,12 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     // The top level is the first worker's chain (README); only while they all drain, a worker whose
     // drain ended while it was asked answers nothing, and the first that answers speaks for it. A
     // running first worker that does not answer is an error, not another worker's chain (a review).
-    const first = (live[0]?.state === 'draining' ? answered[0] : asked[0])?.answer
+    // Whether they drain is read after the asks, from `stopping`, not from the first worker's state:
+    // the idle worker's drain ends at once, so a SIGTERM that came during the asks found w1
+    // 'running' when it was picked, and a drain that ended during them left it 'stopped' (not
+    // 'draining'); either way its missing answer was a 500 "Worker w1 did not answer" while w2,
+    // holding a request, had answered (a loaded CI run).
+    const first = (stopping ? answered[0] : asked[0])?.answer
     if (!first || first.status !== 200) {
       if (!first) throw new GatewayError('internal_error', { detail: `Worker ${(live[0] as Slot).id} did not answer.` })
       res.writeHead(first.status, pickHeaders(first.headers))
