@@ -1,4 +1,10 @@
+import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
+
+// V8's compiled code for every module, kept on disk across the test processes and the gateways and
+// CLI commands the tests start (inherited through the environment): each would compile the same
+// sources again (importing the gateway: 0.80 s → 0.46 s with the cache warm, 2026-12-05).
+process.env.NODE_COMPILE_CACHE ??= fileURLToPath(new URL('./node_modules/.cache/node-compile', import.meta.url))
 
 export default defineConfig({
   test: {
@@ -31,8 +37,12 @@ export default defineConfig({
       },
       {
         extends: true,
-        // A file per process: these (and the fuzz corpus) start gateways, workers and signal handlers of their own.
-        test: { name: 'integration', include: ['test/integration/**/*.test.ts', 'test/fuzz/**/*.test.ts'] },
+        // Integration files share their worker processes too. Each file closes what it starts
+        // (gateways, workers, signal handlers, servers) in its own hooks, and binds port 0 and its own
+        // schema or key prefix; a fresh process per file spent ~2 s starting Node and importing the
+        // gateway, most of the 130 small files' time: the whole suite took 1,025 s isolated and 768 s
+        // shared, all 2,425 tests passing, on a quiet 2-core machine (2026-12-05).
+        test: { name: 'integration', include: ['test/integration/**/*.test.ts', 'test/fuzz/**/*.test.ts'], isolate: false },
       },
     ],
   },
