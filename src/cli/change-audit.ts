@@ -16,7 +16,6 @@
 // Where this user can read the gateway's checkpoint key (the secrets store, or the key file), each
 // record's new head is signed too, so deleting the chain's newest records shows in `audit verify`;
 // where not, the chain is not anchored (verify notes it), as before.
-import { existsSync } from 'node:fs'
 import { hostname, userInfo } from 'node:os'
 import { AuditUnavailable, changeRecord, changeSignerOf, keepsRecords, openChangeLog, type ChangeLog, type ChangeSigner } from '../audit/index.ts'
 import { openSecretStore, SecretsError, type SecretStore } from '../secrets/index.ts'
@@ -56,16 +55,16 @@ export const REASON_OPTION = ['--reason <text>', 'why, kept in the audit record 
 
 /**
  * The gateway's checkpoint key, where this user can read it: the secrets store (when it opens), else
- * the key file. Looked for, never made: opening an embedded store that is not there creates it, so
- * `secrets rekey` found a store where there was none and sealed it (a command only looking for a
- * key must leave no file behind); and with no sink that keeps records there is no chain to sign.
+ * the key file. Looked for, never made: an embedded store is opened only if it is there (opened
+ * otherwise, it was created, and `secrets rekey` found a store where there was none and sealed it);
+ * and with no sink that keeps records there is no chain to sign.
  */
 function changeSigner(loaded: ValidConfig): ChangeSigner | null {
   const { audit, secrets } = loaded.config
   if (!keepsRecords(audit)) return null
   let store: SecretStore | null = null
   try {
-    if (secrets && (secrets.store.type !== 'embedded' || existsSync(secrets.store.path))) store = openSecretStore(secrets)
+    if (secrets) store = openSecretStore(secrets, process.env, { existing: true })
     return changeSignerOf(audit, store)
   } catch (err) {
     if (!(err instanceof SecretsError)) throw err

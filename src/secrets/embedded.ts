@@ -1,6 +1,6 @@
 // The embedded secrets store: SQLite (node:sqlite), every value sealed with AES-256-GCM under a
 // data key that is itself sealed under the master key. Every put adds a version.
-import { closeSync, openSync } from 'node:fs'
+import { closeSync, existsSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { DatabaseSync } from 'node:sqlite'
@@ -46,7 +46,8 @@ export function sealDataKey(id: number, dataKey: Buffer, masterKey: Buffer): Buf
   return seal(masterKey, dataKey, dataKeyAad(id))
 }
 
-export function openEmbeddedStore(path: string, masterKey: Buffer): SecretStore {
+/** `existing`: only a store that is there is opened (a SecretsError otherwise); by default a missing one is made. */
+export function openEmbeddedStore(path: string, masterKey: Buffer, options: { existing?: boolean } = {}): SecretStore {
   /**
    * A failure of the file as a SecretsError naming it and the setting: SQLite's own words
    * ("database disk image is malformed") came out as an internal error naming neither.
@@ -58,6 +59,7 @@ export function openEmbeddedStore(path: string, masterKey: Buffer): SecretStore 
     const damaged = primary === SQLITE.CORRUPT || primary === SQLITE.NOTADB
     return new SecretsError(`the file ${path} (secrets.store.path) ${damaged ? 'is damaged, or is not a secrets store' : 'cannot be used'}: ${(err as Error).message}`)
   }
+  if (options.existing && !existsSync(path)) throw new SecretsError(`there is no secrets store at ${path} (secrets.store.path)`)
   makeDirectories(dirname(path))
   let db: DatabaseSync
   try {

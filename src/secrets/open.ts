@@ -9,11 +9,12 @@ import { openEnvStore } from './providers/env.ts'
 import { openFileStore } from './providers/file.ts'
 import type { SecretStore } from './store.ts'
 
-export function openSecretStore(config: SecretsConfig, env: NodeJS.ProcessEnv = process.env): SecretStore {
+/** `existing`: an embedded store that is not there is a SecretsError, not made (for a command that only reads). */
+export function openSecretStore(config: SecretsConfig, env: NodeJS.ProcessEnv = process.env, options: { existing?: boolean } = {}): SecretStore {
   const store = config.store
   switch (store.type) {
     case 'embedded':
-      return openEmbeddedStore(store.path, masterKeyFrom(store.master_key, env))
+      return openEmbeddedStore(store.path, masterKeyFrom(store.master_key, env), options)
     case 'env':
       return openEnvStore(store.prefix, env)
     case 'file':
