@@ -11,7 +11,7 @@
 // request; a thread's crash (an uncaught exception, its heap limit) still ends only that thread.
 // What a thread cannot survive is what ends the process (a native crash, the process's memory).
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -30,6 +30,7 @@ import { ownKeyStore } from '../own-keys.ts'
 import { claimAuditSpills, ConfigError, diagnosticLines } from '../prepare.ts'
 import type { ReloadResult } from '../reload.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
+import { ask, pickHeaders, pipeTo, refusedConnection, type Answer } from './worker-admin.ts'
 import { addToCounter, carry, mergeMetrics, parseMetrics, type Families } from './metrics-merge.ts'
 
 const THREAD_URL = new URL(import.meta.url.endsWith('.ts') ? './thread.ts' : './thread.js', import.meta.url)
@@ -597,12 +598,6 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   }
 }
 
-interface Answer {
-  status: number
-  headers: IncomingHttpHeaders
-  body: string
-}
-
 /**
  * What a worker needs to know who asks: the bearer token, or the console's session cookie (and the
  * Host it was issued for).
@@ -612,58 +607,6 @@ function credentialsOf(req: IncomingMessage): Record<string, string> {
   for (const name of ['authorization', 'cookie', 'host'] as const) {
     const value = req.headers[name]
     if (value !== undefined) out[name] = value
-  }
-  return out
-}
-
-/** A request to a worker's admin socket, its answer read whole. */
-function ask(slot: Slot, method: string, path: string, headers: Record<string, string> = {}, timeoutMs = 10_000): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: slot.socket, method, path, headers }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (chunk: Buffer) => chunks.push(chunk))
-      res.on('end', () => resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`worker ${slot.id} did not answer ${path} within ${timeoutMs} ms`)))
-    req.end()
-  })
-}
-
-/** An admin request passed through to a worker, and its answer back. */
-function pipeTo(slot: Slot, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const headers = { ...req.headers }
-    delete headers.connection
-    const upstream = request({ socketPath: slot.socket, method: req.method, path: req.url, headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, pickHeaders(answer.headers))
-      answer.pipe(res)
-      answer.on('end', resolve)
-      answer.on('error', reject)
-    })
-    upstream.on('error', reject)
-    // A client that goes ends the worker's side too: piping alone left the worker writing into a
-    // full socket for ever (an abandoned export, its records held).
-    res.once('close', () => {
-      if (!res.writableFinished) upstream.destroy()
-      resolve()
-    })
-    req.pipe(upstream)
-  })
-}
-
-/** The worker's admin socket refused the connection or is gone (its drain ended): nothing was sent. */
-function refusedConnection(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException).code
-  return code === 'ECONNREFUSED' || code === 'ENOENT'
-}
-
-function pickHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {}
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || name === 'connection' || name === 'keep-alive' || name === 'transfer-encoding') continue
-    out[name] = value
   }
   return out
 }
