@@ -119,6 +119,15 @@ describe('deploy/kubernetes', () => {
         expect(container.ports.map((p) => p.name).sort()).toEqual(['admin', 'http'])
       })
 
+      // Found by an adversarial probe: the pods carried the namespace's service account token,
+      // which the gateway never uses and a function's code or an exploit could.
+      it('runs unprivileged: non-root, read-only root, no capabilities or escalation, RuntimeDefault seccomp, no API token', () => {
+        const pod = podOf(manifests).spec as unknown as { automountServiceAccountToken?: boolean; securityContext: Record<string, unknown>; containers: Array<{ securityContext: Record<string, unknown> }> }
+        expect(pod.automountServiceAccountToken).toBe(false)
+        expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } })
+        expect(pod.containers[0]?.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } })
+      })
+
       it('names only ConfigMaps, Secrets and claims it defines, and mounts every volume it declares', () => {
         const { spec, container } = podOf(manifests)
         for (const volume of spec.volumes) {
