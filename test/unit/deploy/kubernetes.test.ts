@@ -186,6 +186,9 @@ describe('deploy/kubernetes', () => {
     expect(hpa.spec).toMatchObject({ minReplicas: 2, maxReplicas: 10 })
     expect(hpa.spec.metrics[0]?.resource.name).toBe('cpu')
     expect((find(manifests, 'PodDisruptionBudget') as unknown as { spec: { maxUnavailable: number } }).spec.maxUnavailable).toBe(1)
+    // Found by an adversarial probe: the Deployment said `replicas: 3` beside the autoscaler, and
+    // every `kubectl apply -k` (a config edit) set a fleet the autoscaler had grown back to 3.
+    expect(find(manifests, 'Deployment').spec).not.toHaveProperty('replicas')
     const { container } = podOf(manifests)
     expect(container.env?.map((e) => e.name)).toEqual(['BOUNCER_INSTANCE', 'NODE_OPTIONS', 'REDIS_URL', 'AUDIT_DATABASE_URL'])
   })
