@@ -128,6 +128,18 @@ describe('deploy/kubernetes', () => {
         expect(pod.containers[0]?.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } })
       })
 
+      // Found by an adversarial probe: overlays/several's placeholder Secret held
+      // `admin-token: REPLACE-with-a-long-random-token`, which `bouncer check` took as it was: a
+      // deployment that kept it ran its admin API under a token anyone could read in the repository.
+      // (The master key's placeholder is refused by the embedded store: not 32 bytes of base64.)
+      it('holds no credential the config reads from its secrets store in a placeholder Secret', () => {
+        const configMap = find(manifests, 'ConfigMap', 'bouncer-config') as unknown as { data: Record<string, string> }
+        const referenced = [...(configMap.data['bouncer.yaml'] as string).matchAll(/\$\{secret:([^}]+)\}/g)].map((m) => m[1])
+        for (const secret of manifests.filter((m) => m.kind === 'Secret') as unknown as Array<{ metadata: { name: string }; stringData?: Record<string, string> }>) {
+          expect(Object.keys(secret.stringData ?? {}).filter((key) => referenced.includes(key)), secret.metadata.name).toEqual([])
+        }
+      })
+
       it('names only ConfigMaps, Secrets and claims it defines, and mounts every volume it declares', () => {
         const { spec, container } = podOf(manifests)
         for (const volume of spec.volumes) {
