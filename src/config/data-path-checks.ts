@@ -3,7 +3,7 @@
 // the audit worker, which failed and was restarted for ever (a `spill_dir` naming a file: a probe).
 // A store or the spill directory that cannot be made refuses the start; an audit sink is a warning:
 // records spill while it cannot open, and it is opened again until it can (a volume mounted late).
-import { realpathSync, statSync } from 'node:fs'
+import { accessSync, constants, realpathSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { ConfigPath, Finding } from './diagnostics.ts'
 import type { Config } from './schema.ts'
@@ -46,7 +46,20 @@ export function dataPathProblem(path: string, kind: Kind): string | null {
   if (existing !== 'directory') return null
   const real = realpathSync(above)
   const virtual = VIRTUAL_FILE_SYSTEMS.find((root) => real === root || real.startsWith(`${root}/`))
-  return virtual === undefined ? null : `${path} cannot be made: ${virtual} is a file system the kernel makes up, where no ${kind} of the gateway's can be made`
+  if (virtual !== undefined) return `${path} cannot be made: ${virtual} is a file system the kernel makes up, where no ${kind} of the gateway's can be made`
+  // Read-only for every user, the running one too (a container's read-only root, the systemd unit's
+  // ProtectSystem=strict): a default ./data/… beside /etc/bouncer/bouncer.yaml passed check and
+  // then failed the start as an "internal error" (EROFS), found by an adversarial probe.
+  return onReadOnlyFileSystem(above) ? `${path} cannot be made: ${above} is on a read-only file system (give it a path on a writable volume)` : null
+}
+
+function onReadOnlyFileSystem(path: string): boolean {
+  try {
+    accessSync(path, constants.W_OK)
+    return false
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EROFS'
+  }
 }
 
 function kindAt(path: string): Kind | 'unreadable' | null {

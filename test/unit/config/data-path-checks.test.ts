@@ -2,6 +2,7 @@
 // worker then failed at every start of it (restarted for ever); an audit log under /proc held the
 // start itself (Node's recursive mkdir never returned there). `check` now says where the gateway
 // cannot make what it writes.
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -9,6 +10,7 @@ import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { loadConfigText } from '../../../src/config/index.ts'
+import { BIN } from '../../helpers/cli.ts'
 
 let dir: string
 beforeAll(async () => {
@@ -62,4 +64,36 @@ it('takes paths that exist as what they should be, or can be made', () => {
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'new', 'deeper', 'audit.db') }], spill_dir: join(dir, 'a-dir'), checkpoint_path: join(dir, 'a-file') },
     api_keys: { store: { type: 'sqlite', path: join(dir, 'a-file') } },
   })).toEqual([])
+})
+
+
+/** A command run where `mountPoint` is a read-only file system of its own (a mount namespace; a user namespace too when not root). */
+function withReadOnlyMount(mountPoint: string, command: string[]): { status: number | null; stdout: string; stderr: string } {
+  const quoted = command.map((arg) => `'${arg.replace(/'/g, `'\\''`)}'`).join(' ')
+  const namespaces = process.getuid?.() === 0 ? ['-m'] : ['-r', '-m']
+  return spawnSync('unshare', [...namespaces, '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o ro tmpfs '${mountPoint}' && exec ${quoted}`], { encoding: 'utf8' })
+}
+const readOnlyMounts = process.platform === 'linux' && (() => {
+  const probe = join(tmpdir(), `bouncer-ro-probe-${process.pid}`)
+  mkdirSync(probe, { recursive: true })
+  try {
+    return withReadOnlyMount(probe, ['true']).status === 0
+  } finally {
+    spawnSync('rmdir', [probe])
+  }
+})()
+
+// Found by an adversarial probe: in the Kubernetes pod (read-only root, the ConfigMap at
+// /etc/bouncer) `api_keys: { store: sqlite }` passed check, its default ./data/api-keys.db beside the
+// config, and serve then ended in "internal error: … EROFS: read-only file system".
+it.runIf(readOnlyMounts)('refuses a store or spill directory to be made on a read-only file system', () => {
+  const ro = join(dir, 'ro')
+  mkdirSync(ro)
+  const config = join(dir, 'ro-config.yaml')
+  writeFileSync(config, stringify({ ...ROUTES, audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(ro, 'spill') }, api_keys: { store: { type: 'sqlite', path: join(ro, 'data', 'api-keys.db') } } }))
+  const check = withReadOnlyMount(ro, [process.execPath, BIN, 'check', '--config', config])
+  expect(check.status).toBe(1)
+  expect(check.stdout).toBe('')
+  expect(check.stderr).toContain(`api_keys.store.path: ${join(ro, 'data', 'api-keys.db')} cannot be made: ${ro} is on a read-only file system`)
+  expect(check.stderr).toContain(`audit.spill_dir: ${join(ro, 'spill')} cannot be made: ${ro} is on a read-only file system`)
 })
