@@ -11,6 +11,16 @@ import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 
+// The lowest Node.js the gateway runs on (package.json's engines; node:sqlite without a flag, type
+// stripping). npm only warns about engines, and a distribution's own /usr/bin/node (Debian 12's is
+// 18, the systemd unit's ExecStart) is often older: say so in one line rather than let the build
+// end in a stack trace about a missing built-in module.
+const [major, minor] = process.versions.node.split('.').map(Number)
+if (major < 22 || (major === 22 && minor < 18)) {
+  console.error(`bouncer: Node.js ${process.version} is too old. Use Node.js 22.18 or later (24 recommended).`)
+  process.exit(1)
+}
+
 // V8 pretenures allocation sites whose objects survived during startup (config loading); under
 // load those sites then allocate per-request objects straight into the old generation, where
 // they die young but hold young objects alive: scavenges of 5-15 ms and a heap three times the

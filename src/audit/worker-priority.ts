@@ -9,7 +9,7 @@
 // yields only while it keeps up. A batch that reaches it late (FALLEN_BEHIND_MS after it was posted) puts it back at
 // the request thread's priority until batches arrive fresh again; a drain (shutdown) does too.
 // Linux only, where a thread has its own nice value; elsewhere nothing changes.
-import { readlinkSync } from 'node:fs'
+import { readFileSync, readlinkSync } from 'node:fs'
 import { getPriority, setPriority } from 'node:os'
 
 /** How many nice levels below the request thread the worker runs while it keeps up. */
@@ -42,6 +42,12 @@ export function ownThreadNice(): SetNice | null {
   } catch {
     return null // not Linux, or no /proc
   }
+  // Back to `base` from base + YIELD_NICE is a raise of priority, which Linux allows only with
+  // CAP_SYS_NICE or an RLIMIT_NICE that reaches `base`. Every deployment runs unprivileged (the
+  // unit's User=, the image's USER node) with the default limit of 0: the worker lowered itself,
+  // could not come back once it fell behind, and kept yielding while records piled up (found by an
+  // adversarial probe). Where the way back is closed, it does not yield at all.
+  if (!mayRaiseTo(base)) return null
   return (offset) => {
     try {
       setPriority(tid, Math.min(19, base + offset))
@@ -71,5 +77,26 @@ export function workerPriority(setNice: SetNice | null): WorkerPriority {
     get yielding() {
       return yielding
     },
+  }
+}
+
+const CAP_SYS_NICE = 23n
+
+/** Whether this process may set a thread's nice value back to `nice` (Linux: CAP_SYS_NICE, or RLIMIT_NICE down to it). */
+export function mayRaiseTo(nice: number, proc: { status: string; limits: string } | null = ownProc()): boolean {
+  if (!proc) return false
+  const capabilities = /^CapEff:\s*([0-9a-f]+)$/m.exec(proc.status)?.[1]
+  if (capabilities !== undefined && ((BigInt(`0x${capabilities}`) >> CAP_SYS_NICE) & 1n) === 1n) return true
+  // "Max nice priority  <soft>  <hard>": the lowest nice value allowed is 20 - soft ("unlimited": any).
+  const soft = /^Max nice priority\s+(\S+)/m.exec(proc.limits)?.[1]
+  if (soft === 'unlimited') return true
+  return soft !== undefined && 20 - Number(soft) <= nice
+}
+
+function ownProc(): { status: string; limits: string } | null {
+  try {
+    return { status: readFileSync('/proc/self/status', 'utf8'), limits: readFileSync('/proc/self/limits', 'utf8') }
+  } catch {
+    return null
   }
 }

@@ -3,7 +3,7 @@
 // the audit worker, which failed and was restarted for ever (a `spill_dir` naming a file: a probe).
 // A store or the spill directory that cannot be made refuses the start; an audit sink is a warning:
 // records spill while it cannot open, and it is opened again until it can (a volume mounted late).
-import { realpathSync, statSync } from 'node:fs'
+import { accessSync, constants, readFileSync, realpathSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { ConfigPath, Finding } from './diagnostics.ts'
 import type { Config } from './schema.ts'
@@ -46,7 +46,48 @@ export function dataPathProblem(path: string, kind: Kind): string | null {
   if (existing !== 'directory') return null
   const real = realpathSync(above)
   const virtual = VIRTUAL_FILE_SYSTEMS.find((root) => real === root || real.startsWith(`${root}/`))
-  return virtual === undefined ? null : `${path} cannot be made: ${virtual} is a file system the kernel makes up, where no ${kind} of the gateway's can be made`
+  if (virtual !== undefined) return `${path} cannot be made: ${virtual} is a file system the kernel makes up, where no ${kind} of the gateway's can be made`
+  // Read-only for every user, the running one too (a container's read-only root, the systemd unit's
+  // ProtectSystem=strict): a default ./data/… beside /etc/bouncer/bouncer.yaml passed check and
+  // then failed the start as an "internal error" (EROFS), found by an adversarial probe.
+  return onReadOnlyFileSystem(real) ? `${path} cannot be made: ${above} is on a read-only file system (give it a path on a writable volume)` : null
+}
+
+/**
+ * Whether `real` (a real path) is on a read-only mount. access() says EROFS only to a user the
+ * permissions would let write (root, mostly); to others it says EACCES first, so the mount table
+ * (Linux: /proc/self/mountinfo, the mount's own options and its file system's) is asked as well.
+ */
+export function onReadOnlyFileSystem(real: string, mountinfo: string | null = ownMountinfo()): boolean {
+  try {
+    accessSync(real, constants.W_OK)
+    return false
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EROFS') return true
+  }
+  if (mountinfo === null) return false
+  // "36 35 98:0 /root /mount/point rw,noatime master:1 - ext4 /dev/sda1 rw,errors=continue": the
+  // nearest mount point above `real`, the last of those at the same point (mounted over the others).
+  let nearest: { point: string; readOnly: boolean } | null = null
+  for (const line of mountinfo.split('\n')) {
+    const fields = line.split(' ')
+    const separator = fields.indexOf('-')
+    if (separator < 6) continue
+    const point = (fields[4] as string).replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)))
+    if (!(real === point || real.startsWith(point === '/' ? '/' : `${point}/`))) continue
+    if (nearest !== null && point.length < nearest.point.length) continue
+    const readOnly = (fields[5] as string).split(',').includes('ro') || (fields[separator + 3] ?? '').split(',').includes('ro')
+    nearest = { point, readOnly }
+  }
+  return nearest?.readOnly === true
+}
+
+function ownMountinfo(): string | null {
+  try {
+    return readFileSync('/proc/self/mountinfo', 'utf8')
+  } catch {
+    return null
+  }
 }
 
 function kindAt(path: string): Kind | 'unreadable' | null {

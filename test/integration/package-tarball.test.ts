@@ -3,8 +3,9 @@
 // it is installed as a package (Node does not strip types inside node_modules): every command of an
 // install from the tarball ended in "cannot run TypeScript sources here". Now the tarball is built
 // by prepack and holds what the package runs: bin/, dist/, schema/ and the console's files.
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,6 +16,22 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+/** package.json's engines.node, ">=22.18": the lowest Node the package runs on. */
+const LOWEST = /^>=(\d+)\.(\d+)$/.exec((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node)!.slice(1).map(Number) as [number, number]
+
+/** A Node older than engines installed on this machine (a distribution's /usr/bin/node), if any. */
+function olderNode(): string | undefined {
+  for (const candidate of ['/usr/bin/node', '/usr/local/bin/node']) {
+    try {
+      const [major, minor] = execFileSync(candidate, ['--version'], { encoding: 'utf8' }).trim().slice(1).split('.').map(Number) as [number, number]
+      if (major < LOWEST[0] || (major === LOWEST[0] && minor < LOWEST[1])) return candidate
+    } catch {
+      // not there
+    }
+  }
+  return undefined
+}
+const OLDER_NODE = olderNode()
 let dir: string
 let installed: string
 let serve: ServeProcess | undefined
@@ -66,4 +83,18 @@ it('installs from the tarball and runs: version, check, serve with the console',
   const page = await request(`${serve.adminUrl}/`)
   expect(page.statusCode).toBe(200)
   expect(await page.body.text()).toContain('<!doctype html>')
+})
+
+// Found by an adversarial probe: npm installs the package on any Node (engines only warns), and the
+// systemd unit runs /usr/bin/node, which on Debian 12 is Node 18. The build then ended in a stack
+// trace (ERR_UNKNOWN_BUILTIN_MODULE: node:sqlite) instead of the CLI's one-line reason.
+it.skipIf(!OLDER_NODE)('on a Node older than engines, says which Node it needs in one line and exits 1', async () => {
+  const child = spawn(OLDER_NODE as string, [join(installed, 'bin', 'bouncer.js'), 'serve'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  const [code] = (await once(child, 'exit')) as [number | null]
+  expect({ code, stdout }).toEqual({ code: 1, stdout: '' })
+  expect(stderr).toMatch(new RegExp(`^bouncer: Node\\.js v[\\d.]+ is too old\\. Use Node\\.js ${LOWEST.join('\\.')} or later \\(24 recommended\\)\\.\\n$`))
 })

@@ -2,13 +2,16 @@
 // worker then failed at every start of it (restarted for ever); an audit log under /proc held the
 // start itself (Node's recursive mkdir never returned there). `check` now says where the gateway
 // cannot make what it writes.
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { onReadOnlyFileSystem } from '../../../src/config/data-path-checks.ts'
 import { loadConfigText } from '../../../src/config/index.ts'
+import { BIN } from '../../helpers/cli.ts'
 
 let dir: string
 beforeAll(async () => {
@@ -62,4 +65,63 @@ it('takes paths that exist as what they should be, or can be made', () => {
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'new', 'deeper', 'audit.db') }], spill_dir: join(dir, 'a-dir'), checkpoint_path: join(dir, 'a-file') },
     api_keys: { store: { type: 'sqlite', path: join(dir, 'a-file') } },
   })).toEqual([])
+})
+
+
+/**
+ * A command run where `mountPoint` is a read-only mount of its own, mode 755 (a mount namespace; a
+ * user namespace too when not root), read-only as a pod's volumes and root are: the mount, not its
+ * file system. As root, the command runs as `nobody`, as the gateway runs in a pod: to a user who
+ * may not write there, access() answers EACCES there, not EROFS.
+ */
+function withReadOnlyMount(mountPoint: string, command: string[]): { status: number | null; stdout: string; stderr: string } {
+  const asRoot = process.getuid?.() === 0
+  const quoted = [...(asRoot ? ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups'] : []), ...command].map((arg) => `'${arg.replace(/'/g, `'\\''`)}'`).join(' ')
+  return spawnSync('unshare', [...(asRoot ? ['-m'] : ['-r', '-m']), '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o mode=755 tmpfs '${mountPoint}' && mount -o remount,bind,ro '${mountPoint}' && exec ${quoted}`], { encoding: 'utf8' })
+}
+const readOnlyMounts = process.platform === 'linux' && (() => {
+  const probe = join(tmpdir(), `bouncer-ro-probe-${process.pid}`)
+  mkdirSync(probe, { recursive: true })
+  try {
+    return withReadOnlyMount(probe, ['true']).status === 0
+  } finally {
+    spawnSync('rmdir', [probe])
+  }
+})()
+
+// Found by an adversarial probe: in the Kubernetes pod (read-only root, the ConfigMap at
+// /etc/bouncer) `api_keys: { store: sqlite }` passed check, its default ./data/api-keys.db beside the
+// config, and serve then ended in "internal error: … EROFS: read-only file system".
+it.runIf(readOnlyMounts)('refuses a store or spill directory to be made on a read-only file system', () => {
+  const ro = join(dir, 'ro')
+  mkdirSync(ro)
+  chmodSync(dir, 0o755) // the config readable by `nobody`
+  const config = join(dir, 'ro-config.yaml')
+  writeFileSync(config, stringify({ ...ROUTES, audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(ro, 'spill') }, api_keys: { store: { type: 'sqlite', path: join(ro, 'data', 'api-keys.db') } } }))
+  const check = withReadOnlyMount(ro, [process.execPath, BIN, 'check', '--config', config])
+  expect(check.status).toBe(1)
+  expect(check.stdout).toBe('')
+  expect(check.stderr).toContain(`api_keys.store.path: ${join(ro, 'data', 'api-keys.db')} cannot be made: ${ro} is on a read-only file system`)
+  expect(check.stderr).toContain(`audit.spill_dir: ${join(ro, 'spill')} cannot be made: ${ro} is on a read-only file system`)
+})
+
+it('reads a read-only mount from the mount table: the nearest mount point, its own options or its file system\'s', () => {
+  const at = '/nonexistent-bouncer-probe' // nothing there: access() says ENOENT, the table decides
+  const table = [
+    '22 1 0:21 / / rw,relatime - ext4 /dev/sda1 rw',
+    `30 22 0:40 / ${at}/config ro,relatime - tmpfs tmpfs rw`,
+    `31 22 0:41 / ${at}/state rw,relatime - ext4 /dev/sdb ro`,
+    `32 22 0:42 / ${at}/with\\040space ro - tmpfs tmpfs rw`,
+    `33 22 0:43 / ${at}/over rw - tmpfs tmpfs rw`,
+    `34 33 0:44 / ${at}/over ro - tmpfs tmpfs rw`, // mounted over the writable one
+    '',
+  ].join('\n')
+  expect(onReadOnlyFileSystem(`${at}/elsewhere/data`, table)).toBe(false)
+  expect(onReadOnlyFileSystem(`${at}/config/data`, table)).toBe(true)
+  expect(onReadOnlyFileSystem(`${at}/configured/data`, table)).toBe(false) // not under /config
+  expect(onReadOnlyFileSystem(`${at}/state`, table)).toBe(true) // its file system is read-only
+  expect(onReadOnlyFileSystem(`${at}/with space/data`, table)).toBe(true)
+  expect(onReadOnlyFileSystem(`${at}/over/data`, table)).toBe(true)
+  expect(onReadOnlyFileSystem(`${at}/x`, table.replace('/ / rw', '/ / ro'))).toBe(true)
+  expect(onReadOnlyFileSystem(`${at}/x`, null)).toBe(false)
 })

@@ -119,6 +119,27 @@ describe('deploy/kubernetes', () => {
         expect(container.ports.map((p) => p.name).sort()).toEqual(['admin', 'http'])
       })
 
+      // Found by an adversarial probe: the pods carried the namespace's service account token,
+      // which the gateway never uses and a function's code or an exploit could.
+      it('runs unprivileged: non-root, read-only root, no capabilities or escalation, RuntimeDefault seccomp, no API token', () => {
+        const pod = podOf(manifests).spec as unknown as { automountServiceAccountToken?: boolean; securityContext: Record<string, unknown>; containers: Array<{ securityContext: Record<string, unknown> }> }
+        expect(pod.automountServiceAccountToken).toBe(false)
+        expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } })
+        expect(pod.containers[0]?.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } })
+      })
+
+      // Found by an adversarial probe: overlays/several's placeholder Secret held
+      // `admin-token: REPLACE-with-a-long-random-token`, which `bouncer check` took as it was: a
+      // deployment that kept it ran its admin API under a token anyone could read in the repository.
+      // (The master key's placeholder is refused by the embedded store: not 32 bytes of base64.)
+      it('holds no credential the config reads from its secrets store in a placeholder Secret', () => {
+        const configMap = find(manifests, 'ConfigMap', 'bouncer-config') as unknown as { data: Record<string, string> }
+        const referenced = [...(configMap.data['bouncer.yaml'] as string).matchAll(/\$\{secret:([^}]+)\}/g)].map((m) => m[1])
+        for (const secret of manifests.filter((m) => m.kind === 'Secret') as unknown as Array<{ metadata: { name: string }; stringData?: Record<string, string> }>) {
+          expect(Object.keys(secret.stringData ?? {}).filter((key) => referenced.includes(key)), secret.metadata.name).toEqual([])
+        }
+      })
+
       it('names only ConfigMaps, Secrets and claims it defines, and mounts every volume it declares', () => {
         const { spec, container } = podOf(manifests)
         for (const volume of spec.volumes) {
@@ -177,6 +198,9 @@ describe('deploy/kubernetes', () => {
     expect(hpa.spec).toMatchObject({ minReplicas: 2, maxReplicas: 10 })
     expect(hpa.spec.metrics[0]?.resource.name).toBe('cpu')
     expect((find(manifests, 'PodDisruptionBudget') as unknown as { spec: { maxUnavailable: number } }).spec.maxUnavailable).toBe(1)
+    // Found by an adversarial probe: the Deployment said `replicas: 3` beside the autoscaler, and
+    // every `kubectl apply -k` (a config edit) set a fleet the autoscaler had grown back to 3.
+    expect(find(manifests, 'Deployment').spec).not.toHaveProperty('replicas')
     const { container } = podOf(manifests)
     expect(container.env?.map((e) => e.name)).toEqual(['BOUNCER_INSTANCE', 'NODE_OPTIONS', 'REDIS_URL', 'AUDIT_DATABASE_URL'])
   })
