@@ -4,16 +4,22 @@
 // registries, could be closed too late or never:
 // - an OTLP collector that never answers: the exit waited for the exporter's 10 s timeout, and
 //   then exited 1 ("shutdown failed") on a plain SIGTERM;
+// - a PostgreSQL audit sink that stopped answering: its records spilled at write_timeout, but the
+//   sink's close waited for its pool's 15 s query timeout;
 // (Probed too, and already fine: a dataset query blocked by a lock another session holds, and a
 // Redis limits store that stopped answering: the exit came at shutdown_timeout, each record written.)
 import { once } from 'node:events'
+import { readdirSync, readFileSync } from 'node:fs'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
+import { startFreezingRelay } from '../helpers/faults.ts'
+import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { waitForMetric } from '../helpers/wait.ts'
 
 let upstream: TestUpstream
 
@@ -84,5 +90,36 @@ it('an OTLP collector that never answers: SIGTERM exits 0 soon after shutdown_ti
     for (const socket of sockets) socket.destroy()
     collector.close()
     await gateway.stop('SIGKILL')
+  }
+}, 60_000)
+
+it('a PostgreSQL audit sink that stopped answering: the records spill, and SIGTERM exits 0 without waiting out its pool', async () => {
+  const relay = await startFreezingRelay(5432)
+  const schema = uniqueSchema('shutdown_sink')
+  const gateway = await serveConfig((dir) => ({
+    server,
+    audit: { sinks: [{ type: 'postgres', url: `postgres://postgres@127.0.0.1:${relay.port}/test`, schema, write_timeout: '1s' }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
+    upstreams: [{ name: 'api', url: upstream.url }],
+    routes: [{ id: 'r', path: '/r', upstream: 'api', public: true }],
+  }))
+  try {
+    expect(await hit(`${gateway.url}/r`, 'sink-answering')).toBe(200)
+    await waitForMetric(gateway.adminUrl, 'bouncer_audit_written_total', 1, 20_000)
+    relay.freeze()
+    const frozen = ['sink-frozen-0', 'sink-frozen-1', 'sink-frozen-2']
+    for (const id of frozen) expect(await hit(`${gateway.url}/r`, id)).toBe(200)
+    const exit = await terminate(gateway)
+    // Before: 15 s past the signal (the sink's pool waited for the write given up on).
+    expect({ code: exit.code, signal: exit.signal }).toEqual({ code: 0, signal: null })
+    expect(exit.ms).toBeLessThan(8_000)
+    // Closed, not given up on: the records are spilled, and the sink's close is not waited out.
+    expect(gateway.stderr()).not.toContain('shutdown: closing the audit log did not end')
+    const spillDir = join(gateway.dir, 'spill')
+    const spilled = readdirSync(spillDir).filter((name) => name.endsWith('.ndjson')).map((name) => readFileSync(join(spillDir, name), 'utf8')).join('')
+    for (const id of frozen) expect(spilled).toContain(`"request_id":"${id}"`)
+  } finally {
+    relay.close()
+    await gateway.stop('SIGKILL')
+    await dropSchema(SHARED_POSTGRES, schema).catch(() => {})
   }
 }, 60_000)
