@@ -116,7 +116,23 @@ async function queryDataset(ctx: Readonly<RequestContext>, dataset: DatasetRoute
   }
 
   const started = performance.now()
-  const rows = await source.open({ text, values: bound, timeoutMs: config.timeout, requestId: ctx.id })
+  // The client going while the query is opened (or the shutdown cutting it) stops the wait: the
+  // pipeline then records it as cut (499), before the audit log closes.
+  const opening = new AbortController()
+  const onGone = () => {
+    if (!ctx.res.writableFinished) opening.abort()
+  }
+  if (ctx.res.destroyed) onGone()
+  ctx.res.once('close', onGone)
+  let rows: RowSource
+  try {
+    rows = await source.open({ text, values: bound, timeoutMs: config.timeout, requestId: ctx.id, signal: opening.signal })
+  } catch (err) {
+    if (opening.signal.aborted) return served
+    throw err
+  } finally {
+    ctx.res.removeListener('close', onGone)
+  }
   return stream(ctx, dataset, exchange, served, rows, { format, limit, paging, key, scope, started })
 }
 

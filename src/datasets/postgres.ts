@@ -130,9 +130,10 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
     async open(query: SourceQuery): Promise<RowSource> {
       const lentClient = await connect()
       try {
-        await beginWithin(lentClient.client, query.timeoutMs, query.timeoutMs + STALL_MARGIN_MS)
+        await untilAborted(beginWithin(lentClient.client, query.timeoutMs, query.timeoutMs + STALL_MARGIN_MS), query.signal)
       } catch (err) {
         lentClient.release(true)
+        if (query.signal?.aborted) throw err // the client went: no one to answer, nothing failed to log (backend.ts)
         throw err instanceof GatewayError ? err : queryError(config.name, err, logger, query.requestId)
       }
       return cursorSource(lentClient, query, url, config.name, logger)
@@ -164,6 +165,24 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
   }
   if (!options.offline) setImmediate(() => void probe())
   return datasource
+}
+
+/**
+ * The work, or a rejection once `signal` aborts. A client gone while its BEGIN waited on a server that
+ * stopped answering held the request until the stall margin (the dataset's timeout + 5 s): cut by a
+ * SIGTERM's drain, it outlived the audit log and its record was lost (an adversarial probe).
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return work
+  if (signal.aborted) {
+    work.catch(() => {})
+    return Promise.reject(new Error('the client went before the query was opened'))
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new Error('the client went before the query was opened'))
+    signal.addEventListener('abort', onAbort, { once: true })
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
 }
 
 /** A connection lent by the pool, with what failed on it between statements. */

@@ -34,6 +34,8 @@ export interface SourceQuery {
   values: readonly unknown[]
   timeoutMs: number
   requestId: string
+  /** The client went (or the shutdown cut it) while the query was opened: open() stops waiting and drops its connection. */
+  signal?: AbortSignal
 }
 
 export interface Datasource {

@@ -6,6 +6,9 @@
 //   then exited 1 ("shutdown failed") on a plain SIGTERM;
 // - a PostgreSQL audit sink that stopped answering: its records spilled at write_timeout, but the
 //   sink's close waited for its pool's 15 s query timeout;
+// - a dataset's PostgreSQL that stopped answering while a request waited on its BEGIN: the request,
+//   cut at shutdown_timeout, waited on for the dataset's timeout + 5 s, held the pool's close, the
+//   process never exited by itself (a kubelet's SIGKILL) and the request's record was lost.
 // (Probed too, and already fine: a dataset query blocked by a lock another session holds, and a
 // Redis limits store that stopped answering: the exit came at shutdown_timeout, each record written.)
 import { once } from 'node:events'
@@ -121,5 +124,32 @@ it('a PostgreSQL audit sink that stopped answering: the records spill, and SIGTE
     relay.close()
     await gateway.stop('SIGKILL')
     await dropSchema(SHARED_POSTGRES, schema).catch(() => {})
+  }
+}, 60_000)
+
+it("a dataset's PostgreSQL that stopped answering during a request: SIGTERM cuts it at shutdown_timeout, records it as cut, and exits 0", async () => {
+  const relay = await startFreezingRelay(5432)
+  const gateway = await serveConfig((dir) => ({
+    server,
+    audit: sqliteAudit(dir),
+    datasources: [{ name: 'wh', type: 'postgres', url: `postgres://postgres@127.0.0.1:${relay.port}/test`, max_connections: 2, connect_timeout: '1s', key: 'a-test-key-of-32-characters-long' }],
+    // The dataset's timeout far above shutdown_timeout.
+    routes: [{ id: 'rows', methods: ['GET'], path: '/rows', public: true, dataset: { source: 'wh', sql: 'SELECT g AS id FROM generate_series(1, 5) g ORDER BY g', timeout: '60s' } }],
+  }))
+  try {
+    expect(await hit(`${gateway.url}/rows`, 'rows-answered')).toBe(200)
+    relay.freeze()
+    const held = hit(`${gateway.url}/rows`, 'rows-frozen').catch((err: Error) => err.message)
+    await waitForMetric(gateway.adminUrl, 'bouncer_requests_in_flight', 1, 20_000)
+    const exit = await terminate(gateway)
+    // Before: it never exited by itself (SIGKILL), and the request's record was lost.
+    expect({ code: exit.code, signal: exit.signal }).toEqual({ code: 0, signal: null })
+    expect(exit.ms).toBeLessThan(8_000)
+    expect(await held).toBe('other side closed')
+    expect(auditRecord(gateway.dir, 'rows-frozen')).toEqual({ status: 499, detail: 'The gateway was shutting down: it cut the answer at server.shutdown_timeout.' })
+    expect(auditRecord(gateway.dir, 'rows-answered')).toMatchObject({ status: 200 })
+  } finally {
+    relay.close()
+    await gateway.stop('SIGKILL')
   }
 }, 60_000)
