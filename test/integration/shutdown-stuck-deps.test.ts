@@ -9,6 +9,8 @@
 // - a dataset's PostgreSQL that stopped answering while a request waited on its BEGIN: the request,
 //   cut at shutdown_timeout, waited on for the dataset's timeout + 5 s, held the pool's close, the
 //   process never exited by itself (a kubelet's SIGKILL) and the request's record was lost.
+// - the same while the first request of a paged dataset learnt its columns (describe): not even
+//   bounded by the dataset's timeout, that wait lasted until TCP gave up.
 // (Probed too, and already fine: a dataset query blocked by a lock another session holds, and a
 // Redis limits store that stopped answering: the exit came at shutdown_timeout, each record written.)
 import { once } from 'node:events'
@@ -148,6 +150,35 @@ it("a dataset's PostgreSQL that stopped answering during a request: SIGTERM cuts
     expect(await held).toBe('other side closed')
     expect(auditRecord(gateway.dir, 'rows-frozen')).toEqual({ status: 499, detail: 'The gateway was shutting down: it cut the answer at server.shutdown_timeout.' })
     expect(auditRecord(gateway.dir, 'rows-answered')).toMatchObject({ status: 200 })
+  } finally {
+    relay.close()
+    await gateway.stop('SIGKILL')
+  }
+}, 60_000)
+
+it("a dataset's PostgreSQL that stopped answering while a paged dataset learnt its columns: SIGTERM cuts the request, records it as cut, and exits 0", async () => {
+  const relay = await startFreezingRelay(5432)
+  const gateway = await serveConfig((dir) => ({
+    server,
+    audit: sqliteAudit(dir),
+    datasources: [{ name: 'wh', type: 'postgres', url: `postgres://postgres@127.0.0.1:${relay.port}/test`, max_connections: 2, connect_timeout: '1s', key: 'a-test-key-of-32-characters-long' }],
+    routes: [
+      { id: 'rows', methods: ['GET'], path: '/rows', public: true, dataset: { source: 'wh', sql: 'SELECT g AS id FROM generate_series(1, 5) g ORDER BY g', timeout: '60s' } },
+      // Paged with no key: its first request learns the statement's first column from the database.
+      { id: 'paged', methods: ['GET'], path: '/paged', public: true, dataset: { source: 'wh', sql: 'SELECT g AS id FROM generate_series(1, 5) g', timeout: '60s', page_size: 2 } },
+    ],
+  }))
+  try {
+    expect(await hit(`${gateway.url}/rows`, 'rows-answered')).toBe(200)
+    relay.freeze()
+    const held = hit(`${gateway.url}/paged`, 'paged-frozen').catch((err: Error) => err.message)
+    await waitForMetric(gateway.adminUrl, 'bouncer_requests_in_flight', 1, 20_000)
+    const exit = await terminate(gateway)
+    expect({ code: exit.code, signal: exit.signal }).toEqual({ code: 0, signal: null })
+    expect(exit.ms).toBeLessThan(8_000)
+    expect(await held).toBe('other side closed')
+    // Before: no record (the request still waited when the audit log closed).
+    expect(auditRecord(gateway.dir, 'paged-frozen')).toEqual({ status: 499, detail: 'The gateway was shutting down: it cut the answer at server.shutdown_timeout.' })
   } finally {
     relay.close()
     await gateway.stop('SIGKILL')
