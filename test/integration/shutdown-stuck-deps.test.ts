@@ -4,6 +4,7 @@
 // registries, could be closed too late or never:
 // - an OTLP collector that never answers: the exit waited for the exporter's 10 s timeout, and
 //   then exited 1 ("shutdown failed") on a plain SIGTERM;
+// - an OTLP collector that is down (connections refused): the same, after ~8 s of the exporter's retries;
 // - a PostgreSQL audit sink that stopped answering: its records spilled at write_timeout, but the
 //   sink's close waited for its pool's 15 s query timeout;
 // - a dataset's PostgreSQL that stopped answering while a request waited on its BEGIN: the request,
@@ -21,7 +22,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
-import { startFreezingRelay } from '../helpers/faults.ts'
+import { closedPort, startFreezingRelay } from '../helpers/faults.ts'
 import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitForMetric } from '../helpers/wait.ts'
@@ -94,6 +95,28 @@ it('an OTLP collector that never answers: SIGTERM exits 0 soon after shutdown_ti
   } finally {
     for (const socket of sockets) socket.destroy()
     collector.close()
+    await gateway.stop('SIGKILL')
+  }
+}, 60_000)
+
+it('an OTLP collector that is down: SIGTERM exits 0 soon after shutdown_timeout, every record written', async () => {
+  const down = await closedPort()
+  const gateway = await serveConfig((dir) => ({
+    server,
+    audit: sqliteAudit(dir),
+    telemetry: { otlp_endpoint: `http://127.0.0.1:${down}` },
+    upstreams: [{ name: 'api', url: upstream.url }],
+    routes: [{ id: 'r', path: '/r', upstream: 'api', public: true }],
+  }))
+  try {
+    expect(await hit(`${gateway.url}/r`, 'traced-down')).toBe(200)
+    const exit = await terminate(gateway)
+    // Before: exit 1 ("shutdown failed": connect ECONNREFUSED) after ~8 s.
+    expect({ code: exit.code, signal: exit.signal }).toEqual({ code: 0, signal: null })
+    expect(exit.ms).toBeLessThan(7_000)
+    expect(gateway.stderr()).not.toContain('shutdown failed')
+    expect(auditRecord(gateway.dir, 'traced-down')).toMatchObject({ status: 200 })
+  } finally {
     await gateway.stop('SIGKILL')
   }
 }, 60_000)
