@@ -29,16 +29,22 @@ export interface ShutdownDeps {
   tracing: Tracing | null
 }
 
-/** What the registries, and then the tracing's last export, may take at least, however late the drain ended. */
-const CLOSE_STEP_MIN_MS = 1_000
+/**
+ * What the registries, and the tracing's last export, may take at least, however late the drain
+ * ended: a function's pool, closed here, stops the invocations still running, whose requests are
+ * then recorded as cut (the audit log closes after).
+ */
+const CLOSE_STEP_MIN_MS = 2_000
 /**
  * How long past server.shutdown_timeout the audit log may take to close (its sinks' last writes,
  * spilled at their write_timeout): within the 5 s past it at which a server.workers thread, or a
  * drain after an uncaught exception, is stopped hard.
  */
 const AUDIT_CLOSE_MARGIN_MS = 4_000
+/** What the audit log's close may take at least, however late the steps before it ended. */
+const AUDIT_CLOSE_MIN_MS = 1_000
 
-/** The step, or a warning once `ms` have passed without its end (it is left running: the process exits). */
+/** The step, or an error logged once `ms` have passed without its end (it is left running: the process exits); its failure a warning. */
 async function bounded(logger: Logger, what: string, ms: number, step: () => Promise<unknown> | undefined, fields: () => object = () => ({})): Promise<void> {
   try {
     await withinDeadline(Promise.resolve(step()), ms, what, () => {})
@@ -75,9 +81,12 @@ export function createShutdown(live: Live, deps: ShutdownDeps): () => Promise<vo
     await adminChangesRecorded(state.logger, deadline - Date.now())
     const logger = state.logger
     await bounded(logger, 'closing the pools, key sets and stores', Math.max(deadline - Date.now(), CLOSE_STEP_MIN_MS), () => deps.closeRegistries())
-    // Last: every request's record is queued by now. Reached whatever the registries did.
-    await bounded(logger, 'closing the audit log', Math.max(deadline + AUDIT_CLOSE_MARGIN_MS - Date.now(), CLOSE_STEP_MIN_MS), () => deps.audit.close(), () => ({ records_not_written: deps.audit.stats().queueDepth }))
-    await bounded(logger, 'exporting the last traces', Math.max(deadline - Date.now(), CLOSE_STEP_MIN_MS), () => deps.tracing?.shutdown())
+    // Last: every request's record is queued by now. Reached whatever the registries did; the last
+    // traces go meanwhile, not after it (the two do not wait on each other).
+    await Promise.all([
+      bounded(logger, 'closing the audit log', Math.max(deadline + AUDIT_CLOSE_MARGIN_MS - Date.now(), AUDIT_CLOSE_MIN_MS), () => deps.audit.close(), () => ({ records_not_written: deps.audit.stats().queueDepth })),
+      bounded(logger, 'exporting the last traces', Math.max(deadline - Date.now(), CLOSE_STEP_MIN_MS), () => deps.tracing?.shutdown()),
+    ])
     live.secrets.close()
   }
 }
