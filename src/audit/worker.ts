@@ -250,6 +250,9 @@ setInterval(checkpoint, config.checkpoint.intervalMs).unref()
 // sync durability a response waits for this worker's commit: it keeps that priority throughout.
 const priority = workerPriority(config.durable ? null : ownThreadNice())
 
+/** How long the final drain waits for a sink to close once its records are written or spilled. */
+const SINK_CLOSE_MS = 1_000
+
 port.on('message', (message: ToWorker) => {
   if (message.type === 'batch') {
     priority.observeLag(Date.now() - message.postedAt)
@@ -261,7 +264,10 @@ port.on('message', (message: ToWorker) => {
     void Promise.all([...runners, ...adopted].map((runner) => runner.drain()))
       .then(() => committing)
       .then(checkpoint) // the head at shutdown: the newest records are anchored too
-      .then(() => Promise.all(sinks.map((sink) => sink.close().catch(() => {}))))
+      // Every record is written or spilled by now: a sink's close is not waited out past SINK_CLOSE_MS. A
+      // PostgreSQL that stopped answering held it (its pool's end waits for the write given up on at
+      // write_timeout) for the pool's 15 s query timeout past a SIGTERM's drain (an adversarial probe).
+      .then(() => Promise.all(sinks.map((sink) => withinDeadline(sink.close(), SINK_CLOSE_MS, `audit sink ${sink.name}'s close`, () => {}).catch(() => {}))))
       .then(() => send({ type: 'drained', id: message.id }))
   }
 })

@@ -62,7 +62,9 @@ export function datasetSchemaBackend(dataset: DatasetRoute): Backend {
       const served = nothingServed()
       let columns: readonly Column[]
       try {
-        columns = dataset.columns ?? (dataset.columns = await dataset.source.describe(dataset.statement.text, dataset.statement.slots.length))
+        const described = dataset.columns ?? await whileThere(ctx.res, (signal) => dataset.source.describe(dataset.statement.text, dataset.statement.slots.length, signal))
+        if (described === GONE) return served
+        columns = dataset.columns = described
       } catch (err) {
         if (!(err instanceof GatewayError)) throw err
         served.error = err // recorded with the upstream, as serveDataset's
@@ -109,15 +111,47 @@ async function queryDataset(ctx: Readonly<RequestContext>, dataset: DatasetRoute
   let bound = values
   let key: readonly string[] = []
   if (paging) {
-    key = dataset.key ?? (dataset.key = [await firstColumn(dataset)])
+    if (dataset.key === null) {
+      const first = await whileThere(ctx.res, (signal) => firstColumn(dataset, signal))
+      if (first === GONE) return served
+      dataset.key = [first]
+    }
+    key = dataset.key
     if (after !== null && after.length !== key.length) throw new GatewayError('invalid_parameter', { detail: 'Parameter "cursor": issued before the dataset\'s key changed.' })
     const page: Paging = { key, after, fetch: limit + 1 }
     ;({ text, values: bound } = pagedStatement(dataset.statement, values, page, source.type))
   }
 
   const started = performance.now()
-  const rows = await source.open({ text, values: bound, timeoutMs: config.timeout, requestId: ctx.id })
+  const rows = await whileThere(ctx.res, (signal) => source.open({ text, values: bound, timeoutMs: config.timeout, requestId: ctx.id, signal }))
+  if (rows === GONE) return served
   return stream(ctx, dataset, exchange, served, rows, { format, limit, paging, key, scope, started })
+}
+
+const GONE = Symbol('the client went')
+
+/**
+ * `work` (a query opened, a statement described) with a signal that aborts when the client goes, or
+ * a SIGTERM's drain cuts it, before the answer is done; GONE then. Over a database that stopped
+ * answering the wait went on to the dataset's timeout + 5 s (or, describing, until TCP gave up):
+ * cut by a SIGTERM's drain, the request outlived the audit log and its record was lost (an
+ * adversarial probe). GONE, the pipeline records it as cut (499).
+ */
+async function whileThere<T>(res: ServerResponse, work: (signal: AbortSignal) => Promise<T>): Promise<T | typeof GONE> {
+  const gone = new AbortController()
+  const onClose = () => {
+    if (!res.writableFinished) gone.abort()
+  }
+  if (res.destroyed) onClose()
+  res.once('close', onClose)
+  try {
+    return await work(gone.signal)
+  } catch (err) {
+    if (gone.signal.aborted) return GONE
+    throw err
+  } finally {
+    res.removeListener('close', onClose)
+  }
 }
 
 interface StreamPlan {
@@ -317,8 +351,8 @@ function cursorScope(dataset: DatasetRoute, params: ReadonlyMap<string, ParamVal
   return JSON.stringify([dataset.id, [...params.entries()].sort(([a], [b]) => (a < b ? -1 : 1)), identity === null ? null : [identity.iss, identity.sub]])
 }
 
-async function firstColumn(dataset: DatasetRoute): Promise<string> {
-  const columns = dataset.columns ?? (dataset.columns = await dataset.source.describe(dataset.statement.text, dataset.statement.slots.length))
+async function firstColumn(dataset: DatasetRoute, signal: AbortSignal): Promise<string> {
+  const columns = dataset.columns ?? (dataset.columns = await dataset.source.describe(dataset.statement.text, dataset.statement.slots.length, signal))
   const first = columns[0]
   if (first === undefined) throw new GatewayError('datasource_error', { detail: 'The dataset\'s statement returns no columns to page by.' })
   return first.name

@@ -130,24 +130,35 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
     async open(query: SourceQuery): Promise<RowSource> {
       const lentClient = await connect()
       try {
-        await beginWithin(lentClient.client, query.timeoutMs, query.timeoutMs + STALL_MARGIN_MS)
+        await untilAborted(beginWithin(lentClient.client, query.timeoutMs, query.timeoutMs + STALL_MARGIN_MS), query.signal)
       } catch (err) {
         lentClient.release(true)
+        if (query.signal?.aborted) throw err // the client went: no one to answer, nothing failed to log (backend.ts)
         throw err instanceof GatewayError ? err : queryError(config.name, err, logger, query.requestId)
       }
       return cursorSource(lentClient, query, url, config.name, logger)
     },
-    async describe(text: string, parameterCount: number): Promise<Column[]> {
+    async describe(text: string, parameterCount: number, signal?: AbortSignal): Promise<Column[]> {
       const lentClient = await connect()
       const { client } = lentClient
+      // Bounded by the client too, as open(): over a server or network that stopped answering, the
+      // first paged request (or _schema) waited until TCP gave up, and a SIGTERM's cut did not end
+      // it: its record was lost (an adversarial probe).
+      const stallMs = DESCRIBE_TIMEOUT_MS + STALL_MARGIN_MS
       try {
-        await begin(client, 10_000)
-        const result = await client.query({ text: `SELECT * FROM (\n${text}\n) AS bouncer_schema LIMIT 0`, values: new Array<null>(parameterCount).fill(null), types: AS_TEXT })
-        await client.query('ROLLBACK')
+        const described = async () => {
+          await begin(client, DESCRIBE_TIMEOUT_MS)
+          const result = await client.query({ text: `SELECT * FROM (\n${text}\n) AS bouncer_schema LIMIT 0`, values: new Array<null>(parameterCount).fill(null), types: AS_TEXT })
+          await client.query('ROLLBACK')
+          return result
+        }
+        const result = await untilAborted(withinDeadline(described(), stallMs, `datasource ${config.name}`, () => {}), signal)
         lentClient.release()
         return result.fields.map((field) => ({ name: field.name, kind: KINDS.get(field.dataTypeID) ?? 'string' }))
       } catch (err) {
         lentClient.release(true)
+        if (signal?.aborted) throw err // the client went: no one to answer, nothing failed to log (backend.ts)
+        if (err instanceof DeadlineExceeded) throw stalled(config.name, stallMs, err)
         throw queryError(config.name, err, logger, 'schema')
       }
     },
@@ -164,6 +175,24 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
   }
   if (!options.offline) setImmediate(() => void probe())
   return datasource
+}
+
+/**
+ * The work, or a rejection once `signal` aborts. A client gone while its BEGIN waited on a server that
+ * stopped answering held the request until the stall margin (the dataset's timeout + 5 s): cut by a
+ * SIGTERM's drain, it outlived the audit log and its record was lost (an adversarial probe).
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return work
+  if (signal.aborted) {
+    work.catch(() => {})
+    return Promise.reject(new Error('the client went before the query was opened'))
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new Error('the client went before the query was opened'))
+    signal.addEventListener('abort', onAbort, { once: true })
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
 }
 
 /** A connection lent by the pool, with what failed on it between statements. */
@@ -286,6 +315,9 @@ function cursorSource(lentClient: Lent, query: SourceQuery, url: string, name: s
  * connection held its request and its pooled connection until TCP gave up, ~15 minutes).
  */
 const STALL_MARGIN_MS = 5_000
+
+/** The statement timeout of describe()'s query (the columns of a dataset's statement, no rows). */
+const DESCRIBE_TIMEOUT_MS = 10_000
 
 function stalled(name: string, ms: number, cause?: unknown): GatewayError {
   return new GatewayError('query_timeout', { detail: `Datasource "${name}" did not answer within ${ms}ms: the server or the network stopped answering, and the query was abandoned.`, cause })

@@ -34,6 +34,8 @@ export interface SourceQuery {
   values: readonly unknown[]
   timeoutMs: number
   requestId: string
+  /** The client went (or the shutdown cut it) while the query was opened: open() stops waiting and drops its connection. */
+  signal?: AbortSignal
 }
 
 export interface Datasource {
@@ -45,8 +47,8 @@ export interface Datasource {
   status(): string
   /** Throws 502 datasource_error (unreachable, refused) or 504 query_timeout before any row. */
   open(query: SourceQuery): Promise<RowSource>
-  /** The columns of a statement without its rows (for `_schema`). */
-  describe(text: string, parameterCount: number): Promise<Column[]>
+  /** The columns of a statement without its rows (for `_schema`); `signal` as SourceQuery's. */
+  describe(text: string, parameterCount: number, signal?: AbortSignal): Promise<Column[]>
   /** Secrets referenced by url and key, resolved now (at compile and after each refresh): a rotated password is used by the next connection. */
   applySecrets(resolve: (template: string) => string): void
   close(): Promise<void>

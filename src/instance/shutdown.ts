@@ -2,12 +2,19 @@
 // stores, the audit log (last: every record is queued by then). The waits share one deadline,
 // server.shutdown_timeout from the signal: the hard stops past it (an uncaught exception's, a
 // server.workers thread's) are counted from there too.
+//
+// Each close step after the drain is bounded, and a step that does not end is left behind (the
+// process exits anyway): a dependency that accepts and never answers (an OTLP collector, a frozen
+// PostgreSQL under a dataset's pool) held the exit for the dependency's own timeout, or for ever,
+// and the audit log, closed after the registries, was never closed: the last requests' records were
+// lost (found by an adversarial probe). The audit log's close is always reached, with time of its own.
 import type { Server } from 'node:http'
 import { adminChangesRecorded } from '../admin/index.ts'
+import { DeadlineExceeded, withinDeadline } from '../collections/index.ts'
 import type { GatewayServer } from '../gateway/index.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { AuditLog } from '../audit/index.ts'
-import type { Tracing } from '../telemetry/index.ts'
+import type { Logger, Tracing } from '../telemetry/index.ts'
 import type { Live } from './live.ts'
 import type { SecretsRefresh } from './secrets-refresh.ts'
 
@@ -20,6 +27,31 @@ export interface ShutdownDeps {
   quiesceMcpSessions(): void
   audit: AuditLog
   tracing: Tracing | null
+}
+
+/**
+ * What the registries, and the tracing's last export, may take at least, however late the drain
+ * ended: a function's pool, closed here, stops the invocations still running, whose requests are
+ * then recorded as cut (the audit log closes after).
+ */
+const CLOSE_STEP_MIN_MS = 2_000
+/**
+ * How long past server.shutdown_timeout the audit log may take to close (its sinks' last writes,
+ * spilled at their write_timeout): within the 5 s past it at which a server.workers thread, or a
+ * drain after an uncaught exception, is stopped hard.
+ */
+const AUDIT_CLOSE_MARGIN_MS = 4_000
+/** What the audit log's close may take at least, however late the steps before it ended. */
+const AUDIT_CLOSE_MIN_MS = 1_000
+
+/** The step, or an error logged once `ms` have passed without its end (it is left running: the process exits); its failure a warning. */
+async function bounded(logger: Logger, what: string, ms: number, step: () => Promise<unknown> | undefined, fields: () => object = () => ({})): Promise<void> {
+  try {
+    await withinDeadline(Promise.resolve(step()), ms, what, () => {})
+  } catch (err) {
+    if (err instanceof DeadlineExceeded) logger.error({ timeout_ms: Math.round(ms), ...fields() }, `shutdown: ${what} did not end within ${Math.round(ms)} ms: the process ends without waiting for it`)
+    else logger.warn({ err }, `shutdown: ${what} failed`)
+  }
 }
 
 export function createShutdown(live: Live, deps: ShutdownDeps): () => Promise<void> {
@@ -47,9 +79,14 @@ export function createShutdown(live: Live, deps: ShutdownDeps): () => Promise<vo
     // record is not), within what the requests left of the deadline: waited for afresh, a record
     // held by the audit log's lock took the drain to twice shutdown_timeout.
     await adminChangesRecorded(state.logger, deadline - Date.now())
-    await deps.closeRegistries()
-    await deps.audit.close() // last: every request's record is queued by now
-    await deps.tracing?.shutdown()
+    const logger = state.logger
+    await bounded(logger, 'closing the pools, key sets and stores', Math.max(deadline - Date.now(), CLOSE_STEP_MIN_MS), () => deps.closeRegistries())
+    // Last: every request's record is queued by now. Reached whatever the registries did; the last
+    // traces go meanwhile, not after it (the two do not wait on each other).
+    await Promise.all([
+      bounded(logger, 'closing the audit log', Math.max(deadline + AUDIT_CLOSE_MARGIN_MS - Date.now(), AUDIT_CLOSE_MIN_MS), () => deps.audit.close(), () => ({ records_not_written: deps.audit.stats().queueDepth })),
+      bounded(logger, 'exporting the last traces', Math.max(deadline - Date.now(), CLOSE_STEP_MIN_MS), () => deps.tracing?.shutdown()),
+    ])
     live.secrets.close()
   }
 }

@@ -15,7 +15,11 @@ beforeAll(async () => {
   relay = await startFreezingRelay(5432)
   gateway = await startTestGateway({
     datasources: [{ name: 'wh', type: 'postgres', url: `postgres://postgres@127.0.0.1:${relay.port}/test`, max_connections: 1, connect_timeout: '1s', key: 'a-test-key-of-32-characters-long' }],
-    routes: [{ id: 'numbers', methods: ['GET'], path: '/numbers', public: true, dataset: { source: 'wh', sql: 'SELECT g AS id FROM generate_series(1, 5) g ORDER BY g', timeout: '1s' } }],
+    routes: [
+      { id: 'numbers', methods: ['GET'], path: '/numbers', public: true, dataset: { source: 'wh', sql: 'SELECT g AS id FROM generate_series(1, 5) g ORDER BY g', timeout: '1s' } },
+      // Paged with no key: its first request learns the statement's columns from the database.
+      { id: 'paged', methods: ['GET'], path: '/paged', public: true, dataset: { source: 'wh', sql: 'SELECT g AS id FROM generate_series(1, 5) g', timeout: '1s', page_size: 2 } },
+    ],
   })
 })
 
@@ -43,3 +47,20 @@ it('a stalled database: 504 query_timeout at the timeout plus 5 s, and the pool 
   expect((await numbers()).status).toBe(200)
   expect(gateway.state.inFlight).toBe(0)
 }, 40_000)
+
+// Found by an adversarial probe: learning a paged dataset's columns (its first request, or _schema)
+// had no bound of the client's: over a stalled database it waited until TCP gave up.
+it("a stalled database while a paged dataset learns its columns: 504 query_timeout at describe's 10 s plus 5 s, and the pool serves again after", async () => {
+  expect((await numbers()).status).toBe(200) // a connection in the pool: the stall meets the statement, not the connect
+  relay.freeze()
+  const started = Date.now()
+  const res = await request(`${gateway.url}/paged`, { headersTimeout: 40_000 })
+  const body = (await res.body.json()) as { code?: string }
+  expect({ status: res.statusCode, code: body.code }).toEqual({ status: 504, code: 'query_timeout' })
+  expect(Date.now() - started).toBeLessThan(30_000)
+  relay.thaw()
+  expect((await numbers()).status).toBe(200)
+  const paged = await request(`${gateway.url}/paged`)
+  await paged.body.dump()
+  expect(paged.statusCode).toBe(200)
+}, 60_000)
