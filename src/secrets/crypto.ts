@@ -9,6 +9,8 @@ const IV_BYTES = 12
 const TAG_BYTES = 16
 
 export class SecretsError extends Error {}
+/** An embedded store opened only if it is there (`existing`), and it is not. */
+export class SecretStoreMissing extends SecretsError {}
 
 export function seal(key: Buffer, plaintext: Buffer, aad: string): Buffer {
   const iv = randomBytes(IV_BYTES)
