@@ -106,6 +106,7 @@ const MAX_ALIAS_COUNT = 100
 const MAX_VALUES = 500_000
 /** Entries one list may hold: zod collects a list's problems with a spread, which overflows the stack past ~120,000. */
 const MAX_LIST = 50_000
+const MULTIPLE_DOCUMENTS = 'a second YAML document starts here (a line "---" after the first): a config is one document, so remove the line or split the file'
 /** Problems reported at most: the first ones say what is wrong; a million more say nothing new. */
 const MAX_DIAGNOSTICS = 1_000
 
@@ -134,7 +135,8 @@ function loadDocument(text: string, file: string, env: NodeJS.ProcessEnv): Loade
     locate,
   })
 
-  const yamlErrors = doc.errors.map((error) => ({ offset: error.pos[0], message: yamlMessage(error.message) }))
+  // A second document told the user to call YAML.parseAllDocuments() (yaml's words to a programmer).
+  const yamlErrors = doc.errors.map((error) => ({ offset: error.pos[0], message: error.code === 'MULTIPLE_DOCS' ? MULTIPLE_DOCUMENTS : yamlMessage(error.message) }))
   for (const offset of duplicateKeyOffsets(doc)) yamlErrors.push({ offset, message: 'Map keys must be unique' })
   for (const { offset, message } of yamlErrors.sort((a, b) => a.offset - b.offset)) {
     const { line, col } = lines.linePos(offset)

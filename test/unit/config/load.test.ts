@@ -64,6 +64,14 @@ describe('loading bouncer.yaml', () => {
     expect(lines[0]).toMatch(/^bouncer\.yaml:3:\d+: /)
   })
 
+  it('refuses a second YAML document at its "---", in words for the one who wrote the file', () => {
+    expect(check(`${BASE}---\nserver: { listen: 127.0.0.1:1 }\n`).lines).toEqual([
+      'bouncer.yaml:9:1: a second YAML document starts here (a line "---" after the first): a config is one document, so remove the line or split the file',
+    ])
+    // A "---" that starts the only document, and "..." that ends it, are one document.
+    expect(check(`---\n${BASE}...\n`).lines).toEqual([])
+  })
+
   it('refuses duplicate keys', () => {
     const { lines } = check('server:\n  listen: 127.0.0.1:1\n  listen: 127.0.0.1:2\n')
     expect(lines[0]).toMatch(/^bouncer\.yaml:3:3: .*[Uu]nique/)
