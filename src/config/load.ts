@@ -138,6 +138,13 @@ function loadDocument(text: string, file: string, env: NodeJS.ProcessEnv): Loade
   // A second document told the user to call YAML.parseAllDocuments() (yaml's words to a programmer).
   const yamlErrors = doc.errors.map((error) => ({ offset: error.pos[0], message: error.code === 'MULTIPLE_DOCS' ? MULTIPLE_DOCUMENTS : yamlMessage(error.message) }))
   for (const offset of duplicateKeyOffsets(doc)) yamlErrors.push({ offset, message: 'Map keys must be unique' })
+  // yaml warns of a tag it does not know and keeps the value's text: `token: !env ADMIN_TOKEN` was
+  // the admin token "ADMIN_TOKEN", and check said ok (found by an adversarial probe).
+  for (const warning of doc.warnings) {
+    if (warning.code !== 'TAG_RESOLVE_FAILED') continue
+    const tag = /^!\S*/.exec(text.slice(warning.pos[0]))?.[0] ?? yamlMessage(warning.message).replace(/^Unresolved tag: /, '')
+    yamlErrors.push({ offset: warning.pos[0], message: `the YAML tag ${tag} is not understood here (its value would be taken as plain text): a value from elsewhere is written \${env:NAME} or \${secret:NAME}` })
+  }
   for (const { offset, message } of yamlErrors.sort((a, b) => a.offset - b.offset)) {
     const { line, col } = lines.linePos(offset)
     diagnostics.push({ severity: 'error', path: [], message, line: Math.max(line, 1), col })

@@ -72,6 +72,18 @@ describe('loading bouncer.yaml', () => {
     expect(check(`---\n${BASE}...\n`).lines).toEqual([])
   })
 
+  it('refuses a YAML tag it does not understand, rather than taking the value as plain text', () => {
+    // `!env NAME` (another tool's syntax) was the admin token "NAME", and check said ok.
+    const why = 'is not understood here (its value would be taken as plain text): a value from elsewhere is written ${env:NAME} or ${secret:NAME}'
+    expect(check(`admin: { token: !env ADMIN_TOKEN }\n${BASE}`).lines).toEqual([`bouncer.yaml:1:17: the YAML tag !env ${why}`])
+    expect(check(`${BASE}server:\n  request_timeout: !!js/function "x"\n  max_body_bytes: !!float lots\n`).lines).toEqual([
+      `bouncer.yaml:10:20: the YAML tag !!js/function ${why}`,
+      `bouncer.yaml:11:19: the YAML tag !!float ${why}`,
+    ])
+    // The tags of YAML's own core schema, where the value fits, are read as before.
+    expect(check(`${BASE}server:\n  request_timeout: !!str 30s\n  max_body_bytes: !!int "1024"\n`).loaded.config?.server).toMatchObject({ request_timeout: 30_000, max_body_bytes: 1024 })
+  })
+
   it('refuses duplicate keys', () => {
     const { lines } = check('server:\n  listen: 127.0.0.1:1\n  listen: 127.0.0.1:2\n')
     expect(lines[0]).toMatch(/^bouncer\.yaml:3:3: .*[Uu]nique/)
