@@ -61,9 +61,18 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
         }
         const [name = '', fallback] = splitDefault(body)
         // Own variables only: `${env:toString}` is not set, whatever Object.prototype holds.
-        const value = (Object.hasOwn(env, name) ? env[name] : undefined) ?? fallback
+        const set = Object.hasOwn(env, name) ? env[name] : undefined
+        const value = set ?? fallback
         if (value === undefined) {
           findings.push({ severity: 'error', path, message: `environment variable ${name} is not set` })
+          return ''
+        }
+        // The runtime puts secrets in wherever a value reads ${secret:NAME}: one that came in an
+        // environment variable (or a default) sent the admin token to an upstream, and check said
+        // ok (found by an adversarial probe). Never the value itself in the message.
+        if (value.includes('${secret:')) {
+          const source = set === undefined ? `the default of \${env:${name}}` : `environment variable ${name}`
+          findings.push({ severity: 'error', path, message: `${source} holds a \${secret:…} reference: a value from the environment is taken as it is, so write \${secret:NAME} in the file itself` })
           return ''
         }
         whole = text === original

@@ -104,6 +104,16 @@ describe('loading bouncer.yaml', () => {
     expect(check(`${BASE}admin:\n  token: \${env:NOPE}\n`).lines).toEqual(['bouncer.yaml:10:10: admin.token: environment variable NOPE is not set'])
   })
 
+  it('takes a value from the environment as it is: a ${secret:…} in it (or in a default) is refused, never substituted', () => {
+    // The runtime put the admin token in the upstream's header, and check said ok.
+    const text = `${BASE.replace('    url: http://127.0.0.1:9500', '    url: http://127.0.0.1:9500\n    headers: { X-From-Env: "${env:FROM_ENV}", X-Default: "${env:NOPE:-${secret:admin-token}}" }')}admin:\n  token: \${secret:admin-token}\nsecrets:\n  store: { type: env }\n`
+    expect(check(text, { FROM_ENV: 'Bearer ${secret:admin-token}' }).lines).toEqual([
+      'bouncer.yaml:4:28: upstreams[0].headers.X-From-Env: environment variable FROM_ENV holds a ${secret:…} reference: a value from the environment is taken as it is, so write ${secret:NAME} in the file itself',
+      'bouncer.yaml:4:58: upstreams[0].headers.X-Default: the default of ${env:NOPE} holds a ${secret:…} reference: a value from the environment is taken as it is, so write ${secret:NAME} in the file itself',
+    ])
+    expect(check(text.replace('${env:NOPE:-${secret:admin-token}}', 'plain'), { FROM_ENV: 'Bearer $' + '{not-a-secret}' }).loaded.config?.upstreams[0]?.headers).toEqual({ 'X-From-Env': 'Bearer ${not-a-secret}', 'X-Default': 'plain' })
+  })
+
   it("allows ${secret:NAME} only in an upstream's headers and admin.token, and needs a secrets store", () => {
     const { lines } = check(`${BASE.replace('    url: http://127.0.0.1:9500', '    url: http://127.0.0.1:9500/?key=${secret:k}\n    headers: { Authorization: "Bearer ${secret:tok}" }')}telemetry:\n  service_name: \${secret:x}\n`)
     expect(lines).toEqual([
