@@ -249,3 +249,26 @@ describe('a config file replaced by a named pipe nobody writes', () => {
     }
   }, 30_000)
 })
+
+describe('a reload that changes server.workers', () => {
+  it('says it takes effect at the next restart, at every reload until then, and keeps serving', async () => {
+    const config = (server: Record<string, unknown>) => ({ server, upstreams: [{ name: 'api', url: a.url }], routes: [{ id: 'open', path: '/open', upstream: 'api', public: true }] })
+    const gw = await startTestGateway(config({}))
+    try {
+      const restart = 'a changed server.workers takes effect at the next restart'
+      await gw.writeConfig(config({ workers: 2 }))
+      // Before, ok with no word: the gateway went on in one thread while its config said two.
+      const first = await gw.reload()
+      expect(first).toMatchObject({ ok: true })
+      expect(first.ok && first.warnings).toContain(restart)
+      const second = await gw.reload()
+      expect(second.ok && second.warnings).toContain(restart)
+      expect((await request(`${gw.url}/open`)).statusCode).toBe(200)
+      await gw.writeConfig(config({ workers: 1 }))
+      const back = await gw.reload()
+      expect(back.ok && back.warnings).not.toContain(restart)
+    } finally {
+      await gw.close()
+    }
+  })
+})
