@@ -13,12 +13,14 @@ export interface StartSettings {
   tls: ServerConfig['tls']
   /** server.workers as written (`auto` too): the threads are started once. */
   workers: ServerConfig['workers']
+  /** Node's HTTP/1.1 parser takes its header limit when the listener is made. */
+  maxHeaderBytes: ServerConfig['max_header_bytes']
   adminListen: AdminConfig['listen']
   audit: Config['audit']
 }
 
 export function startSettingsOf(config: Config): StartSettings {
-  return { listen: config.server.listen, http2: config.server.http2, tls: config.server.tls, workers: config.server.workers, adminListen: config.admin.listen, audit: config.audit }
+  return { listen: config.server.listen, http2: config.server.http2, tls: config.server.tls, workers: config.server.workers, maxHeaderBytes: config.server.max_header_bytes, adminListen: config.admin.listen, audit: config.audit }
 }
 
 /**
@@ -37,6 +39,10 @@ export function restartOnlyChanges(started: StartSettings, next: Config): string
   // A reload to another count answered ok with no word, and the gateway kept the threads it had (a probe).
   if (workerCount(next.server) !== workerCount({ workers: started.workers })) {
     changes.push('a changed server.workers takes effect at the next restart')
+  }
+  // README says so; the reload said nothing, and HTTP/1.1 requests kept the limit the listener was made with.
+  if (next.server.max_header_bytes !== started.maxHeaderBytes) {
+    changes.push('a changed server.max_header_bytes takes effect at the next restart')
   }
   if (JSON.stringify(next.audit) !== JSON.stringify(started.audit)) {
     changes.push('a changed audit section takes effect at the next restart')

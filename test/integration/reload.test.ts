@@ -272,3 +272,19 @@ describe('a reload that changes server.workers', () => {
     }
   })
 })
+
+describe('a reload that changes server.max_header_bytes', () => {
+  it('says it takes effect at the next restart: an HTTP/1.1 request keeps the limit the listener was made with', async () => {
+    const config = (server: Record<string, unknown>) => ({ server, upstreams: [{ name: 'api', url: a.url }], routes: [{ id: 'open', path: '/open', upstream: 'api', public: true }] })
+    const gw = await startTestGateway(config({ max_header_bytes: 16_384 }))
+    try {
+      await gw.writeConfig(config({ max_header_bytes: 4_096 }))
+      const reloaded = await gw.reload()
+      expect(reloaded.ok && reloaded.warnings).toContain('a changed server.max_header_bytes takes effect at the next restart')
+      // Until then, 8 KB of headers still pass on HTTP/1.1, as the warning says.
+      expect((await request(`${gw.url}/open`, { headers: { 'x-big': 'a'.repeat(8_192) } })).statusCode).toBe(200)
+    } finally {
+      await gw.close()
+    }
+  })
+})
