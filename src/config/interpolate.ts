@@ -1,6 +1,6 @@
 // `${env:NAME}` interpolation and `${secret:NAME}` references, on the parsed YAML document (so each
 // finding keeps the position of the value it came from).
-import { isScalar, parse as parseScalar, visit, type Document } from 'yaml'
+import { isPair, isScalar, parse as parseScalar, visit, type Document, type Scalar } from 'yaml'
 import type { Finding } from './diagnostics.ts'
 
 export interface SecretReference {
@@ -42,6 +42,8 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
   visit(doc, {
     Scalar(_key, node, ancestry) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return
+      const parent = ancestry.at(-1)
+      if (isPair(parent) && parent.key === node) return interpolateKey(node as Scalar<string>, pathOf(ancestry, node), env, findings)
       const path = pathOf(ancestry, node)
       const original = node.value
       let whole = false
@@ -83,6 +85,33 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
     },
   })
   return refs
+}
+
+/**
+ * A map key (a header's name) takes \${env:NAME} too; its problems are said at the key, under its
+ * own name, and a key with one keeps its text. Handled as a value, a key's problem pointed at its
+ * map, and \${secret:NAME} in a key was told it may stand in "an upstream's headers", where it
+ * stood (found by an adversarial probe).
+ */
+function interpolateKey(node: Scalar<string>, mapPath: ReadonlyArray<string | number>, env: NodeJS.ProcessEnv, findings: Finding[]): void {
+  const original = node.value
+  const at = { severity: 'error' as const, path: [...mapPath, original], atKey: true }
+  let failed = false
+  const fail = (message: string, text: string): string => {
+    findings.push({ ...at, message })
+    failed = true
+    return text
+  }
+  const replaced = original.replace(REFERENCE, (text, kind: string, body: string) => {
+    if (kind !== 'env') return fail(`a key cannot hold ${text}: only \${env:NAME} stands in a key${kind === 'secret' ? ' (a secret stands in a value)' : ''}`, text)
+    const [name = '', fallback] = splitDefault(body)
+    const set = Object.hasOwn(env, name) ? env[name] : undefined
+    const value = set ?? fallback
+    if (value === undefined) return fail(`environment variable ${name} is not set`, text)
+    if (value.includes('${secret:')) return fail(`${set === undefined ? `the default of \${env:${name}}` : `environment variable ${name}`} holds a \${secret:…} reference: a key cannot hold one`, text)
+    return value
+  })
+  if (!failed) node.value = replaced
 }
 
 function splitDefault(body: string): [string, string | undefined] {

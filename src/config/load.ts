@@ -193,6 +193,11 @@ function loadDocument(text: string, file: string, env: NodeJS.ProcessEnv): Loade
 
   const findings: Finding[] = []
   const secretRefs = interpolate(doc, env, findings)
+  // Keys alike once ${env:…} in them is replaced: the later one silently won.
+  for (const offset of duplicateKeyOffsets(doc)) {
+    const { line, col } = lines.linePos(offset)
+    diagnostics.push({ severity: 'error', path: [], message: 'Map keys must be unique: this key is an earlier one once its ${env:…} is replaced', line: Math.max(line, 1), col })
+  }
   let raw: unknown
   try {
     raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {}

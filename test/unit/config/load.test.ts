@@ -114,6 +114,22 @@ describe('loading bouncer.yaml', () => {
     expect(check(text.replace('${env:NOPE:-${secret:admin-token}}', 'plain'), { FROM_ENV: 'Bearer $' + '{not-a-secret}' }).loaded.config?.upstreams[0]?.headers).toEqual({ 'X-From-Env': 'Bearer ${not-a-secret}', 'X-Default': 'plain' })
   })
 
+  it('takes ${env:NAME} in a key (a header name), says its problems at the key, and refuses keys alike once replaced', () => {
+    const text = BASE.replace('    url: http://127.0.0.1:9500', '    url: http://127.0.0.1:9500\n    headers:\n      "${env:H1}": one\n      "${env:H2}": two\n      "${secret:s}": three')
+    expect(check(text, { H1: 'X-A', H2: 'X-A' }).lines).toEqual([
+      'bouncer.yaml:6:7: Map keys must be unique: this key is an earlier one once its ${env:…} is replaced',
+      'bouncer.yaml:7:7: upstreams[0].headers.${secret:s}: a key cannot hold ${secret:s}: only ${env:NAME} stands in a key (a secret stands in a value)',
+    ])
+    expect(check(text, {}).lines).toEqual([
+      'bouncer.yaml:5:7: upstreams[0].headers.${env:H1}: environment variable H1 is not set',
+      'bouncer.yaml:6:7: upstreams[0].headers.${env:H2}: environment variable H2 is not set',
+      'bouncer.yaml:7:7: upstreams[0].headers.${secret:s}: a key cannot hold ${secret:s}: only ${env:NAME} stands in a key (a secret stands in a value)',
+    ])
+    const fine = check(text.replace(/\n {6}"\$\{secret:s\}": three/, ''), { H1: 'X-A', H2: 'X-B' })
+    expect(fine.lines).toEqual([])
+    expect(fine.loaded.config?.upstreams[0]?.headers).toEqual({ 'X-A': 'one', 'X-B': 'two' })
+  })
+
   it("allows ${secret:NAME} only in an upstream's headers and admin.token, and needs a secrets store", () => {
     const { lines } = check(`${BASE.replace('    url: http://127.0.0.1:9500', '    url: http://127.0.0.1:9500/?key=${secret:k}\n    headers: { Authorization: "Bearer ${secret:tok}" }')}telemetry:\n  service_name: \${secret:x}\n`)
     expect(lines).toEqual([
