@@ -161,7 +161,9 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   }
 }
 
-function loadDocument(text: string, file: string, env: NodeJS.ProcessEnv): LoadedConfig {
+function loadDocument(withMark: string, file: string, env: NodeJS.ProcessEnv): LoadedConfig {
+  // A byte order mark (a file saved by Notepad) is no column: kept, every problem on line 1 was one column off.
+  const text = withMark.charCodeAt(0) === 0xfeff ? withMark.slice(1) : withMark
   const lines = new LineCounter()
   // uniqueKeys: false, and duplicateKeyOffsets() instead: yaml's own check is quadratic.
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false })

@@ -84,6 +84,10 @@ describe('loading bouncer.yaml', () => {
     expect(check(`${BASE}server:\n  request_timeout: !!str 30s\n  max_body_bytes: !!int "1024"\n`).loaded.config?.server).toMatchObject({ request_timeout: 30_000, max_body_bytes: 1024 })
   })
 
+  it('counts columns after a byte order mark as an editor does', () => {
+    expect(check('\uFEFFserver: { listen: nowhere }\r\n').lines).toEqual(['bouncer.yaml:1:19: server.listen: invalid listen address "nowhere": write it like 127.0.0.1:8080 or [::1]:8080'])
+  })
+
   it('refuses duplicate keys', () => {
     const { lines } = check('server:\n  listen: 127.0.0.1:1\n  listen: 127.0.0.1:2\n')
     expect(lines[0]).toMatch(/^bouncer\.yaml:3:3: .*[Uu]nique/)
