@@ -17,8 +17,9 @@ export async function runCheck(configFile: string, env: NodeJS.ProcessEnv = proc
   const loaded = await loadConfigFile(configFile, env)
   const diagnostics = [...loaded.diagnostics]
   if (loaded.config) {
-    // Secrets are checked where they are kept: the store must open and hold every reference.
-    const secrets = loadSecrets(loaded, env)
+    // Secrets are checked where they are kept: the store must open and hold every reference (one
+    // that is not there is not made: check writes nothing).
+    const secrets = loadSecrets(loaded, env, { existing: true })
     secrets.store?.close()
     diagnostics.push(...secrets.diagnostics)
     // A module's code is parsed, never run (functions/syntax-check.ts); one that is missing has its error already.

@@ -10,6 +10,8 @@ export const CONFIG_SEARCH_PATH: readonly string[] = ['./bouncer.yaml', '/etc/bo
 
 /** `--config`, else `$BOUNCER_CONFIG`, else the first file of the search path that exists. */
 export function findConfig(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  // An empty --config (a variable that was not set: --config "$CFG") read a file named '' and said ':1:0: no such file'.
+  if (flag === '') throw new UserError('--config needs a path (it was given an empty one)', 2)
   if (flag !== undefined) return flag
   if (env.BOUNCER_CONFIG) return env.BOUNCER_CONFIG
   const found = CONFIG_SEARCH_PATH.find((path) => existsSync(path))

@@ -37,10 +37,21 @@ export function buildProgram(): Command {
   // Every command but serve gets a SIGHUP that came while the modules loaded as Node would: it ends.
   program.hook('preAction', (_program, command) => {
     if (command.name() !== 'serve' && takeEarlyHangup()) process.kill(process.pid, 'SIGHUP')
+    if (command.name() !== 'serve') process.stdout.on('error', endQuietlyOnClosedOutput)
   })
   const all = (command: Command): Command[] => [command, ...command.commands.flatMap(all)]
   for (const command of all(program)) command.exitOverride()
   return program
+}
+
+/**
+ * A reader that stops early (`bouncer schema | head -1`) ends the command quietly, as SIGPIPE ends
+ * other programs (Node ignores it): the write's EPIPE was an unhandled 'error' event, a stack trace
+ * and exit 1 (found by an adversarial probe). Any other failure of stdout is still thrown.
+ */
+function endQuietlyOnClosedOutput(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EPIPE') throw err
+  process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0)
 }
 
 export async function main(argv: string[]): Promise<void> {

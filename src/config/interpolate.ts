@@ -1,6 +1,6 @@
 // `${env:NAME}` interpolation and `${secret:NAME}` references, on the parsed YAML document (so each
 // finding keeps the position of the value it came from).
-import { isScalar, parse as parseScalar, visit, type Document } from 'yaml'
+import { isPair, isScalar, parse as parseScalar, visit, type Document, type Scalar } from 'yaml'
 import type { Finding } from './diagnostics.ts'
 
 export interface SecretReference {
@@ -42,6 +42,8 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
   visit(doc, {
     Scalar(_key, node, ancestry) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return
+      const parent = ancestry.at(-1)
+      if (isPair(parent) && parent.key === node) return interpolateKey(node as Scalar<string>, pathOf(ancestry, node), env, findings)
       const path = pathOf(ancestry, node)
       const original = node.value
       let whole = false
@@ -61,9 +63,18 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
         }
         const [name = '', fallback] = splitDefault(body)
         // Own variables only: `${env:toString}` is not set, whatever Object.prototype holds.
-        const value = (Object.hasOwn(env, name) ? env[name] : undefined) ?? fallback
+        const set = Object.hasOwn(env, name) ? env[name] : undefined
+        const value = set ?? fallback
         if (value === undefined) {
           findings.push({ severity: 'error', path, message: `environment variable ${name} is not set` })
+          return ''
+        }
+        // The runtime puts secrets in wherever a value reads ${secret:NAME}: one that came in an
+        // environment variable (or a default) sent the admin token to an upstream, and check said
+        // ok (found by an adversarial probe). Never the value itself in the message.
+        if (value.includes('${secret:')) {
+          const source = set === undefined ? `the default of \${env:${name}}` : `environment variable ${name}`
+          findings.push({ severity: 'error', path, message: `${source} holds a \${secret:…} reference: a value from the environment is taken as it is, so write \${secret:NAME} in the file itself` })
           return ''
         }
         whole = text === original
@@ -74,6 +85,33 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
     },
   })
   return refs
+}
+
+/**
+ * A map key (a header's name) takes \${env:NAME} too; its problems are said at the key, under its
+ * own name, and a key with one keeps its text. Handled as a value, a key's problem pointed at its
+ * map, and \${secret:NAME} in a key was told it may stand in "an upstream's headers", where it
+ * stood (found by an adversarial probe).
+ */
+function interpolateKey(node: Scalar<string>, mapPath: ReadonlyArray<string | number>, env: NodeJS.ProcessEnv, findings: Finding[]): void {
+  const original = node.value
+  const at = { severity: 'error' as const, path: [...mapPath, original], atKey: true }
+  let failed = false
+  const fail = (message: string, text: string): string => {
+    findings.push({ ...at, message })
+    failed = true
+    return text
+  }
+  const replaced = original.replace(REFERENCE, (text, kind: string, body: string) => {
+    if (kind !== 'env') return fail(`a key cannot hold ${text}: only \${env:NAME} stands in a key${kind === 'secret' ? ' (a secret stands in a value)' : ''}`, text)
+    const [name = '', fallback] = splitDefault(body)
+    const set = Object.hasOwn(env, name) ? env[name] : undefined
+    const value = set ?? fallback
+    if (value === undefined) return fail(`environment variable ${name} is not set`, text)
+    if (value.includes('${secret:')) return fail(`${set === undefined ? `the default of \${env:${name}}` : `environment variable ${name}`} holds a \${secret:…} reference: a key cannot hold one`, text)
+    return value
+  })
+  if (!failed) node.value = replaced
 }
 
 function splitDefault(body: string): [string, string | undefined] {

@@ -2,7 +2,9 @@
 // references collected for the secrets store, then the schema and the cross-reference checks.
 // Every problem becomes a Diagnostic with its line and column; nothing stops at the first one.
 import { isUtf8 } from 'node:buffer'
+import { constants } from 'node:fs'
 import { open } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { dirname, resolve } from 'node:path'
 import { isAlias, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml'
 import { createLocator, type ConfigPath, type Diagnostic, type Finding, type Locator } from './diagnostics.ts'
@@ -23,8 +25,18 @@ export interface LoadedConfig {
   locate: Locator
 }
 
-export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
-  const read = await readConfigFile(file)
+export interface ReadOptions {
+  /**
+   * How long a named pipe is waited on for its text (a running gateway's reload). Opened as a file,
+   * a pipe nobody writes held the open for ever, and every later reload (POST /api/reload, SIGHUP,
+   * a renewed certificate) queued behind it until a restart (found by an adversarial probe).
+   * Without it (`bouncer check --config <(…)`, a start), a pipe is read as a file is.
+   */
+  pipeWaitMs?: number
+}
+
+export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env, options: ReadOptions = {}): Promise<LoadedConfig> {
+  const read = await readConfigFile(file, options)
   return typeof read === 'string' ? loadConfigText(read, file, env) : read
 }
 
@@ -32,11 +44,12 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
  * The file's text, or the load that says why it cannot be read. server.workers reads the file once
  * and gives every worker the same text: each reading it on its own could see two versions of it.
  */
-export async function readConfigFile(file: string): Promise<string | LoadedConfig> {
+export async function readConfigFile(file: string, options: ReadOptions = {}): Promise<string | LoadedConfig> {
   let bytes: Buffer | null
   try {
-    bytes = await readAtMost(file, MAX_CONFIG_BYTES)
+    bytes = await readAtMost(file, MAX_CONFIG_BYTES, options.pipeWaitMs)
   } catch (err) {
+    if (err instanceof PipeNotWritten) return unreadable(file, `cannot read the config file: it is a named pipe, and its text did not come within ${err.waitedMs / 1000} s`)
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message
     return unreadable(file, `cannot read the config file: ${reason}`)
   }
@@ -51,15 +64,30 @@ export async function readConfigFile(file: string): Promise<string | LoadedConfi
 const MAX_CONFIG_BYTES = 64 * 1024 * 1024
 
 /** The file's bytes, or null when it holds more than `limit` (a device or pipe has no size to ask first). */
-async function readAtMost(file: string, limit: number): Promise<Buffer | null> {
-  const handle = await open(file, 'r')
+async function readAtMost(file: string, limit: number, pipeWaitMs?: number): Promise<Buffer | null> {
+  // Without blocking when a pipe is waited on for a while only: its open returns at once, writer or not.
+  const handle = await open(file, pipeWaitMs === undefined ? 'r' : constants.O_RDONLY | constants.O_NONBLOCK)
   try {
+    const pipe = pipeWaitMs !== undefined && (await handle.stat()).isFIFO()
+    const deadline = Date.now() + (pipeWaitMs ?? 0)
     const chunks: Buffer[] = []
     let size = 0
     const chunk = Buffer.allocUnsafe(1024 * 1024)
     for (;;) {
-      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null)
-      if (bytesRead === 0) return Buffer.concat(chunks, size)
+      let bytesRead: number
+      try {
+        ;({ bytesRead } = await handle.read(chunk, 0, chunk.length, null))
+      } catch (err) {
+        if (!pipe || (err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err
+        bytesRead = -1 // a writer that has not written (yet)
+      }
+      // A pipe read without blocking ends (0) before its writer opens it too: only text, then 0, is its end.
+      if (bytesRead === 0 && !(pipe && size === 0)) return Buffer.concat(chunks, size)
+      if (bytesRead <= 0) {
+        if (Date.now() >= deadline) throw new PipeNotWritten(pipeWaitMs ?? 0)
+        await sleep(PIPE_POLL_MS)
+        continue
+      }
       size += bytesRead
       if (size > limit) return null
       // A copy of what was read: a pipe gives 64 KB a read, and a 1 MB buffer kept for each held
@@ -68,6 +96,18 @@ async function readAtMost(file: string, limit: number): Promise<Buffer | null> {
     }
   } finally {
     await handle.close()
+  }
+}
+
+const PIPE_POLL_MS = 20
+/** A reload's wait for a named pipe's text: a generator that writes it has long started by then. */
+export const RELOAD_PIPE_WAIT_MS = 5_000
+
+class PipeNotWritten extends Error {
+  readonly waitedMs: number
+  constructor(waitedMs: number) {
+    super('nothing was written to the named pipe')
+    this.waitedMs = waitedMs
   }
 }
 
@@ -106,6 +146,7 @@ const MAX_ALIAS_COUNT = 100
 const MAX_VALUES = 500_000
 /** Entries one list may hold: zod collects a list's problems with a spread, which overflows the stack past ~120,000. */
 const MAX_LIST = 50_000
+const MULTIPLE_DOCUMENTS = 'a second YAML document starts here (a line "---" after the first): a config is one document, so remove the line or split the file'
 /** Problems reported at most: the first ones say what is wrong; a million more say nothing new. */
 const MAX_DIAGNOSTICS = 1_000
 
@@ -120,7 +161,9 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   }
 }
 
-function loadDocument(text: string, file: string, env: NodeJS.ProcessEnv): LoadedConfig {
+function loadDocument(withMark: string, file: string, env: NodeJS.ProcessEnv): LoadedConfig {
+  // A byte order mark (a file saved by Notepad) is no column: kept, every problem on line 1 was one column off.
+  const text = withMark.charCodeAt(0) === 0xfeff ? withMark.slice(1) : withMark
   const lines = new LineCounter()
   // uniqueKeys: false, and duplicateKeyOffsets() instead: yaml's own check is quadratic.
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false })
@@ -134,8 +177,16 @@ function loadDocument(text: string, file: string, env: NodeJS.ProcessEnv): Loade
     locate,
   })
 
-  const yamlErrors = doc.errors.map((error) => ({ offset: error.pos[0], message: yamlMessage(error.message) }))
+  // A second document told the user to call YAML.parseAllDocuments() (yaml's words to a programmer).
+  const yamlErrors = doc.errors.map((error) => ({ offset: error.pos[0], message: error.code === 'MULTIPLE_DOCS' ? MULTIPLE_DOCUMENTS : yamlMessage(error.message) }))
   for (const offset of duplicateKeyOffsets(doc)) yamlErrors.push({ offset, message: 'Map keys must be unique' })
+  // yaml warns of a tag it does not know and keeps the value's text: `token: !env ADMIN_TOKEN` was
+  // the admin token "ADMIN_TOKEN", and check said ok (found by an adversarial probe).
+  for (const warning of doc.warnings) {
+    if (warning.code !== 'TAG_RESOLVE_FAILED') continue
+    const tag = /^!\S*/.exec(text.slice(warning.pos[0]))?.[0] ?? yamlMessage(warning.message).replace(/^Unresolved tag: /, '')
+    yamlErrors.push({ offset: warning.pos[0], message: `the YAML tag ${tag} is not understood here (its value would be taken as plain text): a value from elsewhere is written \${env:NAME} or \${secret:NAME}` })
+  }
   for (const { offset, message } of yamlErrors.sort((a, b) => a.offset - b.offset)) {
     const { line, col } = lines.linePos(offset)
     diagnostics.push({ severity: 'error', path: [], message, line: Math.max(line, 1), col })
@@ -144,6 +195,11 @@ function loadDocument(text: string, file: string, env: NodeJS.ProcessEnv): Loade
 
   const findings: Finding[] = []
   const secretRefs = interpolate(doc, env, findings)
+  // Keys alike once ${env:…} in them is replaced: the later one silently won.
+  for (const offset of duplicateKeyOffsets(doc)) {
+    const { line, col } = lines.linePos(offset)
+    diagnostics.push({ severity: 'error', path: [], message: 'Map keys must be unique: this key is an earlier one once its ${env:…} is replaced', line: Math.max(line, 1), col })
+  }
   let raw: unknown
   try {
     raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {}

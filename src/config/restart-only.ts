@@ -1,21 +1,26 @@
-// Settings a process takes once, at its start: the listen addresses, TLS on or off, HTTP/2 and the
-// audit section. A reload that changes them says they take effect at the next restart; a worker
-// started in a running gateway (a crashed one's replacement) keeps the process's, as the workers
-// it joins do, so one port never serves two protocols or two audit setups.
+// Settings a process takes once, at its start: the listen addresses, TLS on or off, HTTP/2, the
+// number of workers and the audit section. A reload that changes them says they take effect at the
+// next restart; a worker started in a running gateway (a crashed one's replacement) keeps the
+// process's, as the workers it joins do, so one port never serves two protocols or two audit setups.
 import { createHash } from 'node:crypto'
 import type { AdminConfig, Config, ServerConfig } from './schema.ts'
+import { workerCount } from './workers-checks.ts'
 
 /** What the process started with, as data a worker thread is given (never read again from a file that may have changed). */
 export interface StartSettings {
   listen: ServerConfig['listen']
   http2: ServerConfig['http2']
   tls: ServerConfig['tls']
+  /** server.workers as written (`auto` too): the threads are started once. */
+  workers: ServerConfig['workers']
+  /** Node's HTTP/1.1 parser takes its header limit when the listener is made. */
+  maxHeaderBytes: ServerConfig['max_header_bytes']
   adminListen: AdminConfig['listen']
   audit: Config['audit']
 }
 
 export function startSettingsOf(config: Config): StartSettings {
-  return { listen: config.server.listen, http2: config.server.http2, tls: config.server.tls, adminListen: config.admin.listen, audit: config.audit }
+  return { listen: config.server.listen, http2: config.server.http2, tls: config.server.tls, workers: config.server.workers, maxHeaderBytes: config.server.max_header_bytes, adminListen: config.admin.listen, audit: config.audit }
 }
 
 /**
@@ -31,6 +36,14 @@ export function restartOnlyChanges(started: StartSettings, next: Config): string
   if ((next.server.tls === undefined) !== (started.tls === undefined) || next.server.http2 !== started.http2) {
     changes.push('turning server.tls or server.http2 on or off takes effect at the next restart')
   }
+  // A reload to another count answered ok with no word, and the gateway kept the threads it had (a probe).
+  if (workerCount(next.server) !== workerCount({ workers: started.workers })) {
+    changes.push('a changed server.workers takes effect at the next restart')
+  }
+  // README says so; the reload said nothing, and HTTP/1.1 requests kept the limit the listener was made with.
+  if (next.server.max_header_bytes !== started.maxHeaderBytes) {
+    changes.push('a changed server.max_header_bytes takes effect at the next restart')
+  }
   if (JSON.stringify(next.audit) !== JSON.stringify(started.audit)) {
     changes.push('a changed audit section takes effect at the next restart')
   }
@@ -45,6 +58,7 @@ export function withStartSettings(started: StartSettings, running: Config): Conf
       ...running.server,
       listen: started.listen,
       http2: started.http2,
+      workers: started.workers,
       // The running listeners keep TLS on or off; with TLS on they read a reload's certificate files.
       tls: started.tls && running.server.tls ? running.server.tls : started.tls,
     },
@@ -59,6 +73,6 @@ export function withStartSettings(started: StartSettings, running: Config): Conf
  * joins run one config and say so.
  */
 export function configDigestOf(config: Config): string {
-  const reloadable = { ...config, server: { ...config.server, listen: null, http2: null, tls: null }, admin: { ...config.admin, listen: null }, audit: null }
+  const reloadable = { ...config, server: { ...config.server, listen: null, http2: null, tls: null, workers: null }, admin: { ...config.admin, listen: null }, audit: null }
   return createHash('sha256').update(JSON.stringify(reloadable)).digest('hex').slice(0, 16)
 }

@@ -2,7 +2,7 @@
 // or mismatched certificate and key is an error with the file's line), at start, at a reload and
 // when the files change (the gateway keeps the running certificate then, and says why). One reader
 // for all of them, so what `check` accepts is exactly what the listener loads.
-import { readFileSync } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs'
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { createSecureContext } from 'node:tls'
 import type { ConfigPath, Finding } from './diagnostics.ts'
@@ -31,14 +31,40 @@ function describeReadError(err: unknown): string {
   return (err as Error).message
 }
 
-/** Every certificate of a PEM file, in order; a message saying why not. */
-export function readCertificates(path: string): { ok: true; pem: Buffer; certificates: X509Certificate[] } | { ok: false; message: string } {
-  let pem: Buffer
+/** More than any PEM file holds: a bundle of every public root CA is ~250 KB. */
+const MAX_PEM_BYTES = 10 * 1024 * 1024
+
+/**
+ * A PEM file's bytes, read only if it is a regular file of at most MAX_PEM_BYTES. Read as it came,
+ * `key: /dev/zero` took `bouncer check` past 20 GB of memory, and a named pipe nobody writes
+ * blocked it for ever: at a start or a reload, the gateway's own thread (found by an adversarial
+ * probe). Opened without blocking, so that a pipe is refused rather than waited on.
+ */
+function readPemFile(path: string): { ok: true; pem: Buffer } | { ok: false; message: string } {
+  let fd: number
   try {
-    pem = readFileSync(path)
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
   } catch (err) {
     return { ok: false, message: `cannot read ${path}: ${describeReadError(err)}` }
   }
+  try {
+    const stat = fstatSync(fd)
+    if (stat.isDirectory()) return { ok: false, message: `cannot read ${path}: it is a directory, not a file (EISDIR)` }
+    if (!stat.isFile()) return { ok: false, message: `cannot read ${path}: it is not a regular file (a device, a pipe or a socket)` }
+    if (stat.size > MAX_PEM_BYTES) return { ok: false, message: `cannot read ${path}: it holds ${stat.size.toLocaleString('en')} bytes, more than any PEM file (at most ${MAX_PEM_BYTES / 1024 / 1024} MB)` }
+    return { ok: true, pem: readFileSync(fd) }
+  } catch (err) {
+    return { ok: false, message: `cannot read ${path}: ${describeReadError(err)}` }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Every certificate of a PEM file, in order; a message saying why not. */
+export function readCertificates(path: string): { ok: true; pem: Buffer; certificates: X509Certificate[] } | { ok: false; message: string } {
+  const read = readPemFile(path)
+  if (!read.ok) return read
+  const { pem } = read
   const blocks = pem.toString('latin1').match(PEM_CERTIFICATE) ?? []
   if (blocks.length === 0) return { ok: false, message: `${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)` }
   const certificates: X509Certificate[] = []
@@ -70,12 +96,9 @@ export function caOwners<I extends { readonly cas: readonly X509Certificate[] }>
 }
 
 export function readKey(path: string): { ok: true; pem: Buffer; key: KeyObject } | { ok: false; message: string } {
-  let pem: Buffer
-  try {
-    pem = readFileSync(path)
-  } catch (err) {
-    return { ok: false, message: `cannot read ${path}: ${describeReadError(err)}` }
-  }
+  const read = readPemFile(path)
+  if (!read.ok) return read
+  const { pem } = read
   try {
     return { ok: true, pem, key: createPrivateKey(pem) }
   } catch (err) {

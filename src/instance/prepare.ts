@@ -6,6 +6,7 @@ import { adoptAuditSpills, SpillDirInUse } from '../audit/index.ts'
 import { createExchangeKeys, ExchangeKeyError, type ExchangeKeys } from '../agents/index.ts'
 import { formatDiagnostic, signingSecretName, type AuditConfig, type Config, type LoadedConfig } from '../config/index.ts'
 import { applySecretValues, compileRuntime, loadModulesFor, type CompileDeps, type Runtime } from '../gateway/index.ts'
+import { ApiKeyStoreError, SessionStoreError } from '../identity/index.ts'
 import { openSecretsRuntime, SecretsError, SecretsUnavailable, type SecretsRuntime, type SecretStore } from '../secrets/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import { ASSERTION_KEY, createAssertionSigner, type AssertionSigner } from '../upstream/index.ts'
@@ -73,8 +74,20 @@ export async function prepare(next: LoadedConfig & { config: Config }, deps: Pre
   } catch (err) {
     secrets.close() // the store handle this attempt opened; the running config keeps its own
     runtime?.mcp?.detach()
-    throw err
+    throw storeError(next, err) ?? err
   }
+}
+
+/**
+ * A store the config names that cannot be opened (its file is not SQLite, or not that store's) is
+ * the config's error, at its place in the file: thrown as it was, a reload answered 500
+ * internal_error, logged only as a failed admin request, and serve said "internal error" (found by
+ * an adversarial probe: api_keys.store.path naming a text file, which check cannot tell).
+ */
+function storeError(next: LoadedConfig, err: unknown): ConfigError | null {
+  const path = err instanceof ApiKeyStoreError ? ['api_keys', 'store'] : err instanceof SessionStoreError ? ['sign_in', 'session', 'store'] : null
+  if (path === null) return null
+  return new ConfigError([formatDiagnostic(next.file, next.locate({ severity: 'error', path, message: (err as Error).message }))])
 }
 
 /**

@@ -3,12 +3,14 @@
 // (which secret, which version), so a row edited or moved to another secret fails authentication
 // instead of decrypting into garbage.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs'
 
 const IV_BYTES = 12
 const TAG_BYTES = 16
 
 export class SecretsError extends Error {}
+/** An embedded store opened only if it is there (`existing`), and it is not. */
+export class SecretStoreMissing extends SecretsError {}
 
 export function seal(key: Buffer, plaintext: Buffer, aad: string): Buffer {
   const iv = randomBytes(IV_BYTES)
@@ -31,6 +33,35 @@ export function open(key: Buffer, sealed: Buffer, aad: string, what: string): Bu
   }
 }
 
+/** More than a key file holds (44 characters of base64 or 64 of hex, and a newline). */
+const MAX_KEY_FILE_BYTES = 4096
+
+/**
+ * A master key file's text, read only if it is a regular file of a key file's size: `file:/dev/zero`
+ * was read until `bouncer check` (and the gateway, at a start or a reload) ran out of memory, and a
+ * named pipe nobody writes blocked it for ever (found by an adversarial probe).
+ */
+function readKeyFile(path: string): string {
+  const unreadable = (why: string) => new SecretsError(`the master key is missing: cannot read ${path} (${why})`)
+  let fd: number
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  } catch (err) {
+    throw unreadable((err as NodeJS.ErrnoException).code ?? (err as Error).message)
+  }
+  try {
+    const stat = fstatSync(fd)
+    if (!stat.isFile()) throw unreadable(stat.isDirectory() ? 'EISDIR' : 'it is not a regular file: a device, a pipe or a socket')
+    if (stat.size > MAX_KEY_FILE_BYTES) throw new SecretsError(`the master key file ${path} holds ${stat.size.toLocaleString('en')} bytes: it holds one key, 32 random bytes written as base64 or hex`)
+    return readFileSync(fd, 'utf8')
+  } catch (err) {
+    if (err instanceof SecretsError) throw err
+    throw unreadable((err as NodeJS.ErrnoException).code ?? (err as Error).message)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 /**
  * The master key from `env:NAME` or `file:PATH`: 32 random bytes written as base64, base64url or
  * hex (e.g. `openssl rand -base64 32`).
@@ -43,12 +74,7 @@ export function masterKeyFrom(reference: string, env: NodeJS.ProcessEnv = proces
     if (value === undefined || value === '') throw new SecretsError(`the master key is missing: environment variable ${name} is not set`)
     text = value
   } else {
-    const path = reference.slice(5)
-    try {
-      text = readFileSync(path, 'utf8')
-    } catch (err) {
-      throw new SecretsError(`the master key is missing: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
-    }
+    text = readKeyFile(reference.slice(5))
   }
   const trimmed = text.trim()
   const key = /^[0-9a-fA-F]{64}$/.test(trimmed) ? Buffer.from(trimmed, 'hex') : Buffer.from(trimmed, 'base64')

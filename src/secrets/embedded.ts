@@ -4,7 +4,7 @@ import { closeSync, existsSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { DatabaseSync } from 'node:sqlite'
-import { open, seal, SecretsError } from './crypto.ts'
+import { open, seal, SecretsError, SecretStoreMissing } from './crypto.ts'
 import { SECRET_NAME, type SecretStore, type SecretVersion } from './store.ts'
 import { makeDirectories, SQLITE, sqliteCode } from '../collections/index.ts'
 
@@ -59,7 +59,7 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
     const damaged = primary === SQLITE.CORRUPT || primary === SQLITE.NOTADB
     return new SecretsError(`the file ${path} (secrets.store.path) ${damaged ? 'is damaged, or is not a secrets store' : 'cannot be used'}: ${(err as Error).message}`)
   }
-  if (options.existing && !existsSync(path)) throw new SecretsError(`there is no secrets store at ${path} (secrets.store.path)`)
+  if (options.existing && !existsSync(path)) throw new SecretStoreMissing(`there is no secrets store at ${path} (secrets.store.path)`)
   makeDirectories(dirname(path))
   let db: DatabaseSync
   try {

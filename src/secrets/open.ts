@@ -3,7 +3,7 @@
 import { validateHeaderValue } from 'node:http'
 import type { Diagnostic, LoadedConfig, SecretReference, SecretsConfig } from '../config/index.ts'
 import { MIN_REDACTED_LENGTH, redactValues } from '../telemetry/index.ts'
-import { masterKeyFrom, SecretsError } from './crypto.ts'
+import { masterKeyFrom, SecretsError, SecretStoreMissing } from './crypto.ts'
 import { openEmbeddedStore } from './embedded.ts'
 import { openEnvStore } from './providers/env.ts'
 import { openFileStore } from './providers/file.ts'
@@ -64,16 +64,22 @@ export function substitute(template: string, values: ReadonlyMap<string, string>
 /**
  * Opens the store a config names and reads every referenced secret: the values, or diagnostics
  * (a store that cannot be opened, a secret that does not exist) at their place in the file.
+ * `existing` (bouncer check, which writes nothing): an embedded store that is not there is not
+ * made, and is a problem only when the config references a secret. Opened as at a start, it was
+ * made: `bouncer check` left ./data/secrets.db behind, sealed with whatever key it was given
+ * (found by an adversarial probe).
  */
-export function loadSecrets(loaded: LoadedConfig, env: NodeJS.ProcessEnv = process.env): { store: SecretStore | null; values: Map<string, string>; diagnostics: Diagnostic[] } {
+export function loadSecrets(loaded: LoadedConfig, env: NodeJS.ProcessEnv = process.env, options: { existing?: boolean } = {}): { store: SecretStore | null; values: Map<string, string>; diagnostics: Diagnostic[] } {
   const values = new Map<string, string>()
   const secrets = loaded.config?.secrets
   if (!secrets) return { store: null, values, diagnostics: [] }
   let store: SecretStore
   try {
-    store = openSecretStore(secrets, env)
+    store = openSecretStore(secrets, env, options)
   } catch (err) {
     if (!(err instanceof SecretsError)) throw err
+    // Nothing to read from it yet, and a start makes it.
+    if (err instanceof SecretStoreMissing && loaded.secretRefs.length === 0) return { store: null, values, diagnostics: [] }
     return { store: null, values, diagnostics: [loaded.locate({ severity: 'error', path: ['secrets', 'store'], message: `cannot open the secrets store: ${err.message}` })] }
   }
   const diagnostics: Diagnostic[] = []

@@ -366,3 +366,27 @@ describe('last-used times that cannot be written', () => {
     expect(row.last_used_at).toBeGreaterThan(0)
   })
 })
+
+describe('a store file that is not an API key store (check cannot tell: it is a file)', () => {
+  it('a reload naming it is refused with the reason at its line, the running config keeps serving; serve refuses to start on it', async () => {
+    const notAStore = join(dir, 'notes.txt')
+    await writeFile(notAStore, 'meeting notes, not a database\n')
+    const open = { admin: { token: ADMIN }, upstreams: [{ name: 'api', url: upstream.url }], routes: [{ id: 'open', path: '/open', upstream: 'api', public: true }] }
+    const running = await startTestGateway(open)
+    try {
+      await running.writeConfig({ ...open, api_keys: { store: { type: 'sqlite', path: notAStore } } })
+      const res = await request(`${running.adminUrl}/api/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } })
+      // 14:5: the store map as writeConfig lays it out (api_keys after routes).
+      const line = `${running.file}:14:5: api_keys.store: ${notAStore} is not an API key store: file is not a database`
+      expect({ status: res.statusCode, body: await res.body.json() }).toEqual({ status: 422, body: { ok: false, errors: [line] } })
+      expect(running.logs.join('')).toContain('config reload refused: the running config keeps serving')
+      expect((await call(running.url, '/open')).status).toBe(200)
+      expect(running.state.runtime.config.api_keys).toBeUndefined()
+
+      const served = await runCli(['serve', '--config', running.file])
+      expect(served).toEqual({ code: 1, stdout: '', stderr: `${line}\nbouncer: refusing to start: ${running.file} has 1 error\n` })
+    } finally {
+      await running.close()
+    }
+  })
+})

@@ -90,6 +90,7 @@ describe('usage errors', () => {
     [['explain', '--path', '/x']],
     [['audit', '--decision', 'maybe', '--config', '/nonexistent.yaml']],
     [['serve', '--port', 'eighty', '--config', '/nonexistent.yaml']],
+    [['check', '--config', '']],
   ])('%j exits 2, says why on stderr and prints nothing on stdout', async (args) => {
     const result = await runCli(args)
     expect(result.code).toBe(2)

@@ -228,3 +228,63 @@ describe('a reload asked for while one is under way', () => {
     }
   }, 30_000)
 })
+
+describe('a config file replaced by a named pipe nobody writes', () => {
+  it('is refused after a few seconds, and the reloads after it are not held: the next one reads the file again', async () => {
+    const routes = (id: string) => ({ upstreams: [{ name: 'api', url: a.url }], routes: [{ id, path: `/${id}`, upstream: 'api', public: true }] })
+    const piped = await startTestGateway(routes('before'))
+    try {
+      // Its open waited for a writer for ever, and every later reload queued behind it until a restart.
+      await rm(piped.file)
+      execFileSync('mkfifo', [piped.file])
+      expect(await piped.reload()).toEqual({ ok: false, errors: [`${piped.file}:1:0: cannot read the config file: it is a named pipe, and its text did not come within 5 s`] })
+      expect(piped.logs.join('')).toContain('config reload refused: the running config keeps serving')
+      expect((await request(`${piped.url}/before`)).statusCode).toBe(200)
+      await rm(piped.file)
+      await piped.writeConfig(routes('after'))
+      expect(await piped.reload()).toMatchObject({ ok: true })
+      expect((await request(`${piped.url}/after`)).statusCode).toBe(200)
+    } finally {
+      await piped.close()
+    }
+  }, 30_000)
+})
+
+describe('a reload that changes server.workers', () => {
+  it('says it takes effect at the next restart, at every reload until then, and keeps serving', async () => {
+    const config = (server: Record<string, unknown>) => ({ server, upstreams: [{ name: 'api', url: a.url }], routes: [{ id: 'open', path: '/open', upstream: 'api', public: true }] })
+    const gw = await startTestGateway(config({}))
+    try {
+      const restart = 'a changed server.workers takes effect at the next restart'
+      await gw.writeConfig(config({ workers: 2 }))
+      // Before, ok with no word: the gateway went on in one thread while its config said two.
+      const first = await gw.reload()
+      expect(first).toMatchObject({ ok: true })
+      expect(first.ok && first.warnings).toContain(restart)
+      const second = await gw.reload()
+      expect(second.ok && second.warnings).toContain(restart)
+      expect((await request(`${gw.url}/open`)).statusCode).toBe(200)
+      await gw.writeConfig(config({ workers: 1 }))
+      const back = await gw.reload()
+      expect(back.ok && back.warnings).not.toContain(restart)
+    } finally {
+      await gw.close()
+    }
+  })
+})
+
+describe('a reload that changes server.max_header_bytes', () => {
+  it('says it takes effect at the next restart: an HTTP/1.1 request keeps the limit the listener was made with', async () => {
+    const config = (server: Record<string, unknown>) => ({ server, upstreams: [{ name: 'api', url: a.url }], routes: [{ id: 'open', path: '/open', upstream: 'api', public: true }] })
+    const gw = await startTestGateway(config({ max_header_bytes: 16_384 }))
+    try {
+      await gw.writeConfig(config({ max_header_bytes: 4_096 }))
+      const reloaded = await gw.reload()
+      expect(reloaded.ok && reloaded.warnings).toContain('a changed server.max_header_bytes takes effect at the next restart')
+      // Until then, 8 KB of headers still pass on HTTP/1.1, as the warning says.
+      expect((await request(`${gw.url}/open`, { headers: { 'x-big': 'a'.repeat(8_192) } })).statusCode).toBe(200)
+    } finally {
+      await gw.close()
+    }
+  })
+})

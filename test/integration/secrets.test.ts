@@ -298,3 +298,30 @@ describe('a gateway without its master key', () => {
     expect(check.stderr).toContain('secret "k" does not exist in the embedded store')
   })
 })
+
+describe('bouncer check', () => {
+  it('makes no secrets store: one that is not there is reported once when a secret is referenced, and is fine when none is', async () => {
+    const path = join(dir, 'check-made-nothing', 'secrets.db')
+    const config = async (name: string, header: string): Promise<string> => {
+      const file = join(dir, `${name}.yaml`)
+      await writeFile(file, [
+        'audit: { sinks: [] }',
+        `secrets: { store: { type: embedded, path: ${path}, master_key: "env:BOUNCER_MASTER_KEY" } }`,
+        `upstreams: [{ name: u, url: "http://127.0.0.1:9", headers: { X-Key: "${header}" } }]`,
+        'routes: [{ id: u, path: "/*", upstream: u, public: true }]',
+        '',
+      ].join('\n'))
+      return file
+    }
+    const referenced = await config('check-referenced', '${secret:k}')
+    expect(await runCli(['check', '--config', referenced], { env })).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `${referenced}:2:19: secrets.store: cannot open the secrets store: there is no secrets store at ${path} (secrets.store.path)\n`,
+    })
+    expect(await runCli(['check', '--config', await config('check-unreferenced', 'plain')], { env })).toEqual({ code: 0, stdout: 'ok\n', stderr: '' })
+    // Neither check left a store (nor its directory) behind.
+    await expect(readFile(path)).rejects.toMatchObject({ code: 'ENOENT' })
+    await expect(readFile(join(dir, 'check-made-nothing'))).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+})

@@ -3,7 +3,8 @@
 // dropping open connections (they keep the old one), a broken one is refused and the old one kept,
 // with the reason; and at start a broken pair is a `bouncer check` error.
 import { X509Certificate } from 'node:crypto'
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { copyFileSync, readFileSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls'
 import { Agent, request } from 'undici'
@@ -248,6 +249,20 @@ describe('bouncer check, at start', () => {
       expect.stringMatching(/^error: server\.tls\.cert: cannot read .*missing\.crt: no such file$/),
       expect.stringMatching(/^error: server\.tls\.key: .*not-pem\.crt holds no PEM private key/),
     ])
+  })
+
+  it('refuses a device, a named pipe and a file larger than any PEM without reading them (check, a start and a reload read them on one thread)', () => {
+    // /dev/zero was read until check held 20 GB; a pipe nobody writes blocked it for ever.
+    const pipe = join(pki.dir, 'key.pipe')
+    execFileSync('mkfifo', [pipe])
+    expect(check({ cert: '/dev/zero', key: pipe })).toEqual([
+      'error: server.tls.cert: cannot read /dev/zero: it is not a regular file (a device, a pipe or a socket)',
+      `error: server.tls.key: cannot read ${pipe}: it is not a regular file (a device, a pipe or a socket)`,
+    ])
+    const huge = join(pki.dir, 'huge.crt')
+    writeFileSync(huge, '')
+    truncateSync(huge, 11 * 1024 * 1024)
+    expect(check({ cert: huge, key: pki.server.key })).toEqual([`error: server.tls.cert: cannot read ${huge}: it holds 11,534,336 bytes, more than any PEM file (at most 10 MB)`])
   })
 
   it('warns about an expired certificate, and refuses h2 without TLS and client_auth without client_ca', () => {

@@ -1,5 +1,7 @@
 // The config's JSON Schema: the shipped file is what `bouncer schema` prints today, every example
 // config points editors at it and conforms to it, and it agrees with the loader on what it can say.
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -7,7 +9,7 @@ import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { schemaText } from '../../src/cli/schema.ts'
 import { configJsonSchema, loadConfigText } from '../../src/config/index.ts'
-import { runCli } from '../helpers/cli.ts'
+import { BIN, runCli } from '../helpers/cli.ts'
 import { schemaErrors, type Schema } from '../helpers/json-schema.ts'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -31,6 +33,16 @@ describe('the config JSON Schema', () => {
     const printed = await runCli(['schema'])
     expect(printed).toMatchObject({ code: 0, stderr: '' })
     expect(printed.stdout).toBe(readFileSync(SHIPPED, 'utf8'))
+  })
+
+  it('ends quietly when its reader stops early (bouncer schema | head -1): exit 0, nothing on stderr', async () => {
+    const child = spawn(process.execPath, [BIN, 'schema'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    // The reader goes away before the schema is written (head -c 0; head -1 once it has its line).
+    child.stdout.destroy()
+    const [code] = (await once(child, 'exit')) as [number | null]
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' })
   })
 
   it('is draft 2020-12, closed like the loader (an unknown key is an error), with defaults', () => {

@@ -64,6 +64,30 @@ describe('loading bouncer.yaml', () => {
     expect(lines[0]).toMatch(/^bouncer\.yaml:3:\d+: /)
   })
 
+  it('refuses a second YAML document at its "---", in words for the one who wrote the file', () => {
+    expect(check(`${BASE}---\nserver: { listen: 127.0.0.1:1 }\n`).lines).toEqual([
+      'bouncer.yaml:9:1: a second YAML document starts here (a line "---" after the first): a config is one document, so remove the line or split the file',
+    ])
+    // A "---" that starts the only document, and "..." that ends it, are one document.
+    expect(check(`---\n${BASE}...\n`).lines).toEqual([])
+  })
+
+  it('refuses a YAML tag it does not understand, rather than taking the value as plain text', () => {
+    // `!env NAME` (another tool's syntax) was the admin token "NAME", and check said ok.
+    const why = 'is not understood here (its value would be taken as plain text): a value from elsewhere is written ${env:NAME} or ${secret:NAME}'
+    expect(check(`admin: { token: !env ADMIN_TOKEN }\n${BASE}`).lines).toEqual([`bouncer.yaml:1:17: the YAML tag !env ${why}`])
+    expect(check(`${BASE}server:\n  request_timeout: !!js/function "x"\n  max_body_bytes: !!float lots\n`).lines).toEqual([
+      `bouncer.yaml:10:20: the YAML tag !!js/function ${why}`,
+      `bouncer.yaml:11:19: the YAML tag !!float ${why}`,
+    ])
+    // The tags of YAML's own core schema, where the value fits, are read as before.
+    expect(check(`${BASE}server:\n  request_timeout: !!str 30s\n  max_body_bytes: !!int "1024"\n`).loaded.config?.server).toMatchObject({ request_timeout: 30_000, max_body_bytes: 1024 })
+  })
+
+  it('counts columns after a byte order mark as an editor does', () => {
+    expect(check('\uFEFFserver: { listen: nowhere }\r\n').lines).toEqual(['bouncer.yaml:1:19: server.listen: invalid listen address "nowhere": write it like 127.0.0.1:8080 or [::1]:8080'])
+  })
+
   it('refuses duplicate keys', () => {
     const { lines } = check('server:\n  listen: 127.0.0.1:1\n  listen: 127.0.0.1:2\n')
     expect(lines[0]).toMatch(/^bouncer\.yaml:3:3: .*[Uu]nique/)
@@ -82,6 +106,32 @@ describe('loading bouncer.yaml', () => {
   it('uses ${env:NAME:-default} and reports a missing variable where it is used', () => {
     expect(check(`${BASE}admin:\n  token: \${env:NOPE:-fallback-token}\n`).loaded.config?.admin.token).toBe('fallback-token')
     expect(check(`${BASE}admin:\n  token: \${env:NOPE}\n`).lines).toEqual(['bouncer.yaml:10:10: admin.token: environment variable NOPE is not set'])
+  })
+
+  it('takes a value from the environment as it is: a ${secret:…} in it (or in a default) is refused, never substituted', () => {
+    // The runtime put the admin token in the upstream's header, and check said ok.
+    const text = `${BASE.replace('    url: http://127.0.0.1:9500', '    url: http://127.0.0.1:9500\n    headers: { X-From-Env: "${env:FROM_ENV}", X-Default: "${env:NOPE:-${secret:admin-token}}" }')}admin:\n  token: \${secret:admin-token}\nsecrets:\n  store: { type: env }\n`
+    expect(check(text, { FROM_ENV: 'Bearer ${secret:admin-token}' }).lines).toEqual([
+      'bouncer.yaml:4:28: upstreams[0].headers.X-From-Env: environment variable FROM_ENV holds a ${secret:…} reference: a value from the environment is taken as it is, so write ${secret:NAME} in the file itself',
+      'bouncer.yaml:4:58: upstreams[0].headers.X-Default: the default of ${env:NOPE} holds a ${secret:…} reference: a value from the environment is taken as it is, so write ${secret:NAME} in the file itself',
+    ])
+    expect(check(text.replace('${env:NOPE:-${secret:admin-token}}', 'plain'), { FROM_ENV: 'Bearer $' + '{not-a-secret}' }).loaded.config?.upstreams[0]?.headers).toEqual({ 'X-From-Env': 'Bearer ${not-a-secret}', 'X-Default': 'plain' })
+  })
+
+  it('takes ${env:NAME} in a key (a header name), says its problems at the key, and refuses keys alike once replaced', () => {
+    const text = BASE.replace('    url: http://127.0.0.1:9500', '    url: http://127.0.0.1:9500\n    headers:\n      "${env:H1}": one\n      "${env:H2}": two\n      "${secret:s}": three')
+    expect(check(text, { H1: 'X-A', H2: 'X-A' }).lines).toEqual([
+      'bouncer.yaml:6:7: Map keys must be unique: this key is an earlier one once its ${env:…} is replaced',
+      'bouncer.yaml:7:7: upstreams[0].headers.${secret:s}: a key cannot hold ${secret:s}: only ${env:NAME} stands in a key (a secret stands in a value)',
+    ])
+    expect(check(text, {}).lines).toEqual([
+      'bouncer.yaml:5:7: upstreams[0].headers.${env:H1}: environment variable H1 is not set',
+      'bouncer.yaml:6:7: upstreams[0].headers.${env:H2}: environment variable H2 is not set',
+      'bouncer.yaml:7:7: upstreams[0].headers.${secret:s}: a key cannot hold ${secret:s}: only ${env:NAME} stands in a key (a secret stands in a value)',
+    ])
+    const fine = check(text.replace(/\n {6}"\$\{secret:s\}": three/, ''), { H1: 'X-A', H2: 'X-B' })
+    expect(fine.lines).toEqual([])
+    expect(fine.loaded.config?.upstreams[0]?.headers).toEqual({ 'X-A': 'one', 'X-B': 'two' })
   })
 
   it("allows ${secret:NAME} only in an upstream's headers and admin.token, and needs a secrets store", () => {
