@@ -11,7 +11,7 @@ import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { accessDenied, describeClaimMismatch, evaluateAccess, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch } from '../access/index.ts'
 import { isApiKeyBearer, parseTarget } from '../http/index.ts'
 import {
-  apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, identityFromClaims, issuerUnknown, keyFreeRule, nestsTooDeep,
+  apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, identityFromClaims, issuerUnknown, keyFreeRule, valueNestsTooDeep,
   type ApiKeyDirectory, type DecodedJwt, type X509Issuer,
 } from '../identity/index.ts'
 import type { Identity } from '../request/index.ts'
@@ -347,7 +347,7 @@ function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, c
  * gateway reads, or an iss that is there but no string (the lone issuer is implied only for an absent one).
  */
 function writtenClaimsProblem(claims: JWTPayload): { code: ErrorCode; detail: string } | null {
-  if (nestsTooDeep(JSON.stringify(claims))) return { code: 'malformed_token', detail: 'The claims nest deeper than the gateway reads a token\'s.' }
+  if (valueNestsTooDeep(claims)) return { code: 'malformed_token', detail: 'The claims nest deeper than the gateway reads a token\'s.' }
   if (claims.iss !== undefined && typeof claims.iss !== 'string') return { code: 'claim_missing', detail: 'The token has no iss claim, so no issuer can be chosen (iss is not a string).' }
   return null
 }

@@ -57,3 +57,22 @@ it('POST /api/explain answers 400 bad_request for an "ip" that is no address', a
   expect(res.statusCode).toBe(400)
   expect(await res.body.json()).toMatchObject({ code: 'bad_request', detail: '"ip" must be an IP address, e.g. "10.1.2.3".' })
 })
+
+// Found by an adversarial probe: claims nested 50,000 deep (100 KB of JSON) were checked for depth
+// by JSON.stringify, which recursed until RangeError: POST /api/explain answered 500
+// internal_error and `bouncer explain --claims` "bouncer: internal error: Maximum call stack size
+// exceeded". They are refused as the gateway refuses such a token: 401 malformed_token.
+it('claims nested far deeper than a token may are explained as malformed_token, by the API and the command line', async () => {
+  const deep = `{"iss":"https://sso.example.com/","sub":"ana","deep":${'['.repeat(50_000)}${']'.repeat(50_000)}}`
+  const res = await request(`${gateway.adminUrl}/api/explain`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: `{"method":"GET","path":"/reports","ip":"10.1.2.3","claims":${deep}}`,
+  })
+  expect(res.statusCode).toBe(200)
+  expect(((await res.body.json()) as { decision: unknown }).decision).toMatchObject({ effect: 'deny', status: 401, code: 'malformed_token' })
+  const cli = await explain('--claims', deep, '--ip', '10.1.2.3')
+  expect(cli.code).toBe(1)
+  expect(cli.stderr).toBe('')
+  expect(cli.stdout).toContain('DENY: 401 malformed_token: The claims nest deeper than the gateway reads a token\'s.')
+})
