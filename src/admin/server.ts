@@ -94,8 +94,11 @@ export function createAdminServer(options: AdminServerOptions): Server {
 }
 
 interface RouteTable {
-  /** The route for a method and path, with its parameters; `known` when the path is served by another method. */
-  find(method: string, path: string): { route: AdminRoute; params: Record<string, string> } | { route: null; known: boolean }
+  /**
+   * The route for a method and path, with its parameters (HEAD: the GET route's); else the methods
+   * that path is served by, for a 405's Allow (none: 404).
+   */
+  find(method: string, path: string): { route: AdminRoute; params: Record<string, string> } | { route: null; allowed: string[] }
 }
 
 function routeTable(routes: readonly AdminRoute[]): RouteTable {
@@ -116,14 +119,15 @@ function routeTable(routes: readonly AdminRoute[]): RouteTable {
   return {
     find(method, path) {
       const parts = segmentsOf(path)
-      let known = false
+      const allowed = new Set<string>()
       for (const { route, segments } of patterns) {
         const params = matches(segments, parts)
         if (params === null) continue
-        if (route.method === method) return { route, params }
-        known = true
+        if (route.method === method || (method === 'HEAD' && route.method === 'GET')) return { route, params }
+        allowed.add(route.method)
+        if (route.method === 'GET') allowed.add('HEAD')
       }
-      return { route: null, known }
+      return { route: null, allowed: [...allowed].sort() }
     },
   }
 }
@@ -170,7 +174,9 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
     try {
       caller = found.route?.access === 'anyone' && !presented ? null : await callerOf(options.auth(), consoleSignIn, req, url)
       if (found.route === null) {
-        throw new GatewayError(found.known ? 'method_not_allowed' : 'route_not_found', { detail: `No admin endpoint ${method} /api/${path}.` })
+        // RFC 9110 §15.5.6: a 405 says which methods the resource has (an adversarial probe found none said).
+        if (found.allowed.length === 0) throw new GatewayError('route_not_found', { detail: `No admin endpoint ${method} /api/${path}.` })
+        throw new GatewayError('method_not_allowed', { detail: `No admin endpoint ${method} /api/${path}: it answers ${found.allowed.join(', ')}.`, headers: { allow: found.allowed.join(', ') } })
       }
       if ((found.route.access ?? (found.route.method === 'GET' ? 'read' : 'admin')) === 'admin' && caller?.access !== 'admin') {
         throw new GatewayError('policy_denied', { detail: `${method} /api/${path} changes the gateway: it needs admin access, and this credential reads only.` })
@@ -183,8 +189,8 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
         await recordAdminChange(options.auditConfig(), options.logger, reply.change, context, options.changeSigner?.() ?? null)
       }
       logCall(reply.download ? 200 : (reply.status ?? 200), reply.change?.path)
-      if (reply.download) return sendDownload(res, reply.download)
-      return sendJson(res, reply.status ?? 200, reply.body)
+      if (reply.download) return sendDownload(res, reply.download, method === 'HEAD')
+      return sendJson(res, reply.status ?? 200, reply.body, method === 'HEAD')
     } catch (err) {
       logCall(asGatewayError(err).status)
       throw err
@@ -260,7 +266,7 @@ function decoded(segment: string): string | null {
  * meanwhile ends it: waiting for 'drain' alone waited for ever then, holding the download's lines
  * (an export is up to 100,000 records, read whole) for the life of the process.
  */
-export async function sendDownload(res: ServerResponse, download: NonNullable<AdminReply['download']>): Promise<void> {
+export async function sendDownload(res: ServerResponse, download: NonNullable<AdminReply['download']>, headOnly = false): Promise<void> {
   res.writeHead(200, {
     'content-type': download.type,
     'content-disposition': `attachment; filename="${download.filename}"`,
@@ -268,17 +274,18 @@ export async function sendDownload(res: ServerResponse, download: NonNullable<Ad
     'x-content-type-options': 'nosniff',
     ...download.headers,
   })
+  if (headOnly) return void res.end()
   for await (const line of download.lines) {
     if (!res.write(line) && !(await drainedOrClosed(res))) return
   }
   res.end()
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown, headOnly = false): void {
   const text = JSON.stringify(body)
   // Audit pages carry what clients sent (paths, user agents, claims): never to be sniffed as HTML.
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
-  res.end(text)
+  res.end(headOnly ? undefined : text)
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

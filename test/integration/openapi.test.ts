@@ -131,12 +131,22 @@ describe('the OpenAPI document', () => {
     ]
     expect(documented.sort()).toEqual(answered.sort())
 
-    // From outside: a method the document does not give is 405, a path it does not list is 404.
+    // From outside: a method the document does not give is 405, with Allow naming those it does
+    // (HEAD wherever GET is: RFC 9110 §9.3.2), a path it does not list is 404. Found by an
+    // adversarial probe: a 405 under /api/ had no Allow, and HEAD of a GET endpoint was refused 405.
     for (const [path, item] of Object.entries(doc.paths)) {
-      for (const method of ['post', 'put', 'patch', 'delete'] as const) {
-        if (item[method]) continue
-        expect((await call(gateway.adminUrl, method, path, { headers: AUTH })).status, `${method} ${path}`).toBe(405)
+      const allow = METHODS.filter((m) => item[m] || (m === 'head' && item.get)).map((m) => m.toUpperCase()).sort().join(', ')
+      for (const method of ['post', 'put', 'patch', 'delete', 'options', 'trace'] as const) {
+        if (method !== 'options' && method !== 'trace' && item[method]) continue
+        const res = await request(`${gateway.adminUrl}${path}`, { method: method.toUpperCase(), headers: AUTH })
+        expect(res.statusCode, `${method} ${path}`).toBe(405)
+        expect(res.headers.allow, `${method} ${path}`).toBe(allow)
+        expect(((await res.body.json()) as { code: string }).code).toBe('method_not_allowed')
       }
+      if (!item.get || !path.startsWith('/api/')) continue
+      const head = await call(gateway.adminUrl, 'head', path, { headers: AUTH })
+      expect(head.status, `HEAD ${path}`).toBe((await call(gateway.adminUrl, 'get', path, { headers: AUTH })).status)
+      expect(head.body).toBe('')
     }
     // `/` is the console's page (test/integration/console.test.ts), not an API.
     for (const path of ['/api', '/api/', '/api/nothing', '/api/routes/x', '/healthz/x', '/openapi.json', '/console']) {
