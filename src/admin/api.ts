@@ -153,7 +153,8 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
         const id = apiKeyId(params.id ?? '')
         const now = Date.now()
         const record = id === null ? undefined : await directory.store.revoke(id, now)
-        if (!record) throw new GatewayError('route_not_found', { detail: `No API key ${JSON.stringify(params.id ?? '')}.` })
+        // Named by its id: a whole key given as the id kept its secret in the answer (an adversarial probe; SPEC: a detail never holds a secret).
+        if (!record) throw new GatewayError('route_not_found', { detail: id === null ? 'No API key: give its id (16 hex digits), bk_<id>, or the whole key.' : `No API key ${id}.` })
         directory.forget(record.id) // refused here at once; other instances within api_keys.cache
         // Revoked before: nothing changed, nothing to record. The path names the id, never a whole key given as it.
         const change = record.revokedAt === now ? { path: `/api/keys/${record.id}`, detail: `Revoked API key ${record.id} of principal ${record.principal}.`, keyId: record.id } : undefined

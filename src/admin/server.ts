@@ -161,6 +161,8 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
   }
   if (url.pathname.startsWith('/api/')) {
     const path = url.pathname.slice('/api/'.length).replace(/\/+$/, '')
+    // How an answer names the path: DELETE /api/keys/{id} takes a whole key, whose secret a problem's detail must not hold (SPEC).
+    const named = truncateClientValue(scrub(`/api/${path}`))
     const found = table.find(method, path)
     const presented = req.headers.authorization !== undefined || (consoleSignIn !== null && hasCookie(req.rawHeaders, consoleSignIn.signIn.cookieName))
     // Who changed what: every call but a read is logged with its caller and outcome (an adversarial
@@ -175,11 +177,11 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
       caller = found.route?.access === 'anyone' && !presented ? null : await callerOf(options.auth(), consoleSignIn, req, url)
       if (found.route === null) {
         // RFC 9110 §15.5.6: a 405 says which methods the resource has (an adversarial probe found none said).
-        if (found.allowed.length === 0) throw new GatewayError('route_not_found', { detail: `No admin endpoint ${method} /api/${path}.` })
-        throw new GatewayError('method_not_allowed', { detail: `No admin endpoint ${method} /api/${path}: it answers ${found.allowed.join(', ')}.`, headers: { allow: found.allowed.join(', ') } })
+        if (found.allowed.length === 0) throw new GatewayError('route_not_found', { detail: `No admin endpoint ${method} ${named}.` })
+        throw new GatewayError('method_not_allowed', { detail: `No admin endpoint ${method} ${named}: it answers ${found.allowed.join(', ')}.`, headers: { allow: found.allowed.join(', ') } })
       }
       if ((found.route.access ?? (found.route.method === 'GET' ? 'read' : 'admin')) === 'admin' && caller?.access !== 'admin') {
-        throw new GatewayError('policy_denied', { detail: `${method} /api/${path} changes the gateway: it needs admin access, and this credential reads only.` })
+        throw new GatewayError('policy_denied', { detail: `${method} ${named} changes the gateway: it needs admin access, and this credential reads only.` })
       }
       const body = method === 'POST' ? await readJson(req) : undefined
       const signInPaths = consoleSignIn?.signIn.paths ?? null
@@ -202,7 +204,7 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
     if (url.pathname === '/') warmAuditReads()
     return
   }
-  throw new GatewayError('route_not_found', { detail: `Nothing at ${url.pathname} on the admin listener.` })
+  throw new GatewayError('route_not_found', { detail: `Nothing at ${truncateClientValue(scrub(url.pathname))} on the admin listener.` })
 }
 
 /**
