@@ -130,6 +130,17 @@ roles:
     expect(check(`${BASE}admin:\n  token: admin-token-0123\n  read_token: read-token-0123\n`).lines).toEqual([])
   })
 
+  // Found by an adversarial probe: a jwks_uri with user:password@ passed `bouncer check`, then
+  // fetch refused it at every retry (no keys, every token 401), with the password in each log line
+  // and in GET /api/catalog, which the read-only token reads. A query (Azure B2C's ?p=) stays allowed.
+  it('refuses a jwks_uri with credentials in it', () => {
+    const issuer = (uri: string) => check(`${BASE}issuers:\n  - { name: corp, issuer: "https://sso.example.com/", audiences: [api], jwks_uri: "${uri}" }\n`).lines
+    expect(issuer('https://keys:s3cret-pass@sso.example.com/keys')).toEqual([
+      'bouncer.yaml:10:83: issuers[0].jwks_uri: a jwks_uri cannot hold credentials (user:password@): a key set is public, and fetch refuses such a URL',
+    ])
+    expect(issuer('https://sso.example.com/keys?p=b2c_1_signin')).toEqual([])
+  })
+
   it('refuses duplicate names and bad route syntax', () => {
     const { lines } = check(`${BASE}  - id: sales.daily
     path: /a/*/b
