@@ -2,8 +2,10 @@
 // admin API under /api/ (bearer auth). It shares the error taxonomy and problem+json answers.
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { warmAuditReads, type ChangeSigner } from '../audit/index.ts'
 import { asGatewayError, GatewayError, sendProblem, truncateClientValue } from '../errors/index.ts'
+import { answerClientError } from '../gateway/index.ts'
 import { drainedOrClosed, hasCookie, inspectHeaders } from '../http/index.ts'
 import type { CredentialInput, SignIn } from '../identity/index.ts'
 import { scrub, type Logger } from '../telemetry/index.ts'
@@ -82,7 +84,7 @@ const PROBES: ReadonlySet<string> = new Set(ADMIN_PROBES)
 export function createAdminServer(options: AdminServerOptions): Server {
   const table = routeTable(options.routes)
   const consoleAssets = loadConsoleAssets()
-  return createServer({ maxHeaderSize: 16_384 }, (req, res) => {
+  const server = createServer({ maxHeaderSize: 16_384 }, (req, res) => {
     const requestId = randomUUID()
     serve(options, table, consoleAssets, req, res).catch((err: unknown) => {
       const error = asGatewayError(err)
@@ -91,6 +93,10 @@ export function createAdminServer(options: AdminServerOptions): Server {
       sendProblem(res, error, requestId, req.method === 'HEAD')
     })
   })
+  // What Node's parser refuses (headers over 16 KiB, a malformed request line) was answered with
+  // Node's bare 431 or 400, no problem body (an adversarial probe): answered as the gateway answers it.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, () => {}))
+  return server
 }
 
 interface RouteTable {

@@ -350,8 +350,11 @@ function openFileLimit(): number | null {
   }
 }
 
-/** Requests Node's parser refused before our handler ran: answer in SPEC's format and close. */
-function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, recorded: (info: ClientErrorInfo) => void): void {
+/**
+ * Requests Node's parser refused before our handler ran: answer in SPEC's format and close. The
+ * admin listeners answer theirs so too (`recorded` a no-op: no audit record for them).
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, recorded: (info: ClientErrorInfo) => void): void {
   const inProgress = pendingResponse(socket)
   // A request already in the pipeline whose body broke off (the client's FIN before its
   // Content-Length: the parser's error at the end of input) is recorded there, under its own id: a
