@@ -210,6 +210,8 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
     if (url.pathname === '/') warmAuditReads()
     return
   }
+  // The console's page answered POST with 404 "Nothing at /" (an adversarial probe): it is there, for GET and HEAD.
+  if (consoleAssets.has(url.pathname)) throw new GatewayError('method_not_allowed', { detail: `${url.pathname} is the console's: it answers GET and HEAD.`, headers: { allow: 'GET, HEAD' } })
   throw new GatewayError('route_not_found', { detail: `Nothing at ${truncateClientValue(scrub(url.pathname))} on the admin listener.` })
 }
 

@@ -148,7 +148,14 @@ describe('the OpenAPI document', () => {
       expect(head.status, `HEAD ${path}`).toBe((await call(gateway.adminUrl, 'get', path, { headers: AUTH })).status)
       expect(head.body).toBe('')
     }
-    // `/` is the console's page (test/integration/console.test.ts), not an API.
+    // `/` is the console's page (test/integration/console.test.ts), not an API: GET and HEAD only
+    // (POST / was 404 "Nothing at /", an adversarial probe).
+    for (const method of ['POST', 'DELETE', 'OPTIONS']) {
+      const res = await request(`${gateway.adminUrl}/`, { method, headers: AUTH })
+      expect(res.statusCode, `${method} /`).toBe(405)
+      expect(res.headers.allow).toBe('GET, HEAD')
+      expect(((await res.body.json()) as { code: string }).code).toBe('method_not_allowed')
+    }
     for (const path of ['/api', '/api/', '/api/nothing', '/api/routes/x', '/healthz/x', '/openapi.json', '/console']) {
       expect((await call(gateway.adminUrl, 'get', path, { headers: AUTH })).status, path).toBe(404)
     }
