@@ -189,6 +189,8 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
       if ((found.route.access ?? (found.route.method === 'GET' ? 'read' : 'admin')) === 'admin' && caller?.access !== 'admin') {
         throw new GatewayError('policy_denied', { detail: `${method} ${named} changes the gateway: it needs admin access, and this credential reads only.` })
       }
+      const repeated = repeatedParameter(url.searchParams)
+      if (repeated !== null) throw new GatewayError('bad_request', { detail: `The query names ${JSON.stringify(truncateClientValue(repeated, 64))} more than once: each parameter takes one value.` })
       const body = method === 'POST' ? await readJson(req) : undefined
       const signInPaths = consoleSignIn?.signIn.paths ?? null
       const reply = await found.route.handle({ method, path, query: url.searchParams, params: found.params, body, authorization: req.headers.authorization, caller, signInPaths })
@@ -260,6 +262,20 @@ function credentialInput(req: IncomingMessage, url: URL): CredentialInput {
     secure: false,
     viaTrustedProxy: false,
   }
+}
+
+/**
+ * A query parameter given twice, or null. GET /api/audit and /api/audit/page read the last
+ * (`since=1h&since=30d`: 30 days), /api/overview and /api/denials the first (1 hour): the same URL
+ * meant two ranges (an adversarial probe). No endpoint takes a list that way; the console never repeats one.
+ */
+function repeatedParameter(query: URLSearchParams): string | null {
+  const seen = new Set<string>()
+  for (const name of query.keys()) {
+    if (seen.has(name)) return name
+    seen.add(name)
+  }
+  return null
 }
 
 /** A path segment's text; null when its escapes are not UTF-8 (no route takes it). */

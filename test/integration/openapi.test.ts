@@ -198,6 +198,12 @@ describe('the OpenAPI document', () => {
     expect(new Set(records.map((r) => r.decision))).toEqual(new Set(['allow', 'deny']))
     expect(JSON.parse((await check('get', '/api/audit', { headers: AUTH, query: '?decision=deny&limit=1&since=1h' })).body)).toHaveLength(1)
     expect((await check('get', '/api/audit', { headers: AUTH, query: '?limit=0' })).status).toBe(400)
+    // A parameter given twice: /api/audit read the last, /api/overview the first (an adversarial probe).
+    for (const path of ['/api/audit', '/api/audit/page', '/api/overview', '/api/denials']) {
+      const twice = await check('get', path, { headers: AUTH, query: '?since=1h&since=30d' })
+      expect(twice.status, path).toBe(400)
+      expect(JSON.parse(twice.body)).toMatchObject({ code: 'bad_request', detail: 'The query names "since" more than once: each parameter takes one value.' })
+    }
     // The head is known once the audit worker has started and reported it.
     await expect.poll(async () => (await call(gateway.adminUrl, 'get', '/api/audit/head', { headers: AUTH })).status, { timeout: 20_000 }).toBe(200)
     expect(JSON.parse((await check('get', '/api/audit/head', { headers: AUTH })).body)).toMatchObject({ key: { crv: 'Ed25519' } })
