@@ -82,6 +82,8 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
   let route: CompiledRoute
   let query: string
   try {
+    // The gateway refuses a tunnel before any route is looked at (pipeline.ts): explain said 405, or allow where a route lists CONNECT.
+    if (method === 'CONNECT') throw new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
     const target = parseTarget(request.path, undefined)
     route = rt.router.match(method, target).route
     query = target.query

@@ -6,6 +6,7 @@
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runCli, serveConfig } from '../helpers/cli.ts'
+import { rawRequest } from '../helpers/raw.ts'
 
 const ADMIN = 'explain-bad-arguments-admin-token-0123'
 let gateway: Awaited<ReturnType<typeof serveConfig>>
@@ -75,4 +76,19 @@ it('claims nested far deeper than a token may are explained as malformed_token, 
   expect(cli.code).toBe(1)
   expect(cli.stderr).toBe('')
   expect(cli.stdout).toContain('DENY: 401 malformed_token: The claims nest deeper than the gateway reads a token\'s.')
+})
+
+// Found by an adversarial probe: explain answered CONNECT as any method the route does not list
+// (405 method_not_allowed), or allowed it where a route lists it, while the gateway refuses every
+// CONNECT tunnel 400 bad_path before it looks for a route.
+it('CONNECT is explained as the gateway answers it: 400 bad_path', async () => {
+  const real = await rawRequest(Number(new URL(gateway.url).port), 'CONNECT /reports HTTP/1.1\r\nHost: gw\r\n\r\n')
+  expect(real.status).toBe(400)
+  expect(JSON.parse(real.body)).toMatchObject({ code: 'bad_path' })
+  const res = await request(`${gateway.adminUrl}/api/explain`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ method: 'CONNECT', path: '/reports', claims: JSON.parse(claims) as object, ip: '10.1.2.3' }),
+  })
+  expect(((await res.body.json()) as { decision: unknown }).decision).toMatchObject({ effect: 'deny', status: 400, code: 'bad_path', reason: '400 bad_path: CONNECT tunnels are not supported.' })
 })
