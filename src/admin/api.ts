@@ -3,7 +3,7 @@ import { isIP } from 'node:net'
 import { AuditQueryError, auditSourceOf, NoAuditLog, ordered, parseAuditQuery, readRecords, type AuditHead, type AuditQuery } from '../audit/index.ts'
 import type { AuditConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import { isApiKeyBearer } from '../http/index.ts'
+import { isApiKeyBearer, isMethodToken } from '../http/index.ts'
 import { explainWithKeys, type Runtime } from '../gateway/index.ts'
 import { apiKeyId, keyDocument, SESSION_ID, sessionDocument, type ApiKeyDirectory, type SignIn } from '../identity/index.ts'
 import type { SecretStore } from '../secrets/index.ts'
@@ -221,6 +221,8 @@ function explainRequest(body: unknown): Parameters<typeof explainWithKeys>[1] {
   const b = (body ?? {}) as Record<string, unknown>
   const bad = (detail: string) => new GatewayError('bad_request', { detail })
   if (typeof b.method !== 'string' || typeof b.path !== 'string') throw bad('explain needs "method" and "path" strings.')
+  // "GET " pasted with its space was explained as a method the route does not take (405), one no request could carry.
+  if (!isMethodToken(b.method)) throw bad('"method" must be an HTTP method, e.g. "GET".')
   if (b.claims !== undefined && (typeof b.claims !== 'object' || b.claims === null || Array.isArray(b.claims))) throw bad('"claims" must be an object.')
   if (b.token !== undefined && typeof b.token !== 'string') throw bad('"token" must be a string.')
   if (b.claims !== undefined && b.token !== undefined) throw bad('give "claims" or "token", not both.')

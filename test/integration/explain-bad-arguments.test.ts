@@ -92,3 +92,23 @@ it('CONNECT is explained as the gateway answers it: 400 bad_path', async () => {
   })
   expect(((await res.body.json()) as { decision: unknown }).decision).toMatchObject({ effect: 'deny', status: 400, code: 'bad_path', reason: '400 bad_path: CONNECT tunnels are not supported.' })
 })
+
+// Found by an adversarial probe: a method no request line can carry ("GET " pasted with its space,
+// "G\r\nET", "") was explained as a method the route does not take: 405 "does not accept GET ; it
+// accepts GET", exit 1, which sent the operator to the route. It is a usage error now.
+it('a method that is no HTTP method is a usage error, for the command line and the API', async () => {
+  for (const method of ['GET ', 'G\r\nET', '', 'GET/1']) {
+    expect(await runCli(['explain', '--config', file, '--method', method, '--path', '/reports', '--claims', claims])).toEqual({
+      code: 2, stdout: '', stderr: `bouncer: --method must be an HTTP method, e.g. GET (not ${JSON.stringify(method)})\n`,
+    })
+    const res = await request(`${gateway.adminUrl}/api/explain`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ method, path: '/reports', claims: JSON.parse(claims) as object }),
+    })
+    expect(res.statusCode).toBe(400)
+    expect(await res.body.json()).toMatchObject({ code: 'bad_request', detail: '"method" must be an HTTP method, e.g. "GET".' })
+  }
+  expect((await explain('--claims', claims, '--ip', '10.1.2.3')).code).toBe(0)
+  expect((await runCli(['explain', '--config', file, '--method', 'get', '--path', '/reports', '--claims', claims, '--ip', '10.1.2.3'])).code).toBe(0)
+})
