@@ -177,7 +177,8 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
         const id = (params.id ?? '').toLowerCase()
         const record = SESSION_ID.test(id) ? await signIn.store.get(id) : undefined
         // Ended in the shared store: every instance refuses the cookie at its next request.
-        if (!record || !(await signIn.revoke(id))) throw new GatewayError('route_not_found', { detail: `No session ${JSON.stringify(params.id ?? '')}.` })
+        // Named only by an id: a session cookie's value pasted as the id came back in the answer (an adversarial probe; SPEC: a detail never holds a token).
+        if (!record || !(await signIn.revoke(id))) throw new GatewayError('route_not_found', { detail: SESSION_ID.test(id) ? `No session ${id}.` : 'No session: give its id (32 hex digits, as GET /api/sessions lists it).' })
         return { body: sessionDocument(record), change: { path: `/api/sessions/${id}`, detail: `Revoked session ${id} of ${record.issuer}/${record.subject}.` } }
       },
     },

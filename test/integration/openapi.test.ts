@@ -268,6 +268,12 @@ describe('the OpenAPI document', () => {
     expect(await gateway.state.runtime.signIn!.store.get(sessionId)).toBeDefined()
     expect(JSON.parse((await check('delete', '/api/sessions/{id}', { headers: AUTH, params: { id: sessionId } })).body)).toMatchObject({ id: sessionId })
     expect((await check('delete', '/api/sessions/{id}', { headers: AUTH, params: { id: sessionId } })).status).toBe(404)
+    // A session cookie's value given as the id is not said back (an adversarial probe: the 404 quoted it).
+    const cookieValue = 'Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5'.slice(0, 43)
+    const pasted = await check('delete', '/api/sessions/{id}', { headers: AUTH, params: { id: cookieValue } })
+    expect(pasted.status).toBe(404)
+    expect(pasted.body).not.toContain(cookieValue)
+    expect(JSON.parse(pasted.body)).toMatchObject({ detail: 'No session: give its id (32 hex digits, as GET /api/sessions lists it).' })
 
     expect((await check('post', '/api/reload', { headers: AUTH })).status).toBe(200)
     const good = await readFile(gateway.file, 'utf8')
