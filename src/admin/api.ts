@@ -3,7 +3,7 @@ import { isIP } from 'node:net'
 import { AuditQueryError, auditSourceOf, NoAuditLog, ordered, parseAuditQuery, readRecords, type AuditHead, type AuditQuery } from '../audit/index.ts'
 import type { AuditConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import { isApiKeyBearer } from '../http/index.ts'
+import { isApiKeyBearer, isMethodToken } from '../http/index.ts'
 import { explainWithKeys, type Runtime } from '../gateway/index.ts'
 import { apiKeyId, keyDocument, SESSION_ID, sessionDocument, type ApiKeyDirectory, type SignIn } from '../identity/index.ts'
 import type { SecretStore } from '../secrets/index.ts'
@@ -153,7 +153,8 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
         const id = apiKeyId(params.id ?? '')
         const now = Date.now()
         const record = id === null ? undefined : await directory.store.revoke(id, now)
-        if (!record) throw new GatewayError('route_not_found', { detail: `No API key ${JSON.stringify(params.id ?? '')}.` })
+        // Named by its id: a whole key given as the id kept its secret in the answer (an adversarial probe; SPEC: a detail never holds a secret).
+        if (!record) throw new GatewayError('route_not_found', { detail: id === null ? 'No API key: give its id (16 hex digits), bk_<id>, or the whole key.' : `No API key ${id}.` })
         directory.forget(record.id) // refused here at once; other instances within api_keys.cache
         // Revoked before: nothing changed, nothing to record. The path names the id, never a whole key given as it.
         const change = record.revokedAt === now ? { path: `/api/keys/${record.id}`, detail: `Revoked API key ${record.id} of principal ${record.principal}.`, keyId: record.id } : undefined
@@ -176,7 +177,8 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
         const id = (params.id ?? '').toLowerCase()
         const record = SESSION_ID.test(id) ? await signIn.store.get(id) : undefined
         // Ended in the shared store: every instance refuses the cookie at its next request.
-        if (!record || !(await signIn.revoke(id))) throw new GatewayError('route_not_found', { detail: `No session ${JSON.stringify(params.id ?? '')}.` })
+        // Named only by an id: a session cookie's value pasted as the id came back in the answer (an adversarial probe; SPEC: a detail never holds a token).
+        if (!record || !(await signIn.revoke(id))) throw new GatewayError('route_not_found', { detail: SESSION_ID.test(id) ? `No session ${id}.` : 'No session: give its id (32 hex digits, as GET /api/sessions lists it).' })
         return { body: sessionDocument(record), change: { path: `/api/sessions/${id}`, detail: `Revoked session ${id} of ${record.issuer}/${record.subject}.` } }
       },
     },
@@ -220,6 +222,8 @@ function explainRequest(body: unknown): Parameters<typeof explainWithKeys>[1] {
   const b = (body ?? {}) as Record<string, unknown>
   const bad = (detail: string) => new GatewayError('bad_request', { detail })
   if (typeof b.method !== 'string' || typeof b.path !== 'string') throw bad('explain needs "method" and "path" strings.')
+  // "GET " pasted with its space was explained as a method the route does not take (405), one no request could carry.
+  if (!isMethodToken(b.method)) throw bad('"method" must be an HTTP method, e.g. "GET".')
   if (b.claims !== undefined && (typeof b.claims !== 'object' || b.claims === null || Array.isArray(b.claims))) throw bad('"claims" must be an object.')
   if (b.token !== undefined && typeof b.token !== 'string') throw bad('"token" must be a string.')
   if (b.claims !== undefined && b.token !== undefined) throw bad('give "claims" or "token", not both.')

@@ -8,7 +8,7 @@ import {
   parseSince, parseTime, readCounts, readDenials, readOverview, readRecords, readVerification, type AuditQuery, type AuditRecord, type AuditSource,
 } from '../audit/index.ts'
 import { jwtIssuers, x509Issuers, type AuditConfig } from '../config/index.ts'
-import { GatewayError } from '../errors/index.ts'
+import { GatewayError, truncateClientValue } from '../errors/index.ts'
 import type { Runtime } from '../gateway/index.ts'
 import type { Approval } from '../agents/index.ts'
 import type { AdminActions } from './api.ts'
@@ -77,8 +77,10 @@ function cursorOf(query: URLSearchParams): { time: number; id: string } | null {
   const before = query.get('before')
   const id = query.get('before_id')
   if (before === null && id === null) return null
-  const time = before === null ? undefined : parseTime(before)
-  if (time === undefined || !id) throw new GatewayError('bad_request', { detail: 'before (a record\'s time) and before_id (its id) go together.' })
+  if (before === null || !id) throw new GatewayError('bad_request', { detail: 'before (a record\'s time) and before_id (its id) go together.' })
+  // A time that is none was answered "before and before_id go together" though both were given (an adversarial probe).
+  const time = parseTime(before)
+  if (time === undefined) throw new GatewayError('bad_request', { detail: `before "${truncateClientValue(before, 64)}" is not a time (a record's, e.g. 2026-11-26T10:00:00.123Z).` })
   if (query.has('offset')) throw new GatewayError('bad_request', { detail: 'before and offset do not go together.' })
   return { time, id }
 }

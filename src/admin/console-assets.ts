@@ -47,6 +47,8 @@ interface Asset {
 export interface ConsoleAssets {
   /** Serves the file for `path`; false when there is none (the caller answers 404). */
   serve(path: string, req: IncomingMessage, res: ServerResponse): boolean
+  /** Whether `path` is one of the console's (its page, built or not, and its files). */
+  has(path: string): boolean
   readonly built: boolean
 }
 
@@ -72,6 +74,7 @@ export function loadConsoleAssets(dir = CONSOLE_BUILD_DIR): ConsoleAssets {
   }
   return {
     built: assets.size > 0,
+    has: (path) => path === '/' || assets.has(path),
     serve(path, req, res) {
       const asset = assets.get(path)
       if (!asset) {

@@ -221,7 +221,11 @@ const undecidable = (r: AuditRecord) => r.method === '-' || (r.status === 401 &&
 export async function replay(current: Runtime, source: AuditSource, options: { draft: string; sinceMs: number }): Promise<ReplayResult> {
   const hide = envValuesHider(options.draft, process.env)
   try {
-    return JSON.parse(hide(JSON.stringify(await replayDraft(current, source, options)))) as ReplayResult
+    const result = await replayDraft(current, source, options)
+    // A diagnostic may quote a piece of a value (a path's segment), which the whole-value hider missed.
+    const hideQuoted = envFragmentsHider(options.draft, process.env)
+    const shown = result.ok ? result : { ok: false as const, errors: result.errors.map(hideQuoted) }
+    return JSON.parse(hide(JSON.stringify(shown))) as ReplayResult
   } catch (err) {
     if (err instanceof GatewayError) throw new GatewayError(err.code, { detail: hide(err.detail) })
     // No cause: its message is the one that quotes the values, and a cause reaches the log.
@@ -241,6 +245,36 @@ export function envValuesHider(draft: string, env: NodeJS.ProcessEnv): (json: st
   }
   values.sort((a, b) => b[0].length - a[0].length) // a value inside another is replaced after it
   return (json) => values.reduce((text, [value, reference]) => text.replaceAll(value, reference), json)
+}
+
+/** How much of an env value a quoted text may share before it is hidden (as short as envValuesHider's values). */
+const FRAGMENT = 4
+
+/**
+ * Hides each quoted text of a diagnostic that shares FRAGMENT characters in a row with a value the
+ * draft's env references resolve to. Found by an adversarial probe: `path: "/${env:NAME}"` was
+ * refused with `invalid characters in segment "…"`, that segment a piece of the value, which the
+ * whole-value hider did not find: any variable of the gateway's environment could be read piece by
+ * piece by whoever may replay (the master key of the secrets store, a database password).
+ */
+export function envFragmentsHider(draft: string, env: NodeJS.ProcessEnv): (line: string) => string {
+  const pieces: Array<{ name: string; grams: Set<string> }> = []
+  for (const [, name] of draft.matchAll(ENV_REFERENCE)) {
+    const value = env[name as string]
+    if (value === undefined || value.length < FRAGMENT) continue
+    const grams = new Set<string>()
+    for (let i = 0; i + FRAGMENT <= value.length; i++) grams.add(value.slice(i, i + FRAGMENT))
+    pieces.push({ name: name as string, grams })
+  }
+  if (pieces.length === 0) return (line) => line
+  const shares = (text: string, grams: Set<string>) => {
+    for (let i = 0; i + FRAGMENT <= text.length; i++) if (grams.has(text.slice(i, i + FRAGMENT))) return true
+    return false
+  }
+  return (line) => line.replace(/"((?:[^"\\]|\\.)*)"/g, (quoted, text: string) => {
+    const from = pieces.find(({ grams }) => shares(text, grams))
+    return from ? `"(not shown: it holds text of \${env:${from.name}})"` : quoted
+  })
 }
 
 async function replayDraft(current: Runtime, source: AuditSource, options: { draft: string; sinceMs: number }): Promise<ReplayResult> {

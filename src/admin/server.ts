@@ -2,8 +2,10 @@
 // admin API under /api/ (bearer auth). It shares the error taxonomy and problem+json answers.
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { warmAuditReads, type ChangeSigner } from '../audit/index.ts'
 import { asGatewayError, GatewayError, sendProblem, truncateClientValue } from '../errors/index.ts'
+import { answerClientError } from '../gateway/index.ts'
 import { drainedOrClosed, hasCookie, inspectHeaders } from '../http/index.ts'
 import type { CredentialInput, SignIn } from '../identity/index.ts'
 import { scrub, type Logger } from '../telemetry/index.ts'
@@ -82,7 +84,7 @@ const PROBES: ReadonlySet<string> = new Set(ADMIN_PROBES)
 export function createAdminServer(options: AdminServerOptions): Server {
   const table = routeTable(options.routes)
   const consoleAssets = loadConsoleAssets()
-  return createServer({ maxHeaderSize: 16_384 }, (req, res) => {
+  const server = createServer({ maxHeaderSize: 16_384 }, (req, res) => {
     const requestId = randomUUID()
     serve(options, table, consoleAssets, req, res).catch((err: unknown) => {
       const error = asGatewayError(err)
@@ -91,11 +93,18 @@ export function createAdminServer(options: AdminServerOptions): Server {
       sendProblem(res, error, requestId, req.method === 'HEAD')
     })
   })
+  // What Node's parser refuses (headers over 16 KiB, a malformed request line) was answered with
+  // Node's bare 431 or 400, no problem body (an adversarial probe): answered as the gateway answers it.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, () => {}))
+  return server
 }
 
 interface RouteTable {
-  /** The route for a method and path, with its parameters; `known` when the path is served by another method. */
-  find(method: string, path: string): { route: AdminRoute; params: Record<string, string> } | { route: null; known: boolean }
+  /**
+   * The route for a method and path, with its parameters (HEAD: the GET route's); else the methods
+   * that path is served by, for a 405's Allow (none: 404).
+   */
+  find(method: string, path: string): { route: AdminRoute; params: Record<string, string> } | { route: null; allowed: string[] }
 }
 
 function routeTable(routes: readonly AdminRoute[]): RouteTable {
@@ -116,14 +125,15 @@ function routeTable(routes: readonly AdminRoute[]): RouteTable {
   return {
     find(method, path) {
       const parts = segmentsOf(path)
-      let known = false
+      const allowed = new Set<string>()
       for (const { route, segments } of patterns) {
         const params = matches(segments, parts)
         if (params === null) continue
-        if (route.method === method) return { route, params }
-        known = true
+        if (route.method === method || (method === 'HEAD' && route.method === 'GET')) return { route, params }
+        allowed.add(route.method)
+        if (route.method === 'GET') allowed.add('HEAD')
       }
-      return { route: null, known }
+      return { route: null, allowed: [...allowed].sort() }
     },
   }
 }
@@ -157,6 +167,8 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
   }
   if (url.pathname.startsWith('/api/')) {
     const path = url.pathname.slice('/api/'.length).replace(/\/+$/, '')
+    // How an answer names the path: DELETE /api/keys/{id} takes a whole key, whose secret a problem's detail must not hold (SPEC).
+    const named = truncateClientValue(scrub(`/api/${path}`))
     const found = table.find(method, path)
     const presented = req.headers.authorization !== undefined || (consoleSignIn !== null && hasCookie(req.rawHeaders, consoleSignIn.signIn.cookieName))
     // Who changed what: every call but a read is logged with its caller and outcome (an adversarial
@@ -170,11 +182,15 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
     try {
       caller = found.route?.access === 'anyone' && !presented ? null : await callerOf(options.auth(), consoleSignIn, req, url)
       if (found.route === null) {
-        throw new GatewayError(found.known ? 'method_not_allowed' : 'route_not_found', { detail: `No admin endpoint ${method} /api/${path}.` })
+        // RFC 9110 §15.5.6: a 405 says which methods the resource has (an adversarial probe found none said).
+        if (found.allowed.length === 0) throw new GatewayError('route_not_found', { detail: `No admin endpoint ${method} ${named}.` })
+        throw new GatewayError('method_not_allowed', { detail: `No admin endpoint ${method} ${named}: it answers ${found.allowed.join(', ')}.`, headers: { allow: found.allowed.join(', ') } })
       }
       if ((found.route.access ?? (found.route.method === 'GET' ? 'read' : 'admin')) === 'admin' && caller?.access !== 'admin') {
-        throw new GatewayError('policy_denied', { detail: `${method} /api/${path} changes the gateway: it needs admin access, and this credential reads only.` })
+        throw new GatewayError('policy_denied', { detail: `${method} ${named} changes the gateway: it needs admin access, and this credential reads only.` })
       }
+      const repeated = repeatedParameter(url.searchParams)
+      if (repeated !== null) throw new GatewayError('bad_request', { detail: `The query names ${JSON.stringify(truncateClientValue(repeated, 64))} more than once: each parameter takes one value.` })
       const body = method === 'POST' ? await readJson(req) : undefined
       const signInPaths = consoleSignIn?.signIn.paths ?? null
       const reply = await found.route.handle({ method, path, query: url.searchParams, params: found.params, body, authorization: req.headers.authorization, caller, signInPaths })
@@ -183,8 +199,8 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
         await recordAdminChange(options.auditConfig(), options.logger, reply.change, context, options.changeSigner?.() ?? null)
       }
       logCall(reply.download ? 200 : (reply.status ?? 200), reply.change?.path)
-      if (reply.download) return sendDownload(res, reply.download)
-      return sendJson(res, reply.status ?? 200, reply.body)
+      if (reply.download) return sendDownload(res, reply.download, method === 'HEAD')
+      return sendJson(res, reply.status ?? 200, reply.body, method === 'HEAD')
     } catch (err) {
       logCall(asGatewayError(err).status)
       throw err
@@ -196,7 +212,9 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
     if (url.pathname === '/') warmAuditReads()
     return
   }
-  throw new GatewayError('route_not_found', { detail: `Nothing at ${url.pathname} on the admin listener.` })
+  // The console's page answered POST with 404 "Nothing at /" (an adversarial probe): it is there, for GET and HEAD.
+  if (consoleAssets.has(url.pathname)) throw new GatewayError('method_not_allowed', { detail: `${url.pathname} is the console's: it answers GET and HEAD.`, headers: { allow: 'GET, HEAD' } })
+  throw new GatewayError('route_not_found', { detail: `Nothing at ${truncateClientValue(scrub(url.pathname))} on the admin listener.` })
 }
 
 /**
@@ -246,6 +264,20 @@ function credentialInput(req: IncomingMessage, url: URL): CredentialInput {
   }
 }
 
+/**
+ * A query parameter given twice, or null. GET /api/audit and /api/audit/page read the last
+ * (`since=1h&since=30d`: 30 days), /api/overview and /api/denials the first (1 hour): the same URL
+ * meant two ranges (an adversarial probe). No endpoint takes a list that way; the console never repeats one.
+ */
+function repeatedParameter(query: URLSearchParams): string | null {
+  const seen = new Set<string>()
+  for (const name of query.keys()) {
+    if (seen.has(name)) return name
+    seen.add(name)
+  }
+  return null
+}
+
 /** A path segment's text; null when its escapes are not UTF-8 (no route takes it). */
 function decoded(segment: string): string | null {
   try {
@@ -260,7 +292,7 @@ function decoded(segment: string): string | null {
  * meanwhile ends it: waiting for 'drain' alone waited for ever then, holding the download's lines
  * (an export is up to 100,000 records, read whole) for the life of the process.
  */
-export async function sendDownload(res: ServerResponse, download: NonNullable<AdminReply['download']>): Promise<void> {
+export async function sendDownload(res: ServerResponse, download: NonNullable<AdminReply['download']>, headOnly = false): Promise<void> {
   res.writeHead(200, {
     'content-type': download.type,
     'content-disposition': `attachment; filename="${download.filename}"`,
@@ -268,17 +300,18 @@ export async function sendDownload(res: ServerResponse, download: NonNullable<Ad
     'x-content-type-options': 'nosniff',
     ...download.headers,
   })
+  if (headOnly) return void res.end()
   for await (const line of download.lines) {
     if (!res.write(line) && !(await drainedOrClosed(res))) return
   }
   res.end()
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown, headOnly = false): void {
   const text = JSON.stringify(body)
   // Audit pages carry what clients sent (paths, user agents, claims): never to be sniffed as HTML.
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
-  res.end(text)
+  res.end(headOnly ? undefined : text)
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

@@ -3,7 +3,7 @@
 import type { Command } from 'commander'
 import { isIP } from 'node:net'
 import { compileRuntime, createRuntimeDeps, explainWithKeys, formatExplanation, loadModulesFor } from '../gateway/index.ts'
-import { isApiKeyBearer } from '../http/index.ts'
+import { isApiKeyBearer, isMethodToken } from '../http/index.ts'
 import { ApiKeyStoreError, createApiKeyDirectoryRegistry } from '../identity/index.ts'
 import { createBackgroundTasks, createLogger } from '../telemetry/index.ts'
 import { configOption, loadCommandConfig } from './config.ts'
@@ -34,6 +34,7 @@ export function registerExplain(program: Command): void {
     .option('--json', 'print the explanation as a JSON document')
     .action(async (opts: ExplainOptions) => {
       if (opts.claims !== undefined && opts.token !== undefined) throw new UserError('give --claims or --token, not both', 2)
+      if (!isMethodToken(opts.method)) throw new UserError(`--method must be an HTTP method, e.g. GET (not ${JSON.stringify(opts.method)})`, 2)
       if (opts.clientCert && opts.claims === undefined) throw new UserError('--client-cert needs --claims: {"iss": the CA\'s subject DN, "sub": the URI SAN or CN}', 2)
       // A mistyped address matched no source_ip and read as a policy's denial.
       if (opts.ip !== undefined && isIP(opts.ip) === 0) throw new UserError(`--ip must be an IP address, e.g. 10.1.2.3 (not "${opts.ip}")`, 2)

@@ -48,6 +48,15 @@ const httpUrl = z.string().refine((text) => {
   }
 }, 'must be an http:// or https:// URL').meta({ pattern: '^https?://' })
 
+function hasUserinfo(text: string): boolean {
+  try {
+    const url = new URL(text)
+    return url.username !== '' || url.password !== ''
+  } catch {
+    return false // refused as no URL already
+  }
+}
+
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'] as const
 const method = z.enum([...HTTP_METHODS, '*'], { error: `a method is one of ${HTTP_METHODS.join(', ')} or "*"` })
 
@@ -167,7 +176,10 @@ const jwtIssuer = z.strictObject({
   type: z.literal('jwt').default('jwt'),
   issuer: z.string().min(1),
   audiences: z.array(z.string().min(1)).min(1, 'list at least one audience: a token is accepted only for its audience'),
-  jwks_uri: httpUrl.optional(),
+  // fetch refuses a URL with user:password@ ("Request cannot be constructed…"): the keys never
+  // came, and the password was in every retry's log line and in GET /api/catalog, read-only token
+  // included (an adversarial probe). A key set needs no credentials.
+  jwks_uri: httpUrl.refine((text) => !hasUserinfo(text), 'a jwks_uri cannot hold credentials (user:password@): a key set is public, and fetch refuses such a URL').optional(),
   algorithms: z.array(algorithm).min(1).default(['RS256', 'ES256']),
   clock_tolerance: duration.prefault('30s'),
   required_claims: z.array(z.string().min(1)).default([]),

@@ -44,6 +44,19 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
     error(['admin', 'listen'], `the gateway listens on ${gateway.text} (server.listen): the admin listener needs a port of its own`)
   }
 
+  // A confused operator's admin tokens (an adversarial probe): a read_token equal to the token is
+  // the admin token (it is checked first), so whoever was handed the "read-only" one may reload and
+  // revoke; a token with white space can never be sent as `Authorization: Bearer <token>`, so every
+  // call is refused 401 "not valid". The same ${secret:} for both is caught here too; values read
+  // from the store are compared when they are resolved (instance/prepare.ts adminFor).
+  const { token: adminToken, read_token: readToken } = config.admin
+  if (adminToken !== undefined && adminToken === readToken) {
+    error(['admin', 'read_token'], 'admin.read_token is the same as admin.token, which is checked first: whoever holds it may do everything; give the read-only token a value of its own')
+  }
+  for (const [key, value] of [['token', adminToken], ['read_token', readToken]] as const) {
+    if (value !== undefined && /\s/.test(value)) error(['admin', key], `admin.${key} holds white space, which no bearer token can (Authorization: Bearer <token>): no request could present it`)
+  }
+
   const seenIssuerUrls = new Map<string, number>()
   config.issuers.forEach((issuer, i) => {
     if (issuer.type !== 'jwt') return

@@ -6,7 +6,7 @@ import { constants as http2Constants, type ServerHttp2Stream } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import { TLSSocket } from 'node:tls'
 import { ERROR_CODES, isOAuthCode } from './codes.ts'
-import type { GatewayError } from './gateway-error.ts'
+import { GatewayError } from './gateway-error.ts'
 
 /**
  * RFC 9457 problem details. `type` is a URN per code: stable, and never dereferenced by clients.
@@ -80,4 +80,19 @@ export function cutShort(res: ServerResponse): void {
   // Over TLS (a TCP reset needs the TCP handle), the missing close_notify is the client's sign.
   if (res.req.httpVersionMinor === 0 && socket !== null && !socket.destroyed && !(socket instanceof TLSSocket)) socket.resetAndDestroy()
   else res.destroy()
+}
+
+/** What Node's HTTP parser refused (its 'clientError'), as SPEC's error: the gateway's and the admin listeners' answer. */
+export function parserRefusal(err: NodeJS.ErrnoException): GatewayError {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return new GatewayError('headers_too_large', { detail: 'The request headers exceed max_header_bytes.' })
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+    case 'ERR_HTTP_HEADERS_TIMEOUT':
+      return new GatewayError('request_timeout', { detail: 'The request was not received in time.' })
+    default: {
+      const reason = err.message.replace(/^Parse Error:\s*/, '')
+      return new GatewayError('bad_request', { detail: `Malformed HTTP request: ${reason}.` })
+    }
+  }
 }

@@ -11,7 +11,7 @@ import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { accessDenied, describeClaimMismatch, evaluateAccess, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch } from '../access/index.ts'
 import { isApiKeyBearer, parseTarget } from '../http/index.ts'
 import {
-  apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, identityFromClaims, issuerUnknown, keyFreeRule, nestsTooDeep,
+  apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, valueNestsTooDeep,
   type ApiKeyDirectory, type DecodedJwt, type X509Issuer,
 } from '../identity/index.ts'
 import type { Identity } from '../request/index.ts'
@@ -80,9 +80,13 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
     decision: { effect: 'deny', status: 0, code: null, statement: null, reason: '' },
   }
   let route: CompiledRoute
+  let query: string
   try {
+    // The gateway refuses a tunnel before any route is looked at (pipeline.ts): explain said 405, or allow where a route lists CONNECT.
+    if (method === 'CONNECT') throw new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
     const target = parseTarget(request.path, undefined)
     route = rt.router.match(method, target).route
+    query = target.query
   } catch (err) {
     return refuse(out, err as GatewayError)
   }
@@ -99,12 +103,17 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
     return out
   }
 
-  if (request.token === undefined && request.claims === undefined) {
+  const issuers = trustedIssuers(rt.config)
+  const credential = request.token === undefined && request.claims === undefined ? null : credentialOf(rt.config, issuers, request, route.accept)
+  // An access_token in the query makes a bearer token present, which the gateway refuses 400 (verify.ts)
+  // before any credential after it in accept is read: explain allowed such a request (an adversarial probe).
+  if (query !== '' && hasAccessTokenParameter(query) && route.accept.find((kind) => kind === 'bearer' || kind === credential?.kind) === 'bearer') {
+    return refuse(out, new GatewayError('bad_request', { detail: 'Access tokens in the query string are not accepted: send them in the Authorization header.' }))
+  }
+  if (credential === null) {
     const missing = missingCredential(route.accept[0] ?? 'bearer', rt.config)
     return refuse(out, new GatewayError(missing.code, { detail: `No claims or token were given: ${missing.detail}` }))
   }
-  const issuers = trustedIssuers(rt.config)
-  const credential = credentialOf(rt.config, issuers, request, route.accept)
   const { identity: found, problems, described } = credential.kind === 'client_cert'
     ? certificateIdentity(rt.certificateIssuers, request.claims ?? {})
     : identityOf(issuers, request, credential, apiKey, rt.config.server.max_token_bytes)
@@ -347,7 +356,7 @@ function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, c
  * gateway reads, or an iss that is there but no string (the lone issuer is implied only for an absent one).
  */
 function writtenClaimsProblem(claims: JWTPayload): { code: ErrorCode; detail: string } | null {
-  if (nestsTooDeep(JSON.stringify(claims))) return { code: 'malformed_token', detail: 'The claims nest deeper than the gateway reads a token\'s.' }
+  if (valueNestsTooDeep(claims)) return { code: 'malformed_token', detail: 'The claims nest deeper than the gateway reads a token\'s.' }
   if (claims.iss !== undefined && typeof claims.iss !== 'string') return { code: 'claim_missing', detail: 'The token has no iss claim, so no issuer can be chosen (iss is not a string).' }
   return null
 }

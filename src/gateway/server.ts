@@ -10,7 +10,7 @@ import { constants as h2constants, createSecureServer, type Http2Session } from 
 import type { Server as NetServer, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
-import { GatewayError, sendRawProblem, type ErrorCode } from '../errors/index.ts'
+import { GatewayError, parserRefusal, sendRawProblem, type ErrorCode } from '../errors/index.ts'
 import { readTlsMaterial, workerCount, x509Issuers, type Config, type ServerConfig, type TlsConfig, type TlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { createContext, markCut } from '../request/index.ts'
@@ -350,8 +350,11 @@ function openFileLimit(): number | null {
   }
 }
 
-/** Requests Node's parser refused before our handler ran: answer in SPEC's format and close. */
-function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, recorded: (info: ClientErrorInfo) => void): void {
+/**
+ * Requests Node's parser refused before our handler ran: answer in SPEC's format and close. The
+ * admin listeners answer theirs so too (`recorded` a no-op: no audit record for them).
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, recorded: (info: ClientErrorInfo) => void): void {
   const inProgress = pendingResponse(socket)
   // A request already in the pipeline whose body broke off (the client's FIN before its
   // Content-Length: the parser's error at the end of input) is recorded there, under its own id: a
@@ -372,7 +375,7 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, recorded:
     socket.destroy()
     return
   }
-  const error = clientErrorOf(err)
+  const error = parserRefusal(err)
   const answer = (): void => {
     // Refused behind earlier requests still being answered (pipelining): after their answers, as
     // written at once it was read as the first one's, whose own answer then went nowhere (a review).
@@ -393,19 +396,6 @@ function pendingResponse(socket: Duplex): ServerResponse | null {
   return (socket as { _httpMessage?: ServerResponse | null })._httpMessage ?? null
 }
 
-function clientErrorOf(err: NodeJS.ErrnoException): GatewayError {
-  switch (err.code) {
-    case 'HPE_HEADER_OVERFLOW':
-      return new GatewayError('headers_too_large', { detail: 'The request headers exceed max_header_bytes.' })
-    case 'ERR_HTTP_REQUEST_TIMEOUT':
-    case 'ERR_HTTP_HEADERS_TIMEOUT':
-      return new GatewayError('request_timeout', { detail: 'The request was not received in time.' })
-    default: {
-      const reason = err.message.replace(/^Parse Error:\s*/, '')
-      return new GatewayError('bad_request', { detail: `Malformed HTTP request: ${reason}.` })
-    }
-  }
-}
 
 /** How long a connection answered with a raw problem may stay for its peer to read the answer (nginx's lingering_timeout). */
 const RAW_ANSWER_LINGER_MS = 5_000

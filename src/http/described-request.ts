@@ -16,6 +16,11 @@ export interface DescribedRequest {
 }
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/
+
+/** An HTTP method as a request line can carry it: an RFC 9110 token (32 characters at most). */
+export function isMethodToken(text: string): boolean {
+  return TOKEN.test(text)
+}
 const LOWER_CASE = /[a-z]/
 
 /**

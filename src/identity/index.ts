@@ -1,5 +1,5 @@
 export { createIssuerRegistry, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents } from './issuers.ts'
-export { checkClaims, checkWithoutKey, createTokenVerifier, identityFromClaims, issuerUnknown, keyFreeRule, type TokenVerifier } from './verify.ts'
+export { checkClaims, checkWithoutKey, createTokenVerifier, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, type TokenVerifier } from './verify.ts'
 export { findDrift, describeDrift } from './drift.ts'
 export {
   bearerVerifier, createAuthenticator, CredentialRefused, rawHeader,
@@ -12,7 +12,7 @@ export { apiKeyId, newApiKey, parseApiKey, PRINCIPAL_NAME } from './api-keys/key
 export { ApiKeyStoreError, keyDocument, statusOf, type ApiKeyDocument, type ApiKeyRecord, type ApiKeyStatus, type ApiKeyStore } from './api-keys/store.ts'
 export { clientCertVerifier, subjectAltNames, type X509Issuer } from './x509.ts'
 export { carriesUserClaims, delegatedIdentity, exchangedIdentity, IDP_CLAIMS, splitUserClaims, type OwnTokens } from './own-tokens.ts'
-export { decodeCompactJwt, MAX_JSON_DEPTH, nestsTooDeep, type DecodedJwt } from './jws.ts'
+export { decodeCompactJwt, MAX_JSON_DEPTH, nestsTooDeep, valueNestsTooDeep, type DecodedJwt } from './jws.ts'
 export { createSignIn, sessionId, type BrowserAnswer, type SignIn } from './sessions/sign-in.ts'
 export { createSessionStoreRegistry, openSessionStore, type SessionStoreRegistry } from './sessions/registry.ts'
 export { SESSION_ID, SessionStoreError, sessionDocument, type SessionAudience, type SessionDocument, type SessionRecord, type SessionStore } from './sessions/store.ts'

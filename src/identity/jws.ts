@@ -100,6 +100,22 @@ export function nestsTooDeep(json: string): boolean {
   return nestsDeeperThan(json, MAX_JSON_DEPTH)
 }
 
+/**
+ * nestsTooDeep for a value already parsed (claims written by hand): walked with a stack of its
+ * own, as JSON.stringify recurses and a value 20,000 deep threw RangeError (a probe: POST
+ * /api/explain answered 500 internal_error, `bouncer explain --claims` "internal error").
+ */
+export function valueNestsTooDeep(value: unknown): boolean {
+  const pending: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }]
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (typeof next.value !== 'object' || next.value === null) continue
+    const depth = next.depth + 1
+    if (depth > MAX_JSON_DEPTH) return true
+    for (const child of Object.values(next.value)) pending.push({ value: child, depth })
+  }
+  return false
+}
+
 /** One pass over JSON text; strings are skipped with indexOf (their brackets do not count). */
 function nestsDeeperThan(json: string, maxDepth: number): boolean {
   let depth = 0

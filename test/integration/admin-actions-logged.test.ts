@@ -153,6 +153,33 @@ describe('admin actions are logged with who made them', () => {
     expect(await call('DELETE', `/api/keys/${id}`, ADMIN_TOKEN)).toBe(200)
   })
 
+  // Found by an adversarial probe: the answers kept what the logs no longer did. DELETE
+  // /api/keys/{whole key} of an unknown key said `No API key "bk_<id>_<secret>"`, and the 403, 405
+  // and 404 details named the path as sent: the secret came back in a problem's detail (SPEC: a
+  // detail never holds a token or a secret), for a console, proxy or client log to keep.
+  it('a whole key given in a path is named by its id in every problem answer, never with its secret', async () => {
+    const unknown = `bk_0123456789abcdef_${'5e'.repeat(32)}`
+    const whole = await createKey('answered-path')
+    const id = whole.slice(3, 19)
+    const answered = async (method: 'POST' | 'DELETE' | 'GET', path: string, token: string) => {
+      const res = await request(`${gateway.adminUrl}${path}`, { method, headers: { authorization: `Bearer ${token}` } })
+      return { status: res.statusCode, body: (await res.body.json()) as { code: string; detail: string } }
+    }
+    expect(await answered('DELETE', `/api/keys/${unknown}`, ADMIN_TOKEN)).toEqual({ status: 404, body: expect.objectContaining({ code: 'route_not_found', detail: 'No API key 0123456789abcdef.' }) as unknown })
+    const refusals = [
+      await answered('DELETE', `/api/keys/${whole}`, READ_TOKEN),
+      await answered('POST', `/api/keys/${whole}`, ADMIN_TOKEN),
+      await answered('DELETE', `/api/keys/${whole}/more`, ADMIN_TOKEN),
+      await answered('GET', `/keys/${whole}`, ADMIN_TOKEN),
+    ]
+    expect(refusals.map((r) => r.status)).toEqual([403, 405, 404, 404])
+    for (const { body } of refusals) {
+      expect(body.detail).toContain(`bk_${id}_[redacted]`)
+      expect(body.detail).not.toContain(whole.slice(20))
+    }
+    expect(await call('DELETE', `/api/keys/${id}`, ADMIN_TOKEN)).toBe(200)
+  })
+
   // Found by the review: a call that failed inside (an internal error) logged `path` as the request
   // line's, unscrubbed: a whole key given as the id of DELETE /api/keys/{id} kept its secret there.
   it('an admin call that fails inside logs the path with a whole key\'s secret redacted', async () => {

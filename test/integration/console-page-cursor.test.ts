@@ -73,3 +73,15 @@ it('pages by cursor through 40 records of one millisecond and on to the older on
   }
   expect(seen).toEqual(rows().map((r) => r.record.id).reverse())
 })
+
+// Found by an adversarial probe: a cursor whose time is none (tampered with, or cut) was refused
+// "before and before_id go together", though both were given: the detail now names what is wrong.
+it('a cursor whose time is not a time says so; one without its id says they go together', async () => {
+  const ask = async (params: string) => {
+    const res = await request(`${gateway.adminUrl}/api/audit/page?limit=10&${params}`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    return { status: res.statusCode, body: (await res.body.json()) as { code: string; detail: string } }
+  }
+  expect(await ask('before=%2B275760-09-14T00:00:00Z&before_id=r-001')).toEqual({ status: 400, body: expect.objectContaining({ code: 'bad_request', detail: 'before "+275760-09-14T00:00:00Z" is not a time (a record\'s, e.g. 2026-11-26T10:00:00.123Z).' }) as unknown })
+  expect(await ask('before=yesterday&before_id=r-001')).toEqual({ status: 400, body: expect.objectContaining({ detail: 'before "yesterday" is not a time (a record\'s, e.g. 2026-11-26T10:00:00.123Z).' }) as unknown })
+  expect(await ask(`before=${encodeURIComponent(new Date(NOW).toISOString())}`)).toEqual({ status: 400, body: expect.objectContaining({ detail: 'before (a record\'s time) and before_id (its id) go together.' }) as unknown })
+})

@@ -6,6 +6,7 @@
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runCli, serveConfig } from '../helpers/cli.ts'
+import { rawRequest } from '../helpers/raw.ts'
 
 const ADMIN = 'explain-bad-arguments-admin-token-0123'
 let gateway: Awaited<ReturnType<typeof serveConfig>>
@@ -56,4 +57,58 @@ it('POST /api/explain answers 400 bad_request for an "ip" that is no address', a
   const res = await post('10.1.2.3.')
   expect(res.statusCode).toBe(400)
   expect(await res.body.json()).toMatchObject({ code: 'bad_request', detail: '"ip" must be an IP address, e.g. "10.1.2.3".' })
+})
+
+// Found by an adversarial probe: claims nested 50,000 deep (100 KB of JSON) were checked for depth
+// by JSON.stringify, which recursed until RangeError: POST /api/explain answered 500
+// internal_error and `bouncer explain --claims` "bouncer: internal error: Maximum call stack size
+// exceeded". They are refused as the gateway refuses such a token: 401 malformed_token.
+it('claims nested far deeper than a token may are explained as malformed_token, by the API and the command line', async () => {
+  const deep = `{"iss":"https://sso.example.com/","sub":"ana","deep":${'['.repeat(50_000)}${']'.repeat(50_000)}}`
+  const res = await request(`${gateway.adminUrl}/api/explain`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: `{"method":"GET","path":"/reports","ip":"10.1.2.3","claims":${deep}}`,
+  })
+  expect(res.statusCode).toBe(200)
+  expect(((await res.body.json()) as { decision: unknown }).decision).toMatchObject({ effect: 'deny', status: 401, code: 'malformed_token' })
+  const cli = await explain('--claims', deep, '--ip', '10.1.2.3')
+  expect(cli.code).toBe(1)
+  expect(cli.stderr).toBe('')
+  expect(cli.stdout).toContain('DENY: 401 malformed_token: The claims nest deeper than the gateway reads a token\'s.')
+})
+
+// Found by an adversarial probe: explain answered CONNECT as any method the route does not list
+// (405 method_not_allowed), or allowed it where a route lists it, while the gateway refuses every
+// CONNECT tunnel 400 bad_path before it looks for a route.
+it('CONNECT is explained as the gateway answers it: 400 bad_path', async () => {
+  const real = await rawRequest(Number(new URL(gateway.url).port), 'CONNECT /reports HTTP/1.1\r\nHost: gw\r\n\r\n')
+  expect(real.status).toBe(400)
+  expect(JSON.parse(real.body)).toMatchObject({ code: 'bad_path' })
+  const res = await request(`${gateway.adminUrl}/api/explain`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ method: 'CONNECT', path: '/reports', claims: JSON.parse(claims) as object, ip: '10.1.2.3' }),
+  })
+  expect(((await res.body.json()) as { decision: unknown }).decision).toMatchObject({ effect: 'deny', status: 400, code: 'bad_path', reason: '400 bad_path: CONNECT tunnels are not supported.' })
+})
+
+// Found by an adversarial probe: a method no request line can carry ("GET " pasted with its space,
+// "G\r\nET", "") was explained as a method the route does not take: 405 "does not accept GET ; it
+// accepts GET", exit 1, which sent the operator to the route. It is a usage error now.
+it('a method that is no HTTP method is a usage error, for the command line and the API', async () => {
+  for (const method of ['GET ', 'G\r\nET', '', 'GET/1']) {
+    expect(await runCli(['explain', '--config', file, '--method', method, '--path', '/reports', '--claims', claims])).toEqual({
+      code: 2, stdout: '', stderr: `bouncer: --method must be an HTTP method, e.g. GET (not ${JSON.stringify(method)})\n`,
+    })
+    const res = await request(`${gateway.adminUrl}/api/explain`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ method, path: '/reports', claims: JSON.parse(claims) as object }),
+    })
+    expect(res.statusCode).toBe(400)
+    expect(await res.body.json()).toMatchObject({ code: 'bad_request', detail: '"method" must be an HTTP method, e.g. "GET".' })
+  }
+  expect((await explain('--claims', claims, '--ip', '10.1.2.3')).code).toBe(0)
+  expect((await runCli(['explain', '--config', file, '--method', 'get', '--path', '/reports', '--claims', claims, '--ip', '10.1.2.3'])).code).toBe(0)
 })

@@ -225,3 +225,20 @@ function echoFrame(frame: Buffer): Buffer {
   const text = Buffer.from(`echo: ${payload.toString()}`)
   return Buffer.concat([Buffer.from([0x81, text.length]), text])
 }
+
+// Found by an adversarial probe: the admin listener answered what Node's parser refuses with
+// Node's bare "431 Request Header Fields Too Large" or "400 Bad Request", no body, where every
+// error the gateway answers is a problem (SPEC "Errors"); the gateway listener already did so.
+describe('the admin listener refuses them in the same format', () => {
+  it.each([
+    ['headers over its 16 KiB', `GET /healthz HTTP/1.1\r\n${H}X-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'headers_too_large'],
+    ['a malformed request line', `GET /he alth HTTP/1.1\r\n${H}\r\n`, 400, 'bad_request'],
+    ['two Content-Lengths', `POST /api/reload HTTP/1.1\r\n${H}Content-Length: 1\r\nContent-Length: 2\r\n\r\nxx`, 400, 'bad_request'],
+  ])('%s: answered as application/problem+json', async (_name, data, status, code) => {
+    const res = await rawRequest(Number(new URL(gateway.adminUrl).port), data)
+    expect(res.status).toBe(status)
+    expect(res.headers['content-type']).toBe('application/problem+json')
+    expect(JSON.parse(res.body)).toMatchObject({ status, code })
+    expect(res.closed).toBe(true)
+  })
+})

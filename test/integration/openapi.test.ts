@@ -131,14 +131,31 @@ describe('the OpenAPI document', () => {
     ]
     expect(documented.sort()).toEqual(answered.sort())
 
-    // From outside: a method the document does not give is 405, a path it does not list is 404.
+    // From outside: a method the document does not give is 405, with Allow naming those it does
+    // (HEAD wherever GET is: RFC 9110 §9.3.2), a path it does not list is 404. Found by an
+    // adversarial probe: a 405 under /api/ had no Allow, and HEAD of a GET endpoint was refused 405.
     for (const [path, item] of Object.entries(doc.paths)) {
-      for (const method of ['post', 'put', 'patch', 'delete'] as const) {
-        if (item[method]) continue
-        expect((await call(gateway.adminUrl, method, path, { headers: AUTH })).status, `${method} ${path}`).toBe(405)
+      const allow = METHODS.filter((m) => item[m] || (m === 'head' && item.get)).map((m) => m.toUpperCase()).sort().join(', ')
+      for (const method of ['post', 'put', 'patch', 'delete', 'options', 'trace'] as const) {
+        if (method !== 'options' && method !== 'trace' && item[method]) continue
+        const res = await request(`${gateway.adminUrl}${path}`, { method: method.toUpperCase(), headers: AUTH })
+        expect(res.statusCode, `${method} ${path}`).toBe(405)
+        expect(res.headers.allow, `${method} ${path}`).toBe(allow)
+        expect(((await res.body.json()) as { code: string }).code).toBe('method_not_allowed')
       }
+      if (!item.get || !path.startsWith('/api/')) continue
+      const head = await call(gateway.adminUrl, 'head', path, { headers: AUTH })
+      expect(head.status, `HEAD ${path}`).toBe((await call(gateway.adminUrl, 'get', path, { headers: AUTH })).status)
+      expect(head.body).toBe('')
     }
-    // `/` is the console's page (test/integration/console.test.ts), not an API.
+    // `/` is the console's page (test/integration/console.test.ts), not an API: GET and HEAD only
+    // (POST / was 404 "Nothing at /", an adversarial probe).
+    for (const method of ['POST', 'DELETE', 'OPTIONS']) {
+      const res = await request(`${gateway.adminUrl}/`, { method, headers: AUTH })
+      expect(res.statusCode, `${method} /`).toBe(405)
+      expect(res.headers.allow).toBe('GET, HEAD')
+      expect(((await res.body.json()) as { code: string }).code).toBe('method_not_allowed')
+    }
     for (const path of ['/api', '/api/', '/api/nothing', '/api/routes/x', '/healthz/x', '/openapi.json', '/console']) {
       expect((await call(gateway.adminUrl, 'get', path, { headers: AUTH })).status, path).toBe(404)
     }
@@ -181,6 +198,12 @@ describe('the OpenAPI document', () => {
     expect(new Set(records.map((r) => r.decision))).toEqual(new Set(['allow', 'deny']))
     expect(JSON.parse((await check('get', '/api/audit', { headers: AUTH, query: '?decision=deny&limit=1&since=1h' })).body)).toHaveLength(1)
     expect((await check('get', '/api/audit', { headers: AUTH, query: '?limit=0' })).status).toBe(400)
+    // A parameter given twice: /api/audit read the last, /api/overview the first (an adversarial probe).
+    for (const path of ['/api/audit', '/api/audit/page', '/api/overview', '/api/denials']) {
+      const twice = await check('get', path, { headers: AUTH, query: '?since=1h&since=30d' })
+      expect(twice.status, path).toBe(400)
+      expect(JSON.parse(twice.body)).toMatchObject({ code: 'bad_request', detail: 'The query names "since" more than once: each parameter takes one value.' })
+    }
     // The head is known once the audit worker has started and reported it.
     await expect.poll(async () => (await call(gateway.adminUrl, 'get', '/api/audit/head', { headers: AUTH })).status, { timeout: 20_000 }).toBe(200)
     expect(JSON.parse((await check('get', '/api/audit/head', { headers: AUTH })).body)).toMatchObject({ key: { crv: 'Ed25519' } })
@@ -245,6 +268,12 @@ describe('the OpenAPI document', () => {
     expect(await gateway.state.runtime.signIn!.store.get(sessionId)).toBeDefined()
     expect(JSON.parse((await check('delete', '/api/sessions/{id}', { headers: AUTH, params: { id: sessionId } })).body)).toMatchObject({ id: sessionId })
     expect((await check('delete', '/api/sessions/{id}', { headers: AUTH, params: { id: sessionId } })).status).toBe(404)
+    // A session cookie's value given as the id is not said back (an adversarial probe: the 404 quoted it).
+    const cookieValue = 'Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5'.slice(0, 43)
+    const pasted = await check('delete', '/api/sessions/{id}', { headers: AUTH, params: { id: cookieValue } })
+    expect(pasted.status).toBe(404)
+    expect(pasted.body).not.toContain(cookieValue)
+    expect(JSON.parse(pasted.body)).toMatchObject({ detail: 'No session: give its id (32 hex digits, as GET /api/sessions lists it).' })
 
     expect((await check('post', '/api/reload', { headers: AUTH })).status).toBe(200)
     const good = await readFile(gateway.file, 'utf8')

@@ -15,6 +15,7 @@ import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../h
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
+const ADMIN = 'query-access-token-admin-token-0123'
 let dir: string
 let idp: TestIdentityProvider
 let upstream: TestUpstream
@@ -25,6 +26,7 @@ beforeAll(async () => {
   idp = await startIdentityProvider()
   upstream = await startUpstream()
   gateway = await startTestGateway({
+    admin: { token: ADMIN },
     api_keys: { store: { type: 'sqlite', path: join(dir, 'keys.db') } },
     issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
     roles: [{ name: 'keys', assumed_by: [{ issuer: 'api-keys' }, { issuer: 'corp' }], policies: ['read'] }],
@@ -52,5 +54,34 @@ describe('a query parameter whose name ends in access_token', () => {
     const res = await request(`${gateway.url}/either/x?no_access_token=1`, { headers: { 'x-api-key': created.key } })
     const body = await res.body.text()
     expect(res.statusCode, body).toBe(200)
+  })
+})
+
+// Found by an adversarial probe: POST /api/explain (and `bouncer explain`) allowed a request whose
+// query holds an access_token, which the gateway refuses 400 bad_request before any credential
+// after bearer in accept is read — a JWT in the header, or an API key on [bearer, api_key] alike.
+describe('explain of a request with an access_token in its query', () => {
+  it('says what the gateway answers: 400 bad_request, and a name that only ends in access_token is no token', async () => {
+    const created = newApiKey()
+    await gateway.state.runtime.apiKeys!.store.insert({ id: created.id, principal: 'sheets', description: null, hash: created.hash, createdAt: Date.now(), expiresAt: null, revokedAt: null, lastUsedAt: null })
+    const jwt = await idp.mint({ sub: 'ana' })
+    const cases = [
+      { path: '/either/x?access_token=abc', headers: { authorization: `Bearer ${jwt}` }, token: jwt, status: 400 },
+      { path: '/either/x?region=eu&access_token=', headers: { 'x-api-key': created.key }, token: created.key, status: 400 },
+      { path: '/either/x?no_access_token=1', headers: { authorization: `Bearer ${jwt}` }, token: jwt, status: 200 },
+    ]
+    for (const { path, headers, token, status } of cases) {
+      const real = await request(`${gateway.url}${path}`, { headers })
+      const body = (await real.body.json()) as { code?: string }
+      expect(real.statusCode, path).toBe(status)
+      const explained = await request(`${gateway.adminUrl}/api/explain`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ method: 'GET', path, token }),
+      })
+      const { decision } = (await explained.body.json()) as { decision: { status: number; code: string | null; reason: string } }
+      expect({ status: decision.status, code: decision.code }, path).toEqual({ status, code: status === 200 ? null : body.code })
+      if (status === 400) expect(decision.reason).toBe('400 bad_request: Access tokens in the query string are not accepted: send them in the Authorization header.')
+    }
   })
 })

@@ -77,6 +77,46 @@ describe('POST /api/replay (admin API) and ${env:} in the pasted draft', () => {
   })
 })
 
+// Found by an adversarial probe: a diagnostic that quotes a piece of a value — a route path's
+// segment — gave that piece back, which the whole-value hider did not find: `path: "/${env:NAME}"`
+// read any variable of the gateway's environment, a segment at a time.
+describe('POST /api/replay and a diagnostic quoting a piece of an ${env:} value', () => {
+  it('does not show the piece', { timeout: 40_000 }, async () => {
+    const adminToken = `admin-${randomBytes(12).toString('hex')}`
+    const piece = `middle ${randomBytes(12).toString('hex')}`
+    const configPath = join(dir, 'replay-pieces.yaml')
+    await writeFile(configPath, stringify({
+      server: { listen: '127.0.0.1:0' },
+      admin: { listen: '127.0.0.1:0', token: adminToken },
+      upstreams: [{ name: 'u', url: 'http://127.0.0.1:1' }],
+      routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
+      audit: { sinks: [{ type: 'sqlite', path: join(dir, 'replay-pieces-audit.db') }] },
+    }))
+    const serve = await startServe(['--config', configPath], { env: { REPLAY_PIECES_SECRET: `first-part/${piece}/last-part` } })
+    try {
+      const draft = stringify({
+        upstreams: [{ name: 'u', url: 'http://127.0.0.1:1' }],
+        routes: [{ id: 'u', path: '/${env:REPLAY_PIECES_SECRET}', upstream: 'u', public: true }, { id: 'v', path: '/a b', upstream: 'u', public: true }],
+      })
+      const res = await request(`${serve.adminUrl}/api/replay`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ config: draft }),
+      })
+      expect(res.statusCode).toBe(422)
+      const { errors } = (await res.body.json()) as { errors: string[] }
+      expect(errors.join('\n')).not.toContain(piece.slice(7))
+      expect(errors).toEqual([
+        expect.stringMatching(/^draft\.yaml:\d+:\d+: routes\[0\]\.path: invalid characters in segment "\(not shown: it holds text of \$\{env:REPLAY_PIECES_SECRET\}\)"$/),
+        // A piece of the draft's own text is still quoted.
+        expect.stringMatching(/^draft\.yaml:\d+:\d+: routes\[1\]\.path: invalid characters in segment "a b"$/),
+      ])
+    } finally {
+      await serve.stop()
+    }
+  })
+})
+
 describe('a reload refused after the secrets were read', () => {
   it('leaves the running upstream sending the credential of the running store, not the refused config\'s', { timeout: 30_000 }, async () => {
     const storeA = await mkdtemp(join(dir, 'store-a-'))

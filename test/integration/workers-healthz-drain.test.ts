@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { Client, request } from 'undici'
 import { afterEach, expect, it } from 'vitest'
 import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
+import { rawRequest } from '../helpers/raw.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred, waitFor } from '../helpers/wait.ts'
 
@@ -132,3 +133,25 @@ it('answers /api/audit/head 200 as the idle worker\'s drain ends while it is ask
   expect(await gateway.exited).toBe(0)
   expect(gateway.stderr()).not.toMatch(/admin request failed/)
 }, 90_000)
+
+// Found by an adversarial probe: with workers the primary's admin listener answered what Node's
+// parser refuses with its bare 431 or 400, no problem body (SPEC "Errors").
+it('the primary\'s admin listener answers a request its parser refuses as a problem', async () => {
+  gateway = await serveConfig((dir) => ({
+    server: { listen: '127.0.0.1:0', workers: 2 },
+    admin: { listen: '127.0.0.1:0', token: ADMIN },
+    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill') },
+    upstreams: [{ name: 'api', url: 'http://127.0.0.1:9' }],
+    routes: [{ id: 'fast', path: '/fast', upstream: 'api', public: true }],
+  }), { startTimeout: 60_000 })
+  const port = Number(new URL(gateway.adminUrl).port)
+  for (const [data, status, code] of [
+    [`GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'headers_too_large'],
+    ['GET /he alth HTTP/1.1\r\nHost: a\r\n\r\n', 400, 'bad_request'],
+  ] as const) {
+    const res = await rawRequest(port, data)
+    expect(res.status).toBe(status)
+    expect(res.headers['content-type']).toBe('application/problem+json')
+    expect(JSON.parse(res.body)).toMatchObject({ status, code })
+  }
+})

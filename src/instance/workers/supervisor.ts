@@ -13,6 +13,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
@@ -20,7 +21,7 @@ import { requestWorkerLimits } from './young-generation.ts'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { releaseAuditSpills, type AuditHead } from '../../audit/index.ts'
 import { listenUrl, readConfigFile, RELOAD_PIPE_WAIT_MS, startSettingsOf, type Config } from '../../config/index.ts'
-import { asGatewayError, GatewayError, sendProblem } from '../../errors/index.ts'
+import { asGatewayError, GatewayError, parserRefusal, sendProblem, sendRawProblem } from '../../errors/index.ts'
 import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 // HELD_THREAD_GRACE_MS: how long a thread cut short may take to end before the shutdown, or a failed
 // start, goes on without it (terminate() stops JavaScript, not a system call).
@@ -440,6 +441,12 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       if (error.code === 'internal_error') logger.error({ err: error.cause ?? err, path: req.url }, 'admin request failed')
       sendProblem(res, error, requestId, req.method === 'HEAD')
     })
+  })
+  // What Node's parser refuses was answered with its bare 431 or 400, no problem body (an
+  // adversarial probe). A connection with an answer under way (one passed to a worker) is cut instead.
+  admin.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) return void socket.destroy()
+    sendRawProblem(socket, parserRefusal(err), randomUUID())
   })
 
   async function serveAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -165,6 +165,32 @@ roles:
     expect(lines).toContainEqual('bouncer.yaml:10:10: admin.roles: admin.roles signs people in to the console through sign_in: configure sign_in (or use admin.token / admin.read_token)')
   })
 
+  // Found by an adversarial probe (a confused operator): `bouncer check` said ok to a read_token
+  // equal to the admin token (checked first: the "read-only" token reloaded and revoked), and to a
+  // token with white space, which no Authorization: Bearer header can carry (every call 401).
+  it('refuses an admin.read_token that is admin.token, and admin tokens no bearer header can carry', () => {
+    const same = check(`${BASE}admin:\n  token: same-admin-token-0123\n  read_token: same-admin-token-0123\n`)
+    expect(same.loaded.config).toBeUndefined()
+    expect(same.lines).toEqual(['bouncer.yaml:11:15: admin.read_token: admin.read_token is the same as admin.token, which is checked first: whoever holds it may do everything; give the read-only token a value of its own'])
+    const env = { ADMIN_TOKEN: 'admin-token-0123\n', READ_TOKEN: 'read token 0123' }
+    expect(check(`${BASE}admin:\n  token: \${env:ADMIN_TOKEN}\n  read_token: \${env:READ_TOKEN}\n`, env).lines).toEqual([
+      'bouncer.yaml:10:10: admin.token: admin.token holds white space, which no bearer token can (Authorization: Bearer <token>): no request could present it',
+      'bouncer.yaml:11:15: admin.read_token: admin.read_token holds white space, which no bearer token can (Authorization: Bearer <token>): no request could present it',
+    ])
+    expect(check(`${BASE}admin:\n  token: admin-token-0123\n  read_token: read-token-0123\n`).lines).toEqual([])
+  })
+
+  // Found by an adversarial probe: a jwks_uri with user:password@ passed `bouncer check`, then
+  // fetch refused it at every retry (no keys, every token 401), with the password in each log line
+  // and in GET /api/catalog, which the read-only token reads. A query (Azure B2C's ?p=) stays allowed.
+  it('refuses a jwks_uri with credentials in it', () => {
+    const issuer = (uri: string) => check(`${BASE}issuers:\n  - { name: corp, issuer: "https://sso.example.com/", audiences: [api], jwks_uri: "${uri}" }\n`).lines
+    expect(issuer('https://keys:s3cret-pass@sso.example.com/keys')).toEqual([
+      'bouncer.yaml:10:83: issuers[0].jwks_uri: a jwks_uri cannot hold credentials (user:password@): a key set is public, and fetch refuses such a URL',
+    ])
+    expect(issuer('https://sso.example.com/keys?p=b2c_1_signin')).toEqual([])
+  })
+
   it('refuses duplicate names and bad route syntax', () => {
     const { lines } = check(`${BASE}  - id: sales.daily
     path: /a/*/b
