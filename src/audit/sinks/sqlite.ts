@@ -101,13 +101,26 @@ function schemaVersion(db: DatabaseSync): number {
   return (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version
 }
 
+/**
+ * Each step under the write lock, the version read again once it is held: another opener of the
+ * file (the gateway's audit worker, a `bouncer keys` command recording its change) may have made
+ * the step meanwhile. Read before a plain BEGIN, two openers of a new log both made its tables, and
+ * the second failed ("table audit_chains already exists"), refusing the command's change.
+ */
 function migrate(db: DatabaseSync): void {
-  const version = schemaVersion(db)
-  for (let next = version + 1; next <= SCHEMA_VERSION; next++) {
-    db.exec('BEGIN')
-    db.exec(MIGRATIONS[next] as string)
-    db.exec(`PRAGMA user_version = ${next}`)
-    db.exec('COMMIT')
+  while (schemaVersion(db) < SCHEMA_VERSION) {
+    db.exec('BEGIN IMMEDIATE')
+    try {
+      const next = schemaVersion(db) + 1
+      if (next <= SCHEMA_VERSION) {
+        db.exec(MIGRATIONS[next] as string)
+        db.exec(`PRAGMA user_version = ${next}`)
+      }
+      db.exec('COMMIT')
+    } catch (err) {
+      db.exec('ROLLBACK')
+      throw err
+    }
   }
 }
 
