@@ -204,6 +204,17 @@ roles:
     ])
   })
 
+  // Found by an adversarial probe: the segment check was one regex with an alternation per
+  // character, which overflowed the stack on a 10 MB path, reported as "the file nests too deeply".
+  it('checks a route path of 10 MB without calling it nesting, and still checks its escapes', () => {
+    const long = `/${'a'.repeat(10_000_000)}`
+    expect(check(BASE.replace('/sales/daily/:region', `"${long}"`)).lines).toEqual([])
+    expect(check(BASE.replace('/sales/daily/:region', '/sales/100%/x%2g/%41')).lines).toEqual(['bouncer.yaml:6:11: routes[0].path: invalid characters in segment "100%"'])
+    expect(check(BASE.replace('/sales/daily/:region', '/sales/x%2g')).lines).toEqual(['bouncer.yaml:6:11: routes[0].path: invalid characters in segment "x%2g"'])
+    expect(check(BASE.replace('/sales/daily/:region', '/sales/%41%2F%zz')).lines).toEqual(['bouncer.yaml:6:11: routes[0].path: invalid characters in segment "%41%2F%zz"'])
+    expect(check(BASE.replace('/sales/daily/:region', '/sales/%41b%7E')).lines).toEqual([])
+  })
+
   it('refuses none and HMAC algorithms for issuers', () => {
     const { lines } = check('issuers:\n  - { name: a, issuer: "https://x/", audiences: [b], algorithms: [none, HS256] }\n')
     expect(lines).toHaveLength(2)
