@@ -244,14 +244,15 @@ function auditRecordProperties(): Record<string, JsonSchema> {
   }))
 }
 
+// An empty value is no filter (GET /api/audit reads `principal=` as the console reads its empty field).
 const AUDIT_FILTERS = [
-  { name: 'since', schema: string, description: 'a duration back from now (1h) or a time (2026-11-26T10:00:00Z)' },
-  { name: 'until', schema: string, description: 'a time' },
-  { name: 'principal', schema: string, description: "the caller's subject" },
-  { name: 'actor', schema: string, description: 'the agent acting for the caller (token exchange)' },
-  { name: 'route', schema: string, description: 'a route id' },
-  { name: 'decision', schema: { enum: ['allow', 'deny', 'error'] } },
-  { name: 'status', schema: integer, description: 'an HTTP status' },
+  { name: 'since', schema: string, description: 'a duration back from now (1h) or a time (2026-11-26T10:00:00Z); empty is no filter' },
+  { name: 'until', schema: string, description: 'a time; empty is no filter' },
+  { name: 'principal', schema: string, description: "the caller's subject; empty is no filter" },
+  { name: 'actor', schema: string, description: 'the agent acting for the caller (token exchange); empty is no filter' },
+  { name: 'route', schema: string, description: 'a route id; empty is no filter' },
+  { name: 'decision', schema: { enum: ['allow', 'deny', 'error'] }, description: 'empty is no filter' },
+  { name: 'status', schema: { type: 'integer', minimum: 0, maximum: 599 }, description: 'an HTTP status, 100 to 599 (or 0: a record no response went with); empty is no filter' },
   { name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 }, description: 'at most this many records' },
 ].map((p) => ({ in: 'query', ...p }))
 

@@ -5,11 +5,11 @@
 // (`<checkpoint file>.key`, mode 0600), which only helps against someone who can reach the
 // database but not that file. `bouncer audit verify` reads the same places for the public key.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
-import { readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { renameSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Logger } from '../telemetry/index.ts'
 import type { PublicCheckpointKey } from './chain-shapes.ts'
-import { makeDirectories } from '../collections/index.ts'
+import { makeDirectories, readRegularFile, whyNotRead } from '../collections/index.ts'
 
 /**
  * What the checkpoint key needs of a secrets store: the gateway hands its store in (secrets/ sits
@@ -98,13 +98,15 @@ export function checkpointSigningKey(store: KeyStore | null, keyFile: string, lo
   }
 }
 
+/** A key file holds one JWK of ~200 bytes. */
+const MAX_KEY_FILE_BYTES = 64 * 1024
+
+/** The key file's text; undefined when there is none. A pipe, a device or a large file is refused unread (as the master key file is). */
 function readKeyFile(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined
-    throw err
-  }
+  const read = readRegularFile(path, MAX_KEY_FILE_BYTES)
+  if (read.ok) return read.bytes.toString('utf8')
+  if (read.reason === 'error' && (read.error.code === 'ENOENT' || read.error.code === 'ENOTDIR')) return undefined
+  throw new Error(`cannot read the checkpoint key file ${path}: ${whyNotRead(read, MAX_KEY_FILE_BYTES)}`)
 }
 
 /**

@@ -6,13 +6,13 @@
 // checkpoint file, in each sink's audit_head_checkpoints table, and on GET /api/audit/head.
 // `bouncer audit verify` then names the records a log lacks against its latest checkpoint.
 import { sign, verify, type KeyObject } from 'node:crypto'
-import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, fsyncSync, openSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { threadId } from 'node:worker_threads'
 import { dirname, join } from 'node:path'
 import type { AuditConfig } from '../config/index.ts'
 import type { Checkpoint, RetentionCut } from './chain-shapes.ts'
 import type { ChainHead } from './sinks/sink.ts'
-import { makeDirectories } from '../collections/index.ts'
+import { makeDirectories, readRegularFile, whyNotRead } from '../collections/index.ts'
 
 export type { Checkpoint, RetentionCut } from './chain-shapes.ts'
 
@@ -178,15 +178,19 @@ function writeDurably(path: string, flags: 'a' | 'w', text: string): number {
   }
 }
 
+/** Far more than the file holds: past COMPACT_BYTES it keeps one checkpoint per chain. */
+const MAX_CHECKPOINT_FILE_BYTES = 64 * 1024 * 1024
+
 /** Every checkpoint of the file, and how many lines were not one (none when there is no file). */
 export function readCheckpointFile(path: string): { checkpoints: Checkpoint[]; damaged: number } {
-  let text: string
-  try {
-    text = readFileSync(path, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { checkpoints: [], damaged: 0 }
-    throw err
+  // Read as any file, a named pipe as audit.checkpoint_path held the thread reading it for ever
+  // (found by an adversarial probe): only a regular file of a bounded size is read.
+  const read = readRegularFile(path, MAX_CHECKPOINT_FILE_BYTES)
+  if (!read.ok) {
+    if (read.reason === 'error' && read.error.code === 'ENOENT') return { checkpoints: [], damaged: 0 }
+    throw new Error(`cannot read the checkpoint file ${path}: ${whyNotRead(read, MAX_CHECKPOINT_FILE_BYTES)}`)
   }
+  const text = read.bytes.toString('utf8')
   const checkpoints: Checkpoint[] = []
   let damaged = 0
   for (const line of text.split('\n')) {

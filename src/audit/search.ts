@@ -64,6 +64,9 @@ function filterValue(field: FieldSpec & { filter: FilterName }, text: string): s
       const value = /^-?\d{1,10}$/.test(text.trim()) ? Number(text) : Number.NaN
       // PostgreSQL's integer columns hold 32 bits: a larger number would fail the query (500), not select nothing.
       if (!Number.isInteger(value) || Math.abs(value) > 2_147_483_647) throw new AuditQueryError(`${field.filter} must be a whole number (32 bits)`)
+      // No record has another: status=1000 answered [] as if none had matched (an adversarial probe).
+      // 0 is a record no response went with (the chain's restart marker).
+      if (field.filter === 'status' && value !== 0 && (value < 100 || value > 599)) throw new AuditQueryError('status is an HTTP status, from 100 to 599 (or 0: a record no response went with)')
       return value
     }
     default:
@@ -89,11 +92,14 @@ export function parseAuditQuery(input: Partial<Record<'since' | 'until' | 'limit
   const limit = /^\d{1,16}$/.test(limitText) ? Number(limitText) : Number.NaN
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > maxLimit) throw new AuditQueryError(`limit must be a whole number from 1${Number.isFinite(maxLimit) ? ` to ${maxLimit}` : ''}`)
   const query: AuditQuery = { limit }
-  if (input.since !== undefined) {
+  // An empty filter is no filter, as the console reads its empty fields (it sends none): `principal=`
+  // selected the records whose subject is "" (none), where `status=` was refused (an adversarial probe).
+  const given = (text: string | undefined): text is string => text !== undefined && text.trim() !== ''
+  if (given(input.since)) {
     query.sinceMs = parseSince(input.since)
     if (query.sinceMs === undefined) throw new AuditQueryError(`since "${input.since}" is neither a duration (1h) nor a time (2026-11-26T10:00:00Z)`)
   }
-  if (input.until !== undefined) {
+  if (given(input.until)) {
     query.untilMs = parseTime(input.until)
     if (query.untilMs === undefined) throw new AuditQueryError(`until "${input.until}" is not a time`)
   }
@@ -103,7 +109,7 @@ export function parseAuditQuery(input: Partial<Record<'since' | 'until' | 'limit
   const filters = query as Record<string, unknown>
   for (const field of FILTERS) {
     const text = input[field.filter]
-    if (text !== undefined) filters[field.filter] = filterValue(field, text)
+    if (given(text)) filters[field.filter] = filterValue(field, text)
   }
   return query
 }

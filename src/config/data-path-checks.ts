@@ -12,6 +12,8 @@ import type { Config } from './schema.ts'
 const VIRTUAL_FILE_SYSTEMS = ['/proc', '/sys']
 
 type Kind = 'file' | 'directory'
+/** What else a path may name: the gateway reads and writes regular files, and a named pipe held its thread for ever (found by an adversarial probe). */
+type Special = 'named pipe' | 'device' | 'socket'
 
 export function dataPathFindings(config: Config): Finding[] {
   const findings: Finding[] = []
@@ -24,7 +26,12 @@ export function dataPathFindings(config: Config): Finding[] {
     if (problem) findings.push({ severity: 'warning', path: ['audit', 'sinks', i, 'path'], message: `${problem}: the sink cannot open, and its records spill to spill_dir until it can` })
   })
   if (config.audit.sinks.length > 0) check(['audit', 'spill_dir'], config.audit.spill_dir, 'directory')
-  if (config.audit.checkpoint_path !== undefined) check(['audit', 'checkpoint_path'], config.audit.checkpoint_path, 'file')
+  if (config.audit.checkpoint_path !== undefined) {
+    check(['audit', 'checkpoint_path'], config.audit.checkpoint_path, 'file')
+    // Its signing key is kept beside it (audit/checkpoint-key.ts), unless the secrets store holds it.
+    const keyProblem = dataPathProblem(`${config.audit.checkpoint_path}.key`, 'file')
+    if (keyProblem) findings.push({ severity: 'error', path: ['audit', 'checkpoint_path'], message: `the checkpoint key file: ${keyProblem}` })
+  }
   if (config.api_keys?.store.type === 'sqlite') check(['api_keys', 'store', 'path'], config.api_keys.store.path, 'file')
   if (config.sign_in?.session.store.type === 'sqlite') check(['sign_in', 'session', 'store', 'path'], config.sign_in.session.store.path, 'file')
   // Opened at the first call that waits for a person: with no approvals, never (a review).
@@ -42,7 +49,7 @@ export function dataPathProblem(path: string, kind: Kind): string | null {
   let above = dirname(path)
   for (; kindAt(above) === null && dirname(above) !== above; above = dirname(above));
   const existing = kindAt(above)
-  if (existing === 'file') return `${path} cannot be made: ${above} is a file, not a directory`
+  if (existing !== null && existing !== 'directory' && existing !== 'unreadable') return `${path} cannot be made: ${above} is a ${existing}, not a directory`
   if (existing !== 'directory') return null
   const real = realpathSync(above)
   const virtual = VIRTUAL_FILE_SYSTEMS.find((root) => real === root || real.startsWith(`${root}/`))
@@ -90,9 +97,14 @@ function ownMountinfo(): string | null {
   }
 }
 
-function kindAt(path: string): Kind | 'unreadable' | null {
+function kindAt(path: string): Kind | Special | 'unreadable' | null {
   try {
-    return statSync(path).isDirectory() ? 'directory' : 'file'
+    const stat = statSync(path)
+    if (stat.isDirectory()) return 'directory'
+    if (stat.isFIFO()) return 'named pipe'
+    if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'device'
+    if (stat.isSocket()) return 'socket'
+    return 'file'
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT') return null

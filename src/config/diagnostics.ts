@@ -45,7 +45,9 @@ export function createLocator(doc: Document | undefined, lines: LineCounter): Lo
   return (finding) => {
     const offset = doc ? offsetOf(doc, finding.path, finding.atKey === true) : 0
     const { line, col } = lines.linePos(offset)
-    return { severity: finding.severity, path: finding.path, message: finding.message, line: Math.max(line, 1), col }
+    // Without a document (a file that cannot be read) yaml's LineCounter says line 0, column 0:
+    // `file:1:0:` where every other diagnostic counts columns from 1 (found by an adversarial probe).
+    return { severity: finding.severity, path: finding.path, message: finding.message, line: Math.max(line, 1), col: Math.max(col, 1) }
   }
 }
 

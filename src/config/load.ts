@@ -180,6 +180,9 @@ function loadDocument(withMark: string, file: string, env: NodeJS.ProcessEnv): L
   // A second document told the user to call YAML.parseAllDocuments() (yaml's words to a programmer).
   const yamlErrors = doc.errors.map((error) => ({ offset: error.pos[0], message: error.code === 'MULTIPLE_DOCS' ? MULTIPLE_DOCUMENTS : yamlMessage(error.message) }))
   for (const offset of duplicateKeyOffsets(doc)) yamlErrors.push({ offset, message: 'Map keys must be unique' })
+  // A merge key was read as a key named "<<": `unknown key "<<"` beside "an upstream needs url",
+  // the keys it was to bring in being missing (found by an adversarial probe).
+  for (const offset of mergeKeyOffsets(doc)) yamlErrors.push({ offset, message: MERGE_KEY })
   // yaml warns of a tag it does not know and keeps the value's text: `token: !env ADMIN_TOKEN` was
   // the admin token "ADMIN_TOKEN", and check said ok (found by an adversarial probe).
   for (const warning of doc.warnings) {
@@ -288,6 +291,19 @@ function duplicateKeyOffsets(doc: Document): number[] {
         if (seen.has(pair.key.value)) offsets.push(pair.key.range?.[0] ?? 0)
         else seen.add(pair.key.value)
       }
+    },
+  })
+  return offsets
+}
+
+const MERGE_KEY = 'YAML merge keys ("<<: *name") are not supported: write the keys out in full (an alias may still stand for a whole value, e.g. "headers: *common")'
+
+/** Where a map has a plain `<<` key (a quoted "<<" is a key like any other). */
+function mergeKeyOffsets(doc: Document): number[] {
+  const offsets: number[] = []
+  visit(doc, {
+    Pair(_key, pair) {
+      if (isScalar(pair.key) && pair.key.value === '<<' && pair.key.type === 'PLAIN') offsets.push(pair.key.range?.[0] ?? 0)
     },
   })
   return offsets

@@ -15,8 +15,13 @@ export interface RoutePattern {
 }
 
 const PARAM = /^:([A-Za-z_][A-Za-z0-9_]*)$/
-// RFC 3986 pchar, without `*` (reserved for the wildcard) and with percent-escapes checked apart.
-const LITERAL = /^(?:[A-Za-z0-9\-._~!$&'()+,;=:@]|%[0-9A-Fa-f]{2})*$/
+// RFC 3986 pchar, without `*` (reserved for the wildcard); a `%` must start an escape of two hex
+// digits. Two checks without an alternation: `(?:[…]|%XX)*` recursed once per character, and a
+// 10 MB segment overflowed the stack, reported as "the file nests too deeply" (found by an
+// adversarial probe).
+const LITERAL_CHARS = /^[A-Za-z0-9\-._~!$&'()+,;=:@%]*$/
+const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})/
+const isLiteral = (part: string): boolean => LITERAL_CHARS.test(part) && !BAD_ESCAPE.test(part)
 
 export function parseRoutePattern(text: string): Parsed<RoutePattern> {
   if (!text.startsWith('/')) return { ok: false, message: `a path starts with "/": "${text}"` }
@@ -41,7 +46,7 @@ export function parseRoutePattern(text: string): Parsed<RoutePattern> {
       continue
     }
     if (part === '' && !last) return { ok: false, message: `empty segment ("//") in "${text}"` }
-    if (!LITERAL.test(part)) return { ok: false, message: `invalid characters in segment "${part}"` }
+    if (!isLiteral(part)) return { ok: false, message: `invalid characters in segment "${part}"` }
     let value: string
     try {
       value = decodeURIComponent(part)

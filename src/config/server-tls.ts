@@ -2,9 +2,9 @@
 // or mismatched certificate and key is an error with the file's line), at start, at a reload and
 // when the files change (the gateway keeps the running certificate then, and says why). One reader
 // for all of them, so what `check` accepts is exactly what the listener loads.
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs'
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { createSecureContext } from 'node:tls'
+import { readRegularFile } from '../collections/index.ts'
 import type { ConfigPath, Finding } from './diagnostics.ts'
 import type { TlsConfig } from './schema.ts'
 
@@ -41,23 +41,12 @@ const MAX_PEM_BYTES = 10 * 1024 * 1024
  * probe). Opened without blocking, so that a pipe is refused rather than waited on.
  */
 function readPemFile(path: string): { ok: true; pem: Buffer } | { ok: false; message: string } {
-  let fd: number
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
-  } catch (err) {
-    return { ok: false, message: `cannot read ${path}: ${describeReadError(err)}` }
-  }
-  try {
-    const stat = fstatSync(fd)
-    if (stat.isDirectory()) return { ok: false, message: `cannot read ${path}: it is a directory, not a file (EISDIR)` }
-    if (!stat.isFile()) return { ok: false, message: `cannot read ${path}: it is not a regular file (a device, a pipe or a socket)` }
-    if (stat.size > MAX_PEM_BYTES) return { ok: false, message: `cannot read ${path}: it holds ${stat.size.toLocaleString('en')} bytes, more than any PEM file (at most ${MAX_PEM_BYTES / 1024 / 1024} MB)` }
-    return { ok: true, pem: readFileSync(fd) }
-  } catch (err) {
-    return { ok: false, message: `cannot read ${path}: ${describeReadError(err)}` }
-  } finally {
-    closeSync(fd)
-  }
+  const read = readRegularFile(path, MAX_PEM_BYTES)
+  if (read.ok) return { ok: true, pem: read.bytes }
+  if (read.reason === 'directory') return { ok: false, message: `cannot read ${path}: it is a directory, not a file (EISDIR)` }
+  if (read.reason === 'not regular') return { ok: false, message: `cannot read ${path}: it is not a regular file (a device, a pipe or a socket)` }
+  if (read.reason === 'too large') return { ok: false, message: `cannot read ${path}: it holds ${read.size.toLocaleString('en')} bytes, more than any PEM file (at most ${MAX_PEM_BYTES / 1024 / 1024} MB)` }
+  return { ok: false, message: `cannot read ${path}: ${describeReadError(read.error)}` }
 }
 
 /** Every certificate of a PEM file, in order; a message saying why not. */

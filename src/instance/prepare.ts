@@ -70,7 +70,7 @@ export async function prepare(next: LoadedConfig & { config: Config }, deps: Pre
     // The runtime's own signers: its requests sign with them however many reloads come after.
     runtime.signing.assertions = signerFor(next.config, secrets, deps.keys, logger, deps.runningSigner?.() ?? null)
     runtime.signing.exchangeKeys = exchangeKeysFor(next.config, secrets, deps.keys, logger)
-    return { runtime, secrets, admin: adminFor(next.config, secrets) }
+    return { runtime, secrets, admin: adminFor(next.config, secrets, next) }
   } catch (err) {
     secrets.close() // the store handle this attempt opened; the running config keeps its own
     runtime?.mcp?.detach()
@@ -122,8 +122,31 @@ function exchangeKeysFor(config: Config, secrets: SecretsRuntime, keys: SecretSt
   }
 }
 
-/** Admin API auth for a config: its admin.token, `${secret:}` references resolved. */
-export function adminFor(config: Config, secrets: SecretsRuntime): AdminAuth {
+/**
+ * Admin API auth for a config: its admin.token, `${secret:}` references resolved. The values the
+ * store gives are held to the rules check holds literal tokens to (config/validate.ts): two secrets
+ * of one value made the read-only token the admin token (it is checked first), and a value with
+ * white space could never be presented (found by an adversarial probe). Refused as a ConfigError at
+ * a start or reload (at its place in `loaded`'s file); a refresh that brings such a value throws,
+ * and the running admin auth is kept (instance/secrets-refresh.ts).
+ */
+export function adminFor(config: Config, secrets: SecretsRuntime, loaded?: LoadedConfig): AdminAuth {
   const { token, read_token: readToken } = config.admin
-  return adminAuth(token === undefined ? undefined : secrets.resolve(token), readToken === undefined ? undefined : secrets.resolve(readToken))
+  const resolved = { token: token === undefined ? undefined : secrets.resolve(token), read_token: readToken === undefined ? undefined : secrets.resolve(readToken) }
+  const problem = adminTokenProblem(resolved.token, resolved.read_token)
+  if (problem !== null) {
+    const finding = { severity: 'error' as const, path: ['admin', problem.key], message: problem.message }
+    throw new ConfigError([loaded ? formatDiagnostic(loaded.file, loaded.locate(finding)) : `admin.${problem.key}: ${problem.message}`])
+  }
+  return adminAuth(resolved.token, resolved.read_token)
+}
+
+function adminTokenProblem(token: string | undefined, readToken: string | undefined): { key: 'token' | 'read_token'; message: string } | null {
+  if (token !== undefined && token === readToken) {
+    return { key: 'read_token', message: 'admin.read_token has the same value as admin.token once their secrets are read, and admin.token is checked first: whoever holds it may do everything; give the read-only token a value of its own' }
+  }
+  for (const [key, value] of [['token', token], ['read_token', readToken]] as const) {
+    if (value !== undefined && /\s/.test(value)) return { key, message: `admin.${key} holds white space once its secret is read, which no bearer token can (Authorization: Bearer <token>): no request could present it` }
+  }
+  return null
 }

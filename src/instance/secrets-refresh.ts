@@ -24,7 +24,11 @@ const refreshEvery = (config: Config) => config.secrets?.refresh_interval ?? 2_0
  * their next refresh, as another gateway on the store would.
  */
 export function startSecretsRefresh(live: Live, background: BackgroundTasks, schedulesRotation = true): SecretsRefresh {
-  /** New secret values into the upstreams' headers, the introspection client secret and the admin token. */
+  /**
+   * New secret values into the upstreams' headers, the introspection client secret and the admin
+   * token. Admin tokens the new values break (the same for both, white space: adminFor) do not
+   * take over: the running ones stay, and the refresh fails, logged at error level.
+   */
   function applySecrets(): void {
     applySecretValues(live.state.runtime, live.secrets.resolve)
     live.admin = adminFor(live.state.runtime.config, live.secrets)

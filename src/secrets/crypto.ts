@@ -3,7 +3,7 @@
 // (which secret, which version), so a row edited or moved to another secret fails authentication
 // instead of decrypting into garbage.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs'
+import { readRegularFile } from '../collections/index.ts'
 
 const IV_BYTES = 12
 const TAG_BYTES = 16
@@ -43,23 +43,12 @@ const MAX_KEY_FILE_BYTES = 4096
  */
 function readKeyFile(path: string): string {
   const unreadable = (why: string) => new SecretsError(`the master key is missing: cannot read ${path} (${why})`)
-  let fd: number
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
-  } catch (err) {
-    throw unreadable((err as NodeJS.ErrnoException).code ?? (err as Error).message)
-  }
-  try {
-    const stat = fstatSync(fd)
-    if (!stat.isFile()) throw unreadable(stat.isDirectory() ? 'EISDIR' : 'it is not a regular file: a device, a pipe or a socket')
-    if (stat.size > MAX_KEY_FILE_BYTES) throw new SecretsError(`the master key file ${path} holds ${stat.size.toLocaleString('en')} bytes: it holds one key, 32 random bytes written as base64 or hex`)
-    return readFileSync(fd, 'utf8')
-  } catch (err) {
-    if (err instanceof SecretsError) throw err
-    throw unreadable((err as NodeJS.ErrnoException).code ?? (err as Error).message)
-  } finally {
-    closeSync(fd)
-  }
+  const read = readRegularFile(path, MAX_KEY_FILE_BYTES)
+  if (read.ok) return read.bytes.toString('utf8')
+  if (read.reason === 'directory') throw unreadable('EISDIR')
+  if (read.reason === 'not regular') throw unreadable('it is not a regular file: a device, a pipe or a socket')
+  if (read.reason === 'too large') throw new SecretsError(`the master key file ${path} holds ${read.size.toLocaleString('en')} bytes: it holds one key, 32 random bytes written as base64 or hex`)
+  throw unreadable(read.error.code ?? read.error.message)
 }
 
 /**

@@ -231,17 +231,34 @@ describe('search', () => {
 })
 
 describe('search, read as asked', () => {
-  it('GET /api/audit refuses a parameter that is no filter, a status that is no number, and a range that ends before it starts', async () => {
-    // A misspelled filter answered every record as if it had selected them; an empty status selected status 0.
+  it('GET /api/audit refuses a parameter that is no filter, a status that is no number or no HTTP status, and a range that ends before it starts', async () => {
+    // A misspelled filter answered every record as if it had selected them; status=1000 answered [] (an adversarial probe).
     for (const [query, detail] of [
       ['principle=looker-reports', '"principle" is not a filter: since, until, route, status, decision, principal, actor, limit.'],
-      ['status=', 'status must be a whole number (32 bits).'],
       ['status=0x1F4', 'status must be a whole number (32 bits).'],
+      ['status=1000', 'status is an HTTP status, from 100 to 599 (or 0: a record no response went with).'],
+      ['status=99', 'status is an HTTP status, from 100 to 599 (or 0: a record no response went with).'],
+      ['status=-200', 'status is an HTTP status, from 100 to 599 (or 0: a record no response went with).'],
       ['since=2026-12-05T00:00:00Z&until=2026-12-04T00:00:00Z', 'since must not be after until.'],
     ]) {
       const res = await request(`${gateway.adminUrl}/api/audit?${query}`, { headers: { authorization: `Bearer ${ADMIN}` } })
       expect(res.statusCode, query).toBe(400)
       expect(await res.body.json(), query).toMatchObject({ code: 'bad_request', detail })
+    }
+  })
+
+  // Found by an adversarial probe: `principal=` selected the records whose subject is "" (none) and
+  // `status=` was refused, where the console reads an empty field as no filter (and sends none).
+  it('GET /api/audit reads an empty filter as no filter, as the console does', async () => {
+    const get = async (query: string) => {
+      const res = await request(`${gateway.adminUrl}/api/audit?${query}`, { headers: { authorization: `Bearer ${ADMIN}` } })
+      return { status: res.statusCode, ids: ((await res.body.json()) as AuditRecord[]).map((r) => r.id) }
+    }
+    const all = await get('limit=20')
+    expect(all.status).toBe(200)
+    expect(all.ids.length).toBeGreaterThan(0)
+    for (const empty of ['principal=', 'status=', 'route=', 'decision=', 'actor=', 'since=', 'until=', 'principal=&status=&route=']) {
+      expect(await get(`${empty}&limit=20`), empty).toEqual(all)
     }
   })
 })

@@ -38,5 +38,5 @@ it('refuses a config that is not UTF-8, naming the line and column of the first 
 
 it('refuses a file past 64 MB without reading it all', async () => {
   const result = await runCli(['check', '--config', '/dev/zero'])
-  expect(result).toEqual({ code: 1, stdout: '', stderr: '/dev/zero:1:0: cannot read the config file: it is larger than 64 MB (a config of 10,000 routes is about 2 MB)\n' })
+  expect(result).toEqual({ code: 1, stdout: '', stderr: '/dev/zero:1:1: cannot read the config file: it is larger than 64 MB (a config of 10,000 routes is about 2 MB)\n' })
 })

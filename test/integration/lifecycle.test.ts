@@ -83,7 +83,7 @@ describe('bouncer check', () => {
   it('says so when the file is missing', async () => {
     const result = await runCli(['check', '--config', join(dir, 'nope.yaml')])
     expect(result.code).toBe(1)
-    expect(result.stderr).toContain('nope.yaml:1:0: cannot read the config file: no such file')
+    expect(result.stderr).toContain('nope.yaml:1:1: cannot read the config file: no such file')
   })
 
   it('exits 2 on a usage error', async () => {

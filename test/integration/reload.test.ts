@@ -237,7 +237,7 @@ describe('a config file replaced by a named pipe nobody writes', () => {
       // Its open waited for a writer for ever, and every later reload queued behind it until a restart.
       await rm(piped.file)
       execFileSync('mkfifo', [piped.file])
-      expect(await piped.reload()).toEqual({ ok: false, errors: [`${piped.file}:1:0: cannot read the config file: it is a named pipe, and its text did not come within 5 s`] })
+      expect(await piped.reload()).toEqual({ ok: false, errors: [`${piped.file}:1:1: cannot read the config file: it is a named pipe, and its text did not come within 5 s`] })
       expect(piped.logs.join('')).toContain('config reload refused: the running config keeps serving')
       expect((await request(`${piped.url}/before`)).statusCode).toBe(200)
       await rm(piped.file)

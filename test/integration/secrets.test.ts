@@ -141,6 +141,50 @@ describe('an upstream credential from the store', () => {
   })
 })
 
+describe('admin tokens from the store', () => {
+  // Found by an adversarial probe: check compares literal admin tokens only. Two secrets of one value
+  // made the read-only token the admin token (it is checked first), and a value with white space
+  // could never be sent as a bearer token.
+  it('are held to the rules check holds literal ones to: at a start, a reload and a refresh', { timeout: 30_000 }, async () => {
+    const path = join(dir, 'admin-rules.db')
+    const store = storeAt(path)
+    store.put('admin-token', 'admin-token-0123456789')
+    store.put('read-token', 'admin-token-0123456789')
+    const upstream = await startUpstream()
+    const config = {
+      admin: { token: '${secret:admin-token}', read_token: '${secret:read-token}' },
+      secrets: secretsSection(path),
+      upstreams: [{ name: 'u', url: upstream.url }],
+      routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
+    }
+    const refused = await startTestGateway(config, { env }).then(() => null, (err: unknown) => err)
+    expect(refused).toBeInstanceOf(ConfigError)
+    expect((refused as ConfigError).lines).toEqual([
+      expect.stringMatching(/bouncer\.yaml:\d+:\d+: admin\.read_token: admin\.read_token has the same value as admin\.token once their secrets are read, and admin\.token is checked first/),
+    ])
+    store.put('read-token', 'read-token-0123456789')
+    const gw = await startTestGateway(config, { env })
+    const status = async (token: string) => {
+      const res = await request(`${gw.adminUrl}/api/routes`, { headers: { authorization: `Bearer ${token}` } })
+      await res.body.dump()
+      return res.statusCode
+    }
+    expect(await status('read-token-0123456789')).toBe(200)
+    // A refresh brings a value with white space: the running tokens stay, and the refusal is logged.
+    store.put('read-token', 'read token 0123456789')
+    await waitFor(() => gw.logs.join('').includes('admin.read_token holds white space once its secret is read'), 'the refused refresh in the log')
+    expect(await status('read-token-0123456789')).toBe(200)
+    expect(await status('admin-token-0123456789')).toBe(200)
+    // A reload reads the store again, and is refused at admin.read_token.
+    expect(await gw.reload()).toEqual({ ok: false, errors: [expect.stringMatching(/bouncer\.yaml:\d+:\d+: admin\.read_token: admin\.read_token holds white space once its secret is read/)] })
+    expect(await status('read-token-0123456789')).toBe(200)
+    expect(gw.logs.join('')).not.toContain('read token 0123456789')
+    store.close()
+    await gw.close()
+    await upstream.close()
+  })
+})
+
 describe('a reload', () => {
   it('that shortens secrets.refresh_interval makes rotations show up at the new pace', { timeout: 20_000 }, async () => {
     const path = seededStore('reload-interval.db', 'sales-token', 'before-reload-value')

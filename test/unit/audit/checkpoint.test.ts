@@ -1,4 +1,5 @@
 // Signed checkpoints: what is signed, where the key lives, and the file that keeps them.
+import { spawnSync } from 'node:child_process'
 import { createPublicKey, createPrivateKey } from 'node:crypto'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -107,6 +108,20 @@ describe('the checkpoint key', () => {
     expect(readdirSync(own).filter((f) => f.startsWith('key.damaged-'))).toHaveLength(1)
     expect(checkpointSigningKey(null, '/dev/null/key', logger).keptIn).toBe('memory')
     expect(logs.join('')).toContain('it is kept in memory only')
+  })
+
+  // Found by an adversarial probe: the checkpoint file and its key file were read as any file, so a
+  // named pipe held the reading thread for ever; /dev/zero was read until the heap gave out.
+  it('a checkpoint file or key file that is a pipe or a device is refused unread, as the master key file is', () => {
+    const pipe = join(dir(), 'checkpoints')
+    expect(spawnSync('mkfifo', [pipe]).status).toBe(0)
+    expect(() => readCheckpointFile(pipe)).toThrow(`cannot read the checkpoint file ${pipe}: it is not a regular file (a device, a pipe or a socket)`)
+    expect(() => checkpointVerificationKeys(null, pipe)).toThrow(`cannot read the checkpoint key file ${pipe}: it is not a regular file (a device, a pipe or a socket)`)
+    expect(() => checkpointVerificationKeys(null, '/dev/zero')).toThrow('cannot read the checkpoint key file /dev/zero: it is not a regular file')
+    expect(checkpointSigningKey(null, pipe, logger).keptIn).toBe('memory')
+    const large = join(dir(), 'key')
+    writeFileSync(large, 'x'.repeat(100_000))
+    expect(() => checkpointVerificationKeys(null, large)).toThrow(`cannot read the checkpoint key file ${large}: it holds 100,000 bytes, more than the 65,536 it may`)
   })
 
   it('with a writable secrets store: made there, no key file; verify reads the store', () => {

@@ -27,7 +27,7 @@ const ROUTES = { upstreams: [{ name: 'a', url: 'http://127.0.0.1:9' }], routes: 
 
 function findings(config: Record<string, unknown>): string[] {
   return loadConfigText(stringify({ ...ROUTES, ...config }), join(dir, 'bouncer.yaml'), { MASTER: 'k'.repeat(44) }).diagnostics
-    .filter((d) => /cannot be made|is a (file|directory), not/.test(d.message))
+    .filter((d) => /cannot be made|is a (file|directory|named pipe|device|socket), not/.test(d.message))
     .map((d) => `${d.severity}: ${d.message}`)
 }
 
@@ -65,6 +65,20 @@ it('takes paths that exist as what they should be, or can be made', () => {
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'new', 'deeper', 'audit.db') }], spill_dir: join(dir, 'a-dir'), checkpoint_path: join(dir, 'a-file') },
     api_keys: { store: { type: 'sqlite', path: join(dir, 'a-file') } },
   })).toEqual([])
+})
+
+
+// Found by an adversarial probe: a named pipe as audit.checkpoint_path passed check, and the audit
+// worker's read of it (and of the key file beside it) waited for a writer for ever.
+it('refuses a checkpoint_path, or the key file beside it, that is a named pipe or a device', () => {
+  const pipe = join(dir, 'checkpoints.pipe')
+  expect(spawnSync('mkfifo', [pipe]).status).toBe(0)
+  expect(spawnSync('mkfifo', [join(dir, 'a-dir', 'checkpoints.key')]).status).toBe(0)
+  const audit = { sinks: [] }
+  expect(findings({ audit: { ...audit, checkpoint_path: pipe } })).toEqual([`error: ${pipe} is a named pipe, not a file`])
+  expect(findings({ audit: { ...audit, checkpoint_path: '/dev/zero' } })).toEqual(['error: /dev/zero is a device, not a file'])
+  expect(findings({ audit: { ...audit, checkpoint_path: join(dir, 'a-dir', 'checkpoints') } }))
+    .toEqual([`error: the checkpoint key file: ${join(dir, 'a-dir', 'checkpoints.key')} is a named pipe, not a file`])
 })
 
 

@@ -204,6 +204,42 @@ roles:
     ])
   })
 
+  // Found by an adversarial probe: the segment check was one regex with an alternation per
+  // character, which overflowed the stack on a 10 MB path, reported as "the file nests too deeply".
+  it('checks a route path of 10 MB without calling it nesting, and still checks its escapes', () => {
+    const long = `/${'a'.repeat(10_000_000)}`
+    expect(check(BASE.replace('/sales/daily/:region', `"${long}"`)).lines).toEqual([])
+    expect(check(BASE.replace('/sales/daily/:region', '/sales/100%/x%2g/%41')).lines).toEqual(['bouncer.yaml:6:11: routes[0].path: invalid characters in segment "100%"'])
+    expect(check(BASE.replace('/sales/daily/:region', '/sales/x%2g')).lines).toEqual(['bouncer.yaml:6:11: routes[0].path: invalid characters in segment "x%2g"'])
+    expect(check(BASE.replace('/sales/daily/:region', '/sales/%41%2F%zz')).lines).toEqual(['bouncer.yaml:6:11: routes[0].path: invalid characters in segment "%41%2F%zz"'])
+    expect(check(BASE.replace('/sales/daily/:region', '/sales/%41b%7E')).lines).toEqual([])
+  })
+
+  // Found by an adversarial probe: a merge key was read as a key named "<<", and check said
+  // 'unknown key "<<"' beside "an upstream needs url", the url it was to bring in being missing.
+  it('says merge keys are not supported, and only that', () => {
+    const merged = `upstreams:
+  - &api { name: sales-api, url: http://127.0.0.1:9500 }
+  - { <<: *api, name: other-api }
+routes:
+  - { id: a, path: /a, upstream: sales-api, public: true }
+`
+    expect(check(merged).lines).toEqual([
+      'bouncer.yaml:3:7: YAML merge keys ("<<: *name") are not supported: write the keys out in full (an alias may still stand for a whole value, e.g. "headers: *common")',
+    ])
+    // A quoted "<<" is an ordinary key.
+    expect(check(`${BASE}    "<<": 1\n`).lines).toEqual(['bouncer.yaml:9:5: routes[0].<<: unknown key "<<"'])
+    // An alias for a whole value is fine.
+    expect(check(`upstreams:
+  - name: sales-api
+    url: http://127.0.0.1:9500
+    headers: &common { X-Team: sales }
+  - { name: other-api, url: http://127.0.0.1:9501, headers: *common }
+routes:
+  - { id: a, path: /a, upstream: other-api, public: true }
+`).lines).toEqual([])
+  })
+
   it('refuses none and HMAC algorithms for issuers', () => {
     const { lines } = check('issuers:\n  - { name: a, issuer: "https://x/", audiences: [b], algorithms: [none, HS256] }\n')
     expect(lines).toHaveLength(2)

@@ -1,0 +1,45 @@
+// Reading a small file the gateway is pointed at (a certificate, a key, the audit checkpoints) in a
+// way that always ends: one shared guard, where each reader had its own copy or none.
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs'
+
+export type RegularFileRead =
+  | { ok: true; bytes: Buffer }
+  | { ok: false; reason: 'directory' }
+  | { ok: false; reason: 'not regular' }
+  | { ok: false; reason: 'too large'; size: number }
+  /** open, fstat or read failed: ENOENT, EACCES… */
+  | { ok: false; reason: 'error'; error: NodeJS.ErrnoException }
+
+/**
+ * The file's bytes, read only if it is a regular file of at most `maxBytes`. Opened without
+ * blocking: a named pipe nobody writes held a plain open (and the thread) for ever; /dev/zero or a
+ * log given by mistake was read until the heap gave out. A directory, pipe, device or socket is
+ * refused without a read.
+ */
+export function readRegularFile(path: string, maxBytes: number): RegularFileRead {
+  let fd: number
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  } catch (err) {
+    return { ok: false, reason: 'error', error: err as NodeJS.ErrnoException }
+  }
+  try {
+    const stat = fstatSync(fd)
+    if (stat.isDirectory()) return { ok: false, reason: 'directory' }
+    if (!stat.isFile()) return { ok: false, reason: 'not regular' }
+    if (stat.size > maxBytes) return { ok: false, reason: 'too large', size: stat.size }
+    return { ok: true, bytes: readFileSync(fd) }
+  } catch (err) {
+    return { ok: false, reason: 'error', error: err as NodeJS.ErrnoException }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Why a file was not read, for a message: "it is not a regular file (a device, a pipe or a socket)". */
+export function whyNotRead(read: Exclude<RegularFileRead, { ok: true }>, maxBytes: number): string {
+  if (read.reason === 'directory') return 'it is a directory, not a file (EISDIR)'
+  if (read.reason === 'not regular') return 'it is not a regular file (a device, a pipe or a socket)'
+  if (read.reason === 'too large') return `it holds ${read.size.toLocaleString('en')} bytes, more than the ${maxBytes.toLocaleString('en')} it may`
+  return read.error.message
+}
