@@ -1,12 +1,15 @@
 // What users expect of any command line (SPEC "Command line, added"): --version, results on stdout
 // and everything else on stderr, exit 2 for a usage error, and one way to find the config file for
 // every command: --config, else $BOUNCER_CONFIG, else ./bouncer.yaml, else /etc/bouncer/bouncer.yaml.
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { existsSync, readFileSync } from 'node:fs'
 import { chmod, chown, mkdir, mkdtemp, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { DatabaseSync } from 'node:sqlite'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
+import { BIN, runCli } from '../helpers/cli.ts'
 
 const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 /** A config that names its own file in the error `bouncer` prints: which file was read is then plain. */
@@ -146,5 +149,56 @@ describe('finding the config', () => {
     expect(result.code).toBe(1)
     expect(result.stdout).toBe('')
     expect(fileRead(result.stderr)).toBe('./bouncer.yaml')
+  })
+})
+
+// Found by an adversarial probe: a store file the command cannot use was "bouncer: internal error:
+// …", the gateway's bug by its words. A SQLite file with an api_keys or sessions table of another
+// shape (another program's, an old copy) passed the schema and failed at a statement ("no such
+// column: id"); a store this account may only read was "is not an API key store: attempt to write
+// a readonly database", which sends the operator to look for the wrong file.
+describe('a store the command cannot use', () => {
+  const STORES = `api_keys: { store: { type: sqlite, path: ./keys.db } }
+issuers:
+  - { name: idp, issuer: https://idp.example.com/, audiences: [x], jwks_uri: https://idp.example.com/jwks }
+sign_in:
+  issuer: idp
+  client_id: c
+  client_secret: s
+  session: { store: { type: sqlite, path: ./sessions.db } }
+`
+
+  it('a SQLite file with a table of that name and another shape: one line naming the file, exit 1', async () => {
+    const cwd = await mkdtemp(join(dir, 'other-shape-'))
+    for (const [file, table] of [['keys.db', 'api_keys'], ['sessions.db', 'sessions']] as const) {
+      const db = new DatabaseSync(join(cwd, file))
+      db.exec(`CREATE TABLE ${table} (x)`)
+      db.close()
+    }
+    await writeFile(join(cwd, 'bouncer.yaml'), STORES)
+    const keys = `bouncer: ${join(cwd, 'keys.db')} is not an API key store: no such column: id\n`
+    const sessions = `bouncer: ${join(cwd, 'sessions.db')} is not a session store: no such column: id\n`
+    expect(await runCli(['keys', 'list'], { cwd, env: NO_CONFIG_ENV })).toEqual({ code: 1, stdout: '', stderr: keys })
+    expect(await runCli(['sessions', 'list', '--json'], { cwd, env: NO_CONFIG_ENV })).toEqual({ code: 1, stdout: '', stderr: sessions })
+  })
+
+  // Only root can run the command as another account (nobody) on files root made.
+  it.skipIf(process.getuid?.() !== 0 || !existsSync('/usr/bin/setpriv'))('a store this account may only read: "cannot open" it, with SQLite\'s reason, exit 1', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'bouncer-cli-read-only-'))
+    await chmod(cwd, 0o755) // mkdtemp's 700 would hide the config from nobody
+    onTestFinished(() => rm(cwd, { recursive: true, force: true }))
+    await writeFile(join(cwd, 'bouncer.yaml'), STORES)
+    for (const command of [['keys', 'list'], ['sessions', 'list']]) expect((await runCli(command, { cwd, env: NO_CONFIG_ENV })).code).toBe(0) // made by root
+    const asNobody = async (args: string[]) => {
+      const child = spawn('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, ...args], { cwd, env: { ...process.env, ...NO_CONFIG_ENV, HOME: cwd }, stdio: ['ignore', 'pipe', 'pipe'] })
+      let stdout = ''
+      let stderr = ''
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+      const [code] = (await once(child, 'exit')) as [number | null]
+      return { code, stdout, stderr }
+    }
+    expect(await asNobody(['keys', 'list'])).toEqual({ code: 1, stdout: '', stderr: `bouncer: cannot open the API key store ${join(cwd, 'keys.db')}: attempt to write a readonly database\n` })
+    expect(await asNobody(['sessions', 'list'])).toEqual({ code: 1, stdout: '', stderr: `bouncer: cannot open the session store ${join(cwd, 'sessions.db')}: attempt to write a readonly database\n` })
   })
 })
