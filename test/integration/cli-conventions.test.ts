@@ -70,6 +70,19 @@ describe('the compile cache', () => {
     for (const folder of planted) expect(await readdir(folder)).toEqual([])
   })
 
+  // What deploy/kubernetes counts on: its pods' /tmp is an emptyDir (777, not sticky), where the
+  // default folder is refused, so the Deployment names one in NODE_COMPILE_CACHE.
+  it('takes NODE_COMPILE_CACHE as given, in a temp folder where its own default is refused (a pod\'s emptyDir)', async () => {
+    const temp = join(dir, 'empty-dir')
+    await mkdir(temp)
+    await chmod(temp, 0o777)
+    expect((await runCli(['--version'], { env: env(temp) })).code).toBe(0)
+    expect(await readdir(temp)).toEqual([])
+    const cache = join(temp, 'bouncer-compile-cache')
+    expect((await runCli(['--version'], { env: { ...env(temp), NODE_COMPILE_CACHE: cache } })).code).toBe(0)
+    expect((await readdir(cache)).length).toBe(1) // Node's folder for this version
+  })
+
   // Found by the review: only a parent others could write through its group or other bits counted
   // as shared, so a TMPDIR owned by another account (`su` keeps the user's, e.g. /run/user/1000,
   // mode 700) took root's cache: that account may rename the folder away and put its own code in

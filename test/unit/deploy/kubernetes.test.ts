@@ -83,8 +83,8 @@ function validate(manifest: Manifest): void {
   new Model(manifest as never).validate()
 }
 
-type Container = { name: string; ports: Array<{ name: string; containerPort: number }>; env?: Array<{ name: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }>; readinessProbe: { httpGet: { path: string; port: string } }; livenessProbe: { httpGet: { path: string; port: string } }; volumeMounts: Array<{ name: string; mountPath: string }> }
-type PodSpec = { terminationGracePeriodSeconds: number; containers: Container[]; volumes: Array<{ name: string; configMap?: { name: string }; secret?: { secretName: string }; persistentVolumeClaim?: { claimName: string } }> }
+type Container = { name: string; ports: Array<{ name: string; containerPort: number }>; env?: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }>; readinessProbe: { httpGet: { path: string; port: string } }; livenessProbe: { httpGet: { path: string; port: string } }; volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }> }
+type PodSpec = { terminationGracePeriodSeconds: number; containers: Container[]; volumes: Array<{ name: string; configMap?: { name: string }; secret?: { secretName: string }; persistentVolumeClaim?: { claimName: string }; emptyDir?: object }> }
 
 function find(manifests: Manifest[], kind: string, name?: string): Manifest {
   const found = manifests.find((m) => m.kind === kind && (name === undefined || m.metadata.name === name))
@@ -138,6 +138,19 @@ describe('deploy/kubernetes', () => {
         for (const secret of manifests.filter((m) => m.kind === 'Secret') as unknown as Array<{ metadata: { name: string }; stringData?: Record<string, string> }>) {
           expect(Object.keys(secret.stringData ?? {}).filter((key) => referenced.includes(key)), secret.metadata.name).toEqual([])
         }
+      })
+
+      // Found by the deploy probe: the compile cache was off in the pods. bin/bouncer.js keeps its
+      // default folder only in a temp folder no other account can write, and the pod's /tmp is an
+      // emptyDir (mode 777, not sticky); NODE_COMPILE_CACHE, the operator's own folder, it takes as given.
+      it("keeps Node's compile cache in a folder of a writable volume the pod mounts", () => {
+        const { spec, container } = podOf(manifests)
+        const cache = container.env?.find((e) => e.name === 'NODE_COMPILE_CACHE')?.value
+        expect(cache).toBe('/tmp/bouncer-compile-cache')
+        const mount = container.volumeMounts.find((m) => cache?.startsWith(`${m.mountPath}/`))
+        expect(mount).toMatchObject({ name: 'tmp', mountPath: '/tmp' })
+        expect(mount?.readOnly).not.toBe(true)
+        expect(spec.volumes.find((v) => v.name === mount?.name)).toEqual({ name: 'tmp', emptyDir: {} })
       })
 
       it('names only ConfigMaps, Secrets and claims it defines, and mounts every volume it declares', () => {
@@ -202,7 +215,7 @@ describe('deploy/kubernetes', () => {
     // every `kubectl apply -k` (a config edit) set a fleet the autoscaler had grown back to 3.
     expect(find(manifests, 'Deployment').spec).not.toHaveProperty('replicas')
     const { container } = podOf(manifests)
-    expect(container.env?.map((e) => e.name)).toEqual(['BOUNCER_INSTANCE', 'NODE_OPTIONS', 'REDIS_URL', 'AUDIT_DATABASE_URL'])
+    expect(container.env?.map((e) => e.name)).toEqual(['BOUNCER_INSTANCE', 'NODE_OPTIONS', 'NODE_COMPILE_CACHE', 'REDIS_URL', 'AUDIT_DATABASE_URL'])
   })
 
   it('single: one replica, replaced not rolled, its state on a claim instead of an emptyDir', () => {
