@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { Deployment } from 'kubernetes-models/apps/v1'
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2'
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1'
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1'
 import { ConfigMap, PersistentVolumeClaim, Secret, Service } from 'kubernetes-models/v1'
 import { loadConfigText } from '../../../src/config/index.ts'
 import { schemaErrors, type Schema } from '../../helpers/json-schema.ts'
@@ -24,6 +25,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'apps/v1/Deployment': Deployment,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
 }
 
 // The part of the Prometheus Operator's ServiceMonitor CRD (monitoring.coreos.com/v1) these
@@ -225,6 +227,39 @@ describe('deploy/kubernetes', () => {
     const state = podOf(manifests).spec.volumes.find((v) => v.name === 'state')
     expect(state).toEqual({ name: 'state', persistentVolumeClaim: { claimName: 'bouncer-state' } })
   })
+})
+
+// Opt-in, in no overlay: it needs the labels of the operator's namespaces.
+describe('deploy/kubernetes/network-policy', () => {
+  type Peer = { namespaceSelector?: { matchLabels: Record<string, string> } }
+  type Policy = { spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: Array<{ from: Peer[]; ports: Array<{ port: string; protocol: string }> }> } }
+  const policy = renderKustomization(`${ROOT}network-policy`)
+
+  it('is one NetworkPolicy that validates against its Kubernetes schema, in no overlay unless added', () => {
+    expect(policy.map((m) => `${m.kind}/${m.metadata.name}`)).toEqual(['NetworkPolicy/bouncer'])
+    for (const manifest of policy) validate(manifest)
+    for (const overlay of ['base', ...OVERLAYS.map((o) => `overlays/${o}`)]) expect(renderKustomization(`${ROOT}${overlay}`).map((m) => m.kind)).not.toContain('NetworkPolicy')
+  })
+
+  for (const overlay of OVERLAYS) {
+    it(`added to ${overlay}: selects its pods, and opens http to the ingress controller's namespace and admin to the monitoring namespace, nothing else`, () => {
+      const { labels, container } = podOf(renderKustomization(`${ROOT}overlays/${overlay}`))
+      const { spec } = policy[0] as unknown as Policy
+      expect(labels).toMatchObject(spec.podSelector.matchLabels)
+      expect(spec.policyTypes).toEqual(['Ingress'])
+      const opened = spec.ingress.map((rule) => ({
+        ports: rule.ports.map((p) => `${p.port}/${p.protocol}`),
+        from: rule.from.map((peer) => peer.namespaceSelector?.matchLabels),
+      }))
+      expect(opened).toEqual([
+        { ports: ['http/TCP'], from: [{ 'kubernetes.io/metadata.name': 'ingress-nginx' }] },
+        { ports: ['admin/TCP'], from: [{ 'kubernetes.io/metadata.name': 'monitoring' }] },
+      ])
+      // Named ports: each is a port of the container, the admin one the port Prometheus scrapes.
+      const ports = Object.fromEntries(container.ports.map((p) => [p.name, p.containerPort]))
+      expect({ http: ports.http, admin: ports.admin }).toEqual({ http: 8080, admin: 9090 })
+    })
+  }
 })
 
 describe('the test renderer', () => {
