@@ -201,8 +201,8 @@ sign_in:
     const cwd = await mkdtemp(join(tmpdir(), 'bouncer-cli-read-only-'))
     await chmod(cwd, 0o755) // mkdtemp's 700 would hide the config from nobody
     onTestFinished(() => rm(cwd, { recursive: true, force: true }))
-    await writeFile(join(cwd, 'bouncer.yaml'), STORES)
-    for (const command of [['keys', 'list'], ['sessions', 'list']]) expect((await runCli(command, { cwd, env: NO_CONFIG_ENV })).code).toBe(0) // made by root
+    await writeFile(join(cwd, 'bouncer.yaml'), `${STORES}audit: { sinks: [{ type: sqlite, path: ./audit.db }] }\n`)
+    for (const command of [['keys', 'create', '--principal', 'a'], ['sessions', 'list']]) expect((await runCli(command, { cwd, env: NO_CONFIG_ENV })).code).toBe(0) // made by root
     const asNobody = async (args: string[]) => {
       const child = spawn('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, ...args], { cwd, env: { ...process.env, ...NO_CONFIG_ENV, HOME: cwd }, stdio: ['ignore', 'pipe', 'pipe'] })
       let stdout = ''
@@ -214,6 +214,12 @@ sign_in:
     }
     expect(await asNobody(['keys', 'list'])).toEqual({ code: 1, stdout: '', stderr: `bouncer: cannot open the API key store ${join(cwd, 'keys.db')}: attempt to write a readonly database\n` })
     expect(await asNobody(['sessions', 'list'])).toEqual({ code: 1, stdout: '', stderr: `bouncer: cannot open the session store ${join(cwd, 'sessions.db')}: attempt to write a readonly database\n` })
+    // It was "(damaged, or not an audit log?)".
+    expect(await asNobody(['audit'])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `bouncer: cannot read the audit log ${join(cwd, 'audit.db')}: attempt to write a readonly database (this user may not write its directory, where SQLite makes the -wal and -shm files it reads the log through while no gateway has them open)\n`,
+    })
   })
 })
 
