@@ -90,6 +90,18 @@ if (!useSources && !existsSync(built)) {
 // turns it off; a folder that cannot be made, or is not private, leaves it off.
 const compileCache = process.env.NODE_COMPILE_CACHE || process.env.NODE_DISABLE_COMPILE_CACHE ? undefined : privateCacheFolder(`bouncer-compile-cache-${process.getuid?.() ?? 'user'}`)
 if (process.env.NODE_COMPILE_CACHE || compileCache) module.enableCompileCache?.(compileCache)
+// Node 22 prints "ExperimentalWarning: SQLite is an experimental feature and might change at any
+// time" once node:sqlite loads, which every command does (the stores, the audit log): a line on
+// stderr of each `bouncer --version` or `bouncer keys list`, about nothing the operator can act on
+// (Node 24, which the project pins, prints none). Only that warning is dropped; every other one,
+// experimental or not, is printed as before.
+const emitWarning = process.emitWarning
+process.emitWarning = function emitWarningButSqlite(warning, ...rest) {
+  const type = warning instanceof Error ? warning.name : typeof rest[0] === 'string' ? rest[0] : rest[0]?.type
+  const message = warning instanceof Error ? warning.message : warning
+  if (type === 'ExperimentalWarning' && typeof message === 'string' && message.startsWith('SQLite is an experimental feature')) return
+  return emitWarning.call(this, warning, ...rest)
+}
 const { main } = await import((useSources ? sources : built).href)
 await main(process.argv)
 

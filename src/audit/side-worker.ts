@@ -3,12 +3,15 @@
 // aggregates take a second on a million records, and a write waits for the audit worker's batch to
 // commit.
 import { parentPort } from 'node:worker_threads'
+import { quietSqliteWarning } from '../collections/index.ts'
 import { auditCounts, auditDenials, auditOverview } from './aggregate.ts'
 import { appendChange } from './change-log.ts'
 import type { SideJob, SideReply } from './side-thread.ts'
 import { searchAudit } from './search.ts'
 import { NoAuditLog } from './sinks/sqlite.ts'
 import { verifyAudit } from './verify.ts'
+
+quietSqliteWarning() // first: Node 22's warning about node:sqlite, which these modules load
 
 async function run(job: SideJob): Promise<unknown> {
   switch (job.kind) {

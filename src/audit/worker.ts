@@ -4,7 +4,7 @@
 import { createPrivateKey, createPublicKey, randomUUID, type JsonWebKey } from 'node:crypto'
 import { basename, join } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
-import { makeDirectories, withinDeadline } from '../collections/index.ts'
+import { makeDirectories, quietSqliteWarning, withinDeadline } from '../collections/index.ts'
 import { CHAIN_STATE_FILE, decideHead, readChainState, restartRecord, writeChainState } from './chain-head.ts'
 import { appendCheckpoint, checkpointProblem, latestByChain, readCheckpointFile, signCheckpoint, signCut, type Checkpoint } from './checkpoint.ts'
 import { GENESIS_HASH, link, type AuditRecord } from './record.ts'
@@ -16,6 +16,8 @@ import { createSqliteSink } from './sinks/sqlite.ts'
 import { createStdoutSink } from './sinks/stdout.ts'
 import { spillFor } from './spill.ts'
 import { adoptedSpillDirs, waitingSpillFiles } from './spill-adopt.ts'
+
+quietSqliteWarning() // first: Node 22's warning about node:sqlite, which these modules load
 
 export type WorkerSinkConfig = { type: 'sqlite'; path: string } | { type: 'postgres'; url: string; schema: string; write_timeout: number } | { type: 'stdout' }
 

@@ -166,6 +166,9 @@ export function verifyReport(result: VerifyResult, strict: Strictness | null = n
 function unreadableBecause(path: string, err: unknown): string {
   if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) return 'it is a directory, not an audit log file'
   if (sqliteCode(err) === SQLITE.CANTOPEN) return 'it cannot be opened: may this user read it and its directory?'
+  // A log in WAL mode is read through its -wal and -shm files, made beside it when no gateway holds
+  // them open: an auditor who may read the file but not write its directory was told it was damaged.
+  if (sqliteCode(err) === SQLITE.READONLY) return 'this user may not write its directory, where SQLite makes the -wal and -shm files it reads the log through while no gateway has them open'
   return 'damaged, or not an audit log?'
 }
 

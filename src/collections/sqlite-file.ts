@@ -5,7 +5,18 @@ import type { DatabaseSync } from 'node:sqlite'
 import { setTimeout as delay } from 'node:timers/promises'
 
 /** SQLite's primary result codes the gateway tells apart. */
-export const SQLITE = { BUSY: 5, CORRUPT: 11, CANTOPEN: 14, NOTADB: 26 } as const
+export const SQLITE = { PERM: 3, BUSY: 5, LOCKED: 6, READONLY: 8, IOERR: 10, CORRUPT: 11, FULL: 13, CANTOPEN: 14, NOTADB: 26 } as const
+
+/**
+ * Whether SQLite failed to use the file (no right to write it or its folder, another process's
+ * lock, the disk), as opposed to finding something else in it: "is not an API key store: attempt
+ * to write a readonly database" sent the operator looking for the wrong file (a probe, as a user
+ * who may only read the store).
+ */
+export function cannotUseFile(err: unknown): boolean {
+  const code = sqliteCode(err)
+  return code === SQLITE.PERM || code === SQLITE.BUSY || code === SQLITE.LOCKED || code === SQLITE.READONLY || code === SQLITE.IOERR || code === SQLITE.FULL || code === SQLITE.CANTOPEN
+}
 
 /**
  * An error's primary SQLite result code, or null: node:sqlite gives the extended one (its low byte

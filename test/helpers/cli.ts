@@ -15,14 +15,15 @@ export interface CliResult {
   stderr: string
 }
 
-/** `bin` and `nodeArgs`: another tree's bin/bouncer.js (a build), run with these Node flags. */
+/** `bin` and `nodeArgs`: another tree's bin/bouncer.js (a build), run with these Node flags; `node`: another Node binary (another version). */
 interface Launch {
   bin?: string
   nodeArgs?: string[]
+  node?: string
 }
 
 export async function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; timeout?: number } & Launch = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.bin ?? BIN, ...args], {
+  const child = spawn(options.node ?? process.execPath, [...(options.nodeArgs ?? []), options.bin ?? BIN, ...args], {
     env: { ...process.env, ...options.env },
     cwd: options.cwd,
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -51,7 +52,7 @@ export interface ServeProcess {
 /** Starts `bouncer serve` and waits until it prints both listener lines. */
 /** `startTimeout`: how long it may take to print its listener lines (several workers start slower). */
 export async function startServe(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; startTimeout?: number } & Launch = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.bin ?? BIN, 'serve', ...args], { env: { ...process.env, ...options.env }, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(options.node ?? process.execPath, [...(options.nodeArgs ?? []), options.bin ?? BIN, 'serve', ...args], { env: { ...process.env, ...options.env }, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))

@@ -1,12 +1,16 @@
 // What users expect of any command line (SPEC "Command line, added"): --version, results on stdout
 // and everything else on stderr, exit 2 for a usage error, and one way to find the config file for
 // every command: --config, else $BOUNCER_CONFIG, else ./bouncer.yaml, else /etc/bouncer/bouncer.yaml.
+import { execFileSync, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { existsSync, readFileSync } from 'node:fs'
 import { chmod, chown, mkdir, mkdtemp, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli } from '../helpers/cli.ts'
+import { DatabaseSync } from 'node:sqlite'
+import { Worker } from 'node:worker_threads'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
+import { BIN, runCli, serveConfig } from '../helpers/cli.ts'
 
 const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 /** A config that names its own file in the error `bouncer` prints: which file was read is then plain. */
@@ -65,6 +69,19 @@ describe('the compile cache', () => {
     const result = await runCli(['--version'], { env: env(temp) })
     expect(result.code).toBe(0)
     for (const folder of planted) expect(await readdir(folder)).toEqual([])
+  })
+
+  // What deploy/kubernetes counts on: its pods' /tmp is an emptyDir (777, not sticky), where the
+  // default folder is refused, so the Deployment names one in NODE_COMPILE_CACHE.
+  it('takes NODE_COMPILE_CACHE as given, in a temp folder where its own default is refused (a pod\'s emptyDir)', async () => {
+    const temp = join(dir, 'empty-dir')
+    await mkdir(temp)
+    await chmod(temp, 0o777)
+    expect((await runCli(['--version'], { env: env(temp) })).code).toBe(0)
+    expect(await readdir(temp)).toEqual([])
+    const cache = join(temp, 'bouncer-compile-cache')
+    expect((await runCli(['--version'], { env: { ...env(temp), NODE_COMPILE_CACHE: cache } })).code).toBe(0)
+    expect((await readdir(cache)).length).toBe(1) // Node's folder for this version
   })
 
   // Found by the review: only a parent others could write through its group or other bits counted
@@ -146,5 +163,103 @@ describe('finding the config', () => {
     expect(result.code).toBe(1)
     expect(result.stdout).toBe('')
     expect(fileRead(result.stderr)).toBe('./bouncer.yaml')
+  })
+})
+
+// Found by an adversarial probe: a store file the command cannot use was "bouncer: internal error:
+// …", the gateway's bug by its words. A SQLite file with an api_keys or sessions table of another
+// shape (another program's, an old copy) passed the schema and failed at a statement ("no such
+// column: id"); a store this account may only read was "is not an API key store: attempt to write
+// a readonly database", which sends the operator to look for the wrong file.
+describe('a store the command cannot use', () => {
+  const STORES = `api_keys: { store: { type: sqlite, path: ./keys.db } }
+issuers:
+  - { name: idp, issuer: https://idp.example.com/, audiences: [x], jwks_uri: https://idp.example.com/jwks }
+sign_in:
+  issuer: idp
+  client_id: c
+  client_secret: s
+  session: { store: { type: sqlite, path: ./sessions.db } }
+`
+
+  it('a SQLite file with a table of that name and another shape: one line naming the file, exit 1', async () => {
+    const cwd = await mkdtemp(join(dir, 'other-shape-'))
+    for (const [file, table] of [['keys.db', 'api_keys'], ['sessions.db', 'sessions']] as const) {
+      const db = new DatabaseSync(join(cwd, file))
+      db.exec(`CREATE TABLE ${table} (x)`)
+      db.close()
+    }
+    await writeFile(join(cwd, 'bouncer.yaml'), STORES)
+    const keys = `bouncer: ${join(cwd, 'keys.db')} is not an API key store: no such column: id\n`
+    const sessions = `bouncer: ${join(cwd, 'sessions.db')} is not a session store: no such column: id\n`
+    expect(await runCli(['keys', 'list'], { cwd, env: NO_CONFIG_ENV })).toEqual({ code: 1, stdout: '', stderr: keys })
+    expect(await runCli(['sessions', 'list', '--json'], { cwd, env: NO_CONFIG_ENV })).toEqual({ code: 1, stdout: '', stderr: sessions })
+  })
+
+  // Only root can run the command as another account (nobody) on files root made.
+  it.skipIf(process.getuid?.() !== 0 || !existsSync('/usr/bin/setpriv'))('a store this account may only read: "cannot open" it, with SQLite\'s reason, exit 1', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'bouncer-cli-read-only-'))
+    await chmod(cwd, 0o755) // mkdtemp's 700 would hide the config from nobody
+    onTestFinished(() => rm(cwd, { recursive: true, force: true }))
+    await writeFile(join(cwd, 'bouncer.yaml'), `${STORES}audit: { sinks: [{ type: sqlite, path: ./audit.db }] }\n`)
+    for (const command of [['keys', 'create', '--principal', 'a'], ['sessions', 'list']]) expect((await runCli(command, { cwd, env: NO_CONFIG_ENV })).code).toBe(0) // made by root
+    const asNobody = async (args: string[]) => {
+      const child = spawn('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, ...args], { cwd, env: { ...process.env, ...NO_CONFIG_ENV, HOME: cwd }, stdio: ['ignore', 'pipe', 'pipe'] })
+      let stdout = ''
+      let stderr = ''
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+      const [code] = (await once(child, 'exit')) as [number | null]
+      return { code, stdout, stderr }
+    }
+    expect(await asNobody(['keys', 'list'])).toEqual({ code: 1, stdout: '', stderr: `bouncer: cannot open the API key store ${join(cwd, 'keys.db')}: attempt to write a readonly database\n` })
+    expect(await asNobody(['sessions', 'list'])).toEqual({ code: 1, stdout: '', stderr: `bouncer: cannot open the session store ${join(cwd, 'sessions.db')}: attempt to write a readonly database\n` })
+    // It was "(damaged, or not an audit log?)".
+    expect(await asNobody(['audit'])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `bouncer: cannot read the audit log ${join(cwd, 'audit.db')}: attempt to write a readonly database (this user may not write its directory, where SQLite makes the -wal and -shm files it reads the log through while no gateway has them open)\n`,
+    })
+  })
+})
+
+// Found by the operations probe: on Node 22 every command printed "ExperimentalWarning: SQLite is
+// an experimental feature and might change at any time" to stderr (and serve once more for each
+// thread that loads node:sqlite). Node 24 prints none, so the commands' own tests cannot show it:
+// a Node 22 binary is taken from BOUNCER_TEST_NODE22 (e.g. npm's node@22 package), else skipped.
+describe("Node 22's warning about node:sqlite", () => {
+  const node22 = (() => {
+    const path = process.env.BOUNCER_TEST_NODE22
+    if (!path || !existsSync(path)) return undefined
+    return execFileSync(path, ['--version'], { encoding: 'utf8' }).startsWith('v22.') ? path : undefined
+  })()
+
+  it.skipIf(!node22)('is not printed by a command or by serve and its threads on Node 22', async () => {
+    const version = await runCli(['--version'], { node: node22 })
+    expect(version).toMatchObject({ code: 0, stderr: '' })
+    const cwd = await mkdtemp(join(dir, 'node22-'))
+    await writeFile(join(cwd, 'bouncer.yaml'), 'api_keys: { store: { type: sqlite, path: ./keys.db } }\n')
+    expect(await runCli(['keys', 'list'], { cwd, env: NO_CONFIG_ENV, node: node22 })).toEqual({ code: 0, stdout: 'no API keys\n', stderr: '' })
+    // The audit thread and two request threads load node:sqlite too.
+    const gateway = await serveConfig((served) => ({ server: { listen: '127.0.0.1:0', workers: 2 }, audit: { sinks: [{ type: 'sqlite', path: join(served, 'audit.db') }], spill_dir: join(served, 'spill') } }), { node: node22 })
+    expect(await gateway.stop('SIGTERM')).toBe(0)
+    expect(gateway.stderr()).not.toContain('ExperimentalWarning')
+  }, 60_000)
+
+  // Any Node: the threads' filter lets every other warning through, experimental or not.
+  it("drops only that warning in a thread: the thread's other warnings are printed", async () => {
+    const collections = new URL('../../src/collections/index.ts', import.meta.url).href
+    const worker = new Worker(`import(${JSON.stringify(collections)}).then(({ quietSqliteWarning }) => {
+      quietSqliteWarning()
+      process.emitWarning('SQLite is an experimental feature and might change at any time', 'ExperimentalWarning')
+      process.emitWarning('Something else is an experimental feature', 'ExperimentalWarning')
+      process.emitWarning('a deprecated thing', 'DeprecationWarning')
+    })`, { eval: true, stderr: true })
+    let stderr = ''
+    worker.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    await once(worker, 'exit')
+    expect(stderr).not.toContain('SQLite')
+    expect(stderr).toContain('ExperimentalWarning: Something else is an experimental feature')
+    expect(stderr).toContain('DeprecationWarning: a deprecated thing')
   })
 })

@@ -102,17 +102,27 @@ export function openApprovalStore(path: string): ApprovalStore {
   } catch (err) {
     throw new ApprovalStoreError(`cannot open the approvals store ${path}: ${(err as Error).message}`, { cause: err })
   }
-  const byId = db.prepare('SELECT * FROM approvals WHERE id = ?')
-  const openFor = db.prepare(`SELECT * FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'pending' AND expires_at > ? ORDER BY created_at DESC LIMIT 1`)
-  const approvedFor = db.prepare(`SELECT id FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'approved' AND expires_at > ? ORDER BY created_at LIMIT 1`)
-  const pendingOf = db.prepare(`SELECT count(*) AS n FROM approvals WHERE issuer = ? AND subject = ? AND actor IS ? AND status = 'pending' AND expires_at > ?`)
-  const use = db.prepare(`UPDATE approvals SET status = 'used' WHERE id = ? AND status = 'approved' AND expires_at > ?`)
-  const unuse = db.prepare(`UPDATE approvals SET status = 'approved' WHERE id = ? AND status = 'used' AND expires_at > ?`)
-  const insert = db.prepare('INSERT INTO approvals (id, tool, issuer, subject, actor, args_sha256, approvers, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, \'pending\', ?, ?)')
-  const expire = db.prepare(`UPDATE approvals SET status = 'expired' WHERE status IN ('pending', 'approved') AND expires_at <= ?`)
-  const decide = db.prepare('UPDATE approvals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND status = \'pending\' AND expires_at > ?')
-  const all = db.prepare('SELECT * FROM approvals ORDER BY created_at DESC LIMIT 1000')
-  const withStatus = db.prepare('SELECT * FROM approvals WHERE status = ? ORDER BY created_at DESC LIMIT 1000')
+  // An approvals table of another shape passes the schema and fails at a statement (a probe of the
+  // other stores: "no such column" came out as an internal error).
+  const prepare = (sql: string) => {
+    try {
+      return db.prepare(sql)
+    } catch (err) {
+      db.close()
+      throw new ApprovalStoreError(`${path} is not an approvals store: ${(err as Error).message}`, { cause: err })
+    }
+  }
+  const byId = prepare('SELECT * FROM approvals WHERE id = ?')
+  const openFor = prepare(`SELECT * FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'pending' AND expires_at > ? ORDER BY created_at DESC LIMIT 1`)
+  const approvedFor = prepare(`SELECT id FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'approved' AND expires_at > ? ORDER BY created_at LIMIT 1`)
+  const pendingOf = prepare(`SELECT count(*) AS n FROM approvals WHERE issuer = ? AND subject = ? AND actor IS ? AND status = 'pending' AND expires_at > ?`)
+  const use = prepare(`UPDATE approvals SET status = 'used' WHERE id = ? AND status = 'approved' AND expires_at > ?`)
+  const unuse = prepare(`UPDATE approvals SET status = 'approved' WHERE id = ? AND status = 'used' AND expires_at > ?`)
+  const insert = prepare('INSERT INTO approvals (id, tool, issuer, subject, actor, args_sha256, approvers, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, \'pending\', ?, ?)')
+  const expire = prepare(`UPDATE approvals SET status = 'expired' WHERE status IN ('pending', 'approved') AND expires_at <= ?`)
+  const decide = prepare('UPDATE approvals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND status = \'pending\' AND expires_at > ?')
+  const all = prepare('SELECT * FROM approvals ORDER BY created_at DESC LIMIT 1000')
+  const withStatus = prepare('SELECT * FROM approvals WHERE status = ? ORDER BY created_at DESC LIMIT 1000')
 
   const failed = (err: unknown) => new ApprovalStoreError(`the approvals store ${path} failed: ${(err as Error).message}`, { cause: err })
   const guard = <T>(work: () => T): Promise<T> => Promise.resolve(whenUnlocked(work, LOCK_WAIT_MS, failed))

@@ -4,7 +4,7 @@
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { ApiKeyStoreError, type ApiKeyRecord, type ApiKeyStore } from './store.ts'
-import { makeDirectories } from '../../collections/index.ts'
+import { cannotUseFile, makeDirectories } from '../../collections/index.ts'
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS api_keys (
@@ -37,23 +37,44 @@ export function openSqliteKeyStore(path: string): ApiKeyStore {
   } catch (err) {
     throw new ApiKeyStoreError(`cannot open the API key store ${path}: ${(err as Error).message}`, { cause: err })
   }
+  // A file that is not a store: a failed reload must not leak the handle. A SQLite file with an
+  // api_keys table of another shape passes the schema and fails at a statement: "no such column:
+  // id" was an internal error of every `bouncer keys` command (a probe).
+  const refused = (err: unknown) => {
+    db.close()
+    return new ApiKeyStoreError(cannotUseFile(err) ? `cannot open the API key store ${path}: ${(err as Error).message}` : `${path} is not an API key store: ${(err as Error).message}`, { cause: err })
+  }
+  const prepare = (sql: string) => {
+    try {
+      return db.prepare(sql)
+    } catch (err) {
+      throw refused(err)
+    }
+  }
   try {
     db.exec(`PRAGMA journal_mode = WAL; PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`)
     db.exec(SCHEMA)
   } catch (err) {
-    db.close() // a file that is not a store: a failed reload must not leak the handle
-    throw new ApiKeyStoreError(`${path} is not an API key store: ${(err as Error).message}`, { cause: err })
+    throw refused(err)
   }
-  const byId = db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE id = ?`)
-  const all = db.prepare(`SELECT ${COLUMNS} FROM api_keys ORDER BY created_at DESC, id`)
-  const insert = db.prepare(`INSERT INTO api_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-  const revoke = db.prepare('UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?')
-  const used = db.prepare('UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?')
+  const byId = prepare(`SELECT ${COLUMNS} FROM api_keys WHERE id = ?`)
+  const all = prepare(`SELECT ${COLUMNS} FROM api_keys ORDER BY created_at DESC, id`)
+  const insert = prepare(`INSERT INTO api_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+  const revoke = prepare('UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?')
+  const used = prepare('UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?')
 
-  const find = (id: string) => {
+  /** A statement's failure (another process's write lock past the busy timeout, the disk) as the store's. */
+  const failing = <T>(work: () => T): T => {
+    try {
+      return work()
+    } catch (err) {
+      throw new ApiKeyStoreError(`the API key store ${path} failed: ${(err as Error).message}`, { cause: err })
+    }
+  }
+  const find = (id: string) => failing(() => {
     const row = byId.get(id) as Row | undefined
     return row && fromRow(row)
-  }
+  })
 
   return {
     kind: 'sqlite',
@@ -62,13 +83,13 @@ export function openSqliteKeyStore(path: string): ApiKeyStore {
       return find(id)
     },
     async insert(record) {
-      insert.run(record.id, record.principal, record.description, record.hash, record.createdAt, record.expiresAt, record.revokedAt, record.lastUsedAt)
+      failing(() => insert.run(record.id, record.principal, record.description, record.hash, record.createdAt, record.expiresAt, record.revokedAt, record.lastUsedAt))
     },
     async list() {
-      return (all.all() as unknown as Row[]).map(fromRow)
+      return failing(() => (all.all() as unknown as Row[]).map(fromRow))
     },
     async revoke(id, at) {
-      revoke.run(at, id)
+      failing(() => revoke.run(at, id))
       return find(id)
     },
     async recordUse(uses) {

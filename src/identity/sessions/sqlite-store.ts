@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { addMissingColumns, createLru, makeDirectories, whenUnlocked } from '../../collections/index.ts'
+import { addMissingColumns, cannotUseFile, createLru, makeDirectories, whenUnlocked } from '../../collections/index.ts'
 import { SessionStoreError, type SessionRecord, type SessionStore } from './store.ts'
 
 const SCHEMA = `
@@ -58,6 +58,19 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
   } catch (err) {
     throw new SessionStoreError(`cannot open the session store ${path}: ${(err as Error).message}`, { cause: err })
   }
+  // A SQLite file with a sessions table of another shape passes the schema and fails at a
+  // statement: "no such column: id" was an internal error of `bouncer sessions` (a probe).
+  const refused = (err: unknown) => {
+    db.close()
+    return new SessionStoreError(cannotUseFile(err) ? `cannot open the session store ${path}: ${(err as Error).message}` : `${path} is not a session store: ${(err as Error).message}`, { cause: err })
+  }
+  const prepare = (sql: string) => {
+    try {
+      return db.prepare(sql)
+    } catch (err) {
+      throw refused(err)
+    }
+  }
   try {
     // Opening may wait for the lock (it runs once, before serving); the calls below never do.
     db.exec('PRAGMA busy_timeout = 5000')
@@ -68,23 +81,22 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
     addMissingColumns(db, 'sessions', [{ name: 'audience', definition: "audience TEXT NOT NULL DEFAULT 'gateway'" }])
     db.exec('PRAGMA busy_timeout = 0')
   } catch (err) {
-    db.close()
-    throw new SessionStoreError(`${path} is not a session store: ${(err as Error).message}`, { cause: err })
+    throw refused(err)
   }
-  const byId = db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE id = ?`)
-  const all = db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE expires_at > ? ORDER BY created_at DESC, id`)
-  const upsert = db.prepare(`INSERT OR REPLACE INTO sessions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-  const update = db.prepare('UPDATE sessions SET issuer = ?, subject = ?, claims = ?, created_at = ?, last_seen_at = MAX(last_seen_at, ?), expires_at = ?, refresh_at = ?, sealed = ?, audience = ? WHERE id = ?')
-  const touch = db.prepare('UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?) WHERE id = ?')
-  const remove = db.prepare('DELETE FROM sessions WHERE id = ?')
-  const readSignInKey = db.prepare("SELECT value FROM keys WHERE name = 'sign-in'")
+  const byId = prepare(`SELECT ${COLUMNS} FROM sessions WHERE id = ?`)
+  const all = prepare(`SELECT ${COLUMNS} FROM sessions WHERE expires_at > ? ORDER BY created_at DESC, id`)
+  const upsert = prepare(`INSERT OR REPLACE INTO sessions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+  const update = prepare('UPDATE sessions SET issuer = ?, subject = ?, claims = ?, created_at = ?, last_seen_at = MAX(last_seen_at, ?), expires_at = ?, refresh_at = ?, sealed = ?, audience = ? WHERE id = ?')
+  const touch = prepare('UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?) WHERE id = ?')
+  const remove = prepare('DELETE FROM sessions WHERE id = ?')
+  const readSignInKey = prepare("SELECT value FROM keys WHERE name = 'sign-in'")
   // Two processes making it at once: the first one's stays, and both read it back.
-  const addSignInKey = db.prepare("INSERT OR IGNORE INTO keys (name, value) VALUES ('sign-in', ?)")
-  const sweepSessions = db.prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?')
-  const claim = db.prepare('INSERT INTO refresh_claims (id, until) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET until = excluded.until WHERE refresh_claims.until <= ?')
-  const sweepClaims = db.prepare('DELETE FROM refresh_claims WHERE until <= ?')
-  const release = db.prepare('DELETE FROM refresh_claims WHERE id = ? AND until = ?')
-  const version = db.prepare('PRAGMA data_version')
+  const addSignInKey = prepare("INSERT OR IGNORE INTO keys (name, value) VALUES ('sign-in', ?)")
+  const sweepSessions = prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?')
+  const claim = prepare('INSERT INTO refresh_claims (id, until) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET until = excluded.until WHERE refresh_claims.until <= ?')
+  const sweepClaims = prepare('DELETE FROM refresh_claims WHERE until <= ?')
+  const release = prepare('DELETE FROM refresh_claims WHERE id = ? AND until = ?')
+  const version = prepare('PRAGMA data_version')
   version.setReturnArrays(true)
   // data_version moves when another connection commits; this connection's own writes update `kept`.
   const dataVersion = () => (version.get() as unknown as [number])[0]

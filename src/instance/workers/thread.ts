@@ -4,6 +4,7 @@
 // uncaught exception drains it and ends the thread with 1, and the primary starts a replacement.
 import { readFile } from 'node:fs/promises'
 import { parentPort, workerData } from 'node:worker_threads'
+import { quietSqliteWarning } from '../../collections/index.ts'
 import { loadConfigText, withStartSettings, type LoadedConfig } from '../../config/index.ts'
 import { handover } from '../handover.ts'
 import { ConfigError } from '../prepare.ts'
@@ -11,6 +12,8 @@ import type { ReloadResult, StagedReload } from '../reload.ts'
 import { startGateway, type GatewayInstance } from '../start.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
 import { FIRST_WORKER } from './role.ts'
+
+quietSqliteWarning() // first: Node 22's warning about node:sqlite, which these modules load
 
 /** After an uncaught exception, how long past shutdown_timeout the drain may take. */
 const HARD_EXIT_MARGIN_MS = 5_000

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { Deployment } from 'kubernetes-models/apps/v1'
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2'
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1'
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1'
 import { ConfigMap, PersistentVolumeClaim, Secret, Service } from 'kubernetes-models/v1'
 import { loadConfigText } from '../../../src/config/index.ts'
 import { schemaErrors, type Schema } from '../../helpers/json-schema.ts'
@@ -24,6 +25,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'apps/v1/Deployment': Deployment,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
 }
 
 // The part of the Prometheus Operator's ServiceMonitor CRD (monitoring.coreos.com/v1) these
@@ -83,8 +85,8 @@ function validate(manifest: Manifest): void {
   new Model(manifest as never).validate()
 }
 
-type Container = { name: string; ports: Array<{ name: string; containerPort: number }>; env?: Array<{ name: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }>; readinessProbe: { httpGet: { path: string; port: string } }; livenessProbe: { httpGet: { path: string; port: string } }; volumeMounts: Array<{ name: string; mountPath: string }> }
-type PodSpec = { terminationGracePeriodSeconds: number; containers: Container[]; volumes: Array<{ name: string; configMap?: { name: string }; secret?: { secretName: string }; persistentVolumeClaim?: { claimName: string } }> }
+type Container = { name: string; ports: Array<{ name: string; containerPort: number }>; env?: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }>; readinessProbe: { httpGet: { path: string; port: string } }; livenessProbe: { httpGet: { path: string; port: string } }; volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }> }
+type PodSpec = { terminationGracePeriodSeconds: number; containers: Container[]; volumes: Array<{ name: string; configMap?: { name: string }; secret?: { secretName: string }; persistentVolumeClaim?: { claimName: string }; emptyDir?: object }> }
 
 function find(manifests: Manifest[], kind: string, name?: string): Manifest {
   const found = manifests.find((m) => m.kind === kind && (name === undefined || m.metadata.name === name))
@@ -138,6 +140,19 @@ describe('deploy/kubernetes', () => {
         for (const secret of manifests.filter((m) => m.kind === 'Secret') as unknown as Array<{ metadata: { name: string }; stringData?: Record<string, string> }>) {
           expect(Object.keys(secret.stringData ?? {}).filter((key) => referenced.includes(key)), secret.metadata.name).toEqual([])
         }
+      })
+
+      // Found by the deploy probe: the compile cache was off in the pods. bin/bouncer.js keeps its
+      // default folder only in a temp folder no other account can write, and the pod's /tmp is an
+      // emptyDir (mode 777, not sticky); NODE_COMPILE_CACHE, the operator's own folder, it takes as given.
+      it("keeps Node's compile cache in a folder of a writable volume the pod mounts", () => {
+        const { spec, container } = podOf(manifests)
+        const cache = container.env?.find((e) => e.name === 'NODE_COMPILE_CACHE')?.value
+        expect(cache).toBe('/tmp/bouncer-compile-cache')
+        const mount = container.volumeMounts.find((m) => cache?.startsWith(`${m.mountPath}/`))
+        expect(mount).toMatchObject({ name: 'tmp', mountPath: '/tmp' })
+        expect(mount?.readOnly).not.toBe(true)
+        expect(spec.volumes.find((v) => v.name === mount?.name)).toEqual({ name: 'tmp', emptyDir: {} })
       })
 
       it('names only ConfigMaps, Secrets and claims it defines, and mounts every volume it declares', () => {
@@ -202,7 +217,7 @@ describe('deploy/kubernetes', () => {
     // every `kubectl apply -k` (a config edit) set a fleet the autoscaler had grown back to 3.
     expect(find(manifests, 'Deployment').spec).not.toHaveProperty('replicas')
     const { container } = podOf(manifests)
-    expect(container.env?.map((e) => e.name)).toEqual(['BOUNCER_INSTANCE', 'NODE_OPTIONS', 'REDIS_URL', 'AUDIT_DATABASE_URL'])
+    expect(container.env?.map((e) => e.name)).toEqual(['BOUNCER_INSTANCE', 'NODE_OPTIONS', 'NODE_COMPILE_CACHE', 'REDIS_URL', 'AUDIT_DATABASE_URL'])
   })
 
   it('single: one replica, replaced not rolled, its state on a claim instead of an emptyDir', () => {
@@ -212,6 +227,39 @@ describe('deploy/kubernetes', () => {
     const state = podOf(manifests).spec.volumes.find((v) => v.name === 'state')
     expect(state).toEqual({ name: 'state', persistentVolumeClaim: { claimName: 'bouncer-state' } })
   })
+})
+
+// Opt-in, in no overlay: it needs the labels of the operator's namespaces.
+describe('deploy/kubernetes/network-policy', () => {
+  type Peer = { namespaceSelector?: { matchLabels: Record<string, string> } }
+  type Policy = { spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: Array<{ from: Peer[]; ports: Array<{ port: string; protocol: string }> }> } }
+  const policy = renderKustomization(`${ROOT}network-policy`)
+
+  it('is one NetworkPolicy that validates against its Kubernetes schema, in no overlay unless added', () => {
+    expect(policy.map((m) => `${m.kind}/${m.metadata.name}`)).toEqual(['NetworkPolicy/bouncer'])
+    for (const manifest of policy) validate(manifest)
+    for (const overlay of ['base', ...OVERLAYS.map((o) => `overlays/${o}`)]) expect(renderKustomization(`${ROOT}${overlay}`).map((m) => m.kind)).not.toContain('NetworkPolicy')
+  })
+
+  for (const overlay of OVERLAYS) {
+    it(`added to ${overlay}: selects its pods, and opens http to the ingress controller's namespace and admin to the monitoring namespace, nothing else`, () => {
+      const { labels, container } = podOf(renderKustomization(`${ROOT}overlays/${overlay}`))
+      const { spec } = policy[0] as unknown as Policy
+      expect(labels).toMatchObject(spec.podSelector.matchLabels)
+      expect(spec.policyTypes).toEqual(['Ingress'])
+      const opened = spec.ingress.map((rule) => ({
+        ports: rule.ports.map((p) => `${p.port}/${p.protocol}`),
+        from: rule.from.map((peer) => peer.namespaceSelector?.matchLabels),
+      }))
+      expect(opened).toEqual([
+        { ports: ['http/TCP'], from: [{ 'kubernetes.io/metadata.name': 'ingress-nginx' }] },
+        { ports: ['admin/TCP'], from: [{ 'kubernetes.io/metadata.name': 'monitoring' }] },
+      ])
+      // Named ports: each is a port of the container, the admin one the port Prometheus scrapes.
+      const ports = Object.fromEntries(container.ports.map((p) => [p.name, p.containerPort]))
+      expect({ http: ports.http, admin: ports.admin }).toEqual({ http: 8080, admin: 9090 })
+    })
+  }
 })
 
 describe('the test renderer', () => {
