@@ -16,6 +16,13 @@ export interface GatewayState {
   /** Set when the drain's shutdown_timeout ran out and the connections still open are cut: their records say so. */
   cutAtShutdown?: boolean
   inFlight: number
+  /**
+   * The last reload's refusal, until a reload succeeds: when, and how many problems (the log has
+   * them; /readyz, which anyone reaching the admin listener reads, gives no config text). One
+   * instance of several on one file may be the only one that cannot load it (an environment
+   * variable, a file, a secret of its own) and keep serving the old config.
+   */
+  reloadRefused?: { at: string; problems: number } | null
   /** Client sockets of open WebSocket tunnels: node:http no longer tracks them after the upgrade. */
   readonly tunnels: Set<Duplex>
 }

@@ -17,6 +17,9 @@ import type { GatewayState } from '../gateway/index.ts'
 export function createReadiness(state: GatewayState): () => Readiness {
   return function readiness(): Readiness {
     const checks: Record<string, string> = { config: `generation ${state.runtime.generation}, sha256 ${state.runtime.configDigest}` }
+    // Still ready (the running config serves), but not on the file the other instances may run.
+    const refused = state.reloadRefused
+    if (refused) checks.config += `; a reload was refused at ${refused.at} (${refused.problems} ${refused.problems === 1 ? 'problem' : 'problems'}, logged with "config reload refused"): the running config keeps serving`
     let ready = !state.draining
     if (state.draining) checks.draining = 'true'
     const store = state.runtime.limiter.store

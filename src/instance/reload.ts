@@ -77,7 +77,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     const next = text === undefined ? await loadConfigFile(deps.configFile, deps.env, { pipeWaitMs: RELOAD_PIPE_WAIT_MS }) : loadConfigText(text, deps.configFile, deps.env)
     if (!next.config) {
       const errors = diagnosticLines(next, 'error')
-      logger.error({ errors }, 'config reload refused: the running config keeps serving')
+      refused(errors)
       return { ok: false, result: { ok: false, errors } }
     }
     // The certificate files as read now are what the commit installs: read again at commit, a file
@@ -85,7 +85,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     const tls = next.config.server.tls && deps.gatewayServer.secure ? readTlsMaterial(next.config.server.tls) : null
     if (tls && !tls.ok) {
       const errors = tls.errors.map((e) => `${formatPath(e.path)}: ${e.message}`)
-      logger.error({ errors }, 'config reload refused: the running config keeps serving')
+      refused(errors)
       return { ok: false, result: { ok: false, errors } }
     }
     let prepared: Awaited<ReturnType<typeof prepare>>
@@ -94,7 +94,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     } catch (err) {
       restoreRunningSecrets()
       if (!(err instanceof ConfigError)) throw err
-      logger.error({ errors: err.lines }, 'config reload refused: the running config keeps serving')
+      refused(err.lines)
       void background.run('runtime_retirement', retireUnused) // what the refused config acquired before it failed
       return { ok: false, result: { ok: false, errors: err.lines } }
     }
@@ -114,7 +114,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     }
     if (unloadable.length > 0) {
       abort()
-      logger.error({ errors: unloadable }, 'config reload refused: the running config keeps serving')
+      refused(unloadable)
       return { ok: false, result: { ok: false, errors: unloadable } }
     }
     const commit = (): ReloadResult => {
@@ -129,6 +129,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       for (const line of atRestart) logger.warn(line)
       runtime.mcp?.takeSessions()
       state.runtime = runtime // the swap: new requests see the new runtime from here on
+      state.reloadRefused = null
       // MCP sessions of a path the new config dropped: no new stream, their calls in flight answered,
       // ended with the runtimes that served them (retireUnused).
       compile.agents.retireSessions(runtime.mcp?.config.path ?? null)
@@ -174,6 +175,12 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       return formatDiagnostic(next.file, next.locate({ severity: 'error', path: ['functions', i, 'module'], message }))
     }))
     return problems.filter((line) => line !== null)
+  }
+
+  /** Logged, and kept for /readyz until a reload succeeds: several instances on one file may disagree only here. */
+  function refused(errors: string[]): void {
+    logger.error({ errors }, 'config reload refused: the running config keeps serving')
+    state.reloadRefused = { at: new Date().toISOString(), problems: errors.length }
   }
 
   function shuttingDown(): ReloadResult {

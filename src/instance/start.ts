@@ -76,7 +76,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   // (with server.workers, the primary has done this before any worker started).
   if (!options.worker) claimAuditSpills(config.audit, null, logger)
 
-  const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values(), instance, configDigest: () => state.runtime.configDigest, tlsCertificate: () => gatewayServer.certificate(), limitsStoreFailures })
+  const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values(), instance, configDigest: () => state.runtime.configDigest, reloadRefused: () => (state.reloadRefused ?? null) !== null, tlsCertificate: () => gatewayServer.certificate(), limitsStoreFailures })
   const background = createBackgroundTasks(logger, metrics)
   const tracing = await startTracing(config.telemetry, logger, metrics)
   /**

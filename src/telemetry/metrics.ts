@@ -66,6 +66,8 @@ export interface MetricSources {
   instance?: string
   /** The running config's digest (Runtime.configDigest): `bouncer_config_workers{config_sha256}`. */
   configDigest?: () => string
+  /** Whether the last reload was refused (none has succeeded since): `bouncer_config_reload_refused`. */
+  reloadRefused?: () => boolean
   /** The certificate the gateway listener serves (null without TLS). */
   tlsCertificate?: () => X509Certificate | null
   /** Limited requests the limits store could not check, by on_error, since the process started. */
@@ -100,6 +102,13 @@ export function createMetrics(sources: MetricSources): Metrics {
     new Gauge({ name: 'bouncer_config_workers', help: 'Workers running the config of this digest (more than one series: workers on different configs).', labelNames: ['config_sha256'], registers: [registry], collect() {
       this.reset()
       this.set({ config_sha256: configDigest() }, 1)
+    } })
+  }
+  const reloadRefused = sources.reloadRefused
+  if (reloadRefused) {
+    // 1 while the running config is one a later reload could not replace; summed over the workers.
+    new Gauge({ name: 'bouncer_config_reload_refused', help: 'Whether the last config reload was refused and the config before it keeps serving (1), until a reload succeeds.', registers: [registry], collect() {
+      this.set(reloadRefused() ? 1 : 0)
     } })
   }
   const tlsCertificate = sources.tlsCertificate

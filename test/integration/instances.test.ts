@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { request } from 'undici'
+import { stringify } from 'yaml'
+import { startServe } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startPostgres, uniqueSchema } from '../helpers/postgres.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
@@ -49,6 +51,49 @@ describe('server.watch_config', () => {
     await writeFile(gateway.file, 'server: { watch_config: true }\nroutes: [{ id: any, path: "/*", upstream: nowhere, public: true }]\n')
     await waitFor(() => gateway!.logs.join('').includes('config reload refused'), 'the refusal in the log', 20_000)
     expect(await (await request(`${gateway.url}/x`)).body.text()).toBe('one')
+  })
+
+  // Found by an adversarial probe (several instances on one file): an edit that one instance could
+  // not load (an environment variable only the others had) left it on the old config with a 200
+  // /readyz that said nothing, bouncer_background_failures_total{task="reload"} at 0, and a log line.
+  it('an instance of two on one file that cannot load an edit says so on /readyz and /metrics while the other runs it, until an edit loads', async () => {
+    upstream = await startUpstream((req, res) => void res.end(String(req.headers['x-generation'])))
+    const dir = await mkdtemp(join(tmpdir(), 'bouncer-one-file-'))
+    const file = join(dir, 'bouncer.yaml')
+    const config = (header: string) => stringify({
+      server: { listen: '127.0.0.1:0', watch_config: true },
+      admin: { listen: '127.0.0.1:0' },
+      ...routes(header),
+      audit: { sinks: [], spill_dir: join(dir, '${env:BOUNCER_INSTANCE}') },
+    })
+    await writeFile(file, config('one'))
+    const first = await startServe(['--config', file], { env: { BOUNCER_INSTANCE: 'gw-1', ONLY_HERE: 'two' } })
+    const second = await startServe(['--config', file], { env: { BOUNCER_INSTANCE: 'gw-2' } })
+    const body = async (url: string) => (await request(`${url}/x`)).body.text()
+    const refusedGauge = async (adminUrl: string) => /^bouncer_config_reload_refused (\d+)$/m.exec(await (await request(`${adminUrl}/metrics`)).body.text())?.[1]
+    try {
+      expect(await refusedGauge(second.adminUrl)).toBe('0')
+      await writeFile(file, config('${env:ONLY_HERE}'))
+      await waitFor(async () => (await body(first.url)) === 'two', 'the instance that can load it to reload', 20_000)
+      await waitFor(() => (second.stdout() + second.stderr()).includes('config reload refused'), 'the other to refuse it', 20_000)
+      expect(await body(second.url)).toBe('one')
+      const refused = await readyz(second.adminUrl)
+      expect(refused.status).toBe(200) // its config still serves
+      expect(refused.body.checks.config).toMatch(/^generation 1, sha256 [0-9a-f]{16}; a reload was refused at \d{4}-\d\d-\d\dT[\d:.]+Z \(1 problem, logged with "config reload refused"\): the running config keeps serving$/)
+      expect(refused.body.checks.config).not.toContain('ONLY_HERE') // /readyz is open to whoever reaches the admin listener: no config text
+      expect(await refusedGauge(second.adminUrl)).toBe('1')
+      expect((await readyz(first.adminUrl)).body.checks.config).toMatch(/^generation 2, sha256 [0-9a-f]{16}$/)
+      expect(await refusedGauge(first.adminUrl)).toBe('0')
+
+      await writeFile(file, config('three'))
+      await waitFor(async () => (await body(second.url)) === 'three', 'an edit it can load', 20_000)
+      expect((await readyz(second.adminUrl)).body.checks.config).toMatch(/^generation 2, sha256 [0-9a-f]{16}$/)
+      expect(await refusedGauge(second.adminUrl)).toBe('0')
+    } finally {
+      await first.stop()
+      await second.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it('leaves a changed file alone when it is off (the default): SIGHUP or the API reloads it', async () => {

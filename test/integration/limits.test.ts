@@ -273,6 +273,37 @@ describe('the Redis store', () => {
     expect(codes[3]?.body.code).toBe('quota_exceeded')
   })
 
+  // Found by an adversarial probe: during a rolling change of a limit (burst 5 on one instance, 20 on
+  // another), the smaller one capped the stored arrival time at its own empty bucket on each refusal,
+  // wiping what the other had counted: a caller alternating between them got 80 requests in seconds
+  // where either config allows 20 at most.
+  it('instances running different bursts of one limit (a rolling change) read the shared bucket as the same share of their own', async () => {
+    const limits_store = { type: 'redis', url: 'redis://127.0.0.1:6379', prefix: uniquePrefix('rolling') }
+    const limit = (burst: number) => ({ limits: [{ name: 'rolling', key: 'header:X-Client', rate: '1/m', burst }], limits_store })
+    const route = [{ id: 'r', path: '/*', upstream: 'api', public: true, limits: ['rolling'] }]
+    const [small, large] = await Promise.all([gatewayWith(route, limit(2)), gatewayWith(route, limit(8))])
+    await waitFor(() => small!.state.runtime.limiter.store.status() === 'ready' && large!.state.runtime.limiter.store.status() === 'ready', 'redis')
+    const client = (name: string) => () => ({ 'x-client': name })
+
+    // The larger bucket spent, then one request to the smaller between each round: never more than the burst of 8.
+    const allowed: number[] = [...await statuses(large!, 8, '/x', client('alternating'))]
+    for (let round = 0; round < 3; round++) {
+      expect((await hit(small!, '/x', client('alternating')())).status).toBe(429)
+      allowed.push(...await statuses(large!, 8, '/x', client('alternating')))
+    }
+    expect(allowed.filter((status) => status === 200)).toHaveLength(8)
+
+    // The smaller bucket spent is the larger one spent too, and a quarter of the larger a quarter of the smaller.
+    expect(await statuses(small!, 3, '/x', client('small-first'))).toEqual([200, 200, 429])
+    const refused = await hit(large!, '/x', client('small-first')())
+    expect(refused.status).toBe(429)
+    expect(refused.headers.ratelimit).toBe('"rolling";r=0;t=480')
+    expect(await statuses(large!, 2, '/x', client('large-first'))).toEqual([200, 200])
+    // A quarter of 2 minutes spent: one more request, arriving 30 s later than an empty bucket's.
+    const quarter = await hit(small!, '/x', client('large-first')())
+    expect({ status: quarter.status, ratelimit: quarter.headers.ratelimit }).toEqual({ status: 200, ratelimit: '"rolling";r=0;t=90' })
+  })
+
   it.each(['allow', 'deny'] as const)('a take that Redis runs after the deadline (on_error: %s) is given back: the caller is not charged for it', async (onError) => {
     const redis = await startRedis()
     closeLater(() => redis.stop())

@@ -19,24 +19,39 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local out = {0, 0}
 local writes = {}
 local allowed = {}
+-- KEYS: each check's key, then each check's span key (SPAN_KEY)
+local n = #KEYS / 2
 -- Every check is read, even past one that refuses: a 429 reports every limit as it stands and waits
 -- for the one that frees last (the first of equal waits), as entry-rules.ts (longerWait, refusedBy).
-for i, key in ipairs(KEYS) do
+for i = 1, n do
+  local key = KEYS[i]
   local kind = ARGV[(i - 1) * 3 + 1]
   local a = tonumber(ARGV[(i - 1) * 3 + 2])
   local b = tonumber(ARGV[(i - 1) * 3 + 3])
   if kind == 'r' then
-    -- GCRA: a = emission interval (us), b = burst
+    -- GCRA: a = emission interval (us), b = burst; span = b * a, a whole bucket
+    local span = b * a
     local tat = tonumber(redis.call('GET', key) or '0')
+    -- A TAT stored under another span (another instance's config during a rolling change, or this
+    -- one's before a reload) is read as the same share of this bucket, and stored back so: capped
+    -- at this span instead, one instance's refusals wiped what the other's allowed, and a caller
+    -- alternating between them was never limited (probe finding)
+    local stored_span = tonumber(redis.call('GET', KEYS[n + i]) or '0')
+    local rescaled = stored_span > 0 and stored_span ~= span and tat > now
+    if rescaled then tat = now + math.floor((tat - now) * span / stored_span) end
     if tat < now then tat = now end
     -- never more than an empty bucket ahead (a raised rate, a clock step): bucket.ts says why, and
     -- entry-rules.ts (cappedTat) why a capped one is stored back
-    local capped = tat > now + b * a
-    if capped then tat = now + b * a end
+    local capped = tat > now + span
+    if capped then tat = now + span end
     local nxt = tat + a
-    local allow_at = nxt - b * a
+    local allow_at = nxt - span
     if allow_at > now then
-      if capped then redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000) end
+      if capped or rescaled then
+        local ttl = math.ceil((tat - now) / 1000) + 1000
+        redis.call('SET', key, string.format('%.0f', tat), 'PX', ttl)
+        redis.call('SET', KEYS[n + i], string.format('%.0f', span), 'PX', ttl)
+      end
       if allow_at - now > out[2] then
         out[1] = i
         out[2] = allow_at - now
@@ -47,7 +62,7 @@ for i, key in ipairs(KEYS) do
       allowed[i] = true
       table.insert(out, math.floor((now - allow_at) / a))
       table.insert(out, nxt - now)
-      table.insert(writes, {'r', key, nxt, math.ceil((nxt - now) / 1000) + 1000})
+      table.insert(writes, {'r', key, nxt, math.ceil((nxt - now) / 1000) + 1000, KEYS[n + i], span})
     end
   else
     -- quota: a = count, b = window (us), counted per calendar window
@@ -73,7 +88,7 @@ end
 if out[1] > 0 then
   -- Nothing is charged: the checks that would allow report what remained before this request (a
   -- rate's take moved its TAT one interval on, a quota's counted one).
-  for j = 1, #KEYS do
+  for j = 1, n do
     if allowed[j] then
       out[1 + 2 * j] = out[1 + 2 * j] + 1
       if ARGV[(j - 1) * 3 + 1] == 'r' then out[2 + 2 * j] = out[2 + 2 * j] - tonumber(ARGV[(j - 1) * 3 + 2]) end
@@ -84,6 +99,7 @@ end
 for _, w in ipairs(writes) do
   if w[1] == 'r' then
     redis.call('SET', w[2], string.format('%.0f', w[3]), 'PX', w[4])
+    redis.call('SET', w[5], string.format('%.0f', w[6]), 'PX', w[4])
   else
     redis.call('INCR', w[2])
     redis.call('PEXPIRE', w[2], w[4])
@@ -95,6 +111,13 @@ return out
 `
 
 /**
+ * Beside a rate's TAT, the span (burst × interval, µs) it was stored under: instances whose configs
+ * differ for a while (a rolling change) then read each other's TATs as a share of their own bucket.
+ * A limit's name starts with a letter or digit, so no limit's key starts so.
+ */
+const SPAN_KEY = '~span|'
+
+/**
  * Gives back what a TAKE took, for a take whose answer came after the gateway stopped waiting (the
  * request was let through uncounted or refused by on_error). Same keys and arguments as the take,
  * then the take's own time: a rate's theoretical arrival time moves back one interval, a quota's
@@ -102,7 +125,8 @@ return out
  */
 const REFUND = `
 local took = tonumber(ARGV[#ARGV])
-for i, key in ipairs(KEYS) do
+for i = 1, #KEYS / 2 do
+  local key = KEYS[i]
   local kind = ARGV[(i - 1) * 3 + 1]
   local a = tonumber(ARGV[(i - 1) * 3 + 2])
   local b = tonumber(ARGV[(i - 1) * 3 + 3])
@@ -264,8 +288,9 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
     kind: 'redis',
     settled,
     async take(checks: readonly Check[]): Promise<TakeResult> {
-      const args: Array<string | number> = [checks.length]
+      const args: Array<string | number> = [checks.length * 2]
       for (const check of checks) args.push(options.prefix + check.key)
+      for (const check of checks) args.push(options.prefix + SPAN_KEY + check.key)
       for (const check of checks) {
         if (check.rate) args.push('r', Math.round(check.rate.intervalMs * 1000), check.rate.burst)
         else if (check.quota) args.push('q', check.quota.count, check.quota.periodMs * 1000)
