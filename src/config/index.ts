@@ -1,4 +1,4 @@
-export { loadConfigFile, loadConfigText, readConfigFile, RELOAD_PIPE_WAIT_MS, type LoadedConfig } from './load.ts'
+export { loadConfigFile, loadConfigText, readConfigFile, type LoadedConfig } from './load.ts'
 export type { SecretReference } from './interpolate.ts'
 export { formatDiagnostic, formatPath, type Diagnostic, type Finding } from './diagnostics.ts'
 export { foldPathCase, parseRoutePattern, type RoutePattern, type PatternSegment } from './route-pattern.ts'

@@ -2,9 +2,7 @@
 // references collected for the secrets store, then the schema and the cross-reference checks.
 // Every problem becomes a Diagnostic with its line and column; nothing stops at the first one.
 import { isUtf8 } from 'node:buffer'
-import { constants } from 'node:fs'
 import { open } from 'node:fs/promises'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { dirname, resolve } from 'node:path'
 import { isAlias, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml'
 import { createLocator, type ConfigPath, type Diagnostic, type Finding, type Locator } from './diagnostics.ts'
@@ -25,18 +23,8 @@ export interface LoadedConfig {
   locate: Locator
 }
 
-export interface ReadOptions {
-  /**
-   * How long a named pipe is waited on for its text (a running gateway's reload). Opened as a file,
-   * a pipe nobody writes held the open for ever, and every later reload (POST /api/reload, SIGHUP,
-   * a renewed certificate) queued behind it until a restart (found by an adversarial probe).
-   * Without it (`bouncer check --config <(…)`, a start), a pipe is read as a file is.
-   */
-  pipeWaitMs?: number
-}
-
-export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env, options: ReadOptions = {}): Promise<LoadedConfig> {
-  const read = await readConfigFile(file, options)
+export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
+  const read = await readConfigFile(file)
   return typeof read === 'string' ? loadConfigText(read, file, env) : read
 }
 
@@ -44,12 +32,11 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
  * The file's text, or the load that says why it cannot be read. server.workers reads the file once
  * and gives every worker the same text: each reading it on its own could see two versions of it.
  */
-export async function readConfigFile(file: string, options: ReadOptions = {}): Promise<string | LoadedConfig> {
+export async function readConfigFile(file: string): Promise<string | LoadedConfig> {
   let bytes: Buffer | null
   try {
-    bytes = await readAtMost(file, MAX_CONFIG_BYTES, options.pipeWaitMs)
+    bytes = await readAtMost(file, MAX_CONFIG_BYTES)
   } catch (err) {
-    if (err instanceof PipeNotWritten) return unreadable(file, `cannot read the config file: it is a named pipe, and its text did not come within ${err.waitedMs / 1000} s`)
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message
     return unreadable(file, `cannot read the config file: ${reason}`)
   }
@@ -64,30 +51,15 @@ export async function readConfigFile(file: string, options: ReadOptions = {}): P
 const MAX_CONFIG_BYTES = 64 * 1024 * 1024
 
 /** The file's bytes, or null when it holds more than `limit` (a device or pipe has no size to ask first). */
-async function readAtMost(file: string, limit: number, pipeWaitMs?: number): Promise<Buffer | null> {
-  // Without blocking when a pipe is waited on for a while only: its open returns at once, writer or not.
-  const handle = await open(file, pipeWaitMs === undefined ? 'r' : constants.O_RDONLY | constants.O_NONBLOCK)
+async function readAtMost(file: string, limit: number): Promise<Buffer | null> {
+  const handle = await open(file, 'r')
   try {
-    const pipe = pipeWaitMs !== undefined && (await handle.stat()).isFIFO()
-    const deadline = Date.now() + (pipeWaitMs ?? 0)
     const chunks: Buffer[] = []
     let size = 0
     const chunk = Buffer.allocUnsafe(1024 * 1024)
     for (;;) {
-      let bytesRead: number
-      try {
-        ;({ bytesRead } = await handle.read(chunk, 0, chunk.length, null))
-      } catch (err) {
-        if (!pipe || (err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err
-        bytesRead = -1 // a writer that has not written (yet)
-      }
-      // A pipe read without blocking ends (0) before its writer opens it too: only text, then 0, is its end.
-      if (bytesRead === 0 && !(pipe && size === 0)) return Buffer.concat(chunks, size)
-      if (bytesRead <= 0) {
-        if (Date.now() >= deadline) throw new PipeNotWritten(pipeWaitMs ?? 0)
-        await sleep(PIPE_POLL_MS)
-        continue
-      }
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null)
+      if (bytesRead === 0) return Buffer.concat(chunks, size)
       size += bytesRead
       if (size > limit) return null
       // A copy of what was read: a pipe gives 64 KB a read, and a 1 MB buffer kept for each held
@@ -96,18 +68,6 @@ async function readAtMost(file: string, limit: number, pipeWaitMs?: number): Pro
     }
   } finally {
     await handle.close()
-  }
-}
-
-const PIPE_POLL_MS = 20
-/** A reload's wait for a named pipe's text: a generator that writes it has long started by then. */
-export const RELOAD_PIPE_WAIT_MS = 5_000
-
-class PipeNotWritten extends Error {
-  readonly waitedMs: number
-  constructor(waitedMs: number) {
-    super('nothing was written to the named pipe')
-    this.waitedMs = waitedMs
   }
 }
 

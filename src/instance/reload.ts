@@ -2,7 +2,7 @@
 // assignment, and retire what only the old config used. A config that does not load or prepare is
 // refused and the running one keeps serving.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { formatDiagnostic, formatPath, loadConfigFile, loadConfigText, readTlsMaterial, RELOAD_PIPE_WAIT_MS, restartOnlyChanges, startSettingsOf, type Config, type LoadedConfig } from '../config/index.ts'
+import { formatDiagnostic, formatPath, loadConfigFile, loadConfigText, readTlsMaterial, restartOnlyChanges, startSettingsOf, type Config, type LoadedConfig } from '../config/index.ts'
 import type { ReloadResult } from '../admin/index.ts'
 import { applySecretValues, type GatewayServer, type Runtime } from '../gateway/index.ts'
 import { retireSigner, type Live } from './live.ts'
@@ -74,7 +74,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
 
   async function prepareNext(text?: string, ticketKeys?: Buffer): Promise<StagedReload> {
     if (state.draining) return { ok: false, result: shuttingDown() }
-    const next = text === undefined ? await loadConfigFile(deps.configFile, deps.env, { pipeWaitMs: RELOAD_PIPE_WAIT_MS }) : loadConfigText(text, deps.configFile, deps.env)
+    const next = text === undefined ? await loadConfigFile(deps.configFile, deps.env) : loadConfigText(text, deps.configFile, deps.env)
     if (!next.config) {
       const errors = diagnosticLines(next, 'error')
       refused(errors)

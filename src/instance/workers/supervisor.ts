@@ -20,7 +20,7 @@ import { Worker } from 'node:worker_threads'
 import { requestWorkerLimits } from './young-generation.ts'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { releaseAuditSpills, type AuditHead } from '../../audit/index.ts'
-import { listenUrl, readConfigFile, RELOAD_PIPE_WAIT_MS, startSettingsOf, type Config } from '../../config/index.ts'
+import { listenUrl, readConfigFile, startSettingsOf, type Config } from '../../config/index.ts'
 import { asGatewayError, GatewayError, parserRefusal, sendProblem, sendRawProblem } from '../../errors/index.ts'
 import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 // HELD_THREAD_GRACE_MS: how long a thread cut short may take to end before the shutdown, or a failed
@@ -335,7 +335,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
    * rewritten, is never in force on some workers and not others.
    */
   async function reloadAll(): Promise<ReloadResult> {
-    const text = await readConfigFile(options.configFile, { pipeWaitMs: RELOAD_PIPE_WAIT_MS })
+    const text = await readConfigFile(options.configFile)
     if (typeof text !== 'string') {
       const errors = diagnosticLines(text, 'error')
       logger.error({ errors }, 'config reload refused: the running config keeps serving')
