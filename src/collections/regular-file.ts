@@ -1,6 +1,6 @@
 // Reading a small file the gateway is pointed at (a certificate, a key, the audit checkpoints) in a
 // way that always ends: one shared guard, where each reader had its own copy or none.
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
 
 export type RegularFileRead =
   | { ok: true; bytes: Buffer }
@@ -14,9 +14,12 @@ export type RegularFileRead =
  * The file's bytes, read only if it is a regular file of at most `maxBytes`. Opened without
  * blocking: a named pipe nobody writes held a plain open (and the thread) for ever; /dev/zero or a
  * log given by mistake was read until the heap gave out. A directory, pipe, device or socket is
- * refused without a read.
+ * refused without a read — but for `pipes: 'read'`: a named pipe a program feeds (a secrets
+ * agent's master key or certificate) is read as a file is, waiting for its writer, up to `maxBytes`.
  */
-export function readRegularFile(path: string, maxBytes: number): RegularFileRead {
+export function readRegularFile(path: string, maxBytes: number, options: { pipes?: 'read' } = {}): RegularFileRead {
+  // Known before any open: opening a pipe, even without blocking, would let its writer write into a reader about to close.
+  if (options.pipes === 'read' && isPipe(path)) return readPipe(path, maxBytes)
   let fd: number
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
@@ -29,6 +32,39 @@ export function readRegularFile(path: string, maxBytes: number): RegularFileRead
     if (!stat.isFile()) return { ok: false, reason: 'not regular' }
     if (stat.size > maxBytes) return { ok: false, reason: 'too large', size: stat.size }
     return { ok: true, bytes: readFileSync(fd) }
+  } catch (err) {
+    return { ok: false, reason: 'error', error: err as NodeJS.ErrnoException }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+function isPipe(path: string): boolean {
+  try {
+    return statSync(path).isFIFO()
+  } catch {
+    return false // the open below says why
+  }
+}
+
+/** A named pipe's text, its writer waited for (as a plain read does), refused past `maxBytes`. */
+function readPipe(path: string, maxBytes: number): RegularFileRead {
+  let fd: number
+  try {
+    fd = openSync(path, 'r')
+  } catch (err) {
+    return { ok: false, reason: 'error', error: err as NodeJS.ErrnoException }
+  }
+  try {
+    const chunks: Buffer[] = []
+    const chunk = Buffer.allocUnsafe(64 * 1024)
+    let size = 0
+    for (let read = readSync(fd, chunk); read > 0; read = readSync(fd, chunk)) {
+      size += read
+      if (size > maxBytes) return { ok: false, reason: 'too large', size }
+      chunks.push(Buffer.from(chunk.subarray(0, read)))
+    }
+    return { ok: true, bytes: Buffer.concat(chunks, size) }
   } catch (err) {
     return { ok: false, reason: 'error', error: err as NodeJS.ErrnoException }
   } finally {

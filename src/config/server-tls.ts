@@ -38,13 +38,14 @@ const MAX_PEM_BYTES = 10 * 1024 * 1024
  * A PEM file's bytes, read only if it is a regular file of at most MAX_PEM_BYTES. Read as it came,
  * `key: /dev/zero` took `bouncer check` past 20 GB of memory, and a named pipe nobody writes
  * blocked it for ever: at a start or a reload, the gateway's own thread (found by an adversarial
- * probe). Opened without blocking, so that a pipe is refused rather than waited on.
+ * probe). A device or socket is refused unread; a named pipe (a program feeding the file) is read
+ * as a file is, its writer waited for, its text bounded as a file's size is.
  */
 function readPemFile(path: string): { ok: true; pem: Buffer } | { ok: false; message: string } {
-  const read = readRegularFile(path, MAX_PEM_BYTES)
+  const read = readRegularFile(path, MAX_PEM_BYTES, { pipes: 'read' })
   if (read.ok) return { ok: true, pem: read.bytes }
   if (read.reason === 'directory') return { ok: false, message: `cannot read ${path}: it is a directory, not a file (EISDIR)` }
-  if (read.reason === 'not regular') return { ok: false, message: `cannot read ${path}: it is not a regular file (a device, a pipe or a socket)` }
+  if (read.reason === 'not regular') return { ok: false, message: `cannot read ${path}: it is not a regular file (a device or a socket)` }
   if (read.reason === 'too large') return { ok: false, message: `cannot read ${path}: it holds ${read.size.toLocaleString('en')} bytes, more than any PEM file (at most ${MAX_PEM_BYTES / 1024 / 1024} MB)` }
   return { ok: false, message: `cannot read ${path}: ${describeReadError(read.error)}` }
 }

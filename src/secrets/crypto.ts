@@ -38,15 +38,16 @@ const MAX_KEY_FILE_BYTES = 4096
 
 /**
  * A master key file's text, read only if it is a regular file of a key file's size: `file:/dev/zero`
- * was read until `bouncer check` (and the gateway, at a start or a reload) ran out of memory, and a
- * named pipe nobody writes blocked it for ever (found by an adversarial probe).
+ * was read until `bouncer check` (and the gateway, at a start or a reload) ran out of memory (found
+ * by an adversarial probe). A named pipe a program feeds (a secrets agent) is read as a file is,
+ * its writer waited for, its text bounded as a key file's size is.
  */
 function readKeyFile(path: string): string {
   const unreadable = (why: string) => new SecretsError(`the master key is missing: cannot read ${path} (${why})`)
-  const read = readRegularFile(path, MAX_KEY_FILE_BYTES)
+  const read = readRegularFile(path, MAX_KEY_FILE_BYTES, { pipes: 'read' })
   if (read.ok) return read.bytes.toString('utf8')
   if (read.reason === 'directory') throw unreadable('EISDIR')
-  if (read.reason === 'not regular') throw unreadable('it is not a regular file: a device, a pipe or a socket')
+  if (read.reason === 'not regular') throw unreadable('it is not a regular file: a device or a socket')
   if (read.reason === 'too large') throw new SecretsError(`the master key file ${path} holds ${read.size.toLocaleString('en')} bytes: it holds one key, 32 random bytes written as base64 or hex`)
   throw unreadable(read.error.code ?? read.error.message)
 }

@@ -3,7 +3,6 @@
 // dropping open connections (they keep the old one), a broken one is refused and the old one kept,
 // with the reason; and at start a broken pair is a `bouncer check` error.
 import { X509Certificate } from 'node:crypto'
-import { execFileSync } from 'node:child_process'
 import { copyFileSync, readFileSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls'
@@ -251,13 +250,10 @@ describe('bouncer check, at start', () => {
     ])
   })
 
-  it('refuses a device, a named pipe and a file larger than any PEM without reading them (check, a start and a reload read them on one thread)', () => {
-    // /dev/zero was read until check held 20 GB; a pipe nobody writes blocked it for ever.
-    const pipe = join(pki.dir, 'key.pipe')
-    execFileSync('mkfifo', [pipe])
-    expect(check({ cert: '/dev/zero', key: pipe })).toEqual([
-      'error: server.tls.cert: cannot read /dev/zero: it is not a regular file (a device, a pipe or a socket)',
-      `error: server.tls.key: cannot read ${pipe}: it is not a regular file (a device, a pipe or a socket)`,
+  it('refuses a device and a file larger than any PEM without reading them (check, a start and a reload read them on one thread)', () => {
+    // /dev/zero was read until check held 20 GB. (A named pipe is read as a file is: a program may feed it.)
+    expect(check({ cert: '/dev/zero', key: pki.server.key })).toEqual([
+      'error: server.tls.cert: cannot read /dev/zero: it is not a regular file (a device or a socket)',
     ])
     const huge = join(pki.dir, 'huge.crt')
     writeFileSync(huge, '')
