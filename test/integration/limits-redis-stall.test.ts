@@ -55,7 +55,9 @@ it('a Redis that answers every check late: on_error answers, the log says why, a
   try {
     expect(await hit()).toEqual({ status: 503, code: 'limits_unavailable' })
     expect(JSON.parse(await limitsStore())).toMatchObject({ checks: { limits_store: 'ready, but slow: checks take longer than limits_store.timeout (250 ms), so on_error answers them' } })
-    const logged = gateway.logs.find((line) => line.includes('limits store unavailable: refusing limited requests (on_error: deny)'))
+    // The log line is written beside the answer, not before it: waited for (a run under load found it not yet there).
+    let logged: string | undefined
+    await waitFor(() => (logged = gateway.logs.find((line) => line.includes('limits store unavailable: refusing limited requests (on_error: deny)'))) !== undefined, 'the refusal in the log')
     expect(logged).toContain('the limits store did not answer within 250 ms')
   } finally {
     relay.delay(0)
