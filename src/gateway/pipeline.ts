@@ -402,6 +402,14 @@ function namedToolCaller(ctx: RequestContext): RequestContext {
 
 async function respondWithError(state: GatewayState, ctx: RequestContext, err: unknown): Promise<void> {
   const error = asGatewayError(err)
+  // Cut by the shutdown before any answer began, then failed as the closes ran under it (the
+  // upstream's pool closed): the client got nothing, and the record said 502 "failed mid-exchange"
+  // (an adversarial probe). It says the cut, as a request cut at the deadline says it.
+  if (state.cutAtShutdown && ctx.res.destroyed && !ctx.res.headersSent && error.status >= 500) {
+    ctx.status = CLIENT_CLOSED_REQUEST
+    ctx.note = SHUTDOWN_CUT
+    return
+  }
   // A genuine credential refused (a revoked or expired API key): the record names whose it is.
   if (err instanceof CredentialRefused && ctx.identity === null) {
     ctx.identity = err.caller.identity
