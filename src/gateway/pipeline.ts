@@ -403,9 +403,12 @@ function namedToolCaller(ctx: RequestContext): RequestContext {
 async function respondWithError(state: GatewayState, ctx: RequestContext, err: unknown): Promise<void> {
   const error = asGatewayError(err)
   // Cut by the shutdown before any answer began, then failed as the closes ran under it (the
-  // upstream's pool closed): the client got nothing, and the record said 502 "failed mid-exchange"
-  // (an adversarial probe). It says the cut, as a request cut at the deadline says it.
-  if (state.cutAtShutdown && ctx.res.destroyed && !ctx.res.headersSent && error.status >= 500) {
+  // upstream's pool closed, the function's worker stopped): the client got nothing, and the record
+  // said 502 "failed mid-exchange" (an adversarial probe). It says the cut, as a request cut at the
+  // deadline says it. Every connection is cut once cutAtShutdown is set (shutdown.ts, in the same
+  // turn), before its 'close' has marked the response destroyed (a tool call's answer is not a
+  // connection: its own flag says).
+  if (state.cutAtShutdown && !ctx.res.headersSent && error.status >= 500 && (ctx.internal === undefined || ctx.res.destroyed)) {
     ctx.status = CLIENT_CLOSED_REQUEST
     ctx.note = SHUTDOWN_CUT
     return
