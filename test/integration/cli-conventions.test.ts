@@ -196,6 +196,16 @@ sign_in:
     expect(await runCli(['sessions', 'list', '--json'], { cwd, env: NO_CONFIG_ENV })).toEqual({ code: 1, stdout: '', stderr: sessions })
   })
 
+  // ioredis gives up with "Reached the max retries per request limit", which says nothing of why:
+  // the connection's own error is said beside it.
+  it('a Redis session store that refuses the connection: one line with the connection\'s error, exit 1', async () => {
+    const cwd = await mkdtemp(join(dir, 'redis-down-'))
+    await writeFile(join(cwd, 'bouncer.yaml'), STORES.replace('{ type: sqlite, path: ./sessions.db }', '{ type: redis, url: "redis://127.0.0.1:1" }'))
+    const listed = await runCli(['sessions', 'list'], { cwd, env: NO_CONFIG_ENV })
+    expect(listed).toMatchObject({ code: 1, stdout: '' })
+    expect(listed.stderr).toMatch(/^bouncer: the session store \(Redis 127\.0\.0\.1:1\) failed: .*\(the connection: connect ECONNREFUSED 127\.0\.0\.1:1\)\n$/)
+  })
+
   // Only root can run the command as another account (nobody) on files root made.
   it.skipIf(process.getuid?.() !== 0 || !existsSync('/usr/bin/setpriv'))('a store this account may only read: "cannot open" it, with SQLite\'s reason, exit 1', async () => {
     const cwd = await mkdtemp(join(tmpdir(), 'bouncer-cli-read-only-'))

@@ -92,7 +92,10 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
     try {
       return await (deadline ? withinDeadline(work(), options.timeoutMs, 'the session store', () => {}) : work())
     } catch (err) {
-      throw new SessionStoreError(`the session store (Redis ${url.host}) failed: ${(err as Error).message}`, { cause: err })
+      // ioredis gives up on a command with "Reached the max retries per request limit": the
+      // connection's own error (ECONNREFUSED, a DNS failure, NOAUTH) is what tells an operator why.
+      const connection = state.startsWith('unavailable: ') && state !== `unavailable: ${(err as Error).message}` ? ` (the connection: ${state.slice('unavailable: '.length)})` : ''
+      throw new SessionStoreError(`the session store (Redis ${url.host}) failed: ${(err as Error).message}${connection}`, { cause: err })
     }
   }
 
