@@ -31,7 +31,10 @@ export type ApiKeyCheck = { identity: Identity } | { refusal: GatewayError }
  * Asynchronous, as the store may be read; the use is not recorded (explaining is not using).
  * `directory`: the running gateway's, or one the CLI opens (an offline runtime's reads nothing).
  */
-export async function explainWithKeys(rt: Runtime, request: ExplainRequest, directory: ApiKeyDirectory | null = rt.apiKeys): Promise<Explanation> {
+export async function explainWithKeys(rt: Runtime, given: ExplainRequest, directory: ApiKeyDirectory | null = rt.apiKeys): Promise<Explanation> {
+  // A header's value loses the white space around it on the wire (RFC 9110 §5.5), so the gateway
+  // reads a token pasted with a space or a newline as the token; explain called it malformed (a probe).
+  const request = given.token !== undefined && given.token !== given.token.trim() ? { ...given, token: given.token.trim() } : given
   const settings = rt.config.api_keys
   if (request.token === undefined || !isApiKey(request.token) || !settings || !directory) return explain(rt, request)
   const verifier = apiKeyVerifier({ ...directory, used() {} }, settings.header, () => request.now ?? Date.now())

@@ -125,3 +125,14 @@ describe('explain of a token with many groups', () => {
     expect(admins?.rules).toHaveLength(2)
   })
 })
+
+describe('explain of a token pasted with white space around it', () => {
+  // A header's value loses the white space around it on the wire (RFC 9110 §5.5): the gateway
+  // answers such a token as the token; explain called it malformed (an adversarial probe).
+  it('is explained as the gateway answers the token itself', async () => {
+    const token = await idp.mint({ sub: 'pasted' })
+    const e = await explain({ token: ` ${token}\n` })
+    expect({ status: e.decision.status, code: e.decision.code }).toEqual((await both(token)).explained)
+    expect(e.decision.status).toBe(200)
+  })
+})
