@@ -50,6 +50,9 @@ export async function explainWithKeys(rt: Runtime, given: ExplainRequest, direct
   return explain(rt, request, checked)
 }
 
+/** An absolute-form request target's authority. */
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)/i
+
 /** A token of the form the gateway takes for an API key (`Authorization: Bearer bk_…`). */
 function isApiKey(token: string): boolean {
   return isApiKeyBearer(`Bearer ${token}`)
@@ -87,7 +90,10 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
   try {
     // The gateway refuses a tunnel before any route is looked at (pipeline.ts): explain said 405, or allow where a route lists CONNECT.
     if (method === 'CONNECT') throw new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
-    const target = parseTarget(request.path, undefined)
+    // A whole URL (pasted from a browser or a log) is a request in absolute form, whose Host a client
+    // sends as the URL's authority (RFC 9112 §3.2.2): explained as the gateway answers that request,
+    // not refused as "for another host" (no Host is given offline; an adversarial probe).
+    const target = parseTarget(request.path, ABSOLUTE_FORM.exec(request.path)?.[1])
     route = rt.router.match(method, target).route
     query = target.query
   } catch (err) {

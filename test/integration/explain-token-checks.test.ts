@@ -136,3 +136,13 @@ describe('explain of a token pasted with white space around it', () => {
     expect(e.decision.status).toBe(200)
   })
 })
+
+describe('explain of a whole URL given as the path', () => {
+  // A request in absolute form carries its URL's authority as Host (RFC 9112 §3.2.2): the gateway
+  // serves it; explain, given no Host offline, refused it "for another host" (an adversarial probe).
+  it('is explained as the request it names', async () => {
+    const token = await idp.mint({ sub: 'url' })
+    const e = await explain({ token, path: `${gateway.url}/svc?x=1` })
+    expect({ status: e.decision.status, route: e.route?.id }).toEqual({ status: 200, route: 'svc' })
+  })
+})
