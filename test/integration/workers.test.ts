@@ -124,6 +124,17 @@ describe('server.workers: 2', () => {
     expect(new Set(head?.workers.map((w) => w.chain)).size).toBe(2)
     expect(head?.chain).toBe(head?.workers[0]?.chain)
     expect((await request(`${gateway.adminUrl}/api/audit/head`)).statusCode).toBe(401)
+    // HEAD answers the merged head's headers (passed to one worker, its length was that worker's
+    // answer): read between two GETs that agree, as a request between them could move a head.
+    await waitFor(async () => {
+      const before = await (await request(`${gateway.adminUrl}/api/audit/head`, { headers: AUTH })).body.text()
+      const headOnly = await request(`${gateway.adminUrl}/api/audit/head`, { method: 'HEAD', headers: AUTH })
+      await headOnly.body.dump()
+      const after = await (await request(`${gateway.adminUrl}/api/audit/head`, { headers: AUTH })).body.text()
+      if (before !== after) return false
+      expect({ status: headOnly.statusCode, length: Number(headOnly.headers['content-length']) }).toEqual({ status: 200, length: Buffer.byteLength(before) })
+      return true
+    }, 'a HEAD between two GETs that agree', 20_000)
   }, 60_000)
 
   it('holds a quota and a rate across both workers: one budget, not one per worker', async () => {

@@ -460,7 +460,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       if (method !== 'GET' && method !== 'HEAD') throw new GatewayError('method_not_allowed', { detail: '/healthz answers GET and HEAD.', headers: { allow: 'GET, HEAD' } })
       return sendJson(res, 200, { status: 'ok' })
     }
-    if (path === '/api/audit/head' && method === 'GET') return auditHeads(req, res)
+    // HEAD too: passed to one worker, its content-length was that worker's answer, not the merged one (a probe).
+    if (path === '/api/audit/head' && (method === 'GET' || method === 'HEAD')) return auditHeads(req, res)
     // The rest of /api/*: any worker answers as the gateway would (auth included).
     // POST /api/reload too: the worker's admin API checks the caller exactly as a single gateway
     // does (admin access; a console session's Origin), then asks this primary to reload every
