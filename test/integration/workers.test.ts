@@ -174,8 +174,21 @@ describe('server.workers: 2', () => {
     const refused = await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: AUTH })
     expect(refused.statusCode).toBe(422)
     expect(await refused.body.json()).toMatchObject({ ok: false, errors: [expect.stringContaining('server')] })
+    expect(await metricValue(gateway.adminUrl, 'bouncer_config_reload_refused')).toBe(2) // each worker's
+    // A file the primary cannot read is refused before any worker is asked: /readyz and the gauge
+    // said nothing of it (a probe), as no worker had refused anything.
+    await writeFile(file, Buffer.from([0x73, 0x65, 0xff, 0x0a]))
+    const unreadable = await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: AUTH })
+    expect(unreadable.statusCode).toBe(422)
+    await unreadable.body.dump()
+    const readiness = async () => ((await (await request(`${gateway.adminUrl}/readyz`)).body.json()) as { checks: Record<string, string> }).checks
+    expect((await readiness()).config).toMatch(/^a reload was refused at \S+ \(1 problem, logged with "config reload refused"\): the running config keeps serving$/)
+    expect(await metricValue(gateway.adminUrl, 'bouncer_config_reload_refused')).toBe(3)
     await writeFile(file, stringify(config([{ id: 'added', path: '/added', upstream: 'api', public: true }])))
     expect((await fresh('/added')).status).toBe(200) // the running config kept serving
+    expect(await (await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: AUTH })).body.json()).toMatchObject({ ok: true })
+    expect((await readiness()).config).toBeUndefined()
+    expect(await metricValue(gateway.adminUrl, 'bouncer_config_reload_refused')).toBe(0)
   }, 120_000)
 
   it('replaces a crashed worker while the other keeps its connections', async () => {

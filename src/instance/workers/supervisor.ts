@@ -316,6 +316,16 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
 
   let queued: Promise<ReloadResult> | null = null
   let turn: Promise<unknown> = Promise.resolve()
+  /**
+   * A reload this primary refused itself, until one succeeds: a file it could not read (no worker
+   * was asked, so none said so), or TLS files that changed while the workers read them. /readyz and
+   * bouncer_config_reload_refused say it, as a worker's own refusal does (a probe found them silent).
+   */
+  let refusedHere: { at: string; problems: number } | null = null
+  const refuse = (errors: string[]): ReloadResult => {
+    refusedHere = { at: new Date().toISOString(), problems: errors.length }
+    return { ok: false, errors }
+  }
   /** Requests made while one runs (SIGHUP, the admin API, the first worker seeing the files change) share the next. */
   function reload(): Promise<ReloadResult> {
     if (queued) return queued
@@ -339,7 +349,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     if (typeof text !== 'string') {
       const errors = diagnosticLines(text, 'error')
       logger.error({ errors }, 'config reload refused: the running config keeps serving')
-      return { ok: false, errors }
+      return refuse(errors)
     }
     const live = running()
     if (live.length === 0) return { ok: false, errors: ['no worker is running (a replacement is starting)'] }
@@ -362,6 +372,10 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     if (refused || voters.length === 0) {
       for (const slot of live) slot.thread?.postMessage({ type: 'abort', id } satisfies ToThread)
       if (staged.some((result) => result.ok)) logger.warn('config reload refused by a worker: not applied on any')
+      if (refused === split && split !== undefined) {
+        logger.error({ errors: split.errors }, 'config reload refused: the running config keeps serving')
+        return refuse(split.errors)
+      }
       const first = refused ?? staged.find((result) => !result.ok)
       return first && !first.ok ? { ok: false, errors: first.errors } : { ok: false, errors: ['every worker stopped during the reload'] }
     }
@@ -376,6 +390,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     // missed it (starting meanwhile, stopped, or its commit failed) is brought to, or replaced.
     configText = text
     ticketKeys = nextTicketKeys
+    refusedHere = null
     const missed: string[] = []
     voters.forEach((slot, i) => {
       // The thread that committed: a replacement started since (a crash after the commit) was given
@@ -538,6 +553,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     for (const [state, n] of byState) out += `bouncer_workers{state="${state}"} ${n}\n`
     out += '# HELP bouncer_worker_restarts_total Workers replaced after they stopped on their own (a crash).\n# TYPE bouncer_worker_restarts_total counter\n'
     out += `bouncer_worker_restarts_total ${slots.reduce((n, s) => n + s.restarts, 0)}\n`
+    // Summed with the workers' own (each 1 while its last reload was refused).
+    if (refusedHere) out += '# TYPE bouncer_config_reload_refused gauge\nbouncer_config_reload_refused 1\n'
     if (failures.size > 0) {
       out += '# TYPE bouncer_background_failures_total counter\n'
       for (const task of Object.keys(BACKGROUND_TASKS) as BackgroundTask[]) out += `bouncer_background_failures_total{task="${task}"} ${failures.get(task) ?? 0}\n`
@@ -564,6 +581,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     const serving = running().length
     if (serving === 0) ready = false
     checks.workers = `${serving} of ${slots.length} running`
+    if (refusedHere) checks.config = `a reload was refused at ${refusedHere.at} (${refusedHere.problems} ${refusedHere.problems === 1 ? 'problem' : 'problems'}, logged with "config reload refused"): the running config keeps serving`
     sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks })
   }
 
