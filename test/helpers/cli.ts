@@ -22,11 +22,13 @@ interface Launch {
   node?: string
 }
 
-export async function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; timeout?: number } & Launch = {}): Promise<CliResult> {
+/** `as`: run by another account (a root test run meets permissions only so; Node drops the supplementary groups too). */
+export async function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; timeout?: number; as?: { uid: number; gid: number } } & Launch = {}): Promise<CliResult> {
   const child = spawn(options.node ?? process.execPath, [...(options.nodeArgs ?? []), options.bin ?? BIN, ...args], {
     env: { ...process.env, ...options.env },
     cwd: options.cwd,
     stdio: ['pipe', 'pipe', 'pipe'],
+    ...options.as,
   })
   let stdout = ''
   let stderr = ''

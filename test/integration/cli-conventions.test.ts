@@ -1,7 +1,7 @@
 // What users expect of any command line (SPEC "Command line, added"): --version, results on stdout
 // and everything else on stderr, exit 2 for a usage error, and one way to find the config file for
 // every command: --config, else $BOUNCER_CONFIG, else ./bouncer.yaml, else /etc/bouncer/bouncer.yaml.
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, readFileSync } from 'node:fs'
 import { chmod, chown, mkdir, mkdtemp, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises'
@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import { BIN, runCli, serveConfig } from '../helpers/cli.ts'
+import { runCli, serveConfig } from '../helpers/cli.ts'
 
 const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 /** A config that names its own file in the error `bouncer` prints: which file was read is then plain. */
@@ -213,15 +213,7 @@ sign_in:
     onTestFinished(() => rm(cwd, { recursive: true, force: true }))
     await writeFile(join(cwd, 'bouncer.yaml'), `${STORES}audit: { sinks: [{ type: sqlite, path: ./audit.db }] }\n`)
     for (const command of [['keys', 'create', '--principal', 'a'], ['sessions', 'list']]) expect((await runCli(command, { cwd, env: NO_CONFIG_ENV })).code).toBe(0) // made by root
-    const asNobody = async (args: string[]) => {
-      const child = spawn('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, ...args], { cwd, env: { ...process.env, ...NO_CONFIG_ENV, HOME: cwd }, stdio: ['ignore', 'pipe', 'pipe'] })
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-      const [code] = (await once(child, 'exit')) as [number | null]
-      return { code, stdout, stderr }
-    }
+    const asNobody = (args: string[]) => runCli(args, { cwd, env: { ...NO_CONFIG_ENV, HOME: cwd }, as: { uid: 65534, gid: 65534 } })
     expect(await asNobody(['keys', 'list'])).toEqual({ code: 1, stdout: '', stderr: `bouncer: cannot open the API key store ${join(cwd, 'keys.db')}: attempt to write a readonly database\n` })
     expect(await asNobody(['sessions', 'list'])).toEqual({ code: 1, stdout: '', stderr: `bouncer: cannot open the session store ${join(cwd, 'sessions.db')}: attempt to write a readonly database\n` })
     // It was "(damaged, or not an audit log?)".

@@ -6,15 +6,13 @@
 // mode 000 file. So that check runs `bouncer check` as a child process with the uid and gid of
 // `nobody` (Node's spawn sets them; only root may), against a real mode 000 file. Run as another
 // user, the test is that user and needs no switch.
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError } from '../../src/instance/index.ts'
-import { BIN, runCli } from '../helpers/cli.ts'
+import { runCli, type CliResult } from '../helpers/cli.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 
 const NOBODY = 65_534
@@ -48,14 +46,8 @@ const withSecretsDir = (make: (secretsDir: string) => Promise<void>) => async (s
 }
 
 /** `bouncer check` as another user: the only way a root test run meets a permission. */
-async function checkAs(uid: number, gid: number, file: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, 'check', '--config', file], { uid, gid, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-  const [code] = (await once(child, 'exit')) as [number | null]
-  return { code, stdout, stderr }
+function checkAs(uid: number, gid: number, file: string): Promise<CliResult> {
+  return runCli(['check', '--config', file], { as: { uid, gid } })
 }
 
 describe('a secret file that cannot be read', () => {
