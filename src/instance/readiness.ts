@@ -14,12 +14,17 @@ import type { GatewayState } from '../gateway/index.ts'
  * stores themselves remember having answered, so a gateway never polled while they did reads the
  * same as one that was (a probe found the first not ready through an outage).
  */
+/** How /readyz says a reload was refused and the config before it keeps serving (a worker's, or server.workers' primary's own). */
+export function reloadRefusedCheck(refused: { at: string; problems: number }): string {
+  return `a reload was refused at ${refused.at} (${refused.problems} ${refused.problems === 1 ? 'problem' : 'problems'}, logged with "config reload refused"): the running config keeps serving`
+}
+
 export function createReadiness(state: GatewayState): () => Readiness {
   return function readiness(): Readiness {
     const checks: Record<string, string> = { config: `generation ${state.runtime.generation}, sha256 ${state.runtime.configDigest}` }
     // Still ready (the running config serves), but not on the file the other instances may run.
     const refused = state.reloadRefused
-    if (refused) checks.config += `; a reload was refused at ${refused.at} (${refused.problems} ${refused.problems === 1 ? 'problem' : 'problems'}, logged with "config reload refused"): the running config keeps serving`
+    if (refused) checks.config += `; ${reloadRefusedCheck(refused)}`
     let ready = !state.draining
     if (state.draining) checks.draining = 'true'
     const store = state.runtime.limiter.store

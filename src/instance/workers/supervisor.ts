@@ -29,6 +29,7 @@ import { BACKGROUND_TASKS, createBackgroundTasks, HELD_THREAD_GRACE_MS, terminat
 import { releaseKeyStoreLockOf } from '../../secrets/index.ts'
 import { ownKeyStore } from '../own-keys.ts'
 import { claimAuditSpills, ConfigError, diagnosticLines } from '../prepare.ts'
+import { reloadRefusedCheck } from '../readiness.ts'
 import type { ReloadResult } from '../reload.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
 import { ask, pickHeaders, pipeTo, refusedConnection, type Answer } from './worker-admin.ts'
@@ -581,7 +582,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     const serving = running().length
     if (serving === 0) ready = false
     checks.workers = `${serving} of ${slots.length} running`
-    if (refusedHere) checks.config = `a reload was refused at ${refusedHere.at} (${refusedHere.problems} ${refusedHere.problems === 1 ? 'problem' : 'problems'}, logged with "config reload refused"): the running config keeps serving`
+    if (refusedHere) checks.config = reloadRefusedCheck(refusedHere)
     sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks })
   }
 
