@@ -1,7 +1,7 @@
 // What every SQLite file the gateway shares with other processes needs (the audit log, the session
 // and approvals stores): waiting for another process's write lock without holding the event loop,
 // and a column added in place to a file an older version made.
-import type { DatabaseSync } from 'node:sqlite'
+import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { setTimeout as delay } from 'node:timers/promises'
 
 /** SQLite's primary result codes the gateway tells apart. */
@@ -16,6 +16,32 @@ export const SQLITE = { PERM: 3, BUSY: 5, LOCKED: 6, READONLY: 8, IOERR: 10, COR
 export function cannotUseFile(err: unknown): boolean {
   const code = sqliteCode(err)
   return code === SQLITE.PERM || code === SQLITE.BUSY || code === SQLITE.LOCKED || code === SQLITE.READONLY || code === SQLITE.IOERR || code === SQLITE.FULL || code === SQLITE.CANTOPEN
+}
+
+/**
+ * A store file opened: its failure past the open (the schema, a statement) as the store's own
+ * error, the handle closed (a failed reload must not leak it). A SQLite file with a table of that
+ * name and another shape passes CREATE TABLE IF NOT EXISTS and fails at a statement: "no such
+ * column: id" was an internal error of every `bouncer keys` and `sessions` command (a probe). What
+ * SQLite could not do with the file (cannotUseFile) says "cannot open"; anything else, that the file
+ * is not that store.
+ */
+export function storeFile(db: DatabaseSync, path: string, store: { the: string; a: string }, error: (message: string, cause: unknown) => Error): { refused(err: unknown): Error; prepare(sql: string): StatementSync } {
+  const refused = (err: unknown): Error => {
+    db.close()
+    const reason = (err as Error).message
+    return error(cannotUseFile(err) ? `cannot open ${store.the} ${path}: ${reason}` : `${path} is not ${store.a}: ${reason}`, err)
+  }
+  return {
+    refused,
+    prepare(sql) {
+      try {
+        return db.prepare(sql)
+      } catch (err) {
+        throw refused(err)
+      }
+    },
+  }
 }
 
 /**

@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { addMissingColumns, makeDirectories, whenUnlocked } from '../../collections/index.ts'
+import { addMissingColumns, makeDirectories, storeFile, whenUnlocked } from '../../collections/index.ts'
 import type { Approval, ApprovalStatus } from './approval-shapes.ts'
 
 export type { Approval, ApprovalStatus } from './approval-shapes.ts'
@@ -102,16 +102,7 @@ export function openApprovalStore(path: string): ApprovalStore {
   } catch (err) {
     throw new ApprovalStoreError(`cannot open the approvals store ${path}: ${(err as Error).message}`, { cause: err })
   }
-  // An approvals table of another shape passes the schema and fails at a statement (a probe of the
-  // other stores: "no such column" came out as an internal error).
-  const prepare = (sql: string) => {
-    try {
-      return db.prepare(sql)
-    } catch (err) {
-      db.close()
-      throw new ApprovalStoreError(`${path} is not an approvals store: ${(err as Error).message}`, { cause: err })
-    }
-  }
+  const { prepare } = storeFile(db, path, { the: 'the approvals store', a: 'an approvals store' }, (message, cause) => new ApprovalStoreError(message, { cause }))
   const byId = prepare('SELECT * FROM approvals WHERE id = ?')
   const openFor = prepare(`SELECT * FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'pending' AND expires_at > ? ORDER BY created_at DESC LIMIT 1`)
   const approvedFor = prepare(`SELECT id FROM approvals WHERE tool = ? AND issuer = ? AND subject = ? AND actor IS ? AND args_sha256 = ? AND status = 'approved' AND expires_at > ? ORDER BY created_at LIMIT 1`)

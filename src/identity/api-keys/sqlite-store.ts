@@ -4,7 +4,7 @@
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { ApiKeyStoreError, type ApiKeyRecord, type ApiKeyStore } from './store.ts'
-import { cannotUseFile, makeDirectories } from '../../collections/index.ts'
+import { makeDirectories, storeFile } from '../../collections/index.ts'
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS api_keys (
@@ -37,20 +37,7 @@ export function openSqliteKeyStore(path: string): ApiKeyStore {
   } catch (err) {
     throw new ApiKeyStoreError(`cannot open the API key store ${path}: ${(err as Error).message}`, { cause: err })
   }
-  // A file that is not a store: a failed reload must not leak the handle. A SQLite file with an
-  // api_keys table of another shape passes the schema and fails at a statement: "no such column:
-  // id" was an internal error of every `bouncer keys` command (a probe).
-  const refused = (err: unknown) => {
-    db.close()
-    return new ApiKeyStoreError(cannotUseFile(err) ? `cannot open the API key store ${path}: ${(err as Error).message}` : `${path} is not an API key store: ${(err as Error).message}`, { cause: err })
-  }
-  const prepare = (sql: string) => {
-    try {
-      return db.prepare(sql)
-    } catch (err) {
-      throw refused(err)
-    }
-  }
+  const { refused, prepare } = storeFile(db, path, { the: 'the API key store', a: 'an API key store' }, (message, cause) => new ApiKeyStoreError(message, { cause }))
   try {
     db.exec(`PRAGMA journal_mode = WAL; PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`)
     db.exec(SCHEMA)

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { addMissingColumns, cannotUseFile, createLru, makeDirectories, whenUnlocked } from '../../collections/index.ts'
+import { addMissingColumns, createLru, makeDirectories, storeFile, whenUnlocked } from '../../collections/index.ts'
 import { SessionStoreError, type SessionRecord, type SessionStore } from './store.ts'
 
 const SCHEMA = `
@@ -58,19 +58,7 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
   } catch (err) {
     throw new SessionStoreError(`cannot open the session store ${path}: ${(err as Error).message}`, { cause: err })
   }
-  // A SQLite file with a sessions table of another shape passes the schema and fails at a
-  // statement: "no such column: id" was an internal error of `bouncer sessions` (a probe).
-  const refused = (err: unknown) => {
-    db.close()
-    return new SessionStoreError(cannotUseFile(err) ? `cannot open the session store ${path}: ${(err as Error).message}` : `${path} is not a session store: ${(err as Error).message}`, { cause: err })
-  }
-  const prepare = (sql: string) => {
-    try {
-      return db.prepare(sql)
-    } catch (err) {
-      throw refused(err)
-    }
-  }
+  const { refused, prepare } = storeFile(db, path, { the: 'the session store', a: 'a session store' }, (message, cause) => new SessionStoreError(message, { cause }))
   try {
     // Opening may wait for the lock (it runs once, before serving); the calls below never do.
     db.exec('PRAGMA busy_timeout = 5000')
