@@ -44,18 +44,10 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
     error(['admin', 'listen'], `the gateway listens on ${gateway.text} (server.listen): the admin listener needs a port of its own`)
   }
 
-  // A confused operator's admin tokens (an adversarial probe): a read_token equal to the token is
-  // the admin token (it is checked first), so whoever was handed the "read-only" one may reload and
-  // revoke; a token with white space can never be sent as `Authorization: Bearer <token>`, so every
-  // call is refused 401 "not valid". The same ${secret:} for both is caught here too; values read
-  // from the store are compared when they are resolved (instance/prepare.ts adminFor).
-  const { token: adminToken, read_token: readToken } = config.admin
-  if (adminToken !== undefined && adminToken === readToken) {
-    error(['admin', 'read_token'], 'admin.read_token is the same as admin.token, which is checked first: whoever holds it may do everything; give the read-only token a value of its own')
-  }
-  for (const [key, value] of [['token', adminToken], ['read_token', readToken]] as const) {
-    if (value !== undefined && /\s/.test(value)) error(['admin', key], `admin.${key} holds white space, which no bearer token can (Authorization: Bearer <token>): no request could present it`)
-  }
+  // A confused operator's admin tokens (an adversarial probe); the values a secrets store gives
+  // are held to the same rule when they are read (instance/prepare.ts adminFor).
+  const tokens = adminTokenProblem(config.admin.token, config.admin.read_token)
+  if (tokens !== null) error(['admin', tokens.key], tokens.message)
 
   const seenIssuerUrls = new Map<string, number>()
   config.issuers.forEach((issuer, i) => {
@@ -200,4 +192,22 @@ function credentialSetup(config: Config, kind: AcceptedCredential): string | nul
     case 'session':
       return config.sign_in ? null : 'accepting session credentials needs sign_in (the OpenID provider people sign in at)'
   }
+}
+
+/**
+ * The admin tokens' rule, for literal values (check) and for values read from a secrets store: a
+ * read_token equal to the token is the admin token (it is checked first), so whoever was handed the
+ * "read-only" one may reload and revoke; a token with white space can never be sent as
+ * `Authorization: Bearer <token>`, so every call is refused 401.
+ */
+export function adminTokenProblem(token: string | undefined, readToken: string | undefined, read: 'as written' | 'from the store' = 'as written'): { key: 'token' | 'read_token'; message: string } | null {
+  const stored = read === 'from the store'
+  if (token !== undefined && token === readToken) {
+    const same = stored ? 'has the same value as admin.token once their secrets are read, and admin.token is checked first' : 'is the same as admin.token, which is checked first'
+    return { key: 'read_token', message: `admin.read_token ${same}: whoever holds it may do everything; give the read-only token a value of its own` }
+  }
+  for (const [key, value] of [['token', token], ['read_token', readToken]] as const) {
+    if (value !== undefined && /\s/.test(value)) return { key, message: `admin.${key} holds white space${stored ? ' once its secret is read' : ''}, which no bearer token can (Authorization: Bearer <token>): no request could present it` }
+  }
+  return null
 }

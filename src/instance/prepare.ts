@@ -4,7 +4,7 @@
 import { adminAuth, type AdminAuth } from '../admin/index.ts'
 import { adoptAuditSpills, SpillDirInUse } from '../audit/index.ts'
 import { createExchangeKeys, ExchangeKeyError, type ExchangeKeys } from '../agents/index.ts'
-import { formatDiagnostic, signingSecretName, type AuditConfig, type Config, type LoadedConfig } from '../config/index.ts'
+import { adminTokenProblem, formatDiagnostic, signingSecretName, type AuditConfig, type Config, type LoadedConfig } from '../config/index.ts'
 import { applySecretValues, compileRuntime, loadModulesFor, type CompileDeps, type Runtime } from '../gateway/index.ts'
 import { ApiKeyStoreError, SessionStoreError } from '../identity/index.ts'
 import { openSecretsRuntime, SecretsError, SecretsUnavailable, type SecretsRuntime, type SecretStore } from '../secrets/index.ts'
@@ -133,20 +133,10 @@ function exchangeKeysFor(config: Config, secrets: SecretsRuntime, keys: SecretSt
 export function adminFor(config: Config, secrets: SecretsRuntime, loaded?: LoadedConfig): AdminAuth {
   const { token, read_token: readToken } = config.admin
   const resolved = { token: token === undefined ? undefined : secrets.resolve(token), read_token: readToken === undefined ? undefined : secrets.resolve(readToken) }
-  const problem = adminTokenProblem(resolved.token, resolved.read_token)
+  const problem = adminTokenProblem(resolved.token, resolved.read_token, 'from the store')
   if (problem !== null) {
     const finding = { severity: 'error' as const, path: ['admin', problem.key], message: problem.message }
     throw new ConfigError([loaded ? formatDiagnostic(loaded.file, loaded.locate(finding)) : `admin.${problem.key}: ${problem.message}`])
   }
   return adminAuth(resolved.token, resolved.read_token)
-}
-
-function adminTokenProblem(token: string | undefined, readToken: string | undefined): { key: 'token' | 'read_token'; message: string } | null {
-  if (token !== undefined && token === readToken) {
-    return { key: 'read_token', message: 'admin.read_token has the same value as admin.token once their secrets are read, and admin.token is checked first: whoever holds it may do everything; give the read-only token a value of its own' }
-  }
-  for (const [key, value] of [['token', token], ['read_token', readToken]] as const) {
-    if (value !== undefined && /\s/.test(value)) return { key, message: `admin.${key} holds white space once its secret is read, which no bearer token can (Authorization: Bearer <token>): no request could present it` }
-  }
-  return null
 }
