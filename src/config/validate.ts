@@ -46,8 +46,7 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
 
   // A confused operator's admin tokens (an adversarial probe); the values a secrets store gives
   // are held to the same rule when they are read (instance/prepare.ts adminFor).
-  const tokens = adminTokenProblem(config.admin.token, config.admin.read_token)
-  if (tokens !== null) error(['admin', tokens.key], tokens.message)
+  for (const { key, message } of adminTokenProblems(config.admin.token, config.admin.read_token)) error(['admin', key], message)
 
   const seenIssuerUrls = new Map<string, number>()
   config.issuers.forEach((issuer, i) => {
@@ -200,14 +199,15 @@ function credentialSetup(config: Config, kind: AcceptedCredential): string | nul
  * "read-only" one may reload and revoke; a token with white space can never be sent as
  * `Authorization: Bearer <token>`, so every call is refused 401.
  */
-export function adminTokenProblem(token: string | undefined, readToken: string | undefined, read: 'as written' | 'from the store' = 'as written'): { key: 'token' | 'read_token'; message: string } | null {
+export function adminTokenProblems(token: string | undefined, readToken: string | undefined, read: 'as written' | 'from the store' = 'as written'): Array<{ key: 'token' | 'read_token'; message: string }> {
   const stored = read === 'from the store'
   if (token !== undefined && token === readToken) {
     const same = stored ? 'has the same value as admin.token once their secrets are read, and admin.token is checked first' : 'is the same as admin.token, which is checked first'
-    return { key: 'read_token', message: `admin.read_token ${same}: whoever holds it may do everything; give the read-only token a value of its own` }
+    return [{ key: 'read_token', message: `admin.read_token ${same}: whoever holds it may do everything; give the read-only token a value of its own` }]
   }
+  const problems: Array<{ key: 'token' | 'read_token'; message: string }> = []
   for (const [key, value] of [['token', token], ['read_token', readToken]] as const) {
-    if (value !== undefined && /\s/.test(value)) return { key, message: `admin.${key} holds white space${stored ? ' once its secret is read' : ''}, which no bearer token can (Authorization: Bearer <token>): no request could present it` }
+    if (value !== undefined && /\s/.test(value)) problems.push({ key, message: `admin.${key} holds white space${stored ? ' once its secret is read' : ''}, which no bearer token can (Authorization: Bearer <token>): no request could present it` })
   }
-  return null
+  return problems
 }

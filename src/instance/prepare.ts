@@ -4,7 +4,7 @@
 import { adminAuth, type AdminAuth } from '../admin/index.ts'
 import { adoptAuditSpills, SpillDirInUse } from '../audit/index.ts'
 import { createExchangeKeys, ExchangeKeyError, type ExchangeKeys } from '../agents/index.ts'
-import { adminTokenProblem, formatDiagnostic, signingSecretName, type AuditConfig, type Config, type LoadedConfig } from '../config/index.ts'
+import { adminTokenProblems, formatDiagnostic, signingSecretName, type AuditConfig, type Config, type LoadedConfig } from '../config/index.ts'
 import { applySecretValues, compileRuntime, loadModulesFor, type CompileDeps, type Runtime } from '../gateway/index.ts'
 import { ApiKeyStoreError, SessionStoreError } from '../identity/index.ts'
 import { openSecretsRuntime, SecretsError, SecretsUnavailable, type SecretsRuntime, type SecretStore } from '../secrets/index.ts'
@@ -133,10 +133,9 @@ function exchangeKeysFor(config: Config, secrets: SecretsRuntime, keys: SecretSt
 export function adminFor(config: Config, secrets: SecretsRuntime, loaded?: LoadedConfig): AdminAuth {
   const { token, read_token: readToken } = config.admin
   const resolved = { token: token === undefined ? undefined : secrets.resolve(token), read_token: readToken === undefined ? undefined : secrets.resolve(readToken) }
-  const problem = adminTokenProblem(resolved.token, resolved.read_token, 'from the store')
-  if (problem !== null) {
-    const finding = { severity: 'error' as const, path: ['admin', problem.key], message: problem.message }
-    throw new ConfigError([loaded ? formatDiagnostic(loaded.file, loaded.locate(finding)) : `admin.${problem.key}: ${problem.message}`])
+  const problems = adminTokenProblems(resolved.token, resolved.read_token, 'from the store')
+  if (problems.length > 0) {
+    throw new ConfigError(problems.map(({ key, message }) => loaded ? formatDiagnostic(loaded.file, loaded.locate({ severity: 'error', path: ['admin', key], message })) : `admin.${key}: ${message}`))
   }
   return adminAuth(resolved.token, resolved.read_token)
 }
