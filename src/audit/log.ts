@@ -27,6 +27,8 @@ export type { AuditHead } from './chain-shapes.ts'
 export interface AuditLog {
   readonly enabled: boolean
   readonly durability: 'batched' | 'sync'
+  /** The spill files are full and audit.on_spill_full is refuse: requests get 503 audit_unavailable. */
+  readonly refusing: boolean
   /** Queues a finished request's record (it is written within flush_interval). */
   record(ctx: RequestFacts): void
   /** Queues the record and resolves once it is committed (durability: sync). */
@@ -70,6 +72,8 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
     durable: config.durability === 'sync',
     retentionMs: config.retention,
     spillDir: resolve(config.spill_dir),
+    spillMaxBytes: config.spill_max_bytes,
+    onSpillFull: config.on_spill_full,
     capacity: config.queue_capacity,
     checkpoint: { path: checkpointFile, intervalMs: config.checkpoint_interval, key: { kid: key.kid, jwk: key.jwk } },
     instance,
@@ -84,7 +88,8 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
   const inFlight = new Map<number, { count: number; waiters: Array<() => void> }>()
   let inFlightRecords = 0
   const answered = new Set<string>()
-  let workerStats: WorkerStats = { backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {}, chain: '', seq: 0 }
+  let workerStats: WorkerStats = { backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {}, chain: '', seq: 0, spillBytes: 0, spillFull: false }
+  const refuseWhenFull = config.on_spill_full === 'refuse'
   let lost = 0
   // What workers that have stopped had counted: a new worker counts from 0, and the counters of
   // /metrics must never go back or stand still while it catches up (Prometheus counters).
@@ -235,6 +240,9 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
   return {
     enabled: true,
     durability: config.durability,
+    get refusing() {
+      return refuseWhenFull && workerStats.spillFull
+    },
     record(ctx) {
       enqueue(recordLine(ctx, instance))
     },
@@ -284,7 +292,8 @@ const disabledAuditLog: AuditLog = {
   record() {},
   commit: async () => {},
   recordRejected() {},
-  stats: () => ({ queueDepth: 0, backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {}, chain: '', seq: 0, answered: [] }),
+  refusing: false,
+  stats: () => ({ queueDepth: 0, backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {}, chain: '', seq: 0, spillBytes: 0, spillFull: false, answered: [] }),
   head: () => null,
   close: async () => {},
 }

@@ -7,7 +7,9 @@
 // when it answers, the spill file is replayed from its start, in order, and the mode switches back
 // to `sink` only once the file is drained and no append is in flight (the file is emptied in the
 // same synchronous step). A sink therefore only ever receives a record after all earlier ones.
-// Nothing is dropped unless the spill file itself cannot be written (a full disk): that is counted.
+// Nothing is dropped unless the spill file itself cannot be written (a full disk), or the spill
+// files hold what `budget` allows (audit.spill_max_bytes): that is counted, and logged once per
+// stretch of losses.
 // A write the sink leaves unanswered past its `writeTimeoutMs` (a server that stalls: with
 // `durability: sync` the responses wait on it) counts as failed: its rows are spilled and the mode
 // switches. The write itself runs on; the recovery waits for it to settle before replaying, so the
@@ -18,6 +20,7 @@ import { DeadlineExceeded, withinDeadline } from '../collections/index.ts'
 import type { Checkpoint } from './checkpoint.ts'
 import type { AuditSink, CutSigner, StoredRow } from './sinks/sink.ts'
 import { SPILL_START, type DamagedLine, type Spill } from './spill.ts'
+import { SpillFull, type SpillBudget } from './spill-budget.ts'
 
 export interface RunnerEvents {
   log(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void
@@ -49,7 +52,7 @@ export interface SinkRunner {
 const REPLAY_BATCH = 2_000
 const RECOVERY_INTERVAL_MS = 1_000
 
-export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capacity: number; durable: boolean; events: RunnerEvents; opened: boolean }): SinkRunner {
+export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capacity: number; durable: boolean; events: RunnerEvents; opened: boolean; budget?: SpillBudget }): SinkRunner {
   const { events } = options
   let mode: 'sink' | 'spill' = options.opened && spill.size() === 0 ? 'sink' : 'spill'
   let writes: Promise<void> = Promise.resolve()
@@ -61,6 +64,8 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
   let opened = options.opened
   /** A write given up on at its deadline that has not settled yet: replays wait for it. */
   let straggler: Promise<unknown> = Promise.resolve()
+  /** Records were lost to a full spill during this outage: logged at the first, not at each. */
+  let losing = false
 
   const timer = setInterval(() => void recover(), RECOVERY_INTERVAL_MS)
   timer.unref()
@@ -79,11 +84,16 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
     appending++
     const task = appends.then(async () => {
       try {
-        await spill.append(rows, options.durable)
+        await spill.append(rows, options.durable, options.budget)
         events.spilled(sink.name, rows.length)
       } catch (err) {
         events.dropped(sink.name, rows.length)
-        events.log('error', 'audit records lost: the spill file cannot be written', { sink: sink.name, rows: rows.length, err })
+        if (!(err instanceof SpillFull)) {
+          events.log('error', 'audit records lost: the spill file cannot be written', { sink: sink.name, rows: rows.length, err })
+        } else if (!losing) {
+          losing = true
+          events.log('error', 'audit records lost: the spill files are full (audit.spill_max_bytes); counted in bouncer_audit_dropped_total until the sink is back', { sink: sink.name, spill_max_bytes: err.maxBytes })
+        }
       } finally {
         appending--
       }
@@ -166,6 +176,7 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
         }
         spill.clear()
         mode = 'sink'
+        losing = false
         break
       }
       events.log('info', 'audit sink is back: spilled records replayed in order', { sink: sink.name, replayed })

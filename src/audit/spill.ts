@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { CHAIN_STATE_FILE, readChainState } from './chain-head.ts'
 import { parseSpillLine } from './spill-line.ts'
 import type { StoredRow } from './sinks/sink.ts'
+import type { SpillBudget } from './spill-budget.ts'
 import { makeDirectories } from '../collections/index.ts'
 
 /** Where a replay is: a byte offset and the number of the line that starts there (from 1). */
@@ -36,8 +37,11 @@ export interface Spill {
   readonly quarantinePath: string
   /** Bytes waiting in the file. */
   size(): number
-  /** Appends whole lines; a failed append is cut back off, so no partial line stays behind. */
-  append(rows: readonly StoredRow[], durable: boolean): Promise<void>
+  /**
+   * Appends whole lines; a failed append is cut back off, so no partial line stays behind. With a
+   * budget, lines it has no room for are not written (SpillFull).
+   */
+  append(rows: readonly StoredRow[], durable: boolean, budget?: SpillBudget): Promise<void>
   /** Complete lines from `cursor`, at most `max` rows; lines that are not records are quarantined. */
   read(cursor: SpillCursor, max: number): Promise<{ rows: StoredRow[]; next: SpillCursor; damaged: DamagedLine[] }>
   /** Ends the file with a newline: a cut-short last line is quarantined and cut off (null when there was none). */
@@ -110,10 +114,11 @@ export function spillFor(dir: string, sinkName: string, legacyChain?: string | n
     path,
     quarantinePath,
     size,
-    async append(rows, durable) {
-      handle ??= await open(path, 'a')
+    async append(rows, durable, budget) {
       let text = ''
       for (const row of rows) text += `${JSON.stringify(row)}\n`
+      budget?.claim(Buffer.byteLength(text))
+      handle ??= await open(path, 'a')
       const before = size()
       try {
         await handle.appendFile(text)

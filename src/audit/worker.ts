@@ -14,7 +14,8 @@ import { createPostgresSink } from './sinks/postgres.ts'
 import { LinkedRow, type AuditSink, type ChainHead, type SinkHead, type StoredRow } from './sinks/sink.ts'
 import { createSqliteSink } from './sinks/sqlite.ts'
 import { createStdoutSink } from './sinks/stdout.ts'
-import { spillFor } from './spill.ts'
+import { spillFor, type Spill } from './spill.ts'
+import { spillBudget, type OnSpillFull } from './spill-budget.ts'
 import { adoptedSpillDirs, waitingSpillFiles } from './spill-adopt.ts'
 
 quietSqliteWarning() // first: Node 22's warning about node:sqlite, which these modules load
@@ -26,6 +27,9 @@ export interface WorkerConfig {
   durable: boolean
   retentionMs: number
   spillDir: string
+  /** audit.spill_max_bytes for this worker's spill files (its share, with server.workers). */
+  spillMaxBytes: number
+  onSpillFull: OnSpillFull
   capacity: number
   checkpoint: { path: string; intervalMs: number; key: { kid: string; jwk: JsonWebKey } }
   /** The `instance` of the records this worker writes itself. */
@@ -56,6 +60,9 @@ export interface WorkerStats {
   sinks: Record<string, boolean>
   chain: string
   seq: number
+  /** Bytes in this worker's spill files, and whether they hold spill_max_bytes. */
+  spillBytes: number
+  spillFull: boolean
 }
 
 export type FromWorker =
@@ -77,12 +84,20 @@ const config = workerData as WorkerConfig
 const send = (message: FromWorker) => port.postMessage(message)
 
 const counters = { written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }
+/** The spill files held spill_max_bytes when last looked at (noteSpillFull). */
+let spillFull = false
 const events: RunnerEvents = {
   log: (level, msg, fields = {}) => send({ type: 'log', level, msg, fields: cloneable(fields) }),
   written: (_sink, rows) => (counters.written += rows),
-  spilled: (_sink, rows) => (counters.spilled += rows),
+  spilled: (_sink, rows) => {
+    counters.spilled += rows
+    noteSpillFull()
+  },
   replayed: (_sink, rows) => (counters.replayed += rows),
-  dropped: (_sink, rows) => (counters.dropped += rows),
+  dropped: (_sink, rows) => {
+    counters.dropped += rows
+    noteSpillFull()
+  },
   quarantined: (_sink, lines) => (counters.quarantined += lines),
 }
 
@@ -152,8 +167,10 @@ function saveState(): void {
   writeChainState(statePath, { chain: chainId, ...head })
 }
 
+const spills = sinks.map((sink) => spillFor(config.spillDir, sink.name, decision.kind === 'continue' ? known : null))
+const budget = spillBudget(config.spillMaxBytes, config.onSpillFull, () => spills)
 const runners: SinkRunner[] = sinks.map((sink, i) =>
-  createSinkRunner(sink, spillFor(config.spillDir, sink.name, decision.kind === 'continue' ? known : null), { capacity: config.capacity, durable: config.durable, events, opened: opened[i] === true }),
+  createSinkRunner(sink, spills[i] as Spill, { capacity: config.capacity, durable: config.durable, events, opened: opened[i] === true, budget }),
 )
 /**
  * Spill files a gateway of another shape left (spill-adopt.ts), each replayed into its sink by a
@@ -275,15 +292,35 @@ port.on('message', (message: ToWorker) => {
 })
 
 function stats(): WorkerStats {
+  const spillBytes = budget.used()
+  spillFull = budget.full()
   return {
     backlog: runners.reduce((sum, r) => sum + r.backlog, 0),
     ...counters,
     sinks: Object.fromEntries(runners.map((r) => [r.name, r.up])),
     chain: chainId,
     seq: head.seq,
+    spillBytes,
+    spillFull,
   }
 }
 setInterval(() => send({ type: 'stats', stats: stats() }), 1_000).unref()
+
+/**
+ * The request thread refuses requests while the spill is full (on_spill_full: refuse): it hears at
+ * once when an append fills it, and within a second (the stats) when a replay has emptied it.
+ */
+function noteSpillFull(): void {
+  const was = spillFull
+  if (budget.full() === was) return
+  const now = stats()
+  send({ type: 'stats', stats: now })
+  if (now.spillFull) {
+    events.log('error', config.onSpillFull === 'refuse'
+      ? 'the audit spill files are full (audit.spill_max_bytes): requests are refused with 503 audit_unavailable until the sink is back'
+      : 'the audit spill files are full (audit.spill_max_bytes): further records are dropped until the sink is back', { spill_bytes: now.spillBytes, spill_max_bytes: budget.maxBytes })
+  }
+}
 
 function retention(): void {
   const before = Date.now() - config.retentionMs

@@ -3,7 +3,7 @@
 // the audit worker, which failed and was restarted for ever (a `spill_dir` naming a file: a probe).
 // A store or the spill directory that cannot be made refuses the start; an audit sink is a warning:
 // records spill while it cannot open, and it is opened again until it can (a volume mounted late).
-import { accessSync, constants, readFileSync, realpathSync, statSync } from 'node:fs'
+import { accessSync, constants, readFileSync, realpathSync, statfsSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { ConfigPath, Finding } from './diagnostics.ts'
 import type { Config } from './schema.ts'
@@ -25,7 +25,13 @@ export function dataPathFindings(config: Config): Finding[] {
     const problem = sink.type === 'sqlite' ? dataPathProblem(sink.path, 'file') : null
     if (problem) findings.push({ severity: 'warning', path: ['audit', 'sinks', i, 'path'], message: `${problem}: the sink cannot open, and its records spill to spill_dir until it can` })
   })
-  if (config.audit.sinks.length > 0) check(['audit', 'spill_dir'], config.audit.spill_dir, 'directory')
+  if (config.audit.sinks.length > 0) {
+    check(['audit', 'spill_dir'], config.audit.spill_dir, 'directory')
+    const room = fileSystemBytes(config.audit.spill_dir)
+    if (room !== null && room < config.audit.spill_max_bytes) {
+      findings.push({ severity: 'warning', path: ['audit', 'spill_max_bytes'], message: `${config.audit.spill_max_bytes} bytes is more than the file system of spill_dir holds (${room}): the disk fills before the cap applies, and records are lost whatever on_spill_full says` })
+    }
+  }
   if (config.audit.checkpoint_path !== undefined) {
     check(['audit', 'checkpoint_path'], config.audit.checkpoint_path, 'file')
     // Its signing key is kept beside it (audit/checkpoint-key.ts), unless the secrets store holds it.
@@ -38,6 +44,18 @@ export function dataPathFindings(config: Config): Finding[] {
   if (config.mcp && config.mcp.approvals.length > 0) check(['mcp', 'approvals_store', 'path'], config.mcp.approvals_store.path, 'file')
   if (config.secrets?.store.type === 'embedded') check(['secrets', 'store', 'path'], config.secrets.store.path, 'file')
   return findings
+}
+
+/** The size of the file system `path` is on (or would be made on), or null when unknown. */
+function fileSystemBytes(path: string): number | null {
+  let at = path
+  for (; kindAt(at) === null && dirname(at) !== at; at = dirname(at));
+  try {
+    const fs = statfsSync(at)
+    return fs.blocks * fs.bsize
+  } catch {
+    return null
+  }
 }
 
 /** Why the gateway cannot make or use a `kind` at `path`, or null. Only what is certain: access is the running user's, not check's. */

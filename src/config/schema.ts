@@ -446,6 +446,16 @@ const audit = z.strictObject({
   max_batch: z.number().int().min(1).max(100_000).default(2_000),
   queue_capacity: z.number().int().min(100).default(100_000),
   spill_dir: z.string().default('./data/audit-spill'),
+  /**
+   * The most the spill files may hold, all sinks and workers together: a PostgreSQL away for hours
+   * filled a node's disk (a probe). At it, `on_spill_full` says what the gateway does.
+   */
+  spill_max_bytes: z.number().int().min(1_048_576).default(1_073_741_824),
+  /**
+   * `refuse`: answer 503 audit_unavailable (and say not ready) until the spill has room again, so no
+   * request goes unrecorded; `drop`: keep serving, and count the records lost in bouncer_audit_dropped_total.
+   */
+  on_spill_full: z.enum(['refuse', 'drop']).default('refuse'),
   checkpoint_interval: duration.prefault('1m').refine((ms) => ms >= 100, 'checkpoint_interval is at least 100ms'),
   checkpoint_path: z.string().min(1).optional(),
   /** The `instance` of every record this gateway writes; default $BOUNCER_INSTANCE, else host:pid. */

@@ -48,6 +48,7 @@ export const ERROR_CODES = {
   upstream_saturated: { status: 503, title: 'Upstream saturated' },
   limits_unavailable: { status: 503, title: 'Limits store unavailable' },
   identity_provider_unavailable: { status: 503, title: 'Identity provider unavailable' },
+  audit_unavailable: { status: 503, title: 'Audit log unavailable' },
   upstream_timeout: { status: 504, title: 'Upstream timeout' },
   function_timeout: { status: 504, title: 'Function timeout' },
   query_timeout: { status: 504, title: 'Query timeout' },

@@ -101,6 +101,13 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
     ctx.argsSha256 = internal.call.argsSha256
     ctx.args = internal.call.args
   }
+  // No request is served that could not be recorded (audit.on_spill_full: refuse, the default).
+  if (state.audit.refusing) {
+    throw new GatewayError('audit_unavailable', {
+      detail: 'The audit log cannot take more records: its sink is away and the spill files hold audit.spill_max_bytes. Requests are served again once the sink is back.',
+      headers: { 'retry-after': '5' },
+    })
+  }
   // HTTP/2 has no Connection header: a draining listener sends its sessions GOAWAY instead.
   if (state.draining && !ctx.http2) ctx.res.setHeader('connection', 'close')
   const max = rt.config.server.max_body_bytes

@@ -40,6 +40,9 @@ export function createReadiness(state: GatewayState): () => Readiness {
     const audit = state.audit.stats()
     const sinks = Object.entries(audit.sinks)
     for (const [sink, up] of sinks) checks[`audit:${sink}`] = up ? 'writing' : 'spilling to disk'
+    // Full under on_spill_full: refuse, every request is a 503 here: another instance may have room.
+    if (audit.spillFull) checks.audit_spill = `full (audit.spill_max_bytes): ${state.audit.refusing ? 'refusing requests' : 'dropping records'}`
+    if (state.audit.refusing) ready = false
     const expected = state.runtime.config.audit.sinks.length
     if (sinks.length < expected || !sinks.every(([sink]) => !sink.startsWith('postgres') || audit.answered.includes(sink))) ready = false
     for (const keys of state.runtime.issuerKeys.values()) {

@@ -112,7 +112,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const first = await prepare({ ...loaded, config }, prepareDeps)
   // eslint-disable-next-line no-useless-assignment -- unreachable now, its YAML document goes in releaseStartupGarbage
   loaded = null
-  const audit = createAuditLog(options.worker ? workerAuditConfig(config.audit, options.worker.id, env) : config.audit, logger, background, first.secrets.store, options.worker?.auditOutstanding) // its checkpoint key may live in the store
+  const audit = createAuditLog(options.worker ? workerAuditConfig(config.audit, options.worker.id, options.worker.workers, env) : config.audit, logger, background, first.secrets.store, options.worker?.auditOutstanding) // its checkpoint key may live in the store
   first.runtime.mcp?.takeSessions()
   const state: GatewayState = {
     runtime: first.runtime,

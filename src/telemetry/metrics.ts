@@ -34,6 +34,8 @@ export interface AuditGauges {
   replayed: number
   dropped: number
   quarantined: number
+  /** Bytes waiting in the spill files. */
+  spillBytes: number
 }
 
 export interface Metrics extends FailureCounter {
@@ -144,6 +146,7 @@ export function createMetrics(sources: MetricSources): Metrics {
   new Gauge({ name: 'bouncer_audit_sink_up', help: '1 when an audit sink takes records, 0 while its records spill to disk.', labelNames: ['sink'], registers: [registry], collect() {
     for (const [sink, up] of Object.entries(sources.audit().sinks)) this.set({ sink }, up ? 1 : 0)
   } })
+  new Gauge({ name: 'bouncer_audit_spill_bytes', help: 'Bytes of audit records waiting in spill files for their sink (at audit.spill_max_bytes, on_spill_full applies).', registers: [registry], collect() { this.set(sources.audit().spillBytes) } })
   const fromWorker = (name: string, help: string, read: (s: AuditGauges) => number) => {
     let seen = 0
     new Counter({ name, help, registers: [registry], collect() {

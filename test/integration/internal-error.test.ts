@@ -36,7 +36,7 @@ describe('unexpected exceptions', () => {
       runtime: faulty,
       logger: createLogger({ destination: new Writable({ write: (c: Buffer, _e, cb) => (logs.push(c.toString()), cb()) }) }),
       audit: createAuditLog(loaded.config!.audit, createLogger({ level: 'silent' }), createBackgroundTasks(createLogger({ level: 'silent' }), { backgroundFailed() {} })),
-      metrics: createMetrics({ audit: () => ({ queueDepth: 0, sinks: {}, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }), inFlight: () => 0 }),
+      metrics: createMetrics({ audit: () => ({ queueDepth: 0, sinks: {}, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, spillBytes: 0 }), inFlight: () => 0 }),
       tracing: null,
       draining: false,
       inFlight: 0,

@@ -10,6 +10,8 @@ export const FIRST_WORKER = 'w1'
 export interface WorkerRole {
   /** `w1`, `w2`, …: a restarted worker keeps its id, so it continues its audit chain. */
   id: string
+  /** How many request-path workers there are: each takes an equal share of audit.spill_max_bytes. */
+  workers: number
   /** The memory limits store every worker shares (the primary made it). */
   sharedLimits?: SharedLimitsTable
   /** The store of the keys the gateway makes itself (secrets/shared-memory.ts): one for all workers, the primary's. */
@@ -36,12 +38,14 @@ export interface WorkerRole {
  * Each worker writes its own audit chain (a chain is one writer's sequence): records say
  * `<instance>/w1`, and the chain's state and spill files live in `<spill_dir>/w1`. The checkpoint
  * file stays the gateway's one file (each line names its chain), where `audit verify` reads it.
+ * `spill_max_bytes` bounds the gateway's spill directory: each of the `workers` gets an equal share.
  */
-export function workerAuditConfig(audit: AuditConfig, id: string, env: NodeJS.ProcessEnv = process.env): AuditConfig {
+export function workerAuditConfig(audit: AuditConfig, id: string, workers: number, env: NodeJS.ProcessEnv = process.env): AuditConfig {
   return {
     ...audit,
     instance_id: `${instanceIdOf(audit.instance_id, env)}/${id}`,
     spill_dir: join(audit.spill_dir, id),
+    spill_max_bytes: Math.floor(audit.spill_max_bytes / workers),
     checkpoint_path: checkpointPathOf(audit),
   }
 }

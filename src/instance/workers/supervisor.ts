@@ -151,7 +151,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     slot.text = configText
     slot.ticketKeys = ticketKeys
     const auditOutstanding = new Int32Array(new SharedArrayBuffer(4))
-    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, sharedLimits, sharedKeys, adminSocket: slot.socket, ticketKeys, auditOutstanding }, env: options.env }
+    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, workers: options.count, sharedLimits, sharedKeys, adminSocket: slot.socket, ticketKeys, auditOutstanding }, env: options.env }
     rmSync(slot.socket, { force: true })
     const thread = new Worker(THREAD_URL, { workerData: data, env: options.env, name: `bouncer ${slot.id}`, resourceLimits: requestWorkerLimits() })
     slot.thread = thread

@@ -3,7 +3,7 @@
 // start itself (Node's recursive mkdir never returned there). `check` now says where the gateway
 // cannot make what it writes.
 import { spawnSync } from 'node:child_process'
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, statfsSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -138,4 +138,14 @@ it('reads a read-only mount from the mount table: the nearest mount point, its o
   expect(onReadOnlyFileSystem(`${at}/over/data`, table)).toBe(true)
   expect(onReadOnlyFileSystem(`${at}/x`, table.replace('/ / rw', '/ / ro'))).toBe(true)
   expect(onReadOnlyFileSystem(`${at}/x`, null)).toBe(false)
+})
+
+it('warns when spill_max_bytes is more than the file system of spill_dir holds: the disk would fill before the cap', () => {
+  const sinks = [{ type: 'postgres', url: 'postgres://127.0.0.1:9/x' }]
+  const spill = (max: number) => loadConfigText(stringify({ ...ROUTES, audit: { sinks, spill_dir: join(dir, 'not-made-yet', 'spill'), spill_max_bytes: max } }), join(dir, 'bouncer.yaml'), { MASTER: 'k'.repeat(44) }).diagnostics
+    .filter((d) => d.path.join('.') === 'audit.spill_max_bytes')
+    .map((d) => `${d.severity}: ${d.message}`)
+  const size = statfsSync(dir).blocks * statfsSync(dir).bsize
+  expect(spill(size + 1)).toEqual([`warning: ${size + 1} bytes is more than the file system of spill_dir holds (${size}): the disk fills before the cap applies, and records are lost whatever on_spill_full says`])
+  expect(spill(1_048_576)).toEqual([])
 })

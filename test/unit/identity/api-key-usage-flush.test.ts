@@ -17,7 +17,7 @@ import { createBackgroundTasks } from '../../../src/telemetry/background.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
 import { createMetrics, type AuditGauges } from '../../../src/telemetry/metrics.ts'
 
-const noAudit: AuditGauges = { queueDepth: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {} }
+const noAudit: AuditGauges = { queueDepth: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, spillBytes: 0, sinks: {} }
 /** Longer than any wait before a flush (at most 125% of 5 s) and its retries. */
 const FLUSH_DUE_MS = 7_000
 const ID = 'a'.repeat(16)

@@ -6,7 +6,7 @@ import { BACKGROUND_TASKS, createBackgroundTasks } from '../../../src/telemetry/
 import { createLogger } from '../../../src/telemetry/logger.ts'
 import { createMetrics, type AuditGauges } from '../../../src/telemetry/metrics.ts'
 
-const noAudit: AuditGauges = { queueDepth: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {} }
+const noAudit: AuditGauges = { queueDepth: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, spillBytes: 0, sinks: {} }
 
 function setup(destination?: Writable) {
   const lines: Array<Record<string, unknown>> = []

@@ -1,0 +1,70 @@
+// The spill files' cap (audit.spill_max_bytes). A sink away for hours filled a node's disk with
+// spill (a probe); at the cap the gateway either refuses requests it could not record
+// (`on_spill_full: refuse`, the default) or keeps serving and counts the records it loses (`drop`).
+//
+// Under `refuse` the request thread stops answering once the files hold the cap, but the answers
+// already given and the refusals themselves still have records on their way: the files take a
+// tenth more for those (8 MiB at least), and only past that is a record dropped. Sizes are read from the files
+// (one stat per spill file and append, at batch rate), so a replay that empties a file frees its
+// room without any bookkeeping here.
+import type { Spill } from './spill.ts'
+
+export type OnSpillFull = 'refuse' | 'drop'
+
+/** A batch the spill files had no room for: its records are dropped and counted. */
+export class SpillFull extends Error {
+  readonly maxBytes: number
+  constructor(maxBytes: number) {
+    super(`the audit spill files hold audit.spill_max_bytes (${maxBytes} bytes)`)
+    this.name = 'SpillFull'
+    this.maxBytes = maxBytes
+  }
+}
+
+export interface SpillBudget {
+  readonly maxBytes: number
+  /** Bytes in the spill files now. */
+  used(): number
+  /** Throws SpillFull when `bytes` more would pass what the files may hold. */
+  claim(bytes: number): void
+  /** The files hold the cap or more. */
+  full(): boolean
+}
+
+/**
+ * Past the cap under `refuse`: room for the records already on their way when the request thread
+ * hears of it (the batches queued for a worker that runs behind, at a lower priority under load:
+ * a test saw 36 answered requests' records dropped with a tenth of a 1 MiB cap) and the refusals.
+ */
+export function refuseHeadroom(maxBytes: number): number {
+  return Math.max(Math.floor(maxBytes / 10), 8 * 1_048_576)
+}
+
+/** `spills`: the files that count (the worker's own sinks'; files adopted from an earlier run only shrink). */
+export function spillBudget(maxBytes: number, onFull: OnSpillFull, spills: () => readonly Spill[]): SpillBudget {
+  const limit = onFull === 'refuse' ? maxBytes + refuseHeadroom(maxBytes) : maxBytes
+  const used = () => {
+    let sum = 0
+    for (const spill of spills()) sum += spill.size()
+    return sum
+  }
+  // What the files held when a batch last did not fit: full until they hold less (a replay), even
+  // below the cap, which a batch that did not fit may never have let them reach, and though a
+  // smaller batch may fit after it.
+  let refusedAt: number | null = null
+  return {
+    maxBytes,
+    used,
+    claim(bytes) {
+      const now = used()
+      if (now + bytes <= limit) return
+      refusedAt = now
+      throw new SpillFull(maxBytes)
+    },
+    full() {
+      const now = used()
+      if (refusedAt !== null && (now < refusedAt || now === 0)) refusedAt = null
+      return now >= maxBytes || refusedAt !== null
+    },
+  }
+}

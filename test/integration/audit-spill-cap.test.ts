@@ -1,0 +1,142 @@
+// audit.spill_max_bytes against a real PostgreSQL that is stopped: the spill files stop growing at
+// the cap, and the gateway either refuses what it could not record (on_spill_full: refuse, the
+// default: 503 audit_unavailable, not ready) or keeps serving and counts the records it loses (drop).
+// A probe found a PostgreSQL away for hours could fill a node's disk with spill.
+import { readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import pg from 'pg'
+import { request } from 'undici'
+import { describe, expect, it } from 'vitest'
+import { refuseHeadroom } from '../../src/audit/spill-budget.ts'
+import { verifyAudit } from '../../src/audit/verify.ts'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startPostgres, uniqueSchema, type PrivatePostgres } from '../helpers/postgres.ts'
+import { startUpstream } from '../helpers/upstream.ts'
+import { metricValue, waitFor } from '../helpers/wait.ts'
+
+const CAP = 1_048_576 // the smallest spill_max_bytes: ~1,700 records
+
+async function countIn(url: string, schema: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url })
+  try {
+    await client.connect()
+    return Number((await client.query(`SELECT count(*) AS n FROM ${schema}.audit_records`)).rows[0].n)
+  } catch {
+    return -1
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+function spillBytes(dir: string): number {
+  return readdirSync(dir).filter((name) => name.endsWith('.ndjson')).reduce((sum, name) => sum + statSync(join(dir, name)).size, 0)
+}
+
+async function withOutage(onSpillFull: 'refuse' | 'drop', body: (gw: TestGateway, server: PrivatePostgres, schema: string, spillDir: string) => Promise<void>): Promise<void> {
+  const upstream = await startUpstream((_req, res) => {
+    res.end('ok')
+  })
+  const server = await startPostgres()
+  const schema = uniqueSchema('spillcap')
+  let spillDir = ''
+  const gw = await startTestGateway((dir) => {
+    spillDir = join(dir, 'spill')
+    return {
+      audit: { sinks: [{ type: 'postgres', url: server.url, schema }], spill_dir: spillDir, flush_interval: '20ms', spill_max_bytes: CAP, on_spill_full: onSpillFull },
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'open', path: '/*', upstream: 'api', public: true }],
+    }
+  })
+  try {
+    await waitFor(async () => (await countIn(server.url, schema)) === 0, 'the schema')
+    await server.stop()
+    await body(gw, server, schema, spillDir)
+  } finally {
+    await gw.close()
+    await upstream.close()
+    await server.destroy()
+  }
+}
+
+/** Sends requests 4 at a time until `until` says stop (or `max` are sent); the statuses seen, in order. */
+async function send(gw: TestGateway, max: number, until: (status: number) => boolean = () => false): Promise<number[]> {
+  const statuses: number[] = []
+  let stop = false
+  const one = async () => {
+    while (!stop && statuses.length < max) {
+      const res = await request(`${gw.url}/r${statuses.length}`)
+      await res.body.dump()
+      statuses.push(res.statusCode)
+      if (until(res.statusCode)) stop = true
+    }
+  }
+  await Promise.all([one(), one(), one(), one()])
+  return statuses
+}
+
+describe('audit.spill_max_bytes', () => {
+  it('on_spill_full: refuse — at the cap requests get 503 audit_unavailable and the gateway says not ready; every request answered is recorded once the sink is back', { timeout: 90_000 }, async () => {
+    await withOutage('refuse', async (gw, server, schema, spillDir) => {
+      const statuses = await send(gw, 6_000, (status) => status === 503)
+      expect(statuses).toContain(503)
+      expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(1_000) // the cap was reached, not a failure at once
+
+      const refused = await request(`${gw.url}/after-the-cap`)
+      expect(refused.statusCode).toBe(503)
+      expect(refused.headers['content-type']).toBe('application/problem+json')
+      expect(refused.headers['retry-after']).toBe('5')
+      const problem = (await refused.body.json()) as { code: string; detail: string }
+      expect(problem.code).toBe('audit_unavailable')
+      expect(problem.detail).toContain('spill_max_bytes')
+
+      const ready = await request(`${gw.adminUrl}/readyz`)
+      const readiness = (await ready.body.json()) as { checks: Record<string, string> }
+      expect(ready.statusCode).toBe(503)
+      expect(readiness.checks.audit_spill).toBe('full (audit.spill_max_bytes): refusing requests')
+      expect(gw.logs.join('')).toContain('requests are refused with 503 audit_unavailable')
+      const onDisk = spillBytes(spillDir)
+      expect(onDisk).toBeGreaterThanOrEqual(CAP)
+      expect(onDisk).toBeLessThanOrEqual(CAP + refuseHeadroom(CAP))
+      expect(await metricValue(gw.adminUrl, 'bouncer_audit_spill_bytes')).toBeGreaterThanOrEqual(CAP)
+
+      await server.start()
+      const refusedBefore = statuses.filter((s) => s === 503).length + 1 // and /after-the-cap
+      const retries: number[] = []
+      await waitFor(async () => {
+        const res = await request(`${gw.url}/back`)
+        await res.body.dump()
+        retries.push(res.statusCode)
+        return res.statusCode === 200
+      }, 'served again once the spill is replayed', 30_000)
+      const sent = statuses.length + 1 + retries.length
+      const refusals = refusedBefore + retries.filter((s) => s === 503).length
+      // Every record is stored but refusals past the spill's headroom (a client retrying at once
+      // while the spill replays): those are counted as dropped, and only those.
+      await waitFor(async () => (await countIn(server.url, schema)) + gw.state.audit.stats().dropped === sent, 'every record stored or counted', 30_000)
+      const { dropped } = gw.state.audit.stats()
+      expect(dropped).toBeLessThanOrEqual(refusals)
+      const client = new pg.Client({ connectionString: server.url })
+      await client.connect()
+      const answered = Number((await client.query(`SELECT count(*) AS n FROM ${schema}.audit_records WHERE status = 200`)).rows[0].n)
+      await client.end()
+      expect(answered).toBe(statuses.filter((s) => s === 200).length + 1) // every answered request, the last /back too
+      // A dropped record leaves a gap in the chain, which verify names.
+      expect((await verifyAudit({ type: 'postgres', url: server.url, schema })).ok).toBe(dropped === 0)
+      expect((await request(`${gw.adminUrl}/readyz`)).statusCode).toBe(200)
+    })
+  })
+
+  it('on_spill_full: drop — requests keep their answers, the spill stops at the cap, and the lost records are counted and logged once', { timeout: 90_000 }, async () => {
+    await withOutage('drop', async (gw, _server, _schema, spillDir) => {
+      const statuses = await send(gw, 2_600)
+      expect(new Set(statuses)).toEqual(new Set([200]))
+      await waitFor(() => gw.state.audit.stats().dropped > 0, 'records dropped at the cap', 10_000)
+      // Every record spilled or dropped (the worker reports its counters every second), none lost otherwise.
+      await waitFor(() => gw.state.audit.stats().spilled + gw.state.audit.stats().dropped === statuses.length, 'every record handled')
+      expect(spillBytes(spillDir)).toBeLessThanOrEqual(CAP)
+      expect(gw.logs.filter((line) => line.includes('the spill files are full (audit.spill_max_bytes); counted in bouncer_audit_dropped_total')).length).toBe(1)
+      const ready = (await (await request(`${gw.adminUrl}/readyz`)).body.json()) as { ready: boolean; checks: Record<string, string> }
+      expect(ready.checks.audit_spill).toBe('full (audit.spill_max_bytes): dropping records')
+    })
+  })
+})
