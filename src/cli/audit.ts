@@ -105,9 +105,16 @@ function unsignedCuts(result: VerifyResult, strict: Strictness | null): CutFindi
   return strict ? result.cuts.filter((c) => !cutFails(c)) : []
 }
 
+/**
+ * Under --strict, checkpoints no key here could check (verify run where the key is not): as with
+ * another instance's key, plain verify passes and says so, and --strict, which must vouch for every
+ * chain, fails.
+ */
+const uncheckedFails = (result: VerifyResult, strict: Strictness | null) => strict !== null && result.uncheckable !== null
+
 /** Whether `bouncer audit verify` passes, with --strict or not. */
 export function verifyPasses(result: VerifyResult, strict: Strictness | null): boolean {
-  return result.ok && unvouched(result, strict).size === 0 && unsignedCuts(result, strict).length === 0
+  return result.ok && !uncheckedFails(result, strict) && unvouched(result, strict).size === 0 && unsignedCuts(result, strict).length === 0
 }
 
 const cutAt = (c: CutFinding) => `the retention cut${c.cut ? ` at ${c.cut.time}` : ''} of chain ${c.chain} (after record ${c.seq})`
@@ -137,12 +144,14 @@ export function verifyReport(result: VerifyResult, strict: Strictness | null = n
   const failing = unvouched(result, strict)
   const failingCuts = unsignedCuts(result, strict)
   const ok = verifyPasses(result, strict)
+  // Checkpoints were found that no key here checks: a chain not anchored may have some.
+  const someUnchecked = result.uncheckable !== null || result.unknownKeys > 0
   const problems = [
     ...result.problems.map((p) => `audit log tampered: record ${p.id} (seq ${p.seq} of chain ${p.chain}, ${p.time}): ${p.reason}`),
     ...result.truncations.map((t) => `audit log truncated: ${plural(t.missing, 'record')} missing after record ${t.end} of chain ${t.chain}: the log ends at count ${t.end} but ${at(t)} says ${t.checkpoint.count}`),
     ...result.rewritten.map((r) => `audit log rewritten: record ${r.checkpoint.count} of chain ${r.chain} (${r.id}) is not the record ${at(r)} signed (${r.checkpoint.id})`),
     ...result.forged.map((f) => `checkpoint forged: ${at(f)} for chain ${f.checkpoint.chain} (count ${f.checkpoint.count}) in ${f.source}: its signature does not verify`),
-    ...(result.uncheckable ? [`checkpoints not checked: ${result.uncheckable}`] : []),
+    ...(uncheckedFails(result, strict) ? [`checkpoints not checked: ${result.uncheckable}`] : []),
     ...result.cuts.filter((c) => cutFails(c) || failingCuts.includes(c)).map(cutProblemLine),
     ...result.unanchored.filter(({ chain }) => failing.has(chain)).map(({ chain, newest }) =>
       `audit chain not anchored: chain ${chain} (newest record ${newest ?? 'unreadable'}) has no checkpoint signed by a key this config holds, though a gateway signs its chain every checkpoint_interval: fabricated, or its gateway stopped before its first checkpoint`),
@@ -150,7 +159,8 @@ export function verifyReport(result: VerifyResult, strict: Strictness | null = n
   const notes = [
     ...result.restarts.map((r) => `chain ${r.chain} restarted at ${r.time} (record ${r.id}): ${r.detail ?? 'no reason recorded'}`),
     ...(result.anchored > 0 ? [`anchored: ${plural(result.anchored, 'chain')} reach${result.anchored === 1 ? 'es' : ''} ${result.anchored === 1 ? 'its' : 'their'} latest signed checkpoint`] : []),
-    ...result.unanchored.filter(({ chain }) => !failing.has(chain)).map(({ chain }) => `not anchored: chain ${chain} has no signed checkpoint, so records deleted from its end would not show`),
+    ...(result.uncheckable !== null && !uncheckedFails(result, strict) ? [`not checked: ${result.uncheckable}: records deleted from a chain's end would not show; --strict fails`] : []),
+    ...result.unanchored.filter(({ chain }) => !failing.has(chain)).map(({ chain }) => `not anchored: chain ${chain} has no ${someUnchecked ? 'checkpoint signed by a key this config holds' : 'signed checkpoint'}, so records deleted from its end would not show`),
     ...result.cuts.filter((c) => !cutFails(c) && !failingCuts.includes(c)).map(cutNote),
     ...(result.unknownKeys > 0 ? [`not checked: ${plural(result.unknownKeys, 'checkpoint')} signed by keys this config does not hold (another instance's?)`] : []),
     ...(result.damagedCheckpointLines > 0 ? [`not checked: ${plural(result.damagedCheckpointLines, 'line')} of the checkpoint file ${result.damagedCheckpointLines === 1 ? 'is' : 'are'} not a checkpoint`] : []),
@@ -219,7 +229,7 @@ export function registerAudit(program: Command): void {
   configOption(audit
     .command('verify')
     .description("check the audit log's hash chain: exit 0 with the count, or 1 naming the first record that does not match"))
-    .option('--strict', "also exit 1 for a gateway's chain that no checkpoint this config's keys check anchors, older than two checkpoint_intervals, and for a retention cut no such key signed")
+    .option('--strict', "also exit 1 for a gateway's chain that no checkpoint this config's keys check anchors, older than two checkpoint_intervals, for a retention cut no such key signed, and for checkpoints when this config holds no key at all")
     .action(async (opts: { config?: string; strict?: boolean }, command: Command) => {
       const configPath = opts.config ?? (command.parent?.opts() as { config?: string }).config
       const config = await configFrom(configPath)
