@@ -13,7 +13,7 @@ import type { KeyObject } from 'node:crypto'
 import { CHAIN_RESTARTED } from './chain-head.ts'
 import { checkpointFrom, checkpointProblem, cutFrom, cutProblem, latestByChain, readCheckpointFile, type Checkpoint, type RetentionCut } from './checkpoint.ts'
 import { GENESIS_HASH, hashOf, type AuditRecord } from './record.ts'
-import type { AuditSource } from './search.ts'
+import type { AuditSource, LogReading } from './search.ts'
 import type { ChainRestart, CutFinding, FoundCheckpoint, RecordProblem, VerifyResult } from './chain-shapes.ts'
 import { loadPg, recordFromPgRow } from './sinks/postgres.ts'
 import { NoAuditLog, openSqlite, recordFromRow } from './sinks/sqlite.ts'
@@ -142,8 +142,8 @@ async function gatherCheckpoints(anchors: Anchors, reader: ChainReader, result: 
 }
 
 /** Checks every chain; a problem in one does not stop the others from being checked. */
-export async function verifyAudit(source: AuditSource, anchors?: Anchors): Promise<VerifyResult> {
-  const reader = await chainReader(source).catch((err: unknown) => {
+export async function verifyAudit(source: AuditSource, anchors?: Anchors, reading: LogReading = {}): Promise<VerifyResult> {
+  const reader = await chainReader(source, reading).catch((err: unknown) => {
     // No log at all, where checkpoints say it had records: every one of them is missing. Before, verify
     // said "there is no audit log at … yet" of a deleted log, and the console's Verify now said ok.
     if (err instanceof NoAuditLog && anchors && readCheckpointFile(anchors.file).checkpoints.length > 0) return EMPTY_LOG
@@ -254,9 +254,9 @@ const EMPTY_LOG: ChainReader = {
  * chain's start (its checkpoint) and its records' first page made verify name the records retention
  * had just deleted as "missing (deleted)": tampering, said of an untouched log (a probe).
  */
-async function chainReader(source: AuditSource): Promise<ChainReader> {
+async function chainReader(source: AuditSource, reading: LogReading): Promise<ChainReader> {
   if (source.type === 'sqlite') {
-    const db = openSqlite(source.path, { readOnly: true })
+    const db = openSqlite(source.path, { readOnly: true, asItStands: reading.asItStands })
     // A read transaction: in WAL mode its first read fixes what every later one sees.
     db.exec('BEGIN')
     return {

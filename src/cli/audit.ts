@@ -4,7 +4,7 @@ import { statSync } from 'node:fs'
 import type { Config } from '../config/index.ts'
 import {
   AuditQueryError, auditSourceOf, CHECKPOINT_KEY, cutFails, checkpointPathOf, checkpointVerificationKeys, formatAuditTable, NoAuditLog, ordered,
-  parseAuditQuery, searchAudit, verifyAudit, type Anchors, type AuditQuery, type AuditSource, type CutFinding, type FoundCheckpoint, type VerifyResult,
+  parseAuditQuery, searchAudit, verifyAudit, type Anchors, type AuditQuery, type AuditSource, type CutFinding, type FoundCheckpoint, type LogReading, type VerifyResult,
 } from '../audit/index.ts'
 import { SQLITE, sqliteCode } from '../collections/index.ts'
 import { printable } from '../text/index.ts'
@@ -35,23 +35,29 @@ function sourceOf(config: Config): AuditSource {
   return source
 }
 
-/** The checkpoint file and the keys to check it: the secrets store's (when it opens), and the key file's. */
+/**
+ * The checkpoint file and the keys to check it: the secrets store's (when it opens), and the key
+ * file's. A key file this user may not read (an auditor's: the gateway's is mode 0600) is no key
+ * here, said in the key problem: verify failed with "cannot read the checkpoint key file".
+ */
 function anchorsOf(config: Config): Anchors {
   const file = checkpointPathOf(config.audit)
   const keyFile = `${file}.key`
   let store: SecretStore | null = null
   let inStore = 'no secrets store is configured'
+  let noFile = `there is no key file at ${keyFile}`
+  const unreadable = (err: Error) => (noFile = err.message)
   try {
     if (config.secrets) {
       store = openSecretStore(config.secrets)
       inStore = `the ${store.kind} secrets store holds no ${CHECKPOINT_KEY}`
     }
-    const keys = checkpointVerificationKeys(store, keyFile)
-    return { file, keys, keyProblem: keys.size > 0 ? null : `${inStore}, and there is no key file at ${keyFile}`, retentionMs: config.audit.retention }
+    const keys = checkpointVerificationKeys(store, keyFile, unreadable)
+    return { file, keys, keyProblem: keys.size > 0 ? null : `${inStore}, and ${noFile}`, retentionMs: config.audit.retention }
   } catch (err) {
     if (!(err instanceof SecretsError)) throw err
-    const keys = checkpointVerificationKeys(null, keyFile)
-    return { file, keys, keyProblem: keys.size > 0 ? null : `the secrets store cannot be read (${err.message}), and there is no key file at ${keyFile}`, retentionMs: config.audit.retention }
+    const keys = checkpointVerificationKeys(null, keyFile, unreadable)
+    return { file, keys, keyProblem: keys.size > 0 ? null : `the secrets store cannot be read (${err.message}), and ${noFile}`, retentionMs: config.audit.retention }
   } finally {
     store?.close()
   }
@@ -178,8 +184,22 @@ function unreadableBecause(path: string, err: unknown): string {
   if (sqliteCode(err) === SQLITE.CANTOPEN) return 'it cannot be opened: may this user read it and its directory?'
   // A log in WAL mode is read through its -wal and -shm files, made beside it when no gateway holds
   // them open: an auditor who may read the file but not write its directory was told it was damaged.
+  // The commands read such a log as it stands now (readingOf): this is said when that failed too.
   if (sqliteCode(err) === SQLITE.READONLY) return 'this user may not write its directory, where SQLite makes the -wal and -shm files it reads the log through while no gateway has them open'
   return 'damaged, or not an audit log?'
+}
+
+/**
+ * How the commands read a SQLite log: where this user may not make or open its -wal and -shm files
+ * (an auditor who may read the log but not write its folder), the file as it stands, said on
+ * stderr. The commands failed there ("attempt to write a readonly database").
+ */
+function readingOf(source: AuditSource, verifying: boolean): LogReading {
+  if (source.type !== 'sqlite') return {}
+  const { path } = source
+  return {
+    asItStands: (why) => console.error(printable(`warning: read the audit log ${path} as it stands, without SQLite's locks and its -wal and -shm files (${why}): records still in ${path}-wal, not yet checkpointed into the log, are not read${verifying ? ", and where a checkpoint counts them verify says them missing from their chain's end" : ''}`)),
+  }
 }
 
 /** Reading a log that is not there, a damaged SQLite file, or a database that does not answer, is the user's to fix. */
@@ -219,7 +239,7 @@ export function registerAudit(program: Command): void {
     .action(async (opts: SearchOptions) => {
       const query = queryFrom(opts) // a usage error is reported before the config is read
       const source = sourceOf(await configFrom(opts.config))
-      const records = await userFacing(source, searchAudit(source, query))
+      const records = await userFacing(source, searchAudit(source, query, readingOf(source, false)))
       if (opts.json) {
         for (const record of records) console.log(JSON.stringify(ordered(record)))
       } else {
@@ -234,7 +254,7 @@ export function registerAudit(program: Command): void {
       const configPath = opts.config ?? (command.parent?.opts() as { config?: string }).config
       const config = await configFrom(configPath)
       const source = sourceOf(config)
-      const result = await userFacing(source, verifyAudit(source, anchorsOf(config)))
+      const result = await userFacing(source, verifyAudit(source, anchorsOf(config), readingOf(source, true)))
       const strict = opts.strict ? { checkpointIntervalMs: config.audit.checkpoint_interval, now: Date.now() } : null
       const report = verifyReport(result, strict)
       const ok = verifyPasses(result, strict)
