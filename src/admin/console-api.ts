@@ -337,7 +337,9 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
         const started = performance.now()
         const result = await orEmpty(readVerification(sourceOf(actions), { file, keys, keyProblem, retentionMs: actions.auditConfig().retention }), null)
         if (result === null) return { body: { ok: true, checked: 0, chains: 0, empty: true, ms: 0 } satisfies Verification }
-        return { body: { ...result, ms: Math.round(performance.now() - started) } satisfies Verification }
+        // The gateway serving the console signs its chain with that key: none here is its own fault, not
+        // another host's (`bouncer audit verify` notes it there), so the console's answer stays not ok.
+        return { body: { ...result, ok: result.ok && result.uncheckable === null, ms: Math.round(performance.now() - started) } satisfies Verification }
       },
     },
     {

@@ -124,7 +124,7 @@ export interface VerifyResult {
   unanchored: Array<{ chain: string; newest: string | null }>
   /** Checkpoints signed by keys the config does not hold (not checked). */
   unknownKeys: number
-  /** Checkpoints could not be checked at all: there is no key (exit 1). */
+  /** Checkpoints could not be checked at all: there is no key (as `unknownKeys`, a note; `verify --strict` fails). */
   uncheckable: string | null
   /** Lines of the checkpoint file that are not checkpoints. */
   damagedCheckpointLines: number

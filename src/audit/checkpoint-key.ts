@@ -136,10 +136,23 @@ export function existingSigningKey(store: KeyStore | null, keyFile: string): { k
   return parsed ? { kid: parsed.publicKey.kid, jwk: parsed.jwk } : null
 }
 
-/** The public keys `bouncer audit verify` trusts, by kid: the store's current and previous key, and the key file's. */
-export function checkpointVerificationKeys(store: KeyStore | null, keyFile: string): Map<string, KeyObject> {
+/**
+ * The public keys `bouncer audit verify` trusts, by kid: the store's current and previous key, and the
+ * key file's. `unreadable`: a key file that cannot be read (an auditor's, mode 0600 the gateway's) is
+ * told there and passed over, as no key file, rather than failing.
+ */
+export function checkpointVerificationKeys(store: KeyStore | null, keyFile: string, unreadable?: (err: Error) => void): Map<string, KeyObject> {
   const keys = new Map<string, KeyObject>()
-  const texts = [store?.get(CHECKPOINT_KEY), store?.get(CHECKPOINT_KEY, 'previous'), readKeyFile(keyFile)]
+  const fileText = () => {
+    try {
+      return readKeyFile(keyFile)
+    } catch (err) {
+      if (!unreadable) throw err
+      unreadable(err as Error)
+      return undefined
+    }
+  }
+  const texts = [store?.get(CHECKPOINT_KEY), store?.get(CHECKPOINT_KEY, 'previous'), fileText()]
   for (const text of texts) {
     const parsed = parseKey(text)
     if (parsed) keys.set(parsed.publicKey.kid, createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: parsed.publicKey.x }, format: 'jwk' }))

@@ -145,9 +145,14 @@ function filtersUnmigratedColumn(query: AuditQuery, err: unknown): boolean {
   return missingColumn && FILTERS.some((field) => field.added === true && query[field.filter] !== undefined)
 }
 
-export async function searchAudit(source: AuditSource, query: AuditQuery): Promise<AuditRecord[]> {
+/** How a command reads a SQLite log: `asItStands`, as openSqlite's. */
+export interface LogReading {
+  asItStands?: (why: string) => void
+}
+
+export async function searchAudit(source: AuditSource, query: AuditQuery, reading: LogReading = {}): Promise<AuditRecord[]> {
   if (source.type === 'sqlite') {
-    const db = openSqlite(source.path, { readOnly: true })
+    const db = openSqlite(source.path, { readOnly: true, asItStands: reading.asItStands })
     try {
       const { sql, params } = whereClause(query, 'sqlite')
       const rows = db.prepare(`SELECT * FROM audit_records ${sql} ORDER BY time_ms DESC, seq DESC LIMIT ?`).all(...(params as Array<string | number>), query.limit)

@@ -4,7 +4,7 @@ import { statSync } from 'node:fs'
 import type { Config } from '../config/index.ts'
 import {
   AuditQueryError, auditSourceOf, CHECKPOINT_KEY, cutFails, checkpointPathOf, checkpointVerificationKeys, formatAuditTable, NoAuditLog, ordered,
-  parseAuditQuery, searchAudit, verifyAudit, type Anchors, type AuditQuery, type AuditSource, type CutFinding, type FoundCheckpoint, type VerifyResult,
+  parseAuditQuery, searchAudit, verifyAudit, type Anchors, type AuditQuery, type AuditSource, type CutFinding, type FoundCheckpoint, type LogReading, type VerifyResult,
 } from '../audit/index.ts'
 import { SQLITE, sqliteCode } from '../collections/index.ts'
 import { printable } from '../text/index.ts'
@@ -35,23 +35,29 @@ function sourceOf(config: Config): AuditSource {
   return source
 }
 
-/** The checkpoint file and the keys to check it: the secrets store's (when it opens), and the key file's. */
+/**
+ * The checkpoint file and the keys to check it: the secrets store's (when it opens), and the key
+ * file's. A key file this user may not read (an auditor's: the gateway's is mode 0600) is no key
+ * here, said in the key problem: verify failed with "cannot read the checkpoint key file".
+ */
 function anchorsOf(config: Config): Anchors {
   const file = checkpointPathOf(config.audit)
   const keyFile = `${file}.key`
   let store: SecretStore | null = null
   let inStore = 'no secrets store is configured'
+  let noFile = `there is no key file at ${keyFile}`
+  const unreadable = (err: Error) => (noFile = err.message)
   try {
     if (config.secrets) {
       store = openSecretStore(config.secrets)
       inStore = `the ${store.kind} secrets store holds no ${CHECKPOINT_KEY}`
     }
-    const keys = checkpointVerificationKeys(store, keyFile)
-    return { file, keys, keyProblem: keys.size > 0 ? null : `${inStore}, and there is no key file at ${keyFile}`, retentionMs: config.audit.retention }
+    const keys = checkpointVerificationKeys(store, keyFile, unreadable)
+    return { file, keys, keyProblem: keys.size > 0 ? null : `${inStore}, and ${noFile}`, retentionMs: config.audit.retention }
   } catch (err) {
     if (!(err instanceof SecretsError)) throw err
-    const keys = checkpointVerificationKeys(null, keyFile)
-    return { file, keys, keyProblem: keys.size > 0 ? null : `the secrets store cannot be read (${err.message}), and there is no key file at ${keyFile}`, retentionMs: config.audit.retention }
+    const keys = checkpointVerificationKeys(null, keyFile, unreadable)
+    return { file, keys, keyProblem: keys.size > 0 ? null : `the secrets store cannot be read (${err.message}), and ${noFile}`, retentionMs: config.audit.retention }
   } finally {
     store?.close()
   }
@@ -105,9 +111,16 @@ function unsignedCuts(result: VerifyResult, strict: Strictness | null): CutFindi
   return strict ? result.cuts.filter((c) => !cutFails(c)) : []
 }
 
+/**
+ * Under --strict, checkpoints no key here could check (verify run where the key is not): as with
+ * another instance's key, plain verify passes and says so, and --strict, which must vouch for every
+ * chain, fails.
+ */
+const uncheckedFails = (result: VerifyResult, strict: Strictness | null) => strict !== null && result.uncheckable !== null
+
 /** Whether `bouncer audit verify` passes, with --strict or not. */
 export function verifyPasses(result: VerifyResult, strict: Strictness | null): boolean {
-  return result.ok && unvouched(result, strict).size === 0 && unsignedCuts(result, strict).length === 0
+  return result.ok && !uncheckedFails(result, strict) && unvouched(result, strict).size === 0 && unsignedCuts(result, strict).length === 0
 }
 
 const cutAt = (c: CutFinding) => `the retention cut${c.cut ? ` at ${c.cut.time}` : ''} of chain ${c.chain} (after record ${c.seq})`
@@ -137,12 +150,14 @@ export function verifyReport(result: VerifyResult, strict: Strictness | null = n
   const failing = unvouched(result, strict)
   const failingCuts = unsignedCuts(result, strict)
   const ok = verifyPasses(result, strict)
+  // Checkpoints were found that no key here checks: a chain not anchored may have some.
+  const someUnchecked = result.uncheckable !== null || result.unknownKeys > 0
   const problems = [
     ...result.problems.map((p) => `audit log tampered: record ${p.id} (seq ${p.seq} of chain ${p.chain}, ${p.time}): ${p.reason}`),
     ...result.truncations.map((t) => `audit log truncated: ${plural(t.missing, 'record')} missing after record ${t.end} of chain ${t.chain}: the log ends at count ${t.end} but ${at(t)} says ${t.checkpoint.count}`),
     ...result.rewritten.map((r) => `audit log rewritten: record ${r.checkpoint.count} of chain ${r.chain} (${r.id}) is not the record ${at(r)} signed (${r.checkpoint.id})`),
     ...result.forged.map((f) => `checkpoint forged: ${at(f)} for chain ${f.checkpoint.chain} (count ${f.checkpoint.count}) in ${f.source}: its signature does not verify`),
-    ...(result.uncheckable ? [`checkpoints not checked: ${result.uncheckable}`] : []),
+    ...(uncheckedFails(result, strict) ? [`checkpoints not checked: ${result.uncheckable}`] : []),
     ...result.cuts.filter((c) => cutFails(c) || failingCuts.includes(c)).map(cutProblemLine),
     ...result.unanchored.filter(({ chain }) => failing.has(chain)).map(({ chain, newest }) =>
       `audit chain not anchored: chain ${chain} (newest record ${newest ?? 'unreadable'}) has no checkpoint signed by a key this config holds, though a gateway signs its chain every checkpoint_interval: fabricated, or its gateway stopped before its first checkpoint`),
@@ -150,7 +165,8 @@ export function verifyReport(result: VerifyResult, strict: Strictness | null = n
   const notes = [
     ...result.restarts.map((r) => `chain ${r.chain} restarted at ${r.time} (record ${r.id}): ${r.detail ?? 'no reason recorded'}`),
     ...(result.anchored > 0 ? [`anchored: ${plural(result.anchored, 'chain')} reach${result.anchored === 1 ? 'es' : ''} ${result.anchored === 1 ? 'its' : 'their'} latest signed checkpoint`] : []),
-    ...result.unanchored.filter(({ chain }) => !failing.has(chain)).map(({ chain }) => `not anchored: chain ${chain} has no signed checkpoint, so records deleted from its end would not show`),
+    ...(result.uncheckable !== null && !uncheckedFails(result, strict) ? [`not checked: ${result.uncheckable}: records deleted from a chain's end would not show; --strict fails`] : []),
+    ...result.unanchored.filter(({ chain }) => !failing.has(chain)).map(({ chain }) => `not anchored: chain ${chain} has no ${someUnchecked ? 'checkpoint signed by a key this config holds' : 'signed checkpoint'}, so records deleted from its end would not show`),
     ...result.cuts.filter((c) => !cutFails(c) && !failingCuts.includes(c)).map(cutNote),
     ...(result.unknownKeys > 0 ? [`not checked: ${plural(result.unknownKeys, 'checkpoint')} signed by keys this config does not hold (another instance's?)`] : []),
     ...(result.damagedCheckpointLines > 0 ? [`not checked: ${plural(result.damagedCheckpointLines, 'line')} of the checkpoint file ${result.damagedCheckpointLines === 1 ? 'is' : 'are'} not a checkpoint`] : []),
@@ -168,8 +184,22 @@ function unreadableBecause(path: string, err: unknown): string {
   if (sqliteCode(err) === SQLITE.CANTOPEN) return 'it cannot be opened: may this user read it and its directory?'
   // A log in WAL mode is read through its -wal and -shm files, made beside it when no gateway holds
   // them open: an auditor who may read the file but not write its directory was told it was damaged.
+  // The commands read such a log as it stands now (readingOf): this is said when that failed too.
   if (sqliteCode(err) === SQLITE.READONLY) return 'this user may not write its directory, where SQLite makes the -wal and -shm files it reads the log through while no gateway has them open'
   return 'damaged, or not an audit log?'
+}
+
+/**
+ * How the commands read a SQLite log: where this user may not make or open its -wal and -shm files
+ * (an auditor who may read the log but not write its folder), the file as it stands, said on
+ * stderr. The commands failed there ("attempt to write a readonly database").
+ */
+function readingOf(source: AuditSource, verifying: boolean): LogReading {
+  if (source.type !== 'sqlite') return {}
+  const { path } = source
+  return {
+    asItStands: (why) => console.error(printable(`warning: read the audit log ${path} as it stands, without SQLite's locks and its -wal and -shm files (${why}): records still in ${path}-wal, not yet checkpointed into the log, are not read${verifying ? ", and where a checkpoint counts them verify says them missing from their chain's end" : ''}`)),
+  }
 }
 
 /** Reading a log that is not there, a damaged SQLite file, or a database that does not answer, is the user's to fix. */
@@ -209,7 +239,7 @@ export function registerAudit(program: Command): void {
     .action(async (opts: SearchOptions) => {
       const query = queryFrom(opts) // a usage error is reported before the config is read
       const source = sourceOf(await configFrom(opts.config))
-      const records = await userFacing(source, searchAudit(source, query))
+      const records = await userFacing(source, searchAudit(source, query, readingOf(source, false)))
       if (opts.json) {
         for (const record of records) console.log(JSON.stringify(ordered(record)))
       } else {
@@ -219,12 +249,12 @@ export function registerAudit(program: Command): void {
   configOption(audit
     .command('verify')
     .description("check the audit log's hash chain: exit 0 with the count, or 1 naming the first record that does not match"))
-    .option('--strict', "also exit 1 for a gateway's chain that no checkpoint this config's keys check anchors, older than two checkpoint_intervals, and for a retention cut no such key signed")
+    .option('--strict', "also exit 1 for a gateway's chain that no checkpoint this config's keys check anchors, older than two checkpoint_intervals, for a retention cut no such key signed, and for checkpoints when this config holds no key at all")
     .action(async (opts: { config?: string; strict?: boolean }, command: Command) => {
       const configPath = opts.config ?? (command.parent?.opts() as { config?: string }).config
       const config = await configFrom(configPath)
       const source = sourceOf(config)
-      const result = await userFacing(source, verifyAudit(source, anchorsOf(config)))
+      const result = await userFacing(source, verifyAudit(source, anchorsOf(config), readingOf(source, true)))
       const strict = opts.strict ? { checkpointIntervalMs: config.audit.checkpoint_interval, now: Date.now() } : null
       const report = verifyReport(result, strict)
       const ok = verifyPasses(result, strict)

@@ -1,8 +1,10 @@
 // What every SQLite file the gateway shares with other processes needs (the audit log, the session
 // and approvals stores): waiting for another process's write lock without holding the event loop,
 // and a column added in place to a file an older version made.
-import type { DatabaseSync, StatementSync } from 'node:sqlite'
+import { dirname, resolve } from 'node:path'
+import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { setTimeout as delay } from 'node:timers/promises'
+import { pathToFileURL } from 'node:url'
 
 /** SQLite's primary result codes the gateway tells apart. */
 export const SQLITE = { PERM: 3, BUSY: 5, LOCKED: 6, READONLY: 8, IOERR: 10, CORRUPT: 11, FULL: 13, CANTOPEN: 14, NOTADB: 26 } as const
@@ -104,5 +106,39 @@ export function addMissingColumns(db: DatabaseSync, table: string, columns: Read
   } catch (err) {
     db.exec('ROLLBACK')
     throw err
+  }
+}
+
+/**
+ * A SQLite file opened read-only, for a reader who may read it but not write its folder (an auditor
+ * of the audit log). A file in WAL mode is read through its -wal and -shm files, made beside it when
+ * no writer holds them open: SQLite refused the first read ("attempt to write a readonly database"),
+ * or, the files there but not this user's to open, "unable to open database file". Then the file is
+ * read as it stands (SQLite's `immutable=1`: no side files, no locks), and `asItStands` is told why
+ * the side files were not used (its words end "… the -wal and -shm files (why)"):
+ * what is still in the -wal, not yet checkpointed into the file, is not read. A file this user may
+ * not read at all fails as before, with SQLite's first answer.
+ */
+export function openReadOnly(path: string, asItStands: (why: string) => void): DatabaseSync {
+  const db = new DatabaseSync(path, { readOnly: true })
+  try {
+    db.prepare('PRAGMA user_version').get() // the first read: where SQLite opens the side files
+    return db
+  } catch (err) {
+    db.close()
+    const code = sqliteCode(err)
+    if (code !== SQLITE.READONLY && code !== SQLITE.CANTOPEN) throw err
+    const url = pathToFileURL(resolve(path))
+    url.searchParams.set('immutable', '1')
+    let immutable: DatabaseSync | undefined
+    try {
+      immutable = new DatabaseSync(url, { readOnly: true })
+      immutable.prepare('PRAGMA user_version').get()
+    } catch {
+      immutable?.close()
+      throw err
+    }
+    asItStands(code === SQLITE.READONLY ? `this user may not write its folder ${dirname(resolve(path))}, where SQLite would make them` : 'this user may not open them')
+    return immutable
   }
 }

@@ -1,14 +1,15 @@
 // The audit log's integrity against real faults: a worker that dies, a damaged spill file, a chain
 // head that cannot be read, and the newest records deleted (signed checkpoints).
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { DatabaseSync } from 'node:sqlite'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { request } from 'undici'
 import { stringify } from 'yaml'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { runCli } from '../helpers/cli.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
@@ -399,13 +400,99 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
       expect(verify.code).toBe(1)
       expect(verify.stderr.split('\n')[0]).toBe(truncated(head.chain, head))
 
-      // Without the master key the checkpoints cannot be checked: that is not an ok either.
+      // Without the master key the checkpoints cannot be checked, as another instance's: plain verify
+      // passes and says why (the deletion does not show), --strict fails on it.
       const blind = await runCli(['audit', 'verify', '--config', config], { env: { BOUNCER_MASTER_KEY: '' } })
-      expect(blind.code).toBe(1)
-      expect(blind.stderr).toContain('checkpoints not checked: ')
-      expect(blind.stderr).toContain('the secrets store cannot be read (the master key is missing')
+      expect(blind).toMatchObject({ code: 0, stderr: '' })
+      expect(blind.stdout).toMatch(/^not checked: \d+ checkpoints but no key to check them: the secrets store cannot be read \(the master key is missing.*: records deleted from a chain's end would not show; --strict fails$/m)
+      const strictBlind = await runCli(['audit', 'verify', '--strict', '--config', config], { env: { BOUNCER_MASTER_KEY: '' } })
+      expect(strictBlind.code).toBe(1)
+      expect(strictBlind.stderr.split('\n')[0]).toMatch(/^checkpoints not checked: \d+ checkpoints but no key to check them: the secrets store cannot be read \(the master key is missing/)
     } finally {
       await dropSchema(SHARED_POSTGRES, schema)
+    }
+  })
+})
+
+// Found by a review: verify on a host without the checkpoint key (an auditor's, a copy of the log)
+// failed "checkpoints not checked" once any gateway had signed, where a key of another instance's
+// was a note. No key here is now as another instance's key: the chain and its cuts are named as not
+// checked, plain verify passes, --strict fails.
+describe('verify where the checkpoint key is not', () => {
+  it('SQLite, the key file gone: verify passes naming the chain it could not anchor; --strict fails', async () => {
+    const own = await mkdtemp(join(dir, 'no-key-'))
+    const db = join(own, 'audit.db')
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
+    const head = await twentyRecords(audit)
+    const config = await cliConfig(own, audit)
+    await rm(`${db}.checkpoints.key`)
+    const checkpoints = (await readFile(`${db}.checkpoints`, 'utf8')).trim().split('\n').length + 1 // the file's, and the table's latest
+    const why = `${checkpoints} checkpoints but no key to check them: no secrets store is configured, and there is no key file at ${db}.checkpoints.key`
+
+    expect(await runCli(['audit', 'verify', '--config', config])).toEqual({
+      code: 0,
+      stderr: '',
+      stdout: [
+        'ok: 20 records in 1 chain verified',
+        `not checked: ${why}: records deleted from a chain's end would not show; --strict fails`,
+        `not anchored: chain ${head.chain} has no checkpoint signed by a key this config holds, so records deleted from its end would not show`,
+        '',
+      ].join('\n'),
+    })
+    const strict = await runCli(['audit', 'verify', '--strict', '--config', config])
+    expect(strict).toMatchObject({ code: 1, stdout: '' })
+    expect(strict.stderr.split('\n')[0]).toBe(`checkpoints not checked: ${why}`)
+  })
+})
+
+// Found by a review: an auditor who may read the SQLite log (0644) but not write its folder (0755,
+// the gateway's) could not run `bouncer audit` or `audit verify`: SQLite reads a WAL log through
+// its -wal and -shm files, which it could not make there ("attempt to write a readonly database")
+// or, left there by a gateway and not this user's to open, not open. They read the file as it
+// stands now, and say so on stderr; the gateway's own open is unchanged. Only root can run the
+// commands as another account (nobody) on files root made.
+describe('the log read by an auditor who may read it but not write its folder', () => {
+  it.skipIf(process.getuid?.() !== 0)('SQLite: audit and audit verify answer read-only, and say that what is still in the -wal is not read', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'bouncer-auditor-'))
+    onTestFinished(() => rm(own, { recursive: true, force: true }))
+    await chmod(own, 0o755) // mkdtemp's 700 would hide everything from nobody
+    const db = join(own, 'audit.db')
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
+    const head = await twentyRecords(audit)
+    const config = await cliConfig(own, audit)
+    for (const file of [db, `${db}.checkpoints`, config]) await chmod(file, 0o644)
+    expect([`${db}-wal`, `${db}-shm`].filter((file) => existsSync(file))).toEqual([]) // the gateway stopped: checkpointed, removed
+    const asAuditor = (args: string[]) => runCli(args, { as: { uid: 65534, gid: 65534 } })
+    const warning = (why: string, verifying = false) => `warning: read the audit log ${db} as it stands, without SQLite's locks and its -wal and -shm files (${why}): records still in ${db}-wal, not yet checkpointed into the log, are not read${verifying ? ", and where a checkpoint counts them verify says them missing from their chain's end" : ''}\n`
+    const noFolder = `this user may not write its folder ${own}, where SQLite would make them`
+
+    const search = await asAuditor(['audit', '--config', config, '--json'])
+    expect(search).toMatchObject({ code: 0, stderr: warning(noFolder) })
+    expect(search.stdout.trim().split('\n').map((line) => (JSON.parse(line) as AuditRecord).path)).toEqual(Array.from({ length: 20 }, (_, i) => `/r/${19 - i}`))
+
+    // The key file is the gateway's (0600): no key here, as on another host.
+    const verify = await asAuditor(['audit', 'verify', '--config', config])
+    expect(verify).toMatchObject({ code: 0, stderr: warning(noFolder, true) })
+    expect(verify.stdout).toMatch(new RegExp(`^ok: 20 records in 1 chain verified\nnot checked: \\d+ checkpoints but no key to check them: no secrets store is configured, and cannot read the checkpoint key file ${db}\\.checkpoints\\.key: .*permission denied.*\nnot anchored: chain ${head.chain} has no checkpoint`, 'i'))
+    // An auditor given the key: the chain reaches its checkpoint, read from the file as it stands.
+    await chmod(`${db}.checkpoints.key`, 0o644)
+    expect(await asAuditor(['audit', 'verify', '--config', config])).toEqual({
+      code: 0, stdout: 'ok: 20 records in 1 chain verified\nanchored: 1 chain reaches its latest signed checkpoint\n', stderr: warning(noFolder, true),
+    })
+
+    // A gateway running: its -wal and -shm (0644, as the log) are read as they are, nothing to say.
+    const gw = await startTestGateway({ admin: { token: ADMIN }, audit, ...routes() })
+    try {
+      expect(await get(`${gw.url}/r/20`)).toBe(200)
+      await waitFor(() => rowsIn(db) === 21, 'the 21st record written')
+      expect(await asAuditor(['audit', '--config', config, '--limit', '1', '--json'])).toMatchObject({ code: 0, stderr: '', stdout: expect.stringContaining('"path":"/r/20"') })
+      // Theirs only (0600): the file as it stands, said so.
+      for (const file of [`${db}-wal`, `${db}-shm`]) await chmod(file, 0o600)
+      const unopened = await asAuditor(['audit', '--config', config, '--json'])
+      expect(unopened).toMatchObject({ code: 0, stderr: warning('this user may not open them') })
+      expect(unopened.stdout.trim().split('\n').length).toBeGreaterThanOrEqual(20)
+    } finally {
+      await gw.close()
     }
   })
 })

@@ -7,7 +7,7 @@
 import { existsSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
-import { addMissingColumns, isBusy, makeDirectories } from '../../collections/index.ts'
+import { addMissingColumns, isBusy, makeDirectories, openReadOnly } from '../../collections/index.ts'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import { timeMsOf, type AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
@@ -69,10 +69,15 @@ const INSERT_COLUMNS = ['chain', 'seq', 'time_ms', ...FIELD_SPECS.map(columnOf)]
 
 export class NoAuditLog extends Error {}
 
-export function openSqlite(path: string, options: { readOnly?: boolean; durable?: boolean } = {}): DatabaseSync {
+/**
+ * `asItStands` (read-only): a reader who may read the log but not write its folder (an auditor) reads
+ * the file as it stands when SQLite cannot make or open its -wal and -shm files, and is told why
+ * (openReadOnly). Without it such a reader fails, as the gateway's own reads do.
+ */
+export function openSqlite(path: string, options: { readOnly?: boolean; durable?: boolean; asItStands?: (why: string) => void } = {}): DatabaseSync {
   if (options.readOnly && !existsSync(path)) throw new NoAuditLog(`there is no audit log at ${path} yet`)
   if (!options.readOnly) makeDirectories(dirname(path))
-  const db = new DatabaseSync(path, { readOnly: options.readOnly === true })
+  const db = options.readOnly && options.asItStands ? openReadOnly(path, options.asItStands) : new DatabaseSync(path, { readOnly: options.readOnly === true })
   db.exec('PRAGMA busy_timeout = 5000')
   if (options.readOnly && schemaVersion(db) === 0) {
     // The gateway's audit worker creates the file, then its tables: a reader can come in between.
