@@ -63,6 +63,8 @@ afterAll(async () => {
 })
 
 it('installs from the tarball and runs: version, check, serve with the console', async () => {
+  // package.json says Apache-2.0, which asks for its text to go with every copy.
+  expect(readFileSync(join(installed, 'LICENSE'), 'utf8')).toContain('Apache License\n                           Version 2.0, January 2004')
   const bin = join(installed, 'bin', 'bouncer.js')
   const version = await runCli(['--version'], { bin })
   expect(version.stderr).toBe('')
