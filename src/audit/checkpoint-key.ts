@@ -60,6 +60,11 @@ function parseKey(serialized: string | undefined): ParsedKey | undefined {
   }
 }
 
+/** Whether a secret's value is a checkpoint signing key (what `secrets put`/`rotate` may store under CHECKPOINT_KEY). */
+export function isCheckpointKey(serialized: string): boolean {
+  return parseKey(serialized) !== undefined
+}
+
 function keyed(parsed: ParsedKey, keptIn: string): CheckpointKey {
   return { kid: parsed.publicKey.kid, jwk: parsed.jwk, publicKey: parsed.publicKey, keptIn }
 }

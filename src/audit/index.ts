@@ -5,7 +5,7 @@ export { AuditUnavailable, changeRecord, changeSignerOf, keepsRecords, openChang
 export { AuditQueryError, auditSourceOf, parseAuditQuery, parseSince, parseTime, searchAudit, type AuditQuery, type AuditSource, type LogReading } from './search.ts'
 export { cutFails, verifyAudit, type Anchors, type CutFinding, type FoundCheckpoint, type VerifyResult } from './verify.ts'
 export { checkpointPathOf, type Checkpoint } from './checkpoint.ts'
-export { CHECKPOINT_KEY, checkpointVerificationKeys, type KeyStore } from './checkpoint-key.ts'
+export { CHECKPOINT_KEY, checkpointVerificationKeys, isCheckpointKey, newCheckpointKey, type KeyStore } from './checkpoint-key.ts'
 export { NoAuditLog } from './sinks/sqlite.ts'
 export { formatAuditTable } from './table.ts'
 export { FIELD_KINDS, FIELD_SPECS } from './fields.ts'

@@ -5,6 +5,7 @@ import { dropPreviousMasterKey, generateSecret, masterKeyFrom, openSecretStore, 
 import { printable } from '../text/index.ts'
 import { ASSERTION_KEY, isAssertionKey, newAssertionKey } from '../upstream/index.ts'
 import { EXCHANGE_KEY, isExchangeKey, newExchangeKey } from '../agents/index.ts'
+import { CHECKPOINT_KEY, isCheckpointKey, newCheckpointKey } from '../audit/index.ts'
 import { audited, REASON_OPTION } from './change-audit.ts'
 import { configOption, loadCommandConfig, type ValidConfig } from './config.ts'
 import { readStdin } from './stdin.ts'
@@ -40,10 +41,15 @@ function checkName(name: string): void {
   if (!SECRET_NAME.test(name)) throw new UserError(`"${name}" is not a valid secret name (letters, digits and . _ -)`, 2)
 }
 
-/** The assertion and token exchange signing keys are key pairs the gateway makes: a value given for one must be one. */
+/** The assertion, token exchange and audit checkpoint signing keys are key pairs the gateway makes: a value given for one must be one. */
 function checkValue(name: string, value: string): void {
   if (name === ASSERTION_KEY && !isAssertionKey(value)) {
     throw new UserError(`${ASSERTION_KEY} holds the identity assertion signing key: rotate it with "bouncer secrets rotate ${ASSERTION_KEY}" (no value)`)
+  }
+  // The gateway would replace a value that is not a key with a new one, and the previous version (the
+  // key older checkpoints verify with) would go with it.
+  if (name === CHECKPOINT_KEY && !isCheckpointKey(value)) {
+    throw new UserError(`${CHECKPOINT_KEY} holds the audit checkpoint signing key: rotate it with "bouncer secrets rotate ${CHECKPOINT_KEY}" (no value)`)
   }
   if (name === EXCHANGE_KEY && !isExchangeKey(value)) {
     throw new UserError(`${EXCHANGE_KEY} holds the token exchange signing key: rotate it with "bouncer secrets rotate ${EXCHANGE_KEY}" (no value), or give an EC P-256 private key (PEM)`)
@@ -51,7 +57,7 @@ function checkValue(name: string, value: string): void {
 }
 
 /** The keys the gateway makes itself: rotated without a value, they get a new key pair. */
-const GENERATED_KEYS: Readonly<Record<string, () => string>> = { [ASSERTION_KEY]: newAssertionKey, [EXCHANGE_KEY]: newExchangeKey }
+const GENERATED_KEYS: Readonly<Record<string, () => string>> = { [ASSERTION_KEY]: newAssertionKey, [EXCHANGE_KEY]: newExchangeKey, [CHECKPOINT_KEY]: newCheckpointKey }
 
 export function registerSecrets(program: Command): void {
   const secrets = program.command('secrets').description('manage the secrets store (values are never printed, except by get --reveal)')
@@ -68,7 +74,7 @@ export function registerSecrets(program: Command): void {
       console.log(`stored ${name}: version ${version} is current`)
     })
 
-  configOption(secrets.command('rotate').argument('<name>').description(`add a new version (the value on stdin, or --generate) and make it current; ${ASSERTION_KEY} and ${EXCHANGE_KEY} get a new key pair`))
+  configOption(secrets.command('rotate').argument('<name>').description(`add a new version (the value on stdin, or --generate) and make it current; ${ASSERTION_KEY}, ${EXCHANGE_KEY} and ${CHECKPOINT_KEY} get a new key pair`))
     .option('--generate <bytes>', 'generate a random value of this many bytes (base64url) instead of reading stdin')
     .option(...REASON_OPTION)
     .action(async (name: string, opts: { config?: string; generate?: string; reason?: string }) => {

@@ -414,6 +414,51 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
   })
 })
 
+// The checkpoint key had no way to be rotated: `secrets rotate bouncer.audit-checkpoint-key` read a
+// value from stdin, and a value that is not a key was replaced by the gateway with a new one, the
+// key older checkpoints verify with gone with it. It now makes a new key pair, as for the assertion
+// key; a gateway signs with it from its next start, and verify trusts the current and previous key.
+describe('rotating the checkpoint key', () => {
+  it('a new key pair; the gateway signs with it after a restart; verify --strict checks both generations', async () => {
+    const own = await mkdtemp(join(dir, 'rotate-key-'))
+    const db = join(own, 'audit.db')
+    const env = { BOUNCER_MASTER_KEY: Buffer.alloc(32, 9).toString('base64') }
+    const secrets = { store: { type: 'embedded', path: join(own, 'secrets.db'), master_key: 'env:BOUNCER_MASTER_KEY' } }
+    const audit = { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms' }
+    const first = await twentyRecords(audit, { secrets }, env)
+    const config = join(own, 'bouncer.yaml')
+    await writeFile(config, stringify({ audit, secrets }))
+
+    const refused = await runCli(['secrets', 'put', 'bouncer.audit-checkpoint-key', '--config', config], { env, input: 'not-a-key' })
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toContain('bouncer.audit-checkpoint-key holds the audit checkpoint signing key: rotate it with "bouncer secrets rotate bouncer.audit-checkpoint-key" (no value)')
+    const rotated = await runCli(['secrets', 'rotate', 'bouncer.audit-checkpoint-key', '--config', config], { env })
+    expect(rotated).toMatchObject({ code: 0, stdout: 'rotated bouncer.audit-checkpoint-key: version 2 is current, version 1 is previous\n' })
+
+    const gw = await startTestGateway({ admin: { token: ADMIN }, audit, secrets, ...routes() }, { env })
+    let second: Head | null = null
+    try {
+      for (let i = 0; i < 5; i++) expect(await get(`${gw.url}/again/${i}`)).toBe(200)
+      await waitFor(async () => (second = await headOf(gw.adminUrl))?.checkpoint?.count === 25, 'a checkpoint at count 25')
+    } finally {
+      await gw.close()
+    }
+    const after = second as unknown as Head
+    expect(after.chain).toBe(first.chain)
+    expect(after.key.kid).not.toBe(first.key.kid)
+    expect(after.checkpoint?.kid).toBe(after.key.kid)
+    // Every checkpoint in the file verifies: the first gateway's with the previous key, the second's
+    // with the current (and the rotation's own record, in the command line's chain, with the new key).
+    expect(await runCli(['audit', 'verify', '--strict', '--config', config], { env })).toMatchObject({
+      code: 0, stdout: 'ok: 26 records in 2 chains verified\nanchored: 2 chains reach their latest signed checkpoint\n',
+    })
+    sqliteExec(db, 'DELETE FROM audit_records WHERE seq > 22')
+    const verify = await runCli(['audit', 'verify', '--config', config], { env })
+    expect(verify.code).toBe(1)
+    expect(verify.stderr.split('\n')[0]).toMatch(/^audit log truncated: 3 records missing after record 22 of chain /)
+  })
+})
+
 // Found by a review: verify on a host without the checkpoint key (an auditor's, a copy of the log)
 // failed "checkpoints not checked" once any gateway had signed, where a key of another instance's
 // was a note. No key here is now as another instance's key: the chain and its cuts are named as not
