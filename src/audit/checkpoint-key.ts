@@ -19,6 +19,8 @@ export interface KeyStore {
   readonly kind: string
   readonly writable: boolean
   get(name: string, which?: 'current' | 'previous'): string | undefined
+  /** Every version's value, newest first, where the store keeps them (the embedded one). */
+  history?(name: string): string[]
   put(name: string, value: string): number
 }
 
@@ -142,8 +144,9 @@ export function existingSigningKey(store: KeyStore | null, keyFile: string): { k
 }
 
 /**
- * The public keys `bouncer audit verify` trusts, by kid: the store's current and previous key, and the
- * key file's. `unreadable`: a key file that cannot be read (an auditor's, mode 0600 the gateway's) is
+ * The public keys `bouncer audit verify` trusts, by kid: every key the store has held (the embedded
+ * store keeps each version; a chain that ended two rotations ago was signed by none of the last two,
+ * and failed --strict for good), else its current and previous key, and the key file's. `unreadable`: a key file that cannot be read (an auditor's, mode 0600 the gateway's) is
  * told there and passed over, as no key file, rather than failing.
  */
 export function checkpointVerificationKeys(store: KeyStore | null, keyFile: string, unreadable?: (err: Error) => void): Map<string, KeyObject> {
@@ -157,7 +160,8 @@ export function checkpointVerificationKeys(store: KeyStore | null, keyFile: stri
       return undefined
     }
   }
-  const texts = [store?.get(CHECKPOINT_KEY), store?.get(CHECKPOINT_KEY, 'previous'), fileText()]
+  const held = store?.history ? store.history(CHECKPOINT_KEY) : [store?.get(CHECKPOINT_KEY), store?.get(CHECKPOINT_KEY, 'previous')]
+  const texts = [...held, fileText()]
   for (const text of texts) {
     const parsed = parseKey(text)
     if (parsed) keys.set(parsed.publicKey.kid, createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: parsed.publicKey.x }, format: 'jwk' }))

@@ -115,6 +115,19 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
       if (found.data_key !== dataKeyId) throw new SecretsError(`secret ${name} is sealed under an unknown data key`)
       return open(dataKey, Buffer.from(found.sealed), aad(name, found.version), `secret ${name} (version ${found.version})`).toString('utf8')
     },
+    history(name) {
+      const rows = reading(() => db.prepare('SELECT version, data_key, sealed FROM secret_versions WHERE name = ? ORDER BY version DESC').all(name)) as Array<{ version: number; data_key: number; sealed: Uint8Array }>
+      const values: string[] = []
+      for (const row of rows) {
+        if (row.data_key !== dataKeyId) continue
+        try {
+          values.push(open(dataKey, Buffer.from(row.sealed), aad(name, row.version), `secret ${name} (version ${row.version})`).toString('utf8'))
+        } catch {
+          // a damaged version: the ones that open still count
+        }
+      }
+      return values
+    },
     notFound: (name) => `no version of ${name} in ${path}`,
     marker(name) {
       const found = reading(() => latest.get(name)) as { version: number | null }

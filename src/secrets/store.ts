@@ -19,6 +19,11 @@ export interface SecretStore {
   marker(name: string): string | undefined
   list(): string[]
   versions(name: string): SecretVersion[]
+  /**
+   * Every version's value, newest first (embedded only: the others keep one or two). A version
+   * that cannot be opened is left out.
+   */
+  history?(name: string): string[]
   /** Adds a version (embedded only); returns its number. */
   put(name: string, value: string): number
   delete(name: string): boolean

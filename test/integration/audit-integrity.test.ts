@@ -417,9 +417,10 @@ describe('truncation is seen: signed checkpoints of the chain head', () => {
 // The checkpoint key had no way to be rotated: `secrets rotate bouncer.audit-checkpoint-key` read a
 // value from stdin, and a value that is not a key was replaced by the gateway with a new one, the
 // key older checkpoints verify with gone with it. It now makes a new key pair, as for the assertion
-// key; a gateway signs with it from its next start, and verify trusts the current and previous key.
+// key; a gateway signs with it from its next start, and verify trusts every key the store has held
+// (with only the current and previous, a chain that ended two rotations ago failed --strict for good).
 describe('rotating the checkpoint key', () => {
-  it('a new key pair; the gateway signs with it after a restart; verify --strict checks both generations', async () => {
+  it('a new key pair; the gateway signs with it after a restart; verify --strict checks every generation', { timeout: 30_000 }, async () => {
     const own = await mkdtemp(join(dir, 'rotate-key-'))
     const db = join(own, 'audit.db')
     const env = { BOUNCER_MASTER_KEY: Buffer.alloc(32, 9).toString('base64') }
@@ -432,8 +433,13 @@ describe('rotating the checkpoint key', () => {
     const refused = await runCli(['secrets', 'put', 'bouncer.audit-checkpoint-key', '--config', config], { env, input: 'not-a-key' })
     expect(refused.code).toBe(1)
     expect(refused.stderr).toContain('bouncer.audit-checkpoint-key holds the audit checkpoint signing key: rotate it with "bouncer secrets rotate bouncer.audit-checkpoint-key" (no value)')
-    const rotated = await runCli(['secrets', 'rotate', 'bouncer.audit-checkpoint-key', '--config', config], { env })
-    expect(rotated).toMatchObject({ code: 0, stdout: 'rotated bouncer.audit-checkpoint-key: version 2 is current, version 1 is previous\n' })
+    // A chain that ends signed by the first key (another instance that is gone), then two rotations:
+    // verify still checks it, by every key the store has held.
+    const gone = await twentyRecords({ ...audit, spill_dir: join(own, 'spill-gone') }, { secrets }, env)
+    for (const version of [2, 3]) {
+      const rotated = await runCli(['secrets', 'rotate', 'bouncer.audit-checkpoint-key', '--config', config], { env })
+      expect(rotated).toMatchObject({ code: 0, stdout: `rotated bouncer.audit-checkpoint-key: version ${version} is current, version ${version - 1} is previous\n` })
+    }
 
     const gw = await startTestGateway({ admin: { token: ADMIN }, audit, secrets, ...routes() }, { env })
     let second: Head | null = null
@@ -445,12 +451,13 @@ describe('rotating the checkpoint key', () => {
     }
     const after = second as unknown as Head
     expect(after.chain).toBe(first.chain)
+    expect(gone.chain).not.toBe(first.chain)
     expect(after.key.kid).not.toBe(first.key.kid)
     expect(after.checkpoint?.kid).toBe(after.key.kid)
-    // Every checkpoint in the file verifies: the first gateway's with the previous key, the second's
-    // with the current (and the rotation's own record, in the command line's chain, with the new key).
+    // Every chain reaches a checkpoint that verifies: the gone instance's with the first key, the
+    // restarted gateway's with the third (and the command line's chain of the rotations).
     expect(await runCli(['audit', 'verify', '--strict', '--config', config], { env })).toMatchObject({
-      code: 0, stdout: 'ok: 26 records in 2 chains verified\nanchored: 2 chains reach their latest signed checkpoint\n',
+      code: 0, stdout: 'ok: 47 records in 3 chains verified\nanchored: 3 chains reach their latest signed checkpoint\n',
     })
     sqliteExec(db, 'DELETE FROM audit_records WHERE seq > 22')
     const verify = await runCli(['audit', 'verify', '--config', config], { env })
