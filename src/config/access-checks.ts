@@ -40,10 +40,14 @@ interface Located {
 /**
  * Allow/deny pairs in the policies of one role that cover the same route and method: the deny
  * always wins there (unless their conditions never hold together), so the allow is partly dead.
+ * An allow on "*" with a deny that lists methods, on a route that takes any method, is a deny-list:
+ * the methods it does not name (PROPFIND, PURGE, a verb only the upstream knows) are allowed, which
+ * a probe found was rarely meant; the warning says so.
  */
 function overlappingStatements(config: Config): Finding[] {
   const routeIds = config.routes.map((r) => r.id)
   const known = new Set(routeIds)
+  const anyMethod = new Set(config.routes.filter((r) => r.methods.includes('*')).map((r) => r.id))
   const byPolicy = new Map<string, Array<Located & { routes: Set<string> }>>()
   config.policies.forEach((policy, i) => {
     byPolicy.set(policy.name, policy.statements.map((statement, j) => ({
@@ -66,7 +70,7 @@ function overlappingStatements(config: Config): Finding[] {
       }
     }
   }
-  const pairs = new Map<string, { allow: Located; deny: Located; routes: Set<string>; methods: Set<string> }>()
+  const pairs = new Map<string, { allow: Located; deny: Located; routes: Set<string>; methods: Set<string>; denyList: boolean }>()
   for (const [key, bucket] of buckets) {
     const routeId = key.slice(0, key.indexOf('\n'))
     for (const allow of bucket.allow) {
@@ -74,8 +78,9 @@ function overlappingStatements(config: Config): Finding[] {
         const methods = sharedActions(allow.statement.actions, statementActions(deny.statement))
         if (methods.length === 0) continue
         const pairKey = `${allow.sid}\n${deny.sid}`
-        const pair = pairs.get(pairKey) ?? { allow, deny, routes: new Set(), methods: new Set() }
+        const pair = pairs.get(pairKey) ?? { allow, deny, routes: new Set(), methods: new Set(), denyList: false }
         pair.routes.add(routeId)
+        if (allow.statement.actions.includes('*') && !deny.statement.actions.includes('*') && anyMethod.has(routeId)) pair.denyList = true
         for (const m of methods) pair.methods.add(m)
         pairs.set(pairKey, pair)
       }
@@ -88,7 +93,7 @@ function overlappingStatements(config: Config): Finding[] {
     findings.push({
       severity: 'warning',
       path: pair.allow.path,
-      message: `allow "${pair.allow.sid}" overlaps deny "${pair.deny.sid}" for ${[...pair.methods].join(', ')} on ${shown}: the deny wins there (unless their conditions never hold together)`,
+      message: `allow "${pair.allow.sid}" overlaps deny "${pair.deny.sid}" for ${[...pair.methods].join(', ')} on ${shown}: the deny wins there (unless their conditions never hold together)${pair.denyList ? `; every other method (PROPFIND, PURGE, any the upstream takes) is still allowed by the "*": to allow only some, name them in the allow instead` : ''}`,
     })
   }
   if (pairs.size > MAX_OVERLAP_WARNINGS) {
