@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path'
 import type { AuditConfig } from '../config/index.ts'
 import type { Checkpoint, RetentionCut } from './chain-shapes.ts'
 import type { ChainHead } from './sinks/sink.ts'
-import { makeDirectories, readRegularFile, whyNotRead } from '../collections/index.ts'
+import { makeDirectories, openRegularFileToWrite, readRegularFile, whyNotRead } from '../collections/index.ts'
 
 export type { Checkpoint, RetentionCut } from './chain-shapes.ts'
 
@@ -166,9 +166,13 @@ function compact(path: string, keys: ReadonlyMap<string, KeyObject>): void {
   }
 }
 
-/** Writes and fsyncs; answers the inode written to. */
+/**
+ * Writes and fsyncs; answers the inode written to. Only to a regular file: a named pipe put at the
+ * checkpoint path held the audit worker's thread in a plain open for ever, and every record with it
+ * (an operations report); it is refused now, and the worker logs it once, its sinks still written.
+ */
 function writeDurably(path: string, flags: 'a' | 'w', text: string): number {
-  const fd = openSync(path, flags)
+  const fd = openRegularFileToWrite(path, flags === 'a' ? 'append' : 'truncate')
   try {
     writeSync(fd, text)
     fsyncSync(fd)

@@ -72,6 +72,42 @@ function readPipe(path: string, maxBytes: number): RegularFileRead {
   }
 }
 
+/** Thrown by openRegularFileToWrite for a path that is not a regular file. */
+export class NotRegularFile extends Error {
+  readonly path: string
+  constructor(path: string) {
+    super(`cannot write ${path}: it is not a regular file (a device, a pipe or a socket)`)
+    this.name = 'NotRegularFile'
+    this.path = path
+  }
+}
+
+/**
+ * A descriptor to write a regular file, made when missing: appended to, or emptied first. Opened
+ * without blocking, as readRegularFile reads: a named pipe put where the file was held a plain open
+ * (and the thread, the audit worker's) for ever. A pipe nobody reads (ENXIO), one somebody reads, a
+ * device or a socket is refused with NotRegularFile; other failures (EACCES…) are thrown as they are.
+ */
+export function openRegularFileToWrite(path: string, mode: 'append' | 'truncate', perm = 0o666): number {
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_NONBLOCK | (mode === 'append' ? constants.O_APPEND : constants.O_TRUNC)
+  let fd: number
+  try {
+    fd = openSync(path, flags, perm)
+  } catch (err) {
+    // ENXIO: a named pipe without a reader, or a socket; neither is a file.
+    if ((err as NodeJS.ErrnoException).code === 'ENXIO') throw new NotRegularFile(path)
+    throw err
+  }
+  let regular = false
+  try {
+    regular = fstatSync(fd).isFile()
+  } finally {
+    if (!regular) closeSync(fd)
+  }
+  if (!regular) throw new NotRegularFile(path)
+  return fd
+}
+
 /** Why a file was not read, for a message: "it is not a regular file (a device, a pipe or a socket)". */
 export function whyNotRead(read: Exclude<RegularFileRead, { ok: true }>, maxBytes: number): string {
   if (read.reason === 'directory') return 'it is a directory, not a file (EISDIR)'

@@ -15,6 +15,8 @@ export interface ReloadDeps extends PrepareDeps {
   configFile: string
   gatewayServer: GatewayServer
   refresh: SecretsRefresh
+  /** Told once a reload is in force (the limits compared with the other instances' again). */
+  reloaded?: () => void
 }
 
 /**
@@ -144,6 +146,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       deps.refresh.follow(previous.config, config)
       const warnings = [...diagnosticLines(next, 'warning'), ...atRestart]
       logger.info({ generation: runtime.generation, warnings: warnings.length }, 'config reloaded')
+      deps.reloaded?.()
       return { ok: true, generation: runtime.generation, warnings }
     }
     return { ok: true, certificate: tls?.material.leaf.fingerprint256 ?? null, commit, abort }

@@ -10,7 +10,7 @@ import { createGatewayServer, createInternalDispatch, createRuntimeDeps, type Ga
 import type { InternalDispatch } from '../request/index.ts'
 import { createBackgroundTasks, createLogger, createMetrics, startTracing, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import { publishedKeysOf } from '../upstream/index.ts'
-import { limitsStoreFailures } from '../limits/index.ts'
+import { limitsStoreFailures, watchLimitsAgreement, type LimitsAgreement } from '../limits/index.ts'
 import { signersToPublish, type Live } from './live.ts'
 import { claimAuditSpills, ConfigError, diagnosticLines, prepare, type PrepareDeps } from './prepare.ts'
 import { watchConfigFile } from './config-watch.ts'
@@ -76,16 +76,23 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   // (with server.workers, the primary has done this before any worker started).
   if (!options.worker) claimAuditSpills(config.audit, null, logger)
 
-  const metrics = createMetrics({ audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values(), instance, configDigest: () => state.runtime.configDigest, reloadRefused: () => (state.reloadRefused ?? null) !== null, tlsCertificate: () => gatewayServer.certificate(), limitsStoreFailures })
-  const background = createBackgroundTasks(logger, metrics)
-  const tracing = await startTracing(config.telemetry, logger, metrics)
   /**
    * The gateway's once-a-process duties: scheduled rotations, the upstreams' health
-   * checks (shared with the other workers), and watching the config and TLS files.
-   * With server.workers the first worker does them (a replacement keeps its id): every worker
-   * watching asked for a reload each, so one edit or renewal reloaded every worker twice (a probe).
+   * checks (shared with the other workers), watching the config and TLS files, and comparing the
+   * limits with the other instances'. With server.workers the first worker does them (a
+   * replacement keeps its id): every worker watching asked for a reload each, so one edit or
+   * renewal reloaded every worker twice (a probe).
    */
   const leads = options.worker === undefined || options.worker.id === FIRST_WORKER
+  // Set once the gateway listens; until then no instance has been compared with.
+  let limitsAgreement: LimitsAgreement | null = null
+  const metrics = createMetrics({
+    audit: () => audit.stats(), inFlight: () => state.inFlight, upstreams: () => state.runtime.upstreams.values(), instance, configDigest: () => state.runtime.configDigest,
+    reloadRefused: () => (state.reloadRefused ?? null) !== null, tlsCertificate: () => gatewayServer.certificate(), limitsStoreFailures,
+    limitsConfigMismatch: leads ? () => limitsAgreement?.mismatched() ?? 0 : undefined,
+  })
+  const background = createBackgroundTasks(logger, metrics)
+  const tracing = await startTracing(config.telemetry, logger, metrics)
   // One store for the keys the gateway makes itself: every worker's (the primary made it), kept across reloads.
   const keys = ownKeyStore(options.worker?.sharedKeys ? { buffer: options.worker.sharedKeys } : { forWorkers: false })
   const compile = createRuntimeDeps(logger, {
@@ -173,7 +180,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     throw err
   }
   const refresh = startSecretsRefresh(live, background, leads)
-  const reloader = createReload(live, { ...prepareDeps, configFile: options.configFile, gatewayServer, refresh })
+  // Instances sharing a Redis limits store are told when their limits differ (limits/agreement.ts): from now, after each reload, and periodically.
+  limitsAgreement = leads ? watchLimitsAgreement({ instance, current: () => ({ store: state.runtime.limiter.store, limits: state.runtime.config.limits }), logger }) : null
+  void limitsAgreement?.check()
+  const reloader = createReload(live, { ...prepareDeps, configFile: options.configFile, gatewayServer, refresh, reloaded: () => void limitsAgreement?.check() })
   const reload = reloader.reload
   /** This gateway's reload, or, in a worker, every worker's. */
   const reloadHere = (): Promise<ReloadResult> => (options.reloadEverywhere ?? reload)()
@@ -193,6 +203,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     stageReload: reloader.stage,
     shutdown: async () => {
       configWatch.stop()
+      // Before the stores close: the other instances stop comparing with a gateway that is going.
+      await limitsAgreement?.stop()
       await shutdown()
       if (!options.worker) releaseAuditSpills(config.audit)
     },

@@ -30,7 +30,12 @@ export interface LimitVerdict {
   readonly error: GatewayError | null
 }
 
-let lastFailureLog = 0
+/**
+ * When each store's failure was last logged (at most every 10 s). Per store, not per process: a
+ * gateway's log said nothing of its store's failures for 10 s after another gateway in the process
+ * (test files sharing one) logged its own, and a reload to another store waited out the old one's.
+ */
+const lastFailureLog = new WeakMap<LimitsStore, number>()
 
 /**
  * Limited requests the store could not check, by what on_error made of them, since the process
@@ -136,8 +141,8 @@ function refuseFull(limits: RouteLimits, part: LimitPart, retryAfterMs: number):
  */
 function storeFailed(limiter: Limiter, request: LimitedRequest, limits: RouteLimits, err: unknown): LimitVerdict {
   storeFailures[limiter.onError]++
-  if (Date.now() - lastFailureLog > 10_000) {
-    lastFailureLog = Date.now()
+  if (Date.now() - (lastFailureLog.get(limiter.store) ?? 0) > 10_000) {
+    lastFailureLog.set(limiter.store, Date.now())
     const outcome = limiter.onError === 'allow' ? 'letting requests through (on_error: allow)' : 'refusing limited requests (on_error: deny)'
     limiter.logger.warn({ err, route: request.route?.id }, `limits store unavailable: ${outcome}`)
   }

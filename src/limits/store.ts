@@ -27,6 +27,9 @@ export interface TakeResult {
   states: CheckState[]
 }
 
+/** An instance's limits as it enforces them: each limit's name → its key, rate, burst and quota in words (agreement.ts). */
+export type LimitsDescription = Readonly<Record<string, string>>
+
 export interface LimitsStore {
   readonly kind: 'memory' | 'redis'
   take(checks: readonly Check[]): TakeResult | Promise<TakeResult>
@@ -39,5 +42,12 @@ export interface LimitsStore {
    * its runtime in after it, not while every limited request would meet `on_error`.
    */
   settled?(): Promise<void>
+  /**
+   * A store several instances share (Redis): publishes this instance's limits under `instance`,
+   * kept `ttlMs`, and answers those the other instances published within it (agreement.ts).
+   */
+  shareLimits?(instance: string, limits: LimitsDescription, ttlMs: number): Promise<Map<string, LimitsDescription>>
+  /** Takes this instance's published limits back (a stop): the others no longer compare with them. */
+  withdrawLimits?(instance: string): Promise<void>
   close(): Promise<void>
 }

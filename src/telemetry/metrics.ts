@@ -74,6 +74,8 @@ export interface MetricSources {
   tlsCertificate?: () => X509Certificate | null
   /** Limited requests the limits store could not check, by on_error, since the process started. */
   limitsStoreFailures?: () => Readonly<Record<'allow' | 'deny', number>>
+  /** Other instances on the shared limits store whose limits differ from this one's (limits/agreement.ts); one worker's. */
+  limitsConfigMismatch?: () => number
 }
 
 export function createMetrics(sources: MetricSources): Metrics {
@@ -136,6 +138,13 @@ export function createMetrics(sources: MetricSources): Metrics {
       const counts = storeFailures()
       this.inc({ on_error: 'allow' }, counts.allow)
       this.inc({ on_error: 'deny' }, counts.deny)
+    } })
+  }
+  const limitsConfigMismatch = sources.limitsConfigMismatch
+  if (limitsConfigMismatch) {
+    // With server.workers the first worker alone compares: summed over the workers, its value.
+    new Gauge({ name: 'bouncer_limits_config_mismatch', help: 'Other gateway instances on the shared limits store (Redis) whose limits differ from this one\'s: each enforces its own on the same buckets (0: they agree).', registers: [registry], collect() {
+      this.set(limitsConfigMismatch())
     } })
   }
   if (sources.instance !== undefined) {

@@ -7,12 +7,12 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { request } from 'undici'
 import { stringify } from 'yaml'
-import { startServe } from '../helpers/cli.ts'
+import { startServe, type ServeProcess } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startPostgres, uniqueSchema } from '../helpers/postgres.ts'
-import { startRedis, type TestRedis } from '../helpers/redis.ts'
+import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
+import { metricValue, waitFor } from '../helpers/wait.ts'
 
 let gateway: TestGateway | undefined
 let redis: TestRedis | undefined
@@ -175,4 +175,72 @@ describe('the instance id', () => {
     expect(metrics).toContain('bouncer_instance_info{instance_id="gw-7"} 1')
     expect(metrics).not.toMatch(/^bouncer_tls_certificate/m) // no TLS: no certificate series (an expiry of 0 would read "expired")
   })
+})
+
+// An operations report: two instances on one Redis limits store, one at 10/m and one at 20/m for
+// the same limit, each enforced its own on the same buckets, and nothing said so.
+describe('instances sharing a Redis limits store', () => {
+  it('are told when their limits differ, which instances and how, on /metrics too; until they agree, and a stopped one is forgotten', async () => {
+    upstream = await startUpstream((_req, res) => void res.end('ok'))
+    const dir = await mkdtemp(join(tmpdir(), 'bouncer-limits-agree-'))
+    const prefix = uniquePrefix('limits-agree')
+    const config = (rate: string, workers = 1) => stringify({
+      server: { listen: '127.0.0.1:0', workers },
+      admin: { listen: '127.0.0.1:0' },
+      upstreams: [{ name: 'api', url: upstream!.url }],
+      routes: [{ id: 'any', path: '/*', upstream: 'api', public: true, limits: ['per-caller'] }],
+      limits: [{ name: 'per-caller', key: 'ip', rate }],
+      limits_store: { type: 'redis', url: 'redis://127.0.0.1:6379', prefix },
+      audit: { sinks: [], spill_dir: join(dir, '${env:BOUNCER_INSTANCE}') },
+    })
+    const fileA = join(dir, 'a.yaml')
+    const fileB = join(dir, 'b.yaml')
+    // gw-a with two workers: the first compares for the process, and /metrics says 1, not 1 per worker.
+    await writeFile(fileA, config('10/m', 2))
+    await writeFile(fileB, config('20/m'))
+    const mismatch = (adminUrl: string) => metricValue(adminUrl, 'bouncer_limits_config_mismatch')
+    const disagreeing = 'gateway instances sharing the limits store enforce different limits'
+    const agreeing = 'the gateway instances sharing the limits store enforce the same limits again'
+    const linesOf = (gw: ServeProcess, text: string) => `${gw.stdout()}${gw.stderr()}`.split('\n').filter((line) => line.includes(text)).map((line) => JSON.parse(line) as Record<string, unknown>)
+    const a = await startServe(['--config', fileA], { env: { BOUNCER_INSTANCE: 'gw-a' }, startTimeout: 60_000 })
+    let b: ServeProcess | undefined
+    try {
+      await waitFor(async () => (await mismatch(a.adminUrl)) === 0, 'gw-a alone: nothing to disagree with')
+      b = await startServe(['--config', fileB], { env: { BOUNCER_INSTANCE: 'gw-b' } })
+      const gwB = b
+      // gw-b compares at start; gw-a at its next comparison (every 5 s).
+      await waitFor(() => linesOf(gwB, disagreeing).length > 0, 'gw-b to warn')
+      expect(linesOf(gwB, disagreeing)[0]).toMatchObject({
+        level: 'warn',
+        instances: ['gw-a'],
+        differences: ['per-caller: key ip, rate 20/minute, burst 20, ip_prefix_v6 64 here; key ip, rate 10/minute, burst 10, ip_prefix_v6 64 on gw-a'],
+      })
+      expect(await mismatch(gwB.adminUrl)).toBe(1)
+      await waitFor(() => linesOf(a, disagreeing).length > 0, 'gw-a to warn', 15_000)
+      expect(linesOf(a, disagreeing)[0]).toMatchObject({ instances: ['gw-b'], differences: ['per-caller: key ip, rate 10/minute, burst 10, ip_prefix_v6 64 here; key ip, rate 20/minute, burst 20, ip_prefix_v6 64 on gw-b'] })
+      expect(await mismatch(a.adminUrl)).toBe(1)
+
+      // gw-b reloads the same limits as gw-a: it says so at once, gw-a at its next comparison.
+      await writeFile(fileB, config('10/m'))
+      gwB.child.kill('SIGHUP')
+      await waitFor(() => linesOf(gwB, agreeing).length > 0, 'gw-b to agree after its reload')
+      expect(await mismatch(gwB.adminUrl)).toBe(0)
+      await waitFor(async () => (await mismatch(a.adminUrl)) === 0, 'gw-a to agree', 15_000)
+      expect(linesOf(a, agreeing)).toHaveLength(1)
+      expect(linesOf(a, disagreeing)).toHaveLength(1)
+
+      // gw-b at 20/m again, then stopped: gw-a forgets it at once (it took its limits back), not when they expire.
+      await writeFile(fileB, config('20/m'))
+      gwB.child.kill('SIGHUP')
+      await waitFor(async () => (await mismatch(a.adminUrl)) === 1, 'gw-a to see gw-b differ again', 15_000)
+      expect(await b.stop('SIGTERM')).toBe(0)
+      b = undefined
+      await waitFor(async () => (await mismatch(a.adminUrl)) === 0, 'gw-a to forget the stopped gw-b at its next comparison, before gw-b\'s limits would expire', 9_000)
+      expect(linesOf(a, agreeing)).toHaveLength(2)
+    } finally {
+      await b?.stop('SIGKILL')
+      await a.stop('SIGKILL')
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 90_000)
 })

@@ -153,56 +153,41 @@ it('a PostgreSQL audit sink that stopped answering: the records spill, and SIGTE
   }
 }, 60_000)
 
-it("a dataset's PostgreSQL that stopped answering during a request: SIGTERM cuts it at shutdown_timeout, records it as cut, and exits 0", async () => {
-  const relay = await startFreezingRelay(5432)
-  const gateway = await serveConfig((dir) => ({
-    server,
-    audit: sqliteAudit(dir),
-    datasources: [{ name: 'wh', type: 'postgres', url: `postgres://postgres@127.0.0.1:${relay.port}/test`, max_connections: 2, connect_timeout: '1s', key: 'a-test-key-of-32-characters-long' }],
-    // The dataset's timeout far above shutdown_timeout.
-    routes: [{ id: 'rows', methods: ['GET'], path: '/rows', public: true, dataset: { source: 'wh', sql: 'SELECT g AS id FROM generate_series(1, 5) g ORDER BY g', timeout: '60s' } }],
-  }))
-  try {
-    expect(await hit(`${gateway.url}/rows`, 'rows-answered')).toBe(200)
-    relay.freeze()
-    const held = hit(`${gateway.url}/rows`, 'rows-frozen').catch((err: Error) => err.message)
-    await waitForMetric(gateway.adminUrl, 'bouncer_requests_in_flight', 1, 20_000)
-    const exit = await terminate(gateway)
-    // Before: it never exited by itself (SIGKILL), and the request's record was lost.
-    expect({ code: exit.code, signal: exit.signal }).toEqual({ code: 0, signal: null })
-    expect(exit.ms).toBeLessThan(8_000)
-    expect(await held).toBe('other side closed')
-    expect(auditRecord(gateway.dir, 'rows-frozen')).toEqual({ status: 499, detail: 'The gateway was shutting down: it cut the answer at server.shutdown_timeout.' })
-    expect(auditRecord(gateway.dir, 'rows-answered')).toMatchObject({ status: 200 })
-  } finally {
-    relay.close()
-    await gateway.stop('SIGKILL')
-  }
-}, 60_000)
+const rowsRoute = { id: 'rows', methods: ['GET'], path: '/rows', public: true, dataset: { source: 'wh', sql: 'SELECT g AS id FROM generate_series(1, 5) g ORDER BY g', timeout: '60s' } }
 
-it("a dataset's PostgreSQL that stopped answering while a paged dataset learnt its columns: SIGTERM cuts the request, records it as cut, and exits 0", async () => {
+// The dataset's timeout far above shutdown_timeout. `before`: what the probe found. (%s: a case's
+// words unquoted in its name.)
+it.each([
+  ['a request', {
+    path: '/rows',
+    routes: [rowsRoute],
+    before: 'it never exited by itself (SIGKILL), and the request\'s record was lost',
+  }],
+  ['a paged dataset\'s first request, which learns its columns', {
+    path: '/paged',
+    // Paged with no key: its first request learns the statement's first column from the database.
+    routes: [rowsRoute, { id: 'paged', methods: ['GET'], path: '/paged', public: true, dataset: { source: 'wh', sql: 'SELECT g AS id FROM generate_series(1, 5) g', timeout: '60s', page_size: 2 } }],
+    before: 'no record (the request still waited when the audit log closed); not even bounded by the dataset\'s timeout',
+  }],
+])("a dataset's PostgreSQL that stopped answering during %s: SIGTERM cuts the request at shutdown_timeout, records it as cut, and exits 0", async (_during, { path, routes }) => {
   const relay = await startFreezingRelay(5432)
   const gateway = await serveConfig((dir) => ({
     server,
     audit: sqliteAudit(dir),
     datasources: [{ name: 'wh', type: 'postgres', url: `postgres://postgres@127.0.0.1:${relay.port}/test`, max_connections: 2, connect_timeout: '1s', key: 'a-test-key-of-32-characters-long' }],
-    routes: [
-      { id: 'rows', methods: ['GET'], path: '/rows', public: true, dataset: { source: 'wh', sql: 'SELECT g AS id FROM generate_series(1, 5) g ORDER BY g', timeout: '60s' } },
-      // Paged with no key: its first request learns the statement's first column from the database.
-      { id: 'paged', methods: ['GET'], path: '/paged', public: true, dataset: { source: 'wh', sql: 'SELECT g AS id FROM generate_series(1, 5) g', timeout: '60s', page_size: 2 } },
-    ],
+    routes,
   }))
   try {
     expect(await hit(`${gateway.url}/rows`, 'rows-answered')).toBe(200)
     relay.freeze()
-    const held = hit(`${gateway.url}/paged`, 'paged-frozen').catch((err: Error) => err.message)
+    const held = hit(`${gateway.url}${path}`, 'held').catch((err: Error) => err.message)
     await waitForMetric(gateway.adminUrl, 'bouncer_requests_in_flight', 1, 20_000)
     const exit = await terminate(gateway)
     expect({ code: exit.code, signal: exit.signal }).toEqual({ code: 0, signal: null })
     expect(exit.ms).toBeLessThan(8_000)
     expect(await held).toBe('other side closed')
-    // Before: no record (the request still waited when the audit log closed).
-    expect(auditRecord(gateway.dir, 'paged-frozen')).toEqual({ status: 499, detail: 'The gateway was shutting down: it cut the answer at server.shutdown_timeout.' })
+    expect(auditRecord(gateway.dir, 'held')).toEqual({ status: 499, detail: 'The gateway was shutting down: it cut the answer at server.shutdown_timeout.' })
+    expect(auditRecord(gateway.dir, 'rows-answered')).toMatchObject({ status: 200 })
   } finally {
     relay.close()
     await gateway.stop('SIGKILL')

@@ -11,7 +11,7 @@ import { createRequire } from 'node:module'
 import type { Redis as RedisClient } from 'ioredis'
 import { DeadlineExceeded, withinDeadline } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
-import type { Check, CheckState, LimitsStore, TakeResult } from '../store.ts'
+import type { Check, CheckState, LimitsDescription, LimitsStore, TakeResult } from '../store.ts'
 
 const TAKE = `
 local t = redis.call('TIME')
@@ -142,6 +142,47 @@ return 0
 `
 
 /**
+ * Every instance's limits (agreement.ts), in one hash beside the buckets: a field per instance,
+ * `<Redis time in ms> <limits as JSON>`. One script publishes this instance's, drops the fields not
+ * refreshed within the TTL (an instance gone without a stop), and answers the others'. The hash
+ * itself lives as long as the TTL past the last publication. Not a key per instance: finding those
+ * would SCAN the whole keyspace, every bucket.
+ */
+const LIMITS_CONFIGS_KEY = '~limits-configs'
+
+const SHARE_LIMITS = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%.0f', now) .. ' ' .. ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ttl)
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local space = string.find(all[i + 1], ' ', 1, true)
+  local at = space and tonumber(string.sub(all[i + 1], 1, space - 1))
+  if not at or now - at > ttl then
+    redis.call('HDEL', KEYS[1], all[i])
+  elseif all[i] ~= ARGV[1] then
+    table.insert(out, all[i])
+    table.insert(out, string.sub(all[i + 1], space + 1))
+  end
+end
+return out
+`
+
+/** Another instance's published limits, or null when the field holds something else. */
+function limitsFrom(text: string): LimitsDescription | null {
+  try {
+    const value = JSON.parse(text) as unknown
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return null
+    return Object.values(value).every((v) => typeof v === 'string') ? (value as LimitsDescription) : null
+  } catch {
+    return null
+  }
+}
+
+/**
  * A Redis that evicts keys under memory pressure (any maxmemory-policy but noeviction: every limit
  * key has a TTL, so volatile-* policies apply too) lets a flood of new keys push out a principal's
  * live quota, which resets it. With noeviction a full Redis fails the script instead, and on_error
@@ -162,6 +203,7 @@ async function warnIfEvicting(client: RedisClient, logger: Logger): Promise<void
 interface RedisWithTake extends RedisClient {
   bouncerTake(...args: Array<string | number>): Promise<number[]>
   bouncerRefund(...args: Array<string | number>): Promise<number>
+  bouncerShareLimits(...args: Array<string | number>): Promise<string[]>
 }
 
 /** ioredis's own timeout, a backstop for a connection that neither answers nor closes: a late answer past it is not refunded. */
@@ -205,6 +247,7 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
   }) as RedisWithTake
   client.defineCommand('bouncerTake', { lua: TAKE })
   client.defineCommand('bouncerRefund', { lua: REFUND })
+  client.defineCommand('bouncerShareLimits', { lua: SHARE_LIMITS, numberOfKeys: 1 })
   let state = 'connecting'
   let connectedOnce = false
   let settling: Promise<void> | null = null
@@ -321,6 +364,18 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
       }
       // Keys expire by their TTL in Redis (maxmemory-policy should be noeviction: see README).
       return { refused, reason: 'limit', retryAfterMs: refused === -1 ? 0 : (reply[1] as number) / 1000, states }
+    },
+    async shareLimits(instance, limits, ttlMs) {
+      const reply = await withinDeadline(client.bouncerShareLimits(options.prefix + LIMITS_CONFIGS_KEY, instance, JSON.stringify(limits), ttlMs), options.timeoutMs, 'the limits store', () => {})
+      const others = new Map<string, LimitsDescription>()
+      for (let i = 0; i + 1 < reply.length; i += 2) {
+        const described = limitsFrom(reply[i + 1] as string)
+        if (described) others.set(reply[i] as string, described)
+      }
+      return others
+    },
+    async withdrawLimits(instance) {
+      await withinDeadline(client.hdel(options.prefix + LIMITS_CONFIGS_KEY, instance), options.timeoutMs, 'the limits store', () => {})
     },
     status: () => (state === 'ready' && lateChecks ? `ready, but slow: checks take longer than limits_store.timeout (${options.timeoutMs} ms), so on_error answers them` : state),
     answeredOnce: () => connectedOnce,

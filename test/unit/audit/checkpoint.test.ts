@@ -1,7 +1,7 @@
 // Signed checkpoints: what is signed, where the key lives, and the file that keeps them.
 import { spawnSync } from 'node:child_process'
 import { createPublicKey, createPrivateKey } from 'node:crypto'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -86,6 +86,28 @@ describe('the checkpoint file', () => {
     appendCheckpoint(file, second, keys)
     expect(readCheckpointFile(file)).toEqual({ checkpoints: [padding, second], damaged: 0 })
     expect(existsSync(`${file}.compacting`)).toBe(false)
+  })
+
+  // An operations report: a named pipe at the checkpoint path held the audit worker's plain open
+  // for ever (a gateway shows it: audit-integrity.test.ts). Refused without blocking, read or not.
+  it('refuses to append to a pipe, with a reader or without, or a device: it is not a regular file', () => {
+    const own = dir()
+    const { key, signing } = signer(join(own, 'key'))
+    const keys = new Map([[key.kid, createPublicKey(signing.privateKey)]])
+    const pipe = join(own, 'checkpoints')
+    expect(spawnSync('mkfifo', [pipe]).status).toBe(0)
+    const checkpoint = signCheckpoint('c1', head, signing)
+    const refused = (path: string) => `cannot write ${path}: it is not a regular file (a device, a pipe or a socket)`
+    expect(() => appendCheckpoint('/dev/null', checkpoint, keys)).toThrow(refused('/dev/null'))
+    const reader = openSync(pipe, constants.O_RDONLY | constants.O_NONBLOCK)
+    try {
+      expect(() => appendCheckpoint(pipe, checkpoint, keys)).toThrow(refused(pipe))
+      expect(readSync(reader, Buffer.alloc(16))).toBe(0) // nothing was written into it
+    } finally {
+      closeSync(reader)
+    }
+    // Last: before the fix, this open waited for a reader for ever.
+    expect(() => appendCheckpoint(pipe, checkpoint, keys)).toThrow(refused(pipe))
   })
 })
 
