@@ -21,6 +21,19 @@ export async function dropSchema(url: string, schema: string): Promise<void> {
   await client.end()
 }
 
+/** The records in a schema's audit table (-1 while the server or the table cannot be read). */
+export async function auditRecordCount(url: string, schema: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url })
+  try {
+    await client.connect()
+    return Number((await client.query(`SELECT count(*) AS n FROM ${schema}.audit_records`)).rows[0].n)
+  } catch {
+    return -1
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
 export interface PrivatePostgres {
   url: string
   stop(): Promise<void>

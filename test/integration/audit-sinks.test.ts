@@ -14,7 +14,7 @@ import { searchAudit } from '../../src/audit/search.ts'
 import { verifyAudit } from '../../src/audit/verify.ts'
 import { startServe } from '../helpers/cli.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
-import { dropSchema, SHARED_POSTGRES, startPostgres, uniqueSchema } from '../helpers/postgres.ts'
+import { auditRecordCount, dropSchema, SHARED_POSTGRES, startPostgres, uniqueSchema } from '../helpers/postgres.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { metricValue, waitFor } from '../helpers/wait.ts'
 
@@ -34,18 +34,6 @@ afterAll(async () => {
 
 const route = () => ({ upstreams: [{ name: 'api', url: upstream.url }], routes: [{ id: 'open', path: '/*', upstream: 'api', public: true }] })
 
-async function countIn(url: string, schema: string): Promise<number> {
-  const client = new pg.Client({ connectionString: url })
-  try {
-    await client.connect()
-    return Number((await client.query(`SELECT count(*) AS n FROM ${schema}.audit_records`)).rows[0].n)
-  } catch {
-    return -1
-  } finally {
-    await client.end().catch(() => {})
-  }
-}
-
 describe('the PostgreSQL sink', () => {
   it('creates its schema, stores every field as a column, and verifies', async () => {
     const schema = uniqueSchema('sink')
@@ -54,7 +42,7 @@ describe('the PostgreSQL sink', () => {
       ...route(),
     })
     for (let i = 0; i < 5; i++) await (await request(`${gw.url}/pg/${i}`, { headers: { 'x-request-id': `pg-${i}` } })).body.dump()
-    await waitFor(async () => (await countIn(SHARED_POSTGRES, schema)) === 5, 'five rows in PostgreSQL')
+    await waitFor(async () => (await auditRecordCount(SHARED_POSTGRES, schema)) === 5, 'five rows in PostgreSQL')
     await gw.close()
 
     const client = new pg.Client({ connectionString: SHARED_POSTGRES })
@@ -80,7 +68,7 @@ describe('the PostgreSQL sink', () => {
       ...route(),
     })
     try {
-      await waitFor(async () => (await countIn(server.url, schema)) === 0, 'the schema')
+      await waitFor(async () => (await auditRecordCount(server.url, schema)) === 0, 'the schema')
       const sent: string[] = []
       const phase = async (count: number) => {
         for (let i = 0; i < count; i++) {
@@ -97,7 +85,7 @@ describe('the PostgreSQL sink', () => {
       await waitFor(() => gw.state.audit.stats().spilled > 0, 'spilling')
       await server.start()
       await phase(150)
-      await waitFor(async () => (await countIn(server.url, schema)) === sent.length, 'every record in PostgreSQL', 30_000)
+      await waitFor(async () => (await auditRecordCount(server.url, schema)) === sent.length, 'every record in PostgreSQL', 30_000)
 
       // The worker reports its counters every second.
       await waitFor(() => gw.state.audit.stats().replayed > 0, 'the replay count')

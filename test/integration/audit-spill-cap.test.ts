@@ -10,23 +10,11 @@ import { describe, expect, it } from 'vitest'
 import { refuseHeadroom } from '../../src/audit/spill-budget.ts'
 import { verifyAudit } from '../../src/audit/verify.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startPostgres, uniqueSchema, type PrivatePostgres } from '../helpers/postgres.ts'
+import { auditRecordCount, startPostgres, uniqueSchema, type PrivatePostgres } from '../helpers/postgres.ts'
 import { startUpstream } from '../helpers/upstream.ts'
 import { metricValue, waitFor } from '../helpers/wait.ts'
 
 const CAP = 1_048_576 // the smallest spill_max_bytes: ~1,700 records
-
-async function countIn(url: string, schema: string): Promise<number> {
-  const client = new pg.Client({ connectionString: url })
-  try {
-    await client.connect()
-    return Number((await client.query(`SELECT count(*) AS n FROM ${schema}.audit_records`)).rows[0].n)
-  } catch {
-    return -1
-  } finally {
-    await client.end().catch(() => {})
-  }
-}
 
 function spillBytes(dir: string): number {
   return readdirSync(dir).filter((name) => name.endsWith('.ndjson')).reduce((sum, name) => sum + statSync(join(dir, name)).size, 0)
@@ -48,7 +36,7 @@ async function withOutage(onSpillFull: 'refuse' | 'drop', body: (gw: TestGateway
     }
   })
   try {
-    await waitFor(async () => (await countIn(server.url, schema)) === 0, 'the schema')
+    await waitFor(async () => (await auditRecordCount(server.url, schema)) === 0, 'the schema')
     await server.stop()
     await body(gw, server, schema, spillDir)
   } finally {
@@ -112,7 +100,7 @@ describe('audit.spill_max_bytes', () => {
       const refusals = refusedBefore + retries.filter((s) => s === 503).length
       // Every record is stored but refusals past the spill's headroom (a client retrying at once
       // while the spill replays): those are counted as dropped, and only those.
-      await waitFor(async () => (await countIn(server.url, schema)) + gw.state.audit.stats().dropped === sent, 'every record stored or counted', 30_000)
+      await waitFor(async () => (await auditRecordCount(server.url, schema)) + gw.state.audit.stats().dropped === sent, 'every record stored or counted', 30_000)
       const { dropped } = gw.state.audit.stats()
       expect(dropped).toBeLessThanOrEqual(refusals)
       const client = new pg.Client({ connectionString: server.url })
