@@ -110,23 +110,35 @@ const MULTIPLE_DOCUMENTS = 'a second YAML document starts here (a line "---" aft
 /** Problems reported at most: the first ones say what is wrong; a million more say nothing new. */
 const MAX_DIAGNOSTICS = 1_000
 
-export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
-  try {
-    return loadDocument(text, file, env)
-  } catch (err) {
-    // yaml's parser recurses once per nested collection and, unlike its composer, lets running
-    // out of stack escape: 5,000 nested "- " then "}" threw a RangeError (found by fuzzing).
-    if (!(err instanceof RangeError && /call stack/i.test(err.message))) throw err
-    return withoutDocument(file, { severity: 'error', path: [], message: 'the file nests too deeply to be read (a config nests a few levels)', line: 1, col: 1 })
-  }
-}
-
-function loadDocument(withMark: string, file: string, env: NodeJS.ProcessEnv): LoadedConfig {
+export function loadConfigText(withMark: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   // A byte order mark (a file saved by Notepad) is no column: kept, every problem on line 1 was one column off.
   const text = withMark.charCodeAt(0) === 0xfeff ? withMark.slice(1) : withMark
   const lines = new LineCounter()
-  // uniqueKeys: false, and duplicateKeyOffsets() instead: yaml's own check is quadratic.
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false })
+  let doc: Document
+  try {
+    // uniqueKeys: false, and duplicateKeyOffsets() instead: yaml's own check is quadratic.
+    doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false })
+  } catch (err) {
+    // yaml's parser recurses once per nested collection and, unlike its composer, lets running
+    // out of stack escape: 5,000 nested "- " then "}" threw a RangeError (found by fuzzing).
+    if (!outOfStack(err)) throw err
+    return withoutDocument(file, { severity: 'error', path: [], message: 'the file nests too deeply to be read (a config nests a few levels)', line: 1, col: 1 })
+  }
+  try {
+    return loadDocument(doc, text, lines, file, env)
+  } catch (err) {
+    // Past the parser the file is read, and its depth is not the cause: a flat map of 130,000 bad
+    // header names (zod spreads a list's problems into its parent's) was called "nests too deeply".
+    if (!outOfStack(err)) throw err
+    return withoutDocument(file, { severity: 'error', path: [], message: 'bouncer ran out of stack while checking the file, a limit of its own and not the file\'s nesting: please report it', line: 1, col: 1 })
+  }
+}
+
+function outOfStack(err: unknown): boolean {
+  return err instanceof RangeError && /call stack/i.test(err.message)
+}
+
+function loadDocument(doc: Document, text: string, lines: LineCounter, file: string, env: NodeJS.ProcessEnv): LoadedConfig {
   const locate = createLocator(doc, lines)
   const diagnostics: Diagnostic[] = []
   const result = (config?: Config, secretRefs: SecretReference[] = []): LoadedConfig => ({
