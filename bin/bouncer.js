@@ -94,12 +94,15 @@ if (process.env.NODE_COMPILE_CACHE || compileCache) module.enableCompileCache?.(
 // time" once node:sqlite loads, which every command does (the stores, the audit log): a line on
 // stderr of each `bouncer --version` or `bouncer keys list`, about nothing the operator can act on
 // (Node 24, which the project pins, prints none). Only that warning is dropped; every other one,
-// experimental or not, is printed as before.
+// experimental or not, is printed as before. Which warning it is, is the threads' own predicate
+// (src/collections/sqlite-warning.ts): that module imports nothing, so loading it alone, from the
+// tree main comes from, adds one small file to the start, and node:sqlite is not loaded yet.
+const { isSqliteWarning } = await import(new URL(useSources ? '../src/collections/sqlite-warning.ts' : '../dist/collections/sqlite-warning.js', import.meta.url).href)
 const emitWarning = process.emitWarning
 process.emitWarning = function emitWarningButSqlite(warning, ...rest) {
-  const type = warning instanceof Error ? warning.name : typeof rest[0] === 'string' ? rest[0] : rest[0]?.type
+  const name = warning instanceof Error ? warning.name : typeof rest[0] === 'string' ? rest[0] : (rest[0]?.type ?? 'Warning')
   const message = warning instanceof Error ? warning.message : warning
-  if (type === 'ExperimentalWarning' && typeof message === 'string' && message.startsWith('SQLite is an experimental feature')) return
+  if (typeof message === 'string' && isSqliteWarning({ name, message })) return
   return emitWarning.call(this, warning, ...rest)
 }
 const { main } = await import((useSources ? sources : built).href)

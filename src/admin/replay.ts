@@ -17,7 +17,7 @@
 // only route, credential, identity, roles and policy.
 import { readRecords, type AuditRecord, type AuditSource } from '../audit/index.ts'
 import { formatDiagnostic, jwtIssuers, loadConfigText } from '../config/index.ts'
-import { GatewayError, type ErrorCode } from '../errors/index.ts'
+import type { ErrorCode } from '../errors/index.ts'
 import { compileRuntime, createRuntimeDeps, explainGranted, loadModulesFor, type ExplainRequest, type Explanation, type Runtime, type Verdict } from '../gateway/index.ts'
 import { createLogger } from '../telemetry/index.ts'
 import type { Disagreement, ExplainedUnder, ReplayChange, ReplayResult } from './console-shapes.ts'
@@ -213,74 +213,14 @@ function verdict(rt: Runtime, record: AuditRecord): Verdict {
 const undecidable = (r: AuditRecord) => r.method === '-' || (r.status === 401 && r.subject === null) || r.status === 400 || r.status === 413 || r.status === 431
 
 /**
- * The draft's `${env:…}` are this process's environment, the master key and env-store secrets
- * included; what the draft put where an answer quotes it (an invalid listen address, a route id)
- * came back in the clear to any admin (found by an adversarial probe). Every value the draft
- * referenced is written back as its reference in the answer, and in an error's message.
+ * A draft reads nothing of this process's environment: its `${env:NAME:-default}` takes the
+ * default, and its `${env:NAME}` stays as written. Resolved here, the environment (the master key,
+ * env-store secrets) came back in the answer wherever it quoted a value (an invalid listen address,
+ * a route id, a piece of a path), to any admin (adversarial probes); hiding the values afterwards
+ * could not hide a short one or a number (`abc`, `1234`) without blanking every such text of the answer.
  */
 export async function replay(current: Runtime, source: AuditSource, options: { draft: string; sinceMs: number }): Promise<ReplayResult> {
-  const hide = envValuesHider(options.draft, process.env)
-  try {
-    const result = await replayDraft(current, source, options)
-    // A diagnostic may quote a piece of a value (a path's segment), which the whole-value hider missed.
-    const hideQuoted = envFragmentsHider(options.draft, process.env)
-    const shown = result.ok ? result : { ok: false as const, errors: result.errors.map(hideQuoted) }
-    return JSON.parse(hide(JSON.stringify(shown))) as ReplayResult
-  } catch (err) {
-    if (err instanceof GatewayError) throw new GatewayError(err.code, { detail: hide(err.detail) })
-    // No cause: its message is the one that quotes the values, and a cause reaches the log.
-    // eslint-disable-next-line preserve-caught-error
-    throw new Error(hide(err instanceof Error ? err.message : String(err)))
-  }
-}
-
-const ENV_REFERENCE = /\$\{env:([A-Za-z_][A-Za-z0-9_]*)/g
-
-/** Replaces in a JSON text what the draft's env references resolve to (4 characters or more, not a bare number) with the reference. */
-export function envValuesHider(draft: string, env: NodeJS.ProcessEnv): (json: string) => string {
-  const values: Array<[string, string]> = []
-  for (const [, name] of draft.matchAll(ENV_REFERENCE)) {
-    const value = env[name as string]
-    if (value !== undefined && value.length >= 4 && !/^\d+$/.test(value)) values.push([JSON.stringify(value).slice(1, -1), `\${env:${name as string}}`])
-  }
-  values.sort((a, b) => b[0].length - a[0].length) // a value inside another is replaced after it
-  return (json) => values.reduce((text, [value, reference]) => text.replaceAll(value, reference), json)
-}
-
-/** How much of an env value a quoted text may share before it is hidden (as short as envValuesHider's values). */
-const FRAGMENT = 4
-
-/**
- * Hides each quoted text of a diagnostic that shares FRAGMENT characters in a row with a value the
- * draft's env references resolve to. Found by an adversarial probe: `path: "/${env:NAME}"` was
- * refused with `invalid characters in segment "…"`, that segment a piece of the value, which the
- * whole-value hider did not find: any variable of the gateway's environment could be read piece by
- * piece by whoever may replay (the master key of the secrets store, a database password).
- */
-export function envFragmentsHider(draft: string, env: NodeJS.ProcessEnv): (line: string) => string {
-  const pieces: Array<{ name: string; grams: Set<string> }> = []
-  for (const [, name] of draft.matchAll(ENV_REFERENCE)) {
-    const value = env[name as string]
-    if (value === undefined || value.length < FRAGMENT) continue
-    const grams = new Set<string>()
-    for (let i = 0; i + FRAGMENT <= value.length; i++) grams.add(value.slice(i, i + FRAGMENT))
-    pieces.push({ name: name as string, grams })
-  }
-  if (pieces.length === 0) return (line) => line
-  const shares = (text: string, grams: Set<string>) => {
-    for (let i = 0; i + FRAGMENT <= text.length; i++) if (grams.has(text.slice(i, i + FRAGMENT))) return true
-    return false
-  }
-  // Unrolled ("a run of plain characters, then escapes each followed by a run"): the per-character
-  // alternation backtracked once a character, and a quoted text of 10 MB overflowed the stack.
-  return (line) => line.replace(/"([^"\\]*(?:\\.[^"\\]*)*)"/g, (quoted, text: string) => {
-    const from = pieces.find(({ grams }) => shares(text, grams))
-    return from ? `"(not shown: it holds text of \${env:${from.name}})"` : quoted
-  })
-}
-
-async function replayDraft(current: Runtime, source: AuditSource, options: { draft: string; sinceMs: number }): Promise<ReplayResult> {
-  const loaded = loadConfigText(options.draft, 'draft.yaml')
+  const loaded = loadConfigText(options.draft, 'draft.yaml', {}, { unset: 'as-written' })
   if (!loaded.config) {
     return { ok: false, errors: loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => formatDiagnostic('draft.yaml', d)) }
   }

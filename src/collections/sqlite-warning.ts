@@ -3,8 +3,11 @@
 // there, before the modules load) and serve's audit, side and request threads, which load it with
 // their modules. Nothing the operator can act on (Node 24, which the project pins, prints none).
 
-/** Node's warning when node:sqlite loads (Node 22). */
-export function isSqliteWarning(warning: Error): boolean {
+/**
+ * Node's warning when node:sqlite loads (Node 22). bin/bouncer.js imports this module on its own,
+ * before the rest: it must import nothing.
+ */
+export function isSqliteWarning(warning: Pick<Error, 'name' | 'message'>): boolean {
   return warning.name === 'ExperimentalWarning' && warning.message.startsWith('SQLite is an experimental feature')
 }
 

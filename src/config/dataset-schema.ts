@@ -19,7 +19,7 @@ const statementTimeout = z.string().transform((text, ctx): number => {
     return z.NEVER
   }
   return result.value
-}).meta({ description: 'a duration: 500ms, 30s, 5m, 1h', pattern: '^\\s*\\d+(ms|s|m|h|d)\\s*$' })
+}).meta({ description: 'a duration from 1ms to 1h: 500ms, 30s, 5m, 1h', pattern: '^\\s*0*[1-9]\\d*(ms|s|m|h|d)\\s*$' })
 
 /** PostgreSQL over a bounded pool, or an SQLite file opened read-only. */
 export const datasourceSchema = z.discriminatedUnion('type', [

@@ -36,14 +36,23 @@ function secretPlaceOf(path: ReadonlyArray<string | number>): (typeof SECRET_PLA
   return SECRET_PLACES.find((place) => place.path.length === path.length && place.path.every((part, i) => part === '*' || part === path[i]))
 }
 
+export interface InterpolateOptions {
+  /**
+   * What a `${env:NAME}` that `env` does not set and that has no default becomes: an error (a
+   * config the gateway runs), or itself, as written (a replay's draft, which reads no environment).
+   */
+  unset?: 'error' | 'as-written'
+}
+
 /** Replaces `${env:NAME}` (and `${env:NAME:-default}`) in every string; records `${secret:NAME}`. */
-export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Finding[]): SecretReference[] {
+export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Finding[], options: InterpolateOptions = {}): SecretReference[] {
+  const keepUnset = options.unset === 'as-written'
   const refs: SecretReference[] = []
   visit(doc, {
     Scalar(_key, node, ancestry) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return
       const parent = ancestry.at(-1)
-      if (isPair(parent) && parent.key === node) return interpolateKey(node as Scalar<string>, pathOf(ancestry, node), env, findings)
+      if (isPair(parent) && parent.key === node) return interpolateKey(node as Scalar<string>, pathOf(ancestry, node), env, findings, keepUnset)
       const path = pathOf(ancestry, node)
       const original = node.value
       let whole = false
@@ -65,6 +74,7 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
         // Own variables only: `${env:toString}` is not set, whatever Object.prototype holds.
         const set = Object.hasOwn(env, name) ? env[name] : undefined
         const value = set ?? fallback
+        if (value === undefined && keepUnset) return text
         if (value === undefined) {
           findings.push({ severity: 'error', path, message: `environment variable ${name} is not set` })
           return ''
@@ -93,7 +103,7 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
  * map, and \${secret:NAME} in a key was told it may stand in "an upstream's headers", where it
  * stood (found by an adversarial probe).
  */
-function interpolateKey(node: Scalar<string>, mapPath: ReadonlyArray<string | number>, env: NodeJS.ProcessEnv, findings: Finding[]): void {
+function interpolateKey(node: Scalar<string>, mapPath: ReadonlyArray<string | number>, env: NodeJS.ProcessEnv, findings: Finding[], keepUnset: boolean): void {
   const original = node.value
   const at = { severity: 'error' as const, path: [...mapPath, original], atKey: true }
   let failed = false
@@ -107,7 +117,7 @@ function interpolateKey(node: Scalar<string>, mapPath: ReadonlyArray<string | nu
     const [name = '', fallback] = splitDefault(body)
     const set = Object.hasOwn(env, name) ? env[name] : undefined
     const value = set ?? fallback
-    if (value === undefined) return fail(`environment variable ${name} is not set`, text)
+    if (value === undefined) return keepUnset ? text : fail(`environment variable ${name} is not set`, text)
     if (value.includes('${secret:')) return fail(`${set === undefined ? `the default of \${env:${name}}` : `environment variable ${name}`} holds a \${secret:…} reference: a key cannot hold one`, text)
     return value
   })

@@ -3,8 +3,10 @@
 // shipped schema/bouncer.schema.json and the admin API's OpenAPI document. It describes the file
 // as written: the input side of every transform (a duration is a string like `30s`, with a
 // pattern), and, for the file, `${env:NAME}` wherever a typed value may stand, since the loader
-// replaces references before it validates. Cross-references (a route's upstream must exist) and
-// refinements stay `bouncer check`'s: a schema cannot say them.
+// replaces references before it validates. Cross-references (a route's upstream must exist) stay
+// `bouncer check`'s: a schema cannot say them. A refinement is code, lost here: where it bounds a
+// value the schema can say (a port, a prefix length, a duration's least), the value's `.meta()`
+// gives the pattern that says it (schema.ts), so an editor refuses what check refuses.
 import { z } from 'zod'
 import { configSchema } from './schema.ts'
 

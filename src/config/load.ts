@@ -9,7 +9,7 @@ import { createLocator, type ConfigPath, type Diagnostic, type Finding, type Loc
 import { configSchema, type Config } from './schema.ts'
 import { applyListenVariables } from './listen-env.ts'
 import { resolveFilePaths } from './file-paths.ts'
-import { interpolate, type SecretReference } from './interpolate.ts'
+import { interpolate, type InterpolateOptions, type SecretReference } from './interpolate.ts'
 import { crossCheck } from './validate.ts'
 
 export interface LoadedConfig {
@@ -110,23 +110,36 @@ const MULTIPLE_DOCUMENTS = 'a second YAML document starts here (a line "---" aft
 /** Problems reported at most: the first ones say what is wrong; a million more say nothing new. */
 const MAX_DIAGNOSTICS = 1_000
 
-export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
-  try {
-    return loadDocument(text, file, env)
-  } catch (err) {
-    // yaml's parser recurses once per nested collection and, unlike its composer, lets running
-    // out of stack escape: 5,000 nested "- " then "}" threw a RangeError (found by fuzzing).
-    if (!(err instanceof RangeError && /call stack/i.test(err.message))) throw err
-    return withoutDocument(file, { severity: 'error', path: [], message: 'the file nests too deeply to be read (a config nests a few levels)', line: 1, col: 1 })
-  }
-}
-
-function loadDocument(withMark: string, file: string, env: NodeJS.ProcessEnv): LoadedConfig {
+/** `options.unset`: see InterpolateOptions (a replay's draft keeps an unset `${env:NAME}` as written). */
+export function loadConfigText(withMark: string, file: string, env: NodeJS.ProcessEnv = process.env, options: InterpolateOptions = {}): LoadedConfig {
   // A byte order mark (a file saved by Notepad) is no column: kept, every problem on line 1 was one column off.
   const text = withMark.charCodeAt(0) === 0xfeff ? withMark.slice(1) : withMark
   const lines = new LineCounter()
-  // uniqueKeys: false, and duplicateKeyOffsets() instead: yaml's own check is quadratic.
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false })
+  let doc: Document
+  try {
+    // uniqueKeys: false, and duplicateKeyOffsets() instead: yaml's own check is quadratic.
+    doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false })
+  } catch (err) {
+    // yaml's parser recurses once per nested collection and, unlike its composer, lets running
+    // out of stack escape: 5,000 nested "- " then "}" threw a RangeError (found by fuzzing).
+    if (!outOfStack(err)) throw err
+    return withoutDocument(file, { severity: 'error', path: [], message: 'the file nests too deeply to be read (a config nests a few levels)', line: 1, col: 1 })
+  }
+  try {
+    return loadDocument(doc, text, lines, file, env, options)
+  } catch (err) {
+    // Past the parser the file is read, and its depth is not the cause: a flat map of 130,000 bad
+    // header names (zod spreads a list's problems into its parent's) was called "nests too deeply".
+    if (!outOfStack(err)) throw err
+    return withoutDocument(file, { severity: 'error', path: [], message: 'bouncer ran out of stack while checking the file, a limit of its own and not the file\'s nesting: please report it', line: 1, col: 1 })
+  }
+}
+
+function outOfStack(err: unknown): boolean {
+  return err instanceof RangeError && /call stack/i.test(err.message)
+}
+
+function loadDocument(doc: Document, text: string, lines: LineCounter, file: string, env: NodeJS.ProcessEnv, options: InterpolateOptions): LoadedConfig {
   const locate = createLocator(doc, lines)
   const diagnostics: Diagnostic[] = []
   const result = (config?: Config, secretRefs: SecretReference[] = []): LoadedConfig => ({
@@ -157,7 +170,7 @@ function loadDocument(withMark: string, file: string, env: NodeJS.ProcessEnv): L
   if (diagnostics.length > 0) return result()
 
   const findings: Finding[] = []
-  const secretRefs = interpolate(doc, env, findings)
+  const secretRefs = interpolate(doc, env, findings, options)
   // Keys alike once ${env:…} in them is replaced: the later one silently won.
   for (const offset of duplicateKeyOffsets(doc)) {
     const { line, col } = lines.linePos(offset)

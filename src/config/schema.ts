@@ -18,9 +18,15 @@ function parsed<T>(parse: (text: string) => Parsed<T>, json: { description: stri
 
 const duration = parsed(parseDuration, { description: 'a duration: 500ms, 30s, 5m, 1h, 1d', pattern: '^\\s*\\d+(ms|s|m|h|d)\\s*$' })
 const rate = parsed(parseRate, { description: 'a rate: N/s, N/m, N/h, N/d', pattern: '^\\s*0*[1-9]\\d*/(s|m|h|d)\\s*$' })
-const cidr = parsed(parseCidr, { description: 'an IPv4 or IPv6 address, or a CIDR block (10.0.0.0/8, 2001:db8::/32)', pattern: '^\\s*[0-9A-Fa-f:.]+(/\\d{1,3})?\\s*$' })
+// The patterns below are exact where check refuses a number's range (a port above 65535, a /33):
+// an editor validating with the JSON Schema refuses it too. Leading zeros are allowed, as the parsers do.
+/** 0 to 65535 in at most five digits (parseListen). */
+const PORT = '(\\d{1,4}|[0-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])'
+/** An IPv4 address (digits and dots) with a prefix of 0 to 32, or an IPv6 one (a colon in it) with 0 to 128 (parseCidr). */
+const CIDR_PATTERN = '^\\s*([0-9.]+(/0*(3[0-2]|[12]?\\d))?|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(/0*(12[0-8]|1[01]\\d|[1-9]?\\d))?)\\s*$'
+const cidr = parsed(parseCidr, { description: 'an IPv4 or IPv6 address, or a CIDR block (10.0.0.0/8, 2001:db8::/32)', pattern: CIDR_PATTERN })
 const glob = parsed(parseGlob, { description: 'a glob: * matches any run of characters, ? one character', pattern: '^[^\\[\\]{}]+$' })
-const listen = parsed(parseListen, { description: 'host:port, e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080', pattern: '^\\s*(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]]+):\\d{1,5}\\s*$' })
+const listen = parsed(parseListen, { description: 'host:port, e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080', pattern: `^\\s*(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]]+):${PORT}\\s*$` })
 const percent = parsed(parsePercent, { description: 'a percentage: 20%, 12.5%', pattern: '^\\s*\\d{1,3}(\\.\\d{1,2})?%\\s*$' })
 const size = parsed(parseSize, { description: 'a size: 128MB, 1GB', pattern: '^\\s*\\d+\\s*(MB|GB)\\s*$' })
 const hostPattern = parsed(parseHostPattern, { description: 'a host name clients use: api.example.com, *.example.com or api.example.com:8443' })
@@ -32,8 +38,17 @@ const hostPattern = parsed(parseHostPattern, { description: 'a host name clients
  */
 const MAX_TIMER_MS = 24 * 86_400_000
 const timer = duration.refine((ms) => ms <= MAX_TIMER_MS, 'at most 24d: Node runs a longer timer at once')
+/**
+ * For the JSON Schema, where a refinement (code) is lost: the pattern of a duration of at least
+ * `min`, 1ms (more than 0), 100ms or 1s. Exact: a count that is not all zeros, with enough digits
+ * when it counts milliseconds. The upper bounds (24d) stay check's alone: as a pattern they are unreadable.
+ */
+function atLeast(min: 1 | 100 | 1000): { pattern: string } {
+  const ms = min === 1 ? '' : `|[1-9]\\d{${String(min).length - 1},}ms`
+  return { pattern: min === 1 ? '^\\s*0*[1-9]\\d*(ms|s|m|h|d)\\s*$' : `^\\s*0*([1-9]\\d*(s|m|h|d)${ms})\\s*$` }
+}
 /** A client-facing timeout: Node reads 0 as "never", which would leave slow clients unbounded. */
-const clientTimeout = timer.refine((ms) => ms > 0, 'must be more than 0: 0 would never close a slow or idle client')
+const clientTimeout = timer.refine((ms) => ms > 0, 'must be more than 0: 0 would never close a slow or idle client').meta(atLeast(1))
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/
 const name = (what: string) =>
@@ -168,7 +183,7 @@ const introspection = z.strictObject({
    * active answers: a flood of unknown tokens cannot push those out.
    */
   negative_cache: duration.prefault('5s'),
-  timeout: duration.prefault('5s').refine((ms) => ms > 0, 'must be more than 0'),
+  timeout: duration.prefault('5s').refine((ms) => ms > 0, 'must be more than 0').meta(atLeast(1)),
 })
 
 const jwtIssuer = z.strictObject({
@@ -185,7 +200,7 @@ const jwtIssuer = z.strictObject({
   required_claims: z.array(z.string().min(1)).default([]),
   // 0s scheduled the next refresh at once after each one: a gateway fetched the JWKS ~250 times a
   // second for good (a probe), and cached no verified token (their life is bounded by it).
-  jwks_refresh_interval: timer.refine((ms) => ms >= 1_000, 'at least 1s: each refresh fetches the keys from the provider').prefault('5m'),
+  jwks_refresh_interval: timer.refine((ms) => ms >= 1_000, 'at least 1s: each refresh fetches the keys from the provider').meta(atLeast(1000)).prefault('5m'),
   jwks_cooldown: timer.prefault('30s'),
   /** AWS Cognito access tokens carry no aud: then client_id must be one of the audiences. */
   client_id_audience: z.boolean().default(false),
@@ -254,7 +269,7 @@ export const BALANCE_STRATEGIES = ['round_robin', 'least_request', 'hash:princip
 /** What a retry may follow: no connection (nothing was sent), a reset or a timeout before the answer, or a 5xx status. */
 export const RETRY_FAILURES = ['connect_failure', 'reset', 'timeout'] as const
 
-const positiveTimer = timer.refine((ms) => ms > 0, 'must be more than 0')
+const positiveTimer = timer.refine((ms) => ms > 0, 'must be more than 0').meta(atLeast(1))
 
 const healthCheck = z.strictObject({
   path: z.string().regex(/^\/[^\s#]*$/, 'a path on the target, starting with /'),
@@ -327,7 +342,7 @@ const fn = z.strictObject({
   module: z.string().min(1),
   /** The export to call: Lambda's handler setting is `file.export`; `handler` when not said. */
   handler: z.string().regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, 'a handler is the name of an export of the module').default('handler'),
-  timeout: timer.refine((ms) => ms > 0, 'must be more than 0').prefault('30s'),
+  timeout: positiveTimer.prefault('30s'),
   memory: size.refine((mb) => mb >= 32 && mb <= 16_384, 'memory is 32MB to 16GB').prefault('128MB'),
   concurrency: z.number().int().min(1).max(256).default(4),
   /** The worker's process.env, as Lambda's Environment.Variables: the gateway's own environment is not handed on. */
@@ -431,7 +446,7 @@ const auditSink = z.discriminatedUnion('type', [
     url: postgresUrl,
     schema: postgresSchema.default('bouncer'),
     /** How long a write may go unanswered before its records go to the spill file (the sink counts as down). */
-    write_timeout: timer.refine((ms) => ms >= 100, 'write_timeout is at least 100ms').prefault('2s'),
+    write_timeout: timer.refine((ms) => ms >= 100, 'write_timeout is at least 100ms').meta(atLeast(100)).prefault('2s'),
   }),
   z.strictObject({ type: z.literal('stdout') }),
 ], { error: 'an audit sink type is sqlite, postgres or stdout' })
@@ -440,7 +455,7 @@ const audit = z.strictObject({
   // prefault: the array holds a transform (write_timeout's duration), and a default after a transform is not shown in the JSON Schema
   sinks: z.array(auditSink).prefault([{ type: 'sqlite', path: './data/audit.db' }]),
   // 0 is no "keep forever" (a probe): the worker deleted every record within a second of its writing.
-  retention: duration.prefault('30d').refine((ms) => ms >= 1_000, 'at least 1s: 0 does not keep records forever, it deletes each as soon as it is written'),
+  retention: duration.prefault('30d').refine((ms) => ms >= 1_000, 'at least 1s: 0 does not keep records forever, it deletes each as soon as it is written').meta(atLeast(1000)),
   durability: z.enum(['batched', 'sync']).default('batched'),
   flush_interval: timer.prefault('100ms'),
   max_batch: z.number().int().min(1).max(100_000).default(2_000),
@@ -456,7 +471,7 @@ const audit = z.strictObject({
    * request goes unrecorded; `drop`: keep serving, and count the records lost in bouncer_audit_dropped_total.
    */
   on_spill_full: z.enum(['refuse', 'drop']).default('refuse'),
-  checkpoint_interval: duration.prefault('1m').refine((ms) => ms >= 100, 'checkpoint_interval is at least 100ms'),
+  checkpoint_interval: duration.prefault('1m').refine((ms) => ms >= 100, 'checkpoint_interval is at least 100ms').meta(atLeast(100)),
   checkpoint_path: z.string().min(1).optional(),
   /** The `instance` of every record this gateway writes; default $BOUNCER_INSTANCE, else host:pid. */
   instance_id: z.string().regex(NAME, 'an instance id is letters, digits and . _ : - (starting with a letter or digit)').max(128).optional(),
@@ -581,7 +596,7 @@ const tokenExchange = z.strictObject({
   /** What an exchanged token may be for (`aud`; `audience` or `resource` picks one); default the issuer. */
   audiences: z.array(z.string().min(1)).min(1).optional(),
   /** The longest an exchanged token lives; never past the subject token's own `exp`. */
-  lifetime: duration.prefault('15m').refine((ms) => ms >= 1_000 && ms <= 86_400_000, 'lifetime is 1s to 1d'),
+  lifetime: duration.prefault('15m').refine((ms) => ms >= 1_000 && ms <= 86_400_000, 'lifetime is 1s to 1d').meta(atLeast(1000)),
   /** Refuse an exchange without actor_token (no `act`: a user merely narrowing their own token). */
   require_actor: z.boolean().default(true),
   /** Agents that may act for users: a caller holding `role`, with at most `delegated_roles` of the user's. */

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { chmod, chown, mkdir, mkdtemp, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { DatabaseSync } from 'node:sqlite'
 import { Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
@@ -249,6 +250,33 @@ describe("Node 22's warning about node:sqlite", () => {
     expect(await gateway.stop('SIGTERM')).toBe(0)
     expect(gateway.stderr()).not.toContain('ExperimentalWarning')
   }, 60_000)
+
+  // Any Node: bin/bouncer.js's filter of the main thread, with the threads' predicate. A preload
+  // catches the filter as bin installs it and warns through it, as Node 22 does when node:sqlite loads.
+  it("drops only that warning in a command's main thread: the command's other warnings are printed", async () => {
+    const preload = join(dir, 'warn-through-bin-filter.mjs')
+    await writeFile(preload, `const original = process.emitWarning
+let installed
+Object.defineProperty(process, 'emitWarning', {
+  configurable: true,
+  get: () => installed ?? original,
+  set(filter) {
+    installed = filter
+    queueMicrotask(() => {
+      process.emitWarning('SQLite is an experimental feature and might change at any time', 'ExperimentalWarning')
+      process.emitWarning(Object.assign(new Error('SQLite is an experimental feature and might change at any time'), { name: 'ExperimentalWarning' }))
+      process.emitWarning('Something else is an experimental feature', 'ExperimentalWarning')
+      process.emitWarning('a deprecated thing', { type: 'DeprecationWarning' })
+    })
+  },
+})
+`)
+    const result = await runCli(['--version'], { nodeArgs: ['--import', pathToFileURL(preload).href] })
+    expect(result.code).toBe(0)
+    expect(result.stderr).not.toContain('SQLite')
+    expect(result.stderr).toContain('ExperimentalWarning: Something else is an experimental feature')
+    expect(result.stderr).toContain('DeprecationWarning: a deprecated thing')
+  })
 
   // Any Node: the threads' filter lets every other warning through, experimental or not.
   it("drops only that warning in a thread: the thread's other warnings are printed", async () => {

@@ -107,10 +107,65 @@ describe('POST /api/replay and a diagnostic quoting a piece of an ${env:} value'
       const { errors } = (await res.body.json()) as { errors: string[] }
       expect(errors.join('\n')).not.toContain(piece.slice(7))
       expect(errors).toEqual([
-        expect.stringMatching(/^draft\.yaml:\d+:\d+: routes\[0\]\.path: invalid characters in segment "\(not shown: it holds text of \$\{env:REPLAY_PIECES_SECRET\}\)"$/),
+        // A draft reads no environment: the reference is quoted as written.
+        expect.stringMatching(/^draft\.yaml:\d+:\d+: routes\[0\]\.path: invalid characters in segment "\$\{env:REPLAY_PIECES_SECRET\}"$/),
         // A piece of the draft's own text is still quoted.
         expect.stringMatching(/^draft\.yaml:\d+:\d+: routes\[1\]\.path: invalid characters in segment "a b"$/),
       ])
+    } finally {
+      await serve.stop()
+    }
+  })
+})
+
+// Found by review: the hider of the values a draft's ${env:} resolved to left out values shorter
+// than 4 characters and numbers (hiding every "abc" or "1234" of an answer would have blanked it), so
+// those came back as they were. A draft now reads no environment at all.
+describe('POST /api/replay and short or numeric ${env:} values', () => {
+  it('shows neither: the draft keeps ${env:NAME} as written and takes a default, and a draft of them still replays', { timeout: 40_000 }, async () => {
+    const adminToken = `admin-${randomBytes(12).toString('hex')}`
+    const configPath = join(dir, 'replay-short.yaml')
+    await writeFile(configPath, stringify({
+      server: { listen: '127.0.0.1:0' },
+      admin: { listen: '127.0.0.1:0', token: adminToken },
+      upstreams: [{ name: 'u', url: 'http://127.0.0.1:1' }],
+      routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
+      audit: { sinks: [{ type: 'sqlite', path: join(dir, 'replay-short-audit.db') }] },
+    }))
+    const serve = await startServe(['--config', configPath], { env: { REPLAY_SHORT_TEXT: 'Zq7', REPLAY_SHORT_NUMBER: '8642', REPLAY_PROXIES: '172.16.0.0/12' } })
+    const replay = async (draft: string) => {
+      const res = await request(`${serve.adminUrl}/api/replay`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ config: draft }),
+      })
+      return { status: res.statusCode, text: await res.body.text() }
+    }
+    try {
+      // Each refused, its error quoting the value that stands where the reference is.
+      const listen = await replay(stringify({ server: { listen: '${env:REPLAY_SHORT_NUMBER}' } }))
+      const path = await replay(stringify({
+        upstreams: [{ name: 'u', url: 'http://127.0.0.1:1' }],
+        routes: [{ id: 'u', path: '/${env:REPLAY_SHORT_TEXT} x', upstream: 'u', public: true }],
+      }))
+      for (const refused of [listen, path]) {
+        expect(refused.status).toBe(422)
+        expect(refused.text).not.toContain('Zq7')
+        expect(refused.text).not.toContain('8642')
+      }
+      expect(JSON.parse(listen.text)).toEqual({ ok: false, errors: [expect.stringMatching(/^draft\.yaml:\d+:\d+: server\.listen: invalid listen address "\$\{env:REPLAY_SHORT_NUMBER\}"/)] })
+      expect(JSON.parse(path.text)).toEqual({ ok: false, errors: [expect.stringMatching(/^draft\.yaml:\d+:\d+: routes\[0\]\.path: invalid characters in segment "\$\{env:REPLAY_SHORT_TEXT\} x"$/)] })
+
+      // A draft like the running config: an admin token and a header from the environment, a default.
+      const accepted = await replay(stringify({
+        server: { listen: '127.0.0.1:0', trusted_proxies: ['${env:REPLAY_PROXIES:-10.0.0.0/8}'] },
+        admin: { listen: '127.0.0.1:0', token: '${env:REPLAY_ADMIN_TOKEN}' },
+        upstreams: [{ name: 'u', url: 'http://127.0.0.1:1', headers: { 'X-Key': '${env:REPLAY_SHORT_TEXT}' } }],
+        routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
+      }))
+      expect(accepted.status).toBe(200)
+      expect(JSON.parse(accepted.text)).toMatchObject({ ok: true })
+      expect(accepted.text).not.toContain('Zq7')
     } finally {
       await serve.stop()
     }

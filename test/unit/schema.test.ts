@@ -68,6 +68,33 @@ describe('the config JSON Schema', () => {
     }
   })
 
+  // A refinement is code, lost in the JSON Schema: editors took a port of 65536, a /33 and a 0s
+  // timeout that check refuses. Each sample is one check accepts or refuses, and the schema agrees.
+  it('refuses the ports, prefix lengths and durations below their least that check refuses', () => {
+    const issuer = (interval: string) => `issuers:\n  - { name: i, issuer: https://i/, audiences: [a], jwks_uri: https://i/jwks, jwks_refresh_interval: ${interval} }\n`
+    const samples: Array<[string, boolean]> = [
+      ['server:\n  listen: 127.0.0.1:65535\n', true], ['server:\n  listen: 127.0.0.1:65536\n', false],
+      ['server:\n  listen: 127.0.0.1:99999\n', false], ['server:\n  listen: "[::1]:0"\n', true],
+      ['admin:\n  listen: 127.0.0.1:70000\n', false], ['admin:\n  listen: 127.0.0.1:09090\n', true],
+      ['server:\n  trusted_proxies: [10.0.0.0/32]\n', true], ['server:\n  trusted_proxies: [10.0.0.0/33]\n', false],
+      ['server:\n  trusted_proxies: [10.0.0.0/0]\n', true], ['server:\n  trusted_proxies: [10.0.0.0/08]\n', true],
+      ['server:\n  forward_auth_peers: ["2001:db8::/128"]\n', true], ['server:\n  forward_auth_peers: ["2001:db8::/129"]\n', false],
+      ['server:\n  forward_auth_peers: ["::ffff:10.0.0.1/120"]\n', true], ['server:\n  trusted_proxies: ["10.0.0.0/"]\n', false],
+      ['server:\n  request_timeout: 0s\n', false], ['server:\n  request_timeout: 000ms\n', false], ['server:\n  request_timeout: 1ms\n', true],
+      ['upstreams:\n  - { name: api, url: "http://127.0.0.1:9", health_check: { path: /h, interval: 0s } }\n', false],
+      [issuer('999ms'), false], [issuer('0m'), false], [issuer('1000ms'), true], [issuer('1s'), true],
+      ['audit:\n  sinks: [{ type: postgres, url: "postgres://h/db", write_timeout: 99ms }]\n', false],
+      ['audit:\n  sinks: [{ type: postgres, url: "postgres://h/db", write_timeout: 100ms }]\n', true],
+      ['audit:\n  retention: 0d\n', false], ['audit:\n  retention: 1s\n', true],
+    ]
+    for (const [yaml, accepted] of samples) {
+      const text = yaml.startsWith('audit:') ? yaml : `${yaml}audit: { sinks: [] }\n`
+      const loaded = loadConfigText(text, 'sample.yaml', {})
+      expect(loaded.config !== undefined, `check ${accepted ? 'accepts' : 'refuses'} ${yaml}: ${loaded.diagnostics.map((d) => d.message).join('; ')}`).toBe(accepted)
+      expect(errorsOf(text).length === 0, `the schema agrees with check on ${yaml}`).toBe(accepted)
+    }
+  })
+
   it('accepts ${env:NAME} wherever a typed value may stand, since the loader replaces it first', () => {
     expect(errorsOf('server:\n  max_body_bytes: ${env:MAX_BODY}\n  listen: ${env:LISTEN:-0.0.0.0:8080}\nlimits_store: { type: redis, url: "${env:REDIS_URL}" }\n')).toEqual([])
     expect(errorsOf('server:\n  max_body_bytes: lots\n')).not.toEqual([])

@@ -215,6 +215,17 @@ roles:
     expect(check(BASE.replace('/sales/daily/:region', '/sales/%41b%7E')).lines).toEqual([])
   })
 
+  // Only the YAML parser's overflow is the file's depth: past it, zod spreading 150,000 problems of
+  // one upstream's headers into the list's overflowed the stack on a flat file, and check said the
+  // file "nests too deeply".
+  it('calls an overflow of the stack nesting only when the file nests too deeply', { timeout: 60_000 }, () => {
+    const keys = Array.from({ length: 150_000 }, (_, i) => `"bad header ${i}": v`).join(', ')
+    const flat = check(`upstreams:\n  - { name: api, url: "http://127.0.0.1:9", headers: { ${keys} } }\n`)
+    expect(flat.loaded.config).toBeUndefined()
+    expect(flat.lines).toEqual(["bouncer.yaml:1:1: bouncer ran out of stack while checking the file, a limit of its own and not the file's nesting: please report it"])
+    expect(check(`${'- '.repeat(5_000)}}`).lines).toEqual(['bouncer.yaml:1:1: the file nests too deeply to be read (a config nests a few levels)'])
+  })
+
   // Found by an adversarial probe: a merge key was read as a key named "<<", and check said
   // 'unknown key "<<"' beside "an upstream needs url", the url it was to bring in being missing.
   it('says merge keys are not supported, and only that', () => {
