@@ -219,10 +219,23 @@ const undecidable = (r: AuditRecord) => r.method === '-' || (r.status === 401 &&
  * a route id, a piece of a path), to any admin (adversarial probes); hiding the values afterwards
  * could not hide a short one or a number (`abc`, `1234`) without blanking every such text of the answer.
  */
+const UNSET_REFERENCE = /\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/
+
+/**
+ * An error on a line that holds an `${env:NAME}` without a default says why: the draft kept it as
+ * written, which a URL or an address then fails (a production config's `${env:AUDIT_DATABASE_URL}`
+ * made every replay of it "a PostgreSQL URL starts with postgres://", with no word of the reason).
+ */
+function unsetHint(line: string | undefined): string {
+  const name = line === undefined ? undefined : UNSET_REFERENCE.exec(line)?.[1]
+  return name === undefined ? '' : ` (a draft reads no environment, so \${env:${name}} stays as written: give it a default, \${env:${name}:-value}, or write the value)`
+}
+
 export async function replay(current: Runtime, source: AuditSource, options: { draft: string; sinceMs: number }): Promise<ReplayResult> {
   const loaded = loadConfigText(options.draft, 'draft.yaml', {}, { unset: 'as-written' })
   if (!loaded.config) {
-    return { ok: false, errors: loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => formatDiagnostic('draft.yaml', d)) }
+    const lines = options.draft.split('\n')
+    return { ok: false, errors: loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => formatDiagnostic('draft.yaml', d) + unsetHint(lines[d.line - 1])) }
   }
   const deps = createRuntimeDeps(createLogger({ level: 'silent' }), { offline: true })
   try {

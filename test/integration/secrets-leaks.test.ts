@@ -108,7 +108,7 @@ describe('POST /api/replay and a diagnostic quoting a piece of an ${env:} value'
       expect(errors.join('\n')).not.toContain(piece.slice(7))
       expect(errors).toEqual([
         // A draft reads no environment: the reference is quoted as written.
-        expect.stringMatching(/^draft\.yaml:\d+:\d+: routes\[0\]\.path: invalid characters in segment "\$\{env:REPLAY_PIECES_SECRET\}"$/),
+        expect.stringMatching(/^draft\.yaml:\d+:\d+: routes\[0\]\.path: invalid characters in segment "\$\{env:REPLAY_PIECES_SECRET\}" \(a draft reads no environment, so \$\{env:REPLAY_PIECES_SECRET\} stays as written: give it a default, \$\{env:REPLAY_PIECES_SECRET:-value\}, or write the value\)$/),
         // A piece of the draft's own text is still quoted.
         expect.stringMatching(/^draft\.yaml:\d+:\d+: routes\[1\]\.path: invalid characters in segment "a b"$/),
       ])
@@ -154,7 +154,13 @@ describe('POST /api/replay and short or numeric ${env:} values', () => {
         expect(refused.text).not.toContain('8642')
       }
       expect(JSON.parse(listen.text)).toEqual({ ok: false, errors: [expect.stringMatching(/^draft\.yaml:\d+:\d+: server\.listen: invalid listen address "\$\{env:REPLAY_SHORT_NUMBER\}"/)] })
-      expect(JSON.parse(path.text)).toEqual({ ok: false, errors: [expect.stringMatching(/^draft\.yaml:\d+:\d+: routes\[0\]\.path: invalid characters in segment "\$\{env:REPLAY_SHORT_TEXT\} x"$/)] })
+      expect(JSON.parse(path.text)).toEqual({ ok: false, errors: [expect.stringMatching(/^draft\.yaml:\d+:\d+: routes\[0\]\.path: invalid characters in segment "\$\{env:REPLAY_SHORT_TEXT\} x" \(a draft reads no environment/)] })
+      // A production config's URL from the environment: the error says why it is refused, and how to replay it.
+      const url = await replay(stringify({
+        upstreams: [{ name: 'u', url: '${env:REPLAY_UPSTREAM_URL}' }],
+        routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
+      }))
+      expect(JSON.parse(url.text)).toEqual({ ok: false, errors: [expect.stringMatching(/^draft\.yaml:\d+:\d+: upstreams\[0\]\.url: .* \(a draft reads no environment, so \$\{env:REPLAY_UPSTREAM_URL\} stays as written: give it a default, \$\{env:REPLAY_UPSTREAM_URL:-value\}, or write the value\)$/)] })
 
       // A draft like the running config: an admin token and a header from the environment, a default.
       const accepted = await replay(stringify({
