@@ -56,6 +56,8 @@ describe('bouncer demo', () => {
     const out = output()
     expect(out).toMatch(/first run: generated a master key in .*data\/master\.key/)
     expect((await stat(join(cwd, 'data', 'master.key'))).mode & 0o777).toBe(0o600)
+    // Every account the tour signs in with: the line named two of the three service accounts, and not alice.
+    expect(out).toMatch(/^OpenID provider on http:\/\/127\.0\.0\.1:\d+ \(service accounts looker-reports, analytics-agent and finance-analyst; person alice\)$/m)
 
     // The tour's steps, with the statuses and reasons the issue asks for.
     expect(out).toMatch(/GET \/reports\/daily\/eu → 200, \d+ hourly rows generated at \d{4}-/)
