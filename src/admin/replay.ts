@@ -58,6 +58,16 @@ export type RecordedRequest = Pick<AuditRecord, 'method' | 'path' | 'route' | 'i
  */
 const rejectedCredential = (r: RecordedRequest) => r.decision === 'deny' && r.status === 401 && r.subject === null && r.code !== null && r.code !== 'missing_token'
 
+/**
+ * A tool call the MCP endpoint refused, held for approval, or an approval decided (route
+ * `mcp:<tool>`; a route tool's call that ran has its route's own record). Its request is the
+ * endpoint's POST, whose own route (builtin/mcp, the endpoint authenticating its callers itself)
+ * explain would read: the console said "would be allowed: route builtin/mcp is public now" beside
+ * a tool the agent was refused. The decision was `call` on the tool's route (and for a route tool,
+ * the route's for its method), which explain does not decide.
+ */
+const toolCall = (r: RecordedRequest) => r.route !== null && r.route.startsWith('mcp:')
+
 /** Codes of the steps before the upstream (route, credential, access): an allow under the running config contradicts them. */
 const BEFORE_UPSTREAM = new Set(['no_role', 'policy_denied', 'route_not_found', 'method_not_allowed', 'bad_path'])
 
@@ -78,7 +88,18 @@ export function explainRecorded(rt: Runtime, record: RecordedRequest): { explana
   const caveats: string[] = []
   const reasons: Array<[Disagreement, string]> = []
   let rolesFrom: ExplainedUnder['roles_from'] = null
-  if (rejectedCredential(record)) {
+  if (toolCall(record)) {
+    const route = record.route as string
+    explanation.route = { id: route, path: record.path, methods: ['call'], upstream: '(MCP tool)', public: false, limits: [] }
+    explanation.identity = null
+    explanation.roles = []
+    explanation.statements = []
+    explanation.decision = {
+      effect: record.decision === 'allow' ? 'allow' : 'deny', status: record.status, code: record.code as ErrorCode | null, statement: record.statement,
+      reason: `Not decided again: a tool call is decided as the action call on route "${route}" (and a route tool's route, for its method), which explain does not read; the record says${record.detail ? ` "${record.detail}"` : ` ${recordedOutcome(record)}`}.`,
+    }
+    caveats.push(`A tool call (route "${route}"): the MCP endpoint decided it, and it is not explained again under the running config; the decision shown is the recorded one.`)
+  } else if (rejectedCredential(record)) {
     explanation.decision = {
       effect: 'deny', status: record.status, code: record.code as ErrorCode, statement: null,
       reason: `The credential was rejected before an identity existed${record.detail ? `: ${record.detail.replace(/\.?$/, '.')}` : '.'} No policy was evaluated; the record keeps no claims to explain it again.`,

@@ -21,8 +21,8 @@ interface DemoFlags {
  */
 async function demoModules() {
   try {
-    const { startDemo, runTour, consoleLine } = await import('../demo/index.ts') // lazily: serve never loads the demo's provider
-    return { startDemo, runTour, consoleLine }
+    const { startDemo, runTour, consoleLine, providerAccounts } = await import('../demo/index.ts') // lazily: serve never loads the demo's provider
+    return { startDemo, runTour, consoleLine, providerAccounts }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && /oidc-provider|openid-client/.test((err as Error).message)) {
       throw new UserError('bouncer demo needs the development dependencies (its OpenID provider): run it from a checkout after npm install')
@@ -48,7 +48,7 @@ export function registerDemo(program: Command): void {
     .option('--data-dir <path>', 'master key, secrets and audit log', './data')
     .option('--no-tour', 'start everything but skip the tour')
     .action(async (flags: DemoFlags) => {
-      const { startDemo, runTour, consoleLine } = await demoModules()
+      const { startDemo, runTour, consoleLine, providerAccounts } = await demoModules()
       let demo: RunningDemo
       try {
         demo = await startDemo({
@@ -74,7 +74,7 @@ export function registerDemo(program: Command): void {
       const print = (line = '') => console.log(printable(line)) // the tour echoes subjects and refusals
       print(`gateway listening on ${demo.gateway.url}`)
       print(`admin listening on ${demo.gateway.adminUrl}`)
-      print(`OpenID provider on ${demo.issuer} (clients looker-reports and analytics-agent)`)
+      print(`OpenID provider on ${demo.issuer} (${providerAccounts()})`)
       print(`demo data API on ${demo.apiUrl} (it answers only the gateway)`)
       print(consoleLine(demo))
       print(demo.firstRun

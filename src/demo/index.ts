@@ -1,2 +1,2 @@
-export { startDemo, type DemoOptions, type RunningDemo } from './run.ts'
+export { providerAccounts, startDemo, type DemoOptions, type RunningDemo } from './run.ts'
 export { consoleLine, runTour } from './tour.ts'

@@ -1,4 +1,4 @@
-// Starts the quick start on loopback: an OpenID provider with the story's two service accounts, the
+// Starts the quick start on loopback: an OpenID provider with the story's service accounts and person, the
 // data API, and the gateway with examples/demo/bouncer.yaml. The first run makes a master key and
 // the secrets the gateway holds (the data API's credential, the admin token) in the data directory.
 import { randomBytes } from 'node:crypto'
@@ -32,6 +32,12 @@ export const DEMO_CLIENTS = {
 
 /** The demo SSO's test account: a person who signs in through the browser (sign_in). */
 export const DEMO_PERSON: Person = { username: 'alice', password: 'alice-demo-password', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
+/** Who the demo provider knows, as the start-up line names them: every service account, and the person. */
+export function providerAccounts(): string {
+  const clients = Object.values(DEMO_CLIENTS).map((c) => c.clientId)
+  return `service accounts ${clients.slice(0, -1).join(', ')} and ${clients.at(-1) as string}; person ${DEMO_PERSON.username}`
+}
+
 /** The gateway's sign_in client at the demo provider (its secret is the gateway's secret sso-client-secret). */
 export const DEMO_WEB_CLIENT_ID = 'bouncer-demo'
 

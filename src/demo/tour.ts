@@ -57,7 +57,8 @@ async function mcpStep(demo: RunningDemo, print: (line?: string) => void): Promi
     print(`   looker-reports (role reports, an approver) approves it → ${String(approval.status)} (bouncer approvals approve ${pending.approval_id})`)
     const ran = await agent.callTool({ name: 'export_orders', arguments: {} })
     const text = (ran.content as { type: string; text?: string }[])[0]?.text ?? ''
-    print(`   tools/call export_orders again → ${ran.isError ? 'error' : 'ran once'}: ${text.split('\n').length - 1} CSV rows; a third call would ask again`)
+    const rows = text.split('\n').filter(Boolean).length - 1 // its header is not a row, as in step 2
+    print(`   tools/call export_orders again → ${ran.isError ? 'error' : 'ran once'}: ${rows} CSV rows; a third call would ask again`)
   } finally {
     await agent.close()
   }

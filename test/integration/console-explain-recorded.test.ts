@@ -7,6 +7,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Client } from '@modelcontextprotocol/client'
 import type { Browser } from 'playwright-core'
 import { request } from 'undici'
 import { stringify } from 'yaml'
@@ -17,6 +18,7 @@ import type { Verdict } from '../../src/gateway/explanation-shapes.ts'
 import { closeAll, collectPageErrors, launchChromium, openPage, showPage, signInWithToken, waitForAuditRecords } from '../helpers/browser.ts'
 import { startTestGateway, withDefaults, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { auditRows, connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -288,5 +290,59 @@ describe('after a reload that narrows a route\'s accept', () => {
     expect(eu.explanation).toMatchObject({ effect: 'deny', status: 401, code: 'missing_token' })
     expect(eu.explained_under).toMatchObject({ agrees: false, because: ['config_changed'] })
     for (const g of groups) expectNoSilentContradiction(g.recorded, g.explanation, g.explained_under)
+  })
+})
+
+// Found walking the quick start's console: an agent's refused tool call and its call held for
+// approval are recorded as the MCP endpoint's POST /mcp with the route mcp:<tool>. Explained again
+// as that POST, they read "Now: would be allowed", flagged "route builtin/mcp is public now" — a
+// change nobody made, beside a tool the agent was refused. The tool's decision (the action call on
+// mcp:<tool>, and the route's for a route tool) is not one explain reads: the recorded one is shown.
+describe('a tool call refused or held at the MCP endpoint', () => {
+  const MCP_ADMIN_TOKEN = 'console-explain-mcp-admin-token-0123456789'
+  let setup: McpTestSetup
+  let agent: Client
+
+  async function mcpAdmin<T>(path: string): Promise<T> {
+    const res = await request(`${setup.gateway.adminUrl}/api/${path}`, { headers: { authorization: `Bearer ${MCP_ADMIN_TOKEN}` } })
+    const body = (await res.body.json()) as T
+    expect(res.statusCode, JSON.stringify(body)).toBe(200)
+    return body
+  }
+
+  beforeAll(async () => {
+    setup = await startMcpTestGateway('console-explain-mcp', (base) => ({
+      ...base, admin: { token: MCP_ADMIN_TOKEN }, telemetry: { log_level: 'silent' },
+      mcp: { ...base.mcp, approvals: [{ tools: ['get_daily_report'], approvers: ['reporter'], ttl: '15m' }] },
+    }))
+    agent = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('analytics-agent', { resource: MCP_RESOURCE }), '2025-11-25')
+    // AgentTools allows call on list_customers, but the agent may not GET its route: refused as unknown.
+    await expect(agent.callTool({ name: 'list_customers', arguments: {} })).rejects.toThrow(/Unknown tool: list_customers/)
+    const held = (await agent.callTool({ name: 'get_daily_report', arguments: { region: 'eu' } })).structuredContent as { status?: string }
+    expect(held.status).toBe('pending_approval')
+    await waitFor(() => auditRows(join(setup.dir, 'audit.db'), "route LIKE 'mcp:%'").length === 2, 'the tool calls\' records')
+  }, 60_000)
+  afterAll(() => closeAll(() => agent.close(), setup))
+
+  it('shows the recorded decision on the Denials page and in the trace, not "would be allowed" by the endpoint\'s public route', async () => {
+    const groups = await mcpAdmin<ExplainedDenial[]>('denials?since=15m')
+    const refused = groups.find((g) => g.route === 'mcp:list_customers') as ExplainedDenial
+    expect(refused.recorded).toMatchObject({ status: 403, code: 'policy_denied' })
+    expect(refused.explanation).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied' })
+    expect(refused.explanation.reason).toMatch(/^Not decided again: a tool call is decided as the action call on route "mcp:list_customers"/)
+    const pending = groups.find((g) => g.route === 'mcp:get_daily_report') as ExplainedDenial
+    expect(pending.recorded).toMatchObject({ status: 202, code: null, statement: 'AgentTools' })
+    expect(pending.explanation).toMatchObject({ effect: 'deny', status: 202, code: null, statement: 'AgentTools' })
+    expect(pending.explanation.reason).toMatch(/the record says "Approval [0-9a-f-]{36} pending \(approvers: reporter;/)
+    for (const g of [refused, pending]) {
+      expect(g.explained_under).toMatchObject({ agrees: true, disagrees: null, because: [] })
+      expectNoSilentContradiction(g.recorded, g.explanation, g.explained_under)
+    }
+
+    const [row] = auditRows(join(setup.dir, 'audit.db'), "route = 'mcp:list_customers'") as Array<{ id: string; time_ms: number }>
+    const trace = await mcpAdmin<Trace>(`audit/trace?id=${encodeURIComponent(row?.id as string)}&time=${encodeURIComponent(new Date(row?.time_ms as number).toISOString())}`)
+    expect(trace.explanation.route).toMatchObject({ id: 'mcp:list_customers', methods: ['call'], public: false })
+    expect(trace.explanation.decision).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied' })
+    expect(trace.explained_under.caveats).toContainEqual(expect.stringMatching(/^A tool call \(route "mcp:list_customers"\): the MCP endpoint decided it/))
   })
 })

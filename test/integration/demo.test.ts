@@ -56,6 +56,8 @@ describe('bouncer demo', () => {
     const out = output()
     expect(out).toMatch(/first run: generated a master key in .*data\/master\.key/)
     expect((await stat(join(cwd, 'data', 'master.key'))).mode & 0o777).toBe(0o600)
+    // Every account the tour signs in with: the line named two of the three service accounts, and not alice.
+    expect(out).toMatch(/^OpenID provider on http:\/\/127\.0\.0\.1:\d+ \(service accounts looker-reports, analytics-agent and finance-analyst; person alice\)$/m)
 
     // The tour's steps, with the statuses and reasons the issue asks for.
     expect(out).toMatch(/GET \/reports\/daily\/eu → 200, \d+ hourly rows generated at \d{4}-/)
@@ -78,7 +80,8 @@ describe('bouncer demo', () => {
     expect(out).toContain('tools/call list_customers → refused: Unknown tool: list_customers')
     expect(out).toMatch(/tools\/call export_orders → pending_approval [0-9a-f-]{36}/)
     expect(out).toMatch(/approves it → approved \(bouncer approvals approve [0-9a-f-]{36}\)/)
-    expect(out).toMatch(/tools\/call export_orders again → ran once: \d+ CSV rows/)
+    // The data API's export: a header, then one row per region (eu, us, apac); the header was counted as a row.
+    expect(out).toContain('tools/call export_orders again → ran once: 3 CSV rows')
     // The audit table read back from SQLite has every one of those requests.
     const table = out.slice(out.indexOf('8. the audit log'), out.indexOf('Try it by hand'))
     expect(table).toMatch(/ 403 +deny +POST \/mcp +mcp:list_customers +analytics-agent +policy_denied/)
@@ -115,6 +118,14 @@ describe('bouncer demo', () => {
     const credential = bash(`DEMO_DATA_DIR=${join(cwd, 'data')} ${process.execPath} ${BIN} secrets get data-api-token --reveal --config ${DEMO_CONFIG}`).trim()
     const noAssertion = bash(`curl -s -H "Authorization: Bearer ${credential}" ${api}/v1/customers`)
     expect(JSON.parse(noAssertion)).toMatchObject({ error: expect.stringContaining('no valid X-Bouncer-Assertion') })
+
+    // The console's Denials page has the tour's refused and held tool calls as recorded: it said
+    // "would be allowed" for both, explaining them as POST /mcp on the MCP endpoint's public route.
+    const adminUrl = /admin listening on (\S+)/.exec(out)?.[1] as string
+    const adminToken = bash(`DEMO_DATA_DIR=${join(cwd, 'data')} ${process.execPath} ${BIN} secrets get admin-token --reveal --config ${DEMO_CONFIG}`).trim()
+    const denials = JSON.parse(bash(`curl -s -H "Authorization: Bearer ${adminToken}" '${adminUrl}/api/denials?since=15m'`)) as Array<{ route: string; explanation: { effect: string; status: number } }>
+    expect(denials.find((g) => g.route === 'mcp:list_customers')?.explanation).toMatchObject({ effect: 'deny', status: 403 })
+    expect(denials.find((g) => g.route === 'mcp:export_orders')?.explanation).toMatchObject({ effect: 'deny', status: 202 })
 
     expect(await stop(child, 'SIGINT')).toBe(0)
   })
