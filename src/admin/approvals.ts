@@ -21,7 +21,9 @@ export function approvalRoutes(runtime: () => Runtime): AdminRoute[] {
       const token = (body as { token?: unknown } | undefined)?.token
       const signedIn = caller?.identity
       const approver = token === undefined && signedIn !== undefined ? sessionApprover(signedIn, rt.access) : await approverOf(token, rt.authenticator, rt.access)
-      return { body: await decideApproval(store, params.id ?? '', decision, approver, mcp.audit, mcp.config.path) }
+      // The decision's record names the request that made it (it named the MCP endpoint's path).
+      const id = params.id ?? ''
+      return { body: await decideApproval(store, id, decision, approver, mcp.audit, `/api/approvals/${encodeURIComponent(id)}/${decision}`) }
     },
   })
   return [

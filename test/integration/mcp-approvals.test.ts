@@ -193,6 +193,9 @@ describe('approvals', () => {
     const details = rows.map((r) => `${String(r.route)} ${String(r.status)} ${String(r.subject)} ${String(r.detail)}`)
     expect(details.some((d) => /^mcp:list_customers 202 looker-reports Approval \S+ pending/.test(d))).toBe(true)
     expect(details.some((d) => /^mcp:list_customers 200 ops-oncall Approval \S+ approved for looker-reports/.test(d))).toBe(true)
+    // The decision's record names the admin API request that made it, not the MCP endpoint.
+    const approved = rows.find((r) => /approved for looker-reports/.test(String(r.detail)))
+    expect(approved).toMatchObject({ method: 'POST', path: expect.stringMatching(/^\/api\/approvals\/[^/]+\/approve$/) })
     expect(details.some((d) => /^mcp:list_customers 200 ops-oncall Approval \S+ denied for looker-reports/.test(d))).toBe(true)
     expect(details.some((d) => /^sales.customers 200 looker-reports/.test(d))).toBe(true)
     expect(new Set(rows.map((r) => r.args_sha256)).size).toBeGreaterThan(1)
