@@ -54,7 +54,7 @@ async function mcpStep(demo: RunningDemo, print: (line?: string) => void): Promi
       body: JSON.stringify({ token: reportsToken }),
     })
     const approval = (await decided.body.json()) as { status?: string; decided_by?: string }
-    print(`   looker-reports (role reports, an approver) approves it → ${String(approval.status)} (bouncer approvals approve ${pending.approval_id})`)
+    print(`   looker-reports (role reports, an approver) approves it → ${String(approval.status)} (POST /api/approvals/${pending.approval_id}/approve on the admin API; by hand, README "Approvals")`)
     const ran = await agent.callTool({ name: 'export_orders', arguments: {} })
     const text = (ran.content as { type: string; text?: string }[])[0]?.text ?? ''
     const rows = text.split('\n').filter(Boolean).length - 1 // its header is not a row, as in step 2

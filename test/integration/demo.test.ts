@@ -79,7 +79,7 @@ describe('bouncer demo', () => {
     expect(out).toContain('tools/list → get_daily_report, export_orders (list_customers is not offered: its route holds PII)')
     expect(out).toContain('tools/call list_customers → refused: Unknown tool: list_customers')
     expect(out).toMatch(/tools\/call export_orders → pending_approval [0-9a-f-]{36}/)
-    expect(out).toMatch(/approves it → approved \(bouncer approvals approve [0-9a-f-]{36}\)/)
+    expect(out).toMatch(/approves it → approved \(POST \/api\/approvals\/[0-9a-f-]{36}\/approve on the admin API; by hand, README "Approvals"\)/)
     // The data API's export: a header, then one row per region (eu, us, apac); the header was counted as a row.
     expect(out).toContain('tools/call export_orders again → ran once: 3 CSV rows')
     // The audit table read back from SQLite has every one of those requests.
