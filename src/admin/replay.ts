@@ -16,7 +16,7 @@
 // on such a claim is not seen (the answer says so). Limits and upstream failures are not replayed:
 // only route, credential, identity, roles and policy.
 import { readRecords, type AuditRecord, type AuditSource } from '../audit/index.ts'
-import { formatDiagnostic, jwtIssuers, loadConfigText } from '../config/index.ts'
+import { formatDiagnostic, jwtIssuers, loadConfigText, type StandIn } from '../config/index.ts'
 import type { ErrorCode } from '../errors/index.ts'
 import { compileRuntime, createRuntimeDeps, explainGranted, loadModulesFor, type ExplainRequest, type Explanation, type Runtime, type Verdict } from '../gateway/index.ts'
 import { createLogger } from '../telemetry/index.ts'
@@ -240,6 +240,26 @@ const undecidable = (r: AuditRecord) => r.method === '-' || (r.status === 401 &&
  * a route id, a piece of a path), to any admin (adversarial probes); hiding the values afterwards
  * could not hide a short one or a number (`abc`, `1234`) without blanking every such text of the answer.
  */
+/**
+ * Where a draft's unset `${env:NAME}` is a whole address of a server no decision reads — an
+ * upstream, a store, a datasource, the tracing collector — it stands for an address that is never
+ * reached (.invalid, RFC 6761), so a production config whose addresses come from its environment
+ * replays as it is. Anywhere else (an issuer, a path, a network) it stays as written: a stand-in
+ * there would change decisions, and the error says how to give it a value.
+ */
+const ADDRESS_STAND_INS: ReadonlyMap<string, string> = new Map([
+  ['upstreams.*.url', 'http://replay.invalid'],
+  ['upstreams.*.targets.*', 'http://replay.invalid'],
+  ['limits_store.url', 'redis://replay.invalid'],
+  ['sign_in.session.store.url', 'redis://replay.invalid'],
+  ['audit.sinks.*.url', 'postgres://replay.invalid/replay'],
+  ['api_keys.store.url', 'postgres://replay.invalid/replay'],
+  ['datasources.*.url', 'postgres://replay.invalid/replay'],
+  ['telemetry.otlp_endpoint', 'http://replay.invalid'],
+])
+
+const addressStandIn: StandIn = (path) => ADDRESS_STAND_INS.get(path.map((part) => (typeof part === 'number' ? '*' : part)).join('.'))
+
 const UNSET_REFERENCE = /\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/
 
 /**
@@ -253,7 +273,7 @@ function unsetHint(line: string | undefined): string {
 }
 
 export async function replay(current: Runtime, source: AuditSource, options: { draft: string; sinceMs: number }): Promise<ReplayResult> {
-  const loaded = loadConfigText(options.draft, 'draft.yaml', {}, { unset: 'as-written' })
+  const loaded = loadConfigText(options.draft, 'draft.yaml', {}, { unset: addressStandIn })
   if (!loaded.config) {
     const lines = options.draft.split('\n')
     return { ok: false, errors: loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => formatDiagnostic('draft.yaml', d) + unsetHint(lines[d.line - 1])) }

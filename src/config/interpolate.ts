@@ -41,12 +41,19 @@ export interface InterpolateOptions {
    * What a `${env:NAME}` that `env` does not set and that has no default becomes: an error (a
    * config the gateway runs), or itself, as written (a replay's draft, which reads no environment).
    */
-  unset?: 'error' | 'as-written'
+  unset?: 'error' | 'as-written' | StandIn
 }
+
+/**
+ * For a value that is one whole `${env:NAME}` the environment does not set: what stands in for it
+ * (a replay's address that is never reached), or undefined to keep it as written.
+ */
+export type StandIn = (path: ReadonlyArray<string | number>) => string | undefined
 
 /** Replaces `${env:NAME}` (and `${env:NAME:-default}`) in every string; records `${secret:NAME}`. */
 export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Finding[], options: InterpolateOptions = {}): SecretReference[] {
-  const keepUnset = options.unset === 'as-written'
+  const keepUnset = options.unset !== undefined && options.unset !== 'error'
+  const standIn = typeof options.unset === 'function' ? options.unset : undefined
   const refs: SecretReference[] = []
   visit(doc, {
     Scalar(_key, node, ancestry) {
@@ -74,7 +81,12 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
         // Own variables only: `${env:toString}` is not set, whatever Object.prototype holds.
         const set = Object.hasOwn(env, name) ? env[name] : undefined
         const value = set ?? fallback
-        if (value === undefined && keepUnset) return text
+        if (value === undefined && keepUnset) {
+          const stood = standIn !== undefined && text === original ? standIn(path) : undefined
+          if (stood === undefined) return text
+          whole = true
+          return stood
+        }
         if (value === undefined) {
           findings.push({ severity: 'error', path, message: `environment variable ${name} is not set` })
           return ''

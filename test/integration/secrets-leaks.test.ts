@@ -155,12 +155,23 @@ describe('POST /api/replay and short or numeric ${env:} values', () => {
       }
       expect(JSON.parse(listen.text)).toEqual({ ok: false, errors: [expect.stringMatching(/^draft\.yaml:\d+:\d+: server\.listen: invalid listen address "\$\{env:REPLAY_SHORT_NUMBER\}"/)] })
       expect(JSON.parse(path.text)).toEqual({ ok: false, errors: [expect.stringMatching(/^draft\.yaml:\d+:\d+: routes\[0\]\.path: invalid characters in segment "\$\{env:REPLAY_SHORT_TEXT\} x" \(a draft reads no environment/)] })
-      // A production config's URL from the environment: the error says why it is refused, and how to replay it.
+      // A reference inside an address stays as written: the error says why, and how to replay it.
       const url = await replay(stringify({
-        upstreams: [{ name: 'u', url: '${env:REPLAY_UPSTREAM_URL}' }],
+        upstreams: [{ name: 'u', url: 'http://${env:REPLAY_UPSTREAM_HOST}:8080' }],
         routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
       }))
-      expect(JSON.parse(url.text)).toEqual({ ok: false, errors: [expect.stringMatching(/^draft\.yaml:\d+:\d+: upstreams\[0\]\.url: .* \(a draft reads no environment, so \$\{env:REPLAY_UPSTREAM_URL\} stays as written: give it a default, \$\{env:REPLAY_UPSTREAM_URL:-value\}, or write the value\)$/)] })
+      expect(JSON.parse(url.text)).toEqual({ ok: false, errors: [expect.stringMatching(/^draft\.yaml:\d+:\d+: upstreams\[0\]\.url: .* \(a draft reads no environment, so \$\{env:REPLAY_UPSTREAM_HOST\} stays as written: give it a default, \$\{env:REPLAY_UPSTREAM_HOST:-value\}, or write the value\)$/)] })
+      // A production config, its stores' and upstreams' whole addresses from the environment (as the
+      // Kubernetes overlay's): they stand for addresses never reached, and the draft replays.
+      const production = await replay(stringify({
+        limits_store: { type: 'redis', url: '${env:REPLAY_REDIS_URL}' },
+        audit: { sinks: [{ type: 'postgres', url: '${env:REPLAY_AUDIT_DATABASE_URL}' }, { type: 'stdout' }] },
+        telemetry: { otlp_endpoint: '${env:REPLAY_OTLP}' },
+        upstreams: [{ name: 'u', url: '${env:REPLAY_UPSTREAM_URL}' }, { name: 'v', targets: ['${env:REPLAY_TARGET_A}', 'http://127.0.0.1:2'] }],
+        routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
+      }))
+      expect(production.status).toBe(200)
+      expect(JSON.parse(production.text)).toMatchObject({ ok: true })
 
       // A draft like the running config: an admin token and a header from the environment, a default.
       const accepted = await replay(stringify({
