@@ -50,6 +50,8 @@ export interface PrepareDeps {
   keys: SecretStore
   /** The running config's assertion signer, whose signing key a reload's new signer takes over (none at start). */
   runningSigner?: () => AssertionSigner | null
+  /** The running config's token exchange keys, which a reload's keep published while their tokens live (none at start). */
+  runningExchangeKeys?: () => ExchangeKeys | null
 }
 
 /** Secrets, compile, secret values into headers and the admin token: one config, ready to swap in. */
@@ -69,7 +71,7 @@ export async function prepare(next: LoadedConfig & { config: Config }, deps: Pre
     applySecretValues(runtime, secrets.resolve)
     // The runtime's own signers: its requests sign with them however many reloads come after.
     runtime.signing.assertions = signerFor(next.config, secrets, deps.keys, logger, deps.runningSigner?.() ?? null)
-    runtime.signing.exchangeKeys = exchangeKeysFor(next.config, secrets, deps.keys, logger)
+    runtime.signing.exchangeKeys = exchangeKeysFor(next.config, secrets, deps.keys, logger, deps.runningExchangeKeys?.() ?? null)
     return { runtime, secrets, admin: adminFor(next.config, secrets, next) }
   } catch (err) {
     secrets.close() // the store handle this attempt opened; the running config keeps its own
@@ -110,12 +112,12 @@ function signerFor(config: Config, secrets: SecretsRuntime, keys: SecretStore, l
  * config error). The gateway's own key, with no store to keep it, lives in the process's key store:
  * the same across reloads and workers, or the tokens out would stop verifying.
  */
-function exchangeKeysFor(config: Config, secrets: SecretsRuntime, keys: SecretStore, logger: Logger): ExchangeKeys | null {
+function exchangeKeysFor(config: Config, secrets: SecretsRuntime, keys: SecretStore, logger: Logger, running: ExchangeKeys | null): ExchangeKeys | null {
   const exchange = config.token_exchange
   if (!exchange?.enabled) return null
   const secretName = exchange.signing.key === undefined ? null : signingSecretName(exchange.signing.key)
   try {
-    return createExchangeKeys({ secretName, rotateEveryMs: exchange.signing.rotate_every, retainMs: exchange.lifetime, store: secrets.store, fallback: keys, logger })
+    return createExchangeKeys({ secretName, rotateEveryMs: exchange.signing.rotate_every, retainMs: exchange.lifetime, store: secrets.store, fallback: keys, logger, handover: running?.handover() ?? null })
   } catch (err) {
     if (err instanceof ExchangeKeyError) throw new ConfigError([`token_exchange.signing.key: ${err.message}`])
     throw err

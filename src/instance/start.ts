@@ -112,9 +112,14 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
       audit: (facts) => audit.record(facts),
     },
   })
-  // A reload's assertion signer takes over the running one's key (set once the first config runs).
+  // A reload's assertion signer takes over the running one's key, and its exchange keys keep the running
+  // ones published (set once the first config runs).
   let runningState: GatewayState | null = null
-  const prepareDeps: PrepareDeps = { logger, background, env, compile, keys, runningSigner: () => runningState?.runtime.signing.assertions ?? null }
+  const prepareDeps: PrepareDeps = {
+    logger, background, env, compile, keys,
+    runningSigner: () => runningState?.runtime.signing.assertions ?? null,
+    runningExchangeKeys: () => runningState?.runtime.signing.exchangeKeys ?? null,
+  }
 
   const first = await prepare({ ...loaded, config }, prepareDeps)
   // eslint-disable-next-line no-useless-assignment -- unreachable now, its YAML document goes in releaseStartupGarbage

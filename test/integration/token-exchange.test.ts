@@ -474,6 +474,44 @@ describe('the signing key an operator keeps (token_exchange.signing.key)', () =>
     }
   })
 
+  it('keeps the key it signed with published when a reload moves to the operator\'s key, until its tokens expire', async () => {
+    // Found running docs/ai-agents.md: moving from the gateway's own key to signing.key refused at once
+    // every token the old key had signed (401 key_not_found), though they had minutes to live.
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const env = { EXCHANGE_TEST_SECRET_STS_SIGNING_KEY: privateKey.export({ format: 'pem', type: 'pkcs8' }) as string }
+    const { signing: _signing, ...ownKey } = config(true).token_exchange
+    const moving = await startTestGateway({ ...config(true), token_exchange: ownKey }, { env })
+    const exchangeAt = async (): Promise<string> => {
+      const res = await request(`${moving.url}/oauth2/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS_TOKEN, actor_token: agent, actor_token_type: ACCESS_TOKEN }).toString(),
+      })
+      expect(res.statusCode).toBe(200)
+      return ((await res.body.json()) as { access_token: string }).access_token
+    }
+    const callAt = async (token: string) => {
+      const res = await request(`${moving.url}/reports/a`, { headers: { authorization: `Bearer ${token}` } })
+      return { status: res.statusCode, body: (await res.body.json()) as { code?: string } }
+    }
+    const kids = async () => ((await (await request(`${moving.url}/oauth2/jwks`)).body.json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid)
+    try {
+      await waitFor(() => moving.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'the issuer keys', 20_000)
+      const before = await exchangeAt()
+      const oldKid = decodeProtectedHeader(before).kid as string
+      expect((await callAt(before)).status).toBe(200)
+      await moving.writeConfig(config(true))
+      expect((await moving.reload()).ok).toBe(true)
+      const after = await exchangeAt()
+      await jwtVerify(after, publicKey, { issuer: ISSUER, audience: ISSUER }) // the operator's key signs now
+      expect(await kids()).toEqual([decodeProtectedHeader(after).kid, oldKid])
+      expect(await callAt(before)).toMatchObject({ status: 200 }) // was 401 key_not_found
+      expect((await callAt(after)).status).toBe(200)
+    } finally {
+      await moving.close()
+    }
+  })
+
   it('refuses to start with a secret that is not an EC P-256 private key', async () => {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'pem', type: 'pkcs8' }) as string
     await expect(startTestGateway(config(true), { env: { EXCHANGE_TEST_SECRET_STS_SIGNING_KEY: rsa } }))

@@ -6,7 +6,8 @@
 //   (`bouncer secrets rotate NAME`), the previous version staying published;
 // - otherwise a key the gateway makes and keeps in a writable store (`bouncer.exchange-key`),
 //   replaced every `signing.rotate_every`; without such a store, in memory (it changes at restart).
-// A key rotated out stays published until every token it signed has expired.
+// A key rotated out stays published until every token it signed has expired, and so do the keys of
+// a config a reload replaced (handover), whichever key the new config names.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
 import { firstFor, type SecretStore } from '../../secrets/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
@@ -42,6 +43,13 @@ export interface ExchangeKeys {
   refresh(rotates?: boolean): boolean
   /** Where the key is kept, for the log and the report. */
   readonly keptIn: string
+  /** What a reload's keys take over: every key published now, until the tokens it signed have expired. */
+  handover(): ExchangeKeyHandover
+}
+
+/** The keys a reload's exchange keys keep publishing (opaque outside this module). */
+export interface ExchangeKeyHandover {
+  readonly keys: ReadonlyArray<{ key: SigningKey; until: number }>
 }
 
 /** The store holds a value that is not a usable key: the config cannot be served. */
@@ -66,6 +74,12 @@ export interface ExchangeKeyOptions {
   fallback?: SecretStore | null
   logger: Logger
   now?: () => number
+  /**
+   * The running config's keys, at a reload: those the new config does not sign with stay published
+   * until the tokens they signed have expired. Without it, a reload that named another key
+   * (signing.key set, changed or removed) refused at once every token the old key had signed.
+   */
+  handover?: ExchangeKeyHandover | null
 }
 
 /** A new key as the store keeps it. */
@@ -146,6 +160,13 @@ export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
     for (const old of before) if (old && !live.has(old.kid)) retired.push({ key: old, until: now() + options.retainMs })
   }
   load()
+  const live = new Set(published().map((k) => k.kid))
+  for (const handed of options.handover?.keys ?? []) {
+    if (!live.has(handed.key.kid) && handed.until > now()) {
+      live.add(handed.key.kid)
+      retired.push(handed)
+    }
+  }
   let marker = keeper?.marker(name)
 
   /**
@@ -171,6 +192,11 @@ export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
 
   return {
     keptIn,
+    handover() {
+      // The keys signing until now may have signed a token just before the swap: a whole lifetime from now.
+      const until = now() + options.retainMs
+      return { keys: [{ key: current, until }, ...(previous ? [{ key: previous, until }] : []), ...retired.filter((r) => r.until > now())] }
+    },
     sign(claims) {
       const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: current.kid, typ: 'at+jwt' })).toString('base64url')
       const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`

@@ -70,6 +70,20 @@ describe('the token exchange signing keys', () => {
     expect(after.split('.')[0]).not.toBe(before.split('.')[0]) // another kid
   })
 
+  it('keeps the keys of the config a reload replaced published while their tokens may live, and no longer', () => {
+    let now = Date.now()
+    const store = memoryStore(false, { 'sts-signing-key': pem() })
+    const own = createExchangeKeys({ secretName: null, rotateEveryMs: 86_400_000, retainMs: 60_000, store: null, logger, now: () => now })
+    const before = own.sign({ sub: 'alice' })
+    const operators = createExchangeKeys({ secretName: 'sts-signing-key', rotateEveryMs: 86_400_000, retainMs: 60_000, store, logger, now: () => now, handover: own.handover() })
+    expect(operators.jwks().keys).toHaveLength(2)
+    expect(verifies(operators, before)).toBe(true)
+    expect(verifies(operators, operators.sign({ sub: 'alice' }))).toBe(true)
+    now += 60_001 // the old key's last token has expired
+    expect(operators.jwks().keys).toHaveLength(1)
+    expect(verifies(operators, before)).toBe(false)
+  })
+
   it('signs with an operator\'s PEM key from the named secret, and follows a new version of it', () => {
     const store = memoryStore(true, { 'sts-signing-key': pem() })
     const keys = createExchangeKeys({ secretName: 'sts-signing-key', rotateEveryMs: 1, retainMs: 60_000, store, logger })
