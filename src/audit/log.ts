@@ -5,7 +5,7 @@
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
-import type { AuditConfig } from '../config/index.ts'
+import { refuseHeadroom, type AuditConfig } from '../config/index.ts'
 import type { RequestFacts } from '../request/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import type { AuditHead } from './chain-shapes.ts'
@@ -74,6 +74,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
     spillDir: resolve(config.spill_dir),
     spillMaxBytes: config.spill_max_bytes,
     onSpillFull: config.on_spill_full,
+    spillHeadroomBytes: config.on_spill_full === 'refuse' ? refuseHeadroom(config.spill_max_bytes) : 0,
     capacity: config.queue_capacity,
     checkpoint: { path: checkpointFile, intervalMs: config.checkpoint_interval, key: { kid: key.kid, jwk: key.jwk } },
     instance,

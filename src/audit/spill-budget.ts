@@ -4,7 +4,7 @@
 //
 // Under `refuse` the request thread stops answering once the files hold the cap, but the answers
 // already given and the refusals themselves still have records on their way: the files take a
-// tenth more for those (8 MiB at least), and only past that is a record dropped. Sizes are read from the files
+// tenth more for those (8 MiB at least: config/spill-room.ts), and only past that is a record dropped. Sizes are read from the files
 // (one stat per spill file and append, at batch rate), so a replay that empties a file frees its
 // room without any bookkeeping here.
 import type { Spill } from './spill.ts'
@@ -32,17 +32,12 @@ export interface SpillBudget {
 }
 
 /**
- * Past the cap under `refuse`: room for the records already on their way when the request thread
- * hears of it (the batches queued for a worker that runs behind, at a lower priority under load:
- * a test saw 36 answered requests' records dropped with a tenth of a 1 MiB cap) and the refusals.
+ * `spills`: the files that count (the worker's own sinks'; files adopted from an earlier run only
+ * shrink). `headroom`: what they may hold past the cap (config's refuseHeadroom under refuse, 0 under
+ * drop), reckoned on the request thread, which has the config module loaded.
  */
-export function refuseHeadroom(maxBytes: number): number {
-  return Math.max(Math.floor(maxBytes / 10), 8 * 1_048_576)
-}
-
-/** `spills`: the files that count (the worker's own sinks'; files adopted from an earlier run only shrink). */
-export function spillBudget(maxBytes: number, onFull: OnSpillFull, spills: () => readonly Spill[]): SpillBudget {
-  const limit = onFull === 'refuse' ? maxBytes + refuseHeadroom(maxBytes) : maxBytes
+export function spillBudget(maxBytes: number, headroom: number, spills: () => readonly Spill[]): SpillBudget {
+  const limit = maxBytes + headroom
   const used = () => {
     let sum = 0
     for (const spill of spills()) sum += spill.size()

@@ -30,6 +30,8 @@ export interface WorkerConfig {
   /** audit.spill_max_bytes for this worker's spill files (its share, with server.workers). */
   spillMaxBytes: number
   onSpillFull: OnSpillFull
+  /** What the spill files may hold past spillMaxBytes: under refuse, the records on their way and the refusals. */
+  spillHeadroomBytes: number
   capacity: number
   checkpoint: { path: string; intervalMs: number; key: { kid: string; jwk: JsonWebKey } }
   /** The `instance` of the records this worker writes itself. */
@@ -168,7 +170,7 @@ function saveState(): void {
 }
 
 const spills = sinks.map((sink) => spillFor(config.spillDir, sink.name, decision.kind === 'continue' ? known : null))
-const budget = spillBudget(config.spillMaxBytes, config.onSpillFull, () => spills)
+const budget = spillBudget(config.spillMaxBytes, config.spillHeadroomBytes, () => spills)
 const runners: SinkRunner[] = sinks.map((sink, i) =>
   createSinkRunner(sink, spills[i] as Spill, { capacity: config.capacity, durable: config.durable, events, opened: opened[i] === true, budget }),
 )
