@@ -62,7 +62,7 @@ export interface WorkerStats {
   sinks: Record<string, boolean>
   chain: string
   seq: number
-  /** Bytes in this worker's spill files, and whether they hold spill_max_bytes. */
+  /** Bytes in this worker's spill files (adopted ones too), and whether its own hold spill_max_bytes. */
   spillBytes: number
   spillFull: boolean
 }
@@ -180,11 +180,14 @@ const runners: SinkRunner[] = sinks.map((sink, i) =>
  * once the sink answers. A file of a sink no longer configured stays, and is logged.
  */
 const adopted: SinkRunner[] = []
+/** Their files: not held against spill_max_bytes (they only shrink), but in bouncer_audit_spill_bytes, waiting as they are. */
+const adoptedSpills: Spill[] = []
 for (const dir of adoptedSpillDirs(config.spillDir)) {
   const waiting = new Set(waitingSpillFiles(dir))
   for (const sink of sinks) {
     const spill = spillFor(dir, sink.name)
     if (!waiting.delete(basename(spill.path))) continue
+    adoptedSpills.push(spill)
     adopted.push(createSinkRunner(sink, spill, { capacity: config.capacity, durable: config.durable, events, opened: true }))
   }
   if (waiting.size > 0) events.log('warn', 'spilled audit records of a sink no longer configured: kept, not replayed', { dir, files: [...waiting] })
@@ -294,7 +297,8 @@ port.on('message', (message: ToWorker) => {
 })
 
 function stats(): WorkerStats {
-  const spillBytes = budget.used()
+  let spillBytes = budget.used()
+  for (const spill of adoptedSpills) spillBytes += spill.size()
   spillFull = budget.full()
   return {
     backlog: runners.reduce((sum, r) => sum + r.backlog, 0),

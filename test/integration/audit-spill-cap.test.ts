@@ -201,4 +201,47 @@ describe('audit.spill_max_bytes', () => {
       await rm(spillDir, { recursive: true, force: true })
     }
   })
+
+  // A probe: spill files adopted from a run with another number of workers (spill-adopt.ts) wait for
+  // their sink like any, but bouncer_audit_spill_bytes said 0 while they held a MiB.
+  it('bouncer_audit_spill_bytes counts spill files adopted from a run with another number of workers', { timeout: 90_000 }, async () => {
+    const upstream = await startUpstream((_req, res) => {
+      res.end('ok')
+    })
+    const server = await startPostgres()
+    const schema = uniqueSchema('spillcap')
+    const spillDir = await mkdtemp(join(tmpdir(), 'bouncer-spill-cap-'))
+    const config = (dir: string) => ({
+      audit: { sinks: [{ type: 'postgres', url: server.url, schema }], spill_dir: dir, flush_interval: '20ms', spill_max_bytes: CAP, on_spill_full: 'drop' },
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'open', path: '/*', upstream: 'api', public: true }],
+    })
+    let second: TestGateway | undefined
+    let sent: number
+    try {
+      // What a worker w1 of server.workers left: spill_dir/w1.
+      const first = await startTestGateway(config(join(spillDir, 'w1')))
+      try {
+        await waitFor(async () => (await countIn(server.url, schema)) === 0, 'the schema')
+        await server.stop()
+        sent = (await send(first, 300)).length
+      } finally {
+        await first.close()
+      }
+      const left = spillBytes(join(spillDir, 'w1')) - statSync(join(spillDir, 'w1', 'checkpoints.ndjson')).size // the sink's spill file
+      expect(left).toBeGreaterThan(100_000)
+
+      second = await startTestGateway(config(spillDir)) // one process: w1's files are adopted
+      const gw = second
+      await waitFor(async () => (await metricValue(gw.adminUrl, 'bouncer_audit_spill_bytes')) === left, 'the adopted files counted')
+      await server.start()
+      await waitFor(async () => (await metricValue(gw.adminUrl, 'bouncer_audit_spill_bytes')) === 0, 'the adopted files replayed', 30_000)
+      expect(await countIn(server.url, schema)).toBe(sent)
+    } finally {
+      await second?.close()
+      await upstream.close()
+      await server.destroy()
+      await rm(spillDir, { recursive: true, force: true })
+    }
+  })
 })
