@@ -14,10 +14,13 @@ export type OnSpillFull = 'refuse' | 'drop'
 /** A batch the spill files had no room for: its records are dropped and counted. */
 export class SpillFull extends Error {
   readonly maxBytes: number
-  constructor(maxBytes: number) {
+  /** The batch's first records, written before the room ran out: only the rest is dropped. */
+  readonly written: number
+  constructor(maxBytes: number, written = 0) {
     super(`the audit spill files hold audit.spill_max_bytes (${maxBytes} bytes)`)
     this.name = 'SpillFull'
     this.maxBytes = maxBytes
+    this.written = written
   }
 }
 
@@ -25,8 +28,11 @@ export interface SpillBudget {
   readonly maxBytes: number
   /** Bytes in the spill files now. */
   used(): number
-  /** Throws SpillFull when `bytes` more would pass what the files may hold. */
-  claim(bytes: number): void
+  /**
+   * How many of these lines (their sizes in bytes, in order) the files have room for: all, or the
+   * first ones that fit (a batch bigger than the room left dropped whole, the spill empty beside it).
+   */
+  claim(lineBytes: readonly number[]): number
   /** The files hold the cap or more. */
   full(): boolean
 }
@@ -50,11 +56,13 @@ export function spillBudget(maxBytes: number, headroom: number, spills: () => re
   return {
     maxBytes,
     used,
-    claim(bytes) {
+    claim(lineBytes) {
       const now = used()
-      if (now + bytes <= limit) return
-      refusedAt = now
-      throw new SpillFull(maxBytes)
+      let room = limit - now
+      let fit = 0
+      for (; fit < lineBytes.length && (lineBytes[fit] as number) <= room; fit++) room -= lineBytes[fit] as number
+      if (fit < lineBytes.length) refusedAt = now
+      return fit
     },
     full() {
       const now = used()
