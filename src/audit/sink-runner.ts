@@ -87,7 +87,9 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
         await spill.append(rows, options.durable, options.budget)
         events.spilled(sink.name, rows.length)
       } catch (err) {
-        events.dropped(sink.name, rows.length)
+        const written = err instanceof SpillFull ? err.written : 0
+        if (written > 0) events.spilled(sink.name, written)
+        events.dropped(sink.name, rows.length - written)
         if (!(err instanceof SpillFull)) {
           events.log('error', 'audit records lost: the spill file cannot be written', { sink: sink.name, rows: rows.length, err })
         } else if (!losing) {

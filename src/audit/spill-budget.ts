@@ -4,7 +4,7 @@
 //
 // Under `refuse` the request thread stops answering once the files hold the cap, but the answers
 // already given and the refusals themselves still have records on their way: the files take a
-// tenth more for those (8 MiB at least), and only past that is a record dropped. Sizes are read from the files
+// tenth more for those (8 MiB at least: config/spill-room.ts), and only past that is a record dropped. Sizes are read from the files
 // (one stat per spill file and append, at batch rate), so a replay that empties a file frees its
 // room without any bookkeeping here.
 import type { Spill } from './spill.ts'
@@ -14,10 +14,13 @@ export type OnSpillFull = 'refuse' | 'drop'
 /** A batch the spill files had no room for: its records are dropped and counted. */
 export class SpillFull extends Error {
   readonly maxBytes: number
-  constructor(maxBytes: number) {
+  /** The batch's first records, written before the room ran out: only the rest is dropped. */
+  readonly written: number
+  constructor(maxBytes: number, written = 0) {
     super(`the audit spill files hold audit.spill_max_bytes (${maxBytes} bytes)`)
     this.name = 'SpillFull'
     this.maxBytes = maxBytes
+    this.written = written
   }
 }
 
@@ -25,24 +28,22 @@ export interface SpillBudget {
   readonly maxBytes: number
   /** Bytes in the spill files now. */
   used(): number
-  /** Throws SpillFull when `bytes` more would pass what the files may hold. */
-  claim(bytes: number): void
+  /**
+   * How many of these lines (their sizes in bytes, in order) the files have room for: all, or the
+   * first ones that fit (a batch bigger than the room left dropped whole, the spill empty beside it).
+   */
+  claim(lineBytes: readonly number[]): number
   /** The files hold the cap or more. */
   full(): boolean
 }
 
 /**
- * Past the cap under `refuse`: room for the records already on their way when the request thread
- * hears of it (the batches queued for a worker that runs behind, at a lower priority under load:
- * a test saw 36 answered requests' records dropped with a tenth of a 1 MiB cap) and the refusals.
+ * `spills`: the files that count (the worker's own sinks'; files adopted from an earlier run only
+ * shrink). `headroom`: what they may hold past the cap (config's refuseHeadroom under refuse, 0 under
+ * drop), reckoned on the request thread, which has the config module loaded.
  */
-export function refuseHeadroom(maxBytes: number): number {
-  return Math.max(Math.floor(maxBytes / 10), 8 * 1_048_576)
-}
-
-/** `spills`: the files that count (the worker's own sinks'; files adopted from an earlier run only shrink). */
-export function spillBudget(maxBytes: number, onFull: OnSpillFull, spills: () => readonly Spill[]): SpillBudget {
-  const limit = onFull === 'refuse' ? maxBytes + refuseHeadroom(maxBytes) : maxBytes
+export function spillBudget(maxBytes: number, headroom: number, spills: () => readonly Spill[]): SpillBudget {
+  const limit = maxBytes + headroom
   const used = () => {
     let sum = 0
     for (const spill of spills()) sum += spill.size()
@@ -55,11 +56,13 @@ export function spillBudget(maxBytes: number, onFull: OnSpillFull, spills: () =>
   return {
     maxBytes,
     used,
-    claim(bytes) {
+    claim(lineBytes) {
       const now = used()
-      if (now + bytes <= limit) return
-      refusedAt = now
-      throw new SpillFull(maxBytes)
+      let room = limit - now
+      let fit = 0
+      for (; fit < lineBytes.length && (lineBytes[fit] as number) <= room; fit++) room -= lineBytes[fit] as number
+      if (fit < lineBytes.length) refusedAt = now
+      return fit
     },
     full() {
       const now = used()

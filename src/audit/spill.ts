@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { CHAIN_STATE_FILE, readChainState } from './chain-head.ts'
 import { parseSpillLine } from './spill-line.ts'
 import type { StoredRow } from './sinks/sink.ts'
-import type { SpillBudget } from './spill-budget.ts'
+import { SpillFull, type SpillBudget } from './spill-budget.ts'
 import { makeDirectories } from '../collections/index.ts'
 
 /** Where a replay is: a byte offset and the number of the line that starts there (from 1). */
@@ -39,7 +39,7 @@ export interface Spill {
   size(): number
   /**
    * Appends whole lines; a failed append is cut back off, so no partial line stays behind. With a
-   * budget, lines it has no room for are not written (SpillFull).
+   * budget, the lines it has no room for are not written (SpillFull, which says how many were).
    */
   append(rows: readonly StoredRow[], durable: boolean, budget?: SpillBudget): Promise<void>
   /** Complete lines from `cursor`, at most `max` rows; lines that are not records are quarantined. */
@@ -116,8 +116,15 @@ export function spillFor(dir: string, sinkName: string, legacyChain?: string | n
     size,
     async append(rows, durable, budget) {
       let text = ''
-      for (const row of rows) text += `${JSON.stringify(row)}\n`
-      budget?.claim(Buffer.byteLength(text))
+      let fit = rows.length
+      if (budget) {
+        const lines = rows.map((row) => `${JSON.stringify(row)}\n`)
+        fit = budget.claim(lines.map((l) => Buffer.byteLength(l)))
+        for (let i = 0; i < fit; i++) text += lines[i] as string
+      } else {
+        for (const row of rows) text += `${JSON.stringify(row)}\n`
+      }
+      if (fit === 0 && rows.length > 0) throw new SpillFull(budget?.maxBytes ?? 0)
       handle ??= await open(path, 'a')
       const before = size()
       try {
@@ -132,6 +139,7 @@ export function spillFor(dir: string, sinkName: string, legacyChain?: string | n
         }
         throw err
       }
+      if (fit < rows.length) throw new SpillFull(budget?.maxBytes ?? 0, fit)
     },
     async read(cursor, max) {
       const file = await open(path, 'r').catch(() => undefined)

@@ -30,6 +30,8 @@ export interface WorkerConfig {
   /** audit.spill_max_bytes for this worker's spill files (its share, with server.workers). */
   spillMaxBytes: number
   onSpillFull: OnSpillFull
+  /** What the spill files may hold past spillMaxBytes: under refuse, the records on their way and the refusals. */
+  spillHeadroomBytes: number
   capacity: number
   checkpoint: { path: string; intervalMs: number; key: { kid: string; jwk: JsonWebKey } }
   /** The `instance` of the records this worker writes itself. */
@@ -60,7 +62,7 @@ export interface WorkerStats {
   sinks: Record<string, boolean>
   chain: string
   seq: number
-  /** Bytes in this worker's spill files, and whether they hold spill_max_bytes. */
+  /** Bytes in this worker's spill files (adopted ones too), and whether its own hold spill_max_bytes. */
   spillBytes: number
   spillFull: boolean
 }
@@ -168,7 +170,7 @@ function saveState(): void {
 }
 
 const spills = sinks.map((sink) => spillFor(config.spillDir, sink.name, decision.kind === 'continue' ? known : null))
-const budget = spillBudget(config.spillMaxBytes, config.onSpillFull, () => spills)
+const budget = spillBudget(config.spillMaxBytes, config.spillHeadroomBytes, () => spills)
 const runners: SinkRunner[] = sinks.map((sink, i) =>
   createSinkRunner(sink, spills[i] as Spill, { capacity: config.capacity, durable: config.durable, events, opened: opened[i] === true, budget }),
 )
@@ -178,11 +180,14 @@ const runners: SinkRunner[] = sinks.map((sink, i) =>
  * once the sink answers. A file of a sink no longer configured stays, and is logged.
  */
 const adopted: SinkRunner[] = []
+/** Their files: not held against spill_max_bytes (they only shrink), but in bouncer_audit_spill_bytes, waiting as they are. */
+const adoptedSpills: Spill[] = []
 for (const dir of adoptedSpillDirs(config.spillDir)) {
   const waiting = new Set(waitingSpillFiles(dir))
   for (const sink of sinks) {
     const spill = spillFor(dir, sink.name)
     if (!waiting.delete(basename(spill.path))) continue
+    adoptedSpills.push(spill)
     adopted.push(createSinkRunner(sink, spill, { capacity: config.capacity, durable: config.durable, events, opened: true }))
   }
   if (waiting.size > 0) events.log('warn', 'spilled audit records of a sink no longer configured: kept, not replayed', { dir, files: [...waiting] })
@@ -292,7 +297,8 @@ port.on('message', (message: ToWorker) => {
 })
 
 function stats(): WorkerStats {
-  const spillBytes = budget.used()
+  let spillBytes = budget.used()
+  for (const spill of adoptedSpills) spillBytes += spill.size()
   spillFull = budget.full()
   return {
     backlog: runners.reduce((sum, r) => sum + r.backlog, 0),

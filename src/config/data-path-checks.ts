@@ -7,6 +7,8 @@ import { accessSync, constants, readFileSync, realpathSync, statfsSync, statSync
 import { dirname } from 'node:path'
 import type { ConfigPath, Finding } from './diagnostics.ts'
 import type { Config } from './schema.ts'
+import { spillDiskBytes } from './spill-room.ts'
+import { workerCount } from './workers-checks.ts'
 
 /** File systems the kernel makes up: no file or directory of the gateway's can be made in them. */
 const VIRTUAL_FILE_SYSTEMS = ['/proc', '/sys']
@@ -28,8 +30,11 @@ export function dataPathFindings(config: Config): Finding[] {
   if (config.audit.sinks.length > 0) {
     check(['audit', 'spill_dir'], config.audit.spill_dir, 'directory')
     const room = fileSystemBytes(config.audit.spill_dir)
-    if (room !== null && room < config.audit.spill_max_bytes) {
-      findings.push({ severity: 'warning', path: ['audit', 'spill_max_bytes'], message: `${config.audit.spill_max_bytes} bytes is more than the file system of spill_dir holds (${room}): the disk fills before the cap applies, and records are lost whatever on_spill_full says` })
+    const workers = workerCount(config.server)
+    const most = spillDiskBytes(config.audit, workers)
+    if (room !== null && room < most) {
+      const past = most === config.audit.spill_max_bytes ? '' : ` (with the room on_spill_full: refuse keeps past the cap${workers > 1 ? `, for each of ${workers} workers` : ''})`
+      findings.push({ severity: 'warning', path: ['audit', 'spill_max_bytes'], message: `the spill files may hold ${most} bytes${past}, more than the file system of spill_dir holds (${room}): the disk fills before the cap applies, and records are lost whatever on_spill_full says` })
     }
   }
   if (config.audit.checkpoint_path !== undefined) {

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { createPostgresSink } from '../../src/audit/sinks/postgres.ts'
 import { verifyAudit } from '../../src/audit/verify.ts'
 import { startFreezingRelay, type FreezingRelay } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -95,3 +96,38 @@ it('a stalled PostgreSQL holds sync responses for write_timeout, not 15 s; the s
   expect(await stored()).toEqual(sent)
   expect(await verifyAudit({ type: 'postgres', url: SHARED_POSTGRES, schema })).toMatchObject({ ok: true, checked: sent.length, problems: [] })
 }, 90_000)
+
+// Found by the spill cap's probe: stopping PostgreSQL killed the audit worker now and then ("the
+// audit worker failed": Connection terminated unexpectedly, read ECONNRESET), taking the records it
+// held: a client the sink had checked out had no 'error' listener when its connection went, and
+// pg emits the loss on the client. Here the connection goes while append waits on the chain's lock.
+it('a connection lost under a client the sink holds fails that call, not the thread', async () => {
+  const own = uniqueSchema('lost')
+  const sink = createPostgresSink({ url: SHARED_POSTGRES, schema: own })
+  const holder = new pg.Client({ connectionString: SHARED_POSTGRES })
+  const uncaught: unknown[] = []
+  const onUncaught = (err: unknown) => void uncaught.push(err)
+  process.on('uncaughtException', onUncaught)
+  try {
+    await sink.open()
+    await holder.connect()
+    await holder.query('BEGIN')
+    await holder.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`bouncer-audit-chain:${own}:c`]) // the lock append takes
+    const holderPid = Number((await holder.query('SELECT pg_backend_pid() AS pid')).rows[0].pid)
+    const appended = (sink.append as NonNullable<typeof sink.append>)('c', () => { throw new Error('never built: the lock is not had') }).then(() => 'appended', (err: Error) => err.message)
+    let waiting: number | undefined
+    await waitFor(async () => {
+      waiting = (await holder.query('SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [holderPid])).rows[0]?.pid as number | undefined
+      return waiting !== undefined
+    }, 'append waiting on the lock')
+    await holder.query('SELECT pg_terminate_backend($1)', [waiting])
+    expect(await appended).toMatch(/terminat/)
+    await new Promise((resolve) => setImmediate(resolve)) // the socket's end, after the error answer
+    expect(uncaught).toEqual([])
+  } finally {
+    process.off('uncaughtException', onUncaught)
+    await holder.end().catch(() => {})
+    await sink.close()
+    await dropSchema(SHARED_POSTGRES, own)
+  }
+})

@@ -3,11 +3,13 @@
 // default: 503 audit_unavailable, not ready) or keeps serving and counts the records it loses (drop).
 // A probe found a PostgreSQL away for hours could fill a node's disk with spill.
 import { readdirSync, statSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { request } from 'undici'
 import { describe, expect, it } from 'vitest'
-import { refuseHeadroom } from '../../src/audit/spill-budget.ts'
+import { refuseHeadroom } from '../../src/config/index.ts'
 import { verifyAudit } from '../../src/audit/verify.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { auditRecordCount, startPostgres, uniqueSchema, type PrivatePostgres } from '../helpers/postgres.ts'
@@ -126,5 +128,108 @@ describe('audit.spill_max_bytes', () => {
       const ready = (await (await request(`${gw.adminUrl}/readyz`)).body.json()) as { ready: boolean; checks: Record<string, string> }
       expect(ready.checks.audit_spill).toBe('full (audit.spill_max_bytes): dropping records')
     })
+  })
+
+  // A probe: a gateway started on a spill an earlier run had filled answered its first requests 200
+  // (30 in a row, the sink still away) until its audit worker had started and reported.
+  it('on_spill_full: refuse — a gateway started on a spill an earlier run filled refuses from its first request', { timeout: 90_000 }, async () => {
+    const upstream = await startUpstream((_req, res) => {
+      res.end('ok')
+    })
+    const server = await startPostgres()
+    const schema = uniqueSchema('spillcap')
+    const spillDir = await mkdtemp(join(tmpdir(), 'bouncer-spill-cap-'))
+    const config = {
+      audit: { sinks: [{ type: 'postgres', url: server.url, schema }], spill_dir: spillDir, flush_interval: '20ms', spill_max_bytes: CAP },
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'open', path: '/*', upstream: 'api', public: true }],
+    }
+    let second: TestGateway | undefined
+    try {
+      const first = await startTestGateway(config)
+      try {
+        await waitFor(async () => (await countIn(server.url, schema)) === 0, 'the schema')
+        await server.stop()
+        expect(await send(first, 6_000, (status) => status === 503)).toContain(503)
+      } finally {
+        await first.close()
+      }
+      expect(spillBytes(spillDir)).toBeGreaterThanOrEqual(CAP)
+
+      second = await startTestGateway(config)
+      const statuses: number[] = []
+      for (let i = 0; i < 5; i++) {
+        const res = await request(`${second.url}/restarted${i}`)
+        await res.body.dump()
+        statuses.push(res.statusCode)
+      }
+      expect(statuses).toEqual([503, 503, 503, 503, 503])
+      const ready = await request(`${second.adminUrl}/readyz`)
+      expect(ready.statusCode).toBe(503)
+      expect(((await ready.body.json()) as { checks: Record<string, string> }).checks.audit_spill).toBe('full (audit.spill_max_bytes): refusing requests')
+
+      await server.start()
+      const gw = second
+      await waitFor(async () => {
+        const res = await request(`${gw.url}/back`)
+        await res.body.dump()
+        return res.statusCode === 200
+      }, 'served again once the spill is replayed', 30_000)
+      // The restart's refusals are recorded with the rest.
+      await waitFor(async () => (await countIn(server.url, schema)) > 0, 'the spill replayed', 30_000)
+      const client = new pg.Client({ connectionString: server.url })
+      await client.connect()
+      const refused = Number((await client.query(`SELECT count(*) AS n FROM ${schema}.audit_records WHERE path LIKE '/restarted%' AND status = 503`)).rows[0].n)
+      await client.end()
+      expect(refused).toBe(5)
+    } finally {
+      await second?.close()
+      await upstream.close()
+      await server.destroy()
+      await rm(spillDir, { recursive: true, force: true })
+    }
+  })
+
+  // A probe: spill files adopted from a run with another number of workers (spill-adopt.ts) wait for
+  // their sink like any, but bouncer_audit_spill_bytes said 0 while they held a MiB.
+  it('bouncer_audit_spill_bytes counts spill files adopted from a run with another number of workers', { timeout: 90_000 }, async () => {
+    const upstream = await startUpstream((_req, res) => {
+      res.end('ok')
+    })
+    const server = await startPostgres()
+    const schema = uniqueSchema('spillcap')
+    const spillDir = await mkdtemp(join(tmpdir(), 'bouncer-spill-cap-'))
+    const config = (dir: string) => ({
+      audit: { sinks: [{ type: 'postgres', url: server.url, schema }], spill_dir: dir, flush_interval: '20ms', spill_max_bytes: CAP, on_spill_full: 'drop' },
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'open', path: '/*', upstream: 'api', public: true }],
+    })
+    let second: TestGateway | undefined
+    let sent: number
+    try {
+      // What a worker w1 of server.workers left: spill_dir/w1.
+      const first = await startTestGateway(config(join(spillDir, 'w1')))
+      try {
+        await waitFor(async () => (await countIn(server.url, schema)) === 0, 'the schema')
+        await server.stop()
+        sent = (await send(first, 300)).length
+      } finally {
+        await first.close()
+      }
+      const left = spillBytes(join(spillDir, 'w1')) - statSync(join(spillDir, 'w1', 'checkpoints.ndjson')).size // the sink's spill file
+      expect(left).toBeGreaterThan(100_000)
+
+      second = await startTestGateway(config(spillDir)) // one process: w1's files are adopted
+      const gw = second
+      await waitFor(async () => (await metricValue(gw.adminUrl, 'bouncer_audit_spill_bytes')) === left, 'the adopted files counted')
+      await server.start()
+      await waitFor(async () => (await metricValue(gw.adminUrl, 'bouncer_audit_spill_bytes')) === 0, 'the adopted files replayed', 30_000)
+      expect(await countIn(server.url, schema)).toBe(sent)
+    } finally {
+      await second?.close()
+      await upstream.close()
+      await server.destroy()
+      await rm(spillDir, { recursive: true, force: true })
+    }
   })
 })

@@ -133,6 +133,10 @@ export function createPostgresSink(options: { url: string; schema: string; write
   const { schema } = options
   const pool = new (loadPg().Pool)({ connectionString: options.url, max: 2, connectionTimeoutMillis: 5_000, query_timeout: 15_000 })
   pool.on('error', () => {}) // an idle client lost with the server: the next write fails and spills
+  // One the sink holds (a transaction, the schema's migration) emits its loss on itself, which
+  // pg-pool hears only while the client is idle or in pool.query: unheard, it ended the audit worker
+  // with the records it held (a probe stopping PostgreSQL). The call on it fails all the same.
+  pool.on('connect', (client) => client.on('error', () => {}))
   // Every column as an array parameter; roles travels as text and becomes JSONB in the SELECT.
   const columns = [['chain', 'text'], ['seq', 'bigint'], ...FIELD_SPECS.map((field) => [columnOf(field), FIELD_KINDS[field.kind].postgres])]
   const names = columns.map(([column]) => column)

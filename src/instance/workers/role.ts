@@ -1,7 +1,7 @@
 // What makes a gateway one of server.workers' request-path workers rather than the whole gateway.
 import { join } from 'node:path'
 import { checkpointPathOf, instanceIdOf } from '../../audit/index.ts'
-import type { AuditConfig } from '../../config/index.ts'
+import { spillShare, type AuditConfig } from '../../config/index.ts'
 import type { SharedLimitsTable } from '../../limits/index.ts'
 
 /** The worker that runs what must run once for the gateway (secrets.rotation's schedule): its replacement keeps the id. */
@@ -45,7 +45,7 @@ export function workerAuditConfig(audit: AuditConfig, id: string, workers: numbe
     ...audit,
     instance_id: `${instanceIdOf(audit.instance_id, env)}/${id}`,
     spill_dir: join(audit.spill_dir, id),
-    spill_max_bytes: Math.floor(audit.spill_max_bytes / workers),
+    spill_max_bytes: spillShare(audit.spill_max_bytes, workers),
     checkpoint_path: checkpointPathOf(audit),
   }
 }

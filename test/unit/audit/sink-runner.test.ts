@@ -9,7 +9,8 @@ import type { Checkpoint } from '../../../src/audit/checkpoint.ts'
 import { chain, GENESIS_HASH } from '../../../src/audit/record.ts'
 import { createSinkRunner, type RunnerEvents } from '../../../src/audit/sink-runner.ts'
 import type { AuditSink, StoredRow } from '../../../src/audit/sinks/sink.ts'
-import { spillFor } from '../../../src/audit/spill.ts'
+import { spillBudget } from '../../../src/audit/spill-budget.ts'
+import { SPILL_START, spillFor } from '../../../src/audit/spill.ts'
 import { deferred } from '../../helpers/wait.ts'
 
 const dirs: string[] = []
@@ -118,5 +119,39 @@ it('a network sink\'s retention, stalled, does not hold the writes behind it', a
   expect(runner.up).toBe(true)
   deleting.resolve()
   await retention
+  await runner.drain()
+})
+
+// A probe: a batch bigger than the room left in the spill (audit.spill_max_bytes, or a
+// server.workers worker's share of it) was dropped whole, its records counted lost while the files
+// had room for most of them: at a 1 MiB cap, a burst's batch of 2,000 records left the spill empty.
+it('a spill with room for part of a batch keeps its first records and drops only the rest', async () => {
+  const away = async () => {
+    throw new Error('the sink is away')
+  }
+  const sink: AuditSink = { ...heldSink(100).sink, write: away, ping: away }
+  const dir = mkdtempSync(join(tmpdir(), 'bouncer-runner-'))
+  dirs.push(dir)
+  const spill = spillFor(dir, sink.name)
+  const counted = { spilled: 0, dropped: 0 }
+  const events: RunnerEvents = {
+    log() {}, written() {}, replayed() {}, quarantined() {},
+    spilled: (_sink, rows) => void (counted.spilled += rows),
+    dropped: (_sink, rows) => void (counted.dropped += rows),
+  }
+  const CAP = 1_048_576
+  const runner = createSinkRunner(sink, spill, { capacity: 100_000, durable: false, events, opened: true, budget: spillBudget(CAP, 0, () => [spill]) })
+  const rows = Array.from({ length: 2_000 }, (_, i) => row(i + 1))
+  const lineBytes = Buffer.byteLength(`${JSON.stringify(rows[0])}\n`)
+  expect(lineBytes * rows.length).toBeGreaterThan(CAP) // the batch is bigger than the cap
+
+  await runner.handle(rows)
+  expect(counted.spilled + counted.dropped).toBe(rows.length)
+  expect(spill.size()).toBeLessThanOrEqual(CAP)
+  expect(spill.size()).toBeGreaterThan(CAP - 2 * lineBytes) // full, to within a record
+  const kept = await spill.read(SPILL_START, rows.length)
+  expect(kept.rows.map((r) => r.seq)).toEqual(rows.slice(0, counted.spilled).map((r) => r.seq)) // the first ones, in order
+  await runner.handle([row(2_001)]) // no room: dropped
+  expect(counted.dropped).toBe(rows.length + 1 - counted.spilled)
   await runner.drain()
 })

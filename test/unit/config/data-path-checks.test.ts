@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { onReadOnlyFileSystem } from '../../../src/config/data-path-checks.ts'
-import { loadConfigText } from '../../../src/config/index.ts'
+import { loadConfigText, refuseHeadroom, spillDiskBytes } from '../../../src/config/index.ts'
 import { BIN } from '../../helpers/cli.ts'
 
 let dir: string
@@ -142,10 +142,27 @@ it('reads a read-only mount from the mount table: the nearest mount point, its o
 
 it('warns when spill_max_bytes is more than the file system of spill_dir holds: the disk would fill before the cap', () => {
   const sinks = [{ type: 'postgres', url: 'postgres://127.0.0.1:9/x' }]
-  const spill = (max: number) => loadConfigText(stringify({ ...ROUTES, audit: { sinks, spill_dir: join(dir, 'not-made-yet', 'spill'), spill_max_bytes: max } }), join(dir, 'bouncer.yaml'), { MASTER: 'k'.repeat(44) }).diagnostics
+  const spill = (max: number, onFull = 'drop') => loadConfigText(stringify({ ...ROUTES, audit: { sinks, spill_dir: join(dir, 'not-made-yet', 'spill'), spill_max_bytes: max, on_spill_full: onFull } }), join(dir, 'bouncer.yaml'), { MASTER: 'k'.repeat(44) }).diagnostics
     .filter((d) => d.path.join('.') === 'audit.spill_max_bytes')
     .map((d) => `${d.severity}: ${d.message}`)
   const size = statfsSync(dir).blocks * statfsSync(dir).bsize
-  expect(spill(size + 1)).toEqual([`warning: ${size + 1} bytes is more than the file system of spill_dir holds (${size}): the disk fills before the cap applies, and records are lost whatever on_spill_full says`])
+  expect(spill(size + 1)).toEqual([`warning: the spill files may hold ${size + 1} bytes, more than the file system of spill_dir holds (${size}): the disk fills before the cap applies, and records are lost whatever on_spill_full says`])
   expect(spill(1_048_576)).toEqual([])
+  expect(spill(1_048_576, 'refuse')).toEqual([])
+})
+
+// A probe: under refuse (the default) the files take the cap and its headroom, and a cap just inside
+// the file system passed the check while the headroom past it would fill the disk.
+it('counts the headroom of on_spill_full: refuse past the cap, and each worker\'s', () => {
+  const sinks = [{ type: 'postgres', url: 'postgres://127.0.0.1:9/x' }]
+  const size = statfsSync(dir).blocks * statfsSync(dir).bsize
+  const max = size - 1_048_576
+  const found = loadConfigText(stringify({ ...ROUTES, audit: { sinks, spill_dir: join(dir, 'spill'), spill_max_bytes: max } }), join(dir, 'bouncer.yaml'), { MASTER: 'k'.repeat(44) }).diagnostics
+    .filter((d) => d.path.join('.') === 'audit.spill_max_bytes')
+    .map((d) => `${d.severity}: ${d.message}`)
+  expect(found).toEqual([`warning: the spill files may hold ${max + refuseHeadroom(max)} bytes (with the room on_spill_full: refuse keeps past the cap), more than the file system of spill_dir holds (${size}): the disk fills before the cap applies, and records are lost whatever on_spill_full says`])
+  // 1 GiB over 64 workers: 16 MiB each, and 8 MiB of headroom each, half the cap again.
+  expect(spillDiskBytes({ spill_max_bytes: 1_073_741_824, on_spill_full: 'refuse' }, 64)).toBe(1_073_741_824 + 64 * 8 * 1_048_576)
+  expect(spillDiskBytes({ spill_max_bytes: 1_073_741_824, on_spill_full: 'refuse' }, 1)).toBe(1_073_741_824 + 107_374_182)
+  expect(spillDiskBytes({ spill_max_bytes: 1_073_741_824, on_spill_full: 'drop' }, 64)).toBe(1_073_741_824)
 })

@@ -265,6 +265,18 @@ routes:
     expect(check(issuer('1s')).lines).toEqual([])
   })
 
+  // Found by a probe of the spill cap: with both, 1,784 requests got 200 and their records were dropped.
+  it('refuses durability: sync with on_spill_full: drop: a sync response has its record', () => {
+    const audit = (durability: string, onFull: string) => `${BASE}audit:\n  durability: ${durability}\n  on_spill_full: ${onFull}\n`
+    expect(check(audit('sync', 'drop')).lines).toEqual([
+      'bouncer.yaml:11:18: audit.on_spill_full: drop answers requests whose records the full spill cannot take, and durability: sync answers only recorded ones: use on_spill_full: refuse (503 audit_unavailable at the cap), or durability: batched',
+    ])
+    expect(check(audit('sync', 'drop')).loaded.config).toBeUndefined()
+    expect(check(audit('sync', 'refuse')).lines).toEqual([])
+    expect(check(audit('batched', 'drop')).lines).toEqual([])
+    expect(check(`${audit('sync', 'drop')}  sinks: []\n`).lines).toEqual([])
+  })
+
   // Found by the audit probe: retention 0 (read by many as "keep forever") deleted every record within a second.
   it('refuses an audit retention under 1s', () => {
     const audit = (retention: string) => `${BASE}audit:\n  retention: ${retention}\n`
