@@ -148,7 +148,7 @@ describe('audit.spill_max_bytes', () => {
     try {
       const first = await startTestGateway(config)
       try {
-        await waitFor(async () => (await countIn(server.url, schema)) === 0, 'the schema')
+        await waitFor(async () => (await auditRecordCount(server.url, schema)) === 0, 'the schema')
         await server.stop()
         expect(await send(first, 6_000, (status) => status === 503)).toContain(503)
       } finally {
@@ -176,7 +176,7 @@ describe('audit.spill_max_bytes', () => {
         return res.statusCode === 200
       }, 'served again once the spill is replayed', 30_000)
       // The restart's refusals are recorded with the rest.
-      await waitFor(async () => (await countIn(server.url, schema)) > 0, 'the spill replayed', 30_000)
+      await waitFor(async () => (await auditRecordCount(server.url, schema)) > 0, 'the spill replayed', 30_000)
       const client = new pg.Client({ connectionString: server.url })
       await client.connect()
       const refused = Number((await client.query(`SELECT count(*) AS n FROM ${schema}.audit_records WHERE path LIKE '/restarted%' AND status = 503`)).rows[0].n)
@@ -210,7 +210,7 @@ describe('audit.spill_max_bytes', () => {
       // What a worker w1 of server.workers left: spill_dir/w1.
       const first = await startTestGateway(config(join(spillDir, 'w1')))
       try {
-        await waitFor(async () => (await countIn(server.url, schema)) === 0, 'the schema')
+        await waitFor(async () => (await auditRecordCount(server.url, schema)) === 0, 'the schema')
         await server.stop()
         sent = (await send(first, 300)).length
       } finally {
@@ -224,7 +224,7 @@ describe('audit.spill_max_bytes', () => {
       await waitFor(async () => (await metricValue(gw.adminUrl, 'bouncer_audit_spill_bytes')) === left, 'the adopted files counted')
       await server.start()
       await waitFor(async () => (await metricValue(gw.adminUrl, 'bouncer_audit_spill_bytes')) === 0, 'the adopted files replayed', 30_000)
-      expect(await countIn(server.url, schema)).toBe(sent)
+      expect(await auditRecordCount(server.url, schema)).toBe(sent)
     } finally {
       await second?.close()
       await upstream.close()
