@@ -133,6 +133,22 @@ function continuation(read: StateRead, statePath: string, heads: ReadonlyArray<{
 }
 
 /** The first record of a chain that replaces one that could not be continued. */
+/** The code of the record that says how many records were lost to a full spill (records_lost). */
+export const RECORDS_LOST = 'records_lost'
+
+/**
+ * What the chain says where records were lost before they were numbered (every sink away and the
+ * spill files full): an ordinary record, so the chain has no gap that verify would fail for good,
+ * and the loss is in the log itself, not only in a metric.
+ */
+export function lostRecordsRecord(lost: number, since: string, instance: string, prevHash: string, now = new Date()): AuditRecord {
+  const detail = `${lost} audit ${lost === 1 ? 'record was' : 'records were'} lost from ${since}: every sink was away and the spill files held audit.spill_max_bytes (counted in bouncer_audit_dropped_total).`
+  return chain({
+    id: randomUUID(), time: now.toISOString(), request_id: '-', method: '-', path: '-', status: 0, decision: 'error', code: RECORDS_LOST,
+    detail, roles: [], source_ip: '-', duration_ms: 0, bytes_in: 0, bytes_out: 0, instance,
+  }, prevHash)
+}
+
 export function restartRecord(previous: string | null, reason: string, instance: string, now = new Date()): AuditRecord {
   const detail = `${previous ? `Chain ${previous}` : 'The previous chain'} cannot be continued: ${reason}. Its records are kept as they are; this chain starts afresh.`
   return chain({

@@ -31,8 +31,9 @@ export interface SpillBudget {
   /**
    * How many of these lines (their sizes in bytes, in order) the files have room for: all, or the
    * first ones that fit (a batch bigger than the room left dropped whole, the spill empty beside it).
+   * `reserved`: bytes already let through and not yet written (appends are queued).
    */
-  claim(lineBytes: readonly number[]): number
+  claim(lineBytes: readonly number[], reserved?: number): number
   /** The files hold the cap or more. */
   full(): boolean
 }
@@ -56,9 +57,9 @@ export function spillBudget(maxBytes: number, headroom: number, spills: () => re
   return {
     maxBytes,
     used,
-    claim(lineBytes) {
+    claim(lineBytes, reserved = 0) {
       const now = used()
-      let room = limit - now
+      let room = limit - now - reserved
       let fit = 0
       for (; fit < lineBytes.length && (lineBytes[fit] as number) <= room; fit++) room -= lineBytes[fit] as number
       if (fit < lineBytes.length) refusedAt = now

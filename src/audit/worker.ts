@@ -5,7 +5,7 @@ import { createPrivateKey, createPublicKey, randomUUID, type JsonWebKey } from '
 import { basename, join } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
 import { makeDirectories, quietSqliteWarning, withinDeadline } from '../collections/index.ts'
-import { CHAIN_STATE_FILE, decideHead, readChainState, restartRecord, writeChainState } from './chain-head.ts'
+import { CHAIN_STATE_FILE, decideHead, lostRecordsRecord, readChainState, restartRecord, writeChainState } from './chain-head.ts'
 import { appendCheckpoint, checkpointProblem, latestByChain, readCheckpointFile, signCheckpoint, signCut, type Checkpoint } from './checkpoint.ts'
 import { GENESIS_HASH, link, type AuditRecord } from './record.ts'
 import { ownThreadNice, workerPriority } from './worker-priority.ts'
@@ -201,7 +201,7 @@ let committing: Promise<unknown> = Promise.resolve()
  * Hands chained rows to every sink; `committed` follows in order, once each has them or has
  * spilled them. `queued`: records still in this worker's queue behind them.
  */
-function handOver(rows: StoredRow[], batch: number | null, queued = 0): void {
+function handOver(rows: StoredRow[], batch: number | null, queued = 0): Promise<unknown> {
   saveState()
   const last = head
   const handled = Promise.all(runners.map((runner) => runner.handle(rows, queued)))
@@ -209,6 +209,7 @@ function handOver(rows: StoredRow[], batch: number | null, queued = 0): void {
     committed = last
     send({ type: 'committed', id: batch, head: last })
   })
+  return handled
 }
 
 function append(record: AuditRecord): StoredRow {
@@ -233,7 +234,57 @@ if (decision.kind === 'restart') {
 /** The id of a request's record, from its canonical text (`"id":"<uuid>"`, written by recordLine). */
 const ID_FIELD = ',"id":"'
 
+/**
+ * A spill line is the record wrapped with its chain, seq and hash: at most this many bytes more than
+ * the line the request thread posted (~180 measured; the margin keeps the guess above the truth).
+ */
+const SPILL_LINE_OVERHEAD = 512
+
+/**
+ * Spill bytes let through by lostBeforeNumbering and not yet appended: the appends are queued, and
+ * batches checked against the files alone all saw the same room (a test saw 28 records numbered,
+ * then dropped by the runner, past it).
+ */
+let spillOnItsWay = 0
+
+/** Records lost before they were numbered (lostBeforeNumbering), and since when: said by a record once there is room. */
+let lostUnnumbered = 0
+let lostSince = ''
+
+/**
+ * Every sink away and their spill files without room for the whole batch: its records are lost.
+ * Numbered, then dropped by the sinks' runners, they left a gap in the chain that `verify` failed for
+ * good (a probe of the spill cap); dropped here, before they are numbered, the chain stays whole and
+ * its next record says how many were lost (lostRecordsRecord).
+ */
+function lostBeforeNumbering(lines: string, count: number): number | null {
+  if (runners.length === 0 || runners.some((runner) => runner.up)) return 0
+  const bytes = (Buffer.byteLength(lines) + count * (SPILL_LINE_OVERHEAD + 1)) * runners.length
+  // A claim that does not fit marks the spill full (readiness, the request thread) until it shrinks.
+  return budget.claim([bytes], spillOnItsWay) === 0 ? null : bytes
+}
+
 function onBatch(id: number, lines: string, postedEnd: number): void {
+  const count = countLines(lines)
+  const spilling = lostBeforeNumbering(lines, count)
+  if (spilling === null) {
+    if (lostUnnumbered === 0) lostSince = new Date().toISOString()
+    lostUnnumbered += count
+    events.dropped('(every sink)', count)
+    if (!losingLogged) {
+      losingLogged = true
+      events.log('error', 'audit records lost: every sink is away and the spill files are full (audit.spill_max_bytes); counted in bouncer_audit_dropped_total, and the chain says how many once there is room', { spill_max_bytes: budget.maxBytes })
+    }
+    // Released in order, after the batches before it: a sync response waiting on it goes on.
+    committing = committing.then(() => send({ type: 'committed', id, head: committed }))
+    return
+  }
+  if (lostUnnumbered > 0) {
+    handOver([append(lostRecordsRecord(lostUnnumbered, lostSince, config.instance, head.hash))], null)
+    lostUnnumbered = 0
+  }
+  // Logged once an outage: a smaller batch that still fits between losses does not end it.
+  if (losingLogged && runners.some((runner) => runner.up)) losingLogged = false
   // Chained synchronously, in arrival order; the sinks then take the rows at their own pace.
   const rows: StoredRow[] = []
   for (const line of lines.split('\n')) {
@@ -242,7 +293,19 @@ function onBatch(id: number, lines: string, postedEnd: number): void {
     head = { seq: head.seq + 1, hash: linked.hash, id: linked.canonical.slice(at, linked.canonical.indexOf('"', at)) }
     rows.push(new LinkedRow(chainId, head.seq, linked))
   }
-  handOver(rows, id, Number(Atomics.load(config.posted, 0)) - postedEnd)
+  const handled = handOver(rows, id, Number(Atomics.load(config.posted, 0)) - postedEnd)
+  if (spilling > 0) {
+    spillOnItsWay += spilling
+    void handled.then(() => (spillOnItsWay -= spilling))
+  }
+}
+
+let losingLogged = false
+
+function countLines(lines: string): number {
+  let count = 1
+  for (let at = lines.indexOf('\n'); at !== -1; at = lines.indexOf('\n', at + 1)) count++
+  return count
 }
 
 // A chain begun now has no checkpoint yet.

@@ -102,7 +102,7 @@ describe('audit.spill_max_bytes', () => {
       const refusals = refusedBefore + retries.filter((s) => s === 503).length
       // Every record is stored but refusals past the spill's headroom (a client retrying at once
       // while the spill replays): those are counted as dropped, and only those.
-      await waitFor(async () => (await auditRecordCount(server.url, schema)) + gw.state.audit.stats().dropped === sent, 'every record stored or counted', 30_000)
+      await waitFor(async () => (await auditRecordCount(server.url, schema)) - (gw.state.audit.stats().dropped > 0 ? 1 : 0) + gw.state.audit.stats().dropped === sent, 'every record stored or counted', 30_000)
       const { dropped } = gw.state.audit.stats()
       expect(dropped).toBeLessThanOrEqual(refusals)
       const client = new pg.Client({ connectionString: server.url })
@@ -110,23 +110,50 @@ describe('audit.spill_max_bytes', () => {
       const answered = Number((await client.query(`SELECT count(*) AS n FROM ${schema}.audit_records WHERE status = 200`)).rows[0].n)
       await client.end()
       expect(answered).toBe(statuses.filter((s) => s === 200).length + 1) // every answered request, the last /back too
-      // A dropped record leaves a gap in the chain, which verify names.
-      expect((await verifyAudit({ type: 'postgres', url: server.url, schema })).ok).toBe(dropped === 0)
+      // Records lost to a full spill are lost before they are numbered: the chain stays whole, and
+      // says how many (a records_lost record) once there is room.
+      expect(await verifyAudit({ type: 'postgres', url: server.url, schema })).toMatchObject({ ok: true, problems: [] })
       expect((await request(`${gw.adminUrl}/readyz`)).statusCode).toBe(200)
     })
   })
 
-  it('on_spill_full: drop — requests keep their answers, the spill stops at the cap, and the lost records are counted and logged once', { timeout: 90_000 }, async () => {
-    await withOutage('drop', async (gw, _server, _schema, spillDir) => {
+  it('on_spill_full: drop — requests keep their answers, the spill stops at the cap, the lost records are counted and logged once, and the chain says how many', { timeout: 90_000 }, async () => {
+    await withOutage('drop', async (gw, server, schema, spillDir) => {
       const statuses = await send(gw, 2_600)
       expect(new Set(statuses)).toEqual(new Set([200]))
       await waitFor(() => gw.state.audit.stats().dropped > 0, 'records dropped at the cap', 10_000)
       // Every record spilled or dropped (the worker reports its counters every second), none lost otherwise.
-      await waitFor(() => gw.state.audit.stats().spilled + gw.state.audit.stats().dropped === statuses.length, 'every record handled')
+      // Every record spilled or dropped, and a record of each run of losses where a later batch had room.
+      await waitFor(() => gw.state.audit.stats().spilled + gw.state.audit.stats().dropped >= statuses.length, 'every record handled')
       expect(spillBytes(spillDir)).toBeLessThanOrEqual(CAP)
-      expect(gw.logs.filter((line) => line.includes('the spill files are full (audit.spill_max_bytes); counted in bouncer_audit_dropped_total')).length).toBe(1)
+      expect(gw.logs.filter((line) => line.includes('audit records lost: every sink is away and the spill files are full (audit.spill_max_bytes)')).length).toBe(1)
       const ready = (await (await request(`${gw.adminUrl}/readyz`)).body.json()) as { ready: boolean; checks: Record<string, string> }
       expect(ready.checks.audit_spill).toBe('full (audit.spill_max_bytes): dropping records')
+
+      // The sink back: what was spilled is replayed, then one record says how many were lost, and
+      // the chain verifies (numbered, then dropped, they left a gap that failed verify for good).
+      await server.start()
+      const { dropped } = gw.state.audit.stats()
+      const client = new pg.Client({ connectionString: server.url })
+      const query = async (sql: string) => {
+        await client.connect().catch(() => {}) // once; later calls find it connected
+        return (await client.query(sql)).rows
+      }
+      try {
+        await waitFor(async () => (await auditRecordCount(server.url, schema)) >= statuses.length - dropped, 'the spill replayed', 30_000)
+        expect((await request(`${gw.url}/after`, { headers: { 'x-request-id': 'after-the-outage' } })).statusCode).toBe(200)
+        await waitFor(async () => (await query(`SELECT 1 FROM ${schema}.audit_records WHERE request_id = 'after-the-outage'`)).length === 1, 'the request after', 30_000)
+        const lost = await query(`SELECT detail, decision, status FROM ${schema}.audit_records WHERE code = 'records_lost' ORDER BY seq`)
+        expect(lost.length).toBeGreaterThan(0)
+        for (const row of lost) expect(row).toMatchObject({ decision: 'error', status: 0, detail: expect.stringMatching(/^\d+ audit records? (was|were) lost from \S+: every sink was away and the spill files held audit\.spill_max_bytes \(counted in bouncer_audit_dropped_total\)\.$/) })
+        // Every request is either stored or counted in a records_lost record, whose counts add up to what was dropped.
+        const counted = lost.reduce((sum, row) => sum + Number(/^\d+/.exec(String(row.detail))?.[0]), 0)
+        expect(counted).toBe(dropped)
+        expect(await auditRecordCount(server.url, schema)).toBe(statuses.length - dropped + lost.length + 1)
+        expect(await verifyAudit({ type: 'postgres', url: server.url, schema })).toMatchObject({ ok: true, problems: [] })
+      } finally {
+        await client.end().catch(() => {})
+      }
     })
   })
 
