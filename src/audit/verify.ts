@@ -302,6 +302,7 @@ async function chainReader(source: AuditSource, reading: LogReading): Promise<Ch
     }
   }
   const client = new (loadPg().Client)({ connectionString: source.url, connectionTimeoutMillis: 5_000 })
+  client.on('error', () => {}) // a connection lost mid-read: the query fails and verify says so, rather than an uncaught event
   await client.connect()
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
   const { schema } = source

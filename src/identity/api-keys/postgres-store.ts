@@ -40,6 +40,11 @@ export function openPostgresKeyStore(options: PostgresKeyStoreOptions): ApiKeySt
     query_timeout: options.timeoutMs ?? 5_000,
   })
   pool.on('error', () => {}) // an idle client lost with the server: the next query fails and says so
+  // One the store holds (the migration, under its lock) emits its loss on itself, which pg-pool hears
+  // only while the client is idle or in pool.query; unheard, such a loss ended the audit worker (the
+  // spill cap's probe, audit/sinks/postgres.ts). Not seen here — the migration's queries follow one
+  // another, and a loss during one fails that query — but a loss between two would end the process.
+  pool.on('connect', (client) => client.on('error', () => {}))
   const location = `${databaseOf(options.url)}, schema ${schema}`
   let ready: Promise<void> | null = null
 
