@@ -107,6 +107,9 @@ const MAX_VALUES = 500_000
 /** Entries one list may hold: zod collects a list's problems with a spread, which overflows the stack past ~120,000. */
 const MAX_LIST = 50_000
 const MULTIPLE_DOCUMENTS = 'a second YAML document starts here (a line "---" after the first): a config is one document, so remove the line or split the file'
+/** Said when the parser, the composer or a check after them runs out of stack on a file's depth (yaml said "Maximum call stack size exceeded"). */
+const NESTING = 'the file nests too deeply to be read (a config nests a few levels)'
+
 /** Problems reported at most: the first ones say what is wrong; a million more say nothing new. */
 const MAX_DIAGNOSTICS = 1_000
 
@@ -123,7 +126,7 @@ export function loadConfigText(withMark: string, file: string, env: NodeJS.Proce
     // yaml's parser recurses once per nested collection and, unlike its composer, lets running
     // out of stack escape: 5,000 nested "- " then "}" threw a RangeError (found by fuzzing).
     if (!outOfStack(err)) throw err
-    return withoutDocument(file, { severity: 'error', path: [], message: 'the file nests too deeply to be read (a config nests a few levels)', line: 1, col: 1 })
+    return withoutDocument(file, { severity: 'error', path: [], message: NESTING, line: 1, col: 1 })
   }
   try {
     return loadDocument(doc, text, lines, file, env, options)
@@ -336,5 +339,6 @@ function friendly(message: string): string {
 }
 
 function yamlMessage(message: string): string {
+  if (/call stack/i.test(message)) return NESTING
   return message.split('\n')[0]?.replace(/ at line \d+, column \d+.*$/, '') ?? message
 }

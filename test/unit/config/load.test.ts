@@ -224,6 +224,10 @@ roles:
     expect(flat.loaded.config).toBeUndefined()
     expect(flat.lines).toEqual(["bouncer.yaml:1:1: bouncer ran out of stack while checking the file, a limit of its own and not the file's nesting: please report it"])
     expect(check(`${'- '.repeat(5_000)}}`).lines).toEqual(['bouncer.yaml:1:1: the file nests too deeply to be read (a config nests a few levels)'])
+    // Deep enough for yaml's composer, which said "Maximum call stack size exceeded" as the file's problem.
+    for (const deep of [`routes: ${'['.repeat(1_000)}${']'.repeat(1_000)}\n`, `routes:\n  ${'- '.repeat(1_000)}x\n`]) {
+      expect(check(deep).lines.map((line) => line.replace(/^bouncer\.yaml:\d+:\d+: /, ''))).toEqual(['the file nests too deeply to be read (a config nests a few levels)'])
+    }
   })
 
   // Found by an adversarial probe: a merge key was read as a key named "<<", and check said
