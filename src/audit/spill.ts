@@ -15,7 +15,7 @@ import { CHAIN_STATE_FILE, readChainState } from './chain-head.ts'
 import { parseSpillLine } from './spill-line.ts'
 import type { StoredRow } from './sinks/sink.ts'
 import { SpillFull, type SpillBudget } from './spill-budget.ts'
-import { makeDirectories } from '../collections/index.ts'
+import { makeDirectories, NotRegularFile } from '../collections/index.ts'
 
 /** Where a replay is: a byte offset and the number of the line that starts there (from 1). */
 export interface SpillCursor {
@@ -125,7 +125,10 @@ export function spillFor(dir: string, sinkName: string, legacyChain?: string | n
         for (const row of rows) text += `${JSON.stringify(row)}\n`
       }
       if (fit === 0 && rows.length > 0) throw new SpillFull(budget?.maxBytes ?? 0)
-      handle ??= await open(path, 'a')
+      if (handle === undefined) {
+        refuseSpecialFile(path)
+        handle = await open(path, 'a')
+      }
       const before = size()
       try {
         await handle.appendFile(text)
@@ -142,6 +145,7 @@ export function spillFor(dir: string, sinkName: string, legacyChain?: string | n
       if (fit < rows.length) throw new SpillFull(budget?.maxBytes ?? 0, fit)
     },
     async read(cursor, max) {
+      refuseSpecialFile(path)
       const file = await open(path, 'r').catch(() => undefined)
       if (!file) return { rows: [], next: cursor, damaged: [] }
       try {
@@ -206,6 +210,22 @@ export function spillFor(dir: string, sinkName: string, legacyChain?: string | n
       handle = undefined
     },
   }
+}
+
+/**
+ * A named pipe (or a device, a socket) put where a spill file belongs: opened, it held a thread of
+ * the pool for ever (the appends and the replay behind it), as the checkpoint file's open held the
+ * audit worker (an operations report). Refused instead: the append fails, its records are counted
+ * as lost and logged, and the replay waits. Checked before each open: the handle then stays.
+ */
+function refuseSpecialFile(path: string): void {
+  let regular: boolean
+  try {
+    regular = statSync(path).isFile()
+  } catch {
+    return // none yet: the open makes it
+  }
+  if (!regular) throw new NotRegularFile(path)
 }
 
 /** The bytes after the file's last newline (null when it ends with one, or is empty). */

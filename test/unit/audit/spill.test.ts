@@ -1,5 +1,6 @@
 // A spill file read back for replay, damaged the ways disks and crashes damage files: garbage, a
 // line that is JSON but not a record, a last line cut short, and characters across read boundaries.
+import { execFileSync, spawn } from 'node:child_process'
 import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -156,5 +157,24 @@ describe('replaying a damaged spill file', () => {
     expect([...first.rows, ...rest.rows]).toEqual(rows)
     expect([...first.damaged, ...rest.damaged]).toEqual([])
     expect(rest.next).toEqual({ offset: spill.size(), line: 4 })
+  })
+})
+
+// Found by the operations mends (the checkpoint file's twin): a named pipe put where a spill file
+// belongs held a thread of the pool in its open for ever, and every append and the replay behind it.
+describe('a named pipe where the spill file belongs', () => {
+  it('is refused at the append and at the read, at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bouncer-spill-fifo-'))
+    const spill = spillFor(dir, 'postgres:bouncer')
+    execFileSync('mkfifo', [spill.path])
+    try {
+      await expect(spill.append(rowsOf(2), false)).rejects.toThrow(`cannot write ${spill.path}: it is not a regular file (a device, a pipe or a socket)`)
+      await expect(spill.read(SPILL_START, 10)).rejects.toThrow('it is not a regular file')
+    } finally {
+      // Without the refusal an open is still waiting in the pool: a reader and a writer let it go.
+      const release = spawn('sh', ['-c', `exec 3<>'${spill.path}'; sleep 0.2`])
+      await new Promise((resolve) => release.on('exit', resolve))
+      await spill.close()
+    }
   })
 })
