@@ -20,6 +20,8 @@ export function summarizeVerification(result: Verification): VerificationSummary
     // `--strict` fails these: a cut an older gateway left (signed by the chain's next retention run), one written by hand, or another instance's.
     ...result.cuts.filter((c) => c.problem === 'unsigned').map((c) => `chain ${c.chain}'s retention cut (after record ${c.seq}) is not signed: records deleted from its start outside retention would not show`),
     ...result.cuts.filter((c) => c.problem === 'unknown key').map((c) => `chain ${c.chain}'s retention cut (after record ${c.seq}) is signed by a key this gateway does not hold`),
+    // The chain is whole, but says records were lost before it numbered them (the spill full, every sink away).
+    ...result.losses.map((l) => `chain ${l.chain} lost records (${l.time}): ${l.detail ?? 'no count recorded'}`),
   ]
   const breaks = [
     ...result.problems.map((p) => `record ${p.seq} of chain ${p.chain} (${p.id}, ${p.time}): ${p.reason}`),

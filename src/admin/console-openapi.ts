@@ -96,6 +96,7 @@ export const consoleSchemas: Record<string, JsonSchema> = {
       empty: { type: 'boolean', description: 'true: there is no log yet, so nothing was checked' },
       anchored: { type: 'integer', description: 'chains that reach their latest signed checkpoint' },
       unanchored: { ...array(shape({ chain: string, newest: nullable(string) })), description: 'chains with records and no checkpoint signed by a key the config holds, with their newest record\'s time' },
+      losses: { ...array(shape({ chain: string, id: string, time: string, detail: nullable(string) })), description: 'records_lost records: the chain is whole, and says records were lost before it numbered them (the spill files full while every sink was away)' },
       uncheckable: { ...nullable(string), description: 'why checkpoints could not be checked at all (no key): ok is then false though every record verified' },
       cuts: {
         ...array(shape({ chain: string, seq: integer, problem: { type: 'string', enum: ['unsigned', 'unknown key', 'bad signature', 'early'] }, cut: nullable({ type: 'object' }) })),

@@ -113,6 +113,8 @@ export interface VerifyResult {
   chains: number
   problems: RecordProblem[]
   restarts: ChainRestart[]
+  /** Records that say records were lost before they were numbered (code records_lost: the spill full, every sink away). */
+  losses: ChainRestart[]
   truncations: Truncation[]
   /** The record at a checkpoint's count is not the one it signed: the chain was rewritten. */
   rewritten: Array<FoundCheckpoint & { chain: string; id: string }>

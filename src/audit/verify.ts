@@ -10,7 +10,7 @@
 // after record 1 must start where a signed retention cut left it, a cut that deleted no record
 // younger than the retention it was signed under (checkCut).
 import type { KeyObject } from 'node:crypto'
-import { CHAIN_RESTARTED } from './chain-head.ts'
+import { CHAIN_RESTARTED, RECORDS_LOST } from './chain-head.ts'
 import { checkpointFrom, checkpointProblem, cutFrom, cutProblem, latestByChain, readCheckpointFile, type Checkpoint, type RetentionCut } from './checkpoint.ts'
 import { GENESIS_HASH, hashOf, type AuditRecord } from './record.ts'
 import type { AuditSource, LogReading } from './search.ts'
@@ -76,6 +76,7 @@ interface ChainWalk {
   checked: number
   problem: RecordProblem | null
   restarts: ChainRestart[]
+  losses: ChainRestart[]
   /** At the checkpoint's count: the record there (null when the walk did not reach it). */
   atCheckpoint: { id: string; hash: string } | null
   /** The time of the newest record read (the one with the problem, when there is one). */
@@ -88,7 +89,7 @@ function missingBefore(seq: number, prevSeq: number): string {
 }
 
 async function walk(reader: ChainReader, chain: string, start: ChainStart | null, checkpointAt: number): Promise<ChainWalk> {
-  const out: ChainWalk = { checked: 0, problem: null, restarts: [], atCheckpoint: null, newest: null }
+  const out: ChainWalk = { checked: 0, problem: null, restarts: [], losses: [], atCheckpoint: null, newest: null }
   let prevHash = start?.hash ?? GENESIS_HASH
   let prevSeq = start?.seq ?? 0
   for (;;) {
@@ -106,6 +107,7 @@ async function walk(reader: ChainReader, chain: string, start: ChainStart | null
       if (hashOf(rest) !== hash) return problem('its content does not match its hash (the record was edited)')
       if (record.prev_hash !== prevHash) return problem('its prev_hash does not match the record before it (records were reordered or replaced)')
       if (record.code === CHAIN_RESTARTED) out.restarts.push({ chain, id: record.id, time: record.time, detail: record.detail })
+      if (record.code === RECORDS_LOST) out.losses.push({ chain, id: record.id, time: record.time, detail: record.detail })
       if (seq === checkpointAt) out.atCheckpoint = { id: record.id, hash }
       prevHash = hash
       prevSeq = seq
@@ -151,7 +153,7 @@ export async function verifyAudit(source: AuditSource, anchors?: Anchors, readin
   })
   try {
     const result: VerifyResult = {
-      ok: true, checked: 0, chains: 0, problems: [], restarts: [], truncations: [], rewritten: [], forged: [], anchored: 0, unanchored: [],
+      ok: true, checked: 0, chains: 0, problems: [], restarts: [], losses: [], truncations: [], rewritten: [], forged: [], anchored: 0, unanchored: [],
       unknownKeys: 0, uncheckable: null, damagedCheckpointLines: 0, cuts: [],
     }
     const latest = anchors ? await gatherCheckpoints(anchors, reader, result) : new Map<string, FoundCheckpoint>()
@@ -165,6 +167,7 @@ export async function verifyAudit(source: AuditSource, anchors?: Anchors, readin
       const walked = await walk(reader, chain, start, anchor?.checkpoint.count ?? 0)
       result.checked += walked.checked
       result.restarts.push(...walked.restarts)
+      result.losses.push(...walked.losses)
       if (walked.problem) result.problems.push(walked.problem)
       if (!anchors) continue
       const cutFinding = start ? checkCut(chain, start, anchors, Date.now()) : null

@@ -164,6 +164,7 @@ export function verifyReport(result: VerifyResult, strict: Strictness | null = n
   ]
   const notes = [
     ...result.restarts.map((r) => `chain ${r.chain} restarted at ${r.time} (record ${r.id}): ${r.detail ?? 'no reason recorded'}`),
+    ...result.losses.map((r) => `chain ${r.chain} lost records, said at ${r.time} (record ${r.id}): ${r.detail ?? 'no count recorded'}`),
     ...(result.anchored > 0 ? [`anchored: ${plural(result.anchored, 'chain')} reach${result.anchored === 1 ? 'es' : ''} ${result.anchored === 1 ? 'its' : 'their'} latest signed checkpoint`] : []),
     ...(result.uncheckable !== null && !uncheckedFails(result, strict) ? [`not checked: ${result.uncheckable}: records deleted from a chain's end would not show; --strict fails`] : []),
     ...result.unanchored.filter(({ chain }) => !failing.has(chain)).map(({ chain }) => `not anchored: chain ${chain} has no ${someUnchecked ? 'checkpoint signed by a key this config holds' : 'signed checkpoint'}, so records deleted from its end would not show`),

@@ -11,6 +11,7 @@ import { request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { refuseHeadroom } from '../../src/config/index.ts'
 import { verifyAudit } from '../../src/audit/verify.ts'
+import { verifyReport } from '../../src/cli/audit.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { auditRecordCount, startPostgres, uniqueSchema, type PrivatePostgres } from '../helpers/postgres.ts'
 import { startUpstream } from '../helpers/upstream.ts'
@@ -150,7 +151,10 @@ describe('audit.spill_max_bytes', () => {
         const counted = lost.reduce((sum, row) => sum + Number(/^\d+/.exec(String(row.detail))?.[0]), 0)
         expect(counted).toBe(dropped)
         expect(await auditRecordCount(server.url, schema)).toBe(statuses.length - dropped + lost.length + 1)
-        expect(await verifyAudit({ type: 'postgres', url: server.url, schema })).toMatchObject({ ok: true, problems: [] })
+        const verified = await verifyAudit({ type: 'postgres', url: server.url, schema })
+        expect(verified).toMatchObject({ ok: true, problems: [] })
+        expect(verified.losses.map((l) => l.detail)).toEqual(lost.map((row) => row.detail)) // verify names each
+        expect(verifyReport(verified).split('\n').filter((line) => line.includes(' lost records, said at ')).length).toBe(lost.length)
       } finally {
         await client.end().catch(() => {})
       }

@@ -6,7 +6,7 @@ import type { VerifyResult } from '../../../src/audit/chain-shapes.ts'
 import { summarizeVerification } from '../../../console/src/verification.ts'
 
 const clean: VerifyResult & { ms: number } = {
-  ok: true, checked: 1200, chains: 1, problems: [], restarts: [], truncations: [], rewritten: [], forged: [],
+  ok: true, checked: 1200, chains: 1, problems: [], restarts: [], losses: [], truncations: [], rewritten: [], forged: [],
   anchored: 1, unanchored: [], unknownKeys: 0, uncheckable: null, damagedCheckpointLines: 0, cuts: [], ms: 12,
 }
 
@@ -20,6 +20,13 @@ describe('the audit page\'s verification summary', () => {
     const summary = summarizeVerification({ ...clean, chains: 2, unanchored: [{ chain: 'cli:ops-1', newest: '2026-12-05T03:00:00.000Z' }] })
     expect(summary.ok).toBe(true)
     expect(summary.notes).toEqual(['chain cli:ops-1 is not anchored to a signed checkpoint (newest record 2026-12-05T03:00:00.000Z): records deleted from its end would not show'])
+  })
+
+  // Records lost to a full spill while every sink was away: the chain is whole, and its records_lost record is named.
+  it('a records_lost record is a note under a clean verdict', () => {
+    const summary = summarizeVerification({ ...clean, losses: [{ chain: 'c1', id: 'r1', time: '2026-12-05T15:00:00.000Z', detail: '12 audit records were lost from 2026-12-05T14:59:00.000Z: every sink was away' }] })
+    expect(summary.ok).toBe(true)
+    expect(summary.notes).toEqual(['chain c1 lost records (2026-12-05T15:00:00.000Z): 12 audit records were lost from 2026-12-05T14:59:00.000Z: every sink was away'])
   })
 
   // The retention cut is signed (src/audit/checkpoint.ts): the page names what `bouncer audit verify` names.
