@@ -15,7 +15,7 @@ export function approvalRoutes(runtime: () => Runtime): AdminRoute[] {
     // A decision changes what runs: the admin token opens it (admin.read_token gets 403), and the
     // approver's own token in the body decides whether they may.
     access: 'admin',
-    handle: async ({ params, body, caller }) => {
+    handle: async ({ params, body, caller, clientIp }) => {
       const rt = runtime()
       const { mcp, store } = approvalsOf(rt)
       const token = (body as { token?: unknown } | undefined)?.token
@@ -23,7 +23,7 @@ export function approvalRoutes(runtime: () => Runtime): AdminRoute[] {
       const approver = token === undefined && signedIn !== undefined ? sessionApprover(signedIn, rt.access) : await approverOf(token, rt.authenticator, rt.access)
       // The decision's record names the request that made it (it named the MCP endpoint's path).
       const id = params.id ?? ''
-      return { body: await decideApproval(store, id, decision, approver, mcp.audit, `/api/approvals/${encodeURIComponent(id)}/${decision}`) }
+      return { body: await decideApproval(store, id, decision, approver, mcp.audit, { path: `/api/approvals/${encodeURIComponent(id)}/${decision}`, clientIp }) }
     },
   })
   return [

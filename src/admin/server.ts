@@ -9,7 +9,7 @@ import { answerClientError } from '../gateway/index.ts'
 import { drainedOrClosed, hasCookie, inspectHeaders } from '../http/index.ts'
 import type { CredentialInput, SignIn } from '../identity/index.ts'
 import { scrub, type Logger } from '../telemetry/index.ts'
-import type { AuditConfig } from '../config/index.ts'
+import { unmapIpv4, type AuditConfig } from '../config/index.ts'
 import type { AdminAuth, AdminCaller, ConsoleSignIn } from './auth.ts'
 import { recordAdminChange, type AdminChange } from './change-audit.ts'
 import { loadConsoleAssets, type ConsoleAssets } from './console-assets.ts'
@@ -27,6 +27,23 @@ export interface AdminRequest {
   caller: AdminCaller | null
   /** Where a person signs in to and out of the console, when this config offers it. */
   signInPaths: SignIn['paths'] | null
+  /** The caller's address, for the audit records a call writes (adminClientOf). */
+  clientIp: string
+}
+
+/**
+ * Who called the admin API from where, told by server.workers' primary to the worker that answers:
+ * a worker's admin listener is a Unix socket only the primary reaches, so the header is believed
+ * there, and on a TCP listener (which has the peer's address) never.
+ */
+export const ADMIN_CLIENT_HEADER = 'x-bouncer-admin-client'
+
+/** The admin caller's address: the socket's peer, or on a worker's Unix socket what the primary says. */
+export function adminClientOf(req: IncomingMessage): string {
+  const peer = req.socket.remoteAddress
+  if (peer !== undefined) return unmapIpv4(peer)
+  const told = req.headers[ADMIN_CLIENT_HEADER]
+  return typeof told === 'string' && told !== '' ? told : '-'
 }
 
 export interface AdminReply {
@@ -193,9 +210,10 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
       if (repeated !== null) throw new GatewayError('bad_request', { detail: `The query names ${JSON.stringify(truncateClientValue(repeated, 64))} more than once: each parameter takes one value.` })
       const body = method === 'POST' ? await readJson(req) : undefined
       const signInPaths = consoleSignIn?.signIn.paths ?? null
-      const reply = await found.route.handle({ method, path, query: url.searchParams, params: found.params, body, authorization: req.headers.authorization, caller, signInPaths })
+      const clientIp = adminClientOf(req)
+      const reply = await found.route.handle({ method, path, query: url.searchParams, params: found.params, body, authorization: req.headers.authorization, caller, signInPaths, clientIp })
       if (reply.change && options.auditConfig) {
-        const context = { caller, method, sourceIp: req.socket.remoteAddress ?? '-', userAgent: req.headers['user-agent'], started }
+        const context = { caller, method, sourceIp: clientIp, userAgent: req.headers['user-agent'], started }
         await recordAdminChange(options.auditConfig(), options.logger, reply.change, context, options.changeSigner?.() ?? null)
       }
       logCall(reply.download ? 200 : (reply.status ?? 200), reply.change?.path)

@@ -81,12 +81,14 @@ it('a key made from the command line beside the workers, and revoked through the
   const auth = { authorization: `Bearer ${ADMIN_TOKEN}` }
   const keys = (await (await request(`${gateway.adminUrl}/api/keys`, { headers: auth })).body.json()) as Array<{ id: string; principal: string }>
   const keyId = keys.find((k) => k.principal === 'beside-workers')?.id as string
-  const revoked = await request(`${gateway.adminUrl}/api/keys/${keyId}`, { method: 'DELETE', headers: auth })
+  // A client's own x-bouncer-admin-client is not believed: the primary says who called (it said '-': the worker's socket has no peer).
+  const revoked = await request(`${gateway.adminUrl}/api/keys/${keyId}`, { method: 'DELETE', headers: { ...auth, 'x-bouncer-admin-client': '203.0.113.9' } })
   await revoked.body.dump()
   expect(revoked.statusCode).toBe(200)
   const byToken = (await (await request(`${gateway.adminUrl}/api/audit?principal=admin.token`, { headers: auth })).body.json()) as Array<Record<string, unknown>>
   expect(byToken).toEqual([expect.objectContaining({
     method: 'DELETE', path: `/api/keys/${keyId}`, credential: 'admin_token', client_id: keyId, instance: `admin:${hostname()}`, detail: `Revoked API key ${keyId} of principal beside-workers.`,
+    source_ip: '127.0.0.1',
   })])
   // Both workers go on writing their own chains in the same file.
   await waitFor(async () => {

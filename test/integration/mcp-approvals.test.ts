@@ -195,7 +195,7 @@ describe('approvals', () => {
     expect(details.some((d) => /^mcp:list_customers 200 ops-oncall Approval \S+ approved for looker-reports/.test(d))).toBe(true)
     // The decision's record names the admin API request that made it, not the MCP endpoint.
     const approved = rows.find((r) => /approved for looker-reports/.test(String(r.detail)))
-    expect(approved).toMatchObject({ method: 'POST', path: expect.stringMatching(/^\/api\/approvals\/[^/]+\/approve$/) })
+    expect(approved).toMatchObject({ method: 'POST', path: expect.stringMatching(/^\/api\/approvals\/[^/]+\/approve$/), source_ip: '127.0.0.1' })
     expect(details.some((d) => /^mcp:list_customers 200 ops-oncall Approval \S+ denied for looker-reports/.test(d))).toBe(true)
     expect(details.some((d) => /^sales.customers 200 looker-reports/.test(d))).toBe(true)
     expect(new Set(rows.map((r) => r.args_sha256)).size).toBeGreaterThan(1)

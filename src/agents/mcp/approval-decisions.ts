@@ -36,7 +36,8 @@ export function sessionApprover(identity: Identity, access: AccessControl): Appr
   return { identity, roles: access.resolver.rolesFor(identity), credential: 'session' }
 }
 
-export async function decideApproval(store: ApprovalStore, id: string, decision: Decision, approver: Approver, audit: RecordAudit, path: string): Promise<Approval> {
+/** `request`: the admin API request that decides, which the decision's audit record names (path, the caller's address). */
+export async function decideApproval(store: ApprovalStore, id: string, decision: Decision, approver: Approver, audit: RecordAudit, request: { path: string; clientIp: string }): Promise<Approval> {
   const started = performance.now()
   const approval = await store.get(id)
   if (!approval) throw new GatewayError('route_not_found', { detail: `No approval ${JSON.stringify(id)}.` })
@@ -51,9 +52,9 @@ export async function decideApproval(store: ApprovalStore, id: string, decision:
     throw new GatewayError('bad_request', { detail: `Approval ${id} is ${result.approval?.status ?? 'gone'}: a decided or expired approval is final.` })
   }
   audit(auditFacts(
-    { identity: approver.identity, credential: approver.credential, roles: approver.roles, clientIp: '', userAgent: null },
+    { identity: approver.identity, credential: approver.credential, roles: approver.roles, clientIp: request.clientIp, userAgent: null },
     { tool: approval.tool, argsSha256: approval.args_sha256, args: null },
-    path,
+    request.path,
     started,
     { route: `mcp:${approval.tool}`, status: 200, decision: decision === 'approve' ? 'allow' : 'deny', code: null, statement: null, note: `Approval ${id} ${decision === 'approve' ? 'approved' : 'denied'} for ${approval.subject}.` },
   ))

@@ -19,6 +19,7 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { requestWorkerLimits } from './young-generation.ts'
 import { randomBytes, randomUUID } from 'node:crypto'
+import { ADMIN_CLIENT_HEADER, adminClientOf } from '../../admin/index.ts'
 import { releaseAuditSpills, type AuditHead } from '../../audit/index.ts'
 import { listenUrl, readConfigFile, startSettingsOf, type Config } from '../../config/index.ts'
 import { asGatewayError, GatewayError, parserRefusal, sendProblem, sendRawProblem } from '../../errors/index.ts'
@@ -635,6 +636,8 @@ function credentialsOf(req: IncomingMessage): Record<string, string> {
     const value = req.headers[name]
     if (value !== undefined) out[name] = value
   }
+  // The worker answers on its Unix socket, which has no peer address: the records it writes name the caller's.
+  out[ADMIN_CLIENT_HEADER] = adminClientOf(req)
   return out
 }
 

@@ -6,6 +6,7 @@
 // request the primary wrote onto such a socket at that moment was reset — a 500 to the operator,
 // or a worker missing from a /metrics scrape. Admin traffic is a few requests a second at most;
 // a connect on a Unix socket costs microseconds.
+import { ADMIN_CLIENT_HEADER, adminClientOf } from '../../admin/index.ts'
 import { request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 
 /** A worker's admin socket, and the worker's name for messages. */
@@ -40,6 +41,8 @@ export function pipeTo(worker: WorkerSocket, req: IncomingMessage, res: ServerRe
   return new Promise((resolve, reject) => {
     const headers = { ...req.headers }
     delete headers.connection
+    // Set here, over any the client sent: the worker believes it on its socket (admin/server.ts).
+    headers[ADMIN_CLIENT_HEADER] = adminClientOf(req)
     const upstream = request({ socketPath: worker.socket, agent: false, method: req.method, path: req.url, headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, pickHeaders(answer.headers))
       answer.pipe(res)
