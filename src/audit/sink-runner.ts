@@ -8,8 +8,9 @@
 // to `sink` only once the file is drained and no append is in flight (the file is emptied in the
 // same synchronous step). A sink therefore only ever receives a record after all earlier ones.
 // Nothing is dropped unless the spill file itself cannot be written (a full disk), or the spill
-// files hold what `budget` allows (audit.spill_max_bytes): that is counted, and logged once per
-// stretch of losses.
+// files hold what `budget` allows (audit.spill_max_bytes): that is counted, and logged once an
+// outage. (With every sink away the worker drops such records before it numbers them, and says so in
+// the chain: worker.ts lostBeforeNumbering. What reaches this is a sink away beside one that is up.)
 // A write the sink leaves unanswered past its `writeTimeoutMs` (a server that stalls: with
 // `durability: sync` the responses wait on it) counts as failed: its rows are spilled and the mode
 // switches. The write itself runs on; the recovery waits for it to settle before replaying, so the
