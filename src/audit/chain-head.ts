@@ -132,9 +132,16 @@ function continuation(read: StateRead, statePath: string, heads: ReadonlyArray<{
   return { kind: 'continue', head }
 }
 
-/** The first record of a chain that replaces one that could not be continued. */
 /** The code of the record that says how many records were lost to a full spill (records_lost). */
 export const RECORDS_LOST = 'records_lost'
+
+/** A record the audit worker writes about its chain, not a request's: `method` and `path` `-`, `status` 0, `decision` error. */
+function chainRecord(code: string, detail: string, instance: string, prevHash: string, now: Date): AuditRecord {
+  return chain({
+    id: randomUUID(), time: now.toISOString(), request_id: '-', method: '-', path: '-', status: 0, decision: 'error', code,
+    detail, roles: [], source_ip: '-', duration_ms: 0, bytes_in: 0, bytes_out: 0, instance,
+  }, prevHash)
+}
 
 /**
  * What the chain says where records were lost before they were numbered (every sink away and the
@@ -143,16 +150,11 @@ export const RECORDS_LOST = 'records_lost'
  */
 export function lostRecordsRecord(lost: number, since: string, instance: string, prevHash: string, now = new Date()): AuditRecord {
   const detail = `${lost} audit ${lost === 1 ? 'record was' : 'records were'} lost from ${since}: every sink was away and the spill files held audit.spill_max_bytes (counted in bouncer_audit_dropped_total).`
-  return chain({
-    id: randomUUID(), time: now.toISOString(), request_id: '-', method: '-', path: '-', status: 0, decision: 'error', code: RECORDS_LOST,
-    detail, roles: [], source_ip: '-', duration_ms: 0, bytes_in: 0, bytes_out: 0, instance,
-  }, prevHash)
+  return chainRecord(RECORDS_LOST, detail, instance, prevHash, now)
 }
 
+/** The first record of a chain that replaces one that could not be continued. */
 export function restartRecord(previous: string | null, reason: string, instance: string, now = new Date()): AuditRecord {
   const detail = `${previous ? `Chain ${previous}` : 'The previous chain'} cannot be continued: ${reason}. Its records are kept as they are; this chain starts afresh.`
-  return chain({
-    id: randomUUID(), time: now.toISOString(), request_id: '-', method: '-', path: '-', status: 0, decision: 'error', code: CHAIN_RESTARTED,
-    detail, roles: [], source_ip: '-', duration_ms: 0, bytes_in: 0, bytes_out: 0, instance,
-  }, GENESIS_HASH)
+  return chainRecord(CHAIN_RESTARTED, detail, instance, GENESIS_HASH, now)
 }

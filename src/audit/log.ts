@@ -6,7 +6,7 @@ import { statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
-import { refuseHeadroom, type AuditConfig } from '../config/index.ts'
+import { spillHeadroom, type AuditConfig } from '../config/index.ts'
 import type { RequestFacts } from '../request/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import type { AuditHead } from './chain-shapes.ts'
@@ -77,7 +77,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
     spillDir: resolve(config.spill_dir),
     spillMaxBytes: config.spill_max_bytes,
     onSpillFull: config.on_spill_full,
-    spillHeadroomBytes: config.on_spill_full === 'refuse' ? refuseHeadroom(config.spill_max_bytes) : 0,
+    spillHeadroomBytes: spillHeadroom(config),
     capacity: config.queue_capacity,
     checkpoint: { path: checkpointFile, intervalMs: config.checkpoint_interval, key: { kid: key.kid, jwk: key.jwk } },
     instance,

@@ -34,13 +34,13 @@ export interface SpillBudget {
    * `reserved`: bytes already let through and not yet written (appends are queued).
    */
   claim(lineBytes: readonly number[], reserved?: number): number
-  /** The files hold the cap or more. */
-  full(): boolean
+  /** The files hold the cap or more (`now`: what they hold, when just read). */
+  full(now?: number): boolean
 }
 
 /**
  * `spills`: the files that count (the worker's own sinks'; files adopted from an earlier run only
- * shrink). `headroom`: what they may hold past the cap (config's refuseHeadroom under refuse, 0 under
+ * shrink). `headroom`: what they may hold past the cap (config's spillHeadroom: refuseHeadroom under refuse, 0 under
  * drop), reckoned on the request thread, which has the config module loaded.
  */
 export function spillBudget(maxBytes: number, headroom: number, spills: () => readonly Spill[]): SpillBudget {
@@ -65,8 +65,7 @@ export function spillBudget(maxBytes: number, headroom: number, spills: () => re
       if (fit < lineBytes.length) refusedAt = now
       return fit
     },
-    full() {
-      const now = used()
+    full(now = used()) {
       if (refusedAt !== null && (now < refusedAt || now === 0)) refusedAt = null
       return now >= maxBytes || refusedAt !== null
     },

@@ -250,6 +250,8 @@ let spillOnItsWay = 0
 /** Records lost before they were numbered (lostBeforeNumbering), and since when: said by a record once there is room. */
 let lostUnnumbered = 0
 let lostSince = ''
+/** The loss is logged once an outage: a smaller batch that fits between losses does not end it. */
+let losingLogged = false
 
 /**
  * Every sink away and their spill files without room for the whole batch: its records are lost.
@@ -264,9 +266,10 @@ function lostBeforeNumbering(lines: string, count: number): number | null {
   return budget.claim([bytes], spillOnItsWay) === 0 ? null : bytes
 }
 
-function onBatch(id: number, lines: string, postedEnd: number): void {
-  const count = countLines(lines)
-  const spilling = lostBeforeNumbering(lines, count)
+function onBatch(id: number, text: string, postedEnd: number): void {
+  const lines = text.split('\n')
+  const count = lines.length
+  const spilling = lostBeforeNumbering(text, count)
   if (spilling === null) {
     if (lostUnnumbered === 0) lostSince = new Date().toISOString()
     lostUnnumbered += count
@@ -283,11 +286,10 @@ function onBatch(id: number, lines: string, postedEnd: number): void {
     handOver([append(lostRecordsRecord(lostUnnumbered, lostSince, config.instance, head.hash))], null)
     lostUnnumbered = 0
   }
-  // Logged once an outage: a smaller batch that still fits between losses does not end it.
   if (losingLogged && runners.some((runner) => runner.up)) losingLogged = false
   // Chained synchronously, in arrival order; the sinks then take the rows at their own pace.
   const rows: StoredRow[] = []
-  for (const line of lines.split('\n')) {
+  for (const line of lines) {
     const linked = link(line, head.hash)
     const at = linked.canonical.indexOf(ID_FIELD) + ID_FIELD.length
     head = { seq: head.seq + 1, hash: linked.hash, id: linked.canonical.slice(at, linked.canonical.indexOf('"', at)) }
@@ -298,14 +300,6 @@ function onBatch(id: number, lines: string, postedEnd: number): void {
     spillOnItsWay += spilling
     void handled.then(() => (spillOnItsWay -= spilling))
   }
-}
-
-let losingLogged = false
-
-function countLines(lines: string): number {
-  let count = 1
-  for (let at = lines.indexOf('\n'); at !== -1; at = lines.indexOf('\n', at + 1)) count++
-  return count
 }
 
 // A chain begun now has no checkpoint yet.
@@ -360,9 +354,10 @@ port.on('message', (message: ToWorker) => {
 })
 
 function stats(): WorkerStats {
-  let spillBytes = budget.used()
+  const own = budget.used()
+  spillFull = budget.full(own)
+  let spillBytes = own
   for (const spill of adoptedSpills) spillBytes += spill.size()
-  spillFull = budget.full()
   return {
     backlog: runners.reduce((sum, r) => sum + r.backlog, 0),
     ...counters,
@@ -381,8 +376,8 @@ setInterval(() => send({ type: 'stats', stats: stats() }), 1_000).unref()
  */
 function noteSpillFull(): void {
   const was = spillFull
-  if (budget.full() === was) return
-  const now = stats()
+  const now = stats() // one stat of each spill file (it was three)
+  if (now.spillFull === was) return
   send({ type: 'stats', stats: now })
   if (now.spillFull) {
     events.log('error', config.onSpillFull === 'refuse'

@@ -38,22 +38,20 @@ function secretPlaceOf(path: ReadonlyArray<string | number>): (typeof SECRET_PLA
 
 export interface InterpolateOptions {
   /**
-   * What a `${env:NAME}` that `env` does not set and that has no default becomes: an error (a
-   * config the gateway runs), or itself, as written (a replay's draft, which reads no environment).
+   * A `${env:NAME}` that `env` does not set and that has no default is an error (a config the
+   * gateway runs) unless this is given (a replay's draft, which reads no environment): then it stays
+   * as written, or, a value that is one whole reference, takes what this answers for its place.
    */
-  unset?: 'error' | 'as-written' | StandIn
+  unset?: StandIn
 }
 
-/**
- * For a value that is one whole `${env:NAME}` the environment does not set: what stands in for it
- * (a replay's address that is never reached), or undefined to keep it as written.
- */
+/** What stands in for an unset `${env:NAME}` that is a whole value at `path` (an address never reached), or undefined to keep it as written. */
 export type StandIn = (path: ReadonlyArray<string | number>) => string | undefined
 
 /** Replaces `${env:NAME}` (and `${env:NAME:-default}`) in every string; records `${secret:NAME}`. */
 export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Finding[], options: InterpolateOptions = {}): SecretReference[] {
-  const keepUnset = options.unset !== undefined && options.unset !== 'error'
-  const standIn = typeof options.unset === 'function' ? options.unset : undefined
+  const standIn = options.unset
+  const keepUnset = standIn !== undefined
   const refs: SecretReference[] = []
   visit(doc, {
     Scalar(_key, node, ancestry) {
@@ -82,7 +80,7 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
         const set = Object.hasOwn(env, name) ? env[name] : undefined
         const value = set ?? fallback
         if (value === undefined && keepUnset) {
-          const stood = standIn !== undefined && text === original ? standIn(path) : undefined
+          const stood = text === original ? standIn(path) : undefined
           if (stood === undefined) return text
           whole = true
           return stood

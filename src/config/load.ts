@@ -113,7 +113,7 @@ const NESTING = 'the file nests too deeply to be read (a config nests a few leve
 /** Problems reported at most: the first ones say what is wrong; a million more say nothing new. */
 const MAX_DIAGNOSTICS = 1_000
 
-/** `options.unset`: see InterpolateOptions (a replay's draft keeps an unset `${env:NAME}` as written). */
+/** `options.unset`: see InterpolateOptions (a replay's draft reads no environment). */
 export function loadConfigText(withMark: string, file: string, env: NodeJS.ProcessEnv = process.env, options: InterpolateOptions = {}): LoadedConfig {
   // A byte order mark (a file saved by Notepad) is no column: kept, every problem on line 1 was one column off.
   const text = withMark.charCodeAt(0) === 0xfeff ? withMark.slice(1) : withMark

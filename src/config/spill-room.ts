@@ -14,6 +14,11 @@ export function refuseHeadroom(maxBytes: number): number {
   return Math.max(Math.floor(maxBytes / 10), 8 * 1_048_576)
 }
 
+/** What one audit log's spill files may hold past its `spill_max_bytes` (refuse: the headroom; drop: none). */
+export function spillHeadroom(audit: Pick<AuditConfig, 'spill_max_bytes' | 'on_spill_full'>): number {
+  return audit.on_spill_full === 'refuse' ? refuseHeadroom(audit.spill_max_bytes) : 0
+}
+
 /** One worker's share of spill_max_bytes, of `workers`. */
 export function spillShare(maxBytes: number, workers: number): number {
   return Math.floor(maxBytes / workers)
@@ -22,5 +27,5 @@ export function spillShare(maxBytes: number, workers: number): number {
 /** The most the spill files of a gateway with `workers` request-path workers hold on disk. */
 export function spillDiskBytes(audit: Pick<AuditConfig, 'spill_max_bytes' | 'on_spill_full'>, workers: number): number {
   const share = spillShare(audit.spill_max_bytes, workers)
-  return workers * (share + (audit.on_spill_full === 'refuse' ? refuseHeadroom(share) : 0))
+  return workers * (share + spillHeadroom({ spill_max_bytes: share, on_spill_full: audit.on_spill_full }))
 }
