@@ -15,7 +15,7 @@ import { CHAIN_STATE_FILE, readChainState } from './chain-head.ts'
 import { parseSpillLine } from './spill-line.ts'
 import type { StoredRow } from './sinks/sink.ts'
 import { SpillFull, type SpillBudget } from './spill-budget.ts'
-import { makeDirectories, NotRegularFile } from '../collections/index.ts'
+import { makeDirectories, refuseSpecialFile } from '../collections/index.ts'
 
 /** Where a replay is: a byte offset and the number of the line that starts there (from 1). */
 export interface SpillCursor {
@@ -126,6 +126,8 @@ export function spillFor(dir: string, sinkName: string, legacyChain?: string | n
       }
       if (fit === 0 && rows.length > 0) throw new SpillFull(budget?.maxBytes ?? 0)
       if (handle === undefined) {
+        // A named pipe put where the spill file belongs held a pool thread in its open for ever (and
+        // the appends and the replay behind it): refused, its records counted lost and logged.
         refuseSpecialFile(path)
         handle = await open(path, 'a')
       }
@@ -210,22 +212,6 @@ export function spillFor(dir: string, sinkName: string, legacyChain?: string | n
       handle = undefined
     },
   }
-}
-
-/**
- * A named pipe (or a device, a socket) put where a spill file belongs: opened, it held a thread of
- * the pool for ever (the appends and the replay behind it), as the checkpoint file's open held the
- * audit worker (an operations report). Refused instead: the append fails, its records are counted
- * as lost and logged, and the replay waits. Checked before each open: the handle then stays.
- */
-function refuseSpecialFile(path: string): void {
-  let regular: boolean
-  try {
-    regular = statSync(path).isFile()
-  } catch {
-    return // none yet: the open makes it
-  }
-  if (!regular) throw new NotRegularFile(path)
 }
 
 /** The bytes after the file's last newline (null when it ends with one, or is empty). */

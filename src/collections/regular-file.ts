@@ -83,6 +83,21 @@ export class NotRegularFile extends Error {
 }
 
 /**
+ * Throws NotRegularFile when `path` is there and is not a regular file (a named pipe, a device, a
+ * socket); a path with nothing there passes (the open makes it). For a file opened by an async
+ * handle, where openRegularFileToWrite's descriptor will not do: checked before the open.
+ */
+export function refuseSpecialFile(path: string): void {
+  let regular: boolean
+  try {
+    regular = statSync(path).isFile()
+  } catch {
+    return // none yet
+  }
+  if (!regular) throw new NotRegularFile(path)
+}
+
+/**
  * A descriptor to write a regular file, made when missing: appended to, or emptied first. Opened
  * without blocking, as readRegularFile reads: a named pipe put where the file was held a plain open
  * (and the thread, the audit worker's) for ever. A pipe nobody reads (ENXIO), one somebody reads, a
