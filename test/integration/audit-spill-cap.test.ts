@@ -23,6 +23,15 @@ function spillBytes(dir: string): number {
   return readdirSync(dir).filter((name) => name.endsWith('.ndjson')).reduce((sum, name) => sum + statSync(join(dir, name)).size, 0)
 }
 
+/** A gateway whose one audit sink is the PostgreSQL at `pgUrl`, its spill capped at CAP, in front of one upstream. */
+function cappedConfig(pgUrl: string, schema: string, spillDir: string, upstreamUrl: string, onSpillFull: 'refuse' | 'drop' = 'refuse'): Record<string, unknown> {
+  return {
+    audit: { sinks: [{ type: 'postgres', url: pgUrl, schema }], spill_dir: spillDir, flush_interval: '20ms', spill_max_bytes: CAP, on_spill_full: onSpillFull },
+    upstreams: [{ name: 'api', url: upstreamUrl }],
+    routes: [{ id: 'open', path: '/*', upstream: 'api', public: true }],
+  }
+}
+
 async function withOutage(onSpillFull: 'refuse' | 'drop', body: (gw: TestGateway, server: PrivatePostgres, schema: string, spillDir: string) => Promise<void>): Promise<void> {
   const upstream = await startUpstream((_req, res) => {
     res.end('ok')
@@ -32,11 +41,7 @@ async function withOutage(onSpillFull: 'refuse' | 'drop', body: (gw: TestGateway
   let spillDir = ''
   const gw = await startTestGateway((dir) => {
     spillDir = join(dir, 'spill')
-    return {
-      audit: { sinks: [{ type: 'postgres', url: server.url, schema }], spill_dir: spillDir, flush_interval: '20ms', spill_max_bytes: CAP, on_spill_full: onSpillFull },
-      upstreams: [{ name: 'api', url: upstream.url }],
-      routes: [{ id: 'open', path: '/*', upstream: 'api', public: true }],
-    }
+    return cappedConfig(server.url, schema, spillDir, upstream.url, onSpillFull)
   })
   try {
     await waitFor(async () => (await auditRecordCount(server.url, schema)) === 0, 'the schema')
@@ -170,11 +175,7 @@ describe('audit.spill_max_bytes', () => {
     const server = await startPostgres()
     const schema = uniqueSchema('spillcap')
     const spillDir = await mkdtemp(join(tmpdir(), 'bouncer-spill-cap-'))
-    const config = {
-      audit: { sinks: [{ type: 'postgres', url: server.url, schema }], spill_dir: spillDir, flush_interval: '20ms', spill_max_bytes: CAP },
-      upstreams: [{ name: 'api', url: upstream.url }],
-      routes: [{ id: 'open', path: '/*', upstream: 'api', public: true }],
-    }
+    const config = cappedConfig(server.url, schema, spillDir, upstream.url)
     let second: TestGateway | undefined
     try {
       const first = await startTestGateway(config)
@@ -230,11 +231,7 @@ describe('audit.spill_max_bytes', () => {
     const server = await startPostgres()
     const schema = uniqueSchema('spillcap')
     const spillDir = await mkdtemp(join(tmpdir(), 'bouncer-spill-cap-'))
-    const config = (dir: string) => ({
-      audit: { sinks: [{ type: 'postgres', url: server.url, schema }], spill_dir: dir, flush_interval: '20ms', spill_max_bytes: CAP, on_spill_full: 'drop' },
-      upstreams: [{ name: 'api', url: upstream.url }],
-      routes: [{ id: 'open', path: '/*', upstream: 'api', public: true }],
-    })
+    const config = (dir: string) => cappedConfig(server.url, schema, dir, upstream.url, 'drop')
     let second: TestGateway | undefined
     let sent: number
     try {
