@@ -77,34 +77,47 @@ describe('POST /api/replay (admin API) and ${env:} in the pasted draft', () => {
   })
 })
 
-// Found by an adversarial probe: a diagnostic that quotes a piece of a value — a route path's
-// segment — gave that piece back, which the whole-value hider did not find: `path: "/${env:NAME}"`
-// read any variable of the gateway's environment, a segment at a time.
-describe('POST /api/replay and a diagnostic quoting a piece of an ${env:} value', () => {
-  it('does not show the piece', { timeout: 40_000 }, async () => {
-    const adminToken = `admin-${randomBytes(12).toString('hex')}`
-    const piece = `middle ${randomBytes(12).toString('hex')}`
-    const configPath = join(dir, 'replay-pieces.yaml')
-    await writeFile(configPath, stringify({
-      server: { listen: '127.0.0.1:0' },
-      admin: { listen: '127.0.0.1:0', token: adminToken },
-      upstreams: [{ name: 'u', url: 'http://127.0.0.1:1' }],
-      routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
-      audit: { sinks: [{ type: 'sqlite', path: join(dir, 'replay-pieces-audit.db') }] },
-    }))
-    const serve = await startServe(['--config', configPath], { env: { REPLAY_PIECES_SECRET: `first-part/${piece}/last-part` } })
-    try {
-      const draft = stringify({
-        upstreams: [{ name: 'u', url: 'http://127.0.0.1:1' }],
-        routes: [{ id: 'u', path: '/${env:REPLAY_PIECES_SECRET}', upstream: 'u', public: true }, { id: 'v', path: '/a b', upstream: 'u', public: true }],
-      })
+/** A gateway to replay drafts against (its environment `env`), and its POST /api/replay. */
+async function replayGateway(name: string, env: NodeJS.ProcessEnv): Promise<{ stop: () => Promise<void>; replay: (draft: string) => Promise<{ status: number; text: string }> }> {
+  const adminToken = `admin-${randomBytes(12).toString('hex')}`
+  const configPath = join(dir, `${name}.yaml`)
+  await writeFile(configPath, stringify({
+    server: { listen: '127.0.0.1:0' },
+    admin: { listen: '127.0.0.1:0', token: adminToken },
+    upstreams: [{ name: 'u', url: 'http://127.0.0.1:1' }],
+    routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
+    audit: { sinks: [{ type: 'sqlite', path: join(dir, `${name}-audit.db`) }] },
+  }))
+  const serve = await startServe(['--config', configPath], { env })
+  return {
+    stop: async () => {
+      await serve.stop()
+    },
+    async replay(draft) {
       const res = await request(`${serve.adminUrl}/api/replay`, {
         method: 'POST',
         headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
         body: JSON.stringify({ config: draft }),
       })
-      expect(res.statusCode).toBe(422)
-      const { errors } = (await res.body.json()) as { errors: string[] }
+      return { status: res.statusCode, text: await res.body.text() }
+    },
+  }
+}
+
+// Found by an adversarial probe: a diagnostic that quotes a piece of a value — a route path's
+// segment — gave that piece back, which the whole-value hider did not find: `path: "/${env:NAME}"`
+// read any variable of the gateway's environment, a segment at a time.
+describe('POST /api/replay and a diagnostic quoting a piece of an ${env:} value', () => {
+  it('does not show the piece', { timeout: 40_000 }, async () => {
+    const piece = `middle ${randomBytes(12).toString('hex')}`
+    const serve = await replayGateway('replay-pieces', { REPLAY_PIECES_SECRET: `first-part/${piece}/last-part` })
+    try {
+      const res = await serve.replay(stringify({
+        upstreams: [{ name: 'u', url: 'http://127.0.0.1:1' }],
+        routes: [{ id: 'u', path: '/${env:REPLAY_PIECES_SECRET}', upstream: 'u', public: true }, { id: 'v', path: '/a b', upstream: 'u', public: true }],
+      }))
+      expect(res.status).toBe(422)
+      const { errors } = JSON.parse(res.text) as { errors: string[] }
       expect(errors.join('\n')).not.toContain(piece.slice(7))
       expect(errors).toEqual([
         // A draft reads no environment: the reference is quoted as written.
@@ -123,24 +136,8 @@ describe('POST /api/replay and a diagnostic quoting a piece of an ${env:} value'
 // those came back as they were. A draft now reads no environment at all.
 describe('POST /api/replay and short or numeric ${env:} values', () => {
   it('shows neither: the draft keeps ${env:NAME} as written and takes a default, and a draft of them still replays', { timeout: 40_000 }, async () => {
-    const adminToken = `admin-${randomBytes(12).toString('hex')}`
-    const configPath = join(dir, 'replay-short.yaml')
-    await writeFile(configPath, stringify({
-      server: { listen: '127.0.0.1:0' },
-      admin: { listen: '127.0.0.1:0', token: adminToken },
-      upstreams: [{ name: 'u', url: 'http://127.0.0.1:1' }],
-      routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
-      audit: { sinks: [{ type: 'sqlite', path: join(dir, 'replay-short-audit.db') }] },
-    }))
-    const serve = await startServe(['--config', configPath], { env: { REPLAY_SHORT_TEXT: 'Zq7', REPLAY_SHORT_NUMBER: '8642', REPLAY_PROXIES: '172.16.0.0/12' } })
-    const replay = async (draft: string) => {
-      const res = await request(`${serve.adminUrl}/api/replay`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ config: draft }),
-      })
-      return { status: res.statusCode, text: await res.body.text() }
-    }
+    const serve = await replayGateway('replay-short', { REPLAY_SHORT_TEXT: 'Zq7', REPLAY_SHORT_NUMBER: '8642', REPLAY_PROXIES: '172.16.0.0/12' })
+    const { replay } = serve
     try {
       // Each refused, its error quoting the value that stands where the reference is.
       const listen = await replay(stringify({ server: { listen: '${env:REPLAY_SHORT_NUMBER}' } }))
