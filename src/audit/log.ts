@@ -7,6 +7,7 @@ import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { spillHeadroom, type AuditConfig } from '../config/index.ts'
+import { GatewayError } from '../errors/index.ts'
 import type { RequestFacts } from '../request/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import type { AuditHead } from './chain-shapes.ts'
@@ -34,7 +35,10 @@ export interface AuditLog {
   readonly refusing: boolean
   /** Queues a finished request's record (it is written within flush_interval). */
   record(ctx: RequestFacts): void
-  /** Queues the record and resolves once it is committed (durability: sync). */
+  /**
+   * Queues the record and resolves once it is committed (durability: sync); rejects with 503
+   * audit_unavailable when it cannot be (recordLost): the answer must not complete unrecorded.
+   */
   commit(ctx: RequestFacts): Promise<void>
   /** A request Node's parser refused before the pipeline saw it. */
   recordRejected(info: RejectedRequest): void
@@ -86,10 +90,11 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
   let head: AuditHead | null = null
 
   const pending = new LineBuffer()
-  let waiters: Array<() => void> = []
+  // A waiting sync response hears whether its record was committed (true) or lost (false).
+  let waiters: Array<(committed: boolean) => void> = []
   let timer: NodeJS.Timeout | undefined
   let nextId = 1
-  const inFlight = new Map<number, { count: number; waiters: Array<() => void> }>()
+  const inFlight = new Map<number, { count: number; waiters: Array<(committed: boolean) => void> }>()
   let inFlightRecords = 0
   const answered = new Set<string>()
   // Until the worker's first stats, the spill as it lies: a gateway started on a spill an earlier run
@@ -129,7 +134,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
           if (batch) {
             inFlightRecords -= batch.count
             outstanding[0] = pending.count + inFlightRecords
-            for (const wake of batch.waiters) wake()
+            for (const wake of batch.waiters) wake(!message.lost)
           }
           break
         }
@@ -173,7 +178,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
       carried = addCounters(carried, workerStats)
       workerStats = { ...workerStats, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }
       background.failed('audit_worker', new Error(`the audit worker exited with code ${code}`), { message: 'the audit worker stopped: restarting it', fields: { lost: inFlightRecords } })
-      for (const batch of inFlight.values()) for (const wake of batch.waiters) wake()
+      for (const batch of inFlight.values()) for (const wake of batch.waiters) wake(false)
       inFlight.clear()
       inFlightRecords = 0
       outstanding[0] = pending.count
@@ -192,7 +197,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
   function stoppedDuringDrain(code: number): void {
     lost += inFlightRecords
     logger.error({ code, lost: inFlightRecords }, 'the audit worker stopped during the final drain: its uncommitted records are lost')
-    for (const batch of inFlight.values()) for (const wake of batch.waiters) wake()
+    for (const batch of inFlight.values()) for (const wake of batch.waiters) wake(false)
     inFlight.clear()
     // Left in the cell: this thread ends next, before any scrape reports `lost`, and with
     // server.workers its primary counts the cell as dropped (a review).
@@ -219,7 +224,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
       lost += pending.count
       pending.take()
       outstanding[0] = inFlightRecords
-      for (const wake of waiters) wake()
+      for (const wake of waiters) wake(false)
       waiters = []
       return
     }
@@ -255,9 +260,9 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
       enqueue(recordLine(ctx, instance))
     },
     commit(ctx) {
-      return new Promise<void>((done) => {
+      return new Promise<void>((done, failed) => {
         push(recordLine(ctx, instance))
-        waiters.push(done)
+        waiters.push((committed) => (committed ? done() : failed(recordLost())))
         flush() // group commit: a waiting response does not sit out the flush interval
       })
     },
@@ -283,6 +288,18 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
       await worker.terminate()
     },
   }
+}
+
+/**
+ * durability: sync promises no answer completes before its record is stored. A record the audit
+ * worker took with it when it ended, or that had no worker or no room anywhere, is not: the answer
+ * becomes this refusal (or, its status already sent, is cut short), and the refusal is recorded.
+ */
+function recordLost(): GatewayError {
+  return new GatewayError('audit_unavailable', {
+    detail: 'The audit log lost this request\'s record before storing it, and audit.durability: sync completes only recorded answers: the answer was withheld. The request may have reached its backend.',
+    headers: { 'retry-after': '1' },
+  })
 }
 
 /** Bytes in the spill files the audit worker will count (its sinks' own, not adopted ones): one stat each, at start. */

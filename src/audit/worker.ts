@@ -72,7 +72,8 @@ export type FromWorker =
   /** A batch's bytes, read: the request thread writes a later batch into them (line-buffer.ts). */
   | { type: 'buffer'; buffer: ArrayBuffer }
   /** A batch (id null: a record of the worker's own) is in every sink or its spill file. */
-  | { type: 'committed'; id: number | null; head: ChainHead }
+  /** `lost`: the batch's records were dropped, not stored (a sync response waiting on them is refused). */
+  | { type: 'committed'; id: number | null; head: ChainHead; lost?: true }
   | { type: 'checkpoint'; checkpoint: Checkpoint }
   | { type: 'drained'; id: number }
   | { type: 'stats'; stats: WorkerStats }
@@ -278,8 +279,8 @@ function onBatch(id: number, text: string, postedEnd: number): void {
       losingLogged = true
       events.log('error', 'audit records lost: every sink is away and the spill files are full (audit.spill_max_bytes); counted in bouncer_audit_dropped_total, and the chain says how many once there is room', { spill_max_bytes: budget.maxBytes })
     }
-    // Released in order, after the batches before it: a sync response waiting on it goes on.
-    committing = committing.then(() => send({ type: 'committed', id, head: committed }))
+    // Released in order, after the batches before it: a sync response waiting on it is refused.
+    committing = committing.then(() => send({ type: 'committed', id, head: committed, lost: true }))
     return
   }
   if (lostUnnumbered > 0) {

@@ -385,10 +385,17 @@ function setAnswerHeaders(ctx: RequestContext): void {
   for (let i = 0; i < held.length; i += 2) ctx.res.setHeader(held[i] as string, held[i + 1] as string)
 }
 
-/** durability: sync — the record is committed before the response is complete, and only once. */
+/**
+ * durability: sync — the record is committed before the response is complete, and only once. One
+ * the audit log lost rejects (503 audit_unavailable): the answer becomes that refusal, whose own
+ * record is then committed or queued like any other.
+ */
 function commitAudit(state: GatewayState, ctx: RequestContext): Promise<void> {
   ctx.audited = true
-  return state.audit.commit(namedToolCaller(ctx))
+  return state.audit.commit(namedToolCaller(ctx)).catch((err: unknown) => {
+    ctx.audited = false
+    throw err
+  })
 }
 
 /**
@@ -429,8 +436,10 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
   ctx.trace ??= traceContextOf(undefined, undefined)
   ctx.error = error
   ctx.code = error.code
-  ctx.status = error.status
-  ctx.decision = error.status >= 500 ? 'error' : 'deny'
+  // A backend that failed after its status went out (a dataset's stream, a sync record lost at the
+  // end) is cut short below: the record keeps the status the client was sent.
+  ctx.status = ctx.res.headersSent ? ctx.res.statusCode : error.status
+  ctx.decision = error.status >= 500 || ctx.res.headersSent ? 'error' : 'deny'
   if (error.code === 'internal_error') {
     state.logger.error({ err: error.cause, request_id: ctx.id, trace_id: ctx.trace.traceId, route: ctx.route?.id }, 'request failed unexpectedly')
   }
@@ -442,9 +451,20 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
   }
   setAnswerHeaders(ctx)
   if (state.audit.durability === 'sync' && !res.headersSent && !ctx.audited) {
-    ctx.bytesOut += ctx.method === 'HEAD' ? 0 : Buffer.byteLength(problemBody(error, ctx.id))
-    await commitAudit(state, ctx)
-    sendProblem(res, error, ctx.id, ctx.method === 'HEAD')
+    const bytesBefore = ctx.bytesOut
+    const bodyBytes = (answer: GatewayError) => (ctx.method === 'HEAD' ? 0 : Buffer.byteLength(problemBody(answer, ctx.id)))
+    ctx.bytesOut = bytesBefore + bodyBytes(error)
+    const unrecorded = await commitAudit(state, ctx).then(() => null, asGatewayError)
+    // This answer's record was lost too: the refusal goes out unrecorded, and is queued (`finally`).
+    const answer = unrecorded ?? error
+    if (unrecorded !== null) {
+      ctx.error = unrecorded
+      ctx.code = unrecorded.code
+      ctx.status = unrecorded.status
+      ctx.decision = 'error'
+      ctx.bytesOut = bytesBefore + bodyBytes(unrecorded)
+    }
+    sendProblem(res, answer, ctx.id, ctx.method === 'HEAD')
   } else {
     ctx.bytesOut += sendProblem(res, error, ctx.id, ctx.method === 'HEAD')
   }

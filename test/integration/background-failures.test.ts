@@ -329,6 +329,42 @@ describe('tasks of a running gateway', () => {
     expect(stopped).toEqual([expect.objectContaining({ level: 'error', code: 3, lost: 1 })])
     expect(gw.state.audit.stats().dropped).toBe(1)
   })
+  it('audit worker, durability: sync: one that dies with a request\'s record answers 503 audit_unavailable, not the upstream\'s 200, and records the 503', async () => {
+    const auditDir = await mkdtemp(join(dir, 'audit-'))
+    const db = join(auditDir, 'audit.db')
+    const gw = await startTestGateway({
+      audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(auditDir, 'spill'), durability: 'sync' },
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'hello', path: '/hello/*', upstream: 'api', public: true }],
+    })
+    closeLater(() => gw.close())
+    await waitFor(() => gw.state.audit.head() !== null, 'the audit worker ready (its message handler in place)')
+    const session = new Session()
+    session.connect()
+    try {
+      // The thread ends on the next batch (the request's record) before it stores it, as a crash would.
+      const armed = "const port = process.getBuiltinModule('node:worker_threads').parentPort; port.removeAllListeners('message'); port.on('message', (m) => { if (m.type === 'batch') process.exit(3) }); 'armed'"
+      await evaluateInWorker(session, '/audit/worker', armed)
+    } finally {
+      session.disconnect()
+    }
+    const lost = await get(`${gw.url}/hello/record-lost`)
+    expect(lost.status).toBe(503)
+    expect(JSON.parse(lost.text)).toMatchObject({ code: 'audit_unavailable', detail: expect.stringContaining('durability: sync') })
+    expect(lost.text).not.toContain('hello from')
+    expect(lost.headers['retry-after']).toBe('1')
+    // The replacement worker stores the next: the gateway serves again.
+    const after = await get(`${gw.url}/hello/after`)
+    expect(after.status).toBe(200)
+    await gw.close()
+    const rows = new DatabaseSync(db, { readOnly: true })
+    try {
+      const stored = rows.prepare("SELECT path, status, code FROM audit_records WHERE path LIKE '/hello/%' ORDER BY chain, seq").all()
+      expect(stored).toEqual([{ path: '/hello/record-lost', status: 503, code: 'audit_unavailable' }, { path: '/hello/after', status: 200, code: null }])
+    } finally {
+      rows.close()
+    }
+  })
   it('audit worker: one that cannot start (its directory is a file) is retried with a growing delay, not in a loop, and writes again once it can', async () => {
     // The audit directory's name is a symbolic link to itself (ELOOP): the worker can open neither
     // its sink nor its spill. (A file in its place no longer starts: `check` refuses the spill_dir.)
