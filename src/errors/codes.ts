@@ -56,6 +56,14 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES
 
+/**
+ * A code an audit record may carry that is no error answer: `approval_pending`, a tool call held
+ * for its approvers (answered 202 with a pending_approval result, decision `deny` as it did not run;
+ * without a code the console counted it among denials as `deny:none`). The audit worker's own
+ * records (`chain_restarted`, `records_lost`) are written there (audit/chain-head.ts).
+ */
+export type RecordCode = ErrorCode | 'approval_pending'
+
 /** Is this a token endpoint's code, answered in OAuth's JSON shape? */
 export function isOAuthCode(code: ErrorCode): boolean {
   return 'oauth' in ERROR_CODES[code]

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest } from 'node:http2'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { ErrorCode, GatewayError } from '../errors/index.ts'
+import type { GatewayError, RecordCode } from '../errors/index.ts'
 import { targetPath, type RequestHeaders } from '../http/index.ts'
 import type { RequestSpans, TraceContext } from '../telemetry/index.ts'
 import type { CredentialKind, Identity } from './identity.ts'
@@ -44,7 +44,7 @@ export interface RequestFacts {
   roles: readonly string[]
   statement: string | null
   decision: Decision
-  code: ErrorCode | null
+  code: RecordCode | null
   error: GatewayError | null
   limit: string | null
   upstream: string | null

@@ -192,6 +192,8 @@ describe('approvals', () => {
     await waitFor(() => (rows = auditRows(join(dir, 'audit.db'), `tool = 'list_customers'`)).some((r) => r.route === 'sales.customers'), 'the run', 20_000)
     const details = rows.map((r) => `${String(r.route)} ${String(r.status)} ${String(r.subject)} ${String(r.detail)}`)
     expect(details.some((d) => /^mcp:list_customers 202 looker-reports Approval \S+ pending/.test(d))).toBe(true)
+    // Held, not run: a refusal with a code of its own (the console's denials said `deny:none`).
+    expect(rows.find((r) => r.status === 202)).toMatchObject({ decision: 'deny', code: 'approval_pending' })
     expect(details.some((d) => /^mcp:list_customers 200 ops-oncall Approval \S+ approved for looker-reports/.test(d))).toBe(true)
     // The decision's record names the admin API request that made it, not the MCP endpoint.
     const approved = rows.find((r) => /approved for looker-reports/.test(String(r.detail)))

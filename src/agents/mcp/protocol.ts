@@ -120,7 +120,7 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
         return { content: [{ type: 'text', text: problemBody(refused, crypto.randomUUID()) }], isError: true }
       }
       deps.audit(auditFacts(caller, facts, mcp.path, started, {
-        route: `mcp:${name}`, status: 202, decision: 'deny', code: null, statement: verdict.decision.statement?.sid ?? null,
+        route: `mcp:${name}`, status: 202, decision: 'deny', code: 'approval_pending', statement: verdict.decision.statement?.sid ?? null,
         note: `Approval ${approval.id} pending (approvers: ${rule.approvers.join(', ')}; expires ${approval.expires_at}).`,
       }))
       const pending = { status: 'pending_approval', approval_id: approval.id, expires_at: approval.expires_at }

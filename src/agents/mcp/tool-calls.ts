@@ -2,7 +2,7 @@
 // that holds it for approval, and the record of a call the pipeline did not carry. No MCP SDK here:
 // the admin API decides approvals without loading the protocol (mcp-loader.ts).
 import type { McpApprovalConfig, McpConfig } from '../../config/index.ts'
-import type { ErrorCode } from '../../errors/index.ts'
+import type { RecordCode } from '../../errors/index.ts'
 import type { Caller, Decision, RequestFacts, ToolCallFacts } from '../../request/index.ts'
 import { argumentsDigest, redactArguments } from './arguments.ts'
 
@@ -23,7 +23,7 @@ export interface Outcome {
   route: string
   status: number
   decision: Decision
-  code: ErrorCode | null
+  code: RecordCode | null
   statement: string | null
   note: string | null
   upstream?: string
