@@ -20,8 +20,12 @@ export interface Invoke {
    * (measured, 20,000 round trips on one core).
    */
   event: string
-  /** Epoch milliseconds when the invocation times out: context.getRemainingTimeInMillis() counts to it. */
-  deadline: number
+  /**
+   * The function's timeout: the worker's context.getRemainingTimeInMillis() counts it from when the
+   * handler is called, as the pool's clock starts once the module is loaded (a cold start's load is
+   * not the invocation's time).
+   */
+  timeoutMs: number
   requestId: string
 }
 

@@ -60,13 +60,23 @@ export interface PoolDeps {
 export interface PoolSlot {
   /** Null until needed: a worker that died between invocations is started again on the next take. */
   worker: Worker | null
+  /** Its worker has loaded the module: an invocation's timeout runs from the call, not the load. */
+  loaded: boolean
   pending: Pending | null
 }
+
+/**
+ * How long a worker's module may take to load (its top level: imports, connections made at load)
+ * before an invocation waiting for it is answered 504: Lambda's init phase has 10 s. Until then the
+ * function's own timeout has not started: a cold start after a replaced worker, or at the gateway's
+ * start, timed out calls that took far less than `timeout` once loaded.
+ */
+const LOAD_TIMEOUT_MS = 10_000
 
 interface Pending {
   id: number
   requestId: string
-  timer: NodeJS.Timeout
+  timer: NodeJS.Timeout | undefined
   resolve(response: FunctionResponse): void
   reject(error: GatewayError): void
 }
@@ -80,7 +90,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   const resourceLimits = { maxOldGenerationSizeMb: config.memory - young, maxYoungGenerationSizeMb: young }
   const env = workerEnvironment(config)
   const memoryBytes = config.memory * 1_048_576
-  const slots: PoolSlot[] = Array.from({ length: config.concurrency }, () => ({ worker: null, pending: null }))
+  const slots: PoolSlot[] = Array.from({ length: config.concurrency }, () => ({ worker: null, loaded: false, pending: null }))
   const idle: PoolSlot[] = [...slots]
   let inFlight = 0
   let held = 0
@@ -107,6 +117,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   function start(slot: PoolSlot): Worker {
     const worker = new Worker(WORKER_URL, { workerData: setup, resourceLimits, env, stdout: true, stderr: true })
     slot.worker = worker
+    slot.loaded = false
     // worker.ts logs what the handler writes to process.stdout/stderr; whatever still reaches the
     // worker's own stdio goes to the log too, never to the gateway's stdout.
     logLines(worker.stdout, (text) => logger.info({ function: name, stream: 'stdout' }, text))
@@ -164,9 +175,14 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
 
   function receive(slot: PoolSlot, worker: Worker, message: FromWorker): void {
     if (message.type === 'loaded') {
+      if (slot.loaded) return // said once a worker, before any handler runs: a handler's own post changes nothing
+      slot.loaded = true
       const error = message.error === null ? null : asError(message.error)
       settleLoad(error)
       if (error !== null) loadFailed(error)
+      // The invocation that waited for the load: its timeout starts now (a failed load answers it).
+      const waiting = slot.pending
+      if (waiting !== null && error === null) armTimeout(slot, waiting)
       return
     }
     if (message.type === 'log') {
@@ -220,11 +236,19 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     return `Function "${name}" failed. The gateway's log has the error under this request id.`
   }
 
+  /** The invocation's clock: the function's timeout once its worker has loaded the module, else the load's. */
+  function armTimeout(slot: PoolSlot, pending: Pending): void {
+    clearTimeout(pending.timer)
+    pending.timer = setTimeout(() => timedOut(slot, pending), slot.loaded ? config.timeout : LOAD_TIMEOUT_MS)
+  }
+
   function timedOut(slot: PoolSlot, pending: Pending): void {
     if (slot.pending !== pending) return
     const worker = slot.worker
-    logger.warn({ function: name, request_id: pending.requestId, timeout_ms: config.timeout }, `function ${name} timed out: its worker was terminated and replaced`)
-    settle(slot, pending, new GatewayError('function_timeout', { detail: `Function "${name}" did not finish within ${config.timeout}ms.` }))
+    const loading = !slot.loaded
+    logger.warn({ function: name, request_id: pending.requestId, timeout_ms: loading ? LOAD_TIMEOUT_MS : config.timeout }, loading ? `function ${name} did not load its module in time: its worker was terminated and replaced` : `function ${name} timed out: its worker was terminated and replaced`)
+    const detail = loading ? `Function "${name}" did not load within ${LOAD_TIMEOUT_MS}ms: its module's top level did not finish.` : `Function "${name}" did not finish within ${config.timeout}ms.`
+    settle(slot, pending, new GatewayError('function_timeout', { detail }))
     start(slot) // before terminating: the old worker's exit is then no longer this slot's
     if (worker) void terminateThread(worker, `function ${name}`).then((ended) => {
       if (ended) return
@@ -279,9 +303,10 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       const worker = slot.worker ?? start(slot)
       return new Promise<FunctionResponse>((resolve, reject) => {
         const id = ++nextId
-        const pending: Pending = { id, requestId, resolve, reject, timer: setTimeout(() => timedOut(slot, pending), config.timeout) }
+        const pending: Pending = { id, requestId, resolve, reject, timer: undefined }
+        armTimeout(slot, pending)
         slot.pending = pending
-        worker.postMessage({ id, event, deadline: Date.now() + config.timeout, requestId } satisfies Invoke)
+        worker.postMessage({ id, event, timeoutMs: config.timeout, requestId } satisfies Invoke)
       })
     },
     giveBack: release,

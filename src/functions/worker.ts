@@ -168,7 +168,7 @@ async function run(invoke: Invoke): Promise<void> {
     }
     let result: unknown
     try {
-      result = await call(handler, invoke)
+      result = await call(handler, invoke, Date.now() + invoke.timeoutMs)
     } catch (err) {
       return send({ type: 'failed', id: invoke.id, phase: 'handler', error: details(err), usedBytes: usedBytes() })
     }
@@ -187,14 +187,14 @@ async function run(invoke: Invoke): Promise<void> {
 }
 
 /** An async handler, or one in the callback style (three parameters), which Lambda's Node.js runtimes have taken. */
-function call(handler: Handler, invoke: Invoke): Promise<unknown> {
+function call(handler: Handler, invoke: Invoke, deadline: number): Promise<unknown> {
   const context: LambdaContext = {
     functionName: setup.functionName,
     functionVersion: '$LATEST',
     memoryLimitInMB: setup.memoryLimitInMB,
     awsRequestId: invoke.requestId,
     callbackWaitsForEmptyEventLoop: true,
-    getRemainingTimeInMillis: () => Math.max(0, invoke.deadline - Date.now()),
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
   }
   const event: unknown = JSON.parse(invoke.event)
   if (handler.length < 3) return Promise.resolve(handler(event, context))

@@ -28,6 +28,7 @@ beforeAll(async () => {
       { name: 'late', module: join(FIXTURES, 'late-throw.js'), concurrency: 1 },
       { name: 'broken', module: join(FIXTURES, 'broken.ts'), concurrency: 2 },
       { name: 'oddly', module: join(FIXTURES, 'throws-oddly.mjs'), concurrency: 1 },
+      { name: 'slow', module: join(FIXTURES, 'slow-load.mjs'), timeout: '1s', concurrency: 1 },
     ],
     routes: [
       { id: 'throw', path: '/throw', function: 'thrower', public: true },
@@ -37,6 +38,7 @@ beforeAll(async () => {
       { id: 'late', path: '/late', function: 'late', public: true },
       { id: 'broken', path: '/broken', function: 'broken', public: true },
       { id: 'oddly', path: '/oddly', function: 'oddly', public: true },
+      { id: 'slow', path: '/slow', function: 'slow', public: true },
       { id: 'api', path: '/api/*', upstream: 'api', public: true },
     ],
   })
@@ -94,6 +96,18 @@ describe('a function that fails', () => {
     expect(logs()).toContain('function looper timed out: its worker was terminated and replaced')
     const next = await call('/looper', 'fn-loop-2')
     expect(next).toEqual({ status: 200, body: { ok: true, mode: 'none' } })
+  })
+
+  it('a cold start does not count against the timeout: a module that loads in 1.5 s answers its 1 s function after its worker is replaced', async () => {
+    const first = await call('/slow', 'fn-slow-1')
+    expect(first).toMatchObject({ status: 200, body: { ok: true } })
+    // The handler's clock starts at the call too: near the whole second left, not what the load left.
+    expect(first.body.remainingMs).toBeGreaterThan(500)
+    const looping = call('/slow?mode=loop', 'fn-slow-loop')
+    await waitForText(logs, /"request_id":"fn-slow-loop"[^\n]*"msg":"slow-load: looping now"/)
+    expect((await looping).status).toBe(504) // the handler's own time is bounded as before
+    // Its replacement loads for 1.5 s: this call waits for it, then has its second.
+    expect(await call('/slow', 'fn-slow-2')).toMatchObject({ status: 200, body: { ok: true } })
   })
 
   it('a handler over its memory is 502 function_error; the gateway and the function live on', async () => {
