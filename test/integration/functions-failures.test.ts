@@ -29,6 +29,7 @@ beforeAll(async () => {
       { name: 'broken', module: join(FIXTURES, 'broken.ts'), concurrency: 2 },
       { name: 'oddly', module: join(FIXTURES, 'throws-oddly.mjs'), concurrency: 1 },
       { name: 'slow', module: join(FIXTURES, 'slow-load.mjs'), timeout: '1s', concurrency: 1 },
+      { name: 'stuck', module: join(FIXTURES, 'never-loads.mjs'), timeout: '1s', concurrency: 1 },
     ],
     routes: [
       { id: 'throw', path: '/throw', function: 'thrower', public: true },
@@ -39,6 +40,7 @@ beforeAll(async () => {
       { id: 'broken', path: '/broken', function: 'broken', public: true },
       { id: 'oddly', path: '/oddly', function: 'oddly', public: true },
       { id: 'slow', path: '/slow', function: 'slow', public: true },
+      { id: 'stuck', path: '/stuck', function: 'stuck', public: true },
       { id: 'api', path: '/api/*', upstream: 'api', public: true },
     ],
   })
@@ -108,6 +110,15 @@ describe('a function that fails', () => {
     expect((await looping).status).toBe(504) // the handler's own time is bounded as before
     // Its replacement loads for 1.5 s: this call waits for it, then has its second.
     expect(await call('/slow', 'fn-slow-2')).toMatchObject({ status: 200, body: { ok: true } })
+  })
+
+  it('a module that never finishes loading answers 504 after the load\'s 10 s, saying so, and its worker is replaced', { timeout: 30_000 }, async () => {
+    const started = performance.now()
+    const { status, body } = await call('/stuck', 'fn-stuck-1')
+    expect({ status, body }).toMatchObject({ status: 504, body: { code: 'function_timeout', detail: 'Function "stuck" did not load within 10000ms: its module\'s top level did not finish.' } })
+    expect(performance.now() - started).toBeGreaterThan(9_000) // not the function's 1 s timeout
+    expect(logs()).toContain('function stuck did not load its module in time: its worker was terminated and replaced')
+    await othersAnswer('after-stuck')
   })
 
   it('a handler over its memory is 502 function_error; the gateway and the function live on', async () => {
