@@ -16,7 +16,7 @@
 // on such a claim is not seen (the answer says so). Limits and upstream failures are not replayed:
 // only route, credential, identity, roles and policy.
 import { readRecords, type AuditRecord, type AuditSource } from '../audit/index.ts'
-import { formatDiagnostic, jwtIssuers, loadConfigText, type StandIn } from '../config/index.ts'
+import { formatDiagnostic, jwtIssuers, loadConfigText, type Diagnostic, type StandIn, type UnsetReference } from '../config/index.ts'
 import type { ErrorCode } from '../errors/index.ts'
 import { compileRuntime, createRuntimeDeps, explainGranted, loadModulesFor, type ExplainRequest, type Explanation, type Runtime, type Verdict } from '../gateway/index.ts'
 import { createLogger } from '../telemetry/index.ts'
@@ -260,23 +260,31 @@ const ADDRESS_STAND_INS: ReadonlyMap<string, string> = new Map([
 
 const addressStandIn: StandIn = (path) => ADDRESS_STAND_INS.get(path.map((part) => (typeof part === 'number' ? '*' : part)).join('.'))
 
-const UNSET_REFERENCE = /\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/
-
 /**
- * An error on a line that holds an `${env:NAME}` without a default says why: the draft kept it as
- * written, which a URL or an address then fails (a production config's `${env:AUDIT_DATABASE_URL}`
- * made every replay of it "a PostgreSQL URL starts with postgres://", with no word of the reason).
+ * An error at a place that holds an `${env:NAME}` kept as written (or inside it, or around it) says
+ * why: the draft kept it, which a URL or an address then fails (a production config's
+ * `${env:AUDIT_DATABASE_URL}` made every replay of it "a PostgreSQL URL starts with postgres://",
+ * with no word of the reason). Found by path, not by the error's line: a folded value's error
+ * stands on its key's line, the reference on the next.
  */
-function unsetHint(line: string | undefined): string {
-  const name = line === undefined ? undefined : UNSET_REFERENCE.exec(line)?.[1]
-  return name === undefined ? '' : ` (a draft reads no environment, so \${env:${name}} stays as written: give it a default, \${env:${name}:-value}, or write the value)`
+function unsetHint(diagnostic: Diagnostic, kept: readonly UnsetReference[]): string {
+  const at = diagnostic.path
+  if (at.length === 0) return ''
+  const within = (outer: ReadonlyArray<string | number>, inner: ReadonlyArray<string | number>) => outer.every((part, i) => part === inner[i])
+  // The place itself, or the map or list right around it (a problem said of an upstream, a route).
+  const near = (ref: UnsetReference) => within(at, ref.path) && ref.path.length - at.length <= 1
+  const names = [...new Set(kept.filter(near).map((ref) => ref.name))]
+  if (names.length === 0) return ''
+  const references = names.map((name) => `\${env:${name}}`).join(', ')
+  const example = names[0] as string
+  return ` (a draft reads no environment, so ${references} ${names.length === 1 ? 'stays' : 'stay'} as written: give it a default, \${env:${example}:-value}, or write the value)`
 }
 
 export async function replay(current: Runtime, source: AuditSource, options: { draft: string; sinceMs: number }): Promise<ReplayResult> {
-  const loaded = loadConfigText(options.draft, 'draft.yaml', {}, { unset: addressStandIn })
+  const kept: UnsetReference[] = []
+  const loaded = loadConfigText(options.draft, 'draft.yaml', {}, { unset: addressStandIn, kept })
   if (!loaded.config) {
-    const lines = options.draft.split('\n')
-    return { ok: false, errors: loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => formatDiagnostic('draft.yaml', d) + unsetHint(lines[d.line - 1])) }
+    return { ok: false, errors: loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => formatDiagnostic('draft.yaml', d) + unsetHint(d, kept)) }
   }
   const deps = createRuntimeDeps(createLogger({ level: 'silent' }), { offline: true })
   try {

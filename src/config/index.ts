@@ -1,5 +1,5 @@
 export { loadConfigFile, loadConfigText, readConfigFile, type LoadedConfig } from './load.ts'
-export type { SecretReference, StandIn } from './interpolate.ts'
+export type { SecretReference, StandIn, UnsetReference } from './interpolate.ts'
 export { formatDiagnostic, formatPath, type Diagnostic, type Finding } from './diagnostics.ts'
 export { foldPathCase, parseRoutePattern, type RoutePattern, type PatternSegment } from './route-pattern.ts'
 export * from './schema.ts'

@@ -43,6 +43,14 @@ export interface InterpolateOptions {
    * as written, or, a value that is one whole reference, takes what this answers for its place.
    */
   unset?: StandIn
+  /** With `unset`: every reference kept as written, by the place that holds it (a draft's errors say why). */
+  kept?: UnsetReference[]
+}
+
+/** An unset `${env:NAME}` a draft kept as written, and where. */
+export interface UnsetReference {
+  path: ReadonlyArray<string | number>
+  name: string
 }
 
 /** What stands in for an unset `${env:NAME}` that is a whole value at `path` (an address never reached), or undefined to keep it as written. */
@@ -57,7 +65,7 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
     Scalar(_key, node, ancestry) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return
       const parent = ancestry.at(-1)
-      if (isPair(parent) && parent.key === node) return interpolateKey(node as Scalar<string>, pathOf(ancestry, node), env, findings, keepUnset)
+      if (isPair(parent) && parent.key === node) return interpolateKey(node as Scalar<string>, pathOf(ancestry, node), env, findings, options)
       const path = pathOf(ancestry, node)
       const original = node.value
       let whole = false
@@ -81,7 +89,10 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
         const value = set ?? fallback
         if (value === undefined && keepUnset) {
           const stood = text === original ? standIn(path) : undefined
-          if (stood === undefined) return text
+          if (stood === undefined) {
+            options.kept?.push({ path, name })
+            return text
+          }
           whole = true
           return stood
         }
@@ -113,8 +124,9 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
  * map, and \${secret:NAME} in a key was told it may stand in "an upstream's headers", where it
  * stood (found by an adversarial probe).
  */
-function interpolateKey(node: Scalar<string>, mapPath: ReadonlyArray<string | number>, env: NodeJS.ProcessEnv, findings: Finding[], keepUnset: boolean): void {
+function interpolateKey(node: Scalar<string>, mapPath: ReadonlyArray<string | number>, env: NodeJS.ProcessEnv, findings: Finding[], options: InterpolateOptions): void {
   const original = node.value
+  const keepUnset = options.unset !== undefined
   const at = { severity: 'error' as const, path: [...mapPath, original], atKey: true }
   let failed = false
   const fail = (message: string, text: string): string => {
@@ -127,7 +139,11 @@ function interpolateKey(node: Scalar<string>, mapPath: ReadonlyArray<string | nu
     const [name = '', fallback] = splitDefault(body)
     const set = Object.hasOwn(env, name) ? env[name] : undefined
     const value = set ?? fallback
-    if (value === undefined) return keepUnset ? text : fail(`environment variable ${name} is not set`, text)
+    if (value === undefined && keepUnset) {
+      options.kept?.push({ path: at.path, name })
+      return text
+    }
+    if (value === undefined) return fail(`environment variable ${name} is not set`, text)
     if (value.includes('${secret:')) return fail(`${set === undefined ? `the default of \${env:${name}}` : `environment variable ${name}`} holds a \${secret:…} reference: a key cannot hold one`, text)
     return value
   })

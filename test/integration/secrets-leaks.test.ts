@@ -158,6 +158,9 @@ describe('POST /api/replay and short or numeric ${env:} values', () => {
         routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
       }))
       expect(JSON.parse(url.text)).toEqual({ ok: false, errors: [expect.stringMatching(/^draft\.yaml:\d+:\d+: upstreams\[0\]\.url: .* \(a draft reads no environment, so \$\{env:REPLAY_UPSTREAM_HOST\} stays as written: give it a default, \$\{env:REPLAY_UPSTREAM_HOST:-value\}, or write the value\)$/)] })
+      // Also where the error stands on another line than the reference (a folded value: its key's line).
+      const folded = await replay('upstreams:\n  - name: u\n    url: >-\n      http://${env:REPLAY_FOLDED_HOST}:8080\nroutes:\n  - { id: u, path: /*, upstream: u, public: true }\n')
+      expect(JSON.parse(folded.text)).toEqual({ ok: false, errors: [expect.stringMatching(/^draft\.yaml:3:\d+: upstreams\[0\]\.url: .* \(a draft reads no environment, so \$\{env:REPLAY_FOLDED_HOST\} stays as written/)] })
       // A production config, its stores' and upstreams' whole addresses from the environment (as the
       // Kubernetes overlay's): they stand for addresses never reached, and the draft replays.
       const production = await replay(stringify({
