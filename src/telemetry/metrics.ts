@@ -78,6 +78,19 @@ export interface MetricSources {
   limitsConfigMismatch?: () => number
 }
 
+/**
+ * This thread's V8 heap families (prom-client's own, under their names) and nothing else: with
+ * server.workers the primary adds them to the workers' merged /metrics, whose heap series summed the
+ * request workers only (the primary's heap — admin API, console, supervisor — is the gateway's too).
+ */
+export function createHeapMetrics(): () => Promise<string> {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'bouncer_' })
+  const heapFamily = /^bouncer_nodejs_(heap_|external_memory_)/
+  for (const metric of registry.getMetricsAsArray()) if (!heapFamily.test(metric.name)) registry.removeSingleMetric(metric.name)
+  return () => registry.metrics()
+}
+
 export function createMetrics(sources: MetricSources): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'bouncer_' })

@@ -58,6 +58,24 @@ export async function holdNextWorker(stderr: () => string, id: string): Promise<
   }
 }
 
+/** Runs `expression` on the main thread of a `bouncer serve` started with --inspect (server.workers' primary), and waits for it. */
+export async function evaluateInMain(stderr: () => string, expression: string): Promise<void> {
+  const socket = await connectInspector(stderr)
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.addEventListener('message', (event) => {
+        const message = JSON.parse(String(event.data)) as { id?: number; result?: { exceptionDetails?: unknown } }
+        if (message.id !== 1) return
+        if (message.result?.exceptionDetails) reject(new Error(`the expression threw: ${JSON.stringify(message.result.exceptionDetails)}`))
+        else resolve()
+      })
+      socket.send(JSON.stringify({ id: 1, method: 'Runtime.evaluate', params: { expression } }))
+    })
+  } finally {
+    socket.close()
+  }
+}
+
 /** Runs expressions in the worker thread named `bouncer <id>` of a `bouncer serve` started with --inspect (no test hook). */
 export async function inspectWorker(stderr: () => string, id: string): Promise<{ evaluate(expression: string): void; close(): void }> {
   const socket = await connectInspector(stderr)

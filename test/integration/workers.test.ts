@@ -13,7 +13,7 @@ import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, startServe, type ServeProcess } from '../helpers/cli.ts'
 import { freshRequest } from '../helpers/fresh.ts'
-import { crashWorker, UNHANDLED_CRASH } from '../helpers/inspector.ts'
+import { crashWorker, evaluateInMain, UNHANDLED_CRASH } from '../helpers/inspector.ts'
 import { schemaErrors, type Schema } from '../helpers/json-schema.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred, metricValue, waitFor, waitForText } from '../helpers/wait.ts'
@@ -110,6 +110,19 @@ describe('server.workers: 2', () => {
     const ready = (await (await request(`${gateway.adminUrl}/readyz`)).body.json()) as { status: string; checks: Record<string, string> }
     expect(ready).toMatchObject({ status: 'ready', checks: { w1: 'ready', w2: 'ready', workers: '2 of 2 running' } })
   }, 120_000)
+
+  it('counts the primary thread\'s heap in /metrics, with the workers\'', async () => {
+    const heapUsed = async () => Number(/^bouncer_nodejs_heap_size_used_bytes (\S+)$/m.exec(await metrics())?.[1])
+    const before = await heapUsed()
+    expect(before).toBeGreaterThan(0)
+    // 32 MB of doubles held on the primary's heap: the gateway's heap grows by that much.
+    await evaluateInMain(gateway.stderr, 'globalThis.__heapTestBallast = new Array(4_000_000).fill(1.5); 1')
+    try {
+      expect(await heapUsed() - before).toBeGreaterThan(24_000_000)
+    } finally {
+      await evaluateInMain(gateway.stderr, 'delete globalThis.__heapTestBallast; 1')
+    }
+  }, 60_000)
 
   it('answers /api/* for the whole gateway: every worker\'s audit chain in /api/audit/head', async () => {
     const doc = (await (await request(`${gateway.adminUrl}/api/openapi.json`, { headers: AUTH })).body.json()) as Schema

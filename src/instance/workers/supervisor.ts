@@ -26,7 +26,7 @@ import { asGatewayError, GatewayError, parserRefusal, sendProblem, sendRawProble
 import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 // HELD_THREAD_GRACE_MS: how long a thread cut short may take to end before the shutdown, or a failed
 // start, goes on without it (terminate() stops JavaScript, not a system call).
-import { BACKGROUND_TASKS, createBackgroundTasks, HELD_THREAD_GRACE_MS, terminateThread, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
+import { BACKGROUND_TASKS, createBackgroundTasks, createHeapMetrics, HELD_THREAD_GRACE_MS, terminateThread, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
 import { releaseKeyStoreLockOf } from '../../secrets/index.ts'
 import { ownKeyStore } from '../own-keys.ts'
 import { claimAuditSpills, ConfigError, diagnosticLines } from '../prepare.ts'
@@ -136,6 +136,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     threadId: null, lastMetrics: null, reloads: new Map(), exited: null, held: Promise.withResolvers(), hardStop: null,
   }))
   const carried: Families = new Map()
+  /** The primary thread's own heap series, summed with the workers'. */
+  const primaryHeap = createHeapMetrics()
   let shutdownTimeoutMs = config.server.shutdown_timeout
   let port = options.port ?? config.server.listen.port
   let url = ''
@@ -542,7 +544,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       slot.lastMetrics = families
       return families
     }))
-    const own = parseMetrics(primaryMetrics())
+    const own = parseMetrics(primaryMetrics() + (await primaryHeap()))
     const body = mergeMetrics([...texts.filter((t): t is Families => t !== null), own], carried)
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) })
     res.end(body)
