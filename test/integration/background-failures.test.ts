@@ -75,6 +75,22 @@ function logLines(text: string | string[], msg: string): LogLine[] {
   return lines.map((l) => JSON.parse(l) as LogLine).filter((l) => l.msg === msg)
 }
 
+/**
+ * The audit worker's own message handler goes; this one ends the thread (exit code 3) on the next
+ * batch, before it is written, as a crash or the heap limit would.
+ */
+async function endAuditWorkerOnNextBatch(gw: TestGateway): Promise<void> {
+  await waitFor(() => gw.state.audit.head() !== null, 'the audit worker ready (its message handler in place)')
+  const session = new Session()
+  session.connect()
+  try {
+    const armed = "const port = process.getBuiltinModule('node:worker_threads').parentPort; port.removeAllListeners('message'); port.on('message', (m) => { if (m.type === 'batch') process.exit(3) }); 'armed'"
+    await evaluateInWorker(session, '/audit/worker', armed)
+  } finally {
+    session.disconnect()
+  }
+}
+
 describe('bouncer serve', () => {
   const serveConfig = (extra: Record<string, unknown> = {}) => ({
     server: { listen: '127.0.0.1:0', shutdown_timeout: '5s' },
@@ -310,17 +326,8 @@ describe('tasks of a running gateway', () => {
     })
     const shutdown: { closing?: Promise<void> } = {}
     closeLater(() => shutdown.closing ?? gw.close())
-    await waitFor(() => gw.state.audit.head() !== null, 'the audit worker ready (its message handler in place)')
-    const session = new Session()
-    session.connect()
-    try {
-      // The worker's own handler goes; this one ends the thread on the batch the shutdown sends,
-      // before it is written and before the drain can answer (as a crash or the heap limit would).
-      const armed = "const port = process.getBuiltinModule('node:worker_threads').parentPort; port.removeAllListeners('message'); port.on('message', (m) => { if (m.type === 'batch') process.exit(3) }); 'armed'"
-      await evaluateInWorker(session, '/audit/worker', armed)
-    } finally {
-      session.disconnect()
-    }
+    // It ends on the batch the shutdown sends, before the drain can answer.
+    await endAuditWorkerOnNextBatch(gw)
     expect((await get(`${gw.url}/hello/queued-at-shutdown`)).status).toBe(200)
     shutdown.closing = gw.close()
     const outcome = await Promise.race([shutdown.closing.then(() => 'closed'), new Promise((resolve) => setTimeout(resolve, 10_000, 'still waiting after 10 s'))])
@@ -338,16 +345,7 @@ describe('tasks of a running gateway', () => {
       routes: [{ id: 'hello', path: '/hello/*', upstream: 'api', public: true }],
     })
     closeLater(() => gw.close())
-    await waitFor(() => gw.state.audit.head() !== null, 'the audit worker ready (its message handler in place)')
-    const session = new Session()
-    session.connect()
-    try {
-      // The thread ends on the next batch (the request's record) before it stores it, as a crash would.
-      const armed = "const port = process.getBuiltinModule('node:worker_threads').parentPort; port.removeAllListeners('message'); port.on('message', (m) => { if (m.type === 'batch') process.exit(3) }); 'armed'"
-      await evaluateInWorker(session, '/audit/worker', armed)
-    } finally {
-      session.disconnect()
-    }
+    await endAuditWorkerOnNextBatch(gw) // the request's record
     const lost = await get(`${gw.url}/hello/record-lost`)
     expect(lost.status).toBe(503)
     expect(JSON.parse(lost.text)).toMatchObject({ code: 'audit_unavailable', detail: expect.stringContaining('durability: sync') })
