@@ -2,7 +2,8 @@
 // the per-request series (request-metrics.ts) kept as plain numbers, rendered after them.
 import type { X509Certificate } from 'node:crypto'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
-import { BACKGROUND_TASKS, type BackgroundTask, type FailureCounter } from './background.ts'
+import { BACKGROUND_TASKS, type BackgroundTask } from './background.ts'
+import type { TraceCounters } from './tracing.ts'
 import { LabelledHistogram, RequestCounter } from './request-metrics.ts'
 import { renderUpstreamMetrics, type UpstreamGauges } from './upstream-metrics.ts'
 
@@ -38,7 +39,7 @@ export interface AuditGauges {
   spillBytes: number
 }
 
-export interface Metrics extends FailureCounter {
+export interface Metrics extends TraceCounters {
   readonly registry: Registry
   /** Called once per finished request. */
   observeRequest(request: ObservedRequest, seconds: number): void
@@ -110,6 +111,7 @@ export function createMetrics(sources: MetricSources): Metrics {
   const limited = new Counter({ name: 'bouncer_rate_limited_total', help: 'Requests refused by a limit.', labelNames: ['limit', 'code'], registers: [registry] })
   const keySets = new Counter({ name: 'bouncer_jwks_refreshes_total', help: 'Issuer key-set loads, by result.', labelNames: ['issuer', 'result'], registers: [registry] })
   const refusedConnections = new Counter({ name: 'bouncer_connections_refused_total', help: 'Client connections closed unanswered because server.max_connections were open.', registers: [registry] })
+  const spansDropped = new Counter({ name: 'bouncer_trace_spans_dropped_total', help: 'Sampled spans dropped unexported: the batch queue was full (the collector slow or away).', registers: [registry] })
   const backgroundFailures = new Counter({ name: 'bouncer_background_failures_total', help: 'Failed runs of background tasks (reload, secrets, keys, audit worker); the gateway kept serving.', labelNames: ['task'], registers: [registry] })
   // Every task's series exists from the start, at 0: an alert on its increase needs a first sample.
   for (const task of Object.keys(BACKGROUND_TASKS) as BackgroundTask[]) backgroundFailures.labels(task).inc(0)
@@ -203,6 +205,9 @@ export function createMetrics(sources: MetricSources): Metrics {
     },
     backgroundFailed(task) {
       backgroundFailures.labels(task).inc()
+    },
+    spansDropped(count) {
+      spansDropped.inc(count)
     },
     async render() {
       const targets = sources.upstreams ? renderUpstreamMetrics(sources.upstreams()) : ''

@@ -286,6 +286,32 @@ describe('tasks of a running gateway', () => {
     expect(gw.logs.join('')).not.toContain('collector-password')
   })
 
+  it('trace export: spans dropped because the collector hangs and the batch queue is full are counted', async () => {
+    // The SDK dropped them with only a diag line: a tracing gap nobody could see or size.
+    const release = deferred()
+    const collector = await startUpstream(async (_req, res) => {
+      await release.promise
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+    })
+    closeLater(async () => {
+      release.resolve()
+      await collector.close()
+    })
+    const gw = await gateway({
+      telemetry: { otlp_endpoint: collector.url },
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'hello', path: '/hello/*', upstream: 'api', public: true }],
+    })
+    const dropped = 'bouncer_trace_spans_dropped_total'
+    expect(await metricValue(gw.adminUrl, dropped)).toBe(0)
+    // Two spans a request (the server span, the upstream's): 3,000 against a queue of 2,048, of which
+    // at most a batch (512) or two went to the hanging export.
+    for (let i = 0; i < 1_500; i++) expect((await get(`${gw.url}/hello/${i}`)).status).toBe(200)
+    const count = await metricValue(gw.adminUrl, dropped)
+    expect(count).toBeGreaterThanOrEqual(3_000 - 2_048 - 2 * 512)
+    expect(count).toBeLessThanOrEqual(3_000 - 2_048)
+  }, 60_000)
+
   it('audit worker: a worker thread that crashes is counted and replaced, and records keep reaching the sink', async () => {
     const auditDir = await mkdtemp(join(dir, 'audit-'))
     const gw = await gateway({
