@@ -322,6 +322,9 @@ async function serve(state: GatewayState, rt: Runtime, ctx: RequestContext, matc
   const error = served.error
   if (error === null) {
     if (ctx.res.destroyed) recordCutShort(state, ctx) // the common case reads one flag
+    // durability: sync — a WebSocket tunnel's record counts what crossed it, so it is whole only
+    // once the tunnel has closed: committed then, not queued behind the request (nothing is left to hold).
+    if (ctx.upgrade !== null && exchange.beforeEnd !== null && !ctx.audited) await commitAudit(state, ctx)
     return
   }
   if (!ctx.res.headersSent) throw error
