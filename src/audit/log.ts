@@ -42,6 +42,8 @@ export interface AuditLog {
   commit(ctx: RequestFacts): Promise<void>
   /** A request Node's parser refused before the pipeline saw it. */
   recordRejected(info: RejectedRequest): void
+  /** The same, resolving once it is committed (durability: sync: its raw answer waits for it). */
+  commitRejected(info: RejectedRequest): Promise<void>
   stats(): AuditStats
   /** Null when the audit log is off, or before the worker has started. */
   head(): AuditHead | null
@@ -250,6 +252,14 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
     else timer ??= setTimeout(flush, config.flush_interval)
   }
 
+  function committed(line: string): Promise<void> {
+    return new Promise<void>((done, failed) => {
+      push(line)
+      waiters.push((stored) => (stored ? done() : failed(recordLost())))
+      flush() // group commit: a waiting response does not sit out the flush interval
+    })
+  }
+
   return {
     enabled: true,
     durability: config.durability,
@@ -260,14 +270,13 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
       enqueue(recordLine(ctx, instance))
     },
     commit(ctx) {
-      return new Promise<void>((done, failed) => {
-        push(recordLine(ctx, instance))
-        waiters.push((committed) => (committed ? done() : failed(recordLost())))
-        flush() // group commit: a waiting response does not sit out the flush interval
-      })
+      return committed(recordLine(ctx, instance))
     },
     recordRejected(info) {
       enqueue(rejectedLine(info, instance))
+    },
+    commitRejected(info) {
+      return committed(rejectedLine(info, instance))
     },
     stats() {
       const counted = addCounters(carried, workerStats)
@@ -330,6 +339,7 @@ const disabledAuditLog: AuditLog = {
   record() {},
   commit: async () => {},
   recordRejected() {},
+  commitRejected: async () => {},
   refusing: false,
   stats: () => ({ queueDepth: 0, backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {}, chain: '', seq: 0, spillBytes: 0, spillFull: false, answered: [] }),
   head: () => null,

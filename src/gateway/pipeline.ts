@@ -35,7 +35,8 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
     const matched = match(rt, ctx, ctx.req.url ?? '', ctx.headers?.host)
     const route = matched.forwardAuth ? matchDescribed(rt, ctx) : matched
     // CORS is the browser's business with this gateway, never a forward-auth check's.
-    if (!matched.forwardAuth && route.cors !== null && answerCors(ctx, route.cors)) return // a preflight, answered
+    const preflight = !matched.forwardAuth && route.cors !== null ? answerCors(ctx, route.cors) : null
+    if (preflight !== null) return await answerPreflight(state, ctx, preflight)
     if (!route.public) await authorize(state, rt, ctx, route, matched.forwardAuth)
     if (route.limits) {
       const throttled = throttle(rt, ctx, route.limits)
@@ -207,29 +208,38 @@ function preflightMatch(rt: Runtime, ctx: RequestContext, target: RequestTarget)
 
 /**
  * routes[].cors, before any credential: browsers send none with a preflight, and a refusal must
- * carry the CORS headers or the page cannot read it. True when the request was a preflight, now
- * answered (204, or 403 cors_origin_denied thrown for an origin, method or header not listed).
+ * carry the CORS headers or the page cannot read it. A preflight's grant (its 204's headers) when
+ * the request is one (403 cors_origin_denied thrown for an origin, method or header not listed);
+ * null for any other request.
  */
-function answerCors(ctx: RequestContext, cors: CorsPolicy): boolean {
+function answerCors(ctx: RequestContext, cors: CorsPolicy): Readonly<Record<string, string>> | null {
   const { res } = ctx
   res.setHeader('vary', 'Origin') // on every answer of the route: caches must keep origins apart
   const raw = ctx.req.rawHeaders
   const origin = rawHeader(raw, 'origin')
-  if (origin === undefined) return false
+  if (origin === undefined) return null
   const method = ctx.method === 'OPTIONS' ? rawHeader(raw, 'access-control-request-method') : undefined
   if (method === undefined) {
     if (cors.allows(origin)) {
       const headers = cors.responseHeaders(origin)
       for (let i = 0; i < headers.length; i += 2) res.setHeader(headers[i] as string, headers[i + 1] as string)
     }
-    return false
+    return null
   }
   const answer = cors.preflight(origin, method, rawHeader(raw, 'access-control-request-headers'))
   if (!answer.ok) throw new GatewayError('cors_origin_denied', { detail: answer.reason })
-  res.writeHead(204, { ...answer.headers, 'x-request-id': ctx.id })
-  res.end()
+  return answer.headers
+}
+
+/**
+ * A preflight's 204. Under durability: sync its record is committed first, as every other answer's
+ * (it was queued in the `finally` after the 204 had gone: an answered request with no record yet).
+ */
+async function answerPreflight(state: GatewayState, ctx: RequestContext, grant: Readonly<Record<string, string>>): Promise<void> {
   ctx.status = 204
-  return true
+  if (state.audit.durability === 'sync') await commitAudit(state, ctx)
+  ctx.res.writeHead(204, { ...grant, 'x-request-id': ctx.id })
+  ctx.res.end()
 }
 
 /** The credential's identity (401/503), its roles and the policies' decision (403). */
@@ -312,6 +322,10 @@ async function serve(state: GatewayState, rt: Runtime, ctx: RequestContext, matc
   const error = served.error
   if (error === null) {
     if (ctx.res.destroyed) recordCutShort(state, ctx) // the common case reads one flag
+    // durability: sync — a WebSocket tunnel's record counts what crossed it, so it is whole only
+    // once the tunnel has closed: committed then, not queued behind the request (nothing is left to hold).
+    // A record lost on its way is queued again (`finally`): the tunnel has closed, there is nothing to refuse.
+    if (ctx.upgrade !== null && exchange.beforeEnd !== null && !ctx.audited) await commitAudit(state, ctx).catch(() => {})
     return
   }
   if (!ctx.res.headersSent) throw error

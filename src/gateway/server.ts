@@ -57,7 +57,8 @@ export interface GatewayServer {
 }
 
 export interface GatewayServerOptions {
-  onClientError?: (info: ClientErrorInfo) => void
+  /** Returns a promise when the raw answer must wait for the record's commit (audit.durability: sync). */
+  onClientError?: (info: ClientErrorInfo) => Promise<void> | void
   /** Called when server.tls's files change on disk: the instance reloads (as on SIGHUP). */
   onTlsFilesChanged?: () => void
   /** server.workers: the session ticket keys every worker shares (tls.ts secureContextOptions). */
@@ -166,8 +167,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     if (req.httpVersionMajor === 2) return onRequest(req, socketOrResponse as ServerResponse)
     // Refused before the pipeline, and audited as the parser's refusals are: every request has its record.
     const error = new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
-    const requestId = writeRawProblem(socketOrResponse as Duplex, error)
-    onClientError({ code: error.code, status: error.status, detail: error.detail, requestId, peer: req.socket.remoteAddress ?? '' })
+    answerRawAfterRecord(socketOrResponse as Duplex, error, req.socket.remoteAddress ?? '', onClientError)
   })
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, onClientError))
 
@@ -385,10 +385,28 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, re
       return
     }
     if (!socket.writable) return // gone meanwhile: nothing answered, nothing to record
-    const requestId = writeRawProblem(socket, error)
-    recorded({ code: error.code, status: error.status, detail: error.detail, requestId, peer: (socket as Socket).remoteAddress ?? '' })
+    answerRawAfterRecord(socket, error, (socket as Socket).remoteAddress ?? '', recorded)
   }
   answer()
+}
+
+/**
+ * A refusal before the pipeline: its record, then its raw answer. Under audit.durability: sync the
+ * answer waits for the commit, as every answer of the pipeline does (it was written first, and its
+ * record queued: a 431 or a parser's 400 answered with no record committed, an adversarial probe).
+ */
+function answerRawAfterRecord(socket: Duplex, error: GatewayError, peer: string, recorded: (info: ClientErrorInfo) => Promise<void> | void): void {
+  const requestId = crypto.randomUUID()
+  const committed = recorded({ code: error.code, status: error.status, detail: error.detail, requestId, peer })
+  if (committed instanceof Promise) {
+    // A record lost on its way (the audit worker ended) still gets its refusal: it serves nothing.
+    const answer = () => {
+      if (socket.writable) writeRawProblem(socket, error, requestId)
+    }
+    void committed.then(answer, answer)
+  } else {
+    writeRawProblem(socket, error, requestId)
+  }
 }
 
 /** The response a connection is sending or will send next (Node's own field: pipelined ones queue behind it). */
@@ -401,12 +419,10 @@ function pendingResponse(socket: Duplex): ServerResponse | null {
 const RAW_ANSWER_LINGER_MS = 5_000
 
 /** The problem on the raw socket (errors/respond.ts), and the connection closed once the peer has read it. */
-function writeRawProblem(socket: Duplex, error: GatewayError): string {
-  const requestId = crypto.randomUUID()
+function writeRawProblem(socket: Duplex, error: GatewayError, requestId: string): void {
   sendRawProblem(socket, error, requestId)
   // end() only half-closes: a peer that never closes its side kept the connection, and its
   // max_connections slot, forever (measured: 50 of 50 still open 8 s after their 408).
   const linger = setTimeout(() => socket.destroy(), RAW_ANSWER_LINGER_MS).unref()
   socket.once('close', () => clearTimeout(linger))
-  return requestId
 }

@@ -142,9 +142,12 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
 
   const gatewayServer = createGatewayServer(state, {
     // Refused by Node's parser before the pipeline (a header timeout, 431, a malformed request): audited and counted.
+    // Under durability: sync its raw answer waits for the record's commit.
     onClientError: (rejected) => {
-      audit.recordRejected(rejected)
       metrics.countRefusedBeforeRouting(rejected.status)
+      // Lost with the audit worker: queued again for its replacement; the refusal goes out either way.
+      if (audit.durability === 'sync') return audit.commitRejected(rejected).catch(() => audit.recordRejected(rejected))
+      audit.recordRejected(rejected)
     },
     // A renewed certificate is read by a reload, as on SIGHUP: one path checks and applies it.
     // With server.workers the first worker alone watches, as the reload it asks for is every worker's.

@@ -1,7 +1,7 @@
 // WebSocket upgrades on routes with `websocket: true`, after authentication and authorization.
 // node:http is used rather than undici's `upgrade()` because undici hides a refused handshake's
 // status; here a 401/403 from the upstream reaches the client as it was sent.
-import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
 import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
@@ -70,7 +70,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       served.upstreamMs = performance.now() - sent
       if ((response.statusCode ?? 502) >= 500) targetFailed(upstream, target)
       else targetSucceeded(target)
-      relayRefusal(ctx, response, served, settings, finish)
+      relayRefusal(ctx, response, served, settings, exchange.beforeEnd, finish)
     })
     const waiting = watchClientLeaving(client.socket, () => {
       if (done) return
@@ -149,8 +149,12 @@ function handshake(response: IncomingMessage, requestId: string, answerHeaders: 
   return `${text}\r\n`
 }
 
-/** The upstream answered the handshake without upgrading: pass its answer on as is. */
-function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, policy: AnswerPolicy, done: () => void): void {
+/**
+ * The upstream answered the handshake without upgrading: pass its answer on as is. Under
+ * durability: sync its last bytes (its head, when it has no body) wait for the record's commit, as
+ * any other answer's do (it was piped through, and its record only queued once it had gone).
+ */
+function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, policy: AnswerPolicy, beforeEnd: Exchange['beforeEnd'], done: () => void): void {
   const status = response.statusCode ?? 502
   served.status = status
   served.upstreamStatus = status
@@ -158,7 +162,8 @@ function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, 
   response.on('data', (chunk: Buffer) => {
     served.bytesOut += chunk.length
   })
-  response.pipe(ctx.res)
+  if (beforeEnd === null) response.pipe(ctx.res)
+  else pipeHoldingLast(response, ctx.res, () => beforeEnd(served))
   ctx.res.once('finish', () => {
     ctx.upgrade?.socket.end()
     done()
@@ -174,6 +179,21 @@ function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, 
     done()
   })
   ctx.res.once('close', done)
+}
+
+/** `from` piped to `to` one chunk behind: the last chunk, and the end, wait for `beforeEnd`. */
+function pipeHoldingLast(from: IncomingMessage, to: ServerResponse, beforeEnd: () => Promise<void>): void {
+  let held: Buffer | undefined
+  from.on('data', (chunk: Buffer) => {
+    if (held !== undefined && !to.write(held)) {
+      from.pause()
+      to.once('drain', () => from.resume())
+    }
+    held = chunk
+  })
+  from.once('end', () => {
+    void beforeEnd().then(() => to.end(held))
+  })
 }
 
 /** The client's socket and the upstream's joined until either side closes, counting what crosses (the audit record's bytes). */

@@ -1,7 +1,9 @@
 // Audit sinks against real servers and real failures: PostgreSQL (shared, and a private one that
 // is stopped during load), stdout, and a gateway SIGKILLed with durability: sync.
+import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
 import { DatabaseSync } from 'node:sqlite'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -219,6 +221,41 @@ describe('durability: sync', () => {
     database.close()
     const missing = answered.filter((id) => !stored.has(id))
     expect(missing).toEqual([])
+  })
+})
+
+describe('durability: sync, refusals before the pipeline', () => {
+  // Found by an adversarial probe: Node's parser's refusals (431, a malformed request's 400, a
+  // CONNECT's 400) were written raw, then their records queued: answered with none committed.
+  it('a 431, a malformed request and a CONNECT are answered once their records are committed', async () => {
+    // A long flush interval: a record is in SQLite at once only when it was committed before the answer.
+    const db = join(dir, 'sync-refusals.db')
+    const gw = await startTestGateway({ audit: { sinks: [{ type: 'sqlite', path: db }], durability: 'sync', flush_interval: '10s', spill_dir: join(dir, 'spill-sync-refusals') }, ...route() })
+    try {
+      await (await request(`${gw.url}/first`)).body.dump() // its record makes the log
+      const sendRaw = async (text: string): Promise<string> => {
+        const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
+        let answer = ''
+        socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')))
+        socket.on('error', () => {})
+        socket.write(text)
+        await once(socket, 'close') // a raw refusal closes its connection once it is written
+        return answer
+      }
+      const answers = [
+        await sendRaw(`GET /big HTTP/1.1\r\nHost: gw\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+        await sendRaw('GET /bad HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n'),
+        await sendRaw('CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n'),
+      ]
+      const stored = new Set((await searchAudit({ type: 'sqlite', path: db }, { limit: 50 })).map((r) => `${r.status} ${r.code} ${r.request_id}`))
+      for (const answer of answers) {
+        const problem = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { status: number; code: string; request_id: string }
+        expect(stored, answer.split('\r\n')[0]).toContain(`${problem.status} ${problem.code} ${problem.request_id}`)
+      }
+      expect(answers.map((answer) => answer.split('\r\n')[0])).toEqual(['HTTP/1.1 431 Request headers too large', 'HTTP/1.1 400 Bad request', 'HTTP/1.1 400 Bad path'])
+    } finally {
+      await gw.close()
+    }
   })
 })
 

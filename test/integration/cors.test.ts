@@ -1,9 +1,12 @@
 // CORS per route (issue 17 point 4), as a browser meets it: preflights answered by the gateway with
 // no credential, for the listed origins, methods and headers only; the CORS headers on every answer
 // to a listed origin (refusals included, so the page can read them) and on none to another;
-// `Vary: Origin` on every answer of the route; the upstream's own CORS headers replaced.
+// `Vary: Origin` on every answer of the route; the upstream's own CORS headers replaced; under
+// durability: sync a preflight answered once its record is committed.
+import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { searchAudit } from '../../src/audit/search.ts'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -143,5 +146,26 @@ describe('an actual request', () => {
   it('on a route without cors, the upstream\'s own CORS headers pass as they are', async () => {
     const res = await send('GET', '/plain/x', { origin: LOOKER, authorization: `Bearer ${token}` })
     expect(res.headers).toMatchObject({ 'access-control-allow-origin': '*', vary: 'Accept-Encoding' })
+  })
+})
+
+describe('with audit.durability: sync', () => {
+  it('a preflight\'s 204 comes once its record is committed, as every other answer does', async () => {
+    // A long flush interval: a record is in SQLite at once only when it was committed before the answer.
+    const synced = await startTestGateway((dir) => ({
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'open', path: '/public/*', upstream: 'api', public: true, cors: { origins: [LOOKER], methods: ['GET', 'POST'] } }],
+      audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), durability: 'sync', flush_interval: '10s' },
+    }))
+    try {
+      await (await request(`${synced.url}/public/x`)).body.dump() // its record makes the log
+      const res = await request(`${synced.url}/public/x`, { method: 'OPTIONS', headers: { origin: LOOKER, 'access-control-request-method': 'POST', 'x-request-id': 'preflight-sync' } })
+      await res.body.dump()
+      expect(res.statusCode).toBe(204)
+      const records = (await searchAudit({ type: 'sqlite', path: join(synced.dir, 'audit.db') }, { limit: 10 })).filter((r) => r.request_id === 'preflight-sync')
+      expect(records).toMatchObject([{ route: 'open', method: 'OPTIONS', status: 204 }])
+    } finally {
+      await synced.close()
+    }
   })
 })

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
+import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_INITIALIZE_PARAMS_BYTES } from '../../src/agents/mcp/sessions.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
@@ -95,6 +96,33 @@ describe('a route tool call and the agent\'s trace', () => {
     const db = join(setup.dir, 'audit.db')
     await waitFor(() => auditRows(db, "route = 'sales.daily'").length === 1, 'the route\'s record', 10_000)
     expect(auditRows(db, "route = 'sales.daily'")[0]).toMatchObject({ tool: 'get_daily_report', trace_id: TRACE_ID })
+  }, 60_000)
+
+  // Found by an adversarial probe (tracing x MCP): an agent that sent no traceparent had its call's
+  // route request begin a trace of its own, so the MCP request's record (and its spans) led nowhere
+  // near the upstream's request; one sent was continued as a sibling of the MCP request, not a child.
+  it('without a traceparent of the agent\'s, the route\'s request goes on in the MCP request\'s own trace', async () => {
+    const token = await setup.idp.token('analytics-agent', { resource: MCP_RESOURCE })
+    const post = async (body: unknown, headers: Record<string, string> = {}) => {
+      const res = await request(`${setup.gateway.url}/mcp`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18', ...headers },
+        body: JSON.stringify(body),
+      })
+      await res.body.dump()
+      return res.headers
+    }
+    const initialized = await post({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'untraced-agent', version: '1' } } })
+    const session = { 'mcp-session-id': String(initialized['mcp-session-id']) }
+    await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, session)
+    await post({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'get_daily_report', arguments: { region: 'us' } } }, { ...session, 'x-request-id': 'untraced-call' })
+    const db = join(setup.dir, 'audit.db')
+    await waitFor(() => auditRows(db, "request_id = 'untraced-call'").length === 1 && auditRows(db, "route = 'sales.daily' AND path = '/sales/daily/us'").length === 1, 'both records', 10_000)
+    const traceId = auditRows(db, "request_id = 'untraced-call'")[0]?.trace_id
+    expect(traceId).toMatch(/^[0-9a-f]{32}$/)
+    expect(auditRows(db, "route = 'sales.daily' AND path = '/sales/daily/us'")[0]).toMatchObject({ tool: 'get_daily_report', trace_id: traceId })
+    const forwarded = setup.upstream.received.find((received) => received.url === '/sales/daily/us')
+    expect(String(forwarded?.headers.traceparent).split('-')[1]).toBe(traceId)
   }, 60_000)
 
   it('puts the agent\'s trace in the record of a call it refuses itself', async () => {

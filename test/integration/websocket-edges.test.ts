@@ -132,3 +132,46 @@ describe('WebSocket on a route with cors', () => {
     expect(head.toLowerCase()).not.toContain('access-control-allow-origin: *')
   })
 })
+
+describe('WebSocket with audit.durability: sync', () => {
+  // A long flush interval: a record is in SQLite at once only when it was committed, not queued.
+  let synced: TestGateway
+  let syncedDb: string
+  beforeAll(async () => {
+    synced = await startTestGateway((dir) => ({
+      upstreams: [{ name: 'ws', url: `http://127.0.0.1:${(wsServer.address() as AddressInfo).port}` }],
+      routes: [{ id: 'open', path: '/*', upstream: 'ws', public: true, websocket: true }],
+      audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), durability: 'sync', flush_interval: '30s' },
+    }))
+    syncedDb = join(synced.dir, 'audit.db')
+  })
+  afterAll(() => synced?.close())
+
+  const syncedRecord = async (requestId: string) => (await searchAudit({ type: 'sqlite', path: syncedDb }, { limit: 50 }).catch(() => [])).find((r) => r.request_id === requestId)
+
+  it('a tunnel\'s record, whole once the tunnel closes, is committed then, not queued for the flush interval', async () => {
+    const port = Number(new URL(synced.url).port)
+    const { head, socket } = await upgradeRaw(port, `GET /x HTTP/1.1\r\nHost: gw\r\nX-Request-Id: ws-sync-tunnel\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${KEY}\r\n`)
+    expect(head).toMatch(/^HTTP\/1\.1 101/)
+    let got = 0
+    socket.on('data', (c: Buffer) => (got += c.length))
+    socket.write(Buffer.alloc(1_000, 0x61))
+    await waitFor(() => got >= 1_000, 'echo')
+    socket.destroy()
+    let record: AuditRecord | undefined
+    await waitFor(async () => (record = await syncedRecord('ws-sync-tunnel')) !== undefined, 'the tunnel\'s record, long before the 30 s flush interval', 5_000)
+    expect(record).toMatchObject({ status: 101, route: 'open' })
+    expect(record?.bytes_in).toBeGreaterThanOrEqual(1_000)
+  })
+
+  it('a handshake the upstream refuses is answered once its record is committed', async () => {
+    const port = Number(new URL(synced.url).port)
+    const socket = connect(port, '127.0.0.1')
+    let answer = ''
+    socket.on('data', (c: Buffer) => (answer += c.toString('latin1')))
+    socket.write(`GET /cors/refuse HTTP/1.1\r\nHost: gw\r\nX-Request-Id: ws-sync-refused\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${KEY}\r\n`)
+    await once(socket, 'close') // the refusal is complete: its connection is closed after it
+    expect(answer).toMatch(/^HTTP\/1\.1 403[^]*\r\n\r\nno$/)
+    expect(await syncedRecord('ws-sync-refused')).toMatchObject({ status: 403, upstream_status: 403, bytes_out: 2 })
+  })
+})

@@ -12,7 +12,7 @@ import { corsPolicy, drainedOrClosed, type CorsPolicy } from '../../http/index.t
 import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
 import { enforceLimits, type Limiter, type RouteLimits } from '../../limits/index.ts'
 import { bodyTooLarge, documentBackend, nothingServed, readWholeBody, type Backend, type Caller, type InternalDispatch, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
-import type { Logger } from '../../telemetry/index.ts'
+import { traceparentOf, type Logger } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import { createCatalog, routeToolEntry, type Catalog, type ToolEntry } from './catalog.ts'
 import { buildServer, type ProtocolDeps } from './protocol.ts'
@@ -257,13 +257,24 @@ function parseJson(text: string): unknown {
   }
 }
 
+/**
+ * The MCP request as the SDK's web Request. Its trace headers are this request's own (the gateway's
+ * hop, as sent upstream), not the agent's: a route tool's request continues them, so it is a child
+ * of the MCP request in the same trace. The agent's were passed on instead: without one, the call's
+ * route request began a trace of its own (the MCP request's record and spans led nowhere near the
+ * upstream's), and with one it was a sibling of the MCP request (an adversarial probe).
+ */
 function webRequest(ctx: Readonly<RequestContext>, mcp: McpConfig, signal: AbortSignal, body: string | null): Request {
   const headers = new Headers()
   const raw = ctx.req.rawHeaders
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase()
-    if (name === 'authorization' || name === 'cookie' || name.startsWith(':')) continue
+    if (name === 'authorization' || name === 'cookie' || name === 'traceparent' || name === 'tracestate' || name.startsWith(':')) continue
     headers.append(name, raw[i + 1] as string)
+  }
+  if (ctx.trace !== null) {
+    headers.set('traceparent', traceparentOf(ctx.trace))
+    if (ctx.trace.tracestate !== null) headers.set('tracestate', ctx.trace.tracestate)
   }
   const method = ctx.method
   const streamed = body === null && method !== 'GET' && method !== 'HEAD' && method !== 'DELETE'

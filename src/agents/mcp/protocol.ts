@@ -153,8 +153,8 @@ async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest
   const headers: Record<string, string> = { accept: 'application/json' }
   if (request.contentType) headers['content-type'] = request.contentType
   if (caller.userAgent) headers['user-agent'] = caller.userAgent
-  // The agent's trace goes on into the route's request, as a client's does (SPEC "On the wire"):
-  // it began a new one, so the route's record and its upstream could not be found from the agent's.
+  // The MCP request's trace goes on into the route's request (endpoint.ts webRequest puts the
+  // gateway's own hop there), so the route's record and its upstream are found from the agent's.
   for (const name of ['traceparent', 'tracestate']) {
     const value = ctx.http?.req?.headers.get(name)
     if (value) headers[name] = value
@@ -185,8 +185,8 @@ async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest
 }
 
 /**
- * The agent's trace, continued in the records of calls held, refused or sent to a server (they had
- * none) as it is in a route tool's request; null when the agent sent no traceparent.
+ * The MCP request's trace (the agent's, continued), in the records of calls held, refused or sent
+ * to a server (they had none) as it is in a route tool's request; null only outside an HTTP request.
  */
 function agentTrace(ctx: ServerContext): TraceContext | null {
   const traceparent = ctx.http?.req?.headers.get('traceparent')

@@ -8,6 +8,12 @@
 // one per cache period per instance, against a store that answers a primary-key read in tens of
 // microseconds (SQLite) or one round trip (PostgreSQL). Unknown ids are not cached: every one is
 // a read, one at a time per id (a burst for one id shares one read).
+//
+// A key revoked through this gateway's admin API is refused by it at once: with server.workers the
+// admin request is answered by one worker, which tells the others on a BroadcastChannel (named by
+// the store) to forget their cached record too. They kept using it for up to `api_keys.cache`.
+import { createHash } from 'node:crypto'
+import { BroadcastChannel } from 'node:worker_threads'
 import { createLru, createSharedResources, isBusy, type SharedResources } from '../../collections/index.ts'
 import { API_KEYS_ISSUER, type ApiKeysConfig, type ApiKeyStoreConfig } from '../../config/index.ts'
 import type { Identity } from '../../request/index.ts'
@@ -53,9 +59,14 @@ export function openApiKeyStore(config: ApiKeyStoreConfig): ApiKeyStore {
   return config.type === 'sqlite' ? openSqliteKeyStore(config.path) : openPostgresKeyStore({ url: config.url, schema: config.schema })
 }
 
-export function createApiKeyDirectory(store: ApiKeyStore, options: { cacheMs: number; background: BackgroundTasks }): ApiKeyDirectory {
+/**
+ * `storeConfig`: where the store is; directories of the process's other threads on the same store
+ * forget a key this one forgets (a revocation through the admin API reaches every worker at once).
+ */
+export function createApiKeyDirectory(store: ApiKeyStore, options: { cacheMs: number; background: BackgroundTasks; storeConfig?: ApiKeyStoreConfig }): ApiKeyDirectory {
   const { cacheMs, background } = options
   const cache = createLru<KnownKey>(cacheMs > 0 ? CACHE_ENTRIES : 0)
+  const revocations = options.storeConfig === undefined || cacheMs <= 0 ? null : revocationChannel(options.storeConfig, (id) => cache.delete(id))
   const reading = new Map<string, Promise<KnownKey | undefined>>()
   let uses = new Map<string, number>()
 
@@ -126,15 +137,29 @@ export function createApiKeyDirectory(store: ApiKeyStore, options: { cacheMs: nu
     },
     forget(id) {
       cache.delete(id)
+      revocations?.postMessage(id)
     },
     async close() {
       closed = true
+      revocations?.close()
       clearTimeout(timer)
       await flushing
       await background.run('api_key_usage', flush)
       await store.close()
     },
   }
+}
+
+/** The process's threads' channel for the ids forgotten in one store's directories. */
+function revocationChannel(storeConfig: ApiKeyStoreConfig, forget: (id: string) => void): BroadcastChannel {
+  const digest = createHash('sha256').update(JSON.stringify(storeConfig)).digest('base64url')
+  const channel = new BroadcastChannel(`bouncer:api-key-revocations:${digest}`)
+  channel.unref() // never what holds a worker open
+  channel.onmessage = (event) => {
+    const id = (event as { data: unknown }).data
+    if (typeof id === 'string') forget(id)
+  }
+  return channel
 }
 
 function knownKey(record: ApiKeyRecord): KnownKey {
@@ -161,7 +186,7 @@ export function createApiKeyDirectoryRegistry(logger: Logger, loading: KeyLoadin
     fingerprint: (config) => JSON.stringify([config.store, config.cache]),
     create: (config) => {
       if (loading.offline) return offlineDirectory()
-      const directory = createApiKeyDirectory(openApiKeyStore(config.store), { cacheMs: config.cache, background: loading.background })
+      const directory = createApiKeyDirectory(openApiKeyStore(config.store), { cacheMs: config.cache, background: loading.background, storeConfig: config.store })
       logger.debug({ store: directory.store.kind, location: directory.store.location }, 'API key store open')
       return directory
     },
