@@ -8,22 +8,28 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Explanation } from '../../src/gateway/explain.ts'
 import { runCli } from '../helpers/cli.ts'
+import { startChangingServer, type ChangingMcpServer } from '../helpers/mcp-servers.ts'
 import { AGENT_FOR_REPORTER, auditRows, connect, MCP_RESOURCE, startMcpTestGateway, WITH_OPS_ONCALL, type McpTestSetup } from '../helpers/mcp.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ADMIN = 'explain-tool-admin-token-0123456789'
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 let setup: McpTestSetup
+let tickets: ChangingMcpServer
 let agentToken: string
 let reporterToken: string
 let onBehalfToken: string
 
 beforeAll(async () => {
-  // analytics-agent (role agent): calls get_daily_report and list_customers, but may GET only sales.daily;
-  // looker-reports (role reporter): every tool and sales route; list_* held for ops.
+  // analytics-agent (role agent): calls get_daily_report, list_customers and the tickets server's
+  // alpha, but may GET only sales.daily; looker-reports (role reporter): every tool and sales
+  // route; list_* held for ops.
+  tickets = await startChangingServer()
   setup = await startMcpTestGateway('explain-tool', (config) => {
     config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'ops-oncall' }], policies: [] })
-    return { ...config, admin: { token: ADMIN }, token_exchange: AGENT_FOR_REPORTER, mcp: { ...config.mcp, approvals: [{ tools: ['list_*'], approvers: ['ops'], ttl: '15m' }] } }
+    config.policies[0]!.statements.push({ sid: 'AgentTickets', effect: 'allow', actions: ['call'], routes: ['mcp:tickets__alpha'] })
+    const mcp = { ...config.mcp, servers: [{ name: 'tickets', url: tickets.url }], approvals: [{ tools: ['list_*'], approvers: ['ops'], ttl: '15m' }] }
+    return { ...config, admin: { token: ADMIN }, token_exchange: AGENT_FOR_REPORTER, mcp }
   }, { idp: WITH_OPS_ONCALL })
   const { idp, gateway } = setup
   agentToken = await idp.token('analytics-agent', { resource: MCP_RESOURCE })
@@ -43,7 +49,10 @@ beforeAll(async () => {
   onBehalfToken = body.access_token
 }, 90_000)
 
-afterAll(() => setup?.close())
+afterAll(async () => {
+  await setup?.close()
+  await tickets?.close()
+})
 
 /** What the CLI (--json) and the admin API explain of one tool call: the same explanation, or the test fails. */
 async function explained(tool: string, token: string): Promise<{ cli: Explanation; text: string; exit: number | null }> {
@@ -94,7 +103,7 @@ describe('explain --tool agrees with what tools/call does', () => {
     expect(e.roles.filter((r) => r.held).map((r) => r.role)).toEqual(['agent'])
     expect(e.statements.map((s) => [s.sid, s.route, s.matched])).toEqual([['AgentTools', 'mcp:get_daily_report', true], ['AgentDaily', 'sales.daily', true]])
     expect(text).toMatch(/^Tool +get_daily_report: route tool of sales.daily, sends GET \/sales\/daily\/:region → sales-api$/m)
-    expect(text).toMatch(/^Decision +ALLOW: Allowed by statement "AgentTools"/m)
+    expect(text).toMatch(/^Decision +ALLOW: Allowed by statement "AgentTools" of policy "agent" \(call on mcp:get_daily_report\); no deny statement matched\. Its route "sales\.daily" allows GET too/m)
   })
 
   it('a tool whose route refuses the caller: denied on the route, as tools/call refused it, with the tools it may call', async () => {
@@ -109,7 +118,7 @@ describe('explain --tool agrees with what tools/call does', () => {
       expect(e.decision).toMatchObject({ effect: 'deny', status: record.status, code: record.code, statement: record.statement })
       expect(e.decision.reason).toMatch(/No statement allows GET on route "sales.customers" for role agent/)
       expect(e.tool).toMatchObject({ kind: 'route', decided_on: 'sales.customers', denied_by: null, approval: { approvers: ['ops'], ttl_seconds: 900 }, available: listed })
-      expect(text).toMatch(/^Decision +DENY: 403 policy_denied: .*Unknown tool: list_customers.*get_daily_report\.$/m)
+      expect(text).toMatch(/^Decision +DENY: 403 policy_denied: .*Unknown tool: list_customers.*get_daily_report, tickets__alpha\.$/m)
     })
   })
 
@@ -123,6 +132,7 @@ describe('explain --tool agrees with what tools/call does', () => {
     const allowed = await explained('get_daily_report', onBehalfToken)
     expect(allowed.exit).toBe(0)
     expect(allowed.cli.decision).toMatchObject({ effect: 'allow', status: 200 })
+    expect(allowed.cli.decision.reason).toMatch(/^Allowed for the user and for the agent acting for them \(the agent's statement "AgentTools" of policy "agent", call on mcp:get_daily_report\)/)
     expect(allowed.cli.identity).toMatchObject({ sub: 'looker-reports', actor: { sub: 'analytics-agent', roles: ['agent'], roles_from: 'token_exchange' } })
     expect(allowed.cli.roles.filter((r) => r.held).map((r) => r.role)).toEqual(['reporter'])
     expect(allowed.cli.statements.filter((s) => s.agent).map((s) => s.sid)).toEqual(['AgentTools', 'AgentDaily'])
@@ -130,9 +140,28 @@ describe('explain --tool agrees with what tools/call does', () => {
     const denied = await explained('list_customers', onBehalfToken)
     expect(denied.exit).toBe(1)
     expect(denied.cli.decision).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied' })
-    expect(denied.cli.tool).toMatchObject({ decided_on: 'sales.customers', denied_by: 'actor', available: ['get_daily_report'] })
+    expect(denied.cli.tool).toMatchObject({ decided_on: 'sales.customers', denied_by: 'actor', available: ['get_daily_report', 'tickets__alpha'] })
     expect(denied.cli.decision.reason).toMatch(/^403 policy_denied: Agent "analytics-agent" acting for "looker-reports" is denied by the agent's roles/)
     expect(denied.text).toMatch(/^Agent +analytics-agent .*acting for the subject, with roles agent/m)
+  })
+
+  it('an aggregated server\'s tool: SERVER__TOOL named with its server, allowed and refused as tools/call decides', async () => {
+    await withClient(agentToken, async (c) => {
+      expect(await c.callTool({ name: 'tickets__alpha', arguments: {} })).toMatchObject({ content: [{ type: 'text', text: 'alpha done' }] })
+      await expect(c.callTool({ name: 'tickets__slow', arguments: {} })).rejects.toThrow(/Unknown tool: tickets__slow/)
+    })
+    expect(await recordOf("route = 'mcp:tickets__alpha' AND subject = 'analytics-agent'")).toMatchObject({ status: 200, decision: 'allow', upstream: 'mcp:tickets' })
+    const refusedRecord = await recordOf("route = 'mcp:tickets__slow' AND subject = 'analytics-agent'")
+
+    const allowed = await explained('tickets__alpha', agentToken)
+    expect(allowed.exit).toBe(0)
+    expect(allowed.cli.decision).toMatchObject({ effect: 'allow', status: 200, statement: 'AgentTickets' })
+    expect(allowed.cli.tool).toMatchObject({ kind: 'server', route: null, server: { name: 'tickets', tool: 'alpha' }, decided_on: 'mcp:tickets__alpha' })
+    expect(allowed.text).toMatch(/^Tool +tickets__alpha: tool alpha of MCP server tickets$/m)
+    const refused = await explained('tickets__slow', agentToken)
+    expect(refused.exit).toBe(1)
+    expect(refused.cli.decision).toMatchObject({ effect: 'deny', status: refusedRecord.status, code: refusedRecord.code, statement: refusedRecord.statement })
+    expect(refused.cli.decision.reason).toMatch(/No statement allows call on route "mcp:tickets__slow" for role agent/)
   })
 
   it('an approval-gated tool: allowed, held for approval by ops, as tools/call held it', async () => {
