@@ -16,6 +16,7 @@ const ADMIN = 'explain-tool-admin-token-0123456789'
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 let setup: McpTestSetup
 let tickets: ChangingMcpServer
+let config: Record<string, unknown> & { mcp: Record<string, unknown> }
 let agentToken: string
 let reporterToken: string
 let onBehalfToken: string
@@ -25,12 +26,14 @@ beforeAll(async () => {
   // alpha, but may GET only sales.daily; looker-reports (role reporter): every tool and sales
   // route; list_* held for ops.
   tickets = await startChangingServer()
+  let setupConfig: Record<string, unknown> = {}
   setup = await startMcpTestGateway('explain-tool', (config) => {
     config.roles.push({ name: 'ops', assumed_by: [{ issuer: 'corp-sso', subject: 'ops-oncall' }], policies: [] })
     config.policies[0]!.statements.push({ sid: 'AgentTickets', effect: 'allow', actions: ['call'], routes: ['mcp:tickets__alpha'] })
     const mcp = { ...config.mcp, servers: [{ name: 'tickets', url: tickets.url }], approvals: [{ tools: ['list_*'], approvers: ['ops'], ttl: '15m' }] }
-    return { ...config, admin: { token: ADMIN }, token_exchange: AGENT_FOR_REPORTER, mcp }
+    return (setupConfig = { ...config, admin: { token: ADMIN }, token_exchange: AGENT_FOR_REPORTER, mcp })
   }, { idp: WITH_OPS_ONCALL })
+  config = setupConfig as typeof config
   const { idp, gateway } = setup
   agentToken = await idp.token('analytics-agent', { resource: MCP_RESOURCE })
   reporterToken = await idp.token('looker-reports', { resource: MCP_RESOURCE })
@@ -207,3 +210,24 @@ describe('explain --tool usage', () => {
     expect(JSON.stringify(await res.body.json())).toMatch(/give \\"tool\\" \(an MCP tool call\) or \\"method\\" and \\"path\\"/)
   })
 })
+
+describe('explain --tool and mcp.scopes', () => {
+  it('refuses a token without the endpoint\'s scopes as the endpoint does (403 insufficient_scope), saying what the policies would decide', async () => {
+    await setup.gateway.writeConfig({ ...config, mcp: { ...config.mcp, scopes: ['mcp:tools'] } })
+    expect((await setup.gateway.reload()).ok).toBe(true)
+    const res = await request(`${setup.gateway.url}/mcp`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${reporterToken}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
+    })
+    const body = (await res.body.json()) as { code: string; detail: string }
+    expect(res.statusCode).toBe(403)
+    expect(String(res.headers['www-authenticate'])).toContain('error="insufficient_scope"')
+
+    const { cli: e, exit } = await explained('get_daily_report', reporterToken)
+    expect(exit).toBe(1)
+    expect(e.decision).toMatchObject({ effect: 'deny', status: 403, code: body.code })
+    expect(e.decision.reason).toBe(`403 policy_denied: ${body.detail} With a valid token, the endpoint would allow it (statement "ReporterTools").`)
+  })
+})
+
