@@ -252,7 +252,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
               ...group,
               explanation: explanation.decision,
               explained_under: under,
-              simulate: { method: recorded.method, path: recorded.path, ip: recorded.source_ip, ...(claims ? { claims, ...recordedCredential(recorded) } : {}) },
+              simulate: { method: recorded.method, path: recorded.path, ip: recorded.source_ip, ...(claims ? { claims, ...recordedCredential(recorded) } : {}), ...(explanation.tool ? { tool: explanation.tool.name } : {}) },
             } satisfies ExplainedDenial
           })),
         }

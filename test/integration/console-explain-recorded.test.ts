@@ -382,6 +382,19 @@ describe('a tool call refused or held at the MCP endpoint', () => {
       expect(await explanation.locator('[data-testid=statement]').allInnerTexts()).toEqual([expect.stringMatching(/allow AgentTools on mcp:list_customers \(policy agent, role agent\) matches/)])
       expect(await explanation.locator('[data-testid=decision]').innerText()).toMatch(/^DENY 403 policy_denied — No statement allows GET on route "sales\.customers" for role agent/)
       expect(await trace.innerText()).not.toMatch(/Not decided again|Not what was recorded/)
+
+      // Its denial's Simulate opens the simulator on the tool call (not on the endpoint's POST /mcp).
+      await showPage(page, setup.gateway.adminUrl, 'denials?since=1h')
+      const group = page.locator('[data-testid=denial]', { hasText: 'mcp:list_customers' })
+      expect(await group.innerText()).toMatch(/Now: 403 policy_denied: No statement allows GET on route "sales\.customers"/)
+      expect(await page.locator('[data-testid=denial]', { hasText: 'mcp:get_daily_report' }).filter({ hasText: 'pending (approvers' }).innerText()).toMatch(/Now: would be allowed, and held for approval/)
+      await group.getByRole('button', { name: 'Simulate' }).click()
+      expect(await page.locator('input[name=tool]').inputValue()).toBe('list_customers')
+      await page.getByRole('button', { name: 'Explain', exact: true }).click()
+      const simulated = page.locator('[data-testid=explain-result] [data-testid=explanation]')
+      await expect.poll(() => simulated.count()).toBe(1)
+      expect(await simulated.locator('[data-testid=tool]').innerText()).toMatch(/list_customers route tool of sales\.customers/)
+      expect(await simulated.locator('[data-testid=decision]').innerText()).toMatch(/^DENY 403 policy_denied — No statement allows GET on route "sales\.customers" for role agent/)
       expect(errors).toEqual([])
       await context.close()
     } finally {
