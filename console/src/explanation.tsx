@@ -13,6 +13,18 @@ export function ExplanationView({ e }: { e: Explanation }) {
     <dl class="explanation" data-testid="explanation">
       <dt>Request</dt>
       <dd><code>{e.request.method} {e.request.path}</code> from {e.request.ip}</dd>
+      {e.tool && (
+        <>
+          <dt>Tool</dt>
+          <dd data-testid="tool">
+            <b><bdi>{e.tool.name}</bdi></b>{' '}
+            {e.tool.route ? <>route tool of <b>{e.tool.route.id}</b>: sends <code>{e.tool.route.method} {e.tool.route.path}</code> → {e.tool.route.upstream}</>
+              : e.tool.server ? <>tool <bdi>{e.tool.server.tool}</bdi> of MCP server <b>{e.tool.server.name}</b></>
+              : <i>no such tool</i>}
+            {e.tool.approval && <div data-testid="approval">held for approval by {e.tool.approval.approvers.join(' or ')} (mcp.approvals: {e.tool.approval.tools.join(', ')}; ttl {e.tool.approval.ttl_seconds}s)</div>}
+          </dd>
+        </>
+      )}
       <dt>Route</dt>
       <dd>
         {e.route ? (
@@ -60,7 +72,7 @@ export function ExplanationView({ e }: { e: Explanation }) {
               <ul class="plain">
                 {e.statements.map((s) => (
                   <li class={s.matched ? (s.effect === 'allow' ? 'yes' : 'no') : 'skip'} data-testid="statement">
-                    {s.matched ? '✓' : '·'} {s.effect} <b>{s.sid}</b> <small>(policy {s.policy}, role {s.roles.join(', ')})</small>
+                    {s.matched ? '✓' : '·'} {s.effect} <b>{s.sid}</b>{s.route && <> on <code>{s.route}</code></>} <small>(policy {s.policy}, {s.agent ? 'the agent\'s role' : 'role'} {s.roles.join(', ')})</small>
                     {s.matched ? ' matches' : `: ${s.why}`}
                   </li>
                 ))}

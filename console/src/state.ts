@@ -8,6 +8,8 @@ export interface Simulation {
   claims?: Record<string, unknown>
   /** The claims are a client certificate's (iss its CA's DN): explain cannot tell from the claims alone. */
   credential?: 'client_cert'
+  /** A recorded MCP tool call: explained as tools/call decides it (method and path are then not sent). */
+  tool?: string
   /** Why there are no claims: the recorded request had no verified identity. */
   note?: string
 }

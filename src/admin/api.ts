@@ -4,7 +4,7 @@ import { AuditQueryError, auditSourceOf, NoAuditLog, ordered, parseAuditQuery, r
 import type { AuditConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { isApiKeyBearer, isMethodToken } from '../http/index.ts'
-import { explainWithKeys, type Runtime } from '../gateway/index.ts'
+import { explainTool, explainWithKeys, type Runtime } from '../gateway/index.ts'
 import { apiKeyId, keyDocument, SESSION_ID, sessionDocument, type ApiKeyDirectory, type SignIn } from '../identity/index.ts'
 import type { SecretStore } from '../secrets/index.ts'
 import { approvalRoutes } from './approvals.ts'
@@ -90,6 +90,7 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
         if (request.token !== undefined && isApiKeyBearer(`Bearer ${request.token}`) && caller?.access !== 'admin') {
           throw new GatewayError('policy_denied', { detail: 'Explaining an API key checks its secret against the key store: it needs admin access, and this credential reads only. Explain its principal with "claims" instead.' })
         }
+        if (request.tool !== undefined) return { body: await explainTool(actions.runtime(), { ...request, tool: request.tool }) }
         return { body: await explainWithKeys(actions.runtime(), request) }
       },
     },
@@ -221,9 +222,13 @@ function auditQuery(params: URLSearchParams): AuditQuery {
 function explainRequest(body: unknown): Parameters<typeof explainWithKeys>[1] {
   const b = (body ?? {}) as Record<string, unknown>
   const bad = (detail: string) => new GatewayError('bad_request', { detail })
-  if (typeof b.method !== 'string' || typeof b.path !== 'string') throw bad('explain needs "method" and "path" strings.')
+  if (b.tool !== undefined) {
+    if (b.method !== undefined || b.path !== undefined) throw bad('give "tool" (an MCP tool call) or "method" and "path" (a request), not both.')
+    if (typeof b.tool !== 'string' || b.tool.trim() === '') throw bad('"tool" must be a tool\'s name, e.g. "get_daily_report".')
+    if (b.credential !== undefined) throw bad('"credential" does not go with "tool": the MCP endpoint takes bearer tokens only.')
+  } else if (typeof b.method !== 'string' || typeof b.path !== 'string') throw bad('explain needs "method" and "path" strings (a request), or "tool" (an MCP tool call).')
   // "GET " pasted with its space was explained as a method the route does not take (405), one no request could carry.
-  if (!isMethodToken(b.method)) throw bad('"method" must be an HTTP method, e.g. "GET".')
+  if (typeof b.method === 'string' && !isMethodToken(b.method)) throw bad('"method" must be an HTTP method, e.g. "GET".')
   if (b.claims !== undefined && (typeof b.claims !== 'object' || b.claims === null || Array.isArray(b.claims))) throw bad('"claims" must be an object.')
   if (b.token !== undefined && typeof b.token !== 'string') throw bad('"token" must be a string.')
   if (b.claims !== undefined && b.token !== undefined) throw bad('give "claims" or "token", not both.')
@@ -231,7 +236,8 @@ function explainRequest(body: unknown): Parameters<typeof explainWithKeys>[1] {
   // A client certificate's identity is given as claims (iss the CA's DN, sub its URI SAN or CN): nothing else tells them apart.
   if (b.credential !== undefined && (b.credential !== 'client_cert' || b.claims === undefined)) throw bad('"credential" is "client_cert", with "claims" (iss: the CA\'s subject DN, sub: the URI SAN or CN).')
   return {
-    method: b.method, path: b.path, claims: b.claims as Record<string, unknown> | undefined, token: b.token as string | undefined, ip: b.ip as string | undefined,
+    ...(typeof b.tool === 'string' ? { method: 'call', path: `mcp:${b.tool}`, tool: b.tool } : { method: b.method as string, path: b.path as string }),
+    claims: b.claims as Record<string, unknown> | undefined, token: b.token as string | undefined, ip: b.ip as string | undefined,
     ...(b.credential === 'client_cert' ? { credential: 'client_cert' as const } : {}),
   }
 }

@@ -235,14 +235,14 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
         const all = await readDenials(sourceOf(actions), { ...rangeOf(query, Date.now(), '24h'), ...filtersOf(query) }, code ? 1000 : undefined)
         const groups = code ? all.filter((g) => g.code === code).slice(0, 100) : all
         return {
-          body: groups.map((group) => {
+          body: await Promise.all(groups.map(async (group) => {
             const { sample } = group
             const recorded: RecordedRequest = {
               method: sample.method, path: sample.path, route: group.route, issuer: sample.issuer, subject: group.principal, client_id: sample.client_id,
               source_ip: sample.source_ip, decision: 'deny', status: sample.status, code: group.code, statement: sample.statement, detail: sample.detail,
               roles: sample.roles, actor: sample.actor, credential: sample.credential as AuditRecord['credential'],
             }
-            const { explanation, under } = explainRecorded(rt, recorded)
+            const { explanation, under } = await explainRecorded(rt, recorded)
             const claims = recordedClaims(recorded)
             const { status, code, statement, detail, roles } = recordedDecision(recorded)
             return {
@@ -252,9 +252,9 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
               ...group,
               explanation: explanation.decision,
               explained_under: under,
-              simulate: { method: recorded.method, path: recorded.path, ip: recorded.source_ip, ...(claims ? { claims, ...recordedCredential(recorded) } : {}) },
+              simulate: { method: recorded.method, path: recorded.path, ip: recorded.source_ip, ...(claims ? { claims, ...recordedCredential(recorded) } : {}), ...(explanation.tool ? { tool: explanation.tool.name } : {}) },
             } satisfies ExplainedDenial
-          }),
+          })),
         }
       },
     },
@@ -311,7 +311,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
         const record = candidates.find((r) => r.id === id)
         if (!record) throw new GatewayError('route_not_found', { detail: `No audit record ${JSON.stringify(id)} at ${time}.` })
         const template = rt.config.telemetry.trace_url
-        const { explanation, under } = explainRecorded(rt, record)
+        const { explanation, under } = await explainRecorded(rt, record)
         return {
           body: {
             // What happened first: the explanation below is of the running config, and says where it differs.

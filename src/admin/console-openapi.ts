@@ -78,7 +78,7 @@ export const consoleSchemas: Record<string, JsonSchema> = {
     }),
     explanation: { ...verdict, description: 'the decision explained under the running config' },
     explained_under: ref('ExplainedUnder'),
-    simulate: { ...shape({ method: string, path: string, ip: string }), description: 'an ExplainRequest for the simulator (claims: the recorded identity; credential: client_cert where they are a client certificate identity)' },
+    simulate: { ...shape({ method: string, path: string, ip: string }), description: 'an ExplainRequest for the simulator (claims: the recorded identity; credential: client_cert where they are a client certificate identity; tool: a recorded MCP tool call, explained as tools/call decides it)' },
   }),
   AuditPage: shape({ records: array(ref('AuditRecord')), offset: integer, limit: integer, more: boolean }),
   Trace: shape({

@@ -116,7 +116,7 @@ export interface ExplainedUnder {
 export type ExplainedDenial = { recorded: Omit<RecordedDecision, 'decision'>; headline: string } & DenialGroup & {
   explanation: Verdict
   explained_under: ExplainedUnder
-  simulate: Pick<ExplainRequest, 'method' | 'path' | 'claims' | 'credential'> & { ip: string }
+  simulate: Pick<ExplainRequest, 'method' | 'path' | 'claims' | 'credential' | 'tool'> & { ip: string }
 }
 
 /** GET /api/audit/page: records newest first, and whether there is another page. */

@@ -22,6 +22,7 @@ const object = (properties: Record<string, JsonSchema>, description?: string): J
   required: Object.keys(properties),
   additionalProperties: false,
 })
+
 /** An object schema with properties that may be absent. */
 const withOptional = (schema: JsonSchema, optional: Record<string, JsonSchema>): JsonSchema => ({ ...schema, properties: { ...(schema.properties as Record<string, JsonSchema>), ...optional } })
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
@@ -127,15 +128,16 @@ const schemas: Record<string, JsonSchema> = {
   }, 'A signed-in browser session (never its cookie or tokens).'),
   ExplainRequest: {
     type: 'object',
-    description: 'The request to explain (the options of bouncer explain): claims or a token (its signature is not checked), not both.',
+    description: 'The request to explain (the options of bouncer explain): method and path, or tool (an MCP tool call, decided as tools/call decides it); claims or a token (its signature is not checked), not both.',
     properties: {
       method: string, path: string, claims: { type: 'object' }, token: string, ip: string,
       credential: { const: 'client_cert', description: 'the claims are a client certificate\'s identity: iss the subject DN of its CA, sub its URI SAN or CN (as the audit record keeps them)' },
+      tool: { type: 'string', minLength: 1, description: 'an MCP tool call instead of a request: the tool as tools/call names it (a route tool, or SERVER__TOOL); the token is one for mcp.resource' },
     },
-    required: ['method', 'path'],
+    oneOf: [{ required: ['method', 'path'], not: { required: ['tool'] } }, { required: ['tool'], not: { anyOf: [{ required: ['method'] }, { required: ['path'] }, { required: ['credential'] }] } }],
     additionalProperties: false,
   },
-  Explanation: object({
+  Explanation: withOptional(object({
     request: object({ method: string, path: string, ip: string }),
     route: {
       anyOf: [
@@ -146,7 +148,7 @@ const schemas: Record<string, JsonSchema> = {
     identity: {
       anyOf: [
         { type: 'null' },
-        object({
+        withOptional(object({
           source: { enum: ['claims', 'token'] },
           signature_checked: { const: false },
           issuer: orNull('string'),
@@ -154,6 +156,8 @@ const schemas: Record<string, JsonSchema> = {
           sub: orNull('string'),
           client_id: orNull('string'),
           problems: { type: 'array', items: object({ code: ref('Problem/properties/code'), detail: string }) },
+        }), {
+          actor: object({ sub: string, iss: string, issuer: string, roles: strings, roles_from: { enum: ['token_exchange', 'trust_rules'] } }, 'the agent acting for sub (an act claim), with the roles its side of the decision holds'),
         }),
       ],
     },
@@ -163,7 +167,10 @@ const schemas: Record<string, JsonSchema> = {
     },
     statements: {
       type: 'array',
-      items: object({ sid: string, policy: string, effect: configRef(`${STATEMENT}/effect`), roles: strings, matched: boolean, why: orNull('string') }),
+      items: withOptional(object({ sid: string, policy: string, effect: configRef(`${STATEMENT}/effect`), roles: strings, matched: boolean, why: orNull('string') }), {
+        route: { type: 'string', description: 'a tool call\'s: the route the statement was read for (mcp:<tool> with action call, or a route tool\'s route with its method)' },
+        agent: { const: true, description: 'a tool call on behalf of a user: a statement of the agent\'s roles' },
+      }),
     },
     decision: object({
       effect: configRef(`${STATEMENT}/effect`),
@@ -172,7 +179,18 @@ const schemas: Record<string, JsonSchema> = {
       statement: orNull('string'),
       reason: string,
     }),
-  }, 'The decision for one request, and why: the route, the identity, each role and each statement that names the route.'),
+  }, 'The decision for one request or tool call, and why: the route, the identity, each role and each statement that names the route.'), {
+    tool: object({
+      name: string,
+      kind: { enum: ['route', 'server', null], description: 'a route tool, an aggregated MCP server\'s tool (SERVER__TOOL), or null: no such tool' },
+      route: { anyOf: [{ type: 'null' }, object({ id: string, method: string, path: string, upstream: string }, 'a route tool\'s request')] },
+      server: { anyOf: [{ type: 'null' }, object({ name: string, tool: string }, 'a server tool: its server and its name there')] },
+      decided_on: orNull('string'),
+      denied_by: { enum: ['subject', 'actor', null] },
+      approval: { anyOf: [{ type: 'null' }, object({ tools: strings, approvers: strings, ttl_seconds: integer }, 'the mcp.approvals rule that holds the call')] },
+      available: { anyOf: [{ type: 'null' }, strings], description: 'the tools this caller may call, as tools/list lists them (when the tool is unknown or refused)' },
+    }, 'A tool call\'s explanation (the request\'s tool): the decision is tools/call\'s; allowed and held for approval is status 202.'),
+  }),
   AuditRecord: object(auditRecordProperties(), 'One audit record (README "The audit log"); hash chains it to the record before.'),
   Secrets: object({
     store: { enum: ['embedded', 'env', 'file', null] },
@@ -296,7 +314,7 @@ function paths(): JsonSchema {
     '/api/explain': {
       post: {
         operationId: 'explain',
-        summary: 'Explain the decision for one request (what bouncer explain prints)',
+        summary: 'Explain the decision for one request or MCP tool call (what bouncer explain prints)',
         requestBody: { required: true, content: { 'application/json': { schema: ref('ExplainRequest') } } },
         responses: {
           200: json(ref('Explanation'), 'The explanation, whatever the decision.'),

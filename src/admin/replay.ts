@@ -18,7 +18,7 @@
 import { readRecords, type AuditRecord, type AuditSource } from '../audit/index.ts'
 import { formatDiagnostic, jwtIssuers, loadConfigText, type Diagnostic, type StandIn, type UnsetReference } from '../config/index.ts'
 import type { ErrorCode } from '../errors/index.ts'
-import { compileRuntime, createRuntimeDeps, explainGranted, loadModulesFor, type ExplainRequest, type Explanation, type Runtime, type Verdict } from '../gateway/index.ts'
+import { compileRuntime, createRuntimeDeps, explainGranted, explainTool, loadModulesFor, type ExplainRequest, type Explanation, type Runtime, type Verdict } from '../gateway/index.ts'
 import { createLogger } from '../telemetry/index.ts'
 import type { Disagreement, ExplainedUnder, ReplayChange, ReplayResult } from './console-shapes.ts'
 
@@ -62,11 +62,14 @@ const rejectedCredential = (r: RecordedRequest) => r.decision === 'deny' && r.st
  * A tool call the MCP endpoint refused, held for approval, or an approval decided (route
  * `mcp:<tool>`; a route tool's call that ran has its route's own record). Its request is the
  * endpoint's POST, whose own route (builtin/mcp, the endpoint authenticating its callers itself)
- * explain would read: the console said "would be allowed: route builtin/mcp is public now" beside
- * a tool the agent was refused. The decision was `call` on the tool's route (and for a route tool,
- * the route's for its method), which explain does not decide.
+ * the request's explain would read: the console said "would be allowed: route builtin/mcp is public
+ * now" beside a tool the agent was refused. A tool call is explained by explainTool (the action call
+ * on the tool's route, and for a route tool the route's for its method, as tools/call decides).
  */
 const toolCall = (r: RecordedRequest) => r.route !== null && r.route.startsWith('mcp:')
+
+/** An approver's decision on a pending call (agents/mcp/approval-decisions.ts): recorded on its admin API request, by the approver. */
+const approvalDecision = (r: RecordedRequest) => r.path.startsWith('/api/approvals/')
 
 /** Codes of the steps before the upstream (route, credential, access): an allow under the running config contradicts them. */
 const BEFORE_UPSTREAM = new Set(['no_role', 'policy_denied', 'route_not_found', 'method_not_allowed', 'bad_path'])
@@ -76,7 +79,7 @@ const BEFORE_UPSTREAM = new Set(['no_role', 'policy_denied', 'route_not_found', 
  * record's), its claim checks taken as passed (the gateway verified the identity), and a
  * disagreement with the record said, with why, instead of left for the reader to find.
  */
-export function explainRecorded(rt: Runtime, record: RecordedRequest): { explanation: Explanation; under: ExplainedUnder } {
+export async function explainRecorded(rt: Runtime, record: RecordedRequest, options: { tools: boolean } = { tools: true }): Promise<{ explanation: Explanation; under: ExplainedUnder }> {
   const claims = recordedClaims(record)
   // No role recorded is the gateway's answer only where it said so (no_role); else the step was not reached.
   const assumed = record.roles !== null && (record.roles.length > 0 || record.code === 'no_role') ? record.roles : undefined
@@ -84,11 +87,16 @@ export function explainRecorded(rt: Runtime, record: RecordedRequest): { explana
     method: record.method, path: record.path, claims, ip: record.source_ip, ...recordedCredential(record),
     ...(claims === undefined ? {} : { verified: true, ...(assumed === undefined ? {} : { roles: assumed }) }),
   }
-  const { explanation, granted } = explainGranted(rt, request)
+  // A tool call is decided again as tools/call decides it, from the identity and roles the record keeps.
+  const redecided = options.tools && toolCall(record) && !approvalDecision(record) && claims !== undefined
+  const toolGranted = new Set<string>()
+  const { explanation, granted } = redecided
+    ? { explanation: await explainTool(rt, { ...request, tool: (record.route as string).slice('mcp:'.length) }, toolGranted), granted: toolGranted }
+    : explainGranted(rt, request)
   const caveats: string[] = []
   const reasons: Array<[Disagreement, string]> = []
   let rolesFrom: ExplainedUnder['roles_from'] = null
-  if (toolCall(record)) {
+  if (toolCall(record) && !redecided) {
     const route = record.route as string
     explanation.route = { id: route, path: record.path, methods: ['call'], upstream: '(MCP tool)', public: false, limits: [] }
     explanation.identity = null
@@ -96,9 +104,9 @@ export function explainRecorded(rt: Runtime, record: RecordedRequest): { explana
     explanation.statements = []
     explanation.decision = {
       effect: record.decision === 'allow' ? 'allow' : 'deny', status: record.status, code: record.code as ErrorCode | null, statement: record.statement,
-      reason: `Not decided again: a tool call is decided as the action call on route "${route}" (and a route tool's route, for its method), which explain does not read; the record says${record.detail ? ` "${record.detail}"` : ` ${recordedOutcome(record)}`}.`,
+      reason: `Not decided again: ${approvalDecision(record) ? 'an approver\'s decision on a pending tool call is theirs, not a policy\'s' : 'the record keeps no identity to decide the tool call for'}; the record says${record.detail ? ` "${record.detail}"` : ` ${recordedOutcome(record)}`}.`,
     }
-    caveats.push(`A tool call (route "${route}"): the MCP endpoint decided it, and it is not explained again under the running config; the decision shown is the recorded one.`)
+    caveats.push(`A tool call (route "${route}"): ${approvalDecision(record) ? 'an approver decided it' : 'the MCP endpoint decided it'}, and it is not explained again under the running config; the decision shown is the recorded one.`)
   } else if (rejectedCredential(record)) {
     explanation.decision = {
       effect: 'deny', status: record.status, code: record.code as ErrorCode, statement: null,
@@ -210,6 +218,10 @@ function unrecorded(why: string | null): string | null {
 
 /** Whether a verdict is what the record says happened: the same refusal, or an allow where the request passed access. */
 function sameOutcome(record: RecordedRequest, verdict: Verdict): boolean {
+  // A tool call held for approval (202): allowed by the policies, recorded as not run.
+  if (verdict.effect === 'allow' && verdict.status === 202 && record.status === 202) {
+    return record.statement === null || verdict.statement === null || record.statement === verdict.statement
+  }
   if (verdict.effect === 'allow') {
     if (record.decision !== 'allow' && (record.code === null || record.status === 401 || BEFORE_UPSTREAM.has(record.code))) return false
     return record.statement === null || verdict.statement === null || record.statement === verdict.statement
@@ -224,8 +236,9 @@ const explainedOutcome = (v: Verdict) =>
   v.effect === 'allow' ? `it would be allowed${v.statement ? ` by statement "${v.statement}"` : ''}` : `it would be ${v.status} ${v.code}${v.statement ? ` by statement "${v.statement}"` : ''}`
 
 /** Replay's verdict: the roles of trust rules (the draft may change them), the required claims taken as checked. */
-function verdict(rt: Runtime, record: AuditRecord): Verdict {
-  const { explanation } = explainRecorded(rt, { ...record, roles: null })
+async function verdict(rt: Runtime, record: AuditRecord): Promise<Verdict> {
+  // A tool call is not replayed: a draft's MCP servers would be asked for their tools (and the recorded verdict stands for both).
+  const { explanation } = await explainRecorded(rt, { ...record, roles: null }, { tools: false })
   const { decision } = explanation
   return { effect: decision.effect, status: decision.status, code: decision.code, statement: decision.statement, reason: decision.reason }
 }
@@ -304,8 +317,8 @@ export async function replay(current: Runtime, source: AuditSource, options: { d
     }
     const changes: ReplayChange[] = []
     for (const { record, count } of groups.values()) {
-      const before = verdict(current, record)
-      const after = verdict(draft, record)
+      const before = await verdict(current, record)
+      const after = await verdict(draft, record)
       if (before.effect === after.effect && before.code === after.code && before.statement === after.statement) continue
       changes.push({
         method: record.method, path: record.path, principal: record.subject, issuer: record.issuer, source_ip: record.source_ip, requests: count,

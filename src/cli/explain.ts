@@ -2,7 +2,7 @@
 // given as --token is looked up in the config's key store, read only: explaining is not a use.
 import type { Command } from 'commander'
 import { isIP } from 'node:net'
-import { compileRuntime, createRuntimeDeps, explainWithKeys, formatExplanation, loadModulesFor } from '../gateway/index.ts'
+import { compileRuntime, createRuntimeDeps, explainTool, explainWithKeys, formatExplanation, loadModulesFor } from '../gateway/index.ts'
 import { isApiKeyBearer, isMethodToken } from '../http/index.ts'
 import { ApiKeyStoreError, createApiKeyDirectoryRegistry } from '../identity/index.ts'
 import { createBackgroundTasks, createLogger } from '../telemetry/index.ts'
@@ -11,8 +11,9 @@ import { readStdin } from './stdin.ts'
 import { UserError } from './user-error.ts'
 
 interface ExplainOptions {
-  method: string
-  path: string
+  method?: string
+  path?: string
+  tool?: string
   claims?: string
   token?: string
   clientCert?: boolean
@@ -24,9 +25,10 @@ interface ExplainOptions {
 export function registerExplain(program: Command): void {
   configOption(program
     .command('explain')
-    .description('explain the decision for one request, offline (exit 0 allowed, 1 denied)')
-    .requiredOption('--method <method>', 'HTTP method')
-    .requiredOption('--path <path>', 'request path, e.g. /sales/daily/eu')
+    .description('explain the decision for one request, or one MCP tool call (--tool), offline (exit 0 allowed, 1 denied)')
+    .option('--method <method>', 'HTTP method')
+    .option('--path <path>', 'request path, e.g. /sales/daily/eu')
+    .option('--tool <name>', 'an MCP tool call instead of a request: the tool as tools/call names it, e.g. get_daily_report or SERVER__TOOL')
     .option('--claims <json>', 'the identity\'s claims as JSON, e.g. \'{"iss":"…","sub":"svc-looker"}\'')
     .option('--token <token>', 'a token whose claims are used (its signature is not checked offline), or an API key (bk_…, checked against the key store); - reads it from stdin, which keeps a key out of ps and the shell history')
     .option('--client-cert', 'the --claims are a client certificate\'s identity: iss the subject DN of its CA, sub its URI SAN or CN (as the audit record keeps them)')
@@ -34,7 +36,14 @@ export function registerExplain(program: Command): void {
     .option('--json', 'print the explanation as a JSON document')
     .action(async (opts: ExplainOptions) => {
       if (opts.claims !== undefined && opts.token !== undefined) throw new UserError('give --claims or --token, not both', 2)
-      if (!isMethodToken(opts.method)) throw new UserError(`--method must be an HTTP method, e.g. GET (not ${JSON.stringify(opts.method)})`, 2)
+      const { method, path, tool } = opts
+      if (tool !== undefined && (method !== undefined || path !== undefined)) throw new UserError('give --tool (an MCP tool call) or --method and --path (a request), not both', 2)
+      if (tool === undefined && (method === undefined || path === undefined)) {
+        throw new UserError(method === undefined && path === undefined ? 'give --method and --path (a request), or --tool (an MCP tool call)' : `--${method === undefined ? 'method' : 'path'} is missing: a request is explained with --method and --path`, 2)
+      }
+      if (tool !== undefined && tool.trim() === '') throw new UserError('--tool needs the tool\'s name, e.g. get_daily_report', 2)
+      if (tool !== undefined && opts.clientCert) throw new UserError('--client-cert does not go with --tool: the MCP endpoint takes bearer tokens only', 2)
+      if (method !== undefined && !isMethodToken(method)) throw new UserError(`--method must be an HTTP method, e.g. GET (not ${JSON.stringify(method)})`, 2)
       if (opts.clientCert && opts.claims === undefined) throw new UserError('--client-cert needs --claims: {"iss": the CA\'s subject DN, "sub": the URI SAN or CN}', 2)
       // A mistyped address matched no source_ip and read as a policy's denial.
       if (opts.ip !== undefined && isIP(opts.ip) === 0) throw new UserError(`--ip must be an IP address, e.g. 10.1.2.3 (not "${opts.ip}")`, 2)
@@ -72,7 +81,9 @@ export function registerExplain(program: Command): void {
             throw err
           }
         }
-        const explanation = await explainWithKeys(runtime, { method: opts.method, path: opts.path, claims, token: opts.token, ip: opts.ip, ...(opts.clientCert ? { credential: 'client_cert' as const } : {}) }, directory)
+        const explanation = tool !== undefined
+          ? await explainTool(runtime, { tool, claims, token: opts.token, ip: opts.ip })
+          : await explainWithKeys(runtime, { method: method as string, path: path as string, claims, token: opts.token, ip: opts.ip, ...(opts.clientCert ? { credential: 'client_cert' as const } : {}) }, directory)
         console.log(opts.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation))
         process.exitCode = explanation.decision.effect === 'allow' ? 0 : 1
       } finally {

@@ -8,7 +8,7 @@ import type { JWTPayload } from 'jose'
 import { ownIssuerConfig } from '../agents/index.ts'
 import { API_KEYS_ISSUER, caOwners, distinguishedName, EXCHANGE_ISSUER, jwtIssuers, type AcceptedCredential, type Config, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
-import { accessDenied, describeClaimMismatch, evaluateAccess, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch } from '../access/index.ts'
+import { accessDenied, describeClaimMismatch, evaluateAccess, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch, type RoutePolicy } from '../access/index.ts'
 import { isApiKeyBearer, parseTarget } from '../http/index.ts'
 import {
   apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, valueNestsTooDeep,
@@ -136,43 +136,9 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
   // Roles given are held as an exchange's are (access/roles.ts): instead of those of trust rules.
   const identity: Identity = request.roles === undefined ? found : { ...found, grantedRoles: request.roles }
   const result = evaluateAccess(rt.access, identity, route, method, ip)
-  for (const role of rt.access.roles) {
-    const held = result.roles.includes(role.name)
-    const given = request.roles === undefined ? null : { rule: ROLES_GIVEN, matched: held, why: held ? null : 'the gateway did not assume it for this request' }
-    // A token the gateway issued holds the roles its exchange granted, not those of trust rules
-    // (access/roles.ts): the probe found explain listing roles such a token does not hold.
-    if (found.grantedRoles !== undefined) {
-      if (found.grantedRoles.includes(role.name)) granted.add(role.name)
-      out.roles.push({ role: role.name, held, rules: [given ?? { rule: EXCHANGE_GRANT, matched: held, why: held ? null : 'the exchange did not grant it' }] })
-      continue
-    }
-    const rules = role.rules.map((rule) => {
-      const why = ruleMismatch(rule, identity)
-      return { rule: describeRule(rule.index, rule.issuer, rule.subject?.text ?? null, rule.claims), matched: why === null, why }
-    })
-    const byRules = rules.some((r) => r.matched)
-    if (byRules) granted.add(role.name)
-    if (given && held !== byRules) rules.unshift(given)
-    out.roles.push({ role: role.name, held, rules })
-  }
-  if (identity.actor && described) {
-    const { actor } = identity
-    described.actor = { sub: actor.sub, iss: actor.iss, issuer: actor.issuerName, roles: [...(result.actorRoles ?? [])], roles_from: actor.roles !== null ? 'token_exchange' : 'trust_rules' }
-  }
-  const seen = new Map<CompiledStatement, Explanation['statements'][number]>()
-  for (const role of result.roles) {
-    const bucket = route.policy?.get(role)
-    for (const statement of [...(bucket?.deny ?? []), ...(bucket?.allow ?? [])]) {
-      const known = seen.get(statement)
-      if (known) {
-        known.roles.push(role)
-        continue
-      }
-      const why = describeMismatch(statementMismatch(statement, method, ip, identity.claims), statement, method, ip, identity.claims)
-      seen.set(statement, { sid: statement.sid, policy: statement.policy, effect: statement.effect, roles: [role], matched: why === null, why })
-    }
-  }
-  out.statements = [...seen.entries()].sort(([a], [b]) => a.order - b.order).map(([, entry]) => entry)
+  out.roles = describeRoles(rt, request, found, identity, result.roles, granted)
+  if (identity.actor && described) described.actor = describeActor(identity.actor, result.actorRoles ?? [])
+  out.statements = describeStatements(result.roles, route.policy, method, ip, identity.claims)
 
   const { decision } = result
   if (problems.length > 0) {
@@ -200,13 +166,65 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
   return out
 }
 
-function refuse(out: Explanation, error: GatewayError): Explanation {
+/**
+ * Every role of the config, held or not, with the trust rule that granted it or why each did not
+ * (or the exchange's grant, or the roles given). `held`: the roles the gateway holds for `identity`.
+ * `granted` is filled with those the credential itself grants (explainGranted).
+ */
+export function describeRoles(rt: Runtime, request: Pick<ExplainRequest, 'roles'>, found: Identity, identity: Identity, held: readonly string[], granted: Set<string>): Explanation['roles'] {
+  const out: Explanation['roles'] = []
+  for (const role of rt.access.roles) {
+    const isHeld = held.includes(role.name)
+    const given = request.roles === undefined ? null : { rule: ROLES_GIVEN, matched: isHeld, why: isHeld ? null : 'the gateway did not assume it for this request' }
+    // A token the gateway issued holds the roles its exchange granted, not those of trust rules
+    // (access/roles.ts): the probe found explain listing roles such a token does not hold.
+    if (found.grantedRoles !== undefined) {
+      if (found.grantedRoles.includes(role.name)) granted.add(role.name)
+      out.push({ role: role.name, held: isHeld, rules: [given ?? { rule: EXCHANGE_GRANT, matched: isHeld, why: isHeld ? null : 'the exchange did not grant it' }] })
+      continue
+    }
+    const rules = role.rules.map((rule) => {
+      const why = ruleMismatch(rule, identity)
+      return { rule: describeRule(rule.index, rule.issuer, rule.subject?.text ?? null, rule.claims), matched: why === null, why }
+    })
+    const byRules = rules.some((r) => r.matched)
+    if (byRules) granted.add(role.name)
+    if (given && isHeld !== byRules) rules.unshift(given)
+    out.push({ role: role.name, held: isHeld, rules })
+  }
+  return out
+}
+
+/** The agent acting for the subject (an `act` claim), with the roles its side of the decision holds. */
+export function describeActor(actor: NonNullable<Identity['actor']>, roles: readonly string[]): NonNullable<NonNullable<Explanation['identity']>['actor']> {
+  return { sub: actor.sub, iss: actor.iss, issuer: actor.issuerName, roles: [...roles], roles_from: actor.roles !== null ? 'token_exchange' : 'trust_rules' }
+}
+
+/** Every statement of the roles held that names the route (its policy), in file order, with whether it matches and why not. */
+export function describeStatements(roles: readonly string[], policy: RoutePolicy | undefined, method: string, ip: string, claims: Readonly<Record<string, unknown>>): Explanation['statements'] {
+  const seen = new Map<CompiledStatement, Explanation['statements'][number]>()
+  for (const role of roles) {
+    const bucket = policy?.get(role)
+    for (const statement of [...(bucket?.deny ?? []), ...(bucket?.allow ?? [])]) {
+      const known = seen.get(statement)
+      if (known) {
+        known.roles.push(role)
+        continue
+      }
+      const why = describeMismatch(statementMismatch(statement, method, ip, claims), statement, method, ip, claims)
+      seen.set(statement, { sid: statement.sid, policy: statement.policy, effect: statement.effect, roles: [role], matched: why === null, why })
+    }
+  }
+  return [...seen.entries()].sort(([a], [b]) => a.order - b.order).map(([, entry]) => entry)
+}
+
+export function refuse(out: Explanation, error: GatewayError): Explanation {
   out.decision = { effect: 'deny', status: error.status, code: error.code, statement: null, reason: `${error.status} ${error.code}: ${error.detail}` }
   return out
 }
 
 /** The issuers whose tokens the gateway takes: the configured ones, and its own when it exchanges tokens. */
-function trustedIssuers(config: Config): IssuerConfig[] {
+export function trustedIssuers(config: Config): IssuerConfig[] {
   const exchange = config.token_exchange
   return exchange?.enabled ? [...jwtIssuers(config), ownIssuerConfig(exchange, config.mcp?.resource)] : jwtIssuers(config)
 }
@@ -218,7 +236,7 @@ const EXCHANGE_GRANT = 'token exchange'
 const ROLES_GIVEN = 'the recorded request (the gateway assumed it)'
 
 /** How the gateway names each kind of credential in a refusal (identity/authenticate.ts). */
-const CREDENTIAL_NAMES: Record<AcceptedCredential, string> = {
+export const CREDENTIAL_NAMES: Record<AcceptedCredential, string> = {
   bearer: 'a bearer token',
   session: 'a session cookie',
   api_key: 'an API key',
@@ -226,7 +244,7 @@ const CREDENTIAL_NAMES: Record<AcceptedCredential, string> = {
 }
 
 /** The kind of credential the token or claims stand for, and the gateway's refusal when the route does not accept it. */
-interface Credential {
+export interface Credential {
   kind: AcceptedCredential
   refusal: { code: ErrorCode; detail: string } | null
 }
@@ -239,7 +257,7 @@ interface Credential {
  * token's, or a session's when their issuer is sign_in's and the route takes sessions but not bearer
  * tokens. A client certificate's identity (its iss a CA's DN) is one when the request says so.
  */
-function credentialOf(config: Config, issuers: readonly IssuerConfig[], request: ExplainRequest, accept: readonly AcceptedCredential[]): Credential {
+export function credentialOf(config: Config, issuers: readonly IssuerConfig[], request: ExplainRequest, accept: readonly AcceptedCredential[]): Credential {
   const kinds = possibleKinds(config, issuers, request)
   const kind = kinds.find((k) => accept.includes(k))
   if (kind) return { kind, refusal: null }
@@ -261,7 +279,7 @@ function possibleKinds(config: Config, issuers: readonly IssuerConfig[], request
 }
 
 /** What the gateway answers a request carrying nothing the route takes: its first kind's own refusal (each verifier's). */
-function missingCredential(kind: AcceptedCredential, config: Config): { code: ErrorCode; detail: string } {
+export function missingCredential(kind: AcceptedCredential, config: Config): { code: ErrorCode; detail: string } {
   switch (kind) {
     case 'bearer': return { code: 'missing_token', detail: 'This route needs a bearer token (Authorization: Bearer …).' }
     case 'api_key': {
@@ -273,9 +291,9 @@ function missingCredential(kind: AcceptedCredential, config: Config): { code: Er
   }
 }
 
-type Problems = Array<{ code: ErrorCode; detail: string }>
+export type Problems = Array<{ code: ErrorCode; detail: string }>
 
-function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, credential: Credential, apiKey: ApiKeyCheck | undefined, maxTokenBytes: number): {
+export function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, credential: Credential, apiKey: ApiKeyCheck | undefined, maxTokenBytes: number): {
   identity: Identity | null
   problems: Problems
   described: Explanation['identity']
@@ -442,7 +460,13 @@ export function formatExplanation(e: Explanation): string {
   const lines: string[] = []
   const row = (label: string, text: string) => lines.push(`${label.padEnd(11)}${text}`)
   row('Request', `${e.request.method} ${e.request.path} from ${e.request.ip}`)
-  if (e.route) row('Route', `${e.route.id}  (${e.route.methods.join(',')} ${e.route.path} → upstream ${e.route.upstream}${e.route.public ? ', public' : ''}${e.route.limits.length ? `, limits ${e.route.limits.join(', ')}` : ''})`)
+  const tool = e.tool
+  if (tool) {
+    if (tool.route) row('Tool', `${tool.name}: route tool of ${tool.route.id}, sends ${tool.route.method} ${tool.route.path} → ${tool.route.upstream}`)
+    else if (tool.server) row('Tool', `${tool.name}: tool ${tool.server.tool} of MCP server ${tool.server.name}`)
+    else row('Tool', `${tool.name}: no such tool`)
+    if (tool.approval) row('Approval', `mcp.approvals holds it (tools ${tool.approval.tools.join(', ')}): approvers ${tool.approval.approvers.join(', ')}, ttl ${ttlText(tool.approval.ttl_seconds)}`)
+  } else if (e.route) row('Route', `${e.route.id}  (${e.route.methods.join(',')} ${e.route.path} → upstream ${e.route.upstream}${e.route.public ? ', public' : ''}${e.route.limits.length ? `, limits ${e.route.limits.join(', ')}` : ''})`)
   else row('Route', 'none')
   if (e.identity) {
     const who = [`issuer ${e.identity.issuer ?? `(unknown: ${e.identity.iss ?? 'no iss'})`}`, `subject ${e.identity.sub ?? '(none)'}`]
@@ -467,12 +491,21 @@ export function formatExplanation(e: Explanation): string {
     }
   }
   if (e.route && !e.route.public && e.identity) {
-    lines.push('Statements (of the roles held, naming this route)')
+    lines.push(tool ? `Statements (of the roles held, naming mcp:${tool.name}${tool.route ? ` or route ${tool.route.id}` : ''})` : 'Statements (of the roles held, naming this route)')
     if (e.statements.length === 0) row('', '(none)')
     for (const s of e.statements) {
-      row('', `${s.matched ? '+' : '-'} ${s.effect.padEnd(5)} ${s.sid} (policy ${s.policy}, role ${s.roles.join(', ')}): ${s.matched ? 'matches' : `does not match: ${s.why}`}`)
+      const on = s.route === undefined ? '' : ` on ${s.route}`
+      row('', `${s.matched ? '+' : '-'} ${s.effect.padEnd(5)} ${s.sid}${on} (policy ${s.policy}, ${s.agent ? 'the agent\'s role' : 'role'} ${s.roles.join(', ')}): ${s.matched ? 'matches' : `does not match: ${s.why}`}`)
     }
   }
   row('Decision', `${e.decision.effect.toUpperCase()}: ${e.decision.reason}`)
   return lines.map(printable).join('\n')
+}
+
+/** An approval's ttl as it is configured (15m, 1h, 90s): the largest unit that divides it. */
+export function ttlText(seconds: number): string {
+  const whole = Math.round(seconds)
+  if (whole > 0 && whole % 3600 === 0) return `${whole / 3600}h`
+  if (whole > 0 && whole % 60 === 0) return `${whole / 60}m`
+  return `${whole}s`
 }

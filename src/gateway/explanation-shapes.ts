@@ -30,6 +30,11 @@ export interface ExplainRequest {
    * issuer no longer trusted) still stands. Not taken by POST /api/explain.
    */
   verified?: true
+  /**
+   * An MCP tool call (`bouncer explain --tool`, POST /api/explain's `tool`): how `tools/call` would
+   * decide it (explainTool); method and path are then `call` and `mcp:<tool>`.
+   */
+  tool?: string
 }
 
 export interface Explanation {
@@ -54,8 +59,40 @@ export interface Explanation {
     held: boolean
     rules: Array<{ rule: string; matched: boolean; why: string | null }>
   }>
-  statements: Array<{ sid: string; policy: string; effect: 'allow' | 'deny'; roles: string[]; matched: boolean; why: string | null }>
+  statements: Array<{
+    sid: string
+    policy: string
+    effect: 'allow' | 'deny'
+    roles: string[]
+    matched: boolean
+    why: string | null
+    /** A tool call's: the route it was read for (`mcp:<tool>` with action call, or a route tool's route with its method). */
+    route?: string
+    /** On behalf of a user (a tool call's): a statement of the agent's roles, matched against the agent's claims. */
+    agent?: true
+  }>
   decision: Verdict
+  /** A tool call's explanation (ExplainRequest.tool). */
+  tool?: ToolExplanation
+}
+
+/** What a tool call's explanation adds: which tool, what it would do, what decided, and any approval. */
+export interface ToolExplanation {
+  name: string
+  /** `route`: a route tool (the route's request); `server`: an aggregated MCP server's (SERVER__TOOL); null: no tool of that name. */
+  kind: 'route' | 'server' | null
+  /** A route tool's HTTP request: its route, and the method and path it sends (the path's parameters from the arguments). */
+  route: { id: string; method: string; path: string; upstream: string } | null
+  /** A server tool: the server, and the tool's own name there. */
+  server: { name: string; tool: string } | null
+  /** What decided: `mcp:<tool>` (action call), or the route tool's route where the route refused; null when nothing was decided. */
+  decided_on: string | null
+  /** On behalf of a user: whose roles refused, the user's (`subject`) or the agent's (`actor`); null otherwise. */
+  denied_by: 'subject' | 'actor' | null
+  /** The mcp.approvals rule that would hold the call for approvers (the first whose tools match), or null. */
+  approval: { tools: string[]; approvers: string[]; ttl_seconds: number } | null
+  /** The tools this caller may call, as tools/list would list them: given when the tool is unknown or refused. */
+  available: string[] | null
 }
 
 /** A decision in short: what the denials and the replay show of an explanation. */

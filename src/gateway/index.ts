@@ -1,6 +1,8 @@
 export type { BuiltInSources } from './built-ins.ts'
 export { applySecretValues, compileRuntime, CONSOLE_COOKIE, createRuntimeDeps, loadModulesFor, type CompileDeps, type CompiledRoute, type Runtime, type RuntimeSigning } from './compile.ts'
+export { explainTool } from './explain-tool.ts'
 export { explain, explainGranted, explainWithKeys, formatExplanation, type Explanation, type ExplainRequest, type Verdict } from './explain.ts'
+export type { ToolExplanation } from './explanation-shapes.ts'
 export { answerClientError, createGatewayServer, type ClientErrorInfo, type GatewayServer, type GatewayServerOptions } from './server.ts'
 export type { GatewayState } from './state.ts'
 export { createInternalDispatch } from './internal-dispatch.ts'

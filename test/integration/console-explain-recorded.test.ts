@@ -296,12 +296,14 @@ describe('after a reload that narrows a route\'s accept', () => {
 // Found walking the quick start's console: an agent's refused tool call and its call held for
 // approval are recorded as the MCP endpoint's POST /mcp with the route mcp:<tool>. Explained again
 // as that POST, they read "Now: would be allowed", flagged "route builtin/mcp is public now" — a
-// change nobody made, beside a tool the agent was refused. The tool's decision (the action call on
-// mcp:<tool>, and the route's for a route tool) is not one explain reads: the recorded one is shown.
+// change nobody made, beside a tool the agent was refused. They were then shown as recorded, not
+// decided again; now they are decided again as tools/call decides them (explain's tool mode: the
+// action call on mcp:<tool>, and a route tool's route for its method), from the recorded identity and roles.
 describe('a tool call refused or held at the MCP endpoint', () => {
   const MCP_ADMIN_TOKEN = 'console-explain-mcp-admin-token-0123456789'
   let setup: McpTestSetup
   let agent: Client
+  let approvalId: string
 
   async function mcpAdmin<T>(path: string): Promise<T> {
     const res = await request(`${setup.gateway.adminUrl}/api/${path}`, { headers: { authorization: `Bearer ${MCP_ADMIN_TOKEN}` } })
@@ -318,31 +320,85 @@ describe('a tool call refused or held at the MCP endpoint', () => {
     agent = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('analytics-agent', { resource: MCP_RESOURCE }), '2025-11-25')
     // AgentTools allows call on list_customers, but the agent may not GET its route: refused as unknown.
     await expect(agent.callTool({ name: 'list_customers', arguments: {} })).rejects.toThrow(/Unknown tool: list_customers/)
-    const held = (await agent.callTool({ name: 'get_daily_report', arguments: { region: 'eu' } })).structuredContent as { status?: string }
+    const held = (await agent.callTool({ name: 'get_daily_report', arguments: { region: 'eu' } })).structuredContent as { status?: string; approval_id?: string }
     expect(held.status).toBe('pending_approval')
+    approvalId = held.approval_id as string
     await waitFor(() => auditRows(join(setup.dir, 'audit.db'), "route LIKE 'mcp:%'").length === 2, 'the tool calls\' records')
   }, 60_000)
   afterAll(() => closeAll(() => agent.close(), setup))
 
-  it('shows the recorded decision on the Denials page and in the trace, not "would be allowed" by the endpoint\'s public route', async () => {
+  it('decides them again as tools/call does, on the Denials page and in the trace, agreeing with the record', async () => {
     const groups = await mcpAdmin<ExplainedDenial[]>('denials?since=15m')
     const refused = groups.find((g) => g.route === 'mcp:list_customers') as ExplainedDenial
     expect(refused.recorded).toMatchObject({ status: 403, code: 'policy_denied' })
-    expect(refused.explanation).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied' })
-    expect(refused.explanation.reason).toMatch(/^Not decided again: a tool call is decided as the action call on route "mcp:list_customers"/)
+    expect(refused.explanation).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied', statement: null })
+    expect(refused.explanation.reason).toMatch(/^403 policy_denied: No statement allows GET on route "sales.customers" for role agent\. The tool's own statement allows call on mcp:list_customers/)
     const pending = groups.find((g) => g.route === 'mcp:get_daily_report') as ExplainedDenial
     expect(pending.recorded).toMatchObject({ status: 202, code: null, statement: 'AgentTools' })
-    expect(pending.explanation).toMatchObject({ effect: 'deny', status: 202, code: null, statement: 'AgentTools' })
-    expect(pending.explanation.reason).toMatch(/the record says "Approval [0-9a-f-]{36} pending \(approvers: reporter;/)
+    expect(pending.explanation).toMatchObject({ effect: 'allow', status: 202, code: null, statement: 'AgentTools' })
+    expect(pending.explanation.reason).toMatch(/Held for approval by reporter \(ttl 15m\)/)
     for (const g of [refused, pending]) {
-      expect(g.explained_under).toMatchObject({ agrees: true, disagrees: null, because: [] })
+      expect(g.explained_under).toMatchObject({ agrees: true, disagrees: null, because: [], roles_from: 'record' })
+      expect(g.explained_under.caveats).toEqual([])
       expectNoSilentContradiction(g.recorded, g.explanation, g.explained_under)
     }
 
     const [row] = auditRows(join(setup.dir, 'audit.db'), "route = 'mcp:list_customers'") as Array<{ id: string; time_ms: number }>
     const trace = await mcpAdmin<Trace>(`audit/trace?id=${encodeURIComponent(row?.id as string)}&time=${encodeURIComponent(new Date(row?.time_ms as number).toISOString())}`)
     expect(trace.explanation.route).toMatchObject({ id: 'mcp:list_customers', methods: ['call'], public: false })
+    expect(trace.explanation.tool).toMatchObject({ name: 'list_customers', kind: 'route', route: { id: 'sales.customers', method: 'GET' }, decided_on: 'sales.customers' })
+    expect(trace.explanation.roles.filter((r) => r.held).map((r) => r.role)).toEqual(['agent'])
+    expect(trace.explanation.statements.map((s) => [s.sid, s.route, s.matched])).toEqual([['AgentTools', 'mcp:list_customers', true]])
     expect(trace.explanation.decision).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied' })
-    expect(trace.explained_under.caveats).toContainEqual(expect.stringMatching(/^A tool call \(route "mcp:list_customers"\): the MCP endpoint decided it/))
+    expect(trace.explained_under).toMatchObject({ agrees: true, caveats: [] })
+  })
+
+  it('shows an approver\'s denial of the held call as recorded: it is theirs, not a policy\'s, and not the approver\'s tool call', async () => {
+    const res = await request(`${setup.gateway.adminUrl}/api/approvals/${approvalId}/deny`, {
+      method: 'POST', headers: { authorization: `Bearer ${MCP_ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ token: await setup.idp.token('looker-reports') }),
+    })
+    expect(res.statusCode, await res.body.text()).toBe(200)
+    await waitFor(() => auditRows(join(setup.dir, 'audit.db'), "route = 'mcp:get_daily_report' AND subject = 'looker-reports'").length === 1, 'the approver\'s decision\'s record')
+    const groups = await mcpAdmin<ExplainedDenial[]>('denials?since=15m')
+    const decided = groups.find((g) => g.route === 'mcp:get_daily_report' && g.principal === 'looker-reports') as ExplainedDenial
+    expect(decided.explanation).toMatchObject({ effect: 'deny', status: 200, code: null })
+    expect(decided.explanation.reason).toMatch(/^Not decided again: an approver's decision on a pending tool call is theirs, not a policy's; the record says "Approval [0-9a-f-]{36} denied for analytics-agent\."/)
+    expect(decided.explained_under).toMatchObject({ agrees: true, caveats: [expect.stringMatching(/^A tool call \(route "mcp:get_daily_report"\): an approver decided it/)] })
+  })
+
+  it('shows the refused tool call decided again on its request\'s page in the browser', { timeout: 120_000 }, async () => {
+    const browser = await launchChromium()
+    const errors: string[] = []
+    try {
+      const { context, page } = await openPage(browser, { viewport: { width: 1280, height: 800 } })
+      collectPageErrors(page, errors)
+      await signInWithToken(page, setup.gateway.adminUrl, MCP_ADMIN_TOKEN)
+      await showPage(page, setup.gateway.adminUrl, 'requests?route=mcp:list_customers')
+      await page.locator('[data-testid=row]').first().click()
+      const trace = page.locator('[data-testid=trace]')
+      const explanation = trace.locator('[data-testid=explanation]')
+      await expect.poll(() => explanation.innerText()).toMatch(/list_customers/)
+      expect(await explanation.locator('[data-testid=tool]').innerText()).toMatch(/list_customers route tool of sales\.customers: sends GET \/sales\/customers/)
+      expect(await explanation.locator('[data-testid=statement]').allInnerTexts()).toEqual([expect.stringMatching(/allow AgentTools on mcp:list_customers \(policy agent, role agent\) matches/)])
+      expect(await explanation.locator('[data-testid=decision]').innerText()).toMatch(/^DENY 403 policy_denied — No statement allows GET on route "sales\.customers" for role agent/)
+      expect(await trace.innerText()).not.toMatch(/Not decided again|Not what was recorded/)
+
+      // Its denial's Simulate opens the simulator on the tool call (not on the endpoint's POST /mcp).
+      await showPage(page, setup.gateway.adminUrl, 'denials?since=1h')
+      const group = page.locator('[data-testid=denial]', { hasText: 'mcp:list_customers' })
+      expect(await group.innerText()).toMatch(/Now: 403 policy_denied: No statement allows GET on route "sales\.customers"/)
+      expect(await page.locator('[data-testid=denial]', { hasText: 'mcp:get_daily_report' }).filter({ hasText: 'pending (approvers' }).innerText()).toMatch(/Now: would be allowed, and held for approval/)
+      await group.getByRole('button', { name: 'Simulate' }).click()
+      expect(await page.locator('input[name=tool]').inputValue()).toBe('list_customers')
+      await page.getByRole('button', { name: 'Explain', exact: true }).click()
+      const simulated = page.locator('[data-testid=explain-result] [data-testid=explanation]')
+      await expect.poll(() => simulated.count()).toBe(1)
+      expect(await simulated.locator('[data-testid=tool]').innerText()).toMatch(/list_customers route tool of sales\.customers/)
+      expect(await simulated.locator('[data-testid=decision]').innerText()).toMatch(/^DENY 403 policy_denied — No statement allows GET on route "sales\.customers" for role agent/)
+      expect(errors).toEqual([])
+      await context.close()
+    } finally {
+      await browser.close()
+    }
   })
 })

@@ -119,13 +119,14 @@ describe('bouncer demo', () => {
     const noAssertion = bash(`curl -s -H "Authorization: Bearer ${credential}" ${api}/v1/customers`)
     expect(JSON.parse(noAssertion)).toMatchObject({ error: expect.stringContaining('no valid X-Bouncer-Assertion') })
 
-    // The console's Denials page has the tour's refused and held tool calls as recorded: it said
-    // "would be allowed" for both, explaining them as POST /mcp on the MCP endpoint's public route.
+    // The console's Denials page decides the tour's refused and held tool calls again as tools/call
+    // does: it said "would be allowed" for both, explaining them as POST /mcp on the MCP endpoint's
+    // public route. The held call is allowed by the policies, and held for approval (202).
     const adminUrl = /admin listening on (\S+)/.exec(out)?.[1] as string
     const adminToken = bash(`DEMO_DATA_DIR=${join(cwd, 'data')} ${process.execPath} ${BIN} secrets get admin-token --reveal --config ${DEMO_CONFIG}`).trim()
-    const denials = JSON.parse(bash(`curl -s -H "Authorization: Bearer ${adminToken}" '${adminUrl}/api/denials?since=15m'`)) as Array<{ route: string; explanation: { effect: string; status: number } }>
-    expect(denials.find((g) => g.route === 'mcp:list_customers')?.explanation).toMatchObject({ effect: 'deny', status: 403 })
-    expect(denials.find((g) => g.route === 'mcp:export_orders')?.explanation).toMatchObject({ effect: 'deny', status: 202 })
+    const denials = JSON.parse(bash(`curl -s -H "Authorization: Bearer ${adminToken}" '${adminUrl}/api/denials?since=15m'`)) as Array<{ route: string; explanation: { effect: string; status: number }; explained_under: { agrees: boolean } }>
+    expect(denials.find((g) => g.route === 'mcp:list_customers')).toMatchObject({ explanation: { effect: 'deny', status: 403 }, explained_under: { agrees: true } })
+    expect(denials.find((g) => g.route === 'mcp:export_orders')).toMatchObject({ explanation: { effect: 'allow', status: 202 }, explained_under: { agrees: true } })
 
     expect(await stop(child, 'SIGINT')).toBe(0)
   })

@@ -69,7 +69,7 @@ export function DenialsPage() {
                   <td title={g.last}>{ago(g.last)}</td>
                   <td class="why">
                     <div>{g.recorded.detail ?? g.explanation.reason}</div>
-                    <small>Now: {g.explanation.effect === 'allow' ? 'would be allowed' : g.explanation.reason} <code>{g.sample.method} {g.sample.path}</code></small>
+                    <small>Now: {g.explanation.effect === 'allow' ? (g.explanation.status === 202 ? 'would be allowed, and held for approval' : 'would be allowed') : g.explanation.reason} <code>{g.sample.method} {g.sample.path}</code></small>
                     {!g.explained_under.agrees && <small class="disagrees" data-testid="disagrees">⚠ {g.explained_under.disagrees}</small>}
                   </td>
                   <td><button type="button" onClick={() => simulate(g)}>Simulate</button></td>

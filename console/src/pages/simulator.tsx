@@ -24,6 +24,8 @@ function Explain() {
   const [method, setMethod] = useState(start?.method ?? 'GET')
   const [path, setPath] = useState(start?.path ?? '/')
   const [ip, setIp] = useState(start?.ip ?? '127.0.0.1')
+  // A request, or an MCP tool call (POST /api/explain's tool: decided as tools/call decides it).
+  const [tool, setTool] = useState<string | null>(start?.tool ?? null)
   const [mode, setMode] = useState<'claims' | 'token'>('claims')
   // A recorded request without claims is simulated without them, not with an empty iss and sub.
   const [claims, setClaims] = useState(start ? (start.claims ? JSON.stringify(start.claims, null, 2) : '') : '{\n  "iss": "",\n  "sub": ""\n}')
@@ -34,9 +36,9 @@ function Explain() {
     e.preventDefault()
     setError(null)
     try {
-      const body: Record<string, unknown> = { method, path, ip }
+      const body: Record<string, unknown> = tool === null ? { method, path, ip } : { tool, ip }
       if (mode === 'token') body.token = token.trim()
-      else if (claims.trim() !== '') Object.assign(body, { claims: JSON.parse(claims) as unknown }, start?.credential ? { credential: start.credential } : {})
+      else if (claims.trim() !== '') Object.assign(body, { claims: JSON.parse(claims) as unknown }, start?.credential && tool === null ? { credential: start.credential } : {})
       setResult(await api<Explanation>('explain', { method: 'POST', body }))
     } catch (err) {
       setError(err instanceof SyntaxError ? new Error(`The claims are not JSON: ${err.message}`) : err)
@@ -46,6 +48,16 @@ function Explain() {
   return (
     <Panel title="Explain a request">
       <form class="simulate" onSubmit={run}>
+        <div class="row" role="radiogroup" aria-label="Explain what">
+          <label class="inline"><input type="radio" name="what" checked={tool === null} onChange={() => setTool(null)} /> a request</label>
+          <label class="inline"><input type="radio" name="what" checked={tool !== null} onChange={() => setTool(tool ?? '')} /> an MCP tool call</label>
+        </div>
+        {tool !== null ? (
+          <div class="row">
+            <label class="grow">tool<input name="tool" value={tool} placeholder="get_daily_report, or SERVER__TOOL" onInput={(e) => setTool((e.target as HTMLInputElement).value)} /></label>
+            <label>source IP<input name="ip" value={ip} onInput={(e) => setIp((e.target as HTMLInputElement).value)} /></label>
+          </div>
+        ) : (
         <div class="row">
           <label>method<select name="method" value={method} onChange={(e) => setMethod((e.target as HTMLSelectElement).value)}>
             {['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].map((m) => <option>{m}</option>)}
@@ -53,6 +65,7 @@ function Explain() {
           <label class="grow">path<input name="path" value={path} onInput={(e) => setPath((e.target as HTMLInputElement).value)} /></label>
           <label>source IP<input name="ip" value={ip} onInput={(e) => setIp((e.target as HTMLInputElement).value)} /></label>
         </div>
+        )}
         <div class="row" role="radiogroup" aria-label="Explain with">
           <label class="inline"><input type="radio" name="mode" checked={mode === 'claims'} onChange={() => setMode('claims')} /> claims</label>
           <label class="inline"><input type="radio" name="mode" checked={mode === 'token'} onChange={() => setMode('token')} /> a token (decoded, never stored)</label>

@@ -33,13 +33,24 @@ export interface ToolVerdict {
   decision: AccessDecision
   /** `mcp:<tool>`, or the route's id when the route refused. */
   decidedOn: string
+  /** On behalf of a user (an identity with an actor): whose roles refused, the user's or the agent's; null when allowed. */
+  deniedBy?: 'subject' | 'actor' | null
 }
 
 export interface Catalog {
   /** Every tool, the unavailable servers' left out (logged). */
   entries(): Promise<ToolEntry[]>
   find(name: string): Promise<ToolEntry | undefined>
+  /**
+   * The tool `tools/call` decides for a name: the one found, or in the transparent mode (one
+   * server, unprefixed) a name the server does not list, which is still its to answer (as it would directly).
+   */
+  callable(name: string): Promise<ToolEntry | undefined>
+  /** What `tools/list` shows the caller: every tool toolAccess allows. */
+  listFor(caller: Caller): Promise<ToolEntry[]>
   toolAccess(caller: Caller, entry: ToolEntry): ToolVerdict
+  /** The one server of the transparent mode (mcp.servers: one, with prefix: false). */
+  readonly transparent: UpstreamMcpServer | undefined
   /** The policy of a route `mcp:<name>` (e.g. mcp:resources for the transparent mode's pass-through). */
   policyOf(routeId: string): RoutePolicy | undefined
   readonly servers: readonly UpstreamMcpServer[]
@@ -59,11 +70,13 @@ export function createCatalog(routeTools: ReadonlyMap<string, ToolEntry>, server
    * The caller's decision; on behalf of a user (an identity with an actor, SPEC "Agents"), the
    * agent's roles decide too, and a deny on either side wins.
    */
-  function decideForBoth(caller: Caller, policy: RoutePolicy | undefined, method: string): AccessDecision {
+  function decideForBoth(caller: Caller, policy: RoutePolicy | undefined, method: string): { decision: AccessDecision; deniedBy?: 'subject' | 'actor' | null } {
     const decision = decide({ identity: caller.identity, roles: caller.roles, clientIp: caller.clientIp, policy, method })
     const actor = caller.identity.actor
-    if (!actor || decision.effect !== 'allow') return decision
-    return decide({ identity: actor, roles: access.resolver.actorRolesFor(actor), clientIp: caller.clientIp, policy, method })
+    if (!actor) return { decision }
+    if (decision.effect !== 'allow') return { decision, deniedBy: 'subject' }
+    const actorDecision = decide({ identity: actor, roles: access.resolver.actorRolesFor(actor), clientIp: caller.clientIp, policy, method })
+    return { decision: actorDecision, deniedBy: actorDecision.effect === 'allow' ? null : 'actor' }
   }
 
   async function serverEntries(server: UpstreamMcpServer): Promise<ToolEntry[]> {
@@ -79,8 +92,10 @@ export function createCatalog(routeTools: ReadonlyMap<string, ToolEntry>, server
     }
   }
 
+  const transparent = servers.length === 1 && servers[0]?.config.prefix === false ? servers[0] : undefined
   const catalog: Catalog = {
     servers,
+    transparent,
     policyOf,
     async entries() {
       const fromServers = servers.length === 0 ? [] : (await Promise.all(servers.map(serverEntries))).flat()
@@ -102,15 +117,24 @@ export function createCatalog(routeTools: ReadonlyMap<string, ToolEntry>, server
       }
       return undefined
     },
+    async callable(name) {
+      const found = await catalog.find(name)
+      if (found || !transparent) return found
+      return { name, definition: { name, inputSchema: { type: 'object' } }, target: { kind: 'server', server: transparent, upstreamName: name } }
+    },
+    async listFor(caller) {
+      return (await catalog.entries()).filter((entry) => catalog.toolAccess(caller, entry).allowed)
+    },
     toolAccess(caller, entry) {
       const toolRoute = `mcp:${entry.name}`
-      const decision = decideForBoth(caller, policyOf(toolRoute), 'call')
+      const { decision, deniedBy } = decideForBoth(caller, policyOf(toolRoute), 'call')
+      const who = deniedBy === undefined ? {} : { deniedBy }
       if (decision.effect !== 'allow' || entry.target.kind !== 'route' || entry.target.route.public) {
-        return { allowed: decision.effect === 'allow', decision, decidedOn: toolRoute }
+        return { allowed: decision.effect === 'allow', decision, decidedOn: toolRoute, ...who }
       }
-      const routeDecision = decideForBoth(caller, entry.target.route.policy, entry.target.source.method)
-      if (routeDecision.effect === 'allow') return { allowed: true, decision, decidedOn: toolRoute }
-      return { allowed: false, decision: routeDecision, decidedOn: entry.target.source.routeId }
+      const route = decideForBoth(caller, entry.target.route.policy, entry.target.source.method)
+      if (route.decision.effect === 'allow') return { allowed: true, decision, decidedOn: toolRoute, ...who }
+      return { allowed: false, decision: route.decision, decidedOn: entry.target.source.routeId, ...(route.deniedBy === undefined ? {} : { deniedBy: route.deniedBy }) }
     },
   }
   return catalog

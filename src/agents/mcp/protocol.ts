@@ -31,8 +31,8 @@ export interface ProtocolDeps {
 }
 
 /** The one upstream server of the transparent mode (mcp.servers: one, with prefix: false). */
-export function transparentServer(deps: Pick<ProtocolDeps, 'mcp' | 'catalog'>): UpstreamMcpServer | undefined {
-  return deps.mcp.servers.length === 1 && deps.mcp.servers[0]?.prefix === false ? deps.catalog.servers[0] : undefined
+export function transparentServer(deps: Pick<ProtocolDeps, 'catalog'>): UpstreamMcpServer | undefined {
+  return deps.catalog.transparent
 }
 
 /**
@@ -50,9 +50,7 @@ export async function buildServer(caller: Caller, current: () => ProtocolDeps): 
     },
   })
   server.setRequestHandler('tools/list', async () => {
-    const { catalog } = current()
-    const entries = await catalog.entries()
-    return { tools: entries.filter((entry) => catalog.toolAccess(caller, entry).allowed).map((entry) => entry.definition) } as never
+    return { tools: (await current().catalog.listFor(caller)).map((entry) => entry.definition) } as never
   })
   server.setRequestHandler('tools/call', async (request, ctx) => {
     const params = request.params
@@ -78,8 +76,7 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
   }
   const facts = { ...toolCallFacts(mcp, name, args), trace }
   // Transparent: a name the server does not list is still its to answer (as it would directly).
-  const transparent = transparentServer(deps)
-  const entry = (await catalog.find(name)) ?? (transparent ? { name, definition: { name, inputSchema: { type: 'object' as const } }, target: { kind: 'server' as const, server: transparent, upstreamName: name } } : undefined)
+  const entry = await catalog.callable(name)
   const verdict = entry ? catalog.toolAccess(caller, entry) : null
   if (!entry || !verdict?.allowed) {
     // Unknown and not allowed read the same to the caller: the list never showed either.

@@ -63,13 +63,8 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
         const invalid = authorization === undefined ? '' : `, error="invalid_token", error_description="${err.code}"`
         throw new GatewayError(err.code, { detail: err.detail, headers: { 'www-authenticate': challenge(invalid) } })
       }
-      const missing = mcp.scopes.filter((s) => !scopesOf(identity.claims).has(s))
-      if (missing.length > 0) {
-        throw new GatewayError('policy_denied', {
-          detail: `The token lacks the scope${missing.length === 1 ? '' : 's'} ${missing.join(', ')} this MCP endpoint needs.`,
-          headers: { 'www-authenticate': challenge(', error="insufficient_scope"') },
-        })
-      }
+      const lacking = scopesLacking(mcp, identity.claims)
+      if (lacking !== null) throw new GatewayError('policy_denied', { detail: lacking, headers: { 'www-authenticate': challenge(', error="insufficient_scope"') } })
       return {
         identity,
         credential: identity.grantedRoles === undefined ? 'bearer' : 'exchanged',
@@ -94,6 +89,12 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
 function exchangeIssuerFor(config: Config, mcp: McpConfig): string[] {
   const exchange = config.token_exchange
   return exchange?.enabled && audiencesOf(exchange).includes(mcp.resource) ? [issuerOf(exchange)] : []
+}
+
+/** Why a token's claims lack what mcp.scopes requires (the 403 insufficient_scope's detail), or null (explain reads it too). */
+export function scopesLacking(mcp: Pick<McpConfig, 'scopes'>, claims: Readonly<Record<string, unknown>>): string | null {
+  const missing = mcp.scopes.filter((s) => !scopesOf(claims).has(s))
+  return missing.length === 0 ? null : `The token lacks the scope${missing.length === 1 ? '' : 's'} ${missing.join(', ')} this MCP endpoint needs.`
 }
 
 /** OAuth `scope` (space-separated) or `scp` (an array, or a string as Entra ID writes it). */
