@@ -175,7 +175,7 @@ const schemas: Record<string, JsonSchema> = {
     decision: object({
       effect: configRef(`${STATEMENT}/effect`),
       status: integer,
-      code: { anyOf: [{ type: 'null' }, ref('Problem/properties/code')] },
+      code: { anyOf: [{ type: 'null' }, ref('Problem/properties/code'), { const: 'approval_pending', description: 'a tool call allowed and held for approval (status 202)' }] },
       statement: orNull('string'),
       reason: string,
     }),

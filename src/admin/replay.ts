@@ -121,7 +121,8 @@ export async function explainRecorded(rt: Runtime, record: RecordedRequest, opti
   }
   const decision = explanation.decision
   const agrees = sameOutcome(record, decision)
-  if (agrees && decision.effect === 'allow' && record.decision !== 'allow' && record.code !== null) {
+  // (A held tool call's approval_pending is the decision itself, explained as held.)
+  if (agrees && decision.effect === 'allow' && record.decision !== 'allow' && record.code !== null && record.code !== 'approval_pending') {
     caveats.push(`Refused after the policies allowed it (${record.code}): limits and upstreams are not explained again.`)
   }
   if (!agrees && reasons.length === 0) {

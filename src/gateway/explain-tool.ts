@@ -96,7 +96,7 @@ export async function explainTool(rt: Runtime, request: Omit<ExplainRequest, 'me
     out.decision = {
       effect: 'allow',
       status: rule ? 202 : 200,
-      code: null,
+      code: rule ? 'approval_pending' : null, // as tools/call records a held call
       statement: statement?.sid ?? null,
       reason: `${actor ? 'Allowed for the user and for the agent acting for them (the agent\'s statement' : 'Allowed by statement'} "${statement?.sid}" of policy "${statement?.policy}"${actor ? ', ' : ' ('}call on ${toolRoute}); no deny statement matched.${routeSays(entry)}${rule ? ` Held for approval by ${rule.approvers.join(' or ')} (ttl ${ttlText(rule.ttl / 1000)}): the call answers pending_approval until an approver approves it; the same call, with the same arguments, then runs once.` : ''}`,
     }

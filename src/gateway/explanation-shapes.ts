@@ -2,7 +2,7 @@
 // builds them and the console reads them (console/src/explanation.tsx, the trace, the denials, the
 // replay): one description, importing only errors/codes.ts (itself without imports), so the
 // browser's build can take its types too.
-import type { ErrorCode } from '../errors/codes.ts'
+import type { ErrorCode, RecordCode } from '../errors/codes.ts'
 
 export interface ExplainRequest {
   method: string
@@ -96,4 +96,4 @@ export interface ToolExplanation {
 }
 
 /** A decision in short: what the denials and the replay show of an explanation. */
-export interface Verdict { effect: 'allow' | 'deny'; status: number; code: ErrorCode | null; statement: string | null; reason: string }
+export interface Verdict { effect: 'allow' | 'deny'; status: number; code: RecordCode | null; statement: string | null; reason: string }

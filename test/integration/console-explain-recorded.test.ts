@@ -334,8 +334,8 @@ describe('a tool call refused or held at the MCP endpoint', () => {
     expect(refused.explanation).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied', statement: null })
     expect(refused.explanation.reason).toMatch(/^403 policy_denied: No statement allows GET on route "sales.customers" for role agent\. The tool's own statement allows call on mcp:list_customers/)
     const pending = groups.find((g) => g.route === 'mcp:get_daily_report') as ExplainedDenial
-    expect(pending.recorded).toMatchObject({ status: 202, code: null, statement: 'AgentTools' })
-    expect(pending.explanation).toMatchObject({ effect: 'allow', status: 202, code: null, statement: 'AgentTools' })
+    expect(pending.recorded).toMatchObject({ status: 202, code: 'approval_pending', statement: 'AgentTools' })
+    expect(pending.explanation).toMatchObject({ effect: 'allow', status: 202, code: 'approval_pending', statement: 'AgentTools' })
     expect(pending.explanation.reason).toMatch(/Held for approval by reporter \(ttl 15m\)/)
     for (const g of [refused, pending]) {
       expect(g.explained_under).toMatchObject({ agrees: true, disagrees: null, because: [], roles_from: 'record' })

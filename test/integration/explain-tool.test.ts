@@ -171,11 +171,11 @@ describe('explain --tool agrees with what tools/call does', () => {
     const held = await withClient(reporterToken, (c) => c.callTool({ name: 'list_customers', arguments: {} }))
     expect(held.structuredContent).toMatchObject({ status: 'pending_approval' })
     const record = await recordOf("route = 'mcp:list_customers' AND subject = 'looker-reports' AND actor IS NULL")
-    expect(record).toMatchObject({ status: 202, statement: 'ReporterTools' })
+    expect(record).toMatchObject({ status: 202, code: 'approval_pending', statement: 'ReporterTools' })
 
     const { cli: e, text, exit } = await explained('list_customers', reporterToken)
     expect(exit).toBe(0)
-    expect(e.decision).toMatchObject({ effect: 'allow', status: 202, code: null, statement: record.statement })
+    expect(e.decision).toMatchObject({ effect: 'allow', status: 202, code: 'approval_pending', statement: record.statement })
     expect(e.tool).toMatchObject({ kind: 'route', approval: { tools: ['list_*'], approvers: ['ops'], ttl_seconds: 900 }, available: null })
     expect(text).toMatch(/^Approval +mcp.approvals holds it \(tools list_\*\): approvers ops, ttl 15m$/m)
     expect(text).toMatch(/Held for approval by ops \(ttl 15m\)/)
