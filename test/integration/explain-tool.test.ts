@@ -153,7 +153,8 @@ describe('explain --tool agrees with what tools/call does', () => {
       expect(await c.callTool({ name: 'tickets__alpha', arguments: {} })).toMatchObject({ content: [{ type: 'text', text: 'alpha done' }] })
       await expect(c.callTool({ name: 'tickets__slow', arguments: {} })).rejects.toThrow(/Unknown tool: tickets__slow/)
     })
-    expect(await recordOf("route = 'mcp:tickets__alpha' AND subject = 'analytics-agent'")).toMatchObject({ status: 200, decision: 'allow', upstream: 'mcp:tickets' })
+    // The record names the statement that allowed the call, as explain does (it was null).
+    expect(await recordOf("route = 'mcp:tickets__alpha' AND subject = 'analytics-agent'")).toMatchObject({ status: 200, decision: 'allow', upstream: 'mcp:tickets', statement: 'AgentTickets' })
     const refusedRecord = await recordOf("route = 'mcp:tickets__slow' AND subject = 'analytics-agent'")
 
     const allowed = await explained('tickets__alpha', agentToken)

@@ -127,7 +127,7 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
       }
     }
   }
-  const outcome = typeof request === 'object' && request !== null ? await callRoute(caller, entry, request, facts, ctx, deps) : await callServer(caller, entry, args, facts, ctx, deps, started)
+  const outcome = typeof request === 'object' && request !== null ? await callRoute(caller, entry, request, facts, ctx, deps) : await callServer(caller, entry, args, facts, ctx, deps, started, verdict.decision.statement?.sid ?? null)
   if (taken === null || outcome.mayHaveRun || !deps.approvals) return outcome.result
   // An approval authorises a call that runs: one refused on its way (the route's limits, its
   // upstream or server unreachable) left it spent, and the approver had to approve again (a probe).
@@ -200,15 +200,19 @@ function agentGone(ctx: ServerContext): AbortSignal {
   return request === undefined ? ctx.mcpReq.signal : AbortSignal.any([ctx.mcpReq.signal, request])
 }
 
-/** An aggregated server's tool: its progress streamed back to the caller, the call audited here. */
-async function callServer(caller: Caller, entry: ToolEntry, args: Record<string, unknown>, facts: ToolCallFacts, ctx: ServerContext, deps: ProtocolDeps, started: number): Promise<CallOutcome> {
+/**
+ * An aggregated server's tool: its progress streamed back to the caller, the call audited here,
+ * naming the statement that allowed it (it was null: a route tool's record, written by the pipeline,
+ * named its statement; a server tool's did not).
+ */
+async function callServer(caller: Caller, entry: ToolEntry, args: Record<string, unknown>, facts: ToolCallFacts, ctx: ServerContext, deps: ProtocolDeps, started: number, statement: string | null): Promise<CallOutcome> {
   if (entry.target.kind !== 'server') throw new Error('not a server tool')
   const { server, upstreamName } = entry.target
   const progressToken = ctx.mcpReq._meta?.progressToken
   const onprogress = progressToken === undefined ? undefined : (progress: { progress: number; total?: number; message?: string }) => {
     void ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, ...progress } })
   }
-  const base = { route: `mcp:${entry.name}`, statement: null as string | null, upstream: `mcp:${server.config.name}` }
+  const base = { route: `mcp:${entry.name}`, statement, upstream: `mcp:${server.config.name}` }
   try {
     const result = await server.callTool(upstreamName, args, { signal: ctx.mcpReq.signal, onprogress })
     deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, status: 200, decision: 'allow', code: null, note: result.isError ? 'The tool answered with an error.' : null }))
