@@ -10,6 +10,8 @@
 // runtime_retirement is the one task no fault reaches (upstream pools close with allSettled); the
 // helper's unit test covers what happens when a task throws.
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { connect } from 'node:net'
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
@@ -385,6 +387,48 @@ describe('tasks of a running gateway', () => {
     try {
       const stored = rows.prepare("SELECT path, status, code FROM audit_records WHERE path LIKE '/hello/%' ORDER BY chain, seq").all()
       expect(stored).toEqual([{ path: '/hello/record-lost', status: 503, code: 'audit_unavailable' }, { path: '/hello/after', status: 200, code: null }])
+    } finally {
+      rows.close()
+    }
+  })
+  it('audit worker, durability: sync: one that dies with the record of a WebSocket handshake the upstream refused answers 503 audit_unavailable, not a connection held open', async () => {
+    // The upstream refuses the handshake (403 "no"); the refusal's last bytes wait for its record,
+    // which the audit worker takes with it. The rejected commit went unhandled (an unhandled
+    // rejection counted), and the client's connection was held open with the 403 half sent.
+    const refusing = await startUpstream((_req, res) => {
+      res.writeHead(403, { 'content-length': 2 })
+      res.end('no')
+    })
+    closeLater(() => refusing.close())
+    const auditDir = await mkdtemp(join(dir, 'audit-'))
+    const db = join(auditDir, 'audit.db')
+    const gw = await startTestGateway({
+      audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(auditDir, 'spill'), durability: 'sync' },
+      upstreams: [{ name: 'ws', url: refusing.url }],
+      routes: [{ id: 'ws', path: '/ws/*', upstream: 'ws', public: true, websocket: true }],
+    })
+    closeLater(() => gw.close())
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    closeLater(() => process.off('unhandledRejection', onUnhandled))
+    await endAuditWorkerOnNextBatch(gw) // the refusal's record
+    const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
+    closeLater(() => socket.destroy())
+    let answer = ''
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')))
+    socket.write('GET /ws/refused HTTP/1.1\r\nHost: gw\r\nX-Request-Id: ws-record-lost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
+    const ended = await Promise.race([once(socket, 'close').then(() => 'closed'), new Promise((resolve) => setTimeout(resolve, 5_000, 'still open after 5 s'))])
+    expect(ended).toBe('closed')
+    expect(answer).toMatch(/^HTTP\/1\.1 503 /)
+    expect(answer).toContain('"code":"audit_unavailable"')
+    expect(answer).not.toMatch(/\r\n\r\nno$/)
+    expect(unhandled).toEqual([])
+    await gw.close()
+    const rows = new DatabaseSync(db, { readOnly: true })
+    try {
+      const stored = rows.prepare("SELECT request_id, status, upstream_status, decision, code FROM audit_records WHERE path LIKE '/ws/%'").all()
+      expect(stored).toEqual([{ request_id: 'ws-record-lost', status: 503, upstream_status: 403, decision: 'error', code: 'audit_unavailable' }])
     } finally {
       rows.close()
     }
