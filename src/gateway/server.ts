@@ -367,6 +367,10 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, re
     socket.destroy()
     return
   }
+  // Refused already, its answer waiting (a sync commit, or requests ahead of it): the parser stays
+  // in error and says so again for every later chunk and for the peer's FIN. Each made a record, a
+  // count and an answer of its own (a review: one malformed request, two records).
+  if (refusing.has(socket)) return
   if (reading && err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     // Node's backstop for a request the pipeline holds, whose own 408 was held up (a sync audit
     // commit): its record says 408 (pipeline.ts). The connection goes at once: a raw answer would
@@ -376,6 +380,7 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, re
     return
   }
   const error = parserRefusal(err)
+  refusing.add(socket)
   const answer = (): void => {
     // Refused behind earlier requests still being answered (pipelining): after their answers, as
     // written at once it was read as the first one's, whose own answer then went nowhere (a review).
@@ -389,6 +394,9 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, re
   }
   answer()
 }
+
+/** Connections whose parser's refusal is answered or on its way: one refusal each. */
+const refusing = new WeakSet<Duplex>()
 
 /**
  * A refusal before the pipeline: its record, then its raw answer. Under audit.durability: sync the

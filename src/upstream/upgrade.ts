@@ -4,6 +4,7 @@
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
+import { asGatewayError } from '../errors/index.ts'
 import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { pickTarget } from './balance.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
@@ -158,12 +159,25 @@ function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, 
   const status = response.statusCode ?? 502
   served.status = status
   served.upstreamStatus = status
-  ctx.res.writeHead(status, { ...responseHeaders(response.headers, ctx.id, policy, ctx.answerHeaders), connection: 'close' })
+  const writeHead = () => {
+    if (!ctx.res.headersSent) ctx.res.writeHead(status, { ...responseHeaders(response.headers, ctx.id, policy, ctx.answerHeaders), connection: 'close' })
+  }
   response.on('data', (chunk: Buffer) => {
     served.bytesOut += chunk.length
   })
-  if (beforeEnd === null) response.pipe(ctx.res)
-  else pipeHoldingLast(response, ctx.res, () => beforeEnd(served))
+  if (beforeEnd === null) {
+    writeHead()
+    response.pipe(ctx.res)
+  } else {
+    // A record lost on its way (the commit rejects, 503 audit_unavailable): an answer not begun
+    // becomes that refusal (the pipeline answers served.error), one begun is cut short. The
+    // rejection went unhandled, and the client's connection was held open with the answer half sent.
+    pipeHoldingLast(response, ctx.res, writeHead, () => beforeEnd(served), (err) => {
+      served.error = asGatewayError(err)
+      if (ctx.res.headersSent) ctx.upgrade?.socket.destroy()
+      done()
+    })
+  }
   ctx.res.once('finish', () => {
     ctx.upgrade?.socket.end()
     done()
@@ -181,18 +195,28 @@ function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, 
   ctx.res.once('close', done)
 }
 
-/** `from` piped to `to` one chunk behind: the last chunk, and the end, wait for `beforeEnd`. */
-function pipeHoldingLast(from: IncomingMessage, to: ServerResponse, beforeEnd: () => Promise<void>): void {
+/**
+ * `from` piped to `to` one chunk behind: the last chunk, and the end, wait for `beforeEnd`; the head
+ * goes with the first chunk sent (`writeHead`), so an answer that fits one chunk is not begun
+ * before its record is committed. `failed` hears a `beforeEnd` that rejects (nothing more is sent).
+ */
+function pipeHoldingLast(from: IncomingMessage, to: ServerResponse, writeHead: () => void, beforeEnd: () => Promise<void>, failed: (err: unknown) => void): void {
   let held: Buffer | undefined
   from.on('data', (chunk: Buffer) => {
-    if (held !== undefined && !to.write(held)) {
-      from.pause()
-      to.once('drain', () => from.resume())
+    if (held !== undefined) {
+      writeHead()
+      if (!to.write(held)) {
+        from.pause()
+        to.once('drain', () => from.resume())
+      }
     }
     held = chunk
   })
   from.once('end', () => {
-    void beforeEnd().then(() => to.end(held))
+    beforeEnd().then(() => {
+      writeHead()
+      to.end(held)
+    }, failed)
   })
 }
 

@@ -10,6 +10,9 @@
 // runtime_retirement is the one task no fault reaches (upstream pools close with allSettled); the
 // helper's unit test covers what happens when a task throws.
 import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { once } from 'node:events'
+import { connect, Socket } from 'node:net'
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
@@ -385,6 +388,104 @@ describe('tasks of a running gateway', () => {
     try {
       const stored = rows.prepare("SELECT path, status, code FROM audit_records WHERE path LIKE '/hello/%' ORDER BY chain, seq").all()
       expect(stored).toEqual([{ path: '/hello/record-lost', status: 503, code: 'audit_unavailable' }, { path: '/hello/after', status: 200, code: null }])
+    } finally {
+      rows.close()
+    }
+  })
+  it('audit worker, durability: sync: one that dies with the record of a WebSocket handshake the upstream refused answers 503 audit_unavailable, not a connection held open', async () => {
+    // The upstream refuses the handshake (403 "no"); the refusal's last bytes wait for its record,
+    // which the audit worker takes with it. The rejected commit went unhandled (an unhandled
+    // rejection counted), and the client's connection was held open with the 403 half sent.
+    const refusing = await startUpstream((_req, res) => {
+      res.writeHead(403, { 'content-length': 2 })
+      res.end('no')
+    })
+    closeLater(() => refusing.close())
+    const auditDir = await mkdtemp(join(dir, 'audit-'))
+    const db = join(auditDir, 'audit.db')
+    const gw = await startTestGateway({
+      audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(auditDir, 'spill'), durability: 'sync' },
+      upstreams: [{ name: 'ws', url: refusing.url }],
+      routes: [{ id: 'ws', path: '/ws/*', upstream: 'ws', public: true, websocket: true }],
+    })
+    closeLater(() => gw.close())
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    closeLater(() => process.off('unhandledRejection', onUnhandled))
+    await endAuditWorkerOnNextBatch(gw) // the refusal's record
+    const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
+    closeLater(() => socket.destroy())
+    let answer = ''
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')))
+    socket.write('GET /ws/refused HTTP/1.1\r\nHost: gw\r\nX-Request-Id: ws-record-lost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
+    const ended = await Promise.race([once(socket, 'close').then(() => 'closed'), new Promise((resolve) => setTimeout(resolve, 5_000, 'still open after 5 s'))])
+    expect(ended).toBe('closed')
+    expect(answer).toMatch(/^HTTP\/1\.1 503 /)
+    expect(answer).toContain('"code":"audit_unavailable"')
+    expect(answer).not.toMatch(/\r\n\r\nno$/)
+    expect(unhandled).toEqual([])
+    await gw.close()
+    const rows = new DatabaseSync(db, { readOnly: true })
+    try {
+      const stored = rows.prepare("SELECT request_id, status, upstream_status, decision, code FROM audit_records WHERE path LIKE '/ws/%'").all()
+      expect(stored).toEqual([{ request_id: 'ws-record-lost', status: 503, upstream_status: 403, decision: 'error', code: 'audit_unavailable' }])
+    } finally {
+      rows.close()
+    }
+  })
+  it('audit worker, durability: sync: a malformed request followed by more bytes while its record is committed is refused and recorded once', async () => {
+    // Node's parser stays in error and says so again for each later chunk of the connection: while
+    // the first refusal's answer waited for its commit, each made a record, a count and an answer of
+    // its own (a review: one malformed request, two records).
+    const auditDir = await mkdtemp(join(dir, 'audit-'))
+    const db = join(auditDir, 'audit.db')
+    const gw = await startTestGateway({
+      audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(auditDir, 'spill'), durability: 'sync' },
+      upstreams: [{ name: 'api', url: upstream.url }],
+      routes: [{ id: 'hello', path: '/hello/*', upstream: 'api', public: true }],
+    })
+    closeLater(() => gw.close())
+    await waitFor(() => gw.state.audit.head() !== null, 'the audit worker ready (its message handler in place)')
+    // The audit worker is kept busy (its thread blocked) until the test lets it go: the refusal's
+    // commit is pending meanwhile.
+    const blocked = join(auditDir, 'blocked')
+    const release = join(auditDir, 'release')
+    const session = new Session()
+    session.connect()
+    const unblocked = evaluateInWorker(session, '/audit/worker', `(() => { const fs = process.getBuiltinModule('node:fs'); fs.writeFileSync(${JSON.stringify(blocked)}, ''); const until = Date.now() + 20000; while (!fs.existsSync(${JSON.stringify(release)}) && Date.now() < until); return 1 })()`).finally(() => session.disconnect())
+    closeLater(() => writeFile(release, '').then(() => unblocked))
+    await waitFor(() => existsSync(blocked), 'the audit worker blocked')
+    const port = Number(new URL(gw.url).port)
+    // No Nagle: the later bytes go at once, not when the first segment's (delayed) ACK comes.
+    const socket = connect({ port, host: '127.0.0.1', noDelay: true })
+    closeLater(() => socket.destroy())
+    let answer = ''
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')))
+    socket.on('error', () => {})
+    const malformed = 'GET /hello/bad HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n'
+    socket.write(malformed)
+    const refused = 'bouncer_requests_total{route="(none)",status="400",decision="deny"}'
+    await waitFor(async () => (await metricValue(gw.adminUrl, refused)) === 1, 'the refusal, its commit pending')
+    // The gateway's end of the connection (in this process): once it has read the later bytes, its
+    // parser has said what it says of them (it runs in the read).
+    const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles()
+    const gatewaySide = handles.find((h): h is Socket => h instanceof Socket && h.localPort === port && h.remotePort === socket.localPort)
+    if (gatewaySide === undefined) throw new Error('the gateway\'s end of the connection was not found')
+    const more = 'more bytes\r\n'
+    socket.write(more)
+    await waitFor(() => gatewaySide.bytesRead >= malformed.length + more.length, 'the later bytes read by the gateway')
+    expect(answer).toBe('') // still waiting for its commit
+    expect(await metricValue(gw.adminUrl, refused)).toBe(1)
+    await writeFile(release, '')
+    await unblocked
+    await waitFor(() => answer.endsWith('}'), 'the answer, once committed')
+    expect(answer.match(/HTTP\/1\.1 400 /g)).toHaveLength(1)
+    const requestId = (JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { request_id: string }).request_id
+    await gw.close()
+    const rows = new DatabaseSync(db, { readOnly: true })
+    try {
+      expect(rows.prepare('SELECT request_id FROM audit_records WHERE status = 400').all()).toEqual([{ request_id: requestId }])
     } finally {
       rows.close()
     }
