@@ -301,12 +301,14 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
 
 /**
  * durability: sync promises no answer completes before its record is stored. A record the audit
- * worker took with it when it ended, or that had no worker or no room anywhere, is not: the answer
- * becomes this refusal (or, its status already sent, is cut short), and the refusal is recorded.
+ * worker took with it when it ended, or that had no worker or no room anywhere, is not confirmed:
+ * the answer becomes this refusal (or, its status already sent, is cut short), and the refusal is
+ * recorded. A worker that stored the batch and ended before saying so leaves two records for the
+ * request (at least once, never none).
  */
 function recordLost(): GatewayError {
   return new GatewayError('audit_unavailable', {
-    detail: 'The audit log lost this request\'s record before storing it, and audit.durability: sync completes only recorded answers: the answer was withheld. The request may have reached its backend.',
+    detail: 'The audit log could not confirm that this request\'s record was stored (its worker ended, or had no room), and audit.durability: sync completes only recorded answers: the answer was withheld. The request may have reached its backend.',
     headers: { 'retry-after': '1' },
   })
 }
