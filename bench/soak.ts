@@ -43,6 +43,7 @@ const { values } = parseArgs({
     reload: { type: 'string', default: '30' },
     sources: { type: 'boolean', default: false },
     out: { type: 'string' },
+    mix: { type: 'string' },
   },
 })
 const MINUTES = Number(values.minutes)
@@ -64,6 +65,16 @@ function say(line: string): void {
 if (!values.sources) useCompiledBuild()
 const dir = await mkdtemp(join(tmpdir(), 'bouncer-soak-'))
 const upstream = await startUpstream()
+// A run that fails leaves nothing behind: the gateway (once started) and the upstream are stopped.
+let gatewayChild: { kill(signal: NodeJS.Signals): boolean } | null = null
+const leaveNothing = (err: unknown) => {
+  process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`)
+  gatewayChild?.kill('SIGKILL')
+  upstream.child.kill('SIGKILL')
+  process.exit(1)
+}
+process.on('uncaughtException', leaveNothing)
+process.on('unhandledRejection', leaveNothing)
 const issuer = await startBenchIssuer()
 const schema = `bouncer_soak_${process.pid}`
 const db = new pg.Client({ connectionString: POSTGRES })
@@ -128,15 +139,24 @@ function config(generation: number): Record<string, unknown> {
 
 const env = { SOAK_ADMIN_TOKEN: ADMIN_TOKEN, SOAK_DATASET_KEY: randomBytes(32).toString('hex'), BOUNCER_LOG_LEVEL: 'warn' }
 const gateway = await startBouncer(config(0), env, { startTimeoutMs: 60_000 })
+gatewayChild = gateway.child
 const configFile = join(gateway.dir, 'bouncer.yaml')
 const pid = gateway.child.pid as number
-const adminUrl = /admin listening on (\S+)/.exec(gateway.output())?.[1]
+// With server.workers the admin listener's line comes after the gateway's.
+let adminUrl: string | undefined
+for (let i = 0; i < 200 && !(adminUrl = /admin listening on (\S+)/.exec(gateway.output())?.[1]); i++) await new Promise((r) => setTimeout(r, 50))
 if (!adminUrl) throw new Error(`no admin address in the gateway's output:\n${gateway.output()}`)
 const base = new URL(gateway.url)
+const t0 = performance.now()
+// A gateway that ends on its own (a crash, a signal from elsewhere) ends the run: said, with its output.
+let died: { code: number | null; signal: string | null; minutes: number } | null = null
+gateway.child.once('exit', (code, signal) => {
+  died = { code, signal, minutes: (performance.now() - t0) / 60_000 }
+})
 
 say(`# Soak run ${started.toISOString()}`)
 say('')
-say(`\`npm run soak -- --minutes ${MINUTES} --rate ${RATE}${WORKERS > 0 ? ` --workers ${WORKERS}` : ''}${values.sources ? ' --sources' : ''}\`: gateway pid ${pid} from ${values.sources ? 'src/' : 'dist/'}${WORKERS > 0 ? `, server.workers: ${WORKERS}` : ''}, NODE_OPTIONS of the bench; sample every ${SAMPLE_MS / 1000} s, reload every ${RELOAD_MS / 1000} s. Host: ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')} load average before.`)
+say(`\`npm run soak -- --minutes ${MINUTES} --rate ${RATE}${WORKERS > 0 ? ` --workers ${WORKERS}` : ''}${values.sources ? ' --sources' : ''}${values.mix ? ` --mix ${values.mix}` : ''}\`: gateway pid ${pid} from ${values.sources ? 'src/' : 'dist/'}${WORKERS > 0 ? `, server.workers: ${WORKERS}` : ''}, NODE_OPTIONS of the bench; sample every ${SAMPLE_MS / 1000} s, reload every ${RELOAD_MS / 1000} s. Host: ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')} load average before.`)
 say('')
 
 // --- the client --------------------------------------------------------------------------------
@@ -173,31 +193,34 @@ const bearer = (token: string | undefined) => ({ authorization: `Bearer ${token}
 const fnBody = Buffer.from(JSON.stringify({ hello: 'soak', items: Array.from({ length: 20 }, (_, i) => i) }))
 
 /** The traffic mix, by weight out of 100. */
-const MIX: Array<[number, () => Shot]> = [
-  [34, () => ({ kind: 'jwt GET upstream', method: 'GET', path: `/api/orders/${turn % 1000}?q=${turn}`, headers: bearer(pick(tokens)) })],
-  [4, () => ({ kind: 'jwt POST upstream', method: 'POST', path: '/api/orders', headers: { ...bearer(pick(tokens)), 'content-type': 'application/json' }, body: fnBody })],
-  [10, () => ({ kind: 'api key', method: 'GET', path: `/keyed/r/${turn % 100}`, headers: { 'x-api-key': pick(apiKeys) } })],
-  [7, () => ({ kind: 'over its limit', method: 'GET', path: '/limited', headers: bearer(limitedToken) })],
-  [8, () => ({ kind: 'dataset', method: 'GET', path: `/data/items?n=${1 + (turn % 200)}`, headers: bearer(pick(tokens)) })],
-  [8, () => ({ kind: 'function', method: 'POST', path: '/fn', headers: { ...bearer(pick(tokens)), 'content-type': 'application/json' }, body: fnBody })],
-  [5, () => ({ kind: 'denied 403', method: 'GET', path: `/secret/${turn % 10}`, headers: bearer(pick(tokens)) })],
-  [3, () => ({ kind: 'forged 401', method: 'GET', path: '/api/x', headers: bearer(pick(forged)) })],
-  [3, () => ({ kind: 'expired 401', method: 'GET', path: '/api/x', headers: bearer(pick(expired)) })],
-  [3, () => ({ kind: 'no token 401', method: 'GET', path: '/api/x' })],
-  [9, () => ({ kind: 'public', method: 'GET', path: `/public/${turn % 50}` })],
-  [3, () => ({ kind: 'abort mid-body', method: 'POST', path: '/api/upload', headers: { ...bearer(pick(tokens)), 'content-length': '65536' }, abort: 'body' })],
-  [3, () => ({ kind: 'abort mid-response', method: 'GET', path: '/big', headers: bearer(pick(tokens)), abort: 'response' })],
+const FULL_MIX: Array<[number, string, () => Shot]> = [
+  [34, 'jwt', () => ({ kind: 'jwt GET upstream', method: 'GET', path: `/api/orders/${turn % 1000}?q=${turn}`, headers: bearer(pick(tokens)) })],
+  [4, 'post', () => ({ kind: 'jwt POST upstream', method: 'POST', path: '/api/orders', headers: { ...bearer(pick(tokens)), 'content-type': 'application/json' }, body: fnBody })],
+  [10, 'key', () => ({ kind: 'api key', method: 'GET', path: `/keyed/r/${turn % 100}`, headers: { 'x-api-key': pick(apiKeys) } })],
+  [7, 'limit', () => ({ kind: 'over its limit', method: 'GET', path: '/limited', headers: bearer(limitedToken) })],
+  [8, 'dataset', () => ({ kind: 'dataset', method: 'GET', path: `/data/items?n=${1 + (turn % 200)}`, headers: bearer(pick(tokens)) })],
+  [8, 'function', () => ({ kind: 'function', method: 'POST', path: '/fn', headers: { ...bearer(pick(tokens)), 'content-type': 'application/json' }, body: fnBody })],
+  [5, 'denied', () => ({ kind: 'denied 403', method: 'GET', path: `/secret/${turn % 10}`, headers: bearer(pick(tokens)) })],
+  [3, 'forged', () => ({ kind: 'forged 401', method: 'GET', path: '/api/x', headers: bearer(pick(forged)) })],
+  [3, 'expired', () => ({ kind: 'expired 401', method: 'GET', path: '/api/x', headers: bearer(pick(expired)) })],
+  [3, 'anonymous', () => ({ kind: 'no token 401', method: 'GET', path: '/api/x' })],
+  [9, 'public', () => ({ kind: 'public', method: 'GET', path: `/public/${turn % 50}` })],
+  [3, 'abort-body', () => ({ kind: 'abort mid-body', method: 'POST', path: '/api/upload', headers: { ...bearer(pick(tokens)), 'content-length': '65536' }, abort: 'body' })],
+  [3, 'abort-response', () => ({ kind: 'abort mid-response', method: 'GET', path: '/big', headers: bearer(pick(tokens)), abort: 'response' })],
 ]
+// --mix jwt,public,…: only those kinds, in the same proportions to each other (to bisect a growth).
+const MIX = values.mix ? FULL_MIX.filter(([, id]) => values.mix?.split(',').includes(id)) : FULL_MIX
+if (MIX.length === 0) throw new Error(`--mix names none of ${FULL_MIX.map(([, id]) => id).join(', ')}`)
 const MIX_TOTAL = MIX.reduce((sum, [weight]) => sum + weight, 0)
 
 function nextShot(): Shot {
   turn++
   let at = (turn * 37) % MIX_TOTAL // a fixed interleaving, the same every run
-  for (const [weight, make] of MIX) {
+  for (const [weight, , make] of MIX) {
     if (at < weight) return make()
     at -= weight
   }
-  return (MIX[0] as [number, () => Shot])[1]()
+  return (MIX[0] as [number, string, () => Shot])[2]()
 }
 
 function fire(shot: Shot): void {
@@ -261,8 +284,9 @@ const traffic = setInterval(() => {
 let generation = 0
 let reloadsOk = 0
 let reloadsFailed = 0
+let reloading: Promise<void> = Promise.resolve()
 const reloads = setInterval(() => {
-  void (async () => {
+  reloading = (async () => {
     generation++
     await writeFile(configFile, stringify(config(generation)))
     const seen = gateway.output().length
@@ -283,7 +307,10 @@ const reloads = setInterval(() => {
     }
     reloadsFailed++
     say(`reload ${generation}: not applied within 5 s`)
-  })()
+  })().catch((err: unknown) => {
+    reloadsFailed++
+    if (died === null) say(`reload ${generation}: ${(err as Error).message}`)
+  })
 }, RELOAD_MS)
 
 async function admin(path: string): Promise<Response> {
@@ -311,7 +338,6 @@ interface Sample {
   responses: number
 }
 const samples: Sample[] = []
-const t0 = performance.now()
 
 function metric(text: string, name: string, label = ''): number {
   const found = new RegExp(label ? `^${name}\\{${label}\\} ([0-9.e+-]+)` : `^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)`, 'm').exec(text)
@@ -350,23 +376,29 @@ function row(s: Sample, previous: Sample | undefined): void {
 row(await sample(), undefined)
 
 const endAt = t0 + MINUTES * 60_000
-while (performance.now() < endAt) {
+while (performance.now() < endAt && died === null) {
   await new Promise((r) => setTimeout(r, Math.min(SAMPLE_MS, endAt - performance.now())))
   const previous = samples.at(-1)
-  row(await sample(), previous)
+  try {
+    row(await sample(), previous)
+  } catch (err) {
+    if (died === null) throw err
+  }
 }
 
 // --- the end -----------------------------------------------------------------------------------
 
 clearInterval(traffic)
 clearInterval(reloads)
+await reloading // a reload under way finishes before the SIGTERM (else the gateway refuses it: shutting down)
 for (let i = 0; i < 300 && inFlight > 0; i++) await new Promise((r) => setTimeout(r, 100))
 keepAlive.destroy()
 const last = samples.at(-1) as Sample
 
-gateway.child.kill('SIGTERM')
+const diedEarly = died as { code: number | null; signal: string | null; minutes: number } | null
+if (diedEarly === null) gateway.child.kill('SIGTERM')
 const exitTimer = setTimeout(() => gateway.child.kill('SIGKILL'), 60_000)
-const [exitCode, exitSignal] = gateway.child.exitCode !== null ? [gateway.child.exitCode, null] : ((await once(gateway.child, 'exit')) as [number | null, string | null])
+const [exitCode, exitSignal] = gateway.child.exitCode !== null || gateway.child.signalCode !== null ? [gateway.child.exitCode, gateway.child.signalCode] : ((await once(gateway.child, 'exit')) as [number | null, string | null])
 clearTimeout(exitTimer)
 
 const audit = new DatabaseSync(auditDb, { readOnly: true, timeout: 5000 })
@@ -400,7 +432,9 @@ say(`- requests sent ${sent.toLocaleString('en-US')} (${(sent / (MINUTES * 60)).
 say(`- VmRSS ${first.rssMb.toFixed(1)} MB at start, ${warm.rssMb.toFixed(1)} after 1 min, ${last.rssMb.toFixed(1)} at the end; VmHWM ${last.hwmMb.toFixed(1)} MB`)
 say(`- **RSS slope over the second half: ${rssSlope.toFixed(2)} MB per 10 min** (least squares, ${secondHalf.length} samples); RssAnon ${anonSlope.toFixed(2)}; the request thread's heap used ${heapSlope.toFixed(2)} (${warm.heapMb.toFixed(1)} MB after 1 min, ${last.heapMb.toFixed(1)} at the end), its old space ${oldSlope.toFixed(2)} (${warm.oldMb.toFixed(1)} → ${last.oldMb.toFixed(1)} MB)`)
 say(`- fds ${first.fds} at start, ${warm.fds} after 1 min, ${last.fds} at the end (peak ${peakFds}); threads ${first.threads} → ${warm.threads} → ${last.threads}; active handles ${warm.handles} → ${last.handles}`)
-say(`- gateway stopped by SIGTERM: exit ${exitCode ?? exitSignal}`)
+say(diedEarly
+  ? `- **the gateway ended on its own at minute ${diedEarly.minutes.toFixed(1)}: exit ${exitCode ?? exitSignal}**; its last output: \`${gateway.output().trim().split('\n').slice(-5).join(' / ').slice(-1500)}\``
+  : `- gateway stopped by SIGTERM: exit ${exitCode ?? exitSignal}`)
 say(`- audit records ${records.toLocaleString('en-US')} for ${responses.toLocaleString('en-US')} responses: **${Math.max(0, responses - records)} missing**`)
 say(`- \`bouncer audit verify\`: exit ${verify.status}, ${(verify.stdout + verify.stderr).trim().split('\n').slice(0, 6).join(' / ')}`)
 say('')
