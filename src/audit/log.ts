@@ -16,7 +16,7 @@ import { checkpointPathOf } from './checkpoint.ts'
 import { LineBuffer } from './line-buffer.ts'
 import { recordLine, rejectedLine, type RejectedRequest } from './record.ts'
 import { sinkName } from './sinks/sink.ts'
-import { spillFileName } from './spill.ts'
+import { spillFileName, spillSegmentFiles } from './spill.ts'
 import type { FromWorker, ToWorker, WorkerConfig, WorkerSinkConfig, WorkerStats } from './worker.ts'
 
 export interface AuditStats extends WorkerStats {
@@ -317,10 +317,12 @@ function recordLost(): GatewayError {
 function spillBytesIn(dir: string, sinks: readonly WorkerSinkConfig[]): number {
   let sum = 0
   for (const sink of sinks) {
-    try {
-      sum += statSync(join(dir, spillFileName(sinkName(sink)))).size
-    } catch {
-      // none yet
+    for (const file of spillSegmentFiles(dir, spillFileName(sinkName(sink)))) {
+      try {
+        sum += statSync(join(dir, file)).size
+      } catch {
+        // released meanwhile
+      }
     }
   }
   return sum

@@ -75,7 +75,7 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
     if (!damaged) return
     events.quarantined(sink.name, 1)
     events.log('error', 'a damaged line of an audit spill file was moved to quarantine: it is not replayed', {
-      sink: sink.name, spill: spill.path, line: damaged.line, offset: damaged.offset, reason: damaged.reason, quarantine: spill.quarantinePath,
+      sink: sink.name, spill: damaged.file, line: damaged.line, offset: damaged.offset, reason: damaged.reason, quarantine: spill.quarantinePath,
     })
   }
   // Before the first append: a line cut short by a crash would swallow the next one.
@@ -168,12 +168,15 @@ export function createSinkRunner(sink: AuditSink, spill: Spill, options: { capac
           events.replayed(sink.name, rows.length)
           replayed += rows.length
         }
-        const progressed = next.offset > cursor.offset
+        // The segments replayed are stored: their room is free again (under refuse, the requests
+        // are served again once the spill is under its cap, not once all of it is replayed).
+        spill.release(next)
+        const progressed = next.segment !== cursor.segment || next.offset > cursor.offset
         cursor = next
         if (progressed || appending > 0) continue
         // Nothing left to read and no append in flight: bytes past the cursor can only be a line
         // without its newline (or an append that landed during the read: read again).
-        if (spill.size() > cursor.offset) {
+        if (spill.after(cursor) > 0) {
           quarantined(spill.repairTail())
           continue
         }

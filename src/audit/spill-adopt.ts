@@ -25,7 +25,7 @@ import type { AuditConfig } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { CHAIN_STATE_FILE } from './chain-head.ts'
 import { sinkName } from './sinks/sink.ts'
-import { spillFileName } from './spill.ts'
+import { segmentOf, spillFileName } from './spill.ts'
 
 const ADOPTED = 'adopted'
 const WORKER_DIR = /^w([1-9][0-9]*)$/
@@ -186,7 +186,7 @@ export function adoptOrphanedSpills(base: string, workers: number | null, files:
   }
   for (const { label, dir } of origins) {
     const own = `${label}-${stamp}`
-    const waiting = waitingSpillFiles(dir).filter((file) => files.includes(file))
+    const waiting = waitingSpillFiles(dir).filter((file) => files.some((first) => segmentOf(first, file) !== null))
     for (const file of waiting) move(dir, own, file)
     // Its chain ends here: continued later, it would number records again that these files hold.
     if (waiting.length > 0 && existsSync(join(dir, CHAIN_STATE))) move(dir, own, CHAIN_STATE)

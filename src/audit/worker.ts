@@ -14,7 +14,7 @@ import { createPostgresSink } from './sinks/postgres.ts'
 import { LinkedRow, type AuditSink, type ChainHead, type SinkHead, type StoredRow } from './sinks/sink.ts'
 import { createSqliteSink } from './sinks/sqlite.ts'
 import { createStdoutSink } from './sinks/stdout.ts'
-import { spillFor, type Spill } from './spill.ts'
+import { SEGMENT_BYTES, segmentOf, spillFor, type Spill } from './spill.ts'
 import { spillBudget, type OnSpillFull } from './spill-budget.ts'
 import { adoptedSpillDirs, waitingSpillFiles } from './spill-adopt.ts'
 
@@ -170,7 +170,9 @@ function saveState(): void {
   writeChainState(statePath, { chain: chainId, ...head })
 }
 
-const spills = sinks.map((sink) => spillFor(config.spillDir, sink.name, decision.kind === 'continue' ? known : null))
+// Segments of a sixteenth of the cap (64 KiB to 16 MiB): a replay frees the cap's room a sixteenth at a time.
+const segmentBytes = Math.max(65_536, Math.min(SEGMENT_BYTES, Math.floor(config.spillMaxBytes / 16)))
+const spills = sinks.map((sink) => spillFor(config.spillDir, sink.name, decision.kind === 'continue' ? known : null, segmentBytes))
 const budget = spillBudget(config.spillMaxBytes, config.spillHeadroomBytes, () => spills)
 const runners: SinkRunner[] = sinks.map((sink, i) =>
   createSinkRunner(sink, spills[i] as Spill, { capacity: config.capacity, durable: config.durable, events, opened: opened[i] === true, budget }),
@@ -187,7 +189,10 @@ for (const dir of adoptedSpillDirs(config.spillDir)) {
   const waiting = new Set(waitingSpillFiles(dir))
   for (const sink of sinks) {
     const spill = spillFor(dir, sink.name)
-    if (!waiting.delete(basename(spill.path))) continue
+    // Its segments waiting (the first may be gone, released by an earlier replay).
+    const own = [...waiting].filter((file) => segmentOf(basename(spill.path), file) !== null)
+    if (own.length === 0) continue
+    for (const file of own) waiting.delete(file)
     adoptedSpills.push(spill)
     adopted.push(createSinkRunner(sink, spill, { capacity: config.capacity, durable: config.durable, events, opened: true }))
   }

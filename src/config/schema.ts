@@ -467,7 +467,8 @@ const audit = z.strictObject({
    */
   spill_max_bytes: z.number().int().min(1_048_576).default(1_073_741_824),
   /**
-   * `refuse`: answer 503 audit_unavailable (and say not ready) until the spill has room again, so no
+   * `refuse`: answer 503 audit_unavailable (and say not ready) until the spill has room again (its
+   * replay deletes each segment, a sixteenth of the cap, once the sink has its records), so no
    * request goes unrecorded; `drop`: keep serving, and count the records lost in bouncer_audit_dropped_total.
    */
   on_spill_full: z.enum(['refuse', 'drop']).default('refuse'),

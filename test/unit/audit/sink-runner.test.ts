@@ -1,9 +1,9 @@
 // The sink runner's write deadline, with a sink of our own whose calls the test answers (the
 // PostgreSQL case itself, through a frozen network relay, is audit-postgres-stall.test.ts): a call
 // left unanswered past `writeTimeoutMs` must not hold the records queued behind it.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { afterEach, expect, it } from 'vitest'
 import type { Checkpoint } from '../../../src/audit/checkpoint.ts'
 import { chain, GENESIS_HASH } from '../../../src/audit/record.ts'
@@ -153,5 +153,52 @@ it('a spill with room for part of a batch keeps its first records and drops only
   expect(kept.rows.map((r) => r.seq)).toEqual(rows.slice(0, counted.spilled).map((r) => r.seq)) // the first ones, in order
   await runner.handle([row(2_001)]) // no room: dropped
   expect(counted.dropped).toBe(rows.length + 1 - counted.spilled)
+  await runner.drain()
+})
+
+// A full spill under on_spill_full: refuse kept the gateway refusing until the whole file was
+// replayed and emptied (a minute or more for 1 GiB into PostgreSQL: bench/spill-replay.ts). In
+// segments, each replayed one is deleted as soon as the sink has its records: the room comes back
+// while the replay goes on.
+it('a replay frees the spill\'s room segment by segment, before it ends', async () => {
+  let away = true
+  const stored: number[] = []
+  const second = deferred<void>()
+  let writes = 0
+  const sink: AuditSink = {
+    ...heldSink(100).sink,
+    async write(rows) {
+      if (away) throw new Error('the sink is away')
+      if (++writes === 2) await second.promise // the replay's second batch waits here
+      for (const r of rows) stored.push(r.seq)
+    },
+    async ping() {
+      if (away) throw new Error('the sink is away')
+    },
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'bouncer-runner-'))
+  dirs.push(dir)
+  const spill = spillFor(dir, sink.name, undefined, 65_536)
+  const events: RunnerEvents = { log() {}, written() {}, replayed() {}, quarantined() {}, spilled() {}, dropped() {} }
+  const runner = createSinkRunner(sink, spill, { capacity: 100_000, durable: false, events, opened: true })
+  const rows = Array.from({ length: 5_000 }, (_, i) => row(i + 1))
+  for (let i = 0; i < rows.length; i += 500) await runner.handle(rows.slice(i, i + 500)) // spilled: the sink is away
+  const full = spill.size()
+  const segments = readdirSync(dir).filter((f) => /\.seg-\d+\.ndjson$/.test(f)).length
+  expect(segments).toBe(9) // ~3 MB: a segment a batch here (a batch bigger than a segment is not split)
+
+  away = false // back: the recovery (every second) replays 2,000 lines, stores them, then waits in the second write
+  await expect.poll(() => writes, { timeout: 5_000 }).toBe(2)
+  expect(stored).toHaveLength(2_000)
+  // What the sink has is gone from the disk already, the rest still waiting.
+  expect(spill.size()).toBeLessThan(full - 1_000 * (full / rows.length))
+  expect(spill.size()).toBeGreaterThan(full / 2)
+  second.resolve()
+  await expect.poll(() => runner.up, { timeout: 5_000 }).toBe(true)
+  expect(stored).toEqual(rows.map((r) => r.seq)) // every record once, in order
+  expect(spill.size()).toBe(0)
+  expect(readdirSync(dir).filter((f) => f.endsWith('.ndjson'))).toEqual([basename(spill.path)]) // the first, empty
+  await runner.handle([row(5_001)])
+  expect(stored.at(-1)).toBe(5_001)
   await runner.drain()
 })

@@ -26,9 +26,10 @@ const labels = (moved: Array<{ to: string }>) => moved.map(({ to }) => relative(
 
 describe('spill files of another number of workers', () => {
   it('two workers: the process\'s own files and those of w3 and up go to w1, never w2\'s, with the chains they leave', () => {
-    layout({ 'sqlite_a.ndjson': '{}\n', 'chain.json': '{}', 'checkpoints.ndjson': '{}\n', 'w2/sqlite_a.ndjson': '{}\n', 'w3/sqlite_a.ndjson': '{}\n', 'w3/chain.json': '{}', 'w3/empty.ndjson': '', 'adopted/w4-1/sqlite_a.ndjson': '{}\n' })
+    // A spill's later segments go with it (w3), also when its first was released already (w5).
+    layout({ 'sqlite_a.ndjson': '{}\n', 'chain.json': '{}', 'checkpoints.ndjson': '{}\n', 'w2/sqlite_a.ndjson': '{}\n', 'w3/sqlite_a.ndjson': '{}\n', 'w3/sqlite_a.seg-2.ndjson': '{}\n', 'w3/chain.json': '{}', 'w3/empty.ndjson': '', 'w5/sqlite_a.seg-7.ndjson': '{}\n', 'adopted/w4-1/sqlite_a.ndjson': '{}\n' })
     const moved = adoptOrphanedSpills(base, 2, SINK_FILES)
-    expect(labels(moved)).toEqual(['w1/adopted/process-T/chain.json', 'w1/adopted/process-T/sqlite_a.ndjson', 'w1/adopted/process-w4-T/sqlite_a.ndjson', 'w1/adopted/w3-T/chain.json', 'w1/adopted/w3-T/sqlite_a.ndjson'].sort())
+    expect(labels(moved)).toEqual(['w1/adopted/process-T/chain.json', 'w1/adopted/process-T/sqlite_a.ndjson', 'w1/adopted/process-w4-T/sqlite_a.ndjson', 'w1/adopted/w3-T/chain.json', 'w1/adopted/w3-T/sqlite_a.ndjson', 'w1/adopted/w3-T/sqlite_a.seg-2.ndjson', 'w1/adopted/w5-T/sqlite_a.seg-7.ndjson'].sort())
     // Not a spill file of a configured sink (a review: the checkpoint file may live in spill_dir too).
     expect(tree()).toContain('checkpoints.ndjson')
     expect(tree()).toContain('w2/sqlite_a.ndjson')

@@ -1,13 +1,13 @@
 // A spill file read back for replay, damaged the ways disks and crashes damage files: garbage, a
 // line that is JSON but not a record, a last line cut short, and characters across read boundaries.
 import { execFileSync, spawn } from 'node:child_process'
-import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { chain, GENESIS_HASH, hashOf, type AuditRecord, type RecordInput } from '../../../src/audit/record.ts'
 import type { StoredRow } from '../../../src/audit/sinks/sink.ts'
-import { SPILL_START, spillFor } from '../../../src/audit/spill.ts'
+import { segmentOf, SPILL_START, spillFor } from '../../../src/audit/spill.ts'
 
 const values = (i: number, userAgent: string | null = null): RecordInput => ({
   id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, time: '2026-11-26T12:00:00.000Z', request_id: `r${i}`, trace_id: null,
@@ -43,17 +43,17 @@ describe('replaying a damaged spill file', () => {
 
     // At start, before anything is appended after it: the cut-short line goes.
     const tail = spill.repairTail()
-    expect(tail).toEqual({ line: 7, offset: Buffer.byteLength(text) - cut.length, reason: expect.stringMatching(/^cut short \(not JSON/) })
+    expect(tail).toEqual({ file: spill.path, line: 7, offset: Buffer.byteLength(text) - cut.length, reason: expect.stringMatching(/^cut short \(not JSON/) })
     expect(readFileSync(spill.path, 'utf8').endsWith('\n')).toBe(true)
 
     const { rows: read, next, damaged } = await spill.read(SPILL_START, 100)
     expect(read).toEqual(rows)
     const garbageAt = Buffer.byteLength(line(rows[0]!))
     expect(damaged).toEqual([
-      { line: 2, offset: garbageAt, reason: expect.stringMatching(/^not JSON/) },
-      { line: 4, offset: garbageAt + Buffer.byteLength(`${garbage}\n${line(rows[1]!)}`), reason: 'no chain' },
+      { file: spill.path, line: 2, offset: garbageAt, reason: expect.stringMatching(/^not JSON/) },
+      { file: spill.path, line: 4, offset: garbageAt + Buffer.byteLength(`${garbage}\n${line(rows[1]!)}`), reason: 'no chain' },
     ])
-    expect(next).toEqual({ offset: spill.size(), line: 7 })
+    expect(next).toEqual({ segment: 0, offset: spill.size(), line: 7 })
 
     // Reported once: a second replay (after a failed write, or a restart) skips the blanked lines.
     expect(await spill.read(SPILL_START, 100)).toEqual({ rows, next, damaged: [] })
@@ -156,7 +156,7 @@ describe('replaying a damaged spill file', () => {
     const rest = await spill.read(first.next, 10)
     expect([...first.rows, ...rest.rows]).toEqual(rows)
     expect([...first.damaged, ...rest.damaged]).toEqual([])
-    expect(rest.next).toEqual({ offset: spill.size(), line: 4 })
+    expect(rest.next).toEqual({ segment: 0, offset: spill.size(), line: 4 })
   })
 })
 
@@ -176,5 +176,36 @@ describe('a named pipe where the spill file belongs', () => {
       await new Promise((resolve) => release.on('exit', resolve))
       await spill.close()
     }
+  })
+})
+
+describe('a spill in segments', () => {
+  it('reads its segments in number order across restarts, after the first was released, and names only its own files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bouncer-spill-'))
+    const spill = spillFor(dir, 'sqlite:/data/audit.db', undefined, 1_024)
+    const rows = rowsOf(40)
+    for (const row of rows) await spill.append([row], false) // ~1 KB segments: a few lines each
+    const files = readdirSync(dir).filter((f) => f.endsWith('.ndjson')).sort()
+    expect(files.length).toBeGreaterThan(10) // seg-2 before seg-10 is the reader's order, not the names'
+    const first = await spill.read(SPILL_START, 10)
+    expect(first.rows.map((r) => r.seq)).toEqual(rows.slice(0, 10).map((r) => r.seq))
+    spill.release(first.next)
+    expect(spill.after(SPILL_START)).toBe(spill.size())
+    await spill.close()
+
+    // A restart: a new reader from the start finds the segments left, in order.
+    const again = spillFor(dir, 'sqlite:/data/audit.db', undefined, 1_024)
+    const rest = await again.read(SPILL_START, 100)
+    expect(rest.rows.map((r) => r.seq)).toEqual(rows.slice(rest.rows[0]!.seq - 1).map((r) => r.seq))
+    expect(rest.rows.at(-1)?.seq).toBe(40)
+    expect(rest.rows[0]!.seq).toBeLessThanOrEqual(10) // what was read but not released is read again
+    expect(again.after(rest.next)).toBe(0)
+    again.clear()
+    expect(again.size()).toBe(0)
+    expect(readdirSync(dir).filter((f) => f.endsWith('.ndjson'))).toEqual(['sqlite_data_audit.db.ndjson'])
+
+    expect(segmentOf('a.ndjson', 'a.seg-3.ndjson')).toBe(3)
+    expect(segmentOf('a.ndjson', 'a.ndjson')).toBe(0)
+    for (const other of ['a.seg-03.ndjson', 'a.seg-0.ndjson', 'a.seg-x.ndjson', 'ab.seg-1.ndjson', 'a.seg-1.ndjson.quarantine', 'b.ndjson']) expect(segmentOf('a.ndjson', other)).toBeNull()
   })
 })
