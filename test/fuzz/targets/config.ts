@@ -272,7 +272,10 @@ export const mutatedConfigs = fuzzTarget({
       }
       const loaded = load(text)
       checkLoaded(loaded)
-      if (parseDocument(text).errors.length > 0) return // no interpolation happens on a file that is not YAML
+      // No interpolation happens on a file that is not YAML, nor on one with a merge key ("<<"), which
+      // the loader refuses as it refuses a YAML error, before it reads any value (a counterexample
+      // of CI's short run: `<<: 30s` beside an unset \${env: }, reported as the merge key alone).
+      if (parseDocument(text).errors.length > 0 || loaded.diagnostics.some((d) => d.message.startsWith('YAML merge keys'))) return
       for (const name of unsetNames) {
         const reported = loaded.diagnostics.some((d) => d.message === `environment variable ${name} is not set`)
         const stillThere = text.includes(`\${env:${name}}`)
@@ -285,6 +288,8 @@ export const mutatedConfigs = fuzzTarget({
     [0, [{ op: 'add', at: [0], key: 'shutdown_timeout', value: '30d' }, { op: 'share', at: [0], from: [0] }]],
     // `${env:__proto__}` read Object.prototype from the environment object: "set", as "[object Object]".
     [0, [{ op: 'env', at: [0], name: '__proto__' }, { op: 'share', at: [0], from: [0] }]],
+    // A merge key beside an unset reference: the file is refused at the merge key, before interpolation.
+    [1, [{ op: 'env', at: [0], name: ' ' }, { op: 'add', at: [595011451], key: '<<', value: '30s' }]],
   ],
 })
 
