@@ -16,7 +16,7 @@ import { connect, Socket } from 'node:net'
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { request } from 'undici'
@@ -76,6 +76,19 @@ interface LogLine {
 function logLines(text: string | string[], msg: string): LogLine[] {
   const lines = (Array.isArray(text) ? text.join('') : text).split('\n').filter((l) => l.startsWith('{'))
   return lines.map((l) => JSON.parse(l) as LogLine).filter((l) => l.msg === msg)
+}
+
+/** A gateway under audit.durability: sync with one upstream and one route, and its SQLite log's path; closed after the test. */
+async function syncGateway(upstreamConfig: Record<string, unknown>, route: Record<string, unknown>): Promise<{ gw: TestGateway; db: string }> {
+  const auditDir = await mkdtemp(join(dir, 'audit-'))
+  const db = join(auditDir, 'audit.db')
+  const gw = await startTestGateway({
+    audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(auditDir, 'spill'), durability: 'sync' },
+    upstreams: [upstreamConfig],
+    routes: [route],
+  })
+  closeLater(() => gw.close())
+  return { gw, db }
 }
 
 /**
@@ -366,14 +379,7 @@ describe('tasks of a running gateway', () => {
     expect(gw.state.audit.stats().dropped).toBe(1)
   })
   it('audit worker, durability: sync: one that dies with a request\'s record answers 503 audit_unavailable, not the upstream\'s 200, and records the 503', async () => {
-    const auditDir = await mkdtemp(join(dir, 'audit-'))
-    const db = join(auditDir, 'audit.db')
-    const gw = await startTestGateway({
-      audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(auditDir, 'spill'), durability: 'sync' },
-      upstreams: [{ name: 'api', url: upstream.url }],
-      routes: [{ id: 'hello', path: '/hello/*', upstream: 'api', public: true }],
-    })
-    closeLater(() => gw.close())
+    const { gw, db } = await syncGateway({ name: 'api', url: upstream.url }, { id: 'hello', path: '/hello/*', upstream: 'api', public: true })
     await endAuditWorkerOnNextBatch(gw) // the request's record
     const lost = await get(`${gw.url}/hello/record-lost`)
     expect(lost.status).toBe(503)
@@ -401,14 +407,7 @@ describe('tasks of a running gateway', () => {
       res.end('no')
     })
     closeLater(() => refusing.close())
-    const auditDir = await mkdtemp(join(dir, 'audit-'))
-    const db = join(auditDir, 'audit.db')
-    const gw = await startTestGateway({
-      audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(auditDir, 'spill'), durability: 'sync' },
-      upstreams: [{ name: 'ws', url: refusing.url }],
-      routes: [{ id: 'ws', path: '/ws/*', upstream: 'ws', public: true, websocket: true }],
-    })
-    closeLater(() => gw.close())
+    const { gw, db } = await syncGateway({ name: 'ws', url: refusing.url }, { id: 'ws', path: '/ws/*', upstream: 'ws', public: true, websocket: true })
     const unhandled: unknown[] = []
     const onUnhandled = (reason: unknown) => unhandled.push(reason)
     process.on('unhandledRejection', onUnhandled)
@@ -438,19 +437,12 @@ describe('tasks of a running gateway', () => {
     // Node's parser stays in error and says so again for each later chunk of the connection: while
     // the first refusal's answer waited for its commit, each made a record, a count and an answer of
     // its own (a review: one malformed request, two records).
-    const auditDir = await mkdtemp(join(dir, 'audit-'))
-    const db = join(auditDir, 'audit.db')
-    const gw = await startTestGateway({
-      audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(auditDir, 'spill'), durability: 'sync' },
-      upstreams: [{ name: 'api', url: upstream.url }],
-      routes: [{ id: 'hello', path: '/hello/*', upstream: 'api', public: true }],
-    })
-    closeLater(() => gw.close())
+    const { gw, db } = await syncGateway({ name: 'api', url: upstream.url }, { id: 'hello', path: '/hello/*', upstream: 'api', public: true })
     await waitFor(() => gw.state.audit.head() !== null, 'the audit worker ready (its message handler in place)')
     // The audit worker is kept busy (its thread blocked) until the test lets it go: the refusal's
     // commit is pending meanwhile.
-    const blocked = join(auditDir, 'blocked')
-    const release = join(auditDir, 'release')
+    const blocked = join(dirname(db), 'blocked')
+    const release = join(dirname(db), 'release')
     const session = new Session()
     session.connect()
     const unblocked = evaluateInWorker(session, '/audit/worker', `(() => { const fs = process.getBuiltinModule('node:fs'); fs.writeFileSync(${JSON.stringify(blocked)}, ''); const until = Date.now() + 20000; while (!fs.existsSync(${JSON.stringify(release)}) && Date.now() < until); return 1 })()`).finally(() => session.disconnect())
