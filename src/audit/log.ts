@@ -2,9 +2,8 @@
 // every `flush_interval` (or `max_batch` lines) hand the batch to the audit worker in one message.
 // `durability: sync` waits for the batch holding a record to be committed (group commit: whatever
 // is queued goes with it). Nothing here blocks on a sink.
-import { statSync } from 'node:fs'
 import { hostname } from 'node:os'
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { spillHeadroom, type AuditConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
@@ -16,7 +15,7 @@ import { checkpointPathOf } from './checkpoint.ts'
 import { LineBuffer } from './line-buffer.ts'
 import { recordLine, rejectedLine, type RejectedRequest } from './record.ts'
 import { sinkName } from './sinks/sink.ts'
-import { spillFileName, spillSegmentFiles } from './spill.ts'
+import { spillBytes } from './spill.ts'
 import type { FromWorker, ToWorker, WorkerConfig, WorkerSinkConfig, WorkerStats } from './worker.ts'
 
 export interface AuditStats extends WorkerStats {
@@ -316,15 +315,7 @@ function recordLost(): GatewayError {
 /** Bytes in the spill files the audit worker will count (its sinks' own, not adopted ones): one stat each, at start. */
 function spillBytesIn(dir: string, sinks: readonly WorkerSinkConfig[]): number {
   let sum = 0
-  for (const sink of sinks) {
-    for (const file of spillSegmentFiles(dir, spillFileName(sinkName(sink)))) {
-      try {
-        sum += statSync(join(dir, file)).size
-      } catch {
-        // released meanwhile
-      }
-    }
-  }
+  for (const sink of sinks) sum += spillBytes(dir, sinkName(sink))
   return sum
 }
 

@@ -103,6 +103,24 @@ export function spillSegmentFiles(dir: string, first: string): string[] {
   }).sort((a, b) => a.n - b.n).map((entry) => entry.name)
 }
 
+/** Bytes in the segment files of the spill `first` in `dir` (0 when there is none). */
+function bytesOfSegments(dir: string, first: string): number {
+  let sum = 0
+  for (const file of spillSegmentFiles(dir, first)) {
+    try {
+      sum += statSync(join(dir, file)).size
+    } catch {
+      // released meanwhile
+    }
+  }
+  return sum
+}
+
+/** Bytes waiting in sink `sinkName`'s spill in `dir`, read without making the directory (the request thread reads it at start). */
+export function spillBytes(dir: string, sinkName: string): number {
+  return bytesOfSegments(dir, spillFileName(sinkName))
+}
+
 /**
  * `legacyChain`: the chain of lines 0.1.0 wrote without one. The audit worker's own directory
  * passes the chain it continues (null when it began another: its chain.json names the new one by
@@ -141,11 +159,6 @@ export function spillFor(dir: string, sinkName: string, legacyChain?: string | n
     }
   }
 
-  function size(): number {
-    let sum = 0
-    for (const n of segments()) sum += sizeOf(n)
-    return sum
-  }
 
   /** Copies a damaged line out (fsynced), then blanks it in its segment. */
   function quarantine(bytes: Uint8Array, at: SpillCursor, reason: string): DamagedLine {
@@ -213,7 +226,7 @@ export function spillFor(dir: string, sinkName: string, legacyChain?: string | n
   return {
     path,
     quarantinePath,
-    size,
+    size: () => bytesOfSegments(dir, first),
     after(cursor) {
       let sum = 0
       for (const n of segments()) {

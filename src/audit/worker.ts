@@ -14,7 +14,7 @@ import { createPostgresSink } from './sinks/postgres.ts'
 import { LinkedRow, type AuditSink, type ChainHead, type SinkHead, type StoredRow } from './sinks/sink.ts'
 import { createSqliteSink } from './sinks/sqlite.ts'
 import { createStdoutSink } from './sinks/stdout.ts'
-import { SEGMENT_BYTES, segmentOf, spillFor, type Spill } from './spill.ts'
+import { SEGMENT_BYTES, segmentOf, spillBytes, spillFor, type Spill } from './spill.ts'
 import { spillBudget, type OnSpillFull } from './spill-budget.ts'
 import { adoptedSpillDirs, waitingSpillFiles } from './spill-adopt.ts'
 
@@ -137,7 +137,7 @@ const unavailable = (sink: AuditSink) => (err: unknown) => {
 const opened = await Promise.all(sinks.map((sink) => withinDeadline(sink.open(), OPEN_TIMEOUT_MS, `audit sink ${sink.name}`, () => {}).then(() => true, unavailable(sink))))
 const known = stateRead.kind === 'read' ? stateRead.state.chain : null
 async function headIn(sink: AuditSink, i: number): Promise<{ sink: string; head: SinkHead | null; spilled: boolean; unavailable: boolean }> {
-  const spilled = spillFor(config.spillDir, sink.name).size() > 0
+  const spilled = spillBytes(config.spillDir, sink.name) > 0
   if (known === null || !opened[i]) return { sink: sink.name, head: null, spilled, unavailable: true }
   try {
     return { sink: sink.name, head: await withinDeadline(sink.head(known), OPEN_TIMEOUT_MS, `audit sink ${sink.name}`, () => {}), spilled, unavailable: false }
