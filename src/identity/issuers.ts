@@ -92,10 +92,12 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     if (!scheduled && Date.now() - lastFailureAt < config.jwks_cooldown) throw new CoolingDown(config.name)
     try {
       const response = await fetch(url, init)
+      // Thrown here, not left to jose: its "Expected 200 OK from the JSON Web Key Set HTTP response"
+      // replaced this in lastError, so /readyz, the console and the cool-down's 503 never said
+      // which status the provider answered.
       if (response.status !== 200) {
-        lastFailureAt = Date.now()
-        lastError = `the JWKS endpoint answered HTTP ${response.status}`
-        return response
+        await response.body?.cancel().catch(() => {})
+        throw new Error(`the JWKS endpoint answered HTTP ${response.status}`)
       }
       // A 200 is a success only once its body is a key set jose can use: read here, under jose's
       // timeout (init.signal). The probe found an error JSON, an HTML page or a body that stalls

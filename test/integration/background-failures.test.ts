@@ -244,7 +244,7 @@ describe('tasks of a running gateway', () => {
     expect(await get(`${gw.url}/after`)).toMatchObject({ status: 200, text: 'hello from /after with Bearer value-that-stays-0123' })
   })
 
-  it('issuer keys: a JWKS endpoint that answers garbage and one that hangs up are failures; the gateway serves and says why in /readyz', async () => {
+  it('issuer keys: a JWKS endpoint that answers garbage, one that hangs up and one that answers 503 are failures; the gateway serves and says why in /readyz', async () => {
     const garbage = await startUpstream((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' })
       res.end('<html>this is not a key set</html>')
@@ -252,19 +252,24 @@ describe('tasks of a running gateway', () => {
     const hangup = await startUpstream((req) => {
       req.socket.destroy()
     })
-    closeLater(() => garbage.close(), () => hangup.close())
+    const refusing = await startUpstream((_req, res) => {
+      res.writeHead(503, { 'content-type': 'text/plain' })
+      res.end('down for maintenance')
+    })
+    closeLater(() => garbage.close(), () => hangup.close(), () => refusing.close())
     const gw = await gateway({
       issuers: [
         { name: 'garbage', issuer: 'https://garbage.example', jwks_uri: `${garbage.url}/jwks`, audiences: [AUDIENCE] },
         { name: 'hangup', issuer: 'https://hangup.example', jwks_uri: `${hangup.url}/jwks`, audiences: [AUDIENCE] },
+        { name: 'refusing', issuer: 'https://refusing.example', jwks_uri: `${refusing.url}/jwks`, audiences: [AUDIENCE] },
       ],
-      ...allowAnyCaller(['garbage', 'hangup']),
+      ...allowAnyCaller(['garbage', 'hangup', 'refusing']),
       upstreams: [{ name: 'api', url: upstream.url }],
       routes: [{ id: 'hello', path: '/hello/*', upstream: 'api', public: true }],
     })
 
-    await waitForMetric(gw.adminUrl, failures('issuer_keys'), 2)
-    await waitFor(() => new Set(logLines(gw.logs, 'issuer keys unavailable: retrying').map((l) => l.issuer)).size === 2, 'a failure of each issuer')
+    await waitForMetric(gw.adminUrl, failures('issuer_keys'), 3)
+    await waitFor(() => new Set(logLines(gw.logs, 'issuer keys unavailable: retrying').map((l) => l.issuer)).size === 3, 'a failure of each issuer')
     const failureOf = (issuer: string) => logLines(gw.logs, 'issuer keys unavailable: retrying').find((l) => l.issuer === issuer)
     expect(failureOf('garbage')).toMatchObject({
       level: 'error', task: 'issuer_keys', cached_keys: false, reason: 'the JWKS endpoint answered 200 with a body that is not JSON',
@@ -275,6 +280,9 @@ describe('tasks of a running gateway', () => {
     const readyz = JSON.parse((await get(`${gw.adminUrl}/readyz`)).text) as { checks: Record<string, string> }
     expect(readyz.checks['issuer:garbage']).toMatch(/^unavailable: /)
     expect(readyz.checks['issuer:hangup']).toMatch(/^unavailable: /)
+    // The status, not jose's "Expected 200 OK from the JSON Web Key Set HTTP response" (which replaced it).
+    expect(failureOf('refusing')).toMatchObject({ level: 'error', task: 'issuer_keys', reason: 'the JWKS endpoint answered HTTP 503' })
+    expect(readyz.checks['issuer:refusing']).toBe('unavailable: the JWKS endpoint answered HTTP 503')
   })
 
   it('trace export: a collector that refuses the spans is a failure, logged once (no password of its URL) and again when it takes them', async () => {
