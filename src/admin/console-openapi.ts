@@ -33,6 +33,15 @@ const SEARCH = [
 ]
 const series = array(nullable(number))
 const verdict = shape({ effect: { enum: ['allow', 'deny'] }, status: integer, code: nullable(string), statement: nullable(string), reason: string })
+const issuerFields = { name: string, type: string, state: string, keys: array({ type: 'object' }), last_refresh: nullable(string), last_error: nullable(string) }
+/** An issuer in the catalog; `workers` only under server.workers (so not required). */
+const issuerShape: JsonSchema = {
+  ...shape(issuerFields),
+  properties: {
+    ...issuerFields,
+    workers: { ...array(shape({ worker: string, state: string, keys: integer, last_refresh: nullable(string), last_error: nullable(string) })), description: 'with server.workers only: each worker\'s own key set (each fetches its own); the fields above are then the worst worker\'s' },
+  },
+}
 const recordedFields = {
   status: integer, code: nullable(string), statement: nullable(string), detail: nullable(string),
   roles: { ...nullable(array(string)), description: 'the roles the gateway assumed; null when the record could not be read again' },
@@ -108,7 +117,7 @@ export const consoleSchemas: Record<string, JsonSchema> = {
     routes: array(shape({ id: string, methods: array(string), path: string, public: boolean, limits: array(string), target: { type: 'object' } })),
     roles: array(string),
     matrix: { type: 'object', description: 'route id → role → { allow: methods, deny: methods, conditional }' },
-    issuers: array(shape({ name: string, type: string, state: string, keys: array({ type: 'object' }), last_refresh: nullable(string), last_error: nullable(string) })),
+    issuers: array(issuerShape),
     drift: array(shape({ detail: nullable(string), count: integer, last: string })),
     limits: array(shape({ name: string, key: string, rate: nullable(string), burst: nullable(integer), quota: nullable(string), routes: array(string), refused_1h: integer })),
     approvals: { anyOf: [{ type: 'null' }, array({ type: 'object' })], description: 'the pending approvals (GET /api/approvals?status=pending); null where the gateway has none' },

@@ -63,6 +63,11 @@ export interface Catalog {
     /** The public keys held now: their ids and algorithms, never more. */
     keys: ReadonlyArray<{ kid: string | null; kty: string; alg: string | null }>
     last_refresh: string | null; last_error: string | null
+    /**
+     * With server.workers, each worker's own (each fetches its key sets): the fields above are then
+     * the worst worker's (instance/workers/catalog-merge.ts).
+     */
+    workers?: Array<{ worker: string; state: Catalog['issuers'][number]['state']; keys: number; last_refresh: string | null; last_error: string | null }>
   }>
   /** Tokens of issuers no config names, seen in the last hour. */
   drift: AuditCounts['unknown_issuers']

@@ -1,5 +1,5 @@
 export { adminRoutes, type AdminActions } from './api.ts'
 export { adminAuth, consoleSignInOf, type AdminAuth } from './auth.ts'
 export { adminChangesRecorded } from './change-audit.ts'
-export type { ReloadResult } from './console-shapes.ts'
+export type { Catalog, ReloadResult } from './console-shapes.ts'
 export { ADMIN_CLIENT_HEADER, adminClientOf, createAdminServer, type AdminRoute, type Readiness } from './server.ts'

@@ -7,6 +7,20 @@ import { Empty, Failure, Panel } from '../ui'
 import type { Catalog, Secrets } from '../../../src/admin/console-shapes.ts'
 import type { Approval } from '../../../src/agents/mcp/approval-shapes.ts'
 
+/**
+ * Under server.workers each worker fetches an issuer's keys itself; the row shows the worst worker's
+ * state, and here which workers differ (only when they do: agreeing workers add nothing to read).
+ */
+function WorkerStates({ issuer }: { issuer: Catalog['issuers'][number] }) {
+  const workers = issuer.workers ?? []
+  if (workers.every((w) => w.state === workers[0]?.state && w.last_error === workers[0]?.last_error)) return null
+  return (
+    <ul class="worker-states">
+      {workers.map((w) => <li class={w.state === 'ready' ? 'ok' : 'bad'}>{w.worker}: {w.state}{w.last_error ? ` (${w.last_error})` : ''}</li>)}
+    </ul>
+  )
+}
+
 function Approvals({ pending }: { pending: Approval[] | null }) {
   const [items, setItems] = useState<Approval[] | null>(pending)
   const absent = pending === null
@@ -100,7 +114,7 @@ export function CatalogPage() {
                     {catalog.issuers.map((i) => (
                       <tr>
                         <td><b>{i.name}</b><br /><small>{i.issuer ?? i.type}</small></td>
-                        <td class={i.state === 'ready' ? 'ok' : 'bad'}>{i.state}{i.last_error && <div class="problem">{i.last_error}</div>}</td>
+                        <td class={i.state === 'ready' ? 'ok' : 'bad'}>{i.state}{i.last_error && <div class="problem">{i.last_error}</div>}<WorkerStates issuer={i} /></td>
                         <td>{i.keys.length === 0 ? '–' : i.keys.map((k) => <div><code>{k.kid ?? '(no kid)'}</code> {k.alg ?? k.kty}</div>)}</td>
                         <td>{ago(i.last_refresh)}</td>
                       </tr>

@@ -19,7 +19,7 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { requestWorkerLimits } from './young-generation.ts'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { ADMIN_CLIENT_HEADER, adminClientOf } from '../../admin/index.ts'
+import { ADMIN_CLIENT_HEADER, adminClientOf, type Catalog } from '../../admin/index.ts'
 import { releaseAuditSpills, type AuditHead } from '../../audit/index.ts'
 import { listenUrl, readConfigFile, startSettingsOf, type Config } from '../../config/index.ts'
 import { asGatewayError, GatewayError, parserRefusal, sendProblem, sendRawProblem } from '../../errors/index.ts'
@@ -35,6 +35,7 @@ import type { ReloadResult } from '../reload.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
 import { ask, pickHeaders, pipeTo, refusedConnection, type Answer } from './worker-admin.ts'
 import { addToCounter, carry, mergeMetrics, parseMetrics, type Families } from './metrics-merge.ts'
+import { mergeCatalogs } from './catalog-merge.ts'
 
 const THREAD_URL = new URL(import.meta.url.endsWith('.ts') ? './thread.ts' : './thread.js', import.meta.url)
 /** A drain that has not ended the thread this long past shutdown_timeout is cut short. */
@@ -481,6 +482,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     }
     // HEAD too: passed to one worker, its content-length was that worker's answer, not the merged one (a probe).
     if (path === '/api/audit/head' && (method === 'GET' || method === 'HEAD')) return auditHeads(req, res)
+    // Each worker's issuers have key sets of their own: the console's catalog shows every worker's.
+    if (path === '/api/catalog' && (method === 'GET' || method === 'HEAD')) return catalog(req, res)
     // The rest of /api/*: any worker answers as the gateway would (auth included).
     // POST /api/reload too: the worker's admin API checks the caller exactly as a single gateway
     // does (admin access; a console session's Origin), then asks this primary to reload every
@@ -529,6 +532,26 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       return [{ worker: slot.id, chain, head, checkpoint }]
     })
     sendJson(res, 200, { ...(JSON.parse(first.body) as AuditHead), workers: heads } satisfies AuditHead)
+  }
+
+  /** The first worker's catalog, each issuer as its worst worker has it and every worker's state beside it. */
+  async function catalog(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const live = answering()
+    if (live.length === 0) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
+    const asked = await Promise.all(live.map(async (slot) => ({ slot, answer: await ask(slot, 'GET', '/api/catalog', credentialsOf(req)).catch(() => null) })))
+    const answered = asked.filter((each): each is { slot: Slot; answer: Answer } => each.answer?.status === 200)
+    const first = asked.find((each) => each.answer !== null)?.answer
+    // Refused (who asks, a console session's Origin) or no worker answered: as one worker answers.
+    if (!first || first.status !== 200 || answered.length === 0) {
+      if (!first) throw new GatewayError('internal_error', { detail: 'No worker answered.' })
+      res.writeHead(first.status, pickHeaders(first.headers))
+      res.end(req.method === 'HEAD' ? undefined : first.body)
+      return
+    }
+    const merged = mergeCatalogs(answered.map(({ slot, answer }) => ({ worker: slot.id, catalog: JSON.parse(answer.body) as Catalog })))
+    const text = JSON.stringify(merged)
+    res.writeHead(200, { ...pickHeaders(first.headers), 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+    res.end(req.method === 'HEAD' ? undefined : text)
   }
 
   async function metrics(res: ServerResponse): Promise<void> {
