@@ -30,11 +30,11 @@ const LOOKUP = /SELECT id, principal[^\0]* WHERE id = \$1/
 
 interface LookupRelay {
   port: number
-  /** Holds PostgreSQL's answers to the next `count` lookups (each on its connection) until release(). */
+  /** Holds PostgreSQL's answers to the next `count` lookups (each on its connection) until release(); 0: holds no more. */
   hold(count: number): void
   /** Lookups PostgreSQL has answered and the relay holds. */
   held(): number
-  /** Passes the held answers on, in order, and holds no more. */
+  /** Passes the held answers on, in order. */
   release(): void
   close(): Promise<void>
 }
@@ -55,7 +55,7 @@ async function startLookupRelay(): Promise<LookupRelay> {
     client.on('close', () => server.destroy())
     server.on('close', () => client.destroy())
     client.on('data', (chunk: Buffer) => {
-      if (toHold > 0 && held === null && LOOKUP.test(chunk.toString('latin1'))) {
+      if (toHold > 0 && (held === null || !holding.has(held)) && LOOKUP.test(chunk.toString('latin1'))) {
         toHold--
         held = { client, queue: [], answered: false }
         holding.add(held)
@@ -75,7 +75,6 @@ async function startLookupRelay(): Promise<LookupRelay> {
     hold: (count) => void (toHold = count),
     held: () => [...holding].filter((h) => h.answered).length,
     release() {
-      toHold = 0
       for (const h of holding) for (const chunk of h.queue) h.client.write(chunk)
       holding.clear()
     },
@@ -167,8 +166,31 @@ describe('one gateway', () => {
       expect(await send(client, key)).toBe('401 api_key_revoked')
       expect(await send(late, key)).toBe('401 api_key_revoked')
     } finally {
+      relay.hold(0)
       relay.release()
       await Promise.all([client.close(), late.close()])
+    }
+  }, 30_000)
+
+  it('a lookup whose every read (three) a revocation overlapped is refused with 503, never answered from one of them', async () => {
+    const { key, id } = await createKey(schema)
+    const client = new Client(gateway.url, { pipelining: 1 })
+    try {
+      relay.hold(1)
+      const raced = send(client, key)
+      for (let read = 1; read <= 3; read++) {
+        await waitFor(() => relay.held() === 1, `PostgreSQL to answer read ${read}`)
+        await revoke(gateway.adminUrl, id) // the second and third time: already revoked, forgotten again
+        relay.hold(read < 3 ? 1 : 0) // the read that follows
+        relay.release()
+      }
+      expect(await raced).toBe('503 identity_provider_unavailable')
+      // The next lookup reads once, undisturbed.
+      expect(await send(client, key)).toBe('401 api_key_revoked')
+    } finally {
+      relay.hold(0)
+      relay.release()
+      await client.close()
     }
   }, 30_000)
 })
@@ -206,6 +228,7 @@ describe('server.workers: 2', () => {
       // Within api_keys.cache of the raced lookups, on every connection (both workers).
       expect(await Promise.all(clients.map((client) => send(client, key)))).toEqual(Array(clients.length).fill('401 api_key_revoked'))
     } finally {
+      relay.hold(0)
       relay.release()
       await Promise.all(clients.map((client) => client.close()))
     }
