@@ -137,14 +137,14 @@ const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }) }
  */
 export function createRuntimeDeps(
   logger: Logger,
-  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources; sharedLimits?: SharedLimitsTable; mcpSessionKey?: string; datasetKey?: string; healthChecks?: HealthCheckRole },
+  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources; sharedLimits?: SharedLimitsTable; apiKeyRevocations?: SharedArrayBuffer; mcpSessionKey?: string; datasetKey?: string; healthChecks?: HealthCheckRole },
 ): CompileDeps & { closeAll(): Promise<void> } {
   const upstreams = createUpstreamRegistry({ logger, background: options.offline ? null : options.background, healthChecks: options.healthChecks ?? 'alone' })
   const functions = createFunctionRegistry(logger, options)
   const datasources = createDatasourceRegistry(logger, options)
   const issuers = createIssuerRegistry(logger, options.keySetEvents ?? { refreshed() {}, failed() {} }, options)
   const limitsStores = createLimitsStoreRegistry(logger, options)
-  const apiKeys = createApiKeyDirectoryRegistry(logger, options)
+  const apiKeys = createApiKeyDirectoryRegistry(logger, options, options.apiKeyRevocations)
   const sessionStores = createSessionStoreRegistry(logger, options)
   const agents = createAgentsRegistry(logger, options.mcpSessionKey)
   return {

@@ -7,7 +7,7 @@ export {
 } from './authenticate.ts'
 export { createIntrospector, type Introspector } from './introspection.ts'
 export { apiKeyVerifier } from './api-keys/verifier.ts'
-export { createApiKeyDirectoryRegistry, openApiKeyStore, type ApiKeyDirectory, type ApiKeyDirectoryRegistry } from './api-keys/directory.ts'
+export { apiKeyRevocations, createApiKeyDirectoryRegistry, openApiKeyStore, type ApiKeyDirectory, type ApiKeyDirectoryRegistry } from './api-keys/directory.ts'
 export { apiKeyId, newApiKey, parseApiKey, PRINCIPAL_NAME } from './api-keys/key.ts'
 export { ApiKeyStoreError, keyDocument, statusOf, type ApiKeyDocument, type ApiKeyRecord, type ApiKeyStatus, type ApiKeyStore } from './api-keys/store.ts'
 export { clientCertVerifier, subjectAltNames, type X509Issuer } from './x509.ts'

@@ -98,6 +98,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
   const compile = createRuntimeDeps(logger, {
     background,
     sharedLimits: options.worker?.sharedLimits,
+    apiKeyRevocations: options.worker?.apiKeyRevocations,
     healthChecks: !options.worker ? 'alone' : leads ? 'prober' : 'follower',
     mcpSessionKey: keys.get(MCP_SESSION_KEY),
     datasetKey: keys.get(DATASET_KEY),

@@ -1,8 +1,11 @@
 // Found by an adversarial probe (workers x API keys x the admin API): with server.workers, a key
 // revoked by DELETE /api/keys/{id} was refused by the worker that answered the admin request, and
 // let through by the other for up to api_keys.cache (it used its cached record), where README says
-// the gateway that revoked through its admin API refuses the key at once. The worker that forgets a
-// revoked key now tells the others (a BroadcastChannel among the process's threads).
+// the gateway that revoked through its admin API refuses the key at once. The workers now share
+// revocation counters (shared memory): a forget moves the key's before the admin API answers, and a
+// worker uses a cached record only while its count is the one it was read under (an earlier fix,
+// a message on a BroadcastChannel, could reach the other worker after its next request). Lookups in
+// flight during the revocation: api-keys-revocation-race.test.ts.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

@@ -16,6 +16,11 @@ export interface WorkerRole {
   sharedLimits?: SharedLimitsTable
   /** The store of the keys the gateway makes itself (secrets/shared-memory.ts): one for all workers, the primary's. */
   sharedKeys?: SharedArrayBuffer
+  /**
+   * The API key revocation counters every worker shares (the primary made them): a key revoked through
+   * one worker's admin API is refused by all at once, even by a lookup under way (identity/api-keys/directory.ts).
+   */
+  apiKeyRevocations?: SharedArrayBuffer
   /** Where its admin listener is: a Unix socket in a directory only the primary's user reads. */
   adminSocket: string
   /**

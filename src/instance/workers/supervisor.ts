@@ -27,6 +27,7 @@ import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 // HELD_THREAD_GRACE_MS: how long a thread cut short may take to end before the shutdown, or a failed
 // start, goes on without it (terminate() stops JavaScript, not a system call).
 import { BACKGROUND_TASKS, createBackgroundTasks, createHeapMetrics, HELD_THREAD_GRACE_MS, terminateThread, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
+import { apiKeyRevocations as createApiKeyRevocations } from '../../identity/index.ts'
 import { releaseKeyStoreLockOf } from '../../secrets/index.ts'
 import { ownKeyStore } from '../own-keys.ts'
 import { claimAuditSpills, ConfigError, diagnosticLines } from '../prepare.ts'
@@ -131,6 +132,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const maxKeys = config.limits_store.type === 'memory' ? config.limits_store.max_keys : 100_000
   const sharedLimits = createSharedLimitsTable(maxKeys)
   const sharedKeys = ownKeyStore({ forWorkers: true }).buffer
+  const apiKeyRevocations = createApiKeyRevocations()
   const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
   const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
     id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0, text: options.configText, ticketKeys: null,
@@ -155,7 +157,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     slot.text = configText
     slot.ticketKeys = ticketKeys
     const auditOutstanding = new Int32Array(new SharedArrayBuffer(4))
-    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, workers: options.count, sharedLimits, sharedKeys, adminSocket: slot.socket, ticketKeys, auditOutstanding }, env: options.env }
+    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, workers: options.count, sharedLimits, sharedKeys, apiKeyRevocations, adminSocket: slot.socket, ticketKeys, auditOutstanding }, env: options.env }
     rmSync(slot.socket, { force: true })
     const thread = new Worker(THREAD_URL, { workerData: data, env: options.env, name: `bouncer ${slot.id}`, resourceLimits: requestWorkerLimits() })
     slot.thread = thread
