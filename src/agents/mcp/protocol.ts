@@ -6,7 +6,7 @@ import { ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type Ser
 import type { McpConfig } from '../../config/index.ts'
 import { GatewayError, problemBody } from '../../errors/index.ts'
 import { actorOf, CLIENT_CLOSED_REQUEST, subjectIssuer, type Caller, type InternalDispatch, type InternalRequest, type InternalResponse, type RecordAudit, type ToolCallFacts } from '../../request/index.ts'
-import { traceContextOf, type Logger, type TraceContext } from '../../telemetry/index.ts'
+import { endMcpCallSpan, startMcpCallSpan, traceContextOf, type Logger, type TraceContext, type Tracing } from '../../telemetry/index.ts'
 import { MAX_PENDING_PER_CALLER, type Approval, type ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
 import { answerTooLarge, CallNotSent, CallTimedOut, type UpstreamMcpServer } from './servers.ts'
@@ -26,6 +26,8 @@ export interface ProtocolDeps {
   /** Charges a route's limits for a call that will not reach the route (one held for approval): the refusal, or null. */
   chargeRoute: (caller: Caller, routeId: string) => Promise<GatewayError | null>
   logger: Logger
+  /** Spans, when telemetry.otlp_endpoint is set: a call to an aggregated server's tool has one, its trace context sent to the server. */
+  tracing: Tracing | null
   /** Where approvers decide, for the pending answer. */
   approveHint: (id: string) => string
 }
@@ -213,14 +215,20 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
     void ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, ...progress } })
   }
   const base = { route: `mcp:${entry.name}`, statement, upstream: `mcp:${server.config.name}` }
+  // The call's client span, a child of the MCP request's: the server is sent its trace context.
+  const parent = deps.tracing ? mcpRequestSpan(facts.trace) : null
+  const traced = deps.tracing && parent ? startMcpCallSpan(deps.tracing, parent, { server: server.config.name, url: server.config.url, tool: upstreamName, name: entry.name, listed: entry.target.listed !== false }) : null
+  let errorType: string | null = null
   try {
-    const result = await server.callTool(upstreamName, args, { signal: ctx.mcpReq.signal, onprogress })
+    const result = await server.callTool(upstreamName, args, { signal: ctx.mcpReq.signal, onprogress, trace: traced?.trace ?? null })
+    if (result.isError) errorType = 'tool_error'
     deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, status: 200, decision: 'allow', code: null, note: result.isError ? 'The tool answered with an error.' : null }))
     return { result, mayHaveRun: true }
   } catch (err) {
     const message = (err as Error).message
     if (!(err instanceof CallTimedOut) && ctx.mcpReq.signal.aborted) {
       // The agent cancelled the call or went away (or its session ended): not the server's failure, and nobody to answer.
+      errorType = 'cancelled'
       const note = `The call was given up before MCP server ${server.config.name} answered: the agent cancelled it, closed its connection, or its session ended.`
       deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, status: CLIENT_CLOSED_REQUEST, decision: 'allow', code: null, note }))
       return { result: { content: [{ type: 'text', text: note }], isError: true }, mayHaveRun: true }
@@ -228,10 +236,22 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
     const failure = err instanceof CallTimedOut ? { status: 504, code: 'upstream_timeout' as const }
       : answerTooLarge(err) ? { status: 413, code: 'payload_too_large' as const }
         : err instanceof CallNotSent ? { status: 502, code: 'upstream_unavailable' as const } : { status: 502, code: 'upstream_error' as const }
+    // The conventions' error.type: the JSON-RPC error's code when the server answered one.
+    errorType = err instanceof ProtocolError && failure.status !== 413 ? String(err.code) : failure.code
     deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, ...failure, decision: 'error', note: `MCP server ${server.config.name}: ${message}` }))
     if (err instanceof ProtocolError && failure.status !== 413) throw err
     return { result: { content: [{ type: 'text', text: `The MCP server ${server.config.name} failed: ${message}` }], isError: true }, mayHaveRun: !(err instanceof CallNotSent) }
+  } finally {
+    if (traced) endMcpCallSpan(traced.span, errorType)
   }
+}
+
+/**
+ * The MCP request's own span, from the trace the call's records carry (agentTrace: the MCP
+ * request's traceparent, which endpoint.ts webRequest sets to the request span's ids, continued).
+ */
+function mcpRequestSpan(trace: TraceContext | null | undefined): TraceContext | null {
+  return trace?.parentSpanId ? { ...trace, spanId: trace.parentSpanId, parentSpanId: null } : null
 }
 
 /**
