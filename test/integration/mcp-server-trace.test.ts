@@ -46,11 +46,20 @@ let transparent: McpTestSetup
 
 /**
  * A stateless MCP server (the SDK's) noting the `_meta` and headers of each call: tools `probe`,
- * `broken` (a result with isError) and `failing` (a JSON-RPC error, code -32001).
+ * `broken` (a result with isError) and `failing` (a JSON-RPC error, code -32001); a resource and a
+ * prompt (noted as `resources/read` and `prompts/get`), which the transparent mode passes through.
  */
 async function startProbeServer(): Promise<Server> {
   const http = createServer(async (req, res) => {
-    const mcp = new McpServer({ name: 'probe', version: '1' }, { capabilities: { tools: {} } })
+    const mcp = new McpServer({ name: 'probe', version: '1' }, { capabilities: { tools: {}, resources: {}, prompts: {} } })
+    mcp.setRequestHandler('resources/read', async (request) => {
+      seen.push({ tool: 'resources/read', meta: { ...request.params._meta }, headers: req.headers })
+      return { contents: [{ uri: request.params.uri, mimeType: 'text/plain', text: 'read' }] }
+    })
+    mcp.setRequestHandler('prompts/get', async (request) => {
+      seen.push({ tool: 'prompts/get', meta: { ...request.params._meta }, headers: req.headers })
+      return { messages: [{ role: 'user', content: { type: 'text', text: `prompt ${request.params.name}` } }] }
+    })
     mcp.setRequestHandler('tools/list', async () => ({ tools: ['probe', 'broken', 'failing'].map((name) => ({ name, inputSchema: { type: 'object' as const } })) }))
     mcp.setRequestHandler('tools/call', async (request) => {
       seen.push({ tool: request.params.name, meta: { ...request.params._meta }, headers: req.headers })
@@ -252,6 +261,33 @@ describe('a tool call to an aggregated MCP server and the trace', () => {
     expect(madeUpSpan.name).toBe('tools/call')
     expect(attributesOf(madeUpSpan)).toMatchObject({ 'gen_ai.tool.name': 'made_up_0042', 'bouncer.tool': 'made_up_0042' })
     expect(madeUpSpan.parentSpanId).toBe((await requestSpan('trace-made-up')).spanId)
+  }, 60_000)
+
+  // What the transparent mode passes through went on with the agent's own `_meta` as it came: its
+  // trace context, if any, skipped the gateway's spans; the gateway's own was never sent.
+  it('a resource read and a prompt passed through go on in the MCP request\'s trace, under a span of their own (transparent mode)', async () => {
+    const client = await agent(transparent, '2025-11-25')
+    const before = seen.length
+    try {
+      await client.readResource({ uri: 'probe://one', _meta: { traceparent: `00-${AGENT_TRACE}-${AGENT_PARENT}-01` } }, { headers: { 'x-request-id': 'trace-read' } })
+      await client.getPrompt({ name: 'summary' }, { headers: { 'x-request-id': 'trace-prompt' } })
+    } finally {
+      await client.close()
+    }
+    const [read, prompt] = seen.slice(before)
+    for (const [call, requestId, name] of [[read, 'trace-read', 'resources/read'], [prompt, 'trace-prompt', 'prompts/get']] as const) {
+      expect(call?.tool).toBe(name)
+      const traceparent = String(call?.meta.traceparent)
+      const [, traceId, parentId] = traceparent.split('-')
+      expect(call?.headers.traceparent).toBe(traceparent)
+      const mcpRequest = await requestSpan(requestId)
+      expect(traceId).toBe(mcpRequest.traceId)
+      const span = await exportedSpan(parentId as string)
+      expect(span).toMatchObject({ name, kind: 3, traceId: mcpRequest.traceId, parentSpanId: mcpRequest.spanId })
+      expect(attributesOf(span)).toMatchObject({ 'mcp.method.name': name, 'bouncer.upstream': 'mcp:traced' })
+    }
+    // The agent's own `_meta` trace context is not the server's parent: the gateway is a hop of its own.
+    expect(String(read?.meta.traceparent)).not.toContain(AGENT_PARENT)
   }, 60_000)
 
   it('with tracing off sends no trace context to the server', async () => {

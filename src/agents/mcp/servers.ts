@@ -279,7 +279,7 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
  * W3C trace context as MCP carries it (2026-07-28 "OpenTelemetry trace context", SEP-414: the
  * unprefixed `_meta` keys `traceparent` and `tracestate`), the same names as the HTTP headers.
  */
-function traceCarrier(trace: TraceContext): Record<string, string> {
+export function traceCarrier(trace: TraceContext): Record<string, string> {
   return trace.tracestate ? { traceparent: traceparentOf(trace), tracestate: trace.tracestate } : { traceparent: traceparentOf(trace) }
 }
 
