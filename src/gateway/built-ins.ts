@@ -5,6 +5,7 @@
 import type { ExchangeEndpoint } from '../agents/index.ts'
 import type { BrowserAnswer, CredentialInput, SignIn } from '../identity/index.ts'
 import { documentBackend, nothingServed, sendWhole, type Backend, type InternalDispatch, type RecordAudit, type RequestContext } from '../request/index.ts'
+import type { Tracing } from '../telemetry/index.ts'
 import type { PublishedJwks } from '../upstream/index.ts'
 
 /** What the built-in endpoints read from the running gateway, handed in at compile time. */
@@ -15,6 +16,8 @@ export interface BuiltInSources {
   dispatch?: InternalDispatch
   /** Queues an audit record of a tool call the MCP endpoint served itself. */
   audit?: RecordAudit
+  /** The gateway's spans (telemetry.otlp_endpoint): a call to an aggregated MCP server's tool has one. */
+  tracing?: Tracing | null
 }
 
 export interface BuiltInRoute {

@@ -291,6 +291,7 @@ function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<
     approvals: (path: string) => deps.agents.approvals(path),
     sessions: (path: string, create: Parameters<AgentsRegistry['sessions']>[1]) => deps.agents.sessions(path, create),
     logger: deps.logger,
+    tracing: builtIns.tracing ?? null,
   }
 }
 

@@ -111,6 +111,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
       // MCP tool calls run through this gateway's own pipeline, and are audited in its log.
       dispatch: (request) => dispatchInternally(request),
       audit: (facts) => audit.record(facts),
+      tracing,
     },
   })
   // A reload's assertion signer takes over the running one's key, and its exchange keys keep the running

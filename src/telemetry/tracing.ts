@@ -171,6 +171,74 @@ export function startUpstreamSpan(tracing: Tracing, spans: RequestSpans, upstrea
   return span.spanContext().spanId
 }
 
+/** A request to an aggregated MCP server, as its span names it. */
+export interface McpClientRequest {
+  /** Its MCP method (mcp.method.name): `tools/call`, or what the transparent mode passes through (`resources/read`…). */
+  method: string
+  /** The server's name (mcp.servers[].name). */
+  server: string
+  /** The server's URL: its host and port are the span's server.address and server.port (never the query). */
+  url: string
+  /** A `tools/call`'s tool. */
+  tool?: McpToolName
+}
+
+export interface McpToolName {
+  /** The tool's name at the server (without the SERVER__ prefix agents see). */
+  upstreamName: string
+  /** The tool's name as agents call it. */
+  name: string
+  /** Whether the server lists the tool: the transparent mode passes on any name an agent makes up. */
+  listed: boolean
+}
+
+/** MCP's longest tool name: what a span keeps of a name the server does not list. */
+const TOOL_NAME_LENGTH = 128
+
+/**
+ * A request to an aggregated MCP server (a tool call, or what the transparent mode passes through):
+ * a client span, a child of the MCP request's span (`parent`: the MCP request's trace, its spanId
+ * the request span's), named and attributed as OpenTelemetry's MCP conventions say (`tools/call
+ * TOOL`, `resources/read`; mcp.method.name, gen_ai.tool.name). The SDK client shares one connection
+ * across requests, so nothing of HTTP tracing could follow one: answers the trace context the server
+ * is sent for this request, its parent-id the span's.
+ */
+export function startMcpClientSpan(tracing: Tracing, parent: TraceContext, request: McpClientRequest): { span: Span; trace: TraceContext } {
+  const within = trace.setSpanContext(ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: Number.parseInt(parent.flags, 16) & 1 })
+  const url = new URL(request.url)
+  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port)
+  const tool = request.tool
+  // A tool name the server does not list is the agent's to make up (a span name each, or kilobytes
+  // of one): the span is then the method alone, as the conventions say when no low-cardinality
+  // target is known (and so is every passed-through request: a prompt's name is the agent's too).
+  const span = tracing.tracer.startSpan(tool?.listed ? `${request.method} ${tool.upstreamName}` : request.method, {
+    kind: SpanKind.CLIENT,
+    attributes: {
+      'mcp.method.name': request.method,
+      'server.address': url.hostname.replace(/^\[|\]$/g, ''), 'server.port': port, 'network.transport': 'tcp', 'network.protocol.name': 'http',
+      'bouncer.upstream': `mcp:${request.server}`,
+      ...(tool ? { 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': tool.upstreamName.slice(0, TOOL_NAME_LENGTH), 'bouncer.tool': tool.name.slice(0, TOOL_NAME_LENGTH) } : {}),
+    },
+  }, within)
+  const ids = span.spanContext()
+  // Sampled as the span is (recorded or not), with the caller's random-id bit: as an upstream's traceparent.
+  const flags = `0${(Number.parseInt(parent.flags, 16) & 0x02) | (ids.traceFlags & 0x01)}`
+  return { span, trace: { traceId: ids.traceId, spanId: ids.spanId, parentSpanId: parent.spanId, flags, tracestate: parent.tracestate } }
+}
+
+/**
+ * Ends a request's span. `errorType`: null when the server answered a result; `tool_error` when
+ * a tool's result is an error (the conventions' value); the JSON-RPC error's code, or the gateway's
+ * own code (upstream_timeout…), when it failed. The status says the code, never the server's words.
+ */
+export function endMcpClientSpan(span: Span, errorType: string | null): void {
+  if (errorType !== null) {
+    span.setAttribute('error.type', errorType)
+    span.setStatus({ code: SpanStatusCode.ERROR, message: errorType })
+  }
+  span.end()
+}
+
 export interface RequestOutcome extends AuthOutcome {
   status: number
   decision: string

@@ -19,7 +19,8 @@ export const SEPARATOR = '__'
 
 export type ToolTarget =
   | { kind: 'route'; source: RouteToolSource; route: { public: boolean; policy: RoutePolicy | undefined } }
-  | { kind: 'server'; server: UpstreamMcpServer; upstreamName: string }
+  /** `listed` false: a name the transparent mode's server does not list, which the agent made up. */
+  | { kind: 'server'; server: UpstreamMcpServer; upstreamName: string; listed?: false }
 
 export interface ToolEntry {
   readonly name: string
@@ -120,7 +121,7 @@ export function createCatalog(routeTools: ReadonlyMap<string, ToolEntry>, server
     async callable(name) {
       const found = await catalog.find(name)
       if (found || !transparent) return found
-      return { name, definition: { name, inputSchema: { type: 'object' } }, target: { kind: 'server', server: transparent, upstreamName: name } }
+      return { name, definition: { name, inputSchema: { type: 'object' } }, target: { kind: 'server', server: transparent, upstreamName: name, listed: false } }
     },
     async listFor(caller) {
       return (await catalog.entries()).filter((entry) => catalog.toolAccess(caller, entry).allowed)

@@ -12,7 +12,7 @@ import { corsPolicy, drainedOrClosed, type CorsPolicy } from '../../http/index.t
 import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
 import { enforceLimits, type Limiter, type RouteLimits } from '../../limits/index.ts'
 import { bodyTooLarge, documentBackend, nothingServed, readWholeBody, type Backend, type Caller, type InternalDispatch, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
-import { traceparentOf, type Logger } from '../../telemetry/index.ts'
+import { traceparentOf, type Logger, type Tracing } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import { createCatalog, routeToolEntry, type Catalog, type ToolEntry } from './catalog.ts'
 import { buildServer, type ProtocolDeps } from './protocol.ts'
@@ -52,6 +52,8 @@ export interface McpCompileDeps {
   /** The 2025-era sessions at an mcp.path, kept across reloads (registry.ts). */
   sessions: (path: string, create: (seal: SessionSeal) => LegacySessions) => LegacySessions
   logger: Logger
+  /** Spans, when telemetry.otlp_endpoint is set (a call to an aggregated server's tool has one). */
+  tracing: Tracing | null
 }
 
 export interface McpBuiltInRoute {
@@ -115,6 +117,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
       return (await enforceLimits(deps.limiter, { identity, roles, clientIp, route: { id: routeId }, headers: null }, limits)).error
     },
     logger: deps.logger,
+    tracing: deps.tracing,
     approveHint: (id) => `\`bouncer approvals approve ${id}\`, or POST /api/approvals/${id}/approve on the admin API`,
   }
   const handler = createMcpHandler(({ authInfo }) => buildServer((authInfo?.extra as { caller: Caller }).caller, () => protocol), {

@@ -6,10 +6,10 @@ import { ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type Ser
 import type { McpConfig } from '../../config/index.ts'
 import { GatewayError, problemBody } from '../../errors/index.ts'
 import { actorOf, CLIENT_CLOSED_REQUEST, subjectIssuer, type Caller, type InternalDispatch, type InternalRequest, type InternalResponse, type RecordAudit, type ToolCallFacts } from '../../request/index.ts'
-import { traceContextOf, type Logger, type TraceContext } from '../../telemetry/index.ts'
+import { endMcpClientSpan, startMcpClientSpan, traceContextOf, type Logger, type TraceContext, type Tracing } from '../../telemetry/index.ts'
 import { MAX_PENDING_PER_CALLER, type Approval, type ApprovalStore } from './approvals.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
-import { answerTooLarge, CallNotSent, CallTimedOut, type UpstreamMcpServer } from './servers.ts'
+import { answerTooLarge, CallNotSent, CallTimedOut, traceCarrier, type UpstreamMcpServer } from './servers.ts'
 import { routeAnswerContent, routeRequestOf, type RouteRequest } from './route-tools.ts'
 import { argumentsDigest, MAX_ARGUMENT_DEPTH, nestsDeeperThan } from './arguments.ts'
 import { approvalRuleFor, auditFacts, toolCallFacts } from './tool-calls.ts'
@@ -26,6 +26,8 @@ export interface ProtocolDeps {
   /** Charges a route's limits for a call that will not reach the route (one held for approval): the refusal, or null. */
   chargeRoute: (caller: Caller, routeId: string) => Promise<GatewayError | null>
   logger: Logger
+  /** Spans, when telemetry.otlp_endpoint is set: a call to an aggregated server's tool has one, its trace context sent to the server. */
+  tracing: Tracing | null
   /** Where approvers decide, for the pending answer. */
   approveHint: (id: string) => string
 }
@@ -213,14 +215,22 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
     void ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, ...progress } })
   }
   const base = { route: `mcp:${entry.name}`, statement, upstream: `mcp:${server.config.name}` }
+  // The call's client span, a child of the MCP request's: the server is sent its trace context.
+  const parent = deps.tracing ? mcpRequestSpan(facts.trace) : null
+  const traced = deps.tracing && parent ? startMcpClientSpan(deps.tracing, parent, {
+    method: 'tools/call', server: server.config.name, url: server.config.url, tool: { upstreamName, name: entry.name, listed: entry.target.listed !== false },
+  }) : null
+  let errorType: string | null = null
   try {
-    const result = await server.callTool(upstreamName, args, { signal: ctx.mcpReq.signal, onprogress })
+    const result = await server.callTool(upstreamName, args, { signal: ctx.mcpReq.signal, onprogress, trace: traced?.trace ?? null })
+    if (result.isError) errorType = 'tool_error'
     deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, status: 200, decision: 'allow', code: null, note: result.isError ? 'The tool answered with an error.' : null }))
     return { result, mayHaveRun: true }
   } catch (err) {
     const message = (err as Error).message
     if (!(err instanceof CallTimedOut) && ctx.mcpReq.signal.aborted) {
       // The agent cancelled the call or went away (or its session ended): not the server's failure, and nobody to answer.
+      errorType = 'cancelled'
       const note = `The call was given up before MCP server ${server.config.name} answered: the agent cancelled it, closed its connection, or its session ended.`
       deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, status: CLIENT_CLOSED_REQUEST, decision: 'allow', code: null, note }))
       return { result: { content: [{ type: 'text', text: note }], isError: true }, mayHaveRun: true }
@@ -228,10 +238,28 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
     const failure = err instanceof CallTimedOut ? { status: 504, code: 'upstream_timeout' as const }
       : answerTooLarge(err) ? { status: 413, code: 'payload_too_large' as const }
         : err instanceof CallNotSent ? { status: 502, code: 'upstream_unavailable' as const } : { status: 502, code: 'upstream_error' as const }
+    // The conventions' error.type: the JSON-RPC error's code when the server answered one.
+    errorType = err instanceof ProtocolError && failure.status !== 413 ? String(err.code) : failure.code
     deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, ...failure, decision: 'error', note: `MCP server ${server.config.name}: ${message}` }))
     if (err instanceof ProtocolError && failure.status !== 413) throw err
     return { result: { content: [{ type: 'text', text: `The MCP server ${server.config.name} failed: ${message}` }], isError: true }, mayHaveRun: !(err instanceof CallNotSent) }
+  } finally {
+    if (traced) endMcpClientSpan(traced.span, errorType)
   }
+}
+
+/**
+ * The MCP request's own span, from the trace the call's records carry (agentTrace: the MCP
+ * request's traceparent, which endpoint.ts webRequest sets to the request span's ids, continued).
+ */
+function mcpRequestSpan(trace: TraceContext | null | undefined): TraceContext | null {
+  return trace?.parentSpanId ? { ...trace, spanId: trace.parentSpanId, parentSpanId: null } : null
+}
+
+/** A passed-through request's trace context (tracing on): merged into its params' `_meta`, and its POST's headers. */
+interface Traced {
+  params<P extends { _meta?: object } | undefined>(params: P): P
+  options: { headers: Record<string, string> } | undefined
 }
 
 /**
@@ -250,34 +278,53 @@ function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps
     const verdict = current().catalog.toolAccess(caller, { name: what, definition: { name: what, inputSchema: { type: 'object' } }, target: { kind: 'server', server: upstream(), upstreamName: what } })
     if (!verdict.allowed) throw new ProtocolError(ProtocolErrorCode.InvalidRequest, `Not allowed: mcp:${what}`)
   }
-  const client = () => upstream().client()
-  /** The upstream's answer to a request the caller may make (`call` on mcp:<what>). */
-  const gated = async <T>(what: string, ask: (c: Awaited<ReturnType<typeof client>>) => Promise<T>): Promise<T> => {
+  type Upstream = Awaited<ReturnType<UpstreamMcpServer['client']>>
+  /**
+   * The upstream's answer to a request `method` the caller may make (`call` on mcp:<what>). With
+   * tracing on, under a client span of the MCP request's, whose trace context `ask` sends (`traced`):
+   * as a tool call's, or the server's spans were orphans (the agent's own `_meta` went on as it came).
+   */
+  const gated = async <T>(what: string, method: string, ctx: ServerContext, ask: (c: Upstream, traced: Traced) => Promise<T>): Promise<T> => {
     allowed(what)
     const from = upstream()
-    // Its answers come redacted (servers.ts); an error the SDK made of an HTTP answer does not.
-    return ask(await from.client()).catch((err: unknown) => {
+    const { tracing } = current()
+    const parent = tracing ? mcpRequestSpan(agentTrace(ctx)) : null
+    const span = tracing && parent ? startMcpClientSpan(tracing, parent, { method, server: from.config.name, url: from.config.url }) : null
+    const carried = span ? traceCarrier(span.trace) : undefined
+    const traced: Traced = {
+      params: <P extends { _meta?: object } | undefined>(params: P) => (carried ? { ...params, _meta: { ...params?._meta, ...carried } } : params),
+      options: carried ? { headers: carried } : undefined,
+    }
+    let errorType: string | null = null
+    try {
+      return await ask(await from.client(), traced)
+    } catch (err) {
+      errorType = err instanceof ProtocolError ? String(err.code) : 'upstream_error'
+      // Its answers come redacted (servers.ts); an error the SDK made of an HTTP answer does not.
       throw from.withoutCredentials(err)
-    })
+    } finally {
+      if (span) endMcpClientSpan(span.span, errorType)
+    }
   }
   // Only what the server offers (the gateway's server declares the same): the SDK refuses a handler
   // for a capability its server lacks, and that threw out of every initialize (500 internal_error)
   // for a server without prompts, or any server down at the time (found by review).
   if (offered.resources) {
-    server.setRequestHandler('resources/list', (request) => gated('resources', (c) => c.listResources(request.params)) as never)
-    server.setRequestHandler('resources/templates/list', (request) => gated('resources', (c) => c.listResourceTemplates(request.params)) as never)
-    server.setRequestHandler('resources/read', (request) => gated('resources', (c) => c.readResource(request.params)) as never)
-    server.setRequestHandler('resources/subscribe', (request) => gated('resources', (c) => c.subscribeResource(request.params)) as never)
-    server.setRequestHandler('resources/unsubscribe', (request) => gated('resources', (c) => c.unsubscribeResource(request.params)) as never)
+    server.setRequestHandler('resources/list', (request, ctx) => gated('resources', 'resources/list', ctx, (c, t) => c.listResources(t.params(request.params), t.options)) as never)
+    server.setRequestHandler('resources/templates/list', (request, ctx) => gated('resources', 'resources/templates/list', ctx, (c, t) => c.listResourceTemplates(t.params(request.params), t.options)) as never)
+    server.setRequestHandler('resources/read', (request, ctx) => gated('resources', 'resources/read', ctx, (c, t) => c.readResource(t.params(request.params), t.options)) as never)
+    server.setRequestHandler('resources/subscribe', (request, ctx) => gated('resources', 'resources/subscribe', ctx, (c, t) => c.subscribeResource(t.params(request.params), t.options)) as never)
+    server.setRequestHandler('resources/unsubscribe', (request, ctx) => gated('resources', 'resources/unsubscribe', ctx, (c, t) => c.unsubscribeResource(t.params(request.params), t.options)) as never)
   }
   if (offered.prompts) {
-    server.setRequestHandler('prompts/list', (request) => gated('prompts', (c) => c.listPrompts(request.params)) as never)
-    server.setRequestHandler('prompts/get', (request) => gated('prompts', (c) => c.getPrompt(request.params)) as never)
+    server.setRequestHandler('prompts/list', (request, ctx) => gated('prompts', 'prompts/list', ctx, (c, t) => c.listPrompts(t.params(request.params), t.options)) as never)
+    server.setRequestHandler('prompts/get', (request, ctx) => gated('prompts', 'prompts/get', ctx, (c, t) => c.getPrompt(t.params(request.params), t.options)) as never)
   }
-  if (offered.completions) server.setRequestHandler('completion/complete', (request) => gated('completions', (c) => c.complete(request.params)) as never)
+  if (offered.completions) server.setRequestHandler('completion/complete', (request, ctx) => gated('completions', 'completion/complete', ctx, (c, t) => c.complete(t.params(request.params), t.options)) as never)
   if (offered.logging) {
-    server.setRequestHandler('logging/setLevel', (request) => gated('logging', async (c) => {
-      await c.setLoggingLevel(request.params.level)
+    // setLoggingLevel takes the level alone: the trace context goes in the POST's headers only.
+    server.setRequestHandler('logging/setLevel', (request, ctx) => gated('logging', 'logging/setLevel', ctx, async (c, t) => {
+      await c.setLoggingLevel(request.params.level, t.options)
       return {}
     }) as never)
   }

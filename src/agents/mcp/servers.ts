@@ -6,7 +6,7 @@
 import type { CallToolResult, Client, JSONRPCMessage, Tool, Transport } from '@modelcontextprotocol/client'
 import { createSharedResources } from '../../collections/index.ts'
 import { TOOL_NAME, type McpServerConfig } from '../../config/index.ts'
-import { MIN_REDACTED_LENGTH, scrub, urlForLogs, type Logger } from '../../telemetry/index.ts'
+import { MIN_REDACTED_LENGTH, scrub, traceparentOf, urlForLogs, type Logger, type TraceContext } from '../../telemetry/index.ts'
 import { isConnectFailureCode } from '../../upstream/index.ts'
 import { SEPARATOR } from './catalog.ts'
 import { boundedSchemaValidator } from './tool-schema.ts'
@@ -14,6 +14,8 @@ import { boundedSchemaValidator } from './tool-schema.ts'
 export interface CallOptions {
   signal?: AbortSignal
   onprogress?: (progress: { progress: number; total?: number; message?: string }) => void
+  /** The call's own trace context (its client span's), sent to the server; null with tracing off. */
+  trace?: TraceContext | null
 }
 
 export interface UpstreamMcpServer {
@@ -98,8 +100,12 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       const overrun = new AbortController()
       const timer = setTimeout(() => overrun.abort(new CallTimedOut(`the call ran longer than the server's max_call_time (${config.max_call_time / 1000} s) and was cancelled`)), config.max_call_time)
       const signal = options.signal ? AbortSignal.any([options.signal, overrun.signal]) : overrun.signal
+      // The call's trace context, in its `_meta` (MCP's place for it, SEP-414) and in the headers of
+      // the POST that carries it (the connection is shared: these are this call's alone).
+      const carried = options.trace ? traceCarrier(options.trace) : undefined
       try {
-        return (await client.callTool({ name, arguments: args }, { timeout: config.timeout, signal, onprogress: options.onprogress, resetTimeoutOnProgress: true })) as CallToolResult
+        const params = carried ? { name, arguments: args, _meta: carried } : { name, arguments: args }
+        return (await client.callTool(params, { timeout: config.timeout, signal, onprogress: options.onprogress, resetTimeoutOnProgress: true, headers: carried })) as CallToolResult
       } catch (err) {
         if (overrun.signal.aborted) throw overrun.signal.reason
         // The SDK's SdkErrorCode.RequestTimeout (the SDK is loaded lazily: its string here).
@@ -267,6 +273,14 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
   }
 
   return server
+}
+
+/**
+ * W3C trace context as MCP carries it (2026-07-28 "OpenTelemetry trace context", SEP-414: the
+ * unprefixed `_meta` keys `traceparent` and `tracestate`), the same names as the HTTP headers.
+ */
+export function traceCarrier(trace: TraceContext): Record<string, string> {
+  return trace.tracestate ? { traceparent: traceparentOf(trace), tracestate: trace.tracestate } : { traceparent: traceparentOf(trace) }
 }
 
 /** A tool call the gateway cancelled: silent for the server's `timeout`, or running past its `max_call_time`. */
