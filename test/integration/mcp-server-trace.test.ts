@@ -4,7 +4,7 @@
 // the POST that carries the call, whose parent is the gateway's `tools/call TOOL` client span, a
 // child of the MCP request's span. It received none: the SDK client shares one connection across
 // calls, so the server's spans were orphans and an agent's call could not be followed through.
-// With tracing off, nothing of it is sent.
+// With tracing off, the MCP request's own trace context is sent (no span of the gateway's).
 import { once } from 'node:events'
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -290,7 +290,7 @@ describe('a tool call to an aggregated MCP server and the trace', () => {
     expect(String(read?.meta.traceparent)).not.toContain(AGENT_PARENT)
   }, 60_000)
 
-  it('with tracing off sends no trace context to the server', async () => {
+  it('with tracing off sends the MCP request\'s own trace context (the agent\'s trace continued, the gateway a hop), no span', async () => {
     const client = await agent(untraced, '2025-11-25', { traceparent: `00-${AGENT_TRACE}-${AGENT_PARENT}-01` })
     let call: SeenCall
     try {
@@ -298,9 +298,13 @@ describe('a tool call to an aggregated MCP server and the trace', () => {
     } finally {
       await client.close()
     }
-    expect(call.meta.traceparent).toBeUndefined()
-    expect(call.meta.tracestate).toBeUndefined()
-    expect(call.headers.traceparent).toBeUndefined()
-    expect(call.headers.tracestate).toBeUndefined()
+    const traceparent = String(call.meta.traceparent)
+    const [version, traceId, parentId] = traceparent.split('-')
+    expect(version).toBe('00')
+    expect(traceId).toBe(AGENT_TRACE) // the trace id of the MCP request's audit record
+    expect(parentId).toMatch(/^[0-9a-f]{16}$/)
+    expect(parentId).not.toBe(AGENT_PARENT)
+    expect(call.headers.traceparent).toBe(traceparent)
+    expect(spans.some((s) => s.spanId === parentId)).toBe(false)
   }, 60_000)
 })

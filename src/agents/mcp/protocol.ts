@@ -215,14 +215,16 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
     void ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, ...progress } })
   }
   const base = { route: `mcp:${entry.name}`, statement, upstream: `mcp:${server.config.name}` }
-  // The call's client span, a child of the MCP request's: the server is sent its trace context.
-  const parent = deps.tracing ? mcpRequestSpan(facts.trace) : null
+  // The call's client span, a child of the MCP request's: the server is sent its trace context. With
+  // tracing off, the MCP request's own (as a route's upstream is sent one): the trace id the audit
+  // record holds, for the server's logs to be matched with it.
+  const parent = mcpRequestSpan(facts.trace)
   const traced = deps.tracing && parent ? startMcpClientSpan(deps.tracing, parent, {
     method: 'tools/call', server: server.config.name, url: server.config.url, tool: { upstreamName, name: entry.name, listed: entry.target.listed !== false },
   }) : null
   let errorType: string | null = null
   try {
-    const result = await server.callTool(upstreamName, args, { signal: ctx.mcpReq.signal, onprogress, trace: traced?.trace ?? null })
+    const result = await server.callTool(upstreamName, args, { signal: ctx.mcpReq.signal, onprogress, trace: traced?.trace ?? parent })
     if (result.isError) errorType = 'tool_error'
     deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, status: 200, decision: 'allow', code: null, note: result.isError ? 'The tool answered with an error.' : null }))
     return { result, mayHaveRun: true }
@@ -288,9 +290,11 @@ function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps
     allowed(what)
     const from = upstream()
     const { tracing } = current()
-    const parent = tracing ? mcpRequestSpan(agentTrace(ctx)) : null
+    const parent = mcpRequestSpan(agentTrace(ctx))
     const span = tracing && parent ? startMcpClientSpan(tracing, parent, { method, server: from.config.name, url: from.config.url }) : null
-    const carried = span ? traceCarrier(span.trace) : undefined
+    // With tracing off, the MCP request's own trace context, as a tool call's.
+    const sent = span?.trace ?? parent
+    const carried = sent ? traceCarrier(sent) : undefined
     const traced: Traced = {
       params: <P extends { _meta?: object } | undefined>(params: P) => (carried ? { ...params, _meta: { ...params?._meta, ...carried } } : params),
       options: carried ? { headers: carried } : undefined,
