@@ -4,6 +4,9 @@
 import type { Finding } from './diagnostics.ts'
 import type { Config } from './schema.ts'
 
+/** Headers the gateway (the call's trace context) and its MCP client (the session, the protocol) set on every request to a server. */
+const SET_FOR_MCP_SERVERS: ReadonlySet<string> = new Set(['traceparent', 'tracestate', 'mcp-session-id', 'mcp-protocol-version', 'host', 'content-length', 'transfer-encoding', 'connection'])
+
 export function mcpFindings(config: Config): Finding[] {
   const mcp = config.mcp
   if (!mcp) return []
@@ -36,6 +39,12 @@ export function mcpFindings(config: Config): Finding[] {
     const url = new URL(server.url)
     if (url.username || url.password) error(['servers', i, 'url'], 'put credentials in headers (with ${secret:NAME}), not in the URL')
     if (!server.prefix && mcp.servers.length > 1) error(['servers', i, 'prefix'], 'prefix: false (the transparent mode) needs exactly one server: with several, their tool names could collide')
+    // Set on each request by the gateway (the call's trace context) or its MCP client (the session):
+    // a configured value would be sent beside them or in their place, as with a route upstream's.
+    for (const header of Object.keys(server.headers)) {
+      const folded = header.toLowerCase().replace(/_/g, '-')
+      if (SET_FOR_MCP_SERVERS.has(folded)) error(['servers', i, 'headers', header], `the gateway sets ${header} itself on every request to an MCP server; it cannot be configured`)
+    }
   })
   const roles = new Set(config.roles.map((r) => r.name))
   mcp.approvals.forEach((rule, i) => {

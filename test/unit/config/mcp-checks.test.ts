@@ -58,6 +58,14 @@ mcp:
     expect(lines).toEqual([expect.stringContaining('mcp.servers[0].url: put credentials in headers (with ${secret:NAME}), not in the URL')])
   })
 
+  it('refuses server headers the gateway sets on every request itself (the call\'s trace context, the session), and takes a credential', () => {
+    const { lines } = check(`${BASE}\nmcp:\n  resource: https://gw.example.com/mcp\n  servers: [{ name: tickets, url: http://127.0.0.1:7000/mcp, headers: { Authorization: "Bearer x", TraceParent: "00-aa-bb-01", mcp_session_id: abc } }]\n`)
+    expect(lines).toEqual([
+      expect.stringContaining('mcp.servers[0].headers.TraceParent: the gateway sets TraceParent itself on every request to an MCP server; it cannot be configured'),
+      expect.stringContaining('mcp.servers[0].headers.mcp_session_id: the gateway sets mcp_session_id itself'),
+    ])
+  })
+
   it('refuses a server name that would make SERVER__TOOL ambiguous, and a tool name MCP does not allow', () => {
     const { lines } = check(`${BASE}\nmcp:\n  resource: https://gw.example.com/mcp\n  tools: [{ route: reports.daily, name: "get report" }]\n  servers: [{ name: a__b, url: http://127.0.0.1:7000/mcp }]\n`)
     expect(lines).toEqual(expect.arrayContaining([
