@@ -96,6 +96,14 @@ const noop = () => {}
  */
 const WORKER_SCRAPE_MS = 2_000
 
+/**
+ * How long GET /api/catalog waits for each worker (asked together): each reads the last hour's
+ * refusals from the audit log besides its own state, so more than a probe's bound. A worker that
+ * has not answered by then is shown as not answering: the console waited 10 s for a busy one, then
+ * left it out.
+ */
+const WORKER_CATALOG_MS = 5_000
+
 /** A step's answer; a stage's says which certificate the worker would install. */
 type StepResult = ReloadResult & { certificate?: string | null }
 
@@ -554,7 +562,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   async function catalog(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const live = answering()
     if (live.length === 0) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
-    const asked = await Promise.all(live.map(async (slot) => ({ slot, answer: await ask(slot, 'GET', '/api/catalog', credentialsOf(req)).catch(() => null) })))
+    const asked = await Promise.all(live.map(async (slot) => ({ slot, answer: await ask(slot, 'GET', '/api/catalog', credentialsOf(req), WORKER_CATALOG_MS).catch(() => null) })))
     const answered = asked.filter((each): each is { slot: Slot; answer: Answer } => each.answer?.status === 200)
     const first = asked.find((each) => each.answer !== null)?.answer
     // Refused (who asks, a console session's Origin) or no worker answered: as one worker answers.
@@ -564,7 +572,12 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       res.end(req.method === 'HEAD' ? undefined : first.body)
       return
     }
-    const merged = mergeCatalogs(answered.map(({ slot, answer }) => ({ worker: slot.id, catalog: JSON.parse(answer.body) as Catalog })))
+    const unanswered = asked.flatMap(({ slot, answer }) => {
+      if (answer?.status === 200) return []
+      const why = answer ? `worker ${slot.id} answered the catalog with ${answer.status}` : `worker ${slot.id} did not answer within ${WORKER_CATALOG_MS / 1000} s (busy or stuck: /readyz says whether it serves)`
+      return [{ worker: slot.id, why }]
+    })
+    const merged = mergeCatalogs(answered.map(({ slot, answer }) => ({ worker: slot.id, catalog: JSON.parse(answer.body) as Catalog })), unanswered)
     const text = JSON.stringify(merged)
     res.writeHead(200, { ...pickHeaders(first.headers), 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
     res.end(req.method === 'HEAD' ? undefined : text)
