@@ -39,7 +39,7 @@ const issuerShape: JsonSchema = {
   ...shape(issuerFields),
   properties: {
     ...issuerFields,
-    workers: { ...array(shape({ worker: string, state: string, keys: integer, last_refresh: nullable(string), last_error: nullable(string) })), description: 'with server.workers only: each worker\'s own key set (each fetches its own); the fields above are then the worst worker\'s' },
+    workers: { ...array(shape({ worker: string, state: string, keys: integer, last_refresh: nullable(string), last_error: nullable(string) })), description: 'with server.workers only: each worker\'s own key set (each fetches its own); the fields above are then the worst worker\'s. A worker that did not answer within 5 s is unavailable, last_error saying so' },
   },
 }
 const recordedFields = {

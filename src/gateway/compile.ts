@@ -45,11 +45,16 @@ export interface CompiledRoute extends RoutableRoute {
 }
 
 export interface Runtime {
+  /**
+   * Which of the gateway's configs this is: 1 at start, one more with each reload it took (a
+   * reload's prepare is given it; under server.workers the primary gives every worker the same,
+   * a replacement too). 0 for a config compiled only to be read (a replay's draft, `bouncer explain`).
+   */
   readonly generation: number
   readonly config: Config
   /**
    * SHA-256 of the checked config (hex, 16 characters): what tells whether every worker, or every
-   * instance, runs the same one (/readyz, bouncer_config_workers); `generation` counts reloads per worker.
+   * instance, runs the same one (/readyz, bouncer_config_workers).
    */
   readonly configDigest: string
   readonly router: Router<CompiledRoute>
@@ -166,15 +171,18 @@ export function createRuntimeDeps(
 
 const BEARER_ONLY: readonly AcceptedCredential[] = Object.freeze(['bearer'])
 
-let generations = 0
-
 /** Loads what compileRuntime needs for this config that a gateway without it never loads (the MCP SDK): await it first. */
 export function loadModulesFor(config: Config): Promise<void> {
   return loadMcpFor(config)
 }
 
 /** Assumes a config that passed `loadConfig` (no errors), and loadModulesFor(config) awaited: compile does not re-validate. */
-export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
+/**
+ * `generation`: the gateway's count of its configs (Runtime.generation). It was a counter of this
+ * thread's compiles: a replay's draft and a reload staged then aborted moved one worker's, a
+ * replacement worker began again at 1, and two workers on one config said two generations.
+ */
+export function compileRuntime(config: Config, deps: CompileDeps, generation = 0): Runtime {
   const upstreams = new Map(config.upstreams.map((upstream) => [upstream.name, deps.upstreams.acquire(upstream)]))
   const functions = new Map(config.functions.map((fn) => [fn.name, deps.functions.acquire(fn)]))
   const datasources = new Map(config.datasources.map((source) => [source.name, deps.datasources.acquire(source)]))
@@ -247,7 +255,7 @@ export function compileRuntime(config: Config, deps: CompileDeps): Runtime {
     if (route.dataset) routes.push(datasetSchemaRoute(routes.at(-1) as CompiledRoute, routes.length))
   }
   return Object.freeze({
-    generation: ++generations,
+    generation,
     config,
     configDigest: configDigestOf(config),
     router: createRouter(routes, { caseSensitive: config.server.case_sensitive_paths }),

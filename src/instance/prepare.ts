@@ -54,8 +54,8 @@ export interface PrepareDeps {
   runningExchangeKeys?: () => ExchangeKeys | null
 }
 
-/** Secrets, compile, secret values into headers and the admin token: one config, ready to swap in. */
-export async function prepare(next: LoadedConfig & { config: Config }, deps: PrepareDeps): Promise<Prepared> {
+/** Secrets, compile, secret values into headers and the admin token: one config, ready to swap in as `generation` (Runtime.generation). */
+export async function prepare(next: LoadedConfig & { config: Config }, deps: PrepareDeps, generation: number): Promise<Prepared> {
   const { logger } = deps
   await loadModulesFor(next.config) // before anything is opened: nothing to close if it fails
   let secrets: SecretsRuntime
@@ -67,7 +67,7 @@ export async function prepare(next: LoadedConfig & { config: Config }, deps: Pre
   }
   let runtime: Runtime | null = null
   try {
-    runtime = compileRuntime(next.config, deps.compile)
+    runtime = compileRuntime(next.config, deps.compile, generation)
     applySecretValues(runtime, secrets.resolve)
     // The runtime's own signers: its requests sign with them however many reloads come after.
     runtime.signing.assertions = signerFor(next.config, secrets, deps.keys, logger, deps.runningSigner?.() ?? null)

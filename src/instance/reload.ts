@@ -38,7 +38,7 @@ export interface Reloader {
    * Loads and prepares it (or `text`, the file as server.workers' primary read it once for every
    * worker); the caller commits or aborts (else it is aborted after STAGED_LIMIT_MS).
    */
-  stage(text?: string, ticketKeys?: Buffer): Promise<StagedReload>
+  stage(text?: string, ticketKeys?: Buffer, generation?: number): Promise<StagedReload>
 }
 
 /** How long a staged reload waits for its commit before it is aborted (a coordinator that went away). */
@@ -74,7 +74,8 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     return previous.then(() => done)
   }
 
-  async function prepareNext(text?: string, ticketKeys?: Buffer): Promise<StagedReload> {
+  /** `generation`: what server.workers' primary numbers it; else the one after the running config's. */
+  async function prepareNext(text?: string, ticketKeys?: Buffer, generation = state.runtime.generation + 1): Promise<StagedReload> {
     if (state.draining) return { ok: false, result: shuttingDown() }
     const next = text === undefined ? await loadConfigFile(deps.configFile, deps.env) : loadConfigText(text, deps.configFile, deps.env)
     if (!next.config) {
@@ -92,7 +93,7 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     }
     let prepared: Awaited<ReturnType<typeof prepare>>
     try {
-      prepared = await prepare({ ...next, config: next.config }, deps)
+      prepared = await prepare({ ...next, config: next.config }, deps, generation)
     } catch (err) {
       restoreRunningSecrets()
       if (!(err instanceof ConfigError)) throw err
@@ -257,11 +258,11 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
     return next
   }
 
-  async function stage(text?: string, ticketKeys?: Buffer): Promise<StagedReload> {
+  async function stage(text?: string, ticketKeys?: Buffer, generation?: number): Promise<StagedReload> {
     const release = await takeTurn()
     let staged: StagedReload
     try {
-      staged = await prepareNext(text, ticketKeys)
+      staged = await prepareNext(text, ticketKeys, generation)
     } catch (err) {
       release()
       throw err

@@ -55,7 +55,7 @@ export interface GatewayInstance {
   readonly background: BackgroundTasks
   reload(): Promise<ReloadResult>
   /** A reload prepared and held for a commit or an abort (server.workers: all workers, or none). */
-  stageReload(text?: string, ticketKeys?: Buffer): Promise<StagedReload>
+  stageReload(text?: string, ticketKeys?: Buffer, generation?: number): Promise<StagedReload>
   /** Stops accepting, lets in-flight requests finish (bounded by server.shutdown_timeout), closes everything. */
   shutdown(): Promise<void>
 }
@@ -123,7 +123,8 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     runningExchangeKeys: () => runningState?.runtime.signing.exchangeKeys ?? null,
   }
 
-  const first = await prepare({ ...loaded, config }, prepareDeps)
+  // A worker runs the gateway's generation, which its primary gives it (a replacement's is not 1).
+  const first = await prepare({ ...loaded, config }, prepareDeps, options.worker?.generation ?? 1)
   // eslint-disable-next-line no-useless-assignment -- unreachable now, its YAML document goes in releaseStartupGarbage
   loaded = null
   const audit = createAuditLog(options.worker ? workerAuditConfig(config.audit, options.worker.id, options.worker.workers, env) : config.audit, logger, background, first.secrets.store, options.worker?.auditOutstanding) // its checkpoint key may live in the store

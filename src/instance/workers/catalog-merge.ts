@@ -10,15 +10,24 @@ type Issuer = Catalog['issuers'][number]
 /** How bad an issuer's state is for the requests it should verify: the gateway's is its worst worker's. */
 const SEVERITY: Record<Issuer['state'], number> = { ready: 0, introspection: 0, none: 0, loading: 1, unavailable: 2 }
 
-/** The first worker's catalog, each issuer's state the worst any worker has, and every worker's own under `workers`. */
-export function mergeCatalogs(answers: ReadonlyArray<{ worker: string; catalog: Catalog }>): Catalog {
+/**
+ * The first worker's catalog, each issuer's state the worst any worker has, and every worker's own
+ * under `workers`. `unanswered`: the workers asked that gave no catalog (busy past the bound, or an
+ * error), each with why: every issuer is `unavailable` on it, with that reason. Left out, a worker
+ * stuck in a long synchronous task was missing from `workers`, and the issuer read "ready" from the
+ * other one while /readyz said the gateway was not ready (a probe).
+ */
+export function mergeCatalogs(answers: ReadonlyArray<{ worker: string; catalog: Catalog }>, unanswered: ReadonlyArray<{ worker: string; why: string }> = []): Catalog {
   const [first] = answers
   if (!first) throw new Error('mergeCatalogs needs at least one answer')
   const issuers = first.catalog.issuers.map((issuer): Issuer => {
-    const each = answers.flatMap(({ worker, catalog }) => {
-      const own = catalog.issuers.find((i) => i.name === issuer.name)
-      return own ? [{ worker, own }] : []
-    })
+    const each = [
+      ...answers.flatMap(({ worker, catalog }) => {
+        const own = catalog.issuers.find((i) => i.name === issuer.name)
+        return own ? [{ worker, own }] : []
+      }),
+      ...unanswered.map(({ worker, why }) => ({ worker, own: { ...issuer, state: 'unavailable' as const, keys: [], last_refresh: null, last_error: why } })),
+    ].sort((a, b) => a.worker.localeCompare(b.worker, 'en', { numeric: true }))
     // The worst worker speaks for the issuer: its state, its keys and its error.
     const worst = each.reduce((a, b) => (SEVERITY[b.own.state] > SEVERITY[a.own.state] ? b : a))
     return {

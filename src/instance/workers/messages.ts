@@ -31,7 +31,8 @@ export interface ThreadData {
  */
 export type ToThread =
   /** `text`: the file, read once by the primary for every worker, so no two stage different versions of it. */
-  | { type: 'stage'; id: number; text: string; ticketKeys: Uint8Array }
+  /** `generation`: the config's (Runtime.generation), the same on every worker: the primary counts the reloads. */
+  | { type: 'stage'; id: number; text: string; ticketKeys: Uint8Array; generation: number }
   | { type: 'commit'; id: number }
   | { type: 'abort'; id: number }
   | { type: 'drain' }

@@ -37,6 +37,8 @@ export interface WorkerRole {
    * sent would get 503 "still loading" (a probe).
    */
   replacement?: boolean
+  /** The generation of the config it is given (Runtime.generation): the gateway's, which the primary counts. */
+  generation?: number
 }
 
 /**

@@ -96,6 +96,14 @@ const noop = () => {}
  */
 const WORKER_SCRAPE_MS = 2_000
 
+/**
+ * How long GET /api/catalog waits for each worker (asked together): each reads the last hour's
+ * refusals from the audit log besides its own state, so more than a probe's bound. A worker that
+ * has not answered by then is shown as not answering: the console waited 10 s for a busy one, then
+ * left it out.
+ */
+const WORKER_CATALOG_MS = 5_000
+
 /** A step's answer; a stage's says which certificate the worker would install. */
 type StepResult = ReloadResult & { certificate?: string | null }
 
@@ -110,6 +118,8 @@ interface Slot {
   text: string
   /** The TLS ticket keys it runs, likewise (a reload may change them and not the text: a renewal). */
   ticketKeys: Buffer | null
+  /** The generation it runs, likewise. */
+  generation: number
   /** Crashes in a row, for the backoff (a worker that ran a minute starts again at once). */
   streak: number
   threadId: number | null
@@ -135,7 +145,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const apiKeyRevocations = createApiKeyRevocations()
   const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
   const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
-    id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0, text: options.configText, ticketKeys: null,
+    id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0, text: options.configText, ticketKeys: null, generation: 1,
     threadId: null, lastMetrics: null, reloads: new Map(), exited: null, held: Promise.withResolvers(), hardStop: null,
   }))
   const carried: Families = new Map()
@@ -151,13 +161,20 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const startSettings = startSettingsOf(config)
   /** TLS session ticket keys in force: every worker's (role.ts), new with each reload. */
   let ticketKeys = randomBytes(48)
+  /**
+   * The generation of the config in force (Runtime.generation): 1, then one more with each reload
+   * committed. Every worker is given it, a replacement too: counted in each thread, a replaced first
+   * worker said 1 beside the others' 3, and POST /api/reload answered whichever worker's count.
+   */
+  let generation = 1
 
   /** Starts a worker; resolves when it listens, rejects with why it could not start. */
   function start(slot: Slot): Promise<void> {
     slot.text = configText
     slot.ticketKeys = ticketKeys
+    slot.generation = generation
     const auditOutstanding = new Int32Array(new SharedArrayBuffer(4))
-    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, workers: options.count, sharedLimits, sharedKeys, apiKeyRevocations, adminSocket: slot.socket, ticketKeys, auditOutstanding }, env: options.env }
+    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, workers: options.count, sharedLimits, sharedKeys, apiKeyRevocations, adminSocket: slot.socket, ticketKeys, auditOutstanding, generation }, env: options.env }
     rmSync(slot.socket, { force: true })
     const thread = new Worker(THREAD_URL, { workerData: data, env: options.env, name: `bouncer ${slot.id}`, resourceLimits: requestWorkerLimits() })
     slot.thread = thread
@@ -290,11 +307,13 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     const id = nextReload++
     const thread = slot.thread
     const keys = ticketKeys
-    const staged = await step(slot, { type: 'stage', id, text, ticketKeys: keys }, thread)
+    const inForce = generation
+    const staged = await step(slot, { type: 'stage', id, text, ticketKeys: keys, generation: inForce }, thread)
     const result = staged.ok ? await step(slot, { type: 'commit', id }, thread) : staged
     if (result.ok && slot.thread === thread) {
       slot.text = text
       slot.ticketKeys = keys
+      slot.generation = inForce
     }
     return result
   }
@@ -312,7 +331,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   function reconcile(): void {
     for (const slot of slots) {
       const thread = slot.thread
-      if (thread === null || (slot.text === configText && slot.ticketKeys === ticketKeys) || (slot.state !== 'starting' && slot.state !== 'running')) continue
+      if (thread === null || (slot.text === configText && slot.ticketKeys === ticketKeys && slot.generation === generation) || (slot.state !== 'starting' && slot.state !== 'running')) continue
       void reloadOne(slot, configText).then((result) => {
         if (result.ok || slot.thread !== thread || stopping) return
         logger.error({ worker: slot.id, errors: result.errors }, 'a worker could not take the config in force: replacing it')
@@ -365,7 +384,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     // New ticket keys with each reload, as one process's new context makes: no session made under
     // the CAs before it resumes.
     const nextTicketKeys = randomBytes(48)
-    const staged = await Promise.all(live.map((slot, i) => step(slot, { type: 'stage', id, text, ticketKeys: nextTicketKeys }, threads[i] ?? null)))
+    const nextGeneration = generation + 1
+    const staged = await Promise.all(live.map((slot, i) => step(slot, { type: 'stage', id, text, ticketKeys: nextTicketKeys, generation: nextGeneration }, threads[i] ?? null)))
     // A worker that stopped or began to drain meanwhile (a crash, or reconcile replacing it) has no
     // say: its replacement starts from the config in force. Its answer once refused the reload on
     // every worker, and the edit waited for another reload (a review).
@@ -397,6 +417,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     // missed it (starting meanwhile, stopped, or its commit failed) is brought to, or replaced.
     configText = text
     ticketKeys = nextTicketKeys
+    generation = nextGeneration
     refusedHere = null
     const missed: string[] = []
     voters.forEach((slot, i) => {
@@ -405,6 +426,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       if (results[i]?.ok && slot.thread === voterThreads[i]) {
         slot.text = text
         slot.ticketKeys = nextTicketKeys
+        slot.generation = nextGeneration
       } else missed.push(slot.id)
     })
     for (const [i, slot] of live.entries()) if (!present[i]) missed.push(slot.id)
@@ -540,7 +562,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   async function catalog(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const live = answering()
     if (live.length === 0) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
-    const asked = await Promise.all(live.map(async (slot) => ({ slot, answer: await ask(slot, 'GET', '/api/catalog', credentialsOf(req)).catch(() => null) })))
+    const asked = await Promise.all(live.map(async (slot) => ({ slot, answer: await ask(slot, 'GET', '/api/catalog', credentialsOf(req), WORKER_CATALOG_MS).catch(() => null) })))
     const answered = asked.filter((each): each is { slot: Slot; answer: Answer } => each.answer?.status === 200)
     const first = asked.find((each) => each.answer !== null)?.answer
     // Refused (who asks, a console session's Origin) or no worker answered: as one worker answers.
@@ -550,7 +572,12 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       res.end(req.method === 'HEAD' ? undefined : first.body)
       return
     }
-    const merged = mergeCatalogs(answered.map(({ slot, answer }) => ({ worker: slot.id, catalog: JSON.parse(answer.body) as Catalog })))
+    const unanswered = asked.flatMap(({ slot, answer }) => {
+      if (answer?.status === 200) return []
+      const why = answer ? `worker ${slot.id} answered the catalog with ${answer.status}` : `worker ${slot.id} did not answer within ${WORKER_CATALOG_MS / 1000} s (busy or stuck: /readyz says whether it serves)`
+      return [{ worker: slot.id, why }]
+    })
+    const merged = mergeCatalogs(answered.map(({ slot, answer }) => ({ worker: slot.id, catalog: JSON.parse(answer.body) as Catalog })), unanswered)
     const text = JSON.stringify(merged)
     res.writeHead(200, { ...pickHeaders(first.headers), 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
     res.end(req.method === 'HEAD' ? undefined : text)

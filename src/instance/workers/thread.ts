@@ -75,7 +75,7 @@ port.on('message', (message: ToThread) => {
     void gateway.background.run('reload', async () => {
       let outcome: StagedReload
       try {
-        outcome = await gateway.stageReload(message.text, Buffer.from(message.ticketKeys))
+        outcome = await gateway.stageReload(message.text, Buffer.from(message.ticketKeys), message.generation)
       } catch (err) {
         say({ type: 'staged', id: message.id, result: { ok: false, errors: [`the reload failed: ${(err as Error).message}`] }, certificate: null })
         throw err
