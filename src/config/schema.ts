@@ -152,6 +152,11 @@ const server = z.strictObject({
   http2: z.boolean().default(false),
   /** Request-path workers on the one port (SO_REUSEPORT): `auto` is one per core (src/instance/workers). */
   workers: z.union([z.literal('auto'), z.number().int(WORKERS).min(1, WORKERS).max(256, WORKERS)], { error: WORKERS }).default(1),
+  /**
+   * A worker whose event loop has not answered the primary this long (a runaway synchronous task) is
+   * replaced, as a liveness probe restarts a single gateway: the primary answers /healthz itself.
+   */
+  worker_stall_timeout: timer.refine((ms) => ms >= 1_000, 'at least 1s: a loaded worker may take that long to answer').meta(atLeast(1_000)).prefault('30s'),
   /** Reload when the config file changes on disk (polled each second; a Kubernetes ConfigMap's swap counts), as on SIGHUP. */
   watch_config: z.boolean().default(false),
 })

@@ -36,6 +36,8 @@ export type ToThread =
   | { type: 'commit'; id: number }
   | { type: 'abort'; id: number }
   | { type: 'drain' }
+  /** The primary's watchdog: a worker's event loop answers with `pong` (supervisor.ts, server.worker_stall_timeout). */
+  | { type: 'ping' }
   /** The answer to its `reload-asked`: every worker's reload, all or none. */
   | { type: 'reload-done'; id: number; result: ReloadResult }
 
@@ -54,6 +56,7 @@ export type FromThread =
   /** `certificate`: the fingerprint of the certificate it would install (null without TLS): all must agree. */
   | { type: 'staged'; id: number; result: ReloadResult; certificate: string | null }
   /** Committed. `shutdownTimeoutMs`: the worker's server.shutdown_timeout after the reload. */
-  | { type: 'reloaded'; id: number; result: ReloadResult; shutdownTimeoutMs: number }
+  | { type: 'reloaded'; id: number; result: ReloadResult; shutdownTimeoutMs: number; stallTimeoutMs: number }
+  | { type: 'pong' }
   /** It began draining, within its own shutdown_timeout (whatever reload, its own or the primary's, set it last). */
   | { type: 'draining'; shutdownTimeoutMs: number }

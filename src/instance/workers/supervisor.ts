@@ -104,6 +104,9 @@ const WORKER_SCRAPE_MS = 2_000
  */
 const WORKER_CATALOG_MS = 5_000
 
+/** How often the watchdog pings the running workers (server.worker_stall_timeout is at least 1 s). */
+const WATCHDOG_INTERVAL_MS = 1_000
+
 /** A step's answer; a stage's says which certificate the worker would install. */
 type StepResult = ReloadResult & { certificate?: string | null }
 
@@ -131,6 +134,8 @@ interface Slot {
   held: PromiseWithResolvers<void>
   /** When a draining worker is stopped if it has not ended: its own shutdown_timeout + 5 s. */
   hardStop: NodeJS.Timeout | null
+  /** When its event loop last answered the primary (ready, or a `pong`): the watchdog's reading. */
+  answeredAt: number
 }
 
 export async function startWorkers(options: WorkersOptions): Promise<Workers> {
@@ -146,12 +151,14 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
   const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
     id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0, text: options.configText, ticketKeys: null, generation: 1,
-    threadId: null, lastMetrics: null, reloads: new Map(), exited: null, held: Promise.withResolvers(), hardStop: null,
+    threadId: null, lastMetrics: null, reloads: new Map(), exited: null, held: Promise.withResolvers(), hardStop: null, answeredAt: 0,
   }))
   const carried: Families = new Map()
   /** The primary thread's own heap series, summed with the workers'. */
   const primaryHeap = createHeapMetrics()
   let shutdownTimeoutMs = config.server.shutdown_timeout
+  /** server.worker_stall_timeout as the last reload committed it. */
+  let stallTimeoutMs = config.server.worker_stall_timeout
   let port = options.port ?? config.server.listen.port
   let url = ''
   let stopping = false
@@ -192,6 +199,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
         case 'ready':
           slot.state = 'running'
           slot.startedAt = Date.now()
+          slot.answeredAt = slot.startedAt
           if (url === '') {
             url = message.url
             port = message.port // --port 0: the first worker's port is every worker's
@@ -222,8 +230,14 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
           slot.reloads.get(message.id)?.({ ...message.result, certificate: message.certificate })
           slot.reloads.delete(message.id)
           break
+        case 'pong':
+          slot.answeredAt = Date.now()
+          break
         case 'reloaded':
-          if (message.result.ok) shutdownTimeoutMs = message.shutdownTimeoutMs
+          if (message.result.ok) {
+            shutdownTimeoutMs = message.shutdownTimeoutMs
+            stallTimeoutMs = message.stallTimeoutMs
+          }
           slot.reloads.get(message.id)?.(message.result)
           slot.reloads.delete(message.id)
           break
@@ -460,6 +474,38 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     slot.hardStop.unref()
   }
 
+  /**
+   * The watchdog. The primary answers /healthz, so a worker whose event loop is held (a runaway
+   * synchronous task) was never restarted: the connections the kernel gave it hung, and /readyz,
+   * ready only while every running worker is, kept the whole instance out of its load balancer for
+   * good while its liveness probe passed. Each second every running worker is pinged; one silent for
+   * server.worker_stall_timeout is taken out of the serving set and terminated, and replaced as a
+   * crashed one is.
+   */
+  const watchdog = setInterval(() => {
+    if (stopping) return
+    const now = Date.now()
+    for (const slot of slots) {
+      const thread = slot.thread
+      if (slot.state !== 'running' || thread === null) continue
+      if (now - slot.answeredAt <= stallTimeoutMs) thread.postMessage({ type: 'ping' } satisfies ToThread)
+      else replaceStalled(slot, thread, now - slot.answeredAt)
+    }
+  }, WATCHDOG_INTERVAL_MS)
+  watchdog.unref()
+
+  function replaceStalled(slot: Slot, thread: Worker, silentMs: number): void {
+    logger.error({ worker: slot.id, silent_ms: silentMs, worker_stall_timeout_ms: stallTimeoutMs }, 'worker stalled: its event loop has not answered for server.worker_stall_timeout; replacing it')
+    // Out of the serving set at once (/readyz, the admin API's answers); its exit starts the replacement.
+    slot.state = 'draining'
+    void thread.terminate()
+    setTimeout(() => {
+      if (slot.thread !== thread) return
+      slot.held.resolve()
+      logger.error({ worker: slot.id }, 'the stalled worker did not end: its thread is held in a system call')
+    }, HELD_THREAD_GRACE_MS).unref()
+  }
+
   // The first worker alone: it creates what the others then share (the audit log's tables, the
   // checkpoint key, the port when it is 0). Then the rest together.
   try {
@@ -467,6 +513,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     await Promise.all(slots.slice(1).map(start))
   } catch (err) {
     stopping = true
+    clearInterval(watchdog)
     // A worker still starting may be held in a system call (its master key read from a hung file
     // system): terminate() cannot end it, and waiting for its exit waited for ever.
     const held: string[] = []
@@ -655,6 +702,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   /** Drains every worker; answers those whose threads could not be ended (held in a system call). */
   async function stopAll(): Promise<string[]> {
     stopping = true
+    clearInterval(watchdog)
     for (const slot of slots) stopWorker(slot, true)
     const held: string[] = []
     await Promise.all(slots.map((slot) => Promise.race([slot.exited, slot.held.promise.then(() => void held.push(slot.id))])))

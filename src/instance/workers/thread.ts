@@ -68,6 +68,7 @@ function drain(): void {
 const staged = new Map<number, Extract<StagedReload, { ok: true }>>()
 port.on('message', (message: ToThread) => {
   if (message.type === 'drain') drain()
+  else if (message.type === 'ping') say({ type: 'pong' })
   else if (message.type === 'reload-done') {
     reloadsAsked.get(message.id)?.(message.result)
     reloadsAsked.delete(message.id)
@@ -89,7 +90,8 @@ port.on('message', (message: ToThread) => {
     if (message.type === 'abort') held?.abort()
     else {
       const result = held ? held.commit() : { ok: false as const, errors: ['this worker holds no such staged reload'] }
-      say({ type: 'reloaded', id: message.id, result, shutdownTimeoutMs: gateway.state.runtime.config.server.shutdown_timeout })
+      const { server } = gateway.state.runtime.config
+      say({ type: 'reloaded', id: message.id, result, shutdownTimeoutMs: server.shutdown_timeout, stallTimeoutMs: server.worker_stall_timeout })
     }
   }
 })

@@ -35,4 +35,12 @@ describe('server.workers', () => {
     expect(workersFindings(load('1').config as Config, 'darwin', 4)).toEqual([])
     expect(workersFindings(load('auto').config as Config, 'linux', 64)).toEqual([])
   })
+
+  it('server.worker_stall_timeout: 30s by default, at least 1s', () => {
+    expect(loadConfigText('{}', 'bouncer.yaml', {}).config?.server.worker_stall_timeout).toBe(30_000)
+    expect(loadConfigText('server:\n  worker_stall_timeout: 2s\n', 'bouncer.yaml', {}).config?.server.worker_stall_timeout).toBe(2_000)
+    const refused = loadConfigText('server:\n  worker_stall_timeout: 500ms\n', 'bouncer.yaml', {})
+    expect(refused.config).toBeUndefined()
+    expect(refused.diagnostics.map((d) => formatDiagnostic('bouncer.yaml', d))).toEqual([expect.stringContaining('server.worker_stall_timeout: at least 1s')])
+  })
 })
