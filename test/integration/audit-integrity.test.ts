@@ -702,7 +702,9 @@ describe('retention\'s cut is signed', () => {
     ['SQLite', (own) => sqliteCutLog(join(own, 'audit.db'))],
     ['PostgreSQL', () => postgresCutLog(uniqueSchema('retcut'))],
   ]
-  it.each(cases)('%s: a genuine cut verifies; one written by hand, re-signed, edited or made early is named; an old unsigned one is noted, then signed', { timeout: 60_000 }, async (_name, logOf) => {
+  // The two stores side by side: each has its own directory, log, checkpoint key and gateways, and
+  // much of each is waiting for retention's passes (every second, on a 2 s retention).
+  it.concurrent.for(cases)('%s: a genuine cut verifies; one written by hand, re-signed, edited or made early is named; an old unsigned one is noted, then signed', { timeout: 60_000 }, async ([_name, logOf], { expect }) => {
     const own = await mkdtemp(join(dir, 'cut-'))
     const log = logOf(own)
     const audit = { sinks: [log.sink], spill_dir: join(own, 'spill'), flush_interval: '10ms', checkpoint_interval: '200ms', retention: '2s' }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { stringify } from 'yaml'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createPki, type TestPki } from '../helpers/certs.ts'
 import { startServe, type ServeProcess } from '../helpers/cli.ts'
 import { freshRequest } from '../helpers/fresh.ts'
@@ -28,8 +28,13 @@ beforeAll(async () => {
   pki = createPki()
 })
 
+// Each test's gateway ends with it: kept to the end, the file's seven ran side by side, each primary
+// and its two workers with their timers, under the later tests.
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((gateway) => gateway.stop('SIGKILL')))
+})
+
 afterAll(async () => {
-  await Promise.all(started.map((gateway) => gateway.stop('SIGKILL')))
   await upstream?.close()
   pki?.close()
   await rm(dir, { recursive: true, force: true })
