@@ -156,12 +156,25 @@ gateway.child.once('exit', (code, signal) => {
 
 say(`# Soak run ${started.toISOString()}`)
 say('')
-say(`\`npm run soak -- --minutes ${MINUTES} --rate ${RATE}${WORKERS > 0 ? ` --workers ${WORKERS}` : ''}${values.sources ? ' --sources' : ''}${values.mix ? ` --mix ${values.mix}` : ''}\`: gateway pid ${pid} from ${values.sources ? 'src/' : 'dist/'}${WORKERS > 0 ? `, server.workers: ${WORKERS}` : ''}, NODE_OPTIONS of the bench; sample every ${SAMPLE_MS / 1000} s, reload every ${RELOAD_MS / 1000} s. Host: ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')} load average before.`)
+say(`\`npm run soak -- --minutes ${MINUTES} --rate ${RATE}${WORKERS > 0 ? ` --workers ${WORKERS}` : ''}${values.sources ? ' --sources' : ''}${values.mix ? ` --mix ${values.mix}` : ''}\`: gateway pid ${pid} from ${process.env.BENCH_GATEWAY_ROOT ? `${process.env.BENCH_GATEWAY_ROOT}'s ` : ''}${values.sources ? 'src/' : 'dist/'}${process.env.MALLOC_ARENA_MAX ? ` (MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX})` : ''}${WORKERS > 0 ? `, server.workers: ${WORKERS}` : ''}, NODE_OPTIONS of the bench; sample every ${SAMPLE_MS / 1000} s, reload every ${RELOAD_MS / 1000} s. Host: ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')} load average before.`)
 say('')
 
 // --- the client --------------------------------------------------------------------------------
 
-const keepAlive = new Agent({ keepAlive: true, maxSockets: 64 })
+// The agent's own timeout is what makes it honour the gateway's `Keep-Alive: timeout=5`: Node's
+// Agent only lowers a timeout it has to the hint less 1 s (keepSocketAlive), and without one it kept
+// idle sockets for good; the gateway closes one after 6 s, and a request sent on it as the close
+// crossed was reset (ECONNRESET, no record: 10 in a 6-minute run, each on a socket idle 6.0-6.1 s).
+const keepAlive = new Agent({ keepAlive: true, maxSockets: 64, timeout: 30_000 })
+// When each kept-alive socket went back to the pool: a request reset on a reused socket says how
+// long that socket had been idle (the agent drops one at the gateway's Keep-Alive timeout less 1 s).
+const freedAt = new WeakMap<object, number>()
+keepAlive.on('free', (socket: object) => freedAt.set(socket, performance.now()))
+/** Resets before any response, by connection: reused keep-alive ones (their idle ms at the send) and new ones. */
+const resets = { reusedIdleMs: [] as number[], fresh: 0 }
+/** The client's own longest stall: the longest gap between two of its traffic ticks (10 ms apart when it runs freely). */
+let clientStallMs = 0
+let stallSinceSample = 0
 const byStatus = new Map<string, number>()
 const byKind = new Map<string, Map<string, number>>()
 let responses = 0
@@ -240,6 +253,10 @@ function fire(shot: Shot): void {
     count(shot.kind, outcome)
   }
   const req = request({ host: base.hostname, port: base.port, method: shot.method, path: shot.path, headers: shot.headers, agent: fresh ? false : keepAlive, timeout: 30_000 })
+  let sentAt = 0
+  req.once('socket', () => {
+    sentAt = performance.now()
+  })
   req.on('response', (res: IncomingMessage) => {
     responses++
     const status = String(res.statusCode)
@@ -258,7 +275,15 @@ function fire(shot: Shot): void {
     res.once('aborted', () => finish(`${status} body aborted`))
   })
   req.on('timeout', () => req.destroy(new Error('client timeout')))
-  req.on('error', (err: NodeJS.ErrnoException) => finish(shot.abort === 'body' && !done ? 'went mid-body' : `error ${err.code ?? err.message}`))
+  req.on('error', (err: NodeJS.ErrnoException) => {
+    if (shot.abort === 'body' && !done) return finish('went mid-body')
+    if (err.code === 'ECONNRESET' && !done) {
+      if (req.reusedSocket) resets.reusedIdleMs.push(sentAt - (freedAt.get(req.socket as object) ?? NaN))
+      else resets.fresh++
+      return finish(`error ECONNRESET (${req.reusedSocket ? 'reused' : 'new'} connection)`)
+    }
+    finish(`error ${err.code ?? err.message}`)
+  })
   if (shot.abort === 'body') {
     req.write(Buffer.alloc(4096, 0x61))
     setTimeout(() => {
@@ -274,6 +299,8 @@ let lastTick = performance.now()
 const TICK_MS = 10
 const traffic = setInterval(() => {
   const now = performance.now()
+  clientStallMs = Math.max(clientStallMs, now - lastTick)
+  stallSinceSample = Math.max(stallSinceSample, now - lastTick)
   debt += ((now - lastTick) / 1000) * RATE
   lastTick = now
   for (; debt >= 1; debt--) fire(nextShot())
@@ -336,6 +363,7 @@ interface Sample {
   lagP99Ms: number
   handles: number
   responses: number
+  clientStallMs: number
 }
 const samples: Sample[] = []
 
@@ -362,16 +390,18 @@ async function sample(): Promise<Sample> {
     lagP99Ms: metric(metrics, 'bouncer_nodejs_eventloop_lag_p99_seconds') * 1000,
     handles: metric(metrics, 'bouncer_nodejs_active_handles_total'),
     responses,
+    clientStallMs: stallSinceSample,
   }
+  stallSinceSample = 0
   samples.push(one)
   return one
 }
 
-say('| min | VmRSS MB | VmHWM MB | RssAnon MB | fds | threads | heap used MB | old space MB | external MB | loop lag p99 ms | handles | responses | req/s since last |')
-say('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+say('| min | VmRSS MB | VmHWM MB | RssAnon MB | fds | threads | heap used MB | old space MB | external MB | loop lag p99 ms | handles | responses | req/s since last | client stall max ms |')
+say('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
 function row(s: Sample, previous: Sample | undefined): void {
   const rps = previous ? (s.responses - previous.responses) / ((s.minutes - previous.minutes) * 60) : 0
-  say(`| ${s.minutes.toFixed(1)} | ${s.rssMb.toFixed(1)} | ${s.hwmMb.toFixed(1)} | ${s.anonMb.toFixed(1)} | ${s.fds} | ${s.threads} | ${s.heapMb.toFixed(1)} | ${s.oldMb.toFixed(1)} | ${s.externalMb.toFixed(1)} | ${s.lagP99Ms.toFixed(1)} | ${s.handles} | ${s.responses} | ${rps.toFixed(0)} |`)
+  say(`| ${s.minutes.toFixed(1)} | ${s.rssMb.toFixed(1)} | ${s.hwmMb.toFixed(1)} | ${s.anonMb.toFixed(1)} | ${s.fds} | ${s.threads} | ${s.heapMb.toFixed(1)} | ${s.oldMb.toFixed(1)} | ${s.externalMb.toFixed(1)} | ${s.lagP99Ms.toFixed(1)} | ${s.handles} | ${s.responses} | ${rps.toFixed(0)} | ${s.clientStallMs.toFixed(0)} |`)
 }
 row(await sample(), undefined)
 
@@ -435,6 +465,8 @@ say(`- fds ${first.fds} at start, ${warm.fds} after 1 min, ${last.fds} at the en
 say(diedEarly
   ? `- **the gateway ended on its own at minute ${diedEarly.minutes.toFixed(1)}: exit ${exitCode ?? exitSignal}**; its last output: \`${gateway.output().trim().split('\n').slice(-5).join(' / ').slice(-1500)}\``
   : `- gateway stopped by SIGTERM: exit ${exitCode ?? exitSignal}`)
+const idle = [...resets.reusedIdleMs].sort((a, b) => a - b)
+say(`- ECONNRESET before any response: ${idle.length} on reused keep-alive connections${idle.length > 0 ? ` (idle at the send ${idle[0]?.toFixed(0)} / ${idle[Math.floor(idle.length / 2)]?.toFixed(0)} / ${idle.at(-1)?.toFixed(0)} ms min / median / max; the agent keeps one ${(5_000 - 1_000).toLocaleString('en-US')} ms at most, the gateway ${(5_000 + 1_000).toLocaleString('en-US')})` : ''}, ${resets.fresh} on new ones; the client's longest stall ${clientStallMs.toFixed(0)} ms`)
 say(`- audit records ${records.toLocaleString('en-US')} for ${responses.toLocaleString('en-US')} responses: **${Math.max(0, responses - records)} missing**`)
 say(`- \`bouncer audit verify\`: exit ${verify.status}, ${(verify.stdout + verify.stderr).trim().split('\n').slice(0, 6).join(' / ')}`)
 say('')

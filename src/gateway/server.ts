@@ -71,6 +71,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   const listener = createListener(settings, options.ticketKeys)
   const server = listener.server
   applyTimeouts(server, settings)
+  closeIdleAfterReading(server)
   warnIfFileLimitTooLow(state.runtime.config, state.logger)
   reportRefusedConnections(server, state.logger, () => state.metrics.countRefusedConnection())
 
@@ -288,6 +289,29 @@ function applyTimeouts(server: Server, settings: ServerConfig): void {
   // Node closes a connection over the bound as soon as it is accepted, before reading a byte: a
   // flood costs no parser, no timer and no file descriptor beyond the bound.
   server.maxConnections = settings.max_connections
+}
+
+/**
+ * keep_alive_timeout, for a request already waiting in the kernel. Node closes an idle HTTP/1.1
+ * connection from a timer, and after a stall (a long GC, a host that gives the process no CPU) the
+ * loop runs its expired timers before it reads the sockets: a request the client sent well within
+ * the timeout, still unread, was destroyed with its connection, and the kernel answered it with a
+ * reset (the client's ECONNRESET, no record: bench/README.md "Soak", 74 in 352,572 requests). The
+ * close waits for the next turn of the loop, whose poll reads what came: a connection that read
+ * nothing since is closed as before; one whose request began has had Node's own timeouts re-armed
+ * (headers_timeout for a head still coming). Only idle connections: one with a response under way
+ * is send_timeout's (its listener on the response), and Node does not emit this for upgraded ones.
+ */
+function closeIdleAfterReading(server: Server): void {
+  server.on('timeout', (socket: Socket | Http2Session) => {
+    // Node's default for what is not an HTTP/1.1 connection (node:http2 emits its sessions' here).
+    if (!('bytesRead' in socket)) return void socket.destroy()
+    if ((socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage) return
+    const read = socket.bytesRead
+    setImmediate(() => {
+      if (!socket.destroyed && socket.bytesRead === read) socket.destroy()
+    })
+  })
 }
 
 const REFUSAL_REPORT_INTERVAL_MS = 10_000
