@@ -14,7 +14,7 @@ import { boundedSchemaValidator } from './tool-schema.ts'
 export interface CallOptions {
   signal?: AbortSignal
   onprogress?: (progress: { progress: number; total?: number; message?: string }) => void
-  /** The call's own trace context (its client span's), sent to the server; null with tracing off. */
+  /** The call's own trace context, sent to the server: its client span's, or with tracing off the MCP request's own. */
   trace?: TraceContext | null
 }
 
