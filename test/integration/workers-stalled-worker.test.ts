@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { ServeProcess } from '../helpers/cli.ts'
-import { inspectWorker } from '../helpers/inspector.ts'
+import { evaluateInMain, inspectWorker } from '../helpers/inspector.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { metricValue, waitFor } from '../helpers/wait.ts'
 import { onNewConnection, serveWithWorkers } from '../helpers/workers.ts'
@@ -63,3 +63,17 @@ it('a worker whose event loop is held for good is replaced after server.worker_s
   // The other worker was never stalled: only w2 was called so.
   expect(lines('worker stalled').every((line) => line.includes('"worker":"w2"'))).toBe(true)
 }, 120_000)
+
+it('the primary held up itself (a long GC, a host that gave it no CPU) replaces no worker: it judges once it has read their answers', async () => {
+  expect((await readyz()).status).toBe(200)
+  const stalledBefore = lines('worker stalled').length
+  const restartsBefore = await metricValue(gateway.adminUrl, 'bouncer_worker_restarts_total')
+  // Twice the stall timeout: the workers' answers wait unread meanwhile.
+  await evaluateInMain(gateway.stderr, '{ const until = Date.now() + 4_000; while (Date.now() < until) {} }')
+  // A worker wrongly judged is called stalled at the first tick after (1 s): three ticks' time, bounded
+  // (what is checked is that nothing happens, which no event marks).
+  await new Promise((resolve) => setTimeout(resolve, 3_000))
+  expect(lines('worker stalled').length).toBe(stalledBefore)
+  expect(await metricValue(gateway.adminUrl, 'bouncer_worker_restarts_total')).toBe(restartsBefore)
+  expect((await readyz()).body.checks.workers).toBe('2 of 2 running')
+}, 60_000)

@@ -482,13 +482,18 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
    * server.worker_stall_timeout is taken out of the serving set and terminated, and replaced as a
    * crashed one is.
    */
+  let lastTick = Date.now()
   const watchdog = setInterval(() => {
     if (stopping) return
     const now = Date.now()
+    // This thread held up itself (a long GC, a host that gave the process no CPU): its loop runs the
+    // timers before it reads the workers' answers that came meanwhile, so it judges at the next tick.
+    const late = now - lastTick > 3 * WATCHDOG_INTERVAL_MS
+    lastTick = now
     for (const slot of slots) {
       const thread = slot.thread
       if (slot.state !== 'running' || thread === null) continue
-      if (now - slot.answeredAt <= stallTimeoutMs) thread.postMessage({ type: 'ping' } satisfies ToThread)
+      if (late || now - slot.answeredAt <= stallTimeoutMs) thread.postMessage({ type: 'ping' } satisfies ToThread)
       else replaceStalled(slot, thread, now - slot.answeredAt)
     }
   }, WATCHDOG_INTERVAL_MS)
