@@ -14,17 +14,8 @@ import { ProtocolError, Server as McpServer, WebStandardStreamableHTTPServerTran
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { auditRows, MCP_RESOURCE, startMcpTestGateway, type mcpTestConfig, type McpTestSetup } from '../helpers/mcp.ts'
 import { answerWith } from '../helpers/mcp-servers.ts'
+import { startOtlpReceiver, type ExportedSpan, type OtlpReceiver } from '../helpers/otlp.ts'
 import { waitFor } from '../helpers/wait.ts'
-
-interface ExportedSpan {
-  traceId: string
-  spanId: string
-  parentSpanId?: string
-  name: string
-  kind: number
-  status?: { code?: number; message?: string }
-  attributes: Array<{ key: string; value: Record<string, unknown> }>
-}
 
 /** What the MCP server saw of one tools/call: its `_meta` and the HTTP headers of the POST that carried it. */
 interface SeenCall {
@@ -36,8 +27,7 @@ interface SeenCall {
 const AGENT_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736'
 const AGENT_PARENT = '00f067aa0ba902b7'
 
-let receiver: Server
-const spans: ExportedSpan[] = []
+let receiver: OtlpReceiver
 let mcpServer: Server
 const seen: SeenCall[] = []
 let traced: McpTestSetup
@@ -88,20 +78,9 @@ function withProbeServer(telemetry: Record<string, unknown> | null, transparent 
 }
 
 beforeAll(async () => {
-  receiver = createServer(async (req, res) => {
-    let body = ''
-    for await (const chunk of req) body += chunk
-    if (req.url === '/v1/traces') {
-      const payload = JSON.parse(body) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: ExportedSpan[] }> }> }
-      for (const resource of payload.resourceSpans) for (const scope of resource.scopeSpans) spans.push(...scope.spans)
-    }
-    res.writeHead(200, { 'content-type': 'application/json' })
-    res.end('{}')
-  })
-  receiver.listen(0, '127.0.0.1')
-  await once(receiver, 'listening')
+  receiver = await startOtlpReceiver()
   mcpServer = await startProbeServer()
-  const otlp = { otlp_endpoint: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`, service_name: 'bouncer-mcp-trace' }
+  const otlp = { otlp_endpoint: receiver.url, service_name: 'bouncer-mcp-trace' }
   ;[traced, untraced, transparent] = await Promise.all([
     startMcpTestGateway('mcp-server-trace', withProbeServer(otlp)),
     startMcpTestGateway('mcp-server-untraced', withProbeServer(null)),
@@ -140,14 +119,14 @@ function attributesOf(span: ExportedSpan): Record<string, unknown> {
 
 /** The MCP request's span (the gateway's server span of request `requestId`), once exported. */
 async function requestSpan(requestId: string): Promise<ExportedSpan> {
-  await waitFor(() => spans.some((s) => s.kind === 2 && attributesOf(s)['bouncer.request_id'] === requestId), `the span of request ${requestId}`, 10_000)
-  return spans.find((s) => s.kind === 2 && attributesOf(s)['bouncer.request_id'] === requestId) as ExportedSpan
+  await waitFor(() => receiver.spans.some((s) => s.kind === 2 && attributesOf(s)['bouncer.request_id'] === requestId), `the span of request ${requestId}`, 10_000)
+  return receiver.spans.find((s) => s.kind === 2 && attributesOf(s)['bouncer.request_id'] === requestId) as ExportedSpan
 }
 
 /** The exported span whose id the server received as its parent. */
 async function exportedSpan(spanId: string): Promise<ExportedSpan> {
-  await waitFor(() => spans.some((s) => s.spanId === spanId), `span ${spanId} exported`, 10_000)
-  return spans.find((s) => s.spanId === spanId) as ExportedSpan
+  await waitFor(() => receiver.spans.some((s) => s.spanId === spanId), `span ${spanId} exported`, 10_000)
+  return receiver.spans.find((s) => s.spanId === spanId) as ExportedSpan
 }
 
 describe('a tool call to an aggregated MCP server and the trace', () => {
@@ -305,6 +284,6 @@ describe('a tool call to an aggregated MCP server and the trace', () => {
     expect(parentId).toMatch(/^[0-9a-f]{16}$/)
     expect(parentId).not.toBe(AGENT_PARENT)
     expect(call.headers.traceparent).toBe(traceparent)
-    expect(spans.some((s) => s.spanId === parentId)).toBe(false)
+    expect(receiver.spans.some((s) => s.spanId === parentId)).toBe(false)
   }, 60_000)
 })

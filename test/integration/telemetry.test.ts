@@ -1,10 +1,7 @@
 // Tracing, metrics and logs: spans received by a real OTLP/HTTP receiver with the trace ids the
 // audit record and the upstream see, Prometheus metrics, and redacted logs.
-import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -18,19 +15,11 @@ import { h2Once, startH2Gateway } from '../helpers/h2-gateway.ts'
 import { rawRequest } from '../helpers/raw.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type Received, type TestUpstream } from '../helpers/upstream.ts'
+import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-interface ExportedSpan {
-  traceId: string
-  spanId: string
-  parentSpanId?: string
-  name: string
-  kind: number
-  attributes: Array<{ key: string; value: Record<string, unknown> }>
-}
 
-let receiver: Server
-const spans: ExportedSpan[] = []
+let receiver: OtlpReceiver
 let dir: string
 let idp: TestIdentityProvider
 let upstream: TestUpstream
@@ -38,24 +27,13 @@ let gateway: TestGateway
 const ADMIN = 'telemetry-admin-token-0123456789'
 
 beforeAll(async () => {
-  receiver = createServer(async (req, res) => {
-    let body = ''
-    for await (const chunk of req) body += chunk
-    if (req.url === '/v1/traces') {
-      const payload = JSON.parse(body) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: ExportedSpan[] }> }> }
-      for (const resource of payload.resourceSpans) for (const scope of resource.scopeSpans) spans.push(...scope.spans)
-    }
-    res.writeHead(200, { 'content-type': 'application/json' })
-    res.end('{}')
-  })
-  receiver.listen(0, '127.0.0.1')
-  await once(receiver, 'listening')
+  receiver = await startOtlpReceiver()
   dir = await mkdtemp(join(tmpdir(), 'bouncer-telemetry-'))
   idp = await startIdentityProvider()
   upstream = await startUpstream()
   gateway = await startTestGateway({
     admin: { token: ADMIN },
-    telemetry: { otlp_endpoint: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`, service_name: 'bouncer-test' },
+    telemetry: { otlp_endpoint: receiver.url, service_name: 'bouncer-test' },
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '10ms' },
     issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
     ...allowAnyCaller(['corp']),
@@ -93,8 +71,8 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     const incoming = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', parent: '00f067aa0ba902b7' }
     const res = await request(`${gateway.url}/data/x`, { headers: { authorization: `Bearer ${token}`, traceparent: `00-${incoming.traceId}-${incoming.parent}-01`, 'x-request-id': 'traced-1' } })
     const received = (await res.body.json()) as Received
-    await waitFor(() => spans.filter((s) => s.traceId === incoming.traceId).length >= 3, 'three spans', 10_000)
-    const trace = spans.filter((s) => s.traceId === incoming.traceId)
+    await waitFor(() => receiver.spans.filter((s) => s.traceId === incoming.traceId).length >= 3, 'three spans', 10_000)
+    const trace = receiver.spans.filter((s) => s.traceId === incoming.traceId)
     const server = trace.find((s) => s.name === 'GET gateway')!
     const auth = trace.find((s) => s.name === 'authenticate')!
     const up = trace.find((s) => s.name === 'upstream api')!
@@ -112,15 +90,15 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     const received = (await res.body.json()) as Received
     const traceId = String(received.headers.traceparent).split('-')[1] as string
     expect(await auditTraceId('traced-2')).toBe(traceId)
-    await waitFor(() => spans.some((s) => s.traceId === traceId && s.name === 'GET gateway'), 'the request span', 10_000)
+    await waitFor(() => receiver.spans.some((s) => s.traceId === traceId && s.name === 'GET gateway'), 'the request span', 10_000)
   })
 
   it('a refused request is traced too, with its code', async () => {
     const res = await request(`${gateway.url}/data/z`, { headers: { 'x-request-id': 'traced-3' } })
     await res.body.dump()
     const traceId = (await auditTraceId('traced-3')) as string
-    await waitFor(() => spans.some((s) => s.traceId === traceId), 'the span', 10_000)
-    const server = spans.find((s) => s.traceId === traceId && s.name === 'GET gateway')!
+    await waitFor(() => receiver.spans.some((s) => s.traceId === traceId), 'the span', 10_000)
+    const server = receiver.spans.find((s) => s.traceId === traceId && s.name === 'GET gateway')!
     expect(server.attributes.find((a) => a.key === 'bouncer.code')?.value).toEqual({ stringValue: 'missing_token' })
   })
 
@@ -129,8 +107,8 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     const traceId = '5bf92f3577b34da6a3ce929d0e0e4737'
     const res = await request(`${gateway.url}/data/unsampled`, { headers: { authorization: `Bearer ${await idp.token('looker-reports')}`, traceparent: `00-${traceId}-00f067aa0ba902b7-00` } })
     const received = (await res.body.json()) as Received
-    await waitFor(() => spans.some((s) => s.traceId === traceId && s.name === 'upstream api'), 'the spans of the unsampled request', 10_000)
-    const up = spans.find((s) => s.traceId === traceId && s.name === 'upstream api')!
+    await waitFor(() => receiver.spans.some((s) => s.traceId === traceId && s.name === 'upstream api'), 'the spans of the unsampled request', 10_000)
+    const up = receiver.spans.find((s) => s.traceId === traceId && s.name === 'upstream api')!
     expect(received.headers.traceparent).toBe(`00-${traceId}-${up.spanId}-01`)
   })
 
@@ -140,27 +118,27 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     const res = await request(`${gateway.url}/data/q?access_token=${token}&page=2`, { headers: { 'x-request-id': 'traced-query' } })
     await res.body.dump()
     const traceId = (await auditTraceId('traced-query')) as string
-    await waitFor(() => spans.some((s) => s.traceId === traceId && s.name === 'GET gateway'), 'the request span', 10_000)
-    const server = spans.find((s) => s.traceId === traceId && s.name === 'GET gateway')!
+    await waitFor(() => receiver.spans.some((s) => s.traceId === traceId && s.name === 'GET gateway'), 'the request span', 10_000)
+    const server = receiver.spans.find((s) => s.traceId === traceId && s.name === 'GET gateway')!
     expect(server.attributes.find((a) => a.key === 'url.path')?.value).toEqual({ stringValue: '/data/q' })
-    expect(JSON.stringify(spans.filter((s) => s.traceId === traceId))).not.toContain(token.slice(-20))
+    expect(JSON.stringify(receiver.spans.filter((s) => s.traceId === traceId))).not.toContain(token.slice(-20))
     // An absolute-form target: its user:password@ is not the path either.
     const port = new URL(gateway.url).port
     await rawRequest(Number(port), `GET http://ops:hunter2-in-url@127.0.0.1:${port}/data/abs?sig=abc HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nX-Request-Id: traced-absolute\r\nConnection: close\r\n\r\n`)
     const absoluteId = (await auditTraceId('traced-absolute')) as string
-    await waitFor(() => spans.some((s) => s.traceId === absoluteId && s.name === 'GET gateway'), 'the absolute-form request span', 10_000)
-    const absolute = spans.find((s) => s.traceId === absoluteId && s.name === 'GET gateway')!
+    await waitFor(() => receiver.spans.some((s) => s.traceId === absoluteId && s.name === 'GET gateway'), 'the absolute-form request span', 10_000)
+    const absolute = receiver.spans.find((s) => s.traceId === absoluteId && s.name === 'GET gateway')!
     expect(absolute.attributes.find((a) => a.key === 'url.path')?.value).toEqual({ stringValue: '/data/abs' })
   })
   it('a method HTTP/2 lets a client make up names no span: each was a span name of its own in the tracing backend', async () => {
     const pki = createPki()
-    const h2 = await startH2Gateway(pki, upstream.url, {}, { telemetry: { otlp_endpoint: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}` } })
+    const h2 = await startH2Gateway(pki, upstream.url, {}, { telemetry: { otlp_endpoint: receiver.url } })
     try {
       const ca = readFileSync(pki.ca.cert)
       for (const [method, id] of [['FOO1', 'made-up-1'], ['FOO2', 'made-up-2'], ['PATCH', 'known-method']]) {
         await h2Once(h2.url, ca, { ':method': method, ':path': '/x', 'x-request-id': id })
       }
-      const spanOf = (id: string) => spans.find((s) => s.name.endsWith(' gateway') && s.attributes.some((a) => a.key === 'bouncer.request_id' && a.value.stringValue === id))
+      const spanOf = (id: string) => receiver.spans.find((s) => s.name.endsWith(' gateway') && s.attributes.some((a) => a.key === 'bouncer.request_id' && a.value.stringValue === id))
       await waitFor(() => ['made-up-1', 'made-up-2', 'known-method'].every((id) => spanOf(id) !== undefined), 'the three spans', 10_000)
       const attribute = (id: string, key: string) => spanOf(id)?.attributes.find((a) => a.key === key)?.value
       expect([spanOf('made-up-1')?.name, spanOf('made-up-2')?.name, spanOf('known-method')?.name]).toEqual(['HTTP gateway', 'HTTP gateway', 'PATCH gateway'])
