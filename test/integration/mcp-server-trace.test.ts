@@ -113,6 +113,16 @@ async function probe(client: Client, requestId: string, tool = 'traced__probe'):
   return seen[before] as SeenCall
 }
 
+/** An agent on `version` (sending `headers`) that calls traced__probe once as `requestId`, then leaves. */
+async function probeOnce(setup: McpTestSetup, version: string, requestId: string, headers: Record<string, string> = {}): Promise<SeenCall> {
+  const client = await agent(setup, version, headers)
+  try {
+    return await probe(client, requestId)
+  } finally {
+    await client.close()
+  }
+}
+
 function attributesOf(span: ExportedSpan): Record<string, unknown> {
   return Object.fromEntries(span.attributes.map((a) => [a.key, Object.values(a.value)[0]]))
 }
@@ -131,13 +141,7 @@ async function exportedSpan(spanId: string): Promise<ExportedSpan> {
 
 describe('a tool call to an aggregated MCP server and the trace', () => {
   it('continues the agent\'s trace in _meta and the HTTP headers, its parent the gateway\'s client span under the MCP request\'s (2025-11-25)', async () => {
-    const client = await agent(traced, '2025-11-25', { traceparent: `00-${AGENT_TRACE}-${AGENT_PARENT}-01`, tracestate: 'agent=1' })
-    let call: SeenCall
-    try {
-      call = await probe(client, 'trace-legacy')
-    } finally {
-      await client.close()
-    }
+    const call = await probeOnce(traced, '2025-11-25', 'trace-legacy', { traceparent: `00-${AGENT_TRACE}-${AGENT_PARENT}-01`, tracestate: 'agent=1' })
     const traceparent = String(call.meta.traceparent)
     const [, traceId, parentId, flags] = traceparent.split('-')
     expect(traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]$/)
@@ -164,13 +168,7 @@ describe('a tool call to an aggregated MCP server and the trace', () => {
   }, 60_000)
 
   it('goes on in the trace the gateway began for an agent that sent none (2026-07-28)', async () => {
-    const client = await agent(traced, '2026-07-28')
-    let call: SeenCall
-    try {
-      call = await probe(client, 'trace-modern')
-    } finally {
-      await client.close()
-    }
+    const call = await probeOnce(traced, '2026-07-28', 'trace-modern')
     const traceparent = String(call.meta.traceparent)
     const [, traceId, parentId] = traceparent.split('-')
     expect(call.headers.traceparent).toBe(traceparent)
@@ -270,13 +268,7 @@ describe('a tool call to an aggregated MCP server and the trace', () => {
   }, 60_000)
 
   it('with tracing off sends the MCP request\'s own trace context (the agent\'s trace continued, the gateway a hop), no span', async () => {
-    const client = await agent(untraced, '2025-11-25', { traceparent: `00-${AGENT_TRACE}-${AGENT_PARENT}-01` })
-    let call: SeenCall
-    try {
-      call = await probe(client, 'untraced')
-    } finally {
-      await client.close()
-    }
+    const call = await probeOnce(untraced, '2025-11-25', 'untraced', { traceparent: `00-${AGENT_TRACE}-${AGENT_PARENT}-01` })
     const traceparent = String(call.meta.traceparent)
     const [version, traceId, parentId] = traceparent.split('-')
     expect(version).toBe('00')
