@@ -53,7 +53,7 @@ async function runnerFor(source: AuditSource): Promise<Runner> {
       },
     }
   }
-  const client = auditReader(source.url)
+  const client = auditReader(source.url, source.readTimeoutMs)
   await client.connect()
   return {
     async all(sql, params) {

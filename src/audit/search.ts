@@ -7,12 +7,13 @@ import type { AuditRecord } from './record.ts'
 import { auditReader, recordFromPgRow } from './sinks/postgres.ts'
 import { NoAuditLog, openSqlite, recordFromRow } from './sinks/sqlite.ts'
 
-export type AuditSource = { type: 'sqlite'; path: string } | { type: 'postgres'; url: string; schema: string }
+/** A log to read; a PostgreSQL log's reads end after `readTimeoutMs` (the sink's `read_timeout`, 30 s unless given). */
+export type AuditSource = { type: 'sqlite'; path: string } | { type: 'postgres'; url: string; schema: string; readTimeoutMs?: number }
 
 export function auditSourceOf(config: AuditConfig): AuditSource | null {
   for (const sink of config.sinks) {
     if (sink.type === 'sqlite') return { type: 'sqlite', path: sink.path }
-    if (sink.type === 'postgres') return { type: 'postgres', url: sink.url, schema: sink.schema }
+    if (sink.type === 'postgres') return { type: 'postgres', url: sink.url, schema: sink.schema, readTimeoutMs: sink.read_timeout }
   }
   return null
 }
@@ -164,7 +165,7 @@ export async function searchAudit(source: AuditSource, query: AuditQuery, readin
       db.close()
     }
   }
-  const client = auditReader(source.url)
+  const client = auditReader(source.url, source.readTimeoutMs)
   await client.connect()
   try {
     const { sql, params } = whereClause(query, 'postgres')

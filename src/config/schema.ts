@@ -452,6 +452,8 @@ const auditSink = z.discriminatedUnion('type', [
     schema: postgresSchema.default('bouncer'),
     /** How long a write may go unanswered before its records go to the spill file (the sink counts as down). */
     write_timeout: timer.refine((ms) => ms >= 100, 'write_timeout is at least 100ms').meta(atLeast(100)).prefault('2s'),
+    /** How long one read of the log (a search, the console's figures) may run before the server ends it. */
+    read_timeout: timer.refine((ms) => ms >= 1_000, 'read_timeout is at least 1s').meta(atLeast(1000)).prefault('30s'),
   }),
   z.strictObject({ type: z.literal('stdout') }),
 ], { error: 'an audit sink type is sqlite, postgres or stdout' })

@@ -127,7 +127,8 @@ describe('PostgreSQL ending a dataset connection while its client does not read'
 describe('admin reads of a PostgreSQL audit log whose callers gave up', () => {
   // /api/audit, /api/overview and /api/audit/page each took a connection with no time bound: with
   // the table locked, the reads whose callers had left waited in PostgreSQL indefinitely, piling up
-  // against max_connections as the console polled. They end at 30 s now.
+  // against max_connections as the console polled. They end at the sink's read_timeout now (30 s
+  // by default; 2 s here).
   const TOKEN = 'pg-leaving-admin-token-0123456789'
   const schema = uniqueSchema('leaving')
   let gw: TestGateway
@@ -136,7 +137,7 @@ describe('admin reads of a PostgreSQL audit log whose callers gave up', () => {
   beforeAll(async () => {
     locker = new pg.Client({ connectionString: SHARED_POSTGRES })
     await locker.connect()
-    gw = await startTestGateway({ admin: { token: TOKEN }, audit: { sinks: [{ type: 'postgres', url: SHARED_POSTGRES, schema }] }, routes: [] })
+    gw = await startTestGateway({ admin: { token: TOKEN }, audit: { sinks: [{ type: 'postgres', url: SHARED_POSTGRES, schema, read_timeout: '2s' }] }, routes: [] })
     await waitFor(async () => (await db.query('SELECT to_regclass($1) AS t', [`${schema}.audit_records`])).rows[0].t !== null, 'the audit table')
   }, 30_000)
 
@@ -151,10 +152,13 @@ describe('admin reads of a PostgreSQL audit log whose callers gave up', () => {
 
   it('ends them in PostgreSQL within the read bound', async () => {
     await locker.query(`BEGIN; LOCK TABLE ${schema}.audit_records IN ACCESS EXCLUSIVE MODE`)
+    const asked = Date.now()
     for (const path of ['/api/audit?limit=5', '/api/overview?since=1h', '/api/audit/page']) {
-      await request(`${gw.adminUrl}${path}`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(1000) }).catch(() => {})
+      await request(`${gw.adminUrl}${path}`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(500) }).catch(() => {})
     }
     expect(await waiting()).toBeGreaterThan(0)
-    await waitFor(async () => (await waiting()) === 0, 'the abandoned reads to end', 45_000)
+    await waitFor(async () => (await waiting()) === 0, 'the abandoned reads to end', 15_000)
+    // Ended by read_timeout (2 s), not by the 30 s default nor the client's own bound 5 s later.
+    expect(Date.now() - asked).toBeLessThan(6_000)
   }, 60_000)
 })

@@ -85,6 +85,8 @@ describe('the config JSON Schema', () => {
       [issuer('999ms'), false], [issuer('0m'), false], [issuer('1000ms'), true], [issuer('1s'), true],
       ['audit:\n  sinks: [{ type: postgres, url: "postgres://h/db", write_timeout: 99ms }]\n', false],
       ['audit:\n  sinks: [{ type: postgres, url: "postgres://h/db", write_timeout: 100ms }]\n', true],
+      ['audit:\n  sinks: [{ type: postgres, url: "postgres://h/db", read_timeout: 999ms }]\n', false],
+      ['audit:\n  sinks: [{ type: postgres, url: "postgres://h/db", read_timeout: 1s }]\n', true],
       ['audit:\n  retention: 0d\n', false], ['audit:\n  retention: 1s\n', true],
     ]
     for (const [yaml, accepted] of samples) {

@@ -12,14 +12,18 @@ import { rowColumns, sinkName, type AuditSink, type CutSigner, type SinkHead, ty
 /** pg, loaded on first use: it adds ~5 MB of heap to a gateway without a PostgreSQL sink. */
 export const loadPg = (): typeof pg => createRequire(import.meta.url)('pg') as typeof pg
 
+/** A read's bound when the sink's `read_timeout` is not given (the config's default). */
+const READ_TIMEOUT_MS = 30_000
+
 /**
  * A connection for one read of the log (a search, the console's figures): bounded in time, so that
  * reads whose callers gave up (a locked table, a slow disk) do not pile up on the server, whose
- * connections the sink and the datasets share. `bouncer audit verify` reads the whole chain and is
- * not bounded.
+ * connections the sink and the datasets share. The server ends the statement (`statement_timeout`);
+ * the client gives up 5 s later should the server not answer at all. `bouncer audit verify` reads
+ * the whole chain and is not bounded.
  */
-export function auditReader(url: string): pg.Client {
-  return new (loadPg().Client)({ connectionString: url, connectionTimeoutMillis: 5_000, statement_timeout: 30_000, query_timeout: 35_000 })
+export function auditReader(url: string, timeoutMs = READ_TIMEOUT_MS): pg.Client {
+  return new (loadPg().Client)({ connectionString: url, connectionTimeoutMillis: 5_000, statement_timeout: timeoutMs, query_timeout: timeoutMs + 5_000 })
 }
 
 const SCHEMA_VERSION = 4

@@ -38,7 +38,7 @@ describe('a checkpoint', () => {
   it('is kept beside the first SQLite log, else in spill_dir, unless a path is configured', () => {
     const config = (sinks: AuditConfig['sinks'], path?: string) => ({ sinks, spill_dir: './spill', checkpoint_path: path }) as AuditConfig
     expect(checkpointPathOf(config([{ type: 'stdout' }, { type: 'sqlite', path: './data/audit.db' }]))).toBe('./data/audit.db.checkpoints')
-    expect(checkpointPathOf(config([{ type: 'postgres', url: 'postgres://x', schema: 'b', write_timeout: 2_000 }]))).toBe('spill/checkpoints.ndjson')
+    expect(checkpointPathOf(config([{ type: 'postgres', url: 'postgres://x', schema: 'b', write_timeout: 2_000, read_timeout: 30_000 }]))).toBe('spill/checkpoints.ndjson')
     expect(checkpointPathOf(config([{ type: 'sqlite', path: './a.db' }], '/worm/bouncer.checkpoints'))).toBe('/worm/bouncer.checkpoints')
   })
 })
