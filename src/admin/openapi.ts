@@ -225,6 +225,11 @@ const schemas: Record<string, JsonSchema> = {
         checkpoint: { anyOf: [ref('Checkpoint'), { type: 'null' }] },
       }),
     },
+    workers_unanswered: {
+      type: 'array',
+      description: 'With server.workers above 1: the workers that gave no head within 5 s (busy, stuck, an error), each with why; their chains are not in workers.',
+      items: object({ worker: string, why: string }),
+    },
   }),
   Approval: object({
     id: string,

@@ -73,6 +73,8 @@ export interface AuditHead {
   key: PublicCheckpointKey
   /** With `server.workers`: each worker's own chain (its `instance`), the first's being the one above. */
   workers?: Array<{ worker: string; chain: string; head: AuditHead['head']; checkpoint: Checkpoint | null }>
+  /** With `server.workers`: the workers that gave no head within 5 s (busy, stuck, an error), and why. */
+  workers_unanswered?: Array<{ worker: string; why: string }>
 }
 
 /** A record that does not match: the first of its chain. */

@@ -3,13 +3,15 @@
 // merged the other worker's catalog alone, so the issuer read "ready" and the worker was missing
 // from `workers`, while /readyz said within 2 s that the gateway was not ready (a probe: 10,080 ms,
 // `workers: ["w1:ready"]`). The catalog now waits 5 s at most and lists a worker that did not
-// answer, its issuers unavailable on it and why.
+// answer, its issuers unavailable on it and why. GET /api/audit/head waited 10 s likewise and left
+// the silent worker's chain out unnamed: it too waits 5 s and names it (workers_unanswered).
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { Catalog } from '../../src/admin/index.ts'
+import type { AuditHead } from '../../src/audit/index.ts'
 import type { ServeProcess } from '../helpers/cli.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { inspectWorker } from '../helpers/inspector.ts'
@@ -30,6 +32,7 @@ beforeAll(async () => {
   ;[idp, upstream] = await Promise.all([startIdentityProvider(), startUpstream()])
   ;({ gateway } = await serveWithWorkers(dir, () => ({
     admin: { listen: '127.0.0.1:0', token: ADMIN },
+    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill') },
     issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
     roles: [{ name: 'reader', assumed_by: [{ issuer: 'corp' }], policies: ['read'] }],
     policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: ['reports'] }] }],
@@ -51,6 +54,12 @@ async function catalog(): Promise<{ ms: number; status: number; body: Catalog }>
   return { status: answer.statusCode, body: (await answer.body.json()) as Catalog, ms: Date.now() - started }
 }
 
+async function auditHead(): Promise<{ ms: number; status: number; body: AuditHead }> {
+  const started = Date.now()
+  const answer = await request(`${gateway.adminUrl}/api/audit/head`, { headers: { authorization: `Bearer ${ADMIN}` } })
+  return { status: answer.statusCode, body: (await answer.body.json()) as AuditHead, ms: Date.now() - started }
+}
+
 const states = (body: Catalog) => body.issuers[0]?.workers?.map((w) => `${w.worker}: ${w.state}`)
 
 it('lists a worker that does not answer, its issuers unavailable on it, within the bound', async () => {
@@ -66,7 +75,12 @@ it('lists a worker that does not answer, its issuers unavailable on it, within t
       return ready.statusCode === 503 && body.checks.w2 === 'not ready'
     }, '/readyz to say w2 does not answer', 10_000)
 
-    const held = await catalog()
+    // Asked together: the audit head, too, waits 5 s at most and names the silent worker.
+    const [held, head] = await Promise.all([catalog(), auditHead()])
+    expect(head.status).toBe(200)
+    expect(head.ms).toBeLessThan(8_000)
+    expect(head.body.workers?.map((w) => w.worker)).toEqual(['w1'])
+    expect(head.body.workers_unanswered).toEqual([{ worker: 'w2', why: expect.stringMatching(/^worker w2 did not answer within 5 s/) }])
     expect(held.status).toBe(200)
     expect(held.ms).toBeLessThan(8_000)
     const [issuer] = held.body.issuers

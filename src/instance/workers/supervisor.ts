@@ -97,10 +97,10 @@ const noop = () => {}
 const WORKER_SCRAPE_MS = 2_000
 
 /**
- * How long GET /api/catalog waits for each worker (asked together): each reads the last hour's
- * refusals from the audit log besides its own state, so more than a probe's bound. A worker that
- * has not answered by then is shown as not answering: the console waited 10 s for a busy one, then
- * left it out.
+ * How long GET /api/catalog and GET /api/audit/head wait for each worker (asked together): the
+ * catalog reads the last hour's refusals from the audit log besides the worker's own state, so more
+ * than a probe's bound. A worker that has not answered by then is shown as not answering: the
+ * console waited 10 s for a busy one, then left it out.
  */
 const WORKER_CATALOG_MS = 5_000
 
@@ -585,7 +585,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     // During a drain too: it was a 500 "no worker is running" while the log still took records.
     const live = answering()
     if (live.length === 0) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
-    const asked = await Promise.all(live.map(async (slot) => ({ slot, answer: await ask(slot, 'GET', '/api/audit/head', credentialsOf(req)).catch(() => null) })))
+    const asked = await Promise.all(live.map(async (slot) => ({ slot, answer: await ask(slot, 'GET', '/api/audit/head', credentialsOf(req), WORKER_CATALOG_MS).catch(() => null) })))
     const answered = asked.filter((each): each is { slot: Slot; answer: Answer } => each.answer !== null)
     // The top level is the first worker's chain (README); only while they all drain, a worker whose
     // drain ended while it was asked answers nothing, and the first that answers speaks for it. A
@@ -607,7 +607,15 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       const { chain, head, checkpoint } = JSON.parse(answer.body) as AuditHead
       return [{ worker: slot.id, chain, head, checkpoint }]
     })
-    sendJson(res, 200, { ...(JSON.parse(first.body) as AuditHead), workers: heads } satisfies AuditHead)
+    // A worker that gave no head is named, not left out: its chain took records all the same (a
+    // verifier comparing heads would otherwise not know one is missing).
+    const unanswered = asked.flatMap(({ slot, answer }) => {
+      if (answer?.status === 200 || (stopping && answer === null)) return []
+      return [{ worker: slot.id, why: answer ? `worker ${slot.id} answered with ${answer.status}` : `worker ${slot.id} did not answer within ${WORKER_CATALOG_MS / 1000} s (busy or stuck: /readyz says whether it serves)` }]
+    })
+    const merged: AuditHead = { ...(JSON.parse(first.body) as AuditHead), workers: heads }
+    if (unanswered.length > 0) merged.workers_unanswered = unanswered
+    sendJson(res, 200, merged)
   }
 
   /** The first worker's catalog, each issuer as its worst worker has it and every worker's state beside it. */
