@@ -24,7 +24,7 @@ export interface ToolCallFacts {
   readonly argsSha256: string
   /** The arguments (secrets redacted), only with mcp.log_arguments: true. */
   readonly args: string | null
-  /** The agent's trace (its MCP request's traceparent), for the records of calls the pipeline does not carry. */
+  /** The MCP request's trace (the agent's `params._meta` one when valid, else its HTTP request's), for the records of calls the pipeline does not carry. */
   readonly trace?: TraceContext | null
 }
 

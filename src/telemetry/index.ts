@@ -3,5 +3,5 @@ export { createLogger, MIN_REDACTED_LENGTH, redactValues, scrub, urlForLogs, typ
 export { createHeapMetrics, createMetrics, type AuditGauges, type MetricSources, type Metrics, type ObservedRequest } from './metrics.ts'
 export type { TargetGauges, UpstreamGauges } from './upstream-metrics.ts'
 export { traceContextOf, traceparentOf, type TraceContext } from './trace-context.ts'
-export { endAuthSpan, endMcpClientSpan, endRequestSpans, startAuthSpan, startMcpClientSpan, startRequestSpan, startTracing, startUpstreamSpan, type McpClientRequest, type McpToolName, type RequestSpans, type TraceCounters, type Tracing } from './tracing.ts'
+export { endAuthSpan, endMcpSpan, endRequestSpans, startAuthSpan, startMcpClientSpan, startMcpServerSpan, startRequestSpan, startTracing, startUpstreamSpan, type McpClientRequest, type McpServerRequest, type McpToolName, type RequestSpans, type TraceCounters, type Tracing } from './tracing.ts'
 export { HELD_THREAD_GRACE_MS, heldThreads, terminateThread } from './held-threads.ts'

@@ -226,12 +226,44 @@ export function startMcpClientSpan(tracing: Tracing, parent: TraceContext, reque
   return { span, trace: { traceId: ids.traceId, spanId: ids.spanId, parentSpanId: parent.spanId, flags, tracestate: parent.tracestate } }
 }
 
+/** An MCP request the gateway serves, whose agent sent its trace context in `params._meta`. */
+export interface McpServerRequest {
+  /** Its MCP method (mcp.method.name): `tools/call`, or what the transparent mode passes through. */
+  method: string
+  /** A `tools/call`'s tool, as the agent named it (the span takes its name once the caller knows the tool is listed: a name the agent made up stays out of span names). */
+  tool?: string
+}
+
 /**
- * Ends a request's span. `errorType`: null when the server answered a result; `tool_error` when
- * a tool's result is an error (the conventions' value); the JSON-RPC error's code, or the gateway's
- * own code (upstream_timeout…), when it failed. The status says the code, never the server's words.
+ * The gateway's server span for one MCP request, in the agent's trace: `agent` is the context the
+ * agent put in `params._meta` (its parentSpanId the agent's span). OpenTelemetry's MCP conventions:
+ * the server span's parent is the `_meta` context, and the transport's (the HTTP request's span,
+ * `transport`) is a link, as one HTTP request may carry several MCP requests and one MCP request
+ * several HTTP requests. Answers the trace context the call's children and next hops go on from.
  */
-export function endMcpClientSpan(span: Span, errorType: string | null): void {
+export function startMcpServerSpan(tracing: Tracing, agent: TraceContext, transport: TraceContext | null, request: McpServerRequest): { span: Span; trace: TraceContext } {
+  if (agent.parentSpanId === null) throw new Error('an MCP server span continues the agent\'s context')
+  const within = trace.setSpanContext(ROOT_CONTEXT, { traceId: agent.traceId, spanId: agent.parentSpanId, traceFlags: Number.parseInt(agent.flags, 16) & 1, isRemote: true })
+  const link = transport ? [{ context: { traceId: transport.traceId, spanId: transport.spanId, traceFlags: Number.parseInt(transport.flags, 16) & 1 } }] : []
+  const span = tracing.tracer.startSpan(request.method, {
+    kind: SpanKind.SERVER,
+    links: link,
+    attributes: {
+      'mcp.method.name': request.method, 'network.transport': 'tcp', 'network.protocol.name': 'http',
+      ...(request.tool !== undefined ? { 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': request.tool.slice(0, TOOL_NAME_LENGTH) } : {}),
+    },
+  }, within)
+  const ids = span.spanContext()
+  const flags = `0${(Number.parseInt(agent.flags, 16) & 0x02) | (ids.traceFlags & 0x01)}`
+  return { span, trace: { traceId: ids.traceId, spanId: ids.spanId, parentSpanId: agent.parentSpanId, flags, tracestate: agent.tracestate } }
+}
+
+/**
+ * Ends an MCP request's span, client or server. `errorType`: null when the server answered a
+ * result; `tool_error` when a tool's result is an error (the conventions' value); the JSON-RPC
+ * error's code, or the gateway's own code (upstream_timeout…), when it failed. The status says the code, never the server's words.
+ */
+export function endMcpSpan(span: Span, errorType: string | null): void {
   if (errorType !== null) {
     span.setAttribute('error.type', errorType)
     span.setStatus({ code: SpanStatusCode.ERROR, message: errorType })

@@ -3,12 +3,12 @@
 // built with the official SDK whose tools a test can change (notifications/tools/list_changed).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { Readable } from 'node:stream'
 import { setTimeout as delay } from 'node:timers/promises'
-import { McpServer, Server, WebStandardStreamableHTTPServerTransport, type CallToolResult, type Tool } from '@modelcontextprotocol/server'
+import { McpServer, ProtocolError, Server, WebStandardStreamableHTTPServerTransport, type CallToolResult, type Tool } from '@modelcontextprotocol/server'
 import { closedPort } from './faults.ts'
 import { waitForText } from './wait.ts'
 
@@ -202,6 +202,64 @@ export async function startListedToolsServer(
     url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`,
     requests: [],
     calls,
+    async close() {
+      if (!http.listening) return
+      http.closeAllConnections()
+      http.close()
+      await once(http, 'close')
+    },
+  }
+}
+
+/** What a trace probe saw of one request: its tool (or method), its `_meta` and the HTTP headers of the POST that carried it. */
+export interface SeenCall {
+  tool: string
+  meta: Record<string, unknown>
+  headers: IncomingHttpHeaders
+}
+
+export interface TraceProbeServer extends RunningMcpServer {
+  /** Each tools/call, resources/read and prompts/get, in arrival order. */
+  seen: SeenCall[]
+  port: number
+}
+
+/**
+ * A stateless MCP server (the SDK's) noting the `_meta` and headers of each call, for the trace
+ * context it was sent: tools `probe`, `broken` (a result with isError) and `failing` (a JSON-RPC
+ * error, code -32001); a resource and a prompt (noted as `resources/read` and `prompts/get`), which
+ * the transparent mode passes through.
+ */
+export async function startTraceProbeServer(): Promise<TraceProbeServer> {
+  const seen: SeenCall[] = []
+  const http = createServer(async (req, res) => {
+    const mcp = new Server({ name: 'probe', version: '1' }, { capabilities: { tools: {}, resources: {}, prompts: {} } })
+    mcp.setRequestHandler('resources/read', async (request) => {
+      seen.push({ tool: 'resources/read', meta: { ...request.params._meta }, headers: req.headers })
+      return { contents: [{ uri: request.params.uri, mimeType: 'text/plain', text: 'read' }] }
+    })
+    mcp.setRequestHandler('prompts/get', async (request) => {
+      seen.push({ tool: 'prompts/get', meta: { ...request.params._meta }, headers: req.headers })
+      return { messages: [{ role: 'user', content: { type: 'text', text: `prompt ${request.params.name}` } }] }
+    })
+    mcp.setRequestHandler('tools/list', async () => ({ tools: ['probe', 'broken', 'failing'].map((name) => ({ name, inputSchema: { type: 'object' as const } })) }))
+    mcp.setRequestHandler('tools/call', async (request) => {
+      seen.push({ tool: request.params.name, meta: { ...request.params._meta }, headers: req.headers })
+      if (request.params.name === 'failing') throw new ProtocolError(-32001, 'the ticket store is read-only')
+      return request.params.name === 'broken' ? { content: [{ type: 'text', text: 'no such ticket' }], isError: true } : { content: [{ type: 'text', text: 'probed' }] }
+    })
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
+    await mcp.connect(transport)
+    await answerWith(transport, req, res)
+  })
+  http.listen(0, '127.0.0.1')
+  await once(http, 'listening')
+  const port = (http.address() as AddressInfo).port
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    port,
+    requests: [],
+    seen,
     async close() {
       if (!http.listening) return
       http.closeAllConnections()

@@ -61,10 +61,11 @@ export function mcpTestConfig(issuer: string, upstreamUrl: string, dir: string, 
   }
 }
 
-export async function connect(url: string, token: string, version: string): Promise<Client> {
+/** An SDK client on `version`, sending `headers` (and the token) with each request. */
+export async function connect(url: string, token: string, version: string, headers: Record<string, string> = {}): Promise<Client> {
   const modern = version >= '2026-07-28'
   const client = new Client({ name: 'mcp-test', version: '1' }, modern ? { versionNegotiation: { mode: { pin: version } } } : { supportedProtocolVersions: [version] })
-  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${token}` } } }))
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${token}`, ...headers } } }))
   return client
 }
 

@@ -3,6 +3,7 @@
 import { once } from 'node:events'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { waitFor } from './wait.ts'
 
 /** A span as OTLP/JSON carries it (the fields the tests read). */
 export interface ExportedSpan {
@@ -13,6 +14,12 @@ export interface ExportedSpan {
   kind: number
   status?: { code?: number; message?: string }
   attributes: Array<{ key: string; value: Record<string, unknown> }>
+  links?: Array<{ traceId: string; spanId: string }>
+}
+
+/** A span's attributes as plain values. */
+export function attributesOf(span: ExportedSpan): Record<string, unknown> {
+  return Object.fromEntries(span.attributes.map((a) => [a.key, Object.values(a.value)[0]]))
 }
 
 export interface OtlpReceiver {
@@ -20,6 +27,10 @@ export interface OtlpReceiver {
   url: string
   /** Every span received so far (the array grows as exports come). */
   spans: ExportedSpan[]
+  /** The span `spanId` (e.g. the parent an upstream received), once exported. */
+  span(spanId: string): Promise<ExportedSpan>
+  /** The gateway's server span of request `requestId` (its X-Request-Id), once exported. */
+  requestSpan(requestId: string): Promise<ExportedSpan>
   close(): void
 }
 
@@ -37,5 +48,15 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, close: () => server.close() }
+  const exported = async (what: string, matches: (span: ExportedSpan) => boolean) => {
+    await waitFor(() => spans.some(matches), what, 10_000)
+    return spans.find(matches) as ExportedSpan
+  }
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    spans,
+    span: (spanId) => exported(`span ${spanId} exported`, (s) => s.spanId === spanId),
+    requestSpan: (requestId) => exported(`the span of request ${requestId}`, (s) => s.kind === 2 && attributesOf(s)['bouncer.request_id'] === requestId),
+    close: () => server.close(),
+  }
 }

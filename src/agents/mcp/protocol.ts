@@ -6,8 +6,9 @@ import { ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type Ser
 import type { McpConfig } from '../../config/index.ts'
 import { GatewayError, problemBody } from '../../errors/index.ts'
 import { actorOf, CLIENT_CLOSED_REQUEST, subjectIssuer, type Caller, type InternalDispatch, type InternalRequest, type InternalResponse, type RecordAudit, type ToolCallFacts } from '../../request/index.ts'
-import { endMcpClientSpan, startMcpClientSpan, traceContextOf, type Logger, type TraceContext, type Tracing } from '../../telemetry/index.ts'
+import { endMcpSpan, startMcpClientSpan, traceparentOf, type Logger, type Tracing } from '../../telemetry/index.ts'
 import { MAX_PENDING_PER_CALLER, type Approval, type ApprovalStore } from './approvals.ts'
+import { startCallTrace, type CallTrace } from './call-trace.ts'
 import type { Catalog, ToolEntry } from './catalog.ts'
 import { answerTooLarge, CallNotSent, CallTimedOut, traceCarrier, type UpstreamMcpServer } from './servers.ts'
 import { routeAnswerContent, routeRequestOf, type RouteRequest } from './route-tools.ts'
@@ -57,16 +58,28 @@ export async function buildServer(caller: Caller, current: () => ProtocolDeps): 
   server.setRequestHandler('tools/call', async (request, ctx) => {
     const params = request.params
     const args = (params.arguments ?? {}) as Record<string, unknown>
-    return (await callTool(caller, params.name, args, ctx, current())) as never
+    const deps = current()
+    const call = startCallTrace(ctx, deps.tracing, 'tools/call', params.name)
+    let errorType: string | null = null
+    try {
+      const result = await callTool(caller, params.name, args, ctx, deps, call)
+      if (result.isError) errorType = 'tool_error'
+      return result as never
+    } catch (err) {
+      errorType = err instanceof ProtocolError ? String(err.code) : 'internal_error'
+      throw err
+    } finally {
+      call.end(errorType)
+    }
   })
   if (transparent) passThrough(server, caller, current, upstream)
   return server
 }
 
-async function callTool(caller: Caller, name: string, args: Record<string, unknown>, ctx: ServerContext, deps: ProtocolDeps): Promise<CallToolResult> {
+async function callTool(caller: Caller, name: string, args: Record<string, unknown>, ctx: ServerContext, deps: ProtocolDeps, call: CallTrace): Promise<CallToolResult> {
   const { catalog, mcp } = deps
   const started = performance.now()
-  const trace = agentTrace(ctx)
+  const trace = call.trace
   if (nestsDeeperThan(args, MAX_ARGUMENT_DEPTH)) {
     // Refused before anything walks them recursively (the redaction, a route's request): the
     // digest walks without recursion, so the record has it; the arguments are never logged.
@@ -89,6 +102,7 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
     }))
     throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${name}`)
   }
+  if (entry.target.kind === 'route' || entry.target.listed !== false) call.named(name)
   // Arguments the tool cannot take are refused before any approval is filed or taken, or an approved
   // call that then failed on them had used its approval up (a probe): a route tool's request is made
   // first, and a gated server tool's arguments are checked against the schema its server listed.
@@ -152,11 +166,11 @@ async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest
   const headers: Record<string, string> = { accept: 'application/json' }
   if (request.contentType) headers['content-type'] = request.contentType
   if (caller.userAgent) headers['user-agent'] = caller.userAgent
-  // The MCP request's trace goes on into the route's request (endpoint.ts webRequest puts the
-  // gateway's own hop there), so the route's record and its upstream are found from the agent's.
-  for (const name of ['traceparent', 'tracestate']) {
-    const value = ctx.http?.req?.headers.get(name)
-    if (value) headers[name] = value
+  // The MCP request's trace goes on into the route's request (call-trace.ts: the gateway's own span
+  // or hop), so the route's record and its upstream are found from the agent's.
+  if (facts.trace) {
+    headers.traceparent = traceparentOf(facts.trace)
+    if (facts.trace.tracestate !== null) headers.tracestate = facts.trace.tracestate
   }
   const signal = agentGone(ctx)
   // The dispatch cuts the route's request when it fires (gateway/internal-dispatch.ts).
@@ -181,15 +195,6 @@ async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest
     }
   }
   return { result, mayHaveRun: response.mayHaveRun }
-}
-
-/**
- * The MCP request's trace (the agent's, continued), in the records of calls held, refused or sent
- * to a server (they had none) as it is in a route tool's request; null only outside an HTTP request.
- */
-function agentTrace(ctx: ServerContext): TraceContext | null {
-  const traceparent = ctx.http?.req?.headers.get('traceparent')
-  return traceparent ? traceContextOf(traceparent, ctx.http?.req?.headers.get('tracestate') ?? undefined) : null
 }
 
 /**
@@ -218,7 +223,7 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
   // The call's client span, a child of the MCP request's: the server is sent its trace context. With
   // tracing off, the MCP request's own (as a route's upstream is sent one): the trace id the audit
   // record holds, for the server's logs to be matched with it.
-  const parent = mcpRequestSpan(facts.trace)
+  const parent = facts.trace ?? null
   const traced = deps.tracing && parent ? startMcpClientSpan(deps.tracing, parent, {
     method: 'tools/call', server: server.config.name, url: server.config.url, tool: { upstreamName, name: entry.name, listed: entry.target.listed !== false },
   }) : null
@@ -246,16 +251,8 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
     if (err instanceof ProtocolError && failure.status !== 413) throw err
     return { result: { content: [{ type: 'text', text: `The MCP server ${server.config.name} failed: ${message}` }], isError: true }, mayHaveRun: !(err instanceof CallNotSent) }
   } finally {
-    if (traced) endMcpClientSpan(traced.span, errorType)
+    if (traced) endMcpSpan(traced.span, errorType)
   }
-}
-
-/**
- * The MCP request's own span, from the trace the call's records carry (agentTrace: the MCP
- * request's traceparent, which endpoint.ts webRequest sets to the request span's ids, continued).
- */
-function mcpRequestSpan(trace: TraceContext | null | undefined): TraceContext | null {
-  return trace?.parentSpanId ? { ...trace, spanId: trace.parentSpanId, parentSpanId: null } : null
 }
 
 /** A passed-through request's trace context (tracing on): merged into its params' `_meta`, and its POST's headers. */
@@ -285,29 +282,38 @@ function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps
    * The upstream's answer to a request `method` the caller may make (`call` on mcp:<what>). With
    * tracing on, under a client span of the MCP request's, whose trace context `ask` sends (`traced`):
    * as a tool call's, or the server's spans were orphans (the agent's own `_meta` went on as it came).
+   * The MCP request's trace is the agent's `_meta` one when valid (call-trace.ts), as a tool call's.
    */
   const gated = async <T>(what: string, method: string, ctx: ServerContext, ask: (c: Upstream, traced: Traced) => Promise<T>): Promise<T> => {
-    allowed(what)
-    const from = upstream()
     const { tracing } = current()
-    const parent = mcpRequestSpan(agentTrace(ctx))
-    const span = tracing && parent ? startMcpClientSpan(tracing, parent, { method, server: from.config.name, url: from.config.url }) : null
-    // With tracing off, the MCP request's own trace context, as a tool call's.
-    const sent = span?.trace ?? parent
-    const carried = sent ? traceCarrier(sent) : undefined
-    const traced: Traced = {
-      params: <P extends { _meta?: object } | undefined>(params: P) => (carried ? { ...params, _meta: { ...params?._meta, ...carried } } : params),
-      options: carried ? { headers: carried } : undefined,
-    }
+    const call = startCallTrace(ctx, tracing, method)
+    let span: ReturnType<typeof startMcpClientSpan> | null = null
     let errorType: string | null = null
     try {
-      return await ask(await from.client(), traced)
+      allowed(what)
+      const from = upstream()
+      const parent = call.trace
+      span = tracing && parent ? startMcpClientSpan(tracing, parent, { method, server: from.config.name, url: from.config.url }) : null
+      // With tracing off, the MCP request's own trace context, as a tool call's.
+      const sent = span?.trace ?? parent
+      const carried = sent ? traceCarrier(sent) : {}
+      const traced: Traced = {
+        // The agent's own trace context never goes on as it came (an invalid one included): the gateway is a hop.
+        params: <P extends { _meta?: object } | undefined>(params: P) => ({ ...params, _meta: { ...withoutTraceContext(params?._meta), ...carried } }),
+        options: sent ? { headers: carried } : undefined,
+      }
+      try {
+        return await ask(await from.client(), traced)
+      } catch (err) {
+        // Its answers come redacted (servers.ts); an error the SDK made of an HTTP answer does not.
+        throw from.withoutCredentials(err)
+      }
     } catch (err) {
       errorType = err instanceof ProtocolError ? String(err.code) : 'upstream_error'
-      // Its answers come redacted (servers.ts); an error the SDK made of an HTTP answer does not.
-      throw from.withoutCredentials(err)
+      throw err
     } finally {
-      if (span) endMcpClientSpan(span.span, errorType)
+      if (span) endMcpSpan(span.span, errorType)
+      call.end(errorType)
     }
   }
   // Only what the server offers (the gateway's server declares the same): the SDK refuses a handler
@@ -332,4 +338,11 @@ function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps
       return {}
     }) as never)
   }
+}
+
+/** An agent's `_meta` without the W3C keys (SEP-414) the gateway sets itself. */
+function withoutTraceContext(meta: object | undefined): object {
+  if (meta === undefined) return {}
+  const { traceparent: _traceparent, tracestate: _tracestate, ...rest } = meta as Record<string, unknown>
+  return rest
 }
