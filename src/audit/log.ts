@@ -16,6 +16,7 @@ import { LineBuffer } from './line-buffer.ts'
 import { recordLine, rejectedLine, type RejectedRequest } from './record.ts'
 import { sinkName } from './sinks/sink.ts'
 import { spillBytes } from './spill.ts'
+import { unconfirmedBatches, type InFlightBatch, type Waiter } from './unconfirmed.ts'
 import type { FromWorker, ToWorker, WorkerConfig, WorkerSinkConfig, WorkerStats } from './worker.ts'
 
 export interface AuditStats extends WorkerStats {
@@ -62,6 +63,13 @@ const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './
 /** A worker that could not start is started again after 100 ms, 200 ms, 400 ms… up to 30 s. */
 const RESTART_DELAY_MS = 100
 const MAX_RESTART_DELAY_MS = 30_000
+/**
+ * How long the batches a crashed worker numbered but did not confirm wait for its replacement to
+ * say what the sinks hold (unconfirmed.ts): past its start and its sinks' open and head deadlines
+ * (3 s each, worker.ts), so a slow sink does not turn a stored record into a 503. It costs no
+ * latency: a lost record's 503 is recorded too, by that same replacement, and waits for it anyway.
+ */
+const SETTLE_TIMEOUT_MS = 10_000
 
 /**
  * `secrets`: the store that keeps the checkpoint signing key, when there is one (checkpoint-key.ts).
@@ -91,11 +99,10 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
   let head: AuditHead | null = null
 
   const pending = new LineBuffer()
-  // A waiting sync response hears whether its record was committed (true) or lost (false).
-  let waiters: Array<(committed: boolean) => void> = []
+  let waiters: Waiter[] = []
   let timer: NodeJS.Timeout | undefined
   let nextId = 1
-  const inFlight = new Map<number, { count: number; waiters: Array<(committed: boolean) => void> }>()
+  const inFlight = new Map<number, InFlightBatch>()
   let inFlightRecords = 0
   const answered = new Set<string>()
   // Until the worker's first stats, the spill as it lies: a gateway started on a spill an earlier run
@@ -105,6 +112,12 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
   let workerStats: WorkerStats = { backlog: 0, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0, sinks: {}, chain: '', seq: 0, spillBytes: spillAtStart, spillFull: spillAtStart >= config.spill_max_bytes }
   const refuseWhenFull = config.on_spill_full === 'refuse'
   let lost = 0
+  const unconfirmed = unconfirmedBatches(SETTLE_TIMEOUT_MS, ({ stored, lost: gone, by }) => {
+    lost += gone
+    outstanding[0] = pending.count + inFlightRecords
+    const why = by === 'replacement' ? 'as its replacement found the sinks' : by === 'timeout' ? `its replacement did not say within ${SETTLE_TIMEOUT_MS} ms` : 'its replacement stopped before it started'
+    logger[gone > 0 ? 'error' : 'info']({ stored, lost: gone }, `the records the stopped audit worker had not confirmed are settled (${why}): stored ones are answered, lost ones counted as dropped`)
+  })
   // What workers that have stopped had counted: a new worker counts from 0, and the counters of
   // /metrics must never go back or stand still while it catches up (Prometheus counters).
   let carried: WorkerCounters = { written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }
@@ -134,14 +147,17 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
           inFlight.delete(message.id)
           if (batch) {
             inFlightRecords -= batch.count
-            outstanding[0] = pending.count + inFlightRecords
+            outstanding[0] = pending.count + inFlightRecords + unconfirmed.records
             for (const wake of batch.waiters) wake(!message.lost)
           }
           break
         }
-        case 'buffer':
+        case 'numbered': {
           pending.recycle(message.buffer)
+          const batch = inFlight.get(message.id)
+          if (batch) batch.last = message.last
           break
+        }
         case 'stats':
           workerStats = message.stats
           for (const sink in message.stats.sinks) if (message.stats.sinks[sink]) answered.add(sink)
@@ -164,6 +180,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
             checkpoint: message.checkpoint, checkpoint_file: checkpointFile, key: key.publicKey,
           }
           logger.debug({ chain: message.chain, checkpoint_key: key.keptIn }, 'audit worker ready')
+          unconfirmed.settle(message.stored, 'replacement')
           break
       }
     })
@@ -173,16 +190,20 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
         if (w === worker && drained) stoppedDuringDrain(code)
         return
       }
-      // Records handed to the dead worker but not committed are lost: count them, release any
-      // waiting response, and carry on with a new worker (it continues the chain from its state).
-      lost += inFlightRecords
+      // What an earlier worker left unconfirmed waited for this one to start, which it did not (once
+      // ready, it settled them).
+      unconfirmed.settle(null, 'no replacement')
+      // Records handed to the dead worker that it never numbered are lost: counted, their waiting
+      // responses released. Those it numbered may be stored: they wait for the replacement (it
+      // continues the chain from its state and says what every sink holds).
+      const gone = unconfirmed.hold(inFlight.values())
+      lost += gone
       carried = addCounters(carried, workerStats)
       workerStats = { ...workerStats, written: 0, spilled: 0, replayed: 0, dropped: 0, quarantined: 0 }
-      background.failed('audit_worker', new Error(`the audit worker exited with code ${code}`), { message: 'the audit worker stopped: restarting it', fields: { lost: inFlightRecords } })
-      for (const batch of inFlight.values()) for (const wake of batch.waiters) wake(false)
+      background.failed('audit_worker', new Error(`the audit worker exited with code ${code}`), { message: 'the audit worker stopped: restarting it', fields: { lost: gone, unconfirmed: unconfirmed.records } })
       inFlight.clear()
       inFlightRecords = 0
-      outstanding[0] = pending.count
+      outstanding[0] = pending.count + unconfirmed.records
       // A crash: a new worker at once, and the queue goes to it (it buffers messages until it runs).
       if (ready) return restart()
       down = true
@@ -196,13 +217,16 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
    * lost, counted as dropped, and close() returns instead of waiting for an answer that cannot come.
    */
   function stoppedDuringDrain(code: number): void {
+    // An earlier worker's unconfirmed batches waited for this one, which never started: lost too.
+    const held = unconfirmed.records
+    unconfirmed.settle(null, 'no replacement')
     lost += inFlightRecords
-    logger.error({ code, lost: inFlightRecords }, 'the audit worker stopped during the final drain: its uncommitted records are lost')
+    logger.error({ code, lost: inFlightRecords + held }, 'the audit worker stopped during the final drain: its uncommitted records are lost')
     for (const batch of inFlight.values()) for (const wake of batch.waiters) wake(false)
     inFlight.clear()
     // Left in the cell: this thread ends next, before any scrape reports `lost`, and with
     // server.workers its primary counts the cell as dropped (a review).
-    outstanding[0] = pending.count + inFlightRecords
+    outstanding[0] = pending.count + inFlightRecords + held
     inFlightRecords = 0
     drained?.()
     drained = undefined
@@ -224,7 +248,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
       // No worker until the next start: these records cannot be written (counted as dropped).
       lost += pending.count
       pending.take()
-      outstanding[0] = inFlightRecords
+      outstanding[0] = inFlightRecords + unconfirmed.records
       for (const wake of waiters) wake(false)
       waiters = []
       return
@@ -242,7 +266,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
   function push(line: string): void {
     if (!pending.fits(line)) flush()
     pending.append(line)
-    outstanding[0] = pending.count + inFlightRecords
+    outstanding[0] = pending.count + inFlightRecords + unconfirmed.records
   }
 
   function enqueue(line: string): void {
@@ -279,7 +303,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
     },
     stats() {
       const counted = addCounters(carried, workerStats)
-      return { ...workerStats, ...counted, dropped: counted.dropped + lost, queueDepth: pending.count + inFlightRecords + workerStats.backlog, answered: [...answered] }
+      return { ...workerStats, ...counted, dropped: counted.dropped + lost, queueDepth: pending.count + inFlightRecords + unconfirmed.records + workerStats.backlog, answered: [...answered] }
     },
     head: () => head,
     async close() {
@@ -287,6 +311,7 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
       closing = true
       if (down) {
         clearTimeout(restartTimer)
+        unconfirmed.settle(null, 'no replacement')
         return // nothing to drain: the last worker has exited
       }
       await new Promise<void>((done) => {
@@ -302,8 +327,9 @@ export function createAuditLog(config: AuditConfig, logger: Logger, background: 
  * durability: sync promises no answer completes before its record is stored. A record the audit
  * worker took with it when it ended, or that had no worker or no room anywhere, is not confirmed:
  * the answer becomes this refusal (or, its status already sent, is cut short), and the refusal is
- * recorded. A worker that stored the batch and ended before saying so leaves two records for the
- * request (at least once, never none).
+ * recorded. A worker that stored the batch and ended before saying so is found out by its
+ * replacement (unconfirmed.ts), except where a sink cannot be read back or has the batch only in its
+ * spill: that leaves two records for the request (at least once, never none).
  */
 function recordLost(): GatewayError {
   return new GatewayError('audit_unavailable', {

@@ -68,9 +68,17 @@ export interface WorkerStats {
 }
 
 export type FromWorker =
-  | { type: 'ready'; chain: string; head: ChainHead; checkpoint: Checkpoint | null }
-  /** A batch's bytes, read: the request thread writes a later batch into them (line-buffer.ts). */
-  | { type: 'buffer'; buffer: ArrayBuffer }
+  /**
+   * `stored`: the newest record of the chain it continues that every sink held when it started (null
+   * when one cannot say: away, keeping nothing to read back like stdout, or the chain not continued).
+   * The request thread settles with it the batches a worker that ended had numbered (log.ts).
+   */
+  | { type: 'ready'; chain: string; head: ChainHead; checkpoint: Checkpoint | null; stored: number | null }
+  /**
+   * A batch is read and numbered, before any sink has it: `last` is its last record's seq (null: it
+   * was dropped before numbering). Its bytes go back: the request thread writes a later batch into them (line-buffer.ts).
+   */
+  | { type: 'numbered'; id: number; last: number | null; buffer: ArrayBuffer }
   /** A batch (id null: a record of the worker's own) is in every sink or its spill file. */
   /** `lost`: the batch's records were dropped, not stored (a sync response waiting on them is refused). */
   | { type: 'committed'; id: number | null; head: ChainHead; lost?: true }
@@ -279,11 +287,13 @@ function lostBeforeNumbering(lines: string, count: number): number | null {
   return budget.claim([bytes], spillOnItsWay) === 0 ? null : bytes
 }
 
-function onBatch(id: number, text: string, postedEnd: number): void {
+/** `numbered` says where the batch's records went in the chain (or that they went nowhere), before the sinks take them. */
+function onBatch(id: number, text: string, postedEnd: number, numbered: (last: number | null) => void): void {
   const lines = text.split('\n')
   const count = lines.length
   const spilling = lostBeforeNumbering(text, count)
   if (spilling === null) {
+    numbered(null)
     if (lostUnnumbered === 0) lostSince = new Date().toISOString()
     lostUnnumbered += count
     events.dropped('(every sink)', count)
@@ -308,6 +318,7 @@ function onBatch(id: number, text: string, postedEnd: number): void {
     head = { seq: head.seq + 1, hash: linked.hash, id: linked.canonical.slice(at, linked.canonical.indexOf('"', at)) }
     rows.push(new LinkedRow(chainId, head.seq, linked))
   }
+  numbered(head.seq)
   const handled = handOver(rows, id, Number(Atomics.load(config.posted, 0)) - postedEnd)
   if (spilling > 0) {
     spillOnItsWay += spilling
@@ -350,9 +361,9 @@ const SINK_CLOSE_MS = 1_000
 port.on('message', (message: ToWorker) => {
   if (message.type === 'batch') {
     priority.observeLag(Date.now() - message.postedAt)
-    const lines = Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.byteLength).toString('utf8')
-    port.postMessage({ type: 'buffer', buffer: message.bytes.buffer } satisfies FromWorker, [message.bytes.buffer])
-    onBatch(message.id, lines, message.postedEnd)
+    const { id, bytes } = message
+    const lines = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
+    onBatch(id, lines, message.postedEnd, (last) => port.postMessage({ type: 'numbered', id, last, buffer: bytes.buffer } satisfies FromWorker, [bytes.buffer]))
   } else if (message.type === 'drain') {
     priority.restore()
     void Promise.all([...runners, ...adopted].map((runner) => runner.drain()))
@@ -409,5 +420,16 @@ function retention(): void {
 const retentionEvery = Math.min(3_600_000, Math.max(1_000, config.retentionMs / 10))
 setInterval(retention, retentionEvery).unref()
 
+/**
+ * A batch the worker before this one numbered and ended without confirming is stored only if every
+ * sink holds its records: the state file is written as records are numbered, so the chain's head
+ * may name records no sink took (while one sink is away or spilling, decideHead keeps it). Records
+ * durably spilled count as committed too, but finding them means reading the spill: such a batch
+ * is reported lost (at least once, never none).
+ */
+const stored = decision.kind === 'continue' && heads.every((h) => h.head !== null && h.head.problem === null)
+  ? Math.min(...heads.map((h) => (h.head as SinkHead).seq))
+  : null
+
 send({ type: 'stats', stats: stats() })
-send({ type: 'ready', chain: chainId, head: committed, checkpoint: latest })
+send({ type: 'ready', chain: chainId, head: committed, checkpoint: latest, stored })
