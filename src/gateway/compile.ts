@@ -15,7 +15,7 @@ import {
 import { compileDataset, createDatasourceRegistry, datasetBackend, datasetSchemaBackend, type Datasource, type DatasetRoute, type DatasourceRegistry } from '../datasets/index.ts'
 import { createFunctionRegistry, functionBackend, routeKeyOf, type FunctionPool, type FunctionRegistry } from '../functions/index.ts'
 import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits, type SharedLimitsTable } from '../limits/index.ts'
-import { compileMcp, createAgentsRegistry, loadMcpFor, type AgentsRegistry, type CompiledMcp, type ToolRoute } from '../agents/index.ts'
+import { compileMcp, createAgentsRegistry, endedSessions, loadMcpFor, type AgentsRegistry, type CompiledMcp, type ToolRoute } from '../agents/index.ts'
 import type { Backend, InternalDispatch } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { createUpstreamRegistry, upstreamBackend, type AssertionSigner, type HealthCheckRole, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
@@ -142,7 +142,7 @@ const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }) }
  */
 export function createRuntimeDeps(
   logger: Logger,
-  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources; sharedLimits?: SharedLimitsTable; apiKeyRevocations?: SharedArrayBuffer; mcpSessionKey?: string; datasetKey?: string; healthChecks?: HealthCheckRole },
+  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources; sharedLimits?: SharedLimitsTable; apiKeyRevocations?: SharedArrayBuffer; mcpSessionKey?: string; mcpEndedSessions?: SharedArrayBuffer; datasetKey?: string; healthChecks?: HealthCheckRole },
 ): CompileDeps & { closeAll(): Promise<void> } {
   const upstreams = createUpstreamRegistry({ logger, background: options.offline ? null : options.background, healthChecks: options.healthChecks ?? 'alone' })
   const functions = createFunctionRegistry(logger, options)
@@ -151,7 +151,7 @@ export function createRuntimeDeps(
   const limitsStores = createLimitsStoreRegistry(logger, options)
   const apiKeys = createApiKeyDirectoryRegistry(logger, options, options.apiKeyRevocations)
   const sessionStores = createSessionStoreRegistry(logger, options)
-  const agents = createAgentsRegistry(logger, options.mcpSessionKey)
+  const agents = createAgentsRegistry(logger, options.mcpSessionKey, options.mcpEndedSessions ? endedSessions(options.mcpEndedSessions) : undefined)
   return {
     upstreams,
     functions,

@@ -99,6 +99,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     background,
     sharedLimits: options.worker?.sharedLimits,
     apiKeyRevocations: options.worker?.apiKeyRevocations,
+    mcpEndedSessions: options.worker?.mcpEndedSessions,
     healthChecks: !options.worker ? 'alone' : leads ? 'prober' : 'follower',
     mcpSessionKey: keys.get(MCP_SESSION_KEY),
     datasetKey: keys.get(DATASET_KEY),

@@ -16,6 +16,7 @@ import { traceparentOf, type Logger, type Tracing } from '../../telemetry/index.
 import type { ApprovalStore } from './approvals.ts'
 import { createCatalog, routeToolEntry, type Catalog, type ToolEntry } from './catalog.ts'
 import { buildServer, type ProtocolDeps } from './protocol.ts'
+import type { EndedSessions } from './ended-sessions.ts'
 import { createLegacySessions, type LegacySessions, type McpServing } from './sessions.ts'
 import type { SessionSeal } from './session-seal.ts'
 import { createResourceServer, type ResourceServer } from './resource-server.ts'
@@ -50,7 +51,7 @@ export interface McpCompileDeps {
   servers: McpServerRegistry
   approvals: (path: string) => ApprovalStore
   /** The 2025-era sessions at an mcp.path, kept across reloads (registry.ts). */
-  sessions: (path: string, create: (seal: SessionSeal) => LegacySessions) => LegacySessions
+  sessions: (path: string, create: (seal: SessionSeal, ended: EndedSessions) => LegacySessions) => LegacySessions
   logger: Logger
   /** Spans, when telemetry.otlp_endpoint is set (a call to an aggregated server's tool has one). */
   tracing: Tracing | null

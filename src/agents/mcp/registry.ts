@@ -5,6 +5,7 @@
 import { createSharedResources } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import { openApprovalStore, type ApprovalStore } from './approvals.ts'
+import { endedSessions, type EndedSessions } from './ended-sessions.ts'
 import { createMcpServerRegistry, type McpServerRegistry, type UpstreamMcpServer } from './servers.ts'
 import { newSessionKey, type SessionSeal } from './session-seal.ts'
 import type { LegacySessions } from './sessions.ts'
@@ -15,7 +16,7 @@ export interface AgentsRegistry {
   /** Disconnects the servers and closes the approvals stores of every runtime but those kept. */
   retire(keep: Iterable<{ servers: readonly UpstreamMcpServer[]; approvals: ApprovalStore | null }>): Promise<void>
   /** The sessions of the MCP endpoint at `path`, made by `create` at first (the SDK loads with the endpoint, not here). */
-  sessions(path: string, create: (seal: SessionSeal) => LegacySessions): LegacySessions
+  sessions(path: string, create: (seal: SessionSeal, ended: EndedSessions) => LegacySessions): LegacySessions
   /**
    * A reload has swapped runtimes: the sessions of every path but `except` (the new endpoint's path)
    * are quiesced (their calls in flight still answered) and set aside until endRetiredSessions.
@@ -76,8 +77,13 @@ function lazyStore(path: string): ApprovalStore {
   }
 }
 
-/** `sessionKey`: what seals session ids (session-seal.ts), the process's; a registry of its own makes one. */
-export function createAgentsRegistry(logger: Logger, sessionKey: string = newSessionKey()): AgentsRegistry {
+/**
+ * `sessionKey`: what seals session ids (session-seal.ts), and `ended`: the table of the ids DELETEd
+ * (ended-sessions.ts), both the process's; a registry of its own makes them (the table when a path
+ * first has sessions: a compile for `explain` or a replay needs none).
+ */
+export function createAgentsRegistry(logger: Logger, sessionKey: string = newSessionKey(), ended?: EndedSessions): AgentsRegistry {
+  let endedTable = ended
   const servers = createMcpServerRegistry(logger)
   // One store per path, kept across reloads and retired like the other shared resources.
   const stores = createSharedResources<string, ApprovalStore>({ fingerprint: (path) => path, create: lazyStore, close: (store) => store.close() })
@@ -98,7 +104,7 @@ export function createAgentsRegistry(logger: Logger, sessionKey: string = newSes
     },
     sessions(path, create) {
       let sessions = sessionsByPath.get(path)
-      if (!sessions) sessionsByPath.set(path, (sessions = create({ key: sessionKey, path })))
+      if (!sessions) sessionsByPath.set(path, (sessions = create({ key: sessionKey, path }, (endedTable ??= endedSessions()))))
       return sessions
     },
     retireSessions(except) {

@@ -15,21 +15,21 @@
 // probe). A session's id is sealed (an HMAC over it, the endpoint's path and its owner, with a key
 // every worker holds: the process's key store), so a worker that has not seen the session opens it
 // again for the same owner, answering from the same config. So a session's id holds until its
-// client's DELETE (told to every worker, as a call's cancellation is), a restart (a new key), or a
-// reload that moves the endpoint: a worker that let a session go (idle, or its caller's oldest
-// beyond the share) opens it again at its next request, since another worker may be serving it.
+// client's DELETE (in the process's table of ended sessions, which every worker reads, a
+// replacement too: ended-sessions.ts; and told to the workers serving it, which end it there), a
+// restart (a new key), or a reload that moves the endpoint: a worker that let a session go (idle,
+// or its caller's oldest beyond the share) opens it again at its next request, since another
+// worker may be serving it.
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto'
 import { BroadcastChannel } from 'node:worker_threads'
 import { WebStandardStreamableHTTPServerTransport, type AuthInfo, type Server } from '@modelcontextprotocol/server'
 import { GatewayError } from '../../errors/index.ts'
 import { actorOf, subjectIssuer, type Caller } from '../../request/index.ts'
 import { buildServer, type ProtocolDeps } from './protocol.ts'
+import type { EndedSessions } from './ended-sessions.ts'
 import type { SessionSeal } from './session-seal.ts'
 
 const SESSION_IDLE_MS = 30 * 60_000
-
-/** DELETEd ids remembered, so they are not opened again: the newest this many (~10 MB at most). */
-const MAX_DELETED = 100_000
 
 /** uuid.mac: a v4 UUID, and 16 bytes of HMAC in base64url (22 characters, the last of 4 possible ones). */
 const SEALED_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.[A-Za-z0-9_-]{21}[AQgw]$/
@@ -137,7 +137,8 @@ const noNotificationStream = () => new Response(null, { status: 405, headers: { 
 
 const notFound = () => new Response(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }), { status: 404, headers: { 'content-type': 'application/json' } })
 
-export function createLegacySessions(seal: SessionSeal): LegacySessions {
+/** `ended`: the ids DELETEd in this process, on any worker (ended-sessions.ts). */
+export function createLegacySessions(seal: SessionSeal, ended: EndedSessions): LegacySessions {
   const sessions = new Map<string, Session>()
   const macOf = (uuid: string, owner: string) => createHmac('sha256', seal.key).update(`${seal.path}\n${uuid}\n${owner}`).digest().subarray(0, 16)
   const sealedId = (owner: string) => {
@@ -154,14 +155,9 @@ export function createLegacySessions(seal: SessionSeal): LegacySessions {
     const uuid = id.slice(0, 36)
     return timingSafeEqual(Buffer.from(id.slice(37)), Buffer.from(macOf(uuid, owner).toString('base64url')))
   }
-  /** Ids their clients DELETEd, here or on another worker: never opened again. */
-  const deleted = new Set<string>()
-  const remember = (id: string) => {
-    deleted.add(id)
-    if (deleted.size > MAX_DELETED) deleted.delete(deleted.values().next().value as string)
-  }
-  // What a client says to one worker that another may be serving: its DELETE, and its call's
-  // cancellation (the call runs where it began). The channel reaches the process's other threads.
+  // What a client says to one worker that another may be serving: its DELETE (ending the session
+  // there, its notification stream too), and its call's cancellation (the call runs where it
+  // began). The channel reaches the process's other threads.
   const channel = new BroadcastChannel(`bouncer:mcp-sessions:${createHmac('sha256', seal.key).update(seal.path).digest('base64url')}`)
   channel.unref()
   let channelOpen = true
@@ -172,7 +168,6 @@ export function createLegacySessions(seal: SessionSeal): LegacySessions {
     const news = (event as { data: SessionNews }).data
     const session = sessions.get(news.id)
     if (news.type === 'deleted') {
-      remember(news.id)
       if (session) void end(news.id, session)
     } else if (session) {
       const request = new Request('http://gateway.internal/', { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': news.id, 'mcp-protocol-version': news.version }, body: JSON.stringify(news.body) })
@@ -228,7 +223,7 @@ export function createLegacySessions(seal: SessionSeal): LegacySessions {
       // The client's DELETE: ended here, and on every other worker that opened it.
       onsessionclosed: (closed) => {
         sessions.delete(closed)
-        remember(closed)
+        ended.add(closed)
         tellOthers({ type: 'deleted', id: closed })
       },
     })
@@ -257,7 +252,7 @@ export function createLegacySessions(seal: SessionSeal): LegacySessions {
         await answer.text()
         const opened = sessions.get(id) ?? null
         // DELETEd on another worker while this one opened it.
-        if (opened !== null && deleted.has(id)) {
+        if (opened !== null && ended.has(id)) {
           await end(id, opened)
           return null
         }
@@ -310,8 +305,17 @@ export function createLegacySessions(seal: SessionSeal): LegacySessions {
       const id = request.headers.get('mcp-session-id')
       if (id === null) return !closed && request.method === 'POST' && isMethod(body, 'initialize') ? open(request, body, caller, authInfo) : null
       const session = sessions.get(id)
-      if (session) return session.owner === ownerOf(caller) ? serve(id, session, request, body, caller, authInfo) : Promise.resolve(notFound())
-      if (closed || deleted.has(id) || !sealedFor(id, ownerOf(caller))) return Promise.resolve(notFound())
+      if (session) {
+        if (session.owner !== ownerOf(caller)) return Promise.resolve(notFound())
+        // DELETEd on another worker, whose news has not come yet: ended here now.
+        if (ended.has(id)) {
+          void end(id, session)
+          return Promise.resolve(notFound())
+        }
+        return serve(id, session, request, body, caller, authInfo)
+      }
+      // Sealed first: the table of ended sessions is asked about ids the gateway made only.
+      if (closed || !sealedFor(id, ownerOf(caller)) || ended.has(id)) return Promise.resolve(notFound())
       return reopen(id, request, caller, authInfo).then((opened) => (opened ? serve(id, opened, request, body, caller, authInfo) : notFound()))
     },
     toolsChanged,

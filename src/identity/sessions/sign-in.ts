@@ -47,8 +47,6 @@ const ENDED = 'The session has ended (signed out, revoked or expired): sign in a
 const MAX_ID_TOKEN_BYTES = 65_536
 /** What a browser keeps of one cookie at least: name, value and attributes (RFC 6265 §6.1). */
 const MAX_COOKIE_BYTES = 4_096
-/** The store's sign-in key is read again this often: a key made anew (Redis emptied) is taken up within it. */
-const SIGN_IN_KEY_READ_MS = 60_000
 
 /** What a sign-in endpoint answers: written by the built-in route (gateway/built-ins.ts). */
 export interface BrowserAnswer {
@@ -133,7 +131,8 @@ export function createSignIn(options: SignInOptions): SignIn {
   // tokens are kept by their whole string). Bounded; an entry lives no longer than a session can.
   const ids = createLru<string>(10_000)
   const refreshing = new Map<string, Promise<SessionRecord | undefined>>()
-  let stateKey: { key: Buffer; readAt: number } | undefined
+  /** The state cookies' key, derived from the store's (`stored`): derived again when the store's changes. */
+  let stateKey: { stored: Buffer; key: Buffer } | undefined
   const idTokens: TokenVerifier = createTokenVerifier({
     // An ID token is for this client (aud), and OIDC fixes its claims: the issuer's required_claims
     // are about its access tokens (client_id, scp…), which an ID token need not carry.
@@ -245,12 +244,16 @@ export function createSignIn(options: SignInOptions): SignIn {
     return { location: url.href, cookie: set }
   }
 
-  /** The key this sign-in's state cookies are sealed with, from the one the session store keeps (shared by every instance using it). */
+  /**
+   * The key this sign-in's state cookies are sealed with, from the one the session store keeps
+   * (shared by every instance and worker using it), read at each sign-in's start and callback. Kept
+   * for 60 s, a key made anew (Redis emptied) was taken up by each worker and instance at its own
+   * time: until the last had, a sign-in begun at one and called back at another was refused (a
+   * probe: 3 of 8 with two workers). One store read per sign-in step, none per request.
+   */
   async function stateCookieKey(): Promise<Buffer> {
-    const at = now()
-    if (stateKey === undefined || at - stateKey.readAt >= SIGN_IN_KEY_READ_MS) {
-      stateKey = { key: pendingKey(await storeCall(() => store.signInKey()), options.audience, config.client_id), readAt: at }
-    }
+    const stored = await storeCall(() => store.signInKey())
+    if (stateKey === undefined || !stateKey.stored.equals(stored)) stateKey = { stored, key: pendingKey(stored, options.audience, config.client_id) }
     return stateKey.key
   }
 

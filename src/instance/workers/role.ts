@@ -21,6 +21,11 @@ export interface WorkerRole {
    * one worker's admin API is refused by all at once, even by a lookup under way (identity/api-keys/directory.ts).
    */
   apiKeyRevocations?: SharedArrayBuffer
+  /**
+   * The MCP session ids DELETEd, on any worker (agents/mcp/ended-sessions.ts, the primary's): never
+   * opened again by another worker, nor by a replacement started after the DELETE.
+   */
+  mcpEndedSessions?: SharedArrayBuffer
   /** Where its admin listener is: a Unix socket in a directory only the primary's user reads. */
   adminSocket: string
   /**

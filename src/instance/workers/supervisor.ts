@@ -19,6 +19,7 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { requestWorkerLimits } from './young-generation.ts'
 import { randomBytes, randomUUID } from 'node:crypto'
+import { endedSessions } from '../../agents/index.ts'
 import { ADMIN_CLIENT_HEADER, adminClientOf, type Catalog } from '../../admin/index.ts'
 import { releaseAuditSpills, type AuditHead } from '../../audit/index.ts'
 import { listenUrl, readConfigFile, startSettingsOf, type Config } from '../../config/index.ts'
@@ -148,6 +149,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const sharedLimits = createSharedLimitsTable(maxKeys)
   const sharedKeys = ownKeyStore({ forWorkers: true }).buffer
   const apiKeyRevocations = createApiKeyRevocations()
+  const mcpEndedSessions = endedSessions().buffer
   const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
   const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
     id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0, text: options.configText, ticketKeys: null, generation: 1,
@@ -181,7 +183,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     slot.ticketKeys = ticketKeys
     slot.generation = generation
     const auditOutstanding = new Int32Array(new SharedArrayBuffer(4))
-    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, workers: options.count, sharedLimits, sharedKeys, apiKeyRevocations, adminSocket: slot.socket, ticketKeys, auditOutstanding, generation }, env: options.env }
+    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, workers: options.count, sharedLimits, sharedKeys, apiKeyRevocations, mcpEndedSessions, adminSocket: slot.socket, ticketKeys, auditOutstanding, generation }, env: options.env }
     rmSync(slot.socket, { force: true })
     const thread = new Worker(THREAD_URL, { workerData: data, env: options.env, name: `bouncer ${slot.id}`, resourceLimits: requestWorkerLimits() })
     slot.thread = thread
