@@ -15,7 +15,7 @@
 // on a claim the record does not keep decides the same way both times, so a change that hinges only
 // on such a claim is not seen (the answer says so). Limits and upstream failures are not replayed:
 // only route, credential, identity, roles and policy.
-import { readRecords, type AuditRecord, type AuditSource } from '../audit/index.ts'
+import { NoAuditLog, readRecords, type AuditRecord, type AuditSource } from '../audit/index.ts'
 import { formatDiagnostic, jwtIssuers, loadConfigText, type Diagnostic, type StandIn, type UnsetReference } from '../config/index.ts'
 import type { ErrorCode } from '../errors/index.ts'
 import { compileRuntime, createRuntimeDeps, explainGranted, explainTool, loadModulesFor, type ExplainRequest, type Explanation, type Runtime, type Verdict } from '../gateway/index.ts'
@@ -304,7 +304,11 @@ export async function replay(current: Runtime, source: AuditSource, options: { d
   try {
     await loadModulesFor(loaded.config)
     const draft = compileRuntime(loaded.config, deps)
-    const records = await readRecords(source, { sinceMs: options.sinceMs, limit: REPLAY_MAX_RECORDS + 1 })
+    // A log with nothing written yet (the worker makes the file, then its tables) has no requests to replay.
+    const records = await readRecords(source, { sinceMs: options.sinceMs, limit: REPLAY_MAX_RECORDS + 1 }).catch((err: unknown) => {
+      if (err instanceof NoAuditLog) return []
+      throw err
+    })
     const truncated = records.length > REPLAY_MAX_RECORDS
     const scanned = Math.min(records.length, REPLAY_MAX_RECORDS)
     // Requests alike in everything the decision reads are decided once.
