@@ -73,14 +73,50 @@ export type HeadDecision =
 export type SignedHead = Pick<Checkpoint, 'count' | 'hash' | 'time'>
 
 /**
+ * What a sink holds of the state's chain at start. `head` null: nothing, or it cannot say — a sink
+ * that `readsBack` (SQLite, PostgreSQL; not stdout) and answered holds no record of the chain.
+ */
+export interface FoundHead {
+  sink: string
+  head: SinkHead | null
+  spilled?: boolean
+  unavailable?: boolean
+  readsBack?: boolean
+}
+
+/**
  * The state file says where the chain is; a sink may only be behind it (the rest waits in its
  * spill file). A sink at or past it must hold a sound record that agrees with it. And the chain
- * goes on only from at least where its latest signed checkpoint (`signed`) says it had come.
+ * goes on only from at least where its latest signed checkpoint (`signed`) says it had come;
+ * 'unreadable': the checkpoint file could not be read, so whether there is one is not known.
  */
-export function decideHead(read: StateRead, statePath: string, heads: ReadonlyArray<{ sink: string; head: SinkHead | null; spilled?: boolean; unavailable?: boolean }>, signed: SignedHead | null = null): HeadDecision {
+export function decideHead(read: StateRead, statePath: string, heads: readonly FoundHead[], signed: SignedHead | null | 'unreadable' = null): HeadDecision {
   const decided = continuation(read, statePath, heads)
-  if (decided.kind !== 'continue' || signed === null || read.kind !== 'read') return decided
+  if (decided.kind !== 'continue' || read.kind !== 'read' || signed === 'unreadable') return decided
+  if (signed === null) return neverStored(read.state.chain, decided.head, heads) ?? decided
   return heldToCheckpoint(decided.head, read.state.chain, signed) ?? decided
+}
+
+/**
+ * A worker that ended after numbering its chain's first records and before any sink stored them
+ * leaves a state file that names records nothing holds. Continued from there, the sinks held the
+ * chain from record N+1 with nothing before it, and `audit verify` failed the honest log for good
+ * ("missing (deleted)"). When every sink that reads back answered and holds nothing of the chain,
+ * nothing is spilled, and no checkpoint signed any of it, no committed record can have been
+ * deleted: a new chain starts, its first record saying so (not this one again from record 1: a
+ * stdout sink may have shipped the numbered records, which keep their seqs). A log emptied after
+ * a checkpoint keeps its checkpoint and still reads as tampered; one emptied before its chain's
+ * first checkpoint cannot be told apart, and is what the restart record names besides.
+ */
+function neverStored(chain: string, head: ChainHead, heads: readonly FoundHead[]): HeadDecision | null {
+  if (head.seq === 0) return null // nothing numbered: going on from the start leaves no gap
+  const readers = heads.filter((h) => h.readsBack)
+  if (readers.length === 0 || readers.some((h) => h.head !== null) || heads.some((h) => h.spilled || h.unavailable)) return null
+  const numbered = head.seq === 1 ? '1' : `1–${head.seq}`
+  return {
+    kind: 'restart', previous: chain,
+    reason: `the records it numbered (${numbered}) are in no sink and no checkpoint signed one: the audit worker that numbered them stopped before a sink stored them (lost records; under durability: sync their requests were not served), or the log was emptied before the chain's first checkpoint`,
+  }
 }
 
 /**
@@ -102,7 +138,7 @@ function heldToCheckpoint(head: ChainHead, chain: string, signed: SignedHead): H
   return null
 }
 
-function continuation(read: StateRead, statePath: string, heads: ReadonlyArray<{ sink: string; head: SinkHead | null; spilled?: boolean; unavailable?: boolean }>): HeadDecision {
+function continuation(read: StateRead, statePath: string, heads: readonly FoundHead[]): HeadDecision {
   if (read.kind === 'none') return { kind: 'new' }
   if (read.kind === 'unreadable') return { kind: 'restart', previous: null, reason: `the chain state ${statePath} cannot be read (${read.reason})` }
   const { state } = read

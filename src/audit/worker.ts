@@ -5,7 +5,7 @@ import { createPrivateKey, createPublicKey, randomUUID, type JsonWebKey } from '
 import { basename, join } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
 import { makeDirectories, quietSqliteWarning, withinDeadline } from '../collections/index.ts'
-import { CHAIN_STATE_FILE, decideHead, lostRecordsRecord, readChainState, restartRecord, writeChainState } from './chain-head.ts'
+import { CHAIN_STATE_FILE, decideHead, lostRecordsRecord, readChainState, restartRecord, writeChainState, type FoundHead } from './chain-head.ts'
 import { appendCheckpoint, checkpointProblem, latestByChain, readCheckpointFile, signCheckpoint, signCut, type Checkpoint } from './checkpoint.ts'
 import { GENESIS_HASH, link, type AuditRecord } from './record.ts'
 import { ownThreadNice, workerPriority } from './worker-priority.ts'
@@ -144,29 +144,31 @@ const unavailable = (sink: AuditSink) => (err: unknown) => {
 }
 const opened = await Promise.all(sinks.map((sink) => withinDeadline(sink.open(), OPEN_TIMEOUT_MS, `audit sink ${sink.name}`, () => {}).then(() => true, unavailable(sink))))
 const known = stateRead.kind === 'read' ? stateRead.state.chain : null
-async function headIn(sink: AuditSink, i: number): Promise<{ sink: string; head: SinkHead | null; spilled: boolean; unavailable: boolean }> {
+async function headIn(sink: AuditSink, i: number): Promise<FoundHead> {
   const spilled = spillBytes(config.spillDir, sink.name) > 0
-  if (known === null || !opened[i]) return { sink: sink.name, head: null, spilled, unavailable: true }
+  // stdout keeps nothing to read back: its null head says nothing of what it was given.
+  const readsBack = config.sinks[i]?.type !== 'stdout'
+  if (known === null || !opened[i]) return { sink: sink.name, head: null, spilled, unavailable: true, readsBack }
   try {
-    return { sink: sink.name, head: await withinDeadline(sink.head(known), OPEN_TIMEOUT_MS, `audit sink ${sink.name}`, () => {}), spilled, unavailable: false }
+    return { sink: sink.name, head: await withinDeadline(sink.head(known), OPEN_TIMEOUT_MS, `audit sink ${sink.name}`, () => {}), spilled, unavailable: false, readsBack }
   } catch (err) {
     opened[i] = unavailable(sink)(err)
-    return { sink: sink.name, head: null, spilled, unavailable: true }
+    return { sink: sink.name, head: null, spilled, unavailable: true, readsBack }
   }
 }
 const heads = await Promise.all(sinks.map(headIn))
 
 const signingKey = { kid: config.checkpoint.key.kid, privateKey: createPrivateKey({ key: config.checkpoint.key.jwk as never, format: 'jwk' }) }
 const ownKeys = new Map([[signingKey.kid, createPublicKey(signingKey.privateKey)]])
-/** The latest checkpoint this gateway signed of a chain, from the checkpoint file. */
-function latestSigned(chain: string | null): Checkpoint | null {
+/** The latest checkpoint this gateway signed of a chain, from the checkpoint file ('unreadable': whether there is one is not known). */
+function latestSigned(chain: string | null): Checkpoint | null | 'unreadable' {
   if (chain === null) return null
   try {
     const own = readCheckpointFile(config.checkpoint.path).checkpoints.filter((c) => c.chain === chain && checkpointProblem(c, ownKeys) === null)
     return latestByChain(own).get(chain) ?? null
   } catch (err) {
     events.log('warn', 'the audit checkpoint file cannot be read', { path: config.checkpoint.path, err })
-    return null
+    return 'unreadable'
   }
 }
 const signedBefore = latestSigned(known)
@@ -327,7 +329,7 @@ function onBatch(id: number, text: string, postedEnd: number, numbered: (last: n
 }
 
 // A chain begun now has no checkpoint yet.
-let latest: Checkpoint | null = decision.kind === 'continue' ? signedBefore : null
+let latest: Checkpoint | null = decision.kind === 'continue' && signedBefore !== 'unreadable' ? signedBefore : null
 let fileFailing = false
 
 /** Signs the committed head when it moved since the last checkpoint, and keeps it apart from the records. */

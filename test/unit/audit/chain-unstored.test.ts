@@ -33,3 +33,33 @@ describe('records chained but never stored', () => {
       .toMatchObject({ kind: 'restart', previous: 'c1', reason: expect.stringContaining('record 309 of chain c1 in postgres:bouncer does not match') })
   })
 })
+
+describe('a chain none of whose numbered records any sink took', () => {
+  const numbered: StateRead = { kind: 'read', state: { chain: 'c1', seq: 3, hash: 'a'.repeat(64), id: 'gone' } }
+  const nothing = { sink: 'sqlite:x', head: null, readsBack: true }
+  const stateHead = { kind: 'continue', head: { seq: 3, hash: 'a'.repeat(64), id: 'gone' } }
+
+  it('starts a new chain, saying which records were lost, when no checkpoint signed any of them', () => {
+    expect(decideHead(numbered, 'chain.json', [nothing, { sink: 'stdout', head: null }])).toEqual({
+      kind: 'restart', previous: 'c1',
+      reason: 'the records it numbered (1–3) are in no sink and no checkpoint signed one: the audit worker that numbered them stopped before a sink stored them (lost records; under durability: sync their requests were not served), or the log was emptied before the chain\'s first checkpoint',
+    })
+  })
+
+  it('goes on from the state when a checkpoint signed the chain (the log was emptied), or whether one did is not known', () => {
+    expect(decideHead(numbered, 'chain.json', [nothing], { count: 3, hash: 'a'.repeat(64), time: '2026-12-01T12:00:00.000Z' })).toEqual(stateHead)
+    expect(decideHead(numbered, 'chain.json', [nothing], 'unreadable')).toEqual(stateHead)
+  })
+
+  it('goes on from the state when a sink could not say: spilled, away, or one that reads nothing back (stdout)', () => {
+    expect(decideHead(numbered, 'chain.json', [{ ...nothing, spilled: true }])).toEqual(stateHead)
+    expect(decideHead(numbered, 'chain.json', [nothing, { sink: 'stdout', head: null, spilled: true }])).toEqual(stateHead)
+    expect(decideHead(numbered, 'chain.json', [nothing, { sink: 'postgres:b', head: null, unavailable: true, readsBack: true }])).toEqual(stateHead)
+    expect(decideHead(numbered, 'chain.json', [{ sink: 'stdout', head: null }])).toEqual(stateHead)
+  })
+
+  it('goes on from the start when nothing was numbered', () => {
+    const fresh: StateRead = { kind: 'read', state: { chain: 'c1', seq: 0, hash: GENESIS_HASH, id: null } }
+    expect(decideHead(fresh, 'chain.json', [nothing])).toEqual({ kind: 'continue', head: { seq: 0, hash: GENESIS_HASH, id: null } })
+  })
+})
