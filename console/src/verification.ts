@@ -7,7 +7,7 @@ export interface VerificationSummary {
   ok: boolean
   headline: string
   breaks: string[]
-  /** What is worth knowing though nothing broke: chains no signed checkpoint anchors (records deleted from their end would not show). */
+  /** What is worth knowing though nothing broke: chains no signed checkpoint anchors (records deleted from their end would not show), losses, restarts. */
   notes: string[]
 }
 
@@ -22,6 +22,8 @@ export function summarizeVerification(result: Verification): VerificationSummary
     ...result.cuts.filter((c) => c.problem === 'unknown key').map((c) => `chain ${c.chain}'s retention cut (after record ${c.seq}) is signed by a key this gateway does not hold`),
     // The chain is whole, but says records were lost before it numbered them (the spill full, every sink away).
     ...result.losses.map((l) => `chain ${l.chain} lost records (${l.time}): ${l.detail ?? 'no count recorded'}`),
+    // A chain begun anew because the one before could not be continued: its record says why (what `bouncer audit verify` prints).
+    ...result.restarts.map((r) => `chain ${r.chain} restarted at ${r.time} (record ${r.id}): ${r.detail ?? 'no reason recorded'}`),
   ]
   const breaks = [
     ...result.problems.map((p) => `record ${p.seq} of chain ${p.chain} (${p.id}, ${p.time}): ${p.reason}`),

@@ -29,6 +29,13 @@ describe('the audit page\'s verification summary', () => {
     expect(summary.notes).toEqual(['chain c1 lost records (2026-12-05T15:00:00.000Z): 12 audit records were lost from 2026-12-05T14:59:00.000Z: every sink was away'])
   })
 
+  // A chain that began anew (its head unreadable, or its first records in no sink): the page says so, as the command line does.
+  it('a chain_restarted record is a note under a clean verdict', () => {
+    const summary = summarizeVerification({ ...clean, chains: 2, restarts: [{ chain: 'gw:2', id: 'r9', time: '2026-12-05T16:00:00.000Z', detail: 'the records it numbered (1–3) are in no sink and no checkpoint signed one' }] })
+    expect(summary.ok).toBe(true)
+    expect(summary.notes).toEqual(['chain gw:2 restarted at 2026-12-05T16:00:00.000Z (record r9): the records it numbered (1–3) are in no sink and no checkpoint signed one'])
+  })
+
   // The retention cut is signed (src/audit/checkpoint.ts): the page names what `bouncer audit verify` names.
   it('a retention cut: forged or made early is a break; unsigned or by another key is a note', () => {
     const cut = { chain: 'c1', seq: 40, hash: 'h', newest: '2026-12-05T05:00:00.000Z', time: '2026-12-05T05:00:01.000Z', kid: 'k', sig: 's' }
