@@ -227,7 +227,7 @@ const schemas: Record<string, JsonSchema> = {
     },
     workers_unanswered: {
       type: 'array',
-      description: 'With server.workers above 1: the workers that gave no head within 5 s (busy, stuck, an error), each with why; their chains are not in workers.',
+      description: 'With server.workers above 1: the workers that gave no head within 5 s (busy, stuck, an error) or are not running (restarting after a crash), each with why; their chains are not in workers.',
       items: object({ worker: string, why: string }),
     },
   }),

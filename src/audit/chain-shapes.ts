@@ -73,7 +73,7 @@ export interface AuditHead {
   key: PublicCheckpointKey
   /** With `server.workers`: each worker's own chain (its `instance`), the first's being the one above. */
   workers?: Array<{ worker: string; chain: string; head: AuditHead['head']; checkpoint: Checkpoint | null }>
-  /** With `server.workers`: the workers that gave no head within 5 s (busy, stuck, an error), and why. */
+  /** With `server.workers`: the workers that gave no head within 5 s (busy, stuck, an error) or are not running (restarting after a crash), and why. */
   workers_unanswered?: Array<{ worker: string; why: string }>
 }
 

@@ -42,7 +42,7 @@ function Chain() {
               <dd>{w.checkpoint ? <>record {count(w.checkpoint.count)}, signed {ago(w.checkpoint.time)} by key <code>{w.checkpoint.kid.slice(0, 12)}…</code></> : 'none yet'}</dd>
             </>
           ))}
-          {/* A worker that gave no head in time (busy, stuck) is named, not silently left out. */}
+          {/* A worker that gave no head in time (busy, stuck) or is not running (restarting) is named, not silently left out. */}
           {head.workers_unanswered?.map((w) => (
             <>
               <dt>{`Worker ${w.worker}'s chain`}</dt>

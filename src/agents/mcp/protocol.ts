@@ -76,10 +76,10 @@ export async function buildServer(caller: Caller, current: () => ProtocolDeps): 
   return server
 }
 
-async function callTool(caller: Caller, name: string, args: Record<string, unknown>, ctx: ServerContext, deps: ProtocolDeps, call: CallTrace): Promise<CallToolResult> {
+async function callTool(caller: Caller, name: string, args: Record<string, unknown>, ctx: ServerContext, deps: ProtocolDeps, callTrace: CallTrace): Promise<CallToolResult> {
   const { catalog, mcp } = deps
   const started = performance.now()
-  const trace = call.trace
+  const trace = callTrace.trace
   if (nestsDeeperThan(args, MAX_ARGUMENT_DEPTH)) {
     // Refused before anything walks them recursively (the redaction, a route's request): the
     // digest walks without recursion, so the record has it; the arguments are never logged.
@@ -102,7 +102,7 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
     }))
     throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${name}`)
   }
-  if (entry.target.kind === 'route' || entry.target.listed !== false) call.named(name)
+  if (entry.target.kind === 'route' || entry.target.listed !== false) callTrace.named(name)
   // Arguments the tool cannot take are refused before any approval is filed or taken, or an approved
   // call that then failed on them had used its approval up (a probe): a route tool's request is made
   // first, and a gated server tool's arguments are checked against the schema its server listed.

@@ -249,7 +249,8 @@ export function createSignIn(options: SignInOptions): SignIn {
    * (shared by every instance and worker using it), read at each sign-in's start and callback. Kept
    * for 60 s, a key made anew (Redis emptied) was taken up by each worker and instance at its own
    * time: until the last had, a sign-in begun at one and called back at another was refused (a
-   * probe: 3 of 8 with two workers). One store read per sign-in step, none per request.
+   * probe: 3 of 8 with two workers). One store read per sign-in step, and a page load without a
+   * session is one (it begins a sign-in): an anonymous browser's every page load reads the store.
    */
   async function stateCookieKey(): Promise<Buffer> {
     const stored = await storeCall(() => store.signInKey())

@@ -610,9 +610,13 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       return [{ worker: slot.id, chain, head, checkpoint }]
     })
     // A worker that gave no head is named, not left out: its chain took records all the same (a
-    // verifier comparing heads would otherwise not know one is missing).
-    const unanswered = asked.flatMap(({ slot, answer }) => {
-      if (answer?.status === 200 || (stopping && answer === null)) return []
+    // verifier comparing heads would otherwise not know one is missing). So is one not asked, as it
+    // is not running (a crashed one's replacement starting, or its restart's backoff): it was left
+    // out unnamed (a review). While they all drain, a worker whose drain ended has no more records.
+    const unanswered = slots.flatMap((slot) => {
+      const answer = asked.find((each) => each.slot === slot)?.answer
+      if (answer?.status === 200 || (stopping && !answer)) return []
+      if (answer === undefined) return [{ worker: slot.id, why: `worker ${slot.id} is ${slot.state}, not running (its chain goes on once it runs)` }]
       return [{ worker: slot.id, why: answer ? `worker ${slot.id} answered with ${answer.status}` : `worker ${slot.id} did not answer within ${WORKER_CATALOG_MS / 1000} s (busy or stuck: /readyz says whether it serves)` }]
     })
     const merged: AuditHead = { ...(JSON.parse(first.body) as AuditHead), workers: heads }
