@@ -18,7 +18,7 @@ import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type Limit
 import { compileMcp, createAgentsRegistry, endedSessions, loadMcpFor, type AgentsRegistry, type CompiledMcp, type ToolRoute } from '../agents/index.ts'
 import type { Backend, InternalDispatch } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
-import { createUpstreamRegistry, upstreamBackend, type AssertionSigner, type HealthCheckRole, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
+import { createUpstreamRegistry, inFlightCounts, upstreamBackend, type AssertionSigner, type HealthCheckRole, type SharedInFlight, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
 import { builtInRoutes, type BuiltInSources } from './built-ins.ts'
 import { createRouter, type RoutableRoute, type Router } from './router.ts'
 
@@ -142,9 +142,10 @@ const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }) }
  */
 export function createRuntimeDeps(
   logger: Logger,
-  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources; sharedLimits?: SharedLimitsTable; apiKeyRevocations?: SharedArrayBuffer; mcpSessionKey?: string; mcpEndedSessions?: SharedArrayBuffer; datasetKey?: string; healthChecks?: HealthCheckRole },
+  options: KeyLoading & { keySetEvents?: KeySetEvents; builtIns?: BuiltInSources; sharedLimits?: SharedLimitsTable; apiKeyRevocations?: SharedArrayBuffer; mcpSessionKey?: string; mcpEndedSessions?: SharedArrayBuffer; upstreamInFlight?: SharedInFlight; datasetKey?: string; healthChecks?: HealthCheckRole },
 ): CompileDeps & { closeAll(): Promise<void> } {
-  const upstreams = createUpstreamRegistry({ logger, background: options.offline ? null : options.background, healthChecks: options.healthChecks ?? 'alone' })
+  const inFlight = inFlightCounts(options.upstreamInFlight, (name) => logger.warn({ upstream: name }, 'the workers\' table of upstream names is full: this upstream\'s max_concurrent holds in each worker alone'))
+  const upstreams = createUpstreamRegistry({ logger, background: options.offline ? null : options.background, healthChecks: options.healthChecks ?? 'alone', inFlight })
   const functions = createFunctionRegistry(logger, options)
   const datasources = createDatasourceRegistry(logger, options)
   const issuers = createIssuerRegistry(logger, options.keySetEvents ?? { refreshed() {}, failed() {} }, options)

@@ -100,6 +100,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     sharedLimits: options.worker?.sharedLimits,
     apiKeyRevocations: options.worker?.apiKeyRevocations,
     mcpEndedSessions: options.worker?.mcpEndedSessions,
+    upstreamInFlight: options.worker?.upstreamInFlight,
     healthChecks: !options.worker ? 'alone' : leads ? 'prober' : 'follower',
     mcpSessionKey: keys.get(MCP_SESSION_KEY),
     datasetKey: keys.get(DATASET_KEY),

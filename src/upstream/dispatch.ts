@@ -24,7 +24,18 @@ import { targetFailed, targetSucceeded, type Target } from './targets.ts'
 /** Resolves when the response has been fully sent or the exchange ended; throws upstream_saturated or upstream_unavailable (503) before sending anything. */
 export function forward(ctx: Readonly<RequestContext>, settings: ForwardSettings, exchange: Exchange): Promise<Served> {
   const { upstream } = settings
-  if (upstream.inFlight >= upstream.maxConcurrent) throw upstreamSaturated(upstream, true)
+  if (!upstream.inFlight.enter(upstream.maxConcurrent)) throw upstreamSaturated(upstream, true)
+  try {
+    return forwardCounted(ctx, settings, exchange)
+  } catch (err) {
+    upstream.inFlight.leave(upstream.maxConcurrent) // refused before anything was sent (no healthy target, a body too large)
+    throw err
+  }
+}
+
+/** `forward` once the request holds its place in the upstream's in-flight count; the handler gives it back. */
+function forwardCounted(ctx: Readonly<RequestContext>, settings: ForwardSettings, exchange: Exchange): Promise<Served> {
+  const { upstream } = settings
   const target = pickTarget(upstream, ctx, null)
   if (target === null) throw noHealthyTarget(upstream)
   const served = nothingServed()
@@ -35,7 +46,6 @@ export function forward(ctx: Readonly<RequestContext>, settings: ForwardSettings
   const body = replay === null ? requestBody(ctx, settings.maxBodyBytes, served) : replay.body
   if (ctx.headers?.expectContinue && !ctx.continued) ctx.res.writeContinue()
 
-  upstream.inFlight++
   return new Promise<Served>((resolve) => {
     const request: Dispatcher.DispatchOptions = { origin: target.url, path: upstreamPath(ctx, settings), method: ctx.method, headers, body }
     new ForwardHandler(ctx, settings, exchange, served, resolve, request, replay).send(target)
@@ -44,7 +54,7 @@ export function forward(ctx: Readonly<RequestContext>, settings: ForwardSettings
 
 /** What `forward` would refuse at once if called now, before anything is read or sent; null when it would go on. */
 export function refusalNow(upstream: Upstream): GatewayError | null {
-  if (upstream.inFlight >= upstream.maxConcurrent) return upstreamSaturated(upstream, true)
+  if (upstream.inFlight.full(upstream.maxConcurrent)) return upstreamSaturated(upstream, true)
   for (const target of upstream.targets) if (target.available) return null
   return noHealthyTarget(upstream)
 }
@@ -311,7 +321,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.#settled) return
     this.#settled = true
     this.#endTry()
-    this.#upstream.inFlight--
+    this.#upstream.inFlight.leave(this.#upstream.maxConcurrent)
     this.#ctx.res.removeListener('close', this.#onClientClose)
     this.#resolve(this.#served)
   }

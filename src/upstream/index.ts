@@ -4,3 +4,4 @@ export { createUpstreamRegistry, type Upstream, type UpstreamRegistry } from './
 export type { HealthCheckRole } from './health-share.ts'
 export type { ForwardSettings } from './request.ts'
 export { isConnectFailureCode } from './errors.ts'
+export { inFlightCounts, releaseWorkerInFlight, workersInFlightTable, type SharedInFlight } from './in-flight.ts'

@@ -1,12 +1,13 @@
 // An upstream and its targets, each with its own undici keep-alive pool. A reload reuses the
-// upstream whose settings (and TLS files) did not change, so warm sockets, health, ejections, the
-// retry budget and the in-flight count survive it; upstreams no longer used are closed once their
-// requests finish, their health checks stopped.
+// upstream whose settings (and TLS files) did not change, so warm sockets, health, ejections and the
+// retry budget survive it (the in-flight count goes by name, whatever changed: in-flight.ts);
+// upstreams no longer used are closed once their requests finish, their health checks stopped.
 import { createSharedResources, type SharedResources } from '../collections/index.ts'
 import { loadTlsMaterial, type BalanceStrategy, type UpstreamTlsMaterial, type UpstreamConfig } from '../config/index.ts'
 import { foldHeaderName } from '../http/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import { startHealthChecks } from './health.ts'
+import type { InFlight, InFlightCounts } from './in-flight.ts'
 import type { HealthCheckRole } from './health-share.ts'
 import { RETRY_RESERVE, retryPolicy, type RetryBudget, type RetryPolicy } from './retry.ts'
 import { shareEjections, type EjectionShare } from './eject-share.ts'
@@ -33,7 +34,8 @@ export interface Upstream extends TargetOwner, RetryBudget {
   readonly headerNames: ReadonlySet<string>
   /** Resolved configured headers as a flat [name, value, …] list; replaced when a secret rotates. */
   headers: string[]
-  inFlight: number
+  /** Its requests in flight, by name: the whole gateway's with server.workers (in-flight.ts). */
+  readonly inFlight: InFlight
   /** Stops the health checks (a no-op without them). */
   stopChecks: () => void
   /** With server.workers and `eject`: ejections told to and heard from the other workers. */
@@ -51,15 +53,18 @@ export interface UpstreamDeps {
    * first worker probes and shares its verdicts and the others apply them (health-share.ts).
    */
   healthChecks: HealthCheckRole
+  /** Where the upstreams' in-flight counts come from: this thread's, or the workers' table. */
+  inFlight: InFlightCounts
 }
 
-/** Upstreams live as long as their settings: a reload keeps the targets (warm sockets, health, in-flight count) of one that did not change. */
+/** Upstreams live as long as their settings: a reload keeps the targets (warm sockets, health) of one that did not change. */
 export function createUpstreamRegistry(deps: UpstreamDeps): UpstreamRegistry {
   return createSharedResources({
     // The TLS files' contents count: a renewed certificate is picked up by a reload.
     fingerprint: (config) => JSON.stringify([config, config.tls ? loadTlsMaterial(config.tls).material : null]),
     create: (config) => createUpstream(config, deps),
     close: async (upstream) => {
+      deps.inFlight.release(upstream.name)
       upstream.stopChecks()
       upstream.ejectionShare?.close()
       await Promise.all(upstream.targets.map(closeTarget))
@@ -93,7 +98,7 @@ function createUpstream(config: UpstreamConfig, deps: UpstreamDeps): Upstream {
     headerTemplates,
     headerNames: new Set(headerTemplates.map(([name]) => foldHeaderName(name))),
     headers: headerTemplates.flatMap(([name, value]) => [name, value]),
-    inFlight: 0,
+    inFlight: deps.inFlight.acquire(config.name),
     stopChecks: () => {},
     ejectionShare: null,
   }

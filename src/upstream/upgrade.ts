@@ -21,7 +21,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
   const { upstream } = settings
   const client = ctx.upgrade
   if (!client) throw new Error('forwardUpgrade needs an upgrade request')
-  if (upstream.inFlight >= upstream.maxConcurrent) throw upstreamSaturated(upstream, false)
+  if (upstream.inFlight.full(upstream.maxConcurrent)) throw upstreamSaturated(upstream, false)
   const target = pickTarget(upstream, ctx, null)
   if (target === null) throw noHealthyTarget(upstream)
   const served = nothingServed()
@@ -33,7 +33,9 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
   headers.connection = 'upgrade'
   headers.upgrade = 'websocket'
 
-  upstream.inFlight++
+  // Taken here, after the last refusal: between the check above and this line another worker may
+  // have taken the last place.
+  if (!upstream.inFlight.enter(upstream.maxConcurrent)) throw upstreamSaturated(upstream, false)
   target.inFlight++
   target.requests++
   return new Promise<Served>((resolve) => {
@@ -41,7 +43,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
     const finish = () => {
       if (done) return
       done = true
-      upstream.inFlight--
+      upstream.inFlight.leave(upstream.maxConcurrent)
       target.inFlight--
       resolve(served)
     }

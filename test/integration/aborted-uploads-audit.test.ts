@@ -82,7 +82,7 @@ describe('a client that gives up mid-body', () => {
     const socket = await tlsH1()
     socket.write('POST /h1-large HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: h1-large\r\nContent-Length: 500000\r\n\r\n')
     socket.write(Buffer.alloc(200_000, 0x61))
-    await waitFor(() => gateway.state.runtime.upstreams.get('api')?.inFlight === 1, 'the body to stream upstream')
+    await waitFor(() => gateway.state.runtime.upstreams.get('api')?.inFlight.count() === 1, 'the body to stream upstream')
     socket.destroy()
     const record = await auditOf('h1-large')
     await waitFor(() => upstream.received.some((r) => r.url === '/h1-large'), 'the upstream to see the cut body')

@@ -34,7 +34,7 @@ describe('an HTTP/2 upload cut short after it began to stream upstream', () => {
     // 100,000 bytes (past the 64 KiB the gateway waits for: forwarded now) of a longer upload.
     for (let sent = 0; sent < 100_000; sent += 10_000) raw.send(frame(FRAME.DATA, 0, 1, Buffer.alloc(10_000, 0x61)))
     await waitFor(() => gateway.state.inFlight === 1, 'the upload in flight')
-    await waitFor(() => gateway.state.runtime.upstreams.get('api')?.inFlight === 1, 'the upload to stream upstream')
+    await waitFor(() => gateway.state.runtime.upstreams.get('api')?.inFlight.count() === 1, 'the upload to stream upstream')
     // The upstream has the request's head before the client gives up: a request cut before the
     // upstream even parsed its head reaches it as nothing at all, which is no truncated body either.
     await waitFor(() => upstream.started.includes(path), 'the upstream to begin reading')

@@ -12,6 +12,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { rawRequest } from '../helpers/raw.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { closeAfterEach } from '../helpers/lifecycle.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 const closeLater = closeAfterEach()
 
@@ -121,6 +122,23 @@ describe('upstream failures', () => {
     while (release.length < 3) await new Promise((r) => setTimeout(r, 10))
     release[2]?.()
     expect((await fourth).statusCode).toBe(200)
+  })
+
+  it('a reload that changes the upstream keeps its requests in flight under max_concurrent (they were forgotten: a third reached it)', async () => {
+    const release: Array<() => void> = []
+    // The first two are held; any more is answered at once.
+    const up = await upstreamWith((_req, res) => release.length >= 2 ? void res.end('more') : new Promise<void>((resolve) => release.push(() => { res.end('done'); resolve() })))
+    const gw = await gatewayFor(up.url, { max_concurrent: 2 })
+    closeLater(() => release.forEach((r) => r())) // first: the gateway's drain waits for them
+    const held = [request(`${gw.url}/1`), request(`${gw.url}/2`)]
+    await waitFor(() => release.length === 2, 'two requests at the upstream')
+    // Another timeout: the upstream is made again, with the requests of the one before still in flight.
+    await gw.writeConfig({ upstreams: [{ name: 'api', url: up.url, max_concurrent: 2, timeout: '29s' }], routes: [{ id: 'api', path: '/*', upstream: 'api', public: true }] })
+    expect((await gw.reload()).ok).toBe(true)
+    const refused = await problem(`${gw.url}/3`)
+    expect({ status: refused.status, code: refused.body.code, reached: up.started.length }).toEqual({ status: 503, code: 'upstream_saturated', reached: 2 })
+    for (const r of release) r()
+    expect((await Promise.all(held)).map((res) => res.statusCode)).toEqual([200, 200])
   })
 
   it('a client that leaves before the upstream answers: the upstream request is cancelled, and the record says 499 and why', async () => {

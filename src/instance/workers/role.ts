@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { checkpointPathOf, instanceIdOf } from '../../audit/index.ts'
 import { spillShare, type AuditConfig } from '../../config/index.ts'
 import type { SharedLimitsTable } from '../../limits/index.ts'
+import type { SharedInFlight } from '../../upstream/index.ts'
 
 /** The worker that runs what must run once for the gateway (secrets.rotation's schedule): its replacement keeps the id. */
 export const FIRST_WORKER = 'w1'
@@ -26,6 +27,11 @@ export interface WorkerRole {
    * opened again by another worker, nor by a replacement started after the DELETE.
    */
   mcpEndedSessions?: SharedArrayBuffer
+  /**
+   * The upstreams' requests in flight, every worker's (upstream/in-flight.ts, the primary's), and
+   * this worker's column of it: max_concurrent is the whole gateway's ceiling.
+   */
+  upstreamInFlight?: SharedInFlight
   /** Where its admin listener is: a Unix socket in a directory only the primary's user reads. */
   adminSocket: string
   /**

@@ -30,6 +30,7 @@ import { createSharedLimitsTable, releaseLockOf } from '../../limits/index.ts'
 import { BACKGROUND_TASKS, createBackgroundTasks, createHeapMetrics, HELD_THREAD_GRACE_MS, terminateThread, type BackgroundTask, type BackgroundTasks, type Logger } from '../../telemetry/index.ts'
 import { apiKeyRevocations as createApiKeyRevocations } from '../../identity/index.ts'
 import { releaseKeyStoreLockOf } from '../../secrets/index.ts'
+import { releaseWorkerInFlight, workersInFlightTable } from '../../upstream/index.ts'
 import { ownKeyStore } from '../own-keys.ts'
 import { claimAuditSpills, ConfigError, diagnosticLines } from '../prepare.ts'
 import { reloadRefusedCheck } from '../readiness.ts'
@@ -113,6 +114,8 @@ type StepResult = ReloadResult & { certificate?: string | null }
 
 interface Slot {
   id: string
+  /** Its column of the upstreams' in-flight table: a replacement takes the same one. */
+  column: number
   socket: string
   thread: Worker | null
   state: SlotState
@@ -150,9 +153,10 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const sharedKeys = ownKeyStore({ forWorkers: true }).buffer
   const apiKeyRevocations = createApiKeyRevocations()
   const mcpEndedSessions = endedSessions().buffer
+  const upstreamInFlight = workersInFlightTable(options.count)
   const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
   const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
-    id: `w${i + 1}`, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0, text: options.configText, ticketKeys: null, generation: 1,
+    id: `w${i + 1}`, column: i, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0, text: options.configText, ticketKeys: null, generation: 1,
     threadId: null, lastMetrics: null, reloads: new Map(), exited: null, held: Promise.withResolvers(), hardStop: null, answeredAt: 0,
   }))
   const carried: Families = new Map()
@@ -183,7 +187,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     slot.ticketKeys = ticketKeys
     slot.generation = generation
     const auditOutstanding = new Int32Array(new SharedArrayBuffer(4))
-    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, workers: options.count, sharedLimits, sharedKeys, apiKeyRevocations, mcpEndedSessions, adminSocket: slot.socket, ticketKeys, auditOutstanding, generation }, env: options.env }
+    const data: ThreadData = { configFile: options.configFile, configText, startSettings, replacement: slot.restarts > 0, port, role: { id: slot.id, workers: options.count, sharedLimits, sharedKeys, apiKeyRevocations, mcpEndedSessions, upstreamInFlight: { buffer: upstreamInFlight, column: slot.column }, adminSocket: slot.socket, ticketKeys, auditOutstanding, generation }, env: options.env }
     rmSync(slot.socket, { force: true })
     const thread = new Worker(THREAD_URL, { workerData: data, env: options.env, name: `bouncer ${slot.id}`, resourceLimits: requestWorkerLimits() })
     slot.thread = thread
@@ -268,6 +272,12 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     if (releaseLockOf(sharedLimits, threadId)) logger.warn({ worker: slot.id }, 'the worker stopped inside a limits check: its lock on the shared table is released')
     if (releaseKeyStoreLockOf(sharedKeys, threadId)) logger.warn({ worker: slot.id }, 'the worker stopped while reading the key store: its lock is released')
     if (slot.thread !== thread) return
+    // Requests it ended without finishing (no drain: an uncaught exception no handler saw, its heap
+    // limit, a hard stop) held places under their upstreams' max_concurrent for good: given back,
+    // before its replacement, which takes the same column, starts (only the slot's own thread: a
+    // replacement starts once it has ended).
+    const held = releaseWorkerInFlight(upstreamInFlight, slot.column)
+    if (held > 0) logger.warn({ worker: slot.id, requests: held }, 'the worker stopped with upstream requests in flight: their places under max_concurrent are given back')
     const wasRunning = slot.state === 'running' || slot.state === 'draining'
     slot.thread = null
     slot.threadId = null
