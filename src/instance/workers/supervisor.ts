@@ -36,7 +36,7 @@ import { claimAuditSpills, ConfigError, diagnosticLines } from '../prepare.ts'
 import { reloadRefusedCheck } from '../readiness.ts'
 import type { ReloadResult } from '../reload.ts'
 import type { FromThread, ThreadData, ToThread } from './messages.ts'
-import { ask, pickHeaders, pipeTo, refusedConnection, type Answer } from './worker-admin.ts'
+import { ask, askEach, pickHeaders, pipeTo, refusedConnection, type Answer, type Asked } from './worker-admin.ts'
 import { addToCounter, carry, mergeMetrics, parseMetrics, type Families } from './metrics-merge.ts'
 import { mergeCatalogs } from './catalog-merge.ts'
 
@@ -104,7 +104,7 @@ const WORKER_SCRAPE_MS = 2_000
  * than a probe's bound. A worker that has not answered by then is shown as not answering: the
  * console waited 10 s for a busy one, then left it out.
  */
-const WORKER_CATALOG_MS = 5_000
+const WORKER_ADMIN_READ_MS = 5_000
 
 /** How often the watchdog pings the running workers (server.worker_stall_timeout is at least 1 s). */
 const WATCHDOG_INTERVAL_MS = 1_000
@@ -597,8 +597,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     // During a drain too: it was a 500 "no worker is running" while the log still took records.
     const live = answering()
     if (live.length === 0) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
-    const asked = await Promise.all(live.map(async (slot) => ({ slot, answer: await ask(slot, 'GET', '/api/audit/head', credentialsOf(req), WORKER_CATALOG_MS).catch(() => null) })))
-    const answered = asked.filter((each): each is { slot: Slot; answer: Answer } => each.answer !== null)
+    const asked = await askEach(live, '/api/audit/head', credentialsOf(req), WORKER_ADMIN_READ_MS)
+    const answered = asked.filter((each): each is Asked<Slot> & { answer: Answer } => each.answer !== null)
     // The top level is the first worker's chain (README); only while they all drain, a worker whose
     // drain ended while it was asked answers nothing, and the first that answers speaks for it. A
     // running first worker that does not answer is an error, not another worker's chain (a review).
@@ -624,10 +624,10 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     // is not running (a crashed one's replacement starting, or its restart's backoff): it was left
     // out unnamed (a review). While they all drain, a worker whose drain ended has no more records.
     const unanswered = slots.flatMap((slot) => {
-      const answer = asked.find((each) => each.slot === slot)?.answer
-      if (answer?.status === 200 || (stopping && !answer)) return []
-      if (answer === undefined) return [{ worker: slot.id, why: `worker ${slot.id} is ${slot.state}, not running (its chain goes on once it runs)` }]
-      return [{ worker: slot.id, why: answer ? `worker ${slot.id} answered with ${answer.status}` : `worker ${slot.id} did not answer within ${WORKER_CATALOG_MS / 1000} s (busy or stuck: /readyz says whether it serves)` }]
+      const each = asked.find((one) => one.slot === slot)
+      if (each === undefined) return [{ worker: slot.id, why: `worker ${slot.id} is ${slot.state}, not running (its chain goes on once it runs)` }]
+      if (each.why === null || (stopping && !each.answer)) return []
+      return [{ worker: slot.id, why: each.why }]
     })
     const merged: AuditHead = { ...(JSON.parse(first.body) as AuditHead), workers: heads }
     if (unanswered.length > 0) merged.workers_unanswered = unanswered
@@ -638,8 +638,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   async function catalog(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const live = answering()
     if (live.length === 0) throw new GatewayError('internal_error', { detail: 'No worker is running now: a replacement is starting; retry shortly.' })
-    const asked = await Promise.all(live.map(async (slot) => ({ slot, answer: await ask(slot, 'GET', '/api/catalog', credentialsOf(req), WORKER_CATALOG_MS).catch(() => null) })))
-    const answered = asked.filter((each): each is { slot: Slot; answer: Answer } => each.answer?.status === 200)
+    const asked = await askEach(live, '/api/catalog', credentialsOf(req), WORKER_ADMIN_READ_MS)
+    const answered = asked.filter((each): each is Asked<Slot> & { answer: Answer } => each.answer?.status === 200)
     const first = asked.find((each) => each.answer !== null)?.answer
     // Refused (who asks, a console session's Origin) or no worker answered: as one worker answers.
     if (!first || first.status !== 200 || answered.length === 0) {
@@ -648,11 +648,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       res.end(req.method === 'HEAD' ? undefined : first.body)
       return
     }
-    const unanswered = asked.flatMap(({ slot, answer }) => {
-      if (answer?.status === 200) return []
-      const why = answer ? `worker ${slot.id} answered the catalog with ${answer.status}` : `worker ${slot.id} did not answer within ${WORKER_CATALOG_MS / 1000} s (busy or stuck: /readyz says whether it serves)`
-      return [{ worker: slot.id, why }]
-    })
+    const unanswered = asked.flatMap(({ slot, why }) => (why === null ? [] : [{ worker: slot.id, why }]))
     const merged = mergeCatalogs(answered.map(({ slot, answer }) => ({ worker: slot.id, catalog: JSON.parse(answer.body) as Catalog })), unanswered)
     const text = JSON.stringify(merged)
     res.writeHead(200, { ...pickHeaders(first.headers), 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })

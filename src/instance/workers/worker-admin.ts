@@ -31,9 +31,39 @@ export function ask(worker: WorkerSocket, method: string, path: string, headers:
       res.on('error', reject)
     })
     req.on('error', reject)
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`worker ${worker.id} did not answer ${path} within ${timeoutMs} ms`)))
+    req.setTimeout(timeoutMs, () => req.destroy(new WorkerSilent(`worker ${worker.id} did not answer ${path} within ${timeoutMs} ms`)))
     req.end()
   })
+}
+
+/** A worker that gave no answer within the ask's bound (busy or stuck), as against one that could not be reached. */
+export class WorkerSilent extends Error {}
+
+/** One worker's part of a question put to several: its answer, or null and why there is none. */
+export interface Asked<W extends WorkerSocket> {
+  slot: W
+  answer: Answer | null
+  /** Why `answer` is missing or not 200, in words for an operator; null when it is a 200. */
+  why: string | null
+}
+
+/**
+ * `path` asked of every worker at once, each within `timeoutMs`, for an answer that speaks for them
+ * all (the catalog, the audit heads): a worker that fails to answer is named with why, not left out.
+ */
+export function askEach<W extends WorkerSocket>(workers: readonly W[], path: string, headers: Record<string, string>, timeoutMs: number): Promise<Array<Asked<W>>> {
+  return Promise.all(workers.map(async (slot) => {
+    try {
+      const answer = await ask(slot, 'GET', path, headers, timeoutMs)
+      return { slot, answer, why: answer.status === 200 ? null : `worker ${slot.id} answered ${path} with ${answer.status}` }
+    } catch (err) {
+      // A refused connection or a reset is not "busy": say what it was (a review).
+      const why = err instanceof WorkerSilent
+        ? `worker ${slot.id} did not answer within ${timeoutMs / 1000} s (busy or stuck: /readyz says whether it serves)`
+        : `worker ${slot.id} could not be asked: ${(err as Error).message}`
+      return { slot, answer: null, why }
+    }
+  }))
 }
 
 /** An admin request passed through to a worker, and its answer back. */
