@@ -8,7 +8,9 @@ import { DEPLOYED_NODE_OPTIONS, GATEWAY_V8_FLAGS } from '../../bench/cases.ts'
 import { ADDED_FIELDS } from '../../src/audit/fields.ts'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const DOCS = ['README.md', 'bench/README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
+const markdownIn = (dir: string) => readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.md')).map((f) => `${dir}/${f}`)
+// The examples' own READMEs too: a reader lands there from the README and follows their links.
+const DOCS = ['README.md', 'bench/README.md', ...markdownIn('docs'), ...markdownIn('examples')]
 
 /** GitHub's heading anchors: lower case, punctuation dropped, spaces as hyphens. */
 function anchors(markdown: string): Set<string> {
