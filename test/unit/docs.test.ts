@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { DEPLOYED_NODE_OPTIONS, GATEWAY_V8_FLAGS } from '../../bench/cases.ts'
 import { ADDED_FIELDS } from '../../src/audit/fields.ts'
+import { configSchema, loadConfigText } from '../../src/config/index.ts'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const markdownIn = (dir: string) => readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.md')).map((f) => `${dir}/${f}`)
@@ -19,6 +20,28 @@ function anchors(markdown: string): Set<string> {
     out.add((match[1] as string).toLowerCase().replace(/[^\p{L}\p{N} -]/gu, '').replace(/ /g, '-'))
   }
   return out
+}
+
+/** What a snippet may lack because it is a part of a config: the rest of the file, its secrets, files and environment. */
+const OUT_OF_CONTEXT = [
+  /^unknown (issuer|upstream|policy|role|route|limit|datasource|function) "/,
+  /^missing required key "/,
+  /is used but no secrets store is configured/,
+  /^environment variable \w+ is not set/,
+  /^(cannot read .*: )?no such file/,
+  /^accepting api_key credentials needs api_keys/,
+  /signs people in to the console through sign_in/,
+]
+
+/** The ```yaml blocks that are config snippets (every top-level key a config key), with their first line. */
+function configSnippets(markdown: string): { line: number; text: string }[] {
+  const keys = new Set(Object.keys(configSchema.shape))
+  return [...markdown.matchAll(/^```ya?ml\n([\s\S]*?)^```/gm)].flatMap((match) => {
+    const text = match[1] as string
+    const top = [...text.matchAll(/^([a-z_]+):/gm)].map((key) => key[1] as string)
+    if (top.length === 0 || !top.every((key) => keys.has(key))) return []
+    return [{ line: markdown.slice(0, match.index).split('\n').length + 1, text }]
+  })
 }
 
 function links(markdown: string): string[] {
@@ -37,6 +60,18 @@ describe('documentation', () => {
       else if (anchor && file.endsWith('.md') && !anchors(readFileSync(file, 'utf8')).has(anchor)) broken.push(`${target}: no such heading`)
     }
     expect(broken).toEqual([])
+  })
+
+  // A snippet is a part of a config, so it may name what the rest defines; but every key it spells
+  // and every value it gives must be one the config takes (a walk of the guides found snippets that
+  // only a whole file could check).
+  it.each(DOCS)('%s: every config snippet spells keys and values the config takes', (doc) => {
+    const problems = configSnippets(readFileSync(join(ROOT, doc), 'utf8')).flatMap((snippet) =>
+      loadConfigText(snippet.text, join(ROOT, doc), {})
+        .diagnostics.filter((d) => d.severity === 'error' && !OUT_OF_CONTEXT.some((pattern) => pattern.test(d.message)))
+        .map((d) => `${doc}:${snippet.line + (d.line ?? 1) - 1}: ${d.path.join('.')}: ${d.message}`),
+    )
+    expect(problems).toEqual([])
   })
 
   // A probe rehashed records by the README and every one mismatched: it named six of the nine.
