@@ -83,6 +83,14 @@ describe('documentation', () => {
     expect(readme).toContain(`drop those ${count[ADDED_FIELDS.length]} keys`)
   })
 
+  // The quick start's list of guides left out two of them: a reader never found them from there.
+  it('lists every guide in docs/ under the quick start', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+    const listed = /^Guides: ([\s\S]*?)\n\n/m.exec(readme)?.[1] ?? ''
+    const guides = readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md'))
+    expect(guides.filter((guide) => !listed.includes(`(docs/${guide})`))).toEqual([])
+  })
+
   it('introduces every example config in the README', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
     const examples = readdirSync(join(ROOT, 'examples'))
