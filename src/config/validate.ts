@@ -96,7 +96,8 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
         warn(['routes', i, 'limits', j], `limit "${name}" is keyed by ${limit.key}, but public route "${route.id}" has no identity: it is keyed by client IP there`)
       }
     })
-    if (!route.public) needsIdentity = true
+    // An API key is an identity without any issuer: a route that takes keys is reachable.
+    if (!route.public && !(config.api_keys && route.accept.includes('api_key'))) needsIdentity = true
   })
   if (needsIdentity && config.issuers.length === 0) {
     warn(['routes'], 'routes that are not public need an identity, but no issuers are configured: every request to them gets 401')

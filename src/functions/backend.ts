@@ -122,10 +122,11 @@ function full(pool: FunctionPool): boolean {
 }
 
 function saturated(pool: FunctionPool): GatewayError {
+  const invocations = `${pool.concurrency} invocation${pool.concurrency === 1 ? '' : 's'}`
   return new GatewayError('upstream_saturated', {
     detail: pool.held === 0
-      ? `Function "${pool.name}" already has ${pool.concurrency} invocations in flight.`
-      : `Function "${pool.name}" already has ${pool.concurrency} invocations in flight or held: ${pool.held} of its workers timed out inside a system call (a read of a hung file system?) and cannot be stopped until it returns.`,
+      ? `Function "${pool.name}" already has ${invocations} in flight.`
+      : `Function "${pool.name}" already has ${invocations} in flight or held: ${pool.held} of its workers timed out inside a system call (a read of a hung file system?) and cannot be stopped until it returns.`,
     headers: { 'retry-after': '1' },
   })
 }

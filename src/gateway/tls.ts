@@ -73,12 +73,16 @@ export function createTlsReloader(
   let watched: string[] = []
   let settle: NodeJS.Timeout | null = null
 
+  // Each pair served, the first included: an operator checks a restart's certificate as a renewal's.
+  const logLoaded = () =>
+    deps.logger.info({ subject: distinguishedName(leaf.subject), not_after: new Date(leaf.validTo).toISOString(), fingerprint_sha256: leaf.fingerprint256 }, 'TLS certificate loaded')
+
   function apply(tls: TlsConfig, material: TlsMaterial, ticketKeys?: Buffer): void {
     watch(tls)
     server.setSecureContext(secureContextOptions(tls, material, ticketKeys))
     Object.assign(server, clientAuthOptions(tls))
     leaf = material.leaf
-    deps.logger.info({ subject: distinguishedName(leaf.subject), not_after: new Date(leaf.validTo).toISOString(), fingerprint_sha256: leaf.fingerprint256 }, 'TLS certificate loaded')
+    logLoaded()
   }
 
   const changed = (now: Stats, before: Stats) => {
@@ -101,6 +105,7 @@ export function createTlsReloader(
   }
 
   watch(initial)
+  logLoaded()
   return {
     apply,
     certificate: () => leaf,

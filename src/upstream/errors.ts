@@ -76,7 +76,7 @@ export function translateUndiciError(err: Error, upstream: Named): GatewayError 
 /** max_concurrent reached: refused before anything is sent. */
 export function upstreamSaturated(upstream: Named & { readonly maxConcurrent: number }, retryAfter: boolean): GatewayError {
   return new GatewayError('upstream_saturated', {
-    detail: `Upstream "${upstream.name}" already has ${upstream.maxConcurrent} requests in flight.`,
+    detail: `Upstream "${upstream.name}" already has ${upstream.maxConcurrent} request${upstream.maxConcurrent === 1 ? '' : 's'} in flight.`,
     headers: retryAfter ? { 'retry-after': '1' } : undefined,
   })
 }

@@ -27,8 +27,14 @@ beforeAll(async () => {
   await once(holder, 'listening')
   holdUrl = `http://127.0.0.1:${(holder.address() as AddressInfo).port}/release`
   gw = await startTestGateway({
-    functions: [{ name: 'held', module: join(FIXTURES, 'hold.ts'), concurrency: 2 }],
-    routes: [{ id: 'held', path: '/held', function: 'held', public: true }],
+    functions: [
+      { name: 'held', module: join(FIXTURES, 'hold.ts'), concurrency: 2 },
+      { name: 'single', module: join(FIXTURES, 'hold.ts'), concurrency: 1 },
+    ],
+    routes: [
+      { id: 'held', path: '/held', function: 'held', public: true },
+      { id: 'single', path: '/single', function: 'single', public: true },
+    ],
     audit: { sinks: [{ type: 'sqlite', path: './audit.db' }], spill_dir: './spill', flush_interval: '50ms' },
   })
 })
@@ -41,8 +47,8 @@ afterAll(async () => {
 
 const port = () => Number(new URL(gw.url).port)
 
-const call = (requestId: string, signal?: AbortSignal) =>
-  request(`${gw.url}/held?hold=${encodeURIComponent(holdUrl)}`, { headers: { 'x-request-id': requestId }, signal }).then(async (res) => ({
+const call = (requestId: string, signal?: AbortSignal, path = '/held') =>
+  request(`${gw.url}${path}?hold=${encodeURIComponent(holdUrl)}`, { headers: { 'x-request-id': requestId }, signal }).then(async (res) => ({
     status: res.statusCode,
     retryAfter: res.headers['retry-after'],
     body: (await res.body.json()) as Record<string, unknown>,
@@ -69,6 +75,17 @@ describe('the concurrency cap', () => {
     await waitFor(() => held.length === 1, 'the next invocation holding a worker')
     held.splice(0).forEach((res) => res.end('go'))
     expect(await again).toMatchObject({ status: 200 })
+  })
+
+  // The refusal is read by people: a function of one worker said "already has 1 invocations".
+  it('names a single invocation in the singular', async () => {
+    const first = call('one-1', undefined, '/single')
+    await waitFor(() => held.length === 1, 'the invocation holding the only worker')
+    const refused = await call('one-2', undefined, '/single')
+    held.splice(0).forEach((res) => res.end('go'))
+    expect(await first).toMatchObject({ status: 200 })
+    expect(refused).toMatchObject({ status: 503, body: { code: 'upstream_saturated' } })
+    expect(refused.body.detail).toBe('Function "single" already has 1 invocation in flight.')
   })
 
   it('a client that leaves while its invocation runs: the handler finishes (as on Lambda) and its worker is free again', async () => {

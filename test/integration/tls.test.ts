@@ -133,6 +133,13 @@ describe('TLS termination', () => {
     }
   })
 
+  it('logs the certificate it starts with, as it logs a renewed one: subject and not_after', () => {
+    // An operator reading the log after a restart found no line naming the certificate served.
+    const started = new X509Certificate(readFileSync(pki.server.cert))
+    const loaded = gateway.logs.flatMap((chunk) => chunk.split('\n')).filter((line) => line.includes('"TLS certificate loaded"')).map((line) => JSON.parse(line) as Record<string, unknown>)
+    expect(loaded[0]).toMatchObject({ subject: expect.stringContaining('CN='), not_after: new Date(started.validTo).toISOString(), fingerprint_sha256: started.fingerprint256 })
+  })
+
   it('picks up a replaced certificate: open connections keep the old one, new handshakes get the new one', async () => {
     const before = await handshake()
     const oldSerial = serialOf(before)

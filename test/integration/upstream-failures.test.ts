@@ -98,6 +98,19 @@ describe('upstream failures', () => {
     expect(calls).toBe(2)
   })
 
+  // The refusal is read by people: an upstream of max_concurrent 1 said "already has 1 requests".
+  it('max_concurrent 1: the refusal names one request in the singular', async () => {
+    const release: Array<() => void> = []
+    const up = await upstreamWith((_req, res) => new Promise<void>((resolve) => release.push(() => { res.end('done'); resolve() })))
+    const gw = await gatewayFor(up.url, { max_concurrent: 1 })
+    const first = request(`${gw.url}/1`)
+    while (release.length < 1) await new Promise((r) => setTimeout(r, 10))
+    const second = await problem(`${gw.url}/2`)
+    for (const r of release) r()
+    expect((await first).statusCode).toBe(200)
+    expect(second.body).toMatchObject({ code: 'upstream_saturated', detail: 'Upstream "api" already has 1 request in flight.' })
+  })
+
   it('more than max_concurrent in flight: 503 upstream_saturated, and the others complete', async () => {
     const release: Array<() => void> = []
     const up = await upstreamWith((_req, res) => new Promise<void>((resolve) => release.push(() => { res.end('done'); resolve() })))

@@ -191,6 +191,21 @@ roles:
     expect(issuer('https://sso.example.com/keys?p=b2c_1_signin')).toEqual([])
   })
 
+  // Walking the BI guide: a config of API keys alone was told every request to its routes gets 401,
+  // while its key requests were answered 200.
+  it('warns of routes no identity reaches, but not of routes that take API keys', () => {
+    const keysOnly = (accept: string) => check(`api_keys: { store: sqlite }
+upstreams:
+  - { name: sales-api, url: "http://127.0.0.1:9500" }
+routes:
+  - { id: sales.daily, path: /sales, upstream: sales-api, accept: ${accept} }
+`).lines
+    expect(keysOnly('[bearer, api_key]')).toEqual([])
+    expect(keysOnly('[bearer]')).toEqual([
+      'bouncer.yaml:5:3: warning: routes: routes that are not public need an identity, but no issuers are configured: every request to them gets 401',
+    ])
+  })
+
   it('refuses duplicate names and bad route syntax', () => {
     const { lines } = check(`${BASE}  - id: sales.daily
     path: /a/*/b
