@@ -1,6 +1,7 @@
 // The `_method` query parameter: Laravel and Symfony (httpMethodParameterOverride, on in Laravel),
-// and Express's method-override (`methodOverride('_method')`) run a POST that carries one as the
-// method it names, with the query forwarded as sent. The gateway routed and authorized it as a POST,
+// Express's method-override (`methodOverride('_method')`), Spring's HiddenHttpMethodFilter (a
+// servlet parameter: the query's too) and Jersey's HttpMethodOverrideFilter run a POST that carries
+// one as the method it names, with the query forwarded as sent. The gateway routed and authorized it as a POST,
 // so a caller allowed POST and denied DELETE had an upstream run DELETE (an adversarial probe).
 // Only POST is overridden by those frameworks, so only a POST's query is read.
 import { GatewayError } from '../errors/index.ts'
