@@ -36,12 +36,14 @@ export function methodOverrides(method: string, query: string): readonly string[
 const PAIR_SEPARATORS = /[&;]/
 
 /**
- * A parameter name as PHP fills $_GET from it (which Laravel and Symfony read): leading spaces
- * dropped, then a space, `.` or an unclosed `[` read as `_`, so `.method` and `+method` are
- * `_method`. Lower-cased too: no reading of the name is left that would escape the check.
+ * A parameter name as PHP fills $_GET from it (which Laravel and Symfony read): cut at a NUL (a C
+ * string), leading spaces dropped, then a space, `.` or an unclosed `[` read as `_`, so `.method`,
+ * `+_method` and `_method%00x` are `_method`. Lower-cased too: no reading of the name is left that
+ * would escape the check.
  */
 function asPhpReadsIt(name: string): string {
-  const trimmed = name.replace(/^ +/, '').toLowerCase()
+  const nul = name.indexOf('\0')
+  const trimmed = (nul === -1 ? name : name.slice(0, nul)).replace(/^ +/, '').toLowerCase()
   const bracket = trimmed.indexOf('[')
   const head = bracket === -1 || trimmed.includes(']', bracket) ? trimmed : trimmed.slice(0, bracket + 1).replace('[', '_') + trimmed.slice(bracket + 1)
   return head.replace(/^[^[]*/, (start) => start.replace(/[ .]/g, '_'))

@@ -91,7 +91,7 @@ describe('a POST whose _method names a method the policies deny', () => {
   })
 
   it('in every spelling a framework reads as _method', async () => {
-    for (const query of ['_method=delete', '_method=Delete', '%5Fmethod=DELETE', '_m%65thod=DELETE', '.method=DELETE', '+_method=DELETE', '_METHOD=DELETE', '_method[]=DELETE', 'a=1;_method=DELETE', '_method=POST&_method=DELETE', '_method=%20DELETE']) {
+    for (const query of ['_method=delete', '_method=Delete', '%5Fmethod=DELETE', '_m%65thod=DELETE', '.method=DELETE', '+_method=DELETE', '_METHOD=DELETE', '_method[]=DELETE', 'a=1;_method=DELETE', '_method=POST&_method=DELETE', '_method=%20DELETE', '_method%00x=DELETE']) {
       expect(answer(await send('POST', `/records/42?${query}`)), query).toEqual({ status: 403, code: 'policy_denied' })
     }
     expect(ran).toEqual([])
