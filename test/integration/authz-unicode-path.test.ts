@@ -15,12 +15,14 @@ import { waitFor } from '../helpers/wait.ts'
 let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
+let caseSensitive: TestGateway
 let token: string
 
 beforeAll(async () => {
   idp = await startIdentityProvider()
   upstream = await startUpstream()
-  gateway = await startTestGateway({
+  const config = (server: Record<string, unknown>) => ({
+    server,
     issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
     roles: [{ name: 'reader', assumed_by: [{ issuer: 'corp' }], policies: ['reports-but-admin'] }],
     policies: [{
@@ -37,12 +39,15 @@ beforeAll(async () => {
       { id: 'legacy', path: '/legacy/*', upstream: 'echo', path_params: true },
     ],
   })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'keys')
+  gateway = await startTestGateway(config({}))
+  caseSensitive = await startTestGateway(config({ case_sensitive_paths: true }))
+  for (const gw of [gateway, caseSensitive]) await waitFor(() => gw.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'keys')
   token = await idp.token('looker-reports')
 })
 
 afterAll(async () => {
   await gateway?.close()
+  await caseSensitive?.close()
   await upstream?.close()
   await idp?.stop()
 })
@@ -51,8 +56,8 @@ beforeEach(() => {
   upstream.received.length = 0
 })
 
-function get(target: string): Promise<RawResponse> {
-  return rawRequest(Number(new URL(gateway.url).port), `GET ${target} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`)
+function get(target: string, gw = gateway): Promise<RawResponse> {
+  return rawRequest(Number(new URL(gw.url).port), `GET ${target} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`)
 }
 
 function code(res: RawResponse): string | undefined {
@@ -83,6 +88,12 @@ describe('compatibility forms of letters', () => {
       const res = await get(target)
       expect({ status: res.status, code: code(res) }, target).toEqual({ status: 403, code: 'policy_denied' })
     }
+    expect(upstream.received).toEqual([])
+  })
+
+  it('with case_sensitive_paths too: fullwidth lower-case `ａｄｍｉｎ` is `admin` in NFKC', async () => {
+    const res = await get('/reports/%EF%BD%81%EF%BD%84%EF%BD%8D%EF%BD%89%EF%BD%8E/x', caseSensitive)
+    expect({ status: res.status, code: code(res) }).toEqual({ status: 403, code: 'policy_denied' })
     expect(upstream.received).toEqual([])
   })
 })
