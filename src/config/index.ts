@@ -1,7 +1,7 @@
 export { loadConfigFile, loadConfigText, readConfigFile, type LoadedConfig } from './load.ts'
 export type { SecretReference, StandIn, UnsetReference } from './interpolate.ts'
 export { formatDiagnostic, formatPath, type Diagnostic, type Finding } from './diagnostics.ts'
-export { foldPathCase, parseRoutePattern, type RoutePattern, type PatternSegment } from './route-pattern.ts'
+export { compatiblePathSegment, foldPathCase, parseRoutePattern, type RoutePattern, type PatternSegment } from './route-pattern.ts'
 export * from './schema.ts'
 export * from './values.ts'
 export { caOwners, distinguishedName, readCertificates, readTlsMaterial, type TlsMaterial, type TlsRead } from './server-tls.ts'

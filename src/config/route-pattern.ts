@@ -78,18 +78,29 @@ export function checkRewrite(rewrite: RoutePattern, route: RoutePattern): string
 const DOTTED_I = 'i\u0307'
 
 /**
+ * A segment as an upstream that normalizes to NFKC before it routes reads it (fullwidth `ａdmin` is
+ * `admin`), for routes matched case-sensitively (`server.case_sensitive_paths`); an ASCII segment
+ * comes back as is, unallocated.
+ */
+export function compatiblePathSegment(segment: string): string {
+  for (let i = 0; i < segment.length; i++) if (segment.charCodeAt(i) >= 128) return segment.normalize('NFKC')
+  return segment
+}
+
+/**
  * The case-insensitive form of a path segment (routes match case-insensitively unless
  * `server.case_sensitive_paths`): Express and ASP.NET match `/ADMIN` as `/admin`. ASP.NET
  * upper-cases to compare, so a non-ASCII segment is upper-cased first: `ı` (dotless i) and `ſ`
- * (long s) then fold to `i` and `s` as they do there. Per request, for each segment: a segment
- * with no upper-case letter comes back as is, unallocated (measured: as fast as toLowerCase(),
- * which allocates a copy every time, 2026-12, Node 24).
+ * (long s) then fold to `i` and `s` as they do there. A non-ASCII segment is read in NFKC first, as
+ * an upstream that normalizes before it routes reads it: `/Ａdmin` (fullwidth) is `/admin`. Per
+ * request, for each segment: a segment with no upper-case letter comes back as is, unallocated
+ * (measured: as fast as toLowerCase(), which allocates a copy every time, 2026-12, Node 24).
  */
 export function foldPathCase(segment: string): string {
   let upper = false
   for (let i = 0; i < segment.length; i++) {
     const c = segment.charCodeAt(i)
-    if (c >= 128) return segment.toUpperCase().toLowerCase().replaceAll(DOTTED_I, 'i')
+    if (c >= 128) return segment.normalize('NFKC').toUpperCase().toLowerCase().replaceAll(DOTTED_I, 'i')
     if (c >= 0x41 && c <= 0x5a) upper = true
   }
   return upper ? segment.toLowerCase() : segment

@@ -8,8 +8,8 @@ import type { JWTPayload } from 'jose'
 import { ownIssuerConfig } from '../agents/index.ts'
 import { API_KEYS_ISSUER, caOwners, distinguishedName, EXCHANGE_ISSUER, jwtIssuers, type AcceptedCredential, type Config, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
-import { accessDenied, describeClaimMismatch, evaluateAccess, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch, type RoutePolicy } from '../access/index.ts'
-import { isApiKeyBearer, parseTarget } from '../http/index.ts'
+import { describeClaimMismatch, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch, type RoutePolicy } from '../access/index.ts'
+import { isApiKeyBearer, methodOverrides, parseTarget } from '../http/index.ts'
 import {
   apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, valueNestsTooDeep,
   type ApiKeyDirectory, type DecodedJwt, type X509Issuer,
@@ -17,6 +17,7 @@ import {
 import type { Identity } from '../request/index.ts'
 import { printable } from '../text/index.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
+import { checkOverrideRoutes, evaluateWithOverrides, overriddenAccessDenied } from './method-override.ts'
 import type { ExplainRequest, Explanation } from './explanation-shapes.ts'
 
 export type { ExplainRequest, Explanation, Verdict } from './explanation-shapes.ts'
@@ -87,6 +88,7 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
   }
   let route: CompiledRoute
   let query: string
+  let overrides: readonly string[]
   try {
     // The gateway refuses a tunnel before any route is looked at (pipeline.ts): explain said 405, or allow where a route lists CONNECT.
     if (method === 'CONNECT') throw new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
@@ -96,6 +98,8 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
     const target = parseTarget(request.path, ABSOLUTE_FORM.exec(request.path)?.[1])
     route = rt.router.match(method, target).route
     query = target.query
+    overrides = methodOverrides(method, query)
+    if (overrides.length > 0) checkOverrideRoutes(rt.router, route, target, overrides)
   } catch (err) {
     return refuse(out, err as GatewayError)
   }
@@ -135,10 +139,11 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
 
   // Roles given are held as an exchange's are (access/roles.ts): instead of those of trust rules.
   const identity: Identity = request.roles === undefined ? found : { ...found, grantedRoles: request.roles }
-  const result = evaluateAccess(rt.access, identity, route, method, ip)
+  const judged = evaluateWithOverrides(rt.access, identity, route, method, overrides, ip)
+  const result = judged.result
   out.roles = describeRoles(rt, request, found, identity, result.roles, granted)
   if (identity.actor && described) described.actor = describeActor(identity.actor, result.actorRoles ?? [])
-  out.statements = describeStatements(result.roles, route.policy, method, ip, identity.claims)
+  out.statements = describeStatements(result.roles, route.policy, judged.method, ip, identity.claims)
 
   const { decision } = result
   if (problems.length > 0) {
@@ -159,7 +164,7 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
     }
     return out
   }
-  refuse(out, accessDenied(result, identity, route.id, method))
+  refuse(out, overriddenAccessDenied(judged, identity, route.id, method))
   out.decision.statement = decision.statement?.sid ?? null
   if (decision.reason === 'explicit_deny') out.decision.reason += ' An explicit deny wins over any allow.'
   if (decision.reason === 'implicit_deny' && out.statements.length === 0) out.decision.reason += ' No statement of these roles names this route.'

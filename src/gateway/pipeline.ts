@@ -12,16 +12,16 @@
 // has committed the record (the beforeEnd hook), an error answer is sent after its commit, and the
 // `finally` queues only records not committed already.
 import { randomUUID } from 'node:crypto'
-import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
-import { acceptRequestId, describedRequest, foldHeaderName, inspectHeaders, parseTarget, resetAfterAnswer, type CorsPolicy, type RequestTarget } from '../http/index.ts'
+import { acceptRequestId, describedRequest, foldHeaderName, inspectHeaders, methodOverrides, parseTarget, resetAfterAnswer, type CorsPolicy, type RequestTarget } from '../http/index.ts'
 import { CredentialRefused, rawHeader } from '../identity/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
+import { checkOverrideRoutes, evaluateWithOverrides, overriddenAccessDenied } from './method-override.ts'
 import type { RouteMatch } from './router.ts'
 import { http2Framing } from './http2.ts'
 import type { GatewayState } from './state.ts'
@@ -146,6 +146,8 @@ function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: st
   ctx.path = target.path
   ctx.query = target.query
   const found = preflightMatch(rt, ctx, target) ?? rt.router.match(ctx.method, target)
+  const overrides = methodOverrides(ctx.method, ctx.query)
+  if (overrides.length > 0) checkOverrideRoutes(rt.router, found.route, target, overrides)
   if (ctx.tool !== null) toolsOwnRoute(ctx, found.route)
   ctx.route = found.route
   ctx.params = found.params
@@ -251,10 +253,11 @@ async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, 
   const { identity, credential } = internal ? internal.caller : await rt.authenticator.authenticate(input, route.accept)
   ctx.identity = identity
   ctx.credential = credential
-  const access = evaluateAccess(rt.access, identity, route, ctx.method, ctx.clientIp)
+  const judged = evaluateWithOverrides(rt.access, identity, route, ctx.method, methodOverrides(ctx.method, ctx.query), ctx.clientIp)
+  const access = judged.result
   ctx.roles = access.roles
   ctx.statement = access.decision.statement?.sid ?? null
-  if (access.decision.effect !== 'allow') throw accessDenied(access, identity, route.id, ctx.method)
+  if (access.decision.effect !== 'allow') throw overriddenAccessDenied(judged, identity, route.id, ctx.method)
   if (ctx.spans) endAuthSpan(ctx.spans, ctx)
 }
 

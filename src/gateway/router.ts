@@ -8,7 +8,7 @@
 // Literals match case-insensitively unless the router is built case-sensitive, and a trailing slash
 // is optional: the route an upstream that ignores case and the slash (Express, ASP.NET) would run
 // is the one that is authorized.
-import { foldPathCase, type RoutePattern } from '../config/index.ts'
+import { compatiblePathSegment, foldPathCase, type RoutePattern } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { RequestTarget } from '../http/index.ts'
 
@@ -112,7 +112,7 @@ function insert<R extends RoutableRoute>(root: TrieNode<R>, route: R, fold: bool
       next = node.param ??= newNode()
     } else {
       node.literals ??= new Map()
-      const key = fold ? foldPathCase(segment.value) : segment.value
+      const key = fold ? foldPathCase(segment.value) : compatiblePathSegment(segment.value)
       next = node.literals.get(key)
       if (!next) node.literals.set(key, (next = newNode()))
     }
@@ -172,7 +172,7 @@ function find<R extends RoutableRoute>(
       bestIndex = exact.index
     }
   }
-  const literal = node.literals?.get(fold ? foldPathCase(segment) : segment)
+  const literal = node.literals?.get(fold ? foldPathCase(segment) : compatiblePathSegment(segment))
   if (literal && literal.minIndex < bestIndex) {
     const found = find(literal, segments, depth + 1, method, bestIndex, fold)
     if (found) {
@@ -207,7 +207,7 @@ function collectMethods<R extends RoutableRoute>(
   }
   const segment = segments[depth] as string
   if (segment === '' && depth === segments.length - 1) add(node.exact)
-  const literal = node.literals?.get(fold ? foldPathCase(segment) : segment)
+  const literal = node.literals?.get(fold ? foldPathCase(segment) : compatiblePathSegment(segment))
   if (literal) collectMethods(literal, segments, depth + 1, into, fold)
   if (node.param && segment !== '') collectMethods(node.param, segments, depth + 1, into, fold)
 }

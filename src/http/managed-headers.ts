@@ -39,6 +39,19 @@ const GATEWAY_WRITTEN = [
 /** Read from the client's request but never relayed as sent (the upstream's Host comes from its URL). */
 const CONSUMED = ['host', 'expect', 'authorization']
 
+/**
+ * RFC 3875's meta-variables (but CONTENT_TYPE and CONTENT_LENGTH, real fields), folded. gunicorn
+ * takes `SCRIPT_NAME` and `PATH_INFO` headers from a trusted proxy (forwarder_headers, by default
+ * from 127.0.0.1: a gateway beside it) and routes on the path without that prefix, and `REMOTE_USER`
+ * where configured: `GET /public/admin/users` with `SCRIPT_NAME: /public` ran the app's
+ * `/admin/users` behind a public route (an adversarial probe). Flask's ReverseProxied recipe does the
+ * same with `X-Script-Name`.
+ */
+const CGI_VARIABLES = [
+  'auth-type', 'gateway-interface', 'path-info', 'path-translated', 'query-string', 'remote-addr', 'remote-host',
+  'remote-ident', 'remote-user', 'request-method', 'script-name', 'server-name', 'server-port', 'server-protocol', 'server-software',
+]
+
 /** Removed and never written: rival client-address headers, path or method overrides some
  * frameworks obey (IIS, Symfony, Express method-override, Envoy), and RFC 9440's client certificate
  * fields, which an origin believes from the proxy that terminated TLS (§3): the gateway, when it asks
@@ -47,6 +60,7 @@ const REMOVED = [
   'forwarded', 'x-real-ip', 'x-client-ip', 'client-cert', 'client-cert-chain',
   'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-original-method', 'x-envoy-original-path',
   'x-http-method-override', 'x-http-method', 'x-method-override',
+  ...CGI_VARIABLES, 'x-script-name',
 ]
 
 /** Whole families the gateway owns: any member a client sends is removed. */

@@ -119,6 +119,8 @@ export function parseTarget(url: string, host: string | undefined): RequestTarge
     const semi = (flags & (HAS_ESCAPE | HAS_SEMICOLON)) === 0 ? -1 : value.indexOf(';')
     const name = semi === -1 ? value : value.slice(0, semi)
     if (name === '.' || name === '..') throw badPath('dot segments ("." and "..", raw or encoded, also "..;") are not allowed in a path')
+    // Only an escape (or, from explain, a raw character) can bring a non-ASCII one: plain segments skip the test.
+    if ((flags & (HAS_ESCAPE | NOT_CANONICAL)) !== 0 && NON_ASCII.test(value)) refuseCompatibilityForms(value)
     if (endsInDotOrSpace(value) || endsInDotOrSpace(name)) {
       throw badPath('a path segment cannot end in "." or whitespace (raw or encoded): Windows servers trim them')
     }
@@ -202,6 +204,43 @@ function decodeEscapes(raw: string): string {
   }
   if (nested) refuseNestedEscapes(value)
   return value
+}
+
+// eslint-disable-next-line no-control-regex -- the range above ASCII is the point
+const NON_ASCII = /[^\x00-\x7f]/
+// What NFKC must not bring into a segment: a separator, a path parameter, the query or fragment, a control character.
+// eslint-disable-next-line no-control-regex -- control characters are the point
+const COMPATIBILITY_REFUSED = /[/\\;?#\x00-\x1f\x7f]/
+
+/**
+ * Fullwidth and other compatibility characters (`．．` U+FF0E, `／` U+FF0F, `＼` U+FF3C) are `..`, `/`
+ * and `\` to an upstream that normalizes to NFKC before it routes (Ruby's Addressable
+ * URI#normalize, apps calling unicodedata.normalize or String#normalize): `/reports/x/．．/admin`
+ * was forwarded as a `/reports/*` request that such an upstream runs as `/reports/admin` (an
+ * adversarial probe). A segment whose NFKC form is a dot segment, ends in `.` or whitespace, or
+ * holds what a decoded segment may not, is refused, as its plain form would be; escapes it brings
+ * (`％２ｅ`) are read as nested ones. Only segments with non-ASCII characters pay for it.
+ */
+function refuseCompatibilityForms(value: string): void {
+  const compatible = value.normalize('NFKC')
+  if (compatible === value) return
+  const semi = compatible.indexOf(';')
+  const name = semi === -1 ? compatible : compatible.slice(0, semi)
+  if (name === '.' || name === '..' || endsInDotOrSpace(name) || endsInDotOrSpace(compatible) || introducesRefused(value, compatible)) {
+    throw badPath('a path segment holds characters that Unicode compatibility normalization (NFKC) turns into "." or "..", "/", "\\", ";", "?", "#", a control character or a trailing dot or space')
+  }
+  if (compatible.includes('%')) refuseNestedEscapes(compatible)
+}
+
+/** Whether NFKC brought in a character COMPATIBILITY_REFUSED names (the segment may hold `;` parameters or an escaped `?` already). */
+function introducesRefused(value: string, compatible: string): boolean {
+  return refusedCount(compatible) > refusedCount(value)
+}
+
+function refusedCount(text: string): number {
+  let count = 0
+  for (const c of text) if (COMPATIBILITY_REFUSED.test(c)) count++
+  return count
 }
 
 /**

@@ -1,0 +1,56 @@
+// A POST that names another method in `_method` (http/method-override.ts) runs as that method in
+// Laravel, Symfony and Express's method-override: it is routed and authorized as both. The route
+// that takes the POST must be the one that takes the named method there (404, 405 or 400
+// otherwise), and the policies must allow both: a deny of either wins. The pipeline and explain
+// share these, so they cannot disagree.
+import { accessDenied, evaluateAccess, type AccessControl, type AccessResult } from '../access/index.ts'
+import { GatewayError } from '../errors/index.ts'
+import type { Identity } from '../request/index.ts'
+import type { CompiledRoute } from './compile.ts'
+import type { RouteTarget, Router } from './router.ts'
+
+/** Throws the answer the named method would get at this path, or 400 when another route would take it. */
+export function checkOverrideRoutes(router: Router<CompiledRoute>, route: CompiledRoute, target: RouteTarget, overrides: readonly string[]): void {
+  for (const method of overrides) {
+    let other: CompiledRoute
+    try {
+      other = router.match(method, target).route
+    } catch (err) {
+      if (!(err instanceof GatewayError)) throw err
+      throw new GatewayError(err.code, { detail: `${asked(method)}: ${err.detail}`, headers: err.headers })
+    }
+    if (other !== route) {
+      throw new GatewayError('bad_request', {
+        detail: `${asked(method)}, which route "${other.id}" takes at this path, not route "${route.id}" that takes the POST.`,
+      })
+    }
+  }
+}
+
+export interface OverriddenAccess {
+  result: AccessResult
+  /** The method the result is for: the request's own, or the override that was denied. */
+  method: string
+}
+
+/** The request's own method decided first, then each override; the first denial is the answer. */
+export function evaluateWithOverrides(access: AccessControl, identity: Identity, route: CompiledRoute, method: string, overrides: readonly string[], clientIp: string): OverriddenAccess {
+  const result = evaluateAccess(access, identity, route, method, clientIp)
+  if (result.decision.effect !== 'allow') return { result, method }
+  for (const override of overrides) {
+    const overridden = evaluateAccess(access, identity, route, override, clientIp)
+    if (overridden.decision.effect !== 'allow') return { result: overridden, method: override }
+  }
+  return { result, method }
+}
+
+/** The 403 for a denial, saying when it was the `_method` parameter's method that was denied. */
+export function overriddenAccessDenied(judged: OverriddenAccess, identity: Identity, routeId: string, requestMethod: string): GatewayError {
+  const denied = accessDenied(judged.result, identity, routeId, judged.method)
+  if (judged.method === requestMethod) return denied
+  return new GatewayError(denied.code, { detail: `${asked(judged.method)}: ${denied.detail}` })
+}
+
+function asked(method: string): string {
+  return `This POST's _method parameter asks for ${method} (Laravel, Symfony and Express's method-override run the request as ${method})`
+}
