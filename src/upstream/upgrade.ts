@@ -123,14 +123,18 @@ function watchClientLeaving(socket: Duplex, left: () => void): { stop(): Buffer 
     if (bytes > MAX_EARLY_BYTES) socket.destroy()
     else early.push(chunk)
   }
+  // A client's FIN (the listener allows half-open sockets) ends it here: the request ends once its
+  // socket has closed, which the record reads as the client gone (499); ended at the FIN, with the
+  // socket still open, the record said status 0.
+  const hangUp = () => socket.destroy()
   socket.on('data', onData)
-  socket.once('end', left)
+  socket.once('end', hangUp)
   socket.once('close', left)
   return {
     stop() {
       socket.pause()
       socket.removeListener('data', onData)
-      socket.removeListener('end', left)
+      socket.removeListener('end', hangUp)
       socket.removeListener('close', left)
       return Buffer.concat(early)
     },
