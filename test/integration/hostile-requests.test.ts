@@ -200,7 +200,7 @@ describe('WebSocket upgrades on a route that allows them', () => {
     await lateHandshake.hungUp.promise
     lateHandshake.answer.resolve()
     await waitFor(() => ws.state.inFlight === 0, 'the request to end', 10_000)
-    expect(ws.state.runtime.upstreams.get('ws')?.inFlight).toBe(0)
+    expect(ws.state.runtime.upstreams.get('ws')?.inFlight.count()).toBe(0)
     // And the route still tunnels.
     const socket = new WebSocket(`${ws.url.replace('http', 'ws')}/chat`)
     await new Promise((resolve, reject) => {
