@@ -245,7 +245,7 @@ async function answerPreflight(state: GatewayState, ctx: RequestContext, grant: 
 /** The credential's identity (401/503), its roles and the policies' decision (403). */
 async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, route: CompiledRoute, forwardAuth: boolean): Promise<void> {
   if (state.tracing && ctx.spans) startAuthSpan(state.tracing, ctx.spans)
-  const input = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, target: ctx.req.url, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, forwardAuth }
+  const input = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, target: ctx.req.url, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, forwardAuth, upgrade: ctx.upgrade !== null }
   // An MCP tool call's caller was authenticated at the MCP endpoint; it carries no token of its own.
   const internal = ctx.internal
   const { identity, credential } = internal ? internal.caller : await rt.authenticator.authenticate(input, route.accept)
