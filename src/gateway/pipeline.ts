@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
-import { acceptRequestId, describedRequest, foldHeaderName, inspectHeaders, parseTarget, resetAfterAnswer, type CorsPolicy, type RequestTarget } from '../http/index.ts'
+import { acceptRequestId, describedRequest, endAfterAnswer, foldHeaderName, inspectHeaders, parseTarget, resetAfterAnswer, type CorsPolicy, type RequestTarget } from '../http/index.ts'
 import { CredentialRefused, rawHeader } from '../identity/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
@@ -483,5 +483,7 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
     ctx.bytesOut += sendProblem(res, error, ctx.id, ctx.method === 'HEAD')
   }
   if (ctx.http2 && !req.complete) resetAfterAnswer(res)
-  if (ctx.upgrade) res.once('finish', () => ctx.upgrade?.socket.end())
+  // The handshake refused: the socket is the gateway's to close (no timer of node:http's watches it
+  // now), and one whose client never closed its side held its max_connections place for ever.
+  if (ctx.upgrade) res.once('finish', () => ctx.upgrade && endAfterAnswer(ctx.upgrade.socket))
 }

@@ -9,7 +9,7 @@ import { nothingServed, type Exchange, type RequestContext, type Served } from '
 import { pickTarget } from './balance.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
-import type { AnswerPolicy } from '../http/index.ts'
+import { endAfterAnswer, type AnswerPolicy } from '../http/index.ts'
 import { responseHeaders } from './response.ts'
 import { targetFailed, targetSucceeded, tlsConnectOptions } from './targets.ts'
 
@@ -185,7 +185,8 @@ function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, 
     })
   }
   ctx.res.once('finish', () => {
-    ctx.upgrade?.socket.end()
+    // Closed after a linger: a client that never closes its side held the connection for ever.
+    if (ctx.upgrade) endAfterAnswer(ctx.upgrade.socket)
     done()
   })
   // An upstream gone mid-refusal ends nothing by itself (pipe waits for an 'end' that never comes):
