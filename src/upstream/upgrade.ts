@@ -4,7 +4,7 @@
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
-import { asGatewayError } from '../errors/index.ts'
+import { asGatewayError, GatewayError } from '../errors/index.ts'
 import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { pickTarget } from './balance.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
@@ -79,6 +79,14 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       if (done) return
       finish()
       outgoing.destroy()
+    }, () => {
+      if (done) return
+      // Refused, and so answered and recorded as such: the connection was cut without a word, and
+      // its record said the client had closed it (499).
+      waiting.stop()
+      served.error = tooMuchEarly()
+      finish()
+      outgoing.destroy()
     })
     outgoing.on('upgrade', (response, socket, head) => {
       const early = waiting.stop()
@@ -108,19 +116,23 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
 /** Bytes a client may send before its handshake is answered (it should send none: RFC 6455 4.1). */
 const MAX_EARLY_BYTES = 65_536
 
+function tooMuchEarly(): GatewayError {
+  return new GatewayError('bad_request', { detail: `The client sent more than ${MAX_EARLY_BYTES} bytes before its WebSocket handshake was answered (RFC 6455 §4.1: it sends none until then).` })
+}
+
 /**
  * While the upstream answers the handshake, reads the client's socket: node:http leaves it paused
  * after the upgrade, so a client that hung up (FIN) went unseen, and an answer that came later
  * opened a tunnel to nobody, in flight and counted against the upstream's concurrency until the
- * upstream closed it. What the client sends meanwhile is kept for the tunnel; `stop` hands it over
- * and leaves the socket paused again.
+ * upstream closed it. What the client sends meanwhile is kept for the tunnel, up to
+ * MAX_EARLY_BYTES (`overflowed` past it); `stop` hands it over and leaves the socket paused again.
  */
-function watchClientLeaving(socket: Duplex, left: () => void): { stop(): Buffer } {
+function watchClientLeaving(socket: Duplex, left: () => void, overflowed: () => void): { stop(): Buffer } {
   const early: Buffer[] = []
   let bytes = 0
   const onData = (chunk: Buffer) => {
     bytes += chunk.length
-    if (bytes > MAX_EARLY_BYTES) socket.destroy()
+    if (bytes > MAX_EARLY_BYTES) overflowed()
     else early.push(chunk)
   }
   // A client's FIN (the listener allows half-open sockets) ends it here: the request ends once its
