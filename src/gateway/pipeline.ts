@@ -310,7 +310,6 @@ async function serve(state: GatewayState, rt: Runtime, ctx: RequestContext, matc
   const exchange: Exchange = {
     extraHeaders: matched === decided ? assertionHeader(rt, ctx, decided) : decisionHeaders(rt, ctx, decided),
     lifecycle: state,
-    tunnels: state.tunnels,
     beforeEnd: state.audit.durability === 'sync' ? (served) => commitAudit(state, recordServed(ctx, backend.upstream, served)) : null,
   }
   if (backend.writesAnswerHeaders !== true) setAnswerHeaders(ctx)

@@ -162,6 +162,10 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     res.assignSocket(socket as Socket)
     res.shouldKeepAlive = false
     socket.on('error', () => socket.destroy())
+    // From the handshake on, not only once it is a tunnel: one still waiting for its upstream at the
+    // shutdown's deadline was not cut, and its request went unrecorded.
+    state.tunnels.add(socket)
+    socket.once('close', () => state.tunnels.delete(socket))
     void handle(state, createContext(req, res, { socket, head }))
   })
   server.on('connect', (req: IncomingMessage, socketOrResponse: Duplex | ServerResponse) => {

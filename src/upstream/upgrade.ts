@@ -103,11 +103,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       // What crossed the tunnel is the record's bytes, both ways (the handshake's bytes not counted).
       served.bytesOut += head.length
       served.bytesIn += client.head.length + early.length
-      exchange.tunnels.add(client.socket)
-      splice(client.socket, socket, served, () => {
-        exchange.tunnels.delete(client.socket)
-        finish()
-      })
+      splice(client.socket, socket, served, finish)
     })
     outgoing.end()
   })
