@@ -14,7 +14,7 @@
 import { randomUUID } from 'node:crypto'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
-import { acceptRequestId, describedRequest, foldHeaderName, inspectHeaders, methodOverrides, parseTarget, resetAfterAnswer, type CorsPolicy, type RequestTarget } from '../http/index.ts'
+import { acceptRequestId, describedRequest, endAfterAnswer, foldHeaderName, inspectHeaders, methodOverrides, parseTarget, resetAfterAnswer, type CorsPolicy, type RequestTarget } from '../http/index.ts'
 import { CredentialRefused, rawHeader } from '../identity/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
@@ -247,7 +247,7 @@ async function answerPreflight(state: GatewayState, ctx: RequestContext, grant: 
 /** The credential's identity (401/503), its roles and the policies' decision (403). */
 async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, route: CompiledRoute, forwardAuth: boolean): Promise<void> {
   if (state.tracing && ctx.spans) startAuthSpan(state.tracing, ctx.spans)
-  const input = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, target: ctx.req.url, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, forwardAuth }
+  const input = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, target: ctx.req.url, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, forwardAuth, upgrade: ctx.upgrade !== null }
   // An MCP tool call's caller was authenticated at the MCP endpoint; it carries no token of its own.
   const internal = ctx.internal
   const { identity, credential } = internal ? internal.caller : await rt.authenticator.authenticate(input, route.accept)
@@ -313,7 +313,6 @@ async function serve(state: GatewayState, rt: Runtime, ctx: RequestContext, matc
   const exchange: Exchange = {
     extraHeaders: matched === decided ? assertionHeader(rt, ctx, decided) : decisionHeaders(rt, ctx, decided),
     lifecycle: state,
-    tunnels: state.tunnels,
     beforeEnd: state.audit.durability === 'sync' ? (served) => commitAudit(state, recordServed(ctx, backend.upstream, served)) : null,
   }
   if (backend.writesAnswerHeaders !== true) setAnswerHeaders(ctx)
@@ -486,5 +485,7 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
     ctx.bytesOut += sendProblem(res, error, ctx.id, ctx.method === 'HEAD')
   }
   if (ctx.http2 && !req.complete) resetAfterAnswer(res)
-  if (ctx.upgrade) res.once('finish', () => ctx.upgrade?.socket.end())
+  // The handshake refused: the socket is the gateway's to close (no timer of node:http's watches it
+  // now), and one whose client never closed its side held its max_connections place for ever.
+  if (ctx.upgrade) res.once('finish', () => ctx.upgrade && endAfterAnswer(ctx.upgrade.socket))
 }

@@ -11,6 +11,7 @@ import type { Server as NetServer, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { GatewayError, parserRefusal, sendRawProblem, type ErrorCode } from '../errors/index.ts'
+import { closeAfterLinger } from '../http/index.ts'
 import { readTlsMaterial, workerCount, x509Issuers, type Config, type ServerConfig, type TlsConfig, type TlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { createContext, markCut } from '../request/index.ts'
@@ -161,6 +162,10 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     res.assignSocket(socket as Socket)
     res.shouldKeepAlive = false
     socket.on('error', () => socket.destroy())
+    // From the handshake on, not only once it is a tunnel: one still waiting for its upstream at the
+    // shutdown's deadline was not cut, and its request went unrecorded.
+    state.tunnels.add(socket)
+    socket.once('close', () => state.tunnels.delete(socket))
     void handle(state, createContext(req, res, { socket, head }))
   })
   server.on('connect', (req: IncomingMessage, socketOrResponse: Duplex | ServerResponse) => {
@@ -447,14 +452,10 @@ function pendingResponse(socket: Duplex): ServerResponse | null {
 }
 
 
-/** How long a connection answered with a raw problem may stay for its peer to read the answer (nginx's lingering_timeout). */
-const RAW_ANSWER_LINGER_MS = 5_000
-
 /** The problem on the raw socket (errors/respond.ts), and the connection closed once the peer has read it. */
 function writeRawProblem(socket: Duplex, error: GatewayError, requestId: string): void {
   sendRawProblem(socket, error, requestId)
   // end() only half-closes: a peer that never closes its side kept the connection, and its
   // max_connections slot, forever (measured: 50 of 50 still open 8 s after their 408).
-  const linger = setTimeout(() => socket.destroy(), RAW_ANSWER_LINGER_MS).unref()
-  socket.once('close', () => clearTimeout(linger))
+  closeAfterLinger(socket)
 }

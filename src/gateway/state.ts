@@ -23,6 +23,10 @@ export interface GatewayState {
    * variable, a file, a secret of its own) and keep serving the old config.
    */
   reloadRefused?: { at: string; problems: number } | null
-  /** Client sockets of open WebSocket tunnels: node:http no longer tracks them after the upgrade. */
+  /**
+   * Client sockets node:http handed over at an upgrade, until they close: a handshake being
+   * authorized or answered, a tunnel, a refusal lingering. node:http no longer tracks them, so its
+   * closeAllConnections() leaves them to the shutdown's cut.
+   */
   readonly tunnels: Set<Duplex>
 }

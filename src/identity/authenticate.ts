@@ -26,6 +26,8 @@ export interface CredentialInput {
   readonly viaTrustedProxy?: boolean
   /** A forward-auth check (/.bouncer/auth): the answer goes to a proxy, not to a browser to follow. */
   readonly forwardAuth?: boolean
+  /** A WebSocket handshake: a GET that opens a channel both ways, so as state-changing as a POST. */
+  readonly upgrade?: boolean
 }
 
 export interface Authenticated {

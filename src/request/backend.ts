@@ -2,7 +2,6 @@
 // upstream (src/upstream/) is one; the gateway's own endpoints (the JWKS) are another; datasets and
 // functions will be more. The pipeline never asks which kind it has.
 import type { OutgoingHttpHeaders } from 'node:http'
-import type { Duplex } from 'node:stream'
 import { GatewayError } from '../errors/index.ts'
 import type { RequestContext } from './context.ts'
 import type { CredentialKind, Identity } from './identity.ts'
@@ -13,8 +12,6 @@ export interface Exchange {
   readonly extraHeaders: string[] | null
   /** Read when the response starts: a draining gateway closes the connection after it. */
   readonly lifecycle: { readonly draining: boolean }
-  /** Open WebSocket tunnels: node:http no longer tracks a socket once it is upgraded. */
-  readonly tunnels: Set<Duplex>
   /**
    * Awaited before the response's last bytes leave, with what was served so far (durability: sync
    * commits the audit record there); null when nothing needs to wait.

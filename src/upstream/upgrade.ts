@@ -4,12 +4,12 @@
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
-import { asGatewayError } from '../errors/index.ts'
+import { asGatewayError, GatewayError } from '../errors/index.ts'
 import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { pickTarget } from './balance.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
-import type { AnswerPolicy } from '../http/index.ts'
+import { endAfterAnswer, type AnswerPolicy } from '../http/index.ts'
 import { responseHeaders } from './response.ts'
 import { targetFailed, targetSucceeded, tlsConnectOptions } from './targets.ts'
 
@@ -79,6 +79,14 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       if (done) return
       finish()
       outgoing.destroy()
+    }, () => {
+      if (done) return
+      // Refused, and so answered and recorded as such: the connection was cut without a word, and
+      // its record said the client had closed it (499).
+      waiting.stop()
+      served.error = tooMuchEarly()
+      finish()
+      outgoing.destroy()
     })
     outgoing.on('upgrade', (response, socket, head) => {
       const early = waiting.stop()
@@ -95,11 +103,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       // What crossed the tunnel is the record's bytes, both ways (the handshake's bytes not counted).
       served.bytesOut += head.length
       served.bytesIn += client.head.length + early.length
-      exchange.tunnels.add(client.socket)
-      splice(client.socket, socket, served, () => {
-        exchange.tunnels.delete(client.socket)
-        finish()
-      })
+      splice(client.socket, socket, served, finish)
     })
     outgoing.end()
   })
@@ -108,29 +112,37 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
 /** Bytes a client may send before its handshake is answered (it should send none: RFC 6455 4.1). */
 const MAX_EARLY_BYTES = 65_536
 
+function tooMuchEarly(): GatewayError {
+  return new GatewayError('bad_request', { detail: `The client sent more than ${MAX_EARLY_BYTES} bytes before its WebSocket handshake was answered (RFC 6455 §4.1: it sends none until then).` })
+}
+
 /**
  * While the upstream answers the handshake, reads the client's socket: node:http leaves it paused
  * after the upgrade, so a client that hung up (FIN) went unseen, and an answer that came later
  * opened a tunnel to nobody, in flight and counted against the upstream's concurrency until the
- * upstream closed it. What the client sends meanwhile is kept for the tunnel; `stop` hands it over
- * and leaves the socket paused again.
+ * upstream closed it. What the client sends meanwhile is kept for the tunnel, up to
+ * MAX_EARLY_BYTES (`overflowed` past it); `stop` hands it over and leaves the socket paused again.
  */
-function watchClientLeaving(socket: Duplex, left: () => void): { stop(): Buffer } {
+function watchClientLeaving(socket: Duplex, left: () => void, overflowed: () => void): { stop(): Buffer } {
   const early: Buffer[] = []
   let bytes = 0
   const onData = (chunk: Buffer) => {
     bytes += chunk.length
-    if (bytes > MAX_EARLY_BYTES) socket.destroy()
+    if (bytes > MAX_EARLY_BYTES) overflowed()
     else early.push(chunk)
   }
+  // A client's FIN (the listener allows half-open sockets) ends it here: the request ends once its
+  // socket has closed, which the record reads as the client gone (499); ended at the FIN, with the
+  // socket still open, the record said status 0.
+  const hangUp = () => socket.destroy()
   socket.on('data', onData)
-  socket.once('end', left)
+  socket.once('end', hangUp)
   socket.once('close', left)
   return {
     stop() {
       socket.pause()
       socket.removeListener('data', onData)
-      socket.removeListener('end', left)
+      socket.removeListener('end', hangUp)
       socket.removeListener('close', left)
       return Buffer.concat(early)
     },
@@ -181,7 +193,8 @@ function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, 
     })
   }
   ctx.res.once('finish', () => {
-    ctx.upgrade?.socket.end()
+    // Closed after a linger: a client that never closes its side held the connection for ever.
+    if (ctx.upgrade) endAfterAnswer(ctx.upgrade.socket)
     done()
   })
   // An upstream gone mid-refusal ends nothing by itself (pipe waits for an 'end' that never comes):

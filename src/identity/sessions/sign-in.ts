@@ -164,7 +164,9 @@ export function createSignIn(options: SignInOptions): SignIn {
     const value = readCookie(input.rawHeaders, cookie.name)
     if (value === undefined) return refuse(input, 'session_required', 'This route needs a signed-in session: sign in with a browser.')
     if (!COOKIE_VALUE.test(value)) return refuse(input, 'session_required', 'The session cookie is not one this gateway issued: sign in again.')
-    if (!SAFE_METHODS.has(input.method ?? 'GET')) checkOrigin(input)
+    // A WebSocket handshake is a GET, but the tunnel it opens carries whatever the page sends:
+    // without this another origin's page opened one as the signed-in person (cross-site WebSocket hijacking).
+    if (!SAFE_METHODS.has(input.method ?? 'GET') || input.upgrade === true) checkOrigin(input)
     const at = now()
     let id = ids.get(value, at)
     if (id === undefined) {
@@ -501,15 +503,16 @@ export function createSignIn(options: SignInOptions): SignIn {
     return { ...settings, secure: true }
   }
 
-  /** CSRF: a state-changing request carried by the session cookie must come from a page of this gateway. */
+  /** CSRF: a state-changing request (or a WebSocket handshake) carried by the session cookie must come from a page of this gateway. */
   function checkOrigin(input: CredentialInput): void {
     const origin = rawHeader(input.rawHeaders, 'origin')
     const own = publicOrigin(input)
+    const what = input.upgrade === true ? 'A WebSocket handshake' : `A ${input.method ?? ''} request`
     if (origin === undefined) {
-      throw new GatewayError('cors_origin_denied', { detail: `A ${input.method ?? ''} request signed in by session cookie needs an Origin header naming ${own} (cross-site request forgery protection).` })
+      throw new GatewayError('cors_origin_denied', { detail: `${what} signed in by session cookie needs an Origin header naming ${own} (cross-site request forgery protection).` })
     }
     if (origin.toLowerCase() !== own.toLowerCase()) {
-      throw new GatewayError('cors_origin_denied', { detail: `A ${input.method ?? ''} request signed in by session cookie must come from ${own}, not from another origin (cross-site request forgery protection).` })
+      throw new GatewayError('cors_origin_denied', { detail: `${what} signed in by session cookie must come from ${own}, not from another origin (cross-site request forgery protection).` })
     }
   }
 
