@@ -12,6 +12,7 @@
 // has committed the record (the beforeEnd hook), an error answer is sent after its commit, and the
 // `finally` queues only records not committed already.
 import { randomUUID } from 'node:crypto'
+import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
 import { acceptRequestId, describedRequest, endAfterAnswer, foldHeaderName, inspectHeaders, methodOverrides, parseTarget, resetAfterAnswer, type CorsPolicy, type RequestTarget } from '../http/index.ts'
@@ -253,11 +254,13 @@ async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, 
   const { identity, credential } = internal ? internal.caller : await rt.authenticator.authenticate(input, route.accept)
   ctx.identity = identity
   ctx.credential = credential
-  const judged = evaluateWithOverrides(rt.access, identity, route, ctx.method, methodOverrides(ctx.method, ctx.query), ctx.clientIp)
-  const access = judged.result
+  // A POST's `_method` parameters are judged too (method-override.ts); every other request as it comes, allocating nothing more.
+  const overrides = methodOverrides(ctx.method, ctx.query)
+  const judged = overrides.length === 0 ? null : evaluateWithOverrides(rt.access, identity, route, ctx.method, overrides, ctx.clientIp)
+  const access = judged === null ? evaluateAccess(rt.access, identity, route, ctx.method, ctx.clientIp) : judged.result
   ctx.roles = access.roles
   ctx.statement = access.decision.statement?.sid ?? null
-  if (access.decision.effect !== 'allow') throw overriddenAccessDenied(judged, identity, route.id, ctx.method)
+  if (access.decision.effect !== 'allow') throw judged === null ? accessDenied(access, identity, route.id, ctx.method) : overriddenAccessDenied(judged, identity, route.id, ctx.method)
   if (ctx.spans) endAuthSpan(ctx.spans, ctx)
 }
 
