@@ -14,6 +14,8 @@ const CPU_SECONDS: ReadonlyArray<readonly [string, string, (usage: NodeJS.CpuUsa
 ]
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+/** A WebSocket tunnel's life: seconds to a day. */
+const TUNNEL_BUCKETS = [1, 10, 60, 300, 900, 3_600, 14_400, 86_400]
 
 /** What the metrics read of a finished request. */
 export interface ObservedRequest {
@@ -107,6 +109,9 @@ export function createMetrics(sources: MetricSources): Metrics {
   }
   const requests = new RequestCounter('bouncer_requests_total', 'Requests by route, status and decision.')
   const duration = new LabelledHistogram('bouncer_request_duration_seconds', 'Whole request, from first byte in to last byte out.', 'route', LATENCY_BUCKETS)
+  // A tunnel's record (status 101) is written when it closes, its duration the connection's life:
+  // in the request histogram, an hour-long WebSocket read as an hour of latency on its route (a probe).
+  const tunnelDuration = new LabelledHistogram('bouncer_tunnel_duration_seconds', 'WebSocket tunnels, from the handshake to the close (not in bouncer_request_duration_seconds).', 'route', TUNNEL_BUCKETS)
   const upstreamDuration = new LabelledHistogram('bouncer_upstream_duration_seconds', 'The upstream part: from dispatch to the response headers.', 'upstream', LATENCY_BUCKETS)
   const limited = new Counter({ name: 'bouncer_rate_limited_total', help: 'Requests refused by a limit.', labelNames: ['limit', 'code'], registers: [registry] })
   const keySets = new Counter({ name: 'bouncer_jwks_refreshes_total', help: 'Issuer key-set loads, by result.', labelNames: ['issuer', 'result'], registers: [registry] })
@@ -190,7 +195,8 @@ export function createMetrics(sources: MetricSources): Metrics {
     observeRequest(request, seconds) {
       const route = request.route?.id ?? '(none)'
       requests.inc(route, request.status, request.decision)
-      duration.observe(route, seconds)
+      if (request.status === 101) tunnelDuration.observe(route, seconds)
+      else duration.observe(route, seconds)
       if (request.upstream !== null && request.upstreamMs !== null) upstreamDuration.observe(request.upstream, request.upstreamMs / 1000)
       if (request.limit !== null && request.code !== null) limited.labels(request.limit, request.code).inc()
     },
@@ -211,7 +217,7 @@ export function createMetrics(sources: MetricSources): Metrics {
     },
     async render() {
       const targets = sources.upstreams ? renderUpstreamMetrics(sources.upstreams()) : ''
-      const body = `${await registry.metrics()}${requests.render()}${duration.render()}${upstreamDuration.render()}${targets}`
+      const body = `${await registry.metrics()}${requests.render()}${duration.render()}${tunnelDuration.render()}${upstreamDuration.render()}${targets}`
       return { contentType: registry.contentType, body }
     },
   }

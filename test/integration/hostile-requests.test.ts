@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http'
 import { once } from 'node:events'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { request } from 'undici'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { rawRequest } from '../helpers/raw.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -171,6 +172,12 @@ describe('WebSocket upgrades on a route that allows them', () => {
     socket.close()
     expect(reply).toBe('echo: hello upstream')
     await new Promise<void>((resolve) => (socket.onclose = () => resolve()))
+    // The tunnel's life is its own histogram's: in the request latency one, a long WebSocket read
+    // as that much latency on its route.
+    await waitFor(() => ws.state.inFlight === 0, 'the tunnel to end')
+    const metrics = await (await request(`${ws.adminUrl}/metrics`)).body.text()
+    expect(metrics).toMatch(/^bouncer_tunnel_duration_seconds_count\{route="ws"\} 1$/m)
+    expect(metrics).not.toMatch(/^bouncer_request_duration_seconds_count\{route="ws"\}/m)
   })
 
   it('cuts an open tunnel at the end of the shutdown bound', async () => {
