@@ -379,6 +379,7 @@ function recordServed(ctx: RequestContext, upstream: string | null, served: Serv
   ctx.bytesIn = served.bytesIn
   ctx.bytesOut = served.bytesOut
   ctx.masked = served.masked
+  if (served.note !== undefined) ctx.note = served.note
   return ctx
 }
 

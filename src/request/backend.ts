@@ -39,6 +39,8 @@ export interface Served {
   caller?: { identity: Identity; credential: CredentialKind | null; roles: readonly string[] }
   /** A dataset's columns masked for this caller, comma-separated (the audit record's `masked`); null otherwise. */
   masked: string | null
+  /** Why the backend ended an exchange that did not fail (a tunnel closed at its credential's expiry): the record's detail. */
+  note?: string
 }
 
 export interface Backend {

@@ -12,6 +12,7 @@ import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.t
 import { endAfterAnswer, type AnswerPolicy } from '../http/index.ts'
 import { responseHeaders } from './response.ts'
 import { targetFailed, targetSucceeded, tlsConnectOptions } from './targets.ts'
+import { atExpiry, closeTunnel, credentialExpiredNote } from './tunnel-expiry.ts'
 
 /**
  * Resolves when the tunnel closes, the upstream's refusal has been relayed, or the handshake failed.
@@ -104,6 +105,12 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       served.bytesOut += head.length
       served.bytesIn += client.head.length + early.length
       splice(client.socket, socket, served, finish)
+      // Closed when the caller's credential expires: nothing authenticates a tunnel after its handshake.
+      const disarm = atExpiry(ctx.identity, () => {
+        served.note = credentialExpiredNote(ctx.identity?.expiresAt ?? 0)
+        closeTunnel(client.socket, socket)
+      })
+      socket.once('close', disarm)
     })
     outgoing.end()
   })

@@ -1,0 +1,125 @@
+// Found by a WebSocket probe: a JWT that expired while its tunnel was open left the tunnel open, and
+// nothing checked it again. A tunnel is closed at its credential's expiry (close frame 1008, then the
+// TCP close), and its record says why.
+import { createHash } from 'node:crypto'
+import { createServer, type Server } from 'node:http'
+import { once } from 'node:events'
+import { connect, type AddressInfo, type Socket } from 'node:net'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { searchAudit } from '../../src/audit/search.ts'
+import type { AuditRecord } from '../../src/audit/record.ts'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const KEY = 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+const CLOSE_1008 = Buffer.from([0x88, 0x02, 0x03, 0xf0])
+
+let wsServer: Server
+let gw: TestGateway
+let idp: TestIdentityProvider
+let db: string
+
+beforeAll(async () => {
+  idp = await startIdentityProvider()
+  wsServer = createServer((_req, res) => res.end('not a websocket'))
+  wsServer.on('upgrade', (req, socket: Socket) => {
+    const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
+    socket.on('data', (chunk: Buffer) => socket.write(chunk)) // raw echo
+    socket.on('error', () => {})
+    socket.on('end', () => socket.end())
+  })
+  wsServer.listen(0, '127.0.0.1')
+  await once(wsServer, 'listening')
+  gw = await startTestGateway((dir) => {
+    db = join(dir, 'audit.db')
+    return {
+      issuers: [{ name: 'corp', issuer: idp.issuer, audiences: ['api://bouncer'] }],
+      roles: [{ name: 'chatter', assumed_by: [{ issuer: 'corp', subject: 'chat-user' }], policies: ['chat'] }],
+      policies: [{ name: 'chat', statements: [{ sid: 'Chat', effect: 'allow', actions: ['GET'], routes: ['ws'] }] }],
+      upstreams: [{ name: 'ws', url: `http://127.0.0.1:${(wsServer.address() as AddressInfo).port}` }],
+      routes: [{ id: 'ws', path: '/ws/*', upstream: 'ws', websocket: true }],
+      audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
+    }
+  })
+  await waitFor(() => gw.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'keys')
+})
+afterAll(async () => {
+  await gw?.close()
+  wsServer?.close()
+  await idp?.stop()
+})
+
+interface Tunnel {
+  socket: Socket
+  /** Every byte the client received after the handshake's head. */
+  received(): Buffer
+  /** When the client saw its socket close (ms since the epoch), or null while it is open. */
+  closedAt(): number | null
+}
+
+/** Opens a tunnel through the gateway with the token. */
+async function openTunnel(token: string, requestId: string): Promise<Tunnel> {
+  const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
+  let bytes = Buffer.alloc(0)
+  let closedAt: number | null = null
+  socket.once('close', () => (closedAt = Date.now()))
+  socket.on('data', (c: Buffer) => (bytes = Buffer.concat([bytes, c])))
+  socket.on('error', () => {})
+  socket.write(`GET /ws/chat HTTP/1.1\r\nHost: gw\r\nX-Request-Id: ${requestId}\r\nAuthorization: Bearer ${token}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${KEY}\r\n`)
+  await waitFor(() => bytes.includes('\r\n\r\n'), 'the handshake answer')
+  const end = bytes.indexOf('\r\n\r\n') + 4
+  expect(bytes.subarray(0, end).toString('latin1')).toMatch(/^HTTP\/1\.1 101/)
+  return { socket, received: () => bytes.subarray(end), closedAt: () => closedAt }
+}
+
+async function echoes(tunnel: Tunnel, text: string): Promise<void> {
+  tunnel.socket.write(text)
+  await waitFor(() => tunnel.received().includes(text), `the echo of ${text}`)
+}
+
+async function recordOf(requestId: string): Promise<AuditRecord> {
+  let found: AuditRecord | undefined
+  await waitFor(async () => {
+    found = (await searchAudit({ type: 'sqlite', path: db }, { limit: 500 }).catch(() => [])).find((r) => r.request_id === requestId)
+    return found !== undefined
+  }, `the audit record of ${requestId}`)
+  return found as AuditRecord
+}
+
+describe('a WebSocket tunnel and its credential', () => {
+  it('is closed when the JWT that opened it expires: close frame 1008, TCP close, and the record says why', async () => {
+    const exp = Math.floor(Date.now() / 1000) + 2
+    const short = await openTunnel(await idp.mint({ sub: 'chat-user', exp }), 'ws-expiring')
+    const long = await openTunnel(await idp.mint({ sub: 'chat-user', exp: exp + 600 }), 'ws-lasting')
+    await echoes(short, 'before expiry')
+
+    await waitFor(() => short.closedAt() !== null, 'the tunnel closed at its token\'s expiry', 5000)
+    const closedAt = short.closedAt() as number
+    expect(closedAt).toBeGreaterThanOrEqual(exp * 1000)
+    expect(closedAt).toBeLessThan(exp * 1000 + 1000)
+    expect(short.received().subarray(-CLOSE_1008.length)).toEqual(CLOSE_1008)
+    const record = await recordOf('ws-expiring')
+    expect({ status: record.status, detail: record.detail }).toEqual({
+      status: 101,
+      detail: `The caller's credential expired at ${new Date(exp * 1000).toISOString()}: the gateway closed the tunnel.`,
+    })
+
+    // A token far from its expiry keeps its tunnel.
+    await echoes(long, 'after the other expired')
+    expect(long.socket.destroyed).toBe(false)
+    long.socket.destroy()
+    const lasting = await recordOf('ws-lasting')
+    expect({ status: lasting.status, detail: lasting.detail }).toEqual({ status: 101, detail: null })
+  })
+
+  it('a token already past its exp, accepted within clock_tolerance, gets a tunnel that closes at once', async () => {
+    const exp = Math.floor(Date.now() / 1000) - 5 // within the default 30 s tolerance
+    const late = await openTunnel(await idp.mint({ sub: 'chat-user', exp }), 'ws-late')
+    await waitFor(() => late.closedAt() !== null, 'the tunnel closed at once', 5000)
+    expect(late.received()).toEqual(CLOSE_1008)
+    expect((await recordOf('ws-late')).detail).toBe(`The caller's credential expired at ${new Date(exp * 1000).toISOString()}: the gateway closed the tunnel.`)
+  })
+})
