@@ -1,7 +1,7 @@
 // The path canonicaliser (src/http/request-target.ts) and the router matching its output.
 import fc from 'fast-check'
 import { parseRoutePattern } from '../../../src/config/index.ts'
-import { foldPathCase } from '../../../src/config/route-pattern.ts'
+import { compatiblePathSegment, foldPathCase } from '../../../src/config/route-pattern.ts'
 import type { GatewayError } from '../../../src/errors/index.ts'
 import { parseTarget, type RequestTarget } from '../../../src/http/request-target.ts'
 import { createRouter, EXPLICIT_ONLY_METHODS, type RoutableRoute } from '../../../src/gateway/router.ts'
@@ -176,7 +176,9 @@ function patternMatches(route: FuzzRoute, segments: readonly string[], caseSensi
   const pattern = route.pattern.segments
   const fixed = route.pattern.wildcard ? pattern.slice(0, -1) : pattern
   if (route.pattern.wildcard ? segments.length < fixed.length : segments.length !== fixed.length) return false
-  const same = (a: string, b: string) => (caseSensitive ? a === b : foldPathCase(a) === foldPathCase(b))
+  // README Path rules: a non-ASCII segment is read in NFKC (as an upstream that normalizes before it
+  // routes reads it: `ſ` is `s`, `ａdmin` is `admin`), case-sensitive or not.
+  const same = (a: string, b: string) => (caseSensitive ? compatiblePathSegment(a) === compatiblePathSegment(b) : foldPathCase(a) === foldPathCase(b))
   return fixed.every((p, i) => {
     const segment = segments[i] as string
     if (p.kind === 'param') return segment !== ''
