@@ -1,6 +1,5 @@
 // Requests no well-behaved client sends, over a raw socket: each is refused with a clear code and
 // never reaches the upstream.
-import { createHash } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import { once } from 'node:events'
 import { connect, type AddressInfo, type Socket } from 'node:net'
@@ -10,6 +9,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { rawRequest } from '../helpers/raw.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { deferred, waitFor } from '../helpers/wait.ts'
+import { acceptWebSocket } from '../helpers/websocket.ts'
 
 let upstream: TestUpstream
 let gateway: TestGateway
@@ -143,8 +143,7 @@ describe('WebSocket upgrades on a route that allows them', () => {
         socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 6\r\nconnection: close\r\n\r\nno way')
         return
       }
-      const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
+      acceptWebSocket(req, socket)
       socket.on('data', (frame: Buffer) => {
         if (((frame[0] as number) & 0x0f) === 0x8) return void socket.end(Buffer.from([0x88, 0])) // close
         socket.write(echoFrame(frame))

@@ -1,17 +1,16 @@
 // Found by a WebSocket probe: a JWT that expired while its tunnel was open left the tunnel open, and
 // nothing checked it again. A tunnel is closed at its credential's expiry (close frame 1008, then the
 // TCP close), and its record says why.
-import { createHash } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import { once } from 'node:events'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { searchAudit } from '../../src/audit/search.ts'
-import type { AuditRecord } from '../../src/audit/record.ts'
+import { waitForAuditRecord } from '../helpers/audit.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { acceptWebSocket } from '../helpers/websocket.ts'
 
 const KEY = 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
 const CLOSE_1008 = Buffer.from([0x88, 0x02, 0x03, 0xf0])
@@ -25,8 +24,7 @@ beforeAll(async () => {
   idp = await startIdentityProvider()
   wsServer = createServer((_req, res) => res.end('not a websocket'))
   wsServer.on('upgrade', (req, socket: Socket) => {
-    const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
+    acceptWebSocket(req, socket)
     socket.on('data', (chunk: Buffer) => socket.write(chunk)) // raw echo
     socket.on('error', () => {})
     socket.on('end', () => socket.end())
@@ -80,15 +78,6 @@ async function echoes(tunnel: Tunnel, text: string): Promise<void> {
   await waitFor(() => tunnel.received().includes(text), `the echo of ${text}`)
 }
 
-async function recordOf(requestId: string): Promise<AuditRecord> {
-  let found: AuditRecord | undefined
-  await waitFor(async () => {
-    found = (await searchAudit({ type: 'sqlite', path: db }, { limit: 500 }).catch(() => [])).find((r) => r.request_id === requestId)
-    return found !== undefined
-  }, `the audit record of ${requestId}`)
-  return found as AuditRecord
-}
-
 describe('a WebSocket tunnel and its credential', () => {
   it('is closed when the JWT that opened it expires: close frame 1008, TCP close, and the record says why', async () => {
     const exp = Math.floor(Date.now() / 1000) + 2
@@ -101,7 +90,7 @@ describe('a WebSocket tunnel and its credential', () => {
     expect(closedAt).toBeGreaterThanOrEqual(exp * 1000)
     expect(closedAt).toBeLessThan(exp * 1000 + 1000)
     expect(short.received().subarray(-CLOSE_1008.length)).toEqual(CLOSE_1008)
-    const record = await recordOf('ws-expiring')
+    const record = await waitForAuditRecord(db, 'ws-expiring')
     expect({ status: record.status, detail: record.detail }).toEqual({
       status: 101,
       detail: `The caller's credential expired at ${new Date(exp * 1000).toISOString()}: the gateway closed the tunnel.`,
@@ -111,7 +100,7 @@ describe('a WebSocket tunnel and its credential', () => {
     await echoes(long, 'after the other expired')
     expect(long.socket.destroyed).toBe(false)
     long.socket.destroy()
-    const lasting = await recordOf('ws-lasting')
+    const lasting = await waitForAuditRecord(db, 'ws-lasting')
     expect({ status: lasting.status, detail: lasting.detail }).toEqual({ status: 101, detail: null })
   })
 
@@ -120,6 +109,6 @@ describe('a WebSocket tunnel and its credential', () => {
     const late = await openTunnel(await idp.mint({ sub: 'chat-user', exp }), 'ws-late')
     await waitFor(() => late.closedAt() !== null, 'the tunnel closed at once', 5000)
     expect(late.received()).toEqual(CLOSE_1008)
-    expect((await recordOf('ws-late')).detail).toBe(`The caller's credential expired at ${new Date(exp * 1000).toISOString()}: the gateway closed the tunnel.`)
+    expect((await waitForAuditRecord(db, 'ws-late')).detail).toBe(`The caller's credential expired at ${new Date(exp * 1000).toISOString()}: the gateway closed the tunnel.`)
   })
 })

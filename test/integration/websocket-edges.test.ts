@@ -1,5 +1,4 @@
 // Found by an adversarial probe (helper): a non-GET upgrade was authorized as its method and tunnelled upstream as a GET; a tunnel's record counted no bytes and no upstream_ms; an upstream's own CORS headers passed on handshake answers of a route with cors.
-import { createHash } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { once } from 'node:events'
 import { connect, type AddressInfo, type Socket } from 'node:net'
@@ -12,6 +11,7 @@ import type { AuditRecord } from '../../src/audit/record.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { acceptWebSocket } from '../helpers/websocket.ts'
 
 let wsServer: Server
 const seen: IncomingMessage[] = []
@@ -28,8 +28,7 @@ beforeAll(async () => {
       socket.end('HTTP/1.1 403 Forbidden\r\naccess-control-allow-origin: *\r\naccess-control-allow-credentials: true\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno')
       return
     }
-    const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
+    acceptWebSocket(req, socket)
     socket.on('data', (chunk: Buffer) => socket.write(chunk)) // raw echo
     socket.on('error', () => {})
     socket.on('end', () => socket.end())

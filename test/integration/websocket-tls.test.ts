@@ -1,5 +1,4 @@
 // WebSocket over TLS, with and without http2 (ALPN picks HTTP/1.1): written by an adversarial probe (helper); both held.
-import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { once } from 'node:events'
@@ -9,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPki, type TestPki } from '../helpers/certs.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { acceptWebSocket } from '../helpers/websocket.ts'
 
 let pki: TestPki
 let wsServer: Server
@@ -17,8 +17,7 @@ beforeAll(async () => {
   pki = createPki()
   wsServer = createServer((_req, res) => res.end('not a websocket'))
   wsServer.on('upgrade', (req, socket: Socket) => {
-    const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
+    acceptWebSocket(req, socket)
     socket.on('data', (chunk: Buffer) => socket.write(chunk))
     socket.on('end', () => socket.end())
     socket.on('error', () => {})
