@@ -147,8 +147,8 @@ function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: st
   ctx.path = target.path
   ctx.query = target.query
   const found = preflightMatch(rt, ctx, target) ?? rt.router.match(ctx.method, target)
-  const overrides = methodOverrides(ctx.method, ctx.query)
-  if (overrides.length > 0) checkOverrideRoutes(rt.router, found.route, target, overrides)
+  ctx.methodOverrides = methodOverrides(ctx.method, ctx.query)
+  if (ctx.methodOverrides.length > 0) checkOverrideRoutes(rt.router, found.route, target, ctx.methodOverrides)
   if (ctx.tool !== null) toolsOwnRoute(ctx, found.route)
   ctx.route = found.route
   ctx.params = found.params
@@ -255,7 +255,7 @@ async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, 
   ctx.identity = identity
   ctx.credential = credential
   // A POST's `_method` parameters are judged too (method-override.ts); every other request as it comes, allocating nothing more.
-  const overrides = methodOverrides(ctx.method, ctx.query)
+  const overrides = ctx.methodOverrides
   const judged = overrides.length === 0 ? null : evaluateWithOverrides(rt.access, identity, route, ctx.method, overrides, ctx.clientIp)
   const access = judged === null ? evaluateAccess(rt.access, identity, route, ctx.method, ctx.clientIp) : judged.result
   ctx.roles = access.roles

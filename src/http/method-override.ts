@@ -7,7 +7,8 @@
 import { GatewayError } from '../errors/index.ts'
 import { isMethodToken } from './described-request.ts'
 
-const NONE: readonly string[] = Object.freeze([])
+/** No `_method` parameters: what every request but a POST that names one has (one array, shared). */
+export const NO_METHOD_OVERRIDES: readonly string[] = Object.freeze([])
 const PARAMETER = '_method'
 
 /**
@@ -16,7 +17,7 @@ const PARAMETER = '_method'
  * bad_request) rather than guessed at.
  */
 export function methodOverrides(method: string, query: string): readonly string[] {
-  if (method !== 'POST' || query === '') return NONE
+  if (method !== 'POST' || query === '') return NO_METHOD_OVERRIDES
   let found: string[] | null = null
   for (const pair of query.split(PAIR_SEPARATORS)) {
     const equals = pair.indexOf('=')
@@ -29,7 +30,7 @@ export function methodOverrides(method: string, query: string): readonly string[
     }
     if (!(found ??= []).includes(value)) found.push(value)
   }
-  return found ?? NONE
+  return found ?? NO_METHOD_OVERRIDES
 }
 
 /** `&`, and `;`, which PHP (arg_separator.input) and older Pythons also split on. */

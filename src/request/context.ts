@@ -7,7 +7,7 @@ import type { Http2ServerRequest } from 'node:http2'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { GatewayError, RecordCode } from '../errors/index.ts'
-import { targetPath, type RequestHeaders } from '../http/index.ts'
+import { NO_METHOD_OVERRIDES, targetPath, type RequestHeaders } from '../http/index.ts'
 import type { RequestSpans, TraceContext } from '../telemetry/index.ts'
 import type { CredentialKind, Identity } from './identity.ts'
 import { internalRequestOf, type InternalRequest } from './tool-call.ts'
@@ -67,6 +67,8 @@ export interface RequestFacts {
 }
 
 export interface RequestContext extends RequestFacts {
+  /** The methods a POST's `_method` query parameters name (read once, when the request is routed); none for any other. */
+  methodOverrides: readonly string[]
   /**
    * On HTTP/2, node:http2's compatibility objects (Http2ServerRequest, and the listener's subclass
    * of Http2ServerResponse): they offer what the gateway uses of these, under the same names.
@@ -120,6 +122,7 @@ export function createContext(req: IncomingMessage, res: ServerResponse, upgrade
     method: req.method ?? 'GET',
     path: targetPath(req.url ?? ''),
     query: '',
+    methodOverrides: NO_METHOD_OVERRIDES,
     headers: null,
     clientIp: peer,
     forwardedFor: peer,
