@@ -125,19 +125,29 @@ export interface TracedRequest {
   id: string
 }
 
+/** OpenTelemetry's context for a span whose parent is span `spanId` of `of`'s trace (remote: another process's). */
+function parentContext(of: TraceContext, spanId: string, isRemote: boolean) {
+  return trace.setSpanContext(ROOT_CONTEXT, { traceId: of.traceId, spanId, traceFlags: Number.parseInt(of.flags, 16) & 1, isRemote })
+}
+
+/**
+ * The trace context a started span's children and next hops go on from: its ids, sampled as it is
+ * (recorded or not), with the random-id bit and tracestate of the context it continued (`from`).
+ */
+function goingOnFrom(span: Span, from: TraceContext, parentSpanId: string | null): TraceContext {
+  const ids = span.spanContext()
+  const flags = `0${(Number.parseInt(from.flags, 16) & 0x02) | (ids.traceFlags & 0x01)}`
+  return { traceId: ids.traceId, spanId: ids.spanId, parentSpanId, flags, tracestate: from.tracestate }
+}
+
 /** The request's server span, continuing `incoming`; the trace the request carries from here on has the span's ids. */
 export function startRequestSpan(tracing: Tracing, request: TracedRequest, incoming: TraceContext): { spans: RequestSpans; trace: TraceContext } {
-  const parent = incoming.parentSpanId
-    ? trace.setSpanContext(ROOT_CONTEXT, { traceId: incoming.traceId, spanId: incoming.parentSpanId, traceFlags: parseInt(incoming.flags, 16) & 1, isRemote: true })
-    : ROOT_CONTEXT
+  const parent = incoming.parentSpanId ? parentContext(incoming, incoming.parentSpanId, true) : ROOT_CONTEXT
   const known = KNOWN_METHODS.has(request.method)
   const method = known ? request.method : '_OTHER'
   const attributes = { 'http.request.method': method, ...(known ? {} : { 'http.request.method_original': request.method }), 'url.path': request.path, 'bouncer.request_id': request.id }
   const span = tracing.tracer.startSpan(`${known ? method : 'HTTP'} gateway`, { kind: SpanKind.SERVER, attributes }, parent)
-  const ids = span.spanContext()
-  // Sent upstream: sampled as the gateway's span is (recorded or not), with the caller's random-id bit.
-  const flags = `0${(Number.parseInt(incoming.flags, 16) & 0x02) | (ids.traceFlags & 0x01)}`
-  return { spans: { request: span, auth: null, upstream: null }, trace: { ...incoming, traceId: ids.traceId, spanId: ids.spanId, flags } }
+  return { spans: { request: span, auth: null, upstream: null }, trace: goingOnFrom(span, incoming, incoming.parentSpanId) }
 }
 
 function child(tracing: Tracing, spans: RequestSpans, name: string, kind: SpanKind): Span {
@@ -204,7 +214,7 @@ const TOOL_NAME_LENGTH = 128
  * is sent for this request, its parent-id the span's.
  */
 export function startMcpClientSpan(tracing: Tracing, parent: TraceContext, request: McpClientRequest): { span: Span; trace: TraceContext } {
-  const within = trace.setSpanContext(ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: Number.parseInt(parent.flags, 16) & 1 })
+  const within = parentContext(parent, parent.spanId, false)
   const url = new URL(request.url)
   const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port)
   const tool = request.tool
@@ -220,10 +230,7 @@ export function startMcpClientSpan(tracing: Tracing, parent: TraceContext, reque
       ...(tool ? { 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': tool.upstreamName.slice(0, TOOL_NAME_LENGTH), 'bouncer.tool': tool.name.slice(0, TOOL_NAME_LENGTH) } : {}),
     },
   }, within)
-  const ids = span.spanContext()
-  // Sampled as the span is (recorded or not), with the caller's random-id bit: as an upstream's traceparent.
-  const flags = `0${(Number.parseInt(parent.flags, 16) & 0x02) | (ids.traceFlags & 0x01)}`
-  return { span, trace: { traceId: ids.traceId, spanId: ids.spanId, parentSpanId: parent.spanId, flags, tracestate: parent.tracestate } }
+  return { span, trace: goingOnFrom(span, parent, parent.spanId) }
 }
 
 /** An MCP request the gateway serves, whose agent sent its trace context in `params._meta`. */
@@ -243,7 +250,7 @@ export interface McpServerRequest {
  */
 export function startMcpServerSpan(tracing: Tracing, agent: TraceContext, transport: TraceContext | null, request: McpServerRequest): { span: Span; trace: TraceContext } {
   if (agent.parentSpanId === null) throw new Error('an MCP server span continues the agent\'s context')
-  const within = trace.setSpanContext(ROOT_CONTEXT, { traceId: agent.traceId, spanId: agent.parentSpanId, traceFlags: Number.parseInt(agent.flags, 16) & 1, isRemote: true })
+  const within = parentContext(agent, agent.parentSpanId, true)
   const link = transport ? [{ context: { traceId: transport.traceId, spanId: transport.spanId, traceFlags: Number.parseInt(transport.flags, 16) & 1 } }] : []
   const span = tracing.tracer.startSpan(request.method, {
     kind: SpanKind.SERVER,
@@ -253,9 +260,7 @@ export function startMcpServerSpan(tracing: Tracing, agent: TraceContext, transp
       ...(request.tool !== undefined ? { 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': request.tool.slice(0, TOOL_NAME_LENGTH) } : {}),
     },
   }, within)
-  const ids = span.spanContext()
-  const flags = `0${(Number.parseInt(agent.flags, 16) & 0x02) | (ids.traceFlags & 0x01)}`
-  return { span, trace: { traceId: ids.traceId, spanId: ids.spanId, parentSpanId: agent.parentSpanId, flags, tracestate: agent.tracestate } }
+  return { span, trace: goingOnFrom(span, agent, agent.parentSpanId) }
 }
 
 /**
