@@ -26,7 +26,7 @@ beforeAll(async () => {
     policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['*'], routes: ['*'] }] }],
     upstreams: [
       { name: 'plain', url: upstream.url },
-      { name: 'keyed', url: upstream.url, headers: { 'X-Api-Key': 'from-gateway', 'X-Tenant_Id': 'acme' } },
+      { name: 'keyed', url: upstream.url, headers: { 'X-Api-Key': 'from-gateway', 'X-Tenant_Id': 'acme', 'X-Remote-User': 'svc-gateway' } },
       { name: 'asserted', url: upstream.url, identity_assertion: true },
     ],
     routes: [
@@ -164,5 +164,53 @@ describe('client headers that a folding upstream would read as a managed one are
   it('keeps every other header, with underscores or not', async () => {
     const received = await through('/plain/x', [['X_Custom_Thing', 'kept-1'], ['X-Custom', 'kept-2'], ['Accept_Language', 'kept-3'], ['X-Bouncers', 'kept-4'], ['X-Forwardedness', 'kept-5']])
     expect(received.headers).toMatchObject({ x_custom_thing: 'kept-1', 'x-custom': 'kept-2', accept_language: 'kept-3', 'x-bouncers': 'kept-4', 'x-forwardedness': 'kept-5' })
+  })
+})
+
+// Headers that other identity-aware proxies write for their upstreams, and that an application
+// migrated from behind one still believes: a caller's copy would name anyone it liked.
+const FOREIGN_IDENTITY: Array<[string, string]> = [
+  ['X-Auth-Request-User', 'forged-admin'], ['X-Auth-Request-Email', 'forged@corp.example'], ['X-Auth-Request-Groups', 'forged-admins'],
+  ['X-Auth-Request-Preferred-Username', 'forged-admin'], ['X-Auth-Request-Access-Token', 'forged-token'],
+  ['X-Forwarded-User', 'forged-admin'], ['X-Forwarded-Email', 'forged@corp.example'], ['X-Forwarded-Groups', 'forged-admins'],
+  ['X-Forwarded-Preferred-Username', 'forged-admin'], ['X-Forwarded-Access-Token', 'forged-token'],
+  ['Remote-User', 'forged-admin'], ['X-Remote-User', 'forged-admin'], ['X-Remote-Group', 'forged-admins'], ['X-Remote-Extra-Scopes', 'forged-all'],
+  ['X-Webauth-User', 'forged-admin'], ['X-Webauth-Email', 'forged@corp.example'],
+  ['X-Pomerium-Jwt-Assertion', 'forged-jwt'], ['X-Pomerium-Claim-Email', 'forged@corp.example'],
+  ['X-Amzn-Oidc-Data', 'forged-jwt'], ['X-Amzn-Oidc-Identity', 'forged-admin'], ['X-Amzn-Oidc-Accesstoken', 'forged-token'],
+  ['X-Amzn-Mtls-Clientcert', 'forged-cert'],
+  ['X-Ms-Client-Principal', 'forged-principal'], ['X-Ms-Client-Principal-Name', 'forged@corp.example'], ['X-Ms-Client-Principal-Id', 'forged-id'],
+  ['X-Ms-Token-Aad-Access-Token', 'forged-token'], ['X-Arr-ClientCert', 'forged-cert'],
+  ['Cf-Access-Jwt-Assertion', 'forged-jwt'], ['Cf-Access-Authenticated-User-Email', 'forged@corp.example'], ['Cf-Client-Cert-Sha256', 'forged-hash'],
+  ['X-Goog-Authenticated-User-Email', 'accounts.google.com:forged@corp.example'], ['X-Goog-Authenticated-User-Id', 'forged-id'],
+  ['X-Goog-Iap-Jwt-Assertion', 'forged-jwt'],
+  ['X-Forwarded-Client-Cert', 'By=spiffe://forged;Hash=0;Subject="CN=forged"'],
+  ['X-SSL-Client-Cert', 'forged-cert'], ['X-SSL-Client-Verify', 'forged-SUCCESS'], ['X-SSL-Client-S-DN', 'forged-CN=admin'], ['X-SSL-Client-DN', 'forged-CN=admin'],
+  ['Ssl-Client-Cert', 'forged-cert'], ['Ssl-Client-Verify', 'forged-SUCCESS'], ['X-SSL-Cert', 'forged-cert'],
+  ['X-Client-Cert', 'forged-cert'], ['X-Client-Cert-Present', 'forged-true'], ['X-Client-Verify', 'forged-SUCCESS'], ['X-Client-DN', 'forged-CN=admin'],
+  // Look-alikes, as Django's HTTP_REMOTE_USER or a folding stack reads them.
+  ['X_Auth_Request_User', 'forged-admin'], ['REMOTE_USER', 'forged-admin'], ['Cf_Access_Authenticated_User_Email', 'forged@corp.example'],
+]
+
+describe('identity headers of other proxies', () => {
+  it('are removed from a client’s request: an upstream migrated from behind such a proxy sees no forged identity', async () => {
+    const received = await through('/plain/x', FOREIGN_IDENTITY)
+    expectNothingForged(received)
+  })
+
+  it('are removed from a trusted proxy’s request too: the gateway vouches for its callers in X-Bouncer-Assertion', async () => {
+    const received = await through('/plain/x', FOREIGN_IDENTITY, { localAddress: '127.0.0.2' })
+    expectNothingForged(received)
+  })
+
+  it('an upstream’s configured headers may still set one', async () => {
+    const received = await through('/keyed/x', [['X-Remote-User', 'forged-admin'], ['Cf-Access-Client-Id', 'forged-id']])
+    expectNothingForged(received)
+    expect(readAs(received, 'x-remote-user')).toEqual([['x-remote-user', 'svc-gateway']])
+  })
+
+  it('look-alike names that belong to no proxy pass', async () => {
+    const received = await through('/plain/x', [['X-Remote-Address-Book', 'kept-1'], ['X-Authenticity', 'kept-2'], ['Cf-Ray', 'kept-3'], ['X-Goog-Api-Client', 'kept-4'], ['X-Ms-Request-Id', 'kept-5']])
+    expect(received.headers).toMatchObject({ 'x-remote-address-book': 'kept-1', 'x-authenticity': 'kept-2', 'cf-ray': 'kept-3', 'x-goog-api-client': 'kept-4', 'x-ms-request-id': 'kept-5' })
   })
 })

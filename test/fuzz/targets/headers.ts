@@ -7,11 +7,19 @@ import { foldHeaderName, isManagedVariant, isReservedForConfig, MANAGED_REQUEST_
 import { anyText, fuzzTarget, LARGE_INPUT_CPU_MS, largeInput, refusedWith, stringOf, withinCpu } from '../lib.ts'
 
 const TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-const FAMILIES = ['x-bouncer-', 'x-forwarded-']
+const FAMILIES = [
+  'x-bouncer-', 'x-forwarded-',
+  // Other identity-aware proxies' (README "What reaches the upstream").
+  'x-auth-request-', 'x-remote-extra-', 'x-webauth-', 'x-pomerium-', 'x-authentik-', 'x-vouch-', 'tailscale-user-', 'x-consumer-',
+  'x-authenticated-', 'x-amzn-oidc-', 'x-amzn-mtls-', 'x-ms-client-principal', 'x-ms-token-', 'cf-access-', 'cf-client-cert-',
+  'x-goog-authenticated-user-', 'x-ssl-client-', 'ssl-client-', 'x-client-cert',
+]
 
 const KNOWN_NAMES = [
   ...MANAGED_REQUEST_HEADERS, 'content-length', 'user-agent', 'accept', 'x-api-key', 'x-bouncer-roles', 'x-forwarded-prefix',
   'x-forwarded', 'x-bouncers', 'x-custom', 'cookie', 'content-type', 'x-real-ip-address',
+  'x-auth-request-user', 'x-pomerium-claim-email', 'cf-access-jwt-assertion', 'x-ms-client-principal', 'x-client-cert-present',
+  'x-authenticity', 'cf-ray', 'x-remote-addr', 'x-goog-api-client', 'x-ms-request-id', 'ssl-client',
 ]
 
 /** A name respelled as a client might: any letter's case flipped, any `-` turned into another token character. */

@@ -18,12 +18,21 @@ const removedByGateway = (name: string) => {
 
 describe('managed request headers', () => {
   it('every respelling of a managed name is removed', () => {
-    const managed = fc.constantFrom(...MANAGED_REQUEST_HEADERS, 'x-bouncer-roles', 'x-forwarded-prefix', 'x-forwarded-ssl')
+    const managed = fc.constantFrom(
+      ...MANAGED_REQUEST_HEADERS, 'x-bouncer-roles', 'x-forwarded-prefix', 'x-forwarded-ssl',
+      // Other identity-aware proxies' families.
+      'x-auth-request-user', 'x-pomerium-claim-email', 'x-amzn-oidc-data', 'x-ms-client-principal-name', 'cf-access-authenticated-user-email',
+      'x-goog-authenticated-user-email', 'x-ssl-client-cert', 'ssl-client-verify', 'x-client-cert-present', 'tailscale-user-login',
+    )
     fc.assert(fc.property(managed.chain(respelled), (name) => removedByGateway(name)))
   })
 
   it('a name that folds to no managed one is kept, underscores or not', () => {
-    for (const name of ['x_custom', 'accept_language', 'x-bouncers', 'x-forwardedness', 'trace_parent', 'content-type', 'x-api-key']) {
+    for (const name of [
+      'x_custom', 'accept_language', 'x-bouncers', 'x-forwardedness', 'trace_parent', 'content-type', 'x-api-key',
+      // Near other proxies' names, but a client's own: OpenStack's X-Auth-Token, Cloudflare's Cf-Ray, Google's API client.
+      'x-auth-token', 'x-auth-user', 'x-authenticity', 'cf-ray', 'x-remote-address-book', 'x-goog-api-client', 'x-ms-request-id', 'x-ssl',
+    ]) {
       expect(removedByGateway(name), name).toBe(false)
     }
   })
@@ -37,7 +46,8 @@ describe('managed request headers', () => {
     for (const name of ['X-Request-Id', 'X_Request_Id', 'x.forwarded.for', 'X_Bouncer_Assertion', 'Transfer_Encoding', 'Content-Length', 'Host']) {
       expect(isReservedForConfig(name), name).toBe(true)
     }
-    for (const name of ['Authorization', 'X-Api-Key', 'X_Api_Key', 'X-Forwarded-Prefix']) expect(isReservedForConfig(name), name).toBe(false)
+    // Other proxies' identity headers are removed from clients, but an upstream may be configured to get one.
+    for (const name of ['Authorization', 'X-Api-Key', 'X_Api_Key', 'X-Forwarded-Prefix', 'X-Remote-User', 'Cf-Access-Client-Id']) expect(isReservedForConfig(name), name).toBe(false)
   })
 })
 
