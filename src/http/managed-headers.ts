@@ -109,8 +109,20 @@ const MANAGED_FAMILY = new RegExp(`^(?:${[...MANAGED_PREFIXES, ...OTHER_PROXY_PR
 /** Lower-case names a client's request never carries on to an upstream as sent. */
 export const MANAGED_REQUEST_HEADERS: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...GATEWAY_WRITTEN, ...CONSUMED, ...REMOVED, ...OTHER_PROXIES])
 
+/**
+ * RFC 9110 §7.6.3: a proxy MUST add Via to every message it forwards, after the entries it came
+ * with (a client's Via passes on, and this one is sent as a field line after it, which reads as the
+ * list's last member, §5.3), naming the protocol the message was received in. The gateway's own
+ * answers (a 401, a 502) are no forwarded message and carry none. `bouncer` is a pseudonym, as
+ * §7.6.3 allows: neither a host name nor a version is disclosed. Constants: nothing is built per
+ * request.
+ */
+export const VIA_HTTP_1_0 = '1.0 bouncer'
+export const VIA_HTTP_1_1 = '1.1 bouncer'
+export const VIA_HTTP_2 = '2 bouncer'
+
 /** What an upstream's configured `headers` may not set: the connection's framing and what the gateway writes. */
-const RESERVED_FOR_CONFIG: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host', 'content-length', 'forwarded', ...GATEWAY_WRITTEN])
+const RESERVED_FOR_CONFIG: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host', 'content-length', 'forwarded', 'via', ...GATEWAY_WRITTEN])
 
 const NEEDS_FOLDING = /[^a-z0-9-]/
 const FOLDED = /[^a-z0-9-]/g

@@ -3,7 +3,7 @@
 // added), and the body, counted, and cut at max_body_bytes when it is chunked.
 import { Transform, type Readable } from 'node:stream'
 import type { RoutePattern } from '../config/index.ts'
-import { canonicalSegment, foldHeaderName, vouchedHost, withoutCookies, type HostAllowList } from '../http/index.ts'
+import { canonicalSegment, foldHeaderName, VIA_HTTP_1_0, VIA_HTTP_1_1, VIA_HTTP_2, vouchedHost, withoutCookies, type HostAllowList } from '../http/index.ts'
 import { bodyTimedOut, bodyTooLarge, forwardableAuthorization, type RequestContext, type Served } from '../request/index.ts'
 import { traceparentOf } from '../telemetry/index.ts'
 import type { Upstream } from './pools.ts'
@@ -78,7 +78,9 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
     }
   }
   const proto = ctx.viaTrustedProxy && inbound?.forwardedProto ? inbound.forwardedProto : ctx.secure ? 'https' : 'http'
-  out.push('x-forwarded-for', ctx.forwardedFor, 'x-forwarded-proto', proto)
+  // Via after the client's own, if it sent one: the list's last member (http/managed-headers.ts).
+  const via = ctx.http2 ? VIA_HTTP_2 : ctx.req.httpVersion === '1.0' ? VIA_HTTP_1_0 : VIA_HTTP_1_1
+  out.push('via', via, 'x-forwarded-for', ctx.forwardedFor, 'x-forwarded-proto', proto)
   const host = forwardedHost(ctx, settings.publicHosts)
   if (host !== undefined) out.push('x-forwarded-host', host)
   out.push('x-request-id', ctx.id)

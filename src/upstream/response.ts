@@ -1,8 +1,8 @@
-import { answerPolicyApplies, connectionNamed, HOP_BY_HOP, passedOn, type AnswerPolicy } from '../http/index.ts'
+import { answerPolicyApplies, connectionNamed, HOP_BY_HOP, passedOn, VIA_HTTP_1_1, type AnswerPolicy } from '../http/index.ts'
 
 /**
- * The upstream's response headers without the hop-by-hop ones (RFC 9110 §7.6.1), with our
- * X-Request-Id and the gateway's answer fields (`answerHeaders`, RateLimit), each over an upstream
+ * The upstream's response headers without the hop-by-hop ones (RFC 9110 §7.6.1), with the
+ * gateway's Via entry, our X-Request-Id and the gateway's answer fields (`answerHeaders`, RateLimit), each over an upstream
  * field of the same name: on a limited route the client reads the gateway's limits. What the
  * gateway owns in the answer (its CORS, its cookies) is http/answer-headers.ts's.
  */
@@ -17,6 +17,9 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
     const kept = applies ? passedOn(name, value, policy) : value
     if (kept !== undefined) out[name] = kept
   }
+  // RFC 9110 §7.6.3: the upstream's answer came over HTTP/1.1 (undici's), after its own Via entries.
+  const via = out.via
+  out.via = via === undefined ? VIA_HTTP_1_1 : typeof via === 'string' ? `${via}, ${VIA_HTTP_1_1}` : [...via, VIA_HTTP_1_1]
   out['x-request-id'] = requestId
   if (answerHeaders !== null) for (let i = 0; i < answerHeaders.length; i += 2) out[answerHeaders[i] as string] = answerHeaders[i + 1] as string
   return out

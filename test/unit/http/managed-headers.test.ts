@@ -43,7 +43,7 @@ describe('managed request headers', () => {
   })
 
   it('an upstream’s configured headers may not set what the gateway writes, under any spelling', () => {
-    for (const name of ['X-Request-Id', 'X_Request_Id', 'x.forwarded.for', 'X_Bouncer_Assertion', 'Transfer_Encoding', 'Content-Length', 'Host']) {
+    for (const name of ['X-Request-Id', 'X_Request_Id', 'x.forwarded.for', 'X_Bouncer_Assertion', 'Transfer_Encoding', 'Content-Length', 'Host', 'Via']) {
       expect(isReservedForConfig(name), name).toBe(true)
     }
     // Other proxies' identity headers are removed from clients, but an upstream may be configured to get one.
