@@ -1,8 +1,9 @@
 // A WebSocket tunnel outlives its handshake, the only request that was authenticated: it is closed
 // when the credential that opened it expires (a JWT's `exp`, a session's absolute end, an API key's
-// expiry), as an MCP notification stream is. The client reconnects with a fresh one.
+// expiry), as an MCP notification stream is. The client reconnects with a fresh one. (Revocations,
+// reloads and the drain close open tunnels too: gateway/tunnels.ts.)
 import type { Duplex } from 'node:stream'
-import type { Identity } from '../request/index.ts'
+import type { Identity, TunnelCloseCode } from '../request/index.ts'
 
 /** Node's timers fire at once past 2^31-1 ms (24.8 days): a longer wait is taken in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -10,8 +11,11 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 /** How long the close frame may take to reach the client before both sockets are cut anyway. */
 const CLOSE_FLUSH_MS = 1000
 
-/** A WebSocket close frame, server to client (unmasked), status 1008 policy violation (RFC 6455 §5.5.1, §7.4.1). */
-const CLOSE_POLICY_VIOLATION = Buffer.from([0x88, 0x02, 0x03, 0xf0])
+/** WebSocket close frames, server to client (unmasked), by status (RFC 6455 §5.5.1, §7.4.1): 1001 going away, 1008 policy violation. */
+const CLOSE_FRAMES: Readonly<Record<TunnelCloseCode, Buffer>> = {
+  1001: Buffer.from([0x88, 0x02, 0x03, 0xe9]),
+  1008: Buffer.from([0x88, 0x02, 0x03, 0xf0]),
+}
 
 /** The record's note for a tunnel closed at its credential's expiry. */
 export function credentialExpiredNote(expiresAt: number): string {
@@ -37,11 +41,11 @@ export function atExpiry(identity: Identity | null, expired: () => void): () => 
 }
 
 /**
- * Ends a tunnel from the gateway's side: the client is sent a close frame 1008 then the TCP close,
+ * Ends a tunnel from the gateway's side: the client is sent a close frame `code` then the TCP close,
  * the upstream the TCP close. The gateway does not parse frames: a frame the upstream had half
  * relayed is cut, and the client sees the connection end either way.
  */
-export function closeTunnel(client: Duplex, upstream: Duplex): void {
+export function closeTunnel(client: Duplex, upstream: Duplex, code: TunnelCloseCode): void {
   upstream.unpipe(client)
   client.unpipe(upstream)
   const cut = () => {
@@ -50,7 +54,7 @@ export function closeTunnel(client: Duplex, upstream: Duplex): void {
   }
   const fallback = setTimeout(cut, CLOSE_FLUSH_MS)
   fallback.unref()
-  client.end(CLOSE_POLICY_VIOLATION, () => {
+  client.end(CLOSE_FRAMES[code], () => {
     clearTimeout(fallback)
     cut()
   })

@@ -5,7 +5,7 @@ import { request as httpRequest, type IncomingMessage, type ServerResponse } fro
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
 import { asGatewayError, GatewayError } from '../errors/index.ts'
-import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
+import { nothingServed, type Exchange, type OpenTunnel, type RequestContext, type Served } from '../request/index.ts'
 import { pickTarget } from './balance.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
@@ -105,12 +105,24 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       served.bytesOut += head.length
       served.bytesIn += client.head.length + early.length
       splice(client.socket, socket, served, finish)
-      // Closed when the caller's credential expires: nothing authenticates a tunnel after its handshake.
-      const disarm = atExpiry(ctx.identity, () => {
-        served.note = credentialExpiredNote(ctx.identity?.expiresAt ?? 0)
-        closeTunnel(client.socket, socket)
+      // Nothing authenticates a tunnel after its handshake: it is closed when the caller's credential
+      // expires, and, as an open tunnel, when it is revoked, a reload refuses it, or the drain begins.
+      let closing = false
+      const tunnel: OpenTunnel = {
+        ctx,
+        close(code, note) {
+          if (closing) return
+          closing = true
+          served.note = note
+          closeTunnel(client.socket, socket, code)
+        },
+      }
+      const disarm = atExpiry(ctx.identity, () => tunnel.close(1008, credentialExpiredNote(ctx.identity?.expiresAt ?? 0)))
+      const leave = exchange.lifecycle.openTunnels.add(tunnel)
+      socket.once('close', () => {
+        disarm()
+        leave()
       })
-      socket.once('close', disarm)
     })
     outgoing.end()
   })

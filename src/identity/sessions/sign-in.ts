@@ -152,6 +152,7 @@ export function createSignIn(options: SignInOptions): SignIn {
       presentIn: (input) => hasCookie(input.rawHeaders, cookie.name),
       answersMissing: isBrowserNavigation,
       authenticate,
+      revoked,
     },
     start,
     callback,
@@ -192,6 +193,14 @@ export function createSignIn(options: SignInOptions): SignIn {
     if (record.refreshAt !== null && record.refreshAt <= at) record = await refreshOnce(input, record, value)
     if (at - record.lastSeenAt >= touchEvery && !inBackground(input)) void store.touch(id, at).catch((err: unknown) => logger.warn({ err }, 'session use not recorded'))
     return { identity: identityOf(record), credential: 'session' as const }
+  }
+
+  /** An open tunnel's session, read again: ended (signed out, revoked) or not. Not a use: the session is not touched. */
+  async function revoked(input: CredentialInput): Promise<string | null> {
+    const value = readCookie(input.rawHeaders, cookie.name)
+    if (value === undefined) return null
+    const found = await storeCall(async () => store.get(sessionId(value)))
+    return found === undefined ? 'The caller\'s session has ended (signed out, revoked, or expired)' : null
   }
 
   /**
