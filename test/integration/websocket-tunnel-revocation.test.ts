@@ -6,11 +6,14 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { stringify } from 'yaml'
 import { newApiKey, sessionId } from '../../src/identity/index.ts'
 import { waitForAuditRecord } from '../helpers/audit.ts'
+import { runCli } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -152,6 +155,16 @@ describe('an open WebSocket tunnel', () => {
     const detail = await closedFor(doomed, 'ws-key-revoked')
     expect(detail).toMatch(new RegExp(`^The caller's API key ${revoked.id} was revoked at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z: the gateway closed the tunnel\\.$`))
     await stillOpen(other, 'ws-key-kept')
+  })
+
+  it('closes when its API key is revoked by the command line, another process that writes the store', async () => {
+    const revoked = await apiKey('bot-cli')
+    const doomed = await openTunnel(`X-API-Key: ${revoked.key}\r\n`, 'ws-key-cli')
+    const file = join(gw.dir, 'cli.yaml')
+    await writeFile(file, stringify({ api_keys: config(gw.dir).api_keys }))
+    const cli = await runCli(['keys', 'revoke', '--config', file, revoked.id])
+    expect(cli.code, cli.stderr).toBe(0)
+    expect(await closedFor(doomed, 'ws-key-cli')).toMatch(new RegExp(`^The caller's API key ${revoked.id} was revoked at `))
   })
 
   it('closes when its session is revoked (admin API); another session\'s stays open', async () => {
