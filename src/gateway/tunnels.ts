@@ -2,6 +2,8 @@
 // was authenticated and authorized, so what would refuse that request now closes its tunnel
 // (close frame 1008, then the TCP close; the record's detail says why):
 //
+// - the credential expired, at the instant its verification stops accepting it: a JWT's `exp` plus
+//   its issuer's clock_tolerance (upstream/tunnel-expiry.ts);
 // - the credential revoked: an API key revoked (admin API, `bouncer keys revoke`, another instance),
 //   a session signed out or revoked. Nothing tells every thread and process of those (the CLI
 //   writes the store), so the tunnels' credentials are read again every TUNNEL_RECHECK_MS, through
@@ -15,11 +17,13 @@
 //
 // Only upgrades join: a request that is not one costs nothing here.
 import { accessDenied, evaluateAccess } from '../access/index.ts'
+import { OWN_TOKEN_CLOCK_TOLERANCE_MS } from '../agents/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { parseTarget } from '../http/index.ts'
 import type { CredentialInput } from '../identity/index.ts'
 import type { OpenTunnel, OpenTunnels } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
+import { atExpiry, credentialExpiredNote } from '../upstream/index.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
 
 /** How often the open tunnels' revocable credentials (API keys, sessions) are read again. */
@@ -42,6 +46,19 @@ interface Entry {
   readonly tunnel: OpenTunnel
   /** The handshake's credential as the verifier reads it again; null when it cannot be revoked (a JWT, a certificate, none). */
   readonly input: CredentialInput | null
+}
+
+/**
+ * How long past its expiry the credential's verification still accepts it, in seconds: a token's
+ * issuer's clock_tolerance (the gateway's own for an exchanged token); none for the others, whose
+ * expiry is checked as it is (a session's end, an API key's, a certificate's notAfter).
+ */
+function toleranceOf(rt: Runtime, tunnel: OpenTunnel): number {
+  const { credential, identity } = tunnel.ctx
+  if (credential === 'exchanged') return OWN_TOKEN_CLOCK_TOLERANCE_MS / 1000
+  if (credential !== 'bearer' || identity === null) return 0
+  const issuer = rt.config.issuers.find((candidate) => candidate.name === identity.issuerName)
+  return issuer !== undefined && 'clock_tolerance' in issuer ? issuer.clock_tolerance / 1000 : 0
 }
 
 export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): TunnelRegistry {
@@ -98,7 +115,10 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
         : null
       open.set(tunnel, { tunnel, input })
       if (input !== null && revocable++ === 0) startTimer()
+      const tolerance = toleranceOf(runtime(), tunnel)
+      const disarm = atExpiry(ctx.identity, tolerance, () => tunnel.close(1008, credentialExpiredNote(ctx.identity?.expiresAt ?? 0, tolerance)))
       return () => {
+        disarm()
         if (!open.delete(tunnel)) return
         if (input !== null && --revocable === 0) stopTimer()
       }

@@ -1,7 +1,8 @@
 // A WebSocket tunnel outlives its handshake, the only request that was authenticated: it is closed
-// when the credential that opened it expires (a JWT's `exp`, a session's absolute end, an API key's
-// expiry), as an MCP notification stream is. The client reconnects with a fresh one. (Revocations,
-// reloads and the drain close open tunnels too: gateway/tunnels.ts.)
+// when the credential that opened it expires (a JWT's `exp` plus its issuer's clock_tolerance, a
+// session's absolute end, an API key's expiry), as an MCP notification stream is. The client
+// reconnects with a fresh one. The open tunnels' registry arms it (gateway/tunnels.ts), where
+// revocations, reloads and the drain close them too.
 import type { Duplex } from 'node:stream'
 import type { Identity, TunnelCloseCode } from '../request/index.ts'
 
@@ -17,21 +18,24 @@ const CLOSE_FRAMES: Readonly<Record<TunnelCloseCode, Buffer>> = {
   1008: Buffer.from([0x88, 0x02, 0x03, 0xf0]),
 }
 
-/** The record's note for a tunnel closed at its credential's expiry. */
-export function credentialExpiredNote(expiresAt: number): string {
-  return `The caller's credential expired at ${new Date(expiresAt * 1000).toISOString()}: the gateway closed the tunnel.`
+/** The record's note for a tunnel closed at its credential's expiry (`toleranceSec` past it: a token's clock tolerance). */
+export function credentialExpiredNote(expiresAt: number, toleranceSec: number): string {
+  const tolerance = toleranceSec > 0 ? ` (clock tolerance ${toleranceSec}s)` : ''
+  return `The caller's credential expired at ${new Date(expiresAt * 1000).toISOString()}${tolerance}: the gateway closed the tunnel.`
 }
 
 /**
- * Arms `expired` for the identity's expiry (seconds since the epoch); a credential without one
- * (0: an API key that never expires, a public route) arms nothing. Returns the disarm.
+ * Arms `expired` for the identity's expiry (seconds since the epoch) plus `toleranceSec`, the
+ * instant its verification stops accepting it (a JWT is accepted up to `exp` + its issuer's
+ * clock_tolerance); a credential without one (0: an API key that never expires, a public route)
+ * arms nothing. Returns the disarm.
  */
-export function atExpiry(identity: Identity | null, expired: () => void): () => void {
+export function atExpiry(identity: Identity | null, toleranceSec: number, expired: () => void): () => void {
   const expiresAt = identity?.expiresAt ?? 0
   if (expiresAt <= 0) return () => {}
   let timer: NodeJS.Timeout
   const arm = () => {
-    const left = expiresAt * 1000 - Date.now()
+    const left = (expiresAt + toleranceSec) * 1000 - Date.now()
     if (left <= 0) return expired()
     timer = setTimeout(left > MAX_TIMER_MS ? arm : expired, Math.min(left, MAX_TIMER_MS))
     timer.unref()

@@ -12,7 +12,7 @@ import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.t
 import { endAfterAnswer, type AnswerPolicy } from '../http/index.ts'
 import { responseHeaders } from './response.ts'
 import { targetFailed, targetSucceeded, tlsConnectOptions } from './targets.ts'
-import { atExpiry, closeTunnel, credentialExpiredNote } from './tunnel-expiry.ts'
+import { closeTunnel } from './tunnel-expiry.ts'
 
 /**
  * Resolves when the tunnel closes, the upstream's refusal has been relayed, or the handshake failed.
@@ -105,8 +105,8 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       served.bytesOut += head.length
       served.bytesIn += client.head.length + early.length
       splice(client.socket, socket, served, finish)
-      // Nothing authenticates a tunnel after its handshake: it is closed when the caller's credential
-      // expires, and, as an open tunnel, when it is revoked, a reload refuses it, or the drain begins.
+      // Nothing authenticates a tunnel after its handshake: the open tunnels' registry closes it when
+      // the caller's credential expires or is revoked, a reload refuses it, or the drain begins.
       let closing = false
       const tunnel: OpenTunnel = {
         ctx,
@@ -117,12 +117,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
           closeTunnel(client.socket, socket, code)
         },
       }
-      const disarm = atExpiry(ctx.identity, () => tunnel.close(1008, credentialExpiredNote(ctx.identity?.expiresAt ?? 0)))
-      const leave = exchange.lifecycle.openTunnels.add(tunnel)
-      socket.once('close', () => {
-        disarm()
-        leave()
-      })
+      socket.once('close', exchange.lifecycle.openTunnels.add(tunnel))
     })
     outgoing.end()
   })
