@@ -398,7 +398,7 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
   }))
   const forwarded = config.server.forwarded_client_cert
   const fields = forwarded === undefined ? null : { header: forwarded.header, chainHeader: forwarded.chain_header }
-  if (certificateIssuers.length > 0) verifiers.set('client_cert', clientCertVerifier(certificateIssuers, Date.now, fields))
+  if (certificateIssuers.length > 0) verifiers.set('client_cert', clientCertVerifier(certificateIssuers, Date.now, fields, { baseUrl: config.sign_in?.base_url, hosts: config.server.hosts }))
   return { authenticator: createAuthenticator(verifiers), introspection, tokens, certificateIssuers }
 }
 

@@ -174,7 +174,7 @@ describe('an open WebSocket tunnel', () => {
     const other = await openTunnel(`Cookie: ${kept.cookie}\r\n`, 'ws-session-kept')
 
     expect(await admin('DELETE', `/api/sessions/${revoked.id}`)).toBe(200)
-    expect(await closedFor(doomed, 'ws-session-revoked')).toBe('The caller\'s session has ended (signed out, revoked, or expired): the gateway closed the tunnel.')
+    expect(await closedFor(doomed, 'ws-session-revoked')).toBe('The caller\'s session has ended (signed out, revoked or expired): the gateway closed the tunnel.')
     await stillOpen(other, 'ws-session-kept')
   })
 
