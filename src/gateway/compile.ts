@@ -247,6 +247,7 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
         withheldHeaders,
         withheldCookies,
         ownsCors: route.cors !== undefined,
+        websocketIdleMs: route.websocket ? (config.server.websocket_idle_timeout ?? null) : null,
       }),
       assertionAudience: upstream?.identityAssertion ? upstream.name : null,
       // Read at each decision: a rotated secret replaces the upstream's headers in place.

@@ -3,6 +3,7 @@
 // session's absolute end, an API key's expiry), as an MCP notification stream is. The client
 // reconnects with a fresh one. The open tunnels' registry arms it (gateway/tunnels.ts), where
 // revocations, reloads and the drain close them too.
+import { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Identity, TunnelCloseCode } from '../request/index.ts'
 
@@ -22,6 +23,21 @@ const CLOSE_FRAMES: Readonly<Record<TunnelCloseCode, Buffer>> = {
 export function credentialExpiredNote(expiresAt: number, toleranceSec: number): string {
   const tolerance = toleranceSec > 0 ? ` (clock tolerance ${toleranceSec}s)` : ''
   return `The caller's credential expired at ${new Date(expiresAt * 1000).toISOString()}${tolerance}: the gateway closed the tunnel.`
+}
+
+/** The record's note for a tunnel closed for its idleness (server.websocket_idle_timeout). */
+export function idleNote(idleMs: number): string {
+  return `The tunnel carried no bytes either way for ${idleMs / 1000}s (server.websocket_idle_timeout): the gateway closed it (1001 going away).`
+}
+
+/**
+ * Calls `idle` once the client's socket has neither read nor written anything for `ms`: every byte
+ * of the tunnel crosses it, one way or the other. Node's own inactivity timer, reset by its reads
+ * and writes: nothing is added per chunk.
+ */
+export function atIdle(socket: Duplex, ms: number, idle: () => void): void {
+  if (!(socket instanceof Socket)) return
+  socket.setTimeout(ms, idle)
 }
 
 /**

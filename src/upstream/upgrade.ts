@@ -12,7 +12,7 @@ import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.t
 import { endAfterAnswer, type AnswerPolicy } from '../http/index.ts'
 import { responseHeaders } from './response.ts'
 import { targetFailed, targetSucceeded, tlsConnectOptions } from './targets.ts'
-import { closeTunnel } from './tunnel-expiry.ts'
+import { atIdle, closeTunnel, idleNote } from './tunnel-expiry.ts'
 
 /**
  * Resolves when the tunnel closes, the upstream's refusal has been relayed, or the handshake failed.
@@ -118,6 +118,8 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
         },
       }
       socket.once('close', exchange.lifecycle.openTunnels.add(tunnel))
+      const idleMs = settings.websocketIdleMs ?? null
+      if (idleMs !== null) atIdle(client.socket, idleMs, () => tunnel.close(1001, idleNote(idleMs)))
     })
     outgoing.end()
   })
