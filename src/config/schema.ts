@@ -140,6 +140,11 @@ const server = z.strictObject({
   case_sensitive_paths: z.boolean().default(false),
   max_connections: z.number().int().min(1).max(1_000_000).default(10_000),
   send_timeout: clientTimeout.prefault('60s'),
+  /**
+   * A WebSocket tunnel with no bytes either way for this long is closed (close 1001, going away), as
+   * a load balancer's idle timeout would. None by default: a tunnel lasts as long as its ends keep it.
+   */
+  websocket_idle_timeout: clientTimeout.optional(),
   /** Bytes of one upstream answer held in memory for a client slower than its upstream, so the upstream connection is not held too (0: none). */
   response_buffer_bytes: z.number().int().min(0).max(1_073_741_824).default(262_144),
   /** All answers' held bytes together, per process (each worker its own). */

@@ -247,6 +247,7 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
         withheldHeaders,
         withheldCookies,
         ownsCors: route.cors !== undefined,
+        websocketIdleMs: route.websocket ? (config.server.websocket_idle_timeout ?? null) : null,
       }),
       assertionAudience: upstream?.identityAssertion ? upstream.name : null,
       // Read at each decision: a rotated secret replaces the upstream's headers in place.
@@ -398,7 +399,7 @@ function credentials(config: Config, issuerKeys: ReadonlyMap<string, IssuerKeys>
   }))
   const forwarded = config.server.forwarded_client_cert
   const fields = forwarded === undefined ? null : { header: forwarded.header, chainHeader: forwarded.chain_header }
-  if (certificateIssuers.length > 0) verifiers.set('client_cert', clientCertVerifier(certificateIssuers, Date.now, fields))
+  if (certificateIssuers.length > 0) verifiers.set('client_cert', clientCertVerifier(certificateIssuers, Date.now, fields, { baseUrl: config.sign_in?.base_url, hosts: config.server.hosts }))
   return { authenticator: createAuthenticator(verifiers), introspection, tokens, certificateIssuers }
 }
 

@@ -5,4 +5,5 @@ export { explain, explainGranted, explainWithKeys, formatExplanation, type Expla
 export type { ToolExplanation } from './explanation-shapes.ts'
 export { answerClientError, createGatewayServer, type ClientErrorInfo, type GatewayServer, type GatewayServerOptions } from './server.ts'
 export type { GatewayState } from './state.ts'
+export { createTunnelRegistry, GOING_AWAY_NOTE, type TunnelRegistry } from './tunnels.ts'
 export { createInternalDispatch } from './internal-dispatch.ts'

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream'
 import type { AuditLog } from '../audit/index.ts'
 import type { Logger, Metrics, Tracing } from '../telemetry/index.ts'
 import type { Runtime } from './compile.ts'
+import type { TunnelRegistry } from './tunnels.ts'
 
 /** What lives as long as the process: the current runtime (swapped on reload) and counters. */
 export interface GatewayState {
@@ -29,4 +30,6 @@ export interface GatewayState {
    * closeAllConnections() leaves them to the shutdown's cut.
    */
   readonly tunnels: Set<Duplex>
+  /** WebSocket tunnels once open (past their 101): closed on a revocation, a reload that refuses them, the drain. */
+  readonly openTunnels: TunnelRegistry
 }

@@ -133,6 +133,8 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       runtime.mcp?.takeSessions()
       state.runtime = runtime // the swap: new requests see the new runtime from here on
       state.reloadRefused = null
+      // Open WebSocket tunnels the new config would refuse (the route gone, the caller's access taken away) close.
+      state.openTunnels.redecide(runtime)
       // MCP sessions of a path the new config dropped: no new stream, their calls in flight answered,
       // ended with the runtimes that served them (retireUnused).
       compile.agents.retireSessions(runtime.mcp?.config.path ?? null)

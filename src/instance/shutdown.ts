@@ -68,6 +68,9 @@ export function createShutdown(live: Live, deps: ShutdownDeps): () => Promise<vo
     // MCP sessions' notification streams never end on their own: end them, not wait them out. Their
     // tool calls in flight are requests like any other: drained, then the sessions close with the registries.
     deps.quiesceMcpSessions()
+    // Open WebSocket tunnels are sent 1001 (going away) now, for their clients to reconnect to another
+    // instance: held to the deadline, they were cut then without a word, and held the drain until it.
+    state.openTunnels.goingAway()
     while (state.inFlight > 0 && Date.now() < deadline) await sleep(20)
     if (state.inFlight > 0) {
       state.logger.warn({ in_flight: state.inFlight }, 'shutdown timeout: closing connections with requests in flight')

@@ -6,7 +6,7 @@ import { withinDeadline } from '../collections/index.ts'
 import { adminRoutes, consoleSignInOf, createAdminServer } from '../admin/index.ts'
 import { changeSignerOf, createAuditLog, instanceIdOf, releaseAuditSpills } from '../audit/index.ts'
 import { listenUrl, loadConfigFile, type LoadedConfig } from '../config/index.ts'
-import { createGatewayServer, createInternalDispatch, createRuntimeDeps, type GatewayState, type Runtime } from '../gateway/index.ts'
+import { createGatewayServer, createInternalDispatch, createRuntimeDeps, createTunnelRegistry, type GatewayState, type Runtime } from '../gateway/index.ts'
 import type { InternalDispatch } from '../request/index.ts'
 import { createBackgroundTasks, createLogger, createMetrics, startTracing, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import { publishedKeysOf } from '../upstream/index.ts'
@@ -140,6 +140,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     draining: false,
     inFlight: 0,
     tunnels: new Set(),
+    openTunnels: createTunnelRegistry(() => state.runtime, logger),
   }
   const dispatchInternally: InternalDispatch = createInternalDispatch(state)
   const live: Live = { state, secrets: first.secrets, admin: first.admin, replaced: new Map(), retiredSigners: new Map() }

@@ -10,8 +10,11 @@ import type { CredentialKind, Identity } from './identity.ts'
 export interface Exchange {
   /** Headers the pipeline computed for this request (X-Bouncer-Assertion) as a flat [name, value, …] list. */
   readonly extraHeaders: string[] | null
-  /** Read when the response starts: a draining gateway closes the connection after it. */
-  readonly lifecycle: { readonly draining: boolean }
+  /**
+   * Read when the response starts: a draining gateway closes the connection after it. A WebSocket
+   * tunnel joins its open tunnels, which a revocation, a reload or the drain may close.
+   */
+  readonly lifecycle: { readonly draining: boolean; readonly openTunnels: OpenTunnels }
   /**
    * Awaited before the response's last bytes leave, with what was served so far (durability: sync
    * commits the audit record there); null when nothing needs to wait.
@@ -41,6 +44,22 @@ export interface Served {
   masked: string | null
   /** Why the backend ended an exchange that did not fail (a tunnel closed at its credential's expiry): the record's detail. */
   note?: string
+}
+
+/** WebSocket close codes the gateway sends (RFC 6455 §7.4.1): 1001 going away (the drain), 1008 policy violation. */
+export type TunnelCloseCode = 1001 | 1008
+
+/** A WebSocket tunnel, open past its handshake: its handshake's request, and how the gateway ends it. */
+export interface OpenTunnel {
+  readonly ctx: Readonly<RequestContext>
+  /** Sends the client a close frame `code`, then closes both sockets; `note` is the record's detail. Once only. */
+  close(code: TunnelCloseCode, note: string): void
+}
+
+/** The process's open tunnels (gateway/tunnels.ts): only upgrades join, so other requests cost nothing. */
+export interface OpenTunnels {
+  /** The tunnel joins until the returned function is called (when it closes). */
+  add(tunnel: OpenTunnel): () => void
 }
 
 export interface Backend {

@@ -28,6 +28,8 @@ export interface ForwardSettings {
   withheldCookies: ReadonlySet<string>
   /** The route's CORS is the gateway's (routes[].cors): the upstream's own CORS headers are replaced. */
   ownsCors: boolean
+  /** server.websocket_idle_timeout (ms) on a WebSocket route: a tunnel idle this long is closed; null for none. */
+  websocketIdleMs?: number | null
 }
 
 /** The canonical path that was matched and authorized, or its rewrite, under the upstream's base path. */

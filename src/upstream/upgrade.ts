@@ -5,14 +5,14 @@ import { request as httpRequest, type IncomingMessage, type ServerResponse } fro
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
 import { asGatewayError, GatewayError } from '../errors/index.ts'
-import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
+import { nothingServed, type Exchange, type OpenTunnel, type RequestContext, type Served } from '../request/index.ts'
 import { pickTarget } from './balance.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
 import { endAfterAnswer, type AnswerPolicy } from '../http/index.ts'
 import { responseHeaders } from './response.ts'
 import { targetFailed, targetSucceeded, tlsConnectOptions } from './targets.ts'
-import { atExpiry, closeTunnel, credentialExpiredNote } from './tunnel-expiry.ts'
+import { atIdle, closeTunnel, idleNote } from './tunnel-expiry.ts'
 
 /**
  * Resolves when the tunnel closes, the upstream's refusal has been relayed, or the handshake failed.
@@ -105,12 +105,21 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       served.bytesOut += head.length
       served.bytesIn += client.head.length + early.length
       splice(client.socket, socket, served, finish)
-      // Closed when the caller's credential expires: nothing authenticates a tunnel after its handshake.
-      const disarm = atExpiry(ctx.identity, () => {
-        served.note = credentialExpiredNote(ctx.identity?.expiresAt ?? 0)
-        closeTunnel(client.socket, socket)
-      })
-      socket.once('close', disarm)
+      // Nothing authenticates a tunnel after its handshake: the open tunnels' registry closes it when
+      // the caller's credential expires or is revoked, a reload refuses it, or the drain begins.
+      let closing = false
+      const tunnel: OpenTunnel = {
+        ctx,
+        close(code, note) {
+          if (closing) return
+          closing = true
+          served.note = note
+          closeTunnel(client.socket, socket, code)
+        },
+      }
+      socket.once('close', exchange.lifecycle.openTunnels.add(tunnel))
+      const idleMs = settings.websocketIdleMs ?? null
+      if (idleMs !== null) atIdle(client.socket, idleMs, () => tunnel.close(1001, idleNote(idleMs)))
     })
     outgoing.end()
   })

@@ -10,6 +10,7 @@ import { loadConfigText } from '../../src/config/index.ts'
 import { compileRuntime, createRuntimeDeps } from '../../src/gateway/compile.ts'
 import { createGatewayServer } from '../../src/gateway/server.ts'
 import type { GatewayState } from '../../src/gateway/state.ts'
+import { createTunnelRegistry } from '../../src/gateway/tunnels.ts'
 import { createAuditLog } from '../../src/audit/log.ts'
 import { createBackgroundTasks } from '../../src/telemetry/background.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
@@ -41,6 +42,7 @@ describe('unexpected exceptions', () => {
       draining: false,
       inFlight: 0,
       tunnels: new Set(),
+      openTunnels: createTunnelRegistry(() => faulty, createLogger({ level: 'silent' })),
     }
     const { server } = createGatewayServer(state)
     server.listen(0, '127.0.0.1')

@@ -6,6 +6,12 @@ import { EXCHANGE_ISSUER, type IssuerConfig, type TokenExchangeConfig } from '..
 export const TOKEN_PATH = '/oauth2/token'
 export const EXCHANGE_JWKS_PATH = '/oauth2/jwks'
 export const METADATA_PATH = '/.well-known/oauth-authorization-server'
+/**
+ * The clock tolerance of the gateway's own tokens: its own clock, or its fellow instances' (NTP),
+ * not an identity provider's. 30 s let a token capped at a short introspection.cache outlive a
+ * revocation by half a minute (found by an adversarial probe).
+ */
+export const OWN_TOKEN_CLOCK_TOLERANCE_MS = 5_000
 
 /** The issuer identifier as tokens and the metadata state it (RFC 8414 §2: no trailing slash needed). */
 export function issuerOf(exchange: TokenExchangeConfig): string {
@@ -33,10 +39,7 @@ export function ownIssuerConfig(exchange: TokenExchangeConfig, mcpResource?: str
     issuer,
     audiences: audiencesOf(exchange).filter((audience) => audience !== mcpOnly),
     algorithms: ['ES256'],
-    // Its own clock, or its fellow instances' (NTP): not an identity provider's. 30 s let a token
-    // capped at a short introspection.cache outlive a revocation by half a minute (found by an
-    // adversarial probe).
-    clock_tolerance: 5_000,
+    clock_tolerance: OWN_TOKEN_CLOCK_TOLERANCE_MS,
     required_claims: [],
     // Bounds how long a verified token stays cached: a key withdrawn stops being honoured within it.
     jwks_refresh_interval: 60_000,

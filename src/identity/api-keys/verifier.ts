@@ -49,6 +49,15 @@ export function apiKeyVerifier(directory: ApiKeyDirectory, header: string, now: 
       directory.used(record.id, at)
       return { identity: known.identity, credential: 'api_key' }
     },
+    async revoked(input) {
+      const parsed = parseApiKey(presentedKey(input, name, header))
+      if (!parsed) return null
+      const found = directory.lookup(parsed.id, now())
+      const known = found instanceof Promise ? await found : found
+      if (known === undefined) return `The caller's API key ${parsed.id} no longer exists`
+      const { revokedAt } = known.record
+      return revokedAt === null ? null : `The caller's API key ${parsed.id} was revoked at ${new Date(revokedAt).toISOString()}`
+    },
   }
 }
 

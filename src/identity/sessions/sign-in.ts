@@ -22,11 +22,12 @@ import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
 import { createLru } from '../../collections/index.ts'
 import type { IssuerConfig, SignInConfig } from '../../config/index.ts'
-import { GatewayError, truncateClientValue, type ErrorCode } from '../../errors/index.ts'
+import { GatewayError, type ErrorCode } from '../../errors/index.ts'
 import type { Identity } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { Authenticated, CredentialInput, CredentialVerifier } from '../authenticate.ts'
 import { rawHeader } from '../authenticate.ts'
+import { checkOrigin as checkSameOrigin, publicOrigin as gatewayOrigin, type OriginSettings } from '../origin.ts'
 import type { IssuerKeys } from '../issuers.ts'
 import { createTokenVerifier, identityFromClaims, type TokenVerifier } from '../verify.ts'
 import { clearCookie, hasCookie, readCookie, setCookie, type CookieSettings, type HostAllowList } from '../../http/index.ts'
@@ -40,7 +41,6 @@ import { SessionStoreError, type SessionAudience, type SessionRecord, type Sessi
 const COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/
 /** Claims of the protocol, not of the person: not kept with the session. */
 const PROTOCOL_CLAIMS = ['nonce', 'at_hash', 'c_hash', 's_hash', 'exp', 'iat', 'nbf', 'auth_time', 'jti']
-const HOST = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 const ENDED = 'The session has ended (signed out, revoked or expired): sign in again.'
 /** ID tokens carrying many groups (Entra ID, Okta) outgrow an access token's bound. */
@@ -108,6 +108,7 @@ const REFRESH_POLL_MS = 50
 export function createSignIn(options: SignInOptions): SignIn {
   const { config, issuer, store, logger } = options
   const now = options.now ?? Date.now
+  const originSettings: OriginSettings = { baseUrl: config.base_url, hosts: options.hosts }
   const prefix = cookiePrefix(config.cookie.name)
   // A prefixed name is Secure whatever else says: browsers drop a __Host-/__Secure- cookie without it.
   const cookie: CookieSettings = { name: config.cookie.name, secure: options.cookieSecure || prefix !== null, sameSite: config.cookie.same_site }
@@ -152,6 +153,7 @@ export function createSignIn(options: SignInOptions): SignIn {
       presentIn: (input) => hasCookie(input.rawHeaders, cookie.name),
       answersMissing: isBrowserNavigation,
       authenticate,
+      revoked,
     },
     start,
     callback,
@@ -192,6 +194,14 @@ export function createSignIn(options: SignInOptions): SignIn {
     if (record.refreshAt !== null && record.refreshAt <= at) record = await refreshOnce(input, record, value)
     if (at - record.lastSeenAt >= touchEvery && !inBackground(input)) void store.touch(id, at).catch((err: unknown) => logger.warn({ err }, 'session use not recorded'))
     return { identity: identityOf(record), credential: 'session' as const }
+  }
+
+  /** An open tunnel's session, read again: ended (signed out, revoked) or not. Not a use: the session is not touched. */
+  async function revoked(input: CredentialInput): Promise<string | null> {
+    const value = readCookie(input.rawHeaders, cookie.name)
+    if (value === undefined) return null
+    const found = await storeCall(async () => store.get(sessionId(value)))
+    return found === undefined ? 'The caller\'s session has ended (signed out, revoked or expired)' : null
   }
 
   /**
@@ -505,32 +515,12 @@ export function createSignIn(options: SignInOptions): SignIn {
 
   /** CSRF: a state-changing request (or a WebSocket handshake) carried by the session cookie must come from a page of this gateway. */
   function checkOrigin(input: CredentialInput): void {
-    const origin = rawHeader(input.rawHeaders, 'origin')
-    const own = publicOrigin(input)
-    const what = input.upgrade === true ? 'A WebSocket handshake' : `A ${input.method ?? ''} request`
-    if (origin === undefined) {
-      throw new GatewayError('cors_origin_denied', { detail: `${what} signed in by session cookie needs an Origin header naming ${own} (cross-site request forgery protection).` })
-    }
-    if (origin.toLowerCase() !== own.toLowerCase()) {
-      throw new GatewayError('cors_origin_denied', { detail: `${what} signed in by session cookie must come from ${own}, not from another origin (cross-site request forgery protection).` })
-    }
+    checkSameOrigin(input, publicOrigin(input), 'session cookie', true)
   }
 
   /** The gateway's origin as the browser sees it: base_url, else the scheme and Host of the request. */
   function publicOrigin(input: CredentialInput): string {
-    if (config.base_url !== undefined) return new URL(config.base_url).origin
-    const headers = input.headers
-    const trusted = input.viaTrustedProxy === true
-    const host = (trusted ? headers?.forwardedHost : undefined) ?? headers?.host
-    if (host === undefined || !HOST.test(host)) throw new GatewayError('bad_request', { detail: 'Sign-in needs a valid Host header (or set sign_in.base_url).' })
-    // The redirect URI and the CSRF origin are built on this host: a client's Host must not choose them.
-    const hosts = options.hosts
-    if (hosts !== undefined && hosts.patterns.length > 0 && !hosts.matches(host)) {
-      throw new GatewayError('bad_request', { detail: `Sign-in answers for the names in server.hosts, not ${JSON.stringify(truncateClientValue(host))} (or set sign_in.base_url).` })
-    }
-    const forwarded = trusted ? headers?.forwardedProto?.toLowerCase() : undefined
-    const scheme = forwarded === 'https' || forwarded === 'http' ? forwarded : input.secure ? 'https' : 'http'
-    return `${scheme}://${host.toLowerCase()}`
+    return gatewayOrigin(input, originSettings, 'Sign-in')
   }
 
   return signIn

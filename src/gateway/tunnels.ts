@@ -1,0 +1,166 @@
+// The open WebSocket tunnels of this thread. A tunnel outlives its handshake, the only request that
+// was authenticated and authorized, so what would refuse that request now closes its tunnel
+// (close frame 1008, then the TCP close; the record's detail says why):
+//
+// - the credential expired, at the instant its verification stops accepting it: a JWT's `exp` plus
+//   its issuer's clock_tolerance (upstream/tunnel-expiry.ts);
+// - the credential revoked: an API key revoked (admin API, `bouncer keys revoke`, another instance),
+//   a session signed out or revoked. Nothing tells every thread and process of those (the CLI
+//   writes the store), so the tunnels' credentials are read again every TUNNEL_RECHECK_MS, through
+//   the verifiers' own caches (an API key's record: one store read per key per api_keys.cache);
+// - a reload that takes the caller's access away: the route gone or no longer a WebSocket route,
+//   the credential no longer accepted, the policies now denying. Each tunnel is decided again
+//   against the new runtime when it is swapped in (no I/O: the identity is the handshake's).
+//
+// The drain sends every tunnel 1001 (going away) at its start, for clients to reconnect to another
+// instance, rather than cutting them at server.shutdown_timeout.
+//
+// Only upgrades join: a request that is not one costs nothing here.
+import { accessDenied, evaluateAccess } from '../access/index.ts'
+import { OWN_TOKEN_CLOCK_TOLERANCE_MS } from '../agents/index.ts'
+import { GatewayError } from '../errors/index.ts'
+import { parseTarget } from '../http/index.ts'
+import type { CredentialInput } from '../identity/index.ts'
+import type { OpenTunnel, OpenTunnels } from '../request/index.ts'
+import type { Logger } from '../telemetry/index.ts'
+import { atExpiry, credentialExpiredNote } from '../upstream/index.ts'
+import type { CompiledRoute, Runtime } from './compile.ts'
+
+/** How often the open tunnels' revocable credentials (API keys, sessions) are read again. */
+export const TUNNEL_RECHECK_MS = 1_000
+
+/** The record's note for a tunnel the drain closed. */
+export const GOING_AWAY_NOTE = 'The gateway was shutting down: it closed the tunnel (1001 going away) for the client to reconnect to another instance.'
+
+export interface TunnelRegistry extends OpenTunnels {
+  readonly size: number
+  /** After a reload's swap: closes each tunnel the new runtime would refuse. */
+  redecide(rt: Runtime): void
+  /** The drain began: every tunnel, and any opened from now on, is sent 1001. */
+  goingAway(): void
+  /** Reads the revocable credentials again now (the timer's sweep). */
+  recheck(): Promise<void>
+}
+
+interface Entry {
+  readonly tunnel: OpenTunnel
+  /** The handshake's credential as the verifier reads it again; null when it cannot be revoked (a JWT, a certificate, none). */
+  readonly input: CredentialInput | null
+}
+
+/**
+ * How long past its expiry the credential's verification still accepts it, in seconds: a token's
+ * issuer's clock_tolerance (the gateway's own for an exchanged token); none for the others, whose
+ * expiry is checked as it is (a session's end, an API key's, a certificate's notAfter).
+ */
+function toleranceOf(rt: Runtime, tunnel: OpenTunnel): number {
+  const { credential, identity } = tunnel.ctx
+  if (credential === 'exchanged') return OWN_TOKEN_CLOCK_TOLERANCE_MS / 1000
+  if (credential !== 'bearer' || identity === null) return 0
+  const issuer = rt.config.issuers.find((candidate) => candidate.name === identity.issuerName)
+  return issuer !== undefined && 'clock_tolerance' in issuer ? issuer.clock_tolerance / 1000 : 0
+}
+
+export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): TunnelRegistry {
+  const open = new Map<OpenTunnel, Entry>()
+  let revocable = 0
+  let timer: NodeJS.Timeout | null = null
+  let sweeping: Promise<void> | null = null
+  let leaving = false
+
+  const close = (tunnel: OpenTunnel, note: string) => tunnel.close(1008, `${note}: the gateway closed the tunnel.`)
+
+  function startTimer(): void {
+    if (timer !== null) return
+    timer = setInterval(() => void registry.recheck(), TUNNEL_RECHECK_MS)
+    timer.unref()
+  }
+
+  function stopTimer(): void {
+    if (timer === null) return
+    clearInterval(timer)
+    timer = null
+  }
+
+  async function sweep(): Promise<void> {
+    const rt = runtime()
+    const checks: Promise<void>[] = []
+    for (const { tunnel, input } of open.values()) {
+      const credential = tunnel.ctx.credential
+      if (input === null || credential === null) continue
+      const pending = rt.authenticator.revoked(input, credential)
+      if (pending === null) continue
+      checks.push(pending.then((reason) => {
+        if (reason !== null) close(tunnel, reason)
+      }, (err: unknown) => {
+        // The store cannot be read: the tunnel stays (a store's outage is no revocation), and the next sweep tries again.
+        logger.debug({ err, request_id: tunnel.ctx.id }, 'a tunnel\'s credential could not be read again')
+      }))
+    }
+    await Promise.all(checks)
+  }
+
+  const registry: TunnelRegistry = {
+    get size() {
+      return open.size
+    },
+    add(tunnel) {
+      if (leaving) {
+        tunnel.close(1001, GOING_AWAY_NOTE)
+        return () => {}
+      }
+      const { ctx } = tunnel
+      const input: CredentialInput | null = ctx.credential === 'api_key' || ctx.credential === 'session'
+        ? { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, upgrade: true }
+        : null
+      open.set(tunnel, { tunnel, input })
+      if (input !== null && revocable++ === 0) startTimer()
+      const tolerance = toleranceOf(runtime(), tunnel)
+      const disarm = atExpiry(ctx.identity, tolerance, () => tunnel.close(1008, credentialExpiredNote(ctx.identity?.expiresAt ?? 0, tolerance)))
+      return () => {
+        disarm()
+        if (!open.delete(tunnel)) return
+        if (input !== null && --revocable === 0) stopTimer()
+      }
+    },
+    redecide(rt) {
+      for (const { tunnel } of open.values()) {
+        const refusal = refusedBy(rt, tunnel)
+        if (refusal !== null) close(tunnel, `After a config reload, ${refusal}`)
+      }
+    },
+    goingAway() {
+      leaving = true
+      stopTimer()
+      for (const { tunnel } of open.values()) tunnel.close(1001, GOING_AWAY_NOTE)
+    },
+    recheck() {
+      // One sweep at a time: a slow store does not pile them up.
+      sweeping ??= sweep().finally(() => {
+        sweeping = null
+      })
+      return sweeping
+    },
+  }
+  return registry
+}
+
+/** Why the runtime would refuse the tunnel's handshake now (a sentence's end, lower-case), or null when it would allow it. */
+function refusedBy(rt: Runtime, tunnel: OpenTunnel): string | null {
+  const { ctx } = tunnel
+  let route: CompiledRoute
+  try {
+    route = rt.router.match(ctx.method, parseTarget(ctx.req.url ?? '', ctx.headers?.host)).route
+  } catch (err) {
+    return `no route takes ${ctx.method} ${ctx.path} (${err instanceof GatewayError ? err.code : 'no match'})`
+  }
+  if (!route.websocket) return `route "${route.id}" no longer allows WebSocket upgrades`
+  if (route.public) return null
+  const { identity, credential } = ctx
+  if (identity === null || credential === null) return `route "${route.id}" is no longer public`
+  const kind = credential === 'exchanged' ? 'bearer' : credential
+  if (!route.accept.includes(kind)) return `route "${route.id}" no longer accepts the caller's credential (${credential})`
+  const access = evaluateAccess(rt.access, identity, route, ctx.method, ctx.clientIp)
+  if (access.decision.effect === 'allow') return null
+  return `the caller is no longer allowed (${accessDenied(access, identity, route.id, ctx.method).detail.replace(/\.$/, '')})`
+}

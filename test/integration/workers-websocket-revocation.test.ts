@@ -1,0 +1,108 @@
+// With server.workers, a connection stays with the worker that accepted it: a tunnel is held by one
+// worker, a revocation is made through the admin API (or the CLI) and a reload is applied by every
+// worker. Tunnels spread over the workers all close when their API key is revoked, or when a reload
+// denies their caller (websocket-tunnel-revocation.test.ts has the single-process cases and the records).
+import { once } from 'node:events'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import { connect, type AddressInfo, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { stringify } from 'yaml'
+import { runCli, type ServeProcess } from '../helpers/cli.ts'
+import { waitFor } from '../helpers/wait.ts'
+import { acceptWebSocket } from '../helpers/websocket.ts'
+import { serveWithWorkers } from '../helpers/workers.ts'
+
+const ADMIN = 'workers-websocket-admin-token-0123'
+const CLOSE_1008 = Buffer.from([0x88, 0x02, 0x03, 0xf0])
+/** Tunnels, each on a connection of its own, which the kernel spreads over both workers: all on one would be one time in two thousand. */
+const TUNNELS = 12
+
+let dir: string
+let wsServer: Server
+let gateway: ServeProcess
+let file: string
+let written: Record<string, unknown>
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bouncer-workers-websocket-'))
+  wsServer = createServer((_req, res) => res.end('not a websocket'))
+  wsServer.on('upgrade', (req, socket: Socket) => {
+    acceptWebSocket(req, socket)
+    socket.on('data', (chunk: Buffer) => socket.write(chunk)) // raw echo
+    socket.on('error', () => {})
+    socket.on('end', () => socket.end())
+  })
+  wsServer.listen(0, '127.0.0.1')
+  await once(wsServer, 'listening')
+  ;({ gateway, file } = await serveWithWorkers(dir, (port) => {
+    written = {
+      server: { listen: `127.0.0.1:${port}`, workers: 2 },
+      admin: { listen: '127.0.0.1:0', token: ADMIN },
+      audit: { sinks: [], spill_dir: join(dir, 'spill') },
+      api_keys: { store: { type: 'sqlite', path: join(dir, 'keys.db') } },
+      roles: [{ name: 'bots', assumed_by: [{ issuer: 'api-keys' }], policies: ['chat'] }],
+      policies: [{ name: 'chat', statements: [{ sid: 'Chat', effect: 'allow', actions: ['GET'], routes: ['live'] }] }],
+      upstreams: [{ name: 'ws', url: `http://127.0.0.1:${(wsServer.address() as AddressInfo).port}` }],
+      routes: [{ id: 'live', path: '/live/*', upstream: 'ws', accept: ['api_key'], websocket: true }],
+    }
+    return written
+  }))
+}, 120_000)
+
+afterAll(async () => {
+  await gateway?.stop('SIGKILL')
+  wsServer?.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function createKey(principal: string): Promise<string> {
+  const created = await runCli(['keys', 'create', '--config', file, '--principal', principal])
+  expect(created.code, created.stderr).toBe(0)
+  return created.stdout.trim()
+}
+
+interface Tunnel {
+  received(): Buffer
+  closed(): boolean
+}
+
+async function openTunnel(key: string): Promise<Tunnel> {
+  const socket = connect(Number(new URL(gateway.url).port), '127.0.0.1')
+  let bytes = Buffer.alloc(0)
+  let closed = false
+  socket.once('close', () => (closed = true))
+  socket.on('data', (c: Buffer) => (bytes = Buffer.concat([bytes, c])))
+  socket.on('error', () => {})
+  socket.write(`GET /live/feed HTTP/1.1\r\nHost: gw\r\nX-API-Key: ${key}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`)
+  await waitFor(() => bytes.includes('\r\n\r\n'), 'the handshake answer')
+  const end = bytes.indexOf('\r\n\r\n') + 4
+  expect(bytes.subarray(0, end).toString('latin1')).toMatch(/^HTTP\/1\.1 101/)
+  socket.write('hello')
+  await waitFor(() => bytes.subarray(end).includes('hello'), 'the echo')
+  return { received: () => bytes.subarray(end), closed: () => closed }
+}
+
+async function allClosed(tunnels: Tunnel[], why: string): Promise<void> {
+  await waitFor(() => tunnels.every((t) => t.closed()), `every tunnel closed (${why})`, 10_000)
+  for (const tunnel of tunnels) expect(tunnel.received()).toEqual(Buffer.concat([Buffer.from('hello'), CLOSE_1008]))
+}
+
+it('every worker closes its tunnels of a key revoked through the admin API, and of a caller a reload denies', async () => {
+  const revokedKey = await createKey('bot-1')
+  const revoked = await Promise.all(Array.from({ length: TUNNELS }, () => openTunnel(revokedKey)))
+  const deleted = await request(`${gateway.adminUrl}/api/keys/${revokedKey.slice(3, 19)}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN}` } })
+  expect(deleted.statusCode).toBe(200)
+  await deleted.body.dump()
+  await allClosed(revoked, 'the key revoked')
+
+  const deniedKey = await createKey('bot-2')
+  const denied = await Promise.all(Array.from({ length: TUNNELS }, () => openTunnel(deniedKey)))
+  await writeFile(file, stringify({ ...written, policies: [{ name: 'chat', statements: [{ sid: 'Chat', effect: 'allow', actions: ['GET'], routes: ['elsewhere'] }] }] }))
+  const reloaded = await request(`${gateway.adminUrl}/api/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } })
+  expect(reloaded.statusCode, await reloaded.body.text()).toBe(200)
+  await allClosed(denied, 'the reload')
+}, 90_000)
