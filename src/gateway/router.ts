@@ -122,8 +122,15 @@ function insert<R extends RoutableRoute>(root: TrieNode<R>, route: R, fold: bool
   ;(node.exact ??= []).push(route)
 }
 
+/**
+ * HEAD is GET without the body (RFC 9110 §9.3.2): Express, Spring and Go's ServeMux run a GET
+ * handler for it, so a route that takes GET takes its HEAD, as a later route listing HEAD or `*`
+ * once did, with none of the GET route's limits (probe finding: HEAD ran a report rate-limited
+ * to 1/m without end). The policies still decide HEAD as written (an allow names it; a deny on GET
+ * covers it).
+ */
 function accepts(route: RoutableRoute, method: string): boolean {
-  return route.methods.has(method) || (route.methods.has('*') && !EXPLICIT_ONLY_METHODS.has(method))
+  return route.methods.has(method) || (route.methods.has('*') && !EXPLICIT_ONLY_METHODS.has(method)) || (method === 'HEAD' && route.methods.has('GET'))
 }
 
 /** The first of `routes` (in file order) before `bestIndex` that takes the method. */
@@ -197,7 +204,10 @@ function collectMethods<R extends RoutableRoute>(
   fold: boolean,
 ): void {
   const add = (routes: readonly R[] | null) => {
-    for (const route of routes ?? []) for (const m of route.methods) into.add(m)
+    for (const route of routes ?? []) {
+      for (const m of route.methods) into.add(m)
+      if (route.methods.has('GET')) into.add('HEAD') // accepts(): a GET route takes HEAD
+    }
   }
   add(node.wildcard)
   if (depth === segments.length) {

@@ -17,12 +17,17 @@ const AGREEMENT_TTL_MS = 3 * AGREEMENT_INTERVAL_MS
 /** A warning names at most this many differences (and says how many more). */
 const MAX_DIFFERENCES = 20
 
+/** limits[].ip_prefix_v6's default (config schema). */
+const DEFAULT_IP_PREFIX_V6 = 64
+
 /** What one limit enforces, in words two instances compare: `key principal, rate 10/minute, burst 10`. */
 function describeLimit(limit: LimitConfig): string {
   const parts = [`key ${limit.key}`]
   if (limit.rate) parts.push(`rate ${limit.rate.count}/${limit.rate.per}`, `burst ${limit.burst ?? limit.rate.count}`)
   if (limit.quota) parts.push(`quota ${limit.quota.count}/${limit.quota.per}`)
-  if (limit.key === 'ip') parts.push(`ip_prefix_v6 ${limit.ip_prefix_v6}`)
+  // An identity key counts callers by address on a public route (keys.ts), by this prefix too;
+  // spelled out when not the default, which instances of earlier versions leave out.
+  if (limit.key === 'ip' || (limit.ip_prefix_v6 !== DEFAULT_IP_PREFIX_V6 && !limit.key.startsWith('header:') && limit.key !== 'route')) parts.push(`ip_prefix_v6 ${limit.ip_prefix_v6}`)
   return parts.join(', ')
 }
 

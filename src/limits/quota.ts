@@ -22,8 +22,12 @@ export function windowStart(periodMs: number, now: number): number {
   return Math.floor(now / periodMs) * periodMs
 }
 
-export function takeQuota(spec: QuotaSpec, storedUsed: number | undefined, now: number): QuotaOutcome {
-  const start = windowStart(spec.periodMs, now)
+/**
+ * `window`: the window the stored count belongs to when it is a later one than now's (the wall clock
+ * stepped back across a boundary): the caller is counted there until it ends. Else now's.
+ */
+export function takeQuota(spec: QuotaSpec, storedUsed: number | undefined, now: number, window?: number): QuotaOutcome {
+  const start = window === undefined ? windowStart(spec.periodMs, now) : window * spec.periodMs
   const resetMs = start + spec.periodMs - now
   const used = storedUsed ?? 0
   if (used >= spec.count) return { allowed: false, windowStart: start, used, remaining: 0, resetMs, retryAfterMs: resetMs }

@@ -8,15 +8,35 @@ import type { SessionRecord, SessionStore } from './store.ts'
 
 const SWEEP_MS = 60_000
 
+/**
+ * Sessions one person holds at once (both audiences); the oldest ends when a sign-in would make
+ * more. A signed-in person's browser signs in again without a prompt while the provider's own
+ * session lasts, so a script holding it made a session every ~17 ms, each a record in this process
+ * until its idle timeout: gigabytes in an hour, and nothing bounded them (found by the limits probe).
+ */
+export const MEMORY_SESSIONS_PER_PERSON = 100
+
 export function openMemorySessionStore(idleMs: number): SessionStore {
   const sessions = new Map<string, SessionRecord>()
+  /** Each person's session ids (issuer and subject), oldest first: put is the only insert, at sign-in. */
+  const byPerson = new Map<string, Set<string>>()
   const refreshing = new Map<string, number>()
+  const personOf = (record: SessionRecord) => `${record.issuer}\n${record.subject}`
+  function forget(id: string): boolean {
+    const record = sessions.get(id)
+    if (record === undefined) return false
+    sessions.delete(id)
+    const ids = byPerson.get(personOf(record))
+    ids?.delete(id)
+    if (ids?.size === 0) byPerson.delete(personOf(record))
+    return true
+  }
   // One process: a key of its own, kept as long as the store (across reloads).
   const signInKey = randomBytes(32)
   let idle = idleMs
   const sweep = setInterval(() => {
     const now = Date.now()
-    for (const [id, record] of sessions) if (record.expiresAt <= now || record.lastSeenAt + idle <= now) sessions.delete(id)
+    for (const [id, record] of sessions) if (record.expiresAt <= now || record.lastSeenAt + idle <= now) forget(id)
     for (const [id, until] of refreshing) if (until <= now) refreshing.delete(id)
   }, SWEEP_MS).unref()
   return {
@@ -24,7 +44,13 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
     location: 'memory',
     get: (id) => sessions.get(id),
     async put(record) {
+      forget(record.id)
       sessions.set(record.id, record)
+      const person = personOf(record)
+      let ids = byPerson.get(person)
+      if (ids === undefined) byPerson.set(person, (ids = new Set()))
+      ids.add(record.id)
+      if (ids.size > MEMORY_SESSIONS_PER_PERSON) forget(ids.values().next().value as string)
     },
     async update(record) {
       if (!sessions.has(record.id)) return false
@@ -44,7 +70,7 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
       if (record && record.lastSeenAt < at) sessions.set(id, { ...record, lastSeenAt: at })
     },
     async delete(id) {
-      return sessions.delete(id)
+      return forget(id)
     },
     async list(now) {
       return [...sessions.values()].filter((r) => r.expiresAt > now).sort((a, b) => b.createdAt - a.createdAt)
@@ -61,6 +87,7 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
     async close() {
       clearInterval(sweep)
       sessions.clear()
+      byPerson.clear()
     },
   }
 }

@@ -20,7 +20,14 @@ const FULL_LOG_EVERY_MS = 10_000
  */
 export function outcomeOf(check: Check, live: boolean, value: number, window: number, at: number): RateOutcome | QuotaOutcome | null {
   if (check.rate) return takeRate(check.rate, live ? value : undefined, at)
-  if (check.quota) return takeQuota(check.quota, live && window === quotaWindowOf(check.quota.periodMs, at) ? value : undefined, at)
+  if (check.quota) {
+    const current = quotaWindowOf(check.quota.periodMs, at)
+    if (!live || window < current) return takeQuota(check.quota, undefined, at)
+    // A count kept for a later window than now's: the wall clock stepped back across a boundary (an
+    // NTP step). It stands until that window ends; read as no count, it was overwritten, and a spent
+    // daily quota was whole again before midnight and once more after it (probe finding).
+    return takeQuota(check.quota, value, at, window > current ? window : undefined)
+  }
   return null
 }
 
@@ -39,9 +46,9 @@ export function cappedTat(check: Check, outcome: RateOutcome | QuotaOutcome, sto
   return check.rate && (outcome as RateOutcome).tat < stored ? (outcome as RateOutcome).tat : undefined
 }
 
-/** The window an entry's count belongs to (0 for a rate: its TAT is absolute). */
-export function windowToStore(check: Check, at: number): number {
-  return !check.rate && check.quota ? quotaWindowOf(check.quota.periodMs, at) : 0
+/** The window an entry's count belongs to, the one takeQuota counted it in (0 for a rate: its TAT is absolute). */
+export function windowToStore(check: Check, outcome: RateOutcome | QuotaOutcome): number {
+  return !check.rate && check.quota ? (outcome as QuotaOutcome).windowStart / check.quota.periodMs : 0
 }
 
 /** When the stored entry will have decayed to no entry at all: a rate's TAT, the end of a quota's window (windowToStore's). */

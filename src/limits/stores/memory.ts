@@ -122,7 +122,7 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
         const check = checks[i] as Check
         const value = next[i]
         if (value === undefined) continue
-        const window = windowToStore(check, at)
+        const window = windowToStore(check, states[i] as RateOutcome | QuotaOutcome)
         commit(check.key, found[i], value, window, expiryOf(check, value, window))
       }
       return { refused: -1, reason: 'limit', retryAfterMs: 0, states }

@@ -352,6 +352,10 @@ export function createRedisStore(options: RedisStoreOptions): LimitsStore {
         if (err instanceof DeadlineExceeded) {
           lateChecks = true
           unanswered()
+        } else {
+          // Refused at once (Redis down, or full): not silence. Left running from the outage, the
+          // silence clock dropped the fresh connection at its first late check after Redis returned (probe).
+          answered()
         }
         throw err
       }

@@ -451,7 +451,7 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: Share
           insert(slot, i * KEY_BYTES, lengths[i] as number, hashes[i] as number)
         }
         const check = checks[i] as Check
-        const window = windowToStore(check, at)
+        const window = windowToStore(check, states[i] as RateOutcome | QuotaOutcome)
         write(slot, value, window, expiryOf(check, value, window))
       }
       return { refused: -1, reason: 'limit', retryAfterMs: 0, states }

@@ -193,15 +193,16 @@ function matchesReadingSlash(route: FuzzRoute, segments: readonly string[], case
   return segments.at(-1) !== '' && patternMatches(route, [...segments, ''], caseSensitive)
 }
 
+/** HEAD is GET without the body: a route that takes GET takes HEAD. */
 function acceptsMethod(route: FuzzRoute, method: string): boolean {
-  return route.methods.has(method) || (route.methods.has('*') && !EXPLICIT_ONLY_METHODS.has(method))
+  return route.methods.has(method) || (route.methods.has('*') && !EXPLICIT_ONLY_METHODS.has(method)) || (method === 'HEAD' && route.methods.has('GET'))
 }
 
 export const routerMatches = fuzzTarget({
   name: 'router.first-match',
   longRuns: 150_000,
   property: () =>
-    fc.property(routeTable, requestPath, fc.constantFrom('GET', 'POST', 'TRACE', 'PUT'), fc.boolean(), (table, path, method, caseSensitive) => {
+    fc.property(routeTable, requestPath, fc.constantFrom('GET', 'HEAD', 'POST', 'TRACE', 'PUT'), fc.boolean(), (table, path, method, caseSensitive) => {
       const routes = routesOf(table)
       const target = parse(path)
       if (target instanceof Error) return

@@ -80,6 +80,17 @@ describe('router', () => {
     expect(router.match('DELETE', segments('/items/1')).route.id).toBe('any')
   })
 
+  it('gives a HEAD to the route that takes the GET, not to a later one (HEAD is GET without the body)', () => {
+    const router = createRouter(routes(['report', '/reports/:id', ['GET']], ['any', '/*']))
+    expect(router.match('HEAD', segments('/reports/1')).route.id).toBe('report')
+    expect(router.match('POST', segments('/reports/1')).route.id).toBe('any')
+    // An earlier route that lists HEAD (or takes every method) still comes first.
+    expect(createRouter(routes(['head', '/reports/*', ['HEAD']], ['report', '/reports/:id', ['GET']])).match('HEAD', segments('/reports/1')).route.id).toBe('head')
+    const only = createRouter(routes(['report', '/reports/:id', ['GET']]))
+    expect(only.match('HEAD', segments('/reports/1')).route.id).toBe('report')
+    expect(refusal(() => only.match('POST', segments('/reports/1'))).headers).toEqual({ allow: 'GET, HEAD' })
+  })
+
   it('answers 405 with Allow when only the method differs, 404 otherwise', () => {
     const router = createRouter(routes(['read', '/items/:id', ['GET', 'HEAD']], ['write', '/items/:id', ['PUT']]))
     const notAllowed = refusal(() => router.match('POST', segments('/items/1')))

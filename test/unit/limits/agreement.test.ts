@@ -32,6 +32,21 @@ describe('the limits instances compare', () => {
     expect(disagreementOf(own, new Map([['gw-3', own]]))).toEqual({ instances: [], differences: [] })
   })
 
+  // Found by the limits probe (helper): on a public route a principal, actor, role or claim: limit
+  // counts callers by their address, by ip_prefix_v6; instances at /64 and /128 counted an IPv6
+  // caller under different keys, each a budget of its own, and compared equal.
+  it('differ by the IPv6 prefix of an identity key, which counts callers on public routes', () => {
+    const own = limitsOf('  - { name: per-principal, key: principal, rate: 5/m, ip_prefix_v6: 128 }\n')
+    expect(own).toEqual({ 'per-principal': 'key principal, rate 5/minute, burst 5, ip_prefix_v6 128' })
+    const others = new Map([['gw-2', limitsOf('  - { name: per-principal, key: principal, rate: 5/m }\n')]])
+    expect(disagreementOf(own, others)).toEqual({
+      instances: ['gw-2'],
+      differences: ['per-principal: key principal, rate 5/minute, burst 5, ip_prefix_v6 128 here; key principal, rate 5/minute, burst 5 on gw-2'],
+    })
+    // The default is not spelled out: an instance of an earlier version describes it so too.
+    expect(limitsOf('  - { name: t, key: claim:tenant, quota: 9/h, ip_prefix_v6: 64 }\n')).toEqual({ t: 'key claim:tenant, quota 9/hour' })
+  })
+
   it('are named up to twenty differences, then counted', () => {
     const own = limitsOf(Array.from({ length: 25 }, (_, i) => `  - { name: l${String(i).padStart(2, '0')}, key: ip, rate: 1/s }\n`).join(''))
     const { instances, differences } = disagreementOf(own, new Map([['gw-2', {}]]))
