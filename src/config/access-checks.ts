@@ -75,7 +75,7 @@ function overlappingStatements(config: Config): Finding[] {
     const routeId = key.slice(0, key.indexOf('\n'))
     for (const allow of bucket.allow) {
       for (const deny of bucket.deny) {
-        const methods = sharedActions(allow.statement.actions, statementActions(deny.statement))
+        const methods = sharedActions(statementActions(allow.statement), statementActions(deny.statement))
         if (methods.length === 0) continue
         const pairKey = `${allow.sid}\n${deny.sid}`
         const pair = pairs.get(pairKey) ?? { allow, deny, routes: new Set(), methods: new Set(), denyList: false }

@@ -257,15 +257,15 @@ const statement = z.strictObject({
 })
 
 /**
- * The methods a statement applies to: as written, and for a deny on GET, HEAD too. HEAD is GET
+ * The methods a statement applies to: as written, and for one naming GET, HEAD too. HEAD is GET
  * without the body (RFC 9110 §9.3.2): Express, Spring and Go's ServeMux run the GET handler for it,
- * and its answer's headers (length, ETag, the upstream's own) are the GET's; a deny on GET let
- * HEAD through (found by an adversarial probe). An allow is as written: HEAD is allowed only where
- * a statement names it.
+ * and its answer's headers (length, ETag, the upstream's own) are the GET's, so a deny on GET let
+ * HEAD through (found by an adversarial probe); and since a route taking GET takes its HEAD, an
+ * allow on GET alone answered `curl -I` 403. As nginx's `limit_except GET` allows HEAD.
  */
-export function statementActions(statement: { effect: 'allow' | 'deny'; actions: readonly string[] }): readonly string[] {
+export function statementActions(statement: { actions: readonly string[] }): readonly string[] {
   const { actions } = statement
-  return statement.effect === 'deny' && actions.includes('GET') && !actions.includes('HEAD') ? [...actions, 'HEAD'] : actions
+  return actions.includes('GET') && !actions.includes('HEAD') ? [...actions, 'HEAD'] : actions
 }
 
 const policy = z.strictObject({

@@ -126,8 +126,8 @@ function insert<R extends RoutableRoute>(root: TrieNode<R>, route: R, fold: bool
  * HEAD is GET without the body (RFC 9110 §9.3.2): Express, Spring and Go's ServeMux run a GET
  * handler for it, so a route that takes GET takes its HEAD, as a later route listing HEAD or `*`
  * once did, with none of the GET route's limits (probe finding: HEAD ran a report rate-limited
- * to 1/m without end). The policies still decide HEAD as written (an allow names it; a deny on GET
- * covers it).
+ * to 1/m without end). The policies decide HEAD as GET too: a statement naming GET names HEAD
+ * (config's statementActions).
  */
 function accepts(route: RoutableRoute, method: string): boolean {
   return route.methods.has(method) || (route.methods.has('*') && !EXPLICIT_ONLY_METHODS.has(method)) || (method === 'HEAD' && route.methods.has('GET'))

@@ -125,6 +125,20 @@ describe('a deny on GET', () => {
   })
 })
 
+describe('an allow on GET', () => {
+  // A route taking GET takes its HEAD (the router), and the upstream answers it with the GET
+  // handler: an allow naming GET alone answered `curl -I` 403, as nginx's limit_except GET does not.
+  it('allows HEAD too, in the gateway and in POST /api/explain', async () => {
+    const token = await idp.token('analytics-agent') // AgentDailyOnly: actions [GET]
+    const res = await request(`${gateway.url}/sales/daily/us`, { method: 'HEAD', headers: { authorization: `Bearer ${token}` } })
+    await res.body.dump()
+    expect(res.statusCode).toBe(200)
+    expect(upstream.received.at(-1)).toMatchObject({ method: 'HEAD', url: '/v1/reports/daily/us' })
+    const explained = await request(`${gateway.adminUrl}/api/explain`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ method: 'HEAD', path: '/sales/daily/us', token }) })
+    expect(((await explained.body.json()) as Explanation).decision).toMatchObject({ effect: 'allow', statement: 'AgentDailyOnly' })
+  })
+})
+
 describe('a condition on one scope', () => {
   // OAuth writes scopes as one space-separated string (oidc-provider, Keycloak, Auth0; Entra ID's
   // scp): a deny on one scope let a token holding it beside others through.
@@ -297,7 +311,7 @@ routes:
     expect(result.stdout).toBe('ok (4 warnings)\n')
     expect(result.stderr.split('\n')).toEqual([
       `${file}:8:17: warning: roles[1].assumed_by: role "ghost" can never be granted: subject "svc-a" contradicts claims.sub`,
-      `${file}:13:9: warning: policies[0].statements[0]: allow "ReadAll" overlaps deny "NoPII" for GET on sales.customers: the deny wins there (unless their conditions never hold together)`,
+      `${file}:13:9: warning: policies[0].statements[0]: allow "ReadAll" overlaps deny "NoPII" for GET, HEAD on sales.customers: the deny wins there (unless their conditions never hold together)`,
       `${file}:15:62: warning: policies[0].statements[2].routes[0]: "slaes.daily" matches no route`,
       `${file}:16:11: warning: policies[1].name: policy "unused" is not used by any role`,
       '',
