@@ -30,7 +30,7 @@ import { rawHeader } from '../authenticate.ts'
 import type { IssuerKeys } from '../issuers.ts'
 import { createTokenVerifier, identityFromClaims, type TokenVerifier } from '../verify.ts'
 import { clearCookie, hasCookie, readCookie, setCookie, type CookieSettings, type HostAllowList } from '../../http/index.ts'
-import { IssuerMismatch, SignInRefused, signInProvider, type SignInProvider } from './provider.ts'
+import { AnswerRejected, IssuerMismatch, SignInRefused, signInProvider, type SignInProvider } from './provider.ts'
 import { safeReturnTo } from './return-to.ts'
 import { openTokens, sealTokens, type SessionTokens } from './seal.ts'
 import { openPending, pendingKey, sealPending, type PendingSignIn } from './sign-in-state.ts'
@@ -292,11 +292,17 @@ export function createSignIn(options: SignInOptions): SignIn {
       tokens = await provider.exchangeCode(new URL(`${redirectUri}?${input.query}`), { state, nonce: pending.nonce, codeVerifier: pending.codeVerifier, redirectUri })
     } catch (err) {
       if (err instanceof IssuerMismatch) throw new GatewayError('bad_request', { detail: `The sign-in's answer does not say it comes from the provider it began at: ${err.message} (RFC 9207). Start again.`, cause: err })
+      if (err instanceof AnswerRejected) throw rejectedAnswer(err)
       if (err instanceof SignInRefused) throw new GatewayError('bad_request', { detail: 'The provider refused the sign-in: its code is invalid, expired or already used (a replayed callback). Start again.', cause: err })
       throw err
     }
     if (tokens.idToken === null) throw new GatewayError('bad_request', { detail: 'The provider answered without an ID token.' })
-    const claims = await verifiedClaims(tokens.idToken)
+    let claims
+    try {
+      claims = await verifiedClaims(tokens.idToken)
+    } catch (err) {
+      throw err instanceof AnswerRejected ? rejectedAnswer(err) : err
+    }
     if (claims.nonce !== pending.nonce) throw new GatewayError('bad_request', { detail: 'The ID token\'s nonce is not this sign-in\'s.' })
     const value = randomBytes(32).toString('base64url')
     const at = now()
@@ -393,6 +399,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     try {
       refreshed = await pending
     } catch (err) {
+      if (err instanceof AnswerRejected) return refuse(input, 'session_expired', `The provider's answer to this session's refresh fails its checks (${err.message.replace(/[^\x20-\x7e]/g, '?').replace(/\.$/, '')}): sign in again.`)
       if (err instanceof SignInRefused) return refuse(input, 'session_expired', 'The provider no longer vouches for this session (its refresh token was refused): sign in again.')
       throw err
     }
@@ -488,12 +495,23 @@ export function createSignIn(options: SignInOptions): SignIn {
     throw new GatewayError('identity_provider_unavailable', { detail: 'The session\'s sign-in is being refreshed elsewhere and did not finish in time: try again.' })
   }
 
+  /**
+   * The ID token's claims; AnswerRejected when it fails a check. The bearer verifier's refusals are
+   * 401s with a Bearer challenge, which the callback passed on to the browser (a probe: 401
+   * signature_invalid, `WWW-Authenticate: Bearer error="invalid_token"`, for a token the browser never sent).
+   */
   async function verifiedClaims(idToken: string): Promise<Record<string, unknown>> {
-    const identity = await idTokens.verify(`Bearer ${idToken}`, '')
+    let identity
+    try {
+      identity = await idTokens.verify(`Bearer ${idToken}`, '')
+    } catch (err) {
+      if (err instanceof GatewayError && err.status === 401) throw new AnswerRejected(err.detail, { cause: err })
+      throw err
+    }
     const claims = identity.claims as Record<string, unknown>
     // OIDC Core §3.1.3.7: with several audiences, azp names the client.
-    if (claims.azp !== undefined && claims.azp !== config.client_id) throw new GatewayError('bad_request', { detail: 'The ID token was issued to another client (azp).' })
-    if (typeof claims.sub !== 'string') throw new GatewayError('bad_request', { detail: 'The ID token names no subject.' })
+    if (claims.azp !== undefined && claims.azp !== config.client_id) throw new AnswerRejected('the ID token was issued to another client (azp)')
+    if (typeof claims.sub !== 'string') throw new AnswerRejected('the ID token names no subject')
     return claims
   }
 
@@ -576,6 +594,12 @@ function sameText(a: string, b: string): boolean {
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+}
+
+/** The callback's 400 for a provider's answer that fails a check, saying which: not "the code was already used", not "cannot be reached". */
+function rejectedAnswer(err: AnswerRejected): GatewayError {
+  const reason = err.message.replace(/[^\x20-\x7e]/g, '?').replace(/\.$/, '')
+  return new GatewayError('bad_request', { detail: `The provider's answer fails the sign-in's checks: ${reason}. Start again; if it keeps happening, the provider's clock or its settings for this client are off.`, cause: err })
 }
 
 /** A store that cannot be read or written: 503, fail closed. */
