@@ -304,6 +304,7 @@ export function createSignIn(options: SignInOptions): SignIn {
       throw err instanceof AnswerRejected ? rejectedAnswer(err) : err
     }
     if (claims.nonce !== pending.nonce) throw new GatewayError('bad_request', { detail: 'The ID token\'s nonce is not this sign-in\'s.' })
+    await endEarlierSession(input)
     const value = randomBytes(32).toString('base64url')
     const at = now()
     const record: SessionRecord = {
@@ -328,6 +329,22 @@ export function createSignIn(options: SignInOptions): SignIn {
       return { status: 200, headers: { 'set-cookie': cookies, 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }, body: `<!doctype html><meta http-equiv="refresh" content="0;url=${href}"><a href="${href}">Continue</a>`, caller }
     }
     return { status: 302, headers: { location: pending.returnTo, 'set-cookie': cookies, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }, body: '', caller }
+  }
+
+  /**
+   * The session this browser held before signing in again is ended, not only its cookie replaced:
+   * it stayed valid to its ttl, so a copy of the old cookie (taken from this browser, or left by the
+   * person who used it before) kept working after the new sign-in (an adversarial probe).
+   */
+  async function endEarlierSession(input: CredentialInput): Promise<void> {
+    const earlier = readCookie(input.rawHeaders, cookie.name)
+    if (earlier === undefined || !COOKIE_VALUE.test(earlier)) return
+    const id = sessionId(earlier)
+    const record = await storeCall(() => store.get(id))
+    // Another sign-in's session is not this one's to end.
+    if (record?.audience !== options.audience) return
+    await storeCall(() => store.delete(id))
+    logger.info({ session: id, issuer: record.issuer, subject: record.subject }, 'session ended: the browser signed in again')
   }
 
   async function signOut(input: CredentialInput): Promise<BrowserAnswer> {
