@@ -128,6 +128,21 @@ describe('a provider\'s ID token that fails a check, at the callback', { timeout
   })
 })
 
+describe('a provider that cannot be reached at the callback', { timeout: 60_000 }, () => {
+  // Found by the same probe: the 503 said "cannot be reached right now", and nothing said why.
+  it('is 503 identity_provider_unavailable, and the gateway logs why (the connection cut, here)', async () => {
+    const { client, callback } = await callbackOf()
+    idp.rewriteTokens = () => {
+      throw new Error('the connection is cut before any answer')
+    }
+    const cut = await client.request(callback)
+    expect(cut.status).toBe(503)
+    expect(problem(cut).code).toBe('identity_provider_unavailable')
+    const logged = gateway.logs.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line.msg === 'sign-in provider cannot be reached')
+    expect(logged).toMatchObject({ level: 'warn', issuer: 'sso', step: 'code exchange', err: { message: 'fetch failed', cause: { message: 'other side closed' } } })
+  })
+})
+
 describe('at a refresh', { timeout: 120_000 }, () => {
   it('a refreshed ID token signed with a key the provider does not hold ends in session_expired saying why, not 401 signature_invalid', async () => {
     const { client, callback } = await callbackOf()

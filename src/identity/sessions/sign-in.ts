@@ -158,7 +158,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     signOut,
     revoke: (id) => storeCall(() => store.delete(id)),
   }
-  const provider = options.provider ?? signInProvider(issuer, config.client_id, () => signIn.clientSecret)
+  const provider = loggingUnreachable(options.provider ?? signInProvider(issuer, config.client_id, () => signIn.clientSecret), logger, issuer.name)
 
   async function authenticate(input: CredentialInput) {
     const value = readCookie(input.rawHeaders, cookie.name)
@@ -575,6 +575,36 @@ export function createSignIn(options: SignInOptions): SignIn {
 function cookiePrefix(name: string): '__Host-' | '__Secure-' | null {
   const lower = name.toLowerCase()
   return lower.startsWith('__host-') ? '__Host-' : lower.startsWith('__secure-') ? '__Secure-' : null
+}
+
+/** How often a provider that cannot be reached is logged: each sign-in step fails alike while it is down. */
+const UNREACHABLE_LOG_MS = 10_000
+
+/**
+ * The provider, its unreachability logged with why (refused, a timeout, a TLS or DNS failure).
+ * A sign-in, a callback or a refresh that could not reach it answered 503 "cannot be reached right
+ * now" and logged nothing: the reason was nowhere an operator could read it (an adversarial probe).
+ */
+function loggingUnreachable(provider: SignInProvider, logger: Logger, issuerName: string): SignInProvider {
+  let lastLog = -Infinity
+  const logged = async <T>(step: string, work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work()
+    } catch (err) {
+      if (err instanceof GatewayError && err.code === 'identity_provider_unavailable' && performance.now() - lastLog >= UNREACHABLE_LOG_MS) {
+        lastLog = performance.now()
+        logger.warn({ err: err.cause, issuer: issuerName, step }, 'sign-in provider cannot be reached')
+      }
+      throw err
+    }
+  }
+  return {
+    authorizationUrl: (parameters) => logged('authorization', () => provider.authorizationUrl(parameters)),
+    exchangeCode: (callbackUrl, checks) => logged('code exchange', () => provider.exchangeCode(callbackUrl, checks)),
+    refresh: (refreshToken) => logged('refresh', () => provider.refresh(refreshToken)),
+    // Sign-out logs its own skip of RP-initiated logout.
+    endSessionUrl: (parameters) => provider.endSessionUrl(parameters),
+  }
 }
 
 /** A page load: what a browser sends when a person opens a link (Accept: text/html, GET or HEAD). */
