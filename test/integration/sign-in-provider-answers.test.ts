@@ -144,7 +144,7 @@ describe('a provider that cannot be reached at the callback', { timeout: 60_000 
 })
 
 describe('at a refresh', { timeout: 120_000 }, () => {
-  it('a refreshed ID token signed with a key the provider does not hold ends in session_expired saying why, not 401 signature_invalid', async () => {
+  it('a refreshed ID token signed with a key the provider does not hold ends the session, saying why, not 401 signature_invalid', async () => {
     const { client, callback } = await callbackOf()
     expect((await client.request(callback)).status).toBe(302)
     const value = client.cookies(gateway.url).bouncer_session!
@@ -157,5 +157,11 @@ describe('at a refresh', { timeout: 120_000 }, () => {
     expect(refused.status).toBe(401)
     expect(refused.headers['www-authenticate']).toBe('Bearer') // the route's challenge, not error="invalid_token" about a token never sent
     expect(problem(refused)).toEqual(expect.objectContaining({ code: 'session_expired', detail: expect.stringContaining('signature does not verify') }))
+    // The session has ended: the cookie asks the provider nothing more.
+    expect(await store.get(sessionId(value))).toBeUndefined()
+    const asked = idp.tokenRequests
+    const again = await client.request(`${gateway.url}/people/report`, { html: false })
+    expect(problem(again).code).toBe('session_expired')
+    expect(idp.tokenRequests).toBe(asked)
   })
 })

@@ -488,23 +488,26 @@ export function createSignIn(options: SignInOptions): SignIn {
   async function refreshWithProvider(record: SessionRecord, tokens: HeldTokens, value: string): Promise<SessionRecord | undefined> {
     const { refreshToken } = tokens
     let fresh
+    let claims = record.claims
+    let refreshAt: number | null
     try {
       fresh = await provider.refresh(refreshToken)
+      refreshAt = fresh.expiresIn === null ? null : now() + fresh.expiresIn * 1000
+      if (fresh.idToken !== null) {
+        const verified = await verifiedClaims(fresh.idToken)
+        // OIDC Core §12.2: the refreshed ID token is about the same person.
+        if (verified.sub !== record.subject) throw new AnswerRejected('the refreshed ID token names another subject')
+        claims = personalClaims(verified)
+        if (typeof verified.exp === 'number') refreshAt = verified.exp * 1000
+      }
     } catch (err) {
+      // Refused, or answered with an ID token that fails its checks: the session ends. The latter
+      // kept it, and every request with its cookie asked the provider again (an adversarial probe).
       if (err instanceof SignInRefused) {
         await store.delete(record.id).catch(() => {})
         logger.info({ session: record.id, subject: record.subject, reason: err.message }, 'session ended: refresh refused')
       }
       throw err
-    }
-    let claims = record.claims
-    let refreshAt: number | null = fresh.expiresIn === null ? null : now() + fresh.expiresIn * 1000
-    if (fresh.idToken !== null) {
-      const verified = await verifiedClaims(fresh.idToken)
-      // OIDC Core §12.2: the refreshed ID token is about the same person.
-      if (verified.sub !== record.subject) throw new SignInRefused('the refreshed ID token names another subject')
-      claims = personalClaims(verified)
-      if (typeof verified.exp === 'number') refreshAt = verified.exp * 1000
     }
     const updated: SessionRecord = {
       ...record,
