@@ -253,11 +253,9 @@ async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, 
   const input = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, target: ctx.req.url, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, forwardAuth, upgrade }
   // An MCP tool call's caller was authenticated at the MCP endpoint; it carries no token of its own.
   const internal = ctx.internal
-  const authenticated = internal ? internal.caller : await rt.authenticator.authenticate(input, route.accept)
-  const { identity, credential } = authenticated
+  const { identity, credential } = internal ? internal.caller : await rt.authenticator.authenticate(input, route.accept)
   ctx.identity = identity
   ctx.credential = credential
-  if (ctx.upgrade !== null && 'revalidation' in authenticated) ctx.revalidation = authenticated.revalidation ?? null
   // A POST's `_method` parameters are judged too (method-override.ts); every other request as it comes, allocating nothing more.
   const overrides = ctx.methodOverrides
   const judged = overrides.length === 0 ? null : evaluateWithOverrides(rt.access, identity, route, ctx.method, overrides, ctx.clientIp)

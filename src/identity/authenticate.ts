@@ -7,7 +7,7 @@ import type { Socket } from 'node:net'
 import { GatewayError, type ErrorCode, type GatewayErrorOptions } from '../errors/index.ts'
 import { isApiKeyBearer, type RequestHeaders } from '../http/index.ts'
 import type { AcceptedCredential } from '../config/index.ts'
-import type { CredentialKind, Identity, Revalidation } from '../request/index.ts'
+import type { CredentialKind, Identity } from '../request/index.ts'
 import { hasAccessTokenParameter } from './verify.ts'
 
 /** The parts of a request a credential may be read from, and nothing else. */
@@ -33,8 +33,6 @@ export interface CredentialInput {
 export interface Authenticated {
   readonly identity: Identity
   readonly credential: CredentialKind
-  /** For a WebSocket handshake whose credential can end early (a session): how its tunnel checks it again. */
-  readonly revalidation?: Revalidation
 }
 
 /**

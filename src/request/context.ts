@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream'
 import type { GatewayError, RecordCode } from '../errors/index.ts'
 import { NO_METHOD_OVERRIDES, targetPath, type RequestHeaders } from '../http/index.ts'
 import type { RequestSpans, TraceContext } from '../telemetry/index.ts'
-import type { CredentialKind, Identity, Revalidation } from './identity.ts'
+import type { CredentialKind, Identity } from './identity.ts'
 import { internalRequestOf, type InternalRequest } from './tool-call.ts'
 
 /** The audit record's `decision`: allowed, refused (4xx), or failed (5xx). */
@@ -85,8 +85,6 @@ export interface RequestContext extends RequestFacts {
   readonly internal: InternalRequest | undefined
   /** Set for `Upgrade: websocket` requests: the raw client socket and its first bytes. */
   upgrade: { socket: Duplex; head: Buffer } | null
-  /** How a WebSocket handshake's credential is checked again while its tunnel is open (a session: signed out, revoked); null for others. */
-  revalidation: Revalidation | null
   /**
    * Fields the gateway adds to this request's answer (the route's RateLimit ones) as a flat
    * [name, value, …] list: held here, not set on the response, so that the HTTP upstream's one
@@ -155,7 +153,6 @@ export function createContext(req: IncomingMessage, res: ServerResponse, upgrade
     args: null,
     note: null,
     upgrade,
-    revalidation: null,
     continued: false,
     bodyDeadline: null,
     audited: false,

@@ -34,15 +34,6 @@ export function forwardableAuthorization(credential: CredentialKind | null, inbo
   return credential === null || credential === 'bearer' || credential === 'exchanged' ? authorization : undefined
 }
 
-/**
- * A credential that can end before its expiry (a session signed out or revoked), checked again
- * every `everyMs` while a tunnel it opened is open: false once it no longer counts.
- */
-export interface Revalidation {
-  readonly everyMs: number
-  stillValid(): Promise<boolean>
-}
-
 export interface Identity {
   /** The configured issuer's name. */
   issuerName: string

@@ -2,7 +2,7 @@
 // when the credential that opened it expires (a JWT's `exp`, a session's absolute end, an API key's
 // expiry), as an MCP notification stream is. The client reconnects with a fresh one.
 import type { Duplex } from 'node:stream'
-import type { Identity, Revalidation } from '../request/index.ts'
+import type { Identity } from '../request/index.ts'
 
 /** Node's timers fire at once past 2^31-1 ms (24.8 days): a longer wait is taken in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -35,31 +35,6 @@ export function atExpiry(identity: Identity | null, expired: () => void): () => 
   arm()
   return () => clearTimeout(timer)
 }
-
-/**
- * Checks the credential again every `revalidation.everyMs` (a session: signed out or revoked since
- * the handshake), and calls `ended` once it no longer counts; nothing without one. Returns the disarm.
- */
-export function whileValid(revalidation: Revalidation | null, ended: () => void): () => void {
-  if (revalidation === null) return () => {}
-  let stopped = false
-  const timer = setInterval(() => {
-    void revalidation.stillValid().then((valid) => {
-      if (valid || stopped) return
-      stopped = true
-      clearInterval(timer)
-      ended()
-    })
-  }, revalidation.everyMs)
-  timer.unref()
-  return () => {
-    stopped = true
-    clearInterval(timer)
-  }
-}
-
-/** The record's note for a tunnel closed because its session ended. */
-export const SESSION_ENDED_NOTE = 'The session that opened the tunnel ended (signed out, revoked or expired): the gateway closed the tunnel.'
 
 /**
  * Ends a tunnel from the gateway's side: the client is sent a close frame 1008 then the TCP close,

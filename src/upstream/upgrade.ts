@@ -12,7 +12,7 @@ import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.t
 import { endAfterAnswer, type AnswerPolicy } from '../http/index.ts'
 import { responseHeaders } from './response.ts'
 import { targetFailed, targetSucceeded, tlsConnectOptions } from './targets.ts'
-import { atExpiry, closeTunnel, credentialExpiredNote, SESSION_ENDED_NOTE, whileValid } from './tunnel-expiry.ts'
+import { atExpiry, closeTunnel, credentialExpiredNote } from './tunnel-expiry.ts'
 
 /**
  * Resolves when the tunnel closes, the upstream's refusal has been relayed, or the handshake failed.
@@ -111,13 +111,6 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
         closeTunnel(client.socket, socket)
       })
       socket.once('close', disarm)
-      // And when it ends before then (a session signed out or revoked).
-      const stopChecking = whileValid(ctx.revalidation, () => {
-        served.note = SESSION_ENDED_NOTE
-        disarm()
-        closeTunnel(client.socket, socket)
-      })
-      socket.once('close', stopChecking)
     })
     outgoing.end()
   })

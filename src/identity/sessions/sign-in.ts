@@ -23,7 +23,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { createLru } from '../../collections/index.ts'
 import type { IssuerConfig, SignInConfig } from '../../config/index.ts'
 import { GatewayError, truncateClientValue, type ErrorCode } from '../../errors/index.ts'
-import type { Identity, Revalidation } from '../../request/index.ts'
+import type { Identity } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { Authenticated, CredentialInput, CredentialVerifier } from '../authenticate.ts'
 import { rawHeader } from '../authenticate.ts'
@@ -191,29 +191,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     }
     if (record.refreshAt !== null && record.refreshAt <= at) record = await refreshOnce(input, record, value)
     if (at - record.lastSeenAt >= touchEvery && !inBackground(input)) void store.touch(id, at).catch((err: unknown) => logger.warn({ err }, 'session use not recorded'))
-    if (input.upgrade === true) return { identity: identityOf(record), credential: 'session' as const, revalidation: revalidation(id) }
     return { identity: identityOf(record), credential: 'session' as const }
-  }
-
-  /**
-   * A WebSocket tunnel opened by a session is checked again while it is open: closed at the
-   * session's absolute end only, a tunnel outlived a sign-out or a revocation by up to the ttl
-   * (8 h by default), still acting as the person (an adversarial probe). As often as a session's use
-   * is recorded; a store that cannot be read keeps the tunnel until the next check.
-   */
-  function revalidation(id: string): Revalidation {
-    return {
-      everyMs: Math.max(touchEvery, 1_000),
-      async stillValid() {
-        let record
-        try {
-          record = await store.get(id)
-        } catch {
-          return true
-        }
-        return record !== undefined && record.audience === options.audience && record.expiresAt > now()
-      },
-    }
   }
 
   /**
