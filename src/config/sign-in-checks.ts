@@ -3,6 +3,9 @@
 import type { Finding } from './diagnostics.ts'
 import type { Config } from './schema.ts'
 
+/** The console's cookie on the admin listener: one name whatever sign_in's is (a `__Host-` name would need TLS on the admin listener too). */
+export const CONSOLE_COOKIE = 'bouncer_console'
+
 export function signInFindings(config: Config): Finding[] {
   const findings: Finding[] = consoleSignInFindings(config)
   const signIn = config.sign_in
@@ -23,6 +26,11 @@ export function signInFindings(config: Config): Finding[] {
   const ownPaths = new Set(paths.map(([, path]) => path.toLowerCase()))
   if (ownPaths.has(signIn.after_sign_out_path.toLowerCase())) {
     error(['sign_in', 'after_sign_out_path'], 'after_sign_out_path must be a page of the gateway\'s routes, not one of sign_in\'s own endpoints')
+  }
+  // Browsers keep cookies by host name, not port: the console's on the admin listener and the
+  // gateway's on the same host would replace each other, each refusing the other's session.
+  if (config.admin.roles.length + config.admin.read_roles.length > 0 && [CONSOLE_COOKIE, `${CONSOLE_COOKIE}_state`].includes(signIn.cookie.name)) {
+    error(['sign_in', 'cookie', 'name'], `${signIn.cookie.name} is the admin console's own cookie (admin.roles signs people in to it): browsers keep cookies by host, not port, so the two sign-ins would replace each other's session; choose another name`)
   }
   const secure = signIn.cookie.secure ?? cookieSecureByDefault(config)
   if (signIn.cookie.same_site === 'none' && !secure) {

@@ -5,7 +5,7 @@
 import type { X509Certificate } from 'node:crypto'
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
 import { ownIssuerConfig, tokenExchangeEndpoints, type ExchangeEndpoint, type ExchangeKeys } from '../agents/index.ts'
-import { addressSet, configDigestOf, cookieSecureByDefault, jwtIssuers, parseRoutePattern, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
+import { addressSet, configDigestOf, CONSOLE_COOKIE, cookieSecureByDefault, jwtIssuers, parseRoutePattern, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
 import { corsPolicy, foldHeaderName, isManagedVariant, MANAGED_REQUEST_HEADERS, type CorsPolicy } from '../http/index.ts'
 import {
   apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createSessionStoreRegistry, createSignIn, createTokenVerifier,
@@ -420,8 +420,7 @@ function compileSignIn(config: Config, issuerKeys: ReadonlyMap<string, IssuerKey
   })
 }
 
-/** The console's cookie: one name whatever sign_in's is (a `__Host-` name would need TLS on the admin listener too). */
-export const CONSOLE_COOKIE = 'bouncer_console'
+export { CONSOLE_COOKIE }
 
 /**
  * Sign-in to the console (admin.roles, admin.read_roles): sign_in's provider, client and session

@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
-import { acceptRequestId, describedRequest, endAfterAnswer, foldHeaderName, inspectHeaders, methodOverrides, parseTarget, resetAfterAnswer, type CorsPolicy, type RequestTarget } from '../http/index.ts'
+import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, foldHeaderName, inspectHeaders, methodOverrides, parseTarget, resetAfterAnswer, type CorsPolicy, type RequestTarget } from '../http/index.ts'
 import { CredentialRefused, rawHeader } from '../identity/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
@@ -248,7 +248,9 @@ async function answerPreflight(state: GatewayState, ctx: RequestContext, grant: 
 /** The credential's identity (401/503), its roles and the policies' decision (403). */
 async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, route: CompiledRoute, forwardAuth: boolean): Promise<void> {
   if (state.tracing && ctx.spans) startAuthSpan(state.tracing, ctx.spans)
-  const input = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, target: ctx.req.url, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, forwardAuth, upgrade: ctx.upgrade !== null }
+  // A forward-auth check is no upgrade itself, but may describe one (its CSRF check is a handshake's).
+  const upgrade = ctx.upgrade !== null || (forwardAuth && describesWebSocket(ctx.req.rawHeaders))
+  const input = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, target: ctx.req.url, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, forwardAuth, upgrade }
   // An MCP tool call's caller was authenticated at the MCP endpoint; it carries no token of its own.
   const internal = ctx.internal
   const { identity, credential } = internal ? internal.caller : await rt.authenticator.authenticate(input, route.accept)

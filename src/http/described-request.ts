@@ -48,6 +48,22 @@ export function describedRequest(rawHeaders: readonly string[], pathForm: string
   return { method: validMethod(family.method), target: family.uri, host: nginx ? undefined : single(rawHeaders, 'x-forwarded-host') }
 }
 
+/**
+ * Does the described request open a WebSocket? Proxies do not pass the hop-by-hop Upgrade and
+ * Connection on with their sub-request (nginx's auth_request drops them), but they pass
+ * Sec-WebSocket-Key, which only a handshake carries (RFC 6455 §4.1). Without this, forward-auth
+ * took a handshake for a plain GET: a session cookie's handshake from another origin got no CSRF
+ * check, and the proxy opened the tunnel (cross-site WebSocket hijacking; an adversarial probe).
+ */
+export function describesWebSocket(rawHeaders: readonly string[]): boolean {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string
+    if (name.length === 17 && name.toLowerCase() === 'sec-websocket-key') return true
+    if (name.length === 7 && name.toLowerCase() === 'upgrade' && /websocket/i.test(rawHeaders[i + 1] as string)) return true
+  }
+  return false
+}
+
 /** A header's one value; a second copy is ambiguous and refused. */
 function single(rawHeaders: readonly string[], lowerName: string): string | undefined {
   let value: string | undefined

@@ -3,7 +3,7 @@ export { hostAllowList, parseHostPattern, vouchedHost, type HostAllowList, type 
 export { connectionNamed, foldHeaderName, HOP_BY_HOP, isManagedVariant, isReservedForConfig, MANAGED_REQUEST_HEADERS, VIA_HTTP_1_0, VIA_HTTP_1_1, VIA_HTTP_2 } from './managed-headers.ts'
 export { acceptRequestId, inspectHeaders, type Http2Framing, type RequestHeaders } from './request-headers.ts'
 export { canonicalSegment, parseTarget, targetPath, type RequestTarget } from './request-target.ts'
-export { describedRequest, isMethodToken, type DescribedRequest } from './described-request.ts'
+export { describedRequest, describesWebSocket, isMethodToken, type DescribedRequest } from './described-request.ts'
 export { methodOverrides, NO_METHOD_OVERRIDES } from './method-override.ts'
 export { corsPolicy, parseOrigin, varyWithOrigin, type CorsPolicy, type CorsRules, type PreflightAnswer } from './cors.ts'
 export { answerPolicyApplies, passedOn, type AnswerPolicy } from './answer-headers.ts'

@@ -3,7 +3,7 @@
 // It can be stopped and restarted on the same port with other keys (a key rotation), and it hands
 // its private keys to tests that must mint tokens the provider would never issue (attacks).
 import { once } from 'node:events'
-import { createServer, type Server } from 'node:http'
+import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from 'jose'
 import { openIdProvider, type Person, type ServiceAccount, type WebClient } from '../../src/demo/identity-provider.ts'
@@ -64,6 +64,11 @@ export interface TestIdentityProvider {
   readonly introspections: number
   /** Requests to the token endpoint (code exchanges and refreshes included). */
   readonly tokenRequests: number
+  /**
+   * Rewrites the token endpoint's JSON answers while set (a hostile or broken provider: an ID token
+   * it would never sign, a wrong audience…); the provider itself answered as it always does.
+   */
+  rewriteTokens: ((answer: Record<string, unknown>) => Promise<Record<string, unknown>> | Record<string, unknown>) | null
 }
 
 export const AUDIENCE = 'api://bouncer'
@@ -85,6 +90,7 @@ export async function startIdentityProvider(options: ProviderOptions = {}): Prom
   let jwksFetches = 0
   let introspections = 0
   let tokenRequests = 0
+  let rewriteTokens: TestIdentityProvider['rewriteTokens'] = null
   // The client's own connection pool, replaced on every start: a restarted provider must not be
   // reached through a keep-alive socket of the previous one.
   let agent = new Agent()
@@ -118,8 +124,28 @@ export async function startIdentityProvider(options: ProviderOptions = {}): Prom
       if (req.url === '/jwks') jwksFetches++
       if (req.url === '/token/introspection') introspections++
       if (req.url === '/token') tokenRequests++
+      if (req.url === '/token' && rewriteTokens !== null) rewritten(res, rewriteTokens)
       void callback(req, res)
     })
+  }
+
+  /** Holds the provider's answer back (oidc-provider sets its status and headers, then ends), and sends what `rewrite` makes of its JSON instead. */
+  function rewritten(res: ServerResponse, rewrite: NonNullable<TestIdentityProvider['rewriteTokens']>): void {
+    const chunks: Buffer[] = []
+    const end = res.end.bind(res)
+    res.write = ((chunk: unknown) => {
+      if (chunk) chunks.push(Buffer.from(chunk as Buffer))
+      return true
+    }) as typeof res.write
+    res.end = ((chunk?: unknown) => {
+      if (chunk && typeof chunk !== 'function') chunks.push(Buffer.from(chunk as Buffer))
+      void (async () => {
+        const body = JSON.stringify(await rewrite(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>))
+        res.setHeader('content-length', Buffer.byteLength(body))
+        end(body)
+      })().catch(() => res.destroy())
+      return res
+    }) as typeof res.end
   }
 
   async function stop(): Promise<void> {
@@ -151,6 +177,12 @@ export async function startIdentityProvider(options: ProviderOptions = {}): Prom
     },
     get tokenRequests() {
       return tokenRequests
+    },
+    get rewriteTokens() {
+      return rewriteTokens
+    },
+    set rewriteTokens(rewrite) {
+      rewriteTokens = rewrite
     },
     async revoke(clientId, token) {
       const account = clients.find((c) => c.clientId === clientId)

@@ -108,3 +108,27 @@ describe('the callback\'s iss (RFC 9207)', { timeout: 60_000 }, () => {
     expect(client.cookies(gateway.url).bouncer_session).toMatch(/^[A-Za-z0-9_-]{43}$/)
   })
 })
+
+// Found by an adversarial probe (helper "browser"): signing in again in a browser that held a
+// session replaced its cookie but left the earlier session valid to its ttl, so a copy of the old
+// cookie (taken from this browser, or left by whoever used it before) kept working.
+describe('signing in again in a browser that holds a session', { timeout: 60_000 }, () => {
+  it('ends the earlier session: its cookie is refused afterwards, the new one works', async () => {
+    const { client, callback } = await callbackOf()
+    expect((await client.request(callback.href)).status).toBe(302)
+    const earlier = client.cookies(gateway.url).bouncer_session!
+    expect((await problemOf('/people/report', { cookie: `bouncer_session=${earlier}` })).status).toBe(200) // signed in: the upstream answers
+
+    // Again, at the sign-in link: the provider's own session signs the person in, or its form asks again.
+    const again = await client.follow(`${gateway.url}/.bouncer/sign_in?return_to=/people/again`, { stop: (url) => url.startsWith(`${gateway.url}/.bouncer/callback`) })
+    const back = again.reply === null ? again.url : (await client.follow((await submitLogin(client, again.reply, ALICE.username, ALICE.password)).location!, { stop: (url) => url.startsWith(`${gateway.url}/.bouncer/callback`) })).url
+    const landed = await client.request(back)
+    expect(landed.status).toBe(302)
+    expect(landed.location).toBe(`${gateway.url}/people/again`)
+    const renewed = client.cookies(gateway.url).bouncer_session!
+    expect(renewed).not.toBe(earlier)
+
+    expect(await problemOf('/people/report', { cookie: `bouncer_session=${earlier}` })).toMatchObject({ status: 401, code: 'session_expired' })
+    expect((await problemOf('/people/report', { cookie: `bouncer_session=${renewed}` })).status).toBe(200)
+  })
+})

@@ -5,7 +5,8 @@
 // the signed-in person and could send anything through it. A handshake signed in by the session
 // cookie now needs the gateway's Origin, as a POST does (browsers always send Origin with one).
 import { randomBytes } from 'node:crypto'
-import { connect } from 'node:net'
+import { once } from 'node:events'
+import { connect, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sessionId } from '../../src/identity/index.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -26,7 +27,8 @@ beforeAll(async () => {
   idp = await startIdentityProvider({ webClients: [{ ...CLIENT, redirectUris: ['http://127.0.0.1:9/.bouncer/callback'], postLogoutRedirectUris: [] }] })
   gateway = await startTestGateway({
     issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret },
+    // idle 30s: a session's use is recorded, and an open tunnel's session checked again, every 3 s.
+    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, session: { idle: '30s' } },
     roles: [{ name: 'people', assumed_by: [{ issuer: 'sso', claims: { groups: 'staff' } }], policies: ['all'] }],
     policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['*'], routes: ['*'] }] }],
     upstreams: [{ name: 'app', url: upstream.url }],
@@ -89,5 +91,36 @@ describe('a WebSocket handshake signed in by the session cookie', () => {
     const answer = await handshake(`Cookie: ${cookie}\r\nOrigin: http://127.0.0.1:${new URL(gateway.url).port}\r\n`)
     expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 101 Switching Protocols')
     expect(upstream.heads).toHaveLength(1)
+  })
+})
+
+// Found by an adversarial probe (helper "browser"): a tunnel was closed at its session's absolute
+// end only (ttl, 8 h by default), so signing out, or an operator revoking a stolen session, left
+// every tunnel it had opened working as the person until then. An open tunnel's session is now
+// checked again as often as a session's use is recorded, and the tunnel closed once it has ended.
+describe('a WebSocket tunnel opened by a session', { timeout: 30_000 }, () => {
+  /** A tunnel through the gateway, open; the bytes it has received so far, and its close. */
+  async function tunnel(cookie: string): Promise<{ socket: Socket; received: () => Buffer; closed: Promise<unknown> }> {
+    const port = Number(new URL(gateway.url).port)
+    const socket = connect(port, '127.0.0.1')
+    const chunks: Buffer[] = []
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk))
+    const closed = once(socket, 'close')
+    socket.write(`GET /live/feed HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nCookie: ${cookie}\r\nOrigin: http://127.0.0.1:${port}\r\n\r\n`)
+    await waitFor(() => Buffer.concat(chunks).includes('\r\n\r\n'), 'the handshake\'s answer')
+    expect(Buffer.concat(chunks).toString('latin1')).toMatch(/^HTTP\/1\.1 101 /)
+    return { socket, received: () => Buffer.concat(chunks), closed }
+  }
+
+  it('is closed (1008) once the session is revoked; a tunnel of a session still signed in stays open', async () => {
+    const revoked = await session('cal')
+    const kept = await session('dee')
+    const [ended, open] = [await tunnel(revoked), await tunnel(kept)]
+    expect(await gateway.state.runtime.signIn!.revoke(sessionId(revoked.slice('bouncer_session='.length)))).toBe(true)
+    await ended.closed
+    expect(ended.received().subarray(-4)).toEqual(Buffer.from([0x88, 0x02, 0x03, 0xf0])) // close frame, 1008 policy violation
+    // The other's session is checked as often: its tunnel stays open.
+    expect(open.socket.destroyed).toBe(false)
+    open.socket.destroy()
   })
 })

@@ -65,6 +65,19 @@ function checkIssuerParameter(metadata: Oidc.ServerMetadata, parameters: URLSear
   if (iss !== metadata.issuer) throw new IssuerMismatch(`the callback's iss is not ${metadata.issuer}`)
 }
 
+/**
+ * The provider answered, and its answer fails the sign-in's checks: an ID token expired or not yet
+ * valid, for another audience or issuer, with an algorithm not allowed or a signature that does not
+ * verify; an answer missing what OAuth requires. Not the provider being unreachable (503, "try
+ * again shortly"), and not its refusal of the code (a replayed callback): the detail says which check.
+ */
+export class AnswerRejected extends SignInRefused {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'AnswerRejected'
+  }
+}
+
 type OidcModule = typeof Oidc
 let loading: Promise<OidcModule> | null = null
 function openidClient(): Promise<OidcModule> {
@@ -151,12 +164,29 @@ function tokensOf(tokens: Oidc.TokenEndpointResponse): ProviderTokens {
 
 /** openid-client's codes for an answer that is not the endpoint's (an unexpected status or content type). */
 const NOT_AN_ANSWER = new Set(['OAUTH_RESPONSE_IS_NOT_CONFORM', 'OAUTH_RESPONSE_IS_NOT_JSON'])
+/**
+ * openid-client's codes for an answer that came and fails its checks (oauth4webapi's reason in the
+ * cause). Read by its message, "JWT timestamp claim value failed validation" (an expired ID token:
+ * the provider's clock off) and "unsupported operation" were taken for the provider being down:
+ * 503 "cannot be reached right now; try again shortly" (an adversarial probe).
+ */
+const REJECTED = new Set([
+  'OAUTH_INVALID_RESPONSE',
+  'OAUTH_JWT_CLAIM_COMPARISON_FAILED',
+  'OAUTH_JWT_TIMESTAMP_CHECK_FAILED',
+  'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED',
+  'OAUTH_UNSUPPORTED_OPERATION',
+  'OAUTH_PARSE_ERROR',
+])
 
 /** The provider's own refusals (an OAuth error answer, a response that fails openid-client's checks) end the sign-in; the rest is the provider being unreachable. */
 function translate(oidc: OidcModule, issuer: IssuerConfig, err: unknown): Error {
   if (err instanceof oidc.ResponseBodyError) return new SignInRefused(`the provider refused: ${err.error}${err.error_description ? ` (${err.error_description})` : ''}`, { cause: err })
   if (err instanceof oidc.AuthorizationResponseError) return new SignInRefused(`the provider answered: ${err.error}`, { cause: err })
-  if (err instanceof oidc.ClientError && (err as { code?: string }).code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED') return new SignInRefused(err.message, { cause: err })
+  if (err instanceof oidc.ClientError && REJECTED.has((err as { code?: string }).code ?? '')) {
+    const reason = err.cause instanceof Error ? err.cause.message : err.message
+    return new AnswerRejected(reason.slice(0, 200), { cause: err })
+  }
   // An answer that is no OAuth answer at all (a proxy's 502 page, a 503, HTML): the provider is not
   // there, which is no refusal. Read as one, a refresh deleted the user's session (401) and a
   // callback answered 400, where the provider being down is 503 (docs/people.md).

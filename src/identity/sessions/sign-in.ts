@@ -31,7 +31,7 @@ import { checkOrigin as checkSameOrigin, publicOrigin as gatewayOrigin, type Ori
 import type { IssuerKeys } from '../issuers.ts'
 import { createTokenVerifier, identityFromClaims, type TokenVerifier } from '../verify.ts'
 import { clearCookie, hasCookie, readCookie, setCookie, type CookieSettings, type HostAllowList } from '../../http/index.ts'
-import { IssuerMismatch, SignInRefused, signInProvider, type SignInProvider } from './provider.ts'
+import { AnswerRejected, IssuerMismatch, SignInRefused, signInProvider, type SignInProvider } from './provider.ts'
 import { safeReturnTo } from './return-to.ts'
 import { openTokens, sealTokens, type SessionTokens } from './seal.ts'
 import { openPending, pendingKey, sealPending, type PendingSignIn } from './sign-in-state.ts'
@@ -160,7 +160,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     signOut,
     revoke: (id) => storeCall(() => store.delete(id)),
   }
-  const provider = options.provider ?? signInProvider(issuer, config.client_id, () => signIn.clientSecret)
+  const provider = loggingUnreachable(options.provider ?? signInProvider(issuer, config.client_id, () => signIn.clientSecret), logger, issuer.name)
 
   async function authenticate(input: CredentialInput) {
     const value = readCookie(input.rawHeaders, cookie.name)
@@ -302,12 +302,19 @@ export function createSignIn(options: SignInOptions): SignIn {
       tokens = await provider.exchangeCode(new URL(`${redirectUri}?${input.query}`), { state, nonce: pending.nonce, codeVerifier: pending.codeVerifier, redirectUri })
     } catch (err) {
       if (err instanceof IssuerMismatch) throw new GatewayError('bad_request', { detail: `The sign-in's answer does not say it comes from the provider it began at: ${err.message} (RFC 9207). Start again.`, cause: err })
+      if (err instanceof AnswerRejected) throw rejectedAnswer(err)
       if (err instanceof SignInRefused) throw new GatewayError('bad_request', { detail: 'The provider refused the sign-in: its code is invalid, expired or already used (a replayed callback). Start again.', cause: err })
       throw err
     }
     if (tokens.idToken === null) throw new GatewayError('bad_request', { detail: 'The provider answered without an ID token.' })
-    const claims = await verifiedClaims(tokens.idToken)
+    let claims
+    try {
+      claims = await verifiedClaims(tokens.idToken)
+    } catch (err) {
+      throw err instanceof AnswerRejected ? rejectedAnswer(err) : err
+    }
     if (claims.nonce !== pending.nonce) throw new GatewayError('bad_request', { detail: 'The ID token\'s nonce is not this sign-in\'s.' })
+    await endEarlierSession(input)
     const value = randomBytes(32).toString('base64url')
     const at = now()
     const record: SessionRecord = {
@@ -332,6 +339,22 @@ export function createSignIn(options: SignInOptions): SignIn {
       return { status: 200, headers: { 'set-cookie': cookies, 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }, body: `<!doctype html><meta http-equiv="refresh" content="0;url=${href}"><a href="${href}">Continue</a>`, caller }
     }
     return { status: 302, headers: { location: pending.returnTo, 'set-cookie': cookies, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }, body: '', caller }
+  }
+
+  /**
+   * The session this browser held before signing in again is ended, not only its cookie replaced:
+   * it stayed valid to its ttl, so a copy of the old cookie (taken from this browser, or left by the
+   * person who used it before) kept working after the new sign-in (an adversarial probe).
+   */
+  async function endEarlierSession(input: CredentialInput): Promise<void> {
+    const earlier = readCookie(input.rawHeaders, cookie.name)
+    if (earlier === undefined || !COOKIE_VALUE.test(earlier)) return
+    const id = sessionId(earlier)
+    const record = await storeCall(() => store.get(id))
+    // Another sign-in's session is not this one's to end.
+    if (record?.audience !== options.audience) return
+    await storeCall(() => store.delete(id))
+    logger.info({ session: id, issuer: record.issuer, subject: record.subject }, 'session ended: the browser signed in again')
   }
 
   async function signOut(input: CredentialInput): Promise<BrowserAnswer> {
@@ -403,6 +426,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     try {
       refreshed = await pending
     } catch (err) {
+      if (err instanceof AnswerRejected) return refuse(input, 'session_expired', `The provider's answer to this session's refresh fails its checks (${err.message.replace(/[^\x20-\x7e]/g, '?').replace(/\.$/, '')}): sign in again.`)
       if (err instanceof SignInRefused) return refuse(input, 'session_expired', 'The provider no longer vouches for this session (its refresh token was refused): sign in again.')
       throw err
     }
@@ -452,23 +476,26 @@ export function createSignIn(options: SignInOptions): SignIn {
   async function refreshWithProvider(record: SessionRecord, tokens: HeldTokens, value: string): Promise<SessionRecord | undefined> {
     const { refreshToken } = tokens
     let fresh
+    let claims = record.claims
+    let refreshAt: number | null
     try {
       fresh = await provider.refresh(refreshToken)
+      refreshAt = fresh.expiresIn === null ? null : now() + fresh.expiresIn * 1000
+      if (fresh.idToken !== null) {
+        const verified = await verifiedClaims(fresh.idToken)
+        // OIDC Core §12.2: the refreshed ID token is about the same person.
+        if (verified.sub !== record.subject) throw new AnswerRejected('the refreshed ID token names another subject')
+        claims = personalClaims(verified)
+        if (typeof verified.exp === 'number') refreshAt = verified.exp * 1000
+      }
     } catch (err) {
+      // Refused, or answered with an ID token that fails its checks: the session ends. The latter
+      // kept it, and every request with its cookie asked the provider again (an adversarial probe).
       if (err instanceof SignInRefused) {
         await store.delete(record.id).catch(() => {})
         logger.info({ session: record.id, subject: record.subject, reason: err.message }, 'session ended: refresh refused')
       }
       throw err
-    }
-    let claims = record.claims
-    let refreshAt: number | null = fresh.expiresIn === null ? null : now() + fresh.expiresIn * 1000
-    if (fresh.idToken !== null) {
-      const verified = await verifiedClaims(fresh.idToken)
-      // OIDC Core §12.2: the refreshed ID token is about the same person.
-      if (verified.sub !== record.subject) throw new SignInRefused('the refreshed ID token names another subject')
-      claims = personalClaims(verified)
-      if (typeof verified.exp === 'number') refreshAt = verified.exp * 1000
     }
     const updated: SessionRecord = {
       ...record,
@@ -498,12 +525,23 @@ export function createSignIn(options: SignInOptions): SignIn {
     throw new GatewayError('identity_provider_unavailable', { detail: 'The session\'s sign-in is being refreshed elsewhere and did not finish in time: try again.' })
   }
 
+  /**
+   * The ID token's claims; AnswerRejected when it fails a check. The bearer verifier's refusals are
+   * 401s with a Bearer challenge, which the callback passed on to the browser (a probe: 401
+   * signature_invalid, `WWW-Authenticate: Bearer error="invalid_token"`, for a token the browser never sent).
+   */
   async function verifiedClaims(idToken: string): Promise<Record<string, unknown>> {
-    const identity = await idTokens.verify(`Bearer ${idToken}`, '')
+    let identity
+    try {
+      identity = await idTokens.verify(`Bearer ${idToken}`, '')
+    } catch (err) {
+      if (err instanceof GatewayError && err.status === 401) throw new AnswerRejected(err.detail, { cause: err })
+      throw err
+    }
     const claims = identity.claims as Record<string, unknown>
     // OIDC Core §3.1.3.7: with several audiences, azp names the client.
-    if (claims.azp !== undefined && claims.azp !== config.client_id) throw new GatewayError('bad_request', { detail: 'The ID token was issued to another client (azp).' })
-    if (typeof claims.sub !== 'string') throw new GatewayError('bad_request', { detail: 'The ID token names no subject.' })
+    if (claims.azp !== undefined && claims.azp !== config.client_id) throw new AnswerRejected('the ID token was issued to another client (azp)')
+    if (typeof claims.sub !== 'string') throw new AnswerRejected('the ID token names no subject')
     return claims
   }
 
@@ -530,6 +568,36 @@ export function createSignIn(options: SignInOptions): SignIn {
 function cookiePrefix(name: string): '__Host-' | '__Secure-' | null {
   const lower = name.toLowerCase()
   return lower.startsWith('__host-') ? '__Host-' : lower.startsWith('__secure-') ? '__Secure-' : null
+}
+
+/** How often a provider that cannot be reached is logged: each sign-in step fails alike while it is down. */
+const UNREACHABLE_LOG_MS = 10_000
+
+/**
+ * The provider, its unreachability logged with why (refused, a timeout, a TLS or DNS failure).
+ * A sign-in, a callback or a refresh that could not reach it answered 503 "cannot be reached right
+ * now" and logged nothing: the reason was nowhere an operator could read it (an adversarial probe).
+ */
+function loggingUnreachable(provider: SignInProvider, logger: Logger, issuerName: string): SignInProvider {
+  let lastLog = -Infinity
+  const logged = async <T>(step: string, work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work()
+    } catch (err) {
+      if (err instanceof GatewayError && err.code === 'identity_provider_unavailable' && performance.now() - lastLog >= UNREACHABLE_LOG_MS) {
+        lastLog = performance.now()
+        logger.warn({ err: err.cause, issuer: issuerName, step }, 'sign-in provider cannot be reached')
+      }
+      throw err
+    }
+  }
+  return {
+    authorizationUrl: (parameters) => logged('authorization', () => provider.authorizationUrl(parameters)),
+    exchangeCode: (callbackUrl, checks) => logged('code exchange', () => provider.exchangeCode(callbackUrl, checks)),
+    refresh: (refreshToken) => logged('refresh', () => provider.refresh(refreshToken)),
+    // Sign-out logs its own skip of RP-initiated logout.
+    endSessionUrl: (parameters) => provider.endSessionUrl(parameters),
+  }
 }
 
 /** A page load: what a browser sends when a person opens a link (Accept: text/html, GET or HEAD). */
@@ -566,6 +634,12 @@ function sameText(a: string, b: string): boolean {
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+}
+
+/** The callback's 400 for a provider's answer that fails a check, saying which: not "the code was already used", not "cannot be reached". */
+function rejectedAnswer(err: AnswerRejected): GatewayError {
+  const reason = err.message.replace(/[^\x20-\x7e]/g, '?').replace(/\.$/, '')
+  return new GatewayError('bad_request', { detail: `The provider's answer fails the sign-in's checks: ${reason}. Start again; if it keeps happening, the provider's clock or its settings for this client are off.`, cause: err })
 }
 
 /** A store that cannot be read or written: 503, fail closed. */

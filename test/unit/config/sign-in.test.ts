@@ -108,3 +108,25 @@ sign_in:
     )
   })
 })
+
+// Found by an adversarial probe (helper "browser"): browsers keep cookies by host name, not port, so
+// a gateway cookie named as the console's (on the admin listener, the same host) replaced the
+// console's session and the console's replaced the gateway's, each sign-in refusing the other's.
+describe('sign_in.cookie.name beside the console\'s sign-in', () => {
+  const withConsole = `${BASE}roles: [{ name: ops, assumed_by: [{ issuer: sso }], policies: [] }]
+admin: { roles: [ops] }
+`
+  const message = (name: string) => `bouncer.yaml:13:11: sign_in.cookie.name: ${name} is the admin console's own cookie (admin.roles signs people in to it): browsers keep cookies by host, not port, so the two sign-ins would replace each other's session; choose another name`
+
+  it('is refused when it is the console\'s cookie, or its state cookie', () => {
+    for (const name of ['bouncer_console', 'bouncer_console_state']) {
+      const { lines } = load(`  issuer: sso\n  client_id: bouncer\n  client_secret: s3cret-value\n  cookie:\n    name: ${name}\n`, withConsole)
+      expect(lines).toEqual([message(name)])
+    }
+  })
+
+  it('is taken without admin.roles (no console sign-in), and any other name with them', () => {
+    expect(load('  issuer: sso\n  client_id: bouncer\n  client_secret: s3cret-value\n  cookie:\n    name: bouncer_console\n').lines).toEqual([])
+    expect(load('  issuer: sso\n  client_id: bouncer\n  client_secret: s3cret-value\n  cookie:\n    name: bouncer_session\n', withConsole).lines).toEqual([])
+  })
+})
