@@ -62,6 +62,22 @@ describe('formMethodOverrides', () => {
     expect(read(multipart(['b']), '--b\r\nContent-Disposition: form-data; name="_method"\r\n\r\nPOST\r\n--b--')).toEqual([])
   })
 
+  it('a Content-Disposition line in a part\'s value, or not at a line\'s start, is no part\'s head', () => {
+    const inFile = '--b\r\nContent-Disposition: form-data; name="f"; filename="dump.txt"\r\n\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b--'
+    expect(read(multipart(['b']), inFile)).toEqual([])
+    expect(read(multipart(['b']), '--b\r\nX: y Content-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b--')).toEqual([])
+    expect(read(multipart(['b']), '--b\r\nX: y\r\n  Content-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b--')).toEqual(['DELETE'])
+  })
+
+  it('bounded work: more than 1,000 _method fields, 8 boundaries, or a value past 64 KiB are refused 400', () => {
+    const part = '--b\r\nContent-Disposition: form-data; name="_method"\r\n\r\nPOST\r\n'
+    expect(read(multipart(['b']), part.repeat(1_000))).toEqual([])
+    expect(() => read(multipart(['b']), part.repeat(1_001))).toThrow(/more than 1000 _method/)
+    expect(() => read({ kind: 'urlencoded' }, '_method=POST&'.repeat(1_001))).toThrow(/more than 1000 _method/)
+    expect(() => read(multipart(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']), part)).toThrow(GatewayError)
+    expect(() => read(multipart(['b']), `--b\r\nContent-Disposition: form-data; name="_method"\r\n\r\n${' '.repeat(70_000)}DELETE\r\n--b--`)).toThrow(GatewayError)
+  })
+
   it('a value that is no method: 400 bad_request', () => {
     expect(() => read(multipart(['b']), '--b\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDE LETE\r\n--b--')).toThrow(GatewayError)
   })
