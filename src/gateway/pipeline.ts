@@ -337,6 +337,7 @@ async function judgeForm(rt: Runtime, ctx: RequestContext, route: CompiledRoute,
   } finally {
     ctx.bytesIn = counted.bytesIn // the record of a refusal says what arrived; a forwarded body's is counted again as it goes
   }
+  ctx.bodyHeld = true
   const named = formMethodOverrides(ctx.method, form, body)
   const overrides = named.filter((method) => !ctx.methodOverrides.includes(method))
   if (overrides.length === 0) return
