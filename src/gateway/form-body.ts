@@ -20,8 +20,10 @@ export function readFormBody(req: IncomingMessage, http2: boolean, limits: FormB
   if (clientGone(req)) return Promise.reject(bodyNeverArrived())
   // The source has ended (every byte is in the request's own buffer), though 'end' has not been
   // emitted: node:http sets `complete` as it pushes the end; node:http2's request says it only
-  // after 'end', its stream as it pushes it.
-  const ended = http2 ? () => (req as unknown as Http2ServerRequest).stream.readableEnded : () => req.complete
+  // after 'end', its stream as it pushes it, and ends a reset stream's body like a whole one: a
+  // stream reset (a non-zero rstCode, set before) never ended its body.
+  const stream = http2 ? (req as unknown as Http2ServerRequest).stream : null
+  const ended = stream !== null ? () => stream.readableEnded && !stream.rstCode && !stream.aborted : () => req.complete
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
