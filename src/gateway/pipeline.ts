@@ -300,16 +300,20 @@ function awaitBody(rt: Runtime, ctx: RequestContext, route: CompiledRoute): Prom
   ctx.bodyDeadline = ctx.startMono + rt.config.server.request_timeout
   const window = bodyWindow(ctx.req, headers, rt.config.server.max_body_bytes)
   if (window === 0) return null
-  if (headers.expectContinue && !ctx.req.destroyed) {
-    // A backend that would refuse now (at its cap) refuses before the client is told to send: its
-    // body is never uploaded for nothing (RFC 9110 §10.1.1 lets a server answer without reading it).
-    const refusal = route.backend.refusalNow?.()
-    if (refusal) throw refusal
-    // The client sends nothing until told to; the backend must not tell it twice.
-    ctx.res.writeContinue()
-    ctx.continued = true
-  }
+  askForBody(ctx, route)
   return bodyArrival(ctx.req, window, ctx.bodyDeadline === null ? null : ctx.bodyDeadline - performance.now())
+}
+
+/** `Expect: 100-continue`: the client is told to send its body, once, unless the backend would refuse now. */
+function askForBody(ctx: RequestContext, route: CompiledRoute): void {
+  if (!ctx.headers?.expectContinue || ctx.req.destroyed) return
+  // A backend that would refuse now (at its cap) refuses before the client is told to send: its
+  // body is never uploaded for nothing (RFC 9110 §10.1.1 lets a server answer without reading it).
+  const refusal = route.backend.refusalNow?.()
+  if (refusal) throw refusal
+  // The client sends nothing until told to; the backend must not tell it twice.
+  ctx.res.writeContinue()
+  ctx.continued = true
 }
 
 /**
@@ -319,17 +323,14 @@ function awaitBody(rt: Runtime, ctx: RequestContext, route: CompiledRoute): Prom
  */
 async function judgeForm(rt: Runtime, ctx: RequestContext, route: CompiledRoute, form: FormBody): Promise<void> {
   // Frameworks do not decode a form body (but body-parser, which inflates one): unread, a `_method` in it would pass.
-  const coding = rawHeader(ctx.req.rawHeaders, 'content-encoding')
-  if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
-    throw new GatewayError('bad_request', { detail: `A form body is not accepted with Content-Encoding "${coding}": the gateway reads its _method fields, which a framework that decodes it would obey.` })
+  const raw = ctx.req.rawHeaders
+  for (let i = 0; i < raw.length; i += 2) {
+    const coding = (raw[i + 1] as string).trim().toLowerCase()
+    if (coding === '' || coding === 'identity' || (raw[i] as string).toLowerCase() !== 'content-encoding') continue
+    throw new GatewayError('bad_request', { detail: `A form body is not accepted with Content-Encoding "${raw[i + 1]}": the gateway reads its _method fields, which a framework that decodes it would obey.` })
   }
   ctx.bodyDeadline = ctx.startMono + rt.config.server.request_timeout
-  if (ctx.headers?.expectContinue && !ctx.req.destroyed) {
-    const refusal = route.backend.refusalNow?.()
-    if (refusal) throw refusal
-    ctx.res.writeContinue()
-    ctx.continued = true
-  }
+  askForBody(ctx, route)
   const counted = { bytesIn: 0 }
   let body: Buffer
   try {
