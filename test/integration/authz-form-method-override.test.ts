@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs'
 import { createServer, METHODS, type IncomingMessage, type Server } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import { request } from 'undici'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -321,6 +322,29 @@ describe('an upstream with retries', () => {
       expect(res.status, `${body.length}: ${res.body}`).toBe(200)
     }
     expect(ran).toEqual([small, small, large, large].map((body) => ({ ran: `${body === small ? 'PATCH' : 'PUT'} /records/1`, sha256: sha256(body), bytes: body.length })))
+  })
+})
+
+describe('a function route', () => {
+  let functions: TestGateway
+  beforeAll(async () => {
+    functions = await startTestGateway({
+      functions: [{ name: 'echo', module: fileURLToPath(new URL('../fixtures/functions/echo.ts', import.meta.url)) }],
+      routes: [{ id: 'fn', methods: ['POST', 'PATCH'], path: '/fn', function: 'echo', public: true }],
+    })
+  })
+  afterAll(async () => {
+    await functions?.close()
+  })
+
+  it('gets the form it was sent, read first for its _method (Bref runs Laravel there)', async () => {
+    const send = (body: string) => rawRequest(Number(new URL(functions.url).port), `POST /fn HTTP/1.1\r\nHost: gw\r\n${URLENCODED}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
+    expect(answer(await send('title=x&_method=DELETE'))).toEqual({ status: 405, code: 'method_not_allowed' })
+    const body = `title=${'x'.repeat(100_000)}&_method=PATCH`
+    const res = await send(body)
+    expect(res.status).toBe(200)
+    const { event } = JSON.parse(res.body) as { event: { body: string; isBase64Encoded: boolean } }
+    expect(event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('latin1') : event.body).toBe(body)
   })
 })
 
