@@ -18,6 +18,7 @@ interface ExplainOptions {
   token?: string
   clientCert?: boolean
   ip?: string
+  form?: string
   config?: string
   json?: boolean
 }
@@ -32,7 +33,8 @@ export function registerExplain(program: Command): void {
     .option('--claims <json>', 'the identity\'s claims as JSON, e.g. \'{"iss":"…","sub":"svc-looker"}\'')
     .option('--token <token>', 'a token whose claims are used (its signature is not checked offline), or an API key (bk_…, checked against the key store); - reads it from stdin, which keeps a key out of ps and the shell history')
     .option('--client-cert', 'the --claims are a client certificate\'s identity: iss the subject DN of its CA, sub its URI SAN or CN (as the audit record keeps them)')
-    .option('--ip <address>', 'client address for source_ip conditions', '127.0.0.1'))
+    .option('--ip <address>', 'client address for source_ip conditions', '127.0.0.1')
+    .option('--form <body>', 'a POST\'s urlencoded form body, e.g. \'title=x&_method=DELETE\': its _method fields are read as the gateway reads them'))
     .option('--json', 'print the explanation as a JSON document')
     .action(async (opts: ExplainOptions) => {
       if (opts.claims !== undefined && opts.token !== undefined) throw new UserError('give --claims or --token, not both', 2)
@@ -42,6 +44,7 @@ export function registerExplain(program: Command): void {
         throw new UserError(method === undefined && path === undefined ? 'give --method and --path (a request), or --tool (an MCP tool call)' : `--${method === undefined ? 'method' : 'path'} is missing: a request is explained with --method and --path`, 2)
       }
       if (tool !== undefined && tool.trim() === '') throw new UserError('--tool needs the tool\'s name, e.g. get_daily_report', 2)
+      if (tool !== undefined && opts.form !== undefined) throw new UserError('--form does not go with --tool: it is a POST\'s form body', 2)
       if (tool !== undefined && opts.clientCert) throw new UserError('--client-cert does not go with --tool: the MCP endpoint takes bearer tokens only', 2)
       if (method !== undefined && !isMethodToken(method)) throw new UserError(`--method must be an HTTP method, e.g. GET (not ${JSON.stringify(method)})`, 2)
       if (opts.clientCert && opts.claims === undefined) throw new UserError('--client-cert needs --claims: {"iss": the CA\'s subject DN, "sub": the URI SAN or CN}', 2)
@@ -83,7 +86,7 @@ export function registerExplain(program: Command): void {
         }
         const explanation = tool !== undefined
           ? await explainTool(runtime, { tool, claims, token: opts.token, ip: opts.ip })
-          : await explainWithKeys(runtime, { method: method as string, path: path as string, claims, token: opts.token, ip: opts.ip, ...(opts.clientCert ? { credential: 'client_cert' as const } : {}) }, directory)
+          : await explainWithKeys(runtime, { method: method as string, path: path as string, claims, token: opts.token, ip: opts.ip, ...(opts.clientCert ? { credential: 'client_cert' as const } : {}), ...(opts.form !== undefined ? { form: opts.form } : {}) }, directory)
         console.log(opts.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation))
         process.exitCode = explanation.decision.effect === 'allow' ? 0 : 1
       } finally {

@@ -9,7 +9,7 @@ import { ownIssuerConfig } from '../agents/index.ts'
 import { API_KEYS_ISSUER, caOwners, distinguishedName, EXCHANGE_ISSUER, jwtIssuers, type AcceptedCredential, type Config, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { describeClaimMismatch, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch, type RoutePolicy } from '../access/index.ts'
-import { isApiKeyBearer, methodOverrides, parseTarget } from '../http/index.ts'
+import { formBodyOf, formMethodOverrides, isApiKeyBearer, methodOverrides, parseTarget, type RequestTarget } from '../http/index.ts'
 import {
   apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, valueNestsTooDeep,
   type ApiKeyDirectory, type DecodedJwt, type X509Issuer,
@@ -17,7 +17,7 @@ import {
 import type { Identity } from '../request/index.ts'
 import { printable } from '../text/index.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
-import { checkOverrideRoutes, evaluateWithOverrides, overriddenAccessDenied } from './method-override.ts'
+import { checkOverrideRoutes, evaluateWithOverrides, overriddenAccessDenied, type OverrideSource } from './method-override.ts'
 import type { ExplainRequest, Explanation } from './explanation-shapes.ts'
 
 export type { ExplainRequest, Explanation, Verdict } from './explanation-shapes.ts'
@@ -49,6 +49,13 @@ export async function explainWithKeys(rt: Runtime, given: ExplainRequest, direct
     checked = { refusal: err }
   }
   return explain(rt, request, checked)
+}
+
+/** The methods an urlencoded form body's `_method` fields name, as the gateway reads a form POST's, but those the query named already. */
+function explainedFormOverrides(method: string, form: string, named: readonly string[]): readonly string[] {
+  const body = Buffer.from(form, 'latin1')
+  const kind = formBodyOf(method, { contentType: 'application/x-www-form-urlencoded', contentLength: body.length, chunked: false })
+  return kind === null ? [] : formMethodOverrides(method, kind, body).filter((override) => !named.includes(override))
 }
 
 /** An absolute-form request target's authority. */
@@ -89,17 +96,21 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
   let route: CompiledRoute
   let query: string
   let overrides: readonly string[]
+  let target: RequestTarget
+  let formOverrides: readonly string[]
   try {
     // The gateway refuses a tunnel before any route is looked at (pipeline.ts): explain said 405, or allow where a route lists CONNECT.
     if (method === 'CONNECT') throw new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
     // A whole URL (pasted from a browser or a log) is a request in absolute form, whose Host a client
     // sends as the URL's authority (RFC 9112 §3.2.2): explained as the gateway answers that request,
     // not refused as "for another host" (no Host is given offline; an adversarial probe).
-    const target = parseTarget(request.path, ABSOLUTE_FORM.exec(request.path)?.[1])
+    target = parseTarget(request.path, ABSOLUTE_FORM.exec(request.path)?.[1])
     route = rt.router.match(method, target).route
     query = target.query
     overrides = methodOverrides(method, query)
     if (overrides.length > 0) checkOverrideRoutes(rt.router, route, target, overrides)
+    // A form body's `_method` fields are routed and judged after the POST itself was authorized (pipeline.ts judgeForm).
+    formOverrides = request.form === undefined ? [] : explainedFormOverrides(method, request.form, overrides)
   } catch (err) {
     return refuse(out, err as GatewayError)
   }
@@ -112,6 +123,11 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
     limits: [...(route.limits?.names ?? [])],
   }
   if (route.public) {
+    try {
+      if (formOverrides.length > 0) checkOverrideRoutes(rt.router, route, target, formOverrides, 'form')
+    } catch (err) {
+      return refuse(out, err as GatewayError)
+    }
     out.decision = { effect: 'allow', status: 200, code: null, statement: null, reason: `Route "${route.id}" is public: no identity is needed, no policy applies.` }
     return out
   }
@@ -139,7 +155,17 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
 
   // Roles given are held as an exchange's are (access/roles.ts): instead of those of trust rules.
   const identity: Identity = request.roles === undefined ? found : { ...found, grantedRoles: request.roles }
-  const judged = evaluateWithOverrides(rt.access, identity, route, method, overrides, ip)
+  let judged = evaluateWithOverrides(rt.access, identity, route, method, overrides, ip)
+  let source: OverrideSource = 'query'
+  if (formOverrides.length > 0 && judged.result.decision.effect === 'allow' && problems.length === 0) {
+    try {
+      checkOverrideRoutes(rt.router, route, target, formOverrides, 'form')
+    } catch (err) {
+      return refuse(out, err as GatewayError)
+    }
+    judged = evaluateWithOverrides(rt.access, identity, route, method, formOverrides, ip)
+    source = 'form'
+  }
   const result = judged.result
   out.roles = describeRoles(rt, request, found, identity, result.roles, granted)
   if (identity.actor && described) described.actor = describeActor(identity.actor, result.actorRoles ?? [])
@@ -164,7 +190,7 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
     }
     return out
   }
-  refuse(out, overriddenAccessDenied(judged, identity, route.id, method))
+  refuse(out, overriddenAccessDenied(judged, identity, route.id, method, source))
   out.decision.statement = decision.statement?.sid ?? null
   if (decision.reason === 'explicit_deny') out.decision.reason += ' An explicit deny wins over any allow.'
   if (decision.reason === 'implicit_deny' && out.statements.length === 0) out.decision.reason += ' No statement of these roles names this route.'

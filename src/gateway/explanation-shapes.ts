@@ -35,6 +35,11 @@ export interface ExplainRequest {
    * decide it (explainTool); method and path are then `call` and `mcp:<tool>`.
    */
   tool?: string
+  /**
+   * A POST's urlencoded form body (`title=x&_method=DELETE`): its `_method` fields are read as the
+   * gateway reads a form POST's, and the POST decided as the methods they name too.
+   */
+  form?: string
 }
 
 export interface Explanation {

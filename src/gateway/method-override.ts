@@ -1,5 +1,6 @@
-// A POST that names another method in `_method` (http/method-override.ts) runs as that method in
-// Laravel, Symfony and Express's method-override: it is routed and authorized as both. The route
+// A POST that names another method in `_method` (http/method-override.ts), in its query or its form
+// body, runs as that method in Laravel, Symfony, Rails and Express's method-override: it is routed
+// and authorized as both. The route
 // that takes the POST must be the one that takes the named method there (404, 405 or 400
 // otherwise), and the policies must allow both: a deny of either wins. The pipeline and explain
 // share these, so they cannot disagree.
@@ -10,18 +11,18 @@ import type { CompiledRoute } from './compile.ts'
 import type { RouteTarget, Router } from './router.ts'
 
 /** Throws the answer the named method would get at this path, or 400 when another route would take it. */
-export function checkOverrideRoutes(router: Router<CompiledRoute>, route: CompiledRoute, target: RouteTarget, overrides: readonly string[]): void {
+export function checkOverrideRoutes(router: Router<CompiledRoute>, route: CompiledRoute, target: RouteTarget, overrides: readonly string[], source: OverrideSource = 'query'): void {
   for (const method of overrides) {
     let other: CompiledRoute
     try {
       other = router.match(method, target).route
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err
-      throw new GatewayError(err.code, { detail: `${asked(method)}: ${err.detail}`, headers: err.headers })
+      throw new GatewayError(err.code, { detail: `${asked(method, source)}: ${err.detail}`, headers: err.headers })
     }
     if (other !== route) {
       throw new GatewayError('bad_request', {
-        detail: `${asked(method)}, which route "${other.id}" takes at this path, not route "${route.id}" that takes the POST.`,
+        detail: `${asked(method, source)}, which route "${other.id}" takes at this path, not route "${route.id}" that takes the POST.`,
       })
     }
   }
@@ -45,12 +46,17 @@ export function evaluateWithOverrides(access: AccessControl, identity: Identity,
 }
 
 /** The 403 for a denial, saying when it was the `_method` parameter's method that was denied. */
-export function overriddenAccessDenied(judged: OverriddenAccess, identity: Identity, routeId: string, requestMethod: string): GatewayError {
+export function overriddenAccessDenied(judged: OverriddenAccess, identity: Identity, routeId: string, requestMethod: string, source: OverrideSource = 'query'): GatewayError {
   const denied = accessDenied(judged.result, identity, routeId, judged.method)
   if (judged.method === requestMethod) return denied
-  return new GatewayError(denied.code, { detail: `${asked(judged.method)}: ${denied.detail}` })
+  return new GatewayError(denied.code, { detail: `${asked(judged.method, source)}: ${denied.detail}` })
 }
 
-function asked(method: string): string {
-  return `This POST's _method parameter asks for ${method} (Laravel, Symfony and Express's method-override run the request as ${method})`
+/** Where the `_method` was: the query (a parameter), or the form body (a field). */
+export type OverrideSource = 'query' | 'form'
+
+function asked(method: string, source: OverrideSource): string {
+  return source === 'query'
+    ? `This POST's _method parameter asks for ${method} (Laravel, Symfony and Express's method-override run the request as ${method})`
+    : `This POST's form body has a _method field that asks for ${method} (Rails, Laravel, Symfony and Express's method-override run the request as ${method})`
 }

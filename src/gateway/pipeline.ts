@@ -15,13 +15,14 @@ import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
-import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, foldHeaderName, inspectHeaders, methodOverrides, parseTarget, resetAfterAnswer, type CorsPolicy, type RequestTarget } from '../http/index.ts'
+import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, foldHeaderName, formBodyOf, formMethodOverrides, inspectHeaders, methodOverrides, parseTarget, resetAfterAnswer, type CorsPolicy, type FormBody, type RequestTarget } from '../http/index.ts'
 import { CredentialRefused, rawHeader } from '../identity/index.ts'
 import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
+import { readFormBody } from './form-body.ts'
 import { checkOverrideRoutes, evaluateWithOverrides, overriddenAccessDenied } from './method-override.ts'
 import type { RouteMatch } from './router.ts'
 import { http2Framing } from './http2.ts'
@@ -43,9 +44,14 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
       const throttled = throttle(rt, ctx, route.limits)
       if (throttled) await throttled
     }
-    // A slow body waits here, on its own connection, not on an upstream one (body-buffer.ts).
-    const body = route === matched ? awaitBody(rt, ctx, matched) : null
-    if (body) await body
+    // A slow body waits here, on its own connection, not on an upstream one (body-buffer.ts); a
+    // form POST's whole, its `_method` fields then judged as the query's are (form-body.ts).
+    const form = route === matched && ctx.headers !== null ? formBodyOf(ctx.method, ctx.headers) : null
+    if (form !== null) await judgeForm(rt, ctx, matched, form)
+    else {
+      const body = route === matched ? awaitBody(rt, ctx, matched) : null
+      if (body) await body
+    }
     await serve(state, rt, ctx, matched, route)
   } catch (err) {
     await respondWithError(state, ctx, err)
@@ -296,16 +302,57 @@ function awaitBody(rt: Runtime, ctx: RequestContext, route: CompiledRoute): Prom
   ctx.bodyDeadline = ctx.startMono + rt.config.server.request_timeout
   const window = bodyWindow(ctx.req, headers, rt.config.server.max_body_bytes)
   if (window === 0) return null
-  if (headers.expectContinue && !ctx.req.destroyed) {
-    // A backend that would refuse now (at its cap) refuses before the client is told to send: its
-    // body is never uploaded for nothing (RFC 9110 §10.1.1 lets a server answer without reading it).
-    const refusal = route.backend.refusalNow?.()
-    if (refusal) throw refusal
-    // The client sends nothing until told to; the backend must not tell it twice.
-    ctx.res.writeContinue()
-    ctx.continued = true
-  }
+  askForBody(ctx, route)
   return bodyArrival(ctx.req, window, ctx.bodyDeadline === null ? null : ctx.bodyDeadline - performance.now())
+}
+
+/** `Expect: 100-continue`: the client is told to send its body, once, unless the backend would refuse now. */
+function askForBody(ctx: RequestContext, route: CompiledRoute): void {
+  if (!ctx.headers?.expectContinue || ctx.req.destroyed) return
+  // A backend that would refuse now (at its cap) refuses before the client is told to send: its
+  // body is never uploaded for nothing (RFC 9110 §10.1.1 lets a server answer without reading it).
+  const refusal = route.backend.refusalNow?.()
+  if (refusal) throw refusal
+  // The client sends nothing until told to; the backend must not tell it twice.
+  ctx.res.writeContinue()
+  ctx.continued = true
+}
+
+/**
+ * A form POST (http/method-override.ts formBodyOf): its body read whole, bounded (form-body.ts),
+ * then the methods its `_method` fields name routed and authorized as a query's are (a POST's
+ * query's already were, when it was matched): the route must take them, the policies allow them.
+ */
+async function judgeForm(rt: Runtime, ctx: RequestContext, route: CompiledRoute, form: FormBody): Promise<void> {
+  // Frameworks do not decode a form body (but body-parser, which inflates one): unread, a `_method` in it would pass.
+  const raw = ctx.req.rawHeaders
+  for (let i = 0; i < raw.length; i += 2) {
+    const coding = (raw[i + 1] as string).trim().toLowerCase()
+    if (coding === '' || coding === 'identity' || (raw[i] as string).toLowerCase() !== 'content-encoding') continue
+    throw new GatewayError('bad_request', { detail: `A form body is not accepted with Content-Encoding "${raw[i + 1]}": the gateway reads its _method fields, which a framework that decodes it would obey.` })
+  }
+  ctx.bodyDeadline = ctx.startMono + rt.config.server.request_timeout
+  askForBody(ctx, route)
+  const counted = { bytesIn: 0 }
+  let body: Buffer
+  try {
+    body = await readFormBody(ctx.req, ctx.http2, { maxBytes: rt.config.server.max_body_bytes, deadline: ctx.bodyDeadline, counted })
+  } finally {
+    ctx.bytesIn = counted.bytesIn // the record of a refusal says what arrived; a forwarded body's is counted again as it goes
+  }
+  ctx.bodyHeld = true
+  const named = formMethodOverrides(ctx.method, form, body)
+  const overrides = named.filter((method) => !ctx.methodOverrides.includes(method))
+  if (overrides.length === 0) return
+  ctx.methodOverrides = [...ctx.methodOverrides, ...overrides]
+  checkOverrideRoutes(rt.router, route, parseTarget(ctx.req.url ?? '', ctx.headers?.host), overrides, 'form')
+  const identity = ctx.identity
+  if (route.public || identity === null) return
+  const judged = evaluateWithOverrides(rt.access, identity, route, ctx.method, overrides, ctx.clientIp)
+  if (judged.result.decision.effect === 'allow') return
+  ctx.roles = judged.result.roles
+  ctx.statement = judged.result.decision.statement?.sid ?? null
+  throw overriddenAccessDenied(judged, identity, route.id, ctx.method, 'form')
 }
 
 /**

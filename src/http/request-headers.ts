@@ -20,6 +20,8 @@ export interface RequestHeaders {
   forwardedProto: string | undefined
   forwardedHost: string | undefined
   contentLength: number | undefined
+  /** Read for a POST's form body (http/method-override.ts); more than one is refused: frameworks differ on which they read. */
+  contentType: string | undefined
   chunked: boolean
   upgrade: string | undefined
   expectContinue: boolean
@@ -58,6 +60,7 @@ export function inspectHeaders(raw: readonly string[], http2: Http2Framing | nul
     forwardedProto: undefined,
     forwardedHost: undefined,
     contentLength: undefined,
+    contentType: undefined,
     chunked: false,
     upgrade: undefined,
     expectContinue: false,
@@ -92,6 +95,9 @@ export function inspectHeaders(raw: readonly string[], http2: Http2Framing | nul
         out.contentLength = length
       } else if (name === 'user-agent') {
         out.userAgent = value
+      } else if (name === 'content-type') {
+        if (out.contentType !== undefined) throw badRequest('more than one Content-Type header')
+        out.contentType = value
       } else if (name === 'cookie' && http2 !== null) {
         // RFC 9113 §8.2.3: HTTP/2 may split Cookie into crumbs; an HTTP/1.1 upstream gets them as one header, joined by "; ".
         h2Cookie = h2Cookie === undefined ? value : `${h2Cookie}; ${value}`

@@ -93,6 +93,8 @@ export interface RequestContext extends RequestFacts {
   answerHeaders: string[] | null
   /** `Expect: 100-continue` was answered already (while the body was awaited): not to be sent twice. */
   continued: boolean
+  /** The whole body is in the request's buffer, read for a form's `_method` fields (gateway/form-body.ts): an upstream retry may send it again, whatever its size. */
+  bodyHeld: boolean
   /**
    * HTTP/2: when (performance.now()) the request body must have arrived whole, request_timeout
    * after the request began; node:http enforces it itself for HTTP/1.1. Null: no such bound here.
@@ -154,6 +156,7 @@ export function createContext(req: IncomingMessage, res: ServerResponse, upgrade
     note: null,
     upgrade,
     continued: false,
+    bodyHeld: false,
     bodyDeadline: null,
     audited: false,
     spans: null,

@@ -2,7 +2,8 @@
 // them. The rule that matters: a request the upstream may have received is sent again only when
 // its method is idempotent (RFC 9110 §9.2.2); a connection that failed carried nothing, so any
 // request may follow it to another target, as nginx's proxy_next_upstream does. Only bodies the
-// gateway holds whole (up to 64 KiB, already here) can be sent twice; a longer one streams once,
+// gateway holds whole (up to 64 KiB, already here, or a form's, read whole for its `_method`
+// fields) can be sent twice; a longer one streams once,
 // and follows only a failed connection, which read none of it (dispatch.ts).
 //
 // The budget (Finagle's and gRPC's retry throttling; Envoy calls it a retry budget): every
@@ -85,8 +86,9 @@ export interface Replayable {
 }
 
 /**
- * The request's body held whole, when it is complete and small (a retry must send it again), and
- * counted into `served.bytesIn`; null when it streams, and is then sent once.
+ * The request's body held whole (a retry must send it again), when it is complete and small or was
+ * read whole already (a form's: RequestContext.bodyHeld), and counted into `served.bytesIn`; null
+ * when it streams, and is then sent once.
  */
 export function replayable(ctx: Readonly<RequestContext>, maxBodyBytes: number, served: Served): Replayable | null {
   const idempotent = IDEMPOTENT.has(ctx.method)
@@ -96,7 +98,7 @@ export function replayable(ctx: Readonly<RequestContext>, maxBodyBytes: number, 
   // Every byte a Content-Length announced is here (`complete` comes a tick later); a chunked body
   // is whole only once its last chunk was read.
   const whole = inbound.chunked ? req.complete : req.readableLength >= (inbound.contentLength as number)
-  if (!whole || req.readableLength > REPLAY_LIMIT) return null
+  if (!whole || (req.readableLength > REPLAY_LIMIT && !ctx.bodyHeld)) return null
   const body = (req.read() as Buffer | null) ?? Buffer.alloc(0)
   if (body.length > maxBodyBytes) throw bodyTooLarge(maxBodyBytes)
   served.bytesIn = body.length

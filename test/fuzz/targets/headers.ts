@@ -96,7 +96,7 @@ function checkInspected(raw: readonly string[], result: RequestHeaders | Gateway
   if (result instanceof Error) {
     // Refused: one of the reasons the README lists must hold.
     const ambiguous =
-      values('authorization').length > 1 || values('host').length > 1 ||
+      values('authorization').length > 1 || values('host').length > 1 || values('content-type').length > 1 ||
       lengths.some((v) => !/^\d+$/.test(v)) || new Set(lengths.map(Number)).size > 1 ||
       chunked.length > 1 || chunked.some((v) => v.trim().toLowerCase() !== 'chunked') ||
       (chunked.length > 0 && lengths.length > 0) ||
@@ -108,6 +108,7 @@ function checkInspected(raw: readonly string[], result: RequestHeaders | Gateway
   if (lengths.length > 0 && result.contentLength !== Number(lengths[0])) throw new Error('Content-Length read wrong')
   if (result.authorization !== values('authorization')[0]) throw new Error('Authorization read wrong')
   if (result.host !== values('host')[0]) throw new Error('Host read wrong')
+  if (result.contentType !== values('content-type')[0]) throw new Error('Content-Type read wrong')
   for (let i = 0; i < result.forward.length; i += 2) {
     const name = result.forward[i] as string
     if (MANAGED_REQUEST_HEADERS.has(name) || managedAsRead(name)) throw new Error(`forwarded managed header ${JSON.stringify(name)}`)
