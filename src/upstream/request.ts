@@ -74,6 +74,10 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
       }
       out.push(name, forward[i + 1] as string)
     }
+    // Rack reads a POST with no Content-Type as a form, its `_method` too, which the gateway reads
+    // only in a typed form (http/method-override.ts formBodyOf): such a body is declared for what
+    // RFC 9110 §8.3 lets a recipient take it to be, and is streamed on unread.
+    if (inbound.contentType === undefined && ctx.method === 'POST' && hasBody(inbound) && !names.has('content-type')) out.push('content-type', 'application/octet-stream')
     if (settings.forwardAuthorization && !names.has('authorization')) {
       const authorization = forwardableAuthorization(ctx.credential, inbound)
       if (authorization !== undefined) out.push('authorization', authorization)
@@ -93,6 +97,11 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
   for (let i = 0; i < upstream.headers.length; i++) out.push(upstream.headers[i] as string)
   if (extraHeaders) for (const value of extraHeaders) out.push(value)
   return out
+}
+
+/** An HTTP/2 body without content-length reads as chunked (http/request-headers.ts). */
+function hasBody(headers: NonNullable<RequestContext['headers']>): boolean {
+  return headers.chunked || (headers.contentLength !== undefined && headers.contentLength > 0)
 }
 
 /** Upstreams build redirects and reset links from X-Forwarded-Host: only a host the gateway vouches for (Host header poisoning). */

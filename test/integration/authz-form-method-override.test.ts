@@ -41,11 +41,14 @@ interface Ran {
   bytes: number
 }
 const ran: Ran[] = []
+/** The Content-Type each request reached the upstream with. */
+const types: Array<string | undefined> = []
 
 const sha256 = (body: Buffer | string) => createHash('sha256').update(body).digest('hex')
 
 /** As Rack::MethodOverride: a form POST (urlencoded, multipart, or no Content-Type) runs as its body's `_method`, when that is a method. */
 async function rackLike(req: IncomingMessage): Promise<Ran> {
+  types.push(req.headers['content-type'])
   const chunks: Buffer[] = []
   for await (const chunk of req) chunks.push(chunk as Buffer)
   const body = Buffer.concat(chunks)
@@ -103,6 +106,7 @@ afterAll(async () => {
 
 beforeEach(() => {
   ran.length = 0
+  types.length = 0
 })
 
 const port = () => Number(new URL(gateway.url).port)
@@ -246,6 +250,13 @@ describe('what stays allowed, byte for byte', () => {
     expect((await post('/forms/1', '{"_method":"DELETE"}', ['Content-Type: application/json'])).status).toBe(200)
     expect((await post('/forms/1', '_method=DELETE', ['Content-Type: application/octet-stream'])).status).toBe(200)
     expect(ran.map((r) => r.ran)).toEqual(['POST /forms/1', 'POST /forms/1'])
+  })
+
+  it('a POST with no Content-Type streams on unread, declared application/octet-stream (Rack would read it as a form)', async () => {
+    expect((await post('/forms/1', '_method=DELETE')).status).toBe(200)
+    expect((await post('/forms/1', '_method=DELETE', [], true)).status).toBe(200)
+    expect(ran.map((r) => r.ran)).toEqual(['POST /forms/1', 'POST /forms/1'])
+    expect(types).toEqual(['application/octet-stream', 'application/octet-stream'])
   })
 
   it('Expect: 100-continue: the body is asked for, read, and judged', async () => {
