@@ -122,7 +122,7 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
       const { ctx } = tunnel
       const { identity, credential } = tunnel.caller ?? ctx
       const input: CredentialInput | null = credential === 'api_key' || credential === 'session'
-        ? { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, upgrade: true }
+        ? { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, upgrade: tunnel.what === undefined }
         : null
       open.set(tunnel, { tunnel, input })
       if (input !== null && revocable++ === 0) startTimer()
@@ -170,7 +170,7 @@ function refusedBy(rt: Runtime, tunnel: OpenTunnel): string | null {
     if (route.backend.refusalOf === undefined) return `route "${route.id}" no longer serves ${tunnel.what ?? 'it'}`
     return route.backend.refusalOf(tunnel.caller)
   }
-  if (!route.websocket) return `route "${route.id}" no longer allows WebSocket upgrades`
+  if (tunnel.what === undefined && !route.websocket) return `route "${route.id}" no longer allows WebSocket upgrades`
   if (route.public) return null
   const { identity, credential } = ctx
   if (identity === null || credential === null) return `route "${route.id}" is no longer public`

@@ -53,8 +53,9 @@ export type TunnelCloseCode = 1001 | 1008
 
 /**
  * A response held open past the request that was authenticated and authorized: a WebSocket tunnel
- * (its handshake's request), or an MCP notification stream (a 2025-era session's GET stream, a
- * 2026-07-28 `subscriptions/listen`). Its request, and how the gateway ends it.
+ * (its handshake's request), an MCP notification stream (a 2025-era session's GET stream, a
+ * 2026-07-28 `subscriptions/listen`), an upstream's server-sent event stream. Its request, and how
+ * the gateway ends it.
  */
 export interface OpenTunnel {
   readonly ctx: Readonly<RequestContext>
@@ -64,7 +65,7 @@ export interface OpenTunnel {
    * after a reload (Backend.refusalOf). Absent: the pipeline's (ctx.identity, ctx.credential).
    */
   readonly caller?: Caller
-  /** What the records' notes call it: "the tunnel" when absent. */
+  /** What the records' notes call it ("the MCP notification stream", "the event stream"); absent: a WebSocket tunnel ("the tunnel"). */
   readonly what?: string
   /**
    * Ends it: a tunnel is sent a close frame `code` then both sockets close; a stream ends (the code
