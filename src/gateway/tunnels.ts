@@ -1,5 +1,6 @@
-// The open WebSocket tunnels of this thread, and its MCP notification streams (a 2025-era session's
-// GET stream, a 2026-07-28 `subscriptions/listen`). A tunnel outlives its handshake, the only
+// The open WebSocket tunnels of this thread, its MCP notification streams (a 2025-era session's
+// GET stream, a 2026-07-28 `subscriptions/listen`) and its upstreams' server-sent event streams
+// (dispatch.ts). A tunnel outlives its handshake, the only
 // request that was authenticated and authorized, and a stream its request, so what would refuse that
 // request now closes it (a tunnel: close frame 1008, then the TCP close; a stream: its end; the
 // record's detail says why):
@@ -10,8 +11,8 @@
 //   a session signed out or revoked. Nothing tells every thread and process of those (the CLI
 //   writes the store), so the tunnels' credentials are read again every TUNNEL_RECHECK_MS, through
 //   the verifiers' own caches (an API key's record: one store read per key per api_keys.cache);
-// - a reload that takes the caller's access away: the route gone or no longer a WebSocket route,
-//   the credential no longer accepted, the policies now denying. Each tunnel is decided again
+// - a reload that takes the caller's access away: the route gone or (a tunnel) no longer a
+//   WebSocket route, the credential no longer accepted, the policies now denying. Each tunnel is decided again
 //   against the new runtime when it is swapped in (no I/O: the identity is the handshake's). A
 //   stream's caller was authenticated by its backend (the MCP endpoint is a public built-in
 //   route): the new runtime's backend at its path decides it (Backend.refusalOf: the endpoint
@@ -20,7 +21,7 @@
 // The drain sends every tunnel 1001 (going away) at its start, and ends every stream, for clients
 // to reconnect to another instance, rather than cutting them at server.shutdown_timeout.
 //
-// Only upgrades and notification streams join: another request costs nothing here.
+// Only upgrades and event streams join: another request costs nothing here.
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { OWN_TOKEN_CLOCK_TOLERANCE_MS } from '../agents/index.ts'
 import { GatewayError } from '../errors/index.ts'
