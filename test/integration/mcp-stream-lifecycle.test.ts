@@ -49,7 +49,7 @@ afterAll(() => setup?.close())
 const mint = (exp: number, claims: Record<string, unknown> = {}) => idp.mint({ sub: 'looker-reports', aud: MCP_RESOURCE, exp, ...claims })
 
 /** A 2025-era session and its GET stream (request id `requestId`): resolves with when the stream ended. */
-async function legacyStream(token: string, requestId: string): Promise<{ ended: Promise<number> }> {
+async function legacyStream(token: string, requestId: string): Promise<{ ended: Promise<number>; session: string }> {
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': LEGACY }
   const init = await fetch(`${gateway.url}/mcp`, {
     method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: LEGACY, capabilities: {}, clientInfo: { name: 'stream', version: '1' } } }),
@@ -65,7 +65,7 @@ async function legacyStream(token: string, requestId: string): Promise<{ ended: 
     while (!(await reader.read()).done) { /* notifications */ }
     return Date.now()
   })()
-  return { ended }
+  return { ended, session }
 }
 
 /** A 2026-07-28 client's `subscriptions/listen`, through the SDK: resolves with how and when it ended. */
@@ -83,11 +83,15 @@ const settlesWithin = (promise: Promise<unknown>, ms: number) => Promise.race([p
 
 it('a session\'s GET stream ends when verification stops accepting its token: exp plus the issuer\'s clock_tolerance', async () => {
   const exp = Math.floor(Date.now() / 1000) + 2
-  const { ended } = await legacyStream(await mint(exp), 'legacy-expiry')
+  const { ended, session } = await legacyStream(await mint(exp), 'legacy-expiry')
   // Before: it ended at exp, while the same token was still accepted for clock_tolerance.
   expect(await ended).toBeGreaterThanOrEqual((exp + TOLERANCE_S) * 1000 - 50)
   const record = await waitForAuditRecord(db, 'legacy-expiry')
   expect({ status: record.status, detail: record.detail }).toEqual({ status: 200, detail: credentialExpiredNote(exp, TOLERANCE_S, STREAM) })
+  // The client opens another with a fresh token, on the same session.
+  const again = await fetch(`${gateway.url}/mcp`, { headers: { authorization: `Bearer ${await mint(Math.floor(Date.now() / 1000) + 300)}`, accept: 'text/event-stream', 'mcp-protocol-version': LEGACY, 'mcp-session-id': session } })
+  expect(again.status).toBe(200)
+  await again.body?.cancel()
 }, 30_000)
 
 it('a 2026-07-28 subscriptions/listen stream ends at the same instant', async () => {
