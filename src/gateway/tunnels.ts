@@ -169,7 +169,7 @@ function refusedBy(rt: Runtime, tunnel: OpenTunnel): string | null {
   // A stream whose caller its backend authenticated: that backend, of this runtime, decides it.
   if (tunnel.caller !== undefined) {
     if (route.backend.refusalOf === undefined) return `route "${route.id}" no longer serves ${tunnel.what ?? 'it'}`
-    return route.backend.refusalOf(tunnel.caller)
+    return route.backend.refusalOf(tunnel.caller, ctx)
   }
   if (tunnel.what === undefined && !route.websocket) return `route "${route.id}" no longer allows WebSocket upgrades`
   if (route.public) return null

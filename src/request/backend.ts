@@ -107,7 +107,7 @@ export interface Backend {
    * caller now (a sentence's end, lower-case), or null. No I/O: the caller's credential is the one
    * already verified.
    */
-  refusalOf?(caller: Caller): string | null
+  refusalOf?(caller: Caller, ctx: Readonly<RequestContext>): string | null
 }
 
 /**

@@ -69,8 +69,8 @@ async function legacyStream(token: string, requestId: string): Promise<{ ended: 
 }
 
 /** A 2026-07-28 client's `subscriptions/listen`, through the SDK: resolves with how and when it ended. */
-async function subscription(token: string): Promise<{ client: Client; closed: Promise<{ how: string; at: number }> }> {
-  const client = await connect(`${gateway.url}/mcp`, token, '2026-07-28')
+async function subscription(token: string, headers: Record<string, string> = {}): Promise<{ client: Client; closed: Promise<{ how: string; at: number }> }> {
+  const client = await connect(`${gateway.url}/mcp`, token, '2026-07-28', headers)
   const listening = await client.listen({ toolsListChanged: true })
   return { client, closed: listening.closed.then((how) => ({ how, at: Date.now() })) }
 }
@@ -142,6 +142,23 @@ it('a reload that makes the endpoint refuse the caller ends its streams; one it 
     await gateway.reload()
   }
 }, 60_000)
+
+it('a reload that takes its browser\'s origin out of mcp.allowed_origins ends its stream', async () => {
+  const origin = 'https://inspector.example'
+  await gateway.writeConfig(config({ allowed_origins: [origin] }))
+  expect((await gateway.reload()).ok).toBe(true)
+  const { client, closed } = await subscription(await mint(Math.floor(Date.now() / 1000) + 300), { origin })
+  try {
+    await gateway.writeConfig(config())
+    expect((await gateway.reload()).ok).toBe(true)
+    // Before: it stayed open.
+    expect(await settlesWithin(closed, 5_000)).toBe(true)
+    const note = `After a config reload, its origin is no longer allowed (Origin ${origin} may not call this MCP endpoint (mcp.allowed_origins)): the gateway closed the MCP notification stream.`
+    await waitFor(() => recordsNoting(note).length === 1, 'the stream\'s record')
+  } finally {
+    await client.close()
+  }
+}, 30_000)
 
 it('the drain ends every notification stream at its start, and does not wait for them', async () => {
   await waitFor(() => gateway.state.runtime.issuerKeys.get('corp-sso')?.state === 'ready', 'keys', 20_000)

@@ -188,7 +188,15 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
   return {
     upstream: null,
     // A notification stream opened on another runtime's endpoint, decided again by this one after a reload.
-    refusalOf: (caller) => resourceServer.refusalOf(caller),
+    refusalOf(caller, ctx) {
+      try {
+        resourceServer.checkOrigin(rawHeader(ctx.req.rawHeaders, 'origin'))
+      } catch (err) {
+        if (err instanceof GatewayError) return `its origin is no longer allowed (${err.detail.replace(/\.$/, '')})`
+        throw err
+      }
+      return resourceServer.refusalOf(caller)
+    },
     async serve(ctx, exchange) {
       resourceServer.checkOrigin(rawHeader(ctx.req.rawHeaders, 'origin'))
       const caller = await resourceServer.authenticate(ctx)
