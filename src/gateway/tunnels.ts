@@ -1,9 +1,9 @@
 // The open WebSocket tunnels of this thread, its MCP notification streams (a 2025-era session's
-// GET stream, a 2026-07-28 `subscriptions/listen`) and its upstreams' server-sent event streams
-// (dispatch.ts). A tunnel outlives its handshake, the only
-// request that was authenticated and authorized, and a stream its request, so what would refuse that
-// request now closes it (a tunnel: close frame 1008, then the TCP close; a stream: its end; the
-// record's detail says why):
+// GET stream, a 2026-07-28 `subscriptions/listen`: agents/mcp/endpoint.ts) and its upstreams'
+// server-sent event streams (upstream/dispatch.ts). A tunnel outlives its handshake, the only
+// request that was authenticated and authorized, and a stream its request, so what would refuse
+// that request now closes it (a tunnel: close frame 1008, then the TCP close; a stream: its end;
+// the record's detail says why):
 //
 // - the credential expired, at the instant its verification stops accepting it: a JWT's `exp` plus
 //   its issuer's clock_tolerance (upstream/tunnel-expiry.ts);
@@ -12,11 +12,11 @@
 //   writes the store), so the tunnels' credentials are read again every TUNNEL_RECHECK_MS, through
 //   the verifiers' own caches (an API key's record: one store read per key per api_keys.cache);
 // - a reload that takes the caller's access away: the route gone or (a tunnel) no longer a
-//   WebSocket route, the credential no longer accepted, the policies now denying. Each tunnel is decided again
-//   against the new runtime when it is swapped in (no I/O: the identity is the handshake's). A
-//   stream's caller was authenticated by its backend (the MCP endpoint is a public built-in
+//   WebSocket route, the credential no longer accepted, the policies now denying. Each is decided
+//   again against the new runtime when it is swapped in (no I/O: the identity is the request's).
+//   An MCP stream's caller was authenticated by its backend (the endpoint is a public built-in
 //   route): the new runtime's backend at its path decides it (Backend.refusalOf: the endpoint
-//   moved, its resource, issuer or scopes changed).
+//   moved, its resource, issuer, scopes or allowed origins changed).
 //
 // The drain sends every tunnel 1001 (going away) at its start, and ends every stream, for clients
 // to reconnect to another instance, rather than cutting them at server.shutdown_timeout.

@@ -13,8 +13,8 @@ export interface Exchange {
   readonly extraHeaders: string[] | null
   /**
    * Read when the response starts: a draining gateway closes the connection after it. A WebSocket
-   * tunnel, or an MCP notification stream, joins its open tunnels, which an expiry, a revocation, a
-   * reload or the drain may close.
+   * tunnel, an MCP notification stream or an upstream's event stream joins its open tunnels, which
+   * an expiry, a revocation, a reload or the drain may close.
    */
   readonly lifecycle: { readonly draining: boolean; readonly openTunnels: OpenTunnels }
   /**
