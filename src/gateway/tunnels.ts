@@ -1,6 +1,9 @@
-// The open WebSocket tunnels of this thread. A tunnel outlives its handshake, the only request that
-// was authenticated and authorized, so what would refuse that request now closes its tunnel
-// (close frame 1008, then the TCP close; the record's detail says why):
+// The open WebSocket tunnels of this thread, its MCP notification streams (a 2025-era session's
+// GET stream, a 2026-07-28 `subscriptions/listen`: agents/mcp/endpoint.ts) and its upstreams'
+// server-sent event streams (upstream/dispatch.ts). A tunnel outlives its handshake, the only
+// request that was authenticated and authorized, and a stream its request, so what would refuse
+// that request now closes it (a tunnel: close frame 1008, then the TCP close; a stream: its end;
+// the record's detail says why):
 //
 // - the credential expired, at the instant its verification stops accepting it: a JWT's `exp` plus
 //   its issuer's clock_tolerance (upstream/tunnel-expiry.ts);
@@ -8,14 +11,17 @@
 //   a session signed out or revoked. Nothing tells every thread and process of those (the CLI
 //   writes the store), so the tunnels' credentials are read again every TUNNEL_RECHECK_MS, through
 //   the verifiers' own caches (an API key's record: one store read per key per api_keys.cache);
-// - a reload that takes the caller's access away: the route gone or no longer a WebSocket route,
-//   the credential no longer accepted, the policies now denying. Each tunnel is decided again
-//   against the new runtime when it is swapped in (no I/O: the identity is the handshake's).
+// - a reload that takes the caller's access away: the route gone or (a tunnel) no longer a
+//   WebSocket route, the credential no longer accepted, the policies now denying. Each is decided
+//   again against the new runtime when it is swapped in (no I/O: the identity is the request's).
+//   An MCP stream's caller was authenticated by its backend (the endpoint is a public built-in
+//   route): the new runtime's backend at its path decides it (Backend.refusalOf: the endpoint
+//   moved, its resource, issuer, scopes or allowed origins changed).
 //
-// The drain sends every tunnel 1001 (going away) at its start, for clients to reconnect to another
-// instance, rather than cutting them at server.shutdown_timeout.
+// The drain sends every tunnel 1001 (going away) at its start, and ends every stream, for clients
+// to reconnect to another instance, rather than cutting them at server.shutdown_timeout.
 //
-// Only upgrades join: a request that is not one costs nothing here.
+// Only upgrades and event streams join: another request costs nothing here.
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { OWN_TOKEN_CLOCK_TOLERANCE_MS } from '../agents/index.ts'
 import { GatewayError } from '../errors/index.ts'
@@ -31,6 +37,11 @@ export const TUNNEL_RECHECK_MS = 1_000
 
 /** The record's note for a tunnel the drain closed. */
 export const GOING_AWAY_NOTE = 'The gateway was shutting down: it closed the tunnel (1001 going away) for the client to reconnect to another instance.'
+
+/** The record's note for a tunnel, or a stream, the drain closed. */
+export function goingAwayNote(tunnel: OpenTunnel): string {
+  return tunnel.what === undefined ? GOING_AWAY_NOTE : `The gateway was shutting down: it ended ${tunnel.what} for the client to reconnect to another instance.`
+}
 
 export interface TunnelRegistry extends OpenTunnels {
   readonly size: number
@@ -54,7 +65,7 @@ interface Entry {
  * expiry is checked as it is (a session's end, an API key's, a certificate's notAfter).
  */
 function toleranceOf(rt: Runtime, tunnel: OpenTunnel): number {
-  const { credential, identity } = tunnel.ctx
+  const { credential, identity } = tunnel.caller ?? tunnel.ctx
   if (credential === 'exchanged') return OWN_TOKEN_CLOCK_TOLERANCE_MS / 1000
   if (credential !== 'bearer' || identity === null) return 0
   const issuer = rt.config.issuers.find((candidate) => candidate.name === identity.issuerName)
@@ -68,7 +79,7 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
   let sweeping: Promise<void> | null = null
   let leaving = false
 
-  const close = (tunnel: OpenTunnel, note: string) => tunnel.close(1008, `${note}: the gateway closed the tunnel.`)
+  const close = (tunnel: OpenTunnel, note: string) => tunnel.close(1008, `${note}: the gateway closed ${tunnel.what ?? 'the tunnel'}.`)
 
   function startTimer(): void {
     if (timer !== null) return
@@ -86,7 +97,7 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
     const rt = runtime()
     const checks: Promise<void>[] = []
     for (const { tunnel, input } of open.values()) {
-      const credential = tunnel.ctx.credential
+      const credential = (tunnel.caller ?? tunnel.ctx).credential
       if (input === null || credential === null) continue
       const pending = rt.authenticator.revoked(input, credential)
       if (pending === null) continue
@@ -106,17 +117,18 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
     },
     add(tunnel) {
       if (leaving) {
-        tunnel.close(1001, GOING_AWAY_NOTE)
+        tunnel.close(1001, goingAwayNote(tunnel))
         return () => {}
       }
       const { ctx } = tunnel
-      const input: CredentialInput | null = ctx.credential === 'api_key' || ctx.credential === 'session'
-        ? { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, upgrade: true }
+      const { identity, credential } = tunnel.caller ?? ctx
+      const input: CredentialInput | null = credential === 'api_key' || credential === 'session'
+        ? { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, upgrade: tunnel.what === undefined }
         : null
       open.set(tunnel, { tunnel, input })
       if (input !== null && revocable++ === 0) startTimer()
       const tolerance = toleranceOf(runtime(), tunnel)
-      const disarm = atExpiry(ctx.identity, tolerance, () => tunnel.close(1008, credentialExpiredNote(ctx.identity?.expiresAt ?? 0, tolerance)))
+      const disarm = atExpiry(identity, tolerance, () => tunnel.close(1008, credentialExpiredNote(identity?.expiresAt ?? 0, tolerance, tunnel.what)))
       return () => {
         disarm()
         if (!open.delete(tunnel)) return
@@ -132,7 +144,7 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
     goingAway() {
       leaving = true
       stopTimer()
-      for (const { tunnel } of open.values()) tunnel.close(1001, GOING_AWAY_NOTE)
+      for (const { tunnel } of open.values()) tunnel.close(1001, goingAwayNote(tunnel))
     },
     recheck() {
       // One sweep at a time: a slow store does not pile them up.
@@ -154,7 +166,12 @@ function refusedBy(rt: Runtime, tunnel: OpenTunnel): string | null {
   } catch (err) {
     return `no route takes ${ctx.method} ${ctx.path} (${err instanceof GatewayError ? err.code : 'no match'})`
   }
-  if (!route.websocket) return `route "${route.id}" no longer allows WebSocket upgrades`
+  // A stream whose caller its backend authenticated: that backend, of this runtime, decides it.
+  if (tunnel.caller !== undefined) {
+    if (route.backend.refusalOf === undefined) return `route "${route.id}" no longer serves ${tunnel.what ?? 'it'}`
+    return route.backend.refusalOf(tunnel.caller, ctx)
+  }
+  if (tunnel.what === undefined && !route.websocket) return `route "${route.id}" no longer allows WebSocket upgrades`
   if (route.public) return null
   const { identity, credential } = ctx
   if (identity === null || credential === null) return `route "${route.id}" is no longer public`

@@ -5,6 +5,7 @@ import type { OutgoingHttpHeaders } from 'node:http'
 import { GatewayError } from '../errors/index.ts'
 import type { RequestContext } from './context.ts'
 import type { CredentialKind, Identity } from './identity.ts'
+import type { Caller } from './tool-call.ts'
 
 /** What the pipeline hands a backend for one request, beside the request itself. */
 export interface Exchange {
@@ -12,7 +13,8 @@ export interface Exchange {
   readonly extraHeaders: string[] | null
   /**
    * Read when the response starts: a draining gateway closes the connection after it. A WebSocket
-   * tunnel joins its open tunnels, which a revocation, a reload or the drain may close.
+   * tunnel, an MCP notification stream or an upstream's event stream joins its open tunnels, which
+   * an expiry, a revocation, a reload or the drain may close.
    */
   readonly lifecycle: { readonly draining: boolean; readonly openTunnels: OpenTunnels }
   /**
@@ -49,10 +51,26 @@ export interface Served {
 /** WebSocket close codes the gateway sends (RFC 6455 §7.4.1): 1001 going away (the drain), 1008 policy violation. */
 export type TunnelCloseCode = 1001 | 1008
 
-/** A WebSocket tunnel, open past its handshake: its handshake's request, and how the gateway ends it. */
+/**
+ * A response held open past the request that was authenticated and authorized: a WebSocket tunnel
+ * (its handshake's request), an MCP notification stream (a 2025-era session's GET stream, a
+ * 2026-07-28 `subscriptions/listen`), an upstream's server-sent event stream. Its request, and how
+ * the gateway ends it.
+ */
 export interface OpenTunnel {
   readonly ctx: Readonly<RequestContext>
-  /** Sends the client a close frame `code`, then closes both sockets; `note` is the record's detail. Once only. */
+  /**
+   * Whom the backend authenticated itself, on a public built-in route (the MCP endpoint): the
+   * registry reads it in place of the pipeline's identity, and asks the route's backend again
+   * after a reload (Backend.refusalOf). Absent: the pipeline's (ctx.identity, ctx.credential).
+   */
+  readonly caller?: Caller
+  /** What the records' notes call it ("the MCP notification stream", "the event stream"); absent: a WebSocket tunnel ("the tunnel"). */
+  readonly what?: string
+  /**
+   * Ends it: a tunnel is sent a close frame `code` then both sockets close; a stream ends (the code
+   * is a tunnel's only). `note` is the record's detail. Once only.
+   */
   close(code: TunnelCloseCode, note: string): void
 }
 
@@ -83,6 +101,13 @@ export interface Backend {
    * refusal then wasted (nginx and Envoy answer such a request's 503 without reading it).
    */
   refusalNow?(): GatewayError | null
+  /**
+   * For a response it holds open past its request for a caller it authenticated itself (an MCP
+   * notification stream): why this backend, of a runtime a reload swapped in, would refuse that
+   * caller now (a sentence's end, lower-case), or null. No I/O: the caller's credential is the one
+   * already verified.
+   */
+  refusalOf?(caller: Caller, ctx: Readonly<RequestContext>): string | null
 }
 
 /**

@@ -91,6 +91,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #mayHold = false
   /** The answer began before the request's body had all come. */
   #unreadBody = false
+  /** An event stream's way out of the open tunnels' registry; null for any other answer. */
+  #leaveHeld: (() => void) | null = null
 
   constructor(ctx: Readonly<RequestContext>, settings: ForwardSettings, exchange: Exchange, served: Served, resolve: (served: Served) => void, request: Dispatcher.DispatchOptions, replay: Replayable | null) {
     this.#ctx = ctx
@@ -186,6 +188,20 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     // others (p99 150-190 -> 425 ms; bench/README.md "Profiling").
     const length = headers['content-length']
     this.#mayHold = typeof length !== 'string' || Number(length) <= this.#bufferLimits.perResponse
+    // A server-sent event stream outlives its request, the only one authenticated and authorized:
+    // it joins the open tunnels' registry, which ends it when the credential expires or is
+    // revoked, a reload refuses the request, or the drain begins (gateway/tunnels.ts).
+    const type = headers['content-type']
+    if (typeof type === 'string' && EVENT_STREAM_TYPE.test(type)) {
+      this.#leaveHeld = this.#lifecycle.openTunnels.add({ ctx, what: EVENT_STREAM, close: (_code, note) => this.#endHeld(note) })
+    }
+  }
+
+  /** Ends an event stream from the gateway's side: the upstream's request is aborted, the client's answer ends as if complete. */
+  #endHeld(note: string): void {
+    if (this.#settled || this.#served.note !== undefined) return
+    this.#served.note = note
+    this.#controller?.abort(new HeldStreamEnded())
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -259,6 +275,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.#finish()
       return
     }
+    if (err instanceof HeldStreamEnded) {
+      this.onResponseEnd()
+      return
+    }
     if (this.#discarding) {
       // The answer being dropped broke off: the retry was decided already.
       this.#sendAgain()
@@ -320,6 +340,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #finish(): void {
     if (this.#settled) return
     this.#settled = true
+    this.#leaveHeld?.()
     this.#endTry()
     this.#upstream.inFlight.leave(this.#upstream.maxConcurrent)
     this.#ctx.res.removeListener('close', this.#onClientClose)
@@ -345,6 +366,18 @@ function unread(body: Dispatcher.DispatchOptions['body']): boolean {
 function bodilessAnswer(served: Served, err: Error): boolean {
   const status = served.upstreamStatus
   return (status === 304 || status === 204) && served.bytesOut === 0 && (err as { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
+}
+
+/** What the records' notes call an upstream's server-sent event stream the gateway ended. */
+const EVENT_STREAM = 'the event stream'
+const EVENT_STREAM_TYPE = /^text\/event-stream/i
+
+/** The gateway ended an event stream it held open (the registry's close): its answer ends, no failure. */
+class HeldStreamEnded extends Error {
+  constructor() {
+    super('the gateway ended the event stream')
+    this.name = 'HeldStreamEnded'
+  }
 }
 
 class ClientGone extends Error {

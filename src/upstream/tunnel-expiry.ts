@@ -1,8 +1,8 @@
 // A WebSocket tunnel outlives its handshake, the only request that was authenticated: it is closed
 // when the credential that opened it expires (a JWT's `exp` plus its issuer's clock_tolerance, a
-// session's absolute end, an API key's expiry), as an MCP notification stream is. The client
-// reconnects with a fresh one. The open tunnels' registry arms it (gateway/tunnels.ts), where
-// revocations, reloads and the drain close them too.
+// session's absolute end, an API key's expiry), as an MCP notification stream is (the same rule,
+// armed by the same registry). The client reconnects with a fresh one. The open tunnels' registry
+// arms it (gateway/tunnels.ts), where revocations, reloads and the drain close them too.
 import { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Identity, TunnelCloseCode } from '../request/index.ts'
@@ -19,10 +19,10 @@ const CLOSE_FRAMES: Readonly<Record<TunnelCloseCode, Buffer>> = {
   1008: Buffer.from([0x88, 0x02, 0x03, 0xf0]),
 }
 
-/** The record's note for a tunnel closed at its credential's expiry (`toleranceSec` past it: a token's clock tolerance). */
-export function credentialExpiredNote(expiresAt: number, toleranceSec: number): string {
+/** The record's note for a tunnel (`what`: or a stream) closed at its credential's expiry (`toleranceSec` past it: a token's clock tolerance). */
+export function credentialExpiredNote(expiresAt: number, toleranceSec: number, what = 'the tunnel'): string {
   const tolerance = toleranceSec > 0 ? ` (clock tolerance ${toleranceSec}s)` : ''
-  return `The caller's credential expired at ${new Date(expiresAt * 1000).toISOString()}${tolerance}: the gateway closed the tunnel.`
+  return `The caller's credential expired at ${new Date(expiresAt * 1000).toISOString()}${tolerance}: the gateway closed ${what}.`
 }
 
 /** The record's note for a tunnel closed for its idleness (server.websocket_idle_timeout). */

@@ -11,7 +11,7 @@ import { GatewayError } from '../../errors/index.ts'
 import { corsPolicy, drainedOrClosed, type CorsPolicy } from '../../http/index.ts'
 import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
 import { enforceLimits, type Limiter, type RouteLimits } from '../../limits/index.ts'
-import { bodyTooLarge, documentBackend, nothingServed, readWholeBody, type Backend, type Caller, type InternalDispatch, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
+import { bodyTooLarge, documentBackend, nothingServed, readWholeBody, type Backend, type Caller, type InternalDispatch, type OpenTunnels, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
 import { traceparentOf, type Logger, type Tracing } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import { createCatalog, routeToolEntry, type Catalog, type ToolEntry } from './catalog.ts'
@@ -187,6 +187,16 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
   const { maxBodyBytes } = serving
   return {
     upstream: null,
+    // A notification stream opened on another runtime's endpoint, decided again by this one after a reload.
+    refusalOf(caller, ctx) {
+      try {
+        resourceServer.checkOrigin(rawHeader(ctx.req.rawHeaders, 'origin'))
+      } catch (err) {
+        if (err instanceof GatewayError) return `its origin is no longer allowed (${err.detail.replace(/\.$/, '')})`
+        throw err
+      }
+      return resourceServer.refusalOf(caller)
+    },
     async serve(ctx, exchange) {
       resourceServer.checkOrigin(rawHeader(ctx.req.rawHeaders, 'origin'))
       const caller = await resourceServer.authenticate(ctx)
@@ -207,7 +217,7 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
       const parsedBody = text === null ? undefined : parseJson(text)
       const request = webRequest(ctx, mcp, abort.signal, text)
       const refusedBatch = batchRefusal(request, parsedBody)
-      if (refusedBatch) return writeWebResponse(ctx, refusedBatch, body?.length ?? 0, exchange.beforeEnd, caller)
+      if (refusedBatch) return writeWebResponse(ctx, refusedBatch, body?.length ?? 0, exchange.beforeEnd, caller, null)
       // The client's token stays here: the SDK and every server behind it see only the caller.
       const authInfo = { token: '', clientId: caller.identity.clientId ?? caller.identity.sub, scopes: [], expiresAt: caller.identity.expiresAt, extra: { caller } }
       const sessions = sessionsOf()
@@ -215,9 +225,18 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
       const inSession = sessions.handle(request, parsedBody, caller, authInfo)
       const response = inSession ? await inSession : await handler.fetch(request, { authInfo, ...(parsedBody === undefined ? {} : { parsedBody }) })
       // The record of the MCP request names whom the endpoint authenticated (it is a public built-in route to the pipeline).
-      return writeWebResponse(ctx, response, body?.length ?? 0, exchange.beforeEnd, caller)
+      const held = ctx.method === 'GET' || listens(parsedBody) ? exchange.lifecycle.openTunnels : null
+      return writeWebResponse(ctx, response, body?.length ?? 0, exchange.beforeEnd, caller, held)
     },
   }
+}
+
+/** What the records' notes call a stream the gateway ended (gateway/tunnels.ts). */
+const NOTIFICATION_STREAM = 'the MCP notification stream'
+
+/** A 2026-07-28 `subscriptions/listen`: its answer is a notification stream, as a 2025-era session's GET is. */
+function listens(body: unknown): boolean {
+  return body !== null && typeof body === 'object' && !Array.isArray(body) && (body as { method?: unknown }).method === 'subscriptions/listen'
 }
 
 /** The revision that removed JSON-RPC batching from MCP (2025-03-26 had it). */
@@ -290,8 +309,14 @@ function webRequest(ctx: Readonly<RequestContext>, mcp: McpConfig, signal: Abort
   } as RequestInit)
 }
 
-/** `bytesIn`: the request body read for the SDK (a body streamed to it is not counted). */
-async function writeWebResponse(ctx: Readonly<RequestContext>, response: Response, bytesIn: number, beforeEnd: ((served: Served) => Promise<void>) | null, caller: Caller): Promise<Served> {
+/**
+ * `bytesIn`: the request body read for the SDK (a body streamed to it is not counted). `held`: the
+ * open tunnels' registry, for a notification stream (a GET, a `subscriptions/listen`): it outlives
+ * its request, the only one authenticated, so it joins the registry, which ends it when the token
+ * expires (its `exp` plus the issuer's clock_tolerance, as verification reads it), a reload refuses
+ * its caller, or the drain begins (the client opens another, elsewhere or with a fresh token).
+ */
+async function writeWebResponse(ctx: Readonly<RequestContext>, response: Response, bytesIn: number, beforeEnd: ((served: Served) => Promise<void>) | null, caller: Caller, held: OpenTunnels | null): Promise<Served> {
   const served = nothingServed()
   served.caller = caller
   served.status = response.status
@@ -309,7 +334,8 @@ async function writeWebResponse(ctx: Readonly<RequestContext>, response: Respons
   }
   res.writeHead(response.status, headers)
   // A notification stream may say nothing for minutes: its client waits for the head, not the first event.
-  if (headers['content-type']?.startsWith('text/event-stream')) res.flushHeaders()
+  const eventStream = headers['content-type']?.startsWith('text/event-stream') === true
+  if (eventStream) res.flushHeaders()
   const reader = response.body.getReader()
   // A client that goes away: the stream is cancelled, so the read waiting on it (a notification
   // stream may say nothing for hours) ends, the request stops counting as in flight, and the SDK
@@ -317,6 +343,20 @@ async function writeWebResponse(ctx: Readonly<RequestContext>, response: Respons
   const cancel = () => void reader.cancel().catch(() => {})
   res.once('close', cancel)
   if (res.destroyed) cancel() // it left before the answer began (while its token was checked)
+  let ending = false
+  const leave = held !== null && eventStream && response.ok
+    ? held.add({
+      ctx,
+      caller,
+      what: NOTIFICATION_STREAM,
+      close(_code, note) {
+        if (ending) return
+        ending = true
+        served.note = note
+        cancel()
+      },
+    })
+    : null
   try {
     for (;;) {
       const { done, value } = await reader.read()
@@ -327,6 +367,7 @@ async function writeWebResponse(ctx: Readonly<RequestContext>, response: Respons
   } catch {
     // the client went away, or the handler closed the stream: end what was sent
   } finally {
+    leave?.()
     res.off('close', cancel)
     reader.releaseLock()
   }

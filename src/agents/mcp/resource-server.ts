@@ -8,7 +8,7 @@
 import type { AccessControl } from '../../access/index.ts'
 import { jwtIssuers, type Config, type McpConfig } from '../../config/index.ts'
 import { GatewayError } from '../../errors/index.ts'
-import { createTokenVerifier, type IssuerKeys, type OwnTokens, type TokenVerifier } from '../../identity/index.ts'
+import { checkClaims, createTokenVerifier, type IssuerKeys, type OwnTokens, type TokenVerifier } from '../../identity/index.ts'
 import type { Caller, RequestContext } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import { audiencesOf, issuerOf } from '../exchange/issuer.ts'
@@ -21,6 +21,13 @@ export interface ResourceServer {
   metadata(): Record<string, unknown>
   /** The caller of an MCP request (401/403 GatewayErrors with the challenges MCP clients read). */
   authenticate(ctx: Readonly<RequestContext>): Promise<Caller>
+  /**
+   * Why this endpoint would refuse a caller another runtime's endpoint authenticated (its
+   * notification stream, after a reload), or null: the token's issuer gone or now another, its
+   * audience no longer mcp.resource, its claims no longer what the issuer requires, a scope now
+   * lacking. No I/O (its signature was verified); its expiry is the stream's own timer.
+   */
+  refusalOf(caller: Caller): string | null
   checkOrigin(origin: string | undefined): void
 }
 
@@ -42,6 +49,25 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
   const challenge = (extra: string) => `Bearer resource_metadata="${metadataUrl}"${scope === '' ? '' : `, scope="${scope}"`}${extra}`
   const authorizationServers = mcp.authorization_servers ?? [...jwtIssuers(config).map((issuer) => issuer.issuer), ...exchangeIssuerFor(config, mcp)]
   const allowedOrigins = new Set<string>([resource.origin, ...mcp.allowed_origins])
+  const accepting = jwtIssuers(config).map((issuer) => ({ ...issuer, audiences: [mcp.resource], client_id_audience: false }))
+
+  /** Why the verifier would refuse the caller's token now (its signature aside), or null. */
+  function tokenRefusal({ identity, credential }: Caller): string | null {
+    if (credential === 'exchanged') {
+      // The gateway's own tokens name this resource (own.config.audiences above); their claims are the user's.
+      if (!deps.own || deps.own.config.issuer !== identity.iss) return 'the gateway no longer accepts its own exchanged tokens here (token_exchange)'
+      return null
+    }
+    const issuer = accepting.find((candidate) => candidate.name === identity.issuerName && candidate.issuer === identity.iss)
+    if (issuer === undefined) return `issuer "${identity.issuerName}" (${identity.iss}) is no longer trusted`
+    try {
+      checkClaims(identity.claims, issuer, Date.now())
+    } catch (err) {
+      if (err instanceof GatewayError) return `the token is no longer accepted (${err.detail.replace(/\.$/, '')})`
+      throw err
+    }
+    return null
+  }
 
   return {
     metadataPath,
@@ -72,6 +98,12 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
         clientIp: ctx.clientIp,
         userAgent: ctx.headers?.userAgent ?? null,
       }
+    },
+    refusalOf(caller) {
+      const refusal = tokenRefusal(caller)
+      if (refusal !== null) return refusal
+      const lacking = scopesLacking(mcp, caller.identity.claims)
+      return lacking === null ? null : lacking.replace(/^The token/, 'the token').replace(/\.$/, '')
     },
     checkOrigin(origin) {
       if (origin === undefined || allowedOrigins.has('*') || allowedOrigins.has(origin)) return

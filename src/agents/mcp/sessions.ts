@@ -49,8 +49,6 @@ function ownerOf(caller: Caller): string {
   return JSON.stringify([subjectIssuer(caller.identity), caller.identity.sub, actorOf(caller.identity)])
 }
 const MAX_SESSIONS = 10_000
-/** setTimeout's longest wait (about 24.8 days); a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1
 /**
  * Sessions one caller holds at most: its initialize beyond them lets its least recently used one
  * go (its sealed id opens it again, letting the next oldest go). Without it one caller whose
@@ -66,8 +64,6 @@ interface Session {
   owner: string
   caller: { current: Caller }
   lastUsed: number
-  /** Ends the notification (GET) stream when the credential that opened it expires. */
-  streamExpiry: NodeJS.Timeout | null
 }
 
 /** What one runtime's MCP endpoint answers from. */
@@ -193,7 +189,6 @@ export function createLegacySessions(seal: SessionSeal, ended: EndedSessions): L
 
   async function end(id: string, session: Session): Promise<void> {
     sessions.delete(id)
-    if (session.streamExpiry) clearTimeout(session.streamExpiry)
     await session.transport.close().catch(() => {})
   }
 
@@ -219,7 +214,7 @@ export function createLegacySessions(seal: SessionSeal, ended: EndedSessions): L
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => id ?? sealedId(owner),
       maxRequestBodySize: servingNow().maxBodyBytes,
-      onsessioninitialized: (opened) => void sessions.set(opened, { transport, server, owner, caller: ref, lastUsed: Date.now(), streamExpiry: null }),
+      onsessioninitialized: (opened) => void sessions.set(opened, { transport, server, owner, caller: ref, lastUsed: Date.now() }),
       // The client's DELETE: ended here, and on every other worker that opened it.
       onsessionclosed: (closed) => {
         sessions.delete(closed)
@@ -268,25 +263,10 @@ export function createLegacySessions(seal: SessionSeal, ended: EndedSessions): L
     if (isMethod(body, 'notifications/cancelled')) tellOthers({ type: 'cancelled', id, version: versionOf(request), body })
     session.caller.current = caller
     session.lastUsed = Date.now()
-    if (request.method === 'GET') endStreamAtExpiry(session, authInfo)
+    // A GET stream outlives its request: every POST is authenticated again, the stream is not. The
+    // endpoint hands it to the open tunnels' registry, which ends it when the token that opened it
+    // expires, a reload refuses its caller, or the drain begins (endpoint.ts writeWebResponse).
     return session.transport.handleRequest(request, { parsedBody: body, authInfo })
-  }
-
-  /**
-   * A GET stream outlives its request: every POST is authenticated again, the stream is not. It
-   * ends when the token that opened it expires; the client opens another with a fresh one.
-   */
-  function endStreamAtExpiry(session: Session, authInfo: AuthInfo): void {
-    if (session.streamExpiry) clearTimeout(session.streamExpiry)
-    session.streamExpiry = null
-    if (authInfo.expiresAt === undefined) return
-    const left = Math.max(0, authInfo.expiresAt * 1000 - Date.now())
-    if (left > MAX_TIMER_MS) return // a client certificate's year: a timer cannot wait that long
-    session.streamExpiry = setTimeout(() => {
-      session.streamExpiry = null
-      session.transport.closeStandaloneSSEStream()
-    }, left)
-    session.streamExpiry.unref()
   }
 
   function toolsChanged(): void {
