@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { clientCertGateway, createPki, type Issued, type TestPki } from '../helpers/certs.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { acceptWebSocket } from '../helpers/websocket.ts'
+import { echoWebSocket } from '../helpers/websocket.ts'
 
 let pki: TestPki
 let wsServer: Server
@@ -26,10 +26,7 @@ beforeAll(async () => {
   wsServer = createServer((_req, res) => res.end('not a websocket'))
   wsServer.on('upgrade', (req, socket: Socket) => {
     handshakes++
-    acceptWebSocket(req, socket)
-    socket.on('data', (chunk: Buffer) => socket.write(chunk))
-    socket.on('end', () => socket.end())
-    socket.on('error', () => {})
+    echoWebSocket(req, socket)
   })
   wsServer.listen(0, '127.0.0.1')
   await once(wsServer, 'listening')

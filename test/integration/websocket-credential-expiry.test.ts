@@ -12,7 +12,7 @@ import { waitForAuditRecord } from '../helpers/audit.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { acceptWebSocket } from '../helpers/websocket.ts'
+import { echoWebSocket } from '../helpers/websocket.ts'
 
 const KEY = 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
 const CLOSE_1008 = Buffer.from([0x88, 0x02, 0x03, 0xf0])
@@ -28,10 +28,7 @@ beforeAll(async () => {
   idp = await startIdentityProvider()
   wsServer = createServer((_req, res) => res.end('not a websocket'))
   wsServer.on('upgrade', (req, socket: Socket) => {
-    acceptWebSocket(req, socket)
-    socket.on('data', (chunk: Buffer) => socket.write(chunk)) // raw echo
-    socket.on('error', () => {})
-    socket.on('end', () => socket.end())
+    echoWebSocket(req, socket)
   })
   wsServer.listen(0, '127.0.0.1')
   await once(wsServer, 'listening')

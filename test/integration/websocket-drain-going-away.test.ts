@@ -11,7 +11,7 @@ import { GOING_AWAY_NOTE } from '../../src/gateway/index.ts'
 import { waitForAuditRecord } from '../helpers/audit.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { acceptWebSocket } from '../helpers/websocket.ts'
+import { echoWebSocket } from '../helpers/websocket.ts'
 
 const CLOSE_1001 = Buffer.from([0x88, 0x02, 0x03, 0xe9])
 
@@ -22,10 +22,7 @@ let db: string
 beforeAll(async () => {
   wsServer = createServer((_req, res) => res.end('not a websocket'))
   wsServer.on('upgrade', (req, socket: Socket) => {
-    acceptWebSocket(req, socket)
-    socket.on('data', (chunk: Buffer) => socket.write(chunk)) // raw echo
-    socket.on('error', () => {})
-    socket.on('end', () => socket.end())
+    echoWebSocket(req, socket)
   })
   wsServer.listen(0, '127.0.0.1')
   await once(wsServer, 'listening')

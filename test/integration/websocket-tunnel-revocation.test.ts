@@ -17,7 +17,7 @@ import { runCli } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { acceptWebSocket } from '../helpers/websocket.ts'
+import { echoWebSocket } from '../helpers/websocket.ts'
 
 const ADMIN_TOKEN = 'tunnel-revocation-admin-token-0123456789'
 const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
@@ -36,10 +36,7 @@ beforeAll(async () => {
   idp = await startIdentityProvider({ webClients: [{ ...CLIENT, redirectUris: ['http://127.0.0.1:9/.bouncer/callback'], postLogoutRedirectUris: [] }] })
   wsServer = createServer((_req, res) => res.end('not a websocket'))
   wsServer.on('upgrade', (req, socket: Socket) => {
-    acceptWebSocket(req, socket)
-    socket.on('data', (chunk: Buffer) => socket.write(chunk)) // raw echo
-    socket.on('error', () => {})
-    socket.on('end', () => socket.end())
+    echoWebSocket(req, socket)
   })
   wsServer.listen(0, '127.0.0.1')
   await once(wsServer, 'listening')

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { runCli, type ServeProcess } from '../helpers/cli.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { acceptWebSocket } from '../helpers/websocket.ts'
+import { echoWebSocket } from '../helpers/websocket.ts'
 import { serveWithWorkers } from '../helpers/workers.ts'
 
 const ADMIN = 'workers-websocket-admin-token-0123'
@@ -31,10 +31,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-workers-websocket-'))
   wsServer = createServer((_req, res) => res.end('not a websocket'))
   wsServer.on('upgrade', (req, socket: Socket) => {
-    acceptWebSocket(req, socket)
-    socket.on('data', (chunk: Buffer) => socket.write(chunk)) // raw echo
-    socket.on('error', () => {})
-    socket.on('end', () => socket.end())
+    echoWebSocket(req, socket)
   })
   wsServer.listen(0, '127.0.0.1')
   await once(wsServer, 'listening')
