@@ -142,13 +142,20 @@ export function formMethodOverrides(method: string, form: FormBody, body: Buffer
   const delimiters = form.boundaries.map((boundary) => `--${boundary}`)
   let found: string[] | null = null
   let fields = 0
+  // Where the next "method" is, at or after the last place looked from (Infinity: none): each byte looked at once.
+  let methodAt = -1
   DISPOSITION.lastIndex = 0
   for (let header = DISPOSITION.exec(text); header !== null; header = DISPOSITION.exec(text)) {
-    const from = header.index + header[0].length
-    const end = headerEnd(text, from)
+    const lineEnd = header.index + header[0].length
+    const from = lineEnd - (header[1] as string).length
+    const end = headerEnd(text, lineEnd)
     DISPOSITION.lastIndex = end // a header's value is passed over whole, as one match of it was
+    if (methodAt < from) {
+      METHOD_LETTERS.lastIndex = from
+      methodAt = METHOD_LETTERS.exec(text)?.index ?? Infinity
+    }
+    if (methodAt >= end) continue // none in this header (the letters hold no line end: one found before `end` ends there too)
     const disposition = text.slice(from, end)
-    if (!METHOD_LETTERS.test(disposition)) continue
     const start = lineStart(text, header.index)
     if (start === -1) continue
     // Longer than any framework reads as a part's head: refused when it is one, not read by patterns whose stack it would outgrow.
@@ -189,15 +196,15 @@ function tooManyFields(): GatewayError {
 }
 
 /**
- * A Content-Disposition header's start; its value, folded lines too, is found by headerEnd. One
+ * A Content-Disposition header's first line; the lines folded into it are found by headerEnd. One
  * pattern that took the value and required "method" in it backtracked over the rest of the line
  * from each "content-disposition:" on it: quadratic, 400 KB of them on one line held the event loop
  * ~24 s (hours at max_body_bytes' 10 MB), and a line of megabytes outgrew the regex engine's stack
  * (a RangeError, answered 500). One pass over the body finds them.
  */
-const DISPOSITION = /content-disposition[ \t]*:/gi
+const DISPOSITION = /content-disposition[ \t]*:([^\n]*)/gi
 /** "method" with each letter as itself or an escape (busboy decodes `name*=`): what a header naming `_method` has. */
-const METHOD_LETTERS = /(?:m|%[46]d)(?:e|%[46]5)(?:t|%[57]4)(?:h|%[46]8)(?:o|%[46]f)(?:d|%[46]4)/i
+const METHOD_LETTERS = /(?:m|%[46]d)(?:e|%[46]5)(?:t|%[57]4)(?:h|%[46]8)(?:o|%[46]f)(?:d|%[46]4)/gi
 /** A blank line: where a part's head ends. */
 const BLANK_LINE = /\n\r?\n/
 
