@@ -8,7 +8,7 @@
 // - the credential expired, at the instant its verification stops accepting it: a JWT's `exp` plus
 //   its issuer's clock_tolerance (upstream/tunnel-expiry.ts);
 // - the credential revoked: an API key revoked (admin API, `bouncer keys revoke`, another instance),
-//   a session signed out or revoked. Nothing tells every thread and process of those (the CLI
+//   a session signed out, revoked or gone idle. Nothing tells every thread and process of those (the CLI
 //   writes the store), so the tunnels' credentials are read again every TUNNEL_RECHECK_MS, through
 //   the verifiers' own caches (an API key's record: one store read per key per api_keys.cache);
 // - a reload that takes the caller's access away: the route gone or (a tunnel) no longer a

@@ -52,7 +52,7 @@ function named(method: string, text: string, found: string[] | null): string[] |
  * other reading makes them). The rest of a large form is passed over by the regex engine: a 3 MB
  * form of 60,000 fields is read in a few ms, not the 72 ms of splitting it and reading every name.
  */
-const CANDIDATE_PAIRS = /(?:^|[&;])((?:[ +]|%20)*(?:[_. +[]|%5f|%2e|%20|%5b)(?:m|%[46]d)(?:e|%[46]5)(?:t|%[57]4)(?:h|%[46]8)(?:o|%[46]f)(?:d|%[46]4)[^&;=]*)(?:=([^&;]*))?/gi
+const CANDIDATE_PAIRS = /(?:^|[&;])([ +]*(?:%20[ +]*)*(?:[_. +[]|%5f|%2e|%20|%5b)(?:m|%[46]d)(?:e|%[46]5)(?:t|%[57]4)(?:h|%[46]8)(?:o|%[46]f)(?:d|%[46]4)[^&;=]*)(?:=([^&;]*))?/gi
 
 /**
  * A parameter name as PHP fills $_GET from it (which Laravel and Symfony read): cut at a NUL (a C
@@ -142,16 +142,42 @@ export function formMethodOverrides(method: string, form: FormBody, body: Buffer
   const delimiters = form.boundaries.map((boundary) => `--${boundary}`)
   let found: string[] | null = null
   let fields = 0
-  for (const header of text.matchAll(METHOD_DISPOSITION)) {
+  // Where the next "method" is, at or after the last place looked from (Infinity: none): each byte looked at once.
+  let methodAt = -1
+  DISPOSITION.lastIndex = 0
+  for (let header = DISPOSITION.exec(text); header !== null; header = DISPOSITION.exec(text)) {
+    const lineEnd = header.index + header[0].length
+    const from = lineEnd - (header[1] as string).length
+    const end = headerEnd(text, lineEnd)
+    DISPOSITION.lastIndex = end // a header's value is passed over whole, as one match of it was
+    if (methodAt < from) {
+      METHOD_LETTERS.lastIndex = from
+      methodAt = METHOD_LETTERS.exec(text)?.index ?? Infinity
+    }
+    if (methodAt >= end) continue // none in this header (the letters hold no line end: one found before `end` ends there too)
+    const disposition = text.slice(from, end)
     const start = lineStart(text, header.index)
-    if (start === -1 || !dispositionNames(header[1] as string).some(isParameter)) continue
+    if (start === -1) continue
+    // Longer than any framework reads as a part's head: refused when it is one, not read by patterns whose stack it would outgrow.
+    if (disposition.length > PART_WINDOW) {
+      if (inPartHead(text, start, delimiters)) throw badForm(`a Content-Disposition header is longer than ${PART_WINDOW} bytes`)
+      continue
+    }
+    if (!dispositionNames(disposition).some(isParameter)) continue
     if (++fields > MAX_METHOD_FIELDS) throw tooManyFields()
     if (!inPartHead(text, start, delimiters)) continue
-    const value = partValue(text, header.index + header[0].length, delimiters)
+    const value = partValue(text, end, delimiters)
     if (value === null) throw badForm(`a _method part is longer than ${PART_WINDOW} bytes`)
     found = named(method, value, found)
   }
   return found ?? NO_METHOD_OVERRIDES
+}
+
+/** Where the header whose value begins at `from` ends: its line's end, past the lines folded into it (a space or tab first). One look at each byte. */
+function headerEnd(text: string, from: number): number {
+  let end = text.indexOf('\n', from)
+  while (end !== -1 && (text.charCodeAt(end + 1) === 0x20 || text.charCodeAt(end + 1) === 0x09)) end = text.indexOf('\n', end + 1)
+  return end === -1 ? text.length : end
 }
 
 /** More `boundary=` readings than any Content-Type needs: each is a pass over the body. */
@@ -170,11 +196,15 @@ function tooManyFields(): GatewayError {
 }
 
 /**
- * A Content-Disposition header (its folded lines too) that has "method" in it, each letter as itself
- * or an escape (busboy decodes `name*=`): what one naming `_method` has. One pass of the regex
- * engine over the body finds them: 10 MB of 200,000 parts in ~40 ms, of a binary file in ~3 ms.
+ * A Content-Disposition header's first line; the lines folded into it are found by headerEnd. One
+ * pattern that took the value and required "method" in it backtracked over the rest of the line
+ * from each "content-disposition:" on it: quadratic, 400 KB of them on one line held the event loop
+ * ~24 s (hours at max_body_bytes' 10 MB), and a line of megabytes outgrew the regex engine's stack
+ * (a RangeError, answered 500). One pass over the body finds them.
  */
-const METHOD_DISPOSITION = /content-disposition[ \t]*:((?:[^\n]|\n[ \t])*(?:m|%[46]d)(?:e|%[46]5)(?:t|%[57]4)(?:h|%[46]8)(?:o|%[46]f)(?:d|%[46]4)(?:[^\n]|\n[ \t])*)/gi
+const DISPOSITION = /content-disposition[ \t]*:([^\n]*)/gi
+/** "method" with each letter as itself or an escape (busboy decodes `name*=`): what a header naming `_method` has. */
+const METHOD_LETTERS = /(?:m|%[46]d)(?:e|%[46]5)(?:t|%[57]4)(?:h|%[46]8)(?:o|%[46]f)(?:d|%[46]4)/gi
 /** A blank line: where a part's head ends. */
 const BLANK_LINE = /\n\r?\n/
 

@@ -527,4 +527,36 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
     expect((await client.request(`${gateway.url}/app/home`, { html: false })).status).toBe(200)
     expect(performance.now() - retried).toBeLessThan(5_000)
   })
+
+  it('a provider whose answer is cut off mid-body (its connection dropped): 503 at a refresh and at a callback, and the session is kept', async () => {
+    const client = cookieJar()
+    await signIn(client, gateway.url, '/app/home', ALICE)
+    const signedInAt = Date.now()
+    const { client: midway, callback } = await callbackOf(gateway.url, ALICE)
+    // The provider's connection drops halfway through its JSON answer (a restart, a load balancer's reset).
+    await idp.stop()
+    const proxy = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '200' })
+      res.write('{"access_token":"eyJ', () => res.socket?.destroy())
+    })
+    proxy.listen(idp.port, '127.0.0.1')
+    await once(proxy, 'listening')
+    try {
+      await waitFor(() => Date.now() > signedInAt + 3_500, 'the ID token to expire', 10_000)
+      // Before: read as an answer that fails its checks (OAUTH_PARSE_ERROR), the refresh ended the
+      // session (401 session_expired) and the callback answered 400, for a network failure.
+      const refreshing = await client.request(`${gateway.url}/app/home`, { html: false })
+      expect(refreshing.status, refreshing.body).toBe(503)
+      expect(problem(refreshing).code).toBe('identity_provider_unavailable')
+      const exchanging = await midway.request(callback, { html: false })
+      expect(exchanging.status, exchanging.body).toBe(503)
+      expect(problem(exchanging).code).toBe('identity_provider_unavailable')
+    } finally {
+      proxy.close()
+      proxy.closeAllConnections()
+      await once(proxy, 'close')
+      await idp.restart(idp.keys)
+    }
+    expect((await client.request(`${gateway.url}/app/home`, { html: false })).status).toBe(200)
+  })
 })

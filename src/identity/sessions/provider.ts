@@ -183,7 +183,7 @@ const REJECTED = new Set([
 function translate(oidc: OidcModule, issuer: IssuerConfig, err: unknown): Error {
   if (err instanceof oidc.ResponseBodyError) return new SignInRefused(`the provider refused: ${err.error}${err.error_description ? ` (${err.error_description})` : ''}`, { cause: err })
   if (err instanceof oidc.AuthorizationResponseError) return new SignInRefused(`the provider answered: ${err.error}`, { cause: err })
-  if (err instanceof oidc.ClientError && REJECTED.has((err as { code?: string }).code ?? '')) {
+  if (err instanceof oidc.ClientError && REJECTED.has((err as { code?: string }).code ?? '') && !bodyUnread(err)) {
     const reason = err.cause instanceof Error ? err.cause.message : err.message
     return new AnswerRejected(reason.slice(0, 200), { cause: err })
   }
@@ -195,6 +195,17 @@ function translate(oidc: OidcModule, issuer: IssuerConfig, err: unknown): Error 
     return new SignInRefused(err.message, { cause: err })
   }
   return unavailable(issuer, err)
+}
+
+/**
+ * OAUTH_PARSE_ERROR of the answer's body, not of its ID token: a JSON answer that did not arrive
+ * whole (the connection dropped mid-body, a proxy's truncated page) is no answer, as NOT_AN_ANSWER's
+ * are. Read as one that fails its checks, a refresh ended the person's session for a network failure.
+ */
+function bodyUnread(err: Error): boolean {
+  if ((err as { code?: string }).code !== 'OAUTH_PARSE_ERROR') return false
+  // openid-client's error, or oauth4webapi's in its cause, names what failed to parse.
+  return err.message.includes('"response" body') || (err.cause instanceof Error && err.cause.message.includes('"response" body'))
 }
 
 function unavailable(issuer: IssuerConfig, err: unknown): GatewayError {

@@ -196,12 +196,18 @@ export function createSignIn(options: SignInOptions): SignIn {
     return { identity: identityOf(record), credential: 'session' as const }
   }
 
-  /** An open tunnel's session, read again: ended (signed out, revoked) or not. Not a use: the session is not touched. */
+  /**
+   * An open tunnel's session, read again: ended (signed out, revoked, idle) or not. Not a use: the
+   * session is not touched. Idle as authenticate reads it, whatever the store: memory and SQLite
+   * delete an idle session only at their minute's sweep, and Redis never (its key lasts to the
+   * absolute end), so the tunnel closed up to a minute late, or never.
+   */
   async function revoked(input: CredentialInput): Promise<string | null> {
     const value = readCookie(input.rawHeaders, cookie.name)
     if (value === undefined) return null
     const found = await storeCall(async () => store.get(sessionId(value)))
-    return found === undefined ? 'The caller\'s session has ended (signed out, revoked or expired)' : null
+    if (found === undefined) return 'The caller\'s session has ended (signed out, revoked or expired)'
+    return found.lastSeenAt + idle <= now() ? `The caller's session has expired (it was idle for more than ${idle / 1000}s)` : null
   }
 
   /**
