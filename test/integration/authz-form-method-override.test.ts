@@ -325,6 +325,8 @@ describe('HTTP/2', () => {
 
 describe('an upstream with retries', () => {
   let retrying: TestGateway
+  let retryingH2: TestGateway
+  let pki: TestPki
   beforeAll(async () => {
     const dead = createServer()
     dead.listen(0, '127.0.0.1')
@@ -336,9 +338,35 @@ describe('an upstream with retries', () => {
       upstreams: [{ name: 'app', targets: [deadUrl, `http://127.0.0.1:${(app.address() as AddressInfo).port}`], balance: 'round_robin', retries: { attempts: 2, on: ['connect_failure'], budget: '100%' } }],
       routes: [{ id: 'records', path: '/records/*', upstream: 'app', public: true }],
     })
+    pki = createPki()
+    retryingH2 = await startH2Gateway(pki, deadUrl, {}, {
+      upstreams: [{ name: 'app', targets: [deadUrl, `http://127.0.0.1:${(app.address() as AddressInfo).port}`], balance: 'round_robin', retries: { attempts: 2, on: ['connect_failure'], budget: '100%' } }],
+      routes: [{ id: 'records', path: '/records/*', upstream: 'app', public: true }],
+    })
   })
   afterAll(async () => {
     await retrying?.close()
+    await retryingH2?.close()
+    pki?.close()
+  })
+
+  // An HTTP/2 body without content-length is whole only at its stream's end, which the form's read
+  // put back in front of: it is sent again all the same (a review suspected not). A POST follows no
+  // other failure than connect_failure (not idempotent), so no other retry reads it held.
+  it('over HTTP/2 without content-length too', async () => {
+    const small = 'title=x&_method=PATCH'
+    const large = `${'a=1&'.repeat(40_000)}_method=PUT`
+    for (const body of [small, small, large, large]) {
+      const client = await h2Session(retryingH2.url, readFileSync(pki.ca.cert))
+      const stream = client.request({ ':method': 'POST', ':path': '/records/1', 'content-type': 'application/x-www-form-urlencoded' })
+      stream.end(body)
+      stream.resume()
+      const [headers] = await once(stream, 'response') as [Record<string, string>]
+      await once(stream, 'close')
+      client.close()
+      expect(Number(headers[':status']), `${body.length}`).toBe(200)
+    }
+    expect(ran).toEqual([small, small, large, large].map((body) => ({ ran: `${body === small ? 'PATCH' : 'PUT'} /records/1`, sha256: sha256(body), bytes: body.length })))
   })
 
   it('a form read for its _method is sent again whole after a failed connection, small or large', async () => {
