@@ -186,9 +186,9 @@ export function createSignIn(options: SignInOptions): SignIn {
     if (found === undefined) return refuse(input, 'session_expired', ENDED)
     if (found.audience !== options.audience) return refuse(input, 'session_required', `The cookie's session was made by the ${found.audience === 'console' ? 'admin console' : 'gateway'}'s sign-in, not this one: sign in here.`)
     let record = found
-    if (record.expiresAt <= at || record.lastSeenAt + idle <= at) {
+    const why = endedBecause(record, at)
+    if (why !== null) {
       void store.delete(id).catch(() => {})
-      const why = record.expiresAt <= at ? `it reached its ${ttl / 1000}s lifetime` : `it was idle for more than ${idle / 1000}s`
       return refuse(input, 'session_expired', `The session has expired (${why}): sign in again.`)
     }
     if (record.refreshAt !== null && record.refreshAt <= at) record = await refreshOnce(input, record, value)
@@ -207,7 +207,14 @@ export function createSignIn(options: SignInOptions): SignIn {
     if (value === undefined) return null
     const found = await storeCall(async () => store.get(sessionId(value)))
     if (found === undefined) return 'The caller\'s session has ended (signed out, revoked or expired)'
-    return found.lastSeenAt + idle <= now() ? `The caller's session has expired (it was idle for more than ${idle / 1000}s)` : null
+    const why = endedBecause(found, now())
+    return why === null ? null : `The caller's session has expired (${why})`
+  }
+
+  /** Why a stored session no longer counts at `at` (its lifetime, or idle as the stores may not yet have swept), or null. */
+  function endedBecause(record: SessionRecord, at: number): string | null {
+    if (record.expiresAt <= at) return `it reached its ${ttl / 1000}s lifetime`
+    return record.lastSeenAt + idle <= at ? `it was idle for more than ${idle / 1000}s` : null
   }
 
   /**
