@@ -3,6 +3,7 @@
 // counting every request, SIGHUP reaching both, a crashed worker replaced while the other keeps its
 // connection, and SIGTERM draining both with exit 0. The crash is a real uncaught exception thrown
 // inside one worker, through the inspector protocol (test/helpers/inspector.ts).
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -110,6 +111,18 @@ describe('server.workers: 2', () => {
     const ready = (await (await request(`${gateway.adminUrl}/readyz`)).body.json()) as { status: string; checks: Record<string, string> }
     expect(ready).toMatchObject({ status: 'ready', checks: { w1: 'ready', w2: 'ready', workers: '2 of 2 running' } })
   }, 120_000)
+
+  it('warns at start when the kernel resets the connections queued on a worker that stops, naming the setting', () => {
+    // The machine's own setting decides which: this test does not change it (it is the host's).
+    const setting = readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim()
+    const warned = gateway.stderr().split('\n').filter((line) => line.includes('"sysctl":"net.ipv4.tcp_migrate_req"'))
+    if (setting === '0') {
+      expect(warned).toHaveLength(1)
+      expect(JSON.parse(warned[0] as string)).toMatchObject({ level: 'warn', msg: expect.stringContaining('set it to 1 (sysctl -w net.ipv4.tcp_migrate_req=1') })
+    } else {
+      expect(warned).toEqual([])
+    }
+  })
 
   it('counts the primary thread\'s heap in /metrics, with the workers\'', async () => {
     const heapUsed = async () => Number(/^bouncer_nodejs_heap_size_used_bytes (\S+)$/m.exec(await metrics())?.[1])

@@ -39,6 +39,7 @@ import type { FromThread, ThreadData, ToThread } from './messages.ts'
 import { ask, askEach, pickHeaders, pipeTo, refusedConnection, type Answer, type Asked } from './worker-admin.ts'
 import { addToCounter, carry, mergeMetrics, parseMetrics, type Families } from './metrics-merge.ts'
 import { mergeCatalogs } from './catalog-merge.ts'
+import { MIGRATE_REQ_SYSCTL, queuedConnectionsWarning } from './queued-connections.ts'
 
 const THREAD_URL = new URL(import.meta.url.endsWith('.ts') ? './thread.ts' : './thread.js', import.meta.url)
 /** A drain that has not ended the thread this long past shutdown_timeout is cut short. */
@@ -146,6 +147,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const { config, logger } = options
   // Before any worker's audit starts: what another number of workers (or one process) spilled is w1's to replay.
   claimAuditSpills(config.audit, options.count, logger)
+  const queuedWarning = queuedConnectionsWarning()
+  if (queuedWarning !== null) logger.warn({ sysctl: MIGRATE_REQ_SYSCTL }, queuedWarning)
   const failures = new Map<BackgroundTask, number>()
   const background = createBackgroundTasks(logger, { backgroundFailed: (task) => failures.set(task, (failures.get(task) ?? 0) + 1) })
   const maxKeys = config.limits_store.type === 'memory' ? config.limits_store.max_keys : 100_000
