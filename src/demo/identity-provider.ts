@@ -143,9 +143,10 @@ export function openIdProvider(issuer: string, options: OpenIdProviderOptions): 
       clientCredentials: { enabled: true },
       devInteractions: { enabled: false },
       rpInitiatedLogout: { enabled: true, logoutSource: signOutPage },
-      // Any confidential client may introspect, and revoke its own tokens (oidc-provider's defaults, spelt out).
+      // Any confidential client may introspect, and revoke its own tokens (oidc-provider's defaults,
+      // spelt out): a resource's opaque tokens, and a signed-out session's refresh token (RFC 7009).
       introspection: { enabled: options.opaqueAudience !== undefined, allowedPolicy: async () => true },
-      revocation: { enabled: options.opaqueAudience !== undefined, allowedPolicy: async (_ctx: unknown, client: { clientId: string }, token: { clientId?: string }) => client.clientId === token.clientId },
+      revocation: { enabled: options.opaqueAudience !== undefined || (options.webClients?.length ?? 0) > 0, allowedPolicy: async (_ctx: unknown, client: { clientId: string }, token: { clientId?: string }) => client.clientId === token.clientId },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => options.audience,

@@ -2,8 +2,9 @@
 // hand): discovery, the authorization URL with PKCE (S256), state and nonce, the callback's iss
 // (RFC 9207, checked here first, so its refusal says so), the code exchange
 // (openid-client checks state, PKCE, and the ID token's iss, aud, exp, iat and nonce), the
-// refresh grant, and RP-initiated logout's end_session_endpoint. The ID token's signature is then
-// checked by the gateway's own bearer-token verifier, with the issuer's keys (sign-in.ts).
+// refresh grant, RP-initiated logout's end_session_endpoint, and the revocation of a signed-out
+// session's refresh token (RFC 7009). The ID token's signature is then checked by the gateway's own
+// bearer-token verifier, with the issuer's keys (sign-in.ts).
 //
 // Discovery runs at the first sign-in, not at start: a gateway starts while its provider is down
 // and serves its other routes. One discovery at a time; a failed one is retried by the next
@@ -29,6 +30,8 @@ export interface SignInProvider {
   refresh(refreshToken: string): Promise<ProviderTokens>
   /** RP-initiated logout, when the provider has an end_session_endpoint; else null. */
   endSessionUrl(parameters: Record<string, string>): Promise<URL | null>
+  /** RFC 7009: the provider revokes the refresh token; false when it has no revocation_endpoint. Throws as refresh does. */
+  revokeRefreshToken(refreshToken: string): Promise<boolean>
 }
 
 /** The provider refused (a bad or replayed code, a revoked refresh token): the user must sign in again. */
@@ -150,6 +153,16 @@ export function signInProvider(issuer: IssuerConfig, clientId: string, clientSec
       const config = await ready()
       if (config.serverMetadata().end_session_endpoint === undefined) return null
       return oidc.buildEndSessionUrl(config, parameters)
+    },
+    async revokeRefreshToken(refreshToken) {
+      const config = await ready()
+      if (config.serverMetadata().revocation_endpoint === undefined) return false
+      try {
+        await oidc.tokenRevocation(config, refreshToken, { token_type_hint: 'refresh_token' })
+        return true
+      } catch (err) {
+        throw translate(oidc, issuer, err)
+      }
     },
   }
 }

@@ -378,20 +378,25 @@ export function createSignIn(options: SignInOptions): SignIn {
     if (input.method !== 'POST') return signOutPage()
     checkOrigin(input)
     const value = readCookie(input.rawHeaders, cookie.name)
-    let idToken: string | null = null
+    let ended: { session: string; tokens: SessionTokens | null } | null = null
     let caller: Authenticated | undefined
     if (value !== undefined && COOKIE_VALUE.test(value)) {
       const id = sessionId(value)
       const record = await storeCall(() => store.get(id))
-      // Another sign-in's session is not this one's to end (nor its ID token to send the provider).
+      // Another sign-in's session is not this one's to end (nor its tokens to send the provider).
       if (record?.audience === options.audience) {
-        idToken = openTokens(record.sealed, value)?.idToken ?? null
+        ended = { session: id, tokens: openTokens(record.sealed, value) }
         await storeCall(() => store.delete(id))
         caller = { identity: identityOf(record), credential: 'session' }
         logger.info({ session: id, issuer: record.issuer, subject: record.subject }, 'signed out')
       }
     }
     const after = `${publicOrigin(input)}${config.after_sign_out_path}`
+    const refreshToken = ended?.tokens?.refreshToken ?? null
+    // Not waited for: the person is signed out here whatever the provider does, and a provider that
+    // holds the request would hold the sign-out's answer for its 10 s.
+    if (ended !== null && refreshToken !== null) void revokeRefreshToken(refreshToken, ended.session)
+    const idToken = ended?.tokens?.idToken ?? null
     let location = config.after_sign_out_path
     if (options.endsProviderSession !== false) {
       try {
@@ -409,6 +414,21 @@ export function createSignIn(options: SignInOptions): SignIn {
     // Not Clear-Site-Data "cookies": it clears the whole registrable domain's cookies (the SSO's and
     // every sibling application's on the company domain), not just this gateway's.
     return { status: 302, headers: { location, 'set-cookie': clearCookie(secureFor(input, cookie)), 'cache-control': 'no-store' }, body: '', ...(caller === undefined ? {} : { caller }) }
+  }
+
+  /**
+   * The signed-out session's refresh token, revoked at the provider (RFC 7009) where it has a
+   * revocation_endpoint: deleted with the session here, it was still good at the provider until it
+   * expired (days, with some providers for good), for whoever had read it from the store. Never
+   * rejects: a failure is logged, and the session is over here either way.
+   */
+  async function revokeRefreshToken(refreshToken: string, session: string): Promise<void> {
+    try {
+      const revoked = await provider.revokeRefreshToken(refreshToken)
+      if (revoked) logger.info({ session, issuer: issuer.name }, 'the signed-out session\'s refresh token was revoked at the provider')
+    } catch (err) {
+      logger.warn({ err, session, issuer: issuer.name }, 'the signed-out session\'s refresh token could not be revoked at the provider: it stays good there until it expires')
+    }
   }
 
   /** What a GET of sign_out_path answers: a button that signs out (a same-origin form post carries the Origin checkOrigin needs). */
@@ -608,8 +628,9 @@ function loggingUnreachable(provider: SignInProvider, logger: Logger, issuerName
     authorizationUrl: (parameters) => logged('authorization', () => provider.authorizationUrl(parameters)),
     exchangeCode: (callbackUrl, checks) => logged('code exchange', () => provider.exchangeCode(callbackUrl, checks)),
     refresh: (refreshToken) => logged('refresh', () => provider.refresh(refreshToken)),
-    // Sign-out logs its own skip of RP-initiated logout.
+    // Sign-out logs its own skip of RP-initiated logout, and of the refresh token's revocation.
     endSessionUrl: (parameters) => provider.endSessionUrl(parameters),
+    revokeRefreshToken: (refreshToken) => provider.revokeRefreshToken(refreshToken),
   }
 }
 

@@ -35,6 +35,9 @@ const provider: SignInProvider = {
   async endSessionUrl() {
     return null
   },
+  async revokeRefreshToken() {
+    return false
+  },
 }
 
 function signIn(audience: 'gateway' | 'console' = 'gateway', callbackPath = '/.bouncer/callback'): SignIn {
