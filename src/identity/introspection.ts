@@ -25,7 +25,6 @@
 //   A claim of the wrong kind (exp as a string) is nonsense from the provider: 503.
 // - An `act` claim (the provider's own on-behalf-of token) is decided as a JWT's is (verify.ts).
 import { hash } from 'node:crypto'
-import { request } from 'undici'
 import type { JWTPayload } from 'jose'
 import { createLru } from '../collections/index.ts'
 import type { IntrospectionConfig, IssuerConfig } from '../config/index.ts'
@@ -152,6 +151,9 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
     const deadline = AbortSignal.timeout(settings.timeout)
     let res
     try {
+      // Loaded at the first introspection: the CLI commands that read this folder (`bouncer keys`,
+      // `sessions`) never make one, and undici is 110 modules of their start.
+      const { request } = await import('undici')
       res = await request(settings.url, {
         signal: deadline,
         method: 'POST',
