@@ -20,6 +20,17 @@ import type { Column, Datasource, Row, RowSource } from './source.ts'
 /** Rows per read from the database: one chunk to the client each. */
 const BATCH_ROWS = 4_096
 
+/**
+ * A batch's cells' text, about (characters): a batch of large rows is cut short of BATCH_ROWS there;
+ * rows of 256 characters or fewer fill BATCH_ROWS first. Counted in rows alone, 4,096 rows of 50 KB
+ * held ~750 MB in the gateway for one request, and of 150 KB made one chunk longer than a JavaScript
+ * string can be: every such answer was cut right after its 200 head (an adversarial probe).
+ */
+const BATCH_CHARS = 1024 * 1024
+
+/** The first read of a batch, before its rows' size is known. */
+const FIRST_READ_ROWS = 64
+
 export interface DatasetRoute {
   readonly id: string
   readonly path: string
@@ -188,7 +199,8 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     let lastKey: Array<string | number> | null = null
     // The first batch before the head: a failing statement is still a clean 502/504, and a small
     // result's paging facts go in headers, where a spreadsheet import can see them.
-    let batch = await source.read(Math.min(BATCH_ROWS, plan.limit + 1))
+    let read = await readBatch(source, Math.min(BATCH_ROWS, plan.limit + 1))
+    let batch = read.rows
     served.upstreamMs = performance.now() - plan.started
     const columns = source.columns
     if (dataset.columns === null && columns.length > 0) dataset.columns = columns
@@ -196,7 +208,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     served.masked = maskedNames(columns, masks)
     const keyIndexes = plan.key.map((name) => columns.findIndex((column) => column.name === name))
     const writer = await createWriter(plan.format, maskedColumns(columns, masks))
-    let exhausted = batch.length < Math.min(BATCH_ROWS, plan.limit + 1)
+    let exhausted = read.exhausted
 
     const keyOf = (row: Row) => keyIndexes.map((i) => keyValue(row[i] ?? null, columns[i]))
     const take = (rows: Row[]): Row[] => {
@@ -243,14 +255,15 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
       // The next batch is asked for before this one is written: the database produces it while the
       // client takes this one. One batch ahead at most, so memory stays bounded and a client that
       // stops reading still stops the cursor.
-      const ahead = exhausted || more ? null : source.read(BATCH_ROWS)
+      const ahead = exhausted || more ? null : readBatch(source, BATCH_ROWS)
       ahead?.catch(() => {}) // a client that goes meanwhile aborts it: handled where it is awaited
       applyMasks(first, masks, dataset.source.key)
       if (!(await send(res, writer.rows(first), served))) return served
       if (ahead === null) break
-      batch = await ahead
+      read = await ahead
       if (gone) return served
-      exhausted = batch.length < BATCH_ROWS
+      batch = read.rows
+      exhausted = read.exhausted
       first = take(batch)
       if (first.length === 0) break
     }
@@ -278,6 +291,25 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     return served
   } finally {
     res.removeListener('close', onClose)
+  }
+}
+
+/**
+ * Up to `max` rows, and fewer once their cells hold BATCH_CHARS: read a few first, then as many more
+ * as the rows so far say fit. `exhausted`: the result has no more rows.
+ */
+async function readBatch(source: RowSource, max: number): Promise<{ rows: Row[]; exhausted: boolean }> {
+  let rows: Row[] = []
+  let chars = 0
+  let want = Math.min(max, FIRST_READ_ROWS)
+  for (;;) {
+    const got = await source.read(want)
+    rows = rows.length === 0 ? got : rows.concat(got)
+    if (got.length < want) return { rows, exhausted: true }
+    for (const row of got) for (const cell of row) chars += cell === null ? 0 : cell.length
+    if (rows.length >= max || chars >= BATCH_CHARS) return { rows, exhausted: false }
+    const perRow = Math.max(1, chars / rows.length)
+    want = Math.max(1, Math.min(max - rows.length, Math.floor((BATCH_CHARS - chars) / perRow)))
   }
 }
 
