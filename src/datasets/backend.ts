@@ -109,13 +109,16 @@ async function queryDataset(ctx: Readonly<RequestContext>, dataset: DatasetRoute
   const { config, source } = dataset
   const query = readQuery(ctx.query)
   const format = chooseFormat(query.get('format'), headerOf(ctx, 'accept'))
-  const params = readParams(dataset.params, query, ctx.params, RESERVED_QUERY, Date.now())
+  const fresh = readParams(dataset.params, query, ctx.params, RESERVED_QUERY, Date.now())
   const paging = config.page_size !== undefined
   const limit = paging ? Math.min(config.page_size as number, config.max_rows) : config.max_rows
-  const scope = paging ? cursorScope(dataset, params, ctx.identity) : ''
+  const scope = paging ? cursorScope(dataset, query, ctx.params, ctx.identity) : ''
   const cursorText = query.get('cursor')
-  const after = paging && cursorText !== null && cursorText !== '' ? verifyCursor(cursorText, scope, source.key).after : null
+  const position = paging && cursorText !== null && cursorText !== '' ? verifyCursor(cursorText, scope, source.key) : null
+  const after = position?.after ?? null
   if (!paging && cursorText !== null) throw new GatewayError('invalid_parameter', { detail: 'Parameter "cursor": this dataset does not page (no page_size).' })
+  // A later page binds what the first page did: the same window for `since=-12h`, a minute later.
+  const params: ReadonlyMap<string, ParamValue> = position?.params ? new Map([...fresh, ...position.params]) : fresh
 
   const values = bindValues(dataset.statement, params, ctx.identity, ctx.roles, source.type)
   let text = dataset.statement.text
@@ -137,7 +140,7 @@ async function queryDataset(ctx: Readonly<RequestContext>, dataset: DatasetRoute
   const parameterNames = dataset.statement.slots.map((slot) => (slot.kind === 'param' ? slot.name : null))
   const rows = await whileThere(ctx.res, (signal) => source.open({ text, values: bound, timeoutMs: config.timeout, requestId: ctx.id, parameterNames, signal }))
   if (rows === GONE) return served
-  return stream(ctx, dataset, exchange, served, rows, { format, limit, paging, key, scope, started })
+  return stream(ctx, dataset, exchange, served, rows, { format, limit, paging, key, scope, params, started })
 }
 
 const GONE = Symbol('the client went')
@@ -172,6 +175,7 @@ interface StreamPlan {
   paging: boolean
   key: readonly string[]
   scope: string
+  params: ReadonlyMap<string, ParamValue>
   started: number
 }
 
@@ -225,7 +229,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
       return rows
     }
     const ending = (): Ending => {
-      const next = plan.paging && more && lastKey !== null ? signCursor({ after: lastKey }, plan.scope, dataset.source.key) : null
+      const next = plan.paging && more && lastKey !== null ? signCursor({ after: lastKey, params: [...plan.params] }, plan.scope, dataset.source.key) : null
       return { next, truncated: more && !plan.paging }
     }
 
@@ -375,13 +379,16 @@ function keyValue(cell: string | null, column: Column | undefined): string | num
 }
 
 /**
- * What a cursor is good for: this dataset, these parameters' values, and this caller. Without the
- * caller, a cursor taken to another tenant's caller (a statement filtered by `:claims.tenant`)
- * paged on from where the first tenant's rows stopped, which tells where its hidden key values lie
- * (found by an adversarial probe).
+ * What a cursor is good for: this dataset, these parameters as the request gives them, and this
+ * caller. Without the caller, a cursor taken to another tenant's caller (a statement filtered by
+ * `:claims.tenant`) paged on from where the first tenant's rows stopped, which tells where its
+ * hidden key values lie (found by an adversarial probe). The parameters' text, not their values:
+ * `since=-12h` is the same request a minute later, though another instant (the cursor keeps the
+ * first page's values).
  */
-function cursorScope(dataset: DatasetRoute, params: ReadonlyMap<string, ParamValue>, identity: Identity | null): string {
-  return JSON.stringify([dataset.id, [...params.entries()].sort(([a], [b]) => (a < b ? -1 : 1)), identity === null ? null : [identity.iss, identity.sub]])
+function cursorScope(dataset: DatasetRoute, query: URLSearchParams, pathValues: Readonly<Record<string, string>>, identity: Identity | null): string {
+  const given = dataset.params.map((param) => [param.name, param.fromPath ? (pathValues[param.name] ?? null) : query.getAll(param.name)] as const)
+  return JSON.stringify([dataset.id, given.sort(([a], [b]) => (a < b ? -1 : 1)), identity === null ? null : [identity.iss, identity.sub]])
 }
 
 async function firstColumn(dataset: DatasetRoute, signal: AbortSignal): Promise<string> {
