@@ -95,3 +95,19 @@ describe('a value the database cannot take as the type of its place in the state
     expect(res.body.code).toBe('datasource_error')
   })
 })
+
+describe('a date in the years 0001 to 0099', () => {
+  // Found by an adversarial probe: read with Date.UTC, whose years 0–99 are 1900–1999, they were
+  // refused as no date, though the rules take years 0001 to 9999.
+  it('is taken as that date, as a date and as a timestamp', async () => {
+    const res = await get('day=0050-06-01&ts=0001-01-01T00:00:00Z')
+    expect(res.status).toBe(200)
+    expect(res.body.rows).toEqual([{ ts: '0001-01-01T00:00:00Z', day: '0050-06-01' }])
+  })
+
+  it('year 0000 is still refused', async () => {
+    const res = await get('day=0000-06-01')
+    expect(res.status).toBe(400)
+    expect(res.body.code).toBe('invalid_parameter')
+  })
+})
