@@ -229,7 +229,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
       return rows
     }
     const ending = (): Ending => {
-      const next = plan.paging && more && lastKey !== null ? signCursor({ after: lastKey, params: [...plan.params] }, plan.scope, dataset.source.key) : null
+      const next = plan.paging && more && lastKey !== null ? signCursor({ after: lastKey, params: timeParams(dataset, plan.params) }, plan.scope, dataset.source.key) : null
       return { next, truncated: more && !plan.paging }
     }
 
@@ -389,6 +389,15 @@ function keyValue(cell: string | null, column: Column | undefined): string | num
 function cursorScope(dataset: DatasetRoute, query: URLSearchParams, pathValues: Readonly<Record<string, string>>, identity: Identity | null): string {
   const given = dataset.params.map((param) => [param.name, param.fromPath ? (pathValues[param.name] ?? null) : query.getAll(param.name)] as const)
   return JSON.stringify([dataset.id, given.sort(([a], [b]) => (a < b ? -1 : 1)), identity === null ? null : [identity.iss, identity.sub]])
+}
+
+/**
+ * The values a later page must bind as the first did: dates and timestamps (`-12h`, `now`, `today`
+ * are instants of the first page). Only those: a list of 500 ids sealed too would take the next
+ * page's URL past max_header_bytes.
+ */
+function timeParams(dataset: DatasetRoute, params: ReadonlyMap<string, ParamValue>): Array<[string, ParamValue]> {
+  return dataset.params.filter((param) => param.config.type === 'date' || param.config.type === 'timestamp').map((param) => [param.name, params.get(param.name) ?? null])
 }
 
 async function firstColumn(dataset: DatasetRoute, signal: AbortSignal): Promise<string> {

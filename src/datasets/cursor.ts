@@ -14,7 +14,7 @@ export interface PagePosition {
   /** The key columns' values of the last row sent. */
   after: Array<string | number>
   /**
-   * The parameters' values the first page was read with, bound again by the next: `-12h` or `now`
+   * The date and timestamp parameters' values the first page was read with, bound again by the next: `-12h` or `now`
    * resolved anew on each page made another scope every time, and no cursor was taken back (found by
    * a probe). Absent in a cursor issued before they were kept.
    */
