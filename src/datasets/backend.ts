@@ -20,6 +20,17 @@ import type { Column, Datasource, Row, RowSource } from './source.ts'
 /** Rows per read from the database: one chunk to the client each. */
 const BATCH_ROWS = 4_096
 
+/**
+ * A batch's cells' text, about (characters): a batch of large rows is cut short of BATCH_ROWS there;
+ * rows of 256 characters or fewer fill BATCH_ROWS first. Counted in rows alone, 4,096 rows of 50 KB
+ * held ~750 MB in the gateway for one request, and of 150 KB made one chunk longer than a JavaScript
+ * string can be: every such answer was cut right after its 200 head (an adversarial probe).
+ */
+const BATCH_CHARS = 1024 * 1024
+
+/** The first read of a batch, before its rows' size is known. */
+const FIRST_READ_ROWS = 64
+
 export interface DatasetRoute {
   readonly id: string
   readonly path: string
@@ -98,13 +109,16 @@ async function queryDataset(ctx: Readonly<RequestContext>, dataset: DatasetRoute
   const { config, source } = dataset
   const query = readQuery(ctx.query)
   const format = chooseFormat(query.get('format'), headerOf(ctx, 'accept'))
-  const params = readParams(dataset.params, query, ctx.params, RESERVED_QUERY, Date.now())
+  const fresh = readParams(dataset.params, query, ctx.params, RESERVED_QUERY, Date.now())
   const paging = config.page_size !== undefined
   const limit = paging ? Math.min(config.page_size as number, config.max_rows) : config.max_rows
-  const scope = paging ? cursorScope(dataset, params, ctx.identity) : ''
+  const scope = paging ? cursorScope(dataset, query, ctx.params, ctx.identity) : ''
   const cursorText = query.get('cursor')
-  const after = paging && cursorText !== null && cursorText !== '' ? verifyCursor(cursorText, scope, source.key).after : null
+  const position = paging && cursorText !== null && cursorText !== '' ? verifyCursor(cursorText, scope, source.key) : null
+  const after = position?.after ?? null
   if (!paging && cursorText !== null) throw new GatewayError('invalid_parameter', { detail: 'Parameter "cursor": this dataset does not page (no page_size).' })
+  // A later page binds what the first page did: the same window for `since=-12h`, a minute later.
+  const params: ReadonlyMap<string, ParamValue> = position?.params ? new Map([...fresh, ...position.params]) : fresh
 
   const values = bindValues(dataset.statement, params, ctx.identity, ctx.roles, source.type)
   let text = dataset.statement.text
@@ -123,9 +137,10 @@ async function queryDataset(ctx: Readonly<RequestContext>, dataset: DatasetRoute
   }
 
   const started = performance.now()
-  const rows = await whileThere(ctx.res, (signal) => source.open({ text, values: bound, timeoutMs: config.timeout, requestId: ctx.id, signal }))
+  const parameterNames = dataset.statement.slots.map((slot) => (slot.kind === 'param' ? slot.name : null))
+  const rows = await whileThere(ctx.res, (signal) => source.open({ text, values: bound, timeoutMs: config.timeout, requestId: ctx.id, parameterNames, signal }))
   if (rows === GONE) return served
-  return stream(ctx, dataset, exchange, served, rows, { format, limit, paging, key, scope, started })
+  return stream(ctx, dataset, exchange, served, rows, { format, limit, paging, key, scope, params, started })
 }
 
 const GONE = Symbol('the client went')
@@ -160,6 +175,7 @@ interface StreamPlan {
   paging: boolean
   key: readonly string[]
   scope: string
+  params: ReadonlyMap<string, ParamValue>
   started: number
 }
 
@@ -187,7 +203,8 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     let lastKey: Array<string | number> | null = null
     // The first batch before the head: a failing statement is still a clean 502/504, and a small
     // result's paging facts go in headers, where a spreadsheet import can see them.
-    let batch = await source.read(Math.min(BATCH_ROWS, plan.limit + 1))
+    let read = await readBatch(source, Math.min(BATCH_ROWS, plan.limit + 1))
+    let batch = read.rows
     served.upstreamMs = performance.now() - plan.started
     const columns = source.columns
     if (dataset.columns === null && columns.length > 0) dataset.columns = columns
@@ -195,7 +212,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     served.masked = maskedNames(columns, masks)
     const keyIndexes = plan.key.map((name) => columns.findIndex((column) => column.name === name))
     const writer = await createWriter(plan.format, maskedColumns(columns, masks))
-    let exhausted = batch.length < Math.min(BATCH_ROWS, plan.limit + 1)
+    let exhausted = read.exhausted
 
     const keyOf = (row: Row) => keyIndexes.map((i) => keyValue(row[i] ?? null, columns[i]))
     const take = (rows: Row[]): Row[] => {
@@ -212,7 +229,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
       return rows
     }
     const ending = (): Ending => {
-      const next = plan.paging && more && lastKey !== null ? signCursor({ after: lastKey }, plan.scope, dataset.source.key) : null
+      const next = plan.paging && more && lastKey !== null ? signCursor({ after: lastKey, params: timeParams(dataset, plan.params) }, plan.scope, dataset.source.key) : null
       return { next, truncated: more && !plan.paging }
     }
 
@@ -242,14 +259,15 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
       // The next batch is asked for before this one is written: the database produces it while the
       // client takes this one. One batch ahead at most, so memory stays bounded and a client that
       // stops reading still stops the cursor.
-      const ahead = exhausted || more ? null : source.read(BATCH_ROWS)
+      const ahead = exhausted || more ? null : readBatch(source, BATCH_ROWS)
       ahead?.catch(() => {}) // a client that goes meanwhile aborts it: handled where it is awaited
       applyMasks(first, masks, dataset.source.key)
       if (!(await send(res, writer.rows(first), served))) return served
       if (ahead === null) break
-      batch = await ahead
+      read = await ahead
       if (gone) return served
-      exhausted = batch.length < BATCH_ROWS
+      batch = read.rows
+      exhausted = read.exhausted
       first = take(batch)
       if (first.length === 0) break
     }
@@ -277,6 +295,25 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     return served
   } finally {
     res.removeListener('close', onClose)
+  }
+}
+
+/**
+ * Up to `max` rows, and fewer once their cells hold BATCH_CHARS: read a few first, then as many more
+ * as the rows so far say fit. `exhausted`: the result has no more rows.
+ */
+async function readBatch(source: RowSource, max: number): Promise<{ rows: Row[]; exhausted: boolean }> {
+  let rows: Row[] = []
+  let chars = 0
+  let want = Math.min(max, FIRST_READ_ROWS)
+  for (;;) {
+    const got = await source.read(want)
+    rows = rows.length === 0 ? got : rows.concat(got)
+    if (got.length < want) return { rows, exhausted: true }
+    for (const row of got) for (const cell of row) chars += cell === null ? 0 : cell.length
+    if (rows.length >= max || chars >= BATCH_CHARS) return { rows, exhausted: false }
+    const perRow = Math.max(1, chars / rows.length)
+    want = Math.max(1, Math.min(max - rows.length, Math.floor((BATCH_CHARS - chars) / perRow)))
   }
 }
 
@@ -342,13 +379,25 @@ function keyValue(cell: string | null, column: Column | undefined): string | num
 }
 
 /**
- * What a cursor is good for: this dataset, these parameters' values, and this caller. Without the
- * caller, a cursor taken to another tenant's caller (a statement filtered by `:claims.tenant`)
- * paged on from where the first tenant's rows stopped, which tells where its hidden key values lie
- * (found by an adversarial probe).
+ * What a cursor is good for: this dataset, these parameters as the request gives them, and this
+ * caller. Without the caller, a cursor taken to another tenant's caller (a statement filtered by
+ * `:claims.tenant`) paged on from where the first tenant's rows stopped, which tells where its
+ * hidden key values lie (found by an adversarial probe). The parameters' text, not their values:
+ * `since=-12h` is the same request a minute later, though another instant (the cursor keeps the
+ * first page's values).
  */
-function cursorScope(dataset: DatasetRoute, params: ReadonlyMap<string, ParamValue>, identity: Identity | null): string {
-  return JSON.stringify([dataset.id, [...params.entries()].sort(([a], [b]) => (a < b ? -1 : 1)), identity === null ? null : [identity.iss, identity.sub]])
+function cursorScope(dataset: DatasetRoute, query: URLSearchParams, pathValues: Readonly<Record<string, string>>, identity: Identity | null): string {
+  const given = dataset.params.map((param) => [param.name, param.fromPath ? (pathValues[param.name] ?? null) : query.getAll(param.name)] as const)
+  return JSON.stringify([dataset.id, given.sort(([a], [b]) => (a < b ? -1 : 1)), identity === null ? null : [identity.iss, identity.sub]])
+}
+
+/**
+ * The values a later page must bind as the first did: dates and timestamps (`-12h`, `now`, `today`
+ * are instants of the first page). Only those: a list of 500 ids sealed too would take the next
+ * page's URL past max_header_bytes.
+ */
+function timeParams(dataset: DatasetRoute, params: ReadonlyMap<string, ParamValue>): Array<[string, ParamValue]> {
+  return dataset.params.filter((param) => param.config.type === 'date' || param.config.type === 'timestamp').map((param) => [param.name, params.get(param.name) ?? null])
 }
 
 async function firstColumn(dataset: DatasetRoute, signal: AbortSignal): Promise<string> {

@@ -5,7 +5,7 @@
 // out. Sealed, not only signed: the key columns' values may be masked for the caller (a hashed id),
 // and a cursor readable as base64 JSON would hand them out.
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
-import { invalidParameter } from './params.ts'
+import { invalidParameter, type ParamValue } from './params.ts'
 
 const IV_BYTES = 12
 const TAG_BYTES = 16
@@ -13,31 +13,38 @@ const TAG_BYTES = 16
 export interface PagePosition {
   /** The key columns' values of the last row sent. */
   after: Array<string | number>
+  /**
+   * The date and timestamp parameters' values the first page was read with, bound again by the next: `-12h` or `now`
+   * resolved anew on each page made another scope every time, and no cursor was taken back (found by
+   * a probe). Absent in a cursor issued before they were kept.
+   */
+  params?: Array<[string, ParamValue]>
 }
 
 export function signCursor(position: PagePosition, scope: string, key: Buffer): string {
   const iv = randomBytes(IV_BYTES)
   const cipher = createCipheriv('aes-256-gcm', sealingKey(key), iv)
-  const sealed = Buffer.concat([iv, cipher.update(JSON.stringify({ a: position.after.map(keepNonFinite), s: scope }), 'utf8'), cipher.final(), cipher.getAuthTag()])
+  const sealed = Buffer.concat([iv, cipher.update(JSON.stringify({ a: position.after.map(keepNonFinite), s: scope, ...(position.params ? { p: position.params } : {}) }), 'utf8'), cipher.final(), cipher.getAuthTag()])
   return sealed.toString('base64url')
 }
 
 export function verifyCursor(cursor: string, scope: string, key: Buffer): PagePosition {
   const sealed = Buffer.from(cursor, 'base64url')
-  let decoded: { a?: unknown; s?: unknown }
+  let decoded: { a?: unknown; s?: unknown; p?: unknown }
   try {
     if (sealed.length < IV_BYTES + TAG_BYTES) throw new Error('too short')
     const decipher = createDecipheriv('aes-256-gcm', sealingKey(key), sealed.subarray(0, IV_BYTES))
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES))
     const text = Buffer.concat([decipher.update(sealed.subarray(IV_BYTES, sealed.length - TAG_BYTES)), decipher.final()]).toString('utf8')
-    decoded = JSON.parse(text) as { a?: unknown; s?: unknown }
+    decoded = JSON.parse(text) as { a?: unknown; s?: unknown; p?: unknown }
   } catch {
     throw invalidParameter('cursor', 'not a cursor this gateway issued (altered, or sealed with another key)')
   }
   if (decoded.s !== scope) throw invalidParameter('cursor', 'issued for other parameters, another dataset or another caller: page with the same parameters, as the same caller')
   const after = Array.isArray(decoded.a) ? decoded.a.map(restoreNonFinite) : null
   if (after === null || !after.every((v) => typeof v === 'string' || typeof v === 'number')) throw invalidParameter('cursor', 'not a cursor this gateway issued')
-  return { after: after as Array<string | number> }
+  const params = Array.isArray(decoded.p) && decoded.p.every((pair) => Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string') ? (decoded.p as Array<[string, ParamValue]>) : undefined
+  return { after: after as Array<string | number>, ...(params ? { params } : {}) }
 }
 
 /**

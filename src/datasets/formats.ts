@@ -24,7 +24,11 @@ const BY_MEDIA_TYPE = new Map<string, Format>([
   ['application/vnd.apache.arrow.stream', 'arrow'],
 ])
 
-/** `?format=` first, then the Accept media type with the highest q that we serve; JSON otherwise. */
+/**
+ * `?format=` first, then the Accept media type with the highest q that we serve; JSON otherwise. q=0
+ * is "not acceptable" and `Q=` is `q=` (RFC 9110 §12.4.2): `text/csv;q=0` was answered in CSV, and
+ * `text/csv;Q=0.1, application/x-ndjson;q=0.5` too, the weight unread (an adversarial probe).
+ */
 export function chooseFormat(asked: string | null, accept: string | undefined): Format {
   if (asked !== null) {
     if ((FORMATS as readonly string[]).includes(asked)) return asked as Format
@@ -37,9 +41,9 @@ export function chooseFormat(asked: string | null, accept: string | undefined): 
     const [type = '', ...parameters] = part.split(';')
     const format = BY_MEDIA_TYPE.get(type.trim().toLowerCase())
     if (format === undefined) continue
-    const q = parameters.map((p) => p.trim()).find((p) => p.startsWith('q='))
+    const q = parameters.map((p) => p.trim()).find((p) => p.startsWith('q=') || p.startsWith('Q='))
     const weight = q === undefined ? 1 : Number(q.slice(2))
-    if (weight > bestQ) {
+    if (weight > 0 && weight > bestQ) {
       best = format
       bestQ = weight
     }

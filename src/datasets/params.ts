@@ -217,9 +217,10 @@ export function dateMs(text: string, now: number): number | null {
   }
   const match = DATE.exec(text)
   if (!match) return null
-  const ms = Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]))
-  // 2026-02-30 is not a date (Date.UTC would roll it into March).
-  return new Date(ms).toISOString().slice(0, 10) === text ? ms : null
+  // Not Date.UTC: it reads years 0–99 as 1900–1999, and 0050-06-01 was refused as no date (found by a probe).
+  const ms = new Date(0).setUTCFullYear(Number(match[1]), Number(match[2]) - 1, Number(match[3]))
+  // 2026-02-30 is not a date (it would roll into March).
+  return inRange(ms) !== null && new Date(ms).toISOString().slice(0, 10) === text ? ms : null
 }
 
 /** An RFC 3339 timestamp (no zone: UTC), `now`, or relative (`-12h`, `-15min`, `-30d`). */

@@ -7,6 +7,7 @@ import Cursor from 'pg-cursor'
 import type { DatasourceConfig } from '../config/index.ts'
 import { DeadlineExceeded, withinDeadline } from '../collections/index.ts'
 import { GatewayError } from '../errors/index.ts'
+import { invalidParameter } from './params.ts'
 import { scrub, type Logger } from '../telemetry/index.ts'
 import type { Column, ColumnKind, Datasource, Row, RowSource, SourceQuery } from './source.ts'
 
@@ -276,7 +277,7 @@ function cursorSource(lentClient: Lent, query: SourceQuery, url: string, name: s
           if (err) {
             done = true
             finish(true)
-            reject(queryError(name, err, logger, query.requestId))
+            reject(parameterRefused(err, query.parameterNames) ?? queryError(name, err, logger, query.requestId))
             return
           }
           if (columns.length === 0) columns = result.fields.map((field) => ({ name: field.name, kind: KINDS.get(field.dataTypeID) ?? 'string' }))
@@ -321,6 +322,24 @@ const DESCRIBE_TIMEOUT_MS = 10_000
 
 function stalled(name: string, ms: number, cause?: unknown): GatewayError {
   return new GatewayError('query_timeout', { detail: `Datasource "${name}" did not answer within ${ms}ms: the server or the network stopped answering, and the query was abandoned.`, cause })
+}
+
+/**
+ * A caller's value the database cannot read as the type its place in the statement has (`id=9999999999`
+ * for an integer column, `u=nope` for a uuid) is the caller's mistake: 400 naming the parameter. It was
+ * 502 datasource_error with an error logged, so any caller could fill the log and the 5xx rate (an
+ * adversarial probe). PostgreSQL says which value it was: a data exception (SQLSTATE class 22) while
+ * binding carries `portal "…" parameter $N` as its context; a failure in the statement's own values
+ * has none, and stays a 502.
+ */
+function parameterRefused(err: unknown, names: ReadonlyArray<string | null> | undefined): GatewayError | null {
+  const { code, where, message } = err as { code?: unknown; where?: unknown; message?: unknown }
+  if (names === undefined || typeof code !== 'string' || !code.startsWith('22') || typeof where !== 'string') return null
+  const position = /^(?:unnamed portal|portal "[^"]*") parameter \$(\d+)\b/.exec(where)?.[1]
+  const name = position === undefined ? undefined : names[Number(position) - 1]
+  if (typeof name !== 'string') return null
+  const type = typeof message === 'string' ? /\bfor type ([\w ]+?)(?::|$)/.exec(message)?.[1] : undefined
+  return invalidParameter(name, `not a value the database takes here${type === undefined ? '' : ` (type ${type})`}`)
 }
 
 /** A failed statement as the client sees it: the timeout, a write refused, or the server's error (logged). */

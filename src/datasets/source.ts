@@ -34,6 +34,8 @@ export interface SourceQuery {
   values: readonly unknown[]
   timeoutMs: number
   requestId: string
+  /** The request parameter each value binds, by position (null: the caller's identity, a cursor's key). */
+  parameterNames?: ReadonlyArray<string | null>
   /** The client went (or the shutdown cut it) while the query was opened: open() stops waiting and drops its connection. */
   signal?: AbortSignal
 }

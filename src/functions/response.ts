@@ -18,6 +18,14 @@ import type { FunctionResponse } from './messages.ts'
 
 export type ResponseResult = { ok: true; response: FunctionResponse } | { ok: false; message: string; oversized?: true }
 
+/**
+ * The most a handler's headers and cookies may take (name, `: `, value and CRLF each), as an HTTP
+ * upstream's answer head (upstream/errors.ts): 20,000 headers or a 5 MB one went to the client, which
+ * could not read the head (Node and undici read 16 KiB), and the request was audited as a 200
+ * (found by an adversarial probe).
+ */
+export const MAX_HEAD_BYTES = 16 * 1024
+
 /** Headers the gateway writes itself: the length of what it sends, and its own request id. */
 const GATEWAY_WRITTEN = new Set(['content-length', 'x-request-id'])
 
@@ -145,6 +153,8 @@ function structured(value: Record<string, unknown>): ResponseResult {
       out.push('set-cookie', cookie)
     }
   }
+  const headProblem = headSizeProblem(out)
+  if (headProblem) return { ok: false, message: headProblem }
   const text = typeof body === 'string' ? body : ''
   return { ok: true, response: { status: statusCode, headers: out, body: isBase64Encoded === true ? new Uint8Array(Buffer.from(text, 'base64')) : text } }
 }
@@ -169,6 +179,10 @@ export function postedResponseProblem(response: unknown): string | null {
   if (!Array.isArray(headers) || headers.length % 2 !== 0) return 'its headers are not name and value pairs'
   if (postedBytes(body, headers) > MAX_ANSWER_BYTES) return `it is larger than ${MAX_ANSWER_BYTES} bytes`
   const seen = new Set<string>()
+  if (headers.every((field) => typeof field === 'string')) {
+    const headProblem = headSizeProblem(headers as string[])
+    if (headProblem) return headProblem
+  }
   for (let i = 0; i < headers.length; i += 2) {
     const name: unknown = headers[i]
     const value: unknown = headers[i + 1]
@@ -181,6 +195,16 @@ export function postedResponseProblem(response: unknown): string | null {
     if (problem) return problem
   }
   return null
+}
+
+/** Null when a [name, value, …] list fits MAX_HEAD_BYTES; else why not. */
+function headSizeProblem(fields: readonly string[]): string | null {
+  let chars = 0
+  for (const field of fields) chars += field.length + 2
+  if (chars * 3 <= MAX_HEAD_BYTES) return null // the common head: no field's bytes counted
+  let bytes = 0
+  for (const field of fields) bytes += Buffer.byteLength(field) + 2
+  return bytes > MAX_HEAD_BYTES ? `its headers and cookies take ${bytes} bytes, more than the ${MAX_HEAD_BYTES} an answer's head may (as an HTTP upstream's)` : null
 }
 
 /** At least: text by its characters, checked before any header is read as text. */

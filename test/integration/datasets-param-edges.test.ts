@@ -18,6 +18,17 @@ beforeAll(async () => {
         public: true,
         dataset: { source: 'warehouse', sql: 'SELECT :ts::timestamptz AS ts, :day::date AS day', params: { ts: { type: 'timestamp' }, day: { type: 'date' } } },
       },
+      {
+        id: 'ds.typed',
+        methods: ['GET'],
+        path: '/ds/typed',
+        public: true,
+        dataset: {
+          source: 'warehouse',
+          sql: "SELECT :n::int AS n, :u::uuid AS u, :ids::int[] AS ids, CASE WHEN :bad THEN 1 / (SELECT 0) END AS bad",
+          params: { n: { type: 'int' }, u: { type: 'string' }, ids: { type: 'int', list: true }, bad: { type: 'bool' } },
+        },
+      },
     ],
   })
 })
@@ -26,8 +37,8 @@ afterAll(async () => {
   await gw?.close()
 })
 
-async function get(query: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await request(`${gw.url}/ds/echo?${query}`)
+async function get(query: string, path = '/ds/echo'): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await request(`${gw.url}${path}?${query}`)
   return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> }
 }
 
@@ -52,5 +63,51 @@ describe('dataset parameters out of range', () => {
     const asTimestamp = await get('ts=2026-02-30T00:00:00Z')
     expect(asTimestamp.status).toBe(400)
     expect(asTimestamp.body.code).toBe('invalid_parameter')
+  })
+})
+
+describe('a value the database cannot take as the type of its place in the statement', () => {
+  // Found by an adversarial probe: each was 502 datasource_error with an error logged, so any caller
+  // could fill the log and the 5xx rate with values the column's type refuses.
+  it.each([
+    ['an int beyond PostgreSQL\'s integer', 'n=9999999999', 'n', 'type integer'],
+    ['a string that is no uuid', 'u=nope', 'u', 'type uuid'],
+    ['a list item beyond PostgreSQL\'s integer', 'ids=1,99999999999', 'ids', 'type integer'],
+  ])('%s is 400 invalid_parameter naming the parameter, with nothing logged as an error', async (_what, query, name, type) => {
+    const logged = gw.logs.length
+    const res = await get(query, '/ds/typed')
+    expect(res.status).toBe(400)
+    expect(res.body.code).toBe('invalid_parameter')
+    expect(String(res.body.detail)).toContain(`"${name}"`)
+    expect(String(res.body.detail)).toContain(type)
+    expect(gw.logs.slice(logged).filter((line) => line.includes('"level":"error"') || line.includes('the statement failed'))).toEqual([])
+  })
+
+  it('values that fit are answered', async () => {
+    const res = await get('n=7&u=00000000-0000-0000-0000-000000000001&ids=1,2', '/ds/typed')
+    expect(res.status).toBe(200)
+    expect(res.body.rows).toEqual([{ n: 7, u: '00000000-0000-0000-0000-000000000001', ids: '{1,2}', bad: null }])
+  })
+
+  it('a statement failing on its own values is still 502 datasource_error', async () => {
+    const res = await get('bad=true', '/ds/typed')
+    expect(res.status).toBe(502)
+    expect(res.body.code).toBe('datasource_error')
+  })
+})
+
+describe('a date in the years 0001 to 0099', () => {
+  // Found by an adversarial probe: read with Date.UTC, whose years 0–99 are 1900–1999, they were
+  // refused as no date, though the rules take years 0001 to 9999.
+  it('is taken as that date, as a date and as a timestamp', async () => {
+    const res = await get('day=0050-06-01&ts=0001-01-01T00:00:00Z')
+    expect(res.status).toBe(200)
+    expect(res.body.rows).toEqual([{ ts: '0001-01-01T00:00:00Z', day: '0050-06-01' }])
+  })
+
+  it('year 0000 is still refused', async () => {
+    const res = await get('day=0000-06-01')
+    expect(res.status).toBe(400)
+    expect(res.body.code).toBe('invalid_parameter')
   })
 })
