@@ -13,7 +13,7 @@ import { signCursor, verifyCursor } from './cursor.ts'
 import { chooseFormat, CONTENT_TYPES, createWriter, type Ending } from './formats.ts'
 import { applyMasks, maskedColumns, masksFor } from './masks.ts'
 import { compileParams, readParams, readQuery, type CompiledParam, type ParamValue } from './params.ts'
-import { bindValues, pagedStatement, prepareStatement, type Paging, type PreparedStatement } from './query.ts'
+import { bindValues, callerValues, pagedStatement, prepareStatement, type Paging, type PreparedStatement } from './query.ts'
 import { columnsSchema } from './schema.ts'
 import type { Column, Datasource, Row, RowSource } from './source.ts'
 
@@ -112,7 +112,7 @@ async function queryDataset(ctx: Readonly<RequestContext>, dataset: DatasetRoute
   const fresh = readParams(dataset.params, query, ctx.params, RESERVED_QUERY, Date.now())
   const paging = config.page_size !== undefined
   const limit = paging ? Math.min(config.page_size as number, config.max_rows) : config.max_rows
-  const scope = paging ? cursorScope(dataset, query, ctx.params, ctx.identity) : ''
+  const scope = paging ? cursorScope(dataset, query, ctx.params, ctx.identity, ctx.roles) : ''
   const cursorText = query.get('cursor')
   const position = paging && cursorText !== null && cursorText !== '' ? verifyCursor(cursorText, scope, source.key) : null
   const after = position?.after ?? null
@@ -382,13 +382,16 @@ function keyValue(cell: string | null, column: Column | undefined): string | num
  * What a cursor is good for: this dataset, these parameters as the request gives them, and this
  * caller. Without the caller, a cursor taken to another tenant's caller (a statement filtered by
  * `:claims.tenant`) paged on from where the first tenant's rows stopped, which tells where its
- * hidden key values lie (found by an adversarial probe). The parameters' text, not their values:
- * `since=-12h` is the same request a minute later, though another instant (the cursor keeps the
- * first page's values).
+ * hidden key values lie (found by an adversarial probe). The caller is its issuer and subject, and
+ * what the statement binds from it: one person with two tokens (an `org_id` claim of each org, two
+ * API keys) carried a cursor from one org's rows to the other's (a probe). The parameters' text, not
+ * their values: `since=-12h` is the same request a minute later, though another instant (the cursor
+ * keeps the first page's values).
  */
-function cursorScope(dataset: DatasetRoute, query: URLSearchParams, pathValues: Readonly<Record<string, string>>, identity: Identity | null): string {
+function cursorScope(dataset: DatasetRoute, query: URLSearchParams, pathValues: Readonly<Record<string, string>>, identity: Identity | null, roles: readonly string[]): string {
   const given = dataset.params.map((param) => [param.name, param.fromPath ? (pathValues[param.name] ?? null) : query.getAll(param.name)] as const)
-  return JSON.stringify([dataset.id, given.sort(([a], [b]) => (a < b ? -1 : 1)), identity === null ? null : [identity.iss, identity.sub]])
+  const caller = identity === null ? null : [identity.iss, identity.sub, callerValues(dataset.statement, identity, roles, dataset.source.type)]
+  return JSON.stringify([dataset.id, given.sort(([a], [b]) => (a < b ? -1 : 1)), caller])
 }
 
 /**

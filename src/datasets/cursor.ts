@@ -4,7 +4,7 @@
 // invalid_parameter): it could otherwise page through rows the parameters were meant to select
 // out. Sealed, not only signed: the key columns' values may be masked for the caller (a hashed id),
 // and a cursor readable as base64 JSON would hand them out.
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto'
 import { invalidParameter, type ParamValue } from './params.ts'
 
 const IV_BYTES = 12
@@ -24,7 +24,7 @@ export interface PagePosition {
 export function signCursor(position: PagePosition, scope: string, key: Buffer): string {
   const iv = randomBytes(IV_BYTES)
   const cipher = createCipheriv('aes-256-gcm', sealingKey(key), iv)
-  const sealed = Buffer.concat([iv, cipher.update(JSON.stringify({ a: position.after.map(keepNonFinite), s: scope, ...(position.params ? { p: position.params } : {}) }), 'utf8'), cipher.final(), cipher.getAuthTag()])
+  const sealed = Buffer.concat([iv, cipher.update(JSON.stringify({ a: position.after.map(keepNonFinite), s: scopeDigest(scope), ...(position.params ? { p: position.params } : {}) }), 'utf8'), cipher.final(), cipher.getAuthTag()])
   return sealed.toString('base64url')
 }
 
@@ -40,11 +40,20 @@ export function verifyCursor(cursor: string, scope: string, key: Buffer): PagePo
   } catch {
     throw invalidParameter('cursor', 'not a cursor this gateway issued (altered, or sealed with another key)')
   }
-  if (decoded.s !== scope) throw invalidParameter('cursor', 'issued for other parameters, another dataset or another caller: page with the same parameters, as the same caller')
+  if (decoded.s !== scopeDigest(scope)) throw invalidParameter('cursor', 'issued for other parameters, another dataset or another caller: page with the same parameters, as the same caller')
   const after = Array.isArray(decoded.a) ? decoded.a.map(restoreNonFinite) : null
   if (after === null || !after.every((v) => typeof v === 'string' || typeof v === 'number')) throw invalidParameter('cursor', 'not a cursor this gateway issued')
   const params = Array.isArray(decoded.p) && decoded.p.every((pair) => Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string') ? (decoded.p as Array<[string, ParamValue]>) : undefined
   return { after: after as Array<string | number>, ...(params ? { params } : {}) }
+}
+
+/**
+ * The scope sealed as its digest: the scope holds the parameters' text and what the statement binds
+ * from the caller (a claim may be a list of hundreds of groups), and whole it made the next page's
+ * cursor as long, twice over in the URL with the parameters.
+ */
+function scopeDigest(scope: string): string {
+  return createHash('sha256').update(scope).digest('base64url')
 }
 
 /**

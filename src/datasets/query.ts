@@ -59,6 +59,15 @@ export function bindValues(statement: PreparedStatement, params: ReadonlyMap<str
   })
 }
 
+/**
+ * What the statement binds from the caller (`:principal.sub`, `:claims.NAME`, `:roles`), in its
+ * order: part of a cursor's scope, as the parameters are.
+ */
+export function callerValues(statement: PreparedStatement, identity: Identity | null, roles: readonly string[], dialect: Dialect): unknown[] {
+  const values = bindValues(statement, new Map(), identity, roles, dialect)
+  return values.filter((_, i) => statement.slots[i]?.kind !== 'param')
+}
+
 function bindable(value: ParamValue, dialect: Dialect): unknown {
   if (Array.isArray(value)) return dialect === 'postgres' ? value : JSON.stringify(value)
   if (dialect === 'sqlite' && typeof value === 'boolean') return value ? 1 : 0
