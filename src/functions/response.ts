@@ -156,7 +156,29 @@ function structured(value: Record<string, unknown>): ResponseResult {
   const headProblem = headSizeProblem(out)
   if (headProblem) return { ok: false, message: headProblem }
   const text = typeof body === 'string' ? body : ''
-  return { ok: true, response: { status: statusCode, headers: out, body: isBase64Encoded === true ? new Uint8Array(Buffer.from(text, 'base64')) : text } }
+  if (isBase64Encoded !== true) return { ok: true, response: { status: statusCode, headers: out, body: text } }
+  const notBase64 = base64Problem(text)
+  if (notBase64) return { ok: false, message: `isBase64Encoded is true, but body is not base64: ${notBase64}` }
+  return { ok: true, response: { status: statusCode, headers: out, body: new Uint8Array(Buffer.from(text, 'base64')) } }
+}
+
+/**
+ * Null when `text` is base64: the standard alphabet (API Gateway's), or the URL-safe one, not mixed;
+ * the `=` padding optional, but where given, right; no white space. Node's decoder skips whatever is
+ * not base64, so a body never encoded, or cut, went out as a 200 of other bytes (an adversarial
+ * probe).
+ */
+function base64Problem(text: string): string | null {
+  const stray = text.search(/[^A-Za-z0-9+/_=-]/)
+  if (stray >= 0) return `the character ${JSON.stringify(text[stray])} at ${stray} is not base64`
+  const padding = text.indexOf('=')
+  if (padding >= 0 && (text.length - padding > 2 || text.charCodeAt(text.length - 1) !== 61)) {
+    return `the "=" at ${padding} is not padding at its end`
+  }
+  if (/[+/]/.test(text) && /[-_]/.test(text)) return 'it mixes the standard (+ /) and URL-safe (- _) alphabets'
+  const data = padding < 0 ? text.length : padding
+  if (data % 4 === 1 || (padding >= 0 && text.length % 4 !== 0)) return `${text.length} characters is no length base64 has: it is cut, or wrongly padded`
+  return null
 }
 
 /** Where each name of a flat [name, value, …] list is. */

@@ -72,6 +72,12 @@ describe('format 2.0 responses', () => {
     expect(refused({ statusCode: 200, headers: { 'bad name': 'x' } })).toMatch(/header "bad name"/)
     expect(refused({ statusCode: 200, headers: { 'x-split': 'a\r\nx-injected: 1' } })).toMatch(/header "x-split"/)
     expect(refused({ statusCode: 200, cookies: 'a=1' })).toMatch(/cookies must be an array of strings/)
+    expect(refused({ statusCode: 200, body: 'not base64', isBase64Encoded: true })).toMatch(/body is not base64: the character " " at 3/)
+    expect(refused({ statusCode: 200, body: 'QQ===', isBase64Encoded: true })).toMatch(/the "=" at 2 is not padding at its end/)
+    expect(refused({ statusCode: 200, body: 'Q=Q=', isBase64Encoded: true })).toMatch(/the "=" at 1 is not padding/)
+    expect(refused({ statusCode: 200, body: '+_8A', isBase64Encoded: true })).toMatch(/mixes the standard/)
+    expect(refused({ statusCode: 200, body: 'QQ=', isBase64Encoded: true })).toMatch(/3 characters is no length base64 has/)
+    expect(refused({ statusCode: 200, body: 'QUJDR', isBase64Encoded: true })).toMatch(/5 characters/)
     const circular: Record<string, unknown> = {}
     circular.self = circular
     expect(refused(circular)).toMatch(/cannot be serialized as JSON/)
