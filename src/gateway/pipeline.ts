@@ -375,6 +375,7 @@ async function serve(state: GatewayState, rt: Runtime, ctx: RequestContext, matc
   recordServed(ctx, backend.upstream, served)
   const error = served.error
   if (error === null) {
+    if (stillSending(ctx)) await sentOrGone(ctx.res)
     if (ctx.res.destroyed) recordCutShort(state, ctx) // the common case reads one flag
     // durability: sync — a WebSocket tunnel's record counts what crossed it, so it is whole only
     // once the tunnel has closed: committed then, not queued behind the request (nothing is left to hold).
@@ -390,6 +391,31 @@ async function serve(state: GatewayState, rt: Runtime, ctx: RequestContext, matc
 }
 
 const SHUTDOWN_CUT = 'The gateway was shutting down: it cut the answer at server.shutdown_timeout.'
+const CLIENT_LEFT = 'The client closed the connection before the answer ended.'
+
+/**
+ * An answer ended by its backend whose bytes still wait for the client (a function's whole answer,
+ * an upstream's held in the response buffer): its record waits for them, so that a client that
+ * leaves meanwhile is recorded so. A record committed already (durability: sync) cannot say it. The
+ * common answer is in the kernel's hands when its backend returns: nothing to wait for.
+ */
+function stillSending(ctx: RequestContext): boolean {
+  const { res } = ctx
+  return !ctx.audited && ctx.upgrade === null && ctx.internal === undefined && res.headersSent && !res.destroyed && !res.writableFinished && res.writableLength > 0
+}
+
+/** Resolves once the answer has gone whole ('finish') or its connection has gone ('close'): send_timeout and the shutdown bound the wait. */
+function sentOrGone(res: RequestContext['res']): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.removeListener('finish', done)
+      res.removeListener('close', done)
+      resolve()
+    }
+    res.once('finish', done)
+    res.once('close', done)
+  })
+}
 
 /** A response whose connection went before it was complete: why, for its record. */
 function recordCutShort(state: GatewayState, ctx: RequestContext): void {
@@ -411,6 +437,9 @@ function recordCutShort(state: GatewayState, ctx: RequestContext): void {
   } else if (state.cutAtShutdown) {
     // The record read as a whole answer (200, no word) while the client got part of it.
     ctx.note = SHUTDOWN_CUT
+  } else if (ctx.upgrade === null && !ctx.res.writableFinished) {
+    // Read as a whole answer too (its status, allow, no word), with bytes_out what was written (an adversarial probe).
+    ctx.note = CLIENT_LEFT
   }
 }
 
