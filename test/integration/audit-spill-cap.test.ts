@@ -89,7 +89,9 @@ describe('audit.spill_max_bytes', () => {
       const readiness = (await ready.body.json()) as { checks: Record<string, string> }
       expect(ready.statusCode).toBe(503)
       expect(readiness.checks.audit_spill).toBe('full (audit.spill_max_bytes): refusing requests')
-      expect(gw.logs.join('')).toContain('requests are refused with 503 audit_unavailable')
+      // Said by the audit worker, relayed to the log after its state reached /readyz: waited for
+      // (read at once, a loaded machine had not written it yet).
+      await waitFor(() => gw.logs.join('').includes('requests are refused with 503 audit_unavailable'), 'the log line saying requests are refused')
       const onDisk = spillBytes(spillDir)
       expect(onDisk).toBeGreaterThanOrEqual(CAP)
       expect(onDisk).toBeLessThanOrEqual(CAP + refuseHeadroom(CAP))
