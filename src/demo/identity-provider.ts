@@ -130,7 +130,10 @@ export function openIdProvider(issuer: string, options: OpenIdProviderOptions): 
       const { client, session, provider } = ctx.oidc
       if (!client || !session?.accountId) return undefined
       const grantId = ctx.oidc.result?.consent?.grantId ?? session.grantIdFor(client.clientId)
-      if (grantId) return provider.Grant.find(grantId)
+      // A grant revoked (oidc-provider destroys the grant with a revoked refresh token: a gateway's
+      // sign-out) is made again: the person is still signed in, and a company's SSO asks no consent.
+      const existing = grantId ? await provider.Grant.find(grantId) : undefined
+      if (existing) return existing
       const grant = new provider.Grant({ clientId: client.clientId, accountId: session.accountId })
       grant.addOIDCScope(PERSON_SCOPES.join(' '))
       await grant.save()
