@@ -10,7 +10,8 @@
 // - a cool-down for failed fetches too: jose cools down only after a successful load, so while a
 //   provider is down every token with an unknown `kid` would otherwise trigger a fetch. A 200
 //   whose body is no key set (or never ends) is a failed fetch.
-import { createLocalJWKSet, createRemoteJWKSet, customFetch, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose'
+import type { createRemoteJWKSet, JSONWebKeySet, JWTVerifyGetKey } from 'jose'
+import { jose } from './jose.ts'
 import { createSharedResources, type SharedResources } from '../collections/index.ts'
 import type { IssuerConfig } from '../config/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
@@ -124,6 +125,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
   }
 
   function remoteKeySet(jwksUri: string): RemoteKeySet {
+    const { createRemoteJWKSet, customFetch } = jose()
     return createRemoteJWKSet(new URL(jwksUri), {
       cooldownDuration: config.jwks_cooldown,
       cacheMaxAge: Number.POSITIVE_INFINITY,
@@ -258,7 +260,7 @@ function assertKeySet(body: string): void {
     throw new Error('the JWKS endpoint answered 200 with a body that is not JSON', { cause: err })
   }
   try {
-    createLocalJWKSet(json as JSONWebKeySet)
+    jose().createLocalJWKSet(json as JSONWebKeySet)
   } catch (err) {
     throw new Error('the JWKS endpoint answered 200 with JSON that is not a key set ({"keys": [...]})', { cause: err })
   }

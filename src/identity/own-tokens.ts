@@ -2,7 +2,8 @@
 // gateway signs them with, and read into an Identity that says what the exchange decided — the
 // user as `sub`, the roles it granted, and the agent acting for the user (`act`, RFC 8693 §4.1).
 import type { KeyObject } from 'node:crypto'
-import { errors as jose, type JWTPayload, type JWTVerifyGetKey } from 'jose'
+import type { JWTPayload, JWTVerifyGetKey } from 'jose'
+import { jose } from './jose.ts'
 import { EXCHANGE_ISSUER, type IssuerConfig } from '../config/index.ts'
 import type { Actor, Identity } from '../request/index.ts'
 import type { IssuerKeys } from './issuers.ts'
@@ -18,7 +19,7 @@ export interface OwnTokens {
 export function ownIssuerKeys(own: OwnTokens): IssuerKeys {
   const getKey: JWTVerifyGetKey = async (header) => {
     const key = own.publicKey(header.kid)
-    if (!key) throw new jose.JWKSNoMatchingKey()
+    if (!key) throw new (jose().errors.JWKSNoMatchingKey)()
     return key as never
   }
   return {

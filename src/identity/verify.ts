@@ -10,7 +10,8 @@
 //
 // Everything before the signature check reads attacker-controlled bytes, so it is linear in the
 // token and bounded (issue 22): client values repeated in a detail or a log line are truncated.
-import { errors as jose, type CompactJWSHeaderParameters, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose'
+import type { CompactJWSHeaderParameters, JWTPayload, JWTVerifyGetKey, ProtectedHeaderParameters } from 'jose'
+import { jose } from './jose.ts'
 import { createLru } from '../collections/index.ts'
 import { EXCHANGE_ISSUER, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, truncateClientValue, type ErrorCode } from '../errors/index.ts'
@@ -289,7 +290,7 @@ async function candidateKeys(getKey: JWTVerifyGetKey, header: ProtectedHeaderPar
   try {
     return [await getKey(header as CompactJWSHeaderParameters, { payload: '', signature: '', protected: encodedHeader })]
   } catch (err) {
-    if (!(err instanceof jose.JWKSMultipleMatchingKeys)) throw err
+    if (!(err instanceof jose().errors.JWKSMultipleMatchingKeys)) throw err
     const keys: IssuerKey[] = []
     for await (const key of err as unknown as AsyncIterable<IssuerKey>) {
       if (keys.length === MAX_KEYS_WITHOUT_KID) throw new TooManyKeysWithoutKid()
@@ -318,7 +319,7 @@ function translate(err: unknown, rule: IssuerRule): GatewayError {
   if (err instanceof TooManyKeysWithoutKid) {
     return unauthorized('key_not_found', `The token names no kid, and issuer "${rule.config.name}" has more than ${MAX_KEYS_WITHOUT_KID} keys for its algorithm: a token must name its key.`)
   }
-  if (err instanceof jose.JWKSNoMatchingKey) {
+  if (err instanceof jose().errors.JWKSNoMatchingKey) {
     return unauthorized('key_not_found', `Issuer "${rule.config.name}" has no key with this token's kid (its keys were refreshed, the key is gone or was never there).`)
   }
   if (err instanceof CoolingDown && rule.keys.hasKeys) {
@@ -328,7 +329,7 @@ function translate(err: unknown, rule: IssuerRule): GatewayError {
       cause: err,
     })
   }
-  if (err instanceof jose.JOSENotSupported) return unauthorized('malformed_token', 'The token is not a valid JWS for this issuer.')
+  if (err instanceof jose().errors.JOSENotSupported) return unauthorized('malformed_token', 'The token is not a valid JWS for this issuer.')
   return keysUnavailable(rule, err)
 }
 

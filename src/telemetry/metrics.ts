@@ -1,7 +1,9 @@
 // Prometheus metrics, one registry per gateway: prom-client for the process and gauge metrics, and
 // the per-request series (request-metrics.ts) kept as plain numbers, rendered after them.
 import type { X509Certificate } from 'node:crypto'
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+import { createRequire } from 'node:module'
+import type * as PromClient from 'prom-client'
+import type { Registry } from 'prom-client'
 import { BACKGROUND_TASKS, type BackgroundTask } from './background.ts'
 import type { TraceCounters } from './tracing.ts'
 import { LabelledHistogram, RequestCounter } from './request-metrics.ts'
@@ -86,7 +88,16 @@ export interface MetricSources {
  * server.workers the primary adds them to the workers' merged /metrics, whose heap series summed the
  * request workers only (the primary's heap — admin API, console, supervisor — is the gateway's too).
  */
+/**
+ * prom-client, loaded when a gateway makes its metrics (synchronously: it is CommonJS). Imported at
+ * the top, it came (32 modules, and OpenTelemetry's API through its CPU metric) with this folder's
+ * logger into every command's start: bouncer keys, audit, secrets, hundreds a test run.
+ */
+let promClient: typeof PromClient | undefined
+const loadPromClient = (): typeof PromClient => (promClient ??= createRequire(import.meta.url)('prom-client') as typeof PromClient)
+
 export function createHeapMetrics(): () => Promise<string> {
+  const { collectDefaultMetrics, Registry } = loadPromClient()
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'bouncer_' })
   const heapFamily = /^bouncer_nodejs_(heap_|external_memory_)/
@@ -95,6 +106,7 @@ export function createHeapMetrics(): () => Promise<string> {
 }
 
 export function createMetrics(sources: MetricSources): Metrics {
+  const { collectDefaultMetrics, Counter, Gauge, Registry } = loadPromClient()
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'bouncer_' })
   // prom-client counts the CPU used since it was registered: the start (loading modules, compiling

@@ -6,7 +6,8 @@
 // upstream in `traceparent`, and the trace id is the one in the audit record and the logs. These
 // functions answer the ids; the pipeline records them in the request context.
 import { METHODS } from 'node:http'
-import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Span, type Tracer } from '@opentelemetry/api'
+import type * as OpenTelemetryApi from '@opentelemetry/api'
+import type { Span, SpanKind, Tracer } from '@opentelemetry/api'
 import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base'
 import type { TelemetryConfig } from '../config/index.ts'
 import { BACKGROUND_TASKS, type FailureCounter } from './background.ts'
@@ -33,14 +34,23 @@ export interface TraceCounters extends FailureCounter {
 /** The batch processor's queue (the SDK's default, set explicitly so OTEL_BSP_MAX_QUEUE_SIZE cannot make the count below wrong). */
 const MAX_QUEUE_SIZE = 2_048
 
+/**
+ * OpenTelemetry's API, loaded with the SDK by startTracing: every function below runs only for a
+ * `Tracing` it answered. Imported at the top, it came (44 modules) with this folder's logger into
+ * every command's start (bouncer keys, audit, secrets: 0.6-0.8 s of CPU each, hundreds a test run).
+ */
+let otel: typeof OpenTelemetryApi
+
 /** Loads the SDK and the OTLP exporter; null when no endpoint is configured. */
 export async function startTracing(config: TelemetryConfig, logger: Logger, failures: TraceCounters): Promise<Tracing | null> {
   if (!config.otlp_endpoint) return null
-  const [{ AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
+  const [{ AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }, api] = await Promise.all([
     import('@opentelemetry/sdk-trace-base'),
     import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/resources'),
+    import('@opentelemetry/api'),
   ])
+  otel = api
   const url = config.otlp_endpoint.endsWith('/v1/traces') ? config.otlp_endpoint : `${config.otlp_endpoint.replace(/\/+$/, '')}/v1/traces`
   const provider = new BasicTracerProvider({
     // The SDK's default sampler follows the caller's sampled flag: a client sending `-00` had none of
@@ -70,7 +80,7 @@ function countingDrops(counters: TraceCounters, batching: (exporter: SpanExporte
   return {
     onStart: (span, parent) => inner.onStart(span, parent),
     onEnd(span: ReadableSpan) {
-      if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0) {
+      if ((span.spanContext().traceFlags & otel.TraceFlags.SAMPLED) !== 0) {
         if (queued >= MAX_QUEUE_SIZE) counters.spansDropped(1)
         else queued++
       }
@@ -127,7 +137,7 @@ export interface TracedRequest {
 
 /** OpenTelemetry's context for a span whose parent is span `spanId` of `of`'s trace (remote: another process's). */
 function parentContext(of: TraceContext, spanId: string, isRemote: boolean) {
-  return trace.setSpanContext(ROOT_CONTEXT, { traceId: of.traceId, spanId, traceFlags: Number.parseInt(of.flags, 16) & 1, isRemote })
+  return otel.trace.setSpanContext(otel.ROOT_CONTEXT, { traceId: of.traceId, spanId, traceFlags: Number.parseInt(of.flags, 16) & 1, isRemote })
 }
 
 /**
@@ -142,20 +152,20 @@ function goingOnFrom(span: Span, from: TraceContext, parentSpanId: string | null
 
 /** The request's server span, continuing `incoming`; the trace the request carries from here on has the span's ids. */
 export function startRequestSpan(tracing: Tracing, request: TracedRequest, incoming: TraceContext): { spans: RequestSpans; trace: TraceContext } {
-  const parent = incoming.parentSpanId ? parentContext(incoming, incoming.parentSpanId, true) : ROOT_CONTEXT
+  const parent = incoming.parentSpanId ? parentContext(incoming, incoming.parentSpanId, true) : otel.ROOT_CONTEXT
   const known = KNOWN_METHODS.has(request.method)
   const method = known ? request.method : '_OTHER'
   const attributes = { 'http.request.method': method, ...(known ? {} : { 'http.request.method_original': request.method }), 'url.path': request.path, 'bouncer.request_id': request.id }
-  const span = tracing.tracer.startSpan(`${known ? method : 'HTTP'} gateway`, { kind: SpanKind.SERVER, attributes }, parent)
+  const span = tracing.tracer.startSpan(`${known ? method : 'HTTP'} gateway`, { kind: otel.SpanKind.SERVER, attributes }, parent)
   return { spans: { request: span, auth: null, upstream: null }, trace: goingOnFrom(span, incoming, incoming.parentSpanId) }
 }
 
 function child(tracing: Tracing, spans: RequestSpans, name: string, kind: SpanKind): Span {
-  return tracing.tracer.startSpan(name, { kind }, trace.setSpan(context.active(), spans.request))
+  return tracing.tracer.startSpan(name, { kind }, otel.trace.setSpan(otel.context.active(), spans.request))
 }
 
 export function startAuthSpan(tracing: Tracing, spans: RequestSpans): void {
-  spans.auth = child(tracing, spans, 'authenticate', SpanKind.INTERNAL)
+  spans.auth = child(tracing, spans, 'authenticate', otel.SpanKind.INTERNAL)
 }
 
 export interface AuthOutcome {
@@ -168,14 +178,14 @@ export function endAuthSpan(spans: RequestSpans, outcome: AuthOutcome): void {
   const span = spans.auth
   if (!span) return
   if (outcome.identity) span.setAttributes({ 'enduser.id': outcome.identity.sub, 'bouncer.issuer': outcome.identity.issuerName, 'bouncer.roles': outcome.roles.join(',') })
-  if (outcome.code !== null) span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.code })
+  if (outcome.code !== null) span.setStatus({ code: otel.SpanStatusCode.ERROR, message: outcome.code })
   span.end()
   spans.auth = null
 }
 
 /** The upstream call's span; answers its id, the parent-id the upstream receives in traceparent. */
 export function startUpstreamSpan(tracing: Tracing, spans: RequestSpans, upstream: string): string {
-  const span = child(tracing, spans, `upstream ${upstream}`, SpanKind.CLIENT)
+  const span = child(tracing, spans, `upstream ${upstream}`, otel.SpanKind.CLIENT)
   span.setAttribute('bouncer.upstream', upstream)
   spans.upstream = span
   return span.spanContext().spanId
@@ -222,7 +232,7 @@ export function startMcpClientSpan(tracing: Tracing, parent: TraceContext, reque
   // of one): the span is then the method alone, as the conventions say when no low-cardinality
   // target is known (and so is every passed-through request: a prompt's name is the agent's too).
   const span = tracing.tracer.startSpan(tool?.listed ? `${request.method} ${tool.upstreamName}` : request.method, {
-    kind: SpanKind.CLIENT,
+    kind: otel.SpanKind.CLIENT,
     attributes: {
       'mcp.method.name': request.method,
       'server.address': url.hostname.replace(/^\[|\]$/g, ''), 'server.port': port, 'network.transport': 'tcp', 'network.protocol.name': 'http',
@@ -253,7 +263,7 @@ export function startMcpServerSpan(tracing: Tracing, agent: TraceContext, transp
   const within = parentContext(agent, agent.parentSpanId, true)
   const link = transport ? [{ context: { traceId: transport.traceId, spanId: transport.spanId, traceFlags: Number.parseInt(transport.flags, 16) & 1 } }] : []
   const span = tracing.tracer.startSpan(request.method, {
-    kind: SpanKind.SERVER,
+    kind: otel.SpanKind.SERVER,
     links: link,
     attributes: {
       'mcp.method.name': request.method, 'network.transport': 'tcp', 'network.protocol.name': 'http',
@@ -271,7 +281,7 @@ export function startMcpServerSpan(tracing: Tracing, agent: TraceContext, transp
 export function endMcpSpan(span: Span, errorType: string | null): void {
   if (errorType !== null) {
     span.setAttribute('error.type', errorType)
-    span.setStatus({ code: SpanStatusCode.ERROR, message: errorType })
+    span.setStatus({ code: otel.SpanStatusCode.ERROR, message: errorType })
   }
   span.end()
 }
@@ -290,7 +300,7 @@ export function endRequestSpans(spans: RequestSpans, outcome: RequestOutcome): v
   endAuthSpan(spans, outcome)
   if (spans.upstream) {
     if (outcome.upstreamStatus !== null) spans.upstream.setAttribute('http.response.status_code', outcome.upstreamStatus)
-    if (outcome.upstreamStatus === null || outcome.upstreamStatus >= 500) spans.upstream.setStatus({ code: SpanStatusCode.ERROR })
+    if (outcome.upstreamStatus === null || outcome.upstreamStatus >= 500) spans.upstream.setStatus({ code: otel.SpanStatusCode.ERROR })
     spans.upstream.end()
     spans.upstream = null
   }
@@ -302,6 +312,6 @@ export function endRequestSpans(spans: RequestSpans, outcome: RequestOutcome): v
     ...(outcome.statement ? { 'bouncer.statement': outcome.statement } : {}),
     ...(outcome.limit ? { 'bouncer.limit': outcome.limit } : {}),
   })
-  if (outcome.status >= 500) spans.request.setStatus({ code: SpanStatusCode.ERROR, message: outcome.code ?? undefined })
+  if (outcome.status >= 500) spans.request.setStatus({ code: otel.SpanStatusCode.ERROR, message: outcome.code ?? undefined })
   spans.request.end()
 }
