@@ -112,17 +112,8 @@ async function queryDataset(ctx: Readonly<RequestContext>, dataset: DatasetRoute
   const fresh = readParams(dataset.params, query, ctx.params, RESERVED_QUERY, Date.now())
   const paging = config.page_size !== undefined
   const limit = paging ? Math.min(config.page_size as number, config.max_rows) : config.max_rows
-  const scope = paging ? cursorScope(dataset, query, ctx.params, ctx.identity, ctx.roles) : ''
   const cursorText = query.get('cursor')
-  const position = paging && cursorText !== null && cursorText !== '' ? verifyCursor(cursorText, scope, source.key) : null
-  const after = position?.after ?? null
   if (!paging && cursorText !== null) throw new GatewayError('invalid_parameter', { detail: 'Parameter "cursor": this dataset does not page (no page_size).' })
-  // A later page binds what the first page did: the same window for `since=-12h`, a minute later.
-  const params: ReadonlyMap<string, ParamValue> = position?.params ? new Map([...fresh, ...position.params]) : fresh
-
-  const values = bindValues(dataset.statement, params, ctx.identity, ctx.roles, source.type)
-  let text = dataset.statement.text
-  let bound = values
   let key: readonly string[] = []
   if (paging) {
     if (dataset.key === null) {
@@ -131,7 +122,17 @@ async function queryDataset(ctx: Readonly<RequestContext>, dataset: DatasetRoute
       dataset.key = [first]
     }
     key = dataset.key
-    if (after !== null && after.length !== key.length) throw new GatewayError('invalid_parameter', { detail: 'Parameter "cursor": issued before the dataset\'s key changed.' })
+  }
+  const scope = paging ? cursorScope(dataset, key, query, ctx.params, ctx.identity, ctx.roles) : ''
+  const position = paging && cursorText !== null && cursorText !== '' ? verifyCursor(cursorText, scope, source.key) : null
+  const after = position?.after ?? null
+  // A later page binds what the first page did: the same window for `since=-12h`, a minute later.
+  const params: ReadonlyMap<string, ParamValue> = position?.params ? new Map([...fresh, ...position.params]) : fresh
+
+  const values = bindValues(dataset.statement, params, ctx.identity, ctx.roles, source.type)
+  let text = dataset.statement.text
+  let bound = values
+  if (paging) {
     const page: Paging = { key, after, fetch: limit + 1 }
     ;({ text, values: bound } = pagedStatement(dataset.statement, values, page, source.type))
   }
@@ -386,12 +387,14 @@ function keyValue(cell: string | null, column: Column | undefined): string | num
  * what the statement binds from it: one person with two tokens (an `org_id` claim of each org, two
  * API keys) carried a cursor from one org's rows to the other's (a probe). The parameters' text, not
  * their values: `since=-12h` is the same request a minute later, though another instant (the cursor
- * keeps the first page's values).
+ * keeps the first page's values). And the paging key's columns: a reload that pages by others
+ * took a cursor's `id` as the new key's value, and paged on from the wrong place whenever the two
+ * keys had as many columns (only a count was compared).
  */
-function cursorScope(dataset: DatasetRoute, query: URLSearchParams, pathValues: Readonly<Record<string, string>>, identity: Identity | null, roles: readonly string[]): string {
+function cursorScope(dataset: DatasetRoute, key: readonly string[], query: URLSearchParams, pathValues: Readonly<Record<string, string>>, identity: Identity | null, roles: readonly string[]): string {
   const given = dataset.params.map((param) => [param.name, param.fromPath ? (pathValues[param.name] ?? null) : query.getAll(param.name)] as const)
   const caller = identity === null ? null : [identity.iss, identity.sub, callerValues(dataset.statement, identity, roles, dataset.source.type)]
-  return JSON.stringify([dataset.id, given.sort(([a], [b]) => (a < b ? -1 : 1)), caller])
+  return JSON.stringify([dataset.id, key, given.sort(([a], [b]) => (a < b ? -1 : 1)), caller])
 }
 
 /**

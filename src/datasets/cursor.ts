@@ -40,7 +40,7 @@ export function verifyCursor(cursor: string, scope: string, key: Buffer): PagePo
   } catch {
     throw invalidParameter('cursor', 'not a cursor this gateway issued (altered, or sealed with another key)')
   }
-  if (decoded.s !== scopeDigest(scope)) throw invalidParameter('cursor', 'issued for other parameters, another dataset or another caller: page with the same parameters, as the same caller')
+  if (decoded.s !== scopeDigest(scope)) throw invalidParameter('cursor', 'issued for other parameters, another dataset, another caller or before the dataset\'s paging key changed: page with the same parameters, as the same caller, or start again without a cursor')
   const after = Array.isArray(decoded.a) ? decoded.a.map(restoreNonFinite) : null
   if (after === null || !after.every((v) => typeof v === 'string' || typeof v === 'number')) throw invalidParameter('cursor', 'not a cursor this gateway issued')
   const params = Array.isArray(decoded.p) && decoded.p.every((pair) => Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string') ? (decoded.p as Array<[string, ParamValue]>) : undefined

@@ -61,7 +61,7 @@ describe('a dataset cursor and the claims its statement binds', () => {
 
     const carried = await page(`/orgs?cursor=${encodeURIComponent(cursor)}`, globex)
     expect(carried.status).toBe(400)
-    expect(carried.body).toMatchObject({ code: 'invalid_parameter', detail: expect.stringContaining('issued for other parameters, another dataset or another caller') })
+    expect(carried.body).toMatchObject({ code: 'invalid_parameter', detail: expect.stringContaining('issued for other parameters, another dataset, another caller') })
 
     // Another token with the same claims (a refreshed one) pages on.
     const acmeAgain = await idp.mint({ sub: 'ana', groups: ['analyst'], org_id: 'acme', nonce: 'another token' })
