@@ -1,5 +1,5 @@
 // npm run bench [-- --quick] [--sources] [--cases a,b] [--sweeps routes,statements,principals|none]
-//                  [--skip micro] [--duration S] [--repeats N] [--connections N] [--out DIR]
+//                  [--skip micro] [--duration S] [--warmup S] [--repeats N] [--connections N] [--out DIR]
 //                  [--profile CASE]
 //
 // Each case runs after a warm-up for a fixed duration at a fixed concurrency, repeated; the median
@@ -62,6 +62,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       quick: { type: 'boolean', default: false },
       cases: { type: 'string' },
       duration: { type: 'string' },
+      warmup: { type: 'string' },
       repeats: { type: 'string' },
       connections: { type: 'string', default: '50' },
       sweeps: { type: 'string' },
@@ -81,7 +82,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     durationSec: Number(values.duration ?? (quick ? 1 : 10)),
     repeats: Number(values.repeats ?? (quick ? 1 : 3)),
     connections: Number(values.connections),
-    warmupSec: quick ? 1 : 5,
+    warmupSec: Number(values.warmup ?? (quick ? 1 : 5)),
     sweeps: sweeps as SweepName[],
     micro: !skip.includes('micro'),
     frontDoor: !skip.includes('front-door') && (!values.cases || values.cases.split(',').includes('front-door')),
@@ -118,7 +119,7 @@ async function runCase(bench: BenchCase, shared: { upstreamPort: number; issuer:
   let result: CaseResult
   let responses = 0
   try {
-    responses += (await measure(running, options, options.warmupSec)).requests
+    if (options.warmupSec > 0) responses += (await measure(running, options, options.warmupSec)).requests
     const runs: Measured[] = []
     for (let i = 0; i < options.repeats; i++) runs.push(await measure(running, options, options.durationSec))
     responses += runs.reduce((sum, run) => sum + run.requests, 0)

@@ -50,7 +50,7 @@ export async function runSweep(sweep: SweepName, ctx: CaseContext, load: { conne
       const tokensFile = join(ctx.dir, `sweep-${sweep}-${value}.txt`)
       await ctx.issuer.writeTokens(tokensFile, tokens)
       const options = { url: gateway.url, connections: load.connections, headers: { traceparent: PIPELINE_TRACEPARENT }, tokensFile }
-      await runLoad({ ...options, durationSec: load.warmupSec })
+      if (load.warmupSec > 0) await runLoad({ ...options, durationSec: load.warmupSec })
       const pid = gateway.child.pid as number
       const runs: Measured[] = []
       for (let i = 0; i < load.repeats; i++) runs.push(await measureLoad(pid, { ...options, durationSec: load.durationSec }))
