@@ -82,3 +82,18 @@ export async function startUpstream(handler: UpstreamHandler = echo, options: { 
     },
   }
 }
+
+/**
+ * A 200 of `bytes` bytes of 'a', written as the reader takes them (backpressure), stopped when the
+ * reader goes: more than the socket buffers between a gateway and its client hold, so the answer's
+ * end waits on the client (a client that leaves, one that stops reading).
+ */
+export async function writeLargeAnswer(res: ServerResponse, bytes: number, head = false): Promise<void> {
+  res.writeHead(200, { 'content-length': String(bytes) })
+  if (head) return void res.end()
+  const chunk = Buffer.alloc(64 * 1024, 0x61)
+  for (let sent = 0; sent < bytes && !res.destroyed; sent += chunk.length) {
+    if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')])
+  }
+  res.end()
+}

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitForAuditRecord } from '../helpers/audit.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { SHARED_POSTGRES } from '../helpers/postgres.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { startUpstream, writeLargeAnswer, type TestUpstream } from '../helpers/upstream.ts'
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/functions/', import.meta.url))
 const MB = 1024 * 1024
@@ -29,14 +29,7 @@ beforeAll(async () => {
     if (req.url === '/up/empty') return void res.writeHead(204).end()
     if (req.url === '/up/same') return void res.writeHead(304, { etag: '"v1"' }).end()
     if (req.url === '/up/small') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('small')
-    // 64 MB, written as the client takes it (backpressure): more than the socket buffers between them hold.
-    res.writeHead(200, { 'content-length': String(64 * MB) })
-    if (req.method === 'HEAD') return void res.end()
-    const chunk = Buffer.alloc(64 * 1024, 0x61)
-    for (let sent = 0; sent < 64 * MB && !res.destroyed; sent += chunk.length) {
-      if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')])
-    }
-    res.end()
+    await writeLargeAnswer(res, 64 * MB, req.method === 'HEAD')
   })
   gateway = await startTestGateway({
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },

@@ -14,7 +14,7 @@ import { waitForAuditRecord } from '../helpers/audit.ts'
 import { createPki, type TestPki } from '../helpers/certs.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import { closeWithin, h2Session, startH2Gateway } from '../helpers/h2-gateway.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { startUpstream, writeLargeAnswer, type TestUpstream } from '../helpers/upstream.ts'
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/functions/', import.meta.url))
 const MB = 1024 * 1024
@@ -27,15 +27,8 @@ let gateway: TestGateway
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-client-left-h2-'))
   pki = createPki()
-  upstream = await startUpstream(async (_req, res) => {
-    // 64 MB, written as the gateway takes it: HTTP/2's flow control holds it to what the client reads.
-    res.writeHead(200, { 'content-length': String(64 * MB) })
-    const chunk = Buffer.alloc(64 * 1024, 0x61)
-    for (let sent = 0; sent < 64 * MB && !res.destroyed; sent += chunk.length) {
-      if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')])
-    }
-    res.end()
-  })
+  // HTTP/2's flow control holds what the gateway sends to what the client reads.
+  upstream = await startUpstream((_req, res) => writeLargeAnswer(res, 64 * MB))
   gateway = await startH2Gateway(pki, upstream.url, {}, {
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
     functions: [{ name: 'big', module: join(FIXTURES, 'large-answers.mjs'), timeout: '20s', concurrency: 1 }],

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { waitForAuditRecord } from '../helpers/audit.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { startUpstream, writeLargeAnswer, type TestUpstream } from '../helpers/upstream.ts'
 
 const MB = 1024 * 1024
 let dir: string
@@ -18,15 +18,7 @@ let gateway: TestGateway
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-send-timeout-'))
-  // 64 MB, written as the client takes it (backpressure): more than the socket buffers between them hold.
-  upstream = await startUpstream(async (_req, res) => {
-    res.writeHead(200, { 'content-length': String(64 * MB) })
-    const chunk = Buffer.alloc(64 * 1024, 0x61)
-    for (let sent = 0; sent < 64 * MB && !res.destroyed; sent += chunk.length) {
-      if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')])
-    }
-    res.end()
-  })
+  upstream = await startUpstream((_req, res) => writeLargeAnswer(res, 64 * MB))
   gateway = await startTestGateway({
     server: { send_timeout: '1s' },
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
