@@ -76,13 +76,15 @@ export function parseOptions(argv: string[]): BenchOptions {
   const sweeps = values.sweeps === 'none' ? [] : values.sweeps ? values.sweeps.split(',') : SWEEPS
   for (const sweep of sweeps) if (!SWEEPS.includes(sweep as SweepName)) throw new UsageError(`unknown sweep "${sweep}" (routes, statements, principals or none)`)
   const skip = values.skip ? values.skip.split(',') : []
+  const warmupSec = Number(values.warmup ?? (quick ? 1 : 5))
+  if (!Number.isInteger(warmupSec) || warmupSec < 0) throw new UsageError(`--warmup takes whole seconds, 0 or more (wrk's durations are whole seconds): "${values.warmup}"`)
   return {
     quick,
     cases: values.cases ? values.cases.split(',') : null,
     durationSec: Number(values.duration ?? (quick ? 1 : 10)),
     repeats: Number(values.repeats ?? (quick ? 1 : 3)),
     connections: Number(values.connections),
-    warmupSec: Number(values.warmup ?? (quick ? 1 : 5)),
+    warmupSec,
     sweeps: sweeps as SweepName[],
     micro: !skip.includes('micro'),
     frontDoor: !skip.includes('front-door') && (!values.cases || values.cases.split(',').includes('front-door')),

@@ -84,11 +84,6 @@ export interface MetricSources {
 }
 
 /**
- * This thread's V8 heap families (prom-client's own, under their names) and nothing else: with
- * server.workers the primary adds them to the workers' merged /metrics, whose heap series summed the
- * request workers only (the primary's heap — admin API, console, supervisor — is the gateway's too).
- */
-/**
  * prom-client, loaded when a gateway makes its metrics (synchronously: it is CommonJS). Imported at
  * the top, it came (32 modules, and OpenTelemetry's API through its CPU metric) with this folder's
  * logger into every command's start: bouncer keys, audit, secrets, hundreds a test run.
@@ -96,6 +91,11 @@ export interface MetricSources {
 let promClient: typeof PromClient | undefined
 const loadPromClient = (): typeof PromClient => (promClient ??= createRequire(import.meta.url)('prom-client') as typeof PromClient)
 
+/**
+ * This thread's V8 heap families (prom-client's own, under their names) and nothing else: with
+ * server.workers the primary adds them to the workers' merged /metrics, whose heap series summed the
+ * request workers only (the primary's heap — admin API, console, supervisor — is the gateway's too).
+ */
 export function createHeapMetrics(): () => Promise<string> {
   const { collectDefaultMetrics, Registry } = loadPromClient()
   const registry = new Registry()
