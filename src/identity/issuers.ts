@@ -16,7 +16,7 @@ import { createSharedResources, type SharedResources } from '../collections/inde
 import type { IssuerConfig } from '../config/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 
-const FETCH_TIMEOUT_MS = 5_000
+export const FETCH_TIMEOUT_MS = 5_000
 /**
  * A key set or discovery document larger than this is not one: real ones are a few KB, and 1,000
  * RSA keys with their certificate chains stay under it. Read unbounded, a provider (or a proxy in
@@ -38,7 +38,7 @@ export interface IssuerKeys {
   readonly hasKeys: boolean
   /** The first load attempt has finished, whatever its outcome (for /readyz). */
   readonly attempted: boolean
-  /** Resolves when `attempted` becomes true (a worker joining others that serve waits for it). */
+  /** Resolves when `attempted` becomes true (a worker joining others that serve waits for it, and a token that comes first); none offline. */
   readonly firstAttempt?: Promise<void>
   readonly lastError: string | null
   /** When the keys were last fetched successfully (ms since the epoch), for the console. */
@@ -214,7 +214,8 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     get attempted() {
       return attempted
     },
-    firstAttempt,
+    // Offline (explain) no load runs: nothing to wait for.
+    firstAttempt: background ? firstAttempt : undefined,
     get lastError() {
       return lastError
     },

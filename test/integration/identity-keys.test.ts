@@ -10,7 +10,7 @@ import { closedPort } from '../helpers/faults.ts'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, signingKey, startIdentityProvider, type SigningKey, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
+import { deferred, waitFor } from '../helpers/wait.ts'
 import { closeAfterEach } from '../helpers/lifecycle.ts'
 
 const closeLater = closeAfterEach()
@@ -215,6 +215,33 @@ describe('a provider that moves its jwks_uri', () => {
     // key was a 503 until a restart.
     await expect.poll(async () => (await statusOf(gateway, token)).status, { timeout: 10_000, interval: 250 }).toBe(200)
     await waitFor(() => gateway.logs.join('').includes('issuer jwks_uri moved'), 'the move logged', 5_000)
+  })
+})
+
+describe('a token that comes while the first key load reads the discovery document', () => {
+  it('waits for the keys and is answered 200, not 503 "still loading"', async () => {
+    // Found by the bench's first second after a start: 503 identity_provider_unavailable "still
+    // loading" for tokens that came while discovery was in flight (a request during the JWKS
+    // fetch already waited, in jose).
+    const key = await signingKey('first-load', 'ES256')
+    const discoveryAsked = deferred()
+    const discoveryHeld = deferred()
+    const issuer = await keyServer((req, res, issuer) => {
+      if (req.url === '/.well-known/openid-configuration') {
+        discoveryAsked.resolve()
+        void discoveryHeld.promise.then(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer, jwks_uri: `${issuer}/keys` })))
+      } else if (req.url === '/keys') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [key.publicJwk] }))
+      } else res.writeHead(404).end()
+    })
+    const gateway = await setup([{ name: 'starting', issuer }])
+    await discoveryAsked.promise
+    const answer = statusOf(gateway, await mintFor(issuer, 'early', key, key.kid))
+    const early = await Promise.race([answer, waitFor(() => gateway.state.inFlight === 1, 'the request in the gateway').then(() => null)])
+    expect(early, 'answered before the keys were loaded').toBeNull()
+    expect(gateway.state.runtime.issuerKeys.get('starting')?.attempted).toBe(false)
+    discoveryHeld.resolve()
+    expect(await answer).toMatchObject({ status: 200 })
   })
 })
 
