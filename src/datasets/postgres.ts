@@ -334,12 +334,32 @@ function stalled(name: string, ms: number, cause?: unknown): GatewayError {
  */
 function parameterRefused(err: unknown, names: ReadonlyArray<string | null> | undefined): GatewayError | null {
   const { code, where, message } = err as { code?: unknown; where?: unknown; message?: unknown }
-  if (names === undefined || typeof code !== 'string' || !code.startsWith('22') || typeof where !== 'string') return null
+  if (names === undefined || typeof code !== 'string' || !code.startsWith('22')) return null
+  if (typeof where !== 'string') return patternRefused(code, message, names)
   const position = /^(?:unnamed portal|portal "[^"]*") parameter \$(\d+)\b/.exec(where)?.[1]
   const name = position === undefined ? undefined : names[Number(position) - 1]
   if (typeof name !== 'string') return null
   const type = typeof message === 'string' ? /\bfor type ([\w ]+?)(?::|$)/.exec(message)?.[1] : undefined
   return invalidParameter(name, `not a value the database takes here${type === undefined ? '' : ` (type ${type})`}`)
+}
+
+/**
+ * SQLSTATEs of a value used as a pattern or a row count that the statement runs with: a regular
+ * expression (2201B), a LIKE escape (22025, 22019), a negative LIMIT or OFFSET (2201W, 2201X). Raised
+ * while the statement runs, they carry no parameter's position; in a statement that binds the
+ * caller's values they come from one of those values (a constant pattern that is wrong fails every
+ * request alike, in the first test of the dataset). They were 502 with an error logged: any caller
+ * could fill the log and the 5xx rate with `q=(`.
+ */
+const CALLER_PATTERN_STATES = new Set(['2201B', '22025', '22019', '2201W', '2201X'])
+
+function patternRefused(code: string, message: unknown, names: ReadonlyArray<string | null>): GatewayError | null {
+  if (!CALLER_PATTERN_STATES.has(code)) return null
+  const params = [...new Set(names.filter((name): name is string => typeof name === 'string'))]
+  if (params.length === 0) return null
+  const what = typeof message === 'string' ? `: ${message.slice(0, 200)}` : ` (SQLSTATE ${code})`
+  if (params.length === 1) return invalidParameter(params[0] as string, `the database could not use the value${what}`)
+  return new GatewayError('invalid_parameter', { detail: `One of the parameters ${params.map((name) => `"${name}"`).join(', ')}: the database could not use its value${what}.` })
 }
 
 /** A failed statement as the client sees it: the timeout, a write refused, or the server's error (logged). */

@@ -29,6 +29,31 @@ beforeAll(async () => {
           params: { n: { type: 'int' }, u: { type: 'string' }, ids: { type: 'int', list: true }, bad: { type: 'bool' } },
         },
       },
+      {
+        id: 'ds.pattern',
+        methods: ['GET'],
+        path: '/ds/pattern',
+        public: true,
+        dataset: { source: 'warehouse', sql: "SELECT 'abc' ~ :re AS matches", params: { re: { type: 'string' } } },
+      },
+      {
+        id: 'ds.like',
+        methods: ['GET'],
+        path: '/ds/like',
+        public: true,
+        dataset: {
+          source: 'warehouse',
+          sql: "SELECT 'a_c' LIKE :p ESCAPE :esc AS matches FROM generate_series(1, 3) LIMIT :n",
+          params: { p: { type: 'string' }, esc: { type: 'string' }, n: { type: 'int' } },
+        },
+      },
+      {
+        id: 'ds.own-pattern',
+        methods: ['GET'],
+        path: '/ds/own-pattern',
+        public: true,
+        dataset: { source: 'warehouse', sql: "SELECT 'abc' ~ '(' AS matches" },
+      },
     ],
   })
 })
@@ -91,6 +116,38 @@ describe('a value the database cannot take as the type of its place in the state
 
   it('a statement failing on its own values is still 502 datasource_error', async () => {
     const res = await get('bad=true', '/ds/typed')
+    expect(res.status).toBe(502)
+    expect(res.body.code).toBe('datasource_error')
+  })
+})
+
+describe('a pattern or a row count the database cannot use', () => {
+  // They were 502 datasource_error with an error logged, as the values above were: PostgreSQL
+  // raises them while the statement runs, with no parameter's position to name.
+  it.each([
+    ['a regular expression that does not parse', '/ds/pattern?re=(', '"re"', 'invalid regular expression'],
+    ['a LIKE escape of two characters', '/ds/like?p=a%25&esc=xy&n=1', '"p", "esc", "n"', 'invalid escape string'],
+    ['a negative LIMIT', '/ds/like?p=a%25&esc=!&n=-1', '"p", "esc", "n"', 'LIMIT must not be negative'],
+  ])('%s is 400 invalid_parameter, with nothing logged as an error', async (_what, path, names, why) => {
+    const logged = gw.logs.length
+    const [route, query] = path.split('?') as [string, string]
+    const res = await get(query, route)
+    expect(res.status).toBe(400)
+    expect(res.body.code).toBe('invalid_parameter')
+    expect(String(res.body.detail)).toContain(names)
+    expect(String(res.body.detail)).toContain(why)
+    expect(gw.logs.slice(logged).filter((line) => line.includes('"level":"error"') || line.includes('the statement failed'))).toEqual([])
+  })
+
+  it('values it can use are answered', async () => {
+    expect((await get('re=^a', '/ds/pattern')).body.rows).toEqual([{ matches: true }])
+    const like = await get('p=a!_c&esc=!&n=2', '/ds/like')
+    expect(like.status).toBe(200)
+    expect(like.body.rows).toEqual([{ matches: true }, { matches: true }])
+  })
+
+  it('a pattern of the statement\'s own, with no caller value, is still 502 datasource_error', async () => {
+    const res = await get('', '/ds/own-pattern')
     expect(res.status).toBe(502)
     expect(res.body.code).toBe('datasource_error')
   })
