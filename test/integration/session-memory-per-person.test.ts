@@ -14,7 +14,7 @@ import { waitFor } from '../helpers/wait.ts'
 
 const MAL: Person = { username: 'mal', password: 'mal-password-123', name: 'Mal Loop', email: 'mal@example.com', groups: ['staff'] }
 const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
-/** memory-store.ts MEMORY_SESSIONS_PER_PERSON, as the README says it. */
+/** store.ts SESSIONS_PER_PERSON, as docs/people.md says it (test/unit/identity/session-stores.test.ts holds every store to it). */
 const MEMORY_SESSIONS_PER_PERSON = 100
 const ADMIN = { authorization: 'Bearer session-per-person-admin-token-0123' }
 

@@ -4,17 +4,9 @@
 // is kept in the browser's cookie, not here (sign-in-state.ts): page loads without a session add
 // nothing to the process.
 import { randomBytes } from 'node:crypto'
-import type { SessionRecord, SessionStore } from './store.ts'
+import { SESSIONS_PER_PERSON, type SessionRecord, type SessionStore } from './store.ts'
 
 const SWEEP_MS = 60_000
-
-/**
- * Sessions one person holds at once (both audiences); the oldest ends when a sign-in would make
- * more. A signed-in person's browser signs in again without a prompt while the provider's own
- * session lasts, so a script holding it made a session every ~17 ms, each a record in this process
- * until its idle timeout: gigabytes in an hour, and nothing bounded them (found by the limits probe).
- */
-export const MEMORY_SESSIONS_PER_PERSON = 100
 
 export function openMemorySessionStore(idleMs: number): SessionStore {
   const sessions = new Map<string, SessionRecord>()
@@ -50,7 +42,7 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
       let ids = byPerson.get(person)
       if (ids === undefined) byPerson.set(person, (ids = new Set()))
       ids.add(record.id)
-      if (ids.size > MEMORY_SESSIONS_PER_PERSON) forget(ids.values().next().value as string)
+      if (ids.size > SESSIONS_PER_PERSON) forget(ids.values().next().value as string)
     },
     async update(record) {
       if (!sessions.has(record.id)) return false

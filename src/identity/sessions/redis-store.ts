@@ -8,7 +8,7 @@ import { createRequire } from 'node:module'
 import type { Redis as RedisClient } from 'ioredis'
 import { createLru, withinDeadline } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
-import { SessionStoreError, type SessionRecord, type SessionStore } from './store.ts'
+import { SessionStoreError, SESSIONS_PER_PERSON, type SessionRecord, type SessionStore } from './store.ts'
 
 /** A use is recorded only on a session that still exists: a revoked one is not brought back as an empty hash. */
 const TOUCH = `if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -31,6 +31,33 @@ const UPDATE = `if redis.call('EXISTS', KEYS[1]) == 1 then
   return 1
 end
 return 0`
+
+/**
+ * A sign-in's session, and its id in its person's set (by creation time). Past SESSIONS_PER_PERSON,
+ * ids whose session has gone (expired, signed out, revoked) leave the set, then the oldest sessions
+ * end. The set lives as long as the person's longest session. It reads session keys it is not given
+ * (their names come from the set): a standalone Redis, as the store's client is.
+ */
+const PUT = `redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'data', ARGV[1], 'seen', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+local cap = tonumber(ARGV[6])
+if redis.call('ZCARD', KEYS[2]) <= cap then return 0 end
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if redis.call('EXISTS', ARGV[7] .. id) == 0 then redis.call('ZREM', KEYS[2], id) end
+end
+local ended = 0
+local over = redis.call('ZCARD', KEYS[2]) - cap
+if over > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, over - 1)) do
+    redis.call('DEL', ARGV[7] .. id)
+    redis.call('ZREM', KEYS[2], id)
+    ended = ended + 1
+  end
+end
+return ended`
 
 /** The sign-in key: the one already there, else the one offered (two instances starting together agree). */
 const SIGN_IN_KEY = `redis.call('SET', KEYS[1], ARGV[1], 'NX')
@@ -78,6 +105,8 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
   // stays the same object (its identity is built once). Redis is still asked every time.
   const parsed = createLru<{ data: string; record: SessionRecord }>(10_000)
   const sessionKey = (id: string) => `${options.prefix}s:${id}`
+  /** A person's session ids; issuer and subject encoded, so no two people share a key. */
+  const personKey = (record: SessionRecord) => `${options.prefix}p:${encodeURIComponent(record.issuer)}:${encodeURIComponent(record.subject)}`
   const signInKeyName = `${options.prefix}k:sign-in`
   const refreshClaim = (id: string) => `${options.prefix}r:${id}`
   const url = new URL(options.url)
@@ -125,9 +154,8 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
     },
     put(record) {
       return guard(async () => {
-        const key = sessionKey(record.id)
         const ttl = Math.max(1, record.expiresAt - Date.now())
-        await client.multi().del(key).hset(key, 'data', JSON.stringify(record), 'seen', String(record.lastSeenAt)).pexpire(key, ttl).exec()
+        await client.eval(PUT, 2, sessionKey(record.id), personKey(record), JSON.stringify(record), String(record.lastSeenAt), String(ttl), record.id, String(record.createdAt), String(SESSIONS_PER_PERSON), `${options.prefix}s:`)
       })
     },
     update(record) {

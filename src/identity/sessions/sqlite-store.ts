@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { addMissingColumns, createLru, makeDirectories, storeFile, whenUnlocked } from '../../collections/index.ts'
-import { SessionStoreError, type SessionRecord, type SessionStore } from './store.ts'
+import { SessionStoreError, SESSIONS_PER_PERSON, type SessionRecord, type SessionStore } from './store.ts'
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS sessions (
@@ -19,6 +19,8 @@ const SCHEMA = `
     created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
     refresh_at INTEGER, sealed TEXT, audience TEXT NOT NULL DEFAULT 'gateway'
   );
+  -- A person's sessions, oldest first: the ones past SESSIONS_PER_PERSON end at a sign-in.
+  CREATE INDEX IF NOT EXISTS sessions_person ON sessions (issuer, subject, created_at);
   CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, value TEXT NOT NULL);
   -- Who refreshes a session's tokens now, until when (claimRefresh): one process at a time.
   CREATE TABLE IF NOT EXISTS refresh_claims (id TEXT PRIMARY KEY, until INTEGER NOT NULL);
@@ -77,6 +79,9 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
   const update = prepare('UPDATE sessions SET issuer = ?, subject = ?, claims = ?, created_at = ?, last_seen_at = MAX(last_seen_at, ?), expires_at = ?, refresh_at = ?, sealed = ?, audience = ? WHERE id = ?')
   const touch = prepare('UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?) WHERE id = ?')
   const remove = prepare('DELETE FROM sessions WHERE id = ?')
+  const beyondCap = prepare(`DELETE FROM sessions WHERE id IN (
+    SELECT id FROM sessions WHERE issuer = ? AND subject = ? ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ${SESSIONS_PER_PERSON}
+  ) RETURNING id`)
   const readSignInKey = prepare("SELECT value FROM keys WHERE name = 'sign-in'")
   // Two processes making it at once: the first one's stays, and both read it back.
   const addSignInKey = prepare("INSERT OR IGNORE INTO keys (name, value) VALUES ('sign-in', ?)")
@@ -137,7 +142,12 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
       return guard(() => read(id))
     },
     async put(r) {
-      await guard(() => upsert.run(r.id, r.issuer, r.subject, JSON.stringify(r.claims), r.createdAt, r.lastSeenAt, r.expiresAt, r.refreshAt, r.sealed, r.audience))
+      const ended = await guard(() => {
+        upsert.run(r.id, r.issuer, r.subject, JSON.stringify(r.claims), r.createdAt, r.lastSeenAt, r.expiresAt, r.refreshAt, r.sealed, r.audience)
+        return beyondCap.all(r.issuer, r.subject) as unknown as Array<{ id: string }>
+      })
+      // This connection's own delete does not move data_version: the ended ones leave `kept` here.
+      for (const { id } of ended) kept.delete(id)
       kept.set(r.id, r, r.expiresAt)
     },
     async update(r) {

@@ -86,6 +86,15 @@ export interface SessionStore {
   close(): Promise<void>
 }
 
+/**
+ * Sessions one person (issuer and subject) holds at once, both audiences, in every store; the
+ * oldest ends when a sign-in would make more. A signed-in person's browser signs in again without
+ * a prompt while the provider's own session lasts, so a script holding it made a session every
+ * ~17 ms, each a record until its idle timeout: gigabytes in an hour of the gateway's memory, of
+ * the SQLite file or of Redis, and nothing bounded them (found by the limits probe).
+ */
+export const SESSIONS_PER_PERSON = 100
+
 export class SessionStoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options)

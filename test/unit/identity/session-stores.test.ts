@@ -1,10 +1,13 @@
+// The three session stores, each on the real thing (a SQLite file, the Redis of the session), held to one contract.
 // Found by an adversarial probe (helper): a refresh wrote its session back with put, an upsert in all three stores, so a session revoked or signed out during the refresh came back; update writes only a session that still exists.
+// Found by the limits probe (helper): one person signing in again and again filled the SQLite file or Redis (the memory store alone had a cap): each store now ends the person's oldest past SESSIONS_PER_PERSON.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { SessionRecord, SessionStore } from '../../../src/identity/index.ts'
+import { SESSIONS_PER_PERSON } from '../../../src/identity/sessions/store.ts'
 import { openMemorySessionStore } from '../../../src/identity/sessions/memory-store.ts'
 import { openRedisSessionStore } from '../../../src/identity/sessions/redis-store.ts'
 import { openSqliteSessionStore } from '../../../src/identity/sessions/sqlite-store.ts'
@@ -20,9 +23,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-function record(id: string, claims: Record<string, unknown>): SessionRecord {
-  const now = Date.now()
-  return { id, issuer: 'sso', subject: 'ann', claims: { sub: 'ann', ...claims }, createdAt: now, lastSeenAt: now, expiresAt: now + HOUR, refreshAt: null, sealed: null, audience: 'gateway' }
+function record(id: string, claims: Record<string, unknown>, subject = 'ann', now = Date.now()): SessionRecord {
+  return { id, issuer: 'sso', subject, claims: { sub: subject, ...claims }, createdAt: now, lastSeenAt: now, expiresAt: now + HOUR, refreshAt: null, sealed: null, audience: 'gateway' }
 }
 
 const stores: [string, () => { store: SessionStore; cleanUp?: () => Promise<void> }][] = [
@@ -42,7 +44,7 @@ const stores: [string, () => { store: SessionStore; cleanUp?: () => Promise<void
   }],
 ]
 
-describe.each(stores)('the %s session store\'s update', (_, open) => {
+describe.each(stores)('the %s session store', (_, open) => {
   it('rewrites a session that exists, and never brings back one that ended', async () => {
     const { store, cleanUp } = open()
     try {
@@ -83,6 +85,30 @@ describe.each(stores)('the %s session store\'s update', (_, open) => {
       // Let go once its refresh has failed: the next taker need not wait for it to lapse.
       await store.releaseRefresh(short, taken)
       expect(await store.claimRefresh(short, Date.now() + 5_000, Date.now())).toBe(true)
+    } finally {
+      await cleanUp?.()
+      await store.close()
+    }
+  })
+
+  it(`holds at most ${SESSIONS_PER_PERSON} sessions a person: a sign-in past that ends the person's oldest, and no one else's`, async () => {
+    const { store, cleanUp } = open()
+    try {
+      const start = Date.now()
+      const id = (n: number) => n.toString(16).padStart(32, '0')
+      await store.put(record('b'.repeat(32), {}, 'bob', start))
+      for (let n = 0; n < SESSIONS_PER_PERSON; n++) await store.put(record(id(n), {}, 'ann', start + n))
+      // A session that ended (signed out) does not count: the next sign-in ends none.
+      expect(await store.delete(id(5))).toBe(true)
+      await store.put(record(id(SESSIONS_PER_PERSON), {}, 'ann', start + SESSIONS_PER_PERSON))
+      expect(await store.get(id(0))).toBeDefined()
+      // Past the cap, the oldest ends.
+      await store.put(record(id(SESSIONS_PER_PERSON + 1), {}, 'ann', start + SESSIONS_PER_PERSON + 1))
+      expect(await store.get(id(0))).toBeUndefined()
+      expect(await store.get(id(1))).toBeDefined()
+      const live = await store.list(Date.now())
+      expect(live.filter((r) => r.subject === 'ann')).toHaveLength(SESSIONS_PER_PERSON)
+      expect(live.filter((r) => r.subject === 'bob').map((r) => r.id)).toEqual(['b'.repeat(32)])
     } finally {
       await cleanUp?.()
       await store.close()
