@@ -192,7 +192,7 @@ sign_in:
     }
     await writeFile(join(cwd, 'bouncer.yaml'), STORES)
     const keys = `bouncer: ${join(cwd, 'keys.db')} is not an API key store: no such column: id\n`
-    const sessions = `bouncer: ${join(cwd, 'sessions.db')} is not a session store: no such column: id\n`
+    const sessions = `bouncer: ${join(cwd, 'sessions.db')} is not a session store: no such column: issuer\n`
     expect(await runCli(['keys', 'list'], { cwd, env: NO_CONFIG_ENV })).toEqual({ code: 1, stdout: '', stderr: keys })
     expect(await runCli(['sessions', 'list', '--json'], { cwd, env: NO_CONFIG_ENV })).toEqual({ code: 1, stdout: '', stderr: sessions })
   })
