@@ -26,6 +26,20 @@ export function invalidParameter(name: string, rule: string): GatewayError {
 }
 
 /**
+ * A caller's value the database took but could not use (a pattern, a row count), where the database
+ * does not say which value it was: 400 naming the statement's parameters, with the database's words
+ * (`why`, cut to 200 characters). Null when the statement binds no caller value: then its own
+ * values failed, the operator's problem (502, logged).
+ */
+export function callerValueRefused(names: ReadonlyArray<string | null>, why: string): GatewayError | null {
+  const params = [...new Set(names.filter((name): name is string => typeof name === 'string'))]
+  if (params.length === 0) return null
+  const words = why.slice(0, 200)
+  if (params.length === 1) return invalidParameter(params[0] as string, `the database could not use the value: ${words}`)
+  return new GatewayError('invalid_parameter', { detail: `One of the parameters ${params.map((name) => `"${name}"`).join(', ')}: the database could not use its value: ${words}.` })
+}
+
+/**
  * The query string, each name and value percent-decoded as UTF-8 (application/x-www-form-urlencoded,
  * URL Standard §5.1), in one pass. URLSearchParams turns bytes that are not UTF-8 (`s=%ff`) into
  * U+FFFD: a value other than the one sent, bound without a word (found by a probe). A `%` not

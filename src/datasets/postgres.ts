@@ -7,7 +7,7 @@ import Cursor from 'pg-cursor'
 import type { DatasourceConfig } from '../config/index.ts'
 import { DeadlineExceeded, withinDeadline } from '../collections/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import { invalidParameter } from './params.ts'
+import { callerValueRefused, invalidParameter } from './params.ts'
 import { scrub, type Logger } from '../telemetry/index.ts'
 import type { Column, ColumnKind, Datasource, Row, RowSource, SourceQuery } from './source.ts'
 
@@ -355,11 +355,7 @@ const CALLER_PATTERN_STATES = new Set(['2201B', '22025', '22019', '2201W', '2201
 
 function patternRefused(code: string, message: unknown, names: ReadonlyArray<string | null>): GatewayError | null {
   if (!CALLER_PATTERN_STATES.has(code)) return null
-  const params = [...new Set(names.filter((name): name is string => typeof name === 'string'))]
-  if (params.length === 0) return null
-  const what = typeof message === 'string' ? `: ${message.slice(0, 200)}` : ` (SQLSTATE ${code})`
-  if (params.length === 1) return invalidParameter(params[0] as string, `the database could not use the value${what}`)
-  return new GatewayError('invalid_parameter', { detail: `One of the parameters ${params.map((name) => `"${name}"`).join(', ')}: the database could not use its value${what}.` })
+  return callerValueRefused(names, typeof message === 'string' ? message : `SQLSTATE ${code}`)
 }
 
 /** A failed statement as the client sees it: the timeout, a write refused, or the server's error (logged). */

@@ -5,6 +5,7 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import type { DatasourceConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
+import { callerValueRefused } from './params.ts'
 import type { Logger } from '../telemetry/index.ts'
 import type { Cell, Column, ColumnKind, Datasource, Row, RowSource, SourceQuery } from './source.ts'
 
@@ -64,7 +65,7 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
       try {
         rows = statement.iterate(...(query.values as never[]))[Symbol.iterator]()
       } catch (err) {
-        throw failure(config.name, err, logger, query.requestId)
+        throw failure(config.name, err, logger, query.requestId, query.parameterNames)
       }
       const columns: Column[] = declared.map((column) => ({ name: column.name, kind: kindOf(column.type) }))
       // An expression (count(*), a + b) declares no type: its kind is taken from the first row's value.
@@ -90,7 +91,7 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
           } catch (err) {
             done = true
             rows.return?.()
-            throw failure(config.name, err, logger, query.requestId)
+            throw failure(config.name, err, logger, query.requestId, query.parameterNames)
           }
           if (performance.now() - started > query.timeoutMs) {
             done = true
@@ -167,9 +168,19 @@ function timeout(name: string): GatewayError {
   return new GatewayError('query_timeout', { detail: `The query of datasource "${name}" ran longer than the dataset's timeout and was stopped.` })
 }
 
-function failure(name: string, err: unknown, logger: Logger, requestId: string): GatewayError {
+/**
+ * SQLite's errors of a value the statement uses as a LIKE pattern or escape, or as a LIMIT or
+ * OFFSET: in a statement that binds the caller's values they come from one of those (as
+ * PostgreSQL's patternRefused says). They were 502 with an error logged. Not "malformed JSON" nor
+ * "integer overflow": a table's own values (a JSON column, a sum) raise those as often.
+ */
+const CALLER_VALUE_ERRORS = /^(?:ESCAPE expression must be a single character|LIKE or GLOB pattern too complex|datatype mismatch)$/
+
+function failure(name: string, err: unknown, logger: Logger, requestId: string, parameterNames?: ReadonlyArray<string | null>): GatewayError {
   if (err instanceof GatewayError) return err
   const message = (err as Error).message
+  const refused = parameterNames !== undefined && CALLER_VALUE_ERRORS.test(message) ? callerValueRefused(parameterNames, message) : null
+  if (refused !== null) return refused
   if (/readonly|read-only/i.test(message)) {
     return new GatewayError('datasource_error', { detail: `The dataset's statement tried to write: datasource "${name}" is opened read-only.`, cause: err })
   }

@@ -1,15 +1,25 @@
 // Found by an adversarial probe (helper): dataset parameters at the edges of their types. Every value the rules refuse must be
 // 400 invalid_parameter naming the parameter (never a 500, never silently another value).
+import { mkdtempSync, rmSync } from 'node:fs'
+import { DatabaseSync } from 'node:sqlite'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { SHARED_POSTGRES } from '../helpers/postgres.ts'
 
 let gw: TestGateway
+let dir: string
 
 beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'bouncer-param-edges-'))
+  new DatabaseSync(join(dir, 'lite.db')).close()
   gw = await startTestGateway({
-    datasources: [{ name: 'warehouse', type: 'postgres', url: SHARED_POSTGRES, max_connections: 2, key: 'a-test-key-of-32-characters-long' }],
+    datasources: [
+      { name: 'warehouse', type: 'postgres', url: SHARED_POSTGRES, max_connections: 2, key: 'a-test-key-of-32-characters-long' },
+      { name: 'shop', type: 'sqlite', path: join(dir, 'lite.db'), key: 'a-test-key-of-32-characters-long' },
+    ],
     routes: [
       {
         id: 'ds.echo',
@@ -48,6 +58,20 @@ beforeAll(async () => {
         },
       },
       {
+        id: 'lite.like',
+        methods: ['GET'],
+        path: '/lite/like',
+        public: true,
+        dataset: { source: 'shop', sql: "SELECT 'a_c' LIKE :p ESCAPE :esc AS matches", params: { p: { type: 'string' }, esc: { type: 'string' } } },
+      },
+      {
+        id: 'lite.own-pattern',
+        methods: ['GET'],
+        path: '/lite/own-pattern',
+        public: true,
+        dataset: { source: 'shop', sql: "SELECT 'a' LIKE 'a' ESCAPE 'xy' AS matches" },
+      },
+      {
         id: 'ds.own-pattern',
         methods: ['GET'],
         path: '/ds/own-pattern',
@@ -60,6 +84,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await gw?.close()
+  if (dir) rmSync(dir, { recursive: true, force: true })
 })
 
 async function get(query: string, path = '/ds/echo'): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -128,6 +153,7 @@ describe('a pattern or a row count the database cannot use', () => {
     ['a regular expression that does not parse', '/ds/pattern?re=(', '"re"', 'invalid regular expression'],
     ['a LIKE escape of two characters', '/ds/like?p=a%25&esc=xy&n=1', '"p", "esc", "n"', 'invalid escape string'],
     ['a negative LIMIT', '/ds/like?p=a%25&esc=!&n=-1', '"p", "esc", "n"', 'LIMIT must not be negative'],
+    ['[sqlite] a LIKE escape of two characters', '/lite/like?p=a%25&esc=xy', '"p", "esc"', 'ESCAPE expression must be a single character'],
   ])('%s is 400 invalid_parameter, with nothing logged as an error', async (_what, path, names, why) => {
     const logged = gw.logs.length
     const [route, query] = path.split('?') as [string, string]
@@ -146,8 +172,8 @@ describe('a pattern or a row count the database cannot use', () => {
     expect(like.body.rows).toEqual([{ matches: true }, { matches: true }])
   })
 
-  it('a pattern of the statement\'s own, with no caller value, is still 502 datasource_error', async () => {
-    const res = await get('', '/ds/own-pattern')
+  it.each(['/ds/own-pattern', '/lite/own-pattern'])('a pattern of the statement\'s own, with no caller value, is still 502 datasource_error (%s)', async (path) => {
+    const res = await get('', path)
     expect(res.status).toBe(502)
     expect(res.body.code).toBe('datasource_error')
   })
