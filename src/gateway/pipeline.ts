@@ -438,8 +438,9 @@ function recordCutShort(state: GatewayState, ctx: RequestContext): void {
     // The record read as a whole answer (200, no word) while the client got part of it.
     ctx.note = SHUTDOWN_CUT
   } else if (ctx.upgrade === null && !ctx.res.writableFinished) {
-    // Read as a whole answer too (its status, allow, no word), with bytes_out what was written (an adversarial probe).
-    ctx.note = CLIENT_LEFT
+    // Read as a whole answer too (its status, allow, no word), with bytes_out what was written (an
+    // adversarial probe). A held stream the gateway cut itself keeps the reason it was cut for.
+    ctx.note ??= CLIENT_LEFT
   }
 }
 

@@ -91,8 +91,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #mayHold = false
   /** The answer began before the request's body had all come. */
   #unreadBody = false
-  /** An event stream's way out of the open tunnels' registry; null for any other answer. */
+  /** A held stream's way out of the open tunnels' registry (HELD_STREAM_TYPE); null for any other answer. */
   #leaveHeld: (() => void) | null = null
+  /** The gateway ended a held stream that is no event stream: its answer is cut, not ended as if complete. */
+  #cutHeld = false
 
   constructor(ctx: Readonly<RequestContext>, settings: ForwardSettings, exchange: Exchange, served: Served, resolve: (served: Served) => void, request: Dispatcher.DispatchOptions, replay: Replayable | null) {
     this.#ctx = ctx
@@ -188,19 +190,35 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     // others (p99 150-190 -> 425 ms; bench/README.md "Profiling").
     const length = headers['content-length']
     this.#mayHold = typeof length !== 'string' || Number(length) <= this.#bufferLimits.perResponse
-    // A server-sent event stream outlives its request, the only one authenticated and authorized:
-    // it joins the open tunnels' registry, which ends it when the credential expires or is
-    // revoked, a reload refuses the request, or the drain begins (gateway/tunnels.ts).
+    // A server-sent event stream, or a subscription streamed as JSON lines or as replaced parts,
+    // outlives its request, the only one authenticated and authorized: it joins the open tunnels'
+    // registry, which ends it when the credential expires or is revoked, or a reload refuses the
+    // request (gateway/tunnels.ts). The drain ends an event stream at its start (its client
+    // reconnects elsewhere); the others run on to server.shutdown_timeout as any answer does, since
+    // a JSON-lines export may be one that finishes.
     const type = headers['content-type']
-    if (typeof type === 'string' && EVENT_STREAM_TYPE.test(type)) {
-      this.#leaveHeld = this.#lifecycle.openTunnels.add({ ctx, what: EVENT_STREAM, close: (_code, note) => this.#endHeld(note) })
+    const held = typeof type === 'string' ? HELD_STREAM_TYPE.exec(type) : null
+    if (held !== null) {
+      const events = held[1] !== undefined
+      this.#leaveHeld = this.#lifecycle.openTunnels.add({
+        ctx,
+        what: events ? EVENT_STREAM : STREAMED_ANSWER,
+        close: (code, note) => {
+          if (events || code !== 1001) this.#endHeld(note, !events)
+        },
+      })
     }
   }
 
-  /** Ends an event stream from the gateway's side: the upstream's request is aborted, the client's answer ends as if complete. */
-  #endHeld(note: string): void {
+  /**
+   * Ends a held stream from the gateway's side: the upstream's request is aborted. An event
+   * stream's answer ends as if complete (its client reconnects); another is cut, as an upstream
+   * failing mid-answer cuts it, so a client reading lines does not take what came for the whole.
+   */
+  #endHeld(note: string, cut: boolean): void {
     if (this.#settled || this.#served.note !== undefined) return
     this.#served.note = note
+    this.#cutHeld = cut
     this.#controller?.abort(new HeldStreamEnded())
   }
 
@@ -276,7 +294,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       return
     }
     if (err instanceof HeldStreamEnded) {
-      this.onResponseEnd()
+      // Nothing sent yet: an empty answer, whole, is no truncated one.
+      if (!this.#cutHeld || this.#heldHead !== null) this.onResponseEnd()
+      else {
+        cutShort(this.#ctx.res)
+        this.#finish()
+      }
       return
     }
     if (this.#discarding) {
@@ -368,9 +391,15 @@ function bodilessAnswer(served: Served, err: Error): boolean {
   return (status === 304 || status === 204) && served.bytesOut === 0 && (err as { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
 }
 
-/** What the records' notes call an upstream's server-sent event stream the gateway ended. */
+/** What the records' notes call an upstream's server-sent event stream the gateway ended, and another held stream. */
 const EVENT_STREAM = 'the event stream'
-const EVENT_STREAM_TYPE = /^text\/event-stream/i
+const STREAMED_ANSWER = 'the streamed answer'
+/**
+ * Answers held open as subscriptions: server-sent events (group 1), JSON lines by their several
+ * names (NDJSON, JSON Lines, RFC 7464 JSON text sequences, Spring's stream+json), and
+ * multipart/x-mixed-replace (a camera's MJPEG). One test per answer; the match only for these.
+ */
+const HELD_STREAM_TYPE = /^\s*(?:(text\/event-stream)|application\/(?:x-ndjson|jsonl|x-jsonlines|json-seq|stream\+json|x-ldjson)(?=[\s;,]|$)|multipart\/x-mixed-replace(?=[\s;,]|$))/i
 
 /** The gateway ended an event stream it held open (the registry's close): its answer ends, no failure. */
 class HeldStreamEnded extends Error {
