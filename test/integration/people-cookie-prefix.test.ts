@@ -8,13 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closeAll, launchChromium, openPage, submitProviderLogin } from '../helpers/browser.ts'
 import { createPki, type TestPki } from '../helpers/certs.ts'
 import { heldPort } from '../helpers/faults.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
 
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 const COOKIE = '__Host-bouncer_session'
 
 let pki: TestPki
@@ -31,22 +30,16 @@ beforeAll(async () => {
   })
   const held = await heldPort()
   const origin = `https://127.0.0.1:${held.port}`
-  idp = await startIdentityProvider({
-    people: [ALICE],
-    webClients: [{ ...CLIENT, redirectUris: [`${origin}/.bouncer/callback`], postLogoutRedirectUris: [`${origin}/`] }],
-  })
-  await held.release()
-  gateway = await startTestGateway({
+  idp = await startSignInProvider(origin, { people: [ALICE], afterSignOut: '/' })
+  gateway = await startSignInGateway({
     server: { tls: { cert: pki.server.cert, key: pki.server.key } },
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'], cookie: { name: COOKIE } },
+    ...signInConfig(idp, { scopes: SCOPES_WITH_GROUPS, cookie: { name: COOKIE } }),
     roles: [{ name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['dashboards'] }],
     policies: [{ name: 'dashboards', statements: [{ sid: 'Dashboards', effect: 'allow', actions: ['GET', 'POST'], routes: ['dashboards'] }] }],
     upstreams: [{ name: 'dash', url: upstream.url }],
     routes: [{ id: 'dashboards', path: '/app/*', upstream: 'dash', accept: ['session'] }],
-  }, { port: held.port })
+  }, { port: held })
   expect(gateway.url).toBe(origin)
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
   browser = await launchChromium()
 }, 90_000)
 

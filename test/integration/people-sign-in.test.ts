@@ -9,13 +9,12 @@ import { request } from 'undici'
 import { closeAll } from '../helpers/browser.ts'
 import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
 
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 /** 43 base64url characters, as the gateway writes them: a cookie naming no session. */
 const UNKNOWN_SESSION = 'A'.repeat(43)
 
@@ -28,15 +27,10 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-people-sign-in-'))
   upstream = await startUpstream()
   const held = await heldPort()
-  idp = await startIdentityProvider({
-    people: [ALICE],
-    webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${held.port}/.bouncer/callback`], postLogoutRedirectUris: [`http://127.0.0.1:${held.port}/`] }],
-  })
-  await held.release()
-  gateway = await startTestGateway({
+  idp = await startSignInProvider(held.port, { people: [ALICE], afterSignOut: '/' })
+  gateway = await startSignInGateway({
     api_keys: { store: { type: 'sqlite', path: join(dir, 'keys.db') } },
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'], session: { store: 'memory' } },
+    ...signInConfig(idp, { scopes: SCOPES_WITH_GROUPS, session: { store: 'memory' } }),
     roles: [{ name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['apps'] }],
     policies: [{ name: 'apps', statements: [{ sid: 'Apps', effect: 'allow', actions: ['GET'], routes: ['*'] }] }],
     upstreams: [{ name: 'app', url: upstream.url }],
@@ -44,8 +38,7 @@ beforeAll(async () => {
       { id: 'mixed', path: '/mixed/*', upstream: 'app', accept: ['session', 'bearer', 'api_key'] },
       { id: 'people', path: '/people/*', upstream: 'app', accept: ['session'] },
     ],
-  }, { port: held.port })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
+  }, { port: held })
 }, 60_000)
 
 afterAll(() => closeAll(gateway, upstream, idp, () => rm(dir, { recursive: true, force: true })))

@@ -7,13 +7,12 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
 
 const MAL: Person = { username: 'mal', password: 'mal-password-123', name: 'Mal Loop', email: 'mal@example.com', groups: ['staff'] }
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 /** store.ts SESSIONS_PER_PERSON, as docs/people.md says it (test/unit/identity/session-stores.test.ts holds every store to it). */
 const MEMORY_SESSIONS_PER_PERSON = 100
 const ADMIN = { authorization: 'Bearer session-per-person-admin-token-0123' }
@@ -25,18 +24,15 @@ let gateway: TestGateway
 beforeAll(async () => {
   upstream = await startUpstream()
   const held = await heldPort()
-  idp = await startIdentityProvider({ people: [MAL], webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${held.port}/.bouncer/callback`], postLogoutRedirectUris: [] }] })
-  await held.release()
-  gateway = await startTestGateway({
+  idp = await startSignInProvider(held.port, { people: [MAL] })
+  gateway = await startSignInGateway({
     admin: { token: ADMIN.authorization.slice(7) },
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'], session: { store: 'memory' } },
+    ...signInConfig(idp, { scopes: SCOPES_WITH_GROUPS, session: { store: 'memory' } }),
     roles: [{ name: 'people', assumed_by: [{ issuer: 'sso', claims: { groups: 'staff' } }], policies: ['all'] }],
     policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['*'], routes: ['*'] }] }],
     upstreams: [{ name: 'app', url: upstream.url }],
     routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['session'] }],
-  }, { port: held.port })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
+  }, { port: held })
 }, 60_000)
 
 afterAll(async () => {

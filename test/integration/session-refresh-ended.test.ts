@@ -9,13 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sessionId } from '../../src/identity/index.ts'
 import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 const ADMIN_TOKEN = 'session-refresh-ended-admin-token-0123456789'
 const ADMIN = { authorization: `Bearer ${ADMIN_TOKEN}` }
 
@@ -28,22 +28,15 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'session-refresh-ended-'))
   upstream = await startUpstream()
   const held = await heldPort()
-  idp = await startIdentityProvider({
-    people: [ALICE],
-    idTokenTtlSeconds: 3,
-    webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${held.port}/.bouncer/callback`], postLogoutRedirectUris: [`http://127.0.0.1:${held.port}/`] }],
-  })
-  await held.release()
-  gateway = await startTestGateway({
+  idp = await startSignInProvider(held.port, { people: [ALICE], idTokenTtlSeconds: 3, afterSignOut: '/' })
+  gateway = await startSignInGateway({
     admin: { token: ADMIN_TOKEN },
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'], session: { store: { type: 'sqlite', path: join(dir, 'sessions.db') } } },
+    ...signInConfig(idp, { scopes: SCOPES_WITH_GROUPS, session: { store: { type: 'sqlite', path: join(dir, 'sessions.db') } } }),
     roles: [{ name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['rw'] }],
     policies: [{ name: 'rw', statements: [{ sid: 'App', effect: 'allow', actions: ['GET', 'POST'], routes: ['app'] }] }],
     upstreams: [{ name: 'app', url: upstream.url }],
     routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['session'] }],
-  }, { port: held.port })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
+  }, { port: held })
 }, 60_000)
 
 afterAll(async () => {

@@ -10,13 +10,12 @@ import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closeAll, launchChromium, openPage, submitProviderLogin } from '../helpers/browser.ts'
 import { closedPort } from '../helpers/faults.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
 
 const ALICE = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 
 let dir: string
 let idp: TestIdentityProvider
@@ -40,20 +39,14 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-sign-in-browser-'))
   upstream = await dashboard()
   const port = await closedPort()
-  const origin = `http://127.0.0.1:${port}`
-  idp = await startIdentityProvider({
-    people: [ALICE],
-    webClients: [{ ...CLIENT, redirectUris: [`${origin}/.bouncer/callback`], postLogoutRedirectUris: [`${origin}/app/dashboard`] }],
-  })
-  gateway = await startTestGateway({
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'], after_sign_out_path: '/app/dashboard' },
+  idp = await startSignInProvider(port, { people: [ALICE], afterSignOut: '/app/dashboard' })
+  gateway = await startSignInGateway({
+    ...signInConfig(idp, { scopes: SCOPES_WITH_GROUPS, after_sign_out_path: '/app/dashboard' }),
     roles: [{ name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['dashboards'] }],
     policies: [{ name: 'dashboards', statements: [{ sid: 'Dashboards', effect: 'allow', actions: ['GET', 'POST'], routes: ['dashboards'] }] }],
     upstreams: [{ name: 'dash', url: upstream.url, identity_assertion: true }],
     routes: [{ id: 'dashboards', path: '/app/*', upstream: 'dash', accept: ['session'] }],
   }, { port })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
   browser = await launchChromium()
 }, 90_000)
 

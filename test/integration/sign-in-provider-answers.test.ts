@@ -16,13 +16,12 @@ import { sessionId } from '../../src/identity/index.ts'
 import { closeAll } from '../helpers/browser.ts'
 import { cookieJar, submitLogin, type CookieJarClient, type Reply } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
 
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 
 let idp: TestIdentityProvider
 let upstream: TestUpstream
@@ -31,20 +30,14 @@ let gateway: TestGateway
 beforeAll(async () => {
   upstream = await startUpstream()
   const held = await heldPort()
-  idp = await startIdentityProvider({
-    people: [ALICE],
-    webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${held.port}/.bouncer/callback`], postLogoutRedirectUris: [] }],
-  })
-  await held.release()
-  gateway = await startTestGateway({
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'], session: { store: 'memory' } },
+  idp = await startSignInProvider(held.port, { people: [ALICE] })
+  gateway = await startSignInGateway({
+    ...signInConfig(idp, { scopes: SCOPES_WITH_GROUPS, session: { store: 'memory' } }),
     roles: [{ name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['apps'] }],
     policies: [{ name: 'apps', statements: [{ sid: 'Apps', effect: 'allow', actions: ['GET'], routes: ['*'] }] }],
     upstreams: [{ name: 'app', url: upstream.url }],
     routes: [{ id: 'people', path: '/people/*', upstream: 'app', accept: ['session', 'bearer'] }],
-  }, { port: held.port })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
+  }, { port: held })
 }, 60_000)
 
 afterAll(() => closeAll(gateway, upstream, idp))

@@ -2,13 +2,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cookieJar, submitLogin } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
 
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 
 let idp: TestIdentityProvider
 let upstream: TestUpstream
@@ -17,20 +16,14 @@ let gateway: TestGateway
 beforeAll(async () => {
   upstream = await startUpstream()
   const held = await heldPort()
-  idp = await startIdentityProvider({
-    people: [ALICE],
-    webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${held.port}/.bouncer/callback`], postLogoutRedirectUris: [`http://127.0.0.1:${held.port}/`] }],
-  })
-  await held.release()
-  gateway = await startTestGateway({
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'] },
+  idp = await startSignInProvider(held.port, { people: [ALICE], afterSignOut: '/' })
+  gateway = await startSignInGateway({
+    ...signInConfig(idp, { scopes: SCOPES_WITH_GROUPS }),
     roles: [{ name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['read'] }],
     policies: [{ name: 'read', statements: [{ sid: 'App', effect: 'allow', actions: ['GET'], routes: ['app'] }] }],
     upstreams: [{ name: 'app', url: upstream.url }],
     routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['session'] }],
-  }, { port: held.port })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
+  }, { port: held })
 }, 60_000)
 
 afterAll(async () => {

@@ -11,13 +11,13 @@ import { sessionId } from '../../src/identity/index.ts'
 import { openTokens } from '../../src/identity/sessions/seal.ts'
 import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider, WEB_CLIENT } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 
 let dir: string
 let idp: TestIdentityProvider
@@ -28,20 +28,14 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sign-out-revokes-'))
   upstream = await startUpstream()
   const held = await heldPort()
-  idp = await startIdentityProvider({
-    people: [ALICE],
-    webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${held.port}/.bouncer/callback`], postLogoutRedirectUris: [`http://127.0.0.1:${held.port}/`] }],
-  })
-  await held.release()
-  gateway = await startTestGateway({
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'], session: { store: { type: 'sqlite', path: join(dir, 'sessions.db') } } },
+  idp = await startSignInProvider(held.port, { people: [ALICE], afterSignOut: '/' })
+  gateway = await startSignInGateway({
+    ...signInConfig(idp, { scopes: SCOPES_WITH_GROUPS, session: { store: { type: 'sqlite', path: join(dir, 'sessions.db') } } }),
     roles: [{ name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['read'] }],
     policies: [{ name: 'read', statements: [{ sid: 'App', effect: 'allow', actions: ['GET'], routes: ['app'] }] }],
     upstreams: [{ name: 'app', url: upstream.url }],
     routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['session'] }],
-  }, { port: held.port })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
+  }, { port: held })
 }, 60_000)
 
 afterAll(async () => {
@@ -75,7 +69,7 @@ function logLines(text: string): Array<Record<string, unknown>> {
 async function refreshGrant(refreshToken: string): Promise<{ status: number; error?: string }> {
   const res = await request(`${idp.issuer}/token`, {
     method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from(`${CLIENT.clientId}:${CLIENT.secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+    headers: { authorization: `Basic ${Buffer.from(`${WEB_CLIENT.clientId}:${WEB_CLIENT.secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }).toString(),
   })
   const body = (await res.body.json()) as { error?: string }

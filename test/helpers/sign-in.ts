@@ -1,0 +1,76 @@
+// A person's sign-in through a real provider, as the sign-in tests set it up: the gateway's web
+// client registered at the provider for the gateway's origin (known before the gateway listens,
+// so on a held port), the `issuers` and `sign_in` blocks naming that provider and client, and a
+// gateway started there once its issuer's keys are loaded. A test file says only what is its own.
+import type { heldPort } from './faults.ts'
+import { startTestGateway, type TestGateway } from './gateway.ts'
+import { AUDIENCE, startIdentityProvider, type ProviderOptions, type TestIdentityProvider, type WebClient } from './identity-provider.ts'
+import { waitFor } from './wait.ts'
+
+/** The gateway's client at the provider (sign_in.client_id and client_secret). */
+export const WEB_CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' } as const
+
+/** Where the provider sends a person back to the gateway (the registered redirect URI's path). */
+const CALLBACK_PATH = '/.bouncer/callback'
+
+/** The default scopes and `groups`, the claim the tests' roles are assumed by. */
+export const SCOPES_WITH_GROUPS = ['openid', 'email', 'profile', 'groups']
+
+/** An origin registered at the provider that no gateway listens on: for files that write sessions to the store and never come back from the provider. */
+export const UNUSED_ORIGIN = 'http://127.0.0.1:9'
+
+export type HeldPort = Awaited<ReturnType<typeof heldPort>>
+
+/** A gateway's origin: a port means http://127.0.0.1:port. */
+export type Origin = number | string
+
+const originOf = (at: Origin) => (typeof at === 'number' ? `http://127.0.0.1:${at}` : at)
+
+/**
+ * The web client as registered for gateways at `origins`: their callback URLs, and, with
+ * `afterSignOut` (a path), where the provider may send a person after signing out (none otherwise).
+ */
+function webClient(origins: Origin | Origin[], afterSignOut?: string): WebClient {
+  const all = [origins].flat().map(originOf)
+  return {
+    ...WEB_CLIENT,
+    redirectUris: all.map((origin) => `${origin}${CALLBACK_PATH}`),
+    postLogoutRedirectUris: afterSignOut === undefined ? [] : all.map((origin) => `${origin}${afterSignOut}`),
+  }
+}
+
+/** A provider with the web client registered for gateways at `origins` (and `options`' people, token lifetimes…). */
+export function startSignInProvider(origins: Origin | Origin[], options: ProviderOptions & { afterSignOut?: string } = {}): Promise<TestIdentityProvider> {
+  const { afterSignOut, ...provider } = options
+  return startIdentityProvider({ ...provider, webClients: [webClient(origins, afterSignOut)] })
+}
+
+/** The gateway config's `issuers` (the provider, as 'sso') and `sign_in` (through it, as the web client, with `signIn`'s scopes, session, cookie…). */
+export function signInConfig(idp: TestIdentityProvider, signIn: Record<string, unknown> = {}): { issuers: object[]; sign_in: Record<string, unknown> } {
+  return {
+    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
+    sign_in: { issuer: 'sso', client_id: WEB_CLIENT.clientId, client_secret: WEB_CLIENT.secret, ...signIn },
+  }
+}
+
+/**
+ * startTestGateway, ready for sign-ins: on `port` and `adminPort` if given (a held port is let go
+ * just before the gateway listens there), answering once it has loaded the issuer's keys (an ID
+ * token can be verified).
+ */
+export async function startSignInGateway(
+  config: Parameters<typeof startTestGateway>[0],
+  options: { port?: HeldPort | number; adminPort?: HeldPort | number } = {},
+): Promise<TestGateway> {
+  const port = await released(options.port)
+  const adminPort = await released(options.adminPort)
+  const gateway = await startTestGateway(config, { port, adminPort })
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
+  return gateway
+}
+
+async function released(port: HeldPort | number | undefined): Promise<number | undefined> {
+  if (port === undefined || typeof port === 'number') return port
+  await port.release()
+  return port.port
+}
