@@ -16,13 +16,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startProcess, type Started } from '../../bench/lib/processes.ts'
 import { sessionId } from '../../src/identity/index.ts'
 import { closedPort } from '../helpers/faults.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { signInConfig, startSignInGateway, startSignInProvider, UNUSED_ORIGIN } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const NGINX = '/usr/sbin/nginx'
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 
 let dir: string
 let idp: TestIdentityProvider
@@ -35,20 +35,18 @@ let site: string
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-forward-auth-ws-'))
   api = await startUpstream()
-  idp = await startIdentityProvider({ webClients: [{ ...CLIENT, redirectUris: ['http://127.0.0.1:9/.bouncer/callback'], postLogoutRedirectUris: [] }] })
+  idp = await startSignInProvider(UNUSED_ORIGIN)
   const proxyPort = await closedPort()
   site = `http://127.0.0.1:${proxyPort}`
-  gateway = await startTestGateway({
+  gateway = await startSignInGateway({
     server: { trusted_proxies: ['127.0.0.1/32'], forward_auth_peers: ['127.0.0.1/32'] },
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
     // The pages are nginx's: their origin is the one a state-changing request (and a handshake) must come from.
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, base_url: site },
+    ...signInConfig(idp, { base_url: site }),
     roles: [{ name: 'people', assumed_by: [{ issuer: 'sso', claims: { groups: 'staff' } }], policies: ['all'] }],
     policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['*'], routes: ['*'] }] }],
     upstreams: [{ name: 'app', url: api.url }],
     routes: [{ id: 'live', path: '/live/*', upstream: 'app', accept: ['session'], websocket: true }],
   })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
 
   const guide = await readFile(new URL('../../docs/forward-auth.md', import.meta.url), 'utf8')
   const snippet = (/<!-- snippet: nginx -->\n```\w*\n([\s\S]*?)```/.exec(guide) as RegExpExecArray)[1] as string

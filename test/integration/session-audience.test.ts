@@ -12,12 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sessionId, type SessionAudience } from '../../src/identity/index.ts'
 import { runCli } from '../helpers/cli.ts'
 import { closedPort } from '../helpers/faults.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { signInConfig, startSignInGateway, startSignInProvider, UNUSED_ORIGIN } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
-
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 
 let dir: string
 let idp: TestIdentityProvider
@@ -28,19 +26,17 @@ let admin: string
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-session-audience-'))
   upstream = await startUpstream()
-  idp = await startIdentityProvider({ webClients: [{ ...CLIENT, redirectUris: ['http://127.0.0.1:9/.bouncer/callback'], postLogoutRedirectUris: [] }] })
+  idp = await startSignInProvider(UNUSED_ORIGIN)
   const adminPort = await closedPort()
   admin = `http://127.0.0.1:${adminPort}`
-  gateway = await startTestGateway({
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, session: { store: { type: 'sqlite', path: join(dir, 'sessions.db') } } },
+  gateway = await startSignInGateway({
+    ...signInConfig(idp, { session: { store: { type: 'sqlite', path: join(dir, 'sessions.db') } } }),
     admin: { roles: ['platform'] },
     roles: [{ name: 'platform', assumed_by: [{ issuer: 'sso', claims: { groups: 'platform' } }], policies: ['apps'] }],
     policies: [{ name: 'apps', statements: [{ sid: 'Apps', effect: 'allow', actions: ['GET'], routes: ['app'] }] }],
     upstreams: [{ name: 'app', url: upstream.url }],
     routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['session'] }],
   }, { adminPort })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
 }, 60_000)
 
 afterAll(async () => {

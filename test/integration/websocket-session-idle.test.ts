@@ -13,11 +13,11 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { sessionId } from '../../src/identity/index.ts'
 import { waitForAuditRecord } from '../helpers/audit.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { signInConfig, startSignInProvider, UNUSED_ORIGIN } from '../helpers/sign-in.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { acceptWebSocket } from '../helpers/websocket.ts'
 
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 const CLOSE_1008 = Buffer.from([0x88, 0x02, 0x03, 0xf0])
 const IDLE_MS = 1500
 
@@ -27,7 +27,7 @@ let idp: TestIdentityProvider
 let db: string
 
 beforeAll(async () => {
-  idp = await startIdentityProvider({ webClients: [{ ...CLIENT, redirectUris: ['http://127.0.0.1:9/.bouncer/callback'], postLogoutRedirectUris: [] }] })
+  idp = await startSignInProvider(UNUSED_ORIGIN)
   wsServer = createServer((_req, res) => res.end('not a websocket'))
   wsServer.on('upgrade', (req, socket: Socket) => {
     acceptWebSocket(req, socket)
@@ -40,8 +40,7 @@ beforeAll(async () => {
   gw = await startTestGateway((dir) => {
     db = join(dir, 'audit.db')
     return {
-      issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-      sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, session: { ttl: '1h', idle: `${IDLE_MS}ms`, store: 'memory' } },
+      ...signInConfig(idp, { session: { ttl: '1h', idle: `${IDLE_MS}ms`, store: 'memory' } }),
       roles: [{ name: 'people', assumed_by: [{ issuer: 'sso', claims: { groups: 'staff' } }], policies: ['chat'] }],
       policies: [{ name: 'chat', statements: [{ sid: 'Chat', effect: 'allow', actions: ['GET'], routes: ['live'] }] }],
       upstreams: [{ name: 'ws', url: `http://127.0.0.1:${(wsServer.address() as AddressInfo).port}` }],

@@ -9,12 +9,11 @@ import { once } from 'node:events'
 import { connect, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sessionId } from '../../src/identity/index.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startRawUpstream, type RawUpstream } from '../helpers/raw-upstream.ts'
+import { signInConfig, startSignInGateway, startSignInProvider, UNUSED_ORIGIN } from '../helpers/sign-in.ts'
 import { waitFor } from '../helpers/wait.ts'
-
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 
 let idp: TestIdentityProvider
 let upstream: RawUpstream
@@ -24,17 +23,15 @@ beforeAll(async () => {
   upstream = await startRawUpstream((_head, socket) => {
     socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n')
   })
-  idp = await startIdentityProvider({ webClients: [{ ...CLIENT, redirectUris: ['http://127.0.0.1:9/.bouncer/callback'], postLogoutRedirectUris: [] }] })
-  gateway = await startTestGateway({
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
+  idp = await startSignInProvider(UNUSED_ORIGIN)
+  gateway = await startSignInGateway({
     // idle 30s: a session's use is recorded, and an open tunnel's session checked again, every 3 s.
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, session: { idle: '30s' } },
+    ...signInConfig(idp, { session: { idle: '30s' } }),
     roles: [{ name: 'people', assumed_by: [{ issuer: 'sso', claims: { groups: 'staff' } }], policies: ['all'] }],
     policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['*'], routes: ['*'] }] }],
     upstreams: [{ name: 'app', url: upstream.url }],
     routes: [{ id: 'live', path: '/live/*', upstream: 'app', accept: ['session'], websocket: true }],
   })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
 }, 60_000)
 
 afterAll(async () => {

@@ -14,13 +14,13 @@ import { stringify } from 'yaml'
 import { newApiKey, sessionId } from '../../src/identity/index.ts'
 import { waitForAuditRecord } from '../helpers/audit.ts'
 import { runCli } from '../helpers/cli.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { signInConfig, startSignInGateway, startSignInProvider, UNUSED_ORIGIN } from '../helpers/sign-in.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { echoWebSocket } from '../helpers/websocket.ts'
 
 const ADMIN_TOKEN = 'tunnel-revocation-admin-token-0123456789'
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 const KEY = 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
 const CLOSE_1008 = Buffer.from([0x88, 0x02, 0x03, 0xf0])
 
@@ -33,7 +33,7 @@ let config: (dir: string) => Record<string, unknown>
 const chat = { name: 'chat', statements: [{ sid: 'Chat', effect: 'allow', actions: ['GET'], routes: ['live'] }] }
 
 beforeAll(async () => {
-  idp = await startIdentityProvider({ webClients: [{ ...CLIENT, redirectUris: ['http://127.0.0.1:9/.bouncer/callback'], postLogoutRedirectUris: [] }] })
+  idp = await startSignInProvider(UNUSED_ORIGIN)
   wsServer = createServer((_req, res) => res.end('not a websocket'))
   wsServer.on('upgrade', (req, socket: Socket) => {
     echoWebSocket(req, socket)
@@ -42,8 +42,7 @@ beforeAll(async () => {
   await once(wsServer, 'listening')
   config = (dir: string) => ({
     admin: { token: ADMIN_TOKEN },
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret },
+    ...signInConfig(idp),
     api_keys: { store: { type: 'sqlite', path: join(dir, 'keys.db') } },
     roles: [
       { name: 'people', assumed_by: [{ issuer: 'sso', claims: { groups: 'staff' } }], policies: ['chat'] },
@@ -54,11 +53,10 @@ beforeAll(async () => {
     routes: [{ id: 'live', path: '/live/*', upstream: 'ws', accept: ['session', 'api_key', 'bearer'], websocket: true }],
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
   })
-  gw = await startTestGateway((dir) => {
+  gw = await startSignInGateway((dir) => {
     db = join(dir, 'audit.db')
     return config(dir)
   })
-  await waitFor(() => gw.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
 }, 60_000)
 
 afterAll(async () => {
