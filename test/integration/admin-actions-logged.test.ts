@@ -18,14 +18,14 @@ import { cookieJar, submitLogin } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
 import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ADMIN_TOKEN = 'admin-actions-logged-token-0123456789'
 const READ_TOKEN = 'admin-actions-logged-read-0123456789'
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice', email: 'alice@example.com', groups: ['staff'] }
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 
 let dir: string
 let upstream: TestUpstream
@@ -38,25 +38,18 @@ beforeAll(async () => {
   upstream = await startUpstream()
   const held = await heldPort()
   const heldAdmin = await heldPort()
-  idp = await startIdentityProvider({
-    people: [ALICE],
-    webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${held.port}/.bouncer/callback`, `http://127.0.0.1:${heldAdmin.port}/.bouncer/callback`], postLogoutRedirectUris: [] }],
-  })
+  idp = await startSignInProvider([held.port, heldAdmin.port], { people: [ALICE] })
   config = {
     admin: { token: ADMIN_TOKEN, read_token: READ_TOKEN, roles: ['staff'] }, // alice may sign in to the console as an admin
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill') },
     api_keys: { store: { type: 'sqlite', path: join(dir, 'keys.db') } },
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'] },
+    ...signInConfig(idp, { scopes: SCOPES_WITH_GROUPS }),
     roles: [{ name: 'staff', assumed_by: [{ issuer: 'sso', claims: { groups: 'staff' } }], policies: ['all'] }],
     policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['GET'], routes: ['app'] }] }],
     upstreams: [{ name: 'app', url: upstream.url }],
     routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['session'] }],
   }
-  await held.release()
-  await heldAdmin.release()
-  gateway = await startTestGateway(config, { port: held.port, adminPort: heldAdmin.port })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
+  gateway = await startSignInGateway(config, { port: held, adminPort: heldAdmin })
 })
 
 afterAll(async () => {

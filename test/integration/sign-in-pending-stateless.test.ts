@@ -14,14 +14,13 @@ import { Pool } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { uniquePrefix } from '../helpers/redis.ts'
+import { signInConfig, startSignInGateway, startSignInProvider, type HeldPort } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
 
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice', email: 'alice@example.com', groups: ['staff'] }
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 const NAVIGATIONS = 10_000
 const LONG = 'a'.repeat(2_000)
 const navigation = (i: number) => `/app/${i}/${LONG}`
@@ -29,12 +28,11 @@ const navigation = (i: number) => `/app/${i}/${LONG}`
 let dir: string
 let idp: TestIdentityProvider
 let upstream: TestUpstream
-let held: Array<{ port: number; release(): Promise<void> }>
+let held: HeldPort[]
 
 function config(store: unknown): Record<string, unknown> {
   return {
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, session: { store } },
+    ...signInConfig(idp, { session: { store } }),
     roles: [{ name: 'staff', assumed_by: [{ issuer: 'sso' }], policies: ['all'] }],
     policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['*'], routes: ['*'] }] }],
     upstreams: [{ name: 'app', url: upstream.url }],
@@ -42,11 +40,8 @@ function config(store: unknown): Record<string, unknown> {
   }
 }
 
-async function gatewayWith(store: unknown, port?: number): Promise<TestGateway> {
-  if (port !== undefined) await held.find((h) => h.port === port)?.release()
-  const gateway = await startTestGateway(config(store), port === undefined ? {} : { port })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
-  return gateway
+function gatewayWith(store: unknown, port?: HeldPort): Promise<TestGateway> {
+  return startSignInGateway(config(store), { port })
 }
 
 /** `count` page loads of distinct 2 KB paths without a session, 32 at a time: each must be sent to the provider. */
@@ -94,10 +89,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-stateless-sign-in-'))
   upstream = await startUpstream()
   held = [await heldPort(), await heldPort()]
-  idp = await startIdentityProvider({
-    people: [ALICE],
-    webClients: [{ ...CLIENT, redirectUris: held.map((h) => `http://127.0.0.1:${h.port}/.bouncer/callback`), postLogoutRedirectUris: [] }],
-  })
+  idp = await startSignInProvider(held.map((h) => h.port), { people: [ALICE] })
 }, 60_000)
 
 afterAll(async () => {
@@ -168,8 +160,8 @@ describe('signing in with the sign-in in the state cookie', { timeout: 120_000 }
   const path = () => join(dir, 'shared-sessions.db')
   beforeAll(async () => {
     // Two gateways sharing one SQLite file, as the workers of one host do.
-    one = await gatewayWith({ type: 'sqlite', path: path() }, held[0]!.port)
-    two = await gatewayWith({ type: 'sqlite', path: path() }, held[1]!.port)
+    one = await gatewayWith({ type: 'sqlite', path: path() }, held[0]!)
+    two = await gatewayWith({ type: 'sqlite', path: path() }, held[1]!)
   })
   afterAll(async () => {
     await one?.close()

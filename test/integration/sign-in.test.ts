@@ -18,14 +18,14 @@ import { runCli } from '../helpers/cli.ts'
 import { uniquePrefix } from '../helpers/redis.ts'
 import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider, WEB_CLIENT, type HeldPort } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts', 'finance'] }
 const BOB: Person = { username: 'bob', password: 'bob-password-123', name: 'Bob Builder', email: 'bob@example.com', groups: ['contractors'] }
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 const FUNCTIONS = fileURLToPath(new URL('../fixtures/functions/', import.meta.url))
 const ADMIN = { authorization: 'Bearer sign-in-test-admin-token-0123456789' }
 
@@ -33,17 +33,14 @@ let dir: string
 let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
-let gatewayPort: number
-let ports: number[]
-let held: Array<{ port: number; release(): Promise<void> }>
+let held: HeldPort[]
 let auditDb: string
 
-function signInConfig(session: Record<string, unknown>): Record<string, unknown> {
+function gatewayConfig(session: Record<string, unknown>): Record<string, unknown> {
   return {
     server: { trusted_proxies: ['127.0.0.1/32'], forward_auth_peers: ['127.0.0.1/32'] },
     admin: { token: 'sign-in-test-admin-token-0123456789' },
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'], session },
+    ...signInConfig(idp, { scopes: SCOPES_WITH_GROUPS, session }),
     roles: [
       { name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['read-write'] },
       { name: 'services', assumed_by: [{ issuer: 'sso', subject: 'looker-*' }], policies: ['read-write'] },
@@ -58,12 +55,9 @@ function signInConfig(session: Record<string, unknown>): Record<string, unknown>
   }
 }
 
-/** A gateway on a port known in advance: the provider registers its callback URL. */
-async function gatewayWith(port: number, session: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<TestGateway> {
-  await held.find((h) => h.port === port)?.release() // held until now, so no other test's listener took it
-  const started = await startTestGateway({ ...signInConfig(session), ...extra }, { port })
-  await waitFor(() => started.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
-  return started
+/** A gateway on a port known in advance (held until now, so no other test's listener took it): the provider registers its callback URL. */
+function gatewayWith(port: HeldPort, session: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<TestGateway> {
+  return startSignInGateway({ ...gatewayConfig(session), ...extra }, { port })
 }
 
 beforeAll(async () => {
@@ -71,18 +65,8 @@ beforeAll(async () => {
   auditDb = join(dir, 'audit.db')
   upstream = await startUpstream()
   held = [await heldPort(), await heldPort(), await heldPort(), await heldPort()]
-  ports = held.map((h) => h.port)
-  gatewayPort = ports[0] as number
-  idp = await startIdentityProvider({
-    people: [ALICE, BOB],
-    idTokenTtlSeconds: 3,
-    webClients: [{
-      ...CLIENT,
-      redirectUris: ports.map((p) => `http://127.0.0.1:${p}/.bouncer/callback`),
-      postLogoutRedirectUris: ports.map((p) => `http://127.0.0.1:${p}/`),
-    }],
-  })
-  gateway = await gatewayWith(gatewayPort, { store: { type: 'sqlite', path: join(dir, 'sessions.db') } }, {
+  idp = await startSignInProvider(held.map((h) => h.port), { people: [ALICE, BOB], idTokenTtlSeconds: 3, afterSignOut: '/' })
+  gateway = await gatewayWith(held[0] as HeldPort, { store: { type: 'sqlite', path: join(dir, 'sessions.db') } }, {
     audit: { sinks: [{ type: 'sqlite', path: auditDb }], spill_dir: join(dir, 'spill'), flush_interval: '50ms' },
   })
 }, 60_000)
@@ -139,7 +123,7 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
     const location = new URL(page.location!)
     expect(location.origin + location.pathname).toBe(`${idp.issuer}/auth`)
     const q = location.searchParams
-    expect(q.get('client_id')).toBe(CLIENT.clientId)
+    expect(q.get('client_id')).toBe(WEB_CLIENT.clientId)
     expect(q.get('response_type')).toBe('code')
     expect(q.get('code_challenge_method')).toBe('S256')
     expect(q.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/)
@@ -382,7 +366,7 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
   })
 
   it('a session that sat idle, or reached its lifetime, has expired: 401 session_expired, and a page load signs in again', async () => {
-    const short = await gatewayWith(ports[1] as number, { ttl: '6s', idle: '2s', store: 'memory' })
+    const short = await gatewayWith(held[1] as HeldPort, { ttl: '6s', idle: '2s', store: 'memory' })
     // The three sessions run side by side (each its own browser): the idle one, the polled one and
     // the busy one each wait out their own clock, and the test waits for the longest (the lifetime).
     const idleOne = async () => {
@@ -437,8 +421,8 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
 
   it('sessions in Redis are shared: signed in at one gateway, seen by another, and a revocation at either is effective at once', async () => {
     const store = { type: 'redis', url: 'redis://127.0.0.1:6379', prefix: uniquePrefix('sign-in') }
-    const one = await gatewayWith(ports[2] as number, { store })
-    const two = await gatewayWith(ports[3] as number, { store })
+    const one = await gatewayWith(held[2] as HeldPort, { store })
+    const two = await gatewayWith(held[3] as HeldPort, { store })
     try {
       const client = cookieJar()
       const { landed } = await signIn(client, one.url, '/app/home', ALICE)
