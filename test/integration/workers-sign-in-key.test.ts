@@ -12,13 +12,13 @@ import { Agent, setGlobalDispatcher } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { ServeProcess } from '../helpers/cli.ts'
 import { cookieJar, submitLogin } from '../helpers/cookie-jar.ts'
-import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { uniquePrefix } from '../helpers/redis.ts'
+import { signInConfig, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { onNewConnection, serveWithWorkers } from '../helpers/workers.ts'
 
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice', email: 'alice@example.com', groups: ['staff'] }
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 const PREFIX = uniquePrefix('workers-sign-in-key')
 
 let dir: string
@@ -34,13 +34,9 @@ beforeAll(async () => {
   redis = new Redis('redis://127.0.0.1:6379')
   upstream = await startUpstream()
   ;({ gateway } = await serveWithWorkers(dir, async (port) => {
-    idp = await startIdentityProvider({
-      people: [ALICE],
-      webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${port}/.bouncer/callback`], postLogoutRedirectUris: [] }],
-    })
+    idp = await startSignInProvider(port, { people: [ALICE] })
     return {
-      issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-      sign_in: { issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'groups'], session: { store: { type: 'redis', url: 'redis://127.0.0.1:6379', prefix: PREFIX } } },
+      ...signInConfig(idp, { scopes: ['openid', 'groups'], session: { store: { type: 'redis', url: 'redis://127.0.0.1:6379', prefix: PREFIX } } }),
       roles: [{ name: 'staff', assumed_by: [{ issuer: 'sso', claims: { groups: 'staff' } }], policies: ['all'] }],
       policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['GET'], routes: ['app'] }] }],
       upstreams: [{ name: 'app', url: upstream.url }],
