@@ -18,6 +18,7 @@ import { allowAnyCaller, startTestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, DEFAULT_CLIENTS, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
 import { startRedis } from '../helpers/redis.ts'
+import { signInConfig } from '../helpers/sign-in.ts'
 import { startUpstream } from '../helpers/upstream.ts'
 import { deferred, waitFor, waitForText } from '../helpers/wait.ts'
 
@@ -323,9 +324,8 @@ describe('a sign-in session store the reloaded config no longer uses', () => {
     const control = new Redis(redis.url)
     const others = async () => ((await control.call('CLIENT', 'LIST')) as string).trim().split('\n').length - 1
     const withStores = (onRedis: boolean) => ({
-      issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
+      ...signInConfig(idp, { scopes: ['openid'], session: { store: onRedis ? { type: 'redis', url: redis.url, prefix: 'sessions:' } : 'memory' } }),
       ...allowAnyCaller(['sso']),
-      sign_in: { issuer: 'sso', client_id: 'bouncer-web', client_secret: 'bouncer-web-client-secret-0123456789', scopes: ['openid'], session: { store: onRedis ? { type: 'redis', url: redis.url, prefix: 'sessions:' } : 'memory' } },
       ...(onRedis ? { limits_store: { type: 'redis', url: redis.url, prefix: 'limits:' } } : {}),
       upstreams: [{ name: 'api', url: 'http://127.0.0.1:9' }],
       routes: [{ id: 'app', path: '/app/*', upstream: 'api', accept: ['session', 'bearer'] }],

@@ -5,8 +5,9 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closeAll } from '../helpers/browser.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { AUDIENCE, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts'
+import { startSignInProvider, UNUSED_ORIGIN, WEB_CLIENT } from '../helpers/sign-in.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 let idp: TestIdentityProvider
@@ -14,7 +15,7 @@ let redis: TestRedis
 let gateway: TestGateway | undefined
 
 beforeAll(async () => {
-  idp = await startIdentityProvider({ webClients: [{ clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789', redirectUris: ['http://127.0.0.1:1/.bouncer/callback'], postLogoutRedirectUris: [] }] })
+  idp = await startSignInProvider(UNUSED_ORIGIN)
   redis = await startRedis()
 })
 
@@ -23,7 +24,8 @@ afterAll(() => closeAll(gateway, redis, idp))
 function config(): Record<string, unknown> {
   return {
     issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: 'bouncer-web', session: { store: { type: 'redis', url: redis.url, prefix: uniquePrefix('people-readiness'), timeout: '200ms' } } },
+    // A public client (no client_secret), so not signInConfig, which would add the web client's secret.
+    sign_in: { issuer: 'sso', client_id: WEB_CLIENT.clientId, session: { store: { type: 'redis', url: redis.url, prefix: uniquePrefix('people-readiness'), timeout: '200ms' } } },
     upstreams: [{ name: 'app', url: 'http://127.0.0.1:9' }],
     routes: [{ id: 'people', path: '/people/*', upstream: 'app', accept: ['session'] }],
   }

@@ -4,10 +4,10 @@
 // URIs loosely would send a victim's code there).
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { signInConfig, startSignInGateway } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
 
 let idp: TestIdentityProvider
 let upstream: TestUpstream
@@ -16,17 +16,15 @@ let gw: TestGateway
 beforeAll(async () => {
   idp = await startIdentityProvider()
   upstream = await startUpstream()
-  gw = await startTestGateway({
+  gw = await startSignInGateway({
     // No trusted proxies: the client talks to the gateway directly.
     server: { hosts: ['gateway.example.com'] },
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    sign_in: { issuer: 'sso', client_id: 'bouncer-web', client_secret: 'bouncer-web-client-secret-0123456789', session: { store: 'memory' } },
+    ...signInConfig(idp, { session: { store: 'memory' } }),
     roles: [{ name: 'people', assumed_by: [{ issuer: 'sso' }], policies: ['all'] }],
     policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['GET'], routes: ['app'] }] }],
     upstreams: [{ name: 'app', url: upstream.url }],
     routes: [{ id: 'app', path: '/app/*', upstream: 'app', accept: ['session'] }],
   })
-  await waitFor(() => gw.state.runtime.issuerKeys.get('sso')?.state === 'ready', 'the issuer keys')
 }, 60_000)
 
 afterAll(async () => {

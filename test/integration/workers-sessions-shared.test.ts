@@ -10,14 +10,14 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ServeProcess } from '../helpers/cli.ts'
 import { cookieJar, submitLogin } from '../helpers/cookie-jar.ts'
-import { AUDIENCE, startIdentityProvider, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { SCOPES_WITH_GROUPS, signInConfig, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitForText } from '../helpers/wait.ts'
 import { serveWithWorkers } from '../helpers/workers.ts'
 
 const ADMIN_TOKEN = 'workers-sessions-admin-token-0123456789'
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice', email: 'alice@example.com', groups: ['staff'] }
-const CLIENT = { clientId: 'bouncer-web', secret: 'bouncer-web-client-secret-0123456789' }
 
 let dir: string
 let upstream: TestUpstream
@@ -28,17 +28,10 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-workers-sessions-'))
   upstream = await startUpstream()
   ;({ gateway } = await serveWithWorkers(dir, async (port) => {
-    idp = await startIdentityProvider({
-      people: [ALICE],
-      webClients: [{ ...CLIENT, redirectUris: [`http://127.0.0.1:${port}/.bouncer/callback`], postLogoutRedirectUris: [] }],
-    })
+    idp = await startSignInProvider(port, { people: [ALICE] })
     return {
       admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
-      issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-      sign_in: {
-        issuer: 'sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'],
-        session: { store: { type: 'sqlite', path: join(dir, 'sessions.db') } },
-      },
+      ...signInConfig(idp, { scopes: SCOPES_WITH_GROUPS, session: { store: { type: 'sqlite', path: join(dir, 'sessions.db') } } }),
       roles: [{ name: 'staff', assumed_by: [{ issuer: 'sso', claims: { groups: 'staff' } }], policies: ['all'] }],
       policies: [{ name: 'all', statements: [{ sid: 'All', effect: 'allow', actions: ['GET'], routes: ['app'] }] }],
       upstreams: [{ name: 'app', url: upstream.url }],
