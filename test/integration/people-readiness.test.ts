@@ -5,9 +5,9 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closeAll } from '../helpers/browser.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts'
-import { startSignInProvider, UNUSED_ORIGIN, WEB_CLIENT } from '../helpers/sign-in.ts'
+import { signInConfig, startSignInProvider, UNUSED_ORIGIN } from '../helpers/sign-in.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 let idp: TestIdentityProvider
@@ -23,9 +23,7 @@ afterAll(() => closeAll(gateway, redis, idp))
 
 function config(): Record<string, unknown> {
   return {
-    issuers: [{ name: 'sso', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    // A public client (no client_secret), so not signInConfig, which would add the web client's secret.
-    sign_in: { issuer: 'sso', client_id: WEB_CLIENT.clientId, session: { store: { type: 'redis', url: redis.url, prefix: uniquePrefix('people-readiness'), timeout: '200ms' } } },
+    ...signInConfig(idp, { session: { store: { type: 'redis', url: redis.url, prefix: uniquePrefix('people-readiness'), timeout: '200ms' } } }),
     upstreams: [{ name: 'app', url: 'http://127.0.0.1:9' }],
     routes: [{ id: 'people', path: '/people/*', upstream: 'app', accept: ['session'] }],
   }
