@@ -13,6 +13,7 @@
 // `finally` queues only records not committed already.
 import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
+import { DeadlineExceeded, withinDeadline } from '../collections/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
 import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, foldHeaderName, formBodyOf, formMethodOverrides, inspectHeaders, methodOverrides, parseTarget, resetAfterAnswer, type CorsPolicy, type FormBody, type RequestTarget } from '../http/index.ts'
@@ -22,6 +23,7 @@ import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cut
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
+import { takeFormShare } from './form-budget.ts'
 import { readFormBody } from './form-body.ts'
 import { checkOverrideRoutes, evaluateWithOverrides, overriddenAccessDenied } from './method-override.ts'
 import type { RouteMatch } from './router.ts'
@@ -332,6 +334,7 @@ async function judgeForm(rt: Runtime, ctx: RequestContext, route: CompiledRoute,
     throw new GatewayError('bad_request', { detail: `A form body is not accepted with Content-Encoding "${raw[i + 1]}": the gateway reads its _method fields, which a framework that decodes it would obey.` })
   }
   ctx.bodyDeadline = ctx.startMono + rt.config.server.request_timeout
+  await formShareHeld(ctx, rt.config.server)
   askForBody(ctx, route)
   const counted = { bytesIn: 0 }
   let body: Buffer
@@ -353,6 +356,23 @@ async function judgeForm(rt: Runtime, ctx: RequestContext, route: CompiledRoute,
   ctx.roles = judged.result.roles
   ctx.statement = judged.result.decision.statement?.sid ?? null
   throw overriddenAccessDenied(judged, identity, route.id, ctx.method, 'form')
+}
+
+/**
+ * The form's share of server.form_body_total_bytes (form-budget.ts), held until its request ends:
+ * before its body is asked for, so a form that waits has its upload wait in its client's TCP, not in
+ * the gateway. 408 when no share is had by the body's deadline.
+ */
+async function formShareHeld(ctx: RequestContext, server: Runtime['config']['server']): Promise<void> {
+  const bytes = Math.min(ctx.headers?.contentLength ?? server.max_body_bytes, server.max_body_bytes)
+  const share = takeFormShare(bytes, server.form_body_total_bytes)
+  ctx.res.once('close', share.release)
+  try {
+    await withinDeadline(share.ready, Math.max(0, (ctx.bodyDeadline as number) - performance.now()), 'a share of server.form_body_total_bytes', () => {})
+  } catch (err) {
+    if (err instanceof DeadlineExceeded) throw bodyTimedOut()
+    throw err
+  }
 }
 
 /**
