@@ -8,20 +8,27 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formBudget } from '../../src/gateway/form-budget.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
+import { echo, startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { deferred, waitFor } from '../helpers/wait.ts'
 
 const FORM = 1_000_000
 let upstream: TestUpstream
 let gw: TestGateway
+/** The upstream answers /forms/slow once this resolves. */
+const slowAnswer = deferred()
+
+const config = (server: Record<string, unknown>) => ({
+  server: { max_body_bytes: FORM, form_body_total_bytes: 1_500_000, request_timeout: '20s', ...server },
+  upstreams: [{ name: 'app', url: upstream.url }],
+  routes: [{ id: 'forms', path: '/forms/*', methods: ['POST'], upstream: 'app', public: true }],
+})
 
 beforeAll(async () => {
-  upstream = await startUpstream()
-  gw = await startTestGateway({
-    server: { max_body_bytes: FORM, form_body_total_bytes: 1_500_000, request_timeout: '20s' },
-    upstreams: [{ name: 'app', url: upstream.url }],
-    routes: [{ id: 'forms', path: '/forms/*', methods: ['POST'], upstream: 'app', public: true }],
+  upstream = await startUpstream(async (req, res, received) => {
+    if (req.url === '/forms/slow') await slowAnswer.promise
+    return echo(req, res, received)
   })
+  gw = await startTestGateway(config({}))
 })
 afterAll(async () => {
   await gw?.close()
@@ -71,12 +78,25 @@ describe('form bodies held at once', () => {
     expect(upstream.started).not.toContain('/forms/leaving')
   })
 
+  it('a share is held until the answer ends; a form that cannot have one by request_timeout is 408, never forwarded', async () => {
+    await gw.writeConfig(config({ request_timeout: '1s' }))
+    expect((await gw.reload()).ok).toBe(true)
+    const holding = request(`${gw.url}/forms/slow`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form(FORM) })
+    await waitFor(() => upstream.received.some((r) => r.url === '/forms/slow'), 'the first form forwarded whole')
+    expect(formBudget().held).toBe(FORM)
+    const late = await request(`${gw.url}/forms/late`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form(FORM) })
+    expect(late.statusCode).toBe(408)
+    expect(await late.body.json()).toMatchObject({ code: 'request_timeout' })
+    slowAnswer.resolve()
+    const held = await holding
+    await held.body.dump()
+    expect(held.statusCode).toBe(200)
+    expect(upstream.started).not.toContain('/forms/late')
+    await waitFor(() => formBudget().held === 0 && formBudget().waiting === 0, 'every share given back')
+  })
+
   it('a lone form larger than the total is let in: a small total slows uploads, it never refuses them', async () => {
-    await gw.writeConfig({
-      server: { max_body_bytes: FORM, form_body_total_bytes: 1_000, request_timeout: '20s' },
-      upstreams: [{ name: 'app', url: upstream.url }],
-      routes: [{ id: 'forms', path: '/forms/*', methods: ['POST'], upstream: 'app', public: true }],
-    })
+    await gw.writeConfig(config({ form_body_total_bytes: 1_000 }))
     expect((await gw.reload()).ok).toBe(true)
     const answered = await request(`${gw.url}/forms/lone`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form(FORM) })
     await answered.body.dump()
