@@ -401,7 +401,7 @@ const STREAMED_ANSWER = 'the streamed answer'
  */
 const HELD_STREAM_TYPE = /^\s*(?:(text\/event-stream)|application\/(?:x-ndjson|jsonl|x-jsonlines|json-seq|stream\+json|x-ldjson)(?=[\s;,]|$)|multipart\/x-mixed-replace(?=[\s;,]|$))/i
 
-/** The gateway ended an event stream it held open (the registry's close): its answer ends, no failure. */
+/** The gateway ended a stream it held open (the registry's close): its answer ends or is cut (#endHeld), no failure. */
 class HeldStreamEnded extends Error {
   constructor() {
     super('the gateway ended the event stream')
