@@ -361,7 +361,7 @@ async function judgeForm(rt: Runtime, ctx: RequestContext, route: CompiledRoute,
 /**
  * The form's share of server.form_body_total_bytes (form-budget.ts), held until its request ends:
  * before its body is asked for, so a form that waits has its upload wait in its client's TCP, not in
- * the gateway. 408 when no share is had by the body's deadline.
+ * the gateway. 408 when no share is had by the body's deadline, saying so (not the slow upload's words).
  */
 async function formShareHeld(ctx: RequestContext, server: Runtime['config']['server']): Promise<void> {
   const bytes = Math.min(ctx.headers?.contentLength ?? server.max_body_bytes, server.max_body_bytes)
@@ -370,7 +370,9 @@ async function formShareHeld(ctx: RequestContext, server: Runtime['config']['ser
   try {
     await withinDeadline(share.ready, Math.max(0, (ctx.bodyDeadline as number) - performance.now()), 'a share of server.form_body_total_bytes', () => {})
   } catch (err) {
-    if (err instanceof DeadlineExceeded) throw bodyTimedOut()
+    if (err instanceof DeadlineExceeded) {
+      throw new GatewayError('request_timeout', { detail: 'Other form bodies held all of server.form_body_total_bytes until request_timeout: this one was not read. Try again shortly.' })
+    }
     throw err
   }
 }

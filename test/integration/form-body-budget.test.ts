@@ -86,7 +86,7 @@ describe('form bodies held at once', () => {
     expect(formBudget().held).toBe(FORM)
     const late = await request(`${gw.url}/forms/late`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form(FORM) })
     expect(late.statusCode).toBe(408)
-    expect(await late.body.json()).toMatchObject({ code: 'request_timeout' })
+    expect(await late.body.json()).toMatchObject({ code: 'request_timeout', detail: expect.stringContaining('form_body_total_bytes') })
     slowAnswer.resolve()
     const held = await holding
     await held.body.dump()
