@@ -30,7 +30,7 @@ export async function verifierFor(alg: 'ES256' | 'RS256' | 'EdDSA', options: { m
   const loaded = loadConfigText(`issuers: [{ name: b, issuer: "https://idp.bench", audiences: [api], algorithms: [${alg}] }]\n`, 'bench.yaml')
   const config = loaded.config!
   const getKey = createLocalJWKSet(jwks)
-  const keys: IssuerKeys = { name: 'b', issuer: 'https://idp.bench', getKey, state: 'ready', hasKeys: true, attempted: true, lastError: null, close() {} }
+  const keys: IssuerKeys = { name: 'b', issuer: 'https://idp.bench', getKey, keySetOnceTried: async () => getKey, state: 'ready', hasKeys: true, attempted: true, lastError: null, close() {} }
   const verifier = createTokenVerifier({
     issuers: jwtIssuers(config),
     keys: new Map([['b', keys]]),

@@ -12,11 +12,11 @@
 //   whose body is no key set (or never ends) is a failed fetch.
 import type { createRemoteJWKSet, JSONWebKeySet, JWTVerifyGetKey } from 'jose'
 import { jose } from './jose.ts'
-import { createSharedResources, type SharedResources } from '../collections/index.ts'
+import { createSharedResources, withinDeadline, type SharedResources } from '../collections/index.ts'
 import type { IssuerConfig } from '../config/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 
-export const FETCH_TIMEOUT_MS = 5_000
+const FETCH_TIMEOUT_MS = 5_000
 /**
  * A key set or discovery document larger than this is not one: real ones are a few KB, and 1,000
  * RSA keys with their certificate chains stay under it. Read unbounded, a provider (or a proxy in
@@ -38,8 +38,15 @@ export interface IssuerKeys {
   readonly hasKeys: boolean
   /** The first load attempt has finished, whatever its outcome (for /readyz). */
   readonly attempted: boolean
-  /** Resolves when `attempted` becomes true (a worker joining others that serve waits for it, and a token that comes first); none offline. */
+  /** Resolves when `attempted` becomes true (a worker joining others that serve waits for it). */
   readonly firstAttempt?: Promise<void>
+  /**
+   * The key set, for a token that comes before there is one: after the first load has been tried,
+   * waiting up to the fetch timeout, as a token that comes during a JWKS fetch waits in jose. The
+   * bench's first second after a start found such tokens refused with 503 "still loading" while
+   * discovery was read. Undefined when no key set could be had.
+   */
+  keySetOnceTried(): Promise<JWTVerifyGetKey | undefined>
   readonly lastError: string | null
   /** When the keys were last fetched successfully (ms since the epoch), for the console. */
   readonly lastRefreshAt?: number | null
@@ -214,8 +221,12 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     get attempted() {
       return attempted
     },
-    // Offline (explain) no load runs: nothing to wait for.
-    firstAttempt: background ? firstAttempt : undefined,
+    firstAttempt,
+    async keySetOnceTried() {
+      // Offline (explain) no load runs: nothing to wait for.
+      if (keySet === undefined && !attempted && background) await withinDeadline(firstAttempt, FETCH_TIMEOUT_MS, 'the first key load', () => {}).catch(() => {})
+      return keySet
+    },
     get lastError() {
       return lastError
     },

@@ -26,6 +26,7 @@ export function ownIssuerKeys(own: OwnTokens): IssuerKeys {
     name: own.config.name,
     issuer: own.config.issuer,
     getKey,
+    keySetOnceTried: async () => getKey,
     state: 'ready',
     hasKeys: true,
     attempted: true,

@@ -12,7 +12,7 @@
 // token and bounded (issue 22): client values repeated in a detail or a log line are truncated.
 import type { CompactJWSHeaderParameters, JWTPayload, JWTVerifyGetKey, ProtectedHeaderParameters } from 'jose'
 import { jose } from './jose.ts'
-import { createLru, withinDeadline } from '../collections/index.ts'
+import { createLru } from '../collections/index.ts'
 import { EXCHANGE_ISSUER, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, truncateClientValue, type ErrorCode } from '../errors/index.ts'
 import { bearerToken } from '../http/index.ts'
@@ -20,7 +20,7 @@ import type { Identity } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { describeDrift, findDrift, type Drift } from './drift.ts'
 import type { Introspector } from './introspection.ts'
-import { CoolingDown, describeFetchError, FETCH_TIMEOUT_MS, type IssuerKeys } from './issuers.ts'
+import { CoolingDown, describeFetchError, type IssuerKeys } from './issuers.ts'
 import { decodeCompactJwt, MAX_JSON_DEPTH, toKeyObject, verifySignature, type DecodedJwt, type IssuerKey } from './jws.ts'
 import { carriesUserClaims, delegatedIdentity, exchangedIdentity, ownIssuerKeys, type OwnTokens } from './own-tokens.ts'
 import { tokenTypeCheck, type TokenTypeCheck } from './token-types.ts'
@@ -118,7 +118,8 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     const { decoded, rule, alg } = checked
     const { header, claims } = decoded
 
-    const getKey = rule.keys.getKey ?? (await firstKeySet(rule))
+    const getKey = rule.keys.getKey ?? (await rule.keys.keySetOnceTried())
+    if (!getKey) throw keysUnavailable(rule)
     let candidates: IssuerKey[]
     try {
       candidates = await candidateKeys(getKey, header, decoded.encodedHeader)
@@ -265,20 +266,6 @@ function namesNoActor(): GatewayError {
 /** A quoted-string (RFC 9110 §5.6.4) without quotes, backslashes or non-ASCII. */
 function headerSafe(text: string): string {
   return text.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?')
-}
-
-/**
- * A token that comes while the issuer's first key load is still reading its discovery document
- * waits for that load, as long as one that comes during the JWKS fetch waits in jose: the bench's first
- * second after a start found these refused with 503 "still loading" for a gateway milliseconds old.
- * Off the hot path: only before the key set exists.
- */
-async function firstKeySet(rule: IssuerRule): Promise<JWTVerifyGetKey> {
-  const { firstAttempt } = rule.keys
-  if (!rule.keys.attempted && firstAttempt) await withinDeadline(firstAttempt, FETCH_TIMEOUT_MS, 'the issuer\'s first key load', () => {}).catch(() => {})
-  const getKey = rule.keys.getKey
-  if (!getKey) throw keysUnavailable(rule)
-  return getKey
 }
 
 function keysUnavailable(rule: IssuerRule, cause?: unknown): GatewayError {

@@ -175,7 +175,7 @@ async function makeContext(cacheEntries: number): Promise<Context> {
   const { config, diagnostics } = loadConfigText(yaml, 'fuzz.yaml', {})
   if (!config) throw new Error(`the fuzz issuer config is invalid: ${JSON.stringify(diagnostics)}`)
   const getKey = createLocalJWKSet({ keys: keys.configured.map((k) => k.publicJwk) })
-  const issuerKeys: IssuerKeys = { name: 'fuzz', issuer: ISSUER, getKey, state: 'ready', hasKeys: true, attempted: true, lastError: null, close() {} }
+  const issuerKeys: IssuerKeys = { name: 'fuzz', issuer: ISSUER, getKey, keySetOnceTried: async () => getKey, state: 'ready', hasKeys: true, attempted: true, lastError: null, close() {} }
   const logger = createLogger({ level: 'silent', destination: new Writable({ write: (_chunk, _encoding, done) => done() }) })
   const verifier = createTokenVerifier({
     issuers: jwtIssuers(config),

@@ -20,7 +20,7 @@ beforeAll(async () => {
   const pair = await generateKeyPair('ES256', { extractable: true })
   privateKey = pair.privateKey
   const getKey = createLocalJWKSet({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256' }] })
-  keys = { name: 'corp', issuer: ISSUER, getKey, state: 'ready', hasKeys: true, attempted: true, lastError: null, close() {} }
+  keys = { name: 'corp', issuer: ISSUER, getKey, keySetOnceTried: async () => getKey, state: 'ready', hasKeys: true, attempted: true, lastError: null, close() {} }
 })
 
 function verifier(options: { issuerYaml?: string; now?: () => number } = {}) {
