@@ -39,3 +39,16 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
   const promise = new Promise<T>((r) => (resolve = r))
   return { promise, resolve }
 }
+
+/** Reads `stream` (set flowing) until at least `bytes` have come or it closes: the bytes read. */
+export function readAtLeast(stream: NodeJS.ReadableStream & { once(event: 'close', listener: () => void): unknown }, bytes: number): Promise<number> {
+  return new Promise((resolve) => {
+    let read = 0
+    stream.on('data', (chunk: Buffer) => {
+      read += chunk.length
+      if (read >= bytes) resolve(read)
+    })
+    stream.once('close', () => resolve(read))
+    stream.resume()
+  })
+}

@@ -15,6 +15,7 @@ import { waitForAuditRecord } from '../helpers/audit.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { SHARED_POSTGRES } from '../helpers/postgres.ts'
 import { startUpstream, writeLargeAnswer, type TestUpstream } from '../helpers/upstream.ts'
+import { readAtLeast } from '../helpers/wait.ts'
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/functions/', import.meta.url))
 const MB = 1024 * 1024
@@ -64,15 +65,7 @@ async function leaveAfter(path: string, requestId: string, bytes: number, pauseM
   socket.pause()
   socket.write(`GET ${path} HTTP/1.1\r\nHost: gw\r\nX-Request-Id: ${requestId}\r\n\r\n`)
   if (pauseMs > 0) await sleep(pauseMs)
-  let read = 0
-  await new Promise<void>((resolve) => {
-    socket.on('data', (chunk: Buffer) => {
-      read += chunk.length
-      if (read >= bytes) resolve()
-    })
-    socket.once('close', () => resolve())
-    socket.resume()
-  })
+  const read = await readAtLeast(socket, bytes)
   socket.destroy()
   return read
 }

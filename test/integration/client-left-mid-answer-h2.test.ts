@@ -15,6 +15,7 @@ import { createPki, type TestPki } from '../helpers/certs.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import { closeWithin, h2Session, startH2Gateway } from '../helpers/h2-gateway.ts'
 import { startUpstream, writeLargeAnswer, type TestUpstream } from '../helpers/upstream.ts'
+import { readAtLeast } from '../helpers/wait.ts'
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/functions/', import.meta.url))
 const MB = 1024 * 1024
@@ -55,14 +56,7 @@ async function leaveAfter(path: string, requestId: string, bytes: number, leave:
   stream.on('error', () => {})
   let status = 0
   stream.on('response', (headers) => (status = Number(headers[':status'])))
-  let read = 0
-  await new Promise<void>((resolve) => {
-    stream.on('data', (chunk: Buffer) => {
-      read += chunk.length
-      if (read >= bytes) resolve()
-    })
-    stream.once('close', () => resolve())
-  })
+  await readAtLeast(stream, bytes)
   if (leave === 'reset') stream.close(constants.NGHTTP2_CANCEL)
   else client.destroy()
   return { client, status }
