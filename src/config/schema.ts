@@ -438,6 +438,17 @@ const limit = z
   })
   .meta({ anyOf: [{ required: ['rate'] }, { required: ['quota'] }] })
 
+/**
+ * Failed authentications per client address (limits/auth-failures.ts): once an address's credentials
+ * have failed `burst` times, and then more than `rate`, its requests that need an identity get 429
+ * before their credential is read. Counted in limits_store.
+ */
+const authFailures = z.strictObject({
+  rate,
+  burst: z.number().int().min(1).max(MAX_RATE_COUNT).optional(),
+  ip_prefix_v6: z.number().int().min(0).max(128).default(64),
+})
+
 const limitsStore = z.discriminatedUnion('type', [
   // At most 4 million: with server.workers the shared table is sized at start (128 bytes a slot, a
   // power of two at least twice max_keys: 1 GB at this bound); a larger one could not be allocated.
@@ -647,6 +658,7 @@ export const configSchema = z.strictObject({
   datasources: z.array(datasourceSchema).default([]),
   limits: z.array(limit).default([]),
   limits_store: limitsStore.default({ type: 'memory', max_keys: 100_000 }),
+  auth_failures: authFailures.optional(),
   audit: audit.prefault({}),
   api_keys: apiKeys.optional(),
   sign_in: signIn.optional(),

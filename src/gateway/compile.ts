@@ -14,7 +14,7 @@ import {
 } from '../identity/index.ts'
 import { compileDataset, createDatasourceRegistry, datasetBackend, datasetSchemaBackend, type Datasource, type DatasetRoute, type DatasourceRegistry } from '../datasets/index.ts'
 import { createFunctionRegistry, functionBackend, routeKeyOf, type FunctionPool, type FunctionRegistry } from '../functions/index.ts'
-import { compileRouteLimits, createLimitsStoreRegistry, type Limiter, type LimitsStoreRegistry, type RouteLimits, type SharedLimitsTable } from '../limits/index.ts'
+import { compileRouteLimits, createAuthFailureGuard, createLimitsStoreRegistry, type AuthFailureGuard, type Limiter, type LimitsStoreRegistry, type RouteLimits, type SharedLimitsTable } from '../limits/index.ts'
 import { compileMcp, createAgentsRegistry, endedSessions, loadMcpFor, type AgentsRegistry, type CompiledMcp, type ToolRoute } from '../agents/index.ts'
 import type { Backend, InternalDispatch } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
@@ -78,6 +78,8 @@ export interface Runtime {
   readonly consoleSignIn: SignIn | null
   readonly access: AccessControl
   readonly limiter: Limiter
+  /** auth_failures: addresses whose credentials keep failing are held back before authentication. */
+  readonly authFailures: AuthFailureGuard | null
   readonly trustedProxies: AddressSet
   /** Who may ask /.bouncer/auth (server.forward_auth_peers). */
   readonly forwardAuthPeers: AddressSet
@@ -204,7 +206,8 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
     onError: config.limits_store.type === 'redis' ? config.limits_store.on_error : 'deny',
     logger: deps.logger,
   }
-  const mcp = config.mcp ? compileMcp(config, config.mcp, mcpDeps(config, access, issuerKeys, signing, limiter, deps)) : null
+  const authFailures = config.auth_failures ? createAuthFailureGuard(config.auth_failures, limiter) : null
+  const mcp = config.mcp ? compileMcp(config, config.mcp, mcpDeps(config, access, issuerKeys, signing, limiter, authFailures, deps)) : null
   const { tokens, ...verifiers } = credentials(config, issuerKeys, apiKeys, signIn, signing, deps)
   const routes: CompiledRoute[] = [...builtInRoutes(deps.builtIns, exchangeEndpoints(config, tokens, access, signing), signIn), ...(mcp?.routes ?? [])].map((route, index) => Object.freeze({
     index,
@@ -271,6 +274,7 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
     consoleSignIn,
     access,
     limiter,
+    authFailures,
     trustedProxies: addressSet(config.server.trusted_proxies),
     forwardAuthPeers: addressSet(config.server.forward_auth_peers),
     unmanagedCertFields: unmanagedCertFields(config),
@@ -283,7 +287,7 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
 const NO_DISPATCH: InternalDispatch = () => Promise.reject(new Error('MCP tool calls run once the gateway listens'))
 
 /** What the MCP endpoint needs from this compile: keys, access, the routes its tools name, the pipeline to call. */
-function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<string, IssuerKeys>, signing: RuntimeSigning, limiter: Limiter, deps: CompileDeps) {
+function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<string, IssuerKeys>, signing: RuntimeSigning, limiter: Limiter, authFailures: AuthFailureGuard | null, deps: CompileDeps) {
   const routes = new Map<string, ToolRoute>(config.routes.map((route) => [route.id, {
     id: route.id, methods: route.methods, pattern: mustParse(route.path), public: route.public, policy: access.policyFor(route.id),
     limits: compileRouteLimits(route.limits, config.limits), dataset: route.dataset ?? null,
@@ -295,6 +299,7 @@ function mcpDeps(config: Config, access: AccessControl, issuerKeys: ReadonlyMap<
     access,
     routes,
     limiter,
+    authFailures,
     dispatch: (request: Parameters<InternalDispatch>[0]) => (builtIns.dispatch ?? NO_DISPATCH)(request),
     audit: (facts: Parameters<NonNullable<BuiltInSources['audit']>>[0]) => builtIns.audit?.(facts),
     servers: deps.agents.servers,

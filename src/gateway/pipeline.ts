@@ -17,8 +17,8 @@ import { DeadlineExceeded, withinDeadline } from '../collections/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
 import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, foldHeaderName, formBodyOf, formMethodOverrides, inspectHeaders, methodOverrides, parseTarget, resetAfterAnswer, type CorsPolicy, type FormBody, type RequestTarget } from '../http/index.ts'
-import { CredentialRefused, rawHeader } from '../identity/index.ts'
-import { enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
+import { CredentialRefused, rawHeader, unprovenCredential, type Authenticated, type CredentialInput } from '../identity/index.ts'
+import { AddressHeldBack, enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
@@ -261,7 +261,7 @@ async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, 
   const input = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, target: ctx.req.url, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, forwardAuth, upgrade }
   // An MCP tool call's caller was authenticated at the MCP endpoint; it carries no token of its own.
   const internal = ctx.internal
-  const { identity, credential } = internal ? internal.caller : await rt.authenticator.authenticate(input, route.accept)
+  const { identity, credential } = internal ? internal.caller : await authenticate(rt, ctx, input, route)
   ctx.identity = identity
   ctx.credential = credential
   // A POST's `_method` parameters are judged too (method-override.ts); every other request as it comes, allocating nothing more.
@@ -272,6 +272,21 @@ async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, 
   ctx.statement = access.decision.statement?.sid ?? null
   if (access.decision.effect !== 'allow') throw judged === null ? accessDenied(access, identity, route.id, ctx.method) : overriddenAccessDenied(judged, identity, route.id, ctx.method)
   if (ctx.spans) endAuthSpan(ctx.spans, ctx)
+}
+
+/**
+ * The request's credential as an identity (401/503). With auth_failures, an address whose credentials
+ * keep failing is refused first (429), its credential unread, and each unproven one is counted.
+ */
+function authenticate(rt: Runtime, ctx: RequestContext, input: CredentialInput, route: CompiledRoute): Promise<Authenticated> {
+  const guard = rt.authFailures
+  if (guard === null) return rt.authenticator.authenticate(input, route.accept)
+  const refusal = guard.refusalFor(ctx.clientIp)
+  if (refusal !== null) throw refusal
+  return rt.authenticator.authenticate(input, route.accept).catch(async (err: unknown) => {
+    if (unprovenCredential(err)) await guard.countFailure(ctx.clientIp)
+    throw err
+  })
 }
 
 /** The route's limits (429, 503 limits_unavailable). A promise only when the store answers asynchronously (Redis). */
@@ -553,6 +568,8 @@ async function respondWithError(state: GatewayState, ctx: RequestContext, err: u
     ctx.identity = err.caller.identity
     ctx.credential = err.caller.credential
   }
+  // auth_failures' 429 (the route's own limits name theirs in applyLimits; an MCP endpoint's comes here).
+  if (err instanceof AddressHeldBack) ctx.limit = err.limit
   if (ctx.id === '') ctx.id = randomUUID()
   ctx.trace ??= traceContextOf(undefined, undefined)
   ctx.error = error

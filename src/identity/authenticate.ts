@@ -50,6 +50,19 @@ export class CredentialRefused extends GatewayError {
   }
 }
 
+/**
+ * A refusal of a credential nobody proved to hold (auth_failures counts these per address): a token
+ * that is garbled, from an unknown issuer, of a refused algorithm, signed by no key of its issuer or
+ * not verifying, an API key unknown or with the wrong secret. Not a genuine credential that no longer
+ * counts (expired, not yet valid, revoked, for another audience, an expired API key): its holder
+ * guesses nothing, and a client that refreshes on 401 must see the 401.
+ */
+export function unprovenCredential(err: unknown): boolean {
+  return err instanceof GatewayError && !(err instanceof CredentialRefused) && UNPROVEN_CODES.has(err.code)
+}
+
+const UNPROVEN_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['malformed_token', 'issuer_unknown', 'algorithm_not_allowed', 'key_not_found', 'signature_invalid', 'api_key_invalid'])
+
 export interface CredentialVerifier {
   readonly kind: AcceptedCredential
   /** Does the request carry this kind of credential at all? Cheap: a header's presence. */

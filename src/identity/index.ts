@@ -2,7 +2,7 @@ export { createIssuerRegistry, type IssuerKeys, type IssuerRegistry, type KeyLoa
 export { checkClaims, checkWithoutKey, createTokenVerifier, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, type TokenVerifier } from './verify.ts'
 export { findDrift, describeDrift } from './drift.ts'
 export {
-  bearerVerifier, createAuthenticator, CredentialRefused, rawHeader,
+  bearerVerifier, createAuthenticator, CredentialRefused, rawHeader, unprovenCredential,
   type Authenticated, type Authenticator, type CredentialInput, type CredentialVerifier,
 } from './authenticate.ts'
 export { createIntrospector, type Introspector } from './introspection.ts'

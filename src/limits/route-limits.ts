@@ -35,7 +35,7 @@ export interface RouteLimits {
  * not, and `tat + I - B × I` landed a hair past `now`: a fresh key lost one request of its burst
  * and said r=B-2 (the Redis store, in whole microseconds, never did).
  */
-function binaryInterval(ms: number): number {
+export function binaryInterval(ms: number): number {
   return Math.max(1, Math.round(ms * 1024)) / 1024
 }
 

@@ -10,7 +10,7 @@ import type { Config, DatasetConfig, McpConfig, RoutePattern } from '../../confi
 import { GatewayError } from '../../errors/index.ts'
 import { corsPolicy, drainedOrClosed, type CorsPolicy } from '../../http/index.ts'
 import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
-import { enforceLimits, type Limiter, type RouteLimits } from '../../limits/index.ts'
+import { enforceLimits, type AuthFailureGuard, type Limiter, type RouteLimits } from '../../limits/index.ts'
 import { bodyTooLarge, documentBackend, nothingServed, readWholeBody, type Backend, type Caller, type InternalDispatch, type OpenTunnels, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
 import { traceparentOf, type Logger, type Tracing } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
@@ -46,6 +46,8 @@ export interface McpCompileDeps {
   routes: ReadonlyMap<string, ToolRoute>
   /** The runtime's limits, for a call held for approval (it never reaches the pipeline). */
   limiter: Limiter
+  /** auth_failures: agents whose tokens keep failing are held back here as on every route. */
+  authFailures: AuthFailureGuard | null
   dispatch: InternalDispatch
   audit: RecordAudit
   servers: McpServerRegistry

@@ -8,7 +8,8 @@
 import type { AccessControl } from '../../access/index.ts'
 import { jwtIssuers, type Config, type McpConfig } from '../../config/index.ts'
 import { GatewayError } from '../../errors/index.ts'
-import { checkClaims, createTokenVerifier, type IssuerKeys, type OwnTokens, type TokenVerifier } from '../../identity/index.ts'
+import { checkClaims, createTokenVerifier, unprovenCredential, type IssuerKeys, type OwnTokens, type TokenVerifier } from '../../identity/index.ts'
+import type { AuthFailureGuard } from '../../limits/index.ts'
 import type { Caller, RequestContext } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import { audiencesOf, issuerOf } from '../exchange/issuer.ts'
@@ -31,7 +32,7 @@ export interface ResourceServer {
   checkOrigin(origin: string | undefined): void
 }
 
-export function createResourceServer(config: Config, mcp: McpConfig, deps: { issuerKeys: ReadonlyMap<string, IssuerKeys>; own?: OwnTokens | null; access: AccessControl; logger: Logger }): ResourceServer {
+export function createResourceServer(config: Config, mcp: McpConfig, deps: { issuerKeys: ReadonlyMap<string, IssuerKeys>; own?: OwnTokens | null; access: AccessControl; logger: Logger; authFailures?: AuthFailureGuard | null }): ResourceServer {
   const resource = new URL(mcp.resource)
   const metadataPath = `${METADATA_PREFIX}${mcp.path === '/' ? '' : mcp.path}`
   const metadataUrl = `${resource.origin}${metadataPath}`
@@ -81,10 +82,14 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
     }),
     async authenticate(ctx) {
       const authorization = ctx.headers?.authorization
+      const guard = deps.authFailures ?? null
+      const held = guard?.refusalFor(ctx.clientIp) ?? null
+      if (held !== null) throw held
       let identity
       try {
         identity = await tokens.verify(authorization, ctx.query)
       } catch (err) {
+        if (guard !== null && unprovenCredential(err)) await guard.countFailure(ctx.clientIp)
         if (!(err instanceof GatewayError) || err.status !== 401) throw err
         const invalid = authorization === undefined ? '' : `, error="invalid_token", error_description="${err.code}"`
         throw new GatewayError(err.code, { detail: err.detail, headers: { 'www-authenticate': challenge(invalid) } })

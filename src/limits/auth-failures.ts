@@ -1,0 +1,109 @@
+// Failed authentications, throttled per client address (config `auth_failures`). A credential that
+// could not be proven (identity/authenticate.ts `unprovenCredential`: a forged or garbled token, an
+// unknown API key) takes one from its address's bucket in the limits store. Once the bucket is
+// empty, the address's requests to routes that need an identity are answered 429 before their
+// credential is read, until the bucket would take one again: after its burst a guesser gets `rate`
+// tries, and while it waits it costs the gateway no signature check, no JWKS refetch for a made-up
+// kid, no key lookup.
+//
+// The count is the store's: Redis shares it between instances, the shared table between
+// server.workers. The refusal is each process's own, learnt when its own take is refused: a Map
+// lookup on the request path, never a store round trip. Every instance learns at the first failure
+// it sees once the shared bucket is empty.
+import { GatewayError } from '../errors/index.ts'
+import type { Rate } from '../config/index.ts'
+import { addressKey } from './address-key.ts'
+import type { Limiter } from './enforce.ts'
+import { binaryInterval } from './route-limits.ts'
+import type { Check, TakeResult } from './store.ts'
+
+/** The name the refusals carry (the audit record's `limit`, bouncer_rate_limited_total's label). */
+export const AUTH_FAILURES_LIMIT = 'auth_failures'
+/** Not a name a configured limit can have (they start with a letter or digit): no shared budget. */
+const KEY_PREFIX = `.${AUTH_FAILURES_LIMIT}|ip:`
+/** Addresses held back at once; past this an address is only counted (the store still is). */
+const MAX_HELD = 100_000
+
+/** The 429 of an address held back: the record names the limit (the pipeline's respondWithError). */
+export class AddressHeldBack extends GatewayError {
+  readonly limit = AUTH_FAILURES_LIMIT
+}
+
+export interface AuthFailuresConfig {
+  readonly rate: Rate
+  readonly burst?: number | undefined
+  readonly ip_prefix_v6: number
+}
+
+export interface AuthFailureGuard {
+  /** The 429 for an address that is held back, or null. */
+  refusalFor(clientIp: string): AddressHeldBack | null
+  /**
+   * A credential from this address failed and was not proven: count it. A promise when the store
+   * answers later (Redis): the 401 waits for it, so the request after the failure that spent the
+   * budget is refused, whichever instance it reaches first. Only failures wait.
+   */
+  countFailure(clientIp: string): Promise<void> | undefined
+}
+
+export function createAuthFailureGuard(config: AuthFailuresConfig, limiter: Limiter): AuthFailureGuard {
+  const burst = config.burst ?? config.rate.count
+  const rate = { intervalMs: binaryInterval(config.rate.periodMs / config.rate.count), burst }
+  const allows = `${config.rate.count} failed authentication${config.rate.count === 1 ? '' : 's'} per ${config.rate.per} with a burst of ${burst}`
+  /** Address key → when its refusal ends (epoch ms). */
+  const held = new Map<string, number>()
+  let lastStoreLog = 0
+
+  const hold = (key: string, retryAfterMs: number): void => {
+    const until = Date.now() + retryAfterMs
+    if (held.size >= MAX_HELD && !held.has(key)) {
+      const now = Date.now()
+      for (const [k, end] of held) if (end <= now) held.delete(k)
+      if (held.size >= MAX_HELD) return
+    }
+    held.set(key, until)
+  }
+  const learn = (key: string, result: TakeResult): void => {
+    // 'full' (the memory store has no room for a new key) counted nothing: no refusal to learn.
+    if (result.refused !== -1 && result.reason === 'limit') hold(key, result.retryAfterMs)
+  }
+  const storeFailed = (err: unknown): void => {
+    // Uncounted: a store that is away neither holds anyone back nor refuses (on_error is the route limits').
+    if (Date.now() - lastStoreLog < 10_000) return
+    lastStoreLog = Date.now()
+    limiter.logger.warn({ err }, 'limits store unavailable: failed authentications are not counted (auth_failures)')
+  }
+
+  return {
+    refusalFor(clientIp) {
+      if (held.size === 0) return null
+      const key = addressKey(clientIp, config.ip_prefix_v6)
+      const until = held.get(key)
+      if (until === undefined) return null
+      const waitMs = until - Date.now()
+      if (waitMs <= 0) {
+        held.delete(key)
+        return null
+      }
+      const retryAfter = Math.max(1, Math.ceil(waitMs / 1000))
+      return new AddressHeldBack('rate_limited', {
+        detail: `Too many credentials from this address could not be verified (auth_failures allows ${allows}): requests that need an identity are refused for ${retryAfter}s. The audit log names each refused credential's reason.`,
+        headers: { 'retry-after': String(retryAfter) },
+      })
+    },
+    countFailure(clientIp) {
+      const key = addressKey(clientIp, config.ip_prefix_v6)
+      const checks: Check[] = [{ key: KEY_PREFIX + key, rate, quota: null }]
+      let taken: TakeResult | Promise<TakeResult>
+      try {
+        taken = limiter.store.take(checks)
+      } catch (err) {
+        storeFailed(err)
+        return undefined
+      }
+      if (taken instanceof Promise) return taken.then((result) => learn(key, result), storeFailed)
+      learn(key, taken)
+      return undefined
+    },
+  }
+}
