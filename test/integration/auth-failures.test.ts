@@ -135,6 +135,25 @@ describe('auth_failures', () => {
     expect(gw.logs.filter((line) => line.includes('failed authentications are not counted')).length).toBe(1)
   })
 
+  it('counts unknown API keys, as X-API-Key or as a bearer', async () => {
+    const gw = await startTestGateway((dir) => gatewayConfig(dir, {
+      api_keys: { store: { type: 'sqlite', path: join(dir, 'keys.db') } },
+      routes: [{ id: 'keys', path: '/*', upstream: 'api', accept: ['api_key', 'bearer'] }],
+    }))
+    closeLater(() => gw.close())
+    const unknown = `bk_${'0'.repeat(16)}_${'a'.repeat(64)}`
+    const send = async (headers: Record<string, string>) => {
+      const res = await request(`${gw.url}/x`, { headers })
+      const body = await res.body.json() as { code: string }
+      return `${res.statusCode} ${body.code}`
+    }
+    expect(await send({ 'x-api-key': unknown })).toBe('401 api_key_invalid')
+    expect(await send({ authorization: `Bearer ${unknown}` })).toBe('401 api_key_invalid')
+    expect(await send({ 'x-api-key': 'not-a-key' })).toBe('401 api_key_invalid')
+    expect(await send({ 'x-api-key': unknown })).toBe('401 api_key_invalid') // the burst of 3 spent: held from here
+    expect(await send({ authorization: `Bearer ${valid}` })).toBe('429 rate_limited')
+  })
+
   it('holds back an agent whose tokens keep failing at the MCP endpoint', async () => {
     const setup = await startMcpTestGateway('auth-failures', (config) => ({ ...config, auth_failures: { rate: '1/m', burst: 2 } }))
     closeLater(() => setup.close())
