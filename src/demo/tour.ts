@@ -5,7 +5,7 @@ import { join, relative } from 'node:path'
 import { generateKeyPair, importJWK, SignJWT, type JWK } from 'jose'
 import * as client from 'openid-client'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
-import { request } from 'undici'
+import { Agent, request, type Dispatcher } from 'undici'
 import { formatAuditTable, searchAudit } from '../audit/index.ts'
 import { DEMO_AUDIENCE, DEMO_CLIENTS, DEMO_CONFIG, DEMO_DEFAULT_DATA_DIR, DEMO_PERSON, type RunningDemo } from './run.ts'
 
@@ -15,8 +15,8 @@ interface Answer {
   body: Record<string, unknown>
 }
 
-async function get(url: string, token: string): Promise<Answer> {
-  const res = await request(url, { headers: { authorization: `Bearer ${token}` } })
+async function get(url: string, token: string, dispatcher?: Dispatcher): Promise<Answer> {
+  const res = await request(url, { headers: { authorization: `Bearer ${token}` }, ...(dispatcher ? { dispatcher } : {}) })
   const text = await res.body.text()
   let body: Record<string, unknown>
   try {
@@ -25,6 +25,34 @@ async function get(url: string, token: string): Promise<Answer> {
     body = { text }
   }
   return { status: res.statusCode, headers: res.headers, body }
+}
+
+/**
+ * A scanner spraying tokens like that one, from another address of this host (127.0.0.2: every
+ * caller of the tour is 127.0.0.1, which auth_failures would hold back too), until it is held back.
+ */
+async function scannerStep(url: string, token: string, print: (line?: string) => void): Promise<void> {
+  const scanner = new Agent({ localAddress: '127.0.0.2' })
+  try {
+    print('   A scanner at 127.0.0.2 sprays 12 such tokens, one after another:')
+    const sprayed = new Map<string, number>()
+    let heldBack: Answer | undefined
+    for (let i = 0; i < 12; i++) {
+      const answer = await get(url, token, scanner)
+      const outcome = `${answer.status} ${String(answer.body.code)}`
+      sprayed.set(outcome, (sprayed.get(outcome) ?? 0) + 1)
+      if (answer.status === 429) heldBack ??= answer
+    }
+    print(`   GET /reports/daily/eu ×12 → ${[...sprayed].map(([outcome, n]) => `${n} × ${outcome}`).join(', ')}`)
+    if (heldBack) print(`   held back (auth_failures: bursts of 10 failures, then 10/m per address): its tokens are no longer read, Retry-After: ${String(heldBack.headers['retry-after'])}`)
+  } catch (err) {
+    // macOS has only 127.0.0.1 on its loopback interface unless told otherwise.
+    const code = (err as NodeJS.ErrnoException).code ?? ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code
+    if (code !== 'EADDRNOTAVAIL') throw err
+    print('   (a scanner at 127.0.0.2 would be held back after 10 failures: this host cannot send from 127.0.0.2)')
+  } finally {
+    await scanner.close()
+  }
 }
 
 async function clientToken(issuer: string, account: { clientId: string; secret: string }, resource = DEMO_AUDIENCE): Promise<string> {
@@ -165,6 +193,7 @@ export async function runTour(demo: RunningDemo, print: (line?: string) => void)
     .setProtectedHeader({ alg: 'ES256', kid: 'someone-else' })
     .sign(privateKey)
   print(`   GET /reports/daily/eu → ${refusal(await get(`${gw}/reports/daily/eu`, foreign))}`)
+  await scannerStep(`${gw}/reports/daily/eu`, foreign, print)
   print()
 
   print('5. a token the demo provider signed, which expired ten minutes ago:')
@@ -197,7 +226,7 @@ export async function runTour(demo: RunningDemo, print: (line?: string) => void)
   let records: Awaited<ReturnType<typeof searchAudit>> = []
   for (let waited = 0, unchanged = 0; waited <= 10_000 && unchanged < 3; waited += 100) {
     await new Promise((r) => setTimeout(r, 100))
-    const seen = await searchAudit(source, { sinceMs: startedAt.getTime(), limit: 60 }).catch(() => records)
+    const seen = await searchAudit(source, { sinceMs: startedAt.getTime(), limit: 80 }).catch(() => records)
     unchanged = seen.length > 0 && seen.length === records.length ? unchanged + 1 : 0
     records = seen
   }

@@ -74,6 +74,9 @@ describe('bouncer demo', () => {
     expect((passed as number) + (throttled as number)).toBe(15)
     expect(out).toMatch(/429 rate_limited with Retry-After: \d+/)
     expect(out).toContain('401 issuer_unknown: No configured issuer has iss "https://login.unknown-idp.example/".')
+    // auth_failures: a burst of 10 failures, the 11th finds the bucket empty (still checked: 401), the 12th is held back.
+    expect(out).toContain('GET /reports/daily/eu ×12 → 11 × 401 issuer_unknown, 1 × 429 rate_limited')
+    expect(out).toMatch(/held back \(auth_failures: bursts of 10 failures, then 10\/m per address\): its tokens are no longer read, Retry-After: \d+/)
     expect(out).toMatch(/401 token_expired: The token expired at /)
     // The agent over MCP: only its tools listed, the PII tool refused, the export approved and run once.
     expect(out).toContain('tools/list → get_daily_report, export_orders (list_customers is not offered: its route holds PII)')
@@ -90,6 +93,7 @@ describe('bouncer demo', () => {
     expect(table).toMatch(/ 403 +deny +GET \/customers +customers +analytics-agent +policy_denied \(DenyCustomerPII\)/)
     expect(table).toMatch(/ 401 +deny .*token_expired/)
     expect(table).toMatch(/ 401 +deny .*issuer_unknown/)
+    expect(table).toMatch(/ 429 +deny +GET \/reports\/daily\/eu .*rate_limited \(auth_failures\)/)
     expect(table).toMatch(/ 200 +allow +GET \/reports\/daily\/eu +reports\.daily +looker-reports/)
 
     // The curl lines, pasted as printed.
