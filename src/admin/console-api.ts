@@ -9,6 +9,7 @@ import {
 } from '../audit/index.ts'
 import { jwtIssuers, x509Issuers, type AuditConfig } from '../config/index.ts'
 import { GatewayError, truncateClientValue } from '../errors/index.ts'
+import { AUTH_FAILURES_LIMIT } from '../limits/index.ts'
 import type { Runtime } from '../gateway/index.ts'
 import type { Approval } from '../agents/index.ts'
 import type { AdminActions } from './api.ts'
@@ -189,13 +190,25 @@ async function catalogOf(rt: Runtime, audit: AuditConfig, approvals: AdminRoute 
     ],
     drift: counts.unknown_issuers,
     approvals: await pendingApprovals(approvals, request),
-    limits: rt.config.limits.map((limit) => ({
+    limits: [...rt.config.limits.map((limit) => ({
       name: limit.name, key: limit.key, rate: limit.rate?.text ?? null, burst: limit.burst ?? null, quota: limit.quota?.text ?? null,
       routes: rt.config.routes.filter((r) => r.limits.includes(limit.name)).map((r) => r.id),
       refused_1h: limitedBy.get(limit.name)?.count ?? 0,
       last_refused: limitedBy.get(limit.name)?.last ?? null,
-    })),
+    })), ...authFailuresRow(rt.config, limitedBy)],
   }
+}
+
+/** auth_failures beside the limits: it counts failures by address on every route that needs an identity. */
+function authFailuresRow(config: Runtime['config'], limitedBy: ReadonlyMap<string, { count: number; last: string | null }>): Catalog['limits'] {
+  const guard = config.auth_failures
+  if (guard === undefined) return []
+  return [{
+    name: AUTH_FAILURES_LIMIT, key: 'ip', rate: guard.rate.text, burst: guard.burst ?? guard.rate.count, quota: null,
+    routes: [...config.routes.filter((r) => !r.public).map((r) => r.id), ...(config.mcp ? ['builtin/mcp'] : [])],
+    refused_1h: limitedBy.get(AUTH_FAILURES_LIMIT)?.count ?? 0,
+    last_refused: limitedBy.get(AUTH_FAILURES_LIMIT)?.last ?? null,
+  }]
 }
 
 /** Who the caller is, and what the console offers it; nobody when no credential was sent. */

@@ -20,6 +20,7 @@ let valid: string
 let forged: string
 let expired: string
 const closeLater = closeAfterEach()
+const ADMIN = 'auth-failures-admin-token-0123456789'
 const agents = new Map<string, Agent>()
 
 beforeAll(async () => {
@@ -48,6 +49,7 @@ function gatewayConfig(dir: string, extra: Record<string, unknown> = {}): Record
       { id: 'api', path: '/*', upstream: 'api' },
     ],
     auth_failures: { rate: '1/m', burst: 3 },
+    admin: { token: ADMIN },
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
     ...extra,
   }
@@ -100,6 +102,13 @@ describe('auth_failures', () => {
     expect(record).toMatchObject({ status: 429, decision: 'deny', code: 'rate_limited', limit: 'auth_failures', source_ip: '127.0.0.3', subject: null })
     const metrics = await (await request(`${gw.adminUrl}/metrics`)).body.text()
     expect(metrics).toMatch(/bouncer_rate_limited_total\{limit="auth_failures",code="rate_limited"\} 2/)
+    // The console's limits: beside the configured ones, with the routes it guards and its refusals.
+    await waitFor(async () => {
+      const catalog = await (await request(`${gw.adminUrl}/api/catalog`, { headers: { authorization: `Bearer ${ADMIN}` } })).body.json() as { limits: Array<Record<string, unknown>> }
+      return catalog.limits.some((l) => l.name === 'auth_failures' && l.refused_1h === 2)
+    }, 'auth_failures in the catalog with its 2 refusals')
+    const catalog = await (await request(`${gw.adminUrl}/api/catalog`, { headers: { authorization: `Bearer ${ADMIN}` } })).body.json() as { limits: unknown[] }
+    expect(catalog.limits).toEqual([{ name: 'auth_failures', key: 'ip', rate: '1/m', burst: 3, quota: null, routes: ['api'], refused_1h: 2, last_refused: expect.any(String) }])
   })
 
   it('does not count a genuine credential that no longer counts, nor a missing one', async () => {
