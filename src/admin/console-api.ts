@@ -253,7 +253,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
             const recorded: RecordedRequest = {
               method: sample.method, path: sample.path, route: group.route, issuer: sample.issuer, subject: group.principal, client_id: sample.client_id,
               source_ip: sample.source_ip, decision: 'deny', status: sample.status, code: group.code, statement: sample.statement, detail: sample.detail,
-              roles: sample.roles, actor: sample.actor, credential: sample.credential as AuditRecord['credential'],
+              roles: sample.roles, actor: sample.actor, credential: sample.credential as AuditRecord['credential'], limit: sample.limit,
             }
             const { explanation, under } = await explainRecorded(rt, recorded)
             const claims = recordedClaims(recorded)

@@ -18,6 +18,7 @@
 import { NoAuditLog, readRecords, type AuditRecord, type AuditSource } from '../audit/index.ts'
 import { formatDiagnostic, jwtIssuers, loadConfigText, type Diagnostic, type StandIn, type UnsetReference } from '../config/index.ts'
 import type { ErrorCode } from '../errors/index.ts'
+import { AUTH_FAILURES_LIMIT } from '../limits/index.ts'
 import { compileRuntime, createRuntimeDeps, explainGranted, explainTool, loadModulesFor, type ExplainRequest, type Explanation, type Runtime, type Verdict } from '../gateway/index.ts'
 import { createLogger } from '../telemetry/index.ts'
 import type { Disagreement, ExplainedUnder, ReplayChange, ReplayResult } from './console-shapes.ts'
@@ -48,7 +49,7 @@ const KEPT_CLAIMS = new Set(['iss', 'sub', 'client_id', 'azp'])
 const unrecordedClaims = (conditions: ReadonlyArray<{ name: string }> | null): string[] => (conditions ?? []).map((c) => c.name).filter((name) => !KEPT_CLAIMS.has(name))
 
 /** What the trace and the denials know of a recorded request; `roles` null when the record could not be read again. */
-export type RecordedRequest = Pick<AuditRecord, 'method' | 'path' | 'route' | 'issuer' | 'subject' | 'client_id' | 'source_ip' | 'decision' | 'status' | 'code' | 'statement' | 'detail' | 'actor' | 'credential'> & {
+export type RecordedRequest = Pick<AuditRecord, 'method' | 'path' | 'route' | 'issuer' | 'subject' | 'client_id' | 'source_ip' | 'decision' | 'status' | 'code' | 'statement' | 'detail' | 'actor' | 'credential' | 'limit'> & {
   roles: readonly string[] | null
 }
 
@@ -57,6 +58,9 @@ export type RecordedRequest = Pick<AuditRecord, 'method' | 'path' | 'route' | 'i
  * issuer_unknown…): the record keeps no claims, so explaining it again would say "no token".
  */
 const rejectedCredential = (r: RecordedRequest) => r.decision === 'deny' && r.status === 401 && r.subject === null && r.code !== null && r.code !== 'missing_token'
+
+/** Refused before its credential was read: its address was held back by auth_failures (limits/auth-failures.ts). */
+const heldBack = (r: RecordedRequest) => r.status === 429 && r.limit === AUTH_FAILURES_LIMIT && r.subject === null
 
 /**
  * A tool call the MCP endpoint refused, held for approval, or an approval decided (route
@@ -107,6 +111,11 @@ export async function explainRecorded(rt: Runtime, record: RecordedRequest, opti
       reason: `Not decided again: ${approvalDecision(record) ? 'an approver\'s decision on a pending tool call is theirs, not a policy\'s' : 'the record keeps no identity to decide the tool call for'}; the record says${record.detail ? ` "${record.detail}"` : ` ${recordedOutcome(record)}`}.`,
     }
     caveats.push(`A tool call (route "${route}"): ${approvalDecision(record) ? 'an approver decided it' : 'the MCP endpoint decided it'}, and it is not explained again under the running config; the decision shown is the recorded one.`)
+  } else if (heldBack(record)) {
+    explanation.decision = {
+      effect: 'deny', status: record.status, code: record.code as ErrorCode, statement: null,
+      reason: `The address ${record.source_ip ?? '(not recorded)'} was held back by auth_failures: too many of its credentials had failed verification, so this request's credential was not read and no policy was evaluated${record.detail ? ` (the record says "${record.detail}")` : ''}.`,
+    }
   } else if (rejectedCredential(record)) {
     explanation.decision = {
       effect: 'deny', status: record.status, code: record.code as ErrorCode, statement: null,

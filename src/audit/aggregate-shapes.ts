@@ -27,7 +27,7 @@ export interface DenialGroup {
   /** The newest denial of the group, as recorded (what explaining it again reads: the roles assumed, the agent, the credential). */
   sample: {
     method: string; path: string; statement: string | null; detail: string | null; issuer: string | null; client_id: string | null; source_ip: string; status: number
-    roles: string[]; actor: string | null; credential: string | null
+    roles: string[]; actor: string | null; credential: string | null; limit: string | null
   }
 }
 

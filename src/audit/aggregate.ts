@@ -331,11 +331,11 @@ export async function auditDenials(source: AuditSource, q: Omit<AggregateQuery, 
     // each group's newest record again for them, a query per group (up to 100 a page).
     const rows = await run.all({
       sqlite: `SELECT code, route, subject, COUNT(*) AS n, MAX(time_ms) AS last, method, path, statement, detail, issuer, client_id, source_ip, status,
-        roles, actor, credential
+        roles, actor, credential, "limit"
         FROM audit_records ${w.sqlite} GROUP BY code, route, subject ORDER BY n DESC, last DESC LIMIT ${limit}`,
       postgres: `SELECT code, route, subject, count(*) AS n, (extract(epoch from max(time)) * 1000)::bigint AS last,
         (array_agg(json_build_object('method', method, 'path', path, 'statement', statement, 'detail', detail, 'issuer', issuer,
-          'client_id', client_id, 'source_ip', source_ip, 'status', status, 'roles', roles, 'actor', actor, 'credential', credential) ORDER BY time DESC))[1] AS sample
+          'client_id', client_id, 'source_ip', source_ip, 'status', status, 'roles', roles, 'actor', actor, 'credential', credential, 'limit', "limit") ORDER BY time DESC))[1] AS sample
         FROM {schema}.audit_records ${w.postgres} GROUP BY code, route, subject ORDER BY n DESC, last DESC LIMIT ${limit}`,
     }, bound(source, w.params))
     return rows.map((r) => {
@@ -359,6 +359,7 @@ export async function auditDenials(source: AuditSource, q: Omit<AggregateQuery, 
           roles: typeof s.roles === 'string' ? (JSON.parse(s.roles) as string[]) : Array.isArray(s.roles) ? (s.roles as string[]) : [],
           actor: (s.actor as string | null) ?? null,
           credential: (s.credential as string | null) ?? null,
+          limit: (s.limit as string | null) ?? null,
         },
       }
     })

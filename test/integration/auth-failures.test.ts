@@ -100,6 +100,15 @@ describe('auth_failures', () => {
 
     const record = await waitForAuditRecord(join(gw.dir, 'audit.db'), held.headers['x-request-id'] as string)
     expect(record).toMatchObject({ status: 429, decision: 'deny', code: 'rate_limited', limit: 'auth_failures', source_ip: '127.0.0.3', subject: null })
+    // The console explains it as what it was, not as a request with no token that would be allowed now.
+    const trace = await (await request(`${gw.adminUrl}/api/audit/trace?id=${record.id}&time=${encodeURIComponent(record.time)}`, { headers: { authorization: `Bearer ${ADMIN}` } })).body.json() as { explanation: { decision: { status: number; reason: string } }; explained_under: { agrees: boolean } }
+    expect(trace.explanation.decision.status).toBe(429)
+    expect(trace.explanation.decision.reason).toMatch(/^The address 127\.0\.0\.3 was held back by auth_failures: too many of its credentials had failed verification/)
+    expect(trace.explained_under.agrees).toBe(true)
+    const denials = await (await request(`${gw.adminUrl}/api/denials?since=1h`, { headers: { authorization: `Bearer ${ADMIN}` } })).body.json() as Array<{ code: string; explanation: { reason: string }; explained_under: { agrees: boolean } }>
+    const heldGroup = denials.find((d) => d.code === 'rate_limited')
+    expect(heldGroup?.explanation.reason).toMatch(/held back by auth_failures/)
+    expect(heldGroup?.explained_under.agrees).toBe(true)
     const metrics = await (await request(`${gw.adminUrl}/metrics`)).body.text()
     expect(metrics).toMatch(/bouncer_rate_limited_total\{limit="auth_failures",code="rate_limited"\} 2/)
     // The console's limits: beside the configured ones, with the routes it guards and its refusals.
