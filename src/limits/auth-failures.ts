@@ -53,15 +53,24 @@ export function createAuthFailureGuard(config: AuthFailuresConfig, limiter: Limi
   /** Address key → when its refusal ends (epoch ms). */
   const held = new Map<string, number>()
   let lastStoreLog = 0
+  // Addresses newly held back since the last line: one line every 10 s at most, however many scan.
+  let lastHoldLog = 0
+  let newlyHeld = 0
 
   const hold = (key: string, retryAfterMs: number): void => {
-    const until = Date.now() + retryAfterMs
-    if (held.size >= MAX_HELD && !held.has(key)) {
-      const now = Date.now()
+    const now = Date.now()
+    const before = held.get(key)
+    if (before === undefined && held.size >= MAX_HELD) {
       for (const [k, end] of held) if (end <= now) held.delete(k)
       if (held.size >= MAX_HELD) return
     }
-    held.set(key, until)
+    held.set(key, now + retryAfterMs)
+    if (before !== undefined && before > now) return // still held: a renewal, not news
+    newlyHeld++
+    if (now - lastHoldLog < 10_000) return
+    limiter.logger.warn({ address: key, addresses: newlyHeld, retry_after_ms: Math.round(retryAfterMs) }, `address held back: its credentials keep failing verification (auth_failures allows ${allows})${newlyHeld > 1 ? `; ${newlyHeld} addresses since the last such line` : ''}`)
+    lastHoldLog = now
+    newlyHeld = 0
   }
   const learn = (key: string, result: TakeResult): void => {
     // 'full' (the memory store has no room for a new key) counted nothing: no refusal to learn.
