@@ -4,7 +4,7 @@ import { closeSync, existsSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { DatabaseSync } from 'node:sqlite'
-import { open, seal, SecretsError, SecretStoreMissing } from './crypto.ts'
+import { IV_BYTES, open, seal, SecretsError, SecretStoreMissing } from './crypto.ts'
 import { SECRET_NAME, type SecretStore, type SecretVersion } from './store.ts'
 import { makeDirectories, SQLITE, sqliteCode } from '../collections/index.ts'
 
@@ -105,6 +105,7 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
   }
   const byAge = db.prepare('SELECT version, data_key, sealed FROM secret_versions WHERE name = ? ORDER BY version DESC LIMIT 1 OFFSET ?')
   const latest = db.prepare('SELECT MAX(version) AS version FROM secret_versions WHERE name = ?')
+  const newest = db.prepare('SELECT version, sealed FROM secret_versions WHERE name = ? ORDER BY version DESC LIMIT 1')
 
   return {
     kind: 'embedded',
@@ -129,9 +130,12 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
       return values
     },
     notFound: (name) => `no version of ${name} in ${path}`,
+    // The version and its seal's random IV: a secret deleted and stored again starts at version 1
+    // once more, and a gateway that held version 1 kept sending the deleted value (found by the
+    // operator probe).
     marker(name) {
-      const found = reading(() => latest.get(name)) as { version: number | null }
-      return found.version === null ? undefined : String(found.version)
+      const found = reading(() => newest.get(name)) as { version: number; sealed: Uint8Array } | undefined
+      return found === undefined ? undefined : `${found.version}:${Buffer.from(found.sealed.subarray(0, IV_BYTES)).toString('hex')}`
     },
     list() {
       return (reading(() => db.prepare('SELECT DISTINCT name FROM secret_versions ORDER BY name').all()) as Array<{ name: string }>).map((r) => r.name)
