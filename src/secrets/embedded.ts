@@ -46,19 +46,24 @@ export function sealDataKey(id: number, dataKey: Buffer, masterKey: Buffer): Buf
   return seal(masterKey, dataKey, dataKeyAad(id))
 }
 
+/**
+ * A failure of the store's file as a SecretsError naming it and the setting: SQLite's own words
+ * ("database disk image is malformed", "database is locked") came out as an internal error naming
+ * neither. Any other error is answered as it is.
+ */
+export function storeFileError(path: string, err: unknown): unknown {
+  const { code } = err as { code?: string }
+  if (code !== 'ERR_SQLITE_ERROR' && !(err as NodeJS.ErrnoException).syscall) return err
+  const primary = sqliteCode(err)
+  const how = primary === SQLITE.CORRUPT || primary === SQLITE.NOTADB
+    ? 'is damaged, or is not a secrets store'
+    : primary === SQLITE.BUSY ? 'is locked: another process held its write lock past the 5 s wait (try again)' : 'cannot be used'
+  return new SecretsError(`the file ${path} (secrets.store.path) ${how}: ${(err as Error).message}`)
+}
+
 /** `existing`: only a store that is there is opened (a SecretsError otherwise); by default a missing one is made. */
 export function openEmbeddedStore(path: string, masterKey: Buffer, options: { existing?: boolean } = {}): SecretStore {
-  /**
-   * A failure of the file as a SecretsError naming it and the setting: SQLite's own words
-   * ("database disk image is malformed") came out as an internal error naming neither.
-   */
-  const fileError = (err: unknown): unknown => {
-    const { code } = err as { code?: string }
-    if (code !== 'ERR_SQLITE_ERROR' && !(err as NodeJS.ErrnoException).syscall) return err
-    const primary = sqliteCode(err)
-    const damaged = primary === SQLITE.CORRUPT || primary === SQLITE.NOTADB
-    return new SecretsError(`the file ${path} (secrets.store.path) ${damaged ? 'is damaged, or is not a secrets store' : 'cannot be used'}: ${(err as Error).message}`)
-  }
+  const fileError = (err: unknown): unknown => storeFileError(path, err)
   if (options.existing && !existsSync(path)) throw new SecretStoreMissing(`there is no secrets store at ${path} (secrets.store.path)`)
   makeDirectories(dirname(path))
   let db: DatabaseSync
@@ -144,23 +149,26 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
       const rows = reading(() => db.prepare('SELECT version, created_at FROM secret_versions WHERE name = ? ORDER BY version DESC').all(name)) as Array<{ version: number; created_at: string }>
       return rows.map((r, i) => ({ version: r.version, createdAt: r.created_at, label: i === 0 ? 'current' : i === 1 ? 'previous' : null }))
     },
+    // Writes fail as reads do (another process's write lock, a full disk): said as the store's.
     put(name, value) {
       if (!SECRET_NAME.test(name)) throw new SecretsError(`"${name}" is not a valid secret name (letters, digits and . _ -)`)
-      db.exec('BEGIN IMMEDIATE')
-      try {
-        const version = ((latest.get(name) as { version: number | null }).version ?? 0) + 1
-        db.prepare('INSERT INTO secret_versions (name, version, data_key, sealed, created_at) VALUES (?, ?, ?, ?, ?)').run(
-          name, version, dataKeyId, seal(dataKey, Buffer.from(value, 'utf8'), aad(name, version)), new Date().toISOString(),
-        )
-        db.exec('COMMIT')
-        return version
-      } catch (err) {
-        db.exec('ROLLBACK')
-        throw err
-      }
+      return reading(() => {
+        db.exec('BEGIN IMMEDIATE')
+        try {
+          const version = ((latest.get(name) as { version: number | null }).version ?? 0) + 1
+          db.prepare('INSERT INTO secret_versions (name, version, data_key, sealed, created_at) VALUES (?, ?, ?, ?, ?)').run(
+            name, version, dataKeyId, seal(dataKey, Buffer.from(value, 'utf8'), aad(name, version)), new Date().toISOString(),
+          )
+          db.exec('COMMIT')
+          return version
+        } catch (err) {
+          if (db.isTransaction) db.exec('ROLLBACK')
+          throw err
+        }
+      })
     },
     delete(name) {
-      return Number(db.prepare('DELETE FROM secret_versions WHERE name = ?').run(name).changes) > 0
+      return reading(() => Number(db.prepare('DELETE FROM secret_versions WHERE name = ?').run(name).changes) > 0)
     },
     close() {
       db.close()
