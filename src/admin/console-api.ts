@@ -5,7 +5,7 @@
 // little to decide it again alike (its token's claims), the answer says so (replay.ts).
 import {
   AuditQueryError, auditSourceOf, bucketFor, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, MAX_RANGE_MS, NoAuditLog, ordered, parseAuditQuery,
-  parseSince, parseTime, readCounts, readDenials, readOverview, readRecords, readVerification, type AuditQuery, type AuditRecord, type AuditSource,
+  parseSince, parseTime, readCounts, storedText, readDenials, readOverview, readRecords, readVerification, type AuditQuery, type AuditRecord, type AuditSource,
 } from '../audit/index.ts'
 import { jwtIssuers, x509Issuers, type AuditConfig } from '../config/index.ts'
 import { GatewayError, truncateClientValue } from '../errors/index.ts'
@@ -46,8 +46,9 @@ function filtersOf(query: URLSearchParams): { route?: string; principal?: string
   const out: { route?: string; principal?: string } = {}
   const route = query.get('route')
   const principal = query.get('principal')
-  if (route) out.route = route
-  if (principal) out.principal = principal
+  // As the log keeps them, as the search reads its filters (audit/search.ts).
+  if (route) out.route = storedText(route)
+  if (principal) out.principal = storedText(principal)
   return out
 }
 
