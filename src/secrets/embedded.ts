@@ -1,6 +1,6 @@
 // The embedded secrets store: SQLite (node:sqlite), every value sealed with AES-256-GCM under a
 // data key that is itself sealed under the master key. Every put adds a version.
-import { closeSync, existsSync, openSync } from 'node:fs'
+import { closeSync, existsSync, openSync, statSync, type Stats } from 'node:fs'
 import { dirname } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { DatabaseSync } from 'node:sqlite'
@@ -61,16 +61,26 @@ export function storeFileError(path: string, err: unknown): unknown {
   return new SecretsError(`the file ${path} (secrets.store.path) ${how}: ${(err as Error).message}`)
 }
 
+function fileIdentity(path: string): Pick<Stats, 'dev' | 'ino'> | undefined {
+  try {
+    return statSync(path)
+  } catch {
+    return undefined
+  }
+}
+
 /** `existing`: only a store that is there is opened (a SecretsError otherwise); by default a missing one is made. */
 export function openEmbeddedStore(path: string, masterKey: Buffer, options: { existing?: boolean } = {}): SecretStore {
   const fileError = (err: unknown): unknown => storeFileError(path, err)
   if (options.existing && !existsSync(path)) throw new SecretStoreMissing(`there is no secrets store at ${path} (secrets.store.path)`)
   makeDirectories(dirname(path))
   let db: DatabaseSync
+  let opened: Stats
   try {
     // Created 0600 before SQLite opens it (it would make it 0644): its -wal and -shm take its mode.
     closeSync(openSync(path, 'a', 0o600))
     db = new DatabaseSync(path)
+    opened = statSync(path)
   } catch (err) {
     throw fileError(err)
   }
@@ -100,8 +110,21 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
   }
   const aad = (name: string, version: number) => `bouncer:secret:${name}:${version}`
 
+  /**
+   * Whether the path still names the file opened. A store deleted (or another moved to its path)
+   * under a running gateway was read on from the deleted file: a store `bouncer secrets put` made
+   * there never reached the upstream, nothing said why, and the gateway's own rotations went into
+   * the deleted file, lost at the next start (found by the operator probe).
+   */
+  const stillOpened = () => {
+    const now = fileIdentity(path)
+    return now !== undefined && now.dev === opened.dev && now.ino === opened.ino
+  }
+  const replaced = () => new SecretsError(`the file ${path} (secrets.store.path) was deleted or replaced since this process opened it: it keeps the values it read, and reads nothing from the file there now until it is restarted`)
+
   /** A file damaged past the pages the open read fails later, at a query: said as at the open. */
   const reading = <T>(work: () => T): T => {
+    if (!stillOpened()) throw replaced()
     try {
       return work()
     } catch (err) {
@@ -139,6 +162,8 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
     // once more, and a gateway that held version 1 kept sending the deleted value (found by the
     // operator probe).
     marker(name) {
+      // A marker of its own: the refresh then reads the secret, and says once why it cannot.
+      if (!stillOpened()) return 'replaced'
       const found = reading(() => newest.get(name)) as { version: number; sealed: Uint8Array } | undefined
       return found === undefined ? undefined : `${found.version}:${Buffer.from(found.sealed.subarray(0, IV_BYTES)).toString('hex')}`
     },
