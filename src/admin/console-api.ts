@@ -304,8 +304,10 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
       handle: async ({ query }) => {
         const id = query.get('id')
         const time = query.get('time')
-        if (!id || !time || Number.isNaN(Date.parse(time))) throw new GatewayError('bad_request', { detail: 'trace needs the record\'s id and time.' })
-        const at = Date.parse(time)
+        // Read as every other time of the API is: Date.parse took `12` as 2001-12-01 (local time),
+        // and a year PostgreSQL has no timestamp for was a 500 (found by the operator probe).
+        const at = time === null ? undefined : parseTime(time)
+        if (!id || at === undefined) throw new GatewayError('bad_request', { detail: 'trace needs the record\'s id and time.' })
         const rt = runtime()
         // The time narrows the search to one index range; the id picks the record.
         const candidates = await orEmpty(readRecords(sourceOf(actions), { sinceMs: at, untilMs: at, limit: 10_000 }), [] as AuditRecord[])
