@@ -57,7 +57,7 @@ export function storeFileError(path: string, err: unknown): unknown {
   const primary = sqliteCode(err)
   const how = primary === SQLITE.CORRUPT || primary === SQLITE.NOTADB
     ? 'is damaged, or is not a secrets store'
-    : primary === SQLITE.BUSY ? 'is locked: another process held its write lock past the 5 s wait (try again)' : 'cannot be used'
+    : primary === SQLITE.BUSY ? 'is locked: another process holds its write lock (try again)' : 'cannot be used'
   return new SecretsError(`the file ${path} (secrets.store.path) ${how}: ${(err as Error).message}`)
 }
 
@@ -86,15 +86,29 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
   }
   let row: { id: number; sealed: Uint8Array } | undefined
   try {
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')
+    // The wait first: several processes making the store at once (a script's parallel puts, two
+    // instances on a new volume) met the change to WAL without it, and all but one failed at once
+    // with "database is locked" (found by the operator probe).
+    db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL')
     db.exec(SCHEMA)
-    row = db.prepare('SELECT id, sealed FROM data_keys ORDER BY id DESC LIMIT 1').get() as typeof row
+    const newest = db.prepare('SELECT id, sealed FROM data_keys ORDER BY id DESC LIMIT 1')
+    row = newest.get() as typeof row
     if (!row) {
-      db.exec('BEGIN')
-      const id = Number(db.prepare('INSERT INTO data_keys (sealed, created_at) VALUES (?, ?)').run(new Uint8Array(0), new Date().toISOString()).lastInsertRowid)
-      db.prepare('UPDATE data_keys SET sealed = ? WHERE id = ?').run(seal(masterKey, randomBytes(32), dataKeyAad(id)), id)
-      db.exec('COMMIT')
-      row = db.prepare('SELECT id, sealed FROM data_keys WHERE id = ?').get(id) as { id: number; sealed: Uint8Array }
+      // Looked for again under the write lock: two processes that both found none each made a data
+      // key, and the values sealed under the first could no longer be read by anyone.
+      db.exec('BEGIN IMMEDIATE')
+      try {
+        row = newest.get() as typeof row
+        if (!row) {
+          const id = Number(db.prepare('INSERT INTO data_keys (sealed, created_at) VALUES (?, ?)').run(new Uint8Array(0), new Date().toISOString()).lastInsertRowid)
+          db.prepare('UPDATE data_keys SET sealed = ? WHERE id = ?').run(seal(masterKey, randomBytes(32), dataKeyAad(id)), id)
+          row = newest.get() as { id: number; sealed: Uint8Array }
+        }
+        db.exec('COMMIT')
+      } catch (err) {
+        if (db.isTransaction) db.exec('ROLLBACK')
+        throw err
+      }
     }
   } catch (err) {
     db.close() // a file that is not a store (a failed reload must not leak the handle)
