@@ -5,7 +5,7 @@
 // little to decide it again alike (its token's claims), the answer says so (replay.ts).
 import {
   AuditQueryError, auditSourceOf, bucketFor, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, MAX_RANGE_MS, NoAuditLog, ordered, parseAuditQuery,
-  parseSince, parseTime, readCounts, readDenials, readOverview, readRecords, readVerification, type AuditQuery, type AuditRecord, type AuditSource,
+  parseSince, parseTime, readCounts, storedText, readDenials, readOverview, readRecords, readVerification, type AuditQuery, type AuditRecord, type AuditSource,
 } from '../audit/index.ts'
 import { jwtIssuers, x509Issuers, type AuditConfig } from '../config/index.ts'
 import { GatewayError, truncateClientValue } from '../errors/index.ts'
@@ -47,8 +47,9 @@ function filtersOf(query: URLSearchParams): { route?: string; principal?: string
   const out: { route?: string; principal?: string } = {}
   const route = query.get('route')
   const principal = query.get('principal')
-  if (route) out.route = route
-  if (principal) out.principal = principal
+  // As the log keeps them, as the search reads its filters (audit/search.ts).
+  if (route) out.route = storedText(route)
+  if (principal) out.principal = storedText(principal)
   return out
 }
 
@@ -316,8 +317,10 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
       handle: async ({ query }) => {
         const id = query.get('id')
         const time = query.get('time')
-        if (!id || !time || Number.isNaN(Date.parse(time))) throw new GatewayError('bad_request', { detail: 'trace needs the record\'s id and time.' })
-        const at = Date.parse(time)
+        // Read as every other time of the API is: Date.parse took `12` as 2001-12-01 (local time),
+        // and a year PostgreSQL has no timestamp for was a 500 (found by the operator probe).
+        const at = time === null ? undefined : parseTime(time)
+        if (!id || at === undefined) throw new GatewayError('bad_request', { detail: 'trace needs the record\'s id and time.' })
         const rt = runtime()
         // The time narrows the search to one index range; the id picks the record.
         const candidates = await orEmpty(readRecords(sourceOf(actions), { sinceMs: at, untilMs: at, limit: 10_000 }), [] as AuditRecord[])

@@ -188,7 +188,7 @@ export function consolePaths(): Record<string, JsonSchema> {
         operationId: 'auditTrace',
         summary: "A recorded request's decision trace: route, identity and the trust rule behind each role, the statements, limit, upstream timing, trace link",
         parameters: [{ name: 'id', in: 'query', required: true, schema: string }, { name: 'time', in: 'query', required: true, schema: string, description: "the record's time" }],
-        responses: { 200: json(ref('Trace'), 'The record and its explanation.'), 400: problem('id or time is missing (bad_request).'), 401: UNAUTHORIZED, 404: problem('No such record (route_not_found).') },
+        responses: { 200: json(ref('Trace'), 'The record and its explanation.'), 400: problem('id is missing, or time is missing or not a time (bad_request).'), 401: UNAUTHORIZED, 404: problem('No such record (route_not_found).') },
       },
     },
     '/api/audit/verify': {

@@ -1,6 +1,6 @@
 export { createAuditLog, instanceIdOf, type AuditHead, type AuditLog, type AuditStats } from './log.ts'
 export { adoptAuditSpills, releaseAuditSpills, SpillDirInUse } from './spill-adopt.ts'
-export { AUDIT_FIELDS, ordered, type AuditRecord, type RecordInput } from './record.ts'
+export { AUDIT_FIELDS, ordered, storedText, type AuditRecord, type RecordInput } from './record.ts'
 export { AuditUnavailable, changeRecord, changeSignerOf, keepsRecords, openChangeLog, type ChangeLog, type ChangeMade, type ChangeSigner } from './change-log.ts'
 export { AuditQueryError, auditSourceOf, parseAuditQuery, parseSince, parseTime, searchAudit, type AuditQuery, type AuditSource, type LogReading } from './search.ts'
 export { cutFails, verifyAudit, type Anchors, type CutFinding, type FoundCheckpoint, type VerifyResult } from './verify.ts'

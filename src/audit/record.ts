@@ -64,7 +64,7 @@ const PENDING_FIELD = `"prev_hash":${JSON.stringify(PENDING)}`
  * into U+FFFD: the record read back no longer matched its hash, and verify cried tampering. Both
  * are replaced with U+FFFD before anything is hashed.
  */
-function clean(value: string): string {
+export function storedText(value: string): string {
   const wellFormed = value.isWellFormed() ? value : value.toWellFormed()
   return wellFormed.includes('\u0000') ? wellFormed.replaceAll('\u0000', '\ufffd') : wellFormed
 }
@@ -137,7 +137,7 @@ export function timeMsOf(iso: string): number {
 
 /** A client's value as the record keeps it: NUL and unpaired surrogates replaced, cut at the field's bound (fields.ts `client`). */
 function bounded(value: string | null | undefined, maxChars: number): string | null | undefined {
-  return typeof value === 'string' ? clean(truncateClientValue(value, maxChars)) : value
+  return typeof value === 'string' ? storedText(truncateClientValue(value, maxChars)) : value
 }
 
 /** An added field (fields.ts `added`) is left out of the canonical JSON while null: undefined is what JSON.stringify leaves out. */

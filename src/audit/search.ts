@@ -3,7 +3,7 @@
 // to WAL), else PostgreSQL.
 import { parseDuration, type AuditConfig } from '../config/index.ts'
 import { columnOf, FIELD_SPECS, type FieldSpec, type FilterName, type FilterValues } from './fields.ts'
-import type { AuditRecord } from './record.ts'
+import { storedText, type AuditRecord } from './record.ts'
 import { auditReader, recordFromPgRow } from './sinks/postgres.ts'
 import { NoAuditLog, openSqlite, recordFromRow } from './sinks/sqlite.ts'
 
@@ -71,7 +71,10 @@ function filterValue(field: FieldSpec & { filter: FilterName }, text: string): s
       return value
     }
     default:
-      return text
+      // As the log keeps a value (NUL and an unpaired surrogate as U+FFFD): PostgreSQL text cannot
+      // hold NUL, so `?principal=a%00b` was a 500, and it found nothing on SQLite (found by the
+      // operator probe).
+      return storedText(text)
   }
 }
 

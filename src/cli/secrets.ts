@@ -18,11 +18,16 @@ async function secretsConfig(configPath: string | undefined): Promise<ValidConfi
   return loaded
 }
 
-async function withStore<T>(config: string | undefined | ValidConfig, work: (store: SecretStore) => T | Promise<T>): Promise<T> {
+/**
+ * `existing`: a command that reads (or deletes) opens an embedded store only if it is there. Made
+ * by `list`, a store got a data key sealed under whatever master key the shell held, which the
+ * gateway's then did not open, and a mistyped path was answered "no secrets" (found by the operator probe).
+ */
+async function withStore<T>(config: string | undefined | ValidConfig, work: (store: SecretStore) => T | Promise<T>, options: { existing?: boolean } = {}): Promise<T> {
   const loaded = typeof config === 'object' ? config : await secretsConfig(config)
   let store: SecretStore
   try {
-    store = openSecretStore(loaded.config.secrets as NonNullable<ValidConfig['config']['secrets']>)
+    store = openSecretStore(loaded.config.secrets as NonNullable<ValidConfig['config']['secrets']>, process.env, options)
   } catch (err) {
     if (err instanceof SecretsError) throw new UserError(err.message)
     throw err
@@ -112,7 +117,7 @@ export function registerSecrets(program: Command): void {
           // An env or file store lists names as the environment or directory spells them.
           console.log(printable(`${name}  version ${current?.version ?? '?'}${current?.createdAt ? `  ${current.createdAt}` : ''}`))
         }
-      })
+      }, { existing: true })
     })
 
   configOption(secrets.command('versions').argument('<name>').description("a secret's versions, newest first"))
@@ -121,14 +126,14 @@ export function registerSecrets(program: Command): void {
         const versions = store.versions(name)
         if (versions.length === 0) throw new UserError(`no secret ${name}`)
         for (const v of versions) console.log(printable(`${String(v.version).padStart(4)}  ${v.createdAt}${v.label ? `  ${v.label}` : ''}`))
-      })
+      }, { existing: true })
     })
 
   configOption(secrets.command('delete').argument('<name>').description('delete a secret and all its versions'))
     .option(...REASON_OPTION)
     .action(async (name: string, opts: { config?: string; reason?: string }) => {
       const loaded = await secretsConfig(opts.config)
-      const deleted = await audited(loaded, opts.reason, { revoking: false }, () => withStore(loaded, (store) => store.delete(name)),
+      const deleted = await audited(loaded, opts.reason, { revoking: false }, () => withStore(loaded, (store) => store.delete(name), { existing: true }),
         (done) => (done ? { command: `bouncer secrets delete ${name}`, detail: `Deleted secret ${name} and all its versions.` } : null))
       if (!deleted) throw new UserError(`no secret ${name}`)
       console.log(printable(`deleted ${name}`))
@@ -138,7 +143,7 @@ export function registerSecrets(program: Command): void {
     .option('--reveal', 'yes, print the value')
     .action(async (name: string, opts: { config?: string; reveal?: boolean }) => {
       if (!opts.reveal) throw new UserError('bouncer secrets get prints a value only with --reveal')
-      const value = await withStore(opts.config, (store) => store.get(name))
+      const value = await withStore(opts.config, (store) => store.get(name), { existing: true })
       if (value === undefined) throw new UserError(`no secret ${name}`)
       process.stdout.write(`${value}\n`)
     })

@@ -52,6 +52,8 @@ export interface PrepareDeps {
   runningSigner?: () => AssertionSigner | null
   /** The running config's token exchange keys, which a reload's keep published while their tokens live (none at start). */
   runningExchangeKeys?: () => ExchangeKeys | null
+  /** The running config's secrets, whose scheduled rotations a reload's go on with (none at start). */
+  runningSecrets?: () => SecretsRuntime | null
 }
 
 /** Secrets, compile, secret values into headers and the admin token: one config, ready to swap in as `generation` (Runtime.generation). */
@@ -60,7 +62,7 @@ export async function prepare(next: LoadedConfig & { config: Config }, deps: Pre
   await loadModulesFor(next.config) // before anything is opened: nothing to close if it fails
   let secrets: SecretsRuntime
   try {
-    secrets = openSecretsRuntime(next, { logger, background: deps.background, env: deps.env, format: (d) => formatDiagnostic(next.file, d) })
+    secrets = openSecretsRuntime(next, { logger, background: deps.background, env: deps.env, format: (d) => formatDiagnostic(next.file, d), rotations: deps.runningSecrets?.()?.rotations })
   } catch (err) {
     if (err instanceof SecretsUnavailable) throw new ConfigError(err.lines)
     throw err

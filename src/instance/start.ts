@@ -123,6 +123,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     logger, background, env, compile, keys,
     runningSigner: () => runningState?.runtime.signing.assertions ?? null,
     runningExchangeKeys: () => runningState?.runtime.signing.exchangeKeys ?? null,
+    runningSecrets: () => (runningState ? live.secrets : null),
   }
 
   // A worker runs the gateway's generation, which its primary gives it (a replacement's is not 1).

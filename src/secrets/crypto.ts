@@ -5,7 +5,8 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { readRegularFile } from '../collections/index.ts'
 
-const IV_BYTES = 12
+/** A sealed value starts with its IV: random, so it tells one seal from another. */
+export const IV_BYTES = 12
 const TAG_BYTES = 16
 
 export class SecretsError extends Error {}

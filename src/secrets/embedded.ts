@@ -1,10 +1,10 @@
 // The embedded secrets store: SQLite (node:sqlite), every value sealed with AES-256-GCM under a
 // data key that is itself sealed under the master key. Every put adds a version.
-import { closeSync, existsSync, openSync } from 'node:fs'
+import { closeSync, existsSync, openSync, statSync, type Stats } from 'node:fs'
 import { dirname } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { DatabaseSync } from 'node:sqlite'
-import { open, seal, SecretsError, SecretStoreMissing } from './crypto.ts'
+import { IV_BYTES, open, seal, SecretsError, SecretStoreMissing } from './crypto.ts'
 import { SECRET_NAME, type SecretStore, type SecretVersion } from './store.ts'
 import { makeDirectories, SQLITE, sqliteCode } from '../collections/index.ts'
 
@@ -46,40 +46,69 @@ export function sealDataKey(id: number, dataKey: Buffer, masterKey: Buffer): Buf
   return seal(masterKey, dataKey, dataKeyAad(id))
 }
 
+/**
+ * A failure of the store's file as a SecretsError naming it and the setting: SQLite's own words
+ * ("database disk image is malformed", "database is locked") came out as an internal error naming
+ * neither. Any other error is answered as it is.
+ */
+export function storeFileError(path: string, err: unknown): unknown {
+  const { code } = err as { code?: string }
+  if (code !== 'ERR_SQLITE_ERROR' && !(err as NodeJS.ErrnoException).syscall) return err
+  const primary = sqliteCode(err)
+  const how = primary === SQLITE.CORRUPT || primary === SQLITE.NOTADB
+    ? 'is damaged, or is not a secrets store'
+    : primary === SQLITE.BUSY ? 'is locked: another process holds its write lock (try again)' : 'cannot be used'
+  return new SecretsError(`the file ${path} (secrets.store.path) ${how}: ${(err as Error).message}`)
+}
+
+function fileIdentity(path: string): Pick<Stats, 'dev' | 'ino'> | undefined {
+  try {
+    return statSync(path)
+  } catch {
+    return undefined
+  }
+}
+
 /** `existing`: only a store that is there is opened (a SecretsError otherwise); by default a missing one is made. */
 export function openEmbeddedStore(path: string, masterKey: Buffer, options: { existing?: boolean } = {}): SecretStore {
-  /**
-   * A failure of the file as a SecretsError naming it and the setting: SQLite's own words
-   * ("database disk image is malformed") came out as an internal error naming neither.
-   */
-  const fileError = (err: unknown): unknown => {
-    const { code } = err as { code?: string }
-    if (code !== 'ERR_SQLITE_ERROR' && !(err as NodeJS.ErrnoException).syscall) return err
-    const primary = sqliteCode(err)
-    const damaged = primary === SQLITE.CORRUPT || primary === SQLITE.NOTADB
-    return new SecretsError(`the file ${path} (secrets.store.path) ${damaged ? 'is damaged, or is not a secrets store' : 'cannot be used'}: ${(err as Error).message}`)
-  }
+  const fileError = (err: unknown): unknown => storeFileError(path, err)
   if (options.existing && !existsSync(path)) throw new SecretStoreMissing(`there is no secrets store at ${path} (secrets.store.path)`)
   makeDirectories(dirname(path))
   let db: DatabaseSync
+  let opened: Stats
   try {
     // Created 0600 before SQLite opens it (it would make it 0644): its -wal and -shm take its mode.
     closeSync(openSync(path, 'a', 0o600))
     db = new DatabaseSync(path)
+    opened = statSync(path)
   } catch (err) {
     throw fileError(err)
   }
   let row: { id: number; sealed: Uint8Array } | undefined
   try {
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')
+    // The wait first: several processes making the store at once (a script's parallel puts, two
+    // instances on a new volume) met the change to WAL without it, and all but one failed at once
+    // with "database is locked" (found by the operator probe).
+    db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL')
     db.exec(SCHEMA)
-    row = db.prepare('SELECT id, sealed FROM data_keys ORDER BY id DESC LIMIT 1').get() as typeof row
+    const newest = db.prepare('SELECT id, sealed FROM data_keys ORDER BY id DESC LIMIT 1')
+    row = newest.get() as typeof row
     if (!row) {
-      db.exec('BEGIN')
-      const id = Number(db.prepare('INSERT INTO data_keys (sealed, created_at) VALUES (?, ?)').run(new Uint8Array(0), new Date().toISOString()).lastInsertRowid)
-      db.prepare('UPDATE data_keys SET sealed = ? WHERE id = ?').run(seal(masterKey, randomBytes(32), dataKeyAad(id)), id)
-      db.exec('COMMIT')
-      row = db.prepare('SELECT id, sealed FROM data_keys WHERE id = ?').get(id) as { id: number; sealed: Uint8Array }
+      // Looked for again under the write lock: two processes that both found none each made a data
+      // key, and the values sealed under the first could no longer be read by anyone.
+      db.exec('BEGIN IMMEDIATE')
+      try {
+        row = newest.get() as typeof row
+        if (!row) {
+          const id = Number(db.prepare('INSERT INTO data_keys (sealed, created_at) VALUES (?, ?)').run(new Uint8Array(0), new Date().toISOString()).lastInsertRowid)
+          db.prepare('UPDATE data_keys SET sealed = ? WHERE id = ?').run(seal(masterKey, randomBytes(32), dataKeyAad(id)), id)
+          row = newest.get() as { id: number; sealed: Uint8Array }
+        }
+        db.exec('COMMIT')
+      } catch (err) {
+        if (db.isTransaction) db.exec('ROLLBACK')
+        throw err
+      }
     }
   } catch (err) {
     db.close() // a file that is not a store (a failed reload must not leak the handle)
@@ -95,8 +124,21 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
   }
   const aad = (name: string, version: number) => `bouncer:secret:${name}:${version}`
 
+  /**
+   * Whether the path still names the file opened. A store deleted (or another moved to its path)
+   * under a running gateway was read on from the deleted file: a store `bouncer secrets put` made
+   * there never reached the upstream, nothing said why, and the gateway's own rotations went into
+   * the deleted file, lost at the next start (found by the operator probe).
+   */
+  const stillOpened = () => {
+    const now = fileIdentity(path)
+    return now !== undefined && now.dev === opened.dev && now.ino === opened.ino
+  }
+  const replaced = () => new SecretsError(`the file ${path} (secrets.store.path) was deleted or replaced since this process opened it: it keeps the values it read, and reads nothing from the file there now until it is restarted`)
+
   /** A file damaged past the pages the open read fails later, at a query: said as at the open. */
   const reading = <T>(work: () => T): T => {
+    if (!stillOpened()) throw replaced()
     try {
       return work()
     } catch (err) {
@@ -105,6 +147,7 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
   }
   const byAge = db.prepare('SELECT version, data_key, sealed FROM secret_versions WHERE name = ? ORDER BY version DESC LIMIT 1 OFFSET ?')
   const latest = db.prepare('SELECT MAX(version) AS version FROM secret_versions WHERE name = ?')
+  const newest = db.prepare('SELECT version, sealed FROM secret_versions WHERE name = ? ORDER BY version DESC LIMIT 1')
 
   return {
     kind: 'embedded',
@@ -129,9 +172,14 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
       return values
     },
     notFound: (name) => `no version of ${name} in ${path}`,
+    // The version and its seal's random IV: a secret deleted and stored again starts at version 1
+    // once more, and a gateway that held version 1 kept sending the deleted value (found by the
+    // operator probe).
     marker(name) {
-      const found = reading(() => latest.get(name)) as { version: number | null }
-      return found.version === null ? undefined : String(found.version)
+      // A marker of its own: the refresh then reads the secret, and says once why it cannot.
+      if (!stillOpened()) return 'replaced'
+      const found = reading(() => newest.get(name)) as { version: number; sealed: Uint8Array } | undefined
+      return found === undefined ? undefined : `${found.version}:${Buffer.from(found.sealed.subarray(0, IV_BYTES)).toString('hex')}`
     },
     list() {
       return (reading(() => db.prepare('SELECT DISTINCT name FROM secret_versions ORDER BY name').all()) as Array<{ name: string }>).map((r) => r.name)
@@ -140,23 +188,26 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
       const rows = reading(() => db.prepare('SELECT version, created_at FROM secret_versions WHERE name = ? ORDER BY version DESC').all(name)) as Array<{ version: number; created_at: string }>
       return rows.map((r, i) => ({ version: r.version, createdAt: r.created_at, label: i === 0 ? 'current' : i === 1 ? 'previous' : null }))
     },
+    // Writes fail as reads do (another process's write lock, a full disk): said as the store's.
     put(name, value) {
       if (!SECRET_NAME.test(name)) throw new SecretsError(`"${name}" is not a valid secret name (letters, digits and . _ -)`)
-      db.exec('BEGIN IMMEDIATE')
-      try {
-        const version = ((latest.get(name) as { version: number | null }).version ?? 0) + 1
-        db.prepare('INSERT INTO secret_versions (name, version, data_key, sealed, created_at) VALUES (?, ?, ?, ?, ?)').run(
-          name, version, dataKeyId, seal(dataKey, Buffer.from(value, 'utf8'), aad(name, version)), new Date().toISOString(),
-        )
-        db.exec('COMMIT')
-        return version
-      } catch (err) {
-        db.exec('ROLLBACK')
-        throw err
-      }
+      return reading(() => {
+        db.exec('BEGIN IMMEDIATE')
+        try {
+          const version = ((latest.get(name) as { version: number | null }).version ?? 0) + 1
+          db.prepare('INSERT INTO secret_versions (name, version, data_key, sealed, created_at) VALUES (?, ?, ?, ?, ?)').run(
+            name, version, dataKeyId, seal(dataKey, Buffer.from(value, 'utf8'), aad(name, version)), new Date().toISOString(),
+          )
+          db.exec('COMMIT')
+          return version
+        } catch (err) {
+          if (db.isTransaction) db.exec('ROLLBACK')
+          throw err
+        }
+      })
     },
     delete(name) {
-      return Number(db.prepare('DELETE FROM secret_versions WHERE name = ?').run(name).changes) > 0
+      return reading(() => Number(db.prepare('DELETE FROM secret_versions WHERE name = ?').run(name).changes) > 0)
     },
     close() {
       db.close()

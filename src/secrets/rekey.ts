@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs'
 import { DatabaseSync } from 'node:sqlite'
 import { SecretsError } from './crypto.ts'
-import { openDataKey, openEmbeddedStore, sealDataKey } from './embedded.ts'
+import { openDataKey, openEmbeddedStore, sealDataKey, storeFileError } from './embedded.ts'
 
 /** Opens the store with the current key (checking file, schema and key as serve does), then works on its database in one transaction. */
 function inTransaction<T>(path: string, currentKey: Buffer, work: (db: DatabaseSync, dataKeys: Array<{ id: number; sealed: Uint8Array; key: Buffer; previous: boolean }>) => T): T {
@@ -25,11 +25,14 @@ function inTransaction<T>(path: string, currentKey: Buffer, work: (db: DatabaseS
       result = work(db, dataKeys)
       db.exec('COMMIT')
     } catch (err) {
-      db.exec('ROLLBACK')
+      if (db.isTransaction) db.exec('ROLLBACK')
       throw err
     }
     db.exec('PRAGMA wal_checkpoint(TRUNCATE)')
     return result
+  } catch (err) {
+    // Another process's write lock, a full disk: the store's file named, not an internal error.
+    throw storeFileError(path, err)
   } finally {
     db.close()
   }

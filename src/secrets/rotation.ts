@@ -65,14 +65,27 @@ function runHook(command: string, name: string, value: string): Promise<{ ok: bo
   })
 }
 
+/**
+ * The secrets being rotated, and the failed ones' backoff: the running config's scheduler hands
+ * them to the next config's at a reload. A new scheduler knew nothing of a hook still running, found
+ * the secret due, and ran the hook again with another value (found by the operator probe).
+ */
+export interface RotationState {
+  readonly running: Set<string>
+  readonly failures: Map<string, { count: number; retryAt: number }>
+}
+
 export interface RotationScheduler {
   /** Rotates every secret whose current version is older than its schedule; answers the names rotated. */
   due(): Promise<string[]>
+  readonly state: RotationState
+  /** Settles once none of this scheduler's rotations runs: its store may be closed then. */
+  idle(): Promise<void>
 }
 
-export function rotationScheduler(store: SecretStore, schedules: SecretsConfig['rotation'], logger: Logger, background: BackgroundTasks, now: () => number = Date.now): RotationScheduler {
-  const running = new Set<string>()
-  const failures = new Map<string, { count: number; retryAt: number }>()
+export function rotationScheduler(store: SecretStore, schedules: SecretsConfig['rotation'], logger: Logger, background: BackgroundTasks, now: () => number = Date.now, state: RotationState = { running: new Set(), failures: new Map() }): RotationScheduler {
+  const { running, failures } = state
+  const underway = new Set<Promise<unknown>>()
 
   function failed(name: string, err: unknown, message: string, fields: Record<string, unknown> = {}): void {
     const count = (failures.get(name)?.count ?? 0) + 1
@@ -81,36 +94,48 @@ export function rotationScheduler(store: SecretStore, schedules: SecretsConfig['
     background.failed('secret_rotation', err, { message, fields: { secret_name: name, ...fields, failures: count, retry_in_ms: retryInMs } })
   }
 
-  return {
-    async due() {
-      const rotated: string[] = []
-      for (const [name, schedule] of Object.entries(schedules)) {
-        if (running.has(name) || (failures.get(name)?.retryAt ?? 0) > now()) continue
-        running.add(name)
-        try {
-          const latest = store.versions(name)[0]
-          if (latest && now() - Date.parse(latest.createdAt) < schedule.every) continue
-          const value = generateSecret(schedule.generate)
-          redactValues([value])
-          if (schedule.hook) {
-            const { ok, output } = await runHook(schedule.hook, name, value)
-            if (!ok) {
-              failed(name, new Error('the rotation hook did not exit 0'), 'secret rotation hook failed: the current value stays, retrying later', { hook: schedule.hook, output })
-              continue
-            }
+  async function due(): Promise<string[]> {
+    const rotated: string[] = []
+    for (const [name, schedule] of Object.entries(schedules)) {
+      if (running.has(name) || (failures.get(name)?.retryAt ?? 0) > now()) continue
+      running.add(name)
+      try {
+        const latest = store.versions(name)[0]
+        if (latest && now() - Date.parse(latest.createdAt) < schedule.every) continue
+        const value = generateSecret(schedule.generate)
+        redactValues([value])
+        if (schedule.hook) {
+          const { ok, output } = await runHook(schedule.hook, name, value)
+          if (!ok) {
+            failed(name, new Error('the rotation hook did not exit 0'), 'secret rotation hook failed: the current value stays, retrying later', { hook: schedule.hook, output })
+            continue
           }
-          const version = store.put(name, value)
-          failures.delete(name)
-          logger.info({ secret_name: name, version }, 'secret rotated')
-          rotated.push(name)
-        } catch (err) {
-          // The store would not give the versions or take the new one (locked, corrupt, full disk).
-          failed(name, err, 'secret rotation failed: the current value stays, retrying later')
-        } finally {
-          running.delete(name)
         }
+        const version = store.put(name, value)
+        failures.delete(name)
+        logger.info({ secret_name: name, version }, 'secret rotated')
+        rotated.push(name)
+      } catch (err) {
+        // The store would not give the versions or take the new one (locked, corrupt, full disk).
+        failed(name, err, 'secret rotation failed: the current value stays, retrying later')
+      } finally {
+        running.delete(name)
       }
-      return rotated
+    }
+    return rotated
+  }
+
+  return {
+    state,
+    due() {
+      const work = due()
+      underway.add(work)
+      const forget = () => underway.delete(work)
+      void work.then(forget, forget)
+      return work
+    },
+    async idle() {
+      await Promise.allSettled([...underway])
     },
   }
 }

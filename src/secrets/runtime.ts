@@ -7,7 +7,7 @@ import { MIN_REDACTED_LENGTH, redactValues, type BackgroundTasks, type Logger } 
 import { SecretsError } from './crypto.ts'
 import { loadSecrets, shortValueWarning, substitute, valueProblem } from './open.ts'
 import type { SecretStore } from './store.ts'
-import { rotationScheduler, type RotationScheduler } from './rotation.ts'
+import { rotationScheduler, type RotationScheduler, type RotationState } from './rotation.ts'
 
 export interface SecretsRuntime {
   readonly store: SecretStore | null
@@ -21,6 +21,9 @@ export interface SecretsRuntime {
   reread(): boolean
   /** Runs the scheduled rotations that are due; answers whether a referenced value changed. */
   rotateDue(): Promise<boolean>
+  /** The scheduled rotations running and failing, for the next config's runtime (null: no schedule runs here). */
+  readonly rotations: RotationState | null
+  /** Closes the store, once a rotation under way has written its value (a reload closes it). */
   close(): void
 }
 
@@ -37,6 +40,8 @@ export interface SecretsRuntimeOptions {
   background: BackgroundTasks
   env?: NodeJS.ProcessEnv
   format: (d: LoadedConfig['diagnostics'][number]) => string
+  /** The running config's rotations, which a reload's runtime goes on with. */
+  rotations?: RotationState | null
 }
 
 /** Opens the store of a loaded config and reads its references; SecretsUnavailable lists why not. */
@@ -51,7 +56,7 @@ export function openSecretsRuntime(loaded: LoadedConfig & { config: Config }, op
   for (const warning of diagnostics) logger.warn(options.format(warning))
   const refs: readonly SecretReference[] = loaded.secretRefs
   const markers = new Map(refs.map((ref) => [ref.name, store?.marker(ref.name)]))
-  const scheduler: RotationScheduler | null = store?.writable && loaded.config.secrets ? rotationScheduler(store, loaded.config.secrets.rotation, logger, background) : null
+  const scheduler: RotationScheduler | null = store?.writable && loaded.config.secrets ? rotationScheduler(store, loaded.config.secrets.rotation, logger, background, Date.now, options.rotations ?? undefined) : null
 
   /** A secret's new value, or undefined when its marker did not move (the marker is taken first: a change that cannot be read is reported once). */
   function changedValue(store: SecretStore, name: string): string | undefined {
@@ -99,8 +104,12 @@ export function openSecretsRuntime(loaded: LoadedConfig & { config: Config }, op
     async rotateDue() {
       return scheduler !== null && (await scheduler.due()).length > 0 && reread()
     },
+    rotations: scheduler?.state ?? null,
     close() {
-      store?.close()
+      // A hook that has given the upstream a new value is followed by the write of it: closed under
+      // it by a reload, the store refused the write, and the value the upstream held was lost.
+      if (scheduler === null) return void store?.close()
+      void scheduler.idle().then(() => store?.close())
     },
   }
 }

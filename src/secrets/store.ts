@@ -15,7 +15,7 @@ export interface SecretStore {
   get(name: string, which?: 'current' | 'previous'): string | undefined
   /** Where the store looked for a secret it does not have, for "does not exist" messages. */
   notFound(name: string): string
-  /** A cheap change marker for the current value (a version number, or a file's mtime). */
+  /** A cheap change marker for the current value (a version and its seal, or a file's mtime): a new value, even one under a version number seen before, changes it. */
   marker(name: string): string | undefined
   list(): string[]
   versions(name: string): SecretVersion[]

@@ -34,6 +34,7 @@ export async function runCli(args: string[], options: { env?: NodeJS.ProcessEnv;
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  child.stdin.on('error', () => {}) // a command that refuses its input stops reading it: the rest is EPIPE
   child.stdin.end(options.input ?? '')
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeout ?? 20_000)
   const [code] = (await once(child, 'exit')) as [number | null]

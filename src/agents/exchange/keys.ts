@@ -177,11 +177,18 @@ export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
   function rereadMayFind(): boolean {
     if (!keeper || now() - rereadAt < REREAD_MS) return false
     rereadAt = now()
-    const seen = keeper.marker(name)
-    if (seen === marker) return false
-    marker = seen
-    load()
-    return true
+    try {
+      const seen = keeper.marker(name)
+      if (seen === marker) return false
+      marker = seen
+      load()
+      return true
+    } catch (err) {
+      // A store that cannot be read now (damaged, deleted under the gateway): the keys held stay,
+      // and the token is refused as one of a key they do not have, not failed as the gateway's error.
+      logger.error({ err }, `secret ${name} could not be read again for a token's unknown key: the keys held stay`)
+      return false
+    }
   }
 
   function published(): SigningKey[] {

@@ -94,7 +94,7 @@ export function openApprovalStore(path: string): ApprovalStore {
     if (path !== ':memory:') makeDirectories(dirname(path))
     db = new DatabaseSync(path)
     // Opening may wait in SQLite's busy handler (once, on first use); the calls below never do.
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000')
+    db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL') // the wait first, or the change to WAL does not wait
     db.exec(SCHEMA)
     // A store made before approvals named the acting agent: its approvals were asked for by no agent.
     addMissingColumns(db, 'approvals', [{ name: 'actor', definition: 'actor TEXT' }])

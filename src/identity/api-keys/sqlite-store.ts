@@ -39,7 +39,9 @@ export function openSqliteKeyStore(path: string): ApiKeyStore {
   }
   const { refused, prepare } = storeFile(db, path, { the: 'the API key store', a: 'an API key store' }, (message, cause) => new ApiKeyStoreError(message, { cause }))
   try {
-    db.exec(`PRAGMA journal_mode = WAL; PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`)
+    // The wait first: set after the change to WAL, processes making the store at once (parallel
+    // `bouncer keys create`) failed at once with "database is locked" (found by the operator probe).
+    db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL`)
     db.exec(SCHEMA)
   } catch (err) {
     throw refused(err)
