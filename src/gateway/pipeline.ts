@@ -92,6 +92,12 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
     throw new GatewayError('bad_request', { detail: ctx.http2 ? 'An HTTP/2 request needs :authority (or Host).' : 'An HTTP/1.1 request needs a Host header.' })
   }
   ctx.id = acceptRequestId(headers.requestId) ?? randomUUID()
+  // node:http's parser takes "HTTP/2.0" (and 0.9) in a request line, where it refuses 1.2 and 3.0:
+  // HTTP/2 comes by ALPN (node:http2), and a request line here speaks HTTP/1.0 or 1.1.
+  if (!ctx.http2 && ctx.req.httpVersionMajor !== 1) {
+    ctx.res.shouldKeepAlive = false
+    throw new GatewayError('bad_request', { detail: `Malformed HTTP request: HTTP/${ctx.req.httpVersion} in a request line (this listener reads HTTP/1.0 and HTTP/1.1 in them; HTTP/2 is chosen by TLS ALPN).` })
+  }
   ctx.trace = traceContextOf(headers.traceparent, headers.tracestate)
   if (state.tracing) {
     const traced = startRequestSpan(state.tracing, ctx, ctx.trace)

@@ -14,7 +14,7 @@ import { GatewayError, parserRefusal, sendRawProblem, type ErrorCode } from '../
 import { closeAfterLinger } from '../http/index.ts'
 import { readTlsMaterial, workerCount, x509Issuers, type Config, type ServerConfig, type TlsConfig, type TlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
-import { createContext, markCut } from '../request/index.ts'
+import { createContext, markCut, overHttp2 } from '../request/index.ts'
 import { createSessionTracker, http2Options, type GatewayHttp2Response } from './http2.ts'
 import { handle } from './pipeline.ts'
 import type { GatewayState } from './state.ts'
@@ -102,11 +102,11 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     // already arms one per keep-alive response: bench CPU µs/req with and without it were within
     // noise (bare 58.3 / 59.2, full pipeline 98.0 / 100.8).
     res.setTimeout(state.runtime.config.server.send_timeout)
-    res.on('timeout', req.httpVersionMajor === 2 ? cutStreamIfStalled : cutIfStalled)
+    res.on('timeout', overHttp2(req) ? cutStreamIfStalled : cutIfStalled)
     return handle(state, createContext(req, res))
   }
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    if (req.httpVersionMajor === 2) void serve(req, res) // streams run side by side, 100 at most
+    if (overHttp2(req)) void serve(req, res) // streams run side by side, 100 at most
     else inTurn(req.socket, req, res)
   }
   /**
@@ -170,7 +170,7 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   })
   server.on('connect', (req: IncomingMessage, socketOrResponse: Duplex | ServerResponse) => {
     // HTTP/2's CONNECT is a stream with a response: the pipeline refuses it and audits it.
-    if (req.httpVersionMajor === 2) return onRequest(req, socketOrResponse as ServerResponse)
+    if (overHttp2(req)) return onRequest(req, socketOrResponse as ServerResponse)
     // Refused before the pipeline, and audited as the parser's refusals are: every request has its record.
     const error = new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
     answerRawAfterRecord(socketOrResponse as Duplex, error, req.socket.remoteAddress ?? '', onClientError)
