@@ -157,7 +157,18 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   server.on('checkContinue', onRequest)
   // Any other Expect: refused by the pipeline in SPEC's format (Node would answer a bare 417).
   server.on('checkExpectation', onRequest)
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  server.on('upgrade', function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+    // A handshake pipelined behind requests still being answered: node:http emits it at once, and
+    // the socket is their answers' until they are out (assigned here, Node threw
+    // ERR_HTTP_SOCKET_ASSIGNED, uncaught: the gateway ended). It waits its turn, as they did; one
+    // whose client leaves meanwhile is dropped, as a pipelined request not started is.
+    const ahead = pendingResponse(socket)
+    if (ahead) {
+      ahead.once('close', () => {
+        if (!socket.destroyed) upgrade(req, socket, head)
+      })
+      return
+    }
     const res = new ServerResponse(req)
     res.assignSocket(socket as Socket)
     res.shouldKeepAlive = false
