@@ -159,6 +159,11 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   server.on('checkExpectation', onRequest)
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     destroyOnError(socket)
+    // From the handshake on, not only once it is a tunnel: one still waiting for its upstream at the
+    // shutdown's deadline was not cut, and its request went unrecorded. (node:http no longer counts
+    // the socket among its connections: a request pipelined ahead of the handshake is cut with it.)
+    state.tunnels.add(socket)
+    socket.once('close', () => state.tunnels.delete(socket))
     // A handshake pipelined behind requests still being answered: node:http emits it at once, and
     // the socket is their answers' until they are out (assigned here, Node threw
     // ERR_HTTP_SOCKET_ASSIGNED, uncaught: the gateway ended). It waits its turn, as they do.
@@ -166,10 +171,6 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
       const res = new ServerResponse(req)
       res.assignSocket(socket as Socket)
       res.shouldKeepAlive = false
-      // From the handshake on, not only once it is a tunnel: one still waiting for its upstream at the
-      // shutdown's deadline was not cut, and its request went unrecorded.
-      state.tunnels.add(socket)
-      socket.once('close', () => state.tunnels.delete(socket))
       void handle(state, createContext(req, res, { socket, head }))
     })
   })
