@@ -85,6 +85,9 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
     ctx.res.shouldKeepAlive = false
     throw new GatewayError('bad_request', { detail: 'An HTTP/1.0 request cannot carry Transfer-Encoding (RFC 9112 §6.1): its framing is faulty, and the connection is closed.' })
   }
+  // RFC 9110 §10.1.1 and §15.2: an HTTP/1.0 request's 100-continue is ignored, and its client, which
+  // knows no 1xx, is sent none (it read `100 Continue` as its answer). Node ignores it too.
+  if (headers.expectContinue && !ctx.http2 && ctx.req.httpVersion === '1.0') headers.expectContinue = false
   if (ctx.http2 && LOWER_CASE.test(ctx.method)) {
     throw new GatewayError('bad_request', { detail: `The method "${ctx.method}" has lower-case letters: methods are case-sensitive, and every method the gateway routes is upper-case.` })
   }
