@@ -173,6 +173,9 @@ function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: st
   // A WebSocket handshake is a GET (RFC 6455 §4.1), and the upstream is sent one: an upgrade with
   // another method would be authorized as that method and tunnel as a GET.
   if (ctx.upgrade && ctx.method !== 'GET') throw new GatewayError('bad_request', { detail: `A WebSocket handshake is a GET; this upgrade came as ${ctx.method}.` })
+  // RFC 9110 §7.8 and RFC 6455 §4.1: an HTTP/1.0 request's Upgrade is no handshake. A 1.0 hop in
+  // front would go on reading requests on a connection the gateway made a tunnel (smuggling).
+  if (ctx.upgrade && ctx.req.httpVersion !== '1.1') throw new GatewayError('bad_request', { detail: `A WebSocket handshake is HTTP/1.1; this upgrade came as HTTP/${ctx.req.httpVersion}.` })
   if (ctx.upgrade && !(found.route.websocket && ctx.headers?.upgrade?.toLowerCase() === 'websocket')) {
     throw new GatewayError('bad_request', {
       detail: found.route.websocket
