@@ -85,6 +85,9 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
     ctx.res.shouldKeepAlive = false
     throw new GatewayError('bad_request', { detail: 'An HTTP/1.0 request cannot carry Transfer-Encoding (RFC 9112 §6.1): its framing is faulty, and the connection is closed.' })
   }
+  // RFC 9110 §10.1.1 and §15.2: an HTTP/1.0 request's 100-continue is ignored, and its client, which
+  // knows no 1xx, is sent none (it read `100 Continue` as its answer). Node ignores it too.
+  if (headers.expectContinue && !ctx.http2 && ctx.req.httpVersion === '1.0') headers.expectContinue = false
   if (ctx.http2 && LOWER_CASE.test(ctx.method)) {
     throw new GatewayError('bad_request', { detail: `The method "${ctx.method}" has lower-case letters: methods are case-sensitive, and every method the gateway routes is upper-case.` })
   }
@@ -92,6 +95,12 @@ function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
     throw new GatewayError('bad_request', { detail: ctx.http2 ? 'An HTTP/2 request needs :authority (or Host).' : 'An HTTP/1.1 request needs a Host header.' })
   }
   ctx.id = acceptRequestId(headers.requestId) ?? randomUUID()
+  // node:http's parser takes "HTTP/2.0" (and 0.9) in a request line, where it refuses 1.2 and 3.0:
+  // HTTP/2 comes by ALPN (node:http2), and a request line here speaks HTTP/1.0 or 1.1.
+  if (!ctx.http2 && ctx.req.httpVersionMajor !== 1) {
+    ctx.res.shouldKeepAlive = false
+    throw new GatewayError('bad_request', { detail: `Malformed HTTP request: HTTP/${ctx.req.httpVersion} in a request line (this listener reads HTTP/1.0 and HTTP/1.1 in them; HTTP/2 is chosen by TLS ALPN).` })
+  }
   ctx.trace = traceContextOf(headers.traceparent, headers.tracestate)
   if (state.tracing) {
     const traced = startRequestSpan(state.tracing, ctx, ctx.trace)
@@ -164,6 +173,9 @@ function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: st
   // A WebSocket handshake is a GET (RFC 6455 §4.1), and the upstream is sent one: an upgrade with
   // another method would be authorized as that method and tunnel as a GET.
   if (ctx.upgrade && ctx.method !== 'GET') throw new GatewayError('bad_request', { detail: `A WebSocket handshake is a GET; this upgrade came as ${ctx.method}.` })
+  // RFC 9110 §7.8 and RFC 6455 §4.1: an HTTP/1.0 request's Upgrade is no handshake. A 1.0 hop in
+  // front would go on reading requests on a connection the gateway made a tunnel (smuggling).
+  if (ctx.upgrade && ctx.req.httpVersion !== '1.1') throw new GatewayError('bad_request', { detail: `A WebSocket handshake is HTTP/1.1; this upgrade came as HTTP/${ctx.req.httpVersion}.` })
   if (ctx.upgrade && !(found.route.websocket && ctx.headers?.upgrade?.toLowerCase() === 'websocket')) {
     throw new GatewayError('bad_request', {
       detail: found.route.websocket

@@ -14,7 +14,7 @@ import { GatewayError, parserRefusal, sendRawProblem, type ErrorCode } from '../
 import { closeAfterLinger } from '../http/index.ts'
 import { readTlsMaterial, workerCount, x509Issuers, type Config, type ServerConfig, type TlsConfig, type TlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
-import { createContext, markCut } from '../request/index.ts'
+import { createContext, markCut, overHttp2 } from '../request/index.ts'
 import { createSessionTracker, http2Options, type GatewayHttp2Response } from './http2.ts'
 import { handle } from './pipeline.ts'
 import type { GatewayState } from './state.ts'
@@ -102,11 +102,11 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
     // already arms one per keep-alive response: bench CPU µs/req with and without it were within
     // noise (bare 58.3 / 59.2, full pipeline 98.0 / 100.8).
     res.setTimeout(state.runtime.config.server.send_timeout)
-    res.on('timeout', req.httpVersionMajor === 2 ? cutStreamIfStalled : cutIfStalled)
+    res.on('timeout', overHttp2(req) ? cutStreamIfStalled : cutIfStalled)
     return handle(state, createContext(req, res))
   }
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    if (req.httpVersionMajor === 2) void serve(req, res) // streams run side by side, 100 at most
+    if (overHttp2(req)) void serve(req, res) // streams run side by side, 100 at most
     else inTurn(req.socket, req, res)
   }
   /**
@@ -158,22 +158,31 @@ export function createGatewayServer(state: GatewayState, options: GatewayServerO
   // Any other Expect: refused by the pipeline in SPEC's format (Node would answer a bare 417).
   server.on('checkExpectation', onRequest)
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const res = new ServerResponse(req)
-    res.assignSocket(socket as Socket)
-    res.shouldKeepAlive = false
-    socket.on('error', () => socket.destroy())
+    destroyOnError(socket)
     // From the handshake on, not only once it is a tunnel: one still waiting for its upstream at the
-    // shutdown's deadline was not cut, and its request went unrecorded.
+    // shutdown's deadline was not cut, and its request went unrecorded. (node:http no longer counts
+    // the socket among its connections: a request pipelined ahead of the handshake is cut with it.)
     state.tunnels.add(socket)
     socket.once('close', () => state.tunnels.delete(socket))
-    void handle(state, createContext(req, res, { socket, head }))
+    // A handshake pipelined behind requests still being answered: node:http emits it at once, and
+    // the socket is their answers' until they are out (assigned here, Node threw
+    // ERR_HTTP_SOCKET_ASSIGNED, uncaught: the gateway ended). It waits its turn, as they do.
+    afterAnswersAhead(socket, () => {
+      const res = new ServerResponse(req)
+      res.assignSocket(socket as Socket)
+      res.shouldKeepAlive = false
+      void handle(state, createContext(req, res, { socket, head }))
+    })
   })
   server.on('connect', (req: IncomingMessage, socketOrResponse: Duplex | ServerResponse) => {
     // HTTP/2's CONNECT is a stream with a response: the pipeline refuses it and audits it.
-    if (req.httpVersionMajor === 2) return onRequest(req, socketOrResponse as ServerResponse)
-    // Refused before the pipeline, and audited as the parser's refusals are: every request has its record.
+    if (overHttp2(req)) return onRequest(req, socketOrResponse as ServerResponse)
+    const socket = socketOrResponse as Duplex
+    destroyOnError(socket)
+    // Refused before the pipeline, and audited as the parser's refusals are: every request has its
+    // record. After the answers of requests pipelined ahead of it, as theirs came in order.
     const error = new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
-    answerRawAfterRecord(socketOrResponse as Duplex, error, req.socket.remoteAddress ?? '', onClientError)
+    afterAnswersAhead(socket, () => answerRawAfterRecord(socket, error, req.socket.remoteAddress ?? '', onClientError))
   })
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, onClientError))
 
@@ -444,6 +453,28 @@ function answerRawAfterRecord(socket: Duplex, error: GatewayError, peer: string,
   } else {
     writeRawProblem(socket, error, requestId)
   }
+}
+
+/**
+ * node:http hands an upgraded or CONNECT socket over with no 'error' listener of its own: a client's
+ * TCP reset on it (while its 400 lingered, or its handshake waited its turn) was an uncaught
+ * ECONNRESET, and the gateway ended (the front-door probe).
+ */
+function destroyOnError(socket: Duplex): void {
+  socket.on('error', () => socket.destroy())
+}
+
+/**
+ * `then`, once the connection has sent the answers of the requests pipelined ahead (the 'close' of
+ * the response it is sending, again until none is left); never when the client leaves first, as
+ * pipelined requests not started are dropped with their connection.
+ */
+function afterAnswersAhead(socket: Duplex, then: () => void): void {
+  const ahead = pendingResponse(socket)
+  if (ahead === null) return then()
+  ahead.once('close', () => {
+    if (!socket.destroyed) afterAnswersAhead(socket, then)
+  })
 }
 
 /** The response a connection is sending or will send next (Node's own field: pipelined ones queue behind it). */

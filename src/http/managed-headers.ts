@@ -58,6 +58,11 @@ const CGI_VARIABLES = [
  * for certificates, so a client's own copy would pass upstream as the gateway's word. */
 const REMOVED = [
   'forwarded', 'x-real-ip', 'x-client-ip', 'client-cert', 'client-cert-chain',
+  // What CDNs and load balancers write as the caller's address, and applications written behind
+  // them read (Cloudflare, Akamai, Fastly, Rails' Client-IP, npm's request-ip): a client's own would
+  // name any address it liked (the front-door probe).
+  'cf-connecting-ip', 'cf-connecting-ipv6', 'true-client-ip', 'fastly-client-ip', 'x-cluster-client-ip', 'client-ip',
+  'x-forwarded', 'forwarded-for', 'x-originating-ip',
   'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-original-method', 'x-envoy-original-path',
   'x-http-method-override', 'x-http-method', 'x-method-override',
   ...CGI_VARIABLES, 'x-script-name',

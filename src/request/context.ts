@@ -3,7 +3,7 @@
 // Every field is set in `createContext` so all contexts share one shape (V8 keeps it monomorphic).
 // Only the pipeline (src/gateway/pipeline.ts) writes these fields; the stages return values.
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Http2ServerRequest } from 'node:http2'
+import { Http2ServerRequest } from 'node:http2'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { GatewayError, RecordCode } from '../errors/index.ts'
@@ -106,8 +106,17 @@ export interface RequestContext extends RequestFacts {
   spans: RequestSpans | null
 }
 
+/**
+ * Whether a request came over node:http2 (a stream of a session). Not its version alone: node:http's
+ * parser takes "HTTP/2.0" in an HTTP/1 request line too, and such a request read as HTTP/2 threw on
+ * the stream it has not (an uncaught exception that ended the gateway: the front-door probe).
+ */
+export function overHttp2(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 2 && req instanceof Http2ServerRequest
+}
+
 export function createContext(req: IncomingMessage, res: ServerResponse, upgrade: RequestContext['upgrade'] = null): RequestContext {
-  const http2 = req.httpVersionMajor === 2
+  const http2 = overHttp2(req)
   // An HTTP/2 request's own `socket` is a new proxy per stream; its session's is one per connection.
   const connection = http2 ? ((req as unknown as Http2ServerRequest).stream.session?.socket as Socket | undefined) ?? req.socket : req.socket
   const peer = connection.remoteAddress ?? ''

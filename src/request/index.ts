@@ -1,6 +1,6 @@
 export { CLIENT_CLOSED_REQUEST, cutReason, documentBackend, markCut, nothingServed, sendWhole, type Backend, type Exchange, type OpenTunnel, type OpenTunnels, type Served, type TunnelCloseCode } from './backend.ts'
 export { clientAddressOf, type ClientAddress } from './client-address.ts'
-export { createContext, type Decision, type RequestContext, type RequestFacts, type RouteRef } from './context.ts'
+export { createContext, overHttp2, type Decision, type RequestContext, type RequestFacts, type RouteRef } from './context.ts'
 export { actorOf, claimValue, forwardableAuthorization, subjectIssuer, type Actor, type CredentialKind, type Identity } from './identity.ts'
 export { internalRequestOf, markInternal, type Caller, type InternalDispatch, type InternalRequest, type InternalResponse, type RecordAudit, type ToolCallFacts } from './tool-call.ts'
 export { bodyNeverArrived, bodyTimedOut, bodyTooLarge, clientGone, readWholeBody, type WholeBodyLimits } from './whole-body.ts'

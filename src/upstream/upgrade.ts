@@ -72,7 +72,16 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
     outgoing.on('response', (response) => {
       waiting.stop() // the refusal is relayed, and ends with the response (what the client sent meanwhile is dropped)
       served.upstreamMs = performance.now() - sent
-      if ((response.statusCode ?? 502) >= 500) targetFailed(upstream, target)
+      const status = response.statusCode ?? 0
+      if (status < 200 || status > 599) {
+        // Not an HTTP status (RFC 9110 §15), as an answer's is refused (dispatch.ts): one under 100
+        // made writeHead throw in this event, uncaught, and the gateway ended (the front-door probe).
+        served.error = new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered the WebSocket handshake with status ${status}, which is not an HTTP status.` })
+        finish()
+        outgoing.destroy()
+        return
+      }
+      if (status >= 500) targetFailed(upstream, target)
       else targetSucceeded(target)
       relayRefusal(ctx, response, served, settings, exchange.beforeEnd, finish)
     })
