@@ -214,6 +214,11 @@ export function createSignIn(options: SignInOptions): SignIn {
   /** Why a stored session no longer counts at `at` (its lifetime, or idle as the stores may not yet have swept), or null. */
   function endedBecause(record: SessionRecord, at: number): string | null {
     if (record.expiresAt <= at) return `it reached its ${ttl / 1000}s lifetime`
+    // Its claims are another provider's word, and its refresh token another provider's: after a
+    // reload moved sign_in to another provider, such a session went on as a person of the new one,
+    // and its refresh sent the old provider's refresh token to the new one (found by the people probe).
+    // The ID token's iss kept with its claims tells an entry that kept its name but names another URL.
+    if (record.issuer !== issuer.name || (record.claims.iss !== undefined && record.claims.iss !== issuer.issuer)) return 'it was signed in at another provider than sign_in names now'
     return record.lastSeenAt + idle <= at ? `it was idle for more than ${idle / 1000}s` : null
   }
 
