@@ -213,13 +213,22 @@ export function createSignIn(options: SignInOptions): SignIn {
 
   /** Why a stored session no longer counts at `at` (its lifetime, or idle as the stores may not yet have swept), or null. */
   function endedBecause(record: SessionRecord, at: number): string | null {
-    if (record.expiresAt <= at) return `it reached its ${ttl / 1000}s lifetime`
+    if (endOf(record) <= at) return `it reached its ${ttl / 1000}s lifetime`
     // Its claims are another provider's word, and its refresh token another provider's: after a
     // reload moved sign_in to another provider, such a session went on as a person of the new one,
     // and its refresh sent the old provider's refresh token to the new one (found by the people probe).
     // The ID token's iss kept with its claims tells an entry that kept its name but names another URL.
     if (record.issuer !== issuer.name || (record.claims.iss !== undefined && record.claims.iss !== issuer.issuer)) return 'it was signed in at another provider than sign_in names now'
     return record.lastSeenAt + idle <= at ? `it was idle for more than ${idle / 1000}s` : null
+  }
+
+  /**
+   * A session's absolute end: its own (its cookie's Max-Age says the same), or sooner where a reload
+   * shortened the ttl since it was signed in. A reload's idle applied to every session and its ttl
+   * to none: a session older than a tightened ttl lasted hours more (found by the people probe).
+   */
+  function endOf(record: SessionRecord): number {
+    return Math.min(record.expiresAt, record.createdAt + ttl)
   }
 
   /**
@@ -237,7 +246,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     let identity = identities.get(record.claims)
     if (identity === undefined) {
       const base = identityFromClaims(issuer, { ...record.claims, sub: record.subject })
-      identity = Object.freeze({ ...base, expiresAt: Math.floor(record.expiresAt / 1000) })
+      identity = Object.freeze({ ...base, expiresAt: Math.floor(endOf(record) / 1000) })
       identities.set(record.claims, identity)
     }
     return identity
