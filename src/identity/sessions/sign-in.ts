@@ -396,13 +396,17 @@ export function createSignIn(options: SignInOptions): SignIn {
     let caller: Authenticated | undefined
     if (value !== undefined && COOKIE_VALUE.test(value)) {
       const id = sessionId(value)
-      const record = await storeCall(() => store.get(id))
-      // Another sign-in's session is not this one's to end (nor its tokens to send the provider).
-      if (record?.audience === options.audience) {
-        ended = { session: id, tokens: openTokens(record.sealed, value) }
-        await storeCall(() => store.delete(id))
-        caller = { identity: identityOf(record), credential: 'session' }
-        logger.info({ session: id, issuer: record.issuer, subject: record.subject }, 'signed out')
+      try {
+        const record = await storeCall(() => store.get(id))
+        // Another sign-in's session is not this one's to end (nor its tokens to send the provider).
+        if (record?.audience === options.audience) {
+          ended = { session: id, tokens: openTokens(record.sealed, value) }
+          await storeCall(() => store.delete(id))
+          caller = { identity: identityOf(record), credential: 'session' }
+          logger.info({ session: id, issuer: record.issuer, subject: record.subject }, 'signed out')
+        }
+      } catch (err) {
+        throw signOutUnstored(err, input, id)
       }
     }
     const after = `${publicOrigin(input)}${config.after_sign_out_path}`
@@ -428,6 +432,22 @@ export function createSignIn(options: SignInOptions): SignIn {
     // Not Clear-Site-Data "cookies": it clears the whole registrable domain's cookies (the SSO's and
     // every sibling application's on the company domain), not just this gateway's.
     return { status: 302, headers: { location, 'set-cookie': clearCookie(secureFor(input, cookie)), 'cache-control': 'no-store' }, body: '', ...(caller === undefined ? {} : { caller }) }
+  }
+
+  /**
+   * A sign-out the store could not record: the browser is signed out all the same (its cookie
+   * cleared), and the 503 says the session itself may still stand. It cleared nothing, and once the
+   * store answered again the browser was signed in as before: on a shared computer, the next person
+   * was the one who had signed out (found by the people probe).
+   */
+  function signOutUnstored(err: unknown, input: CredentialInput, id: string): unknown {
+    if (!(err instanceof GatewayError) || err.code !== 'identity_provider_unavailable') return err
+    logger.warn({ err: err.cause, session: id }, 'sign-out could not end the session in the store: its cookie was cleared in the browser; revoke the session once the store answers (bouncer sessions revoke)')
+    return new GatewayError(err.code, {
+      detail: `You are signed out in this browser (its cookie is cleared), but the session store cannot be reached right now, so the session itself could not be ended: it lasts until ${idle / 1000}s unused, unless an operator revokes it.`,
+      headers: { ...err.headers, 'set-cookie': clearCookie(secureFor(input, cookie)), 'cache-control': 'no-store' },
+      cause: err.cause,
+    })
   }
 
   /**
