@@ -413,7 +413,14 @@ export function createSignIn(options: SignInOptions): SignIn {
     const refreshToken = ended?.tokens?.refreshToken ?? null
     // Not waited for: the person is signed out here whatever the provider does, and a provider that
     // holds the request would hold the sign-out's answer for its 10 s.
-    if (ended !== null && refreshToken !== null) void revokeRefreshToken(refreshToken, ended.session)
+    if (ended !== null && refreshToken !== null) {
+      if (options.endsProviderSession !== false) void revokeRefreshToken(refreshToken, ended.session)
+      // The console's sign-out ends only its own session: its refresh token shares the grant of the
+      // person's gateway sessions (the same client, the same provider session), and providers that
+      // revoke a whole grant (oidc-provider; Keycloak ends the client's session) ended those at
+      // their next refresh (found by the people probe).
+      else logger.debug({ session: ended.session, issuer: issuer.name }, 'the signed-out session\'s refresh token is left at the provider: revoking it would end the grant the person\'s other sessions share')
+    }
     const idToken = ended?.tokens?.idToken ?? null
     let location = config.after_sign_out_path
     if (options.endsProviderSession !== false) {
