@@ -529,11 +529,21 @@ export function createSignIn(options: SignInOptions): SignIn {
     return refreshHolding(record, held, value, claim, until)
   }
 
-  /** The claim's `until` when this request took it; undefined while another holds it. */
+  /**
+   * The claim's `until` when this request took it; undefined while another holds it. A claim the
+   * store did not confirm in time may still be written (Redis pausing writes in a failover): it is
+   * let go behind it, or it held no one's refresh and the session's requests waited for its 40 s
+   * (found by the people probe).
+   */
   async function claimed(claim: string): Promise<number | undefined> {
     const at = now()
     const until = at + REFRESH_CLAIM_MS
-    return (await storeCall(() => store.claimRefresh(claim, until, at))) ? until : undefined
+    try {
+      return (await store.claimRefresh(claim, until, at)) ? until : undefined
+    } catch (err) {
+      void store.releaseRefresh(claim, until).catch(() => {})
+      throw storeFailure(err)
+    }
   }
 
   /** The refresh, by the holder of its claim, which it lets go (if still its own) when the refresh failed. */
