@@ -4,8 +4,9 @@
 // claims, vouched for by the old provider, met the new issuer's trust rules (its subject, a name at
 // another provider, possibly someone else's there), and when its ID token came due its refresh
 // token, the old provider's credential, was sent to the new provider's token endpoint. Now a
-// session made at another provider (another issuer entry, or the same name at another URL) counts
-// as ended: 401 session_expired, a page load sent to sign in at the provider configured now.
+// session made at another provider (another issuer entry, or the same name at another URL) is
+// refused: 401 session_expired, a page load sent to sign in at the provider configured now. It is
+// not deleted (another gateway sharing the store may be the one it belongs to): moved back, it works.
 // Real providers (two oidc-providers), a real reload through the admin API.
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -100,6 +101,8 @@ describe('a session signed in at another provider than sign_in names now', { tim
     } finally {
       await reloadWith(config('old-sso'))
     }
+    // Back at the provider it was signed in at: it works again.
+    expect((await notDue.request(`${gateway.url}/people/report`, { html: false })).status).toBe(200)
   })
 
   it('after the sign-in issuer entry keeps its name but names another provider\'s URL: the same', async () => {

@@ -43,6 +43,7 @@ const COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/
 const PROTOCOL_CLAIMS = ['nonce', 'at_hash', 'c_hash', 's_hash', 'exp', 'iat', 'nbf', 'auth_time', 'jti']
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 const ENDED = 'The session has ended (signed out, revoked or expired): sign in again.'
+const SIGNED_IN_ELSEWHERE = 'The session was signed in at another provider than sign_in names now: sign in again.'
 /** ID tokens carrying many groups (Entra ID, Okta) outgrow an access token's bound. */
 const MAX_ID_TOKEN_BYTES = 65_536
 /** What a browser keeps of one cookie at least: name, value and attributes (RFC 6265 §6.1). */
@@ -185,6 +186,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     const found = got instanceof Promise ? await storeCall(() => got) : got
     if (found === undefined) return refuse(input, 'session_expired', ENDED)
     if (found.audience !== options.audience) return refuse(input, 'session_required', `The cookie's session was made by the ${found.audience === 'console' ? 'admin console' : 'gateway'}'s sign-in, not this one: sign in here.`)
+    if (signedInElsewhere(found)) return refuse(input, 'session_expired', SIGNED_IN_ELSEWHERE)
     let record = found
     const why = endedBecause(record, at)
     if (why !== null) {
@@ -207,18 +209,26 @@ export function createSignIn(options: SignInOptions): SignIn {
     if (value === undefined) return null
     const found = await storeCall(async () => store.get(sessionId(value)))
     if (found === undefined) return 'The caller\'s session has ended (signed out, revoked or expired)'
+    if (signedInElsewhere(found)) return 'The caller\'s session was signed in at another provider than sign_in names now'
     const why = endedBecause(found, now())
     return why === null ? null : `The caller's session has expired (${why})`
+  }
+
+  /**
+   * A session made at another provider than sign_in's now: its claims are that provider's word, and
+   * its refresh token that provider's. After a reload moved sign_in to another provider, such a
+   * session went on as a person of the new one, and its refresh sent the old provider's refresh
+   * token to the new one (found by the people probe). The ID token's iss, kept with its claims, tells
+   * an entry that kept its name but names another URL. Refused, not deleted: another gateway sharing
+   * the store (and the host, cookies knowing no port) may be the one it belongs to.
+   */
+  function signedInElsewhere(record: SessionRecord): boolean {
+    return record.issuer !== issuer.name || (record.claims.iss !== undefined && record.claims.iss !== issuer.issuer)
   }
 
   /** Why a stored session no longer counts at `at` (its lifetime, or idle as the stores may not yet have swept), or null. */
   function endedBecause(record: SessionRecord, at: number): string | null {
     if (endOf(record) <= at) return `it reached its ${ttl / 1000}s lifetime`
-    // Its claims are another provider's word, and its refresh token another provider's: after a
-    // reload moved sign_in to another provider, such a session went on as a person of the new one,
-    // and its refresh sent the old provider's refresh token to the new one (found by the people probe).
-    // The ID token's iss kept with its claims tells an entry that kept its name but names another URL.
-    if (record.issuer !== issuer.name || (record.claims.iss !== undefined && record.claims.iss !== issuer.issuer)) return 'it was signed in at another provider than sign_in names now'
     return record.lastSeenAt + idle <= at ? `it was idle for more than ${idle / 1000}s` : null
   }
 
