@@ -38,13 +38,19 @@ export function publicOrigin(input: CredentialInput, settings: OriginSettings, w
 
 /**
  * A state-changing request (or a WebSocket handshake) carried by an ambient credential (`by`: "session
- * cookie") must name the gateway's origin in Origin, or it is refused 403 cors_origin_denied.
+ * cookie") must name the gateway's origin in Origin (or, with Origin null or absent, be
+ * `Sec-Fetch-Site: same-origin` by the browser's word), or it is refused 403 cors_origin_denied.
  * `required`: a request without Origin is refused too (a session cookie: only browsers hold one, and
  * they send Origin with every such request); otherwise it is let through, as no browser's (a client
  * certificate is also a service's, which sends none).
  */
 export function checkOrigin(input: CredentialInput, own: string, by: string, required: boolean): void {
   const origin = rawHeader(input.rawHeaders, 'origin')
+  // A page whose Referrer-Policy is no-referrer (helmet's default) makes the browser send
+  // `Origin: null` with its own same-origin form posts, and every one was refused (found by the
+  // people probe). Sec-Fetch-Site is the browser's word, which no page can set (a forbidden header),
+  // that the request comes from this origin, redirects included; browsers send it to https and loopback origins.
+  if ((origin === undefined || origin === 'null') && rawHeader(input.rawHeaders, 'sec-fetch-site') === 'same-origin') return
   const what = input.upgrade === true ? 'A WebSocket handshake' : `A ${input.method ?? ''} request`
   if (origin === undefined) {
     if (!required) return

@@ -65,7 +65,7 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
       return forget(id)
     },
     async list(now) {
-      return [...sessions.values()].filter((r) => r.expiresAt > now).sort((a, b) => b.createdAt - a.createdAt)
+      return [...sessions.values()].filter((r) => r.expiresAt > now && r.lastSeenAt + idle > now).sort((a, b) => b.createdAt - a.createdAt)
     },
     async signInKey() {
       return signInKey

@@ -192,9 +192,24 @@ const REJECTED = new Set([
   'OAUTH_PARSE_ERROR',
 ])
 
+/**
+ * OAuth error answers that say the provider cannot serve now, not that it refuses the person's
+ * code or refresh token: a rate limit (429: Auth0's `too_many_requests`), `temporarily_unavailable`
+ * (which Entra ID sends from its token endpoint) and `server_error`.
+ */
+const PROVIDER_BUSY = new Set(['temporarily_unavailable', 'server_error'])
+
 /** The provider's own refusals (an OAuth error answer, a response that fails openid-client's checks) end the sign-in; the rest is the provider being unreachable. */
 function translate(oidc: OidcModule, issuer: IssuerConfig, err: unknown): Error {
-  if (err instanceof oidc.ResponseBodyError) return new SignInRefused(`the provider refused: ${err.error}${err.error_description ? ` (${err.error_description})` : ''}`, { cause: err })
+  if (err instanceof oidc.ResponseBodyError) {
+    // Only an answer about the person's grant is a refusal: read as one, a refresh ended the
+    // session of everyone whose ID token came due while the provider rate-limited the gateway, or
+    // refused its client secret (rotated at one end first), and a callback said "already used"
+    // (found by the people probe).
+    if (err.error === 'invalid_client') return clientRefused(issuer, err)
+    if (err.status === 429 || PROVIDER_BUSY.has(err.error)) return unavailable(issuer, err)
+    return new SignInRefused(`the provider refused: ${err.error}${err.error_description ? ` (${err.error_description})` : ''}`, { cause: err })
+  }
   if (err instanceof oidc.AuthorizationResponseError) return new SignInRefused(`the provider answered: ${err.error}`, { cause: err })
   if (err instanceof oidc.ClientError && REJECTED.has((err as { code?: string }).code ?? '') && !bodyUnread(err)) {
     const reason = err.cause instanceof Error ? err.cause.message : err.message
@@ -219,6 +234,14 @@ function bodyUnread(err: Error): boolean {
   if ((err as { code?: string }).code !== 'OAUTH_PARSE_ERROR') return false
   // openid-client's error, or oauth4webapi's in its cause, names what failed to parse.
   return err.message.includes('"response" body') || (err.cause instanceof Error && err.cause.message.includes('"response" body'))
+}
+
+/** The provider refuses the gateway's own client credentials (RFC 6749 §5.2 invalid_client): no person's sign-in or refresh can succeed until an operator fixes them. */
+function clientRefused(issuer: IssuerConfig, err: Error): GatewayError {
+  return new GatewayError('identity_provider_unavailable', {
+    detail: `The sign-in provider of issuer "${issuer.name}" refuses the gateway's client credentials (invalid_client): sign_in.client_id or client_secret is not what it has registered. Signed-in sessions are kept.`,
+    cause: err,
+  })
 }
 
 function unavailable(issuer: IssuerConfig, err: unknown): GatewayError {

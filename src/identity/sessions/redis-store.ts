@@ -70,6 +70,8 @@ export interface RedisSessionStoreOptions {
   url: string
   prefix: string
   timeoutMs: number
+  /** sign_in.session.idle: what `list` goes by (Redis keeps an idle-ended session's key to its absolute end). */
+  idleMs: number
   logger: Logger | null
 }
 
@@ -83,6 +85,7 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
     lazyConnect: false,
     retryStrategy: (times) => Math.min(times * 100, 2_000),
   })
+  let idle = options.idleMs
   let lastErrorLog = 0
   // For /readyz (store.ts, status): every session request waits on Redis, so an outage is named there.
   let state = 'connecting'
@@ -193,7 +196,7 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
         for (const key of keys) {
           const [data, seen] = await client.hmget(key, 'data', 'seen')
           const record = parse(key.slice(options.prefix.length + 2), data ?? null, seen ?? null)
-          if (record && record.expiresAt > now) records.push(record)
+          if (record && record.expiresAt > now && record.lastSeenAt + idle > now) records.push(record)
         }
         return records.sort((a, b) => b.createdAt - a.createdAt)
       }, false)
@@ -203,8 +206,9 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
     },
     status: () => state,
     answeredOnce: () => connectedOnce,
-    setIdle() {
+    setIdle(ms) {
       // Nothing to sweep: Redis drops a session at its absolute end, and every read checks the idle timeout.
+      idle = ms
     },
     async close() {
       state = 'closed'

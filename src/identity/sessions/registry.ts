@@ -23,7 +23,7 @@ export function openSessionStore(settings: SessionStoreSettings, logger: Logger 
     case 'sqlite':
       return openSqliteSessionStore(store.path, idle)
     case 'redis':
-      return openRedisSessionStore({ url: store.url, prefix: store.prefix, timeoutMs: store.timeout, logger })
+      return openRedisSessionStore({ url: store.url, prefix: store.prefix, timeoutMs: store.timeout, idleMs: idle, logger })
   }
 }
 

@@ -43,6 +43,7 @@ const COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/
 const PROTOCOL_CLAIMS = ['nonce', 'at_hash', 'c_hash', 's_hash', 'exp', 'iat', 'nbf', 'auth_time', 'jti']
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 const ENDED = 'The session has ended (signed out, revoked or expired): sign in again.'
+const SIGNED_IN_ELSEWHERE = 'The session was signed in at another provider than sign_in names now: sign in again.'
 /** ID tokens carrying many groups (Entra ID, Okta) outgrow an access token's bound. */
 const MAX_ID_TOKEN_BYTES = 65_536
 /** What a browser keeps of one cookie at least: name, value and attributes (RFC 6265 §6.1). */
@@ -185,6 +186,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     const found = got instanceof Promise ? await storeCall(() => got) : got
     if (found === undefined) return refuse(input, 'session_expired', ENDED)
     if (found.audience !== options.audience) return refuse(input, 'session_required', `The cookie's session was made by the ${found.audience === 'console' ? 'admin console' : 'gateway'}'s sign-in, not this one: sign in here.`)
+    if (signedInElsewhere(found)) return refuse(input, 'session_expired', SIGNED_IN_ELSEWHERE)
     let record = found
     const why = endedBecause(record, at)
     if (why !== null) {
@@ -207,14 +209,36 @@ export function createSignIn(options: SignInOptions): SignIn {
     if (value === undefined) return null
     const found = await storeCall(async () => store.get(sessionId(value)))
     if (found === undefined) return 'The caller\'s session has ended (signed out, revoked or expired)'
+    if (signedInElsewhere(found)) return 'The caller\'s session was signed in at another provider than sign_in names now'
     const why = endedBecause(found, now())
     return why === null ? null : `The caller's session has expired (${why})`
   }
 
+  /**
+   * A session made at another provider than sign_in's now: its claims are that provider's word, and
+   * its refresh token that provider's. After a reload moved sign_in to another provider, such a
+   * session went on as a person of the new one, and its refresh sent the old provider's refresh
+   * token to the new one (found by the people probe). The ID token's iss, kept with its claims, tells
+   * an entry that kept its name but names another URL. Refused, not deleted: another gateway sharing
+   * the store (and the host, cookies knowing no port) may be the one it belongs to.
+   */
+  function signedInElsewhere(record: SessionRecord): boolean {
+    return record.issuer !== issuer.name || (record.claims.iss !== undefined && record.claims.iss !== issuer.issuer)
+  }
+
   /** Why a stored session no longer counts at `at` (its lifetime, or idle as the stores may not yet have swept), or null. */
   function endedBecause(record: SessionRecord, at: number): string | null {
-    if (record.expiresAt <= at) return `it reached its ${ttl / 1000}s lifetime`
+    if (endOf(record) <= at) return `it reached its ${ttl / 1000}s lifetime`
     return record.lastSeenAt + idle <= at ? `it was idle for more than ${idle / 1000}s` : null
+  }
+
+  /**
+   * A session's absolute end: its own (its cookie's Max-Age says the same), or sooner where a reload
+   * shortened the ttl since it was signed in. A reload's idle applied to every session and its ttl
+   * to none: a session older than a tightened ttl lasted hours more (found by the people probe).
+   */
+  function endOf(record: SessionRecord): number {
+    return Math.min(record.expiresAt, record.createdAt + ttl)
   }
 
   /**
@@ -232,7 +256,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     let identity = identities.get(record.claims)
     if (identity === undefined) {
       const base = identityFromClaims(issuer, { ...record.claims, sub: record.subject })
-      identity = Object.freeze({ ...base, expiresAt: Math.floor(record.expiresAt / 1000) })
+      identity = Object.freeze({ ...base, expiresAt: Math.floor(endOf(record) / 1000) })
       identities.set(record.claims, identity)
     }
     return identity
@@ -382,20 +406,31 @@ export function createSignIn(options: SignInOptions): SignIn {
     let caller: Authenticated | undefined
     if (value !== undefined && COOKIE_VALUE.test(value)) {
       const id = sessionId(value)
-      const record = await storeCall(() => store.get(id))
-      // Another sign-in's session is not this one's to end (nor its tokens to send the provider).
-      if (record?.audience === options.audience) {
-        ended = { session: id, tokens: openTokens(record.sealed, value) }
-        await storeCall(() => store.delete(id))
-        caller = { identity: identityOf(record), credential: 'session' }
-        logger.info({ session: id, issuer: record.issuer, subject: record.subject }, 'signed out')
+      try {
+        const record = await storeCall(() => store.get(id))
+        // Another sign-in's session is not this one's to end (nor its tokens to send the provider).
+        if (record?.audience === options.audience) {
+          ended = { session: id, tokens: openTokens(record.sealed, value) }
+          await storeCall(() => store.delete(id))
+          caller = { identity: identityOf(record), credential: 'session' }
+          logger.info({ session: id, issuer: record.issuer, subject: record.subject }, 'signed out')
+        }
+      } catch (err) {
+        throw signOutUnstored(err, input, id)
       }
     }
     const after = `${publicOrigin(input)}${config.after_sign_out_path}`
     const refreshToken = ended?.tokens?.refreshToken ?? null
     // Not waited for: the person is signed out here whatever the provider does, and a provider that
     // holds the request would hold the sign-out's answer for its 10 s.
-    if (ended !== null && refreshToken !== null) void revokeRefreshToken(refreshToken, ended.session)
+    if (ended !== null && refreshToken !== null) {
+      if (options.endsProviderSession !== false) void revokeRefreshToken(refreshToken, ended.session)
+      // The console's sign-out ends only its own session: its refresh token shares the grant of the
+      // person's gateway sessions (the same client, the same provider session), and providers that
+      // revoke a whole grant (oidc-provider; Keycloak ends the client's session) ended those at
+      // their next refresh (found by the people probe).
+      else logger.debug({ session: ended.session, issuer: issuer.name }, 'the signed-out session\'s refresh token is left at the provider: revoking it would end the grant the person\'s other sessions share')
+    }
     const idToken = ended?.tokens?.idToken ?? null
     let location = config.after_sign_out_path
     if (options.endsProviderSession !== false) {
@@ -414,6 +449,22 @@ export function createSignIn(options: SignInOptions): SignIn {
     // Not Clear-Site-Data "cookies": it clears the whole registrable domain's cookies (the SSO's and
     // every sibling application's on the company domain), not just this gateway's.
     return { status: 302, headers: { location, 'set-cookie': clearCookie(secureFor(input, cookie)), 'cache-control': 'no-store' }, body: '', ...(caller === undefined ? {} : { caller }) }
+  }
+
+  /**
+   * A sign-out the store could not record: the browser is signed out all the same (its cookie
+   * cleared), and the 503 says the session itself may still stand. It cleared nothing, and once the
+   * store answered again the browser was signed in as before: on a shared computer, the next person
+   * was the one who had signed out (found by the people probe).
+   */
+  function signOutUnstored(err: unknown, input: CredentialInput, id: string): unknown {
+    if (!(err instanceof GatewayError) || err.code !== 'identity_provider_unavailable') return err
+    logger.warn({ err: err.cause, session: id }, 'sign-out could not end the session in the store: its cookie was cleared in the browser; revoke the session once the store answers (bouncer sessions revoke)')
+    return new GatewayError(err.code, {
+      detail: `You are signed out in this browser (its cookie is cleared), but the session store cannot be reached right now, so the session itself could not be ended: it lasts until ${idle / 1000}s unused, unless an operator revokes it.`,
+      headers: { ...err.headers, 'set-cookie': clearCookie(secureFor(input, cookie)), 'cache-control': 'no-store' },
+      cause: err.cause,
+    })
   }
 
   /**
@@ -488,11 +539,21 @@ export function createSignIn(options: SignInOptions): SignIn {
     return refreshHolding(record, held, value, claim, until)
   }
 
-  /** The claim's `until` when this request took it; undefined while another holds it. */
+  /**
+   * The claim's `until` when this request took it; undefined while another holds it. A claim the
+   * store did not confirm in time may still be written (Redis pausing writes in a failover): it is
+   * let go behind it, or it held no one's refresh and the session's requests waited for its 40 s
+   * (found by the people probe).
+   */
   async function claimed(claim: string): Promise<number | undefined> {
     const at = now()
     const until = at + REFRESH_CLAIM_MS
-    return (await storeCall(() => store.claimRefresh(claim, until, at))) ? until : undefined
+    try {
+      return (await store.claimRefresh(claim, until, at)) ? until : undefined
+    } catch (err) {
+      void store.releaseRefresh(claim, until).catch(() => {})
+      throw storeFailure(err)
+    }
   }
 
   /** The refresh, by the holder of its claim, which it lets go (if still its own) when the refresh failed. */

@@ -74,7 +74,7 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
     throw refused(err)
   }
   const byId = prepare(`SELECT ${COLUMNS} FROM sessions WHERE id = ?`)
-  const all = prepare(`SELECT ${COLUMNS} FROM sessions WHERE expires_at > ? ORDER BY created_at DESC, id`)
+  const all = prepare(`SELECT ${COLUMNS} FROM sessions WHERE expires_at > ? AND last_seen_at > ? ORDER BY created_at DESC, id`)
   const upsert = prepare(`INSERT OR REPLACE INTO sessions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
   const update = prepare('UPDATE sessions SET issuer = ?, subject = ?, claims = ?, created_at = ?, last_seen_at = MAX(last_seen_at, ?), expires_at = ?, refresh_at = ?, sealed = ?, audience = ? WHERE id = ?')
   const touch = prepare('UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?) WHERE id = ?')
@@ -172,7 +172,7 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
       return await guard(() => Number(remove.run(id).changes) > 0)
     },
     async list(now) {
-      return await guard(() => (all.all(now) as unknown as Row[]).map(fromRow))
+      return await guard(() => (all.all(now, now - idle) as unknown as Row[]).map(fromRow))
     },
     async signInKey() {
       return await guard(() => {

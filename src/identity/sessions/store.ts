@@ -62,7 +62,7 @@ export interface SessionStore {
   touch(id: string, at: number): Promise<void>
   /** Ends a session; false when there was none. */
   delete(id: string): Promise<boolean>
-  /** The live sessions, newest first. */
+  /** The live sessions, newest first: neither past their absolute end nor idle (as the gateway would refuse them), whether or not swept yet. */
   list(now: number): Promise<SessionRecord[]>
   /**
    * 32 random bytes, made by whichever gateway asks first and then the same for every gateway

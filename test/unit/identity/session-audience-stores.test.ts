@@ -56,7 +56,7 @@ describe('the Redis session store', () => {
   it('reads a session written before audiences as the gateway\'s, and keeps a console session\'s', async () => {
     const prefix = uniquePrefix('session-audience')
     const raw = new Redis('redis://127.0.0.1:6379')
-    const store = openRedisSessionStore({ url: 'redis://127.0.0.1:6379', prefix, timeoutMs: 2_000, logger: null })
+    const store = openRedisSessionStore({ url: 'redis://127.0.0.1:6379', prefix, timeoutMs: 2_000, idleMs: HOUR, logger: null })
     try {
       const { audience: _, ...before } = record('c'.repeat(32), 'gateway')
       await raw.hset(`${prefix}s:${'c'.repeat(32)}`, 'data', JSON.stringify(before), 'seen', String(before.lastSeenAt))

@@ -33,7 +33,7 @@ const stores: [string, () => { store: SessionStore; cleanUp?: () => Promise<void
   ['redis', () => {
     const prefix = uniquePrefix('session-update')
     return {
-      store: openRedisSessionStore({ url: 'redis://127.0.0.1:6379', prefix, timeoutMs: 2_000, logger: null }),
+      store: openRedisSessionStore({ url: 'redis://127.0.0.1:6379', prefix, timeoutMs: 2_000, idleMs: HOUR, logger: null }),
       async cleanUp() {
         const raw = new Redis('redis://127.0.0.1:6379')
         const keys = await raw.keys(`${prefix}*`)
