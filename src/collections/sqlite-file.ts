@@ -60,6 +60,29 @@ export function isBusy(err: unknown): boolean {
   return sqliteCode(err) === SQLITE.BUSY
 }
 
+/** How long an opener waits for another one that is turning a new file to WAL at the same moment. */
+const WAL_SWITCH_WAIT_MS = 5_000
+
+/**
+ * The file in WAL mode (kept in the file: one made before is in it already). Switching needs the
+ * file to itself, and SQLite answers "database is locked" at once, without its busy handler, when
+ * another opener holds it that moment (a keys command beside a starting gateway, parallel
+ * `bouncer keys create` or `secrets put` on a new store, busy_timeout set or not): tried again,
+ * sleeping this thread a few milliseconds between tries. Only at open, before serving.
+ */
+export function switchToWal(db: DatabaseSync): void {
+  const deadline = Date.now() + WAL_SWITCH_WAIT_MS
+  for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
+    try {
+      db.exec('PRAGMA journal_mode = WAL')
+      return
+    } catch (err) {
+      if (!isBusy(err) || Date.now() >= deadline) throw err
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait)
+    }
+  }
+}
+
 /**
  * The work's result at once; while another process holds the lock, a promise that tries again on
  * timers until `waitMs` have passed, then `failed(err)`. SQLite's own busy handler (busy_timeout)

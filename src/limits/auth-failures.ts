@@ -68,7 +68,7 @@ export function createAuthFailureGuard(config: AuthFailuresConfig, limiter: Limi
     if (before !== undefined && before > now) return // still held: a renewal, not news
     newlyHeld++
     if (now - lastHoldLog < 10_000) return
-    limiter.logger.warn({ address: key, addresses: newlyHeld, retry_after_ms: Math.round(retryAfterMs) }, `address held back: its credentials keep failing verification (auth_failures allows ${allows})${newlyHeld > 1 ? `; ${newlyHeld} addresses since the last such line` : ''}`)
+    limiter.logger.info({ address: key, addresses: newlyHeld, retry_after_ms: Math.round(retryAfterMs) }, `address held back: its credentials keep failing verification (auth_failures allows ${allows})${newlyHeld > 1 ? `; ${newlyHeld} addresses since the last such line` : ''}`)
     lastHoldLog = now
     newlyHeld = 0
   }

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { DatabaseSync } from 'node:sqlite'
 import { IV_BYTES, open, seal, SecretsError, SecretStoreMissing } from './crypto.ts'
 import { SECRET_NAME, type SecretStore, type SecretVersion } from './store.ts'
-import { makeDirectories, SQLITE, sqliteCode } from '../collections/index.ts'
+import { makeDirectories, SQLITE, sqliteCode, switchToWal } from '../collections/index.ts'
 
 // data_key_seals: the data key sealed under the previous master key, kept by a rekey so gateways
 // not yet given the new master key still open the store (rekey.ts).
@@ -86,10 +86,11 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
   }
   let row: { id: number; sealed: Uint8Array } | undefined
   try {
-    // The wait first: several processes making the store at once (a script's parallel puts, two
-    // instances on a new volume) met the change to WAL without it, and all but one failed at once
-    // with "database is locked" (found by the operator probe).
-    db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL')
+    // Several processes making the store at once (a script's parallel puts, two instances on a new
+    // volume) met the change to WAL, and all but one failed at once with "database is locked"
+    // (found by the operator probe): it waits its turn.
+    db.exec('PRAGMA busy_timeout = 5000')
+    switchToWal(db)
     db.exec(SCHEMA)
     const newest = db.prepare('SELECT id, sealed FROM data_keys ORDER BY id DESC LIMIT 1')
     row = newest.get() as typeof row

@@ -95,7 +95,7 @@ describe('auth_failures', () => {
     // Said once in the log (the operator's fail2ban line), not at every refusal.
     const said = gw.logs.filter((line) => line.includes('address held back'))
     expect(said).toHaveLength(1)
-    expect(JSON.parse(said[0] as string)).toMatchObject({ level: 'warn', address: '127.0.0.3', addresses: 1, msg: 'address held back: its credentials keep failing verification (auth_failures allows 1 failed authentication per minute with a burst of 3)' })
+    expect(JSON.parse(said[0] as string)).toMatchObject({ level: 'info', address: '127.0.0.3', addresses: 1, msg: 'address held back: its credentials keep failing verification (auth_failures allows 1 failed authentication per minute with a burst of 3)' })
     // A forged one neither: the 429, not another 401.
     expect((await call(gw, '127.0.0.3', '/x', forged)).status).toBe(429)
     // Other addresses, and routes that need no identity, are served.

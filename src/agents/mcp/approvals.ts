@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { addMissingColumns, makeDirectories, storeFile, whenUnlocked } from '../../collections/index.ts'
+import { addMissingColumns, makeDirectories, storeFile, switchToWal, whenUnlocked } from '../../collections/index.ts'
 import type { Approval, ApprovalStatus } from './approval-shapes.ts'
 
 export type { Approval, ApprovalStatus } from './approval-shapes.ts'
@@ -94,7 +94,8 @@ export function openApprovalStore(path: string): ApprovalStore {
     if (path !== ':memory:') makeDirectories(dirname(path))
     db = new DatabaseSync(path)
     // Opening may wait in SQLite's busy handler (once, on first use); the calls below never do.
-    db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL') // the wait first, or the change to WAL does not wait
+    db.exec('PRAGMA busy_timeout = 5000')
+    switchToWal(db) // the change to WAL does not wait in the busy handler
     db.exec(SCHEMA)
     // A store made before approvals named the acting agent: its approvals were asked for by no agent.
     addMissingColumns(db, 'approvals', [{ name: 'actor', definition: 'actor TEXT' }])

@@ -7,7 +7,7 @@
 import { existsSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
-import { addMissingColumns, isBusy, makeDirectories, openReadOnly } from '../../collections/index.ts'
+import { addMissingColumns, makeDirectories, openReadOnly, switchToWal } from '../../collections/index.ts'
 import { ADDED_FIELDS, columnDefinition, columnOf, FIELD_SPECS, type FieldSpec } from '../fields.ts'
 import { timeMsOf, type AuditRecord } from '../record.ts'
 import { checkedHead } from '../chain-head.ts'
@@ -91,7 +91,7 @@ export function openSqlite(path: string, options: { readOnly?: boolean; durable?
     // record with 50 principals, 14.45 -> 12.0 with 5,000 (bench/README.md "Profiling"). Only an
     // empty file takes it: an existing log keeps its page size (WAL mode cannot change it).
     db.exec('PRAGMA page_size = 16384')
-    walMode(db)
+    switchToWal(db)
     // NORMAL survives a killed process (the WAL is written before COMMIT returns); FULL also a power cut.
     db.exec(`PRAGMA synchronous = ${options.durable ? 'FULL' : 'NORMAL'}`)
     migrate(db)
@@ -100,28 +100,6 @@ export function openSqlite(path: string, options: { readOnly?: boolean; durable?
     addConsoleIndex(db)
   }
   return db
-}
-
-/** How long an opener waits for another one that is turning a new log to WAL at the same moment. */
-const WAL_SWITCH_WAIT_MS = 5_000
-
-/**
- * The log in WAL mode (kept in the file: a log made before is in it already). Switching needs the
- * file to itself, and SQLite answers "database is locked" at once, without its busy handler, when
- * another opener holds it that moment (a keys command beside a starting gateway): tried again,
- * sleeping this thread (the audit worker's, or a command's) a few milliseconds between tries.
- */
-function walMode(db: DatabaseSync): void {
-  const deadline = Date.now() + WAL_SWITCH_WAIT_MS
-  for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
-    try {
-      db.exec('PRAGMA journal_mode = WAL')
-      return
-    } catch (err) {
-      if (!isBusy(err) || Date.now() >= deadline) throw err
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait)
-    }
-  }
 }
 
 function schemaVersion(db: DatabaseSync): number {

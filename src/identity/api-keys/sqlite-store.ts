@@ -4,7 +4,7 @@
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { ApiKeyStoreError, type ApiKeyRecord, type ApiKeyStore } from './store.ts'
-import { makeDirectories, storeFile } from '../../collections/index.ts'
+import { makeDirectories, storeFile, switchToWal } from '../../collections/index.ts'
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS api_keys (
@@ -39,9 +39,10 @@ export function openSqliteKeyStore(path: string): ApiKeyStore {
   }
   const { refused, prepare } = storeFile(db, path, { the: 'the API key store', a: 'an API key store' }, (message, cause) => new ApiKeyStoreError(message, { cause }))
   try {
-    // The wait first: set after the change to WAL, processes making the store at once (parallel
-    // `bouncer keys create`) failed at once with "database is locked" (found by the operator probe).
-    db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL`)
+    // Processes making the store at once (parallel `bouncer keys create`) failed at once with
+    // "database is locked" at the change to WAL (found by the operator probe): it waits its turn.
+    db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`)
+    switchToWal(db)
     db.exec(SCHEMA)
   } catch (err) {
     throw refused(err)

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { addMissingColumns, createLru, makeDirectories, storeFile, whenUnlocked } from '../../collections/index.ts'
+import { addMissingColumns, createLru, makeDirectories, storeFile, switchToWal, whenUnlocked } from '../../collections/index.ts'
 import { SessionStoreError, SESSIONS_PER_PERSON, type SessionRecord, type SessionStore } from './store.ts'
 
 const SCHEMA = `
@@ -64,7 +64,7 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
   try {
     // Opening may wait for the lock (it runs once, before serving); the calls below never do.
     db.exec('PRAGMA busy_timeout = 5000')
-    db.exec('PRAGMA journal_mode = WAL')
+    switchToWal(db)
     db.exec(SCHEMA)
     // A store written before sessions named their sign-in: its sessions count as the gateway's (a
     // console user signs in to the console once more).
