@@ -99,7 +99,9 @@ export function parseTarget(url: string, host: string | undefined): RequestTarge
   const q = target.indexOf('?')
   const rawPath = q === -1 ? target : target.slice(0, q)
   const query = q === -1 ? '' : target.slice(q + 1)
-  if (rawPath.includes('#')) throw badPath('a request target cannot hold a fragment (#)')
+  // RFC 9112 §3.2: no request-target holds a fragment. One after the query was forwarded: an upstream
+  // that parses the URL drops it, and reads another query than the gateway judged (front-door probe).
+  if (target.includes('#')) throw badPath('a request target cannot hold a fragment (#)')
 
   const parts = rawPath.split('/')
   const segments: string[] = []

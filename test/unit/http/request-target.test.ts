@@ -43,6 +43,8 @@ describe('request targets that are refused with bad_path', () => {
     ['/a/%E0%A4%A', 'truncated UTF-8'],
     ['/a/%C0%AF', 'overlong UTF-8'],
     ['/a#frag', 'fragment'],
+    ['/a?x=1#frag', 'fragment after the query'],
+    ['/a?#', 'fragment, empty query'],
     ['http://evil.example/a', 'absolute-form for another host'],
     ['*', 'asterisk-form'],
     ['evil.example:443', 'authority-form'],
