@@ -245,6 +245,7 @@ describe('browser sign-in, by cookie jar', { timeout: 90_000 }, () => {
     // A good one: sign in from the link, land on the page.
     const start = await client.request(`${gateway.url}/.bouncer/sign_in?return_to=${encodeURIComponent('/app/after?x=1')}`)
     expect(start.status).toBe(302)
+    expect(start.headers['cache-control']).toBe('no-store')
     const toLogin = await client.follow(start.location!)
     const loggedIn = await submitLogin(client, toLogin.reply!, ALICE.username, ALICE.password)
     const back = await client.follow(loggedIn.location!)

@@ -313,7 +313,8 @@ export function createSignIn(options: SignInOptions): SignIn {
     const returnTo = safeReturnTo(asked)
     if (returnTo === null) throw new GatewayError('bad_request', { detail: 'return_to must be a path on this gateway (starting with a single /).' })
     const { location, cookie: set } = await beginSignIn(input, returnTo)
-    return { status: 302, headers: { location, 'set-cookie': set }, body: '' }
+    // Its state cookie is this browser's alone: a shared cache (a CDN that keeps redirects) must not hand it on.
+    return { status: 302, headers: { location, 'set-cookie': set, 'cache-control': 'no-store' }, body: '' }
   }
 
   async function callback(input: CredentialInput): Promise<BrowserAnswer> {
