@@ -7,7 +7,7 @@ import { createExchangeKeys, ExchangeKeyError, type ExchangeKeys } from '../agen
 import { adminTokenProblems, formatDiagnostic, signingSecretName, type AuditConfig, type Config, type LoadedConfig } from '../config/index.ts'
 import { applySecretValues, compileRuntime, loadModulesFor, type CompileDeps, type Runtime } from '../gateway/index.ts'
 import { ApiKeyStoreError, SessionStoreError } from '../identity/index.ts'
-import { openSecretsRuntime, SecretsError, SecretsUnavailable, type SecretsRuntime, type SecretStore } from '../secrets/index.ts'
+import { openSecretsRuntime, SecretsError, SecretStoreWriteFailed, SecretsUnavailable, type SecretsRuntime, type SecretStore } from '../secrets/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import { ASSERTION_KEY, createAssertionSigner, type AssertionSigner } from '../upstream/index.ts'
 
@@ -103,8 +103,9 @@ function signerFor(config: Config, secrets: SecretsRuntime, keys: SecretStore, l
   try {
     return createAssertionSigner({ issuer: config.assertion.issuer, ttlMs: config.assertion.ttl, rotateEveryMs: config.assertion.rotate_every, refreshIntervalMs: config.secrets?.refresh_interval, store: secrets.store, fallback: keys, logger, handover: running?.handover() ?? null })
   } catch (err) {
-    // An unreadable key (an empty file caught mid-rewrite): the reload is refused, the running config keeps signing.
-    if (err instanceof SecretsError) throw new ConfigError([`${ASSERTION_KEY}: ${err.message}`])
+    // An unreadable key (an empty file caught mid-rewrite): the reload is refused, the running config
+    // keeps signing. A store that could not take a new key is no fault of the config: a failed reload.
+    if (err instanceof SecretsError && !(err instanceof SecretStoreWriteFailed)) throw new ConfigError([`${ASSERTION_KEY}: ${err.message}`])
     throw err
   }
 }

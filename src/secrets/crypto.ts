@@ -12,6 +12,12 @@ const TAG_BYTES = 16
 export class SecretsError extends Error {}
 /** An embedded store opened only if it is there (`existing`), and it is not. */
 export class SecretStoreMissing extends SecretsError {}
+/**
+ * A write the store's file refused (another process's lock, a full disk, a trigger): the store's
+ * trouble, said with its file, but no fault of the config (a reload that needed the write failed,
+ * it was not refused as invalid).
+ */
+export class SecretStoreWriteFailed extends SecretsError {}
 
 export function seal(key: Buffer, plaintext: Buffer, aad: string): Buffer {
   const iv = randomBytes(IV_BYTES)

@@ -4,7 +4,7 @@ import { closeSync, existsSync, openSync, statSync, type Stats } from 'node:fs'
 import { dirname } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { DatabaseSync } from 'node:sqlite'
-import { IV_BYTES, open, seal, SecretsError, SecretStoreMissing } from './crypto.ts'
+import { IV_BYTES, open, seal, SecretsError, SecretStoreMissing, SecretStoreWriteFailed } from './crypto.ts'
 import { SECRET_NAME, type SecretStore, type SecretVersion } from './store.ts'
 import { makeDirectories, SQLITE, sqliteCode, switchToWal } from '../collections/index.ts'
 
@@ -146,6 +146,14 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
       throw fileError(err)
     }
   }
+  /** A write refused by the file: said as the store's, and kept apart from a config's faults (SecretStoreWriteFailed). */
+  const writing = <T>(work: () => T): T => {
+    try {
+      return reading(work)
+    } catch (err) {
+      throw err instanceof SecretsError && !(err instanceof SecretStoreWriteFailed) ? new SecretStoreWriteFailed(err.message, { cause: err.cause ?? err }) : err
+    }
+  }
   const byAge = db.prepare('SELECT version, data_key, sealed FROM secret_versions WHERE name = ? ORDER BY version DESC LIMIT 1 OFFSET ?')
   const latest = db.prepare('SELECT MAX(version) AS version FROM secret_versions WHERE name = ?')
   const newest = db.prepare('SELECT version, sealed FROM secret_versions WHERE name = ? ORDER BY version DESC LIMIT 1')
@@ -192,7 +200,7 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
     // Writes fail as reads do (another process's write lock, a full disk): said as the store's.
     put(name, value) {
       if (!SECRET_NAME.test(name)) throw new SecretsError(`"${name}" is not a valid secret name (letters, digits and . _ -)`)
-      return reading(() => {
+      return writing(() => {
         db.exec('BEGIN IMMEDIATE')
         try {
           const version = ((latest.get(name) as { version: number | null }).version ?? 0) + 1
@@ -208,7 +216,7 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
       })
     },
     delete(name) {
-      return reading(() => Number(db.prepare('DELETE FROM secret_versions WHERE name = ?').run(name).changes) > 0)
+      return writing(() => Number(db.prepare('DELETE FROM secret_versions WHERE name = ?').run(name).changes) > 0)
     },
     close() {
       db.close()

@@ -1,4 +1,4 @@
-export { masterKeyFrom, SecretsError, SecretStoreMissing } from './crypto.ts'
+export { masterKeyFrom, SecretsError, SecretStoreMissing, SecretStoreWriteFailed } from './crypto.ts'
 export { openEmbeddedStore } from './embedded.ts'
 export { dropPreviousMasterKey, rekeyEmbeddedStore } from './rekey.ts'
 export { loadSecrets, openSecretStore, substitute } from './open.ts'

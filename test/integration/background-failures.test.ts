@@ -146,7 +146,7 @@ describe('bouncer serve', () => {
 
     await waitForText(gw.stderr, 'background task reload failed')
     const [failure] = logLines(gw.stderr(), 'background task reload failed: the running config keeps serving')
-    expect(failure).toMatchObject({ level: 'error', task: 'reload', err: { message: 'the store is frozen for maintenance' } })
+    expect(failure).toMatchObject({ level: 'error', task: 'reload', err: { message: `the file ${frozen} (secrets.store.path) cannot be used: the store is frozen for maintenance` } })
     expect(failure?.err?.stack).toMatch(/\n\s+at /)
     expect(gw.stderr()).not.toContain('config reload refused')
     expect(await metricValue(gw.adminUrl, failures('reload'))).toBe(1)
@@ -238,9 +238,11 @@ describe('tasks of a running gateway', () => {
     await waitForMetric(gw.adminUrl, failures('secret_rotation'))
     await waitForMetric(gw.adminUrl, failures('assertion_key_rotation'))
     const [rotation] = logLines(gw.logs, 'secret rotation failed: the current value stays, retrying later')
-    expect(rotation).toMatchObject({ level: 'error', task: 'secret_rotation', secret_name: 'sales-token', failures: 1, retry_in_ms: 1000, err: { message: 'the store is frozen for maintenance' } })
+    // The store's own words, with its file (the operator probe's storeFileError).
+    const frozen = `the file ${path} (secrets.store.path) cannot be used: the store is frozen for maintenance`
+    expect(rotation).toMatchObject({ level: 'error', task: 'secret_rotation', secret_name: 'sales-token', failures: 1, retry_in_ms: 1000, err: { message: frozen } })
     const [assertionKey] = logLines(gw.logs, 'background task assertion_key_rotation failed: the current signing key stays')
-    expect(assertionKey).toMatchObject({ level: 'error', err: { message: 'the store is frozen for maintenance' } })
+    expect(assertionKey).toMatchObject({ level: 'error', err: { message: frozen } })
     expect(await get(`${gw.url}/after`)).toMatchObject({ status: 200, text: 'hello from /after with Bearer value-that-stays-0123' })
   })
 
