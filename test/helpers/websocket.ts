@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { startTestGateway, type TestGateway } from './gateway.ts'
 
 /** Answers the handshake with 101 and its Sec-WebSocket-Accept: what follows on `socket` is the tunnel. */
 export function acceptWebSocket(req: IncomingMessage, socket: Duplex): void {
@@ -15,4 +16,19 @@ export function echoWebSocket(req: IncomingMessage, socket: Duplex): void {
   socket.on('data', (chunk: Buffer) => socket.write(chunk))
   socket.on('error', () => {})
   socket.on('end', () => socket.end())
+}
+
+/** A client's handshake fields (RFC 6455 §4.1, the RFC's sample key), for requests written raw: after the request line and Host. */
+export const HANDSHAKE_FIELDS = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n'
+
+/** A gateway in front of `upstreamUrl` with a public WebSocket route at /ws and every other path forwarded; its port, for raw requests. */
+export async function startWebSocketGateway(upstreamUrl: string): Promise<{ gateway: TestGateway; port: number }> {
+  const gateway = await startTestGateway({
+    upstreams: [{ name: 'api', url: upstreamUrl }],
+    routes: [
+      { id: 'ws', path: '/ws', upstream: 'api', public: true, websocket: true },
+      { id: 'all', path: '/*', upstream: 'api', public: true },
+    ],
+  })
+  return { gateway, port: Number(new URL(gateway.url).port) }
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { searchAudit } from '../../src/audit/search.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { HANDSHAKE_FIELDS } from '../helpers/websocket.ts'
 import { rawRequest } from '../helpers/raw.ts'
 import { startRawUpstream, type RawUpstream } from '../helpers/raw-upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -42,12 +43,10 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true })
 })
 
-const HANDSHAKE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n'
-
 describe('an upstream that answers a WebSocket handshake with no HTTP status', () => {
   it.each(['099', '000', '999', '600'])('status %s: 502 upstream_error, recorded as such; the gateway serves on', async (status) => {
     const id = `handshake-status-${status}`
-    const res = await rawRequest(port, `GET /ws/${status} HTTP/1.1\r\nHost: gw\r\nX-Request-Id: ${id}\r\n${HANDSHAKE}\r\n`, { timeout: 3_000 })
+    const res = await rawRequest(port, `GET /ws/${status} HTTP/1.1\r\nHost: gw\r\nX-Request-Id: ${id}\r\n${HANDSHAKE_FIELDS}\r\n`, { timeout: 3_000 })
     expect(res.status).toBe(502)
     expect(JSON.parse(res.body)).toMatchObject({ code: 'upstream_error', request_id: id })
     expect(JSON.parse(res.body).detail).toContain(`status ${Number(status)}`)

@@ -11,7 +11,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { rawRequest } from '../helpers/raw.ts'
-import { echoWebSocket } from '../helpers/websocket.ts'
+import { echoWebSocket, HANDSHAKE_FIELDS } from '../helpers/websocket.ts'
 
 let upstream: Server
 let gateway: TestGateway
@@ -39,11 +39,9 @@ afterAll(async () => {
   upstream?.close()
 })
 
-const HANDSHAKE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n'
-
 describe('a WebSocket handshake in an HTTP/1.0 request', () => {
   it('is refused with 400 bad_request and the connection closed; no tunnel is opened to the upstream', async () => {
-    const res = await rawRequest(port, `GET /ten HTTP/1.0\r\nHost: gw\r\n${HANDSHAKE}\r\nGET /smuggled HTTP/1.1\r\nHost: gw\r\n\r\n`, { timeout: 3_000 })
+    const res = await rawRequest(port, `GET /ten HTTP/1.0\r\nHost: gw\r\n${HANDSHAKE_FIELDS}\r\nGET /smuggled HTTP/1.1\r\nHost: gw\r\n\r\n`, { timeout: 3_000 })
     expect(res.status).toBe(400)
     expect(JSON.parse(res.body)).toMatchObject({ code: 'bad_request' })
     expect(res.closed).toBe(true)
@@ -51,7 +49,7 @@ describe('a WebSocket handshake in an HTTP/1.0 request', () => {
   })
 
   it('an HTTP/1.1 handshake still opens its tunnel (control)', async () => {
-    const res = await rawRequest(port, `GET /eleven HTTP/1.1\r\nHost: gw\r\n${HANDSHAKE}\r\n`, { timeout: 1_000 })
+    const res = await rawRequest(port, `GET /eleven HTTP/1.1\r\nHost: gw\r\n${HANDSHAKE_FIELDS}\r\n`, { timeout: 1_000 })
     expect(res.raw.startsWith('HTTP/1.1 101 Switching Protocols')).toBe(true)
     expect(upgrades).toContain('/eleven')
   })

@@ -9,9 +9,9 @@ import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
 import { rawRequest } from '../helpers/raw.ts'
-import { echoWebSocket } from '../helpers/websocket.ts'
+import { echoWebSocket, HANDSHAKE_FIELDS, startWebSocketGateway } from '../helpers/websocket.ts'
 
 let upstream: Server
 let gateway: TestGateway
@@ -30,14 +30,7 @@ beforeAll(async () => {
   })
   upstream.listen(0, '127.0.0.1')
   await once(upstream, 'listening')
-  gateway = await startTestGateway({
-    upstreams: [{ name: 'api', url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` }],
-    routes: [
-      { id: 'ws', path: '/ws', upstream: 'api', public: true, websocket: true },
-      { id: 'all', path: '/*', upstream: 'api', public: true },
-    ],
-  })
-  port = Number(new URL(gateway.url).port)
+  ;({ gateway, port } = await startWebSocketGateway(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`))
 })
 
 afterAll(async () => {
@@ -45,8 +38,6 @@ afterAll(async () => {
   upstream?.closeAllConnections()
   upstream?.close()
 })
-
-const HANDSHAKE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n'
 
 /** Sends `data` in one write and collects what comes back until `done(text)` says so, or the connection closes. */
 function exchange(data: string, done: (text: string) => boolean, then?: (socket: Socket) => void): Promise<string> {
@@ -87,7 +78,7 @@ function textFrame(text: string): Buffer {
 
 describe('a WebSocket handshake pipelined behind a request still being answered', () => {
   it('waits for that answer, then opens its tunnel; the gateway serves on', async () => {
-    const text = await exchange(`GET /slow HTTP/1.1\r\nHost: gw\r\n\r\nGET /ws HTTP/1.1\r\nHost: gw\r\n${HANDSHAKE}\r\n`, (t) => t.includes(textFrame('ping').toString('latin1')), (socket) => socket.write(textFrame('ping')))
+    const text = await exchange(`GET /slow HTTP/1.1\r\nHost: gw\r\n\r\nGET /ws HTTP/1.1\r\nHost: gw\r\n${HANDSHAKE_FIELDS}\r\n`, (t) => t.includes(textFrame('ping').toString('latin1')), (socket) => socket.write(textFrame('ping')))
     const answer = text.indexOf('answer for /slow')
     const switched = text.indexOf('HTTP/1.1 101 Switching Protocols')
     expect(text.startsWith('HTTP/1.1 200 OK')).toBe(true)
@@ -99,7 +90,7 @@ describe('a WebSocket handshake pipelined behind a request still being answered'
   })
 
   it('on a route without websocket: the earlier answer, then 400, in order; the gateway serves on', async () => {
-    const text = await exchange(`GET /slow2 HTTP/1.1\r\nHost: gw\r\n\r\nGET /plain HTTP/1.1\r\nHost: gw\r\n${HANDSHAKE}\r\n`, (t) => t.includes('"code":"bad_request"') && t.trimEnd().endsWith('}'))
+    const text = await exchange(`GET /slow2 HTTP/1.1\r\nHost: gw\r\n\r\nGET /plain HTTP/1.1\r\nHost: gw\r\n${HANDSHAKE_FIELDS}\r\n`, (t) => t.includes('"code":"bad_request"') && t.trimEnd().endsWith('}'))
     const answer = text.indexOf('answer for /slow2')
     const refused = text.indexOf('HTTP/1.1 400 ')
     expect(answer).toBeGreaterThan(0)

@@ -9,10 +9,10 @@ import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
 import { rawRequest } from '../helpers/raw.ts'
 import { deferred } from '../helpers/wait.ts'
-import { echoWebSocket } from '../helpers/websocket.ts'
+import { echoWebSocket, HANDSHAKE_FIELDS, startWebSocketGateway } from '../helpers/websocket.ts'
 
 let upstream: Server
 let gateway: TestGateway
@@ -30,14 +30,7 @@ beforeAll(async () => {
   upstream.on('upgrade', (req, socket: Socket) => echoWebSocket(req, socket))
   upstream.listen(0, '127.0.0.1')
   await once(upstream, 'listening')
-  gateway = await startTestGateway({
-    upstreams: [{ name: 'api', url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` }],
-    routes: [
-      { id: 'ws', path: '/ws', upstream: 'api', public: true, websocket: true },
-      { id: 'all', path: '/*', upstream: 'api', public: true },
-    ],
-  })
-  port = Number(new URL(gateway.url).port)
+  ;({ gateway, port } = await startWebSocketGateway(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`))
 })
 
 afterAll(async () => {
@@ -45,8 +38,6 @@ afterAll(async () => {
   upstream?.closeAllConnections()
   upstream?.close()
 })
-
-const HANDSHAKE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n'
 
 /** Whether the gateway's side of a connection has closed, seen from a fresh request being served. */
 async function servesOn(): Promise<number> {
@@ -69,7 +60,7 @@ describe('a client that resets its connection after the listener handed the sock
   it('a WebSocket handshake pipelined behind a request, then a TCP reset while it waits: the gateway serves on', async () => {
     slowArrived = deferred()
     releaseSlow = deferred()
-    const socket = connect(port, '127.0.0.1', () => socket.write(`GET /slow HTTP/1.1\r\nHost: gw\r\n\r\nGET /ws HTTP/1.1\r\nHost: gw\r\n${HANDSHAKE}\r\n`))
+    const socket = connect(port, '127.0.0.1', () => socket.write(`GET /slow HTTP/1.1\r\nHost: gw\r\n\r\nGET /ws HTTP/1.1\r\nHost: gw\r\n${HANDSHAKE_FIELDS}\r\n`))
     socket.on('error', () => {})
     await slowArrived.promise // both parsed: the handshake waits for /slow's answer
     socket.resetAndDestroy()
