@@ -74,3 +74,11 @@ async function released(port: HeldPort | number | undefined): Promise<number | u
   await port.release()
   return port.port
 }
+
+/** People in the provider's `analysts` group may GET every route: the role and policy the sign-in tests give their gateways. */
+export function analystsMayGet(): { roles: object[]; policies: object[] } {
+  return {
+    roles: [{ name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['apps'] }],
+    policies: [{ name: 'apps', statements: [{ sid: 'Apps', effect: 'allow', actions: ['GET'], routes: ['*'] }] }],
+  }
+}

@@ -11,7 +11,7 @@ import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-
 import { heldPort } from '../helpers/faults.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
+import { analystsMayGet, SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
@@ -31,8 +31,7 @@ beforeAll(async () => {
   gateway = await startSignInGateway({
     api_keys: { store: { type: 'sqlite', path: join(dir, 'keys.db') } },
     ...signInConfig(idp, { scopes: SCOPES_WITH_GROUPS, session: { store: 'memory' } }),
-    roles: [{ name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['apps'] }],
-    policies: [{ name: 'apps', statements: [{ sid: 'Apps', effect: 'allow', actions: ['GET'], routes: ['*'] }] }],
+    ...analystsMayGet(),
     upstreams: [{ name: 'app', url: upstream.url }],
     routes: [
       { id: 'mixed', path: '/mixed/*', upstream: 'app', accept: ['session', 'bearer', 'api_key'] },

@@ -16,7 +16,7 @@ import { heldPort } from '../helpers/faults.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
-import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
+import { analystsMayGet, SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -37,8 +37,7 @@ beforeAll(async () => {
   idp = await startSignInProvider(held.port, { people: [ALICE] })
   gateway = await startSignInGateway({
     ...signInConfig(idp, { scopes: [...SCOPES_WITH_GROUPS, 'offline_access'], session: { store: { type: 'redis', url: redis.url, prefix: 'probe:', timeout: '300ms' } } }),
-    roles: [{ name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['apps'] }],
-    policies: [{ name: 'apps', statements: [{ sid: 'Apps', effect: 'allow', actions: ['GET'], routes: ['*'] }] }],
+    ...analystsMayGet(),
     upstreams: [{ name: 'app', url: upstream.url }],
     routes: [{ id: 'people', path: '/people/*', upstream: 'app', accept: ['session'] }],
   }, { port: held })

@@ -19,7 +19,7 @@ import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-
 import { heldPort } from '../helpers/faults.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider, WEB_CLIENT } from '../helpers/sign-in.ts'
+import { analystsMayGet, SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider, WEB_CLIENT } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
@@ -33,8 +33,7 @@ function config(clientSecret: string): Record<string, unknown> {
   return {
     admin: { token: ADMIN_TOKEN },
     ...signInConfig(idp, { scopes: [...SCOPES_WITH_GROUPS, 'offline_access'], client_secret: clientSecret, session: { store: 'memory' } }),
-    roles: [{ name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['apps'] }],
-    policies: [{ name: 'apps', statements: [{ sid: 'Apps', effect: 'allow', actions: ['GET'], routes: ['*'] }] }],
+    ...analystsMayGet(),
     upstreams: [{ name: 'app', url: upstream.url }],
     routes: [{ id: 'people', path: '/people/*', upstream: 'app', accept: ['session'] }],
   }

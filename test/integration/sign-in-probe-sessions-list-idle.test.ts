@@ -16,7 +16,7 @@ import { heldPort } from '../helpers/faults.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { uniquePrefix } from '../helpers/redis.ts'
-import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider, type HeldPort } from '../helpers/sign-in.ts'
+import { analystsMayGet, type HeldPort, SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -45,8 +45,7 @@ beforeAll(async () => {
     gateways.set(name, await startSignInGateway({
       admin: { token: ADMIN_TOKEN },
       ...signInConfig(idp, { scopes: SCOPES_WITH_GROUPS, session: { store: store(), idle: `${IDLE_MS}ms` } }),
-      roles: [{ name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['apps'] }],
-      policies: [{ name: 'apps', statements: [{ sid: 'Apps', effect: 'allow', actions: ['GET'], routes: ['*'] }] }],
+      ...analystsMayGet(),
       upstreams: [{ name: 'app', url: upstream.url }],
       routes: [{ id: 'people', path: '/people/*', upstream: 'app', accept: ['session'] }],
     }, { port: held[i] }))

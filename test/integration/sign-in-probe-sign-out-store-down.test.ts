@@ -14,7 +14,7 @@ import { heldPort, startFreezingRelay, type FreezingRelay } from '../helpers/fau
 import type { TestGateway } from '../helpers/gateway.ts'
 import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { uniquePrefix } from '../helpers/redis.ts'
-import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
+import { analystsMayGet, SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
 const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
@@ -34,8 +34,7 @@ beforeAll(async () => {
       scopes: SCOPES_WITH_GROUPS,
       session: { store: { type: 'redis', url: `redis://127.0.0.1:${relay.port}`, prefix: uniquePrefix('sign-out-store-down'), timeout: '500ms' } },
     }),
-    roles: [{ name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['apps'] }],
-    policies: [{ name: 'apps', statements: [{ sid: 'Apps', effect: 'allow', actions: ['GET'], routes: ['*'] }] }],
+    ...analystsMayGet(),
     upstreams: [{ name: 'app', url: upstream.url }],
     routes: [{ id: 'people', path: '/people/*', upstream: 'app', accept: ['session'] }],
   }, { port: held })

@@ -13,7 +13,7 @@ import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-
 import { heldPort } from '../helpers/faults.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
+import { analystsMayGet, SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -28,8 +28,7 @@ function config(ttl: string): Record<string, unknown> {
   return {
     admin: { token: ADMIN_TOKEN },
     ...signInConfig(idp, { scopes: SCOPES_WITH_GROUPS, session: { store: 'memory', ttl, idle: '1h' } }),
-    roles: [{ name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['apps'] }],
-    policies: [{ name: 'apps', statements: [{ sid: 'Apps', effect: 'allow', actions: ['GET'], routes: ['*'] }] }],
+    ...analystsMayGet(),
     upstreams: [{ name: 'app', url: upstream.url }],
     routes: [{ id: 'people', path: '/people/*', upstream: 'app', accept: ['session'] }],
   }
