@@ -69,3 +69,8 @@ export function allowAnyCaller(issuers: string[]): { roles: object[]; policies: 
     policies: [{ name: 'allow-all', statements: [{ sid: 'AllowAll', effect: 'allow', actions: ['*'], routes: ['*'] }] }],
   }
 }
+
+/** Every path, public, forwarded to `upstreamUrl` (upstream `api`, route `all`): the front door's tests, where identity is not the point. */
+export function publicCatchAll(upstreamUrl: string): { upstreams: object[]; routes: object[] } {
+  return { upstreams: [{ name: 'api', url: upstreamUrl }], routes: [{ id: 'all', path: '/*', upstream: 'api', public: true }] }
+}

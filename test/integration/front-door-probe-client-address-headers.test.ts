@@ -6,7 +6,7 @@
 // that npm's request-ip reads. Any client could name any address to such an upstream (its IP
 // allow-lists, its logs), though the gateway itself, its limits and its audit record knew better.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { publicCatchAll, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { rawRequest } from '../helpers/raw.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
@@ -18,8 +18,7 @@ beforeAll(async () => {
   upstream = await startUpstream()
   gateway = await startTestGateway({
     server: { trusted_proxies: ['127.0.0.1/32'] },
-    upstreams: [{ name: 'api', url: upstream.url }],
-    routes: [{ id: 'all', path: '/*', upstream: 'api', public: true }],
+    ...publicCatchAll(upstream.url),
   })
   port = Number(new URL(gateway.url).port)
 })

@@ -11,7 +11,7 @@ import { connect as tlsConnect } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { searchAudit } from '../../src/audit/search.ts'
 import { createPki, type TestPki } from '../helpers/certs.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { publicCatchAll, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { h2Once } from '../helpers/h2-gateway.ts'
 import { rawRequest } from '../helpers/raw.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -27,10 +27,7 @@ beforeAll(async () => {
   pki = createPki()
   dir = mkdtempSync(join(tmpdir(), 'bouncer-http1-version-'))
   upstream = await startUpstream()
-  const common = {
-    upstreams: [{ name: 'api', url: upstream.url }],
-    routes: [{ id: 'all', path: '/*', upstream: 'api', public: true }],
-  }
+  const common = publicCatchAll(upstream.url)
   plain = await startTestGateway({ ...common, audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' } })
   secure = await startTestGateway({ ...common, server: { tls: { cert: pki.server.cert, key: pki.server.key }, http2: true, hosts: ['localhost'] } })
 })

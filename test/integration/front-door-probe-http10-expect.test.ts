@@ -4,7 +4,7 @@
 // HTTP/1.0 client, which knows none and reads the interim line as its answer (an empty 100). Node
 // itself ignores the expectation for HTTP/1.0 (no 'checkContinue'); the pipeline did not.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { publicCatchAll, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { rawRequest } from '../helpers/raw.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
@@ -14,10 +14,7 @@ let port: number
 
 beforeAll(async () => {
   upstream = await startUpstream()
-  gateway = await startTestGateway({
-    upstreams: [{ name: 'api', url: upstream.url }],
-    routes: [{ id: 'all', path: '/*', upstream: 'api', public: true }],
-  })
+  gateway = await startTestGateway(publicCatchAll(upstream.url))
   port = Number(new URL(gateway.url).port)
 })
 
