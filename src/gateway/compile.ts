@@ -8,7 +8,7 @@ import { ownIssuerConfig, tokenExchangeEndpoints, type ExchangeEndpoint, type Ex
 import { addressSet, configDigestOf, CONSOLE_COOKIE, cookieSecureByDefault, jwtIssuers, parseRoutePattern, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
 import { corsPolicy, foldHeaderName, isManagedVariant, MANAGED_REQUEST_HEADERS, type CorsPolicy } from '../http/index.ts'
 import {
-  apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createSessionStoreRegistry, createSignIn, createTokenVerifier,
+  apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createSessionStoreRegistry, createSignIn, createTokenVerifier, unprovenCredential,
   type SessionStoreRegistry, type SignIn, type ApiKeyDirectory, type ApiKeyDirectoryRegistry, type Authenticator, type CredentialVerifier, type Introspector, type IssuerKeys, type IssuerRegistry, type KeyLoading, type KeySetEvents,
   type OwnTokens, type TokenVerifier, type X509Issuer,
 } from '../identity/index.ts'
@@ -206,7 +206,7 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
     onError: config.limits_store.type === 'redis' ? config.limits_store.on_error : 'deny',
     logger: deps.logger,
   }
-  const authFailures = config.auth_failures ? createAuthFailureGuard(config.auth_failures, limiter) : null
+  const authFailures = config.auth_failures ? createAuthFailureGuard(config.auth_failures, limiter, unprovenCredential) : null
   const mcp = config.mcp ? compileMcp(config, config.mcp, mcpDeps(config, access, issuerKeys, signing, limiter, authFailures, deps)) : null
   const { tokens, ...verifiers } = credentials(config, issuerKeys, apiKeys, signIn, signing, deps)
   const routes: CompiledRoute[] = [...builtInRoutes(deps.builtIns, exchangeEndpoints(config, tokens, access, signing), signIn), ...(mcp?.routes ?? [])].map((route, index) => Object.freeze({

@@ -17,7 +17,7 @@ import { DeadlineExceeded, withinDeadline } from '../collections/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
 import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, foldHeaderName, formBodyOf, formMethodOverrides, inspectHeaders, methodOverrides, parseTarget, resetAfterAnswer, type CorsPolicy, type FormBody, type RequestTarget } from '../http/index.ts'
-import { CredentialRefused, rawHeader, unprovenCredential, type Authenticated, type CredentialInput } from '../identity/index.ts'
+import { CredentialRefused, rawHeader, type Authenticated, type CredentialInput } from '../identity/index.ts'
 import { AddressHeldBack, enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
@@ -293,12 +293,7 @@ async function authorize(state: GatewayState, rt: Runtime, ctx: RequestContext, 
 function authenticate(rt: Runtime, ctx: RequestContext, input: CredentialInput, route: CompiledRoute): Promise<Authenticated> {
   const guard = rt.authFailures
   if (guard === null) return rt.authenticator.authenticate(input, route.accept)
-  const refusal = guard.refusalFor(ctx.clientIp)
-  if (refusal !== null) throw refusal
-  return rt.authenticator.authenticate(input, route.accept).catch(async (err: unknown) => {
-    if (unprovenCredential(err)) await guard.countFailure(ctx.clientIp)
-    throw err
-  })
+  return guard.guarded(ctx.clientIp, () => rt.authenticator.authenticate(input, route.accept))
 }
 
 /** The route's limits (429, 503 limits_unavailable). A promise only when the store answers asynchronously (Redis). */

@@ -36,17 +36,19 @@ export interface AuthFailuresConfig {
 }
 
 export interface AuthFailureGuard {
-  /** The 429 for an address that is held back, or null. */
-  refusalFor(clientIp: string): AddressHeldBack | null
   /**
-   * A credential from this address failed and was not proven: count it. A promise when the store
-   * answers later (Redis): the 401 waits for it, so the request after the failure that spent the
-   * budget is refused, whichever instance it reaches first. Only failures wait.
+   * `verify`'s identity, unless the address is held back: then its 429 (AddressHeldBack) is thrown
+   * and `verify` never runs. A refusal of an unproven credential is counted before it is rethrown:
+   * with a store that answers later (Redis) the 401 waits for the count, so the request after the
+   * failure that spent the budget is refused, whichever instance it reaches. Only failures wait.
    */
-  countFailure(clientIp: string): Promise<void> | undefined
+  guarded<T>(clientIp: string, verify: () => Promise<T>): Promise<T>
 }
 
-export function createAuthFailureGuard(config: AuthFailuresConfig, limiter: Limiter): AuthFailureGuard {
+/** Which refusals count: the identity layer's (identity/authenticate.ts unprovenCredential), handed in by the gateway. */
+export type CountsAsFailure = (err: unknown) => boolean
+
+export function createAuthFailureGuard(config: AuthFailuresConfig, limiter: Limiter, countsAsFailure: CountsAsFailure): AuthFailureGuard {
   const burst = config.burst ?? config.rate.count
   const rate = { intervalMs: binaryInterval(config.rate.periodMs / config.rate.count), burst }
   const allows = `${config.rate.count} failed authentication${config.rate.count === 1 ? '' : 's'} per ${config.rate.per} with a burst of ${burst}`
@@ -83,36 +85,47 @@ export function createAuthFailureGuard(config: AuthFailuresConfig, limiter: Limi
     limiter.logger.warn({ err }, 'limits store unavailable: failed authentications are not counted (auth_failures)')
   }
 
-  return {
-    refusalFor(clientIp) {
-      if (held.size === 0) return null
-      const key = addressKey(clientIp, config.ip_prefix_v6)
-      const until = held.get(key)
-      if (until === undefined) return null
-      const waitMs = until - Date.now()
-      if (waitMs <= 0) {
-        held.delete(key)
-        return null
-      }
-      const retryAfter = Math.max(1, Math.ceil(waitMs / 1000))
-      return new AddressHeldBack('rate_limited', {
-        detail: `Too many credentials from this address could not be verified (auth_failures allows ${allows}): requests that need an identity are refused for ${retryAfter}s. The audit log names each refused credential's reason.`,
-        headers: { 'retry-after': String(retryAfter) },
-      })
-    },
-    countFailure(clientIp) {
-      const key = addressKey(clientIp, config.ip_prefix_v6)
-      const checks: Check[] = [{ key: KEY_PREFIX + key, rate, quota: null }]
-      let taken: TakeResult | Promise<TakeResult>
-      try {
-        taken = limiter.store.take(checks)
-      } catch (err) {
-        storeFailed(err)
-        return undefined
-      }
-      if (taken instanceof Promise) return taken.then((result) => learn(key, result), storeFailed)
-      learn(key, taken)
+  /** The 429 for an address that is held back, or null. */
+  const refusalFor = (clientIp: string): AddressHeldBack | null => {
+    if (held.size === 0) return null
+    const key = addressKey(clientIp, config.ip_prefix_v6)
+    const until = held.get(key)
+    if (until === undefined) return null
+    const waitMs = until - Date.now()
+    if (waitMs <= 0) {
+      held.delete(key)
+      return null
+    }
+    const retryAfter = Math.max(1, Math.ceil(waitMs / 1000))
+    return new AddressHeldBack('rate_limited', {
+      detail: `Too many credentials from this address could not be verified (auth_failures allows ${allows}): requests that need an identity are refused for ${retryAfter}s. The audit log names each refused credential's reason.`,
+      headers: { 'retry-after': String(retryAfter) },
+    })
+  }
+  /** Takes one from the address's bucket; a promise when the store answers later. */
+  const countFailure = (clientIp: string): Promise<void> | undefined => {
+    const key = addressKey(clientIp, config.ip_prefix_v6)
+    const checks: Check[] = [{ key: KEY_PREFIX + key, rate, quota: null }]
+    let taken: TakeResult | Promise<TakeResult>
+    try {
+      taken = limiter.store.take(checks)
+    } catch (err) {
+      storeFailed(err)
       return undefined
+    }
+    if (taken instanceof Promise) return taken.then((result) => learn(key, result), storeFailed)
+    learn(key, taken)
+    return undefined
+  }
+
+  return {
+    guarded(clientIp, verify) {
+      const refusal = refusalFor(clientIp)
+      if (refusal !== null) return Promise.reject(refusal)
+      return verify().catch(async (err: unknown) => {
+        if (countsAsFailure(err)) await countFailure(clientIp)
+        throw err
+      })
     },
   }
 }

@@ -8,7 +8,7 @@
 import type { AccessControl } from '../../access/index.ts'
 import { jwtIssuers, type Config, type McpConfig } from '../../config/index.ts'
 import { GatewayError } from '../../errors/index.ts'
-import { checkClaims, createTokenVerifier, unprovenCredential, type IssuerKeys, type OwnTokens, type TokenVerifier } from '../../identity/index.ts'
+import { checkClaims, createTokenVerifier, type IssuerKeys, type OwnTokens, type TokenVerifier } from '../../identity/index.ts'
 import type { AuthFailureGuard } from '../../limits/index.ts'
 import type { Caller, RequestContext } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
@@ -82,14 +82,11 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
     }),
     async authenticate(ctx) {
       const authorization = ctx.headers?.authorization
-      const guard = deps.authFailures ?? null
-      const held = guard?.refusalFor(ctx.clientIp) ?? null
-      if (held !== null) throw held
+      const verify = () => tokens.verify(authorization, ctx.query)
       let identity
       try {
-        identity = await tokens.verify(authorization, ctx.query)
+        identity = await (deps.authFailures ? deps.authFailures.guarded(ctx.clientIp, verify) : verify())
       } catch (err) {
-        if (guard !== null && unprovenCredential(err)) await guard.countFailure(ctx.clientIp)
         if (!(err instanceof GatewayError) || err.status !== 401) throw err
         const invalid = authorization === undefined ? '' : `, error="invalid_token", error_description="${err.code}"`
         throw new GatewayError(err.code, { detail: err.detail, headers: { 'www-authenticate': challenge(invalid) } })
