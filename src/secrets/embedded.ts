@@ -138,13 +138,17 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
   const replaced = () => new SecretsError(`the file ${path} (secrets.store.path) was deleted or replaced since this process opened it: it keeps the values it read, and reads nothing from the file there now until it is restarted`)
 
   /** A file damaged past the pages the open read fails later, at a query: said as at the open. */
-  const reading = <T>(work: () => T): T => {
-    if (!stillOpened()) throw replaced()
+  const querying = <T>(work: () => T): T => {
     try {
       return work()
     } catch (err) {
       throw fileError(err)
     }
+  }
+  /** A query of the file this process opened, if the path still names it. */
+  const reading = <T>(work: () => T): T => {
+    if (!stillOpened()) throw replaced()
+    return querying(work)
   }
   /** A write refused by the file: said as the store's, and kept apart from a config's faults (SecretStoreWriteFailed). */
   const writing = <T>(work: () => T): T => {
@@ -187,7 +191,7 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
     marker(name) {
       // A marker of its own: the refresh then reads the secret, and says once why it cannot.
       if (!stillOpened()) return 'replaced'
-      const found = reading(() => newest.get(name)) as { version: number; sealed: Uint8Array } | undefined
+      const found = querying(() => newest.get(name)) as { version: number; sealed: Uint8Array } | undefined
       return found === undefined ? undefined : `${found.version}:${Buffer.from(found.sealed.subarray(0, IV_BYTES)).toString('hex')}`
     },
     list() {
