@@ -4,7 +4,7 @@
 // gateway started there once its issuer's keys are loaded. A test file says only what is its own.
 import type { heldPort } from './faults.ts'
 import { startTestGateway, type TestGateway } from './gateway.ts'
-import { AUDIENCE, startIdentityProvider, type ProviderOptions, type TestIdentityProvider, type WebClient } from './identity-provider.ts'
+import { AUDIENCE, startIdentityProvider, type Person, type ProviderOptions, type TestIdentityProvider, type WebClient } from './identity-provider.ts'
 import { waitFor } from './wait.ts'
 
 /** The gateway's client at the provider (sign_in.client_id and client_secret). */
@@ -81,4 +81,12 @@ export function analystsMayGet(): { roles: object[]; policies: object[] } {
     roles: [{ name: 'analysts', assumed_by: [{ issuer: 'sso', claims: { groups: 'analysts' } }], policies: ['apps'] }],
     policies: [{ name: 'apps', statements: [{ sid: 'Apps', effect: 'allow', actions: ['GET'], routes: ['*'] }] }],
   }
+}
+
+/** A person of the provider's `analysts` group: the sign-in tests' one user. */
+export const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
+
+/** `/people/*` to `upstreamUrl` (upstream `app`), taking a signed-in session only. */
+export function sessionRoute(upstreamUrl: string): { upstreams: object[]; routes: object[] } {
+  return { upstreams: [{ name: 'app', url: upstreamUrl }], routes: [{ id: 'people', path: '/people/*', upstream: 'app', accept: ['session'] }] }
 }

@@ -9,11 +9,10 @@ import { closeAll, launchChromium, openPage, submitProviderLogin } from '../help
 import { createPki, type TestPki } from '../helpers/certs.ts'
 import { heldPort } from '../helpers/faults.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
-import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { ALICE, SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
-const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
 const COOKIE = '__Host-bouncer_session'
 
 let pki: TestPki

@@ -10,12 +10,11 @@ import { sessionId } from '../../src/identity/index.ts'
 import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
-import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { ALICE, SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
 const ADMIN_TOKEN = 'session-refresh-ended-admin-token-0123456789'
 const ADMIN = { authorization: `Bearer ${ADMIN_TOKEN}` }
 

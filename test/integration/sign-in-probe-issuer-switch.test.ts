@@ -14,13 +14,12 @@ import { sessionId } from '../../src/identity/index.ts'
 import { closeAll } from '../helpers/browser.ts'
 import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
-import { AUDIENCE, type Person, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { AUDIENCE, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { SCOPES_WITH_GROUPS, startSignInProvider, WEB_CLIENT } from '../helpers/sign-in.ts'
+import { ALICE, SCOPES_WITH_GROUPS, sessionRoute, startSignInProvider, WEB_CLIENT } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
 const ADMIN_TOKEN = 'sign-in-probe-issuer-switch-admin-0123456789'
 
 let oldIdp: TestIdentityProvider
@@ -39,8 +38,7 @@ function config(signInIssuer: 'old-sso' | 'new-sso', repointed = false): Record<
     sign_in: { issuer: signInIssuer, client_id: WEB_CLIENT.clientId, client_secret: WEB_CLIENT.secret, scopes: [...SCOPES_WITH_GROUPS, 'offline_access'], session: { store: 'memory' } },
     roles: [{ name: 'analysts', assumed_by: issuers.map((entry) => ({ issuer: entry.name, claims: { groups: 'analysts' } })), policies: ['apps'] }],
     policies: [{ name: 'apps', statements: [{ sid: 'Apps', effect: 'allow', actions: ['GET'], routes: ['*'] }] }],
-    upstreams: [{ name: 'app', url: upstream.url }],
-    routes: [{ id: 'people', path: '/people/*', upstream: 'app', accept: ['session'] }],
+    ...sessionRoute(upstream.url),
   }
 }
 

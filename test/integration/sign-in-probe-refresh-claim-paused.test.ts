@@ -14,13 +14,12 @@ import { closeAll } from '../helpers/browser.ts'
 import { cookieJar, submitLogin } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
-import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
-import { analystsMayGet, SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
+import { ALICE, analystsMayGet, SCOPES_WITH_GROUPS, sessionRoute, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
 const PAUSE_MS = 1_500
 
 let redis: TestRedis
@@ -38,8 +37,7 @@ beforeAll(async () => {
   gateway = await startSignInGateway({
     ...signInConfig(idp, { scopes: [...SCOPES_WITH_GROUPS, 'offline_access'], session: { store: { type: 'redis', url: redis.url, prefix: 'probe:', timeout: '300ms' } } }),
     ...analystsMayGet(),
-    upstreams: [{ name: 'app', url: upstream.url }],
-    routes: [{ id: 'people', path: '/people/*', upstream: 'app', accept: ['session'] }],
+    ...sessionRoute(upstream.url),
   }, { port: held })
 }, 60_000)
 

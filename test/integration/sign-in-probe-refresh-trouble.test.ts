@@ -18,11 +18,10 @@ import { closeAll } from '../helpers/browser.ts'
 import { cookieJar, submitLogin, type CookieJarClient } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
-import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { analystsMayGet, SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider, WEB_CLIENT } from '../helpers/sign-in.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { ALICE, analystsMayGet, SCOPES_WITH_GROUPS, sessionRoute, signInConfig, startSignInGateway, startSignInProvider, WEB_CLIENT } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
-const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
 const ADMIN_TOKEN = 'sign-in-probe-refresh-trouble-admin-0123456789'
 
 let idp: TestIdentityProvider
@@ -34,8 +33,7 @@ function config(clientSecret: string): Record<string, unknown> {
     admin: { token: ADMIN_TOKEN },
     ...signInConfig(idp, { scopes: [...SCOPES_WITH_GROUPS, 'offline_access'], client_secret: clientSecret, session: { store: 'memory' } }),
     ...analystsMayGet(),
-    upstreams: [{ name: 'app', url: upstream.url }],
-    routes: [{ id: 'people', path: '/people/*', upstream: 'app', accept: ['session'] }],
+    ...sessionRoute(upstream.url),
   }
 }
 

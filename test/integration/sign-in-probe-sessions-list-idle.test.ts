@@ -14,13 +14,12 @@ import { sessionId } from '../../src/identity/index.ts'
 import { cookieJar, submitLogin } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
-import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { uniquePrefix } from '../helpers/redis.ts'
-import { analystsMayGet, type HeldPort, SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
+import { ALICE, analystsMayGet, type HeldPort, SCOPES_WITH_GROUPS, sessionRoute, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
 const ADMIN_TOKEN = 'sign-in-probe-sessions-list-idle-admin-0123456789'
 const IDLE_MS = 1_500
 
@@ -46,8 +45,7 @@ beforeAll(async () => {
       admin: { token: ADMIN_TOKEN },
       ...signInConfig(idp, { scopes: SCOPES_WITH_GROUPS, session: { store: store(), idle: `${IDLE_MS}ms` } }),
       ...analystsMayGet(),
-      upstreams: [{ name: 'app', url: upstream.url }],
-      routes: [{ id: 'people', path: '/people/*', upstream: 'app', accept: ['session'] }],
+      ...sessionRoute(upstream.url),
     }, { port: held[i] }))
   }
 }, 60_000)

@@ -12,12 +12,10 @@ import { closeAll } from '../helpers/browser.ts'
 import { cookieJar, submitLogin } from '../helpers/cookie-jar.ts'
 import { heldPort, startFreezingRelay, type FreezingRelay } from '../helpers/faults.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
-import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { uniquePrefix } from '../helpers/redis.ts'
-import { analystsMayGet, SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
+import { ALICE, analystsMayGet, SCOPES_WITH_GROUPS, sessionRoute, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-
-const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
 
 let relay: FreezingRelay
 let idp: TestIdentityProvider
@@ -35,8 +33,7 @@ beforeAll(async () => {
       session: { store: { type: 'redis', url: `redis://127.0.0.1:${relay.port}`, prefix: uniquePrefix('sign-out-store-down'), timeout: '500ms' } },
     }),
     ...analystsMayGet(),
-    upstreams: [{ name: 'app', url: upstream.url }],
-    routes: [{ id: 'people', path: '/people/*', upstream: 'app', accept: ['session'] }],
+    ...sessionRoute(upstream.url),
   }, { port: held })
 }, 60_000)
 

@@ -17,11 +17,9 @@ import { closeAll } from '../helpers/browser.ts'
 import { cookieJar, submitLogin, type CookieJarClient, type Reply } from '../helpers/cookie-jar.ts'
 import { heldPort } from '../helpers/faults.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
-import type { Person, TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { analystsMayGet, SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { ALICE, analystsMayGet, SCOPES_WITH_GROUPS, signInConfig, startSignInGateway, startSignInProvider } from '../helpers/sign-in.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-
-const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
 
 let idp: TestIdentityProvider
 let upstream: TestUpstream
