@@ -6,8 +6,9 @@
 // read (a permission, a directory where the file should be, a path through a file) is a
 // SecretsError that names the file and the reason: an operator who mounted the volume with the
 // wrong owner must not be told the secret is missing.
-import { readdirSync, readFileSync, statSync, type Stats } from 'node:fs'
+import { readdirSync, statSync, type Stats } from 'node:fs'
 import { join } from 'node:path'
+import { readRegularFile, whyNotRead } from '../../collections/index.ts'
 import { SecretsError } from '../crypto.ts'
 import { ReadOnlyStore, SECRET_NAME, type SecretStore } from '../store.ts'
 
@@ -26,6 +27,13 @@ function reasonFor(err: unknown): string {
 }
 
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT'
+
+/**
+ * The most a secret file may hold: a Kubernetes Secret's whole data is at most 1 MiB, a Docker
+ * secret 500 KB. A file was read whole whatever its size (a log or a disk image mounted by mistake
+ * filled the heap, and every refresh read it again).
+ */
+export const MAX_SECRET_FILE_BYTES = 1_048_576
 
 export function openFileStore(dir: string): SecretStore {
   let dirStats: Stats
@@ -61,15 +69,14 @@ export function openFileStore(dir: string): SecretStore {
       const s = stat(file)
       if (!s) return undefined
       if (s.isDirectory()) throw new SecretsError(`cannot read secret file ${file}: ${REASONS.EISDIR} (EISDIR)`)
-      // A FIFO or a device would block the event loop in readFileSync: refused before reading.
+      // A FIFO or a device would block the event loop: refused before reading (and again by the read).
       if (!s.isFile()) throw new SecretsError(`cannot read secret file ${file}: it is not a regular file`)
-      let value: string
-      try {
-        value = readFileSync(file, 'utf8').replace(/\r?\n$/, '')
-      } catch (err) {
-        if (isMissing(err)) return undefined // removed between the stat and the read
-        throw new SecretsError(`cannot read secret file ${file}: ${reasonFor(err)}`)
+      const read = readRegularFile(file, MAX_SECRET_FILE_BYTES)
+      if (!read.ok) {
+        if (read.reason === 'error' && isMissing(read.error)) return undefined // removed between the stat and the read
+        throw new SecretsError(`cannot read secret file ${file}: ${read.reason === 'error' ? reasonFor(read.error) : whyNotRead(read, MAX_SECRET_FILE_BYTES)}`)
       }
+      const value = read.bytes.toString('utf8').replace(/\r?\n$/, '')
       // Truncated to be rewritten in place, a file was read empty and `Bearer` went out with no
       // credential. A half-written one cannot be told from a short value: README asks for a rename.
       if (value === '') throw new SecretsError(`secret file ${file} is empty: an empty value is refused (replace the file whole: write a temporary file, then mv it over)`)

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { masterKeyFrom, SecretsError } from '../../../src/secrets/crypto.ts'
 import { openEmbeddedStore } from '../../../src/secrets/embedded.ts'
 import { openEnvStore } from '../../../src/secrets/providers/env.ts'
-import { openFileStore } from '../../../src/secrets/providers/file.ts'
+import { MAX_SECRET_FILE_BYTES, openFileStore } from '../../../src/secrets/providers/file.ts'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -157,5 +157,15 @@ describe('read-only providers', () => {
     expect(store.marker('sales-api-token')).not.toBe(before)
     expect(store.get('../etc/passwd')).toBeUndefined()
     expect(() => store.delete('sales-api-token')).toThrow(/read-only/)
+  })
+
+  it('file: a file over 1 MiB is refused unread, naming its size; one of exactly 1 MiB is read', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bouncer-files-'))
+    dirs.push(dir)
+    writeFileSync(join(dir, 'mounted-by-mistake'), Buffer.alloc(MAX_SECRET_FILE_BYTES + 1, 'a'))
+    writeFileSync(join(dir, 'bundle'), Buffer.alloc(MAX_SECRET_FILE_BYTES, 'b'))
+    const store = openFileStore(dir)
+    expect(() => store.get('mounted-by-mistake')).toThrow(`cannot read secret file ${join(dir, 'mounted-by-mistake')}: it holds 1,048,577 bytes, more than the 1,048,576 it may`)
+    expect(store.get('bundle')).toHaveLength(MAX_SECRET_FILE_BYTES)
   })
 })
