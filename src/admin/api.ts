@@ -6,7 +6,7 @@ import { GatewayError } from '../errors/index.ts'
 import { isApiKeyBearer, isMethodToken } from '../http/index.ts'
 import { explainTool, explainWithKeys, type Runtime } from '../gateway/index.ts'
 import { apiKeyId, keyDocument, SESSION_ID, sessionDocument, type ApiKeyDirectory, type SignIn } from '../identity/index.ts'
-import type { SecretStore } from '../secrets/index.ts'
+import { SecretsError, type SecretStore } from '../secrets/index.ts'
 import { approvalRoutes } from './approvals.ts'
 import { consoleRoutes } from './console-api.ts'
 import type { ReloadResult, Secrets } from './console-shapes.ts'
@@ -101,14 +101,21 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
         const store = secretsStore()
         // The gateway's own key store (memory) is never a configured one: no store to list.
         if (!store || store.kind === 'memory') return { body: { store: null, secrets: [] } satisfies Secrets }
-        return {
-          body: {
-            store: store.kind,
-            secrets: store.list().map((name) => ({
-              name,
-              versions: store.versions(name).map((v) => ({ version: v.version, created_at: v.createdAt || null, label: v.label })),
-            })),
-          } satisfies Secrets,
+        try {
+          return {
+            body: {
+              store: store.kind,
+              secrets: store.list().map((name) => ({
+                name,
+                versions: store.versions(name).map((v) => ({ version: v.version, created_at: v.createdAt || null, label: v.label })),
+              })),
+            } satisfies Secrets,
+          }
+        } catch (err) {
+          // Was a bare 500 with the reason only in the log (an adversarial probe). The store's
+          // messages name a path and why, never a value.
+          if (err instanceof SecretsError) throw new GatewayError('internal_error', { detail: `The ${store.kind} secrets store cannot be read: ${err.message}.`, cause: err })
+          throw err
         }
       },
     },

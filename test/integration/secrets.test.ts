@@ -369,3 +369,31 @@ describe('bouncer check', () => {
     await expect(readFile(join(dir, 'check-made-nothing'))).rejects.toMatchObject({ code: 'ENOENT' })
   })
 })
+
+describe('GET /api/secrets', () => {
+  // Found by an adversarial probe: a store that could not be read answered a bare 500, its reason
+  // only in the gateway's log.
+  it('says why a store cannot be read: its secrets directory gone from under a running gateway', async () => {
+    const files = await mkdtemp(join(tmpdir(), 'bouncer-secret-files-'))
+    await writeFile(join(files, 'sales-api-token'), 'from-file\n')
+    const upstream = await startUpstream()
+    const gw = await startTestGateway({
+      admin: { token: 'admin-token-0123456789' },
+      secrets: { store: { type: 'file', dir: files } },
+      upstreams: [{ name: 'u', url: upstream.url, headers: { authorization: 'Bearer ${secret:sales-api-token}' } }],
+      routes: [{ id: 'u', path: '/*', upstream: 'u', public: true }],
+    })
+    const list = async () => {
+      const res = await request(`${gw.adminUrl}/api/secrets`, { headers: { authorization: 'Bearer admin-token-0123456789' } })
+      return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> }
+    }
+    expect(await list()).toMatchObject({ status: 200, body: { store: 'file', secrets: [{ name: 'sales-api-token', versions: [{ version: 1, label: 'current' }] }] } })
+    await rm(files, { recursive: true })
+    const refused = await list()
+    expect(refused.status).toBe(500)
+    expect(refused.body).toMatchObject({ code: 'internal_error', detail: `The file secrets store cannot be read: cannot list the secrets directory ${files}: no such file (ENOENT).` })
+    expect(JSON.stringify(refused.body)).not.toContain('from-file')
+    await gw.close()
+    await upstream.close()
+  })
+})
