@@ -3,7 +3,8 @@
 // stdin (never in its arguments or environment); the value becomes the current version only when
 // the hook exits 0. A failed rotation (the hook, or the store refusing the new version) is reported
 // as a background failure (its output scrubbed) and retried with a backoff that doubles from 1s up
-// to 5 minutes, so a broken hook does not run (and log) at every check.
+// to 5 minutes, so a broken hook does not run (and log) at every check. A value the hook installed
+// that the store then refused is kept and written at the retry, not replaced by a new one.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import type { SecretsConfig } from '../config/index.ts'
@@ -73,6 +74,13 @@ function runHook(command: string, name: string, value: string): Promise<{ ok: bo
 export interface RotationState {
   readonly running: Set<string>
   readonly failures: Map<string, { count: number; retryAt: number }>
+  /**
+   * Values a hook installed at the upstream that the store then refused (locked, full disk): the
+   * retry writes the same value. It generated another and ran the hook again, which found the
+   * upstream already holding a value the gateway had lost (an operator probe). Held in memory only:
+   * a process that ends before the retry loses it, and says so in its last failure's log line.
+   */
+  readonly unstored: Map<string, string>
 }
 
 export interface RotationScheduler {
@@ -83,8 +91,8 @@ export interface RotationScheduler {
   idle(): Promise<void>
 }
 
-export function rotationScheduler(store: SecretStore, schedules: SecretsConfig['rotation'], logger: Logger, background: BackgroundTasks, now: () => number = Date.now, state: RotationState = { running: new Set(), failures: new Map() }): RotationScheduler {
-  const { running, failures } = state
+export function rotationScheduler(store: SecretStore, schedules: SecretsConfig['rotation'], logger: Logger, background: BackgroundTasks, now: () => number = Date.now, state: RotationState = { running: new Set(), failures: new Map(), unstored: new Map() }): RotationScheduler {
+  const { running, failures, unstored } = state
   const underway = new Set<Promise<unknown>>()
 
   function failed(name: string, err: unknown, message: string, fields: Record<string, unknown> = {}): void {
@@ -100,24 +108,30 @@ export function rotationScheduler(store: SecretStore, schedules: SecretsConfig['
       if (running.has(name) || (failures.get(name)?.retryAt ?? 0) > now()) continue
       running.add(name)
       try {
-        const latest = store.versions(name)[0]
-        if (latest && now() - Date.parse(latest.createdAt) < schedule.every) continue
-        const value = generateSecret(schedule.generate)
-        redactValues([value])
-        if (schedule.hook) {
-          const { ok, output } = await runHook(schedule.hook, name, value)
-          if (!ok) {
-            failed(name, new Error('the rotation hook did not exit 0'), 'secret rotation hook failed: the current value stays, retrying later', { hook: schedule.hook, output })
-            continue
+        let value = unstored.get(name)
+        if (value === undefined) {
+          const latest = store.versions(name)[0]
+          if (latest && now() - Date.parse(latest.createdAt) < schedule.every) continue
+          value = generateSecret(schedule.generate)
+          redactValues([value])
+          if (schedule.hook) {
+            const { ok, output } = await runHook(schedule.hook, name, value)
+            if (!ok) {
+              failed(name, new Error('the rotation hook did not exit 0'), 'secret rotation hook failed: the current value stays, retrying later', { hook: schedule.hook, output })
+              continue
+            }
+            unstored.set(name, value)
           }
         }
         const version = store.put(name, value)
+        unstored.delete(name)
         failures.delete(name)
         logger.info({ secret_name: name, version }, 'secret rotated')
         rotated.push(name)
       } catch (err) {
         // The store would not give the versions or take the new one (locked, corrupt, full disk).
-        failed(name, err, 'secret rotation failed: the current value stays, retrying later')
+        if (unstored.has(name)) failed(name, err, 'secret rotation failed after its hook installed the new value: the store refused it; the gateway holds the value in memory and writes it at the retry (the hook does not run again)')
+        else failed(name, err, 'secret rotation failed: the current value stays, retrying later')
       } finally {
         running.delete(name)
       }

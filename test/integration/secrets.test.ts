@@ -2,6 +2,7 @@
 // request, rotated on a schedule through a hook, read from env and file providers, and a gateway
 // that will not start without its master key.
 import { randomBytes } from 'node:crypto'
+import { DatabaseSync } from 'node:sqlite'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -41,6 +42,9 @@ async function tokenCheckingUpstream(accepted: Set<string>): Promise<TestUpstrea
 function storeAt(path: string) {
   return openEmbeddedStore(path, Buffer.from(masterKey, 'base64'))
 }
+
+/** The gateway's JSON log lines. */
+const logLines = (logs: string[]) => logs.join('').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>)
 
 /** A store file under the test directory holding one secret; its path. */
 function seededStore(file: string, name: string, value: string): string {
@@ -284,6 +288,39 @@ describe('scheduled rotation', () => {
     await res.body.dump()
     await gw.close()
     await upstream.close()
+  })
+  it('writes a value its hook installed but the store refused at the retry, without running the hook again', { timeout: 20_000 }, async () => {
+    // Found by an operator probe: the retry generated another value and ran the hook again, while
+    // the upstream held the first value, which the gateway had lost.
+    const path = seededStore('refused-write.db', 'sales-token', 'initial-value-refused')
+    const frozen = new DatabaseSync(path)
+    frozen.exec("CREATE TRIGGER frozen BEFORE INSERT ON secret_versions BEGIN SELECT RAISE(ABORT, 'the store is frozen for maintenance'); END")
+    const installed = join(dir, 'installed-refused')
+    const gw = await startTestGateway({
+      secrets: { ...secretsSection(path, { rotation: { 'sales-token': { every: '2s', generate: 24, hook: `cat >> ${installed}; echo >> ${installed}` } } }), refresh_interval: '200ms' },
+      routes: [],
+    }, { env })
+    try {
+      const refused = () => logLines(gw.logs).filter((line) => line.msg === 'secret rotation failed after its hook installed the new value: the store refused it; the gateway holds the value in memory and writes it at the retry (the hook does not run again)')
+      await waitFor(() => refused().length > 0, 'the refused write', 10_000)
+      expect(refused()[0]).toMatchObject({ level: 'error', task: 'secret_rotation', secret_name: 'sales-token', failures: 1 })
+      frozen.exec('DROP TRIGGER frozen')
+      const hookValues = async () => (await readFile(installed, 'utf8')).split('\n').filter(Boolean)
+      const [value] = await hookValues()
+      await waitFor(() => {
+        const check = storeAt(path)
+        try {
+          return check.get('sales-token') === value
+        } finally {
+          check.close()
+        }
+      }, 'the installed value current', 5_000)
+      expect(await hookValues()).toEqual([value])
+      expect(gw.logs.join('')).not.toContain(value)
+    } finally {
+      frozen.close()
+      await gw.close()
+    }
   })
 })
 
