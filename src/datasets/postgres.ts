@@ -7,6 +7,7 @@ import Cursor from 'pg-cursor'
 import type { DatasourceConfig } from '../config/index.ts'
 import { DeadlineExceeded, withinDeadline } from '../collections/index.ts'
 import { GatewayError } from '../errors/index.ts'
+import { boundParameterOf } from './bind-context.ts'
 import { callerValueRefused, invalidParameter } from './params.ts'
 import { scrub, type Logger } from '../telemetry/index.ts'
 import type { Column, ColumnKind, Datasource, Row, RowSource, SourceQuery } from './source.ts'
@@ -329,15 +330,16 @@ function stalled(name: string, ms: number, cause?: unknown): GatewayError {
  * for an integer column, `u=nope` for a uuid) is the caller's mistake: 400 naming the parameter. It was
  * 502 datasource_error with an error logged, so any caller could fill the log and the 5xx rate (an
  * adversarial probe). PostgreSQL says which value it was: a data exception (SQLSTATE class 22) while
- * binding carries `portal "…" parameter $N` as its context; a failure in the statement's own values
+ * binding carries `portal "…" parameter $N` as its context (in the server's language:
+ * bind-context.ts); a failure in the statement's own values
  * has none, and stays a 502.
  */
 function parameterRefused(err: unknown, names: ReadonlyArray<string | null> | undefined): GatewayError | null {
   const { code, where, message } = err as { code?: unknown; where?: unknown; message?: unknown }
   if (names === undefined || typeof code !== 'string' || !code.startsWith('22')) return null
   if (typeof where !== 'string') return patternRefused(code, message, names)
-  const position = /^(?:unnamed portal|portal "[^"]*") parameter \$(\d+)\b/.exec(where)?.[1]
-  const name = position === undefined ? undefined : names[Number(position) - 1]
+  const position = boundParameterOf(where)
+  const name = position === undefined ? undefined : names[position - 1]
   if (typeof name !== 'string') return null
   const type = typeof message === 'string' ? /\bfor type ([\w ]+?)(?::|$)/.exec(message)?.[1] : undefined
   return invalidParameter(name, `not a value the database takes here${type === undefined ? '' : ` (type ${type})`}`)

@@ -19,6 +19,8 @@ beforeAll(async () => {
     datasources: [
       { name: 'warehouse', type: 'postgres', url: SHARED_POSTGRES, max_connections: 2, key: 'a-test-key-of-32-characters-long' },
       { name: 'shop', type: 'sqlite', path: join(dir, 'lite.db'), key: 'a-test-key-of-32-characters-long' },
+      // A server that speaks German (de_DE.UTF-8: .ci/run makes the locale when the machine lacks it).
+      { name: 'german', type: 'postgres', url: `${SHARED_POSTGRES}?options=-c%20lc_messages%3Dde_DE.UTF-8`, max_connections: 1, key: 'a-test-key-of-32-characters-long' },
     ],
     routes: [
       {
@@ -38,6 +40,13 @@ beforeAll(async () => {
           sql: "SELECT :n::int AS n, :u::uuid AS u, :ids::int[] AS ids, CASE WHEN :bad THEN 1 / (SELECT 0) END AS bad",
           params: { n: { type: 'int' }, u: { type: 'string' }, ids: { type: 'int', list: true }, bad: { type: 'bool' } },
         },
+      },
+      {
+        id: 'german.typed',
+        methods: ['GET'],
+        path: '/german/typed',
+        public: true,
+        dataset: { source: 'german', sql: 'SELECT :n::int AS n, :u::uuid AS u, 1 / :d AS q', params: { n: { type: 'int' }, u: { type: 'string' }, d: { type: 'int' } } },
       },
       {
         id: 'ds.pattern',
@@ -137,6 +146,21 @@ describe('a value the database cannot take as the type of its place in the state
     const res = await get('n=7&u=00000000-0000-0000-0000-000000000001&ids=1,2', '/ds/typed')
     expect(res.status).toBe(200)
     expect(res.body.rows).toEqual([{ n: 7, u: '00000000-0000-0000-0000-000000000001', ids: '{1,2}', bad: null }])
+  })
+
+  it.each([
+    ['n=9999999999&u=00000000-0000-0000-0000-000000000001&d=1', 'n'],
+    ['n=1&u=nope&d=1', 'u'],
+  ])('on a server whose messages are German, %s is 400 naming "%s" (the context is read in any language)', async (query, name) => {
+    const res = await get(query, '/german/typed')
+    expect(res).toMatchObject({ status: 400, body: { code: 'invalid_parameter' } })
+    expect(String(res.body.detail)).toContain(`"${name}"`)
+  })
+
+  it('on that server, values that fit are answered, and a failure that is no bind stays 502', async () => {
+    expect(await get('n=7&u=00000000-0000-0000-0000-000000000001&d=7', '/german/typed')).toMatchObject({ status: 200, body: { rows: [{ n: 7, q: 0 }] } })
+    const zero = await get('n=7&u=00000000-0000-0000-0000-000000000001&d=0', '/german/typed')
+    expect(zero).toMatchObject({ status: 502, body: { code: 'datasource_error' } })
   })
 
   it('a statement failing on its own values is still 502 datasource_error', async () => {
