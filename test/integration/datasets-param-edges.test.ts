@@ -1,5 +1,6 @@
 // Found by an adversarial probe (helper): dataset parameters at the edges of their types. Every value the rules refuse must be
 // 400 invalid_parameter naming the parameter (never a 500, never silently another value).
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { DatabaseSync } from 'node:sqlite'
 import { tmpdir } from 'node:os'
@@ -12,14 +13,28 @@ import { SHARED_POSTGRES } from '../helpers/postgres.ts'
 let gw: TestGateway
 let dir: string
 
+/**
+ * The German locale PostgreSQL needs for lc_messages, made when missing (as .ci/run does): as a
+ * directory, which a running server finds (a locale-archive it would read only once restarted).
+ */
+function ensureGermanLocale(): void {
+  if (execFileSync('locale', ['-a'], { encoding: 'utf8' }).split('\n').includes('de_DE.utf8')) return
+  try {
+    execFileSync('localedef', ['--no-archive', '-i', 'de_DE', '-f', 'UTF-8', 'de_DE.UTF-8'], { stdio: 'pipe' })
+  } catch (err) {
+    throw new Error(`this test needs the de_DE.UTF-8 locale: localedef --no-archive -i de_DE -f UTF-8 de_DE.UTF-8 (as root) failed: ${(err as Error).message}`, { cause: err })
+  }
+}
+
 beforeAll(async () => {
+  ensureGermanLocale()
   dir = mkdtempSync(join(tmpdir(), 'bouncer-param-edges-'))
   new DatabaseSync(join(dir, 'lite.db')).close()
   gw = await startTestGateway({
     datasources: [
       { name: 'warehouse', type: 'postgres', url: SHARED_POSTGRES, max_connections: 2, key: 'a-test-key-of-32-characters-long' },
       { name: 'shop', type: 'sqlite', path: join(dir, 'lite.db'), key: 'a-test-key-of-32-characters-long' },
-      // A server that speaks German (de_DE.UTF-8: .ci/run makes the locale when the machine lacks it).
+      // A server that speaks German (de_DE.UTF-8: ensureGermanLocale).
       { name: 'german', type: 'postgres', url: `${SHARED_POSTGRES}?options=-c%20lc_messages%3Dde_DE.UTF-8`, max_connections: 1, key: 'a-test-key-of-32-characters-long' },
     ],
     routes: [
