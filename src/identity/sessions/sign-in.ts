@@ -229,7 +229,9 @@ export function createSignIn(options: SignInOptions): SignIn {
   /** Why a stored session no longer counts at `at` (its lifetime, or idle as the stores may not yet have swept), or null. */
   function endedBecause(record: SessionRecord, at: number): string | null {
     if (endOf(record) <= at) return `it reached its ${ttl / 1000}s lifetime`
-    return record.lastSeenAt + idle <= at ? `it was idle for more than ${idle / 1000}s` : null
+    if (record.lastSeenAt + idle <= at) return `it was idle for more than ${idle / 1000}s`
+    // Ended under an earlier, shorter idle timeout: a reload's longer one does not bring it back (store.ts, IdleTimeout).
+    return store.idle.endedBefore(record) ? 'it was idle for longer than the idle timeout in force then' : null
   }
 
   /**
@@ -362,6 +364,7 @@ export function createSignIn(options: SignInOptions): SignIn {
       claims: personalClaims(claims),
       createdAt: at,
       lastSeenAt: at,
+      idleUntil: at + idle,
       expiresAt: at + ttl,
       refreshAt: tokens.refreshToken !== null && typeof claims.exp === 'number' ? claims.exp * 1000 : null,
       sealed: sealTokens({ idToken: tokens.idToken, refreshToken: tokens.refreshToken }, value),
