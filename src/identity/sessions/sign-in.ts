@@ -61,6 +61,8 @@ export interface BrowserAnswer {
 export interface SignIn {
   readonly store: SessionStore
   readonly cookieName: string
+  /** Names the session cookie had before (sign_in.cookie.previous_names, a reload's rename): never forwarded upstream, cleared at the next sign-in. */
+  readonly formerCookieNames: readonly string[]
   readonly paths: { readonly signIn: string; readonly callback: string; readonly signOut: string }
   /** The client secret, from the secrets store (set at compile and after every refresh). */
   clientSecret: string | undefined
@@ -80,6 +82,8 @@ export interface SignInOptions {
   issuer: IssuerConfig
   keys: ReadonlyMap<string, IssuerKeys>
   store: SessionStore
+  /** Names the session cookie had before: their sessions are ended, and the cookies cleared, when the browser signs in again. */
+  formerCookieNames?: readonly string[]
   /** Whose sessions these are: each sign-in accepts only the sessions it made (store.ts, SessionAudience). */
   audience: SessionAudience
   /** Secure by configuration or a TLS listener; otherwise Secure still whenever the browser came over https (a TLS-terminating proxy's X-Forwarded-Proto). */
@@ -147,6 +151,7 @@ export function createSignIn(options: SignInOptions): SignIn {
   const signIn: SignIn = {
     store,
     cookieName: cookie.name,
+    formerCookieNames: options.formerCookieNames ?? [],
     paths: { signIn: config.sign_in_path, callback: config.callback_path, signOut: config.sign_out_path },
     clientSecret: config.client_secret,
     verifier: {
@@ -354,7 +359,7 @@ export function createSignIn(options: SignInOptions): SignIn {
       throw err instanceof AnswerRejected ? rejectedAnswer(err) : err
     }
     if (claims.nonce !== pending.nonce) throw new GatewayError('bad_request', { detail: 'The ID token\'s nonce is not this sign-in\'s.' })
-    await endEarlierSession(input)
+    const formerCookies = await endEarlierSessions(input)
     const value = randomBytes(32).toString('base64url')
     const at = now()
     const record: SessionRecord = {
@@ -372,7 +377,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     }
     await storeCall(() => store.put(record))
     logger.info({ session: record.id, issuer: issuer.name, subject: record.subject }, 'signed in')
-    const cookies = [setCookie(secureFor(input, cookie), value, { maxAgeSeconds: Math.floor(ttl / 1000) }), clearCookie(secureFor(input, stateCookie), statePath)]
+    const cookies = [setCookie(secureFor(input, cookie), value, { maxAgeSeconds: Math.floor(ttl / 1000) }), clearCookie(secureFor(input, stateCookie), statePath), ...formerCookies]
     const caller = { identity: identityOf(record), credential: 'session' as const }
     if (config.cookie.same_site === 'strict') {
       // A Strict cookie is not sent on a navigation a cross-site redirect chain began: go on from this origin.
@@ -385,10 +390,23 @@ export function createSignIn(options: SignInOptions): SignIn {
   /**
    * The session this browser held before signing in again is ended, not only its cookie replaced:
    * it stayed valid to its ttl, so a copy of the old cookie (taken from this browser, or left by the
-   * person who used it before) kept working after the new sign-in (an adversarial probe).
+   * person who used it before) kept working after the new sign-in (an adversarial probe). So is one
+   * under a name the cookie had before a rename, and that cookie is cleared (the Set-Cookie values
+   * returned): the browser would send it on, a live session's credential, until it expired.
    */
-  async function endEarlierSession(input: CredentialInput): Promise<void> {
-    const earlier = readCookie(input.rawHeaders, cookie.name)
+  async function endEarlierSessions(input: CredentialInput): Promise<string[]> {
+    await endEarlierSession(readCookie(input.rawHeaders, cookie.name))
+    const clear: string[] = []
+    for (const name of signIn.formerCookieNames) {
+      const earlier = readCookie(input.rawHeaders, name)
+      if (earlier === undefined) continue
+      await endEarlierSession(earlier)
+      clear.push(clearCookie(secureFor(input, { name, secure: cookie.secure || cookiePrefix(name) !== null, sameSite: cookie.sameSite })))
+    }
+    return clear
+  }
+
+  async function endEarlierSession(earlier: string | undefined): Promise<void> {
     if (earlier === undefined || !COOKIE_VALUE.test(earlier)) return
     const id = sessionId(earlier)
     const record = await storeCall(() => store.get(id))
