@@ -564,7 +564,7 @@ const signIn = z.strictObject({
      * Names the session cookie had before (a rename): browsers keep sending the old cookie, a live
      * session's bearer credential, until it expires. Never forwarded to an upstream or a function,
      * never set by one, and cleared (with the session it names ended) when the browser signs in
-     * again. Names used earlier in the running process (a reload's rename) are withheld without it.
+     * again or out. Names used earlier in the running process (a reload's rename) are withheld without it.
      */
     previous_names: z.array(cookieName).default([]),
     /** Default: true on a TLS listener or with an https base_url. */

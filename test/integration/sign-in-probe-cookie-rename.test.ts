@@ -3,7 +3,7 @@
 // (each a live session's id: a bearer credential) went to every upstream until they expired. Now
 // the names the cookie had are withheld too: those used earlier in the running process (a reload's
 // rename) on their own, and sign_in.cookie.previous_names across a restart. A browser that signs in
-// again under the new name has the old cookie cleared and its session ended. A real provider and
+// again under the new name, or signs out, has the old cookie cleared and its session ended. A real provider and
 // sign-in, and a real upstream that echoes the Cookie header it received.
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -91,6 +91,18 @@ describe('renaming sign_in.cookie.name', { timeout: 60_000 }, () => {
     expect(Object.keys(client.cookies(gateway.url))).toEqual(['app_session'])
     const fresh = client.cookies(gateway.url).app_session!
     expect(await forwardedCookie(gateway, `app_session=${fresh}; theme=dark`)).toBe('theme=dark')
+  })
+
+  it('signing out with a cookie under a former name clears it and ends its session too', async () => {
+    const client = cookieJar()
+    await signIn(client)
+    const held = client.cookies(gateway.url).app_session!
+    await reloadWith({ name: 'third_session' })
+    const out = await client.request(`${gateway.url}/.bouncer/sign_out`, { method: 'POST', headers: { origin: gateway.url }, html: false })
+    expect(out.status, out.body).toBe(302)
+    expect([out.headers['set-cookie'] ?? []].flat()).toContainEqual(expect.stringMatching(/^app_session=; Path=\/; Max-Age=0;/))
+    expect(await gateway.state.runtime.signIn!.store.get(sessionId(held))).toBeUndefined()
+    expect(client.cookies(gateway.url).app_session).toBeUndefined()
   })
 
   it('a gateway started with previous_names (a restart knows no earlier name of its own) withholds the old-named cookie', async () => {

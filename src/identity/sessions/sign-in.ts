@@ -359,7 +359,8 @@ export function createSignIn(options: SignInOptions): SignIn {
       throw err instanceof AnswerRejected ? rejectedAnswer(err) : err
     }
     if (claims.nonce !== pending.nonce) throw new GatewayError('bad_request', { detail: 'The ID token\'s nonce is not this sign-in\'s.' })
-    const formerCookies = await endEarlierSessions(input)
+    await endEarlierSession(readCookie(input.rawHeaders, cookie.name))
+    const formerCookies = await endFormerSessions(input)
     const value = randomBytes(32).toString('base64url')
     const at = now()
     const record: SessionRecord = {
@@ -390,22 +391,8 @@ export function createSignIn(options: SignInOptions): SignIn {
   /**
    * The session this browser held before signing in again is ended, not only its cookie replaced:
    * it stayed valid to its ttl, so a copy of the old cookie (taken from this browser, or left by the
-   * person who used it before) kept working after the new sign-in (an adversarial probe). So is one
-   * under a name the cookie had before a rename, and that cookie is cleared (the Set-Cookie values
-   * returned): the browser would send it on, a live session's credential, until it expired.
+   * person who used it before) kept working after the new sign-in (an adversarial probe).
    */
-  async function endEarlierSessions(input: CredentialInput): Promise<string[]> {
-    await endEarlierSession(readCookie(input.rawHeaders, cookie.name))
-    const clear: string[] = []
-    for (const name of signIn.formerCookieNames) {
-      const earlier = readCookie(input.rawHeaders, name)
-      if (earlier === undefined) continue
-      await endEarlierSession(earlier)
-      clear.push(clearCookie(secureFor(input, { name, secure: cookie.secure || cookiePrefix(name) !== null, sameSite: cookie.sameSite })))
-    }
-    return clear
-  }
-
   async function endEarlierSession(earlier: string | undefined): Promise<void> {
     if (earlier === undefined || !COOKIE_VALUE.test(earlier)) return
     const id = sessionId(earlier)
@@ -414,6 +401,27 @@ export function createSignIn(options: SignInOptions): SignIn {
     if (record?.audience !== options.audience) return
     await storeCall(() => store.delete(id))
     logger.info({ session: id, issuer: record.issuer, subject: record.subject }, 'session ended: the browser signed in again')
+  }
+
+  /**
+   * Sessions under a name the cookie had before a rename, at a sign-in or sign-out: ended, and
+   * their cookies cleared (the Set-Cookie values returned), since the browser would send one on, a
+   * live session's credential, until it expired. The cookies are cleared even when the store
+   * cannot end their sessions (logged).
+   */
+  async function endFormerSessions(input: CredentialInput): Promise<string[]> {
+    const clear: string[] = []
+    for (const name of signIn.formerCookieNames) {
+      const earlier = readCookie(input.rawHeaders, name)
+      if (earlier === undefined) continue
+      clear.push(clearCookie(secureFor(input, { name, secure: cookie.secure || cookiePrefix(name) !== null, sameSite: cookie.sameSite })))
+      try {
+        await endEarlierSession(earlier)
+      } catch (err) {
+        logger.warn({ err, cookie: name }, 'the session of a cookie under a former name was not ended: the store failed (its cookie is cleared)')
+      }
+    }
+    return clear
   }
 
   async function signOut(input: CredentialInput): Promise<BrowserAnswer> {
@@ -470,7 +478,8 @@ export function createSignIn(options: SignInOptions): SignIn {
     }
     // Not Clear-Site-Data "cookies": it clears the whole registrable domain's cookies (the SSO's and
     // every sibling application's on the company domain), not just this gateway's.
-    return { status: 302, headers: { location, 'set-cookie': clearCookie(secureFor(input, cookie)), 'cache-control': 'no-store' }, body: '', ...(caller === undefined ? {} : { caller }) }
+    const formerCookies = await endFormerSessions(input)
+    return { status: 302, headers: { location, 'set-cookie': [clearCookie(secureFor(input, cookie)), ...formerCookies], 'cache-control': 'no-store' }, body: '', ...(caller === undefined ? {} : { caller }) }
   }
 
   /**
