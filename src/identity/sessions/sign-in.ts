@@ -61,7 +61,7 @@ export interface BrowserAnswer {
 export interface SignIn {
   readonly store: SessionStore
   readonly cookieName: string
-  /** Names the session cookie had before (sign_in.cookie.previous_names, a reload's rename): never forwarded upstream, cleared at the next sign-in. */
+  /** Names the session cookie had before (sign_in.cookie.previous_names, a reload's rename): never forwarded upstream, cleared at the next sign-in or sign-out. */
   readonly formerCookieNames: readonly string[]
   readonly paths: { readonly signIn: string; readonly callback: string; readonly signOut: string }
   /** The client secret, from the secrets store (set at compile and after every refresh). */
@@ -82,7 +82,7 @@ export interface SignInOptions {
   issuer: IssuerConfig
   keys: ReadonlyMap<string, IssuerKeys>
   store: SessionStore
-  /** Names the session cookie had before: their sessions are ended, and the cookies cleared, when the browser signs in again. */
+  /** Names the session cookie had before: their sessions are ended, and the cookies cleared, when the browser signs in again or out. */
   formerCookieNames?: readonly string[]
   /** Whose sessions these are: each sign-in accepts only the sessions it made (store.ts, SessionAudience). */
   audience: SessionAudience
