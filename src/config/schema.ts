@@ -541,6 +541,8 @@ const sessionStore = z.discriminatedUnion('type', [
   }),
 ], { error: 'sign_in.session.store.type is memory, sqlite or redis' })
 
+const cookieName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'a cookie name is a token (letters, digits and !#$%&\'*+.^_`|~-)')
+
 /** People in a browser (SPEC "Callers, added"): OIDC authorization code flow with PKCE, server-side sessions. */
 const signIn = z.strictObject({
   /** The issuers entry (type jwt) whose provider people sign in at; its keys verify the ID token. */
@@ -557,7 +559,14 @@ const signIn = z.strictObject({
   /** Where the browser goes after signing out (a path on this gateway; registered at the provider as post_logout_redirect_uri). */
   after_sign_out_path: gatewayPath.default('/'),
   cookie: z.strictObject({
-    name: z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'a cookie name is a token (letters, digits and !#$%&\'*+.^_`|~-)').default('bouncer_session'),
+    name: cookieName.default('bouncer_session'),
+    /**
+     * Names the session cookie had before (a rename): browsers keep sending the old cookie, a live
+     * session's bearer credential, until it expires. Never forwarded to an upstream or a function,
+     * never set by one, and cleared (with the session it names ended) when the browser signs in
+     * again or out. Names used earlier in the running process (a reload's rename) are withheld without it.
+     */
+    previous_names: z.array(cookieName).default([]),
     /** Default: true on a TLS listener or with an https base_url. */
     secure: z.boolean().optional(),
     same_site: z.enum(['lax', 'strict', 'none'], { error: 'same_site is lax, strict or none' }).default('lax'),

@@ -32,6 +32,9 @@ export function signInFindings(config: Config): Finding[] {
   if (config.admin.roles.length + config.admin.read_roles.length > 0 && [CONSOLE_COOKIE, `${CONSOLE_COOKIE}_state`].includes(signIn.cookie.name)) {
     error(['sign_in', 'cookie', 'name'], `${signIn.cookie.name} is the admin console's own cookie (admin.roles signs people in to it): browsers keep cookies by host, not port, so the two sign-ins would replace each other's session; choose another name`)
   }
+  signIn.cookie.previous_names.forEach((name, i) => {
+    if (name === signIn.cookie.name || name === `${signIn.cookie.name}_state`) error(['sign_in', 'cookie', 'previous_names', i], `${name} is the session cookie's name now (or its sign-in state cookie's): previous_names lists names it had before`)
+  })
   const secure = signIn.cookie.secure ?? cookieSecureByDefault(config)
   if (signIn.cookie.same_site === 'none' && !secure) {
     error(['sign_in', 'cookie', 'same_site'], 'same_site: none needs a Secure cookie (browsers refuse it otherwise): serve TLS, give an https base_url, or set cookie.secure: true')

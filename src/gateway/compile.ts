@@ -112,6 +112,11 @@ export interface CompileDeps {
   limitsStores: LimitsStoreRegistry
   apiKeys: ApiKeyDirectoryRegistry
   sessionStores: SessionStoreRegistry
+  /**
+   * Every name sign_in.cookie.name has had in this process (each compile adds its own): a reload
+   * that renames the cookie keeps withholding the old one from upstreams (compileSignIn).
+   */
+  sessionCookieNames: Set<string>
   logger: Logger
   builtIns: BuiltInSources
   agents: AgentsRegistry
@@ -163,6 +168,7 @@ export function createRuntimeDeps(
     limitsStores,
     apiKeys,
     sessionStores,
+    sessionCookieNames: new Set(),
     logger,
     builtIns: options.builtIns ?? NO_KEYS,
     agents,
@@ -197,7 +203,9 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
   const consoleSignIn = compileConsoleSignIn(config, issuerKeys, deps)
   // The session cookies are the gateway's credential: no upstream ever gets them. The console's
   // too: a cookie is not kept to its port, so a browser sends it to the gateway on the same host.
-  const withheldCookies: ReadonlySet<string> = new Set([signIn, consoleSignIn].flatMap((s) => (s ? [s.cookieName, `${s.cookieName}_state`] : [])))
+  // And those of the names the gateway's had before (a rename): browsers send an old cookie, a live
+  // session's, until it expires.
+  const withheldCookies: ReadonlySet<string> = new Set([signIn, consoleSignIn].flatMap((s) => (s ? [s.cookieName, ...s.formerCookieNames].flatMap((name) => [name, `${name}_state`]) : [])))
   const access = compileAccess(config)
   // Filled by prepare (instance/prepare.ts) once the secrets are read, before the runtime serves.
   const signing: RuntimeSigning = { assertions: null, exchangeKeys: null }
@@ -413,11 +421,16 @@ function compileSignIn(config: Config, issuerKeys: ReadonlyMap<string, IssuerKey
   const settings = config.sign_in
   if (!settings) return null
   const issuer = jwtIssuers(config).find((candidate) => candidate.name === settings.issuer) as IssuerConfig
+  const current = settings.cookie.name
+  deps.sessionCookieNames.add(current)
+  const former = new Set([...settings.cookie.previous_names, ...deps.sessionCookieNames])
+  for (const name of [current, `${current}_state`, CONSOLE_COOKIE, `${CONSOLE_COOKIE}_state`]) former.delete(name)
   return createSignIn({
     config: settings,
     issuer,
     keys: issuerKeys,
     store: deps.sessionStores.acquire({ store: settings.session.store, idle: settings.session.idle }),
+    formerCookieNames: [...former],
     audience: 'gateway',
     cookieSecure: settings.cookie.secure ?? cookieSecureByDefault(config),
     hosts: config.server.hosts,
@@ -445,7 +458,7 @@ function compileConsoleSignIn(config: Config, issuerKeys: ReadonlyMap<string, Is
       callback_path: CONSOLE_SIGN_IN_PATHS.callback,
       sign_out_path: CONSOLE_SIGN_IN_PATHS.signOut,
       after_sign_out_path: '/',
-      cookie: { name: CONSOLE_COOKIE, same_site: 'lax', secure: admin.base_url?.startsWith('https:') ?? false },
+      cookie: { name: CONSOLE_COOKIE, previous_names: [], same_site: 'lax', secure: admin.base_url?.startsWith('https:') ?? false },
     },
     issuer,
     keys: issuerKeys,

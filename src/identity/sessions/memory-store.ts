@@ -4,7 +4,7 @@
 // is kept in the browser's cookie, not here (sign-in-state.ts): page loads without a session add
 // nothing to the process.
 import { randomBytes } from 'node:crypto'
-import { SESSIONS_PER_PERSON, type SessionRecord, type SessionStore } from './store.ts'
+import { IdleTimeout, SESSIONS_PER_PERSON, type SessionRecord, type SessionStore } from './store.ts'
 
 const SWEEP_MS = 60_000
 
@@ -25,10 +25,10 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
   }
   // One process: a key of its own, kept as long as the store (across reloads).
   const signInKey = randomBytes(32)
-  let idle = idleMs
+  const idle = new IdleTimeout(idleMs)
   const sweep = setInterval(() => {
     const now = Date.now()
-    for (const [id, record] of sessions) if (record.expiresAt <= now || record.lastSeenAt + idle <= now) forget(id)
+    for (const [id, record] of sessions) if (record.expiresAt <= now || idle.ended(record, now)) forget(id)
     for (const [id, until] of refreshing) if (until <= now) refreshing.delete(id)
   }, SWEEP_MS).unref()
   return {
@@ -59,13 +59,13 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
     },
     async touch(id, at) {
       const record = sessions.get(id)
-      if (record && record.lastSeenAt < at) sessions.set(id, { ...record, lastSeenAt: at })
+      if (record && record.lastSeenAt < at) sessions.set(id, { ...record, lastSeenAt: at, idleUntil: at + idle.ms })
     },
     async delete(id) {
       return forget(id)
     },
     async list(now) {
-      return [...sessions.values()].filter((r) => r.expiresAt > now && r.lastSeenAt + idle > now).sort((a, b) => b.createdAt - a.createdAt)
+      return [...sessions.values()].filter((r) => r.expiresAt > now && !idle.ended(r, now)).sort((a, b) => b.createdAt - a.createdAt)
     },
     async signInKey() {
       return signInKey
@@ -73,9 +73,7 @@ export function openMemorySessionStore(idleMs: number): SessionStore {
     // In the process: there from the first request.
     status: () => 'ready',
     answeredOnce: () => true,
-    setIdle(ms) {
-      idle = ms
-    },
+    idle,
     async close() {
       clearInterval(sweep)
       sessions.clear()

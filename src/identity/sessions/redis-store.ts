@@ -1,5 +1,5 @@
 // Sessions in Redis: several gateway instances share them. Each session is a hash (`data`: the
-// record as JSON; `seen`: the last use) that expires with the session's absolute end, so Redis
+// record as JSON; `seen`: the last use; `until`: its idle end, written with it) that expires with the session's absolute end, so Redis
 // drops it by itself; every request reads it (one round trip), so a sign-out or a revocation on
 // any instance is seen by every instance at the next request. Besides sessions, one key: the
 // sign-in state cookies' (`k:sign-in`, no expiry), set by the first instance that needs it.
@@ -8,12 +8,12 @@ import { createRequire } from 'node:module'
 import type { Redis as RedisClient } from 'ioredis'
 import { createLru, withinDeadline } from '../../collections/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
-import { SessionStoreError, SESSIONS_PER_PERSON, type SessionRecord, type SessionStore } from './store.ts'
+import { IdleTimeout, SessionStoreError, SESSIONS_PER_PERSON, type SessionRecord, type SessionStore } from './store.ts'
 
 /** A use is recorded only on a session that still exists: a revoked one is not brought back as an empty hash. */
 const TOUCH = `if redis.call('EXISTS', KEYS[1]) == 1 then
   local seen = tonumber(redis.call('HGET', KEYS[1], 'seen') or '0')
-  if seen < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'seen', ARGV[1]) end
+  if seen < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'seen', ARGV[1], 'until', ARGV[2]) end
   return 1
 end
 return 0`
@@ -26,7 +26,10 @@ return 0`
 const UPDATE = `if redis.call('EXISTS', KEYS[1]) == 1 then
   local seen = tonumber(redis.call('HGET', KEYS[1], 'seen') or '0')
   redis.call('HSET', KEYS[1], 'data', ARGV[1])
-  if seen < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], 'seen', ARGV[2]) end
+  if seen < tonumber(ARGV[2]) then
+    redis.call('HSET', KEYS[1], 'seen', ARGV[2])
+    if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'until', ARGV[4]) end
+  end
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   return 1
 end
@@ -40,6 +43,7 @@ return 0`
  */
 const PUT = `redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'data', ARGV[1], 'seen', ARGV[2])
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'until', ARGV[8]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
@@ -85,7 +89,7 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
     lazyConnect: false,
     retryStrategy: (times) => Math.min(times * 100, 2_000),
   })
-  let idle = options.idleMs
+  const idle = new IdleTimeout(options.idleMs)
   let lastErrorLog = 0
   // For /readyz (store.ts, status): every session request waits on Redis, so an outage is named there.
   let state = 'connecting'
@@ -131,7 +135,7 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
     }
   }
 
-  function parse(id: string, data: string | null, seen: string | null): SessionRecord | undefined {
+  function parse(id: string, data: string | null, seen: string | null, until: string | null): SessionRecord | undefined {
     if (data === null) return undefined
     let record: SessionRecord
     const known = parsed.get(id, Date.now())
@@ -143,7 +147,9 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
       parsed.set(id, { data, record }, record.expiresAt)
     }
     const lastSeenAt = Math.max(record.lastSeenAt, Number(seen ?? 0))
-    return lastSeenAt === record.lastSeenAt ? record : { ...record, lastSeenAt }
+    if (lastSeenAt === record.lastSeenAt) return record
+    // A use recorded since `data` was written, with its idle end: none where an older gateway recorded it.
+    return { ...record, lastSeenAt, idleUntil: until === null ? undefined : Number(until) }
   }
 
   return {
@@ -151,20 +157,20 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
     location,
     get(id) {
       return guard(async () => {
-        const [data, seen] = await client.hmget(sessionKey(id), 'data', 'seen')
-        return parse(id, data ?? null, seen ?? null)
+        const [data, seen, until] = await client.hmget(sessionKey(id), 'data', 'seen', 'until')
+        return parse(id, data ?? null, seen ?? null, until ?? null)
       })
     },
     put(record) {
       return guard(async () => {
         const ttl = Math.max(1, record.expiresAt - Date.now())
-        await client.eval(PUT, 2, sessionKey(record.id), personKey(record), JSON.stringify(record), String(record.lastSeenAt), String(ttl), record.id, String(record.createdAt), String(SESSIONS_PER_PERSON), `${options.prefix}s:`)
+        await client.eval(PUT, 2, sessionKey(record.id), personKey(record), JSON.stringify(record), String(record.lastSeenAt), String(ttl), record.id, String(record.createdAt), String(SESSIONS_PER_PERSON), `${options.prefix}s:`, record.idleUntil === undefined ? '' : String(record.idleUntil))
       })
     },
     update(record) {
       return guard(async () => {
         const ttl = Math.max(1, record.expiresAt - Date.now())
-        return (await client.eval(UPDATE, 1, sessionKey(record.id), JSON.stringify(record), String(record.lastSeenAt), String(ttl))) === 1
+        return (await client.eval(UPDATE, 1, sessionKey(record.id), JSON.stringify(record), String(record.lastSeenAt), String(ttl), record.idleUntil === undefined ? '' : String(record.idleUntil))) === 1
       })
     },
     claimRefresh(id, until, now) {
@@ -177,7 +183,7 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
     },
     touch(id, at) {
       return guard(async () => {
-        await client.eval(TOUCH, 1, sessionKey(id), String(at))
+        await client.eval(TOUCH, 1, sessionKey(id), String(at), String(at + idle.ms))
       })
     },
     delete(id) {
@@ -194,9 +200,9 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
         } while (cursor !== '0')
         const records: SessionRecord[] = []
         for (const key of keys) {
-          const [data, seen] = await client.hmget(key, 'data', 'seen')
-          const record = parse(key.slice(options.prefix.length + 2), data ?? null, seen ?? null)
-          if (record && record.expiresAt > now && record.lastSeenAt + idle > now) records.push(record)
+          const [data, seen, until] = await client.hmget(key, 'data', 'seen', 'until')
+          const record = parse(key.slice(options.prefix.length + 2), data ?? null, seen ?? null, until ?? null)
+          if (record && record.expiresAt > now && !idle.ended(record, now)) records.push(record)
         }
         return records.sort((a, b) => b.createdAt - a.createdAt)
       }, false)
@@ -206,10 +212,8 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
     },
     status: () => state,
     answeredOnce: () => connectedOnce,
-    setIdle(ms) {
-      // Nothing to sweep: Redis drops a session at its absolute end, and every read checks the idle timeout.
-      idle = ms
-    },
+    // Nothing to sweep: Redis drops a session at its absolute end, and every read checks the idle timeout.
+    idle,
     async close() {
       state = 'closed'
       client.disconnect()

@@ -45,7 +45,7 @@ export function createSessionStoreRegistry(logger: Logger, loading: KeyLoading):
     ...stores,
     acquire(settings) {
       const store = stores.acquire(settings)
-      store.setIdle(settings.idle)
+      store.idle.set(settings.idle)
       return store
     },
   }

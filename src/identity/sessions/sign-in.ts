@@ -61,6 +61,8 @@ export interface BrowserAnswer {
 export interface SignIn {
   readonly store: SessionStore
   readonly cookieName: string
+  /** Names the session cookie had before (sign_in.cookie.previous_names, a reload's rename): never forwarded upstream, cleared at the next sign-in or sign-out. */
+  readonly formerCookieNames: readonly string[]
   readonly paths: { readonly signIn: string; readonly callback: string; readonly signOut: string }
   /** The client secret, from the secrets store (set at compile and after every refresh). */
   clientSecret: string | undefined
@@ -80,6 +82,8 @@ export interface SignInOptions {
   issuer: IssuerConfig
   keys: ReadonlyMap<string, IssuerKeys>
   store: SessionStore
+  /** Names the session cookie had before: their sessions are ended, and the cookies cleared, when the browser signs in again or out. */
+  formerCookieNames?: readonly string[]
   /** Whose sessions these are: each sign-in accepts only the sessions it made (store.ts, SessionAudience). */
   audience: SessionAudience
   /** Secure by configuration or a TLS listener; otherwise Secure still whenever the browser came over https (a TLS-terminating proxy's X-Forwarded-Proto). */
@@ -147,6 +151,7 @@ export function createSignIn(options: SignInOptions): SignIn {
   const signIn: SignIn = {
     store,
     cookieName: cookie.name,
+    formerCookieNames: options.formerCookieNames ?? [],
     paths: { signIn: config.sign_in_path, callback: config.callback_path, signOut: config.sign_out_path },
     clientSecret: config.client_secret,
     verifier: {
@@ -229,7 +234,9 @@ export function createSignIn(options: SignInOptions): SignIn {
   /** Why a stored session no longer counts at `at` (its lifetime, or idle as the stores may not yet have swept), or null. */
   function endedBecause(record: SessionRecord, at: number): string | null {
     if (endOf(record) <= at) return `it reached its ${ttl / 1000}s lifetime`
-    return record.lastSeenAt + idle <= at ? `it was idle for more than ${idle / 1000}s` : null
+    if (record.lastSeenAt + idle <= at) return `it was idle for more than ${idle / 1000}s`
+    // Ended under an earlier, shorter idle timeout: a reload's longer one does not bring it back (store.ts, IdleTimeout).
+    return store.idle.endedBefore(record) ? 'it was idle for longer than the idle timeout in force then' : null
   }
 
   /**
@@ -352,7 +359,8 @@ export function createSignIn(options: SignInOptions): SignIn {
       throw err instanceof AnswerRejected ? rejectedAnswer(err) : err
     }
     if (claims.nonce !== pending.nonce) throw new GatewayError('bad_request', { detail: 'The ID token\'s nonce is not this sign-in\'s.' })
-    await endEarlierSession(input)
+    await endEarlierSession(readCookie(input.rawHeaders, cookie.name))
+    const formerCookies = await endFormerSessions(input)
     const value = randomBytes(32).toString('base64url')
     const at = now()
     const record: SessionRecord = {
@@ -362,6 +370,7 @@ export function createSignIn(options: SignInOptions): SignIn {
       claims: personalClaims(claims),
       createdAt: at,
       lastSeenAt: at,
+      idleUntil: at + idle,
       expiresAt: at + ttl,
       refreshAt: tokens.refreshToken !== null && typeof claims.exp === 'number' ? claims.exp * 1000 : null,
       sealed: sealTokens({ idToken: tokens.idToken, refreshToken: tokens.refreshToken }, value),
@@ -369,7 +378,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     }
     await storeCall(() => store.put(record))
     logger.info({ session: record.id, issuer: issuer.name, subject: record.subject }, 'signed in')
-    const cookies = [setCookie(secureFor(input, cookie), value, { maxAgeSeconds: Math.floor(ttl / 1000) }), clearCookie(secureFor(input, stateCookie), statePath)]
+    const cookies = [setCookie(secureFor(input, cookie), value, { maxAgeSeconds: Math.floor(ttl / 1000) }), clearCookie(secureFor(input, stateCookie), statePath), ...formerCookies]
     const caller = { identity: identityOf(record), credential: 'session' as const }
     if (config.cookie.same_site === 'strict') {
       // A Strict cookie is not sent on a navigation a cross-site redirect chain began: go on from this origin.
@@ -384,8 +393,7 @@ export function createSignIn(options: SignInOptions): SignIn {
    * it stayed valid to its ttl, so a copy of the old cookie (taken from this browser, or left by the
    * person who used it before) kept working after the new sign-in (an adversarial probe).
    */
-  async function endEarlierSession(input: CredentialInput): Promise<void> {
-    const earlier = readCookie(input.rawHeaders, cookie.name)
+  async function endEarlierSession(earlier: string | undefined): Promise<void> {
     if (earlier === undefined || !COOKIE_VALUE.test(earlier)) return
     const id = sessionId(earlier)
     const record = await storeCall(() => store.get(id))
@@ -393,6 +401,27 @@ export function createSignIn(options: SignInOptions): SignIn {
     if (record?.audience !== options.audience) return
     await storeCall(() => store.delete(id))
     logger.info({ session: id, issuer: record.issuer, subject: record.subject }, 'session ended: the browser signed in again')
+  }
+
+  /**
+   * Sessions under a name the cookie had before a rename, at a sign-in or sign-out: ended, and
+   * their cookies cleared (the Set-Cookie values returned), since the browser would send one on, a
+   * live session's credential, until it expired. The cookies are cleared even when the store
+   * cannot end their sessions (logged).
+   */
+  async function endFormerSessions(input: CredentialInput): Promise<string[]> {
+    const clear: string[] = []
+    for (const name of signIn.formerCookieNames) {
+      const earlier = readCookie(input.rawHeaders, name)
+      if (earlier === undefined) continue
+      clear.push(clearCookie(secureFor(input, { name, secure: cookie.secure || cookiePrefix(name) !== null, sameSite: cookie.sameSite })))
+      try {
+        await endEarlierSession(earlier)
+      } catch (err) {
+        logger.warn({ err, cookie: name }, 'the session of a cookie under a former name was not ended: the store failed (its cookie is cleared)')
+      }
+    }
+    return clear
   }
 
   async function signOut(input: CredentialInput): Promise<BrowserAnswer> {
@@ -449,7 +478,8 @@ export function createSignIn(options: SignInOptions): SignIn {
     }
     // Not Clear-Site-Data "cookies": it clears the whole registrable domain's cookies (the SSO's and
     // every sibling application's on the company domain), not just this gateway's.
-    return { status: 302, headers: { location, 'set-cookie': clearCookie(secureFor(input, cookie)), 'cache-control': 'no-store' }, body: '', ...(caller === undefined ? {} : { caller }) }
+    const formerCookies = await endFormerSessions(input)
+    return { status: 302, headers: { location, 'set-cookie': [clearCookie(secureFor(input, cookie)), ...formerCookies], 'cache-control': 'no-store' }, body: '', ...(caller === undefined ? {} : { caller }) }
   }
 
   /**

@@ -11,13 +11,13 @@ import { randomBytes } from 'node:crypto'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { addMissingColumns, createLru, makeDirectories, storeFile, switchToWal, whenUnlocked } from '../../collections/index.ts'
-import { SessionStoreError, SESSIONS_PER_PERSON, type SessionRecord, type SessionStore } from './store.ts'
+import { IdleTimeout, SessionStoreError, SESSIONS_PER_PERSON, type SessionRecord, type SessionStore } from './store.ts'
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY, issuer TEXT NOT NULL, subject TEXT NOT NULL, claims TEXT NOT NULL,
     created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
-    refresh_at INTEGER, sealed TEXT, audience TEXT NOT NULL DEFAULT 'gateway'
+    refresh_at INTEGER, sealed TEXT, audience TEXT NOT NULL DEFAULT 'gateway', idle_until INTEGER
   );
   -- A person's sessions, oldest first: the ones past SESSIONS_PER_PERSON end at a sign-in.
   CREATE INDEX IF NOT EXISTS sessions_person ON sessions (issuer, subject, created_at);
@@ -48,9 +48,10 @@ interface Row {
   refresh_at: number | null
   sealed: string | null
   audience: string
+  idle_until: number | null
 }
 
-const COLUMNS = 'id, issuer, subject, claims, created_at, last_seen_at, expires_at, refresh_at, sealed, audience'
+const COLUMNS = 'id, issuer, subject, claims, created_at, last_seen_at, expires_at, refresh_at, sealed, audience, idle_until'
 
 export function openSqliteSessionStore(path: string, idleMs: number): SessionStore {
   let db: DatabaseSync
@@ -68,16 +69,23 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
     db.exec(SCHEMA)
     // A store written before sessions named their sign-in: its sessions count as the gateway's (a
     // console user signs in to the console once more).
-    addMissingColumns(db, 'sessions', [{ name: 'audience', definition: "audience TEXT NOT NULL DEFAULT 'gateway'" }])
+    // One written before sessions kept their idle end: NULL, its sessions judged by this process's
+    // idle timeouts only (store.ts, IdleTimeout).
+    addMissingColumns(db, 'sessions', [
+      { name: 'audience', definition: "audience TEXT NOT NULL DEFAULT 'gateway'" },
+      { name: 'idle_until', definition: 'idle_until INTEGER' },
+    ])
     db.exec('PRAGMA busy_timeout = 0')
   } catch (err) {
     throw refused(err)
   }
   const byId = prepare(`SELECT ${COLUMNS} FROM sessions WHERE id = ?`)
   const all = prepare(`SELECT ${COLUMNS} FROM sessions WHERE expires_at > ? AND last_seen_at > ? ORDER BY created_at DESC, id`)
-  const upsert = prepare(`INSERT OR REPLACE INTO sessions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-  const update = prepare('UPDATE sessions SET issuer = ?, subject = ?, claims = ?, created_at = ?, last_seen_at = MAX(last_seen_at, ?), expires_at = ?, refresh_at = ?, sealed = ?, audience = ? WHERE id = ?')
-  const touch = prepare('UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?) WHERE id = ?')
+  const upsert = prepare(`INSERT OR REPLACE INTO sessions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+  // The idle end goes with the later use (SET reads the row as it was): a use recorded meanwhile by another process keeps its own.
+  const update = prepare(`UPDATE sessions SET issuer = ?1, subject = ?2, claims = ?3, created_at = ?4, expires_at = ?5, refresh_at = ?6, sealed = ?7, audience = ?8,
+    idle_until = CASE WHEN last_seen_at < ?9 THEN ?10 ELSE idle_until END, last_seen_at = MAX(last_seen_at, ?9) WHERE id = ?11`)
+  const touch = prepare('UPDATE sessions SET idle_until = CASE WHEN last_seen_at < ?1 THEN ?2 ELSE idle_until END, last_seen_at = MAX(last_seen_at, ?1) WHERE id = ?3')
   const remove = prepare('DELETE FROM sessions WHERE id = ?')
   const beyondCap = prepare(`DELETE FROM sessions WHERE id IN (
     SELECT id FROM sessions WHERE issuer = ? AND subject = ? ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ${SESSIONS_PER_PERSON}
@@ -85,7 +93,7 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
   const readSignInKey = prepare("SELECT value FROM keys WHERE name = 'sign-in'")
   // Two processes making it at once: the first one's stays, and both read it back.
   const addSignInKey = prepare("INSERT OR IGNORE INTO keys (name, value) VALUES ('sign-in', ?)")
-  const sweepSessions = prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?')
+  const sweepSessions = prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ? OR idle_until <= ?')
   const claim = prepare('INSERT INTO refresh_claims (id, until) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET until = excluded.until WHERE refresh_claims.until <= ?')
   const sweepClaims = prepare('DELETE FROM refresh_claims WHERE until <= ?')
   const release = prepare('DELETE FROM refresh_claims WHERE id = ? AND until = ?')
@@ -99,11 +107,11 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
   const nextTurn = () => {
     checkedThisTurn = false
   }
-  let idle = idleMs
+  const idle = new IdleTimeout(idleMs)
   const sweep = setInterval(() => {
     const now = Date.now()
     try {
-      sweepSessions.run(now, now - idle)
+      sweepSessions.run(now, idle.sweepBefore(now), idle.openedAt)
       sweepClaims.run(now)
     } catch {
       // busy or closed: the next sweep tries again
@@ -143,7 +151,7 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
     },
     async put(r) {
       const ended = await guard(() => {
-        upsert.run(r.id, r.issuer, r.subject, JSON.stringify(r.claims), r.createdAt, r.lastSeenAt, r.expiresAt, r.refreshAt, r.sealed, r.audience)
+        upsert.run(r.id, r.issuer, r.subject, JSON.stringify(r.claims), r.createdAt, r.lastSeenAt, r.expiresAt, r.refreshAt, r.sealed, r.audience, r.idleUntil ?? null)
         return beyondCap.all(r.issuer, r.subject) as unknown as Array<{ id: string }>
       })
       // This connection's own delete does not move data_version: the ended ones leave `kept` here.
@@ -151,7 +159,7 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
       kept.set(r.id, r, r.expiresAt)
     },
     async update(r) {
-      const changed = await guard(() => Number(update.run(r.issuer, r.subject, JSON.stringify(r.claims), r.createdAt, r.lastSeenAt, r.expiresAt, r.refreshAt, r.sealed, r.audience, r.id).changes) > 0)
+      const changed = await guard(() => Number(update.run(r.issuer, r.subject, JSON.stringify(r.claims), r.createdAt, r.expiresAt, r.refreshAt, r.sealed, r.audience, r.lastSeenAt, r.idleUntil ?? null, r.id).changes) > 0)
       // Re-read at the next get: last_seen_at may be later than the record's (another process's touch).
       kept.delete(r.id)
       return changed
@@ -163,16 +171,17 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
       await guard(() => release.run(claim, until))
     },
     async touch(id, at) {
-      await guard(() => touch.run(at, id))
+      const until = at + idle.ms
+      await guard(() => touch.run(at, until, id))
       const record = kept.get(id, at)
-      if (record && record.lastSeenAt < at) kept.set(id, { ...record, lastSeenAt: at }, record.expiresAt)
+      if (record && record.lastSeenAt < at) kept.set(id, { ...record, lastSeenAt: at, idleUntil: until }, record.expiresAt)
     },
     async delete(id) {
       kept.delete(id)
       return await guard(() => Number(remove.run(id).changes) > 0)
     },
     async list(now) {
-      return await guard(() => (all.all(now, now - idle) as unknown as Row[]).map(fromRow))
+      return await guard(() => (all.all(now, now - idle.ms) as unknown as Row[]).map(fromRow).filter((record) => !idle.ended(record, now)))
     },
     async signInKey() {
       return await guard(() => {
@@ -187,9 +196,7 @@ export function openSqliteSessionStore(path: string, idleMs: number): SessionSto
     // A local file, opened before the first request.
     status: () => 'ready',
     answeredOnce: () => true,
-    setIdle(ms) {
-      idle = ms
-    },
+    idle,
     async close() {
       clearInterval(sweep)
       if (db.isOpen) db.close()
@@ -209,5 +216,6 @@ function fromRow(row: Row): SessionRecord {
     refreshAt: row.refresh_at === null ? null : Number(row.refresh_at),
     sealed: row.sealed,
     audience: row.audience === 'console' ? 'console' : 'gateway',
+    ...(row.idle_until === null ? {} : { idleUntil: Number(row.idle_until) }),
   }
 }

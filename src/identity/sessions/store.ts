@@ -23,6 +23,13 @@ export interface SessionRecord {
   readonly claims: Readonly<Record<string, unknown>>
   readonly createdAt: number
   readonly lastSeenAt: number
+  /**
+   * The idle end written with the last use: lastSeenAt + the idle timeout of the gateway that
+   * recorded it. What tells a gateway that opened the store later (a restart, another instance)
+   * that a session had already ended before a longer idle came in (IdleTimeout). Absent on records
+   * written before it was kept.
+   */
+  readonly idleUntil?: number
   /** Absolute end: sign-in time + session.ttl. */
   readonly expiresAt: number
   /** When to refresh the claims with the refresh token (the ID token's exp); null: never. */
@@ -71,10 +78,11 @@ export interface SessionStore {
    */
   signInKey(): Promise<Buffer>
   /**
-   * The idle timeout (sign_in.session.idle) its sweep of unused sessions goes by: a reload that
-   * changes only the timeout keeps the store, and its sessions, and sets the new one here.
+   * The idle timeout (sign_in.session.idle) its sweep and list go by, and the ones before it in
+   * this process: a reload that changes only the timeout keeps the store, and its sessions, and
+   * sets the new one here (IdleTimeout.set).
    */
-  setIdle(idleMs: number): void
+  readonly idle: IdleTimeout
   /** For /readyz: `ready`, or why not (`connecting`, `unavailable: …`). */
   status(): string
   /**
@@ -94,6 +102,66 @@ export interface SessionStore {
  * the SQLite file or of Redis, and nothing bounded them (found by the limits probe).
  */
 export const SESSIONS_PER_PERSON = 100
+
+/**
+ * A store's idle timeout, and what is left of the ones before it: a session that went idle under
+ * the timeout in force then stays ended when a reload lengthens it. Memory and SQLite delete such a
+ * session only at their minute's sweep, and Redis never (its key lasts to the absolute end), so a
+ * longer idle judged by itself alone brought it back (an adversarial probe: idle 30m, unused for
+ * 40m, valid again once a reload set 60m). A session still live when the timeout changes takes the
+ * new one; a shorter one applies at once.
+ *
+ * Two parts, neither a store round trip: `cutoff`, this process's memory of its earlier timeouts
+ * (a session last used at or before it ended under one of them: the latest of each timeout's
+ * replacement time less that timeout), and each session's own `idleUntil`, written with every use,
+ * for what came before this process opened the store (a restart with a longer idle, or another
+ * instance's reload): a session whose idleUntil is at or before `openedAt` had ended before this
+ * process knew it. An instance that opened later than another's reload is the stricter of the two
+ * (it ends sessions that were live at that reload but idle past their old timeout since). A record
+ * written before idleUntil was kept is judged by this process's timeouts only.
+ */
+export class IdleTimeout {
+  #ms: number
+  #cutoff = -Infinity
+  readonly #openedAt: number
+
+  constructor(ms: number, openedAt = Date.now()) {
+    this.#ms = ms
+    this.#openedAt = openedAt
+  }
+
+  /** The timeout in force. */
+  get ms(): number {
+    return this.#ms
+  }
+
+  /** A reload's timeout, in force from `at`: sessions idle past the one it replaces stay ended. */
+  set(ms: number, at = Date.now()): void {
+    if (ms === this.#ms) return
+    this.#cutoff = Math.max(this.#cutoff, at - this.#ms)
+    this.#ms = ms
+  }
+
+  /** The record's idle end under the timeout in force, or earlier where an earlier timeout had already ended it. */
+  endedBefore(record: SessionRecord): boolean {
+    return record.lastSeenAt <= this.#cutoff || (record.idleUntil !== undefined && record.idleUntil <= this.#openedAt)
+  }
+
+  /** Idle at `at`: under `ms` (a sign-in's own timeout; the store's by default), or ended under an earlier one. */
+  ended(record: SessionRecord, at: number, ms = this.#ms): boolean {
+    return record.lastSeenAt + ms <= at || this.endedBefore(record)
+  }
+
+  /** For a sweep's `last_seen_at <= ?`: the last use before which every session has gone idle at `now`. */
+  sweepBefore(now: number): number {
+    return Math.max(now - this.#ms, this.#cutoff)
+  }
+
+  /** For a sweep's `idle_until <= ?`: sessions whose own idle end is at or before it had ended before this process opened the store. */
+  get openedAt(): number {
+    return this.#openedAt
+  }
+}
 
 export class SessionStoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

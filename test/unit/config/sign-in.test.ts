@@ -130,3 +130,17 @@ admin: { roles: [ops] }
     expect(load('  issuer: sso\n  client_id: bouncer\n  client_secret: s3cret-value\n  cookie:\n    name: bouncer_session\n', withConsole).lines).toEqual([])
   })
 })
+
+// Found by an adversarial probe: after a rename, browsers' old-named session cookies went to the
+// upstreams; previous_names lists the names to withhold (sign-in-probe-cookie-rename).
+describe('sign_in.cookie.previous_names', () => {
+  it('takes cookie names, and refuses the cookie\'s name now or its state cookie\'s', () => {
+    const ok = load('  issuer: sso\n  client_id: bouncer\n  cookie: { name: app_session, previous_names: [bouncer_session] }\n')
+    expect(ok.lines).toEqual([])
+    expect(ok.config?.sign_in?.cookie.previous_names).toEqual(['bouncer_session'])
+    expect(load('  issuer: sso\n  client_id: bouncer\n').config?.sign_in?.cookie.previous_names).toEqual([])
+    const own = load('  issuer: sso\n  client_id: bouncer\n  cookie: { name: app_session, previous_names: [old, app_session_state] }\n')
+    expect(own.lines).toEqual([expect.stringContaining('sign_in.cookie.previous_names[1]: app_session_state is the session cookie\'s name now')])
+    expect(load('  issuer: sso\n  client_id: bouncer\n  cookie: { previous_names: ["a b"] }\n').lines).toEqual([expect.stringContaining('a cookie name is a token')])
+  })
+})

@@ -1,4 +1,4 @@
-// Found by an adversarial probe (helper): the session store registry told stores apart by their settings and session.idle, so a reload that changed only the idle timeout opened a new, empty memory store; now the store is kept and sweeps by the new timeout.
+// Found by an adversarial probe (helper): the session store registry told stores apart by their settings and session.idle, so a reload that changed only the idle timeout opened a new, empty memory store; now the store is kept and sweeps by the new timeout (a longer one bringing back no session that had ended under the old).
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createSessionStoreRegistry } from '../../../src/identity/index.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
@@ -15,17 +15,23 @@ describe('the session store registry', () => {
     const registry = createSessionStoreRegistry(createLogger({ level: 'silent' }), { offline: true })
     const store = registry.acquire({ store: { type: 'memory' }, idle: HOUR })
     const now = Date.now()
-    const id = 'f'.repeat(32)
-    // Last used 90 minutes ago: live under a 2h idle timeout, not under 1h.
-    await store.put({ id, issuer: 'sso', subject: 'ann', claims: { sub: 'ann' }, createdAt: now - 90 * 60_000, lastSeenAt: now - 90 * 60_000, expiresAt: now + HOUR, refreshAt: null, sealed: null, audience: 'gateway' })
+    const ann = 'f'.repeat(32)
+    const ben = 'e'.repeat(32)
+    const put = (id: string, lastSeenAt: number) => store.put({ id, issuer: 'sso', subject: id, claims: { sub: id }, createdAt: lastSeenAt, lastSeenAt, idleUntil: lastSeenAt + HOUR, expiresAt: now + 2 * HOUR, refreshAt: null, sealed: null, audience: 'gateway' })
+    // Ann last used 50 minutes ago: live at the reload. Ben 90 minutes ago: ended under the 1h then in force, not yet swept.
+    await put(ann, now - 50 * 60_000)
+    await put(ben, now - 90 * 60_000)
 
     expect(registry.acquire({ store: { type: 'memory' }, idle: 2 * HOUR })).toBe(store)
-    await vi.advanceTimersByTimeAsync(61_000)
-    expect(store.get(id)).toBeDefined()
+    // Ann unused for 65 minutes now: past the old timeout, within the new one she was live to take.
+    await vi.advanceTimersByTimeAsync(15 * 60_000)
+    expect(store.get(ann)).toBeDefined()
+    // A longer timeout does not bring back a session that had ended (an adversarial probe).
+    expect(store.get(ben)).toBeUndefined()
 
     expect(registry.acquire({ store: { type: 'memory' }, idle: HOUR })).toBe(store)
     await vi.advanceTimersByTimeAsync(61_000)
-    expect(store.get(id)).toBeUndefined()
+    expect(store.get(ann)).toBeUndefined()
     await registry.closeAll()
   })
 })
