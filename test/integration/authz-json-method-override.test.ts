@@ -15,9 +15,11 @@ import { createServer, METHODS, type IncomingMessage, type Server } from 'node:h
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
+import { request } from 'undici'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { waitForAuditRecord } from '../helpers/audit.ts'
 import { createPki, type TestPki } from '../helpers/certs.ts'
+import { runCli } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { h2Session, startH2Gateway } from '../helpers/h2-gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
@@ -277,5 +279,33 @@ describe('HTTP/2', () => {
     expect(await h2Post('/records/1', body, false)).toBe(200)
     expect(await h2Post('/records/1', body, true)).toBe(200)
     expect(ran).toEqual([1, 2].map(() => ({ ran: 'PUT /records/1', sha256: sha256(body), bytes: body.length })))
+  })
+})
+
+describe('explain agrees with the gateway', () => {
+  it('POST /api/explain with a JSON body decides the POST as the method its _method names', async () => {
+    const explain = async (path: string, json: string) => {
+      const res = await request(`${gateway.adminUrl}/api/explain`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ method: 'POST', path, token, json }) })
+      return ((await res.body.json()) as { decision: Record<string, unknown> }).decision
+    }
+    const denied = await explain('/records/42', '{"title":"x","_method":"DELETE"}')
+    expect(denied).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied', statement: 'NeverDelete' })
+    expect(denied.reason).toMatch(/JSON body has a top-level _method that asks for DELETE/)
+    expect(await explain('/items/1', '{"_method":"DELETE"}')).toMatchObject({ effect: 'deny', status: 405, code: 'method_not_allowed' })
+    expect(await explain('/archive/1', '{"_method":"DELETE"}')).toMatchObject({ effect: 'deny', status: 400, code: 'bad_request' })
+    expect(await explain('/records/42', '{"_method":"PATCH"}')).toMatchObject({ effect: 'allow', status: 200 })
+    expect(await explain('/records/42', '{"_method":"DELETE","_method":"PATCH"}')).toMatchObject({ effect: 'allow', status: 200 })
+    expect(await explain('/records/42', '{"data":{"_method":"DELETE"}}')).toMatchObject({ effect: 'allow', status: 200 })
+    const bad = await request(`${gateway.adminUrl}/api/explain`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ method: 'POST', path: '/records/42', token, json: { _method: 'DELETE' } }) })
+    expect(bad.statusCode).toBe(400)
+    await bad.body.dump()
+  })
+
+  it('bouncer explain --json-body says the same offline', async () => {
+    const cli = (json: string) => runCli(['explain', '--config', gateway.file, '--method', 'POST', '--path', '/records/42', '--claims', JSON.stringify({ iss: idp.issuer, aud: AUDIENCE, sub: 'looker-reports' }), '--json-body', json, '--json'])
+    const denied = await cli('{"title":"x","_method":"DELETE"}')
+    expect(denied.code).toBe(1)
+    expect((JSON.parse(denied.stdout) as { decision: unknown }).decision).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied', statement: 'NeverDelete' })
+    expect((await cli('{"title":"x","_method":"PATCH"}')).code).toBe(0)
   })
 })
