@@ -277,14 +277,18 @@ export function jsonBodyOf(method: string, headers: Pick<RequestHeaders, 'conten
 const JSON_TYPE = /[/+]json/i
 
 /**
- * A charset other than UTF-8 that a JSON reader decodes before parsing (body-parser takes any
- * `utf-*` through iconv-lite: UTF-16, UTF-32, UTF-7, in which `_method` is other bytes): null
- * when there is none, the gateway reading the body as UTF-8 bytes as PHP's json_decode does.
+ * A charset other than UTF-8 that a JSON reader decodes before parsing: null when there is none,
+ * the gateway reading the body's bytes as PHP's json_decode does. body-parser takes any `utf-…`
+ * charset (the content-type module's reading: a quoted one unescaped, the last one) and decodes it
+ * with iconv-lite (UTF-16, UTF-32, UTF-7, in which `_method` is other bytes), which names
+ * encodings by their letters and digits alone (`UTF8`, `utf-8:2000` are UTF-8). Every charset
+ * parameter is looked at.
  */
 export function unreadableJsonCharset(contentType: string): string | null {
-  for (const match of contentType.matchAll(/charset\s*=\s*"?([^";,\s]*)/gi)) {
-    const charset = (match[1] as string).toLowerCase()
-    if (charset.startsWith('utf-') && charset !== 'utf-8') return match[1] as string
+  for (const match of contentType.matchAll(/charset\s*=\s*(?:"((?:\\.|[^"\\])*)"?|([^";,\s]*))/gi)) {
+    const charset = match[1] !== undefined ? match[1].replace(/\\(.)/g, '$1') : (match[2] as string)
+    const lower = charset.toLowerCase()
+    if (lower.startsWith('utf-') && lower.replace(/:\d{4}$|[^0-9a-z]/g, '') !== 'utf8') return charset
   }
   return null
 }
