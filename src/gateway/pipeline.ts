@@ -405,7 +405,7 @@ async function formShareHeld(ctx: RequestContext, server: Runtime['config']['ser
     await withinDeadline(share.ready, Math.max(0, (ctx.bodyDeadline as number) - performance.now()), 'a share of server.form_body_total_bytes', () => {})
   } catch (err) {
     if (err instanceof DeadlineExceeded) {
-      throw new GatewayError('request_timeout', { detail: 'Other form bodies held all of server.form_body_total_bytes until request_timeout: this one was not read. Try again shortly.' })
+      throw new GatewayError('request_timeout', { detail: 'Other form and JSON bodies held all of server.form_body_total_bytes until request_timeout: this one was not read. Try again shortly.' })
     }
     throw err
   }
