@@ -15,6 +15,7 @@ import { createServer, METHODS, type IncomingMessage, type Server } from 'node:h
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
+import express from 'express'
 import { request } from 'undici'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { waitForAuditRecord } from '../helpers/audit.ts'
@@ -279,6 +280,57 @@ describe('HTTP/2', () => {
     expect(await h2Post('/records/1', body, false)).toBe(200)
     expect(await h2Post('/records/1', body, true)).toBe(200)
     expect(ran).toEqual([1, 2].map(() => ({ ran: 'PUT /records/1', sha256: sha256(body), bytes: body.length })))
+  })
+})
+
+describe('an Express upstream: express.json() and method-override\'s body getter', () => {
+  let api: Server
+  let fronted: TestGateway
+  const expressRan: string[] = []
+  beforeAll(async () => {
+    const app = express()
+    app.use(express.json({ type: ['application/json', 'application/*+json'] }))
+    // method-override's documented getter (its array reading: the first element), and the method it sets.
+    app.use((req, _res, next) => {
+      const body = req.body as unknown
+      const named = body !== null && typeof body === 'object' && '_method' in body ? (body as { _method: unknown })._method : undefined
+      const method = Array.isArray(named) ? (named[0] as unknown) : named
+      if (typeof method === 'string' && METHODS.includes(method.toUpperCase())) req.method = method.toUpperCase()
+      next()
+    })
+    app.use((req, res) => {
+      expressRan.push(`${req.method} ${req.path}`)
+      res.end('ran')
+    })
+    api = createServer(app)
+    api.listen(0, '127.0.0.1')
+    await once(api, 'listening')
+    fronted = await startTestGateway({
+      upstreams: [{ name: 'api', url: `http://127.0.0.1:${(api.address() as AddressInfo).port}` }],
+      routes: [{ id: 'items', methods: ['GET', 'POST', 'PATCH'], path: '/items/*', upstream: 'api', public: true }],
+    })
+  })
+  afterAll(async () => {
+    await fronted?.close()
+    api?.close()
+  })
+
+  const send = (body: Buffer | string, type = 'application/json') => {
+    const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body)
+    return rawRequest(Number(new URL(fronted.url).port), Buffer.concat([Buffer.from(`POST /items/1 HTTP/1.1\r\nHost: gw\r\nContent-Type: ${type}\r\nContent-Length: ${bytes.length}\r\nConnection: close\r\n\r\n`), bytes]))
+  }
+
+  it('reads what body-parser reads: behind a byte order mark, an array\'s first string, a +json type; and runs what the gateway allowed', async () => {
+    const bom = Buffer.from([0xef, 0xbb, 0xbf])
+    expect(answer(await send(Buffer.concat([bom, Buffer.from('{"_method":"DELETE"}')])))).toEqual({ status: 405, code: 'method_not_allowed' })
+    expect(answer(await send('{"_method":["DELETE"]}'))).toEqual({ status: 405, code: 'method_not_allowed' })
+    expect(answer(await send('{"_method":"DELETE"}', 'application/vnd.api+json'))).toEqual({ status: 405, code: 'method_not_allowed' })
+    expect(expressRan).toEqual([])
+    expect((await send(Buffer.concat([bom, Buffer.from('{"_method":"PATCH"}')]))).status).toBe(200)
+    expect((await send('{"_method":["patch"]}')).status).toBe(200)
+    expect((await send('{"_method":"DELETE","_method":"PATCH"}')).status).toBe(200)
+    expect((await send('{"data":{"_method":"DELETE"}}')).status).toBe(200)
+    expect(expressRan).toEqual(['PATCH /items/1', 'PATCH /items/1', 'PATCH /items/1', 'POST /items/1'])
   })
 })
 
