@@ -283,6 +283,35 @@ describe('HTTP/2', () => {
   })
 })
 
+describe('an upstream with retries', () => {
+  let retrying: TestGateway
+  beforeAll(async () => {
+    const dead = createServer()
+    dead.listen(0, '127.0.0.1')
+    await once(dead, 'listening')
+    const deadUrl = `http://127.0.0.1:${(dead.address() as AddressInfo).port}`
+    dead.close()
+    await once(dead, 'close')
+    retrying = await startTestGateway({
+      upstreams: [{ name: 'app', targets: [deadUrl, `http://127.0.0.1:${(app.address() as AddressInfo).port}`], balance: 'round_robin', retries: { attempts: 2, on: ['connect_failure'], budget: '100%' } }],
+      routes: [{ id: 'records', path: '/records/*', upstream: 'app', public: true }],
+    })
+  })
+  afterAll(async () => {
+    await retrying?.close()
+  })
+
+  it('a JSON body read for its _method is sent again whole after a failed connection, small or large', async () => {
+    const small = '{"title":"x","_method":"PATCH"}'
+    const large = `{"rows":[${'{"a":1},'.repeat(40_000)}{"a":2}],"_method":"PUT"}`
+    for (const body of [small, small, large, large]) {
+      const res = await rawRequest(Number(new URL(retrying.url).port), `POST /records/1 HTTP/1.1\r\nHost: gw\r\n${JSON_TYPE}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
+      expect(res.status, `${body.length}: ${res.body}`).toBe(200)
+    }
+    expect(ran).toEqual([small, small, large, large].map((body) => ({ ran: `${body === small ? 'PATCH' : 'PUT'} /records/1`, sha256: sha256(body), bytes: body.length })))
+  })
+})
+
 describe('an Express upstream: express.json() and method-override\'s body getter', () => {
   let api: Server
   let fronted: TestGateway
