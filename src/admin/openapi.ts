@@ -133,9 +133,10 @@ const schemas: Record<string, JsonSchema> = {
       method: string, path: string, claims: { type: 'object' }, token: string, ip: string,
       credential: { const: 'client_cert', description: 'the claims are a client certificate\'s identity: iss the subject DN of its CA, sub its URI SAN or CN (as the audit record keeps them)' },
       form: { type: 'string', description: 'a POST\'s urlencoded form body (e.g. "_method=DELETE"): its _method fields read as the gateway reads a form POST\'s' },
+      json: { type: 'string', description: 'a POST\'s JSON body (e.g. {"_method":"DELETE"}): its top-level _method read as the gateway reads a JSON POST\'s' },
       tool: { type: 'string', minLength: 1, description: 'an MCP tool call instead of a request: the tool as tools/call names it (a route tool, or SERVER__TOOL); the token is one for mcp.resource' },
     },
-    oneOf: [{ required: ['method', 'path'], not: { required: ['tool'] } }, { required: ['tool'], not: { anyOf: [{ required: ['method'] }, { required: ['path'] }, { required: ['credential'] }, { required: ['form'] }] } }],
+    oneOf: [{ required: ['method', 'path'], not: { required: ['tool'] } }, { required: ['tool'], not: { anyOf: [{ required: ['method'] }, { required: ['path'] }, { required: ['credential'] }, { required: ['form'] }, { required: ['json'] }] } }],
     additionalProperties: false,
   },
   Explanation: withOptional(object({

@@ -19,6 +19,7 @@ interface ExplainOptions {
   clientCert?: boolean
   ip?: string
   form?: string
+  jsonBody?: string
   config?: string
   json?: boolean
 }
@@ -34,7 +35,8 @@ export function registerExplain(program: Command): void {
     .option('--token <token>', 'a token whose claims are used (its signature is not checked offline), or an API key (bk_…, checked against the key store); - reads it from stdin, which keeps a key out of ps and the shell history')
     .option('--client-cert', 'the --claims are a client certificate\'s identity: iss the subject DN of its CA, sub its URI SAN or CN (as the audit record keeps them)')
     .option('--ip <address>', 'client address for source_ip conditions', '127.0.0.1')
-    .option('--form <body>', 'a POST\'s urlencoded form body, e.g. \'title=x&_method=DELETE\': its _method fields are read as the gateway reads them'))
+    .option('--form <body>', 'a POST\'s urlencoded form body, e.g. \'title=x&_method=DELETE\': its _method fields are read as the gateway reads them')
+    .option('--json-body <body>', 'a POST\'s JSON body, e.g. \'{"title":"x","_method":"DELETE"}\': its top-level _method is read as the gateway reads it'))
     .option('--json', 'print the explanation as a JSON document')
     .action(async (opts: ExplainOptions) => {
       if (opts.claims !== undefined && opts.token !== undefined) throw new UserError('give --claims or --token, not both', 2)
@@ -45,6 +47,7 @@ export function registerExplain(program: Command): void {
       }
       if (tool !== undefined && tool.trim() === '') throw new UserError('--tool needs the tool\'s name, e.g. get_daily_report', 2)
       if (tool !== undefined && opts.form !== undefined) throw new UserError('--form does not go with --tool: it is a POST\'s form body', 2)
+      if (tool !== undefined && opts.jsonBody !== undefined) throw new UserError('--json-body does not go with --tool: it is a POST\'s JSON body', 2)
       if (tool !== undefined && opts.clientCert) throw new UserError('--client-cert does not go with --tool: the MCP endpoint takes bearer tokens only', 2)
       if (method !== undefined && !isMethodToken(method)) throw new UserError(`--method must be an HTTP method, e.g. GET (not ${JSON.stringify(method)})`, 2)
       if (opts.clientCert && opts.claims === undefined) throw new UserError('--client-cert needs --claims: {"iss": the CA\'s subject DN, "sub": the URI SAN or CN}', 2)
@@ -86,7 +89,7 @@ export function registerExplain(program: Command): void {
         }
         const explanation = tool !== undefined
           ? await explainTool(runtime, { tool, claims, token: opts.token, ip: opts.ip })
-          : await explainWithKeys(runtime, { method: method as string, path: path as string, claims, token: opts.token, ip: opts.ip, ...(opts.clientCert ? { credential: 'client_cert' as const } : {}), ...(opts.form !== undefined ? { form: opts.form } : {}) }, directory)
+          : await explainWithKeys(runtime, { method: method as string, path: path as string, claims, token: opts.token, ip: opts.ip, ...(opts.clientCert ? { credential: 'client_cert' as const } : {}), ...(opts.form !== undefined ? { form: opts.form } : {}), ...(opts.jsonBody !== undefined ? { json: opts.jsonBody } : {}) }, directory)
         console.log(opts.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation))
         process.exitCode = explanation.decision.effect === 'allow' ? 0 : 1
       } finally {

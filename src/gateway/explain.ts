@@ -9,7 +9,7 @@ import { ownIssuerConfig } from '../agents/index.ts'
 import { API_KEYS_ISSUER, caOwners, distinguishedName, EXCHANGE_ISSUER, jwtIssuers, type AcceptedCredential, type Config, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { describeClaimMismatch, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch, type RoutePolicy } from '../access/index.ts'
-import { formBodyOf, formMethodOverrides, isApiKeyBearer, methodOverrides, parseTarget, type RequestTarget } from '../http/index.ts'
+import { formBodyOf, formMethodOverrides, isApiKeyBearer, jsonMethodOverrides, methodOverrides, parseTarget, type RequestTarget } from '../http/index.ts'
 import {
   apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, valueNestsTooDeep,
   type ApiKeyDirectory, type DecodedJwt, type X509Issuer,
@@ -58,6 +58,18 @@ function explainedFormOverrides(method: string, form: string, named: readonly st
   return kind === null ? [] : formMethodOverrides(method, kind, body).filter((override) => !named.includes(override))
 }
 
+/** The method a JSON body's top-level `_method` names, as the gateway reads a JSON POST's, but those named already. */
+function explainedJsonOverrides(method: string, json: string, named: readonly string[]): readonly string[] {
+  if (method !== 'POST') return []
+  return jsonMethodOverrides(method, Buffer.from(json, 'utf8')).filter((override) => !named.includes(override))
+}
+
+/** The methods a body named, and where (the 403's words say which). */
+interface BodyOverrides {
+  overrides: readonly string[]
+  source: OverrideSource
+}
+
 /** An absolute-form request target's authority. */
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)/i
 
@@ -97,7 +109,7 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
   let query: string
   let overrides: readonly string[]
   let target: RequestTarget
-  let formOverrides: readonly string[]
+  let bodyOverrides: BodyOverrides[]
   try {
     // The gateway refuses a tunnel before any route is looked at (pipeline.ts): explain said 405, or allow where a route lists CONNECT.
     if (method === 'CONNECT') throw new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
@@ -109,8 +121,10 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
     query = target.query
     overrides = methodOverrides(method, query)
     if (overrides.length > 0) checkOverrideRoutes(rt.router, route, target, overrides)
-    // A form body's `_method` fields are routed and judged after the POST itself was authorized (pipeline.ts judgeForm).
-    formOverrides = request.form === undefined ? [] : explainedFormOverrides(method, request.form, overrides)
+    // A body's `_method` is routed and judged after the POST itself was authorized (pipeline.ts judgeBody): a form's first, then JSON's.
+    const form = request.form === undefined ? [] : explainedFormOverrides(method, request.form, overrides)
+    const json = request.json === undefined ? [] : explainedJsonOverrides(method, request.json, [...overrides, ...form])
+    bodyOverrides = [{ overrides: form, source: 'form' as const }, { overrides: json, source: 'json' as const }].filter((named) => named.overrides.length > 0)
   } catch (err) {
     return refuse(out, err as GatewayError)
   }
@@ -124,7 +138,7 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
   }
   if (route.public) {
     try {
-      if (formOverrides.length > 0) checkOverrideRoutes(rt.router, route, target, formOverrides, 'form')
+      for (const named of bodyOverrides) checkOverrideRoutes(rt.router, route, target, named.overrides, named.source)
     } catch (err) {
       return refuse(out, err as GatewayError)
     }
@@ -157,14 +171,15 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
   const identity: Identity = request.roles === undefined ? found : { ...found, grantedRoles: request.roles }
   let judged = evaluateWithOverrides(rt.access, identity, route, method, overrides, ip)
   let source: OverrideSource = 'query'
-  if (formOverrides.length > 0 && judged.result.decision.effect === 'allow' && problems.length === 0) {
+  for (const named of bodyOverrides) {
+    if (judged.result.decision.effect !== 'allow' || problems.length > 0) break
     try {
-      checkOverrideRoutes(rt.router, route, target, formOverrides, 'form')
+      checkOverrideRoutes(rt.router, route, target, named.overrides, named.source)
     } catch (err) {
       return refuse(out, err as GatewayError)
     }
-    judged = evaluateWithOverrides(rt.access, identity, route, method, formOverrides, ip)
-    source = 'form'
+    judged = evaluateWithOverrides(rt.access, identity, route, method, named.overrides, ip)
+    source = named.source
   }
   const result = judged.result
   out.roles = describeRoles(rt, request, found, identity, result.roles, granted)

@@ -40,6 +40,11 @@ export interface ExplainRequest {
    * gateway reads a form POST's, and the POST decided as the methods they name too.
    */
   form?: string
+  /**
+   * A POST's JSON body (`{"title":"x","_method":"DELETE"}`): its top-level `_method` is read as the
+   * gateway reads a JSON POST's, and the POST decided as the method it names too.
+   */
+  json?: string
 }
 
 export interface Explanation {

@@ -1,6 +1,6 @@
-// A form POST's body (http/method-override.ts formBodyOf), read whole before anything is forwarded:
-// the `_method` fields in it decide how the POST is routed and authorized, and the upstream must not
-// act on one before that. Bounded by server.max_body_bytes (413) and request_timeout (408), as any
+// A form or JSON POST's body (http/method-override.ts formBodyOf, jsonBodyOf), read whole before
+// anything is forwarded: the `_method` in it decides how the POST is routed and authorized, and the
+// upstream must not act on one before that. Bounded by server.max_body_bytes (413) and request_timeout (408), as any
 // body is. The bytes are put back into the request stream (`unshift`) as they came, so every
 // backend (the upstream, a function, a built-in endpoint) reads the body unchanged, as before.
 import type { IncomingMessage } from 'node:http'

@@ -1,5 +1,6 @@
-// Form POST bodies are held whole before anything is forwarded (form-body.ts), each up to
-// server.max_body_bytes: with nothing else bounding them, a thousand authorized uploads at once held
+// Form POST bodies (and JSON ones, read for their top-level `_method`: a form here too) are held
+// whole before anything is forwarded (form-body.ts), each up to server.max_body_bytes: with
+// nothing else bounding them, a thousand authorized uploads at once held
 // ten gigabytes. A form takes its share of server.form_body_total_bytes before its body is asked
 // for (its Content-Length, or max_body_bytes when it is chunked) and gives it back when its request
 // ends; a form that does not fit waits its turn in order of arrival, its client's upload waiting in

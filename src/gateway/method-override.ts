@@ -1,5 +1,5 @@
-// A POST that names another method in `_method` (http/method-override.ts), in its query or its form
-// body, runs as that method in Laravel, Symfony, Rails and Express's method-override: it is routed
+// A POST that names another method in `_method` (http/method-override.ts), in its query, its form
+// body or its JSON body, runs as that method in Laravel, Symfony, Rails and Express's method-override: it is routed
 // and authorized as both. The route
 // that takes the POST must be the one that takes the named method there (404, 405 or 400
 // otherwise), and the policies must allow both: a deny of either wins. The pipeline and explain
@@ -52,11 +52,11 @@ export function overriddenAccessDenied(judged: OverriddenAccess, identity: Ident
   return new GatewayError(denied.code, { detail: `${asked(judged.method, source)}: ${denied.detail}` })
 }
 
-/** Where the `_method` was: the query (a parameter), or the form body (a field). */
-export type OverrideSource = 'query' | 'form'
+/** Where the `_method` was: the query (a parameter), the form body (a field), or a JSON body (a top-level key). */
+export type OverrideSource = 'query' | 'form' | 'json'
 
 function asked(method: string, source: OverrideSource): string {
-  return source === 'query'
-    ? `This POST's _method parameter asks for ${method} (Laravel, Symfony and Express's method-override run the request as ${method})`
-    : `This POST's form body has a _method field that asks for ${method} (Rails, Laravel, Symfony and Express's method-override run the request as ${method})`
+  if (source === 'query') return `This POST's _method parameter asks for ${method} (Laravel, Symfony and Express's method-override run the request as ${method})`
+  if (source === 'form') return `This POST's form body has a _method field that asks for ${method} (Rails, Laravel, Symfony and Express's method-override run the request as ${method})`
+  return `This POST's JSON body has a top-level _method that asks for ${method} (Laravel, and Express's method-override reading the parsed body, run the request as ${method})`
 }

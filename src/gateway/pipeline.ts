@@ -16,7 +16,7 @@ import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { DeadlineExceeded, withinDeadline } from '../collections/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
-import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, foldHeaderName, formBodyOf, formMethodOverrides, inspectHeaders, methodOverrides, parseTarget, resetAfterAnswer, type CorsPolicy, type FormBody, type RequestTarget } from '../http/index.ts'
+import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, foldHeaderName, formBodyOf, formMethodOverrides, inspectHeaders, jsonBodyOf, jsonMethodOverrides, methodOverrides, parseTarget, resetAfterAnswer, unreadableJsonCharset, type CorsPolicy, type FormBody, type RequestTarget } from '../http/index.ts'
 import { CredentialRefused, rawHeader, type Authenticated, type CredentialInput } from '../identity/index.ts'
 import { AddressHeldBack, enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
@@ -25,7 +25,7 @@ import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
 import { takeFormShare } from './form-budget.ts'
 import { readFormBody } from './form-body.ts'
-import { checkOverrideRoutes, evaluateWithOverrides, overriddenAccessDenied } from './method-override.ts'
+import { checkOverrideRoutes, evaluateWithOverrides, overriddenAccessDenied, type OverrideSource } from './method-override.ts'
 import type { RouteMatch } from './router.ts'
 import { http2Framing } from './http2.ts'
 import type { GatewayState } from './state.ts'
@@ -47,9 +47,10 @@ export async function handle(state: GatewayState, ctx: RequestContext): Promise<
       if (throttled) await throttled
     }
     // A slow body waits here, on its own connection, not on an upstream one (body-buffer.ts); a
-    // form POST's whole, its `_method` fields then judged as the query's are (form-body.ts).
+    // form or JSON POST's whole, its `_method` then judged as the query's is (form-body.ts).
     const form = route === matched && ctx.headers !== null ? formBodyOf(ctx.method, ctx.headers) : null
-    if (form !== null) await judgeForm(rt, ctx, matched, form)
+    const json = route === matched && ctx.headers !== null && jsonBodyOf(ctx.method, ctx.headers)
+    if (form !== null || json) await judgeBody(rt, ctx, matched, form, json)
     else {
       const body = route === matched ? awaitBody(rt, ctx, matched) : null
       if (body) await body
@@ -343,17 +344,23 @@ function askForBody(ctx: RequestContext, route: CompiledRoute): void {
 }
 
 /**
- * A form POST (http/method-override.ts formBodyOf): its body read whole, bounded (form-body.ts),
- * then the methods its `_method` fields name routed and authorized as a query's are (a POST's
- * query's already were, when it was matched): the route must take them, the policies allow them.
+ * A form or JSON POST (http/method-override.ts formBodyOf, jsonBodyOf): its body read whole,
+ * bounded (form-body.ts), then the methods its `_method` names routed and authorized as a query's
+ * are (a POST's query's already were, when it was matched): the route must take them, the
+ * policies allow them. A type that is a form's and JSON's at once is read both ways.
  */
-async function judgeForm(rt: Runtime, ctx: RequestContext, route: CompiledRoute, form: FormBody): Promise<void> {
-  // Frameworks do not decode a form body (but body-parser, which inflates one): unread, a `_method` in it would pass.
+async function judgeBody(rt: Runtime, ctx: RequestContext, route: CompiledRoute, form: FormBody | null, json: boolean): Promise<void> {
+  const what = form !== null ? 'A form body' : 'A JSON body'
+  // Frameworks do not decode a form body (but body-parser, which inflates one, JSON too): unread, a `_method` in it would pass.
   const raw = ctx.req.rawHeaders
   for (let i = 0; i < raw.length; i += 2) {
     const coding = (raw[i + 1] as string).trim().toLowerCase()
     if (coding === '' || coding === 'identity' || (raw[i] as string).toLowerCase() !== 'content-encoding') continue
-    throw new GatewayError('bad_request', { detail: `A form body is not accepted with Content-Encoding "${raw[i + 1]}": the gateway reads its _method fields, which a framework that decodes it would obey.` })
+    throw new GatewayError('bad_request', { detail: `${what} is not accepted with Content-Encoding "${raw[i + 1]}": the gateway reads its _method, which a framework that decodes it would obey.` })
+  }
+  const charset = json ? unreadableJsonCharset(ctx.headers?.contentType ?? '') : null
+  if (charset !== null) {
+    throw new GatewayError('bad_request', { detail: `A JSON body is not accepted in charset "${charset}": the gateway reads its _method in UTF-8, and body-parser decodes this charset first.` })
   }
   ctx.bodyDeadline = ctx.startMono + rt.config.server.request_timeout
   await formShareHeld(ctx, rt.config.server)
@@ -366,18 +373,23 @@ async function judgeForm(rt: Runtime, ctx: RequestContext, route: CompiledRoute,
     ctx.bytesIn = counted.bytesIn // the record of a refusal says what arrived; a forwarded body's is counted again as it goes
   }
   ctx.bodyHeld = true
-  const named = formMethodOverrides(ctx.method, form, body)
+  if (form !== null) judgeBodyOverrides(rt, ctx, route, formMethodOverrides(ctx.method, form, body), 'form')
+  if (json) judgeBodyOverrides(rt, ctx, route, jsonMethodOverrides(ctx.method, body), 'json')
+}
+
+/** The methods a body named, but those decided already, routed and authorized (404, 405, 400, 403). */
+function judgeBodyOverrides(rt: Runtime, ctx: RequestContext, route: CompiledRoute, named: readonly string[], source: OverrideSource): void {
   const overrides = named.filter((method) => !ctx.methodOverrides.includes(method))
   if (overrides.length === 0) return
   ctx.methodOverrides = [...ctx.methodOverrides, ...overrides]
-  checkOverrideRoutes(rt.router, route, parseTarget(ctx.req.url ?? '', ctx.headers?.host), overrides, 'form')
+  checkOverrideRoutes(rt.router, route, parseTarget(ctx.req.url ?? '', ctx.headers?.host), overrides, source)
   const identity = ctx.identity
   if (route.public || identity === null) return
   const judged = evaluateWithOverrides(rt.access, identity, route, ctx.method, overrides, ctx.clientIp)
   if (judged.result.decision.effect === 'allow') return
   ctx.roles = judged.result.roles
   ctx.statement = judged.result.decision.statement?.sid ?? null
-  throw overriddenAccessDenied(judged, identity, route.id, ctx.method, 'form')
+  throw overriddenAccessDenied(judged, identity, route.id, ctx.method, source)
 }
 
 /**
@@ -393,7 +405,7 @@ async function formShareHeld(ctx: RequestContext, server: Runtime['config']['ser
     await withinDeadline(share.ready, Math.max(0, (ctx.bodyDeadline as number) - performance.now()), 'a share of server.form_body_total_bytes', () => {})
   } catch (err) {
     if (err instanceof DeadlineExceeded) {
-      throw new GatewayError('request_timeout', { detail: 'Other form bodies held all of server.form_body_total_bytes until request_timeout: this one was not read. Try again shortly.' })
+      throw new GatewayError('request_timeout', { detail: 'Other form and JSON bodies held all of server.form_body_total_bytes until request_timeout: this one was not read. Try again shortly.' })
     }
     throw err
   }

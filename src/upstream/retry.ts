@@ -2,8 +2,8 @@
 // them. The rule that matters: a request the upstream may have received is sent again only when
 // its method is idempotent (RFC 9110 §9.2.2); a connection that failed carried nothing, so any
 // request may follow it to another target, as nginx's proxy_next_upstream does. Only bodies the
-// gateway holds whole (up to 64 KiB, already here, or a form's, read whole for its `_method`
-// fields) can be sent twice; a longer one streams once,
+// gateway holds whole (up to 64 KiB, already here, or a form's or JSON body's, read whole for its
+// `_method`) can be sent twice; a longer one streams once,
 // and follows only a failed connection, which read none of it (dispatch.ts).
 //
 // The budget (Finagle's and gRPC's retry throttling; Envoy calls it a retry budget): every
@@ -87,7 +87,7 @@ export interface Replayable {
 
 /**
  * The request's body held whole (a retry must send it again), when it is complete and small or was
- * read whole already (a form's: RequestContext.bodyHeld), and counted into `served.bytesIn`; null
+ * read whole already (a form's or JSON body's: RequestContext.bodyHeld), and counted into `served.bytesIn`; null
  * when it streams, and is then sent once.
  */
 export function replayable(ctx: Readonly<RequestContext>, maxBodyBytes: number, served: Served): Replayable | null {
