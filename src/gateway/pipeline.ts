@@ -22,6 +22,7 @@ import { AddressHeldBack, enforceLimits, type LimitVerdict, type RouteLimits } f
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
+import { contentCoding, decodedBody } from './body-coding.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
 import { takeFormShare } from './form-budget.ts'
 import { readFormBody } from './form-body.ts'
@@ -350,14 +351,7 @@ function askForBody(ctx: RequestContext, route: CompiledRoute): void {
  * policies allow them. A type that is a form's and JSON's at once is read both ways.
  */
 async function judgeBody(rt: Runtime, ctx: RequestContext, route: CompiledRoute, form: FormBody | null, json: boolean): Promise<void> {
-  const what = form !== null ? 'A form body' : 'A JSON body'
-  // Frameworks do not decode a form body (but body-parser, which inflates one, JSON too): unread, a `_method` in it would pass.
-  const raw = ctx.req.rawHeaders
-  for (let i = 0; i < raw.length; i += 2) {
-    const coding = (raw[i + 1] as string).trim().toLowerCase()
-    if (coding === '' || coding === 'identity' || (raw[i] as string).toLowerCase() !== 'content-encoding') continue
-    throw new GatewayError('bad_request', { detail: `${what} is not accepted with Content-Encoding "${raw[i + 1]}": the gateway reads its _method, which a framework that decodes it would obey.` })
-  }
+  const coding = contentCoding(ctx.req.rawHeaders, form !== null ? 'A form body' : 'A JSON body')
   const charset = json ? unreadableJsonCharset(ctx.headers?.contentType ?? '') : null
   if (charset !== null) {
     throw new GatewayError('bad_request', { detail: `A JSON body is not accepted in charset "${charset}": the gateway reads its _method in UTF-8, and body-parser decodes this charset first.` })
@@ -373,8 +367,12 @@ async function judgeBody(rt: Runtime, ctx: RequestContext, route: CompiledRoute,
     ctx.bytesIn = counted.bytesIn // the record of a refusal says what arrived; a forwarded body's is counted again as it goes
   }
   ctx.bodyHeld = true
-  if (form !== null) judgeBodyOverrides(rt, ctx, route, formMethodOverrides(ctx.method, form, body), 'form')
-  if (json) judgeBodyOverrides(rt, ctx, route, jsonMethodOverrides(ctx.method, body), 'json')
+  // With a Content-Encoding, the bytes as they came (Laravel, Rails) and decoded (body-parser): both read (body-coding.ts).
+  const decoded = coding === null ? null : await decodedBody(body, coding, rt.config.server.max_body_bytes)
+  for (const bytes of decoded === null ? [body] : [body, decoded]) {
+    if (form !== null) judgeBodyOverrides(rt, ctx, route, formMethodOverrides(ctx.method, form, bytes), 'form')
+    if (json) judgeBodyOverrides(rt, ctx, route, jsonMethodOverrides(ctx.method, bytes), 'json')
+  }
 }
 
 /** The methods a body named, but those decided already, routed and authorized (404, 405, 400, 403). */

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs'
 import { createServer, METHODS, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { gzipSync } from 'node:zlib'
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib'
 import express from 'express'
 import { request } from 'undici'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -176,12 +176,21 @@ describe('routed as the method it names', () => {
 })
 
 describe('what is refused before it is read', () => {
-  it('a JSON body with Content-Encoding (body-parser inflates one), or in a charset body-parser decodes first: 400', async () => {
-    const gzipped = await post('/records/42', gzipSync('{"_method":"DELETE"}'), [JSON_TYPE, 'Content-Encoding: gzip'])
-    expect(answer(gzipped)).toEqual({ status: 400, code: 'bad_request' })
-    expect(detail(gzipped)).toMatch(/A JSON body is not accepted with Content-Encoding "gzip"/)
+  it('a JSON body with more than one Content-Encoding, or in a charset body-parser decodes first: 400', async () => {
+    const twice = await post('/records/42', gzipSync(gzipSync('{"_method":"DELETE"}')), [JSON_TYPE, 'Content-Encoding: gzip, gzip'])
+    expect(answer(twice)).toEqual({ status: 400, code: 'bad_request' })
+    expect(detail(twice)).toMatch(/A JSON body is not accepted with more than one Content-Encoding/)
     const utf16 = await post('/records/42', Buffer.from('{"_method":"DELETE"}', 'utf16le'), ['Content-Type: application/json; charset=utf-16le'])
     expect(answer(utf16)).toEqual({ status: 400, code: 'bad_request' })
+    expect(ran).toEqual([])
+  })
+
+  it('a JSON body that inflates past max_body_bytes: 413, nothing forwarded', async () => {
+    const bomb = gzipSync(`{"a":"${'a'.repeat(MAX_BODY)}","_method":"DELETE"}`)
+    expect(bomb.length).toBeLessThan(MAX_BODY / 100)
+    const res = await post('/records/42', bomb, [JSON_TYPE, 'Content-Encoding: gzip'])
+    expect(answer(res)).toEqual({ status: 413, code: 'payload_too_large' })
+    expect(detail(res)).toMatch(/decoded from its Content-Encoding "gzip", is over server.max_body_bytes/)
     expect(ran).toEqual([])
   })
 
@@ -189,6 +198,34 @@ describe('what is refused before it is read', () => {
     const res = await post('/records/42', `{"a":"${'a'.repeat(MAX_BODY)}"}`, [JSON_TYPE], true)
     expect(answer(res)).toEqual({ status: 413, code: 'payload_too_large' })
     expect(ran).toEqual([])
+  })
+})
+
+describe('a JSON body with a Content-Encoding: read as it came (Laravel) and decoded (body-parser)', () => {
+  it.each([
+    ['gzip', gzipSync('{"title":"x","_method":"DELETE"}')],
+    ['deflate', deflateSync('{"title":"x","_method":"DELETE"}')],
+    ['br', brotliCompressSync('{"title":"x","_method":"DELETE"}')],
+    ['X-GZIP', gzipSync('{"title":"x","_method":"DELETE"}')],
+    // Laravel reads the bytes whatever the coding says: a coding nobody decodes over plain JSON.
+    ['x-unknown', Buffer.from('{"title":"x","_method":"DELETE"}')],
+  ])('%s: a _method DELETE is refused 403, the upstream never reached', async (coding, body) => {
+    const res = await post('/records/42', body, [JSON_TYPE, `Content-Encoding: ${coding}`])
+    expect(answer(res)).toEqual({ status: 403, code: 'policy_denied' })
+    expect(detail(res)).toMatch(/JSON body has a top-level _method that asks for DELETE/)
+    expect(ran).toEqual([])
+  })
+
+  it('an allowed one, or bytes that do not decode, reach the upstream as sent', async () => {
+    const patch = gzipSync('{"_method":"PATCH"}')
+    expect((await post('/records/42', patch, [JSON_TYPE, 'Content-Encoding: gzip'])).status).toBe(200)
+    const broken = Buffer.concat([gzipSync('{"_method":"DELETE"}').subarray(0, 12), Buffer.from('not the rest')])
+    expect((await post('/records/42', broken, [JSON_TYPE, 'Content-Encoding: gzip'])).status).toBe(200)
+    // The Laravel-like upstream reads the bytes as they came: neither names a method it can read.
+    expect(ran).toEqual([
+      { ran: 'POST /records/42', sha256: sha256(patch), bytes: patch.length },
+      { ran: 'POST /records/42', sha256: sha256(broken), bytes: broken.length },
+    ])
   })
 })
 
@@ -360,6 +397,15 @@ describe('an Express upstream: express.json() and method-override\'s body getter
     expect((await send('{"_method":"DELETE","_method":"PATCH"}')).status).toBe(200)
     expect((await send('{"data":{"_method":"DELETE"}}')).status).toBe(200)
     expect(expressRan).toEqual(['PATCH /items/1', 'PATCH /items/1', 'PATCH /items/1', 'POST /items/1'])
+  })
+
+  it('reads a gzip body as body-parser inflates it: DELETE refused, PATCH run as PATCH', async () => {
+    const gzipped = (body: string) => rawRequest(Number(new URL(fronted.url).port), Buffer.concat([Buffer.from(`POST /items/1 HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: ${gzipSync(body).length}\r\nConnection: close\r\n\r\n`), gzipSync(body)]))
+    expressRan.length = 0
+    expect(answer(await gzipped('{"_method":"DELETE"}'))).toEqual({ status: 405, code: 'method_not_allowed' })
+    expect(expressRan).toEqual([])
+    expect((await gzipped('{"_method":"PATCH"}')).status).toBe(200)
+    expect(expressRan).toEqual(['PATCH /items/1'])
   })
 })
 
