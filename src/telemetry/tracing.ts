@@ -10,6 +10,7 @@ import type * as OpenTelemetryApi from '@opentelemetry/api'
 import type { Span, SpanKind, Tracer } from '@opentelemetry/api'
 import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base'
 import type { TelemetryConfig } from '../config/index.ts'
+import { truncateClientValue } from '../errors/index.ts'
 import { BACKGROUND_TASKS, type FailureCounter } from './background.ts'
 import { urlForLogs, type Logger } from './logger.ts'
 import type { TraceContext } from './trace-context.ts'
@@ -128,6 +129,15 @@ function watchExports(exporter: SpanExporter, url: string, logger: Logger, failu
  */
 const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS)
 
+/**
+ * The most a span keeps of a value the caller chose, as the audit record keeps of it (audit/fields.ts
+ * `client`), then `…(truncated, N chars)`: a span held the path whole, up to server.max_header_bytes
+ * (1 MiB allowed). A few hundred requests with 64 KB paths made a 31 MB export batch, which a
+ * collector refuses (413: the OpenTelemetry Collector takes 20 MiB), dropping every other request's
+ * span in it; and the 2,048 queued spans held the paths (a probe).
+ */
+const SPAN_BOUND = { path: 2048, method: 32, subject: 256 } as const
+
 export interface TracedRequest {
   method: string
   /** Never the query string, which may carry a token (RequestContext.path). */
@@ -155,7 +165,13 @@ export function startRequestSpan(tracing: Tracing, request: TracedRequest, incom
   const parent = incoming.parentSpanId ? parentContext(incoming, incoming.parentSpanId, true) : otel.ROOT_CONTEXT
   const known = KNOWN_METHODS.has(request.method)
   const method = known ? request.method : '_OTHER'
-  const attributes = { 'http.request.method': method, ...(known ? {} : { 'http.request.method_original': request.method }), 'url.path': request.path, 'bouncer.request_id': request.id }
+  // Hot path: one length comparison each when the value is in bounds (truncateClientValue).
+  const attributes = {
+    'http.request.method': method,
+    ...(known ? {} : { 'http.request.method_original': truncateClientValue(request.method, SPAN_BOUND.method) }),
+    'url.path': truncateClientValue(request.path, SPAN_BOUND.path),
+    'bouncer.request_id': request.id,
+  }
   const span = tracing.tracer.startSpan(`${known ? method : 'HTTP'} gateway`, { kind: otel.SpanKind.SERVER, attributes }, parent)
   return { spans: { request: span, auth: null, upstream: null }, trace: goingOnFrom(span, incoming, incoming.parentSpanId) }
 }
@@ -177,7 +193,7 @@ export interface AuthOutcome {
 export function endAuthSpan(spans: RequestSpans, outcome: AuthOutcome): void {
   const span = spans.auth
   if (!span) return
-  if (outcome.identity) span.setAttributes({ 'enduser.id': outcome.identity.sub, 'bouncer.issuer': outcome.identity.issuerName, 'bouncer.roles': outcome.roles.join(',') })
+  if (outcome.identity) span.setAttributes({ 'enduser.id': truncateClientValue(outcome.identity.sub, SPAN_BOUND.subject), 'bouncer.issuer': outcome.identity.issuerName, 'bouncer.roles': outcome.roles.join(',') })
   if (outcome.code !== null) span.setStatus({ code: otel.SpanStatusCode.ERROR, message: outcome.code })
   span.end()
   spans.auth = null
