@@ -5,10 +5,11 @@
 // spans for authentication and for the upstream call; the upstream call's span id is what goes
 // upstream in `traceparent`, and the trace id is the one in the audit record and the logs. These
 // functions answer the ids; the pipeline records them in the request context.
+import { createHash, randomBytes } from 'node:crypto'
 import { METHODS } from 'node:http'
 import type * as OpenTelemetryApi from '@opentelemetry/api'
 import type { Span, SpanKind, Tracer } from '@opentelemetry/api'
-import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base'
+import type { ReadableSpan, Sampler, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base'
 import type { TelemetryConfig } from '../config/index.ts'
 import { truncateClientValue } from '../errors/index.ts'
 import { BACKGROUND_TASKS, type FailureCounter } from './background.ts'
@@ -45,7 +46,7 @@ let otel: typeof OpenTelemetryApi
 /** Loads the SDK and the OTLP exporter; null when no endpoint is configured. */
 export async function startTracing(config: TelemetryConfig, logger: Logger, failures: TraceCounters): Promise<Tracing | null> {
   if (!config.otlp_endpoint) return null
-  const [{ AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }, api] = await Promise.all([
+  const [{ AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, TraceIdRatioBasedSampler }, { OTLPTraceExporter }, { resourceFromAttributes }, api] = await Promise.all([
     import('@opentelemetry/sdk-trace-base'),
     import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/resources'),
@@ -56,11 +57,34 @@ export async function startTracing(config: TelemetryConfig, logger: Logger, fail
   const provider = new BasicTracerProvider({
     // The SDK's default sampler follows the caller's sampled flag: a client sending `-00` had none of
     // its requests recorded. Every request is traced, unless the operator chose a sampler.
-    ...(process.env.OTEL_TRACES_SAMPLER ? {} : { sampler: new AlwaysOnSampler() }),
+    ...(!process.env.OTEL_TRACES_SAMPLER ? { sampler: new AlwaysOnSampler() } : process.env.OTEL_TRACES_SAMPLER.trim() === 'traceidratio' ? { sampler: keyedTraceIds(new TraceIdRatioBasedSampler(samplerRatio(process.env.OTEL_TRACES_SAMPLER_ARG))) } : {}),
     resource: resourceFromAttributes({ 'service.name': config.service_name }),
     spanProcessors: [countingDrops(failures, (exporter) => new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1_000, maxQueueSize: MAX_QUEUE_SIZE }), watchExports(new OTLPTraceExporter({ url }), url, logger, failures))],
   })
   return { tracer: provider.getTracer('bouncer'), shutdown: () => provider.shutdown() }
+}
+
+/** OTEL_TRACES_SAMPLER_ARG as the SDK reads it for `traceidratio`: 1 when blank or outside [0, 1]. */
+function samplerRatio(arg: string | undefined): number {
+  const ratio = arg === undefined || arg.trim() === '' ? Number.NaN : Number(arg)
+  return ratio >= 0 && ratio <= 1 ? ratio : 1
+}
+
+/**
+ * `traceidratio` decides on the trace id alone (its four 32-bit words XORed, under the ratio), and a
+ * caller continuing a trace chooses the trace id: four equal words XOR to 0, always kept; a first
+ * word ffffffff and three zero ones, never. A client put all its requests in the traces, or took
+ * them all out, at any ratio (a probe). The sampler is given the trace id keyed with a secret of
+ * this process (SHA-256), so a caller cannot tell which ids are kept; a request's spans all see the
+ * same id, so they are kept or dropped together. Only with OTEL_TRACES_SAMPLER=traceidratio: one
+ * hash per span started, on the request path.
+ */
+function keyedTraceIds(inner: Sampler): Sampler {
+  const key = randomBytes(32)
+  return {
+    shouldSample: (context, traceId, ...rest) => inner.shouldSample(context, createHash('sha256').update(key).update(traceId).digest('hex').slice(0, 32), ...rest),
+    toString: () => `Keyed${inner.toString()}`,
+  }
 }
 
 /**
