@@ -53,7 +53,7 @@ export async function startTracing(config: TelemetryConfig, logger: Logger, fail
     import('@opentelemetry/api'),
   ])
   otel = api
-  const url = config.otlp_endpoint.endsWith('/v1/traces') ? config.otlp_endpoint : `${config.otlp_endpoint.replace(/\/+$/, '')}/v1/traces`
+  const url = tracesUrl(config.otlp_endpoint)
   const provider = new BasicTracerProvider({
     // The SDK's default sampler follows the caller's sampled flag: a client sending `-00` had none of
     // its requests recorded. Every request is traced, unless the operator chose a sampler.
@@ -62,6 +62,19 @@ export async function startTracing(config: TelemetryConfig, logger: Logger, fail
     spanProcessors: [countingDrops(failures, (exporter) => new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1_000, maxQueueSize: MAX_QUEUE_SIZE }), watchExports(new OTLPTraceExporter({ url }), url, logger, failures))],
   })
   return { tracer: provider.getTracer('bouncer'), shutdown: () => provider.shutdown() }
+}
+
+/**
+ * The endpoint's path with `/v1/traces` added unless it ends with it. Appended to the text, it went
+ * after a query (`?tenant=a` → `?tenant=a/v1/traces`): the spans were posted to the endpoint's own
+ * path, which collectors answer 404 (a probe).
+ */
+function tracesUrl(endpoint: string): string {
+  const url = new URL(endpoint)
+  let path = url.pathname
+  while (path.endsWith('/')) path = path.slice(0, -1)
+  if (!path.endsWith('/v1/traces')) url.pathname = `${path}/v1/traces`
+  return url.href
 }
 
 /** OTEL_TRACES_SAMPLER_ARG as the SDK reads it for `traceidratio`: 1 when blank or outside [0, 1]. */
