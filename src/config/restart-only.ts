@@ -1,5 +1,5 @@
 // Settings a process takes once, at its start: the listen addresses, TLS on or off, HTTP/2, the
-// number of workers and the audit section. A reload that changes them says they take effect at the
+// number of workers, the audit section, and the tracing exporter and log level (telemetry). A reload that changes them says they take effect at the
 // next restart; a worker started in a running gateway (a crashed one's replacement) keeps the
 // process's, as the workers it joins do, so one port never serves two protocols or two audit setups.
 import { createHash } from 'node:crypto'
@@ -17,10 +17,18 @@ export interface StartSettings {
   maxHeaderBytes: ServerConfig['max_header_bytes']
   adminListen: AdminConfig['listen']
   audit: Config['audit']
+  /** The tracing exporter (startTracing) and the logger are made once; trace_url is read at each request. */
+  telemetry: StartTelemetry
+}
+
+type StartTelemetry = Pick<Config['telemetry'], 'otlp_endpoint' | 'service_name' | 'log_level'>
+
+function startTelemetryOf(telemetry: Config['telemetry']): StartTelemetry {
+  return { otlp_endpoint: telemetry.otlp_endpoint, service_name: telemetry.service_name, log_level: telemetry.log_level }
 }
 
 export function startSettingsOf(config: Config): StartSettings {
-  return { listen: config.server.listen, http2: config.server.http2, tls: config.server.tls, workers: config.server.workers, maxHeaderBytes: config.server.max_header_bytes, adminListen: config.admin.listen, audit: config.audit }
+  return { listen: config.server.listen, http2: config.server.http2, tls: config.server.tls, workers: config.server.workers, maxHeaderBytes: config.server.max_header_bytes, adminListen: config.admin.listen, audit: config.audit, telemetry: startTelemetryOf(config.telemetry) }
 }
 
 /**
@@ -47,6 +55,10 @@ export function restartOnlyChanges(started: StartSettings, next: Config): string
   if (JSON.stringify(next.audit) !== JSON.stringify(started.audit)) {
     changes.push('a changed audit section takes effect at the next restart')
   }
+  // A reload answered ok with no word, and spans kept going (or not) where the process started (a probe).
+  const telemetry = startTelemetryOf(next.telemetry)
+  const changed = (Object.keys(telemetry) as Array<keyof StartTelemetry>).filter((key) => telemetry[key] !== started.telemetry[key])
+  if (changed.length > 0) changes.push(`a changed ${changed.map((key) => `telemetry.${key}`).join(', ')} takes effect at the next restart`)
   return changes
 }
 
@@ -64,6 +76,7 @@ export function withStartSettings(started: StartSettings, running: Config): Conf
     },
     admin: { ...running.admin, listen: started.adminListen },
     audit: started.audit,
+    telemetry: { ...running.telemetry, ...started.telemetry },
   }
 }
 
@@ -73,6 +86,6 @@ export function withStartSettings(started: StartSettings, running: Config): Conf
  * joins run one config and say so.
  */
 export function configDigestOf(config: Config): string {
-  const reloadable = { ...config, server: { ...config.server, listen: null, http2: null, tls: null, workers: null }, admin: { ...config.admin, listen: null }, audit: null }
+  const reloadable = { ...config, server: { ...config.server, listen: null, http2: null, tls: null, workers: null }, admin: { ...config.admin, listen: null }, audit: null, telemetry: { ...config.telemetry, otlp_endpoint: null, service_name: null, log_level: null } }
   return createHash('sha256').update(JSON.stringify(reloadable)).digest('hex').slice(0, 16)
 }

@@ -652,7 +652,11 @@ const telemetry = z.strictObject({
   service_name: z.string().default('bouncer'),
   /** The tracing UI's page for a trace: `{trace_id}` is replaced (the console links each request's trace there). */
   trace_url: z.string().url().refine((url) => url.includes('{trace_id}'), 'must contain {trace_id}').optional(),
-  log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /**
+   * Unset: BOUNCER_LOG_LEVEL, else info (createLogger). A default here made it always set, and the
+   * README's BOUNCER_LOG_LEVEL was never read by `bouncer serve` (an observability probe).
+   */
+  log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
 })
 
 export const configSchema = z.strictObject({

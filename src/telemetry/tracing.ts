@@ -5,11 +5,13 @@
 // spans for authentication and for the upstream call; the upstream call's span id is what goes
 // upstream in `traceparent`, and the trace id is the one in the audit record and the logs. These
 // functions answer the ids; the pipeline records them in the request context.
+import { createHash, randomBytes } from 'node:crypto'
 import { METHODS } from 'node:http'
 import type * as OpenTelemetryApi from '@opentelemetry/api'
 import type { Span, SpanKind, Tracer } from '@opentelemetry/api'
-import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base'
+import type { ReadableSpan, Sampler, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base'
 import type { TelemetryConfig } from '../config/index.ts'
+import { truncateClientValue } from '../errors/index.ts'
 import { BACKGROUND_TASKS, type FailureCounter } from './background.ts'
 import { urlForLogs, type Logger } from './logger.ts'
 import type { TraceContext } from './trace-context.ts'
@@ -44,22 +46,58 @@ let otel: typeof OpenTelemetryApi
 /** Loads the SDK and the OTLP exporter; null when no endpoint is configured. */
 export async function startTracing(config: TelemetryConfig, logger: Logger, failures: TraceCounters): Promise<Tracing | null> {
   if (!config.otlp_endpoint) return null
-  const [{ AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }, api] = await Promise.all([
+  const [{ AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, TraceIdRatioBasedSampler }, { OTLPTraceExporter }, { resourceFromAttributes }, api] = await Promise.all([
     import('@opentelemetry/sdk-trace-base'),
     import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/resources'),
     import('@opentelemetry/api'),
   ])
   otel = api
-  const url = config.otlp_endpoint.endsWith('/v1/traces') ? config.otlp_endpoint : `${config.otlp_endpoint.replace(/\/+$/, '')}/v1/traces`
+  const url = tracesUrl(config.otlp_endpoint)
   const provider = new BasicTracerProvider({
     // The SDK's default sampler follows the caller's sampled flag: a client sending `-00` had none of
     // its requests recorded. Every request is traced, unless the operator chose a sampler.
-    ...(process.env.OTEL_TRACES_SAMPLER ? {} : { sampler: new AlwaysOnSampler() }),
+    ...(!process.env.OTEL_TRACES_SAMPLER ? { sampler: new AlwaysOnSampler() } : process.env.OTEL_TRACES_SAMPLER.trim() === 'traceidratio' ? { sampler: keyedTraceIds(new TraceIdRatioBasedSampler(samplerRatio(process.env.OTEL_TRACES_SAMPLER_ARG))) } : {}),
     resource: resourceFromAttributes({ 'service.name': config.service_name }),
     spanProcessors: [countingDrops(failures, (exporter) => new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1_000, maxQueueSize: MAX_QUEUE_SIZE }), watchExports(new OTLPTraceExporter({ url }), url, logger, failures))],
   })
   return { tracer: provider.getTracer('bouncer'), shutdown: () => provider.shutdown() }
+}
+
+/**
+ * The endpoint's path with `/v1/traces` added unless it ends with it. Appended to the text, it went
+ * after a query (`?tenant=a` → `?tenant=a/v1/traces`): the spans were posted to the endpoint's own
+ * path, which collectors answer 404 (a probe).
+ */
+function tracesUrl(endpoint: string): string {
+  const url = new URL(endpoint)
+  let path = url.pathname
+  while (path.endsWith('/')) path = path.slice(0, -1)
+  if (!path.endsWith('/v1/traces')) url.pathname = `${path}/v1/traces`
+  return url.href
+}
+
+/** OTEL_TRACES_SAMPLER_ARG as the SDK reads it for `traceidratio`: 1 when blank or outside [0, 1]. */
+function samplerRatio(arg: string | undefined): number {
+  const ratio = arg === undefined || arg.trim() === '' ? Number.NaN : Number(arg)
+  return ratio >= 0 && ratio <= 1 ? ratio : 1
+}
+
+/**
+ * `traceidratio` decides on the trace id alone (its four 32-bit words XORed, under the ratio), and a
+ * caller continuing a trace chooses the trace id: four equal words XOR to 0, always kept; a first
+ * word ffffffff and three zero ones, never. A client put all its requests in the traces, or took
+ * them all out, at any ratio (a probe). The sampler is given the trace id keyed with a secret of
+ * this process (SHA-256), so a caller cannot tell which ids are kept; a request's spans all see the
+ * same id, so they are kept or dropped together. Only with OTEL_TRACES_SAMPLER=traceidratio: one
+ * hash per span started, on the request path.
+ */
+function keyedTraceIds(inner: Sampler): Sampler {
+  const key = randomBytes(32)
+  return {
+    shouldSample: (context, traceId, ...rest) => inner.shouldSample(context, createHash('sha256').update(key).update(traceId).digest('hex').slice(0, 32), ...rest),
+    toString: () => `Keyed${inner.toString()}`,
+  }
 }
 
 /**
@@ -128,6 +166,15 @@ function watchExports(exporter: SpanExporter, url: string, logger: Logger, failu
  */
 const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS)
 
+/**
+ * The most a span keeps of a value the caller chose, as the audit record keeps of it (audit/fields.ts
+ * `client`), then `…(truncated, N chars)`: a span held the path whole, up to server.max_header_bytes
+ * (1 MiB allowed). A few hundred requests with 64 KB paths made a 31 MB export batch, which a
+ * collector refuses (413: the OpenTelemetry Collector takes 20 MiB), dropping every other request's
+ * span in it; and the 2,048 queued spans held the paths (a probe).
+ */
+const SPAN_BOUND = { path: 2048, method: 32, subject: 256 } as const
+
 export interface TracedRequest {
   method: string
   /** Never the query string, which may carry a token (RequestContext.path). */
@@ -155,7 +202,13 @@ export function startRequestSpan(tracing: Tracing, request: TracedRequest, incom
   const parent = incoming.parentSpanId ? parentContext(incoming, incoming.parentSpanId, true) : otel.ROOT_CONTEXT
   const known = KNOWN_METHODS.has(request.method)
   const method = known ? request.method : '_OTHER'
-  const attributes = { 'http.request.method': method, ...(known ? {} : { 'http.request.method_original': request.method }), 'url.path': request.path, 'bouncer.request_id': request.id }
+  // Hot path: one length comparison each when the value is in bounds (truncateClientValue).
+  const attributes = {
+    'http.request.method': method,
+    ...(known ? {} : { 'http.request.method_original': truncateClientValue(request.method, SPAN_BOUND.method) }),
+    'url.path': truncateClientValue(request.path, SPAN_BOUND.path),
+    'bouncer.request_id': request.id,
+  }
   const span = tracing.tracer.startSpan(`${known ? method : 'HTTP'} gateway`, { kind: otel.SpanKind.SERVER, attributes }, parent)
   return { spans: { request: span, auth: null, upstream: null }, trace: goingOnFrom(span, incoming, incoming.parentSpanId) }
 }
@@ -177,7 +230,7 @@ export interface AuthOutcome {
 export function endAuthSpan(spans: RequestSpans, outcome: AuthOutcome): void {
   const span = spans.auth
   if (!span) return
-  if (outcome.identity) span.setAttributes({ 'enduser.id': outcome.identity.sub, 'bouncer.issuer': outcome.identity.issuerName, 'bouncer.roles': outcome.roles.join(',') })
+  if (outcome.identity) span.setAttributes({ 'enduser.id': truncateClientValue(outcome.identity.sub, SPAN_BOUND.subject), 'bouncer.issuer': outcome.identity.issuerName, 'bouncer.roles': outcome.roles.join(',') })
   if (outcome.code !== null) span.setStatus({ code: otel.SpanStatusCode.ERROR, message: outcome.code })
   span.end()
   spans.auth = null
