@@ -8,7 +8,7 @@
 // is the one it gets.
 import type { ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
-import type { Dispatcher } from 'undici'
+import { errors, type Dispatcher } from 'undici'
 import { cutShort, GatewayError } from '../errors/index.ts'
 import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { pickTarget } from './balance.ts'
@@ -134,7 +134,15 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    if (statusCode < 200) return // 1xx interim responses are not relayed
+    if (statusCode < 200) {
+      // 1xx interim responses are not relayed. undici restarts its head timer at each one
+      // (client-h1.js), so an upstream sending 102 or 103 every few hundred ms and never a final
+      // answer held the request, its client and a connection for good (a probe): a 1xx after
+      // `timeout` since the try was sent ends it as the head timeout does (504, a `timeout` to
+      // retries and ejection). Read on 1xx answers only, never on the path of a final one.
+      if (performance.now() - this.#dispatchedAt > this.#upstream.timeoutMs) controller.abort(new errors.HeadersTimeoutError())
+      return
+    }
     if (statusCode > 599) {
       // Not an HTTP status (RFC 9110 §15): Node's HTTP/1 writes any up to 999, and a client reads it as whatever it likes.
       controller.abort(new GatewayError('upstream_error', { detail: `Upstream "${this.#upstream.name}" answered with status ${statusCode}, which is not an HTTP status.` }))
