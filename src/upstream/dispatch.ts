@@ -75,6 +75,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #nextTarget: Target | null = null
   /** This try's answer is being read and dropped: the request goes again once it has ended. */
   #discarding = false
+  /** Bytes of this try's dropped answer read so far. */
+  #dropped = 0
   /** The head until the first body byte or the end; with a beforeEnd hook, the last chunk is held too until it resolves. */
   #heldHead: { status: number; headers: Record<string, string | string[]> } | null = null
   #heldChunk: Buffer | null = null
@@ -119,6 +121,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#target = target
     this.#controller = null
     this.#discarding = false
+    this.#dropped = 0
     target.inFlight++
     target.requests++
     this.#served.attempts++
@@ -231,7 +234,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#discarding) return
+    if (this.#discarding) {
+      // Read and dropped so that its connection stays reusable, but only a short answer that ends
+      // soon: an endless 503 body (undici's body timeout restarts at each chunk) held the request
+      // and its client for good, the healthy target never asked, and a 200 MB one was read whole
+      // before the retry (a probe). Past DROP_LIMIT bytes or the try's `timeout`, the connection
+      // is closed instead and the request goes on (onResponseError). Dropped answers only.
+      this.#dropped += chunk.length
+      if (this.#dropped > DROP_LIMIT || performance.now() - this.#dispatchedAt > this.#upstream.timeoutMs) controller.abort(new DropAbandoned())
+      return
+    }
     const res = this.#ctx.res
     this.#served.bytesOut += chunk.length
     if (this.#beforeEnd === null) this.#writeHeldHead()
@@ -414,6 +426,17 @@ class HeldStreamEnded extends Error {
   constructor() {
     super('the gateway ended the event stream')
     this.name = 'HeldStreamEnded'
+  }
+}
+
+/** What of a retried answer is read and dropped to keep its connection (onResponseData): a short error page. */
+const DROP_LIMIT = 65_536
+
+/** A retried answer too long to read to its end: its connection is closed and the request goes on. */
+class DropAbandoned extends Error {
+  constructor() {
+    super('the retried answer was too long to read and drop')
+    this.name = 'DropAbandoned'
   }
 }
 
