@@ -41,9 +41,15 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
   target.requests++
   return new Promise<Served>((resolve) => {
     let done = false
+    // node:http's `timeout` is the socket's idle time, which every byte restarts: an upstream that
+    // sent 102 Processing every 150 ms, or its 101 one byte a second, held the handshake, its client
+    // and a max_concurrent place for good (a probe). The head must come whole within `timeout`, as
+    // undici's headersTimeout has it for every other request. One timer a handshake.
+    const headDeadline = setTimeout(() => timedOut(), upstream.timeoutMs)
     const finish = () => {
       if (done) return
       done = true
+      clearTimeout(headDeadline)
       upstream.inFlight.leave(upstream.maxConcurrent)
       target.inFlight--
       resolve(served)
@@ -61,7 +67,8 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       agent: false,
       timeout: upstream.timeoutMs,
     })
-    outgoing.on('timeout', () => outgoing.destroy(Object.assign(new Error('upgrade timed out'), { code: 'UND_ERR_HEADERS_TIMEOUT' })))
+    const timedOut = () => outgoing.destroy(Object.assign(new Error('upgrade timed out'), { code: 'UND_ERR_HEADERS_TIMEOUT' }))
+    outgoing.on('timeout', timedOut)
     outgoing.on('error', (err) => {
       if (!done) {
         served.error = translateUndiciError(err, upstream)
@@ -70,6 +77,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       finish()
     })
     outgoing.on('response', (response) => {
+      clearTimeout(headDeadline)
       waiting.stop() // the refusal is relayed, and ends with the response (what the client sent meanwhile is dropped)
       served.upstreamMs = performance.now() - sent
       const status = response.statusCode ?? 0
@@ -99,6 +107,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       outgoing.destroy()
     })
     outgoing.on('upgrade', (response, socket, head) => {
+      clearTimeout(headDeadline)
       const early = waiting.stop()
       if (done) return void socket.destroy()
       targetSucceeded(target)
