@@ -77,6 +77,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #discarding = false
   /** Bytes of this try's dropped answer read so far. */
   #dropped = 0
+  /** The timer of a try waiting in its pool's queue (send), until the pool starts it. */
+  #queued: NodeJS.Timeout | null = null
+  /** The target whose pool still holds the try this exchange left in its queue (#leaveQueue). */
+  #leftInQueue: Target | null = null
   /** The head until the first body byte or the end; with a beforeEnd hook, the last chunk is held too until it resolves. */
   #heldHead: { status: number; headers: Record<string, string | string[]> } | null = null
   #heldChunk: Buffer | null = null
@@ -111,7 +115,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#replay = replay
     // A client that hangs up mid-exchange: stop the upstream request too.
     this.#onClientClose = () => {
-      if (!this.#settled && !ctx.res.writableFinished) this.#controller?.abort(new ClientGone())
+      if (this.#settled || ctx.res.writableFinished) return
+      if (this.#controller !== null) this.#controller.abort(new ClientGone())
+      else if (this.#queued !== null) this.#leaveQueue(null) // waiting for a pool connection: nothing to stop yet
     }
     ctx.res.once('close', this.#onClientClose)
   }
@@ -128,10 +134,51 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#dispatchedAt = performance.now()
     const request = this.#request
     if (request.origin !== target.url) request.origin = target.url
+    // undici queues a try for which every connection of the pool is busy, for as long as that
+    // lasts, with no timer and no way to withdraw it: behind connections held by a hung upstream
+    // (each freed after `timeout`) a queue of requests waited many times `timeout` with nothing
+    // said (a probe: 7 s at timeout 1 s and max_connections 2). Such a try gets `timeout` to leave
+    // the queue (#leaveQueue). One compare a try; a timer only for a try that queues.
+    if (++target.pooled > target.connections) this.#queued = setTimeout(this.#queueTimedOut, this.#upstream.timeoutMs)
     target.pool.dispatch(request, this)
   }
 
+  /** undici lets go of the try left in its queue (started, which closes that connection, or failed): its place in the count is given back. */
+  #letGo(): void {
+    if (this.#leftInQueue === null) return
+    this.#leftInQueue.pooled--
+    this.#leftInQueue = null
+  }
+
+  #queueTimedOut = (): void => {
+    const target = this.#target as Target
+    this.#leaveQueue(new GatewayError('upstream_timeout', { detail: `Upstream "${this.#upstream.name}" did not answer in time: every one of a target's ${target.connections} connections (max_connections) stayed busy for ${this.#upstream.timeoutMs} ms.` }))
+  }
+
+  /**
+   * Ends the exchange of a try still in the pool's queue (`error` for the client; null: it left).
+   * The try stays in undici's queue: its place in the pool's count is given back only when undici
+   * reaches it and onRequestStart aborts it, so that the tries after it still see the queue.
+   */
+  #leaveQueue(error: GatewayError | null): void {
+    if (this.#settled || this.#queued === null) return
+    clearTimeout(this.#queued)
+    this.#queued = null
+    this.#leftInQueue = this.#target
+    if (error !== null) this.#served.error = error
+    this.#finish()
+  }
+
   onRequestStart(controller: Dispatcher.DispatchController): void {
+    if (this.#settled) {
+      this.#letGo()
+      controller.abort(new ClientGone())
+      return
+    }
+    if (this.#queued !== null) {
+      clearTimeout(this.#queued)
+      this.#queued = null
+    }
     this.#controller = controller
     if (this.#ctx.res.destroyed) controller.abort(new ClientGone())
   }
@@ -308,7 +355,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    if (this.#settled) return
+    if (this.#settled) {
+      this.#letGo()
+      return
+    }
     if (err instanceof ClientGone) {
       this.#finish()
       return
@@ -377,6 +427,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #endTry(): void {
     if (this.#target === null) return
     this.#target.inFlight--
+    if (this.#leftInQueue !== this.#target) this.#target.pooled--
     this.#target = null
   }
 

@@ -21,6 +21,13 @@ export interface Target {
   /** healthy && !ejected: read on every request. */
   available: boolean
   inFlight: number
+  /** Its pool's size (max_connections). */
+  readonly connections: number
+  /**
+   * Tries handed to its pool and not yet let go by it (inFlight but for WebSocket tunnels, which
+   * take no pool connection): past `connections`, a try waits in the pool's queue (dispatch.ts).
+   */
+  pooled: number
   consecutiveFailures: number
   /** Counters for the metrics: tries sent, failed tries, ejections. */
   requests: number
@@ -52,6 +59,8 @@ export function createTarget(origin: string, options: TargetPoolOptions): Target
     ejected: false,
     available: true,
     inFlight: 0,
+    connections: options.connections,
+    pooled: 0,
     consecutiveFailures: 0,
     requests: 0,
     failures: 0,
