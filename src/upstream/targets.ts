@@ -3,7 +3,7 @@
 // its active checks (health.ts) and not ejected by its passive record here. Both are kept as
 // booleans that change on events (a check, a failure, a timer), so choosing a target reads no clock.
 import type { Socket } from 'node:net'
-import { buildConnector, Pool } from 'undici'
+import { buildConnector, Client, Pool } from 'undici'
 import type { UpstreamTlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import type { EjectionShare } from './eject-share.ts'
@@ -12,6 +12,14 @@ export interface Target {
   /** The target's origin (`https://10.0.0.5:9500`): its metrics label and what it is called in logs. */
   readonly url: string
   readonly pool: Pool
+  /**
+   * The health checks' own connection (health.ts), made at the first check: through the pool, a
+   * check waited behind requests that held every connection (event streams, long downloads), and
+   * undici's queue heeds no abort signal, so the checks stalled with no verdict, the target held
+   * in rotation whatever its health said (a probe).
+   */
+  checks: Client | null
+  readonly connect: buildConnector.connector
   /** The target's own hash, mixed with a principal's for rendezvous hashing (balance.ts). */
   readonly seed: number
   /** Active health checks' verdict (true until they say otherwise, and without checks). */
@@ -44,11 +52,14 @@ export interface TargetPoolOptions {
 }
 
 export function createTarget(origin: string, options: TargetPoolOptions): Target {
+  const connect = resetsAreCuts(buildConnector({ timeout: options.connectTimeoutMs, ...(origin.startsWith('https:') ? tlsConnectOptions(options.tls) : {}) }))
   return {
     url: origin,
+    checks: null,
+    connect,
     pool: new Pool(origin, {
       connections: options.connections,
-      connect: resetsAreCuts(buildConnector({ timeout: options.connectTimeoutMs, ...(origin.startsWith('https:') ? tlsConnectOptions(options.tls) : {}) })),
+      connect,
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       keepAliveTimeout: 4_000,
@@ -192,10 +203,17 @@ export function setTargetHealth(owner: TargetOwner, target: Target, healthy: boo
   else owner.logger.warn({ upstream: owner.name, target: target.url, reason: why }, 'upstream target unhealthy')
 }
 
-export function closeTarget(target: Target): Promise<void> {
+export async function closeTarget(target: Target): Promise<void> {
   if (target.readmit !== null) clearTimeout(target.readmit)
   target.readmit = null
-  return target.pool.close()
+  const checks = target.checks
+  target.checks = null
+  await Promise.all([target.pool.close(), checks?.destroy()])
+}
+
+/** The connection the health checks go over, made at the first (TLS and timeouts as the pool's). */
+export function checksClient(target: Target): Client {
+  return (target.checks ??= new Client(target.url, { connect: target.connect, pipelining: 1, keepAliveTimeout: 4_000 }))
 }
 
 /** FNV-1a, 32 bits: a cheap, well-spread hash for short strings (a principal, a URL). */
