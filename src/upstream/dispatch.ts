@@ -139,7 +139,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     // (each freed after `timeout`) a queue of requests waited many times `timeout` with nothing
     // said (a probe: 7 s at timeout 1 s and max_connections 2). Such a try gets `timeout` to leave
     // the queue (#leaveQueue). One compare a try; a timer only for a try that queues.
-    if (++target.pooled > target.connections) this.#queued = setTimeout(this.#queueTimedOut, this.#upstream.timeoutMs)
+    if (++target.pooled > target.connections) this.#queued = setTimeout(() => this.#queueTimedOut(), this.#upstream.timeoutMs)
     target.pool.dispatch(request, this)
   }
 
@@ -150,7 +150,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#leftInQueue = null
   }
 
-  #queueTimedOut = (): void => {
+  #queueTimedOut(): void {
     const target = this.#target as Target
     this.#leaveQueue(new GatewayError('upstream_timeout', { detail: `Upstream "${this.#upstream.name}" did not answer in time: every one of a target's ${target.connections} connections (max_connections) stayed busy for ${this.#upstream.timeoutMs} ms.` }))
   }
@@ -429,6 +429,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#target.inFlight--
     if (this.#leftInQueue !== this.#target) this.#target.pooled--
     this.#target = null
+    // A queued try that failed unstarted (its connection refused): its timer must not end the next.
+    if (this.#queued !== null) {
+      clearTimeout(this.#queued)
+      this.#queued = null
+    }
   }
 
   #finish(): void {
