@@ -75,8 +75,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #nextTarget: Target | null = null
   /** This try's answer is being read and dropped: the request goes again once it has ended. */
   #discarding = false
-  /** Bytes of this try's dropped answer read so far. */
+  /** Bytes of this try's dropped answer read so far, and when its head came. */
   #dropped = 0
+  #dropSince = 0
+  /** When this try's first 1xx came (0: none yet). */
+  #interimSince = 0
   /** The timer of a try waiting in its pool's queue (send), until the pool starts it. */
   #queued: NodeJS.Timeout | null = null
   /** The target whose pool still holds the try this exchange left in its queue (#leaveQueue). */
@@ -128,6 +131,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#controller = null
     this.#discarding = false
     this.#dropped = 0
+    this.#interimSince = 0
     target.inFlight++
     target.requests++
     this.#served.attempts++
@@ -187,10 +191,13 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (statusCode < 200) {
       // 1xx interim responses are not relayed. undici restarts its head timer at each one
       // (client-h1.js), so an upstream sending 102 or 103 every few hundred ms and never a final
-      // answer held the request, its client and a connection for good (a probe): a 1xx after
-      // `timeout` since the try was sent ends it as the head timeout does (504, a `timeout` to
-      // retries and ejection). Read on 1xx answers only, never on the path of a final one.
-      if (performance.now() - this.#dispatchedAt > this.#upstream.timeoutMs) controller.abort(new errors.HeadersTimeoutError())
+      // answer held the request, its client and a connection for good (a probe): a 1xx more than
+      // `timeout` after the try's first ends it as the head timeout does (504, a `timeout` to
+      // retries and ejection). Counted from the first 1xx, not the dispatch, so that a try that
+      // waited for a pool connection is not cut short; the clock is read on 1xx answers only.
+      const now = performance.now()
+      if (this.#interimSince === 0) this.#interimSince = now
+      else if (now - this.#interimSince > this.#upstream.timeoutMs) controller.abort(new errors.HeadersTimeoutError())
       return
     }
     if (statusCode > 599) {
@@ -211,6 +218,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       targetFailed(this.#upstream, target)
       if (this.#mayRetry(statusCode)) {
         this.#discarding = true
+        this.#dropSince = performance.now()
         return
       }
     } else {
@@ -285,10 +293,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       // Read and dropped so that its connection stays reusable, but only a short answer that ends
       // soon: an endless 503 body (undici's body timeout restarts at each chunk) held the request
       // and its client for good, the healthy target never asked, and a 200 MB one was read whole
-      // before the retry (a probe). Past DROP_LIMIT bytes or the try's `timeout`, the connection
+      // before the retry (a probe). Past DROP_LIMIT bytes or `timeout` after its head, the connection
       // is closed instead and the request goes on (onResponseError). Dropped answers only.
       this.#dropped += chunk.length
-      if (this.#dropped > DROP_LIMIT || performance.now() - this.#dispatchedAt > this.#upstream.timeoutMs) controller.abort(new DropAbandoned())
+      if (this.#dropped > DROP_LIMIT || performance.now() - this.#dropSince > this.#upstream.timeoutMs) controller.abort(new DropAbandoned())
       return
     }
     const res = this.#ctx.res

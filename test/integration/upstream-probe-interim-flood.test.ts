@@ -2,7 +2,7 @@
 // it reads (client-h1.js refreshes the headers timeout), so an upstream that sends `102 Processing`
 // or `103 Early Hints` every few hundred milliseconds and never a final answer held its request,
 // its client and an upstream connection (and a place under max_concurrent) for as long as it liked:
-// `timeout` bounded nothing. Now a 1xx that comes after `timeout` has passed since the try was sent
+// `timeout` bounded nothing. Now a 1xx that comes more than `timeout` after the try's first 1xx
 // ends it as the head timeout would: 504 upstream_timeout, a `timeout` to retries and ejection.
 import type { Socket } from 'node:net'
 import { join } from 'node:path'
@@ -51,7 +51,7 @@ describe('an upstream that sends 1xx answers and never a final one', () => {
       const took = performance.now() - started
       expect(res.statusCode).toBe(504)
       expect(body.code).toBe('upstream_timeout')
-      // The first 1xx after the 1 s deadline ends it: well under the 15 s bound, whatever the load.
+      // The first 1xx more than 1 s after the first ends it: well under the 15 s bound, whatever the load.
       expect(took).toBeGreaterThanOrEqual(900)
       expect(took).toBeLessThan(10_000)
       const record = await waitForAuditRecord(join(gw.dir, 'audit.db'), String(res.headers['x-request-id']))

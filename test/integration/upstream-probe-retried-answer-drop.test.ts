@@ -3,8 +3,8 @@
 // read but undici's body timeout, which each chunk restarts. A target answering 503 with a body that
 // never ends (a chunk every 100 ms) held the request and its client for good — the healthy target
 // never asked — and one answering 503 with 200 MB made the gateway read all of it before the
-// retry. Now a dropped answer gets 64 KiB and the rest of `timeout` from when its try was sent:
-// past either, its connection is closed and the request goes on to the next target.
+// retry. Now a dropped answer gets 64 KiB and `timeout` from its head: past either, its connection
+// is closed and the request goes on to the next target.
 import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
