@@ -12,7 +12,7 @@ import { startTestGateway } from '../helpers/gateway.ts'
 import { closeAfterEach } from '../helpers/lifecycle.ts'
 import { startRawUpstream } from '../helpers/raw-upstream.ts'
 import { waitForAuditRecord } from '../helpers/audit.ts'
-import { metricValue } from '../helpers/wait.ts'
+import { metricValue, waitFor } from '../helpers/wait.ts'
 
 const closeLater = closeAfterEach()
 
@@ -75,6 +75,31 @@ describe('an upstream that sends 1xx answers and never a final one', () => {
     const res = await request(`${gw.url}/x`)
     expect(res.statusCode).toBe(200)
     expect(await res.body.text()).toBe('ok')
+  })
+
+  it('a try that waited for a pool connection and then gets an Early Hints is not cut short', async () => {
+    // max_connections 1: /first holds the one connection 2 s; /second waits for it (under its 3 s
+    // `timeout`), then gets a 103 after 1.2 s and its answer right after: 3.2 s after its dispatch,
+    // but 0.1 s after its first 1xx.
+    const up = await startRawUpstream((head, socket) => {
+      if (head.startsWith('GET /first ')) setTimeout(() => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst'), 2_000)
+      else {
+        setTimeout(() => socket.write('HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n'), 1_200)
+        setTimeout(() => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond'), 1_300)
+      }
+    })
+    closeLater(() => up.close())
+    const gw = await startTestGateway({
+      upstreams: [{ name: 'api', url: up.url, timeout: '3s', max_connections: 1 }],
+      routes: [{ id: 'api', path: '/*', upstream: 'api', public: true }],
+    })
+    closeLater(() => gw.close())
+    const first = request(`${gw.url}/first`)
+    await waitFor(() => up.heads.length === 1, 'the first request upstream')
+    const second = await request(`${gw.url}/second`, { signal: AbortSignal.timeout(15_000) })
+    expect(second.statusCode).toBe(200)
+    expect(await second.body.text()).toBe('second')
+    expect(await (await first).body.text()).toBe('first')
   })
 
   it('with retries on `timeout`, a GET goes on to another target after the flood', async () => {
