@@ -69,6 +69,15 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
     })
     const timedOut = () => outgoing.destroy(Object.assign(new Error('upgrade timed out'), { code: 'UND_ERR_HEADERS_TIMEOUT' }))
     outgoing.on('timeout', timedOut)
+    // node:http has no connect timeout: a target that answered no SYN held the handshake for the
+    // whole `timeout`, then a 504 and a `timeout` to ejection, where any other request gets its
+    // 502 at connect_timeout, a connect failure (a probe). The TLS handshake counts, as undici's.
+    outgoing.once('socket', (socket) => {
+      if (!socket.connecting) return
+      const connectDeadline = setTimeout(() => outgoing.destroy(Object.assign(new Error('connect timed out'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), upstream.connectTimeoutMs)
+      socket.once(https ? 'secureConnect' : 'connect', () => clearTimeout(connectDeadline))
+      socket.once('close', () => clearTimeout(connectDeadline))
+    })
     outgoing.on('error', (err) => {
       if (!done) {
         served.error = translateUndiciError(err, upstream)
