@@ -108,7 +108,7 @@ function probeTargets(owner: Checked, check: HealthCheckConfig, background: Back
 /** Null for a pass; otherwise why it failed, for the log line. */
 async function probe(target: Target, check: HealthCheckConfig): Promise<string | null> {
   try {
-    const res = await checksClient(target).request({
+    const res = await checksClient(target, check.timeout).request({
       path: check.path,
       method: 'GET',
       headers: { 'user-agent': 'bouncer-health-check' },

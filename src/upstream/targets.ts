@@ -19,7 +19,8 @@ export interface Target {
    * in rotation whatever its health said (a probe).
    */
   checks: Client | null
-  readonly connect: buildConnector.connector
+  /** How the pool connects (connect_timeout, TLS): the checks' connection too, within the check's timeout. */
+  readonly connectOptions: Readonly<buildConnector.BuildOptions> & { readonly timeout: number }
   /** The target's own hash, mixed with a principal's for rendezvous hashing (balance.ts). */
   readonly seed: number
   /** Active health checks' verdict (true until they say otherwise, and without checks). */
@@ -52,14 +53,14 @@ export interface TargetPoolOptions {
 }
 
 export function createTarget(origin: string, options: TargetPoolOptions): Target {
-  const connect = resetsAreCuts(buildConnector({ timeout: options.connectTimeoutMs, ...(origin.startsWith('https:') ? tlsConnectOptions(options.tls) : {}) }))
+  const connectOptions = { timeout: options.connectTimeoutMs, ...(origin.startsWith('https:') ? tlsConnectOptions(options.tls) : {}) }
   return {
     url: origin,
     checks: null,
-    connect,
+    connectOptions,
     pool: new Pool(origin, {
       connections: options.connections,
-      connect,
+      connect: resetsAreCuts(buildConnector(connectOptions)),
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       keepAliveTimeout: 4_000,
@@ -211,9 +212,16 @@ export async function closeTarget(target: Target): Promise<void> {
   await Promise.all([target.pool.close(), checks?.destroy()])
 }
 
-/** The connection the health checks go over, made at the first (TLS and timeouts as the pool's). */
-export function checksClient(target: Target): Client {
-  return (target.checks ??= new Client(target.url, { connect: target.connect, pipelining: 1, keepAliveTimeout: 4_000 }))
+/**
+ * The connection the health checks go over, made at the first: TLS as the pool's, and a connect
+ * timeout within the check's own `timeout`. undici's queue heeds no abort signal while a
+ * connection is being made, so with connect_timeout (5 s) a target that answered no SYN had each
+ * check last 5 s whatever its `timeout` (300 ms in a probe: taken out after 11.5 s, not ~1 s).
+ */
+export function checksClient(target: Target, timeoutMs: number): Client {
+  if (target.checks !== null) return target.checks
+  const connect = resetsAreCuts(buildConnector({ ...target.connectOptions, timeout: Math.min(target.connectOptions.timeout, timeoutMs) }))
+  return (target.checks = new Client(target.url, { connect, pipelining: 1, keepAliveTimeout: 4_000 }))
 }
 
 /** FNV-1a, 32 bits: a cheap, well-spread hash for short strings (a principal, a URL). */
