@@ -73,8 +73,24 @@ export function clearCookie(settings: CookieSettings, path = '/'): string {
 export function withoutSetCookies(values: string | readonly string[], names: ReadonlySet<string>): string[] {
   const out: string[] = []
   for (const value of typeof values === 'string' ? [values] : values) {
-    const eq = value.indexOf('=')
-    if (!names.has((eq === -1 ? value : value.slice(0, eq)).trim())) out.push(value)
+    if (!names.has(setCookieName(value))) out.push(value)
   }
   return out
+}
+
+/**
+ * The name a browser will send a Set-Cookie's cookie under. A nameless one (`=bouncer_session=x`:
+ * nothing before the first `=`) is stored with an empty name and sent as its value alone
+ * (RFC 6265bis §5.6 and §5.7.3, which refuse only `__Host-` and `__Secure-` values), so
+ * `bouncer_session=x` reaches the gateway as the cookie of that name: an upstream could set a
+ * person's gateway session on a path of its choosing (a probe). Its value's own name counts then.
+ */
+function setCookieName(value: string): string {
+  const semicolon = value.indexOf(';')
+  const pair = semicolon === -1 ? value : value.slice(0, semicolon)
+  const eq = pair.indexOf('=')
+  const name = (eq === -1 ? pair : pair.slice(0, eq)).trim()
+  if (name !== '' || eq === -1) return name
+  const inner = pair.indexOf('=', eq + 1)
+  return inner === -1 ? '' : pair.slice(eq + 1, inner).trim()
 }

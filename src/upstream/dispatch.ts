@@ -8,7 +8,7 @@
 // is the one it gets.
 import type { ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
-import type { Dispatcher } from 'undici'
+import { errors, type Dispatcher } from 'undici'
 import { cutShort, GatewayError } from '../errors/index.ts'
 import { nothingServed, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { pickTarget } from './balance.ts'
@@ -75,6 +75,15 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #nextTarget: Target | null = null
   /** This try's answer is being read and dropped: the request goes again once it has ended. */
   #discarding = false
+  /** Bytes of this try's dropped answer read so far, and when its head came. */
+  #dropped = 0
+  #dropSince = 0
+  /** When this try's first 1xx came (0: none yet). */
+  #interimSince = 0
+  /** The timer of a try waiting in its pool's queue (send), until the pool starts it. */
+  #queued: NodeJS.Timeout | null = null
+  /** The target whose pool still holds the try this exchange left in its queue (#leaveQueue). */
+  #leftInQueue: Target | null = null
   /** The head until the first body byte or the end; with a beforeEnd hook, the last chunk is held too until it resolves. */
   #heldHead: { status: number; headers: Record<string, string | string[]> } | null = null
   #heldChunk: Buffer | null = null
@@ -109,7 +118,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#replay = replay
     // A client that hangs up mid-exchange: stop the upstream request too.
     this.#onClientClose = () => {
-      if (!this.#settled && !ctx.res.writableFinished) this.#controller?.abort(new ClientGone())
+      if (this.#settled || ctx.res.writableFinished) return
+      if (this.#controller !== null) this.#controller.abort(new ClientGone())
+      else if (this.#queued !== null) this.#leaveQueue(null) // waiting for a pool connection: nothing to stop yet
     }
     ctx.res.once('close', this.#onClientClose)
   }
@@ -119,22 +130,76 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#target = target
     this.#controller = null
     this.#discarding = false
+    this.#dropped = 0
+    this.#interimSince = 0
     target.inFlight++
     target.requests++
     this.#served.attempts++
     this.#dispatchedAt = performance.now()
     const request = this.#request
     if (request.origin !== target.url) request.origin = target.url
+    // undici queues a try for which every connection of the pool is busy, for as long as that
+    // lasts, with no timer and no way to withdraw it: behind connections held by a hung upstream
+    // (each freed after `timeout`) a queue of requests waited many times `timeout` with nothing
+    // said (a probe: 7 s at timeout 1 s and max_connections 2). Such a try gets `timeout` to leave
+    // the queue (#leaveQueue). One compare a try; a timer only for a try that queues.
+    if (++target.pooled > target.connections) this.#queued = setTimeout(() => this.#queueTimedOut(), this.#upstream.timeoutMs)
     target.pool.dispatch(request, this)
   }
 
+  /** undici lets go of the try left in its queue (started, which closes that connection, or failed): its place in the count is given back. */
+  #letGo(): void {
+    if (this.#leftInQueue === null) return
+    this.#leftInQueue.pooled--
+    this.#leftInQueue = null
+  }
+
+  #queueTimedOut(): void {
+    const target = this.#target as Target
+    this.#leaveQueue(new GatewayError('upstream_timeout', { detail: `Upstream "${this.#upstream.name}" did not answer in time: every one of a target's ${target.connections} connections (max_connections) stayed busy for ${this.#upstream.timeoutMs} ms.` }))
+  }
+
+  /**
+   * Ends the exchange of a try still in the pool's queue (`error` for the client; null: it left).
+   * The try stays in undici's queue: its place in the pool's count is given back only when undici
+   * reaches it and onRequestStart aborts it, so that the tries after it still see the queue.
+   */
+  #leaveQueue(error: GatewayError | null): void {
+    if (this.#settled || this.#queued === null) return
+    clearTimeout(this.#queued)
+    this.#queued = null
+    this.#leftInQueue = this.#target
+    if (error !== null) this.#served.error = error
+    this.#finish()
+  }
+
   onRequestStart(controller: Dispatcher.DispatchController): void {
+    if (this.#settled) {
+      this.#letGo()
+      controller.abort(new ClientGone())
+      return
+    }
+    if (this.#queued !== null) {
+      clearTimeout(this.#queued)
+      this.#queued = null
+    }
     this.#controller = controller
     if (this.#ctx.res.destroyed) controller.abort(new ClientGone())
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    if (statusCode < 200) return // 1xx interim responses are not relayed
+    if (statusCode < 200) {
+      // 1xx interim responses are not relayed. undici restarts its head timer at each one
+      // (client-h1.js), so an upstream sending 102 or 103 every few hundred ms and never a final
+      // answer held the request, its client and a connection for good (a probe): a 1xx more than
+      // `timeout` after the try's first ends it as the head timeout does (504, a `timeout` to
+      // retries and ejection). Counted from the first 1xx, not the dispatch, so that a try that
+      // waited for a pool connection is not cut short; the clock is read on 1xx answers only.
+      const now = performance.now()
+      if (this.#interimSince === 0) this.#interimSince = now
+      else if (now - this.#interimSince > this.#upstream.timeoutMs) controller.abort(new errors.HeadersTimeoutError())
+      return
+    }
     if (statusCode > 599) {
       // Not an HTTP status (RFC 9110 §15): Node's HTTP/1 writes any up to 999, and a client reads it as whatever it likes.
       controller.abort(new GatewayError('upstream_error', { detail: `Upstream "${this.#upstream.name}" answered with status ${statusCode}, which is not an HTTP status.` }))
@@ -153,6 +218,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       targetFailed(this.#upstream, target)
       if (this.#mayRetry(statusCode)) {
         this.#discarding = true
+        this.#dropSince = performance.now()
         return
       }
     } else {
@@ -223,7 +289,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#discarding) return
+    if (this.#discarding) {
+      // Read and dropped so that its connection stays reusable, but only a short answer that ends
+      // soon: an endless 503 body (undici's body timeout restarts at each chunk) held the request
+      // and its client for good, the healthy target never asked, and a 200 MB one was read whole
+      // before the retry (a probe). Past DROP_LIMIT bytes or `timeout` after its head, the connection
+      // is closed instead and the request goes on (onResponseError). Dropped answers only.
+      this.#dropped += chunk.length
+      if (this.#dropped > DROP_LIMIT || performance.now() - this.#dropSince > this.#upstream.timeoutMs) controller.abort(new DropAbandoned())
+      return
+    }
     const res = this.#ctx.res
     this.#served.bytesOut += chunk.length
     if (this.#beforeEnd === null) this.#writeHeldHead()
@@ -288,7 +363,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    if (this.#settled) return
+    if (this.#settled) {
+      this.#letGo()
+      return
+    }
     if (err instanceof ClientGone) {
       this.#finish()
       return
@@ -357,7 +435,13 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #endTry(): void {
     if (this.#target === null) return
     this.#target.inFlight--
+    if (this.#leftInQueue !== this.#target) this.#target.pooled--
     this.#target = null
+    // A queued try that failed unstarted (its connection refused): its timer must not end the next.
+    if (this.#queued !== null) {
+      clearTimeout(this.#queued)
+      this.#queued = null
+    }
   }
 
   #finish(): void {
@@ -406,6 +490,17 @@ class HeldStreamEnded extends Error {
   constructor() {
     super('the gateway ended the event stream')
     this.name = 'HeldStreamEnded'
+  }
+}
+
+/** What of a retried answer is read and dropped to keep its connection (onResponseData): a short error page. */
+const DROP_LIMIT = 65_536
+
+/** A retried answer too long to read to its end: its connection is closed and the request goes on. */
+class DropAbandoned extends Error {
+  constructor() {
+    super('the retried answer was too long to read and drop')
+    this.name = 'DropAbandoned'
   }
 }
 

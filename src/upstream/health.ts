@@ -9,7 +9,7 @@
 import type { HealthCheckConfig } from '../config/index.ts'
 import type { BackgroundTasks } from '../telemetry/index.ts'
 import { followHealth, shareHealth, type HealthCheckRole, type HealthShare } from './health-share.ts'
-import { setTargetHealth, type Target, type TargetOwner } from './targets.ts'
+import { checksClient, setTargetHealth, type Target, type TargetOwner } from './targets.ts'
 
 type Checked = TargetOwner & { readonly targets: readonly Target[] }
 
@@ -108,7 +108,7 @@ function probeTargets(owner: Checked, check: HealthCheckConfig, background: Back
 /** Null for a pass; otherwise why it failed, for the log line. */
 async function probe(target: Target, check: HealthCheckConfig): Promise<string | null> {
   try {
-    const res = await target.pool.request({
+    const res = await checksClient(target, check.timeout).request({
       path: check.path,
       method: 'GET',
       headers: { 'user-agent': 'bouncer-health-check' },

@@ -27,6 +27,8 @@ export interface Upstream extends TargetOwner, RetryBudget {
   readonly retryAfterSeconds: number
   readonly maxConcurrent: number
   readonly timeoutMs: number
+  /** connect_timeout: the pools' connector has it; a WebSocket handshake (node:http) applies it itself. */
+  readonly connectTimeoutMs: number
   readonly identityAssertion: boolean
   /** Configured header templates, possibly holding `${secret:NAME}`. */
   readonly headerTemplates: ReadonlyArray<readonly [name: string, template: string]>
@@ -94,6 +96,7 @@ function createUpstream(config: UpstreamConfig, deps: UpstreamDeps): Upstream {
     logger: deps.logger,
     maxConcurrent: config.max_concurrent ?? Number.POSITIVE_INFINITY,
     timeoutMs: config.timeout,
+    connectTimeoutMs: config.connect_timeout,
     identityAssertion: config.identity_assertion,
     headerTemplates,
     headerNames: new Set(headerTemplates.map(([name]) => foldHeaderName(name))),

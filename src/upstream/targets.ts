@@ -3,7 +3,7 @@
 // its active checks (health.ts) and not ejected by its passive record here. Both are kept as
 // booleans that change on events (a check, a failure, a timer), so choosing a target reads no clock.
 import type { Socket } from 'node:net'
-import { buildConnector, Pool } from 'undici'
+import { buildConnector, Client, Pool } from 'undici'
 import type { UpstreamTlsMaterial } from '../config/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import type { EjectionShare } from './eject-share.ts'
@@ -12,6 +12,15 @@ export interface Target {
   /** The target's origin (`https://10.0.0.5:9500`): its metrics label and what it is called in logs. */
   readonly url: string
   readonly pool: Pool
+  /**
+   * The health checks' own connection (health.ts), made at the first check: through the pool, a
+   * check waited behind requests that held every connection (event streams, long downloads), and
+   * undici's queue heeds no abort signal, so the checks stalled with no verdict, the target held
+   * in rotation whatever its health said (a probe).
+   */
+  checks: Client | null
+  /** How the pool connects (connect_timeout, TLS): the checks' connection too, within the check's timeout. */
+  readonly connectOptions: Readonly<buildConnector.BuildOptions> & { readonly timeout: number }
   /** The target's own hash, mixed with a principal's for rendezvous hashing (balance.ts). */
   readonly seed: number
   /** Active health checks' verdict (true until they say otherwise, and without checks). */
@@ -21,6 +30,13 @@ export interface Target {
   /** healthy && !ejected: read on every request. */
   available: boolean
   inFlight: number
+  /** Its pool's size (max_connections). */
+  readonly connections: number
+  /**
+   * Tries handed to its pool and not yet let go by it (inFlight but for WebSocket tunnels, which
+   * take no pool connection): past `connections`, a try waits in the pool's queue (dispatch.ts).
+   */
+  pooled: number
   consecutiveFailures: number
   /** Counters for the metrics: tries sent, failed tries, ejections. */
   requests: number
@@ -37,11 +53,14 @@ export interface TargetPoolOptions {
 }
 
 export function createTarget(origin: string, options: TargetPoolOptions): Target {
+  const connectOptions = { timeout: options.connectTimeoutMs, ...(origin.startsWith('https:') ? tlsConnectOptions(options.tls) : {}) }
   return {
     url: origin,
+    checks: null,
+    connectOptions,
     pool: new Pool(origin, {
       connections: options.connections,
-      connect: resetsAreCuts(buildConnector({ timeout: options.connectTimeoutMs, ...(origin.startsWith('https:') ? tlsConnectOptions(options.tls) : {}) })),
+      connect: resetsAreCuts(buildConnector(connectOptions)),
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       keepAliveTimeout: 4_000,
@@ -52,6 +71,8 @@ export function createTarget(origin: string, options: TargetPoolOptions): Target
     ejected: false,
     available: true,
     inFlight: 0,
+    connections: options.connections,
+    pooled: 0,
     consecutiveFailures: 0,
     requests: 0,
     failures: 0,
@@ -183,10 +204,24 @@ export function setTargetHealth(owner: TargetOwner, target: Target, healthy: boo
   else owner.logger.warn({ upstream: owner.name, target: target.url, reason: why }, 'upstream target unhealthy')
 }
 
-export function closeTarget(target: Target): Promise<void> {
+export async function closeTarget(target: Target): Promise<void> {
   if (target.readmit !== null) clearTimeout(target.readmit)
   target.readmit = null
-  return target.pool.close()
+  const checks = target.checks
+  target.checks = null
+  await Promise.all([target.pool.close(), checks?.destroy()])
+}
+
+/**
+ * The connection the health checks go over, made at the first: TLS as the pool's, and a connect
+ * timeout within the check's own `timeout`. undici's queue heeds no abort signal while a
+ * connection is being made, so with connect_timeout (5 s) a target that answered no SYN had each
+ * check last 5 s whatever its `timeout` (300 ms in a probe: taken out after 11.5 s, not ~1 s).
+ */
+export function checksClient(target: Target, timeoutMs: number): Client {
+  if (target.checks !== null) return target.checks
+  const connect = resetsAreCuts(buildConnector({ ...target.connectOptions, timeout: Math.min(target.connectOptions.timeout, timeoutMs) }))
+  return (target.checks = new Client(target.url, { connect, pipelining: 1, keepAliveTimeout: 4_000 }))
 }
 
 /** FNV-1a, 32 bits: a cheap, well-spread hash for short strings (a principal, a URL). */

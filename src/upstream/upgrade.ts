@@ -41,9 +41,15 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
   target.requests++
   return new Promise<Served>((resolve) => {
     let done = false
+    // node:http's `timeout` is the socket's idle time, which every byte restarts: an upstream that
+    // sent 102 Processing every 150 ms, or its 101 one byte a second, held the handshake, its client
+    // and a max_concurrent place for good (a probe). The head must come whole within `timeout`, as
+    // undici's headersTimeout has it for every other request. One timer a handshake.
+    const headDeadline = setTimeout(() => timedOut(), upstream.timeoutMs)
     const finish = () => {
       if (done) return
       done = true
+      clearTimeout(headDeadline)
       upstream.inFlight.leave(upstream.maxConcurrent)
       target.inFlight--
       resolve(served)
@@ -61,7 +67,17 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       agent: false,
       timeout: upstream.timeoutMs,
     })
-    outgoing.on('timeout', () => outgoing.destroy(Object.assign(new Error('upgrade timed out'), { code: 'UND_ERR_HEADERS_TIMEOUT' })))
+    const timedOut = () => outgoing.destroy(Object.assign(new Error('upgrade timed out'), { code: 'UND_ERR_HEADERS_TIMEOUT' }))
+    outgoing.on('timeout', timedOut)
+    // node:http has no connect timeout: a target that answered no SYN held the handshake for the
+    // whole `timeout`, then a 504 and a `timeout` to ejection, where any other request gets its
+    // 502 at connect_timeout, a connect failure (a probe). The TLS handshake counts, as undici's.
+    outgoing.once('socket', (socket) => {
+      if (!socket.connecting) return
+      const connectDeadline = setTimeout(() => outgoing.destroy(Object.assign(new Error('connect timed out'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), upstream.connectTimeoutMs)
+      socket.once(https ? 'secureConnect' : 'connect', () => clearTimeout(connectDeadline))
+      socket.once('close', () => clearTimeout(connectDeadline))
+    })
     outgoing.on('error', (err) => {
       if (!done) {
         served.error = translateUndiciError(err, upstream)
@@ -70,6 +86,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       finish()
     })
     outgoing.on('response', (response) => {
+      clearTimeout(headDeadline)
       waiting.stop() // the refusal is relayed, and ends with the response (what the client sent meanwhile is dropped)
       served.upstreamMs = performance.now() - sent
       const status = response.statusCode ?? 0
@@ -99,6 +116,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       outgoing.destroy()
     })
     outgoing.on('upgrade', (response, socket, head) => {
+      clearTimeout(headDeadline)
       const early = waiting.stop()
       if (done) return void socket.destroy()
       targetSucceeded(target)
