@@ -24,6 +24,7 @@ import { runCli } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { h2Session, startH2Gateway } from '../helpers/h2-gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { noDeleteGateway, rawPost } from '../helpers/method-override.ts'
 import { rawRequest, type RawResponse } from '../helpers/raw.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -77,22 +78,7 @@ beforeAll(async () => {
     server: { max_body_bytes: MAX_BODY },
     admin: { token: ADMIN },
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
-    issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    roles: [{ name: 'editor', assumed_by: [{ issuer: 'corp' }], policies: ['no-delete'] }],
-    policies: [{
-      name: 'no-delete',
-      statements: [
-        { sid: 'AllowAll', effect: 'allow', actions: ['*'], routes: ['*'] },
-        { sid: 'NeverDelete', effect: 'deny', actions: ['DELETE'], routes: ['*'] },
-      ],
-    }],
-    upstreams: [{ name: 'app', url: `http://127.0.0.1:${(app.address() as AddressInfo).port}` }],
-    routes: [
-      { id: 'archive.delete', methods: ['DELETE'], path: '/archive/*', upstream: 'app' },
-      { id: 'archive', methods: ['GET', 'POST'], path: '/archive/*', upstream: 'app' },
-      { id: 'forms', methods: ['GET', 'POST'], path: '/forms/*', upstream: 'app' },
-      { id: 'records', path: '/records/*', upstream: 'app' },
-    ],
+    ...noDeleteGateway(idp.issuer, AUDIENCE, `http://127.0.0.1:${(app.address() as AddressInfo).port}`, { id: 'forms', path: '/forms/*' }),
   }))
   await waitFor(() => gateway.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'keys')
   token = await idp.token('looker-reports')
@@ -113,12 +99,7 @@ const port = () => Number(new URL(gateway.url).port)
 
 /** A POST with this body (Content-Length, or chunked in two chunks), `headers` lines added. */
 function post(target: string, body: Buffer | string, headers: string[] = [], chunked = false): Promise<RawResponse> {
-  const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body, 'latin1')
-  const head = `POST ${target} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${token}\r\n${headers.map((h) => `${h}\r\n`).join('')}Connection: close\r\n`
-  if (!chunked) return rawRequest(port(), Buffer.concat([Buffer.from(`${head}Content-Length: ${bytes.length}\r\n\r\n`), bytes]), { timeout: 20_000 })
-  const half = Math.floor(bytes.length / 2)
-  const chunk = (part: Buffer) => Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')])
-  return rawRequest(port(), [Buffer.from(`${head}Transfer-Encoding: chunked\r\n\r\n`), chunk(bytes.subarray(0, half)), Buffer.concat([chunk(bytes.subarray(half)), Buffer.from('0\r\n\r\n')])], { gapMs: 20, timeout: 20_000 })
+  return rawPost(port(), token, target, Buffer.isBuffer(body) ? body : Buffer.from(body, 'latin1'), headers, chunked)
 }
 
 const URLENCODED = 'Content-Type: application/x-www-form-urlencoded'

@@ -13,6 +13,7 @@ import { request } from 'undici'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
+import { noDeleteGateway } from '../helpers/method-override.ts'
 import { rawRequest, type RawResponse } from '../helpers/raw.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -43,22 +44,7 @@ beforeAll(async () => {
   idp = await startIdentityProvider()
   gateway = await startTestGateway({
     admin: { token: ADMIN },
-    issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    roles: [{ name: 'editor', assumed_by: [{ issuer: 'corp' }], policies: ['no-delete'] }],
-    policies: [{
-      name: 'no-delete',
-      statements: [
-        { sid: 'AllowAll', effect: 'allow', actions: ['*'], routes: ['*'] },
-        { sid: 'NeverDelete', effect: 'deny', actions: ['DELETE'], routes: ['*'] },
-      ],
-    }],
-    upstreams: [{ name: 'app', url: `http://127.0.0.1:${(app.address() as AddressInfo).port}` }],
-    routes: [
-      { id: 'archive.delete', methods: ['DELETE'], path: '/archive/*', upstream: 'app' },
-      { id: 'archive', methods: ['GET', 'POST'], path: '/archive/*', upstream: 'app' },
-      { id: 'forms', methods: ['GET', 'POST'], path: '/forms/*', upstream: 'app' },
-      { id: 'records', path: '/records/*', upstream: 'app' },
-    ],
+    ...noDeleteGateway(idp.issuer, AUDIENCE, `http://127.0.0.1:${(app.address() as AddressInfo).port}`, { id: 'forms', path: '/forms/*' }),
   })
   await waitFor(() => gateway.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'keys')
   token = await idp.token('looker-reports')

@@ -1,0 +1,38 @@
+// What the three method-override test files (a POST's `_method` in its query, form body or JSON
+// body) share: the gateway's access rules and routes, and a raw POST of a body.
+import { rawRequest, type RawResponse } from './raw.ts'
+
+/**
+ * An editor (any token of `issuer`) allowed every method but DELETE; `archive.delete` the one
+ * route that takes DELETE under /archive/*, `archive` its GET and POST, `postOnly` a GET and POST
+ * route of its own, and `records` any method. The test adds server, admin and audit settings.
+ */
+export function noDeleteGateway(issuer: string, audience: string, upstreamUrl: string, postOnly: { id: string; path: string }): Record<string, unknown> {
+  return {
+    issuers: [{ name: 'corp', issuer, audiences: [audience] }],
+    roles: [{ name: 'editor', assumed_by: [{ issuer: 'corp' }], policies: ['no-delete'] }],
+    policies: [{
+      name: 'no-delete',
+      statements: [
+        { sid: 'AllowAll', effect: 'allow', actions: ['*'], routes: ['*'] },
+        { sid: 'NeverDelete', effect: 'deny', actions: ['DELETE'], routes: ['*'] },
+      ],
+    }],
+    upstreams: [{ name: 'app', url: upstreamUrl }],
+    routes: [
+      { id: 'archive.delete', methods: ['DELETE'], path: '/archive/*', upstream: 'app' },
+      { id: 'archive', methods: ['GET', 'POST'], path: '/archive/*', upstream: 'app' },
+      { id: postOnly.id, methods: ['GET', 'POST'], path: postOnly.path, upstream: 'app' },
+      { id: 'records', path: '/records/*', upstream: 'app' },
+    ],
+  }
+}
+
+/** A POST of `body` with a bearer token (Content-Length, or chunked in two chunks), `headers` lines added. */
+export function rawPost(port: number, token: string, target: string, body: Buffer, headers: readonly string[], chunked = false): Promise<RawResponse> {
+  const head = `POST ${target} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${token}\r\n${headers.map((h) => `${h}\r\n`).join('')}Connection: close\r\n`
+  if (!chunked) return rawRequest(port, Buffer.concat([Buffer.from(`${head}Content-Length: ${body.length}\r\n\r\n`), body]), { timeout: 20_000 })
+  const half = Math.floor(body.length / 2)
+  const chunk = (part: Buffer) => Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')])
+  return rawRequest(port, [Buffer.from(`${head}Transfer-Encoding: chunked\r\n\r\n`), chunk(body.subarray(0, half)), Buffer.concat([chunk(body.subarray(half)), Buffer.from('0\r\n\r\n')])], { gapMs: 20, timeout: 20_000 })
+}
