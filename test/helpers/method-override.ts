@@ -1,6 +1,12 @@
 // What the three method-override test files (a POST's `_method` in its query, form body or JSON
 // body) share: the gateway's access rules and routes, and a raw POST of a body.
+import { once } from 'node:events'
+import { createServer, type RequestListener } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { startTestGateway, type TestGateway } from './gateway.ts'
+import { AUDIENCE, startIdentityProvider } from './identity-provider.ts'
 import { rawRequest, type RawResponse } from './raw.ts'
+import { waitFor } from './wait.ts'
 
 /**
  * An editor (any token of `issuer`) allowed every method but DELETE; `archive.delete` the one
@@ -35,4 +41,39 @@ export function rawPost(port: number, token: string, target: string, body: Buffe
   const half = Math.floor(body.length / 2)
   const chunk = (part: Buffer) => Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')])
   return rawRequest(port, [Buffer.from(`${head}Transfer-Encoding: chunked\r\n\r\n`), chunk(body.subarray(0, half)), Buffer.concat([chunk(body.subarray(half)), Buffer.from('0\r\n\r\n')])], { gapMs: 20, timeout: 20_000 })
+}
+
+export interface OverrideSetup {
+  gateway: TestGateway
+  /** An editor's token. */
+  token: string
+  /** The upstream's origin, and the identity provider's issuer. */
+  upstreamUrl: string
+  issuer: string
+  close(): Promise<void>
+}
+
+/**
+ * The upstream (`listener`, on loopback), a real identity provider, and a gateway of
+ * noDeleteGateway's rules with `settings` (server, admin, audit) added; its issuer's keys loaded.
+ */
+export async function startOverrideGateway(listener: RequestListener, postOnly: { id: string; path: string }, settings: (dir: string) => Record<string, unknown>): Promise<OverrideSetup> {
+  const app = createServer(listener)
+  app.listen(0, '127.0.0.1')
+  await once(app, 'listening')
+  const idp = await startIdentityProvider()
+  const upstreamUrl = `http://127.0.0.1:${(app.address() as AddressInfo).port}`
+  const gateway = await startTestGateway((dir) => ({ ...settings(dir), ...noDeleteGateway(idp.issuer, AUDIENCE, upstreamUrl, postOnly) }))
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'keys')
+  return {
+    gateway,
+    token: await idp.token('looker-reports'),
+    upstreamUrl,
+    issuer: idp.issuer,
+    async close() {
+      await gateway.close()
+      app.close()
+      await idp.stop()
+    },
+  }
 }

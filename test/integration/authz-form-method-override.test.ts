@@ -11,7 +11,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { createServer, METHODS, type IncomingMessage, type Server } from 'node:http'
+import { createServer, METHODS, type IncomingMessage } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -23,13 +23,11 @@ import { createPki, type TestPki } from '../helpers/certs.ts'
 import { runCli } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { h2Session, startH2Gateway } from '../helpers/h2-gateway.ts'
-import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { noDeleteGateway, rawPost } from '../helpers/method-override.ts'
+import { AUDIENCE } from '../helpers/identity-provider.ts'
+import { rawPost, startOverrideGateway, type OverrideSetup } from '../helpers/method-override.ts'
 import { rawRequest, type RawResponse } from '../helpers/raw.ts'
-import { waitFor } from '../helpers/wait.ts'
 
-let app: Server
-let idp: TestIdentityProvider
+let setup: OverrideSetup
 let gateway: TestGateway
 let token: string
 const ADMIN = 'authz-form-method-override-admin-0123456789'
@@ -64,31 +62,20 @@ async function rackLike(req: IncomingMessage): Promise<Ran> {
 }
 
 beforeAll(async () => {
-  app = createServer((req, res) => {
+  setup = await startOverrideGateway((req, res) => {
     void rackLike(req).then((done) => {
       ran.push(done)
       res.end(`${done.ran} ran`)
     })
-  })
-  app.listen(0, '127.0.0.1')
-  await once(app, 'listening')
-
-  idp = await startIdentityProvider()
-  gateway = await startTestGateway((dir) => ({
+  }, { id: 'forms', path: '/forms/*' }, (dir) => ({
     server: { max_body_bytes: MAX_BODY },
     admin: { token: ADMIN },
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
-    ...noDeleteGateway(idp.issuer, AUDIENCE, `http://127.0.0.1:${(app.address() as AddressInfo).port}`, { id: 'forms', path: '/forms/*' }),
   }))
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'keys')
-  token = await idp.token('looker-reports')
+  ;({ gateway, token } = setup)
 })
 
-afterAll(async () => {
-  await gateway?.close()
-  app?.close()
-  await idp?.stop()
-})
+afterAll(() => setup?.close())
 
 beforeEach(() => {
   ran.length = 0
@@ -279,7 +266,7 @@ describe('HTTP/2', () => {
   let h2: TestGateway
   beforeAll(async () => {
     pki = createPki()
-    h2 = await startH2Gateway(pki, `http://127.0.0.1:${(app.address() as AddressInfo).port}`, {}, {
+    h2 = await startH2Gateway(pki, setup.upstreamUrl, {}, {
       routes: [{ id: 'forms', methods: ['GET', 'POST'], path: '/forms/*', upstream: 'api', public: true }, { id: 'records', path: '/records/*', upstream: 'api', public: true }],
     })
   })
@@ -322,12 +309,12 @@ describe('an upstream with retries', () => {
     dead.close()
     await once(dead, 'close')
     retrying = await startTestGateway({
-      upstreams: [{ name: 'app', targets: [deadUrl, `http://127.0.0.1:${(app.address() as AddressInfo).port}`], balance: 'round_robin', retries: { attempts: 2, on: ['connect_failure'], budget: '100%' } }],
+      upstreams: [{ name: 'app', targets: [deadUrl, setup.upstreamUrl], balance: 'round_robin', retries: { attempts: 2, on: ['connect_failure'], budget: '100%' } }],
       routes: [{ id: 'records', path: '/records/*', upstream: 'app', public: true }],
     })
     pki = createPki()
     retryingH2 = await startH2Gateway(pki, deadUrl, {}, {
-      upstreams: [{ name: 'app', targets: [deadUrl, `http://127.0.0.1:${(app.address() as AddressInfo).port}`], balance: 'round_robin', retries: { attempts: 2, on: ['connect_failure'], budget: '100%' } }],
+      upstreams: [{ name: 'app', targets: [deadUrl, setup.upstreamUrl], balance: 'round_robin', retries: { attempts: 2, on: ['connect_failure'], budget: '100%' } }],
       routes: [{ id: 'records', path: '/records/*', upstream: 'app', public: true }],
     })
   })
@@ -403,7 +390,7 @@ describe('explain agrees with the gateway', () => {
   })
 
   it('bouncer explain --form says the same offline', async () => {
-    const cli = (form: string) => runCli(['explain', '--config', gateway.file, '--method', 'POST', '--path', '/records/42', '--claims', JSON.stringify({ iss: idp.issuer, aud: AUDIENCE, sub: 'looker-reports' }), '--form', form, '--json'])
+    const cli = (form: string) => runCli(['explain', '--config', gateway.file, '--method', 'POST', '--path', '/records/42', '--claims', JSON.stringify({ iss: setup.issuer, aud: AUDIENCE, sub: 'looker-reports' }), '--form', form, '--json'])
     const denied = await cli('title=x&_method=DELETE')
     expect(denied.code).toBe(1)
     expect((JSON.parse(denied.stdout) as { decision: unknown }).decision).toMatchObject({ effect: 'deny', status: 403, code: 'policy_denied', statement: 'NeverDelete' })

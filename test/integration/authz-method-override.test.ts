@@ -5,20 +5,15 @@
 // DELETE. The header spellings (X-HTTP-Method-Override, …) were already removed. Now the POST is
 // routed and authorized as both methods. The upstream is a real Express app with method-override's
 // query getter, recording the method each request ran as.
-import { once } from 'node:events'
-import { METHODS, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { METHODS } from 'node:http'
 import express from 'express'
 import { request } from 'undici'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { noDeleteGateway } from '../helpers/method-override.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import { startOverrideGateway, type OverrideSetup } from '../helpers/method-override.ts'
 import { rawRequest, type RawResponse } from '../helpers/raw.ts'
-import { waitFor } from '../helpers/wait.ts'
 
-let app: Server
-let idp: TestIdentityProvider
+let setup: OverrideSetup
 let gateway: TestGateway
 let token: string
 const ADMIN = 'authz-method-override-admin-0123456789'
@@ -38,23 +33,11 @@ beforeAll(async () => {
     ran.push(`${req.method} ${req.path}`)
     res.send(`${req.method} ran`)
   })
-  app = api.listen(0, '127.0.0.1')
-  await once(app, 'listening')
-
-  idp = await startIdentityProvider()
-  gateway = await startTestGateway({
-    admin: { token: ADMIN },
-    ...noDeleteGateway(idp.issuer, AUDIENCE, `http://127.0.0.1:${(app.address() as AddressInfo).port}`, { id: 'forms', path: '/forms/*' }),
-  })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'keys')
-  token = await idp.token('looker-reports')
+  setup = await startOverrideGateway(api, { id: 'forms', path: '/forms/*' }, () => ({ admin: { token: ADMIN } }))
+  ;({ gateway, token } = setup)
 })
 
-afterAll(async () => {
-  await gateway?.close()
-  app?.close()
-  await idp?.stop()
-})
+afterAll(() => setup?.close())
 
 beforeEach(() => {
   ran.length = 0
