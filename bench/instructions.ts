@@ -7,6 +7,7 @@
 //
 //   node bench/instructions.ts minimal,bouncer-bare,'bouncer-bare^/tmp/base' [--windows 4] [--requests 10000] [--warmup 20000]
 //   node bench/instructions.ts 'bouncer-bare@--perf-basic-prof' --top 40   # and where they go, JavaScript functions named
+//   node bench/instructions.ts 'bouncer-bare^/tmp/base,bouncer-bare' --post 1024 [--post-type application/json]   # POSTs of a JSON body instead
 //
 // Each variant starts under callgrind with its instrumentation off, takes the wrk warm-up, then
 // `--warmup` requests with instrumentation on (V8 tiers its code up slowly at valgrind's pace: with
@@ -35,8 +36,12 @@ const { values, positionals } = parseArgs({
     warmup: { type: 'string', default: '20000' },
     top: { type: 'string', default: '0' },
     sources: { type: 'boolean', default: false },
+    /** POSTs with a body of this many bytes (a JSON object) instead of GETs. */
+    post: { type: 'string', default: '0' },
+    'post-type': { type: 'string', default: 'application/json' },
   },
 })
+const postBytes = Number(values.post)
 const variants = (positionals[0] ?? 'minimal,bouncer-bare').split(',')
 const windows = Number(values.windows)
 const requestsPerWindow = Number(values.requests)
@@ -50,7 +55,8 @@ process.env.BENCH_WRAP = `valgrind --tool=callgrind --instr-atstart=no --callgri
 
 const CLIENT = `
 import { Pool } from 'undici'
-const [url, count, concurrency, headers] = [new URL(process.argv[1]), Number(process.argv[2]), Number(process.argv[3]), JSON.parse(process.argv[4])]
+const [url, count, concurrency, headers, postBytes] = [new URL(process.argv[1]), Number(process.argv[2]), Number(process.argv[3]), JSON.parse(process.argv[4]), Number(process.argv[5])]
+const body = postBytes > 0 ? JSON.stringify({ data: 'x'.repeat(Math.max(0, postBytes - 11)) }) : undefined
 const pool = new Pool(url.origin, { connections: concurrency, pipelining: 1 })
 let sent = 0
 let failed = 0
@@ -59,7 +65,7 @@ async function loop() {
     sent++
     for (let attempt = 1; ; attempt++) {
       try {
-        const response = await pool.request({ path: url.pathname + url.search, method: 'GET', headers: { host: url.host, ...headers } })
+        const response = await pool.request({ path: url.pathname + url.search, method: body === undefined ? 'GET' : 'POST', headers: { host: url.host, ...headers }, body })
         if (response.statusCode >= 300) failed++
         await response.body.dump()
         break
@@ -76,9 +82,9 @@ await pool.close()
 if (failed > 0) { console.error(failed + ' of ' + count + ' requests failed'); process.exit(1) }
 `
 
-/** Sends `count` GETs, 50 at a time, from a client pinned to the load core; rejects if any failed. */
+/** Sends `count` GETs (or `--post` POSTs), 50 at a time, from a client pinned to the load core; rejects if any failed. */
 async function load(url: string, headers: Record<string, string>, count: number): Promise<void> {
-  const [cmd, argv] = pinned(LOAD_CORE, process.execPath, ['--input-type=module', '-e', CLIENT, url, String(count), '50', JSON.stringify(headers)])
+  const [cmd, argv] = pinned(LOAD_CORE, process.execPath, ['--input-type=module', '-e', CLIENT, url, String(count), '50', JSON.stringify(headers), String(postBytes)])
   const client = spawn(cmd, argv, { stdio: ['ignore', 'inherit', 'inherit'], cwd: process.cwd() })
   const [code] = await once(client, 'exit')
   if (code !== 0) throw new Error(`the load client exited with ${code}`)
@@ -117,7 +123,7 @@ try {
     const { running, pid, load: settings } = await startVariant(variant, { upstreamPort: upstream.port, issuer, dir, quick: false })
     try {
       if (settings.tokensFile) throw new Error(`${variant} rotates tokens; this tool sends fixed headers only`)
-      const headers = settings.headers ?? {}
+      const headers = postBytes > 0 ? { ...settings.headers, 'content-type': values['post-type'] } : settings.headers ?? {}
       callgrind(pid, '--instr=on')
       await load(settings.url, headers, warmupRequests).catch((err: unknown) => failed(running.measured, err))
       const perWindow: number[] = []
