@@ -3,8 +3,11 @@
 // into each (issue 22: 35,000 requests with a 6 KB iss added 184 MB to the audit log), and marked,
 // so that a reader knows the value went on.
 
-/** How much of a client's value a problem detail or a log line repeats. */
+/** How much of a client's value a problem detail or a log line repeats (and an audit record or a span of a subject). */
 export const MAX_ECHOED_CHARS = 256
+
+/** How much of a request's path and of its method an audit record (audit/fields.ts) and a span (telemetry/tracing.ts) keep. */
+export const CLIENT_REQUEST_BOUNDS = { path: 2048, method: 32 } as const
 
 /** `value` up to `maxChars` characters, then `…(truncated, N chars)` naming its full length. */
 export function truncateClientValue(value: string, maxChars = MAX_ECHOED_CHARS): string {

@@ -11,7 +11,7 @@ import type * as OpenTelemetryApi from '@opentelemetry/api'
 import type { Span, SpanKind, Tracer } from '@opentelemetry/api'
 import type { ReadableSpan, Sampler, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base'
 import type { TelemetryConfig } from '../config/index.ts'
-import { truncateClientValue } from '../errors/index.ts'
+import { CLIENT_REQUEST_BOUNDS, MAX_ECHOED_CHARS, truncateClientValue } from '../errors/index.ts'
 import { BACKGROUND_TASKS, type FailureCounter } from './background.ts'
 import { urlForLogs, type Logger } from './logger.ts'
 import type { TraceContext } from './trace-context.ts'
@@ -167,13 +167,13 @@ function watchExports(exporter: SpanExporter, url: string, logger: Logger, failu
 const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS)
 
 /**
- * The most a span keeps of a value the caller chose, as the audit record keeps of it (audit/fields.ts
- * `client`), then `…(truncated, N chars)`: a span held the path whole, up to server.max_header_bytes
- * (1 MiB allowed). A few hundred requests with 64 KB paths made a 31 MB export batch, which a
- * collector refuses (413: the OpenTelemetry Collector takes 20 MiB), dropping every other request's
- * span in it; and the 2,048 queued spans held the paths (a probe).
+ * A span keeps what the audit record keeps of a value the caller chose (errors/truncate.ts), then
+ * `…(truncated, N chars)`: a span held the path whole, up to server.max_header_bytes (1 MiB
+ * allowed). A few hundred requests with 64 KB paths made a 31 MB export batch, which a collector
+ * refuses (413: the OpenTelemetry Collector takes 20 MiB), dropping every other request's span in
+ * it; and the 2,048 queued spans held the paths (a probe).
  */
-const SPAN_BOUND = { path: 2048, method: 32, subject: 256 } as const
+const SPAN_BOUND = { ...CLIENT_REQUEST_BOUNDS, subject: MAX_ECHOED_CHARS } as const
 
 export interface TracedRequest {
   method: string
