@@ -94,7 +94,7 @@ const URLENCODED: FormBody = Object.freeze({ kind: 'urlencoded' })
  * request, and for a POST with no body: those pay nothing.
  */
 export function formBodyOf(method: string, headers: Pick<RequestHeaders, 'contentType' | 'contentLength' | 'chunked'>): FormBody | null {
-  if (method !== 'POST' || !(headers.chunked || (headers.contentLength !== undefined && headers.contentLength > 0))) return null
+  if (!postWithBody(method, headers)) return null
   const type = headers.contentType
   if (type === undefined) return null
   // Tests that allocate nothing: a JSON POST pays three failed matches here, no copy of its type.
@@ -270,8 +270,12 @@ function dispositionNames(value: string): string[] {
  * one failed match, nothing allocated.
  */
 export function jsonBodyOf(method: string, headers: Pick<RequestHeaders, 'contentType' | 'contentLength' | 'chunked'>): boolean {
-  if (method !== 'POST' || !(headers.chunked || (headers.contentLength !== undefined && headers.contentLength > 0))) return false
-  return headers.contentType !== undefined && JSON_TYPE.test(headers.contentType)
+  return postWithBody(method, headers) && headers.contentType !== undefined && JSON_TYPE.test(headers.contentType)
+}
+
+/** A POST with a body (chunked, or a Content-Length above 0): the only request whose body may name a `_method`. */
+function postWithBody(method: string, headers: Pick<RequestHeaders, 'contentLength' | 'chunked'>): boolean {
+  return method === 'POST' && (headers.chunked || (headers.contentLength !== undefined && headers.contentLength > 0))
 }
 
 const JSON_TYPE = /[/+]json/i
