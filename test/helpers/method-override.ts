@@ -1,9 +1,12 @@
 // What the three method-override test files (a POST's `_method` in its query, form body or JSON
 // body) share: the gateway's access rules and routes, and a raw POST of a body.
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { createServer, type RequestListener } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { createPki } from './certs.ts'
 import { startTestGateway, type TestGateway } from './gateway.ts'
+import { h2Session, startH2Gateway } from './h2-gateway.ts'
 import { AUDIENCE, startIdentityProvider } from './identity-provider.ts'
 import { rawRequest, type RawResponse } from './raw.ts'
 import { waitFor } from './wait.ts'
@@ -74,6 +77,36 @@ export async function startOverrideGateway(listener: RequestListener, postOnly: 
       await gateway.close()
       app.close()
       await idp.stop()
+    },
+  }
+}
+
+export interface OverrideH2Gateway {
+  /** A POST of `body` as `type` over HTTP/2 (`withLength`: with its content-length); the answer's status. */
+  post(path: string, body: Buffer, type: string, withLength: boolean): Promise<number>
+  close(): Promise<void>
+}
+
+/** An HTTP/2 gateway (TLS) in front of `upstreamUrl`: public routes `postOnly` (GET and POST) and `/records/*` (any method). */
+export async function startOverrideH2Gateway(upstreamUrl: string, postOnly: { id: string; path: string }): Promise<OverrideH2Gateway> {
+  const pki = createPki()
+  const h2 = await startH2Gateway(pki, upstreamUrl, {}, {
+    routes: [{ id: postOnly.id, methods: ['GET', 'POST'], path: postOnly.path, upstream: 'api', public: true }, { id: 'records', path: '/records/*', upstream: 'api', public: true }],
+  })
+  return {
+    async post(path, body, type, withLength) {
+      const client = await h2Session(h2.url, readFileSync(pki.ca.cert))
+      const stream = client.request({ ':method': 'POST', ':path': path, 'content-type': type, ...(withLength ? { 'content-length': body.length } : {}) })
+      stream.end(body)
+      stream.resume()
+      const [headers] = await once(stream, 'response') as [Record<string, string>]
+      await once(stream, 'close')
+      client.close()
+      return Number(headers[':status'])
+    },
+    async close() {
+      await h2.close()
+      pki.close()
     },
   }
 }

@@ -24,7 +24,7 @@ import { runCli } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { h2Session, startH2Gateway } from '../helpers/h2-gateway.ts'
 import { AUDIENCE } from '../helpers/identity-provider.ts'
-import { rawPost, startOverrideGateway, type OverrideSetup } from '../helpers/method-override.ts'
+import { rawPost, startOverrideGateway, startOverrideH2Gateway, type OverrideH2Gateway, type OverrideSetup } from '../helpers/method-override.ts'
 import { rawRequest, type RawResponse } from '../helpers/raw.ts'
 
 let setup: OverrideSetup
@@ -262,29 +262,12 @@ describe('what stays allowed, byte for byte', () => {
 })
 
 describe('HTTP/2', () => {
-  let pki: TestPki
-  let h2: TestGateway
+  let h2: OverrideH2Gateway
   beforeAll(async () => {
-    pki = createPki()
-    h2 = await startH2Gateway(pki, setup.upstreamUrl, {}, {
-      routes: [{ id: 'forms', methods: ['GET', 'POST'], path: '/forms/*', upstream: 'api', public: true }, { id: 'records', path: '/records/*', upstream: 'api', public: true }],
-    })
+    h2 = await startOverrideH2Gateway(setup.upstreamUrl, { id: 'forms', path: '/forms/*' })
   })
-  afterAll(async () => {
-    await h2?.close()
-    pki?.close()
-  })
-
-  async function h2Post(path: string, body: Buffer, type: string, length: boolean): Promise<number> {
-    const client = await h2Session(h2.url, readFileSync(pki.ca.cert))
-    const stream = client.request({ ':method': 'POST', ':path': path, 'content-type': type, ...(length ? { 'content-length': body.length } : {}) })
-    stream.end(body)
-    stream.resume()
-    const [headers] = await once(stream, 'response') as [Record<string, string>]
-    await once(stream, 'close')
-    client.close()
-    return Number(headers[':status'])
-  }
+  afterAll(() => h2?.close())
+  const h2Post = (path: string, body: Buffer, type: string, length: boolean) => h2.post(path, body, type, length)
 
   it('a form body over HTTP/2 is read and judged; an allowed one passes byte for byte, with or without content-length', async () => {
     expect(await h2Post('/forms/1', Buffer.from('_method=DELETE'), 'application/x-www-form-urlencoded', true)).toBe(405)

@@ -10,7 +10,6 @@
 // recording the method each request ran as and the body's bytes.
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
 import { createServer, METHODS, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -19,12 +18,10 @@ import express from 'express'
 import { request } from 'undici'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { waitForAuditRecord } from '../helpers/audit.ts'
-import { createPki, type TestPki } from '../helpers/certs.ts'
 import { runCli } from '../helpers/cli.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { h2Session, startH2Gateway } from '../helpers/h2-gateway.ts'
 import { AUDIENCE } from '../helpers/identity-provider.ts'
-import { rawPost, startOverrideGateway, type OverrideSetup } from '../helpers/method-override.ts'
+import { rawPost, startOverrideGateway, startOverrideH2Gateway, type OverrideH2Gateway, type OverrideSetup } from '../helpers/method-override.ts'
 import { rawRequest, type RawResponse } from '../helpers/raw.ts'
 
 let setup: OverrideSetup
@@ -253,29 +250,12 @@ describe('what stays allowed, byte for byte', () => {
 })
 
 describe('HTTP/2', () => {
-  let pki: TestPki
-  let h2: TestGateway
+  let h2: OverrideH2Gateway
   beforeAll(async () => {
-    pki = createPki()
-    h2 = await startH2Gateway(pki, setup.upstreamUrl, {}, {
-      routes: [{ id: 'items', methods: ['GET', 'POST'], path: '/items/*', upstream: 'api', public: true }, { id: 'records', path: '/records/*', upstream: 'api', public: true }],
-    })
+    h2 = await startOverrideH2Gateway(setup.upstreamUrl, { id: 'items', path: '/items/*' })
   })
-  afterAll(async () => {
-    await h2?.close()
-    pki?.close()
-  })
-
-  async function h2Post(path: string, body: string, length: boolean): Promise<number> {
-    const client = await h2Session(h2.url, readFileSync(pki.ca.cert))
-    const stream = client.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json', ...(length ? { 'content-length': Buffer.byteLength(body) } : {}) })
-    stream.end(body)
-    stream.resume()
-    const [headers] = await once(stream, 'response') as [Record<string, string>]
-    await once(stream, 'close')
-    client.close()
-    return Number(headers[':status'])
-  }
+  afterAll(() => h2?.close())
+  const h2Post = (path: string, body: string, length: boolean) => h2.post(path, Buffer.from(body), 'application/json', length)
 
   it('a JSON body over HTTP/2 is read and judged; an allowed one passes byte for byte, with or without content-length', async () => {
     expect(await h2Post('/items/1', '{"_method":"DELETE"}', true)).toBe(405)
