@@ -8,7 +8,6 @@
 // existing logs gain its column in place (ALTER TABLE … ADD COLUMN), records written before it read
 // as null, and it is left out of the canonical JSON while null, so their hashes still verify. Where
 // a request sets it, record.ts's recordLine says from what (the compiler asks for it there).
-import { CLIENT_REQUEST_BOUNDS, MAX_ECHOED_CHARS } from '../errors/index.ts'
 
 /** What a field holds: its JSON value, its SQL column in each sink, and its JSON Schema. */
 export const FIELD_KINDS = {
@@ -66,8 +65,8 @@ export const FIELDS = [
   { name: 'request_id', kind: 'text' },
   { name: 'trace_id', kind: 'text', nullable: true },
   // Node's parser admits only the methods it knows (11 characters at most): the bound never cuts one.
-  { name: 'method', kind: 'text', client: CLIENT_REQUEST_BOUNDS.method },
-  { name: 'path', kind: 'text', client: CLIENT_REQUEST_BOUNDS.path },
+  { name: 'method', kind: 'text', client: 32 },
+  { name: 'path', kind: 'text', client: 2048 },
   { name: 'route', kind: 'text', nullable: true, filter: 'route' },
   { name: 'status', kind: 'integer', filter: 'status' },
   { name: 'decision', kind: 'decision', filter: 'decision' },
@@ -75,7 +74,7 @@ export const FIELDS = [
   { name: 'detail', kind: 'text', nullable: true, client: 1024 },
   { name: 'statement', kind: 'text', nullable: true },
   { name: 'issuer', kind: 'text', nullable: true },
-  { name: 'subject', kind: 'text', nullable: true, client: MAX_ECHOED_CHARS, filter: 'principal' },
+  { name: 'subject', kind: 'text', nullable: true, client: 256, filter: 'principal' },
   { name: 'client_id', kind: 'text', nullable: true, client: 256 },
   { name: 'roles', kind: 'roles' },
   { name: 'source_ip', kind: 'text' },

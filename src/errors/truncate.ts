@@ -6,7 +6,11 @@
 /** How much of a client's value a problem detail or a log line repeats (and an audit record or a span of a subject). */
 export const MAX_ECHOED_CHARS = 256
 
-/** How much of a request's path and of its method an audit record (audit/fields.ts) and a span (telemetry/tracing.ts) keep. */
+/**
+ * How much of a request's path and of its method a span keeps (telemetry/tracing.ts): what the
+ * audit record keeps (audit/fields.ts, which has no runtime imports for the console's build, so it
+ * writes the numbers itself; test/unit/audit/fields.test.ts holds the two equal).
+ */
 export const CLIENT_REQUEST_BOUNDS = { path: 2048, method: 32 } as const
 
 /** `value` up to `maxChars` characters, then `…(truncated, N chars)` naming its full length. */

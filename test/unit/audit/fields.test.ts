@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { ADDED_FIELDS, FIELD_SPECS } from '../../../src/audit/fields.ts'
+import { CLIENT_REQUEST_BOUNDS, MAX_ECHOED_CHARS } from '../../../src/errors/truncate.ts'
 import { AUDIT_FIELDS, canonicalJson, chain, GENESIS_HASH, hashOf, type AuditRecord } from '../../../src/audit/record.ts'
 import type { StoredRow } from '../../../src/audit/sinks/sink.ts'
 
@@ -37,6 +38,11 @@ describe('the field table', () => {
     expect(Object.fromEntries(FIELD_SPECS.filter((f) => f.client).map((f) => [f.name, f.client]))).toEqual({
       method: 32, path: 2048, detail: 1024, subject: 256, client_id: 256, user_agent: 512, actor: 256, tool: 256, args: 4096,
     })
+  })
+
+  it('bounds a path, a method and a subject as a span does (errors/truncate.ts): fields.ts has no runtime imports, so the numbers stand twice, held equal here', () => {
+    const bound = (name: string) => FIELD_SPECS.find((f) => f.name === name)?.client
+    expect({ path: bound('path'), method: bound('method'), subject: bound('subject') }).toEqual({ ...CLIENT_REQUEST_BOUNDS, subject: MAX_ECHOED_CHARS })
   })
 })
 
