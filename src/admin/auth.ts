@@ -56,6 +56,12 @@ export interface AdminAuth {
   check(authorization: string | undefined): AdminCaller
 }
 
+/**
+ * A bearer that is no admin token: a guess at the admin API, which auth_failures counts against its
+ * address as it counts a forged token at the gateway (not a missing one, nor a disabled API).
+ */
+export class AdminTokenRefused extends GatewayError {}
+
 function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest()
 }
@@ -81,7 +87,7 @@ export function adminAuth(token: string | undefined, readToken?: string): AdminA
       const isReader = presented !== undefined && reader !== undefined && timingSafeEqual(presented, reader)
       if (isAdmin) return { access: 'admin', via: 'token' }
       if (isReader) return { access: 'read', via: 'read_token' }
-      throw new GatewayError('unauthorized', {
+      throw new AdminTokenRefused('unauthorized', {
         detail: 'The admin token is not valid.',
         headers: { 'www-authenticate': 'Bearer realm="bouncer-admin", error="invalid_token"' },
       })

@@ -8,9 +8,10 @@ import { asGatewayError, GatewayError, sendProblem, truncateClientValue } from '
 import { answerClientError } from '../gateway/index.ts'
 import { drainedOrClosed, hasCookie, inspectHeaders } from '../http/index.ts'
 import type { CredentialInput, SignIn } from '../identity/index.ts'
+import type { AuthFailureGuard } from '../limits/index.ts'
 import { scrub, type Logger } from '../telemetry/index.ts'
 import { unmapIpv4, type AuditConfig } from '../config/index.ts'
-import type { AdminAuth, AdminCaller, ConsoleSignIn } from './auth.ts'
+import { AdminTokenRefused, type AdminAuth, type AdminCaller, type ConsoleSignIn } from './auth.ts'
 import { recordAdminChange, type AdminChange } from './change-audit.ts'
 import { loadConsoleAssets, type ConsoleAssets } from './console-assets.ts'
 
@@ -83,6 +84,8 @@ export interface AdminServerOptions {
   auth: () => AdminAuth
   /** Read per request, as auth: null when the config has no admin.roles or no sign_in. */
   consoleSignIn?: () => ConsoleSignIn | null
+  /** Read per request, as auth: the config's auth_failures, which counts wrong admin tokens too (null without it). */
+  authFailures?: () => AuthFailureGuard | null
   routes: readonly AdminRoute[]
   readiness: () => Readiness
   metrics?: () => Promise<{ contentType: string; body: string }>
@@ -197,7 +200,7 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
       options.logger.info({ via: caller?.via ?? null, principal: caller?.principal ?? null, method, path: truncateClientValue(scrub(recordedPath ?? url.pathname)), status }, 'admin API call')
     }
     try {
-      caller = found.route?.access === 'anyone' && !presented ? null : await callerOf(options.auth(), consoleSignIn, req, url)
+      caller = found.route?.access === 'anyone' && !presented ? null : await callerOf(options.auth(), consoleSignIn, req, url, options.authFailures?.() ?? null)
       if (found.route === null) {
         // RFC 9110 §15.5.6: a 405 says which methods the resource has (an adversarial probe found none said).
         if (found.allowed.length === 0) throw new GatewayError('route_not_found', { detail: `No admin endpoint ${method} ${named}.` })
@@ -240,9 +243,9 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
  * (its CSRF check: a POST needs this listener's Origin). Without either, a 401 that says where a
  * browser signs in, when it can.
  */
-async function callerOf(auth: AdminAuth, consoleSignIn: ConsoleSignIn | null, req: IncomingMessage, url: URL): Promise<AdminCaller> {
+async function callerOf(auth: AdminAuth, consoleSignIn: ConsoleSignIn | null, req: IncomingMessage, url: URL, authFailures: AuthFailureGuard | null): Promise<AdminCaller> {
   const authorization = req.headers.authorization
-  if (consoleSignIn === null || authorization !== undefined) return auth.check(authorization)
+  if (consoleSignIn === null || authorization !== undefined) return tokenCaller(auth, authorization, authFailures, req)
   const { signIn } = consoleSignIn
   if (hasCookie(req.rawHeaders, signIn.cookieName)) {
     try {
@@ -253,6 +256,16 @@ async function callerOf(auth: AdminAuth, consoleSignIn: ConsoleSignIn | null, re
     }
   }
   throw withSignInHint(new GatewayError('session_required', { detail: `Sign in at ${signIn.paths.signIn}, or send an admin token as a bearer header.` }), signIn)
+}
+
+/**
+ * The caller an admin token makes. With auth_failures, a wrong token takes one from its address's
+ * budget, and an address held back is refused (429) before its token is compared: the admin token
+ * is one more credential to guess, and the admin listener may face the same network as the gateway.
+ */
+function tokenCaller(auth: AdminAuth, authorization: string | undefined, authFailures: AuthFailureGuard | null, req: IncomingMessage): AdminCaller | Promise<AdminCaller> {
+  if (authFailures === null || authorization === undefined) return auth.check(authorization)
+  return authFailures.guarded(adminClientOf(req), async () => auth.check(authorization), (err) => err instanceof AdminTokenRefused)
 }
 
 function withSignInHint(err: unknown, signIn: SignIn): unknown {

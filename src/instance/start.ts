@@ -165,6 +165,7 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
     logger,
     auth: () => live.admin,
     consoleSignIn: () => consoleSignInOf(state.runtime),
+    authFailures: () => state.runtime.authFailures,
     routes: adminRoutes({ runtime: () => state.runtime, reload: () => reloadHere(), secretsStore: () => live.secrets.store, auditHead: () => audit.head(), auditConfig: () => config.audit }),
     metrics: () => metrics.render(),
     auditConfig: () => config.audit,

@@ -41,8 +41,9 @@ export interface AuthFailureGuard {
    * and `verify` never runs. A refusal of an unproven credential is counted before it is rethrown:
    * with a store that answers later (Redis) the 401 waits for the count, so the request after the
    * failure that spent the budget is refused, whichever instance it reaches. Only failures wait.
+   * `counts` says which refusals count where they are not the identity layer's (the admin token's).
    */
-  guarded<T>(clientIp: string, verify: () => Promise<T>): Promise<T>
+  guarded<T>(clientIp: string, verify: () => Promise<T>, counts?: CountsAsFailure): Promise<T>
 }
 
 /** Which refusals count: the identity layer's (identity/authenticate.ts unprovenCredential), handed in by the gateway. */
@@ -119,11 +120,11 @@ export function createAuthFailureGuard(config: AuthFailuresConfig, limiter: Limi
   }
 
   return {
-    guarded(clientIp, verify) {
+    guarded(clientIp, verify, counts = countsAsFailure) {
       const refusal = refusalFor(clientIp)
       if (refusal !== null) return Promise.reject(refusal)
       return verify().catch(async (err: unknown) => {
-        if (countsAsFailure(err)) await countFailure(clientIp)
+        if (counts(err)) await countFailure(clientIp)
         throw err
       })
     },

@@ -176,6 +176,36 @@ describe('auth_failures', () => {
     expect(await send({ authorization: `Bearer ${valid}` })).toBe('429 rate_limited')
   })
 
+  it('counts wrong admin tokens at the admin API, in the same budget as the gateway\'s', async () => {
+    const gw = await gateway()
+    const admin = async (from: string, token?: string) => {
+      let agent = agents.get(from)
+      if (agent === undefined) agents.set(from, (agent = new Agent({ localAddress: from })))
+      const res = await request(`${gw.adminUrl}/api/routes`, { dispatcher: agent, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } })
+      const body = await res.body.text()
+      return { status: res.statusCode, headers: res.headers, code: body.startsWith('{') ? (JSON.parse(body) as { code?: string }).code : undefined }
+    }
+    const guesses: Array<string | undefined> = []
+    for (let i = 0; i < 4; i++) guesses.push((await admin('127.0.0.11', `guess-${i}`)).code)
+    expect(guesses).toEqual(['unauthorized', 'unauthorized', 'unauthorized', 'unauthorized'])
+    // Held: the admin token itself is not compared from there, as a valid bearer is not read at the gateway.
+    const held = await admin('127.0.0.11', ADMIN)
+    expect(held).toMatchObject({ status: 429, code: 'rate_limited' })
+    expect(Number(held.headers['retry-after'])).toBeGreaterThanOrEqual(1)
+    // The address is held at the gateway too: one budget for every credential it guesses.
+    expect((await call(gw, '127.0.0.11', '/x', valid)).status).toBe(429)
+    // Another address administers as before.
+    expect((await admin('127.0.0.12', ADMIN)).status).toBe(200)
+    // No token is no guess: counted neither here nor there.
+    const missing: number[] = []
+    for (let i = 0; i < 5; i++) missing.push((await admin('127.0.0.13')).status)
+    expect(missing).toEqual([401, 401, 401, 401, 401])
+    expect((await admin('127.0.0.13', ADMIN)).status).toBe(200)
+    // And a gateway spraying forged tokens is held at the admin API.
+    expect(await statuses(gw, '127.0.0.14', 4, forged)).toEqual([401, 401, 401, 401])
+    expect((await admin('127.0.0.14', ADMIN)).status).toBe(429)
+  })
+
   it('holds back an agent whose tokens keep failing at the MCP endpoint', async () => {
     const setup = await startMcpTestGateway('auth-failures', (config) => ({ ...config, auth_failures: { rate: '1/m', burst: 2 } }))
     closeLater(() => setup.close())
