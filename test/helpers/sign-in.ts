@@ -85,6 +85,9 @@ export function analystsMayGet(): { roles: object[]; policies: object[] } {
 
 /** A person of the provider's `analysts` group: the sign-in tests' one user. */
 export const ALICE: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Analyst', email: 'alice@example.com', groups: ['analysts'] }
+/** The console's sign-in client at the test provider, and the platform admin who signs in with it. */
+export const CONSOLE_CLIENT = { clientId: 'bouncer-console', secret: 'bouncer-console-client-secret-0123' }
+export const ALICE_ADMIN: Person = { username: 'alice', password: 'alice-password-123', name: 'Alice Admin', email: 'alice@example.com', groups: ['platform'] }
 
 /** `/people/*` to `upstreamUrl` (upstream `app`), taking a signed-in session only. */
 export function sessionRoute(upstreamUrl: string): { upstreams: object[]; routes: object[] } {

@@ -14,10 +14,9 @@ import { closedPort } from '../helpers/faults.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { ALICE_ADMIN, CONSOLE_CLIENT } from '../helpers/sign-in.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const CLIENT = { clientId: 'bouncer-console', secret: 'bouncer-console-client-secret-0123' }
-const ALICE = { username: 'alice', password: 'alice-password-123', name: 'Alice Admin', email: 'alice@example.com', groups: ['platform'] }
 
 let idp: TestIdentityProvider
 let upstream: TestUpstream
@@ -31,13 +30,13 @@ beforeAll(async () => {
   upstream = await startUpstream()
   const adminPort = await closedPort()
   admin = `http://127.0.0.1:${adminPort}`
-  idp = await startIdentityProvider({ people: [ALICE], webClients: [{ ...CLIENT, redirectUris: [`${admin}/.bouncer/callback`], postLogoutRedirectUris: [] }] })
+  idp = await startIdentityProvider({ people: [ALICE_ADMIN], webClients: [{ ...CONSOLE_CLIENT, redirectUris: [`${admin}/.bouncer/callback`], postLogoutRedirectUris: [] }] })
   gateway = await startTestGateway({
     admin: { roles: ['console-admins'] },
     audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], flush_interval: '10ms', spill_dir: join(dir, 'spill') },
     telemetry: { log_level: 'silent' },
-    issuers: [{ name: 'corp-sso', issuer: idp.issuer, audiences: [CLIENT.clientId] }],
-    sign_in: { issuer: 'corp-sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'] },
+    issuers: [{ name: 'corp-sso', issuer: idp.issuer, audiences: [CONSOLE_CLIENT.clientId] }],
+    sign_in: { issuer: 'corp-sso', client_id: CONSOLE_CLIENT.clientId, client_secret: CONSOLE_CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'] },
     roles: [{ name: 'console-admins', assumed_by: [{ issuer: 'corp-sso', claims: { groups: 'platform' } }], policies: [] }],
     upstreams: [{ name: 'sales-api', url: upstream.url }],
     routes: [{ id: 'sales.daily', methods: ['GET'], path: '/sales/daily/:region', upstream: 'sales-api' }],
@@ -54,7 +53,7 @@ describe('a person\'s console session', () => {
     const errors = collectPageErrors(page)
     try {
       await page.goto(`${admin}/#/requests?since=2h&status=401`)
-      await signInAtProvider(page, idp.issuer, admin, ALICE)
+      await signInAtProvider(page, idp.issuer, admin, ALICE_ADMIN)
       await page.locator('[data-testid=access]').waitFor()
       expect(new URL(page.url()).hash).toBe('#/requests?since=2h&status=401')
       await page.locator('.requests[data-ready=true]').waitFor()

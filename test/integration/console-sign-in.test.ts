@@ -17,10 +17,9 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { auditRows, connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { ALICE_ADMIN, CONSOLE_CLIENT } from '../helpers/sign-in.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const CLIENT = { clientId: 'bouncer-console', secret: 'bouncer-console-client-secret-0123' }
-const ALICE = { username: 'alice', password: 'alice-password-123', name: 'Alice Admin', email: 'alice@example.com', groups: ['platform'] }
 const BOB = { username: 'bob', password: 'bob-password-12345', name: 'Bob Viewer', email: 'bob@example.com', groups: ['support'] }
 const CAROL = { username: 'carol', password: 'carol-password-123', name: 'Carol Sales', email: 'carol@example.com', groups: ['sales'] }
 
@@ -38,13 +37,13 @@ beforeAll(async () => {
   upstream = await startUpstream()
   const adminPort = await closedPort()
   admin = `http://127.0.0.1:${adminPort}`
-  idp = await startIdentityProvider({ people: [ALICE, BOB, CAROL], webClients: [{ ...CLIENT, redirectUris: [`${admin}/.bouncer/callback`], postLogoutRedirectUris: [] }] })
+  idp = await startIdentityProvider({ people: [ALICE_ADMIN, BOB, CAROL], webClients: [{ ...CONSOLE_CLIENT, redirectUris: [`${admin}/.bouncer/callback`], postLogoutRedirectUris: [] }] })
   // The MCP test config (issuer corp-sso, sales routes, tools): listing customers waits for an approver.
   const base = mcpTestConfig(idp.issuer, upstream.url, dir, { approvals: [{ tools: ['list_*'], approvers: ['console-admins'], ttl: '15m' }] })
   gateway = await startTestGateway({
     ...base,
     admin: { roles: ['console-admins'], read_roles: ['console-viewers'] },
-    sign_in: { issuer: 'corp-sso', client_id: CLIENT.clientId, client_secret: CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'] },
+    sign_in: { issuer: 'corp-sso', client_id: CONSOLE_CLIENT.clientId, client_secret: CONSOLE_CLIENT.secret, scopes: ['openid', 'email', 'profile', 'groups'] },
     roles: [
       ...base.roles,
       { name: 'console-admins', assumed_by: [{ issuer: 'corp-sso', claims: { groups: 'platform' } }], policies: [] },
@@ -59,7 +58,7 @@ beforeAll(async () => {
 afterAll(() => closeAll(reporter, browser, gateway, upstream, idp, () => rm(dir, { recursive: true, force: true })))
 
 /** Opens the console, follows "Sign in with your company account" and signs in at the provider. */
-async function signIn(person: typeof ALICE): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+async function signIn(person: typeof ALICE_ADMIN): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
   const { context, page } = await openPage(browser, { timeout: 60_000 }) // a loaded machine starts chromium slowly
   const errors = collectPageErrors(page)
   await page.goto(admin)
@@ -90,7 +89,7 @@ describe('signing in to the console', () => {
   })
 
   it('an admin role may reload; the cookie is HttpOnly, never reaches an upstream, and its POSTs need the console\'s Origin', { timeout: 180_000 }, async () => {
-    const { context, page, errors } = await signIn(ALICE)
+    const { context, page, errors } = await signIn(ALICE_ADMIN)
     try {
       await expect.poll(() => page.locator('[data-testid=access]').textContent()).toBe('admin')
       expect(await page.locator('[data-testid=principal]').textContent()).toBe('corp-sso/alice')
