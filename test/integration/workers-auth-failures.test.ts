@@ -14,6 +14,7 @@ import { serveWithWorkers } from '../helpers/workers.ts'
 let dir: string
 let upstream: TestUpstream
 let gateway: ServeProcess
+const ADMIN = 'workers-auth-failures-admin-token-0123'
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bouncer-workers-auth-failures-'))
@@ -25,6 +26,7 @@ beforeAll(async () => {
     upstreams: [{ name: 'api', url: upstream.url }],
     routes: [{ id: 'data', path: '/data', upstream: 'api', accept: ['api_key'] }],
     auth_failures: { rate: '1/h', burst: 3 },
+    admin: { listen: '127.0.0.1:0', token: ADMIN },
   })))
 }, 120_000)
 
@@ -53,4 +55,23 @@ it('counts an address\'s failures on every worker in one budget', async () => {
   expect(refused).toBeGreaterThanOrEqual(4)
   expect(refused).toBeLessThanOrEqual(5)
   expect(outcomes.filter((status) => status === 429).length).toBe(16 - refused)
+}, 60_000)
+
+it('counts wrong admin tokens at the primary\'s admin listener against the address that sent them', async () => {
+  // The primary passes /api/* to a worker with the operator's address: the worker counts and holds that address, not the primary's.
+  const admin = async (from: string, token: string) => {
+    const agent = new Agent({ localAddress: from })
+    try {
+      const res = await request(`${gateway.adminUrl}/api/routes`, { dispatcher: agent, headers: { authorization: `Bearer ${token}` } })
+      await res.body.dump()
+      return res.statusCode
+    } finally {
+      await agent.close()
+    }
+  }
+  const guesses: number[] = []
+  for (let i = 0; i < 4; i++) guesses.push(await admin('127.0.0.21', `guess-${i}`))
+  expect(guesses).toEqual([401, 401, 401, 401])
+  expect(await admin('127.0.0.21', ADMIN)).toBe(429)
+  expect(await admin('127.0.0.22', ADMIN)).toBe(200)
 }, 60_000)
