@@ -4,7 +4,7 @@
 import { isUtf8 } from 'node:buffer'
 import { open } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { isAlias, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml'
+import { isAlias, isCollection, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml'
 import { createLocator, type ConfigPath, type Diagnostic, type Finding, type Locator } from './diagnostics.ts'
 import { configSchema, type Config } from './schema.ts'
 import { applyListenVariables } from './listen-env.ts'
@@ -162,6 +162,7 @@ function loadDocument(doc: Document, text: string, lines: LineCounter, file: str
   // A merge key was read as a key named "<<": `unknown key "<<"` beside "an upstream needs url",
   // the keys it was to bring in being missing (found by an adversarial probe).
   for (const offset of mergeKeyOffsets(doc)) yamlErrors.push({ offset, message: MERGE_KEY })
+  for (const offset of collectionKeyOffsets(doc)) yamlErrors.push({ offset, message: COLLECTION_KEY })
   // yaml warns of a tag it does not know and keeps the value's text: `token: !env ADMIN_TOKEN` was
   // the admin token "ADMIN_TOKEN", and check said ok (found by an adversarial probe).
   for (const warning of doc.warnings) {
@@ -283,6 +284,23 @@ function mergeKeyOffsets(doc: Document): number[] {
   visit(doc, {
     Pair(_key, pair) {
       if (isScalar(pair.key) && pair.key.value === '<<' && pair.key.type === 'PLAIN') offsets.push(pair.key.range?.[0] ?? 0)
+    },
+  })
+  return offsets
+}
+
+const COLLECTION_KEY = 'a key is a name, not a list or a map (YAML\'s "? [a, b]" or "{a: 1}: x"): write the key as plain text'
+
+/**
+ * Where a map's key is itself a list or a map. toJS turned it into its text, so check said `unknown
+ * key "[ a, b ]"` at the file's first line, and Node printed yaml's warning to a programmer
+ * ("Set mapAsMap: true") on stderr beside it (found by fuzzing).
+ */
+function collectionKeyOffsets(doc: Document): number[] {
+  const offsets: number[] = []
+  visit(doc, {
+    Pair(_key, pair) {
+      if (isCollection(pair.key)) offsets.push(pair.key.range?.[0] ?? 0)
     },
   })
   return offsets

@@ -251,6 +251,21 @@ routes:
     }
   })
 
+  // Found by fuzzing: a list or map as a key was read as its text ('unknown key "[ a, b ]"' at 1:1),
+  // and yaml's warning to a programmer ("Set mapAsMap: true") went to stderr beside it.
+  it('says where a key is a list or a map, and prints no warning of yaml\'s', () => {
+    const warnings: string[] = []
+    const onWarning = (warning: Error) => warnings.push(warning.message)
+    process.on('warning', onWarning)
+    try {
+      expect(check(`${BASE}? [a, b]\n: 1\n`).lines).toEqual(['bouncer.yaml:9:3: a key is a name, not a list or a map (YAML\'s "? [a, b]" or "{a: 1}: x"): write the key as plain text'])
+      expect(check(`${BASE}    ? {x: 1}\n    : 2\n`).lines).toEqual(['bouncer.yaml:9:7: a key is a name, not a list or a map (YAML\'s "? [a, b]" or "{a: 1}: x"): write the key as plain text'])
+    } finally {
+      process.off('warning', onWarning)
+    }
+    expect(warnings).toEqual([])
+  })
+
   // Found by an adversarial probe: a merge key was read as a key named "<<", and check said
   // 'unknown key "<<"' beside "an upstream needs url", the url it was to bring in being missing.
   it('says merge keys are not supported, and only that', () => {
