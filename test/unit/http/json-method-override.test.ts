@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest'
 import { GatewayError } from '../../../src/errors/index.ts'
 import { isMethodToken } from '../../../src/http/described-request.ts'
-import { jsonBodyOf, jsonMethodOverrides, unreadableJsonCharset } from '../../../src/http/method-override.ts'
+import { jsonMethodOverrides, unreadableJsonCharset } from '../../../src/http/json-method-override.ts'
+import { jsonBodyOf } from '../../../src/http/method-override.ts'
 
 const post = (contentType: string | undefined, contentLength: number | undefined = 10, chunked = false) => jsonBodyOf('POST', { contentType, contentLength, chunked })
 const read = (body: string | Buffer) => jsonMethodOverrides('POST', Buffer.isBuffer(body) ? body : Buffer.from(body))
