@@ -1,5 +1,7 @@
 // The body of a token request: application/x-www-form-urlencoded (RFC 6749 §3.2), small, and each
-// parameter at most once (RFC 6749 §3.1: "MUST NOT be included more than once").
+// parameter at most once (RFC 6749 §3.1: "MUST NOT be included more than once"); one sent without a
+// value is as if omitted (§3.1 again: the probe found `subject_token=` answered invalid_grant about
+// an Authorization header the client never sent, where the token is missing).
 import { GatewayError } from '../../errors/index.ts'
 import { rawHeader } from '../../identity/index.ts'
 import { readWholeBody, type RequestContext } from '../../request/index.ts'
@@ -23,6 +25,7 @@ export async function readForm(ctx: RequestContext): Promise<{ params: Map<strin
   const bytes = body.length
   const params = new Map<string, string>()
   for (const [name, value] of new URLSearchParams(body.toString('utf8'))) {
+    if (value === '') continue
     if (params.has(name)) {
       // RFC 8693 §2.1 lets a client name several targets; the gateway issues a token for one (§2.2.2: invalid_target).
       if (SEVERAL_TARGETS.has(name)) throw new GatewayError('invalid_target', { detail: `${name} is given more than once: a token the gateway issues is for one audience; ask for one token per target.` })

@@ -62,6 +62,8 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     // The routes never take an API key for a bearer token to verify; nor does the exchange, which
     // handed it to the introspection provider (the probe saw bk_… tokens arrive there).
     if (token.startsWith(API_KEY_PREFIX)) throw refuse('invalid_grant', `${which}: API keys cannot be exchanged: send an access token.`)
+    // It is verified as `Authorization: Bearer <token>` would be, whose refusal of white space names that header.
+    if (/\s/.test(token)) throw refuse('invalid_grant', `${which} holds white space: a token is one word (RFC 6750 §2.1).`)
     let identity: Identity
     try {
       identity = await options.verify(token, clientIp)
