@@ -123,7 +123,7 @@ function exchangeKeysFor(config: Config, secrets: SecretsRuntime, keys: SecretSt
   // tolerance (with lifetime alone, the probe saw a token's last 5 s answered key_not_found).
   const retainMs = exchange.lifetime + OWN_TOKEN_CLOCK_TOLERANCE_MS
   try {
-    return createExchangeKeys({ secretName, rotateEveryMs: exchange.signing.rotate_every, retainMs, store: secrets.store, fallback: keys, logger, handover: running?.handover() ?? null })
+    return createExchangeKeys({ secretName, rotateEveryMs: exchange.signing.rotate_every, retainMs, refreshIntervalMs: config.secrets?.refresh_interval, store: secrets.store, fallback: keys, logger, handover: running?.handover() ?? null })
   } catch (err) {
     if (err instanceof ExchangeKeyError) throw new ConfigError([`token_exchange.signing.key: ${err.message}`])
     throw err
