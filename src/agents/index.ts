@@ -10,5 +10,5 @@ export { openApprovalStore, ApprovalStoreError, type Approval, type ApprovalStat
 export { approvalRuleFor, auditFacts } from './mcp/tool-calls.ts'
 export type { ToolEntry, ToolVerdict } from './mcp/catalog.ts'
 export { argumentsDigest, canonicalJson, redactArguments } from './mcp/arguments.ts'
-export { METADATA_PREFIX, scopesLacking } from './mcp/resource-server.ts'
+export { exchangeIssuesFor, METADATA_PREFIX, scopesLacking } from './mcp/resource-server.ts'
 export { approverOf, decideApproval, sessionApprover, type Approver } from './mcp/approval-decisions.ts'

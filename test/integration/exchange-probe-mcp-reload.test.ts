@@ -4,7 +4,8 @@
 // (the operator stops agents reaching the endpoint for users) left the tokens issued for it served
 // up to their lifetime, and their streams open. (2) A reload that moved mcp.resource refused a new
 // request with such a token (audience_mismatch) but kept the stream it had opened, where README
-// says a stream ends when mcp.resource is no longer its token's audience.
+// says a stream ends when mcp.resource is no longer its token's audience. (3) explain --tool, which
+// decides a token as the endpoint does, took them as well.
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
@@ -14,17 +15,19 @@ import { waitFor } from '../helpers/wait.ts'
 const ISSUER = 'https://mcp.bouncer.test'
 const MOVED = 'https://mcp.bouncer.test/v2/mcp'
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
+const ADMIN = 'exchange-probe-mcp-reload-admin-0123456789'
 
 let setup: McpTestSetup
 
 const exchangeFor = (audiences: string[]) => ({ issuer: ISSUER, audiences, actors: [{ role: 'agent', delegated_roles: ['reporter'] }] })
 const config = (audiences: string[], resource = MCP_RESOURCE) => ({
   ...mcpTestConfig(setup.idp.issuer, setup.upstream.url, setup.dir, { resource }),
+  admin: { token: ADMIN },
   token_exchange: exchangeFor(audiences),
 })
 
 beforeAll(async () => {
-  setup = await startMcpTestGateway('exchange-probe-mcp-reload', (base) => ({ ...base, token_exchange: exchangeFor([ISSUER, MCP_RESOURCE, MOVED]) }))
+  setup = await startMcpTestGateway('exchange-probe-mcp-reload', (base) => ({ ...base, admin: { token: ADMIN }, token_exchange: exchangeFor([ISSUER, MCP_RESOURCE, MOVED]) }))
 }, 90_000)
 
 afterAll(() => setup?.close())
@@ -81,6 +84,12 @@ it('a reload that drops mcp.resource from token_exchange.audiences refuses the t
     await reloadTo(config([ISSUER]))
     // Before: 200, and the stream stayed open.
     expect(await listTools(token)).toEqual({ status: 401, code: 'issuer_unknown' })
+    // explain --tool decides it as the endpoint does (before: allowed).
+    const res = await request(`${setup.gateway.adminUrl}/api/explain`, {
+      method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ tool: 'get_daily_report', token }),
+    })
+    expect(res.statusCode).toBe(200)
+    expect(((await res.body.json()) as { decision: unknown }).decision).toMatchObject({ effect: 'deny', status: 401, code: 'issuer_unknown' })
     expect(await settlesWithin(listening.closed, 5_000)).toBe(true)
     const note = `After a config reload, token_exchange.audiences no longer lists ${MCP_RESOURCE}: the gateway no longer accepts its exchanged tokens here: the gateway closed the MCP notification stream.`
     expect(await streamRecord(note)).toMatchObject({ status: 200, subject: 'looker-reports', actor: 'analytics-agent', credential: 'exchanged' })

@@ -37,7 +37,7 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
   // The gateway's own tokens are taken here only while the exchange issues them for this resource:
   // the probe found those issued before a reload that dropped mcp.resource from
   // token_exchange.audiences still served (their streams kept), up to their lifetime.
-  const ownTokens = deps.own && exchangeIssuerFor(config, mcp).length > 0 ? { ...deps.own, config: { ...deps.own.config, audiences: [mcp.resource] } } : null
+  const ownTokens = deps.own && exchangeIssuesFor(config, mcp.resource) ? { ...deps.own, config: { ...deps.own.config, audiences: [mcp.resource] } } : null
   const metadataPath = `${METADATA_PREFIX}${mcp.path === '/' ? '' : mcp.path}`
   const metadataUrl = `${resource.origin}${metadataPath}`
   // The same issuers and keys as every route, with one audience: this resource.
@@ -129,7 +129,13 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
  */
 function exchangeIssuerFor(config: Config, mcp: McpConfig): string[] {
   const exchange = config.token_exchange
-  return exchange?.enabled && audiencesOf(exchange).includes(mcp.resource) ? [issuerOf(exchange)] : []
+  return exchange && exchangeIssuesFor(config, mcp.resource) ? [issuerOf(exchange)] : []
+}
+
+/** Does the gateway's token exchange issue tokens for this MCP resource (token_exchange.audiences lists it)? The endpoint takes them only then. */
+export function exchangeIssuesFor(config: Config, resource: string): boolean {
+  const exchange = config.token_exchange
+  return exchange?.enabled === true && audiencesOf(exchange).includes(resource)
 }
 
 /** Why a token's claims lack what mcp.scopes requires (the 403 insufficient_scope's detail), or null (explain reads it too). */
