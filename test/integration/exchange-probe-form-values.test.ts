@@ -3,7 +3,9 @@
 // answered invalid_grant "The Authorization header is not "Bearer <token>"" (a header the client
 // never sent), `grant_type=` unsupported_grant_type, `audience=` invalid_target for "". RFC 6749
 // §3.1: "Parameters sent without a value MUST be treated as if they were omitted from the request."
-// A token with white space in it got the same words about the header.
+// A token with white space in it got the same words about the header, and a gzip body was parsed
+// as its compressed bytes: "grant_type is missing".
+import { gzipSync } from 'node:zlib'
 import { decodeJwt } from 'jose'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
@@ -50,4 +52,16 @@ it('takes a parameter sent without a value as omitted (RFC 6749 §3.1)', async (
 it('says a token with white space in it is no token, not that a header is malformed', async () => {
   const answer = await exchange({ actor_token: `${agent.slice(0, 20)} ${agent.slice(20)}` })
   expect(answer).toMatchObject({ status: 400, body: { error: 'invalid_grant', error_description: 'actor_token holds white space: a token is one word (RFC 6750 §2.1).' } })
+})
+
+it('says a content-encoded token request is not read, rather than that its parameters are missing', async () => {
+  const form = new URLSearchParams({ grant_type: GRANT, subject_token: user, subject_token_type: ACCESS_TOKEN, actor_token: agent, actor_token_type: ACCESS_TOKEN }).toString()
+  const res = await request(`${setup.gateway.url}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip' },
+    body: gzipSync(form),
+  })
+  expect(res.statusCode).toBe(400)
+  expect(res.headers['accept-encoding']).toBe('identity')
+  expect(await res.body.json()).toMatchObject({ error: 'invalid_request', error_description: 'The token request\'s body is sent with Content-Encoding gzip: the token endpoint reads the form as it is; send it unencoded.' })
 })
