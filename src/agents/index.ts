@@ -1,5 +1,5 @@
 export { tokenExchangeEndpoints, type ExchangeEndpoint } from './exchange/endpoints.ts'
-export { OWN_TOKEN_CLOCK_TOLERANCE_MS, ownIssuerConfig } from './exchange/issuer.ts'
+export { OWN_TOKEN_CLOCK_TOLERANCE_MS, ownIssuerConfig, ownTokenRefusal } from './exchange/issuer.ts'
 export { createExchangeKeys, EXCHANGE_KEY, ExchangeKeyError, isExchangeKey, newExchangeKey, type ExchangeKeys, type PublishedKeySet } from './exchange/keys.ts'
 export { compileMcp, loadMcpFor } from './mcp/load.ts'
 export type { CompiledMcp, McpBuiltInRoute, McpCompileDeps, ToolRoute } from './mcp/endpoint.ts'
@@ -10,5 +10,5 @@ export { openApprovalStore, ApprovalStoreError, type Approval, type ApprovalStat
 export { approvalRuleFor, auditFacts } from './mcp/tool-calls.ts'
 export type { ToolEntry, ToolVerdict } from './mcp/catalog.ts'
 export { argumentsDigest, canonicalJson, redactArguments } from './mcp/arguments.ts'
-export { METADATA_PREFIX, scopesLacking } from './mcp/resource-server.ts'
+export { exchangeIssuesFor, METADATA_PREFIX, scopesLacking } from './mcp/resource-server.ts'
 export { approverOf, decideApproval, sessionApprover, type Approver } from './mcp/approval-decisions.ts'

@@ -217,7 +217,7 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
   const authFailures = config.auth_failures ? createAuthFailureGuard(config.auth_failures, limiter, unprovenCredential) : null
   const mcp = config.mcp ? compileMcp(config, config.mcp, mcpDeps(config, access, issuerKeys, signing, limiter, authFailures, deps)) : null
   const { tokens, ...verifiers } = credentials(config, issuerKeys, apiKeys, signIn, signing, deps)
-  const routes: CompiledRoute[] = [...builtInRoutes(deps.builtIns, exchangeEndpoints(config, tokens, access, signing), signIn), ...(mcp?.routes ?? [])].map((route, index) => Object.freeze({
+  const routes: CompiledRoute[] = [...builtInRoutes(deps.builtIns, exchangeEndpoints(config, tokens, access, signing, authFailures), signIn), ...(mcp?.routes ?? [])].map((route, index) => Object.freeze({
     index,
     id: route.id,
     pattern: mustParse(route.path),
@@ -366,13 +366,21 @@ function verifiesJwts(issuer: IssuerConfig): boolean {
   return issuer.introspection === undefined || issuer.jwks_uri !== undefined
 }
 
-/** token_exchange's endpoints, verifying subject and actor tokens with the runtime's own verifier. */
-function exchangeEndpoints(config: Config, tokens: TokenVerifier, access: AccessControl, signing: RuntimeSigning): ExchangeEndpoint[] {
+/**
+ * token_exchange's endpoints, verifying subject and actor tokens with the runtime's own verifier,
+ * behind auth_failures as a route's credential is: the probe found forged tokens sprayed at the
+ * token endpoint never counted, and an address held back on every route still had its guesses
+ * verified there.
+ */
+function exchangeEndpoints(config: Config, tokens: TokenVerifier, access: AccessControl, signing: RuntimeSigning, authFailures: AuthFailureGuard | null): ExchangeEndpoint[] {
   const exchange = config.token_exchange
   if (!exchange?.enabled) return []
   return tokenExchangeEndpoints({
     exchange,
-    verify: (token) => tokens.verify(`Bearer ${token}`, ''),
+    verify: (token, clientIp) => {
+      const verify = () => tokens.verify(`Bearer ${token}`, '')
+      return authFailures === null ? verify() : authFailures.guarded(clientIp, verify)
+    },
     rolesFor: (identity) => access.resolver.rolesFor(identity),
     keys: () => signing.exchangeKeys,
     maxTokenBytes: config.server.max_token_bytes,

@@ -5,9 +5,9 @@
 // route tool's route), the verdict and whether an approvals rule holds the call. The verdict is the
 // catalog's toolAccess, the one function tools/list and tools/call decide with, on the entry
 // tools/call would find (catalog.callable): explain cannot disagree with them.
-import { approvalRuleFor, scopesLacking, type ToolEntry, type ToolVerdict } from '../agents/index.ts'
+import { approvalRuleFor, exchangeIssuesFor, scopesLacking, type ToolEntry, type ToolVerdict } from '../agents/index.ts'
 import { accessDenied } from '../access/index.ts'
-import type { IssuerConfig } from '../config/index.ts'
+import { EXCHANGE_ISSUER, type IssuerConfig } from '../config/index.ts'
 import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import type { Caller, Identity } from '../request/index.ts'
 import type { Runtime } from './compile.ts'
@@ -41,9 +41,13 @@ export async function explainTool(rt: Runtime, request: Omit<ExplainRequest, 'me
   out.route = { id: toolRoute, path: toolRoute, methods: ['call'], upstream: '(MCP tool)', public: false, limits: [] }
   if (entry) describeTarget(rt, entry, tool, out)
 
-  // The endpoint's resource server: bearer tokens only, of the gateway's issuers, for this resource (RFC 8707).
+  // The endpoint's resource server: bearer tokens only, of the gateway's issuers, for this resource
+  // (RFC 8707); its own exchanged tokens while the exchange issues them for it (resource-server.ts).
   const resource = mcp.config.resource
-  const issuers: IssuerConfig[] = trustedIssuers(rt.config).map((issuer) => ({ ...issuer, audiences: [resource], client_id_audience: false }))
+  const takesOwn = exchangeIssuesFor(rt.config, resource)
+  const issuers: IssuerConfig[] = trustedIssuers(rt.config)
+    .filter((issuer) => issuer.name !== EXCHANGE_ISSUER || takesOwn)
+    .map((issuer) => ({ ...issuer, audiences: [resource], client_id_audience: false }))
   if (request.token === undefined && request.claims === undefined) {
     return refuse(out, new GatewayError('missing_token', { detail: `No claims or token were given: the MCP endpoint needs a bearer token for ${resource} (Authorization: Bearer …).` }))
   }

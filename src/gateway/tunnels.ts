@@ -23,7 +23,7 @@
 //
 // Only upgrades and event streams join: another request costs nothing here.
 import { accessDenied, evaluateAccess } from '../access/index.ts'
-import { OWN_TOKEN_CLOCK_TOLERANCE_MS } from '../agents/index.ts'
+import { OWN_TOKEN_CLOCK_TOLERANCE_MS, ownTokenRefusal } from '../agents/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { parseTarget } from '../http/index.ts'
 import type { CredentialInput } from '../identity/index.ts'
@@ -177,6 +177,10 @@ function refusedBy(rt: Runtime, tunnel: OpenTunnel): string | null {
   if (identity === null || credential === null) return `route "${route.id}" is no longer public`
   const kind = credential === 'exchanged' ? 'bearer' : credential
   if (!route.accept.includes(kind)) return `route "${route.id}" no longer accepts the caller's credential (${credential})`
+  if (credential === 'exchanged') {
+    const refusal = ownTokenRefusal(rt.config, identity)
+    if (refusal !== null) return refusal
+  }
   const access = evaluateAccess(rt.access, identity, route, ctx.method, ctx.clientIp)
   if (access.decision.effect === 'allow') return null
   return `the caller is no longer allowed (${accessDenied(access, identity, route.id, ctx.method).detail.replace(/\.$/, '')})`

@@ -130,6 +130,7 @@ export function exchangedIdentity(identity: Identity, claims: JWTPayload, issuer
     issuerName: (idp !== undefined ? issuerNameOf(idp) : undefined) ?? EXCHANGE_ISSUER,
     claims: userClaimsOf(claims),
     ...(idp !== undefined ? { idp } : {}),
+    ...(typeof claims.aud === 'string' ? { audience: claims.aud } : {}),
     grantedRoles: Object.freeze(strings(claims.roles)),
     actor: actor ?? null,
   })

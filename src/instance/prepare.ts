@@ -3,7 +3,7 @@
 // The first start and every reload go through here, so they cannot prepare a config differently.
 import { adminAuth, type AdminAuth } from '../admin/index.ts'
 import { adoptAuditSpills, SpillDirInUse } from '../audit/index.ts'
-import { createExchangeKeys, ExchangeKeyError, type ExchangeKeys } from '../agents/index.ts'
+import { createExchangeKeys, ExchangeKeyError, OWN_TOKEN_CLOCK_TOLERANCE_MS, type ExchangeKeys } from '../agents/index.ts'
 import { adminTokenProblems, formatDiagnostic, signingSecretName, type AuditConfig, type Config, type LoadedConfig } from '../config/index.ts'
 import { applySecretValues, compileRuntime, loadModulesFor, type CompileDeps, type Runtime } from '../gateway/index.ts'
 import { ApiKeyStoreError, SessionStoreError } from '../identity/index.ts'
@@ -119,8 +119,11 @@ function exchangeKeysFor(config: Config, secrets: SecretsRuntime, keys: SecretSt
   const exchange = config.token_exchange
   if (!exchange?.enabled) return null
   const secretName = exchange.signing.key === undefined ? null : signingSecretName(exchange.signing.key)
+  // A key no longer signing is published while its tokens are accepted: their exp plus the clock
+  // tolerance (with lifetime alone, the probe saw a token's last 5 s answered key_not_found).
+  const retainMs = exchange.lifetime + OWN_TOKEN_CLOCK_TOLERANCE_MS
   try {
-    return createExchangeKeys({ secretName, rotateEveryMs: exchange.signing.rotate_every, retainMs: exchange.lifetime, store: secrets.store, fallback: keys, logger, handover: running?.handover() ?? null })
+    return createExchangeKeys({ secretName, rotateEveryMs: exchange.signing.rotate_every, retainMs, refreshIntervalMs: config.secrets?.refresh_interval, store: secrets.store, fallback: keys, logger, handover: running?.handover() ?? null })
   } catch (err) {
     if (err instanceof ExchangeKeyError) throw new ConfigError([`token_exchange.signing.key: ${err.message}`])
     throw err

@@ -55,6 +55,11 @@ export interface Identity {
    * are that token's claims, not the gateway's: own-tokens.ts.)
    */
   idp?: string
+  /**
+   * A token the gateway issued: its `aud`, the one target the exchange issued it for (its `claims`
+   * hold the user's own token's). A reload decides the streams and tunnels it opened by it.
+   */
+  audience?: string
   /** On behalf of: the agent acting for `sub` (the token's `act` claim, RFC 8693 §4.1). */
   actor?: Actor | null
   /**

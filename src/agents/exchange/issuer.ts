@@ -1,7 +1,8 @@
 // The gateway as an OAuth authorization server for one grant, token exchange: its issuer
 // identifier, the audiences its tokens may be for, and the issuer rules its own tokens are
 // verified with when they come back as bearer tokens.
-import { EXCHANGE_ISSUER, type IssuerConfig, type TokenExchangeConfig } from '../../config/index.ts'
+import { EXCHANGE_ISSUER, type Config, type IssuerConfig, type TokenExchangeConfig } from '../../config/index.ts'
+import type { Identity } from '../../request/index.ts'
 
 export const TOKEN_PATH = '/oauth2/token'
 export const EXCHANGE_JWKS_PATH = '/oauth2/jwks'
@@ -47,4 +48,21 @@ export function ownIssuerConfig(exchange: TokenExchangeConfig, mcpResource?: str
     client_id_audience: false,
     token_types: ['at+jwt'],
   }
+}
+
+/**
+ * Why the routes of `config` would refuse a token the gateway exchanged under an earlier one (its
+ * issuer, its audience; a sentence's end), or null: what a reload decides the tunnels and streams
+ * it opened by. No I/O: its signature was verified, and its expiry is their own timer. The probe
+ * found them open after a reload that a new handshake with the token was refused for, as such a
+ * token's roles are those it carries, granted at the exchange: no trust rule was left to change.
+ */
+export function ownTokenRefusal(config: Config, identity: Identity): string | null {
+  const exchange = config.token_exchange
+  if (!exchange?.enabled || issuerOf(exchange) !== identity.iss) return 'the gateway no longer accepts its own exchanged tokens (token_exchange)'
+  const { audiences } = ownIssuerConfig(exchange, config.mcp?.resource)
+  if (identity.audience === undefined || !audiences.includes(identity.audience)) {
+    return `the gateway no longer accepts its exchanged tokens for ${identity.audience ?? 'no audience'} (token_exchange.audiences)`
+  }
+  return null
 }

@@ -7,14 +7,20 @@
 // - otherwise a key the gateway makes and keeps in a writable store (`bouncer.exchange-key`),
 //   replaced every `signing.rotate_every`; without such a store, in memory (it changes at restart).
 // A key rotated out stays published until every token it signed has expired, and so do the keys of
-// a config a reload replaced (handover), whichever key the new config names.
+// a config a reload replaced (handover), whichever key the new config names. A new version is
+// published before it signs (publishAheadMs), as the identity assertion key is: a verifier that
+// fetched the keys just before (another worker's, an API in token_exchange.audiences) would refuse
+// its tokens until it may fetch again.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
 import { firstFor, type SecretStore } from '../../secrets/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
+import { publishAheadFor } from '../../upstream/index.ts'
 
 export const EXCHANGE_KEY = 'bouncer.exchange-key'
 /** How often an unknown kid may send the keys back to the store. */
 const REREAD_MS = 1_000
+/** Tests only: a shorter publish-ahead (a gateway started in-process or by serve has no other way in). */
+const PUBLISH_AHEAD_ENV = 'BOUNCER_EXCHANGE_PUBLISH_AHEAD_MS'
 
 export interface PublishedKeySet {
   keys: Array<Record<string, string>>
@@ -47,9 +53,10 @@ export interface ExchangeKeys {
   handover(): ExchangeKeyHandover
 }
 
-/** The keys a reload's exchange keys keep publishing (opaque outside this module). */
+/** The keys a reload's exchange keys keep publishing, and the one signing (opaque outside this module). */
 export interface ExchangeKeyHandover {
   readonly keys: ReadonlyArray<{ key: SigningKey; until: number }>
+  readonly signing: SigningKey
 }
 
 /** The store holds a value that is not a usable key: the config cannot be served. */
@@ -80,6 +87,10 @@ export interface ExchangeKeyOptions {
    * (signing.key set, changed or removed) refused at once every token the old key had signed.
    */
   handover?: ExchangeKeyHandover | null
+  /** How long a new key is published before it signs (default publishAheadFor(refreshIntervalMs), at most half of rotateEveryMs). */
+  publishAheadMs?: number
+  /** The secrets' refresh_interval: the workers' and instances' delay in reading a new version. */
+  refreshIntervalMs?: number
 }
 
 /** A new key as the store keeps it. */
@@ -116,6 +127,13 @@ export function parseExchangeKey(text: string | undefined): SigningKey | undefin
   }
 }
 
+function publishAheadOf(options: ExchangeKeyOptions): number {
+  const fromEnv = Number(process.env[PUBLISH_AHEAD_ENV])
+  const wanted = options.publishAheadMs ?? (process.env[PUBLISH_AHEAD_ENV] && Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : publishAheadFor(options.refreshIntervalMs ?? 0))
+  // A key must sign for most of its period: rotations every few seconds (tests) switch at half of it.
+  return Math.min(wanted, options.rotateEveryMs / 2)
+}
+
 /** Does this value hold a key the exchange can sign with (what `bouncer secrets put` checks)? */
 export function isExchangeKey(text: string): boolean {
   return parseExchangeKey(text) !== undefined
@@ -135,8 +153,14 @@ export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
   const keeper = configured ?? (managed ? options.fallback ?? null : null)
   let memory: { current: string; previous: string | undefined } | null = keeper ? null : { current: newExchangeKey(), previous: undefined }
   const keptIn = configured ? `secret ${name} of the ${configured.kind} secrets store` : 'memory'
+  const publishAheadMs = publishAheadOf(options)
   let current: SigningKey
   let previous: SigningKey | undefined
+  /** The key tokens are signed with: `current` once it has been published long enough, until then the one before. */
+  let active: SigningKey | undefined
+  /** When `current` starts signing (Infinity once it does). */
+  let switchAt = Infinity
+  let inherited = options.handover?.signing
   let retired: Array<{ key: SigningKey; until: number }> = []
 
   function load(): void {
@@ -156,10 +180,42 @@ export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
     const before = [current, previous]
     current = next
     previous = parseExchangeKey(keeper ? keeper.get(name, 'previous') : memory?.previous)
-    const live = new Set([current.kid, previous?.kid, ...retired.map((r) => r.key.kid)])
+    const live = new Set([current.kid, previous?.kid, active?.kid, ...retired.map((r) => r.key.kid)])
     for (const old of before) if (old && !live.has(old.kid)) retired.push({ key: old, until: now() + options.retainMs })
+    // Until the new key has been published for publishAheadMs, sign with the one signing now (at a
+    // reload: the running config's; at a start: the store's previous one); a key with nothing
+    // before it signs at once.
+    if (active === undefined && inherited !== undefined) active = inherited.kid === current.kid ? current : inherited
+    inherited = undefined
+    if (active?.kid !== current.kid) {
+      active ??= previous ?? current
+      switchAt = madeAt(current) + publishAheadMs
+    }
+    switchIfDue(now())
   }
+
+  /**
+   * When the current version was made, as every reader of the store sees it: the later of the time
+   * recorded in the key and the store's own version time (0 for neither: an operator's key long in place).
+   */
+  function madeAt(key: SigningKey): number {
+    const stored = Date.parse(keeper?.versions(name).find((v) => v.label === 'current')?.createdAt ?? '')
+    return Math.max(key.createdAt ?? 0, Number.isFinite(stored) ? stored : 0)
+  }
+
+  /** Moves signing to `current` once it is due; the key it replaces stays published while its tokens live. */
+  function switchIfDue(at: number): void {
+    const from = active as SigningKey
+    if (at < switchAt) return
+    active = current
+    switchAt = Infinity
+    if (from.kid === current.kid) return
+    if (from.kid !== previous?.kid) retired.push({ key: from, until: at + options.retainMs })
+    if (started) logger.info({ kid: current.kid, previous: from.kid }, 'exchanged tokens are signed with the new key')
+  }
+  let started = false
   load()
+  started = true
   const live = new Set(published().map((k) => k.kid))
   for (const handed of options.handover?.keys ?? []) {
     if (!live.has(handed.key.kid) && handed.until > now()) {
@@ -193,8 +249,12 @@ export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
 
   function published(): SigningKey[] {
     const at = now()
+    if (at >= switchAt) switchIfDue(at)
     if (retired.some((r) => r.until <= at)) retired = retired.filter((r) => r.until > at)
-    return [current, ...(previous ? [previous] : []), ...retired.map((r) => r.key)]
+    // The signing key first, then the next one (published ahead), the one before, and the retired.
+    const keys = new Map<string, SigningKey>()
+    for (const key of [active as SigningKey, current, ...(previous ? [previous] : []), ...retired.map((r) => r.key)]) if (!keys.has(key.kid)) keys.set(key.kid, key)
+    return [...keys.values()]
   }
 
   return {
@@ -202,19 +262,23 @@ export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
     handover() {
       // The keys signing until now may have signed a token just before the swap: a whole lifetime from now.
       const until = now() + options.retainMs
-      return { keys: [{ key: current, until }, ...(previous ? [{ key: previous, until }] : []), ...retired.filter((r) => r.until > now())] }
+      const signing = active as SigningKey
+      return { signing, keys: [{ key: signing, until }, { key: current, until }, ...(previous ? [{ key: previous, until }] : []), ...retired.filter((r) => r.until > now())] }
     },
     sign(claims) {
-      const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: current.kid, typ: 'at+jwt' })).toString('base64url')
+      const at = now()
+      if (at >= switchAt) switchIfDue(at)
+      const key = active as SigningKey
+      const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: key.kid, typ: 'at+jwt' })).toString('base64url')
       const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`
-      const signature = sign('sha256', Buffer.from(input), { key: current.privateKey, dsaEncoding: 'ieee-p1363' })
+      const signature = sign('sha256', Buffer.from(input), { key: key.privateKey, dsaEncoding: 'ieee-p1363' })
       return `${input}.${signature.toString('base64url')}`
     },
     jwks() {
       return { keys: published().map((k) => ({ ...k.publicJwk, kid: k.kid, alg: 'ES256', use: 'sig' })) }
     },
     publicKey(kid) {
-      if (kid === undefined) return current.publicKey
+      if (kid === undefined) return (active as SigningKey).publicKey
       const found = published().find((k) => k.kid === kid)?.publicKey
       if (found !== undefined || !rereadMayFind()) return found
       // Another worker (or instance) rotated the shared key since this one last looked.
@@ -236,7 +300,7 @@ export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
         memory = { current: newExchangeKey(), previous: memory.current }
       }
       load()
-      logger.info({ kid: current.kid, previous: previous?.kid }, 'token exchange signing key rotated')
+      logger.info({ kid: current.kid, previous: previous?.kid, signsFrom: new Date(switchAt === Infinity ? now() : switchAt).toISOString() }, 'token exchange signing key rotated: published now, signs once verifiers can have it')
       return true
     },
   }

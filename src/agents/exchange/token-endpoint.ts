@@ -34,8 +34,11 @@ const JWT_ACCESS_TOKEN_TYPES: ReadonlySet<string> = new Set([ACCESS_TOKEN_TYPE, 
 
 export interface TokenEndpointOptions {
   exchange: TokenExchangeConfig
-  /** The runtime's bearer token verifier: a subject or actor token is checked as a route would check it. */
-  verify(token: string): Promise<Identity>
+  /**
+   * The runtime's bearer token verifier: a subject or actor token is checked as a route would check
+   * it, auth_failures included (`clientIp`, the caller's address, is held back and counted).
+   */
+  verify(token: string, clientIp: string): Promise<Identity>
   rolesFor(identity: Identity): readonly string[]
   /** The signing keys in force (they change on reload and rotation); null before they exist. */
   keys(): ExchangeKeys | null
@@ -55,13 +58,15 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
   const audiences = audiencesOf(exchange)
 
   /** A subject or actor token, verified; a refusal names which token and why (invalid_grant). */
-  async function verified(which: 'subject_token' | 'actor_token', token: string): Promise<Identity> {
+  async function verified(which: 'subject_token' | 'actor_token', token: string, clientIp: string): Promise<Identity> {
     // The routes never take an API key for a bearer token to verify; nor does the exchange, which
     // handed it to the introspection provider (the probe saw bk_… tokens arrive there).
     if (token.startsWith(API_KEY_PREFIX)) throw refuse('invalid_grant', `${which}: API keys cannot be exchanged: send an access token.`)
+    // It is verified as `Authorization: Bearer <token>` would be, whose refusal of white space names that header.
+    if (/\s/.test(token)) throw refuse('invalid_grant', `${which} holds white space: a token is one word (RFC 6750 §2.1).`)
     let identity: Identity
     try {
-      identity = await options.verify(token)
+      identity = await options.verify(token, clientIp)
     } catch (err) {
       // The provider being unreachable is not the token's fault: 503 stays 503.
       if (err instanceof GatewayError && err.status === 401) throw refuse('invalid_grant', `${which}: ${err.detail}`)
@@ -78,7 +83,7 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
    * The token answer and whom it was for. `tried` hears of the user and the agent as soon as both
    * tokens verified, so that a refusal after that names them in the audit record.
    */
-  async function issue(params: Map<string, string>, tried: (caller: Caller) => void): Promise<{ answer: Record<string, unknown>; caller: Caller }> {
+  async function issue(params: Map<string, string>, clientIp: string, tried: (caller: Caller) => void): Promise<{ answer: Record<string, unknown>; caller: Caller }> {
     const grant = params.get('grant_type')
     if (grant === undefined) throw refuse('invalid_request', 'grant_type is missing.')
     if (grant !== TOKEN_EXCHANGE_GRANT) throw refuse('unsupported_grant_type', `Only ${TOKEN_EXCHANGE_GRANT} is supported here.`)
@@ -102,8 +107,8 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     const requested = scope === undefined ? null : scope.split(' ').filter((s) => s !== '')
     if (requested !== null && requested.length === 0) throw refuse('invalid_scope', 'scope is empty: name the roles the token should carry, or leave it out for all the exchange allows.')
 
-    const subject = await verified('subject_token', subjectToken)
-    const actor = actorToken === undefined ? null : await verified('actor_token', actorToken)
+    const subject = await verified('subject_token', subjectToken, clientIp)
+    const actor = actorToken === undefined ? null : await verified('actor_token', actorToken, clientIp)
     tried(callerOf(subject, actor, null))
     const userRoles = options.rolesFor(subject)
     const actorRoles = actor ? options.rolesFor(actor) : []
@@ -211,7 +216,7 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
       served.bytesIn = bytes
       let issued
       try {
-        issued = await issue(params, (tried) => { served.caller = tried })
+        issued = await issue(params, ctx.clientIp, (tried) => { served.caller = tried })
       } catch (err) {
         // Refused once both tokens verified: served with the error, so the audit record names the
         // user and the agent that tried (the probe found such refusals audited as nobody's).

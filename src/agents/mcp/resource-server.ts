@@ -34,6 +34,10 @@ export interface ResourceServer {
 
 export function createResourceServer(config: Config, mcp: McpConfig, deps: { issuerKeys: ReadonlyMap<string, IssuerKeys>; own?: OwnTokens | null; access: AccessControl; logger: Logger; authFailures?: AuthFailureGuard | null }): ResourceServer {
   const resource = new URL(mcp.resource)
+  // The gateway's own tokens are taken here only while the exchange issues them for this resource:
+  // the probe found those issued before a reload that dropped mcp.resource from
+  // token_exchange.audiences still served (their streams kept), up to their lifetime.
+  const ownTokens = deps.own && exchangeIssuesFor(config, mcp.resource) ? { ...deps.own, config: { ...deps.own.config, audiences: [mcp.resource] } } : null
   const metadataPath = `${METADATA_PREFIX}${mcp.path === '/' ? '' : mcp.path}`
   const metadataUrl = `${resource.origin}${metadataPath}`
   // The same issuers and keys as every route, with one audience: this resource.
@@ -44,7 +48,7 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
     cacheEntries: config.server.token_cache_entries,
     logger: deps.logger,
     // On behalf of a user: the gateway's own exchanged tokens, when exchanged for this resource.
-    own: deps.own ? { ...deps.own, config: { ...deps.own.config, audiences: [mcp.resource] } } : null,
+    own: ownTokens,
   })
   const scope = mcp.scopes.join(' ')
   const challenge = (extra: string) => `Bearer resource_metadata="${metadataUrl}"${scope === '' ? '' : `, scope="${scope}"`}${extra}`
@@ -55,8 +59,11 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
   /** Why the verifier would refuse the caller's token now (its signature aside), or null. */
   function tokenRefusal({ identity, credential }: Caller): string | null {
     if (credential === 'exchanged') {
-      // The gateway's own tokens name this resource (own.config.audiences above); their claims are the user's.
+      // Their claims are the user's: the token's own audience is `audience` (the probe found a
+      // stream kept by a reload that moved mcp.resource, which a request with its token was refused for).
       if (!deps.own || deps.own.config.issuer !== identity.iss) return 'the gateway no longer accepts its own exchanged tokens here (token_exchange)'
+      if (identity.audience !== mcp.resource) return `the token is for ${identity.audience ?? 'no audience'}, not ${mcp.resource} (mcp.resource)`
+      if (ownTokens === null) return `token_exchange.audiences no longer lists ${mcp.resource}: the gateway no longer accepts its exchanged tokens here`
       return null
     }
     const issuer = accepting.find((candidate) => candidate.name === identity.issuerName && candidate.issuer === identity.iss)
@@ -122,7 +129,13 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
  */
 function exchangeIssuerFor(config: Config, mcp: McpConfig): string[] {
   const exchange = config.token_exchange
-  return exchange?.enabled && audiencesOf(exchange).includes(mcp.resource) ? [issuerOf(exchange)] : []
+  return exchange && exchangeIssuesFor(config, mcp.resource) ? [issuerOf(exchange)] : []
+}
+
+/** Does the gateway's token exchange issue tokens for this MCP resource (token_exchange.audiences lists it)? The endpoint takes them only then. */
+export function exchangeIssuesFor(config: Config, resource: string): boolean {
+  const exchange = config.token_exchange
+  return exchange?.enabled === true && audiencesOf(exchange).includes(resource)
 }
 
 /** Why a token's claims lack what mcp.scopes requires (the 403 insufficient_scope's detail), or null (explain reads it too). */
