@@ -62,5 +62,7 @@ it('keeps a key it stopped signing with published as long as its tokens are acce
   // And refused once the tolerance has passed too, as any token.
   await waitFor(() => Date.now() >= exp * 1000 + 5_500, 'the tolerance past', 10_000)
   const late = await request(`${gw.url}/reports/b`, { headers: { authorization: `Bearer ${token}` } })
-  expect({ status: late.statusCode, code: ((await late.body.json()) as { code?: string }).code }).toEqual({ status: 401, code: 'token_expired' })
+  // token_expired, or key_not_found once the key's own time is up too (lifetime plus the tolerance
+  // from the reload, which came a moment after the token's issue): the key is looked up first.
+  expect({ status: late.statusCode, code: ((await late.body.json()) as { code?: string }).code }).toEqual({ status: 401, code: expect.stringMatching(/^(token_expired|key_not_found)$/) })
 }, 30_000)
