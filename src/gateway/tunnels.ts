@@ -26,8 +26,8 @@ import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { OWN_TOKEN_CLOCK_TOLERANCE_MS, ownTokenRefusal } from '../agents/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { parseTarget } from '../http/index.ts'
-import type { CredentialInput } from '../identity/index.ts'
-import type { OpenTunnel, OpenTunnels } from '../request/index.ts'
+import { checkClaims, checkIntrospectedClaims, type CredentialInput } from '../identity/index.ts'
+import type { Identity, OpenTunnel, OpenTunnels } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { atExpiry, credentialExpiredNote } from '../upstream/index.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
@@ -177,11 +177,34 @@ function refusedBy(rt: Runtime, tunnel: OpenTunnel): string | null {
   if (identity === null || credential === null) return `route "${route.id}" is no longer public`
   const kind = credential === 'exchanged' ? 'bearer' : credential
   if (!route.accept.includes(kind)) return `route "${route.id}" no longer accepts the caller's credential (${credential})`
-  if (credential === 'exchanged') {
-    const refusal = ownTokenRefusal(rt.config, identity)
+  if (credential === 'exchanged' || credential === 'bearer') {
+    const refusal = credential === 'exchanged' ? ownTokenRefusal(rt.config, identity) : bearerRefusal(rt, identity)
     if (refusal !== null) return refusal
   }
   const access = evaluateAccess(rt.access, identity, route, ctx.method, ctx.clientIp)
   if (access.decision.effect === 'allow') return null
   return `the caller is no longer allowed (${accessDenied(access, identity, route.id, ctx.method).detail.replace(/\.$/, '')})`
+}
+
+/**
+ * Why a provider's token a tunnel was opened with would be refused under the new config, as its
+ * verification would refuse it now: the issuer gone or naming another `iss`, or its claims no longer
+ * what the issuer takes (`audiences`, `required_claims`). A reload decided such a tunnel by its
+ * route and policies alone, so a new handshake with the token got 401 audience_mismatch while the
+ * open tunnel stayed (found by an adversarial probe). The claims are the ones verified at the
+ * handshake: no key is fetched, no provider asked.
+ */
+function bearerRefusal(rt: Runtime, identity: Identity): string | null {
+  const issuer = rt.config.issuers.find((candidate) => candidate.name === identity.issuerName)
+  if (issuer === undefined || issuer.type !== 'jwt') return `issuer "${identity.issuerName}" of the caller's token is no longer configured`
+  if (issuer.issuer !== identity.iss) return `issuer "${identity.issuerName}" no longer names ${identity.iss}, the caller's token's iss`
+  try {
+    // An opaque token's claims are its introspection answer's, which may carry no exp.
+    if (identity.introspectionCache !== undefined) checkIntrospectedClaims(identity.claims, issuer, Date.now())
+    else checkClaims(identity.claims, issuer, Date.now())
+  } catch (err) {
+    if (err instanceof GatewayError) return `the caller's token is no longer accepted (${err.code}: ${err.detail.replace(/\.$/, '')})`
+    throw err
+  }
+  return null
 }

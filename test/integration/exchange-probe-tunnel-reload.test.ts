@@ -28,9 +28,9 @@ let idp: TestIdentityProvider
 let wsServer: Server
 let gw: TestGateway
 
-function config(exchange: Record<string, unknown> | null): Record<string, unknown> {
+function config(exchange: Record<string, unknown> | null, audiences = [AUDIENCE]): Record<string, unknown> {
   return {
-    issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
+    issuers: [{ name: 'corp', issuer: idp.issuer, audiences }],
     roles: [
       { name: 'reader', assumed_by: [{ issuer: 'corp', subject: 'looker-reports' }], policies: ['live'] },
       { name: 'agent', assumed_by: [{ issuer: 'corp', subject: 'analytics-agent' }], policies: ['live'] },
@@ -153,4 +153,24 @@ it('a reload that removes token_exchange closes the tunnels its tokens opened, a
   expect(await handshake(token, 'tunnel-exchange-removed-again')).toBe(401)
   // Before: it stayed open.
   expect(await closedWith(tunnel, 'tunnel-exchange-removed')).toBe('After a config reload, the gateway no longer accepts its own exchanged tokens (token_exchange): the gateway closed the tunnel.')
+})
+
+// The same for a provider's own token (found by the probe above, reading refusedBy): a reload that
+// changed the issuer's audiences refused a new handshake with it (401 audience_mismatch) and left
+// its tunnel open until the token's exp.
+it('a reload that no longer takes a provider\'s token (its issuer\'s audiences changed) closes its tunnels', async () => {
+  await reloadTo(config(null))
+  const token = await idp.token('looker-reports')
+  const tunnel = await handshake(token, 'tunnel-bearer-audience') as Tunnel
+  const other = await handshake(token, 'tunnel-bearer-kept') as Tunnel
+  // Another audience added: the token is still taken, its tunnels stay.
+  await reloadTo(config(null, [AUDIENCE, 'api://other']))
+  await tunnel.echoes('after the first reload')
+  await reloadTo(config(null, ['api://other']))
+  expect(await handshake(token, 'tunnel-bearer-audience-again')).toBe(401)
+  await waitFor(() => tunnel.closed() && other.closed(), 'the gateway closing both tunnels', 5_000)
+  expect(tunnel.received().subarray(-CLOSE_1008.length)).toEqual(CLOSE_1008)
+  const record = await waitForAuditRecord(join(dir, 'audit.db'), 'tunnel-bearer-audience')
+  expect(record).toMatchObject({ status: 101, subject: 'looker-reports', credential: 'bearer' })
+  expect(record.detail).toBe(`After a config reload, the caller's token is no longer accepted (audience_mismatch: The token is for audience ${AUDIENCE}, not api://other): the gateway closed the tunnel.`)
 })
