@@ -28,10 +28,13 @@ export function tokenExchangeEndpoints(options: TokenEndpointOptions): ExchangeE
     response_types_supported: [],
     scopes_supported: [...new Set(options.exchange.actors.flatMap((actor) => actor.delegated_roles))].filter((role) => role !== '*'),
   }
+  // Public documents, readable from any page as the protected resource's metadata is (mcp/endpoint.ts):
+  // a browser MCP client follows that to these, and was refused by its CORS check here (the probe).
+  const documentHeaders = (type: string) => ({ 'content-type': type, 'cache-control': KEYS_CACHE, 'access-control-allow-origin': '*' })
   return [
     { id: 'builtin/oauth-token', path: TOKEN_PATH, backend: tokenEndpoint(options) },
-    { id: 'builtin/oauth-metadata', path: METADATA_PATH, backend: documentBackend(METADATA_PATH, { 'content-type': 'application/json', 'cache-control': KEYS_CACHE }, () => metadata) },
-    { id: 'builtin/oauth-jwks', path: EXCHANGE_JWKS_PATH, backend: documentBackend(EXCHANGE_JWKS_PATH, { 'content-type': 'application/jwk-set+json', 'cache-control': KEYS_CACHE }, () => options.keys()?.jwks() ?? emptyKeySet()) },
+    { id: 'builtin/oauth-metadata', path: METADATA_PATH, backend: documentBackend(METADATA_PATH, documentHeaders('application/json'), () => metadata) },
+    { id: 'builtin/oauth-jwks', path: EXCHANGE_JWKS_PATH, backend: documentBackend(EXCHANGE_JWKS_PATH, documentHeaders('application/jwk-set+json'), () => options.keys()?.jwks() ?? emptyKeySet()) },
   ]
 }
 
