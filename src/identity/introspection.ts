@@ -30,6 +30,7 @@ import { createLru } from '../collections/index.ts'
 import type { IntrospectionConfig, IssuerConfig } from '../config/index.ts'
 import { GatewayError, truncateClientValue, type ErrorCode } from '../errors/index.ts'
 import type { Identity } from '../request/index.ts'
+import { UnprovenRefusal } from './authenticate.ts'
 import { checkIntrospectedClaims, identityFromClaims, unauthorized } from './verify.ts'
 
 /** An answer larger than this is not an introspection answer. */
@@ -130,8 +131,14 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
     return identity
   }
 
+  /**
+   * The provider's own answer counts as an unproven credential for auth_failures (each guess costs
+   * it a round trip); the refusal kept for negative_cache does not: it costs the provider nothing,
+   * and a dashboard retrying its revoked token in a loop counts once a period, not once a request.
+   */
   function notActive(): GatewayError {
-    return unauthorized('token_revoked', `Issuer "${issuer.name}" says the token is not active: it was revoked, it expired, or the issuer does not know it.`)
+    const refusal = unauthorized('token_revoked', `Issuer "${issuer.name}" says the token is not active: it was revoked, it expired, or the issuer does not know it.`)
+    return new UnprovenRefusal(refusal.code, { detail: refusal.detail, headers: refusal.headers })
   }
 
   /** 503: the provider cannot say, or says nonsense; never the caller's fault. */
