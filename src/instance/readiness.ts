@@ -3,8 +3,8 @@ import type { GatewayState } from '../gateway/index.ts'
 
 /**
  * Ready once the config is loaded, every issuer's first key load has been tried, and the shared
- * stores have answered once: the Redis limits and session stores have connected and every
- * PostgreSQL audit sink has taken records. An identity provider that is down does not hold the
+ * stores have answered once: the Redis limits and session stores have connected, the PostgreSQL
+ * API key store has been read and every PostgreSQL audit sink has taken records. An identity provider that is down does not hold the
  * whole gateway out of rotation (its tokens get 503 identity_provider_unavailable while its keys are retried), but it
  * shows in the checks.
  *
@@ -36,6 +36,12 @@ export function createReadiness(state: GatewayState): () => Readiness {
     if (sessions !== undefined) {
       checks.session_store = sessions.status()
       if (!sessions.answeredOnce()) ready = false
+    }
+    // Every API key request reads it too (PostgreSQL: a wrong url, a server away at the start: each is 503).
+    const apiKeys = state.runtime.apiKeys?.store
+    if (apiKeys !== undefined) {
+      checks.api_key_store = apiKeys.status()
+      if (!apiKeys.answeredOnce()) ready = false
     }
     const audit = state.audit.stats()
     const sinks = Object.entries(audit.sinks)
