@@ -44,6 +44,12 @@ export interface Introspector {
    * compiled, and again whenever the secrets store has a new value.
    */
   clientSecret: string
+  /**
+   * For /readyz: how the endpoint last answered — `not asked yet`, `answering`, or `unavailable: …`
+   * (unreachable, an HTTP error, no RFC 7662 answer). It names the issuer's state as a key set's
+   * does: an issuer that only introspects has none, and a wrong client_secret showed nowhere.
+   */
+  readonly status: string
   introspect(token: string): Promise<Identity>
 }
 
@@ -64,10 +70,14 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
   const cache = createLru<Identity>(settings.cache > 0 ? options.cacheEntries : 0)
   const refused = createLru<Refusal>(settings.negative_cache > 0 ? options.cacheEntries : 0)
   const asking = new Map<string, Promise<Identity>>()
+  let status = 'not asked yet'
 
   const introspector: Introspector = {
     issuer,
     clientSecret: settings.client_secret,
+    get status() {
+      return status
+    },
     introspect(token) {
       const at = now()
       const cached = cache.get(token, at)
@@ -85,6 +95,7 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
 
   async function ask(token: string, askedAt: number): Promise<Identity> {
     const claims = await answerFor(token)
+    status = 'answering'
     try {
       if (claims.active !== true) throw notActive()
       return identityOf(token, claims, askedAt)
@@ -143,6 +154,7 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
 
   /** 503: the provider cannot say, or says nonsense; never the caller's fault. */
   function unavailable(why: string, cause?: unknown): GatewayError {
+    status = `unavailable: the endpoint ${why}`
     return new GatewayError('identity_provider_unavailable', {
       detail: `Issuer "${issuer.name}"'s introspection endpoint ${why}: the token cannot be checked right now.`,
       headers: { 'retry-after': '5' },

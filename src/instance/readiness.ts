@@ -55,6 +55,9 @@ export function createReadiness(state: GatewayState): () => Readiness {
       if (!keys.attempted) ready = false
       checks[`issuer:${keys.name}`] = keys.state === 'ready' ? 'keys loaded' : keys.attempted ? `unavailable: ${keys.lastError}` : 'loading'
     }
+    // Shown as an issuer's keys are, never holding the gateway back: an issuer that only introspects has none.
+    const introspection = state.runtime.introspection
+    if (introspection) checks[`introspection:${introspection.issuer.name}`] = introspection.status
     // A datasource that is down fails its datasets only (502 datasource_error): named, not blocking.
     for (const source of state.runtime.datasources.values()) checks[`datasource:${source.name}`] = source.status()
     return { ready, checks }
