@@ -84,13 +84,20 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
       if (cached) return Promise.resolve(cached)
       const refusal = settings.negative_cache > 0 ? refused.get(refusedKey(token), at) : undefined
       if (refusal) return Promise.reject(unauthorized(refusal.code, refusal.detail))
-      let answer = asking.get(token)
-      if (answer === undefined) {
-        answer = ask(token, at).finally(() => asking.delete(token))
-        asking.set(token, answer)
-      }
+      const joined = asking.get(token)
+      if (joined !== undefined) return joined.catch(countedOnce)
+      const answer = ask(token, at).finally(() => asking.delete(token))
+      asking.set(token, answer)
       return answer
     },
+  }
+
+  /**
+   * A request that waited on another's question cost the provider nothing: its inactive answer is
+   * not counted again (a dashboard's forty tiles on one revoked token are one failure, not forty).
+   */
+  function countedOnce(err: unknown): never {
+    throw err instanceof UnprovenRefusal ? new GatewayError(err.code, { detail: err.detail, headers: err.headers }) : err
   }
 
   async function ask(token: string, askedAt: number): Promise<Identity> {
@@ -144,8 +151,9 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
 
   /**
    * The provider's own answer counts as an unproven credential for auth_failures (each guess costs
-   * it a round trip); the refusal kept for negative_cache does not: it costs the provider nothing,
-   * and a dashboard retrying its revoked token in a loop counts once a period, not once a request.
+   * it a round trip), for the request that asked (countedOnce); the refusal kept for negative_cache
+   * does not: it costs the provider nothing, and a dashboard retrying its revoked token in a loop
+   * counts once a period, not once a request.
    */
   function notActive(): GatewayError {
     const refusal = unauthorized('token_revoked', `Issuer "${issuer.name}" says the token is not active: it was revoked, it expired, or the issuer does not know it.`)

@@ -2,13 +2,14 @@
 // introspecting issuer was never held back — each was 401 token_revoked (the provider's active:
 // false, RFC 7662 §2.2, which a revoked token and one never issued both get), not counted, and each
 // cost the provider an introspection: 30 guesses, 30 questions. The provider's own inactive answer
-// now counts; the same answer repeated from negative_cache does not, so a client retrying one dead
-// token in a loop is not held back for it.
+// now counts, once: not again for the requests that waited on the same question, nor from
+// negative_cache, so a dashboard's tiles retrying one dead token are not held back for it.
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startIntrospectionEndpoint, type TestIntrospectionEndpoint } from '../helpers/introspection-endpoint.ts'
+import { answerJson, startIntrospectionEndpoint, type TestIntrospectionEndpoint } from '../helpers/introspection-endpoint.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
+import { deferred, waitForMetric } from '../helpers/wait.ts'
 
 const LEGACY = 'https://legacy.test'
 const BURST = 5
@@ -41,7 +42,7 @@ afterAll(async () => {
 async function call(token: string, from: string): Promise<{ status: number; code?: string }> {
   const res = await request(`${gw.url}/reports/daily`, { headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': from } })
   const text = await res.body.text()
-  return { status: res.statusCode, code: text.startsWith('{') ? (JSON.parse(text) as { code?: string }).code : undefined }
+  return { status: res.statusCode, code: res.statusCode === 200 ? undefined : (JSON.parse(text) as { code?: string }).code }
 }
 
 it('a caller spraying made-up opaque tokens is held back after the burst, and costs the provider no more questions', async () => {
@@ -53,6 +54,20 @@ it('a caller spraying made-up opaque tokens is held back after the burst, and co
   expect(answers.slice(0, BURST)).toEqual(Array(BURST).fill('401 token_revoked'))
   expect(answers.slice(-10)).toEqual(Array(10).fill('429 rate_limited'))
   expect(endpoint.asked.filter((token) => token.startsWith('made-up-')).length).toBeLessThanOrEqual(BURST + 1)
+})
+
+it('a dashboard\'s tiles sending one revoked token at once are one failure: the caller is not held back', async () => {
+  // The provider answers once every tile waits on its one question.
+  const release = deferred()
+  endpoint.answers.set('revoked-tiles', (res) => void release.promise.then(() => answerJson({ active: false })(res)))
+  const pending = Promise.all(Array.from({ length: 4 * BURST }, () => call('revoked-tiles', '10.0.0.3')))
+  await waitForMetric(gw.adminUrl, 'bouncer_requests_in_flight', 4 * BURST)
+  release.resolve()
+  const tiles = await pending
+  expect(new Set(tiles.map((t) => `${t.status} ${t.code}`))).toEqual(new Set(['401 token_revoked']))
+  expect(endpoint.asked.filter((token) => token === 'revoked-tiles')).toHaveLength(1)
+  endpoint.answers.set('fresh-token', answerJson({ active: true, sub: 'dashboard', aud: 'api://legacy' }))
+  expect(await call('fresh-token', '10.0.0.3')).toEqual({ status: 200, code: undefined })
 })
 
 it('one revoked token retried in a loop is asked about once and its caller is not held back for it', async () => {
