@@ -31,7 +31,8 @@ import type { IntrospectionConfig, IssuerConfig } from '../config/index.ts'
 import { GatewayError, truncateClientValue, type ErrorCode } from '../errors/index.ts'
 import type { Identity } from '../request/index.ts'
 import { UnprovenRefusal } from './authenticate.ts'
-import { checkIntrospectedClaims, identityFromClaims, unauthorized } from './verify.ts'
+import { findDrift } from './drift.ts'
+import { checkIntrospectedClaims, identityFromClaims, issuerUnknown, unauthorized } from './verify.ts'
 
 /** An answer larger than this is not an introspection answer. */
 const MAX_ANSWER_BYTES = 65_536
@@ -125,6 +126,10 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
     // Any iss present must be the issuer's, exactly: the probe found a non-string one (an array
     // naming another issuer) taken as if absent.
     if (claims.iss !== undefined && claims.iss !== issuer.issuer) {
+      // SPEC: an iss that differs only by a trailing slash, the scheme or letter case says so (issuer
+      // drift), as a JWT's does: the provider's answer said only "names iss …, not …" (a probe).
+      const drift = typeof claims.iss === 'string' ? findDrift(claims.iss, [issuer.issuer]) : undefined
+      if (drift) throw issuerUnknown(claims.iss as string, drift)
       const named = typeof claims.iss === 'string' ? claims.iss : JSON.stringify(claims.iss)
       throw unauthorized('issuer_unknown', `The introspection answer names iss ${truncateClientValue(named)}, not issuer "${issuer.name}"'s ${issuer.issuer}.`)
     }
