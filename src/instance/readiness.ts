@@ -4,9 +4,9 @@ import type { GatewayState } from '../gateway/index.ts'
 /**
  * Ready once the config is loaded, every issuer's first key load has been tried, and the shared
  * stores have answered once: the Redis limits and session stores have connected, the PostgreSQL
- * API key store has been read and every PostgreSQL audit sink has taken records. An identity provider that is down does not hold the
- * whole gateway out of rotation (its tokens get 503 identity_provider_unavailable while its keys are retried), but it
- * shows in the checks.
+ * API key store has been read and every PostgreSQL audit sink has taken records. An identity
+ * provider that is down does not hold the whole gateway out of rotation (its tokens get 503
+ * identity_provider_unavailable while its keys are retried), but it shows in the checks.
  *
  * The shared stores count only until they have answered once: a Redis or PostgreSQL outage later
  * affects every instance alike, and taking them all out of the load balancer would turn what
