@@ -6,7 +6,36 @@ import { API_KEYS_ISSUER, type Config } from './schema.ts'
 import { addressSet, type Cidr } from './values.ts'
 
 export function callerFindings(config: Config): Finding[] {
-  return [...apiKeyFindings(config), ...introspectionFindings(config), ...corsFindings(config), ...forwardAuthFindings(config)]
+  return [...apiKeyFindings(config), ...discoveryFindings(config), ...introspectionFindings(config), ...corsFindings(config), ...forwardAuthFindings(config)]
+}
+
+/**
+ * An issuer whose keys are found through discovery (no jwks_uri, and not one that only introspects)
+ * must be a URL discovery can read: `issuer: sso.example.com` passed `bouncer check`, and serve then
+ * retried "Failed to parse URL from sso.example.com/.well-known/openid-configuration" for good,
+ * every token 503 (found by an adversarial probe). OpenID Connect Discovery 1.0 §2: an issuer is an
+ * https URL without query or fragment (http is taken too, as for jwks_uri).
+ */
+function discoveryFindings(config: Config): Finding[] {
+  const findings: Finding[] = []
+  config.issuers.forEach((issuer, i) => {
+    if (issuer.type !== 'jwt' || issuer.jwks_uri !== undefined || issuer.introspection !== undefined || discoverable(issuer.issuer)) return
+    findings.push({
+      severity: 'error',
+      path: ['issuers', i, 'issuer'],
+      message: `issuer "${issuer.issuer}" is no http(s) URL without query or fragment, so its keys cannot be found through discovery ({issuer}/.well-known/openid-configuration): write the iss its tokens carry, with its scheme, or give jwks_uri`,
+    })
+  })
+  return findings
+}
+
+function discoverable(issuer: string): boolean {
+  try {
+    const url = new URL(issuer)
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.search === '' && url.hash === ''
+  } catch {
+    return false
+  }
 }
 
 /**

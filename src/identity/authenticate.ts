@@ -53,13 +53,22 @@ export class CredentialRefused extends GatewayError {
 /**
  * A refusal of a credential nobody proved to hold (auth_failures counts these per address): a token
  * that is garbled, from an unknown issuer, of a refused algorithm, signed by no key of its issuer or
- * not verifying, an API key unknown or with the wrong secret. Not a genuine credential that no longer
- * counts (expired, not yet valid, revoked, for another audience, an expired API key): its holder
- * guesses nothing, and a client that refreshes on 401 must see the 401.
+ * not verifying, an API key unknown or with the wrong secret, an opaque token its provider calls
+ * inactive (UnprovenRefusal). Not a genuine credential that no longer counts (expired, not yet valid,
+ * for another audience, a revoked or expired API key): its holder guesses nothing, and a client that
+ * refreshes on 401 must see the 401.
  */
 export function unprovenCredential(err: unknown): boolean {
-  return err instanceof GatewayError && !(err instanceof CredentialRefused) && UNPROVEN_CODES.has(err.code)
+  return err instanceof GatewayError && !(err instanceof CredentialRefused) && (err instanceof UnprovenRefusal || UNPROVEN_CODES.has(err.code))
 }
+
+/**
+ * A refusal whose code may name a genuine credential, said of one nobody proved to hold: an opaque
+ * token its provider, just asked, calls inactive (token_revoked) is as likely made up as revoked —
+ * RFC 7662 §2.2 answers both alike. Not counted, a caller spraying made-up opaque tokens was never
+ * held back and cost the provider a round trip for each (a probe: 30 guesses, 30 introspections).
+ */
+export class UnprovenRefusal extends GatewayError {}
 
 const UNPROVEN_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['malformed_token', 'issuer_unknown', 'algorithm_not_allowed', 'key_not_found', 'signature_invalid', 'api_key_invalid'])
 

@@ -30,7 +30,9 @@ import { createLru } from '../collections/index.ts'
 import type { IntrospectionConfig, IssuerConfig } from '../config/index.ts'
 import { GatewayError, truncateClientValue, type ErrorCode } from '../errors/index.ts'
 import type { Identity } from '../request/index.ts'
-import { checkIntrospectedClaims, identityFromClaims, unauthorized } from './verify.ts'
+import { UnprovenRefusal } from './authenticate.ts'
+import { findDrift } from './drift.ts'
+import { checkIntrospectedClaims, identityFromClaims, issuerUnknown, unauthorized } from './verify.ts'
 
 /** An answer larger than this is not an introspection answer. */
 const MAX_ANSWER_BYTES = 65_536
@@ -43,6 +45,12 @@ export interface Introspector {
    * compiled, and again whenever the secrets store has a new value.
    */
   clientSecret: string
+  /**
+   * For /readyz: how the endpoint last answered — `not asked yet`, `answering`, or `unavailable: …`
+   * (unreachable, an HTTP error, no RFC 7662 answer). It names the issuer's state as a key set's
+   * does: an issuer that only introspects has none, and a wrong client_secret showed nowhere.
+   */
+  readonly status: string
   introspect(token: string): Promise<Identity>
 }
 
@@ -63,27 +71,39 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
   const cache = createLru<Identity>(settings.cache > 0 ? options.cacheEntries : 0)
   const refused = createLru<Refusal>(settings.negative_cache > 0 ? options.cacheEntries : 0)
   const asking = new Map<string, Promise<Identity>>()
+  let status = 'not asked yet'
 
   const introspector: Introspector = {
     issuer,
     clientSecret: settings.client_secret,
+    get status() {
+      return status
+    },
     introspect(token) {
       const at = now()
       const cached = cache.get(token, at)
       if (cached) return Promise.resolve(cached)
       const refusal = settings.negative_cache > 0 ? refused.get(refusedKey(token), at) : undefined
       if (refusal) return Promise.reject(unauthorized(refusal.code, refusal.detail))
-      let answer = asking.get(token)
-      if (answer === undefined) {
-        answer = ask(token, at).finally(() => asking.delete(token))
-        asking.set(token, answer)
-      }
+      const joined = asking.get(token)
+      if (joined !== undefined) return joined.catch(countedOnce)
+      const answer = ask(token, at).finally(() => asking.delete(token))
+      asking.set(token, answer)
       return answer
     },
   }
 
+  /**
+   * A request that waited on another's question cost the provider nothing: its inactive answer is
+   * not counted again (a dashboard's forty tiles on one revoked token are one failure, not forty).
+   */
+  function countedOnce(err: unknown): never {
+    throw err instanceof UnprovenRefusal ? new GatewayError(err.code, { detail: err.detail, headers: err.headers }) : err
+  }
+
   async function ask(token: string, askedAt: number): Promise<Identity> {
     const claims = await answerFor(token)
+    status = 'answering'
     try {
       if (claims.active !== true) throw notActive()
       return identityOf(token, claims, askedAt)
@@ -106,6 +126,10 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
     // Any iss present must be the issuer's, exactly: the probe found a non-string one (an array
     // naming another issuer) taken as if absent.
     if (claims.iss !== undefined && claims.iss !== issuer.issuer) {
+      // SPEC: an iss that differs only by a trailing slash, the scheme or letter case says so (issuer
+      // drift), as a JWT's does: the provider's answer said only "names iss …, not …" (a probe).
+      const drift = typeof claims.iss === 'string' ? findDrift(claims.iss, [issuer.issuer]) : undefined
+      if (drift) throw issuerUnknown(claims.iss as string, drift)
       const named = typeof claims.iss === 'string' ? claims.iss : JSON.stringify(claims.iss)
       throw unauthorized('issuer_unknown', `The introspection answer names iss ${truncateClientValue(named)}, not issuer "${issuer.name}"'s ${issuer.issuer}.`)
     }
@@ -130,12 +154,20 @@ export function createIntrospector(issuer: IssuerConfig & { introspection: Intro
     return identity
   }
 
+  /**
+   * The provider's own answer counts as an unproven credential for auth_failures (each guess costs
+   * it a round trip), for the request that asked (countedOnce); the refusal kept for negative_cache
+   * does not: it costs the provider nothing, and a dashboard retrying its revoked token in a loop
+   * counts once a period, not once a request.
+   */
   function notActive(): GatewayError {
-    return unauthorized('token_revoked', `Issuer "${issuer.name}" says the token is not active: it was revoked, it expired, or the issuer does not know it.`)
+    const refusal = unauthorized('token_revoked', `Issuer "${issuer.name}" says the token is not active: it was revoked, it expired, or the issuer does not know it.`)
+    return new UnprovenRefusal(refusal.code, { detail: refusal.detail, headers: refusal.headers })
   }
 
   /** 503: the provider cannot say, or says nonsense; never the caller's fault. */
   function unavailable(why: string, cause?: unknown): GatewayError {
+    status = `unavailable: the endpoint ${why}`
     return new GatewayError('identity_provider_unavailable', {
       detail: `Issuer "${issuer.name}"'s introspection endpoint ${why}: the token cannot be checked right now.`,
       headers: { 'retry-after': '5' },

@@ -96,7 +96,9 @@ export function actorOf(act: unknown, tokenIss: string, issuerNameOf: (iss: stri
   if (act === undefined) return undefined
   if (act === null || typeof act !== 'object' || Array.isArray(act)) return null
   const claims = act as Record<string, unknown>
-  if (typeof claims.sub !== 'string' || (claims.iss !== undefined && typeof claims.iss !== 'string')) return null
+  // An empty (or blank) sub names nobody, as a token's own sub does (verify.ts namesSomeone): every
+  // token acting as "" was one agent, its roles from rules matching any subject, its limits shared.
+  if (typeof claims.sub !== 'string' || claims.sub.trim() === '' || (claims.iss !== undefined && typeof claims.iss !== 'string')) return null
   const iss = (claims.iss as string | undefined) ?? tokenIss
   return Object.freeze({
     issuerName: issuerNameOf(iss) ?? EXCHANGE_ISSUER,

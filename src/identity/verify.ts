@@ -236,8 +236,29 @@ export function issuerUnknown(iss: string, drift: Drift | undefined): GatewayErr
   return unauthorized('issuer_unknown', drift ? describeDrift(iss, drift) : `No configured issuer has iss "${truncateClientValue(iss)}".`)
 }
 
+const ACCESS_TOKEN_PARAMETER = /(?:^|&)access_token=/
+
+/**
+ * Whether the query carries an access_token parameter (RFC 6750 §2.3), its name written plain or
+ * percent-encoded: access%5Ftoken= is access_token= to the upstream's parser (every form decoder
+ * decodes names), and passed the refusal, the token reaching the upstream (found by a probe).
+ * Decoding is tried only for a query with a % in it, on names with one.
+ */
 export function hasAccessTokenParameter(query: string): boolean {
-  return /(?:^|&)access_token=/.test(query)
+  return ACCESS_TOKEN_PARAMETER.test(query) || (query.includes('%') && namesAccessTokenEncoded(query))
+}
+
+function namesAccessTokenEncoded(query: string): boolean {
+  for (const pair of query.split('&')) {
+    const end = pair.indexOf('=')
+    if (end === -1 || pair.lastIndexOf('%', end) === -1) continue
+    try {
+      if (decodeURIComponent(pair.slice(0, end)) === 'access_token') return true
+    } catch {
+      // Not percent-encoding (a stray %): no decoder reads it as access_token either.
+    }
+  }
+  return false
 }
 
 function bearerTokenOf(authorization: string | undefined): string {

@@ -3,10 +3,10 @@ import type { GatewayState } from '../gateway/index.ts'
 
 /**
  * Ready once the config is loaded, every issuer's first key load has been tried, and the shared
- * stores have answered once: the Redis limits and session stores have connected and every
- * PostgreSQL audit sink has taken records. An identity provider that is down does not hold the
- * whole gateway out of rotation (its tokens get 503 identity_provider_unavailable while its keys are retried), but it
- * shows in the checks.
+ * stores have answered once: the Redis limits and session stores have connected, the PostgreSQL
+ * API key store has been read and every PostgreSQL audit sink has taken records. An identity
+ * provider that is down does not hold the whole gateway out of rotation (its tokens get 503
+ * identity_provider_unavailable while its keys are retried), but it shows in the checks.
  *
  * The shared stores count only until they have answered once: a Redis or PostgreSQL outage later
  * affects every instance alike, and taking them all out of the load balancer would turn what
@@ -37,6 +37,12 @@ export function createReadiness(state: GatewayState): () => Readiness {
       checks.session_store = sessions.status()
       if (!sessions.answeredOnce()) ready = false
     }
+    // Every API key request reads it too (PostgreSQL: a wrong url, a server away at the start: each is 503).
+    const apiKeys = state.runtime.apiKeys?.store
+    if (apiKeys !== undefined) {
+      checks.api_key_store = apiKeys.status()
+      if (!apiKeys.answeredOnce()) ready = false
+    }
     const audit = state.audit.stats()
     const sinks = Object.entries(audit.sinks)
     for (const [sink, up] of sinks) checks[`audit:${sink}`] = up ? 'writing' : 'spilling to disk'
@@ -49,6 +55,9 @@ export function createReadiness(state: GatewayState): () => Readiness {
       if (!keys.attempted) ready = false
       checks[`issuer:${keys.name}`] = keys.state === 'ready' ? 'keys loaded' : keys.attempted ? `unavailable: ${keys.lastError}` : 'loading'
     }
+    // Shown as an issuer's keys are, never holding the gateway back: an issuer that only introspects has none.
+    const introspection = state.runtime.introspection
+    if (introspection) checks[`introspection:${introspection.issuer.name}`] = introspection.status
     // A datasource that is down fails its datasets only (502 datasource_error): named, not blocking.
     for (const source of state.runtime.datasources.values()) checks[`datasource:${source.name}`] = source.status()
     return { ready, checks }

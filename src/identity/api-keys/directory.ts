@@ -238,6 +238,8 @@ function offlineDirectory(): ApiKeyDirectory {
     list: async () => [],
     revoke: async () => undefined,
     recordUse: async () => {},
+    status: () => 'offline',
+    answeredOnce: () => true,
     close: async () => {},
   }
   return { store, lookup: (id) => store.find(id).then(() => undefined), used() {}, forget() {}, close: async () => {} }

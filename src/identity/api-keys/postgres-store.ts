@@ -9,6 +9,9 @@ import { ApiKeyStoreError, type ApiKeyRecord, type ApiKeyStore } from './store.t
 const loadPg = (): typeof pg => createRequire(import.meta.url)('pg') as typeof pg
 
 const COLUMNS = 'id, principal, description, hash, created_at, expires_at, revoked_at, last_used_at'
+/** Until the store has answered once, it is asked again after this, doubling up to MAX_RETRY_MS. */
+const FIRST_RETRY_MS = 500
+const MAX_RETRY_MS = 30_000
 
 interface Row {
   id: string
@@ -47,6 +50,17 @@ export function openPostgresKeyStore(options: PostgresKeyStoreOptions): ApiKeySt
   pool.on('connect', (client) => client.on('error', () => {}))
   const location = `${databaseOf(options.url)}, schema ${schema}`
   let ready: Promise<void> | null = null
+  let state = 'connecting'
+  let answered = false
+  let closed = false
+  let retry: NodeJS.Timeout | undefined
+  const answeredNow = () => {
+    answered = true
+    state = 'ready'
+  }
+  const failedNow = (err: unknown) => {
+    state = `unavailable: ${(err as Error).message}`
+  }
 
   /** The table, created once; a failed attempt (the server away) is tried again by the next query. */
   function migrated(): Promise<void> {
@@ -60,11 +74,27 @@ export function openPostgresKeyStore(options: PostgresKeyStoreOptions): ApiKeySt
   async function query(text: string, values: unknown[]): Promise<Row[]> {
     try {
       await migrated()
-      return (await pool.query(text, values)).rows as Row[]
+      const { rows } = await pool.query(text, values)
+      answeredNow()
+      return rows as Row[]
     } catch (err) {
+      failedNow(err)
       throw new ApiKeyStoreError(`the API key store (PostgreSQL ${location}) cannot be read: ${(err as Error).message}`, { cause: err })
     }
   }
+
+  // Asked at the open, and again until it answers: /readyz waits for the store's first answer and
+  // says why there is none. Read only at the first key's lookup, a wrong url or a server away at the
+  // start left the gateway ready, its checks silent, every API key request 503 (found by a probe).
+  function firstAnswer(delay: number): void {
+    migrated().then(answeredNow, (err: unknown) => {
+      failedNow(err)
+      if (closed || answered) return
+      retry = setTimeout(() => firstAnswer(Math.min(delay * 2, MAX_RETRY_MS)), delay)
+      retry.unref()
+    })
+  }
+  firstAnswer(FIRST_RETRY_MS)
 
   return {
     kind: 'postgres',
@@ -94,7 +124,11 @@ export function openPostgresKeyStore(options: PostgresKeyStoreOptions): ApiKeySt
         [[...uses.keys()], [...uses.values()]],
       )
     },
+    status: () => state,
+    answeredOnce: () => answered,
     async close() {
+      closed = true
+      clearTimeout(retry)
       await pool.end()
     },
   }

@@ -103,6 +103,9 @@ export function openSqliteKeyStore(path: string): ApiKeyStore {
         throw err
       }
     },
+    // Opened and read above, or the open failed: a file answers at once.
+    status: () => (db.isOpen ? 'ready' : 'closed'),
+    answeredOnce: () => true,
     async close() {
       if (db.isOpen) db.close()
     },

@@ -33,6 +33,13 @@ export interface ApiKeyStore {
   revoke(id: string, at: number): Promise<ApiKeyRecord | undefined>
   /** Last-used times, batched: a time never moves back (several instances write them). */
   recordUse(uses: ReadonlyMap<string, number>): Promise<void>
+  /** For /readyz: `ready`, or why not (`connecting`, `unavailable: …`). */
+  status(): string
+  /**
+   * Has it answered since it opened? /readyz waits for that, as for the Redis session store: every
+   * API key request reads it. An outage after it only shows in the checks.
+   */
+  answeredOnce(): boolean
   close(): Promise<void>
 }
 
