@@ -52,7 +52,31 @@ export interface IssuerKeys {
   readonly lastRefreshAt?: number | null
   /** The public keys held now: their ids and algorithms, never more (the console's issuer list). */
   readonly keys?: ReadonlyArray<{ kid: string | null; kty: string; alg: string | null }>
+  /**
+   * Fetches the keys again now, not at the next jwks_refresh_interval: a reload asks it, so an
+   * operator who removed a compromised key at the provider has the gateway stop honouring it by
+   * reloading (before, only a restart or an edit of the issuer's settings did). Keys not loaded yet
+   * are being loaded already; offline, nothing is fetched.
+   */
+  refresh?(): void
   close(): void
+}
+
+/**
+ * Bumped each time a refresh finds a key gone from an issuer's set. The verified-token caches
+ * (verify.ts) compare it at each request and drop what they hold when it moved: a token verified
+ * with the removed key was otherwise honoured from the cache up to one more refresh interval.
+ * A thread's own count: each worker has its own registries and caches.
+ */
+let keyRemovals = 0
+
+export function keyRemovalCount(): number {
+  return keyRemovals
+}
+
+/** The keys' identities (kid and public material): read at a refresh only, never per request. */
+function keyIdentities(set: JSONWebKeySet | undefined): Set<string> {
+  return new Set((set?.keys ?? []).map((key) => JSON.stringify([key.kid ?? null, key.kty, key.crv ?? null, key.n ?? null, key.e ?? null, key.x ?? null, key.y ?? null])))
 }
 
 export interface KeySetEvents {
@@ -164,6 +188,7 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
   }
 
   async function load(): Promise<void> {
+    const before = keySet?.jwks()
     try {
       const moved = rediscover ? await movedKeySet() : undefined
       if (moved) keySet = moved
@@ -176,6 +201,14 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
         await keySet.reload()
       }
       rediscover = false
+      if (before !== undefined) {
+        const now = keyIdentities(keySet.jwks())
+        const removed = [...keyIdentities(before)].filter((key) => !now.has(key)).length
+        if (removed > 0) {
+          keyRemovals++
+          logger.info({ issuer: config.name, removed }, 'issuer keys refreshed: keys the provider no longer publishes are no longer honoured, cached verifications included')
+        }
+      }
       if (state !== 'ready') logger.info({ issuer: config.name }, 'issuer keys loaded')
       state = 'ready'
       lastError = null
@@ -235,6 +268,9 @@ function createIssuerKeys(config: IssuerConfig, logger: Logger, events: KeySetEv
     },
     get keys() {
       return (keySet?.jwks()?.keys ?? []).map((key) => ({ kid: key.kid ?? null, kty: key.kty ?? 'unknown', alg: key.alg ?? null }))
+    },
+    refresh() {
+      if (attempted) schedule(0)
     },
     close() {
       closed = true

@@ -20,7 +20,7 @@ import type { Identity } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { describeDrift, findDrift, type Drift } from './drift.ts'
 import type { Introspector } from './introspection.ts'
-import { CoolingDown, describeFetchError, type IssuerKeys } from './issuers.ts'
+import { CoolingDown, describeFetchError, keyRemovalCount, type IssuerKeys } from './issuers.ts'
 import { decodeCompactJwt, MAX_JSON_DEPTH, toKeyObject, verifySignature, type DecodedJwt, type IssuerKey } from './jws.ts'
 import { carriesUserClaims, delegatedIdentity, exchangedIdentity, ownIssuerKeys, type OwnTokens } from './own-tokens.ts'
 import { tokenTypeCheck, type TokenTypeCheck } from './token-types.ts'
@@ -88,6 +88,9 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   // (server.token_cache_entries, least recently used out first); an entry never outlives its token
   // nor one key refresh (below).
   const cache = createLru<Identity>(options.cacheEntries)
+  // Dropped whole when a refresh of any issuer's keys finds one gone (issuers.ts keyRemovalCount):
+  // a rare event, and one compare a request where a per-entry key reference would cost every hit.
+  let removalsSeen = keyRemovalCount()
   // Keyed by the configured issuer, never by the token's iss: one entry per issuer in the config,
   // however many bogus issuers arrive (keyed by iss, it grew by every distinct one, for good).
   const driftWarnings = new Map<string, { at: number; suppressed: number }>()
@@ -104,6 +107,10 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     }
     const token = bearerTokenOf(authorization)
     const nowMs = now()
+    if (keyRemovalCount() !== removalsSeen) {
+      cache.clear()
+      removalsSeen = keyRemovalCount()
+    }
     const cached = cache.get(token, nowMs)
     if (cached) return cached
 
@@ -135,8 +142,9 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     const verified = identityFromClaims(rule.config, claims)
     const identity = rule.own ? exchangedIdentity(verified, claims, issuerNameOf) : delegatedIdentity(verified, claims, issuerNameOf)
     if (identity === null) throw namesNoActor()
-    // A cached verification lives at most one key refresh: a key removed from the issuer's JWKS
-    // stops being honoured for cached tokens on the same schedule as for new ones.
+    // A cached verification lives at most one key refresh, and is dropped when a refresh finds a
+    // key gone (above): a key removed from the issuer's JWKS stops being honoured for cached
+    // tokens when it does for new ones.
     const expiresAtMs = Math.min((identity.expiresAt + toleranceSec) * 1000, nowMs + rule.config.jwks_refresh_interval)
     cache.set(token, identity, expiresAtMs)
     return identity

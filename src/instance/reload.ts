@@ -133,6 +133,9 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       runtime.mcp?.takeSessions()
       state.runtime = runtime // the swap: new requests see the new runtime from here on
       state.reloadRefused = null
+      // Keys kept from the running config are fetched again now: a reload is how an operator has a
+      // key the provider withdrew (a compromised one) stop being honoured, cached tokens included.
+      for (const keys of runtime.issuerKeys.values()) keys.refresh?.()
       // Open WebSocket tunnels the new config would refuse (the route gone, the caller's access taken away) close.
       state.openTunnels.redecide(runtime)
       // MCP sessions of a path the new config dropped: no new stream, their calls in flight answered,

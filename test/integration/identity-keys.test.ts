@@ -85,6 +85,28 @@ describe('key rotation at the provider', () => {
     await expect.poll(() => statusOf(gateway, before), { timeout: 10_000, interval: 100 }).toMatchObject({ status: 401, code: 'key_not_found' })
   })
 
+  // Found by an adversarial probe: a reload kept the loaded keys of an unchanged issuer, unrefreshed,
+  // so a key withdrawn at the provider (a compromised one) was honoured until the next
+  // jwks_refresh_interval (5 minutes by default), and a token verified with it until one more.
+  it('a reload fetches the keys again: a key the provider withdrew is refused at once, its cached tokens too', async () => {
+    const idp = await provider({ keys: [await signingKey('ec-1', 'ES256')] })
+    const gateway = await setup([{ name: 'corp', issuer: idp.issuer, jwks_cooldown: '1h', jwks_refresh_interval: '1h' }])
+    await ready(gateway, 'corp')
+    const before = await idp.token('looker-reports')
+    expect((await statusOf(gateway, before)).status).toBe(200)
+    const withdrawn = idp.keys[0]!
+    await idp.restart([await signingKey('ec-2', 'ES256')])
+    // Unrefreshed, the withdrawn key still verifies (the cool-down holds an unknown kid's fetch off).
+    expect((await statusOf(gateway, before)).status).toBe(200)
+    const fetches = idp.jwksFetches
+    expect((await gateway.reload()).ok).toBe(true)
+    await expect.poll(() => statusOf(gateway, before), { timeout: 5_000, interval: 50 }).toMatchObject({ status: 401, code: 'key_not_found' })
+    expect(idp.jwksFetches).toBe(fetches + 1)
+    expect(await statusOf(gateway, await idp.mint({}, { key: withdrawn }))).toMatchObject({ status: 401, code: 'key_not_found' })
+    expect((await statusOf(gateway, await idp.token('looker-reports'))).status).toBe(200)
+    expect(gateway.logs.some((line) => line.includes('keys the provider no longer publishes are no longer honoured'))).toBe(true)
+  })
+
   it('a new kid is picked up by the background refresh when the unknown-kid refresh is cooling down', async () => {
     const idp = await provider({ keys: [await signingKey('ec-1', 'ES256')] })
     const gateway = await setup([{ name: 'corp', issuer: idp.issuer, jwks_cooldown: '1h', jwks_refresh_interval: '1s' }])
