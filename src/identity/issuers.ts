@@ -312,6 +312,10 @@ function assertKeySet(body: string): void {
   } catch (err) {
     throw new Error('the JWKS endpoint answered 200 with JSON that is not a key set ({"keys": [...]})', { cause: err })
   }
+  // A provider that signs tokens publishes a key: an empty set is a glitch (a half-deployed
+  // provider, a cache in front of it answering a stub), and taken as the keys it dropped every
+  // cached one, refusing every token until the next refresh (found by an adversarial probe).
+  if ((json as JSONWebKeySet).keys.length === 0) throw new Error('the JWKS endpoint answered 200 with a key set that holds no key')
 }
 
 /** OpenID Connect Discovery 1.0 §4: the document must name exactly the configured issuer. */

@@ -163,6 +163,29 @@ describe('a failing provider with jwks_cooldown: 0s', () => {
   })
 })
 
+describe('a provider answering an empty key set', () => {
+  // Found by an adversarial probe: {"keys": []} was taken as the provider's keys, dropping every
+  // cached one: each token then got 401 key_not_found until the provider's next good answer.
+  it('keeps its cached keys serving, as after any failed refresh', async () => {
+    const key = await signingKey('kept', 'ES256')
+    let empty = false
+    let fetches = 0
+    const base = await keyServer((_req, res) => {
+      fetches++
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: empty ? [] : [key.publicJwk] }))
+    })
+    const issuer = 'https://empty-set.test'
+    const gateway = await setup([{ name: 'blank', issuer, jwks_uri: `${base}/keys`, jwks_refresh_interval: '1s', jwks_cooldown: '1s' }])
+    await ready(gateway, 'blank')
+    empty = true
+    const since = fetches
+    await waitFor(() => fetches >= since + 2, 'two refreshes answered with an empty set', 10_000)
+    // A token the cache has never seen: verified with the kept key.
+    expect((await statusOf(gateway, await mintFor(issuer, 'someone', key, 'kept'))).status).toBe(200)
+    expect(gateway.logs.some((line) => line.includes('issuer key refresh failed: serving cached keys') && line.includes('holds no key'))).toBe(true)
+  })
+})
+
 describe('a JWKS of 1,000 keys', () => {
   it('a token naming no kid is refused, not checked against each key; one naming its kid is verified', async () => {
     const key = await signingKey('k-0', 'ES256')
