@@ -5,7 +5,7 @@ import type { AuditConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { isApiKeyBearer, isMethodToken } from '../http/index.ts'
 import { explainTool, explainWithKeys, type Runtime } from '../gateway/index.ts'
-import { apiKeyId, keyDocument, SESSION_ID, sessionDocument, type ApiKeyDirectory, type SignIn } from '../identity/index.ts'
+import { apiKeyId, ApiKeyStoreError, keyDocument, SESSION_ID, sessionDocument, SessionStoreError, type ApiKeyDirectory, type SignIn } from '../identity/index.ts'
 import { SecretsError, type SecretStore } from '../secrets/index.ts'
 import { approvalRoutes } from './approvals.ts'
 import { consoleRoutes } from './console-api.ts'
@@ -149,7 +149,7 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
       path: 'keys',
       handle: async () => {
         const now = Date.now()
-        return { body: (await apiKeysOf(actions.runtime()).store.list()).map((record) => keyDocument(record, now)) }
+        return { body: (await fromStore(apiKeysOf(actions.runtime()).store.list())).map((record) => keyDocument(record, now)) }
       },
     },
     {
@@ -160,7 +160,7 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
         const directory = apiKeysOf(actions.runtime())
         const id = apiKeyId(params.id ?? '')
         const now = Date.now()
-        const record = id === null ? undefined : await directory.store.revoke(id, now)
+        const record = id === null ? undefined : await fromStore(directory.store.revoke(id, now))
         // Named by its id: a whole key given as the id kept its secret in the answer (an adversarial probe; SPEC: a detail never holds a secret).
         if (!record) throw new GatewayError('route_not_found', { detail: id === null ? 'No API key: give its id (16 hex digits), bk_<id>, or the whole key.' : `No API key ${id}.` })
         directory.forget(record.id) // refused here at once; other instances within api_keys.cache
@@ -174,7 +174,7 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
       path: 'sessions',
       handle: async () => {
         const signIn = signInOf(actions.runtime())
-        return { body: (await signIn.store.list(Date.now())).map(sessionDocument) }
+        return { body: (await fromStore(signIn.store.list(Date.now()))).map(sessionDocument) }
       },
     },
     {
@@ -183,10 +183,10 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
       handle: async ({ params }) => {
         const signIn = signInOf(actions.runtime())
         const id = (params.id ?? '').toLowerCase()
-        const record = SESSION_ID.test(id) ? await signIn.store.get(id) : undefined
+        const record = SESSION_ID.test(id) ? await fromStore(signIn.store.get(id)) : undefined
         // Ended in the shared store: every instance refuses the cookie at its next request.
         // Named only by an id: a session cookie's value pasted as the id came back in the answer (an adversarial probe; SPEC: a detail never holds a token).
-        if (!record || !(await signIn.revoke(id))) throw new GatewayError('route_not_found', { detail: SESSION_ID.test(id) ? `No session ${id}.` : 'No session: give its id (32 hex digits, as GET /api/sessions lists it).' })
+        if (!record || !(await fromStore(signIn.revoke(id)))) throw new GatewayError('route_not_found', { detail: SESSION_ID.test(id) ? `No session ${id}.` : 'No session: give its id (32 hex digits, as GET /api/sessions lists it).' })
         return { body: sessionDocument(record), change: { path: `/api/sessions/${id}`, detail: `Revoked session ${id} of ${record.issuer}/${record.subject}.` } }
       },
     },
@@ -204,6 +204,20 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
   // The console reads other endpoints' answers (approvals come with agents) without a request of its own.
   routes.push(...consoleRoutes(actions, (method, path) => routes.find((r) => r.method === method && r.path === path)))
   return routes
+}
+
+/**
+ * An API key or session store that cannot be reached (PostgreSQL, Redis or the file away): 503
+ * with the store's own words (where it is and why, never a credential), as a request the store
+ * cannot check is answered 503, not a bare 500 internal_error (found by an adversarial probe).
+ */
+async function fromStore<T>(work: T | Promise<T>): Promise<T> {
+  try {
+    return await work
+  } catch (err) {
+    if (!(err instanceof ApiKeyStoreError || err instanceof SessionStoreError)) throw err
+    throw new GatewayError('identity_provider_unavailable', { detail: `${err.message.charAt(0).toUpperCase()}${err.message.slice(1)}; try again shortly.`, headers: { 'retry-after': '1' }, cause: err })
+  }
 }
 
 function apiKeysOf(runtime: Runtime): ApiKeyDirectory {

@@ -14,6 +14,7 @@ import { waitFor } from '../helpers/wait.ts'
 let postgres: PrivatePostgres
 let upstream: TestUpstream
 let gateway: TestGateway
+const ADMIN = 'api-key-store-readiness-admin-token-0123'
 
 beforeAll(async () => {
   postgres = await startPostgres()
@@ -25,6 +26,7 @@ beforeAll(async () => {
     policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: ['*'] }] }],
     upstreams: [{ name: 'api', url: upstream.url }],
     routes: [{ id: 'data', path: '/data/*', upstream: 'api', accept: ['api_key'] }],
+    admin: { listen: '127.0.0.1:0', token: ADMIN },
   })
 }, 60_000)
 
@@ -44,6 +46,17 @@ it('is not ready while its PostgreSQL API key store cannot be reached, and says 
   const answer = await readyz()
   expect(answer.status).toBe(503)
   expect(answer.checks.api_key_store).toMatch(/^unavailable: .*ECONNREFUSED/)
+})
+
+// Found by the same probe: the admin API answered the store's absence with a bare 500 internal_error.
+it('answers the admin API\'s key list and revocations 503 while the store cannot be reached, saying why', async () => {
+  for (const [method, path] of [['GET', '/api/keys'], ['DELETE', '/api/keys/0123456789abcdef']] as const) {
+    const res = await request(`${gateway.adminUrl}${path}`, { method, headers: { authorization: `Bearer ${ADMIN}` } })
+    const body = (await res.body.json()) as { code: string; detail: string }
+    expect({ method, status: res.statusCode, code: body.code }).toEqual({ method, status: 503, code: 'identity_provider_unavailable' })
+    expect(body.detail).toMatch(/^The API key store \(PostgreSQL .*\) cannot be read: .*ECONNREFUSED.*; try again shortly\.$/)
+    expect(res.headers['retry-after']).toBe('1')
+  }
 })
 
 it('is ready once the store answers, without an API key request to read it', async () => {
