@@ -179,6 +179,9 @@ describe('a key over HTTP', () => {
     const twice = await request(`${gateway.url}/data/x`, { headers: ['x-api-key', key, 'X-Api-Key', key] })
     expect(twice.statusCode).toBe(400)
     await twice.body.dump()
+    // Two headers a proxy merged into one (found by an adversarial probe: 401 api_key_invalid, as if one wrong key).
+    const merged = await call(gateway.url, '/data/x', { 'x-api-key': `${key}, ${unknownId}` })
+    expect({ status: merged.status, body: merged.body }).toMatchObject({ status: 400, body: { code: 'bad_request', detail: 'The request\'s X-API-Key header holds 2 comma-separated values (headers merged by a proxy?): send one API key.' } })
   })
 
   it('expires', async () => {

@@ -70,6 +70,8 @@ function presentedKey(input: CredentialInput, name: string, header: string): str
   if (count === 1 && bearer !== undefined) {
     throw new GatewayError('bad_request', { detail: `The request carries an API key in both ${header} and Authorization: send one.` })
   }
+  // A key never holds a comma: this is two headers a proxy merged into one (RFC 9110 §5.3), as ambiguous as two.
+  if (count === 1 && value.includes(',')) throw new GatewayError('bad_request', { detail: `The request's ${header} header holds ${value.split(',').length} comma-separated values (headers merged by a proxy?): send one API key.` })
   if (count === 1) return value
   if (typeof bearer === 'string') return bearer
   if (bearer !== undefined) throw refusal('api_key_invalid', 'The Authorization header is not "Bearer <API key>".')
