@@ -19,7 +19,7 @@ import { NoAuditLog, readRecords, type AuditRecord, type AuditSource } from '../
 import { formatDiagnostic, jwtIssuers, loadConfigText, type Diagnostic, type StandIn, type UnsetReference } from '../config/index.ts'
 import type { ErrorCode } from '../errors/index.ts'
 import { AUTH_FAILURES_LIMIT } from '../limits/index.ts'
-import { compileRuntime, createRuntimeDeps, explainGranted, explainTool, loadModulesFor, type ExplainRequest, type Explanation, type Runtime, type Verdict } from '../gateway/index.ts'
+import { compileRuntime, createRuntimeDeps, explainGranted, explainTool, loadModulesFor, overrideAskedIn, type ExplainRequest, type Explanation, type Runtime, type Verdict } from '../gateway/index.ts'
 import { createLogger } from '../telemetry/index.ts'
 import type { Disagreement, ExplainedUnder, ReplayChange, ReplayResult } from './console-shapes.ts'
 
@@ -41,6 +41,21 @@ export function recordedClaims(record: Pick<AuditRecord, 'issuer' | 'subject' | 
  */
 export function recordedCredential(record: Pick<AuditRecord, 'credential'>): Pick<ExplainRequest, 'credential'> {
   return record.credential === 'client_cert' ? { credential: 'client_cert' } : {}
+}
+
+/**
+ * A POST refused for the method its `_method` named, given to explain as it came (in the query, the
+ * form body or the JSON body): the record keeps the refusal's detail, not the query or the body, and
+ * the bare POST was explained as allowed, "the config has likely changed", beside the 403 (found by
+ * the access probe). `asQuery`: the simulator's request, which carries no body, names it in the query
+ * (decided alike). Any other record: its path.
+ */
+export function recordedOverride(record: Pick<AuditRecord, 'method' | 'path' | 'detail'>, asQuery = false): Pick<ExplainRequest, 'path' | 'form' | 'json'> {
+  const asked = record.method === 'POST' && record.detail !== null ? overrideAskedIn(record.detail) : null
+  if (asked === null) return { path: record.path }
+  const field = `_method=${encodeURIComponent(asked.method)}`
+  if (asked.source === 'query' || asQuery) return { path: `${record.path}?${field}` }
+  return asked.source === 'form' ? { path: record.path, form: field } : { path: record.path, json: JSON.stringify({ _method: asked.method }) }
 }
 
 /** The claims recordedClaims gives back: a condition on any other reads it as absent, whatever the token held. */
@@ -88,7 +103,7 @@ export async function explainRecorded(rt: Runtime, record: RecordedRequest, opti
   // No role recorded is the gateway's answer only where it said so (no_role); else the step was not reached.
   const assumed = record.roles !== null && (record.roles.length > 0 || record.code === 'no_role') ? record.roles : undefined
   const request: ExplainRequest = {
-    method: record.method, path: record.path, claims, ip: record.source_ip, ...recordedCredential(record),
+    method: record.method, ...recordedOverride(record), claims, ip: record.source_ip, ...recordedCredential(record),
     ...(claims === undefined ? {} : { verified: true, ...(assumed === undefined ? {} : { roles: assumed }) }),
   }
   // A tool call is decided again as tools/call decides it, from the identity and roles the record keeps.
@@ -324,7 +339,7 @@ export async function replay(current: Runtime, source: AuditSource, options: { d
     const groups = new Map<string, { record: AuditRecord; count: number }>()
     for (const record of records.slice(0, scanned)) {
       if (undecidable(record)) continue
-      const key = JSON.stringify([record.method, record.path, record.issuer, record.subject, record.client_id, record.source_ip, record.credential === 'client_cert'])
+      const key = JSON.stringify([record.method, recordedOverride(record), record.issuer, record.subject, record.client_id, record.source_ip, record.credential === 'client_cert'])
       const group = groups.get(key)
       if (group) group.count++
       else groups.set(key, { record, count: 1 }) // newest first: the first seen is the newest
