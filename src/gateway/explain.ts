@@ -183,8 +183,12 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
   }
   const result = judged.result
   out.roles = describeRoles(rt, request, found, identity, result.roles, granted)
-  if (identity.actor && described) described.actor = describeActor(identity.actor, result.actorRoles ?? [])
+  const actor = identity.actor
+  if (actor && described) described.actor = describeActor(actor, result.actorRoles ?? [])
   out.statements = describeStatements(result.roles, route.policy, judged.method, ip, identity.claims)
+  // On behalf of a user the agent's roles decide too (access/evaluate.ts): their statements, read on
+  // the agent's claims, as explain --tool lists them; the one that denied was missing from the list.
+  if (actor) out.statements.push(...describeStatements(result.actorRoles ?? [], route.policy, judged.method, ip, actor.claims).map((s) => ({ ...s, agent: true as const })))
 
   const { decision } = result
   if (problems.length > 0) {
@@ -208,7 +212,8 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
   refuse(out, overriddenAccessDenied(judged, identity, route.id, method, source))
   out.decision.statement = decision.statement?.sid ?? null
   if (decision.reason === 'explicit_deny') out.decision.reason += ' An explicit deny wins over any allow.'
-  if (decision.reason === 'implicit_deny' && out.statements.length === 0) out.decision.reason += ' No statement of these roles names this route.'
+  const decidingSide = out.statements.filter((s) => (s.agent === true) === (result.deniedBy === 'actor'))
+  if (decision.reason === 'implicit_deny' && decidingSide.length === 0) out.decision.reason += ' No statement of these roles names this route.'
   return out
 }
 
