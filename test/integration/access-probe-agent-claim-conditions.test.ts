@@ -56,15 +56,19 @@ afterAll(async () => {
   await idp?.stop()
 })
 
-async function exchanged(agentClaims: Record<string, unknown>): Promise<string> {
+async function exchange(agentClaims: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
   const form = new URLSearchParams({
     grant_type: GRANT,
     subject_token: await idp.mint({ sub: 'user-1' }), subject_token_type: ACCESS_TOKEN,
     actor_token: await idp.mint({ sub: 'agent-1', ...agentClaims }), actor_token_type: ACCESS_TOKEN,
   })
   const res = await request(`${gw.url}/oauth2/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() })
-  const body = (await res.body.json()) as Record<string, unknown>
-  expect(res.statusCode, JSON.stringify(body)).toBe(200)
+  return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> }
+}
+
+async function exchanged(agentClaims: Record<string, unknown>): Promise<string> {
+  const { status, body } = await exchange(agentClaims)
+  expect(status, JSON.stringify(body)).toBe(200)
   return body.access_token as string
 }
 
@@ -117,5 +121,17 @@ describe('the agent\'s side of an exchanged token\'s call reads the agent\'s own
     const token = await exchanged({ roles: ['admin'], tier: 'untrusted' })
     expect((decodeJwt(token).act as Record<string, unknown>).roles).toEqual(['agent'])
     expect((await call('/payroll', token)).status).toBe(403)
+  })
+
+  it('a refusal for the exchanged token\'s length or depth names the agent\'s token too, now that its claims are carried', async () => {
+    // 32 levels in the agent's token, as many as the verifier reads: carried in act, one deeper.
+    let deep: unknown = 'x'
+    for (let i = 0; i < 31; i++) deep = { d: deep }
+    const tooDeep = await exchange({ deep })
+    expect(tooDeep.status).toBe(400)
+    expect(tooDeep.body).toMatchObject({ error: 'invalid_grant', error_description: expect.stringMatching(/^subject_token and actor_token: their claims nest too deep/) })
+    // An agent token just within server.max_token_bytes, whose claims with the user's and the gateway's are not.
+    const tooLong = await exchange({ notes: 'n'.repeat(5_650) })
+    expect(tooLong.body).toMatchObject({ error: 'invalid_grant', error_description: expect.stringMatching(/^subject_token and actor_token: their claims make the exchanged token \d+ bytes long/) })
   })
 })

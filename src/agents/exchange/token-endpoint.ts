@@ -150,13 +150,13 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     // idp_claims nests the user's claims one level deeper than their token did: a token nested past
     // what the verifier reads would be one the gateway signs and then refuses.
     if (nestsTooDeep(JSON.stringify(claims))) {
-      throw refuse('invalid_grant', `subject_token: its claims nest too deep to be carried in the exchanged token (at most ${MAX_JSON_DEPTH} levels in all).`)
+      throw refuse('invalid_grant', `${carriedFrom(actor)} nest too deep to be carried in the exchanged token (at most ${MAX_JSON_DEPTH} levels in all).`)
     }
     const keys = options.keys()
     if (!keys) throw new GatewayError('internal_error', { detail: 'The token exchange has no signing key.' })
     const token = keys.sign(claims)
     if (token.length > options.maxTokenBytes) {
-      throw refuse('invalid_grant', `subject_token: its claims make the exchanged token ${token.length} bytes long, more than server.max_token_bytes (${options.maxTokenBytes}) accepts.`)
+      throw refuse('invalid_grant', `${carriedFrom(actor)} make the exchanged token ${token.length} bytes long, more than server.max_token_bytes (${options.maxTokenBytes}) accepts.`)
     }
     // The audit record of the exchange names whom the token is for and who acts, with what was granted.
     const caller = callerOf(subject, actor, { roles: granted, actorRoles, act: claims.act as Record<string, unknown> | undefined })
@@ -241,6 +241,11 @@ type Caller = NonNullable<Served['caller']>
  * {sub, iss, client_id, roles}, a deny of the agent's roles on its own claims (a tier, a scope) that
  * refused it calling for itself let it through calling for a user (found by the access probe).
  */
+/** Whose claims the exchanged token carries, for a refusal of its depth or length: the agent's are in act. */
+function carriedFrom(actor: Identity | null): string {
+  return actor ? 'subject_token and actor_token: their claims' : 'subject_token: its claims'
+}
+
 function actClaim(actor: Identity, roles: readonly string[]): Record<string, unknown> {
   const { carried, restated } = splitUserClaims(actor.claims)
   return { ...carried, sub: actor.sub, iss: actor.iss, ...(actor.clientId ? { client_id: actor.clientId } : {}), roles, [IDP_CLAIMS]: restated }
