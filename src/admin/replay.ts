@@ -74,6 +74,19 @@ export type RecordedRequest = Pick<AuditRecord, 'method' | 'path' | 'route' | 'i
  */
 const rejectedCredential = (r: RecordedRequest) => r.decision === 'deny' && r.status === 401 && r.subject === null && r.code !== null && r.code !== 'missing_token'
 
+/**
+ * Codes the gateway answers before any identity is established: the request's framing, size or
+ * Origin (CORS), a forward-auth peer, the audit log, the identity provider's keys.
+ */
+const BEFORE_IDENTITY: ReadonlySet<string> = new Set(['bad_request', 'cors_origin_denied', 'payload_too_large', 'headers_too_large', 'request_timeout', 'untrusted_proxy', 'audit_unavailable', 'identity_provider_unavailable'])
+
+/**
+ * Refused before any identity, for what explain does not decide (an Origin, a size, a dependency):
+ * a record without claims was explained as a request without a token, "401 missing_token … the config
+ * has likely changed since" beside a 403 cors_origin_denied or a 413 (found by the access probe).
+ */
+const refusedBeforeIdentity = (r: RecordedRequest, explained: Verdict) => r.subject === null && r.code !== null && BEFORE_IDENTITY.has(r.code) && explained.code !== r.code
+
 /** Refused before its credential was read: its address was held back by auth_failures (limits/auth-failures.ts). */
 const heldBack = (r: RecordedRequest) => r.status === 429 && r.limit === AUTH_FAILURES_LIMIT && r.subject === null
 
@@ -135,6 +148,11 @@ export async function explainRecorded(rt: Runtime, record: RecordedRequest, opti
     explanation.decision = {
       effect: 'deny', status: record.status, code: record.code as ErrorCode, statement: null,
       reason: `The credential was rejected before an identity existed${record.detail ? `: ${record.detail.replace(/\.?$/, '.')}` : '.'} No policy was evaluated; the record keeps no claims to explain it again.`,
+    }
+  } else if (refusedBeforeIdentity(record, explanation.decision)) {
+    explanation.decision = {
+      effect: 'deny', status: record.status, code: record.code as ErrorCode, statement: null,
+      reason: `Refused before any identity was established (${record.code})${record.detail ? `: ${record.detail.replace(/\.?$/, '.')}` : '.'} No policy was evaluated; the record keeps nothing explain decides again.`,
     }
   } else if (claims !== undefined) {
     rolesFrom = noteDifferences(rt, request, explanation, granted, record, caveats, reasons)
