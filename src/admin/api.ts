@@ -91,7 +91,9 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
           throw new GatewayError('policy_denied', { detail: 'Explaining an API key checks its secret against the key store: it needs admin access, and this credential reads only. Explain its principal with "claims" instead.' })
         }
         if (request.tool !== undefined) return { body: await explainTool(actions.runtime(), { ...request, tool: request.tool }) }
-        return { body: await explainWithKeys(actions.runtime(), request) }
+        // An opaque token is introspected as the gateway would (an admin's only: whether it is live, and whose, is a secret test too).
+        const runtime = actions.runtime()
+        return { body: await explainWithKeys(runtime, request, runtime.apiKeys, caller?.access === 'admin' ? runtime.introspection : null) }
       },
     },
     {

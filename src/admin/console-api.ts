@@ -15,7 +15,7 @@ import type { Approval } from '../agents/index.ts'
 import type { AdminActions } from './api.ts'
 import type { AdminCaller } from './auth.ts'
 import type { AuditPage, Catalog, ConsoleSession, ExplainedDenial, MatrixCell, RecordedDecision, Trace, Verification } from './console-shapes.ts'
-import { explainRecorded, recordedClaims, recordedCredential, replay, type RecordedRequest } from './replay.ts'
+import { explainRecorded, recordedClaims, recordedCredential, recordedOverride, replay, type RecordedRequest } from './replay.ts'
 import type { AdminRequest, AdminRoute } from './server.ts'
 
 /** The most records an export holds (the newest of the filter). */
@@ -266,7 +266,7 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
               ...group,
               explanation: explanation.decision,
               explained_under: under,
-              simulate: { method: recorded.method, path: recorded.path, ip: recorded.source_ip, ...(claims ? { claims, ...recordedCredential(recorded) } : {}), ...(explanation.tool ? { tool: explanation.tool.name } : {}) },
+              simulate: { method: recorded.method, path: recordedOverride(recorded, true).path, ip: recorded.source_ip, ...(claims ? { claims, ...recordedCredential(recorded) } : {}), ...(explanation.tool ? { tool: explanation.tool.name } : {}) },
             } satisfies ExplainedDenial
           })),
         }

@@ -19,7 +19,7 @@ import { NoAuditLog, readRecords, type AuditRecord, type AuditSource } from '../
 import { formatDiagnostic, jwtIssuers, loadConfigText, type Diagnostic, type StandIn, type UnsetReference } from '../config/index.ts'
 import type { ErrorCode } from '../errors/index.ts'
 import { AUTH_FAILURES_LIMIT } from '../limits/index.ts'
-import { compileRuntime, createRuntimeDeps, explainGranted, explainTool, loadModulesFor, type ExplainRequest, type Explanation, type Runtime, type Verdict } from '../gateway/index.ts'
+import { compileRuntime, createRuntimeDeps, explainGranted, explainTool, loadModulesFor, overrideAskedIn, type ExplainRequest, type Explanation, type Runtime, type Verdict } from '../gateway/index.ts'
 import { createLogger } from '../telemetry/index.ts'
 import type { Disagreement, ExplainedUnder, ReplayChange, ReplayResult } from './console-shapes.ts'
 
@@ -43,6 +43,21 @@ export function recordedCredential(record: Pick<AuditRecord, 'credential'>): Pic
   return record.credential === 'client_cert' ? { credential: 'client_cert' } : {}
 }
 
+/**
+ * A POST refused for the method its `_method` named, given to explain as it came (in the query, the
+ * form body or the JSON body): the record keeps the refusal's detail, not the query or the body, and
+ * the bare POST was explained as allowed, "the config has likely changed", beside the 403 (found by
+ * the access probe). `asQuery`: the simulator's request, which carries no body, names it in the query
+ * (decided alike). Any other record: its path.
+ */
+export function recordedOverride(record: Pick<AuditRecord, 'method' | 'path' | 'detail'>, asQuery = false): Pick<ExplainRequest, 'path' | 'form' | 'json'> {
+  const asked = record.method === 'POST' && record.detail !== null ? overrideAskedIn(record.detail) : null
+  if (asked === null) return { path: record.path }
+  const field = `_method=${encodeURIComponent(asked.method)}`
+  if (asked.source === 'query' || asQuery) return { path: `${record.path}?${field}` }
+  return asked.source === 'form' ? { path: record.path, form: field } : { path: record.path, json: JSON.stringify({ _method: asked.method }) }
+}
+
 /** The claims recordedClaims gives back: a condition on any other reads it as absent, whatever the token held. */
 const KEPT_CLAIMS = new Set(['iss', 'sub', 'client_id', 'azp'])
 
@@ -58,6 +73,19 @@ export type RecordedRequest = Pick<AuditRecord, 'method' | 'path' | 'route' | 'i
  * issuer_unknown…): the record keeps no claims, so explaining it again would say "no token".
  */
 const rejectedCredential = (r: RecordedRequest) => r.decision === 'deny' && r.status === 401 && r.subject === null && r.code !== null && r.code !== 'missing_token'
+
+/**
+ * Codes the gateway answers before any identity is established: the request's framing, size or
+ * Origin (CORS), a forward-auth peer, the audit log, the identity provider's keys.
+ */
+const BEFORE_IDENTITY: ReadonlySet<string> = new Set(['bad_request', 'cors_origin_denied', 'payload_too_large', 'headers_too_large', 'request_timeout', 'untrusted_proxy', 'audit_unavailable', 'identity_provider_unavailable'])
+
+/**
+ * Refused before any identity, for what explain does not decide (an Origin, a size, a dependency):
+ * a record without claims was explained as a request without a token, "401 missing_token … the config
+ * has likely changed since" beside a 403 cors_origin_denied or a 413 (found by the access probe).
+ */
+const refusedBeforeIdentity = (r: RecordedRequest, explained: Verdict) => r.subject === null && r.code !== null && BEFORE_IDENTITY.has(r.code) && explained.code !== r.code
 
 /** Refused before its credential was read: its address was held back by auth_failures (limits/auth-failures.ts). */
 const heldBack = (r: RecordedRequest) => r.status === 429 && r.limit === AUTH_FAILURES_LIMIT && r.subject === null
@@ -88,7 +116,7 @@ export async function explainRecorded(rt: Runtime, record: RecordedRequest, opti
   // No role recorded is the gateway's answer only where it said so (no_role); else the step was not reached.
   const assumed = record.roles !== null && (record.roles.length > 0 || record.code === 'no_role') ? record.roles : undefined
   const request: ExplainRequest = {
-    method: record.method, path: record.path, claims, ip: record.source_ip, ...recordedCredential(record),
+    method: record.method, ...recordedOverride(record), claims, ip: record.source_ip, ...recordedCredential(record),
     ...(claims === undefined ? {} : { verified: true, ...(assumed === undefined ? {} : { roles: assumed }) }),
   }
   // A tool call is decided again as tools/call decides it, from the identity and roles the record keeps.
@@ -120,6 +148,11 @@ export async function explainRecorded(rt: Runtime, record: RecordedRequest, opti
     explanation.decision = {
       effect: 'deny', status: record.status, code: record.code as ErrorCode, statement: null,
       reason: `The credential was rejected before an identity existed${record.detail ? `: ${record.detail.replace(/\.?$/, '.')}` : '.'} No policy was evaluated; the record keeps no claims to explain it again.`,
+    }
+  } else if (refusedBeforeIdentity(record, explanation.decision)) {
+    explanation.decision = {
+      effect: 'deny', status: record.status, code: record.code as ErrorCode, statement: null,
+      reason: `Refused before any identity was established (${record.code})${record.detail ? `: ${record.detail.replace(/\.?$/, '.')}` : '.'} No policy was evaluated; the record keeps nothing explain decides again.`,
     }
   } else if (claims !== undefined) {
     rolesFrom = noteDifferences(rt, request, explanation, granted, record, caveats, reasons)
@@ -324,7 +357,7 @@ export async function replay(current: Runtime, source: AuditSource, options: { d
     const groups = new Map<string, { record: AuditRecord; count: number }>()
     for (const record of records.slice(0, scanned)) {
       if (undecidable(record)) continue
-      const key = JSON.stringify([record.method, record.path, record.issuer, record.subject, record.client_id, record.source_ip, record.credential === 'client_cert'])
+      const key = JSON.stringify([record.method, recordedOverride(record), record.issuer, record.subject, record.client_id, record.source_ip, record.credential === 'client_cert'])
       const group = groups.get(key)
       if (group) group.count++
       else groups.set(key, { record, count: 1 }) // newest first: the first seen is the newest

@@ -6,7 +6,34 @@ import { routesSelectedBy } from './values.ts'
 const MAX_OVERLAP_WARNINGS = 20
 
 export function accessFindings(config: Config): Finding[] {
-  return [...unreachableRoles(config), ...overlappingStatements(config)]
+  return [...unreachableRoles(config), ...duplicateSids(config), ...overlappingStatements(config)]
+}
+
+/**
+ * A statement is named by its sid (POLICY#INDEX without one) in the audit record, the 403's detail,
+ * explain and the console's trace, which compares a record's sid with the running config's: two
+ * statements of one name (a sid repeated, or one spelled as another's POLICY#INDEX) leave a record
+ * that does not say which decided (found by the access probe).
+ */
+function duplicateSids(config: Config): Finding[] {
+  const owner = new Map<string, string>()
+  const findings: Finding[] = []
+  config.policies.forEach((policy, i) => {
+    policy.statements.forEach((statement, j) => {
+      const sid = statement.sid ?? `${policy.name}#${j}`
+      const earlier = owner.get(sid)
+      if (earlier === undefined) {
+        owner.set(sid, policy.name)
+        return
+      }
+      findings.push({
+        severity: 'warning',
+        path: ['policies', i, 'statements', j, ...(statement.sid === undefined ? [] : ['sid'])],
+        message: `sid "${sid}" names a statement of policy "${earlier}" already: the audit record, the 403's detail and explain name a statement by its sid, so they would not say which of the two decided; give each its own`,
+      })
+    })
+  })
+  return findings
 }
 
 /** A role whose every trust rule contradicts itself can never be granted. */

@@ -87,7 +87,23 @@ const algorithm = z.string().refine(
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const headerName = z.string().regex(HEADER_NAME, 'not a valid HTTP header name')
 
-const claimValue = z.union([glob, z.array(glob).min(1)])
+/**
+ * Why a claim condition is refused. A union's own words were "Invalid input" whatever the cause: a
+ * glob's ("only * and ? are wildcards") was lost, and YAML's `email_verified: true` or `level: 1` (a
+ * boolean, a number) said nothing of quoting them (the access probe).
+ */
+function claimConditionError(issue: { input?: unknown; errors?: ReadonlyArray<ReadonlyArray<{ message: string; path: readonly PropertyKey[] }>> }): string {
+  const scalar = (value: unknown) => typeof value === 'boolean' || typeof value === 'number'
+  const quote = (value: unknown) => `write ${String(value)} quoted, "${String(value)}", which matches the claim's ${String(value)} as well as the string`
+  const { input } = issue
+  if (scalar(input)) return `a claim condition is a glob (a string) or a list of them: ${quote(input)}`
+  const inner = typeof input === 'string' ? issue.errors?.[0]?.[0] : Array.isArray(input) ? issue.errors?.[1]?.[0] : undefined
+  if (inner === undefined) return 'a claim condition is a glob (a string) or a list of them'
+  const at = typeof inner.path[0] === 'number' ? `list item ${inner.path[0] + 1}: ` : ''
+  const item = Array.isArray(input) && typeof inner.path[0] === 'number' ? input[inner.path[0]] as unknown : undefined
+  return `${at}${scalar(item) ? `a claim condition's list holds globs (strings): ${quote(item)}` : inner.message}`
+}
+const claimValue = z.union([glob, z.array(glob).min(1)], { error: claimConditionError })
 const origin = parsed(parseOrigin, { description: 'an origin as browsers send it (https://lookerstudio.google.com), or * for any', pattern: '^(\\*|https?://[^/?#]+)$' })
 const claimConditions = z.record(z.string().min(1), claimValue)
 

@@ -12,7 +12,7 @@ import { describeClaimMismatch, ruleMismatch, statementMismatch, type CompiledSt
 import { formBodyOf, formMethodOverrides, isApiKeyBearer, jsonMethodOverrides, methodOverrides, parseTarget, type RequestTarget } from '../http/index.ts'
 import {
   apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, valueNestsTooDeep,
-  type ApiKeyDirectory, type DecodedJwt, type X509Issuer,
+  type ApiKeyDirectory, type DecodedJwt, type Introspector, type X509Issuer,
 } from '../identity/index.ts'
 import type { Identity } from '../request/index.ts'
 import { printable } from '../text/index.ts'
@@ -32,10 +32,11 @@ export type ApiKeyCheck = { identity: Identity } | { refusal: GatewayError }
  * Asynchronous, as the store may be read; the use is not recorded (explaining is not using).
  * `directory`: the running gateway's, or one the CLI opens (an offline runtime's reads nothing).
  */
-export async function explainWithKeys(rt: Runtime, given: ExplainRequest, directory: ApiKeyDirectory | null = rt.apiKeys): Promise<Explanation> {
+export async function explainWithKeys(rt: Runtime, given: ExplainRequest, directory: ApiKeyDirectory | null = rt.apiKeys, introspector: Introspector | null = null): Promise<Explanation> {
   // A header's value loses the white space around it on the wire (RFC 9110 §5.5), so the gateway
   // reads a token pasted with a space or a newline as the token; explain called it malformed (a probe).
   const request = given.token !== undefined && given.token !== given.token.trim() ? { ...given, token: given.token.trim() } : given
+  if (request.token !== undefined && goesToIntrospection(rt, request.token)) return explain(rt, request, await introspected(rt, introspector, request.token))
   const settings = rt.config.api_keys
   if (request.token === undefined || !isApiKey(request.token) || !settings || !directory) return explain(rt, request)
   const verifier = apiKeyVerifier({ ...directory, used() {} }, settings.header, () => request.now ?? Date.now())
@@ -50,6 +51,38 @@ export async function explainWithKeys(rt: Runtime, given: ExplainRequest, direct
   }
   return explain(rt, request, checked)
 }
+
+/**
+ * A token the gateway sends to the introspecting issuer (verify.ts): no API key, within
+ * server.max_token_bytes, and no JWT. explain called it "malformed_token: not a well-formed JWT", a
+ * refusal the gateway never gives it (found by the access probe).
+ */
+function goesToIntrospection(rt: Runtime, token: string): boolean {
+  return rt.introspection !== null && !isApiKey(token) && token.length <= rt.config.server.max_token_bytes && decodeCompactJwt(token) === undefined
+}
+
+/**
+ * An opaque token as the gateway reads it: its issuer's introspection answer, with the agent its
+ * `act` names (verify.ts). `introspector`: the running gateway's, for an admin's POST /api/explain;
+ * without it (bouncer explain offline, a read-only credential: the answer says whether a token is
+ * live, and whose) the provider is not asked, and the explanation says so.
+ */
+async function introspected(rt: Runtime, introspector: Introspector | null, token: string): Promise<ApiKeyCheck> {
+  const issuer = (rt.introspection as Introspector).issuer
+  if (introspector === null) {
+    return { refusal: new GatewayError('identity_provider_unavailable', { detail: `The token is not a JWT: the gateway asks issuer "${issuer.name}" about it at its introspection endpoint, which this explanation did not ask (bouncer explain asks no provider; POST /api/explain asks for an admin credential only). Explain the claims its answer states instead.` }) }
+  }
+  try {
+    const identity = await introspector.introspect(token)
+    const acting = delegatedIdentity(identity, identity.claims, (iss) => trustedIssuers(rt.config).find((i) => i.issuer === iss)?.name)
+    return acting === null ? { refusal: new GatewayError('malformed_token', { detail: NAMES_NO_ACTOR }) } : { identity: acting }
+  } catch (err) {
+    if (!(err instanceof GatewayError)) throw err
+    return { refusal: err }
+  }
+}
+
+const NAMES_NO_ACTOR = 'The token\'s act claim names no actor (RFC 8693 §4.1: an object with sub).'
 
 /** The methods an urlencoded form body's `_method` fields name, as the gateway reads a form POST's, but those the query named already. */
 function explainedFormOverrides(method: string, form: string, named: readonly string[]): readonly string[] {
@@ -183,8 +216,12 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
   }
   const result = judged.result
   out.roles = describeRoles(rt, request, found, identity, result.roles, granted)
-  if (identity.actor && described) described.actor = describeActor(identity.actor, result.actorRoles ?? [])
+  const actor = identity.actor
+  if (actor && described) described.actor = describeActor(actor, result.actorRoles ?? [])
   out.statements = describeStatements(result.roles, route.policy, judged.method, ip, identity.claims)
+  // On behalf of a user the agent's roles decide too (access/evaluate.ts): their statements, read on
+  // the agent's claims, as explain --tool lists them; the one that denied was missing from the list.
+  if (actor) out.statements.push(...describeStatements(result.actorRoles ?? [], route.policy, judged.method, ip, actor.claims).map((s) => ({ ...s, agent: true as const })))
 
   const { decision } = result
   if (problems.length > 0) {
@@ -208,7 +245,8 @@ function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck |
   refuse(out, overriddenAccessDenied(judged, identity, route.id, method, source))
   out.decision.statement = decision.statement?.sid ?? null
   if (decision.reason === 'explicit_deny') out.decision.reason += ' An explicit deny wins over any allow.'
-  if (decision.reason === 'implicit_deny' && out.statements.length === 0) out.decision.reason += ' No statement of these roles names this route.'
+  const decidingSide = out.statements.filter((s) => (s.agent === true) === (result.deniedBy === 'actor'))
+  if (decision.reason === 'implicit_deny' && decidingSide.length === 0) out.decision.reason += ' No statement of these roles names this route.'
   return out
 }
 
@@ -346,6 +384,8 @@ export function identityOf(issuers: readonly IssuerConfig[], request: ExplainReq
 } {
   const problems: Problems = []
   if (request.token !== undefined && credential.kind === 'api_key') return apiKeyTokenIdentity(apiKey, problems)
+  // A bearer token looked up already is an opaque one, introspected (explainWithKeys).
+  if (request.token !== undefined && apiKey !== undefined) return lookedUpTokenIdentity(apiKey, issuers, problems)
   const source: 'token' | 'claims' = request.token !== undefined ? 'token' : 'claims'
   const configured = issuers.map((i) => i.issuer)
   let claims: JWTPayload
@@ -415,7 +455,7 @@ export function identityOf(issuers: readonly IssuerConfig[], request: ExplainReq
   const issuerNameOf = (iss: string) => issuers.find((i) => i.issuer === iss)?.name
   const acting = issuer.name === EXCHANGE_ISSUER ? exchangedIdentity(identity, claims, issuerNameOf) : delegatedIdentity(identity, claims, issuerNameOf)
   if (acting === null) {
-    problems.push({ code: 'malformed_token', detail: 'The token\'s act claim names no actor (RFC 8693 §4.1: an object with sub).' })
+    problems.push({ code: 'malformed_token', detail: NAMES_NO_ACTOR })
     return { identity: null, problems, described }
   }
   identity = acting
@@ -472,6 +512,18 @@ function apiKeyTokenIdentity(checked: ApiKeyCheck | undefined, problems: Problem
   described.sub = checked.identity.sub
   described.client_id = checked.identity.clientId
   return { identity: checked.identity, problems, described }
+}
+
+/** An opaque token: the identity its issuer's introspection answer gave (explainWithKeys), or the refusal. */
+function lookedUpTokenIdentity(checked: ApiKeyCheck, issuers: readonly IssuerConfig[], problems: Problems): ReturnType<typeof identityOf> {
+  const identity = 'identity' in checked ? checked.identity : null
+  const introspecting = issuers.find((i) => i.introspection !== undefined)
+  const described = {
+    source: 'token' as const, signature_checked: false as const, issuer: identity?.issuerName ?? introspecting?.name ?? null, iss: identity?.iss ?? introspecting?.issuer ?? null,
+    sub: identity?.sub ?? null, client_id: identity?.clientId ?? null, problems,
+  }
+  if ('refusal' in checked) problems.push({ code: checked.refusal.code, detail: checked.refusal.detail })
+  return { identity, problems, described }
 }
 
 /** `{"iss": "api-keys", "sub": PRINCIPAL}`: an API key's principal, as the gateway would see it. */

@@ -78,7 +78,7 @@ export interface Explanation {
     why: string | null
     /** A tool call's: the route it was read for (`mcp:<tool>` with action call, or a route tool's route with its method). */
     route?: string
-    /** On behalf of a user (a tool call's): a statement of the agent's roles, matched against the agent's claims. */
+    /** On behalf of a user (an `act` claim): a statement of the agent's roles, matched against the agent's claims. */
     agent?: true
   }>
   decision: Verdict

@@ -3,6 +3,7 @@ export { applySecretValues, compileRuntime, CONSOLE_COOKIE, createRuntimeDeps, l
 export { explainTool } from './explain-tool.ts'
 export { explain, explainGranted, explainWithKeys, formatExplanation, type Explanation, type ExplainRequest, type Verdict } from './explain.ts'
 export type { ToolExplanation } from './explanation-shapes.ts'
+export { overrideAskedIn } from './method-override.ts'
 export { answerClientError, createGatewayServer, type ClientErrorInfo, type GatewayServer, type GatewayServerOptions } from './server.ts'
 export type { GatewayState } from './state.ts'
 export { createTunnelRegistry, GOING_AWAY_NOTE, type TunnelRegistry } from './tunnels.ts'

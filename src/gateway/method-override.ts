@@ -52,6 +52,18 @@ export function overriddenAccessDenied(judged: OverriddenAccess, identity: Ident
   return new GatewayError(denied.code, { detail: `${asked(judged.method, source)}: ${denied.detail}` })
 }
 
+/**
+ * The method a refusal's detail says a POST's `_method` asked for, and where (asked()'s words read
+ * back), or null: an audit record keeps the detail but neither the query nor the body that named it.
+ */
+export function overrideAskedIn(detail: string): { method: string; source: OverrideSource } | null {
+  const found = ASKED.exec(detail)
+  if (found === null) return null
+  return { method: found[4] as string, source: found[1] !== undefined ? 'query' : found[2] !== undefined ? 'form' : 'json' }
+}
+
+const ASKED = /^This POST's (?:(_method parameter)|(form body has a _method field)|(JSON body has a top-level _method))(?: that)? asks for ([!#$%&'*+.^_`|~0-9A-Za-z-]+) \(/
+
 /** Where the `_method` was: the query (a parameter), the form body (a field), or a JSON body (a top-level key). */
 export type OverrideSource = 'query' | 'form' | 'json'
 

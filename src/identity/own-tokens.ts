@@ -107,8 +107,9 @@ export function actorOf(act: unknown, tokenIss: string, issuerNameOf: (iss: stri
     clientId: typeof claims.client_id === 'string' ? claims.client_id : null,
     roles: roles === 'from-claim' ? Object.freeze(strings(claims.roles)) : null,
     // In a token the gateway issued, act.roles are its role names, held as `roles` above: not a
-    // claim a statement condition on the agent's `roles` may match by spelling.
-    claims: Object.freeze(roles === 'from-claim' ? withoutRoles(claims) : claims),
+    // claim a statement condition on the agent's `roles` may match by spelling. Its act carries the
+    // agent's own token's claims as it carries the user's (idp_claims); an earlier version's did not.
+    claims: roles === 'from-trust-rules' ? Object.freeze(claims) : carriesUserClaims(claims) ? userClaimsOf(claims) : Object.freeze(withoutRoles(claims)),
   })
 }
 

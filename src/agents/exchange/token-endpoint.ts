@@ -8,7 +8,8 @@
 // under `idp_claims`), and `exp` the earliest of the requested lifetime (`expires_in`),
 // token_exchange.lifetime, the user's own token's `exp`, and, for a token checked by introspection
 // (the user's or the agent's), its issuer's introspection.cache. The agent's own roles travel in
-// `act.roles`: a call made with the token is allowed only where both sides' roles allow
+// `act.roles`, its own token's claims beside them (for its statements' conditions): a call made
+// with the token is allowed only where both sides' roles allow
 // (access/evaluate.ts).
 //
 // Refusals are the token endpoint's codes in the one error taxonomy (errors/codes.ts), answered
@@ -148,19 +149,19 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
       idp: subject.iss,
       roles: granted,
       scope: granted.join(' '),
-      ...(actor ? { act: { sub: actor.sub, iss: actor.iss, ...(actor.clientId ? { client_id: actor.clientId } : {}), roles: actorRoles } } : {}),
+      ...(actor ? { act: actClaim(actor, actorRoles) } : {}),
       [IDP_CLAIMS]: restated,
     }
     // idp_claims nests the user's claims one level deeper than their token did: a token nested past
     // what the verifier reads would be one the gateway signs and then refuses.
     if (nestsTooDeep(JSON.stringify(claims))) {
-      throw refuse('invalid_grant', `subject_token: its claims nest too deep to be carried in the exchanged token (at most ${MAX_JSON_DEPTH} levels in all).`)
+      throw refuse('invalid_grant', `${carriedFrom(actor)} nest too deep to be carried in the exchanged token (at most ${MAX_JSON_DEPTH} levels in all).`)
     }
     const keys = options.keys()
     if (!keys) throw new GatewayError('internal_error', { detail: 'The token exchange has no signing key.' })
     const token = keys.sign(claims)
     if (token.length > options.maxTokenBytes) {
-      throw refuse('invalid_grant', `subject_token: its claims make the exchanged token ${token.length} bytes long, more than server.max_token_bytes (${options.maxTokenBytes}) accepts.`)
+      throw refuse('invalid_grant', `${carriedFrom(actor)} make the exchanged token ${token.length} bytes long, more than server.max_token_bytes (${options.maxTokenBytes}) accepts.`)
     }
     // The audit record of the exchange names whom the token is for and who acts, with what was granted.
     const caller = callerOf(subject, actor, { roles: granted, actorRoles, act: claims.act as Record<string, unknown> | undefined })
@@ -238,6 +239,22 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
 }
 
 type Caller = NonNullable<Served['caller']>
+
+/**
+ * The agent in the token (RFC 8693 §4.1): who it is and the roles it holds, and its own token's
+ * claims, each once as the user's are (splitUserClaims), for the statements of its roles. With only
+ * {sub, iss, client_id, roles}, a deny of the agent's roles on its own claims (a tier, a scope) that
+ * refused it calling for itself let it through calling for a user (found by the access probe).
+ */
+/** Whose claims the exchanged token carries, for a refusal of its depth or length: the agent's are in act. */
+function carriedFrom(actor: Identity | null): string {
+  return actor ? 'subject_token and actor_token: their claims' : 'subject_token: its claims'
+}
+
+function actClaim(actor: Identity, roles: readonly string[]): Record<string, unknown> {
+  const { carried, restated } = splitUserClaims(actor.claims)
+  return { ...carried, sub: actor.sub, iss: actor.iss, ...(actor.clientId ? { client_id: actor.clientId } : {}), roles, [IDP_CLAIMS]: restated }
+}
 
 /**
  * The caller of an exchange as its audit record names it: the user and the agent, with what was
