@@ -175,20 +175,20 @@ describe('admin actions are logged with who made them', () => {
 
   // Found by the review: a call that failed inside (an internal error) logged `path` as the request
   // line's, unscrubbed: a whole key given as the id of DELETE /api/keys/{id} kept its secret there.
-  it('an admin call that fails inside logs the path with a whole key\'s secret redacted', async () => {
+  it('an admin call that fails inside (the store refuses it: 503) logs the path with a whole key\'s secret redacted', async () => {
     const whole = await createKey('failing-path')
     const id = whole.slice(3, 19)
     const store = new DatabaseSync(join(dir, 'keys.db'))
     const before = gateway.logs.length
     try {
       store.exec('ALTER TABLE api_keys RENAME TO api_keys_away') // the store fails under the call
-      expect(await call('DELETE', `/api/keys/${whole}`, ADMIN_TOKEN)).toBe(500)
+      expect(await call('DELETE', `/api/keys/${whole}`, ADMIN_TOKEN)).toBe(503)
     } finally {
       store.exec('ALTER TABLE api_keys_away RENAME TO api_keys')
       store.close()
     }
-    const failed = gateway.logs.slice(before).map((line) => JSON.parse(line) as { msg: string; path?: string }).filter((entry) => entry.msg === 'admin request failed')
-    expect(failed.map((entry) => entry.path)).toEqual([`/api/keys/bk_${id}_[redacted]`])
+    const failed = gateway.logs.slice(before).map((line) => JSON.parse(line) as { msg: string; path?: string; status?: number }).filter((entry) => entry.msg === 'admin API call')
+    expect(failed.map((entry) => [entry.path, entry.status])).toEqual([[`/api/keys/bk_${id}_[redacted]`, 503]])
     expect(gateway.logs.slice(before).join('')).not.toContain(whole.slice(20))
   })
 
