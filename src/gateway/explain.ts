@@ -11,7 +11,7 @@ import { GatewayError, type ErrorCode } from '../errors/index.ts'
 import { describeClaimMismatch, ruleMismatch, statementMismatch, type CompiledStatement, type Mismatch, type RoutePolicy } from '../access/index.ts'
 import { formBodyOf, formMethodOverrides, isApiKeyBearer, jsonMethodOverrides, methodOverrides, parseTarget, type RequestTarget } from '../http/index.ts'
 import {
-  apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, valueNestsTooDeep,
+  apiKeyVerifier, checkClaims, checkWithoutKey, decodeCompactJwt, delegatedIdentity, exchangedIdentity, findDrift, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, NAMES_NO_ACTOR, valueNestsTooDeep,
   type ApiKeyDirectory, type DecodedJwt, type Introspector, type X509Issuer,
 } from '../identity/index.ts'
 import type { Identity } from '../request/index.ts'
@@ -82,7 +82,6 @@ async function introspected(rt: Runtime, introspector: Introspector | null, toke
   }
 }
 
-const NAMES_NO_ACTOR = 'The token\'s act claim names no actor (RFC 8693 §4.1: an object with sub).'
 
 /** The methods an urlencoded form body's `_method` fields name, as the gateway reads a form POST's, but those the query named already. */
 function explainedFormOverrides(method: string, form: string, named: readonly string[]): readonly string[] {

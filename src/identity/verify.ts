@@ -288,8 +288,11 @@ export function unauthorized(code: ErrorCode, detail: string): GatewayError {
   return new GatewayError(code, { detail, headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${headerSafe(detail)}"` } })
 }
 
+/** The refusal of an `act` claim that names nobody, here and in explain (gateway/explain.ts). */
+export const NAMES_NO_ACTOR = 'The token\'s act claim names no actor (RFC 8693 §4.1: an object with sub).'
+
 function namesNoActor(): GatewayError {
-  return unauthorized('malformed_token', 'The token\'s act claim names no actor (RFC 8693 §4.1: an object with sub).')
+  return unauthorized('malformed_token', NAMES_NO_ACTOR)
 }
 
 /** A quoted-string (RFC 9110 §5.6.4) without quotes, backslashes or non-ASCII. */
