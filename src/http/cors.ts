@@ -121,3 +121,17 @@ export function varyWithOrigin(vary: string | string[]): string {
   const fields = text.split(',').map((f) => f.trim().toLowerCase())
   return fields.includes('origin') || fields.includes('*') ? text : `${text}, Origin`
 }
+
+/**
+ * The CORS of the gateway's public documents (OAuth metadata, their JWKS): any page may read them,
+ * and a browser client's preflight is granted. The MCP SDK sends MCP-Protocol-Version with each
+ * fetch of them, which makes the browser ask first; without a grant the fetch failed.
+ */
+export const PUBLIC_DOCUMENT_CORS: CorsPolicy = corsPolicy({
+  origins: ['*'],
+  methods: ['GET', 'HEAD'],
+  headers: ['mcp-protocol-version'],
+  exposeHeaders: [],
+  credentials: false,
+  maxAgeSeconds: 600,
+})

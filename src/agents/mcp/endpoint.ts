@@ -8,7 +8,7 @@ import { createMcpHandler, type McpHttpHandler } from '@modelcontextprotocol/ser
 import type { AccessControl, RoutePolicy } from '../../access/index.ts'
 import type { Config, DatasetConfig, McpConfig, RoutePattern } from '../../config/index.ts'
 import { GatewayError } from '../../errors/index.ts'
-import { corsPolicy, drainedOrClosed, type CorsPolicy } from '../../http/index.ts'
+import { corsPolicy, drainedOrClosed, PUBLIC_DOCUMENT_CORS, type CorsPolicy } from '../../http/index.ts'
 import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
 import { enforceLimits, type AuthFailureGuard, type Limiter, type RouteLimits } from '../../limits/index.ts'
 import { bodyTooLarge, documentBackend, nothingServed, readWholeBody, type Backend, type Caller, type InternalDispatch, type OpenTunnels, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
@@ -145,7 +145,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     servers,
     audit: deps.audit,
     routes: [
-      { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: documentBackend(resourceServer.metadataPath, METADATA_HEADERS, () => resourceServer.metadata()) },
+      { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: documentBackend(resourceServer.metadataPath, METADATA_HEADERS, () => resourceServer.metadata()), cors: PUBLIC_DOCUMENT_CORS },
       { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, serving, sessionsOf), cors: browserCors(mcp) },
     ],
     takeSessions() {
