@@ -50,6 +50,10 @@ export function parseOrigin(text: string): ParsedOrigin {
     return { ok: false, message: `invalid origin "${text}": write it as a browser sends it, e.g. https://lookerstudio.google.com` }
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return { ok: false, message: `origin "${text}" is not http:// or https://` }
+  // URL takes `*` in a host, and no browser sends one: a pattern here matched nothing, silently.
+  if (url.hostname.includes('*')) {
+    return { ok: false, message: `origin "${text}" is a pattern: origins are compared exactly, as browsers send them; list each one (https://app.example.com), or "*" for any` }
+  }
   // url.origin drops a default port, a path and a trailing slash, and lower-cases the host: a
   // config value that differs from it would never equal what a browser sends.
   if (url.origin !== text) {
