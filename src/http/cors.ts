@@ -66,6 +66,8 @@ export function corsPolicy(rules: CorsRules): CorsPolicy {
   const anyOrigin = rules.origins.includes('*')
   const origins = new Set(rules.origins)
   const methods = new Set(rules.methods)
+  // HEAD is GET without the body: the route that takes GET takes it, and so do the policies (gateway/router.ts).
+  if (methods.has('GET')) methods.add('HEAD')
   const headers = new Set(rules.headers.map((h) => h.toLowerCase()))
   const allowMethods = rules.methods.join(', ')
   const allowHeaders = rules.headers.map((h) => h.toLowerCase()).join(', ')
