@@ -177,7 +177,8 @@ function browserCors(mcp: McpConfig): CorsPolicy | null {
   return corsPolicy({
     origins: [new URL(mcp.resource).origin, ...mcp.allowed_origins],
     methods: ['GET', 'POST', 'DELETE'],
-    headers: ['authorization', 'content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'],
+    // Mcp-Method and Mcp-Name: a 2026-07-28 client derives them from each message it sends (SEP-2243).
+    headers: ['authorization', 'content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'mcp-method', 'mcp-name', 'last-event-id'],
     exposeHeaders: ['mcp-session-id', 'mcp-protocol-version', 'www-authenticate'],
     credentials: false,
     maxAgeSeconds: 600,
