@@ -389,7 +389,8 @@ const MAX_CORS_AGE_MS = 86_400_000
 const cors = z.strictObject({
   origins: z.array(origin).min(1),
   methods: z.array(z.enum(HTTP_METHODS)).min(1).default(['GET']),
-  headers: z.array(headerName).default([]),
+  // `*` is a token, so a header name, but the gateway grants the headers listed by name: it matched none.
+  headers: z.array(headerName.refine((name) => name !== '*', '"*" would match no header: a preflight is granted the headers listed, by name; list each one a page sends (authorization, content-type)')).default([]),
   expose_headers: z.array(headerName).default([]),
   credentials: z.boolean().default(false),
   max_age: duration.prefault('10m').refine((ms) => ms <= MAX_CORS_AGE_MS, 'at most 1d: browsers keep a preflight answer no longer'),

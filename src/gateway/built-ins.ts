@@ -3,6 +3,7 @@
 // route cannot shadow them. Their ids start with `builtin/`, which no config route id can (a route
 // id holds no `/`), so the audit log and metrics name them without ever meaning a configured route.
 import type { ExchangeEndpoint } from '../agents/index.ts'
+import type { CorsPolicy } from '../http/index.ts'
 import type { BrowserAnswer, CredentialInput, SignIn } from '../identity/index.ts'
 import { documentBackend, nothingServed, sendWhole, type Backend, type InternalDispatch, type RecordAudit, type RequestContext } from '../request/index.ts'
 import type { Tracing } from '../telemetry/index.ts'
@@ -26,6 +27,8 @@ export interface BuiltInRoute {
   /** Every method reaches the endpoint, which answers 405 itself: a config route never takes its path. */
   methods: readonly string[]
   backend: Backend
+  /** The route's CORS, answered by the pipeline (a public document's). */
+  cors?: CorsPolicy
   /** The stages decide for the request a trusted proxy describes, and the backend answers the decision (forward-auth). */
   forwardAuth?: true
 }

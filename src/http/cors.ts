@@ -50,6 +50,10 @@ export function parseOrigin(text: string): ParsedOrigin {
     return { ok: false, message: `invalid origin "${text}": write it as a browser sends it, e.g. https://lookerstudio.google.com` }
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return { ok: false, message: `origin "${text}" is not http:// or https://` }
+  // URL takes `*` in a host, and no browser sends one: a pattern here matched nothing, silently.
+  if (url.hostname.includes('*')) {
+    return { ok: false, message: `origin "${text}" is a pattern: origins are compared exactly, as browsers send them; list each one (https://app.example.com), or "*" for any` }
+  }
   // url.origin drops a default port, a path and a trailing slash, and lower-cases the host: a
   // config value that differs from it would never equal what a browser sends.
   if (url.origin !== text) {
@@ -62,6 +66,8 @@ export function corsPolicy(rules: CorsRules): CorsPolicy {
   const anyOrigin = rules.origins.includes('*')
   const origins = new Set(rules.origins)
   const methods = new Set(rules.methods)
+  // HEAD is GET without the body: the route that takes GET takes it, and so do the policies (gateway/router.ts).
+  if (methods.has('GET')) methods.add('HEAD')
   const headers = new Set(rules.headers.map((h) => h.toLowerCase()))
   const allowMethods = rules.methods.join(', ')
   const allowHeaders = rules.headers.map((h) => h.toLowerCase()).join(', ')
@@ -121,3 +127,17 @@ export function varyWithOrigin(vary: string | string[]): string {
   const fields = text.split(',').map((f) => f.trim().toLowerCase())
   return fields.includes('origin') || fields.includes('*') ? text : `${text}, Origin`
 }
+
+/**
+ * The CORS of the gateway's public documents (OAuth metadata, their JWKS): any page may read them,
+ * and a browser client's preflight is granted. The MCP SDK sends MCP-Protocol-Version with each
+ * fetch of them, which makes the browser ask first; without a grant the fetch failed.
+ */
+export const PUBLIC_DOCUMENT_CORS: CorsPolicy = corsPolicy({
+  origins: ['*'],
+  methods: ['GET', 'HEAD'],
+  headers: ['mcp-protocol-version'],
+  exposeHeaders: [],
+  credentials: false,
+  maxAgeSeconds: 600,
+})

@@ -6,7 +6,7 @@ export { canonicalSegment, parseTarget, targetPath, type RequestTarget } from '.
 export { describedRequest, describesWebSocket, isMethodToken, type DescribedRequest } from './described-request.ts'
 export { formBodyOf, formMethodOverrides, jsonBodyOf, methodOverrides, NO_METHOD_OVERRIDES, type FormBody } from './method-override.ts'
 export { jsonMethodOverrides, unreadableJsonCharset } from './json-method-override.ts'
-export { corsPolicy, parseOrigin, varyWithOrigin, type CorsPolicy, type CorsRules, type PreflightAnswer } from './cors.ts'
+export { corsPolicy, parseOrigin, PUBLIC_DOCUMENT_CORS, varyWithOrigin, type CorsPolicy, type CorsRules, type PreflightAnswer } from './cors.ts'
 export { answerPolicyApplies, passedOn, type AnswerPolicy } from './answer-headers.ts'
 export { clearCookie, hasCookie, readCookie, setCookie, withoutCookies, withoutSetCookies, type CookieSettings } from './cookies.ts'
 export { HTTP2_SINGLE_VALUE_FIELDS, keepFirstOfSingleValues } from './http2-fields.ts'

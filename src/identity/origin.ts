@@ -9,6 +9,18 @@ import { rawHeader, type CredentialInput } from './authenticate.ts'
 
 const HOST = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/
 
+/** Methods that change nothing (RFC 9110 §9.2.1): any page may send them; what it reads of the answer is CORS's business. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/**
+ * A request that another origin's page must not make with the browser's ambient credential: one
+ * that changes state (a form post needs no preflight, so nothing of CORS stops it), or a WebSocket
+ * handshake (a GET, but the tunnel it opens carries whatever the page sends).
+ */
+export function forgeable(input: CredentialInput): boolean {
+  return !SAFE_METHODS.has(input.method ?? 'GET') || input.upgrade === true
+}
+
 export interface OriginSettings {
   /** sign_in.base_url: the gateway's public URL, when it is set. */
   readonly baseUrl?: string

@@ -21,7 +21,7 @@ import type { Identity } from '../request/index.ts'
 import { CredentialRefused, rawHeader, type Authenticated, type CredentialInput, type CredentialVerifier } from './authenticate.ts'
 import { MAX_CHAIN_DEPTH, verifyCertificatePath } from './certificate-path.ts'
 import { ClientCertFieldError, parseClientCertChainField, parseClientCertField } from './client-cert-field.ts'
-import { checkOrigin, publicOrigin, type OriginSettings } from './origin.ts'
+import { checkOrigin, forgeable, publicOrigin, type OriginSettings } from './origin.ts'
 
 /** An x509 issuer: its name (trust rules' `issuer`) and the CA certificates it vouches for. */
 export interface X509Issuer {
@@ -91,8 +91,8 @@ const FORWARDED_CACHE_ENTRIES = 1_000
 const FORWARDED_CACHE_MS = 5 * 60_000
 
 /**
- * `origin`: what a browser's WebSocket handshake by certificate must name as its Origin (the session
- * cookie's rule: sign_in.base_url, else the request's scheme and Host within server.hosts).
+ * `origin`: what a browser's state-changing request or WebSocket handshake by certificate must name
+ * as its Origin (the session cookie's rule: sign_in.base_url, else the request's scheme and Host within server.hosts).
  */
 export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => number = Date.now, forwarded: ForwardedClientCert | null = null, origin: OriginSettings = {}): CredentialVerifier {
   const byFingerprint: Anchors = caOwners(issuers)
@@ -175,9 +175,10 @@ export function clientCertVerifier(issuers: readonly X509Issuer[], now: () => nu
       // A genuine certificate outside its dates: the record names whose it is (`bouncer audit --principal` finds it).
       if (outOfDates !== null) throw new CredentialRefused('client_cert_required', { detail: outOfDates }, caller)
       // A browser presents its certificate whatever page asks: without this, another origin's page
-      // opened a tunnel as the certificate's holder (cross-site WebSocket hijacking). A handshake
-      // without Origin is no browser's (a service's client), and goes on.
-      if (input.upgrade === true && rawHeader(input.rawHeaders, 'origin') !== undefined) checkOrigin(input, publicOrigin(input, origin, 'A WebSocket handshake by client certificate'), 'client certificate', false)
+      // opened a tunnel as the certificate's holder (cross-site WebSocket hijacking), and a form of
+      // its own posted as the holder (cross-site request forgery). A request without Origin is no
+      // browser's (a service's client), and goes on.
+      if (forgeable(input) && rawHeader(input.rawHeaders, 'origin') !== undefined) checkOrigin(input, publicOrigin(input, origin, 'A browser\'s request by client certificate'), 'client certificate', false)
       return caller
     },
   }

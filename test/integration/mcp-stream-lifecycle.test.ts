@@ -153,7 +153,7 @@ it('a reload that takes its browser\'s origin out of mcp.allowed_origins ends it
     expect((await gateway.reload()).ok).toBe(true)
     // Before: it stayed open.
     expect(await settlesWithin(closed, 5_000)).toBe(true)
-    const note = `After a config reload, its origin is no longer allowed (Origin ${origin} may not call this MCP endpoint (mcp.allowed_origins)): the gateway closed the MCP notification stream.`
+    const note = `After a config reload, its origin is no longer allowed (Origin ${JSON.stringify(origin)} may not call this MCP endpoint (mcp.allowed_origins)): the gateway closed the MCP notification stream.`
     await waitFor(() => recordsNoting(note).length === 1, 'the stream\'s record')
   } finally {
     await client.close()

@@ -1,6 +1,7 @@
 // The token exchange's endpoints, as built-in routes of the gateway (gateway/built-ins.ts): the
 // token endpoint, its metadata (RFC 8414) and the keys its tokens are signed with (RFC 7517).
 // Present only while token_exchange is enabled.
+import { PUBLIC_DOCUMENT_CORS, type CorsPolicy } from '../../http/index.ts'
 import { documentBackend, type Backend } from '../../request/index.ts'
 import { EXCHANGE_JWKS_PATH, issuerOf, METADATA_PATH, TOKEN_PATH } from './issuer.ts'
 import type { PublishedKeySet } from './keys.ts'
@@ -13,6 +14,8 @@ export interface ExchangeEndpoint {
   id: string
   path: string
   backend: Backend
+  /** A public document's CORS (its preflight granted); the token endpoint has none. */
+  cors?: CorsPolicy
 }
 
 export function tokenExchangeEndpoints(options: TokenEndpointOptions): ExchangeEndpoint[] {
@@ -33,8 +36,8 @@ export function tokenExchangeEndpoints(options: TokenEndpointOptions): ExchangeE
   const documentHeaders = (type: string) => ({ 'content-type': type, 'cache-control': KEYS_CACHE, 'access-control-allow-origin': '*' })
   return [
     { id: 'builtin/oauth-token', path: TOKEN_PATH, backend: tokenEndpoint(options) },
-    { id: 'builtin/oauth-metadata', path: METADATA_PATH, backend: documentBackend(METADATA_PATH, documentHeaders('application/json'), () => metadata) },
-    { id: 'builtin/oauth-jwks', path: EXCHANGE_JWKS_PATH, backend: documentBackend(EXCHANGE_JWKS_PATH, documentHeaders('application/jwk-set+json'), () => options.keys()?.jwks() ?? emptyKeySet()) },
+    { id: 'builtin/oauth-metadata', path: METADATA_PATH, backend: documentBackend(METADATA_PATH, documentHeaders('application/json'), () => metadata), cors: PUBLIC_DOCUMENT_CORS },
+    { id: 'builtin/oauth-jwks', path: EXCHANGE_JWKS_PATH, backend: documentBackend(EXCHANGE_JWKS_PATH, documentHeaders('application/jwk-set+json'), () => options.keys()?.jwks() ?? emptyKeySet()), cors: PUBLIC_DOCUMENT_CORS },
   ]
 }
 

@@ -8,7 +8,7 @@ import { createMcpHandler, type McpHttpHandler } from '@modelcontextprotocol/ser
 import type { AccessControl, RoutePolicy } from '../../access/index.ts'
 import type { Config, DatasetConfig, McpConfig, RoutePattern } from '../../config/index.ts'
 import { GatewayError } from '../../errors/index.ts'
-import { corsPolicy, drainedOrClosed, type CorsPolicy } from '../../http/index.ts'
+import { corsPolicy, drainedOrClosed, PUBLIC_DOCUMENT_CORS, type CorsPolicy } from '../../http/index.ts'
 import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
 import { enforceLimits, type AuthFailureGuard, type Limiter, type RouteLimits } from '../../limits/index.ts'
 import { bodyTooLarge, documentBackend, nothingServed, readWholeBody, type Backend, type Caller, type InternalDispatch, type OpenTunnels, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
@@ -145,7 +145,7 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     servers,
     audit: deps.audit,
     routes: [
-      { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: documentBackend(resourceServer.metadataPath, METADATA_HEADERS, () => resourceServer.metadata()) },
+      { id: 'builtin/mcp-metadata', path: resourceServer.metadataPath, methods: EVERY_METHOD, backend: documentBackend(resourceServer.metadataPath, METADATA_HEADERS, () => resourceServer.metadata()), cors: PUBLIC_DOCUMENT_CORS },
       { id: 'builtin/mcp', path: mcp.path, methods: EVERY_METHOD, backend: mcpBackend(mcp, resourceServer, handler, serving, sessionsOf), cors: browserCors(mcp) },
     ],
     takeSessions() {
@@ -177,7 +177,8 @@ function browserCors(mcp: McpConfig): CorsPolicy | null {
   return corsPolicy({
     origins: [new URL(mcp.resource).origin, ...mcp.allowed_origins],
     methods: ['GET', 'POST', 'DELETE'],
-    headers: ['authorization', 'content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'],
+    // Mcp-Method and Mcp-Name: a 2026-07-28 client derives them from each message it sends (SEP-2243).
+    headers: ['authorization', 'content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'mcp-method', 'mcp-name', 'last-event-id'],
     exposeHeaders: ['mcp-session-id', 'mcp-protocol-version', 'www-authenticate'],
     credentials: false,
     maxAgeSeconds: 600,

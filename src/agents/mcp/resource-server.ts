@@ -7,7 +7,7 @@
 // - an Origin that is neither the resource's nor listed is refused (DNS rebinding).
 import type { AccessControl } from '../../access/index.ts'
 import { jwtIssuers, type Config, type McpConfig } from '../../config/index.ts'
-import { GatewayError } from '../../errors/index.ts'
+import { GatewayError, truncateClientValue } from '../../errors/index.ts'
 import { checkClaims, createTokenVerifier, type IssuerKeys, type OwnTokens, type TokenVerifier } from '../../identity/index.ts'
 import type { AuthFailureGuard } from '../../limits/index.ts'
 import type { Caller, RequestContext } from '../../request/index.ts'
@@ -116,7 +116,8 @@ export function createResourceServer(config: Config, mcp: McpConfig, deps: { iss
     },
     checkOrigin(origin) {
       if (origin === undefined || allowedOrigins.has('*') || allowedOrigins.has(origin)) return
-      throw new GatewayError('cors_origin_denied', { detail: `Origin ${origin} may not call this MCP endpoint (mcp.allowed_origins).` })
+      // The caller's value, bounded and quoted (as a route's CORS refusal has it): it cannot pass for the sentence around it.
+      throw new GatewayError('cors_origin_denied', { detail: `Origin ${JSON.stringify(truncateClientValue(origin, 128))} may not call this MCP endpoint (mcp.allowed_origins).` })
     },
   }
 }

@@ -27,7 +27,7 @@ import type { Identity } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { Authenticated, CredentialInput, CredentialVerifier } from '../authenticate.ts'
 import { rawHeader } from '../authenticate.ts'
-import { checkOrigin as checkSameOrigin, publicOrigin as gatewayOrigin, type OriginSettings } from '../origin.ts'
+import { checkOrigin as checkSameOrigin, forgeable, publicOrigin as gatewayOrigin, type OriginSettings } from '../origin.ts'
 import type { IssuerKeys } from '../issuers.ts'
 import { createTokenVerifier, identityFromClaims, type TokenVerifier } from '../verify.ts'
 import { clearCookie, hasCookie, readCookie, setCookie, type CookieSettings, type HostAllowList } from '../../http/index.ts'
@@ -41,7 +41,6 @@ import { SessionStoreError, type SessionAudience, type SessionRecord, type Sessi
 const COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/
 /** Claims of the protocol, not of the person: not kept with the session. */
 const PROTOCOL_CLAIMS = ['nonce', 'at_hash', 'c_hash', 's_hash', 'exp', 'iat', 'nbf', 'auth_time', 'jti']
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 const ENDED = 'The session has ended (signed out, revoked or expired): sign in again.'
 const SIGNED_IN_ELSEWHERE = 'The session was signed in at another provider than sign_in names now: sign in again.'
 /** ID tokens carrying many groups (Entra ID, Okta) outgrow an access token's bound. */
@@ -174,7 +173,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     if (!COOKIE_VALUE.test(value)) return refuse(input, 'session_required', 'The session cookie is not one this gateway issued: sign in again.')
     // A WebSocket handshake is a GET, but the tunnel it opens carries whatever the page sends:
     // without this another origin's page opened one as the signed-in person (cross-site WebSocket hijacking).
-    if (!SAFE_METHODS.has(input.method ?? 'GET') || input.upgrade === true) checkOrigin(input)
+    if (forgeable(input)) checkOrigin(input)
     const at = now()
     let id = ids.get(value, at)
     if (id === undefined) {
