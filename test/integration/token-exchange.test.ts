@@ -135,8 +135,6 @@ describe('the gateway as an authorization server (RFC 8414 metadata, its keys)',
   it('publishes its metadata and the keys its tokens are signed with', async () => {
     const res = await request(`${gw.url}/.well-known/oauth-authorization-server`)
     expect(res.statusCode).toBe(200)
-    // Readable from a browser MCP client's page, as the protected resource's metadata that leads here.
-    expect(res.headers['access-control-allow-origin']).toBe('*')
     expect(await res.body.json()).toMatchObject({
       issuer: ISSUER,
       token_endpoint: `${ISSUER}/oauth2/token`,
@@ -147,7 +145,6 @@ describe('the gateway as an authorization server (RFC 8414 metadata, its keys)',
     const jwks = await request(`${gw.url}/oauth2/jwks`)
     expect(jwks.statusCode).toBe(200)
     expect(jwks.headers['content-type']).toBe('application/jwk-set+json')
-    expect(jwks.headers['access-control-allow-origin']).toBe('*')
     const { keys } = (await jwks.body.json()) as { keys: Array<Record<string, string>> }
     expect(keys.length).toBeGreaterThan(0)
     for (const key of keys) {

@@ -31,9 +31,9 @@ export function tokenExchangeEndpoints(options: TokenEndpointOptions): ExchangeE
     response_types_supported: [],
     scopes_supported: [...new Set(options.exchange.actors.flatMap((actor) => actor.delegated_roles))].filter((role) => role !== '*'),
   }
-  // Public documents, readable from any page as the protected resource's metadata is (mcp/endpoint.ts):
-  // a browser MCP client follows that to these, and was refused by its CORS check here (the probe).
-  const documentHeaders = (type: string) => ({ 'content-type': type, 'cache-control': KEYS_CACHE, 'access-control-allow-origin': '*' })
+  // Public documents, readable from any page (PUBLIC_DOCUMENT_CORS): a browser MCP client follows
+  // the protected resource's metadata to these.
+  const documentHeaders = (type: string) => ({ 'content-type': type, 'cache-control': KEYS_CACHE })
   return [
     { id: 'builtin/oauth-token', path: TOKEN_PATH, backend: tokenEndpoint(options) },
     { id: 'builtin/oauth-metadata', path: METADATA_PATH, backend: documentBackend(METADATA_PATH, documentHeaders('application/json'), () => metadata), cors: PUBLIC_DOCUMENT_CORS },
