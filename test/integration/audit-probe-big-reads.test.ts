@@ -47,7 +47,7 @@ beforeAll(async () => {
   db.exec('PRAGMA busy_timeout = 5000')
   // Copied RECORDS - 1 times, each a millisecond older than the one before (the search's order), under its own seq and id.
   const columns = ['chain', 'seq', 'time_ms', ...AUDIT_FIELDS.map((name) => `"${name}"`)]
-  const values = columns.map((c) => ({ seq: 'n.i', time_ms: 'time_ms - n.i', '"id"': `id || '-' || n.i`, '"detail"': `substr(replace(hex(zeroblob(1024)), '0', 'd'), 1, 1024)` })[c] ?? c)
+  const values = columns.map((c) => ({ seq: 'n.i', time_ms: 'time_ms - n.i', '"id"': `id || '-' || n.i`, '"time"': `strftime('%Y-%m-%dT%H:%M:%fZ', (time_ms - n.i) / 1000.0, 'unixepoch')`, '"detail"': `substr(replace(hex(zeroblob(1024)), '0', 'd'), 1, 1024)` })[c] ?? c)
   db.exec(`WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < ${RECORDS})
     INSERT INTO audit_records (${columns.join(', ')}) SELECT ${values.join(', ')} FROM audit_records, n WHERE seq = 1`)
   db.close()
@@ -68,6 +68,38 @@ it('answers a far page from the database, not from every record before it', asyn
   expect(page.records[0]?.id).toMatch(new RegExp(`-${RECORDS}$`)) // the oldest
   expect(page.more).toBe(false)
   expect(peakMb() - before).toBeLessThan(300)
+}, 120_000)
+
+/** An export's lines, counted as they come (the test keeps none but the first and the last). */
+async function exportOf(path: string): Promise<{ status: number; headers: Record<string, unknown>; lines: number; first: string; last: string }> {
+  const res = await get(path)
+  const seen = { lines: 0, first: '', last: '' }
+  let tail = ''
+  for await (const chunk of res.body) {
+    const parts = (tail + (chunk as Buffer).toString('utf8')).split('\n')
+    tail = parts.pop() as string
+    if (parts.length === 0) continue
+    if (seen.lines === 0) seen.first = parts[0] as string
+    seen.last = parts.at(-1) as string
+    seen.lines += parts.length
+  }
+  return { status: res.statusCode, headers: res.headers, ...seen }
+}
+
+it('writes an export as it reads it, a page at a time, every record once in the order of the search', async () => {
+  const before = peakMb()
+  const all = await exportOf('/api/audit/export?format=ndjson')
+  expect(all).toMatchObject({ status: 200, lines: RECORDS })
+  expect(all.headers['x-bouncer-export-truncated']).toBeUndefined()
+  expect((JSON.parse(all.first) as { id: string }).id).not.toMatch(/-\d+$/) // the newest: the request's own
+  expect((JSON.parse(all.last) as { id: string }).id).toMatch(new RegExp(`-${RECORDS}$`)) // the oldest
+  expect(peakMb() - before).toBeLessThan(300)
+  // Cut at its limit, which it says; as CSV, a header line first.
+  const cut = await exportOf('/api/audit/export?format=csv&limit=2500')
+  expect(cut).toMatchObject({ status: 200, lines: 2_501 })
+  expect(cut.headers['x-bouncer-export-truncated']).toBe('2500')
+  expect(cut.first).toMatch(/^id,time,/)
+  expect(cut.last).toMatch(/-2500,/)
 }, 120_000)
 
 describe('the same reads of a PostgreSQL log', () => {
@@ -101,5 +133,13 @@ describe('the same reads of a PostgreSQL log', () => {
     expect(res.statusCode).toBe(200)
     const page = (await res.body.json()) as { records: Array<{ path: string }>; more: boolean; offset: number }
     expect(page).toMatchObject({ records: [{ path: '/open/2' }], more: true, offset: 1 })
+  })
+
+  it('exports the newest records up to the limit, and says more match', async () => {
+    const res = await request(`${pgw.adminUrl}/api/audit/export?format=ndjson&limit=2`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['x-bouncer-export-truncated']).toBe('2')
+    const lines = (await res.body.text()).trim().split('\n').map((line) => (JSON.parse(line) as { path: string }).path)
+    expect(lines).toEqual(['/open/3', '/open/2'])
   })
 })
