@@ -156,6 +156,12 @@ function filtersUnmigratedColumn(query: AuditQuery, err: unknown): boolean {
 /** How a command reads a SQLite log: `asItStands`, as openSqlite's. */
 export interface LogReading {
   asItStands?: (why: string) => void
+  /**
+   * A PostgreSQL log's statements each end at the source's `readTimeoutMs`, as a search's do: the
+   * console's verify, in the gateway's process, whose connections the sink and the datasets share.
+   * `bouncer audit verify` is not bounded (its caller is there to stop it).
+   */
+  bounded?: boolean
 }
 
 export async function searchAudit(source: AuditSource, query: AuditQuery, reading: LogReading = {}): Promise<AuditRecord[]> {

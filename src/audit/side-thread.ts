@@ -96,7 +96,7 @@ export function readRecords(source: AuditSource, query: AuditQuery): Promise<Aud
 
 /** `bouncer audit verify` for the console: a million records hashed again, off the gateway's thread (the keys are cloned across). */
 export function readVerification(source: AuditSource, anchors: Anchors): Promise<VerifyResult> {
-  return source.type === 'sqlite' ? offThread({ kind: 'verify', source, anchors }) : verifyAudit(source, anchors)
+  return source.type === 'sqlite' ? offThread({ kind: 'verify', source, anchors }) : verifyAudit(source, anchors, { bounded: true })
 }
 
 /** Appends a change's record (change-log.ts's appendChange): on the thread when a sink is SQLite. */

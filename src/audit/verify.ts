@@ -15,7 +15,7 @@ import { checkpointFrom, checkpointProblem, cutFrom, cutProblem, latestByChain, 
 import { GENESIS_HASH, hashOf, type AuditRecord } from './record.ts'
 import type { AuditSource, LogReading } from './search.ts'
 import type { ChainRestart, CutFinding, FoundCheckpoint, RecordProblem, VerifyResult } from './chain-shapes.ts'
-import { loadPg, recordFromPgRow } from './sinks/postgres.ts'
+import { auditReader, loadPg, recordFromPgRow } from './sinks/postgres.ts'
 import { NoAuditLog, openSqlite, recordFromRow } from './sinks/sqlite.ts'
 
 export type { ChainRestart, CutFinding, FoundCheckpoint, RecordProblem, Truncation, VerifyResult } from './chain-shapes.ts'
@@ -304,7 +304,9 @@ async function chainReader(source: AuditSource, reading: LogReading): Promise<Ch
       },
     }
   }
-  const client = new (loadPg().Client)({ connectionString: source.url, connectionTimeoutMillis: 5_000 })
+  // The console's verify was not bounded: with the table locked, each Verify now waited in PostgreSQL
+  // for good, its caller long gone, holding a connection (a probe; the searches' were bounded before).
+  const client = reading.bounded ? auditReader(source.url, source.readTimeoutMs) : new (loadPg().Client)({ connectionString: source.url, connectionTimeoutMillis: 5_000 })
   client.on('error', () => {}) // a connection lost mid-read: the query fails and verify says so, rather than an uncaught event
   await client.connect()
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')

@@ -19,8 +19,8 @@ const READ_TIMEOUT_MS = 30_000
  * A connection for one read of the log (a search, the console's figures): bounded in time, so that
  * reads whose callers gave up (a locked table, a slow disk) do not pile up on the server, whose
  * connections the sink and the datasets share. The server ends the statement (`statement_timeout`);
- * the client gives up 5 s later should the server not answer at all. `bouncer audit verify` reads
- * the whole chain and is not bounded.
+ * the client gives up 5 s later should the server not answer at all. The console's verify is bounded
+ * so, statement by statement; `bouncer audit verify` is not.
  */
 export function auditReader(url: string, timeoutMs = READ_TIMEOUT_MS): pg.Client {
   return new (loadPg().Client)({ connectionString: url, connectionTimeoutMillis: 5_000, statement_timeout: timeoutMs, query_timeout: timeoutMs + 5_000 })
