@@ -187,6 +187,8 @@ function unreadableBecause(path: string, err: unknown): string {
   // them open: an auditor who may read the file but not write its directory was told it was damaged.
   // The commands read such a log as it stands now (readingOf): this is said when that failed too.
   if (sqliteCode(err) === SQLITE.READONLY) return 'this user may not write its directory, where SQLite makes the -wal and -shm files it reads the log through while no gateway has them open'
+  // Another process's exclusive lock (a backup, a sqlite3 shell in a transaction) was said to be damage (a probe).
+  if (sqliteCode(err) === SQLITE.BUSY || sqliteCode(err) === SQLITE.LOCKED) return 'another process holds it locked: try again once it lets go'
   return 'damaged, or not an audit log?'
 }
 
@@ -214,6 +216,12 @@ async function userFacing<T>(source: AuditSource, work: Promise<T>): Promise<T> 
     // (42501): the config's or the database's to fix, which "internal error" blamed on the gateway (a probe).
     if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === '3D000' || code === '42P01' || code === '42501' || code?.startsWith('28')) {
       throw new UserError(`cannot read the audit log: ${(err as Error).message}`)
+    }
+    // A search ended at the sink's read_timeout (a table another session holds locked, a server
+    // too slow): "internal error" blamed the gateway (a probe).
+    if (code === '57014' && source.type === 'postgres') {
+      const bound = source.readTimeoutMs === undefined ? '' : `, ${source.readTimeoutMs / 1000} s`
+      throw new UserError(`cannot read the audit log: ${(err as Error).message} (the sink's read_timeout${bound}: is the table locked, or the server overloaded?)`)
     }
     // SQLite's words for a truncated copy, a file that is no database, a directory in its place:
     // the file's state, which "internal error" blamed on the gateway without naming the file.
