@@ -24,7 +24,8 @@ async function run(job: SideJob): Promise<unknown> {
     case 'search':
       return searchAudit(job.source, job.query)
     case 'verify':
-      return verifyAudit(job.source, job.anchors)
+      // Bounded as the console's other reads of a PostgreSQL log are (LogReading.bounded).
+      return verifyAudit(job.source, job.anchors, { bounded: true })
     case 'change':
       return appendChange(job.config, job.chainId, job.input, job.signer)
   }
