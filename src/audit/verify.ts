@@ -93,6 +93,11 @@ async function walk(reader: ChainReader, chain: string, start: ChainStart | null
   let prevHash = start?.hash ?? GENESIS_HASH
   let prevSeq = start?.seq ?? 0
   for (;;) {
+    // A turn of the event loop between pages: node:sqlite reads synchronously, so a verify on the
+    // audit side thread held every job queued behind it for its whole length (a probe: an admin
+    // API key revocation's answer and audit record, and every console search, waited 4-5 s
+    // behind the console's Verify of 300,000 records; a million take 17 s).
+    await new Promise<void>((resolve) => setImmediate(resolve))
     const page = await reader.page(chain, prevSeq, PAGE)
     if (page.length === 0) return out
     for (const entry of page) {
