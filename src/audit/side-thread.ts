@@ -1,8 +1,8 @@
-// The audit side thread: the admin API's jobs on an SQLite audit log run on one worker thread of
+// The audit side threads: the admin API's jobs on an SQLite audit log run on worker threads of
 // their own (side-worker.ts), beside the gateway's, because node:sqlite is synchronous and the
 // gateway's event loop is the one its requests run on. PostgreSQL is asynchronous already: its
-// jobs stay here, but for verification, which hashes every record whichever the sink. The worker
-// starts on first use and does not keep the process alive. Two jobs:
+// jobs stay here, but for verification, which hashes every record whichever the sink. Each worker
+// starts on first use and does not keep the process alive. Two jobs, a thread each (Lane):
 //
 // - the console's reads (searches, aggregates, verification), so a long aggregate never
 //   holds up the requests the gateway is serving;
@@ -32,12 +32,21 @@ const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './side-worker.ts' 
 
 type Waiting = Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>
 
-/** The thread jobs go to now, and the jobs it owes an answer. */
-let current: { worker: Worker; waiting: Waiting } | undefined
+/**
+ * The console's reads and the admin API's change records each have a thread: on one, a revocation's
+ * answer and audit record waited behind every read queued before it, and a read-only caller's
+ * searches that select few records (each reads the log's whole time index) could be queued without
+ * end (a probe: seconds each on a few million records).
+ */
+type Lane = 'reads' | 'changes'
+
+/** The thread each lane's jobs go to now, and the jobs it owes an answer. */
+const current = new Map<Lane, { worker: Worker; waiting: Waiting }>()
 let nextId = 1
 
-function thread(): { worker: Worker; waiting: Waiting } {
-  if (current) return current
+function thread(lane: Lane): { worker: Worker; waiting: Waiting } {
+  const running = current.get(lane)
+  if (running) return running
   // Its own small young generation: a query's rows are short-lived (bin/bouncer.js lets workers size theirs).
   const w = new Worker(WORKER_URL, { resourceLimits: { maxYoungGenerationSizeMb: 8 } })
   const waiting: Waiting = new Map()
@@ -56,21 +65,22 @@ function thread(): { worker: Worker; waiting: Waiting } {
   const failOwn = (err: Error) => {
     for (const { reject } of waiting.values()) reject(err)
     waiting.clear()
-    if (current?.worker === w) current = undefined
+    if (current.get(lane)?.worker === w) current.delete(lane)
   }
   w.on('error', failOwn)
   w.on('exit', () => failOwn(new Error('the audit side thread stopped')))
-  current = { worker: w, waiting }
-  return current
+  const started = { worker: w, waiting }
+  current.set(lane, started)
+  return started
 }
 
 /** Starts the thread ahead of its first job (the console's page is loading: its questions follow). */
 export function warmAuditReads(): void {
-  thread()
+  thread('reads')
 }
 
 function offThread<T>(job: SideJob): Promise<T> {
-  const { worker, waiting } = thread()
+  const { worker, waiting } = thread(job.kind === 'change' ? 'changes' : 'reads')
   const id = nextId++
   worker.ref() // while a page waits for an answer
   return new Promise<T>((resolve, reject) => {

@@ -95,3 +95,29 @@ it('answers a key revocation, with its audit record, and a search while a long V
   expect(revokedIn).toBeLessThan(verified / 2)
   expect(searchedIn).toBeLessThan(verified / 2)
 }, 120_000)
+
+// The same thread ran both: reads queued before a revocation held its answer and record for as long
+// as they took, and a read-only caller's console figures for a month of one route (each counted from
+// every record of the range: the roll-ups have no route filter) could be queued one after another.
+it('answers a key revocation, with its audit record, while the console\'s reads are queued', async () => {
+  const file = join(dir, 'cli.yaml')
+  const created = await runCli(['keys', 'create', '--config', file, '--principal', 'carol'])
+  expect(created.code, created.stderr).toBe(0)
+  const id = /bk_([0-9a-f]{16})/.exec(created.stdout)?.[1] as string
+
+  const asked = performance.now()
+  const reads = Promise.all(Array.from({ length: 16 }, () => admin('GET', '/api/overview?since=31d&route=open').then(async (res) => {
+    expect(res.statusCode).toBe(200)
+    await res.body.dump()
+    return performance.now() - asked
+  })))
+  const revoked = await admin('DELETE', `/api/keys/${id}`)
+  const revokedIn = performance.now() - asked
+  expect(revoked.statusCode).toBe(200)
+  expect(await revoked.body.json()).toMatchObject({ id, status: 'revoked' })
+  const readIn = Math.max(...(await reads))
+  expect(readIn).toBeGreaterThan(500)
+  expect(revokedIn).toBeLessThan(readIn / 2)
+  const newest = (await (await admin('GET', '/api/audit?limit=5')).body.json()) as AuditRecord[]
+  expect(newest).toEqual(expect.arrayContaining([expect.objectContaining({ path: `/api/keys/${id}`, method: 'DELETE' })]))
+}, 120_000)
