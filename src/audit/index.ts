@@ -4,7 +4,7 @@ export { AUDIT_FIELDS, ordered, storedText, type AuditRecord, type RecordInput }
 export { AuditUnavailable, changeRecord, changeSignerOf, keepsRecords, openChangeLog, type ChangeLog, type ChangeMade, type ChangeSigner } from './change-log.ts'
 export { AuditQueryError, auditSourceOf, parseAuditQuery, parseSince, parseTime, searchAudit, type AuditQuery, type AuditSource, type LogReading } from './search.ts'
 export { cutFails, verifyAudit, type Anchors, type CutFinding, type FoundCheckpoint, type VerifyResult } from './verify.ts'
-export { checkpointPathOf, type Checkpoint } from './checkpoint.ts'
+export { CheckpointFileUnreadable, checkpointPathOf, type Checkpoint } from './checkpoint.ts'
 export { CHECKPOINT_KEY, checkpointVerificationKeys, isCheckpointKey, newCheckpointKey, type KeyStore } from './checkpoint-key.ts'
 export { NoAuditLog } from './sinks/sqlite.ts'
 export { formatAuditTable } from './table.ts'

@@ -3,7 +3,7 @@ import type { Command } from 'commander'
 import { statSync } from 'node:fs'
 import type { Config } from '../config/index.ts'
 import {
-  AuditQueryError, auditSourceOf, CHECKPOINT_KEY, cutFails, checkpointPathOf, checkpointVerificationKeys, formatAuditTable, NoAuditLog, ordered,
+  AuditQueryError, auditSourceOf, CHECKPOINT_KEY, CheckpointFileUnreadable, cutFails, checkpointPathOf, checkpointVerificationKeys, formatAuditTable, NoAuditLog, ordered,
   parseAuditQuery, searchAudit, verifyAudit, type Anchors, type AuditQuery, type AuditSource, type CutFinding, type FoundCheckpoint, type LogReading, type VerifyResult,
 } from '../audit/index.ts'
 import { SQLITE, sqliteCode } from '../collections/index.ts'
@@ -211,6 +211,8 @@ async function userFacing<T>(source: AuditSource, work: Promise<T>): Promise<T> 
     return await work
   } catch (err) {
     if (err instanceof NoAuditLog) throw new UserError(err.message)
+    // A directory or a file this user may not read at the checkpoint path was "internal error" (a probe).
+    if (err instanceof CheckpointFileUnreadable) throw new UserError(err.message)
     const code = (err as { code?: string }).code
     // Also a role PostgreSQL does not know or lets not in (class 28), or may not read the schema
     // (42501): the config's or the database's to fix, which "internal error" blamed on the gateway (a probe).
