@@ -205,6 +205,21 @@ function readingOf(source: AuditSource, verifying: boolean): LogReading {
   }
 }
 
+/** A connection to PostgreSQL lost, as the system names it. */
+const CONNECTION_LOST_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'EAI_AGAIN'])
+
+/** pg's own words for a server that did not answer in time, or a connection that ended. */
+const PG_CONNECTION_LOST = /^(timeout expired|Query read timeout|Connection terminated)/
+
+/** Where the server is, without the URL's user and password. */
+function serverOf(url: string): string {
+  try {
+    return new URL(url).host || 'the configured host'
+  } catch {
+    return 'the configured host'
+  }
+}
+
 /** Reading a log that is not there, a damaged SQLite file, or a database that does not answer, is the user's to fix. */
 async function userFacing<T>(source: AuditSource, work: Promise<T>): Promise<T> {
   try {
@@ -218,6 +233,11 @@ async function userFacing<T>(source: AuditSource, work: Promise<T>): Promise<T> 
     // (42501): the config's or the database's to fix, which "internal error" blamed on the gateway (a probe).
     if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === '3D000' || code === '42P01' || code === '42501' || code?.startsWith('28')) {
       throw new UserError(`cannot read the audit log: ${(err as Error).message}`)
+    }
+    // A server that does not answer (a dropped route, a full backlog), or a connection lost or reset
+    // on the way: "internal error: timeout expired" named neither the server nor what timed out (a probe).
+    if (source.type === 'postgres' && (CONNECTION_LOST_CODES.has(code ?? '') || PG_CONNECTION_LOST.test((err as Error).message ?? ''))) {
+      throw new UserError(`cannot read the audit log: ${(err as Error).message} (PostgreSQL at ${serverOf(source.url)}: not reachable, or it went away)`)
     }
     // A search ended at the sink's read_timeout (a table another session holds locked, a server
     // too slow): "internal error" blamed the gateway (a probe).
