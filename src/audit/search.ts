@@ -4,7 +4,7 @@
 import { parseDuration, type AuditConfig } from '../config/index.ts'
 import { columnOf, FIELD_SPECS, type FieldSpec, type FilterName, type FilterValues } from './fields.ts'
 import { storedText, type AuditRecord } from './record.ts'
-import { auditReader, recordFromPgRow } from './sinks/postgres.ts'
+import { connectAuditReader, recordFromPgRow } from './sinks/postgres.ts'
 import { NoAuditLog, openSqlite, recordFromRow } from './sinks/sqlite.ts'
 
 /** A log to read; a PostgreSQL log's reads end after `readTimeoutMs` (the sink's `read_timeout`, 30 s unless given). */
@@ -178,8 +178,7 @@ export async function searchAudit(source: AuditSource, query: AuditQuery, readin
       db.close()
     }
   }
-  const client = auditReader(source.url, source.readTimeoutMs)
-  await client.connect()
+  const client = await connectAuditReader(source.url, source.readTimeoutMs)
   try {
     const { sql, params } = whereClause(query, 'postgres')
     const result = await client.query(`SELECT * FROM ${source.schema}.audit_records ${sql} ORDER BY time DESC, seq DESC LIMIT $${params.length + 1} OFFSET $${params.length + 2}`, [...params, query.limit, query.offset ?? 0]).catch((err: unknown) => {

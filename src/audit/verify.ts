@@ -15,7 +15,7 @@ import { checkpointFrom, checkpointProblem, cutFrom, cutProblem, latestByChain, 
 import { GENESIS_HASH, hashOf, type AuditRecord } from './record.ts'
 import type { AuditSource, LogReading } from './search.ts'
 import type { ChainRestart, CutFinding, FoundCheckpoint, RecordProblem, VerifyResult } from './chain-shapes.ts'
-import { auditReader, loadPg, recordFromPgRow } from './sinks/postgres.ts'
+import { connectAuditReader, loadPg, recordFromPgRow } from './sinks/postgres.ts'
 import { NoAuditLog, openSqlite, recordFromRow } from './sinks/sqlite.ts'
 
 export type { ChainRestart, CutFinding, FoundCheckpoint, RecordProblem, Truncation, VerifyResult } from './chain-shapes.ts'
@@ -311,10 +311,15 @@ async function chainReader(source: AuditSource, reading: LogReading): Promise<Ch
   }
   // The console's verify was not bounded: with the table locked, each Verify now waited in PostgreSQL
   // for good, its caller long gone, holding a connection (a probe; the searches' were bounded before).
-  const client = reading.bounded ? auditReader(source.url, source.readTimeoutMs) : new (loadPg().Client)({ connectionString: source.url, connectionTimeoutMillis: 5_000 })
+  const client = reading.bounded ? await connectAuditReader(source.url, source.readTimeoutMs) : new (loadPg().Client)({ connectionString: source.url, connectionTimeoutMillis: 5_000 })
   client.on('error', () => {}) // a connection lost mid-read: the query fails and verify says so, rather than an uncaught event
-  await client.connect()
-  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+  try {
+    if (!reading.bounded) await client.connect()
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+  } catch (err) {
+    await client.end().catch(() => {}) // its connection, and its read's slot (connectAuditReader)
+    throw err
+  }
   const { schema } = source
   return {
     async chains() {
