@@ -11,11 +11,13 @@
 //   every request on this thread for as long.
 import { Worker } from 'node:worker_threads'
 import type { AuditConfig } from '../config/index.ts'
+import { GatewayError } from '../errors/index.ts'
 import { appendChange, type ChangeSigner } from './change-log.ts'
 import { auditCounts, auditDenials, auditOverview, type AggregateQuery, type AuditCounts, type DenialGroup, type Overview } from './aggregate.ts'
 import type { AuditRecord, RecordInput } from './record.ts'
 import { searchAudit, type AuditQuery, type AuditSource } from './search.ts'
 import { NoAuditLog } from './sinks/sqlite.ts'
+import { unreadableLog } from './unreadable.ts'
 import type { Anchors, VerifyResult } from './verify.ts'
 
 export type SideJob =
@@ -26,7 +28,8 @@ export type SideJob =
   | { kind: 'verify'; source: AuditSource; anchors: Anchors }
   | { kind: 'change'; config: AuditConfig; chainId: string; input: RecordInput; signer: ChangeSigner | null }
 
-export type SideReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; noLog: boolean; message: string }
+/** A failed job says its error's message, and the codes that tell what failed (unreadable.ts reads them). */
+export type SideReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; noLog: boolean; message: string; code?: string; errcode?: number }
 
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './side-worker.ts' : './side-worker.js', import.meta.url)
 
@@ -57,7 +60,7 @@ function thread(lane: Lane): { worker: Worker; waiting: Waiting } {
     waiting.delete(reply.id)
     if (waiting.size === 0) w.unref()
     if (reply.ok) job.resolve(reply.result)
-    else job.reject(reply.noLog ? new NoAuditLog(reply.message) : new Error(reply.message))
+    else job.reject(reply.noLog ? new NoAuditLog(reply.message) : Object.assign(new Error(reply.message), { code: reply.code, errcode: reply.errcode }))
   })
   // A thread that failed answers none of its jobs; the next job starts a new one. Its 'exit' can
   // come turns after its 'error': by then a job may have gone to the new thread, which this
@@ -89,20 +92,35 @@ function offThread<T>(job: SideJob): Promise<T> {
   })
 }
 
+/**
+ * A read whose log cannot be read for the log's or its server's reason (unreadable.ts) fails as 503
+ * audit_unavailable, saying why: the console and GET /api/audit answered 500 "The gateway failed to
+ * handle this request." to a PostgreSQL server that was down (a probe), and logged it as the gateway's error.
+ */
+async function readable<T>(source: AuditSource, read: Promise<T>): Promise<T> {
+  try {
+    return await read
+  } catch (err) {
+    const why = err instanceof NoAuditLog ? null : unreadableLog(source, err)
+    if (why === null) throw err
+    throw new GatewayError('audit_unavailable', { detail: `The audit log cannot be read: ${why}.`, cause: err })
+  }
+}
+
 export function readOverview(source: AuditSource, query: AggregateQuery): Promise<Overview> {
-  return source.type === 'sqlite' ? offThread({ kind: 'overview', source, query }) : auditOverview(source, query)
+  return readable(source, source.type === 'sqlite' ? offThread({ kind: 'overview', source, query }) : auditOverview(source, query))
 }
 
 export function readDenials(source: AuditSource, query: Omit<AggregateQuery, 'bucketMs'>, limit?: number): Promise<DenialGroup[]> {
-  return source.type === 'sqlite' ? offThread({ kind: 'denials', source, query, limit }) : auditDenials(source, query, limit)
+  return readable(source, source.type === 'sqlite' ? offThread({ kind: 'denials', source, query, limit }) : auditDenials(source, query, limit))
 }
 
 export function readCounts(source: AuditSource, sinceMs: number): Promise<AuditCounts> {
-  return source.type === 'sqlite' ? offThread({ kind: 'counts', source, sinceMs }) : auditCounts(source, sinceMs)
+  return readable(source, source.type === 'sqlite' ? offThread({ kind: 'counts', source, sinceMs }) : auditCounts(source, sinceMs))
 }
 
 export function readRecords(source: AuditSource, query: AuditQuery): Promise<AuditRecord[]> {
-  return source.type === 'sqlite' ? offThread({ kind: 'search', source, query }) : searchAudit(source, query)
+  return readable(source, source.type === 'sqlite' ? offThread({ kind: 'search', source, query }) : searchAudit(source, query))
 }
 
 /**
@@ -112,7 +130,7 @@ export function readRecords(source: AuditSource, query: AuditQuery): Promise<Aud
  * 128 ms at a time, for as long as the verify ran (3.3 s for 100,000 records: a probe).
  */
 export function readVerification(source: AuditSource, anchors: Anchors): Promise<VerifyResult> {
-  return offThread({ kind: 'verify', source, anchors })
+  return readable(source, offThread({ kind: 'verify', source, anchors }))
 }
 
 /** Appends a change's record (change-log.ts's appendChange): on the thread when a sink is SQLite. */

@@ -34,6 +34,12 @@ async function run(job: SideJob): Promise<unknown> {
 parentPort?.on('message', (message: { id: number; job: SideJob }) => {
   run(message.job).then(
     (result) => parentPort?.postMessage({ id: message.id, ok: true, result } satisfies SideReply),
-    (err: unknown) => parentPort?.postMessage({ id: message.id, ok: false, noLog: err instanceof NoAuditLog, message: (err as Error).message ?? String(err) } satisfies SideReply),
+    (err: unknown) => {
+      const { code, errcode } = (err ?? {}) as { code?: unknown; errcode?: unknown }
+      parentPort?.postMessage({
+        id: message.id, ok: false, noLog: err instanceof NoAuditLog, message: (err as Error).message ?? String(err),
+        code: typeof code === 'string' ? code : undefined, errcode: typeof errcode === 'number' ? errcode : undefined,
+      } satisfies SideReply)
+    },
   )
 })

@@ -4,7 +4,7 @@ import { statSync } from 'node:fs'
 import type { Config } from '../config/index.ts'
 import {
   AuditQueryError, auditSourceOf, CHECKPOINT_KEY, CheckpointFileUnreadable, cutFails, checkpointPathOf, checkpointVerificationKeys, formatAuditTable, NoAuditLog, ordered,
-  parseAuditQuery, searchAudit, verifyAudit, type Anchors, type AuditQuery, type AuditSource, type CutFinding, type FoundCheckpoint, type LogReading, type VerifyResult,
+  parseAuditQuery, postgresUnreadable, searchAudit, verifyAudit, type Anchors, type AuditQuery, type AuditSource, type CutFinding, type FoundCheckpoint, type LogReading, type VerifyResult,
 } from '../audit/index.ts'
 import { SQLITE, sqliteCode } from '../collections/index.ts'
 import { printable } from '../text/index.ts'
@@ -205,21 +205,6 @@ function readingOf(source: AuditSource, verifying: boolean): LogReading {
   }
 }
 
-/** A connection to PostgreSQL lost, as the system names it. */
-const CONNECTION_LOST_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'EAI_AGAIN'])
-
-/** pg's own words for a server that did not answer in time, or a connection that ended. */
-const PG_CONNECTION_LOST = /^(timeout expired|Query read timeout|Connection terminated)/
-
-/** Where the server is, without the URL's user and password. */
-function serverOf(url: string): string {
-  try {
-    return new URL(url).host || 'the configured host'
-  } catch {
-    return 'the configured host'
-  }
-}
-
 /** Reading a log that is not there, a damaged SQLite file, or a database that does not answer, is the user's to fix. */
 async function userFacing<T>(source: AuditSource, work: Promise<T>): Promise<T> {
   try {
@@ -229,22 +214,10 @@ async function userFacing<T>(source: AuditSource, work: Promise<T>): Promise<T> 
     // A directory or a file this user may not read at the checkpoint path was "internal error" (a probe).
     if (err instanceof CheckpointFileUnreadable) throw new UserError(err.message)
     const code = (err as { code?: string }).code
-    // Also a role PostgreSQL does not know or lets not in (class 28), or may not read the schema
-    // (42501): the config's or the database's to fix, which "internal error" blamed on the gateway (a probe).
-    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === '3D000' || code === '42P01' || code === '42501' || code?.startsWith('28')) {
-      throw new UserError(`cannot read the audit log: ${(err as Error).message}`)
-    }
-    // A server that does not answer (a dropped route, a full backlog), or a connection lost or reset
-    // on the way: "internal error: timeout expired" named neither the server nor what timed out (a probe).
-    if (source.type === 'postgres' && (CONNECTION_LOST_CODES.has(code ?? '') || PG_CONNECTION_LOST.test((err as Error).message ?? ''))) {
-      throw new UserError(`cannot read the audit log: ${(err as Error).message} (PostgreSQL at ${serverOf(source.url)}: not reachable, or it went away)`)
-    }
-    // A search ended at the sink's read_timeout (a table another session holds locked, a server
-    // too slow): "internal error" blamed the gateway (a probe).
-    if (code === '57014' && source.type === 'postgres') {
-      const bound = source.readTimeoutMs === undefined ? '' : `, ${source.readTimeoutMs / 1000} s`
-      throw new UserError(`cannot read the audit log: ${(err as Error).message} (the sink's read_timeout${bound}: is the table locked, or the server overloaded?)`)
-    }
+    // A server not there or gone, a read ended at read_timeout, a role or database the server does
+    // not know: the config's or the database's to fix, which "internal error" blamed on the gateway (probes).
+    const why = source.type === 'postgres' ? postgresUnreadable(source, err) : null
+    if (why !== null) throw new UserError(`cannot read the audit log: ${why}`)
     // SQLite's words for a truncated copy, a file that is no database, a directory in its place:
     // the file's state, which "internal error" blamed on the gateway without naming the file.
     if (code === 'ERR_SQLITE_ERROR' && source.type === 'sqlite') {
