@@ -140,6 +140,7 @@ async function* exportedRecords(source: AuditSource, q: AuditQuery): AsyncGenera
   }
 }
 
+/** Each record as its line, after the head line when there is one. */
 async function* mapLines(records: AsyncIterable<AuditRecord>, line: (record: AuditRecord) => string, head?: string): AsyncGenerator<string> {
   if (head !== undefined) yield head
   for await (const record of records) yield line(record)
