@@ -87,6 +87,16 @@ function cursorOf(query: URLSearchParams): { time: number; id: string } | null {
   return { time, id }
 }
 
+/**
+ * A page of records at `q.offset`, and whether more follow (one more than asked is read). The offset's
+ * records are skipped by the database: read and dropped here, ?offset=100000 held 100,001 records
+ * at once for a page of one (2.7 GB of RSS at the largest records, a probe).
+ */
+async function pageAt(source: AuditSource, q: AuditQuery): Promise<{ rows: AuditRecord[]; more: boolean }> {
+  const rows = await orEmpty(readRecords(source, { ...q, limit: q.limit + 1 }), [] as AuditRecord[])
+  return { rows: rows.slice(0, q.limit), more: rows.length > q.limit }
+}
+
 /** The records after the cursor's, reading past those of its very millisecond that come before it. */
 async function pageAfter(source: AuditSource, q: AuditQuery, cursor: { time: number; id: string }): Promise<{ rows: AuditRecord[]; more: boolean }> {
   const untilMs = q.untilMs === undefined ? cursor.time : Math.min(q.untilMs, cursor.time)
@@ -105,6 +115,35 @@ async function pageAfter(source: AuditSource, q: AuditQuery, cursor: { time: num
     const sameMs = rows.filter((r) => Date.parse(r.time) === cursor.time).length
     if (sameMs < rows.length || all) return { rows: rows.slice(0, q.limit), more: rows.length > q.limit }
   }
+}
+
+/** How many records an export reads at a time. */
+const EXPORT_PAGE = 1_000
+
+/**
+ * An export's records, newest first, read a page at a time as the client takes them: read whole
+ * before a line was written, 100,000 of the largest records a client can cause took the gateway
+ * 3.7 GB past its RSS (a probe; the Kubernetes manifests give it 512 MiB). Pages follow each other
+ * as the console's do (pageAfter), so records written meanwhile neither repeat nor skip a row.
+ */
+async function* exportedRecords(source: AuditSource, q: AuditQuery): AsyncGenerator<AuditRecord> {
+  let left = q.limit
+  let cursor: { time: number; id: string } | null = null
+  while (left > 0) {
+    const asked = { ...q, limit: Math.min(EXPORT_PAGE, left) }
+    const { rows, more }: { rows: AuditRecord[]; more: boolean } = cursor === null ? await pageAt(source, asked) : await pageAfter(source, asked, cursor)
+    for (const record of rows) yield ordered(record)
+    left -= rows.length
+    const last = rows.at(-1)
+    if (!more || last === undefined) return
+    cursor = { time: Date.parse(last.time), id: last.id }
+  }
+}
+
+/** Each record as its line, after the head line when there is one. */
+async function* mapLines(records: AsyncIterable<AuditRecord>, line: (record: AuditRecord) => string, head?: string): AsyncGenerator<string> {
+  if (head !== undefined) yield head
+  for await (const record of records) yield line(record)
 }
 
 async function orEmpty<T>(work: Promise<T>, empty: T): Promise<T> {
@@ -282,10 +321,8 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
           const { rows, more } = await pageAfter(sourceOf(actions), q, cursor)
           return { body: { records: rows.map(ordered), offset: 0, limit: q.limit, more } satisfies AuditPage }
         }
-        // One more than asked, to know whether there is a next page; the offset's records are skipped.
-        const rows = await orEmpty(readRecords(sourceOf(actions), { ...q, limit: q.offset + q.limit + 1 }), [] as AuditRecord[])
-        const page = rows.slice(q.offset, q.offset + q.limit)
-        return { body: { records: page.map(ordered), offset: q.offset, limit: q.limit, more: rows.length > q.offset + q.limit } satisfies AuditPage }
+        const { rows, more } = await pageAt(sourceOf(actions), q)
+        return { body: { records: rows.map(ordered), offset: q.offset, limit: q.limit, more } satisfies AuditPage }
       },
     },
     {
@@ -294,20 +331,21 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
       handle: async ({ query }) => {
         const format = query.get('format') ?? 'ndjson'
         if (format !== 'csv' && format !== 'ndjson') throw new GatewayError('bad_request', { detail: 'format is csv or ndjson.' })
-        const q = searchOf(query.has('limit') ? query : new URLSearchParams([...query, ['limit', String(EXPORT_MAX)]]), EXPORT_MAX)
-        // One more than the limit is read to know whether more match: an export cut at the limit
-        // said so nowhere, and a file of exactly 100,000 rows passed for every record of the filter.
-        const read = await orEmpty(readRecords(sourceOf(actions), { ...q, limit: q.limit + 1 }), [] as AuditRecord[])
-        const more = read.length > q.limit
-        const records = read.slice(0, q.limit).map(ordered)
+        // The offset is no export's (it was read past before, and ignored).
+        const q = { ...searchOf(query.has('limit') ? query : new URLSearchParams([...query, ['limit', String(EXPORT_MAX)]]), EXPORT_MAX), offset: 0 }
+        const source = sourceOf(actions)
+        // Whether a record follows the limit's, asked first (the name and header say it): an export
+        // cut at the limit said so nowhere, and a file of exactly 100,000 rows passed for every record of the filter.
+        const more = (await orEmpty(readRecords(source, { ...q, offset: q.limit, limit: 1 }), [] as AuditRecord[])).length > 0
         const stamp = new Date().toISOString().replace(/[:.]/g, '-')
         const name = `bouncer-audit-${stamp}${more ? `-newest-${q.limit}-of-more` : ''}`
         const headers = more ? { [EXPORT_MORE_HEADER]: String(q.limit) } : undefined
+        const records = exportedRecords(source, q)
         if (format === 'ndjson') {
-          return { download: { type: 'application/x-ndjson', filename: `${name}.ndjson`, headers, lines: records.map((r) => `${JSON.stringify(r)}\n`) } }
+          return { download: { type: 'application/x-ndjson', filename: `${name}.ndjson`, headers, lines: mapLines(records, (r) => `${JSON.stringify(r)}\n`) } }
         }
         const fields = Object.keys(ordered({} as AuditRecord))
-        const lines = [`${fields.join(',')}\n`, ...records.map((r) => `${fields.map((f) => csvCell((r as unknown as Record<string, unknown>)[f])).join(',')}\n`)]
+        const lines = mapLines(records, (r) => `${fields.map((f) => csvCell((r as unknown as Record<string, unknown>)[f])).join(',')}\n`, `${fields.join(',')}\n`)
         return { download: { type: 'text/csv; charset=utf-8', filename: `${name}.csv`, headers, lines } }
       },
     },

@@ -19,6 +19,8 @@ const UNAUTHORIZED = problem('No admin credential, or not the right one (missing
 const READ_ONLY = problem('The credential reads only (admin.read_token): this changes something, so it needs admin.token (policy_denied).')
 const BAD_RANGE = problem('since, until or a filter does not parse, or the range is over 31 days (bad_request).')
 const NO_SINK = problem('No sqlite or postgres audit sink to read (route_not_found).')
+/** The audit log cannot be read for its own reason (audit/unreadable.ts). */
+export const LOG_UNREADABLE = problem('The audit log cannot be read, and why: its PostgreSQL server not reachable or gone, a read ended at read_timeout, a SQLite file damaged or locked (audit_unavailable).')
 
 const RANGE = [
   { name: 'since', in: 'query', schema: string, description: 'a duration back from now (15m, 1h, 30d) or a time; default 1h (denials: 24h)' },
@@ -148,7 +150,7 @@ export function consolePaths(): Record<string, JsonSchema> {
         operationId: 'overview',
         summary: 'Traffic over time by outcome, latency, top routes, principals and denial reasons',
         parameters: RANGE,
-        responses: { 200: json(ref('Overview'), 'The aggregates of the range.'), 400: BAD_RANGE, 401: UNAUTHORIZED, 404: NO_SINK },
+        responses: { 200: json(ref('Overview'), 'The aggregates of the range.'), 400: BAD_RANGE, 401: UNAUTHORIZED, 404: NO_SINK, 503: LOG_UNREADABLE },
       },
     },
     '/api/denials': {
@@ -156,7 +158,7 @@ export function consolePaths(): Record<string, JsonSchema> {
         operationId: 'denials',
         summary: 'Denials grouped by code × route × principal, each explained, with a request to simulate',
         parameters: RANGE,
-        responses: { 200: json(array(ref('DenialGroup')), 'The groups, the largest first (at most 100).'), 400: BAD_RANGE, 401: UNAUTHORIZED },
+        responses: { 200: json(array(ref('DenialGroup')), 'The groups, the largest first (at most 100).'), 400: BAD_RANGE, 401: UNAUTHORIZED, 503: LOG_UNREADABLE },
       },
     },
     '/api/audit/page': {
@@ -164,7 +166,7 @@ export function consolePaths(): Record<string, JsonSchema> {
         operationId: 'auditPage',
         summary: 'A page of audit records, newest first (the filters of bouncer audit, with offset)',
         parameters: [...SEARCH, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } }, { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0, maximum: 100_000, default: 0 } }],
-        responses: { 200: json(ref('AuditPage'), 'The page, and whether there is another.'), 400: BAD_RANGE, 401: UNAUTHORIZED },
+        responses: { 200: json(ref('AuditPage'), 'The page, and whether there is another.'), 400: BAD_RANGE, 401: UNAUTHORIZED, 503: LOG_UNREADABLE },
       },
     },
     '/api/audit/export': {
@@ -180,6 +182,7 @@ export function consolePaths(): Record<string, JsonSchema> {
           },
           400: BAD_RANGE,
           401: UNAUTHORIZED,
+          503: LOG_UNREADABLE,
         },
       },
     },
@@ -188,21 +191,21 @@ export function consolePaths(): Record<string, JsonSchema> {
         operationId: 'auditTrace',
         summary: "A recorded request's decision trace: route, identity and the trust rule behind each role, the statements, limit, upstream timing, trace link",
         parameters: [{ name: 'id', in: 'query', required: true, schema: string }, { name: 'time', in: 'query', required: true, schema: string, description: "the record's time" }],
-        responses: { 200: json(ref('Trace'), 'The record and its explanation.'), 400: problem('id is missing, or time is missing or not a time (bad_request).'), 401: UNAUTHORIZED, 404: problem('No such record (route_not_found).') },
+        responses: { 200: json(ref('Trace'), 'The record and its explanation.'), 400: problem('id is missing, or time is missing or not a time (bad_request).'), 401: UNAUTHORIZED, 404: problem('No such record (route_not_found).'), 503: LOG_UNREADABLE },
       },
     },
     '/api/audit/verify': {
       post: {
         operationId: 'auditVerify',
         summary: "Check the audit log's hash chain and checkpoints now (what bouncer audit verify does)",
-        responses: { 200: json(ref('Verification'), 'The verdict (ok false names each problem).'), 401: UNAUTHORIZED, 403: READ_ONLY },
+        responses: { 200: json(ref('Verification'), 'The verdict (ok false names each problem).'), 401: UNAUTHORIZED, 403: READ_ONLY, 503: LOG_UNREADABLE },
       },
     },
     '/api/catalog': {
       get: {
         operationId: 'catalog',
         summary: 'Routes × roles, issuers with their keys and unknown issuers seen (last hour), limits and what they refused (last hour)',
-        responses: { 200: json(ref('Catalog'), 'The running config, as the console shows it.'), 401: UNAUTHORIZED },
+        responses: { 200: json(ref('Catalog'), 'The running config, as the console shows it.'), 401: UNAUTHORIZED, 503: LOG_UNREADABLE },
       },
     },
     '/api/replay': {

@@ -8,7 +8,7 @@ import { FIELD_KINDS, FIELD_SPECS } from '../audit/index.ts'
 import { configJsonSchema, type JsonSchema } from '../config/index.ts'
 import { ERROR_CODES } from '../errors/index.ts'
 import { CONSOLE_COOKIE } from '../gateway/index.ts'
-import { consolePaths, consoleSchemas } from './console-openapi.ts'
+import { consolePaths, consoleSchemas, LOG_UNREADABLE } from './console-openapi.ts'
 
 const string = { type: 'string' } as const
 const integer = { type: 'integer' } as const
@@ -341,6 +341,7 @@ function paths(): JsonSchema {
           400: problem('A filter that does not parse, or a parameter that is no filter (bad_request).'),
           401: UNAUTHORIZED,
           404: problem('No sqlite or postgres audit sink to search (route_not_found).'),
+          503: LOG_UNREADABLE,
         },
       },
     },

@@ -321,7 +321,8 @@ function decoded(segment: string): string | null {
 /**
  * Writes a download line by line, waiting for the client when its socket is full. A client that goes
  * meanwhile ends it: waiting for 'drain' alone waited for ever then, holding the download's lines
- * (an export is up to 100,000 records, read whole) for the life of the process.
+ * (an export's page of records, and the reading of the next) for the life of the process. Lines
+ * that fail to come once the status is sent (the log gone mid-export) cut the answer short (sendProblem).
  */
 export async function sendDownload(res: ServerResponse, download: NonNullable<AdminReply['download']>, headOnly = false): Promise<void> {
   res.writeHead(200, {

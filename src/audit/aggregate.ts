@@ -7,7 +7,7 @@
 // read), so it reads the index, not the table: bench/console.ts measures them on 1,000,000 records.
 import type { AuditCounts, DenialGroup, Overview } from './aggregate-shapes.ts'
 import type { AuditSource } from './search.ts'
-import { auditReader } from './sinks/postgres.ts'
+import { connectAuditReader } from './sinks/postgres.ts'
 import { latencyBinSql, NoAuditLog, openSqlite } from './sinks/sqlite.ts'
 
 export type { AuditCounts, DenialGroup, Overview } from './aggregate-shapes.ts'
@@ -53,8 +53,7 @@ async function runnerFor(source: AuditSource): Promise<Runner> {
       },
     }
   }
-  const client = auditReader(source.url, source.readTimeoutMs)
-  await client.connect()
+  const client = await connectAuditReader(source.url, source.readTimeoutMs)
   return {
     async all(sql, params) {
       const text = sql.postgres.replaceAll('{schema}', source.schema)

@@ -86,7 +86,8 @@ export interface FoundHead {
 
 /**
  * The state file says where the chain is; a sink may only be behind it (the rest waits in its
- * spill file). A sink at or past it must hold a sound record that agrees with it. And the chain
+ * spill file). A sink at it must hold a sound record that agrees with it; one past it holds records
+ * this gateway did not number, and the chain restarts rather than take them as its own. And the chain
  * goes on only from at least where its latest signed checkpoint (`signed`) says it had come;
  * 'unreadable': the checkpoint file could not be read, so whether there is one is not known.
  */
@@ -142,14 +143,17 @@ function continuation(read: StateRead, statePath: string, heads: readonly FoundH
   if (read.kind === 'none') return { kind: 'new' }
   if (read.kind === 'unreadable') return { kind: 'restart', previous: null, reason: `the chain state ${statePath} cannot be read (${read.reason})` }
   const { state } = read
-  let head: ChainHead = { seq: state.seq, hash: state.hash, id: state.id }
+  const head: ChainHead = { seq: state.seq, hash: state.hash, id: state.id }
   for (const { sink, head: found } of heads) {
     if (!found || found.seq < state.seq) continue
     const where = `record ${found.seq} of chain ${state.chain} in ${sink}`
     const restart = (why: string): HeadDecision => ({ kind: 'restart', previous: state.chain, reason: `${where} ${why}` })
     if (found.problem) return restart(found.problem)
     if (found.seq === head.seq && found.hash !== head.hash) return restart(`is not the record the chain state names (hash ${found.hash} instead of ${head.hash})`)
-    if (found.seq > head.seq) head = { seq: found.seq, hash: found.hash, id: found.id }
+    // The state is written before any sink takes a record: one past it was numbered by no worker of
+    // this gateway. Gone on from, it was linked to and signed by the next checkpoint: a record added
+    // to a stopped gateway's log, its hash computed, passed verify and became the chain's (a probe).
+    if (found.seq > head.seq) return restart(`is past record ${state.seq}, where the chain state ${statePath} ends: records no worker of this gateway numbered (added to the log while it was stopped?)`)
   }
   // The state is written when records are chained, before the sinks take them: a process killed
   // in between (SIGKILL, out of memory) leaves a state that names records no sink holds and no
@@ -158,7 +162,7 @@ function continuation(read: StateRead, statePath: string, heads: readonly FoundH
   // deleted); the chain continues from the newest record a sink does hold instead.
   const readable = heads.filter((h) => h.head !== null)
   if (
-    head.seq === state.seq && readable.length > 0 && heads.every((h) => !h.spilled && !h.unavailable) &&
+    readable.length > 0 && heads.every((h) => !h.spilled && !h.unavailable) &&
     readable.every((h) => (h.head as SinkHead).seq < state.seq)
   ) {
     const best = readable.map((h) => ({ sink: h.sink, head: h.head as SinkHead })).reduce((a, b) => (b.head.seq > a.head.seq ? b : a))

@@ -182,6 +182,9 @@ function writeDurably(path: string, flags: 'a' | 'w', text: string): number {
   }
 }
 
+/** The checkpoint file is there but cannot be read (a directory in its place, no right to read it…): the operator's to see to. */
+export class CheckpointFileUnreadable extends Error {}
+
 /** Far more than the file holds: past COMPACT_BYTES it keeps one checkpoint per chain. */
 const MAX_CHECKPOINT_FILE_BYTES = 64 * 1024 * 1024
 
@@ -192,7 +195,7 @@ export function readCheckpointFile(path: string): { checkpoints: Checkpoint[]; d
   const read = readRegularFile(path, MAX_CHECKPOINT_FILE_BYTES)
   if (!read.ok) {
     if (read.reason === 'error' && read.error.code === 'ENOENT') return { checkpoints: [], damaged: 0 }
-    throw new Error(`cannot read the checkpoint file ${path}: ${whyNotRead(read, MAX_CHECKPOINT_FILE_BYTES)}`)
+    throw new CheckpointFileUnreadable(`cannot read the checkpoint file ${path}: ${whyNotRead(read, MAX_CHECKPOINT_FILE_BYTES)}`)
   }
   const text = read.bytes.toString('utf8')
   const checkpoints: Checkpoint[] = []

@@ -4,7 +4,7 @@
 import { parseDuration, type AuditConfig } from '../config/index.ts'
 import { columnOf, FIELD_SPECS, type FieldSpec, type FilterName, type FilterValues } from './fields.ts'
 import { storedText, type AuditRecord } from './record.ts'
-import { auditReader, recordFromPgRow } from './sinks/postgres.ts'
+import { connectAuditReader, recordFromPgRow } from './sinks/postgres.ts'
 import { NoAuditLog, openSqlite, recordFromRow } from './sinks/sqlite.ts'
 
 /** A log to read; a PostgreSQL log's reads end after `readTimeoutMs` (the sink's `read_timeout`, 30 s unless given). */
@@ -18,8 +18,12 @@ export function auditSourceOf(config: AuditConfig): AuditSource | null {
   return null
 }
 
-/** Records from `sinceMs` to `untilMs`, newest first, at most `limit`, with the filters' values (fields.ts). */
-export type AuditQuery = { sinceMs?: number; untilMs?: number; limit: number } & Partial<FilterValues>
+/**
+ * Records from `sinceMs` to `untilMs`, newest first, at most `limit` after the newest `offset`
+ * (skipped by the database: a page far down was read whole to drop all but its last rows), with the
+ * filters' values (fields.ts).
+ */
+export type AuditQuery = { sinceMs?: number; untilMs?: number; limit: number; offset?: number } & Partial<FilterValues>
 
 /** The fields a search can select by, and the name of each filter. */
 const FILTERS = FIELD_SPECS.filter((field): field is FieldSpec & { filter: FilterName } => field.filter !== undefined)
@@ -152,6 +156,12 @@ function filtersUnmigratedColumn(query: AuditQuery, err: unknown): boolean {
 /** How a command reads a SQLite log: `asItStands`, as openSqlite's. */
 export interface LogReading {
   asItStands?: (why: string) => void
+  /**
+   * A PostgreSQL log's statements each end at the source's `readTimeoutMs`, as a search's do: the
+   * console's verify, in the gateway's process, whose connections the sink and the datasets share.
+   * `bouncer audit verify` is not bounded (its caller is there to stop it).
+   */
+  bounded?: boolean
 }
 
 export async function searchAudit(source: AuditSource, query: AuditQuery, reading: LogReading = {}): Promise<AuditRecord[]> {
@@ -159,7 +169,7 @@ export async function searchAudit(source: AuditSource, query: AuditQuery, readin
     const db = openSqlite(source.path, { readOnly: true, asItStands: reading.asItStands })
     try {
       const { sql, params } = whereClause(query, 'sqlite')
-      const rows = db.prepare(`SELECT * FROM audit_records ${sql} ORDER BY time_ms DESC, seq DESC LIMIT ?`).all(...(params as Array<string | number>), query.limit)
+      const rows = db.prepare(`SELECT * FROM audit_records ${sql} ORDER BY time_ms DESC, seq DESC LIMIT ? OFFSET ?`).all(...(params as Array<string | number>), query.limit, query.offset ?? 0)
       return (rows as Array<Record<string, unknown>>).map(recordFromRow)
     } catch (err) {
       if (filtersUnmigratedColumn(query, err)) return []
@@ -168,11 +178,10 @@ export async function searchAudit(source: AuditSource, query: AuditQuery, readin
       db.close()
     }
   }
-  const client = auditReader(source.url, source.readTimeoutMs)
-  await client.connect()
+  const client = await connectAuditReader(source.url, source.readTimeoutMs)
   try {
     const { sql, params } = whereClause(query, 'postgres')
-    const result = await client.query(`SELECT * FROM ${source.schema}.audit_records ${sql} ORDER BY time DESC, seq DESC LIMIT $${params.length + 1}`, [...params, query.limit]).catch((err: unknown) => {
+    const result = await client.query(`SELECT * FROM ${source.schema}.audit_records ${sql} ORDER BY time DESC, seq DESC LIMIT $${params.length + 1} OFFSET $${params.length + 2}`, [...params, query.limit, query.offset ?? 0]).catch((err: unknown) => {
       // No gateway has created the schema or its table yet: nothing written, as for a SQLite file not made yet.
       if ((err as { code?: string }).code === '42P01') throw new NoAuditLog(`the audit log in PostgreSQL schema ${source.schema} has no records yet`)
       if (filtersUnmigratedColumn(query, err)) return { rows: [] }

@@ -24,7 +24,8 @@ async function run(job: SideJob): Promise<unknown> {
     case 'search':
       return searchAudit(job.source, job.query)
     case 'verify':
-      return verifyAudit(job.source, job.anchors)
+      // Bounded as the console's other reads of a PostgreSQL log are (LogReading.bounded).
+      return verifyAudit(job.source, job.anchors, { bounded: true })
     case 'change':
       return appendChange(job.config, job.chainId, job.input, job.signer)
   }
@@ -33,6 +34,12 @@ async function run(job: SideJob): Promise<unknown> {
 parentPort?.on('message', (message: { id: number; job: SideJob }) => {
   run(message.job).then(
     (result) => parentPort?.postMessage({ id: message.id, ok: true, result } satisfies SideReply),
-    (err: unknown) => parentPort?.postMessage({ id: message.id, ok: false, noLog: err instanceof NoAuditLog, message: (err as Error).message ?? String(err) } satisfies SideReply),
+    (err: unknown) => {
+      const { code, errcode } = (err ?? {}) as { code?: unknown; errcode?: unknown }
+      parentPort?.postMessage({
+        id: message.id, ok: false, noLog: err instanceof NoAuditLog, message: (err as Error).message ?? String(err),
+        code: typeof code === 'string' ? code : undefined, errcode: typeof errcode === 'number' ? errcode : undefined,
+      } satisfies SideReply)
+    },
   )
 })

@@ -15,7 +15,7 @@ import { checkpointFrom, checkpointProblem, cutFrom, cutProblem, latestByChain, 
 import { GENESIS_HASH, hashOf, type AuditRecord } from './record.ts'
 import type { AuditSource, LogReading } from './search.ts'
 import type { ChainRestart, CutFinding, FoundCheckpoint, RecordProblem, VerifyResult } from './chain-shapes.ts'
-import { loadPg, recordFromPgRow } from './sinks/postgres.ts'
+import { connectAuditReader, loadPg, recordFromPgRow } from './sinks/postgres.ts'
 import { NoAuditLog, openSqlite, recordFromRow } from './sinks/sqlite.ts'
 
 export type { ChainRestart, CutFinding, FoundCheckpoint, RecordProblem, Truncation, VerifyResult } from './chain-shapes.ts'
@@ -93,6 +93,11 @@ async function walk(reader: ChainReader, chain: string, start: ChainStart | null
   let prevHash = start?.hash ?? GENESIS_HASH
   let prevSeq = start?.seq ?? 0
   for (;;) {
+    // A turn of the event loop between pages: node:sqlite reads synchronously, so a verify on the
+    // audit side thread held every job queued behind it for its whole length (a probe: an admin
+    // API key revocation's answer and audit record, and every console search, waited 4-5 s
+    // behind the console's Verify of 300,000 records; a million take 17 s).
+    await new Promise<void>((resolve) => setImmediate(resolve))
     const page = await reader.page(chain, prevSeq, PAGE)
     if (page.length === 0) return out
     for (const entry of page) {
@@ -304,10 +309,17 @@ async function chainReader(source: AuditSource, reading: LogReading): Promise<Ch
       },
     }
   }
-  const client = new (loadPg().Client)({ connectionString: source.url, connectionTimeoutMillis: 5_000 })
+  // The console's verify was not bounded: with the table locked, each Verify now waited in PostgreSQL
+  // for good, its caller long gone, holding a connection (a probe; the searches' were bounded before).
+  const client = reading.bounded ? await connectAuditReader(source.url, source.readTimeoutMs) : new (loadPg().Client)({ connectionString: source.url, connectionTimeoutMillis: 5_000 })
   client.on('error', () => {}) // a connection lost mid-read: the query fails and verify says so, rather than an uncaught event
-  await client.connect()
-  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+  try {
+    if (!reading.bounded) await client.connect()
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+  } catch (err) {
+    await client.end().catch(() => {}) // its connection, and its read's slot (connectAuditReader)
+    throw err
+  }
   const { schema } = source
   return {
     async chains() {

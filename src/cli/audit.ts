@@ -3,8 +3,8 @@ import type { Command } from 'commander'
 import { statSync } from 'node:fs'
 import type { Config } from '../config/index.ts'
 import {
-  AuditQueryError, auditSourceOf, CHECKPOINT_KEY, cutFails, checkpointPathOf, checkpointVerificationKeys, formatAuditTable, NoAuditLog, ordered,
-  parseAuditQuery, searchAudit, verifyAudit, type Anchors, type AuditQuery, type AuditSource, type CutFinding, type FoundCheckpoint, type LogReading, type VerifyResult,
+  AuditQueryError, auditSourceOf, CHECKPOINT_KEY, CheckpointFileUnreadable, cutFails, checkpointPathOf, checkpointVerificationKeys, formatAuditTable, NoAuditLog, ordered,
+  parseAuditQuery, postgresUnreadable, searchAudit, verifyAudit, type Anchors, type AuditQuery, type AuditSource, type CutFinding, type FoundCheckpoint, type LogReading, type VerifyResult,
 } from '../audit/index.ts'
 import { SQLITE, sqliteCode } from '../collections/index.ts'
 import { printable } from '../text/index.ts'
@@ -187,6 +187,8 @@ function unreadableBecause(path: string, err: unknown): string {
   // them open: an auditor who may read the file but not write its directory was told it was damaged.
   // The commands read such a log as it stands now (readingOf): this is said when that failed too.
   if (sqliteCode(err) === SQLITE.READONLY) return 'this user may not write its directory, where SQLite makes the -wal and -shm files it reads the log through while no gateway has them open'
+  // Another process's exclusive lock (a backup, a sqlite3 shell in a transaction) was said to be damage (a probe).
+  if (sqliteCode(err) === SQLITE.BUSY || sqliteCode(err) === SQLITE.LOCKED) return 'another process holds it locked: try again once it lets go'
   return 'damaged, or not an audit log?'
 }
 
@@ -209,12 +211,13 @@ async function userFacing<T>(source: AuditSource, work: Promise<T>): Promise<T> 
     return await work
   } catch (err) {
     if (err instanceof NoAuditLog) throw new UserError(err.message)
+    // A directory or a file this user may not read at the checkpoint path was "internal error" (a probe).
+    if (err instanceof CheckpointFileUnreadable) throw new UserError(err.message)
     const code = (err as { code?: string }).code
-    // Also a role PostgreSQL does not know or lets not in (class 28), or may not read the schema
-    // (42501): the config's or the database's to fix, which "internal error" blamed on the gateway (a probe).
-    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === '3D000' || code === '42P01' || code === '42501' || code?.startsWith('28')) {
-      throw new UserError(`cannot read the audit log: ${(err as Error).message}`)
-    }
+    // A server not there or gone, a read ended at read_timeout, a role or database the server does
+    // not know: the config's or the database's to fix, which "internal error" blamed on the gateway (probes).
+    const why = source.type === 'postgres' ? postgresUnreadable(source, err) : null
+    if (why !== null) throw new UserError(`cannot read the audit log: ${why}`)
     // SQLite's words for a truncated copy, a file that is no database, a directory in its place:
     // the file's state, which "internal error" blamed on the gateway without naming the file.
     if (code === 'ERR_SQLITE_ERROR' && source.type === 'sqlite') {

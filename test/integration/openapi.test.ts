@@ -325,6 +325,7 @@ describe('the OpenAPI document', () => {
     const documented = Object.entries(doc.paths).flatMap(([path, item]) =>
       METHODS.flatMap((m) => Object.keys(item[m]?.responses ?? {}).map((status) => `${m} ${path} ${status}`)))
     // The approvals' answers need a gateway with mcp.approvals: mcp-approvals.test.ts sees each of them.
-    expect(documented.filter((answer) => !called.has(answer) && !answer.includes('/api/approvals'))).toEqual([])
+    // An audit log that cannot be read (503 under /api/): audit-probe-unreadable-admin.test.ts sees them.
+    expect(documented.filter((answer) => !called.has(answer) && !answer.includes('/api/approvals') && !(answer.includes(' /api/') && answer.endsWith(' 503')))).toEqual([])
   })
 })

@@ -19,11 +19,53 @@ const READ_TIMEOUT_MS = 30_000
  * A connection for one read of the log (a search, the console's figures): bounded in time, so that
  * reads whose callers gave up (a locked table, a slow disk) do not pile up on the server, whose
  * connections the sink and the datasets share. The server ends the statement (`statement_timeout`);
- * the client gives up 5 s later should the server not answer at all. `bouncer audit verify` reads
- * the whole chain and is not bounded.
+ * the client gives up 5 s later should the server not answer at all. The console's verify is bounded
+ * so, statement by statement; `bouncer audit verify` is not.
  */
 export function auditReader(url: string, timeoutMs = READ_TIMEOUT_MS): pg.Client {
   return new (loadPg().Client)({ connectionString: url, connectionTimeoutMillis: 5_000, statement_timeout: timeoutMs, query_timeout: timeoutMs + 5_000 })
+}
+
+/**
+ * The admin API's reads of the log this thread has open at once: more wait for one to end. Each
+ * took a connection of its own, as many as callers asked at once: a read-only caller's 30 searches
+ * while the reads were slow (a large log, a locked table) held 30 of the server's connections
+ * (max_connections is 100 by default), which the sink, the datasets and the other instances share (a probe).
+ */
+const READS_AT_ONCE = 4
+let readsOpen = 0
+const readsWaiting: Array<() => void> = []
+
+/** A slot is handed from a read that ends to the next waiting one, so none is taken twice. */
+function endRead(): void {
+  const next = readsWaiting.shift()
+  if (next) next()
+  else readsOpen--
+}
+
+/** auditReader, connected once one of READS_AT_ONCE is free; its end() frees it. */
+export async function connectAuditReader(url: string, timeoutMs = READ_TIMEOUT_MS): Promise<pg.Client> {
+  if (readsOpen < READS_AT_ONCE) readsOpen++
+  else await new Promise<void>((resolve) => readsWaiting.push(resolve))
+  const client = auditReader(url, timeoutMs)
+  client.on('error', () => {}) // a connection lost mid-read: the query fails and says so, rather than an uncaught event
+  let open = true
+  const end = client.end.bind(client)
+  client.end = (async () => {
+    try {
+      await end()
+    } finally {
+      if (open) endRead()
+      open = false
+    }
+  }) as pg.Client['end']
+  try {
+    await client.connect()
+  } catch (err) {
+    await client.end().catch(() => {})
+    throw err
+  }
+  return client
 }
 
 const SCHEMA_VERSION = 4
