@@ -10,17 +10,15 @@ import { createServer, type Server } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { waitForAuditRecord } from '../helpers/audit.ts'
+import { exchanged as exchangedAt, ISSUER } from '../helpers/exchange.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { echoWebSocket, HANDSHAKE_FIELDS } from '../helpers/websocket.ts'
 
-const ISSUER = 'https://gateway.test'
 const OTHER = 'https://reports.gateway.test'
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 const CLOSE_1008 = Buffer.from([0x88, 0x02, 0x03, 0xf0])
 
 let dir: string
@@ -64,19 +62,7 @@ afterAll(async () => {
 })
 
 async function exchanged(audience: string): Promise<string> {
-  const res = await request(`${gw.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: await idp.token('looker-reports'), subject_token_type: ACCESS_TOKEN,
-      actor_token: await idp.token('analytics-agent'), actor_token_type: ACCESS_TOKEN,
-      audience,
-    }).toString(),
-  })
-  const body = (await res.body.json()) as { access_token: string }
-  expect(res.statusCode, JSON.stringify(body)).toBe(200)
-  return body.access_token
+  return exchangedAt(gw.url, { subject: await idp.token('looker-reports'), actor: await idp.token('analytics-agent'), audience })
 }
 
 interface Tunnel {
