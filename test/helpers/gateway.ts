@@ -4,7 +4,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
+import { request } from 'undici'
+import { expect } from 'vitest'
 import { stringify } from 'yaml'
+import type { Explanation } from '../../src/gateway/explain.ts'
 import { startGateway, type GatewayInstance } from '../../src/instance/index.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
 
@@ -73,4 +76,16 @@ export function allowAnyCaller(issuers: string[]): { roles: object[]; policies: 
 /** Every path, public, forwarded to `upstreamUrl` (upstream `api`, route `all`): the front door's tests, where identity is not the point. */
 export function publicCatchAll(upstreamUrl: string): { upstreams: object[]; routes: object[] } {
   return { upstreams: [{ name: 'api', url: upstreamUrl }], routes: [{ id: 'all', path: '/*', upstream: 'api', public: true }] }
+}
+
+/** POST /api/explain on the gateway's admin listener, as `adminToken`: the explanation; the test fails, showing the answer, unless it is 200. */
+export async function explainAt(gateway: { adminUrl: string }, adminToken: string, body: Record<string, unknown>): Promise<Explanation> {
+  const res = await request(`${gateway.adminUrl}/api/explain`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+  const text = await res.body.text()
+  expect(res.statusCode, text).toBe(200)
+  return JSON.parse(text) as Explanation
 }

@@ -8,7 +8,7 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Explanation } from '../../src/gateway/explain.ts'
 import { exchange as exchangeAt, exchanged as exchangedAt, ISSUER } from '../helpers/exchange.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { explainAt, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -65,15 +65,7 @@ async function call(path: string, token: string): Promise<{ status: number; code
   return { status: res.statusCode, ...(res.statusCode === 200 ? {} : (JSON.parse(text) as { code: string; detail: string })) }
 }
 
-async function explain(token: string, path: string): Promise<Explanation> {
-  const res = await request(`${gw.adminUrl}/api/explain`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ method: 'GET', path, token }),
-  })
-  expect(res.statusCode).toBe(200)
-  return (await res.body.json()) as Explanation
-}
+const explain = (token: string, path: string): Promise<Explanation> => explainAt(gw, ADMIN, { method: 'GET', path, token })
 
 describe('the agent\'s side of an exchanged token\'s call reads the agent\'s own claims', () => {
   it('a deny on the agent\'s claim refuses it calling for a user, as it refuses it calling for itself', async () => {
