@@ -10,6 +10,9 @@ import { stringify } from 'yaml'
 import type { Explanation } from '../../src/gateway/explain.ts'
 import { startGateway, type GatewayInstance } from '../../src/instance/index.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
+import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from './identity-provider.ts'
+import { startUpstream, type TestUpstream } from './upstream.ts'
+import { waitFor } from './wait.ts'
 
 export interface TestGateway extends GatewayInstance {
   dir: string
@@ -70,6 +73,34 @@ export function allowAnyCaller(issuers: string[]): { roles: object[]; policies: 
   return {
     roles: [{ name: 'any-caller', assumed_by: issuers.map((issuer) => ({ issuer })), policies: ['allow-all'] }],
     policies: [{ name: 'allow-all', statements: [{ sid: 'AllowAll', effect: 'allow', actions: ['*'], routes: ['*'] }] }],
+  }
+}
+
+export interface AnyCallerSetup {
+  idp: TestIdentityProvider
+  upstream: TestUpstream
+  gateway: TestGateway
+  close(): Promise<void>
+}
+
+/** The identity provider (issuer `corp`), an upstream behind /data/*, and a gateway that lets any verified caller of corp do anything, its keys loaded: tests of how a token or request is read, where the decision is not the point. */
+export async function startAnyCallerGateway(): Promise<AnyCallerSetup> {
+  const idp = await startIdentityProvider()
+  const upstream = await startUpstream()
+  const gateway = await startTestGateway({
+    issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
+    ...allowAnyCaller(['corp']),
+    upstreams: [{ name: 'data', url: upstream.url }],
+    routes: [{ id: 'data', path: '/data/*', upstream: 'data' }],
+  })
+  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'the issuer keys')
+  return {
+    idp, upstream, gateway,
+    async close() {
+      await gateway.close()
+      await upstream.close()
+      await idp.stop()
+    },
   }
 }
 
