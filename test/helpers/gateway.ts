@@ -109,6 +109,12 @@ export function publicCatchAll(upstreamUrl: string): { upstreams: object[]; rout
   return { upstreams: [{ name: 'api', url: upstreamUrl }], routes: [{ id: 'all', path: '/*', upstream: 'api', public: true }] }
 }
 
+/** GET /readyz on the gateway's admin listener: its status and its checks. */
+export async function readyz(gateway: { adminUrl: string }): Promise<{ status: number; checks: Record<string, string> }> {
+  const res = await request(`${gateway.adminUrl}/readyz`)
+  return { status: res.statusCode, checks: ((await res.body.json()) as { checks: Record<string, string> }).checks }
+}
+
 /** POST /api/explain on the gateway's admin listener, as `adminToken`: the explanation; the test fails, showing the answer, unless it is 200. */
 export async function explainAt(gateway: { adminUrl: string }, adminToken: string, body: Record<string, unknown>): Promise<Explanation> {
   const res = await request(`${gateway.adminUrl}/api/explain`, {
