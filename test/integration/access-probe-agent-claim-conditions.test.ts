@@ -7,14 +7,12 @@ import { decodeJwt } from 'jose'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Explanation } from '../../src/gateway/explain.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { exchange as exchangeAt, exchanged as exchangedAt, ISSUER } from '../helpers/exchange.ts'
+import { explainAt, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const ISSUER = 'https://gateway.test'
-const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 const ADMIN = 'access-probe-agent-claims-admin-0123'
 let idp: TestIdentityProvider
 let upstream: TestUpstream
@@ -56,21 +54,10 @@ afterAll(async () => {
   await idp?.stop()
 })
 
-async function exchange(agentClaims: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
-  const form = new URLSearchParams({
-    grant_type: GRANT,
-    subject_token: await idp.mint({ sub: 'user-1' }), subject_token_type: ACCESS_TOKEN,
-    actor_token: await idp.mint({ sub: 'agent-1', ...agentClaims }), actor_token_type: ACCESS_TOKEN,
-  })
-  const res = await request(`${gw.url}/oauth2/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() })
-  return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> }
-}
-
-async function exchanged(agentClaims: Record<string, unknown>): Promise<string> {
-  const { status, body } = await exchange(agentClaims)
-  expect(status, JSON.stringify(body)).toBe(200)
-  return body.access_token as string
-}
+/** user-1's token, with agent-1's acting, its own claims `agentClaims`. */
+const tokens = async (agentClaims: Record<string, unknown>) => ({ subject: await idp.mint({ sub: 'user-1' }), actor: await idp.mint({ sub: 'agent-1', ...agentClaims }) })
+const exchange = async (agentClaims: Record<string, unknown>) => exchangeAt(gw.url, await tokens(agentClaims))
+const exchanged = async (agentClaims: Record<string, unknown>) => exchangedAt(gw.url, await tokens(agentClaims))
 
 async function call(path: string, token: string): Promise<{ status: number; code?: string; detail?: string }> {
   const res = await request(`${gw.url}${path}`, { headers: { authorization: `Bearer ${token}` } })
@@ -78,15 +65,7 @@ async function call(path: string, token: string): Promise<{ status: number; code
   return { status: res.statusCode, ...(res.statusCode === 200 ? {} : (JSON.parse(text) as { code: string; detail: string })) }
 }
 
-async function explain(token: string, path: string): Promise<Explanation> {
-  const res = await request(`${gw.adminUrl}/api/explain`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ method: 'GET', path, token }),
-  })
-  expect(res.statusCode).toBe(200)
-  return (await res.body.json()) as Explanation
-}
+const explain = (token: string, path: string): Promise<Explanation> => explainAt(gw, ADMIN, { method: 'GET', path, token })
 
 describe('the agent\'s side of an exchanged token\'s call reads the agent\'s own claims', () => {
   it('a deny on the agent\'s claim refuses it calling for a user, as it refuses it calling for itself', async () => {

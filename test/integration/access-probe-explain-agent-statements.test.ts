@@ -6,7 +6,7 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Explanation } from '../../src/gateway/explain.ts'
 import { formatExplanation } from '../../src/gateway/explain.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { explainAt, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -46,15 +46,7 @@ afterAll(async () => {
   await idp?.stop()
 })
 
-async function explain(path: string, token: string): Promise<Explanation> {
-  const res = await request(`${gw.adminUrl}/api/explain`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ method: 'GET', path, token }),
-  })
-  expect(res.statusCode).toBe(200)
-  return (await res.body.json()) as Explanation
-}
+const explain = (path: string, token: string): Promise<Explanation> => explainAt(gw, ADMIN, { method: 'GET', path, token })
 
 describe('explain of a request an agent makes for a user', () => {
   it('lists the agent\'s statements beside the user\'s, with the one that denied', async () => {

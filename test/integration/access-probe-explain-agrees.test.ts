@@ -5,10 +5,9 @@
 // decision is the status and code the gateway answers the same request with, and its reason holds
 // the detail of the gateway's refusal. Sent raw: a URL parser would resolve `%2e%2e` and `//` first.
 import fc from 'fast-check'
-import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Explanation } from '../../src/gateway/explain.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { explainAt, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { rawRequest } from '../helpers/raw.ts'
@@ -65,16 +64,7 @@ afterAll(async () => {
   await idp?.stop()
 })
 
-async function explain(body: Record<string, unknown>): Promise<Explanation> {
-  const res = await request(`${gateway.adminUrl}/api/explain`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  })
-  const text = await res.body.text()
-  expect(res.statusCode, text).toBe(200)
-  return JSON.parse(text) as Explanation
-}
+const explain = (body: Record<string, unknown>): Promise<Explanation> => explainAt(gateway, ADMIN, body)
 
 const anyClaim = <T>(...values: T[]) => fc.option(fc.constantFrom(...values), { nil: undefined })
 

@@ -7,7 +7,7 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Explanation } from '../../src/gateway/explain.ts'
 import { runCli } from '../helpers/cli.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { explainAt, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { answerJson, startIntrospectionEndpoint, type TestIntrospectionEndpoint } from '../helpers/introspection-endpoint.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
@@ -47,15 +47,7 @@ afterAll(async () => {
   await endpoint?.close()
 })
 
-async function explain(path: string, token: string, as = ADMIN): Promise<Explanation> {
-  const res = await request(`${gw.adminUrl}/api/explain`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${as}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ method: 'GET', path, token }),
-  })
-  expect(res.statusCode).toBe(200)
-  return (await res.body.json()) as Explanation
-}
+const explain = (path: string, token: string, as = ADMIN): Promise<Explanation> => explainAt(gw, as, { method: 'GET', path, token })
 
 async function real(path: string, token: string): Promise<{ status: number; code: string | null; detail?: string }> {
   const res = await request(`${gw.url}${path}`, { headers: { authorization: `Bearer ${token}` } })

@@ -5,12 +5,12 @@
 import { decodeJwt } from 'jose'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { exchanged as exchangedAt } from '../helpers/exchange.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 const ISSUER = 'https://gw.bouncer.test'
 let corp: TestIdentityProvider
 let partner: TestIdentityProvider
@@ -43,18 +43,7 @@ afterAll(async () => {
 })
 
 async function exchanged(user: TestIdentityProvider): Promise<string> {
-  const res = await request(`${gw.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: await user.token('alice-app'), subject_token_type: ACCESS_TOKEN,
-      actor_token: await corp.token('reports-agent'), actor_token_type: ACCESS_TOKEN,
-    }).toString(),
-  })
-  const body = (await res.body.json()) as { access_token: string }
-  expect(res.statusCode, JSON.stringify(body)).toBe(200)
-  return body.access_token
+  return exchangedAt(gw.url, { subject: await user.token('alice-app'), actor: await corp.token('reports-agent') })
 }
 
 async function assertionFor(token: string) {

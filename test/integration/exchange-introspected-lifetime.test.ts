@@ -3,8 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decodeJwt } from 'jose'
-import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { exchange, ISSUER, type TokenRequest } from '../helpers/exchange.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { answerJson, startIntrospectionEndpoint, type TestIntrospectionEndpoint } from '../helpers/introspection-endpoint.ts'
@@ -13,8 +13,6 @@ import { waitFor } from '../helpers/wait.ts'
 
 const LEGACY = 'https://legacy.test'
 const LEGACY_AUD = 'api://legacy'
-const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 const API_KEY = 'bk_probeid_probesecretprobesecretprobesecret'
 
 let dir: string
@@ -41,21 +39,12 @@ async function gatewayWithCache(cache: string): Promise<TestGateway> {
     policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: ['reports'] }] }],
     upstreams: [{ name: 'api', url: upstream.url }],
     routes: [{ id: 'reports', path: '/reports/*', upstream: 'api' }],
-    token_exchange: { issuer: 'https://gateway.test', lifetime: '10m', require_actor: false, actors: [{ role: 'agent', delegated_roles: ['reader'] }] },
+    token_exchange: { issuer: ISSUER, lifetime: '10m', require_actor: false, actors: [{ role: 'agent', delegated_roles: ['reader'] }] },
     audit: { sinks: [{ type: 'sqlite', path: join(dir, `audit-${gateways.length}.db`) }], spill_dir: join(dir, `spill-${gateways.length}`), flush_interval: '20ms' },
   })
   gateways.push(gw)
   await waitFor(() => gw.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'the issuer keys', 20_000)
   return gw
-}
-
-async function exchange(gw: TestGateway, params: Record<string, string>) {
-  const res = await request(`${gw.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: GRANT, subject_token_type: ACCESS_TOKEN, ...params }).toString(),
-  })
-  return { status: res.statusCode, body: (await res.body.json()) as { access_token?: string; expires_in?: number; error?: string; error_description?: string } }
 }
 
 /** The issued token's life as its answer and its own claims state it. */
@@ -91,7 +80,7 @@ describe('introspection.cache 5s', () => {
   }, 60_000)
 
   it('an exchanged opaque user token lives no longer than introspection.cache, not the whole lifetime', async () => {
-    const answer = await exchange(gw, { subject_token: 'opaque-alice' })
+    const answer = await exchange(gw.url, { subject: 'opaque-alice' })
     expect(answer.status).toBe(200)
     const life = lifeOf(answer)
     expect(life.expiresIn).toBeGreaterThan(0)
@@ -100,19 +89,19 @@ describe('introspection.cache 5s', () => {
   })
 
   it('so does one whose agent acts with an opaque token; JWTs on both sides keep the lifetime', async () => {
-    const opaqueAgent = await exchange(gw, { subject_token: jwtUser, actor_token: 'opaque-agent', actor_token_type: ACCESS_TOKEN })
+    const opaqueAgent = await exchange(gw.url, { subject: jwtUser, actor: 'opaque-agent' })
     expect(opaqueAgent.status).toBe(200)
     expect(lifeOf(opaqueAgent).claimed).toBeLessThanOrEqual(5)
-    const jwts = await exchange(gw, { subject_token: jwtUser, actor_token: jwtAgent, actor_token_type: ACCESS_TOKEN })
+    const jwts = await exchange(gw.url, { subject: jwtUser, actor: jwtAgent })
     expect(jwts.status).toBe(200)
     expect(lifeOf(jwts)).toEqual({ expiresIn: 600, claimed: 600 })
   })
 
   it('refuses an API key as subject_token or actor_token, and never sends it to the introspection endpoint', async () => {
-    const asSubject: Record<string, string> = { subject_token: API_KEY }
-    const asActor: Record<string, string> = { subject_token: 'opaque-alice', actor_token: API_KEY, actor_token_type: ACCESS_TOKEN }
-    for (const params of [asSubject, asActor]) {
-      const answer = await exchange(gw, params)
+    const asSubject: TokenRequest = { subject: API_KEY }
+    const asActor: TokenRequest = { subject: 'opaque-alice', actor: API_KEY }
+    for (const tokens of [asSubject, asActor]) {
+      const answer = await exchange(gw.url, tokens)
       expect(answer.status).toBe(400)
       expect(answer.body.error).toBe('invalid_grant')
       expect(answer.body.error_description).toContain('API keys cannot be exchanged')
@@ -124,11 +113,11 @@ describe('introspection.cache 5s', () => {
 describe('introspection.cache 0s (asked at every use)', () => {
   it('refuses to exchange an opaque token: a token signed for it could not be revoked', async () => {
     const gw = await gatewayWithCache('0s')
-    const answer = await exchange(gw, { subject_token: 'opaque-alice' })
+    const answer = await exchange(gw.url, { subject: 'opaque-alice' })
     expect(answer.status).toBe(400)
     expect(answer.body.error).toBe('invalid_grant')
     expect(answer.body.error_description).toContain('introspection.cache')
     // A JWT user is exchanged as ever.
-    expect((await exchange(gw, { subject_token: jwtUser })).status).toBe(200)
+    expect((await exchange(gw.url, { subject: jwtUser })).status).toBe(200)
   }, 60_000)
 })

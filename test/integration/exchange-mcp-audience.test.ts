@@ -2,10 +2,10 @@
 import { request } from 'undici'
 import { decodeJwt } from 'jose'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { exchanged } from '../helpers/exchange.ts'
 import { connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
 
 const ISSUER = 'https://mcp.bouncer.test'
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 
 let setup: McpTestSetup
 
@@ -23,20 +23,9 @@ afterAll(async () => {
 
 /** looker-reports' token exchanged, with analytics-agent acting, for `audience`. */
 async function exchangedFor(audience: string): Promise<string> {
-  const res = await request(`${setup.gateway.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: await setup.idp.token('looker-reports'), subject_token_type: ACCESS_TOKEN,
-      actor_token: await setup.idp.token('analytics-agent'), actor_token_type: ACCESS_TOKEN,
-      audience,
-    }).toString(),
-  })
-  const body = (await res.body.json()) as { access_token: string }
-  expect(res.statusCode, JSON.stringify(body)).toBe(200)
-  expect(decodeJwt(body.access_token).aud).toBe(audience)
-  return body.access_token
+  const token = await exchanged(setup.gateway.url, { subject: await setup.idp.token('looker-reports'), actor: await setup.idp.token('analytics-agent'), audience })
+  expect(decodeJwt(token).aud).toBe(audience)
+  return token
 }
 
 async function onRoute(token: string): Promise<{ status: number; code?: string }> {

@@ -6,10 +6,9 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { waitForAuditRecord } from '../helpers/audit.ts'
+import { exchange as exchangeAt } from '../helpers/exchange.ts'
 import { signingKey } from '../helpers/identity-provider.ts'
 import { AGENT_FOR_REPORTER, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
-
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 
 let setup: McpTestSetup
 
@@ -23,17 +22,9 @@ beforeAll(async () => {
 
 afterAll(() => setup?.close())
 
-async function exchange(subject: string, actor: string, requestId?: string): Promise<{ status: number; body: { error?: string; code?: string }; retryAfter: unknown }> {
-  const res = await request(`${setup.gateway.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(requestId ? { 'x-request-id': requestId } : {}) },
-    body: new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: subject, subject_token_type: ACCESS_TOKEN,
-      actor_token: actor, actor_token_type: ACCESS_TOKEN,
-    }).toString(),
-  })
-  return { status: res.statusCode, body: (await res.body.json()) as { error?: string; code?: string }, retryAfter: res.headers['retry-after'] }
+async function exchange(subject: string, actor: string, requestId?: string) {
+  const { status, body, headers } = await exchangeAt(setup.gateway.url, { subject, actor, requestId })
+  return { status, body, retryAfter: headers['retry-after'] }
 }
 
 it('counts forged tokens sent to the token endpoint, and holds the address back there as on the routes', async () => {

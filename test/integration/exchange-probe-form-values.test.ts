@@ -9,10 +9,8 @@ import { gzipSync } from 'node:zlib'
 import { decodeJwt } from 'jose'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { exchange as exchangeAt, tokenForm } from '../helpers/exchange.ts'
 import { AGENT_FOR_REPORTER, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
-
-const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 
 let setup: McpTestSetup
 let user: string
@@ -28,15 +26,8 @@ beforeAll(async () => {
 
 afterAll(() => setup?.close())
 
-async function exchange(params: Record<string, string>): Promise<{ status: number; body: { access_token?: string; error?: string; error_description?: string } }> {
-  const form = { grant_type: GRANT, subject_token: user, subject_token_type: ACCESS_TOKEN, actor_token: agent, actor_token_type: ACCESS_TOKEN, ...params }
-  const res = await request(`${setup.gateway.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams(form).toString(),
-  })
-  return { status: res.statusCode, body: (await res.body.json()) as { access_token?: string; error?: string; error_description?: string } }
-}
+/** looker-reports' token exchanged, analytics-agent acting, with `params` sent as they are. */
+const exchange = (params: Record<string, string>) => exchangeAt(setup.gateway.url, { subject: user, actor: agent, params })
 
 it('takes a parameter sent without a value as omitted (RFC 6749 §3.1)', async () => {
   expect(await exchange({ subject_token: '' })).toMatchObject({ status: 400, body: { error: 'invalid_request', error_description: 'subject_token_type is given without subject_token.' } })
@@ -55,7 +46,7 @@ it('says a token with white space in it is no token, not that a header is malfor
 })
 
 it('says a content-encoded token request is not read, rather than that its parameters are missing', async () => {
-  const form = new URLSearchParams({ grant_type: GRANT, subject_token: user, subject_token_type: ACCESS_TOKEN, actor_token: agent, actor_token_type: ACCESS_TOKEN }).toString()
+  const form = tokenForm({ subject: user, actor: agent })
   const res = await request(`${setup.gateway.url}/oauth2/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip' },

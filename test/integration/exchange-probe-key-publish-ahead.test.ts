@@ -13,12 +13,11 @@ import { join } from 'node:path'
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runCli, type ServeProcess } from '../helpers/cli.ts'
+import { ISSUER, tokenForm } from '../helpers/exchange.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { onNewConnection, serveWithWorkers } from '../helpers/workers.ts'
 
-const ISSUER = 'https://gateway.test'
 const REPORTS_API = 'https://reports.example'
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 const PUBLISH_AHEAD_MS = 10_000
 const JOSE_COOLDOWN_MS = 5_000
 const env = { BOUNCER_MASTER_KEY: randomBytes(32).toString('base64'), BOUNCER_EXCHANGE_PUBLISH_AHEAD_MS: String(PUBLISH_AHEAD_MS) }
@@ -58,10 +57,7 @@ async function exchanged(): Promise<string> {
   const res = await onNewConnection(`${gateway.url}/oauth2/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: user, subject_token_type: ACCESS_TOKEN, actor_token: agent, actor_token_type: ACCESS_TOKEN,
-    }).toString(),
+    body: tokenForm({ subject: user, actor: agent }),
   })
   expect(res.status, res.body).toBe(200)
   return (JSON.parse(res.body) as { access_token: string }).access_token

@@ -7,13 +7,11 @@ import { generateKeyPairSync } from 'node:crypto'
 import { decodeJwt } from 'jose'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { exchanged, ISSUER } from '../helpers/exchange.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
-
-const ISSUER = 'https://gateway.test'
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 
 let idp: TestIdentityProvider
 let upstream: TestUpstream
@@ -42,13 +40,7 @@ afterAll(async () => {
 })
 
 it('keeps a key it stopped signing with published as long as its tokens are accepted: their exp plus the clock tolerance', async () => {
-  const res = await request(`${gw.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: await idp.token('looker-reports'), subject_token_type: ACCESS_TOKEN }).toString(),
-  })
-  const { access_token: token } = (await res.body.json()) as { access_token: string }
-  expect(res.statusCode).toBe(200)
+  const token = await exchanged(gw.url, { subject: await idp.token('looker-reports') })
   // The reload moves to the operator's key: the gateway's own one is kept published for the tokens it signed.
   await gw.writeConfig(config({ key: '${secret:operator-key}' }))
   expect((await gw.reload()).ok).toBe(true)

@@ -9,12 +9,12 @@
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { exchanged } from '../helpers/exchange.ts'
 import { auditRows, connect, MCP_RESOURCE, mcpTestConfig, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ISSUER = 'https://mcp.bouncer.test'
 const MOVED = 'https://mcp.bouncer.test/v2/mcp'
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 const ADMIN = 'exchange-probe-mcp-reload-admin-0123456789'
 
 let setup: McpTestSetup
@@ -34,19 +34,7 @@ afterAll(() => setup?.close())
 
 async function exchangedForMcp(): Promise<string> {
   const { idp, gateway } = setup
-  const res = await request(`${gateway.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: await idp.token('looker-reports'), subject_token_type: ACCESS_TOKEN,
-      actor_token: await idp.token('analytics-agent'), actor_token_type: ACCESS_TOKEN,
-      resource: MCP_RESOURCE,
-    }).toString(),
-  })
-  const body = (await res.body.json()) as { access_token: string }
-  expect(res.statusCode, JSON.stringify(body)).toBe(200)
-  return body.access_token
+  return exchanged(gateway.url, { subject: await idp.token('looker-reports'), actor: await idp.token('analytics-agent'), resource: MCP_RESOURCE })
 }
 
 async function listTools(token: string): Promise<{ status: number; code?: string }> {

@@ -7,21 +7,18 @@
 import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
-import { connect, type AddressInfo, type Socket } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { waitForAuditRecord } from '../helpers/audit.ts'
+import { exchanged as exchangedAt, ISSUER } from '../helpers/exchange.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { echoWebSocket, HANDSHAKE_FIELDS } from '../helpers/websocket.ts'
+import { CLOSE_1008, echoes, echoWebSocket, HANDSHAKE_FIELDS, openRawTunnel, type RawTunnel } from '../helpers/websocket.ts'
 
-const ISSUER = 'https://gateway.test'
 const OTHER = 'https://reports.gateway.test'
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
-const CLOSE_1008 = Buffer.from([0x88, 0x02, 0x03, 0xf0])
 
 let dir: string
 let idp: TestIdentityProvider
@@ -64,56 +61,18 @@ afterAll(async () => {
 })
 
 async function exchanged(audience: string): Promise<string> {
-  const res = await request(`${gw.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: await idp.token('looker-reports'), subject_token_type: ACCESS_TOKEN,
-      actor_token: await idp.token('analytics-agent'), actor_token_type: ACCESS_TOKEN,
-      audience,
-    }).toString(),
-  })
-  const body = (await res.body.json()) as { access_token: string }
-  expect(res.statusCode, JSON.stringify(body)).toBe(200)
-  return body.access_token
-}
-
-interface Tunnel {
-  received(): Buffer
-  closed(): boolean
-  echoes(text: string): Promise<void>
-  destroy(): void
+  return exchangedAt(gw.url, { subject: await idp.token('looker-reports'), actor: await idp.token('analytics-agent'), audience })
 }
 
 /** A handshake with the token: the tunnel when answered 101, else the status. */
-async function handshake(token: string, requestId: string): Promise<Tunnel | number> {
+async function handshake(token: string, requestId: string): Promise<RawTunnel | number> {
   const port = Number(new URL(gw.url).port)
-  const socket = connect(port, '127.0.0.1')
-  let bytes = Buffer.alloc(0)
-  let closed = false
-  socket.once('close', () => (closed = true))
-  socket.on('data', (c: Buffer) => (bytes = Buffer.concat([bytes, c])))
-  socket.on('error', () => {})
-  socket.write(`GET /live/feed HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nX-Request-Id: ${requestId}\r\nAuthorization: Bearer ${token}\r\n${HANDSHAKE_FIELDS}\r\n`)
-  await waitFor(() => bytes.includes('\r\n\r\n'), 'the handshake answer')
-  const end = bytes.indexOf('\r\n\r\n') + 4
-  const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(bytes.toString('latin1'))?.[1])
-  if (status !== 101) {
-    socket.destroy()
-    return status
+  const tunnel = await openRawTunnel(port, `GET /live/feed HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nX-Request-Id: ${requestId}\r\nAuthorization: Bearer ${token}\r\n${HANDSHAKE_FIELDS}\r\n`)
+  if (tunnel.status !== 101) {
+    tunnel.socket.destroy()
+    return tunnel.status
   }
-  const received = () => bytes.subarray(end)
-  const tunnel: Tunnel = {
-    received,
-    closed: () => closed,
-    async echoes(text) {
-      socket.write(text)
-      await waitFor(() => received().includes(text), `the echo of ${text}`)
-    },
-    destroy: () => socket.destroy(),
-  }
-  await tunnel.echoes('opened')
+  await echoes(tunnel, 'opened')
   return tunnel
 }
 
@@ -123,7 +82,7 @@ async function reloadTo(next: Record<string, unknown>): Promise<void> {
 }
 
 /** Closed by the gateway (1008), the record (101) saying why. */
-async function closedWith(tunnel: Tunnel, requestId: string): Promise<string | null> {
+async function closedWith(tunnel: RawTunnel, requestId: string): Promise<string | null> {
   await waitFor(() => tunnel.closed(), `the gateway closing ${requestId}`, 5_000)
   expect(tunnel.received().subarray(-CLOSE_1008.length)).toEqual(CLOSE_1008)
   const record = await waitForAuditRecord(join(dir, 'audit.db'), requestId)
@@ -133,22 +92,22 @@ async function closedWith(tunnel: Tunnel, requestId: string): Promise<string | n
 
 it('a reload that drops the token\'s audience from token_exchange.audiences closes its tunnels; another audience\'s stay open', async () => {
   await reloadTo(config(exchangeFor([ISSUER, OTHER])))
-  const doomed = await handshake(await exchanged(OTHER), 'tunnel-dropped-audience') as Tunnel
+  const doomed = await handshake(await exchanged(OTHER), 'tunnel-dropped-audience') as RawTunnel
   const keptToken = await exchanged(ISSUER)
-  const kept = await handshake(keptToken, 'tunnel-kept-audience') as Tunnel
+  const kept = await handshake(keptToken, 'tunnel-kept-audience') as RawTunnel
   await reloadTo(config(exchangeFor([ISSUER])))
   // Before: both stayed open.
   expect(await closedWith(doomed, 'tunnel-dropped-audience')).toBe(`After a config reload, the gateway no longer accepts its exchanged tokens for ${OTHER} (token_exchange.audiences): the gateway closed the tunnel.`)
-  await kept.echoes('still here')
+  await echoes(kept, 'still here')
   expect(kept.closed()).toBe(false)
-  kept.destroy()
+  kept.socket.destroy()
   expect(await handshake(keptToken, 'tunnel-kept-again')).not.toBe(401)
 })
 
 it('a reload that removes token_exchange closes the tunnels its tokens opened, as a new handshake with them is refused', async () => {
   await reloadTo(config(exchangeFor([ISSUER, OTHER])))
   const token = await exchanged(ISSUER)
-  const tunnel = await handshake(token, 'tunnel-exchange-removed') as Tunnel
+  const tunnel = await handshake(token, 'tunnel-exchange-removed') as RawTunnel
   await reloadTo(config(null))
   expect(await handshake(token, 'tunnel-exchange-removed-again')).toBe(401)
   // Before: it stayed open.
@@ -161,11 +120,11 @@ it('a reload that removes token_exchange closes the tunnels its tokens opened, a
 it('a reload that no longer takes a provider\'s token (its issuer\'s audiences changed) closes its tunnels', async () => {
   await reloadTo(config(null))
   const token = await idp.token('looker-reports')
-  const tunnel = await handshake(token, 'tunnel-bearer-audience') as Tunnel
-  const other = await handshake(token, 'tunnel-bearer-kept') as Tunnel
+  const tunnel = await handshake(token, 'tunnel-bearer-audience') as RawTunnel
+  const other = await handshake(token, 'tunnel-bearer-kept') as RawTunnel
   // Another audience added: the token is still taken, its tunnels stay.
   await reloadTo(config(null, [AUDIENCE, 'api://other']))
-  await tunnel.echoes('after the first reload')
+  await echoes(tunnel, 'after the first reload')
   await reloadTo(config(null, ['api://other']))
   expect(await handshake(token, 'tunnel-bearer-audience-again')).toBe(401)
   await waitFor(() => tunnel.closed() && other.closed(), 'the gateway closing both tunnels', 5_000)

@@ -2,17 +2,14 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { AuditRecord } from '../../src/audit/record.ts'
+import { exchange as exchangeAt, ISSUER } from '../helpers/exchange.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { waitForAuditRecord } from '../helpers/audit.ts'
-
-const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 
 let dir: string
 let db: string
@@ -46,7 +43,7 @@ beforeAll(async () => {
     policies: [{ name: 'read', statements: [{ sid: 'Read', effect: 'allow', actions: ['GET'], routes: ['reports'] }] }],
     upstreams: [{ name: 'data-api', url: upstream.url }],
     routes: [{ id: 'reports', path: '/reports/*', upstream: 'data-api' }],
-    token_exchange: { issuer: 'https://gateway.test', lifetime: '10m', actors: [{ role: 'agent', delegated_roles: ['analyst'] }] },
+    token_exchange: { issuer: ISSUER, lifetime: '10m', actors: [{ role: 'agent', delegated_roles: ['analyst'] }] },
     audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
   })
   await waitFor(() => gw.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'the issuer keys', 20_000)
@@ -61,12 +58,8 @@ afterAll(async () => {
 })
 
 async function exchange(requestId: string, params: Record<string, string>): Promise<{ status: number; error?: string }> {
-  const res = await request(`${gw.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': requestId },
-    body: new URLSearchParams({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS_TOKEN, actor_token: agent, actor_token_type: ACCESS_TOKEN, ...params }).toString(),
-  })
-  return { status: res.statusCode, error: ((await res.body.json()) as { error?: string }).error }
+  const { status, body } = await exchangeAt(gw.url, { subject: alice, actor: agent, params, requestId })
+  return { status, error: body.error }
 }
 
 const auditRecord = (requestId: string): Promise<AuditRecord> => waitForAuditRecord(db, requestId)

@@ -2,14 +2,12 @@
 import { decodeJwt } from 'jose'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { exchange as exchangeAt, exchanged as exchangedAt, ISSUER } from '../helpers/exchange.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const ISSUER = 'https://gateway.test'
-const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 const DENIED_ROUTES = ['by-role', 'by-scope', 'by-azp', 'by-tenant']
 let idp: TestIdentityProvider
 let upstream: TestUpstream
@@ -53,21 +51,9 @@ afterAll(async () => {
   await idp?.stop()
 })
 
-async function exchange(subject: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const form = new URLSearchParams({
-    grant_type: GRANT,
-    subject_token: subject, subject_token_type: ACCESS_TOKEN,
-    actor_token: await idp.mint({ sub: 'agent-1' }), actor_token_type: ACCESS_TOKEN,
-  })
-  const res = await request(`${gw.url}/oauth2/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() })
-  return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> }
-}
-
-async function exchanged(subject: string): Promise<string> {
-  const { status, body } = await exchange(subject)
-  expect(status, JSON.stringify(body)).toBe(200)
-  return body.access_token as string
-}
+/** `subject` exchanged with agent-1 acting. */
+const exchange = async (subject: string) => exchangeAt(gw.url, { subject, actor: await idp.mint({ sub: 'agent-1' }) })
+const exchanged = async (subject: string) => exchangedAt(gw.url, { subject, actor: await idp.mint({ sub: 'agent-1' }) })
 
 async function status(path: string, token: string): Promise<number> {
   const res = await request(`${gw.url}${path}`, { headers: { authorization: `Bearer ${token}` } })

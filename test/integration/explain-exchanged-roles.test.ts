@@ -2,14 +2,12 @@
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatExplanation, type Explanation } from '../../src/gateway/explain.ts'
+import { exchanged as exchangedAt, ISSUER } from '../helpers/exchange.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const ISSUER = 'https://gateway.test'
-const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 const ADMIN = 'explain-exchanged-roles-admin-token-01'
 let idp: TestIdentityProvider
 let upstream: TestUpstream
@@ -41,15 +39,7 @@ afterAll(async () => {
 })
 
 async function exchanged(scope: string): Promise<string> {
-  const form = new URLSearchParams({
-    grant_type: GRANT, scope,
-    subject_token: await idp.mint({ sub: 'user-1' }), subject_token_type: ACCESS_TOKEN,
-    actor_token: await idp.mint({ sub: 'agent-1' }), actor_token_type: ACCESS_TOKEN,
-  })
-  const res = await request(`${gw.url}/oauth2/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() })
-  const body = (await res.body.json()) as { access_token?: string }
-  expect(res.statusCode, JSON.stringify(body)).toBe(200)
-  return body.access_token as string
+  return exchangedAt(gw.url, { subject: await idp.mint({ sub: 'user-1' }), actor: await idp.mint({ sub: 'agent-1' }), scope })
 }
 
 describe('explain on a token the gateway issued by token exchange', () => {

@@ -2,7 +2,7 @@
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Explanation } from '../../src/gateway/explain.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { explainAt, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -36,15 +36,7 @@ afterAll(async () => {
   await idp?.stop()
 })
 
-async function explain(body: Record<string, unknown>): Promise<Explanation> {
-  const res = await request(`${gateway.adminUrl}/api/explain`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ method: 'GET', path: '/svc', ...body }),
-  })
-  expect(res.statusCode).toBe(200)
-  return (await res.body.json()) as Explanation
-}
+const explain = (body: Record<string, unknown>): Promise<Explanation> => explainAt(gateway, ADMIN, { method: 'GET', path: '/svc', ...body })
 
 /** What the gateway answers the token, and what explain says it would. */
 async function both(token: string) {

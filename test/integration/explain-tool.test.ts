@@ -8,12 +8,12 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Explanation } from '../../src/gateway/explain.ts'
 import { runCli } from '../helpers/cli.ts'
+import { exchanged } from '../helpers/exchange.ts'
 import { startChangingServer, type ChangingMcpServer } from '../helpers/mcp-servers.ts'
 import { AGENT_FOR_REPORTER, auditRows, connect, MCP_RESOURCE, startMcpTestGateway, WITH_OPS_ONCALL, type McpTestSetup } from '../helpers/mcp.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ADMIN = 'explain-tool-admin-token-0123456789'
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 let setup: McpTestSetup
 let tickets: ChangingMcpServer
 let config: Record<string, unknown> & { mcp: Record<string, unknown> }
@@ -38,18 +38,7 @@ beforeAll(async () => {
   agentToken = await idp.token('analytics-agent', { resource: MCP_RESOURCE })
   reporterToken = await idp.token('looker-reports', { resource: MCP_RESOURCE })
   // On behalf of: looker-reports' token exchanged, analytics-agent acting, for the MCP endpoint.
-  const res = await request(`${gateway.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', resource: MCP_RESOURCE,
-      subject_token: await idp.token('looker-reports'), subject_token_type: ACCESS_TOKEN,
-      actor_token: await idp.token('analytics-agent'), actor_token_type: ACCESS_TOKEN,
-    }).toString(),
-  })
-  const body = (await res.body.json()) as { access_token: string }
-  expect(res.statusCode, JSON.stringify(body)).toBe(200)
-  onBehalfToken = body.access_token
+  onBehalfToken = await exchanged(gateway.url, { subject: await idp.token('looker-reports'), actor: await idp.token('analytics-agent'), resource: MCP_RESOURCE })
 }, 90_000)
 
 afterAll(async () => {

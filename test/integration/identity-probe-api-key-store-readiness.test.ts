@@ -6,7 +6,7 @@
 // and names the store's state in api_key_store.
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { readyz, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startPostgres, type PrivatePostgres } from '../helpers/postgres.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -36,14 +36,9 @@ afterAll(async () => {
   await postgres?.destroy()
 })
 
-async function readyz(): Promise<{ status: number; checks: Record<string, string> }> {
-  const res = await request(`${gateway.adminUrl}/readyz`)
-  return { status: res.statusCode, checks: ((await res.body.json()) as { checks: Record<string, string> }).checks }
-}
-
 it('is not ready while its PostgreSQL API key store cannot be reached, and says why', async () => {
-  await waitFor(async () => (await readyz()).checks.api_key_store?.startsWith('unavailable: ') === true, 'the store\'s first failure')
-  const answer = await readyz()
+  await waitFor(async () => (await readyz(gateway)).checks.api_key_store?.startsWith('unavailable: ') === true, 'the store\'s first failure')
+  const answer = await readyz(gateway)
   expect(answer.status).toBe(503)
   expect(answer.checks.api_key_store).toMatch(/^unavailable: .*ECONNREFUSED/)
 })
@@ -61,6 +56,6 @@ it('answers the admin API\'s key list and revocations 503 while the store cannot
 
 it('is ready once the store answers, without an API key request to read it', async () => {
   await postgres.start()
-  await waitFor(async () => (await readyz()).status === 200, 'ready', 40_000)
-  expect((await readyz()).checks.api_key_store).toBe('ready')
+  await waitFor(async () => (await readyz(gateway)).status === 200, 'ready', 40_000)
+  expect((await readyz(gateway)).checks.api_key_store).toBe('ready')
 })

@@ -4,32 +4,19 @@
 // audited as acting agent "". Such an act names nobody, and is refused as an act without sub is.
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
+import { startAnyCallerGateway, type AnyCallerSetup, type TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
 
+let setup: AnyCallerSetup
 let idp: TestIdentityProvider
-let upstream: TestUpstream
 let gateway: TestGateway
 
 beforeAll(async () => {
-  idp = await startIdentityProvider()
-  upstream = await startUpstream()
-  gateway = await startTestGateway({
-    issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    ...allowAnyCaller(['corp']),
-    upstreams: [{ name: 'data', url: upstream.url }],
-    routes: [{ id: 'data', path: '/data/*', upstream: 'data' }],
-  })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'the issuer keys')
+  setup = await startAnyCallerGateway()
+  ;({ idp, gateway } = setup)
 })
 
-afterAll(async () => {
-  await gateway?.close()
-  await upstream?.close()
-  await idp?.stop()
-})
+afterAll(() => setup?.close())
 
 async function call(token: string): Promise<{ status: number; code?: string; detail?: string }> {
   const res = await request(`${gateway.url}/data/x`, { headers: { authorization: `Bearer ${token}` } })

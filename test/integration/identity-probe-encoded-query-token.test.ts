@@ -5,32 +5,21 @@
 // form decoder decodes names; an RFC 6750 §2.3 resource server takes it).
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
-import { waitFor } from '../helpers/wait.ts'
+import { startAnyCallerGateway, type AnyCallerSetup, type TestGateway } from '../helpers/gateway.ts'
+import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
+import type { TestUpstream } from '../helpers/upstream.ts'
 
+let setup: AnyCallerSetup
 let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
 
 beforeAll(async () => {
-  idp = await startIdentityProvider()
-  upstream = await startUpstream()
-  gateway = await startTestGateway({
-    issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
-    ...allowAnyCaller(['corp']),
-    upstreams: [{ name: 'data', url: upstream.url }],
-    routes: [{ id: 'data', path: '/data/*', upstream: 'data' }],
-  })
-  await waitFor(() => gateway.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'the issuer keys')
+  setup = await startAnyCallerGateway()
+  ;({ idp, upstream, gateway } = setup)
 })
 
-afterAll(async () => {
-  await gateway?.close()
-  await upstream?.close()
-  await idp?.stop()
-})
+afterAll(() => setup?.close())
 
 async function call(query: string, token: string) {
   const res = await request(`${gateway.url}/data/x?${query}`, { headers: { authorization: `Bearer ${token}` } })

@@ -5,7 +5,7 @@
 // an issuer whose keys are down does not.
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { readyz, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { answerJson, startIntrospectionEndpoint, type TestIntrospectionEndpoint } from '../helpers/introspection-endpoint.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 
@@ -31,11 +31,6 @@ afterAll(async () => {
   await endpoint?.close()
 })
 
-async function readyz(): Promise<{ status: number; checks: Record<string, string> }> {
-  const res = await request(`${gw.adminUrl}/readyz`)
-  return { status: res.statusCode, checks: ((await res.body.json()) as { checks: Record<string, string> }).checks }
-}
-
 async function call(token: string): Promise<number> {
   const res = await request(`${gw.url}/reports/daily`, { headers: { authorization: `Bearer ${token}` } })
   await res.body.dump()
@@ -43,14 +38,14 @@ async function call(token: string): Promise<number> {
 }
 
 it('names an issuer that only introspects, and its endpoint\'s last refusal, while staying ready', async () => {
-  expect(await readyz()).toEqual({ status: 200, checks: expect.objectContaining({ 'introspection:legacy': 'not asked yet' }) })
+  expect(await readyz(gw)).toEqual({ status: 200, checks: expect.objectContaining({ 'introspection:legacy': 'not asked yet' }) })
   endpoint.answers.set('opaque-1', (res) => res.writeHead(401).end())
   expect(await call('opaque-1')).toBe(503)
-  expect(await readyz()).toEqual({
+  expect(await readyz(gw)).toEqual({
     status: 200,
     checks: expect.objectContaining({ 'introspection:legacy': 'unavailable: the endpoint answered HTTP 401: check introspection.client_id and client_secret' }),
   })
   endpoint.answers.set('opaque-2', answerJson({ active: true, sub: 'alice', aud: 'api://legacy' }))
   expect(await call('opaque-2')).toBe(200)
-  expect((await readyz()).checks['introspection:legacy']).toBe('answering')
+  expect((await readyz(gw)).checks['introspection:legacy']).toBe('answering')
 })

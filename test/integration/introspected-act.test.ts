@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { AuditRecord } from '../../src/audit/record.ts'
+import { exchange, ISSUER } from '../helpers/exchange.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { answerJson, startIntrospectionEndpoint, type TestIntrospectionEndpoint } from '../helpers/introspection-endpoint.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -12,8 +13,6 @@ import { waitForAuditRecord } from '../helpers/audit.ts'
 
 const LEGACY = 'https://legacy.test'
 const AUD = 'api://legacy'
-const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 
 let endpoint: TestIntrospectionEndpoint
 let upstream: TestUpstream
@@ -49,7 +48,7 @@ beforeAll(async () => {
       { id: 'reports', path: '/reports/*', upstream: 'api' },
       { id: 'pii', path: '/pii/*', upstream: 'api' },
     ],
-    token_exchange: { issuer: 'https://gateway.test', lifetime: '10m', require_actor: false, actors: [{ role: 'agent', delegated_roles: ['reader'] }] },
+    token_exchange: { issuer: ISSUER, lifetime: '10m', require_actor: false, actors: [{ role: 'agent', delegated_roles: ['reader'] }] },
     audit: { sinks: [{ type: 'sqlite', path: db }], spill_dir: join(dir, 'spill'), flush_interval: '20ms' },
   })
   const soon = Math.floor(Date.now() / 1000) + 3600
@@ -70,15 +69,6 @@ afterAll(async () => {
 async function call(path: string, token: string, requestId?: string) {
   const res = await request(`${gw.url}${path}`, { headers: { authorization: `Bearer ${token}`, ...(requestId ? { 'x-request-id': requestId } : {}) } })
   return { status: res.statusCode, body: (await res.body.json()) as { code?: string; detail?: string } }
-}
-
-async function exchange(params: Record<string, string>) {
-  const res = await request(`${gw.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: GRANT, subject_token_type: ACCESS_TOKEN, ...params }).toString(),
-  })
-  return { status: res.statusCode, body: (await res.body.json()) as { error?: string; error_description?: string } }
 }
 
 const auditRecord = (requestId: string): Promise<AuditRecord> => waitForAuditRecord(db, requestId)
@@ -105,13 +95,13 @@ it('refuses an introspected token whose act names nobody, as a JWT\'s: 401 malfo
 })
 
 it('does not exchange an introspected token naming an agent again, as subject or as actor', async () => {
-  const asSubject = await exchange({ subject_token: 'opaque-for-agent' })
+  const asSubject = await exchange(gw.url, { subject: 'opaque-for-agent' })
   expect(asSubject.status).toBe(400)
   expect(asSubject.body.error).toBe('invalid_grant')
   expect(asSubject.body.error_description).toContain('already names an actor')
-  const asActor = await exchange({ subject_token: 'opaque-alone', actor_token: 'opaque-for-agent', actor_token_type: ACCESS_TOKEN })
+  const asActor = await exchange(gw.url, { subject: 'opaque-alone', actor: 'opaque-for-agent' })
   expect(asActor.status).toBe(400)
   expect(asActor.body.error).toBe('invalid_grant')
   // The agent's own token still acts for the user.
-  expect((await exchange({ subject_token: 'opaque-alone', actor_token: 'opaque-agent-own', actor_token_type: ACCESS_TOKEN })).status).toBe(200)
+  expect((await exchange(gw.url, { subject: 'opaque-alone', actor: 'opaque-agent-own' })).status).toBe(200)
 })

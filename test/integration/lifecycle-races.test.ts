@@ -14,6 +14,7 @@ import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startServe } from '../helpers/cli.ts'
+import { tokenForm } from '../helpers/exchange.ts'
 import { allowAnyCaller, startTestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, DEFAULT_CLIENTS, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
@@ -132,13 +133,7 @@ describe('a token exchange that outlives a reload', () => {
     try {
       await waitFor(() => gateway.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'the issuer keys', 20_000)
       const [alice, agent] = await Promise.all([idp.token('alice-app'), idp.token('reports-agent')])
-      const form = new URLSearchParams({
-        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-        subject_token: alice,
-        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
-        actor_token: agent,
-        actor_token_type: 'urn:ietf:params:oauth:token-type:access_token',
-      }).toString()
+      const form = tokenForm({ subject: alice, actor: agent })
       const held = heldPost(`${gateway.url}/oauth2/token`, { 'content-type': 'application/x-www-form-urlencoded' }, form)
       await waitFor(() => gateway.state.inFlight === 1, 'the exchange to wait for the rest of its form')
 

@@ -7,13 +7,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { exchanged } from '../helpers/exchange.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, DEFAULT_CLIENTS, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { connect, MCP_RESOURCE, mcpTestConfig } from '../helpers/mcp.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 const ADMIN = 'actor-binding-admin-token-0123456789'
 let idp: TestIdentityProvider
 let partner: TestIdentityProvider
@@ -57,19 +57,7 @@ afterAll(async () => {
 })
 
 async function exchangedFor(agentClient: string, user: () => TestIdentityProvider = () => idp): Promise<string> {
-  const res = await request(`${gateway.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: await user().token('looker-reports'), subject_token_type: ACCESS_TOKEN,
-      actor_token: await idp.token(agentClient), actor_token_type: ACCESS_TOKEN,
-      resource: MCP_RESOURCE,
-    }).toString(),
-  })
-  const body = (await res.body.json()) as { access_token: string }
-  expect(res.statusCode, JSON.stringify(body)).toBe(200)
-  return body.access_token
+  return exchanged(gateway.url, { subject: await user().token('looker-reports'), actor: await idp.token(agentClient), resource: MCP_RESOURCE })
 }
 
 it('an approval one agent got for a user is not taken by another agent acting for the same user', async () => {

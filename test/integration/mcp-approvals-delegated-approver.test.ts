@@ -4,9 +4,9 @@
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { exchange } from '../helpers/exchange.ts'
 import { connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
 
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 const ADMIN = 'delegated-approver-admin-token-0123456789'
 let setup: McpTestSetup
 
@@ -39,22 +39,12 @@ it('refuses an approver token that an agent holds for a person', async () => {
     await client.close()
   }
   // The agent trades the ops person's token and its own for a token with the ops role.
-  const exchange = await request(`${setup.gateway.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: await setup.idp.token('no-tenant'), subject_token_type: ACCESS_TOKEN,
-      actor_token: await setup.idp.token('looker-reports'), actor_token_type: ACCESS_TOKEN,
-      scope: 'ops',
-    }).toString(),
-  })
-  const delegated = (await exchange.body.json()) as { access_token: string; scope: string }
+  const { body: delegated } = await exchange(setup.gateway.url, { subject: await setup.idp.token('no-tenant'), actor: await setup.idp.token('looker-reports'), scope: 'ops' })
   expect(delegated.scope).toBe('ops')
   const decide = (token: string) => request(`${setup.gateway.adminUrl}/api/approvals/${id}/approve`, {
     method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ token }),
   })
-  const refused = await decide(delegated.access_token)
+  const refused = await decide(delegated.access_token as string)
   const text = await refused.body.text()
   expect(refused.statusCode, text).toBe(403)
   expect(text).toMatch(/approver's own token/)

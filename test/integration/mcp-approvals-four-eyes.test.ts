@@ -3,12 +3,12 @@
 // call approved it with its own client-credentials token, where its service account held an approver role.
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { exchanged as exchangedAt } from '../helpers/exchange.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { AGENT_FOR_REPORTER, connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
 import type { TestUpstream } from '../helpers/upstream.ts'
 
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 const ADMIN = 'scratch-four-eyes-admin-token-0123456789'
 let setup: McpTestSetup
 let idp: TestIdentityProvider
@@ -35,19 +35,7 @@ beforeAll(async () => {
 afterAll(() => setup?.close())
 
 async function exchanged(): Promise<string> {
-  const res = await request(`${gateway.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: await idp.token('looker-reports'), subject_token_type: ACCESS_TOKEN,
-      actor_token: await idp.token('analytics-agent'), actor_token_type: ACCESS_TOKEN,
-      resource: MCP_RESOURCE,
-    }).toString(),
-  })
-  const body = (await res.body.json()) as { access_token: string }
-  expect(res.statusCode, JSON.stringify(body)).toBe(200)
-  return body.access_token
+  return exchangedAt(gateway.url, { subject: await idp.token('looker-reports'), actor: await idp.token('analytics-agent'), resource: MCP_RESOURCE })
 }
 
 it('the agent that made an on-behalf-of tool call cannot approve it with its own token (four eyes)', async () => {

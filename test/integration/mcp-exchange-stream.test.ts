@@ -3,12 +3,10 @@
 // that keeps the exchange keeps it. Before, a 2026-07-28 subscriptions/listen stream outlived any
 // reload (mcp-stream-lifecycle.test.ts).
 import { join } from 'node:path'
-import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { exchanged } from '../helpers/exchange.ts'
 import { AGENT_FOR_REPORTER, auditRows, connect, MCP_RESOURCE, mcpTestConfig, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
 import { waitFor } from '../helpers/wait.ts'
-
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 
 let setup: McpTestSetup
 
@@ -22,19 +20,7 @@ afterAll(() => setup?.close())
 
 async function exchangedForMcp(): Promise<string> {
   const { idp, gateway } = setup
-  const res = await request(`${gateway.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: await idp.token('looker-reports'), subject_token_type: ACCESS_TOKEN,
-      actor_token: await idp.token('analytics-agent'), actor_token_type: ACCESS_TOKEN,
-      resource: MCP_RESOURCE,
-    }).toString(),
-  })
-  const body = (await res.body.json()) as { access_token: string }
-  expect(res.statusCode, JSON.stringify(body)).toBe(200)
-  return body.access_token
+  return exchanged(gateway.url, { subject: await idp.token('looker-reports'), actor: await idp.token('analytics-agent'), resource: MCP_RESOURCE })
 }
 
 const settlesWithin = (promise: Promise<unknown>, ms: number) => Promise.race([promise.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))])

@@ -5,12 +5,11 @@
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { exchange, exchanged } from '../helpers/exchange.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { AGENT_FOR_REPORTER, auditRows, connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
 import { waitFor } from '../helpers/wait.ts'
-
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 
 let setup: McpTestSetup
 let idp: TestIdentityProvider
@@ -26,25 +25,11 @@ beforeAll(async () => {
 
 afterAll(() => setup?.close())
 
-/** The token endpoint's answer to exchanging looker-reports' token, with the agent as actor, for `target`. */
-async function exchange(target: Record<string, string>) {
-  return request(`${gateway.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: await idp.token('looker-reports'), subject_token_type: ACCESS_TOKEN,
-      actor_token: await idp.token('analytics-agent'), actor_token_type: ACCESS_TOKEN,
-      ...target,
-    }).toString(),
-  })
-}
+/** looker-reports' token and the agent's, to exchange for a target. */
+const tokens = async () => ({ subject: await idp.token('looker-reports'), actor: await idp.token('analytics-agent') })
 
 async function exchangedForMcp(): Promise<string> {
-  const res = await exchange({ resource: MCP_RESOURCE })
-  const body = (await res.body.json()) as { access_token: string }
-  expect(res.statusCode, JSON.stringify(body)).toBe(200)
-  return body.access_token
+  return exchanged(gateway.url, { ...(await tokens()), resource: MCP_RESOURCE })
 }
 
 it('lists and runs only the tools both the user and the agent may use, and audits both', async () => {
@@ -71,9 +56,9 @@ it('lists and runs only the tools both the user and the agent may use, and audit
 })
 
 it('refuses an exchanged token for another audience', async () => {
-  const res = await exchange({ audience: 'https://elsewhere.test' })
-  expect(res.statusCode).toBe(400)
-  expect(((await res.body.json()) as { error: string }).error).toBe('invalid_target')
+  const answer = await exchange(gateway.url, { ...(await tokens()), audience: 'https://elsewhere.test' })
+  expect(answer.status).toBe(400)
+  expect(answer.body.error).toBe('invalid_target')
 })
 
 it('names the gateway\'s own token exchange among the authorization servers of its protected-resource metadata', async () => {

@@ -1,10 +1,9 @@
 // The session store in /readyz (a probe: with the Redis session store stopped, every session
 // request answered 503 while /readyz named nothing). Counted as the Redis limits store is: not
 // ready until it has connected once; a later outage shows in the checks only.
-import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closeAll } from '../helpers/browser.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { readyz, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts'
 import { signInConfig, startSignInProvider, UNUSED_ORIGIN } from '../helpers/sign-in.ts'
@@ -29,22 +28,16 @@ function config(): Record<string, unknown> {
   }
 }
 
-async function readyz(): Promise<{ status: number; checks: Record<string, string> }> {
-  const res = await request(`${gateway!.adminUrl}/readyz`)
-  const body = (await res.body.json()) as { checks: Record<string, string> }
-  return { status: res.statusCode, checks: body.checks }
-}
-
 describe('the Redis session store in /readyz', { timeout: 60_000 }, () => {
   it('names it; an outage after it connected shows there without taking the gateway out', async () => {
     gateway = await startTestGateway(config())
-    await waitFor(async () => (await readyz()).status === 200, 'ready')
-    expect((await readyz()).checks.session_store).toBe('ready')
+    await waitFor(async () => (await readyz(gateway!)).status === 200, 'ready')
+    expect((await readyz(gateway)).checks.session_store).toBe('ready')
     await redis.stop()
-    await waitFor(async () => (await readyz()).checks.session_store?.startsWith('unavailable') === true, 'the outage in /readyz')
-    expect((await readyz()).status).toBe(200)
+    await waitFor(async () => (await readyz(gateway!)).checks.session_store?.startsWith('unavailable') === true, 'the outage in /readyz')
+    expect((await readyz(gateway)).status).toBe(200)
     await redis.start()
-    await waitFor(async () => (await readyz()).checks.session_store === 'ready', 'the store back')
+    await waitFor(async () => (await readyz(gateway!)).checks.session_store === 'ready', 'the store back')
     await gateway.close()
     gateway = undefined
   })
@@ -52,10 +45,10 @@ describe('the Redis session store in /readyz', { timeout: 60_000 }, () => {
   it('a gateway whose session store never answered is not ready', async () => {
     await redis.stop()
     gateway = await startTestGateway(config())
-    const first = await readyz()
+    const first = await readyz(gateway)
     expect(first.status).toBe(503)
     expect(first.checks.session_store).toMatch(/^(connecting|unavailable: .+)$/)
     await redis.start()
-    await waitFor(async () => (await readyz()).status === 200, 'ready once the store connected')
+    await waitFor(async () => (await readyz(gateway!)).status === 200, 'ready once the store connected')
   })
 })

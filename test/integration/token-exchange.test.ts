@@ -10,16 +10,14 @@ import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AuditRecord } from '../../src/audit/record.ts'
+import { ACCESS_TOKEN, exchange as exchangeAt, exchanged as exchangedAt, GRANT, ISSUER, postTokenRequest, tokenForm, type TokenAnswer } from '../helpers/exchange.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, signingKey, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { waitForAuditRecord } from '../helpers/audit.ts'
 
-const ISSUER = 'https://gateway.test'
 const MCP_AUDIENCE = 'https://gateway.test/mcp'
-const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 const ADMIN_TOKEN = 'exchange-test-admin-token-0123'
 
 let dir: string
@@ -97,31 +95,13 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true })
 })
 
-interface TokenAnswer {
-  status: number
-  headers: Record<string, string | string[] | undefined>
-  body: { access_token?: string; issued_token_type?: string; token_type?: string; expires_in?: number; scope?: string; error?: string; error_description?: string }
+/** A token request as a form, as RFC 8693 §2.1 has it, alice's token with the agent acting; `null` leaves a default parameter out. */
+function exchange(params: Record<string, string | null>, options: { contentType?: string; body?: string; requestId?: string } = {}): Promise<TokenAnswer> {
+  return postTokenRequest(gw.url, options.body ?? tokenForm({ subject: alice, actor: agent, params }), options)
 }
 
-/** A token request as a form, as RFC 8693 §2.1 has it; `null` leaves a default parameter out. */
-async function exchange(params: Record<string, string | null>, options: { contentType?: string; body?: string; requestId?: string } = {}): Promise<TokenAnswer> {
-  const form = new URLSearchParams()
-  const all: Record<string, string | null> = {
-    grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS_TOKEN, actor_token: agent, actor_token_type: ACCESS_TOKEN, ...params,
-  }
-  for (const [name, value] of Object.entries(all)) if (value !== null) form.append(name, value)
-  const res = await request(`${gw.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': options.contentType ?? 'application/x-www-form-urlencoded', ...(options.requestId ? { 'x-request-id': options.requestId } : {}) },
-    body: options.body ?? form.toString(),
-  })
-  return { status: res.statusCode, headers: res.headers, body: (await res.body.json()) as TokenAnswer['body'] }
-}
-
-async function exchanged(params: Record<string, string | null> = {}): Promise<string> {
-  const answer = await exchange(params)
-  expect(answer.status, JSON.stringify(answer.body)).toBe(200)
-  return answer.body.access_token as string
+function exchanged(params: Record<string, string | null> = {}): Promise<string> {
+  return exchangedAt(gw.url, { subject: alice, actor: agent, params })
 }
 
 async function call(path: string, token: string, requestId?: string) {
@@ -434,24 +414,13 @@ describe('the signing key an operator keeps (token_exchange.signing.key)', () =>
     let token: string
     try {
       await waitFor(() => withKey.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'the issuer keys', 20_000)
-      const res = await request(`${withKey.url}/oauth2/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS_TOKEN, actor_token: agent, actor_token_type: ACCESS_TOKEN }).toString(),
-      })
-      const body = (await res.body.json()) as { access_token: string }
-      expect(res.statusCode).toBe(200)
-      token = body.access_token
+      token = await exchangedAt(withKey.url, { subject: alice, actor: agent })
       await jwtVerify(token, publicKey, { issuer: ISSUER, audience: ISSUER }) // the operator's key signed it
       expect((await request(`${withKey.url}/reports/a`, { headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(200)
       // require_actor: false — a user may narrow their own token: no act, the user's own client.
-      const own = await request(`${withKey.url}/oauth2/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS_TOKEN, expires_in: '30' }).toString(),
-      })
-      expect(own.statusCode).toBe(200)
-      const narrowed = decodeJwt(((await own.body.json()) as { access_token: string }).access_token)
+      const own = await exchangeAt(withKey.url, { subject: alice, params: { expires_in: '30' } })
+      expect(own.status).toBe(200)
+      const narrowed = decodeJwt(own.body.access_token as string)
       expect(narrowed).toMatchObject({ sub: 'alice-app', client_id: 'alice-app', roles: ['anyone'] })
       expect(narrowed.act).toBeUndefined()
       expect((narrowed.exp as number) - (narrowed.iat as number)).toBe(30)
@@ -481,15 +450,7 @@ describe('the signing key an operator keeps (token_exchange.signing.key)', () =>
     const env = { EXCHANGE_TEST_SECRET_STS_SIGNING_KEY: privateKey.export({ format: 'pem', type: 'pkcs8' }) as string }
     const { signing: _signing, ...ownKey } = config(true).token_exchange
     const moving = await startTestGateway({ ...config(true), token_exchange: ownKey }, { env })
-    const exchangeAt = async (): Promise<string> => {
-      const res = await request(`${moving.url}/oauth2/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS_TOKEN, actor_token: agent, actor_token_type: ACCESS_TOKEN }).toString(),
-      })
-      expect(res.statusCode).toBe(200)
-      return ((await res.body.json()) as { access_token: string }).access_token
-    }
+    const exchangedAtMoving = () => exchangedAt(moving.url, { subject: alice, actor: agent })
     const callAt = async (token: string) => {
       const res = await request(`${moving.url}/reports/a`, { headers: { authorization: `Bearer ${token}` } })
       return { status: res.statusCode, body: (await res.body.json()) as { code?: string } }
@@ -497,12 +458,12 @@ describe('the signing key an operator keeps (token_exchange.signing.key)', () =>
     const kids = async () => ((await (await request(`${moving.url}/oauth2/jwks`)).body.json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid)
     try {
       await waitFor(() => moving.state.runtime.issuerKeys.get('corp')?.state === 'ready', 'the issuer keys', 20_000)
-      const before = await exchangeAt()
+      const before = await exchangedAtMoving()
       const oldKid = decodeProtectedHeader(before).kid as string
       expect((await callAt(before)).status).toBe(200)
       await moving.writeConfig(config(true))
       expect((await moving.reload()).ok).toBe(true)
-      const after = await exchangeAt()
+      const after = await exchangedAtMoving()
       await jwtVerify(after, publicKey, { issuer: ISSUER, audience: ISSUER }) // the operator's key signs now
       expect(await kids()).toEqual([decodeProtectedHeader(after).kid, oldKid])
       expect(await callAt(before)).toMatchObject({ status: 200 }) // was 401 key_not_found

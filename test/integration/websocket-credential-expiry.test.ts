@@ -5,17 +5,15 @@
 // tunnel for the tolerance (30 s by default), and one within it got a tunnel closed at once.
 import { createServer, type Server } from 'node:http'
 import { once } from 'node:events'
-import { connect, type AddressInfo, type Socket } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitForAuditRecord } from '../helpers/audit.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { echoWebSocket } from '../helpers/websocket.ts'
+import { CLOSE_1008, echoes, echoWebSocket, HANDSHAKE_FIELDS, openRawTunnel, type RawTunnel } from '../helpers/websocket.ts'
 
-const KEY = 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
-const CLOSE_1008 = Buffer.from([0x88, 0x02, 0x03, 0xf0])
 /** The issuer's clock_tolerance, in seconds. */
 const TOLERANCE = 2
 
@@ -51,32 +49,11 @@ afterAll(async () => {
   await idp?.stop()
 })
 
-interface Tunnel {
-  socket: Socket
-  /** Every byte the client received after the handshake's head. */
-  received(): Buffer
-  /** When the client saw its socket close (ms since the epoch), or null while it is open. */
-  closedAt(): number | null
-}
-
 /** Opens a tunnel through the gateway with the token. */
-async function openTunnel(token: string, requestId: string): Promise<Tunnel> {
-  const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
-  let bytes = Buffer.alloc(0)
-  let closedAt: number | null = null
-  socket.once('close', () => (closedAt = Date.now()))
-  socket.on('data', (c: Buffer) => (bytes = Buffer.concat([bytes, c])))
-  socket.on('error', () => {})
-  socket.write(`GET /ws/chat HTTP/1.1\r\nHost: gw\r\nX-Request-Id: ${requestId}\r\nAuthorization: Bearer ${token}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${KEY}\r\n`)
-  await waitFor(() => bytes.includes('\r\n\r\n'), 'the handshake answer')
-  const end = bytes.indexOf('\r\n\r\n') + 4
-  expect(bytes.subarray(0, end).toString('latin1')).toMatch(/^HTTP\/1\.1 101/)
-  return { socket, received: () => bytes.subarray(end), closedAt: () => closedAt }
-}
-
-async function echoes(tunnel: Tunnel, text: string): Promise<void> {
-  tunnel.socket.write(text)
-  await waitFor(() => tunnel.received().includes(text), `the echo of ${text}`)
+async function openTunnel(token: string, requestId: string): Promise<RawTunnel> {
+  const tunnel = await openRawTunnel(Number(new URL(gw.url).port), `GET /ws/chat HTTP/1.1\r\nHost: gw\r\nX-Request-Id: ${requestId}\r\nAuthorization: Bearer ${token}\r\n${HANDSHAKE_FIELDS}\r\n`)
+  expect(tunnel.head).toMatch(/^HTTP\/1\.1 101/)
+  return tunnel
 }
 
 describe('a WebSocket tunnel and its credential', () => {

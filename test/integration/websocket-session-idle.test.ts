@@ -7,7 +7,7 @@
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
-import { connect, type AddressInfo, type Socket } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { sessionId } from '../../src/identity/index.ts'
@@ -16,9 +16,8 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { signInConfig, startSignInProvider, UNUSED_ORIGIN } from '../helpers/sign-in.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { acceptWebSocket } from '../helpers/websocket.ts'
+import { acceptWebSocket, CLOSE_1008, echoes, HANDSHAKE_FIELDS, openRawTunnel } from '../helpers/websocket.ts'
 
-const CLOSE_1008 = Buffer.from([0x88, 0x02, 0x03, 0xf0])
 const IDLE_MS = 1500
 
 let wsServer: Server
@@ -64,24 +63,15 @@ it('an open tunnel closes within a second of its session going idle, whatever cr
     createdAt: now, lastSeenAt: now, expiresAt: now + 3_600_000, refreshAt: null, sealed: null, audience: 'gateway',
   })
   const port = Number(new URL(gw.url).port)
-  const socket = connect(port, '127.0.0.1')
-  let bytes = Buffer.alloc(0)
-  let closed = false
-  socket.once('close', () => (closed = true))
-  socket.on('data', (c: Buffer) => (bytes = Buffer.concat([bytes, c])))
-  socket.on('error', () => {})
-  socket.write(`GET /live/feed HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: http://127.0.0.1:${port}\r\nX-Request-Id: ws-session-idle\r\nCookie: bouncer_session=${value}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`)
-  await waitFor(() => bytes.includes('\r\n\r\n'), 'the handshake answer')
-  const end = bytes.indexOf('\r\n\r\n') + 4
-  expect(bytes.subarray(0, end).toString('latin1')).toMatch(/^HTTP\/1\.1 101/)
+  const tunnel = await openRawTunnel(port, `GET /live/feed HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: http://127.0.0.1:${port}\r\nX-Request-Id: ws-session-idle\r\nCookie: bouncer_session=${value}\r\n${HANDSHAKE_FIELDS}\r\n`)
+  expect(tunnel.head).toMatch(/^HTTP\/1\.1 101/)
   const opened = Date.now()
-  socket.write('hello')
-  await waitFor(() => bytes.subarray(end).includes('hello'), 'the echo')
+  await echoes(tunnel, 'hello')
 
   // The session's idle end is IDLE_MS after the handshake (its last use); the sweep reads it within a second.
-  await waitFor(() => closed, 'the gateway closing the tunnel of an idle session', 5000)
+  await waitFor(() => tunnel.closed(), 'the gateway closing the tunnel of an idle session', 5000)
   expect(Date.now() - opened).toBeGreaterThanOrEqual(IDLE_MS - 100)
-  expect(bytes.subarray(-CLOSE_1008.length)).toEqual(CLOSE_1008)
+  expect(tunnel.received().subarray(-CLOSE_1008.length)).toEqual(CLOSE_1008)
   const record = await waitForAuditRecord(db, 'ws-session-idle')
   expect(record.status).toBe(101)
   expect(record.detail).toBe(`The caller's session has expired (it was idle for more than ${IDLE_MS / 1000}s): the gateway closed the tunnel.`)

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
-import { connect, type AddressInfo, type Socket } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { request } from 'undici'
@@ -18,11 +18,9 @@ import type { TestGateway } from '../helpers/gateway.ts'
 import type { TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { signInConfig, startSignInGateway, startSignInProvider, UNUSED_ORIGIN } from '../helpers/sign-in.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { echoWebSocket } from '../helpers/websocket.ts'
+import { CLOSE_1008, echoes, echoWebSocket, HANDSHAKE_FIELDS, openRawTunnel, type RawTunnel } from '../helpers/websocket.ts'
 
 const ADMIN_TOKEN = 'tunnel-revocation-admin-token-0123456789'
-const KEY = 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
-const CLOSE_1008 = Buffer.from([0x88, 0x02, 0x03, 0xf0])
 
 let wsServer: Server
 let gw: TestGateway
@@ -86,34 +84,13 @@ async function session(subject: string): Promise<{ cookie: string; id: string }>
   return { cookie: `bouncer_session=${value}`, id }
 }
 
-interface Tunnel {
-  socket: Socket
-  /** Every byte the client received after the handshake's head. */
-  received(): Buffer
-  closed(): boolean
-}
-
 /** Opens a tunnel through the gateway with the credential's header lines. */
-async function openTunnel(credential: string, requestId: string): Promise<Tunnel> {
+async function openTunnel(credential: string, requestId: string): Promise<RawTunnel> {
   const port = Number(new URL(gw.url).port)
-  const socket = connect(port, '127.0.0.1')
-  let bytes = Buffer.alloc(0)
-  let closed = false
-  socket.once('close', () => (closed = true))
-  socket.on('data', (c: Buffer) => (bytes = Buffer.concat([bytes, c])))
-  socket.on('error', () => {})
-  socket.write(`GET /live/feed HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: http://127.0.0.1:${port}\r\nX-Request-Id: ${requestId}\r\n${credential}Connection: Upgrade\r\nUpgrade: websocket\r\n${KEY}\r\n`)
-  await waitFor(() => bytes.includes('\r\n\r\n'), 'the handshake answer')
-  const end = bytes.indexOf('\r\n\r\n') + 4
-  expect(bytes.subarray(0, end).toString('latin1')).toMatch(/^HTTP\/1\.1 101/)
-  const tunnel = { socket, received: () => bytes.subarray(end), closed: () => closed }
+  const tunnel = await openRawTunnel(port, `GET /live/feed HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: http://127.0.0.1:${port}\r\nX-Request-Id: ${requestId}\r\n${credential}${HANDSHAKE_FIELDS}\r\n`)
+  expect(tunnel.head).toMatch(/^HTTP\/1\.1 101/)
   await echoes(tunnel, 'opened')
   return tunnel
-}
-
-async function echoes(tunnel: Tunnel, text: string): Promise<void> {
-  tunnel.socket.write(text)
-  await waitFor(() => tunnel.received().includes(text), `the echo of ${text}`)
 }
 
 async function admin(method: 'DELETE' | 'POST', path: string): Promise<number> {
@@ -123,7 +100,7 @@ async function admin(method: 'DELETE' | 'POST', path: string): Promise<number> {
 }
 
 /** The tunnel was closed by the gateway with 1008, and its record says why. */
-async function closedFor(tunnel: Tunnel, requestId: string): Promise<string | null> {
+async function closedFor(tunnel: RawTunnel, requestId: string): Promise<string | null> {
   await waitFor(() => tunnel.closed(), `the gateway closing ${requestId}`, 5000)
   expect(tunnel.received().subarray(-CLOSE_1008.length)).toEqual(CLOSE_1008)
   const record = await waitForAuditRecord(db, requestId)
@@ -132,7 +109,7 @@ async function closedFor(tunnel: Tunnel, requestId: string): Promise<string | nu
 }
 
 /** The tunnel is still open, and its record (once the client closes it) has no word of the gateway's. */
-async function stillOpen(tunnel: Tunnel, requestId: string): Promise<void> {
+async function stillOpen(tunnel: RawTunnel, requestId: string): Promise<void> {
   await echoes(tunnel, 'still here')
   expect(tunnel.closed()).toBe(false)
   tunnel.socket.destroy()

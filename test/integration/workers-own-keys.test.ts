@@ -9,13 +9,10 @@ import { join } from 'node:path'
 import { decodeProtectedHeader } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ServeProcess } from '../helpers/cli.ts'
+import { ISSUER, tokenForm } from '../helpers/exchange.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { onNewConnection as newConnection, serveWithWorkers } from '../helpers/workers.ts'
-
-const ISSUER = 'https://gateway.test'
-const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
-const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 
 let dir: string
 let idp: TestIdentityProvider
@@ -63,8 +60,7 @@ describe('server.workers: the keys the gateway makes are every worker\'s', () =>
     const outcomes: string[] = []
     const kids = new Set<string>()
     for (let exchange = 0; exchange < 5; exchange++) {
-      const form = new URLSearchParams({ grant_type: GRANT, subject_token: alice, subject_token_type: ACCESS_TOKEN, actor_token: agent, actor_token_type: ACCESS_TOKEN })
-      const exchanged = await onNewConnection('/oauth2/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() })
+      const exchanged = await onNewConnection('/oauth2/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: tokenForm({ subject: alice, actor: agent }) })
       expect(exchanged.status).toBe(200)
       const token = (JSON.parse(exchanged.body) as { access_token: string }).access_token
       kids.add(decodeProtectedHeader(token).kid as string)

@@ -5,7 +5,7 @@
 import { once } from 'node:events'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
-import { connect, type AddressInfo, type Socket } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
@@ -13,11 +13,10 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { runCli, type ServeProcess } from '../helpers/cli.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { echoWebSocket } from '../helpers/websocket.ts'
+import { CLOSE_1008, echoes, echoWebSocket, HANDSHAKE_FIELDS, openRawTunnel, type RawTunnel } from '../helpers/websocket.ts'
 import { serveWithWorkers } from '../helpers/workers.ts'
 
 const ADMIN = 'workers-websocket-admin-token-0123'
-const CLOSE_1008 = Buffer.from([0x88, 0x02, 0x03, 0xf0])
 /** Tunnels, each on a connection of its own, which the kernel spreads over both workers: all on one would be one time in two thousand. */
 const TUNNELS = 12
 
@@ -62,28 +61,14 @@ async function createKey(principal: string): Promise<string> {
   return created.stdout.trim()
 }
 
-interface Tunnel {
-  received(): Buffer
-  closed(): boolean
+async function openTunnel(key: string): Promise<RawTunnel> {
+  const tunnel = await openRawTunnel(Number(new URL(gateway.url).port), `GET /live/feed HTTP/1.1\r\nHost: gw\r\nX-API-Key: ${key}\r\n${HANDSHAKE_FIELDS}\r\n`)
+  expect(tunnel.head).toMatch(/^HTTP\/1\.1 101/)
+  await echoes(tunnel, 'hello')
+  return tunnel
 }
 
-async function openTunnel(key: string): Promise<Tunnel> {
-  const socket = connect(Number(new URL(gateway.url).port), '127.0.0.1')
-  let bytes = Buffer.alloc(0)
-  let closed = false
-  socket.once('close', () => (closed = true))
-  socket.on('data', (c: Buffer) => (bytes = Buffer.concat([bytes, c])))
-  socket.on('error', () => {})
-  socket.write(`GET /live/feed HTTP/1.1\r\nHost: gw\r\nX-API-Key: ${key}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`)
-  await waitFor(() => bytes.includes('\r\n\r\n'), 'the handshake answer')
-  const end = bytes.indexOf('\r\n\r\n') + 4
-  expect(bytes.subarray(0, end).toString('latin1')).toMatch(/^HTTP\/1\.1 101/)
-  socket.write('hello')
-  await waitFor(() => bytes.subarray(end).includes('hello'), 'the echo')
-  return { received: () => bytes.subarray(end), closed: () => closed }
-}
-
-async function allClosed(tunnels: Tunnel[], why: string): Promise<void> {
+async function allClosed(tunnels: RawTunnel[], why: string): Promise<void> {
   await waitFor(() => tunnels.every((t) => t.closed()), `every tunnel closed (${why})`, 10_000)
   for (const tunnel of tunnels) expect(tunnel.received()).toEqual(Buffer.concat([Buffer.from('hello'), CLOSE_1008]))
 }
