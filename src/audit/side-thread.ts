@@ -43,6 +43,9 @@ type Waiting = Map<number, { resolve: (value: unknown) => void; reject: (err: Er
  */
 type Lane = 'reads' | 'changes'
 
+/** The side threads' name, their lane's after it: `bouncer audit side thread (reads)`. */
+export const SIDE_THREAD_NAME = 'bouncer audit side thread'
+
 /** The thread each lane's jobs go to now, and the jobs it owes an answer. */
 const current = new Map<Lane, { worker: Worker; waiting: Waiting }>()
 let nextId = 1
@@ -51,7 +54,8 @@ function thread(lane: Lane): { worker: Worker; waiting: Waiting } {
   const running = current.get(lane)
   if (running) return running
   // Its own small young generation: a query's rows are short-lived (bin/bouncer.js lets workers size theirs).
-  const w = new Worker(WORKER_URL, { resourceLimits: { maxYoungGenerationSizeMb: 8 } })
+  // Named by its lane: both run one script, and a heap snapshot or the inspector tells them apart by name.
+  const w = new Worker(WORKER_URL, { name: `${SIDE_THREAD_NAME} (${lane})`, resourceLimits: { maxYoungGenerationSizeMb: 8 } })
   const waiting: Waiting = new Map()
   w.unref()
   w.on('message', (reply: SideReply) => {

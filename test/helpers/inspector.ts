@@ -97,14 +97,16 @@ export async function inspectWorker(stderr: () => string, id: string): Promise<{
 }
 
 /**
- * Evaluates `expression` in one of this process's own worker threads, the one whose script URL
- * contains `urlPart` (the inspector's NodeWorker domain, through an in-process Session), and
- * resolves once the thread has run it.
+ * Evaluates `expression` in one of this process's own worker threads, the one whose script URL or
+ * name (its inspector title) contains `urlPart` (the inspector's NodeWorker domain, through an
+ * in-process Session), and resolves once the thread has run it. Two threads of one script are told
+ * apart by name: the audit side threads' lanes (test files share their processes, so an earlier
+ * file's thread may be running).
  */
 export async function evaluateInWorker(session: Session, urlPart: string, expression: string): Promise<void> {
   const attached = new Promise<string>((resolve) => {
     session.on('NodeWorker.attachedToWorker', ({ params }) => {
-      if (params.workerInfo.url.includes(urlPart)) resolve(params.sessionId)
+      if (params.workerInfo.url.includes(urlPart) || params.workerInfo.title.includes(urlPart)) resolve(params.sessionId)
     })
   })
   await session.post('NodeWorker.enable', { waitForDebuggerOnStart: false })
