@@ -153,7 +153,9 @@ function continuation(read: StateRead, statePath: string, heads: readonly FoundH
     // The state is written before any sink takes a record: one past it was numbered by no worker of
     // this gateway. Gone on from, it was linked to and signed by the next checkpoint: a record added
     // to a stopped gateway's log, its hash computed, passed verify and became the chain's (a probe).
-    if (found.seq > head.seq) return restart(`is past record ${state.seq}, where the chain state ${statePath} ends: records no worker of this gateway numbered (added to the log while it was stopped?)`)
+    // The state is not fsynced, so a power failure can also lose its last write while a sink kept
+    // the records: the reason names both, and a restart loses nothing (the old chain stays).
+    if (found.seq > head.seq) return restart(`is past record ${state.seq}, where the chain state ${statePath} ends: records no worker of this gateway numbered as far as its state file says (added to the log while it was stopped, or the state file's last write lost to a power failure?)`)
   }
   // The state is written when records are chained, before the sinks take them: a process killed
   // in between (SIGKILL, out of memory) leaves a state that names records no sink holds and no

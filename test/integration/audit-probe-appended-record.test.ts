@@ -71,5 +71,5 @@ it('does not take a record added while it was stopped as its own: its chain rest
   expect(three.prev_hash).not.toBe(fabricated.hash)
   expect(three.prev_hash).toBe(restart.hash)
   expect(restart.detail).toContain('is past record 2, where the chain state')
-  expect(restart.detail).toContain('records no worker of this gateway numbered (added to the log while it was stopped?)')
+  expect(restart.detail).toContain('records no worker of this gateway numbered as far as its state file says (added to the log while it was stopped, or the state file\'s last write lost to a power failure?)')
 }, 60_000)
