@@ -161,21 +161,26 @@ export interface SignerOptions {
   handover?: SignerHandover | null
 }
 
-function publishAheadOf(options: SignerOptions): number {
-  const fromEnv = Number(process.env[PUBLISH_AHEAD_ENV])
-  const wanted = options.publishAheadMs ?? (process.env[PUBLISH_AHEAD_ENV] && Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : publishAheadFor(options.refreshIntervalMs ?? 0))
-  // A key must sign for most of its period: rotations every few seconds (tests) switch at half of it.
+/**
+ * How long a rotating signer's new key is published before it signs: the options' own, else the
+ * test-only environment variable `envName`, else publishAheadFor the secrets' refresh_interval; at
+ * most half the rotation period (rotations every few seconds, in tests, switch at half of it). One
+ * rule for the identity assertion key and the token exchange's (agents/exchange/keys.ts).
+ */
+export function publishAheadOf(options: { publishAheadMs?: number; refreshIntervalMs?: number; rotateEveryMs: number }, envName: string): number {
+  const fromEnv = Number(process.env[envName])
+  const wanted = options.publishAheadMs ?? (process.env[envName] && Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : publishAheadFor(options.refreshIntervalMs ?? 0))
   return Math.min(wanted, options.rotateEveryMs / 2)
 }
 
 /**
- * When the current version was made, as every reader of the store sees it: the later of the time
- * recorded in the key and the store's own version time (a replaced file's mtime: a key made long
- * ago and mounted now must still be published ahead).
+ * When a signer's current key was made, as every reader of the store sees it: the later of the time
+ * recorded in the key (0 for none) and the store's own version time of `name` (a replaced file's
+ * mtime: a key made long ago and mounted now must still be published ahead).
  */
-function madeAt(key: SigningKey, store: SecretStore | null): number {
-  const stored = Date.parse(store?.versions(ASSERTION_KEY).find((v) => v.label === 'current')?.createdAt ?? '')
-  return Number.isFinite(stored) ? Math.max(key.createdAt, stored) : key.createdAt
+export function keyMadeAt(recorded: number | null | undefined, store: SecretStore | null, name: string): number {
+  const stored = Date.parse(store?.versions(name).find((v) => v.label === 'current')?.createdAt ?? '')
+  return Math.max(recorded ?? 0, Number.isFinite(stored) ? stored : 0)
 }
 
 /** The process key stores already warned about: once at start, not at every reload. */
@@ -184,7 +189,7 @@ const warnedAbout = new WeakSet<SecretStore>()
 export function createAssertionSigner(options: SignerOptions): AssertionSigner {
   const { issuer, ttlMs, logger } = options
   const now = options.now ?? Date.now
-  const publishAheadMs = publishAheadOf(options)
+  const publishAheadMs = publishAheadOf(options, PUBLISH_AHEAD_ENV)
   const source = options.store
   const configured = source && (source.writable || isAssertionKey(source.get(ASSERTION_KEY) ?? '')) ? source : null
   if (!configured && firstFor(warnedAbout, options.fallback)) logger.warn(`identity assertions are signed with a key kept in memory only (no writable secrets store, and no ${ASSERTION_KEY} in the ${source?.kind ?? 'absent'} store): it changes at every restart`)
@@ -227,7 +232,7 @@ export function createAssertionSigner(options: SignerOptions): AssertionSigner {
     inherited = undefined
     if (active?.kid !== current.kid) {
       active ??= previous ?? current
-      switchAt = madeAt(current, store) + publishAheadMs
+      switchAt = keyMadeAt(current.createdAt, store, ASSERTION_KEY) + publishAheadMs
     }
     switchIfDue(now())
   }

@@ -14,7 +14,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
 import { firstFor, type SecretStore } from '../../secrets/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
-import { publishAheadFor } from '../../upstream/index.ts'
+import { keyMadeAt, publishAheadOf } from '../../upstream/index.ts'
 
 export const EXCHANGE_KEY = 'bouncer.exchange-key'
 /** How often an unknown kid may send the keys back to the store. */
@@ -127,13 +127,6 @@ export function parseExchangeKey(text: string | undefined): SigningKey | undefin
   }
 }
 
-function publishAheadOf(options: ExchangeKeyOptions): number {
-  const fromEnv = Number(process.env[PUBLISH_AHEAD_ENV])
-  const wanted = options.publishAheadMs ?? (process.env[PUBLISH_AHEAD_ENV] && Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : publishAheadFor(options.refreshIntervalMs ?? 0))
-  // A key must sign for most of its period: rotations every few seconds (tests) switch at half of it.
-  return Math.min(wanted, options.rotateEveryMs / 2)
-}
-
 /** Does this value hold a key the exchange can sign with (what `bouncer secrets put` checks)? */
 export function isExchangeKey(text: string): boolean {
   return parseExchangeKey(text) !== undefined
@@ -153,7 +146,7 @@ export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
   const keeper = configured ?? (managed ? options.fallback ?? null : null)
   let memory: { current: string; previous: string | undefined } | null = keeper ? null : { current: newExchangeKey(), previous: undefined }
   const keptIn = configured ? `secret ${name} of the ${configured.kind} secrets store` : 'memory'
-  const publishAheadMs = publishAheadOf(options)
+  const publishAheadMs = publishAheadOf(options, PUBLISH_AHEAD_ENV)
   let current: SigningKey
   let previous: SigningKey | undefined
   /** The key tokens are signed with: `current` once it has been published long enough, until then the one before. */
@@ -189,19 +182,11 @@ export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
     inherited = undefined
     if (active?.kid !== current.kid) {
       active ??= previous ?? current
-      switchAt = madeAt(current) + publishAheadMs
+      switchAt = keyMadeAt(current.createdAt, keeper, name) + publishAheadMs
     }
     switchIfDue(now())
   }
 
-  /**
-   * When the current version was made, as every reader of the store sees it: the later of the time
-   * recorded in the key and the store's own version time (0 for neither: an operator's key long in place).
-   */
-  function madeAt(key: SigningKey): number {
-    const stored = Date.parse(keeper?.versions(name).find((v) => v.label === 'current')?.createdAt ?? '')
-    return Math.max(key.createdAt ?? 0, Number.isFinite(stored) ? stored : 0)
-  }
 
   /** Moves signing to `current` once it is due; the key it replaces stays published while its tokens live. */
   function switchIfDue(at: number): void {
