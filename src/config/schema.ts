@@ -148,7 +148,8 @@ const server = z.strictObject({
   max_header_bytes: z.number().int().min(1024).max(1_048_576).default(16_384),
   max_body_bytes: z.number().int().min(0).default(10_485_760),
   /**
-   * Form and JSON POST bodies held whole at once (read for their `_method`), per process: a body
+   * Form and JSON POST bodies held whole at once (read for their `_method`), and a function's
+   * request bodies until handed to its worker, per process: a body
    * past it waits for others to be forwarded (within request_timeout). One is let in whatever its size.
    */
   form_body_total_bytes: z.number().int().min(0).default(268_435_456),

@@ -18,10 +18,20 @@ import { utf8BytesOver } from './answer-size.ts'
  */
 export const MAX_EVENT_BYTES = 6_291_456
 
+/** Whether the request has a body to read: a chunked one, or a declared length over 0. */
+export function bodyFollows(headers: RequestHeaders | null): boolean {
+  return headers !== null && (headers.chunked || (headers.contentLength !== undefined && headers.contentLength > 0))
+}
+
+/** The most a function's request body may be: max_body_bytes, within MAX_EVENT_BYTES. */
+export function maxFunctionBody(maxBodyBytes: number): number {
+  return Math.min(maxBodyBytes, MAX_EVENT_BYTES)
+}
+
 /** Null when the request has no body: the common GET costs no promise. */
 export function readBody(req: IncomingMessage, headers: RequestHeaders | null, maxBodyBytes: number, deadline: number | null, counted: { bytesIn: number }): Promise<Buffer> | null {
-  if (headers === null || (!headers.chunked && !(headers.contentLength !== undefined && headers.contentLength > 0))) return null
-  const maxBytes = Math.min(maxBodyBytes, MAX_EVENT_BYTES)
+  if (!bodyFollows(headers)) return null
+  const maxBytes = maxFunctionBody(maxBodyBytes)
   return readWholeBody(req, { maxBytes, deadline, counted, tooLarge: () => (maxBytes < maxBodyBytes ? eventTooLarge(`its body exceeds ${maxBytes} bytes`) : bodyTooLarge(maxBytes)) })
 }
 

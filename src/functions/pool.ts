@@ -96,6 +96,8 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   let held = 0
   let nextId = 0
   let closing = false
+  /** The workers close() terminates: their exit is the pool's stop, not the handler's failure. */
+  const stopping = new WeakSet<Worker>()
   /** Set while a reload's retirement waits for the invocations in flight. */
   let drained: (() => void) | null = null
   let settleLoad!: (error: Error | null) => void
@@ -148,22 +150,25 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       slot.worker = null
       const pending = slot.pending
       settleLoad(failure ?? new Error(`the worker exited with code ${code} before its module was loaded`)) // no effect once loaded
-      if (closing) {
-        // Stopped by close(), or dead on its own meanwhile: no replacement either way.
+      if (closing && (pending === null || stopping.has(worker))) {
+        // Stopped by close(), or dead on its own with nothing running: no replacement either way.
         if (pending !== null) stopped(slot, pending)
         return
       }
       const why = failure ?? new Error(`the worker exited with code ${code}`)
       if (pending) {
+        // Also in a retired pool draining its invocations: a crash there was answered and logged as
+        // the pool's own stop ("the gateway is shutting down"), its error lost (a probe).
         const outOfMemory = (failure as { code?: string } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY'
-        logger.error({ function: name, request_id: pending.requestId, err: why }, outOfMemory ? `function ${name} ran out of memory (${config.memory}MB): its worker was replaced` : `function ${name} failed: its worker stopped and was replaced`)
+        const then = closing ? '' : ': its worker was replaced'
+        logger.error({ function: name, request_id: pending.requestId, err: why }, outOfMemory ? `function ${name} ran out of memory (${config.memory}MB)${then}` : `function ${name} failed: its worker stopped${closing ? '' : ' and was replaced'}`)
         settle(slot, pending, new GatewayError('function_error', {
           detail: outOfMemory
             ? `Function "${name}" ran out of memory (${config.memory}MB).`
             : `Function "${name}" failed: its worker stopped. The gateway's log has the error under this request id.`,
           cause: why,
         }))
-        start(slot) // replaced now: its next invocation should find it warm
+        if (!closing) start(slot) // replaced now: its next invocation should find it warm
       } else {
         // Not caused by a request: started again on the next take, so a module that kills its
         // worker at once costs one start per request, never a loop.
@@ -323,6 +328,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       await Promise.all(slots.map(async (slot) => {
         const worker = slot.worker
         if (worker === null) return
+        stopping.add(worker)
         // Bounded: a worker held in a system call never ends (telemetry/held-threads.ts).
         const ended = await terminateThread(worker, `function ${name}`)
         if (!ended && slot.pending !== null) stopped(slot, slot.pending)

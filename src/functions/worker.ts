@@ -200,8 +200,14 @@ function call(handler: Handler, invoke: Invoke, deadline: number): Promise<unkno
   if (handler.length < 3) return Promise.resolve(handler(event, context))
   return new Promise((resolve, reject) => {
     const returned = handler(event, context, (err, result) => (err === null || err === undefined ? resolve(result) : reject(err)))
-    if (returned instanceof Promise) returned.then(resolve, reject)
+    // Any thenable, as Lambda's runtime takes one (a promise library's, a query builder's): only a
+    // native Promise was, and another was left unread until the timeout, 504 (a probe).
+    if (isThenable(returned)) returned.then(resolve, reject)
   })
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function'
 }
 
 function details(err: unknown): FailureDetails {

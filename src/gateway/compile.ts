@@ -20,6 +20,7 @@ import type { Backend, InternalDispatch } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
 import { createUpstreamRegistry, inFlightCounts, upstreamBackend, type AssertionSigner, type HealthCheckRole, type SharedInFlight, type Upstream, type UpstreamRegistry } from '../upstream/index.ts'
 import { builtInRoutes, type BuiltInSources } from './built-ins.ts'
+import { bodyShareHeld } from './form-budget.ts'
 import { createRouter, type RoutableRoute, type Router } from './router.ts'
 
 export interface CompiledRoute extends RoutableRoute {
@@ -329,6 +330,7 @@ function routeFunction(route: RouteConfig, functions: ReadonlyMap<string, Functi
     withheldHeaders,
     withheldCookies,
     ownsCors: route.cors !== undefined,
+    holdBody: (ctx, maxBytes) => bodyShareHeld(ctx, maxBytes, config.server.form_body_total_bytes),
   })
 }
 

@@ -7,6 +7,9 @@
 // TCP meanwhile, within its request_timeout (408) as its body is. While nothing is held, one form is
 // let in whatever its size: a total below max_body_bytes slows large uploads, it never refuses them.
 // Per process (each worker counts its own), as the response buffer's total is.
+import { DeadlineExceeded, withinDeadline } from '../collections/index.ts'
+import { GatewayError } from '../errors/index.ts'
+import type { RequestContext } from '../request/index.ts'
 
 interface Waiter {
   readonly bytes: number
@@ -63,4 +66,29 @@ function fits(bytes: number, total: number): boolean {
 /** The forms at the queue's head that fit now, in order: a large one is not passed by smaller ones behind it. */
 function admitWaiting(total: number): void {
   while (waiting.length > 0 && fits((waiting[0] as Waiter).bytes, total)) (waiting.shift() as Waiter).admit()
+}
+
+/**
+ * A body's share of `total`, held until its request ends (or given back sooner): before its body is
+ * asked for, so a body that waits has its upload wait in its client's TCP, not in the gateway. 408
+ * when no share is had by the body's deadline, saying so (not the slow upload's words). `maxBytes`:
+ * the most this body may be, taken when it declares no length.
+ */
+export async function bodyShareHeld(ctx: RequestContext, maxBytes: number, total: number): Promise<FormShare> {
+  const bytes = Math.min(ctx.headers?.contentLength ?? maxBytes, maxBytes)
+  const share = takeFormShare(bytes, total)
+  ctx.res.once('close', share.release)
+  if (ctx.bodyDeadline === null) {
+    await share.ready
+    return share
+  }
+  try {
+    await withinDeadline(share.ready, Math.max(0, ctx.bodyDeadline - performance.now()), 'a share of server.form_body_total_bytes', () => {})
+  } catch (err) {
+    if (err instanceof DeadlineExceeded) {
+      throw new GatewayError('request_timeout', { detail: 'Other bodies held whole (form and JSON POSTs, functions\' requests) held all of server.form_body_total_bytes until request_timeout: this one was not read. Try again shortly.' })
+    }
+    throw err
+  }
+  return share
 }

@@ -13,7 +13,6 @@
 // `finally` queues only records not committed already.
 import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
-import { DeadlineExceeded, withinDeadline } from '../collections/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
 import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, foldHeaderName, formBodyOf, formMethodOverrides, inspectHeaders, jsonBodyOf, jsonMethodOverrides, methodOverrides, parseTarget, resetAfterAnswer, unreadableJsonCharset, type CorsPolicy, type FormBody, type RequestTarget } from '../http/index.ts'
@@ -24,7 +23,7 @@ import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUps
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
 import { contentCoding, decodedBody } from './body-coding.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
-import { takeFormShare } from './form-budget.ts'
+import { bodyShareHeld } from './form-budget.ts'
 import { readFormBody } from './form-body.ts'
 import { checkOverrideRoutes, evaluateWithOverrides, overriddenAccessDenied, type OverrideSource } from './method-override.ts'
 import type { RouteMatch } from './router.ts'
@@ -357,7 +356,7 @@ async function judgeBody(rt: Runtime, ctx: RequestContext, route: CompiledRoute,
     throw new GatewayError('bad_request', { detail: `A JSON body is not accepted in charset "${charset}": the gateway reads its _method in UTF-8, and body-parser decodes this charset first.` })
   }
   ctx.bodyDeadline = ctx.startMono + rt.config.server.request_timeout
-  await formShareHeld(ctx, rt.config.server)
+  await bodyShareHeld(ctx, rt.config.server.max_body_bytes, rt.config.server.form_body_total_bytes)
   askForBody(ctx, route)
   const counted = { bytesIn: 0 }
   let body: Buffer
@@ -388,25 +387,6 @@ function judgeBodyOverrides(rt: Runtime, ctx: RequestContext, route: CompiledRou
   ctx.roles = judged.result.roles
   ctx.statement = judged.result.decision.statement?.sid ?? null
   throw overriddenAccessDenied(judged, identity, route.id, ctx.method, source)
-}
-
-/**
- * The form's share of server.form_body_total_bytes (form-budget.ts), held until its request ends:
- * before its body is asked for, so a form that waits has its upload wait in its client's TCP, not in
- * the gateway. 408 when no share is had by the body's deadline, saying so (not the slow upload's words).
- */
-async function formShareHeld(ctx: RequestContext, server: Runtime['config']['server']): Promise<void> {
-  const bytes = Math.min(ctx.headers?.contentLength ?? server.max_body_bytes, server.max_body_bytes)
-  const share = takeFormShare(bytes, server.form_body_total_bytes)
-  ctx.res.once('close', share.release)
-  try {
-    await withinDeadline(share.ready, Math.max(0, (ctx.bodyDeadline as number) - performance.now()), 'a share of server.form_body_total_bytes', () => {})
-  } catch (err) {
-    if (err instanceof DeadlineExceeded) {
-      throw new GatewayError('request_timeout', { detail: 'Other form and JSON bodies held all of server.form_body_total_bytes until request_timeout: this one was not read. Try again shortly.' })
-    }
-    throw err
-  }
 }
 
 /**
