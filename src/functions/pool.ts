@@ -254,7 +254,10 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     logger.warn({ function: name, request_id: pending.requestId, timeout_ms: loading ? LOAD_TIMEOUT_MS : config.timeout }, loading ? `function ${name} did not load its module in time: its worker was terminated and replaced` : `function ${name} timed out: its worker was terminated and replaced`)
     const detail = loading ? `Function "${name}" did not load within ${LOAD_TIMEOUT_MS}ms: its module's top level did not finish.` : `Function "${name}" did not finish within ${config.timeout}ms.`
     settle(slot, pending, new GatewayError('function_timeout', { detail }))
-    start(slot) // before terminating: the old worker's exit is then no longer this slot's
+    // Before terminating: the old worker's exit is then no longer this slot's. Not in a closing pool
+    // (a reload's retirement, a shutdown): a new worker would load the module as it is on disk now,
+    // only to be stopped, or outlive a close already past its workers (the functions probe).
+    if (!closing) start(slot)
     if (worker) void terminateThread(worker, `function ${name}`).then((ended) => {
       if (ended) return
       // V8 stops a loop, not a system call: the thread and its memory stay until it returns.
