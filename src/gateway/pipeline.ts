@@ -166,7 +166,7 @@ function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: st
   ctx.query = target.query
   const found = preflightMatch(rt, ctx, target) ?? rt.router.match(ctx.method, target)
   ctx.methodOverrides = methodOverrides(ctx.method, ctx.query)
-  if (ctx.methodOverrides.length > 0) checkOverrideRoutes(rt.router, found.route, target, ctx.methodOverrides)
+  if (ctx.methodOverrides.length > 0) checkedOverrides(rt, ctx, found.route, target)
   if (ctx.tool !== null) toolsOwnRoute(ctx, found.route)
   ctx.route = found.route
   ctx.params = found.params
@@ -227,6 +227,20 @@ function preflightMatch(rt: Runtime, ctx: RequestContext, target: RequestTarget)
     return found.route.cors !== null ? found : null
   } catch {
     return null // no route takes that method here: the OPTIONS request's own 404 or 405 follows
+  }
+}
+
+/**
+ * A POST's query `_method` must name a method its route takes (405 otherwise). Refused here, while
+ * the route is matched and before the CORS step, its answer carried no CORS headers on a cors route:
+ * the page could not read why (found by the CORS probe). A POST is never a preflight.
+ */
+function checkedOverrides(rt: Runtime, ctx: RequestContext, route: CompiledRoute, target: RequestTarget): void {
+  try {
+    checkOverrideRoutes(rt.router, route, target, ctx.methodOverrides)
+  } catch (err) {
+    if (route.cors !== null) answerCors(ctx, route.cors)
+    throw err
   }
 }
 

@@ -56,3 +56,13 @@ it('grants HEAD only where GET is listed', async () => {
   expect(refused.status).toBe(403)
   expect(refused.headers).not.toHaveProperty('access-control-allow-origin')
 })
+
+// Found by the CORS probe: a POST refused for the method its query's `_method` names (405: the route
+// takes no DELETE) was refused while the route was matched, before the CORS step, so its answer had
+// neither Access-Control-Allow-Origin nor Vary: Origin, and the page could not read why.
+it('a POST refused for the method its _method names is readable by the page, as every answer of a cors route is', async () => {
+  const refused = await send('POST', '/uploads/x?_method=DELETE', { origin: PAGE, authorization: `Bearer ${await idp.token('looker-reports')}` })
+  expect(refused.status).toBe(405)
+  expect(refused.headers['access-control-allow-origin']).toBe(PAGE)
+  expect(String(refused.headers.vary)).toMatch(/\bOrigin\b/i)
+})
