@@ -68,7 +68,19 @@ export function checkOrigin(input: CredentialInput, own: string, by: string, req
     if (!required) return
     throw new GatewayError('cors_origin_denied', { detail: `${what} signed in by ${by} needs an Origin header naming ${own} (cross-site request forgery protection).` })
   }
-  if (origin.toLowerCase() !== own.toLowerCase()) {
+  if (origin.toLowerCase() !== withoutDefaultPort(own.toLowerCase())) {
     throw new GatewayError('cors_origin_denied', { detail: `${what} signed in by ${by} must come from ${own}, not from another origin (cross-site request forgery protection).` })
   }
+}
+
+/**
+ * An origin as a browser sends it: without its scheme's default port. A Host or X-Forwarded-Host of
+ * `example.com:443` (nginx's `$host:$server_port`) made the gateway's own origin one no browser names,
+ * and every session POST was refused (found by the CORS probe). Only the comparison drops it: the
+ * sign-in's redirect URI stays as the Host made it, as registered at the provider.
+ */
+function withoutDefaultPort(origin: string): string {
+  if (origin.startsWith('https://') && origin.endsWith(':443')) return origin.slice(0, -4)
+  if (origin.startsWith('http://') && origin.endsWith(':80')) return origin.slice(0, -3)
+  return origin
 }
