@@ -86,6 +86,7 @@ type Encode = (text: string) => string
 
 const SAFE_DIGITS = /^-?\d{1,15}$/
 const JSON_NUMBER = /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/
+const LINE_BREAKS = /[\r\n]/g
 
 /**
  * Each kind's cell as JSON. A value with no exact JSON number goes as a string rather than null,
@@ -107,7 +108,10 @@ function jsonEncoder(kind: ColumnKind): Encode {
     case 'bool':
       return (text) => (text === 't' ? 'true' : 'false')
     case 'json':
-      return (text) => text
+      // PostgreSQL's json (not jsonb) keeps its input's whitespace: a line break there split an
+      // NDJSON row over two lines (an adversarial probe). Outside a string (where JSON allows none
+      // raw) a break is whitespace, so a space is the same value.
+      return (text) => (text.includes('\n') || text.includes('\r') ? text.replace(LINE_BREAKS, ' ') : text)
     case 'date':
       return (text) => JSON.stringify(isoDate(text))
     case 'timestamptz':
