@@ -84,8 +84,12 @@ export async function createWriter(format: Format, columns: readonly Column[]): 
 
 type Encode = (text: string) => string
 
-const SAFE_DIGITS = /^-?\d{1,15}$/
-const JSON_NUMBER = /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/
+// JSON's own grammar (RFC 8259 §6: no leading zeros, no `+`): SQLite keeps any text in a number
+// column, and `Number('')`, `Number('0x10')` are safe integers, so `{"n":,` and `{"n":0x10` made
+// the whole answer unreadable (an adversarial probe). Such text goes as a string.
+const SAFE_DIGITS = /^-?(0|[1-9]\d{0,14})$/
+const JSON_INTEGER = /^-?(0|[1-9]\d*)$/
+const JSON_NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?$/
 const LINE_BREAKS = /[\r\n]/g
 
 /**
@@ -99,7 +103,7 @@ function jsonEncoder(kind: ColumnKind): Encode {
       return (text) => text
     case 'bigint':
       // Beyond 2^53 a JSON number loses digits in JavaScript: such a value goes as a string.
-      return (text) => (SAFE_DIGITS.test(text) || Number.isSafeInteger(Number(text)) ? text : JSON.stringify(text))
+      return (text) => (SAFE_DIGITS.test(text) || (JSON_INTEGER.test(text) && Number.isSafeInteger(Number(text))) ? text : JSON.stringify(text))
     case 'number':
       // A float's text is its shortest exact form already: only NaN and ±Infinity are no JSON number.
       return (text) => (JSON_NUMBER.test(text) ? text : JSON.stringify(text))
