@@ -64,7 +64,8 @@ function arrowValue(kind: ColumnKind): (text: string) => ArrowValue {
     case 'bigint':
       return bigintOf
     case 'bool':
-      return (text) => text === 't'
+      // Text SQLite holds in a BOOLEAN column ('true', 'yes') is no Bool: null, as bigintOf's.
+      return (text) => (text === 't' ? true : text === 'f' ? false : null)
     case 'bytes':
       return (text) => (text.startsWith('\\x') ? Buffer.from(text.slice(2), 'hex') : Buffer.from(text))
     default:

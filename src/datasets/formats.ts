@@ -110,7 +110,9 @@ function jsonEncoder(kind: ColumnKind): Encode {
     case 'decimal':
       return (text) => (JSON_NUMBER.test(text) && decimalFitsDouble(text) ? text : JSON.stringify(text))
     case 'bool':
-      return (text) => (text === 't' ? 'true' : 'false')
+      // PostgreSQL's t and f; anything else is text SQLite holds in a BOOLEAN column ('true', 'yes'),
+      // which read as false (an adversarial probe): it goes as the text it is.
+      return (text) => (text === 't' ? 'true' : text === 'f' ? 'false' : JSON.stringify(text))
     case 'json':
       // PostgreSQL's json (not jsonb) keeps its input's whitespace: a line break there split an
       // NDJSON row over two lines (an adversarial probe). Outside a string (where JSON allows none
@@ -230,7 +232,7 @@ function csvEncoder(kind: ColumnKind): Encode {
     case 'decimal':
       return (text) => (CSV_NUMBER.test(text) ? text : csvField(text))
     case 'bool':
-      return (text) => (text === 't' ? 'true' : 'false')
+      return (text) => (text === 't' ? 'true' : text === 'f' ? 'false' : csvField(text))
     case 'date':
       return (text) => csvField(isoDate(text))
     case 'timestamptz':
