@@ -211,7 +211,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     if (dataset.columns === null && columns.length > 0) dataset.columns = columns
     const masks = masksFor(dataset.config.masks, columns, ctx.roles)
     served.masked = maskedNames(columns, masks)
-    const keyIndexes = plan.key.map((name) => columns.findIndex((column) => column.name === name))
+    const keyIndexes = plan.key.map((name) => keyIndex(columns, name))
     const writer = await createWriter(plan.format, maskedColumns(columns, masks))
     let exhausted = read.exhausted
 
@@ -328,6 +328,21 @@ async function send(res: ServerResponse, chunk: string | Uint8Array, served: Ser
 
 function byteLength(chunk: string | Uint8Array): number {
   return typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength
+}
+
+/**
+ * The result column a paging key names. SQLite reads names case folded, so `key: ID` pages by its
+ * `id` column, but only the exact name was looked for here: every row's key read as missing, and
+ * the first page was refused as 'two rows hold the same paging key' (an adversarial probe). A key
+ * the result lacks is said so, before the head.
+ */
+function keyIndex(columns: readonly Column[], name: string): number {
+  const exact = columns.findIndex((column) => column.name === name)
+  if (exact !== -1) return exact
+  const folded = name.toLowerCase()
+  const index = columns.findIndex((column) => column.name.toLowerCase() === folded)
+  if (index === -1) throw new GatewayError('datasource_error', { detail: `The paging key column "${name}" is not one of the result's columns (datasets key).` })
+  return index
 }
 
 /**
