@@ -102,8 +102,9 @@ function jsonEncoder(kind: ColumnKind): Encode {
     case 'int':
       return (text) => text
     case 'bigint':
-      // Beyond 2^53 a JSON number loses digits in JavaScript: such a value goes as a string.
-      return (text) => (SAFE_DIGITS.test(text) || (JSON_INTEGER.test(text) && Number.isSafeInteger(Number(text))) ? text : JSON.stringify(text))
+      // Beyond 2^53 a JSON number loses digits in JavaScript: such a value goes as a string. A float
+      // (SQLite's, in a column its first rows typed as integers) goes as the number it is.
+      return (text) => (SAFE_DIGITS.test(text) || (JSON_INTEGER.test(text) ? Number.isSafeInteger(Number(text)) : JSON_NUMBER.test(text)) ? text : JSON.stringify(text))
     case 'number':
       // A float's text is its shortest exact form already: only NaN and ±Infinity are no JSON number.
       return (text) => (JSON_NUMBER.test(text) ? text : JSON.stringify(text))

@@ -97,6 +97,9 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
       const columns: Column[] = declared.map((column) => ({ name: column.name, kind: kindOf(column.type) }))
       // An expression (count(*), a + b) declares no type: its kind is taken from the first row's value.
       let untyped = declared.flatMap((column, i) => (column.type === null ? [i] : []))
+      // Those read as integers: a float later in the first batch (coalesce(discount, 0)) makes one a
+      // number before the writers take the kinds, rather than an integer column with no room for 0.5.
+      let integers: number[] = []
       let done = false
       return {
         columns,
@@ -112,7 +115,8 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
                 stop()
                 break
               }
-              if (untyped.length > 0) untyped = inferKinds(next.value as unknown[], columns, untyped)
+              if (untyped.length > 0) untyped = inferKinds(next.value as unknown[], columns, untyped, integers)
+              if (integers.length > 0) integers = widenToFloats(next.value as unknown[], columns, integers)
               out.push(textRow(next.value as unknown[], columns))
               if ((out.length & 255) === 0 && performance.now() - started > query.timeoutMs) throw timeout(config.name)
             }
@@ -190,13 +194,31 @@ function kindOf(declared: string | null): ColumnKind {
 }
 
 /** The kinds of untyped columns that have a value in this row; the indexes still unknown. */
-function inferKinds(values: readonly unknown[], columns: Column[], untyped: readonly number[]): number[] {
+function inferKinds(values: readonly unknown[], columns: Column[], untyped: readonly number[], integers: number[]): number[] {
   const left: number[] = []
   for (const i of untyped) {
     const value = values[i]
     const kind: ColumnKind | null = typeof value === 'bigint' ? 'bigint' : typeof value === 'number' ? 'number' : value === null || value === undefined ? null : 'string'
     if (kind === null) left.push(i)
-    else columns[i] = { name: (columns[i] as Column).name, kind }
+    else {
+      columns[i] = { name: (columns[i] as Column).name, kind }
+      if (kind === 'bigint') integers.push(i)
+    }
+  }
+  return left
+}
+
+/**
+ * Columns read as integers that hold a float in this row become numbers (setReadBigInts: an integer
+ * is a bigint, a float a number); the indexes still integers. An expression mixes them: the first
+ * row's coalesce(discount, 0) is 0, the next 0.5, which went as the string "0.5" in JSON and as null
+ * in Arrow's Int64 (an adversarial probe).
+ */
+function widenToFloats(values: readonly unknown[], columns: Column[], integers: readonly number[]): number[] {
+  const left: number[] = []
+  for (const i of integers) {
+    if (typeof values[i] === 'number') columns[i] = { name: (columns[i] as Column).name, kind: 'number' }
+    else left.push(i)
   }
   return left
 }
