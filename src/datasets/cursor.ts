@@ -12,9 +12,9 @@ const TAG_BYTES = 16
 
 /**
  * A key column's value as the cursor keeps it: numbers as numbers, an integer beyond 2^53 as a
- * bigint, the rest as text (keyValue in backend.ts).
+ * bigint, bytes as bytes, the rest as text (keyValue in backend.ts).
  */
-export type KeyValue = string | number | bigint
+export type KeyValue = string | number | bigint | Buffer
 
 export interface PagePosition {
   /** The key columns' values of the last row sent. */
@@ -48,7 +48,7 @@ export function verifyCursor(cursor: string, scope: string, key: Buffer): PagePo
   }
   if (decoded.s !== scopeDigest(scope)) throw invalidParameter('cursor', 'issued for other parameters, another dataset, another caller or before the dataset\'s paging key changed: page with the same parameters, as the same caller, or start again without a cursor')
   const after = Array.isArray(decoded.a) ? decoded.a.map(restoreNonFinite) : null
-  if (after === null || !after.every((v) => typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint')) throw invalidParameter('cursor', 'not a cursor this gateway issued')
+  if (after === null || !after.every((v) => typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' || Buffer.isBuffer(v))) throw invalidParameter('cursor', 'not a cursor this gateway issued')
   const params = Array.isArray(decoded.p) && decoded.p.every((pair) => Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string') ? (decoded.p as Array<[string, ParamValue]>) : undefined
   return { after: after as KeyValue[], ...(params ? { params } : {}) }
 }
@@ -67,10 +67,12 @@ function scopeDigest(scope: string): string {
  * was then refused as not the gateway's (found by a probe), a dead end before the rest of the rows.
  * Such a number travels as `{"n": "Infinity"}` and comes back a number: SQLite compares a number with
  * a REAL column as a number, but text as greater than every number. An integer beyond 2^53 travels
- * as `{"i": "…"}` and comes back a bigint, for the same reason.
+ * as `{"i": "…"}` and comes back a bigint, for the same reason; bytes as `{"x": "<hex>"}`, back as
+ * bytes: SQLite compares a BLOB as greater than any text.
  */
-function keepNonFinite(value: KeyValue): string | number | { n: string } | { i: string } {
+function keepNonFinite(value: KeyValue): string | number | { n: string } | { i: string } | { x: string } {
   if (typeof value === 'bigint') return { i: String(value) }
+  if (Buffer.isBuffer(value)) return { x: value.toString('hex') }
   return typeof value === 'number' && !Number.isFinite(value) ? { n: String(value) } : value
 }
 
@@ -78,6 +80,7 @@ const NON_FINITE: ReadonlyMap<unknown, number> = new Map([['Infinity', Infinity]
 
 function restoreNonFinite(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value
+  if ('x' in value) return typeof value.x === 'string' && /^(?:[0-9a-f]{2})*$/.test(value.x) ? Buffer.from(value.x, 'hex') : value
   if ('i' in value) return typeof value.i === 'string' && /^-?\d+$/.test(value.i) ? BigInt(value.i) : value
   if (!('n' in value)) return value
   return NON_FINITE.get(value.n) ?? value
