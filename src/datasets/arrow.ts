@@ -55,6 +55,19 @@ function bigintOf(text: string): bigint | null {
   return INTEGER.test(text) ? BigInt(text) : null
 }
 
+/**
+ * Whether `value`, Number(text), is the number `text` holds. SQLite keeps any text in a REAL or
+ * NUMERIC column, and Number() read `''` (or spaces) as 0 and `abc` as NaN: values the database
+ * does not hold (an adversarial probe). Such text is null, as bigintOf's. Two comparisons for a
+ * common number; a regular expression for a zero only.
+ */
+function isFloatText(text: string, value: number): boolean {
+  if (value !== value) return text === 'NaN'
+  return value !== 0 || ZERO.test(text)
+}
+
+const ZERO = /^[-+]?(0+(\.0*)?|\.0+)([eE][-+]?\d+)?$/
+
 function arrowValue(kind: ColumnKind): (text: string) => ArrowValue {
   switch (kind) {
     case 'int':
@@ -64,7 +77,8 @@ function arrowValue(kind: ColumnKind): (text: string) => ArrowValue {
     case 'bigint':
       return bigintOf
     case 'bool':
-      return (text) => text === 't'
+      // Text SQLite holds in a BOOLEAN column ('true', 'yes') is no Bool: null, as bigintOf's.
+      return (text) => (text === 't' ? true : text === 'f' ? false : null)
     case 'bytes':
       return (text) => (text.startsWith('\\x') ? Buffer.from(text.slice(2), 'hex') : Buffer.from(text))
     default:
@@ -145,7 +159,8 @@ function fastColumn(kind: ColumnKind, rows: readonly Row[], index: number): Data
       const data = new Float64Array(length)
       for (let i = 0; i < length; i++) {
         const cell = (rows[i] as Row)[index] as Cell
-        if (valid(i, cell)) data[i] = Number(cell)
+        const value = cell === null ? NaN : Number(cell)
+        if (valid(i, cell === null || !isFloatText(cell, value) ? null : cell)) data[i] = value
       }
       return makeData({ type: new Float64(), length, nullCount, nullBitmap: validity, data })
     }

@@ -9,7 +9,7 @@ import { RESERVED_QUERY } from '../config/index.ts'
 import { cutShort, GatewayError } from '../errors/index.ts'
 import { drainedOrClosed } from '../http/index.ts'
 import { nothingServed, sendWhole, type Backend, type Exchange, type Identity, type RequestContext, type Served } from '../request/index.ts'
-import { signCursor, verifyCursor } from './cursor.ts'
+import { signCursor, verifyCursor, type KeyValue } from './cursor.ts'
 import { chooseFormat, CONTENT_TYPES, createWriter, type Ending } from './formats.ts'
 import { applyMasks, maskedColumns, masksFor } from './masks.ts'
 import { compileParams, readParams, readQuery, type CompiledParam, type ParamValue } from './params.ts'
@@ -201,7 +201,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     let more = false
     // The last row's key values as read, before its masks are applied in place (a masked key would
     // send the next page back to the start).
-    let lastKey: Array<string | number> | null = null
+    let lastKey: KeyValue[] | null = null
     // The first batch before the head: a failing statement is still a clean 502/504, and a small
     // result's paging facts go in headers, where a spreadsheet import can see them.
     let read = await readBatch(source, Math.min(BATCH_ROWS, plan.limit + 1))
@@ -211,7 +211,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     if (dataset.columns === null && columns.length > 0) dataset.columns = columns
     const masks = masksFor(dataset.config.masks, columns, ctx.roles)
     served.masked = maskedNames(columns, masks)
-    const keyIndexes = plan.key.map((name) => columns.findIndex((column) => column.name === name))
+    const keyIndexes = plan.key.map((name) => keyIndex(columns, name))
     const writer = await createWriter(plan.format, maskedColumns(columns, masks))
     let exhausted = read.exhausted
 
@@ -331,6 +331,21 @@ function byteLength(chunk: string | Uint8Array): number {
 }
 
 /**
+ * The result column a paging key names. SQLite reads names case folded, so `key: ID` pages by its
+ * `id` column, but only the exact name was looked for here: every row's key read as missing, and
+ * the first page was refused as 'two rows hold the same paging key' (an adversarial probe). A key
+ * the result lacks is said so, before the head.
+ */
+function keyIndex(columns: readonly Column[], name: string): number {
+  const exact = columns.findIndex((column) => column.name === name)
+  if (exact !== -1) return exact
+  const folded = name.toLowerCase()
+  const index = columns.findIndex((column) => column.name.toLowerCase() === folded)
+  if (index === -1) throw new GatewayError('datasource_error', { detail: `The paging key column "${name}" is not one of the result's columns (datasets key).` })
+  return index
+}
+
+/**
  * A row whose key is NULL cannot be paged to: `(key) > (last)` is never true of it, so it was left
  * out without a word (found by an adversarial probe). SQLite sorts NULL first: such rows refuse the
  * first page. PostgreSQL sorts them last: they refuse the page that reaches them, and every later
@@ -352,15 +367,16 @@ function refuseNullKeys(rows: readonly Row[], keyIndexes: readonly number[], col
  * across the page's end loses a row, and the row past it is read anyway: that tie is refused, before
  * the head when the page fits the first batch, else by a cut stream, as for a NULL key.
  */
-function refuseTie(last: ReadonlyArray<string | number> | null, past: ReadonlyArray<string | number>, key: readonly string[], decimal: readonly boolean[]): void {
-  if (last === null || !past.every((value, j) => sameKey(value, last[j] as string | number, decimal[j] === true))) return
+function refuseTie(last: readonly KeyValue[] | null, past: readonly KeyValue[], key: readonly string[], decimal: readonly boolean[]): void {
+  if (last === null || !past.every((value, j) => sameKey(value, last[j] as KeyValue, decimal[j] === true))) return
   const names = key.map((name) => `"${name}"`).join(', ')
   throw new GatewayError('datasource_error', { detail: `Two rows hold the same paging key (${names}) where a page ends, so the next page would leave rows out: page by columns unique together (datasets key).` })
 }
 
 /** NaN equals NaN as the databases sort it (PostgreSQL: NaN = NaN); -0 equals 0. */
-function sameKey(a: string | number, b: string | number, decimal: boolean): boolean {
+function sameKey(a: KeyValue, b: KeyValue, decimal: boolean): boolean {
   if (a === b) return true
+  if (Buffer.isBuffer(a) && Buffer.isBuffer(b)) return a.equals(b)
   if (typeof a === 'number' && typeof b === 'number') return Number.isNaN(a) && Number.isNaN(b)
   // A numeric key keeps its text (the cursor binds it exactly), and PostgreSQL says 1.0 = 1.00.
   return decimal && typeof a === 'string' && typeof b === 'string' && decimalText(a) === decimalText(b)
@@ -372,12 +388,23 @@ function decimalText(text: string): string {
   return trimmed === '-0' ? '0' : trimmed
 }
 
-/** A key value as the cursor keeps it: numbers as numbers (SQLite compares them so), the rest as text. */
-function keyValue(cell: string | null, column: Column | undefined): string | number {
+/**
+ * A key value as the cursor keeps it: numbers as numbers (SQLite compares them so), the rest as text.
+ * An integer past 2^53 is a bigint: as text, SQLite put it after every integer where the key has no
+ * column affinity (an expression: `id + 0`), so the page after one ended on such a key was
+ * empty and the rest of the rows were lost without a word (an adversarial probe).
+ */
+function keyValue(cell: string | null, column: Column | undefined): KeyValue {
   if (cell === null) return ''
   if (column && (column.kind === 'int' || column.kind === 'number' || (column.kind === 'bigint' && Number.isSafeInteger(Number(cell))))) return Number(cell)
+  if (column?.kind === 'bigint' && INTEGER_TEXT.test(cell)) return BigInt(cell)
+  // Bytes as bytes: as text, SQLite put every BLOB after it, and the page after the first was the
+  // first again, for good (a BI tool paging on never ended; an adversarial probe).
+  if (column?.kind === 'bytes' && cell.startsWith('\\x')) return Buffer.from(cell.slice(2), 'hex')
   return cell
 }
+
+const INTEGER_TEXT = /^-?\d+$/
 
 /**
  * What a cursor is good for: this dataset, these parameters as the request gives them, and this

@@ -10,9 +10,15 @@ import { invalidParameter, type ParamValue } from './params.ts'
 const IV_BYTES = 12
 const TAG_BYTES = 16
 
+/**
+ * A key column's value as the cursor keeps it: numbers as numbers, an integer beyond 2^53 as a
+ * bigint, bytes as bytes, the rest as text (keyValue in backend.ts).
+ */
+export type KeyValue = string | number | bigint | Buffer
+
 export interface PagePosition {
   /** The key columns' values of the last row sent. */
-  after: Array<string | number>
+  after: KeyValue[]
   /**
    * The date and timestamp parameters' values the first page was read with, bound again by the next: `-12h` or `now`
    * resolved anew on each page made another scope every time, and no cursor was taken back (found by
@@ -42,9 +48,9 @@ export function verifyCursor(cursor: string, scope: string, key: Buffer): PagePo
   }
   if (decoded.s !== scopeDigest(scope)) throw invalidParameter('cursor', 'issued for other parameters, another dataset, another caller or before the dataset\'s paging key changed: page with the same parameters, as the same caller, or start again without a cursor')
   const after = Array.isArray(decoded.a) ? decoded.a.map(restoreNonFinite) : null
-  if (after === null || !after.every((v) => typeof v === 'string' || typeof v === 'number')) throw invalidParameter('cursor', 'not a cursor this gateway issued')
+  if (after === null || !after.every((v) => typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' || Buffer.isBuffer(v))) throw invalidParameter('cursor', 'not a cursor this gateway issued')
   const params = Array.isArray(decoded.p) && decoded.p.every((pair) => Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string') ? (decoded.p as Array<[string, ParamValue]>) : undefined
-  return { after: after as Array<string | number>, ...(params ? { params } : {}) }
+  return { after: after as KeyValue[], ...(params ? { params } : {}) }
 }
 
 /**
@@ -60,16 +66,23 @@ function scopeDigest(scope: string): string {
  * JSON has no Infinity or NaN: a float key holding one was sealed as null, and the cursor handed out
  * was then refused as not the gateway's (found by a probe), a dead end before the rest of the rows.
  * Such a number travels as `{"n": "Infinity"}` and comes back a number: SQLite compares a number with
- * a REAL column as a number, but text as greater than every number.
+ * a REAL column as a number, but text as greater than every number. An integer beyond 2^53 travels
+ * as `{"i": "…"}` and comes back a bigint, for the same reason; bytes as `{"x": "<hex>"}`, back as
+ * bytes: SQLite compares a BLOB as greater than any text.
  */
-function keepNonFinite(value: string | number): string | number | { n: string } {
+function keepNonFinite(value: KeyValue): string | number | { n: string } | { i: string } | { x: string } {
+  if (typeof value === 'bigint') return { i: String(value) }
+  if (Buffer.isBuffer(value)) return { x: value.toString('hex') }
   return typeof value === 'number' && !Number.isFinite(value) ? { n: String(value) } : value
 }
 
 const NON_FINITE: ReadonlyMap<unknown, number> = new Map([['Infinity', Infinity], ['-Infinity', -Infinity], ['NaN', NaN]])
 
 function restoreNonFinite(value: unknown): unknown {
-  if (typeof value !== 'object' || value === null || !('n' in value)) return value
+  if (typeof value !== 'object' || value === null) return value
+  if ('x' in value) return typeof value.x === 'string' && /^(?:[0-9a-f]{2})*$/.test(value.x) ? Buffer.from(value.x, 'hex') : value
+  if ('i' in value) return typeof value.i === 'string' && /^-?\d+$/.test(value.i) ? BigInt(value.i) : value
+  if (!('n' in value)) return value
   return NON_FINITE.get(value.n) ?? value
 }
 

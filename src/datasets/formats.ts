@@ -84,8 +84,13 @@ export async function createWriter(format: Format, columns: readonly Column[]): 
 
 type Encode = (text: string) => string
 
-const SAFE_DIGITS = /^-?\d{1,15}$/
-const JSON_NUMBER = /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/
+// JSON's own grammar (RFC 8259 §6: no leading zeros, no `+`): SQLite keeps any text in a number
+// column, and `Number('')`, `Number('0x10')` are safe integers, so `{"n":,` and `{"n":0x10` made
+// the whole answer unreadable (an adversarial probe). Such text goes as a string.
+const SAFE_DIGITS = /^-?(0|[1-9]\d{0,14})$/
+const JSON_INTEGER = /^-?(0|[1-9]\d*)$/
+const JSON_NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?$/
+const LINE_BREAKS = /[\r\n]/g
 
 /**
  * Each kind's cell as JSON. A value with no exact JSON number goes as a string rather than null,
@@ -97,17 +102,23 @@ function jsonEncoder(kind: ColumnKind): Encode {
     case 'int':
       return (text) => text
     case 'bigint':
-      // Beyond 2^53 a JSON number loses digits in JavaScript: such a value goes as a string.
-      return (text) => (SAFE_DIGITS.test(text) || Number.isSafeInteger(Number(text)) ? text : JSON.stringify(text))
+      // Beyond 2^53 a JSON number loses digits in JavaScript: such a value goes as a string. A float
+      // (SQLite's, in a column its first rows typed as integers) goes as the number it is.
+      return (text) => (SAFE_DIGITS.test(text) || (JSON_INTEGER.test(text) ? Number.isSafeInteger(Number(text)) : JSON_NUMBER.test(text)) ? text : JSON.stringify(text))
     case 'number':
       // A float's text is its shortest exact form already: only NaN and ±Infinity are no JSON number.
       return (text) => (JSON_NUMBER.test(text) ? text : JSON.stringify(text))
     case 'decimal':
       return (text) => (JSON_NUMBER.test(text) && decimalFitsDouble(text) ? text : JSON.stringify(text))
     case 'bool':
-      return (text) => (text === 't' ? 'true' : 'false')
+      // PostgreSQL's t and f; anything else is text SQLite holds in a BOOLEAN column ('true', 'yes'),
+      // which read as false (an adversarial probe): it goes as the text it is.
+      return (text) => (text === 't' ? 'true' : text === 'f' ? 'false' : JSON.stringify(text))
     case 'json':
-      return (text) => text
+      // PostgreSQL's json (not jsonb) keeps its input's whitespace: a line break there split an
+      // NDJSON row over two lines (an adversarial probe). Outside a string (where JSON allows none
+      // raw) a break is whitespace, so a space is the same value.
+      return (text) => (text.includes('\n') || text.includes('\r') ? text.replace(LINE_BREAKS, ' ') : text)
     case 'date':
       return (text) => JSON.stringify(isoDate(text))
     case 'timestamptz':
@@ -222,7 +233,7 @@ function csvEncoder(kind: ColumnKind): Encode {
     case 'decimal':
       return (text) => (CSV_NUMBER.test(text) ? text : csvField(text))
     case 'bool':
-      return (text) => (text === 't' ? 'true' : 'false')
+      return (text) => (text === 't' ? 'true' : text === 'f' ? 'false' : csvField(text))
     case 'date':
       return (text) => csvField(isoDate(text))
     case 'timestamptz':

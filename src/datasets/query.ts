@@ -5,6 +5,7 @@
 // Paging wraps the statement for keyset pagination: `WHERE (key) > (last key) ORDER BY key LIMIT n`.
 import { identityPlaceholder, scanSql } from '../config/index.ts'
 import type { Identity } from '../request/index.ts'
+import type { KeyValue } from './cursor.ts'
 import type { ParamValue } from './params.ts'
 
 type Slot = { kind: 'param'; name: string } | { kind: 'sub' } | { kind: 'roles' } | { kind: 'claim'; claim: string }
@@ -85,7 +86,7 @@ function claimValue(value: unknown, dialect: Dialect): unknown {
 export interface Paging {
   key: readonly string[]
   /** The last key sent (from the cursor); null on the first page. */
-  after: ReadonlyArray<string | number> | null
+  after: readonly KeyValue[] | null
   /** Rows to fetch: the page and one more, to know whether a next page exists. */
   fetch: number
 }

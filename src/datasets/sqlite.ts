@@ -2,6 +2,7 @@
 // SQLite runs on the gateway's thread: rows are stepped a batch at a time, the event loop gets a
 // turn between batches, and the timeout is checked between rows (one step that runs long, such as
 // a sort over a large table, cannot be interrupted: keep SQLite datasets small or indexed).
+import { statSync } from 'node:fs'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import type { DatasourceConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
@@ -13,14 +14,28 @@ type SqliteConfig = Extract<DatasourceConfig, { type: 'sqlite' }>
 
 /** `options.key`: the key when the config names none (registry.ts). */
 export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: { offline: boolean; key: Buffer }): Datasource {
-  let db: DatabaseSync | null = null
+  let db: OpenFile | null = null
   let state = 'not yet connected'
   let key: Buffer = config.key === undefined ? options.key : Buffer.from(config.key)
 
-  function database(): DatabaseSync {
-    if (db !== null) return db
+  /**
+   * The file at the path, opened anew when another file took its place: a report rebuilt each night
+   * and renamed over the old one (the usual way to replace it whole) was read from the old file,
+   * through the handle opened at start, until a restart (an adversarial probe). One stat a query.
+   * Queries still reading the old file finish there; it is closed after the last.
+   */
+  function database(): OpenFile {
+    if (db !== null) {
+      const now = fileIdentity(config.path)
+      if (now === null || now === db.identity) return db
+      logger.info({ datasource: config.name }, `datasource ${config.name}: its file was replaced; reading the new one`)
+      retire(db)
+      db = null
+    }
     try {
-      db = new DatabaseSync(config.path, { readOnly: true })
+      // Which file, before opening: one that takes its place meanwhile is then seen at the next query.
+      const identity = fileIdentity(config.path)
+      db = { db: new DatabaseSync(config.path, { readOnly: true }), identity, reading: 0, retired: false }
       state = 'connected'
       return db
     } catch (err) {
@@ -31,12 +46,13 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
     }
   }
 
-  function prepare(text: string, requestId: string): StatementSync {
+  function prepare(text: string, requestId: string): { statement: StatementSync; file: OpenFile } {
     try {
-      const statement = database().prepare(text)
+      const file = database()
+      const statement = file.db.prepare(text)
       statement.setReturnArrays(true)
       statement.setReadBigInts(true)
-      return statement
+      return { statement, file }
     } catch (err) {
       throw failure(config.name, err, logger, requestId)
     }
@@ -58,7 +74,7 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
     },
     status: () => state,
     async open(query: SourceQuery): Promise<RowSource> {
-      const statement = prepare(query.text, query.requestId)
+      const { statement, file } = prepare(query.text, query.requestId)
       const declared = statement.columns()
       const started = performance.now()
       let rows: Iterator<unknown>
@@ -67,9 +83,23 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
       } catch (err) {
         throw failure(config.name, err, logger, query.requestId, query.parameterNames)
       }
+      file.reading++
+      let stopped = false
+      // Once, by whichever way the query ends (a later return() on a closed file throws): a retired
+      // file closes after its last reader.
+      const stop = () => {
+        if (stopped) return
+        stopped = true
+        rows.return?.()
+        file.reading--
+        if (file.retired && file.reading === 0) file.db.close()
+      }
       const columns: Column[] = declared.map((column) => ({ name: column.name, kind: kindOf(column.type) }))
       // An expression (count(*), a + b) declares no type: its kind is taken from the first row's value.
       let untyped = declared.flatMap((column, i) => (column.type === null ? [i] : []))
+      // Those read as integers: a float later in the first batch (coalesce(discount, 0)) makes one a
+      // number before the writers take the kinds, rather than an integer column with no room for 0.5.
+      let integers: number[] = []
       let done = false
       return {
         columns,
@@ -82,44 +112,69 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
               const next = rows.next()
               if (next.done) {
                 done = true
+                stop()
                 break
               }
-              if (untyped.length > 0) untyped = inferKinds(next.value as unknown[], columns, untyped)
+              if (untyped.length > 0) untyped = inferKinds(next.value as unknown[], columns, untyped, integers)
+              if (integers.length > 0) integers = widenToFloats(next.value as unknown[], columns, integers)
               out.push(textRow(next.value as unknown[], columns))
               if ((out.length & 255) === 0 && performance.now() - started > query.timeoutMs) throw timeout(config.name)
             }
           } catch (err) {
             done = true
-            rows.return?.()
+            stop()
             throw failure(config.name, err, logger, query.requestId, query.parameterNames)
           }
           if (performance.now() - started > query.timeoutMs) {
             done = true
-            rows.return?.()
+            stop()
             throw timeout(config.name)
           }
           return out
         },
         async close() {
           done = true
-          rows.return?.()
+          stop()
         },
         abort() {
           done = true
-          rows.return?.()
+          stop()
         },
       }
     },
     async describe(text: string) {
-      return prepare(text, 'schema').columns().map((column) => ({ name: column.name, kind: kindOf(column.type) }))
+      return prepare(text, 'schema').statement.columns().map((column) => ({ name: column.name, kind: kindOf(column.type) }))
     },
     applySecrets(resolve) {
       if (config.key !== undefined) key = Buffer.from(resolve(config.key))
     },
     async close() {
-      db?.close()
+      db?.db.close()
       db = null
     },
+  }
+}
+
+/** The database file opened, and which file it was: queries reading it, and whether another took its place. */
+interface OpenFile {
+  readonly db: DatabaseSync
+  readonly identity: string | null
+  reading: number
+  retired: boolean
+}
+
+function retire(file: OpenFile): void {
+  file.retired = true
+  if (file.reading === 0) file.db.close()
+}
+
+/** The file at the path (device and inode); null when it cannot be read now (then the open one stays). */
+function fileIdentity(path: string): string | null {
+  try {
+    const stat = statSync(path, { bigint: true })
+    return `${stat.dev}:${stat.ino}`
+  } catch {
+    return null
   }
 }
 
@@ -139,13 +194,31 @@ function kindOf(declared: string | null): ColumnKind {
 }
 
 /** The kinds of untyped columns that have a value in this row; the indexes still unknown. */
-function inferKinds(values: readonly unknown[], columns: Column[], untyped: readonly number[]): number[] {
+function inferKinds(values: readonly unknown[], columns: Column[], untyped: readonly number[], integers: number[]): number[] {
   const left: number[] = []
   for (const i of untyped) {
     const value = values[i]
     const kind: ColumnKind | null = typeof value === 'bigint' ? 'bigint' : typeof value === 'number' ? 'number' : value === null || value === undefined ? null : 'string'
     if (kind === null) left.push(i)
-    else columns[i] = { name: (columns[i] as Column).name, kind }
+    else {
+      columns[i] = { name: (columns[i] as Column).name, kind }
+      if (kind === 'bigint') integers.push(i)
+    }
+  }
+  return left
+}
+
+/**
+ * Columns read as integers that hold a float in this row become numbers (setReadBigInts: an integer
+ * is a bigint, a float a number); the indexes still integers. An expression mixes them: the first
+ * row's coalesce(discount, 0) is 0, the next 0.5, which went as the string "0.5" in JSON and as null
+ * in Arrow's Int64 (an adversarial probe).
+ */
+function widenToFloats(values: readonly unknown[], columns: Column[], integers: readonly number[]): number[] {
+  const left: number[] = []
+  for (const i of integers) {
+    if (typeof values[i] === 'number') columns[i] = { name: (columns[i] as Column).name, kind: 'number' }
+    else left.push(i)
   }
   return left
 }
