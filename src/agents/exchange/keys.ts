@@ -187,7 +187,6 @@ export function createExchangeKeys(options: ExchangeKeyOptions): ExchangeKeys {
     switchIfDue(now())
   }
 
-
   /** Moves signing to `current` once it is due; the key it replaces stays published while its tokens live. */
   function switchIfDue(at: number): void {
     const from = active as SigningKey
