@@ -99,6 +99,7 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
       let untyped = declared.flatMap((column, i) => (column.type === null ? [i] : []))
       // Those read as integers: a float later in the first batch (coalesce(discount, 0)) makes one a
       // number before the writers take the kinds, rather than an integer column with no room for 0.5.
+      // Looked at in the first batch only (below).
       let integers: number[] = []
       let done = false
       return {
@@ -130,6 +131,9 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
             stop()
             throw timeout(config.name)
           }
+          // The writers took the kinds from the first batch: widening later changes nothing they
+          // write, and cost every row of an expression column a look.
+          integers = []
           return out
         },
         async close() {
