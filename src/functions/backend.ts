@@ -2,9 +2,9 @@
 // of the function's pool, and its answer written back. The audit record, the metrics and the spans
 // name the target `function:NAME` where an upstream's name would be.
 import { GatewayError } from '../errors/index.ts'
-import { answerPolicyApplies, passedOn, type AnswerPolicy } from '../http/index.ts'
+import { answerPolicyApplies, hasBody, passedOn, type AnswerPolicy } from '../http/index.ts'
 import { nothingServed, type Backend, type Exchange, type RequestContext, type Served } from '../request/index.ts'
-import { bodyFollows, eventOversized, maxFunctionBody, readBody } from './body.ts'
+import { eventOversized, maxFunctionBody, readBody } from './body.ts'
 import { payloadV2Event, type EventSettings } from './event.ts'
 import type { FunctionResponse } from './messages.ts'
 import type { FunctionPool } from './pool.ts'
@@ -40,7 +40,7 @@ async function invoke(ctx: Readonly<RequestContext>, settings: FunctionRouteSett
   // sixty 6 MB uploads to a public function held 300 MB of the gateway (a probe). It takes its share
   // as a form does (the pipeline took one already for a form or JSON POST it read whole).
   // Per request: nothing for a request without a body.
-  const share = !ctx.bodyHeld && bodyFollows(ctx.headers) ? await settings.holdBody(ctx, maxFunctionBody(settings.maxBodyBytes)) : null
+  const share = !ctx.bodyHeld && hasBody(ctx.headers) ? await settings.holdBody(ctx, maxFunctionBody(settings.maxBodyBytes)) : null
   const served = nothingServed()
   const reading = readBody(ctx.req, ctx.headers, settings.maxBodyBytes, ctx.bodyDeadline, served)
   if (reading !== null && ctx.headers?.expectContinue && !ctx.continued) ctx.res.writeContinue()

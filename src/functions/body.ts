@@ -5,7 +5,7 @@
 // window; a slow rest holds only this request's connection, not a worker.
 import type { IncomingMessage } from 'node:http'
 import { GatewayError } from '../errors/index.ts'
-import type { RequestHeaders } from '../http/index.ts'
+import { hasBody, type RequestHeaders } from '../http/index.ts'
 import { bodyTooLarge, readWholeBody } from '../request/index.ts'
 import { utf8BytesOver } from './answer-size.ts'
 
@@ -18,11 +18,6 @@ import { utf8BytesOver } from './answer-size.ts'
  */
 export const MAX_EVENT_BYTES = 6_291_456
 
-/** Whether the request has a body to read: a chunked one, or a declared length over 0. */
-export function bodyFollows(headers: RequestHeaders | null): boolean {
-  return headers !== null && (headers.chunked || (headers.contentLength !== undefined && headers.contentLength > 0))
-}
-
 /** The most a function's request body may be: max_body_bytes, within MAX_EVENT_BYTES. */
 export function maxFunctionBody(maxBodyBytes: number): number {
   return Math.min(maxBodyBytes, MAX_EVENT_BYTES)
@@ -30,7 +25,7 @@ export function maxFunctionBody(maxBodyBytes: number): number {
 
 /** Null when the request has no body: the common GET costs no promise. */
 export function readBody(req: IncomingMessage, headers: RequestHeaders | null, maxBodyBytes: number, deadline: number | null, counted: { bytesIn: number }): Promise<Buffer> | null {
-  if (!bodyFollows(headers)) return null
+  if (!hasBody(headers)) return null
   const maxBytes = maxFunctionBody(maxBodyBytes)
   return readWholeBody(req, { maxBytes, deadline, counted, tooLarge: () => (maxBytes < maxBodyBytes ? eventTooLarge(`its body exceeds ${maxBytes} bytes`) : bodyTooLarge(maxBytes)) })
 }

@@ -6,7 +6,7 @@
 // Only POST is overridden by those frameworks, so only a POST's query is read.
 import { GatewayError } from '../errors/index.ts'
 import { isMethodToken } from './described-request.ts'
-import type { RequestHeaders } from './request-headers.ts'
+import { hasBody, type RequestHeaders } from './request-headers.ts'
 
 /** No `_method` parameters: what every request but a POST that names one has (one array, shared). */
 export const NO_METHOD_OVERRIDES: readonly string[] = Object.freeze([])
@@ -275,7 +275,7 @@ export function jsonBodyOf(method: string, headers: Pick<RequestHeaders, 'conten
 
 /** A POST with a body (chunked, or a Content-Length above 0): the only request whose body may name a `_method`. */
 function postWithBody(method: string, headers: Pick<RequestHeaders, 'contentLength' | 'chunked'>): boolean {
-  return method === 'POST' && (headers.chunked || (headers.contentLength !== undefined && headers.contentLength > 0))
+  return method === 'POST' && hasBody(headers)
 }
 
 const JSON_TYPE = /[/+]json/i

@@ -195,6 +195,14 @@ function dropConnectionNamed(forward: string[], connection: string): boolean {
   return named.has('authorization')
 }
 
+/**
+ * Whether the request has a body: a chunked one (an HTTP/2 body without content-length reads as
+ * chunked, above), or a declared length over 0. One definition for every reader of a body.
+ */
+export function hasBody(headers: Pick<RequestHeaders, 'chunked' | 'contentLength'> | null): boolean {
+  return headers !== null && (headers.chunked || (headers.contentLength !== undefined && headers.contentLength > 0))
+}
+
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/
 
 /** SPEC: the client's X-Request-Id when it is 1–128 of [A-Za-z0-9._-], else a new UUID. */

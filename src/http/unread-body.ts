@@ -3,11 +3,11 @@
 // HTTP/1.1 connection nor the HTTP/2 stream can be left as if it were done with.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { constants as http2Constants, type Http2ServerResponse } from 'node:http2'
-import type { RequestHeaders } from './request-headers.ts'
+import { hasBody, type RequestHeaders } from './request-headers.ts'
 
 /** The request has a body that has not all arrived yet. */
 export function bodyStillArriving(req: IncomingMessage, headers: RequestHeaders | null): boolean {
-  return !req.complete && headers !== null && (headers.chunked || (headers.contentLength ?? 0) > 0)
+  return !req.complete && hasBody(headers)
 }
 
 /**

@@ -3,7 +3,7 @@
 // added), and the body, counted, and cut at max_body_bytes when it is chunked.
 import { Transform, type Readable } from 'node:stream'
 import type { RoutePattern } from '../config/index.ts'
-import { canonicalSegment, foldHeaderName, VIA_HTTP_1_0, VIA_HTTP_1_1, VIA_HTTP_2, vouchedHost, withoutCookies, type HostAllowList } from '../http/index.ts'
+import { canonicalSegment, foldHeaderName, hasBody, VIA_HTTP_1_0, VIA_HTTP_1_1, VIA_HTTP_2, vouchedHost, withoutCookies, type HostAllowList } from '../http/index.ts'
 import { bodyTimedOut, bodyTooLarge, forwardableAuthorization, type RequestContext, type Served } from '../request/index.ts'
 import { traceparentOf } from '../telemetry/index.ts'
 import type { Upstream } from './pools.ts'
@@ -97,11 +97,6 @@ export function upstreamHeaders(ctx: Readonly<RequestContext>, settings: Forward
   for (let i = 0; i < upstream.headers.length; i++) out.push(upstream.headers[i] as string)
   if (extraHeaders) for (const value of extraHeaders) out.push(value)
   return out
-}
-
-/** An HTTP/2 body without content-length reads as chunked (http/request-headers.ts). */
-function hasBody(headers: NonNullable<RequestContext['headers']>): boolean {
-  return headers.chunked || (headers.contentLength !== undefined && headers.contentLength > 0)
 }
 
 /** Upstreams build redirects and reset links from X-Forwarded-Host: only a host the gateway vouches for (Host header poisoning). */

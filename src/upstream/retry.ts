@@ -12,6 +12,7 @@
 // reserve, and an upstream that fails everything sees 1.2× its load, not `attempts`×.
 import type { Readable } from 'node:stream'
 import type { RetriesConfig } from '../config/index.ts'
+import { hasBody } from '../http/index.ts'
 import { bodyTooLarge, type RequestContext, type Served } from '../request/index.ts'
 
 /** What a retry may follow (RETRY_FAILURES, and statuses). */
@@ -93,7 +94,7 @@ export interface Replayable {
 export function replayable(ctx: Readonly<RequestContext>, maxBodyBytes: number, served: Served): Replayable | null {
   const idempotent = IDEMPOTENT.has(ctx.method)
   const inbound = ctx.headers
-  if (inbound === null || (!inbound.chunked && !(inbound.contentLength !== undefined && inbound.contentLength > 0))) return { body: null, idempotent }
+  if (inbound === null || !hasBody(inbound)) return { body: null, idempotent }
   const req: Readable & { complete: boolean } = ctx.req
   // Every byte a Content-Length announced is here (`complete` comes a tick later); a chunked body
   // is whole only once its last chunk was read.
