@@ -22,8 +22,11 @@ import type { ExplainRequest, Explanation } from './explanation-shapes.ts'
 
 export type { ExplainRequest, Explanation, Verdict } from './explanation-shapes.ts'
 
-/** What the key store said of an API key given as the token (explainWithKeys): its identity, or the gateway's refusal. */
-export type ApiKeyCheck = { identity: Identity } | { refusal: GatewayError }
+/**
+ * What was asked of a token that is looked up, not read (explainWithKeys): the key store of an API
+ * key, the introspecting issuer of an opaque token. Its identity, or the gateway's refusal.
+ */
+export type LookedUpToken = { identity: Identity } | { refusal: GatewayError }
 
 /**
  * explain, with an API key given as the token (`bk_…`) checked as the gateway checks it: by its
@@ -42,7 +45,7 @@ export async function explainWithKeys(rt: Runtime, given: ExplainRequest, direct
   const verifier = apiKeyVerifier({ ...directory, used() {} }, settings.header, () => request.now ?? Date.now())
   // The key as its configured header carries it; the api_key verifier reads no connection.
   const input = { headers: null, rawHeaders: [settings.header, request.token], query: '', socket: null as unknown as Socket }
-  let checked: ApiKeyCheck
+  let checked: LookedUpToken
   try {
     checked = { identity: (await verifier.authenticate(input)).identity }
   } catch (err) {
@@ -67,7 +70,7 @@ function goesToIntrospection(rt: Runtime, token: string): boolean {
  * without it (bouncer explain offline, a read-only credential: the answer says whether a token is
  * live, and whose) the provider is not asked, and the explanation says so.
  */
-async function introspected(rt: Runtime, introspector: Introspector | null, token: string): Promise<ApiKeyCheck> {
+async function introspected(rt: Runtime, introspector: Introspector | null, token: string): Promise<LookedUpToken> {
   const issuer = (rt.introspection as Introspector).issuer
   if (introspector === null) {
     return { refusal: new GatewayError('identity_provider_unavailable', { detail: `The token is not a JWT: the gateway asks issuer "${issuer.name}" about it at its introspection endpoint, which this explanation did not ask (bouncer explain asks no provider; POST /api/explain asks for an admin credential only). Explain the claims its answer states instead.` }) }
@@ -81,7 +84,6 @@ async function introspected(rt: Runtime, introspector: Introspector | null, toke
     return { refusal: err }
   }
 }
-
 
 /** The methods an urlencoded form body's `_method` fields name, as the gateway reads a form POST's, but those the query named already. */
 function explainedFormOverrides(method: string, form: string, named: readonly string[]): readonly string[] {
@@ -111,7 +113,7 @@ function isApiKey(token: string): boolean {
 }
 
 /** `apiKey`: what explainWithKeys found of an API key given as the token. */
-export function explain(rt: Runtime, request: ExplainRequest, apiKey?: ApiKeyCheck): Explanation {
+export function explain(rt: Runtime, request: ExplainRequest, apiKey?: LookedUpToken): Explanation {
   return explainInto(rt, request, apiKey, new Set())
 }
 
@@ -126,7 +128,7 @@ export function explainGranted(rt: Runtime, request: ExplainRequest): { explanat
 }
 
 /** `granted`: filled with the roles the credential grants, as explainGranted says. */
-function explainInto(rt: Runtime, request: ExplainRequest, apiKey: ApiKeyCheck | undefined, granted: Set<string>): Explanation {
+function explainInto(rt: Runtime, request: ExplainRequest, apiKey: LookedUpToken | undefined, granted: Set<string>): Explanation {
   const method = request.method.toUpperCase()
   const ip = request.ip ?? '127.0.0.1'
   const out: Explanation = {
@@ -376,7 +378,7 @@ export function missingCredential(kind: AcceptedCredential, config: Config): { c
 
 export type Problems = Array<{ code: ErrorCode; detail: string }>
 
-export function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, credential: Credential, apiKey: ApiKeyCheck | undefined, maxTokenBytes: number): {
+export function identityOf(issuers: readonly IssuerConfig[], request: ExplainRequest, credential: Credential, apiKey: LookedUpToken | undefined, maxTokenBytes: number): {
   identity: Identity | null
   problems: Problems
   described: Explanation['identity']
@@ -498,7 +500,7 @@ function certificateIdentity(issuers: readonly X509Issuer[], claims: Record<stri
 }
 
 /** An API key given as the token: the identity the key store gave it (explainWithKeys), or its refusal. */
-function apiKeyTokenIdentity(checked: ApiKeyCheck | undefined, problems: Problems): ReturnType<typeof identityOf> {
+function apiKeyTokenIdentity(checked: LookedUpToken | undefined, problems: Problems): ReturnType<typeof identityOf> {
   const described = { source: 'token' as const, signature_checked: false as const, issuer: API_KEYS_ISSUER, iss: API_KEYS_ISSUER, sub: null as string | null, client_id: null as string | null, problems }
   if (checked === undefined) {
     problems.push({ code: 'identity_provider_unavailable', detail: 'The API key was not looked up: no key store was read for this explanation.' })
@@ -514,7 +516,7 @@ function apiKeyTokenIdentity(checked: ApiKeyCheck | undefined, problems: Problem
 }
 
 /** An opaque token: the identity its issuer's introspection answer gave (explainWithKeys), or the refusal. */
-function lookedUpTokenIdentity(checked: ApiKeyCheck, issuers: readonly IssuerConfig[], problems: Problems): ReturnType<typeof identityOf> {
+function lookedUpTokenIdentity(checked: LookedUpToken, issuers: readonly IssuerConfig[], problems: Problems): ReturnType<typeof identityOf> {
   const identity = 'identity' in checked ? checked.identity : null
   const introspecting = issuers.find((i) => i.introspection !== undefined)
   const described = {
