@@ -8,7 +8,7 @@ import type { AdminConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { Runtime } from '../gateway/index.ts'
 import { bearerToken } from '../http/index.ts'
-import type { SignIn } from '../identity/index.ts'
+import { UnprovenRefusal, type SignIn } from '../identity/index.ts'
 import type { Identity } from '../request/index.ts'
 import type { AdminAccess, AdminVia } from './console-shapes.ts'
 
@@ -56,12 +56,6 @@ export interface AdminAuth {
   check(authorization: string | undefined): AdminCaller
 }
 
-/**
- * A bearer that is no admin token: a guess at the admin API, which auth_failures counts against its
- * address as it counts a forged token at the gateway (not a missing one, nor a disabled API).
- */
-export class AdminTokenRefused extends GatewayError {}
-
 function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest()
 }
@@ -87,7 +81,9 @@ export function adminAuth(token: string | undefined, readToken?: string): AdminA
       const isReader = presented !== undefined && reader !== undefined && timingSafeEqual(presented, reader)
       if (isAdmin) return { access: 'admin', via: 'token' }
       if (isReader) return { access: 'read', via: 'read_token' }
-      throw new AdminTokenRefused('unauthorized', {
+      // A guess at the admin API: auth_failures counts it against its address as it counts a forged
+      // token at the gateway (unlike a missing token or a disabled API).
+      throw new UnprovenRefusal('unauthorized', {
         detail: 'The admin token is not valid.',
         headers: { 'www-authenticate': 'Bearer realm="bouncer-admin", error="invalid_token"' },
       })

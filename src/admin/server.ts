@@ -11,7 +11,7 @@ import type { CredentialInput, SignIn } from '../identity/index.ts'
 import type { AuthFailureGuard } from '../limits/index.ts'
 import { scrub, type Logger } from '../telemetry/index.ts'
 import { unmapIpv4, type AuditConfig } from '../config/index.ts'
-import { AdminTokenRefused, type AdminAuth, type AdminCaller, type ConsoleSignIn } from './auth.ts'
+import type { AdminAuth, AdminCaller, ConsoleSignIn } from './auth.ts'
 import { recordAdminChange, type AdminChange } from './change-audit.ts'
 import { loadConsoleAssets, type ConsoleAssets } from './console-assets.ts'
 
@@ -265,7 +265,7 @@ async function callerOf(auth: AdminAuth, consoleSignIn: ConsoleSignIn | null, re
  */
 function tokenCaller(auth: AdminAuth, authorization: string | undefined, authFailures: AuthFailureGuard | null, req: IncomingMessage): AdminCaller | Promise<AdminCaller> {
   if (authFailures === null || authorization === undefined) return auth.check(authorization)
-  return authFailures.guarded(adminClientOf(req), async () => auth.check(authorization), (err) => err instanceof AdminTokenRefused)
+  return authFailures.guarded(adminClientOf(req), async () => auth.check(authorization))
 }
 
 function withSignInHint(err: unknown, signIn: SignIn): unknown {

@@ -2,7 +2,7 @@ export { createIssuerRegistry, type IssuerKeys, type IssuerRegistry, type KeyLoa
 export { checkClaims, checkIntrospectedClaims, checkWithoutKey, createTokenVerifier, hasAccessTokenParameter, identityFromClaims, issuerUnknown, keyFreeRule, NAMES_NO_ACTOR, type TokenVerifier } from './verify.ts'
 export { findDrift, describeDrift } from './drift.ts'
 export {
-  bearerVerifier, createAuthenticator, CredentialRefused, rawHeader, unprovenCredential,
+  bearerVerifier, createAuthenticator, CredentialRefused, rawHeader, unprovenCredential, UnprovenRefusal,
   type Authenticated, type Authenticator, type CredentialInput, type CredentialVerifier,
 } from './authenticate.ts'
 export { createIntrospector, type Introspector } from './introspection.ts'

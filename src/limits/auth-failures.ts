@@ -41,9 +41,8 @@ export interface AuthFailureGuard {
    * and `verify` never runs. A refusal of an unproven credential is counted before it is rethrown:
    * with a store that answers later (Redis) the 401 waits for the count, so the request after the
    * failure that spent the budget is refused, whichever instance it reaches. Only failures wait.
-   * `counts` says which refusals count where they are not the identity layer's (the admin token's).
    */
-  guarded<T>(clientIp: string, verify: () => Promise<T>, counts?: CountsAsFailure): Promise<T>
+  guarded<T>(clientIp: string, verify: () => Promise<T>): Promise<T>
 }
 
 /** Which refusals count: the identity layer's (identity/authenticate.ts unprovenCredential), handed in by the gateway. */
@@ -120,11 +119,11 @@ export function createAuthFailureGuard(config: AuthFailuresConfig, limiter: Limi
   }
 
   return {
-    guarded(clientIp, verify, counts = countsAsFailure) {
+    guarded(clientIp, verify) {
       const refusal = refusalFor(clientIp)
       if (refusal !== null) return Promise.reject(refusal)
       return verify().catch(async (err: unknown) => {
-        if (counts(err)) await countFailure(clientIp)
+        if (countsAsFailure(err)) await countFailure(clientIp)
         throw err
       })
     },
