@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readCounts } from '../../src/audit/side-thread.ts'
+import { readCounts, SIDE_THREAD_NAME } from '../../src/audit/side-thread.ts'
 import { createSqliteSink } from '../../src/audit/sinks/sqlite.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { evaluateInWorker } from '../helpers/inspector.ts'
@@ -38,7 +38,7 @@ describe('the audit side thread', () => {
     session.connect()
     try {
       // The reads' thread by name: a change records' thread of an earlier file in this process runs the same script.
-      await evaluateInWorker(session, 'bouncer audit side thread (reads)', "const port = process.getBuiltinModule('node:worker_threads').parentPort; port.removeAllListeners('message'); port.on('message', () => { throw new Error('a side thread crash, by a test') }); 'armed'")
+      await evaluateInWorker(session, `${SIDE_THREAD_NAME} (reads)`, "const port = process.getBuiltinModule('node:worker_threads').parentPort; port.removeAllListeners('message'); port.on('message', () => { throw new Error('a side thread crash, by a test') }); 'armed'")
     } finally {
       session.disconnect()
     }
