@@ -1,6 +1,6 @@
 export { tokenExchangeEndpoints, type ExchangeEndpoint } from './exchange/endpoints.ts'
 export { OWN_TOKEN_CLOCK_TOLERANCE_MS, ownIssuerConfig, ownTokenRefusal } from './exchange/issuer.ts'
-export { createExchangeKeys, EXCHANGE_KEY, ExchangeKeyError, isExchangeKey, newExchangeKey, type ExchangeKeys, type PublishedKeySet } from './exchange/keys.ts'
+export { createExchangeKeys, EXCHANGE_KEY, type ExchangeKeys, type PublishedKeySet } from './exchange/keys.ts'
 export { compileMcp, loadMcpFor } from './mcp/load.ts'
 export type { CompiledMcp, McpBuiltInRoute, McpCompileDeps, ToolRoute } from './mcp/endpoint.ts'
 export { createAgentsRegistry, type AgentsRegistry } from './mcp/registry.ts'

@@ -1,10 +1,10 @@
 // `bouncer secrets put|rotate|list|versions|delete|get|rekey`: the store of the config's `secrets`
 // section. No command prints a value, except `get NAME --reveal`.
 import type { Command } from 'commander'
-import { dropPreviousMasterKey, generateSecret, masterKeyFrom, openSecretStore, ReadOnlyStore, rekeyEmbeddedStore, SECRET_NAME, SecretsError, type SecretStore } from '../secrets/index.ts'
+import { dropPreviousMasterKey, generateSecret, isSigningKey, masterKeyFrom, newSigningKey, openSecretStore, ReadOnlyStore, rekeyEmbeddedStore, SECRET_NAME, SecretsError, type SecretStore } from '../secrets/index.ts'
 import { printable } from '../text/index.ts'
-import { ASSERTION_KEY, isAssertionKey, newAssertionKey } from '../upstream/index.ts'
-import { EXCHANGE_KEY, isExchangeKey, newExchangeKey } from '../agents/index.ts'
+import { ASSERTION_KEY } from '../upstream/index.ts'
+import { EXCHANGE_KEY } from '../agents/index.ts'
 import { CHECKPOINT_KEY, isCheckpointKey, newCheckpointKey } from '../audit/index.ts'
 import { audited, REASON_OPTION } from './change-audit.ts'
 import { configOption, loadCommandConfig, type ValidConfig } from './config.ts'
@@ -48,21 +48,21 @@ function checkName(name: string): void {
 
 /** The assertion, token exchange and audit checkpoint signing keys are key pairs the gateway makes: a value given for one must be one. */
 function checkValue(name: string, value: string): void {
-  if (name === ASSERTION_KEY && !isAssertionKey(value)) {
-    throw new UserError(`${ASSERTION_KEY} holds the identity assertion signing key: rotate it with "bouncer secrets rotate ${ASSERTION_KEY}" (no value)`)
+  if (name === ASSERTION_KEY && !isSigningKey(value)) {
+    throw new UserError(`${ASSERTION_KEY} holds the identity assertion signing key: rotate it with "bouncer secrets rotate ${ASSERTION_KEY}" (no value), or give an EC P-256 private key (PEM)`)
   }
   // The gateway would replace a value that is not a key with a new one, and the previous version (the
   // key older checkpoints verify with) would go with it.
   if (name === CHECKPOINT_KEY && !isCheckpointKey(value)) {
     throw new UserError(`${CHECKPOINT_KEY} holds the audit checkpoint signing key: rotate it with "bouncer secrets rotate ${CHECKPOINT_KEY}" (no value)`)
   }
-  if (name === EXCHANGE_KEY && !isExchangeKey(value)) {
+  if (name === EXCHANGE_KEY && !isSigningKey(value)) {
     throw new UserError(`${EXCHANGE_KEY} holds the token exchange signing key: rotate it with "bouncer secrets rotate ${EXCHANGE_KEY}" (no value), or give an EC P-256 private key (PEM)`)
   }
 }
 
 /** The keys the gateway makes itself: rotated without a value, they get a new key pair. */
-const GENERATED_KEYS: Readonly<Record<string, () => string>> = { [ASSERTION_KEY]: newAssertionKey, [EXCHANGE_KEY]: newExchangeKey, [CHECKPOINT_KEY]: newCheckpointKey }
+const GENERATED_KEYS: Readonly<Record<string, () => string>> = { [ASSERTION_KEY]: newSigningKey, [EXCHANGE_KEY]: newSigningKey, [CHECKPOINT_KEY]: newCheckpointKey }
 
 export function registerSecrets(program: Command): void {
   const secrets = program.command('secrets').description('manage the secrets store (values are never printed, except by get --reveal)')

@@ -6,9 +6,9 @@
 // make one, and until each read the other's, a token one signed was refused by the other. A single
 // process has no such race: its signers make their key when a config first asks for it.
 import { randomBytes } from 'node:crypto'
-import { EXCHANGE_KEY, MCP_SESSION_KEY, newExchangeKey, newSessionKey } from '../agents/index.ts'
-import { sharedKeyStore, type SharedKeyStore } from '../secrets/index.ts'
-import { ASSERTION_KEY, newAssertionKey } from '../upstream/index.ts'
+import { EXCHANGE_KEY, MCP_SESSION_KEY, newSessionKey } from '../agents/index.ts'
+import { newSigningKey, sharedKeyStore, type SharedKeyStore } from '../secrets/index.ts'
+import { ASSERTION_KEY } from '../upstream/index.ts'
 
 /** The key a datasource without `key` derives its own from (datasets/registry.ts): one per process, every worker's. */
 export const DATASET_KEY = 'bouncer.dataset-key'
@@ -21,8 +21,8 @@ export function ownKeyStore(from: { buffer: SharedArrayBuffer } | { forWorkers: 
   if ('buffer' in from) return sharedKeyStore(from.buffer)
   const store = sharedKeyStore()
   if (from.forWorkers) {
-    store.put(ASSERTION_KEY, newAssertionKey())
-    store.put(EXCHANGE_KEY, newExchangeKey())
+    store.put(ASSERTION_KEY, newSigningKey())
+    store.put(EXCHANGE_KEY, newSigningKey())
   }
   store.put(MCP_SESSION_KEY, newSessionKey())
   store.put(DATASET_KEY, randomBytes(32).toString('base64url'))

@@ -3,11 +3,11 @@
 // The first start and every reload go through here, so they cannot prepare a config differently.
 import { adminAuth, type AdminAuth } from '../admin/index.ts'
 import { adoptAuditSpills, SpillDirInUse } from '../audit/index.ts'
-import { createExchangeKeys, ExchangeKeyError, OWN_TOKEN_CLOCK_TOLERANCE_MS, type ExchangeKeys } from '../agents/index.ts'
+import { createExchangeKeys, OWN_TOKEN_CLOCK_TOLERANCE_MS, type ExchangeKeys } from '../agents/index.ts'
 import { adminTokenProblems, formatDiagnostic, signingSecretName, type AuditConfig, type Config, type LoadedConfig } from '../config/index.ts'
 import { applySecretValues, compileRuntime, loadModulesFor, type CompileDeps, type Runtime } from '../gateway/index.ts'
 import { ApiKeyStoreError, SessionStoreError } from '../identity/index.ts'
-import { openSecretsRuntime, SecretsError, SecretStoreWriteFailed, SecretsUnavailable, type SecretsRuntime, type SecretStore } from '../secrets/index.ts'
+import { openSecretsRuntime, SecretsError, SecretStoreWriteFailed, SecretsUnavailable, SigningKeyError, type SecretsRuntime, type SecretStore } from '../secrets/index.ts'
 import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import { ASSERTION_KEY, createAssertionSigner, type AssertionSigner } from '../upstream/index.ts'
 
@@ -125,7 +125,7 @@ function exchangeKeysFor(config: Config, secrets: SecretsRuntime, keys: SecretSt
   try {
     return createExchangeKeys({ secretName, rotateEveryMs: exchange.signing.rotate_every, retainMs, refreshIntervalMs: config.secrets?.refresh_interval, store: secrets.store, fallback: keys, logger, handover: running?.handover() ?? null })
   } catch (err) {
-    if (err instanceof ExchangeKeyError) throw new ConfigError([`token_exchange.signing.key: ${err.message}`])
+    if (err instanceof SigningKeyError) throw new ConfigError([`token_exchange.signing.key: ${err.message}`])
     throw err
   }
 }

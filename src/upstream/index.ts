@@ -1,4 +1,4 @@
-export { ASSERTION_KEY, createAssertionSigner, isAssertionKey, keyMadeAt, newAssertionKey, publishAheadFor, publishAheadOf, publishedKeysOf, type AssertionSigner, type PublishedJwks, type SignerHandover } from './assertion.ts'
+export { ASSERTION_KEY, createAssertionSigner, publishedKeysOf, type AssertionSigner, type PublishedJwks, type SignerHandover } from './assertion.ts'
 export { upstreamBackend } from './backend.ts'
 export { createUpstreamRegistry, type Upstream, type UpstreamRegistry } from './pools.ts'
 export type { HealthCheckRole } from './health-share.ts'

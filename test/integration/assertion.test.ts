@@ -9,7 +9,7 @@ import { decodeProtectedHeader } from 'jose'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { assertionVerifier, type Caller } from '../../examples/assertion/verify-upstream.ts'
-import { newAssertionKey } from '../../src/upstream/assertion.ts'
+import { newSigningKey } from '../../src/secrets/index.ts'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -136,7 +136,7 @@ describe('several gateways behind one load balancer', () => {
   it('sign with the key they share through a read-only store, so either one’s JWKS verifies what the other signed', async () => {
     const keys = join(dir, 'shared-keys')
     await mkdir(keys)
-    await writeFile(join(keys, 'bouncer.assertion-key'), newAssertionKey())
+    await writeFile(join(keys, 'bouncer.assertion-key'), newSigningKey())
     const config = {
       secrets: { store: { type: 'file', dir: keys } },
       assertion: { issuer: 'bouncer-test' },
@@ -166,7 +166,7 @@ describe('a reload while the shared key file is empty (caught mid-rewrite)', () 
     const keys = join(dir, 'rewritten-keys')
     await mkdir(keys)
     const file = join(keys, 'bouncer.assertion-key')
-    await writeFile(file, newAssertionKey())
+    await writeFile(file, newSigningKey())
     const config = {
       secrets: { store: { type: 'file', dir: keys } },
       assertion: { issuer: 'bouncer-test' },

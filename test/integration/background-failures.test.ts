@@ -23,7 +23,8 @@ import { request } from 'undici'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openEmbeddedStore } from '../../src/secrets/embedded.ts'
-import { ASSERTION_KEY, newAssertionKey } from '../../src/upstream/assertion.ts'
+import { newSigningKey } from '../../src/secrets/index.ts'
+import { ASSERTION_KEY } from '../../src/upstream/index.ts'
 import { startServe, type ServeProcess } from '../helpers/cli.ts'
 import { evaluateInWorker } from '../helpers/inspector.ts'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -223,7 +224,7 @@ describe('tasks of a running gateway', () => {
     const path = join(dir, 'frozen.db')
     const store = openEmbeddedStore(path, Buffer.from(MASTER_KEY, 'base64'))
     store.put('sales-token', 'value-that-stays-0123')
-    store.put(ASSERTION_KEY, newAssertionKey())
+    store.put(ASSERTION_KEY, newSigningKey())
     store.close()
     const db = new DatabaseSync(path)
     db.exec("CREATE TRIGGER frozen BEFORE INSERT ON secret_versions BEGIN SELECT RAISE(ABORT, 'the store is frozen for maintenance'); END")

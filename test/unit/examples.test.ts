@@ -8,7 +8,8 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { runCheck } from '../../src/cli/check.ts'
 import { formatDiagnostic, loadConfigFile } from '../../src/config/index.ts'
 import { openSecretStore } from '../../src/secrets/index.ts'
-import { ASSERTION_KEY, newAssertionKey } from '../../src/upstream/index.ts'
+import { newSigningKey } from '../../src/secrets/index.ts'
+import { ASSERTION_KEY } from '../../src/upstream/index.ts'
 
 const EXAMPLES = fileURLToPath(new URL('../../examples', import.meta.url))
 const ENV = { BOUNCER_ADMIN_TOKEN: 'example-admin-token-123456', REPORTS_API_KEY: 'k', BOUNCER_MASTER_KEY: 'x'.repeat(44), TICKETS_TOKEN: 't', BOUNCER_SSO_CLIENT_SECRET: 's' }
@@ -45,7 +46,7 @@ function valueFor(name: string, secretsDir: string): string {
   return 'example-value-0123456789abcdef0123'
 }
 
-const secretValue = (name: string) => (name === ASSERTION_KEY ? newAssertionKey() : 'example-secret-0123456789abcdef0123')
+const secretValue = (name: string) => (name === ASSERTION_KEY ? newSigningKey() : 'example-secret-0123456789abcdef0123')
 
 describe('example configs, as their headers say to run them', () => {
   // A copy: an embedded secrets store is made beside its config.

@@ -3,7 +3,8 @@
 // secret (an operator's PEM key).
 import { generateKeyPairSync, verify } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { createExchangeKeys, EXCHANGE_KEY, ExchangeKeyError } from '../../../src/agents/index.ts'
+import { createExchangeKeys, EXCHANGE_KEY } from '../../../src/agents/index.ts'
+import { SigningKeyError } from '../../../src/secrets/index.ts'
 import { sharedKeyStore, type SecretStore } from '../../../src/secrets/index.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
 
@@ -100,7 +101,7 @@ describe('the token exchange signing keys', () => {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'pem', type: 'pkcs8' }) as string
     for (const value of [rsa, pem('P-384'), 'not a key']) {
       const store = memoryStore(true, { 'sts-signing-key': value })
-      expect(() => createExchangeKeys({ secretName: 'sts-signing-key', rotateEveryMs: 1, retainMs: 1, store, logger })).toThrow(ExchangeKeyError)
+      expect(() => createExchangeKeys({ secretName: 'sts-signing-key', rotateEveryMs: 1, retainMs: 1, store, logger })).toThrow(SigningKeyError)
       expect(store.get('sts-signing-key')).toBe(value)
     }
   })

@@ -8,7 +8,8 @@ import { join } from 'node:path'
 import { afterEach, expect, it } from 'vitest'
 import { openFileStore } from '../../../src/secrets/providers/file.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
-import { ASSERTION_KEY, createAssertionSigner, newAssertionKey } from '../../../src/upstream/index.ts'
+import { newSigningKey } from '../../../src/secrets/index.ts'
+import { ASSERTION_KEY, createAssertionSigner } from '../../../src/upstream/index.ts'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -22,11 +23,11 @@ it('a reload within the publish-ahead keeps signing with the running key, and ke
   const dir = mkdtempSync(join(tmpdir(), 'bouncer-handover-'))
   dirs.push(dir)
   const file = join(dir, ASSERTION_KEY)
-  writeFileSync(file, newAssertionKey())
+  writeFileSync(file, newSigningKey())
   const options = { issuer: 'https://gateway.test', ttlMs: 60_000, rotateEveryMs: 3_600_000, publishAheadMs: 60_000, logger: createLogger({ level: 'silent' }), fallback: null }
   const running = createAssertionSigner({ ...options, store: openFileStore(dir) })
   const first = kidOf(running.assertion('up', identity, []))
-  writeFileSync(file, newAssertionKey()) // the key replaced: published now, signs a minute later
+  writeFileSync(file, newSigningKey()) // the key replaced: published now, signs a minute later
   running.rotateIfDue(false)
   expect(kidOf(running.assertion('up', identity, []))).toBe(first)
 

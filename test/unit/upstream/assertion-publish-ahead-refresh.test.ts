@@ -7,7 +7,8 @@ import { join } from 'node:path'
 import { afterEach, expect, it } from 'vitest'
 import { openFileStore } from '../../../src/secrets/providers/file.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
-import { ASSERTION_KEY, createAssertionSigner, newAssertionKey } from '../../../src/upstream/index.ts'
+import { newSigningKey } from '../../../src/secrets/index.ts'
+import { ASSERTION_KEY, createAssertionSigner } from '../../../src/upstream/index.ts'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -21,12 +22,12 @@ it('a key read late under a long refresh_interval is published for that interval
   const dir = mkdtempSync(join(tmpdir(), 'bouncer-publish-ahead-'))
   dirs.push(dir)
   const file = join(dir, ASSERTION_KEY)
-  writeFileSync(file, newAssertionKey())
+  writeFileSync(file, newSigningKey())
   let clock = Date.now()
   const options = { issuer: 'https://gateway.test', ttlMs: 60_000, rotateEveryMs: 30 * 86_400_000, refreshIntervalMs: 300_000, logger: createLogger({ level: 'silent' }), fallback: null, now: () => clock }
   const running = createAssertionSigner({ ...options, store: openFileStore(dir) })
   const first = kidOf(running.assertion('up', identity, []))
-  writeFileSync(file, newAssertionKey()) // replaced now; this worker reads it 4 minutes later
+  writeFileSync(file, newSigningKey()) // replaced now; this worker reads it 4 minutes later
   clock += 240_000
   running.rotateIfDue(false)
   expect(kidOf(running.assertion('up', identity, []))).toBe(first)
