@@ -4,8 +4,9 @@
 // (gateway/explain.ts), so the console cannot disagree with the gateway; where a record keeps too
 // little to decide it again alike (its token's claims), the answer says so (replay.ts).
 import {
-  AuditQueryError, auditSourceOf, bucketFor, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, MAX_RANGE_MS, NoAuditLog, ordered, parseAuditQuery,
-  parseSince, parseTime, readCounts, storedText, readDenials, readOverview, readRecords, readVerification, type AuditQuery, type AuditRecord, type AuditSource,
+  AuditQueryError, auditSourceOf, bucketFor, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, MAX_RANGE_MS, NoAuditLog, ordered, pageAfter, pageAt, pagedRecords,
+  parseAuditQuery, parseSince, parseTime, readCounts, storedText, readDenials, readOverview, readRecords, readVerification,
+  type AuditCursor, type AuditQuery, type AuditRecord, type AuditSource, type RecordReader,
 } from '../audit/index.ts'
 import { jwtIssuers, x509Issuers, type AuditConfig } from '../config/index.ts'
 import { GatewayError, truncateClientValue } from '../errors/index.ts'
@@ -75,7 +76,7 @@ function searchOf(query: URLSearchParams, maxLimit: number): AuditQuery & { offs
  * the log's order (time, then seq, newest first). A cursor, not an offset, so records written
  * meanwhile neither repeat a row on the next page nor push one off it.
  */
-function cursorOf(query: URLSearchParams): { time: number; id: string } | null {
+function cursorOf(query: URLSearchParams): AuditCursor | null {
   const before = query.get('before')
   const id = query.get('before_id')
   if (before === null && id === null) return null
@@ -87,58 +88,8 @@ function cursorOf(query: URLSearchParams): { time: number; id: string } | null {
   return { time, id }
 }
 
-/**
- * A page of records at `q.offset`, and whether more follow (one more than asked is read). The offset's
- * records are skipped by the database: read and dropped here, ?offset=100000 held 100,001 records
- * at once for a page of one (2.7 GB of RSS at the largest records, a probe).
- */
-async function pageAt(source: AuditSource, q: AuditQuery): Promise<{ rows: AuditRecord[]; more: boolean }> {
-  const rows = await orEmpty(readRecords(source, { ...q, limit: q.limit + 1 }), [] as AuditRecord[])
-  return { rows: rows.slice(0, q.limit), more: rows.length > q.limit }
-}
-
-/** The records after the cursor's, reading past those of its very millisecond that come before it. */
-async function pageAfter(source: AuditSource, q: AuditQuery, cursor: { time: number; id: string }): Promise<{ rows: AuditRecord[]; more: boolean }> {
-  const untilMs = q.untilMs === undefined ? cursor.time : Math.min(q.untilMs, cursor.time)
-  for (let extra = 16; ; extra *= 4) {
-    const asked = q.limit + 1 + extra
-    const rows = await orEmpty(readRecords(source, { ...q, untilMs, limit: asked }), [] as AuditRecord[])
-    const all = rows.length < asked // the log holds no more than these
-    const at = rows.findIndex((r) => r.id === cursor.id)
-    if (at >= 0) {
-      const rest = rows.slice(at + 1)
-      // Many records of the cursor's millisecond came first: read further before saying there is no more (a review).
-      if (rest.length > q.limit || all) return { rows: rest.slice(0, q.limit), more: rest.length > q.limit }
-      continue
-    }
-    // Not found once past its millisecond (retention deleted it): that millisecond's records are shown again, none skipped.
-    const sameMs = rows.filter((r) => Date.parse(r.time) === cursor.time).length
-    if (sameMs < rows.length || all) return { rows: rows.slice(0, q.limit), more: rows.length > q.limit }
-  }
-}
-
-/** How many records an export reads at a time. */
-const EXPORT_PAGE = 1_000
-
-/**
- * An export's records, newest first, read a page at a time as the client takes them: read whole
- * before a line was written, 100,000 of the largest records a client can cause took the gateway
- * 3.7 GB past its RSS (a probe; the Kubernetes manifests give it 512 MiB). Pages follow each other
- * as the console's do (pageAfter), so records written meanwhile neither repeat nor skip a row.
- */
-async function* exportedRecords(source: AuditSource, q: AuditQuery): AsyncGenerator<AuditRecord> {
-  let left = q.limit
-  let cursor: { time: number; id: string } | null = null
-  while (left > 0) {
-    const asked = { ...q, limit: Math.min(EXPORT_PAGE, left) }
-    const { rows, more }: { rows: AuditRecord[]; more: boolean } = cursor === null ? await pageAt(source, asked) : await pageAfter(source, asked, cursor)
-    for (const record of rows) yield ordered(record)
-    left -= rows.length
-    const last = rows.at(-1)
-    if (!more || last === undefined) return
-    cursor = { time: Date.parse(last.time), id: last.id }
-  }
-}
+/** The console's reads of the log, off the gateway's thread: a log not made yet has no records. */
+const recordsOf = (source: AuditSource): RecordReader => (q) => orEmpty(readRecords(source, q), [] as AuditRecord[])
 
 /** Each record as its line, after the head line when there is one. */
 async function* mapLines(records: AsyncIterable<AuditRecord>, line: (record: AuditRecord) => string, head?: string): AsyncGenerator<string> {
@@ -318,10 +269,10 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
         const q = searchOf(query, 200)
         const cursor = cursorOf(query)
         if (cursor !== null) {
-          const { rows, more } = await pageAfter(sourceOf(actions), q, cursor)
+          const { rows, more } = await pageAfter(recordsOf(sourceOf(actions)), q, cursor)
           return { body: { records: rows.map(ordered), offset: 0, limit: q.limit, more } satisfies AuditPage }
         }
-        const { rows, more } = await pageAt(sourceOf(actions), q)
+        const { rows, more } = await pageAt(recordsOf(sourceOf(actions)), q)
         return { body: { records: rows.map(ordered), offset: q.offset, limit: q.limit, more } satisfies AuditPage }
       },
     },
@@ -340,9 +291,9 @@ export function consoleRoutes(actions: AdminActions, endpoint: (method: AdminRou
         const stamp = new Date().toISOString().replace(/[:.]/g, '-')
         const name = `bouncer-audit-${stamp}${more ? `-newest-${q.limit}-of-more` : ''}`
         const headers = more ? { [EXPORT_MORE_HEADER]: String(q.limit) } : undefined
-        const records = exportedRecords(source, q)
+        const records = pagedRecords(recordsOf(source), q)
         if (format === 'ndjson') {
-          return { download: { type: 'application/x-ndjson', filename: `${name}.ndjson`, headers, lines: mapLines(records, (r) => `${JSON.stringify(r)}\n`) } }
+          return { download: { type: 'application/x-ndjson', filename: `${name}.ndjson`, headers, lines: mapLines(records, (r) => `${JSON.stringify(ordered(r))}\n`) } }
         }
         const fields = Object.keys(ordered({} as AuditRecord))
         const lines = mapLines(records, (r) => `${fields.map((f) => csvCell((r as unknown as Record<string, unknown>)[f])).join(',')}\n`, `${fields.join(',')}\n`)

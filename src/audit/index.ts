@@ -8,6 +8,7 @@ export { CheckpointFileUnreadable, checkpointPathOf, type Checkpoint } from './c
 export { CHECKPOINT_KEY, checkpointVerificationKeys, isCheckpointKey, newCheckpointKey, type KeyStore } from './checkpoint-key.ts'
 export { NoAuditLog } from './sinks/sqlite.ts'
 export { formatAuditTable } from './table.ts'
+export { pageAfter, pageAt, pagedRecords, type AuditCursor, type RecordReader } from './pages.ts'
 export { FIELD_KINDS, FIELD_SPECS } from './fields.ts'
 export { auditCounts, auditDenials, auditOverview, bucketFor, MAX_RANGE_MS, type AuditCounts, type DenialGroup, type Overview } from './aggregate.ts'
 export { appendChangeRecord, readCounts, readDenials, readOverview, readRecords, readVerification, warmAuditReads } from './side-thread.ts'
