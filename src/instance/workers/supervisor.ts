@@ -157,7 +157,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const apiKeyRevocations = createApiKeyRevocations()
   const mcpEndedSessions = endedSessions().buffer
   const upstreamInFlight = workersInFlightTable(options.count)
-  const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
+  const sockets = socketsDirectory(options.count)
   const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
     id: `w${i + 1}`, column: i, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0, text: options.configText, ticketKeys: null, generation: 1,
     threadId: null, lastMetrics: null, reloads: new Map(), exited: null, held: Promise.withResolvers(), hardStop: null, answeredAt: 0,
@@ -754,6 +754,20 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       return { heldWorkers }
     },
   }
+}
+
+/** A Unix socket's path holds 108 bytes with its NUL on Linux: a longer one fails to listen (EINVAL). */
+const MAX_SOCKET_PATH_BYTES = 107
+
+/**
+ * The private directory of the workers' admin sockets: under TMPDIR, or under /tmp when TMPDIR is
+ * too long for the longest socket path in it (a deep CI or service directory made every start with
+ * workers fail with "listen EINVAL", while one process started). mkdtemp makes it 0700 either way.
+ */
+function socketsDirectory(workers: number): string {
+  const longest = (base: string) => Buffer.byteLength(join(base, 'bouncer-workers-XXXXXX', `w${workers}.sock`))
+  const base = longest(tmpdir()) <= MAX_SOCKET_PATH_BYTES ? tmpdir() : '/tmp'
+  return mkdtempSync(join(base, 'bouncer-workers-'))
 }
 
 /**
