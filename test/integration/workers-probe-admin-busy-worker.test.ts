@@ -42,9 +42,15 @@ it('answers the admin API from a worker that answers while the first worker\'s e
   const w1 = await inspectWorker(gateway.stderr, 'w1')
   try {
     w1.evaluate('for (;;) {}') // held until the thread is terminated
-    const heldAt = Date.now()
-    // The primary has heard nothing from w1 for a few of its pings by then.
-    await waitFor(() => Date.now() - heldAt > 4_500, 'w1 to be silent for a few seconds', 10_000)
+    // /readyz asks each worker with a 2 s bound: once w1 gives it no answer, w1 was held by the end
+    // of that ask, and the primary has heard nothing from it 3 s after that.
+    let asked = 0
+    await waitFor(async () => {
+      asked = Date.now()
+      const body = (await (await request(`${gateway.adminUrl}/readyz`)).body.json()) as { checks: Record<string, string> }
+      return body.checks.w1 === 'not ready'
+    }, '/readyz to say w1 does not answer', 20_000)
+    await waitFor(() => Date.now() - asked > 5_500, 'w1 to be silent for three pings', 10_000)
     const started = Date.now()
     const res = await request(`${gateway.adminUrl}/api/routes`, { headers: { authorization: `Bearer ${TOKEN}` }, headersTimeout: 5_000, bodyTimeout: 5_000 })
     expect(res.statusCode).toBe(200)
