@@ -109,6 +109,8 @@ const WORKER_ADMIN_READ_MS = 5_000
 
 /** How often the watchdog pings the running workers (server.worker_stall_timeout is at least 1 s). */
 const WATCHDOG_INTERVAL_MS = 1_000
+/** A running worker silent this long (three pings unanswered) is asked last by the admin API. */
+const SILENT_AFTER_MS = 3 * WATCHDOG_INTERVAL_MS
 
 /** A step's answer; a stage's says which certificate the worker would install. */
 type StepResult = ReloadResult & { certificate?: string | null }
@@ -157,7 +159,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const apiKeyRevocations = createApiKeyRevocations()
   const mcpEndedSessions = endedSessions().buffer
   const upstreamInFlight = workersInFlightTable(options.count)
-  const sockets = mkdtempSync(join(tmpdir(), 'bouncer-workers-'))
+  const sockets = socketsDirectory(options.count)
   const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
     id: `w${i + 1}`, column: i, socket: join(sockets, `w${i + 1}.sock`), thread: null, state: 'stopped', startedAt: 0, restarts: 0, streak: 0, text: options.configText, ticketKeys: null, generation: 1,
     threadId: null, lastMetrics: null, reloads: new Map(), exited: null, held: Promise.withResolvers(), hardStop: null, answeredAt: 0,
@@ -315,6 +317,11 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   function answering(): Slot[] {
     const live = running()
     return live.length > 0 || !stopping ? live : slots.filter((s) => s.state === 'draining' && s.thread !== null)
+  }
+
+  /** Whether a running worker's event loop has not answered the watchdog for a few of its pings. */
+  function silent(slot: Slot, now: number): boolean {
+    return slot.state === 'running' && now - slot.answeredAt > SILENT_AFTER_MS
   }
 
   /**
@@ -582,7 +589,11 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     // route, the read-only token too (an adversarial probe).
     // A draining worker whose drain has just ended refuses the connection: the next one answers
     // (a read only, which carries no body that the refused attempt could have taken).
-    const candidates = answering()
+    // A worker that has not answered the watchdog's pings for a few seconds (a long synchronous
+    // task, or a stall not yet called at server.worker_stall_timeout) is asked last: first, it held
+    // every admin call while the others were idle, up to its replacement (then a 500).
+    const now = Date.now()
+    const candidates = answering().sort((a, b) => Number(silent(a, now)) - Number(silent(b, now)))
     const retryable = method === 'GET' || method === 'HEAD'
     for (const [i, slot] of candidates.entries()) {
       try {
@@ -754,6 +765,20 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       return { heldWorkers }
     },
   }
+}
+
+/** A Unix socket's path holds 108 bytes with its NUL on Linux: a longer one fails to listen (EINVAL). */
+const MAX_SOCKET_PATH_BYTES = 107
+
+/**
+ * The private directory of the workers' admin sockets: under TMPDIR, or under /tmp when TMPDIR is
+ * too long for the longest socket path in it (a deep CI or service directory made every start with
+ * workers fail with "listen EINVAL", while one process started). mkdtemp makes it 0700 either way.
+ */
+function socketsDirectory(workers: number): string {
+  const longest = (base: string) => Buffer.byteLength(join(base, 'bouncer-workers-XXXXXX', `w${workers}.sock`))
+  const base = longest(tmpdir()) <= MAX_SOCKET_PATH_BYTES ? tmpdir() : '/tmp'
+  return mkdtempSync(join(base, 'bouncer-workers-'))
 }
 
 /**
