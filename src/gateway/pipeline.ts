@@ -21,6 +21,7 @@ import { AddressHeldBack, enforceLimits, type LimitVerdict, type RouteLimits } f
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
+import { FORWARD_AUTH_PATH } from './built-ins.ts'
 import { contentCoding, decodedBody } from './body-coding.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
 import { bodyShareHeld } from './form-budget.ts'
@@ -209,7 +210,14 @@ function matchDescribed(rt: Runtime, ctx: RequestContext): CompiledRoute {
   const pathForm = ctx.rest.length > 0 ? `/${ctx.rest.join('/')}${ctx.query === '' ? '' : `?${ctx.query}`}` : null
   const described = describedRequest(ctx.req.rawHeaders, pathForm, ctx.method)
   ctx.method = described.method
-  return match(rt, ctx, described.target, described.host)
+  const route = match(rt, ctx, described.target, described.host)
+  // The endpoint is public (it checks its peer itself): described, it was allowed unchecked, and a
+  // proxy that checks every path (Caddy's snippet) forwarded a client's /.bouncer/auth/… to the
+  // upstream. Its own answer to that client, who is no peer of it.
+  if (route.forwardAuth) {
+    throw new GatewayError('untrusted_proxy', { detail: `A request for ${ctx.path} was described: only the peers in server.forward_auth_peers ask ${FORWARD_AUTH_PATH}, directly, never through a proxy.` })
+  }
+  return route
 }
 
 /**
