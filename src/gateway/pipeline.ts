@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
-import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, foldHeaderName, formBodyOf, hasBody, formMethodOverrides, inspectHeaders, jsonBodyOf, jsonMethodOverrides, methodOverrides, parseTarget, resetAfterAnswer, unreadableJsonCharset, type CorsPolicy, type FormBody, type RequestTarget } from '../http/index.ts'
+import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, foldHeaderName, formBodyOf, hasBody, formMethodOverrides, inspectHeaders, jsonBodyOf, jsonMethodOverrides, methodOverrides, parseTarget, resetAfterAnswer, targetPath, unreadableJsonCharset, type CorsPolicy, type FormBody, type RequestTarget } from '../http/index.ts'
 import { CredentialRefused, rawHeader, type Authenticated, type CredentialInput } from '../identity/index.ts'
 import { AddressHeldBack, enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
@@ -210,6 +210,8 @@ function matchDescribed(rt: Runtime, ctx: RequestContext): CompiledRoute {
   const pathForm = ctx.rest.length > 0 ? `/${ctx.rest.join('/')}${ctx.query === '' ? '' : `?${ctx.query}`}` : null
   const described = describedRequest(ctx.req.rawHeaders, pathForm, ctx.method)
   ctx.method = described.method
+  // Its record is the described request's: one the path rules refuse keeps its path as sent, as on the gateway's own listener.
+  ctx.path = targetPath(described.target)
   const route = match(rt, ctx, described.target, described.host)
   // The endpoint is public (it checks its peer itself): described, it was allowed unchecked, and a
   // proxy that checks every path (Caddy's snippet) forwarded a client's /.bouncer/auth/… to the
