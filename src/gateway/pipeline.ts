@@ -152,8 +152,11 @@ function dropFields(forward: string[], names: ReadonlySet<string>): void {
   forward.length = kept
 }
 
-/** The canonical path (bad_path otherwise), then the first route in file order that takes it (404, 405). */
-function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: string | undefined): CompiledRoute {
+/**
+ * The canonical path (bad_path otherwise), then the first route in file order that takes it (404, 405).
+ * `described`: forward-auth's described request, to which no CORS applies: an OPTIONS is matched as one.
+ */
+function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: string | undefined, described = false): CompiledRoute {
   // HTTP/1.1 CONNECT never gets here (the listener refuses it); an HTTP/2 one does.
   if (ctx.method === 'CONNECT') throw new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
   // Node's HTTP/1 parser refuses raw bytes above 0x7F in a request line; node:http2 (and a header
@@ -165,7 +168,9 @@ function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: st
   const target = parseTarget(requestTarget, host)
   ctx.path = target.path
   ctx.query = target.query
-  const found = preflightMatch(rt, ctx, target) ?? rt.router.match(ctx.method, target)
+  // A described preflight matched by the method it names was allowed to a route that takes no
+  // OPTIONS, and the proxy forwarded it there; the gateway answers its own preflights, never forwards them.
+  const found = (described ? null : preflightMatch(rt, ctx, target)) ?? rt.router.match(ctx.method, target)
   ctx.methodOverrides = methodOverrides(ctx.method, ctx.query)
   if (ctx.methodOverrides.length > 0) checkedOverrides(rt, ctx, found.route, target)
   if (ctx.tool !== null) toolsOwnRoute(ctx, found.route)
@@ -212,7 +217,7 @@ function matchDescribed(rt: Runtime, ctx: RequestContext): CompiledRoute {
   ctx.method = described.method
   // Its record is the described request's: one the path rules refuse keeps its path as sent, as on the gateway's own listener.
   ctx.path = targetPath(described.target)
-  const route = match(rt, ctx, described.target, described.host)
+  const route = match(rt, ctx, described.target, described.host, true)
   // The endpoint is public (it checks its peer itself): described, it was allowed unchecked, and a
   // proxy that checks every path (Caddy's snippet) forwarded a client's /.bouncer/auth/… to the
   // upstream. Its own answer to that client, who is no peer of it.
