@@ -177,13 +177,18 @@ function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: st
   ctx.route = found.route
   ctx.params = found.params
   ctx.rest = found.rest
+  // Forward-auth: the check's own upgrade (Caddy sends a handshake's check as a handshake) is the
+  // described request's, judged for its route, not the endpoint's (every one was refused); nginx
+  // passes only Sec-WebSocket-Key on, and such a handshake had no route check (describedRequest).
+  const upgrade = described ? ctx.upgrade !== null || describesWebSocket(ctx.req.rawHeaders) : ctx.upgrade !== null && !found.route.forwardAuth
   // A WebSocket handshake is a GET (RFC 6455 §4.1), and the upstream is sent one: an upgrade with
   // another method would be authorized as that method and tunnel as a GET.
-  if (ctx.upgrade && ctx.method !== 'GET') throw new GatewayError('bad_request', { detail: `A WebSocket handshake is a GET; this upgrade came as ${ctx.method}.` })
+  if (upgrade && ctx.method !== 'GET') throw new GatewayError('bad_request', { detail: `A WebSocket handshake is a GET; this upgrade came as ${ctx.method}.` })
   // RFC 9110 §7.8 and RFC 6455 §4.1: an HTTP/1.0 request's Upgrade is no handshake. A 1.0 hop in
-  // front would go on reading requests on a connection the gateway made a tunnel (smuggling).
-  if (ctx.upgrade && ctx.req.httpVersion !== '1.1') throw new GatewayError('bad_request', { detail: `A WebSocket handshake is HTTP/1.1; this upgrade came as HTTP/${ctx.req.httpVersion}.` })
-  if (ctx.upgrade && !(found.route.websocket && ctx.headers?.upgrade?.toLowerCase() === 'websocket')) {
+  // front would go on reading requests on a connection the gateway made a tunnel (smuggling). A
+  // check makes no tunnel, and nginx asks in HTTP/1.0.
+  if (upgrade && !described && ctx.req.httpVersion !== '1.1') throw new GatewayError('bad_request', { detail: `A WebSocket handshake is HTTP/1.1; this upgrade came as HTTP/${ctx.req.httpVersion}.` })
+  if (upgrade && !(found.route.websocket && (ctx.upgrade === null || ctx.headers?.upgrade?.toLowerCase() === 'websocket'))) {
     throw new GatewayError('bad_request', {
       detail: found.route.websocket
         ? 'Only "Upgrade: websocket" is accepted on this route.'
