@@ -229,6 +229,12 @@ function matchDescribed(rt: Runtime, ctx: RequestContext): CompiledRoute {
   if (route.forwardAuth) {
     throw new GatewayError('untrusted_proxy', { detail: `A request for ${ctx.path} was described: only the peers in server.forward_auth_peers ask ${FORWARD_AUTH_PATH}, directly, never through a proxy.` })
   }
+  // Likewise the MCP endpoint and the token exchange's (public to the stages: they authenticate
+  // their callers themselves): described, a POST /mcp with no token was allowed. The gateway
+  // answers them itself; no upstream behind a proxy serves them.
+  if (route.backend.authenticatesCallers) {
+    throw new GatewayError('route_not_found', { detail: `${ctx.path} is the gateway's own endpoint (route "${route.id}"), which authenticates its callers itself: forward-auth does not decide for it. Send its requests to the gateway.` })
+  }
   return route
 }
 
