@@ -93,6 +93,7 @@ function browserBackend(answer: (input: CredentialInput) => Promise<BrowserAnswe
 function forwardAuthBackend(): Backend {
   return {
     upstream: null,
+    authenticatesCallers: true,
     async serve(ctx, exchange) {
       const served = nothingServed()
       served.status = 200

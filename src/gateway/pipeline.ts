@@ -15,12 +15,13 @@ import { randomUUID } from 'node:crypto'
 import { accessDenied, evaluateAccess } from '../access/index.ts'
 import { unmapIpv4 } from '../config/index.ts'
 import { asGatewayError, GatewayError, problemBody, sendProblem } from '../errors/index.ts'
-import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, foldHeaderName, formBodyOf, hasBody, formMethodOverrides, inspectHeaders, jsonBodyOf, jsonMethodOverrides, methodOverrides, parseTarget, resetAfterAnswer, unreadableJsonCharset, type CorsPolicy, type FormBody, type RequestTarget } from '../http/index.ts'
+import { acceptRequestId, describedRequest, describesWebSocket, endAfterAnswer, foldHeaderName, formBodyOf, hasBody, formMethodOverrides, inspectHeaders, jsonBodyOf, jsonMethodOverrides, methodOverrides, parseTarget, resetAfterAnswer, targetPath, unreadableJsonCharset, type CorsPolicy, type FormBody, type RequestTarget } from '../http/index.ts'
 import { CredentialRefused, rawHeader, type Authenticated, type CredentialInput } from '../identity/index.ts'
 import { AddressHeldBack, enforceLimits, type LimitVerdict, type RouteLimits } from '../limits/index.ts'
 import { bodyTimedOut, bodyTooLarge, CLIENT_CLOSED_REQUEST, clientAddressOf, cutReason, type Exchange, type RequestContext, type Served } from '../request/index.ts'
 import { endAuthSpan, endRequestSpans, startAuthSpan, startRequestSpan, startUpstreamSpan, traceContextOf } from '../telemetry/index.ts'
 import { bodyArrival, bodyWindow } from './body-buffer.ts'
+import { FORWARD_AUTH_PATH } from './built-ins.ts'
 import { contentCoding, decodedBody } from './body-coding.ts'
 import type { CompiledRoute, Runtime } from './compile.ts'
 import { bodyShareHeld } from './form-budget.ts'
@@ -151,8 +152,11 @@ function dropFields(forward: string[], names: ReadonlySet<string>): void {
   forward.length = kept
 }
 
-/** The canonical path (bad_path otherwise), then the first route in file order that takes it (404, 405). */
-function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: string | undefined): CompiledRoute {
+/**
+ * The canonical path (bad_path otherwise), then the first route in file order that takes it (404, 405).
+ * `described`: forward-auth's described request, to which no CORS applies: an OPTIONS is matched as one.
+ */
+function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: string | undefined, described = false): CompiledRoute {
   // HTTP/1.1 CONNECT never gets here (the listener refuses it); an HTTP/2 one does.
   if (ctx.method === 'CONNECT') throw new GatewayError('bad_path', { detail: 'CONNECT tunnels are not supported.' })
   // Node's HTTP/1 parser refuses raw bytes above 0x7F in a request line; node:http2 (and a header
@@ -164,20 +168,27 @@ function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: st
   const target = parseTarget(requestTarget, host)
   ctx.path = target.path
   ctx.query = target.query
-  const found = preflightMatch(rt, ctx, target) ?? rt.router.match(ctx.method, target)
+  // A described preflight matched by the method it names was allowed to a route that takes no
+  // OPTIONS, and the proxy forwarded it there; the gateway answers its own preflights, never forwards them.
+  const found = (described ? null : preflightMatch(rt, ctx, target)) ?? rt.router.match(ctx.method, target)
   ctx.methodOverrides = methodOverrides(ctx.method, ctx.query)
   if (ctx.methodOverrides.length > 0) checkedOverrides(rt, ctx, found.route, target)
   if (ctx.tool !== null) toolsOwnRoute(ctx, found.route)
   ctx.route = found.route
   ctx.params = found.params
   ctx.rest = found.rest
+  // Forward-auth: the check's own upgrade (Caddy sends a handshake's check as a handshake) is the
+  // described request's, judged for its route, not the endpoint's (every one was refused); nginx
+  // passes only Sec-WebSocket-Key on, and such a handshake had no route check (describedRequest).
+  const upgrade = described ? ctx.upgrade !== null || describesWebSocket(ctx.req.rawHeaders) : ctx.upgrade !== null && !found.route.forwardAuth
   // A WebSocket handshake is a GET (RFC 6455 §4.1), and the upstream is sent one: an upgrade with
   // another method would be authorized as that method and tunnel as a GET.
-  if (ctx.upgrade && ctx.method !== 'GET') throw new GatewayError('bad_request', { detail: `A WebSocket handshake is a GET; this upgrade came as ${ctx.method}.` })
+  if (upgrade && ctx.method !== 'GET') throw new GatewayError('bad_request', { detail: `A WebSocket handshake is a GET; this upgrade came as ${ctx.method}.` })
   // RFC 9110 §7.8 and RFC 6455 §4.1: an HTTP/1.0 request's Upgrade is no handshake. A 1.0 hop in
-  // front would go on reading requests on a connection the gateway made a tunnel (smuggling).
-  if (ctx.upgrade && ctx.req.httpVersion !== '1.1') throw new GatewayError('bad_request', { detail: `A WebSocket handshake is HTTP/1.1; this upgrade came as HTTP/${ctx.req.httpVersion}.` })
-  if (ctx.upgrade && !(found.route.websocket && ctx.headers?.upgrade?.toLowerCase() === 'websocket')) {
+  // front would go on reading requests on a connection the gateway made a tunnel (smuggling). A
+  // check makes no tunnel, and nginx asks in HTTP/1.0.
+  if (upgrade && !described && ctx.req.httpVersion !== '1.1') throw new GatewayError('bad_request', { detail: `A WebSocket handshake is HTTP/1.1; this upgrade came as HTTP/${ctx.req.httpVersion}.` })
+  if (upgrade && !(found.route.websocket && (ctx.upgrade === null || ctx.headers?.upgrade?.toLowerCase() === 'websocket'))) {
     throw new GatewayError('bad_request', {
       detail: found.route.websocket
         ? 'Only "Upgrade: websocket" is accepted on this route.'
@@ -209,7 +220,22 @@ function matchDescribed(rt: Runtime, ctx: RequestContext): CompiledRoute {
   const pathForm = ctx.rest.length > 0 ? `/${ctx.rest.join('/')}${ctx.query === '' ? '' : `?${ctx.query}`}` : null
   const described = describedRequest(ctx.req.rawHeaders, pathForm, ctx.method)
   ctx.method = described.method
-  return match(rt, ctx, described.target, described.host)
+  // Its record is the described request's: one the path rules refuse keeps its path as sent, as on the gateway's own listener.
+  ctx.path = targetPath(described.target)
+  const route = match(rt, ctx, described.target, described.host, true)
+  // The endpoint is public (it checks its peer itself): described, it was allowed unchecked, and a
+  // proxy that checks every path (Caddy's snippet) forwarded a client's /.bouncer/auth/… to the
+  // upstream. Its own answer to that client, who is no peer of it.
+  if (route.forwardAuth) {
+    throw new GatewayError('untrusted_proxy', { detail: `A request for ${ctx.path} was described: only the peers in server.forward_auth_peers ask ${FORWARD_AUTH_PATH}, directly, never through a proxy.` })
+  }
+  // Likewise the MCP endpoint and the token exchange's (public to the stages: they authenticate
+  // their callers themselves): described, a POST /mcp with no token was allowed. The gateway
+  // answers them itself; no upstream behind a proxy serves them.
+  if (route.backend.authenticatesCallers) {
+    throw new GatewayError('route_not_found', { detail: `${ctx.path} is the gateway's own endpoint (route "${route.id}"), which authenticates its callers itself: forward-auth does not decide for it. Send its requests to the gateway.` })
+  }
+  return route
 }
 
 /**

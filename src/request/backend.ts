@@ -90,6 +90,12 @@ export interface Backend {
    */
   readonly writesAnswerHeaders?: boolean
   /**
+   * A built-in endpoint that authenticates its callers itself (the MCP endpoint, the token
+   * exchange's, forward-auth's): its route is public to the stages, so forward-auth cannot decide
+   * for a request to it, and refuses to (gateway/pipeline.ts).
+   */
+  readonly authenticatesCallers?: true
+  /**
    * Resolves once the response is complete or the exchange ended, with what was served. A refusal
    * before anything was sent (an upstream at its concurrency cap) may throw instead.
    */

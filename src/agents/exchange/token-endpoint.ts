@@ -210,6 +210,7 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
 
   return {
     upstream: null,
+    authenticatesCallers: true,
     async serve(ctx, pipelineExchange) {
       if (ctx.method !== 'POST') throw new GatewayError('method_not_allowed', { detail: 'The token endpoint answers POST (RFC 6749 §3.2).', headers: { allow: 'POST' } })
       const { params, bytes } = await readForm(ctx as RequestContext)

@@ -190,6 +190,7 @@ function mcpBackend(mcp: McpConfig, resourceServer: ResourceServer, handler: Mcp
   const { maxBodyBytes } = serving
   return {
     upstream: null,
+    authenticatesCallers: true,
     // A notification stream opened on another runtime's endpoint, decided again by this one after a reload.
     refusalOf(caller, ctx) {
       try {
