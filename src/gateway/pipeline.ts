@@ -177,6 +177,10 @@ function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: st
   // RFC 9110 §7.8 and RFC 6455 §4.1: an HTTP/1.0 request's Upgrade is no handshake. A 1.0 hop in
   // front would go on reading requests on a connection the gateway made a tunnel (smuggling).
   if (ctx.upgrade && ctx.req.httpVersion !== '1.1') throw new GatewayError('bad_request', { detail: `A WebSocket handshake is HTTP/1.1; this upgrade came as HTTP/${ctx.req.httpVersion}.` })
+  // Node's parser hands a handshake's body over as the tunnel's first bytes: a chunked one reached
+  // the upstream as frames (its Transfer-Encoding dropped), a Content-Length one with its length
+  // kept (an upstream reading it as the body ate the first frame). A handshake has none (RFC 6455 §4.1).
+  if (ctx.upgrade && hasBody(ctx.headers)) throw new GatewayError('bad_request', { detail: 'A WebSocket handshake has no body; this one declared one (Content-Length or Transfer-Encoding).' })
   if (ctx.upgrade && !(found.route.websocket && ctx.headers?.upgrade?.toLowerCase() === 'websocket')) {
     throw new GatewayError('bad_request', {
       detail: found.route.websocket
