@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream'
 import { asGatewayError, GatewayError } from '../errors/index.ts'
 import { nothingServed, type Exchange, type OpenTunnel, type RequestContext, type Served } from '../request/index.ts'
 import { pickTarget } from './balance.ts'
+import { heldStreamOf } from './dispatch.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
 import { endAfterAnswer, type AnswerPolicy } from '../http/index.ts'
@@ -100,7 +101,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       }
       if (status >= 500) targetFailed(upstream, target)
       else targetSucceeded(target)
-      relayRefusal(ctx, response, served, settings, exchange.beforeEnd, finish)
+      relayRefusal(ctx, response, served, settings, exchange, finish)
     })
     const waiting = watchClientLeaving(client.socket, () => {
       if (done) return
@@ -212,8 +213,38 @@ function handshake(response: IncomingMessage, requestId: string, answerHeaders: 
  * durability: sync its last bytes (its head, when it has no body) wait for the record's commit, as
  * any other answer's do (it was piped through, and its record only queued once it had gone).
  */
-function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, policy: AnswerPolicy, beforeEnd: Exchange['beforeEnd'], done: () => void): void {
+function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, policy: AnswerPolicy, exchange: Exchange, done: () => void): void {
+  const { beforeEnd } = exchange
   const status = response.statusCode ?? 502
+  // An upstream that ignores Upgrade answers the handshake as the GET it is: with its event stream,
+  // say, which outlives the only request authenticated, as it does when asked for without Upgrade
+  // (dispatch.ts). It joins the open tunnels' registry the same way: outside it, adding `Upgrade:
+  // websocket` kept a stream past its credential's expiry or revocation, a reload, the drain (a probe).
+  let ending = false
+  const held = heldStreamOf(response.headers['content-type'])
+  if (held !== null) {
+    const leave = exchange.lifecycle.openTunnels.add({
+      ctx,
+      what: held.what,
+      close(code, note) {
+        if (ending || (!held.events && code === 1001)) return
+        ending = true
+        served.note = note
+        // An event stream ends as complete (its client reconnects); another, or one whose end waits
+        // for its record's commit, is cut, as an upstream failing mid-answer cuts it.
+        if (held.events && beforeEnd === null && ctx.res.headersSent) {
+          response.unpipe(ctx.res)
+          ctx.res.end()
+          response.destroy()
+        } else {
+          response.destroy()
+          ctx.upgrade?.socket.destroy()
+        }
+      },
+    })
+    ctx.res.once('close', leave)
+    ctx.upgrade?.socket.once('close', leave)
+  }
   served.status = status
   served.upstreamStatus = status
   const writeHead = () => {
@@ -244,7 +275,7 @@ function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, 
   // the client's connection is cut, as any answer broken off is, rather than held open for ever
   // with the request and its upstream slot (found by a probe). A client gone first lets it go too.
   response.once('close', () => {
-    if (!response.complete) ctx.upgrade?.socket.destroy()
+    if (!response.complete && !ending) ctx.upgrade?.socket.destroy()
   })
   ctx.upgrade?.socket.once('close', () => {
     response.destroy()
