@@ -125,7 +125,9 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       served.upstreamMs = performance.now() - sent
       served.status = 101
       served.upstreamStatus = 101
-      client.socket.write(handshake(response, ctx.id, ctx.answerHeaders, settings))
+      // Latin-1, as node:http writes any other head: a header byte above 0x7F (read as one
+      // character) went out as UTF-8's two.
+      client.socket.write(handshake(response, ctx.id, ctx.answerHeaders, settings), 'latin1')
       if (head.length > 0) client.socket.write(head)
       if (client.head.length > 0) socket.write(client.head)
       if (early.length > 0) socket.write(early)
