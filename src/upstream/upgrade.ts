@@ -218,35 +218,7 @@ function handshake(response: IncomingMessage, requestId: string, answerHeaders: 
 function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, policy: AnswerPolicy, exchange: Exchange, done: () => void): void {
   const { beforeEnd } = exchange
   const status = response.statusCode ?? 502
-  // An upstream that ignores Upgrade answers the handshake as the GET it is: with its event stream,
-  // say, which outlives the only request authenticated, as it does when asked for without Upgrade
-  // (dispatch.ts). It joins the open tunnels' registry the same way: outside it, adding `Upgrade:
-  // websocket` kept a stream past its credential's expiry or revocation, a reload, the drain (a probe).
   let ending = false
-  const held = heldStreamOf(response.headers['content-type'])
-  if (held !== null) {
-    const leave = exchange.lifecycle.openTunnels.add({
-      ctx,
-      what: held.what,
-      close(code, note) {
-        if (ending || (!held.events && code === 1001)) return
-        ending = true
-        served.note = note
-        // An event stream ends as complete (its client reconnects); another, or one whose end waits
-        // for its record's commit, is cut, as an upstream failing mid-answer cuts it.
-        if (held.events && beforeEnd === null && ctx.res.headersSent) {
-          response.unpipe(ctx.res)
-          ctx.res.end()
-          response.destroy()
-        } else {
-          response.destroy()
-          ctx.upgrade?.socket.destroy()
-        }
-      },
-    })
-    ctx.res.once('close', leave)
-    ctx.upgrade?.socket.once('close', leave)
-  }
   served.status = status
   served.upstreamStatus = status
   const writeHead = () => {
@@ -284,6 +256,35 @@ function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, 
     done()
   })
   ctx.res.once('close', done)
+  // An upstream that ignores Upgrade answers the handshake as the GET it is: with its event stream,
+  // say, which outlives the only request authenticated, as it does when asked for without Upgrade
+  // (dispatch.ts). It joins the open tunnels' registry the same way: outside it, adding `Upgrade:
+  // websocket` kept a stream past its credential's expiry or revocation, a reload, the drain (a probe).
+  // Joined once its answer has begun: a drain already under way closes it at once.
+  const held = heldStreamOf(response.headers['content-type'])
+  if (held !== null) {
+    const leave = exchange.lifecycle.openTunnels.add({
+      ctx,
+      what: held.what,
+      close(code, note) {
+        if (ending || (!held.events && code === 1001)) return
+        ending = true
+        served.note = note
+        // An event stream ends as complete (its client reconnects); another, or one whose end waits
+        // for its record's commit, is cut, as an upstream failing mid-answer cuts it.
+        if (held.events && beforeEnd === null && ctx.res.headersSent) {
+          response.unpipe(ctx.res)
+          ctx.res.end()
+          response.destroy()
+        } else {
+          response.destroy()
+          ctx.upgrade?.socket.destroy()
+        }
+      },
+    })
+    ctx.res.once('close', leave)
+    ctx.upgrade?.socket.once('close', leave)
+  }
 }
 
 /**

@@ -14,6 +14,10 @@ import { HANDSHAKE_FIELDS, openRawTunnel } from '../helpers/websocket.ts'
 let upstream: TestUpstream
 let gw: TestGateway
 let db: string
+let closed = false
+/** Answers held back until the test lets them go (for a drain that begins before they come). */
+let holding = false
+let heldBack = 0
 
 function config(dir: string, routed = true): Record<string, unknown> {
   return {
@@ -25,7 +29,11 @@ function config(dir: string, routed = true): Record<string, unknown> {
 
 beforeAll(async () => {
   // No 'upgrade' listener: node:http serves the handshake as the GET it is, with an event every 100 ms.
-  upstream = await startUpstream((req, res) => {
+  upstream = await startUpstream(async (req, res) => {
+    if (holding) {
+      heldBack++
+      await waitFor(() => !holding, 'the test to let the answer go')
+    }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
     const timer = setInterval(() => res.write('data: tick\n\n'), 100)
     req.socket.once('close', () => clearInterval(timer))
@@ -36,7 +44,7 @@ beforeAll(async () => {
   })
 })
 afterAll(async () => {
-  await gw?.close()
+  if (!closed) await gw?.close()
   await upstream?.close()
 })
 
@@ -52,4 +60,22 @@ it('an event stream answering a handshake ends when a reload takes its route awa
   expect(stream.received().toString().endsWith('0\r\n\r\n')).toBe(true)
   const record = await waitForAuditRecord(db, 'sse-upgrade')
   expect({ status: record.status, detail: record.detail }).toEqual({ status: 200, detail: 'After a config reload, no route takes GET /live/events (route_not_found): the gateway closed the event stream.' })
+}, 20_000)
+
+it('one whose answer comes after the drain began is answered, and ended at once, not held to shutdown_timeout', async () => {
+  await gw.writeConfig(config(gw.dir))
+  expect((await gw.reload()).ok).toBe(true)
+  holding = true
+  const opening = openRawTunnel(Number(new URL(gw.url).port), `GET /live/events HTTP/1.1\r\nHost: x\r\nX-Request-Id: sse-upgrade-drain\r\n${HANDSHAKE_FIELDS}\r\n`)
+  await waitFor(() => heldBack === 1, 'the handshake at the upstream')
+  closed = true
+  const closing = gw.close()
+  await waitFor(() => gw.state.draining, 'the drain to begin')
+  holding = false
+  const stream = await opening
+  expect(stream.status).toBe(200)
+  // Default shutdown_timeout (30 s): before, the stream ran on to it.
+  await waitFor(() => stream.closed(), 'the stream to end', 5_000)
+  expect(stream.received().toString().endsWith('0\r\n\r\n')).toBe(true)
+  await closing
 }, 20_000)
