@@ -4,7 +4,7 @@
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
-import { asGatewayError, GatewayError } from '../errors/index.ts'
+import { asGatewayError, GatewayError, truncateClientValue } from '../errors/index.ts'
 import { nothingServed, type Exchange, type OpenTunnel, type RequestContext, type Served } from '../request/index.ts'
 import { pickTarget } from './balance.ts'
 import { heldStreamOf } from './dispatch.ts'
@@ -94,7 +94,10 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       if (status < 200 || status > 599) {
         // Not an HTTP status (RFC 9110 §15), as an answer's is refused (dispatch.ts): one under 100
         // made writeHead throw in this event, uncaught, and the gateway ended (the front-door probe).
-        served.error = new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered the WebSocket handshake with status ${status}, which is not an HTTP status.` })
+        // A 101 comes here when it names no protocol (node:http upgrades only on an Upgrade header).
+        served.error = status === 101
+          ? notWebSocket(upstream.name, 'answered the WebSocket handshake 101 Switching Protocols without an Upgrade header (RFC 9110 §15.2.2)')
+          : new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered the WebSocket handshake with status ${status}, which is not an HTTP status.` })
         finish()
         outgoing.destroy()
         return
@@ -120,6 +123,14 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       clearTimeout(headDeadline)
       const early = waiting.stop()
       if (done) return void socket.destroy()
+      // RFC 9110 §7.8: a server switches only to a protocol the client listed. One that switched to
+      // another (h2c) was tunnelled, its client told `upgrade: websocket` (a probe).
+      const protocol = response.headers.upgrade ?? ''
+      if (protocol.toLowerCase() !== 'websocket') {
+        served.error = notWebSocket(upstream.name, `switched to ${JSON.stringify(truncateClientValue(protocol))}, not to WebSocket`)
+        socket.destroy()
+        return finish()
+      }
       targetSucceeded(target)
       outgoing.setTimeout(0)
       served.upstreamMs = performance.now() - sent
@@ -153,6 +164,11 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
     })
     outgoing.end()
   })
+}
+
+/** An upstream's 101 that is no WebSocket's (`what` it did): 502 upstream_error. */
+function notWebSocket(upstream: string, what: string): GatewayError {
+  return new GatewayError('upstream_error', { detail: `Upstream "${upstream}" ${what}: the gateway opened no tunnel.` })
 }
 
 /** Bytes a client may send before its handshake is answered (it should send none: RFC 6455 4.1). */
