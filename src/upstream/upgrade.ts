@@ -221,6 +221,8 @@ function handshake(response: IncomingMessage, requestId: string, answerHeaders: 
   let text = 'HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n'
   const headers = responseHeaders(response.headers, requestId, policy, answerHeaders)
   for (const [name, value] of Object.entries(headers)) {
+    // RFC 9110 §8.6: no Content-Length on a 1xx; a client that read an upstream's took the tunnel's first bytes for a body.
+    if (name === 'content-length') continue
     for (const v of Array.isArray(value) ? value : [value]) text += `${name}: ${v}\r\n`
   }
   return `${text}\r\n`
