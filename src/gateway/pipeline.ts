@@ -188,6 +188,10 @@ function match(rt: Runtime, ctx: RequestContext, requestTarget: string, host: st
   // front would go on reading requests on a connection the gateway made a tunnel (smuggling). A
   // check makes no tunnel, and nginx asks in HTTP/1.0.
   if (upgrade && !described && ctx.req.httpVersion !== '1.1') throw new GatewayError('bad_request', { detail: `A WebSocket handshake is HTTP/1.1; this upgrade came as HTTP/${ctx.req.httpVersion}.` })
+  // Node's parser hands a handshake's body over as the tunnel's first bytes: a chunked one reached
+  // the upstream as frames (its Transfer-Encoding dropped), a Content-Length one with its length
+  // kept (an upstream reading it as the body ate the first frame). A handshake has none (RFC 6455 §4.1).
+  if (ctx.upgrade && hasBody(ctx.headers)) throw new GatewayError('bad_request', { detail: 'A WebSocket handshake has no body; this one declared one (Content-Length or Transfer-Encoding).' })
   if (upgrade && !(found.route.websocket && (ctx.upgrade === null || ctx.headers?.upgrade?.toLowerCase() === 'websocket'))) {
     throw new GatewayError('bad_request', {
       detail: found.route.websocket

@@ -78,8 +78,14 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
   let timer: NodeJS.Timeout | null = null
   let sweeping: Promise<void> | null = null
   let leaving = false
+  /** When the last reload's runtime was swapped in (epoch ms). */
+  let redecidedAt = -Infinity
 
   const close = (tunnel: OpenTunnel, note: string) => tunnel.close(1008, `${note}: the gateway closed ${tunnel.what ?? 'the tunnel'}.`)
+  const decide = (rt: Runtime, tunnel: OpenTunnel) => {
+    const refusal = refusedBy(rt, tunnel)
+    if (refusal !== null) close(tunnel, `After a config reload, ${refusal}`)
+  }
 
   function startTimer(): void {
     if (timer !== null) return
@@ -128,7 +134,21 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
       open.set(tunnel, { tunnel, input })
       if (input !== null && revocable++ === 0) startTimer()
       const tolerance = toleranceOf(runtime(), tunnel)
-      const disarm = atExpiry(identity, tolerance, () => tunnel.close(1008, credentialExpiredNote(identity?.expiresAt ?? 0, tolerance, tunnel.what)))
+      // A credential that expired while its answer was awaited fires at once, inside atExpiry: its
+      // close waits for the opener to hold the way out this returns. Closed within add, an event
+      // stream ended before it had it, and its entry stayed for good (its ctx, and for an API key or
+      // a session, a store read every second).
+      const disarm = atExpiry(identity, tolerance, () => queueMicrotask(() => {
+        if (open.has(tunnel)) tunnel.close(1008, credentialExpiredNote(identity?.expiresAt ?? 0, tolerance, tunnel.what))
+      }))
+      // Its request began before the last reload, whose decision missed it (it was not open yet: a
+      // 101 that came after the swap opened a tunnel on the route the reload took away). Decided
+      // now, once its opener holds the way out this returns.
+      if (ctx.startedAt <= redecidedAt) {
+        queueMicrotask(() => {
+          if (open.has(tunnel)) decide(runtime(), tunnel)
+        })
+      }
       return () => {
         disarm()
         if (!open.delete(tunnel)) return
@@ -136,10 +156,8 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
       }
     },
     redecide(rt) {
-      for (const { tunnel } of open.values()) {
-        const refusal = refusedBy(rt, tunnel)
-        if (refusal !== null) close(tunnel, `After a config reload, ${refusal}`)
-      }
+      redecidedAt = Date.now()
+      for (const { tunnel } of open.values()) decide(rt, tunnel)
     },
     goingAway() {
       leaving = true

@@ -262,13 +262,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     // request (gateway/tunnels.ts). The drain ends an event stream at its start (its client
     // reconnects elsewhere); the others run on to server.shutdown_timeout as any answer does, since
     // a JSON-lines export may be one that finishes.
-    const type = headers['content-type']
-    const held = typeof type === 'string' ? HELD_STREAM_TYPE.exec(type) : null
+    const held = heldStreamOf(headers['content-type'])
     if (held !== null) {
-      const events = held[1] !== undefined
+      const { events } = held
       this.#leaveHeld = this.#lifecycle.openTunnels.add({
         ctx,
-        what: events ? EVENT_STREAM : STREAMED_ANSWER,
+        what: held.what,
         close: (code, note) => {
           if (events || code !== 1001) this.#endHeld(note, !events)
         },
@@ -484,6 +483,18 @@ const STREAMED_ANSWER = 'the streamed answer'
  * multipart/x-mixed-replace (a camera's MJPEG). One test per answer; the match only for these.
  */
 const HELD_STREAM_TYPE = /^\s*(?:(text\/event-stream)|application\/(?:x-ndjson|jsonl|x-jsonlines|json-seq|stream\+json|x-ldjson)(?=[\s;,]|$)|multipart\/x-mixed-replace(?=[\s;,]|$))/i
+
+/**
+ * An answer held open as a subscription, by its Content-Type: what the records' notes call it, and
+ * whether it is an event stream (the drain ends it; it ends as complete rather than cut). Null for
+ * any other answer.
+ */
+export function heldStreamOf(type: string | string[] | undefined): { what: string; events: boolean } | null {
+  const held = typeof type === 'string' ? HELD_STREAM_TYPE.exec(type) : null
+  if (held === null) return null
+  const events = held[1] !== undefined
+  return { what: events ? EVENT_STREAM : STREAMED_ANSWER, events }
+}
 
 /** The gateway ended a stream it held open (the registry's close): its answer ends or is cut (#endHeld), no failure. */
 class HeldStreamEnded extends Error {

@@ -4,9 +4,10 @@
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
-import { asGatewayError, GatewayError } from '../errors/index.ts'
+import { asGatewayError, GatewayError, truncateClientValue } from '../errors/index.ts'
 import { nothingServed, type Exchange, type OpenTunnel, type RequestContext, type Served } from '../request/index.ts'
 import { pickTarget } from './balance.ts'
+import { heldStreamOf } from './dispatch.ts'
 import { failureOf, noHealthyTarget, translateUndiciError, upstreamSaturated } from './errors.ts'
 import { upstreamHeaders, upstreamPath, type ForwardSettings } from './request.ts'
 import { endAfterAnswer, type AnswerPolicy } from '../http/index.ts'
@@ -93,14 +94,17 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       if (status < 200 || status > 599) {
         // Not an HTTP status (RFC 9110 §15), as an answer's is refused (dispatch.ts): one under 100
         // made writeHead throw in this event, uncaught, and the gateway ended (the front-door probe).
-        served.error = new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered the WebSocket handshake with status ${status}, which is not an HTTP status.` })
+        // A 101 comes here when it names no protocol (node:http upgrades only on an Upgrade header).
+        served.error = status === 101
+          ? notWebSocket(upstream.name, 'answered the WebSocket handshake 101 Switching Protocols without an Upgrade header (RFC 9110 §15.2.2)')
+          : new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered the WebSocket handshake with status ${status}, which is not an HTTP status.` })
         finish()
         outgoing.destroy()
         return
       }
       if (status >= 500) targetFailed(upstream, target)
       else targetSucceeded(target)
-      relayRefusal(ctx, response, served, settings, exchange.beforeEnd, finish)
+      relayRefusal(ctx, response, served, settings, exchange, finish)
     })
     const waiting = watchClientLeaving(client.socket, () => {
       if (done) return
@@ -119,12 +123,22 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
       clearTimeout(headDeadline)
       const early = waiting.stop()
       if (done) return void socket.destroy()
+      // RFC 9110 §7.8: a server switches only to a protocol the client listed. One that switched to
+      // another (h2c) was tunnelled, its client told `upgrade: websocket` (a probe).
+      const protocol = response.headers.upgrade ?? ''
+      if (protocol.toLowerCase() !== 'websocket') {
+        served.error = notWebSocket(upstream.name, `switched to ${JSON.stringify(truncateClientValue(protocol))}, not to WebSocket`)
+        socket.destroy()
+        return finish()
+      }
       targetSucceeded(target)
       outgoing.setTimeout(0)
       served.upstreamMs = performance.now() - sent
       served.status = 101
       served.upstreamStatus = 101
-      client.socket.write(handshake(response, ctx.id, ctx.answerHeaders, settings))
+      // Latin-1, as node:http writes any other head: a header byte above 0x7F (read as one
+      // character) went out as UTF-8's two.
+      client.socket.write(handshake(response, ctx.id, ctx.answerHeaders, settings), 'latin1')
       if (head.length > 0) client.socket.write(head)
       if (client.head.length > 0) socket.write(client.head)
       if (early.length > 0) socket.write(early)
@@ -150,6 +164,11 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
     })
     outgoing.end()
   })
+}
+
+/** An upstream's 101 that is no WebSocket's (`what` it did): 502 upstream_error. */
+function notWebSocket(upstream: string, what: string): GatewayError {
+  return new GatewayError('upstream_error', { detail: `Upstream "${upstream}" ${what}: the gateway opened no tunnel.` })
 }
 
 /** Bytes a client may send before its handshake is answered (it should send none: RFC 6455 4.1). */
@@ -202,6 +221,8 @@ function handshake(response: IncomingMessage, requestId: string, answerHeaders: 
   let text = 'HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n'
   const headers = responseHeaders(response.headers, requestId, policy, answerHeaders)
   for (const [name, value] of Object.entries(headers)) {
+    // RFC 9110 §8.6: no Content-Length on a 1xx; a client that read an upstream's took the tunnel's first bytes for a body.
+    if (name === 'content-length') continue
     for (const v of Array.isArray(value) ? value : [value]) text += `${name}: ${v}\r\n`
   }
   return `${text}\r\n`
@@ -212,8 +233,10 @@ function handshake(response: IncomingMessage, requestId: string, answerHeaders: 
  * durability: sync its last bytes (its head, when it has no body) wait for the record's commit, as
  * any other answer's do (it was piped through, and its record only queued once it had gone).
  */
-function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, policy: AnswerPolicy, beforeEnd: Exchange['beforeEnd'], done: () => void): void {
+function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, served: Served, policy: AnswerPolicy, exchange: Exchange, done: () => void): void {
+  const { beforeEnd } = exchange
   const status = response.statusCode ?? 502
+  let ending = false
   served.status = status
   served.upstreamStatus = status
   const writeHead = () => {
@@ -244,13 +267,42 @@ function relayRefusal(ctx: Readonly<RequestContext>, response: IncomingMessage, 
   // the client's connection is cut, as any answer broken off is, rather than held open for ever
   // with the request and its upstream slot (found by a probe). A client gone first lets it go too.
   response.once('close', () => {
-    if (!response.complete) ctx.upgrade?.socket.destroy()
+    if (!response.complete && !ending) ctx.upgrade?.socket.destroy()
   })
   ctx.upgrade?.socket.once('close', () => {
     response.destroy()
     done()
   })
   ctx.res.once('close', done)
+  // An upstream that ignores Upgrade answers the handshake as the GET it is: with its event stream,
+  // say, which outlives the only request authenticated, as it does when asked for without Upgrade
+  // (dispatch.ts). It joins the open tunnels' registry the same way: outside it, adding `Upgrade:
+  // websocket` kept a stream past its credential's expiry or revocation, a reload, the drain (a probe).
+  // Joined once its answer has begun: a drain already under way closes it at once.
+  const held = heldStreamOf(response.headers['content-type'])
+  if (held !== null) {
+    const leave = exchange.lifecycle.openTunnels.add({
+      ctx,
+      what: held.what,
+      close(code, note) {
+        if (ending || (!held.events && code === 1001)) return
+        ending = true
+        served.note = note
+        // An event stream ends as complete (its client reconnects); another, or one whose end waits
+        // for its record's commit, is cut, as an upstream failing mid-answer cuts it.
+        if (held.events && beforeEnd === null && ctx.res.headersSent) {
+          response.unpipe(ctx.res)
+          ctx.res.end()
+          response.destroy()
+        } else {
+          response.destroy()
+          ctx.upgrade?.socket.destroy()
+        }
+      },
+    })
+    ctx.res.once('close', leave)
+    ctx.upgrade?.socket.once('close', leave)
+  }
 }
 
 /**
