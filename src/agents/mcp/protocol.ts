@@ -144,21 +144,34 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
     }
   }
   const outcome = typeof request === 'object' && request !== null ? await callRoute(caller, entry, request, facts, ctx, deps) : await callServer(caller, entry, args, facts, ctx, deps, started, verdict.decision.statement?.sid ?? null)
-  if (taken === null || outcome.mayHaveRun || !deps.approvals) return outcome.result
+  if (taken === null || outcome.mayHaveRun || !deps.approvals) {
+    if ('refused' in outcome) throw outcome.refused
+    return outcome.result
+  }
   // An approval authorises a call that runs: one refused on its way (the route's limits, its
-  // upstream or server unreachable) left it spent, and the approver had to approve again (a probe).
+  // upstream or server unreachable, the server's JSON-RPC refusal) left it spent, and the approver
+  // had to approve again (probes).
   const usable = await deps.approvals.giveBack(taken.id)
   const said = usable
     ? `Approval ${taken.id} was not used, as the call did not run: call again with the same arguments before ${taken.expires_at}.`
     : `Approval ${taken.id} expired while the call was refused: it did not run, and needs a new approval.`
+  // The server's refusal reaches the agent as it answered it (a JSON-RPC error), told the same.
+  if ('refused' in outcome) throw new ProtocolError(outcome.refused.code, `${outcome.refused.message} ${said}`, outcome.refused.data)
   return { ...outcome.result, content: [...outcome.result.content, { type: 'text', text: said }] }
 }
 
-/** A tool's result, and whether its call may have run (false: refused or unsent, so an approval it took is given back). */
-interface CallOutcome {
-  result: CallToolResult
-  mayHaveRun: boolean
-}
+/**
+ * A tool's result, or the server's JSON-RPC error (passed on to the agent as it came), and whether
+ * its call may have run (false: refused or unsent, so an approval it took is given back).
+ */
+type CallOutcome = ({ result: CallToolResult } | { refused: ProtocolError }) & { mayHaveRun: boolean }
+
+/**
+ * JSON-RPC errors that say the request was refused before its method ran: unparsed, malformed, an
+ * unknown method or tool, or params it would not take. Any other (-32603, a server's own code) may
+ * come from a tool that had begun.
+ */
+const REFUSED_UNRUN: ReadonlySet<number> = new Set([ProtocolErrorCode.ParseError, ProtocolErrorCode.InvalidRequest, ProtocolErrorCode.MethodNotFound, ProtocolErrorCode.InvalidParams])
 
 /** The route's request through the pipeline: the pipeline audits it (with the tool's facts). */
 async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest, facts: ToolCallFacts, ctx: ServerContext, deps: ProtocolDeps): Promise<CallOutcome> {
@@ -248,7 +261,7 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
     // The conventions' error.type: the JSON-RPC error's code when the server answered one.
     errorType = err instanceof ProtocolError && failure.status !== 413 ? String(err.code) : failure.code
     deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, ...failure, decision: 'error', note: `MCP server ${server.config.name}: ${message}` }))
-    if (err instanceof ProtocolError && failure.status !== 413) throw err
+    if (err instanceof ProtocolError && failure.status !== 413) return { refused: err, mayHaveRun: !REFUSED_UNRUN.has(err.code) }
     return { result: { content: [{ type: 'text', text: `The MCP server ${server.config.name} failed: ${message}` }], isError: true }, mayHaveRun: !(err instanceof CallNotSent) }
   } finally {
     if (traced) endMcpSpan(traced.span, errorType)
