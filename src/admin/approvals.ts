@@ -1,7 +1,7 @@
 // The admin API's approvals (mcp.approvals): list them, and approve or deny one. The approver is the
 // person signed in to the console, or the one whose bearer token is in the body ("token": the admin
 // token opens the API, the approver's roles decide).
-import { approverOf, decideApproval, sessionApprover, type ApprovalStatus, type ApprovalStore, type CompiledMcp } from '../agents/index.ts'
+import { approverOf, decideApproval, sessionApprover, withApprovers, type ApprovalStatus, type ApprovalStore, type CompiledMcp } from '../agents/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { Runtime } from '../gateway/index.ts'
 import type { AdminRoute } from './server.ts'
@@ -23,7 +23,7 @@ export function approvalRoutes(runtime: () => Runtime): AdminRoute[] {
       const approver = token === undefined && signedIn !== undefined ? sessionApprover(signedIn, rt.access) : await approverOf(token, rt.authenticator, rt.access)
       // The decision's record names the request that made it (it named the MCP endpoint's path).
       const id = params.id ?? ''
-      return { body: await decideApproval(store, id, decision, approver, mcp.audit, { path: `/api/approvals/${encodeURIComponent(id)}/${decision}`, clientIp }) }
+      return { body: await decideApproval(store, mcp.config, id, decision, approver, mcp.audit, { path: `/api/approvals/${encodeURIComponent(id)}/${decision}`, clientIp }) }
     },
   })
   return [
@@ -35,16 +35,18 @@ export function approvalRoutes(runtime: () => Runtime): AdminRoute[] {
         if (status !== undefined && !STATUSES.includes(status as ApprovalStatus)) {
           throw new GatewayError('bad_request', { detail: `status is one of ${STATUSES.join(', ')}.` })
         }
-        return { body: await approvalsOf(runtime()).store.list({ status: status as ApprovalStatus | undefined }) }
+        const { mcp, store } = approvalsOf(runtime())
+        return { body: (await store.list({ status: status as ApprovalStatus | undefined })).map((approval) => withApprovers(mcp.config, approval)) }
       },
     },
     {
       method: 'GET',
       path: 'approvals/{id}',
       handle: async ({ params }) => {
-        const approval = await approvalsOf(runtime()).store.get(params.id ?? '')
+        const { mcp, store } = approvalsOf(runtime())
+        const approval = await store.get(params.id ?? '')
         if (!approval) throw new GatewayError('route_not_found', { detail: `No approval ${JSON.stringify(params.id ?? '')}.` })
-        return { body: approval }
+        return { body: withApprovers(mcp.config, approval) }
       },
     },
     decide('approve'),

@@ -67,7 +67,8 @@ export const FIELDS = [
   // Node's parser admits only the methods it knows (11 characters at most): the bound never cuts one.
   { name: 'method', kind: 'text', client: 32 },
   { name: 'path', kind: 'text', client: 2048 },
-  { name: 'route', kind: 'text', nullable: true, filter: 'route' },
+  // A client's too: an MCP tool call is recorded as the route `mcp:<tool>`, whatever the agent named.
+  { name: 'route', kind: 'text', nullable: true, client: 2048, filter: 'route' },
   { name: 'status', kind: 'integer', filter: 'status' },
   { name: 'decision', kind: 'decision', filter: 'decision' },
   { name: 'code', kind: 'text', nullable: true },

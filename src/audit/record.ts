@@ -189,7 +189,7 @@ export function recordLine(ctx: RequestFacts, instance: string, now = performanc
     prev_hash: PENDING,
     request_id: ctx.id,
     roles: ctx.roles,
-    route: ctx.route?.id ?? null,
+    route: bounded(ctx.route?.id ?? null, CLIENT_BOUND.route),
     source_ip: ctx.clientIp,
     statement: ctx.statement,
     status: ctx.status,

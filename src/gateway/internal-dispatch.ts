@@ -66,13 +66,23 @@ export function createInternalDispatch(state: GatewayState): InternalDispatch {
         cut(exchange)
         reject(err)
       }
+      /** The gateway's own refusal in place of an answer begun, as a client would get it had the answer not begun. */
+      const refuseBegun = (res: IncomingMessage, error: GatewayError, id: string | undefined) => {
+        const requestId = id ?? String(res.headers['x-request-id'] ?? crypto.randomUUID())
+        cut(exchange)
+        resolve({ status: error.status, headers: { 'content-type': 'application/problem+json', 'x-request-id': requestId }, body: Buffer.from(problemBody(error, requestId)), mayHaveRun: true })
+      }
       const tooLarge = (res: IncomingMessage) => {
         if (!settle()) return
         const error = new GatewayError('payload_too_large', { detail: `The route's answer exceeds ${maxBytes} bytes (server.max_body_bytes), the most a tool's answer may be: it was cut off.` })
-        const id = recordCut(exchange, error) ?? String(res.headers['x-request-id'] ?? crypto.randomUUID())
-        cut(exchange)
-        // The gateway's own refusal, as a client would get it had the answer not begun.
-        resolve({ status: error.status, headers: { 'content-type': 'application/problem+json', 'x-request-id': id }, body: Buffer.from(problemBody(error, id)), mayHaveRun: true })
+        refuseBegun(res, error, recordCut(exchange, error))
+      }
+      // An answer cut short (its upstream failed mid-answer): the agent had a JSON-RPC internal
+      // error saying only "aborted" (a probe). It is told the failure the route's record names.
+      const cutShort = (res: IncomingMessage) => {
+        if (!settle()) return
+        const recorded = exchange.ctx?.error
+        refuseBegun(res, recorded && recorded.status >= 500 ? recorded : new GatewayError('upstream_error', { detail: 'The route\'s answer was cut off before its end.' }), undefined)
       }
       signal?.addEventListener('abort', onAbort, { once: true })
       const outgoing = httpRequest({
@@ -96,7 +106,7 @@ export function createInternalDispatch(state: GatewayState): InternalDispatch {
         res.on('end', () => {
           if (settle()) resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks, size), mayHaveRun: mayHaveRun(exchange.ctx) })
         })
-        res.on('error', fail)
+        res.on('error', () => cutShort(res))
       })
       outgoing.on('error', fail)
       outgoing.end(request.body ?? undefined)

@@ -1,12 +1,13 @@
 // An approver's decision on a pending tool call: who may decide (a role in the rule's `approvers`,
 // and never the caller who asked, nor the agent that asked for it: four eyes), the store's answer, and the audit record of it.
+import type { McpConfig } from '../../config/index.ts'
 import { GatewayError, truncateClientValue } from '../../errors/index.ts'
 import { inspectHeaders } from '../../http/index.ts'
 import type { Authenticator } from '../../identity/index.ts'
 import type { AccessControl } from '../../access/index.ts'
 import { actorOf, subjectIssuer, type CredentialKind, type Identity, type RecordAudit } from '../../request/index.ts'
 import type { Approval, ApprovalStore, Decision } from './approvals.ts'
-import { auditFacts } from './tool-calls.ts'
+import { approvalRuleFor, auditFacts } from './tool-calls.ts'
 
 export interface Approver {
   identity: Identity
@@ -36,13 +37,17 @@ export function sessionApprover(identity: Identity, access: AccessControl): Appr
   return { identity, roles: access.resolver.rolesFor(identity), credential: 'session' }
 }
 
-/** `request`: the admin API request that decides, which the decision's audit record names (path, the caller's address). */
-export async function decideApproval(store: ApprovalStore, id: string, decision: Decision, approver: Approver, audit: RecordAudit, request: { path: string; clientIp: string }): Promise<Approval> {
+/**
+ * `request`: the admin API request that decides, which the decision's audit record names (path, the
+ * caller's address). `rules`: mcp.approvals as the running config has them.
+ */
+export async function decideApproval(store: ApprovalStore, rules: Pick<McpConfig, 'approvals'>, id: string, decision: Decision, approver: Approver, audit: RecordAudit, request: { path: string; clientIp: string }): Promise<Approval> {
   const started = performance.now()
   const approval = await store.get(id)
   if (!approval) throw new GatewayError('route_not_found', { detail: `No approval ${JSON.stringify(id)}.` })
-  if (!approver.roles.some((role) => approval.approvers.includes(role))) {
-    throw new GatewayError('policy_denied', { detail: `Approval ${id} is decided by ${approval.approvers.join(' or ')}; ${approver.identity.sub} holds ${approver.roles.join(', ') || 'no role'}.` })
+  const { approvers } = withApprovers(rules, approval)
+  if (!approver.roles.some((role) => approvers.includes(role))) {
+    throw new GatewayError('policy_denied', { detail: `Approval ${id} is decided by ${approvers.join(' or ')}; ${approver.identity.sub} holds ${approver.roles.join(', ') || 'no role'}.` })
   }
   if (isCallerOf(approval, approver.identity)) {
     throw new GatewayError('policy_denied', { detail: 'A caller cannot approve its own tool call.' })
@@ -58,7 +63,18 @@ export async function decideApproval(store: ApprovalStore, id: string, decision:
     started,
     { route: `mcp:${approval.tool}`, status: 200, decision: decision === 'approve' ? 'allow' : 'deny', code: null, statement: null, note: `Approval ${id} ${decision === 'approve' ? 'approved' : 'denied'} for ${approval.subject}.` },
   ))
-  return result.approval
+  return withApprovers(rules, result.approval)
+}
+
+/**
+ * The approval with the approvers its tool's rule names now, who decide it: it kept those of when it
+ * was filed, so a role a reload took out of the rule still approved the calls waiting, the one put in
+ * could not, and the console showed the old ones (a probe). The stored ones stand for a tool no rule
+ * holds any more.
+ */
+export function withApprovers(rules: Pick<McpConfig, 'approvals'>, approval: Approval): Approval {
+  const now = approvalRuleFor(rules, approval.tool)?.approvers
+  return now === undefined ? approval : { ...approval, approvers: [...now] }
 }
 
 /**

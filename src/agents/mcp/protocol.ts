@@ -13,7 +13,7 @@ import type { Catalog, ToolEntry } from './catalog.ts'
 import { answerTooLarge, CallNotSent, CallTimedOut, traceCarrier, type UpstreamMcpServer } from './servers.ts'
 import { routeAnswerContent, routeRequestOf, type RouteRequest } from './route-tools.ts'
 import { argumentsDigest, MAX_ARGUMENT_DEPTH, nestsDeeperThan } from './arguments.ts'
-import { approvalRuleFor, auditFacts, toolCallFacts } from './tool-calls.ts'
+import { approvalRuleFor, auditFacts, toolCallFacts, type Outcome } from './tool-calls.ts'
 import { argumentsRefusedBy } from './tool-schema.ts'
 
 export const SERVER_INFO = { name: 'bouncer', version: '1' }
@@ -144,21 +144,34 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
     }
   }
   const outcome = typeof request === 'object' && request !== null ? await callRoute(caller, entry, request, facts, ctx, deps) : await callServer(caller, entry, args, facts, ctx, deps, started, verdict.decision.statement?.sid ?? null)
-  if (taken === null || outcome.mayHaveRun || !deps.approvals) return outcome.result
+  if (taken === null || outcome.mayHaveRun || !deps.approvals) {
+    if ('refused' in outcome) throw outcome.refused
+    return outcome.result
+  }
   // An approval authorises a call that runs: one refused on its way (the route's limits, its
-  // upstream or server unreachable) left it spent, and the approver had to approve again (a probe).
+  // upstream or server unreachable, the server's JSON-RPC refusal) left it spent, and the approver
+  // had to approve again (probes).
   const usable = await deps.approvals.giveBack(taken.id)
   const said = usable
     ? `Approval ${taken.id} was not used, as the call did not run: call again with the same arguments before ${taken.expires_at}.`
     : `Approval ${taken.id} expired while the call was refused: it did not run, and needs a new approval.`
+  // The server's refusal reaches the agent as it answered it (a JSON-RPC error), told the same.
+  if ('refused' in outcome) throw new ProtocolError(outcome.refused.code, `${outcome.refused.message} ${said}`, outcome.refused.data)
   return { ...outcome.result, content: [...outcome.result.content, { type: 'text', text: said }] }
 }
 
-/** A tool's result, and whether its call may have run (false: refused or unsent, so an approval it took is given back). */
-interface CallOutcome {
-  result: CallToolResult
-  mayHaveRun: boolean
-}
+/**
+ * A tool's result, or the server's JSON-RPC error (passed on to the agent as it came), and whether
+ * its call may have run (false: refused or unsent, so an approval it took is given back).
+ */
+type CallOutcome = ({ result: CallToolResult } | { refused: ProtocolError }) & { mayHaveRun: boolean }
+
+/**
+ * JSON-RPC errors that say the request was refused before its method ran: unparsed, malformed, an
+ * unknown method or tool, or params it would not take. Any other (-32603, a server's own code) may
+ * come from a tool that had begun.
+ */
+const REFUSED_UNRUN: ReadonlySet<number> = new Set([ProtocolErrorCode.ParseError, ProtocolErrorCode.InvalidRequest, ProtocolErrorCode.MethodNotFound, ProtocolErrorCode.InvalidParams])
 
 /** The route's request through the pipeline: the pipeline audits it (with the tool's facts). */
 async function callRoute(caller: Caller, entry: ToolEntry, request: RouteRequest, facts: ToolCallFacts, ctx: ServerContext, deps: ProtocolDeps): Promise<CallOutcome> {
@@ -248,7 +261,7 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
     // The conventions' error.type: the JSON-RPC error's code when the server answered one.
     errorType = err instanceof ProtocolError && failure.status !== 413 ? String(err.code) : failure.code
     deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { ...base, ...failure, decision: 'error', note: `MCP server ${server.config.name}: ${message}` }))
-    if (err instanceof ProtocolError && failure.status !== 413) throw err
+    if (err instanceof ProtocolError && failure.status !== 413) return { refused: err, mayHaveRun: !REFUSED_UNRUN.has(err.code) }
     return { result: { content: [{ type: 'text', text: `The MCP server ${server.config.name} failed: ${message}` }], isError: true }, mayHaveRun: !(err instanceof CallNotSent) }
   } finally {
     if (traced) endMcpSpan(traced.span, errorType)
@@ -273,10 +286,8 @@ function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps
     if (!now) throw new ProtocolError(ProtocolErrorCode.InvalidRequest, 'The gateway no longer passes this through to an MCP server (its config was reloaded): initialize again.')
     return now
   }
-  const allowed = (what: string) => {
-    const verdict = current().catalog.toolAccess(caller, { name: what, definition: { name: what, inputSchema: { type: 'object' } }, target: { kind: 'server', server: upstream(), upstreamName: what } })
-    if (!verdict.allowed) throw new ProtocolError(ProtocolErrorCode.InvalidRequest, `Not allowed: mcp:${what}`)
-  }
+  const verdictOn = (what: string, from: UpstreamMcpServer) =>
+    current().catalog.toolAccess(caller, { name: what, definition: { name: what, inputSchema: { type: 'object' } }, target: { kind: 'server', server: from, upstreamName: what } })
   type Upstream = Awaited<ReturnType<UpstreamMcpServer['client']>>
   /**
    * The upstream's answer to a request `method` the caller may make (`call` on mcp:<what>). With
@@ -284,14 +295,30 @@ function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps
    * as a tool call's, or the server's spans were orphans (the agent's own `_meta` went on as it came).
    * The MCP request's trace is the agent's `_meta` one when valid (call-trace.ts), as a tool call's.
    */
-  const gated = async <T>(what: string, method: string, ctx: ServerContext, ask: (c: Upstream, traced: Traced) => Promise<T>): Promise<T> => {
-    const { tracing } = current()
+  const gated = async <T>(what: string, method: string, ctx: ServerContext, params: object | undefined, ask: (c: Upstream, traced: Traced) => Promise<T>): Promise<T> => {
+    const deps = current()
+    const { tracing } = deps
+    const started = performance.now()
     const call = startCallTrace(ctx, tracing, method)
     let span: ReturnType<typeof startMcpClientSpan> | null = null
     let errorType: string | null = null
     try {
-      allowed(what)
       const from = upstream()
+      const verdict = verdictOn(what, from)
+      // Audited as a tool call is, as `mcp:<what>` (the route its policy names, which the console's
+      // replay decides again): these were not audited, and a refusal left only the MCP request's
+      // record, allow 200, for a search of denials to miss (a probe).
+      // Params nested too deep for the redaction (mcp.log_arguments walks them recursively) are not logged.
+      const given = { ...params } as Record<string, unknown>
+      const deep = nestsDeeperThan(given, MAX_ARGUMENT_DEPTH)
+      const facts = { ...(deep ? { tool: what, argsSha256: argumentsDigest(given), args: null } : toolCallFacts(deps.mcp, what, given)), trace: call.trace }
+      const audit = (outcome: Pick<Outcome, 'status' | 'decision' | 'code' | 'note'>) => deps.audit(auditFacts(caller, facts, deps.mcp.path, started, {
+        route: `mcp:${what}`, statement: verdict.decision.statement?.sid ?? null, ...(verdict.allowed ? { upstream: `mcp:${from.config.name}` } : {}), ...outcome,
+      }))
+      if (!verdict.allowed) {
+        audit({ status: 403, decision: 'deny', code: 'policy_denied', note: `${method}: no statement allows call on mcp:${what}.` })
+        throw new ProtocolError(ProtocolErrorCode.InvalidRequest, `Not allowed: mcp:${what}`)
+      }
       const parent = call.trace
       span = tracing && parent ? startMcpClientSpan(tracing, parent, { method, server: from.config.name, url: from.config.url }) : null
       // With tracing off, the MCP request's own trace context, as a tool call's.
@@ -303,10 +330,14 @@ function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps
         options: sent ? { headers: carried } : undefined,
       }
       try {
-        return await ask(await from.client(), traced)
+        const answer = await ask(await from.client(), traced)
+        audit({ status: 200, decision: 'allow', code: null, note: method })
+        return answer
       } catch (err) {
         // Its answers come redacted (servers.ts); an error the SDK made of an HTTP answer does not.
-        throw from.withoutCredentials(err)
+        const cleaned = from.withoutCredentials(err)
+        audit({ status: 502, decision: 'error', code: 'upstream_error', note: `${method}: MCP server ${from.config.name}: ${(cleaned as Error).message}` })
+        throw cleaned
       }
     } catch (err) {
       errorType = err instanceof ProtocolError ? String(err.code) : 'upstream_error'
@@ -320,20 +351,20 @@ function passThrough(server: Server, caller: Caller, current: () => ProtocolDeps
   // for a capability its server lacks, and that threw out of every initialize (500 internal_error)
   // for a server without prompts, or any server down at the time (found by review).
   if (offered.resources) {
-    server.setRequestHandler('resources/list', (request, ctx) => gated('resources', 'resources/list', ctx, (c, t) => c.listResources(t.params(request.params), t.options)) as never)
-    server.setRequestHandler('resources/templates/list', (request, ctx) => gated('resources', 'resources/templates/list', ctx, (c, t) => c.listResourceTemplates(t.params(request.params), t.options)) as never)
-    server.setRequestHandler('resources/read', (request, ctx) => gated('resources', 'resources/read', ctx, (c, t) => c.readResource(t.params(request.params), t.options)) as never)
-    server.setRequestHandler('resources/subscribe', (request, ctx) => gated('resources', 'resources/subscribe', ctx, (c, t) => c.subscribeResource(t.params(request.params), t.options)) as never)
-    server.setRequestHandler('resources/unsubscribe', (request, ctx) => gated('resources', 'resources/unsubscribe', ctx, (c, t) => c.unsubscribeResource(t.params(request.params), t.options)) as never)
+    server.setRequestHandler('resources/list', (request, ctx) => gated('resources', 'resources/list', ctx, request.params, (c, t) => c.listResources(t.params(request.params), t.options)) as never)
+    server.setRequestHandler('resources/templates/list', (request, ctx) => gated('resources', 'resources/templates/list', ctx, request.params, (c, t) => c.listResourceTemplates(t.params(request.params), t.options)) as never)
+    server.setRequestHandler('resources/read', (request, ctx) => gated('resources', 'resources/read', ctx, request.params, (c, t) => c.readResource(t.params(request.params), t.options)) as never)
+    server.setRequestHandler('resources/subscribe', (request, ctx) => gated('resources', 'resources/subscribe', ctx, request.params, (c, t) => c.subscribeResource(t.params(request.params), t.options)) as never)
+    server.setRequestHandler('resources/unsubscribe', (request, ctx) => gated('resources', 'resources/unsubscribe', ctx, request.params, (c, t) => c.unsubscribeResource(t.params(request.params), t.options)) as never)
   }
   if (offered.prompts) {
-    server.setRequestHandler('prompts/list', (request, ctx) => gated('prompts', 'prompts/list', ctx, (c, t) => c.listPrompts(t.params(request.params), t.options)) as never)
-    server.setRequestHandler('prompts/get', (request, ctx) => gated('prompts', 'prompts/get', ctx, (c, t) => c.getPrompt(t.params(request.params), t.options)) as never)
+    server.setRequestHandler('prompts/list', (request, ctx) => gated('prompts', 'prompts/list', ctx, request.params, (c, t) => c.listPrompts(t.params(request.params), t.options)) as never)
+    server.setRequestHandler('prompts/get', (request, ctx) => gated('prompts', 'prompts/get', ctx, request.params, (c, t) => c.getPrompt(t.params(request.params), t.options)) as never)
   }
-  if (offered.completions) server.setRequestHandler('completion/complete', (request, ctx) => gated('completions', 'completion/complete', ctx, (c, t) => c.complete(t.params(request.params), t.options)) as never)
+  if (offered.completions) server.setRequestHandler('completion/complete', (request, ctx) => gated('completions', 'completion/complete', ctx, request.params, (c, t) => c.complete(t.params(request.params), t.options)) as never)
   if (offered.logging) {
     // setLoggingLevel takes the level alone: the trace context goes in the POST's headers only.
-    server.setRequestHandler('logging/setLevel', (request, ctx) => gated('logging', 'logging/setLevel', ctx, async (c, t) => {
+    server.setRequestHandler('logging/setLevel', (request, ctx) => gated('logging', 'logging/setLevel', ctx, request.params, async (c, t) => {
       await c.setLoggingLevel(request.params.level, t.options)
       return {}
     }) as never)

@@ -53,6 +53,9 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
   // out this server's whole timeout again when it accepted connections and never answered.
   let unavailable: Error | null = null
   let retrying: Promise<void> | null = null
+  /** The refresh a tools/list_changed started (refreshTools), and whether another was said meanwhile. */
+  let refreshing: Promise<void> | null = null
+  let refreshAgain = false
   const listeners = new Set<() => void>()
   let closed = false
   let headers = { ...config.headers }
@@ -188,10 +191,7 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
     const { Client, StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client')
     // The tool's outputSchema is the server's, its patterns included: checked under a time limit.
     const client = new Client(CLIENT_INFO, { capabilities: {}, jsonSchemaValidator: await boundedSchemaValidator() })
-    client.setNotificationHandler('notifications/tools/list_changed', () => {
-      cached = null
-      void server.tools().then(() => { for (const listener of listeners) listener() }, () => {})
-    })
+    client.setNotificationHandler('notifications/tools/list_changed', refreshTools)
     client.onclose = () => {
       if (!closed) dropConnection()
     }
@@ -217,6 +217,28 @@ export function upstreamMcpServer(config: McpServerConfig, logger: Logger, maxAn
       throw err
     }
     return client
+  }
+
+  /**
+   * Lists the tools again after the server said they changed, then tells the listeners. One refresh
+   * at a time: a burst of list_changed (a server looping) asked for the whole list once per
+   * notification, all at once, and told every agent session as often (a probe: 200 in a burst were
+   * 200 lists and 200 notifications per session). One said during a refresh makes one more after it,
+   * as the list being read may predate that change.
+   */
+  function refreshTools(): void {
+    if (refreshing) {
+      refreshAgain = true
+      return
+    }
+    cached = null
+    refreshing = server.tools().then(() => { for (const listener of listeners) listener() }, () => {}).finally(() => {
+      refreshing = null
+      if (refreshAgain) {
+        refreshAgain = false
+        refreshTools()
+      }
+    })
   }
 
   function dropConnection(): void {

@@ -15,7 +15,7 @@ export function toolCallFacts(mcp: McpConfig, tool: string, args: Record<string,
   }
 }
 
-export function approvalRuleFor(mcp: McpConfig, tool: string): McpApprovalConfig | undefined {
+export function approvalRuleFor(mcp: Pick<McpConfig, 'approvals'>, tool: string): McpApprovalConfig | undefined {
   return mcp.approvals.find((rule) => rule.tools.some((glob) => glob.matches(tool)))
 }
 

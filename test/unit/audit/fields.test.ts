@@ -36,7 +36,7 @@ describe('the field table', () => {
 
   it('bounds exactly the values a client or an issuer chose', () => {
     expect(Object.fromEntries(FIELD_SPECS.filter((f) => f.client).map((f) => [f.name, f.client]))).toEqual({
-      method: 32, path: 2048, detail: 1024, subject: 256, client_id: 256, user_agent: 512, actor: 256, tool: 256, args: 4096,
+      method: 32, path: 2048, route: 2048, detail: 1024, subject: 256, client_id: 256, user_agent: 512, actor: 256, tool: 256, args: 4096,
     })
   })
 
