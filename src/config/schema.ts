@@ -630,7 +630,8 @@ const secrets = z.strictObject({
 
 const assertion = z.strictObject({
   issuer: z.string().min(1).default('bouncer'),
-  ttl: duration.prefault('5m').refine((ms) => ms <= 300_000, 'an assertion lives at most 5m (SPEC)'),
+  // `exp` is in whole seconds (iat + floor(ttl)): under 1s every assertion was expired as it was made (a probe).
+  ttl: duration.prefault('5m').refine((ms) => ms <= 300_000, 'an assertion lives at most 5m (SPEC)').refine((ms) => ms >= 1_000, 'an assertion lives at least 1s: its exp is in whole seconds, and a shorter one is expired when it is made'),
   rotate_every: duration.prefault('30d'),
 })
 

@@ -118,6 +118,8 @@ export interface CompileDeps {
    * that renames the cookie keeps withholding the old one from upstreams (compileSignIn).
    */
   sessionCookieNames: Set<string>
+  /** Every api_keys.header this process has had, folded: a reload's rename keeps withholding the old one (compileRuntime). */
+  apiKeyHeaders: Set<string>
   logger: Logger
   builtIns: BuiltInSources
   agents: AgentsRegistry
@@ -170,6 +172,7 @@ export function createRuntimeDeps(
     apiKeys,
     sessionStores,
     sessionCookieNames: new Set(),
+    apiKeyHeaders: new Set(),
     logger,
     builtIns: options.builtIns ?? NO_KEYS,
     agents,
@@ -198,8 +201,11 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
   const datasources = new Map(config.datasources.map((source) => [source.name, deps.datasources.acquire(source)]))
   const issuerKeys = new Map(jwtIssuers(config).filter(verifiesJwts).map((issuer) => [issuer.name, deps.issuers.acquire(issuer)]))
   const apiKeys = config.api_keys ? deps.apiKeys.acquire(config.api_keys) : null
-  // The API key header is the gateway's credential: no upstream ever gets it.
-  const withheldHeaders: ReadonlySet<string> = new Set(config.api_keys ? [foldHeaderName(config.api_keys.header.toLowerCase())] : [])
+  // The API key header is the gateway's credential: no upstream ever gets it, nor the names it had
+  // before a reload renamed it (clients not yet changed still send their key under the old one,
+  // and it went on to the upstream as an ordinary header: a probe), as with the session cookie.
+  if (config.api_keys) deps.apiKeyHeaders.add(foldHeaderName(config.api_keys.header.toLowerCase()))
+  const withheldHeaders: ReadonlySet<string> = new Set(deps.apiKeyHeaders)
   const signIn = compileSignIn(config, issuerKeys, deps)
   const consoleSignIn = compileConsoleSignIn(config, issuerKeys, deps)
   // The session cookies are the gateway's credential: no upstream ever gets them. The console's

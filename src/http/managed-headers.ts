@@ -126,8 +126,12 @@ export const VIA_HTTP_1_0 = '1.0 bouncer'
 export const VIA_HTTP_1_1 = '1.1 bouncer'
 export const VIA_HTTP_2 = '2 bouncer'
 
-/** What an upstream's configured `headers` may not set: the connection's framing and what the gateway writes. */
-const RESERVED_FOR_CONFIG: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host', 'content-length', 'forwarded', 'via', ...GATEWAY_WRITTEN])
+/**
+ * What an upstream's configured `headers` may not set: the connection's framing and what the
+ * gateway writes, and Expect, which it answers itself and its HTTP client (undici) refuses to send:
+ * accepted, every request to the upstream failed with 502 "failed mid-exchange" (a probe).
+ */
+const RESERVED_FOR_CONFIG: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host', 'content-length', 'expect', 'forwarded', 'via', ...GATEWAY_WRITTEN])
 
 const NEEDS_FOLDING = /[^a-z0-9-]/
 const FOLDED = /[^a-z0-9-]/g

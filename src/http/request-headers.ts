@@ -180,10 +180,20 @@ function readHttp2Framing(out: RequestHeaders, http2: Http2Framing, authority: s
   if (http2.bodyFollows && out.contentLength === undefined) out.chunked = true
 }
 
+/**
+ * Fields a connection option may not name (RFC 9110 §7.6.1: never one meant for every recipient of
+ * the content): the gateway reads them and judges the request by them, and removed as for this hop
+ * only they would reach the upstream as another request. A JSON POST that named its Content-Type
+ * went on untyped, which Rack and Laravel read as a form: its `_method=DELETE` ran a DELETE the
+ * gateway had authorized as the POST (a probe).
+ */
+const NEVER_HOP_BY_HOP = ['content-type', 'content-length']
+
 /** Removes the headers `Connection` names from the forwardable ones; answers whether it names Authorization (kept apart, never in that list). */
 function dropConnectionNamed(forward: string[], connection: string): boolean {
   const named = connectionNamed(connection)
   if (named === null) return false
+  for (const name of NEVER_HOP_BY_HOP) if (named.has(name)) throw badRequest(`Connection may not name ${name}: it is meant for every recipient (RFC 9110 §7.6.1)`)
   let write = 0
   for (let read = 0; read < forward.length; read += 2) {
     const name = forward[read] as string

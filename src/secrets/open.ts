@@ -45,9 +45,13 @@ export function valueProblem(ref: SecretReference, value: string, kind: SecretSt
     validateHeaderValue(header, value)
     return undefined
   } catch {
-    return `secret "${ref.name}" cannot stand in the header ${header}: it holds a character a header value may not (a line break, NUL or another control character)`
+    // Named for what it is: a value with `€` was said to hold a control character it did not (a probe).
+    const what = NOT_LATIN_1.test(value) ? 'a character outside Latin-1, which HTTP cannot carry' : 'a line break, NUL or another control character'
+    return `secret "${ref.name}" cannot stand in the header ${header}: it holds a character a header value may not (${what})`
   }
 }
+
+const NOT_LATIN_1 = /[\u0100-\uffff]/
 
 /** A value too short to take out of the logs, and to be a credential worth the name. */
 export function shortValueWarning(name: string, length: number): string {

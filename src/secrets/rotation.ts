@@ -19,6 +19,21 @@ export function generateSecret(bytes: number): string {
   return randomBytes(bytes).toString('base64url')
 }
 
+/** How much of a failed hook's output is logged: its end. */
+const OUTPUT_LOGGED = 2_000
+
+/**
+ * The last OUTPUT_LOGGED characters of a hook's output, the new value taken out. Taken out after
+ * the cut, a value across it was no longer whole, and the part after the cut was logged as it was
+ * (a probe: 20 of its 32 characters): the cut moves back to the start of such a value.
+ */
+function lastOutput(output: string, value: string): string {
+  let cut = Math.max(0, output.length - OUTPUT_LOGGED)
+  const across = output.indexOf(value, Math.max(0, cut - value.length + 1))
+  if (across !== -1 && across < cut) cut = across
+  return output.slice(cut).replaceAll(value, '[redacted]')
+}
+
 /** After the hook exits, how long its output may still take: a process it left running may hold its pipes. */
 const OUTPUT_GRACE_MS = 200
 
@@ -34,7 +49,8 @@ function runHook(command: string, name: string, value: string): Promise<{ ok: bo
   return new Promise((resolve) => {
     const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, BOUNCER_SECRET_NAME: name }, detached: true })
     let output = ''
-    const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-2_000))
+    // A value's length more than is logged: a value across the cut is still whole here (lastOutput).
+    const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-(OUTPUT_LOGGED + value.length)))
     child.stdout.on('data', keep)
     child.stderr.on('data', keep)
     const timer = setTimeout(() => {
@@ -53,7 +69,7 @@ function runHook(command: string, name: string, value: string): Promise<{ ok: bo
       const answer = () => {
         child.stdout.destroy()
         child.stderr.destroy()
-        resolve({ ok: code === 0, output: scrub(output.replaceAll(value, '[redacted]')) })
+        resolve({ ok: code === 0, output: scrub(lastOutput(output, value)) })
       }
       const grace = setTimeout(answer, OUTPUT_GRACE_MS)
       child.once('close', () => {
