@@ -25,6 +25,7 @@ beforeAll(async () => {
   upstream = await startUpstream()
   ;({ gateway } = await serveWithWorkers(dir, () => ({
     admin: { listen: '127.0.0.1:0', token: TOKEN },
+    audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }] },
     // Longer than the test: the held worker is not replaced meanwhile.
     server: { worker_stall_timeout: '60s' },
     upstreams: [{ name: 'api', url: upstream.url }],
@@ -59,6 +60,12 @@ it('answers the admin API from a worker that answers while the first worker\'s e
     // The gateway's port is still served (by w2, for the connections the kernel gives it).
     const ready = (await (await request(`${gateway.adminUrl}/readyz`)).body.json()) as { checks: Record<string, string> }
     expect(ready.checks).toMatchObject({ w1: 'not ready', w2: 'ready' })
+    // The audit head is the first worker's chain's: it cannot be read now, said as such (it was a
+    // 500 internal_error, which monitoring reads as the gateway's bug).
+    const head = await request(`${gateway.adminUrl}/api/audit/head`, { headers: { authorization: `Bearer ${TOKEN}` }, headersTimeout: 10_000 })
+    const problem = (await head.body.json()) as { code: string; detail: string }
+    expect({ status: head.statusCode, code: problem.code, retryAfter: head.headers['retry-after'] }).toEqual({ status: 503, code: 'audit_unavailable', retryAfter: '5' })
+    expect(problem.detail).toMatch(/^Worker w1, whose chain heads the answer, did not answer within 5 s/)
     expect(gateway.stderr()).not.toContain('worker stalled')
   } finally {
     w1.close()

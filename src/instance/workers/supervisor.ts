@@ -623,7 +623,9 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     // holding a request, had answered (a loaded CI run).
     const first = (stopping ? answered[0] : asked[0])?.answer
     if (!first || first.status !== 200) {
-      if (!first) throw new GatewayError('internal_error', { detail: `Worker ${(live[0] as Slot).id} did not answer.` })
+      // The head cannot be read now, which is no fault of the gateway's code: it was a 500 "internal
+      // error" behind a worker held in a long task (a probe), which monitoring reads as a bug.
+      if (!first) throw new GatewayError('audit_unavailable', { detail: `Worker ${(live[0] as Slot).id}, whose chain heads the answer, did not answer within ${WORKER_ADMIN_READ_MS / 1000} s (busy or stuck: /readyz says whether it serves): retry shortly.`, headers: { 'retry-after': '5' } })
       res.writeHead(first.status, pickHeaders(first.headers))
       res.end(first.body)
       return
