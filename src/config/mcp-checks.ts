@@ -45,6 +45,9 @@ export function mcpFindings(config: Config): Finding[] {
       const folded = header.toLowerCase().replace(/_/g, '-')
       if (SET_FOR_MCP_SERVERS.has(folded)) error(['servers', i, 'headers', header], `the gateway sets ${header} itself on every request to an MCP server; it cannot be configured`)
     }
+    server.limits.forEach((name, j) => {
+      if (!config.limits.some((limit) => limit.name === name)) error(['servers', i, 'limits', j], `unknown limit "${name}"`)
+    })
   })
   const roles = new Set(config.roles.map((r) => r.name))
   mcp.approvals.forEach((rule, i) => {

@@ -47,6 +47,8 @@ export function mcpSchema<D extends z.ZodType<number>, T extends z.ZodType<numbe
     timeout: parts.timer.prefault('60s' as never),
     /** How long a tool call may run in all, however often it reports progress (it is then cancelled). */
     max_call_time: parts.timer.prefault('10m' as never),
+    /** Limits (by name, from `limits`) every call of this server's tools is charged, as a route's requests are. */
+    limits: z.array(z.string()).default([]),
   })
   const approval = z.strictObject({
     tools: z.array(parts.glob).min(1),

@@ -443,7 +443,7 @@ it('a server that cannot be reached is logged without its URL\'s query, where a 
   closed.close()
   const lines: string[] = []
   const logger = createLogger({ destination: new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) }) })
-  const server = upstreamMcpServer({ name: 'gone', url: `http://127.0.0.1:${port}/mcp?api_key=${API_KEY}`, headers: {}, prefix: true, timeout: 5_000, max_call_time: 60_000 }, logger, 1_048_576)
+  const server = upstreamMcpServer({ name: 'gone', url: `http://127.0.0.1:${port}/mcp?api_key=${API_KEY}`, headers: {}, prefix: true, timeout: 5_000, max_call_time: 60_000, limits: [] }, logger, 1_048_576)
   await expect(server.tools()).rejects.toThrow()
   await server.close()
   const line = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'MCP server unavailable')

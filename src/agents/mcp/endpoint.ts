@@ -10,12 +10,12 @@ import type { Config, DatasetConfig, McpConfig, RoutePattern } from '../../confi
 import { GatewayError } from '../../errors/index.ts'
 import { corsPolicy, drainedOrClosed, PUBLIC_DOCUMENT_CORS, type CorsPolicy } from '../../http/index.ts'
 import { rawHeader, type IssuerKeys, type OwnTokens } from '../../identity/index.ts'
-import { enforceLimits, type AuthFailureGuard, type Limiter, type RouteLimits } from '../../limits/index.ts'
+import { compileRouteLimits, enforceLimits, type AuthFailureGuard, type Limiter, type RouteLimits } from '../../limits/index.ts'
 import { bodyTooLarge, documentBackend, nothingServed, readWholeBody, type Backend, type Caller, type InternalDispatch, type OpenTunnels, type RecordAudit, type RequestContext, type Served } from '../../request/index.ts'
 import { traceparentOf, type Logger, type Tracing } from '../../telemetry/index.ts'
 import type { ApprovalStore } from './approvals.ts'
 import { createCatalog, routeToolEntry, type Catalog, type ToolEntry } from './catalog.ts'
-import { buildServer, type ProtocolDeps } from './protocol.ts'
+import { buildServer, type LimitRefusal, type ProtocolDeps } from './protocol.ts'
 import type { EndedSessions } from './ended-sessions.ts'
 import { createLegacySessions, type LegacySessions, type McpServing } from './sessions.ts'
 import type { SessionSeal } from './session-seal.ts'
@@ -105,6 +105,14 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     routeTools.set(name, routeToolEntry(name, routeToolSource(route.id, route.methods, route.pattern, tool, route.dataset), route))
   }
   const servers: UpstreamMcpServer[] = mcp.servers.map((server) => deps.servers.acquire(server, config.server.max_body_bytes))
+  const serverLimits = new Map(mcp.servers.map((server) => [server.name, compileRouteLimits(server.limits, config.limits)]))
+  /** A call charged to `limits` as a request of the route `routeId` would be: the refusal (and the limit that made it), or null. */
+  const charge = async (caller: Caller, routeId: string, limits: RouteLimits | null): Promise<LimitRefusal | null> => {
+    if (limits === null) return null
+    const { identity, roles, clientIp } = caller
+    const verdict = await enforceLimits(deps.limiter, { identity, roles, clientIp, route: { id: routeId }, headers: null }, limits)
+    return verdict.error === null ? null : { error: verdict.error, limit: verdict.limit }
+  }
   const catalog = createCatalog(routeTools, servers, deps.access, deps.logger)
   const approvals = mcp.approvals.length > 0 ? deps.approvals(mcp.approvals_store.path) : null
   const protocol: ProtocolDeps = {
@@ -113,12 +121,9 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
     dispatch: deps.dispatch,
     audit: deps.audit,
     approvals,
-    chargeRoute: async (caller, routeId) => {
-      const limits = deps.routes.get(routeId)?.limits ?? null
-      if (limits === null) return null
-      const { identity, roles, clientIp } = caller
-      return (await enforceLimits(deps.limiter, { identity, roles, clientIp, route: { id: routeId }, headers: null }, limits)).error
-    },
+    chargeRoute: (caller, routeId) => charge(caller, routeId, deps.routes.get(routeId)?.limits ?? null),
+    // A server's tools have no route: their calls are counted as `mcp:<server>`'s (a `route` key's value).
+    chargeServer: (caller, server) => charge(caller, `mcp:${server}`, serverLimits.get(server) ?? null),
     logger: deps.logger,
     tracing: deps.tracing,
     approveHint: (id) => `\`bouncer approvals approve ${id}\`, or POST /api/approvals/${id}/approve on the admin API`,

@@ -25,12 +25,20 @@ export interface ProtocolDeps {
   audit: RecordAudit
   approvals: ApprovalStore | null
   /** Charges a route's limits for a call that will not reach the route (one held for approval): the refusal, or null. */
-  chargeRoute: (caller: Caller, routeId: string) => Promise<GatewayError | null>
+  chargeRoute: (caller: Caller, routeId: string) => Promise<LimitRefusal | null>
+  /** Charges an aggregated server's limits (mcp.servers[].limits) for a call of one of its tools: the refusal, or null. */
+  chargeServer: (caller: Caller, server: string) => Promise<LimitRefusal | null>
   logger: Logger
   /** Spans, when telemetry.otlp_endpoint is set: a call to an aggregated server's tool has one, its trace context sent to the server. */
   tracing: Tracing | null
   /** Where approvers decide, for the pending answer. */
   approveHint: (id: string) => string
+}
+
+/** A limit's refusal of a tool call: the answer (429, or 503 limits_unavailable), and the limit for the record. */
+export interface LimitRefusal {
+  error: GatewayError
+  limit: string | null
 }
 
 /** The one upstream server of the transparent mode (mcp.servers: one, with prefix: false). */
@@ -121,14 +129,14 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
     if (!taken) {
       // Held, not run: the route's limits are charged here, or a looping agent files pending
       // approvals without end (the pipeline charges a call that runs).
-      const charged = entry.target.kind === 'route' ? await deps.chargeRoute(caller, entry.target.source.routeId) : null
+      const charged = entry.target.kind === 'route' ? await deps.chargeRoute(caller, entry.target.source.routeId) : await deps.chargeServer(caller, entry.target.server.config.name)
       const approval = charged ? null : await deps.approvals.request({ ...call, approvers: rule.approvers, ttlMs: rule.ttl })
       if (approval === null) {
-        const refused = charged ?? new GatewayError('quota_exceeded', {
+        const refused = charged?.error ?? new GatewayError('quota_exceeded', {
           detail: `${caller.identity.sub} has ${MAX_PENDING_PER_CALLER} tool calls waiting for approval already: a new one is filed once approvers decide some, or they expire.`,
         })
         deps.audit(auditFacts(caller, facts, mcp.path, started, {
-          route: `mcp:${name}`, status: refused.status, decision: 'deny', code: refused.code, statement: verdict.decision.statement?.sid ?? null, note: refused.detail ?? null,
+          route: `mcp:${name}`, status: refused.status, decision: 'deny', code: refused.code, statement: verdict.decision.statement?.sid ?? null, note: refused.detail ?? null, limit: charged?.limit ?? null,
         }))
         return { content: [{ type: 'text', text: problemBody(refused, crypto.randomUUID()) }], isError: true }
       }
@@ -231,6 +239,13 @@ async function callServer(caller: Caller, entry: ToolEntry, args: Record<string,
   const progressToken = ctx.mcpReq._meta?.progressToken
   const onprogress = progressToken === undefined ? undefined : (progress: { progress: number; total?: number; message?: string }) => {
     void ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, ...progress } })
+  }
+  // The server's limits, charged as a route's are before its upstream is asked: a refused call does not run.
+  const charged = await deps.chargeServer(caller, server.config.name)
+  if (charged) {
+    const { error, limit } = charged
+    deps.audit(auditFacts(caller, facts, deps.mcp.path, started, { route: `mcp:${entry.name}`, statement, status: error.status, decision: 'deny', code: error.code, note: error.detail ?? null, limit }))
+    return { result: { content: [{ type: 'text', text: problemBody(error, crypto.randomUUID()) }], isError: true }, mayHaveRun: false }
   }
   const base = { route: `mcp:${entry.name}`, statement, upstream: `mcp:${server.config.name}` }
   // The call's client span, a child of the MCP request's: the server is sent its trace context. With

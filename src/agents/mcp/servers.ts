@@ -474,7 +474,8 @@ export interface McpServerRegistry {
 
 export function createMcpServerRegistry(logger: Logger): McpServerRegistry {
   const shared = createSharedResources<{ config: McpServerConfig; maxAnswerBytes: number }, UpstreamMcpServer>({
-    fingerprint: ({ config, maxAnswerBytes }) => JSON.stringify([config, maxAnswerBytes]),
+    // Its limits are the gateway's, not the connection's: a reload that changes them keeps it.
+    fingerprint: ({ config: { limits: _limits, ...connection }, maxAnswerBytes }) => JSON.stringify([connection, maxAnswerBytes]),
     create: ({ config, maxAnswerBytes }) => upstreamMcpServer(config, logger, maxAnswerBytes),
     close: (server) => server.close(),
   })

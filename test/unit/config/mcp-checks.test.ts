@@ -21,7 +21,7 @@ describe('mcp checks', () => {
     expect(lines).toEqual([])
     expect(loaded.config?.mcp).toMatchObject({
       path: '/mcp', scopes: [], log_arguments: false,
-      servers: [{ name: 'tickets', prefix: true, timeout: 60_000, headers: {} }],
+      servers: [{ name: 'tickets', prefix: true, timeout: 60_000, headers: {}, limits: [] }],
       approvals: [{ approvers: ['ops'], ttl: 900_000 }],
       approvals_store: { type: 'sqlite', path: '/etc/bouncer/data/approvals.db' },
     })
@@ -38,7 +38,7 @@ mcp:
     - { route: reports.daily, name: dup }
   servers:
     - { name: a, url: http://127.0.0.1:7000/mcp, prefix: false }
-    - { name: a, url: http://127.0.0.1:7001/mcp }
+    - { name: a, url: http://127.0.0.1:7001/mcp, limits: [no-such-limit] }
   approvals: [{ tools: ["*"], approvers: [nobody] }]
 `)
     expect(loaded.config).toBeUndefined()
@@ -47,6 +47,7 @@ mcp:
       expect.stringContaining('mcp.tools[2].name: duplicate tool name "dup"'),
       expect.stringContaining('mcp.servers[0].prefix: prefix: false (the transparent mode) needs exactly one server'),
       expect.stringContaining('mcp.servers[1].name: duplicate MCP server "a"'),
+      expect.stringContaining('mcp.servers[1].limits[0]: unknown limit "no-such-limit"'),
       expect.stringContaining('mcp.approvals[0].approvers[0]: unknown role "nobody"'),
       expect.stringContaining('routes[1].path: /mcp is the MCP endpoint\'s path (mcp.path)'),
     ]))
