@@ -108,6 +108,10 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
           findings.push({ severity: 'error', path, message: `${source} holds a \${secret:…} reference: a value from the environment is taken as it is, so write \${secret:NAME} in the file itself` })
           return ''
         }
+        if (fallback?.includes('${')) {
+          findings.push({ severity: 'error', path, message: nestedDefault(name) })
+          return ''
+        }
         whole = text === original
         return value
       })
@@ -137,6 +141,7 @@ function interpolateKey(node: Scalar<string>, mapPath: ReadonlyArray<string | nu
   const replaced = original.replace(REFERENCE, (text, kind: string, body: string) => {
     if (kind !== 'env') return fail(`a key cannot hold ${text}: only \${env:NAME} stands in a key${kind === 'secret' ? ' (a secret stands in a value)' : ''}`, text)
     const [name = '', fallback] = splitDefault(body)
+    if (fallback?.includes('${')) return fail(nestedDefault(name), text)
     const set = Object.hasOwn(env, name) ? env[name] : undefined
     const value = set ?? fallback
     if (value === undefined && keepUnset) {
@@ -148,6 +153,15 @@ function interpolateKey(node: Scalar<string>, mapPath: ReadonlyArray<string | nu
     return value
   })
   if (!failed) node.value = replaced
+}
+
+/**
+ * `${env:A:-${env:B}}`, nested as a shell or docker compose allows: the first `}` ends the
+ * reference, so the value was the text "${env:B}" (A unset) or A's value and a stray "}" (A set),
+ * and check said ok (found by an adversarial probe).
+ */
+function nestedDefault(name: string): string {
+  return `the default of \${env:${name}} holds another reference: references do not nest (the first "}" ends this one), so write the default out`
 }
 
 function splitDefault(body: string): [string, string | undefined] {
