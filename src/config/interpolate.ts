@@ -56,8 +56,18 @@ export interface UnsetReference {
 /** What stands in for an unset `${env:NAME}` that is a whole value at `path` (an address never reached), or undefined to keep it as written. */
 export type StandIn = (path: ReadonlyArray<string | number>) => string | undefined
 
-/** Replaces `${env:NAME}` (and `${env:NAME:-default}`) in every string; records `${secret:NAME}`. */
-export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Finding[], options: InterpolateOptions = {}): SecretReference[] {
+/** A whole `${env:…}` read as a number or a boolean, with the text it was read from. */
+export interface TypedValue {
+  path: ReadonlyArray<string | number>
+  text: string
+}
+
+/**
+ * Replaces `${env:NAME}` (and `${env:NAME:-default}`) in every string; records `${secret:NAME}`.
+ * `typed` gets each whole value that took another type than text, which the loader gives back its
+ * text where the schema asks for text (load.ts, asText).
+ */
+export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Finding[], options: InterpolateOptions = {}, typed: TypedValue[] = []): SecretReference[] {
   const standIn = options.unset
   const keepUnset = standIn !== undefined
   const refs: SecretReference[] = []
@@ -116,7 +126,9 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
         return value
       })
       // A value that is one whole `${env:…}` takes the type it spells (a port, a boolean).
-      node.value = whole ? scalarOf(replaced) : replaced
+      const value = whole ? scalarOf(replaced) : replaced
+      if (typeof value !== 'string') typed.push({ path, text: replaced })
+      node.value = value
     },
   })
   return refs

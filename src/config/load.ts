@@ -9,7 +9,7 @@ import { createLocator, type ConfigPath, type Diagnostic, type Finding, type Loc
 import { configSchema, type Config } from './schema.ts'
 import { applyListenVariables } from './listen-env.ts'
 import { resolveFilePaths } from './file-paths.ts'
-import { interpolate, type InterpolateOptions, type SecretReference } from './interpolate.ts'
+import { interpolate, type InterpolateOptions, type SecretReference, type TypedValue } from './interpolate.ts'
 import { crossCheck } from './validate.ts'
 
 export interface LoadedConfig {
@@ -177,7 +177,8 @@ function loadDocument(doc: Document, text: string, lines: LineCounter, file: str
   if (diagnostics.length > 0) return result()
 
   const findings: Finding[] = []
-  const secretRefs = interpolate(doc, env, findings, options)
+  const typed: TypedValue[] = []
+  const secretRefs = interpolate(doc, env, findings, options, typed)
   // Keys alike once ${env:…} in them is replaced: the later one silently won.
   for (const offset of duplicateKeyOffsets(doc)) {
     const { line, col } = lines.linePos(offset)
@@ -196,7 +197,8 @@ function loadDocument(doc: Document, text: string, lines: LineCounter, file: str
     return result()
   }
   for (const finding of applyListenVariables(raw, env)) findings.push(finding)
-  const parsed = configSchema.safeParse(raw)
+  let parsed = configSchema.safeParse(raw)
+  if (!parsed.success && asText(raw, parsed.error.issues, typed)) parsed = configSchema.safeParse(raw)
   let config: Config | undefined
   if (!parsed.success) {
     // A value already reported by interpolation (a missing variable) is not reported twice.
@@ -330,6 +332,28 @@ function aliasDiagnostic(doc: Document, lines: LineCounter, err: unknown): Diagn
   return { severity: 'error', path: [], message: yamlMessage(message), line: Math.max(line, 1), col }
 }
 
+
+/**
+ * A whole `${env:…}` that reads as a number or a boolean, put back as its text where the schema
+ * asks for text: a header `X-Tenant: ${env:TENANT}` of 0042, or an all-digit token, was refused
+ * with "expected string, received number", quoted or not (found by an adversarial probe). True
+ * when any was, for a second validation.
+ */
+function asText(raw: unknown, issues: ReadonlyArray<{ code: string; path: PropertyKey[]; expected?: unknown }>, typed: readonly TypedValue[]): boolean {
+  if (typed.length === 0) return false
+  const texts = new Map(typed.map((value) => [value.path.join('\0'), value.text]))
+  let changed = false
+  for (const issue of issues) {
+    if (issue.code !== 'invalid_type' || issue.expected !== 'string') continue
+    const text = texts.get(issue.path.map(String).join('\0'))
+    const parent = valueAt(raw, issue.path.slice(0, -1).map((p) => (typeof p === 'number' ? p : String(p))))
+    if (text === undefined || parent === null || typeof parent !== 'object') continue
+    const holder = parent as Record<PropertyKey, unknown>
+    holder[issue.path.at(-1) as PropertyKey] = text
+    changed = true
+  }
+  return changed
+}
 
 function findingsOf(
   issue: { code: string; path: PropertyKey[]; message: string; keys?: string[]; input?: unknown },
