@@ -86,6 +86,12 @@ const algorithm = z.string().refine(
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const headerName = z.string().regex(HEADER_NAME, 'not a valid HTTP header name')
+/**
+ * What Node and undici let a header value hold. Any other character (a line break from an
+ * environment variable, a "€") passed check, and every request to the upstream was then answered
+ * 502 "failed mid-exchange", the header refused before a byte was sent (found by an adversarial probe).
+ */
+const headerValue = z.string().regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'an HTTP header value holds tabs and the characters from U+0020 to U+00FF (no line break or other control character)')
 
 /**
  * Why a claim condition is refused. A union's own words were "Invalid input" whatever the cause: a
@@ -353,7 +359,7 @@ const upstream = z.strictObject({
   timeout: duration.prefault('30s'),
   max_connections: z.number().int().min(1).max(65_536).default(128),
   max_concurrent: z.number().int().min(1).optional(),
-  headers: z.record(headerName, z.string()).default({}),
+  headers: z.record(headerName, headerValue).default({}),
   identity_assertion: z.boolean().default(false),
 }).superRefine((value, ctx) => {
   if (value.url === undefined && value.targets === undefined) ctx.addIssue({ code: 'custom', message: 'an upstream needs url (one target) or targets (several)' })
@@ -697,7 +703,7 @@ export const configSchema = z.strictObject({
   assertion: assertion.prefault({}),
   token_exchange: tokenExchange.optional(),
   telemetry: telemetry.prefault({}),
-  mcp: mcpSchema({ duration, timer: positiveTimer, glob, httpUrl, headerName, method, origin }).optional(),
+  mcp: mcpSchema({ duration, timer: positiveTimer, glob, httpUrl, headerName, headerValue, method, origin }).optional(),
 })
 
 export type Config = z.output<typeof configSchema>
