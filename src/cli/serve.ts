@@ -5,6 +5,7 @@ import { ConfigError, StartLeftHeldWorkers, startServing, type ShutdownOutcome }
 import { printable } from '../text/index.ts'
 import { configOption, findConfig } from './config.ts'
 import { takeEarlyHangup } from './early-hangup.ts'
+import { portArgument } from './port-argument.ts'
 import { UserError } from './user-error.ts'
 
 /** After an uncaught exception, how long past shutdown_timeout the drain may take before a hard exit. */
@@ -68,10 +69,7 @@ interface ServeOptions {
 }
 
 function portOption(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined
-  const port = Number(value)
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`${flag} must be a port number (0-65535)`, 2)
-  return port
+  return value === undefined ? undefined : portArgument(value, flag)
 }
 
 export function registerServe(program: Command): void {
