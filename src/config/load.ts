@@ -106,6 +106,7 @@ const MAX_ALIAS_COUNT = 100
 const MAX_VALUES = 500_000
 /** Entries one list may hold: zod collects a list's problems with a spread, which overflows the stack past ~120,000. */
 const MAX_LIST = 50_000
+const EMPTY = 'the file holds no config (it is empty, or only comments)'
 const MULTIPLE_DOCUMENTS = 'a second YAML document starts here (a line "---" after the first): a config is one document, so remove the line or split the file'
 /** Said when the parser, the composer or a check after them runs out of stack on a file's depth (yaml said "Maximum call stack size exceeded"). */
 const NESTING = 'the file nests too deeply to be read (a config nests a few levels)'
@@ -175,6 +176,13 @@ function loadDocument(doc: Document, text: string, lines: LineCounter, file: str
     diagnostics.push({ severity: 'error', path: [], message, line: Math.max(line, 1), col })
   }
   if (diagnostics.length > 0) return result()
+  // Nothing (or only comments, or a lone `~`) was a valid config of defaults: a file truncated
+  // mid-write and reloaded (SIGHUP, watch_config) dropped every route and the admin token, so the
+  // admin API could not reload again (found by an adversarial probe). `{}` still says "defaults".
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
+    diagnostics.push({ severity: 'error', path: [], message: EMPTY, line: 1, col: 1 })
+    return result()
+  }
 
   const findings: Finding[] = []
   const typed: TypedValue[] = []
