@@ -355,8 +355,9 @@ const upstream = z.strictObject({
   eject: eject.optional(),
   retries: retries.optional(),
   tls: upstreamTls.optional(),
-  connect_timeout: duration.prefault('5s'),
-  timeout: duration.prefault('30s'),
+  // Timers (a queued request's wait is setTimeout): 30d or 0 answered a request queued for a connection 504 at once (a probe).
+  connect_timeout: positiveTimer.prefault('5s'),
+  timeout: positiveTimer.prefault('30s'),
   max_connections: z.number().int().min(1).max(65_536).default(128),
   max_concurrent: z.number().int().min(1).optional(),
   headers: z.record(headerName, headerValue).default({}),
