@@ -221,7 +221,8 @@ const introspection = z.strictObject({
    * active answers: a flood of unknown tokens cannot push those out.
    */
   negative_cache: duration.prefault('5s'),
-  timeout: duration.prefault('5s').refine((ms) => ms > 0, 'must be more than 0').meta(atLeast(1)),
+  // A timer (AbortSignal.timeout): 30d aborted every introspection after 1 ms (a probe).
+  timeout: timer.prefault('5s').refine((ms) => ms > 0, 'must be more than 0').meta(atLeast(1)),
 })
 
 const jwtIssuer = z.strictObject({
@@ -525,7 +526,8 @@ const audit = z.strictObject({
    * request goes unrecorded; `drop`: keep serving, and count the records lost in bouncer_audit_dropped_total.
    */
   on_spill_full: z.enum(['refuse', 'drop']).default('refuse'),
-  checkpoint_interval: duration.prefault('1m').refine((ms) => ms >= 100, 'checkpoint_interval is at least 100ms').meta(atLeast(100)),
+  // A timer (the audit worker's setInterval): 30d signed a checkpoint every millisecond (a probe).
+  checkpoint_interval: timer.prefault('1m').refine((ms) => ms >= 100, 'checkpoint_interval is at least 100ms').meta(atLeast(100)),
   checkpoint_path: z.string().min(1).optional(),
   /** The `instance` of every record this gateway writes; default $BOUNCER_INSTANCE, else host:pid. */
   instance_id: z.string().regex(NAME, 'an instance id is letters, digits and . _ : - (starting with a letter or digit)').max(128).optional(),
