@@ -4,6 +4,7 @@ import type { Command } from 'commander'
 import { ConfigError } from '../instance/index.ts'
 import type { RunningDemo } from '../demo/index.ts'
 import { printable } from '../text/index.ts'
+import { portArgument } from './port-argument.ts'
 import { UserError } from './user-error.ts'
 
 interface DemoFlags {
@@ -31,11 +32,6 @@ async function demoModules() {
   }
 }
 
-function port(value: string, flag: string): number {
-  const n = Number(value)
-  if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new UserError(`${flag} takes a port number (0 picks a free one)`, 2)
-  return n
-}
 
 export function registerDemo(program: Command): void {
   program
@@ -52,10 +48,10 @@ export function registerDemo(program: Command): void {
       let demo: RunningDemo
       try {
         demo = await startDemo({
-          port: port(flags.port, '--port'),
-          adminPort: port(flags.adminPort, '--admin-port'),
-          idpPort: port(flags.idpPort, '--idp-port'),
-          apiPort: port(flags.apiPort, '--api-port'),
+          port: portArgument(flags.port, '--port'),
+          adminPort: portArgument(flags.adminPort, '--admin-port'),
+          idpPort: portArgument(flags.idpPort, '--idp-port'),
+          apiPort: portArgument(flags.apiPort, '--api-port'),
           dataDir: flags.dataDir,
         })
       } catch (err) {

@@ -1,7 +1,7 @@
 // `bouncer secrets put|rotate|list|versions|delete|get|rekey`: the store of the config's `secrets`
 // section. No command prints a value, except `get NAME --reveal`.
 import type { Command } from 'commander'
-import { dropPreviousMasterKey, generateSecret, isSigningKey, masterKeyFrom, newSigningKey, openSecretStore, ReadOnlyStore, rekeyEmbeddedStore, SECRET_NAME, SecretsError, type SecretStore } from '../secrets/index.ts'
+import { dropPreviousMasterKey, generateSecret, invalidSecretName, isSigningKey, masterKeyFrom, newSigningKey, openSecretStore, ReadOnlyStore, rekeyEmbeddedStore, SECRET_NAME, SecretsError, type SecretStore } from '../secrets/index.ts'
 import { printable } from '../text/index.ts'
 import { ASSERTION_KEY } from '../upstream/index.ts'
 import { EXCHANGE_KEY } from '../agents/index.ts'
@@ -43,7 +43,7 @@ async function withStore<T>(config: string | undefined | ValidConfig, work: (sto
 }
 
 function checkName(name: string): void {
-  if (!SECRET_NAME.test(name)) throw new UserError(`"${name}" is not a valid secret name (letters, digits and . _ -)`, 2)
+  if (!SECRET_NAME.test(name)) throw new UserError(invalidSecretName(name), 2)
 }
 
 /** The assertion, token exchange and audit checkpoint signing keys are key pairs the gateway makes: a value given for one must be one. */

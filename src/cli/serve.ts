@@ -5,6 +5,7 @@ import { ConfigError, StartLeftHeldWorkers, startServing, type ShutdownOutcome }
 import { printable } from '../text/index.ts'
 import { configOption, findConfig } from './config.ts'
 import { takeEarlyHangup } from './early-hangup.ts'
+import { portArgument } from './port-argument.ts'
 import { UserError } from './user-error.ts'
 
 /** After an uncaught exception, how long past shutdown_timeout the drain may take before a hard exit. */
@@ -43,8 +44,22 @@ function startFailure(err: unknown, configFile: string): unknown {
     for (const line of err.lines) console.error(line)
     return new UserError(`refusing to start: ${configFile} has ${err.lines.length} error${err.lines.length === 1 ? '' : 's'}`)
   }
-  if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') return new UserError(`cannot listen: ${(err as Error).message}`)
+  if (listenFailed(err)) return new UserError(`cannot listen: ${(err as Error).message}`)
   return err
+}
+
+/** What binding a listener fails with where the address is the operator's to fix (a port taken, an address of another host, a port below 1024, a host name that does not resolve). */
+const LISTEN_CODES = new Set(['EADDRINUSE', 'EADDRNOTAVAIL', 'EACCES', 'EPERM', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME'])
+
+/**
+ * A listener's bind or its host's lookup failed: only EADDRINUSE was said so, and an address
+ * `check` accepts but this host has not (a config copied from another machine) was "internal
+ * error" (found by an adversarial probe). By Node's own words for the two calls, as a worker
+ * thread's failure carries only the message and the code, and a file's EACCES is not a listen's.
+ */
+function listenFailed(err: unknown): boolean {
+  const { code, message } = err as NodeJS.ErrnoException
+  return code !== undefined && LISTEN_CODES.has(code) && /^(listen|getaddrinfo) /.test(String(message))
 }
 
 interface ServeOptions {
@@ -54,10 +69,7 @@ interface ServeOptions {
 }
 
 function portOption(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined
-  const port = Number(value)
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`${flag} must be a port number (0-65535)`, 2)
-  return port
+  return value === undefined ? undefined : portArgument(value, flag)
 }
 
 export function registerServe(program: Command): void {

@@ -56,8 +56,18 @@ export interface UnsetReference {
 /** What stands in for an unset `${env:NAME}` that is a whole value at `path` (an address never reached), or undefined to keep it as written. */
 export type StandIn = (path: ReadonlyArray<string | number>) => string | undefined
 
-/** Replaces `${env:NAME}` (and `${env:NAME:-default}`) in every string; records `${secret:NAME}`. */
-export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Finding[], options: InterpolateOptions = {}): SecretReference[] {
+/** A whole `${env:…}` read as a number or a boolean, with the text it was read from. */
+export interface TypedValue {
+  path: ReadonlyArray<string | number>
+  text: string
+}
+
+/**
+ * Replaces `${env:NAME}` (and `${env:NAME:-default}`) in every string; records `${secret:NAME}`.
+ * `typed` gets each whole value that took another type than text, which the loader gives back its
+ * text where the schema asks for text (load.ts, asText).
+ */
+export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Finding[], options: InterpolateOptions = {}, typed: TypedValue[] = []): SecretReference[] {
   const standIn = options.unset
   const keepUnset = standIn !== undefined
   const refs: SecretReference[] = []
@@ -108,11 +118,17 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, findings: Fin
           findings.push({ severity: 'error', path, message: `${source} holds a \${secret:…} reference: a value from the environment is taken as it is, so write \${secret:NAME} in the file itself` })
           return ''
         }
+        if (fallback?.includes('${')) {
+          findings.push({ severity: 'error', path, message: nestedDefault(name) })
+          return ''
+        }
         whole = text === original
         return value
       })
       // A value that is one whole `${env:…}` takes the type it spells (a port, a boolean).
-      node.value = whole ? scalarOf(replaced) : replaced
+      const value = whole ? scalarOf(replaced) : replaced
+      if (typeof value !== 'string') typed.push({ path, text: replaced })
+      node.value = value
     },
   })
   return refs
@@ -137,6 +153,7 @@ function interpolateKey(node: Scalar<string>, mapPath: ReadonlyArray<string | nu
   const replaced = original.replace(REFERENCE, (text, kind: string, body: string) => {
     if (kind !== 'env') return fail(`a key cannot hold ${text}: only \${env:NAME} stands in a key${kind === 'secret' ? ' (a secret stands in a value)' : ''}`, text)
     const [name = '', fallback] = splitDefault(body)
+    if (fallback?.includes('${')) return fail(nestedDefault(name), text)
     const set = Object.hasOwn(env, name) ? env[name] : undefined
     const value = set ?? fallback
     if (value === undefined && keepUnset) {
@@ -148,6 +165,15 @@ function interpolateKey(node: Scalar<string>, mapPath: ReadonlyArray<string | nu
     return value
   })
   if (!failed) node.value = replaced
+}
+
+/**
+ * `${env:A:-${env:B}}`, nested as a shell or docker compose allows: the first `}` ends the
+ * reference, so the value was the text "${env:B}" (A unset) or A's value and a stray "}" (A set),
+ * and check said ok (found by an adversarial probe).
+ */
+function nestedDefault(name: string): string {
+  return `the default of \${env:${name}} holds another reference: references do not nest (the first "}" ends this one), so write the default out`
 }
 
 function splitDefault(body: string): [string, string | undefined] {

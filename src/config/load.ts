@@ -9,7 +9,7 @@ import { createLocator, type ConfigPath, type Diagnostic, type Finding, type Loc
 import { configSchema, type Config } from './schema.ts'
 import { applyListenVariables } from './listen-env.ts'
 import { resolveFilePaths } from './file-paths.ts'
-import { interpolate, type InterpolateOptions, type SecretReference } from './interpolate.ts'
+import { interpolate, type InterpolateOptions, type SecretReference, type TypedValue } from './interpolate.ts'
 import { crossCheck } from './validate.ts'
 
 export interface LoadedConfig {
@@ -106,6 +106,7 @@ const MAX_ALIAS_COUNT = 100
 const MAX_VALUES = 500_000
 /** Entries one list may hold: zod collects a list's problems with a spread, which overflows the stack past ~120,000. */
 const MAX_LIST = 50_000
+const EMPTY = 'the file holds no config (it is empty, or only comments)'
 const MULTIPLE_DOCUMENTS = 'a second YAML document starts here (a line "---" after the first): a config is one document, so remove the line or split the file'
 /** Said when the parser, the composer or a check after them runs out of stack on a file's depth (yaml said "Maximum call stack size exceeded"). */
 const NESTING = 'the file nests too deeply to be read (a config nests a few levels)'
@@ -175,9 +176,17 @@ function loadDocument(doc: Document, text: string, lines: LineCounter, file: str
     diagnostics.push({ severity: 'error', path: [], message, line: Math.max(line, 1), col })
   }
   if (diagnostics.length > 0) return result()
+  // Nothing (or only comments, or a lone `~`) was a valid config of defaults: a file truncated
+  // mid-write and reloaded (SIGHUP, watch_config) dropped every route and the admin token, so the
+  // admin API could not reload again (found by an adversarial probe). `{}` still says "defaults".
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
+    diagnostics.push({ severity: 'error', path: [], message: EMPTY, line: 1, col: 1 })
+    return result()
+  }
 
   const findings: Finding[] = []
-  const secretRefs = interpolate(doc, env, findings, options)
+  const typed: TypedValue[] = []
+  const secretRefs = interpolate(doc, env, findings, options, typed)
   // Keys alike once ${env:…} in them is replaced: the later one silently won.
   for (const offset of duplicateKeyOffsets(doc)) {
     const { line, col } = lines.linePos(offset)
@@ -196,7 +205,8 @@ function loadDocument(doc: Document, text: string, lines: LineCounter, file: str
     return result()
   }
   for (const finding of applyListenVariables(raw, env)) findings.push(finding)
-  const parsed = configSchema.safeParse(raw)
+  let parsed = configSchema.safeParse(raw)
+  if (!parsed.success && asText(raw, parsed.error.issues, typed)) parsed = configSchema.safeParse(raw)
   let config: Config | undefined
   if (!parsed.success) {
     // A value already reported by interpolation (a missing variable) is not reported twice.
@@ -330,6 +340,28 @@ function aliasDiagnostic(doc: Document, lines: LineCounter, err: unknown): Diagn
   return { severity: 'error', path: [], message: yamlMessage(message), line: Math.max(line, 1), col }
 }
 
+
+/**
+ * A whole `${env:…}` that reads as a number or a boolean, put back as its text where the schema
+ * asks for text: a header `X-Tenant: ${env:TENANT}` of 0042, or an all-digit token, was refused
+ * with "expected string, received number", quoted or not (found by an adversarial probe). True
+ * when any was, for a second validation.
+ */
+function asText(raw: unknown, issues: ReadonlyArray<{ code: string; path: PropertyKey[]; expected?: unknown }>, typed: readonly TypedValue[]): boolean {
+  if (typed.length === 0) return false
+  const texts = new Map(typed.map((value) => [value.path.join('\0'), value.text]))
+  let changed = false
+  for (const issue of issues) {
+    if (issue.code !== 'invalid_type' || issue.expected !== 'string') continue
+    const text = texts.get(issue.path.map(String).join('\0'))
+    const parent = valueAt(raw, issue.path.slice(0, -1).map((p) => (typeof p === 'number' ? p : String(p))))
+    if (text === undefined || parent === null || typeof parent !== 'object') continue
+    const holder = parent as Record<PropertyKey, unknown>
+    holder[issue.path.at(-1) as PropertyKey] = text
+    changed = true
+  }
+  return changed
+}
 
 function findingsOf(
   issue: { code: string; path: PropertyKey[]; message: string; keys?: string[]; input?: unknown },

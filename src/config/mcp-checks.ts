@@ -3,6 +3,7 @@
 // transparent mode has one server, approvers are roles.
 import type { Finding } from './diagnostics.ts'
 import type { Config } from './schema.ts'
+import { repeatedHeaders } from './upstream-checks.ts'
 
 /** Headers the gateway (the call's trace context) and its MCP client (the session, the protocol) set on every request to a server. */
 const SET_FOR_MCP_SERVERS: ReadonlySet<string> = new Set(['traceparent', 'tracestate', 'mcp-session-id', 'mcp-protocol-version', 'host', 'content-length', 'transfer-encoding', 'connection'])
@@ -45,6 +46,7 @@ export function mcpFindings(config: Config): Finding[] {
       const folded = header.toLowerCase().replace(/_/g, '-')
       if (SET_FOR_MCP_SERVERS.has(folded)) error(['servers', i, 'headers', header], `the gateway sets ${header} itself on every request to an MCP server; it cannot be configured`)
     }
+    findings.push(...repeatedHeaders(server.headers, ['mcp', 'servers', i, 'headers']))
     server.limits.forEach((name, j) => {
       if (!config.limits.some((limit) => limit.name === name)) error(['servers', i, 'limits', j], `unknown limit "${name}"`)
     })

@@ -16,13 +16,14 @@ const queryParam = z.strictObject({
 })
 
 /** Built from schema.ts's value types (durations, globs, URLs…), handed in so both read the same. */
-export function mcpSchema<D extends z.ZodType<number>, T extends z.ZodType<number>, G extends z.ZodType<Glob>, U extends z.ZodType<string>, H extends z.ZodType<string>, M extends z.ZodType<string>, O extends z.ZodType<string>>(parts: {
+export function mcpSchema<D extends z.ZodType<number>, T extends z.ZodType<number>, G extends z.ZodType<Glob>, U extends z.ZodType<string>, H extends z.ZodType<string>, V extends z.ZodType<string>, M extends z.ZodType<string>, O extends z.ZodType<string>>(parts: {
   duration: D
   /** A duration run as a timer: more than 0 and at most 24d (Node runs a longer timer at once). */
   timer: T
   glob: G
   httpUrl: U
   headerName: H
+  headerValue: V
   method: M
   origin: O
 }) {
@@ -40,7 +41,7 @@ export function mcpSchema<D extends z.ZodType<number>, T extends z.ZodType<numbe
     name: serverName,
     url: parts.httpUrl,
     /** Sent to this server only (its credentials); never the client's token. */
-    headers: z.record(parts.headerName, z.string()).default({} as never),
+    headers: z.record(parts.headerName, parts.headerValue).default({} as never),
     /** false: tools keep their own names (one server only: the gateway is then transparent). */
     prefix: z.boolean().default(true),
     /** How long the server may be silent in a call: each progress report it sends restarts it. */

@@ -86,6 +86,12 @@ const algorithm = z.string().refine(
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const headerName = z.string().regex(HEADER_NAME, 'not a valid HTTP header name')
+/**
+ * What Node and undici let a header value hold. Any other character (a line break from an
+ * environment variable, a "€") passed check, and every request to the upstream was then answered
+ * 502 "failed mid-exchange", the header refused before a byte was sent (found by an adversarial probe).
+ */
+const headerValue = z.string().regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'an HTTP header value holds tabs and the characters from U+0020 to U+00FF (no line break or other control character)')
 
 /**
  * Why a claim condition is refused. A union's own words were "Invalid input" whatever the cause: a
@@ -215,7 +221,8 @@ const introspection = z.strictObject({
    * active answers: a flood of unknown tokens cannot push those out.
    */
   negative_cache: duration.prefault('5s'),
-  timeout: duration.prefault('5s').refine((ms) => ms > 0, 'must be more than 0').meta(atLeast(1)),
+  // A timer (AbortSignal.timeout): 30d aborted every introspection after 1 ms (a probe).
+  timeout: timer.prefault('5s').refine((ms) => ms > 0, 'must be more than 0').meta(atLeast(1)),
 })
 
 const jwtIssuer = z.strictObject({
@@ -349,11 +356,12 @@ const upstream = z.strictObject({
   eject: eject.optional(),
   retries: retries.optional(),
   tls: upstreamTls.optional(),
-  connect_timeout: duration.prefault('5s'),
-  timeout: duration.prefault('30s'),
+  // Timers (a queued request's wait is setTimeout): 30d or 0 answered a request queued for a connection 504 at once (a probe).
+  connect_timeout: positiveTimer.prefault('5s'),
+  timeout: positiveTimer.prefault('30s'),
   max_connections: z.number().int().min(1).max(65_536).default(128),
   max_concurrent: z.number().int().min(1).optional(),
-  headers: z.record(headerName, z.string()).default({}),
+  headers: z.record(headerName, headerValue).default({}),
   identity_assertion: z.boolean().default(false),
 }).superRefine((value, ctx) => {
   if (value.url === undefined && value.targets === undefined) ctx.addIssue({ code: 'custom', message: 'an upstream needs url (one target) or targets (several)' })
@@ -518,7 +526,8 @@ const audit = z.strictObject({
    * request goes unrecorded; `drop`: keep serving, and count the records lost in bouncer_audit_dropped_total.
    */
   on_spill_full: z.enum(['refuse', 'drop']).default('refuse'),
-  checkpoint_interval: duration.prefault('1m').refine((ms) => ms >= 100, 'checkpoint_interval is at least 100ms').meta(atLeast(100)),
+  // A timer (the audit worker's setInterval): 30d signed a checkpoint every millisecond (a probe).
+  checkpoint_interval: timer.prefault('1m').refine((ms) => ms >= 100, 'checkpoint_interval is at least 100ms').meta(atLeast(100)),
   checkpoint_path: z.string().min(1).optional(),
   /** The `instance` of every record this gateway writes; default $BOUNCER_INSTANCE, else host:pid. */
   instance_id: z.string().regex(NAME, 'an instance id is letters, digits and . _ : - (starting with a letter or digit)').max(128).optional(),
@@ -698,7 +707,7 @@ export const configSchema = z.strictObject({
   assertion: assertion.prefault({}),
   token_exchange: tokenExchange.optional(),
   telemetry: telemetry.prefault({}),
-  mcp: mcpSchema({ duration, timer: positiveTimer, glob, httpUrl, headerName, method, origin }).optional(),
+  mcp: mcpSchema({ duration, timer: positiveTimer, glob, httpUrl, headerName, headerValue, method, origin }).optional(),
 })
 
 export type Config = z.output<typeof configSchema>

@@ -1,6 +1,7 @@
 // Checks of upstreams that need more than one key, or the disk: their URLs, that several targets
 // are copies of one service, the TLS files; and warnings for what is legal but unwise.
-import type { Finding } from './diagnostics.ts'
+import { foldHeaderName } from '../http/index.ts'
+import type { ConfigPath, Finding } from './diagnostics.ts'
 import type { Config } from './schema.ts'
 import { loadTlsMaterial } from './upstream-tls.ts'
 
@@ -23,6 +24,7 @@ export function upstreamFindings(config: Config): Finding[] {
       if (path !== firstPath) error(`every target of an upstream has the same path (the first has "${firstPath || '/'}"): they are copies of one service`)
       if (upstream.tls && url.protocol !== 'https:') error(`tls applies to https:// targets; ${url.origin} is http://`)
     })
+    findings.push(...repeatedHeaders(upstream.headers, ['upstreams', i, 'headers']))
     if (upstream.tls) {
       for (const problem of loadTlsMaterial(upstream.tls).problems) {
         findings.push({ severity: 'error', path: ['upstreams', i, 'tls', problem.key], message: problem.message })
@@ -36,5 +38,23 @@ export function upstreamFindings(config: Config): Finding[] {
       })
     }
   })
+  return findings
+}
+
+/**
+ * A header configured twice under two spellings (`Authorization` and `authorization`, `X_Api_Key`
+ * beside `X-Api-Key`), at the second: YAML sees two keys, and both were sent, two credentials an
+ * upstream reads as it pleases (found by an adversarial probe). Names as an upstream reads them:
+ * without case, and `_` or `.` as `-`.
+ */
+export function repeatedHeaders(headers: Readonly<Record<string, string>>, at: ConfigPath): Finding[] {
+  const findings: Finding[] = []
+  const first = new Map<string, string>()
+  for (const header of Object.keys(headers)) {
+    const folded = foldHeaderName(header.toLowerCase())
+    const earlier = first.get(folded)
+    if (earlier === undefined) first.set(folded, header)
+    else findings.push({ severity: 'error', path: [...at, header], atKey: true, message: `this is the header ${earlier} again (header names are read without case, and _ or . as -): list it once` })
+  }
   return findings
 }

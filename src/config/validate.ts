@@ -18,7 +18,7 @@ import { API_KEYS_ISSUER, type AcceptedCredential, type Config } from './schema.
 import { tlsFindings } from './tls-checks.ts'
 import { workersFindings } from './workers-checks.ts'
 import { routesSelectedBy } from './values.ts'
-import { foldHeaderName, isReservedForConfig } from '../http/index.ts'
+import { isReservedForConfig } from '../http/index.ts'
 
 /** What a route's request can go to: exactly one per route. */
 const ROUTE_TARGETS = ['upstream', 'function', 'dataset'] as const
@@ -57,19 +57,10 @@ export function crossCheck(config: Config, secretRefs: readonly SecretReference[
   })
 
   config.upstreams.forEach((upstream, i) => {
-    // One header under two spellings (`Authorization` and `authorization`, as an overlay merging
-    // case-sensitively makes; `X-Tenant` and `X_Tenant`, one to a folding upstream) went out twice,
-    // and which value counted was the reader's choice (a probe).
-    const named = new Map<string, string>()
     for (const header of Object.keys(upstream.headers)) {
       if (isReservedForConfig(header)) {
         error(['upstreams', i, 'headers', header], `the gateway sets ${header} itself; it cannot be configured`, true)
-        continue
       }
-      const folded = foldHeaderName(header.toLowerCase())
-      const earlier = named.get(folded)
-      if (earlier !== undefined) error(['upstreams', i, 'headers', header], `${header} names the header ${earlier} names already (header names are read without case, and upstreams read _ as -): keep one`, true)
-      else named.set(folded, header)
     }
   })
 

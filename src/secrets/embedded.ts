@@ -5,7 +5,7 @@ import { dirname } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { DatabaseSync } from 'node:sqlite'
 import { IV_BYTES, open, seal, SecretsError, SecretStoreMissing, SecretStoreWriteFailed } from './crypto.ts'
-import { SECRET_NAME, type SecretStore, type SecretVersion } from './store.ts'
+import { invalidSecretName, SECRET_NAME, type SecretStore, type SecretVersion } from './store.ts'
 import { makeDirectories, SQLITE, sqliteCode, switchToWal } from '../collections/index.ts'
 
 // data_key_seals: the data key sealed under the previous master key, kept by a rekey so gateways
@@ -203,7 +203,7 @@ export function openEmbeddedStore(path: string, masterKey: Buffer, options: { ex
     },
     // Writes fail as reads do (another process's write lock, a full disk): said as the store's.
     put(name, value) {
-      if (!SECRET_NAME.test(name)) throw new SecretsError(`"${name}" is not a valid secret name (letters, digits and . _ -)`)
+      if (!SECRET_NAME.test(name)) throw new SecretsError(invalidSecretName(name))
       return writing(() => {
         db.exec('BEGIN IMMEDIATE')
         try {

@@ -7,7 +7,7 @@ import { masterKeyFrom, SecretsError, SecretStoreMissing } from './crypto.ts'
 import { openEmbeddedStore } from './embedded.ts'
 import { openEnvStore } from './providers/env.ts'
 import { openFileStore } from './providers/file.ts'
-import type { SecretStore } from './store.ts'
+import { invalidSecretName, SECRET_NAME, type SecretStore } from './store.ts'
 
 /** `existing`: an embedded store that is not there is a SecretsError, not made (for a command that only reads). */
 export function openSecretStore(config: SecretsConfig, env: NodeJS.ProcessEnv = process.env, options: { existing?: boolean } = {}): SecretStore {
@@ -88,6 +88,12 @@ export function loadSecrets(loaded: LoadedConfig, env: NodeJS.ProcessEnv = proce
   }
   const diagnostics: Diagnostic[] = []
   for (const ref of loaded.secretRefs) {
+    // A name no store holds: the file store, which reads none outside its folder, said `${secret:../x}`
+    // had "no file" where x was there, and `${secret:}` named the folder (found by an adversarial probe).
+    if (!SECRET_NAME.test(ref.name)) {
+      diagnostics.push(loaded.locate({ severity: 'error', path: ref.path, message: invalidSecretName(ref.name) }))
+      continue
+    }
     try {
       const value = store.get(ref.name)
       const problem = value === undefined ? `secret "${ref.name}" does not exist in the ${store.kind} store: ${store.notFound(ref.name)}` : valueProblem(ref, value, store.kind)

@@ -39,3 +39,8 @@ export class ReadOnlyStore extends Error {
 
 /** Names: letters, digits and . _ - (they appear in ${secret:NAME}, file names and env names). */
 export const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+
+/** What a name that is not one is told, wherever it is given (the config, the command line, the store). */
+export function invalidSecretName(name: string): string {
+  return `"${name}" is not a valid secret name (letters, digits and . _ -)`
+}
