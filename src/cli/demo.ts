@@ -32,7 +32,6 @@ async function demoModules() {
   }
 }
 
-
 export function registerDemo(program: Command): void {
   program
     .command('demo')
