@@ -5,6 +5,7 @@
 import { ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type ServerCapabilities, type ServerContext } from '@modelcontextprotocol/server'
 import type { McpConfig } from '../../config/index.ts'
 import { GatewayError, problemBody } from '../../errors/index.ts'
+import { parseTarget } from '../../http/index.ts'
 import { actorOf, CLIENT_CLOSED_REQUEST, subjectIssuer, type Caller, type InternalDispatch, type InternalRequest, type InternalResponse, type RecordAudit, type ToolCallFacts } from '../../request/index.ts'
 import { endMcpSpan, startMcpClientSpan, traceparentOf, type Logger, type Tracing } from '../../telemetry/index.ts'
 import { MAX_PENDING_PER_CALLER, type Approval, type ApprovalStore } from './approvals.ts'
@@ -33,6 +34,17 @@ export interface ProtocolDeps {
   tracing: Tracing | null
   /** Where approvers decide, for the pending answer. */
   approveHint: (id: string) => string
+}
+
+/** The pipeline's refusal of a route request's target (bad_path), or null when it takes it. */
+function pathRefusal(target: string): GatewayError | null {
+  try {
+    parseTarget(target, undefined)
+    return null
+  } catch (err) {
+    if (err instanceof GatewayError && err.code === 'bad_path') return err
+    throw err
+  }
 }
 
 /** A limit's refusal of a tool call: the answer (429, or 503 limits_unavailable), and the limit for the record. */
@@ -121,6 +133,14 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
     const detail = `Invalid arguments for tool ${entry.name}: ${refusal}`
     deps.audit(auditFacts(caller, facts, mcp.path, started, { route: `mcp:${name}`, status: 400, decision: 'deny', code: 'bad_request', statement: null, note: detail }))
     throw new ProtocolError(ProtocolErrorCode.InvalidParams, detail)
+  }
+  // A path the pipeline refuses (`..` or `.` as a segment, an encoded slash) was filed for approval
+  // first: an approver was asked to approve a call bound to fail (a probe). Refused as the pipeline
+  // would, before anything is filed or taken.
+  const badPath = rule && typeof request === 'object' && request !== null ? pathRefusal(request.target) : null
+  if (badPath !== null) {
+    deps.audit(auditFacts(caller, facts, mcp.path, started, { route: `mcp:${name}`, status: badPath.status, decision: 'deny', code: badPath.code, statement: null, note: badPath.detail ?? null }))
+    return { content: [{ type: 'text', text: problemBody(badPath, crypto.randomUUID()) }], isError: true }
   }
   let taken: Approval | null = null
   if (rule && deps.approvals) {
