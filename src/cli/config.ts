@@ -28,6 +28,8 @@ export async function loadCommandConfig(flag: string | undefined): Promise<Valid
   const file = findConfig(flag)
   const loaded = await loadConfigFile(file)
   if (!loaded.config) {
+    // A file that cannot be read is said so once: "is not valid (see bouncer check)" followed, and check says no more.
+    if (loaded.unreadable) throw new UserError(`${file}: ${loaded.diagnostics[0]?.message ?? 'cannot read the config file'}`)
     for (const d of loaded.diagnostics) if (d.severity === 'error') console.error(formatDiagnostic(file, d))
     throw new UserError(`${file} is not valid (see bouncer check)`)
   }

@@ -21,6 +21,8 @@ export interface LoadedConfig {
   /** The file as given (for messages). */
   file: string
   locate: Locator
+  /** The file could not be read at all (missing, unreadable, too large): its one diagnostic says why. */
+  unreadable?: true
 }
 
 export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
@@ -87,7 +89,7 @@ function notUtf8(file: string, bytes: Buffer): LoadedConfig {
 
 function unreadable(file: string, message: string): LoadedConfig {
   const locate = createLocator(undefined, new LineCounter())
-  return withoutDocument(file, locate({ severity: 'error', path: [], message }))
+  return { ...withoutDocument(file, locate({ severity: 'error', path: [], message })), unreadable: true }
 }
 
 /** A file that yields no document at all: this one error. */
