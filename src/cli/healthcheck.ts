@@ -41,7 +41,10 @@ export function registerHealthcheck(program: Command): void {
     .action(async (opts: { config?: string; timeout: string }) => {
       const timeout = parseDuration(opts.timeout)
       if (!timeout.ok) throw new UserError(`--timeout: ${timeout.message}`, 2)
-      const url = `${reachable(await adminListen(findConfig(opts.config)))}/readyz`
+      const listen = await adminListen(findConfig(opts.config))
+      // Port 0 is picked when the gateway starts, and no file says which: asking port 0 was "no answer (ECONNREFUSED)".
+      if (listen.port === 0) throw new UserError('admin.listen has port 0, which the gateway picks as it starts: give admin.listen a fixed port for the health check to ask')
+      const url = `${reachable(listen)}/readyz`
       let response: Response
       try {
         response = await fetch(url, { signal: AbortSignal.timeout(timeout.value) })

@@ -76,4 +76,11 @@ describe('bouncer healthcheck', () => {
     expect(result).toMatchObject({ code: 1, stdout: '', stderr: `bouncer: not ready: http://127.0.0.1:${port}/readyz: no answer (ECONNREFUSED)\n` })
     expect((await runCli(['healthcheck', '--timeout', 'soon'])).code).toBe(2)
   })
+
+  // It asked port 0 and said "no answer (ECONNREFUSED)", as though the gateway were down (a probe).
+  it('says that an admin.listen of port 0 cannot be asked', async () => {
+    expect(await healthcheck('admin:\n  listen: 127.0.0.1:0\n')).toEqual({
+      code: 1, stdout: '', stderr: 'bouncer: admin.listen has port 0, which the gateway picks as it starts: give admin.listen a fixed port for the health check to ask\n',
+    })
+  })
 })
