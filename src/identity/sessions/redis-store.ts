@@ -122,7 +122,8 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
   /**
    * The work's answer within the store's timeout, its failures as SessionStoreError. A command
    * given up on still runs when Redis reaches it, and is as good late as on time (a use recorded,
-   * a session stored or ended). The scan behind `list` has no deadline but the backstop's.
+   * a session stored or ended). The scan behind `list` has no deadline in all (it reads every
+   * session), but each of its commands has the store's (step).
    */
   async function guard<T>(work: () => Promise<T>, deadline = true): Promise<T> {
     try {
@@ -190,17 +191,20 @@ export function openRedisSessionStore(options: RedisSessionStoreOptions): Sessio
       return guard(async () => (await client.del(sessionKey(id))) > 0)
     },
     list(now) {
+      // Each command within the store's timeout: a Redis that took the connection and never answered
+      // held `bouncer sessions list` for ioredis's 30 s backstop (found by an adversarial probe).
+      const step = <T>(command: Promise<T>) => withinDeadline(command, options.timeoutMs, 'the session store', () => {})
       return guard(async () => {
         const keys: string[] = []
         let cursor = '0'
         do {
-          const [next, batch] = await client.scan(cursor, 'MATCH', `${options.prefix}s:*`, 'COUNT', 500)
+          const [next, batch] = await step(client.scan(cursor, 'MATCH', `${options.prefix}s:*`, 'COUNT', 500))
           cursor = next
           keys.push(...batch)
         } while (cursor !== '0')
         const records: SessionRecord[] = []
         for (const key of keys) {
-          const [data, seen, until] = await client.hmget(key, 'data', 'seen', 'until')
+          const [data, seen, until] = await step(client.hmget(key, 'data', 'seen', 'until'))
           const record = parse(key.slice(options.prefix.length + 2), data ?? null, seen ?? null, until ?? null)
           if (record && record.expiresAt > now && !idle.ended(record, now)) records.push(record)
         }
