@@ -13,7 +13,8 @@
 //   the verifiers' own caches (an API key's record: one store read per key per api_keys.cache);
 // - a reload that takes the caller's access away: the route gone or (a tunnel) no longer a
 //   WebSocket route, the credential no longer accepted, the policies now denying. Each is decided
-//   again against the new runtime when it is swapped in (no I/O: the identity is the request's).
+//   again against the new runtime when it is swapped in (no I/O: the identity is the request's). A
+//   client certificate is also checked again by the new runtime's x509 issuers (their CAs changed).
 //   An MCP stream's caller was authenticated by its backend (the endpoint is a public built-in
 //   route): the new runtime's backend at its path decides it (Backend.refusalOf: the endpoint
 //   moved, its resource, issuer, scopes or allowed origins changed).
@@ -57,6 +58,21 @@ interface Entry {
   readonly tunnel: OpenTunnel
   /** The handshake's credential as the verifier reads it again; null when it cannot be revoked (a JWT, a certificate, none). */
   readonly input: CredentialInput | null
+  /** A client certificate's handshake as a reload's runtime checks it again (its x509 issuers' CAs); null for another credential. */
+  readonly certificate: CredentialInput | null
+  /** What the certificate was last checked under (certificateTrust). */
+  trust: string
+}
+
+/** The settings a client certificate is checked by, once per runtime: a reload that keeps them checks no certificate again. */
+const trustOf = new WeakMap<Runtime, string>()
+function certificateTrust(rt: Runtime): string {
+  let trust = trustOf.get(rt)
+  if (trust === undefined) {
+    trust = JSON.stringify([rt.config.issuers.filter((issuer) => issuer.type === 'x509'), rt.config.server.forwarded_client_cert ?? null, rt.config.server.tls?.client_ca ?? null])
+    trustOf.set(rt, trust)
+  }
+  return trust
 }
 
 /**
@@ -84,7 +100,16 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
   const close = (tunnel: OpenTunnel, note: string) => tunnel.close(1008, `${note}: the gateway closed ${tunnel.what ?? 'the tunnel'}.`)
   const decide = (rt: Runtime, tunnel: OpenTunnel) => {
     const refusal = refusedBy(rt, tunnel)
-    if (refusal !== null) close(tunnel, `After a config reload, ${refusal}`)
+    if (refusal !== null) return close(tunnel, `After a config reload, ${refusal}`)
+    // A reload that took a CA out of an x509 issuer (one that signed a certificate that leaked)
+    // refused a new handshake with its certificates, while the tunnels they opened stayed (a probe).
+    const entry = open.get(tunnel)
+    if (entry?.certificate && entry.trust !== certificateTrust(rt)) {
+      entry.trust = certificateTrust(rt)
+      rt.authenticator.authenticate(entry.certificate, ['client_cert']).catch((err: unknown) => {
+        if (open.has(tunnel)) close(tunnel, `After a config reload, the caller's certificate is no longer accepted (${err instanceof GatewayError ? `${err.code}: ${err.detail.replace(/\.$/, '')}` : (err as Error).message})`)
+      })
+    }
   }
 
   function startTimer(): void {
@@ -128,10 +153,10 @@ export function createTunnelRegistry(runtime: () => Runtime, logger: Logger): Tu
       }
       const { ctx } = tunnel
       const { identity, credential } = tunnel.caller ?? ctx
-      const input: CredentialInput | null = credential === 'api_key' || credential === 'session'
-        ? { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, upgrade: tunnel.what === undefined }
-        : null
-      open.set(tunnel, { tunnel, input })
+      const handshake: CredentialInput = { headers: ctx.headers, rawHeaders: ctx.req.rawHeaders, query: ctx.query, socket: ctx.connection, method: ctx.method, secure: ctx.secure, viaTrustedProxy: ctx.viaTrustedProxy, upgrade: tunnel.what === undefined }
+      const input = credential === 'api_key' || credential === 'session' ? handshake : null
+      const certificate = credential === 'client_cert' && tunnel.caller === undefined ? handshake : null
+      open.set(tunnel, { tunnel, input, certificate, trust: certificate === null ? '' : certificateTrust(runtime()) })
       if (input !== null && revocable++ === 0) startTimer()
       const tolerance = toleranceOf(runtime(), tunnel)
       // A credential that expired while its answer was awaited fires at once, inside atExpiry: its
