@@ -5,7 +5,7 @@
 // little to decide it again alike (its token's claims), the answer says so (replay.ts).
 import {
   AuditQueryError, auditSourceOf, bucketFor, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, MAX_RANGE_MS, NoAuditLog, ordered, pageAfter, pageAt, pagedRecords,
-  parseAuditQuery, parseSince, parseTime, readCounts, storedText, readDenials, readOverview, readRecords, readVerification,
+  parseAuditQuery, parseSince, parseTime, readCounts, filterText, readDenials, readOverview, readRecords, readVerification,
   type AuditCursor, type AuditQuery, type AuditRecord, type AuditSource, type RecordReader,
 } from '../audit/index.ts'
 import { jwtIssuers, x509Issuers, type AuditConfig } from '../config/index.ts'
@@ -48,9 +48,9 @@ function filtersOf(query: URLSearchParams): { route?: string; principal?: string
   const out: { route?: string; principal?: string } = {}
   const route = query.get('route')
   const principal = query.get('principal')
-  // As the log keeps them, as the search reads its filters (audit/search.ts).
-  if (route) out.route = storedText(route)
-  if (principal) out.principal = storedText(principal)
+  // As the log keeps them, as the search reads its filters (audit/search.ts): cut at the record's bound too.
+  if (route) out.route = filterText('route', route)
+  if (principal) out.principal = filterText('principal', principal)
   return out
 }
 

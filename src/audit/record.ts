@@ -135,9 +135,17 @@ export function timeMsOf(iso: string): number {
   return parsedSecondMs + hundreds * 100 + tens * 10 + units
 }
 
-/** A client's value as the record keeps it: NUL and unpaired surrogates replaced, cut at the field's bound (fields.ts `client`). */
+/**
+ * A client's value as the record keeps it: NUL and unpaired surrogates replaced, cut at the field's
+ * bound (fields.ts `client`). A search's filter is read through it too (search.ts), so a value past
+ * the bound finds the records that keep it cut.
+ */
+export function keptValue(value: string, maxChars: number): string {
+  return storedText(truncateClientValue(value, maxChars))
+}
+
 function bounded(value: string | null | undefined, maxChars: number): string | null | undefined {
-  return typeof value === 'string' ? storedText(truncateClientValue(value, maxChars)) : value
+  return typeof value === 'string' ? keptValue(value, maxChars) : value
 }
 
 /** An added field (fields.ts `added`) is left out of the canonical JSON while null: undefined is what JSON.stringify leaves out. */

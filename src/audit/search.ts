@@ -3,7 +3,7 @@
 // to WAL), else PostgreSQL.
 import { parseDuration, type AuditConfig } from '../config/index.ts'
 import { columnOf, FIELD_SPECS, type FieldSpec, type FilterName, type FilterValues } from './fields.ts'
-import { storedText, type AuditRecord } from './record.ts'
+import { keptValue, storedText, type AuditRecord } from './record.ts'
 import { connectAuditReader, recordFromPgRow } from './sinks/postgres.ts'
 import { NoAuditLog, openSqlite, recordFromRow } from './sinks/sqlite.ts'
 
@@ -57,6 +57,27 @@ export function parseSince(text: string, now = Date.now()): number | undefined {
 
 export class AuditQueryError extends Error {}
 
+/** The end keptValue gives a value it cut (errors/truncate.ts). */
+const CUT_END = /…\(truncated, \d+ chars\)$/
+
+/**
+ * A text filter's value as the log keeps its field's values: a client's field cut at its bound
+ * (record.ts keptValue), unless it is given as the log shows it, cut already (what README said to
+ * search by: a subject past 256 characters, searched as the token names it, found none of its
+ * records; the audit probe).
+ */
+function keptFilterText(field: FieldSpec, text: string): string {
+  if (field.client === undefined || text.length <= field.client) return storedText(text)
+  const end = CUT_END.exec(text)
+  return end !== null && end.index <= field.client ? storedText(text) : keptValue(text, field.client)
+}
+
+/** A text filter (`route`, `principal`, …) as the log keeps what it selects: the console's figures read theirs through it too. */
+export function filterText(name: FilterName, text: string): string {
+  const field = FILTERS.find((f) => f.filter === name)
+  return field === undefined ? storedText(text) : keptFilterText(field, text)
+}
+
 /** A filter's value as its field's kind holds it. */
 function filterValue(field: FieldSpec & { filter: FilterName }, text: string): string | number {
   switch (field.kind) {
@@ -77,8 +98,8 @@ function filterValue(field: FieldSpec & { filter: FilterName }, text: string): s
     default:
       // As the log keeps a value (NUL and an unpaired surrogate as U+FFFD): PostgreSQL text cannot
       // hold NUL, so `?principal=a%00b` was a 500, and it found nothing on SQLite (found by the
-      // operator probe).
-      return storedText(text)
+      // operator probe). Cut at the field's bound as the record is (keptFilterText).
+      return keptFilterText(field, text)
   }
 }
 

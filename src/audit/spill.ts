@@ -14,6 +14,7 @@
 // without reporting it again. A last line without its newline (a write cut short by a crash) is
 // quarantined and cut off before anything is appended after it. Lines are split as bytes, so a
 // character across a read boundary stays whole and offsets stay exact.
+import { createHash } from 'node:crypto'
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readSync, statSync, truncateSync, unlinkSync, writeSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -70,9 +71,21 @@ export interface Spill {
 const READ_CHUNK = 1 << 20
 const NEWLINE = 0x0a
 
+/**
+ * A spill file's name before its ending, at most: with `.seg-N.ndjson` or `.ndjson.quarantine` after
+ * it, under the 255 bytes a file name may have (NAME_MAX).
+ */
+const MAX_STEM = 200
+
 /** The name of a sink's spill file in a spill directory (its first segment's). */
 export function spillFileName(sinkName: string): string {
-  return `${sinkName.replace(/[^A-Za-z0-9._-]+/g, '_')}.ndjson`
+  const stem = sinkName.replace(/[^A-Za-z0-9._-]+/g, '_')
+  if (stem.length <= MAX_STEM) return `${stem}.ndjson`
+  // A SQLite log's path made a longer one: every append failed (ENAMETOOLONG), and the records of a
+  // sink away for a moment were lost, gaps in the chain verify then named as deleted (the audit
+  // probe). Cut, its start and end kept to be read, and a digest of the whole to stay the sink's own.
+  const digest = createHash('sha256').update(sinkName).digest('hex').slice(0, 16)
+  return `${stem.slice(0, 80)}_${digest}_${stem.slice(-80)}.ndjson`
 }
 
 /** The file name of segment `n` of the spill whose first segment is `first`. */
