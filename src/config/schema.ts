@@ -349,8 +349,10 @@ const upstream = z.strictObject({
   eject: eject.optional(),
   retries: retries.optional(),
   tls: upstreamTls.optional(),
-  connect_timeout: duration.prefault('5s'),
-  timeout: duration.prefault('30s'),
+  // Timers the gateway runs itself too (a try queued for a connection, a WebSocket handshake's
+  // connect and head): 0 or over 24 days fired at once, and every queued try was a 504.
+  connect_timeout: positiveTimer.prefault('5s'),
+  timeout: positiveTimer.prefault('30s'),
   max_connections: z.number().int().min(1).max(65_536).default(128),
   max_concurrent: z.number().int().min(1).optional(),
   headers: z.record(headerName, z.string()).default({}),
