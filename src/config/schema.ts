@@ -311,7 +311,9 @@ export const RETRY_FAILURES = ['connect_failure', 'reset', 'timeout'] as const
 const positiveTimer = timer.refine((ms) => ms > 0, 'must be more than 0').meta(atLeast(1))
 
 const healthCheck = z.strictObject({
-  path: z.string().regex(/^\/[^\s#]*$/, 'a path on the target, starting with /'),
+  // Sent as written: undici writes a character as one Latin-1 byte (é: 0xE9, which no target reads
+  // as a URL) or refuses it, so every check failed and the target was out for good.
+  path: z.string().regex(/^\/[\x21\x22\x24-\x7e]*$/, 'a path on the target, starting with /, in printable ASCII without # or spaces: percent-encode other characters (/sant%C3%A9)'),
   interval: positiveTimer.prefault('5s'),
   timeout: positiveTimer.prefault('1s'),
   unhealthy_after: z.number().int().min(1).max(100).default(2),
@@ -356,7 +358,8 @@ const upstream = z.strictObject({
   eject: eject.optional(),
   retries: retries.optional(),
   tls: upstreamTls.optional(),
-  // Timers (a queued request's wait is setTimeout): 30d or 0 answered a request queued for a connection 504 at once (a probe).
+  // Timers the gateway runs itself too (a try queued for a connection, a WebSocket handshake's
+  // connect and head): 0 or over 24 days fired at once, and every queued try was a 504.
   connect_timeout: positiveTimer.prefault('5s'),
   timeout: positiveTimer.prefault('30s'),
   max_connections: z.number().int().min(1).max(65_536).default(128),

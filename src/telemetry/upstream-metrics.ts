@@ -28,7 +28,7 @@ const TARGET_SERIES: ReadonlyArray<{ name: string; type: 'gauge' | 'counter'; he
   { name: 'bouncer_upstream_target_up', type: 'gauge', help: '1 while a target takes requests (healthy by its checks, not ejected).', value: (t) => (t.available ? 1 : 0) },
   { name: 'bouncer_upstream_target_in_flight', type: 'gauge', help: 'Requests in flight to a target.', value: (t) => t.inFlight },
   { name: 'bouncer_upstream_target_requests_total', type: 'counter', help: 'Tries sent to a target, retries included.', value: (t) => t.requests },
-  { name: 'bouncer_upstream_target_failures_total', type: 'counter', help: 'Tries to a target that failed: no connection, a reset or timeout before the answer, or a 5xx.', value: (t) => t.failures },
+  { name: 'bouncer_upstream_target_failures_total', type: 'counter', help: 'Tries to a target that failed: no connection, a reset or timeout before the answer, an answer that is not HTTP, or a 5xx.', value: (t) => t.failures },
   { name: 'bouncer_upstream_target_ejections_total', type: 'counter', help: 'Times a target was taken out after consecutive failures (eject).', value: (t) => t.ejections },
 ]
 

@@ -33,6 +33,15 @@ function tlsFailure(code: string): boolean {
 }
 
 /**
+ * undici's HTTP/1.1 parser refused what the upstream sent: no HTTP at all (a port another service
+ * took: an SSH banner) or a malformed head. Only the upstream's bytes are parsed. (Its `code` is
+ * mostly unset: undici 7 looks the llhttp error up by number in a table keyed by name.)
+ */
+function notHttp(err: Error): boolean {
+  return err.name === 'HTTPParserError'
+}
+
+/**
  * The kind of a failure before the answer began, for retries and ejection: no connection (nothing
  * of the request was read: refused, unreachable, connect timeout, a TLS handshake that failed), a
  * connection that broke, or no answer in time. Null for what is no fault of the target.
@@ -41,7 +50,10 @@ export function failureOf(err: Error): Exclude<Failure, number> | null {
   const code = codeOf(err)
   if (CONNECT_FAILURES.has(code) || tlsFailure(code)) return 'connect_failure'
   if (code === 'UND_ERR_HEADERS_TIMEOUT') return 'timeout'
-  if (RESETS.has(code)) return 'reset'
+  // An answer that is not HTTP broke the exchange off as a reset does, after the request was sent:
+  // the target's fault (eject), and a GET may go on (retries on `reset`); it was no failure at all,
+  // so a target answering with another protocol kept its share for good (a probe).
+  if (RESETS.has(code) || notHttp(err)) return 'reset'
   return null
 }
 
@@ -66,6 +78,11 @@ export function translateUndiciError(err: Error, upstream: Named): GatewayError 
     // RFC 9110 §15.2 has a client skip any 1xx, but undici 7 (no option) drops the connection on a
     // 100 Continue it did not ask for: the gateway never forwards Expect, so it never asks.
     return new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered 100 Continue to a request that did not expect one, which the gateway's HTTP client cannot read past.`, cause: err })
+  }
+  if (notHttp(err)) {
+    // The parser's reason, never the bytes (undici keeps those apart, in err.data).
+    const reason = /^Response does not match the HTTP\/1\.1 protocol \((.*)\)$/.exec(err.message)?.[1] ?? ''
+    return new GatewayError('upstream_error', { detail: `Upstream "${upstream.name}" answered with something that is not HTTP/1.1${reason === '' ? '' : ` (${reason})`}.`, cause: err })
   }
   if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
     return new GatewayError('bad_request', { detail: 'The request body did not match its Content-Length.', cause: err })

@@ -162,7 +162,7 @@ export function targetSucceeded(target: Target): void {
   target.consecutiveFailures = 0
 }
 
-/** A try that failed (no connection, a reset or timeout before the answer, a 5xx): counted, and maybe ejected. */
+/** A try that failed (no connection, a reset or timeout before the answer, an answer that is not HTTP, a 5xx): counted, and maybe ejected. */
 export function targetFailed(owner: TargetOwner, target: Target): void {
   target.failures++
   const ejection = owner.ejection
