@@ -54,7 +54,7 @@ async function invoke(ctx: Readonly<RequestContext>, settings: FunctionRouteSett
     return served
   }
   const slot = pool.take()
-  if (slot === null) throw saturated(pool)
+  if (slot === null) throw pool.closed ? replaced(pool) : saturated(pool)
   const event = JSON.stringify(payloadV2Event(ctx, settings, body))
   const oversized = eventOversized(event)
   if (oversized !== null) {
@@ -135,6 +135,15 @@ function withAnswerHeaders(headers: readonly string[], answer: readonly string[]
 
 function full(pool: FunctionPool): boolean {
   return pool.inFlight + pool.held >= pool.concurrency
+}
+
+/**
+ * The request's pool was closed while its body came: a reload replaced the function and
+ * shutdown_timeout passed (request_timeout is longer). It said "already has 1 invocation in
+ * flight" with nothing in flight (a probe); worded as the pool's stop of one running (pool.ts).
+ */
+function replaced(pool: FunctionPool): GatewayError {
+  return new GatewayError('function_error', { detail: `Function "${pool.name}" was stopped before this request's body had come: a reload replaced it (or the gateway is shutting down), and server.shutdown_timeout has passed. It was not run.` })
 }
 
 function saturated(pool: FunctionPool): GatewayError {

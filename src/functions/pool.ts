@@ -32,7 +32,9 @@ export interface FunctionPool {
    * holds at most `concurrency` such threads rather than one more per timeout.
    */
   readonly held: number
-  /** A free worker for one invocation; null when all `concurrency` are busy. */
+  /** close() was called: the pool takes no more invocations (a reload retired it, or a shutdown). */
+  readonly closed: boolean
+  /** A free worker for one invocation; null when all `concurrency` are busy, or the pool is closed. */
   take(): PoolSlot | null
   /** Runs the handler on a taken worker. Rejects only with a GatewayError (function_error, function_timeout). */
   run(slot: PoolSlot, event: string, requestId: string): Promise<FunctionResponse>
@@ -310,6 +312,9 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     },
     get inFlight() {
       return inFlight
+    },
+    get closed() {
+      return closing
     },
     take() {
       if (closing || inFlight + held >= config.concurrency) return null
