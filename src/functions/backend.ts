@@ -54,7 +54,7 @@ async function invoke(ctx: Readonly<RequestContext>, settings: FunctionRouteSett
     return served
   }
   const slot = pool.take()
-  if (slot === null) throw saturated(pool)
+  if (slot === null) throw pool.closed ? replaced(pool) : saturated(pool)
   const event = JSON.stringify(payloadV2Event(ctx, settings, body))
   const oversized = eventOversized(event)
   if (oversized !== null) {
@@ -98,15 +98,19 @@ function withoutGatewaysFields(response: FunctionResponse, policy: AnswerPolicy)
   return { ...response, headers }
 }
 
-/** 204 and 304 carry no body (RFC 9110 §6.4.1); HEAD gets the headers GET would. */
+/**
+ * 204 and 304 carry no body (RFC 9110 §6.4.1), nor does 205, which says so with Content-Length: 0
+ * (§15.3.6): a handler's 205 went out with its body, and over HTTP/2 the stream was reset
+ * (NGHTTP2_PROTOCOL_ERROR), its client answered nothing (a probe). HEAD gets the headers GET would.
+ */
 async function respond(ctx: Readonly<RequestContext>, response: FunctionResponse, exchange: Exchange, served: Served): Promise<void> {
   const { res } = ctx
   const { status, headers, body } = response
   const bodiless = status === 204 || status === 304
-  const length = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength
+  const length = status === 205 ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength
   if (!bodiless) headers.push('content-length', String(length))
   headers.push('x-request-id', ctx.id)
-  const sendBody = !bodiless && ctx.method !== 'HEAD'
+  const sendBody = !bodiless && length > 0 && ctx.method !== 'HEAD'
   // A client gone while the function ran gets nothing: the pipeline records its 499 (a probe found
   // such requests audited as the function's 200 with its whole body counted as sent).
   if (res.destroyed) return
@@ -131,6 +135,15 @@ function withAnswerHeaders(headers: readonly string[], answer: readonly string[]
 
 function full(pool: FunctionPool): boolean {
   return pool.inFlight + pool.held >= pool.concurrency
+}
+
+/**
+ * The request's pool was closed while its body came: a reload replaced the function and
+ * shutdown_timeout passed (request_timeout is longer). It said "already has 1 invocation in
+ * flight" with nothing in flight (a probe); worded as the pool's stop of one running (pool.ts).
+ */
+function replaced(pool: FunctionPool): GatewayError {
+  return new GatewayError('function_error', { detail: `Function "${pool.name}" was stopped before this request's body had come: a reload replaced it (or the gateway is shutting down), and server.shutdown_timeout has passed. It was not run.` })
 }
 
 function saturated(pool: FunctionPool): GatewayError {

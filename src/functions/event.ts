@@ -6,7 +6,7 @@
 // The headers are the ones an upstream would get (README "What reaches the upstream"): the managed
 // ones and the API key header removed, Authorization only with forward_authorization (and only a
 // verified bearer token, or a public route's), X-Forwarded-For/-Proto, X-Request-Id
-// and traceparent written by the gateway. Linear in the request's headers, query and claims.
+// and traceparent (with tracestate) written by the gateway. Linear in the request's headers, query and claims.
 import { isUtf8 } from 'node:buffer'
 import { foldHeaderName, vouchedHost, type HostAllowList } from '../http/index.ts'
 import { forwardableAuthorization, type Identity, type RequestContext } from '../request/index.ts'
@@ -131,7 +131,11 @@ function eventHeaders(ctx: Readonly<RequestContext>, settings: EventSettings): {
   // As upstream/request.ts: a client on a TLS listener came over https.
   headers['x-forwarded-proto'] = ctx.viaTrustedProxy && inbound?.forwardedProto ? inbound.forwardedProto : ctx.secure ? 'https' : 'http'
   headers['x-request-id'] = ctx.id
-  if (ctx.trace) headers.traceparent = traceparentOf(ctx.trace)
+  if (ctx.trace) {
+    headers.traceparent = traceparentOf(ctx.trace)
+    // As upstream/request.ts: the vendors' state goes with the trace (it was lost here: a probe).
+    if (ctx.trace.tracestate) headers.tracestate = ctx.trace.tracestate
+  }
   return { headers, cookies }
 }
 

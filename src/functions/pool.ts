@@ -32,7 +32,9 @@ export interface FunctionPool {
    * holds at most `concurrency` such threads rather than one more per timeout.
    */
   readonly held: number
-  /** A free worker for one invocation; null when all `concurrency` are busy. */
+  /** close() was called: the pool takes no more invocations (a reload retired it, or a shutdown). */
+  readonly closed: boolean
+  /** A free worker for one invocation; null when all `concurrency` are busy, or the pool is closed. */
   take(): PoolSlot | null
   /** Runs the handler on a taken worker. Rejects only with a GatewayError (function_error, function_timeout). */
   run(slot: PoolSlot, event: string, requestId: string): Promise<FunctionResponse>
@@ -67,9 +69,12 @@ export interface PoolSlot {
 
 /**
  * How long a worker's module may take to load (its top level: imports, connections made at load)
- * before an invocation waiting for it is answered 504: Lambda's init phase has 10 s. Until then the
- * function's own timeout has not started: a cold start after a replaced worker, or at the gateway's
- * start, timed out calls that took far less than `timeout` once loaded.
+ * outside an invocation's time: Lambda's init phase has 10 s. Until then the function's own timeout
+ * has not started: a cold start after a replaced worker, or at the gateway's start, timed out calls
+ * that took far less than `timeout` once loaded. A load still running then goes on for up to the
+ * function's `timeout` more, as Lambda retries an init that overran within the invocation, before
+ * its worker is terminated and the call answered 504: terminated at 10 s, a module whose top level
+ * takes 12 s started over on every call and never served while calls kept coming (a probe).
  */
 const LOAD_TIMEOUT_MS = 10_000
 
@@ -77,6 +82,8 @@ interface Pending {
   id: number
   requestId: string
   timer: NodeJS.Timeout | undefined
+  /** Its worker's load ran past LOAD_TIMEOUT_MS: it may take up to the function's timeout more. */
+  loadOverran: boolean
   resolve(response: FunctionResponse): void
   reject(error: GatewayError): void
 }
@@ -244,15 +251,21 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   /** The invocation's clock: the function's timeout once its worker has loaded the module, else the load's. */
   function armTimeout(slot: PoolSlot, pending: Pending): void {
     clearTimeout(pending.timer)
-    pending.timer = setTimeout(() => timedOut(slot, pending), slot.loaded ? config.timeout : LOAD_TIMEOUT_MS)
+    pending.timer = setTimeout(() => timedOut(slot, pending), slot.loaded || pending.loadOverran ? config.timeout : LOAD_TIMEOUT_MS)
   }
 
   function timedOut(slot: PoolSlot, pending: Pending): void {
     if (slot.pending !== pending) return
     const worker = slot.worker
     const loading = !slot.loaded
-    logger.warn({ function: name, request_id: pending.requestId, timeout_ms: loading ? LOAD_TIMEOUT_MS : config.timeout }, loading ? `function ${name} did not load its module in time: its worker was terminated and replaced` : `function ${name} timed out: its worker was terminated and replaced`)
-    const detail = loading ? `Function "${name}" did not load within ${LOAD_TIMEOUT_MS}ms: its module's top level did not finish.` : `Function "${name}" did not finish within ${config.timeout}ms.`
+    if (loading && !pending.loadOverran) {
+      pending.loadOverran = true
+      logger.warn({ function: name, request_id: pending.requestId, timeout_ms: config.timeout }, `function ${name} is still loading its module after ${LOAD_TIMEOUT_MS}ms: its invocation waits up to its timeout more`)
+      armTimeout(slot, pending)
+      return
+    }
+    logger.warn({ function: name, request_id: pending.requestId, timeout_ms: loading ? LOAD_TIMEOUT_MS + config.timeout : config.timeout }, loading ? `function ${name} did not load its module in time: its worker was terminated and replaced` : `function ${name} timed out: its worker was terminated and replaced`)
+    const detail = loading ? `Function "${name}" did not load within ${LOAD_TIMEOUT_MS + config.timeout}ms: its module's top level did not finish.` : `Function "${name}" did not finish within ${config.timeout}ms.`
     settle(slot, pending, new GatewayError('function_timeout', { detail }))
     // Before terminating: the old worker's exit is then no longer this slot's. Not in a closing pool
     // (a reload's retirement, a shutdown): a new worker would load the module as it is on disk now,
@@ -300,6 +313,9 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     get inFlight() {
       return inFlight
     },
+    get closed() {
+      return closing
+    },
     take() {
       if (closing || inFlight + held >= config.concurrency) return null
       const slot = idle.pop()
@@ -311,7 +327,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       const worker = slot.worker ?? start(slot)
       return new Promise<FunctionResponse>((resolve, reject) => {
         const id = ++nextId
-        const pending: Pending = { id, requestId, resolve, reject, timer: undefined }
+        const pending: Pending = { id, requestId, resolve, reject, timer: undefined, loadOverran: false }
         armTimeout(slot, pending)
         slot.pending = pending
         worker.postMessage({ id, event, timeoutMs: config.timeout, requestId } satisfies Invoke)

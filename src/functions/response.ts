@@ -10,6 +10,7 @@
 //
 // A result API Gateway would call a "malformed Lambda proxy response" is refused with the reason,
 // and one larger than MAX_ANSWER_BYTES is refused before it is serialized or decoded (answerSize).
+// What the handler's own code throws while its result is read (a getter, a toJSON) is thrown on.
 // This runs in the function's worker, so the gateway's thread only writes what comes out.
 import { validateHeaderName, validateHeaderValue } from 'node:http'
 import { HOP_BY_HOP } from '../http/index.ts'
@@ -29,6 +30,7 @@ export const MAX_HEAD_BYTES = 16 * 1024
 /** Headers the gateway writes itself: the length of what it sends, and its own request id. */
 const GATEWAY_WRITTEN = new Set(['content-length', 'x-request-id'])
 
+/** Throws what the handler's own code throws as the result is read: the worker reports it as the handler's error. */
 export function httpResponseOf(result: unknown): ResponseResult {
   // Sized first: serializing, flattening or decoding an oversized value is what aborted the process.
   const least = answerSize(result, MAX_ANSWER_BYTES)
@@ -52,7 +54,11 @@ export function httpResponseOf(result: unknown): ResponseResult {
     json = least < 0 ? stringifiedWithin(value, MAX_ANSWER_BYTES) : JSON.stringify(value)
   } catch (err) {
     if (err === TOO_LARGE) return oversized()
-    return { ok: false, message: `the handler's result cannot be serialized as JSON: ${(err as Error).message}` }
+    // JSON's own refusals say what is wrong with the result. Anything else was thrown by the
+    // handler's code (a getter, a toJSON) and is its error, as one it threw: its message went to
+    // the client ("… postgres://app:pw@…"), and a thrown null ended the worker here (a probe).
+    if (!isJsonRefusal(err)) throw err
+    return { ok: false, message: `the handler's result cannot be serialized as JSON: ${err.message}` }
   }
   if (json === undefined) json = 'null' // a function or a symbol: JSON has no such value
   // Lambda's own measure: the result's JSON, in bytes.
@@ -72,6 +78,11 @@ export function httpResponseOf(result: unknown): ResponseResult {
     return structured(value as Record<string, unknown>)
   }
   return inferred(json)
+}
+
+/** JSON.stringify's own TypeErrors: a cycle, a BigInt. */
+function isJsonRefusal(err: unknown): err is TypeError {
+  return err instanceof TypeError && /^(?:Converting circular structure to JSON|Do not know how to serialize a BigInt)/.test(err.message)
 }
 
 function oversized(): ResponseResult {

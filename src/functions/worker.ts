@@ -172,7 +172,13 @@ async function run(invoke: Invoke): Promise<void> {
     } catch (err) {
       return send({ type: 'failed', id: invoke.id, phase: 'handler', error: details(err), usedBytes: usedBytes() })
     }
-    const made = httpResponseOf(result)
+    let made: ReturnType<typeof httpResponseOf>
+    try {
+      made = httpResponseOf(result)
+    } catch (err) {
+      // Thrown by the handler's code as its result was read (a getter, a toJSON, a proxy's trap).
+      return send({ type: 'failed', id: invoke.id, phase: 'handler', error: details(err), usedBytes: usedBytes() })
+    }
     if (!made.ok) {
       const error = { name: made.oversized ? 'ResponseSizeTooLarge' : 'MalformedResponse', message: made.message, stack: undefined }
       return send({ type: 'failed', id: invoke.id, phase: made.oversized ? 'oversized' : 'response', error, usedBytes: usedBytes() })
