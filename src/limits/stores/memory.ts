@@ -105,7 +105,7 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
         const entry = entries.get(check.key)
         found[i] = entry
         if (entry === undefined && fresh++ === 0) firstFresh = i
-        const outcome = outcomeOf(check, entry !== undefined && entry.expiresAt > at, entry?.value ?? 0, entry?.window ?? 0, at)
+        const outcome = outcomeOf(check, entry !== undefined && entry.expiresAt > at, entry?.value ?? 0, entry?.window ?? 0, entry?.expiresAt ?? 0, at)
         if (outcome === null) continue
         states[i] = outcome
         if (!outcome.allowed) {
