@@ -117,7 +117,8 @@ export function compileMcp(config: Config, mcp: McpConfig, deps: McpCompileDeps)
       const limits = deps.routes.get(routeId)?.limits ?? null
       if (limits === null) return null
       const { identity, roles, clientIp } = caller
-      return (await enforceLimits(deps.limiter, { identity, roles, clientIp, route: { id: routeId }, headers: null }, limits)).error
+      const verdict = await enforceLimits(deps.limiter, { identity, roles, clientIp, route: { id: routeId }, headers: null }, limits)
+      return verdict.error === null ? null : { refused: verdict.error, limit: verdict.limit }
     },
     logger: deps.logger,
     tracing: deps.tracing,

@@ -24,8 +24,11 @@ export interface ProtocolDeps {
   dispatch: InternalDispatch
   audit: RecordAudit
   approvals: ApprovalStore | null
-  /** Charges a route's limits for a call that will not reach the route (one held for approval): the refusal, or null. */
-  chargeRoute: (caller: Caller, routeId: string) => Promise<GatewayError | null>
+  /**
+   * Charges a route's limits for a call that will not reach the route (one held for approval): the
+   * refusal and the limit it names (the audit record's, as the pipeline's 429 names it), or null.
+   */
+  chargeRoute: (caller: Caller, routeId: string) => Promise<{ refused: GatewayError; limit: string | null } | null>
   logger: Logger
   /** Spans, when telemetry.otlp_endpoint is set: a call to an aggregated server's tool has one, its trace context sent to the server. */
   tracing: Tracing | null
@@ -124,11 +127,11 @@ async function callTool(caller: Caller, name: string, args: Record<string, unkno
       const charged = entry.target.kind === 'route' ? await deps.chargeRoute(caller, entry.target.source.routeId) : null
       const approval = charged ? null : await deps.approvals.request({ ...call, approvers: rule.approvers, ttlMs: rule.ttl })
       if (approval === null) {
-        const refused = charged ?? new GatewayError('quota_exceeded', {
+        const refused = charged?.refused ?? new GatewayError('quota_exceeded', {
           detail: `${caller.identity.sub} has ${MAX_PENDING_PER_CALLER} tool calls waiting for approval already: a new one is filed once approvers decide some, or they expire.`,
         })
         deps.audit(auditFacts(caller, facts, mcp.path, started, {
-          route: `mcp:${name}`, status: refused.status, decision: 'deny', code: refused.code, statement: verdict.decision.statement?.sid ?? null, note: refused.detail ?? null,
+          route: `mcp:${name}`, status: refused.status, decision: 'deny', code: refused.code, statement: verdict.decision.statement?.sid ?? null, note: refused.detail ?? null, limit: charged?.limit ?? null,
         }))
         return { content: [{ type: 'text', text: problemBody(refused, crypto.randomUUID()) }], isError: true }
       }

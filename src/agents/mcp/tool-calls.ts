@@ -27,6 +27,8 @@ export interface Outcome {
   statement: string | null
   note: string | null
   upstream?: string
+  /** The limit that refused the call (a held call charged to its route's limits). */
+  limit?: string | null
 }
 
 /** The audit record of a tool call the pipeline did not carry (refused, pending, or an MCP server's). */
@@ -53,7 +55,7 @@ export function auditFacts(caller: Caller, call: ToolCallFacts, path: string, st
     decision: outcome.decision,
     code: outcome.code,
     error: null,
-    limit: null,
+    limit: outcome.limit ?? null,
     upstream: outcome.upstream ?? null,
     upstreamStatus: null,
     upstreamMs: null,
