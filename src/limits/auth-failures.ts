@@ -83,8 +83,12 @@ export function createAuthFailureGuard(config: AuthFailuresConfig, limiter: Limi
     newlyHeld = 0
   }
   const learn = (key: string, result: TakeResult): void => {
-    // 'full' (the memory store has no room for a new key) counted nothing: no refusal to learn.
-    if (result.refused !== -1 && result.reason === 'limit') hold(key, result.retryAfterMs)
+    if (result.refused === -1) return
+    // 'full': the memory store, full of live state, has no room for this address's count. Not
+    // counted, it held nobody back, and a client that filled the store (a public route's header
+    // key) turned auth_failures off for every address (probe finding). Held for one interval of
+    // the rate instead: no burst, but no more than the rate.
+    hold(key, result.reason === 'limit' ? result.retryAfterMs : rate.intervalMs)
   }
   const storeFailed = (err: unknown): void => {
     // Uncounted: a store that is away neither holds anyone back nor refuses (on_error is the route limits').
