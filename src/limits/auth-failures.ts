@@ -15,7 +15,7 @@ import type { Rate } from '../config/index.ts'
 import { addressKey } from './address-key.ts'
 import type { Limiter } from './enforce.ts'
 import { binaryInterval } from './route-limits.ts'
-import type { Check, LimitsStore, TakeResult } from './store.ts'
+import type { Check, TakeResult } from './store.ts'
 
 /** The name the refusals carry (the audit record's `limit`, bouncer_rate_limited_total's label). */
 export const AUTH_FAILURES_LIMIT = 'auth_failures'
@@ -25,12 +25,12 @@ const KEY_PREFIX = `.${AUTH_FAILURES_LIMIT}|ip:`
 const MAX_HELD = 100_000
 
 /**
- * Address key → when its refusal ends (epoch ms), per store: the budgets it holds back for are the
- * store's, and a reload keeps the store (store-registry.ts). Kept by each compile's guard, every
- * reload released every held address while its budget stayed spent: its next guess was verified
- * and answered 401 (probe finding).
+ * Address key → when its refusal ends (epoch ms), per store's budgets: they are what it holds back
+ * for, and a reload keeps them (store-registry.ts; a new max_keys makes a new memory store over
+ * the same entries). Kept by each compile's guard, every reload released every held address while
+ * its budget stayed spent: its next guess was verified and answered 401 (probe finding).
  */
-const heldByStore = new WeakMap<LimitsStore, Map<string, number>>()
+const heldByStore = new WeakMap<object, Map<string, number>>()
 
 /** The 429 of an address held back: the record names the limit (the pipeline's respondWithError). */
 export class AddressHeldBack extends GatewayError {
@@ -60,8 +60,9 @@ export function createAuthFailureGuard(config: AuthFailuresConfig, limiter: Limi
   const burst = config.burst ?? config.rate.count
   const rate = { intervalMs: binaryInterval(config.rate.periodMs / config.rate.count), burst }
   const allows = `${config.rate.count} failed authentication${config.rate.count === 1 ? '' : 's'} per ${config.rate.per} with a burst of ${burst}`
-  const held = heldByStore.get(limiter.store) ?? new Map<string, number>()
-  heldByStore.set(limiter.store, held)
+  const budgets = limiter.store.budgets ?? limiter.store
+  const held = heldByStore.get(budgets) ?? new Map<string, number>()
+  heldByStore.set(budgets, held)
   let lastStoreLog = 0
   // Addresses newly held back since the last line: one line every 10 s at most, however many scan.
   let lastHoldLog = 0

@@ -5,7 +5,7 @@
 // guess was answered 401 rather than 429 (one free guess per address per reload), and a request
 // the hold should refuse was served. README: once the bucket is empty, that address's requests get
 // 429 before their credential is read, until the bucket would take one more.
-import { request } from 'undici'
+import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { allowAnyCaller, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { AUDIENCE, startIdentityProvider, type TestIdentityProvider } from '../helpers/identity-provider.ts'
@@ -15,8 +15,9 @@ let upstream: TestUpstream
 let idp: TestIdentityProvider
 let gw: TestGateway
 
-function config(routes: object[]): Record<string, unknown> {
+function config(routes: object[], maxKeys = 100_000): Record<string, unknown> {
   return {
+    limits_store: { type: 'memory', max_keys: maxKeys },
     issuers: [{ name: 'corp', issuer: idp.issuer, audiences: [AUDIENCE] }],
     ...allowAnyCaller(['corp']),
     upstreams: [{ name: 'api', url: upstream.url }],
@@ -32,13 +33,19 @@ beforeAll(async () => {
   gw = await startTestGateway(config([{ id: 'api', path: '/*', upstream: 'api' }]))
 })
 afterAll(async () => {
+  await Promise.all([...agents.values()].map((a) => a.close()))
   await gw?.close()
   await upstream?.close()
   await idp?.stop()
 })
 
-async function call(token: string) {
-  const res = await request(`${gw.url}/x`, { headers: { authorization: `Bearer ${token}` } })
+const agents = new Map<string, Agent>()
+
+/** From one loopback address (127.0.0.0/8 is all this host's): each address is a client of its own. */
+async function call(token: string, from = '127.0.0.1') {
+  let agent = agents.get(from)
+  if (agent === undefined) agents.set(from, (agent = new Agent({ localAddress: from })))
+  const res = await request(`${gw.url}/x`, { dispatcher: agent, headers: { authorization: `Bearer ${token}` } })
   const text = await res.body.text()
   return { status: res.statusCode, code: text.startsWith('{') ? (JSON.parse(text) as { code: string }).code : null }
 }
@@ -55,5 +62,19 @@ describe('an address auth_failures holds back, across a reload', () => {
     expect((await gw.reload()).ok).toBe(true)
     expect(await call(garbled)).toEqual({ status: 429, code: 'rate_limited' })
     expect(await call(valid)).toEqual({ status: 429, code: 'rate_limited' })
+  })
+
+  // A new max_keys makes a new memory store over the same buckets (store-registry.ts): the holds go with the buckets.
+  it('stays held across a reload that changes limits_store.max_keys', async () => {
+    const valid = await idp.token('looker-reports')
+    const garbled = 'not.a.token'
+    const from = '127.0.0.2'
+    expect([(await call(garbled, from)).status, (await call(garbled, from)).status, (await call(garbled, from)).status]).toEqual([401, 401, 401])
+    expect(await call(garbled, from)).toEqual({ status: 429, code: 'rate_limited' })
+
+    await gw.writeConfig(config([{ id: 'api', path: '/*', upstream: 'api' }], 2_000))
+    expect((await gw.reload()).ok).toBe(true)
+    expect(await call(garbled, from)).toEqual({ status: 429, code: 'rate_limited' })
+    expect(await call(valid, from)).toEqual({ status: 429, code: 'rate_limited' })
   })
 })

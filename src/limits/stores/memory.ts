@@ -90,6 +90,7 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
 
   return {
     kind: 'memory',
+    budgets: entries,
     take(checks: readonly Check[]): TakeResult {
       const at = now()
       if (at >= nextSweep) sweep(at)

@@ -462,6 +462,7 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: Share
 
   return {
     kind: 'memory',
+    budgets: buffer,
     take,
     answeredOnce: () => true,
     status() {
