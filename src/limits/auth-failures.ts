@@ -24,6 +24,14 @@ const KEY_PREFIX = `.${AUTH_FAILURES_LIMIT}|ip:`
 /** Addresses held back at once; past this an address is only counted (the store still is). */
 const MAX_HELD = 100_000
 
+/**
+ * Address key → when its refusal ends (epoch ms), per store's budgets: they are what it holds back
+ * for, and a reload keeps them (store-registry.ts; a new max_keys makes a new memory store over
+ * the same entries). Kept by each compile's guard, every reload released every held address while
+ * its budget stayed spent: its next guess was verified and answered 401 (probe finding).
+ */
+const heldByStore = new WeakMap<object, Map<string, number>>()
+
 /** The 429 of an address held back: the record names the limit (the pipeline's respondWithError). */
 export class AddressHeldBack extends GatewayError {
   readonly limit = AUTH_FAILURES_LIMIT
@@ -52,8 +60,9 @@ export function createAuthFailureGuard(config: AuthFailuresConfig, limiter: Limi
   const burst = config.burst ?? config.rate.count
   const rate = { intervalMs: binaryInterval(config.rate.periodMs / config.rate.count), burst }
   const allows = `${config.rate.count} failed authentication${config.rate.count === 1 ? '' : 's'} per ${config.rate.per} with a burst of ${burst}`
-  /** Address key → when its refusal ends (epoch ms). */
-  const held = new Map<string, number>()
+  const budgets = limiter.store.budgets ?? limiter.store
+  const held = heldByStore.get(budgets) ?? new Map<string, number>()
+  heldByStore.set(budgets, held)
   let lastStoreLog = 0
   // Addresses newly held back since the last line: one line every 10 s at most, however many scan.
   let lastHoldLog = 0
@@ -75,8 +84,12 @@ export function createAuthFailureGuard(config: AuthFailuresConfig, limiter: Limi
     newlyHeld = 0
   }
   const learn = (key: string, result: TakeResult): void => {
-    // 'full' (the memory store has no room for a new key) counted nothing: no refusal to learn.
-    if (result.refused !== -1 && result.reason === 'limit') hold(key, result.retryAfterMs)
+    if (result.refused === -1) return
+    // 'full': the memory store, full of live state, has no room for this address's count. Not
+    // counted, it held nobody back, and a client that filled the store (a public route's header
+    // key) turned auth_failures off for every address (probe finding). Held for one interval of
+    // the rate instead: no burst, but no more than the rate.
+    hold(key, result.reason === 'limit' ? result.retryAfterMs : rate.intervalMs)
   }
   const storeFailed = (err: unknown): void => {
     // Uncounted: a store that is away neither holds anyone back nor refuses (on_error is the route limits').

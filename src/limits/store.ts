@@ -33,6 +33,11 @@ export type LimitsDescription = Readonly<Record<string, string>>
 export interface LimitsStore {
   readonly kind: 'memory' | 'redis'
   take(checks: readonly Check[]): TakeResult | Promise<TakeResult>
+  /**
+   * What the budgets are kept in, when stores share them: a memory store a reload made for a new
+   * max_keys counts in its predecessor's entries (store-registry.ts), and answers the same object.
+   */
+  readonly budgets?: object
   /** For /readyz and logs. */
   status(): string
   /** Whether the store has answered at least once (one that needs no connection: always). */

@@ -15,14 +15,18 @@ const FULL_LOG_EVERY_MS = 10_000
 
 /**
  * Check `check` against its entry: `live` when the key has an entry that has not yet decayed,
- * `value` and `window` what it holds (a rate's TAT; a quota's count and the window it counts in).
- * Null for a check that limits nothing.
+ * `value`, `window` and `expiresAt` what it holds (a rate's TAT; a quota's count, the window it
+ * counts in and that window's end). Null for a check that limits nothing.
  */
-export function outcomeOf(check: Check, live: boolean, value: number, window: number, at: number): RateOutcome | QuotaOutcome | null {
+export function outcomeOf(check: Check, live: boolean, value: number, window: number, expiresAt: number, at: number): RateOutcome | QuotaOutcome | null {
   if (check.rate) return takeRate(check.rate, live ? value : undefined, at)
   if (check.quota) {
     const current = quotaWindowOf(check.quota.periodMs, at)
-    if (!live || window < current) return takeQuota(check.quota, undefined, at)
+    // A count kept under another period (a reload that changed `/h` to `/d`) is a window index of
+    // that period: an hour's index read as a day's lies 1,300 years ahead, and the caller was counted
+    // there (probe finding). Its window's end (expiryOf) says which period it was counted under; a
+    // changed window counts afresh (README).
+    if (!live || window < current || expiresAt !== expiryOf(check, value, window)) return takeQuota(check.quota, undefined, at)
     // A count kept for a later window than now's: the wall clock stepped back across a boundary (an
     // NTP step). It stands until that window ends; read as no count, it was overwritten, and a spent
     // daily quota was whole again before midnight and once more after it (probe finding).

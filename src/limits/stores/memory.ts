@@ -90,6 +90,7 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
 
   return {
     kind: 'memory',
+    budgets: entries,
     take(checks: readonly Check[]): TakeResult {
       const at = now()
       if (at >= nextSweep) sweep(at)
@@ -105,7 +106,7 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
         const entry = entries.get(check.key)
         found[i] = entry
         if (entry === undefined && fresh++ === 0) firstFresh = i
-        const outcome = outcomeOf(check, entry !== undefined && entry.expiresAt > at, entry?.value ?? 0, entry?.window ?? 0, at)
+        const outcome = outcomeOf(check, entry !== undefined && entry.expiresAt > at, entry?.value ?? 0, entry?.window ?? 0, entry?.expiresAt ?? 0, at)
         if (outcome === null) continue
         states[i] = outcome
         if (!outcome.allowed) {

@@ -428,7 +428,7 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: Share
         const base = slot * (SLOT_BYTES / 8)
         if (slot < 0 && fresh++ === 0) firstFresh = i
         const live = slot >= 0 && (floats[base + 2] as number) > at
-        const outcome = outcomeOf(check, live, live ? (floats[base] as number) : 0, live ? (floats[base + 1] as number) : 0, at)
+        const outcome = outcomeOf(check, live, live ? (floats[base] as number) : 0, live ? (floats[base + 1] as number) : 0, live ? (floats[base + 2] as number) : 0, at)
         if (outcome === null) continue
         states[i] = outcome
         if (!outcome.allowed) {
@@ -462,6 +462,7 @@ export function createSharedMemoryStore(table: SharedLimitsTable, options: Share
 
   return {
     kind: 'memory',
+    budgets: buffer,
     take,
     answeredOnce: () => true,
     status() {
