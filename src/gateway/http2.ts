@@ -79,6 +79,20 @@ Object.defineProperty(GatewayHttp2Request.prototype, 'complete', {
   },
 })
 
+const LISTENER_MAX_HEADER_BYTES = Symbol('maxHeaderBytes')
+
+/**
+ * The request class of one listener, which knows the max_header_bytes it was made with: the limit
+ * is the listener's (node:http's parser and this session's settings have it), and a reload's change
+ * waits for the restart. Judged by the config in force, a reload lowering it answered h2 clients
+ * 431 at once while HTTP/1.1 ones were served. On the prototype: nothing per request.
+ */
+function listenerRequestClass(maxHeaderBytes: number): typeof GatewayHttp2Request {
+  class ListenerRequest extends GatewayHttp2Request {}
+  Object.defineProperty(ListenerRequest.prototype, LISTENER_MAX_HEADER_BYTES, { value: maxHeaderBytes })
+  return ListenerRequest
+}
+
 /** The HTTP/2 part of the secure server's options. */
 export function http2Options(settings: ServerConfig): Partial<SecureServerOptions> {
   return {
@@ -93,13 +107,14 @@ export function http2Options(settings: ServerConfig): Partial<SecureServerOption
     maxSessionRejectedStreams: H2_MAX_REJECTED_STREAMS,
     streamResetBurst: H2_RESET_BURST,
     streamResetRate: H2_RESET_RATE,
-    Http2ServerRequest: GatewayHttp2Request,
+    Http2ServerRequest: listenerRequestClass(settings.max_header_bytes),
     Http2ServerResponse: GatewayHttp2Response,
   } as Partial<SecureServerOptions>
 }
 
-/** How the pipeline reads an HTTP/2 request's headers. */
-export function http2Framing(req: IncomingMessage, maxHeaderBytes: number): Http2Framing {
+/** How the pipeline reads an HTTP/2 request's headers (max_header_bytes: its listener's). */
+export function http2Framing(req: IncomingMessage): Http2Framing {
+  const maxHeaderBytes = (req as unknown as Record<symbol, number>)[LISTENER_MAX_HEADER_BYTES] as number
   return { bodyFollows: !(req as unknown as Http2ServerRequest).stream.endAfterHeaders, maxHeaderBytes }
 }
 

@@ -74,7 +74,7 @@ const NON_ASCII = /[^\x00-\x7f]/
 
 /** Framing, identity of the request (id, trace, client address) and size limits: before any routing. */
 function admit(state: GatewayState, rt: Runtime, ctx: RequestContext): void {
-  const headers = inspectHeaders(ctx.req.rawHeaders, ctx.http2 ? http2Framing(ctx.req, rt.config.server.max_header_bytes) : null)
+  const headers = inspectHeaders(ctx.req.rawHeaders, ctx.http2 ? http2Framing(ctx.req) : null)
   if (rt.unmanagedCertFields !== null) dropFields(headers.forward, rt.unmanagedCertFields)
   ctx.headers = headers
   // HTTP/2 takes any token as :method, HTTP/1.1's parser only upper-case ones. Methods are

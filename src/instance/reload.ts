@@ -150,7 +150,11 @@ export function createReload(live: Live, deps: ReloadDeps): Reloader {
       }
       deps.gatewayServer.reconfigure(config.server, tls?.material ?? null, ticketKeys) // timeouts, the connection bound, the TLS files
       deps.refresh.follow(previous.config, config)
-      const warnings = [...diagnosticLines(next, 'warning'), ...atRestart]
+      // Logged as a start logs them: a reload set off by SIGHUP or a changed file has no caller to
+      // show them to (an expired certificate renewed on disk was installed without a word).
+      const configWarnings = diagnosticLines(next, 'warning')
+      for (const line of configWarnings) logger.warn(line)
+      const warnings = [...configWarnings, ...atRestart]
       logger.info({ generation: runtime.generation, warnings: warnings.length }, 'config reloaded')
       deps.reloaded?.()
       return { ok: true, generation: runtime.generation, warnings }
