@@ -22,11 +22,11 @@ import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
 import { createLru } from '../../collections/index.ts'
 import type { IssuerConfig, SignInConfig } from '../../config/index.ts'
-import { GatewayError, type ErrorCode } from '../../errors/index.ts'
+import { GatewayError, type ErrorCode, type GatewayErrorOptions } from '../../errors/index.ts'
 import type { Identity } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { Authenticated, CredentialInput, CredentialVerifier } from '../authenticate.ts'
-import { rawHeader } from '../authenticate.ts'
+import { CredentialRefused, rawHeader } from '../authenticate.ts'
 import { checkOrigin as checkSameOrigin, forgeable, publicOrigin as gatewayOrigin, type OriginSettings } from '../origin.ts'
 import type { IssuerKeys } from '../issuers.ts'
 import { createTokenVerifier, identityFromClaims, type TokenVerifier } from '../verify.ts'
@@ -195,7 +195,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     const why = endedBecause(record, at)
     if (why !== null) {
       void store.delete(id).catch(() => {})
-      return refuse(input, 'session_expired', `The session has expired (${why}): sign in again.`)
+      return refuse(input, 'session_expired', `The session has expired (${why}): sign in again.`, record)
     }
     if (record.refreshAt !== null && record.refreshAt <= at) record = await refreshOnce(input, record, value)
     if (at - record.lastSeenAt >= touchEvery && !inBackground(input)) void store.touch(id, at).catch((err: unknown) => logger.warn({ err }, 'session use not recorded'))
@@ -268,12 +268,19 @@ export function createSignIn(options: SignInOptions): SignIn {
     return identity
   }
 
-  /** A missing or ended session: a browser is sent to sign in (302), anyone else gets 401. */
-  async function refuse(input: CredentialInput, code: ErrorCode, detail: string): Promise<never> {
-    if (!isBrowserNavigation(input)) throw new GatewayError(code, { detail })
+  /**
+   * A missing or ended session: a browser is sent to sign in (302), anyone else gets 401. `ended`:
+   * the stored session the cookie names (its hash matched, so the cookie is proven), which the audit
+   * record names, as a revoked API key's; it named no one, and `bouncer audit --principal` missed a
+   * person disabled at the provider whose browser kept knocking (the sessions probe).
+   */
+  async function refuse(input: CredentialInput, code: ErrorCode, detail: string, ended?: SessionRecord): Promise<never> {
+    const refusal = (options: GatewayErrorOptions) =>
+      ended === undefined ? new GatewayError(code, options) : new CredentialRefused(code, options, { identity: identityOf(ended), credential: 'session' })
+    if (!isBrowserNavigation(input)) throw refusal({ detail })
     const returnTo = safeReturnTo(input.target ?? '/') ?? '/'
     const answer = await beginSignIn(input, returnTo)
-    throw new GatewayError(code, { status: 302, detail, headers: { location: answer.location, 'set-cookie': answer.cookie } })
+    throw refusal({ status: 302, detail, headers: { location: answer.location, 'set-cookie': answer.cookie } })
   }
 
   async function beginSignIn(input: CredentialInput, returnTo: string): Promise<{ location: string; cookie: string }> {
@@ -540,8 +547,8 @@ export function createSignIn(options: SignInOptions): SignIn {
     try {
       refreshed = await pending
     } catch (err) {
-      if (err instanceof AnswerRejected) return refuse(input, 'session_expired', `The provider's answer to this session's refresh fails its checks (${err.message.replace(/[^\x20-\x7e]/g, '?').replace(/\.$/, '')}): sign in again.`)
-      if (err instanceof SignInRefused) return refuse(input, 'session_expired', 'The provider no longer vouches for this session (its refresh token was refused): sign in again.')
+      if (err instanceof AnswerRejected) return refuse(input, 'session_expired', `The provider's answer to this session's refresh fails its checks (${err.message.replace(/[^\x20-\x7e]/g, '?').replace(/\.$/, '')}): sign in again.`, record)
+      if (err instanceof SignInRefused) return refuse(input, 'session_expired', 'The provider no longer vouches for this session (its refresh token was refused): sign in again.', record)
       throw err
     }
     if (refreshed === undefined) return refuse(input, 'session_expired', ENDED)
