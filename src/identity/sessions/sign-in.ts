@@ -136,6 +136,7 @@ export function createSignIn(options: SignInOptions): SignIn {
   // tokens are kept by their whole string). Bounded; an entry lives no longer than a session can.
   const ids = createLru<string>(10_000)
   const refreshing = new Map<string, Promise<SessionRecord | undefined>>()
+  let storeLoggedAt = -Infinity
   /** The state cookies' key, derived from the store's (`stored`): derived again when the store's changes. */
   let stateKey: { stored: Buffer; key: Buffer } | undefined
   const idTokens: TokenVerifier = createTokenVerifier({
@@ -198,7 +199,7 @@ export function createSignIn(options: SignInOptions): SignIn {
       return refuse(input, 'session_expired', `The session has expired (${why}): sign in again.`, record)
     }
     if (record.refreshAt !== null && record.refreshAt <= at) record = await refreshOnce(input, record, value)
-    if (at - record.lastSeenAt >= touchEvery && !inBackground(input)) void store.touch(id, at).catch((err: unknown) => logger.warn({ err }, 'session use not recorded'))
+    if (at - record.lastSeenAt >= touchEvery && !inBackground(input)) void store.touch(id, at).catch((err: unknown) => storeTrouble(err, 'session use not recorded'))
     return { identity: identityOf(record), credential: 'session' as const }
   }
 
@@ -692,6 +693,33 @@ export function createSignIn(options: SignInOptions): SignIn {
     return gatewayOrigin(input, originSettings, 'Sign-in')
   }
 
+  /** A store that cannot be read or written: 503, fail closed. */
+  async function storeCall<T>(work: () => T | Promise<T>): Promise<T> {
+    try {
+      return await work()
+    } catch (err) {
+      throw storeFailure(err)
+    }
+  }
+
+  /**
+   * The 503 for a store's failure, logged with its cause. A store that answered but refused (Redis
+   * at its maxmemory: OOM; a read-only replica; a full disk) failed every sign-in and every page
+   * load without a session with "cannot be reached", and the log said nothing (the sessions probe).
+   */
+  function storeFailure(err: unknown): unknown {
+    if (!(err instanceof SessionStoreError)) return err
+    storeTrouble(err, 'session store failed: sign-ins and session requests answer 503')
+    return new GatewayError('identity_provider_unavailable', { detail: 'The session store cannot be used right now (the gateway\'s log says why); try again shortly.', headers: { 'retry-after': '1' }, cause: err })
+  }
+
+  /** A store's failure in the log, at most every STORE_LOG_MS: while it lasts, every request that needs the store fails alike. */
+  function storeTrouble(err: unknown, message: string): void {
+    if (performance.now() - storeLoggedAt < STORE_LOG_MS) return
+    storeLoggedAt = performance.now()
+    logger.warn({ err, store: store.kind, location: store.location }, message)
+  }
+
   return signIn
 }
 
@@ -701,6 +729,8 @@ function cookiePrefix(name: string): '__Host-' | '__Secure-' | null {
   return lower.startsWith('__host-') ? '__Host-' : lower.startsWith('__secure-') ? '__Secure-' : null
 }
 
+/** How often a failing session store is logged. */
+const STORE_LOG_MS = 10_000
 /** How often a provider that cannot be reached is logged: each sign-in step fails alike while it is down. */
 const UNREACHABLE_LOG_MS = 10_000
 
@@ -772,18 +802,4 @@ function escapeHtml(text: string): string {
 function rejectedAnswer(err: AnswerRejected): GatewayError {
   const reason = err.message.replace(/[^\x20-\x7e]/g, '?').replace(/\.$/, '')
   return new GatewayError('bad_request', { detail: `The provider's answer fails the sign-in's checks: ${reason}. Start again; if it keeps happening, the provider's clock or its settings for this client are off.`, cause: err })
-}
-
-/** A store that cannot be read or written: 503, fail closed. */
-async function storeCall<T>(work: () => T | Promise<T>): Promise<T> {
-  try {
-    return await work()
-  } catch (err) {
-    throw storeFailure(err)
-  }
-}
-
-function storeFailure(err: unknown): unknown {
-  if (!(err instanceof SessionStoreError)) return err
-  return new GatewayError('identity_provider_unavailable', { detail: 'The session store cannot be reached right now; try again shortly.', headers: { 'retry-after': '1' }, cause: err })
 }
