@@ -447,10 +447,15 @@ export function createSignIn(options: SignInOptions): SignIn {
         const record = await storeCall(() => store.get(id))
         // Another sign-in's session is not this one's to end (nor its tokens to send the provider).
         if (record?.audience === options.audience) {
-          ended = { session: id, tokens: openTokens(record.sealed, value) }
+          // A session made at another provider than sign_in names now (a reload moved it) ends too,
+          // but its tokens are that provider's credentials: sent to this one (its refresh token to the
+          // revocation endpoint, its ID token as id_token_hint), they reached another party (the sessions probe).
+          const elsewhere = signedInElsewhere(record)
+          ended = { session: id, tokens: elsewhere ? null : openTokens(record.sealed, value) }
           await storeCall(() => store.delete(id))
           caller = { identity: identityOf(record), credential: 'session' }
           logger.info({ session: id, issuer: record.issuer, subject: record.subject }, 'signed out')
+          if (elsewhere && record.sealed !== null) logger.info({ session: id, issuer: record.issuer }, 'the signed-out session\'s refresh token is left at the provider it was signed in at: sign_in names another now')
         }
       } catch (err) {
         throw signOutUnstored(err, input, id)
