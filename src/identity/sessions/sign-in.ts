@@ -30,7 +30,7 @@ import { CredentialRefused, rawHeader } from '../authenticate.ts'
 import { checkOrigin as checkSameOrigin, forgeable, publicOrigin as gatewayOrigin, type OriginSettings } from '../origin.ts'
 import type { IssuerKeys } from '../issuers.ts'
 import { createTokenVerifier, identityFromClaims, type TokenVerifier } from '../verify.ts'
-import { clearCookie, hasCookie, readCookie, setCookie, type CookieSettings, type HostAllowList } from '../../http/index.ts'
+import { clearCookie, hasCookie, parseTarget, readCookie, setCookie, type CookieSettings, type HostAllowList } from '../../http/index.ts'
 import { AnswerRejected, IssuerMismatch, SignInRefused, signInProvider, type SignInProvider } from './provider.ts'
 import { safeReturnTo } from './return-to.ts'
 import { openTokens, sealTokens, type SessionTokens } from './seal.ts'
@@ -128,6 +128,7 @@ export function createSignIn(options: SignInOptions): SignIn {
   // __Host- exists to stop. It travels on every request for the sign-in's few minutes; upstreams
   // never get it (the gateway withholds `<name>_state`).
   const statePath = prefix === '__Host-' ? '/' : config.callback_path
+  const ownPaths = new Set([config.sign_in_path, config.callback_path, config.sign_out_path].map((path) => path.toLowerCase().replace(/\/$/, '')))
   const ttl = config.session.ttl
   const idle = config.session.idle
   const touchEvery = Math.min(Math.floor(idle / 10), 60_000)
@@ -321,11 +322,29 @@ export function createSignIn(options: SignInOptions): SignIn {
     return stateKey.key
   }
 
+  /**
+   * Is `path` (a safe return_to) one of sign-in's own endpoints, as the router matches it (case,
+   * a trailing slash, percent-encoded letters)? Sent back to the callback after signing in, the
+   * person met 400 "state does not match" (its state cookie just cleared); back to the sign-in,
+   * they went round the provider again and the session just made was ended (the sessions probe).
+   */
+  function ownEndpoint(path: string): boolean {
+    let segments
+    try {
+      segments = parseTarget(path.split('#')[0] as string, undefined).segments
+    } catch {
+      return false // a path the router refuses (bad_path) is no endpoint of sign-in's either
+    }
+    const matched = `/${segments.join('/')}`.toLowerCase().replace(/\/$/, '')
+    return ownPaths.has(matched)
+  }
+
   async function start(input: CredentialInput): Promise<BrowserAnswer> {
     onlyMethods(input, ['GET', 'HEAD'], config.sign_in_path)
     const asked = new URLSearchParams(input.query).get('return_to') ?? '/'
     const returnTo = safeReturnTo(asked)
     if (returnTo === null) throw new GatewayError('bad_request', { detail: 'return_to must be a path on this gateway (starting with a single /).' })
+    if (ownEndpoint(returnTo)) throw new GatewayError('bad_request', { detail: 'return_to must be a page of the gateway, not one of its sign-in endpoints (sign-in, callback, sign-out).' })
     const { location, cookie: set } = await beginSignIn(input, returnTo)
     // Its state cookie is this browser's alone: a shared cache (a CDN that keeps redirects) must not hand it on.
     return { status: 302, headers: { location, 'set-cookie': set, 'cache-control': 'no-store' }, body: '' }
