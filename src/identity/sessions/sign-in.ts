@@ -20,7 +20,7 @@
 //   POST ends the session, a GET answers a page with a button that posts.
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
-import { createLru } from '../../collections/index.ts'
+import { createLru, withinDeadline } from '../../collections/index.ts'
 import type { IssuerConfig, SignInConfig } from '../../config/index.ts'
 import { GatewayError, type ErrorCode, type GatewayErrorOptions } from '../../errors/index.ts'
 import type { Identity } from '../../request/index.ts'
@@ -108,6 +108,8 @@ type HeldTokens = SessionTokens & { refreshToken: string }
  */
 const REFRESH_CLAIM_MS = 40_000
 const REFRESH_POLL_MS = 50
+/** How long a sign-out waits for the provider's end_session_endpoint (discovery) before it sends the browser to after_sign_out_path. */
+const END_SESSION_WAIT_MS = 3_000
 
 export function createSignIn(options: SignInOptions): SignIn {
   const { config, issuer, store, logger } = options
@@ -496,11 +498,13 @@ export function createSignIn(options: SignInOptions): SignIn {
     let location = config.after_sign_out_path
     if (options.endsProviderSession !== false) {
       try {
-        const endSession = await provider.endSessionUrl({
+        // Waited for briefly: a provider that does not answer held the sign-out's answer for the
+        // client's 10 s, every time (discovery, not made yet or failed, is tried again; the sessions probe).
+        const endSession = await withinDeadline(provider.endSessionUrl({
           client_id: config.client_id,
           post_logout_redirect_uri: after,
           ...(idToken === null ? {} : { id_token_hint: idToken }),
-        })
+        }), END_SESSION_WAIT_MS, 'the provider\'s end_session_endpoint', () => {})
         if (endSession) location = endSession.href
       } catch (err) {
         // The session is over here whatever the provider says; its own session ends another time.
