@@ -18,6 +18,8 @@ export function signInFindings(config: Config): Finding[] {
     error(['sign_in', 'issuer'], `issuer "${signIn.issuer}" introspects opaque tokens and loads no keys: the ID token is verified with the issuer's keys (give it a jwks_uri)`)
   }
   if (!signIn.scopes.includes('openid')) error(['sign_in', 'scopes'], 'the scopes must include openid: sign-in needs an ID token')
+  const beyond = beyondOrigin(signIn.base_url)
+  if (beyond !== null) error(['sign_in', 'base_url'], `base_url is the gateway's origin (scheme, host and port), without ${beyond}: the sign-in's endpoints are at the gateway's root, and only the origin made the redirect URI`)
   const paths = [['callback_path', signIn.callback_path], ['sign_in_path', signIn.sign_in_path], ['sign_out_path', signIn.sign_out_path]] as const
   paths.forEach(([key, path], i) => {
     const earlier = paths.slice(0, i).find(([, other]) => other.toLowerCase() === path.toLowerCase())
@@ -64,6 +66,20 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }
 
+/**
+ * What a base_url holds beyond its origin (a path, a query, credentials), or null. Only the origin
+ * was used: `https://corp.example.com/bouncer` made the redirect URI `…/.bouncer/callback` without
+ * the path, which the provider refused (redirect_uri mismatch) while the config read as meant (the sessions probe).
+ */
+function beyondOrigin(baseUrl: string | undefined): string | null {
+  if (baseUrl === undefined) return null
+  const url = new URL(baseUrl)
+  if (url.pathname !== '/') return `a path (${url.pathname})`
+  if (url.search !== '' || url.hash !== '') return 'a query or fragment'
+  if (url.username !== '' || url.password !== '') return 'credentials'
+  return null
+}
+
 /** Secure by default where the gateway is reached over TLS: its own listener, or an https base_url. */
 export function cookieSecureByDefault(config: Pick<Config, 'server' | 'sign_in'>): boolean {
   return config.server.tls !== undefined || (config.sign_in?.base_url?.startsWith('https:') ?? false)
@@ -82,6 +98,8 @@ function consoleSignInFindings(config: Config): Finding[] {
       if (!known.has(name)) findings.push({ severity: 'error', path: ['admin', key, i], message: `unknown role "${name}"` })
     })
   }
+  const beyond = beyondOrigin(config.admin.base_url)
+  if (beyond !== null && config.sign_in) findings.push({ severity: 'error', path: ['admin', 'base_url'], message: `admin base_url is the admin listener's origin (scheme, host and port), without ${beyond}: the console's sign-in endpoints are at its root, and only the origin made the redirect URI` })
   for (const name of config.admin.read_roles) {
     if (config.admin.roles.includes(name)) findings.push({ severity: 'warning', path: ['admin', 'read_roles'], message: `role "${name}" is in roles too: it has admin access` })
   }

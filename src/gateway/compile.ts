@@ -114,8 +114,9 @@ export interface CompileDeps {
   apiKeys: ApiKeyDirectoryRegistry
   sessionStores: SessionStoreRegistry
   /**
-   * Every name sign_in.cookie.name has had in this process (each compile adds its own): a reload
-   * that renames the cookie keeps withholding the old one from upstreams (compileSignIn).
+   * Every name sign_in.cookie.name has had in this process (each compile adds its own), and the
+   * console's cookie once it signed people in: a reload that renames the cookie, or removes
+   * sign_in, keeps withholding the old one from upstreams (compileSignIn, compileRuntime).
    */
   sessionCookieNames: Set<string>
   /** Every api_keys.header this process has had, folded: a reload's rename keeps withholding the old one (compileRuntime). */
@@ -211,8 +212,10 @@ export function compileRuntime(config: Config, deps: CompileDeps, generation = 0
   // The session cookies are the gateway's credential: no upstream ever gets them. The console's
   // too: a cookie is not kept to its port, so a browser sends it to the gateway on the same host.
   // And those of the names the gateway's had before (a rename): browsers send an old cookie, a live
-  // session's, until it expires.
-  const withheldCookies: ReadonlySet<string> = new Set([signIn, consoleSignIn].flatMap((s) => (s ? [s.cookieName, ...s.formerCookieNames].flatMap((name) => [name, `${name}_state`]) : [])))
+  // session's, until it expires. Every name the process has known stays withheld when a reload
+  // removes sign_in (or the console's sign-in): the cookies went upstream from then on, live
+  // sessions' credentials in a store the next sign_in opens again (the sessions probe).
+  const withheldCookies: ReadonlySet<string> = new Set([...deps.sessionCookieNames, ...[signIn, consoleSignIn].flatMap((s) => (s ? [s.cookieName, ...s.formerCookieNames] : []))].flatMap((name) => [name, `${name}_state`]))
   const access = compileAccess(config)
   // Filled by prepare (instance/prepare.ts) once the secrets are read, before the runtime serves.
   const signing: RuntimeSigning = { assertions: null, exchangeKeys: null }
@@ -465,6 +468,7 @@ function compileConsoleSignIn(config: Config, issuerKeys: ReadonlyMap<string, Is
   const settings = config.sign_in
   const { admin } = config
   if (!settings || admin.roles.length + admin.read_roles.length === 0) return null
+  deps.sessionCookieNames.add(CONSOLE_COOKIE)
   const issuer = jwtIssuers(config).find((candidate) => candidate.name === settings.issuer) as IssuerConfig
   return createSignIn({
     config: {

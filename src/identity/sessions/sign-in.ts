@@ -20,17 +20,17 @@
 //   POST ends the session, a GET answers a page with a button that posts.
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
-import { createLru } from '../../collections/index.ts'
+import { createLru, withinDeadline } from '../../collections/index.ts'
 import type { IssuerConfig, SignInConfig } from '../../config/index.ts'
-import { GatewayError, type ErrorCode } from '../../errors/index.ts'
+import { GatewayError, type ErrorCode, type GatewayErrorOptions } from '../../errors/index.ts'
 import type { Identity } from '../../request/index.ts'
 import type { Logger } from '../../telemetry/index.ts'
 import type { Authenticated, CredentialInput, CredentialVerifier } from '../authenticate.ts'
-import { rawHeader } from '../authenticate.ts'
+import { CredentialRefused, rawHeader } from '../authenticate.ts'
 import { checkOrigin as checkSameOrigin, forgeable, publicOrigin as gatewayOrigin, type OriginSettings } from '../origin.ts'
 import type { IssuerKeys } from '../issuers.ts'
 import { createTokenVerifier, identityFromClaims, type TokenVerifier } from '../verify.ts'
-import { clearCookie, hasCookie, readCookie, setCookie, type CookieSettings, type HostAllowList } from '../../http/index.ts'
+import { clearCookie, hasCookie, parseTarget, readCookie, setCookie, type CookieSettings, type HostAllowList } from '../../http/index.ts'
 import { AnswerRejected, IssuerMismatch, SignInRefused, signInProvider, type SignInProvider } from './provider.ts'
 import { safeReturnTo } from './return-to.ts'
 import { openTokens, sealTokens, type SessionTokens } from './seal.ts'
@@ -108,6 +108,8 @@ type HeldTokens = SessionTokens & { refreshToken: string }
  */
 const REFRESH_CLAIM_MS = 40_000
 const REFRESH_POLL_MS = 50
+/** How long a sign-out waits for the provider's end_session_endpoint (discovery) before it sends the browser to after_sign_out_path. */
+const END_SESSION_WAIT_MS = 3_000
 
 export function createSignIn(options: SignInOptions): SignIn {
   const { config, issuer, store, logger } = options
@@ -128,6 +130,7 @@ export function createSignIn(options: SignInOptions): SignIn {
   // __Host- exists to stop. It travels on every request for the sign-in's few minutes; upstreams
   // never get it (the gateway withholds `<name>_state`).
   const statePath = prefix === '__Host-' ? '/' : config.callback_path
+  const ownPaths = new Set([config.sign_in_path, config.callback_path, config.sign_out_path].map((path) => path.toLowerCase().replace(/\/$/, '')))
   const ttl = config.session.ttl
   const idle = config.session.idle
   const touchEvery = Math.min(Math.floor(idle / 10), 60_000)
@@ -136,6 +139,7 @@ export function createSignIn(options: SignInOptions): SignIn {
   // tokens are kept by their whole string). Bounded; an entry lives no longer than a session can.
   const ids = createLru<string>(10_000)
   const refreshing = new Map<string, Promise<SessionRecord | undefined>>()
+  let storeLoggedAt = -Infinity
   /** The state cookies' key, derived from the store's (`stored`): derived again when the store's changes. */
   let stateKey: { stored: Buffer; key: Buffer } | undefined
   const idTokens: TokenVerifier = createTokenVerifier({
@@ -195,10 +199,10 @@ export function createSignIn(options: SignInOptions): SignIn {
     const why = endedBecause(record, at)
     if (why !== null) {
       void store.delete(id).catch(() => {})
-      return refuse(input, 'session_expired', `The session has expired (${why}): sign in again.`)
+      return refuse(input, 'session_expired', `The session has expired (${why}): sign in again.`, record)
     }
     if (record.refreshAt !== null && record.refreshAt <= at) record = await refreshOnce(input, record, value)
-    if (at - record.lastSeenAt >= touchEvery && !inBackground(input)) void store.touch(id, at).catch((err: unknown) => logger.warn({ err }, 'session use not recorded'))
+    if (at - record.lastSeenAt >= touchEvery && !inBackground(input)) void store.touch(id, at).catch((err: unknown) => storeTrouble(err, 'session use not recorded'))
     return { identity: identityOf(record), credential: 'session' as const }
   }
 
@@ -268,12 +272,19 @@ export function createSignIn(options: SignInOptions): SignIn {
     return identity
   }
 
-  /** A missing or ended session: a browser is sent to sign in (302), anyone else gets 401. */
-  async function refuse(input: CredentialInput, code: ErrorCode, detail: string): Promise<never> {
-    if (!isBrowserNavigation(input)) throw new GatewayError(code, { detail })
+  /**
+   * A missing or ended session: a browser is sent to sign in (302), anyone else gets 401. `ended`:
+   * the stored session the cookie names (its hash matched, so the cookie is proven), which the audit
+   * record names, as a revoked API key's; it named no one, and `bouncer audit --principal` missed a
+   * person disabled at the provider whose browser kept knocking (the sessions probe).
+   */
+  async function refuse(input: CredentialInput, code: ErrorCode, detail: string, ended?: SessionRecord): Promise<never> {
+    const refusal = (options: GatewayErrorOptions) =>
+      ended === undefined ? new GatewayError(code, options) : new CredentialRefused(code, options, { identity: identityOf(ended), credential: 'session' })
+    if (!isBrowserNavigation(input)) throw refusal({ detail })
     const returnTo = safeReturnTo(input.target ?? '/') ?? '/'
     const answer = await beginSignIn(input, returnTo)
-    throw new GatewayError(code, { status: 302, detail, headers: { location: answer.location, 'set-cookie': answer.cookie } })
+    throw refusal({ status: 302, detail, headers: { location: answer.location, 'set-cookie': answer.cookie } })
   }
 
   async function beginSignIn(input: CredentialInput, returnTo: string): Promise<{ location: string; cookie: string }> {
@@ -313,11 +324,29 @@ export function createSignIn(options: SignInOptions): SignIn {
     return stateKey.key
   }
 
+  /**
+   * Is `path` (a safe return_to) one of sign-in's own endpoints, as the router matches it (case,
+   * a trailing slash, percent-encoded letters)? Sent back to the callback after signing in, the
+   * person met 400 "state does not match" (its state cookie just cleared); back to the sign-in,
+   * they went round the provider again and the session just made was ended (the sessions probe).
+   */
+  function ownEndpoint(path: string): boolean {
+    let segments
+    try {
+      segments = parseTarget(path.split('#')[0] as string, undefined).segments
+    } catch {
+      return false // a path the router refuses (bad_path) is no endpoint of sign-in's either
+    }
+    const matched = `/${segments.join('/')}`.toLowerCase().replace(/\/$/, '')
+    return ownPaths.has(matched)
+  }
+
   async function start(input: CredentialInput): Promise<BrowserAnswer> {
     onlyMethods(input, ['GET', 'HEAD'], config.sign_in_path)
     const asked = new URLSearchParams(input.query).get('return_to') ?? '/'
     const returnTo = safeReturnTo(asked)
     if (returnTo === null) throw new GatewayError('bad_request', { detail: 'return_to must be a path on this gateway (starting with a single /).' })
+    if (ownEndpoint(returnTo)) throw new GatewayError('bad_request', { detail: 'return_to must be a page of the gateway, not one of its sign-in endpoints (sign-in, callback, sign-out).' })
     const { location, cookie: set } = await beginSignIn(input, returnTo)
     // Its state cookie is this browser's alone: a shared cache (a CDN that keeps redirects) must not hand it on.
     return { status: 302, headers: { location, 'set-cookie': set, 'cache-control': 'no-store' }, body: '' }
@@ -439,10 +468,15 @@ export function createSignIn(options: SignInOptions): SignIn {
         const record = await storeCall(() => store.get(id))
         // Another sign-in's session is not this one's to end (nor its tokens to send the provider).
         if (record?.audience === options.audience) {
-          ended = { session: id, tokens: openTokens(record.sealed, value) }
+          // A session made at another provider than sign_in names now (a reload moved it) ends too,
+          // but its tokens are that provider's credentials: sent to this one (its refresh token to the
+          // revocation endpoint, its ID token as id_token_hint), they reached another party (the sessions probe).
+          const elsewhere = signedInElsewhere(record)
+          ended = { session: id, tokens: elsewhere ? null : openTokens(record.sealed, value) }
           await storeCall(() => store.delete(id))
           caller = { identity: identityOf(record), credential: 'session' }
           logger.info({ session: id, issuer: record.issuer, subject: record.subject }, 'signed out')
+          if (elsewhere && record.sealed !== null) logger.info({ session: id, issuer: record.issuer }, 'the signed-out session\'s refresh token is left at the provider it was signed in at: sign_in names another now')
         }
       } catch (err) {
         throw signOutUnstored(err, input, id)
@@ -464,11 +498,13 @@ export function createSignIn(options: SignInOptions): SignIn {
     let location = config.after_sign_out_path
     if (options.endsProviderSession !== false) {
       try {
-        const endSession = await provider.endSessionUrl({
+        // Waited for briefly: a provider that does not answer held the sign-out's answer for the
+        // client's 10 s, every time (discovery, not made yet or failed, is tried again; the sessions probe).
+        const endSession = await withinDeadline(provider.endSessionUrl({
           client_id: config.client_id,
           post_logout_redirect_uri: after,
           ...(idToken === null ? {} : { id_token_hint: idToken }),
-        })
+        }), END_SESSION_WAIT_MS, 'the provider\'s end_session_endpoint', () => {})
         if (endSession) location = endSession.href
       } catch (err) {
         // The session is over here whatever the provider says; its own session ends another time.
@@ -540,8 +576,8 @@ export function createSignIn(options: SignInOptions): SignIn {
     try {
       refreshed = await pending
     } catch (err) {
-      if (err instanceof AnswerRejected) return refuse(input, 'session_expired', `The provider's answer to this session's refresh fails its checks (${err.message.replace(/[^\x20-\x7e]/g, '?').replace(/\.$/, '')}): sign in again.`)
-      if (err instanceof SignInRefused) return refuse(input, 'session_expired', 'The provider no longer vouches for this session (its refresh token was refused): sign in again.')
+      if (err instanceof AnswerRejected) return refuse(input, 'session_expired', `The provider's answer to this session's refresh fails its checks (${err.message.replace(/[^\x20-\x7e]/g, '?').replace(/\.$/, '')}): sign in again.`, record)
+      if (err instanceof SignInRefused) return refuse(input, 'session_expired', 'The provider no longer vouches for this session (its refresh token was refused): sign in again.', record)
       throw err
     }
     if (refreshed === undefined) return refuse(input, 'session_expired', ENDED)
@@ -685,6 +721,33 @@ export function createSignIn(options: SignInOptions): SignIn {
     return gatewayOrigin(input, originSettings, 'Sign-in')
   }
 
+  /** A store that cannot be read or written: 503, fail closed. */
+  async function storeCall<T>(work: () => T | Promise<T>): Promise<T> {
+    try {
+      return await work()
+    } catch (err) {
+      throw storeFailure(err)
+    }
+  }
+
+  /**
+   * The 503 for a store's failure, logged with its cause. A store that answered but refused (Redis
+   * at its maxmemory: OOM; a read-only replica; a full disk) failed every sign-in and every page
+   * load without a session with "cannot be reached", and the log said nothing (the sessions probe).
+   */
+  function storeFailure(err: unknown): unknown {
+    if (!(err instanceof SessionStoreError)) return err
+    storeTrouble(err, 'session store failed: sign-ins and session requests answer 503')
+    return new GatewayError('identity_provider_unavailable', { detail: 'The session store cannot be used right now (the gateway\'s log says why); try again shortly.', headers: { 'retry-after': '1' }, cause: err })
+  }
+
+  /** A store's failure in the log, at most every STORE_LOG_MS: while it lasts, every request that needs the store fails alike. */
+  function storeTrouble(err: unknown, message: string): void {
+    if (performance.now() - storeLoggedAt < STORE_LOG_MS) return
+    storeLoggedAt = performance.now()
+    logger.warn({ err, store: store.kind, location: store.location }, message)
+  }
+
   return signIn
 }
 
@@ -694,6 +757,8 @@ function cookiePrefix(name: string): '__Host-' | '__Secure-' | null {
   return lower.startsWith('__host-') ? '__Host-' : lower.startsWith('__secure-') ? '__Secure-' : null
 }
 
+/** How often a failing session store is logged. */
+const STORE_LOG_MS = 10_000
 /** How often a provider that cannot be reached is logged: each sign-in step fails alike while it is down. */
 const UNREACHABLE_LOG_MS = 10_000
 
@@ -765,18 +830,4 @@ function escapeHtml(text: string): string {
 function rejectedAnswer(err: AnswerRejected): GatewayError {
   const reason = err.message.replace(/[^\x20-\x7e]/g, '?').replace(/\.$/, '')
   return new GatewayError('bad_request', { detail: `The provider's answer fails the sign-in's checks: ${reason}. Start again; if it keeps happening, the provider's clock or its settings for this client are off.`, cause: err })
-}
-
-/** A store that cannot be read or written: 503, fail closed. */
-async function storeCall<T>(work: () => T | Promise<T>): Promise<T> {
-  try {
-    return await work()
-  } catch (err) {
-    throw storeFailure(err)
-  }
-}
-
-function storeFailure(err: unknown): unknown {
-  if (!(err instanceof SessionStoreError)) return err
-  return new GatewayError('identity_provider_unavailable', { detail: 'The session store cannot be reached right now; try again shortly.', headers: { 'retry-after': '1' }, cause: err })
 }
