@@ -168,7 +168,6 @@ export interface ListedToolsServer extends RunningMcpServer {
 }
 
 /**
-/**
  * A stateless MCP server (official SDK, JSON answers; with `json: false`, each in an SSE stream)
  * that lists exactly `tools` — names and schemas as a test writes them, however unlike a real
  * server's — and answers their calls with `answer` (default: a text naming the tool). `endless`:

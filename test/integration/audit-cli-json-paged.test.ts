@@ -8,13 +8,11 @@ import { once } from 'node:events'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DatabaseSync } from 'node:sqlite'
 import { createInterface } from 'node:readline'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { stringify } from 'yaml'
-import { AUDIT_FIELDS } from '../../src/audit/fields.ts'
-import { waitForAuditRecord } from '../helpers/audit.ts'
+import { copyFirstRecord, waitForAuditRecord } from '../helpers/audit.ts'
 import { BIN } from '../helpers/cli.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 
@@ -41,14 +39,7 @@ beforeAll(async () => {
   } finally {
     await gateway.close()
   }
-  // Copied RECORDS - 1 times, each a millisecond older than the one before (the search's order).
-  const db = new DatabaseSync(log)
-  db.exec('PRAGMA busy_timeout = 5000')
-  const columns = ['chain', 'seq', 'time_ms', ...AUDIT_FIELDS.map((name) => `"${name}"`)]
-  const values = columns.map((c) => ({ seq: 'n.i', time_ms: 'time_ms - n.i', '"id"': `id || '-' || n.i`, '"time"': `strftime('%Y-%m-%dT%H:%M:%fZ', (time_ms - n.i) / 1000.0, 'unixepoch')`, '"detail"': `substr(replace(hex(zeroblob(1024)), '0', 'd'), 1, 1024)` })[c] ?? c)
-  db.exec(`WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < ${RECORDS})
-    INSERT INTO audit_records (${columns.join(', ')}) SELECT ${values.join(', ')} FROM audit_records, n WHERE seq = 1`)
-  db.close()
+  copyFirstRecord(log, RECORDS)
 }, 120_000)
 
 afterAll(async () => {

@@ -6,13 +6,11 @@
 // 512 MiB). The gateway runs as `bouncer serve`, so its memory is its own to read.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { DatabaseSync } from 'node:sqlite'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AUDIT_FIELDS } from '../../src/audit/fields.ts'
 import { searchAudit } from '../../src/audit/search.ts'
 import { serveConfig, type ServeProcess } from '../helpers/cli.ts'
-import { waitForAuditRecord } from '../helpers/audit.ts'
+import { copyFirstRecord, waitForAuditRecord } from '../helpers/audit.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { dropSchema, SHARED_POSTGRES, uniqueSchema } from '../helpers/postgres.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
@@ -43,14 +41,7 @@ beforeAll(async () => {
   const res = await request(`${gw.url}/${'a'.repeat(2_100)}`, { headers: { 'user-agent': 'u'.repeat(600) } })
   await res.body.dump()
   await waitForAuditRecord(log, String(res.headers['x-request-id']))
-  const db = new DatabaseSync(log)
-  db.exec('PRAGMA busy_timeout = 5000')
-  // Copied RECORDS - 1 times, each a millisecond older than the one before (the search's order), under its own seq and id.
-  const columns = ['chain', 'seq', 'time_ms', ...AUDIT_FIELDS.map((name) => `"${name}"`)]
-  const values = columns.map((c) => ({ seq: 'n.i', time_ms: 'time_ms - n.i', '"id"': `id || '-' || n.i`, '"time"': `strftime('%Y-%m-%dT%H:%M:%fZ', (time_ms - n.i) / 1000.0, 'unixepoch')`, '"detail"': `substr(replace(hex(zeroblob(1024)), '0', 'd'), 1, 1024)` })[c] ?? c)
-  db.exec(`WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < ${RECORDS})
-    INSERT INTO audit_records (${columns.join(', ')}) SELECT ${values.join(', ')} FROM audit_records, n WHERE seq = 1`)
-  db.close()
+  copyFirstRecord(log, RECORDS)
 }, 120_000)
 
 afterAll(async () => {

@@ -3,40 +3,23 @@
 // call goes through the same limits as an HTTP request (the MCP probe's left item). A server's
 // `limits` are now charged for every call of its tools, as a route's are: a refused call does not
 // reach the server, and the agent's tool result and the audit record name the limit.
-import { once } from 'node:events'
-import { createServer, type Server as HttpServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { Server, WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server'
+import { join } from 'node:path'
 import type { Client } from '@modelcontextprotocol/client'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { auditRows, connect, MCP_RESOURCE, startMcpTestGateway, type McpTestSetup } from '../helpers/mcp.ts'
-import { answerWith } from '../helpers/mcp-servers.ts'
+import { startListedToolsServer, type ListedToolsServer } from '../helpers/mcp-servers.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { join } from 'node:path'
 
-let http: HttpServer
-let calls = 0
+let server: ListedToolsServer
 let setup: McpTestSetup
 let agent: Client
 
 beforeAll(async () => {
-  http = createServer(async (req, res) => {
-    const mcp = new Server({ name: 'tools', version: '1' }, { capabilities: { tools: {} } })
-    mcp.setRequestHandler('tools/list', async () => ({ tools: [{ name: 'lookup', inputSchema: { type: 'object' } }] }))
-    mcp.setRequestHandler('tools/call', async () => {
-      calls++
-      return { content: [{ type: 'text', text: `looked up ${calls}` }] }
-    })
-    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
-    await mcp.connect(transport)
-    await answerWith(transport, req, res)
-  })
-  http.listen(0, '127.0.0.1')
-  await once(http, 'listening')
+  server = await startListedToolsServer([{ name: 'lookup', inputSchema: { type: 'object' } }], () => ({ content: [{ type: 'text', text: `looked up ${server.calls.length}` }] }))
   setup = await startMcpTestGateway('mcp-server-limits', (config) => ({
     ...config,
     limits: [{ name: 'lookup-pace', key: 'principal', rate: '1/m', burst: 2 }],
-    mcp: { ...config.mcp, servers: [{ name: 'tools', url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`, limits: ['lookup-pace'] }] },
+    mcp: { ...config.mcp, servers: [{ name: 'tools', url: server.url, limits: ['lookup-pace'] }] },
   }))
   agent = await connect(`${setup.gateway.url}/mcp`, await setup.idp.token('looker-reports', { resource: MCP_RESOURCE }), '2025-11-25')
 }, 60_000)
@@ -44,8 +27,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await agent?.close()
   await setup?.close()
-  http?.closeAllConnections()
-  http?.close()
+  await server?.close()
 })
 
 it('charges a server\'s limits for each call of its tools, and refuses past them without asking the server', async () => {
@@ -53,7 +35,7 @@ it('charges a server\'s limits for each call of its tools, and refuses past them
   const refused = (await agent.callTool({ name: 'tools__lookup', arguments: {} })) as { isError?: boolean; content: Array<{ text: string }> }
   expect(refused.isError).toBe(true)
   expect(JSON.parse(refused.content[0]?.text ?? '{}')).toMatchObject({ status: 429, code: 'rate_limited' })
-  expect(calls).toBe(2)
+  expect(server.calls).toEqual(['lookup', 'lookup'])
   const log = join(setup.dir, 'audit.db')
   await waitFor(() => auditRows(log, "route = 'mcp:tools__lookup'").length === 3, 'the three calls\' records', 15_000)
   expect(auditRows(log, "route = 'mcp:tools__lookup'").map((r) => [r.status, r.decision, r.code, r.limit])).toEqual([

@@ -7,6 +7,12 @@
 // session made at another provider (another issuer entry, or the same name at another URL) is
 // refused: 401 session_expired, a page load sent to sign in at the provider configured now. It is
 // not deleted (another gateway sharing the store may be the one it belongs to): moved back, it works.
+//
+// Found by the sessions probe: signing out of such a session sent its tokens — the old provider's
+// credentials — to the new provider: its refresh token to the new provider's revocation endpoint
+// (logged "revoked at the provider", which it was not: a provider answers 200 for a token it never
+// issued, RFC 7009 §2.2), and its ID token, in the browser's address bar, as the new provider's
+// id_token_hint. The sign-out now ends it here and sends its tokens nowhere.
 // Real providers (two oidc-providers), a real reload through the admin API.
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -51,8 +57,8 @@ async function reloadWith(next: Record<string, unknown>): Promise<void> {
 beforeAll(async () => {
   upstream = await startUpstream()
   const held = await heldPort()
-  oldIdp = await startSignInProvider(held.port, { people: [ALICE] })
-  newIdp = await startSignInProvider(held.port, { people: [ALICE] })
+  oldIdp = await startSignInProvider(held.port, { people: [ALICE], afterSignOut: '/' })
+  newIdp = await startSignInProvider(held.port, { people: [ALICE], afterSignOut: '/' })
   await held.release()
   gateway = await startTestGateway(config('old-sso'), { port: held.port })
   for (const name of ['old-sso', 'new-sso']) await waitFor(() => gateway.state.runtime.issuerKeys.get(name)?.state === 'ready', `${name}'s keys`)
@@ -125,5 +131,35 @@ describe('a session signed in at another provider than sign_in names now', { tim
     const api = await client.request(`${gateway.url}/people/report`, { html: false })
     expect(api.status, api.body).toBe(200)
     expect(oldIdp.tokenRequests).toBeGreaterThan(asked)
+  })
+})
+
+describe('signing out of a session made at the provider sign_in named before a reload', { timeout: 60_000 }, () => {
+  it('ends it, and sends neither its refresh token nor its ID token to the provider configured now', async () => {
+    await reloadWith(config('old-sso'))
+    const client = await signedInAtOld(false)
+    await reloadWith(config('new-sso'))
+    const from = gateway.logs.length
+    const copy = client.cookies(gateway.url).bouncer_session!
+    try {
+      const out = await client.request(`${gateway.url}/.bouncer/sign_out`, { method: 'POST', headers: { origin: gateway.url } })
+      expect(out.status, out.body).toBe(302)
+      // RP-initiated logout at the provider configured now, without the old provider's ID token.
+      expect(out.location).toContain(newIdp.issuer)
+      expect(new URL(out.location!).searchParams.get('id_token_hint')).toBeNull()
+      // The refresh token's fate is logged once the answer is out: it must not have gone to the new provider.
+      await waitFor(() => gateway.logs.slice(from).some((line) => line.includes('signed-out session\'s refresh token')), 'the log of the refresh token\'s fate', 10_000)
+      const fate = gateway.logs.slice(from).find((line) => line.includes('signed-out session\'s refresh token'))!
+      expect(fate).not.toContain('was revoked at the provider')
+      expect(fate).toContain('old-sso')
+      // The session is over: its cookie was cleared, and a copy of it is refused even once sign_in names its provider again.
+      expect(client.cookies(gateway.url).bouncer_session).toBeUndefined()
+    } finally {
+      await reloadWith(config('old-sso'))
+    }
+    const thief = cookieJar()
+    thief.setCookie(gateway.url, 'bouncer_session', copy)
+    const replayed = await thief.request(`${gateway.url}/people/report`, { html: false })
+    expect(replayed.status, replayed.body).toBe(401)
   })
 })
