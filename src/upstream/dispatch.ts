@@ -98,6 +98,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #releasesAtEnd = false
   /** The answer is chunked, or short enough to be held whole. */
   #mayHold = false
+  /** A 205's body is read and dropped (onResponseStart). */
+  #bodiless = false
   /** The answer began before the request's body had all come. */
   #unreadBody = false
   /** A held stream's way out of the open tunnels' registry (HELD_STREAM_TYPE); null for any other answer. */
@@ -247,6 +249,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const out = responseHeaders(headers, ctx.id, this.#policy, ctx.answerHeaders)
     // RFC 9110 §8.6: no Content-Length on a 204, whatever the upstream sent (its body is dropped).
     if (statusCode === 204) delete out['content-length']
+    // RFC 9110 §15.3.6: a 205 has no content, and says so with Content-Length: 0. An upstream's that
+    // had a body was relayed with it: an HTTP/2 client's stream was reset (nghttp2 ends a 205's
+    // stream with its head), an HTTP/1.1 one got content a 205 may not have. Its body is read and dropped.
+    this.#bodiless = statusCode === 205
+    if (this.#bodiless) out['content-length'] = '0'
     if (ctx.http2) keepFirstOfSingleValues(out)
     // Written with the first body byte or the end: an upstream that fails before either still gets
     // its client a 502 (Node's HTTP/1 sends a head only with the first write anyway).
@@ -298,6 +305,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       if (this.#dropped > DROP_LIMIT || performance.now() - this.#dropSince > this.#upstream.timeoutMs) controller.abort(new DropAbandoned())
       return
     }
+    if (this.#bodiless) return
     const res = this.#ctx.res
     this.#served.bytesOut += chunk.length
     if (this.#beforeEnd === null) this.#writeHeldHead()
