@@ -20,13 +20,16 @@ const LABELS = new RegExp(`^(?:${LABEL}\\.)*${LABEL}\\.$`)
 const IPV6_LITERAL = /^\[[0-9a-f:.]+\]$/
 const PORT = /^\d{1,5}$/
 
+/** A TCP port, written in decimal: 0 to 65535. */
+const isPort = (text: string) => PORT.test(text) && Number(text) <= 65_535
+
 /** `api.example.com`, `*.example.com`, `api.example.com:8443`, `10.0.0.5`, `[::1]:8080` (any case). */
 export function parseHostPattern(text: string): HostPatternResult {
   const split = splitHost(text.trim().toLowerCase())
   const wildcard = split?.name.startsWith('*.') ?? false
   const name = wildcard ? (split as { name: string }).name.slice(2) : split?.name
   const valid = name !== undefined && (DNS_NAME.test(name) || (!wildcard && IPV6_LITERAL.test(name)))
-  if (!split || !valid || (split.port !== null && !(PORT.test(split.port) && Number(split.port) <= 65_535))) {
+  if (!split || !valid || (split.port !== null && !isPort(split.port))) {
     return { ok: false, message: `invalid host "${text}": write it like api.example.com, *.example.com or api.example.com:8443` }
   }
   return { ok: true, value: { text: text.trim(), name: name as string, wildcard, port: split.port } }
@@ -52,7 +55,9 @@ export function hostAllowList(patterns: readonly HostPattern[]): HostAllowList {
     matches(host) {
       if (patterns.length === 0) return false
       const split = splitHost(host.toLowerCase())
-      if (split === null || (split.port !== null && !PORT.test(split.port))) return false
+      // A port no TCP connection has (99999) is no host of the list's (the front-door probe): the
+      // redirect URIs and origins made from it would name an address nobody can reach.
+      if (split === null || (split.port !== null && !isPort(split.port))) return false
       return patterns.some((pattern) => hostMatches(pattern, split.name, split.port))
     },
   }

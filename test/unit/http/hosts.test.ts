@@ -16,7 +16,7 @@ describe('server.hosts', () => {
     for (const host of ['api.example.com', 'Api.Example.COM', 'api.example.com:443', 'admin.example.com:8443', '10.0.0.5:80', '[::1]:8080']) {
       expect(hosts.matches(host), host).toBe(true)
     }
-    for (const host of ['admin.example.com', 'admin.example.com:443', 'evil.example.com', 'api.example.com.evil', 'api.example.com:', 'api.example.com:x', '[::1]', '[::1]:9', '']) {
+    for (const host of ['admin.example.com', 'admin.example.com:443', 'evil.example.com', 'api.example.com.evil', 'api.example.com:', 'api.example.com:x', 'api.example.com:99999', 'api.example.com:65536', '[::1]', '[::1]:9', '']) {
       expect(hosts.matches(host), host).toBe(false)
     }
   })
