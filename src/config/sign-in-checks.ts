@@ -82,7 +82,15 @@ function beyondOrigin(baseUrl: string | undefined): string | null {
 
 /** Secure by default where the gateway is reached over TLS: its own listener, or an https base_url. */
 export function cookieSecureByDefault(config: Pick<Config, 'server' | 'sign_in'>): boolean {
-  return config.server.tls !== undefined || (config.sign_in?.base_url?.startsWith('https:') ?? false)
+  return config.server.tls !== undefined || reachedOverHttps(config.sign_in?.base_url)
+}
+
+/**
+ * Whether a base_url is an https one, its scheme in any case (URLs' schemes are case-insensitive):
+ * `HTTPS://…` read as not https, and its cookies went without Secure (the sessions probe).
+ */
+export function reachedOverHttps(baseUrl: string | undefined): boolean {
+  return baseUrl !== undefined && /^https:/i.test(baseUrl)
 }
 
 /** admin.roles and admin.read_roles: people sign in to the console through sign_in, as one of these roles. */

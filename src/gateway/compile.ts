@@ -5,7 +5,7 @@
 import type { X509Certificate } from 'node:crypto'
 import { compileAccess, type AccessControl, type RoutePolicy } from '../access/index.ts'
 import { ownIssuerConfig, tokenExchangeEndpoints, type ExchangeEndpoint, type ExchangeKeys } from '../agents/index.ts'
-import { addressSet, configDigestOf, CONSOLE_COOKIE, cookieSecureByDefault, jwtIssuers, parseRoutePattern, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
+import { addressSet, configDigestOf, CONSOLE_COOKIE, cookieSecureByDefault, jwtIssuers, parseRoutePattern, reachedOverHttps, readCertificates, x509Issuers, type AcceptedCredential, type AddressSet, type Config, type CorsConfig, type IssuerConfig, type RouteConfig, type RoutePattern } from '../config/index.ts'
 import { corsPolicy, foldHeaderName, isManagedVariant, MANAGED_REQUEST_HEADERS, type CorsPolicy } from '../http/index.ts'
 import {
   apiKeyVerifier, bearerVerifier, clientCertVerifier, createApiKeyDirectoryRegistry, createAuthenticator, createIntrospector, createIssuerRegistry, createSessionStoreRegistry, createSignIn, createTokenVerifier, unprovenCredential,
@@ -478,13 +478,13 @@ function compileConsoleSignIn(config: Config, issuerKeys: ReadonlyMap<string, Is
       callback_path: CONSOLE_SIGN_IN_PATHS.callback,
       sign_out_path: CONSOLE_SIGN_IN_PATHS.signOut,
       after_sign_out_path: '/',
-      cookie: { name: CONSOLE_COOKIE, previous_names: [], same_site: 'lax', secure: admin.base_url?.startsWith('https:') ?? false },
+      cookie: { name: CONSOLE_COOKIE, previous_names: [], same_site: 'lax', secure: reachedOverHttps(admin.base_url) },
     },
     issuer,
     keys: issuerKeys,
     store: deps.sessionStores.acquire({ store: settings.session.store, idle: settings.session.idle }),
     audience: 'console',
-    cookieSecure: admin.base_url?.startsWith('https:') ?? false,
+    cookieSecure: reachedOverHttps(admin.base_url),
     endsProviderSession: false,
     logger: deps.logger,
   })
