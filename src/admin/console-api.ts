@@ -5,7 +5,7 @@
 // little to decide it again alike (its token's claims), the answer says so (replay.ts).
 import {
   AuditQueryError, auditSourceOf, bucketFor, CHECKPOINT_KEY, checkpointPathOf, checkpointVerificationKeys, MAX_RANGE_MS, NoAuditLog, ordered, pageAfter, pageAt, pagedRecords,
-  parseAuditQuery, parseSince, parseTime, readCounts, filterText, readDenials, readOverview, readRecords, readVerification,
+  parseAuditQuery, parseSince, parseTime, readCounts, sinceRefusal, filterText, readDenials, readOverview, readRecords, readVerification,
   type AuditCursor, type AuditQuery, type AuditRecord, type AuditSource, type RecordReader,
 } from '../audit/index.ts'
 import { jwtIssuers, x509Issuers, type AuditConfig } from '../config/index.ts'
@@ -35,7 +35,7 @@ function sourceOf(actions: AdminActions): AuditSource {
 export function rangeOf(query: URLSearchParams, now = Date.now(), fallback = '1h'): { sinceMs: number; untilMs: number } {
   const since = query.get('since') ?? fallback
   const sinceMs = parseSince(since, now)
-  if (sinceMs === undefined) throw new GatewayError('bad_request', { detail: `since "${since}" is neither a duration (1h) nor a time (2026-11-26T10:00:00Z).` })
+  if (sinceMs === undefined) throw new GatewayError('bad_request', { detail: `${sinceRefusal(since)}.` })
   const until = query.get('until')
   const untilMs = until === null ? now : parseTime(until) // no zone: UTC, as the search reads it
   if (untilMs === undefined) throw new GatewayError('bad_request', { detail: `until "${until}" is not a time.` })

@@ -55,6 +55,19 @@ export function parseSince(text: string, now = Date.now()): number | undefined {
   return parseTime(text)
 }
 
+/**
+ * Why a since is refused (without its final stop): a duration past its bound says so (`99999d` was
+ * "neither a duration nor a time", though it is a duration, longer than 100 years: the audit probe).
+ */
+export function sinceRefusal(text: string): string {
+  const duration = parseDuration(text)
+  if (!duration.ok && DURATION_SHAPE.test(text.trim())) return `since "${text}": ${duration.message.replace(/^invalid duration "[^"]*": /, '')}`
+  return `since "${text}" is neither a duration (1h) nor a time (2026-11-26T10:00:00Z)`
+}
+
+/** What reads as a duration, whatever its size. */
+const DURATION_SHAPE = /^\d+(?:\.\d+)?(?:ms|s|m|h|d)$/i
+
 export class AuditQueryError extends Error {}
 
 /** The end keptValue gives a value it cut (errors/truncate.ts). */
@@ -126,7 +139,7 @@ export function parseAuditQuery(input: Partial<Record<'since' | 'until' | 'limit
   const given = (text: string | undefined): text is string => text !== undefined && text.trim() !== ''
   if (given(input.since)) {
     query.sinceMs = parseSince(input.since)
-    if (query.sinceMs === undefined) throw new AuditQueryError(`since "${input.since}" is neither a duration (1h) nor a time (2026-11-26T10:00:00Z)`)
+    if (query.sinceMs === undefined) throw new AuditQueryError(sinceRefusal(input.since))
   }
   if (given(input.until)) {
     query.untilMs = parseTime(input.until)
