@@ -306,13 +306,14 @@ const COLLECTION_KEY = 'a key is a name, not a list or a map (YAML\'s "? [a, b]"
 /**
  * Where a map's key is itself a list or a map. toJS turned it into its text, so check said `unknown
  * key "[ a, b ]"` at the file's first line, and Node printed yaml's warning to a programmer
- * ("Set mapAsMap: true") on stderr beside it (found by fuzzing).
+ * ("Set mapAsMap: true") on stderr beside it (found by fuzzing). An alias key standing for a list or
+ * a map (`a: &x [b]` then `*x : 1`) is one too (found by fuzzing again).
  */
 function collectionKeyOffsets(doc: Document): number[] {
   const offsets: number[] = []
   visit(doc, {
     Pair(_key, pair) {
-      if (isCollection(pair.key)) offsets.push(pair.key.range?.[0] ?? 0)
+      if (isCollection(pair.key) || (isAlias(pair.key) && isCollection(pair.key.resolve(doc)))) offsets.push(pair.key.range?.[0] ?? 0)
     },
   })
   return offsets

@@ -260,6 +260,8 @@ routes:
     try {
       expect(check(`${BASE}? [a, b]\n: 1\n`).lines).toEqual(['bouncer.yaml:9:3: a key is a name, not a list or a map (YAML\'s "? [a, b]" or "{a: 1}: x"): write the key as plain text'])
       expect(check(`${BASE}    ? {x: 1}\n    : 2\n`).lines).toEqual(['bouncer.yaml:9:7: a key is a name, not a list or a map (YAML\'s "? [a, b]" or "{a: 1}: x"): write the key as plain text'])
+      // An alias standing for a list (found by fuzzing again: yaml warned once more).
+      expect(check(`${BASE}x-list: &names [a, b]\n*names : 1\n`).lines).toContain('bouncer.yaml:10:1: a key is a name, not a list or a map (YAML\'s "? [a, b]" or "{a: 1}: x"): write the key as plain text')
     } finally {
       process.off('warning', onWarning)
     }
