@@ -44,3 +44,22 @@ export async function h2Once(url: string, ca: Buffer, headers: OutgoingHttpHeade
     stream.on('error', () => {})
   })
 }
+
+/** One request with `body` on a session of its own, closed after it: the answer's status and body, and the stream's error (a reset) or null. */
+export async function h2Exchange(url: string, ca: Buffer, headers: OutgoingHttpHeaders, body: string): Promise<{ status: number; body: string; error: string | null }> {
+  const client = await h2Session(url, ca)
+  return new Promise((resolve) => {
+    const stream = client.request(headers)
+    stream.end(body)
+    let status = 0
+    let error: string | null = null
+    const chunks: Buffer[] = []
+    stream.on('response', (h) => (status = Number(h[':status'])))
+    stream.on('data', (c: Buffer) => chunks.push(c))
+    stream.on('error', (err) => (error = err.message))
+    stream.on('close', () => {
+      client.close()
+      resolve({ status, body: Buffer.concat(chunks).toString('utf8'), error })
+    })
+  })
+}

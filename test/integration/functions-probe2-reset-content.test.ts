@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { Agent, request } from 'undici'
 import { createPki, type TestPki } from '../helpers/certs.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
-import { h2Session } from '../helpers/h2-gateway.ts'
+import { h2Exchange } from '../helpers/h2-gateway.ts'
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/functions/', import.meta.url))
 let pki: TestPki
@@ -29,23 +29,8 @@ afterAll(async () => {
 })
 
 it('over HTTP/2 the client gets the 205, without a body', async () => {
-  const client = await h2Session(gw.url, readFileSync(pki.ca.cert))
-  try {
-    const answer = await new Promise<{ status: number; body: string; error: string | null }>((resolve) => {
-      const stream = client.request({ ':path': '/reset', ':method': 'POST', 'content-type': 'application/x-www-form-urlencoded' })
-      stream.end('name=x')
-      let status = 0
-      let error: string | null = null
-      const chunks: Buffer[] = []
-      stream.on('response', (head) => (status = Number(head[':status'])))
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk))
-      stream.on('error', (err) => (error = err.message))
-      stream.on('close', () => resolve({ status, body: Buffer.concat(chunks).toString(), error }))
-    })
-    expect(answer).toEqual({ status: 205, body: '', error: null })
-  } finally {
-    client.close()
-  }
+  const answer = await h2Exchange(gw.url, readFileSync(pki.ca.cert), { ':path': '/reset', ':method': 'POST', 'content-type': 'application/x-www-form-urlencoded' }, 'name=x')
+  expect(answer).toEqual({ status: 205, body: '', error: null })
 })
 
 it('over HTTP/1.1 the 205 has no body, its Content-Length 0', async () => {
