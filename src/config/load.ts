@@ -4,7 +4,7 @@
 import { isUtf8 } from 'node:buffer'
 import { open } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { isAlias, isCollection, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml'
+import { isAlias, isCollection, isScalar, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml'
 import { createLocator, type ConfigPath, type Diagnostic, type Finding, type Locator } from './diagnostics.ts'
 import { configSchema, type Config } from './schema.ts'
 import { applyListenVariables } from './listen-env.ts'
@@ -301,13 +301,14 @@ function mergeKeyOffsets(doc: Document): number[] {
   return offsets
 }
 
-const COLLECTION_KEY = 'a key is a name, not a list or a map (YAML\'s "? [a, b]" or "{a: 1}: x"): write the key as plain text'
+const COLLECTION_KEY = 'a key is a name, not a list, a map or a typed value (YAML\'s "? [a, b]", "{a: 1}: x" or "!!binary aGk=: x"): write the key as plain text'
 
 /**
  * Where a map's key is itself a list or a map. toJS turned it into its text, so check said `unknown
  * key "[ a, b ]"` at the file's first line, and Node printed yaml's warning to a programmer
  * ("Set mapAsMap: true") on stderr beside it (found by fuzzing). An alias key standing for a list or
- * a map (`a: &x [b]` then `*x : 1`) is one too (found by fuzzing again). Anchors are read as the
+ * a map (`a: &x [b]` then `*x : 1`) is one too (found by fuzzing again), and so is a scalar key that
+ * reads as an object: a `!!binary` Buffer or a `!!timestamp` Date (the same warning). Anchors are read as the
  * walk meets them, the latest of a name standing (YAML's rule): yaml's Alias.resolve searches the
  * whole document, and 9,000 alias keys in 64 KB took 100 s (the fuzz test's own example).
  */
@@ -319,7 +320,8 @@ function collectionKeyOffsets(doc: Document): number[] {
       if (!isAlias(node) && node.anchor) anchored.set(node.anchor, node)
     },
     Pair(_key, pair) {
-      if (isCollection(pair.key) || (isAlias(pair.key) && isCollection(anchored.get(pair.key.source)))) offsets.push(pair.key.range?.[0] ?? 0)
+      const key = isAlias(pair.key) ? anchored.get(pair.key.source) : pair.key
+      if (isCollection(key) || (isScalar(key) && typeof key.value === 'object' && key.value !== null)) offsets.push((pair.key as Node | null)?.range?.[0] ?? 0)
     },
   })
   return offsets

@@ -253,15 +253,20 @@ routes:
 
   // Found by fuzzing: a list or map as a key was read as its text ('unknown key "[ a, b ]"' at 1:1),
   // and yaml's warning to a programmer ("Set mapAsMap: true") went to stderr beside it.
-  it('says where a key is a list or a map, and prints no warning of yaml\'s', () => {
+  it('says where a key is a list, a map or a typed value, and prints no warning of yaml\'s', () => {
     const warnings: string[] = []
     const onWarning = (warning: Error) => warnings.push(warning.message)
     process.on('warning', onWarning)
     try {
-      expect(check(`${BASE}? [a, b]\n: 1\n`).lines).toEqual(['bouncer.yaml:9:3: a key is a name, not a list or a map (YAML\'s "? [a, b]" or "{a: 1}: x"): write the key as plain text'])
-      expect(check(`${BASE}    ? {x: 1}\n    : 2\n`).lines).toEqual(['bouncer.yaml:9:7: a key is a name, not a list or a map (YAML\'s "? [a, b]" or "{a: 1}: x"): write the key as plain text'])
+      expect(check(`${BASE}? [a, b]\n: 1\n`).lines).toEqual(['bouncer.yaml:9:3: a key is a name, not a list, a map or a typed value (YAML\'s "? [a, b]", "{a: 1}: x" or "!!binary aGk=: x"): write the key as plain text'])
+      expect(check(`${BASE}    ? {x: 1}\n    : 2\n`).lines).toEqual(['bouncer.yaml:9:7: a key is a name, not a list, a map or a typed value (YAML\'s "? [a, b]", "{a: 1}: x" or "!!binary aGk=: x"): write the key as plain text'])
       // An alias standing for a list (found by fuzzing again: yaml warned once more).
-      expect(check(`${BASE}x-list: &names [a, b]\n*names : 1\n`).lines).toContain('bouncer.yaml:10:1: a key is a name, not a list or a map (YAML\'s "? [a, b]" or "{a: 1}: x"): write the key as plain text')
+      expect(check(`${BASE}x-list: &names [a, b]\n*names : 1\n`).lines).toContain('bouncer.yaml:10:1: a key is a name, not a list, a map or a typed value (YAML\'s "? [a, b]", "{a: 1}: x" or "!!binary aGk=: x"): write the key as plain text')
+      // A scalar key that reads as an object (found by fuzzing: yaml warned once more), or an alias to
+      // one. Pointed at its value, after the tag.
+      expect(check(`${BASE}!!binary aGk= : 1\n`).lines).toEqual(['bouncer.yaml:9:10: a key is a name, not a list, a map or a typed value (YAML\'s "? [a, b]", "{a: 1}: x" or "!!binary aGk=: x"): write the key as plain text'])
+      expect(check(`${BASE}!!timestamp 2001-12-14 : 1\n`).lines).toEqual(['bouncer.yaml:9:13: a key is a name, not a list, a map or a typed value (YAML\'s "? [a, b]", "{a: 1}: x" or "!!binary aGk=: x"): write the key as plain text'])
+      expect(check(`${BASE}x-when: &when !!timestamp 2001-12-14\n*when : 1\n`).lines).toContain('bouncer.yaml:10:1: a key is a name, not a list, a map or a typed value (YAML\'s "? [a, b]", "{a: 1}: x" or "!!binary aGk=: x"): write the key as plain text')
     } finally {
       process.off('warning', onWarning)
     }
