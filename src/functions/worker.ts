@@ -86,11 +86,11 @@ function reportDroppedLines(): void {
 }
 
 /** One admitted line, cut here: a longer one is never copied to the gateway's thread. */
-function log(level: LogLevel, text: string, stream?: 'stdout' | 'stderr'): void {
+function log(level: LogLevel, text: string, stream?: 'stdout' | 'stderr', requestId = running): void {
   const line = cutLine(text)
   logBudget.lines++
   logBudget.chars += line.length
-  send({ type: 'log', requestId: running, level, text: line, ...(stream ? { stream } : {}) })
+  send({ type: 'log', requestId, level, text: line, ...(stream ? { stream } : {}) })
 }
 
 for (const [method, level] of [['debug', 'debug'], ['trace', 'debug'], ['log', 'info'], ['info', 'info'], ['warn', 'warn'], ['error', 'error']] as const) {
@@ -103,14 +103,26 @@ for (const [method, level] of [['debug', 'debug'], ['trace', 'debug'], ['log', '
 /**
  * What the handler writes to process.stdout/stderr itself (console.table, console.dir, …
  * too): the same lines, cut and budget as console's, instead of the worker's own stdio, which
- * copies every byte to the gateway's thread.
+ * copies every byte to the gateway's thread. Answers what logs a line left unfinished.
  */
-function captureStream(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr', level: LogLevel): void {
+function captureStream(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr', level: LogLevel): () => void {
   let partial = ''
-  const line = (text: string) => {
-    if (text !== '' && logAdmitted()) log(level, text, name)
+  /**
+   * The invocation that began the unfinished line: it is logged under that one's request id, at the
+   * end of it or when another writes. It waited for the next line break, whoever wrote it, and went
+   * out glued to the next caller's line under its request id (probe finding).
+   */
+  let partialOwner: string | null = null
+  const line = (text: string, requestId = running) => {
+    if (text !== '' && logAdmitted()) log(level, text, name, requestId)
+  }
+  const flush = () => {
+    line(partial, partialOwner)
+    partial = ''
   }
   stream.write = ((chunk: string | Uint8Array, encoding?: unknown, callback?: unknown): boolean => {
+    if (partialOwner !== running) flush()
+    partialOwner = running
     const size = typeof chunk === 'string' ? chunk.length : chunk.byteLength
     // Not scanned for lines: that would flatten a rope of any length (messages.ts MAX_CUTTABLE).
     const text = size > MAX_CUTTABLE ? `(a write of ${size} ${typeof chunk === 'string' ? 'chars' : 'bytes'}, too long to log)\n` : typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')
@@ -129,9 +141,9 @@ function captureStream(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr', le
     if (typeof done === 'function') process.nextTick(done as () => void)
     return true
   }) as NodeJS.WriteStream['write']
+  return flush
 }
-captureStream(process.stdout, 'stdout', 'info')
-captureStream(process.stderr, 'stderr', 'warn')
+const flushUnfinishedLines = [captureStream(process.stdout, 'stdout', 'info'), captureStream(process.stderr, 'stderr', 'warn')]
 
 /**
  * The worker's JS heap in use and its memory outside it (Buffers, ArrayBuffers), which `memory`'s
@@ -187,6 +199,7 @@ async function run(invoke: Invoke): Promise<void> {
     if (typeof body === 'string') send({ type: 'result', id: invoke.id, response: made.response, usedBytes: usedBytes() })
     else send({ type: 'result', id: invoke.id, response: made.response, usedBytes: usedBytes(body.byteLength) }, [body.buffer as ArrayBuffer])
   } finally {
+    for (const flush of flushUnfinishedLines) flush() // an invocation's output is in the log once it has answered
     reportDroppedLines() // under this invocation's request id
     running = null
   }
