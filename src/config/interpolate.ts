@@ -29,6 +29,8 @@ const SECRET_PLACES: ReadonlyArray<{ path: readonly string[]; name: string; minL
   { path: ['datasources', '*', 'key'], name: "a datasource's key", minLength: 16 },
   // README documents it and the runtime applies it (mcp.applySecrets); the list lacked it (found by an adversarial probe).
   { path: ['mcp', 'servers', '*', 'headers', '*'], name: "an MCP server's headers" },
+  // A handler's credential (a database password): in the gateway's environment instead, every function could read it.
+  { path: ['functions', '*', 'environment', '*'], name: "a function's environment" },
 ]
 const SECRET_PLACE_NAMES = SECRET_PLACES.map((place) => place.name).join(', ')
 

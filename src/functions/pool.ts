@@ -51,6 +51,12 @@ export interface FunctionPool {
    * missing export, a top level that throws or ends the thread). Never settles offline.
    */
   readonly loaded: Promise<Error | null>
+  /**
+   * The current values of the `${secret:NAME}` in the function's `environment`: at compile (the
+   * pool's workers start then) and after every secrets refresh. A worker started with other values
+   * is replaced when it is next taken: an invocation running keeps the environment it began with.
+   */
+  applySecrets(resolve: (template: string) => string): void
 }
 
 export interface PoolDeps {
@@ -65,6 +71,8 @@ export interface PoolSlot {
   /** Its worker has loaded the module: an invocation's timeout runs from the call, not the load. */
   loaded: boolean
   pending: Pending | null
+  /** The environment its worker was started with (the pool's `environmentText` then). */
+  startedWith: string
 }
 
 /**
@@ -95,9 +103,13 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   // The young generation is a slice of `memory`, not extra: small, so a leak reaches the old space's limit.
   const young = Math.max(1, Math.min(16, Math.floor(config.memory / 8)))
   const resourceLimits = { maxOldGenerationSizeMb: config.memory - young, maxYoungGenerationSizeMb: young }
-  const env = workerEnvironment(config)
+  // Secret references stay as written until applySecrets gives their values: such a pool starts no worker before.
+  let env = workerEnvironment(config, (template) => template)
+  let environmentText = JSON.stringify(env)
+  const namesSecrets = Object.values(config.environment).some((value) => value.includes('${secret:'))
+  let waitingForSecrets = namesSecrets
   const memoryBytes = config.memory * 1_048_576
-  const slots: PoolSlot[] = Array.from({ length: config.concurrency }, () => ({ worker: null, loaded: false, pending: null }))
+  const slots: PoolSlot[] = Array.from({ length: config.concurrency }, () => ({ worker: null, loaded: false, pending: null, startedWith: environmentText }))
   const idle: PoolSlot[] = [...slots]
   let inFlight = 0
   let held = 0
@@ -127,6 +139,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     const worker = new Worker(WORKER_URL, { workerData: setup, resourceLimits, env, stdout: true, stderr: true })
     slot.worker = worker
     slot.loaded = false
+    slot.startedWith = environmentText
     // worker.ts logs what the handler writes to process.stdout/stderr; whatever still reaches the
     // worker's own stdio goes to the log too, never to the gateway's stdout.
     logLines(worker.stdout, (text) => logger.info({ function: name, stream: 'stdout' }, text))
@@ -225,7 +238,12 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
    */
   function replaceOverMemory(slot: PoolSlot, worker: Worker, requestId: string, used: number): void {
     logger.warn({ function: name, request_id: requestId, used_mb: Math.round(used / 1_048_576), memory_mb: config.memory }, `function ${name} holds more than its memory (${config.memory}MB, Buffers included) after an invocation: its worker was replaced`)
-    if (slot.worker === worker && !closing) start(slot) // before terminating: the old worker's exit is then no longer this slot's
+    replaceWorker(slot, worker)
+  }
+
+  /** An idle worker replaced: the new one started first, so the old one's exit is no longer this slot's. */
+  function replaceWorker(slot: PoolSlot, worker: Worker): void {
+    if (slot.worker === worker && !closing) start(slot)
     void terminateThread(worker, `function ${name}`)
   }
 
@@ -300,7 +318,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     if (inFlight === 0) drained?.()
   }
 
-  if (background !== null) for (const slot of slots) start(slot)
+  if (background !== null && !waitingForSecrets) for (const slot of slots) start(slot)
 
   return {
     name,
@@ -321,6 +339,8 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       const slot = idle.pop()
       if (slot === undefined) return null
       inFlight++
+      // Started before a secret in its environment took a new value (a rotation).
+      if (slot.worker !== null && slot.startedWith !== environmentText) replaceWorker(slot, slot.worker)
       return slot
     },
     run(slot, event, requestId) {
@@ -335,6 +355,14 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     },
     giveBack: release,
     loaded,
+    applySecrets(resolve) {
+      if (!namesSecrets) return
+      env = workerEnvironment(config, resolve)
+      environmentText = JSON.stringify(env)
+      if (!waitingForSecrets || background === null) return
+      waitingForSecrets = false
+      for (const slot of slots) start(slot)
+    },
     async close(options = {}) {
       closing = true
       if (options.finishFirst && inFlight > 0) await new Promise<void>((resolve) => (drained = resolve))
@@ -402,10 +430,11 @@ function asError(error: FailureDetails): Error {
 const INHERITED = ['PATH', 'LANG', 'TZ']
 
 /**
- * The handler's process.env: the function's `environment` and what Lambda sets about the function
- * (AWS_LAMBDA_FUNCTION_NAME, …), as in a Lambda environment; of the gateway's own, only INHERITED.
+ * The handler's process.env: the function's `environment` (its `${secret:NAME}` by `resolve`) and
+ * what Lambda sets about the function (AWS_LAMBDA_FUNCTION_NAME, …), as in a Lambda environment;
+ * of the gateway's own, only INHERITED.
  */
-function workerEnvironment(config: FunctionConfig): Record<string, string> {
+function workerEnvironment(config: FunctionConfig, resolve: (template: string) => string): Record<string, string> {
   const env: Record<string, string> = {}
   for (const name of INHERITED) {
     const value = process.env[name]
@@ -414,7 +443,8 @@ function workerEnvironment(config: FunctionConfig): Record<string, string> {
   env.AWS_LAMBDA_FUNCTION_NAME = config.name
   env.AWS_LAMBDA_FUNCTION_VERSION = '$LATEST'
   env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE = String(config.memory)
-  return Object.assign(env, config.environment)
+  for (const [variable, template] of Object.entries(config.environment)) env[variable] = resolve(template)
+  return env
 }
 
 /** A worker's stdout or stderr as log lines (the stream must be read, or it would buffer without bound). */

@@ -128,7 +128,8 @@ export interface CompileDeps {
 
 /**
  * Puts the current secret values where the config references them: every upstream's configured
- * headers, and the introspecting issuer's client secret. At compile and after every refresh.
+ * headers, the introspecting issuer's client secret, each function's environment. At compile and
+ * after every refresh.
  */
 export function applySecretValues(runtime: Runtime, resolve: (template: string) => string): void {
   for (const upstream of runtime.upstreams.values()) {
@@ -142,6 +143,7 @@ export function applySecretValues(runtime: Runtime, resolve: (template: string) 
     if (runtime.consoleSignIn) runtime.consoleSignIn.clientSecret = resolve(signInSecret)
   }
   runtime.mcp?.applySecrets(resolve)
+  for (const pool of runtime.functions.values()) pool.applySecrets(resolve)
 }
 
 const NO_KEYS: BuiltInSources = { publishedKeys: () => ({ keys: [] }) }

@@ -65,7 +65,7 @@ describe('dataset checks', () => {
   it('refuses a datasource secret outside url and key, and accepts one in them', () => {
     const loaded = loadConfigText('datasources:\n  - { name: wh, type: postgres, url: "postgres://r:${secret:pw}@h/db", key: "${secret:k}" }\n  - { name: s, type: sqlite, path: "${secret:p}" }\nsecrets: { store: { type: env } }\n', 'bouncer.yaml', {})
     const errors = loaded.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.path.join('.')}: ${d.message}`)
-    expect(errors).toEqual(['datasources.1.path: ${secret:p} may only stand in one of: an upstream\'s headers, admin.token, admin.read_token, an issuer\'s introspection.client_secret, sign_in.client_secret, token_exchange.signing.key, a datasource\'s url, a datasource\'s key, an MCP server\'s headers'])
+    expect(errors).toEqual(['datasources.1.path: ${secret:p} may only stand in one of: an upstream\'s headers, admin.token, admin.read_token, an issuer\'s introspection.client_secret, sign_in.client_secret, token_exchange.signing.key, a datasource\'s url, a datasource\'s key, an MCP server\'s headers, a function\'s environment'])
   })
 
   // A docs probe: the schema asks 16 characters of a key written in the file, and said a secret's

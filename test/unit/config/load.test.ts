@@ -137,10 +137,10 @@ describe('loading bouncer.yaml', () => {
   it("allows ${secret:NAME} only in an upstream's headers and admin.token, and needs a secrets store", () => {
     const { lines } = check(`${BASE.replace('    url: http://127.0.0.1:9500', '    url: http://127.0.0.1:9500/?key=${secret:k}\n    headers: { Authorization: "Bearer ${secret:tok}" }')}telemetry:\n  service_name: \${secret:x}\n`)
     expect(lines).toEqual([
-      "bouncer.yaml:3:10: upstreams[0].url: ${secret:k} may only stand in one of: an upstream's headers, admin.token, admin.read_token, an issuer's introspection.client_secret, sign_in.client_secret, token_exchange.signing.key, a datasource's url, a datasource's key, an MCP server's headers",
+      "bouncer.yaml:3:10: upstreams[0].url: ${secret:k} may only stand in one of: an upstream's headers, admin.token, admin.read_token, an issuer's introspection.client_secret, sign_in.client_secret, token_exchange.signing.key, a datasource's url, a datasource's key, an MCP server's headers, a function's environment",
       'bouncer.yaml:3:10: upstreams[0].url: an upstream URL cannot hold a query or a fragment',
       'bouncer.yaml:4:31: upstreams[0].headers.Authorization: ${secret:tok} is used but no secrets store is configured (secrets.store)',
-      "bouncer.yaml:11:17: telemetry.service_name: ${secret:x} may only stand in one of: an upstream's headers, admin.token, admin.read_token, an issuer's introspection.client_secret, sign_in.client_secret, token_exchange.signing.key, a datasource's url, a datasource's key, an MCP server's headers",
+      "bouncer.yaml:11:17: telemetry.service_name: ${secret:x} may only stand in one of: an upstream's headers, admin.token, admin.read_token, an issuer's introspection.client_secret, sign_in.client_secret, token_exchange.signing.key, a datasource's url, a datasource's key, an MCP server's headers, a function's environment",
     ])
   })
 
