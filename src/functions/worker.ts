@@ -1,6 +1,7 @@
 // A function's worker thread: loads the module once, then runs its handler for one invocation at a
 // time, as a Lambda execution environment does, with the Lambda context's fields that make sense
 // here. Its console goes to the gateway's log with the request id of the invocation it came from.
+import { StringDecoder } from 'node:string_decoder'
 import { format } from 'node:util'
 import { pathToFileURL } from 'node:url'
 import { getHeapStatistics } from 'node:v8'
@@ -113,11 +114,13 @@ function captureStream(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr', le
    * out glued to the next caller's line under its request id (probe finding).
    */
   let partialOwner: string | null = null
+  // Across writes: a character's UTF-8 bytes cut between two (a piped stream's chunks) came out as U+FFFDs (probe finding).
+  const decoder = new StringDecoder('utf8')
   const line = (text: string, requestId = running) => {
     if (text !== '' && logAdmitted()) log(level, text, name, requestId)
   }
   const flush = () => {
-    line(partial, partialOwner)
+    line(partial + decoder.end(), partialOwner)
     partial = ''
   }
   stream.write = ((chunk: string | Uint8Array, encoding?: unknown, callback?: unknown): boolean => {
@@ -125,7 +128,7 @@ function captureStream(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr', le
     partialOwner = running
     const size = typeof chunk === 'string' ? chunk.length : chunk.byteLength
     // Not scanned for lines: that would flatten a rope of any length (messages.ts MAX_CUTTABLE).
-    const text = size > MAX_CUTTABLE ? `(a write of ${size} ${typeof chunk === 'string' ? 'chars' : 'bytes'}, too long to log)\n` : typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')
+    const text = size > MAX_CUTTABLE ? `(a write of ${size} ${typeof chunk === 'string' ? 'chars' : 'bytes'}, too long to log)\n` : typeof chunk === 'string' ? chunk : decoder.write(chunk)
     let at = 0
     for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', at)) {
       line(partial + text.slice(at, nl))
