@@ -316,6 +316,18 @@ function applyTimeouts(server: Server, settings: ServerConfig): void {
   // Node closes a connection over the bound as soon as it is accepted, before reading a byte: a
   // flood costs no parser, no timer and no file descriptor beyond the bound.
   server.maxConnections = settings.max_connections
+  // The TLS handshake's bound (README: headers_timeout) was set once, when the listener was made.
+  setHandshakeTimeout(server, settings.headers_timeout)
+}
+
+/**
+ * node:tls reads a listener's handshake timeout at each new connection, from a symbol of its own
+ * that no option or setter reaches after the listener is made: found by its description (a plain
+ * HTTP listener has none). crt2-handshake-timeout-reload.test.ts fails should Node rename it.
+ */
+function setHandshakeTimeout(server: Server, ms: number): void {
+  const key = Object.getOwnPropertySymbols(server).find((symbol) => symbol.description === 'handshake-timeout')
+  if (key !== undefined) (server as unknown as Record<symbol, unknown>)[key] = ms
 }
 
 /**

@@ -226,7 +226,16 @@ function examine(connection: TlsConnection, byFingerprint: Anchors, trusted: rea
     }
     return { refusal: whyNotAuthorized(code, leaf, nowMs) }
   }
-  return provenOutcome(chain.length > 0 ? chain : [leaf], byFingerprint)
+  const path = chain.length > 0 ? chain : [leaf]
+  const top = path[path.length - 1] as X509Certificate
+  // Node hands the gateway none of the intermediates a client sent (Node 24 never; 22 not once the
+  // leaf was read, as here): the chain is the leaf and what client_ca completes it with. OpenSSL
+  // checked it through them, but which CA it reached is unseen.
+  if (!top.checkIssued(top) && !path.some((certificate) => byFingerprint.has(certificate.fingerprint256))) {
+    const missing = truncateClientValue(distinguishedName(top.issuer))
+    return { refusal: `The client certificate "${truncateClientValue(distinguishedName(leaf.subject))}" is signed by "${missing}", which is not in server.tls.client_ca: the handshake checked it through the intermediate CA certificates the client sent, but those do not reach the gateway, which cannot tell which CA of client_ca it chains to. Add "${missing}" to server.tls.client_ca (beside its root).` }
+  }
+  return provenOutcome(path, byFingerprint)
 }
 
 /**

@@ -8,7 +8,7 @@
 // certificate (subject = the partner CA's name, issuer = the mesh CA's name, signed by nobody that
 // matters) plus the public mesh CA certificate: OpenSSL verifies leaf -> real partner CA (trusted
 // first), the handshake is authorized; the question is whether the gateway then says "mesh".
-// Result: it held (Node 24 reports the verified chain); kept as a regression probe.
+// Result: it held (the gateway is handed no certificate the client sent beyond the leaf); kept as a regression probe.
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -112,7 +112,8 @@ describe('x509 issuer attribution with several issuers in one client_ca', () => 
     const answer = await get(forgedChainPem, readFileSync(partnerLeaf.key, 'utf8'))
     const assertion = (answer.body.headers as Record<string, string> | undefined)?.['x-bouncer-assertion']
     const claims = assertion ? JSON.parse(Buffer.from(assertion.split('.')[1] as string, 'base64url').toString('utf8')) as Record<string, unknown> : null
-    // Held on Node 24: getPeerCertificate(true) reports the chain OpenSSL verified (leaf -> real partner CA), not the sent one.
+    // Held: the gateway is handed none of the certificates the client sent beyond the leaf (getPeerCertificate(true)
+    // is the leaf and what client_ca completes it with: the real partner CA), so the bridge is never seen.
     expect({ status: answer.status, idp: claims?.idp, roles: claims?.roles }).toEqual({ status: 403, idp: undefined, roles: undefined })
   })
 })
