@@ -7,7 +7,9 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import type { DatasourceConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { callerValueRefused } from './params.ts'
+import { quoteIdentifier } from './query.ts'
 import type { Logger } from '../telemetry/index.ts'
+import type { KeyValue } from './cursor.ts'
 import type { Cell, Column, ColumnKind, Datasource, Row, RowSource, SourceQuery } from './source.ts'
 
 type SqliteConfig = Extract<DatasourceConfig, { type: 'sqlite' }>
@@ -146,6 +148,25 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
         },
       }
     },
+    /**
+     * SQLite's own collations that hold different text as one are NOCASE (ASCII letters' case) and
+     * RTRIM (trailing spaces): keys that differ otherwise are two, and cost no query. Else SQLite
+     * says: a row of the result whose key equals both is there only when they are one to it.
+     */
+    sameKeyByCollation(statement, key, a, b, requestId) {
+      const couldBeOne = (value: KeyValue, other: KeyValue | undefined) => value === other || (Buffer.isBuffer(value) && Buffer.isBuffer(other) && value.equals(other)) || (typeof value === 'string' && typeof other === 'string' && looseText(value) === looseText(other))
+      if (!a.every((value, j) => couldBeOne(value, b[j]))) return false
+      const columns = key.map(quoteIdentifier).join(', ')
+      const slots = (from: number) => key.map((_, j) => `?${from + j + 1}`).join(', ')
+      const n = statement.values.length
+      const text = `SELECT 1 FROM (\n${statement.text}\n) AS bouncer_tie WHERE (${columns}) = (${slots(n)}) AND (${columns}) = (${slots(n + key.length)}) LIMIT 1`
+      const { statement: tie } = prepare(text, requestId)
+      try {
+        return tie.get(...([...statement.values, ...a, ...b] as never[])) !== undefined
+      } catch (err) {
+        throw failure(config.name, err, logger, requestId)
+      }
+    },
     async describe(text: string) {
       return prepare(text, 'schema').statement.columns().map((column) => ({ name: column.name, kind: kindOf(column.type) }))
     },
@@ -239,6 +260,11 @@ function textRow(values: unknown[], columns: readonly Column[]): Row {
     else row[i] = String(value)
   }
   return row
+}
+
+/** Text as NOCASE and RTRIM may both compare it: ASCII letters in lower case, no trailing spaces. */
+function looseText(text: string): string {
+  return text.replace(/ +$/, '').replace(/[A-Z]+/g, (letters) => letters.toLowerCase())
 }
 
 function timeout(name: string): GatewayError {
