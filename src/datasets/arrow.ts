@@ -110,7 +110,13 @@ export function arrowWriter(columns: readonly Column[]): FormatWriter {
         }
         return builder.finish().flush()
       })
-      writer.write(new RecordBatch(schema, makeData({ type: struct, length: rows.length, nullCount: 0, children })))
+      const batch = new RecordBatch(schema, makeData({ type: struct, length: rows.length, nullCount: 0, children }))
+      // RecordBatch merges its schema's fields by name (Schema#assign): two columns of one name and
+      // different types (a join's two `status`) made the batch's schema another than the stream's,
+      // and the writer ended the stream before it, an answer with no rows (an adversarial probe).
+      // The children are the columns in order, as the stream's schema says them.
+      ;(batch as { schema: Schema }).schema = schema
+      writer.write(batch)
       return sink.drain()
     },
     end() {

@@ -141,7 +141,7 @@ async function queryDataset(ctx: Readonly<RequestContext>, dataset: DatasetRoute
   const parameterNames = dataset.statement.slots.map((slot) => (slot.kind === 'param' ? slot.name : null))
   const rows = await whileThere(ctx.res, (signal) => source.open({ text, values: bound, timeoutMs: config.timeout, requestId: ctx.id, parameterNames, signal }))
   if (rows === GONE) return served
-  return stream(ctx, dataset, exchange, served, rows, { format, limit, paging, key, scope, params, started })
+  return stream(ctx, dataset, exchange, served, rows, { format, limit, paging, key, scope, params, started, unpaged: { text: dataset.statement.text, values } })
 }
 
 const GONE = Symbol('the client went')
@@ -178,6 +178,8 @@ interface StreamPlan {
   scope: string
   params: ReadonlyMap<string, ParamValue>
   started: number
+  /** The statement and its values before paging wrapped them: where the database judges a tie. */
+  unpaged: { text: string; values: readonly unknown[] }
 }
 
 async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exchange: Exchange, served: Served, source: RowSource, plan: StreamPlan): Promise<Served> {
@@ -216,13 +218,14 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     let exhausted = read.exhausted
 
     const keyOf = (row: Row) => keyIndexes.map((i) => keyValue(row[i] ?? null, columns[i]))
+    const sameInDatabase = (a: readonly KeyValue[], b: readonly KeyValue[]) => dataset.source.sameKeyByCollation?.(plan.unpaged, plan.key, a, b, ctx.id) ?? false
     const take = (rows: Row[]): Row[] => {
       if (plan.paging) refuseNullKeys(rows, keyIndexes, columns) // the one row past the page too
       if (sent + rows.length > plan.limit) {
         more = true
         const kept = plan.limit - sent
         // The page's last row may have come in the batch before (its key then in lastKey, unmasked).
-        if (plan.paging) refuseTie(kept > 0 ? keyOf(rows[kept - 1] as Row) : lastKey, keyOf(rows[kept] as Row), plan.key, keyIndexes.map((i) => columns[i]?.kind === 'decimal'))
+        if (plan.paging) refuseTie(kept > 0 ? keyOf(rows[kept - 1] as Row) : lastKey, keyOf(rows[kept] as Row), plan.key, keyIndexes.map((i) => columns[i]?.kind === 'decimal'), sameInDatabase)
         rows = rows.slice(0, kept)
       }
       sent += rows.length
@@ -367,8 +370,11 @@ function refuseNullKeys(rows: readonly Row[], keyIndexes: readonly number[], col
  * across the page's end loses a row, and the row past it is read anyway: that tie is refused, before
  * the head when the page fits the first batch, else by a cut stream, as for a NULL key.
  */
-function refuseTie(last: readonly KeyValue[] | null, past: readonly KeyValue[], key: readonly string[], decimal: readonly boolean[]): void {
-  if (last === null || !past.every((value, j) => sameKey(value, last[j] as KeyValue, decimal[j] === true))) return
+function refuseTie(last: readonly KeyValue[] | null, past: readonly KeyValue[], key: readonly string[], decimal: readonly boolean[], sameInDatabase: (a: readonly KeyValue[], b: readonly KeyValue[]) => boolean): void {
+  if (last === null) return
+  // Text that differs may still be one key to the database: SQLite's `COLLATE NOCASE` holds `Bob`
+  // and `bob` as one, and the next page skipped `bob` (an adversarial probe).
+  if (!past.every((value, j) => sameKey(value, last[j] as KeyValue, decimal[j] === true)) && !sameInDatabase(last, past)) return
   const names = key.map((name) => `"${name}"`).join(', ')
   throw new GatewayError('datasource_error', { detail: `Two rows hold the same paging key (${names}) where a page ends, so the next page would leave rows out: page by columns unique together (datasets key).` })
 }

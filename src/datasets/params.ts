@@ -145,6 +145,9 @@ function parseOne(param: CompiledParam, text: string, now: number): string | num
     case 'number': {
       const value = Number(text)
       if (!NUMBER.test(text) || !Number.isFinite(value)) throw invalidParameter(name, 'a number')
+      // Bound as the double it rounds to, `9007199254740993` was 9007199254740992 without a word
+      // (an adversarial probe): refused, as an int beyond 2^53 is.
+      if (decimalValue(text) !== decimalValue(String(value))) throw invalidParameter(name, `a number a 64-bit float holds as written (this one would be ${String(value)})`)
       return bounded(param, value)
     }
     case 'bool': {
@@ -183,6 +186,15 @@ function codePoints(text: string): number {
     }
   }
   return text.length - surrogates
+}
+
+/** A decimal as its digits and exponent, without the zeros that change nothing: `1.50e1`, `15.` and `15` are one. */
+function decimalValue(text: string): string {
+  const [, sign, whole = '', fraction = '', exponent = '0'] = /^([-+]?)(\d*)\.?(\d*)(?:[eE]([-+]?\d+))?$/.exec(text) ?? []
+  const digits = `${whole}${fraction}`.replace(/^0+/, '')
+  if (digits === '') return '0'
+  const significant = digits.replace(/0+$/, '')
+  return `${sign === '-' ? '-' : ''}${significant}e${BigInt(exponent) - BigInt(fraction.length) + BigInt(digits.length - significant.length)}`
 }
 
 function bounded(param: CompiledParam, value: number): number {

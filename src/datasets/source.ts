@@ -5,6 +5,7 @@
 // Every cell is text in PostgreSQL's text format (or null), whatever the database: the writers
 // (formats.ts) turn it into JSON, CSV or Arrow by the column's kind. CSV, the busiest, then costs
 // almost nothing per cell, as psql's \copy.
+import type { KeyValue } from './cursor.ts'
 
 /** How a column's text is read. */
 export type ColumnKind = 'int' | 'bigint' | 'number' | 'decimal' | 'bool' | 'date' | 'timestamp' | 'timestamptz' | 'json' | 'string' | 'bytes'
@@ -49,6 +50,11 @@ export interface Datasource {
   status(): string
   /** Throws 502 datasource_error (unreachable, refused) or 504 query_timeout before any row. */
   open(query: SourceQuery): Promise<RowSource>
+  /**
+   * Whether two paging keys whose values differ are one key to the database, as the result's key
+   * columns compare them (a collation); absent where the values decide. Asked only at a page's end.
+   */
+  sameKeyByCollation?(statement: { text: string; values: readonly unknown[] }, key: readonly string[], a: readonly KeyValue[], b: readonly KeyValue[], requestId: string): boolean
   /** The columns of a statement without its rows (for `_schema`); `signal` as SourceQuery's. */
   describe(text: string, parameterCount: number, signal?: AbortSignal): Promise<Column[]>
   /** Secrets referenced by url and key, resolved now (at compile and after each refresh): a rotated password is used by the next connection. */

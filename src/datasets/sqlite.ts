@@ -7,7 +7,9 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import type { DatasourceConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { callerValueRefused } from './params.ts'
+import { quoteIdentifier } from './query.ts'
 import type { Logger } from '../telemetry/index.ts'
+import type { KeyValue } from './cursor.ts'
 import type { Cell, Column, ColumnKind, Datasource, Row, RowSource, SourceQuery } from './source.ts'
 
 type SqliteConfig = Extract<DatasourceConfig, { type: 'sqlite' }>
@@ -54,6 +56,7 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
       statement.setReadBigInts(true)
       return { statement, file }
     } catch (err) {
+      if (isBusy(err)) throw err // whileLocked waits for it
       throw failure(config.name, err, logger, requestId)
     }
   }
@@ -74,15 +77,20 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
     },
     status: () => state,
     async open(query: SourceQuery): Promise<RowSource> {
-      const { statement, file } = prepare(query.text, query.requestId)
-      const declared = statement.columns()
       const started = performance.now()
-      let rows: Iterator<unknown>
-      try {
-        rows = statement.iterate(...(query.values as never[]))[Symbol.iterator]()
-      } catch (err) {
-        throw failure(config.name, err, logger, query.requestId, query.parameterNames)
-      }
+      // The first row read here: its step takes the file's read lock, which a writer may hold.
+      const { statement, file, rows, first } = await whileLocked(() => {
+        const { statement, file } = prepare(query.text, query.requestId)
+        try {
+          const rows = statement.iterate(...(query.values as never[]))[Symbol.iterator]()
+          return { statement, file, rows, first: rows.next() }
+        } catch (err) {
+          if (isBusy(err)) throw err
+          throw failure(config.name, err, logger, query.requestId, query.parameterNames)
+        }
+      }, query.timeoutMs, config.name, query.signal)
+      const declared = statement.columns()
+      let pending: IteratorResult<unknown> | null = first
       file.reading++
       let stopped = false
       // Once, by whichever way the query ends (a later return() on a closed file throws): a retired
@@ -110,7 +118,8 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
           const out: Row[] = []
           try {
             while (out.length < max) {
-              const next = rows.next()
+              const next = pending ?? rows.next()
+              pending = null
               if (next.done) {
                 done = true
                 stop()
@@ -146,8 +155,27 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
         },
       }
     },
-    async describe(text: string) {
-      return prepare(text, 'schema').statement.columns().map((column) => ({ name: column.name, kind: kindOf(column.type) }))
+    /**
+     * SQLite's own collations that hold different text as one are NOCASE (ASCII letters' case) and
+     * RTRIM (trailing spaces): keys that differ otherwise are two, and cost no query. Else SQLite
+     * says: a row of the result whose key equals both is there only when they are one to it.
+     */
+    sameKeyByCollation(statement, key, a, b, requestId) {
+      const couldBeOne = (value: KeyValue, other: KeyValue | undefined) => value === other || (Buffer.isBuffer(value) && Buffer.isBuffer(other) && value.equals(other)) || (typeof value === 'string' && typeof other === 'string' && looseText(value) === looseText(other))
+      if (!a.every((value, j) => couldBeOne(value, b[j]))) return false
+      const columns = key.map(quoteIdentifier).join(', ')
+      const slots = (from: number) => key.map((_, j) => `?${from + j + 1}`).join(', ')
+      const n = statement.values.length
+      const text = `SELECT 1 FROM (\n${statement.text}\n) AS bouncer_tie WHERE (${columns}) = (${slots(n)}) AND (${columns}) = (${slots(n + key.length)}) LIMIT 1`
+      try {
+        const { statement: tie } = prepare(text, requestId)
+        return tie.get(...([...statement.values, ...a, ...b] as never[])) !== undefined
+      } catch (err) {
+        throw failure(config.name, err, logger, requestId)
+      }
+    },
+    async describe(text: string, _parameterCount: number, signal?: AbortSignal) {
+      return (await whileLocked(() => prepare(text, 'schema'), DESCRIBE_LOCK_MS, config.name, signal)).statement.columns().map((column) => ({ name: column.name, kind: kindOf(column.type) }))
     },
     applySecrets(resolve) {
       if (config.key !== undefined) key = Buffer.from(resolve(config.key))
@@ -239,6 +267,40 @@ function textRow(values: unknown[], columns: readonly Column[]): Row {
     else row[i] = String(value)
   }
   return row
+}
+
+/** How long describe() waits for a file another connection holds locked (a dataset's query: its timeout). */
+const DESCRIBE_LOCK_MS = 10_000
+
+/** SQLITE_BUSY, any extended form: another connection holds the file locked (a writer committing, or in an exclusive transaction). */
+function isBusy(err: unknown): boolean {
+  const code = (err as { errcode?: unknown }).errcode
+  return typeof code === 'number' && (code & 0xff) === 5
+}
+
+/**
+ * `attempt` again while the file is locked by another connection, until `ms` have passed: then 504
+ * query_timeout. Read while a writer committed, a dataset was 502 datasource_error at once with an
+ * error logged (an adversarial probe). Not SQLite's busy timeout: it waits on the gateway's thread,
+ * and every request would wait with it.
+ */
+async function whileLocked<T>(attempt: () => T, ms: number, name: string, signal?: AbortSignal): Promise<T> {
+  const until = performance.now() + ms
+  for (let pause = 5; ; pause = Math.min(pause * 2, 100)) {
+    try {
+      return attempt()
+    } catch (err) {
+      if (!isBusy(err)) throw err
+      if (performance.now() + pause > until) throw new GatewayError('query_timeout', { detail: `The file of datasource "${name}" stayed locked by another connection (a write) longer than the dataset's timeout.`, cause: err })
+    }
+    await new Promise((resolve) => setTimeout(resolve, pause))
+    if (signal?.aborted) throw new Error('the client went before the query was opened')
+  }
+}
+
+/** Text as NOCASE and RTRIM may both compare it: ASCII letters in lower case, no trailing spaces. */
+function looseText(text: string): string {
+  return text.replace(/ +$/, '').replace(/[A-Z]+/g, (letters) => letters.toLowerCase())
 }
 
 function timeout(name: string): GatewayError {
