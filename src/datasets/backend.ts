@@ -139,7 +139,7 @@ async function queryDataset(ctx: Readonly<RequestContext>, dataset: DatasetRoute
 
   const started = performance.now()
   const parameterNames = dataset.statement.slots.map((slot) => (slot.kind === 'param' ? slot.name : null))
-  const rows = await whileThere(ctx.res, (signal) => source.open({ text, values: bound, timeoutMs: config.timeout, requestId: ctx.id, parameterNames, signal }))
+  const rows = await whileThere(ctx.res, (signal) => source.open({ text, values: bound, timeoutMs: config.timeout, requestId: ctx.id, traceId: ctx.trace?.traceId ?? null, parameterNames, signal }))
   if (rows === GONE) return served
   return stream(ctx, dataset, exchange, served, rows, { format, limit, paging, key, scope, params, started })
 }

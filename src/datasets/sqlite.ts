@@ -8,7 +8,7 @@ import type { DatasourceConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { callerValueRefused } from './params.ts'
 import type { Logger } from '../telemetry/index.ts'
-import type { Cell, Column, ColumnKind, Datasource, Row, RowSource, SourceQuery } from './source.ts'
+import { queryLogFields, SCHEMA_QUERY, type Cell, type Column, type ColumnKind, type Datasource, type Row, type QueryIds, type RowSource, type SourceQuery } from './source.ts'
 
 type SqliteConfig = Extract<DatasourceConfig, { type: 'sqlite' }>
 
@@ -46,7 +46,7 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
     }
   }
 
-  function prepare(text: string, requestId: string): { statement: StatementSync; file: OpenFile } {
+  function prepare(text: string, ids: QueryIds): { statement: StatementSync; file: OpenFile } {
     try {
       const file = database()
       const statement = file.db.prepare(text)
@@ -54,7 +54,7 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
       statement.setReadBigInts(true)
       return { statement, file }
     } catch (err) {
-      throw failure(config.name, err, logger, requestId)
+      throw failure(config.name, err, logger, ids)
     }
   }
 
@@ -74,14 +74,14 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
     },
     status: () => state,
     async open(query: SourceQuery): Promise<RowSource> {
-      const { statement, file } = prepare(query.text, query.requestId)
+      const { statement, file } = prepare(query.text, query)
       const declared = statement.columns()
       const started = performance.now()
       let rows: Iterator<unknown>
       try {
         rows = statement.iterate(...(query.values as never[]))[Symbol.iterator]()
       } catch (err) {
-        throw failure(config.name, err, logger, query.requestId, query.parameterNames)
+        throw failure(config.name, err, logger, query, query.parameterNames)
       }
       file.reading++
       let stopped = false
@@ -124,7 +124,7 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
           } catch (err) {
             done = true
             stop()
-            throw failure(config.name, err, logger, query.requestId, query.parameterNames)
+            throw failure(config.name, err, logger, query, query.parameterNames)
           }
           if (performance.now() - started > query.timeoutMs) {
             done = true
@@ -147,7 +147,7 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
       }
     },
     async describe(text: string) {
-      return prepare(text, 'schema').statement.columns().map((column) => ({ name: column.name, kind: kindOf(column.type) }))
+      return prepare(text, SCHEMA_QUERY).statement.columns().map((column) => ({ name: column.name, kind: kindOf(column.type) }))
     },
     applySecrets(resolve) {
       if (config.key !== undefined) key = Buffer.from(resolve(config.key))
@@ -253,7 +253,7 @@ function timeout(name: string): GatewayError {
  */
 const CALLER_VALUE_ERRORS = /^(?:ESCAPE expression must be a single character|LIKE or GLOB pattern too complex|datatype mismatch)$/
 
-function failure(name: string, err: unknown, logger: Logger, requestId: string, parameterNames?: ReadonlyArray<string | null>): GatewayError {
+function failure(name: string, err: unknown, logger: Logger, query: QueryIds, parameterNames?: ReadonlyArray<string | null>): GatewayError {
   if (err instanceof GatewayError) return err
   const message = (err as Error).message
   const refused = parameterNames !== undefined && CALLER_VALUE_ERRORS.test(message) ? callerValueRefused(parameterNames, message) : null
@@ -261,6 +261,6 @@ function failure(name: string, err: unknown, logger: Logger, requestId: string, 
   if (/readonly|read-only/i.test(message)) {
     return new GatewayError('datasource_error', { detail: `The dataset's statement tried to write: datasource "${name}" is opened read-only.`, cause: err })
   }
-  logger.error({ datasource: name, request_id: requestId, reason: message }, `datasource ${name}: the statement failed`)
+  logger.error({ datasource: name, ...queryLogFields(query), reason: message }, `datasource ${name}: the statement failed`)
   return new GatewayError('datasource_error', { detail: `Datasource "${name}" refused the statement; the gateway's log has the message under this request id.`, cause: err })
 }
