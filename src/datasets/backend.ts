@@ -139,7 +139,7 @@ async function queryDataset(ctx: Readonly<RequestContext>, dataset: DatasetRoute
 
   const started = performance.now()
   const parameterNames = dataset.statement.slots.map((slot) => (slot.kind === 'param' ? slot.name : null))
-  const rows = await whileThere(ctx.res, (signal) => source.open({ text, values: bound, timeoutMs: config.timeout, requestId: ctx.id, parameterNames, signal }))
+  const rows = await whileThere(ctx.res, (signal) => source.open({ text, values: bound, timeoutMs: config.timeout, requestId: ctx.id, traceId: ctx.trace?.traceId ?? null, parameterNames, signal }))
   if (rows === GONE) return served
   return stream(ctx, dataset, exchange, served, rows, { format, limit, paging, key, scope, params, started, unpaged: { text: dataset.statement.text, values } })
 }
@@ -218,7 +218,7 @@ async function stream(ctx: Readonly<RequestContext>, dataset: DatasetRoute, exch
     let exhausted = read.exhausted
 
     const keyOf = (row: Row) => keyIndexes.map((i) => keyValue(row[i] ?? null, columns[i]))
-    const sameInDatabase = (a: readonly KeyValue[], b: readonly KeyValue[]) => dataset.source.sameKeyByCollation?.(plan.unpaged, plan.key, a, b, ctx.id) ?? false
+    const sameInDatabase = (a: readonly KeyValue[], b: readonly KeyValue[]) => dataset.source.sameKeyByCollation?.(plan.unpaged, plan.key, a, b, { requestId: ctx.id, traceId: ctx.trace?.traceId ?? null }) ?? false
     const take = (rows: Row[]): Row[] => {
       if (plan.paging) refuseNullKeys(rows, keyIndexes, columns) // the one row past the page too
       if (sent + rows.length > plan.limit) {

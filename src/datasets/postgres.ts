@@ -10,7 +10,7 @@ import { GatewayError } from '../errors/index.ts'
 import { boundParameterOf } from './bind-context.ts'
 import { callerValueRefused, invalidParameter } from './params.ts'
 import { scrub, type Logger } from '../telemetry/index.ts'
-import type { Column, ColumnKind, Datasource, Row, RowSource, SourceQuery } from './source.ts'
+import { queryLogFields, SCHEMA_QUERY, type Column, type ColumnKind, type Datasource, type Row, type QueryIds, type RowSource, type SourceQuery } from './source.ts'
 
 type PostgresConfig = Extract<DatasourceConfig, { type: 'postgres' }>
 
@@ -136,7 +136,7 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
       } catch (err) {
         lentClient.release(true)
         if (query.signal?.aborted) throw err // the client went: no one to answer, nothing failed to log (backend.ts)
-        throw err instanceof GatewayError ? err : queryError(config.name, err, logger, query.requestId)
+        throw err instanceof GatewayError ? err : queryError(config.name, err, logger, query)
       }
       return cursorSource(lentClient, query, url, config.name, logger)
     },
@@ -161,7 +161,7 @@ export function postgresDatasource(config: PostgresConfig, logger: Logger, optio
         lentClient.release(true)
         if (signal?.aborted) throw err // the client went: no one to answer, nothing failed to log (backend.ts)
         if (err instanceof DeadlineExceeded) throw stalled(config.name, stallMs, err)
-        throw queryError(config.name, err, logger, 'schema')
+        throw queryError(config.name, err, logger, SCHEMA_QUERY)
       }
     },
     applySecrets(resolve) {
@@ -255,7 +255,7 @@ function cursorSource(lentClient: Lent, query: SourceQuery, url: string, name: s
       if (failure !== null) {
         done = true
         finish(true)
-        return Promise.reject(queryError(name, failure, logger, query.requestId))
+        return Promise.reject(queryError(name, failure, logger, query))
       }
       if (done) return Promise.resolve([])
       reading = true
@@ -278,7 +278,7 @@ function cursorSource(lentClient: Lent, query: SourceQuery, url: string, name: s
           if (err) {
             done = true
             finish(true)
-            reject(parameterRefused(err, query.parameterNames) ?? queryError(name, err, logger, query.requestId))
+            reject(parameterRefused(err, query.parameterNames) ?? queryError(name, err, logger, query))
             return
           }
           if (columns.length === 0) columns = result.fields.map((field) => ({ name: field.name, kind: KINDS.get(field.dataTypeID) ?? 'string' }))
@@ -361,7 +361,7 @@ function patternRefused(code: string, message: unknown, names: ReadonlyArray<str
 }
 
 /** A failed statement as the client sees it: the timeout, a write refused, or the server's error (logged). */
-function queryError(name: string, err: unknown, logger: Logger, requestId: string): GatewayError {
+function queryError(name: string, err: unknown, logger: Logger, query: QueryIds): GatewayError {
   if (err instanceof GatewayError) return err
   const { code, message } = err as { code?: string; message?: string }
   if (code === '57014' && message?.includes('statement timeout')) {
@@ -370,7 +370,7 @@ function queryError(name: string, err: unknown, logger: Logger, requestId: strin
   if (code === '25006') {
     return new GatewayError('datasource_error', { detail: `The dataset's statement tried to write: datasets run in a read-only transaction (${message ?? ''}).`, cause: err })
   }
-  logger.error({ datasource: name, request_id: requestId, reason: message, sqlstate: code }, `datasource ${name}: the statement failed`)
+  logger.error({ datasource: name, ...queryLogFields(query), reason: message, sqlstate: code }, `datasource ${name}: the statement failed`)
   return new GatewayError('datasource_error', {
     detail: code === undefined ? `Datasource "${name}" failed: ${message ?? 'connection lost'}.` : `Datasource "${name}" refused the statement (SQLSTATE ${code}); the gateway's log has the message under this request id.`,
     cause: err,

@@ -35,6 +35,8 @@ export interface SourceQuery {
   values: readonly unknown[]
   timeoutMs: number
   requestId: string
+  /** The request's trace id: logged with its request id when the statement fails. */
+  traceId: string | null
   /** The request parameter each value binds, by position (null: the caller's identity, a cursor's key). */
   parameterNames?: ReadonlyArray<string | null>
   /** The client went (or the shutdown cut it) while the query was opened: open() stops waiting and drops its connection. */
@@ -54,10 +56,21 @@ export interface Datasource {
    * Whether two paging keys whose values differ are one key to the database, as the result's key
    * columns compare them (a collation); absent where the values decide. Asked only at a page's end.
    */
-  sameKeyByCollation?(statement: { text: string; values: readonly unknown[] }, key: readonly string[], a: readonly KeyValue[], b: readonly KeyValue[], requestId: string): boolean
+  sameKeyByCollation?(statement: { text: string; values: readonly unknown[] }, key: readonly string[], a: readonly KeyValue[], b: readonly KeyValue[], query: QueryIds): boolean
   /** The columns of a statement without its rows (for `_schema`); `signal` as SourceQuery's. */
   describe(text: string, parameterCount: number, signal?: AbortSignal): Promise<Column[]>
   /** Secrets referenced by url and key, resolved now (at compile and after each refresh): a rotated password is used by the next connection. */
   applySecrets(resolve: (template: string) => string): void
   close(): Promise<void>
+}
+
+/** The request a query runs for, as its log lines name it. */
+export type QueryIds = Pick<SourceQuery, 'requestId' | 'traceId'>
+
+/** A _schema request's description of a statement: logged under `schema`, as it was. */
+export const SCHEMA_QUERY: QueryIds = { requestId: 'schema', traceId: null }
+
+/** The log fields naming a query's request, as the audit record names it. */
+export function queryLogFields(query: QueryIds): { request_id: string; trace_id: string | null } {
+  return { request_id: query.requestId, trace_id: query.traceId }
 }

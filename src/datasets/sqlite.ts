@@ -10,7 +10,7 @@ import { callerValueRefused } from './params.ts'
 import { quoteIdentifier } from './query.ts'
 import type { Logger } from '../telemetry/index.ts'
 import type { KeyValue } from './cursor.ts'
-import type { Cell, Column, ColumnKind, Datasource, Row, RowSource, SourceQuery } from './source.ts'
+import { queryLogFields, SCHEMA_QUERY, type Cell, type Column, type ColumnKind, type Datasource, type Row, type QueryIds, type RowSource, type SourceQuery } from './source.ts'
 
 type SqliteConfig = Extract<DatasourceConfig, { type: 'sqlite' }>
 
@@ -48,7 +48,7 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
     }
   }
 
-  function prepare(text: string, requestId: string): { statement: StatementSync; file: OpenFile } {
+  function prepare(text: string, ids: QueryIds): { statement: StatementSync; file: OpenFile } {
     try {
       const file = database()
       const statement = file.db.prepare(text)
@@ -57,7 +57,7 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
       return { statement, file }
     } catch (err) {
       if (isBusy(err)) throw err // whileLocked waits for it
-      throw failure(config.name, err, logger, requestId)
+      throw failure(config.name, err, logger, ids)
     }
   }
 
@@ -80,13 +80,13 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
       const started = performance.now()
       // The first row read here: its step takes the file's read lock, which a writer may hold.
       const { statement, file, rows, first } = await whileLocked(() => {
-        const { statement, file } = prepare(query.text, query.requestId)
+        const { statement, file } = prepare(query.text, query)
         try {
           const rows = statement.iterate(...(query.values as never[]))[Symbol.iterator]()
           return { statement, file, rows, first: rows.next() }
         } catch (err) {
           if (isBusy(err)) throw err
-          throw failure(config.name, err, logger, query.requestId, query.parameterNames)
+          throw failure(config.name, err, logger, query, query.parameterNames)
         }
       }, query.timeoutMs, config.name, query.signal)
       const declared = statement.columns()
@@ -133,7 +133,7 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
           } catch (err) {
             done = true
             stop()
-            throw failure(config.name, err, logger, query.requestId, query.parameterNames)
+            throw failure(config.name, err, logger, query, query.parameterNames)
           }
           if (performance.now() - started > query.timeoutMs) {
             done = true
@@ -160,7 +160,7 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
      * RTRIM (trailing spaces): keys that differ otherwise are two, and cost no query. Else SQLite
      * says: a row of the result whose key equals both is there only when they are one to it.
      */
-    sameKeyByCollation(statement, key, a, b, requestId) {
+    sameKeyByCollation(statement, key, a, b, query) {
       const couldBeOne = (value: KeyValue, other: KeyValue | undefined) => value === other || (Buffer.isBuffer(value) && Buffer.isBuffer(other) && value.equals(other)) || (typeof value === 'string' && typeof other === 'string' && looseText(value) === looseText(other))
       if (!a.every((value, j) => couldBeOne(value, b[j]))) return false
       const columns = key.map(quoteIdentifier).join(', ')
@@ -168,14 +168,14 @@ export function sqliteDatasource(config: SqliteConfig, logger: Logger, options: 
       const n = statement.values.length
       const text = `SELECT 1 FROM (\n${statement.text}\n) AS bouncer_tie WHERE (${columns}) = (${slots(n)}) AND (${columns}) = (${slots(n + key.length)}) LIMIT 1`
       try {
-        const { statement: tie } = prepare(text, requestId)
+        const { statement: tie } = prepare(text, query)
         return tie.get(...([...statement.values, ...a, ...b] as never[])) !== undefined
       } catch (err) {
-        throw failure(config.name, err, logger, requestId)
+        throw failure(config.name, err, logger, query)
       }
     },
     async describe(text: string, _parameterCount: number, signal?: AbortSignal) {
-      return (await whileLocked(() => prepare(text, 'schema'), DESCRIBE_LOCK_MS, config.name, signal)).statement.columns().map((column) => ({ name: column.name, kind: kindOf(column.type) }))
+      return (await whileLocked(() => prepare(text, SCHEMA_QUERY), DESCRIBE_LOCK_MS, config.name, signal)).statement.columns().map((column) => ({ name: column.name, kind: kindOf(column.type) }))
     },
     applySecrets(resolve) {
       if (config.key !== undefined) key = Buffer.from(resolve(config.key))
@@ -315,7 +315,7 @@ function timeout(name: string): GatewayError {
  */
 const CALLER_VALUE_ERRORS = /^(?:ESCAPE expression must be a single character|LIKE or GLOB pattern too complex|datatype mismatch)$/
 
-function failure(name: string, err: unknown, logger: Logger, requestId: string, parameterNames?: ReadonlyArray<string | null>): GatewayError {
+function failure(name: string, err: unknown, logger: Logger, query: QueryIds, parameterNames?: ReadonlyArray<string | null>): GatewayError {
   if (err instanceof GatewayError) return err
   const message = (err as Error).message
   const refused = parameterNames !== undefined && CALLER_VALUE_ERRORS.test(message) ? callerValueRefused(parameterNames, message) : null
@@ -323,6 +323,6 @@ function failure(name: string, err: unknown, logger: Logger, requestId: string, 
   if (/readonly|read-only/i.test(message)) {
     return new GatewayError('datasource_error', { detail: `The dataset's statement tried to write: datasource "${name}" is opened read-only.`, cause: err })
   }
-  logger.error({ datasource: name, request_id: requestId, reason: message }, `datasource ${name}: the statement failed`)
+  logger.error({ datasource: name, ...queryLogFields(query), reason: message }, `datasource ${name}: the statement failed`)
   return new GatewayError('datasource_error', { detail: `Datasource "${name}" refused the statement; the gateway's log has the message under this request id.`, cause: err })
 }

@@ -65,7 +65,7 @@ async function invoke(ctx: Readonly<RequestContext>, settings: FunctionRouteSett
   const started = performance.now()
   let response: FunctionResponse
   try {
-    const running = pool.run(slot, event, ctx.id)
+    const running = pool.run(slot, event, { requestId: ctx.id, traceId: ctx.trace?.traceId ?? null })
     share?.release() // the event is the worker's now (posted): the gateway holds no copy of it
     response = await running
   } catch (err) {

@@ -27,7 +27,12 @@ export interface Invoke {
    */
   timeoutMs: number
   requestId: string
+  /** The request's trace id: in the log lines about the invocation, beside its request id. */
+  traceId: string | null
 }
+
+/** The request an invocation serves, as the log lines about it name it. */
+export type InvokedFor = Pick<Invoke, 'requestId' | 'traceId'>
 
 /** What the handler answered, made an HTTP response by AWS's format 2.0 rules (response.ts). */
 export interface FunctionResponse {
@@ -81,8 +86,8 @@ export type FromWorker =
   | { type: 'loaded'; error: FailureDetails | null }
   /**
    * A console line of the handler (or a line it wrote to process.stdout/stderr: `stream`), with the
-   * request of the invocation it came from (null outside any), at most MAX_LOG_LINE characters.
+   * request (and trace) of the invocation it came from (null outside any), at most MAX_LOG_LINE characters.
    */
-  | { type: 'log'; requestId: string | null; level: LogLevel; text: string; stream?: 'stdout' | 'stderr' }
+  | { type: 'log'; requestId: string | null; traceId?: string | null; level: LogLevel; text: string; stream?: 'stdout' | 'stderr' }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'

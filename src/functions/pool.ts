@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads'
 import type { FunctionConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import { terminateThread, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
-import { cutLine, MAX_LOG_LINE, type FailureDetails, type FailurePhase, type FromWorker, type FunctionResponse, type Invoke, type WorkerSetup } from './messages.ts'
+import { cutLine, MAX_LOG_LINE, type FailureDetails, type FailurePhase, type FromWorker, type FunctionResponse, type Invoke, type InvokedFor, type WorkerSetup } from './messages.ts'
 import { MAX_ANSWER_BYTES } from './answer-size.ts'
 import { postedResponseProblem } from './response.ts'
 
@@ -37,7 +37,7 @@ export interface FunctionPool {
   /** A free worker for one invocation; null when all `concurrency` are busy, or the pool is closed. */
   take(): PoolSlot | null
   /** Runs the handler on a taken worker. Rejects only with a GatewayError (function_error, function_timeout). */
-  run(slot: PoolSlot, event: string, requestId: string): Promise<FunctionResponse>
+  run(slot: PoolSlot, event: string, request: InvokedFor): Promise<FunctionResponse>
   /** Gives back a worker that was taken but not run (the request body never came). */
   giveBack(slot: PoolSlot): void
   /**
@@ -86,9 +86,14 @@ export interface PoolSlot {
  */
 const LOAD_TIMEOUT_MS = 10_000
 
+/** The log fields naming an invocation's request: its id and its trace's, as the audit record has them. */
+function logFields(request: InvokedFor): { request_id: string; trace_id: string | null } {
+  return { request_id: request.requestId, trace_id: request.traceId }
+}
+
 interface Pending {
   id: number
-  requestId: string
+  request: InvokedFor
   timer: NodeJS.Timeout | undefined
   /** Its worker's load ran past LOAD_TIMEOUT_MS: it may take up to the function's timeout more. */
   loadOverran: boolean
@@ -181,7 +186,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
         // the pool's own stop ("the gateway is shutting down"), its error lost (a probe).
         const outOfMemory = (failure as { code?: string } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY'
         const then = closing ? '' : ': its worker was replaced'
-        logger.error({ function: name, request_id: pending.requestId, err: why }, outOfMemory ? `function ${name} ran out of memory (${config.memory}MB)${then}` : `function ${name} failed: its worker stopped${closing ? '' : ' and was replaced'}`)
+        logger.error({ function: name, ...logFields(pending.request), err: why }, outOfMemory ? `function ${name} ran out of memory (${config.memory}MB)${then}` : `function ${name} failed: its worker stopped${closing ? '' : ' and was replaced'}`)
         settle(slot, pending, new GatewayError('function_error', {
           detail: outOfMemory
             ? `Function "${name}" ran out of memory (${config.memory}MB).`
@@ -212,7 +217,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     }
     if (message.type === 'log') {
       // Cut in the worker already (worker.ts); again here for a line the handler posted itself.
-      logger[message.level]({ function: name, request_id: message.requestId, ...(message.stream ? { stream: message.stream } : {}) }, cutLine(message.text))
+      logger[message.level]({ function: name, request_id: message.requestId, trace_id: message.traceId ?? null, ...(message.stream ? { stream: message.stream } : {}) }, cutLine(message.text))
       return
     }
     const pending = slot.pending
@@ -221,14 +226,14 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       const problem = postedResponseProblem(message.response)
       if (problem === null) settle(slot, pending, message.response)
       else {
-        logger.error({ function: name, request_id: pending.requestId }, `function ${name} posted a response that is not valid: ${problem}`)
+        logger.error({ function: name, ...logFields(pending.request) }, `function ${name} posted a response that is not valid: ${problem}`)
         settle(slot, pending, new GatewayError('function_error', { detail: `Function "${name}" returned a response that is not valid: ${problem}.` }))
       }
     } else {
-      logFailure(pending.requestId, message.phase, message.error)
+      logFailure(pending.request, message.phase, message.error)
       settle(slot, pending, new GatewayError('function_error', { detail: failureDetail(message.phase, message.error) }))
     }
-    if (message.usedBytes > memoryBytes) replaceOverMemory(slot, worker, pending.requestId, message.usedBytes)
+    if (message.usedBytes > memoryBytes) replaceOverMemory(slot, worker, pending.request, message.usedBytes)
   }
 
   /**
@@ -236,8 +241,8 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
    * keeping 32 MB each grew the gateway by 365 MB at `memory: 64MB` (probe finding). So the worker
    * says what it holds after each invocation, and one over `memory` is replaced once it has answered.
    */
-  function replaceOverMemory(slot: PoolSlot, worker: Worker, requestId: string, used: number): void {
-    logger.warn({ function: name, request_id: requestId, used_mb: Math.round(used / 1_048_576), memory_mb: config.memory }, `function ${name} holds more than its memory (${config.memory}MB, Buffers included) after an invocation: its worker was replaced`)
+  function replaceOverMemory(slot: PoolSlot, worker: Worker, request: InvokedFor, used: number): void {
+    logger.warn({ function: name, ...logFields(request), used_mb: Math.round(used / 1_048_576), memory_mb: config.memory }, `function ${name} holds more than its memory (${config.memory}MB, Buffers included) after an invocation: its worker was replaced`)
     replaceWorker(slot, worker)
   }
 
@@ -248,7 +253,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
   }
 
   /** The stack goes to the log, with the request id the client got; never to the client. */
-  function logFailure(requestId: string, phase: FailurePhase, error: FailureDetails): void {
+  function logFailure(request: InvokedFor, phase: FailurePhase, error: FailureDetails): void {
     const err = asError(error)
     const what = {
       init: `function ${name} could not be loaded`,
@@ -256,7 +261,7 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       response: `function ${name} returned a malformed response`,
       oversized: `function ${name} answered more than ${MAX_ANSWER_BYTES} bytes: its answer was refused`,
     }[phase]
-    logger.error({ function: name, request_id: requestId, err }, what)
+    logger.error({ function: name, ...logFields(request), err }, what)
   }
 
   function failureDetail(phase: FailurePhase, error: FailureDetails): string {
@@ -278,11 +283,11 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
     const loading = !slot.loaded
     if (loading && !pending.loadOverran) {
       pending.loadOverran = true
-      logger.warn({ function: name, request_id: pending.requestId, timeout_ms: config.timeout }, `function ${name} is still loading its module after ${LOAD_TIMEOUT_MS}ms: its invocation waits up to its timeout more`)
+      logger.warn({ function: name, ...logFields(pending.request), timeout_ms: config.timeout }, `function ${name} is still loading its module after ${LOAD_TIMEOUT_MS}ms: its invocation waits up to its timeout more`)
       armTimeout(slot, pending)
       return
     }
-    logger.warn({ function: name, request_id: pending.requestId, timeout_ms: loading ? LOAD_TIMEOUT_MS + config.timeout : config.timeout }, loading ? `function ${name} did not load its module in time: its worker was terminated and replaced` : `function ${name} timed out: its worker was terminated and replaced`)
+    logger.warn({ function: name, ...logFields(pending.request), timeout_ms: loading ? LOAD_TIMEOUT_MS + config.timeout : config.timeout }, loading ? `function ${name} did not load its module in time: its worker was terminated and replaced` : `function ${name} timed out: its worker was terminated and replaced`)
     const detail = loading ? `Function "${name}" did not load within ${LOAD_TIMEOUT_MS + config.timeout}ms: its module's top level did not finish.` : `Function "${name}" did not finish within ${config.timeout}ms.`
     settle(slot, pending, new GatewayError('function_timeout', { detail }))
     // Before terminating: the old worker's exit is then no longer this slot's. Not in a closing pool
@@ -294,13 +299,13 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       // V8 stops a loop, not a system call: the thread and its memory stay until it returns.
       held++
       worker.once('exit', () => held--)
-      logger.error({ function: name, request_id: pending.requestId }, `function ${name}: its timed-out worker is held in a system call (a read of a hung file system?) and cannot be stopped; it counts against the function's concurrency until it returns`)
+      logger.error({ function: name, ...logFields(pending.request) }, `function ${name}: its timed-out worker is held in a system call (a read of a hung file system?) and cannot be stopped; it counts against the function's concurrency until it returns`)
     })
   }
 
   /** An invocation whose worker the pool's close stopped. */
   function stopped(slot: PoolSlot, pending: Pending): void {
-    logger.warn({ function: name, request_id: pending.requestId }, `function ${name} was stopped before it answered: the gateway is shutting down, or a reload replaced it, and server.shutdown_timeout has passed`)
+    logger.warn({ function: name, ...logFields(pending.request) }, `function ${name} was stopped before it answered: the gateway is shutting down, or a reload replaced it, and server.shutdown_timeout has passed`)
     settle(slot, pending, new GatewayError('function_error', { detail: `Function "${name}" was stopped before it answered: the gateway is shutting down, or a reload replaced the function, and server.shutdown_timeout has passed.` }))
   }
 
@@ -343,14 +348,14 @@ export function createFunctionPool(config: FunctionConfig, deps: PoolDeps): Func
       if (slot.worker !== null && slot.startedWith !== environmentText) replaceWorker(slot, slot.worker)
       return slot
     },
-    run(slot, event, requestId) {
+    run(slot, event, request) {
       const worker = slot.worker ?? start(slot)
       return new Promise<FunctionResponse>((resolve, reject) => {
         const id = ++nextId
-        const pending: Pending = { id, requestId, resolve, reject, timer: undefined, loadOverran: false }
+        const pending: Pending = { id, request, resolve, reject, timer: undefined, loadOverran: false }
         armTimeout(slot, pending)
         slot.pending = pending
-        worker.postMessage({ id, event, timeoutMs: config.timeout, requestId } satisfies Invoke)
+        worker.postMessage({ id, event, timeoutMs: config.timeout, requestId: request.requestId, traceId: request.traceId } satisfies Invoke)
       })
     },
     giveBack: release,
@@ -397,7 +402,7 @@ function workerMessage(posted: unknown): FromWorker | null {
   const message = posted as Record<string, unknown>
   switch (message.type) {
     case 'log':
-      return LOG_LEVELS.has(message.level) && typeof message.text === 'string' && (message.requestId === null || typeof message.requestId === 'string') && (message.stream === undefined || message.stream === 'stdout' || message.stream === 'stderr') ? (posted as FromWorker) : null
+      return LOG_LEVELS.has(message.level) && typeof message.text === 'string' && (message.requestId === null || typeof message.requestId === 'string') && (message.traceId === undefined || message.traceId === null || typeof message.traceId === 'string') && (message.stream === undefined || message.stream === 'stdout' || message.stream === 'stderr') ? (posted as FromWorker) : null
     case 'loaded':
       return message.error === null || isFailureDetails(message.error) ? (posted as FromWorker) : null
     case 'result':

@@ -6,7 +6,7 @@ import { format } from 'node:util'
 import { pathToFileURL } from 'node:url'
 import { getHeapStatistics } from 'node:v8'
 import { parentPort, workerData } from 'node:worker_threads'
-import { cutLine, MAX_CUTTABLE, MAX_LOG_LINE, type FailureDetails, type FromWorker, type Invoke, type LogLevel, type WorkerSetup } from './messages.ts'
+import { cutLine, MAX_CUTTABLE, MAX_LOG_LINE, type FailureDetails, type FromWorker, type Invoke, type InvokedFor, type LogLevel, type WorkerSetup } from './messages.ts'
 import { httpResponseOf } from './response.ts'
 
 type Handler = (event: unknown, context: LambdaContext, callback?: (err: unknown, result?: unknown) => void) => unknown
@@ -23,13 +23,18 @@ interface LambdaContext {
 const setup = workerData as WorkerSetup
 const port = parentPort as NonNullable<typeof parentPort>
 /**
- * The request id of the invocation a console line comes from: the one running, or, for a timer,
+ * The request (id and trace id) of the invocation a console line comes from: the one running, or, for a timer,
  * the one that set it. A timer left by an earlier invocation logged under whoever ran when it fired
  * (probe finding). Timers are bound where they are set, not by AsyncLocalStorage: that cost ~3 µs
  * of the worker's ~22 per invocation in the function bench (bench/README.md "Profiling"). Work left
  * behind on a promise still logs under the invocation running when it resumes, or none.
  */
-let running: string | null = null
+let running: InvokedFor | null = null
+
+/** A log message's request and trace ids, of `invocation` (null outside any). */
+function idsOf(invocation: InvokedFor | null): { requestId: string | null; traceId: string | null } {
+  return { requestId: invocation?.requestId ?? null, traceId: invocation?.traceId ?? null }
+}
 
 function boundToInvocation<A extends unknown[]>(callback: (...args: A) => unknown): (...args: A) => unknown {
   const owner = running
@@ -59,7 +64,7 @@ function send(message: FromWorker, transfer?: ArrayBuffer[]): void {
 // finding). Past either budget lines are dropped, and how many is said once the second is over.
 const LOG_LINES_PER_SECOND = 1_000
 const LOG_CHARS_PER_SECOND = 1_048_576
-const logBudget = { windowStart: 0, lines: 0, chars: 0, dropped: 0, droppedFor: null as string | null, note: null as NodeJS.Timeout | null }
+const logBudget = { windowStart: 0, lines: 0, chars: 0, dropped: 0, droppedFor: null as InvokedFor | null, note: null as NodeJS.Timeout | null }
 
 /** True when a line may still be logged this second; counts it as dropped otherwise. */
 function logAdmitted(): boolean {
@@ -82,16 +87,16 @@ function reportDroppedLines(): void {
   logBudget.note = null
   if (logBudget.dropped === 0) return
   const text = `${logBudget.dropped} console lines dropped: a function's worker logs at most ${LOG_LINES_PER_SECOND} lines or ${LOG_CHARS_PER_SECOND / 1_048_576} MB a second`
-  send({ type: 'log', requestId: logBudget.droppedFor, level: 'warn', text })
+  send({ type: 'log', ...idsOf(logBudget.droppedFor), level: 'warn', text })
   logBudget.dropped = 0
 }
 
 /** One admitted line, cut here: a longer one is never copied to the gateway's thread. */
-function log(level: LogLevel, text: string, stream?: 'stdout' | 'stderr', requestId = running): void {
+function log(level: LogLevel, text: string, stream?: 'stdout' | 'stderr', owner = running): void {
   const line = cutLine(text)
   logBudget.lines++
   logBudget.chars += line.length
-  send({ type: 'log', requestId, level, text: line, ...(stream ? { stream } : {}) })
+  send({ type: 'log', ...idsOf(owner), level, text: line, ...(stream ? { stream } : {}) })
 }
 
 for (const [method, level] of [['debug', 'debug'], ['trace', 'debug'], ['log', 'info'], ['info', 'info'], ['warn', 'warn'], ['error', 'error']] as const) {
@@ -113,11 +118,11 @@ function captureStream(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr', le
    * end of it or when another writes. It waited for the next line break, whoever wrote it, and went
    * out glued to the next caller's line under its request id (probe finding).
    */
-  let partialOwner: string | null = null
+  let partialOwner: InvokedFor | null = null
   // Across writes: a character's UTF-8 bytes cut between two (a piped stream's chunks) came out as U+FFFDs (probe finding).
   const decoder = new StringDecoder('utf8')
-  const line = (text: string, requestId = running) => {
-    if (text !== '' && logAdmitted()) log(level, text, name, requestId)
+  const line = (text: string, owner = running) => {
+    if (text !== '' && logAdmitted()) log(level, text, name, owner)
   }
   const flush = () => {
     line(partial + decoder.end(), partialOwner)
@@ -173,7 +178,8 @@ async function loadHandler(): Promise<Handler> {
 port.on('message', (invoke: Invoke) => void run(invoke))
 
 async function run(invoke: Invoke): Promise<void> {
-  running = invoke.requestId
+  // Not the Invoke itself: a timer bound to the invocation would keep its event's text alive.
+  running = { requestId: invoke.requestId, traceId: invoke.traceId }
   try {
     let handler: Handler
     try {

@@ -1,5 +1,6 @@
 // What `bouncer serve` runs: one gateway in this process (server.workers: 1, the default), or a
 // primary and its request-path worker threads (src/instance/workers) when the config asks for more.
+import { instanceIdOf } from '../audit/index.ts'
 import { loadConfigText, readConfigFile, workerCount, type Config } from '../config/index.ts'
 import { createLogger, type BackgroundTasks, type Logger } from '../telemetry/index.ts'
 import { ConfigError, diagnosticLines } from './prepare.ts'
@@ -43,7 +44,9 @@ export async function startServing(options: StartOptions): Promise<Serving> {
       },
     }
   }
-  const logger = options.logger ?? createLogger({ level: config.telemetry.log_level })
+  // The primary's lines name the instance too, as each worker's do (start.ts): a search by instance
+  // missed the lines about the workers' crashes and refused reloads.
+  const logger = (options.logger ?? createLogger({ level: config.telemetry.log_level })).child({ instance: instanceIdOf(config.audit.instance_id, env) })
   const workers = await startWorkers({ configFile: options.configFile, configText: text, config, count, port: options.port, adminPort: options.adminPort, logger, env })
   return { ...workers, workers: count, config: () => config }
 }

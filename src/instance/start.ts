@@ -112,7 +112,10 @@ export async function startGateway(options: StartOptions): Promise<GatewayInstan
       publishedKeys: () => publishedKeysOf(signersToPublish(live)),
       // MCP tool calls run through this gateway's own pipeline, and are audited in its log.
       dispatch: (request) => dispatchInternally(request),
-      audit: (facts) => audit.record(facts),
+      audit: (facts) => {
+        audit.record(facts)
+        if (facts.limit !== null && facts.code !== null) metrics.countLimited(facts.limit, facts.code)
+      },
       tracing,
     },
   })

@@ -55,6 +55,11 @@ export interface Metrics extends TraceCounters {
   countRefusedBeforeRouting(status: number): void
   /** A connection closed unanswered at server.max_connections. */
   countRefusedConnection(): void
+  /**
+   * A refusal by a limit the pipeline did not carry: an MCP server's tool call refused by its
+   * server's limits, or a call held for approval by its route's (the MCP endpoint audits those).
+   */
+  countLimited(limit: string, code: string): void
   keySetEvent(issuer: string, ok: boolean): void
   render(): Promise<{ contentType: string; body: string }>
 }
@@ -211,6 +216,9 @@ export function createMetrics(sources: MetricSources): Metrics {
       else duration.observe(route, seconds)
       if (request.upstream !== null && request.upstreamMs !== null) upstreamDuration.observe(request.upstream, request.upstreamMs / 1000)
       if (request.limit !== null && request.code !== null) limited.labels(request.limit, request.code).inc()
+    },
+    countLimited(limit, code) {
+      limited.labels(limit, code).inc()
     },
     countRefusedConnection() {
       refusedConnections.inc()

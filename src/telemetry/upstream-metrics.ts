@@ -7,17 +7,14 @@ export interface TargetGauges {
   /** Taking requests: healthy by its checks and not ejected. */
   readonly available: boolean
   readonly inFlight: number
-  readonly requests: number
-  readonly failures: number
-  readonly ejections: number
+  readonly counts: { readonly requests: number; readonly failures: number; readonly ejections: number }
 }
 
 /** What the metrics read of one upstream. */
 export interface UpstreamGauges {
   readonly name: string
   readonly targets: readonly TargetGauges[]
-  readonly retries: number
-  readonly retriesOverBudget: number
+  readonly retryCounts: { readonly retries: number; readonly retriesOverBudget: number }
 }
 
 function escape(value: string): string {
@@ -27,14 +24,14 @@ function escape(value: string): string {
 const TARGET_SERIES: ReadonlyArray<{ name: string; type: 'gauge' | 'counter'; help: string; value: (t: TargetGauges) => number }> = [
   { name: 'bouncer_upstream_target_up', type: 'gauge', help: '1 while a target takes requests (healthy by its checks, not ejected).', value: (t) => (t.available ? 1 : 0) },
   { name: 'bouncer_upstream_target_in_flight', type: 'gauge', help: 'Requests in flight to a target.', value: (t) => t.inFlight },
-  { name: 'bouncer_upstream_target_requests_total', type: 'counter', help: 'Tries sent to a target, retries included.', value: (t) => t.requests },
-  { name: 'bouncer_upstream_target_failures_total', type: 'counter', help: 'Tries to a target that failed: no connection, a reset or timeout before the answer, an answer that is not HTTP, or a 5xx.', value: (t) => t.failures },
-  { name: 'bouncer_upstream_target_ejections_total', type: 'counter', help: 'Times a target was taken out after consecutive failures (eject).', value: (t) => t.ejections },
+  { name: 'bouncer_upstream_target_requests_total', type: 'counter', help: 'Tries sent to a target, retries included.', value: (t) => t.counts.requests },
+  { name: 'bouncer_upstream_target_failures_total', type: 'counter', help: 'Tries to a target that failed: no connection, a reset or timeout before the answer, an answer that is not HTTP, or a 5xx.', value: (t) => t.counts.failures },
+  { name: 'bouncer_upstream_target_ejections_total', type: 'counter', help: 'Times a target was taken out after consecutive failures (eject).', value: (t) => t.counts.ejections },
 ]
 
 const UPSTREAM_SERIES: ReadonlyArray<{ name: string; help: string; value: (u: UpstreamGauges) => number }> = [
-  { name: 'bouncer_upstream_retries_total', help: 'Failed tries sent again to a target of the upstream.', value: (u) => u.retries },
-  { name: 'bouncer_upstream_retries_over_budget_total', help: 'Retries the upstream\'s retry budget refused: the failure went to the client.', value: (u) => u.retriesOverBudget },
+  { name: 'bouncer_upstream_retries_total', help: 'Failed tries sent again to a target of the upstream.', value: (u) => u.retryCounts.retries },
+  { name: 'bouncer_upstream_retries_over_budget_total', help: 'Retries the upstream\'s retry budget refused: the failure went to the client.', value: (u) => u.retryCounts.retriesOverBudget },
 ]
 
 export function renderUpstreamMetrics(upstreams: Iterable<UpstreamGauges>): string {

@@ -135,7 +135,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#dropped = 0
     this.#interimSince = 0
     target.inFlight++
-    target.requests++
+    target.counts.requests++
     this.#served.attempts++
     this.#dispatchedAt = performance.now()
     const request = this.#request

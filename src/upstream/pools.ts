@@ -1,7 +1,8 @@
 // An upstream and its targets, each with its own undici keep-alive pool. A reload reuses the
 // upstream whose settings (and TLS files) did not change, so warm sockets, health, ejections and the
-// retry budget survive it (the in-flight count goes by name, whatever changed: in-flight.ts);
-// upstreams no longer used are closed once their requests finish, their health checks stopped.
+// retry budget survive it (the in-flight count goes by name, whatever changed: in-flight.ts; so do
+// the metrics' counters, by name and origin); upstreams no longer used are closed once their
+// requests finish, their health checks stopped.
 import { createSharedResources, type SharedResources } from '../collections/index.ts'
 import { loadTlsMaterial, type BalanceStrategy, type UpstreamTlsMaterial, type UpstreamConfig } from '../config/index.ts'
 import { foldHeaderName } from '../http/index.ts'
@@ -9,9 +10,9 @@ import type { BackgroundTasks, Logger } from '../telemetry/index.ts'
 import { startHealthChecks } from './health.ts'
 import type { InFlight, InFlightCounts } from './in-flight.ts'
 import type { HealthCheckRole } from './health-share.ts'
-import { RETRY_RESERVE, retryPolicy, type RetryBudget, type RetryPolicy } from './retry.ts'
+import { RETRY_RESERVE, retryPolicy, type RetryBudget, type RetryCounts, type RetryPolicy } from './retry.ts'
 import { shareEjections, type EjectionShare } from './eject-share.ts'
-import { closeTarget, createTarget, targetEjectedElsewhere, type Target, type TargetOwner } from './targets.ts'
+import { closeTarget, createTarget, newTargetCounts, targetEjectedElsewhere, type Target, type TargetCounts, type TargetOwner } from './targets.ts'
 
 export interface Upstream extends TargetOwner, RetryBudget {
   readonly name: string
@@ -59,12 +60,42 @@ export interface UpstreamDeps {
   inFlight: InFlightCounts
 }
 
+/**
+ * The metrics' counters of every upstream (by name) and target (by upstream and origin) the gateway
+ * has run: a reload that changed an upstream's settings made its targets anew, and their counters
+ * went back to 0 under the same labels (a counter reset to Prometheus), while the requests the
+ * replaced upstream still finished were counted where no scrape read them (a probe).
+ */
+interface CountsLedger {
+  target(upstream: string, origin: string): TargetCounts
+  retries(upstream: string): RetryCounts
+}
+
+function countsLedger(): CountsLedger {
+  const targets = new Map<string, TargetCounts>()
+  const retries = new Map<string, RetryCounts>()
+  return {
+    target(upstream, origin) {
+      const key = JSON.stringify([upstream, origin])
+      let counts = targets.get(key)
+      if (counts === undefined) targets.set(key, (counts = newTargetCounts()))
+      return counts
+    },
+    retries(upstream) {
+      let counts = retries.get(upstream)
+      if (counts === undefined) retries.set(upstream, (counts = { retries: 0, retriesOverBudget: 0 }))
+      return counts
+    },
+  }
+}
+
 /** Upstreams live as long as their settings: a reload keeps the targets (warm sockets, health) of one that did not change. */
 export function createUpstreamRegistry(deps: UpstreamDeps): UpstreamRegistry {
+  const ledger = countsLedger()
   return createSharedResources({
     // The TLS files' contents count: a renewed certificate is picked up by a reload.
     fingerprint: (config) => JSON.stringify([config, config.tls ? loadTlsMaterial(config.tls).material : null]),
-    create: (config) => createUpstream(config, deps),
+    create: (config) => createUpstream(config, deps, ledger),
     close: async (upstream) => {
       deps.inFlight.release(upstream.name)
       upstream.stopChecks()
@@ -74,7 +105,7 @@ export function createUpstreamRegistry(deps: UpstreamDeps): UpstreamRegistry {
   })
 }
 
-function createUpstream(config: UpstreamConfig, deps: UpstreamDeps): Upstream {
+function createUpstream(config: UpstreamConfig, deps: UpstreamDeps, ledger: CountsLedger): Upstream {
   const urls = (config.targets ?? [config.url as string]).map((text) => new URL(text))
   const first = urls[0] as URL
   const tls = config.tls ? tlsOf(config.name, config.tls) : null
@@ -82,15 +113,14 @@ function createUpstream(config: UpstreamConfig, deps: UpstreamDeps): Upstream {
   const ejection = config.eject ? { after: config.eject.after, forMs: config.eject.for } : null
   const upstream: Upstream = {
     name: config.name,
-    targets: urls.map((url) => createTarget(url.origin, { connections: config.max_connections, connectTimeoutMs: config.connect_timeout, timeoutMs: config.timeout, tls })),
+    targets: urls.map((url) => createTarget(url.origin, { connections: config.max_connections, connectTimeoutMs: config.connect_timeout, timeoutMs: config.timeout, tls }, ledger.target(config.name, url.origin))),
     balance: config.balance,
     next: 0,
     basePath: first.pathname === '/' ? '' : first.pathname.replace(/\/+$/, ''),
     tls,
     retry: retryPolicy(config.retries),
     retryCredit: RETRY_RESERVE,
-    retries: 0,
-    retriesOverBudget: 0,
+    retryCounts: ledger.retries(config.name),
     retryAfterSeconds: Math.max(1, Math.ceil(Math.min(config.health_check?.interval ?? Infinity, ejection?.forMs ?? Infinity, 30_000) / 1000)),
     ejection,
     logger: deps.logger,

@@ -51,6 +51,11 @@ export function retryPolicy(config: RetriesConfig | undefined): RetryPolicy | nu
 /** The upstream's side of the budget, and its counters for the metrics. */
 export interface RetryBudget {
   retryCredit: number
+  readonly retryCounts: RetryCounts
+}
+
+/** Retries sent and refused by the budget: counters that outlive the upstream (pools.ts). */
+export interface RetryCounts {
   retries: number
   retriesOverBudget: number
 }
@@ -63,11 +68,11 @@ export function depositRetryCredit(budget: RetryBudget, policy: RetryPolicy): vo
 /** Spends one retry, or says the budget is spent. */
 export function takeRetry(budget: RetryBudget): boolean {
   if (budget.retryCredit < 1) {
-    budget.retriesOverBudget++
+    budget.retryCounts.retriesOverBudget++
     return false
   }
   budget.retryCredit -= 1
-  budget.retries++
+  budget.retryCounts.retries++
   return true
 }
 

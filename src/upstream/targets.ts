@@ -38,11 +38,20 @@ export interface Target {
    */
   pooled: number
   consecutiveFailures: number
-  /** Counters for the metrics: tries sent, failed tries, ejections. */
+  /** Its counters for the metrics, shared with the targets a reload makes for the same upstream and origin. */
+  readonly counts: TargetCounts
+  readmit: NodeJS.Timeout | null
+}
+
+/** Tries sent, failed tries, ejections: counters that outlive the target (pools.ts). */
+export interface TargetCounts {
   requests: number
   failures: number
   ejections: number
-  readmit: NodeJS.Timeout | null
+}
+
+export function newTargetCounts(): TargetCounts {
+  return { requests: 0, failures: 0, ejections: 0 }
 }
 
 export interface TargetPoolOptions {
@@ -52,7 +61,7 @@ export interface TargetPoolOptions {
   tls: UpstreamTlsMaterial | null
 }
 
-export function createTarget(origin: string, options: TargetPoolOptions): Target {
+export function createTarget(origin: string, options: TargetPoolOptions, counts: TargetCounts = newTargetCounts()): Target {
   const connectOptions = { timeout: options.connectTimeoutMs, ...(origin.startsWith('https:') ? tlsConnectOptions(options.tls) : {}) }
   return {
     url: origin,
@@ -74,9 +83,7 @@ export function createTarget(origin: string, options: TargetPoolOptions): Target
     connections: options.connections,
     pooled: 0,
     consecutiveFailures: 0,
-    requests: 0,
-    failures: 0,
-    ejections: 0,
+    counts,
     readmit: null,
   }
 }
@@ -164,11 +171,11 @@ export function targetSucceeded(target: Target): void {
 
 /** A try that failed (no connection, a reset or timeout before the answer, an answer that is not HTTP, a 5xx): counted, and maybe ejected. */
 export function targetFailed(owner: TargetOwner, target: Target): void {
-  target.failures++
+  target.counts.failures++
   const ejection = owner.ejection
   if (ejection === null || target.ejected) return
   if (++target.consecutiveFailures < ejection.after) return
-  target.ejections++
+  target.counts.ejections++
   owner.logger.warn({ upstream: owner.name, target: target.url, failures: target.consecutiveFailures, for_ms: ejection.forMs }, 'upstream target ejected after consecutive failures')
   eject(owner, target, ejection.forMs)
   owner.ejectionShare?.post(target.url)

@@ -39,7 +39,7 @@ export function forwardUpgrade(ctx: Readonly<RequestContext>, settings: ForwardS
   // have taken the last place.
   if (!upstream.inFlight.enter(upstream.maxConcurrent)) throw upstreamSaturated(upstream, false)
   target.inFlight++
-  target.requests++
+  target.counts.requests++
   return new Promise<Served>((resolve) => {
     let done = false
     // node:http's `timeout` is the socket's idle time, which every byte restarts: an upstream that
