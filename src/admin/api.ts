@@ -86,8 +86,9 @@ export function adminRoutes(actions: AdminActions): AdminRoute[] {
         const request = explainRequest(body)
         // Checking a key tells whether its secret matches, and whose it is, with no audit record and
         // no limit: an oracle for a leaked key that the gateway itself would audit. Admins only.
-        // The test explain itself uses (white space before `bk_` passed a prefix check: a review).
-        if (request.token !== undefined && isApiKeyBearer(`Bearer ${request.token}`) && caller?.access !== 'admin') {
+        // On the token as explain reads it, trimmed of any white space (spaces before `bk_` passed a
+        // prefix check: a review; then a line break or a no-break space: the admin probe).
+        if (request.token !== undefined && isApiKeyBearer(`Bearer ${request.token.trim()}`) && caller?.access !== 'admin') {
           throw new GatewayError('policy_denied', { detail: 'Explaining an API key checks its secret against the key store: it needs admin access, and this credential reads only. Explain its principal with "claims" instead.' })
         }
         if (request.tool !== undefined) return { body: await explainTool(actions.runtime(), { ...request, tool: request.tool }) }

@@ -12,7 +12,7 @@ import { jwtIssuers, x509Issuers, type AuditConfig } from '../config/index.ts'
 import { GatewayError, truncateClientValue } from '../errors/index.ts'
 import { AUTH_FAILURES_LIMIT } from '../limits/index.ts'
 import type { Runtime } from '../gateway/index.ts'
-import type { Approval } from '../agents/index.ts'
+import { ApprovalStoreError, type Approval } from '../agents/index.ts'
 import type { AdminActions } from './api.ts'
 import type { AdminCaller } from './auth.ts'
 import type { AuditPage, Catalog, ConsoleSession, ExplainedDenial, MatrixCell, RecordedDecision, Trace, Verification } from './console-shapes.ts'
@@ -143,14 +143,20 @@ function matrixOf(runtime: Runtime): Catalog['matrix'] {
   return out
 }
 
-/** The approvals waiting, as GET /api/approvals?status=pending answers; null where the gateway has none (no endpoint, or no mcp.approvals). */
-async function pendingApprovals(list: AdminRoute | undefined, request: AdminRequest): Promise<Approval[] | null> {
-  if (!list) return null
+/**
+ * The approvals waiting, as GET /api/approvals?status=pending answers; null where the gateway has none
+ * (no endpoint, or no mcp.approvals), or where its store cannot be read: then why, and the rest of the
+ * catalog still answers (a store that was no database took the whole Catalog page with it: the admin probe).
+ */
+async function pendingApprovals(list: AdminRoute | undefined, request: AdminRequest): Promise<Pick<Catalog, 'approvals' | 'approvals_error'>> {
+  const none = { approvals: null, approvals_error: null }
+  if (!list) return none
   try {
     const reply = await list.handle({ ...request, path: 'approvals', query: new URLSearchParams({ status: 'pending' }), params: {}, body: undefined })
-    return Array.isArray(reply.body) ? (reply.body as Approval[]) : null
+    return { approvals: Array.isArray(reply.body) ? (reply.body as Approval[]) : null, approvals_error: null }
   } catch (err) {
-    if (err instanceof GatewayError && err.code === 'route_not_found') return null
+    if (err instanceof GatewayError && err.code === 'route_not_found') return none
+    if (err instanceof GatewayError && err.cause instanceof ApprovalStoreError) return { approvals: null, approvals_error: err.detail }
     throw err
   }
 }
@@ -180,7 +186,7 @@ async function catalogOf(rt: Runtime, audit: AuditConfig, approvals: AdminRoute 
       ...x509Issuers(rt.config).map((issuer): Issuer => ({ name: issuer.name, type: 'x509', issuer: null, jwks_uri: null, state: 'ready', keys: [], last_refresh: null, last_error: null })),
     ],
     drift: counts.unknown_issuers,
-    approvals: await pendingApprovals(approvals, request),
+    ...(await pendingApprovals(approvals, request)),
     limits: [...rt.config.limits.map((limit) => ({
       name: limit.name, key: limit.key, rate: limit.rate?.text ?? null, burst: limit.burst ?? null, quota: limit.quota?.text ?? null,
       routes: rt.config.routes.filter((r) => r.limits.includes(limit.name)).map((r) => r.id),

@@ -122,7 +122,8 @@ export const consoleSchemas: Record<string, JsonSchema> = {
     issuers: array(issuerShape),
     drift: array(shape({ detail: nullable(string), count: integer, last: string })),
     limits: array(shape({ name: string, key: string, rate: nullable(string), burst: nullable(integer), quota: nullable(string), routes: array(string), refused_1h: integer })),
-    approvals: { anyOf: [{ type: 'null' }, array({ type: 'object' })], description: 'the pending approvals (GET /api/approvals?status=pending); null where the gateway has none' },
+    approvals: { anyOf: [{ type: 'null' }, array({ type: 'object' })], description: 'the pending approvals (GET /api/approvals?status=pending); null where the gateway has none, or its store cannot be read' },
+    approvals_error: { ...nullable(string), description: 'why the approvals could not be read (their store failed: its path and why); null otherwise' },
   }),
   ReplayRequest: {
     type: 'object',

@@ -73,6 +73,8 @@ export interface Catalog {
   drift: AuditCounts['unknown_issuers']
   /** The pending approvals (GET /api/approvals?status=pending); null where the gateway has none. */
   approvals: Approval[] | null
+  /** Why the approvals could not be read (their store failed: its path and why); null when they could, or there are none. */
+  approvals_error: string | null
   limits: Array<{
     name: string; key: string; rate: string | null; burst: number | null; quota: string | null; routes: string[]
     refused_1h: number; last_refused: string | null

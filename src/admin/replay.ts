@@ -26,6 +26,23 @@ import type { Disagreement, ExplainedUnder, ReplayChange, ReplayResult } from '.
 /** At most this many records are read; the answer says when the range held more. */
 export const REPLAY_MAX_RECORDS = 100_000
 
+/**
+ * The longest a replay decides requests before the event loop gets a turn. Explain is synchronous
+ * and runs on the gateway's thread: 5,000 distinct requests decided twice held every request to the
+ * gateway 1.8 s, and the 100,000 a replay reads could hold them for half a minute (the admin probe).
+ */
+const REPLAY_SLICE_MS = 10
+
+/** Resolves at once within a slice, else after a turn of the event loop (which starts the next slice). */
+function slices(sliceMs: number): () => Promise<void> {
+  let started = performance.now()
+  return async () => {
+    if (performance.now() - started < sliceMs) return
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    started = performance.now()
+  }
+}
+
 /** The claims a recorded request's verified identity stands for (the record keeps iss, sub and the client). */
 export function recordedClaims(record: Pick<AuditRecord, 'issuer' | 'subject' | 'client_id'>): Record<string, unknown> | undefined {
   if (record.subject === null) return undefined
@@ -66,7 +83,20 @@ const unrecordedClaims = (conditions: ReadonlyArray<{ name: string }> | null): s
 /** What the trace and the denials know of a recorded request; `roles` null when the record could not be read again. */
 export type RecordedRequest = Pick<AuditRecord, 'method' | 'path' | 'route' | 'issuer' | 'subject' | 'client_id' | 'source_ip' | 'decision' | 'status' | 'code' | 'statement' | 'detail' | 'actor' | 'credential' | 'limit'> & {
   roles: readonly string[] | null
+  /** Which chain wrote it (the denials' groups do not say: none of them is a change). */
+  instance?: string | null
 }
+
+/**
+ * A change made through the admin API or from the command line (a revocation, a key made), in their
+ * own chains, `admin:<host>` (admin/change-audit.ts) and `cli:<host>` (cli/change-audit.ts): no
+ * request to the gateway, so nothing a config decides. The trace explained one as a request
+ * ("would be 401 issuer_unknown … the config has likely changed") and replay listed it among the
+ * requests a draft changes (found by the admin probe). The route is null on every such record, as
+ * on no allowed request (a host named `admin` makes gateway instances `admin:<pid>`).
+ */
+export const changeMade = (r: Pick<AuditRecord, 'route' | 'decision'> & { instance?: string | null }): boolean =>
+  r.route === null && r.decision === 'allow' && /^(admin|cli):/.test(r.instance ?? '')
 
 /**
  * Refused at 401 with no verified identity for a reason other than no credential (token_expired,
@@ -139,6 +169,16 @@ export async function explainRecorded(rt: Runtime, record: RecordedRequest, opti
       reason: `Not decided again: ${approvalDecision(record) ? 'an approver\'s decision on a pending tool call is theirs, not a policy\'s' : 'the record keeps no identity to decide the tool call for'}; the record says${record.detail ? ` "${record.detail}"` : ` ${recordedOutcome(record)}`}.`,
     }
     caveats.push(`A tool call (route "${route}"): ${approvalDecision(record) ? 'an approver decided it' : 'the MCP endpoint decided it'}, and it is not explained again under the running config; the decision shown is the recorded one.`)
+  } else if (changeMade(record)) {
+    const made = record.method === 'CLI' ? 'a change made from the command line' : 'a change made through the admin API'
+    explanation.route = null
+    explanation.identity = null
+    explanation.roles = []
+    explanation.statements = []
+    explanation.decision = {
+      effect: 'allow', status: record.status, code: null, statement: null,
+      reason: `Not decided again: ${made}, not a request to the gateway${record.detail ? ` (the record says "${record.detail}")` : ''}; no config decides it.`,
+    }
   } else if (heldBack(record)) {
     explanation.decision = {
       effect: 'deny', status: record.status, code: record.code as ErrorCode, statement: null,
@@ -286,8 +326,8 @@ async function verdict(rt: Runtime, record: AuditRecord): Promise<Verdict> {
   return { effect: decision.effect, status: decision.status, code: decision.code, statement: decision.statement, reason: decision.reason }
 }
 
-/** Refused before any decision (a bad request, a token that did not verify): the draft cannot change those. */
-const undecidable = (r: AuditRecord) => r.method === '-' || (r.status === 401 && r.subject === null) || r.status === 400 || r.status === 413 || r.status === 431
+/** Refused before any decision (a bad request, a token that did not verify), or no request at all (a change): the draft cannot change those. */
+const undecidable = (r: AuditRecord) => r.method === '-' || changeMade(r) || (r.status === 401 && r.subject === null) || r.status === 400 || r.status === 413 || r.status === 431
 
 /**
  * A draft reads nothing of this process's environment: its `${env:NAME:-default}` takes the
@@ -355,7 +395,9 @@ export async function replay(current: Runtime, source: AuditSource, options: { d
     const scanned = Math.min(records.length, REPLAY_MAX_RECORDS)
     // Requests alike in everything the decision reads are decided once.
     const groups = new Map<string, { record: AuditRecord; count: number }>()
+    const turn = slices(REPLAY_SLICE_MS)
     for (const record of records.slice(0, scanned)) {
+      await turn()
       if (undecidable(record)) continue
       const key = JSON.stringify([record.method, recordedOverride(record), record.issuer, record.subject, record.client_id, record.source_ip, record.credential === 'client_cert'])
       const group = groups.get(key)
@@ -364,6 +406,7 @@ export async function replay(current: Runtime, source: AuditSource, options: { d
     }
     const changes: ReplayChange[] = []
     for (const { record, count } of groups.values()) {
+      await turn()
       const before = await verdict(current, record)
       const after = await verdict(draft, record)
       if (before.effect === after.effect && before.code === after.code && before.statement === after.statement) continue

@@ -186,6 +186,9 @@ async function serve(options: AdminServerOptions, table: RouteTable, consoleAsse
     }
   }
   if (url.pathname.startsWith('/api/')) {
+    // Read as the gateway reads a request's headers: two Authorization headers (Node keeps the first,
+    // a proxy in front may read the other), two Hosts, both Content-Length and chunked are 400 (the admin probe).
+    inspectHeaders(req.rawHeaders)
     const path = url.pathname.slice('/api/'.length).replace(/\/+$/, '')
     // How an answer names the path: DELETE /api/keys/{id} takes a whole key, whose secret a problem's detail must not hold (SPEC).
     const named = truncateClientValue(scrub(`/api/${path}`))

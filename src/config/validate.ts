@@ -202,8 +202,8 @@ function credentialSetup(config: Config, kind: AcceptedCredential): string | nul
 /**
  * The admin tokens' rule, for literal values (check) and for values read from a secrets store: a
  * read_token equal to the token is the admin token (it is checked first), so whoever was handed the
- * "read-only" one may reload and revoke; a token with white space can never be sent as
- * `Authorization: Bearer <token>`, so every call is refused 401.
+ * "read-only" one may reload and revoke; a token with white space, a control character or a
+ * character beyond U+00FF can never be sent as `Authorization: Bearer <token>`, so every call is refused 401.
  */
 export function adminTokenProblems(token: string | undefined, readToken: string | undefined, read: 'as written' | 'from the store' = 'as written'): Array<{ key: 'token' | 'read_token'; message: string }> {
   const stored = read === 'from the store'
@@ -212,8 +212,16 @@ export function adminTokenProblems(token: string | undefined, readToken: string 
     return [{ key: 'read_token', message: `admin.read_token ${same}: whoever holds it may do everything; give the read-only token a value of its own` }]
   }
   const problems: Array<{ key: 'token' | 'read_token'; message: string }> = []
+  const once = stored ? ' once its secret is read' : ''
   for (const [key, value] of [['token', token], ['read_token', readToken]] as const) {
-    if (value !== undefined && /\s/.test(value)) problems.push({ key, message: `admin.${key} holds white space${stored ? ' once its secret is read' : ''}, which no bearer token can (Authorization: Bearer <token>): no request could present it` })
+    if (value === undefined) continue
+    if (/\s/.test(value)) problems.push({ key, message: `admin.${key} holds white space${once}, which no bearer token can (Authorization: Bearer <token>): no request could present it` })
+    // Node reads a header's bytes as Latin-1 (curl's UTF-8 `€` arrives as `â¬`), fetch and undici
+    // refuse such a header, and a control character makes the request a 400. Never quoted: a secret.
+    // eslint-disable-next-line no-control-regex -- the control characters are what is refused
+    else if (/[\u0000-\u001f\u007f\u0100-\u{10ffff}]/u.test(value)) {
+      problems.push({ key, message: `admin.${key} holds a character no HTTP header can carry${once} (a control character, or one beyond U+00FF): no request could present it` })
+    }
   }
   return problems
 }

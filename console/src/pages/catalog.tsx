@@ -21,10 +21,11 @@ function WorkerStates({ issuer }: { issuer: Catalog['issuers'][number] }) {
   )
 }
 
-function Approvals({ pending }: { pending: Approval[] | null }) {
+function Approvals({ pending, unreadable }: { pending: Approval[] | null; unreadable: string | null }) {
   const [items, setItems] = useState<Approval[] | null>(pending)
   const absent = pending === null
-  const [error, setError] = useState<unknown>(null)
+  // Their store could not be read: why, not "not configured".
+  const [error, setError] = useState<unknown>(unreadable === null ? null : new Error(unreadable))
   const [approver, setApprover] = useState('')
   const [decided, setDecided] = useState<string | null>(null)
   const load = () => api<Approval[]>('approvals?status=pending').then(setItems, setError)
@@ -41,7 +42,7 @@ function Approvals({ pending }: { pending: Approval[] | null }) {
       <Failure error={error} />
       {/* The row goes away when decided: the decision is said too, where a screen reader hears it. */}
       <p class="hint" role="status">{decided}</p>
-      {absent ? <Empty>No approvals on this gateway (mcp.approvals is not configured).</Empty>
+      {unreadable !== null ? null : absent ? <Empty>No approvals on this gateway (mcp.approvals is not configured).</Empty>
         : items && items.length === 0 ? <Empty>Nothing waits for approval.</Empty> : (
           <>
             <table class="rows">
@@ -156,7 +157,7 @@ export function CatalogPage() {
               )}
               <p class="hint">Names and versions only: no value ever leaves the gateway.</p>
             </Panel>
-            <Approvals pending={catalog.approvals} />
+            <Approvals pending={catalog.approvals} unreadable={catalog.approvals_error} />
           </div>
         </>
       )}
