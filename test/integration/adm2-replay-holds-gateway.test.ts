@@ -13,7 +13,7 @@ import { startUpstream, type TestUpstream } from '../helpers/upstream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ADMIN = 'adm2-replay-holds-admin-token-0123456789'
-const RECORDS = 20_000
+const RECORDS = 10_000
 let idp: TestIdentityProvider
 let upstream: TestUpstream
 let gateway: TestGateway
@@ -62,7 +62,7 @@ it('replaying thousands of distinct requests leaves the event loop free to serve
   } finally {
     clearInterval(ticks)
   }
-  // Unsliced, the 20,000 decisions took 5 s at once on a loaded 2-core host; now the longest wait is
-  // the records' arrival from the audit side thread (0.3 s there).
-  expect(longestGap).toBeLessThan(1_000)
+  // Unsliced, 20,000 decisions took 5 s at once on a loaded 2-core host (10,000: 2.5 s); now the
+  // longest wait is the records' arrival from the audit side thread (0.3 s there for 20,000).
+  expect(longestGap).toBeLessThan(500)
 }, 60_000)
