@@ -101,6 +101,14 @@ const MAX_ADMIN_BODY = 1_048_576
 export const ADMIN_PROBES = ['/healthz', '/readyz', '/metrics'] as const
 const PROBES: ReadonlySet<string> = new Set(ADMIN_PROBES)
 
+/**
+ * An admin request's path as the log may hold it: as sent it may hold a whole API key (the id of
+ * DELETE /api/keys/{id}) or a token in its query, and any length. Its secrets scrubbed, as in logCall.
+ */
+export function adminPathForLog(url: string | undefined): string {
+  return truncateClientValue(scrub(url ?? ''))
+}
+
 export function createAdminServer(options: AdminServerOptions): Server {
   const table = routeTable(options.routes)
   const consoleAssets = loadConsoleAssets()
@@ -108,8 +116,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
     const requestId = randomUUID()
     serve(options, table, consoleAssets, req, res).catch((err: unknown) => {
       const error = asGatewayError(err)
-      // The path as sent may hold a whole API key (the id of DELETE /api/keys/{id}): its secret is scrubbed, as in logCall.
-      if (error.code === 'internal_error') options.logger.error({ err: error.cause, path: truncateClientValue(scrub(req.url ?? '')) }, 'admin request failed')
+      if (error.code === 'internal_error') options.logger.error({ err: error.cause, path: adminPathForLog(req.url) }, 'admin request failed')
       sendProblem(res, error, requestId, req.method === 'HEAD')
     })
   })
