@@ -6,7 +6,7 @@
 // granted — the requested roles (`scope`, space-separated role names) that the user holds and the
 // agent may act with (token_exchange.actors) —, the user's own claims (those it states itself
 // under `idp_claims`), and `exp` the earliest of the requested lifetime (`expires_in`),
-// token_exchange.lifetime, the user's own token's `exp`, and, for a token checked by introspection
+// token_exchange.lifetime, the user's and the agent's own tokens' `exp`, and, for a token checked by introspection
 // (the user's or the agent's), its issuer's introspection.cache. The agent's own roles travel in
 // `act.roles`, its own token's claims beside them (for its statements' conditions): a call made
 // with the token is allowed only where both sides' roles allow
@@ -127,10 +127,11 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     }
 
     const issuedAt = Math.floor(now() / 1000)
-    // An introspected token may have no exp (expiresAt 0): the provider vouched for it, and lifetime bounds the new one.
-    const remaining = subject.expiresAt > 0 ? subject.expiresAt - issuedAt : Infinity
-    if (remaining <= 0) throw refuse('invalid_grant', 'subject_token: the token has expired.')
-    const lifetime = Math.min(Math.floor(exchange.lifetime / 1000), requestedSeconds ?? Infinity, remaining, untilRevocationSeen(subject, actor))
+    const lifetime = Math.min(
+      Math.floor(exchange.lifetime / 1000), requestedSeconds ?? Infinity,
+      secondsLeft('subject_token', subject, issuedAt), actor ? secondsLeft('actor_token', actor, issuedAt) : Infinity,
+      untilRevocationSeen(subject, actor),
+    )
     // The user's own claims, each once: those the token states itself (roles, scope, scp, azp…) as
     // they were under idp_claims, the others beside its own. The verifier puts them back together
     // for statement conditions (own-tokens.ts): the probe found the user's provider `roles` and
@@ -166,6 +167,19 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     // The audit record of the exchange names whom the token is for and who acts, with what was granted.
     const caller = callerOf(subject, actor, { roles: granted, actorRoles, act: claims.act as Record<string, unknown> | undefined })
     return { answer: { access_token: token, issued_token_type: requestedType, token_type: 'Bearer', expires_in: lifetime, scope: claims.scope }, caller }
+  }
+
+  /**
+   * Seconds until the user's or the agent's own token expires: a delegation outlives neither (the
+   * probe found one lasting the whole lifetime for an agent whose token had seconds left). An
+   * introspected token may have no exp (expiresAt 0): the provider vouched for it, and lifetime
+   * bounds the new one. One within its issuer's clock tolerance past exp has nothing left to give.
+   */
+  function secondsLeft(which: 'subject_token' | 'actor_token', identity: Identity, issuedAt: number): number {
+    if (identity.expiresAt <= 0) return Infinity
+    const left = identity.expiresAt - issuedAt
+    if (left <= 0) throw refuse('invalid_grant', `${which}: the token has expired.`)
+    return left
   }
 
   /**
