@@ -111,6 +111,7 @@ export function tokenEndpoint(options: TokenEndpointOptions): Backend {
     const subject = await verified('subject_token', subjectToken, clientIp)
     const actor = actorToken === undefined ? null : await verified('actor_token', actorToken, clientIp)
     tried(callerOf(subject, actor, null))
+    if (actor) checkMayAct(subject, actor)
     const userRoles = options.rolesFor(subject)
     const actorRoles = actor ? options.rolesFor(actor) : []
     const delegable = actor ? delegableRoles(actor, actorRoles, userRoles) : userRoles
@@ -286,6 +287,22 @@ function callerOf(subject: Identity, actor: Identity | null, grant: { roles: rea
     }),
     credential: 'bearer',
     roles: grant?.roles ?? [],
+  }
+}
+
+/**
+ * RFC 8693 §4.4: a user's token that names the party that may act for its user (`may_act`, its
+ * `sub` and `iss`, the token's own issuer when none is stated) lets no other agent act for them.
+ * The probe found it read as one more claim: any agent the actors config allowed was granted a token.
+ */
+function checkMayAct(subject: Identity, actor: Identity): void {
+  const mayAct = subject.claims.may_act
+  if (mayAct === undefined) return
+  const named = mayAct !== null && typeof mayAct === 'object' ? (mayAct as Record<string, unknown>) : {}
+  if (typeof named.sub !== 'string') throw refuse('invalid_grant', 'subject_token: its may_act claim (RFC 8693 §4.4) names no party by sub, so no agent may act for its user.')
+  const iss = typeof named.iss === 'string' ? named.iss : subject.iss
+  if (named.sub !== actor.sub || iss !== actor.iss) {
+    throw refuse('invalid_grant', `subject_token: its may_act claim (RFC 8693 §4.4) lets ${truncateClientValue(named.sub, 128)} of ${truncateClientValue(iss, 128)} act for its user, not ${actor.sub} of ${actor.iss}.`)
   }
 }
 
