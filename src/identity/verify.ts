@@ -14,7 +14,7 @@ import type { CompactJWSHeaderParameters, JWTPayload, JWTVerifyGetKey, Protected
 import { jose } from './jose.ts'
 import { createLru } from '../collections/index.ts'
 import { EXCHANGE_ISSUER, type IssuerConfig } from '../config/index.ts'
-import { GatewayError, truncateClientValue, type ErrorCode } from '../errors/index.ts'
+import { GatewayError, oauthErrorText, truncateClientValue, type ErrorCode } from '../errors/index.ts'
 import { bearerToken } from '../http/index.ts'
 import type { Identity } from '../request/index.ts'
 import type { Logger } from '../telemetry/index.ts'
@@ -291,7 +291,7 @@ function bearerTokenOf(authorization: string | undefined): string {
 
 /** A 401 with RFC 6750's WWW-Authenticate naming the problem. */
 export function unauthorized(code: ErrorCode, detail: string): GatewayError {
-  return new GatewayError(code, { detail, headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${headerSafe(detail)}"` } })
+  return new GatewayError(code, { detail, headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${oauthErrorText(detail)}"` } })
 }
 
 /** The refusal of an `act` claim that names nobody, here and in explain (gateway/explain.ts). */
@@ -302,9 +302,6 @@ function namesNoActor(): GatewayError {
 }
 
 /** A quoted-string (RFC 9110 §5.6.4) without quotes, backslashes or non-ASCII. */
-function headerSafe(text: string): string {
-  return text.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?')
-}
 
 function keysUnavailable(rule: IssuerRule, cause?: unknown): GatewayError {
   const why = cause !== undefined ? describeFetchError(cause) : (rule.keys.lastError ?? 'still loading')

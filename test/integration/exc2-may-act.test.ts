@@ -36,11 +36,11 @@ it('refuses another agent than the one may_act names, or an agent of another iss
   // Before: 200 both times.
   expect(await exchange(setup.gateway.url, { subject: await userToken({ may_act: { sub: 'billing-agent' } }), actor: agent })).toMatchObject({
     status: 400,
-    body: { error: 'invalid_grant', error_description: `subject_token: its may_act claim (RFC 8693 §4.4) lets billing-agent of ${setup.idp.issuer} act for its user, not analytics-agent of ${setup.idp.issuer}.` },
+    body: { error: 'invalid_grant', error_description: `subject_token: its may_act claim (RFC 8693 section 4.4) lets billing-agent of ${setup.idp.issuer} act for its user, not analytics-agent of ${setup.idp.issuer}.` },
   })
   expect(await exchange(setup.gateway.url, { subject: await userToken({ may_act: { sub: 'analytics-agent', iss: 'https://elsewhere.example' } }), actor: agent })).toMatchObject({
     status: 400,
-    body: { error: 'invalid_grant', error_description: `subject_token: its may_act claim (RFC 8693 §4.4) lets analytics-agent of https://elsewhere.example act for its user, not analytics-agent of ${setup.idp.issuer}.` },
+    body: { error: 'invalid_grant', error_description: `subject_token: its may_act claim (RFC 8693 section 4.4) lets analytics-agent of https://elsewhere.example act for its user, not analytics-agent of ${setup.idp.issuer}.` },
   })
 })
 
@@ -48,7 +48,7 @@ it('refuses every agent for a may_act that names none', async () => {
   for (const mayAct of ['analytics-agent', { iss: setup.idp.issuer }]) {
     expect(await exchange(setup.gateway.url, { subject: await userToken({ may_act: mayAct }), actor: agent })).toMatchObject({
       status: 400,
-      body: { error: 'invalid_grant', error_description: 'subject_token: its may_act claim (RFC 8693 §4.4) names no party by sub, so no agent may act for its user.' },
+      body: { error: 'invalid_grant', error_description: 'subject_token: its may_act claim (RFC 8693 section 4.4) names no party by sub, so no agent may act for its user.' },
     })
   }
 })
